@@ -22,6 +22,7 @@ from fastapi.testclient import TestClient
 
 from engine.api.app import create_app
 from engine.auth.family import person_key
+from tests.operator_calls import before_linkmend26
 from tests.test_resident_family import (
     SUN,
     XIAO,
@@ -111,6 +112,9 @@ def _refused(http, engine, tools, token: dict, others: set[str], words: str = MO
 
 
 def test_a_grant_opens_nothing_of_the_person_its_record_was_linked_into(world):
+    """Data changed in the twenty-sixth round (linkmend26): the desk's ``$link`` of a record of 孙小宝's
+    number into 赵桂兰's person is refused now; the two such links here are ones stored before the
+    rule (``before_linkmend26``): the grant must still open nothing of hers through them."""
     engine, http, tools = world
     zhao = set(engine.identity.patients_for_number(ZHAO))
     xiao = set(engine.identity.patients_for_number(XIAO))
@@ -123,7 +127,8 @@ def test_a_grant_opens_nothing_of_the_person_its_record_was_linked_into(world):
     assert subjects(http.get("/fhir/Observation", headers=bearer(token["access_token"])).json()) == xiao
 
     # the desk links the granted record into 赵桂兰's person: the grant opens nothing of hers
-    _operate(http, tools, "link", granted, sorted(zhao)[0])
+    with before_linkmend26(engine):
+        _operate(http, tools, "link", granted, sorted(zhao)[0])
     assert granted in engine.identity.person_compartment(sorted(zhao)[0])
     _refused(http, engine, tools, token, zhao)
     # nor can a new grant be made for that record while it is someone else's
@@ -153,7 +158,8 @@ def test_a_grant_opens_nothing_of_the_person_its_record_was_linked_into(world):
     assert XIAO not in json.dumps(consent)
 
     # her *other* record moved into 赵桂兰's person: the granted one alone still opens
-    _operate(http, tools, "link", other, sorted(zhao)[0])
+    with before_linkmend26(engine):
+        _operate(http, tools, "link", other, sorted(zhao)[0])
     assert subjects(http.get("/fhir/Observation", headers=as_father).json()) == {granted}
     assert http.get(f"/fhir/Patient/{other}", headers=as_father).status_code == 404
     assert not ids_of(http.get(f"/fhir/Observation?subject=Patient/{sorted(zhao)[0]}", headers=as_father).json())
@@ -173,6 +179,8 @@ def _old_grant(engine, http, tools, patient: str) -> dict:
 
 
 def test_a_merge_an_a08_to_another_number_and_a_grant_recorded_before_this_round(world):
+    """Data changed in the twenty-sixth round (linkmend26): the desk's merge into 赵桂兰's record is
+    refused now; the merge here is one stored before the rule (``before_linkmend26``), undone."""
     engine, http, tools = world
     qian = set(engine.identity.patients_for_number(QIAN))
     xiao = set(engine.identity.patients_for_number(XIAO))
@@ -187,7 +195,8 @@ def test_a_merge_an_a08_to_another_number_and_a_grant_recorded_before_this_round
 
     # merged by the desk into one of 赵桂兰's records (replaced-by): nothing of hers
     zhao = set(engine.identity.patients_for_number(ZHAO))
-    _operate(http, tools, "link", granted, sorted(zhao)[0], "replaced-by")
+    with before_linkmend26(engine):
+        _operate(http, tools, "link", granted, sorted(zhao)[0], "replaced-by")
     _refused(http, engine, tools, token, zhao)
     # the merge undone: the record goes back to its number's person, and the grant holds again
     _operate(http, tools, "unlink", granted, sorted(zhao)[0])

@@ -18,7 +18,7 @@ from __future__ import annotations
 from stdnum.cn import ric
 
 from tests import test_id17_revisit as revisit
-from tests.operator_calls import operate
+from tests.operator_calls import before_linkmend26, operate
 from tests.test_id17_revisit import ER7, NID, _message
 
 world = revisit.world  # the fixture: the engine, HTTP and an HL7 feed
@@ -36,13 +36,32 @@ def _merge(http, source: str, target: str) -> None:
     assert r.status_code == 200, r.text
 
 
+def _old_merge(engine, http, source: str, target: str) -> None:
+    """``_merge`` of two ID numbers' records as the code before the twenty-sixth round took it (refused
+    since, linkmend26): the state such an old merge left, for the tests of its undo."""
+    with before_linkmend26(engine):
+        _merge(http, source, target)
+
+
 def test_a_merged_record_of_another_number_joins_the_survivors_person_only(world):
+    """Data changed in the twenty-sixth round (linkmend26): the desk's merge of O (the relative's number)
+    into S (张三's) is refused now (422, nothing changed: DOMAIN, one person is one ID number); what
+    this test built -- the merged record in the survivor's person only, and the undo giving it back
+    to its number -- is kept for a merge made before the rule (``_old_merge``)."""
     engine, http, send = world
     s = send("FNXRMYY", "A04", "张三")
     o = send("FNZXYY", "A04", "张小明", RELATIVE)
     relative = send("FNZYY", "A04", "张小明", RELATIVE)
     assert engine.identity.person_compartment(relative) == {o, relative}
-    _merge(http, o, s)
+    r = http.post("/fhir/Patient/$link", json={"resourceType": "Parameters", "parameter": [
+        {"name": "source", "valueReference": {"reference": f"Patient/{o}"}},
+        {"name": "target", "valueReference": {"reference": f"Patient/{s}"}},
+        {"name": "type", "valueCode": "replaced-by"},
+        {"name": "reason", "valueString": "duplicate registration made from a relative's ID card"}]})
+    assert r.status_code == 422 and "身份证号不同" in r.text and RELATIVE not in r.text, r.text
+    assert engine.identity.person_compartment(s) == {s}
+    assert engine.identity.person_compartment(relative) == {o, relative}
+    _old_merge(engine, http, o, s)
     assert engine.identity.person_compartment(s) == {s, o}
     assert engine.identity.person_compartment(relative) == {relative}
     assert engine.identity.patients_for_number(RELATIVE) == [relative]

@@ -20,6 +20,7 @@ from stdnum.cn import ric
 
 from engine.api.app import create_app
 from engine.engine import Engine
+from tests.operator_calls import before_linkmend26
 from tests.test_resident_who_looked import sign_in
 
 ER7 = "x-application/hl7-v2+er7"
@@ -38,6 +39,10 @@ def _adt(inst: str, mrn: str, number: str, name: str, phone: str, n: int) -> byt
 
 
 def test_the_number_opens_its_own_person_not_the_one_an_operator_tied_its_record_to(backend_settings):
+    """Data changed in the twenty-sixth round (linkmend26): the desk's ``$link`` of the record made on
+    the father's card to the son's record (two ID numbers) is refused now -- the hospital corrects
+    the record's number instead; sign-in is asserted for such a link stored before the rule
+    (``before_linkmend26``)."""
     engine = Engine(backend_settings)
     try:
         with TestClient(create_app(engine)) as http:
@@ -57,10 +62,14 @@ def test_the_number_opens_its_own_person_not_the_one_an_operator_tied_its_record
 
             on_card, sons, fathers = one("ZY0001"), one("FY0003"), one("MZ0002")
             assert engine.identity.record(fathers)["status"] == "conflict"
-            r = http.post("/fhir/Patient/$link", headers=system, json={"resourceType": "Parameters", "parameter": [
+            link = {"resourceType": "Parameters", "parameter": [
                 {"name": "source", "valueReference": {"reference": f"Patient/{on_card}"}},
                 {"name": "target", "valueReference": {"reference": f"Patient/{sons}"}},
-                {"name": "reason", "valueString": "the son was seen on his father's ID card"}]})
+                {"name": "reason", "valueString": "the son was seen on his father's ID card"}]}
+            r = http.post("/fhir/Patient/$link", headers=system, json=link)
+            assert r.status_code == 422 and "身份证号不同" in r.text and FATHER not in r.text, r.text
+            with before_linkmend26(engine):
+                r = http.post("/fhir/Patient/$link", headers=system, json=link)
             assert r.status_code == 200, r.text
 
             father = sign_in(http, engine, FATHER)

@@ -125,15 +125,24 @@ def test_the_desk_linking_his_record_to_an_unidentified_emergency_record(desk, b
 
 def test_a_target_of_another_number_is_not_joined_to_his_person(desk):
     """A record of another resident's number, in no person: joined to 张三's person, his sign-in
-    would be handed it. A person is made of the two, as before (R1 waits for an operator)."""
+    would be handed it. Changed in the twenty-sixth round (linkmend26): this pinned that a person
+    was made of the two instead (R1 leaving his number's person) -- two numbers in one person, each
+    resident then read the other's record; the ``$link`` is refused now (422, DOMAIN: one person is
+    one ID number), and nothing moves: R1 stays in 张三's person, T out of every person."""
     engine, http, send = desk
     r1, _, r3 = _three(send)
     t = send("FNZYY", "MZ0007", OTHER, "张小明", "13900000007")
     operate(http, "unlink", t)
-    operate(http, "link", r1, t)
-    assert engine.identity.person_compartment(t) == {r1, t}
-    assert engine.identity.person_compartment(r3) == {r3}
-    assert engine.identity.patients_for_number(NID) == [r3]
+    before = engine.identity.person_compartment(r3)
+    assert r1 in before
+    r = http.post("/fhir/Patient/$link", json={"resourceType": "Parameters", "parameter": [
+        {"name": "source", "valueReference": {"reference": f"Patient/{r1}"}},
+        {"name": "target", "valueReference": {"reference": f"Patient/{t}"}},
+        {"name": "reason", "valueString": "checked at the desk"}]})
+    assert r.status_code == 422 and "身份证号不同" in r.text, r.text
+    assert OTHER not in r.text and NID not in r.text
+    assert engine.identity.person_compartment(t) == {t}
+    assert engine.identity.person_compartment(r3) == before
     assert engine.identity.patients_for_number(OTHER) == []
 
 

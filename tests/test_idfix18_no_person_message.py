@@ -8,6 +8,10 @@ the one there. Each now says what is true, Chinese first. A resident granting fa
 only that the family member cannot sign in yet (nothing about a third party's records). Real path:
 ``POST /hl7v2``, ``$link``/``$unlink``, ``$login-phone``, ``$family-grant`` and the SMART sign-in
 over HTTP, SQLite and mongomock.
+
+Data changed in the twenty-sixth round (linkmend26): the desk's link of a record into another number's
+person is refused now; the tests of such a link build it as stored before the rule
+(``before_linkmend26``), since a store holds such links and the desk must still be told the truth.
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ from __future__ import annotations
 from stdnum.cn import ric
 
 from tests import test_idfix18_desk_link as desk_link
-from tests.operator_calls import operate
+from tests.operator_calls import before_linkmend26, operate
 from tests.test_idfix18_desk_link import NID, OTHER
 from tests.test_resident_who_looked import sign_in
 
@@ -58,7 +62,8 @@ def test_a_number_whose_record_the_desk_linked_into_another_residents_person(des
     engine, http, send = desk
     a = send("FNXRMYY", "ZY0001", NID, "张三", "13900000001")
     x = send("FNZYY", "MZ0002", OTHER, "张小明", "13900000002")
-    operate(http, "link", a, x)
+    with before_linkmend26(engine):  # refused since linkmend26: a link stored before the rule
+        operate(http, "link", a, x)
     assert engine.identity.patients_for_number(NID) == []
     for status, why in (_login_phone(http, NID), _desk_grant(http, NID)):
         assert status == 404 and why.startswith("带此身份证号的记录已由人工关联"), why
@@ -69,7 +74,8 @@ def test_a_resident_granting_to_such_a_number_learns_nothing_of_its_records(desk
     a = send("FNXRMYY", "ZY0001", NID, "张三", "13900000001")
     x = send("FNZYY", "MZ0002", OTHER, "张小明", "13900000002")
     send("FNYLWSY", "FY0003", THIRD, "张大", "13900000003")
-    operate(http, "link", a, x)
+    with before_linkmend26(engine):  # refused since linkmend26: a link stored before the rule
+        operate(http, "link", a, x)
     auth = http.headers.pop("Authorization")
     try:
         resident = sign_in(http, engine, THIRD)
@@ -86,11 +92,14 @@ def test_a_resident_granting_to_such_a_number_learns_nothing_of_its_records(desk
 
 def test_a_number_whose_record_linked_by_hand_was_deleted(desk):
     """The index keeps a deleted record's entry when an operator had linked it (to put it back if
-    it is written again): it is no record, and the desk is told none carries the number."""
-    _, http, send = desk
+    it is written again): it is no record, and the desk is told none carries the number.
+    Data changed in the twenty-sixth round (linkmend26): the link across two numbers is one stored
+    before the rule refusing it (``before_linkmend26``)."""
+    engine, http, send = desk
     a = send("FNXRMYY", "ZY0001", NID, "张三", "13900000001")
     x = send("FNZYY", "MZ0002", OTHER, "张小明", "13900000002")
-    operate(http, "link", a, x)
+    with before_linkmend26(engine):  # refused since linkmend26: a link stored before the rule
+        operate(http, "link", a, x)
     assert http.delete(f"/fhir/Patient/{a}").status_code in (200, 204)
     status, why = _login_phone(http, NID)
     assert status == 404 and why.startswith("医共体中没有带此身份证号的记录"), why

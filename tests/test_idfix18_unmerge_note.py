@@ -14,7 +14,7 @@ noted (``merge_noted``), so the guess applies only to merges older code made. Re
 from __future__ import annotations
 
 from tests import test_id17_revisit as revisit
-from tests.operator_calls import index_state, operate
+from tests.operator_calls import before_linkmend26, index_state, operate
 from tests.test_id17_operator_merge import RELATIVE, _a40, _merge
 from tests.test_id17_revisit import ER7
 
@@ -30,10 +30,14 @@ def _four(send) -> tuple[str, str, str, str]:
 
 
 def test_a_merge_inside_the_person_the_desk_put_the_record_in_undone_keeps_it_there(world):
+    """Data changed in the twenty-sixth round (linkmend26): the desk's link and merge of A (张三's number)
+    into X (张小明's) are refused now; this test builds the state they left before the rule
+    (``before_linkmend26``): its undo is what an operator still needs."""
     engine, http, send = world
     a, a2, x, x2 = _four(send)
-    operate(http, "link", a, x)  # the desk: A is 张小明's
-    _merge(http, a, x)  # and a duplicate of X
+    with before_linkmend26(engine):
+        operate(http, "link", a, x)  # the desk: A is 张小明's
+        _merge(http, a, x)  # and a duplicate of X
     send("FNXRMYY", "A08", "张三")  # a later message of A keeps the merge and its note
     assert engine.identity.record(a)["replaced_by"] == x
     operate(http, "unlink", x, a)
@@ -43,11 +47,13 @@ def test_a_merge_inside_the_person_the_desk_put_the_record_in_undone_keeps_it_th
 
 
 def test_the_same_undone_from_the_merged_records_side_takes_it_out(world):
-    """``$unlink`` A, X: the source A leaves (as for any ``$unlink`` of a source), X stays."""
+    """``$unlink`` A, X: the source A leaves (as for any ``$unlink`` of a source), X stays. Data changed
+    in the twenty-sixth round (linkmend26): the link and merge are the ones stored before the rule."""
     engine, http, send = world
     a, _, x, x2 = _four(send)
-    operate(http, "link", a, x)
-    _merge(http, a, x)
+    with before_linkmend26(engine):
+        operate(http, "link", a, x)
+        _merge(http, a, x)
     operate(http, "unlink", a, x)
     assert engine.identity.record(a)["status"] == "unlinked"
     assert engine.identity.person_compartment(x) == {x, x2}

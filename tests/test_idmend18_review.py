@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from tests import test_id17_revisit as revisit
 from tests import test_idfix18_desk_link as desk_link
-from tests.operator_calls import index_state, operate
+from tests.operator_calls import before_linkmend26, index_state, operate
 from tests.test_id17_operator_merge import RELATIVE, _merge
 from tests.test_idfix18_desk_link import NID, OTHER, _signs_in, _three
 from tests.test_idfix18_no_person_message import _login_phone
@@ -63,11 +63,14 @@ def test_an_emergency_record_given_his_own_number_stays(desk):
 
 def test_a_record_the_desk_linked_across_numbers_keeps_its_place_while_its_number_stays(desk):
     """A record the desk put with another number's records on purpose (a son seen on his father's
-    card) stays while a later message keeps its number, and leaves when it gives a third one."""
+    card) stays while a later message keeps its number, and leaves when it gives a third one.
+    Data changed in the twenty-sixth round (linkmend26): that ``$link`` is refused now (DOMAIN: one
+    person is one ID number); the link is one stored before the rule (``before_linkmend26``)."""
     engine, http, send = desk
     a = send("FNXRMYY", "ZY0001", NID, "张三")
     x = send("FNZYY", "MZ0002", OTHER, "张小明")
-    operate(http, "link", a, x)
+    with before_linkmend26(engine):
+        operate(http, "link", a, x)
     send("FNXRMYY", "ZY0001", NID, "张三")
     assert engine.identity.person_compartment(x) == {a, x}
     send("FNXRMYY", "ZY0001", RELATIVE, "张三")
@@ -90,14 +93,17 @@ def test_the_same_link_clicked_twice_leaves_the_state_of_one_click(desk):
 
 def test_a_merge_of_the_code_before_clicked_again_then_undone_takes_the_merged_record_out(world):
     """M (another resident's number) merged into 张三's S by the code before (no note), clicked
-    again, then ``$unlink`` S, M: M leaves, S stays in its own person (as before the second click)."""
+    again, then ``$unlink`` S, M: M leaves, S stays in its own person (as before the second click).
+    Data changed in the twenty-sixth round (linkmend26): both clicks are the code's before the rule
+    refusing a merge of two ID numbers (``before_linkmend26``)."""
     engine, http, send = world
     s = send("FNXRMYY", "A04", "张三")
     s2 = send("FNZYY", "A04", "张三")
     m = send("FNFYY", "A04", "张小明", RELATIVE)
-    _merge(http, m, s)
-    engine.identity.links.update(m, {"merge_moved": None, "merge_noted": None})  # as that code left it
-    _merge(http, m, s)  # the desk clicks the merge again
+    with before_linkmend26(engine):
+        _merge(http, m, s)
+        engine.identity.links.update(m, {"merge_moved": None, "merge_noted": None})  # as that code left it
+        _merge(http, m, s)  # the desk clicks the merge again
     operate(http, "unlink", s, m)
     assert engine.identity.record(m)["status"] == "unlinked"
     assert index_state(engine, http, s)[:2] == ("linked", {s, s2})

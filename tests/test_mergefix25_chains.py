@@ -8,6 +8,7 @@ import pytest
 
 from adapters.hl7v2.ack import ack_code_of
 from tests import test_mergemend25_merge as mm
+from tests.operator_calls import before_linkmend26
 from tests.test_mergemend25_merge import A_NID, B_NID, _err, _pid, _resident
 
 world = mm.world  # mergemend25's fixture: the engine, POST /hl7v2 and the resident tokens
@@ -86,19 +87,26 @@ def test_one_message_chaining_two_numbers_writes_neither(world):
 def test_after_the_desk_merged_a_chain_into_another_number_no_sender_extends_it(world):
     """B merged into U (AA); the desk then merges U into A ($link replaced-by: its decision, not
     refused). B's token reads neither U's nor A's visit; a sender's later merge of another of A's
-    records into U is refused (U's chain holds B's and A's numbers: unsure, so refused)."""
+    records into U is refused (U's chain holds B's and A's numbers: unsure, so refused).
+    Data changed in the twenty-sixth round (linkmend26): the desk's merge of U (holding B's merged
+    record) into A is refused itself now (422); the rest is asserted of such a merge stored before
+    the rule (``before_linkmend26``)."""
     http, send, register = world.mm
     a = register("MRN-A", A_NID, "赵^一")
     b = register("MRN-B", B_NID, "钱^秘密")
     u = register("MRN-U", None, "无名^氏")
     register("MRN-A2", A_NID, "赵^一")
     assert ack_code_of(send("A40", _pid("MRN-U", None, "无名^氏"), "MRG|MRN-B^^^FNXRMYY^MR\r")) == "AA"
-    r = http.post("/fhir/Patient/$link", headers=mm._operator(world), json={
-        "resourceType": "Parameters", "parameter": [
-            {"name": "source", "valueReference": {"reference": f"Patient/{u}"}},
-            {"name": "target", "valueReference": {"reference": f"Patient/{a}"}},
-            {"name": "type", "valueCode": "replaced-by"},
-            {"name": "reason", "valueString": "the emergency patient is A"}]})
+    params = {"resourceType": "Parameters", "parameter": [
+        {"name": "source", "valueReference": {"reference": f"Patient/{u}"}},
+        {"name": "target", "valueReference": {"reference": f"Patient/{a}"}},
+        {"name": "type", "valueCode": "replaced-by"},
+        {"name": "reason", "valueString": "the emergency patient is A"}]}
+    r = http.post("/fhir/Patient/$link", headers=mm._operator(world), json=params)
+    assert r.status_code == 422 and "身份证号不同" in r.text and B_NID not in r.text, r.text
+    assert world.identity.record(u).get("replaced_by") is None
+    with before_linkmend26(world):
+        r = http.post("/fhir/Patient/$link", headers=mm._operator(world), json=params)
     assert r.status_code == 200, r.text
     seen = _encounters(http, world, b)
     assert "V-MRN-U" not in seen and "V-MRN-A" not in seen, seen[:400]

@@ -21,6 +21,7 @@ from adapters.hl7v2.ack import ack_code_of
 from engine.api.app import create_app
 from engine.identity.nationalid import check_character
 from tests.feed_calls import post_hl7v2
+from tests.operator_calls import before_linkmend26
 
 A_NID = "32092319900101123" + check_character("32092319900101123")  # male, 1990-01-01
 B_NID = "32092319921120004" + check_character("32092319921120004")  # female, 1992-11-20
@@ -162,18 +163,25 @@ def test_an_old_records_token_does_not_follow_its_merge_into_another_persons_rec
     """B's record merged into U (no number: accepted, one person as the hospital says); the desk then
     links U to A's record as A's (``$link`` seealso: U is A's record). B's merged-away record carried
     B's number: the merge is not followed into A's person -- B's old token does not read A's visit,
-    and A's does not read B's (her visit, filed under her merged-away record)."""
+    and A's does not read B's (her visit, filed under her merged-away record).
+    Data changed in the twenty-sixth round (linkmend26): that ``$link`` (U holds B's merged record, A
+    carries another number) is refused now (422); the rest is asserted of such a link stored before
+    the rule (``before_linkmend26``)."""
     http, send, register = world.mm
     a = register("MRN-A", A_NID, "赵^一")
     b = register("MRN-B", B_NID, "钱^秘密")
     u = register("MRN-U", None, "无名^氏")
     ack = send("A40", _pid("MRN-U", None, "无名^氏"), "MRG|MRN-B^^^FNXRMYY^MR\r")
     assert ack_code_of(ack) == "AA", ack
-    r = http.post("/fhir/Patient/$link", headers=_operator(world), json={
-        "resourceType": "Parameters", "parameter": [
-            {"name": "source", "valueReference": {"reference": f"Patient/{a}"}},
-            {"name": "target", "valueReference": {"reference": f"Patient/{u}"}},
-            {"name": "reason", "valueString": "the emergency patient is A"}]})
+    params = {"resourceType": "Parameters", "parameter": [
+        {"name": "source", "valueReference": {"reference": f"Patient/{a}"}},
+        {"name": "target", "valueReference": {"reference": f"Patient/{u}"}},
+        {"name": "reason", "valueString": "the emergency patient is A"}]}
+    r = http.post("/fhir/Patient/$link", headers=_operator(world), json=params)
+    assert r.status_code == 422 and "身份证号不同" in r.text and B_NID not in r.text, r.text
+    assert a not in world.identity.person_compartment(u)
+    with before_linkmend26(world):
+        r = http.post("/fhir/Patient/$link", headers=_operator(world), json=params)
     assert r.status_code == 200, r.text
     assert a in world.identity.person_compartment(u)
     assert b not in world.identity.person_compartment(a)

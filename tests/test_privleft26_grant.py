@@ -12,6 +12,7 @@ over ``POST /hl7v2``, the desk's ``$link``, the sign-in pages and ``/fhir``.
 from __future__ import annotations
 
 from tests import test_famfix18_grant_person as famfix18
+from tests.operator_calls import before_linkmend26
 from tests.test_famfix18_grant_person import PHR, _grant, _operate, _refused
 from tests.test_resident_family import SUN, bearer, proxy_sign_in, subjects
 from tests.test_resident_record_ui import ZHAO, hl7, msh
@@ -25,6 +26,9 @@ def _send(http, tools, message: bytes) -> None:
 
 
 def test_a_granted_record_merged_on_into_another_numbers_record_opens_nothing_of_it(world):
+    """Data changed in the twenty-sixth round (linkmend26): the desk's merge of U (holding the granted
+    record, 孙小宝's number) into 赵桂兰's record is refused now (422); the grant is judged for such
+    a merge stored before the rule (``before_linkmend26``)."""
     engine, http, tools = world
     zhao = set(engine.identity.patients_for_number(ZHAO))
     consent = _grant(http, tools)
@@ -41,7 +45,13 @@ def test_a_granted_record_merged_on_into_another_numbers_record_opens_nothing_of
     _send(http, tools, hl7(msh("HIS", "FNXRMYY", "20261201090000", "ADT^A40^ADT_A39", "RM-A40-U"), "EVN|A40|20261201090000",
                            unknown, f"MRG|{mrn}^^^FNXRMYY^MR"))
     assert engine.identity.record(granted)["replaced_by"] == u
-    _operate(http, tools, "link", u, sorted(zhao)[0], "replaced-by")
+    r = http.post("/fhir/Patient/$link", headers=tools["operator"], json={"resourceType": "Parameters", "parameter": [
+        {"name": "source", "valueReference": {"reference": f"Patient/{u}"}},
+        {"name": "target", "valueReference": {"reference": f"Patient/{sorted(zhao)[0]}"}},
+        {"name": "type", "valueCode": "replaced-by"}, {"name": "reason", "valueString": "checked at the desk"}]})
+    assert r.status_code == 422 and "身份证号不同" in r.text and ZHAO not in r.text, r.text
+    with before_linkmend26(engine):
+        _operate(http, tools, "link", u, sorted(zhao)[0], "replaced-by")
     assert engine.identity.merge_chain(granted) is None  # into another number's record: not one person's chain
     assert engine.identity.kept_record(granted) is None
     _refused(http, engine, tools, token, zhao)

@@ -1,7 +1,7 @@
 """privleft26: the desk's merge (``$link`` type ``replaced-by``) of two ID numbers' records -- decided: refused.
 
-Not done this round (the first test is a strict xfail): see README (privleft26). What follows is the
-decision the test pins.
+Decided by privleft26 (the first test was a strict xfail, README privleft26); done by linkmend26 in the
+same round (``IdentityService.link_refusal``; guards in ``tests/test_linkmend26_link.py``).
 
 DOMAIN "Matching": the same person is document type + number (name, sex and birth date are only
 consistency checks), and it provides no operator override. A merge says two records are one person,
@@ -17,8 +17,6 @@ desk's as before. Real path: ``POST /hl7v2``, ``POST /fhir/Patient/$link``, resi
 
 from __future__ import annotations
 
-import pytest
-
 from tests.test_mergemend25_merge import A_NID, B_NID, _operator, _resident, world  # noqa: F401
 
 
@@ -30,10 +28,6 @@ def _link(http, headers, source: str, target: str):
         {"name": "reason", "valueString": "duplicate registration"}]})
 
 
-@pytest.mark.xfail(strict=True, reason="decided (DOMAIN: one person is one ID number, no operator override) but "
-                   "not done this round: refusing it changes 15 tests of id17/id18/idfix18/idmend18/famfix18/"
-                   "identity_mpi/mergefix25 that build on the desk's merge across two numbers (undoing it "
-                   "above all); left for the lead (README, privleft26)")
 def test_the_desks_merge_of_two_id_numbers_is_refused_naming_why(world):  # noqa: F811
     http, send, register = world.mm
     a = register("MRN-A", A_NID, "赵^一")

@@ -155,8 +155,16 @@ async def link(request: Request, caller: Caller = Depends(get_caller)) -> Respon
     target = _patient_ref(_one(params, "target", "valueReference", required=True), "target")
     type_ = _one(params, "type", "valueCode") or "seealso"
     reason = _one(params, "reason", "valueString", required=True)
-    with engine.store.transaction():
-        ids = engine.identity.link(source, target, type_=type_, actor=caller.subject, reason=str(reason))
+    try:
+        with engine.store.transaction():
+            ids = engine.identity.link(source, target, type_=type_, actor=caller.subject, reason=str(reason))
+    except Unprocessable as exc:
+        # refused (two ID numbers' records: ``IdentityService.link_refusal``): audited as a refused
+        # act on both records (outcome 4 by the 422), the reason the operator gave beside the refusal's
+        note(request, action="identity-link", resources=[f"Patient/{source}", f"Patient/{target}"],
+             patient_ids=[source, target], outcome="4",
+             detail={"operation": "$link", "type": type_, "reason": reason, "refused": exc.diagnostics[:300]})
+        raise
     note(request, action="identity-link", resources=[f"Patient/{source}", f"Patient/{target}"],
          patient_ids=[source, target], detail={"operation": "$link", "type": type_, "reason": reason})
     return fhir_response(_compartment_result(ids))

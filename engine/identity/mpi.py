@@ -138,6 +138,14 @@ MERGE_OF_TWO_PERSONS = (
     "two different valid national ID numbers: a merge says the two records are one person, and one person "
     "is one ID number; two persons' records are not merged)")
 
+LINK_OF_TWO_PERSONS = (
+    "关联的两份档案身份证号不同，不是同一人，不予关联 (the two records, or the records already one person "
+    "with them, carry two different valid national ID numbers: a link says the records are one person, "
+    "and one person is one ID number; two persons' records are not linked)")
+
+DESK_REMEDY = ("; correct the wrong record's ID number first (ADT^A08/A31), or undo the earlier link that "
+               "put a record of the other number with them ($unlink), then link or merge")
+
 
 def _membership(doc: dict[str, Any] | None) -> tuple[Any, ...]:
     """What decides a record's managed links: its person and merges."""
@@ -993,13 +1001,14 @@ class IdentityService:
                       versions: Mapping[str, tuple[dict[str, Any] | None, ...]] | None = None) -> str | None:
         """Why the index refuses that record ``merged`` be merged into ``survivor`` (None: it may).
 
-        The one rule every merge a sender states asks -- an HL7 merge (A18/A34/A39/A40/A47) or any
-        writer's version stating a new ``replaced-by``/``replaces`` (``state_links``). Not an
-        operator's ``link`` type ``replaced-by``: the desk checked the ID card and gave a reason
-        (id17: a registration made from a relative's card, merged into the person's own record),
-        and the merged record joins the survivor's person only, undoable (``unlink``). A merge says the two records are one person (v2.5.1 3.3.40: "the
-        records are one person"), and the same person is one ID number (DOMAIN "Matching"): two
-        records carrying two different valid numbers are two persons, whatever the sender says.
+        The one rule every merge asks -- an HL7 merge (A18/A34/A39/A40/A47), any writer's version
+        stating a new ``replaced-by``/``replaces`` (``state_links``), and the desk's ``$link`` type
+        ``replaced-by`` (``link_refusal``; twenty-sixth round, linkmend26: until then the desk's
+        merge was taken whatever the numbers, and the merged record's resident-side leak -- the
+        survivor's token read it at every hospital -- was the desk's to notice). A merge says the
+        two records are one person (v2.5.1 3.3.40: "the records are one person"), and the same
+        person is one ID number (DOMAIN "Matching", no operator override): two records carrying
+        two different valid numbers are two persons, whatever the sender or the desk says.
         A record's number is the valid one its version carries (``versions``: the version being
         written, then the one stored; else its current version), else the one its entry stands
         for (``_key_of``: carried when it was merged away before). A record with none (an
@@ -1012,8 +1021,34 @@ class IdentityService:
             return MERGE_OF_TWO_PERSONS
         return None
 
+    def link_refusal(self, source: str, target: str, type_: str) -> str | None:
+        """Why the index refuses an operator's ``link`` of ``source`` to ``target`` (None: it may).
+
+        ``replaced-by``: ``merge_refusal`` -- the rule the HL7 merge asks. ``seealso``: the same
+        rule for what the link joins -- the source (with the records merged into or from it) joins
+        the target's person, so the numbers counted are those of the source and its merge chains
+        (not of the person the source leaves: it leaves it), of the target and its chains, and of
+        the records of the target's person (but a record an earlier operator's merge moved there,
+        ``merge_moved``, as ``_merge_keys`` does). A record with no valid number contradicts
+        nobody: an unidentified emergency record linked into a numbered person is the desk's.
+
+        Why: the desk's ``$link`` of two ID numbers' records, either type, was taken: the source
+        joined the target's person, and each resident's token read the other's records --
+        name, number, visits -- at every hospital (twenty-sixth round, privleft26 decided,
+        linkmend26 done)."""
+        if type_ == "replaced-by":
+            return self.merge_refusal(source, target)
+        keys = self._merge_keys(source, target, {}, leaving=source)
+        tgt = self.links.get(target) or {}
+        if tgt.get("status") == "linked" and tgt.get("person"):
+            for member in self.links.find({"person": tgt["person"], "status": "linked"}):
+                if member["_id"] != source and not member.get("merge_moved") and (key := _key_of(member)):
+                    keys.add(key)
+        return LINK_OF_TWO_PERSONS if len(keys) > 1 else None
+
     def _merge_keys(self, merged: str, survivor: str,
-                    versions: Mapping[str, tuple[dict[str, Any] | None, ...]]) -> set[str]:
+                    versions: Mapping[str, tuple[dict[str, Any] | None, ...]], *,
+                    leaving: str | None = None) -> set[str]:
         """The ID numbers (keys) of the persons a merge of ``merged`` into ``survivor`` joins: of the
         two records (``_merge_key``) and of every record already merged into or from either,
         through chains (``replaced_by``/``replaces`` of the index entries, as this thread's write
@@ -1021,7 +1056,9 @@ class IdentityService:
         ``merged_key``). A record with no number linked by an operator into a person (``seealso``)
         stands for that person's numbers (its members linked by their number). Not counted: a
         record an operator's merge moved into its survivor's person (``merge_moved``): the desk
-        said it is that person's, whatever number it carries (id17).
+        said it is that person's, whatever number it carries (id17; such merges are refused since
+        the twenty-sixth round, the ones stored before still count so). ``leaving``: a record
+        whose own person is not counted (an operator's ``seealso`` moves it out of it).
 
         Why chains: the two records' own numbers alone let B's record merged into an unidentified
         record U, then U into A's record, answer AA -- A's token read U's visit, which the
@@ -1054,7 +1091,8 @@ class IdentityService:
                 else self.nid_key(number) if number else _key_of(doc)
             if key:
                 keys.add(key)
-            elif doc is not None and doc.get("manual") and doc.get("status") == "linked" and doc.get("person"):
+            elif doc is not None and doc.get("manual") and doc.get("status") == "linked" and doc.get("person") \
+                    and pid != leaving:
                 keys.update(k for m in self.links.find({"person": doc["person"], "status": "linked"})
                             if not m.get("manual") and (k := m.get("nid_key")))
         return keys
@@ -1597,6 +1635,11 @@ class IdentityService:
         if type_ not in ("seealso", "replaced-by"):
             raise BadRequest("type must be 'seealso' or 'replaced-by'", expression=["type"])
         src, tgt = self._require(source), self._require(target)
+        why = self.link_refusal(source, target, type_)
+        if why is not None:
+            # the records are named, never their numbers: the caller may not be one to see them
+            raise Unprocessable(f"{why}: Patient/{source} -> Patient/{target} ({type_}){DESK_REMEDY}",
+                                code="business-rule", expression=["Parameters.parameter[source]"])
         affected = {source, target, *self.members(src.get("person")), *self.members(tgt.get("person"))}
         for pid, doc, other in ((source, src, target), (target, tgt, source)):
             if other in doc.get("apart", ()):  # the operator now says they are one
