@@ -188,6 +188,7 @@ class SharedPhone(Phone):
         self.cdp = _TabCDP(tab)
         self.cdp.call("Page.enable")
         self.shots = SHOTS
+        SHOTS.mkdir(parents=True, exist_ok=True)
 
     def close(self) -> None:
         """The page stays for the next test (``fresh`` clears it)."""
@@ -469,7 +470,10 @@ def test_resident_wrong_code_then_signs_in_and_out_and_back_shows_nothing(site, 
         _leave(tab)
         cdp.eval("history.back(); true")
         cdp.wait(_LEFT)  # another document: the one Back gave, from the cache or the server
-        _settle(tab, "document.getElementById('signin')?.hidden === false && document.readyState === 'complete'", 3)
+        # the resident's page, if Back gave it, has run its script (sign-in shown, or her data: asserted below);
+        # another document (the browser's own "confirm form resubmission" of the code's POST) is there already
+        _settle(tab, "document.readyState === 'complete' && (!document.getElementById('signin')"
+                     " || document.getElementById('signin').hidden === false)", 3)
         phone.shot("17-resident-after-signout-back-phone", full=False)
         seen = cdp.eval("document.body.innerText")
         assert "李秀英" not in seen and "血红蛋白" not in seen, seen[:300]
