@@ -1,7 +1,10 @@
 """probeui26: the pages as their Chinese-speaking users use them, in headless Chromium, through the
 real app (uvicorn) and the real store, the month's data sent as HL7 over POST /hl7v2 (twenty-sixth
-round). One app for the module; each test a fresh browser context of the shared Chromium
-(tests/browser_pool.py). Screenshots go to /tmp/probeui26/ (``HUREN_PROBEUI26_SHOTS`` overrides).
+round). One app for the module, and one page in one browser context of the shared Chromium
+(tests/browser_pool.py) for the module too, left before each test as a new context is: no cookies,
+no storage, no history (``fresh``; uimend26: a context and a second Chromium per test had cost
+~1 s each, the module ~100 s of wall at load 15). Screenshots go to /tmp/probeui26/
+(``HUREN_PROBEUI26_SHOTS`` overrides).
 
 The people: an auditor (医保审核) at a desk (1366x768), an operator (运维) and a resident (居民) on a
 phone (390x844). What is asserted is what the person sees: visible text, boxes inside the viewport,
@@ -27,7 +30,7 @@ from engine.engine import Engine
 from engine.settings import Settings
 from tests.test_reports_ui import AUDITOR_PASSWORD, Browser
 from tests.test_resident_record_ui import _http, hl7, msh
-from tests.test_resident_ui import CHROMIUM, Phone, _free_port, serving
+from tests.test_resident_ui import _CDP, CHROMIUM, Phone, _free_port, serving
 from tests.test_staff_signin import rfc6238
 from tests.test_ui12_phone import outside
 
@@ -112,12 +115,83 @@ def staff_sign_in(browser: Browser, engine: Engine, base: str, name: str, role: 
     browser.wait_for(f"location.pathname === {json.dumps(page)} && document.body.dataset.loaded === '1'")
 
 
-@pytest.fixture
-def desk() -> Iterator[Browser]:
+@pytest.fixture(scope="module")
+def _tab() -> Iterator[Browser]:
+    """The module's one page: every test's desk, phone and browser in turn (see ``fresh``)."""
     b = Browser(SHOTS)
-    b.send("Emulation.setDeviceMetricsOverride", **DESKTOP)
     yield b
     b.close()
+
+
+def _settle(browser: Browser, expression: str, timeout: float = 5) -> bool:
+    """Wait up to ``timeout`` for ``expression``, without failing: what the test asserts next says
+    what is wrong (this replaces fixed sleeps, which every run paid in full)."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        try:
+            if browser.eval(expression):
+                return True
+        except RuntimeError:  # between documents
+            pass
+        time.sleep(0.05)
+    return False
+
+
+def _leave(browser: Browser) -> None:
+    """Mark the document now shown, so that ``_left`` can tell when another has replaced it."""
+    browser.eval("window.__probeui26_old = true")
+
+
+_LEFT = "!window.__probeui26_old && document.readyState === 'complete'"
+
+
+@pytest.fixture
+def tab(site, _tab: Browser) -> Browser:
+    """The page as a new browser context leaves it: no cookies (the sessions, the device cookies),
+    no local or session storage (the resident's token), no history to go Back into, no screen size
+    set (the HTTP cache is kept: the pages are no-store, their scripts and styles hold no data).
+    Cleared on a file of the site itself, where its storage can be reached."""
+    _engine, base = site
+    b = _tab
+    b.send("Page.enable")
+    b.send("Network.clearBrowserCookies")
+    _leave(b)
+    b.send("Page.navigate", url=base + "/ui/shared/static/notfound.css")  # a small file of the site, no page
+    b.wait_for(f"{_LEFT} && location.origin === {json.dumps(base)}")
+    b.eval("sessionStorage.clear(); localStorage.clear(); true")
+    b.send("Page.resetNavigationHistory")  # and with it what the back/forward cache kept
+    b.send("Emulation.clearDeviceMetricsOverride")
+    return b
+
+
+@pytest.fixture
+def desk(tab: Browser) -> Browser:
+    tab.send("Emulation.setDeviceMetricsOverride", **DESKTOP)
+    return tab
+
+
+class _TabCDP(_CDP):
+    """``Phone.cdp``'s calls, made over the module's page."""
+
+    def __init__(self, tab: Browser) -> None:  # noqa: D107 - no websocket of its own
+        self.tab = tab
+
+    def call(self, method: str, **params: object) -> dict:
+        return self.tab.send(method, **params)
+
+
+class SharedPhone(Phone):
+    """The resident's phone (``tests.test_resident_ui.Phone``) on the module's page."""
+
+    def __init__(self, tab: Browser) -> None:  # noqa: D107 - no page of its own
+        self.page = None
+        self.cdp = _TabCDP(tab)
+        self.cdp.call("Page.enable")
+        self.shots = SHOTS
+        SHOTS.mkdir(parents=True, exist_ok=True)
+
+    def close(self) -> None:
+        """The page stays for the next test (``fresh`` clears it)."""
 
 
 def visible_text(browser: Browser) -> str:
@@ -210,9 +284,10 @@ def test_signed_out_auditor_back_button_and_expired_session_show_nothing_private
     desk.eval("document.querySelector('#signout-button').click(); true")
     desk.wait_for("location.pathname === '/ui/signin' && document.querySelector('#signin-notice') !== null")
     assert "您已退出" in desk.eval("document.querySelector('#signin-notice').innerText")
+    _leave(desk)
     desk.eval("history.back(); true")
-    time.sleep(1.5)
-    desk.wait_for("document.readyState === 'complete'")
+    desk.wait_for(_LEFT)  # another document: the one Back gave, from the cache or the server
+    _settle(desk, "location.pathname === '/ui/signin' && document.readyState === 'complete'", 3)
     _shot(desk, "05-after-signout-back-desktop")
     seen = visible_text(desk)
     assert "CNY" not in seen and "阜宁县中医院" not in seen and "待复核" not in seen, seen[:300]
@@ -258,35 +333,32 @@ def test_operator_finds_a_refused_message_and_replays_it(site, tmp_path: Path) -
         b.close()
 
 
-def test_duplicates_page_fits_a_phone_and_keyboard_reaches_the_evidence(site, tmp_path: Path) -> None:
+def test_duplicates_page_fits_a_phone_and_keyboard_reaches_the_evidence(site, tab: Browser) -> None:
     engine, base = site
-    b = Browser(tmp_path)
-    try:
-        b.send("Emulation.setDeviceMetricsOverride", **PHONE)
-        staff_sign_in(b, engine, base, "he.phone", "auditor", "何手机")
-        _shot(b, "08-duplicates-phone", full=False)
-        assert outside(b, PHONE) == []
-        # every input and select is labelled (a label around it, a for=, or aria-label)
-        unlabelled = b.eval("[...document.querySelectorAll('input:not([type=hidden]), select')].filter(e => !e.labels?.length"
-                            " && !e.getAttribute('aria-label') && !e.getAttribute('aria-labelledby')).map(e => e.outerHTML)")
-        assert unlabelled == []
-        # keyboard only: Tab to the first flag's date button, Enter opens the evidence, focus lands on its title
-        for _ in range(40):
-            b.send("Input.dispatchKeyEvent", type="keyDown", key="Tab", code="Tab", windowsVirtualKeyCode=9)
-            b.send("Input.dispatchKeyEvent", type="keyUp", key="Tab", code="Tab", windowsVirtualKeyCode=9)
-            if b.eval("document.activeElement.matches('#flags button.open')"):
-                break
-        assert b.eval("document.activeElement.matches('#flags button.open')")
-        ring = b.eval("(() => { const s = getComputedStyle(document.activeElement); return [s.outlineStyle, s.outlineWidth, s.boxShadow]; })()")
-        assert ring[0] != "none" or ring[2] != "none", ring  # the focus is visible
-        b.send("Input.dispatchKeyEvent", type="keyDown", key="Enter", code="Enter", windowsVirtualKeyCode=13, text="\r")
-        b.send("Input.dispatchKeyEvent", type="keyUp", key="Enter", code="Enter", windowsVirtualKeyCode=13)
-        b.wait_for("!document.querySelector('#evidence').hidden")
-        b.wait_for("document.activeElement.id === 'ev-title'")
-        _shot(b, "09-evidence-phone", full=False)
-        assert outside(b, PHONE) == []
-    finally:
-        b.close()
+    b = tab
+    b.send("Emulation.setDeviceMetricsOverride", **PHONE)
+    staff_sign_in(b, engine, base, "he.phone", "auditor", "何手机")
+    _shot(b, "08-duplicates-phone", full=False)
+    assert outside(b, PHONE) == []
+    # every input and select is labelled (a label around it, a for=, or aria-label)
+    unlabelled = b.eval("[...document.querySelectorAll('input:not([type=hidden]), select')].filter(e => !e.labels?.length"
+                        " && !e.getAttribute('aria-label') && !e.getAttribute('aria-labelledby')).map(e => e.outerHTML)")
+    assert unlabelled == []
+    # keyboard only: Tab to the first flag's date button, Enter opens the evidence, focus lands on its title
+    for _ in range(40):
+        b.send("Input.dispatchKeyEvent", type="keyDown", key="Tab", code="Tab", windowsVirtualKeyCode=9)
+        b.send("Input.dispatchKeyEvent", type="keyUp", key="Tab", code="Tab", windowsVirtualKeyCode=9)
+        if b.eval("document.activeElement.matches('#flags button.open')"):
+            break
+    assert b.eval("document.activeElement.matches('#flags button.open')")
+    ring = b.eval("(() => { const s = getComputedStyle(document.activeElement); return [s.outlineStyle, s.outlineWidth, s.boxShadow]; })()")
+    assert ring[0] != "none" or ring[2] != "none", ring  # the focus is visible
+    b.send("Input.dispatchKeyEvent", type="keyDown", key="Enter", code="Enter", windowsVirtualKeyCode=13, text="\r")
+    b.send("Input.dispatchKeyEvent", type="keyUp", key="Enter", code="Enter", windowsVirtualKeyCode=13)
+    b.wait_for("!document.querySelector('#evidence').hidden")
+    b.wait_for("document.activeElement.id === 'ev-title'")
+    _shot(b, "09-evidence-phone", full=False)
+    assert outside(b, PHONE) == []
 
 
 def test_a_page_that_does_not_exist_is_said_in_chinese(site, desk: Browser) -> None:
@@ -315,18 +387,15 @@ def resident_sign_in(phone: Phone, engine: Engine, base: str, number: str) -> No
     cdp.wait("document.body.dataset.ready === '1'")
 
 
-def test_resident_reads_her_results_and_sees_the_auditor_who_looked(site, tmp_path: Path) -> None:
+def test_resident_reads_her_results_and_sees_the_auditor_who_looked(site, tab: Browser) -> None:
     engine, base = site
-    # an auditor opens the evidence of 李秀英's repeat (reading her two blood counts)
-    b = Browser(tmp_path)
+    # an auditor opens the evidence of 李秀英's repeat (reading her two blood counts), at a desk
+    tab.send("Emulation.setDeviceMetricsOverride", **DESKTOP)
+    staff_sign_in(tab, engine, base, "lin.look", "auditor", "林看")
+    _open_flag(tab, "3月12日", "血常规")
+    tab.send("Network.clearBrowserCookies")  # then the resident, on her own phone
+    phone = SharedPhone(tab)
     try:
-        staff_sign_in(b, engine, base, "lin.look", "auditor", "林看")
-        _open_flag(b, "3月12日", "血常规")
-    finally:
-        b.close()
-    phone = Phone(tmp_path)
-    try:
-        phone.shots = SHOTS
         phone.size(390, 844, mobile=True)
         resident_sign_in(phone, engine, base, LI)
         banner = phone.text("banner")
@@ -348,11 +417,10 @@ def test_resident_reads_her_results_and_sees_the_auditor_who_looked(site, tmp_pa
         phone.close()
 
 
-def test_long_names_and_values_wrap_on_a_phone(site, tmp_path: Path) -> None:
+def test_long_names_and_values_wrap_on_a_phone(site, tab: Browser) -> None:
     engine, base = site
-    phone = Phone(tmp_path)
+    phone = SharedPhone(tab)
     try:
-        phone.shots = SHOTS
         phone.size(390, 844, mobile=True)
         resident_sign_in(phone, engine, base, LONG)
         banner = phone.text("banner")
@@ -367,12 +435,11 @@ def test_long_names_and_values_wrap_on_a_phone(site, tmp_path: Path) -> None:
         phone.close()
 
 
-def test_resident_wrong_code_then_signs_in_and_out_and_back_shows_nothing(site, tmp_path: Path) -> None:
+def test_resident_wrong_code_then_signs_in_and_out_and_back_shows_nothing(site, tab: Browser) -> None:
     engine, base = site
-    phone = Phone(tmp_path)
+    phone = SharedPhone(tab)
     cdp = phone.cdp
     try:
-        phone.shots = SHOTS
         phone.size(390, 844, mobile=True)
         cdp.call("Page.navigate", url=base + "/ui/me/")
         cdp.wait("document.getElementById('signin')?.hidden === false")
@@ -400,9 +467,13 @@ def test_resident_wrong_code_then_signs_in_and_out_and_back_shows_nothing(site, 
         assert phone.text("banner").startswith("李秀英")
         phone.click("#signout")
         cdp.wait("document.getElementById('signin')?.hidden === false")
+        _leave(tab)
         cdp.eval("history.back(); true")
-        time.sleep(1.5)
-        cdp.wait("document.readyState === 'complete'")
+        cdp.wait(_LEFT)  # another document: the one Back gave, from the cache or the server
+        # the resident's page, if Back gave it, has run its script (sign-in shown, or her data: asserted below);
+        # another document (the browser's own "confirm form resubmission" of the code's POST) is there already
+        _settle(tab, "document.readyState === 'complete' && (!document.getElementById('signin')"
+                     " || document.getElementById('signin').hidden === false)", 3)
         phone.shot("17-resident-after-signout-back-phone", full=False)
         seen = cdp.eval("document.body.innerText")
         assert "李秀英" not in seen and "血红蛋白" not in seen, seen[:300]
@@ -459,10 +530,10 @@ def test_throttled_sign_in_says_how_long_in_chinese(site, desk: Browser) -> None
     desk.wait_for("document.readyState === 'complete' && !!document.querySelector('#name')")
     said = ""
     for _ in range(8):
+        _leave(desk)
         desk.eval("document.querySelector('#name').value = 'lock.me'; document.querySelector('#password').value = 'guess';"
                   "document.querySelector('#code').value = '123456'; document.querySelector('#signin').submit(); true")
-        time.sleep(0.3)
-        desk.wait_for("document.readyState === 'complete' && document.querySelector('#signin-error') !== null")
+        desk.wait_for(f"{_LEFT} && document.querySelector('#signin-error') !== null")
         said = desk.eval("document.querySelector('#signin-error').innerText")
         if "尝试次数过多" in said:
             break
@@ -475,7 +546,7 @@ def test_auditor_filters_to_nothing_and_to_a_name_that_is_not_there(site, desk: 
     staff_sign_in(desk, engine, base, "kong.empty", "auditor", "空")
     desk.eval("document.querySelector('#filters [name=institution]').value = '不存在的卫生院';"
               "document.querySelector('#apply').click(); true")
-    time.sleep(1)
+    _settle(desk, "document.querySelector('#message').innerText.trim() !== '' && document.querySelector('#message').className !== 'busy'")
     said = desk.eval("document.querySelector('#message').innerText")
     _shot(desk, "20-filter-unknown-place-desktop", full=False)
     assert re.search(r"[\u4e00-\u9fff]", said) and "{" not in said, said
@@ -490,37 +561,35 @@ def test_auditor_filters_to_nothing_and_to_a_name_that_is_not_there(site, desk: 
     _shot(desk, "21-filter-empty-desktop")
 
 
-def test_insurance_page_on_a_phone(site, tmp_path: Path) -> None:
+def test_insurance_page_on_a_phone(site, tab: Browser) -> None:
     """The settlement and indicators page at 390 px. On a site whose settlement rules lack a required
     setting (the shipped demo's), 结算 says so -- with the server's file path and the rule's English
     diagnostics in one unbroken run (``/work/.../mappings/insurance/settlement.yaml:51: regions.funing
     .years.2026.overspend[0].fund_pays: required...``), which is wider than the phone: the page
     scrolls sideways (426 px)."""
     engine, base = site
-    b = Browser(tmp_path)
-    try:
-        b.send("Emulation.setDeviceMetricsOverride", **PHONE)
-        staff_sign_in(b, engine, base, "bao.ins", "auditor", "保", page="/ui/insurance")
-        assert b.eval("document.documentElement.lang") == "zh-CN" and b.eval("document.title").startswith("互认")
-        b.eval("document.querySelector('#indicators-form [name=month]').value = '2025-03';"
-               "document.querySelector('#ind-apply').click(); true")
-        time.sleep(2)
-        _shot(b, "22-insurance-phone")
-        seen = visible_text(b)
-        assert "Traceback" not in seen and '{"' not in seen, seen[:300]
-        # the widest thing on the page, if the page is wider than the phone
-        widest = b.eval("[...document.querySelectorAll('body *')].filter(e => e.scrollWidth > e.clientWidth + 1 && e.clientWidth)"
-                        ".map(e => (e.id || e.tagName) + ':' + e.scrollWidth + '>' + e.clientWidth + ':' + (e.innerText || '').slice(0, 80))")
-        assert outside(b, PHONE) == [], widest
-    finally:
-        b.close()
+    b = tab
+    b.send("Emulation.setDeviceMetricsOverride", **PHONE)
+    staff_sign_in(b, engine, base, "bao.ins", "auditor", "保", page="/ui/insurance")
+    assert b.eval("document.documentElement.lang") == "zh-CN" and b.eval("document.title").startswith("互认")
+    b.eval("document.querySelector('#indicators-form [name=month]').value = '2025-03';"
+           "document.querySelector('#ind-apply').click(); true")
+    # the month's indicators shown, and the year's settlement said (or refused, in words)
+    _settle(b, "document.querySelector('#indicators').dataset.month === '2025-03' && document.body.dataset.settlement === '1'"
+               " && document.querySelector('#message').className !== 'busy' && document.querySelector('#set-message').className !== 'busy'")
+    _shot(b, "22-insurance-phone")
+    seen = visible_text(b)
+    assert "Traceback" not in seen and '{"' not in seen, seen[:300]
+    # the widest thing on the page, if the page is wider than the phone
+    widest = b.eval("[...document.querySelectorAll('body *')].filter(e => e.scrollWidth > e.clientWidth + 1 && e.clientWidth)"
+                    ".map(e => (e.id || e.tagName) + ':' + e.scrollWidth + '>' + e.clientWidth + ':' + (e.innerText || '').slice(0, 80))")
+    assert outside(b, PHONE) == [], widest
 
 
-def test_a_resident_with_nothing_yet_reads_empty_sections_in_chinese(site, tmp_path: Path) -> None:
+def test_a_resident_with_nothing_yet_reads_empty_sections_in_chinese(site, tab: Browser) -> None:
     engine, base = site
-    phone = Phone(tmp_path)
+    phone = SharedPhone(tab)
     try:
-        phone.shots = SHOTS
         phone.size(390, 844, mobile=True)
         resident_sign_in(phone, engine, base, NEW)
         assert phone.text("banner").startswith("周新"), phone.text("banner")

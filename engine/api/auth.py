@@ -18,6 +18,7 @@ from fastapi.templating import Jinja2Templates
 from starlette.datastructures import FormData
 
 from engine.api.outcomes import error_response
+from engine.api.ui_words import page_words
 from engine.audit.note import note
 from engine.auth import policy
 from engine.auth.caller import Caller
@@ -122,6 +123,19 @@ def _page(request: Request, name: str, status: int = 200, *, redirect_to: str | 
     return templates.TemplateResponse(request, name, ctx, status_code=status, headers=headers)
 
 
+def _said(request: Request, exc: LoginError) -> tuple[str, str]:
+    """A refused sign-in step as the resident reads it: [Chinese, English] from the page words'
+    ``signin_errors`` (``mappings/insurance/words.yaml``, the site's overlay merged in), the
+    engine's English sentence when the words have none for its code."""
+    pair = (page_words(request.app.state.engine).get("signin_errors") or {}).get(exc.code)
+    if not pair:
+        return "", str(exc)
+    try:
+        return pair[0].format(**exc.params), pair[1].format(**exc.params)
+    except (KeyError, IndexError, ValueError):  # a site's words naming a value the refusal has not
+        return "", str(exc)
+
+
 def _client_ip(request: Request) -> str:
     return request.client.host if request.client else "unknown"
 
@@ -158,7 +172,7 @@ async def _step(request: Request, stage: str) -> tuple[ResidentAuth, FormData, s
     try:
         return resident, form, request_id, resident.pending(request_id, stage)
     except LoginError as exc:
-        return _page(request, "error.html", 400, error=str(exc))
+        return _page(request, "error.html", 400, error=_said(request, exc))
 
 
 @router.post("/auth/authorize/login", name="authorize_login", response_class=HTMLResponse)
@@ -178,10 +192,10 @@ async def authorize_login(request: Request) -> Response:
 def _login_again(request: Request, request_id: str, req: dict[str, Any], exc: LoginError) -> HTMLResponse:
     """The ID-number form once more, saying why (a refused number, or a code step that ended)."""
     return _page(request, "login.html", 400, request_id=request_id, client_name=_client_name(request, req),
-                 action=str(request.url_for("authorize_login").path), error=str(exc))
+                 action=str(request.url_for("authorize_login").path), error=_said(request, exc))
 
 
-def _code_page(request: Request, request_id: str, req: dict[str, Any], error: str | None = None,
+def _code_page(request: Request, request_id: str, req: dict[str, Any], error: tuple[str, str] | None = None,
                status: int = 200) -> HTMLResponse:
     texts = list(dict.fromkeys(SCOPE_TEXT.get(s, s) for s in req["scope"]))
     return _page(request, "code.html", status, redirect_to=req["redirect_uri"], request_id=request_id, client_name=_client_name(request, req),
@@ -201,14 +215,15 @@ async def authorize_verify(request: Request) -> Response:
         if resident.requests.get(request_id) is None or resident.requests.get(request_id)["stage"] != "code":
             return _login_again(request, request_id, req, exc)
         note(request, action="login", outcome="4", detail={"client_id": req["client_id"], "reason": str(exc)})
-        return _code_page(request, request_id, req, str(exc), 400)
+        return _code_page(request, request_id, req, _said(request, exc), 400)
     note(request, action="login", detail={"client_id": req["client_id"]})
     if isinstance(done, Choice):
         return _choose_page(request, done.request_id, done.options, redirect_to=req["redirect_uri"])
     return _signed_in(request, done)
 
 
-def _choose_page(request: Request, request_id: str, options: list, *, redirect_to: str, error: str | None = None,
+def _choose_page(request: Request, request_id: str, options: list, *, redirect_to: str,
+                 error: tuple[str, str] | None = None,
                  status: int = 200) -> HTMLResponse:
     return _page(request, "choose.html", status, redirect_to=redirect_to, request_id=request_id, options=options,
                  action=str(request.url_for("authorize_choose").path), error=error)
@@ -226,7 +241,8 @@ async def authorize_choose(request: Request) -> Response:
         done = resident.choose(request_id, choice, request.cookies.get(DEVICE_COOKIE))
     except LoginError as exc:
         options = resident.choices(request_id)
-        return _choose_page(request, request_id, options, redirect_to=req["redirect_uri"], error=str(exc), status=400)
+        return _choose_page(request, request_id, options, redirect_to=req["redirect_uri"],
+                            error=_said(request, exc), status=400)
     note(request, action="login", detail={"client_id": req["client_id"], "acting": choice != "self"})
     return _signed_in(request, done)
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from functools import lru_cache
+from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -69,6 +71,27 @@ def _page_for(request: Request) -> str | None:
     return None
 
 
+_NOT_FOUND = Path(__file__).resolve().parent / "static" / "shared" / "notfound.html"
+_NOT_FOUND_HEADERS = {
+    "Cache-Control": "no-store", "X-Frame-Options": "DENY", "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "Content-Security-Policy": "default-src 'self'; script-src 'none'; style-src 'self'; frame-ancestors 'none'; "
+                               "base-uri 'none'; form-action 'none'",
+}
+
+
+@lru_cache(maxsize=1)
+def _not_found_page() -> str:
+    return _NOT_FOUND.read_text(encoding="utf-8")
+
+
+def _wants_page(request: Request) -> bool:
+    """A browser opening an address under ``/ui/`` (the pages' own tree); ``/fhir``, ``/auth``, the
+    reports and the rest stay JSON whatever they are asked with."""
+    path = request.url.path
+    return (path == "/ui" or path.startswith("/ui/")) and "text/html" in request.headers.get("accept", "")
+
+
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(FhirError)
     async def _fhir_error(request: Request, exc: FhirError) -> Response:
@@ -81,7 +104,11 @@ def install_error_handlers(app: FastAPI) -> None:
         return error_response(exc)
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http_error(_: Request, exc: StarletteHTTPException) -> Response:
+    async def _http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        if exc.status_code == 404 and _wants_page(request):
+            # a mistyped page address, opened in a browser: a small Chinese page with the way back,
+            # not an OperationOutcome in JSON (a program asking -- no text/html -- still gets that)
+            return HTMLResponse(_not_found_page(), status_code=404, headers=_NOT_FOUND_HEADERS)
         code = _HTTP_CODES.get(exc.status_code, "exception" if exc.status_code >= 500 else "invalid")
         return fhir_response(outcome("error", code, str(exc.detail)), exc.status_code, getattr(exc, "headers", None))
 

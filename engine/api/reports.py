@@ -25,6 +25,7 @@ from engine.auth.policy import audit_remit, require_auditor, require_in_remit
 from engine.bounds import int_query
 from engine.errors import BadRequest, Forbidden, Gone, NotFound
 from engine.recognition.reports import FlagScreen, ReportFilter, duplicates_report, to_csv
+from engine.recognition.review_note import review_note
 from engine.recognition.service import parse_day
 from engine.repository.scoped import ScopedRepository
 
@@ -100,6 +101,9 @@ def duplicate(flag_id: str, request: Request, caller: Caller = Depends(get_calle
         except (NotFound, Gone, Forbidden):
             return None
 
+    if row.get("contradicted"):  # the recorded sentence stays; beside it, what the page says (复核提示)
+        zone = engine.site.institutions[row["inst"]].timezone if row.get("inst") in engine.site.institutions else None
+        row = {**row, "contradicted_note": review_note(row["contradicted"], site_names(engine), zone)}
     evidence: dict[str, Any] = {"flag": row, "detectedIssue": read("DetectedIssue", flag_id)}
     for key in ("result", "prior", "order"):
         ref = row.get(key)

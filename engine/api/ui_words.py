@@ -42,5 +42,7 @@ def site_names(engine: Engine) -> dict[str, Any]:
             "analytes": {code: name for item in rules.items.values() for code, name in item.analytes.items()},
             "roles": {code: role.label_zh for code, role in engine.staff.roles.items()},
             "measures": {m.url: m.title for m in engine.measures.by_id.values()},
+            # each institution's time zone, for times said in words (a review note's, in the CSV)
+            "zones": {code: inst.timezone for code, inst in engine.site.institutions.items()},
             # every community an institution belongs to, named in the words or not (a filter takes its code)
             "community_codes": sorted({inst.community for inst in engine.site.institutions.values()})}

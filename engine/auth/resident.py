@@ -102,7 +102,16 @@ class SignedIn:
 
 
 class LoginError(Exception):
-    """A problem to show on the login page (never reveals whether an ID number is known)."""
+    """A problem to show on the login page (never reveals whether an ID number is known).
+
+    ``str(exc)`` is the English sentence (what the audit trail records as the reason); ``code``
+    names the problem for the page, which says it in the words of ``signin_errors`` in
+    ``mappings/insurance/words.yaml`` (Chinese first, then this English), with ``params`` filled in."""
+
+    def __init__(self, message: str, code: str = "", **params: Any) -> None:
+        super().__init__(message)
+        self.code = code
+        self.params = params
 
 
 class RedirectError(Exception):
@@ -213,7 +222,7 @@ class ResidentAuth:
     def pending(self, request_id: str, stage: str) -> dict[str, Any]:
         req = self.requests.get(request_id or "")
         if req is None or req["exp"] < time.time() or req["stage"] != stage:
-            raise LoginError("This sign-in request has expired. Please start again from the app.")
+            raise LoginError("This sign-in request has expired. Please start again from the app.", "request-expired")
         return req
 
     # ---- limits: the attacker pays, the resident gets through -----------------------------------
@@ -234,9 +243,10 @@ class ResidentAuth:
         now = time.time()
         if wait is not None and wait.get("until", 0) > now:
             seconds = math.ceil(wait["until"] - now)
-            raise LoginError(f"Too many wrong codes from this device. Please wait {seconds} seconds and try again.")
+            raise LoginError(f"Too many wrong codes from this device. Please wait {seconds} seconds and try again.",
+                             "wait", seconds=seconds)
         if not self._count("posts:" + source, self.policy.posts_per_source):
-            raise LoginError("Too many attempts from this device. Please wait and try again later.")
+            raise LoginError("Too many attempts from this device. Please wait and try again later.", "posts")
 
     def _failed(self, source: str) -> None:
         """A wrong code from ``source``: after a few free ones, each makes it wait twice as long."""
@@ -255,14 +265,16 @@ class ResidentAuth:
         for this number before (device cookie) does not count against."""
         p = self.policy
         if not self._count(f"send:src:{source}", p.sends_per_source):
-            raise LoginError("Too many codes requested from this device. Please wait and try again later.")
+            raise LoginError("Too many codes requested from this device. Please wait and try again later.",
+                             "sends-device")
         if not self._count(f"send:id-src:{key}:{source}", p.sends_per_id_source):
-            raise LoginError("Too many codes requested for this number. Please wait and try again later.")
+            raise LoginError("Too many codes requested for this number. Please wait and try again later.",
+                             "sends-number")
         if self.known_device(device, key):
             return
         if not self._count(f"send:id:{key}", p.sends_per_id):
             raise LoginError("Too many codes were requested for this number from other devices. Please sign "
-                             "in from a phone you used before, or try again later.")
+                             "in from a phone you used before, or try again later.", "sends-elsewhere")
 
     def known_device(self, device: str | None, key: str) -> bool:
         if not device:
@@ -290,7 +302,7 @@ class ResidentAuth:
         try:
             nid = nationalid.parse(national_id.strip().upper())
         except nationalid.InvalidNationalId:
-            raise LoginError("Please enter a valid 18-character resident ID number.") from None
+            raise LoginError("Please enter a valid 18-character resident ID number.", "bad-id") from None
         key = self.identity.nid_key(nid.number)
         self._may_send(key, client_ip, device)
         patients = self.identity.patients_for_number(nid.number)
@@ -316,7 +328,7 @@ class ResidentAuth:
         otp = self.otps.get(request_id)
         if otp is None or otp["exp"] < time.time():
             self.requests.update(request_id, {"stage": "login"})
-            raise LoginError("The code has expired. Please request a new one.")
+            raise LoginError("The code has expired. Please request a new one.", "code-expired")
         good = otp["code_hash"] is not None and hmac.compare_digest(
             otp["code_hash"], _sha256(request_id + ":" + code.strip()))
         if not good:
@@ -326,9 +338,9 @@ class ResidentAuth:
                 self.otps.delete(request_id)
                 self.requests.update(request_id, {"stage": "login"})
                 raise LoginError("That code was entered wrongly too often and no longer works. "
-                                 "Please request a new one.")
+                                 "Please request a new one.", "code-dead")
             self.otps.update(request_id, {"failures": failures})
-            raise LoginError("That code is not right. Please check the message and try again.")
+            raise LoginError("That code is not right. Please check the message and try again.", "wrong-code")
         self.otps.delete(request_id)
         grants = self.family.grants_for(person_key(otp["nid_key"])) if self.family is not None else []
         if grants:
@@ -373,7 +385,8 @@ class ResidentAuth:
             return self._issue_code(req, req["patients"][0], self._person(req["patients"][0]), device, req["nid_key"])
         grant = self.family.grant_of(key, choice) if self.family is not None else None
         if grant is None:
-            raise LoginError("This family access is no longer in force (授权已撤销或已过期). Please choose again.")
+            raise LoginError("This family access is no longer in force. Please choose again.",
+                             "grant-gone")
         self.requests.delete(request_id)
         return self._issue_code(req, grant.patient, key, device, req["nid_key"], acting=grant.related_id,
                                 consent=grant.consent_id)

@@ -22,6 +22,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Any
 
 import yaml
@@ -33,6 +34,7 @@ from engine.recognition import aggregates
 from engine.recognition.facts import local_today
 from engine.recognition.flags import STATUSES
 from engine.recognition.index import day_range, window_end
+from engine.recognition.review_note import review_note
 from engine.repository.scoped import ScopedRepository
 from mappings.site import DEFAULT_ZONE, DEFAULTS_DIR
 
@@ -391,6 +393,21 @@ _FORMULA_START = frozenset("=+-@\t\r＝＋－＠")
 _BLANKS = " \n\u3000"
 
 
+FEN = Decimal("0.01")
+
+
+def yuan(value: Any) -> str:
+    """An amount as the page shows it and a spreadsheet reads it: yuan with two decimals (20.00,
+    not 20.0), rounded half up from the decimal the amount was written as (a float through its
+    shortest repr, so 2.675 is 2.68, not binary 2.67). "" for no amount."""
+    if value is None or value == "" or isinstance(value, bool):
+        return ""
+    try:
+        return str(Decimal(str(value)).quantize(FEN, rounding=ROUND_HALF_UP))
+    except (InvalidOperation, ValueError):
+        return str(value)
+
+
 def csv_row(writer: Any, values: Iterable[Any]) -> None:
     """``writer.writerow`` with every cell through ``csv_cell``: the one way both exports (this
     report and ``engine.insurance.deductions``) write a row."""
@@ -418,6 +435,11 @@ class CsvNames:
             found = found[0] if found else None
         return str(found or code)
 
+    def note(self, contradicted: Any, institution: Any) -> str:
+        """复核提示: a flag's contradiction in the site's words, times in the institution's zone."""
+        zone = (self.names.get("zones") or {}).get(institution)
+        return review_note(contradicted, self.names, zone) if contradicted else ""
+
     def basis(self, code: Any) -> str:
         """A flag's scope of non-payment: community or optional (the words), else an HR scope."""
         if code in (self.names.get("bases") or {}):
@@ -426,12 +448,17 @@ class CsvNames:
 
 
 # (name column, the code column it names, how) of the duplicates CSV: each after its code
-_NAMED = {"status": ("status_name", lambda n, v: n.of("statuses", v)),
-          "institution": ("institution_name", lambda n, v: n.of("places", v)),
-          "prior_institution": ("prior_institution_name", lambda n, v: n.of("places", v)),
-          "reason": ("reason_name", lambda n, v: n.of("reasons", v)),
-          "basis": ("basis_name", lambda n, v: n.basis(v)),
-          "price_source": ("price_source_name", lambda n, v: n.of("price_sources", v))}
+_NAMED = {"status": ("status_name", lambda n, v, r: n.of("statuses", v)),
+          "institution": ("institution_name", lambda n, v, r: n.of("places", v)),
+          "prior_institution": ("prior_institution_name", lambda n, v, r: n.of("places", v)),
+          "reason": ("reason_name", lambda n, v, r: n.of("reasons", v)),
+          # the engine's sentence (as recorded) and beside it the note as the page says it (复核提示)
+          "contradicted": ("contradicted_note", lambda n, v, r: n.note(v, r.get("institution"))),
+          "basis": ("basis_name", lambda n, v, r: n.basis(v)),
+          "price_source": ("price_source_name", lambda n, v, r: n.of("price_sources", v))}
+
+
+_MONEY = frozenset({"price"})  # the duplicates CSV's amount columns (yuan, two decimals)
 
 
 def to_csv(report: dict[str, Any], names: Mapping[str, Any]) -> str:
@@ -448,21 +475,21 @@ def to_csv(report: dict[str, Any], names: Mapping[str, Any]) -> str:
         line: list[Any] = []
         for key in COLUMNS:
             value = r.get(key)
-            line.append("" if value is None else value)
+            line.append(yuan(value) if key in _MONEY else "" if value is None else value)
             if key in _NAMED:
-                line.append(_NAMED[key][1](n, value))
+                line.append(_NAMED[key][1](n, value, r))
         csv_row(writer, line)
     csv_row(writer, [])
     totals = report["totals"]
-    csv_row(writer, [n.header("total"), totals["count"], n.header("money_at_stake"), f"{totals['money_at_stake']:.2f}",
-                     report["currency"], n.header("self_pay"), f"{totals['self_pay_money']:.2f}"])
+    csv_row(writer, [n.header("total"), totals["count"], n.header("money_at_stake"), yuan(totals["money_at_stake"]),
+                     report["currency"], n.header("self_pay"), yuan(totals["self_pay_money"])])
     for inst, t in totals["by_institution"].items():
-        csv_row(writer, [n.header("by_institution"), inst, n.of("places", inst), t["count"], f"{t['money']:.2f}"])
+        csv_row(writer, [n.header("by_institution"), inst, n.of("places", inst), t["count"], yuan(t["money"])])
     for item, t in totals["by_item"].items():
-        csv_row(writer, [n.header("by_item"), item, n.of("items", item), t["count"], f"{t['money']:.2f}"])
+        csv_row(writer, [n.header("by_item"), item, n.of("items", item), t["count"], yuan(t["money"])])
     if words := restricted_words(totals.get("restricted") or {}, report["currency"]):
         left_amount = totals["restricted"].get("amount")
-        csv_row(writer, [words, totals["restricted"]["count"], "" if left_amount is None else f"{left_amount:.2f}"])
+        csv_row(writer, [words, totals["restricted"]["count"], yuan(left_amount)])
     for inst, t in report["recognition_rate"].items():
         rate = "" if t["rate"] is None else f"{t['rate']:.4f}"
         csv_row(writer, [n.header("recognition_rate"), inst, n.of("places", inst), t["recognised"], t["recognisable"],

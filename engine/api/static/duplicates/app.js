@@ -248,7 +248,8 @@
         facts.push(["迟录理由 Late reason", f.late_reasons.map(W.reason).join("、") + (f.late_reason_text ? "：" + f.late_reason_text : "")
           + " — 结果之后录入，不计入 recorded after the result, not counted"]);
       }
-      if (f.contradicted) facts.push(["复核提示 Review note", f.contradicted]);
+      // the note in the site's words with Beijing times (the server's); the engine's own sentence only if none came
+      if (f.contradicted) facts.push(["复核提示 Review note", f.contradicted_note || f.contradicted]);
       for (const r of f.reviews || []) {
         const [rz, re] = W.status(r.decision);
         facts.push(["复核 Review", rz + " " + re + " · " + W.reviewer(r.by) + " · " + W.instant(r.at) + "：" + r.reason]);

@@ -22,8 +22,12 @@
   async function api(path) {
     try { return await window.hurenWords.api(path, {}, "/ui/insurance" + location.search); }
     catch (e) {
-      // the settlement's own 409: the site's rules lack a setting an administrator must give
-      if (e.status === 409) throw new Error("结算规则缺少必要设置，请联系系统管理员补全（" + e.diag + "）。 The settlement rules need a setting first.");
+      // the settlement's own 409: the site's rules lack a setting an administrator must give. Said
+      // in words: its diagnostics (the server's file path and line, the rule's English field names)
+      // are for the administrator, who reads them with the command on the server, not on this page
+      if (e.status === 409) throw new Error("结算规则缺少必要的设置，暂时无法结算。请联系系统管理员补全"
+        + "（管理员在服务器上运行“huren settle 年度”即可看到缺少哪一项）。"
+        + " The settlement rules need a setting first; an administrator can see which with huren settle on the server.");
       throw e;
     }
   }

@@ -222,7 +222,9 @@ function resultRow(o) {
   const rg = range(o);
   return el("tr", { class: ab ? "abn " + ab.cls : "" },
     el("th", { scope: "row" }, text(o.code), hrMark(o), rg ? el("small", { class: "range" }, `${w.range} ${rg}`) : null),
-    el("td", { class: "v" }, el("span", { class: "num" }, valueOf(o)), ab ? el("span", { class: "flag" }, ab.label) : null));
+    // a number stays on one line; words wrap (a long finding had pushed the page past a phone's width)
+    el("td", { class: isNumber(o) ? "v" : "v words" }, el("span", { class: "num" }, valueOf(o)),
+      ab ? el("span", { class: "flag" }, ab.label) : null));
 }
 
 /** Lab results by day and institution: one table each, abnormal rows first named by words. */

@@ -60,6 +60,10 @@ function valueOf(o) {
   return o.dataAbsentReason ? text(o.dataAbsentReason) : "";
 }
 
+/** Whether a result's value is a number (a quantity, integer, range or ratio), kept on one line
+ * beside its name; words (a smear's description, a coded finding) wrap like any text. */
+const isNumber = (o) => !!(o.valueQuantity || o.valueInteger !== undefined || o.valueRange || o.valueRatio);
+
 function range(o) {
   const r = (o.referenceRange || [])[0];
   if (!r) return "";
