@@ -108,3 +108,32 @@ def test_probepay26_panel_after_one_analyte_is_a_partial_repeat(engine: Engine, 
                         "OBX|2|NM|1920-8^AST^LN||28|U/L|||||{s}"))
     [f] = flags(engine, "flagged")
     assert (f["analytes"], f["partial"], f["price"]) == (["ALT"], True, 5.0), f
+
+
+def test_probepay26_prior_panel_with_some_analytes_is_a_partial_repeat(engine: Engine, mllp: int) -> None:
+    """The prior liver panel report carries only ALT and AST results; the repeat is the whole panel
+    (six analytes). Only ALT and AST were repeated: partial, their prices (5.00 + 5.00), not the
+    panel's 60.00 (DOMAIN.md: "Items are defined down to the analyte ... a partial overlap is reported
+    with the overlapping analytes")."""
+    hl7 = Sender(mllp)
+    hl7.send(result("HOSPA", "A1", LFT, "20260310090000+0800",
+                    obx="OBX|1|NM|1742-6^ALT^LN||30|U/L|||||{s}|||20260310090000+0800\n"
+                        "OBX|2|NM|1920-8^AST^LN||28|U/L|||||{s}"))
+    assert reminded(hl7.send(order("HOSPB", "B1", LFT, "20260312080000+0800")))
+    six = "".join(f"OBX|{i}|NM|{code}||1|U/L|||||{{s}}|||20260312100000+0800\n"
+                  for i, code in enumerate(("1742-6^ALT^LN", "1920-8^AST^LN", "1975-2^TBIL^LN", "1751-7^ALB^LN",
+                                            "6768-6^ALP^LN", "2324-2^GGT^LN"), 1))
+    hl7.send(result("HOSPB", "B1", LFT, "20260312100000+0800", obx=six.rstrip("\n").removesuffix("|||20260312100000+0800")))
+    [f] = flags(engine, "flagged")
+    assert (sorted(f["analytes"]), f["partial"], f["price"]) == (["ALT", "AST"], True, 10.0), f
+
+
+def test_probepay26_prior_withdrawn_before_the_repeat_result_means_no_flag(engine: Engine, mllp: int) -> None:
+    """Reminded at order time; the prior is then withdrawn (entered in error) before the repeat's
+    result arrives: nothing recognisable remains, no flag."""
+    hl7 = Sender(mllp)
+    hl7.send(result("HOSPA", "A1", CBC, "20260311090000+0800"))
+    assert reminded(hl7.send(order("HOSPB", "B1", CBC, "20260312080000+0800")))
+    hl7.send(result("HOSPA", "A1", CBC, "20260311090000+0800", status="W"))
+    hl7.send(result("HOSPB", "B1", CBC, "20260312100000+0800"))
+    assert flags(engine, "flagged") == [], flags(engine)
