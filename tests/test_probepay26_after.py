@@ -105,3 +105,23 @@ def test_probepay26_payer_age_fraction_is_data(tmp_path: Path) -> None:
             hl7.send(result("HOSPB", "B1", LFT, "20260312100000+0800"))
             [f] = flags(eng)
             assert (f["status"], f["reason"]) == ("justified", "R08"), f
+
+
+def test_probepay26_payer_direction_makes_recognition_optional(tmp_path: Path) -> None:
+    """Community c1's payer: a 二级 member must recognise only 二级 and 一级 results. HOSPB (二级)
+    repeating HOSPA's (三级) blood count is then reported, basis optional -- nothing at stake; HOSPB
+    repeating HOSPC's (一级) is still not payable."""
+    policy = (REPO / "mappings/recognition/policy.yaml").read_text("utf-8")
+    policy = policy.replace("communities: {}", "communities:\n  c1:\n    direction: {三级: [三级, 二级, 一级], "
+                                               "二级: [二级, 一级], 一级: [三级, 二级, 一级]}")
+    for eng in open_engine(tmp_path, make_site(tmp_path, recognition__policy__yaml=policy)):
+        with running_mllp(eng) as port:
+            hl7 = Sender(port)
+            _flagged_repeat(hl7)
+            [f] = flags(eng)
+            assert (f["status"], f["basis"]) == ("reported", "optional"), f
+            hl7.send(result("HOSPC", "C1", LFT, "20260310090000+0800"))
+            assert reminded(hl7.send(order("HOSPB", "B2", LFT, "20260312080000+0800")))
+            hl7.send(result("HOSPB", "B2", LFT, "20260312100000+0800"))
+            [g] = [g for g in flags(eng) if g["item"] == "LFT"]
+            assert (g["status"], g["prior_inst"], g["price"]) == ("flagged", "HOSPC", 60.0), g

@@ -162,7 +162,11 @@ def test_probepay26_prior_withdrawn_after_the_flag_withdraws_the_flag(engine: En
 
 def test_probepay26_prior_preliminary_then_final_after_the_order(engine: Engine, mllp: int) -> None:
     """At order time the prior was preliminary (nothing recognisable: no reminder); it turns final
-    before the repeat's result. The order-time answer said nothing existed: no 'not payable' flag."""
+    before the repeat's result. The order-time answer said nothing existed: no 'not payable' flag.
+    Contested: the fourteenth round (rec14, README) chose to flag such repeats, reading "for which a
+    recognisable R existed" as existing in fact and R98 as the doctor's recourse; the probe brief's
+    rule (no flag where the order-time answer said nothing recognisable existed) says otherwise.
+    A failing finding for the lead to decide."""
     hl7 = Sender(mllp)
     hl7.send(result("HOSPA", "A1", CBC, "20260310090000+0800", status="P"))
     assert not reminded(hl7.send(order("HOSPB", "B1", CBC, "20260312080000+0800")))
@@ -173,7 +177,8 @@ def test_probepay26_prior_preliminary_then_final_after_the_order(engine: Engine,
 
 def test_probepay26_prior_received_after_the_order_is_no_flag(engine: Engine, mllp: int) -> None:
     """The prior was done before the order but reached huren only after the order was placed: the
-    order-time answer said nothing recognisable; the repeat must not be flagged 'not payable'."""
+    order-time answer said nothing recognisable; the repeat must not be flagged 'not payable'.
+    Contested like the test above (rec14 flags it on purpose; README "Limits")."""
     hl7 = Sender(mllp)
     assert not reminded(hl7.send(order("HOSPB", "B1", CBC, "20260312080000+0800")))
     hl7.send(result("HOSPA", "A1", CBC, "20260310090000+0800"))  # sent late
