@@ -137,3 +137,16 @@ def test_probepay26_prior_withdrawn_before_the_repeat_result_means_no_flag(engin
     hl7.send(result("HOSPA", "A1", CBC, "20260311090000+0800", status="W"))
     hl7.send(result("HOSPB", "B1", CBC, "20260312100000+0800"))
     assert flags(engine, "flagged") == [], flags(engine)
+
+
+def test_probepay26_analyte_the_prior_panel_never_reported_is_no_repeat(engine: Engine, mllp: int) -> None:
+    """The prior liver panel report carries only ALT and AST; a TBIL ordered alone two days later
+    repeats nothing that was done: no reminder, no flag."""
+    hl7 = Sender(mllp)
+    hl7.send(result("HOSPA", "A1", LFT, "20260310090000+0800",
+                    obx="OBX|1|NM|1742-6^ALT^LN||30|U/L|||||{s}|||20260310090000+0800\n"
+                        "OBX|2|NM|1920-8^AST^LN||28|U/L|||||{s}"))
+    ack = hl7.send(order("HOSPB", "B1", "1975-2^TBIL^LN", "20260312080000+0800"))
+    hl7.send(result("HOSPB", "B1", "1975-2^TBIL^LN", "20260312100000+0800",
+                    obx="OBX|1|NM|1975-2^TBIL^LN||12|umol/L|||||{s}"))
+    assert (reminded(ack), flags(engine, "flagged")) == (False, []), (ack, flags(engine))
