@@ -73,6 +73,8 @@ def test_probepay26_catalogue_price_at_the_ordering_institution(engine: Engine, 
     _uphold(http, engine)
     rows, total = _deductions(http, engine, "HOSPC", "2026-03")
     assert [D(r[9]) for r in rows] == [D("18.35")] and total == D("18.35"), rows
+    rows, total = _deductions(http, engine, "HOSPA", "2026-03")  # the prior's institution is charged nothing
+    assert (rows, total) == ([], D("0.00")), rows
     rep = http.get("/reports/duplicates", headers=bearer(engine)).json()
     assert D(str(rep["totals"]["money_at_stake"])) == D("38.35"), rep["totals"]
 

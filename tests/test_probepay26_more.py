@@ -105,3 +105,25 @@ def test_probepay26_order_seen_first_in_its_result_is_dated_by_orc9(engine: Engi
     hl7.send(oru)
     [f] = flags(engine)
     assert (f["status"], f["order_day"]) == ("flagged", "2026-03-08"), f
+
+
+def test_probepay26_post_hl7v2_gives_the_same_answers(engine: Engine) -> None:
+    """The same repeat over POST /hl7v2: the ORM's ACK warns (ERR, severity W), the ORU's names the
+    not-payable flag, and the flag is the one MLLP makes."""
+    http = TestClient(create_app(engine))
+    h = {"Content-Type": "x-application/hl7-v2+er7",
+         "Authorization": "Bearer " + engine.auth.issue_system_token("his", "system/*.cruds")}
+
+    def post(text: str) -> str:
+        r = http.post("/hl7v2", content=text.replace("\n", "\r").encode(), headers=h)
+        assert r.status_code == 200 and r.headers["x-hl7-ack-code"] == "AA", r.text
+        return r.text
+
+    post(result("HOSPA", "A1", CBC, "20260310090000+0800"))
+    ack = post(order("HOSPB", "B1", CBC, "20260312080000+0800"))
+    assert reminded(ack) and "|W|" in ack, ack
+    ack = post(result("HOSPB", "B1", CBC, "20260312100000+0800"))
+    assert ack.count("Suspected duplicate test, not payable") == 1, ack
+    [f] = flags(engine, "flagged")
+    assert (f["inst"], f["prior_inst"], f["item"], f["window"], f["prior_day"], f["order_day"], f["price"]) == (
+        "HOSPB", "HOSPA", "CBC", 7, "2026-03-10", "2026-03-12", 20.0), f

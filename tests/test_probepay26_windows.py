@@ -239,3 +239,11 @@ def test_probepay26_mrn_alone_never_matches_across_institutions(engine: Engine, 
          + "ORC|NW|B1^HIS|||||||20260312080000+0800|||D7^张^医生\n"
          + f"OBR|1|B1^HIS||{CBC}|||20260312080000+0800\n")
     assert not reminded(hl7.send(o))
+
+
+def test_probepay26_result_taken_after_the_order_the_same_day_is_not_its_prior(engine: Engine, mllp: int) -> None:
+    hl7 = Sender(mllp)
+    assert not reminded(hl7.send(order("HOSPB", "B1", CBC, "20260312080000+0800")))
+    hl7.send(result("HOSPA", "A1", CBC, "20260312100000+0800"))  # taken after B's order was placed
+    hl7.send(result("HOSPB", "B1", CBC, "20260312110000+0800"))
+    assert flags(engine, "flagged") == [], flags(engine)
