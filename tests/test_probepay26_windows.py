@@ -160,6 +160,11 @@ def test_probepay26_prior_withdrawn_after_the_flag_withdraws_the_flag(engine: En
     assert flags(engine, "flagged") == [], flags(engine)
 
 
+_REC14 = ("decided (rec14): DOMAIN's 'for which a recognisable R existed' read with R98: a prior recognisable "
+          "by the time the repeat is done flags it; contested by probepay26, left to the policy owner")
+
+
+@pytest.mark.xfail(strict=True, reason=_REC14)
 def test_probepay26_prior_preliminary_then_final_after_the_order(engine: Engine, mllp: int) -> None:
     """At order time the prior was preliminary (nothing recognisable: no reminder); it turns final
     before the repeat's result. The order-time answer said nothing existed: no 'not payable' flag.
@@ -175,6 +180,7 @@ def test_probepay26_prior_preliminary_then_final_after_the_order(engine: Engine,
     assert flags(engine, "flagged") == [], (ack, flags(engine))
 
 
+@pytest.mark.xfail(strict=True, reason=_REC14)
 def test_probepay26_prior_received_after_the_order_is_no_flag(engine: Engine, mllp: int) -> None:
     """The prior was done before the order but reached huren only after the order was placed: the
     order-time answer said nothing recognisable; the repeat must not be flagged 'not payable'.
