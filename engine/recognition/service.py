@@ -416,9 +416,10 @@ class Recognition(HRMark, BatchScope, OrderTime, Repeats, PriorChanges, IdCorrec
                 s not in entries and not self._result_of_named(s, entries) for s in services)
             indexed = None if several else next(iter(entries), services[0])
             # the line's number and when this version was stored: which line it is a version
-            # of, and which version stands (``engine.insurance.charges.latest_lines``)
+            # of, and which version stands (``engine.insurance.charges.latest_lines``); the amount
+            # as the decimal text it was sent as, never a float (``repeats._amount``)
             self.charges.replace({"_id": ref, "service": indexed, "services": services,
-                                  "amount": float(price), "ident": line_identity(charge), "at": stored_at(charge)})
+                                  "amount": str(price), "ident": line_identity(charge), "at": stored_at(charge)})
         services = list(dict.fromkeys([*services, *((before or {}).get("services") or ())]))
         # and the results the line's other versions name: a version stored now, or one gone,
         # changes which version stands there too (a line corrected to name another result)
