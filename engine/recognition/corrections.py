@@ -3,12 +3,12 @@ the flags follow the record to its right person."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
 from engine.recognition.decision import Order, Recognisable
 from engine.recognition.detected_issues import recognisable_issue
-from engine.recognition.facts import ORDER_TYPE, national_id, ref_of
+from engine.recognition.facts import ORDER_TYPE, merged_away, national_id, ref_of
 from engine.recognition.index import group_key, window_end
 from engine.recognition.state import RecognitionState, checked_order, instant, now
 
@@ -19,6 +19,7 @@ class _Needs(Protocol):
     def _evaluate_flag(self, member: dict[str, Any]) -> list[dict[str, Any]]: ...  # repeats.Repeats
     def _recheck_dependents(self, before: dict[str, Any], doc: dict[str, Any] | None) -> None: ...  # prior_changes
     def check(self, order: Order) -> list[Recognisable]: ...  # order_time.OrderTime
+    def _in_group(self, decide: Callable[[], None]) -> None: ...  # batch_scope.BatchScope
 
 
 if TYPE_CHECKING:
@@ -30,7 +31,20 @@ else:
 class IdCorrections(RecognitionState, _Others):
     """A Patient stored or corrected after its results (``Recognition._on_patient``)."""
 
-    def _on_patient(self, patient: dict[str, Any], previous: dict[str, Any] | None, *, decided: bool = False) -> None:
+    def on_patient_indexed(self, patient: dict[str, Any], previous: dict[str, Any] | None) -> list[dict[str, Any]]:
+        """A write hook on Patient run after the patient index's own (registered after it): a record
+        merged away with no ID number of its own is keyed by the person the index has just put it
+        in (``FactReader.merged_person``).
+
+        Why a hook of its own: the batch hook (``on_write_many``) runs before the index's hook, so
+        for the very version that merges a record (ADT^A40, an operator's merge written as a new
+        version) the index did not hold the merge yet and its results stayed keyed by nobody."""
+        if merged_away(patient) and national_id(patient) is None:
+            self._in_group(lambda: self._on_patient(patient, previous, decided=True))
+        return []
+
+    def _on_patient(self, patient: dict[str, Any], previous: dict[str, Any] | None, *, decided: bool = False,
+                    merges: bool = True) -> None:
         """A Patient stored or corrected after its results: keep the index's person in step.
 
         The person is the patient index's (``FactReader.person_of``): a record it leaves out of
@@ -42,6 +56,13 @@ class IdCorrections(RecognitionState, _Others):
         person = self.facts.person_of(patient)
         if previous is not None and not decided and national_id(previous) == person == national_id(patient):
             return
+        if merges and (decided or previous is None or national_id(previous) != national_id(patient)):
+            # the records merged into this one are keyed by its person (``FactReader.merged_person``):
+            # an ID number corrected here, or an operator's decision on it, is theirs too
+            for pid in self.facts.merged_records(patient):
+                merged = self.read("Patient", pid)
+                if merged is not None:
+                    self._on_patient(merged, merged, decided=True, merges=False)
         docs = self.index.by_patient(ref_of(patient))
         moved = [(d, {**d, "person": person}) for d in docs if d.get("person") != person]
         if docs:
