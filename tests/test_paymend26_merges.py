@@ -19,8 +19,10 @@ from fastapi.testclient import TestClient
 from engine.api.app import create_app
 from engine.engine import Engine
 from tests.test_probepay26_agree import _a40, _prior_unidentified, engine  # noqa: F401  (the fixture)
-from tests.test_probepay26_windows import CBC, flags, order, reminded, result
+from tests.test_probepay26_windows import CBC, flags, msh, order, pid, reminded, result
 from tests.test_recognition_e2e import Sender
+
+RIGHT = "320923198504120036"  # the survivor's number, corrected (born 1985-04-12, male)
 
 
 def _record(engine: Engine, mrn: str) -> str:  # noqa: F811
@@ -93,3 +95,16 @@ def test_paymend26_merged_record_follows_the_survivor_out_of_its_person(engine: 
     assert not reminded(s.send(order("HOSPB", "B1", CBC, "20260312080000+0800")))
     s.send(result("HOSPB", "B1", CBC, "20260312100000+0800"))
     assert flags(engine, "flagged") == [], flags(engine)
+
+
+def test_paymend26_merged_record_follows_the_survivor_s_corrected_number(engine: Engine, mllp: int) -> None:  # noqa: F811
+    """HOSPA corrects the survivor's ID number (ADT^A08: the number was mistyped): the merged
+    record's blood count goes with it to the corrected number's person, and is no longer the first
+    number's prior."""
+    s = Sender(mllp)
+    _merged_by_a40(s)
+    a08 = (msh("HOSPA", "HIS", "ADT^A08^ADT_A01", "20260311090000+0800") + "EVN|A08|20260311090000+0800\n"
+           + pid("HOSPA", person=RIGHT, mrn="MRN-A") + "PV1|1|O\n")
+    assert "MSA|AA|" in s.send(a08)
+    assert "of HOSPA" not in s.send(order("HOSPB", "B1", CBC, "20260312080000+0800"))  # WANG's: nothing of HOSPA's
+    assert "of HOSPA" in s.send(order("HOSPC", "C1", CBC, "20260312080000+0800", person=RIGHT))

@@ -41,7 +41,18 @@ class IdCorrections(RecognitionState, _Others):
         version) the index did not hold the merge yet and its results stayed keyed by nobody."""
         if merged_away(patient) and national_id(patient) is None:
             self._in_group(lambda: self._on_patient(patient, previous, decided=True))
+        elif previous is not None and national_id(previous) != national_id(patient):
+            # a survivor whose ID number changed: the records merged into it follow its person
+            self._in_group(lambda: self._on_merged_into(patient))
         return []
+
+    def _on_merged_into(self, patient: dict[str, Any]) -> None:
+        """The records the patient index holds as merged into ``patient``'s person (``FactReader.merged_records``)
+        keyed again by it (``merged_person``), as the index now decides."""
+        for pid in self.facts.merged_records(patient):
+            merged = self.read("Patient", pid)
+            if merged is not None:
+                self._on_patient(merged, merged, decided=True, merges=False)
 
     def _on_patient(self, patient: dict[str, Any], previous: dict[str, Any] | None, *, decided: bool = False,
                     merges: bool = True) -> None:
@@ -56,13 +67,10 @@ class IdCorrections(RecognitionState, _Others):
         person = self.facts.person_of(patient)
         if previous is not None and not decided and national_id(previous) == person == national_id(patient):
             return
-        if merges and (decided or previous is None or national_id(previous) != national_id(patient)):
+        if merges and decided:
             # the records merged into this one are keyed by its person (``FactReader.merged_person``):
-            # an ID number corrected here, or an operator's decision on it, is theirs too
-            for pid in self.facts.merged_records(patient):
-                merged = self.read("Patient", pid)
-                if merged is not None:
-                    self._on_patient(merged, merged, decided=True, merges=False)
+            # an operator's decision on it is theirs too (an ID number corrected here: ``on_patient_indexed``)
+            self._on_merged_into(patient)
         docs = self.index.by_patient(ref_of(patient))
         moved = [(d, {**d, "person": person}) for d in docs if d.get("person") != person]
         if docs:

@@ -382,7 +382,8 @@ class FactReader:
         for the resident and its repeat at another hospital was never flagged (probepay26).
         The index is asked each time, as for any record (an operator's ``$unlink`` changes it
         without a new version of this record)."""
-        assert self._merges is not None and self._same_person is not None
+        if self._merges is None or self._same_person is None:
+            return None
         pid = patient.get("id")
         entry = self._merges.record(pid) if isinstance(pid, str) else None
         survivor = (entry or {}).get("replaced_by")
