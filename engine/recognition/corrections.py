@@ -38,10 +38,16 @@ class IdCorrections(RecognitionState, _Others):
 
         Why a hook of its own: the batch hook (``on_write_many``) runs before the index's hook, so
         for the very version that merges a record (ADT^A40, an operator's merge written as a new
-        version) the index did not hold the merge yet and its results stayed keyed by nobody."""
+        version) the index did not hold the merge yet and its results stayed keyed by nobody. And
+        a survivor whose ID number is corrected: the records merged into it follow its person as
+        the index now has it."""
+        links = patient.get("link")
+        if not links:  # most records: merged with nothing (no number read)
+            return []
         if merged_away(patient) and national_id(patient) is None:
             self._in_group(lambda: self._on_patient(patient, previous, decided=True))
-        elif previous is not None and national_id(previous) != national_id(patient):
+        elif previous is not None and any(isinstance(link, dict) and link.get("type") == "replaces" for link in links) \
+                and national_id(previous) != national_id(patient):
             # a survivor whose ID number changed: the records merged into it follow its person
             self._in_group(lambda: self._on_merged_into(patient))
         return []
