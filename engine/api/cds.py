@@ -226,8 +226,11 @@ async def call_service(service_id: str, request: Request, caller: Caller = Depen
             order = recognition.facts.order({**draft, "requester": patient["managingOrganization"]})
         if order is None:
             continue
+        # the analytes of a panel item ordered on their own are what it asks for (paymend26: a TBIL
+        # alone was answered as the whole liver panel, unlike the ORM's ACK and the later flag)
         order = Order(person=person, item=order.item, institution=order.institution, day=order.day,
-                      ref=f"ServiceRequest/{draft.get('id')}", patient=f"Patient/{patient_id}")
+                      ref=f"ServiceRequest/{draft.get('id')}", patient=f"Patient/{patient_id}",
+                      analytes=order.analytes)
         # only the prior results the caller may be told of (``ScopedRepository.tells_of``): a card
         # named an R-labelled result, its institution and date, to a clinician who reads it 404
         matches = [m for m in recognition.check(order) if repo.tells_of(m.result.ref)]

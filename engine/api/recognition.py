@@ -99,14 +99,17 @@ def order_from_input(recognition: Any, body: dict[str, Any]) -> Order:
         raise BadRequest("'date' must be a valueDate or valueDateTime", expression=["Parameters.parameter"])
     day = day or local_today(tz)
     draft = {"resourceType": "ServiceRequest", "code": concept, "subject": {"reference": ref}}
-    from engine.recognition.coding import item_for
+    from engine.recognition.coding import analytes_for, item_for
 
     if national_id(patient) is None:
         raise Unprocessable(f"{ref} has no valid national resident ID (NNCHN)", expression=["Patient.identifier"])
     # the patient index's person (rec17): None for a record it left out of its number's person
     # (a conflict, an operator's $unlink): nothing of anyone's is recognisable for it
-    return Order(person=recognition.facts.person_of(patient), item=item_for(draft, rules, institution), institution=institution, day=day,
-                 patient=ref)
+    item = item_for(draft, rules, institution)
+    # the analytes of a panel item asked for on their own, as the order's (``FactReader.order``):
+    # a TBIL alone was answered as the whole liver panel (paymend26)
+    return Order(person=recognition.facts.person_of(patient), item=item, institution=institution, day=day,
+                 patient=ref, analytes=analytes_for(draft, rules, item, institution) if item else ())
 
 
 def result_parameters(recognition: Any, order: Order, matches: list[Recognisable], *,

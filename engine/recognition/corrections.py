@@ -3,12 +3,12 @@ the flags follow the record to its right person."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
 from engine.recognition.decision import Order, Recognisable
 from engine.recognition.detected_issues import recognisable_issue
-from engine.recognition.facts import ORDER_TYPE, national_id, ref_of
+from engine.recognition.facts import ORDER_TYPE, merged_away, national_id, ref_of
 from engine.recognition.index import group_key, window_end
 from engine.recognition.state import RecognitionState, checked_order, instant, now
 
@@ -19,6 +19,7 @@ class _Needs(Protocol):
     def _evaluate_flag(self, member: dict[str, Any]) -> list[dict[str, Any]]: ...  # repeats.Repeats
     def _recheck_dependents(self, before: dict[str, Any], doc: dict[str, Any] | None) -> None: ...  # prior_changes
     def check(self, order: Order) -> list[Recognisable]: ...  # order_time.OrderTime
+    def _in_group(self, decide: Callable[[], None]) -> None: ...  # batch_scope.BatchScope
 
 
 if TYPE_CHECKING:
@@ -30,7 +31,37 @@ else:
 class IdCorrections(RecognitionState, _Others):
     """A Patient stored or corrected after its results (``Recognition._on_patient``)."""
 
-    def _on_patient(self, patient: dict[str, Any], previous: dict[str, Any] | None, *, decided: bool = False) -> None:
+    def on_patient_indexed(self, patient: dict[str, Any], previous: dict[str, Any] | None) -> list[dict[str, Any]]:
+        """A write hook on Patient run after the patient index's own (registered after it): a record
+        merged away with no ID number of its own is keyed by the person the index has just put it
+        in (``FactReader.merged_person``).
+
+        Why a hook of its own: the batch hook (``on_write_many``) runs before the index's hook, so
+        for the very version that merges a record (ADT^A40, an operator's merge written as a new
+        version) the index did not hold the merge yet and its results stayed keyed by nobody. And
+        a survivor whose ID number is corrected: the records merged into it follow its person as
+        the index now has it."""
+        links = patient.get("link")
+        if not links:  # most records: merged with nothing (no number read)
+            return []
+        if merged_away(patient) and national_id(patient) is None:
+            self._in_group(lambda: self._on_patient(patient, previous, decided=True))
+        elif previous is not None and any(isinstance(link, dict) and link.get("type") == "replaces" for link in links) \
+                and national_id(previous) != national_id(patient):
+            # a survivor whose ID number changed: the records merged into it follow its person
+            self._in_group(lambda: self._on_merged_into(patient))
+        return []
+
+    def _on_merged_into(self, patient: dict[str, Any]) -> None:
+        """The records the patient index holds as merged into ``patient``'s person (``FactReader.merged_records``)
+        keyed again by it (``merged_person``), as the index now decides."""
+        for pid in self.facts.merged_records(patient):
+            merged = self.read("Patient", pid)
+            if merged is not None:
+                self._on_patient(merged, merged, decided=True, merges=False)
+
+    def _on_patient(self, patient: dict[str, Any], previous: dict[str, Any] | None, *, decided: bool = False,
+                    merges: bool = True) -> None:
         """A Patient stored or corrected after its results: keep the index's person in step.
 
         The person is the patient index's (``FactReader.person_of``): a record it leaves out of
@@ -42,6 +73,10 @@ class IdCorrections(RecognitionState, _Others):
         person = self.facts.person_of(patient)
         if previous is not None and not decided and national_id(previous) == person == national_id(patient):
             return
+        if merges and decided:
+            # the records merged into this one are keyed by its person (``FactReader.merged_person``):
+            # an operator's decision on it is theirs too (an ID number corrected here: ``on_patient_indexed``)
+            self._on_merged_into(patient)
         docs = self.index.by_patient(ref_of(patient))
         moved = [(d, {**d, "person": person}) for d in docs if d.get("person") != person]
         if docs:

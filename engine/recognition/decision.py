@@ -126,6 +126,9 @@ AFTER_ORDER = "after-order"
 OUTSIDE_WINDOW = "outside-window"
 OUT_OF_SCOPE = "out-of-scope"
 NOT_THEIRS_YET = "not-theirs-at-order-time"
+# why an entry is not part of a prior test at all (another person's, item's or the order's own):
+# it says nothing of what that test covered (``find_recognisable``)
+_OTHER_TEST = frozenset({NOT_SAME_PERSON, NOT_THEIRS_YET, UNKNOWN_ITEM, NOT_SAME_ITEM, SAME_ORDER})
 
 
 def assess(order: Order, result: PriorResult, rules: Rules) -> str | None:
@@ -215,18 +218,39 @@ def find_recognisable(order: Order, candidates: Iterable[PriorResult], rules: Ru
     Several resources of one institution for the same item on the same day (the report and its
     observations) count once: the DiagnosticReport stands for them, then the ImagingStudy; what they
     report together (their analytes) must overlap what the order asks for.
+
+    What a panel test covers is what it has recognisable results for (DOMAIN.md: "Items are
+    defined down to the analyte; a panel is a set of analytes"): when any entry of the test names
+    analytes (the report's Observations of ALT, AST...), the test covers only the analytes of
+    its recognisable such entries (final, QC passed), and a report of the panel as a whole adds
+    none -- a liver panel report carrying only ALT and AST results covered all six analytes, so
+    a TBIL ordered after it was reminded and flagged, and a whole-panel repeat cost the panel's
+    60.00 where ALT+AST (10.00) were repeated (probepay26). A test none of whose entries names
+    an analyte (a report whose results are coded in no analyte's LOINC) still covers the whole
+    panel, as before.
     """
     item = rules.items.get(order.item or "")
     if item is None:
         return []
     best: dict[tuple[str, str, date], PriorResult] = {}
     covered: dict[tuple[str, str, date], set[str]] = {}
+    # tests (keys) with an entry naming analytes, recognisable or not: their panel-level entries cover nothing
+    named: set[tuple[str, str, date]] = set()
+    panel: set[tuple[str, str, date]] = set()  # tests with a recognisable entry of the whole panel
     held: dict[tuple[str, str, date], str] = {}
     for r in candidates:
-        if assess(order, r, rules) is not None:
+        why = assess(order, r, rules)
+        if why is not None:
+            if r.analytes and why not in _OTHER_TEST:
+                named.add((r.institution, r.item, r.day))
             continue
         key = (r.institution, r.item, r.day)
-        covered.setdefault(key, set()).update(item.analyte_set(r.analytes))
+        if r.analytes:
+            named.add(key)
+            covered.setdefault(key, set()).update(item.analyte_set(r.analytes))
+        else:
+            covered.setdefault(key, set())
+            panel.add(key)
         if r.held and (key not in held or r.held < held[key]):
             held[key] = r.held
         current = best.get(key)
@@ -235,7 +259,8 @@ def find_recognisable(order: Order, candidates: Iterable[PriorResult], rules: Ru
     wanted = item.analyte_set(order.analytes)
     out = []
     for key, r in best.items():
-        overlap = frozenset(covered[key]) & wanted
+        whole = key in panel and key not in named
+        overlap = (item.analyte_set(()) if whole else frozenset(covered[key])) & wanted
         if item.analytes and not overlap:
             continue  # the same panel, but none of the analytes asked for
         age = (order.day - r.day).days

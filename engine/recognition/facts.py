@@ -181,17 +181,35 @@ class _Answers:
         return self
 
 
+class Merges(Protocol):
+    """What the person of a merged-away record is asked of (``engine.identity.mpi.IdentityService``)."""
+
+    def record(self, patient_id: str) -> dict[str, Any] | None: ...
+
+    def person_compartment(self, patient_id: str) -> frozenset[str]: ...
+
+
+def merged_away(patient: dict[str, Any]) -> bool:
+    """Does the record say it was merged into another (``Patient.link`` ``replaced-by``, which the
+    patient index writes)? Only a hint, so that no other record asks the index: the index decides."""
+    return any(isinstance(link, dict) and link.get("type") == "replaced-by" for link in patient.get("link") or ())
+
+
 class FactReader:
     """Reads what the facts need from storage (Patient, Organization), with a small cache of the
     organisations, which are few and never change institution."""
 
     def __init__(self, read: Reader, rules: Callable[[], Rules],
-                 same_person: Callable[[dict[str, Any], str], str | None] | None = None) -> None:
+                 same_person: Callable[[dict[str, Any], str], str | None] | None = None,
+                 merges: Merges | None = None) -> None:
         self._read = read
         self._rules = rules
         # the patient index's "same person" (``IdentityService.same_person_number``): the record's
         # ID number only while the index has it linked to that number's person (None without an index)
         self._same_person = same_person
+        # the patient index's merges: whose a record merged away with no ID number of its own is
+        # (``merged_person``); None without an index
+        self._merges = merges
         self._org_codes: dict[str, str | None] = {}
         # (type, codings, performers) -> (institution, item), and compiled converter plan ->
         # (institution, item), under one rules object; shared with the readers ``reading`` makes
@@ -207,6 +225,7 @@ class FactReader:
         # keyed by the number: the index has not classified these records yet (a preview's hint;
         # the hook reads each fact's person again, from the index)
         other._same_person = None
+        other._merges = None
         return other
 
     # -- one classification per test ------------------------------------------------------
@@ -345,9 +364,42 @@ class FactReader:
         is remembered by the very Patient version; the index is asked each time (an operator's
         ``$unlink`` changes its entry without a new version)."""
         number = self.number(patient)
-        if number is None or self._same_person is None:
+        if self._same_person is None:
             return number
+        if number is None:
+            return self.merged_person(patient) if self._merges is not None and merged_away(patient) else None
         return self._same_person(patient, number)
+
+    def merged_person(self, patient: dict[str, Any]) -> str | None:
+        """The number a record merged away with no ID number of its own is keyed by: the one that
+        stands for the person of its compartment (``IdentityService.person_compartment``: the
+        records of one person, merges followed, never into a second person or ID number), read
+        from a record of it the index has linked (``same_person_number``) -- the record it was
+        merged into first. None when the index no longer holds it merged away (an operator undid
+        the merge) or its compartment has no record linked to a number's person.
+
+        Why: an MRN-only record a desk merged into the resident's identified record (ADT^A40)
+        kept its results keyed by nobody, so a blood count done under it was never recognisable
+        for the resident and its repeat at another hospital was never flagged (probepay26).
+        The index is asked each time, as for any record (an operator's ``$unlink`` changes it
+        without a new version of this record)."""
+        if self._merges is None or self._same_person is None:
+            return None
+        pid = patient.get("id")
+        entry = self._merges.record(pid) if isinstance(pid, str) else None
+        survivor = (entry or {}).get("replaced_by")
+        if not survivor:
+            return None
+        for other in sorted(self._merges.person_compartment(pid) - {pid}, key=lambda o: (o != survivor, o)):
+            member = self._merges.record(other)
+            if member is None or member.get("status") != "linked":
+                continue
+            found = self._read("Patient", other)
+            number = self.number(found) if found is not None else None
+            kept = self._same_person(found, number) if found is not None and number is not None else None
+            if kept is not None:
+                return kept
+        return None
 
     def number(self, patient: dict[str, Any]) -> str | None:
         """The Patient's valid national ID, remembered by the very version read (a write group's
@@ -361,6 +413,19 @@ class FactReader:
         number = national_id(patient)
         persons[id(patient)] = (patient, number)  # held: its id is not reused while remembered
         return number
+
+    def merged_records(self, patient: dict[str, Any]) -> list[str]:
+        """The ids of the records merged away into ``patient``'s person, as the patient index
+        holds them (its compartment's records with a ``replaced_by``), for a record that says it
+        replaced others (``Patient.link`` ``replaces``); [] otherwise or without an index. Their
+        results are keyed by this record's person (``merged_person``): when it changes, so must
+        theirs."""
+        pid = patient.get("id")
+        if self._merges is None or not isinstance(pid, str) or not any(
+                isinstance(link, dict) and link.get("type") == "replaces" for link in patient.get("link") or ()):
+            return []
+        return sorted(other for other in self._merges.person_compartment(pid) - {pid}
+                      if ((self._merges.record(other) or {}).get("replaced_by")))
 
     # -- institution ---------------------------------------------------------------------
     def organization_code(self, reference: dict[str, Any]) -> str | None:

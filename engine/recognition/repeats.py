@@ -6,9 +6,11 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from datetime import date
+from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Protocol
 
-from engine.insurance.charges import latest_lines, line_key
+from engine.insurance.charges import latest_lines, line_key, money
+from engine.insurance.tiers import fen
 from engine.recognition.decision import JUSTIFIED as JUSTIFIED_STATUS
 from engine.recognition.decision import (
     REPORTED,
@@ -150,12 +152,15 @@ class Repeats(RecognitionState, _Others):
             for charge in self.charges.find({"ident": ident}):
                 rows[charge["_id"]] = charge
         kept = latest_lines(
-            (line_key(row["_id"], row.get("ident"), float(row["amount"])), str(row.get("at") or ""), row)
+            (line_key(row["_id"], row.get("ident"), _amount(row)), str(row.get("at") or ""), row)
             for row in sorted(rows.values(), key=lambda r: r["_id"]))
-        amounts = [float(row["amount"]) for row in kept if row.get("service") in services]
+        amounts = [_amount(row) for row in kept if row.get("service") in services]
         if all(amount < 0 for amount in amounts):  # no line, or only credits
             return None
-        return max(round(sum(amounts), 2), 0.0)
+        # summed as the decimals the lines were sent as and rounded to the fen by the one rule
+        # (``insurance.tiers.fen``, half up), as the settlement rounds: summed as floats and rounded
+        # by ``round``, a line of 1.005 was 1.00 at stake and 2.675 was 2.67 (probepay26)
+        return float(max(fen(sum(amounts, Decimal(0))), Decimal(0)))
 
     def _evaluate_flag(self, member: dict[str, Any]) -> list[dict[str, Any]]:
         """Decide (again) the flag of the test ``member`` belongs to, and store the outcome.
@@ -440,3 +445,9 @@ def standing_review(existing: dict[str, Any] | None, reviews: Sequence[dict[str,
     # instants ("huren held ... since ...") that an upgrade reads anew (``final_at`` back-filled,
     # nineteenth round), and an upheld R98 flag went back to open on the next message about it
     return last["decision"] if facts == (prior, decision.reason, bool(decision.contradicted)) else None
+
+
+def _amount(row: dict[str, Any]) -> Decimal:
+    """A charge row's amount as the decimal it was sent as: kept as its text (``Recognition._on_charge``);
+    a row an earlier release kept as a float is read by its shortest text, its decimal as sent."""
+    return money(row.get("amount")) or Decimal(0)

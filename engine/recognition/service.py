@@ -37,7 +37,15 @@ from engine.recognition import aggregates
 from engine.recognition.batch_scope import BatchScope
 from engine.recognition.billed_lines import drop_unbilled_once, number_lines_once
 from engine.recognition.corrections import IdCorrections
-from engine.recognition.facts import ORDER_TYPE, RESULT_TYPES, FactReader, Planned, national_id, ref_of
+from engine.recognition.facts import (
+    ORDER_TYPE,
+    RESULT_TYPES,
+    FactReader,
+    Merges,
+    Planned,
+    national_id,
+    ref_of,
+)
 from engine.recognition.hr_mark import HRMark
 from engine.recognition.index import RESULTS, ResultIndex, group_key, window_end, window_start
 from engine.recognition.memo import GroupMemo
@@ -69,6 +77,10 @@ class PatientIndex(Protocol):
 
     def same_person_number(self, patient: dict[str, Any], number: str | None = None) -> str | None: ...
 
+    def record(self, patient_id: str) -> dict[str, Any] | None: ...
+
+    def person_compartment(self, patient_id: str) -> frozenset[str]: ...
+
 
 class Recognition(HRMark, BatchScope, OrderTime, Repeats, PriorChanges, IdCorrections, Reviews):
     """Mutual recognition over one repository. Build with ``Recognition.for_engine(engine)``."""
@@ -84,6 +96,7 @@ class Recognition(HRMark, BatchScope, OrderTime, Repeats, PriorChanges, IdCorrec
         local_loinc: Callable[[], dict[str, dict[str, str]]] | None = None,
         rules: Rules | None = None,
         same_person: Callable[[dict[str, Any], str], str | None] | None = None,
+        merges: Merges | None = None,
     ) -> None:
         self.store = store
         self.repository = repository
@@ -118,7 +131,7 @@ class Recognition(HRMark, BatchScope, OrderTime, Repeats, PriorChanges, IdCorrec
         self.flag_days = store.collection(aggregates.FLAG_DAYS)
         self.check_days = store.collection(aggregates.CHECK_DAYS)
         aggregates.ensure_indexes(self.flag_days, self.check_days)
-        self.facts = FactReader(self.read, lambda: self._rules, same_person)
+        self.facts = FactReader(self.read, lambda: self._rules, same_person, merges)
         # (rules, {(institution, item, day): HR marks}) (``_hr_marks``)
         self._marks_kept: tuple[Rules | None, dict[tuple[str, str, date], tuple[tuple[str, str], ...]]] = (None, {})
         if repository is not None:
@@ -147,9 +160,11 @@ class Recognition(HRMark, BatchScope, OrderTime, Repeats, PriorChanges, IdCorrec
         identity: PatientIndex | None = getattr(engine, "identity", None)
         rec = cls(store=engine.store, repository=engine.repository, settings=engine.settings,
                   institutions=institutions, local_items=local_items, local_loinc=local_loinc,
-                  same_person=identity.same_person_number if identity is not None else None)
+                  same_person=identity.same_person_number if identity is not None else None, merges=identity)
         if identity is not None:
             identity.operator_listeners.append(rec.on_identity_decided)
+            # after the index's own write hook (registered when the engine made it): a merge it holds now
+            engine.repository.add_write_hook(rec.on_patient_indexed, types={"Patient"})
             rec.rekey_once(identity)
         drop_unbilled_once(rec)  # charge rows an earlier release kept for planned lines: once
         number_lines_once(rec)  # charge rows an earlier release kept without their line number: once
@@ -416,9 +431,10 @@ class Recognition(HRMark, BatchScope, OrderTime, Repeats, PriorChanges, IdCorrec
                 s not in entries and not self._result_of_named(s, entries) for s in services)
             indexed = None if several else next(iter(entries), services[0])
             # the line's number and when this version was stored: which line it is a version
-            # of, and which version stands (``engine.insurance.charges.latest_lines``)
+            # of, and which version stands (``engine.insurance.charges.latest_lines``); the amount
+            # as the decimal text it was sent as, never a float (``repeats._amount``)
             self.charges.replace({"_id": ref, "service": indexed, "services": services,
-                                  "amount": float(price), "ident": line_identity(charge), "at": stored_at(charge)})
+                                  "amount": str(price), "ident": line_identity(charge), "at": stored_at(charge)})
         services = list(dict.fromkeys([*services, *((before or {}).get("services") or ())]))
         # and the results the line's other versions name: a version stored now, or one gone,
         # changes which version stands there too (a line corrected to name another result)
