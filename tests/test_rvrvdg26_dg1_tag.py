@@ -127,7 +127,7 @@ def test_guard_the_shared_status_constant_is_not_altered_by_writes(county: Any) 
     _withdrawn_by_the_his(http)
     ack = _batch(http, _a01("G1", f"DG1|1||{C341}|||F|||||||||2"), _p12("G2", f"DG1|2||{C341}|||F|||||||||2||||||D"))
     assert ack.count("MSA|AA") == 2, ack
-    assert his.ENTERED_IN_ERROR == before
+    assert before == his.ENTERED_IN_ERROR
 
 
 def test_guard_batch_add_d_add_where_the_add_fails_at_write(county: Any) -> None:
@@ -197,3 +197,40 @@ def test_guard_each_backend_add_d_add_with_the_add_failing(backend_settings: Any
         assert b"DG1^1^21" in outcomes[1].ack
         found = engine.repository.search("Condition", [("code", "Z51.1")]).resources
         assert [_status(c) for c in found] == [None], found
+
+
+def test_a_repeated_d_by_code_of_a_withdrawn_diagnosis_is_not_refused(county: Any) -> None:
+    """FINDING (LOW-MED, new refusal). Z51.1 listed by code, withdrawn by the HIS's D by code; two later cycles
+    of Z51.1 are listed with their own DG1-20 (D-2, D-3). The HIS then sends the D by code again (its P12
+    repeating the line): the code-keyed Condition it names is withdrawn already -- on the base an AA
+    changing nothing; now the D goes on to the stay's standing Z51.1s, finds two, and the message is refused
+    (AE), holding up the sender's queue for a delete that was already done."""
+    _, http, _ = county
+    _stay_with_z(http)
+    _withdrawn_by_the_his(http)
+    assert "MSA|AA" in _ack(http, _p12("D2", f"DG1|1||{Z511}|||F|||||||||1|||||D-2|A",
+                                       f"DG1|2||{Z511}|||F|||||||||3|||||D-3|A"))
+    ack = _ack(http, _p12("D3", f"DG1|1||{Z511}|||F|||||||||1||||||D"))
+    assert "MSA|AA" in ack, ack
+    live = [c for c in _conditions(http, code="Z51.1") if _status(c) != "entered-in-error"]
+    assert len(live) == 2, live
+
+
+def test_a_d_by_code_of_a_coder_withdrawn_diagnosis_does_not_reach_the_stays_other_one(county: Any) -> None:
+    """FINDING (HIGH). The stay lists Z51.1 twice: by code (no DG1-20) and as D-2. A coder marks the by-code
+    Z51.1 entered-in-error over FHIR (her own status, no tag). The HIS then deletes its by-code Z51.1 (P12 D,
+    no DG1-20: the same key). On the base the D lands on that Condition; now, because it is entered-in-error,
+    the D goes on to the stay's one standing Z51.1 -- D-2, which the HIS never deleted -- withdraws it and
+    takes its entry off the visit."""
+    _, http, _ = county
+    visit(http, "A1", *STAY, f"DG1|1||{Z511}|||F|||||||||1", f"DG1|2||{C341}|||F|||||||||2",
+          f"DG1|3||{Z511}|||F|||||||||3|||||D-2")
+    (by_code,) = [c for c in _conditions(http, code="Z51.1") if not c.get("identifier")]
+    z = {k: v for k, v in by_code.items() if k not in ("meta", "clinicalStatus")}
+    z["verificationStatus"] = {"coding": [{"system": VER, "code": "entered-in-error"}]}
+    assert http.put(f"/fhir/Condition/{z['id']}", json=z).status_code == 200
+    ack = _ack(http, _p12("H1", f"DG1|1||{Z511}|||F|||||||||1||||||D"))
+    assert "MSA|AA" in ack, ack
+    (d2,) = [c for c in _conditions(http, code="Z51.1") if c.get("identifier")]
+    assert _status(d2) != "entered-in-error", d2
+    assert ("Z51.1", 3, "DD") in codes(http, encounter(http, "V-1"))
