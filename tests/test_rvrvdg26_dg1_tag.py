@@ -234,3 +234,25 @@ def test_a_d_by_code_of_a_coder_withdrawn_diagnosis_does_not_reach_the_stays_oth
     (d2,) = [c for c in _conditions(http, code="Z51.1") if c.get("identifier")]
     assert _status(d2) != "entered-in-error", d2
     assert ("Z51.1", 3, "DD") in codes(http, encounter(http, "V-1"))
+
+
+def test_a_d_refused_for_a_rolled_back_earlier_message_is_settled_again(county: Any) -> None:
+    """FINDING (MED). The stay holds Z51.1 as D-3. One batch: an A08 adds Z51.1 as D-2 (it fails at write: AE,
+    rolled back), then a P12 deletes Z51.1 by code. Settled against the A08's writes the D saw two Z51.1s and
+    was refused (AE) -- but the A08 was not written, and the D's refusal is not settled again (its leaned_on
+    is only kept when settling succeeds): answered as if alone it withdraws D-3 (the base's answer)."""
+    engine, http, _ = county
+    visit(http, "A1", *STAY, f"DG1|1||{C341}|||F|||||||||1", f"DG1|2||{Z511}|||F|||||||||2|||||D-3")
+
+    def fail_d2(resource: dict[str, Any], previous: Any) -> list[dict[str, Any]]:
+        if resource.get("resourceType") == "Condition" and previous is None and "D-2" in str(resource.get("identifier")):
+            raise RuntimeError("disk trouble for the A08's new Condition")
+        return []
+
+    engine.repository.add_write_hook(fail_d2)
+    ack = _batch(http, _a08("R1", f"DG1|1||{C341}|||F|||||||||1", f"DG1|2||{Z511}|||F|||||||||2|||||D-3",
+                            f"DG1|3||{Z511}|||F|||||||||3|||||D-2"),
+                 _p12("R2", f"DG1|1||{Z511}|||F|||||||||1||||||D"))
+    assert "MSA|AE|R1" in ack and "MSA|AA|R2" in ack, ack
+    (d3,) = _conditions(http, code="Z51.1")
+    assert _status(d3) == "entered-in-error", d3
