@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from adapters.convert.his import stated_by_client
 from conformance.validate import Validator
 from engine.audit.derived import AuditViews, WithAuditViews
 from engine.audit.keys import AuditKeys
@@ -84,6 +85,9 @@ class Engine:
         self.repository.add_write_hook(labels.written, types={"DocumentReference"})
         # a record deleted while labelled stays withheld where a search decides from labelled ids (last20a)
         DeletedLabels(self.repository).attach()
+        # a FHIR client's entered-in-error of a Condition is marked hers where the writer is known: a feed's
+        # DG1 stating the diagnosis again undoes only the feed's own D (``his.withdrawn_by_sender``, dgfix26)
+        self.repository.add_statement(stated_by_client, types={"Condition"})
         # HL7 v2 ingest: message store + quarantine, the pipeline behind MLLP and POST /hl7v2
         self.ingestor = build_ingestor(self)
 

@@ -741,6 +741,8 @@ class Ingestor:
                     item.leaned_on = [owners[i] for i in leaned or ()]
                 except HL7Error as exc:
                     item.conversion, item.errors = None, [exc]
+                    # refused counting on earlier messages of the batch: settled again if one is not written
+                    item.leaned_on = [owners[i] for i in getattr(exc, "leaned_on", None) or ()]
             if item.conversion is not None and self.sign is not None:
                 unsigned = _unsigned_target(_resources(item), _named(item))
                 if unsigned is not None:

@@ -289,15 +289,42 @@ def settle_withdrawn(conversion: Conversion, read_many: Any, search: Any,
             conversion.said[ref] = replace(said, deletes=(*said.deletes, Delete(
                 "verificationStatus", (), "DG1 states the diagnosis again: no longer entered-in-error")))
             conversion.planned.pop(ref, None)
+    try:
+        return _settle_deleted(conversion, stored, search, earlier, leaned)
+    except HL7Error as exc:
+        # refused: which earlier messages of the batch the refusal read goes with it, so a refusal
+        # counting on one that is then not written is settled again (ingest ``_settled_again``, dgfix26)
+        exc.leaned_on = sorted(leaned)  # type: ignore[attr-defined]
+        raise
+
+
+def _settle_deleted(conversion: Conversion, stored: dict[Any, Any], search: Any, earlier: Sequence[Conversion],
+                    leaned: set[int]) -> list[int]:
+    """``settle_withdrawn``'s DG1-21 D part (``Context.withdrawn``)."""
+    from adapters.convert.his import withdrawn_by_sender
+
     moves: dict[str, str] = {}
     drops: list[str] = []
     for ref, (subject, stay, code, ident, warning) in conversion.withdrawn.items():
         now = _as_left(ref, stored.get(_key_of(ref)), earlier, leaned)
         by_code = bool(stay and code and not ident and search is not None)
-        if now is not None and not (by_code and _verification(now) == "entered-in-error"):
+        where = {"segment": warning.segment, "sequence": warning.sequence, "field": 21}
+        if _verification(now) == "entered-in-error" and not withdrawn_by_sender(now):
+            # withdrawn by someone else (a coder over FHIR): the D lands on it, as on the base (it is
+            # entered-in-error still; the feed's D makes the withdrawal its own: its A then undoes it,
+            # dgmend26) -- it does not go on to the stay's other Condition of that code, which the sender
+            # never deleted (review rvrvdg26, dgfix26); the sender is told it was withdrawn already
+            conversion.warnings.append(HL7Error(
+                "DG1-21 D (diagnosis action code: delete): the diagnosis it names was entered-in-error already, "
+                "not by this sender; it stays so", **where, code=TABLE_VALUE_NOT_FOUND, severity="W"))
+            continue
+        if now is not None and not (by_code and withdrawn_by_sender(now)):
             continue
         found = _standing(subject, stay, code, earlier, leaned, search) - {ref} if by_code else set()
-        where = {"segment": warning.segment, "sequence": warning.sequence, "field": 21}
+        if len(found) > 1 and now is not None:
+            # the one under its key withdrawn by the feed already (a repeated D): an AA changing
+            # nothing, as on the base -- not a refusal for the stay's other ones (dgfix26)
+            continue
         if len(found) > 1:
             raise HL7Error(f"DG1-21 D (diagnosis action code: delete) of {code!r} by its code: the visit holds "
                            f"{len(found)} diagnoses of that code; which one is meant is not said -- send its "

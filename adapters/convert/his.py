@@ -222,14 +222,67 @@ ENTERED_IN_ERROR = {"extension": [{"url": DIAGNOSIS_ACTION, "valueCode": "D"}],
                                 "code": "entered-in-error"}]}
 
 
+# a status a FHIR client wrote entered-in-error (changed, or set) carries the writer's mark, stamped by the
+# engine where the writer is known (``stated_by_client``, a repository statement): the client's own, whatever
+# else its body carries -- the feed's tag riding along on an in-place edit, or one copied or forged (dgfix26)
+BY_CLIENT = "urn:huren:StructureDefinition:verification-status-writer"
+_CLIENT_MARK = {"url": BY_CLIENT, "valueCode": "fhir"}
+
+
 def withdrawn_by_sender(condition: dict[str, Any] | None) -> bool:
     """Whether ``condition`` (stored, or as a batch's earlier message leaves it) is entered-in-error by a
     feed's DG1-21 D -- the one place that tells a sender's withdrawal, which a DG1 stating the diagnosis
-    again undoes, from anyone else's entered-in-error, which it does not (dgmend26)."""
+    again undoes, from anyone else's entered-in-error, which it does not (dgmend26). Judged by the writer
+    recorded on the status (dgfix26): a FHIR client's (``BY_CLIENT``, stamped at the write) is never the
+    feed's; else the feed's D tag (``DIAGNOSIS_ACTION``) says the feed's. Neither: a status written before
+    the twenty-sixth round, whose writer no version records (the store keeps none) -- the base's answer:
+    the feed's when a feed's converter made the Condition (``ids.huren_form``), so a diagnosis the HIS
+    withdrew before the tag existed is revived by its re-add (a coder's entered-in-error of that time on
+    such a Condition is revived too, as on the base)."""
     status = (condition or {}).get("verificationStatus") or {}
-    return (((status.get("coding") or [{}])[0].get("code") == "entered-in-error")
-            and any(isinstance(e, dict) and e.get("url") == DIAGNOSIS_ACTION and e.get("valueCode") == "D"
-                    for e in status.get("extension") or ()))
+    if (status.get("coding") or [{}])[0].get("code") != "entered-in-error":
+        return False
+    marks = [e for e in status.get("extension") or () if isinstance(e, dict)]
+    if any(e.get("url") == BY_CLIENT for e in marks):
+        return False
+    if any(e.get("url") == DIAGNOSIS_ACTION and e.get("valueCode") == "D" for e in marks):
+        return True
+    from engine.repository.ids import huren_form
+
+    rid = (condition or {}).get("id")
+    return isinstance(rid, str) and huren_form(rid)
+
+
+def stated_by_client(resource: dict[str, Any], previous: dict[str, Any] | None, writer: str) -> dict[str, Any]:
+    """A repository statement for Condition (the writer is known here, not read from the body): a FHIR
+    client's write whose ``verificationStatus`` is not the stored one as it is and is entered-in-error is
+    the client's withdrawal -- marked ``BY_CLIENT`` (an in-place edit of the code keeps the feed's tag in
+    the body; the mark outweighs it). The feed's tag a client adds where the stored status had none is
+    not hers to write: dropped (a copied or forged tag is not taken as the feed's). A client writing the
+    status back as stored changes nothing of its origin (dgfix26)."""
+    from engine.merge_rules import API
+
+    if writer != API:
+        return resource
+    status = resource.get("verificationStatus")
+    if not isinstance(status, dict):
+        return resource
+    before = (previous or {}).get("verificationStatus")
+    if status == before:
+        return resource
+    extensions = [e for e in status.get("extension") or () if not (isinstance(e, dict) and e.get("url") == BY_CLIENT)]
+    had_tag = isinstance(before, dict) and any(
+        isinstance(e, dict) and e.get("url") == DIAGNOSIS_ACTION for e in before.get("extension") or ())
+    if not had_tag:
+        extensions = [e for e in extensions if not (isinstance(e, dict) and e.get("url") == DIAGNOSIS_ACTION)]
+    if (status.get("coding") or [{}])[0].get("code") == "entered-in-error":
+        extensions.append(dict(_CLIENT_MARK))
+    if extensions == (status.get("extension") or []):
+        return resource
+    status = {k: v for k, v in status.items() if k != "extension"}
+    if extensions:
+        status = {"extension": extensions, **status}
+    return {**resource, "verificationStatus": status}
 
 
 def withdrawn_diagnosis(ctx: Context, enc_ref: dict[str, str] | None, cond_ref: dict[str, str]) -> None:
