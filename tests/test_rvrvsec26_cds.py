@@ -3,7 +3,6 @@ disclosures audited under each record). Real HTTP against the real app, real sto
 
 from __future__ import annotations
 
-import json
 import uuid
 from typing import Any
 

@@ -11,8 +11,11 @@ from fastapi.testclient import TestClient
 
 from engine.api.app import create_app
 from engine.engine import Engine
+from tests import test_secmend26_single_use as su
 from tests.test_resident_launch import exchange
-from tests.test_secmend26_single_use import _code, _opens, _refresh, workers  # noqa: F401  (fixture)
+from tests.test_secmend26_single_use import _code, _opens, _refresh
+
+workers = su.workers  # the two-worker fixture (SQLite and mongomock)
 
 
 def test_refresh_rotation_alternating_workers_keeps_working(workers: tuple[Engine, TestClient, TestClient]) -> None:
@@ -81,3 +84,31 @@ def test_a_code_whose_exchange_failed_inside_huren_can_be_tried_again(
     retry = exchange(c2, code, verifier)
     assert retry.status_code == 200, retry.text
     assert _opens(c1, retry.json()) == 200
+
+
+def test_a_refresh_token_used_again_after_its_rotation_failed_ends_the_grant(
+        workers: tuple[Engine, TestClient, TestClient], monkeypatch: pytest.MonkeyPatch) -> None:
+    """A rotation fails inside huren after the refresh token was marked used (a 500, no successor).
+    Presenting that token again is refused "its grant is revoked" -- and, as before secmend26, the
+    grant then is revoked: the access token it came with stops opening the record. Now the
+    ``:settled`` row is never written, so ``_second_use`` waits for a settle that never comes and
+    nobody revokes: the refusal says "revoked" of a grant that is still live."""
+    engine, c1, c2 = workers
+    code, verifier = _code(engine, c1)
+    tokens = exchange(c1, code, verifier).json()
+    real = engine.auth.issue_token
+    failed: list[bool] = []
+
+    def issue(*args: Any, **kwargs: Any) -> Any:
+        if not failed:
+            failed.append(True)
+            raise RuntimeError("database is locked")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(engine.auth, "issue_token", issue)
+    broken = TestClient(create_app(engine), base_url="https://huren.test", raise_server_exceptions=False)
+    assert broken.post("/auth/token", data=_refresh(tokens["refresh_token"])).status_code == 500
+    monkeypatch.undo()
+    again = c2.post("/auth/token", data=_refresh(tokens["refresh_token"]))
+    assert again.status_code == 400 and "revoked" in again.json()["error_description"], again.text
+    assert _opens(c1, tokens) == 401
