@@ -43,7 +43,7 @@ SERVICES = {
 _NS = uuid.UUID("6f1c3c1e-6a43-4d5e-9a57-3c6f2b1f0d11")
 # CDS Hooks 2.0 §HTTP Request: hookInstance is "a universally unique identifier (UUID) for this
 # particular hook call" -- its canonical text form (8-4-4-4-12 hex digits)
-_UUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
+_UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
 
 
 def _json(body: Any, status: int = 200) -> Response:
@@ -191,7 +191,7 @@ async def call_service(service_id: str, request: Request, caller: Caller = Depen
     hook_instance = body.get("hookInstance")
     if not hook_instance:
         raise BadRequest("hookInstance is required")
-    if not isinstance(hook_instance, str) or not _UUID.match(hook_instance):
+    if not isinstance(hook_instance, str) or not _UUID.fullmatch(hook_instance):
         raise BadRequest(f"hookInstance must be a UUID (CDS Hooks 2.0 §HTTP Request), not {str(hook_instance)[:40]!r}")
     hook_instance = hook_instance.lower()
     context = body["context"]

@@ -449,12 +449,35 @@ class ResidentAuth:
                 self._revoke_code(doc["_id"])
             raise OAuthError("invalid_grant", "the authorization code has already been used")
         family = secrets.token_urlsafe(12) if "offline_access" in doc["scope"] else None
-        response, jti, exp = self._tokens(client, doc["scope"], doc["patient"], doc["person"], doc.get("nonce"),
-                                          family, acting=doc.get("acting"), consent=doc.get("consent"))
-        self.codes.update(doc["_id"], {"used": True, "jtis": [[jti, exp]], "family": family})
-        if self._settle("code", doc["_id"], doc["exp"]):  # used again while these were being issued
+        issued: tuple[str, int] | None = None
+        try:
+            response, jti, exp = self._tokens(client, doc["scope"], doc["patient"], doc["person"], doc.get("nonce"),
+                                              family, acting=doc.get("acting"), consent=doc.get("consent"))
+            issued = (jti, exp)
+            self.codes.update(doc["_id"], {"used": True, "jtis": [[jti, exp]], "family": family})
+            replayed = self._settle("code", doc["_id"], doc["exp"])
+        except Exception:
+            # huren failed (a 500) before the client had its tokens: the redemption is undone, so
+            # the client's retry of the same code is honoured, as before single use was atomic
+            self._unredeem_code(doc["_id"], issued, family)
+            raise
+        if replayed:  # used again while these were being issued
             self._revoke_code(doc["_id"])
         return response
+
+    def _unredeem_code(self, key: str, issued: tuple[str, int] | None, family: str | None) -> None:
+        """Undo the redemption of the code ``key`` whose exchange failed inside huren: revoke what
+        was issued (never handed out), mark the code unused, and delete its ``auth_redeemed`` rows
+        -- the redeemed row last, so that no other request redeems it before it is reset. Best
+        effort: when the store fails here too, the code stays used (refused, never twice honoured)."""
+        with contextlib.suppress(Exception):
+            if issued is not None:
+                self.auth.revoke_jti(*issued)
+            if family:
+                self._revoke_family(family)
+            self.codes.update(key, {"used": False, "jtis": [], "family": None})
+            self.redeemed.delete(f"code:{key}:settled")
+            self.redeemed.delete(f"code:{key}")
 
     # ---- single use: one atomic step on both backends -----------------------------------------
     #
@@ -578,12 +601,22 @@ class ResidentAuth:
             if self._second_use("refresh", doc["_id"], doc["exp"]):
                 self._revoke_family(doc["family"])
             raise OAuthError("invalid_grant", "the refresh token was already used; its grant is revoked")
-        if not self.refresh.update(doc["_id"], {"used": True}):
-            raise OAuthError("invalid_grant", "the refresh token is invalid, expired or revoked")
-        family = doc["family"] if "offline_access" in scopes else None  # no longer registered: no new refresh
-        response, jti, exp = self._tokens(client, scopes, doc["patient"], doc["person"], None, family,
-                                          acting=doc.get("acting"), consent=doc.get("consent"))
-        if self._settle("refresh", doc["_id"], doc["exp"]):  # reused while these were being issued
+        try:
+            if not self.refresh.update(doc["_id"], {"used": True}):
+                raise OAuthError("invalid_grant", "the refresh token is invalid, expired or revoked")
+            family = doc["family"] if "offline_access" in scopes else None  # no longer registered: no new refresh
+            response, jti, exp = self._tokens(client, scopes, doc["patient"], doc["person"], None, family,
+                                              acting=doc.get("acting"), consent=doc.get("consent"))
+            replayed = self._settle("refresh", doc["_id"], doc["exp"])
+        except Exception:
+            # A rotation that failed inside huren (a 500, no successor handed out) keeps the token
+            # used, as before single use was atomic: it is settled here, so that presenting it again
+            # is a reuse that ends the grant (a reuse already waiting on it ends it now).
+            with contextlib.suppress(Exception):
+                if self._settle("refresh", doc["_id"], doc["exp"]):
+                    self._revoke_family(doc["family"])
+            raise
+        if replayed:  # reused while these were being issued
             self.auth.revoke_jti(jti, exp)
             self._revoke_family(doc["family"])
         return response
