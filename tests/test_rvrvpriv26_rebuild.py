@@ -69,3 +69,52 @@ def test_her_own_merged_away_records_are_read_and_counted_alike(world):  # noqa:
     assert http.get(f"/fhir/Patient/{a}", headers=_resident(world, a2)).status_code == 200
     enc = http.get("/fhir/Encounter", headers=ha)
     assert all(f"V-MRN-{m}" in enc.text for m in ("A", "A2", "U")), enc.text[:400]
+
+
+def test_a_patient_citing_hers_by_link_is_withheld_in_read_search_and_count_alike(world):  # noqa: F811
+    """B's record merged into U (numberless), the desk then links A to U (seealso): B's record names
+    U in Patient.link (R4 puts it in U's compartment) but is B's. A's token: not read, not listed,
+    not counted, not included; B's own token still reads B's record."""
+    http, send, register = world.mm
+    a = register("MRN-A", A_NID, "赵^一")
+    b = register("MRN-B", B_NID, "钱^秘密")
+    u = register("MRN-U", None, "无名^氏")
+    ack = send("A40", _pid("MRN-U", None, "无名^氏"), "MRG|MRN-B^^^FNXRMYY^MR\r")
+    assert ack_code_of(ack) == "AA", ack
+    r = http.post("/fhir/Patient/$link", headers=_operator(world), json={
+        "resourceType": "Parameters", "parameter": [
+            {"name": "source", "valueReference": {"reference": f"Patient/{a}"}},
+            {"name": "target", "valueReference": {"reference": f"Patient/{u}"}},
+            {"name": "reason", "valueString": "the emergency patient is A"}]})
+    assert r.status_code == 200, r.text
+    ha = _resident(world, a)
+    assert http.get(f"/fhir/Patient/{b}", headers=ha).status_code == 404
+    page = http.get("/fhir/Patient?_count=50", headers=ha).json()
+    listed = _ids(page)
+    assert b not in listed and B_NID not in str(page), page
+    assert http.get("/fhir/Patient?_summary=count", headers=ha).json()["total"] == len(listed), listed
+    for q in (f"/fhir/Patient?link=Patient/{u}", f"/fhir/Patient?_id={b}", f"/fhir/Patient?_id={u}&_revinclude=Patient:link",
+              f"/fhir/Patient/{u}/$everything", f"/fhir/Patient/{a}/$everything", "/fhir/Encounter?_include=Encounter:subject"):
+        got = http.get(q, headers=ha)
+        assert got.status_code in (200, 400) and B_NID not in got.text and "秘密" not in got.text, (q, got.text[:400])
+
+
+def test_her_own_record_merged_into_a_record_later_linked_to_another_person_stays_hers(world):  # noqa: F811
+    """B's record merged into U (numberless), the desk then links A to U: B's token is bound to B's own
+    record (her number, her name) and must still read it -- not 'this Patient is not known'."""
+    http, send, register = world.mm
+    a = register("MRN-A", A_NID, "赵^一")
+    b = register("MRN-B", B_NID, "钱^秘密")
+    u = register("MRN-U", None, "无名^氏")
+    ack = send("A40", _pid("MRN-U", None, "无名^氏"), "MRG|MRN-B^^^FNXRMYY^MR\r")
+    assert ack_code_of(ack) == "AA", ack
+    r = http.post("/fhir/Patient/$link", headers=_operator(world), json={
+        "resourceType": "Parameters", "parameter": [
+            {"name": "source", "valueReference": {"reference": f"Patient/{a}"}},
+            {"name": "target", "valueReference": {"reference": f"Patient/{u}"}},
+            {"name": "reason", "valueString": "the emergency patient is A"}]})
+    assert r.status_code == 200, r.text
+    hb = _resident(world, b)
+    own = http.get(f"/fhir/Patient/{b}", headers=hb)
+    assert own.status_code == 200 and B_NID in own.text, own.text[:300]
+    assert http.get(f"/fhir/Patient/{a}", headers=hb).status_code == 404
