@@ -172,5 +172,14 @@ def test_her_own_record_merged_into_a_record_later_linked_to_another_person_stay
     assert r.status_code == 200, r.text
     hb = _resident(world, b)
     own = http.get(f"/fhir/Patient/{b}", headers=hb)
-    assert own.status_code == 200 and B_NID in own.text, own.text[:300]
+    # privfix26: the A40 wrote B's record with its MRN alone (her number is in the version before it):
+    # her record names her by her name and MRN; the link to U (now A's person) is not shown
+    assert own.status_code == 200 and "秘密" in own.text and "MRN-B" in own.text, own.text[:300]
+    assert u not in own.text and a not in own.text, own.text
     assert http.get(f"/fhir/Patient/{a}", headers=hb).status_code == 404
+    assert http.get(f"/fhir/Patient/{u}", headers=hb).status_code == 404
+    page = http.get("/fhir/Patient?_count=50", headers=hb).json()
+    assert _ids(page) == {b}, page
+    assert http.get("/fhir/Patient?_summary=count", headers=hb).json()["total"] == 1
+    enc = http.get("/fhir/Encounter", headers=hb)
+    assert "V-MRN-B" in enc.text and "V-MRN-U" not in enc.text and "V-MRN-A" not in enc.text, enc.text[:400]
