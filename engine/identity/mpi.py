@@ -496,9 +496,10 @@ class IdentityService:
 
     def recover_merged_keys(self) -> int:
         """Give every record merged away by code from before ``merged_key`` (an entry ``replaced_by``
-        another, with no number and no ``merged_key``) the number it carried: the newest of its
-        stored versions that carries a valid one (an A40 writes the old record with its MRN alone,
-        the version before it carries the number). Returns how many were given one. Run once at
+        another, with no number and no ``merged_key``) the number it carried AT the merge: that of
+        the version current just before it (``_before_merge``; an A40 writes the old record with its
+        MRN alone, the version before it carries the number -- none when it was removed before the
+        merge, as ``_note_merged_key`` judges a merge stored today). Returns how many were given one. Run once at
         the first start after the upgrade (``MERGED_KEYS`` in ``mpi_meta``) and by ``rebuild``.
 
         Why: such a merge -- two numbers' records, accepted before the twenty-fifth round -- was
