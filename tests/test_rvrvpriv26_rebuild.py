@@ -178,6 +178,9 @@ def test_her_own_record_merged_into_a_record_later_linked_to_another_person_stay
     assert u not in own.text and a not in own.text, own.text
     assert http.get(f"/fhir/Patient/{a}", headers=hb).status_code == 404
     assert http.get(f"/fhir/Patient/{u}", headers=hb).status_code == 404
+    for q in (f"/fhir/Patient/{b}/_history", f"/fhir/Patient/{b}/$everything"):
+        got = http.get(q, headers=hb)
+        assert got.status_code == 200 and "秘密" in got.text and u not in got.text and a not in got.text, q
     page = http.get("/fhir/Patient?_count=50", headers=hb).json()
     assert _ids(page) == {b}, page
     assert http.get("/fhir/Patient?_summary=count", headers=hb).json()["total"] == 1
