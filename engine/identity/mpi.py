@@ -131,6 +131,21 @@ def _note_merged_key(doc: dict[str, Any], before: dict[str, Any] | None) -> None
         doc["merged_key"] = carried
 
 
+def _before_merge(history: list[Any]) -> dict[str, Any] | None:
+    """Of a merged-away record's versions (newest first), the one current just before the merge:
+    the newest that states no ``replaced-by`` below the run of versions that do (None: none stored,
+    or a deletion). Its number is the one the record carried AT the merge -- what ``_note_merged_key``
+    keeps when it is written (the entry before the merge), so a recovery gives no number removed
+    before the merge (rvrvpriv26: W's wrong number removed by an operator, then W merged numberless
+    into A's record -- followed when stored, and the recovery must not make it a two-number merge)."""
+    for version in history:
+        if version.resource is None:
+            return None
+        if not any(kind == "replaced-by" for kind, _ in _merges(version.resource)):
+            return version.resource
+    return None
+
+
 MERGED_KEYS = "merged-keys-recovered"  # mpi_meta: the merges stored before ``merged_key`` were given theirs
 
 MERGE_OF_TWO_PERSONS = (
@@ -489,9 +504,10 @@ class IdentityService:
 
     def recover_merged_keys(self) -> int:
         """Give every record merged away by code from before ``merged_key`` (an entry ``replaced_by``
-        another, with no number and no ``merged_key``) the number it carried: the newest of its
-        stored versions that carries a valid one (an A40 writes the old record with its MRN alone,
-        the version before it carries the number). Returns how many were given one. Run once at
+        another, with no number and no ``merged_key``) the number it carried AT the merge: that of
+        the version current just before it (``_before_merge``; an A40 writes the old record with its
+        MRN alone, the version before it carries the number -- none when it was removed before the
+        merge, as ``_note_merged_key`` judges a merge stored today). Returns how many were given one. Run once at
         the first start after the upgrade (``MERGED_KEYS`` in ``mpi_meta``) and by ``rebuild``.
 
         Why: such a merge -- two numbers' records, accepted before the twenty-fifth round -- was
@@ -510,7 +526,7 @@ class IdentityService:
                 history = versions("Patient", doc["_id"])
             except (NotFound, Gone):
                 continue
-            number = next((n for v in history if (n := nationalid.patient_number(v.resource))), None)
+            number = nationalid.patient_number(_before_merge(history))
             if number:
                 self.links.update(doc["_id"], {"merged_key": self.nid_key(number)})
                 recovered += 1

@@ -459,6 +459,10 @@ class ScopedRepository:
             return resource
         if not inside and not self.repo.in_compartment(resource, self._compartment) and not self._reachable(resource):
             return None
+        if rtype == "Patient" and not self._foreign_patient(rtype, resource.get("id")):
+            mine = self._without_foreign_links(resource)
+            if mine is not resource:
+                resource, raw = mine, None
         if not self._names_only_own(resource, raw):
             return None
         if self._cites_others(*_cited_part(resource, raw)):  # any type since privmend25
@@ -1177,6 +1181,36 @@ class ScopedRepository:
         birth date and phone -- was shown to her by its ``replaced-by`` link, though the index had
         left it out (twenty-sixth round, privleft26; mergemend25 left it)."""
         return rtype == "Patient" and self._compartment is not None and rid not in self._compartment
+
+    def _without_foreign_links(self, resource: dict[str, Any]) -> dict[str, Any]:
+        """One of the confined caller's own Patient records less the ``Patient.link`` entries naming a
+        Patient outside her compartment (tagged ``SUBSETTED``); the record itself unchanged when it
+        names none. Her record is hers as it stood (her name, her number), but the record a merge
+        pointed it to may since be another person's: B's record merged into an unidentified record
+        U, then the desk linking A's record to U -- B's token was told "this Patient is not known"
+        of her own record, as a record naming someone else; U's id would be the only thing of A's
+        left in it (twenty-sixth round, privfix26; the index leaves U out of her compartment)."""
+        links = resource.get("link")
+        if not isinstance(links, list) or not links:
+            return resource
+        comp, base = self._compartment, self.repo.base_url
+        assert comp is not None
+
+        def foreign(link: Any) -> bool:
+            ref = (link.get("other") or {}).get("reference") if isinstance(link, dict) else None
+            target = parse_reference(ref, base) if isinstance(ref, str) else None
+            return target is not None and target[0] == "Patient" and target[1] not in comp
+
+        kept = [link for link in links if not foreign(link)]
+        if len(kept) == len(links):
+            return resource
+        out = {k: v for k, v in resource.items() if k != "link"}
+        if kept:
+            out["link"] = kept
+        meta = dict(out.get("meta") or {})
+        meta["tag"] = [*(meta.get("tag") or []), SUBSETTED]
+        out["meta"] = meta
+        return out
 
     def _clean_bytes(self, raw: bytes) -> bool:
         """A fast pre-check on the stored JSON: every ``Patient/<id>`` in it is the caller's and no
