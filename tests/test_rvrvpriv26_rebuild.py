@@ -10,6 +10,7 @@ from fastapi.testclient import TestClient
 from adapters.hl7v2.ack import ack_code_of
 from engine.api.app import create_app
 from tests import test_mergemend25_merge as mm
+from tests.operator_calls import before_linkmend26
 from tests.test_mergemend25_merge import A_NID, B_NID, _operator, _pid, _resident, world  # noqa: F401
 
 
@@ -127,6 +128,21 @@ def test_her_own_merged_away_records_are_read_and_counted_alike(world):  # noqa:
     assert all(f"V-MRN-{m}" in enc.text for m in ("A", "A2", "U")), enc.text[:400]
 
 
+def _old_desk_link(world, a: str, u: str) -> None:  # noqa: F811
+    """The desk links A to U (U holding B's merged record): refused since linkmend26 (two ID numbers
+    in one person); the link a store made before the rule is built with it switched off
+    (``before_linkmend26``), and what the reads show of that old state is what these tests judge."""
+    http = world.mm[0]
+    body = {"resourceType": "Parameters", "parameter": [
+        {"name": "source", "valueReference": {"reference": f"Patient/{a}"}},
+        {"name": "target", "valueReference": {"reference": f"Patient/{u}"}},
+        {"name": "reason", "valueString": "the emergency patient is A"}]}
+    assert http.post("/fhir/Patient/$link", headers=_operator(world), json=body).status_code == 422
+    with before_linkmend26(world):
+        r = http.post("/fhir/Patient/$link", headers=_operator(world), json=body)
+    assert r.status_code == 200, r.text
+
+
 def test_a_patient_citing_hers_by_link_is_withheld_in_read_search_and_count_alike(world):  # noqa: F811
     """B's record merged into U (numberless), the desk then links A to U (seealso): B's record names
     U in Patient.link (R4 puts it in U's compartment) but is B's. A's token: not read, not listed,
@@ -137,12 +153,7 @@ def test_a_patient_citing_hers_by_link_is_withheld_in_read_search_and_count_alik
     u = register("MRN-U", None, "无名^氏")
     ack = send("A40", _pid("MRN-U", None, "无名^氏"), "MRG|MRN-B^^^FNXRMYY^MR\r")
     assert ack_code_of(ack) == "AA", ack
-    r = http.post("/fhir/Patient/$link", headers=_operator(world), json={
-        "resourceType": "Parameters", "parameter": [
-            {"name": "source", "valueReference": {"reference": f"Patient/{a}"}},
-            {"name": "target", "valueReference": {"reference": f"Patient/{u}"}},
-            {"name": "reason", "valueString": "the emergency patient is A"}]})
-    assert r.status_code == 200, r.text
+    _old_desk_link(world, a, u)
     ha = _resident(world, a)
     assert http.get(f"/fhir/Patient/{b}", headers=ha).status_code == 404
     page = http.get("/fhir/Patient?_count=50", headers=ha).json()
@@ -164,12 +175,7 @@ def test_her_own_record_merged_into_a_record_later_linked_to_another_person_stay
     u = register("MRN-U", None, "无名^氏")
     ack = send("A40", _pid("MRN-U", None, "无名^氏"), "MRG|MRN-B^^^FNXRMYY^MR\r")
     assert ack_code_of(ack) == "AA", ack
-    r = http.post("/fhir/Patient/$link", headers=_operator(world), json={
-        "resourceType": "Parameters", "parameter": [
-            {"name": "source", "valueReference": {"reference": f"Patient/{a}"}},
-            {"name": "target", "valueReference": {"reference": f"Patient/{u}"}},
-            {"name": "reason", "valueString": "the emergency patient is A"}]})
-    assert r.status_code == 200, r.text
+    _old_desk_link(world, a, u)
     hb = _resident(world, b)
     own = http.get(f"/fhir/Patient/{b}", headers=hb)
     # privfix26: the A40 wrote B's record with its MRN alone (her number is in the version before it):
