@@ -90,3 +90,46 @@ def test_an_unidentified_record_linked_both_ways_to_numbered_persons_is_refused_
     assert world.identity.person_compartment(a) == {a, t}
     ev = http.get(f"/fhir/Patient/{b}/$everything", headers=_resident(world, b))
     assert ev.status_code == 200 and "赵" not in ev.text
+
+
+def test_a_refused_link_shows_a_resident_no_other_record_in_who_looked(world):  # noqa: F811
+    """The refusal is audited on both records (detail: the refusal text, naming both Patient ids).
+    B's 谁看过我的档案 may say the desk acted on her record, not name A's record or A."""
+    import json
+
+    http, send, register = world.mm
+    a = register("MRN-A", A_NID, "赵^一")
+    b = register("MRN-B", B_NID, "钱^秘密")
+    assert _call(http, _operator(world), "link", b, a).status_code == 422
+    for mine, other, other_name in ((b, a, "赵"), (a, b, "钱")):
+        r = http.get("/ui/me/who-looked", headers=_resident(world, mine))
+        assert r.status_code == 200, r.text
+        text = json.dumps(r.json(), ensure_ascii=False)
+        assert other not in text and other_name not in text, text[:1500]
+
+
+def test_hl7_merge_into_a_numberless_record_then_desk_seealso_of_a_hand_linked_record(world):  # noqa: F811
+    """As the first probe, the B merge made by the sender (A40 MRG X into T, AA: T has no number)."""
+    from adapters.hl7v2.ack import ack_code_of
+
+    http, send, register = world.mm
+    a = register("MRN-A", A_NID, "赵^一")
+    register("MRN-X", B_NID, "钱^秘密")
+    u = register("MRN-U", None, "无名^氏", "19900101", "M")
+    t = register("MRN-T", None, "无名^乙", "19921120", "F")
+    ops = _operator(world)
+    assert _call(http, ops, "link", u, a).status_code == 200
+    assert ack_code_of(send("A40", _pid("MRN-T", None, "无名^乙", "19921120", "F"), "MRG|MRN-X^^^FNXRMYY^MR\r")) == "AA"
+    r = _call(http, ops, "link", u, t)
+    ev = http.get(f"/fhir/Patient/{a}/$everything", headers=_resident(world, a))
+    assert r.status_code == 422 and t not in ev.text, (r.status_code, t in ev.text)
+
+
+def test_other_link_types_are_a_400_never_a_500_and_change_nothing(world):  # noqa: F811
+    http, send, register = world.mm
+    a = register("MRN-A", A_NID, "赵^一")
+    b = register("MRN-B", B_NID, "钱^秘密")
+    for type_ in ("refer", "replaces"):
+        r = _call(http, _operator(world), "link", b, a, type_)
+        assert r.status_code == 400 and r.json()["resourceType"] == "OperationOutcome", r.text
+    assert world.identity.person_compartment(a) == {a} and world.identity.person_compartment(b) == {b}
