@@ -12,7 +12,7 @@ from tests.test_mergemend25_merge import A_NID, B_NID, _operator, _resident, wor
 
 def test_the_refusal_is_audited_with_its_whole_text(world):  # noqa: F811
     """The audit's ``refused`` detail is the 422's diagnostics whole: both Patient ids and the remedy
-    (cut at 300 characters it ended inside the second id, without the remedy)."""
+    (cut at 300 characters it ended before or inside the second id, without the remedy)."""
     http, send, register = world.mm
     a = register("MRN-A", A_NID, "赵^一")
     b = register("MRN-B", B_NID, "钱^秘密")
