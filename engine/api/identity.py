@@ -161,9 +161,11 @@ async def link(request: Request, caller: Caller = Depends(get_caller)) -> Respon
     except Unprocessable as exc:
         # refused (two ID numbers' records: ``IdentityService.link_refusal``): audited as a refused
         # act on both records (outcome 4 by the 422), the reason the operator gave beside the refusal's
+        # whole text: cut at 300 characters, it lost the second Patient id it names and the remedy
+        # (review of linkmend26); the text is the index's own, a few hundred characters, no number
         note(request, action="identity-link", resources=[f"Patient/{source}", f"Patient/{target}"],
              patient_ids=[source, target], outcome="4",
-             detail={"operation": "$link", "type": type_, "reason": reason, "refused": exc.diagnostics[:300]})
+             detail={"operation": "$link", "type": type_, "reason": reason, "refused": exc.diagnostics})
         raise
     note(request, action="identity-link", resources=[f"Patient/{source}", f"Patient/{target}"],
          patient_ids=[source, target], detail={"operation": "$link", "type": type_, "reason": reason})

@@ -1041,30 +1041,42 @@ class IdentityService:
         """Why the index refuses an operator's ``link`` of ``source`` to ``target`` (None: it may).
 
         ``replaced-by``: ``merge_refusal`` -- the rule the HL7 merge asks. ``seealso``: the same
-        rule for what the link joins -- the source (with the records merged into or from it) joins
-        the target's person, so the numbers counted are those of the source and its merge chains
-        (not of the person the source leaves: it leaves it), of the target and its chains, and of
-        the records of the target's person (but a record an earlier operator's merge moved there,
-        ``merge_moved``, as ``_merge_keys`` does). A record with no valid number contradicts
-        nobody: an unidentified emergency record linked into a numbered person is the desk's.
+        count (``_merge_keys``: the source and the target with their merge chains, a numberless
+        record the desk put in a person standing for that person's numbers), plus every number of
+        the person the link makes: the target's person when it has one (the source joins it), else
+        the source's person when the target joins it (``_joinable``: the source stays, the target
+        and what was merged into it come to it), else none (a person is made of the two). Not
+        counted: a record an earlier operator's merge moved into its person (``merge_moved``), as
+        ``_merge_keys`` does. A record with no valid number contradicts nobody: an unidentified
+        emergency record linked into a numbered person is the desk's.
+
+        So the two types agree on a numberless record U the desk put in A's person: a link of U
+        to B's record, ``seealso`` (U would leave A's person for B's) as ``replaced-by``, is
+        refused -- U stands for A's number until the desk undoes that link (``$unlink``), then
+        links U to B. The desk saying "U is B's" right after "U is A's" is two persons' claim on
+        one record; the unlink says which of the two was wrong, and is audited as such.
 
         Why: the desk's ``$link`` of two ID numbers' records, either type, was taken: the source
         joined the target's person, and each resident's token read the other's records --
         name, number, visits -- at every hospital (twenty-sixth round, privleft26 decided,
-        linkmend26 done)."""
+        linkmend26 done). And the ``seealso`` count skipped the source's person as one it leaves,
+        though a target in no person joins it: U in A's person ``seealso`` a numberless T that
+        held B's merged record put T and B's record in A's person, A's token read them
+        (twenty-sixth round, review of linkmend26)."""
         if type_ == "replaced-by":
             return self.merge_refusal(source, target)
-        keys = self._merge_keys(source, target, {}, leaving=source)
-        tgt = self.links.get(target) or {}
-        if tgt.get("status") == "linked" and tgt.get("person"):
-            for member in self.links.find({"person": tgt["person"], "status": "linked"}):
+        keys = self._merge_keys(source, target, {})
+        src, tgt = self.links.get(source) or {}, self.links.get(target) or {}
+        person = tgt.get("person") if tgt.get("status") == "linked" else None
+        person = person or self._joinable(source, src, target, tgt)
+        if person:
+            for member in self.links.find({"person": person, "status": "linked"}):
                 if member["_id"] != source and not member.get("merge_moved") and (key := _key_of(member)):
                     keys.add(key)
         return LINK_OF_TWO_PERSONS if len(keys) > 1 else None
 
     def _merge_keys(self, merged: str, survivor: str,
-                    versions: Mapping[str, tuple[dict[str, Any] | None, ...]], *,
-                    leaving: str | None = None) -> set[str]:
+                    versions: Mapping[str, tuple[dict[str, Any] | None, ...]]) -> set[str]:
         """The ID numbers (keys) of the persons a merge of ``merged`` into ``survivor`` joins: of the
         two records (``_merge_key``) and of every record already merged into or from either,
         through chains (``replaced_by``/``replaces`` of the index entries, as this thread's write
@@ -1073,8 +1085,7 @@ class IdentityService:
         stands for that person's numbers (its members linked by their number). Not counted: a
         record an operator's merge moved into its survivor's person (``merge_moved``): the desk
         said it is that person's, whatever number it carries (id17; such merges are refused since
-        the twenty-sixth round, the ones stored before still count so). ``leaving``: a record
-        whose own person is not counted (an operator's ``seealso`` moves it out of it).
+        the twenty-sixth round, the ones stored before still count so).
 
         Why chains: the two records' own numbers alone let B's record merged into an unidentified
         record U, then U into A's record, answer AA -- A's token read U's visit, which the
@@ -1107,8 +1118,7 @@ class IdentityService:
                 else self.nid_key(number) if number else _key_of(doc)
             if key:
                 keys.add(key)
-            elif doc is not None and doc.get("manual") and doc.get("status") == "linked" and doc.get("person") \
-                    and pid != leaving:
+            elif doc is not None and doc.get("manual") and doc.get("status") == "linked" and doc.get("person"):
                 keys.update(k for m in self.links.find({"person": doc["person"], "status": "linked"})
                             if not m.get("manual") and (k := m.get("nid_key")))
         return keys
