@@ -80,6 +80,12 @@ def test_rvrvui26_notfound_page_only_for_ui_and_json_endpoints_keep_outcomes(htt
     # the page template itself is not served as a file
     r = http.get("/ui/shared/static/notfound.html", headers={"accept": "application/json"})
     assert r.status_code == 404 and r.json()["resourceType"] == "OperationOutcome"
+    # a file that exists but is refused (the resident's template) and one that does not exist answer
+    # the same page: the 404 page does not tell which addresses are there
+    there = http.get("/ui/me/static/index.html", headers=BROWSER)
+    nowhere = http.get("/ui/me/static/no-such.html", headers=BROWSER)
+    assert (there.status_code, there.text, there.headers["content-type"]) == (
+        nowhere.status_code, nowhere.text, nowhere.headers["content-type"])
 
 
 def test_rvrvui26_notfound_answers_vary_on_accept(http) -> None:
@@ -149,3 +155,4 @@ def test_rvrvui26_csv_note_cell_is_formula_safe() -> None:
     first = dict(zip(rows[0], rows[1], strict=True))
     assert first["复核提示"].startswith("'="), first
     assert re.match(r"'=", first["与记录不符"]), first
+
