@@ -118,7 +118,7 @@ HELD = ("reason contradicted by records: huren held DiagnosticReport/p-1 since 2
 
 
 @pytest.mark.parametrize(("text", "said"), [
-    (HELD, "理由与记录不符：本平台收到这张医嘱之前已存有前次结果，可以调阅（前次结果存入 2025年3月13日 11:00:05，"
+    (HELD, "理由与记录不符：本平台收到这张医嘱之前已存有前次结果（检验检查报告 p-1），可以调阅（前次结果存入 2025年3月13日 11:00:05，"
            "收到医嘱 2025年3月14日 10:30:00）。"),
     ("reason contradicted by records: the prior result was 2 days old, not older than 3.5 of the item's 7-day window",
      "理由与记录不符：前次结果距本次仅 2 天，未超过 3.5 天（该项目互认时限 7 天）。"),
@@ -137,7 +137,7 @@ def test_yuan_has_two_decimals_rounded_half_up() -> None:
         "20.00", "220.00", "5.00", "2.68", "0.30", "3.50", "", ""]
 
 
-def test_duplicates_csv_amounts_and_the_note_beside_the_recorded_sentence() -> None:
+def test_duplicates_csv_amounts_and_the_note_after_the_recorded_sentence() -> None:
     row = {"id": "dup-1", "status": "flagged", "day": "2025-03-14", "institution": "FNZYY", "item": "CBC",
            "item_name": "血常规", "category": "检验", "price": 20.0, "currency": "CNY", "prior_institution": "FNZYY",
            "prior_day": "2025-03-13", "window_days": 7, "reason": "R98", "contradicted": HELD}
@@ -150,7 +150,7 @@ def test_duplicates_csv_amounts_and_the_note_beside_the_recorded_sentence() -> N
     header, first = rows[0], dict(zip(rows[0], rows[1], strict=True))
     assert first["涉及金额"] == "20.00", first
     assert first["与记录不符"] == HELD  # the engine's sentence, as recorded
-    assert header.index("复核提示") == header.index("与记录不符") + 1
+    assert header.index("复核提示") == len(header) - 1  # last (uifix26): the older columns keep their places
     assert first["复核提示"].startswith("理由与记录不符：") and "2025年3月13日 11:00:05" in first["复核提示"]
     totals = [r for r in rows if r and r[0] in ("合计", "按机构", "按项目")]
     assert ["合计", "1", "涉及金额", "20.00", "CNY", "自费金额", "0.00"] in totals, totals

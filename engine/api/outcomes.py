@@ -88,8 +88,12 @@ def _not_found_page() -> str:
 def _wants_page(request: Request) -> bool:
     """A browser opening an address under ``/ui/`` (the pages' own tree); ``/fhir``, ``/auth``, the
     reports and the rest stay JSON whatever they are asked with."""
+    return _under_ui(request) and "text/html" in request.headers.get("accept", "")
+
+
+def _under_ui(request: Request) -> bool:
     path = request.url.path
-    return (path == "/ui" or path.startswith("/ui/")) and "text/html" in request.headers.get("accept", "")
+    return path == "/ui" or path.startswith("/ui/")
 
 
 def install_error_handlers(app: FastAPI) -> None:
@@ -108,9 +112,13 @@ def install_error_handlers(app: FastAPI) -> None:
         if exc.status_code == 404 and _wants_page(request):
             # a mistyped page address, opened in a browser: a small Chinese page with the way back,
             # not an OperationOutcome in JSON (a program asking -- no text/html -- still gets that)
-            return HTMLResponse(_not_found_page(), status_code=404, headers=_NOT_FOUND_HEADERS)
+            return HTMLResponse(_not_found_page(), status_code=404, headers={**_NOT_FOUND_HEADERS, "Vary": "Accept"})
         code = _HTTP_CODES.get(exc.status_code, "exception" if exc.status_code >= 500 else "invalid")
-        return fhir_response(outcome("error", code, str(exc.detail)), exc.status_code, getattr(exc, "headers", None))
+        response = fhir_response(outcome("error", code, str(exc.detail)), exc.status_code, getattr(exc, "headers", None))
+        if exc.status_code == 404 and _under_ui(request):
+            # the same /ui address answers the page or this by Accept: a cache between must know
+            response.headers["Vary"] = "Accept"
+        return response
 
     @app.exception_handler(RequestValidationError)
     async def _validation_error(_: Request, exc: RequestValidationError) -> Response:

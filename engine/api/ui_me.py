@@ -23,6 +23,7 @@ from engine.audit.who_looked import who_looked
 from engine.auth.caller import Caller
 from engine.auth.deps import get_caller, get_repo
 from engine.auth.service import ME_CLIENT_ID
+from engine.auth.staff import STAFF_CLIENT_ID
 from engine.errors import Forbidden, Gone, NotFound
 from engine.repository.scoped import ScopedRepository
 
@@ -126,7 +127,8 @@ async def who_looked_me(request: Request, caller: Caller = Depends(get_caller),
             out.append({"when": a.when, "who": a.who if role not in ("resident", "other-resident") else "",
                         "who_name": who_name, "role": role, "what": a.what, "resource_types": list(a.resource_types),
                         "outcome": a.outcome, "via_app": a.via_app, "via_app_name": app.name if app else "",
-                        "record": a.record})
+                        # the staff pages' own client: a read on the pages, not through another app
+                        "via_staff_pages": a.via_app == STAFF_CLIENT_ID, "record": a.record})
         return out
 
     entries = await run_in_threadpool(run)

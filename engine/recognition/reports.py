@@ -452,10 +452,14 @@ _NAMED = {"status": ("status_name", lambda n, v, r: n.of("statuses", v)),
           "institution": ("institution_name", lambda n, v, r: n.of("places", v)),
           "prior_institution": ("prior_institution_name", lambda n, v, r: n.of("places", v)),
           "reason": ("reason_name", lambda n, v, r: n.of("reasons", v)),
-          # the engine's sentence (as recorded) and beside it the note as the page says it (复核提示)
-          "contradicted": ("contradicted_note", lambda n, v, r: n.note(v, r.get("institution"))),
           "basis": ("basis_name", lambda n, v, r: n.basis(v)),
           "price_source": ("price_source_name", lambda n, v, r: n.of("price_sources", v))}
+
+
+# columns added after the ones above, each at the end so that the older ones keep their places (a
+# reader by position, a bureau's import sheet): the note as the page says the recorded sentence
+# (与记录不符) of the same row (复核提示, twenty-sixth round)
+_LAST = (("contradicted_note", lambda n, r: n.note(r.get("contradicted"), r.get("institution"))),)
 
 
 _MONEY = frozenset({"price"})  # the duplicates CSV's amount columns (yuan, two decimals)
@@ -470,6 +474,7 @@ def to_csv(report: dict[str, Any], names: Mapping[str, Any]) -> str:
     buf.write("\ufeff")
     writer = csv.writer(buf, lineterminator="\r\n")
     columns = [c for key in COLUMNS for c in (key, *((_NAMED[key][0],) if key in _NAMED else ()))]
+    columns += [name for name, _ in _LAST]
     csv_row(writer, [n.header(c) for c in columns])
     for r in report["rows"]:
         line: list[Any] = []
@@ -478,6 +483,7 @@ def to_csv(report: dict[str, Any], names: Mapping[str, Any]) -> str:
             line.append(yuan(value) if key in _MONEY else "" if value is None else value)
             if key in _NAMED:
                 line.append(_NAMED[key][1](n, value, r))
+        line.extend(said(n, r) for _, said in _LAST)
         csv_row(writer, line)
     csv_row(writer, [])
     totals = report["totals"]

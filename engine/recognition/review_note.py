@@ -7,7 +7,7 @@ sentence with UTC instants (``reason contradicted by records: huren held Diagnos
 2026-03-14T02:30:05.123456Z, before the order was placed (...)``); the flag's ``contradicted`` field
 keeps that sentence as recorded (what the JSON API, the DetectedIssue and a review's comparison
 read). This module only says it for people: the evidence page (``GET /reports/duplicates/{id}``
-adds ``contradicted_note`` beside it) and the duplicates CSV (a column beside the sentence). A
+adds ``contradicted_note`` beside it) and the duplicates CSV (its last column, 复核提示). A
 sentence of a form it does not know is still said -- the site's ``other`` words around it, each
 ISO instant in it turned into local time -- never dropped."""
 
@@ -49,6 +49,44 @@ def local_words(value: str, tz: str = DEFAULT_ZONE) -> str:
     return f"{local.year}年{local.month}月{local.day}日 {local:%H:%M:%S}"
 
 
+def _moment(value: str, tz: str) -> datetime | None:
+    try:
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    try:
+        return moment.astimezone(ZoneInfo(tz)) if moment.tzinfo is not None else moment
+    except (OverflowError, ValueError):
+        return moment
+
+
+def apart_words(first: str, then: str, tz: str = DEFAULT_ZONE) -> tuple[str, str]:
+    """Two instants of a note, each as ``local_words`` says it -- unless that says both alike (the
+    same second: the result stored moments before the order came): then to the millisecond
+    (10:30:05.120), and to the microsecond if the milliseconds are alike too, so that the note still
+    shows which came first."""
+    a, b = local_words(first, tz), local_words(then, tz)
+    if a != b:
+        return a, b
+    ma, mb = _moment(first, tz), _moment(then, tz)
+    if ma is None or mb is None or ma == mb:
+        return a, b
+    digits = 3 if ma.microsecond // 1000 != mb.microsecond // 1000 else 6
+    return tuple(f"{w}.{m.microsecond:06d}"[: len(w) + 1 + digits] for w, m in ((a, ma), (b, mb)))  # type: ignore[return-value]
+
+
+# what a held reference names, for people (the decision holds a report, a result or a study)
+_KINDS = {"DiagnosticReport": "检验检查报告", "Observation": "检验结果", "ImagingStudy": "影像检查"}
+
+
+def ref_words(value: str) -> str:
+    """DiagnosticReport/p-1 as 检验检查报告 p-1 (the id kept whole: the auditor looks it up by it)."""
+    kind, _, rid = value.rpartition("/")
+    if not kind or not rid:
+        return value
+    return f"{_KINDS.get(kind.rsplit('/', 1)[-1], kind)} {rid}"
+
+
 def day_words(value: str) -> str:
     """2025-03-13 as 2025年3月13日."""
     try:
@@ -78,7 +116,7 @@ def review_note(text: str | None, names: Mapping[str, Any], tz: str | None = Non
     body = text.removeprefix(PREFIX)
     values: dict[str, Callable[[str], str]] = {
         "held": lambda v: local_words(v, tz), "placed": lambda v: local_words(v, tz), "day": day_words,
-        "limit": _number,
+        "limit": _number, "ref": ref_words,
         "place": lambda v: f"{places[v]}（{v}）" if places.get(v) else v,
         "item": lambda v: f"{items[v]}（{v}）" if items.get(v) else v,
     }
@@ -86,6 +124,8 @@ def review_note(text: str | None, names: Mapping[str, Any], tz: str | None = Non
         m = form.fullmatch(body)
         if m and words.get(key):
             said = {k: values.get(k, str)(v) for k, v in m.groupdict().items()}
+            if key == "held":  # the two times apart even within one second
+                said["held"], said["placed"] = apart_words(m["held"], m["placed"], tz)
             try:
                 return words[key].format(**said)
             except (KeyError, IndexError, ValueError):  # a site's words naming what the sentence has not

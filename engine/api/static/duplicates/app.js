@@ -249,7 +249,8 @@
           + " — 结果之后录入，不计入 recorded after the result, not counted"]);
       }
       // the note in the site's words with Beijing times (the server's); the engine's own sentence only if none came
-      if (f.contradicted) facts.push(["复核提示 Review note", f.contradicted_note || f.contradicted]);
+      // and beneath it, folded and small, the sentence as recorded (what the JSON API and a review compare)
+      if (f.contradicted) facts.push(["复核提示 Review note", { note: f.contradicted_note || f.contradicted, recorded: f.contradicted_note ? f.contradicted : "" }]);
       for (const r of f.reviews || []) {
         const [rz, re] = W.status(r.decision);
         facts.push(["复核 Review", rz + " " + re + " · " + W.reviewer(r.by) + " · " + W.instant(r.at) + "：" + r.reason]);
@@ -258,6 +259,15 @@
         dl.appendChild(text(document.createElement("dt"), k));
         const dd = dl.appendChild(document.createElement("dd"));
         if (Array.isArray(v)) { named(dd, v[1], v[2]); dd.insertBefore(document.createTextNode(v[0]), dd.firstChild); }
+        else if (v && typeof v === "object") {
+          dd.appendChild(text(document.createElement("span"), v.note));
+          if (v.recorded) {  // folded beneath the note: one click away, small, as the engine recorded it
+            const rec = dd.appendChild(document.createElement("details"));
+            rec.className = "recorded";
+            rec.appendChild(text(document.createElement("summary"), "记录原文 As recorded"));
+            rec.appendChild(text(document.createElement("small"), v.recorded));
+          }
+        }
         else text(dd, v);
       }
       text($("#ev-prior"), summarise(ev.priorResource)); describe($("#ev-prior-words"), ev.priorResource);

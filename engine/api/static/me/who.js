@@ -48,9 +48,10 @@ function renderWho() {
     // a named requestor with what it is (阜宁县人民医院 HIS（医院信息系统）); one known only by its
     // technical id is said by what it is, the id after it (医院信息系统（interface-engine）)
     const actor = name === role ? name : g.who_name ? `${name}${w.paren(role)}` : `${role}${w.paren(name)}`;
-    // the app by its registered name; one without a name for people (the staff pages' own client,
-    // huren-staff-pages) is not named at all -- a client id says nothing to a resident
-    const appName = g.via_app && g.via_app !== g.who && g.via_app_name ? w.who_via(g.via_app_name) : "";
+    // the app by its registered name; one registered without a name (or since removed) by its client
+    // id, as the family line does -- a third-party app getting the data stays visible. Only the staff
+    // pages' own client (the server marks it via_staff_pages) is not named: that is no other app
+    const appName = g.via_app && g.via_app !== g.who && !g.via_staff_pages ? w.who_via(g.via_app_name || g.via_app) : "";
     // a refused access is an attempt: "tried to view", not "viewed"
     const verb = (g.outcome === "refused" && w.who_tried[g.what]) || w.who_what[g.what] || g.what;
     const obj = types.length ? types.join(w.sep) + (named.length > 5 ? w.andMore : "") : w.who_types_all;
