@@ -42,7 +42,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -267,21 +267,22 @@ class MessageStore:
         return self.messages.find({"status": RECEIVED}, sort=[("received_at", 1)], limit=limit)
 
     def quarantined(self, *, facility: str | None = None, limit: int = 50, skip: int = 0,
-                    since: str | None = None, before: str | None = None) -> list[Document]:
-        """Newest first; ``since``/``before``: received at or after / before these instants (``now_iso``'s form)."""
+                    since: str | None = None, before: str | None = None,
+                    facilities: Collection[str] | None = None) -> list[Document]:
+        """Newest first; ``since``/``before``: received at or after / before these instants (``now_iso``'s form);
+        ``facilities``: only messages of these sending institutions (None: any; a caller's remit)."""
         flt: dict[str, Any] = {"status": QUARANTINED}
-        if facility:
-            flt["facility"] = facility
+        _facility(flt, facility, facilities)
         _received(flt, since, before)
         return self.messages.find(flt, sort=[("received_at", -1)], limit=limit, skip=skip)
 
     def count(self, status: str | None = None, facility: str | None = None, *,
-              since: str | None = None, before: str | None = None) -> int:
+              since: str | None = None, before: str | None = None,
+              facilities: Collection[str] | None = None) -> int:
         flt: dict[str, Any] = {}
         if status:
             flt["status"] = status
-        if facility:
-            flt["facility"] = facility
+        _facility(flt, facility, facilities)
         _received(flt, since, before)
         return self.messages.count(flt)
 
@@ -328,6 +329,19 @@ def _reason(errs: list[dict[str, Any]]) -> str | None:
             loc = e.get("location")
             return f"{loc}: {e['message']}" if loc else e["message"]
     return None
+
+
+def _facility(flt: dict[str, Any], facility: str | None, facilities: Collection[str] | None) -> None:
+    """``facility`` (one sending institution) within ``facilities`` (None: any): one named outside
+    them, or none at all, matches nothing."""
+    if facilities is None:
+        if facility:
+            flt["facility"] = facility
+        return
+    if facility:
+        flt["facility"] = {"$in": [facility] if facility in facilities else []}
+    else:
+        flt["facility"] = {"$in": sorted(facilities)}
 
 
 def _received(flt: dict[str, Any], since: str | None, before: str | None) -> None:

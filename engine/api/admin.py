@@ -1,11 +1,20 @@
 """``/admin``: the operator's view of ingest -- quarantine, replay, fidelity, health, metrics.
 
 Every route needs a bearer token of a **system** client, or a signed-in operator's page session (the
-quarantine page ``/ui/quarantine``; ``engine.auth.policy.require_operator`` decides both). Reading (quarantine, fidelity,
-health, metrics) needs ``MessageHeader`` read (``system/MessageHeader.r``); replaying a message
-needs ``MessageHeader`` create (``system/MessageHeader.c``, the scope that posts messages), since
-a replay imports data exactly as a new message would. ``system/*.cruds`` covers both.
-Quarantined messages hold patient data, so residents and auditors get 403.
+quarantine page ``/ui/quarantine``; ``engine.auth.policy.require_operator`` decides both, by a named
+action: ``read`` or ``replay``). A system client reads (quarantine, fidelity, health, metrics) with
+``MessageHeader`` read (``system/MessageHeader.r``) and replays with ``MessageHeader`` create
+(``system/MessageHeader.c``, the scope that posts messages), since a replay imports data exactly as
+a new message would; ``system/*.cruds`` covers both. A staff session is let through by the operator
+role itself. Quarantined messages hold patient data, so residents and auditors get 403.
+
+What a caller sees of the stored messages: ``GET /admin/quarantine/{id}`` shows a refused message
+(status ``quarantined``) only -- an accepted one is 404 as an unknown one (its raw text names every
+patient of the feed; the CLI on the server, ``huren quarantine show``, and the replay reach those through their own
+paths). A staff member bound to a remit (``Caller.remit``) lists, reads and replays the messages of the
+institutions in it only (``engine.auth.policy.audit_remit``/``require_in_remit``, as the reports);
+another institution's is 404 as if unknown. Reading or replaying a message is audited against the
+Patients the store knows it names (``_patients_named``).
 
 Responses are plain JSON (these are not FHIR resources); errors are OperationOutcomes.
 """
@@ -22,11 +31,12 @@ from fastapi.responses import JSONResponse, PlainTextResponse, Response
 
 from engine.auth.caller import Caller
 from engine.auth.deps import get_caller
-from engine.auth.policy import require_operator
+from engine.auth.policy import allowed, audit_remit, require_in_remit, require_operator
 from engine.bounds import int_query
 from engine.engine import Engine
-from engine.errors import BadRequest, NotFound, Unprocessable
+from engine.errors import BadRequest, FhirError, NotFound, Unprocessable
 from engine.messages import PROCESSED, QUARANTINED, RECEIVED, raw_of, summary
+from engine.repository.port import Document
 
 
 def get_engine(request: Request) -> Engine:
@@ -45,10 +55,63 @@ def operator(action: str) -> Any:
     return dependency
 
 
-def _note(request: Request, action: str, detail: dict[str, Any], outcome: str = "0") -> None:
+def _note(request: Request, action: str, detail: dict[str, Any], outcome: str = "0",
+          patients: list[str] | None = None) -> None:
     from engine.audit.note import note
 
-    note(request, action=action, detail=detail, outcome=outcome)
+    note(request, action=action, detail=detail, outcome=outcome, patient_ids=patients or ())
+
+
+def _stored(engine: Engine, caller: Caller, message_id: str, *, refused_only: bool) -> Document:
+    """The stored message the caller may reach, else 404 with the same words as for no message at
+    all: an accepted one when ``refused_only`` (the show), one of an institution outside the caller's
+    remit (``require_in_remit``, the reports' rule), so neither says that such a message exists."""
+    doc = engine.ingestor.messages.get(message_id)
+    if (doc is None or (refused_only and doc.get("status") != QUARANTINED)
+            or not allowed(require_in_remit, caller, doc.get("facility"), engine.site, engine.settings.site)):
+        raise NotFound(f"no {'refused' if refused_only else 'stored'} message {message_id!r}")
+    return doc
+
+
+def _patients_named(engine: Engine, doc: Document, text: str | None = None) -> list[str]:
+    """The Patient ids the store knows that a stored message names, for the audit record of
+    reading or replaying it: those its processing made or updated (``resources``), and those
+    carrying an identifier of its PID-3 (PID-2/PID-4 too) -- a valid national resident ID, or a record
+    number of the sending institution (its ``mrn_system``). A refused message made no resources, but its
+    raw text names the patient all the same: the resident's "who read my record" must show the read.
+    A message whose text cannot be parsed names only what the store recorded."""
+    found = [r.split("/", 1)[1] for r in doc.get("resources") or () if r.startswith("Patient/")]
+    from adapters.hl7v2.errors import HL7Error
+    from adapters.hl7v2.header import decode
+    from adapters.hl7v2.parser import parse
+    from engine.identity.nationalid import valid_number
+
+    try:
+        message = parse(text if text is not None else decode(raw_of(doc))[0])
+    except (HL7Error, ValueError):
+        return list(dict.fromkeys(found))
+    inst = engine.site.institution(str(doc.get("facility") or ""))
+    national_system = (engine.site.tables.get("identifiers") or {}).get("national_id_system")
+    tokens: list[str] = []
+    for pid in message.all("PID"):
+        for field_no in (3, 2, 4):
+            for rep in pid.reps(field_no):
+                value = rep.comp(1).strip()
+                if not value or any(c in value for c in "\\|,$"):  # (no search escapes: names nobody)
+                    continue
+                number = valid_number(value)
+                if number and national_system:
+                    tokens.append(f"{national_system}|{number}")
+                elif inst is not None and inst.mrn_system:
+                    tokens.append(f"{inst.mrn_system}|{value}")
+    for token in list(dict.fromkeys(tokens))[:20]:
+        try:
+            result = engine.repository.search("Patient", [("identifier", token), ("_count", "50"),
+                                                          ("_total", "none")])
+        except FhirError:
+            continue
+        found += [str(r["id"]) for r in result.resources]
+    return list(dict.fromkeys(found))
 
 
 @router.get("/quarantine", summary="Messages that were not converted, newest first")
@@ -59,11 +122,14 @@ def list_quarantine(
     before: str | None = Query(None, description="received before this instant (ISO 8601 with its offset)"),
     count: int = int_query(50, alias="_count", ge=1, le=500),
     offset: int = int_query(0, alias="_offset"),
-    _: Caller = Depends(operator("r")),
+    caller: Caller = Depends(operator("read")),
     engine: Engine = Depends(get_engine),
 ) -> dict[str, Any]:
+    """A staff member bound to a remit lists the messages of its institutions only (``facility``
+    outside it: none)."""
     messages = engine.ingestor.messages
-    span = {"since": _instant("since", since), "before": _instant("before", before)}
+    span: dict[str, Any] = {"since": _instant("since", since), "before": _instant("before", before),
+                            "facilities": audit_remit(caller, engine.site, engine.settings.site)}
     items = [summary(d) for d in messages.quarantined(facility=facility, limit=count, skip=offset, **span)]
     _note(request, "other", {"admin": "quarantine-list", "count": str(len(items))})
     return {"total": messages.count(QUARANTINED, facility, **span), "offset": offset, "count": len(items),
@@ -81,20 +147,23 @@ def _instant(name: str, value: str | None) -> str | None:
         at = None
     if at is None or at.tzinfo is None:
         raise BadRequest(f"{name} must be an instant with its offset, e.g. 2025-03-21T00:00:00+08:00 (got {value!r})")
-    return at.astimezone(UTC).isoformat(timespec="microseconds")[:-6] + "Z"
+    try:  # (0001-01-01T00:00:00+08:00 parses but lies before the first instant UTC can hold)
+        utc = at.astimezone(UTC)
+    except OverflowError:
+        raise BadRequest(f"{name} lies outside the instants this server can compare (got {value!r})") from None
+    return utc.isoformat(timespec="microseconds")[:-6] + "Z"
 
 
-@router.get("/quarantine/{message_id}", summary="One stored message with its reason and raw text")
-def show_message(request: Request, message_id: str, _: Caller = Depends(operator("r")),
+@router.get("/quarantine/{message_id}", summary="One refused message with its reason and raw text")
+def show_message(request: Request, message_id: str, caller: Caller = Depends(operator("read")),
                  engine: Engine = Depends(get_engine)) -> dict[str, Any]:
-    doc = engine.ingestor.messages.get(message_id)
-    if doc is None:
-        raise NotFound(f"no stored message {message_id!r}")
+    doc = _stored(engine, caller, message_id, refused_only=True)
     raw = raw_of(doc)
     from adapters.hl7v2.header import decode
 
     text, codec = decode(raw)
-    _note(request, "other", {"admin": "quarantine-show", "message": message_id})
+    _note(request, "other", {"admin": "quarantine-show", "message": message_id},
+          patients=_patients_named(engine, doc, text))
     return summary(doc) | {"text": text.replace("\r", "\n"), "text_codec": codec,
                            "raw_base64": base64.b64encode(raw).decode("ascii")}
 
@@ -103,13 +172,16 @@ def show_message(request: Request, message_id: str, _: Caller = Depends(operator
 async def replay_message(
     request: Request, message_id: str,
     reload_site: bool = Query(False, description="re-read the site files (institutions, code maps) first"),
-    caller: Caller = Depends(operator("c")), engine: Engine = Depends(get_engine),
+    caller: Caller = Depends(operator("replay")), engine: Engine = Depends(get_engine),
 ) -> dict[str, Any]:
     """The body, when present, is a corrected copy of the message (same MSH-4 and MSH-10).
 
     ``reload_site=true`` picks up a code map or institution just added to the site folder, so
     the replay sees it without restarting; a broken site file leaves the running one in force (422).
+    Any stored message may be replayed (a resend of one accepted before changes nothing), within
+    the caller's remit.
     """
+    _stored(engine, caller, message_id, refused_only=False)
     if reload_site:
         from mappings.sitefiles import SiteError
 
@@ -126,8 +198,10 @@ async def replay_message(
         raise BadRequest(str(exc)) from exc
     if outcome is None:
         raise NotFound(f"no stored message {message_id!r}")
+    replayed = engine.ingestor.messages.get(message_id)
     _note(request, "replay", {"message": message_id, "ack": outcome.code},
-          outcome="0" if outcome.code == "AA" else "4")
+          outcome="0" if outcome.code == "AA" else "4",
+          patients=_patients_named(engine, replayed) if replayed is not None else None)
     return {"id": message_id, "ack_code": outcome.code, "status": outcome.status,
             "errors": [{"location": e.location(), "code": e.code, "severity": e.severity, "message": e.message}
                        for e in outcome.errors],
@@ -135,7 +209,7 @@ async def replay_message(
 
 
 @router.get("/fidelity", summary="Unmapped codes and segments, counted per institution")
-def fidelity(request: Request, institution: str | None = None, _: Caller = Depends(operator("r")),
+def fidelity(request: Request, institution: str | None = None, _: Caller = Depends(operator("read")),
              engine: Engine = Depends(get_engine)) -> dict[str, Any]:
     report: dict[str, Any] = {}
     for doc in engine.ingestor.messages.fidelity_report(institution):
@@ -158,7 +232,7 @@ def fidelity(request: Request, institution: str | None = None, _: Caller = Depen
 
 
 @router.get("/health", summary="Is the engine able to take messages")
-def health(_: Caller = Depends(operator("r")), engine: Engine = Depends(get_engine)) -> Response:
+def health(_: Caller = Depends(operator("read")), engine: Engine = Depends(get_engine)) -> Response:
     ingestor = engine.ingestor
     checks: dict[str, Any] = {}
     ok = True
@@ -180,7 +254,7 @@ def health(_: Caller = Depends(operator("r")), engine: Engine = Depends(get_engi
 
 @router.get("/metrics", summary="Ingest counters and time per stage (JSON, or Prometheus text)")
 def metrics(request: Request, format: str = Query("json", pattern="^(json|prometheus)$"),
-            _: Caller = Depends(operator("r")), engine: Engine = Depends(get_engine)) -> Response:
+            _: Caller = Depends(operator("read")), engine: Engine = Depends(get_engine)) -> Response:
     ingestor = engine.ingestor
     data: dict[str, Any] = {
         "ingest": ingestor.stats.as_dict(),

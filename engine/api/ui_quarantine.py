@@ -153,7 +153,7 @@ def page(request: Request) -> Response:
     if caller is None:  # back to this page, with its filters, after signing in
         query = request.url.query
         return signin_redirect("/ui/quarantine" + (f"?{query}" if query else ""))
-    if not allowed(require_operator, caller, "r"):
+    if not allowed(require_operator, caller, "read"):
         return _refused(request, caller)
     return FileResponse(STATIC / "index.html", media_type="text/html; charset=utf-8", headers=_HEADERS)
 
@@ -164,7 +164,7 @@ def words(request: Request) -> Response:
     caller = _caller(request)
     if caller is None:
         return JSONResponse({"error": "not signed in"}, status_code=401, headers={"Cache-Control": "no-store"})
-    if not allowed(require_operator, caller, "r"):
+    if not allowed(require_operator, caller, "read"):
         return JSONResponse({"error": "not an operator"}, status_code=403, headers={"Cache-Control": "no-store"})
     return JSONResponse(WORDS.current(request.app.state.engine.settings.site), headers={"Cache-Control": "no-store"})
 

@@ -192,8 +192,8 @@ def session_info(request: Request) -> Response:
                          "can": {"duplicates": allowed(require_auditor, caller),
                                  "review": allowed(require_auditor, caller, review=True),
                                  "insurance": allowed(require_insurance_report, caller, "ChargeItem", "Encounter"),
-                                 "quarantine": allowed(require_operator, caller, "r"),
-                                 "replay": allowed(require_operator, caller, "c")}},
+                                 "quarantine": allowed(require_operator, caller, "read"),
+                                 "replay": allowed(require_operator, caller, "replay")}},
                         headers={"Cache-Control": "no-store"})
 
 

@@ -136,39 +136,42 @@
     try {
       const m = await api("/admin/quarantine/" + encodeURIComponent(id));
       if (!details.counts(mine)) return;
-      current = m;
-      document.querySelectorAll("#messages tr.selected").forEach((r) => r.classList.remove("selected"));
-      if (tr) tr.classList.add("selected");
-      text($("#d-id"), m.id);
-      const facts = [["接收时间 Received", W.instant(m.received_at) + "（北京时间）"],
-        ["发送机构 Institution", W.place(m.facility) || "（未知 unknown）"], ["发送系统 Application", m.application || "—"],
-        ["消息类型 Type", (m.message_type || "—") + (m.version ? " · HL7 " + m.version : "")], ["控制号 Control id", m.control_id || "—"],
-        ["应答 ACK", ack(m.ack_code)], ["状态 Status", STATUS[m.status] || m.status],
-        ["通道 Channel", (m.channel || "—") + (m.peer ? " · " + m.peer : "")]];
-      for (const r of m.replays || []) facts.push(["重新处理 Replayed", W.instant(r.at) + " · " + r.by]);
-      const dl = $("#d-facts"); dl.replaceChildren();
-      for (const [k, v] of facts) { dl.appendChild(el("dt", k)); dl.appendChild(el("dd", v)); }
-      const body = $("#errs tbody"); body.replaceChildren();
-      for (const e of m.errors || []) {
-        const x = explain(e), r = document.createElement("tr");
-        cell(r, x.segment, "seg", "段 Segment"); cell(r, x.field, "field", "字段 Field");
-        reasonCell(cell(r, "", "reason", "原因 Reason"), x); cell(r, x.code, "code", "代码 Code");
-        body.appendChild(r);
-      }
-      if (!(m.errors || []).length) {
-        const r = document.createElement("tr"); r.className = "empty";
-        cell(r, m.status === "processed" ? "已处理，没有错误。 Processed, no errors." : m.reason || "—", "reason").colSpan = 4;
-        body.appendChild(r);
-      }
-      text($("#d-raw"), m.text); // as text: escaped, whatever the message holds
-      text($("#d-codec"), m.text_codec ? "（字符集 " + m.text_codec + "）" : "");
-      $("#replay-box").hidden = !(session.can.replay && m.status === "quarantined");
-      if (!keep) { text($("#replay-said"), ""); $("#replay-said").className = ""; }
-      $("#detail").hidden = false;
-      $("#d-title").focus({ preventScroll: true });
-      if (!keep) $("#detail").scrollIntoView({ block: "start" });
-      message("");
+      show(m, tr, keep);
     } catch (e) { if (details.counts(mine)) message(e.message); }
+  }
+  function show(m, tr, keep) {
+    current = m;
+    document.querySelectorAll("#messages tr.selected").forEach((r) => r.classList.remove("selected"));
+    if (tr) tr.classList.add("selected");
+    text($("#d-id"), m.id);
+    const facts = [["接收时间 Received", W.instant(m.received_at) + "（北京时间）"],
+      ["发送机构 Institution", W.place(m.facility) || "（未知 unknown）"], ["发送系统 Application", m.application || "—"],
+      ["消息类型 Type", (m.message_type || "—") + (m.version ? " · HL7 " + m.version : "")], ["控制号 Control id", m.control_id || "—"],
+      ["应答 ACK", ack(m.ack_code)], ["状态 Status", STATUS[m.status] || m.status],
+      ["通道 Channel", (m.channel || "—") + (m.peer ? " · " + m.peer : "")]];
+    for (const r of m.replays || []) facts.push(["重新处理 Replayed", W.instant(r.at) + " · " + r.by]);
+    const dl = $("#d-facts"); dl.replaceChildren();
+    for (const [k, v] of facts) { dl.appendChild(el("dt", k)); dl.appendChild(el("dd", v)); }
+    const body = $("#errs tbody"); body.replaceChildren();
+    for (const e of m.errors || []) {
+      const x = explain(e), r = document.createElement("tr");
+      cell(r, x.segment, "seg", "段 Segment"); cell(r, x.field, "field", "字段 Field");
+      reasonCell(cell(r, "", "reason", "原因 Reason"), x); cell(r, x.code, "code", "代码 Code");
+      body.appendChild(r);
+    }
+    if (!(m.errors || []).length) {
+      const r = document.createElement("tr"); r.className = "empty";
+      cell(r, m.status === "processed" ? "已处理，没有错误。 Processed, no errors." : m.reason || "—", "reason").colSpan = 4;
+      body.appendChild(r);
+    }
+    text($("#d-raw"), m.text); // as text: escaped, whatever the message holds
+    text($("#d-codec"), m.text_codec ? "（字符集 " + m.text_codec + "）" : "");
+    $("#replay-box").hidden = !(session.can.replay && m.status === "quarantined");
+    if (!keep) { text($("#replay-said"), ""); $("#replay-said").className = ""; }
+    $("#detail").hidden = false;
+    $("#d-title").focus({ preventScroll: true });
+    if (!keep) $("#detail").scrollIntoView({ block: "start" });
+    message("");
   }
 
   function said(outcome) { // the replay's answer, in Chinese: the new ACK and why
@@ -197,7 +200,14 @@
     try {
       const outcome = await api("/admin/quarantine/" + encodeURIComponent(id) + "/replay" + (reload ? "?reload_site=true" : ""), { method: "POST" });
       await load(); // a message that went through leaves the list
-      await openMessage(id, document.querySelector('#messages tr[data-id="' + CSS.escape(id) + '"]'), true);
+      if (outcome.status === "quarantined") {
+        await openMessage(id, document.querySelector('#messages tr[data-id="' + CSS.escape(id) + '"]'), true);
+      } else if (current && current.id === id) { // no longer refused: /admin/quarantine/{id} answers for refused
+        // messages only, so the page says what the replay made of it from the replay's own answer
+        details.drop();
+        show(Object.assign({}, current, { status: outcome.status, ack_code: outcome.ack_code, errors: outcome.errors || [],
+          replays: (current.replays || []).concat([{ at: new Date().toISOString(), by: session.name || "" }]) }), null, true);
+      }
       said(outcome);
       box.scrollIntoView({ block: "nearest" });
     } catch (e) {
