@@ -22,6 +22,7 @@ import re
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -435,6 +436,17 @@ def test_long_names_and_values_wrap_on_a_phone(site, tab: Browser) -> None:
         phone.close()
 
 
+def _submit(cdp: Any, script: str) -> None:
+    """Run ``script``, which ends by submitting a form: the navigation it starts may end the evaluation
+    before its answer comes back ("Inspected target navigated or closed"), which is the submit working;
+    the wait that follows checks what the next document shows."""
+    try:
+        cdp.eval(script)
+    except RuntimeError as exc:
+        if "navigated or closed" not in str(exc):
+            raise
+
+
 def test_resident_wrong_code_then_signs_in_and_out_and_back_shows_nothing(site, tab: Browser) -> None:
     engine, base = site
     phone = SharedPhone(tab)
@@ -448,21 +460,21 @@ def test_resident_wrong_code_then_signs_in_and_out_and_back_shows_nothing(site, 
         phone.click("#login")
         cdp.wait("!!document.getElementById('national_id')")
         # a digit short first: what is she told?
-        cdp.eval(f"document.getElementById('national_id').value = '{LI[:-1]}'; document.forms[0].submit()")
+        _submit(cdp, f"document.getElementById('national_id').value = '{LI[:-1]}'; document.forms[0].submit()")
         cdp.wait("!!document.querySelector('.error') && !!document.getElementById('national_id')")
         id_error = cdp.eval("document.querySelector('.error').innerText")
         phone.shot("15-resident-bad-id-phone", full=False)
-        cdp.eval(f"document.getElementById('national_id').value = '{LI}'; document.forms[0].submit()")
+        _submit(cdp, f"document.getElementById('national_id').value = '{LI}'; document.forms[0].submit()")
         cdp.wait("!!document.getElementById('code')")
         # what she is asked to allow, as she reads it: words, not scope strings (patient/*.rs)
         allow = cdp.eval("[...document.querySelectorAll('ul.scopes li')].map(li => li.innerText)")
         assert allow and not any(re.search(r"\w+/[\w*]+\.\w+", a) for a in allow), allow
-        cdp.eval("document.getElementById('code').value = '000000'; document.forms[0].submit()")
+        _submit(cdp, "document.getElementById('code').value = '000000'; document.forms[0].submit()")
         cdp.wait("!!document.querySelector('.error')")
         error = cdp.eval("document.querySelector('.error').innerText")
         phone.shot("16-resident-wrong-code-phone", full=False)
         code = json.loads((engine.settings.data_dir / "otp" / "outbox.jsonl").read_text().splitlines()[-1])["code"]
-        cdp.eval(f"document.getElementById('code').value = '{code}'; document.forms[0].submit()")
+        _submit(cdp, f"document.getElementById('code').value = '{code}'; document.forms[0].submit()")
         cdp.wait("document.body.dataset.ready === '1'")
         assert phone.text("banner").startswith("李秀英")
         phone.click("#signout")
