@@ -68,3 +68,42 @@ def test_rvrvpay26_merged_results_count_for_a_later_order_at_card_and_check(engi
     cards, checked = _card(http, engine, patient, "58410-2"), _check(http, engine, patient, "58410-2")
     ack = s.send(order("HOSPB", "B1", CBC, "20260312080000+0800"))
     assert (bool(cards), bool(checked), reminded(ack)) == (True, True, True), (cards, checked, ack)
+
+
+def _a37(inst: str, survivor: str, old: str, when: str) -> str:
+    from tests.test_probepay26_windows import WANG, msh
+    return (msh(inst, "HIS", "ADT^A37^ADT_A37", when) + f"EVN|A37|{when}\n"
+            + f"PID|1||{WANG}^^^公安部^NNCHN~{survivor}^^^{inst}^MR||王^建国||19850412|M\n"
+            + f"PID|2||{old}^^^{inst}^MR||王^建国||19850412|M\n")
+
+
+def test_rvrvpay26_a37_undoing_the_a40_lifts_the_flag(engine: Engine, mllp: int) -> None:  # noqa: F811
+    """The desk's own undo of its merge (ADT^A37 naming both records), not an operator's $unlink:
+    the MRN-only record's blood count is no longer the resident's, so HOSPB's repeat flagged on it
+    is lifted, and a later order is not reminded of it."""
+    s = Sender(mllp)
+    _merged_by_a40(s)
+    assert reminded(s.send(order("HOSPB", "B1", CBC, "20260312080000+0800")))
+    s.send(result("HOSPB", "B1", CBC, "20260312100000+0800"))
+    assert [f["prior_inst"] for f in flags(engine, "flagged")] == ["HOSPA"]
+    ack = s.send(_a37("HOSPA", "MRN-A", "TMP-9", "20260312120000+0800"))
+    assert "MSA|AA|" in ack, ack
+    assert flags(engine, "flagged") == [], flags(engine)
+    ack = s.send(order("HOSPC", "C1", CBC, "20260313080000+0800"))
+    assert "of HOSPA" not in ack, ack
+
+
+def test_rvrvpay26_a37_undoing_the_a40_stops_later_reminders(engine: Engine, mllp: int) -> None:  # noqa: F811
+    """After the desk's A37 undoing its A40, a later order for the resident is not reminded of the
+    MRN-only record's blood count (HOSPA's)."""
+    s = Sender(mllp)
+    _merged_by_a40(s)
+    assert "MSA|AA|" in s.send(_a37("HOSPA", "MRN-A", "TMP-9", "20260311120000+0800"))
+    from tests.test_paymend26_merges import _record
+    tmp = _record(engine, "TMP-9")
+    stored = engine.repository.read("Patient", tmp)
+    # the A37 is stored and the patient index holds it: the merge is undone on both sides
+    assert not [k for k in stored.get("link") or () if k.get("type") == "replaced-by"], stored
+    assert not (engine.identity.record(tmp) or {}).get("replaced_by"), engine.identity.record(tmp)
+    ack = s.send(order("HOSPC", "C1", CBC, "20260312080000+0800"))
+    assert "of HOSPA" not in ack, ack
