@@ -218,6 +218,10 @@ def test_a_varied_feed_is_stored_byte_for_byte_as_the_base_stored_it(tmp_path: P
     assert flags and got["docs"]["recognition_checks"] and got["docs"]["recognition_results"]
     assert any(k.startswith("DetectedIssue/dup-") for k in got["current"])
     assert any(k.startswith("Observation/") and v[0] == 2 for k, v in got["current"].items())  # corrected
+    # payfix26: a report's index entry now keeps its results (``results``, which entries of its test
+    # are its own); the fixture's base did not write it -- every other byte is compared as before
+    for doc in got["docs"]["recognition_results"].values():
+        doc.pop("results", None)
     for part in ("acks", "docs", "current", "versions"):
         if got[part] != expected[part]:
             if isinstance(got[part], dict):

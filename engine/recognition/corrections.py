@@ -42,6 +42,14 @@ class IdCorrections(RecognitionState, _Others):
         a survivor whose ID number is corrected: the records merged into it follow its person as
         the index now has it."""
         links = patient.get("link")
+        if previous is not None and merged_away(previous) and not merged_away(patient) \
+                and national_id(patient) is None:
+            # a merge undone (the hospital's ADT^A37, or any version that drops the replaced-by
+            # link): the record's results are keyed again as the index now has it, and the flags
+            # and reminders decided on them decided again, as an operator's ``$unlink`` does
+            # (rvrvpay26: this returned early for a record left with no links)
+            self._in_group(lambda: self._on_patient(patient, previous, decided=True))
+            return []
         if not links:  # most records: merged with nothing (no number read)
             return []
         if merged_away(patient) and national_id(patient) is None:

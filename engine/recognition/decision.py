@@ -65,6 +65,10 @@ class PriorResult:
     # the earliest it can have been taken when ``at`` is a date alone: its own order's time (a
     # sample is taken after it is ordered); None when that is not known either
     since: str | None = None
+    # a DiagnosticReport's results ("Observation/..." refs, its ``result``): which entries of its
+    # test are its own (``find_recognisable`` judges "names analytes" per report); () when it has
+    # none, or for an index entry stored before the twenty-sixth round (payfix26)
+    results: tuple[str, ...] = ()
 
     @property
     def final(self) -> bool:
@@ -129,6 +133,8 @@ NOT_THEIRS_YET = "not-theirs-at-order-time"
 # why an entry is not part of a prior test at all (another person's, item's or the order's own):
 # it says nothing of what that test covered (``find_recognisable``)
 _OTHER_TEST = frozenset({NOT_SAME_PERSON, NOT_THEIRS_YET, UNKNOWN_ITEM, NOT_SAME_ITEM, SAME_ORDER})
+# why an entry is no result at all (cancelled, preliminary, QC failed): it names no analyte of its report
+_NO_RESULT = frozenset({NOT_FINAL, QC_NOT_PASSED})
 
 
 def assess(order: Order, result: PriorResult, rules: Rules) -> str | None:
@@ -234,23 +240,32 @@ def find_recognisable(order: Order, candidates: Iterable[PriorResult], rules: Ru
         return []
     best: dict[tuple[str, str, date], PriorResult] = {}
     covered: dict[tuple[str, str, date], set[str]] = {}
-    # tests (keys) with an entry naming analytes, recognisable or not: their panel-level entries cover nothing
-    named: set[tuple[str, str, date]] = set()
-    panel: set[tuple[str, str, date]] = set()  # tests with a recognisable entry of the whole panel
+    candidates = list(candidates)
+    # which report an entry is part of: a report is its own, an Observation the report listing it
+    # (``PriorResult.results``); None when not known (no report lists it, or entries stored before
+    # the reports carried their results)
+    report_of = {ref: r.ref for r in candidates for ref in r.results}
+    # reports (key, report) with an entry naming analytes that is a result (final, QC passed:
+    # recognisable or not for this order's time, window or scope): their panel-level entries cover
+    # nothing. A report none of whose results names an analyte is the whole panel, even beside a
+    # report of the same test and day that names some (rvrvpay26); a cancelled or preliminary
+    # entry names nothing.
+    named: set[tuple[tuple[str, str, date], str | None]] = set()
+    panel: dict[tuple[str, str, date], list[PriorResult]] = {}  # recognisable entries of the whole panel
     held: dict[tuple[str, str, date], str] = {}
     for r in candidates:
         why = assess(order, r, rules)
-        if why is not None:
-            if r.analytes and why not in _OTHER_TEST:
-                named.add((r.institution, r.item, r.day))
-            continue
         key = (r.institution, r.item, r.day)
+        if why is not None:
+            if r.analytes and why not in _OTHER_TEST and why not in _NO_RESULT:
+                named.add((key, r.ref if r.results else report_of.get(r.ref)))
+            continue
         if r.analytes:
-            named.add(key)
+            named.add((key, r.ref if r.results else report_of.get(r.ref)))
             covered.setdefault(key, set()).update(item.analyte_set(r.analytes))
         else:
             covered.setdefault(key, set())
-            panel.add(key)
+            panel.setdefault(key, []).append(r)
         if r.held and (key not in held or r.held < held[key]):
             held[key] = r.held
         current = best.get(key)
@@ -259,7 +274,7 @@ def find_recognisable(order: Order, candidates: Iterable[PriorResult], rules: Ru
     wanted = item.analyte_set(order.analytes)
     out = []
     for key, r in best.items():
-        whole = key in panel and key not in named
+        whole = any(_whole(key, p, named, report_of) for p in panel.get(key, ()))
         overlap = (item.analyte_set(()) if whole else frozenset(covered[key])) & wanted
         if item.analytes and not overlap:
             continue  # the same panel, but none of the analytes asked for
@@ -269,6 +284,16 @@ def find_recognisable(order: Order, candidates: Iterable[PriorResult], rules: Ru
                                 held.get(key)))
     out.sort(key=lambda m: (-m.result.day.toordinal(), m.result.ref))
     return out
+
+
+def _whole(key: tuple[str, str, date], entry: PriorResult, named: set[tuple[tuple[str, str, date], str | None]],
+           report_of: dict[str, str]) -> bool:
+    """Does a recognisable panel-level ``entry`` (a report of the panel as a whole) cover the whole
+    panel? Yes unless its own report names analytes. Its report: itself when it lists its results,
+    else the report listing it; a report not known to list its results (an entry stored before
+    they were kept, or listing none) is named by any entry of its test whose report is not known
+    either, as before."""
+    return (key, entry.ref if entry.results else report_of.get(entry.ref)) not in named
 
 
 # What a repeat means for payment (flag statuses).

@@ -43,7 +43,8 @@ _ORDER_READS = ("code", "resourceType", "id", "requester", "performer", "subject
 # what the facts of a result are read from (``FactReader.result``), ``code`` first: a result's
 # facts are remembered by these very objects
 _RESULT_READS = ("code", "resourceType", "id", "performer", "subject", "patient", "basedOn", "status",
-                 "effectiveDateTime", "effectiveInstant", "effectivePeriod", "issued", "started", "series")
+                 "effectiveDateTime", "effectiveInstant", "effectivePeriod", "issued", "started", "series",
+                 "result")
 _CODED_KEPT = 20_000  # distinct (type, codings, performers) remembered; beyond it the table starts again
 _PERSONS_KEPT = 1024  # Patient versions whose national ID was read lately, by identity
 _PLANS_KEPT = 8192  # compiled converter plans whose results' (institution, item) is remembered
@@ -514,7 +515,7 @@ class FactReader:
         facts = PriorResult(ref=ref_of(resource), person=self.person(patient), item=item, institution=inst,
                             day=day, status=str(resource.get("status") or "unknown"), patient=patient, order=order,
                             analytes=analytes_for(resource, rules, item, inst),
-                            at=local_instant(when, tz))
+                            at=local_instant(when, tz), results=_report_results(resource))
         if reads:
             seen = self._recent_results()
             if len(seen) >= _RECENT_KEPT:
@@ -664,3 +665,11 @@ def placer_numbers(resource: dict[str, Any] | None) -> tuple[str, ...]:
         if any(isinstance(c, dict) and c.get("system") == _V2_0203 and c.get("code") == "PLAC" for c in codings):
             found.append(ident["value"].strip())
     return tuple(dict.fromkeys(found))
+
+
+def _report_results(resource: dict[str, Any]) -> tuple[str, ...]:
+    """A DiagnosticReport's results ("Observation/..." refs): which entries of its test are its own."""
+    if resource.get("resourceType") != "DiagnosticReport":
+        return ()
+    return tuple(str(r["reference"]) for r in _refs(resource.get("result"))
+                 if str(r.get("reference", "")).startswith("Observation/"))

@@ -63,6 +63,8 @@ def to_doc(r: PriorResult, held: str | None = None) -> Document:
                      "day": r.day.isoformat(), "status": r.status, "order": r.order, "held": held or r.held}
     if r.analytes:
         doc["analytes"] = list(r.analytes)
+    if r.results:
+        doc["results"] = list(r.results)  # a report's own results (``find_recognisable``)
     if r.at:
         doc["at"] = r.at  # its time of day, when sent (an entry without one reads as its day alone)
     return doc
@@ -75,7 +77,8 @@ def from_doc(doc: Document) -> PriorResult:
                        day=date.fromisoformat(doc["day"]), status=doc.get("status", "unknown"),
                        patient=doc.get("patient"), order=doc.get("order"),
                        analytes=tuple(doc.get("analytes") or ()), held=doc.get("final_at") or doc.get("held"),
-                       owned=doc.get("owned"), owners=owners_of(doc), at=doc.get("at"))
+                       owned=doc.get("owned"), owners=owners_of(doc), at=doc.get("at"),
+                       results=tuple(doc.get("results") or ()))
 
 
 def owners_of(doc: Document) -> tuple[tuple[str | None, str | None], ...]:
