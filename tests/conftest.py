@@ -206,6 +206,24 @@ def backend_settings(request: pytest.FixtureRequest, settings: Settings) -> Iter
 
 
 @pytest.fixture(autouse=True)
+def _heap_left_unsettled(request: pytest.FixtureRequest) -> Iterator[None]:
+    """A test that settles the process's heap (``engine.heap.settle``: what ``huren serve`` and the
+    benches do) must undo it -- through the ``settled`` fixture. One that did not (a bench helper
+    called in a test) left the worker settled for every later file: each ingest batch froze its
+    survivors, cycles waited for a full collection, and the worker grew to ~1.8 GB and slowed to a
+    crawl in its late files (twenty-sixth round). Undone here, and the test fails to say so."""
+    yield
+    from engine import heap
+
+    if heap._settled and "settled" not in request.fixturenames:
+        import gc
+
+        heap.unsettle()
+        gc.set_threshold(700, 10, 10)
+        pytest.fail("the test left the heap settled (engine.heap.settle): use the `settled` fixture")
+
+
+@pytest.fixture(autouse=True)
 def _index_plans_match_the_interpreter(monkeypatch: pytest.MonkeyPatch) -> None:
     """Every resource any test indexes (written, migrated, an audit view derived) is indexed by
     its compiled plan and by the interpreter, and the two must give the same rows: the plans
