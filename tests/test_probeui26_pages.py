@@ -437,7 +437,7 @@ def test_long_names_and_values_wrap_on_a_phone(site, tab: Browser) -> None:
 
 
 def _submit(cdp: Any, script: str) -> None:
-    """Run ``script``, which ends by submitting a form: the navigation it starts may end the evaluation
+    """Run ``script``, which ends by submitting a form or going back: the navigation it starts may end the evaluation
     before its answer comes back ("Inspected target navigated or closed"), which is the submit working;
     the wait that follows checks what the next document shows."""
     try:
@@ -480,7 +480,7 @@ def test_resident_wrong_code_then_signs_in_and_out_and_back_shows_nothing(site, 
         phone.click("#signout")
         cdp.wait("document.getElementById('signin')?.hidden === false")
         _leave(tab)
-        cdp.eval("history.back(); true")
+        _submit(cdp, "history.back(); true")
         cdp.wait(_LEFT)  # another document: the one Back gave, from the cache or the server
         # the resident's page, if Back gave it, has run its script (sign-in shown, or her data: asserted below);
         # another document (the browser's own "confirm form resubmission" of the code's POST) is there already
