@@ -17,18 +17,11 @@ from pathlib import Path
 from fastapi import APIRouter, Request
 from starlette.responses import FileResponse, Response
 
+from engine.api.ui_shared import STAFF_PAGE_HEADERS as _HEADERS
 from engine.api.ui_shared import PageFiles
 from engine.api.ui_signin import current_session, signin_redirect
 
 STATIC = Path(__file__).resolve().parent / "static" / "duplicates"
-_HEADERS = {
-    "Content-Security-Policy": "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
-                               "connect-src 'self'; frame-ancestors 'none'; form-action 'self'; base-uri 'none'",
-    "X-Frame-Options": "DENY",
-    "X-Content-Type-Options": "nosniff",
-    "Referrer-Policy": "no-referrer",
-    "Cache-Control": "no-store",
-}
 
 router = APIRouter()
 

@@ -28,6 +28,7 @@ from fastapi import APIRouter, Request
 from fastapi.templating import Jinja2Templates
 from starlette.responses import FileResponse, JSONResponse, Response
 
+from engine.api.ui_shared import STAFF_PAGE_HEADERS as _HEADERS
 from engine.api.ui_shared import PageFiles
 from engine.api.ui_signin import current_session, signin_redirect
 from engine.auth.caller import Caller
@@ -39,14 +40,6 @@ log = logging.getLogger("huren.site")
 STATIC = Path(__file__).resolve().parent / "static" / "quarantine"
 WORDS_FILE = "quarantine/words.yaml"
 SHIPPED = Path(__file__).resolve().parent.parent.parent / "mappings" / WORDS_FILE
-_HEADERS = {
-    "Content-Security-Policy": "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
-                               "connect-src 'self'; frame-ancestors 'none'; form-action 'self'; base-uri 'none'",
-    "X-Frame-Options": "DENY",
-    "X-Content-Type-Options": "nosniff",
-    "Referrer-Policy": "no-referrer",
-    "Cache-Control": "no-store",
-}
 
 router = APIRouter(include_in_schema=False)
 templates = Jinja2Templates(directory=str(STATIC))

@@ -14,6 +14,16 @@ from starlette.responses import Response
 from starlette.types import Scope
 
 STATIC = Path(__file__).parent / "static" / "shared"
+# The staff pages' documents (duplicates, insurance, quarantine): scripts and styles of this origin only,
+# never framed, no referrer, never cached (they are filled with patient data by their scripts).
+STAFF_PAGE_HEADERS = {
+    "Content-Security-Policy": "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
+                               "connect-src 'self'; frame-ancestors 'none'; form-action 'self'; base-uri 'none'",
+    "X-Frame-Options": "DENY",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "Cache-Control": "no-store",
+}
 
 
 class PageFiles(StaticFiles):
