@@ -38,18 +38,15 @@ def local_words(value: str, tz: str = DEFAULT_ZONE) -> str:
     """An ISO instant as a person in ``tz`` reads it: 2025年3月14日 10:30:05 (seconds kept: the two
     times of a note can be moments apart). A time without an offset is already local; what does
     not read as a time is returned as it came."""
-    try:
-        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
+    local = _moment(value, tz)
+    if local is None:
         return value
-    try:
-        local = moment.astimezone(ZoneInfo(tz)) if moment.tzinfo is not None else moment
-    except (OverflowError, ValueError):
-        local = moment
     return f"{local.year}年{local.month}月{local.day}日 {local:%H:%M:%S}"
 
 
 def _moment(value: str, tz: str) -> datetime | None:
+    """The instant in ``tz`` (one without an offset as it came, one beyond the zone's range as it
+    came); None when ``value`` does not read as a time."""
     try:
         moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:
