@@ -208,11 +208,23 @@ async def replay_message(
             "resources": outcome.resources, "ack": outcome.ack.decode(outcome.codec, "replace")}
 
 
+def _remit(engine: Engine, caller: Caller) -> frozenset[str] | None:
+    """The institutions whose messages the caller's figures count (``policy.audit_remit``, as the
+    quarantine list and the reports); None: every institution."""
+    return audit_remit(caller, engine.site, engine.settings.site)
+
+
 @router.get("/fidelity", summary="Unmapped codes and segments, counted per institution")
-def fidelity(request: Request, institution: str | None = None, _: Caller = Depends(operator("read")),
+def fidelity(request: Request, institution: str | None = None, caller: Caller = Depends(operator("read")),
              engine: Engine = Depends(get_engine)) -> dict[str, Any]:
+    """A staff member bound to a remit is counted the institutions in it only (``institution``
+    outside it: none), as on the quarantine list: another hospital's unmapped codes, their counts
+    and example messages are that hospital's (twenty-seventh round, privprobe27)."""
+    remit = _remit(engine, caller)
     report: dict[str, Any] = {}
     for doc in engine.ingestor.messages.fidelity_report(institution):
+        if remit is not None and doc.get("institution") not in remit:
+            continue
         inst = report.setdefault(doc["institution"], {"unmapped": 0, "warnings": 0, "segments": {}, "codes": {},
                                                       "items": []})
         kind = doc["kind"]
@@ -232,13 +244,16 @@ def fidelity(request: Request, institution: str | None = None, _: Caller = Depen
 
 
 @router.get("/health", summary="Is the engine able to take messages")
-def health(_: Caller = Depends(operator("read")), engine: Engine = Depends(get_engine)) -> Response:
+def health(caller: Caller = Depends(operator("read")), engine: Engine = Depends(get_engine)) -> Response:
+    """The message counts of a remit-bound staff member are their institutions' (``_remit``); the
+    listeners and the converter are the engine's own, named by no institution."""
     ingestor = engine.ingestor
+    remit = _remit(engine, caller)
     checks: dict[str, Any] = {}
     ok = True
     try:
-        checks["pending"] = ingestor.messages.count(RECEIVED)
-        checks["quarantined"] = ingestor.messages.count(QUARANTINED)
+        checks["pending"] = ingestor.messages.count(RECEIVED, facilities=remit)
+        checks["quarantined"] = ingestor.messages.count(QUARANTINED, facilities=remit)
         checks["store"] = "ok"
     except Exception as exc:  # report, do not leak: the type is enough for an operator
         checks["store"] = f"error: {type(exc).__name__}"
@@ -254,13 +269,16 @@ def health(_: Caller = Depends(operator("read")), engine: Engine = Depends(get_e
 
 @router.get("/metrics", summary="Ingest counters and time per stage (JSON, or Prometheus text)")
 def metrics(request: Request, format: str = Query("json", pattern="^(json|prometheus)$"),
-            _: Caller = Depends(operator("read")), engine: Engine = Depends(get_engine)) -> Response:
+            caller: Caller = Depends(operator("read")), engine: Engine = Depends(get_engine)) -> Response:
+    """A remit-bound staff member is given the stored messages of their institutions only, and
+    not the process-wide counters (ingest, MLLP listeners): those count every institution's
+    messages, so less the remit's own they tell the others' volumes (``remit`` lists it)."""
     ingestor = engine.ingestor
-    data: dict[str, Any] = {
-        "ingest": ingestor.stats.as_dict(),
-        "messages": {s: ingestor.messages.count(s) for s in (RECEIVED, PROCESSED, QUARANTINED)},
-        "mllp": [s.stats.as_dict() for s in ingestor.listeners],
-    }
+    remit = _remit(engine, caller)
+    messages = {s: ingestor.messages.count(s, facilities=remit) for s in (RECEIVED, PROCESSED, QUARANTINED)}
+    data: dict[str, Any] = ({"remit": sorted(remit), "messages": messages} if remit is not None else {
+        "ingest": ingestor.stats.as_dict(), "messages": messages,
+        "mllp": [s.stats.as_dict() for s in ingestor.listeners]})
     if format == "prometheus" or "text/plain" in request.headers.get("accept", ""):
         return PlainTextResponse(_prometheus(data), media_type="text/plain; version=0.0.4")
     return JSONResponse(data)
@@ -268,14 +286,16 @@ def metrics(request: Request, format: str = Query("json", pattern="^(json|promet
 
 def _prometheus(data: dict[str, Any]) -> str:
     lines: list[str] = []
-    stats = data["ingest"]
+    stats = data.get("ingest") or {"seconds": {}}  # (none for a remit-bound caller: ``metrics``)
     for key in ("received", "processed", "quarantined", "rejected", "duplicates", "conflicts", "batches"):
-        lines += [f"# TYPE huren_ingest_{key}_total counter", f"huren_ingest_{key}_total {stats[key]}"]
-    lines.append("# TYPE huren_ingest_stage_seconds_total counter")
-    lines += [f'huren_ingest_stage_seconds_total{{stage="{k}"}} {v}' for k, v in stats["seconds"].items()]
+        if key in stats:
+            lines += [f"# TYPE huren_ingest_{key}_total counter", f"huren_ingest_{key}_total {stats[key]}"]
+    if stats["seconds"]:
+        lines.append("# TYPE huren_ingest_stage_seconds_total counter")
+        lines += [f'huren_ingest_stage_seconds_total{{stage="{k}"}} {v}' for k, v in stats["seconds"].items()]
     lines.append("# TYPE huren_messages gauge")
     lines += [f'huren_messages{{status="{k}"}} {v}' for k, v in data["messages"].items()]
-    for i, listener in enumerate(data["mllp"]):
+    for i, listener in enumerate(data.get("mllp") or ()):
         lines.append(f'huren_mllp_connections_open{{listener="{i}"}} {listener["connections_open"]}')
         lines.append(f'huren_mllp_messages_total{{listener="{i}"}} {listener["messages"]}')
         lines += [f'huren_mllp_acks_total{{listener="{i}",code="{c}"}} {n}'

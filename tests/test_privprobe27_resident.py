@@ -1,0 +1,223 @@
+"""privprobe27: what resident A's token reaches of resident B, through every FHIR read path.
+
+The example feeds go in as real HL7 (``POST /hl7v2``) into one real store; a hospital's system then
+writes records in A's compartment that cite B's (``tests/privprobe27_world.py``). A's token
+(SMART patient context, ``patient/*.rs``) reads, vreads, searches (every parameter type, chains,
+``_has``, includes with ``:iterate``, ``_elements``/``_summary``, ``_total``, ``_sort``), pages,
+reads history, runs ``$everything`` and Bundle GETs: nothing may name B (her name, number, any id of
+her records), and "B's, not yours" must answer exactly as "no such record".
+"""
+
+from __future__ import annotations
+
+from urllib.parse import quote
+
+import pytest
+
+from tests.privprobe27_world import B_NAME, build
+
+
+@pytest.fixture(scope="module")
+def w(tmp_path_factory):
+    yield from build(tmp_path_factory)
+
+
+def _clean(w, resp, label=""):
+    assert resp.status_code == 200, (label, resp.status_code, resp.text[:400])
+    assert w.names_b(resp.text) == [], (label, w.names_b(resp.text), resp.text[:600])
+    return resp.json()
+
+
+def _like_missing(w, h, path, real):
+    r = w.http.get(path, headers=h)
+    m = w.http.get(path.replace(real, "zz-missing-0"), headers=h)
+    assert (r.status_code, m.status_code) in ((404, 404), (403, 403), (410, 410)), (path, r.status_code, m.status_code)
+    assert r.text.replace(real, "X") == m.text.replace("zz-missing-0", "X"), (path, r.text, m.text)
+    assert w.names_b(r.text.replace(real, "X")) == [], r.text
+
+
+def _ids(bundle):
+    return {e["resource"]["id"] for e in bundle.get("entry", []) if "resource" in e}
+
+
+def test_the_world_holds_both(w):
+    """Guard: the system client sees B's records and the links; A sees their own."""
+    assert len(w.b_refs["Observation"]) >= 2 and w.b_refs.get("DetectedIssue")
+    own = _clean(w, w.http.get("/fhir/Observation?_count=200", headers=w.resident()))
+    assert len(own.get("entry", [])) >= 10
+
+
+def test_reads_vreads_and_instance_history_of_b_are_as_missing(w):
+    h = w.resident()
+    for rtype, ids in w.b_refs.items():
+        for rid in ids[:3]:
+            _like_missing(w, h, f"/fhir/{rtype}/{rid}", rid)
+            _like_missing(w, h, f"/fhir/{rtype}/{rid}/_history/1", rid)
+            _like_missing(w, h, f"/fhir/{rtype}/{rid}/_history", rid)
+            _like_missing(w, h, f"/fhir/{rtype}/{rid}?_elements=id", rid)
+            _like_missing(w, h, f"/fhir/{rtype}/{rid}?_summary=false", rid)
+
+
+def test_conditional_reads_of_b_are_as_missing(w):
+    h = w.resident()
+    rid = w.b_refs["Observation"][0]
+    for header in ({"If-None-Match": 'W/"1"'}, {"If-None-Match": "*"},
+                   {"If-Modified-Since": "Fri, 01 Jan 2100 00:00:00 GMT"}):
+        r = w.http.get(f"/fhir/Observation/{rid}", headers={**h, **header})
+        m = w.http.get("/fhir/Observation/zz-missing-0", headers={**h, **header})
+        assert r.status_code == m.status_code == 404, (header, r.status_code, m.status_code)
+        assert r.text.replace(rid, "X") == m.text.replace("zz-missing-0", "X")
+        head = w.http.head(f"/fhir/Observation/{rid}", headers={**h, **header})
+        assert head.status_code == 404 and dict(head.headers).get("etag") is None
+
+
+LINKED_TYPES = ("DetectedIssue", "Provenance", "Observation", "DiagnosticReport", "Encounter", "ServiceRequest",
+                "Condition", "AuditEvent", "RelatedPerson")
+
+
+@pytest.mark.parametrize("rtype", LINKED_TYPES)
+def test_a_record_of_a_naming_b_is_not_shown_to_a(w, rtype):
+    """A's own record citing B's (written by a hospital): a read shows nothing of B (refused whole, or
+    without the citation)."""
+    h = w.resident()
+    for rid, t in w.links.items():
+        if t != rtype:
+            continue
+        r = w.http.get(f"/fhir/{t}/{rid}", headers=h)
+        assert r.status_code in (200, 404), (rid, r.status_code, r.text[:300])
+        assert w.names_b(r.text) == [], (rid, w.names_b(r.text), r.text[:600])
+
+
+SEARCHES = [
+    "Observation?_count=200",
+    "Observation?_count=200&_include=Observation:derived-from&_include=Observation:has-member",
+    "Observation?_count=200&_include:iterate=Observation:has-member&_include:iterate=Observation:derived-from",
+    "Observation?_count=200&_revinclude=Provenance:target&_revinclude=DetectedIssue:implicated",
+    "Observation?_count=200&_revinclude:iterate=Observation:has-member&_revinclude:iterate=Observation:derived-from",
+    "DiagnosticReport?_count=200&_include=DiagnosticReport:result",
+    "ServiceRequest?_count=200&_include=ServiceRequest:based-on",
+    "ServiceRequest?_count=200&_revinclude=ServiceRequest:based-on",
+    "Encounter?_count=200&_include=Encounter:part-of",
+    "Encounter?_count=200&_revinclude=Encounter:part-of",
+    "Condition?_count=200&_include=Condition:evidence-detail",
+    "DetectedIssue?_count=200&_include=DetectedIssue:implicated",
+    "DetectedIssue?_count=200",
+    "Provenance?_count=200&_include=Provenance:target",
+    "AuditEvent?_count=200",
+    "Observation?_count=200&_elements=derivedFrom,hasMember,subject",
+    "Observation?_count=200&_total=accurate",
+    "Observation?_summary=count",
+    "Patient?_count=200&_revinclude=Observation:subject&_revinclude=DetectedIssue:patient",
+    "Patient?_count=200&_revinclude=Encounter:subject&_revinclude:iterate=Encounter:part-of",
+    "Observation?_count=200&_sort=-date",
+    "Observation?_count=200&_sort=patient",
+    "DiagnosticReport?_count=200&_elements=result",
+    "Encounter?_count=200&_total=accurate&_sort=-date",
+    "RelatedPerson?_count=200",
+    "Patient?_count=200&_revinclude=RelatedPerson:patient",
+]
+
+
+@pytest.mark.parametrize("query", SEARCHES)
+def test_a_search_names_nothing_of_b(w, query):
+    _clean(w, w.http.get(f"/fhir/{query}", headers=w.resident()), query)
+
+
+def _search_total(w, h, query):
+    r = w.http.get(f"/fhir/{query}", headers=h)
+    return r.status_code, (r.json().get("total") if r.status_code == 200 else r.text)
+
+
+def test_searches_naming_b_answer_as_for_a_made_up_value(w):
+    """Every parameter type, chained and ``_has``: B's value answers as a made-up one."""
+    h = w.resident()
+    b, obs, sr, enc = w.b[0], w.b_refs["Observation"][0], w.b_refs["ServiceRequest"][0], w.b_refs["Encounter"][0]
+    probes = [
+        (f"Observation?subject=Patient/{b}&_total=accurate", b),
+        (f"Observation?patient={b}&_total=accurate", b),
+        (f"Observation?_id={obs}&_total=accurate", obs),
+        (f"Observation?derived-from=Observation/{obs}&_total=accurate", obs),
+        (f"Observation?has-member=Observation/{obs}&_total=accurate", obs),
+        (f"DiagnosticReport?result=Observation/{obs}&_total=accurate", obs),
+        (f"Provenance?target=Observation/{obs}&_total=accurate", obs),
+        (f"DetectedIssue?implicated=Observation/{obs}&_total=accurate", obs),
+        (f"ServiceRequest?based-on=ServiceRequest/{sr}&_total=accurate", sr),
+        (f"Encounter?part-of=Encounter/{enc}&_total=accurate", enc),
+        (f"Condition?evidence-detail=Observation/{obs}&_total=accurate", obs),
+        (f"AuditEvent?entity=Patient/{b}&_total=accurate", b),
+        (f"AuditEvent?patient=Patient/{b}&_total=accurate", b),
+        (f"Observation?subject:Patient.name={quote(B_NAME)}&_total=accurate", quote(B_NAME)),
+        (f"Observation?subject.identifier={w.b_number}&_total=accurate", w.b_number),
+        (f"Observation?subject:Patient.identifier={w.b_number}&_total=accurate", w.b_number),
+        (f"Patient?name={quote(B_NAME)}&_total=accurate", quote(B_NAME)),
+        (f"Patient?identifier={w.b_number}&_total=accurate", w.b_number),
+        (f"Patient?_has:Observation:subject:_id={obs}&_total=accurate", obs),  # (``_has``: 400 alike)
+        (f"Observation?derived-from:Observation.subject=Patient/{b}&_total=accurate", b),
+        (f"DiagnosticReport?result.subject=Patient/{b}&_total=accurate", b),
+        (f"DiagnosticReport?result:Observation.patient.name={quote(B_NAME)}&_total=accurate", quote(B_NAME)),
+        (f"Encounter?part-of.subject:Patient.name={quote(B_NAME)}&_total=accurate", quote(B_NAME)),
+        (f"ServiceRequest?based-on:ServiceRequest.subject=Patient/{b}&_total=accurate", b),
+    ]
+    made_up = {b: "zz-missing-0", obs: "zz-missing-1", sr: "zz-missing-2", enc: "zz-missing-3",
+               w.b_number: "110101199003070000", quote(B_NAME): quote("查无此人")}
+    diffs = []
+    for query, real in probes:
+        got = _search_total(w, h, query)
+        fake = _search_total(w, h, query.replace(real, made_up[real]))
+        if got != fake or (got[0] == 200 and got[1] != 0) or (got[0] != 200 and w.names_b(str(got[1]))):
+            diffs.append((query, got, fake))
+    assert diffs == []
+
+
+def test_paging_links_hold_for_the_token_that_made_them(w):
+    """A next link made for a system client, followed with A's token: only A's records."""
+    sysh, h = w.system(), w.resident()
+    page = w.http.get("/fhir/Observation?_count=5", headers=sysh).json()
+    seen = []
+    url = next((lk["url"] for lk in page.get("link", []) if lk["relation"] == "next"), None)
+    while url:
+        path = url[url.index("/fhir/"):]
+        resp = w.http.get(path, headers=h)
+        if resp.status_code != 200:
+            assert resp.status_code in (400, 403, 404, 410) and not w.names_b(resp.text)
+            break
+        body = _clean(w, resp, path)
+        seen += list(_ids(body))
+        url = next((lk["url"] for lk in body.get("link", []) if lk["relation"] == "next"), None)
+    assert not set(seen) & set(w.b_refs["Observation"])
+
+
+def test_type_and_system_history_name_nothing_of_b(w):
+    h = w.resident()
+    for path in ("/fhir/Observation/_history?_count=500", "/fhir/_history?_count=500",
+                 "/fhir/DetectedIssue/_history", "/fhir/Provenance/_history", "/fhir/AuditEvent/_history",
+                 "/fhir/Patient/_history", "/fhir/RelatedPerson/_history"):
+        r = w.http.get(path, headers=h)
+        assert r.status_code in (200, 400, 403, 404, 405), (path, r.status_code)
+        assert w.names_b(r.text) == [], (path, w.names_b(r.text), r.text[:500])
+
+
+def test_everything_of_a_names_nothing_of_b_and_b_is_as_missing(w):
+    h = w.resident()
+    for pid in w.a:
+        _clean(w, w.http.get(f"/fhir/Patient/{pid}/$everything?_count=500", headers=h), pid)
+    _like_missing(w, h, f"/fhir/Patient/{w.b[0]}/$everything", w.b[0])
+
+
+def test_batch_gets_of_b_answer_as_missing(w):
+    h = w.resident()
+    obs, b = w.b_refs["Observation"][0], w.b[0]
+    urls = [f"Observation/{obs}", f"Patient/{b}", f"Observation?subject=Patient/{b}",
+            f"Observation/{obs}/_history/1", f"Observation/{obs}/_history",
+            "DiagnosticReport?_include=DiagnosticReport:result", "Observation?_include=Observation:has-member"]
+    for url in urls:
+        bundle = {"resourceType": "Bundle", "type": "batch",
+                  "entry": [{"request": {"method": "GET", "url": url}},
+                            {"request": {"method": "GET", "url": url.replace(obs, "zz-missing-0").replace(b, "zz-missing-0")}}]}
+        r = w.http.post("/fhir", json=bundle, headers=h)
+        assert r.status_code == 200, (url, r.status_code, r.text[:300])
+        entries = r.json()["entry"]
+        texts = [str(e).replace(obs, "X").replace(b, "X").replace("zz-missing-0", "X").replace(f"entry[{i}]", "entry[i]")
+                 for i, e in enumerate(entries)]
+        assert texts[0] == texts[1], (url, texts)
+        assert w.names_b(r.text.replace(obs, "").replace(b, "")) == [] or w.names_b(texts[0]) == [], (url, r.text[:600])
