@@ -73,6 +73,7 @@ def test_the_r_result_and_the_records_built_from_it_read_as_missing(w, who):
 
 
 
+@pytest.mark.xfail(strict=True, reason=LEFT)
 @pytest.mark.parametrize("who", WHO)
 def test_records_citing_the_r_result_do_not_show_its_id(w, who):
     how = who(w)
@@ -86,6 +87,7 @@ def test_records_citing_the_r_result_do_not_show_its_id(w, who):
 
 
 
+@pytest.mark.xfail(strict=True, reason=LEFT)
 @pytest.mark.parametrize("who", WHO)
 def test_a_search_by_the_r_results_id_answers_as_for_a_made_up_one(w, who):
     how = who(w)
@@ -101,14 +103,11 @@ def test_a_search_by_the_r_results_id_answers_as_for_a_made_up_one(w, who):
     assert all(real == fake for real, fake in totals.values()), totals
 
 
-ORACLE = ("left (privprobe27, MEDIUM, with the read-time mend only): a writer some labels are withheld from "
-          "cites a guessed id and reads its record back -- the reference taken out (SUBSETTED) says the id "
-          "is a withheld record, kept says it is not; refusing both alike is the 422 of an ordinary write "
-          "citing a record not yet stored, withdrawn in the twenty-fifth round")
-
-
-@pytest.mark.xfail(strict=True, reason=ORACLE)
 def test_a_writer_cannot_tell_the_r_result_by_citing_it_and_reading_back(w):
+    """Guard for any mend of the above (holds at this tip; the read-time mend of commit "scoped:
+    citations of withheld records taken out…" broke it: the reference taken out, SUBSETTED, told a
+    guessed id was a withheld record). A writer some labels are withheld from cites the R result and
+    a made-up id: both read back alike."""
     token, _ = w.engine.auth.issue_token(subject="his-fnzyy-w", kind="system", client_id="his-fnzyy-w",
                                          scopes=["system/*.cruds"], extra={"institution": "FNZYY"})
     h = w.h(token)

@@ -456,8 +456,6 @@ class ScopedRepository:
             if self._hidden_labels and rtype == "AuditEvent":
                 self._find_unseen(resource)
                 return self._without_unseen(resource)
-            if self._hidden_labels:
-                return self._without_withheld_citations(resource, raw)
             return resource
         if not inside and not self.repo.in_compartment(resource, self._compartment) and not self._reachable(resource):
             return None
@@ -1176,118 +1174,6 @@ class ScopedRepository:
             out.append((key, ",".join(kept)))
         return out
 
-    def _withheld_targets(self, keys: Iterable[tuple[str, str]]) -> set[tuple[str, str]]:
-        """Of the records ``keys``, those withheld from this caller for a label (``_withheld_record``:
-        their own, a deleted one's last, or -- a record built from others -- one they cite): during
-        a search from its per-type sets of labelled ids (``_withheld_ids``: one indexed count per
-        type and search, none labelled the common case), else one batched primary-key read."""
-        out: set[tuple[str, str]] = set()
-        unknown: list[tuple[str, str]] = []
-        for key in keys:
-            ids = self._withheld_ids(key[0]) if self._searching and key[0] not in confidentiality.DERIVED else None
-            if ids is None:
-                unknown.append(key)
-            elif key[1] in ids:
-                out.add(key)
-        if unknown:
-            found = self.repo.backend.current_many(unknown)
-            out.update(key for key in unknown if self._withheld_record(found.get(key)))
-        return out
-
-    def _without_withheld_citations(self, resource: dict[str, Any], raw: bytes | None = None) -> dict[str, Any]:
-        """For a caller some labels are withheld from who is not confined (a hospital's system bound
-        to an institution, a clinician's or an auditor's session): ``resource`` without its
-        references to records withheld from them, tagged ``SUBSETTED``; itself when it cites none.
-
-        Why: such a caller read the unlabelled DiagnosticReport of an R result, an Observation whose
-        ``hasMember``/``derivedFrom`` is one, a Condition whose evidence is one, and was shown that
-        result's id -- a record that reads 404 to them (probep25's finding, left by the lead in the
-        twenty-fifth round; privprobe27 found it on every type). Withholding the citing record whole,
-        as a resident is (``_cites_others``), was withdrawn for these callers: it refused their
-        ordinary writes and took records out of counted searches (every search screened); the
-        reference alone is taken out here, at read time only -- writes, totals and the auditors'
-        reports are as before -- as an AuditEvent's withheld entity is (``_without_unseen``).
-        Records built from others (``confidentiality.DERIVED``) are withheld whole before this.
-        Only cited types that hold patients' records are judged (``_cited_checked``), not a Patient:
-        the records naming it are shown to this caller all the same, so its reference tells
-        nothing they do not (a label on the Patient withholds its demographics) -- and it is cited
-        by nearly every record: judging it cost a read per record shown."""
-        if raw is not None and b'"reference"' not in raw:
-            return resource
-        base = self.repo.base_url
-        refs = references_in(resource, [])
-        if not refs:
-            return resource
-        own = (resource.get("resourceType"), resource.get("id"))
-        keys = {t for ref in refs if (t := parse_reference(ref, base)) is not None and t != own
-                and self._cited_checked(t[0])}
-        hidden = self._withheld_targets(sorted(keys)) if keys else set()
-        if not hidden:
-            return resource
-
-        def prune(node: Any) -> Any:
-            """``node`` without the References to ``hidden`` (None: nothing of it is left)."""
-            if isinstance(node, dict):
-                ref = node.get("reference")
-                if isinstance(ref, str) and parse_reference(ref, base) in hidden:
-                    return None
-                out = {}
-                for k, v in node.items():
-                    kept = prune(v) if isinstance(v, (dict, list)) else v
-                    if kept is not None:
-                        out[k] = kept
-                return out or None
-            if isinstance(node, list):
-                items = [kept for v in node if (kept := prune(v) if isinstance(v, (dict, list)) else v) is not None]
-                return items or None
-            return node
-
-        shown = prune(resource) or {}
-        meta = dict(shown.get("meta") or {})
-        if not any(isinstance(t, dict) and t.get("code") == SUBSETTED["code"] and t.get("system") == SUBSETTED["system"]
-                   for t in meta.get("tag") or ()):
-            meta["tag"] = [*(meta.get("tag") or []), SUBSETTED]
-        return {**shown, "meta": meta}
-
-    def _without_withheld_values(self, rtype: str, params: Sequence[tuple[str, str]]) -> list[tuple[str, str]] | None:
-        """A search's reference parameter values less those naming a record withheld from this
-        (unconfined) caller for a label; ``None`` when a parameter is left with none (it matches
-        nothing, as for a record that does not exist). ``Observation?has-member=Observation/<an R
-        result>`` answered a bound hospital 1 where a made-up id answered 0 -- the search confirmed
-        the record its read denies (privprobe27). Chains need nothing (their inner search is the
-        caller's own); ``AuditEvent``'s ``entity`` is ``_without_unseen_entities``'s. Only values
-        of the form ``Type/id`` (or ``:Type`` and an id) are judged: one batched primary-key read."""
-        base = self.repo.base_url
-        asked: list[tuple[int, str, list[tuple[str, str] | None]]] = []
-        for i, (key, raw) in enumerate(params):
-            name, _, modifier = key.partition(":")
-            if "." in key or name.startswith("_") or (modifier and not modifier[0].isupper()):
-                continue
-            definition = self.repo.params.get(rtype, name)
-            if definition is None or definition.type != "reference":
-                continue
-            for value in re.split(r"(?<!\\),", raw):
-                target = parse_reference(value, base) if "/" in value else (modifier, value) if modifier and value else None
-                asked.append((i, value, [target]))
-        keys = sorted({t for _, _, targets in asked for t in targets if t is not None and self._cited_checked(t[0])})
-        hidden = self._withheld_targets(keys) if keys else set()
-        if not hidden:
-            return list(params)
-        dropped: dict[int, set[str]] = {}
-        for i, value, targets in asked:
-            if any(t in hidden for t in targets if t is not None):
-                dropped.setdefault(i, set()).add(value)
-        out: list[tuple[str, str]] = []
-        for i, (key, raw) in enumerate(params):
-            if i not in dropped:
-                out.append((key, raw))
-                continue
-            kept = [v for v in re.split(r"(?<!\\),", raw) if v not in dropped[i]]
-            if not kept:
-                return None
-            out.append((key, ",".join(kept)))
-        return out
-
     def _foreign_patient(self, rtype: Any, rid: Any) -> bool:
         """A Patient record that is not one of the confined caller's records (the index's compartment),
         whatever it references. Why: R4's Patient compartment takes a Patient by ``Patient.link`` too,
@@ -1663,28 +1549,11 @@ class ScopedRepository:
                 empty = self.repo.search(rtype, params, access=self)  # its parameters still checked
                 return dataclasses.replace(empty, resources=[], included=[], total=0, has_next=False)
             params = seen
-        elif self._hidden_labels and not self.confined and rtype is not None:
-            valued = self._without_withheld_values(rtype, params)
-            if valued is None:  # every record asked for is withheld: answered as if none existed
-                empty = self.repo.search(rtype, params, access=self)  # its parameters still checked
-                return dataclasses.replace(empty, resources=[], included=[], total=0, has_next=False)
-            result = self._run_unconfined(rtype, valued)
-            # the matches of a counted search are not admitted one by one (the query leaves out what is
-            # labelled): what they cite is decided here, as ``admit`` does for a read and an include
-            shown = [self._without_withheld_citations(r) for r in result.resources]
-            if any(a is not b for a, b in zip(shown, result.resources, strict=True)):
-                result = dataclasses.replace(result, resources=shown)
-            return result
         subject = self._rules.subject_of.get(rtype) if self.confined else None
         if subject is not None:
             return self._search_by_subject(rtype, params, subject[1])
         if self.confined and rtype in self._rules.referenced_by:
             return self._search_referenced(rtype, params)
-        return self._run_unconfined(rtype, params)
-
-    def _run_unconfined(self, rtype: str, params: Sequence[tuple[str, str]]) -> SearchResult:
-        """A search not narrowed to records by its own parameters: the compartment (if any) and the
-        labels left out in the query (``label_params``), or every match admitted."""
         left_out = self.label_params(rtype)
         if left_out is None:  # labels not indexed for the type: each match admitted, counted as shown
             return self.repo.search(rtype, params, access=_Screened(self))
