@@ -201,6 +201,8 @@ def test_everything_of_a_names_nothing_of_b_and_b_is_as_missing(w):
     h = w.resident()
     for pid in w.a:
         _clean(w, w.http.get(f"/fhir/Patient/{pid}/$everything?_count=500", headers=h), pid)
+        every = "Observation,DiagnosticReport,DetectedIssue,Provenance,AuditEvent,RelatedPerson,Condition,Encounter"
+        _clean(w, w.http.get(f"/fhir/Patient/{pid}/$everything?_type={every}&_count=500", headers=h), pid)
     _like_missing(w, h, f"/fhir/Patient/{w.b[0]}/$everything", w.b[0])
 
 
@@ -221,3 +223,44 @@ def test_batch_gets_of_b_answer_as_missing(w):
                  for i, e in enumerate(entries)]
         assert texts[0] == texts[1], (url, texts)
         assert w.names_b(r.text.replace(obs, "").replace(b, "")) == [] or w.names_b(texts[0]) == [], (url, r.text[:600])
+
+
+def test_transaction_gets_of_b_answer_as_missing(w):
+    """A transaction Bundle's GET entries (read, search) are decided as a batch's are."""
+    h = w.resident()
+    obs, b = w.b_refs["Observation"][0], w.b[0]
+    answers = []
+    for rid, pid in ((obs, b), ("zz-missing-0", "zz-missing-1")):
+        bundle = {"resourceType": "Bundle", "type": "transaction",
+                  "entry": [{"request": {"method": "GET", "url": f"Observation?subject=Patient/{pid}&_total=accurate"}},
+                            {"request": {"method": "GET", "url": f"Observation/{rid}"}}]}
+        r = w.http.post("/fhir", json=bundle, headers=h)
+        answers.append((r.status_code, r.text.replace(obs, "X").replace(b, "Y").replace("zz-missing-0", "X")
+                        .replace("zz-missing-1", "Y")))
+    assert answers[0] == answers[1], answers
+    assert w.names_b(answers[0][1]) == []
+
+
+def test_history_since_and_at_name_nothing_of_b(w):
+    h = w.resident()
+    for path in ("/fhir/Observation/_history?_since=2000-01-01T00:00:00Z&_count=500",
+                 "/fhir/_history?_since=2000-01-01T00:00:00Z&_count=500",
+                 "/fhir/Observation/pp27-obs-member/_history", "/fhir/Observation/pp27-obs-member/_history/1",
+                 "/fhir/DiagnosticReport/pp27-dr-ab/_history/1", "/fhir/AuditEvent/pp27-audit-ab/_history"):
+        r = w.http.get(path, headers=h)
+        assert r.status_code in (200, 400, 404), (path, r.status_code)
+        assert w.names_b(r.text) == [], (path, w.names_b(r.text), r.text[:400])
+
+
+def test_bs_attempt_on_as_record_tells_a_nothing_of_b(w):
+    """B's token reads A's result (404 to her; the audit record names its owner, A, for his "who
+    looked"): A's AuditEvent search, his who-looked page and his ``$everything`` name nothing of B --
+    neither her Patient, nor the subject of her sign-in."""
+    own = w.engine.repository.search("Observation", [("subject", f"Patient/{w.a[0]}"), ("_count", "1")]).resources[0]
+    assert w.http.get(f"/fhir/Observation/{own['id']}", headers=w.resident_b()).status_code == 404
+    h = w.resident()
+    for path in ("/fhir/AuditEvent?_count=500", f"/fhir/AuditEvent?entity=Observation/{own['id']}&_count=500",
+                 "/ui/me/who-looked", f"/fhir/Patient/{w.a[0]}/$everything?_type=AuditEvent&_count=1000"):
+        r = w.http.get(path, headers=h)
+        assert r.status_code == 200, (path, r.status_code, r.text[:300])
+        assert w.names_b(r.text) == [] and "person-b" not in r.text, (path, r.text[:600])
