@@ -264,3 +264,29 @@ def test_bs_attempt_on_as_record_tells_a_nothing_of_b(w):
         r = w.http.get(path, headers=h)
         assert r.status_code == 200, (path, r.status_code, r.text[:300])
         assert w.names_b(r.text) == [] and "person-b" not in r.text, (path, r.text[:600])
+
+
+def _check(w, h, pid):
+    order = {"resourceType": "ServiceRequest", "status": "active", "intent": "order",
+             "subject": {"reference": f"Patient/{pid}"}, "authoredOn": "2025-03-22T08:00:00+08:00",
+             "code": {"coding": [{"system": "urn:huren:code:FNZYY", "code": "XCG"}], "text": "血常规"}}
+    r = w.http.post("/fhir/ServiceRequest/$check-recognition", headers=h,
+                    json={"resourceType": "Parameters", "parameter": [{"name": "order", "resource": order}]})
+    return r.status_code, r.text.replace(pid, "X")
+
+
+def test_check_recognition_and_cds_for_b_answer_as_for_no_one(w):
+    h = w.resident()
+    assert _check(w, h, w.b[0]) == _check(w, h, "zz-missing-0")
+    assert _check(w, h, w.b[0])[0] == 404
+    services = [s["id"] for s in w.http.get("/cds-services", headers=h).json()["services"]]
+    for sid in services:
+        answers = []
+        for pid in (w.b[0], "zz-missing-0"):
+            r = w.http.post(f"/cds-services/{sid}", headers=h, json={
+                "hook": "order-select", "hookInstance": "pp27", "fhirServer": "http://127.0.0.1:0/fhir",
+                "context": {"patientId": pid, "userId": "Practitioner/x", "selections": [],
+                            "draftOrders": {"resourceType": "Bundle", "type": "collection", "entry": []}}})
+            answers.append((r.status_code, r.text.replace(pid, "X")))
+        assert answers[0] == answers[1] and answers[0][0] in (400, 403, 404), (sid, answers)
+        assert w.names_b(answers[0][1]) == []
