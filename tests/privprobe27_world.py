@@ -134,7 +134,8 @@ def build(tmp_path_factory: Any):  # a generator: the world, then closed
                     r = e["resource"]
                     if r["resourceType"] in SHARED:
                         continue
-                    w.b_refs.setdefault(r["resourceType"], []).append(r["id"])
+                    if r["id"] not in w.b_refs.setdefault(r["resourceType"], []):
+                        w.b_refs[r["resourceType"]].append(r["id"])
             flags = engine.repository.search("DetectedIssue", [("patient", ",".join(f"Patient/{p}" for p in b))]).resources
             w.b_refs.setdefault("DetectedIssue", []).extend(f["id"] for f in flags)
             for pid_key in ("Observation", "ServiceRequest", "Encounter"):
