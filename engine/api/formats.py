@@ -125,8 +125,11 @@ def plain_json_asked(scope: dict) -> bool:
         from urllib.parse import parse_qs
 
         formats = parse_qs(query.decode("latin-1")).get("_format", [])
-    accept = b",".join(value for name, value in scope["headers"] if name == b"accept")
-    if not formats and b"application/json" not in accept.lower():
+    accept = b""
+    for name, value in scope["headers"]:  # a loop, not a generator: it runs on every /fhir request
+        if name == b"accept":
+            accept = accept + b"," + value if accept else value
+    if not formats and b"application/json" not in accept and b"application/json" not in accept.lower():
         return False
     return wants_plain_json(accept.decode("latin-1"), formats)
 
