@@ -26,6 +26,7 @@ from adapters.hl7v2.charsets import (
     misread,
     single_byte,
     strip_bom,
+    undeclared_gb,
 )
 from adapters.hl7v2.control_id import PREFIX, content_control_id
 from adapters.hl7v2.errors import (
@@ -298,6 +299,14 @@ def extract_header(raw: bytes, override: str = "") -> tuple[Header, str]:
                 f"{why}; the character set MSH-18 declares ({head.charset!r}) would store the text "
                 "misread. If this sender's messages are in another set, name it in senders.yaml "
                 "(charsets) and replay the message, kept as sent", 18, ack="AE"))
+    elif not bom and not override and not head.charset and canonical(head.codec) == "utf-8" and not body.isascii():
+        # no declaration: valid UTF-8 is read so, but GB 18030 text can be valid UTF-8 too
+        why = undeclared_gb(text)
+        if why is not None:
+            head.problems.append(_msh_error(
+                f"{why}: not stored as a guess. Declare the set in MSH-18 (GB 18030-2000 or UNICODE UTF-8), "
+                "or name this sender's set in senders.yaml (charsets) and replay the message, kept as sent",
+                18, ack="AE"))
     elif not bom and not override and single_byte(head.codec) and not body.isascii():
         # Latin-1 reads any byte: the declaration alone would store GB 18030 names as mojibake
         head.problems.extend(_misread(body, fs, head.codec, head.charset))
