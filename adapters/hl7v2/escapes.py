@@ -75,13 +75,13 @@ def unescape(text: str, enc: Encoding = DEFAULT_ENCODING) -> str:
             out.append(text[j:])
             break
         seq = text[j + 1 : k]
-        if seq[:1] == "X" and text.startswith(esc + "X", k + 1):
-            joined = _hex_run(text, k, seq, enc)
+        decoded = _decode_sequence(seq, enc)
+        if decoded is None and seq[:1] == "X" and text.startswith(esc + "X", k + 1):
+            joined = _hex_run(text, k, seq, enc)  # a character escaped byte by byte
             if joined is not None:
                 out.append(joined[0])
                 i = joined[1]
                 continue
-        decoded = _decode_sequence(seq, enc)
         if decoded is None:  # not understood: keep literally, including both escape characters
             out.append(text[j : k + 1])
         else:
@@ -92,9 +92,11 @@ def unescape(text: str, enc: Encoding = DEFAULT_ENCODING) -> str:
 
 def _hex_run(text: str, k: int, seq: str, enc: Encoding) -> tuple[str, int] | None:
     """Adjacent ``\\Xhh\\`` sequences read as one byte string: the text and where the run ends, or
-    None when the run does not read as a whole (each sequence is then read on its own). Senders that
-    escape byte by byte split a character: ``\\XE5\\\\XBC\\\\XA0\\`` is one UTF-8 ``张``, each of its
-    three bytes alone none, so the name was stored as the escape text (twenty-seventh round)."""
+    None when the run does not read as a whole (each sequence is then kept as sent). Tried only when
+    the first sequence alone reads as nothing, so hex data that reads sequence by sequence costs no
+    more than before. Senders that escape byte by byte split a character: ``\\XE5\\\\XBC\\\\XA0\\``
+    is one UTF-8 ``张``, each of its three bytes alone none, so the name was stored as the escape text
+    (twenty-seventh round)."""
     esc = enc.escape
     parts = [seq[1:]]
     end = k + 1

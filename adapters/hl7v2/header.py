@@ -299,7 +299,7 @@ def extract_header(raw: bytes, override: str = "") -> tuple[Header, str]:
                 f"{why}; the character set MSH-18 declares ({head.charset!r}) would store the text "
                 "misread. If this sender's messages are in another set, name it in senders.yaml "
                 "(charsets) and replay the message, kept as sent", 18, ack="AE"))
-    elif not bom and not override and not head.charset and canonical(head.codec) == "utf-8" and not body.isascii():
+    elif not bom and not override and not head.charset and head.codec == "utf-8" and not body.isascii():
         # no declaration: valid UTF-8 is read so, but GB 18030 text can be valid UTF-8 too
         why = undeclared_gb(text)
         if why is not None:
