@@ -12,7 +12,10 @@ FINDINGS mended this round (each test failed on main):
 - 2.15.9.18: a message with no MSH-18 is read as UTF-8 when its bytes are valid UTF-8, else GB 18030;
   GB 18030 Chinese whose bytes happen to be valid UTF-8 (``钱伟`` C7 AE CE B0 = ``Ǯΰ``) was stored as
   that mojibake with an AA (HIGH: a wrong name, silently); now refused AE at MSH-18, kept for a replay
-  once the site names the sender's set.
+  once the site names the sender's set;
+- bytes not valid in a declared set fall back to GB 18030, which reads almost any bytes: Latin-1 ``Müller``
+  under ``UNICODE UTF-8`` was stored ``M黮ler`` with an AA (MED); a GB character whose second byte is ASCII
+  is now doubted there, AE at MSH-18 (GB 2312 text under a wrong label is read as before).
 
 Guards (right before and after): ``\\X0D0A\\`` is a line break and ``\\X09\\`` a tab in a TX value; real
 UTF-8 Chinese, GB 18030 text that is not valid UTF-8, and a lone non-ASCII sign (``μmol/L``, ``José``)
@@ -160,3 +163,28 @@ def test_refused_undeclared_gb_is_read_right_once_the_site_names_the_set(engine:
     assert replayed.status_code == 200 and replayed.json()["ack_code"] == "AA", replayed.json()
     assert name_of(engine, http, "GB6")["text"] == "钱伟"
     assert base64.b64decode(engine.ingestor.messages.get(doc_id)["raw"]) == raw  # kept as sent
+
+
+def utf8_labelled(control: str, name: str) -> str:
+    return adt(control, name, msh18="UNICODE UTF-8")
+
+
+def test_latin1_under_a_utf8_declaration_is_refused_not_read_as_gb(engine: Engine, http: TestClient) -> None:
+    raw = utf8_labelled("FB1", "Müller^Hans").encode("latin-1")  # FC 6C: one GB 18030 character
+    ack = post(http, raw)
+    assert ack_code_of(ack) == "AE", ack  # was AA, the Patient named "M黮ler"
+    (err,) = err_fields(ack)
+    assert err[2] == "MSH^1^18" and err[4] == "E" and "'UNICODE UTF-8'" in err[8], err
+    doc = engine.ingestor.messages.get(message_id("FNXRMYY", "FB1"))
+    assert doc is not None and doc["status"] == QUARANTINED and base64.b64decode(doc["raw"]) == raw
+
+
+@pytest.mark.parametrize(("control", "name", "family"), [
+    ("FB2", "张^三", "张"),  # GB 2312 under a UTF-8 label: read in GB 18030, as before
+    ("FB3", "欧阳^娜娜", "欧阳"),
+])
+def test_gb_text_under_a_utf8_label_is_still_read(engine: Engine, http: TestClient, control: str, name: str,
+                                                  family: str) -> None:
+    ack = post(http, utf8_labelled(control, name).encode("gb18030"))
+    assert ack_code_of(ack) == "AA", ack
+    assert name_of(engine, http, control)["family"] == family

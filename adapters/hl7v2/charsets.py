@@ -233,3 +233,23 @@ def undeclared_gb(text: str) -> str | None:
             return (f"the bytes {raw[:4].hex(' ').upper()} read {run!r} in UTF-8 and {read!r} in GB 18030, "
                     "and MSH-18 names no character set")
     return None
+
+
+def gb_fallback_doubt(text: str) -> str | None:
+    """Why text read in GB 18030 only because the bytes are not valid in the set MSH-18 declares
+    (``decode``'s fallback) is not Chinese text, else None (twenty-seventh round, hl7conf27). GB 18030
+    reads almost any bytes: Latin-1 ``Müller`` under ``UNICODE UTF-8`` was stored ``M黮ler`` with an AA,
+    and ``José|`` swallowed the field separator. In the Chinese text such a fallback is for (GBK under
+    a UTF-8 label, GB 2312 under ASCII) every character's bytes are from 0x81 up; one whose second
+    byte is ASCII (``ü`` 0xFC + ``l`` 0x6C, a 4-byte code's digit) is an 8-bit letter before an ASCII
+    one far more often than one of the rare characters GBK puts there (``玥`` AB 68), which a site
+    whose sender really sends GBK names in ``senders.yaml`` (``charsets``)."""
+    for c in text:
+        if c.isascii():
+            continue
+        raw = c.encode("gb18030")
+        if raw[1] < 0x80:
+            # named by its bytes only: the ACK goes back in the declared set, which may not hold it
+            return (f"the bytes {raw.hex(' ').upper()} read as one GB 18030 character whose second byte is "
+                    f"the ASCII {chr(raw[1])!r}")
+    return None
