@@ -55,7 +55,6 @@ def test_metadata_varies_on_accept(http: TestClient) -> None:
     assert r.status_code == 200 and "accept" in r.headers.get("vary", "").lower(), dict(r.headers)
 
 
-@pytest.mark.xfail(strict=True, reason="left (LOW, last review of the twenty-fifth round): with fhir+json at q=0 and application/json allowed, the body is labelled application/fhir+json (the responses' media type is fixed; negotiation decides only 406)")
 def test_content_type_is_one_the_client_accepts(http: TestClient) -> None:
     """``application/fhir+json;q=0, application/json``: JSON is taken -- as application/json, the one
     the client accepts, not labelled application/fhir+json, the one it said it does not."""

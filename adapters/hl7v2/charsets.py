@@ -206,3 +206,50 @@ def gb_misread(raw: bytes) -> str | None:
         return (f"the bytes are UTF-8 text ({sample.encode('utf-8').hex(' ').upper()} is "
                 f"U+{ord(sample):04X} in UTF-8), not GB 18030")
     return None
+
+
+_BEYOND_TWO_BYTES = re.compile("[\u0800-\U0010ffff]")
+_NON_ASCII_RUN = re.compile("[^\x00-\x7f]{2,}")
+
+
+def undeclared_gb(text: str) -> str | None:
+    """Why a message with no MSH-18 (nor a set the site names), read as UTF-8 because its bytes are
+    valid UTF-8, is GB 18030 text instead, else None (twenty-seventh round, hl7conf27). Without a
+    declaration the bytes are read as UTF-8 first, then GB 18030: Chinese GB text whose bytes happen
+    to be valid UTF-8 (``钱伟`` C7 AE CE B0 reads ``Ǯΰ``; 30 of 1,270 runs measured in ``gb_misread``)
+    was stored as that mojibake with an AA. The reading is doubted when no character of it needs
+    three UTF-8 bytes or more (a UTF-8 Chinese text always holds some) and a run of two or more
+    non-ASCII characters read in GB 18030 is Chinese characters only, each of two bytes from 0xA1 up;
+    a lone accented letter or unit sign (``é``, ``μmol/L``) is no such run."""
+    if text.isascii() or _BEYOND_TWO_BYTES.search(text) is not None:
+        return None
+    for run in _NON_ASCII_RUN.findall(text):
+        raw = run.encode("utf-8")
+        try:
+            read = raw.decode("gb18030")
+        except UnicodeDecodeError:
+            continue
+        if len(read) >= 2 and all(_IDEOGRAPH.fullmatch(c) and min(c.encode("gb18030")) >= 0xA1 for c in read):
+            return (f"the bytes {raw[:4].hex(' ').upper()} read {run!r} in UTF-8 and {read!r} in GB 18030, "
+                    "and MSH-18 names no character set")
+    return None
+
+
+def gb_fallback_doubt(text: str) -> str | None:
+    """Why text read in GB 18030 only because the bytes are not valid in the set MSH-18 declares
+    (``decode``'s fallback) is not Chinese text, else None (twenty-seventh round, hl7conf27). GB 18030
+    reads almost any bytes: Latin-1 ``Müller`` under ``UNICODE UTF-8`` was stored ``M黮ler`` with an AA,
+    and ``José|`` swallowed the field separator. In the Chinese text such a fallback is for (GBK under
+    a UTF-8 label, GB 2312 under ASCII) every character's bytes are from 0x81 up; one whose second
+    byte is ASCII (``ü`` 0xFC + ``l`` 0x6C, a 4-byte code's digit) is an 8-bit letter before an ASCII
+    one far more often than one of the rare characters GBK puts there (``玥`` AB 68), which a site
+    whose sender really sends GBK names in ``senders.yaml`` (``charsets``)."""
+    for c in text:
+        if c.isascii():
+            continue
+        raw = c.encode("gb18030")
+        if raw[1] < 0x80:
+            # named by its bytes only: the ACK goes back in the declared set, which may not hold it
+            return (f"the bytes {raw.hex(' ').upper()} read as one GB 18030 character whose second byte is "
+                    f"the ASCII {chr(raw[1])!r}")
+    return None

@@ -19,6 +19,7 @@ hot path never pays for fields nobody reads. Decoding follows the standard:
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from dataclasses import field as _field
 
@@ -75,12 +76,62 @@ def unescape(text: str, enc: Encoding = DEFAULT_ENCODING) -> str:
             break
         seq = text[j + 1 : k]
         decoded = _decode_sequence(seq, enc)
+        if decoded is None and seq[:1] == "X" and text.startswith(esc + "X", k + 1):
+            joined = _hex_run(text, k, seq, enc)  # a character escaped byte by byte
+            if joined is not None:
+                out.append(joined[0])
+                i = joined[1]
+                continue
         if decoded is None:  # not understood: keep literally, including both escape characters
             out.append(text[j : k + 1])
         else:
             out.append(decoded)
         i = k + 1
     return "".join(out)
+
+
+def _hex_run(text: str, k: int, seq: str, enc: Encoding) -> tuple[str, int] | None:
+    """Adjacent ``\\Xhh\\`` sequences read as one byte string: the text and where the run ends, or
+    None when the run does not read as a whole (each sequence is then kept as sent). Tried only when
+    the first sequence alone reads as nothing, so hex data that reads sequence by sequence costs no
+    more than before. Senders that escape byte by byte split a character: ``\\XE5\\\\XBC\\\\XA0\\``
+    is one UTF-8 ``张``, each of its three bytes alone none, so the name was stored as the escape text
+    (twenty-seventh round)."""
+    esc = enc.escape
+    parts = [seq[1:]]
+    end = k + 1
+    while text.startswith(esc + "X", end):
+        close = text.find(esc, end + 1)
+        if close < 0:
+            break
+        parts.append(text[end + 2 : close])
+        end = close + 1
+    if not all(p and len(p) % 2 == 0 for p in parts):
+        return None
+    decoded = _hex_text("".join(parts), enc)
+    return None if decoded is None else (decoded, end)
+
+
+def _hex_text(hexdigits: str, enc: Encoding) -> str | None:
+    """The text of hex data in the message's character set; None (kept as sent) when the bytes are
+    not valid in it, or when they hold a control character a FHIR string cannot (R4 string: none
+    below U+0020 but TAB, LF, CR) and the parser refuses as raw bytes (``\\X00\\`` in a name was
+    stored as a NUL in ``Patient.name``, twenty-seventh round)."""
+    try:
+        raw = bytes.fromhex(hexdigits)
+    except ValueError:
+        return None
+    try:  # bytes the declared character set cannot read are kept as sent, never as U+FFFD
+        decoded = raw.decode(enc.charset)
+    except (UnicodeDecodeError, LookupError):
+        return None
+    if _UNSTORABLE.search(decoded):
+        return None
+    return decoded
+
+
+# what a decoded ``\X..\`` may not hold: the C0 controls but TAB, LF, CR, and DEL (``parser._CONTROL``)
+_UNSTORABLE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 
 
 def _decode_sequence(seq: str, enc: Encoding) -> str | None:
@@ -107,14 +158,7 @@ def _decode_sequence(seq: str, enc: Encoding) -> str | None:
         hexdigits = seq[1:]
         if len(hexdigits) % 2 or not hexdigits:
             return None
-        try:
-            raw = bytes.fromhex(hexdigits)
-        except ValueError:
-            return None
-        try:  # bytes the declared character set cannot read are kept as sent, never as U+FFFD
-            return raw.decode(enc.charset)
-        except (UnicodeDecodeError, LookupError):
-            return None
+        return _hex_text(hexdigits, enc)
     if seq[0] == ".":
         if seq in _FORMATTING_BREAKS:
             return "\n"

@@ -22,10 +22,12 @@ from adapters.hl7v2.charsets import (
     canonical,
     codec_for,
     decode,
+    gb_fallback_doubt,
     gb_misread,
     misread,
     single_byte,
     strip_bom,
+    undeclared_gb,
 )
 from adapters.hl7v2.control_id import PREFIX, content_control_id
 from adapters.hl7v2.errors import (
@@ -289,6 +291,15 @@ def extract_header(raw: bytes, override: str = "") -> tuple[Header, str]:
     elif head.codec.endswith("?"):
         head.problems.append(_msh_error("message bytes are not valid in the declared character set "
                                         "nor in UTF-8 or GB 18030", 18, ack="AE"))
+    elif (not bom and not override and head.charset and head.codec == "gb18030"
+          and canonical(codec_for(head.charset) or "") not in GB):
+        # the declared set could not read the bytes, GB 18030 did: Chinese text, or a guess
+        why = gb_fallback_doubt(text)
+        if why is not None:
+            head.problems.append(_msh_error(
+                f"the bytes are not valid in the character set MSH-18 declares ({head.charset!r}); {why}, "
+                "not stored as a guess. If this sender's messages are in another set, name it in senders.yaml "
+                "(charsets) and replay the message, kept as sent", 18, ack="AE"))
     elif not bom and not override and canonical(codec_for(head.charset) or "") in GB and not body.isascii():
         # GB 18030 reads almost any bytes: UTF-8 under a GB declaration was stored as mojibake
         why = (f"the bytes are not valid GB 18030 (they read as {head.codec.upper()})"
@@ -298,6 +309,14 @@ def extract_header(raw: bytes, override: str = "") -> tuple[Header, str]:
                 f"{why}; the character set MSH-18 declares ({head.charset!r}) would store the text "
                 "misread. If this sender's messages are in another set, name it in senders.yaml "
                 "(charsets) and replay the message, kept as sent", 18, ack="AE"))
+    elif not bom and not override and not head.charset and head.codec == "utf-8" and not body.isascii():
+        # no declaration: valid UTF-8 is read so, but GB 18030 text can be valid UTF-8 too
+        why = undeclared_gb(text)
+        if why is not None:
+            head.problems.append(_msh_error(
+                f"{why}: not stored as a guess. Declare the set in MSH-18 (GB 18030-2000 or UNICODE UTF-8), "
+                "or name this sender's set in senders.yaml (charsets) and replay the message, kept as sent",
+                18, ack="AE"))
     elif not bom and not override and single_byte(head.codec) and not body.isascii():
         # Latin-1 reads any byte: the declaration alone would store GB 18030 names as mojibake
         head.problems.extend(_misread(body, fs, head.codec, head.charset))

@@ -34,7 +34,7 @@ from engine.auth.deps import get_caller
 from engine.auth.policy import allowed, audit_remit, require_in_remit, require_operator
 from engine.bounds import int_query
 from engine.engine import Engine
-from engine.errors import BadRequest, FhirError, NotFound, Unprocessable
+from engine.errors import BadRequest, NotFound, Unprocessable
 from engine.messages import PROCESSED, QUARANTINED, RECEIVED, raw_of, summary
 from engine.repository.port import Document
 
@@ -75,42 +75,24 @@ def _stored(engine: Engine, caller: Caller, message_id: str, *, refused_only: bo
 
 def _patients_named(engine: Engine, doc: Document, text: str | None = None) -> list[str]:
     """The Patient ids the store knows that a stored message names, for the audit record of
-    reading or replaying it: those its processing made or updated (``resources``), and those
-    carrying an identifier of its PID-3 (PID-2/PID-4 too) -- a valid national resident ID, or a record
-    number of the sending institution (its ``mrn_system``). A refused message made no resources, but its
-    raw text names the patient all the same: the resident's "who read my record" must show the read.
-    A message whose text cannot be parsed names only what the store recorded."""
+    reading or replaying it: those its processing made or updated (``resources``), and those the
+    patient index finds by the identifiers of its PID segments (``IdentityService.patients_named``:
+    a valid national resident ID, or a record number of the sending institution). A refused message
+    made no resources, but its raw text names the patient all the same: the resident's "who read my
+    record" must show the read. A message whose text cannot be parsed names only what the store recorded."""
     found = [r.split("/", 1)[1] for r in doc.get("resources") or () if r.startswith("Patient/")]
     from adapters.hl7v2.errors import HL7Error
     from adapters.hl7v2.header import decode
     from adapters.hl7v2.parser import parse
-    from engine.identity.nationalid import valid_number
 
     try:
         message = parse(text if text is not None else decode(raw_of(doc))[0])
     except (HL7Error, ValueError):
         return list(dict.fromkeys(found))
     inst = engine.site.institution(str(doc.get("facility") or ""))
-    national_system = (engine.site.tables.get("identifiers") or {}).get("national_id_system")
-    tokens: list[str] = []
-    for pid in message.all("PID"):
-        for field_no in (3, 2, 4):
-            for rep in pid.reps(field_no):
-                value = rep.comp(1).strip()
-                if not value or any(c in value for c in "\\|,$"):  # (no search escapes: names nobody)
-                    continue
-                number = valid_number(value)
-                if number and national_system:
-                    tokens.append(f"{national_system}|{number}")
-                elif inst is not None and inst.mrn_system:
-                    tokens.append(f"{inst.mrn_system}|{value}")
-    for token in list(dict.fromkeys(tokens))[:20]:
-        try:
-            result = engine.repository.search("Patient", [("identifier", token), ("_count", "50"),
-                                                          ("_total", "none")])
-        except FhirError:
-            continue
-        found += [str(r["id"]) for r in result.resources]
+    found += engine.identity.patients_named(
+        message, mrn_system=inst.mrn_system if inst is not None else None,
+        national_system=(engine.site.tables.get("identifiers") or {}).get("national_id_system"))
     return list(dict.fromkeys(found))
 
 

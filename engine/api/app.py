@@ -26,6 +26,7 @@ from engine.api import reports as reports_api
 from engine.api import ui_duplicates, ui_me, ui_quarantine, ui_shared, ui_signin
 from engine.api.cors import AllowedOrigins, Cors
 from engine.api.fast_read import FastRead
+from engine.api.formats import JsonLabel
 from engine.api.limits import RequestLimits
 from engine.api.no_store import NoStore
 from engine.api.outcomes import install_error_handlers
@@ -72,6 +73,7 @@ def create_app(engine: Engine) -> FastAPI:
     app.router.on_startup.append(recognition_api.sighup_reloader(engine))
     app.add_middleware(NoStore)  # innermost: Cache-Control: no-store on /fhir answers (FastRead marks its own)
     app.add_middleware(FastRead)  # GET /fhir/{type}/{id} without the router, same decision
+    app.add_middleware(JsonLabel)  # a client asking for application/json gets its answers named so
     app.add_middleware(RequestLimits, max_bytes=int(engine.settings.max_request_bytes),
                        max_depth=int(engine.settings.max_json_depth))
     install_audit(app)  # last: wraps every route, writes one AuditEvent per request

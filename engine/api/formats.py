@@ -12,13 +12,13 @@ that admits no JSON (``application/fhir+xml`` alone; JSON only at ``q=0``) is re
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import Request
 
 from engine.errors import FhirError
 
 JSON_FORMATS = frozenset({"json", "application/json", "application/fhir+json", "application/json+fhir"})
-# media ranges of an Accept header that FHIR JSON satisfies
-_JSON_RANGES = JSON_FORMATS | {"*/*", "application/*", "*"}
 
 
 def require_json(value: str | None) -> None:
@@ -33,26 +33,16 @@ def accepts_json(accept: str) -> bool:
     deciding: a JSON media type named in it (its highest q) over ``application/*`` over ``*/*``.
     ``application/fhir+json;q=0, application/json;q=0, */*`` refuses JSON: the wildcard speaks for
     the types not named (it admitted JSON until txfix25). A blank header admits anything."""
-    ranges = [r for r in accept.split(",") if r.strip()]
-    if not ranges:
+    weights = _weights(accept)
+    if not weights:
         return True
-    best: dict[int, float] = {}  # specificity (2 a JSON type, 1 application/*, 0 */*) -> highest q
-    for item in ranges:
-        media, *params = item.split(";")
-        media = media.strip().lower()
-        if media not in _JSON_RANGES:
-            continue
-        rank = 2 if media in JSON_FORMATS else (1 if media == "application/*" else 0)
-        q = 1.0
-        for param in params:
-            name, _, value = param.partition("=")
-            if name.strip().lower() == "q":
-                try:
-                    q = float(value.strip())
-                except ValueError:
-                    q = 1.0  # a malformed weight is not read as a refusal
-        best[rank] = max(q, best.get(rank, q))
-    return bool(best) and best[max(best)] > 0
+    named = [q for media, q in weights.items() if media in JSON_FORMATS]
+    if named:
+        return max(named) > 0
+    if "application/*" in weights:
+        return weights["application/*"] > 0
+    wild = [weights[media] for media in ("*/*", "*") if media in weights]
+    return bool(wild) and max(wild) > 0
 
 
 def require_json_accept(request: Request) -> None:
@@ -76,3 +66,99 @@ async def fhir_negotiation(request: Request) -> None:
     ``Accept`` header admits JSON (R4 http.html#mime-type)."""
     await json_only(request)
     require_json_accept(request)
+
+
+# --- the label of a JSON answer ------------------------------------------------------------------
+# R4 http.html#mime-type: "If a client provides a generic mime type in the Accept header
+# (application/xml, text/json, or application/json), the server SHOULD respond with the requested
+# mime type, using the XML or JSON formats described in this specification as the best
+# representation for the named mime type". The body is the same FHIR JSON; only its label follows
+# what the client asked for, so a client that accepts application/json alone is not handed a type
+# it did not list (a strict HTTP client refuses such an answer).
+FHIR_JSON_TYPE = b"application/fhir+json"
+PLAIN_JSON_TYPE = b"application/json"
+
+
+def _weights(accept: str) -> dict[str, float]:
+    """Each media range of an Accept header with its highest q (a malformed q counts as 1)."""
+    weights: dict[str, float] = {}
+    for item in accept.split(","):
+        media, *params = item.split(";")
+        media = media.strip().lower()
+        if not media:
+            continue
+        q = 1.0
+        for param in params:
+            name, _, value = param.partition("=")
+            if name.strip().lower() == "q":
+                try:
+                    q = float(value.strip())
+                except ValueError:
+                    q = 1.0
+        weights[media] = max(q, weights.get(media, q))
+    return weights
+
+
+def wants_plain_json(accept: str, formats: list[str]) -> bool:
+    """Whether a JSON answer is labelled ``application/json`` rather than ``application/fhir+json``:
+    ``_format=application/json`` (it overrides Accept), or, without ``_format``, an Accept that
+    weighs ``application/json`` above whatever admits the FHIR type (``application/fhir+json`` or
+    ``application/json+fhir`` if named, else ``application/*`` / ``*/*``). A tie keeps the FHIR
+    type: it is the more specific name of the same body."""
+    if formats:
+        return formats[0].split(";")[0].strip().lower() == "application/json"
+    if "application/json" not in accept.lower():
+        return False
+    weights = _weights(accept)
+    plain = weights.get("application/json", 0.0)
+    named = [weights[t] for t in ("application/fhir+json", "application/json+fhir") if t in weights]
+    fhir = max(named) if named else max(weights.get("application/*", 0.0), weights.get("*/*", 0.0))
+    return plain > 0 and plain > fhir
+
+
+def plain_json_asked(scope: dict) -> bool:
+    """``wants_plain_json`` read off an ASGI request's headers and query string; the common request
+    (no ``_format``, an Accept not naming application/json) answers without parsing either."""
+    query: bytes = scope.get("query_string") or b""
+    formats: list[str] = []
+    if b"_format" in query:
+        from urllib.parse import parse_qs
+
+        formats = parse_qs(query.decode("latin-1")).get("_format", [])
+    accept = b""
+    for name, value in scope["headers"]:  # a loop, not a generator: it runs on every /fhir request
+        if name == b"accept":
+            accept = accept + b"," + value if accept else value
+    if not formats and b"application/json" not in accept and b"application/json" not in accept.lower():
+        return False
+    return wants_plain_json(accept.decode("latin-1"), formats)
+
+
+def relabel_plain_json(send: Any) -> Any:
+    """``send`` with a FHIR JSON answer's Content-Type named ``application/json`` (its parameters kept);
+    any other answer (HTML, text) passes as it is."""
+
+    async def sending(message: dict) -> None:
+        if message["type"] == "http.response.start":
+            headers = list(message.get("headers") or ())
+            for i, (name, value) in enumerate(headers):
+                if name.lower() == b"content-type" and value.lower().startswith(FHIR_JSON_TYPE):
+                    headers[i] = (name, PLAIN_JSON_TYPE + value[len(FHIR_JSON_TYPE):])
+                    message = {**message, "headers": headers}
+                    break
+        await send(message)
+
+    return sending
+
+
+class JsonLabel:
+    """ASGI middleware around the ``/fhir`` routes (the fast read included): a FHIR JSON answer is
+    labelled ``application/json`` when that is what the client asked for (``wants_plain_json``)."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        if scope["type"] == "http" and scope["path"].startswith("/fhir") and plain_json_asked(scope):
+            send = relabel_plain_json(send)
+        await self.app(scope, receive, send)

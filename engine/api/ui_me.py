@@ -18,7 +18,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Resp
 from fastapi.templating import Jinja2Templates
 from starlette.concurrency import run_in_threadpool
 
-from engine.api.ui_shared import PageFiles
+from engine.api.ui_shared import STAFF_PAGE_HEADERS, PageFiles
 from engine.audit.who_looked import who_looked
 from engine.auth.caller import Caller
 from engine.auth.deps import get_caller, get_repo
@@ -31,14 +31,7 @@ STATIC = Path(__file__).resolve().parent / "static" / "me"
 router = APIRouter(tags=["ui"])
 templates = Jinja2Templates(directory=str(STATIC))
 
-HEADERS = {
-    "Cache-Control": "no-store",
-    "Referrer-Policy": "no-referrer",  # the callback URL carries the authorization code
-    "X-Frame-Options": "DENY",
-    "X-Content-Type-Options": "nosniff",
-    "Content-Security-Policy": "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
-                               "connect-src 'self'; frame-ancestors 'none'; form-action 'self'; base-uri 'none'",
-}
+HEADERS = STAFF_PAGE_HEADERS  # one policy for every page's document (ui_shared)
 
 
 @router.get("/ui/me", include_in_schema=False)

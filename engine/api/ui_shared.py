@@ -14,8 +14,9 @@ from starlette.responses import Response
 from starlette.types import Scope
 
 STATIC = Path(__file__).parent / "static" / "shared"
-# The staff pages' documents (duplicates, insurance, quarantine): scripts and styles of this origin only,
-# never framed, no referrer, never cached (they are filled with patient data by their scripts).
+# The pages' documents (the staff pages -- duplicates, insurance, quarantine -- and the resident's /ui/me):
+# scripts and styles of this origin only, never framed, never cached (they are filled with patient data
+# by their scripts), no referrer (the resident's callback URL carries the authorization code).
 STAFF_PAGE_HEADERS = {
     "Content-Security-Policy": "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
                                "connect-src 'self'; frame-ancestors 'none'; form-action 'self'; base-uri 'none'",

@@ -40,7 +40,7 @@ from typing import Any, Protocol
 
 from adapters.hl7v2.errors import DUPLICATE_KEY_IDENTIFIER, HL7Error
 from engine import fhirjson
-from engine.errors import BadRequest, Gone, NotFound, Unprocessable
+from engine.errors import BadRequest, FhirError, Gone, NotFound, Unprocessable
 from engine.identity import demographics as dm
 from engine.identity import nationalid
 from engine.merge_rules import API, INDEX, field_of
@@ -649,11 +649,10 @@ class IdentityService:
             doc = self.links.get(at)
             if doc is None:
                 return None  # a record the index does not hold
-            key = None if doc.get("merge_moved") else _key_of(doc)
-            if key and keys and key not in keys:
+            here = self._stands_for(doc)
+            if here and keys and here - keys:
                 return None  # into another number's record: not one person's chain
-            if key:
-                keys.add(key)
+            keys |= here
             chain.append(at)
             nxt = doc.get("replaced_by")
             at = str(nxt) if nxt else None
@@ -785,6 +784,43 @@ class IdentityService:
                 "(the records carrying this ID number were linked by hand into persons that are not this "
                 "number's alone -- more than one, or holding another number's records: an operator decides "
                 "which is the resident's first)")
+
+    def patients_named(self, message: Any, *, mrn_system: str | None, national_system: str | None,
+                       most: int = 20) -> list[str]:
+        """The Patient ids the store holds that a message's PID segments name: by PID-3 (PID-2 and
+        PID-4 too) -- a valid national resident ID (``nationalid``, as the statement of every record
+        reads it) under the site's ``national_system``, else a record number of the sending
+        institution (``mrn_system``) -- each looked up as ``Patient?identifier=`` (at most ``most``
+        identifiers, 50 records each). ``message``: a parsed HL7 v2 message (``adapters.hl7v2.parser``).
+
+        Asked for the audit of an operator reading or replaying a stored message (``engine.api.admin``):
+        a refused message made no resources, but its raw text names the patient all the same, and
+        the resident's "who read my record" must show the read. Why here: which records an
+        identifier names is the patient index's lookup; the admin routes read the PID and searched
+        on their own (twenty-seventh round, identity27: moved, the same answers)."""
+        if self.repository is None:
+            return []
+        tokens: list[str] = []
+        for pid in message.all("PID"):
+            for field_no in (3, 2, 4):
+                for rep in pid.reps(field_no):
+                    value = rep.comp(1).strip()
+                    if not value or any(c in value for c in "\\|,$"):  # (no search escapes: names nobody)
+                        continue
+                    number = nationalid.valid_number(value)
+                    if number and national_system:
+                        tokens.append(f"{national_system}|{number}")
+                    elif mrn_system:
+                        tokens.append(f"{mrn_system}|{value}")
+        found: list[str] = []
+        for token in list(dict.fromkeys(tokens))[:most]:
+            try:
+                result = self.repository.search("Patient", [("identifier", token), ("_count", "50"),
+                                                            ("_total", "none")])
+            except FhirError:
+                continue
+            found += [str(r["id"]) for r in result.resources]
+        return list(dict.fromkeys(found))
 
     def _stored(self, patient_id: str) -> bool:
         """Is the record there to read (not deleted)? True without a repository (nothing to ask).
@@ -1071,12 +1107,12 @@ class IdentityService:
         person = person or self._joinable(source, src, target, tgt)
         if person:
             for member in self.links.find({"person": person, "status": "linked"}):
-                if member["_id"] != source and not member.get("merge_moved") and (key := _key_of(member)):
-                    keys.add(key)
+                if member["_id"] != source and not member.get("merge_moved"):
+                    keys |= self._chain_keys(member["_id"])
         return LINK_OF_TWO_PERSONS if len(keys) > 1 else None
 
     def _merge_keys(self, merged: str, survivor: str,
-                    versions: Mapping[str, tuple[dict[str, Any] | None, ...]]) -> set[str]:
+                    versions: Mapping[str, tuple[dict[str, Any] | None, ...]], *, persons: bool = True) -> set[str]:
         """The ID numbers (keys) of the persons a merge of ``merged`` into ``survivor`` joins: of the
         two records (``_merge_key``) and of every record already merged into or from either,
         through chains (``replaced_by``/``replaces`` of the index entries, as this thread's write
@@ -1090,7 +1126,10 @@ class IdentityService:
         Why chains: the two records' own numbers alone let B's record merged into an unidentified
         record U, then U into A's record, answer AA -- A's token read U's visit, which the
         hospital had said was B's; and B merged into U after U was merged into A let B's token
-        read A's visit (twenty-fifth round, review of mergemend25)."""
+        read A's visit (twenty-fifth round, review of mergemend25).
+
+        ``persons=False``: the numbers of the chains alone, no record standing for its person's
+        (``_chain_keys``, what ``_person_numbers`` counts of each member: one level, no recursion)."""
         entry = self._entries() if self.repository is not None else self.links.get
         # the versions this thread's write group is storing now (an A40 of two pairs: the first
         # pair's merge is in no entry yet when the second is stated)
@@ -1118,9 +1157,53 @@ class IdentityService:
                 else self.nid_key(number) if number else _key_of(doc)
             if key:
                 keys.add(key)
-            elif doc is not None and doc.get("manual") and doc.get("status") == "linked" and doc.get("person"):
-                keys.update(k for m in self.links.find({"person": doc["person"], "status": "linked"})
-                            if not m.get("manual") and (k := m.get("nid_key")))
+            elif persons:
+                keys |= self._stands_for(doc)
+        return keys
+
+    def _chain_keys(self, pid: str) -> set[str]:
+        """The ID numbers (keys) of ``pid`` and of every record merged into or from it, through
+        chains (``_merge_keys``' walk, a record the desk's merge moved not counted), none standing
+        for its person's."""
+        return self._merge_keys(pid, pid, {}, persons=False)
+
+    def _stands_for(self, doc: dict[str, Any] | None) -> set[str]:
+        """The ID numbers (keys) a record's entry stands for where merges and links are judged: none
+        for a record an operator's merge moved into its survivor's person (``merge_moved``: the desk
+        said it is that person's); the number it carries, or carried when merged away (``_key_of``);
+        else, linked into a person by an operator (no number of its own), that person's
+        (``_person_numbers``). The one rule of ``merge_chain`` (the kept record) and ``_merge_keys``
+        (the merge and link refusals). Why one: ``merge_chain`` counted only ``_key_of``, and named
+        as kept the record of another number that a numberless record the desk had put in A's
+        person was merged into by the desk before linkmend26 -- a record the compartment, and
+        ``_merge_keys``, said was not A's (twenty-seventh round, identity27)."""
+        if doc is None or doc.get("merge_moved"):
+            return set()
+        key = _key_of(doc)
+        if key:
+            return {key}
+        if doc.get("manual") and doc.get("status") == "linked" and doc.get("person"):
+            return self._person_numbers(doc["person"], but=doc.get("_id"))  # (its own chain is the walk's)
+        return set()
+
+    def _person_numbers(self, person: str, *, but: str | None = None) -> set[str]:
+        """The ID numbers (keys) a person's records stand for: each linked record's and those of the
+        records merged into or from it (``_chain_keys``) -- but a record an operator's merge moved
+        there (``merge_moved``) and the number of one an operator linked there carrying its own (the
+        desk's decision about it, stored before linkmend26, is not the person's number: linkmend26).
+        ``but``: a record left out (the one a ``seealso`` takes elsewhere).
+
+        Why chains: a person the desk made of two numberless records X and Z, with A's record merged
+        into Z by an A40, counted no number; the desk's ``seealso`` of S -- holding B's record merged
+        into it -- to X was taken (200), and A's resident read S's visit, which the hospital had said
+        was B's; so did ``_joinable``'s target holding B's record (twenty-seventh round, identity27)."""
+        keys: set[str] = set()
+        for member in self.links.find({"person": person, "status": "linked"}):
+            if member["_id"] == but or member.get("merge_moved"):
+                continue
+            if member.get("manual") and member.get("nid_key"):
+                continue
+            keys |= self._chain_keys(member["_id"])
         return keys
 
     def _merge_key(self, pid: str, versions: tuple[dict[str, Any] | None, ...] | None) -> str | None:
@@ -1725,12 +1808,20 @@ class IdentityService:
         unidentified emergency record, left his number's person with R3 alone: sign-in found no
         phone, ``$match`` graded R1 ``possible`` -- though the desk had only said "R2 is R1's".
         A target carrying another number keeps the old answer: joined to the number's person, its
-        holder would be handed another resident's record (hidden beats leaked)."""
+        holder would be handed another resident's record (hidden beats leaked). So does a target
+        whose merge chain carries one (a numberless T holding B's record merged into it), counted
+        against every number of the source's person's chains (``_person_numbers``): the target's own
+        number alone let T join a person whose records' chains held A's record (twenty-seventh round,
+        identity27)."""
         person = src.get("person") if src.get("status") == "linked" else None
         if not person:
             return None
         members = [m for m in self.links.find({"person": person, "status": "linked"}) if m["_id"] != source]
-        if tgt.get("nid_key") not in {None, src.get("nid_key"), *(m.get("nid_key") for m in members)}:
+        # every number of both sides, through their merge chains (``_chain_keys``): the target's may
+        # bring none the person's records and theirs do not already stand for
+        held = {src.get("nid_key"), *(m.get("nid_key") for m in members), *self._chain_keys(source),
+                *self._person_numbers(person)}
+        if self._chain_keys(target) - held:
             return None
         apart = set(tgt.get("apart", ())) - {source}
         if any(m["_id"] in apart or target in m.get("apart", ()) for m in members):
