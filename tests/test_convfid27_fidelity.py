@@ -211,3 +211,34 @@ def test_a_coding_systems_version_is_kept(served: tuple[Engine, TestClient]) -> 
     ((obs, _),) = stored(served, "PV1", "Observation")
     assert obs["valueCodeableConcept"]["coding"][0].get("version") == "20250301"
 
+
+
+def visit(control: str, event: str, pv1_7_9: str, pv1_17: str = "", minute: str = "15") -> str:
+    return (f"MSH|^~\\&|HIS|FNXRMYY|HUREN|FNYGT|2026110109{minute}00||ADT^{event}^ADT_A01|{control}|P|2.5.1\r"
+            f"EVN|{event}|2026110109{minute}00\r"
+            "PID|1||PE01^^^FNXRMYY^MR||张^三||19800101|M\r"
+            f"PV1|1|I|W01^101^1^FNXRMYY||||{pv1_7_9}|MED||||7|||{pv1_17}||VPE01^^^FNXRMYY^VN\r")
+
+
+def test_a_thinner_a08_keeps_the_visits_other_doctors(served: tuple[Engine, TestClient]) -> None:
+    """HIGH (values lost on an update). An A08 re-sending PV1-7 (attending) alone replaced
+    Encounter.participant whole: the referring (PV1-8), consulting (PV1-9) and admitting (PV1-17)
+    doctors the A01 named were gone. An empty field is no change (v2 ch. 2); a new attending
+    replaces the stored one; ``""`` deletes that field's kind alone."""
+    engine, _ = served
+    send(engine, visit("PE1", "A01", "D01^王^明|D02^李^四|D03^赵^五", "D04^钱^六"))
+    send(engine, visit("PE2", "A08", "D01^王^明||", minute="20"))
+    ((encounter, _),) = stored(served, "PE2", "Encounter")
+    roles = {p["type"][0]["coding"][0]["code"]: p["individual"]["display"] for p in encounter["participant"]}
+    assert roles == {"ATND": "王明", "REF": "李四", "CON": "赵五", "ADM": "钱六"}  # was {"ATND": "王明"}
+
+    send(engine, visit("PE3", "A08", "D05^孙^七||", minute="25"))
+    ((encounter, _),) = stored(served, "PE3", "Encounter")
+    attending = [p["individual"]["display"] for p in encounter["participant"]
+                 if p["type"][0]["coding"][0]["code"] == "ATND"]
+    assert attending == ["孙七"] and len(encounter["participant"]) == 4
+
+    # HL7's explicit null: PV1-8 "" deletes the referring doctor alone (the message's record names it)
+    send(engine, visit("PE4", "A08", 'D05^孙^七|""|', minute="30"))
+    ((encounter, _),) = stored(served, "PE4", "Encounter")
+    assert sorted(p["type"][0]["coding"][0]["code"] for p in encounter["participant"]) == ["ADM", "ATND", "CON"]
