@@ -165,11 +165,10 @@ def test_the_performing_organisation_of_obx23_is_kept(served: tuple[Engine, Test
     assert "阜宁县妇幼保健院" in refers(obs["performer"], "Organization")
 
 
-@pytest.mark.xfail(strict=True, reason="PID-7's time is the patient-birthTime extension on Patient.extension; "
-                   "R4 defines that extension on Patient.birthDate (_birthDate.extension). Moving it changes the "
-                   "merge rules' extension kinds and PID-7 \"\" null_deletes")
 def test_the_birth_time_is_an_extension_of_the_birth_date(served: tuple[Engine, TestClient]) -> None:
-    """MED (wrong place): a reader looking where R4 puts the birth time finds none."""
+    """MED (wrong place). PID-7's time of day was the patient-birthTime extension on Patient.extension;
+    R4 defines that extension on Patient.birthDate (``_birthDate.extension``): a reader looking where
+    R4 puts it found none."""
     engine, client = served
     send(engine, "MSH|^~\\&|HIS|FNXRMYY|HUREN|FNYGT|20261101091500||ADT^A04^ADT_A01|PB1|P|2.5.1\r"
                  "EVN|A04|20261101091500\rPID|1||PB01^^^FNXRMYY^MR||王^小宝||20261028083000|M\r"
