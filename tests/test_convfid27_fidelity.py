@@ -135,6 +135,19 @@ def test_the_birth_time_is_an_extension_of_the_birth_date(served: tuple[Engine, 
     ((patient, _),) = stored(served, "PB1", "Patient")
     assert patient["birthDate"] == "2026-10-28"
     assert patient["_birthDate"]["extension"][0]["valueDateTime"] == "2026-10-28T08:30:00+08:00"
+
+    # stated with its date: PID-7 empty keeps both, a corrected day sent as a date alone keeps no time
+    # of the day before beside it
+    def update(control: str, pid7: str) -> str:
+        return (f"MSH|^~\\&|HIS|FNXRMYY|HUREN|FNYGT|20261101092000||ADT^A08^ADT_A01|{control}|P|2.5.1\r"
+                f"EVN|A08|20261101092000\rPID|1||PB01^^^FNXRMYY^MR||王^小宝||{pid7}|M\rPV1|1|O|MZ01^^^FNXRMYY\r")
+
+    send(engine, update("PB2", ""))
+    ((patient, _),) = stored(served, "PB2", "Patient")
+    assert patient["_birthDate"]["extension"][0]["valueDateTime"] == "2026-10-28T08:30:00+08:00"
+    send(engine, update("PB3", "20261027"))
+    ((patient, _),) = stored(served, "PB3", "Patient")
+    assert patient["birthDate"] == "2026-10-27" and "_birthDate" not in patient
 def visit(control: str, event: str, pv1_7_9: str, pv1_17: str = "", minute: str = "15") -> str:
     return (f"MSH|^~\\&|HIS|FNXRMYY|HUREN|FNYGT|2026110109{minute}00||ADT^{event}^ADT_A01|{control}|P|2.5.1\r"
             f"EVN|{event}|2026110109{minute}00\r"
