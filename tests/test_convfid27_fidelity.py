@@ -11,7 +11,8 @@ units LIS feeds write as they stand (``mg``, ``mIU/L``, eGFR's ``mL/min/1.73m2``
 sender's local unit system (``codes/units.yaml``); PID-7's time of birth was an extension of the
 Patient, not of its birthDate (``pid_patient.yaml``); an A08 re-sending PV1-7 alone erased the visit's
 referring, consulting and admitting doctors (``merge.yaml`` Encounter.participant by type,
-``pv1_encounter.yaml``'s ``""``). Found and left: the strict xfails at the end.
+``pv1_encounter.yaml``'s ``""``); ORC-4 (placer group number) was dropped (``servicerequest.yaml``
+requisition, ``orc_medicationrequest.yaml`` groupIdentifier). Found and left: the strict xfails at the end.
 """
 
 from __future__ import annotations
@@ -177,6 +178,27 @@ def test_a_thinner_a08_keeps_the_visits_other_doctors(served: tuple[Engine, Test
     send(engine, visit("PE4", "A08", 'D05^孙^七|""|', minute="30"))
     ((encounter, _),) = stored(served, "PE4", "Encounter")
     assert sorted(p["type"][0]["coding"][0]["code"] for p in encounter["participant"]) == ["ADM", "ATND", "CON"]
+
+
+def test_the_placer_group_number_is_kept(served: tuple[Engine, TestClient]) -> None:
+    """HIGH (value lost). ORC-4 (placer group number: the request form two tests or two drugs were
+    ordered on, a HIS's 申请单号) was dropped; the IG maps it to ServiceRequest.requisition and
+    MedicationRequest.groupIdentifier."""
+    engine, _ = served
+    head = "PID|1||PG01^^^FNXRMYY^MR||张^三||19800101|M\rPV1|1|O|MZ01^^^FNXRMYY\r"
+    send(engine,
+         "MSH|^~\\&|HIS|FNXRMYY|HUREN|FNYGT|20261101091500||ORM^O01^ORM_O01|PG1|P|2.5.1\r" + head
+         + "ORC|NW|PG-ORD-1^HIS||SQ-88^HIS|SC\rOBR|1|PG-ORD-1^HIS||SGN^肾功能^L|||20261101083000\r"
+         + "ORC|NW|PG-ORD-2^HIS||SQ-88^HIS|SC\rOBR|2|PG-ORD-2^HIS||GLU^血糖^L|||20261101083000\r",
+         "MSH|^~\\&|HIS|FNXRMYY|HUREN|FNYGT|20261101091600||RDE^O11^RDE_O11|PG2|P|2.5.1\r" + head
+         + "ORC|NW|PG-RX-1^HIS||CF-7^HIS|IP||||20261101084000|||D01^王^明\r"
+         "RXE|^BID&0800,2000^^20261101^20261108|CN-AMOX^阿莫西林胶囊^L|0.5||g^克^UCUM|CAP^胶囊\r"
+         "RXR|PO^口服^HL70162\r")
+    pgn = {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v2-0203", "code": "PGN"}]}
+    requests = stored(served, "PG1", "ServiceRequest")
+    assert [r["requisition"] for r, _ in requests] == [{"value": "SQ-88", "system": "urn:huren:id:HIS", "type": pgn}] * 2
+    ((prescription, _),) = stored(served, "PG2", "MedicationRequest")
+    assert prescription["groupIdentifier"] == {"value": "CF-7", "system": "urn:huren:id:HIS", "type": pgn}
 
 
 # --- probed and found right (guards) ----------------------------------------------------------
