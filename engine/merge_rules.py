@@ -41,6 +41,9 @@ PANEL = "; "  # between the tests a panel's ``code.text`` names (``names_all_of`
 # ISO 21090 name/address representation (ABC | IDE | SYL): HL7 v2 XPN-8/XAD-? table 4000 in FHIR
 REPRESENTATION = "http://hl7.org/fhir/StructureDefinition/iso21090-EN-representation"
 _REPRESENTATION_KEY = ("@representation",)
+# the type of resource an entry refers to (``Practitioner`` of ``{"reference": "Practitioner/..."}``):
+# the kinds of a list of references (an Observation's performing organisation and its observer)
+_TYPE_KEY = ("@type",)
 DATA_ABSENT_REASON = "http://hl7.org/fhir/StructureDefinition/data-absent-reason"
 _MISSING: Any = object()
 # R4 diagnostic-report-status: a report done (and what may follow it), and what comes before it
@@ -2030,7 +2033,12 @@ def _key(entry: Any, key: tuple[tuple[str, ...], ...] | None) -> bytes:
 
 def _part(entry: Any, path: tuple[str, ...]) -> list[Any]:
     """The values of one part of a key: the elements at ``path``, or how the entry is written."""
-    return [_representation(entry)] if path == _REPRESENTATION_KEY else _collect(entry, path)
+    if path == _REPRESENTATION_KEY:
+        return [_representation(entry)]
+    if path == _TYPE_KEY:
+        ref = entry.get("reference") if isinstance(entry, dict) else None
+        return [ref.split("/", 1)[0]] if isinstance(ref, str) and "/" in ref else []
+    return _collect(entry, path)
 
 
 def _representation(entry: Any) -> str:

@@ -447,7 +447,7 @@ _MERGE_ELEMENT: dict[str, Any] = {
     "type": "object",
     "properties": {
         "key": {"type": "array", "minItems": 1,
-                "items": {"type": "string", "pattern": r"^([A-Za-z][A-Za-z0-9.]*|@representation)$"}},
+                "items": {"type": "string", "pattern": r"^([A-Za-z][A-Za-z0-9.]*|@representation|@type)$"}},
         "follows": {"type": "string", "pattern": r"^[a-z][A-Za-z0-9]*(\[x\])?$"},
         "owner": _NAMES,
         "stands": {"type": "object", "additionalProperties": {  # source group -> stored values that stand

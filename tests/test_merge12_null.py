@@ -84,13 +84,15 @@ def test_a_null_birth_date_and_sex_delete_them(engine: Engine, fhir: TestClient)
     acks += send(engine, adt("B2", "A08", "", ""))
     patient = stored(engine, fhir, "B2", "Patient")
     assert patient["birthDate"] == "1985-04-12" and patient["gender"] == "female"  # empty: no change
-    assert len(patient["extension"]) == 2
+    assert patient["extension"] == [MAIDEN]
+    assert patient["_birthDate"]["extension"][0]["valueDateTime"] == "1985-04-12T08:30:00+08:00"  # convfid27
 
     acks += send(engine, adt("B3", "A08", '""', '""'))
     assert [ack_code_of(a) for a in acks] == ["AA"] * 3
     patient = stored(engine, fhir, "B3", "Patient")
     assert "birthDate" not in patient and "gender" not in patient
-    assert patient["extension"] == [MAIDEN]  # the birth time went, the mother's maiden name stays
+    assert patient["extension"] == [MAIDEN]  # the mother's maiden name stays
+    assert "_birthDate" not in patient  # the birth time went with the date
     assert len(informed(engine, "B3")) == 3
 
     (ack,) = send(engine, adt("B4", "A08", "19850413", "F"))
