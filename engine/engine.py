@@ -31,6 +31,7 @@ from engine.referral.service import Referrals
 from engine.repository import open_store
 from engine.repository.fhir import FhirRepository
 from engine.repository.scoped import DeletedLabels
+from engine.result_labels import ResultLabels
 from engine.settings import Settings
 from mappings.site import Site
 
@@ -83,6 +84,12 @@ class Engine:
         # and a document's write owns its text: raised, it raises the text it did not write; edited, the
         # paragraphs its content no longer holds are no longer its text (``DocumentLabels.written``)
         self.repository.add_write_hook(labels.written, types={"DocumentReference"})
+        # a record citing a result (a report, a panel, a diagnosis's evidence) carries the result's label:
+        # given as it is written, and again when the result's label rises; once for an older store
+        results = ResultLabels(self.repository)
+        self.repository.add_mark(results.mark, types={"DiagnosticReport", "Observation", "Condition"})
+        self.repository.add_batch_hook(results.written)
+        results.backfill()
         # a record deleted while labelled stays withheld where a search decides from labelled ids (last20a)
         DeletedLabels(self.repository).attach()
         # a FHIR client's entered-in-error of a Condition is marked hers where the writer is known: a feed's

@@ -1,0 +1,237 @@
+"""A record citing a confidential result is as confidential as that result, as it is written.
+
+A hospital's system labels a laboratory result R (or V) after the feed wrote it -- a FHIR PUT of the
+result with ``meta.security`` -- and the records citing it stayed unlabelled: the feed's
+DiagnosticReport (``result``), a panel (``Observation.hasMember``), a calculated value
+(``derivedFrom``), a diagnosis (``Condition.evidence.detail``). Each showed the withheld result's id
+to everyone the label withholds it from who is not a resident (a hospital system bound to an
+institution, a clinician's session), and a search by that reference answered 1 where a made-up id
+answered 0 (twenty-fifth round, probep25; twenty-seventh round, privprobe27 finding 2). Judging the
+citing record at read time was built twice and withdrawn twice for its cost (every shown report
+needs a read of its results: a report read 56 -> ~200 us, a search of 50 reports ~2.5x).
+
+So the label is decided when a record is written, as a document's text takes the document's
+(``engine.document_labels``), and reads cost nothing: v3's "high water mark" -- a record derived
+from others is as confidential as the most confidential of them (``confidentiality.carried``).
+
+- **The mark** (``ResultLabels.mark``, ``FhirRepository.add_mark`` for DiagnosticReport, Observation
+  and Condition): a record citing results is labelled the most confidential of itself and them, the
+  cited ones read from this write group's pending versions first (an ORU^R01 writes its results
+  before its report: the report's mark scans ~20 pending entries and reads nothing), then one
+  ``read_many`` for the rest. An Observation citing nothing costs two ``dict.get``.
+- **The rise** (``ResultLabels.written``, a batch write hook): a result (an Observation, or a report
+  cited as evidence) stored with a label higher than its previous version's gives that label to the
+  records already citing it, found by the indexed references (``result``, ``has-member``,
+  ``derived-from``, ``evidence-detail``; one search per parameter for a whole write group), each
+  written again as a derived write of the group -- which rises in turn, so a panel's report follows
+  its member. Only a rise: a result lowered leaves what cites it as it is; lowering a citing record
+  is a PUT of that record (and no PUT lowers it below what it still cites).
+- **The backfill** (``ResultLabels.backfill``, once per store, a marker as ``DeletedLabels`` keeps):
+  every labelled result stored before this version gives its label to what cites it.
+
+Why ``DiagnosticReport.result`` is indexed for it (``conformance/searchparams/enabled.yaml``): the
+rise must find every report citing the result. Finding them by the result's ``basedOn`` (the order,
+``DiagnosticReport?based-on=``) misses a report a FHIR client wrote without ``basedOn`` and one whose
+order differs from its result's -- a report still showing the id, the finding itself. One reference
+row per result of a report (12 for a 12-result ORU^R01, ~6 % of its index rows; measured in the
+README) buys an exact answer.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import Any, Protocol
+
+from engine.auth.confidentiality import SYSTEM, carried, labels
+from engine.document_labels import Documents
+from engine.merge_rules import API
+from engine.repository.indexing import read_reference
+from engine.repository.port import Store
+
+log = logging.getLogger(__name__)
+
+# what a result is: the records whose label a citing record takes
+RESULTS = frozenset({"Observation", "DiagnosticReport"})
+# citing type -> (element, its child holding the references or None, the search parameter on it): the
+# references through which a record is built from results (R4: DiagnosticReport.result,
+# Observation.hasMember / .derivedFrom, Condition.evidence.detail -- a DocumentReference named in
+# ``derivedFrom`` is ``document_labels``')
+CITATIONS: dict[str, tuple[tuple[str, str | None, str], ...]] = {
+    "DiagnosticReport": (("result", None, "result"),),
+    "Observation": (("hasMember", None, "has-member"), ("derivedFrom", None, "derived-from")),
+    "Condition": (("evidence", "detail", "evidence-detail"),),
+}
+# cited type -> the (citing type, search parameter) pairs that can name it: R4 lets a report's
+# ``result`` and a panel's ``hasMember`` name Observations only; ``evidence.detail`` any record
+CITED_BY: dict[str, tuple[tuple[str, str], ...]] = {
+    "Observation": (("DiagnosticReport", "result"), ("Observation", "has-member"),
+                    ("Observation", "derived-from"), ("Condition", "evidence-detail")),
+    "DiagnosticReport": (("Condition", "evidence-detail"),),
+}
+_RANK = {"V": 2, "R": 1}
+_VALUES_AT_ONCE = 100  # references OR-ed in one search of the rise (a group's risen results)
+_AT_ONCE = "1000"  # citing records read in one page
+# the store's marker that the results labelled before this version have given their label on
+MARKER_COLLECTION = "result_labels"
+_BACKFILLED = "-backfilled"
+
+
+class Results(Documents, Protocol):
+    """The repository as the result labels use it: reads (pending, ``read_many``), searches and
+    derived writes (``Documents``), and its store for the backfill's marker."""
+
+    store: Store
+    base_url: str
+
+
+def _rank(resource: dict[str, Any] | None) -> int:
+    """0 unlabelled (or N, M...), 1 R, 2 V. A record without ``meta.security`` answers without
+    looking further: every result of a feed is one."""
+    if resource is None:
+        return 0
+    meta = resource.get("meta")
+    if not meta or not isinstance(meta, dict) or not meta.get("security"):
+        return 0
+    return max((_RANK.get(c, 0) for c in labels(resource)), default=0)
+
+
+def results_cited(resource: dict[str, Any], base_url: str = "") -> list[tuple[str, str]]:
+    """The results ``resource`` is built from, as ``(type, id)`` (its own left out; a versioned
+    reference names the record by its id): the references ``CITATIONS`` lists, to a type in
+    ``CITED_BY``. The one reading of what a record takes a result's label from -- the mark and the
+    tests read it here."""
+    paths = CITATIONS.get(resource.get("resourceType"))  # type: ignore[arg-type]
+    if not paths:
+        return []
+    refs: list[dict[str, Any]] = []
+    for element, child, _ in paths:
+        found = resource.get(element)
+        if not found or not isinstance(found, list):
+            continue
+        if child is None:
+            refs.extend(r for r in found if isinstance(r, dict))
+        else:
+            for entry in found:
+                inner = entry.get(child) if isinstance(entry, dict) else None
+                if isinstance(inner, list):
+                    refs.extend(r for r in inner if isinstance(r, dict))
+    if not refs:
+        return []
+    own = (resource.get("resourceType"), resource.get("id"))
+    out: list[tuple[str, str]] = []
+    for ref in refs:
+        text = ref.get("reference")
+        key = read_reference(text, base_url) if isinstance(text, str) else None
+        if key is not None and key[0] in CITED_BY and key != own and key not in out:
+            out.append(key)
+    return out
+
+
+class ResultLabels:
+    """The mark, the rise and the backfill (see the module docstring) over one repository."""
+
+    def __init__(self, repository: Results) -> None:
+        self.repository = repository
+
+    # -- the mark ------------------------------------------------------------------------------------
+    def mark(self, resource: dict[str, Any]) -> dict[str, Any]:
+        """``resource`` labelled as the most confidential of itself and the results it cites
+        (``carried``); ``resource`` itself when none of them outranks it -- so its own label, and
+        a label of another kind (N, a site's own), are never touched by a record citing nothing
+        higher. A mark runs on what a writer sends and again on what the merge rules combined
+        (``FhirRepository.add_mark``): cheap, and a function of the resource alone."""
+        rtype = resource.get("resourceType")
+        if rtype == "Observation" and not resource.get("hasMember") and not resource.get("derivedFrom"):
+            return resource  # every result of a feed: two look-ups
+        keys = results_cited(resource, self.repository.base_url)
+        if not keys:
+            return resource
+        cited = self._cited(keys)
+        own = _rank(resource)
+        if not cited or max(_rank(c) for c in cited) <= own:
+            return resource
+        return carried(resource, [resource, *cited])
+
+    def _cited(self, keys: list[tuple[str, str]]) -> list[dict[str, Any]]:
+        """The cited records as this write group holds them (combined, not yet put: a report's
+        results written before it in one message), the rest as stored (or staged: ``read_many``)."""
+        wanted = set(keys)
+        found: dict[tuple[str, str], dict[str, Any]] = {}
+        for version, _ in reversed(self.repository.pending()):
+            key = (version.get("resourceType"), version.get("id"))
+            if key in wanted and key not in found:
+                found[key] = version  # type: ignore[index]
+                if len(found) == len(wanted):
+                    return list(found.values())
+        rest = [k for k in keys if k not in found]
+        if rest:
+            found.update(self.repository.read_many(rest))
+        return list(found.values())
+
+    # -- the rise ------------------------------------------------------------------------------------
+    def written(self, pairs: Sequence[tuple[dict[str, Any], dict[str, Any] | None]]) -> list[list[dict[str, Any]]]:
+        """The batch write hook (``FhirRepository.add_batch_hook``): the results of this write
+        group stored with a higher label than they had give it to the records citing them."""
+        risen: dict[tuple[str, str], dict[str, Any]] = {}
+        for stored, previous in pairs:
+            rtype = stored.get("resourceType")
+            if rtype in CITED_BY:
+                rank = _rank(stored)
+                if rank and rank > _rank(previous):
+                    risen[(rtype, stored["id"])] = stored
+        if risen:
+            self.raise_citing(risen)
+        return [[] for _ in pairs]
+
+    def raise_citing(self, risen: dict[tuple[str, str], dict[str, Any]]) -> int:
+        """Every record citing one of ``risen`` (by ``CITED_BY``'s indexed references) written again
+        with the label of the most confidential of those it cites, when that outranks its own (one
+        search per parameter and up to ``_VALUES_AT_ONCE`` results; each write a derived write,
+        whose own rise follows). Returns how many were written."""
+        targets: dict[tuple[str, str], list[str]] = {}
+        for rtype, rid in risen:
+            for citing in CITED_BY[rtype]:
+                targets.setdefault(citing, []).append(f"{rtype}/{rid}")
+        seen: dict[tuple[str, str], dict[str, Any]] = {}
+        for (ctype, param), values in targets.items():
+            for start in range(0, len(values), _VALUES_AT_ONCE):
+                for record in self._found(ctype, param, ",".join(values[start:start + _VALUES_AT_ONCE])):
+                    seen.setdefault((ctype, record["id"]), record)
+        written = 0
+        for record in seen.values():
+            sources = [risen[k] for k in results_cited(record, self.repository.base_url) if k in risen]
+            if sources and max(_rank(s) for s in sources) > _rank(record):
+                self.repository.update(carried(record, [record, *sources]), source=API)
+                written += 1
+        return written
+
+    def _found(self, rtype: str, param: str, value: str) -> list[dict[str, Any]]:
+        """Every stored ``rtype`` whose ``param`` names one of ``value``'s references (all pages)."""
+        out: list[dict[str, Any]] = []
+        while True:
+            page = self.repository.search(rtype, [(param, value), ("_count", _AT_ONCE), ("_offset", str(len(out)))])
+            out.extend(page.resources)
+            if not page.has_next or not page.resources:
+                return out
+
+    # -- the backfill --------------------------------------------------------------------------------
+    def backfill(self) -> int:
+        """Once per store (a marker says it is done): every result stored labelled R or V before
+        this version gives its label to the records citing it, as a rise would have. One search
+        per result type; on a store with no labelled result, two searches and the marker.
+        Idempotent: a record already labelled so is not written again."""
+        coll = self.repository.store.collection(MARKER_COLLECTION)
+        if coll.get(_BACKFILLED) is not None:
+            return 0
+        codes = f"{SYSTEM}|R,{SYSTEM}|V"
+        written = 0
+        with self.repository.store.transaction():
+            for rtype in CITED_BY:
+                labelled = {(rtype, r["id"]): r for r in self._found(rtype, "_security", codes)}
+                if labelled:
+                    written += self.raise_citing(labelled)
+            coll.replace({"_id": _BACKFILLED, "written": written})
+        if written:
+            log.info("result labels: %d records citing a labelled result labelled as it", written)
+        return written
