@@ -46,7 +46,7 @@ from typing import Any, Protocol
 from engine.auth.confidentiality import SYSTEM, carried, labels
 from engine.document_labels import Documents
 from engine.merge_rules import API
-from engine.repository.indexing import read_reference
+from engine.repository.indexing import parse_reference
 from engine.repository.port import Store
 
 log = logging.getLogger(__name__)
@@ -119,13 +119,19 @@ def results_cited(resource: dict[str, Any], base_url: str = "") -> list[tuple[st
     if not refs:
         return []
     own = (resource.get("resourceType"), resource.get("id"))
-    out: list[tuple[str, str]] = []
+    out: dict[tuple[str, str], None] = {}
     for ref in refs:
         text = ref.get("reference")
-        key = read_reference(text, base_url) if isinstance(text, str) else None
-        if key is not None and key[0] in CITED_BY and key != own and key not in out:
-            out.append(key)
-    return out
+        if not isinstance(text, str):
+            continue
+        head, _, rid = text.partition("/")
+        if head in CITED_BY and rid and "/" not in rid:  # "Observation/<id>": a feed's every reference
+            key: tuple[str, str] | None = (head, rid)
+        else:  # versioned, absolute: the indexer's (cached) reading
+            key = parse_reference(text, base_url)
+        if key is not None and key[0] in CITED_BY and key != own:
+            out[key] = None
+    return list(out)
 
 
 class ResultLabels:
@@ -156,13 +162,13 @@ class ResultLabels:
     def _cited(self, keys: list[tuple[str, str]]) -> list[dict[str, Any]]:
         """The cited records as this write group holds them (combined, not yet put: a report's
         results written before it in one message), the rest as stored (or staged: ``read_many``)."""
-        wanted = set(keys)
+        wanted = {rid: rtype for rtype, rid in keys}  # by id first: one string look-up an entry
         found: dict[tuple[str, str], dict[str, Any]] = {}
         for version, _ in reversed(self.repository.pending()):
-            key = (version.get("resourceType"), version.get("id"))
-            if key in wanted and key not in found:
-                found[key] = version  # type: ignore[index]
-                if len(found) == len(wanted):
+            rtype = wanted.get(version["id"])
+            if rtype is not None and rtype == version["resourceType"] and (rtype, version["id"]) not in found:
+                found[(rtype, version["id"])] = version
+                if len(found) == len(keys):
                     return list(found.values())
         rest = [k for k in keys if k not in found]
         if rest:
@@ -175,6 +181,9 @@ class ResultLabels:
         group stored with a higher label than they had give it to the records citing them."""
         risen: dict[tuple[str, str], dict[str, Any]] = {}
         for stored, previous in pairs:
+            meta = stored.get("meta")
+            if not meta or "security" not in meta:
+                continue  # (every version a feed writes but a labelled document's text: one look-up)
             rtype = stored.get("resourceType")
             if rtype in CITED_BY:
                 rank = _rank(stored)
