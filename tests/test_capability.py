@@ -200,7 +200,11 @@ def test_includes_by_reference_parameters_left_out_of_search_are_advertised(clie
     assert {"Observation:performer", "Observation:specimen", "Observation:subject"} <= set(observation["searchInclude"])
     report = next(r for r in body["rest"][0]["resource"] if r["type"] == "DiagnosticReport")
     assert "DiagnosticReport:result" in report["searchInclude"]
-    assert "DiagnosticReport:result" not in observation.get("searchRevInclude", [])  # a revinclude needs rows
+    specimen = next(r for r in body["rest"][0]["resource"] if r["type"] == "Specimen")
+    assert "Observation:specimen" not in specimen.get("searchRevInclude", [])  # a revinclude needs rows
+    # a report's results are indexed since labelmark27 (a result's label finds its reports): both ways
+    assert "result" in {p["name"] for p in report["searchParam"]}
+    assert "DiagnosticReport:result" in observation.get("searchRevInclude", [])
 
 
 def test_metadata_accepts_json_formats_and_refuses_others(client: TestClient) -> None:

@@ -46,6 +46,17 @@ def _written(engine: Engine, control: str) -> dict[str, str]:
     return {ref.split("/", 1)[0]: ref for ref in doc["resources"]}
 
 
+def _lower_report(fhir: TestClient, hospital: dict[str, str], ref: str) -> None:
+    """The message's report took the result's R when it was labelled (labelmark27: never lowered by the
+    result); the hospital lowers it by a PUT of the report -- it no longer cites a labelled result --
+    so that the Provenance (which names the report too) is decided by the result alone, as here."""
+    body = fhir.get(f"/fhir/{ref}", headers=hospital).json()
+    assert [c["code"] for c in body["meta"].get("security", [])] == ["R"], body["meta"]
+    body.pop("meta")
+    put = fhir.put(f"/fhir/{ref}", json=body, headers=hospital)
+    assert put.status_code == 200 and "security" not in put.json()["meta"], put.text[:300]
+
+
 def _ids(response: Any, rtype: str) -> set[str]:
     assert response.status_code == 200, response.text
     return {e["resource"]["id"] for e in response.json().get("entry") or () if e["resource"]["resourceType"] == rtype}
@@ -126,6 +137,7 @@ def test_a_deleted_restricted_result_withholds_its_messages_provenance(engine: E
     unlabelled = {k: v for k, v in body.items() if k != "meta"}
     assert fhir.put(f"/fhir/{obs}", json=unlabelled, headers=hospital).status_code in (200, 201)
     assert fhir.get(f"/fhir/{obs}", headers=clinician).status_code == 200
+    _lower_report(fhir, hospital, _written(engine, "DL1")["DiagnosticReport"])
     assert _ids(fhir.get(f"/fhir/Provenance?target={obs}", headers=clinician), "Provenance") == {prov}
     assert fhir.get(f"/fhir/Provenance/{prov}", headers=clinician).status_code == 200
 
@@ -142,6 +154,7 @@ def test_a_store_from_before_the_ledger_notes_its_deletions_once(backend_setting
         body = fhir.get(f"/fhir/{obs}", headers=hospital).json()
         assert fhir.put(f"/fhir/{obs}", json={**body, "meta": {"security": [_R]}}, headers=hospital).status_code == 200
         assert fhir.delete(f"/fhir/{obs}", headers=hospital).status_code in (200, 204)
+        _lower_report(fhir, hospital, written["DiagnosticReport"])
         # as a store written before the ledger: no entry, no marker
         ledger = engine.store.collection(DELETED_LABELS)
         for doc in ledger.find({}):
