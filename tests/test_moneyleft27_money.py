@@ -205,3 +205,26 @@ def test_moneyleft27_settlement_409_names_no_server_path(tmp_path: Path) -> None
         assert str(tmp_path) not in text and "/site/" not in text, text
         diag = body["issue"][0]["diagnostics"]
         assert "settlement.yaml" in diag and "fund_pays" in diag and re.search(r"[\u4e00-\u9fff]", diag), diag
+
+
+def test_moneyleft27_rows_an_earlier_release_stored_as_floats_read_to_the_fen(engine: Engine, mllp: int) -> None:
+    """Guard (compatibility, not a fix): a flag row and its tally as an earlier release stored them --
+    the price and the money floats (0.1) -- are read as 0.10: the report says 0.10, an overturn moves
+    exactly 0.10 to the overturned tally (stored as text from then on) and leaves 0.00 at stake."""
+    s = Sender(mllp)
+    s.send(result("HOSPA", "A1", CBC, "20260301090000+0800"))
+    s.send(order("HOSPB", "B1", CBC, "20260302080000+0800"))
+    s.send(result("HOSPB", "B1", CBC, "20260302100000+0800"))
+    [f] = flags(engine, "flagged")
+    rec = engine.recognition
+    with rec.store.transaction():
+        rec.flags.replace({**f, "price": 0.1})
+        [t] = rec.flag_days.find({})
+        rec.flag_days.replace({**t, "money": 0.1})
+    http = TestClient(create_app(engine))
+    assert _totals(http, engine) == ("0.10", "1", {"HOSPB": "0.10"})
+    _review(http, engine, f["_id"], "overturned")
+    assert _totals(http, engine) == ("0.00", "1", {"HOSPB": "0.00"})
+    assert [t["money"] for t in rec.flag_days.find({})] == ["0.10"]
+    _review(http, engine, f["_id"], "upheld")
+    assert _totals(http, engine) == ("0.10", "1", {"HOSPB": "0.10"})

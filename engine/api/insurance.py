@@ -48,10 +48,11 @@ class RulesUnusable(FhirError):
     status, code = 409, "business-rule"
 
     def __init__(self, zh: str, en: str, exc: SiteError) -> None:
-        where = _no_paths(Path(exc.path).name) + (f" 第 {exc.line} 行" if exc.line else "")
+        name = _no_paths(Path(exc.path).name)
         field = f"{exc.where}: " if exc.where else ""
-        super().__init__(f"{zh}，暂时无法生成（{where}）。请联系系统管理员补全或更正设置。 "
-                         f"{en} cannot be used: {where}: {field}{_no_paths(exc.problem)}")
+        super().__init__(f"{zh}，暂时无法生成（{name}" + (f" 第 {exc.line} 行" if exc.line else "")
+                         + f"）。请联系系统管理员补全或更正设置。 {en} cannot be used: {name}"
+                         + (f":{exc.line}" if exc.line else "") + f": {field}{_no_paths(exc.problem)}")
 
 
 _PATH = re.compile(r"(?<![\w.])(?:[A-Za-z]:)?[/\\][^\s,;:'\"()]+")

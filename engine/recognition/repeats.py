@@ -303,19 +303,31 @@ class Repeats(RecognitionState, _Others):
         if repeat.order is None:
             repeat = replace(repeat, order=order_ref)
         order = self._order_for(repeat)
-        performed = done_analytes(members)
-        if performed:
-            order = replace(order, analytes=performed)  # what was actually done
+        # a report's results stored under another day or test (an OBX-14 of another day) are still
+        # what this test did: read from the index, the few the members do not hold
+        have = {d["_id"] for d in members}
+        listed = sorted({ref for d in members for ref in d.get("results") or ()} - have)
+        extra = [e for ref in listed if (e := self.index.get(ref)) is not None
+                 and e.get("status") not in VOID_STATUSES]
         # placed before its own result was taken (``taken_before``): a day alone is bounded by it, and
         # so is an order sent as placed later than its own result (an ORC-9 entered late)
         order = replace(order, by=min((d["at"] for d in members if d.get("at")), default=None))
+        # what was actually done is what can repeat a prior; the order handed back names what was
+        # ordered and what was done together, which a billed line prices (``_price``: a line of the
+        # whole panel is no price of the ALT alone that was resulted, nor a line of the ALT ordered
+        # alone of the ALT and AST the lab did)
+        performed = done_analytes([*members, *extra])
+        done = replace(order, analytes=performed) if performed else order
+        if order.analytes:
+            order = replace(order, analytes=tuple(sorted(set(order.analytes) | set(performed)))
+                            if performed else ())
         candidates = [self._bounded(c, order.day) for c in
                       self.index.candidates(order.person or "", item.code, order.day, item.window_days)
                       if result_key(c) != key]
-        matches = find_recognisable(order, candidates, rules)
+        matches = find_recognisable(done, candidates, rules)
         if not matches:
             return repeat, order, None
-        decisions = [(decide(order, m, rules), m) for m in matches]
+        decisions = [(decide(done, m, rules), m) for m in matches]
         for d, m in decisions:
             if reviews and standing_review(existing, reviews, m.result.ref, d) is not None:
                 return repeat, order, (d, m)  # the reviewed prior still counts: the review stands
