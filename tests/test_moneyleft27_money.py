@@ -208,7 +208,7 @@ def test_moneyleft27_settlement_409_names_no_server_path(tmp_path: Path) -> None
 
 
 def test_moneyleft27_rows_an_earlier_release_stored_as_floats_read_to_the_fen(engine: Engine, mllp: int) -> None:
-    """Guard (compatibility, not a fix): a flag row and its tally as an earlier release stored them --
+    """Stored data of an earlier release: a flag row and its tally as it stored them --
     the price and the money floats (0.1) -- are read as 0.10: the report says 0.10, an overturn moves
     exactly 0.10 to the overturned tally (stored as text from then on) and leaves 0.00 at stake."""
     s = Sender(mllp)
