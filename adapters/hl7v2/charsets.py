@@ -224,7 +224,14 @@ _SIGNS = frozenset(map(chr, range(0xA0, 0xC0))) | {"\u00d7", "\u00f7"}
 _MICRO_APART = re.compile("\u03bc(?![A-Za-z])")  # a Greek mu that is no unit prefix (``μmol/L``'s is)
 _IPA = re.compile("[\u0250-\u02af]")  # phonetic letters: no patient's name or result
 _LATIN_IN_WORD = re.compile("[A-Za-z][\u00c0-\u024f]|[\u00c0-\u024f][A-Za-z]")
-_NON_ASCII_RUN = re.compile("[^\x00-\x7f]{2,}")
+# the scripts a patient's text is written in among those of two UTF-8 bytes (Syriac, Thaana, NKo and
+# Coptic are not: GB 18030 read as UTF-8 lands in their blocks too)
+_SCRIPTS = frozenset({"LATIN", "GREEK", "CYRILLIC", "ARMENIAN", "HEBREW", "ARABIC"})
+_HEBREW_FINAL = frozenset("\u05da\u05dd\u05df\u05e3\u05e5")  # kaf mem nun pe tsadi at a word's end only
+
+
+def _ASCII_ALNUM(c: str) -> bool:  # noqa: N802 -- a predicate used like a character class
+    return c.isascii() and c.isalnum()
 _NON_ASCII_ANY = re.compile("[^\x00-\x7f]+")
 
 
@@ -277,11 +284,27 @@ def undeclared_gb(text: str) -> str | None:
         (one, a), (other, b) = list(scripts.items())[:2]
         return (f"the bytes {_named(a)} and {_named(b)} read in UTF-8 as letters of two scripts "
                 f"({one}, {other}), not text of one")
-    for m in _NON_ASCII_ANY.finditer(text) if "mark" in kinds.values() else ():
-        for at, c in enumerate(m.group()):  # a mark after a letter or mark (ASCII ``e`` + U+0301 too)
-            before = m.group()[at - 1] if at else text[m.start() - 1 : m.start()]
-            if kinds[c] == "mark" and not (before.isalpha() or kinds.get(before) == "mark"):
+    if scripts and not scripts.keys() <= _SCRIPTS:
+        (script, first), = scripts.items()
+        return f"the bytes {_named(first)} read in UTF-8 as {script.lower()} letters, a script no patient text here is in"
+    paired = False
+    for m in _NON_ASCII_ANY.finditer(text):
+        run, at0 = m.group(), m.start()
+        for at, c in enumerate(run):
+            before = run[at - 1] if at else text[at0 - 1 : at0]
+            after = run[at + 1] if at + 1 < len(run) else text[m.end() : m.end() + 1]
+            kind = kinds[c]
+            if kind == "mark" and not (before.isalpha() or kinds.get(before) == "mark"):
                 return f"the bytes {_named(c)} read in UTF-8 as a combining mark after no letter, not text"
+            if kind == "sign" and not (_ASCII_ALNUM(before) or _ASCII_ALNUM(after)):
+                return f"the bytes {_named(c)} read in UTF-8 as a sign beside no ASCII letter or digit, not text"
+            if kind == "letter" and kinds.get(before) == "letter":
+                paired = True
+                if before.islower() and c.isupper():
+                    return (f"the bytes {_named(before)} {_named(c)} read in UTF-8 as a small letter before a "
+                            "capital in one word, not text")
+                if before in _HEBREW_FINAL:
+                    return f"the bytes {_named(before)} read in UTF-8 as a Hebrew final letter inside a word, not text"
     if not scripts:
         return None
     (script, first), = scripts.items()
@@ -290,8 +313,7 @@ def undeclared_gb(text: str) -> str | None:
             return (f"the bytes {_named(first)} read in UTF-8 as Latin letters standing alone, in no word "
                     "of ASCII letters")
         return None
-    if not any(kinds[r[at]] != "sign" and kinds[r[at + 1]] != "sign"
-               for r in _NON_ASCII_RUN.findall(text) for at in range(len(r) - 1)):
+    if not paired:
         return (f"the bytes {_named(first)} read in UTF-8 as {script.lower()} letters one by one, in no word "
                 "of two letters")
     return None
