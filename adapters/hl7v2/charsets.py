@@ -322,8 +322,23 @@ def undeclared_gb(text: str) -> str | None:
 # in ISO 8859-1, 0xC0-0xFF but 0xD7 and 0xF7 are letters (``é`` E9, ``ü`` FC, ``ç`` E7 ...)
 _L1_LETTER = rb"[\xc0-\xd6\xd8-\xf6\xf8-\xff]"
 # an 8-bit letter between an ASCII letter and an ASCII byte GB 18030 takes as its second: after an ASCII
-# letter a byte always begins a character (an ASCII byte ends one, a digit only inside four-byte codes)
-_LETTER_IN_WORD = re.compile(rb"[A-Za-z]" + _L1_LETTER + rb"[\x30-\x39\x40-\x7e]")
+# letter a byte always begins a character (an ASCII byte ends one, a digit only inside four-byte codes).
+# Found with ``bytes.translate`` and ``find`` (a regex tried at every byte of a 10 KB report took 0.25 ms):
+# each byte becomes its class, ``a`` an ASCII letter, ``t`` another byte GB 18030 takes second, ``L`` a
+# Latin-1 letter it takes first
+_CLASSES = bytes(
+    ord("a") if chr(b).isascii() and chr(b).isalpha()
+    else ord("t") if 0x30 <= b <= 0x39 or 0x40 <= b <= 0x7E
+    else ord("L") if 0xC0 <= b <= 0xFE and b not in (0xD7, 0xF7)
+    else ord(".")
+    for b in range(256))
+
+
+def _letter_in_word(raw: bytes) -> int:
+    """Where the first 8-bit letter inside a Latin word (``_CLASSES``) is in ``raw``, else -1."""
+    classes = raw.translate(_CLASSES)
+    found = [at for at in (classes.find(b"aLa"), classes.find(b"aLt")) if at >= 0]
+    return min(found) + 1 if found else -1
 _NOT_LATIN1 = re.compile(rb"[\x80-\x9f]|[\x80-\xff]{3}")  # C1 controls; three 8-bit bytes in a row
 _HIGH_PAIR = re.compile(rb"(?<![\x80-\xff])[\x80-\xff]{2}(?![\x80-\xff])")
 _L1_PAIR = re.compile(_L1_LETTER * 2)
@@ -360,14 +375,14 @@ def gb_fallback_doubt(raw: bytes) -> str | None:
     it) too, and GBK given-name characters such as ``玥`` (AB 68) or ``赟`` (DA 53) under a UTF-8 label
     were refused; they are read again when their neighbours are Chinese (review of the twenty-seventh
     round). Bytes-level scans of the whole message: no character is encoded again."""
-    word = _LETTER_IN_WORD.search(raw)
-    if word is not None:
-        return (f"the bytes {word.group()[1:].hex(' ').upper()} read as one GB 18030 character whose second "
-                f"byte is the ASCII {chr(word.group()[2])!r}, after the ASCII letter {chr(word.group()[0])!r}: "
+    at = _letter_in_word(raw)
+    if at >= 0:
+        return (f"the bytes {raw[at : at + 2].hex(' ').upper()} read as one GB 18030 character whose second "
+                f"byte is the ASCII {chr(raw[at + 1])!r}, after the ASCII letter {chr(raw[at - 1])!r}: "
                 "an 8-bit letter inside a Latin word")
     if _latin1_text(raw):
         sample = re.search(rb"[\x80-\xff]+", raw)
         assert sample is not None
-        return (f"every 8-bit byte reads as a Latin-1 letter or sign inside words of ASCII letters "
-                f"({sample.group().hex(' ').upper()} ...), not as Chinese")
+        return (f"every 8-bit byte reads as Latin-1 text, letters and signs alone or letter pairs inside words "
+                f"of ASCII letters ({sample.group().hex(' ').upper()} ...), not as Chinese")
     return None
