@@ -153,3 +153,31 @@ def test_gb_fallback_check_costs_no_more_than_reading_the_declared_set() -> None
     labelled, declared = msg("UNICODE UTF-8"), msg("GB 18030-2000")
     assert extract_header(labelled)[0].codec == "gb18030" and not extract_header(labelled)[0].problems
     assert best(labelled) < 4 * best(declared)
+
+
+# hl7fix27 (the mends' own guards; each failed on a1450225). GBK given-name characters whose second byte is
+# ASCII (玥 AB 68, 赟 DA 53: finding 9) among Chinese neighbours under a wrong UTF-8 label are Chinese, read so
+# (hl7conf27 refused them); GB text whose UTF-8 reading is letters one by one in one script (谢^小 = л^С) or a
+# lone sign (卢 = ¬) is refused, and every ERR-8 names bytes, in ASCII (hl7conf27's put 'Ǯΰ' / '钱伟' in it).
+@pytest.mark.parametrize(("control", "name", "family", "given"), [
+    ("F1", "王^玥", "王", ["玥"]), ("F2", "赵^赟", "赵", ["赟"])])
+def test_gbk_names_with_an_ascii_second_byte_among_chinese_are_read(engine: Engine, http: TestClient, control: str,
+                                                                    name: str, family: str, given: list[str]) -> None:
+    raw = adt(control, name, msh18="UNICODE UTF-8").encode("gb18030")
+    ack = post(http, raw)
+    assert ack_code_of(ack) == "AA", ack
+    (stored,) = names(engine, http, control)
+    assert (stored["family"], stored["given"]) == (family, given)
+
+
+@pytest.mark.parametrize(("control", "name"), [("F3", "谢^小"), ("F4", "卢^Li"), ("F5", "钱伟")])
+def test_undeclared_gb_read_as_one_script_or_a_sign_is_refused_naming_bytes(engine: Engine, http: TestClient,
+                                                                            control: str, name: str) -> None:
+    raw = adt(control, name).encode("gb18030")
+    raw.decode("utf-8")  # the premise: valid UTF-8 (л^С, ¬^Li, Ǯΰ)
+    ack = post(http, raw)
+    assert ack_code_of(ack) == "AE", ack
+    (err,) = [e for e in err_fields(ack) if e[2] == "MSH^1^18"]
+    assert err[8].isascii() and "the bytes" in err[8], err
+    doc = engine.ingestor.messages.get(message_id("FNXRMYY", control))
+    assert doc["status"] == QUARANTINED and base64.b64decode(doc["raw"]) == raw
