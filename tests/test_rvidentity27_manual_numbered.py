@@ -8,16 +8,21 @@ into X's person, ``manual``, carrying A's number -- and that person's one number
 person stands for no number: X (numberless, the desk said it is A's) is linked to B's chain, merged
 into B's record by an A40, its kept record names B's record that the compartment says is not X's.
 
-Real path: registrations and A40s over ``POST /hl7v2``, the desk's ``$link`` over HTTP, resident
-tokens reading ``/fhir/Encounter``, the real store (SQLite).
+Real path: registrations, A40s and SIU bookings over ``POST /hl7v2``, the desk's ``$link`` over HTTP, resident
+tokens reading ``/fhir/Encounter`` and ``/fhir/Appointment``, the real store (SQLite).
 """
 
 from __future__ import annotations
 
+import pytest
+
 from adapters.hl7v2.ack import ack_code_of
 from tests import test_mergemend25_merge as mm
+from tests.feed_calls import post_hl7v2
+from tests.test_convmend20_probes import siu
 from tests.test_linkmend26_link import _call
 from tests.test_mergemend25_merge import A_NID, B_NID, _operator, _pid, _resident
+from tests.test_sched21_status_times import sch
 
 world = mm.world
 
@@ -41,6 +46,10 @@ def _visits(http, engine, pid: str) -> str:
     return http.get("/fhir/Encounter?_count=100", headers=_resident(engine, pid)).text
 
 
+def _bookings(http, engine, pid: str) -> str:
+    return http.get("/fhir/Appointment?_count=100", headers=_resident(engine, pid)).text
+
+
 def test_seealso_of_a_record_the_desk_put_with_As_record_to_Bs_chain_is_refused(world):
     """X is in the person holding R (A's number, linked by the desk); T (no number) holds B's record
     merged into it by an A40. ``$link`` X ``seealso`` T says X is B's right after the desk said it is
@@ -60,29 +69,37 @@ def test_seealso_of_a_record_the_desk_put_with_As_record_to_Bs_chain_is_refused(
     assert x in world.identity.person_compartment(r)
 
 
-def test_an_a40_merging_a_record_the_desk_put_with_As_record_into_Bs_is_refused(world):
-    """The hospital's A40 merging X (numberless, in the person the desk made with R, A's number) into
-    B's record: X stands for A's number (``_stands_for``), as it does when R joined by its number --
-    AE at MRG-1. Answered AA: X stays in R's person, A's resident reads X's visit which the hospital
-    now says is B's, and ``kept_record(X)`` is B's record while X's compartment leaves it out (the two
-    answers identity27 set out to make agree)."""
+@pytest.mark.parametrize("direction", ["X into B's record", "B's record into X"])
+def test_an_a40_merging_a_record_the_desk_put_with_As_record_with_Bs_is_refused(world, direction):
+    """The hospital's A40 merging X (numberless, in the person the desk made with R, A's number) and B's
+    record, either way round: X stands for A's number (``_stands_for``), as it does when R joined by its
+    number -- AE at MRG-1. b2e792c1 (and before): AA, ``_person_numbers`` skipping R. X into B: X stays
+    in R's person, A's resident reads X's visit, which the hospital now says is B's."""
     http, send, register = world.mm
     x, q, r = _a_person_with_a_desk_linked_numbered_record(world)
     register("MRN-B", B_NID, "钱^秘密")
-    ack = send("A40", _pid("MRN-B", B_NID, "钱^秘密"), "MRG|MRN-X^^^FNXRMYY^MR\r")
+    if direction == "X into B's record":
+        ack = send("A40", _pid("MRN-B", B_NID, "钱^秘密"), "MRG|MRN-X^^^FNXRMYY^MR\r")
+    else:
+        ack = send("A40", _pid("MRN-X", None, "无名^甲", "19900101", "M"), "MRG|MRN-B^^^FNXRMYY^MR\r")
     assert ack_code_of(ack) == "AE", ack
+    assert "|MRG^1^1|" in ack, ack  # ERR at MRG-1, as every refused merge
 
 
-def test_the_kept_record_agrees_with_the_compartment_for_a_record_the_desk_put_with_As(world):
-    """Same state, the A40 of X into B's record sent: whatever its answer, the record the index keeps
-    for X (``kept_record``: the booking rule, family access) must lie in X's compartment or be None,
-    the agreement identity27's tests pin (``_agree``). b2e792c1: X's chain is [X, B's record] --
-    ``_stands_for(X)`` is empty, R skipped -- while the compartment, counting R's A, leaves B's record
-    out: a late booking under X is filed under B's record, while A's resident reads X's visit."""
+def test_a_late_booking_under_Bs_record_is_not_filed_where_As_resident_reads_it(world):
+    """B booked (S12 under B's MRN); the A40 merging B's record into X sent; a late S14 under B's MRN.
+    Whatever the A40's answer, B's booking must not land in A's compartment. b2e792c1: the A40 is AA,
+    ``kept_record(B)`` is X -- which B's compartment leaves out (``_stands_for(X)`` is empty, R skipped;
+    the compartment counts R's A) -- the booking is filed under X and A's resident reads it; the two
+    answers identity27's tests pin equal (``_agree``) disagree."""
     http, send, register = world.mm
     x, q, r = _a_person_with_a_desk_linked_numbered_record(world)
     b = register("MRN-B", B_NID, "钱^秘密")
-    send("A40", _pid("MRN-B", B_NID, "钱^秘密"), "MRG|MRN-X^^^FNXRMYY^MR\r")
-    kept = world.identity.kept_record(x)
-    compartment = world.identity.person_compartment(x)
-    assert kept is None or kept in compartment, (kept == b, sorted(compartment))
+    pid_b = _pid("MRN-B", B_NID, "钱^秘密").rstrip("\r")
+    assert ack_code_of(post_hl7v2(world, http, siu("RVB1", "S12", sch("RVB"), pid_b)).text) == "AA"
+    assert "BK-RVB" in _bookings(http, world, b) and "BK-RVB" not in _bookings(http, world, r)
+    send("A40", _pid("MRN-X", None, "无名^甲", "19900101", "M"), "MRG|MRN-B^^^FNXRMYY^MR\r")
+    post_hl7v2(world, http, siu("RVB2", "S14", sch("RVB", timing="^^^20261207100000"), pid_b))
+    kept = world.identity.kept_record(b)
+    assert kept is None or kept in world.identity.person_compartment(b), (kept == x,)
+    assert "BK-RVB" not in _bookings(http, world, r)
