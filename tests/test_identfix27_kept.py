@@ -21,7 +21,9 @@ import pytest
 from adapters.hl7v2.ack import ack_code_of
 from tests import test_mergemend25_merge as mm
 from tests.feed_calls import post_hl7v2
+from tests.operator_calls import before_linkmend26
 from tests.test_convmend20_probes import siu
+from tests.test_identity27_chains import C_NID
 from tests.test_linkmend26_link import _call
 from tests.test_mergemend25_merge import A_NID, _operator, _pid, _resident
 from tests.test_sched21_status_times import sch
@@ -63,3 +65,25 @@ def test_a_late_booking_follows_a_merge_only_inside_the_persons_compartment(worl
     else:  # guard: W (A's, numberless once merged) follows into X's person; the chain is told, A reads both
         assert kept == x and "V-MRN-X" in _read(http, world, w, "Encounter")
         assert "BK-KB" in _read(http, world, w, "Appointment")
+
+
+def test_guard_a_person_holding_a_record_the_desk_linked_in_with_another_number_stands_for_both(world):
+    """Why the one answer (``_person_numbers``) keeps no exception for a record of another number the
+    desk linked in before linkmend26 (identity27 skipped such records): such a person's compartment
+    spans that record, so its number must count or more records are put where its resident reads.
+    Built as such a store was: W (C's number) linked by the desk to Y (A's record) with the refusal off
+    (``before_linkmend26``). The desk's ``seealso`` of U (no number) to Y is refused (422: the person
+    stands for A's and C's numbers -- as ``link_refusal``'s own loop said before; with W skipped by
+    the one answer it asks now, 200, and C's resident read U's visit). Once the desk unlinks W, taken
+    (200), and C's resident does not read U's visit."""
+    http, send, register = world.mm
+    y = register("MRN-Y", A_NID, "赵^一")
+    w = register("MRN-W", C_NID, "孙^丙")
+    u = register("MRN-U", None, "无名^甲", "19900101", "M")
+    ops = _operator(world)
+    with before_linkmend26(world):
+        assert _call(http, ops, "link", w, y).status_code == 200
+    assert _call(http, ops, "link", u, y).status_code == 422  # U would stand for A's and C's
+    assert _call(http, ops, "unlink", w, y).status_code == 200
+    assert _call(http, ops, "link", u, y).status_code == 200
+    assert "V-MRN-U" not in _read(http, world, w, "Encounter")
