@@ -1126,7 +1126,7 @@ class IdentityService:
         through chains (``replaced_by``/``replaces`` of the index entries, as this thread's write
         group states them: ``_entries``) -- each its ``_key_of`` (a merged-away record's
         ``merged_key``). A record with no number linked by an operator into a person (``seealso``)
-        stands for that person's numbers (its members linked by their number). Not counted: a
+        stands for that person's numbers (``_person_numbers``). Not counted: a
         record an operator's merge moved into its survivor's person (``merge_moved``): the desk
         said it is that person's, whatever number it carries (id17; such merges are refused since
         the twenty-sixth round, the ones stored before still count so).
