@@ -146,6 +146,7 @@ class SqliteStore:
         # ``_schema_statement``); ``_schema`` holds the names the file is known to have
         self._pending: list[str] = []
         self._schema: set[str] = set()
+        self._unsure: set[str] = set()  # made inside a transaction (which may have been rolled back)
         if page_size is not None:
             self._conn.execute(f"PRAGMA page_size={int(page_size)}")
         for pragma in (
@@ -214,6 +215,7 @@ class SqliteStore:
                 return
             if self._depth > 0:
                 self._conn.execute(sql)
+                self._unsure.add(name)
                 return
             self._pending.append(sql)
             self._schema.add(name)
@@ -416,8 +418,13 @@ class SqliteCollection:
 
     def drop_index(self, fields: Sequence[str]) -> None:
         bare = f"ix_{self.name}_" + "_".join(re.sub(r"\W", "_", f) for f in fields)
-        self.store.execute(f'DROP INDEX IF EXISTS "{bare}"')
-        self.store._schema.discard(bare)
+        store = self.store
+        with store.lock:
+            if bare not in store._schema and bare not in store._unsure:
+                return  # not in the file at open nor made since: nothing to drop (no schema write)
+            store.execute(f'DROP INDEX IF EXISTS "{bare}"')
+            store._schema.discard(bare)
+            store._unsure.discard(bare)
 
     def insert(self, doc: Document) -> None:
         doc_id, body = self._split(doc)
