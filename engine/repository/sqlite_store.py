@@ -184,10 +184,12 @@ class SqliteStore:
         self._reader_conns: list[sqlite3.Connection] = []
         self._reader_lock = threading.Lock()
         self._collections: dict[str, SqliteCollection] = {}
-        self._schema.update(name for (name,) in self._conn.execute("SELECT name FROM sqlite_master"))
         from engine.repository.sqlite_fhir import SqliteFhirBackend
 
         self.fhir = SqliteFhirBackend(self)
+        # the names the file has (after the FHIR layout's own first reads of the schema, which wait out
+        # another process's setup as before)
+        self._schema.update(name for (name,) in self._conn.execute("SELECT name FROM sqlite_master"))
 
     # -- the writer connection and the schema ------------------------------------------------
     @property
