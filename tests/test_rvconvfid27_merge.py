@@ -190,3 +190,31 @@ def test_an_a08_with_the_birth_date_alone_keeps_the_birth_time(served: tuple[Eng
     (patient,) = stored(served, "RT2", "Patient")
     assert patient["birthDate"] == "2026-10-28"
     assert birth_times(patient) == ["2026-10-28T08:30:00+08:00"], patient
+
+
+# --- 7. Encounter.participant: an untyped participant is no attending -------------------------------
+
+
+def test_an_a08_keeps_a_participant_a_fhir_client_added_without_a_type(
+        served: tuple[Engine, TestClient]) -> None:
+    """LOW. Encounter.participant.type is 0..* in R4: a FHIR client (a nursing app) adds a participant
+    without one. By-key's wildcard (a stored entry leaving the key out is replaced by any incoming
+    entry stating it -- meant for a name without a use) makes every such participant "of the kind" of
+    PV1-7: an A08 that only restates the same attending erases the nurse the client added."""
+    engine, client = served
+    writer = {"Authorization": "Bearer " + engine.auth.issue_system_token("operator", "system/*.cruds")}
+
+    def visit(control: str, event: str, minute: str) -> str:
+        return (f"MSH|^~\\&|HIS|FNXRMYY|HUREN|FNYGT|2026110109{minute}00||ADT^{event}^ADT_A01|{control}|P|2.5.1\r"
+                f"EVN|{event}|2026110109{minute}00\rPID|1||RQ01^^^FNXRMYY^MR||张^三||19800101|M\r"
+                "PV1|1|I|W01^101^1^FNXRMYY||||D01^王^明|||||||||||||VRQ01^^^FNXRMYY^VN\r")
+
+    send(engine, visit("RQ1", "A01", "15"))
+    (encounter,) = stored(served, "RQ1", "Encounter")
+    encounter.pop("meta")
+    encounter["participant"].append({"individual": {"display": "护士 刘芳"}})
+    assert client.put(f"/fhir/Encounter/{encounter['id']}", json=encounter, headers=writer).status_code == 200
+    send(engine, visit("RQ2", "A08", "20"))
+    (encounter,) = stored(served, "RQ2", "Encounter")
+    assert sorted(p["individual"]["display"] for p in encounter["participant"]) == ["护士 刘芳", "王明"], (
+        encounter["participant"])
