@@ -207,7 +207,7 @@ def test_an_a08_keeps_a_participant_a_fhir_client_added_without_a_type(
     def visit(control: str, event: str, minute: str) -> str:
         return (f"MSH|^~\\&|HIS|FNXRMYY|HUREN|FNYGT|2026110109{minute}00||ADT^{event}^ADT_A01|{control}|P|2.5.1\r"
                 f"EVN|{event}|2026110109{minute}00\rPID|1||RQ01^^^FNXRMYY^MR||张^三||19800101|M\r"
-                "PV1|1|I|W01^101^1^FNXRMYY||||D01^王^明|||||||||||||VRQ01^^^FNXRMYY^VN\r")
+                "PV1|1|I|W01^101^1^FNXRMYY||||D01^王^明||||||||||||VRQ01^^^FNXRMYY^VN\r")
 
     send(engine, visit("RQ1", "A01", "15"))
     (encounter,) = stored(served, "RQ1", "Encounter")
@@ -215,6 +215,10 @@ def test_an_a08_keeps_a_participant_a_fhir_client_added_without_a_type(
     encounter["participant"].append({"individual": {"display": "护士 刘芳"}})
     assert client.put(f"/fhir/Encounter/{encounter['id']}", json=encounter, headers=writer).status_code == 200
     send(engine, visit("RQ2", "A08", "20"))
+    first = encounter["id"]
     (encounter,) = stored(served, "RQ2", "Encounter")
+    # (convfix27: the visit number stood in PV1-20, so the A08 made another Encounter and the test
+    # could not pass; PV1-19 it is, and the A08 must update the visit the client wrote to)
+    assert encounter["id"] == first
     assert sorted(p["individual"]["display"] for p in encounter["participant"]) == ["护士 刘芳", "王明"], (
         encounter["participant"])
