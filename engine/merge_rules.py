@@ -2257,8 +2257,9 @@ def _deleted(plan: TypePlan, element: str) -> list[str]:
 def _delete(out: Resource, incoming: Resource, element: str, where: Where) -> bool:
     """Drop from ``out`` what an explicit null deleted: the element (unless the message states it
     again, from another field), or the stored entries of the list matching ``where`` that the
-    message does not state (PID-7 ``""``: the birth-time extension; the others stay). Whether
-    anything stored went. ``parent.part`` names one part of an element (A13: ``period.end``)."""
+    message does not state (PID-7 ``""``: the birth-time extension; the others stay; a path is read
+    as a merge key's part, so ``@type`` names OBX-16's Practitioners). Whether anything stored went.
+    ``parent.part`` names one part of an element (A13: ``period.end``)."""
     if "." in element:  # one part of a ``parts`` element, unless the message states that part again
         parent, part = element.split(".", 1)
         whole, again = out.get(parent), incoming.get(parent)
