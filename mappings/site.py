@@ -508,6 +508,11 @@ _MERGE_ELEMENT: dict[str, Any] = {
         "key": {"type": "array", "minItems": 1,
                 "items": {"type": "string", "pattern": r"^([A-Za-z][A-Za-z0-9.]*|@representation|@type)$"}},
         "follows": {"type": "string", "pattern": r"^[a-z][A-Za-z0-9]*(\[x\])?$"},
+        "when": {"enum": ["changed"]},  # ``follows`` only an incoming value that changes the followed one
+        # list element -> {path: values}: its entries that are this ``_element``'s extensions, where older
+        # code stored them (moved into ``_element.extension`` before combining)
+        "was": {"type": "object", "additionalProperties": {"type": "object", "minProperties": 1,
+                "additionalProperties": {"type": "array", "minItems": 1, "items": {"type": "string"}}}},
         "owner": _NAMES,
         "stands": {"type": "object", "additionalProperties": {  # source group -> stored values that stand
             "type": "array", "minItems": 1, "items": {"type": ["string", "boolean"]}}},
