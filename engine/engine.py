@@ -31,6 +31,7 @@ from engine.referral.service import Referrals
 from engine.repository import open_store
 from engine.repository.fhir import FhirRepository
 from engine.repository.scoped import DeletedLabels
+from engine.repository.sqlite_store import SqliteStore
 from engine.result_labels import ResultLabels
 from engine.settings import Settings
 from mappings.site import Site
@@ -97,6 +98,10 @@ class Engine:
         self.repository.add_statement(stated_by_client, types={"Condition"})
         # HL7 v2 ingest: message store + quarantine, the pipeline behind MLLP and POST /hl7v2
         self.ingestor = build_ingestor(self)
+        # the tables and indexes the parts asked for, created together (SqliteStore._schema_statement):
+        # there before anything else, another process included, looks at the file
+        if isinstance(self.store, SqliteStore):
+            self.store.flush_schema()
 
     def reload_site(self) -> Site:
         """Re-read the site files and the recognition rules (``POST /admin/reload``, ``SIGHUP``).

@@ -886,7 +886,7 @@ class Ingestor:
         if not text:
             text, _ = decode(item.raw, h.override or h.charset, h.extensions)
         try:
-            message = self.parse(text, h.override)  # the site's set for \X..\ escapes too (convmend19)
+            message = self.parse(text, h.read_in)  # the set the text was read in, for \X..\ escapes too
         except HL7Error as e:
             self.stats.seconds["parse"] += time.perf_counter() - t0
             return None, [e]

@@ -287,13 +287,16 @@ def measure_report(m: MeasureDef, whole: Figure, strata: Mapping[str, Mapping[st
 
 
 def publish(repository: Any, definitions: Sequence[MeasureDef]) -> None:
-    """Store each definition's Measure (``Measure/<id>``), once per change."""
-    for m in definitions:
-        measure = measure_resource(m)
-        try:
-            current = repository.read("Measure", m.id)
-        except (NotFound, Gone):
-            current = None
-        if current is None or {k: v for k, v in current.items() if k not in ("meta", "text")} != measure:
-            repository.update(measure)
+    """Store each definition's Measure (``Measure/<id>``), once per change: all of them in one
+    transaction (a new data directory writes ~9 at its first start: one commit each was ~3 ms of an
+    Engine open's ~50; read-only checks on later starts)."""
+    with repository.store.transaction():
+        for m in definitions:
+            measure = measure_resource(m)
+            try:
+                current = repository.read("Measure", m.id)
+            except (NotFound, Gone):
+                current = None
+            if current is None or {k: v for k, v in current.items() if k not in ("meta", "text")} != measure:
+                repository.update(measure)
 

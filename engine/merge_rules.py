@@ -34,7 +34,7 @@ API = "api"  # FHIR REST clients (PUT, POST, transaction and batch Bundles)
 INDEX = "index"  # the master patient index
 OTHER = OTHER_GROUP  # the group of any writer no group names
 MODES = frozenset({"replace", "keep-if-absent", "union", "by-key", "keep-stored", "parts"})
-_RESERVED = frozenset({"key", "owner", "slices", "follows", "stands", "yields_to", "unless_deletes", "placeholders", "as_far_as",
+_RESERVED = frozenset({"key", "owner", "slices", "follows", "when", "was", "stands", "yields_to", "unless_deletes", "placeholders", "as_far_as",
                        "progress", "names_all_of", "another", "another_if", "status_follows", "inherits",
                        "another_person", "keeps"})
 PANEL = "; "  # between the tests a panel's ``code.text`` names (``names_all_of``)
@@ -233,6 +233,11 @@ class ElementPlan:
     # parts of a keyed entry (``by-key``/``union``) kept from the stored entry of the same key when the
     # incoming one leaves them out (``keeps``): an empty field is "not sent" (v2 ch. 2), not a delete
     keeps: tuple[str, ...] = ()
+    # ``when: changed``: only an incoming value that changes what it follows takes this element with it
+    follows_changed: bool = False
+    # ``was``: list element -> (path, values) matching the entries of it that are this element's own
+    # extensions, where older code stored them (read into ``_element.extension`` before combining)
+    was: tuple[tuple[str, tuple[tuple[tuple[str, ...], frozenset[str]], ...]], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -248,6 +253,7 @@ class TypePlan:
     settled: tuple[tuple[str, ElementPlan], ...] = ()  # the ``status_follows`` elements
     inherited: tuple[tuple[str, ElementPlan], ...] = ()  # the ``inherits`` elements
     persons: tuple[str, ...] = ()  # the ``another_person`` elements
+    moved: tuple[tuple[str, Any], ...] = ()  # the ``was`` elements: (element, ElementPlan.was)
 
 
 class Persons(Protocol):
@@ -423,6 +429,7 @@ class MergeRules:
             for e in elements.values())  # (placeholders, as_far_as, names_all_of: not under replace)
         guards = any(not sp.own for e in elements.values() for sp in e.slices)
         follows = tuple((name, e.follows) for name, e in elements.items() if e.follows)
+        moved = tuple((name, e.was) for name, e in elements.items() if e.was)
         over = tuple((name, e) for name, e in elements.items()
                      if (e.as_far_as or e.names_all_of) and e.mode != "replace")
         sliced = tuple(name for name, e in elements.items() if e.slices)
@@ -431,7 +438,7 @@ class MergeRules:
         trivial = trivial and not inherited
         persons = tuple(name for name, e in elements.items() if e.another_person)
         plan = TypePlan(default, elements, trivial, guards, choices, follows, over, sliced, settled, inherited,
-                        persons)
+                        persons, moved)
         self._plans[(rtype, source)] = plan
         return plan
 
@@ -473,7 +480,11 @@ class MergeRules:
                            (str(rule["inherits"]["through"]), str(rule["inherits"]["system"]))
                            if rule.get("inherits") else None,
                            str(self._pick(rule.get("another_person") or {}, ladder, "")),
-                           keeps=tuple(rule.get("keeps") or ()) if mode in ("by-key", "union") else ())
+                           keeps=tuple(rule.get("keeps") or ()) if mode in ("by-key", "union") else (),
+                           follows_changed=rule.get("when") == "changed",
+                           was=tuple((str(element), tuple((tuple(path.split(".")), frozenset(values))
+                                                          for path, values in where.items()))
+                                     for element, where in (rule.get("was") or {}).items()))
 
     # -- apply ---------------------------------------------------------------------------------------
     def as_is(self, rtype: str, source: str, *, creating: bool, resource: Resource | None = None) -> bool:
@@ -532,6 +543,8 @@ class MergeRules:
                 for name, ep in plan.inherited:
                     self._inherit(rtype, name, ep, out, issues, at)
             return Combined(out, issues)
+        if plan.moved:  # what older code stored elsewhere is read where it is stored now (``was``)
+            stored = _moved(stored, plan.moved)
         saids = getattr(self._local, "said", None)
         said: Said | None = saids.get(f"{rtype}/{incoming.get('id')}") if saids else None
         if said is not None and said.only:  # the stored version but for what the message states of it (``Said.only``)
@@ -592,8 +605,11 @@ class MergeRules:
             # stated with what it follows (an Observation's components with its value: OBX-5's
             # repetitions): the value stored as this writer stated it states them all, so the
             # incoming ones replace the stored ones and absent ones are removed
-            stated = followed.intersection(incoming)
-            if stated and any(out.get(n, _MISSING) == incoming[n] for n in stated):
+            # (``when: changed``: only a value that changes the stored one -- a birth date of another
+            # day; the same date re-sent without its time is a thinner statement and keeps it)
+            stated = [n for n in followed.intersection(incoming) if out.get(n, _MISSING) == incoming[n]
+                      and not (plan.elements[name].follows_changed and stored.get(n, _MISSING) == incoming[n])]
+            if stated:
                 if _present(incoming.get(name, _MISSING)) is _MISSING:
                     out.pop(name, None)
                 else:
@@ -2089,16 +2105,23 @@ def _by_key(stored: list[Any], incoming: list[Any], key: tuple[tuple[str, ...], 
     part out replaces only stored entries that leave it out too -- never a stored entry that states
     it (a name without a use does not replace the official name nor the maiden one; a phone without
     a use neither the home nor the work one). Such an entry that equals a stored one but for the
-    parts it leaves out is that stored entry said again: it is not stored a second time."""
+    parts it leaves out is that stored entry said again: it is not stored a second time.
+
+    An entry stating no part of its kind at all is of no kind, not of every kind: it stays beside any
+    list an incoming version states (a participant a FHIR client added without a type is no attending an
+    A08's PV1-7 replaces; a performer without a reference no observer), and is stored once (review of
+    convfid27). The wildcard is for a part left out of an entry that states the others."""
     if key is None:
         return _union(stored, incoming, key)
     kinds = [_kind(e, key) for e in incoming]
-    coverings = [[n for n, k in enumerate(kinds) if _refines(k, old)] for old in (_kind(e, key) for e in stored)]
+    coverings = [[] if _kindless(old) else [n for n, k in enumerate(kinds) if _refines(k, old)]
+                 for old in (_kind(e, key) for e in stored)]
     # an entry said again (equal to a stored entry that stays, but for the parts it leaves out) is
     # not stored a second time: decided against every stored entry that stays before any is
     # replaced, so the outcome does not depend on the stored order
     kept = [entry for entry, covering in zip(stored, coverings, strict=True) if not covering]
-    placed = [any(_said_again(e, k, s, key) for s in kept) for e, k in zip(incoming, kinds, strict=True)]
+    placed = [any(_said_again(e, k, s, key) for s in kept) or (_kindless(k) and e in kept)
+              for e, k in zip(incoming, kinds, strict=True)]
     out: list[Any] = []
     for entry, covering in zip(stored, coverings, strict=True):
         if not covering:
@@ -2118,6 +2141,11 @@ def _kind(entry: Any, key: tuple[tuple[str, ...], ...]) -> tuple[bytes | None, .
         values = _part(entry, path)
         parts.append(fhirjson.dumps(values, sort_keys=True) if values else None)
     return tuple(parts)
+
+
+def _kindless(kind: tuple[bytes | None, ...]) -> bool:
+    """An entry stating no part of its kind (``_by_key``)."""
+    return all(part is None for part in kind)
 
 
 def _refines(new: tuple[bytes | None, ...], old: tuple[bytes | None, ...]) -> bool:
@@ -2189,6 +2217,34 @@ def _thin(entry: dict[str, Any], part: str) -> bool:
     return value.strip() in names
 
 
+def _moved(stored: Resource, moved: tuple[tuple[str, Any], ...]) -> Resource:
+    """``stored`` with the entries of a list element that older code stored for another element (``was``:
+    the patient-birthTime on Patient.extension, before convfid27 put it on ``_birthDate``) moved into
+    that element's own extensions: read and combined as though stored there (a merge-time normalisation,
+    no migration pass; a version written from it stores the new shape)."""
+    out: Resource | None = None
+    for name, was in moved:
+        for element, where in was:
+            entries = stored.get(element)
+            if not isinstance(entries, list):
+                continue
+            theirs = [e for e in entries
+                      if all(any(v in values for v in _collect(e, path)) for path, values in where)]
+            if not theirs:
+                continue
+            out = dict(stored) if out is None else out
+            rest = [e for e in entries if not any(e is t for t in theirs)]
+            if rest:
+                out[element] = rest
+            else:
+                out.pop(element, None)
+            own = dict(out.get(name) or {})
+            have = list(own.get("extension") or ())
+            own["extension"] = have + [e for e in theirs if e not in have]
+            out[name] = own
+    return stored if out is None else out
+
+
 def _deleted(plan: TypePlan, element: str) -> list[str]:
     """The elements a delete of ``element`` names: a choice (``value[x]``, OBX-5 ``""``) is each of
     its types; and what is stated with them (``follows``: an Observation's components) goes too."""
@@ -2201,8 +2257,9 @@ def _deleted(plan: TypePlan, element: str) -> list[str]:
 def _delete(out: Resource, incoming: Resource, element: str, where: Where) -> bool:
     """Drop from ``out`` what an explicit null deleted: the element (unless the message states it
     again, from another field), or the stored entries of the list matching ``where`` that the
-    message does not state (PID-7 ``""``: the birth-time extension; the others stay). Whether
-    anything stored went. ``parent.part`` names one part of an element (A13: ``period.end``)."""
+    message does not state (PID-7 ``""``: the birth-time extension; the others stay; a path is read
+    as a merge key's part, so ``@type`` names OBX-16's Practitioners). Whether anything stored went.
+    ``parent.part`` names one part of an element (A13: ``period.end``)."""
     if "." in element:  # one part of a ``parts`` element, unless the message states that part again
         parent, part = element.split(".", 1)
         whole, again = out.get(parent), incoming.get(parent)
@@ -2231,7 +2288,7 @@ def _delete(out: Resource, incoming: Resource, element: str, where: Where) -> bo
     again = stated if isinstance(stated, list) else []
     paths = [(tuple(path.split(".")), values) for path, values in where]
     kept = [e for e in value if any(e == s for s in again)
-            or not all(any(v in values for v in _collect(e, path)) for path, values in paths)]
+            or not all(any(v in values for v in _part(e, path)) for path, values in paths)]
     if kept:
         out[element] = kept
     else:
@@ -2246,7 +2303,7 @@ def _delete_part(out: Resource, parent: str, whole: list[Any], again: Any, part:
     paths = [(tuple(path.split(".")), values) for path, values in where]
 
     def matched(e: Any) -> bool:
-        return isinstance(e, dict) and all(any(v in values for v in _collect(e, path)) for path, values in paths)
+        return isinstance(e, dict) and all(any(v in values for v in _part(e, path)) for path, values in paths)
 
     if any(matched(e) and part in e for e in (again if isinstance(again, list) else ())):
         return False

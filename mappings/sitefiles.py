@@ -148,7 +148,10 @@ def _data(text: str, loader: type[yaml.SafeLoader]) -> Any:
     return data if loader is yaml.SafeLoader else _stringify_keys(data)
 
 
+@functools.lru_cache(maxsize=64)
 def _schema(name: str) -> dict[str, Any]:
+    """A recognition rules schema, read once per process (the shipped package's files; ~70 reads and
+    parses at every Engine's start before). Shared: ``check`` only reads it."""
     return json.loads(resources.files("engine.recognition").joinpath("schemas").joinpath(name).read_text("utf-8"))
 
 

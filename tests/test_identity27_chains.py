@@ -159,10 +159,11 @@ def test_a_person_whose_members_chains_carry_a_number_is_counted_by_seealso(worl
 def test_a_target_in_no_person_whose_chain_carries_another_number_does_not_join(world):
     """X and Z (no numbers) one person by the desk, Y (A's number) merged into Z; T (no number, in no
     person) holds B's record merged into it. ``$link`` X ``seealso`` T: T may not join X's person (its
-    chain carries B's number, the person's chains A's): ``_joinable`` counts every number of both
-    chains. Before it looked at T's own number alone, and T joined: Y's resident read T's visit. The
-    link itself is refused (422): X, a numberless record the desk put in that person, stands for the
-    numbers of the person's chains (linkfix26's rule, now through chains)."""
+    chain carries B's number, the person's chains A's). Before, T's own number alone was looked at,
+    and T joined: Y's resident read T's visit. The link is refused (422): X, a numberless record the
+    desk put in that person, stands for the numbers of the person's chains (linkfix26's rule, now
+    through chains); nothing moves -- X stays in its person, T in none (identfix27: asserted through
+    the desk's call and the index's answers, no longer on the private ``_joinable``)."""
     http, send, register = world.mm
     x = register("MRN-X", None, "无名^甲", "19900101", "M")
     z = register("MRN-Z", None, "无名^乙", "19900101", "M")
@@ -173,11 +174,11 @@ def test_a_target_in_no_person_whose_chain_carries_another_number_does_not_join(
     assert _call(http, ops, "link", x, z).status_code == 200
     assert _merge(send, ("MRN-Z", None, "无名^乙"), "MRN-Y") == "AA"
     assert _merge(send, ("MRN-T", None, "无名^丁"), "MRN-B") == "AA"
-    src, tgt = world.identity.record(x), world.identity.record(t)
-    assert world.identity._joinable(x, src, t, tgt) is None
     assert _call(http, ops, "link", x, t).status_code == 422  # X, put in the person by the desk, stands for A's
     assert "V-MRN-T" not in _visits(http, world, y)
     assert t not in world.identity.person_compartment(y)
+    assert world.identity.record(x)["person"] == world.identity.record(z)["person"]  # X stays where it was
+    assert world.identity.record(t)["status"] != "linked" and "V-MRN-X" in _visits(http, world, y)
     _agree(world, x, z, y, t)
 
 

@@ -18,6 +18,7 @@ from fastapi.testclient import TestClient
 
 from engine.api.app import create_app
 from engine.engine import Engine
+from engine.insurance.tiers import stored_fen
 from tests import test_money19_charge_lines
 from tests.test_money19_charge_lines import flagged, put_line
 from tests.test_recognition_e2e import Sender
@@ -52,13 +53,13 @@ def put_shared(engine: Engine, http: TestClient, cid: str, patient: str, service
 @pytest.mark.parametrize("count_first", [True, False], ids=["count-named-first", "alt-named-first"])
 def test_a_line_for_two_tests_is_neither_tests_price(engine: Engine, mllp: int, count_first: bool) -> None:
     flag = flagged(engine, mllp)
-    catalogue = flag["price"]
+    catalogue = stored_fen(flag["price"])
     alt = alt_report(engine, mllp)
     http = TestClient(create_app(engine))
     services = [flag["result"], alt] if count_first else [alt, flag["result"]]
     put_shared(engine, http, "both", flag["patient"], services, 50.0)
     [flag] = not_payable(engine)
-    assert (flag["price"], flag["price_source"]) == (catalogue, "catalogue"), flag
+    assert (stored_fen(flag["price"]), flag["price_source"]) == (catalogue, "catalogue"), flag
     issue = engine.repository.read("DetectedIssue", flag["_id"])
     [price] = [e["valueMoney"]["value"] for x in issue["extension"] for e in x.get("extension") or ()
                if e.get("url") == "price"]
@@ -73,7 +74,7 @@ def test_the_tests_own_line_beside_a_shared_one_is_its_price(engine: Engine, mll
     put_line(engine, http, "own", flag["patient"], flag["result"], 23.0, ident="T-own")
     put_shared(engine, http, "both", flag["patient"], [flag["result"], alt], 50.0)
     [flag] = not_payable(engine)
-    assert (flag["price"], flag["price_source"]) == (23.0, "charge"), flag
+    assert (stored_fen(flag["price"]), flag["price_source"]) == (23.0, "charge"), flag
 
 
 def test_a_line_corrected_to_name_one_test_prices_it(engine: Engine, mllp: int) -> None:
@@ -84,18 +85,18 @@ def test_a_line_corrected_to_name_one_test_prices_it(engine: Engine, mllp: int) 
     put_shared(engine, http, "both", flag["patient"], [flag["result"], alt], 50.0)
     put_shared(engine, http, "both", flag["patient"], [flag["result"]], 26.0)
     [flag] = not_payable(engine)
-    assert (flag["price"], flag["price_source"]) == (26.0, "charge"), flag
+    assert (stored_fen(flag["price"]), flag["price_source"]) == (26.0, "charge"), flag
 
 
 def test_a_line_sent_again_under_another_id_naming_two_tests(engine: Engine, mllp: int) -> None:
     """Its number's latest version names both tests: the version naming the count alone no longer prices it."""
     flag = flagged(engine, mllp)
-    catalogue = flag["price"]
+    catalogue = stored_fen(flag["price"])
     alt = alt_report(engine, mllp)
     http = TestClient(create_app(engine))
     put_shared(engine, http, "one", flag["patient"], [flag["result"]], 26.0)
     [flag] = not_payable(engine)
-    assert (flag["price"], flag["price_source"]) == (26.0, "charge"), flag
+    assert (stored_fen(flag["price"]), flag["price_source"]) == (26.0, "charge"), flag
     token = engine.auth.issue_system_token("his-b", "system/ChargeItem.cruds system/DiagnosticReport.rs")
     again = {**http.get("/fhir/ChargeItem/one", headers={"Authorization": f"Bearer {token}"}).json(),
              "id": "one-again", "service": [{"reference": flag["result"]}, {"reference": alt}],
@@ -104,4 +105,4 @@ def test_a_line_sent_again_under_another_id_naming_two_tests(engine: Engine, mll
     res = http.put("/fhir/ChargeItem/one-again", json=again, headers={"Authorization": f"Bearer {token}"})
     assert res.status_code in (200, 201), res.text
     [flag] = not_payable(engine)
-    assert (flag["price"], flag["price_source"]) == (catalogue, "catalogue"), flag
+    assert (stored_fen(flag["price"]), flag["price_source"]) == (catalogue, "catalogue"), flag

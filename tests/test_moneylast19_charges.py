@@ -27,6 +27,7 @@ from fastapi.testclient import TestClient
 
 from engine.api.app import create_app
 from engine.engine import Engine
+from engine.insurance.tiers import stored_fen
 from engine.recognition.upgrade import LAYOUT
 from engine.settings import Settings
 from tests import test_money19_charge_lines
@@ -41,13 +42,13 @@ def test_a_line_corrected_to_name_another_result_leaves_the_first(engine: Engine
     http = TestClient(create_app(engine))
     put_line(engine, http, "charge-x", flag["patient"], flag["result"], 30.0, ident="T-1")
     [flag] = not_payable(engine)
-    assert (flag["price"], flag["price_source"]) == (30.0, "charge"), flag
+    assert (stored_fen(flag["price"]), flag["price_source"]) == (30.0, "charge"), flag
     put_line(engine, http, "charge-y", flag["patient"], flag["prior"], 25.0, ident="T-1")  # now the prior's
     [flag] = not_payable(engine)
     assert flag["price_source"] == "catalogue", flag  # no line bills the repeat now
     put_line(engine, http, "charge-x", flag["patient"], flag["result"], 28.0, ident="T-1")  # back again
     [flag] = not_payable(engine)
-    assert (flag["price"], flag["price_source"]) == (28.0, "charge"), flag
+    assert (stored_fen(flag["price"]), flag["price_source"]) == (28.0, "charge"), flag
 
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -109,11 +110,11 @@ def test_an_upgraded_stores_lines_are_numbered_once(tmp_path: Path) -> None:
     assert all("ident" not in row and "at" not in row for row in old["rows"]) and len(old["rows"]) == 2, old
     with Engine(Settings(data_dir=data, http_port=0, mllp_port=0)) as eng:
         [flag] = not_payable(eng)
-        assert (flag["price"], flag["price_source"]) == (30.0, "charge"), flag  # one line, stored twice
+        assert (stored_fen(flag["price"]), flag["price_source"]) == (30.0, "charge"), flag  # one line, stored twice
         http = TestClient(create_app(eng))
         put_line(eng, http, "charge-x", old["patient"], old["result"], 29.0, ident="T-1")  # the feed corrects it
         [flag] = not_payable(eng)
-        assert (flag["price"], flag["price_source"]) == (29.0, "charge"), flag
+        assert (stored_fen(flag["price"]), flag["price_source"]) == (29.0, "charge"), flag
         rows = {row["_id"]: row for row in eng.recognition.charges.find({})}
         # one line number for both rows: the system, the institution, the patient and T-1
         # (charges.line_identity; the patient and the institution since the lead's mend)

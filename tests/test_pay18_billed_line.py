@@ -16,8 +16,10 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
+from engine import fhirjson
 from engine.api.app import create_app
 from engine.engine import Engine
+from engine.insurance.tiers import stored_fen
 from tests.test_recognition_e2e import Sender
 from tests.test_recognition_policy_e2e import ALT, CBC, LFT, community_engine, not_payable, order, result, ts
 
@@ -47,10 +49,11 @@ def test_the_billed_line_of_an_order_repeated_whole_is_at_stake(engine: Engine, 
               "code": {"coding": [{"system": "urn:huren:price-code", "code": "250305001"}]},
               "subject": {"reference": flag["patient"]}, "quantity": {"value": 1},
               "priceOverride": {"value": billed, "currency": "CNY"}, "service": [{"reference": flag["result"]}]}
-    res = http.put("/fhir/ChargeItem/charge-b1", json=charge, headers={"Authorization": f"Bearer {token}"})
+    res = http.put("/fhir/ChargeItem/charge-b1", content=fhirjson.dumps(charge),  # the amount as its decimal text
+                   headers={"Authorization": f"Bearer {token}", "Content-Type": "application/fhir+json"})
     assert res.status_code in (200, 201), res.text
     [flag] = not_payable(engine)
-    assert (flag["price"], flag["price_source"]) == (price, source)
+    assert (stored_fen(flag["price"]), flag["price_source"]) == (price, source)
 
 
 @pytest.mark.parametrize(("status", "billed"), [("planned", False), ("billable", True), ("unknown", False)])
@@ -62,14 +65,15 @@ def test_only_a_line_the_settlement_counts_is_billed(engine: Engine, mllp: int, 
     hl7.send(order("HOSPB", "B1", CBC, ts(0)))
     hl7.send(result("HOSPB", "B1", CBC, ts(0, 10)))
     [flag] = not_payable(engine)
-    catalogue = flag["price"]
+    catalogue = stored_fen(flag["price"])
     http = TestClient(create_app(engine))
     token = engine.auth.issue_system_token("his-b", "system/ChargeItem.cruds system/DiagnosticReport.rs")
     charge = {"resourceType": "ChargeItem", "id": "charge-b1", "status": status,
               "code": {"coding": [{"system": "urn:huren:price-code", "code": "250101001"}]},
               "subject": {"reference": flag["patient"]}, "quantity": {"value": 1},
               "priceOverride": {"value": catalogue + 3, "currency": "CNY"}, "service": [{"reference": flag["result"]}]}
-    res = http.put("/fhir/ChargeItem/charge-b1", json=charge, headers={"Authorization": f"Bearer {token}"})
+    res = http.put("/fhir/ChargeItem/charge-b1", content=fhirjson.dumps(charge),  # the amount as its decimal text
+                   headers={"Authorization": f"Bearer {token}", "Content-Type": "application/fhir+json"})
     assert res.status_code in (200, 201), res.text
     [flag] = not_payable(engine)
-    assert (flag["price"], flag["price_source"]) == ((catalogue + 3, "charge") if billed else (catalogue, "catalogue"))
+    assert (stored_fen(flag["price"]), flag["price_source"]) == ((catalogue + 3, "charge") if billed else (catalogue, "catalogue"))

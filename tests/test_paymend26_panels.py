@@ -19,6 +19,7 @@ from fastapi.testclient import TestClient
 
 from engine.api.app import create_app
 from engine.engine import Engine
+from engine.insurance.tiers import stored_fen
 from tests.test_probepay26_agree import EHR, OP, _h, _patient, engine  # noqa: F401  (the fixture)
 from tests.test_probepay26_windows import LFT, flags, order, reminded, result
 from tests.test_recognition_e2e import Sender
@@ -68,7 +69,7 @@ def test_paymend26_four_answers_agree_on_the_prior_panel_s_analytes(engine: Engi
     assert got == dict.fromkeys(got, expected), (ordered, got)
     if expected:
         [f] = flags(engine, "flagged")
-        assert (f["analytes"], f["price"]) == (["ALT"], 5.0), f
+        assert (f["analytes"], stored_fen(f["price"])) == (["ALT"], 5.0), f
 
 
 def test_paymend26_prior_analyte_not_final_is_not_repeated(engine: Engine, mllp: int) -> None:  # noqa: F811
@@ -81,7 +82,7 @@ def test_paymend26_prior_analyte_not_final_is_not_repeated(engine: Engine, mllp:
     assert reminded(s.send(order("HOSPB", "B1", LFT, "20260312080000+0800")))
     s.send(result("HOSPB", "B1", LFT, "20260312100000+0800", obx=ALT_AST))
     [f] = flags(engine, "flagged")
-    assert (f["analytes"], f["partial"], f["price"]) == (["ALT"], True, 5.0), f
+    assert (f["analytes"], f["partial"], stored_fen(f["price"])) == (["ALT"], True, 5.0), f
 
 
 def test_paymend26_prior_report_naming_no_analyte_is_the_whole_panel(engine: Engine, mllp: int) -> None:  # noqa: F811
@@ -92,4 +93,4 @@ def test_paymend26_prior_report_naming_no_analyte_is_the_whole_panel(engine: Eng
     assert reminded(s.send(order("HOSPB", "B1", LFT, "20260312080000+0800")))
     s.send(result("HOSPB", "B1", LFT, "20260312100000+0800", obx="OBX|1|NM|GPT^谷丙转氨酶^L||31|U/L|||||{s}"))
     [f] = flags(engine, "flagged")
-    assert (f["analytes"], f["partial"], f["price"]) == (["ALB", "ALP", "ALT", "AST", "GGT", "TBIL"], False, 60.0), f
+    assert (f["analytes"], f["partial"], stored_fen(f["price"])) == (["ALB", "ALP", "ALT", "AST", "GGT", "TBIL"], False, 60.0), f

@@ -19,8 +19,10 @@ from __future__ import annotations
 import pytest
 from fastapi.testclient import TestClient
 
+from engine import fhirjson
 from engine.api.app import create_app
 from engine.engine import Engine
+from engine.insurance.tiers import stored_fen
 from tests.test_hooks11_policy_edges import LI, engine, flag_of, flags, issue_status, repeat, result, row_of
 from tests.test_recognition_e2e import Sender
 from tests.test_recognition_policy_e2e import CBC, msh, order, pid, ts
@@ -66,9 +68,11 @@ def test_a_reason_added_to_the_order_after_the_flag_does_not_make_it_payable(eng
     # the auditors' report shows it, over HTTP
     token = engine.auth.issue_system_token("auditor", "system/DetectedIssue.rs", kind="auditor")
     rep = TestClient(create_app(engine)).get("/reports/duplicates", headers={"Authorization": f"Bearer {token}"})
-    [shown] = [r for r in rep.json()["rows"] if r["institution"] == "HOSPB"]
-    assert (shown["status"], shown["late_reasons"], shown["price"]) == ("flagged", "R04", row["price"]), shown
-    assert rep.json()["totals"]["money_at_stake"] == row["price"] > 0
+    body = fhirjson.loads(rep.content)  # the amounts as the decimals written (20.00)
+    [shown] = [r for r in body["rows"] if r["institution"] == "HOSPB"]
+    price = stored_fen(row["price"])  # stored as decimal text (moneyleft27)
+    assert (shown["status"], shown["late_reasons"], stored_fen(shown["price"])) == ("flagged", "R04", price), shown
+    assert stored_fen(body["totals"]["money_at_stake"]) == price > 0
 
 
 def test_a_reason_added_after_an_auditor_upheld_the_flag_keeps_it_upheld(engine: Engine, mllp: int) -> None:

@@ -17,6 +17,7 @@ from fastapi.testclient import TestClient
 
 from engine.api.app import create_app
 from engine.engine import Engine
+from engine.insurance.tiers import stored_fen
 from tests.conftest import running_mllp
 from tests.test_probepay26_money import _deductions, _uphold
 from tests.test_probepay26_windows import CBC, LFT, flags, make_site, open_engine, order, reminded, result
@@ -124,4 +125,4 @@ def test_probepay26_payer_direction_makes_recognition_optional(tmp_path: Path) -
             assert reminded(hl7.send(order("HOSPB", "B2", LFT, "20260312080000+0800")))
             hl7.send(result("HOSPB", "B2", LFT, "20260312100000+0800"))
             [g] = [g for g in flags(eng) if g["item"] == "LFT"]
-            assert (g["status"], g["prior_inst"], g["price"]) == ("flagged", "HOSPC", 60.0), g
+            assert (g["status"], g["prior_inst"], stored_fen(g["price"])) == ("flagged", "HOSPC", 60.0), g

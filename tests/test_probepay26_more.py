@@ -15,6 +15,7 @@ from fastapi.testclient import TestClient
 
 from engine.api.app import create_app
 from engine.engine import Engine
+from engine.insurance.tiers import stored_fen
 from tests.test_probepay26_windows import (
     CBC,
     WANG,
@@ -125,5 +126,5 @@ def test_probepay26_post_hl7v2_gives_the_same_answers(engine: Engine) -> None:
     ack = post(result("HOSPB", "B1", CBC, "20260312100000+0800"))
     assert ack.count("Suspected duplicate test, not payable") == 1, ack
     [f] = flags(engine, "flagged")
-    assert (f["inst"], f["prior_inst"], f["item"], f["window"], f["prior_day"], f["order_day"], f["price"]) == (
+    assert (f["inst"], f["prior_inst"], f["item"], f["window"], f["prior_day"], f["order_day"], stored_fen(f["price"])) == (
         "HOSPB", "HOSPA", "CBC", 7, "2026-03-10", "2026-03-12", 20.0), f

@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from engine.engine import Engine
+from engine.insurance.tiers import stored_fen
 from tests.test_probepay26_windows import CBC, LFT, flags, make_site, open_engine, order, reminded, result
 from tests.test_recognition_e2e import Sender
 
@@ -64,7 +65,7 @@ def test_probepay26_each_valid_reason_has_its_effect(engine: Engine, mllp: int, 
 def test_probepay26_absent_or_invalid_reason_is_not_payable(engine: Engine, mllp: int, reason: str) -> None:
     _repeat(Sender(mllp), reason)
     f = _one(engine)
-    assert f["status"] == "flagged" and f["price"] == 20.0, f
+    assert f["status"] == "flagged" and stored_fen(f["price"]) == 20.0, f
 
 
 @pytest.mark.parametrize(("prior", "payable"), [

@@ -9,6 +9,7 @@ import pytest
 from fhir.resources.R4B.detectedissue import DetectedIssue
 
 from engine.errors import BadRequest, Unprocessable
+from engine.insurance.tiers import stored_fen
 from engine.recognition.detected_issues import issue_id
 from tests.test_recognition_world import ALICE, BOB, A, B, C, World, cbc, lft
 
@@ -51,7 +52,7 @@ def test_order_inside_window_gets_reminder_and_result_is_flagged(engine: Any, wo
     [row] = flags(engine)
     assert row["status"] == "flagged"
     assert (row["inst"], row["prior_inst"], row["day"], row["prior_day"]) == (B, A, "2026-03-14", "2026-03-10")
-    assert (row["item"], row["window"], row["price"], row["currency"]) == ("CBC", 7, 20.0, "CNY")
+    assert (row["item"], row["window"], stored_fen(row["price"]), row["currency"]) == ("CBC", 7, 20.0, "CNY")
     flag = engine.repository.read("DetectedIssue", row["_id"])
     DetectedIssue.model_validate(flag)
     assert (flag["status"], flag["severity"]) == ("preliminary", "high")
@@ -205,7 +206,7 @@ def test_imaging_by_modality_and_body_site(engine: Any, world: World) -> None:
     assert "ImagingStudy/" in chest.issues[0]["diagnostics"]
     world.imaging(B, pb, "CT", ("51185008", "Chest"), "2026-03-20T09:00:00+08:00")
     [row] = flags(engine)
-    assert (row["item"], row["price"]) == ("CT-CHEST", 220.0)
+    assert (row["item"], stored_fen(row["price"])) == ("CT-CHEST", 220.0)
 
 
 def test_review_upheld_and_overturned(engine: Any, world: World) -> None:
@@ -303,7 +304,7 @@ def test_billed_charge_line_is_the_money_at_stake(engine: Any, world: World) -> 
     order = world.order(B, pb, cbc(B), "2026-03-12T08:00:00+08:00")
     repeat = world.report(B, pb, cbc(B), "2026-03-12T09:00:00+08:00", order=order)
     [row] = flags(engine)
-    assert (row["price"], row["price_source"]) == (20.0, "catalogue")
+    assert (stored_fen(row["price"]), row["price_source"]) == (20.0, "catalogue")
     charge = {"resourceType": "ChargeItem", "id": "charge-1", "status": "billable",
               "code": {"coding": [{"system": "urn:huren:price-code", "code": "250101001"}]},
               "subject": {"reference": pb}, "quantity": {"value": 1},
@@ -311,11 +312,11 @@ def test_billed_charge_line_is_the_money_at_stake(engine: Any, world: World) -> 
               "service": [{"reference": f"DiagnosticReport/{repeat.resource['id']}"}]}
     engine.repository.update(charge)
     [row] = flags(engine)
-    assert (row["price"], row["price_source"]) == (18.5, "charge")
+    assert (stored_fen(row["price"]), row["price_source"]) == (18.5, "charge")
     issue = engine.repository.read("DetectedIssue", row["_id"])
     assert "CNY 18.50 at stake" in issue["detail"]
     engine.repository.update({**charge, "status": "entered-in-error"})  # the charge line withdrawn
-    assert flags(engine)[0]["price"] == 20.0
+    assert stored_fen(flags(engine)[0]["price"]) == 20.0
 
 
 def test_charge_line_amount_is_the_whole_line_as_the_settlement_reads_it(engine: Any, world: World) -> None:
@@ -334,5 +335,5 @@ def test_charge_line_amount_is_the_whole_line_as_the_settlement_reads_it(engine:
               "service": [{"reference": f"DiagnosticReport/{repeat.resource['id']}"}]}
     engine.repository.update(charge)
     [row] = flags(engine)
-    assert (row["price"], row["price_source"]) == (40.0, "charge")
+    assert (stored_fen(row["price"]), row["price_source"]) == (40.0, "charge")
     assert str(read_line(charge, lambda ref: None).amount) == "40.0"

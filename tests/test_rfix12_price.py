@@ -16,6 +16,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from engine.engine import Engine
+from engine.insurance.tiers import stored_fen
 from tests.test_hooks11_policy_edges import engine, result, row_of
 from tests.test_recog12_decided_edges import R04
 from tests.test_recognition_e2e import Sender
@@ -56,6 +57,6 @@ def test_the_flag_carries_the_flagged_orders_own_charge_line(engine: Engine, mll
     for placer in ("B1", "B2"):
         _bill(http, token, engine, placer_order, placer)
     row = row_of(engine, "HOSPB")
-    assert row is not None and (row["price"], row["price_source"]) == (_AMOUNTS[flagged], "charge"), row
+    assert row is not None and (stored_fen(row["price"]), row["price_source"]) == (_AMOUNTS[flagged], "charge"), row
     issue = engine.repository.read("DetectedIssue", row["_id"])
     assert f"CNY {_AMOUNTS[flagged]:.2f} at stake" in issue["detail"], issue["detail"]

@@ -9,6 +9,7 @@ whose results are coded in no analyte's LOINC) still covers the whole panel, as 
 from __future__ import annotations
 
 from engine.engine import Engine
+from engine.insurance.tiers import stored_fen
 from tests.test_paymend26_panels import ALT_AST
 from tests.test_probepay26_agree import engine  # noqa: F401  (the fixture)
 from tests.test_probepay26_windows import LFT, flags, order, reminded, result
@@ -30,7 +31,7 @@ def test_rvrvpay26_whole_panel_report_counts_beside_a_partial_one_of_the_same_da
     s.send(result("HOSPB", "B1", "1975-2^TBIL^LN", "20260312100000+0800",
                   obx="OBX|1|NM|1975-2^TBIL^LN||12|umol/L|||||{s}"))
     got = flags(engine, "flagged")
-    assert (reminded(ack), [(f["analytes"], f["price"]) for f in got]) == (True, [(["TBIL"], 5.0)]), (ack, got)
+    assert (reminded(ack), [(f["analytes"], stored_fen(f["price"])) for f in got]) == (True, [(["TBIL"], 5.0)]), (ack, got)
 
 
 def test_rvrvpay26_cancelled_loinc_result_does_not_void_a_local_whole_panel(engine: Engine, mllp: int) -> None:  # noqa: F811
@@ -55,4 +56,4 @@ def test_rvrvpay26_partial_prior_partial_price_and_ack_agree(engine: Engine, mll
     assert reminded(s.send(order("HOSPB", "B1", LFT, "20260312080000+0800")))
     s.send(result("HOSPB", "B1", LFT, "20260312100000+0800", obx=LOCAL))
     [f] = flags(engine, "flagged")
-    assert (f["analytes"], f["partial"], f["price"]) == (["ALT", "AST"], True, 10.0), f
+    assert (f["analytes"], f["partial"], stored_fen(f["price"])) == (["ALT", "AST"], True, 10.0), f

@@ -192,8 +192,9 @@ def compile_rule(rule: dict[str, Any]) -> Step:
     when_equals = _field_values(rule.get("when_equals"))
     unless_equals = _field_values(rule.get("unless_equals"))
     # ``null_deletes``: the field sent as HL7's explicit null ``""`` deletes the stored element
-    # (true), the stored entries of the list it states (path -> values, e.g. {use: [work]}) or the
-    # element it names (a choice, ``deceased[x]``: PID-30 states whichever of its types is stored)
+    # (true), the stored entries of the list it states (path -> values, e.g. {use: [work]}; a path may
+    # be a merge key's ``@type``, OBX-16: {"@type": [Practitioner]}) or the element it names (a
+    # choice, ``deceased[x]``: PID-30 states whichever of its types is stored)
     deletes = rule.get("null_deletes")
     null_element = (deletes if isinstance(deletes, str) else target).split(".", 1)[0].removesuffix("[]")
     where = (tuple((k, tuple(v) if isinstance(v, list) else (str(v),)) for k, v in deletes.items())

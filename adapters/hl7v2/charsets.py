@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import codecs
 import re
+import unicodedata
 
 # HL7 table 0211 (alternate character sets) -> Python codec; keys compared without spaces/underscores/case.
 _CHARSETS = {
@@ -81,6 +82,15 @@ def codec_for(charset: str) -> str | None:
         return codecs.lookup(charset.strip()).name
     except LookupError:
         return None
+
+
+def declares_ascii(charset: str) -> bool:
+    """MSH-18 (its first repetition) declares ASCII: empty (v2.5.1 2.15.9.18: "if the field is not
+    valued, the default is ASCII"), ``ASCII`` or its ISO-IR name ``ISO IR6``. The three are one
+    declaration; the checks of bytes read beyond it (``undeclared_gb``, ``gb_fallback_doubt``) ran
+    only for an empty field, so GB 18030 ``钱伟`` under ``ASCII`` was stored ``Ǯΰ`` (review of the
+    twenty-seventh round)."""
+    return not charset.strip() or codec_for(charset) == "ascii"
 
 
 def strip_bom(raw: bytes) -> bytes:
@@ -209,47 +219,179 @@ def gb_misread(raw: bytes) -> str | None:
 
 
 _BEYOND_TWO_BYTES = re.compile("[\u0800-\U0010ffff]")
-_NON_ASCII_RUN = re.compile("[^\x00-\x7f]{2,}")
+# Latin-1's signs (units, degrees, ordinals, quotes, no-break space) and x, /: beside letters of any script
+_SIGNS = frozenset(map(chr, range(0xA0, 0xC0))) | {"\u00d7", "\u00f7"}
+_MICRO_APART = re.compile("\u03bc(?![A-Za-z])")  # a Greek mu that is no unit prefix (``μmol/L``'s is)
+_IPA = re.compile("[\u0250-\u02af]")  # phonetic letters: no patient's name or result
+_LATIN_IN_WORD = re.compile("[A-Za-z][\u00c0-\u024f]|[\u00c0-\u024f][A-Za-z]")
+# the scripts a patient's text is written in among those of two UTF-8 bytes (Syriac, Thaana, NKo and
+# Coptic are not: GB 18030 read as UTF-8 lands in their blocks too)
+_SCRIPTS = frozenset({"LATIN", "GREEK", "CYRILLIC", "ARMENIAN", "HEBREW", "ARABIC"})
+_HEBREW_FINAL = frozenset("\u05da\u05dd\u05df\u05e3\u05e5")  # kaf mem nun pe tsadi at a word's end only
+
+
+def _ASCII_ALNUM(c: str) -> bool:  # noqa: N802 -- a predicate used like a character class
+    return c.isascii() and c.isalnum()
+_NON_ASCII_ANY = re.compile("[^\x00-\x7f]+")
+
+
+def _named(c: str) -> str:
+    """One character of a UTF-8 reading, named by its bytes and code point (ASCII: the ACK's set may
+    not hold it, and a doubted reading is not repeated back as if it were the sender's text)."""
+    return f"{c.encode('utf-8').hex(' ').upper()} (U+{ord(c):04X})"
 
 
 def undeclared_gb(text: str) -> str | None:
-    """Why a message with no MSH-18 (nor a set the site names), read as UTF-8 because its bytes are
-    valid UTF-8, is GB 18030 text instead, else None (twenty-seventh round, hl7conf27). Without a
-    declaration the bytes are read as UTF-8 first, then GB 18030: Chinese GB text whose bytes happen
-    to be valid UTF-8 (``钱伟`` C7 AE CE B0 reads ``Ǯΰ``; 30 of 1,270 runs measured in ``gb_misread``)
-    was stored as that mojibake with an AA. The reading is doubted when no character of it needs
-    three UTF-8 bytes or more (a UTF-8 Chinese text always holds some) and a run of two or more
-    non-ASCII characters read in GB 18030 is Chinese characters only, each of two bytes from 0xA1 up;
-    a lone accented letter or unit sign (``é``, ``μmol/L``) is no such run."""
+    """Why a message that declares no set beyond ASCII (MSH-18 empty, ``ASCII`` or ``ISO IR6``: an empty
+    MSH-18 means ASCII, v2.5.1 2.15.9.18), read as UTF-8 because its bytes are valid UTF-8, is not
+    plausibly UTF-8 text, else None (twenty-seventh round). Without a declaration the bytes are read
+    as UTF-8 first, then GB 18030, and GB 18030 Chinese whose bytes happen to be valid UTF-8 was stored
+    as mojibake with an AA (``钱伟`` C7 AE CE B0 reads ``Ǯΰ``; 30 of 1,270 runs measured in
+    ``gb_misread``). A GB 18030 character read as UTF-8 is always one code point of U+0080-U+07FF (its
+    lead byte C2-DF picks the block: Latin-1, Latin Extended, IPA, spacing modifiers, combining marks,
+    Greek, Cyrillic, Armenian, Hebrew, Arabic, Syriac...), so Chinese read so is letters of scattered
+    scripts, or no letters at all. Real text without any character of three UTF-8 bytes (a UTF-8
+    Chinese text always holds some) is letters of one script, written in words. The reading is doubted
+    when its non-ASCII characters are:
+
+    - letters of two scripts or more (the first word of their Unicode names: ``Ǯ`` LATIN, ``ΰ`` GREEK),
+      or of a script no patient text here is in (``_SCRIPTS``: Syriac, Thaana, NKo, Coptic are not);
+    - anything but letters, Latin-1 signs beside an ASCII letter or digit (``°C``, ``µg``, ``±2``; ``卢``
+      alone reads ``¬``) and marks after a letter: symbols, modifier letters, phonetic (IPA) letters, a
+      combining mark standing alone, C1 controls;
+    - a small letter before a capital in one word (``лС``), a Hebrew final letter inside a word;
+    - Latin letters none of which sits in a word beside an ASCII letter (``é`` of ``José`` does), or
+      letters of another script none of which stands beside another (``Сабина`` does; ``谢^小`` reads
+      ``л^С``).
+
+    What stays: GB 18030 whose every character reads as a letter of one of these scripts, in words of
+    two or more with plausible case (of the 930 GB 2312 hanzi valid alone as UTF-8, 32,173 of their
+    864,900 two-character runs, mostly Cyrillic and Arabic); and a lone ``à`` as a message's only
+    non-ASCII is refused with the GB ones.
+
+    The first version (hl7conf27) looked for a run of two non-ASCII characters that GB 18030 reads as
+    Chinese: ``钱^伟`` (a name sent family^given) has none and was stored ``Ǯ^ΰ``, while Portuguese
+    ``ção``, Cyrillic ``Сабина`` and Uyghur ``ئاتا`` in UTF-8, read right before, were refused (review of
+    the twenty-seventh round). A ``μ`` before an ASCII letter is a unit prefix, no Greek word."""
     if text.isascii() or _BEYOND_TWO_BYTES.search(text) is not None:
         return None
-    for run in _NON_ASCII_RUN.findall(text):
-        raw = run.encode("utf-8")
-        try:
-            read = raw.decode("gb18030")
-        except UnicodeDecodeError:
-            continue
-        if len(read) >= 2 and all(_IDEOGRAPH.fullmatch(c) and min(c.encode("gb18030")) >= 0xA1 for c in read):
-            return (f"the bytes {raw[:4].hex(' ').upper()} read {run!r} in UTF-8 and {read!r} in GB 18030, "
-                    "and MSH-18 names no character set")
+    micro_unit = _MICRO_APART.search(text) is None
+    scripts: dict[str, str] = {}  # script -> its first letter (by code point)
+    kinds: dict[str, str] = {}  # each non-ASCII character -> "letter", "mark" or "sign"
+    for c in sorted(c for c in set(text) if c > "\x7f"):
+        category = unicodedata.category(c)
+        if c in _SIGNS or (c == "\u03bc" and micro_unit):
+            kinds[c] = "sign"
+        elif category[0] == "M":
+            kinds[c] = "mark"
+        elif category[0] != "L" or category == "Lm" or _IPA.match(c):
+            return f"the bytes {_named(c)} read in UTF-8 as a {unicodedata.name(c, 'control').lower()}, not text"
+        else:
+            kinds[c] = "letter"
+            scripts.setdefault(unicodedata.name(c, "?").split()[0], c)
+    if len(scripts) > 1:
+        (one, a), (other, b) = list(scripts.items())[:2]
+        return (f"the bytes {_named(a)} and {_named(b)} read in UTF-8 as letters of two scripts "
+                f"({one}, {other}), not text of one")
+    if scripts and not scripts.keys() <= _SCRIPTS:
+        (script, first), = scripts.items()
+        return f"the bytes {_named(first)} read in UTF-8 as {script.lower()} letters, a script no patient text here is in"
+    paired = False
+    for m in _NON_ASCII_ANY.finditer(text):
+        run, at0 = m.group(), m.start()
+        for at, c in enumerate(run):
+            before = run[at - 1] if at else text[at0 - 1 : at0]
+            after = run[at + 1] if at + 1 < len(run) else text[m.end() : m.end() + 1]
+            kind = kinds[c]
+            if kind == "mark" and not (before.isalpha() or kinds.get(before) == "mark"):
+                return f"the bytes {_named(c)} read in UTF-8 as a combining mark after no letter, not text"
+            if kind == "sign" and not (_ASCII_ALNUM(before) or _ASCII_ALNUM(after)):
+                return f"the bytes {_named(c)} read in UTF-8 as a sign beside no ASCII letter or digit, not text"
+            if kind == "letter" and kinds.get(before) == "letter":
+                paired = True
+                if before.islower() and c.isupper():
+                    return (f"the bytes {_named(before)} {_named(c)} read in UTF-8 as a small letter before a "
+                            "capital in one word, not text")
+                if before in _HEBREW_FINAL:
+                    return f"the bytes {_named(before)} read in UTF-8 as a Hebrew final letter inside a word, not text"
+    if not scripts:
+        return None
+    (script, first), = scripts.items()
+    if script == "LATIN":
+        if _LATIN_IN_WORD.search(text) is None:
+            return (f"the bytes {_named(first)} read in UTF-8 as Latin letters standing alone, in no word "
+                    "of ASCII letters")
+        return None
+    if not paired:
+        return (f"the bytes {_named(first)} read in UTF-8 as {script.lower()} letters one by one, in no word "
+                "of two letters")
     return None
 
 
-def gb_fallback_doubt(text: str) -> str | None:
-    """Why text read in GB 18030 only because the bytes are not valid in the set MSH-18 declares
-    (``decode``'s fallback) is not Chinese text, else None (twenty-seventh round, hl7conf27). GB 18030
-    reads almost any bytes: Latin-1 ``Müller`` under ``UNICODE UTF-8`` was stored ``M黮ler`` with an AA,
-    and ``José|`` swallowed the field separator. In the Chinese text such a fallback is for (GBK under
-    a UTF-8 label, GB 2312 under ASCII) every character's bytes are from 0x81 up; one whose second
-    byte is ASCII (``ü`` 0xFC + ``l`` 0x6C, a 4-byte code's digit) is an 8-bit letter before an ASCII
-    one far more often than one of the rare characters GBK puts there (``玥`` AB 68), which a site
-    whose sender really sends GBK names in ``senders.yaml`` (``charsets``)."""
-    for c in text:
-        if c.isascii():
-            continue
-        raw = c.encode("gb18030")
-        if raw[1] < 0x80:
-            # named by its bytes only: the ACK goes back in the declared set, which may not hold it
-            return (f"the bytes {raw.hex(' ').upper()} read as one GB 18030 character whose second byte is "
-                    f"the ASCII {chr(raw[1])!r}")
+# in ISO 8859-1, 0xC0-0xFF but 0xD7 and 0xF7 are letters (``é`` E9, ``ü`` FC, ``ç`` E7 ...)
+_L1_LETTER = rb"[\xc0-\xd6\xd8-\xf6\xf8-\xff]"
+# an 8-bit letter between an ASCII letter and an ASCII byte GB 18030 takes as its second: after an ASCII
+# letter a byte always begins a character (an ASCII byte ends one, a digit only inside four-byte codes).
+# Found with ``bytes.translate`` and ``find`` (a regex tried at every byte of a 10 KB report took 0.25 ms):
+# each byte becomes its class, ``a`` an ASCII letter, ``t`` another byte GB 18030 takes second, ``L`` a
+# Latin-1 letter it takes first
+_CLASSES = bytes(
+    ord("a") if chr(b).isascii() and chr(b).isalpha()
+    else ord("t") if 0x30 <= b <= 0x39 or 0x40 <= b <= 0x7E
+    else ord("L") if 0xC0 <= b <= 0xFE and b not in (0xD7, 0xF7)
+    else ord(".")
+    for b in range(256))
+
+
+def _letter_in_word(raw: bytes) -> int:
+    """Where the first 8-bit letter inside a Latin word (``_CLASSES``) is in ``raw``, else -1."""
+    classes = raw.translate(_CLASSES)
+    found = [at for at in (classes.find(b"aLa"), classes.find(b"aLt")) if at >= 0]
+    return min(found) + 1 if found else -1
+_NOT_LATIN1 = re.compile(rb"[\x80-\x9f]|[\x80-\xff]{3}")  # C1 controls; three 8-bit bytes in a row
+_HIGH_PAIR = re.compile(rb"(?<![\x80-\xff])[\x80-\xff]{2}(?![\x80-\xff])")
+_L1_PAIR = re.compile(_L1_LETTER * 2)
+
+
+def _latin1_text(raw: bytes) -> bool:
+    """The 8-bit bytes of ``raw`` read as ISO 8859-1 text: each a letter or sign alone, or two letters
+    side by side (``ção`` E7 E3) beside an ASCII letter; no C1 control, no three in a row. Chinese in
+    GB 18030 is runs of two bytes a character, mostly beside delimiters and each other."""
+    if _NOT_LATIN1.search(raw) is not None:
+        return False
+    for m in _HIGH_PAIR.finditer(raw):
+        if _L1_PAIR.fullmatch(m.group()) is None:
+            return False
+        if not (raw[m.start() - 1 : m.start()].isalpha() or raw[m.end() : m.end() + 1].isalpha()):
+            return False
+    return True
+
+
+def gb_fallback_doubt(raw: bytes) -> str | None:
+    """Why message bytes read in GB 18030 only because they are not valid in the set MSH-18 declares,
+    or (MSH-18 empty or ASCII) not valid UTF-8 (``decode``'s fallback), are not Chinese text, else None
+    (twenty-seventh round). GB 18030 reads almost any bytes: Latin-1 ``Müller`` under ``UNICODE UTF-8``
+    was stored ``M黮ler`` with an AA, ``José|`` swallowed the field separator (E9 7C is one GB
+    character). The GB reading is doubted when a Latin-1 reading is plausible:
+
+    - an 8-bit letter between an ASCII letter and an ASCII byte (``M`` FC ``l``), which GB 18030 takes
+      as the second byte of a character: inside a Latin word;
+    - every 8-bit byte of the message a Latin-1 letter or sign alone, or two letters side by side
+      beside an ASCII letter (``Conceição`` E7 E3: two bytes from 0xA1 up, one GB character ``玢``).
+
+    The first version (hl7conf27) doubted any character whose second byte is ASCII, only when MSH-18
+    named a set: the same Latin-1 with no MSH-18 was stored misread, ``Conceição`` (no ASCII byte in
+    it) too, and GBK given-name characters such as ``玥`` (AB 68) or ``赟`` (DA 53) under a UTF-8 label
+    were refused; they are read again when their neighbours are Chinese (review of the twenty-seventh
+    round). Bytes-level scans of the whole message: no character is encoded again."""
+    at = _letter_in_word(raw)
+    if at >= 0:
+        return (f"the bytes {raw[at : at + 2].hex(' ').upper()} read as one GB 18030 character whose second "
+                f"byte is the ASCII {chr(raw[at + 1])!r}, after the ASCII letter {chr(raw[at - 1])!r}: "
+                "an 8-bit letter inside a Latin word")
+    if _latin1_text(raw):
+        sample = re.search(rb"[\x80-\xff]+", raw)
+        assert sample is not None
+        return (f"every 8-bit byte reads as Latin-1 text, letters and signs alone or letter pairs inside words "
+                f"of ASCII letters ({sample.group().hex(' ').upper()} ...), not as Chinese")
     return None

@@ -21,6 +21,7 @@ from adapters.hl7v2.charsets import (
     GB,
     canonical,
     codec_for,
+    declares_ascii,
     decode,
     gb_fallback_doubt,
     gb_misread,
@@ -115,6 +116,15 @@ class Header:
             return value.encode("latin-1").decode(self.codec.rstrip("?"))
         except (UnicodeError, LookupError):
             return value
+
+    @property
+    def read_in(self) -> str:
+        """The set the message's text was read in: the one the site names for the sender, else the codec
+        ``charsets.decode`` read the bytes with (MSH-18's, or UTF-8 / GB 18030 when it declares none or
+        its set cannot read them). Its ``\\X..\\`` hex data is in that set too (``parser.parse``): read
+        in MSH-18's set, else UTF-8, the hex bytes of a GB 18030 message with no MSH-18 were kept as the
+        escape text (``\\XC0EE\\`` for ``李``, review of the twenty-seventh round)."""
+        return self.override or self.codec.rstrip("?")
 
     @property
     def message_code(self) -> str:
@@ -291,15 +301,17 @@ def extract_header(raw: bytes, override: str = "") -> tuple[Header, str]:
     elif head.codec.endswith("?"):
         head.problems.append(_msh_error("message bytes are not valid in the declared character set "
                                         "nor in UTF-8 or GB 18030", 18, ack="AE"))
-    elif (not bom and not override and head.charset and head.codec == "gb18030"
+    elif (not bom and not override and head.codec == "gb18030"
           and canonical(codec_for(head.charset) or "") not in GB):
-        # the declared set could not read the bytes, GB 18030 did: Chinese text, or a guess
-        why = gb_fallback_doubt(text)
+        # the declared set (or, declaring none, UTF-8) could not read the bytes, GB 18030 did: Chinese
+        # text, or a guess
+        why = gb_fallback_doubt(body)
         if why is not None:
+            failed = (f"not valid in the character set MSH-18 declares ({head.charset!r})"
+                      if not declares_ascii(head.charset) else "not valid UTF-8 and MSH-18 declares no set beyond ASCII")
             head.problems.append(_msh_error(
-                f"the bytes are not valid in the character set MSH-18 declares ({head.charset!r}); {why}, "
-                "not stored as a guess. If this sender's messages are in another set, name it in senders.yaml "
-                "(charsets) and replay the message, kept as sent", 18, ack="AE"))
+                f"the bytes are {failed}; {why}, not stored as a guess. If this sender's messages are in another "
+                "set, name it in senders.yaml (charsets) and replay the message, kept as sent", 18, ack="AE"))
     elif not bom and not override and canonical(codec_for(head.charset) or "") in GB and not body.isascii():
         # GB 18030 reads almost any bytes: UTF-8 under a GB declaration was stored as mojibake
         why = (f"the bytes are not valid GB 18030 (they read as {head.codec.upper()})"
@@ -309,12 +321,13 @@ def extract_header(raw: bytes, override: str = "") -> tuple[Header, str]:
                 f"{why}; the character set MSH-18 declares ({head.charset!r}) would store the text "
                 "misread. If this sender's messages are in another set, name it in senders.yaml "
                 "(charsets) and replay the message, kept as sent", 18, ack="AE"))
-    elif not bom and not override and not head.charset and head.codec == "utf-8" and not body.isascii():
-        # no declaration: valid UTF-8 is read so, but GB 18030 text can be valid UTF-8 too
+    elif not bom and not override and declares_ascii(head.charset) and head.codec == "utf-8" and not body.isascii():
+        # no declaration (empty MSH-18 means ASCII): valid UTF-8 is read so, but GB 18030 text can be valid
+        # UTF-8 too
         why = undeclared_gb(text)
         if why is not None:
             head.problems.append(_msh_error(
-                f"{why}: not stored as a guess. Declare the set in MSH-18 (GB 18030-2000 or UNICODE UTF-8), "
+                f"{why}, and MSH-18 declares no set beyond ASCII ({head.charset!r}): not stored as a guess. Declare the set in MSH-18 (GB 18030-2000 or UNICODE UTF-8), "
                 "or name this sender's set in senders.yaml (charsets) and replay the message, kept as sent",
                 18, ack="AE"))
     elif not bom and not override and single_byte(head.codec) and not body.isascii():

@@ -465,8 +465,8 @@ def parse_header(text: str) -> MSH | None:
 
 def parse(text: str, charset: str = "") -> Message:
     """Tokenize one ER7 message. Raises ``HL7Error`` (AR for a bad envelope, AE otherwise).
-    ``charset``: the sender's set the site names (``Header.override``), for ``\\X..\\`` escapes
-    instead of MSH-18's."""
+    ``charset``: the set the message's text was read in (``Header.read_in``: the sender's set the site
+    names, else the codec the bytes were decoded with), for ``\\X..\\`` escapes instead of MSH-18's."""
     if not text or not text.strip():
         raise HL7Error("empty message", segment="MSH", sequence=1, code=SEGMENT_SEQUENCE_ERROR, ack_code="AR")
     lines = _split_lines(text)

@@ -24,6 +24,7 @@ from engine.auth.deps import get_caller, get_repo
 from engine.auth.policy import audit_remit, require_auditor, require_in_remit
 from engine.bounds import int_query
 from engine.errors import BadRequest, Forbidden, Gone, NotFound
+from engine.insurance.tiers import stored_fen
 from engine.recognition.reports import FlagScreen, ReportFilter, duplicates_report, to_csv
 from engine.recognition.review_note import review_note
 from engine.recognition.service import parse_day
@@ -104,6 +105,8 @@ def duplicate(flag_id: str, request: Request, caller: Caller = Depends(get_calle
     if row.get("contradicted"):  # the recorded sentence stays; beside it, what the page says (复核提示)
         zone = engine.site.institutions[row["inst"]].timezone if row.get("inst") in engine.site.institutions else None
         row = {**row, "contradicted_note": review_note(row["contradicted"], site_names(engine), zone)}
+    # the price as the amount it is, a JSON number with its fen (0.10); the row keeps it as text
+    row = {**row, "price": stored_fen(row.get("price"))}
     evidence: dict[str, Any] = {"flag": row, "detectedIssue": read("DetectedIssue", flag_id)}
     for key in ("result", "prior", "order"):
         ref = row.get(key)

@@ -639,7 +639,14 @@ class IdentityService:
         merged away, ``merge_rules._kept_record``) and family access (the person a merged-away
         granted record is judged by, ``FamilyAccess.placed``) ask it. Why one: family access
         followed ``replaced_by`` on its own, with no number check beside this one's
-        (twenty-sixth round, privleft26)."""
+        (twenty-sixth round, privleft26).
+
+        None too when the chain leaves the record's compartment (``person_compartment``): the kept
+        record is the person's, or the index cannot tell. Why: X (no number) in the person the desk
+        made with R (A's number) took B's record by an A40 while the numbers skipped R; B's record
+        was kept under X, which B's compartment leaves out, and a late booking under B's MRN was
+        filed where A's resident reads it (twenty-seventh round, review of identity27). Merged-away
+        records only (a chain of one is its own compartment's): never on a plain message's path."""
         chain: list[str] = []
         keys: set[str] = set()
         at: str | None = patient_id
@@ -656,6 +663,8 @@ class IdentityService:
             chain.append(at)
             nxt = doc.get("replaced_by")
             at = str(nxt) if nxt else None
+        if len(chain) > 1 and not self.person_compartment(patient_id).issuperset(chain):
+            return None  # a record the person's compartment leaves out is not its record kept on
         return chain
 
     def kept_record(self, patient_id: str) -> str | None:
@@ -1098,7 +1107,8 @@ class IdentityService:
         linkmend26 done). And the ``seealso`` count skipped the source's person as one it leaves,
         though a target in no person joins it: U in A's person ``seealso`` a numberless T that
         held B's merged record put T and B's record in A's person, A's token read them
-        (twenty-sixth round, review of linkmend26)."""
+        (twenty-sixth round, review of linkmend26). The person's numbers are ``_person_numbers``'
+        (records the desk linked in carrying a number counted: twenty-seventh round, identfix27)."""
         if type_ == "replaced-by":
             return self.merge_refusal(source, target)
         keys = self._merge_keys(source, target, {})
@@ -1106,9 +1116,7 @@ class IdentityService:
         person = tgt.get("person") if tgt.get("status") == "linked" else None
         person = person or self._joinable(source, src, target, tgt)
         if person:
-            for member in self.links.find({"person": person, "status": "linked"}):
-                if member["_id"] != source and not member.get("merge_moved"):
-                    keys |= self._chain_keys(member["_id"])
+            keys |= self._person_numbers(person, but=source)
         return LINK_OF_TWO_PERSONS if len(keys) > 1 else None
 
     def _merge_keys(self, merged: str, survivor: str,
@@ -1118,7 +1126,7 @@ class IdentityService:
         through chains (``replaced_by``/``replaces`` of the index entries, as this thread's write
         group states them: ``_entries``) -- each its ``_key_of`` (a merged-away record's
         ``merged_key``). A record with no number linked by an operator into a person (``seealso``)
-        stands for that person's numbers (its members linked by their number). Not counted: a
+        stands for that person's numbers (``_person_numbers``). Not counted: a
         record an operator's merge moved into its survivor's person (``merge_moved``): the desk
         said it is that person's, whatever number it carries (id17; such merges are refused since
         the twenty-sixth round, the ones stored before still count so).
@@ -1176,7 +1184,8 @@ class IdentityService:
         (the merge and link refusals). Why one: ``merge_chain`` counted only ``_key_of``, and named
         as kept the record of another number that a numberless record the desk had put in A's
         person was merged into by the desk before linkmend26 -- a record the compartment, and
-        ``_merge_keys``, said was not A's (twenty-seventh round, identity27)."""
+        ``_merge_keys``, said was not A's (twenty-seventh round, identity27). A person's numbers
+        include those of records the desk linked in carrying a number (identfix27)."""
         if doc is None or doc.get("merge_moved"):
             return set()
         key = _key_of(doc)
@@ -1189,9 +1198,20 @@ class IdentityService:
     def _person_numbers(self, person: str, *, but: str | None = None) -> set[str]:
         """The ID numbers (keys) a person's records stand for: each linked record's and those of the
         records merged into or from it (``_chain_keys``) -- but a record an operator's merge moved
-        there (``merge_moved``) and the number of one an operator linked there carrying its own (the
-        desk's decision about it, stored before linkmend26, is not the person's number: linkmend26).
-        ``but``: a record left out (the one a ``seealso`` takes elsewhere).
+        there (``merge_moved``: the desk said it is that person's, whatever it carries). ``but``: a
+        record left out (the one a ``seealso`` takes elsewhere). The one answer of "a person's
+        numbers": ``_stands_for`` (so ``merge_chain`` and the merge refusal of an A40), the
+        ``seealso`` refusal (``link_refusal``) and ``_joinable`` ask it.
+
+        A record the desk linked in carrying a number counts (twenty-seventh round, identfix27):
+        skipped, R (A's number) linked by the desk into the person it had made of two numberless
+        records X and Q left the person with no number -- X, which the desk had said is A's, was
+        taken by an A40 merging it with B's record (AA; B's record then kept under X, a late booking
+        under B's MRN filed where A's resident reads it) and by a ``seealso`` to a record holding B's
+        merged record (200; B's resident read X's visit). The skip was meant for a record of another
+        number the desk linked in before linkmend26; counted, such a person stands for two numbers
+        and the index refuses to merge or link anything more into it -- hidden beats leaked, until
+        the desk ``$unlink``s the wrong record.
 
         Why chains: a person the desk made of two numberless records X and Z, with A's record merged
         into Z by an A40, counted no number; the desk's ``seealso`` of S -- holding B's record merged
@@ -1200,8 +1220,6 @@ class IdentityService:
         keys: set[str] = set()
         for member in self.links.find({"person": person, "status": "linked"}):
             if member["_id"] == but or member.get("merge_moved"):
-                continue
-            if member.get("manual") and member.get("nid_key"):
                 continue
             keys |= self._chain_keys(member["_id"])
         return keys
@@ -1812,17 +1830,16 @@ class IdentityService:
         whose merge chain carries one (a numberless T holding B's record merged into it), counted
         against every number of the source's person's chains (``_person_numbers``): the target's own
         number alone let T join a person whose records' chains held A's record (twenty-seventh round,
-        identity27)."""
+        identity27). The person's numbers: ``_person_numbers``, as the refusals count them (identfix27:
+        a third count here, ``held``, disagreed with theirs)."""
         person = src.get("person") if src.get("status") == "linked" else None
         if not person:
             return None
-        members = [m for m in self.links.find({"person": person, "status": "linked"}) if m["_id"] != source]
-        # every number of both sides, through their merge chains (``_chain_keys``): the target's may
-        # bring none the person's records and theirs do not already stand for
-        held = {src.get("nid_key"), *(m.get("nid_key") for m in members), *self._chain_keys(source),
-                *self._person_numbers(person)}
-        if self._chain_keys(target) - held:
+        # the target's chain may bring no number the person does not already stand for
+        # (``_person_numbers``, the one answer the refusals ask too)
+        if self._chain_keys(target) - self._person_numbers(person):
             return None
+        members = [m for m in self.links.find({"person": person, "status": "linked"}) if m["_id"] != source]
         apart = set(tgt.get("apart", ())) - {source}
         if any(m["_id"] in apart or target in m.get("apart", ()) for m in members):
             return None

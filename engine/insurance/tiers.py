@@ -29,6 +29,29 @@ def fen(value: Decimal) -> Decimal:
     return value.quantize(FEN, rounding=ROUND_HALF_UP)
 
 
+def stored_fen(value: Any) -> Decimal:
+    """An amount as a store keeps it, to the fen: decimal text (``"10.00"``, how recognition stores
+    a flag's price and a tally's money since moneyleft27), or a number an earlier release stored
+    (a float read by its shortest text, ``30.1`` → 30.10, never its binary value). None, "" or
+    anything not a finite number: 0.00.
+
+    Why text, not integer fen: a row of an earlier release holds yuan as a float (30.0); an
+    integer in the same field could not be told from it (3000 fen or 3000 yuan?), and text is
+    read back exactly by both backends (SQLite JSON, Mongo)."""
+    if value is None or isinstance(value, bool) or value == "":
+        return ZERO
+    try:
+        out = value if isinstance(value, Decimal) else Decimal(str(value))
+    except (ArithmeticError, ValueError):
+        return ZERO
+    return fen(out) if out.is_finite() else ZERO
+
+
+def fen_text(value: Decimal) -> str:
+    """The stored form of an amount: its decimal text to the fen (``"0.10"``)."""
+    return str(fen(value))
+
+
 def pct(value: Decimal) -> str:
     return f"{(value * 100).normalize():f} %"
 

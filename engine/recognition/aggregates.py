@@ -11,14 +11,19 @@ from the flags and checks (after a bulk import or a restore).
 from __future__ import annotations
 
 from collections.abc import Iterable
+from decimal import Decimal
 from typing import Any
 
+from engine.insurance.tiers import ZERO, fen_text, stored_fen
 from engine.repository.port import Collection, Document
 
 FLAG_DAYS = "recognition_flag_days"
 CHECK_DAYS = "recognition_check_days"
 
-Bucket = tuple[str, dict[str, Any], float]
+# (key, dimensions, money): the money a Decimal to the fen; a tally stores it as its text
+# (``fen_text``) and reads an earlier release's float by its shortest text (``stored_fen``), so sums
+# going up and down come back to exactly 0.00 (moneyleft27: they were floats, rounded at each step)
+Bucket = tuple[str, dict[str, Any], Decimal]
 
 
 def flag_bucket(row: Document | None) -> Bucket | None:
@@ -26,7 +31,7 @@ def flag_bucket(row: Document | None) -> Bucket | None:
         return None
     dims = {"day": row["day"], "inst": row["inst"], "item": row["item"], "category": row.get("category"),
             "status": row["status"]}
-    return "|".join(str(dims[k]) for k in ("day", "inst", "item", "status")), dims, float(row.get("price") or 0.0)
+    return "|".join(str(dims[k]) for k in ("day", "inst", "item", "status")), dims, stored_fen(row.get("price"))
 
 
 def counted(check: Document | None) -> bool:
@@ -48,14 +53,14 @@ def check_bucket(check: Document | None) -> Bucket | None:
     assert check is not None
     dims = {"day": check["day"], "inst": check["inst"], "item": check.get("item"), "category": check.get("category"),
             "outcome": check.get("outcome") or "pending", "dept": check.get("dept"), "doctor": check.get("doctor")}
-    return "|".join(str(dims[k]) for k in ("day", "inst", "item", "outcome", "dept", "doctor")), dims, 0.0
+    return "|".join(str(dims[k]) for k in ("day", "inst", "item", "outcome", "dept", "doctor")), dims, ZERO
 
 
 def _bump(coll: Collection, bucket: Bucket, sign: int) -> None:
     key, dims, money = bucket
-    doc = coll.get(key) or {"_id": key, **dims, "count": 0, "money": 0.0}
+    doc = coll.get(key) or {"_id": key, **dims, "count": 0, "money": fen_text(ZERO)}
     doc["count"] += sign
-    doc["money"] = round(doc["money"] + sign * money, 2)
+    doc["money"] = fen_text(stored_fen(doc["money"]) + sign * money)
     if doc["count"] <= 0:
         coll.delete(key)
     else:
@@ -87,12 +92,12 @@ def move_many(coll: Collection, moves: Iterable[tuple[Bucket | None, Bucket | No
             if bucket is None:
                 continue
             key, dims, money = bucket
-            entry = net.setdefault(key, [dims, 0, 0.0])
+            entry = net.setdefault(key, [dims, 0, ZERO])
             if sign > 0:
                 entry[0] = dims
             entry[1] += sign
             entry[2] += sign * money
-    changed = {key: entry for key, entry in net.items() if entry[1] or round(entry[2], 2)}
+    changed = {key: entry for key, entry in net.items() if entry[1] or entry[2]}
     if not changed:
         return
     if len(changed) == 1:
@@ -101,8 +106,8 @@ def move_many(coll: Collection, moves: Iterable[tuple[Bucket | None, Bucket | No
     else:
         found = {d["_id"]: d for d in coll.find({"_id": {"$in": sorted(changed)}})}
     for key, (dims, count, money) in changed.items():
-        doc = found.get(key) or {"_id": key, **dims, "count": 0, "money": 0.0}
-        doc = {**doc, "count": doc["count"] + count, "money": round(doc["money"] + money, 2)}
+        doc = found.get(key) or {"_id": key, **dims, "count": 0, "money": fen_text(ZERO)}
+        doc = {**doc, "count": doc["count"] + count, "money": fen_text(stored_fen(doc["money"]) + money)}
         if doc["count"] <= 0:
             if key in found:
                 coll.delete(key)
@@ -127,8 +132,8 @@ def rebuild(flag_days: Collection, check_days: Collection, flags: Iterable[Docum
             if b is None:
                 continue
             key, dims, money = b
-            t = tallies.setdefault(key, {"_id": key, **dims, "count": 0, "money": 0.0})
+            t = tallies.setdefault(key, {"_id": key, **dims, "count": 0, "money": fen_text(ZERO)})
             t["count"] += 1
-            t["money"] = round(t["money"] + money, 2)
+            t["money"] = fen_text(stored_fen(t["money"]) + money)
         if tallies:
             coll.insert_many(list(tallies.values()))

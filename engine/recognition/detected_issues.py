@@ -11,9 +11,12 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Sequence
 from datetime import date
+from decimal import Decimal
 from functools import lru_cache
 from typing import Any
 
+from engine.fhirjson import FhirDecimal
+from engine.insurance.tiers import fen, fen_text
 from engine.recognition.decision import (
     NOT_PAYABLE,
     SELF_PAY_STATUS,
@@ -104,7 +107,7 @@ def flag_issue(
     repeat: PriorResult,
     match: Recognisable,
     decision: PaymentDecision,
-    price: float,
+    price: Decimal,
     identified: str,
     reason_text: str | None,
     reviews: Sequence[dict[str, Any]] = (),
@@ -125,7 +128,7 @@ def flag_issue(
         {"url": "repeatInstitution", "valueIdentifier": {"system": ORG_SYSTEM, "value": order.institution}},
         {"url": "repeatDate", "valueDate": repeat.day.isoformat()},
         {"url": "orderDate", "valueDate": order.day.isoformat()},
-        {"url": "price", "valueMoney": {"value": round(price, 2), "currency": rules.currency}},
+        {"url": "price", "valueMoney": {"value": money_value(price), "currency": rules.currency}},
         {"url": "scope", "valueCode": decision.basis},
         *({"url": "analyte", "valueCode": a} for a in sorted(match.analytes)),
         *([{"url": "partialOverlap", "valueBoolean": True}] if match.partial else []),
@@ -168,7 +171,7 @@ def flag_issue(
         ],
         "detail": (f"{item.name} ({item.code}) repeated at {order.institution} on {repeat.day.isoformat()}, "
                    f"{gap} days after a recognisable result of {prior.institution} on {prior.day.isoformat()} "
-                   f"(window {item.window_days} days); {rules.currency} {price:.2f} "
+                   f"(window {item.window_days} days); {rules.currency} {fen_text(price)} "
                    + ("at stake" if decision.at_stake else "self-pay" if decision.status == SELF_PAY_STATUS else "not refused")
                    + (f"; analytes repeated: {', '.join(sorted(match.analytes))}" if match.partial else "")
                    + (f"; reason {reason}" + (f": {reason_text}" if reason_text else "") if reason else "")
@@ -185,20 +188,27 @@ def flag_issue(
     return issue
 
 
-def repriced_issue(issue: dict[str, Any], currency: str, old: float, new: float) -> dict[str, Any]:
+def money_value(amount: Decimal) -> FhirDecimal:
+    """A Money ``value`` of a DetectedIssue: the amount to the fen, written with its two decimals
+    (10.00, not 10.0: a FHIR decimal keeps its text, ``engine.fhirjson``). A ``FhirDecimal`` (a float
+    that remembers its text) so every reader of a stored resource sees the number it always saw."""
+    return FhirDecimal(fen_text(amount))
+
+
+def repriced_issue(issue: dict[str, Any], currency: str, old: Decimal, new: Decimal) -> dict[str, Any]:
     """A stored flag's DetectedIssue with only its money changed (``Repeats._reprice_flag``): the
     ``price`` evidence and the amount in ``detail`` (written by ``flag_issue`` as "; <currency> 0.00 ");
     everything the decision wrote stays as it was."""
     updated = {k: v for k, v in issue.items() if k not in ("meta", "text")}
     updated["extension"] = [
-        {**ext, "extension": [{**e, "valueMoney": {**e["valueMoney"], "value": round(new, 2)}}
+        {**ext, "extension": [{**e, "valueMoney": {**e["valueMoney"], "value": money_value(new)}}
                               if e.get("url") == "price" and isinstance(e.get("valueMoney"), dict) else e
                               for e in ext.get("extension") or ()]}
         if isinstance(ext, dict) and ext.get("url") == EVIDENCE_EXT else ext
         for ext in issue.get("extension") or ()]
     detail = issue.get("detail")
     if isinstance(detail, str):
-        updated["detail"] = detail.replace(f"; {currency} {old:.2f} ", f"; {currency} {new:.2f} ", 1)
+        updated["detail"] = detail.replace(f"; {currency} {fen(old)} ", f"; {currency} {fen(new)} ", 1)
     return updated
 
 

@@ -9,7 +9,10 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 from datetime import date
+from decimal import Decimal
 from typing import Any
+
+from engine.insurance.tiers import fen_text, stored_fen
 
 # flagged: open, not payable (or a reason contradicted by records, for review); upheld / overturned:
 # an auditor's decision; justified: re-test with a reason the payer accepts (reported, payable);
@@ -37,7 +40,7 @@ class DuplicateFlag:
     order_day: date
     prior_day: date
     window_days: int
-    price: float  # at stake, at the ordering institution
+    price: Decimal  # at stake, at the ordering institution; stored as its text to the fen (``fen_text``)
     currency: str
     reason: str | None = None
     reason_text: str | None = None
@@ -61,7 +64,7 @@ class DuplicateFlag:
             "prior": d["prior"], "person": d["person"], "patient": d["patient"], "item": d["item"],
             "item_name": d["item_name"], "category": d["category"], "inst": d["institution"],
             "prior_inst": d["prior_institution"], "day": self.day.isoformat(), "order_day": self.order_day.isoformat(),
-            "prior_day": self.prior_day.isoformat(), "window": d["window_days"], "price": round(d["price"], 2),
+            "prior_day": self.prior_day.isoformat(), "window": d["window_days"], "price": fen_text(self.price),
             "currency": d["currency"], "reason": d["reason"], "reason_text": d["reason_text"],
             "reviews": [dict(r) for r in self.reviews], "identified": d["identified"],
             "analytes": list(self.analytes), "partial": self.partial, "effect": self.effect,
@@ -78,7 +81,7 @@ class DuplicateFlag:
             prior_institution=doc["prior_inst"], day=date.fromisoformat(doc["day"]),
             order_day=date.fromisoformat(doc.get("order_day") or doc["day"]),
             prior_day=date.fromisoformat(doc["prior_day"]), window_days=int(doc.get("window") or 0),
-            price=float(doc.get("price") or 0.0), currency=doc.get("currency", ""), reason=doc.get("reason"),
+            price=stored_fen(doc.get("price")), currency=doc.get("currency", ""), reason=doc.get("reason"),
             reason_text=doc.get("reason_text"), reviews=tuple(doc.get("reviews") or ()),
             identified=doc.get("identified", ""), analytes=tuple(doc.get("analytes") or ()),
             partial=bool(doc.get("partial")), effect=doc.get("effect"), contradicted=doc.get("contradicted"),

@@ -10,7 +10,7 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Protocol
 
 from engine.insurance.charges import latest_lines, line_key, money
-from engine.insurance.tiers import fen
+from engine.insurance.tiers import fen, fen_text, stored_fen
 from engine.recognition.decision import JUSTIFIED as JUSTIFIED_STATUS
 from engine.recognition.decision import (
     REPORTED,
@@ -102,7 +102,7 @@ class Repeats(RecognitionState, _Others):
         return [], doc
 
     def _price(self, item: Any, match: Recognisable, group: Sequence[dict[str, Any]], institution: str,
-               order_ref: str | None, ordered: tuple[str, ...] = ()) -> tuple[float, str]:
+               order_ref: str | None, ordered: tuple[str, ...] = ()) -> tuple[Decimal, str]:
         """The money at stake: the billed charge line of the repeated test where one exists and the
         whole of what was ordered (``ordered``: the order's analytes, () the whole panel) was
         repeated, else the catalogue price of what was repeated. An ALT ordered alone after a
@@ -120,7 +120,7 @@ class Repeats(RecognitionState, _Others):
                 return line, "charge"
         return self._rules.repeat_price(item, match.analytes, institution), "catalogue"
 
-    def _line_amount(self, group: Sequence[dict[str, Any]], order_ref: str | None) -> float | None:
+    def _line_amount(self, group: Sequence[dict[str, Any]], order_ref: str | None) -> Decimal | None:
         """What was billed for the test: the counted charge lines naming the test's entries
         (``group``) that are the flagged order's (all of them when the test has one order or
         none), each line once, summed -- a credit (a line with a negative amount, as the settlement
@@ -160,7 +160,7 @@ class Repeats(RecognitionState, _Others):
         # summed as the decimals the lines were sent as and rounded to the fen by the one rule
         # (``insurance.tiers.fen``, half up), as the settlement rounds: summed as floats and rounded
         # by ``round``, a line of 1.005 was 1.00 at stake and 2.675 was 2.67 (probepay26)
-        return float(max(fen(sum(amounts, Decimal(0))), Decimal(0)))
+        return max(fen(sum(amounts, Decimal(0))), Decimal("0.00"))
 
     def _evaluate_flag(self, member: dict[str, Any]) -> list[dict[str, Any]]:
         """Decide (again) the flag of the test ``member`` belongs to, and store the outcome.
@@ -236,7 +236,8 @@ class Repeats(RecognitionState, _Others):
             late_reasons=late, late_reason_text=late_text,
         ).as_doc()
         changed = existing is None or any(existing.get(k) != row[k] for k in (
-            "status", "prior", "price", "reason", "contradicted", "analytes", "basis")) \
+            "status", "prior", "reason", "contradicted", "analytes", "basis")) \
+            or stored_fen(existing.get("price")) != price \
             or (existing.get("late_reasons") or []) != row["late_reasons"]
         self._put_flag(existing, row)
         self._write_issue(issue)
@@ -274,14 +275,14 @@ class Repeats(RecognitionState, _Others):
         line = self._line_amount(group, existing.get("order"))
         price = line if line is not None else self._rules.repeat_price(
             item, frozenset(existing.get("analytes") or ()), existing.get("inst"))
-        row = {**existing, "price": round(price, 2), "price_source": "charge" if line is not None else "catalogue"}
-        if row == existing:
+        row = {**existing, "price": fen_text(price), "price_source": "charge" if line is not None else "catalogue"}
+        if same_money(row, existing):
             return
         self._put_flag(existing, row)
         issue = self.read("DetectedIssue", flag_id)
         if issue is not None:
             self._write_issue(repriced_issue(issue, str(existing.get("currency") or ""),
-                                             float(existing.get("price") or 0.0), row["price"]))
+                                             stored_fen(existing.get("price")), price))
 
     def _decide_repeat(self, order_ref: str | None, members: Sequence[dict[str, Any]], key: str, item: Any,
                        existing: dict[str, Any] | None = None, reviews: Sequence[dict[str, Any]] = ()
@@ -302,19 +303,31 @@ class Repeats(RecognitionState, _Others):
         if repeat.order is None:
             repeat = replace(repeat, order=order_ref)
         order = self._order_for(repeat)
-        performed = sorted({a for d in members for a in d.get("analytes") or ()})
-        if performed and all(d.get("analytes") for d in members):
-            order = replace(order, analytes=tuple(performed))  # what was actually done
+        # a report's results stored under another day or test (an OBX-14 of another day) are still
+        # what this test did: read from the index, the few the members do not hold
+        have = {d["_id"] for d in members}
+        listed = sorted({ref for d in members for ref in d.get("results") or ()} - have)
+        extra = [e for ref in listed if (e := self.index.get(ref)) is not None
+                 and e.get("status") not in VOID_STATUSES]
         # placed before its own result was taken (``taken_before``): a day alone is bounded by it, and
         # so is an order sent as placed later than its own result (an ORC-9 entered late)
         order = replace(order, by=min((d["at"] for d in members if d.get("at")), default=None))
+        # what was actually done is what can repeat a prior; the order handed back names what was
+        # ordered and what was done together, which a billed line prices (``_price``: a line of the
+        # whole panel is no price of the ALT alone that was resulted, nor a line of the ALT ordered
+        # alone of the ALT and AST the lab did)
+        performed = done_analytes([*members, *extra])
+        done = replace(order, analytes=performed) if performed else order
+        if order.analytes:
+            order = replace(order, analytes=tuple(sorted(set(order.analytes) | set(performed)))
+                            if performed else ())
         candidates = [self._bounded(c, order.day) for c in
                       self.index.candidates(order.person or "", item.code, order.day, item.window_days)
                       if result_key(c) != key]
-        matches = find_recognisable(order, candidates, rules)
+        matches = find_recognisable(done, candidates, rules)
         if not matches:
             return repeat, order, None
-        decisions = [(decide(order, m, rules), m) for m in matches]
+        decisions = [(decide(done, m, rules), m) for m in matches]
         for d, m in decisions:
             if reviews and standing_review(existing, reviews, m.result.ref, d) is not None:
                 return repeat, order, (d, m)  # the reviewed prior still counts: the review stands
@@ -445,6 +458,34 @@ def standing_review(existing: dict[str, Any] | None, reviews: Sequence[dict[str,
     # instants ("huren held ... since ...") that an upgrade reads anew (``final_at`` back-filled,
     # nineteenth round), and an upheld R98 flag went back to open on the next message about it
     return last["decision"] if facts == (prior, decision.reason, bool(decision.contradicted)) else None
+
+
+def done_analytes(members: Sequence[dict[str, Any]]) -> tuple[str, ...]:
+    """The analytes a performed panel test resulted, () when it is the whole panel: read as
+    ``decision.find_recognisable`` reads a prior test, so both sides of a repeat are one rule.
+    When any entry names analytes (its Observations of ALT, AST...), the test did those; an entry
+    naming none (the report, coded as the panel) adds nothing when its report names some, and is the
+    whole panel when it is a report none of whose results names one (results coded locally).
+
+    Why (moneyleft27): the repeat was read as what it did only when every entry named analytes, and
+    its report never does; a whole-panel order of which the lab resulted the ALT alone was priced as
+    the whole panel (10.11) where the ALT (1.69) was repeated."""
+    report_of = {ref: d["_id"] for d in members for ref in d.get("results") or ()}
+
+    def report(d: dict[str, Any]) -> str | None:
+        return d["_id"] if d.get("results") else report_of.get(d["_id"])
+
+    named = {report(d) for d in members if d.get("analytes")}
+    if not named or any(not d.get("analytes") and report(d) not in named for d in members):
+        return ()
+    return tuple(sorted({a for d in members for a in d.get("analytes") or ()}))
+
+
+def same_money(row: dict[str, Any], existing: dict[str, Any]) -> bool:
+    """Is ``row`` ``existing`` with the same money? Its price compared as an amount: a row an earlier
+    release stored holds a float (10.0), the same money as the text now written ("10.00")."""
+    return {**row, "price": None} == {**existing, "price": None} \
+        and stored_fen(row.get("price")) == stored_fen(existing.get("price"))
 
 
 def _amount(row: dict[str, Any]) -> Decimal:

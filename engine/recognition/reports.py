@@ -22,7 +22,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date
-from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+from decimal import Decimal, InvalidOperation
 from typing import Any
 
 import yaml
@@ -30,6 +30,7 @@ import yaml
 from engine.auth import confidentiality
 from engine.auth.caller import Caller
 from engine.errors import BadRequest
+from engine.insurance.tiers import ZERO, fen, stored_fen
 from engine.recognition import aggregates
 from engine.recognition.facts import local_today
 from engine.recognition.flags import STATUSES
@@ -138,7 +139,7 @@ def _row(flag: dict[str, Any]) -> dict[str, Any]:
     return {
         "id": flag["_id"], "status": flag["status"], "day": flag["day"], "institution": flag["inst"],
         "item": flag["item"], "item_name": flag.get("item_name"), "category": flag.get("category"),
-        "price": flag.get("price", 0.0), "currency": flag.get("currency"), "prior_institution": flag.get("prior_inst"),
+        "price": stored_fen(flag.get("price")), "currency": flag.get("currency"), "prior_institution": flag.get("prior_inst"),
         "prior_day": flag.get("prior_day"), "window_days": flag.get("window"), "order": flag.get("order"),
         "result": flag.get("result"), "prior_result": flag.get("prior"), "order_day": flag.get("order_day"),
         "reason": flag.get("reason"), "reason_text": flag.get("reason_text"),
@@ -180,7 +181,9 @@ def duplicates_report(recognition: Any, flt: ReportFilter, *, limit: int | None 
     by_inst: dict[str, dict[str, Any]] = {}
     by_item: dict[str, dict[str, Any]] = {}
     per_day: dict[str, dict[str, Any]] = {}
-    count, money, self_pay = 0, 0.0, 0.0
+    # money as Decimal to the fen, read from the tallies' text (an earlier release's floats by their
+    # shortest text: ``stored_fen``); written as JSON numbers with their two decimals (0.50, 0.00)
+    count, money, self_pay = 0, ZERO, ZERO
     names = {code: item.name for code, item in recognition.rules.items.items()}
     for t in recognition.flag_days.find(_tally_query(flt)):
         status, n = t["status"], int(t["count"])
@@ -189,40 +192,40 @@ def duplicates_report(recognition: Any, flt: ReportFilter, *, limit: int | None 
             continue
         if flt.status and status != flt.status:
             continue
-        stake = float(t["money"]) if status in AT_STAKE else 0.0
+        stake = stored_fen(t["money"]) if status in AT_STAKE else ZERO
         count += n
         money += stake
         if status == "self_pay":
-            self_pay += float(t["money"])
+            self_pay += stored_fen(t["money"])
         for table, key, extra in ((by_inst, t["inst"], {}),
                                   (by_item, t["item"], {"name": names.get(t["item"]), "category": t.get("category")})):
-            row = table.setdefault(key, {"count": 0, "money": 0.0, "flagged": 0, "upheld": 0, "overturned": 0,
+            row = table.setdefault(key, {"count": 0, "money": ZERO, "flagged": 0, "upheld": 0, "overturned": 0,
                                          "justified": 0, "self_pay": 0, "reported": 0, **extra})
             row["count"] += n
             row["money"] += stake
             if status in row:
                 row[status] += n
-        d = per_day.setdefault(t["day"], {"day": t["day"], "count": 0, "money": 0.0})
+        d = per_day.setdefault(t["day"], {"day": t["day"], "count": 0, "money": ZERO})
         d["count"] += n
         d["money"] += stake
     restricted: set[str] = set()
-    left_out, left_money = 0, 0.0
+    left_out, left_money = 0, ZERO
     if screen is not None and screen.active:
         every = recognition.flags.find(flt.query())
         restricted = screen.restricted(every)
         for f in every:
             if f["_id"] not in restricted:
                 continue
-            status, price = f["status"], float(f.get("price") or 0.0)
+            status, price = f["status"], stored_fen(f.get("price"))
             by_status[status] -= 1
             if (status == "void" and flt.status != "void") or (flt.status and status != flt.status):
                 continue
-            stake = price if status in AT_STAKE else 0.0
+            stake = price if status in AT_STAKE else ZERO
             left_out += 1
             left_money += stake
             count -= 1
             money -= stake
-            self_pay -= price if status == "self_pay" else 0.0
+            self_pay -= price if status == "self_pay" else ZERO
             for table, key in ((by_item, f["item"]), (by_inst, f["inst"]), (per_day, f["day"])):
                 row = table.get(key)
                 if row is None:
@@ -234,10 +237,10 @@ def duplicates_report(recognition: Any, flt: ReportFilter, *, limit: int | None 
                 if row["count"] <= 0:
                     del table[key]
         if flt.item:  # not counted under the item asked for: that would name it
-            left_out, left_money = 0, 0.0
+            left_out, left_money = 0, ZERO
     for table in (by_inst, by_item, per_day):
         for row in table.values():
-            row["money"] = round(row["money"], 2)
+            row["money"] = fen(row["money"])
     rates = recognition_rates(recognition, flt, screen=screen)
     query = flt.query()
     query["status"] = flt.status if flt.status else {"$ne": "void"}
@@ -255,8 +258,8 @@ def duplicates_report(recognition: Any, flt: ReportFilter, *, limit: int | None 
         "currency": recognition.rules.currency,
         "totals": {
             "count": count,
-            "money_at_stake": round(money, 2),
-            "self_pay_money": round(self_pay, 2),
+            "money_at_stake": fen(money),
+            "self_pay_money": fen(self_pay),
             "by_status": {s: by_status.get(s, 0) for s in STATUSES},
             "by_institution": dict(sorted(by_inst.items())),
             "by_item": dict(sorted(by_item.items())),
@@ -264,7 +267,7 @@ def duplicates_report(recognition: Any, flt: ReportFilter, *, limit: int | None 
             # them): how many, and the money at stake in them; in no other total
             # the amount only from ``amount_shown_from`` flags on: one flag's price names its item
             "restricted": {"count": left_out,
-                           "amount": None if 0 < left_out < amount_shown_from() else round(left_money, 2),
+                           "amount": None if 0 < left_out < amount_shown_from() else fen(left_money),
                            "amount_shown_from": amount_shown_from()},
         },
         "recognition_rate": rates.pop("inst"),
@@ -297,7 +300,7 @@ def restricted_words(restricted: Mapping[str, Any], currency: str) -> str:
     sign = "¥" if currency == "CNY" else f"{currency} "
     amount = restricted.get("amount")
     said = (f"金额不显示（少于 {amount_shown_from()} 条）" if amount is None
-            else f"金额 {sign}{float(amount):.2f}")
+            else f"金额 {sign}{yuan(amount)}")
     return f"另有 {restricted['count']} 条涉及受限记录的疑似重复未显示，{said}，需具备相应权限的审核员处理"
 
 
@@ -393,9 +396,6 @@ _FORMULA_START = frozenset("=+-@\t\r＝＋－＠")
 _BLANKS = " \n\u3000"
 
 
-FEN = Decimal("0.01")
-
-
 def yuan(value: Any) -> str:
     """An amount as the page shows it and a spreadsheet reads it: yuan with two decimals (20.00,
     not 20.0), rounded half up from the decimal the amount was written as (a float through its
@@ -403,7 +403,7 @@ def yuan(value: Any) -> str:
     if value is None or value == "" or isinstance(value, bool):
         return ""
     try:
-        return str(Decimal(str(value)).quantize(FEN, rounding=ROUND_HALF_UP))
+        return str(fen(Decimal(str(value))))  # the one rounding rule (``insurance.tiers.fen``)
     except (InvalidOperation, ValueError):
         return str(value)
 

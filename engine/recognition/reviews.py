@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
 from engine.errors import BadRequest, NotFound, Unprocessable
+from engine.insurance.tiers import stored_fen
 from engine.recognition import aggregates
 from engine.recognition.decision import Order
 from engine.recognition.flags import DuplicateFlag
@@ -65,7 +66,8 @@ class Reviews(RecognitionState, _Others):
                                "text": r["reason"]},
                     "date": r["at"], "author": {"display": r["by"]}})
             self._write_issue(issue)  # keeps the label of the results it cites
-            return {**row, "status": decision, "reviews": reviews}
+            # the price as the amount it is (the row keeps its text): a JSON number with its fen
+            return {**row, "status": decision, "reviews": reviews, "price": stored_fen(row.get("price"))}
 
     def record_choice(self, key: str, *, order: Order, recognisable: Sequence[str], outcome: str,
                       reason: str | None = None, reason_text: str | None = None, doctor: str | None = None,

@@ -13,9 +13,11 @@ import logging
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+from engine.insurance.tiers import fen
 from engine.recognition.qc import DeclaredQc, QcRecord, QcStatus
 from mappings.site import DEFAULT_ZONE
 from mappings.sitefiles import RulesError, find_file, locate, read_yaml, validate
@@ -138,8 +140,8 @@ class Rules:
     qc: QcStatus
     scopes: Mapping[str, Scope]
     currency: str
-    prices: Mapping[str, float]
-    institution_prices: Mapping[str, Mapping[str, float]]
+    prices: Mapping[str, Decimal]  # read as the decimal each was written as (``_catalogue``)
+    institution_prices: Mapping[str, Mapping[str, Decimal]]
     reason_system: str
     reasons: Mapping[str, ReasonCode]
     institutions: Mapping[str, Institution]
@@ -191,24 +193,29 @@ class Rules:
                 return code
         return None
 
-    def price(self, item: str, institution: str | None) -> float:
-        """Catalogue price of an item or an analyte at ``institution`` (its own entry wins)."""
+    def price(self, item: str, institution: str | None) -> Decimal:
+        """Catalogue price of an item or an analyte at ``institution`` (its own entry wins), as the
+        decimal it was written as (an entry not in the catalogue: 0)."""
         if institution and item in self.institution_prices.get(institution, {}):
-            return float(self.institution_prices[institution][item])
-        return float(self.prices.get(item, 0.0))
+            return _decimal(self.institution_prices[institution][item])
+        return _decimal(self.prices.get(item, 0))
 
-    def repeat_price(self, item: RecognitionItem, repeated: frozenset[str], institution: str | None) -> float:
+    def repeat_price(self, item: RecognitionItem, repeated: frozenset[str], institution: str | None) -> Decimal:
         """Price of what was repeated, at the level it was ordered: the whole panel at the panel's
-        price, else the repeated analytes' prices (an unpriced analyte: its share of the panel's)."""
+        price, else the repeated analytes' prices (an unpriced analyte: its share of the panel's),
+        to the fen by the one rounding rule (``engine.insurance.tiers.fen``, half up).
+
+        Why Decimal and one rounding at the end (moneyleft27): the shares were floats summed and
+        rounded by ``round``, so ALT alone of a 10.11 liver panel of six (1.685) was 1.68, not
+        1.69; the unpriced analytes' shares are now taken together (panel × k ÷ n), exactly."""
         whole = self.price(item.code, institution)
         if not item.analytes or repeated >= frozenset(item.analytes):
-            return whole
-        share = whole / len(item.analytes)
-        total = 0.0
-        for a in sorted(repeated):
-            known = a in self.prices or a in self.institution_prices.get(institution or "", {})
-            total += self.price(a, institution) if known else share
-        return round(total, 2)
+            return fen(whole)
+        own = self.institution_prices.get(institution or "", {})
+        priced = [a for a in repeated if a in self.prices or a in own]
+        unpriced = len(repeated) - len(priced)
+        total = sum((self.price(a, institution) for a in priced), Decimal(0))
+        return fen(total + whole * unpriced / len(item.analytes))
 
     def with_institutions(self, institutions: Mapping[str, Institution]) -> Rules:
         qc = QcStatus(self.qc.records, {code: inst.declared_qc for code, inst in institutions.items()})
@@ -321,10 +328,21 @@ def load_rules(
 
     return Rules(
         items=items, codes=codes, qc=qc, scopes=scopes, currency=prices["currency"],
-        prices=dict(prices["default"]), institution_prices=dict(prices.get("institutions") or {}),
+        prices=_catalogue(prices["default"]),
+        institution_prices={inst: _catalogue(table) for inst, table in (prices.get("institutions") or {}).items()},
         reason_system=reasons_doc.data["system"], reasons=reasons, institutions=dict(institutions or {}),
         policy=policy, community_policies=community_policies, sources=tuple(str(d.path) for d in docs.values()),
     )
+
+
+def _decimal(value: Any) -> Decimal:
+    """A catalogue price as a Decimal of the text it was written as (YAML reads ``19.99`` as a float:
+    its shortest repr is that text)."""
+    return value if isinstance(value, Decimal) else Decimal(str(value))
+
+
+def _catalogue(table: Mapping[str, Any] | None) -> dict[str, Decimal]:
+    return {code: _decimal(value) for code, value in (table or {}).items()}
 
 
 def _load_codes(doc: Any, items: Mapping[str, RecognitionItem]) -> CodeMaps:

@@ -404,11 +404,15 @@ class Recognition(HRMark, BatchScope, OrderTime, Repeats, PriorChanges, IdCorrec
 
         The line's amount is read by ``engine.insurance.charges.line_price``, as the settlement reads it."""
         ref = ref_of(charge)
-        price = money(line_price(charge).get("value"))  # the whole line, not multiplied by quantity
+        line = line_price(charge)
+        price = money(line.get("value"))  # the whole line, not multiplied by quantity
         services = [str(r["reference"]) for r in charge.get("service") or () if isinstance(r, dict) and r.get("reference")]
         before = self.charges.get(ref)
-        # only a line the settlement counts (billable, billed) is billed: a planned or unknown one is not yet
-        if price is None or not services or charge.get("status") not in COUNTED_STATUSES:
+        # only a line the settlement counts (billable, billed) is billed: a planned or unknown one is not yet;
+        # nor one in another currency than the catalogue's, which the settlement leaves out too (a USD
+        # 25.00 line was the flag's "CNY 25.00" at stake, moneyleft27)
+        if price is None or not services or charge.get("status") not in COUNTED_STATUSES \
+                or line.get("currency") not in (None, "", self._rules.currency):
             if before is None:
                 return []
             self.charges.delete(ref)

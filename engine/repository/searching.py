@@ -33,8 +33,10 @@ _SUBSETTED = {"system": "http://terminology.hl7.org/CodeSystem/v3-ObservationVal
 def only_elements(resource: dict[str, Any], elements: list[str]) -> dict[str, Any]:
     """``resource`` with only the top-level ``elements`` asked for (``_elements``, on a search and on
     a read alike), tagged ``SUBSETTED`` as R4 requires of a resource that is not whole -- once: a
-    resource already withheld from (``ScopedRepository``) carries the tag already."""
-    keep = {"resourceType", "id", "meta", *elements}
+    resource already withheld from (``ScopedRepository``) carries the tag already. An element kept
+    keeps its ``_element`` sibling: FHIR JSON's id and extensions of a primitive (``_birthDate``, the
+    patient-birthTime) are part of that element, not another one (twenty-seventh round, convfix27)."""
+    keep = {"resourceType", "id", "meta", *elements, *("_" + e for e in elements)}
     out = {k: v for k, v in resource.items() if k in keep}
     meta = dict(out.get("meta") or {})
     tags = list(meta.get("tag") or [])

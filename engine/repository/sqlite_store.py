@@ -84,11 +84,13 @@ class _Transaction:
             if depth > 0 and store._flat:  # inside flat_transaction(): join it, no savepoint
                 self.joined = True
             elif depth == 0:
-                store.conn.execute("BEGIN IMMEDIATE")
+                if store._pending:  # the schema asked for so far, in its own transaction first
+                    store.flush_schema()
+                store._conn.execute("BEGIN IMMEDIATE")
                 store.generation += 1
                 store._owner = threading.get_ident()
             else:
-                store.conn.execute(f"SAVEPOINT sp{depth}")
+                store._conn.execute(f"SAVEPOINT sp{depth}")
             store._depth = depth + 1
         except BaseException:
             store.lock.release()
@@ -103,7 +105,7 @@ class _Transaction:
                 if exc_type is not None:
                     store._spoiled = True  # even if the caller catches it: the whole block must go
                 return
-            conn = store.conn
+            conn = store._conn
             if exc_type is not None:
                 store.generation += 1
                 if depth == 0:
@@ -138,9 +140,15 @@ class SqliteStore:
         if str(path) != ":memory:":
             self.path.parent.mkdir(parents=True, exist_ok=True)
         self.lock = threading.RLock()
-        self.conn = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
+        self._conn = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
+        # schema statements (``collection``, ``ensure_index``) asked for outside a transaction wait
+        # here and run together, in one transaction, before the next statement on this store (see
+        # ``_schema_statement``); ``_schema`` holds the names the file is known to have
+        self._pending: list[str] = []
+        self._schema: set[str] = set()
+        self._unsure: set[str] = set()  # made inside a transaction (which may have been rolled back)
         if page_size is not None:
-            self.conn.execute(f"PRAGMA page_size={int(page_size)}")
+            self._conn.execute(f"PRAGMA page_size={int(page_size)}")
         for pragma in (
             "journal_mode=WAL",
             "synchronous=NORMAL",
@@ -150,12 +158,12 @@ class SqliteStore:
             "mmap_size=268435456",
             "journal_size_limit=67108864",  # the WAL file trimmed back to 64 MiB after a checkpoint
         ):
-            _pragma_when_free(self.conn, pragma)
+            _pragma_when_free(self._conn, pragma)
         self._memory = str(path) == ":memory:"
         # checkpoint the WAL every 64 MiB instead of SQLite's 4 MiB (at ingest rates the default
         # checkpointed every few Bundles: measured ~35% more writes/s at 64): inside the COMMIT
         # that passes it, or on a thread of its own (``checkpointer``)
-        page_bytes = self.conn.execute("PRAGMA page_size").fetchone()[0]
+        page_bytes = self._conn.execute("PRAGMA page_size").fetchone()[0]
         pages = max(1, (checkpoint_bytes or WAL_CHECKPOINT_BYTES) // page_bytes)
         if background_checkpoints is None:
             background_checkpoints = BACKGROUND_CHECKPOINTS
@@ -163,7 +171,7 @@ class SqliteStore:
                              if background_checkpoints and not self._memory else None)
         self._autocheckpoint(pages * (BACKSTOP if self.checkpointer is not None else 1))
         if self.checkpointer is not None:  # the WAL's usual length, kept allocated (see checkpointer)
-            self.conn.execute(f"PRAGMA journal_size_limit={2 * pages * page_bytes}")
+            self._conn.execute(f"PRAGMA journal_size_limit={2 * pages * page_bytes}")
         if self.checkpointer is not None:  # a store dropped unclosed does not leave its thread behind
             weakref.finalize(self, self.checkpointer.close)
         self._depth = 0
@@ -179,6 +187,62 @@ class SqliteStore:
         from engine.repository.sqlite_fhir import SqliteFhirBackend
 
         self.fhir = SqliteFhirBackend(self)
+        # the names the file has (after the FHIR layout's own first reads of the schema, which wait out
+        # another process's setup as before)
+        self._schema.update(name for (name,) in self._conn.execute("SELECT name FROM sqlite_master"))
+
+    # -- the writer connection and the schema ------------------------------------------------
+    @property
+    def conn(self) -> sqlite3.Connection:
+        """The writer connection, the schema asked for so far created first (``_schema_statement``)."""
+        if self._pending:
+            self.flush_schema()
+        return self._conn
+
+    def _schema_statement(self, name: str, sql: str) -> None:
+        """Create table or index ``name`` by ``sql`` (a ``CREATE ... IF NOT EXISTS``) before anything
+        else runs on this store.
+
+        Why deferred: an Engine's parts ask for their ~45 tables and ~50 indexes one by one as they
+        start, and each statement on its own was a write transaction whose commit changed the schema
+        that every connection then read again: ~15 ms of CPU of a ~55 ms Engine open on a new data
+        directory (measured: one transaction for them all, ~6 ms). Outside a transaction they wait in
+        ``_pending`` and run together, in one transaction, before the next statement through
+        ``conn``, ``execute``, ``query`` or ``transaction()``; inside one (this thread's) they run at
+        once, as part of it, and are not taken as known (a rollback undoes them). A name read from
+        ``sqlite_master`` at open, or created since, is not asked again (a restart's statements
+        were all no-ops)."""
+        with self.lock:
+            if name in self._schema:
+                return
+            if self._depth > 0:
+                self._conn.execute(sql)
+                self._unsure.add(name)
+                return
+            self._pending.append(sql)
+            self._schema.add(name)
+
+    def flush_schema(self) -> None:
+        """Create the tables and indexes asked for and still waiting (``_schema_statement``): before
+        another connection (another process, a raw ``sqlite3`` reader) is to see them."""
+        with self.lock:
+            pending, self._pending = self._pending, []
+            if not pending:
+                return
+            if self._depth > 0:  # another thread's transaction: they are part of it, as they were
+                for sql in pending:
+                    self._conn.execute(sql)
+                return
+            try:
+                self._conn.execute("BEGIN IMMEDIATE")
+                for sql in pending:
+                    self._conn.execute(sql)
+                self._conn.execute("COMMIT")
+            except BaseException:
+                with suppress(sqlite3.Error):
+                    self._conn.execute("ROLLBACK")
+                self._pending[:0] = pending  # asked again by the next statement, which then raises
+                raise
 
     # -- transactions ---------------------------------------------------------------------
     def transaction(self) -> _Transaction:
@@ -216,7 +280,7 @@ class SqliteStore:
 
     def _autocheckpoint(self, pages: int) -> None:
         """SQLite's own checkpoint, run by the COMMIT that takes the WAL past ``pages`` frames."""
-        self.conn.execute(f"PRAGMA wal_autocheckpoint={int(pages)}")
+        self._conn.execute(f"PRAGMA wal_autocheckpoint={int(pages)}")
 
     @property
     def in_transaction(self) -> bool:
@@ -234,6 +298,8 @@ class SqliteStore:
         if self._depth > 0 and self._owner == threading.get_ident() or self._memory:
             with self.lock:
                 return self.conn.execute(sql, params).fetchall()
+        if self._pending:
+            self.flush_schema()
         conn = getattr(self._readers, "conn", None)
         if conn is None:
             conn = self._reader()
@@ -262,11 +328,11 @@ class SqliteStore:
             if self.checkpointer is not None:  # first: the writer's close then checkpoints last
                 self.checkpointer.close()
             with suppress(sqlite3.Error):
-                self.conn.execute("PRAGMA optimize")
+                self.conn.execute("PRAGMA optimize")  # (and the schema still asked for, created)
             for reader in self._reader_conns:
                 with suppress(sqlite3.Error):
                     reader.close()
-            self.conn.close()
+            self._conn.close()
 
 
 def _field_sql(field: str) -> str:
@@ -330,7 +396,8 @@ class SqliteCollection:
         self.name = name
         self.store = store
         self.table = f'"doc_{name}"'
-        store.execute(f"CREATE TABLE IF NOT EXISTS {self.table} (id TEXT PRIMARY KEY, body TEXT NOT NULL)")
+        store._schema_statement(f"doc_{name}", f"CREATE TABLE IF NOT EXISTS {self.table} "
+                                               "(id TEXT PRIMARY KEY, body TEXT NOT NULL)")
 
     @staticmethod
     def _split(doc: Document) -> tuple[str, str]:
@@ -347,13 +414,19 @@ class SqliteCollection:
 
     def ensure_index(self, fields: Sequence[str], *, unique: bool = False) -> None:
         exprs = ", ".join(_field_sql(f) for f in fields)
-        name = f'"ix_{self.name}_' + "_".join(re.sub(r"\W", "_", f) for f in fields) + '"'
+        bare = f"ix_{self.name}_" + "_".join(re.sub(r"\W", "_", f) for f in fields)
         kind = "UNIQUE INDEX" if unique else "INDEX"
-        self.store.execute(f"CREATE {kind} IF NOT EXISTS {name} ON {self.table} ({exprs})")
+        self.store._schema_statement(bare, f'CREATE {kind} IF NOT EXISTS "{bare}" ON {self.table} ({exprs})')
 
     def drop_index(self, fields: Sequence[str]) -> None:
-        name = f'"ix_{self.name}_' + "_".join(re.sub(r"\W", "_", f) for f in fields) + '"'
-        self.store.execute(f"DROP INDEX IF EXISTS {name}")
+        bare = f"ix_{self.name}_" + "_".join(re.sub(r"\W", "_", f) for f in fields)
+        store = self.store
+        with store.lock:
+            if bare not in store._schema and bare not in store._unsure:
+                return  # not in the file at open nor made since: nothing to drop (no schema write)
+            store.execute(f'DROP INDEX IF EXISTS "{bare}"')
+            store._schema.discard(bare)
+            store._unsure.discard(bare)
 
     def insert(self, doc: Document) -> None:
         doc_id, body = self._split(doc)
