@@ -30,13 +30,17 @@ NOTE = "请勿告知家属"
 PLACEHOLDER = "〔内容因保密级别（受限/极受限）不予显示 withheld for confidentiality〕"
 
 
-def _mdm(control: str, confidentiality: str) -> bytes:
-    return hl7(msh("EMR", "FNPF27HOSP", "202612011000", "MDM^T02^MDM_T02", control),
+QUOTED = "阳性弱反应"  # an NM result that is no number: the converter's warning quotes it
+
+
+def _mdm(control: str, confidentiality: str, facility: str = "FNPF27HOSP") -> bytes:
+    return hl7(msh("EMR", facility, "202612011000", "MDM^T02^MDM_T02", control),
                "EVN|T02|20261201100000",
-               "PID|1||320923199001010016^^^公安部^NNCHN~PF27-1^^^FNPF27HOSP^MR||钱^保密||19900101|M",
+               f"PID|1||320923199001010016^^^公安部^NNCHN~PF27-1^^^{facility}^MR||钱^保密||19900101|M",
                "PV1|1|O",
                f"TXA|1|DS^出院小结^HL70270|TX|20261201080000|||||D001^李^明|||PF27-{control}||||pf27.rtf|AU|{confidentiality}",
                f"OBX|1|TX|18842-5^出院小结^LN||{SECRET}||||||F",
+               f"OBX|2|NM|5223-3^抗体^LN||{QUOTED}||||||F",
                f"NTE|1||{NOTE}")
 
 
@@ -70,7 +74,7 @@ def test_an_operator_reads_a_refused_v_document_with_its_content_masked(world: A
     text = body["text"]
     assert SECRET not in shown.text and NOTE not in shown.text and "HIV" not in shown.text, text
     lines = text.split("\n")
-    assert [line[:3] for line in lines if line] == ["MSH", "EVN", "PID", "PV1", "TXA", "OBX", "NTE"], lines
+    assert [line[:3] for line in lines if line] == ["MSH", "EVN", "PID", "PV1", "TXA", "OBX", "OBX", "NTE"], lines
     assert f"OBX|1|TX|18842-5^出院小结^LN||{PLACEHOLDER}||||||F" in lines, lines
     assert f"NTE|1||{PLACEHOLDER}" in lines, lines
     assert any(line.startswith("TXA|1|DS^出院小结^HL70270|") and line.endswith("|AU|V") for line in lines), lines
@@ -97,6 +101,10 @@ def test_the_replay_of_a_masked_message_runs_the_stored_bytes(world: Any) -> Non
     r = http.post(f"/admin/quarantine/{mid}/replay", params={"reload_site": "true"}, cookies=cookies,
                   headers={"X-CSRF-Token": csrf})
     assert r.status_code == 200 and r.json()["ack_code"] == "AA", r.text[:500]
+    # the answer's warnings say what was wrong with the masked NM result without quoting it
+    assert QUOTED not in r.text and SECRET not in r.text, r.text
+    assert any("OBX-5 is not a valid NM" in e["message"] and "is not a number" in e["message"]
+               for e in r.json()["errors"]), r.json()["errors"]
     # what the replay wrote, read by the site's own system: the document holds the real text
     site = {"Authorization": "Bearer " + engine.auth.issue_system_token("site", "system/*.cruds")}
     written = [http.get(f"/fhir/{ref}", headers=site).json() for ref in r.json()["resources"]]

@@ -160,16 +160,27 @@ def show_message(request: Request, message_id: str, caller: Caller = Depends(ope
     text, codec = decode(raw)
     _note(request, "other", {"admin": "quarantine-show", "message": message_id},
           patients=_patients_named(engine, doc, text))
-    shown = summary(doc)
-    withheld: list[str] = []
-    if _label_withheld(engine, caller, text):
-        fields, placeholder = _withheld_words()
-        text, values = _masked(text, fields, placeholder)
-        shown = _scrubbed(shown, values, placeholder)
-        withheld = [f"{seg}-{n}" for seg, n in fields]
+    shown, text, withheld = _shown(engine, caller, doc, text)
     # the raw bytes hold what the mask takes out: given only with the whole text
     return shown | {"text": text.replace("\r", "\n"), "text_codec": codec, "withheld": withheld,
                     "raw_base64": None if withheld else base64.b64encode(raw).decode("ascii")}
+
+
+def _shown(engine: Engine, caller: Caller, doc: Document, text: str | None = None,
+           shown: dict[str, Any] | None = None) -> tuple[dict[str, Any], str, list[str]]:
+    """What the caller is shown of a stored message: its summary (or ``shown``, a replay's answer),
+    its text and the fields masked -- for a message whose TXA-18 label is withheld from the caller,
+    the text masked and every quoted value of the masked fields scrubbed from the rest."""
+    if text is None:
+        from adapters.hl7v2.header import decode
+
+        text = decode(raw_of(doc))[0]
+    shown = summary(doc) if shown is None else shown
+    if not _label_withheld(engine, caller, text):
+        return shown, text, []
+    fields, placeholder = _withheld_words()
+    text, values = _masked(text, fields, placeholder)
+    return _scrubbed(shown, values, placeholder), text, [f"{seg}-{n}" for seg, n in fields]
 
 
 WITHHELD_FILE = Path(__file__).resolve().parent.parent.parent / "mappings" / "quarantine" / "withheld.yaml"
@@ -285,10 +296,13 @@ async def replay_message(
     _note(request, "replay", {"message": message_id, "ack": outcome.code},
           outcome="0" if outcome.code == "AA" else "4",
           patients=_patients_named(engine, replayed) if replayed is not None else None)
-    return {"id": message_id, "ack_code": outcome.code, "status": outcome.status,
-            "errors": [{"location": e.location(), "code": e.code, "severity": e.severity, "message": e.message}
-                       for e in outcome.errors],
-            "resources": outcome.resources, "ack": outcome.ack.decode(outcome.codec, "replace")}
+    answer = {"id": message_id, "ack_code": outcome.code, "status": outcome.status,
+              "errors": [{"location": e.location(), "code": e.code, "severity": e.severity, "message": e.message}
+                         for e in outcome.errors],
+              "resources": outcome.resources, "ack": outcome.ack.decode(outcome.codec, "replace")}
+    if replayed is None or not outcome.errors:
+        return answer
+    return _shown(engine, caller, replayed, shown=answer)[0]  # an ERR quoting a masked value: scrubbed
 
 
 def _remit(engine: Engine, caller: Caller) -> frozenset[str] | None:
