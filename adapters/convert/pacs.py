@@ -14,8 +14,9 @@ from adapters.convert.engine import apply_table
 from adapters.convert.lis import convert_orders
 from adapters.convert.tables import vocabulary
 from adapters.hl7v2.errors import DATA_TYPE_ERROR, TABLE_VALUE_NOT_FOUND, UNSUPPORTED_EVENT_CODE, HL7Error
-from adapters.hl7v2.parser import Segment
+from adapters.hl7v2.parser import Message, Segment
 from adapters.hl7v2.timestamps import TimestampError, to_fhir_datetime, to_fhir_instant
+from mappings.site import Site
 
 DOCUMENT_FILE_SYSTEM = "urn:huren:document-file:"  # + the sender (TXA-16, a file name unique at its sender)
 _UID = re.compile(r"^[0-2](\.(0|[1-9][0-9]*))+$")
@@ -169,6 +170,20 @@ _CONFIDENTIALITY = "http://terminology.hl7.org/CodeSystem/v3-Confidentiality"
 _CONTENT = ("Observation", "DiagnosticReport")
 
 
+def txa_labels(message: Message, site: Site) -> set[str]:
+    """The v3 confidentiality codes the message's TXA-18 state, as the document's table maps them
+    (``vocabulary.yaml`` ``document_confidentiality``: V, R, U -> N): the one reader of TXA-18
+    labels, for the converter and for what the operator is shown of a refused message
+    (``engine.api.admin``)."""
+    confidentiality = vocabulary(site, "document_confidentiality")
+    found: set[str] = set()
+    for txa in message.all("TXA"):
+        mapped = confidentiality.get(txa.value(18).strip().upper())
+        if isinstance(mapped, dict) and mapped.get("code"):
+            found.add(str(mapped["code"]))
+    return found
+
+
 def _label_content(ctx: Context) -> None:
     """The document's confidentiality (TXA-18 -> ``DocumentReference.securityLabel``) on what the
     message wrote of its content too: the OBX text is an Observation (and a report its
@@ -183,11 +198,7 @@ def _label_content(ctx: Context) -> None:
             found |= {c.get("code") for c in label.get("coding") or () if c.get("system") == _CONFIDENTIALITY}
     # and from TXA-18 itself, as the document's table maps it: a message with its order (ORC/OBR
     # before TXA) writes a report and no DocumentReference, and its V text was left unlabelled
-    confidentiality = vocabulary(ctx.site, "document_confidentiality")
-    for txa in ctx.message.all("TXA"):
-        mapped = confidentiality.get(txa.value(18).strip().upper())
-        if isinstance(mapped, dict) and mapped.get("code"):
-            found.add(str(mapped["code"]))
+    found |= txa_labels(ctx.message, ctx.site)
     top = "V" if "V" in found else "R" if "R" in found else None
     if top is None:
         return

@@ -13,8 +13,17 @@ What a caller sees of the stored messages: ``GET /admin/quarantine/{id}`` shows 
 patient of the feed; the CLI on the server, ``huren quarantine show``, and the replay reach those through their own
 paths). A staff member bound to a remit (``Caller.remit``) lists, reads and replays the messages of the
 institutions in it only (``engine.auth.policy.audit_remit``/``require_in_remit``, as the reports);
-another institution's is 404 as if unknown. Reading or replaying a message is audited against the
+another institution's is 404 as if unknown; so does a hospital's system client bound to its institution
+(``Caller.institution``, the same rule). Reading or replaying a message is audited against the
 Patients the store knows it names (``_patients_named``).
+
+A refused message carrying a confidentiality label (TXA-18, read by the converter's own reader
+``adapters.convert.pacs.txa_labels``) that the caller is not shown (``confidentiality.withheld_codes``:
+an operator's session, a bound hospital system) is shown with its content masked
+(``mappings/quarantine/withheld.yaml``: OBX-5 and NTE-3 replaced by words saying why; segments, every
+other field and the ERR stay, enough to fix a site configuration): on /fhir such a caller is refused
+the R/V records this message would have written (the review of privprobe27, the lead's decision).
+The replay runs the stored bytes.
 
 Responses are plain JSON (these are not FHIR resources); errors are OperationOutcomes.
 """
@@ -23,12 +32,16 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import functools
+import re
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 
+from engine.auth import confidentiality
 from engine.auth.caller import Caller
 from engine.auth.deps import get_caller
 from engine.auth.policy import allowed, audit_remit, require_in_remit, require_operator
@@ -37,6 +50,7 @@ from engine.engine import Engine
 from engine.errors import BadRequest, NotFound, Unprocessable
 from engine.messages import PROCESSED, QUARANTINED, RECEIVED, raw_of, summary
 from engine.repository.port import Document
+from mappings.sitefiles import check, read_yaml
 
 
 def get_engine(request: Request) -> Engine:
@@ -146,8 +160,106 @@ def show_message(request: Request, message_id: str, caller: Caller = Depends(ope
     text, codec = decode(raw)
     _note(request, "other", {"admin": "quarantine-show", "message": message_id},
           patients=_patients_named(engine, doc, text))
-    return summary(doc) | {"text": text.replace("\r", "\n"), "text_codec": codec,
-                           "raw_base64": base64.b64encode(raw).decode("ascii")}
+    shown, text, withheld = _shown(engine, caller, doc, text)
+    # the raw bytes hold what the mask takes out: given only with the whole text
+    return shown | {"text": text.replace("\r", "\n"), "text_codec": codec, "withheld": withheld,
+                    "raw_base64": None if withheld else base64.b64encode(raw).decode("ascii")}
+
+
+def _shown(engine: Engine, caller: Caller, doc: Document, text: str | None = None,
+           shown: dict[str, Any] | None = None) -> tuple[dict[str, Any], str, list[str]]:
+    """What the caller is shown of a stored message: its summary (or ``shown``, a replay's answer),
+    its text and the fields masked -- for a message whose TXA-18 label is withheld from the caller,
+    the text masked and every quoted value of the masked fields scrubbed from the rest."""
+    if text is None:
+        from adapters.hl7v2.header import decode
+
+        text = decode(raw_of(doc))[0]
+    shown = summary(doc) if shown is None else shown
+    if not _label_withheld(engine, caller, text):
+        return shown, text, []
+    fields, placeholder = _withheld_words()
+    text, values = _masked(text, fields, placeholder)
+    return _scrubbed(shown, values, placeholder), text, [f"{seg}-{n}" for seg, n in fields]
+
+
+WITHHELD_FILE = Path(__file__).resolve().parent.parent.parent / "mappings" / "quarantine" / "withheld.yaml"
+_WITHHELD_SCHEMA: dict[str, Any] = {
+    "type": "object", "additionalProperties": False, "required": ["fields", "placeholder"],
+    "properties": {"fields": {"type": "array", "minItems": 1, "items": {"type": "string", "pattern": "^[A-Z][A-Z0-9]{2}-[1-9][0-9]*$"}},
+                   "placeholder": {"type": "string", "minLength": 1, "pattern": "^[^|^~\\\\&\r\n]+$"}}}
+
+
+@functools.cache
+def _withheld_words() -> tuple[tuple[tuple[str, int], ...], str]:
+    """The fields a masked message loses and the words put there (``mappings/quarantine/withheld.yaml``)."""
+    data = check(read_yaml(WITHHELD_FILE), _WITHHELD_SCHEMA)
+    fields = tuple((f[:3], int(f[4:])) for f in data["fields"])
+    return fields, str(data["placeholder"])
+
+
+_LINES = re.compile(r"(\r\n|\r|\n)")
+
+
+def _label_withheld(engine: Engine, caller: Caller, text: str) -> bool:
+    """Whether the message's TXA-18 states a label withheld from the caller, read as the converter
+    reads it (``txa_labels``); a message that does not parse but holds a TXA: yes (fail closed)."""
+    codes = confidentiality.withheld_codes(caller)
+    if not codes:
+        return False
+    from adapters.convert.pacs import txa_labels
+    from adapters.hl7v2.errors import HL7Error
+    from adapters.hl7v2.parser import parse
+
+    try:
+        message = parse(text)
+    except (HL7Error, ValueError):
+        return any(line.startswith("TXA") for line in _LINES.split(text))
+    return not codes.isdisjoint(txa_labels(message, engine.site))
+
+
+def _masked(text: str, fields: tuple[tuple[str, int], ...], placeholder: str) -> tuple[str, list[str]]:
+    """``text`` with the value of each of ``fields`` replaced by ``placeholder`` (the separators as
+    written: each message's own field separator, its segment ends), and the values taken out."""
+    out: list[str] = []
+    taken: list[str] = []
+    sep = "|"
+    for part in _LINES.split(text):
+        name = part[:3]
+        if name in ("MSH", "FHS", "BHS") and len(part) > 3:
+            sep = part[3]
+        elif any(name == seg for seg, _ in fields):
+            pieces = part.split(sep)
+            for seg, n in fields:
+                if name == seg and len(pieces) > n and pieces[n] not in ("", '""'):
+                    taken.append(pieces[n])
+                    pieces[n] = placeholder
+            part = sep.join(pieces)
+        out.append(part)
+    return "".join(out), taken
+
+
+def _scrubbed(shown: dict[str, Any], values: list[str], placeholder: str) -> dict[str, Any]:
+    """The stored summary without the taken values where a reason quotes one (an ERR-8 naming an
+    OBX-5 it could not read quotes it as Python writes a string: ``'阳性' is not a number``): the
+    words stay, the quoted value is replaced."""
+    parts = {p.strip() for v in values for p in [v, *re.split(r"[\^~&]", v)]}
+    pieces = sorted((repr(p) for p in parts if p), key=len, reverse=True)
+    if not pieces:
+        return shown
+
+    def clean(node: Any) -> Any:
+        if isinstance(node, str):
+            for p in pieces:
+                node = node.replace(p, placeholder)
+            return node
+        if isinstance(node, list):
+            return [clean(v) for v in node]
+        if isinstance(node, dict):
+            return {k: clean(v) for k, v in node.items()}
+        return node
+
+    return {k: (v if k in ("id", "_id") else clean(v)) for k, v in shown.items()}
 
 
 @router.post("/quarantine/{message_id}/replay", summary="Run a stored message through the pipeline again")
@@ -184,10 +296,13 @@ async def replay_message(
     _note(request, "replay", {"message": message_id, "ack": outcome.code},
           outcome="0" if outcome.code == "AA" else "4",
           patients=_patients_named(engine, replayed) if replayed is not None else None)
-    return {"id": message_id, "ack_code": outcome.code, "status": outcome.status,
-            "errors": [{"location": e.location(), "code": e.code, "severity": e.severity, "message": e.message}
-                       for e in outcome.errors],
-            "resources": outcome.resources, "ack": outcome.ack.decode(outcome.codec, "replace")}
+    answer = {"id": message_id, "ack_code": outcome.code, "status": outcome.status,
+              "errors": [{"location": e.location(), "code": e.code, "severity": e.severity, "message": e.message}
+                         for e in outcome.errors],
+              "resources": outcome.resources, "ack": outcome.ack.decode(outcome.codec, "replace")}
+    if replayed is None or not outcome.errors:
+        return answer
+    return _shown(engine, caller, replayed, shown=answer)[0]  # an ERR quoting a masked value: scrubbed
 
 
 def _remit(engine: Engine, caller: Caller) -> frozenset[str] | None:

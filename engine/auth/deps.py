@@ -16,6 +16,7 @@ from __future__ import annotations
 from fastapi import Request
 
 from engine.auth.caller import Caller
+from engine.auth.policy import RemitView
 from engine.auth.staff_session import SESSION_COOKIE, csrf_matches
 from engine.errors import Forbidden, Unauthorized
 from engine.repository.scoped import ScopedRepository
@@ -52,6 +53,8 @@ async def get_repo(request: Request) -> ScopedRepository:
     cached = getattr(request.state, "repo", None)
     if isinstance(cached, ScopedRepository):
         return cached
-    repo = ScopedRepository(request.app.state.engine.repository, await get_caller(request))
+    engine, caller = request.app.state.engine, await get_caller(request)
+    remit = RemitView(caller, engine.site, engine.settings.site) if caller.remit is not None else None
+    repo = ScopedRepository(engine.repository, caller, remit=remit)
     request.state.repo = repo
     return repo

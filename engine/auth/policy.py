@@ -15,10 +15,12 @@ rules for the operations around them, all expressed in the caller's scopes:
   figures for the bureau, so the duplicate-report rule, plus search on what each report reads
   (``ChargeItem`` for the settlement, ``Encounter`` for split admissions).
 - **Remit** (监管范围): a staff member bound to an institution, a medical community or a pooling
-  region sees the flags, deduction lists, settlements and indicators of those institutions only;
+  region, or a hospital's system client bound to its institution, sees the flags, deduction lists,
+  settlements, indicators and refused messages of those institutions only;
   ``audit_remit`` answers which (the insurer's rule ``engine.insurance.remit`` resolves the code),
   and every report route narrows its figures with it or refuses a named institution outside it.
-- **Rules reload**: a system client with update rights on every type (``system/*.u``).
+- **Rules reload**: a system client with update rights on every type (``system/*.u``), bound to no
+  hospital (the rules are the community's).
 - **Ingest administration** (``/admin``): a system client with ``MessageHeader`` read, or create to
   replay (a replay imports data exactly as a new message would); or a signed-in member of the
   operator role itself (the quarantine page, ``/ui/quarantine``), kept to their remit as on the reports.
@@ -49,7 +51,7 @@ from typing import Any
 
 from engine.auth.caller import Caller
 from engine.errors import Forbidden, NotFound
-from engine.insurance.remit import institutions_in_remit
+from engine.insurance.remit import figures_within, institutions_in_remit
 
 CONSENT_SCOPE = ("http://terminology.hl7.org/CodeSystem/consentscope", "patient-privacy")
 FAMILY_SYSTEM = "urn:huren:family"
@@ -92,8 +94,14 @@ def require_insurance_report(caller: Caller, *reads: str) -> None:
 
 
 def require_rules_admin(caller: Caller) -> None:
+    """``POST /admin/reload``: the site's rules are the community's, so only the site's own system
+    client (``system/*.u``, bound to no hospital) reloads them; a hospital's bound system is refused
+    whatever it was granted (the review of privprobe27)."""
     if caller.restricted or caller.kind != "system" or not caller.allows("*", "update"):
         raise Forbidden("reloading rules needs a system client with system/*.u")
+    if bound_system(caller):
+        raise Forbidden("the site's rules are the community's: a system client bound to one hospital does not "
+                        "reload them (机构绑定的客户端不能重新加载全站规则)")
 
 
 # the staff role whose members run the ingest (运维, ``mappings/staff/roles.yaml``; the name is a
@@ -152,11 +160,49 @@ def require_record_of_theirs(caller: Caller, patients: Collection[str]) -> None:
 
 
 def audit_remit(caller: Caller, site: Any, site_dir: Path | str | None) -> frozenset[str] | None:
-    """The institutions whose flags and figures the caller may see; None: every institution (a
-    system client, or staff not bound to a remit)."""
-    if caller.remit is None:
-        return None
-    return institutions_in_remit(caller.remit, site, site_dir)
+    """The institutions whose flags, figures and messages the caller may see; None: every
+    institution (an unbound system client -- the site's own -- or staff not bound to a remit).
+
+    A staff member's remit is their account's (``Caller.remit``, resolved by the insurer's rule); a
+    hospital's system bound to its institution (``huren client add --institution``, ``Caller.institution``
+    on a system token, no role) is kept to that institution alone, as a staff member bound to it
+    is: it is one hospital's system, and other hospitals' refused messages, unmapped codes, counts,
+    flags and figures are not its hospital's (the review of privprobe27: a bound client with
+    ``system/*.cruds`` listed, read and replayed another hospital's refused messages on /admin).
+    On /fhir such a client is unchanged: the shared repository is what mutual recognition reads."""
+    if caller.remit is not None:
+        return institutions_in_remit(caller.remit, site, site_dir)
+    if bound_system(caller):
+        return frozenset({str(caller.institution)})
+    return None
+
+
+def bound_system(caller: Caller) -> bool:
+    """A system client bound to one hospital (``huren client add --institution``): not the site's own."""
+    return caller.kind == "system" and caller.role is None and caller.institution is not None
+
+
+class RemitView:
+    """A caller's remit as the FHIR repository asks it (``ScopedRepository``): resolved once, when
+    first asked, so a request that reads no published figure pays nothing."""
+
+    def __init__(self, caller: Caller, site: Any, site_dir: Path | str | None) -> None:
+        self.caller, self.site, self.site_dir = caller, site, site_dir
+        self._institutions: frozenset[str] | None = None
+        self._resolved = False
+
+    @property
+    def institutions(self) -> frozenset[str] | None:
+        if not self._resolved:
+            self._institutions, self._resolved = audit_remit(self.caller, self.site, self.site_dir), True
+        return self._institutions
+
+    def reports_within(self, who: Any) -> bool:
+        """A published figure (an indicator's MeasureReport by ``reporter``, its alert Flag by
+        ``subject``) is the caller's to read: every institution it reports on is in the remit
+        (``engine.insurance.remit.figures_within``); everything for a caller bound to none."""
+        remit = self.institutions
+        return remit is None or figures_within(who, remit, self.site)
 
 
 def require_in_remit(caller: Caller, institution: str | None, site: Any, site_dir: Path | str | None,

@@ -62,3 +62,38 @@ def institutions_in_remit(code: str, site: Any, site_dir: Path | str | None) -> 
         communities = region_communities(site_dir)[code]
         return frozenset(c for c, inst in site.institutions.items() if inst.community in communities)
     return frozenset()
+
+
+# who a published figure reports on: the identifier systems of ``engine.insurance.indicators``
+# (a report's ``reporter``, an alert Flag's ``subject``)
+INSTITUTION_SYSTEM = "urn:huren:institution"
+COMMUNITY_SYSTEM = "urn:huren:community"
+
+
+def reported_on(who: Any, site: Any) -> frozenset[str] | None:
+    """The institutions a published figure reports on, from the reference naming whom (an
+    indicator MeasureReport's ``reporter``, an alert Flag's ``subject``): an institution, a
+    community's every institution, the whole site when it names none (a site-wide report); None
+    when it names something else (an ``Organization/...`` reference, another system): huren cannot
+    place it, so no remit covers it."""
+    if who is None:
+        return frozenset(site.institutions)
+    ident = who.get("identifier") if isinstance(who, dict) else None
+    if not isinstance(ident, dict) or not isinstance(ident.get("value"), str):
+        return None
+    system, value = ident.get("system"), ident["value"]
+    if system == INSTITUTION_SYSTEM:
+        return frozenset({value})
+    if system == COMMUNITY_SYSTEM:
+        members = frozenset(c for c, inst in site.institutions.items() if inst.community == value)
+        return members or None
+    return None
+
+
+def figures_within(who: Any, remit: frozenset[str], site: Any) -> bool:
+    """Whether a published figure is the remit's: every institution it reports on is in it. As
+    ``$evaluate-measure`` decides (``indicators.scopes``: a community only partly in a remit is
+    reported per institution), a community's report only partly in the remit is not theirs --
+    its figures and strata are the other institutions' too."""
+    covered = reported_on(who, site)
+    return covered is not None and covered <= remit

@@ -35,7 +35,8 @@ The decisions, all here:
   record, none is included, written or in ``$everything`` (a write to a type holding them is
   refused by type, before the stored version is read, so it tells nothing of what is stored) --
   except the records a route has just decided are within the remit and said so (``vouch``). Records that name no patient (a Measure,
-  an indicator's Flag) read as before.
+  an Organization) read as before; of the published figures (an indicator's MeasureReport, its alert
+  Flag: ``remit_reported``) only those whose every institution is in the remit (``policy.RemitView``).
 - **Conditional interactions** (``If-None-Exist``, ``PUT Type?search``, in a Bundle too): the body
   is checked as a write first, then the match is the caller's own search (``conditional_matches``),
   so neither the answer nor a 403 against a 201 tells of a record the caller may not read.
@@ -201,6 +202,8 @@ class ConfinedRules:
     referenced_by: dict[str, dict[str, tuple[str, ...]]] = dataclasses.field(default_factory=dict)
     # types a remit-bound person may search although their records can name a patient (each match screened)
     remit_searched: frozenset[str] = frozenset()
+    # type -> the element naming whom its figures report on (a remit-bound person reads those within)
+    remit_reported: dict[str, Path_] = dataclasses.field(default_factory=dict)
     # systems of national ID numbers a logical reference (``Reference.identifier``) may carry untyped
     number_systems: frozenset[str] = frozenset()
 
@@ -219,6 +222,7 @@ class ConfinedRules:
                    referenced_by={t: {src: (p,) if isinstance(p, str) else tuple(p) for src, p in d.items()}
                                   for t, d in (data.get("referenced_by") or {}).items()},
                    remit_searched=frozenset(data.get("remit_searched") or ()),
+                   remit_reported={t: tuple(p.split(".")) for t, p in (data.get("remit_reported") or {}).items()},
                    number_systems=frozenset(data.get("number_systems") or ()))
 
 
@@ -345,9 +349,12 @@ def _numbers_in(resource: dict[str, Any]) -> set[str]:
 class ScopedRepository:
     """The repository for one caller (see module docstring); implements ``fhir.Access``."""
 
-    def __init__(self, repo: FhirRepository, caller: Caller, rules: ConfinedRules | None = None) -> None:
+    def __init__(self, repo: FhirRepository, caller: Caller, rules: ConfinedRules | None = None,
+                 remit: policy.RemitView | None = None) -> None:
         self.repo = repo
         self.caller = caller
+        # which published figures a remit-bound caller may read (``_within_remit``); none given: none
+        self._remit = remit
         self._compartment = frozenset(caller.patient_ids) if caller.patient_ids is not None else None
         self._own = frozenset(x for x in (caller.subject, caller.person) if x)
         self._rules = rules or confined_rules()
@@ -647,10 +654,21 @@ class ScopedRepository:
             self._vouched.add((rtype, rid))
 
     def _within_remit(self, resource: dict[str, Any]) -> bool:
-        """For a caller bound to a remit: a record vouched for, or one that names no patient."""
-        if (resource.get("resourceType"), resource.get("id")) in self._vouched:
+        """For a caller bound to a remit: a record vouched for, or one that names no patient -- and
+        of the published figures (``remit_reported``: an indicator's MeasureReport, its alert Flag),
+        only those whose every institution is in the remit (``policy.RemitView``, as
+        ``$evaluate-measure`` decides): another hospital's alert, or the community's report with
+        every hospital's strata, reads as missing (the review of privprobe27)."""
+        rtype = resource.get("resourceType")
+        if (rtype, resource.get("id")) in self._vouched:
             return True
-        return not _names_a_patient(resource, self.repo.base_url)
+        if _names_a_patient(resource, self.repo.base_url):
+            return False
+        path = self._rules.remit_reported.get(rtype) if isinstance(rtype, str) else None
+        if path is None:
+            return True
+        who = next(iter(_at(resource, path)), None)
+        return self._remit is not None and self._remit.reports_within(who)
 
     def _holds_patients(self, rtype: str) -> bool:
         """A type whose records R4 lets name a patient as theirs: ``Patient``, a compartment
