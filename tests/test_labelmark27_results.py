@@ -273,14 +273,6 @@ def test_the_backfill_runs_once(w):
     assert ResultLabels(w.engine.repository).backfill() == 0
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "left (labelmark27, MEDIUM): a writer some labels are withheld from (a bound hospital system with "
-    "write scopes, a clinician) can tell a feed's R/V result from a made-up id of the same form (a "
-    "name-based UUID, huren_form) by citing it and reading its own record back (404 against 200): the "
-    "write-time label opens it. A PUT at such an id answers both alike (404, _claims), so that oracle was "
-    "closed for feed records. Mend: in ScopedRepository.check_write (privfix27's file this round), refuse "
-    "a citation through result_labels.results_cited of a huren_form id the writer may not read -- withheld "
-    "or never stored, 422 alike -- as _cites_only_readable does for documents"))
 def test_a_writer_cannot_tell_a_feeds_r_result_by_citing_it(w):
     token, _ = w.engine.auth.issue_token(subject="his-fnzyy-w", kind="system", client_id="his-fnzyy-w",
                                          scopes=["system/*.cruds"], extra={"institution": "FNZYY"})

@@ -79,6 +79,7 @@ from engine.repository.port import StoredResource
 from engine.repository.references import is_conditional, references_in
 from engine.repository.search import MAX_COUNT
 from engine.repository.versioning import parse_etag
+from engine.result_labels import results_cited
 
 # the most labelled ids of one type a search holds in memory to decide flags (``_withheld_ids``)
 _WITHHELD_IDS = 1000
@@ -892,17 +893,31 @@ class ScopedRepository:
         a label oracle (twentieth round, mdmmend20). Both are refused alike, as a reference to a
         record that is not known (422), before anything is written. A confined caller (a resident,
         a family member) names only a document a read shows them: another person's is refused as
-        a made-up one (prb22). A transaction's own records are judged as written."""
-        refs = documents_cited(new)
-        if not refs:
+        a made-up one (prb22). A transaction's own records are judged as written.
+
+        The same for results (twenty-seventh round, the lead): ``engine.result_labels`` gives a
+        record citing an R/V result that result's label at write, so a writer citing a feed's
+        withheld result read its own record back 404 where a made-up id of the same form read 200
+        -- an existence oracle for the ids huren derives from the senders' numbers (``huren_form``;
+        a PUT at such an id answers both alike, ``_claims``). A result of huren's form is cited only
+        when the writer may read it; withheld and never stored are refused alike (422). Other ids
+        (a client's own names) are not refused for being unknown: a report may be written before
+        its results, and such ids tell nothing a PUT at them does not."""
+        cited: list[tuple[tuple[str, str], str]] = []  # (key, what it is cited as)
+        for ref in documents_cited(new):
+            cited.append((("DocumentReference", ref.split("/")[1]), "DocumentReference"))
+        for key in results_cited(new):
+            if huren_form(key[1]):
+                cited.append((key, "result"))
+        if not cited:
             return
         # the id alone: a versioned reference (``DocumentReference/<id>/_history/1``) names the same
         # document (it was refused as unknown: the review of mdmmend20)
-        keys = list(dict.fromkeys(("DocumentReference", ref.split("/")[1]) for ref in refs))
+        keys = list(dict.fromkeys(key for key, _ in cited))
         # a transaction Bundle's own records are judged as written (``transaction_writes``)
         held = self._written()
         found = self.repo.backend.current_many([k for k in keys if k not in held and not self.confined])
-        for key in keys:
+        for key, what in dict.fromkeys(cited):
             rec = found.get(key)
             if key in held:
                 refused = not self._shown_as_written(held[key])
@@ -914,9 +929,12 @@ class ScopedRepository:
             else:
                 refused = rec is None or self._stored_labelled(rec)  # a deleted one by its last version
             if refused:
-                raise Unprocessable(f"this {resource_type} names a DocumentReference that is not known",
-                                    expression=[f"{resource_type}."
-                                                f"{'relatesTo' if resource_type == 'DocumentReference' else 'derivedFrom'}"])
+                if what == "DocumentReference":
+                    raise Unprocessable(f"this {resource_type} names a DocumentReference that is not known",
+                                        expression=[f"{resource_type}."
+                                                    f"{'relatesTo' if resource_type == 'DocumentReference' else 'derivedFrom'}"])
+                raise Unprocessable(f"this {resource_type} cites a result that is not known ({key[0]})",
+                                    expression=[resource_type])
 
     def _cites_only_shown(self, resource_type: str, new: dict[str, Any], *, checked_only: bool = False) -> None:
         """A record whose reading depends on what it cites, written by a caller some labels are
