@@ -109,25 +109,39 @@ def test_rvmoneyleft27_report_with_locally_coded_results_reads_no_store_row_per_
     assert len(calls) <= 2, (len(calls), calls[:4])
 
 
+# Run by the base code (PYTHONPATH=its tree): the messages (argv[3], JSON) through its ingestor's
+# handle -- the listener's own call, without a socket -- so that only the engine is imported (no
+# test modules, no HTTP client: moneyfix27 made the test cheaper; the store is the base's, as before)
 OLD = r"""
 import json, sys
 from pathlib import Path
 from engine.engine import Engine
 from engine.settings import Settings
-from tests.conftest import running_mllp
-from tests.test_probepay26_windows import LFT, order, result
-from tests.test_recognition_e2e import Sender
 
-LOCAL = "OBX|1|NM|GPT^谷丙转氨酶^L||30|U/L|||||{s}"
-ALT = "OBX|1|NM|1742-6^ALT^LN||30|U/L|||||{s}"
 with Engine(Settings(data_dir=Path(sys.argv[1]), http_port=0, mllp_port=0, site=Path(sys.argv[2]))) as eng:
-    with running_mllp(eng) as port:
-        s = Sender(port)
-        s.send(result("HOSPA", "A9", LFT, "20260310090000+0800", obx=LOCAL))
-        s.send(order("HOSPB", "B9", "1742-6^ALT^LN", "20260312080000+0800"))
-        s.send(result("HOSPB", "B9", "1742-6^ALT^LN", "20260312100000+0800", obx=ALT))
+    for text in json.loads(sys.argv[3]):
+        ack = eng.ingestor.handle(text.replace("\n", "\r").encode(), channel="mllp", peer="127.0.0.1")
+        assert b"MSA|AA|" in ack, ack
     print(json.dumps([f["price"] for f in eng.recognition.flags.find({})]))
 """
+_RUNTIME = ("engine/", "adapters/", "mappings/")  # what the base engine imports and reads at run time
+
+
+def _base_tree(commit: str, tmp_path: Path) -> Path:
+    """The base's engine, adapters and mappings from this checkout's history (``git archive`` of
+    those folders only: the tests, docs and benches are not needed to write its store)."""
+    import io
+    import tarfile
+
+    from tests.test_moneylast19_charges import ROOT
+    archive = subprocess.run(["git", "-C", str(ROOT), "archive", commit, *_RUNTIME], capture_output=True, check=False)
+    if archive.returncode != 0:
+        pytest.skip(f"commit {commit} is not in this checkout's history (a shallow clone?)")
+    base = tmp_path / "before"
+    base.mkdir()
+    with tarfile.open(fileobj=io.BytesIO(archive.stdout)) as tar:
+        tar.extractall(base, filter="data")
+    return base
 
 
 def test_rvmoneyleft27_flag_the_base_priced_by_float_rounding_is_priced_again(tmp_path: Path) -> None:
@@ -135,18 +149,27 @@ def test_rvmoneyleft27_flag_the_base_priced_by_float_rounding_is_priced_again(tm
     stored at 1.68 (a float's ``round`` of 1.685). Opened by ff82b657 the flag, the duplicates
     report and the deduction list still say 1.68 where this release prices the same repeat 1.69
     (half up at the fen): nothing prices again the flags an earlier release priced from the
-    catalogue. (The README's "left" names only the DetectedIssue's 10.0 text.)"""
-    from tests.test_moneylast19_charges import code_at
-    from tests.test_moneyleft27_money import _h
+    catalogue. (The README's "left" names only the DetectedIssue's 10.0 text.)
+    moneyfix27: priced again once when the store is opened, and the flag says so (its row's
+    ``repriced``, its DetectedIssue's ``repricedFrom``)."""
+    from tests.test_moneyleft27_money import ALT, _h, _money_text
 
     site = make_site(tmp_path, recognition__prices__yaml=PRICES)
-    base = code_at("7e6d12a6", tmp_path)
+    base = _base_tree("7e6d12a6", tmp_path)
     data = tmp_path / "var"
-    done = subprocess.run([sys.executable, "-c", OLD, str(data), str(site)], cwd=base, capture_output=True,
-                          text=True, env={**os.environ, "PYTHONPATH": str(base)}, timeout=300, check=False)
+    sent = [result("HOSPA", "A9", LFT, "20260310090000+0800", obx=LOCAL),
+            order("HOSPB", "B9", "1742-6^ALT^LN", "20260312080000+0800"),
+            result("HOSPB", "B9", "1742-6^ALT^LN", "20260312100000+0800", obx=ALT)]
+    done = subprocess.run([sys.executable, "-c", OLD, str(data), str(site), json.dumps(sent)], cwd=base,
+                          capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(base)}, timeout=300,
+                          check=False)
     assert done.returncode == 0, done.stderr[-3000:]
     assert json.loads(done.stdout.strip().splitlines()[-1]) == [1.68]  # what the base stored
     for eng in open_engine(tmp_path, site):
         http = TestClient(create_app(eng))
         raw = http.get("/reports/duplicates?from=2026-03-01&to=2026-03-31", headers=_h(eng)).text
         assert '"money_at_stake":1.69' in raw, raw[:600]
+        [f] = flags(eng, "flagged")
+        assert [(c["from"], c["to"]) for c in f["repriced"]] == [("1.68", "1.69")], f
+        issue = http.get(f"/fhir/DetectedIssue/{f['_id']}", headers=_h(eng)).text
+        assert (_money_text(issue), _money_text(issue, "repricedFrom")) == ("1.69", "1.68"), issue
