@@ -235,6 +235,8 @@ class Repeats(RecognitionState, _Others):
             contradicted=decision.contradicted, basis=decision.basis, price_source=price_source, hr=tuple(hr),
             late_reasons=late, late_reason_text=late_text,
         ).as_doc()
+        if existing is not None and existing.get("repriced"):
+            row["repriced"] = existing["repriced"]  # the prices a rule changed (``repricing``): history, as reviews
         changed = existing is None or any(existing.get(k) != row[k] for k in (
             "status", "prior", "reason", "contradicted", "analytes", "basis")) \
             or stored_fen(existing.get("price")) != price \
