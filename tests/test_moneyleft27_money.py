@@ -230,13 +230,15 @@ def test_moneyleft27_rows_an_earlier_release_stored_as_floats_read_to_the_fen(en
     assert _totals(http, engine) == ("0.10", "1", {"HOSPB": "0.10"})
 
 
-@pytest.mark.xfail(strict=True, reason="left (moneyleft27): a charge row an earlier release stored for a line in "
-                   "another currency still prices its flag; no once-per-store pass drops it (billed_lines drops "
-                   "only lines the settlement does not count by status)")
 def test_moneyleft27_an_earlier_row_of_another_currency_is_dropped_on_upgrade(tmp_path: Path) -> None:
     """A USD line for the repeated blood count, its charge row as an earlier release kept it (the
     amount, no currency): after the store is opened again by this release the flag should be the
-    catalogue's CNY 0.10, as a fresh store prices it."""
+    catalogue's CNY 0.10, as a fresh store prices it. (A strict xfail of moneyleft27; mended by
+    moneyfix27's once-per-store pass, ``engine.recognition.repricing``: the store an earlier release
+    wrote has not its marker.)"""
+    from engine.recognition.repricing import MONEY_RULES
+    from engine.recognition.upgrade import LAYOUT
+
     site = make_site(tmp_path, recognition__prices__yaml=PRICES)
     from tests.conftest import running_mllp
     for eng in open_engine(tmp_path, site):
@@ -259,6 +261,7 @@ def test_moneyleft27_an_earlier_row_of_another_currency_is_dropped_on_upgrade(tm
                 rec.charges.replace({"_id": "ChargeItem/usd1", "service": f["result"], "services": [f["result"]],
                                      "amount": "25.00"})
                 rec.flags.replace({**f, "price": 25.0, "price_source": "charge"})
+                rec.store.collection(LAYOUT).delete(MONEY_RULES)  # an earlier release's store has none
     for eng in open_engine(tmp_path, site):
         [f] = flags(eng, "flagged")
         assert (D(str(f["price"])), f["price_source"]) == (D("0.10"), "catalogue"), f

@@ -238,6 +238,15 @@ def read_line(charge: dict[str, Any], organization: Callable[[str], str | None],
     )
 
 
+def in_currency(line: ChargeLine, currency: str) -> bool:
+    """Is ``line`` money in ``currency``: its currency (``read_line``: the priceOverride's, else its
+    fund share's) is that one or unstated. The one rule the settlement leaves a line out by
+    ("currency") and by which recognition's money at stake takes a line or not (rvmoneyleft27: the
+    flag read the priceOverride alone, so a 25.00 line whose fund share said USD, left out of the
+    settlement, priced the flag as CNY 25.00)."""
+    return line.currency in (None, currency)
+
+
 def in_force(period: Any, day: str | None, zone: str, when: str | None = None) -> bool:
     """Is a ``Coverage.period`` in force for a line of the local ``day`` (``YYYY-MM-DD``), occurring at
     ``when`` (its time as written), at an institution in ``zone``? Both ends are included (R4: a

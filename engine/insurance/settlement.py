@@ -26,6 +26,7 @@ from engine.insurance.charges import (
     COUNTED_STATUSES,
     ChargeLine,
     OrganizationCodes,
+    in_currency,
     in_force,
     latest_lines,
     line_identity,
@@ -261,7 +262,7 @@ def _exclusion(line: ChargeLine, site: Site, region_of: dict[str, YearRules], cu
         return "no-date"
     if line.amount is None:
         return "no-amount"
-    if line.currency not in (None, currency):
+    if not in_currency(line, currency):
         return "currency"
     if line.institution is None:
         return "no-institution"

@@ -28,6 +28,7 @@ from contextlib import AbstractContextManager
 from typing import Any, Protocol, TypeVar
 
 from engine.insurance.charges import COUNTED_STATUSES, line_identity, stored_at
+from engine.recognition.repricing import money_rules_once
 from engine.recognition.upgrade import LAYOUT
 from engine.repository.port import Collection
 
@@ -137,6 +138,16 @@ def number_lines_once(rec: _Recognition) -> int | None:
     A deleted ChargeItem's row is left as a fresh store leaves it. The row is read again inside
     the write transaction and written only if unchanged: a line sent again meanwhile was numbered
     by ``_on_charge`` itself. Decisions stand; only the money is priced again (as ``_drop``)."""
+    written = _number_lines(rec)
+    # the twenty-seventh round's pass (``repricing``) after this one, the last once-pass of the
+    # charge rows ``Recognition.for_engine`` runs: called from here, not from the start-up code,
+    # which another helper edited in that round (it may move there: it is independent of this one)
+    money_rules_once(rec)  # type: ignore[arg-type]  # its Protocol asks for a few more members
+    return written
+
+
+def _number_lines(rec: _Recognition) -> int | None:
+    """``number_lines_once`` proper."""
     marks = rec.store.collection(LAYOUT)
     if marks.get(LINES_NUMBERED) is not None:
         return None

@@ -195,17 +195,27 @@ def money_value(amount: Decimal) -> FhirDecimal:
     return FhirDecimal(fen_text(amount))
 
 
-def repriced_issue(issue: dict[str, Any], currency: str, old: Decimal, new: Decimal) -> dict[str, Any]:
+def repriced_issue(issue: dict[str, Any], currency: str, old: Decimal, new: Decimal,
+                   noted: bool = False) -> dict[str, Any]:
     """A stored flag's DetectedIssue with only its money changed (``Repeats._reprice_flag``): the
     ``price`` evidence and the amount in ``detail`` (written by ``flag_issue`` as "; <currency> 0.00 ");
-    everything the decision wrote stays as it was."""
+    everything the decision wrote stays as it was. ``noted`` (``repricing``: priced again by a rule,
+    not by a line): a ``repricedFrom`` evidence after the price says what it was before."""
+    def evidence(ext: dict[str, Any]) -> list[dict[str, Any]]:
+        out: list[dict[str, Any]] = []
+        for e in ext.get("extension") or ():
+            if e.get("url") == "price" and isinstance(e.get("valueMoney"), dict):
+                out.append({**e, "valueMoney": {**e["valueMoney"], "value": money_value(new)}})
+                if noted:
+                    out.append({"url": "repricedFrom", "valueMoney": {"value": money_value(old), "currency": currency}})
+            elif not (noted and e.get("url") == "repricedFrom"):  # one: the last change's (the row keeps them all)
+                out.append(e)
+        return out
+
     updated = {k: v for k, v in issue.items() if k not in ("meta", "text")}
-    updated["extension"] = [
-        {**ext, "extension": [{**e, "valueMoney": {**e["valueMoney"], "value": money_value(new)}}
-                              if e.get("url") == "price" and isinstance(e.get("valueMoney"), dict) else e
-                              for e in ext.get("extension") or ()]}
-        if isinstance(ext, dict) and ext.get("url") == EVIDENCE_EXT else ext
-        for ext in issue.get("extension") or ()]
+    updated["extension"] = [{**ext, "extension": evidence(ext)}
+                            if isinstance(ext, dict) and ext.get("url") == EVIDENCE_EXT else ext
+                            for ext in issue.get("extension") or ()]
     detail = issue.get("detail")
     if isinstance(detail, str):
         updated["detail"] = detail.replace(f"; {currency} {fen(old)} ", f"; {currency} {fen(new)} ", 1)

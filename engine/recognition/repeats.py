@@ -235,6 +235,8 @@ class Repeats(RecognitionState, _Others):
             contradicted=decision.contradicted, basis=decision.basis, price_source=price_source, hr=tuple(hr),
             late_reasons=late, late_reason_text=late_text,
         ).as_doc()
+        if existing is not None and existing.get("repriced"):
+            row["repriced"] = existing["repriced"]  # the prices a rule changed (``repricing``): history, as reviews
         changed = existing is None or any(existing.get(k) != row[k] for k in (
             "status", "prior", "reason", "contradicted", "analytes", "basis")) \
             or stored_fen(existing.get("price")) != price \
@@ -307,8 +309,7 @@ class Repeats(RecognitionState, _Others):
         # what this test did: read from the index, the few the members do not hold
         have = {d["_id"] for d in members}
         listed = sorted({ref for d in members for ref in d.get("results") or ()} - have)
-        extra = [e for ref in listed if (e := self.index.get(ref)) is not None
-                 and e.get("status") not in VOID_STATUSES]
+        extra = [e for e in self.index.get_many(listed) if e.get("status") not in VOID_STATUSES]
         # placed before its own result was taken (``taken_before``): a day alone is bounded by it, and
         # so is an order sent as placed later than its own result (an ORC-9 entered late)
         order = replace(order, by=min((d["at"] for d in members if d.get("at")), default=None))
@@ -318,9 +319,12 @@ class Repeats(RecognitionState, _Others):
         # alone of the ALT and AST the lab did)
         performed = done_analytes([*members, *extra])
         done = replace(order, analytes=performed) if performed else order
-        if order.analytes:
-            order = replace(order, analytes=tuple(sorted(set(order.analytes) | set(performed)))
-                            if performed else ())
+        # What was done but names no analyte (a report coded as the panel, its results coded
+        # locally) is matched at the order's level (``done`` is the order then), so the order stays
+        # as placed: made the whole panel while the match was its ALT, a billed ALT line was never
+        # taken (rvmoneyleft27: the catalogue's 1.69 stood where the line said 5.00)
+        if order.analytes and performed:
+            order = replace(order, analytes=tuple(sorted(set(order.analytes) | set(performed))))
         candidates = [self._bounded(c, order.day) for c in
                       self.index.candidates(order.person or "", item.code, order.day, item.window_days)
                       if result_key(c) != key]

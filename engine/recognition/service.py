@@ -32,7 +32,7 @@ from datetime import date
 from typing import Any, Protocol
 
 from engine.errors import BadRequest
-from engine.insurance.charges import COUNTED_STATUSES, line_identity, line_price, money, stored_at
+from engine.insurance.charges import COUNTED_STATUSES, in_currency, line_identity, read_line, stored_at
 from engine.recognition import aggregates
 from engine.recognition.batch_scope import BatchScope
 from engine.recognition.billed_lines import drop_unbilled_once, number_lines_once
@@ -402,17 +402,19 @@ class Recognition(HRMark, BatchScope, OrderTime, Repeats, PriorChanges, IdCorrec
     def _on_charge(self, charge: dict[str, Any]) -> list[dict[str, Any]]:
         """A billed charge line (ChargeItem.service → the result) is the money at stake when it exists.
 
-        The line's amount is read by ``engine.insurance.charges.line_price``, as the settlement reads it."""
+        The line is read by ``engine.insurance.charges.read_line``, as the settlement reads it: its
+        amount, and its currency (the priceOverride's, else its fund share's; ``in_currency``)."""
         ref = ref_of(charge)
-        line = line_price(charge)
-        price = money(line.get("value"))  # the whole line, not multiplied by quantity
+        line = read_line(charge, _no_organization)
+        price = line.amount  # the whole line, not multiplied by quantity
         services = [str(r["reference"]) for r in charge.get("service") or () if isinstance(r, dict) and r.get("reference")]
         before = self.charges.get(ref)
         # only a line the settlement counts (billable, billed) is billed: a planned or unknown one is not yet;
         # nor one in another currency than the catalogue's, which the settlement leaves out too (a USD
-        # 25.00 line was the flag's "CNY 25.00" at stake, moneyleft27)
-        if price is None or not services or charge.get("status") not in COUNTED_STATUSES \
-                or line.get("currency") not in (None, "", self._rules.currency):
+        # 25.00 line was the flag's "CNY 25.00" at stake, moneyleft27; so was one whose fund share
+        # alone said USD, rvmoneyleft27)
+        if price is None or not services or line.status not in COUNTED_STATUSES \
+                or not in_currency(line, self._rules.currency):
             if before is None:
                 return []
             self.charges.delete(ref)
@@ -493,3 +495,9 @@ def _same_persons(writes: Sequence[tuple[dict[str, Any], dict[str, Any] | None]]
         if facts.person_of(resource) != facts.number(resource):  # the number person_of just read
             return False
     return bool(writes)
+
+
+def _no_organization(ref: str) -> str | None:
+    """``read_line``'s resolver of a performing Organization: recognition reads a line's amount and
+    currency, not its institution, so no Organization is read."""
+    return None
