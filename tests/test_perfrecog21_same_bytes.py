@@ -208,6 +208,31 @@ def _listener(engine: Any) -> Any:
     return running()
 
 
+_MONEY = ("money", "price")
+
+
+def comparable(snap: dict[str, Any]) -> dict[str, Any]:
+    """``snap`` with what later rounds changed on purpose set aside, every other byte compared as
+    before: payfix26's ``results`` in a report's index entry (which entries of its test are its own;
+    the fixture's base did not write it); moneyleft27's amounts stored as decimal text to the fen
+    (``"0.10"``; the base stored floats, 0.1) -- each read as the store's one reading of an amount
+    (``tiers.stored_fen``), so a fen of difference still fails; moneyfix27's once-only re-pricing
+    marker in ``recognition_layout``."""
+    from engine.insurance.tiers import stored_fen
+    from engine.recognition.repricing import MONEY_RULES
+
+    docs = snap["docs"]
+    for doc in docs.get("recognition_results", {}).values():
+        doc.pop("results", None)
+    docs.get("recognition_layout", {}).pop(MONEY_RULES, None)
+    for name in ("recognition_flags", "recognition_check_days", "recognition_flag_days"):
+        for doc in docs.get(name, {}).values():
+            for key in _MONEY:
+                if key in doc:
+                    doc[key] = str(stored_fen(doc[key]))
+    return snap
+
+
 def test_a_varied_feed_is_stored_byte_for_byte_as_the_base_stored_it(tmp_path: Path) -> None:
     expected = json.loads(FIXTURE.read_text(encoding="utf-8"))
     got = run(tmp_path / "var")
@@ -218,10 +243,8 @@ def test_a_varied_feed_is_stored_byte_for_byte_as_the_base_stored_it(tmp_path: P
     assert flags and got["docs"]["recognition_checks"] and got["docs"]["recognition_results"]
     assert any(k.startswith("DetectedIssue/dup-") for k in got["current"])
     assert any(k.startswith("Observation/") and v[0] == 2 for k, v in got["current"].items())  # corrected
-    # payfix26: a report's index entry now keeps its results (``results``, which entries of its test
-    # are its own); the fixture's base did not write it -- every other byte is compared as before
-    for doc in got["docs"]["recognition_results"].values():
-        doc.pop("results", None)
+    comparable(got)
+    comparable(expected)
     for part in ("acks", "docs", "current", "versions"):
         if got[part] != expected[part]:
             if isinstance(got[part], dict):
