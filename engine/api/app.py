@@ -73,10 +73,12 @@ def create_app(engine: Engine) -> FastAPI:
     app.router.on_startup.append(recognition_api.sighup_reloader(engine))
     app.add_middleware(NoStore)  # innermost: Cache-Control: no-store on /fhir answers (FastRead marks its own)
     app.add_middleware(FastRead)  # GET /fhir/{type}/{id} without the router, same decision
-    app.add_middleware(JsonLabel)  # a client asking for application/json gets its answers named so
     app.add_middleware(RequestLimits, max_bytes=int(engine.settings.max_request_bytes),
                        max_depth=int(engine.settings.max_json_depth))
     install_audit(app)  # last: wraps every route, writes one AuditEvent per request
+    # a client asking for application/json gets its answers named so -- the limits' 413 and the audit's
+    # refusals included (outside them)
+    app.add_middleware(JsonLabel)
     # outermost: a CORS preflight is answered before routing and audit
     app.add_middleware(Cors, origins=AllowedOrigins(engine.auth.registry, engine.settings.cors_origins))
     return app

@@ -103,7 +103,7 @@ def wants_plain_json(accept: str, formats: list[str]) -> bool:
     """Whether a JSON answer is labelled ``application/json`` rather than ``application/fhir+json``:
     ``_format=application/json`` (it overrides Accept), or, without ``_format``, an Accept that
     weighs ``application/json`` above whatever admits the FHIR type (``application/fhir+json`` or
-    ``application/json+fhir`` if named, else ``application/*`` / ``*/*``). A tie keeps the FHIR
+    ``application/json+fhir`` if named, else ``application/*``, else ``*/*``). A tie keeps the FHIR
     type: it is the more specific name of the same body."""
     if formats:
         return formats[0].split(";")[0].strip().lower() == "application/json"
@@ -112,7 +112,8 @@ def wants_plain_json(accept: str, formats: list[str]) -> bool:
     weights = _weights(accept)
     plain = weights.get("application/json", 0.0)
     named = [weights[t] for t in ("application/fhir+json", "application/json+fhir") if t in weights]
-    fhir = max(named) if named else max(weights.get("application/*", 0.0), weights.get("*/*", 0.0))
+    # the most specific range admitting the FHIR type decides (RFC 9110 12.5.1), as in ``accepts_json``
+    fhir = max(named) if named else weights.get("application/*", weights.get("*/*", weights.get("*", 0.0)))
     return plain > 0 and plain > fhir
 
 
@@ -121,7 +122,7 @@ def plain_json_asked(scope: dict) -> bool:
     (no ``_format``, an Accept not naming application/json) answers without parsing either."""
     query: bytes = scope.get("query_string") or b""
     formats: list[str] = []
-    if b"_format" in query:
+    if b"format" in query:  # ``_format`` or its percent-encoded name (``%5Fformat``), as the router reads it
         from urllib.parse import parse_qs
 
         formats = parse_qs(query.decode("latin-1")).get("_format", [])

@@ -906,7 +906,7 @@ class ScopedRepository:
         cited: list[tuple[tuple[str, str], str]] = []  # (key, what it is cited as)
         for ref in documents_cited(new):
             cited.append((("DocumentReference", ref.split("/")[1]), "DocumentReference"))
-        for key in results_cited(new):
+        for key in results_cited(new, self.repo.base_url):  # read as the mark reads them: absolute ones too
             if huren_form(key[1]):
                 cited.append((key, "result"))
         if not cited:
