@@ -333,13 +333,23 @@ _KEPT_MAX = 8  # pairs of folders (the shipped reading pickles to ~75 KB)
 
 def _stamps(defaults: Path, site_dir: Path | None) -> tuple[tuple[str, int, int, int, int], ...] | None:
     """(path, size, inode, mtime_ns, ctime_ns) of every YAML file under the two folders (any file the
-    site could read, a new or removed one included); None when a folder cannot be listed."""
+    site could read, a new or removed one included); None when a folder cannot be listed.
+
+    Symlinked folders are followed, as ``_overlay``'s glob follows them: a site linking a shared code
+    map folder (``codes -> /srv/shared_codes``) and edited there was read from it but never stamped,
+    so a reload kept the old mapping (rvsuitecut27); a folder reached twice (a link cycle) is walked once."""
     out: list[tuple[str, int, int, int, int]] = []
+    seen: set[str] = set()
     try:
         for base in (defaults, site_dir):
             if base is None:
                 continue
-            for root, _dirs, names in os.walk(base):
+            for root, dirs, names in os.walk(base, followlinks=True):
+                real = os.path.realpath(root)
+                if real in seen:
+                    dirs[:] = []
+                    continue
+                seen.add(real)
                 for name in names:
                     if name.endswith((".yaml", ".yml")):
                         path = os.path.join(root, name)
