@@ -669,7 +669,7 @@ def commit_pages(count: int, batch: int = 50, stored: int = 0) -> None:
                 messages = [(oru_lab(50_000_000 + i), "bench", "127.0.0.1:1") for i in range(count)]
                 for start in range(0, count, batch):
                     engine.ingestor.process(messages[start : start + batch])
-                engine.store.conn = conn
+                engine.store._conn = conn
                 figures[checkpoints] = timed.commit_seconds / count * 1e6
                 if checkpoints:
                     continue
@@ -763,9 +763,9 @@ def counts(count: int, batch: int = 50) -> None:
         settings = Settings(data_dir=Path(tmp) / "var", http_port=0, mllp_port=0)
         with Engine(settings) as engine:
             settle_warm(engine, batch)
-            conn = engine.store.conn
+            conn = engine.store.conn  # (the property creates the schema asked for first)
             first = (conn.execute("SELECT max(rid) FROM fhir_resource").fetchone()[0] or 0) + 1
-            counted = engine.store.conn = _CountingConnection(conn)
+            counted = engine.store._conn = _CountingConnection(conn)  # (``conn`` is a property)
             messages = [(oru_lab(50_000_000 + i), "bench", "127.0.0.1:1") for i in range(count)]
             sys.setprofile(profile)
             try:
@@ -773,7 +773,7 @@ def counts(count: int, batch: int = 50) -> None:
                     engine.ingestor.process(messages[start : start + batch])
             finally:
                 sys.setprofile(None)
-                engine.store.conn = conn
+                engine.store._conn = conn
             stored = conn.execute(
                 "SELECT count(*), sum(length(body)), sum(length(sortkeys)), sum(length(hkeys)), sum(length(ranges)) "
                 "FROM fhir_resource WHERE rid >= ?", (first,)).fetchone()
