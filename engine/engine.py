@@ -32,7 +32,7 @@ from engine.repository import open_store
 from engine.repository.fhir import FhirRepository
 from engine.repository.scoped import DeletedLabels
 from engine.repository.sqlite_store import SqliteStore
-from engine.result_labels import ResultLabels
+from engine.result_labels import CITATIONS, ResultLabels
 from engine.settings import Settings
 from mappings.site import Site
 
@@ -88,7 +88,7 @@ class Engine:
         # a record citing a result (a report, a panel, a diagnosis's evidence) carries the result's label:
         # given as it is written, and again when the result's label rises; once for an older store
         results = ResultLabels(self.repository)
-        self.repository.add_mark(results.mark, types={"DiagnosticReport", "Observation", "Condition"})
+        self.repository.add_mark(results.mark, types=set(CITATIONS))
         self.repository.add_batch_hook(results.written)
         results.backfill()
         # a record deleted while labelled stays withheld where a search decides from labelled ids (last20a)

@@ -39,9 +39,14 @@ README) buys an exact answer.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 from collections.abc import Sequence
-from typing import Any, Protocol
+from pathlib import Path
+from typing import Any, NamedTuple, Protocol
+
+import yaml
 
 from engine.auth.confidentiality import SYSTEM, carried, labels
 from engine.document_labels import Documents
@@ -51,24 +56,51 @@ from engine.repository.port import Store
 
 log = logging.getLogger(__name__)
 
-# what a result is: the records whose label a citing record takes
-RESULTS = frozenset({"Observation", "DiagnosticReport"})
-# citing type -> (element, its child holding the references or None, the search parameter on it): the
-# references through which a record is built from results (R4: DiagnosticReport.result,
-# Observation.hasMember / .derivedFrom, Condition.evidence.detail -- a DocumentReference named in
-# ``derivedFrom`` is ``document_labels``')
-CITATIONS: dict[str, tuple[tuple[str, str | None, str], ...]] = {
-    "DiagnosticReport": (("result", None, "result"),),
-    "Observation": (("hasMember", None, "has-member"), ("derivedFrom", None, "derived-from")),
-    "Condition": (("evidence", "detail", "evidence-detail"),),
+# the references through which a record cites a result, as data (``mappings/access/result_citations.yaml``)
+CITATIONS_FILE = Path(__file__).resolve().parent.parent / "mappings" / "access" / "result_citations.yaml"
+
+
+class Citation(NamedTuple):
+    """One reference path of a citing type: ``path`` the element names down to the Reference,
+    ``cites`` the result types it may name, ``param`` its indexed search parameter (or None)."""
+
+    path: tuple[str, ...]
+    cites: frozenset[str]
+    param: str | None
+
+
+def load_citations(path: Path = CITATIONS_FILE) -> dict[str, tuple[Citation, ...]]:
+    """The citing types and their paths as ``result_citations.yaml`` states them (checked: a path
+    naming a type that is no result is a mistake of the file, refused at start)."""
+    doc = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    out: dict[str, tuple[Citation, ...]] = {}
+    for rtype, entries in (doc.get("citations") or {}).items():
+        made = []
+        for entry in entries:
+            cites = frozenset(entry["cites"])
+            if not cites or not cites <= {"Observation", "DiagnosticReport"}:
+                raise ValueError(f"{path.name}: {rtype}.{entry['path']} cites {sorted(cites)}: results only")
+            made.append(Citation(tuple(entry["path"].split(".")), cites, entry.get("param")))
+        out[rtype] = tuple(made)
+    return out
+
+
+# citing type -> its paths (R4: DiagnosticReport.result, Observation.hasMember / .derivedFrom /
+# .focus, Condition.evidence.detail, ServiceRequest.supportingInfo, Procedure.report,
+# DocumentReference.context.related... -- a DocumentReference named in ``derivedFrom`` is
+# ``document_labels'``)
+CITATIONS: dict[str, tuple[Citation, ...]] = load_citations()
+# cited type -> the (citing type, citation) pairs that can name it
+CITED_BY: dict[str, tuple[tuple[str, Citation], ...]] = {
+    cited: tuple((ctype, c) for ctype, paths in CITATIONS.items() for c in paths if cited in c.cites)
+    for cited in ("Observation", "DiagnosticReport")
 }
-# cited type -> the (citing type, search parameter) pairs that can name it: R4 lets a report's
-# ``result`` and a panel's ``hasMember`` name Observations only; ``evidence.detail`` any record
-CITED_BY: dict[str, tuple[tuple[str, str], ...]] = {
-    "Observation": (("DiagnosticReport", "result"), ("Observation", "has-member"),
-                    ("Observation", "derived-from"), ("Condition", "evidence-detail")),
-    "DiagnosticReport": (("Condition", "evidence-detail"),),
-}
+# the first element of each path: a record holding none of them cites nothing (the mark's first look)
+_HEADS: dict[str, tuple[str, ...]] = {t: tuple(dict.fromkeys(c.path[0] for c in paths)) for t, paths in CITATIONS.items()}
+# the list's fingerprint: a store backfilled under another list is backfilled again, once
+_FINGERPRINT = hashlib.sha256(json.dumps(
+    {t: [[".".join(c.path), sorted(c.cites), c.param] for c in paths] for t, paths in sorted(CITATIONS.items())},
+    sort_keys=True).encode()).hexdigest()[:16]
 _RANK = {"V": 2, "R": 1}
 _VALUES_AT_ONCE = 100  # references OR-ed in one search of the rise (a group's risen results)
 _AT_ONCE = "1000"  # citing records read in one page
@@ -96,42 +128,55 @@ def _rank(resource: dict[str, Any] | None) -> int:
     return max((_RANK.get(c, 0) for c in labels(resource)), default=0)
 
 
+def _references(node: Any, path: tuple[str, ...]) -> list[dict[str, Any]]:
+    """The Reference dicts at ``path`` below ``node`` (each step a list or a single element)."""
+    nodes = [node]
+    for step in path:
+        nxt: list[Any] = []
+        for n in nodes:
+            found = n.get(step) if isinstance(n, dict) else None
+            if isinstance(found, list):
+                nxt.extend(found)
+            elif found is not None:
+                nxt.append(found)
+        if not nxt:
+            return []
+        nodes = nxt
+    return [r for r in nodes if isinstance(r, dict)]
+
+
 def results_cited(resource: dict[str, Any], base_url: str = "") -> list[tuple[str, str]]:
     """The results ``resource`` is built from, as ``(type, id)`` (its own left out; a versioned
-    reference names the record by its id): the references ``CITATIONS`` lists, to a type in
-    ``CITED_BY``. The one reading of what a record takes a result's label from -- the mark and the
-    tests read it here."""
+    reference names the record by its id): the references ``CITATIONS`` lists, to a type that
+    path may name. The one reading of what a record takes a result's label from -- the mark, the
+    rise, the writers' refusal (``ScopedRepository``) and the tests read it here."""
     paths = CITATIONS.get(resource.get("resourceType"))  # type: ignore[arg-type]
     if not paths:
         return []
-    refs: list[dict[str, Any]] = []
-    for element, child, _ in paths:
-        found = resource.get(element)
-        if not found or not isinstance(found, list):
-            continue
-        if child is None:
-            refs.extend(r for r in found if isinstance(r, dict))
-        else:
-            for entry in found:
-                inner = entry.get(child) if isinstance(entry, dict) else None
-                if isinstance(inner, list):
-                    refs.extend(r for r in inner if isinstance(r, dict))
-    if not refs:
-        return []
     own = (resource.get("resourceType"), resource.get("id"))
     out: dict[tuple[str, str], None] = {}
-    for ref in refs:
-        text = ref.get("reference")
-        if not isinstance(text, str):
+    for citation in paths:
+        if citation.path[0] not in resource:
             continue
-        head, _, rid = text.partition("/")
-        if head in CITED_BY and rid and "/" not in rid:  # "Observation/<id>": a feed's every reference
-            key: tuple[str, str] | None = (head, rid)
-        else:  # versioned, absolute: the indexer's (cached) reading
-            key = parse_reference(text, base_url)
-        if key is not None and key[0] in CITED_BY and key != own:
-            out[key] = None
+        for ref in _references(resource, citation.path):
+            text = ref.get("reference")
+            if not isinstance(text, str):
+                continue
+            head, _, rid = text.partition("/")
+            if head in citation.cites and rid and "/" not in rid:  # "Observation/<id>": a feed's every reference
+                key: tuple[str, str] | None = (head, rid)
+            else:  # versioned, absolute: the indexer's (cached) reading
+                key = parse_reference(text, base_url)
+            if key is not None and key[0] in citation.cites and key != own:
+                out[key] = None
     return list(out)
+
+
+def _patient_of(result: dict[str, Any]) -> str | None:
+    """The Patient reference a result is about (``subject``), or None."""
+    subject = result.get("subject")
+    ref = subject.get("reference") if isinstance(subject, dict) else None
+    return ref if isinstance(ref, str) and ref.startswith("Patient/") and "/" not in ref[8:] else None
 
 
 class ResultLabels:
@@ -147,9 +192,9 @@ class ResultLabels:
         a label of another kind (N, a site's own), are never touched by a record citing nothing
         higher. A mark runs on what a writer sends and again on what the merge rules combined
         (``FhirRepository.add_mark``): cheap, and a function of the resource alone."""
-        rtype = resource.get("resourceType")
-        if rtype == "Observation" and not resource.get("hasMember") and not resource.get("derivedFrom"):
-            return resource  # every result of a feed: two look-ups
+        heads = _HEADS.get(resource.get("resourceType"))  # type: ignore[arg-type]
+        if not heads or not any(h in resource for h in heads):
+            return resource  # every result of a feed: three look-ups
         keys = results_cited(resource, self.repository.base_url)
         if not keys:
             return resource
@@ -194,16 +239,37 @@ class ResultLabels:
         return [[] for _ in pairs]
 
     def raise_citing(self, risen: dict[tuple[str, str], dict[str, Any]]) -> int:
-        """Every record citing one of ``risen`` (by ``CITED_BY``'s indexed references) written again
-        with the label of the most confidential of those it cites, when that outranks its own (one
-        search per parameter and up to ``_VALUES_AT_ONCE`` results; each write a derived write,
-        whose own rise follows). Returns how many were written."""
-        targets: dict[tuple[str, str], list[str]] = {}
-        for rtype, rid in risen:
-            for citing in CITED_BY[rtype]:
-                targets.setdefault(citing, []).append(f"{rtype}/{rid}")
+        """Every record citing one of ``risen`` written again with the label of the most
+        confidential of those it cites, when that outranks its own; each write a derived write,
+        whose own rise follows. Returns how many were written.
+
+        Found by the path's indexed parameter (one search per parameter and up to
+        ``_VALUES_AT_ONCE`` results); a path no parameter indexes (``ServiceRequest.supportingInfo``,
+        ``Procedure.report``...) by the citing type's records of the results' patients (the Patient
+        compartment is always indexed), each kept only when it cites a risen result -- a rise is a
+        hospital's relabelling, rare, so reading a patient's orders then costs little, where an
+        index row per reference would cost every feed's write. A result naming no patient: every
+        record of the citing type (none such is written by huren)."""
+        params = getattr(self.repository, "params", None)
+        targets: dict[tuple[str, str | None], dict[str, None]] = {}
+        for (rtype, rid), result in risen.items():
+            for ctype, citation in CITED_BY[rtype]:
+                param = citation.param
+                if param is not None and (params is None or params.get(ctype, param) is not None):
+                    targets.setdefault((ctype, param), {})[f"{rtype}/{rid}"] = None
+                    continue
+                patient = _patient_of(result)
+                if patient is None:
+                    targets.setdefault((ctype, None), {})
+                else:
+                    targets.setdefault((ctype, "patient"), {})[patient] = None
         seen: dict[tuple[str, str], dict[str, Any]] = {}
-        for (ctype, param), values in targets.items():
+        for (ctype, param), found in targets.items():
+            values = list(found)
+            if param is None:
+                for record in self._found(ctype, None, ""):
+                    seen.setdefault((ctype, record["id"]), record)
+                continue
             for start in range(0, len(values), _VALUES_AT_ONCE):
                 for record in self._found(ctype, param, ",".join(values[start:start + _VALUES_AT_ONCE])):
                     seen.setdefault((ctype, record["id"]), record)
@@ -215,11 +281,13 @@ class ResultLabels:
                 written += 1
         return written
 
-    def _found(self, rtype: str, param: str, value: str) -> list[dict[str, Any]]:
-        """Every stored ``rtype`` whose ``param`` names one of ``value``'s references (all pages)."""
+    def _found(self, rtype: str, param: str | None, value: str) -> list[dict[str, Any]]:
+        """Every stored ``rtype`` whose ``param`` names one of ``value``'s references (all pages;
+        ``param`` None: every stored ``rtype``)."""
         out: list[dict[str, Any]] = []
+        asked = [(param, value)] if param is not None else []
         while True:
-            page = self.repository.search(rtype, [(param, value), ("_count", _AT_ONCE), ("_offset", str(len(out)))])
+            page = self.repository.search(rtype, [*asked, ("_count", _AT_ONCE), ("_offset", str(len(out)))])
             out.extend(page.resources)
             if not page.has_next or not page.resources:
                 return out
@@ -231,8 +299,9 @@ class ResultLabels:
         per result type; on a store with no labelled result, two searches and the marker.
         Idempotent: a record already labelled so is not written again."""
         coll = self.repository.store.collection(MARKER_COLLECTION)
-        if coll.get(_BACKFILLED) is not None:
-            return 0
+        marker = coll.get(_BACKFILLED)
+        if marker is not None and marker.get("citations") == _FINGERPRINT:
+            return 0  # (a marker of the twenty-seventh round's list names none: backfilled again once)
         codes = f"{SYSTEM}|R,{SYSTEM}|V"
         written = 0
         with self.repository.store.transaction():
@@ -240,7 +309,7 @@ class ResultLabels:
                 labelled = {(rtype, r["id"]): r for r in self._found(rtype, "_security", codes)}
                 if labelled:
                     written += self.raise_citing(labelled)
-            coll.replace({"_id": _BACKFILLED, "written": written})
+            coll.replace({"_id": _BACKFILLED, "written": written, "citations": _FINGERPRINT})
         if written:
             log.info("result labels: %d records citing a labelled result labelled as it", written)
         return written

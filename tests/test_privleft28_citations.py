@@ -1,0 +1,155 @@
+"""privleft28: every reference by which a stored record cites a result takes the result's label.
+
+labelmark27 labelled a report (``result``), a panel (``hasMember``/``derivedFrom``) and a diagnosis
+(``evidence.detail``) citing an R/V result; an order's ``supportingInfo``, a procedure's ``report``, a
+document's ``context.related``, an encounter's ``reasonReference``, a diagnosis's ``stage.assessment``,
+an observation's ``focus``, an immunization's ``reaction.detail`` citing one stayed unlabelled, and a
+reader the label withholds the result from read the result's id and what the record says about it
+(left by privfix27/labelmark27). The paths are data now (``mappings/access/result_citations.yaml``).
+
+Real path: the project's own example feeds (``examples/feeds``, invented messages) as HL7 v2 over
+``POST /hl7v2`` into one real SQLite store; the hospital's unbound system (``system/*.cruds``) labels a
+result by a FHIR PUT and writes the citing records; readers over real HTTP: a system bound to another
+institution, a clinician's page session, the resident (R shown, V withheld).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from engine.api.app import create_app
+from engine.engine import Engine
+from engine.result_labels import CITATIONS, results_cited
+from engine.settings import Settings
+from tests.test_labelmark27_results import FEEDS, World, _as_missing, _count, labels_of
+
+
+@pytest.fixture(scope="module")
+def w(tmp_path_factory):
+    engine = Engine(Settings(data_dir=tmp_path_factory.mktemp("privleft28") / "var", http_port=0, mllp_port=0))
+    try:
+        with TestClient(create_app(engine)) as http:
+            world = World(engine, http)
+            for name in ("01_FNXRMYY_ADT_A01_admission.hl7", "02_FNXRMYY_ORU_R01_blood_count.hl7"):
+                assert world.post((FEEDS / name).read_bytes()) in ("AA", "CA"), name
+            yield world
+    finally:
+        engine.close()
+
+
+def _citing(rid: str, subject: dict[str, Any], result: str, report: str,
+            performer: list[dict[str, Any]] | None = None) -> list[dict[str, Any]]:
+    """One record of each newly covered path, citing ``result`` (an Observation) or ``report``."""
+    code = {"text": "复核"}
+    return [
+        {"resourceType": "ServiceRequest", "id": f"{rid}-sr", "status": "active", "intent": "order", "code": code,
+         "subject": subject, "supportingInfo": [{"reference": result}]},
+        {"resourceType": "ServiceRequest", "id": f"{rid}-sr-reason", "status": "active", "intent": "order",
+         "code": code, "subject": subject, "reasonReference": [{"reference": report}]},
+        {"resourceType": "Procedure", "id": f"{rid}-proc", "status": "completed", "code": code, "subject": subject,
+         "report": [{"reference": report}]},
+        {"resourceType": "DocumentReference", "id": f"{rid}-doc", "status": "current", "subject": subject,
+         "content": [{"attachment": {"contentType": "text/plain", "data": "5aSN5qC4"}}],
+         "context": {"related": [{"reference": result}]}},
+        {"resourceType": "Encounter", "id": f"{rid}-enc", "status": "finished", "subject": subject,
+         "class": {"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "AMB"},
+         "reasonReference": [{"reference": result}]},
+        {"resourceType": "Condition", "id": f"{rid}-cond", "subject": subject, "code": {"text": "血小板减少"},
+         "stage": [{"summary": {"text": "轻度"}, "assessment": [{"reference": result}]}]},
+        {"resourceType": "Observation", "id": f"{rid}-focus", "status": "final", "code": code, "subject": subject,
+         "valueString": "见关联", "focus": [{"reference": result}], "effectiveDateTime": "2025-03-10",
+         "performer": performer or [{"reference": "Organization/x"}]},
+        {"resourceType": "Immunization", "id": f"{rid}-imm", "status": "completed", "patient": subject,
+         "vaccineCode": {"text": "流感疫苗"}, "occurrenceDateTime": "2025-03-01",
+         "reaction": [{"detail": {"reference": result}}]},
+    ]
+
+
+def _put(w: World, body: dict[str, Any]) -> dict[str, Any]:
+    r = w.http.put(f"/fhir/{body['resourceType']}/{body['id']}", json=body, headers=w.his)
+    assert r.status_code in (200, 201), (body["resourceType"], r.text[:400])
+    return r.json()
+
+
+def test_every_path_is_read_as_the_mark_reads_it(w):
+    """Guard for the data: each record of ``_citing`` names its result through a listed path, and
+    the list covers every type of them."""
+    made = _citing("x", {"reference": "Patient/p"}, "Observation/o1", "DiagnosticReport/d1")
+    for body in made:
+        assert results_cited(body) in ([("Observation", "o1")], [("DiagnosticReport", "d1")]), body["id"]
+    assert {b["resourceType"] for b in made} <= set(CITATIONS)
+    # a path names only the types R4 lets it name: a Procedure's report is no Observation
+    assert results_cited({"resourceType": "Procedure", "report": [{"reference": "Observation/o1"}]}) == []
+
+
+def test_a_record_citing_an_r_result_by_any_listed_path_is_written_r(w):
+    """The mark: each newly covered path citing an R result (or the R report of it) is stored R,
+    its answer says so, a bound system and a clinician read it as missing and count 0 for it by
+    the indexed path, and the resident (R restricts disclosure to others) reads it."""
+    report = w.report("FNXRMYY-LIS-000201")
+    result = report["result"][7]["reference"]
+    assert labels_of(w.label(result, "R")) == ["R"]
+    report_ref = f"DiagnosticReport/{report['id']}"
+    assert labels_of(w.http.get(f"/fhir/{report_ref}", headers=w.his).json()) == ["R"]  # (labelmark27's rise)
+    subject = report["subject"]
+    resident = w.resident()
+    for body in _citing("pl28m", subject, result, report_ref, report.get("performer")):
+        ref = f"{body['resourceType']}/{body['id']}"
+        assert labels_of(_put(w, body)) == ["R"], ref
+        for who in (w.bound(), w.clinician()):
+            _as_missing(w, who, ref)
+        mine = w.http.get(f"/fhir/{ref}", **resident)
+        assert mine.status_code == 200 and labels_of(mine.json()) == ["R"], (ref, mine.text[:300])
+    bound = w.bound()
+    for query in (f"DocumentReference?related={result}", f"Encounter?reason-reference={result}",
+                  f"Observation?focus={result}", f"Immunization?reaction={result}"):
+        assert _count(w, bound, query) == 0, query
+    listed = w.http.get(f"/fhir/ServiceRequest?subject={subject['reference']}&_count=100", **bound).text
+    assert result.split("/")[1] not in listed and "pl28m-sr" not in listed
+
+
+def test_a_result_labelled_v_afterwards_takes_every_citing_record_along(w):
+    """The rise: records citing an unlabelled result (some by a path no search parameter indexes:
+    ``supportingInfo``, ``stage.assessment``, ``Procedure.report`` through the result's report)
+    are written N; the result labelled V afterwards gives them V, so the resident -- whom V is
+    withheld from -- and a bound system no longer read them, nor the result's id in a list."""
+    report = w.report("FNXRMYY-LIS-000201")
+    result = report["result"][3]["reference"]  # a result left unlabelled by the test above
+    subject = report["subject"]
+    # a report citing only this result, so the Procedure's report rises with it (a record of its own)
+    lone = {"resourceType": "DiagnosticReport", "id": "pl28r-report", "status": "final", "code": {"text": "复核"},
+            "subject": subject, "result": [{"reference": result}]}
+    assert labels_of(_put(w, lone)) == []
+    made = _citing("pl28r", subject, result, "DiagnosticReport/pl28r-report", report.get("performer"))
+    resident = w.resident()
+    for body in made:
+        assert labels_of(_put(w, body)) == [], body["id"]
+        assert w.http.get(f"/fhir/{body['resourceType']}/{body['id']}", **resident).status_code == 200
+    assert labels_of(w.label(result, "V")) == ["V"]
+    for body in [lone, *made]:
+        ref = f"{body['resourceType']}/{body['id']}"
+        stored = w.http.get(f"/fhir/{ref}", headers=w.his).json()
+        assert labels_of(stored) == ["V"], (ref, stored.get("meta"))
+        for who in (resident, w.bound()):
+            _as_missing(w, who, ref)
+    rid = result.split("/")[1]
+    mine = w.http.get(f"/fhir/ServiceRequest?subject={subject['reference']}&_count=100", **resident)
+    assert mine.status_code == 200 and rid not in mine.text and "pl28r-sr" not in mine.text
+    ev = w.http.get(f"/fhir/{subject['reference']}/$everything?_count=1000", **resident)
+    assert ev.status_code == 200 and rid not in ev.text, json.dumps(ev.json())[:300]
+
+
+def test_a_record_citing_only_unlabelled_results_stays_as_written(w):
+    """Guard: the same paths citing an unlabelled result (and a Condition a feed's order cites by
+    ``reasonReference``) take no label; a label of another kind is kept."""
+    report = w.report("FNXRMYY-LIS-000201")
+    plain = report["result"][0]["reference"]
+    for body in _citing("pl28p", report["subject"], plain, "DiagnosticReport/pl28p-none", report.get("performer")):
+        body["meta"] = {"security": [{"system": "http://terminology.hl7.org/CodeSystem/v3-Confidentiality",
+                                      "code": "N"}]}
+        assert labels_of(_put(w, body)) == ["N"], body["id"]
+        assert w.http.get(f"/fhir/{body['resourceType']}/{body['id']}", **w.bound()).status_code == 200
