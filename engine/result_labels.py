@@ -193,8 +193,13 @@ class ResultLabels:
         higher. A mark runs on what a writer sends and again on what the merge rules combined
         (``FhirRepository.add_mark``): cheap, and a function of the resource alone."""
         heads = _HEADS.get(resource.get("resourceType"))  # type: ignore[arg-type]
-        if not heads or not any(h in resource for h in heads):
-            return resource  # every result of a feed: three look-ups
+        if not heads:
+            return resource
+        for head in heads:
+            if head in resource:
+                break
+        else:
+            return resource  # every result and order of a feed: a look-up per path (~0.3 us)
         keys = results_cited(resource, self.repository.base_url)
         if not keys:
             return resource

@@ -33,6 +33,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import functools
+import json
 import re
 from datetime import UTC, datetime
 from pathlib import Path
@@ -126,7 +127,10 @@ def list_quarantine(
     messages = engine.ingestor.messages
     span: dict[str, Any] = {"since": _instant("since", since), "before": _instant("before", before),
                             "facilities": audit_remit(caller, engine.site, engine.settings.site)}
-    items = [summary(d) for d in messages.quarantined(facility=facility, limit=count, skip=offset, **span)]
+    # each as ``show`` gives it: a reason quoting a value the caller's mask takes out is scrubbed (one
+    # scrubber, ``_shown``; twenty-eighth round, privleft28). A caller no label is withheld from: as stored.
+    items = [_shown(engine, caller, d)[0] for d in messages.quarantined(facility=facility, limit=count,
+                                                                          skip=offset, **span)]
     _note(request, "other", {"admin": "quarantine-list", "count": str(len(items))})
     return {"total": messages.count(QUARANTINED, facility, **span), "offset": offset, "count": len(items),
             "items": items}
@@ -170,17 +174,25 @@ def _shown(engine: Engine, caller: Caller, doc: Document, text: str | None = Non
            shown: dict[str, Any] | None = None) -> tuple[dict[str, Any], str, list[str]]:
     """What the caller is shown of a stored message: its summary (or ``shown``, a replay's answer),
     its text and the fields masked -- for a message whose TXA-18 label is withheld from the caller,
-    the text masked and every quoted value of the masked fields scrubbed from the rest."""
-    if text is None:
-        from adapters.hl7v2.header import decode
-
-        text = decode(raw_of(doc))[0]
+    the text masked and every quoted value of the masked fields scrubbed from the rest. The text
+    is the one given (or the stored one, decoded when a label may be withheld; else "")."""
     shown = summary(doc) if shown is None else shown
+    if not confidentiality.withheld_codes(caller):
+        return shown, text or "", []  # (a list's every item: not decoded; its text is not shown)
+    if text is None:
+        text = _text(doc)
     if not _label_withheld(engine, caller, text):
         return shown, text, []
     fields, placeholder = _withheld_words()
     text, values = _masked(text, fields, placeholder)
     return _scrubbed(shown, values, placeholder), text, [f"{seg}-{n}" for seg, n in fields]
+
+
+def _text(doc: Document) -> str:
+    """A stored message's text, decoded as its MSH-18 says."""
+    from adapters.hl7v2.header import decode
+
+    return decode(raw_of(doc))[0]
 
 
 WITHHELD_FILE = Path(__file__).resolve().parent.parent.parent / "mappings" / "quarantine" / "withheld.yaml"
@@ -240,11 +252,14 @@ def _masked(text: str, fields: tuple[tuple[str, int], ...], placeholder: str) ->
 
 
 def _scrubbed(shown: dict[str, Any], values: list[str], placeholder: str) -> dict[str, Any]:
-    """The stored summary without the taken values where a reason quotes one (an ERR-8 naming an
-    OBX-5 it could not read quotes it as Python writes a string: ``'阳性' is not a number``): the
-    words stay, the quoted value is replaced."""
+    """The stored summary without the taken values where a reason quotes one: the words stay, the
+    quoted value is replaced. A reason quotes a value as Python writes a string (an ERR-8 naming
+    an OBX-5 it could not read: ``'阳性' is not a number``) or as JSON does (the repository's
+    refusal of what a coded OBX-5 became: ``"HIV  POS" is not a valid code``, which this missed
+    until the twenty-eighth round, privleft28): both forms, whole field and each component."""
     parts = {p.strip() for v in values for p in [v, *re.split(r"[\^~&]", v)]}
-    pieces = sorted((repr(p) for p in parts if p), key=len, reverse=True)
+    pieces = sorted({q for p in parts if p for q in (repr(p), json.dumps(p, ensure_ascii=False), json.dumps(p))},
+                    key=len, reverse=True)
     if not pieces:
         return shown
 
