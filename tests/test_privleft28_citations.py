@@ -153,3 +153,65 @@ def test_a_record_citing_only_unlabelled_results_stays_as_written(w):
                                       "code": "N"}]}
         assert labels_of(_put(w, body)) == ["N"], body["id"]
         assert w.http.get(f"/fhir/{body['resourceType']}/{body['id']}", **w.bound()).status_code == 200
+
+
+def test_probe_earlier_versions_of_a_risen_record(w):
+    """Probe: a record whose label rose (the rise above) keeps its earlier unlabelled version;
+    ``vread`` of it, ``_history`` of it and of its type, and ``_elements``/``_summary`` reads of
+    the current one do not show it to a reader the label withholds it from."""
+    ref = "ServiceRequest/pl28r-sr"
+    stored = w.http.get(f"/fhir/{ref}", headers=w.his).json()
+    assert labels_of(stored) == ["V"] and int(stored["meta"]["versionId"]) >= 2  # (the rise above)
+    for who in (w.resident(), w.bound()):
+        old = w.http.get(f"/fhir/{ref}/_history/1", **who)
+        assert old.status_code == 404, (old.status_code, old.text[:300])
+        hist = w.http.get(f"/fhir/{ref}/_history", **who)
+        assert hist.status_code in (200, 404) and "pl28r-sr" not in hist.text.replace(f"/fhir/{ref}", ""), hist.text[:300]
+        typed = w.http.get("/fhir/ServiceRequest/_history?_count=200", **who)
+        assert typed.status_code in (200, 400, 403) and "pl28r-sr" not in typed.text, typed.text[:300]
+        # (huren answers _summary=true/text/data 400 for any id: only _elements, count and false)
+        for q in ("_elements=id", "_elements=status,subject", "_summary=false"):
+            r = w.http.get(f"/fhir/{ref}?{q}", **who)
+            assert r.status_code == 404, (q, r.status_code, r.text[:300])
+            s = w.http.get(f"/fhir/ServiceRequest?_id=pl28r-sr&{q}", **who)
+            assert s.status_code == 200 and "pl28r-sr" not in s.text.replace("_id=pl28r-sr", ""), (q, s.text[:300])
+        counted = w.http.get("/fhir/ServiceRequest?_id=pl28r-sr&_summary=count", **who)
+        assert counted.status_code == 200 and counted.json()["total"] == 0, counted.text[:300]
+
+
+def test_probe_includes_of_labelled_records(w):
+    """Probe: ``_include``/``_revinclude`` reaching a labelled record (a V order, an R result, the
+    reports citing them) from one the reader may read do not bring it in."""
+    report = w.report("FNXRMYY-LIS-000201")
+    subject = report["subject"]["reference"]
+    plain = report["result"][0]["reference"]
+    hidden = {"pl28r-sr", "pl28r-report", "pl28m-sr", report["id"], report["result"][3]["reference"].split("/")[1],
+              report["result"][7]["reference"].split("/")[1]}
+    for who in (w.bound(), w.clinician()):
+        for query in (f"Patient?_id={subject.split('/')[1]}&_revinclude=ServiceRequest:subject"
+                      "&_revinclude=DiagnosticReport:subject&_revinclude=Procedure:subject",
+                      f"Observation?_id={plain.split('/')[1]}&_revinclude=DiagnosticReport:result",
+                      f"DiagnosticReport?subject={subject}&_include=DiagnosticReport:result&_count=100",
+                      f"Procedure?subject={subject}&_include=Procedure:reason-reference",
+                      f"Observation?subject={subject}&_revinclude=Observation:focus&_count=200"):
+            r = w.http.get(f"/fhir/{query}", **who)
+            if r.status_code == 403 and "cookies" in who:
+                continue  # a type the clinician's session does not read
+            assert r.status_code == 200, (query, r.text[:300])
+            shown = {e["resource"]["id"] for e in r.json().get("entry", [])}
+            assert not hidden & shown, (query, hidden & shown)
+
+
+@pytest.mark.xfail(strict=True, reason="left (privleft28): a ChargeItem's service naming an R result is not labelled "
+                   "(mappings/access/result_citations.yaml leaves ChargeItem out: the insurer's deductions count "
+                   "charges by their result, and a charge labelled R would leave an auditor's figures short); a "
+                   "bound hospital system reads the charge and the withheld result's id in it")
+def test_left_a_charge_naming_an_r_result_shows_its_id_to_a_bound_system(w):
+    report = w.report("FNXRMYY-LIS-000201")
+    result = report["result"][7]["reference"]  # R (the mark test above)
+    charge = {"resourceType": "ChargeItem", "id": "pl28-charge", "status": "billable", "code": {"text": "血小板计数"},
+              "subject": report["subject"], "service": [{"reference": result}]}
+    r = w.http.put("/fhir/ChargeItem/pl28-charge", json=charge, headers=w.his)
+    assert r.status_code in (200, 201), r.text[:300]
+    shown = w.http.get("/fhir/ChargeItem/pl28-charge", **w.bound())
+    assert shown.status_code == 404 or result.split("/")[1] not in shown.text, shown.text[:300]
