@@ -29,6 +29,14 @@ from others is as confidential as the most confidential of them (``confidentiali
 - **The backfill** (``ResultLabels.backfill``, once per store, a marker as ``DeletedLabels`` keeps):
   every labelled result stored before this version gives its label to what cites it.
 
+Which references cite a result is data (twenty-eighth round, privleft28):
+``mappings/access/result_citations.yaml`` -- beside the four above, an order's ``supportingInfo`` and
+``reasonReference``, a procedure's ``report``, a document's ``context.related``, an encounter's,
+imaging study's, immunization's and medication record's reasons and supporting information, a
+diagnosis's ``stage.assessment``, an observation's ``focus``: each showed a withheld result's id (and
+what the record says of it) to a reader the label withholds the result from. A path no search
+parameter indexes is found by the rise among the citing type's records of the result's patient.
+
 Why ``DiagnosticReport.result`` is indexed for it (``conformance/searchparams/enabled.yaml``): the
 rise must find every report citing the result. Finding them by the result's ``basedOn`` (the order,
 ``DiagnosticReport?based-on=``) misses a report a FHIR client wrote without ``basedOn`` and one whose

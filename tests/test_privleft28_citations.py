@@ -75,7 +75,7 @@ def _put(w: World, body: dict[str, Any]) -> dict[str, Any]:
     return r.json()
 
 
-def test_every_path_is_read_as_the_mark_reads_it(w):
+def test_every_path_is_read_as_the_mark_reads_it():
     """Guard for the data: each record of ``_citing`` names its result through a listed path, and
     the list covers every type of them."""
     made = _citing("x", {"reference": "Patient/p"}, "Observation/o1", "DiagnosticReport/d1")
