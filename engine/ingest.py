@@ -88,8 +88,11 @@ log = logging.getLogger("huren.ingest")
 SUPPORTED_VERSIONS = ((2, 3), (2, 8, 99))  # v2.3 .. v2.8.x, as issue 3 requires
 _VERSION_ID = re.compile(r"\d+(?:\.\d+)*")  # MSH-12.1 as table 0104 spells versions: 2.3.1, 2.5.1, 2.8.2
 MAX_ACK_WARNINGS = 50
-# consecutive messages of a batch written in one write group of the repository (``_write_group``)
-BATCH_GROUP = int(__import__("os").environ.get("HUREN_BATCH_GROUP", "8"))
+# at most so many consecutive messages of a batch in one write group of the repository
+# (``_independent_runs``): the readers of a group's unput versions (``FhirRepository.pending``:
+# the patient index, the merge rules, the result labels) scan the whole group for each message,
+# so a group of a whole batch of 50 cost more than it saved (measured: 8 saved the most)
+BATCH_GROUP = 8
 # the message types whose messages of different patients may share a write group (``_independent_runs``)
 GROUPED_MESSAGES = frozenset({"ORU"})
 UNDO_LEFT = "undo_left"  # message document: its resources' versions a failed block left stored (``_left_stored``)
