@@ -88,13 +88,6 @@ log = logging.getLogger("huren.ingest")
 SUPPORTED_VERSIONS = ((2, 3), (2, 8, 99))  # v2.3 .. v2.8.x, as issue 3 requires
 _VERSION_ID = re.compile(r"\d+(?:\.\d+)*")  # MSH-12.1 as table 0104 spells versions: 2.3.1, 2.5.1, 2.8.2
 MAX_ACK_WARNINGS = 50
-# at most so many consecutive messages of a batch in one write group of the repository
-# (``_independent_runs``): the readers of a group's unput versions (``FhirRepository.pending``:
-# the patient index, the merge rules, the result labels) scan the whole group for each message,
-# so a group of a whole batch of 50 cost more than it saved (measured: 8 saved the most)
-BATCH_GROUP = 8
-# the message types whose messages of different patients may share a write group (``_independent_runs``)
-GROUPED_MESSAGES = frozenset({"ORU"})
 UNDO_LEFT = "undo_left"  # message document: its resources' versions a failed block left stored (``_left_stored``)
 LINGER_GAP = 0.002  # seconds a batch under load waits for one more message (``Ingestor._linger``)
 
@@ -242,8 +235,6 @@ class Ingestor:
         # converter built from compiled plans ("Type/id" -> ``plans.Planned``): the write hooks
         # keep what they read and write for the whole batch (``Recognition.batch``)
         self.batch_scopes = tuple(batch_scopes)
-        # the batch's messages written in one write group of the repository (``_batch_group``)
-        self.batch_group = BATCH_GROUP if getattr(repository, "group", None) is not None else 1
         self.stats = Stats()
         self._write_seconds = {"repository": 0.0, "audit": 0.0}  # within the current batch commit
         self.listeners: list[Any] = []  # MLLP servers feeding this ingestor (for health and metrics)
@@ -1085,8 +1076,8 @@ class Ingestor:
                            for ref, p in item.conversion.planned.items()} if self.batch_scopes else {}
                 for scope in self.batch_scopes:
                     scopes.enter_context(scope(resources, planned))
-                for run in _independent_runs(items, self.batch_group):
-                    self._write_group(run, events, fidelity, deferred)
+                for item in items:
+                    self._write(item, strict=True, audit_events=events, fidelity=fidelity, provenances=deferred)
                 t0 = time.perf_counter()
                 self._write_provenances(deferred)
                 self._account("repository", time.perf_counter() - t0)
@@ -1113,33 +1104,13 @@ class Ingestor:
             return False
         return True
 
-    def _write_group(self, items: list[_Item], events: list[dict[str, Any] | Facts], fidelity: list[Fidelity],
-                     deferred: list[tuple[dict[str, Any], list[bytes], str]]) -> None:
-        """Write ``items`` (some consecutive messages of a batch, ``batch_group``) in one write group
-        of the repository: their versions go to the backend in one put and the write hooks run once
-        for all of them; then each message's status, warnings and audit record (``_written``)."""
-        if len(items) < 2:
-            for item in items:
-                self._write(item, strict=True, audit_events=events, fidelity=fidelity, provenances=deferred)
-            return
-        after: list[Callable[[], None]] = []
-        with self.repository.group():  # type: ignore[union-attr]
-            for item in items:
-                self._write(item, strict=True, audit_events=events, fidelity=fidelity, provenances=deferred,
-                            after=after)
-        for finish in after:  # each message's hook issues are in its results now
-            finish()
-
     def _write(self, item: _Item, *, strict: bool = False, audit_events: list[dict[str, Any] | Facts] | None = None,
                fidelity: list[Fidelity] | None = None,
-               provenances: list[tuple[dict[str, Any], list[bytes], str]] | None = None,
-               after: list[Callable[[], None]] | None = None) -> None:
+               provenances: list[tuple[dict[str, Any], list[bytes], str]] | None = None) -> None:
         """Store one message's resources and its new status: inside a savepoint of the batch, or
         (``strict``) straight in the batch transaction, any failure raised to ``_write_batch``.
         ``audit_events``, ``fidelity`` and ``provenances`` collect what the batch records, signs
-        and writes once for all its messages. ``after`` (strict only, inside the batch's write
-        group, ``_batch_group``): the message's status, warnings and audit record are settled
-        there once the group is flushed, for its write hooks have not run yet when this returns."""
+        and writes once for all its messages."""
         assert item.doc_id is not None and item.header is not None
         attempts = int((item.doc or {}).get("attempts") or 0) + 1
         if item.conversion is None:
@@ -1167,49 +1138,37 @@ class Ingestor:
                                         if self.repository is not None else ([], _listing(resources)))
                 t1 = time.perf_counter()
                 self._account("repository", t1 - t0)
-                if after is not None:
-                    after.append(lambda: self._written(item, results, listing, warnings, attempts, current,
-                                                       audit_events, fidelity))
-                    return
-                self._written(item, results, listing, warnings, attempts, current, audit_events, fidelity)
+                for result in results:
+                    for issue in getattr(result, "issues", None) or []:
+                        warnings.append(_issue_to_warning(issue))
+                refs = listing.refs
+                item.owners = listing.owners  # the audit names each patient whose records it wrote
+                self.messages.mark_processed(item.doc_id, ack_code="AA", warnings=warnings,
+                                             resources=refs, attempts=attempts, current=current,
+                                             unstored=self._unstored if item.in_batch_new else None)
+                institution = getattr(item.conversion, "institution", None) or item.header.facility_code
+                conv_warnings = getattr(item.conversion, "warnings", None) or []
+                unmapped = getattr(item.conversion, "unmapped", None) or []
+                if conv_warnings or unmapped:
+                    counted = Fidelity(institution, list(conv_warnings), list(unmapped), item.doc_id)
+                    if fidelity is not None:
+                        fidelity.append(counted)
+                    else:
+                        self.messages.count_fidelity_many([counted])
+                item.refs = refs  # not into item.doc: that stays the stored document (see mark_processed)
+                if self.audit is not None and item.channel != "http":  # HTTP requests are audited per request
+                    t2 = time.perf_counter()
+                    event = _audit_event(item, "0", listing, self.origin)
+                    if audit_events is not None:
+                        audit_events.append(event)
+                    else:
+                        self.audit.record(event)
+                    self._account("audit", time.perf_counter() - t2)
         except Exception as exc:
             if strict:
                 raise
             self._failed(item, exc, attempts)
             return
-
-    def _written(self, item: _Item, results: list[Any], listing: _Listing, warnings: list[HL7Error],
-                 attempts: int, current: Document | None, audit_events: list[dict[str, Any] | Facts] | None,
-                 fidelity: list[Fidelity] | None) -> None:
-        """A message's resources are stored and their write hooks have run: its status (with the
-        hooks' issues as ACK warnings), fidelity counts, audit record and outcome."""
-        assert item.header is not None and item.doc_id is not None
-        for result in results:
-            for issue in getattr(result, "issues", None) or []:
-                warnings.append(_issue_to_warning(issue))
-        refs = listing.refs
-        item.owners = listing.owners  # the audit names each patient whose records it wrote
-        self.messages.mark_processed(item.doc_id, ack_code="AA", warnings=warnings,
-                                     resources=refs, attempts=attempts, current=current,
-                                     unstored=self._unstored if item.in_batch_new else None)
-        institution = getattr(item.conversion, "institution", None) or item.header.facility_code
-        conv_warnings = getattr(item.conversion, "warnings", None) or []
-        unmapped = getattr(item.conversion, "unmapped", None) or []
-        if conv_warnings or unmapped:
-            counted = Fidelity(institution, list(conv_warnings), list(unmapped), item.doc_id)
-            if fidelity is not None:
-                fidelity.append(counted)
-            else:
-                self.messages.count_fidelity_many([counted])
-        item.refs = refs  # not into item.doc: that stays the stored document (see mark_processed)
-        if self.audit is not None and item.channel != "http":  # HTTP requests are audited per request
-            t2 = time.perf_counter()
-            event = _audit_event(item, "0", listing, self.origin)
-            if audit_events is not None:
-                audit_events.append(event)
-            else:
-                self.audit.record(event)
-            self._account("audit", time.perf_counter() - t2)
         self.stats.processed += 1
         item.outcome = self._outcome(item, "AA", warnings[:MAX_ACK_WARNINGS], PROCESSED)
 
@@ -1471,55 +1430,6 @@ def _named(item: _Item) -> list[str | None]:
         item.named = [f"{r.get('resourceType')}/{rid}" if type(rid := r.get("id")) is str and rid else None
                       for r in _resources(item)]
     return item.named
-
-
-def _person_keys(item: _Item) -> set[Any] | None:
-    """What names the persons of ``item``'s Patient records (their ids and every identifier value:
-    the patient index links records by ID number alone, ``engine.identity.mpi``), for
-    ``_independent_runs``; None: a message that is not to share a write group (not a result
-    report, or one naming no patient)."""
-    if item.conversion is None or item.header is None or item.header.message_code not in GROUPED_MESSAGES:
-        return None
-    keys: set[Any] = set()
-    for r in _resources(item):
-        if r.get("resourceType") != "Patient":
-            continue
-        keys.add(r.get("id"))
-        for ident in r.get("identifier") or ():
-            if type(ident) is dict:
-                keys.add(("identifier", ident.get("value")))
-    return keys or None
-
-
-def _independent_runs(items: list[_Item], most: int) -> Iterator[list[_Item]]:
-    """``items`` cut into runs of consecutive messages (at most ``most``) that may share one write
-    group (``Ingestor._write_group``): result reports of different patients (no record id and no
-    identifier value in common). Every other message is a run of its own.
-
-    Why only these: in a shared group the write hooks of every message run after all of the
-    group's versions are stored, so a message's recognition and patient-index decisions would see
-    what a later message of the group changed (an A08 correcting the ID number its results were
-    filed under, a cancelled order, another record of the same resident:
-    ``tests/test_hooks19_batch_hazards.py``). Those decisions read only the records of the
-    message's own patient (the index entries, checks and flags of that person, the person's
-    other records), which a result report of another patient does not write; a resource both
-    messages write (the performing Organization's first version) makes the repository put the
-    group before the second write (``WriteMany._write_group``), hooks included."""
-    run: list[_Item] = []
-    seen: set[Any] = set()
-    for item in items:
-        keys = _person_keys(item) if most > 1 else None
-        if keys is None or len(run) >= most or not seen.isdisjoint(keys):
-            if run:
-                yield run
-            run, seen = [], set()
-        if keys is None:
-            yield [item]
-            continue
-        run.append(item)
-        seen |= keys
-    if run:
-        yield run
 
 
 def _bundle_resources(bundle: dict[str, Any]) -> list[dict[str, Any]]:
