@@ -93,12 +93,20 @@ _OLD_RUNS: dict[tuple[str, str, tuple[str, ...], tuple[str, ...], tuple[str, ...
 
 
 def _old_code_dir() -> Path:
-    """This process's folder for old trees and the stores old code wrote (removed at exit)."""
+    """This process's folder for old trees and the stores old code wrote (removed at the end of the
+    session, ``forget_old_code``, or at the process's exit)."""
     if not _OLD_CODE_DIR:
         made = Path(tempfile.mkdtemp(prefix="huren-old-code-"))
         atexit.register(shutil.rmtree, made, True)
         _OLD_CODE_DIR.append(made)
     return _OLD_CODE_DIR[0]
+
+
+def forget_old_code() -> None:
+    """Remove this process's old trees and stores (tests/conftest.py, at the end of the session)."""
+    while _OLD_CODE_DIR:
+        shutil.rmtree(_OLD_CODE_DIR.pop(), ignore_errors=True)
+    _OLD_RUNS.clear()
 
 
 def run_old_code(commit: str, script: str, tmp_path: Path, dirs: Sequence[str], *, made: Sequence[str] = (),
