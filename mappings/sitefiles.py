@@ -52,6 +52,20 @@ _Loader.yaml_implicit_resolvers = {
 }
 
 
+# libyaml's scanner and parser (PyYAML's C extension), with the same Python constructor and resolvers: the
+# data is the same objects as the pure-Python reader's (checked on every YAML file of the repository, by
+# pickle), ~8x cheaper to parse. Every process that opens an Engine parsed ~100 site files (~0.5 s of CPU:
+# each test worker, and each server, CLI or recognition subprocess a test starts; twenty-eighth round,
+# suitecut28). A text libyaml refuses is parsed again by the Python reader, so a mistake is reported in its
+# words and at its line, as before. Without the extension (a PyYAML built without libyaml) the Python reader.
+class _CLoader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # type: ignore[misc]
+    """``_Loader``'s resolvers (dates kept as text) on libyaml's parser."""
+
+
+_CLoader.yaml_implicit_resolvers = _Loader.yaml_implicit_resolvers
+_FAST: dict[type, type] = {yaml.SafeLoader: getattr(yaml, "CSafeLoader", yaml.SafeLoader), _Loader: _CLoader}
+
+
 @dataclass
 class YamlDocument:
     """A parsed site file: its data, and its text for line numbers. The node tree is composed only
@@ -144,7 +158,10 @@ def _copy_of_parse(text: str, loader: type[yaml.SafeLoader]) -> Any:
 
 
 def _data(text: str, loader: type[yaml.SafeLoader]) -> Any:
-    data = yaml.load(text, Loader=loader)
+    try:
+        data = yaml.load(text, Loader=_FAST.get(loader, loader))
+    except yaml.YAMLError:  # reported as the Python reader words it (its problem, its line)
+        data = yaml.load(text, Loader=loader)
     return data if loader is yaml.SafeLoader else _stringify_keys(data)
 
 

@@ -162,6 +162,19 @@ def fhir_cases(operation: Any, mode: GenerationMode) -> st.SearchStrategy[Any]:
                      st.sampled_from(HOSTILE_NUMBERS)).map(steer)
 
 
+def nothing_to_violate(operation: Any) -> bool:
+    """No request of ``operation`` can break its schema: no body, and only path parameters that take any
+    string (``{"type": "string"}``, a title at most). Their only violations are non-strings, which cannot be
+    put in a path, so schemathesis' negative mode draws and throws away ~1 s of cases each and sends none
+    (``Unsatisfiable``, as for an operation without parameters); skipped instead (twenty-eighth round,
+    suitecut28: five operations, ~5 s of this test's ~22 s of CPU). Their positive cases still run."""
+    if list(operation.body):
+        return False
+    return all(p.location == "path" and (p.definition or {}).get("schema", {}).get("type") == "string"
+               and set(p.definition["schema"]) <= {"type", "title", "description"}
+               for p in operation.iter_parameters())
+
+
 @pytest.fixture(scope="module")
 def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Any, dict[str, str], dict[str, str]]]:
     settings_ = Settings(data_dir=tmp_path_factory.mktemp("fuzz") / "var", http_port=0, mllp_port=0)
@@ -202,6 +215,8 @@ def test_no_route_answers_5xx(api: tuple[Any, dict[str, str], dict[str, str]]) -
 
     for operation in operations:
         for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE):
+            if mode is GenerationMode.NEGATIVE and nothing_to_violate(operation):
+                continue
             try:
                 strategy = fhir_cases(operation, mode)
             except Exception:  # noqa: BLE001 - an operation with nothing to violate has no negative strategy

@@ -14,12 +14,17 @@ lines through ``PUT /fhir/ChargeItem``, the real store.
 
 from __future__ import annotations
 
+import atexit
+import hashlib
 import io
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tarfile
+import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
@@ -60,17 +65,77 @@ def _code_before(tmp_path: Path) -> Path:
     return code_at(BEFORE, tmp_path)
 
 
-def code_at(commit: str, tmp_path: Path) -> Path:
+def code_at(commit: str, tmp_path: Path | None = None) -> Path:
     """The code of ``commit``, from this checkout's own history (``git archive``), to write a store
-    the way that code did. A checkout without that history (a shallow clone) cannot run the test."""
-    archive = subprocess.run(["git", "-C", str(ROOT), "archive", commit], capture_output=True, check=False)
-    if archive.returncode != 0:
-        pytest.skip(f"commit {commit} is not in this checkout's history (a shallow clone?)")
-    base = tmp_path / "before"
-    base.mkdir()
-    with tarfile.open(fileobj=io.BytesIO(archive.stdout)) as tar:
-        tar.extractall(base, filter="data")
+    the way that code did. A checkout without that history (a shallow clone) cannot run the test.
+
+    Extracted once per test process and commit (twenty-eighth round, suitecut28), in a folder of the
+    process's own removed at its exit: the old code's bytecode is then compiled once too (each run
+    from a fresh tree compiled ~250 modules again, ~0.7 s). Callers only read the tree and run it
+    (``cwd``, ``PYTHONPATH``); ``tmp_path`` is no longer used."""
+    base = _old_code_dir() / "code" / commit
+    if not base.exists():
+        archive = subprocess.run(["git", "-C", str(ROOT), "archive", commit], capture_output=True, check=False)
+        if archive.returncode != 0:
+            pytest.skip(f"commit {commit} is not in this checkout's history (a shallow clone?)")
+        part = base.with_name(base.name + ".part")
+        shutil.rmtree(part, ignore_errors=True)
+        part.mkdir(parents=True)
+        with tarfile.open(fileobj=io.BytesIO(archive.stdout)) as tar:
+            tar.extractall(part, filter="data")
+        part.rename(base)
     return base
+
+
+_OLD_CODE_DIR: list[Path] = []
+_OLD_RUNS: dict[tuple[str, str, tuple[str, ...], tuple[str, ...], tuple[str, ...]],
+                subprocess.CompletedProcess[str]] = {}
+
+
+def _old_code_dir() -> Path:
+    """This process's folder for old trees and the stores old code wrote (removed at the end of the
+    session, ``forget_old_code``, or at the process's exit)."""
+    if not _OLD_CODE_DIR:
+        made = Path(tempfile.mkdtemp(prefix="huren-old-code-"))
+        atexit.register(shutil.rmtree, made, True)
+        _OLD_CODE_DIR.append(made)
+    return _OLD_CODE_DIR[0]
+
+
+def forget_old_code() -> None:
+    """Remove this process's old trees and stores (tests/conftest.py, at the end of the session)."""
+    while _OLD_CODE_DIR:
+        shutil.rmtree(_OLD_CODE_DIR.pop(), ignore_errors=True)
+    _OLD_RUNS.clear()
+
+
+def run_old_code(commit: str, script: str, tmp_path: Path, dirs: Sequence[str], *, made: Sequence[str] = (),
+                 args: Sequence[str] = (), timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    """Run ``script`` (Python source) by the code of ``commit`` (``code_at``), its argv the folders
+    ``dirs`` (``made`` of them created empty first) then ``args``; the folders it wrote are then in
+    ``tmp_path`` under those names, and its finished process is returned (stdout, stderr, code).
+
+    The old code runs once per test process for one (commit, script, folders, args): it writes the
+    folders in a template, and each later call gets a fresh copy of them and the same result. Every
+    test of a module opening "a store written before" thus opens its own copy of one store the old
+    code wrote, not ~4 s of old code each (twenty-eighth round, suitecut28: old-code runs were
+    ~56 s of the suite's CPU). The script must not depend on where its folders are (none did)."""
+    key = (commit, script, tuple(dirs), tuple(made), tuple(args))
+    template = _old_code_dir() / "runs" / hashlib.sha256(repr(key).encode()).hexdigest()[:16]
+    if key not in _OLD_RUNS:
+        base = code_at(commit)
+        shutil.rmtree(template, ignore_errors=True)
+        template.mkdir(parents=True)
+        for name in made:
+            (template / name).mkdir()
+        _OLD_RUNS[key] = subprocess.run(
+            [sys.executable, "-c", script, *(str(template / name) for name in dirs), *args], cwd=base,
+            capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(base)}, timeout=timeout,
+            check=False)
+    for name in dirs:
+        if (template / name).exists():
+            shutil.copytree(template / name, tmp_path / name, symlinks=True)
+    return _OLD_RUNS[key]
 
 # Run by the earlier code (PYTHONPATH=BASE): Alice's LFT at A, the same LFT at B without a reason
 # (flagged), its line stored twice, ¥30 each under one number T-1 (a feed that resent it).

@@ -6,9 +6,6 @@ Real HL7 over MLLP (``send``) or POST /hl7v2, the real store and patient index, 
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -19,7 +16,7 @@ from engine.engine import Engine
 from tests.test_convert11_thinner import fhir, send  # noqa: F401  (the reader fixture)
 from tests.test_convmend20_probes import PID, siu
 from tests.test_ingest_durability import err_fields
-from tests.test_moneylast19_charges import code_at
+from tests.test_moneylast19_charges import run_old_code
 from tests.test_sched21_status_times import sch
 from tests.test_sched22_changes import AT, D01
 from tests.test_sched22_rv_probes import _text
@@ -133,14 +130,9 @@ eng.close()
 @pytest.fixture
 def base_store(tmp_path: Path) -> Path:
     """A data directory holding ZY24R's bookings BK-OB and BK-OC written by the code before this round."""
-    base = code_at(BASE, tmp_path)
-    script = tmp_path / "base_s12.py"
-    script.write_text(_BASE_S12, encoding="utf-8")
-    data = tmp_path / "old"
-    out = subprocess.run([sys.executable, str(script), str(data)], cwd=base, capture_output=True, text=True,
-                         env=os.environ | {"PYTHONPATH": str(base)}, timeout=300)
+    out = run_old_code(BASE, _BASE_S12, tmp_path, ["old"])  # once a module; each test its own copy
     assert out.stdout.split() == ["AA", "AA"], out.stderr[-2000:]
-    return data
+    return tmp_path / "old"
 
 
 def test_a_booking_stored_before_is_rescheduled_where_it_is(base_store: Path) -> None:

@@ -4,9 +4,6 @@ Some of these FAIL on c419d77 on purpose (findings of the review, not xfailed); 
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -18,7 +15,7 @@ from engine.settings import Settings
 from tests.test_convert11_thinner import fhir, send  # noqa: F401  (the reader fixture)
 from tests.test_convmend20_probes import PID, siu
 from tests.test_ingest_durability import err_fields
-from tests.test_moneylast19_charges import code_at
+from tests.test_moneylast19_charges import run_old_code
 from tests.test_sched21_status_times import sch
 from tests.test_sched22_changes import AT, D01
 from tests.test_sched22_rv_probes import _text
@@ -136,14 +133,10 @@ eng.close()
 @pytest.fixture
 def old_store(tmp_path: Path) -> Path:
     """A data directory holding A's booking BK-OLD written by the base code (before sched24: no system)."""
-    base = code_at(BEFORE, tmp_path)  # this checkout's own history (a shallow clone skips)
-    script = tmp_path / "base_s12.py"
-    script.write_text(_BASE_S12, encoding="utf-8")
-    data = tmp_path / "old"
-    out = subprocess.run([sys.executable, str(script), str(data)], cwd=base, capture_output=True, text=True,
-                         env=os.environ | {"PYTHONPATH": str(base)}, timeout=300)
+    # this checkout's own history (a shallow clone skips); once a module, each test its own copy
+    out = run_old_code(BEFORE, _BASE_S12, tmp_path, ["old"])
     assert out.stdout.strip() == "AA", out.stderr[-2000:]
-    return data
+    return tmp_path / "old"
 
 
 def _reopened(data: Path) -> tuple[Engine, TestClient]:

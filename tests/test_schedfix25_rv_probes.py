@@ -5,9 +5,6 @@ fail at cd5ff5a on purpose (not xfailed); the others are guards that pass."""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -17,7 +14,7 @@ from adapters.hl7v2.ack import ack_code_of
 from engine.engine import Engine
 from tests.test_convert11_thinner import fhir, send  # noqa: F401  (the reader fixture)
 from tests.test_convmend20_probes import PID, siu
-from tests.test_moneylast19_charges import code_at
+from tests.test_moneylast19_charges import run_old_code
 from tests.test_sched21_status_times import sch
 from tests.test_sched22_rv_probes import _text
 from tests.test_schedfix24_rv2_probes import _from
@@ -146,14 +143,9 @@ eng.close()
 @pytest.fixture
 def base_store(tmp_path: Path) -> Path:
     """A data directory holding ZY24R's HIS bookings BK-OA and BK-OF (FNXRMYY), written by the base code."""
-    base = code_at(BASE, tmp_path)
-    script = tmp_path / "base_s12.py"
-    script.write_text(_BASE_S12, encoding="utf-8")
-    data = tmp_path / "old"
-    out = subprocess.run([sys.executable, str(script), str(data)], cwd=base, capture_output=True, text=True,
-                         env=os.environ | {"PYTHONPATH": str(base)}, timeout=300)
+    out = run_old_code(BASE, _BASE_S12, tmp_path, ["old"])  # once a module; each test its own copy
     assert out.stdout.split() == ["AA", "AA"], out.stderr[-2000:]
-    return data
+    return tmp_path / "old"
 
 
 def test_another_fillers_same_number_for_one_patient_does_not_land_on_a_booking_stored_before(

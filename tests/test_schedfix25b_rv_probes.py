@@ -7,9 +7,6 @@ on purpose (not xfailed); the others are guards that pass."""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -19,7 +16,7 @@ from adapters.hl7v2.ack import ack_code_of
 from engine.engine import Engine
 from tests.test_convert11_thinner import fhir, send  # noqa: F401  (the reader fixture)
 from tests.test_convmend20_probes import PID, siu
-from tests.test_moneylast19_charges import code_at
+from tests.test_moneylast19_charges import run_old_code
 from tests.test_sched21_status_times import sch
 from tests.test_sched22_rv_probes import _text
 from tests.test_schedfix24_rv2_probes import _from
@@ -66,14 +63,9 @@ eng.close()
 def named_store(tmp_path: Path) -> Path:
     """A data directory the code before this round (1be59db) wrote: ZY24R's HIS bookings BK-ON (SCH-2 ``BK-ON^HIS``,
     EI-2 naming MSH-3) and BK-OO (SCH-2 ``BK-OO^^<OID>^ISO`` from MSH-3 ``HIS^<OID>^ISO``)."""
-    base = code_at(BASE, tmp_path)
-    script = tmp_path / "base_named.py"
-    script.write_text(_BASE_S12, encoding="utf-8")
-    data = tmp_path / "old"
-    out = subprocess.run([sys.executable, str(script), str(data)], cwd=base, capture_output=True, text=True,
-                         env=os.environ | {"PYTHONPATH": str(base)}, timeout=300)
+    out = run_old_code(BASE, _BASE_S12, tmp_path, ["old"])  # once a module; each test its own copy
     assert out.stdout.split() == ["AA", "AA"], out.stderr[-2000:]
-    return data
+    return tmp_path / "old"
 
 
 def test_a_cancel_of_a_booking_stored_before_with_the_senders_namespace_is_applied(named_store: Path) -> None:
