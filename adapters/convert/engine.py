@@ -232,7 +232,8 @@ def compile_rule(rule: dict[str, Any]) -> Step:
             try:
                 value = converter(rep, rule, ctx)
             except ValueError as exc:
-                err = seg.error(f"{seg.name}-{field_no}: {exc}", field_no, component, code=DATA_TYPE_ERROR)
+                err = seg.error(f"{seg.name}-{field_no}: {exc}", field_no, component,
+                                code=getattr(exc, "code", DATA_TYPE_ERROR))  # NotInTable: 103
                 if fail_hard:
                     raise err from None
                 ctx.warn(err)
@@ -259,7 +260,8 @@ def compile_rule(rule: dict[str, Any]) -> Step:
                     try:
                         part = sub_converter(seg.rep(sub_field), sub, ctx)
                     except ValueError as exc:
-                        ctx.warn(seg.error(f"{seg.name}-{sub_field}: {exc}", sub_field, code=DATA_TYPE_ERROR))
+                        ctx.warn(seg.error(f"{seg.name}-{sub_field}: {exc}", sub_field,
+                                           code=getattr(exc, "code", DATA_TYPE_ERROR)))
                         continue
                     if part is not None and part != "":
                         element[name] = [part] if as_list else part
