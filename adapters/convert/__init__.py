@@ -30,7 +30,7 @@ from adapters.hl7v2.errors import (
     UNSUPPORTED_MESSAGE_TYPE,
     HL7Error,
 )
-from adapters.hl7v2.header import empty_timestamp
+from adapters.hl7v2.header import empty_timestamp, structure_warning
 from adapters.hl7v2.parser import Message, encoding_repaired
 from adapters.hl7v2.senders import sender_institution
 from engine.merge_rules import Delete, Said
@@ -180,6 +180,9 @@ def convert(message: Message, site: Site, institution: str | None = None, applic
                           segment="MSH", sequence=1, field=10, code=REQUIRED_FIELD_MISSING))
     if (stampless := empty_timestamp(msh.version, msh.timestamp)) is not None:  # MSH-7 R from v2.5
         ctx.warn(stampless)
+    if (structure := structure_warning(msh.version, msh.message_type, msh.trigger_event, msh.value(9, comp=3),
+                                       site.tables.get("event_structures") or {})) is not None:
+        ctx.warn(structure)
     spec = template_for(ctx)
     ctx.states_active = bool(spec.get("states_active"))
     templates.convert(ctx, spec)

@@ -34,6 +34,8 @@ from adapters.hl7v2.control_id import PREFIX, content_control_id
 from adapters.hl7v2.errors import (
     DATA_TYPE_ERROR,
     REQUIRED_FIELD_MISSING,
+    TABLE_VALUE_NOT_FOUND,
+    UNSUPPORTED_PROCESSING_ID,
     HL7Error,
 )
 from adapters.hl7v2.parser import encoding_chars
@@ -172,6 +174,30 @@ def empty_timestamp(version: str, timestamp: str) -> HL7Error | None:
     return HL7Error(f"MSH-7 (date/time of message) is required in v{version} and empty; accepted, the "
                     "message's time unknown", segment="MSH", sequence=1, field=7, code=REQUIRED_FIELD_MISSING,
                     severity="W", ack_code="AA")
+
+
+def structure_warning(version: str, message_type: str, event: str, sent: str,
+                      event_structures: dict[str, str]) -> HL7Error | None:
+    """A warning for MSH-9.3 (message structure): empty where the version requires it (R from v2.5), or
+    naming another structure than HL7 table 0354 gives the event (``event_structures.yaml``, the site's
+    data). The message is read by its event either way (``convert.template_for``), so it is converted;
+    the sender is told at MSH^1^9^^3 (both accepted with no word before; hl7left28). None otherwise."""
+    expected = event_structures.get(f"{message_type}_{event}") if event else None
+    if sent:
+        if expected is None or sent == expected:
+            return None
+        return HL7Error(f"MSH-9.3 (message structure) {sent!r} is not the structure of {message_type}^{event} "
+                        f"(HL7 table 0354: {expected}); read as {expected}", segment="MSH", sequence=1, field=9,
+                        component=3, code=TABLE_VALUE_NOT_FOUND, severity="W", ack_code="AA")
+    if [int(p) for p in re.findall(r"\d+", version)[:2]] < [2, 5]:
+        return None
+    read = f"; read as {expected}" if expected else ""
+    return HL7Error(f"MSH-9.3 (message structure) is required in v{version} and empty{read}", segment="MSH",
+                    sequence=1, field=9, component=3, code=REQUIRED_FIELD_MISSING, severity="W", ack_code="AA")
+
+
+# HL7 table 0103 (processing id, MSH-11.1): production, debugging, training
+PROCESSING_IDS = frozenset({"P", "D", "T"})
 
 
 def _msh_error(text: str, field_no: int, code: str = DATA_TYPE_ERROR, ack: str = "AR") -> HL7Error:
@@ -320,6 +346,10 @@ def extract_header(raw: bytes, override: str = "", *, transport: str = "") -> tu
     head.message_type = get(9)
     head.control_id = head.sent_control_id = get(10).strip()
     head.processing_id = get(11)
+    processing = head.processing_id.split(head.component_sep)[0].strip()
+    if processing and processing not in PROCESSING_IDS:  # ch. 2: an MSH-level reject, AR 202 (hl7left28)
+        head.problems.append(_msh_error(f"processing id {processing!r} (MSH-11) is not one of HL7 table 0103 "
+                                        "(P production, D debugging, T training)", 11, UNSUPPORTED_PROCESSING_ID))
     head.version = get(12).split(head.component_sep)[0].strip()
     head.accept_ack_type = get(15)
     head.application_ack_type = get(16)
