@@ -215,3 +215,14 @@ def test_a_batch_whose_bts_count_does_not_match_is_reported(http: TestClient) ->
     body = ("FHS|^~\\&|HIS|FNXRMYY\rBHS|^~\\&|HIS|FNXRMYY\r" + adt("B1") + adt("B2") + "BTS|5\rFTS|1\r").encode()
     ack = post(http, body)
     assert b"ERR" in ack or b"BTS|2|" in ack, ack
+
+
+def test_a_gb18030_senders_ack_comes_back_in_its_set_over_mllp(engine: Engine) -> None:
+    """MSH-18 ``GB 18030-2000``: the ACK echoes it and is encoded in it, ERR-8 naming the dropped Chinese
+    value (PID-8 ``男``: GB/T 2261.1 sends ``1``, not the word) as the sender wrote it."""
+    raw = adt("G1", sex="男", msh18="GB 18030-2000").encode("gb18030")
+    (ack,) = asyncio.run(_mllp(engine, frame(raw), 1))
+    text = ack.decode("gb18030")
+    assert ack_code_of(ack) == "AA" and text.split("\r")[0].split("|")[17] == "GB 18030-2000", text
+    (err,) = errs(ack, "gb18030")
+    assert err[2] == "PID^1^8" and "'男'" in err[8], err
