@@ -169,6 +169,10 @@ def test_accept_text_json_is_answered_in_text_json(http: TestClient) -> None:
     assert meta.json()["resourceType"] == "CapabilityStatement"
     search = http.get("/fhir/Patient", params={"identifier": "L28H1"}, headers={"Accept": "text/json"})
     assert search.status_code == 200 and search.headers["content-type"].startswith("text/json")
+    pid = search.json()["entry"][0]["resource"]["id"]
+    read = http.get(f"/fhir/Patient/{pid}", headers={"Accept": "text/json"})  # the fast read
+    assert read.status_code == 200 and read.headers["content-type"].startswith("text/json"), read.headers
+    assert read.json()["id"] == pid
     plain = http.get("/fhir/metadata", headers={"Accept": "text/json;q=0.5, application/json"})
     assert plain.headers["content-type"].startswith("application/json")
     refused = http.get("/fhir/metadata", headers={"Accept": "text/json;q=0"})

@@ -161,6 +161,11 @@ class Header:
         return any(p.ack_code == "AR" for p in self.problems)
 
 
+def _from_v25(version: str) -> bool:
+    """Whether MSH-12 names v2.5 or later (where MSH-7 and MSH-9.3 became required)."""
+    return [int(p) for p in re.findall(r"\d+", version)[:2]] >= [2, 5]
+
+
 def empty_timestamp(version: str, timestamp: str) -> HL7Error | None:
     """A warning for an empty MSH-7 (date/time of message) where the message's version requires it:
     R from v2.5 (optional in v2.3 to 2.4). The message is still converted -- nothing in it depends on
@@ -168,8 +173,7 @@ def empty_timestamp(version: str, timestamp: str) -> HL7Error | None:
     (hl7conf27; hl7left28). None when MSH-7 is sent or the version does not require it."""
     if timestamp.strip():
         return None
-    digits = [int(p) for p in re.findall(r"\d+", version)[:2]]
-    if digits < [2, 5]:
+    if not _from_v25(version):
         return None
     return HL7Error(f"MSH-7 (date/time of message) is required in v{version} and empty; accepted, the "
                     "message's time unknown", segment="MSH", sequence=1, field=7, code=REQUIRED_FIELD_MISSING,
@@ -189,7 +193,7 @@ def structure_warning(version: str, message_type: str, event: str, sent: str,
         return HL7Error(f"MSH-9.3 (message structure) {sent!r} is not the structure of {message_type}^{event} "
                         f"(HL7 table 0354: {expected}); read as {expected}", segment="MSH", sequence=1, field=9,
                         component=3, code=TABLE_VALUE_NOT_FOUND, severity="W", ack_code="AA")
-    if [int(p) for p in re.findall(r"\d+", version)[:2]] < [2, 5]:
+    if not _from_v25(version):
         return None
     read = f"; read as {expected}" if expected else ""
     return HL7Error(f"MSH-9.3 (message structure) is required in v{version} and empty{read}", segment="MSH",
