@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import hashlib
 from collections.abc import Iterator
 
 import pytest
@@ -26,7 +25,7 @@ from adapters.hl7v2.ack import ack_code_of
 from adapters.listeners.mllp import MLLPServer, frame
 from engine.api.app import create_app
 from engine.engine import Engine
-from engine.messages import anonymous_id, message_id
+from engine.messages import message_id
 from engine.settings import Settings
 
 
@@ -116,15 +115,13 @@ def test_a_correct_structure_and_v23_without_one_are_not_warned(http: TestClient
     assert b"ERR" not in right and b"ERR" not in v23, (right, v23)
 
 
-def test_a_processing_id_outside_table_0103_is_refused_ar_202_and_kept(engine: Engine, http: TestClient) -> None:
-    raw = adt("P1", processing="X").encode()
-    ack = post(http, raw)
-    assert ack_code_of(ack) == "AR", ack
-    assert [(e[2], e[3].split("^")[0], e[4]) for e in errs(ack)] == [("MSH^1^11", "202", "E")], ack
-    # an MSH-level refusal keeps the bytes under their content's id (as a header that cannot be read)
-    doc = engine.ingestor.messages.get(anonymous_id(hashlib.sha256(raw).hexdigest()))
-    assert doc["status"] == "quarantined" and base64.b64decode(doc["raw"]) == raw
-    assert ack_code_of(post(http, adt("P2", processing="T").encode())) == "AA"  # training: table 0103
+def test_a_processing_id_outside_table_0103_is_named_in_the_ack(http: TestClient) -> None:
+    """Not refused (the lead's decision: public samples send shifted values in MSH-11), but told: W 202."""
+    ack = post(http, adt("P1", processing="X").encode())
+    assert ack_code_of(ack) == "AA", ack
+    assert [(e[2], e[3].split("^")[0], e[4]) for e in errs(ack)] == [("MSH^1^11", "202", "W")], ack
+    training = post(http, adt("P2", processing="T^").encode())  # table 0103; MSH-11.2 empty
+    assert ack_code_of(training) == "AA" and b"ERR" not in training, training
 
 
 # --- POST /hl7v2's charset ------------------------------------------------------------------------

@@ -204,6 +204,29 @@ def structure_warning(version: str, message_type: str, event: str, sent: str,
 PROCESSING_IDS = frozenset({"P", "D", "T"})
 
 
+def processing_warning(processing_id: str) -> HL7Error | None:
+    """A warning for MSH-11.1 outside HL7 table 0103. Chapter 2 would refuse it (AR 202), but the lead
+    decided MSH-11 is not a reason to refuse (public samples send shifted values there, ``PRD``, ``p``:
+    ``tests/test_rvhl7_ack.py``, ``test_sample_acceptance``); accepted with no word before, the sender is
+    now told (W 202 at MSH^1^11; hl7left28)."""
+    processing = processing_id.strip()
+    if not processing or processing in PROCESSING_IDS:
+        return None
+    return HL7Error(f"processing id {processing!r} (MSH-11) is not one of HL7 table 0103 (P production, "
+                    "D debugging, T training); read as P", segment="MSH", sequence=1, field=11,
+                    code=UNSUPPORTED_PROCESSING_ID, severity="W", ack_code="AA")
+
+
+def msh_warnings(msh: Any, event_structures: dict[str, str]) -> list[HL7Error]:
+    """What a converted message's MSH is told about, not refused for: MSH-7, MSH-9.3, MSH-11
+    (``convert.convert`` warns them; ``msh`` is the parser's ``MSH``)."""
+    found = (empty_timestamp(msh.version, msh.timestamp),
+             structure_warning(msh.version, msh.message_type, msh.trigger_event, msh.value(9, comp=3),
+                               event_structures),
+             processing_warning(msh.value(11)))
+    return [w for w in found if w is not None]
+
+
 def _msh_error(text: str, field_no: int, code: str = DATA_TYPE_ERROR, ack: str = "AR") -> HL7Error:
     return HL7Error(text, segment="MSH", sequence=1, field=field_no, code=code, ack_code=ack)
 
@@ -350,10 +373,6 @@ def extract_header(raw: bytes, override: str = "", *, transport: str = "") -> tu
     head.message_type = get(9)
     head.control_id = head.sent_control_id = get(10).strip()
     head.processing_id = get(11)
-    processing = head.processing_id.split(head.component_sep)[0].strip()
-    if processing and processing not in PROCESSING_IDS:  # ch. 2: an MSH-level reject, AR 202 (hl7left28)
-        head.problems.append(_msh_error(f"processing id {processing!r} (MSH-11) is not one of HL7 table 0103 "
-                                        "(P production, D debugging, T training)", 11, UNSUPPORTED_PROCESSING_ID))
     head.version = get(12).split(head.component_sep)[0].strip()
     head.accept_ack_type = get(15)
     head.application_ack_type = get(16)
