@@ -219,11 +219,18 @@ def processing_warning(processing_id: str) -> HL7Error | None:
 
 def msh_warnings(msh: Any, event_structures: dict[str, str]) -> list[HL7Error]:
     """What a converted message's MSH is told about, not refused for: MSH-7, MSH-9.3, MSH-11
-    (``convert.convert`` warns them; ``msh`` is the parser's ``MSH``)."""
-    found = (empty_timestamp(msh.version, msh.timestamp),
-             structure_warning(msh.version, msh.message_type, msh.trigger_event, msh.value(9, comp=3),
-                               event_structures),
-             processing_warning(msh.value(11)))
+    (``convert.convert`` warns them; ``msh`` is the parser's ``MSH``). Read from the raw fields (no
+    escape belongs in these four): through the MSH properties it cost ~4x as much (35 against 9 us on a
+    machine loaded ~10x, where a no-op call took 0.39 us; about 1 us a message unloaded)."""
+    fields = msh.fields
+    count = len(fields)
+    comp = msh.enc.component
+    msh9 = fields[9].split(comp) if count > 9 else [""]
+    version = fields[12].split(comp)[0].strip() if count > 12 else ""
+    found = (empty_timestamp(version, fields[7] if count > 7 else ""),
+             structure_warning(version, msh9[0].strip(), msh9[1].strip() if len(msh9) > 1 else "",
+                               msh9[2].strip() if len(msh9) > 2 else "", event_structures),
+             processing_warning(fields[11].split(comp)[0] if count > 11 else ""))
     return [w for w in found if w is not None]
 
 
