@@ -30,6 +30,7 @@ from adapters.hl7v2.errors import (
     UNSUPPORTED_MESSAGE_TYPE,
     HL7Error,
 )
+from adapters.hl7v2.header import msh_warnings
 from adapters.hl7v2.parser import Message, encoding_repaired
 from adapters.hl7v2.senders import sender_institution
 from engine.merge_rules import Delete, Said
@@ -177,6 +178,8 @@ def convert(message: Message, site: Site, institution: str | None = None, applic
         ctx.warn(HL7Error(f"MSH-10 (message control id) is empty; the message is known by its content "
                           f"as {msh.control_id} (an identical resend is recognised)",
                           segment="MSH", sequence=1, field=10, code=REQUIRED_FIELD_MISSING))
+    for warning in msh_warnings(msh, site.tables.get("event_structures") or {}):  # MSH-7, 9.3, 11 (hl7left28)
+        ctx.warn(warning)
     spec = template_for(ctx)
     ctx.states_active = bool(spec.get("states_active"))
     templates.convert(ctx, spec)

@@ -14,7 +14,8 @@ from typing import Any
 
 from adapters.convert.actors import location, practitioner
 from adapters.convert.context import Context
-from adapters.convert.tables import coding_system, known_coding_system, vocabulary
+from adapters.convert.tables import coding_system, known_coding_system, table, vocabulary
+from adapters.hl7v2.errors import NotInTable
 from adapters.hl7v2.parser import Repetition
 from adapters.hl7v2.timestamps import to_fhir_date, to_fhir_datetime, to_fhir_instant
 from engine.fhirjson import number
@@ -131,8 +132,18 @@ def code_id(rep: Repetition, rule: Rule, ctx: Context) -> Any:
             mapped = vocab.get(text.capitalize())
     if mapped is None:
         ctx.note_unmapped(table, text, rule.get("where", ""))
-        return None
+        raise not_in_table(text, table, ctx)
     return mapped
+
+
+def not_in_table(text: str, vocab: str, ctx: Context) -> NotInTable:
+    """The one reading of a coded value its vocabulary lacks: left out, and the rule that read it
+    warns the sender (ERR 103, severity W, at the field: ``engine.compile_rule``), naming the value and
+    the HL7 table (``vocabulary.yaml`` ``hl7_table_of``). Left out silently, PID-8 ``Q`` came back AA
+    with no ERR (hl7conf27; hl7left28)."""
+    number = (table(ctx.site, "vocabulary").get("hl7_table_of") or {}).get(vocab)
+    named = f"HL7 table {number}" if number else f"the table {vocab!r}"
+    return NotInTable(f"{text!r} is not in {named} as huren reads it; the value was not stored")
 
 
 def _coding_from_vocab(rep: Repetition, rule: Rule, ctx: Context) -> dict[str, Any] | None:
@@ -145,7 +156,7 @@ def _coding_from_vocab(rep: Repetition, rule: Rule, ctx: Context) -> dict[str, A
         mapped = vocabulary(ctx.site, table).get(text)
         if mapped is None:
             ctx.note_unmapped(table, text, rule.get("where", ""))
-            return None
+            raise not_in_table(text, table, ctx)
         if mapped == "":  # a known value that deliberately maps to nothing
             return None
     coding: dict[str, Any] = {"system": rule["system"]}

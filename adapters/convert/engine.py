@@ -33,6 +33,7 @@ from adapters.hl7v2.errors import (
     DATA_TYPE_ERROR,
     REQUIRED_FIELD_MISSING,
     HL7Error,
+    NotInTable,
 )
 from adapters.hl7v2.parser import Segment
 
@@ -232,10 +233,12 @@ def compile_rule(rule: dict[str, Any]) -> Step:
             try:
                 value = converter(rep, rule, ctx)
             except ValueError as exc:
-                err = seg.error(f"{seg.name}-{field_no}: {exc}", field_no, component, code=DATA_TYPE_ERROR)
+                err = seg.error(f"{seg.name}-{field_no}: {exc}", field_no, component,
+                                code=getattr(exc, "code", DATA_TYPE_ERROR))  # NotInTable: 103
                 if fail_hard:
                     raise err from None
-                ctx.warn(err)
+                if not (isinstance(exc, NotInTable) and _said(ctx, err)):  # AL1-2: two tables, one value
+                    ctx.warn(err)
                 continue
             if value is None or (not value and value is not False and value != 0):
                 continue  # nothing converted ({}, [], ""); False and 0 are values
@@ -259,7 +262,8 @@ def compile_rule(rule: dict[str, Any]) -> Step:
                     try:
                         part = sub_converter(seg.rep(sub_field), sub, ctx)
                     except ValueError as exc:
-                        ctx.warn(seg.error(f"{seg.name}-{sub_field}: {exc}", sub_field, code=DATA_TYPE_ERROR))
+                        ctx.warn(seg.error(f"{seg.name}-{sub_field}: {exc}", sub_field,
+                                           code=getattr(exc, "code", DATA_TYPE_ERROR)))
                         continue
                     if part is not None and part != "":
                         element[name] = [part] if as_list else part
@@ -281,6 +285,12 @@ def compile_rule(rule: dict[str, Any]) -> Step:
                 raise seg.error(f"{seg.name}-{field_no} is required", field_no, code=REQUIRED_FIELD_MISSING)
 
     return step
+
+
+def _said(ctx: Context, err: HL7Error) -> bool:
+    """Whether the same warning, at the same place, was given already (a field read by two rules)."""
+    return any(w.message == err.message and w.segment == err.segment and w.sequence == err.sequence
+               for w in ctx.warnings)
 
 
 def _multiplied(amount: Any, quantity: str, credit: bool) -> Any:

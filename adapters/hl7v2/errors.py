@@ -55,3 +55,12 @@ class HL7Error(Exception):
     def __str__(self) -> str:
         loc = self.location()
         return f"{loc}: {self.message}" if loc else self.message
+
+
+class NotInTable(ValueError):
+    """A coded value its table lacks (HL7 table 0357 code 103), raised by a converter that leaves the value
+    out: the rule that read it warns the sender (ERR severity W at segment^sequence^field^component, the
+    value in ERR-8) as it does for a value of the wrong data type (102). Left out with an AA and no word,
+    PID-8 ``Q`` (not in table 0001) was never reported to the sender (hl7conf27; hl7left28)."""
+
+    code = TABLE_VALUE_NOT_FOUND

@@ -34,6 +34,8 @@ from adapters.hl7v2.control_id import PREFIX, content_control_id
 from adapters.hl7v2.errors import (
     DATA_TYPE_ERROR,
     REQUIRED_FIELD_MISSING,
+    TABLE_VALUE_NOT_FOUND,
+    UNSUPPORTED_PROCESSING_ID,
     HL7Error,
 )
 from adapters.hl7v2.parser import encoding_chars
@@ -68,6 +70,9 @@ class Header:
     institution: str = ""  # the sender as resolved by ``senders.sender_institution`` (else MSH-4.1)
     text_fields: bool = False  # MSH had non-ASCII bytes: the fields above are text in ``codec``
     override: str = ""  # the set the site says this sender's bytes are in (``senders.sender_charset``)
+    # the set the transport declared (``charset`` of POST /hl7v2's Content-Type, kept in the peer string
+    # as ``http-charset=``): read as MSH-18's declaration when MSH-18 is empty (``extract_header``)
+    transport: str = ""
 
     @property
     def component_sep(self) -> str:
@@ -156,16 +161,109 @@ class Header:
         return any(p.ack_code == "AR" for p in self.problems)
 
 
+def _from_v25(version: str) -> bool:
+    """Whether MSH-12 names v2.5 or later (where MSH-7 and MSH-9.3 became required)."""
+    return [int(p) for p in re.findall(r"\d+", version)[:2]] >= [2, 5]
+
+
+def empty_timestamp(version: str, timestamp: str) -> HL7Error | None:
+    """A warning for an empty MSH-7 (date/time of message) where the message's version requires it:
+    R from v2.5 (optional in v2.3 to 2.4). The message is still converted -- nothing in it depends on
+    MSH-7 -- and the sender is told (ERR 101, severity W, at MSH^1^7); accepted with no word before
+    (hl7conf27; hl7left28). None when MSH-7 is sent or the version does not require it."""
+    if timestamp.strip():
+        return None
+    if not _from_v25(version):
+        return None
+    return HL7Error(f"MSH-7 (date/time of message) is required in v{version} and empty; accepted, the "
+                    "message's time unknown", segment="MSH", sequence=1, field=7, code=REQUIRED_FIELD_MISSING,
+                    severity="W", ack_code="AA")
+
+
+def structure_warning(version: str, message_type: str, event: str, sent: str,
+                      event_structures: dict[str, str]) -> HL7Error | None:
+    """A warning for MSH-9.3 (message structure): empty where the version requires it (R from v2.5), or
+    naming another structure than HL7 table 0354 gives the event (``event_structures.yaml``, the site's
+    data). The message is read by its event either way (``convert.template_for``), so it is converted;
+    the sender is told at MSH^1^9^^3 (both accepted with no word before; hl7left28). None otherwise."""
+    expected = event_structures.get(f"{message_type}_{event}") if event else None
+    if sent:
+        if expected is None or sent == expected:
+            return None
+        return HL7Error(f"MSH-9.3 (message structure) {sent!r} is not the structure of {message_type}^{event} "
+                        f"(HL7 table 0354: {expected}); read as {expected}", segment="MSH", sequence=1, field=9,
+                        component=3, code=TABLE_VALUE_NOT_FOUND, severity="W", ack_code="AA")
+    if not _from_v25(version):
+        return None
+    read = f"; read as {expected}" if expected else ""
+    return HL7Error(f"MSH-9.3 (message structure) is required in v{version} and empty{read}", segment="MSH",
+                    sequence=1, field=9, component=3, code=REQUIRED_FIELD_MISSING, severity="W", ack_code="AA")
+
+
+# HL7 table 0103 (processing id, MSH-11.1): production, debugging, training
+PROCESSING_IDS = frozenset({"P", "D", "T"})
+
+
+def processing_warning(processing_id: str) -> HL7Error | None:
+    """A warning for MSH-11.1 outside HL7 table 0103. Chapter 2 would refuse it (AR 202), but the lead
+    decided MSH-11 is not a reason to refuse (public samples send shifted values there, ``PRD``, ``p``:
+    ``tests/test_rvhl7_ack.py``, ``test_sample_acceptance``); accepted with no word before, the sender is
+    now told (W 202 at MSH^1^11; hl7left28)."""
+    processing = processing_id.strip()
+    if not processing or processing in PROCESSING_IDS:
+        return None
+    return HL7Error(f"processing id {processing!r} (MSH-11) is not one of HL7 table 0103 (P production, "
+                    "D debugging, T training); read as P", segment="MSH", sequence=1, field=11,
+                    code=UNSUPPORTED_PROCESSING_ID, severity="W", ack_code="AA")
+
+
+def msh_warnings(msh: Any, event_structures: dict[str, str]) -> list[HL7Error]:
+    """What a converted message's MSH is told about, not refused for: MSH-7, MSH-9.3, MSH-11
+    (``convert.convert`` warns them; ``msh`` is the parser's ``MSH``). Read from the raw fields (no
+    escape belongs in these four): through the MSH properties it cost ~4x as much (35 against 9 us on a
+    machine loaded ~10x, where a no-op call took 0.39 us; about 1 us a message unloaded)."""
+    fields = msh.fields
+    count = len(fields)
+    comp = msh.enc.component
+    msh9 = fields[9].split(comp) if count > 9 else [""]
+    version = fields[12].split(comp)[0].strip() if count > 12 else ""
+    found = (empty_timestamp(version, fields[7] if count > 7 else ""),
+             structure_warning(version, msh9[0].strip(), msh9[1].strip() if len(msh9) > 1 else "",
+                               msh9[2].strip() if len(msh9) > 2 else "", event_structures),
+             processing_warning(fields[11].split(comp)[0] if count > 11 else ""))
+    return [w for w in found if w is not None]
+
+
 def _msh_error(text: str, field_no: int, code: str = DATA_TYPE_ERROR, ack: str = "AR") -> HL7Error:
     return HL7Error(text, segment="MSH", sequence=1, field=field_no, code=code, ack_code=ack)
+
+
+_TRANSPORT = re.compile(r"(?:^|\s)http-charset=(\S+)")
+
+
+def transport_charset(peer: str) -> str:
+    """The ``charset`` the HTTP listener recorded in the peer string (``http-charset=GB18030``), else "".
+
+    The peer string is kept with the raw message (``engine.messages``, the in-flight journal), so a
+    replay or a recovery reads the bytes in the set HTTP declared, as the first reading did."""
+    found = _TRANSPORT.search(peer) if "http-charset=" in peer else None
+    return found.group(1) if found else ""
+
+
+def with_transport_charset(peer: str, charset: str) -> str:
+    """``peer`` with the transport's declared ``charset`` recorded (``transport_charset`` reads it)."""
+    charset = "".join(c for c in charset.strip().strip('"') if c.isalnum() or c in "-_.:")
+    return f"{peer} http-charset={charset}" if charset else peer
 
 
 def read_message(raw: bytes, peer: str, site: Any) -> tuple[Header, str]:
     """The header, its sender resolved, and the message text, read in the character set the site
     says the sender's bytes are in (``senders.yaml`` ``charsets``) when it says one, else in the
-    one MSH-18 declares. What ingest and the listeners call for each message (a replay too, so a
+    one MSH-18 declares, else in the one the transport declared (HTTP's ``charset``, recorded in
+    ``peer``). What ingest and the listeners call for each message (a replay too, so a
     message refused for its bytes is read right once the site names its sender's set)."""
-    head, text = extract_header(raw)
+    transport = transport_charset(peer)
+    head, text = extract_header(raw, transport=transport)
     head.resolve_sender(peer, site)
     if head.found and not (head.sending_facility.isascii() and head.sending_application.isascii()):
         table = (getattr(site, "tables", None) or {}).get("senders") or {}
@@ -177,7 +275,7 @@ def read_message(raw: bytes, peer: str, site: Any) -> tuple[Header, str]:
     override = sender_charset(head.facility_code, head.application_code, site) if head.found else ""
     if not override:
         return head, text
-    head, text = extract_header(raw, override)
+    head, text = extract_header(raw, override, transport=transport)
     head.resolve_sender(peer, site)
     return head, text
 
@@ -214,16 +312,19 @@ def _named_in_own_set(raw: bytes, peer: str, site: Any, table: Any) -> tuple[Hea
     return None
 
 
-def extract_header(raw: bytes, override: str = "") -> tuple[Header, str]:
+def extract_header(raw: bytes, override: str = "", *, transport: str = "") -> tuple[Header, str]:
     """Find and read MSH; returns the header and the decoded message text (from MSH on).
 
     Fatal problems (no MSH, unusable delimiters) carry ``ack_code='AR'``: such a message cannot
     be read, so it is refused; the ACK still echoes whatever was readable. An empty MSH-10 is not
     one of them: the message is known by its content (``control_id.content_control_id``).
     ``override``: the set the site says the sender's bytes are in (``read_message``), read instead
-    of MSH-18's (a UTF-8 byte-order mark still outweighs both).
+    of MSH-18's (a UTF-8 byte-order mark still outweighs both). ``transport``: the set the transport
+    declared (HTTP ``charset``), taken as the declaration when MSH-18 is empty -- a GB 18030 body
+    posted with ``charset=GB18030`` and no MSH-18 was refused (or read as UTF-8) although HTTP said
+    its set (hl7conf27; hl7left28). MSH-18, when sent, is the message's own word and stands.
     """
-    head = Header(override=override)
+    head = Header(override=override, transport=transport)
     body = strip_bom(raw)
     bom = len(body) < len(raw)  # a UTF-8 byte-order mark outweighs what MSH-18 declares
     start = body.find(b"MSH")
@@ -264,7 +365,7 @@ def extract_header(raw: bytes, override: str = "") -> tuple[Header, str]:
     else:
         head.encoding_chars = usable
     if not body[:end].isascii():  # split in the message's character set, not byte by byte
-        split = _text_fields(body[:end], fs, fields, head.encoding_chars[1:2] or "~", bom, override)
+        split = _text_fields(body[:end], fs, fields, head.encoding_chars[1:2] or "~", bom, override, transport)
         if split is not None:
             fields, head.text_fields = split, True
 
@@ -288,51 +389,54 @@ def extract_header(raw: bytes, override: str = "") -> tuple[Header, str]:
         head.problems.append(_msh_error("message type is missing", 9, REQUIRED_FIELD_MISSING, ack="AE"))
     if not head.version:
         head.problems.append(_msh_error("version id is missing", 12, REQUIRED_FIELD_MISSING, ack="AE"))
-    text, head.codec = decode(body, "utf-8" if bom else override or head.charset, head.extensions)
+    # HTTP's charset stands in for an empty MSH-18 (``transport``); the words name who declared
+    declared = head.charset or transport
+    who = "MSH-18" if head.charset or not transport else "the HTTP Content-Type (charset)"
+    text, head.codec = decode(body, "utf-8" if bom else override or declared, head.extensions)
     if not head.control_id:  # a resend is recognised by its content (the converter warns at MSH-10)
         head.control_id = content_control_id(text)
     if override and codec_for(override) is None:
         head.problems.append(_msh_error(f"character set {override!r} the site names for this sender "
                                         f"(senders.yaml charsets) is not supported; decoded as {head.codec}",
                                         18, ack="AE"))
-    elif not override and head.charset and codec_for(head.charset) is None:
-        head.problems.append(_msh_error(f"character set {head.charset!r} is not supported "
+    elif not override and declared and codec_for(declared) is None:
+        head.problems.append(_msh_error(f"character set {declared!r} is not supported "
                                         f"(HL7 table 0211); decoded as {head.codec}", 18, ack="AE"))
     elif head.codec.endswith("?"):
         head.problems.append(_msh_error("message bytes are not valid in the declared character set "
                                         "nor in UTF-8 or GB 18030", 18, ack="AE"))
     elif (not bom and not override and head.codec == "gb18030"
-          and canonical(codec_for(head.charset) or "") not in GB):
+          and canonical(codec_for(declared) or "") not in GB):
         # the declared set (or, declaring none, UTF-8) could not read the bytes, GB 18030 did: Chinese
         # text, or a guess
         why = gb_fallback_doubt(body)
         if why is not None:
-            failed = (f"not valid in the character set MSH-18 declares ({head.charset!r})"
-                      if not declares_ascii(head.charset) else "not valid UTF-8 and MSH-18 declares no set beyond ASCII")
+            failed = (f"not valid in the character set {who} declares ({declared!r})"
+                      if not declares_ascii(declared) else f"not valid UTF-8 and {who} declares no set beyond ASCII")
             head.problems.append(_msh_error(
                 f"the bytes are {failed}; {why}, not stored as a guess. If this sender's messages are in another "
                 "set, name it in senders.yaml (charsets) and replay the message, kept as sent", 18, ack="AE"))
-    elif not bom and not override and canonical(codec_for(head.charset) or "") in GB and not body.isascii():
+    elif not bom and not override and canonical(codec_for(declared) or "") in GB and not body.isascii():
         # GB 18030 reads almost any bytes: UTF-8 under a GB declaration was stored as mojibake
         why = (f"the bytes are not valid GB 18030 (they read as {head.codec.upper()})"
                if canonical(head.codec) not in GB else gb_misread(body))
         if why is not None:
             head.problems.append(_msh_error(
-                f"{why}; the character set MSH-18 declares ({head.charset!r}) would store the text "
+                f"{why}; the character set {who} declares ({declared!r}) would store the text "
                 "misread. If this sender's messages are in another set, name it in senders.yaml "
                 "(charsets) and replay the message, kept as sent", 18, ack="AE"))
-    elif not bom and not override and declares_ascii(head.charset) and head.codec == "utf-8" and not body.isascii():
+    elif not bom and not override and declares_ascii(declared) and head.codec == "utf-8" and not body.isascii():
         # no declaration (empty MSH-18 means ASCII): valid UTF-8 is read so, but GB 18030 text can be valid
         # UTF-8 too
         why = undeclared_gb(text)
         if why is not None:
             head.problems.append(_msh_error(
-                f"{why}, and MSH-18 declares no set beyond ASCII ({head.charset!r}): not stored as a guess. Declare the set in MSH-18 (GB 18030-2000 or UNICODE UTF-8), "
+                f"{why}, and {who} declares no set beyond ASCII ({declared!r}): not stored as a guess. Declare the set in MSH-18 (GB 18030-2000 or UNICODE UTF-8), "
                 "or name this sender's set in senders.yaml (charsets) and replay the message, kept as sent",
                 18, ack="AE"))
     elif not bom and not override and single_byte(head.codec) and not body.isascii():
         # Latin-1 reads any byte: the declaration alone would store GB 18030 names as mojibake
-        head.problems.extend(_misread(body, fs, head.codec, head.charset))
+        head.problems.extend(_misread(body, fs, head.codec, declared))
     return head, text
 
 
@@ -368,7 +472,8 @@ def _misread(body: bytes, fs: str, codec: str, declared: str) -> list[HL7Error]:
 _MOST_MISREAD = 5  # fields named in one ACK: the sender's set is wrong, not five hundred fields
 
 
-def _text_fields(line: bytes, fs: str, fields: list[str], rep: str, bom: bool, override: str = "") -> list[str] | None:
+def _text_fields(line: bytes, fs: str, fields: list[str], rep: str, bom: bool, override: str = "",
+                 transport: str = "") -> list[str] | None:
     """MSH's fields split after decoding the line in the message's character set.
 
     Split byte by byte (as latin-1), a GBK character whose second byte is ``|`` (0x7C: 億, 區's
@@ -388,7 +493,7 @@ def _text_fields(line: bytes, fs: str, fields: list[str], rep: str, bom: bool, o
         return split[17].split(rep)[0].strip() if len(split) > 17 else ""
 
     declared = charset(fields)
-    text, codec = decode(line, "utf-8" if bom else override or declared)
+    text, codec = decode(line, "utf-8" if bom else override or declared or transport)
     if codec.endswith("?"):
         return None
     split = text.split(fs)

@@ -511,12 +511,17 @@ def parse(text: str, charset: str = "") -> Message:
         fields = line.split(fsep)
         name = fields[0]
         if name not in names and not _valid_name(name):
+            # ERR-2 (ERL) names a segment id and its occurrence: the line is no segment, so the location
+            # is the segment it follows (a line break inside one of its fields, most often), never the
+            # line's first three characters and its position ("lin^5", hl7conf27; hl7left28)
             shown = name[:20]
+            before = segments[-1]
             raise HL7Error(
-                f"segment {position + 1} has an invalid segment id {shown!r} "
-                f"(expected three upper-case letters/digits followed by {fsep!r})",
-                segment=shown[:3],
-                sequence=position + 1,
+                f"line {position + 1} (after {before.name} {before.sequence}) has an invalid segment id "
+                f"{shown!r} (expected three upper-case letters/digits followed by {fsep!r}); a line break "
+                f"inside a field of {before.name}? send it escaped (\\.br\\) or as a repetition",
+                segment=before.name,
+                sequence=before.sequence,
                 code=SEGMENT_SEQUENCE_ERROR,
             )
         if name == "MSH":

@@ -20,6 +20,8 @@ import codecs
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
 
+from adapters.hl7v2.charsets import codec_for
+from adapters.hl7v2.header import with_transport_charset
 from adapters.listeners.batch import batch_messages, ingest_batch, one_set
 from engine.audit.note import note
 from engine.auth.caller import Caller
@@ -54,6 +56,10 @@ async def post_hl7v2(request: Request, caller: Caller = Depends(get_caller),
     if media not in ACCEPTED_TYPES:
         raise FhirError(f"unsupported media type {media or '(none)'!r}; send {ER7} or text/plain",
                         status=415, code="not-supported")
+    declared = content_charset(request.headers.get("content-type", ""))
+    if declared and codec_for(declared) is None:
+        raise FhirError(f"unsupported charset {declared!r} in Content-Type; send one of HL7 table 0211's sets "
+                        "(GB18030, UTF-8, ...) or none and declare it in MSH-18", status=415, code="not-supported")
     limit = engine.settings.mllp_max_message_bytes
     body = bytearray()
     async for chunk in request.stream():
@@ -62,7 +68,10 @@ async def post_hl7v2(request: Request, caller: Caller = Depends(get_caller),
             raise FhirError(f"message exceeds the maximum of {limit} bytes", status=413, code="too-long")
     if not bytes(body).strip():
         raise BadRequest("empty body: expected one HL7 v2 message")
-    peer = f"{request.client.host if request.client else '?'} client={caller.subject}"
+    # the Content-Type's charset goes with the raw message in its peer string: read as the declaration
+    # of a message whose MSH-18 is empty, now and on a replay (``header.read_message``, hl7left28)
+    peer = with_transport_charset(f"{request.client.host if request.client else '?'} client={caller.subject}",
+                                  declared)
     parts = batch_messages(bytes(body))
     if parts is not None:  # FHS/BHS: each message on its own, a batch of their ACKs back
         return await _batch(request, engine, bytes(body), parts, peer, media)
@@ -71,6 +80,15 @@ async def post_hl7v2(request: Request, caller: Caller = Depends(get_caller),
     _note(request, outcome)
     return Response(outcome.ack, headers={"content-type": f"{media}; charset={http_charset(outcome.codec)}",
                                           "X-HL7-Ack-Code": outcome.code})
+
+
+def content_charset(content_type: str) -> str:
+    """The ``charset`` parameter of a Content-Type header, unquoted; "" when none."""
+    for param in content_type.split(";")[1:]:
+        name, _, value = param.partition("=")
+        if name.strip().lower() == "charset":
+            return value.strip().strip('"').strip()
+    return ""
 
 
 # Python codec (canonical name, ``codecs.lookup(...).name``) -> its IANA charset name

@@ -19,6 +19,11 @@ from fastapi import Request
 from engine.errors import FhirError
 
 JSON_FORMATS = frozenset({"json", "application/json", "application/fhir+json", "application/json+fhir"})
+# R4 http.html#mime-type (3.1.0.1.9) names the generic types a client may put in Accept: application/xml,
+# text/json and application/json; the server SHOULD answer in the type asked, with the FHIR JSON body.
+# ``Accept: text/json`` was refused 406 (hl7left28). ``_format`` keeps the spec's own list (JSON_FORMATS).
+GENERIC_JSON = ("application/json", "text/json")
+ACCEPTED_JSON = JSON_FORMATS | frozenset(GENERIC_JSON)
 
 
 def require_json(value: str | None) -> None:
@@ -36,7 +41,7 @@ def accepts_json(accept: str) -> bool:
     weights = _weights(accept)
     if not weights:
         return True
-    named = [q for media, q in weights.items() if media in JSON_FORMATS]
+    named = [q for media, q in weights.items() if media in ACCEPTED_JSON]
     if named:
         return max(named) > 0
     if "application/*" in weights:
@@ -99,26 +104,37 @@ def _weights(accept: str) -> dict[str, float]:
     return weights
 
 
-def wants_plain_json(accept: str, formats: list[str]) -> bool:
-    """Whether a JSON answer is labelled ``application/json`` rather than ``application/fhir+json``:
-    ``_format=application/json`` (it overrides Accept), or, without ``_format``, an Accept that
-    weighs ``application/json`` above whatever admits the FHIR type (``application/fhir+json`` or
-    ``application/json+fhir`` if named, else ``application/*``, else ``*/*``). A tie keeps the FHIR
-    type: it is the more specific name of the same body."""
+def json_label(accept: str, formats: list[str]) -> str | None:
+    """The generic type a JSON answer is labelled with instead of ``application/fhir+json``, or None:
+    ``_format=application/json`` (it overrides Accept), or, without ``_format``, the generic type
+    (``application/json``, ``text/json``: GENERIC_JSON) an Accept weighs above whatever admits the FHIR
+    type (``application/fhir+json`` or ``application/json+fhir`` if named, else ``application/*``, else
+    ``*/*``). A tie keeps the FHIR type: it is the more specific name of the same body; between the two
+    generic types, application/json."""
     if formats:
-        return formats[0].split(";")[0].strip().lower() == "application/json"
-    if "application/json" not in accept.lower():
-        return False
+        return "application/json" if formats[0].split(";")[0].strip().lower() == "application/json" else None
+    if "/json" not in accept.lower():
+        return None
     weights = _weights(accept)
-    plain = weights.get("application/json", 0.0)
     named = [weights[t] for t in ("application/fhir+json", "application/json+fhir") if t in weights]
     # the most specific range admitting the FHIR type decides (RFC 9110 12.5.1), as in ``accepts_json``
-    fhir = max(named) if named else weights.get("application/*", weights.get("*/*", weights.get("*", 0.0)))
-    return plain > 0 and plain > fhir
+    best_q = max(named) if named else weights.get("application/*", weights.get("*/*", weights.get("*", 0.0)))
+    label = None
+    for generic in GENERIC_JSON:
+        q = weights.get(generic, 0.0)
+        if q > 0 and q > best_q:
+            label, best_q = generic, q
+    return label
 
 
-def plain_json_asked(scope: dict) -> bool:
-    """``wants_plain_json`` read off an ASGI request's headers and query string; the common request
+def wants_plain_json(accept: str, formats: list[str]) -> bool:
+    """Whether a JSON answer is labelled ``application/json`` rather than ``application/fhir+json``
+    (``json_label``)."""
+    return json_label(accept, formats) == "application/json"
+
+
+def plain_json_asked(scope: dict) -> str | None:
+    """``json_label`` read off an ASGI request's headers and query string; the common request
     (no ``_format``, an Accept not naming application/json) answers without parsing either."""
     query: bytes = scope.get("query_string") or b""
     formats: list[str] = []
@@ -130,21 +146,22 @@ def plain_json_asked(scope: dict) -> bool:
     for name, value in scope["headers"]:  # a loop, not a generator: it runs on every /fhir request
         if name == b"accept":
             accept = accept + b"," + value if accept else value
-    if not formats and b"application/json" not in accept and b"application/json" not in accept.lower():
-        return False
-    return wants_plain_json(accept.decode("latin-1"), formats)
+    if not formats and b"/json" not in accept and b"/json" not in accept.lower():
+        return None
+    return json_label(accept.decode("latin-1"), formats)
 
 
-def relabel_plain_json(send: Any) -> Any:
-    """``send`` with a FHIR JSON answer's Content-Type named ``application/json`` (its parameters kept);
-    any other answer (HTML, text) passes as it is."""
+def relabel_plain_json(send: Any, label: str = "application/json") -> Any:
+    """``send`` with a FHIR JSON answer's Content-Type named ``label`` (a generic JSON type, its
+    parameters kept); any other answer (HTML, text) passes as it is."""
+    named = label.encode("ascii")
 
     async def sending(message: dict) -> None:
         if message["type"] == "http.response.start":
             headers = list(message.get("headers") or ())
             for i, (name, value) in enumerate(headers):
                 if name.lower() == b"content-type" and value.lower().startswith(FHIR_JSON_TYPE):
-                    headers[i] = (name, PLAIN_JSON_TYPE + value[len(FHIR_JSON_TYPE):])
+                    headers[i] = (name, named + value[len(FHIR_JSON_TYPE):])
                     message = {**message, "headers": headers}
                     break
         await send(message)
@@ -160,6 +177,8 @@ class JsonLabel:
         self.app = app
 
     async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
-        if scope["type"] == "http" and scope["path"].startswith("/fhir") and plain_json_asked(scope):
-            send = relabel_plain_json(send)
+        if scope["type"] == "http" and scope["path"].startswith("/fhir"):
+            label = plain_json_asked(scope)
+            if label is not None:
+                send = relabel_plain_json(send, label)
         await self.app(scope, receive, send)
