@@ -23,36 +23,25 @@ transaction, so a line billed meanwhile keeps its row.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager
+from collections.abc import Callable
 from typing import Any, Protocol, TypeVar
 
 from engine.insurance.charges import COUNTED_STATUSES, line_identity, stored_at
+from engine.recognition.ports import Index, Store, each_by_id
 from engine.recognition.repricing import money_rules_once
 from engine.recognition.upgrade import LAYOUT
 from engine.repository.port import Collection
 
 UNBILLED_DROPPED = "unbilled-charge-rows-dropped"
 LINES_NUMBERED = "charge-rows-numbered"
-_PAGE = 2000
 _T = TypeVar("_T")
-
-
-class _Store(Protocol):
-    def collection(self, name: str) -> Collection: ...
-
-    def transaction(self) -> AbstractContextManager[object]: ...
-
-
-class _Index(Protocol):
-    def get(self, ref: str) -> dict[str, Any] | None: ...
 
 
 class _Recognition(Protocol):
     """What the pass asks of ``engine.recognition.service.Recognition``."""
 
     @property
-    def store(self) -> _Store: ...
+    def store(self) -> Store: ...
 
     @property
     def charges(self) -> Collection: ...
@@ -60,7 +49,7 @@ class _Recognition(Protocol):
     def read(self, rtype: str, rid: str) -> dict[str, Any] | None: ...
 
     @property
-    def index(self) -> _Index: ...
+    def index(self) -> Index: ...
 
     def _reprice_flag(self, member: dict[str, Any]) -> None: ...
 
@@ -74,7 +63,7 @@ def drop_unbilled_once(rec: _Recognition) -> int | None:
     if marks.get(UNBILLED_DROPPED) is not None:
         return None
     dropped = 0
-    for row in _each_row(rec):
+    for row in each_by_id(rec.charges):
         if _unbilled(rec, row["_id"]) is None:
             continue
         with rec.store.transaction():
@@ -85,15 +74,6 @@ def drop_unbilled_once(rec: _Recognition) -> int | None:
     with rec.store.transaction():
         marks.replace({"_id": UNBILLED_DROPPED, "dropped": dropped})
     return dropped
-
-
-def _each_row(rec: _Recognition) -> Iterator[dict[str, Any]]:
-    """Every charge row by ``_id``, a page at a time (the once-per-store passes: a store's rows are
-    never all held in memory, and a row written meanwhile past the page is still met)."""
-    last = ""
-    while page := rec.charges.find({"_id": {"$gt": last}}, sort=[("_id", 1)], limit=_PAGE):
-        last = page[-1]["_id"]
-        yield from page
 
 
 def _drop(rec: _Recognition, row: dict[str, Any]) -> None:
@@ -152,7 +132,7 @@ def _number_lines(rec: _Recognition) -> int | None:
     if marks.get(LINES_NUMBERED) is not None:
         return None
     written = 0
-    for row in _each_row(rec):
+    for row in each_by_id(rec.charges):
         rtype, _, rid = str(row["_id"]).partition("/")
         charge = rec.read(rtype, rid) if rtype == "ChargeItem" and rid else None
         if charge is None:

@@ -113,8 +113,13 @@ def flag_issue(
     reviews: Sequence[dict[str, Any]] = (),
     late_reasons: Sequence[str] = (),
     late_reason_text: str | None = None,
+    repriced_from: Decimal | None = None,
 ) -> dict[str, Any]:
-    """The duplicate flag (or the justified, self-pay or only reported re-test) with all its evidence."""
+    """The duplicate flag (or the justified, self-pay or only reported re-test) with all its evidence.
+
+    ``repriced_from``: the amount the flag said before a rule priced it again (``repricing``), kept as
+    its ``repricedFrom`` evidence after the price when the flag is decided again at that same price
+    (``Repeats._evaluate_flag``), as ``repriced_issue`` wrote it."""
     prior, reason = match.result, decision.reason
     code = flag_code(decision)
     evidence: list[dict[str, Any]] = [
@@ -129,6 +134,8 @@ def flag_issue(
         {"url": "repeatDate", "valueDate": repeat.day.isoformat()},
         {"url": "orderDate", "valueDate": order.day.isoformat()},
         {"url": "price", "valueMoney": {"value": money_value(price), "currency": rules.currency}},
+        *([{"url": "repricedFrom", "valueMoney": {"value": money_value(repriced_from), "currency": rules.currency}}]
+          if repriced_from is not None else []),
         {"url": "scope", "valueCode": decision.basis},
         *({"url": "analyte", "valueCode": a} for a in sorted(match.analytes)),
         *([{"url": "partialOverlap", "valueBoolean": True}] if match.partial else []),

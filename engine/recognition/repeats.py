@@ -27,6 +27,7 @@ from engine.recognition.facts import ORDER_TYPE, VOID_STATUSES, own_text, ref_of
 from engine.recognition.flags import DuplicateFlag
 from engine.recognition.index import from_doc, group_key, result_key, window_start
 from engine.recognition.prior_changes import enters
+from engine.recognition.repricing import repriced_from
 from engine.recognition.state import (
     FLAG_STATUS,
     RESULTED,
@@ -224,7 +225,8 @@ class Repeats(RecognitionState, _Others):
         hr = list(rules.hr_scopes(prior.institution, item.code, prior.day))
         issue = flag_issue(flag_id=flag_id, status=FLAG_STATUS[status], item=item, rules=rules, order=order,
                            repeat=repeat, match=match, decision=decision, price=price, identified=identified,
-                           reason_text=reason_text, reviews=reviews, late_reasons=late, late_reason_text=late_text)
+                           reason_text=reason_text, reviews=reviews, late_reasons=late, late_reason_text=late_text,
+                           repriced_from=repriced_from(existing, price))
         row = DuplicateFlag(
             id=flag_id, status=status, key=key, order=order.ref, result=repeat.ref, prior=prior.ref,
             person=repeat.person, patient=repeat.patient, item=item.code, item_name=item.name, category=item.category,

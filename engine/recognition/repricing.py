@@ -33,28 +33,21 @@ another ``--workers`` process is left as that process wrote it.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager
+from collections.abc import Callable
 from decimal import Decimal
 from typing import Any, Protocol, TypeVar
 
 from engine.insurance.charges import in_currency, read_line
 from engine.insurance.tiers import fen, fen_text, stored_fen
 from engine.recognition.detected_issues import repriced_issue
+from engine.recognition.ports import Index, Store, each_by_id
 from engine.recognition.state import now
 from engine.recognition.upgrade import LAYOUT
 from engine.repository.port import Collection
 
 MONEY_RULES = "money-rules-of-round-27"  # the marker in ``recognition_layout``
 ROUNDING = "half-up-at-the-fen"  # why a flag was priced again (its row's ``repriced[].why``)
-_PAGE = 2000
 _T = TypeVar("_T")
-
-
-class _Store(Protocol):
-    def collection(self, name: str) -> Collection: ...
-
-    def transaction(self) -> AbstractContextManager[object]: ...
 
 
 class _Rules(Protocol):
@@ -68,15 +61,11 @@ class _Rules(Protocol):
     def price(self, item: str, institution: str | None) -> Decimal: ...
 
 
-class _Index(Protocol):
-    def get(self, ref: str) -> dict[str, Any] | None: ...
-
-
 class _Recognition(Protocol):
     """What the pass asks of ``engine.recognition.service.Recognition``."""
 
     @property
-    def store(self) -> _Store: ...
+    def store(self) -> Store: ...
 
     @property
     def charges(self) -> Collection: ...
@@ -88,7 +77,7 @@ class _Recognition(Protocol):
     def rules(self) -> _Rules: ...
 
     @property
-    def index(self) -> _Index: ...
+    def index(self) -> Index: ...
 
     def read(self, rtype: str, rid: str) -> dict[str, Any] | None: ...
 
@@ -110,14 +99,14 @@ def money_rules_once(rec: _Recognition) -> tuple[int, int] | None:
         return None
     dropped = repriced = 0
     currency = rec.rules.currency
-    for row in _each(rec.charges):
+    for row in each_by_id(rec.charges):
         if _foreign(rec, row["_id"], currency):
             with rec.store.transaction():
                 current = rec.charges.get(row["_id"])  # read again under the write lock
                 if current is not None and _foreign(rec, row["_id"], currency):
                     rec._in_group(lambda r=current: _drop(rec, r))
                     dropped += 1
-    for flag in _each(rec.flags):
+    for flag in each_by_id(rec.flags):
         if _new_price(rec.rules, flag) is None:
             continue
         with rec.store.transaction():
@@ -129,14 +118,6 @@ def money_rules_once(rec: _Recognition) -> tuple[int, int] | None:
     with rec.store.transaction():
         marks.replace({"_id": MONEY_RULES, "dropped": dropped, "repriced": repriced})
     return dropped, repriced
-
-
-def _each(coll: Collection) -> Iterator[dict[str, Any]]:
-    """Every row of ``coll`` by ``_id``, a page at a time (never a store's rows all in memory)."""
-    last = ""
-    while page := coll.find({"_id": {"$gt": last}}, sort=[("_id", 1)], limit=_PAGE):
-        last = page[-1]["_id"]
-        yield from page
 
 
 def _foreign(rec: _Recognition, ref: str, currency: str) -> bool:
@@ -197,3 +178,19 @@ def _reprice(rec: _Recognition, flag: dict[str, Any], price: Decimal, at: str) -
     issue = rec.read("DetectedIssue", flag["_id"])
     if issue is not None:
         rec._write_issue(repriced_issue(issue, str(flag.get("currency") or ""), fen(old), price, noted=True))
+
+
+def repriced_from(row: dict[str, Any] | None, price: Decimal) -> Decimal | None:
+    """What a flag said before this pass priced it again, for its DetectedIssue's ``repricedFrom``
+    when the flag is decided again (``Repeats._evaluate_flag``): the last change's ``from`` while the
+    decision's ``price`` is still that change's ``to``. Why only then: the evidence says "this price
+    came from that one by a rule"; a decision pricing the flag otherwise (a billed line, a catalogue
+    since changed, other analytes) supersedes that price, and the issue then says the decision's
+    price alone -- the row keeps every change in ``repriced`` for the auditor either way."""
+    changes = (row or {}).get("repriced") or ()
+    if not changes or not isinstance(changes[-1], dict):
+        return None
+    last = changes[-1]
+    if last.get("from") is None or last.get("to") is None or stored_fen(last["to"]) != price:
+        return None
+    return stored_fen(last["from"])

@@ -25,7 +25,6 @@ instant itself; the pass writing its older one over it made a true R98 "contradi
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from contextlib import AbstractContextManager
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
@@ -33,6 +32,7 @@ import orjson
 
 from engine.recognition.decision import FINAL_STATUSES
 from engine.recognition.index import RESULTS
+from engine.recognition.ports import Store
 from engine.repository.port import Collection, StoredResource
 
 LAYOUT = "recognition_layout"
@@ -48,13 +48,11 @@ class _Versions(Protocol):
     def history(self, rtype: str, rid: str) -> list[StoredResource]: ...
 
 
-class _Store(Protocol):
+class _Store(Store, Protocol):
+    """``ports.Store`` and the FHIR backend the pass reads versions from."""
+
     @property
     def fhir(self) -> _Versions: ...
-
-    def collection(self, name: str) -> Collection: ...
-
-    def transaction(self) -> AbstractContextManager[object]: ...
 
 
 def backfill_final_at(store: _Store) -> int | None:
