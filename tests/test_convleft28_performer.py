@@ -150,3 +150,72 @@ def test_without_obx23_the_sender_performed_it(world: tuple[Engine, TestClient])
     assert checked(http, engine) == ["HOSPA"]
     repeat(engine)
     assert flag_of(engine) is not None
+
+
+# --- a sender's local coding systems (table 0396's 99zzz) ---------------------------------------
+
+ROOT = Path(__file__).resolve().parents[1]
+# Run by main's code before this round (PYTHONPATH=that code): 阜宁县人民医院's blood count five days
+# ago, its test named by the local code XCG under the local system its LIS calls 99LIS.
+OLD_STORE = r"""
+import sys
+from pathlib import Path
+from engine.engine import Engine
+from engine.settings import Settings
+from tests.test_convleft28_performer import local_result
+
+with Engine(Settings(data_dir=Path(sys.argv[1]), http_port=0, mllp_port=0, site=Path(sys.argv[2]))) as engine:
+    ack = engine.ingestor.handle(local_result("FNXRMYY", "X1", 5).encode(), channel="mllp", peer="test")
+    assert b"MSA|AA" in ack, ack
+"""
+BEFORE = "2f173b69"  # main at the start of the twenty-eighth round (every 99zzz under urn:huren:code:<INST>)
+
+
+def local_result(inst: str, placer: str, days: int, code: str = "XCG^血常规^99LIS") -> str:
+    from tests.test_recognition_policy_e2e import msh, pid
+    when = ts(days, 10)
+    return (msh(inst, "LIS", "ORU^R01^ORU_R01", when, f"{inst}-ORU-{placer}") + pid(inst)
+            + f"OBR|1|{placer}^HIS|F{placer}^LIS|{code}|||{when}|||||||||D7^张^医生||||||{when}|||F\n"
+            + f"OBX|1|NM|WBC^白细胞计数^99LIS||6.1|10*9/L|||||F|||{when}\n").replace("\n", "\r")
+
+
+def test_a_senders_default_local_system_keeps_its_uri_and_old_stores_still_count(tmp_path: Path) -> None:
+    """A site names 99LIS as 阜宁县人民医院's own code list (``senders.yaml`` ``local_code_systems``):
+    its codes stay under urn:huren:code:FNXRMYY, mapped by codes/FNXRMYY.yaml (XCG: the blood count),
+    so a result main stored before this round still counts for a repeat ordered now, and a new one
+    is coded as the old one is. Another 99zzz of the same sender gets a URI of its own."""
+    import os
+    import subprocess
+    import sys
+
+    from tests.test_moneylast19_charges import code_at
+
+    site = tmp_path / "site"
+    site.mkdir()
+    shipped = (ROOT / "mappings" / "hl7v2" / "senders.yaml").read_text("utf-8")
+    (site / "hl7v2").mkdir()
+    (site / "hl7v2" / "senders.yaml").write_text(
+        shipped.replace("local_code_systems: {}", "local_code_systems: {FNXRMYY: [99LIS]}"), "utf-8")
+    data = tmp_path / "var"
+    base = code_at(BEFORE, tmp_path)
+    (base / "tests" / "test_convleft28_performer.py").write_text(Path(__file__).read_text("utf-8"), "utf-8")
+    done = subprocess.run([sys.executable, "-c", OLD_STORE, str(data), str(site)], cwd=base, capture_output=True,
+                          text=True, env={**os.environ, "PYTHONPATH": str(base)}, timeout=300, check=False)
+    assert done.returncode == 0, done.stderr[-3000:]
+    with Engine(Settings(data_dir=data, http_port=0, mllp_port=0, site=site)) as engine, \
+            TestClient(create_app(engine)) as http:
+        http.headers["Authorization"] = "Bearer " + engine.auth.issue_system_token("his", "system/*.cruds")
+        [old] = engine.repository.search("DiagnosticReport", [("_count", "5")]).resources
+        assert old["code"]["coding"][0]["system"] == "urn:huren:code:FNXRMYY"
+        r = http.post("/fhir/ServiceRequest/$check-recognition", json={"resourceType": "Parameters", "parameter": [
+            {"name": "patient", "valueReference": old["subject"]},
+            {"name": "code", "valueCoding": {"system": "http://loinc.org", "code": "58410-2"}},
+            {"name": "institution", "valueString": "FNZYY"}]})
+        assert r.status_code == 200, r.text
+        assert [q["valueString"] for p in r.json()["parameter"] if p["name"] == "recognisable"
+                for q in p["part"] if q["name"] == "institution"] == ["FNXRMYY"]
+        mllp(engine, local_result("FNXRMYY", "X2", 1), local_result("FNXRMYY", "X3", 1, "01^A型^99ABO"))
+        reports = {r["basedOn"][0]["display"] if r.get("basedOn") and "display" in r["basedOn"][0] else r["id"]:
+                   r["code"]["coding"][0]["system"]
+                   for r in engine.repository.search("DiagnosticReport", [("_count", "5")]).resources}
+        assert sorted(set(reports.values())) == ["urn:huren:code:FNXRMYY", "urn:huren:code:FNXRMYY:99ABO"]
