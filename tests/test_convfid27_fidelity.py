@@ -277,13 +277,8 @@ def test_a_coding_systems_version_is_kept(served: tuple[Engine, TestClient]) -> 
 
 
 
-@pytest.mark.xfail(strict=True, reason="Encounter.location is replaced whole: an A08 re-sending PV1-3 alone erased the "
-                   "bed an A02 named as prior (PV1-6, completed). Left again (convleft28, out of time): the design is "
-                   "merge.yaml location by-key on location.reference keeping status_follows, plus a rule that a "
-                   "message stating an active bed turns the stored active beds it does not state completed (an "
-                   "A08 that moves the patient must not leave two occupied beds)")
 def test_a_thinner_a08_keeps_the_prior_bed(served: tuple[Engine, TestClient]) -> None:
-    """MED (history lost on an update)."""
+    """MED (history lost on an update): merge.yaml location history [completed] (convleft28)."""
     engine, _ = served
 
     def adt(control: str, event: str, pv1_3: str, pv1_6: str, minute: str) -> str:
@@ -297,3 +292,12 @@ def test_a_thinner_a08_keeps_the_prior_bed(served: tuple[Engine, TestClient]) ->
     ((encounter, _),) = stored(served, "PL4", "Encounter")
     assert sorted((e["location"]["display"], e["status"]) for e in encounter["location"]) == [
         ("W01 101 1", "completed"), ("W01 102 1", "active")]
+    # an A08 that moves the patient (PV1-3 another bed, no PV1-6): one occupied bed, the prior kept
+    send(engine, adt("PL5", "A08", "W01^103^1^FNXRMYY", "", "30"))
+    ((encounter, _),) = stored(served, "PL5", "Encounter")
+    assert sorted((e["location"]["display"], e["status"]) for e in encounter["location"]) == [
+        ("W01 101 1", "completed"), ("W01 103 1", "active")]
+    # back to the prior bed: stated active, no longer kept as completed beside it
+    send(engine, adt("PL6", "A08", "W01^101^1^FNXRMYY", "", "35"))
+    ((encounter, _),) = stored(served, "PL6", "Encounter")
+    assert [(e["location"]["display"], e["status"]) for e in encounter["location"]] == [("W01 101 1", "active")]
