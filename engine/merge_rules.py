@@ -36,7 +36,7 @@ OTHER = OTHER_GROUP  # the group of any writer no group names
 MODES = frozenset({"replace", "keep-if-absent", "union", "by-key", "keep-stored", "parts"})
 _RESERVED = frozenset({"key", "owner", "slices", "follows", "when", "was", "stands", "yields_to", "unless_deletes", "placeholders", "as_far_as",
                        "progress", "names_all_of", "another", "another_if", "status_follows", "inherits",
-                       "another_person", "keeps"})
+                       "another_person", "keeps", "history"})
 PANEL = "; "  # between the tests a panel's ``code.text`` names (``names_all_of``)
 # ISO 21090 name/address representation (ABC | IDE | SYL): HL7 v2 XPN-8/XAD-? table 4000 in FHIR
 REPRESENTATION = "http://hl7.org/fhir/StructureDefinition/iso21090-EN-representation"
@@ -238,6 +238,9 @@ class ElementPlan:
     # ``was``: list element -> (path, values) matching the entries of it that are this element's own
     # extensions, where older code stored them (read into ``_element.extension`` before combining)
     was: tuple[tuple[str, tuple[tuple[tuple[str, ...], frozenset[str]], ...]], ...] = ()
+    # ``history``: statuses of a ``status_follows`` list's entries that are the past (a bed left:
+    # ``completed``): a message stating the list keeps the stored ones of a place it does not state
+    history: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -482,6 +485,7 @@ class MergeRules:
                            str(self._pick(rule.get("another_person") or {}, ladder, "")),
                            keeps=tuple(rule.get("keeps") or ()) if mode in ("by-key", "union") else (),
                            follows_changed=rule.get("when") == "changed",
+                           history=frozenset(rule.get("history") or ()),
                            was=tuple((str(element), tuple((tuple(path.split(".")), frozenset(values))
                                                           for path, values in where.items()))
                                      for element, where in (rule.get("was") or {}).items()))
@@ -635,6 +639,8 @@ class MergeRules:
             # its bed ``active`` beside the visit that stays ``planned``, nineteenth round)
             if (name not in incoming or status_kept) and isinstance(out.get(name), list):
                 out[name] = _settled(out[name], ep.status_follows, out.get("status"))
+            if ep.history and name in incoming and isinstance(out.get(name), list) and isinstance(stored.get(name), list):
+                out[name] = _with_history(out[name], stored[name], ep.history)
         if said is not None:  # before a value and a reason are weighed: a deleted value is no longer there
             left: list[tuple[str, Any]] = []
             for delete in said.deletes:
@@ -1910,6 +1916,18 @@ def _settled(entries: list[Any], follows: tuple[tuple[str, frozenset[str]], ...]
     if not any(isinstance(e, dict) and e.get("status") in moved for e in entries):
         return entries
     return [{**e, "status": target} if isinstance(e, dict) and e.get("status") in moved else e for e in entries]
+
+
+def _with_history(entries: list[Any], stored: list[Any], history: frozenset[str]) -> list[Any]:
+    """``history``: the stored entries of a past status (the bed an A02 named as prior, PV1-6:
+    ``completed``) of a place the message does not state, kept after the ones it states. An A08
+    re-sending PV1-3 alone erased the prior bed (the list was replaced whole); the entries of the
+    present (``active``, ``planned``) are still replaced, so an A08 that moves the patient leaves
+    one occupied bed, not two (twenty-eighth round, convleft28)."""
+    stated = [e.get("location") for e in entries if isinstance(e, dict)]
+    past = [e for e in stored if isinstance(e, dict) and e.get("status") in history
+            and e.get("location") not in stated and e not in entries]
+    return entries + past if past else entries
 
 
 def _code_pairs(resource: Mapping[str, Any]) -> set[tuple[str, str]]:

@@ -544,6 +544,9 @@ _MERGE_ELEMENT: dict[str, Any] = {
         # parts of a keyed entry (``by-key``, ``union``) a feed's thinner statement of the same entry does
         # not erase (an Encounter.diagnosis re-sent by a discharge with DG1-15 empty keeps its rank)
         "keeps": _NAMES,
+        # statuses of a ``status_follows`` list's past entries (a bed left: completed) a message stating
+        # the list keeps for the places it does not state (``engine.merge_rules._with_history``)
+        "history": _NAMES,
         # entries in one coding system taken from the resources a reference list names (a replacement
         # order's re-test reason from the order it replaces) when the resource states none of its own
         "inherits": {"type": "object", "required": ["through", "system"], "additionalProperties": False,

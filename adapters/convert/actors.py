@@ -13,6 +13,7 @@ from typing import Any
 from adapters.convert import kept
 from adapters.convert.context import Context
 from adapters.hl7v2.parser import Repetition
+from adapters.hl7v2.senders import sender_institution
 from engine.merge_rules import ideographic
 from mappings.site import urn_part
 
@@ -37,6 +38,52 @@ def organization(ctx: Context) -> dict[str, str]:
         ref = ctx.organization = ctx.put(org, inst.code)["reference"]
         kept.mark(ctx, ref, org, ("Organization", inst.code, inst.name))
     return {"reference": ref, "display": inst.name}
+
+
+# The identifier system of an Organization an OBX-23 names that is no member institution (the value:
+# the sender's code, "|", and the organisation's XON-10, else its name): recognition reads a result
+# so performed as of an institution whose quality control huren does not know (never recognisable).
+PERFORMING_SYSTEM = "urn:huren:performing-organization"
+
+
+def performing_organization(rep: Repetition, ctx: Context) -> dict[str, Any] | None:
+    """OBX-23 (XON: 1 name, 3 id (v2.3), 6 assigning authority, 10 identifier) → the reference of
+    the Organization that performed the test, as the v2-to-FHIR IG maps it; None when OBX-23 is empty.
+
+    The institution whose QC counts for recognition is the one that performed the test (DOMAIN.md):
+    the XON names a member institution as senders are named (``senders.yaml`` ``facility_aliases``,
+    ``adapters.hl7v2.senders``) by its identifier (XON-10, else XON-3), else by its assigning
+    authority (XON-6.1, an HD as MSH-4 is), else by its name. The reference carries the identifier,
+    so recognition reads the institution without reading the Organization back (it may not be
+    stored yet when the batch is checked)."""
+    name, ident = rep.comp(1).strip(), (rep.comp(10) or rep.comp(3)).strip()
+    authority = rep.comp(6).strip()  # HD-1 (namespace id), the first subcomponent
+    if not (name or ident or authority):
+        return None
+    site = ctx.site
+    for candidate in (ident, "" if ident else authority, name):
+        if not candidate:
+            continue
+        code = sender_institution(candidate, "", "", site)
+        inst = site.institution(code)
+        if inst is None:
+            continue
+        if code == ctx.institution.code:
+            ref = organization(ctx)
+        else:
+            org = {"resourceType": "Organization", "identifier": [{"system": INSTITUTION_SYSTEM, "value": code}],
+                   "active": True, "name": inst.name}
+            ref = {"reference": ctx.put(org, code)["reference"], "display": inst.name}
+        return {**ref, "identifier": {"system": INSTITUTION_SYSTEM, "value": code}}
+    value = f"{ctx.institution.code}|{ident or authority or name}"
+    unknown: Resource = {"resourceType": "Organization", "identifier": [{"system": PERFORMING_SYSTEM, "value": value}]}
+    if name:
+        unknown["name"] = name
+    ref = ctx.put(unknown, "OBX-23|" + value)
+    out = {"reference": ref["reference"], "identifier": {"system": PERFORMING_SYSTEM, "value": value}}
+    if name:
+        out["display"] = name
+    return out
 
 
 class _Copies:

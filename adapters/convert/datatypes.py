@@ -192,6 +192,9 @@ def cwe_coding(rep: Repetition, ctx: Context, offset: int = 0, table: str = "") 
         coding["code"] = code
     if display:
         coding["display"] = display
+    version = rep.comp(offset + 7 if offset == 0 else 8).strip()  # CWE-7 / CWE-8: the system's version
+    if version and code:
+        coding["version"] = version
     return coding
 
 

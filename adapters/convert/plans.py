@@ -189,6 +189,8 @@ def _kind(obx: Segment, group: Any, category: Any) -> str | None:
     fields = obx.fields
     if len(fields) <= 14 or not fields[14] or fields[8] == '""' or fields[5] == '""':  # a null deletes: not planned
         return None
+    if len(fields) > 23 and fields[23]:  # a performing organisation of its own (OBX-23): not the group's
+        return None
     kind = _PLANNED_TYPES.get(fields[2]) or _PLANNED_TYPES.get(fields[2].strip().upper())
     if kind is None:
         return None
@@ -540,7 +542,7 @@ class GroupPlans:
         exactly as ``shortcut`` + ``fill`` would give them; None: the general path decides."""
         fields = obx.fields
         if (len(fields) <= 14 or obx.enc is not self.enc or _PLANNED_TYPES.get(fields[2]) is not NUMERIC
-                or fields[8] == '""'):
+                or fields[8] == '""' or (len(fields) > 23 and fields[23])):
             return None
         if self.entry is None or (self.entry is _UNREAD and self._read() is None):
             return None

@@ -10,8 +10,8 @@ from datetime import datetime
 from functools import lru_cache
 from typing import Any
 
-from adapters.convert import common, plans
-from adapters.convert.actors import practitioner
+from adapters.convert import actors, common, plans
+from adapters.convert.actors import performing_organization, practitioner
 from adapters.convert.context import Concept, Context
 from adapters.convert.datatypes import CONVERTERS, cwe, decimal, ei
 from adapters.convert.engine import apply_table, json_copy
@@ -738,7 +738,9 @@ def _observation(
         else:  # nothing in the message dates the result: recognition could not place it in time
             raise obx.error("OBX-14 (observation date) is empty and nothing else in the message dates "
                             "the result (OBR-7/8/22, RXA-3, EVN-6/EVN-2, MSH-7)", 14, code=REQUIRED_FIELD_MISSING)
-    res.setdefault("performer", []).insert(0, performer)
+    # OBX-23: the organisation that performed the test stands for the sender (the IG's mapping)
+    performing = performing_organization(obx.rep(23), ctx) if len(obx.fields) > 23 else None
+    res.setdefault("performer", []).insert(0, performing or performer)
     for prt in group.prt.get(obx.position, ()):
         _participant(prt, ctx, res, "performer")
     if specimen:
@@ -1080,19 +1082,19 @@ def _interpretation(obx: Segment, ctx: Context) -> list[dict[str, Any]]:
             continue
         mapped = vocab.get(code) or vocab.get(code.upper())
         if mapped:
-            out.append(
-                {
-                    "coding": [
-                        {
-                            "system": "http://terminology.hl7.org/CodeSystem/v3-ObservationInterpretation",
-                            **mapped,
-                        }
-                    ]
-                }
-            )
+            concept: dict[str, Any] = {
+                "coding": [{"system": "http://terminology.hl7.org/CodeSystem/v3-ObservationInterpretation", **mapped}]
+            }
+            # The sender's own words (CWE-9, else CWE-2: "偏高") are the concept's text, as the
+            # v2-to-FHIR IG maps CWE; the coding keeps v3's display.
+            words = rep.comp(9).strip() or rep.comp(2).strip()
+            if words:
+                concept["text"] = words
+            out.append(concept)
         else:
             ctx.note_unmapped("interpretation", code, "OBX-8")
-            out.append({"coding": [{"system": ctx.local_system, "code": code}], "text": code})
+            out.append({"coding": [{"system": ctx.local_system, "code": code}],
+                        "text": rep.comp(9).strip() or rep.comp(2).strip() or code})
     return out
 
 
@@ -1179,6 +1181,25 @@ def text_form(lines: list[str], title: str) -> dict[str, Any]:
     }
 
 
+def _report_performers(group: Group, ctx: Context, sender: dict[str, str]) -> list[dict[str, Any]]:
+    """The report's performers: the sender, or, when OBX-23 names who performed its results, each
+    organisation that did in the order of its results (the sender for a result without OBX-23).
+    Recognition reads a report as of its first performer naming an institution
+    (``engine.recognition.facts``): a report whose first result another lab performed is that lab's."""
+    named = [performing_organization(obx.rep(23), ctx) for obx in group.obx
+             if len(obx.fields) > 23 and obx.fields[23]]
+    if not any(named):
+        return [sender]
+    out: list[dict[str, Any]] = []
+    own = {**sender, "identifier": {"system": actors.INSTITUTION_SYSTEM, "value": ctx.institution.code}}
+    for obx in group.obx:
+        who = performing_organization(obx.rep(23), ctx) if len(obx.fields) > 23 and obx.fields[23] else None
+        who = who or own
+        if who not in out:
+            out.append(who)
+    return out
+
+
 def diagnostic_report(
     group: Group,
     ctx: Context,
@@ -1217,7 +1238,7 @@ def diagnostic_report(
         res["encounter"] = encounter
     if request:
         res["basedOn"] = [request]
-    res["performer"] = [performer]
+    res["performer"] = _report_performers(group, ctx, performer)
     if results:
         res["result"] = results
     if specimen_refs:

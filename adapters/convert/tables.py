@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import unquote
 
 from adapters.hl7v2.errors import APPLICATION_INTERNAL_ERROR, HL7Error
-from mappings.site import Site
+from mappings.site import Site, urn_part
 
 
 def table(site: Site, name: str) -> dict[str, Any]:
@@ -28,8 +29,30 @@ def vocabulary(site: Site, name: str) -> dict[str, Any]:
 
 
 def coding_system(site: Site, name: str, local_system: str) -> str:
-    """FHIR system URI for a v2 coding system name; the institution's local system otherwise."""
-    return known_coding_system(site, name) or local_system
+    """FHIR system URI for a v2 coding system name; the institution's local system otherwise.
+
+    A sender may keep several local coding systems (table 0396's ``99zzz``: a microbiology code list
+    ``99BAC`` beside a blood-bank one ``99ABO``) whose codes overlap: each gets its own URI
+    ``<local system>:<99zzz>`` so "01" of one is not "01" of the other. Codes with no system, ``L``,
+    and the ``99zzz`` a site names as the sender's default (``senders.yaml`` ``local_code_systems``)
+    stay under the local system itself, which the sender's code map (``codes/<INST>.yaml``) and the
+    results already stored use. The institution's code is URN-quoted (no ``:``), so readers split
+    the institution off at the first ``:`` (``engine.recognition.coding``)."""
+    known = known_coding_system(site, name)
+    if known:
+        return known
+    name = name.strip()
+    if known is None or not name.upper().startswith("99") or name.upper() in _default_locals(site, local_system):
+        return local_system
+    return f"{local_system}:{urn_part(name)}"
+
+
+def _default_locals(site: Site, local_system: str) -> frozenset[str]:
+    """The ``99zzz`` names a site lists as an institution's default local coding system."""
+    declared = (site.tables.get("senders") or {}).get("local_code_systems") or {}
+    inst = local_system.rsplit(":", 1)[-1]
+    names = declared.get(inst) or declared.get(unquote(inst)) or ()
+    return frozenset(str(n).strip().upper() for n in ([names] if isinstance(names, str) else names))
 
 
 def known_coding_system(site: Site, name: str) -> str | None:

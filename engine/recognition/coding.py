@@ -126,7 +126,9 @@ def institution_from_codes(resource: dict[str, Any], rules: Rules) -> str | None
     for c in resource_codings(resource):
         system = str(c.get("system") or "")
         if system.startswith(prefix) and len(system) > len(prefix):
-            return system[len(prefix):]
+            # urn:huren:code:<INST>:<99zzz> is another local coding system of the same institution
+            # (``adapters.convert.tables.coding_system``); the institution's code is URN-quoted
+            return system[len(prefix):].split(":", 1)[0]
     return None
 
 

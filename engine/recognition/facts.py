@@ -26,6 +26,11 @@ from engine.recognition.rules import Rules
 from mappings.site import DEFAULT_ZONE
 
 ORG_SYSTEM = "urn:huren:institution"
+# an Organization an HL7 result names as its performer (OBX-23) that is no member institution
+# (``adapters.convert.actors.performing_organization``): the institution read for it is this prefix and
+# the identifier's value, which no QC record names (qc-not-passed: QC unknown)
+PERFORMING_SYSTEM = "urn:huren:performing-organization"
+UNKNOWN_PERFORMER = "unknown-performer:"
 RESULT_TYPES = frozenset({"DiagnosticReport", "Observation", "ImagingStudy"})
 ORDER_TYPE = "ServiceRequest"
 # A result with one of these statuses no longer stands for a performed test.
@@ -456,6 +461,16 @@ class FactReader:
     def _institution(self, resource: dict[str, Any]) -> tuple[str | None, bool]:
         """``institution``, and whether it came from the order's Patient (its managing organisation)."""
         rtype = resource.get("resourceType")
+        if rtype != ORDER_TYPE:
+            # the organisation that performed the test (OBX-23), when the converter named it: its QC
+            # counts, not the sender's (DOMAIN.md); one huren does not know reads as an institution
+            # without QC, so the result is never recognisable (a wrong "recognisable" costs money)
+            for r in _refs(resource.get("performer")):
+                ident = r.get("identifier") or {}
+                if ident.get("system") == ORG_SYSTEM and ident.get("value"):
+                    return str(ident["value"]), False
+                if ident.get("system") == PERFORMING_SYSTEM and ident.get("value"):
+                    return UNKNOWN_PERFORMER + str(ident["value"]), False
         from_codes = institution_from_codes(resource, self._rules())
         if from_codes:
             return from_codes, False
