@@ -670,7 +670,7 @@ def commit_pages(count: int, batch: int = 50, stored: int = 0) -> None:
                     conn.execute("PRAGMA wal_autocheckpoint=0")
                     if getattr(engine.store, "checkpointer", None) is not None:  # nor on its own thread
                         engine.store.checkpointer.close()
-                timed = engine.store.conn = _TimedConnection(conn)
+                timed = engine.store._conn = _TimedConnection(conn)  # (``conn`` is a property)
                 messages = [(oru_lab(50_000_000 + i), "bench", "127.0.0.1:1") for i in range(count)]
                 for start in range(0, count, batch):
                     engine.ingestor.process(messages[start : start + batch])

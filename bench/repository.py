@@ -483,7 +483,7 @@ def _replay(puts: list[Any], params: Any, indexer: Any, path: Path, count: int, 
             backend._hashers = hashers
         cpu: dict[str, float] = {}
         timed = _TimedConnection(store.conn, cpu)
-        store.conn = timed  # type: ignore[assignment]
+        store._conn = timed  # type: ignore[assignment]  # (``conn`` is a property)
         total = python = 0.0
         per_commit = max(1, len(puts) * 50 // count)  # the calls of 50 messages
         for start in range(0, len(puts), per_commit):
@@ -508,7 +508,7 @@ def _replay(puts: list[Any], params: Any, indexer: Any, path: Path, count: int, 
         statements = timed.statements
         for k, v in cpu.items():
             best[k] = min(best.get(k, float("inf")), v / count * 1e6)
-        store.conn = timed.conn  # type: ignore[assignment]
+        store._conn = timed.conn  # type: ignore[assignment]
         store.close()
     rows: Counter[str] = Counter()
     size: Counter[str] = Counter()

@@ -1,6 +1,6 @@
 """FHIR storage on SQLite: current versions, superseded versions, and narrow index tables.
 
-Tables (storage layout 6, ``PRAGMA user_version``; created at start, idempotently):
+Tables (storage layout 7, ``PRAGMA user_version``; created at start, idempotently):
 
 * ``fhir_resource(rid, type, id, version, updated, deleted, body, sortkeys, hkeys, ranges)`` —
   the current version of each resource, ``body`` the exact JSON bytes; ``sortkeys`` the first
@@ -26,7 +26,10 @@ Tables (storage layout 6, ``PRAGMA user_version``; created at start, idempotentl
   a ``BY_TARGET`` parameter (a Provenance's ``target``) naming a resource already stored, or
   written in the same transaction, are ``(base + the target's rid, rid, mark)`` instead of
   hashed: appended, where hashed they landed on a random page each (``target_key``; searches
-  read both forms, ``_by_target``). A store of layout 5 (all hashed) is read as it is.
+  read both forms, ``_by_target``). A store of layout 5 (all hashed) is read as it is. Layout 7:
+  a DiagnosticReport's ``result`` rows too (``BY_TARGET``); a store of layout 6 (its report rows
+  hashed) is read as it is, and a huren of layout 6 refuses a store of layout 7 (it would not
+  find the reports by their keyed rows).
 * ``ix_date``, ``ix_string``, ``ix_quantity`` — the range-searched kinds, one B-tree each keyed
   for lookup, ``(hp, value..., rid)`` (``hp`` = hash of type and parameter): a row is one entry
   (layout 4 clustered them on ``rid`` with a lookup index beside, two or three entries a row).
@@ -91,7 +94,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("huren.repository")
 
-LAYOUT = 6  # PRAGMA user_version of the layout below
+LAYOUT = 7  # PRAGMA user_version of the layout below
 REBUILT_BEFORE = 5  # layouts before this one have their index rebuilt when the repository binds
 
 SCHEMA = """
@@ -150,8 +153,8 @@ class SqliteFhirBackend(SqliteSearch):
             self.legacy = version < REBUILT_BEFORE and old
             if not self.legacy:
                 conn.executescript(SCHEMA)
-                if version != LAYOUT:  # a new store, or one of layout 5 (its rows are all hashed:
-                    conn.execute(f"PRAGMA user_version = {LAYOUT}")  # read as they are, no rebuild)
+                if version != LAYOUT:  # a new store, or one of layout 5 or 6 (their rows of a by-target
+                    conn.execute(f"PRAGMA user_version = {LAYOUT}")  # parameter hashed: read as they are)
 
     # -- binding to the repository (search parameters; migration of an older layout) ----------
     def bind(self, params: SearchParams, indexer: Indexer) -> None:
