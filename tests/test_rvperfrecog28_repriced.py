@@ -106,3 +106,25 @@ def test_rvperfrecog28_a_billed_line_at_the_rules_figure_does_not_claim_the_rule
         issue = _issue(eng, http, flag["_id"])
         assert _money_text(issue) == "1.69", issue
         assert '"repricedFrom"' not in issue, issue  # 51cbc291: repricedFrom 1.68 on a line's price
+
+
+def test_rvperfrecog28_superseded_repriced_from_does_not_come_back_when_the_catalogue_returns(tmp_path: Path) -> None:
+    """The author's own case, one step on: repriced 1.68 -> 1.69; the catalogue changes (LFT 12.00, the
+    ALT's share 2.00) and the ALT is corrected: 2.00, no ``repricedFrom`` (right). The catalogue goes
+    back to 10.11 and the ALT is corrected again: 1.69 is the catalogue's decision now, after the
+    issue said 2.00 -- 51cbc291 writes "repricedFrom 1.68" again."""
+    site, flag = _repriced_store(tmp_path)
+    prices = tmp_path / "site" / "recognition" / "prices.yaml"
+    for eng, http in _opened(tmp_path, site):  # the pass, under the catalogue whose rounding it mends
+        assert _money_text(_issue(eng, http, flag["_id"]), "repricedFrom") == "1.68"
+    for catalogue, value, price in ((PRICES.replace("LFT: 10.11", "LFT: 12.00"), "32", "2.00"), (PRICES, "33", "1.69")):
+        prices.write_text(catalogue, "utf-8")
+        for eng, http in _opened(tmp_path, site):
+            with running_mllp(eng) as port:
+                Sender(port).send(result("HOSPB", "B1", "1742-6^ALT^LN", _ALT_AT, status="C",
+                                         obx=ALT.replace("||30|", f"||{value}|")))
+            (row,) = flags(eng, "flagged")
+            assert D(row["price"]) == D(price), row
+            issue = _issue(eng, http, flag["_id"])
+            assert _money_text(issue) == price, issue
+            assert '"repricedFrom"' not in issue, issue  # 51cbc291: back at 1.68 once the price is 1.69 again
