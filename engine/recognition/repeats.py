@@ -226,7 +226,7 @@ class Repeats(RecognitionState, _Others):
         issue = flag_issue(flag_id=flag_id, status=FLAG_STATUS[status], item=item, rules=rules, order=order,
                            repeat=repeat, match=match, decision=decision, price=price, identified=identified,
                            reason_text=reason_text, reviews=reviews, late_reasons=late, late_reason_text=late_text,
-                           repriced_from=repriced_from(existing, price))
+                           repriced_from=repriced_from(existing, price, price_source))
         row = DuplicateFlag(
             id=flag_id, status=status, key=key, order=order.ref, result=repeat.ref, prior=prior.ref,
             person=repeat.person, patient=repeat.patient, item=item.code, item_name=item.name, category=item.category,

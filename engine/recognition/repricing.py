@@ -180,17 +180,24 @@ def _reprice(rec: _Recognition, flag: dict[str, Any], price: Decimal, at: str) -
         rec._write_issue(repriced_issue(issue, str(flag.get("currency") or ""), fen(old), price, noted=True))
 
 
-def repriced_from(row: dict[str, Any] | None, price: Decimal) -> Decimal | None:
+def repriced_from(row: dict[str, Any] | None, price: Decimal, price_source: str) -> Decimal | None:
     """What a flag said before this pass priced it again, for its DetectedIssue's ``repricedFrom``
-    when the flag is decided again (``Repeats._evaluate_flag``): the last change's ``from`` while the
-    decision's ``price`` is still that change's ``to``. Why only then: the evidence says "this price
-    came from that one by a rule"; a decision pricing the flag otherwise (a billed line, a catalogue
-    since changed, other analytes) supersedes that price, and the issue then says the decision's
-    price alone -- the row keeps every change in ``repriced`` for the auditor either way."""
+    when the flag is decided again (``Repeats._evaluate_flag``): the last change's ``from``, only while
+    the flag still carries that change's price from the catalogue (``row``: its price is the change's
+    ``to`` and its source the catalogue) and this decision prices it the same from the catalogue again.
+    Why only then: the evidence says "this price came from that one by a rule"; a decision pricing the
+    flag otherwise (a billed line, even at the same figure; a catalogue since changed, other analytes)
+    supersedes that price, and once superseded the old change no longer explains the price even if a
+    later decision comes back to the same figure (rvperfrecog28: a withdrawn line, a catalogue changed
+    and changed back, had brought the evidence back). The row keeps every change in ``repriced`` for the
+    auditor either way."""
     changes = (row or {}).get("repriced") or ()
-    if not changes or not isinstance(changes[-1], dict):
+    if row is None or not changes or not isinstance(changes[-1], dict) or price_source != "catalogue":
         return None
     last = changes[-1]
     if last.get("from") is None or last.get("to") is None or stored_fen(last["to"]) != price:
+        return None
+    if (row.get("price_source") or "catalogue") != "catalogue" or row.get("price") is None \
+            or stored_fen(row["price"]) != price:
         return None
     return stored_fen(last["from"])
