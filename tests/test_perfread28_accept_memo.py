@@ -4,6 +4,7 @@ decided afresh, never wrongly -- through the real app over the real store."""
 
 from __future__ import annotations
 
+import pytest
 from fastapi.testclient import TestClient
 
 from engine.api import fast_read
@@ -26,9 +27,14 @@ def test_repeated_accept_decides_alike(http: TestClient) -> None:
     assert fast_read._ACCEPT_ADMITS[b"application/fhir+json; fhirVersion=4.0"] is True
 
 
-def test_past_the_bound_still_decided(http: TestClient) -> None:
+def test_past_the_bound_still_decided(http: TestClient, request: pytest.FixtureRequest,
+                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    if "mongomock" in request.node.name:  # the memo sits before the store: one backend is enough
+        pytest.skip("decided before the store; run on SQLite")
     assert http.put("/fhir/Patient/memo2", json={**_patient("memo2"), "id": "memo2"}).status_code == 201
-    for i in range(fast_read._ACCEPT_KEPT + 10):
+    # a bound a few values above what is kept already (256 in a server), so the run is short
+    monkeypatch.setattr(fast_read, "_ACCEPT_KEPT", len(fast_read._ACCEPT_ADMITS) + 4)
+    for i in range(24):
         refused = i % 2 == 0
         accept = f"application/fhir+xml;q=0.{i:03d}" if refused else f"application/fhir+json;q=0.{i:03d}"
         r = http.get("/fhir/Patient/memo2", headers={"Accept": accept})
