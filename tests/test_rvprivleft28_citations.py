@@ -99,3 +99,31 @@ def test_a_contained_record_citing_an_r_result_labels_its_container(w):
                              "valueString": "见原结果"}],
               "result": [{"reference": "#p1"}]}
     assert labels_of(_put(w, report)) == ["R"]
+
+
+SNOMED_REFERRAL = {"system": "http://snomed.info/sct", "code": "3457005", "display": "Patient referral"}
+
+
+def _institution(code: str) -> dict[str, Any]:
+    return {"identifier": {"system": "urn:huren:institution", "value": code}}
+
+
+def test_a_referral_citing_an_r_result_is_not_withdrawn_from_the_receiving_hospital(w):
+    """A referral (``ServiceRequest`` with the referral category, performer 阜宁县中医院 FNZYY) whose
+    ``supportingInfo`` names the patient's R result: privleft28 labels the referral itself R (the
+    new ``supportingInfo`` path), so the receiving hospital's system reads the referral as missing
+    -- the very outcome result_citations.yaml leaves ``Task`` out to avoid ("labelling the referral R
+    for one result it names would withdraw the referral from the hospital receiving it"). The same
+    referral citing an unlabelled result reads 200 (guard)."""
+    here = w.report("FNXRMYY-LIS-000201")
+    plain, secret = here["result"][1]["reference"], here["result"][9]["reference"]
+    assert labels_of(w.label(secret, "R")) == ["R"]
+    for rid, cited in (("rvpl28-ref-plain", plain), ("rvpl28-ref-r", secret)):
+        _put(w, {"resourceType": "ServiceRequest", "id": rid, "status": "active", "intent": "order",
+                 "category": [{"coding": [SNOMED_REFERRAL]}], "code": {"text": "转诊 referral"},
+                 "subject": here["subject"], "authoredOn": "2025-03-11", "requester": _institution("FNXRMYY"),
+                 "performer": [_institution("FNZYY")], "supportingInfo": [{"reference": cited}]})
+    receiving = w.bound()  # his-fnzyy, institution FNZYY
+    assert w.http.get("/fhir/ServiceRequest/rvpl28-ref-plain", **receiving).status_code == 200  # guard
+    got = w.http.get("/fhir/ServiceRequest/rvpl28-ref-r", **receiving)
+    assert got.status_code == 200, got.text[:300]
