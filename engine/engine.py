@@ -28,11 +28,11 @@ from engine.merge_rules import MergeRules
 from engine.recognition.coding import institution_from_codes, item_for
 from engine.recognition.service import Recognition
 from engine.referral.service import Referrals
+from engine.referral.workflow import is_referral
 from engine.repository import open_store
 from engine.repository.fhir import FhirRepository
 from engine.repository.scoped import DeletedLabels
 from engine.repository.sqlite_store import SqliteStore
-from engine.referral.workflow import is_referral
 from engine.result_labels import CITATIONS, ResultLabels
 from engine.settings import Settings
 from mappings.site import Site
