@@ -240,6 +240,16 @@ def check_searchable(params: Any) -> None:
                          "which conformance/searchparams/enabled.yaml disables: enable them")
 
 
+def _default_conditions() -> dict[str, Callable[[dict[str, Any]], bool]]:
+    """The conditions as the shipped rules define them (a repository opened without an engine:
+    the engine gives its site's referral rules)."""
+    from engine.referral.rules import load
+    from engine.referral.workflow import is_referral
+
+    workflow = load().workflow
+    return {"referral": lambda r: is_referral(r, workflow)}
+
+
 def _patient_of(result: dict[str, Any]) -> str | None:
     """The Patient reference a result is about (``subject``), or None."""
     subject = result.get("subject")
@@ -256,7 +266,7 @@ class ResultLabels:
         the engine does not give is refused at start, as is a deployment whose search list
         leaves the rise unable to find what it must (``check_searchable``)."""
         self.repository = repository
-        given = conditions or {}
+        given = conditions if conditions is not None else _default_conditions()
         missing = sorted({c for c in LEFT_OUT_WHEN.values() if c not in given})
         if missing:
             raise ValueError(f"{CITATIONS_FILE.name}: left_out_when names {missing}, which the engine does not define")
