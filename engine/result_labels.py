@@ -35,7 +35,10 @@ Which references cite a result is data (twenty-eighth round, privleft28):
 imaging study's, immunization's and medication record's reasons and supporting information, a
 diagnosis's ``stage.assessment``, an observation's ``focus``: each showed a withheld result's id (and
 what the record says of it) to a reader the label withholds the result from. A path no search
-parameter indexes is found by the rise among the citing type's records of the result's patient.
+parameter indexes is found by the rise among the citing type's records of the result's person -- every Patient
+record of it, identity's ``person_compartment`` (twenty-eighth round, privfix28: an order at one hospital citing
+another's result is what mutual recognition is) -- and its records naming no patient. A contained record's
+citations are its container's; a referral is left out (``left_out_when``: the receiving hospital must read it).
 
 Why ``DiagnosticReport.result`` is indexed for it (``conformance/searchparams/enabled.yaml``): the
 rise must find every report citing the result. Finding them by the result's ``basedOn`` (the order,
