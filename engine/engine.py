@@ -28,6 +28,7 @@ from engine.merge_rules import MergeRules
 from engine.recognition.coding import institution_from_codes, item_for
 from engine.recognition.service import Recognition
 from engine.referral.service import Referrals
+from engine.referral.workflow import is_referral
 from engine.repository import open_store
 from engine.repository.fhir import FhirRepository
 from engine.repository.scoped import DeletedLabels
@@ -87,7 +88,8 @@ class Engine:
         self.repository.add_write_hook(labels.written, types={"DocumentReference"})
         # a record citing a result (a report, a panel, a diagnosis's evidence) carries the result's label:
         # given as it is written, and again when the result's label rises; once for an older store
-        results = ResultLabels(self.repository)
+        # (a referral names what the receiving hospital must read: left out, ``left_out_when``)
+        results = ResultLabels(self.repository, {"referral": lambda r: is_referral(r, self.referrals.rules.workflow)})
         self.repository.add_mark(results.mark, types=set(CITATIONS))
         self.repository.add_batch_hook(results.written)
         results.backfill()

@@ -35,7 +35,10 @@ Which references cite a result is data (twenty-eighth round, privleft28):
 imaging study's, immunization's and medication record's reasons and supporting information, a
 diagnosis's ``stage.assessment``, an observation's ``focus``: each showed a withheld result's id (and
 what the record says of it) to a reader the label withholds the result from. A path no search
-parameter indexes is found by the rise among the citing type's records of the result's patient.
+parameter indexes is found by the rise among the citing type's records of the result's person -- every Patient
+record of it, identity's ``person_compartment`` (twenty-eighth round, privfix28: an order at one hospital citing
+another's result is what mutual recognition is) -- and its records naming no patient. A contained record's
+citations are its container's; a referral is left out (``left_out_when``: the receiving hospital must read it).
 
 Why ``DiagnosticReport.result`` is indexed for it (``conformance/searchparams/enabled.yaml``): the
 rise must find every report citing the result. Finding them by the result's ``basedOn`` (the order,
@@ -50,7 +53,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Collection, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple, Protocol
 
@@ -77,10 +80,30 @@ class Citation(NamedTuple):
     param: str | None
 
 
+def _document(path: Path) -> dict[str, Any]:
+    return yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+
+
+def load_left_out(path: Path = CITATIONS_FILE) -> tuple[dict[str, str], dict[str, str]]:
+    """What ``result_citations.yaml`` leaves out on purpose: R4 paths that may name a result but
+    give no label (path -> the reason), and citing types whose records of one kind give none
+    (type -> the condition's name, e.g. ``ServiceRequest: referral``). Each has its reason in the
+    file; a test holds the paths and the list complete for R4's references to a result."""
+    doc = _document(path)
+    paths: dict[str, str] = {}
+    for group in doc.get("left_out") or ():
+        reason = str(group.get("reason") or "").strip()
+        if not reason:
+            raise ValueError(f"{path.name}: left_out {group.get('paths')} gives no reason")
+        paths.update(dict.fromkeys(group["paths"], reason))
+    when = {str(t): str(entry["when"]) for t, entry in (doc.get("left_out_when") or {}).items()}
+    return paths, when
+
+
 def load_citations(path: Path = CITATIONS_FILE) -> dict[str, tuple[Citation, ...]]:
     """The citing types and their paths as ``result_citations.yaml`` states them (checked: a path
     naming a type that is no result is a mistake of the file, refused at start)."""
-    doc = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    doc = _document(path)
     out: dict[str, tuple[Citation, ...]] = {}
     for rtype, entries in (doc.get("citations") or {}).items():
         made = []
@@ -98,13 +121,16 @@ def load_citations(path: Path = CITATIONS_FILE) -> dict[str, tuple[Citation, ...
 # DocumentReference.context.related... -- a DocumentReference named in ``derivedFrom`` is
 # ``document_labels'``)
 CITATIONS: dict[str, tuple[Citation, ...]] = load_citations()
+# the records of a citing type that give no label, by a condition the engine names (``ResultLabels``)
+LEFT_OUT_WHEN: dict[str, str] = load_left_out()[1]
 # cited type -> the (citing type, citation) pairs that can name it
 CITED_BY: dict[str, tuple[tuple[str, Citation], ...]] = {
     cited: tuple((ctype, c) for ctype, paths in CITATIONS.items() for c in paths if cited in c.cites)
     for cited in ("Observation", "DiagnosticReport")
 }
 # the first element of each path: a record holding none of them cites nothing (the mark's first look)
-_HEADS: dict[str, tuple[str, ...]] = {t: tuple(dict.fromkeys(c.path[0] for c in paths)) for t, paths in CITATIONS.items()}
+_HEADS: dict[str, tuple[str, ...]] = {t: (*dict.fromkeys(c.path[0] for c in paths), "contained")
+                                       for t, paths in CITATIONS.items()}
 # the list's fingerprint: a store backfilled under another list is backfilled again, once
 _FINGERPRINT = hashlib.sha256(json.dumps(
     {t: [[".".join(c.path), sorted(c.cites), c.param] for c in paths] for t, paths in sorted(CITATIONS.items())},
@@ -123,6 +149,9 @@ class Results(Documents, Protocol):
 
     store: Store
     base_url: str
+
+    def search(self, rtype: str | None, params: Sequence[tuple[str, str]],  # type: ignore[override]
+               compartment: Collection[str] | None = None) -> Any: ...
 
 
 def _rank(resource: dict[str, Any] | None) -> int:
@@ -163,10 +192,18 @@ def results_cited(resource: dict[str, Any], base_url: str = "") -> list[tuple[st
         return []
     own = (resource.get("resourceType"), resource.get("id"))
     out: dict[tuple[str, str], None] = {}
-    for citation in paths:
-        if citation.path[0] not in resource:
+    # a contained record's citations are its container's: the container carries what it contains
+    # (a report whose result is a contained panel ``derivedFrom`` an R result; twenty-eighth
+    # round, privfix28). One level: R4 forbids a contained resource to contain others.
+    inner = resource.get("contained")
+    pairs = [(resource, c) for c in paths]
+    if isinstance(inner, list):
+        pairs += [(r, c) for r in inner if isinstance(r, dict)
+                  for c in CITATIONS.get(r.get("resourceType"), ())]  # type: ignore[arg-type]
+    for node, citation in pairs:
+        if citation.path[0] not in node:
             continue
-        for ref in _references(resource, citation.path):
+        for ref in _references(node, citation.path):
             text = ref.get("reference")
             if not isinstance(text, str):
                 continue
@@ -180,6 +217,42 @@ def results_cited(resource: dict[str, Any], base_url: str = "") -> list[tuple[st
     return list(out)
 
 
+def _fallback_types(params: Any) -> list[str]:
+    """The citing types the rise reads by person: a path with no parameter, or one not enabled."""
+    return sorted(t for t, paths in CITATIONS.items()
+                  if any(c.param is None or params.get(t, c.param) is None for c in paths))
+
+
+def _no_patient(ctype: str, params: Any) -> list[tuple[str, str]]:
+    """The search for ``ctype``'s records in no Patient compartment: each of its compartment
+    parameters missing (a type R4 puts in no compartment: every record, ``[]``)."""
+    if params is None:
+        return []
+    return [(f"{p}:missing", "true") for p in params.compartment_params(ctype)]
+
+
+def check_searchable(params: Any) -> None:
+    """Refuse at start a deployment whose search list (``enabled.yaml``) disables a Patient
+    compartment parameter of a citing type: the rise asks ``<param>:missing=true`` of it to find
+    the records naming no patient, and a search by a disabled parameter answers 400 -- inside a
+    hospital's relabelling write. Fail closed, naming them, rather than leave such a record
+    unlabelled (twenty-eighth round, privfix28)."""
+    off = [f"{t}.{p}" for t in _fallback_types(params) for p in params.compartment_params(t) if params.get(t, p) is None]
+    if off:
+        raise ValueError(f"{CITATIONS_FILE.name}: the result labels' rise searches {', '.join(off)}, "
+                         "which conformance/searchparams/enabled.yaml disables: enable them")
+
+
+def _default_conditions() -> dict[str, Callable[[dict[str, Any]], bool]]:
+    """The conditions as the shipped rules define them (a repository opened without an engine:
+    the engine gives its site's referral rules)."""
+    from engine.referral.rules import load
+    from engine.referral.workflow import is_referral
+
+    workflow = load().workflow
+    return {"referral": lambda r: is_referral(r, workflow)}
+
+
 def _patient_of(result: dict[str, Any]) -> str | None:
     """The Patient reference a result is about (``subject``), or None."""
     subject = result.get("subject")
@@ -190,8 +263,25 @@ def _patient_of(result: dict[str, Any]) -> str | None:
 class ResultLabels:
     """The mark, the rise and the backfill (see the module docstring) over one repository."""
 
-    def __init__(self, repository: Results) -> None:
+    def __init__(self, repository: Results, conditions: dict[str, Callable[[dict[str, Any]], bool]] | None = None) -> None:
+        """``conditions``: the predicates ``LEFT_OUT_WHEN`` names (``referral``: the referral
+        workflow's own test, ``engine.referral.workflow.is_referral``); one the file names and
+        the engine does not give is refused at start, as is a deployment whose search list
+        leaves the rise unable to find what it must (``check_searchable``)."""
         self.repository = repository
+        given = conditions if conditions is not None else _default_conditions()
+        missing = sorted({c for c in LEFT_OUT_WHEN.values() if c not in given})
+        if missing:
+            raise ValueError(f"{CITATIONS_FILE.name}: left_out_when names {missing}, which the engine does not define")
+        self._left_out = {t: given[c] for t, c in LEFT_OUT_WHEN.items()}
+        params = getattr(repository, "params", None)
+        if params is not None:
+            check_searchable(params)
+
+    def left_out(self, resource: dict[str, Any]) -> bool:
+        """Whether ``resource`` is of the kind ``left_out_when`` leaves unlabelled (a referral)."""
+        test = self._left_out.get(resource.get("resourceType"))  # type: ignore[arg-type]
+        return test is not None and test(resource)
 
     # -- the mark ------------------------------------------------------------------------------------
     def mark(self, resource: dict[str, Any]) -> dict[str, Any]:
@@ -209,7 +299,7 @@ class ResultLabels:
         else:
             return resource  # every result and order of a feed: a look-up per path (~0.3 us)
         keys = results_cited(resource, self.repository.base_url)
-        if not keys:
+        if not keys or self.left_out(resource):
             return resource
         cited = self._cited(keys)
         own = _rank(resource)
@@ -258,49 +348,70 @@ class ResultLabels:
 
         Found by the path's indexed parameter (one search per parameter and up to
         ``_VALUES_AT_ONCE`` results); a path no parameter indexes (``ServiceRequest.supportingInfo``,
-        ``Procedure.report``...) by the citing type's records of the results' patients (the Patient
-        compartment is always indexed), each kept only when it cites a risen result -- a rise is a
-        hospital's relabelling, rare, so reading a patient's orders then costs little, where an
-        index row per reference would cost every feed's write. A result naming no patient: every
-        record of the citing type (none such is written by huren)."""
+        ``Procedure.report``...) among the citing type's records of the result's person -- every
+        Patient record of that person (``Persons.person_compartment``, identity's one answer: each
+        hospital keeps its own Patient of a person, and an order at one citing another's result is
+        what mutual recognition is) by the Patient compartment, indexed whatever the deployment
+        enables -- and its records in no Patient compartment (a dispense naming no patient), each
+        kept only when it cites a risen result. A rise is a hospital's relabelling, rare: reading
+        a person's orders then costs little, where an index row per reference would cost every
+        feed's write. A result naming no patient: every record of the citing type."""
         params = getattr(self.repository, "params", None)
-        targets: dict[tuple[str, str | None], dict[str, None]] = {}
+        targets: dict[tuple[str, str], dict[str, None]] = {}
+        people: dict[str, set[str] | None] = {}  # citing type -> Patient ids (None: every record)
         for (rtype, rid), result in risen.items():
             for ctype, citation in CITED_BY[rtype]:
                 param = citation.param
                 if param is not None and (params is None or params.get(ctype, param) is not None):
                     targets.setdefault((ctype, param), {})[f"{rtype}/{rid}"] = None
                     continue
-                patient = _patient_of(result)
-                if patient is None:
-                    targets.setdefault((ctype, None), {})
+                ids = self._person(result)
+                if ids is None or (ctype in people and people[ctype] is None):
+                    people[ctype] = None
                 else:
-                    targets.setdefault((ctype, "patient"), {})[patient] = None
+                    people.setdefault(ctype, set()).update(ids)  # type: ignore[union-attr]
         seen: dict[tuple[str, str], dict[str, Any]] = {}
         for (ctype, param), found in targets.items():
             values = list(found)
-            if param is None:
-                for record in self._found(ctype, None, ""):
-                    seen.setdefault((ctype, record["id"]), record)
-                continue
             for start in range(0, len(values), _VALUES_AT_ONCE):
-                for record in self._found(ctype, param, ",".join(values[start:start + _VALUES_AT_ONCE])):
+                for record in self._found(ctype, [(param, ",".join(values[start:start + _VALUES_AT_ONCE]))]):
                     seen.setdefault((ctype, record["id"]), record)
+        for ctype, ids in people.items():
+            if ids is None:
+                records = self._found(ctype, [])
+            else:
+                records = [*self._found(ctype, [], compartment=ids), *self._found(ctype, _no_patient(ctype, params))]
+            for record in records:
+                seen.setdefault((ctype, record["id"]), record)
         written = 0
         for record in seen.values():
+            if self.left_out(record):
+                continue
             sources = [risen[k] for k in results_cited(record, self.repository.base_url) if k in risen]
             if sources and max(_rank(s) for s in sources) > _rank(record):
                 self.repository.update(carried(record, [record, *sources]), source=API)
                 written += 1
         return written
 
-    def _found(self, rtype: str, param: str | None, value: str) -> list[dict[str, Any]]:
-        """Every stored ``rtype`` whose ``param`` names one of ``value``'s references (all pages;
-        ``param`` None: every stored ``rtype``)."""
+    def _person(self, result: dict[str, Any]) -> set[str] | None:
+        """The Patient ids of the person ``result`` is about (identity's ``person_compartment``;
+        its own subject alone where no identity is attached); None when it names no patient."""
+        patient = _patient_of(result)
+        if patient is None:
+            return None
+        pid = patient[8:]
+        persons = getattr(self.repository, "persons", None)
+        return {pid, *persons.person_compartment(pid)} if persons is not None else {pid}
+
+    def _found(self, rtype: str, asked: list[tuple[str, str]],
+               compartment: Collection[str] | None = None) -> list[dict[str, Any]]:
+        """Every stored ``rtype`` matching ``asked`` (all pages; nothing asked: every stored
+        ``rtype``), within ``compartment``'s Patient records when given."""
         out: list[dict[str, Any]] = []
-        asked = [(param, value)] if param is not None else []
         while True:
-            page = self.repository.search(rtype, [*asked, ("_count", _AT_ONCE), ("_offset", str(len(out)))])
+            pairs = [*asked, ("_count", _AT_ONCE), ("_offset", str(len(out)))]
+            page = (self.repository.search(rtype, pairs, compartment=compartment) if compartment is not None
+                    else self.repository.search(rtype, pairs))
             out.extend(page.resources)
             if not page.has_next or not page.resources:
                 return out
@@ -319,7 +430,7 @@ class ResultLabels:
         written = 0
         with self.repository.store.transaction():
             for rtype in CITED_BY:
-                labelled = {(rtype, r["id"]): r for r in self._found(rtype, "_security", codes)}
+                labelled = {(rtype, r["id"]): r for r in self._found(rtype, [("_security", codes)])}
                 if labelled:
                     written += self.raise_citing(labelled)
             coll.replace({"_id": _BACKFILLED, "written": written, "citations": _FINGERPRINT})

@@ -184,8 +184,31 @@ def _shown(engine: Engine, caller: Caller, doc: Document, text: str | None = Non
     if not _label_withheld(engine, caller, text):
         return shown, text, []
     fields, placeholder = _withheld_words()
+    read = _read_values(text, fields)  # before masking: the values as the parser read them
     text, values = _masked(text, fields, placeholder)
-    return _scrubbed(shown, values, placeholder), text, [f"{seg}-{n}" for seg, n in fields]
+    return _scrubbed(shown, [*values, *read], placeholder), text, [f"{seg}-{n}" for seg, n in fields]
+
+
+def _read_values(text: str, fields: tuple[tuple[str, int], ...]) -> list[str]:
+    """The masked fields' values as the parser reads them, HL7 escapes resolved (``HIV\\T\\  POS``
+    is ``HIV&  POS``): a reason quotes the value read, not the text sent (twenty-eighth round,
+    privfix28). Each repetition whole (its delimiters kept) and each component, subcomponent.
+    A message that does not parse: none (the raw values, ``_masked``'s, are still scrubbed)."""
+    from adapters.hl7v2.errors import HL7Error
+    from adapters.hl7v2.parser import parse
+
+    try:
+        message = parse(text)
+    except (HL7Error, ValueError):
+        return []
+    out: list[str] = []
+    for seg, n in fields:
+        for segment in message.all(seg):
+            for rep in segment.reps(n):
+                out.append(rep.text())
+                for c in range(1, len(rep) + 1):
+                    out.extend(rep.subs(c))
+    return [v for v in out if v]
 
 
 def _text(doc: Document) -> str:
