@@ -17,23 +17,20 @@ history) is read right by this code, and the code before refuses a store of layo
 from __future__ import annotations
 
 import inspect
-import io
 import json
 import os
 import subprocess
 import sys
-import tarfile
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
-
-import pytest
 
 from engine.repository import sqlite_fhir, sqlite_rows
 from engine.repository.fhir import FhirRepository
 from engine.repository.port import Store
 from engine.repository.sqlite_store import SqliteStore
 from tests.test_index10_put_rows import _assert_stored_as_their_bodies_say
+from tests.test_moneylast19_charges import code_at
 
 BASE = "http://huren.test/fhir"
 LOINC = "http://loinc.org"
@@ -154,16 +151,9 @@ except Exception as exc:
 
 
 def _code_before(tmp_path: Path) -> Path:
-    """``engine`` and ``conformance`` of ``BEFORE``, from this checkout's own history."""
-    archive = subprocess.run(["git", "-C", str(ROOT), "archive", BEFORE, "engine", "conformance"],
-                             capture_output=True, check=False)
-    if archive.returncode != 0:
-        pytest.skip(f"commit {BEFORE} is not in this checkout's history (a shallow clone?)")
-    base = tmp_path / "before"
-    base.mkdir()
-    with tarfile.open(fileobj=io.BytesIO(archive.stdout)) as tar:
-        tar.extractall(base, filter="data")
-    return base
+    """The whole tree of ``BEFORE`` (``code_at``: its own ``mappings`` too -- the code before cannot
+    read this round's site files, e.g. merge.yaml's ``history``, and must not be given them)."""
+    return code_at(BEFORE, tmp_path)
 
 
 def _before(base: Path, script: str, path: Path) -> str:
