@@ -22,6 +22,7 @@ from fastapi.testclient import TestClient
 from adapters.hl7v2.ack import ack_code_of
 from engine.api.app import create_app
 from engine.engine import Engine
+from engine.messages import message_id
 from engine.settings import Settings
 
 
@@ -151,6 +152,25 @@ def test_the_charset_checked_is_the_charset_kept(http: TestClient) -> None:
                                      + "PV1|1|O\r").encode(),
                   headers={"Content-Type": 'text/plain; charset="ISO-IR 100"'})
     assert r.status_code == 415 or ack_code_of(r.content) == "AA", r.content
+
+
+@pytest.mark.parametrize("control, msh18", [("Q1", ""), ("Q2", "||||||GB 18030-2000")])
+def test_the_quarantine_view_reads_a_refused_message_in_the_set_it_was_read_in(
+        http: TestClient, control: str, msh18: str) -> None:
+    """LOW-MED, one rule in two places. A GB 18030 message refused (a line that is no segment) is kept and
+    shown to the operator by ``GET /admin/quarantine/{id}``, which decodes the raw bytes with
+    ``charsets.decode(raw)``: neither the HTTP charset kept in the peer string (``http-charset=GB18030``,
+    hl7left28's) nor MSH-18 (the same root, older) is read, so ``钱^伟`` (valid UTF-8 too) is shown as
+    ``Ǯ^ΰ`` with ``text_codec`` utf-8 -- another patient name than the one the pipeline read and a replay
+    will store. ``header.read_message`` (with the stored peer) is the one reading."""
+    raw = (msh(control, "ADT^A04^ADT_A01") .replace("|2.5.1\r", f"|2.5.1{msh18}\r") + "EVN|A04|20261201\r"
+           + pid(control, name="钱^伟") + "PV1|1|O\rnot a segment\r").encode("gb18030")
+    r = http.post("/hl7v2", content=raw, headers={"Content-Type": "text/plain; charset=GB18030"})
+    assert ack_code_of(r.content) == "AE", r.content
+    shown = http.get(f"/admin/quarantine/{message_id('FNXRMYY', control)}")
+    assert shown.status_code == 200, shown.text
+    (pid_line,) = [line for line in shown.json()["text"].split("\n") if line.startswith("PID")]
+    assert "钱^伟" in pid_line, (shown.json()["text_codec"], pid_line)
 
 
 # --- 3. the fidelity report --------------------------------------------------------------------------
