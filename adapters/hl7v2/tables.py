@@ -105,3 +105,27 @@ def in_table(version: str, number: str, value: str, local: Mapping[str, Any] | N
     if text in values or any(str(x).upper() == text for x in extra):
         return True
     return any(text.startswith(p) and text[len(p):].isdigit() for p in prefixes)
+
+
+@lru_cache(maxsize=32)
+def structures(version: str) -> frozenset[str]:
+    """The message structures HL7 table 0354 lists up to ``version`` (hl7apy's tables of that version and
+    the earlier ones: a structure a version renamed stays a structure of its event for the older senders,
+    v2.3.1's ``RDE_O01``, which hl7apy's v2.4 table lacks and its v2.5 table lists again)."""
+    sent = _parsed(version)
+    read = [v for v in _VERSIONS if v <= sent] or [_VERSIONS[0]]
+    found: set[str] = set()
+    for v in read:
+        entry = _module(v, "tables").TABLES.get("HL70354")
+        found.update(entry[1] if entry else ())
+    return frozenset(found)
+
+
+def allowed_structure(version: str, message_type: str, event: str, sent: str, template: str | None) -> bool:
+    """Whether MSH-9.3 ``sent`` is a structure of ``message_type``^``event`` in ``version``: the one huren
+    reads the event with (``event_structures.yaml``, ``template``) or the event's own structure where
+    table 0354 of the version lists it (v2.4's ``RDE^O01^RDE_O01``; hl7fix28: the template map was read
+    as table 0354, and v2.3/2.4 pharmacy orders sent right were warned)."""
+    if template is None or sent == template:
+        return True
+    return sent == f"{message_type}_{event}" and sent in structures(version)

@@ -20,7 +20,7 @@ import codecs
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
 
-from adapters.hl7v2.charsets import codec_for
+from adapters.hl7v2.charsets import transport_codec
 from adapters.hl7v2.header import with_transport_charset
 from adapters.listeners.batch import batch_messages, ingest_batch, one_set
 from engine.audit.note import note
@@ -57,9 +57,11 @@ async def post_hl7v2(request: Request, caller: Caller = Depends(get_caller),
         raise FhirError(f"unsupported media type {media or '(none)'!r}; send {ER7} or text/plain",
                         status=415, code="not-supported")
     declared = content_charset(request.headers.get("content-type", ""))
-    if declared and codec_for(declared) is None:
-        raise FhirError(f"unsupported charset {declared!r} in Content-Type; send one of HL7 table 0211's sets "
-                        "(GB18030, UTF-8, ...) or none and declare it in MSH-18", status=415, code="not-supported")
+    kept = ""
+    if declared:  # the set checked is the set kept, read back by the same owner (``charsets.transport_codec``)
+        kept, refused = transport_codec(declared)
+        if kept is None:
+            raise FhirError(refused, status=415, code="not-supported")
     limit = engine.settings.mllp_max_message_bytes
     body = bytearray()
     async for chunk in request.stream():
@@ -71,7 +73,7 @@ async def post_hl7v2(request: Request, caller: Caller = Depends(get_caller),
     # the Content-Type's charset goes with the raw message in its peer string: read as the declaration
     # of a message whose MSH-18 is empty, now and on a replay (``header.read_message``, hl7left28)
     peer = with_transport_charset(f"{request.client.host if request.client else '?'} client={caller.subject}",
-                                  declared)
+                                  kept)
     parts = batch_messages(bytes(body))
     if parts is not None:  # FHS/BHS: each message on its own, a batch of their ACKs back
         return await _batch(request, engine, bytes(body), parts, peer, media)
