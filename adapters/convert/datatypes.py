@@ -16,8 +16,8 @@ from adapters.convert.actors import location, practitioner
 from adapters.convert.context import Context
 from adapters.convert.tables import coding_system, known_coding_system, table, vocabulary
 from adapters.hl7v2.errors import NotInTable
-from adapters.hl7v2.tables import in_table, table_of
 from adapters.hl7v2.parser import Repetition
+from adapters.hl7v2.tables import in_table, table_of
 from adapters.hl7v2.timestamps import to_fhir_date, to_fhir_datetime, to_fhir_instant
 from engine.fhirjson import number
 from engine.merge_rules import ideographic
