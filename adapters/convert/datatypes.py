@@ -154,7 +154,7 @@ def unmapped(text: str, vocab: str, rule: Rule, ctx: Context) -> None:
     version = ctx.message.msh.version
     data = table(ctx.site, "vocabulary")
     number = table_of(version, where, rule.get("component"), data, vocab)
-    if in_table(version, number, text, data.get("hl7_table_local")) is not False:
+    if in_table(version, number, text, data.get("hl7_table_local"), data.get("hl7_table_errata")) is not False:
         return None  # in the table, or a table nobody lists: no claim the sender erred
     raise not_in_table(text, number, ctx)
 

@@ -93,12 +93,14 @@ def table_of(version: str, where: str, component: int | None, site_vocabulary: M
                or (site_vocabulary.get("hl7_table_of") or {}).get(vocab) or "")
 
 
-def in_table(version: str, number: str, value: str, local: Mapping[str, Any] | None = None) -> bool | None:
+def in_table(version: str, number: str, value: str, local: Mapping[str, Any] | None = None,
+             errata: Mapping[str, Any] | None = None) -> bool | None:
     """Whether ``value`` is one of HL7 table ``number`` in ``version`` (case-insensitive, as
-    ``datatypes.code_id`` reads), or of the values the site adds to it (``local``: ``hl7_table_local``).
+    ``datatypes.code_id`` reads), of the values the site adds to it (``local``: ``hl7_table_local``), or of
+    those hl7apy's table of that version lacks (``errata``: ``hl7_table_errata``, by MSH-12 as sent).
     None when the table is unknown (neither hl7apy nor the site lists it): nothing can be said."""
     values, prefixes = table_values(version, number) if number else (frozenset(), ())
-    extra = (local or {}).get(number) or ()
+    extra = [*((local or {}).get(number) or ()), *(((errata or {}).get(version.strip()) or {}).get(number) or ())]
     if not values and not extra:
         return None
     text = value.strip().upper()
