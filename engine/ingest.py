@@ -884,7 +884,8 @@ class Ingestor:
         t0 = time.perf_counter()
         text = item.text
         if not text:
-            text, _ = decode(item.raw, h.override or h.charset, h.extensions)
+            # the set the header was read in, the HTTP charset too when MSH-18 is empty (hl7fix28)
+            text, _ = decode(item.raw, h.override or h.charset or h.transport, h.extensions)
         try:
             message = self.parse(text, h.read_in)  # the set the text was read in, for \X..\ escapes too
         except HL7Error as e:

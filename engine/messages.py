@@ -312,7 +312,12 @@ def _fidelity_entries(m: Fidelity) -> dict[str, dict[str, Any]]:
         entries.setdefault(_fid_key(inst, kind, value, where, ""), {
             "institution": inst, "kind": kind, "value": value, "where": where, "code": "103",
             "message": f"unmapped {kind} {value!r}" + (f" at {where}" if where else "")})
+    # a value left out counted once: its unmapped entry, not again as the W 103 the sender was told at the
+    # same field (hl7fix28; rvhl7left28 finding 8)
+    dropped = {u.get("where") for u in m.unmapped if u.get("where")}
     for w in m.warnings:
+        if w.code == "103" and w.location() in dropped:
+            continue
         entries.setdefault(_fid_key(m.institution, "warning", "", w.location(), w.message), {
             "institution": m.institution, "kind": "warning", "value": "", "where": w.location(),
             "code": w.code, "message": w.message})

@@ -17,6 +17,7 @@ from adapters.convert.context import Context
 from adapters.convert.tables import coding_system, known_coding_system, table, vocabulary
 from adapters.hl7v2.errors import NotInTable
 from adapters.hl7v2.parser import Repetition
+from adapters.hl7v2.tables import in_table, table_of
 from adapters.hl7v2.timestamps import to_fhir_date, to_fhir_datetime, to_fhir_instant
 from engine.fhirjson import number
 from engine.merge_rules import ideographic
@@ -124,26 +125,47 @@ def code_id(rep: Repetition, rule: Rule, ctx: Context) -> Any:
     table = rule.get("vocab")
     if not table:
         return text
-    vocab = vocabulary(ctx.site, table)
-    mapped = vocab.get(text)
-    if mapped is None:  # senders vary the case of the standard's words ("BOOKED", "booked" for "Booked")
-        mapped = vocab.get(text.upper())
-        if mapped is None:
-            mapped = vocab.get(text.capitalize())
+    mapped = looked_up(vocabulary(ctx.site, table), text)
     if mapped is None:
-        ctx.note_unmapped(table, text, rule.get("where", ""))
-        raise not_in_table(text, table, ctx)
+        return unmapped(text, table, rule, ctx)
     return mapped
 
 
-def not_in_table(text: str, vocab: str, ctx: Context) -> NotInTable:
-    """The one reading of a coded value its vocabulary lacks: left out, and the rule that read it
-    warns the sender (ERR 103, severity W, at the field: ``engine.compile_rule``), naming the value and
-    the HL7 table (``vocabulary.yaml`` ``hl7_table_of``). Left out silently, PID-8 ``Q`` came back AA
-    with no ERR (hl7conf27; hl7left28)."""
-    number = (table(ctx.site, "vocabulary").get("hl7_table_of") or {}).get(vocab)
-    named = f"HL7 table {number}" if number else f"the table {vocab!r}"
-    return NotInTable(f"{text!r} is not in {named} as huren reads it; the value was not stored")
+def looked_up(vocab: dict[str, Any], text: str) -> Any:
+    """The one reading of a coded value in a vocabulary, for every ID field (``code_id``, ``id_coding``,
+    ``id_concept``): senders vary the case of the standard's words ("BOOKED", "booked" for "Booked"; PID-8
+    ``f``, PV1-2 ``i``), so a value is read as sent, else upper case, else capitalised (hl7fix28: PV1-2
+    ``i`` was told 103 where PID-8 ``f`` was read)."""
+    mapped = vocab.get(text)
+    if mapped is None:
+        mapped = vocab.get(text.upper())
+        if mapped is None:
+            mapped = vocab.get(text.capitalize())
+    return mapped
+
+
+def unmapped(text: str, vocab: str, rule: Rule, ctx: Context) -> None:
+    """A value huren's vocabulary has no FHIR code for: left out and counted unmapped (fidelity report).
+    The sender is told (W 103, ``not_in_table``) only when the value is not in the HL7 table of the
+    message's version the field reads (``hl7v2.tables``), or a value the site adds to it: a value the
+    table holds (AL1-2 ``MC``, ORC-1 ``XR``, FT1-6 ``CO``) is no error of the sender's (hl7fix28)."""
+    where = rule.get("where", "")
+    ctx.note_unmapped(vocab, text, where)
+    version = ctx.message.msh.version
+    data = table(ctx.site, "vocabulary")
+    number = table_of(version, where, rule.get("component"), data, vocab)
+    if in_table(version, number, text, data.get("hl7_table_local"), data.get("hl7_table_errata")) is not False:
+        return None  # in the table, or a table nobody lists: no claim the sender erred
+    raise not_in_table(text, number, ctx)
+
+
+def not_in_table(text: str, number: str, ctx: Context) -> NotInTable:
+    """The one reading of a coded value its HL7 table lacks: left out, and the rule that read it warns
+    the sender (ERR 103, severity W, at the field: ``engine.compile_rule``), naming the value and the
+    table (``unmapped`` decides). Left out silently, PID-8 ``Q`` came back AA with no ERR (hl7conf27;
+    hl7left28)."""
+    named = f"HL7 table {number}" if number else "the field's HL7 table"
+    return NotInTable(f"{text!r} is not in {named} (v{ctx.message.msh.version or '2.5.1'}); the value was not stored")
 
 
 def _coding_from_vocab(rep: Repetition, rule: Rule, ctx: Context) -> dict[str, Any] | None:
@@ -153,10 +175,9 @@ def _coding_from_vocab(rep: Repetition, rule: Rule, ctx: Context) -> dict[str, A
     table = rule.get("vocab")
     mapped: Any = text
     if table:
-        mapped = vocabulary(ctx.site, table).get(text)
+        mapped = looked_up(vocabulary(ctx.site, table), text)
         if mapped is None:
-            ctx.note_unmapped(table, text, rule.get("where", ""))
-            raise not_in_table(text, table, ctx)
+            return unmapped(text, table, rule, ctx)
         if mapped == "":  # a known value that deliberately maps to nothing
             return None
     coding: dict[str, Any] = {"system": rule["system"]}

@@ -60,6 +60,18 @@ _CHARSETS = {
     "CNS11643-1992": "big5",
 }
 
+# The HTTP/IANA names (and Python's spellings, which a stored ``Header.codec`` carries) huren reads beside
+# table 0211's, by the codec they name: any other name ``codecs.lookup`` knows is refused -- it took binary
+# transforms (``rot13``, ``base64``: nothing decoded, GB 18030 stored as mojibake with an AA) and
+# ``undefined`` (AE 207, the raw message not kept) as character sets (hl7fix28).
+_ALIASES = ("us-ascii", "ascii", "utf-8", "utf8", "latin-1", "latin1", "iso-8859-1", "iso-8859-2", "iso-8859-3",
+            "iso-8859-4", "iso-8859-5", "iso-8859-6", "iso-8859-7", "iso-8859-8", "iso-8859-9", "iso-8859-15",
+            "gb18030", "gbk", "gb2312", "cp936", "big5", "euc-kr", "iso-2022-jp", "iso-2022-jp-2", "iso2022_jp_ext",
+            "utf-16", "utf-32", "shift_jis", "euc-jp", "cp949", "tis-620",
+            # the Windows code pages a site may name for a sender that declares Latin-1 and sends one
+            # (``senders.yaml`` ``charsets``: ’ is 0x92 in Windows-1252, a C1 control in ISO 8859-1)
+            *(f"windows-{n}" for n in range(1250, 1259)), *(f"cp{n}" for n in range(1250, 1259)))
+
 _BOMS = (codecs.BOM_UTF8,)
 
 # MSH-18 repetitions that are reached by ISO 2022 escape sequences (code extension), and the
@@ -74,14 +86,59 @@ def _key(charset: str) -> str:
 
 
 def codec_for(charset: str) -> str | None:
-    """Python codec for an MSH-18 value (HL7 table 0211) or a codec name; None when unknown."""
+    """Python codec for an MSH-18 value (HL7 table 0211) or a name of a set huren reads (``_ALIASES``:
+    IANA's, Python's); None when huren reads no such set. The one owner of which sets huren reads."""
     key = _key(charset)
     if key in _CHARSETS:
         return _CHARSETS[key]
     try:
-        return codecs.lookup(charset.strip()).name
+        name = codecs.lookup(charset.strip()).name
     except LookupError:
         return None
+    return name if name in _READ else None
+
+
+# byte-oriented encodings whose delimiters are the ASCII bytes: what HL7 v2's ER7 over HTTP is read in
+_WIDE = frozenset({"utf-16", "utf-32"})
+
+
+def transport_codec(charset: str) -> tuple[str | None, str]:
+    """The set an HTTP ``charset`` parameter names, as kept with the message (its IANA name, which
+    ``codec_for`` reads back: ``ISO-IR 100`` was checked as sent and kept as ``ISO-IR100``, which nothing
+    read; hl7fix28), and why it is refused when it is (None): a set huren does not read, or UTF-16/32 --
+    HL7 v2 ER7 here is read byte by byte with single-byte delimiters (``|``, ``^``, CR) found before any
+    decoding (MSH, its encoding characters, MLLP framing, batch splitting), which a two- or four-byte
+    encoding does not have."""
+    codec = codec_for(charset)
+    if codec is None:
+        return None, (f"unsupported charset {charset!r} in Content-Type; send one of HL7 table 0211's sets "
+                      "(GB18030, UTF-8, ...) or none and declare it in MSH-18")
+    if canonical(codec) in _WIDE:
+        return None, (f"charset {charset!r}: HL7 v2 is read here as bytes whose delimiters (|, ^, CR) are single "
+                      "ASCII bytes, which UTF-16/UTF-32 do not have; send UTF-8 or GB18030")
+    return iana_name(codec), ""
+
+
+# Python codec (canonical name, ``codecs.lookup(...).name``) -> its IANA charset name
+_IANA = {"utf-8": "UTF-8", "ascii": "US-ASCII", "gb18030": "GB18030", "big5": "Big5", "euc_kr": "EUC-KR",
+         "iso2022_jp": "ISO-2022-JP", "iso2022_jp_2": "ISO-2022-JP-2", "iso2022_jp_ext": "ISO-2022-JP",
+         "utf-16": "UTF-16", "utf-32": "UTF-32"}
+
+
+def iana_name(codec: str) -> str:
+    """The IANA name of the set the ACK is encoded in, for ``Content-Type``'s ``charset``: the
+    Python codec names went out as they were (``latin-1``, ``iso8859-2``, ``euc_kr``,
+    ``iso2022_jp``), which no HTTP client need know (Java and .NET know none of those four
+    spellings; twenty-first round). A codec ending in ``?`` (bytes no set read) had its ACK in UTF-8."""
+    if codec.endswith("?"):
+        return "UTF-8"
+    try:
+        name = codecs.lookup(codec).name
+    except LookupError:
+        return "UTF-8"
+    if name.startswith("iso8859-"):
+        return "ISO-8859-" + name.removeprefix("iso8859-")
+    return _IANA.get(name, name.upper().replace("_", "-"))
 
 
 def declares_ascii(charset: str) -> bool:
@@ -140,6 +197,8 @@ def canonical(codec: str) -> str:
     except LookupError:
         return codec
 
+
+_READ = frozenset(map(canonical, (*_CHARSETS.values(), *_ALIASES)))
 
 SINGLE_BYTE = frozenset(map(canonical, ("latin-1", "iso8859-2", "iso8859-3", "iso8859-4", "iso8859-5", "iso8859-6",
                                         "iso8859-7", "iso8859-8", "iso8859-9", "iso8859-15")))

@@ -40,6 +40,7 @@ from adapters.hl7v2.errors import (
 )
 from adapters.hl7v2.parser import encoding_chars
 from adapters.hl7v2.senders import sender_charset, sender_institution
+from adapters.hl7v2.tables import allowed_structure
 
 DEFAULT_FIELD_SEP = "|"
 DEFAULT_ENCODING_CHARS = "^~\\&"
@@ -183,12 +184,12 @@ def empty_timestamp(version: str, timestamp: str) -> HL7Error | None:
 def structure_warning(version: str, message_type: str, event: str, sent: str,
                       event_structures: dict[str, str]) -> HL7Error | None:
     """A warning for MSH-9.3 (message structure): empty where the version requires it (R from v2.5), or
-    naming another structure than HL7 table 0354 gives the event (``event_structures.yaml``, the site's
-    data). The message is read by its event either way (``convert.template_for``), so it is converted;
+    naming a structure that is not the event's (``tables.allowed_structure``: the one huren reads it with,
+    ``event_structures.yaml``, or its own where the version's table 0354 lists it, hl7fix28). The message is read by its event either way (``convert.template_for``), so it is converted;
     the sender is told at MSH^1^9^^3 (both accepted with no word before; hl7left28). None otherwise."""
     expected = event_structures.get(f"{message_type}_{event}") if event else None
     if sent:
-        if expected is None or sent == expected:
+        if allowed_structure(version, message_type, event, sent, expected):
             return None
         return HL7Error(f"MSH-9.3 (message structure) {sent!r} is not the structure of {message_type}^{event} "
                         f"(HL7 table 0354: {expected}); read as {expected}", segment="MSH", sequence=1, field=9,
@@ -508,3 +509,14 @@ def _text_fields(line: bytes, fs: str, fields: list[str], rep: str, bom: bool, o
 def decode_message(raw: bytes) -> str:
     """The text of a whole message as the pipeline reads it (MSH-18 honoured, from MSH on)."""
     return extract_header(raw)[1]
+
+
+def stored_text(raw: bytes, peer: str, site: Any) -> tuple[str, str]:
+    """A stored message's text and the codec it was read in, read as the pipeline reads it
+    (``read_message``: the site's set for the sender, MSH-18, the HTTP ``charset`` kept in ``peer``).
+    The quarantine view decoded the raw bytes with MSH-18 unread and no peer: GB 18030 ``钱^伟`` posted
+    with ``charset=GB18030`` was shown ``Ǯ^ΰ``, another name than the pipeline read (hl7fix28)."""
+    head, text = read_message(raw, peer, site)
+    if not head.found:
+        return decode(raw)
+    return text, head.codec

@@ -128,12 +128,13 @@ def cmd_quarantine(args: argparse.Namespace, settings: Settings) -> int:
             if doc is None:
                 print(f"huren quarantine: no message {args.id!r}", file=sys.stderr)
                 return 2
-            from adapters.hl7v2.header import decode
+            from adapters.hl7v2.header import stored_text
 
             info = summary(doc)
             info.pop("replays", None)
             print(json.dumps(info, ensure_ascii=False, indent=2))
-            print(decode(raw_of(doc))[0].replace("\r", "\n"))
+            # read as the pipeline read it: the sender's set, MSH-18, the HTTP charset in its peer (hl7fix28)
+            print(stored_text(raw_of(doc), str(doc.get("peer") or ""), engine.site)[0].replace("\r", "\n"))
             return 0
         ids = list(args.ids)
         if args.all:

@@ -15,12 +15,11 @@ OperationOutcomes.
 from __future__ import annotations
 
 import asyncio
-import codecs
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
 
-from adapters.hl7v2.charsets import codec_for
+from adapters.hl7v2.charsets import iana_name, transport_codec
 from adapters.hl7v2.header import with_transport_charset
 from adapters.listeners.batch import batch_messages, ingest_batch, one_set
 from engine.audit.note import note
@@ -57,9 +56,11 @@ async def post_hl7v2(request: Request, caller: Caller = Depends(get_caller),
         raise FhirError(f"unsupported media type {media or '(none)'!r}; send {ER7} or text/plain",
                         status=415, code="not-supported")
     declared = content_charset(request.headers.get("content-type", ""))
-    if declared and codec_for(declared) is None:
-        raise FhirError(f"unsupported charset {declared!r} in Content-Type; send one of HL7 table 0211's sets "
-                        "(GB18030, UTF-8, ...) or none and declare it in MSH-18", status=415, code="not-supported")
+    kept = ""
+    if declared:  # the set checked is the set kept, read back by the same owner (``charsets.transport_codec``)
+        kept, refused = transport_codec(declared)  # its IANA name (GB18030, ISO-8859-1), read back by codec_for
+        if kept is None:
+            raise FhirError(refused, status=415, code="not-supported")
     limit = engine.settings.mllp_max_message_bytes
     body = bytearray()
     async for chunk in request.stream():
@@ -71,7 +72,7 @@ async def post_hl7v2(request: Request, caller: Caller = Depends(get_caller),
     # the Content-Type's charset goes with the raw message in its peer string: read as the declaration
     # of a message whose MSH-18 is empty, now and on a replay (``header.read_message``, hl7left28)
     peer = with_transport_charset(f"{request.client.host if request.client else '?'} client={caller.subject}",
-                                  declared)
+                                  kept)
     parts = batch_messages(bytes(body))
     if parts is not None:  # FHS/BHS: each message on its own, a batch of their ACKs back
         return await _batch(request, engine, bytes(body), parts, peer, media)
@@ -91,26 +92,8 @@ def content_charset(content_type: str) -> str:
     return ""
 
 
-# Python codec (canonical name, ``codecs.lookup(...).name``) -> its IANA charset name
-_IANA = {"utf-8": "UTF-8", "ascii": "US-ASCII", "gb18030": "GB18030", "big5": "Big5", "euc_kr": "EUC-KR",
-         "iso2022_jp": "ISO-2022-JP", "iso2022_jp_2": "ISO-2022-JP-2", "iso2022_jp_ext": "ISO-2022-JP",
-         "utf-16": "UTF-16", "utf-32": "UTF-32"}
-
-
-def http_charset(codec: str) -> str:
-    """The IANA name of the set the ACK is encoded in, for ``Content-Type``'s ``charset``: the
-    Python codec names went out as they were (``latin-1``, ``iso8859-2``, ``euc_kr``,
-    ``iso2022_jp``), which no HTTP client need know (Java and .NET know none of those four
-    spellings; twenty-first round). A codec ending in ``?`` (bytes no set read) had its ACK in UTF-8."""
-    if codec.endswith("?"):
-        return "UTF-8"
-    try:
-        name = codecs.lookup(codec).name
-    except LookupError:
-        return "UTF-8"
-    if name.startswith("iso8859-"):
-        return "ISO-8859-" + name.removeprefix("iso8859-")
-    return _IANA.get(name, name.upper().replace("_", "-"))
+# the IANA name of a codec, for Content-Type's charset (``charsets.iana_name``, its owner)
+http_charset = iana_name
 
 
 _WORST = {"AA": 0, "AE": 1, "AR": 2}

@@ -97,11 +97,10 @@ def _patients_named(engine: Engine, doc: Document, text: str | None = None) -> l
     record" must show the read. A message whose text cannot be parsed names only what the store recorded."""
     found = [r.split("/", 1)[1] for r in doc.get("resources") or () if r.startswith("Patient/")]
     from adapters.hl7v2.errors import HL7Error
-    from adapters.hl7v2.header import decode
     from adapters.hl7v2.parser import parse
 
     try:
-        message = parse(text if text is not None else decode(raw_of(doc))[0])
+        message = parse(text if text is not None else _text(doc, engine))
     except (HL7Error, ValueError):
         return list(dict.fromkeys(found))
     inst = engine.site.institution(str(doc.get("facility") or ""))
@@ -159,9 +158,9 @@ def show_message(request: Request, message_id: str, caller: Caller = Depends(ope
                  engine: Engine = Depends(get_engine)) -> dict[str, Any]:
     doc = _stored(engine, caller, message_id, refused_only=True)
     raw = raw_of(doc)
-    from adapters.hl7v2.header import decode
+    from adapters.hl7v2.header import stored_text
 
-    text, codec = decode(raw)
+    text, codec = stored_text(raw, str(doc.get("peer") or ""), engine.site)  # as the pipeline read it (hl7fix28)
     _note(request, "other", {"admin": "quarantine-show", "message": message_id},
           patients=_patients_named(engine, doc, text))
     shown, text, withheld = _shown(engine, caller, doc, text)
@@ -180,7 +179,7 @@ def _shown(engine: Engine, caller: Caller, doc: Document, text: str | None = Non
     if not confidentiality.withheld_codes(caller):
         return shown, text or "", []  # (a list's every item: not decoded; its text is not shown)
     if text is None:
-        text = _text(doc)
+        text = _text(doc, engine)
     if not _label_withheld(engine, caller, text):
         return shown, text, []
     fields, placeholder = _withheld_words()
@@ -211,11 +210,12 @@ def _read_values(text: str, fields: tuple[tuple[str, int], ...]) -> list[str]:
     return [v for v in out if v]
 
 
-def _text(doc: Document) -> str:
-    """A stored message's text, decoded as its MSH-18 says."""
-    from adapters.hl7v2.header import decode
+def _text(doc: Document, engine: Engine) -> str:
+    """A stored message's text, read as the pipeline read it (``header.stored_text``: the sender's set,
+    MSH-18, the HTTP charset kept in its peer; hl7fix28)."""
+    from adapters.hl7v2.header import stored_text
 
-    return decode(raw_of(doc))[0]
+    return stored_text(raw_of(doc), str(doc.get("peer") or ""), engine.site)[0]
 
 
 WITHHELD_FILE = Path(__file__).resolve().parent.parent.parent / "mappings" / "quarantine" / "withheld.yaml"
