@@ -59,3 +59,59 @@ def test_a_long_bare_id_result_search_is_answered_not_a_500(http: tuple[Engine, 
     assert answer.status_code == 200, answer.text[:300]
     found: Any = answer.json()
     assert [e["resource"]["id"] for e in found.get("entry", [])] == ["r1"]
+
+
+# --- an older huren still running beside this one ---------------------------------------------
+# An older release refuses a layout-7 store only when it opens it (``LayoutError``); a worker of
+# that release already running when this one opens the store (a rolling upgrade; the layout code
+# itself expects "a second worker" on the file) keeps reading the report rows hashed only. What
+# this release writes keyed, it no longer finds: its ``result_labels`` rise searches
+# ``DiagnosticReport?result=Observation/<id>`` for the reports citing a result just labelled R, and
+# misses every report this release wrote, which then stays unlabelled beside its R result.
+OLD_WORKER = """
+import sys
+from engine.repository.fhir import FhirRepository
+from engine.repository.sqlite_store import SqliteStore
+store = SqliteStore(sys.argv[1])
+repo = FhirRepository(store, base_url="http://huren.test/fhir")
+print(store.query("PRAGMA user_version")[0][0], flush=True)
+sys.stdin.readline()  # this release opens the store and writes meanwhile
+print(",".join(r["id"] for r in repo.search("DiagnosticReport", [("result", "Observation/o1")]).resources),
+      flush=True)
+store.close()
+"""
+
+
+def test_an_older_worker_running_beside_this_one_still_finds_the_reports_it_writes(tmp_path: Any) -> None:
+    import os
+    import subprocess
+    import sys
+
+    from engine.repository.fhir import FhirRepository
+    from engine.repository.sqlite_store import SqliteStore
+    from tests.test_perfstore28_report_results import _code_before
+
+    base = _code_before(tmp_path)
+    path = tmp_path / "huren.sqlite3"
+    old = subprocess.Popen([sys.executable, "-c", OLD_WORKER, str(path)], cwd=base, text=True,
+                           stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                           env={**os.environ, "PYTHONPATH": str(base)})
+    try:
+        assert old.stdout is not None and old.stdin is not None
+        assert old.stdout.readline().strip() == "6"  # the older worker has the store open
+        store = SqliteStore(path)
+        try:
+            repo = FhirRepository(store, base_url="http://huren.test/fhir")
+            repo.write_many([
+                {"resourceType": "Observation", "id": "o1", "status": "final", "code": {"text": "Hb"}},
+                {"resourceType": "DiagnosticReport", "id": "r1", "status": "final", "code": {"text": "CBC"},
+                 "result": [{"reference": "Observation/o1"}]}])
+            assert [r["id"] for r in repo.search("DiagnosticReport", [("result", "Observation/o1")]).resources] == ["r1"]
+        finally:
+            store.close()
+        old.stdin.write("\n")
+        old.stdin.flush()
+        assert old.stdout.readline().strip() == "r1"
+    finally:
+        old.kill()
+        old.wait(timeout=30)
