@@ -163,7 +163,11 @@ def selectivity(clause: Clause) -> int:
     if isinstance(cond, TokenCond) and "identifier" in cond.param and cond.code is not None:
         return 1
     if isinstance(cond, RefCond):
-        return 3
+        # a reference to a Patient (``subject``, ``patient``) matches all of a patient's
+        # resources of the type, mostly more than any other reference does (a report's
+        # ``result``, a specimen, an encounter): the other one drives (storefix28: "subject and
+        # one bare result id" read 300 rows of a patient to keep one)
+        return 3 if cond.rtype == "Patient" or cond.param in ("patient", "subject") else 2
     if isinstance(cond, TokenCond) and cond.code is not None:
         return 4
     if isinstance(cond, (StringCond, UriCond)):

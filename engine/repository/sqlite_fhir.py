@@ -119,6 +119,11 @@ CREATE TABLE IF NOT EXISTS ix_quantity (hp INTEGER NOT NULL, value REAL NOT NULL
     code TEXT NOT NULL, rid INTEGER NOT NULL, PRIMARY KEY (hp, value, system, code, rid)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS fhir_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
+# An older release checks the layout only when it opens the store: one still running beside this
+# one reads the rows this one writes the new way as absent (a report's ``result`` keyed by rid,
+# layout 7), so every process of it must be stopped first (README, "Storage layout"; storefix28).
+_MOVED = ("%s: FHIR storage layout %d moved to layout %d; every process of an older huren (layout %d) "
+          "must be stopped before this one opens the store: one still running misses what this one writes")
 INDEXED_BY = "indexed-by"  # fhir_meta key: the signature of the search parameter list the index follows
 
 # the index tables of layouts 1 and 2, dropped by the migration (their rows are rebuilt)
@@ -155,6 +160,8 @@ class SqliteFhirBackend(SqliteSearch):
                 conn.executescript(SCHEMA)
                 if version != LAYOUT:  # a new store, or one of layout 5 or 6 (their rows of a by-target
                     conn.execute(f"PRAGMA user_version = {LAYOUT}")  # parameter hashed: read as they are)
+                    if version:  # not a new store: an older release's process still on it goes wrong
+                        log.warning(_MOVED, store.path, version, LAYOUT, version)
 
     # -- binding to the repository (search parameters; migration of an older layout) ----------
     def bind(self, params: SearchParams, indexer: Indexer) -> None:

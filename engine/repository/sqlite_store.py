@@ -291,6 +291,15 @@ class SqliteStore:
         with self.lock:
             return self.conn.execute(sql, params)
 
+    def variable_limit(self) -> int:
+        """SQLite's bound on one statement's variables, on the connection ``query`` reads through
+        in this thread (named in the 400 of a search past it: ``SqliteSearch._run``)."""
+        if self._depth > 0 and self._owner == threading.get_ident() or self._memory:
+            conn = self.conn
+        else:
+            conn = getattr(self._readers, "conn", None) or self._reader()
+        return conn.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER)
+
     def query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         """Run a read. Inside this thread's transaction it must see the pending writes, so it goes
         through the writer connection; otherwise through this thread's own read-only connection,
