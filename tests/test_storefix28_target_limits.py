@@ -83,3 +83,20 @@ def test_a_search_past_the_variable_limit_is_a_400_naming_it(repo: FhirRepositor
         assert raised.value.status == 400 and "limit of 300 SQL variables" in raised.value.diagnostics
     finally:
         conn.setlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER, _limit())
+
+
+def test_moving_a_store_to_this_layout_logs_the_upgrade_rule(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    path = tmp_path / "huren.sqlite3"
+    store = SqliteStore(path)
+    FhirRepository(store, base_url="http://huren.test/fhir").write_many([{"resourceType": "Patient", "id": "p1"}])
+    store.execute("PRAGMA user_version = 6")  # the tables of layout 6 are layout 7's: only rows moved
+    store.close()
+    with caplog.at_level("WARNING", logger="huren.repository"):
+        store = SqliteStore(path)
+        try:
+            FhirRepository(store, base_url="http://huren.test/fhir")
+            assert store.query("PRAGMA user_version")[0][0] == 7
+        finally:
+            store.close()
+    assert any("layout 6 moved to layout 7" in r.getMessage() and "must be stopped" in r.getMessage()
+               for r in caplog.records), [r.getMessage() for r in caplog.records]
