@@ -141,3 +141,41 @@ def test_a_correction_without_obx23_keeps_the_performing_lab(world: tuple[Engine
     assert obs["status"] == "corrected"
     assert [p.get("display") for p in obs["performer"]][:1] == ["金域医学检验所"], obs["performer"]
     assert checked(http, engine, "HOSPB") == []
+
+
+# --- 3. Encounter.location history [completed] and the cancel events ---------------------------------
+
+def adt(control: str, event: str, pv1_3: str, pv1_6: str, minute: str, visit: str) -> str:
+    mrn = "M" + visit
+    return (f"MSH|^~\\&|HIS|FNXRMYY|HUREN|FNYGT|2026110109{minute}00||ADT^{event}^ADT_A01|{control}|P|2.5.1\n"
+            f"EVN|{event}|2026110109{minute}00\nPID|1||{mrn}^^^FNXRMYY^MR||张^三||19800101|M\n"
+            f"PV1|1|I|{pv1_3}|||{pv1_6}|D01^王^明||||||||||||{visit}^^^FNXRMYY^VN\n")
+
+
+def beds(engine: Engine, visit: str) -> list[tuple[str, str]]:
+    [encounter] = engine.repository.search("Encounter", [("identifier", visit)]).resources
+    return sorted((e["location"]["display"], e["status"]) for e in encounter.get("location", ()))
+
+
+def test_a_cancelled_transfers_bed_is_not_kept_as_history(shipped: tuple[Engine, TestClient]) -> None:
+    """LOW (a bed the patient never lay in, kept for good). A12 cancels the transfer to 102; its PV1-6
+    names the cancelled location (as senders write it), which the converter stores ``completed`` --
+    "the patient was in 102". Before this round the next A08 (PV1-3 alone) replaced the list and the
+    false bed went; ``history: [completed]`` now keeps it under every later message."""
+    engine, _ = shipped
+    mllp(engine, adt("T1", "A01", "W01^101^1^FNXRMYY", "", "10", "VT1"),
+         adt("T2", "A02", "W01^102^1^FNXRMYY", "W01^101^1^FNXRMYY", "15", "VT1"),
+         adt("T3", "A12", "W01^101^1^FNXRMYY", "W01^102^1^FNXRMYY", "20", "VT1"),
+         adt("T4", "A08", "W01^101^1^FNXRMYY", "", "25", "VT1"))
+    assert beds(engine, "VT1") == [("W01 101 1", "active")]
+
+
+def test_a_cancelled_admission_keeps_no_occupied_past_bed(shipped: tuple[Engine, TestClient]) -> None:
+    """LOW. A01 to 201, A02 to 202 (201 completed), then A11: the admission did not take place, the
+    visit is ``cancelled`` and its bed ``planned`` -- yet the history rule keeps 201 ``completed`` (a bed
+    occupied by a visit that never was; before this round the A11's list replaced it)."""
+    engine, _ = shipped
+    mllp(engine, adt("K1", "A01", "W02^201^1^FNXRMYY", "", "10", "VK1"),
+         adt("K2", "A02", "W02^202^1^FNXRMYY", "W02^201^1^FNXRMYY", "15", "VK1"),
+         adt("K3", "A11", "W02^202^1^FNXRMYY", "", "20", "VK1"))
+    assert ("W02 201 1", "completed") not in beds(engine, "VK1")
