@@ -179,3 +179,19 @@ def test_a_cancelled_admission_keeps_no_occupied_past_bed(shipped: tuple[Engine,
          adt("K2", "A02", "W02^202^1^FNXRMYY", "W02^201^1^FNXRMYY", "15", "VK1"),
          adt("K3", "A11", "W02^202^1^FNXRMYY", "", "20", "VK1"))
     assert ("W02 201 1", "completed") not in beds(engine, "VK1")
+
+
+# --- 4. the performer's Organization ---------------------------------------------------------------
+
+def test_one_member_institution_one_organization(world: tuple[Engine, TestClient]) -> None:
+    """MED (a record of an institution made twice). HOSPA names 县中医院 (HOSPB) in OBX-23: the
+    converter puts an Organization for HOSPB at an id keyed by the *sender* (``Context.put``: (HOSPA,
+    Organization, HOSPB)), beside the one HOSPB's own messages make (HOSPB, Organization, HOSPB): two
+    Organizations with identifier urn:huren:institution|HOSPB, so a search by the identifier (and a
+    client's conditional create or update on it: 412) no longer finds one."""
+    engine, http = world
+    mllp(engine, order("HOSPA", "A1", CBC, ts(5)), lab("HOSPA", "A1", CBC, ts(5, 10), obx23="县中医院^^^^^^XX^^^HOSPB"),
+         order("HOSPB", "B1", CBC, ts(1)), lab("HOSPB", "B1", CBC, ts(1, 10)))
+    r = http.get("/fhir/Organization", params={"identifier": "urn:huren:institution|HOSPB"})
+    assert r.status_code == 200, r.text
+    assert r.json().get("total", len(r.json().get("entry", ()))) == 1, [e["resource"]["id"] for e in r.json()["entry"]]
