@@ -195,3 +195,24 @@ def test_one_member_institution_one_organization(world: tuple[Engine, TestClient
     r = http.get("/fhir/Organization", params={"identifier": "urn:huren:institution|HOSPB"})
     assert r.status_code == 200, r.text
     assert r.json().get("total", len(r.json().get("entry", ()))) == 1, [e["resource"]["id"] for e in r.json()["entry"]]
+
+
+# --- 5. the report's performer: read as the first result's ---------------------------------------
+
+def test_a_panel_partly_performed_by_a_lab_without_qc_is_not_recognisable_whole(
+        world: tuple[Engine, TestClient]) -> None:
+    """MED (left by the author in the README, with no strict xfail). HOSPA's blood count: the
+    leukocytes HOSPA counted, the erythrocytes LABX did (OBX-23; LABX has no QC for the blood count).
+    The DiagnosticReport lists [HOSPA, LABX] and recognition reads a report as its first performer's:
+    the whole panel is recognisable on HOSPA's QC and HOSPB's repeat is flagged not payable, though
+    part of it was never quality-controlled."""
+    engine, http = world
+    when = ts(5, 10)
+    message = (msh("HOSPA", "LIS", "ORU^R01^ORU_R01", when, "HOSPA-ORU-MIX") + pid("HOSPA")
+               + f"OBR|1|A1^HIS|FA1^LIS|{CBC}|||{when}|||||||||D7^张^医生||||||{when}|||F\n"
+               + f"OBX|1|NM|WBC^白细胞^L||6.1|10*9/L|||||F|||{when}\n"
+               + f"OBX|2|NM|RBC^红细胞^L||4.5|10*12/L|||||F|||{when}|||||||||县临床检验中心^^^^^^XX^^^LABX\n")
+    mllp(engine, order("HOSPA", "A1", CBC, ts(5)), message)
+    [report] = engine.repository.search("DiagnosticReport", [("_count", "5")]).resources
+    assert len(report["performer"]) == 2, report["performer"]
+    assert checked(http, engine, "HOSPB") == []
