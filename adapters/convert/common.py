@@ -21,7 +21,7 @@ from adapters.hl7v2.parser import Message, Repetition, Segment
 from adapters.hl7v2.timestamps import TimestampError, to_datetime, to_fhir_date, zone
 from engine.identity import nationalid
 from engine.identity.nationalid import NationalId
-from mappings.site import Site
+from mappings.site import Site, local_code_system
 
 Resource = dict[str, Any]
 
@@ -590,6 +590,12 @@ def coded_item(rep: Repetition, ctx: Context, where: str) -> dict[str, Any] | No
     return {k: [dict(c) for c in v] if k == "coding" else v for k, v in concept.items()}
 
 
+def _local_inst(system: Any) -> str | None:
+    """The institution whose local code system ``system`` is (``mappings.site.local_code_system``)."""
+    parsed = local_code_system(system) if isinstance(system, str) else None
+    return parsed[0] if parsed else None
+
+
 def _coded_item(rep: Repetition, ctx: Context, unmapped: list[str]) -> dict[str, Any] | None:
     concept = cwe(rep, {}, ctx)
     if concept is None:
@@ -597,7 +603,9 @@ def _coded_item(rep: Repetition, ctx: Context, unmapped: list[str]) -> dict[str,
     local_system = ctx.local_system
     codings: list[dict[str, Any]] = concept.get("coding", [])
     cmap = ctx.site.code_map(ctx.code)
-    locals_ = [c for c in codings if c.get("system") == local_system]
+    # the sender's codes under any of its local systems (its own, or a 99zzz's: one code map)
+    locals_ = [c for c in codings if c.get("system") == local_system
+               or (_local_inst(c.get("system")) == ctx.code)]
     have = {(c.get("system"), c.get("code")) for c in codings}
     mapped = False
     for coding in locals_:
