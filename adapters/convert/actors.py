@@ -52,16 +52,18 @@ def performing_organization(rep: Repetition, ctx: Context) -> dict[str, Any] | N
 
     The institution whose QC counts for recognition is the one that performed the test (DOMAIN.md):
     the XON names a member institution as senders are named (``senders.yaml`` ``facility_aliases``,
-    ``adapters.hl7v2.senders``) by its identifier (XON-10, else XON-3), else by its assigning
-    authority (XON-6.1, an HD as MSH-4 is), else by its name. The reference carries the identifier,
+    ``adapters.hl7v2.senders``) by its identifier (XON-10, else XON-3), else by its name; XON-6 is
+    only the identifier's assigning authority (kept as ``identifier.assigner`` of an unknown one). The reference carries the identifier,
     so recognition reads the institution without reading the Organization back (it may not be
     stored yet when the batch is checked)."""
     name, ident = rep.comp(1).strip(), (rep.comp(10) or rep.comp(3)).strip()
+    # XON-6 is the assigning authority of the identifier (the IG: Organization.identifier.assigner),
+    # never the organisation itself: a lab named with only the hospital as authority is not the hospital
     authority = rep.comp(6).strip()  # HD-1 (namespace id), the first subcomponent
     if not (name or ident or authority):
         return None
     site = ctx.site
-    for candidate in (ident, "" if ident else authority, name):
+    for candidate in (ident, name):
         if not candidate:
             continue
         code = sender_institution(candidate, "", "", site)
@@ -70,13 +72,15 @@ def performing_organization(rep: Repetition, ctx: Context) -> dict[str, Any] | N
             continue
         if code == ctx.institution.code:
             ref = organization(ctx)
-        else:
+        else:  # at the id the member's own messages make (``organization``): one Organization
             org = {"resourceType": "Organization", "identifier": [{"system": INSTITUTION_SYSTEM, "value": code}],
                    "active": True, "name": inst.name}
-            ref = {"reference": ctx.put(org, code)["reference"], "display": inst.name}
+            ref = {"reference": ctx.put(org, code, owner=code)["reference"], "display": inst.name}
         return {**ref, "identifier": {"system": INSTITUTION_SYSTEM, "value": code}}
-    value = f"{ctx.institution.code}|{ident or authority or name}"
+    value = f"{ctx.institution.code}|{ident or name or '^' + authority}"
     unknown: Resource = {"resourceType": "Organization", "identifier": [{"system": PERFORMING_SYSTEM, "value": value}]}
+    if authority and ident:
+        unknown["identifier"][0]["assigner"] = {"display": authority}
     if name:
         unknown["name"] = name
     ref = ctx.put(unknown, "OBX-23|" + value)

@@ -168,10 +168,12 @@ class Context:
             ref["display"] = display
         return ref
 
-    def put(self, resource: Resource, key: str) -> dict[str, str]:
-        """Store ``resource`` under its deterministic id (merging into an earlier one) → Reference."""
+    def put(self, resource: Resource, key: str, owner: str | None = None) -> dict[str, str]:
+        """Store ``resource`` under its deterministic id (merging into an earlier one) → Reference.
+        The id is keyed by the sender, or by ``owner`` for a resource another institution's own
+        messages make (a member's Organization an OBX-23 names: one institution, one Organization)."""
         rtype = resource["resourceType"]
-        name = (self.code, rtype, key)
+        name = (owner or self.code, rtype, key)
         rid = _IDS.get(name) or _new_id(name)
         resource["id"] = rid
         ref = f"{rtype}/{rid}"
