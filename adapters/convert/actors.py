@@ -46,6 +46,16 @@ def organization(ctx: Context) -> dict[str, str]:
 PERFORMING_SYSTEM = "urn:huren:performing-organization"
 
 
+UNDECLARED_SYSTEM = "urn:huren:undeclared-performer"  # engine.recognition.facts reads it
+
+
+def declared_performers(ctx: Context) -> frozenset[str]:
+    """The member institutions the site declares as performing the sender's results (senders.yaml
+    ``performers``: the lead's decision, twenty-eighth round): only they lend a result their QC."""
+    table = (ctx.site.tables.get("senders") or {}).get("performers") or {}
+    return frozenset(str(c) for c in table.get(ctx.institution.code) or ())
+
+
 def performing_organization(rep: Repetition, ctx: Context) -> dict[str, Any] | None:
     """OBX-23 (XON: 1 name, 3 id (v2.3), 6 assigning authority, 10 identifier) → the reference of
     the Organization that performed the test, as the v2-to-FHIR IG maps it; None when OBX-23 is empty.
@@ -72,6 +82,13 @@ def performing_organization(rep: Repetition, ctx: Context) -> dict[str, Any] | N
             continue
         if code == ctx.institution.code:
             ref = organization(ctx)
+        elif code not in declared_performers(ctx):
+            # a member the site does not declare as performing this sender's results: named (its
+            # Organization), but read by recognition as no institution with QC (``facts``)
+            org = {"resourceType": "Organization", "identifier": [{"system": INSTITUTION_SYSTEM, "value": code}],
+                   "active": True, "name": inst.name}
+            ref = {"reference": ctx.put(org, code, owner=code)["reference"], "display": inst.name}
+            return {**ref, "identifier": {"system": UNDECLARED_SYSTEM, "value": f"{ctx.institution.code}|{code}"}}
         else:  # at the id the member's own messages make (``organization``): one Organization
             org = {"resourceType": "Organization", "identifier": [{"system": INSTITUTION_SYSTEM, "value": code}],
                    "active": True, "name": inst.name}
