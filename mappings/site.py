@@ -569,6 +569,8 @@ _MERGE_ELEMENT: dict[str, Any] = {
         # statuses of a ``status_follows`` list's past entries (a bed left: completed) a message stating
         # the list keeps for the places it does not state (``engine.merge_rules._with_history``)
         "history": _NAMES,
+        # the resource's statuses under which that list keeps no past (a cancelled visit had no stay)
+        "history_unless": _NAMES,
         # entries in one coding system taken from the resources a reference list names (a replacement
         # order's re-test reason from the order it replaces) when the resource states none of its own
         "inherits": {"type": "object", "required": ["through", "system"], "additionalProperties": False,

@@ -469,6 +469,10 @@ def encounter(
     res["status"] = _encounter_status(pv1, status)
     if event in _BED_NOT_TAKEN:
         _bed_planned(res)
+    if event in _PRIOR_BED_CANCELLED:  # PV1-6 names the bed the cancelled transfer went to: no past bed
+        res["location"] = [loc for loc in res.get("location") or () if loc.get("status") != "completed"]
+        if not res["location"]:
+            del res["location"]
     if assumed and res["status"] == status:
         ctx.assumed(res, "status")
     res["subject"] = patient
@@ -521,6 +525,10 @@ def _newborn(pid: Segment, ctx: Context) -> bool:
 # events after which the patient is not in PV1-3's bed whatever PV1-2 says (a Chinese HIS sends its
 # pre-admissions with PV1-2 I): pre-admit, pending admit and the cancels of an admission
 _BED_NOT_TAKEN = frozenset({"A05", "A14", "A11", "A27", "A38"})
+# A12 cancels a transfer: its PV1-6 (prior location) names the bed the transfer took the patient to,
+# which the cancel takes back -- not a bed the patient left (stored ``completed`` it was kept as
+# history under every later message, review of the twenty-eighth round; convfix28)
+_PRIOR_BED_CANCELLED = frozenset({"A12"})
 
 
 def _bed_planned(res: Resource) -> None:
