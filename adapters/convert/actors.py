@@ -65,7 +65,17 @@ def performing_organization(rep: Repetition, ctx: Context) -> dict[str, Any] | N
     ``adapters.hl7v2.senders``) by its identifier (XON-10, else XON-3), else by its name; XON-6 is
     only the identifier's assigning authority (kept as ``identifier.assigner`` of an unknown one). The reference carries the identifier,
     so recognition reads the institution without reading the Organization back (it may not be
-    stored yet when the batch is checked)."""
+    stored yet when the batch is checked). Worked out once per distinct XON per message (a LIS may
+    fill OBX-23 on every result; each result and its report read it): each caller gets a copy."""
+    raw = rep.raw
+    if raw in ctx.performers:
+        hit = ctx.performers[raw]
+        return None if hit is None else {**hit, "identifier": dict(hit["identifier"])}
+    made = ctx.performers[raw] = _performing_organization(rep, ctx)
+    return None if made is None else {**made, "identifier": dict(made["identifier"])}
+
+
+def _performing_organization(rep: Repetition, ctx: Context) -> dict[str, Any] | None:
     name, ident = rep.comp(1).strip(), (rep.comp(10) or rep.comp(3)).strip()
     # XON-6 is the assigning authority of the identifier (the IG: Organization.identifier.assigner),
     # never the organisation itself: a lab named with only the hospital as authority is not the hospital

@@ -142,6 +142,9 @@ class Context:
     restated: dict[str, bool] = field(default_factory=dict)
     # "Type/id" of a Condition -> what DG1-21 said of it in this message ("D", or "A" for A/U/empty)
     diagnosis_said: dict[str, str] = field(default_factory=dict)
+    # OBX-23's raw XON -> the performer reference it makes (``actors.performing_organization``): worked
+    # out once per distinct XON per message (each result's and its report's read it; convfix28)
+    performers: dict[str, dict[str, Any] | None] = field(default_factory=dict)
 
     # per-institution values every converter reads, resolved once per message (plain attributes:
     # they are read hundreds of times per message)
