@@ -36,7 +36,7 @@ OTHER = OTHER_GROUP  # the group of any writer no group names
 MODES = frozenset({"replace", "keep-if-absent", "union", "by-key", "keep-stored", "parts"})
 _RESERVED = frozenset({"key", "owner", "slices", "follows", "when", "was", "stands", "yields_to", "unless_deletes", "placeholders", "as_far_as",
                        "progress", "names_all_of", "another", "another_if", "status_follows", "inherits",
-                       "another_person", "keeps", "history"})
+                       "another_person", "keeps", "history", "history_unless"})
 PANEL = "; "  # between the tests a panel's ``code.text`` names (``names_all_of``)
 # ISO 21090 name/address representation (ABC | IDE | SYL): HL7 v2 XPN-8/XAD-? table 4000 in FHIR
 REPRESENTATION = "http://hl7.org/fhir/StructureDefinition/iso21090-EN-representation"
@@ -241,6 +241,9 @@ class ElementPlan:
     # ``history``: statuses of a ``status_follows`` list's entries that are the past (a bed left:
     # ``completed``): a message stating the list keeps the stored ones of a place it does not state
     history: frozenset[str] = frozenset()
+    # ``history_unless``: resource statuses under which no past is kept (a cancelled admission, A11:
+    # the visit never took place, so no bed of it was occupied -- convfix28)
+    history_unless: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -486,6 +489,7 @@ class MergeRules:
                            keeps=tuple(rule.get("keeps") or ()) if mode in ("by-key", "union") else (),
                            follows_changed=rule.get("when") == "changed",
                            history=frozenset(rule.get("history") or ()),
+                           history_unless=frozenset(rule.get("history_unless") or ()),
                            was=tuple((str(element), tuple((tuple(path.split(".")), frozenset(values))
                                                           for path, values in where.items()))
                                      for element, where in (rule.get("was") or {}).items()))
@@ -639,7 +643,8 @@ class MergeRules:
             # its bed ``active`` beside the visit that stays ``planned``, nineteenth round)
             if (name not in incoming or status_kept) and isinstance(out.get(name), list):
                 out[name] = _settled(out[name], ep.status_follows, out.get("status"))
-            if ep.history and name in incoming and isinstance(out.get(name), list) and isinstance(stored.get(name), list):
+            if ep.history and name in incoming and isinstance(out.get(name), list) and isinstance(stored.get(name), list) \
+                    and out.get("status") not in ep.history_unless:
                 out[name] = _with_history(out[name], stored[name], ep.history)
         if said is not None:  # before a value and a reason are weighed: a deleted value is no longer there
             left: list[tuple[str, Any]] = []

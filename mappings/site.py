@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, unquote
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from engine.recognition.qc import DeclaredQc
@@ -51,6 +51,28 @@ def urn_part(text: str) -> str:
     return quote(text.strip(), safe="-._~")
 
 
+LOCAL_CODE_PREFIX = "urn:huren:code:"
+
+
+def local_code_system(system: str, prefix: str = LOCAL_CODE_PREFIX) -> tuple[str, str | None] | None:
+    """(institution, 99zzz or None) of a local-code system URI, None for any other system.
+
+    The one reader of the two forms the converters write (``Institution.code_system`` and
+    ``adapters.convert.tables.coding_system``): ``urn:huren:code:<INST>`` (codes with no system,
+    ``L``, a site-declared default 99zzz, and every 99zzz in stores written before the twenty-eighth
+    round) and ``urn:huren:code:<INST>:<99zzz>``. Both are codes of the institution's one code map
+    (codes/<INST>.yaml), so every reader of local codes (the converter's code map, recognition's item
+    and analyte look-ups, the institution a code names) calls this and old and new stores match the
+    same item. The institution part is URN-quoted (``urn_part``): returned unquoted, as the site names it.
+    """
+    if not system.startswith(prefix) or len(system) == len(prefix):
+        return None
+    inst, _, local = system[len(prefix):].partition(":")
+    if not inst:
+        return None
+    return unquote(inst), (unquote(local) or None)
+
+
 # An institution's ``qc`` is the standing QC status it declares (qc.passed up to qc.until): a
 # ``DeclaredQc`` of engine.recognition.qc, the one module that answers QC questions.
 GRADES = ("三级", "二级", "一级")  # 一级 includes primary care (基层)
@@ -71,7 +93,7 @@ class Institution:
     @property
     def code_system(self) -> str:
         """System of this institution's local codes (items, orders, studies)."""
-        return f"urn:huren:code:{urn_part(self.code)}"
+        return f"{LOCAL_CODE_PREFIX}{urn_part(self.code)}"
 
     @property
     def organization_system(self) -> str:
@@ -547,6 +569,8 @@ _MERGE_ELEMENT: dict[str, Any] = {
         # statuses of a ``status_follows`` list's past entries (a bed left: completed) a message stating
         # the list keeps for the places it does not state (``engine.merge_rules._with_history``)
         "history": _NAMES,
+        # the resource's statuses under which that list keeps no past (a cancelled visit had no stay)
+        "history_unless": _NAMES,
         # entries in one coding system taken from the resources a reference list names (a replacement
         # order's re-test reason from the order it replaces) when the resource states none of its own
         "inherits": {"type": "object", "required": ["through", "system"], "additionalProperties": False,

@@ -46,6 +46,12 @@ def world(tmp_path: Path) -> Iterator[tuple[Engine, TestClient]]:
     site = tmp_path / "site"
     site.mkdir()
     (site / "institutions.yaml").write_text(INSTITUTIONS, "utf-8")
+    # the site declares that LABX sends results HOSPC performed, HOSPA results LABX did (the lead's decision, convfix28: only
+    # a declared member lends a sender's result its QC); the rest of the file as shipped
+    shipped = (Path(__file__).parents[1] / "mappings" / "hl7v2" / "senders.yaml").read_text("utf-8")
+    (site / "hl7v2").mkdir()
+    (site / "hl7v2" / "senders.yaml").write_text(shipped.replace("performers: {}", "performers: {LABX: [HOSPC], HOSPA: [LABX]}"),
+                                                 "utf-8")
     with Engine(Settings(data_dir=tmp_path / "var", http_port=0, mllp_port=0, site=site)) as engine, \
             TestClient(create_app(engine)) as http:
         http.headers["Authorization"] = "Bearer " + engine.auth.issue_system_token("his", "system/*.cruds")
@@ -110,10 +116,11 @@ def test_a_member_lab_without_qc_performed_it_not_recognisable(world: tuple[Engi
 
 
 def test_a_member_with_qc_performed_it_recognisable_as_that_member(world: tuple[Engine, TestClient]) -> None:
-    """LABX sends (no QC for the blood count), HOSPC performed it (QC passed): HOSPC's result,
-    named by its assigning authority alone (XON-6, an HD as MSH-4 is)."""
+    """LABX sends (no QC for the blood count), HOSPC performed it (QC passed) and the site declares
+    that LABX sends HOSPC's results (senders.yaml ``performers``): HOSPC's result, named by its
+    identifier (XON-10; XON-6 is only the identifier's assigning authority, convfix28)."""
     engine, http = world
-    prior(engine, "LABX", "镇卫生院^^^^^HOSPC")
+    prior(engine, "LABX", "镇卫生院^^^^^^XX^^^HOSPC")
     assert checked(http, engine) == ["HOSPC"]  # was []: LABX's QC
     repeat(engine)
     assert flag_of(engine) is not None

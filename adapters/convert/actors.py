@@ -46,22 +46,44 @@ def organization(ctx: Context) -> dict[str, str]:
 PERFORMING_SYSTEM = "urn:huren:performing-organization"
 
 
+UNDECLARED_SYSTEM = "urn:huren:undeclared-performer"  # engine.recognition.facts reads it
+
+
+def declared_performers(ctx: Context) -> frozenset[str]:
+    """The member institutions the site declares as performing the sender's results (senders.yaml
+    ``performers``: the lead's decision, twenty-eighth round): only they lend a result their QC."""
+    table = (ctx.site.tables.get("senders") or {}).get("performers") or {}
+    return frozenset(str(c) for c in table.get(ctx.institution.code) or ())
+
+
 def performing_organization(rep: Repetition, ctx: Context) -> dict[str, Any] | None:
     """OBX-23 (XON: 1 name, 3 id (v2.3), 6 assigning authority, 10 identifier) → the reference of
     the Organization that performed the test, as the v2-to-FHIR IG maps it; None when OBX-23 is empty.
 
     The institution whose QC counts for recognition is the one that performed the test (DOMAIN.md):
     the XON names a member institution as senders are named (``senders.yaml`` ``facility_aliases``,
-    ``adapters.hl7v2.senders``) by its identifier (XON-10, else XON-3), else by its assigning
-    authority (XON-6.1, an HD as MSH-4 is), else by its name. The reference carries the identifier,
+    ``adapters.hl7v2.senders``) by its identifier (XON-10, else XON-3), else by its name; XON-6 is
+    only the identifier's assigning authority (kept as ``identifier.assigner`` of an unknown one). The reference carries the identifier,
     so recognition reads the institution without reading the Organization back (it may not be
-    stored yet when the batch is checked)."""
+    stored yet when the batch is checked). Worked out once per distinct XON per message (a LIS may
+    fill OBX-23 on every result; each result and its report read it): each caller gets a copy."""
+    raw = rep.raw
+    if raw in ctx.performers:
+        hit = ctx.performers[raw]
+        return None if hit is None else {**hit, "identifier": dict(hit["identifier"])}
+    made = ctx.performers[raw] = _performing_organization(rep, ctx)
+    return None if made is None else {**made, "identifier": dict(made["identifier"])}
+
+
+def _performing_organization(rep: Repetition, ctx: Context) -> dict[str, Any] | None:
     name, ident = rep.comp(1).strip(), (rep.comp(10) or rep.comp(3)).strip()
+    # XON-6 is the assigning authority of the identifier (the IG: Organization.identifier.assigner),
+    # never the organisation itself: a lab named with only the hospital as authority is not the hospital
     authority = rep.comp(6).strip()  # HD-1 (namespace id), the first subcomponent
     if not (name or ident or authority):
         return None
     site = ctx.site
-    for candidate in (ident, "" if ident else authority, name):
+    for candidate in (ident, name):
         if not candidate:
             continue
         code = sender_institution(candidate, "", "", site)
@@ -70,13 +92,22 @@ def performing_organization(rep: Repetition, ctx: Context) -> dict[str, Any] | N
             continue
         if code == ctx.institution.code:
             ref = organization(ctx)
-        else:
+        elif code not in declared_performers(ctx):
+            # a member the site does not declare as performing this sender's results: named (its
+            # Organization), but read by recognition as no institution with QC (``facts``)
             org = {"resourceType": "Organization", "identifier": [{"system": INSTITUTION_SYSTEM, "value": code}],
                    "active": True, "name": inst.name}
-            ref = {"reference": ctx.put(org, code)["reference"], "display": inst.name}
+            ref = {"reference": ctx.put(org, code, owner=code)["reference"], "display": inst.name}
+            return {**ref, "identifier": {"system": UNDECLARED_SYSTEM, "value": f"{ctx.institution.code}|{code}"}}
+        else:  # at the id the member's own messages make (``organization``): one Organization
+            org = {"resourceType": "Organization", "identifier": [{"system": INSTITUTION_SYSTEM, "value": code}],
+                   "active": True, "name": inst.name}
+            ref = {"reference": ctx.put(org, code, owner=code)["reference"], "display": inst.name}
         return {**ref, "identifier": {"system": INSTITUTION_SYSTEM, "value": code}}
-    value = f"{ctx.institution.code}|{ident or authority or name}"
+    value = f"{ctx.institution.code}|{ident or name or '^' + authority}"
     unknown: Resource = {"resourceType": "Organization", "identifier": [{"system": PERFORMING_SYSTEM, "value": value}]}
+    if authority and ident:
+        unknown["identifier"][0]["assigner"] = {"display": authority}
     if name:
         unknown["name"] = name
     ref = ctx.put(unknown, "OBX-23|" + value)

@@ -21,7 +21,7 @@ from adapters.hl7v2.parser import Message, Repetition, Segment
 from adapters.hl7v2.timestamps import TimestampError, to_datetime, to_fhir_date, zone
 from engine.identity import nationalid
 from engine.identity.nationalid import NationalId
-from mappings.site import Site
+from mappings.site import Site, local_code_system
 
 Resource = dict[str, Any]
 
@@ -469,6 +469,10 @@ def encounter(
     res["status"] = _encounter_status(pv1, status)
     if event in _BED_NOT_TAKEN:
         _bed_planned(res)
+    if event in _PRIOR_BED_CANCELLED:  # PV1-6 names the bed the cancelled transfer went to: no past bed
+        res["location"] = [loc for loc in res.get("location") or () if loc.get("status") != "completed"]
+        if not res["location"]:
+            del res["location"]
     if assumed and res["status"] == status:
         ctx.assumed(res, "status")
     res["subject"] = patient
@@ -521,6 +525,10 @@ def _newborn(pid: Segment, ctx: Context) -> bool:
 # events after which the patient is not in PV1-3's bed whatever PV1-2 says (a Chinese HIS sends its
 # pre-admissions with PV1-2 I): pre-admit, pending admit and the cancels of an admission
 _BED_NOT_TAKEN = frozenset({"A05", "A14", "A11", "A27", "A38"})
+# A12 cancels a transfer: its PV1-6 (prior location) names the bed the transfer took the patient to,
+# which the cancel takes back -- not a bed the patient left (stored ``completed`` it was kept as
+# history under every later message, review of the twenty-eighth round; convfix28)
+_PRIOR_BED_CANCELLED = frozenset({"A12"})
 
 
 def _bed_planned(res: Resource) -> None:
@@ -590,6 +598,12 @@ def coded_item(rep: Repetition, ctx: Context, where: str) -> dict[str, Any] | No
     return {k: [dict(c) for c in v] if k == "coding" else v for k, v in concept.items()}
 
 
+def _local_inst(system: Any) -> str | None:
+    """The institution whose local code system ``system`` is (``mappings.site.local_code_system``)."""
+    parsed = local_code_system(system) if isinstance(system, str) else None
+    return parsed[0] if parsed else None
+
+
 def _coded_item(rep: Repetition, ctx: Context, unmapped: list[str]) -> dict[str, Any] | None:
     concept = cwe(rep, {}, ctx)
     if concept is None:
@@ -597,7 +611,9 @@ def _coded_item(rep: Repetition, ctx: Context, unmapped: list[str]) -> dict[str,
     local_system = ctx.local_system
     codings: list[dict[str, Any]] = concept.get("coding", [])
     cmap = ctx.site.code_map(ctx.code)
-    locals_ = [c for c in codings if c.get("system") == local_system]
+    # the sender's codes under any of its local systems (its own, or a 99zzz's: one code map)
+    locals_ = [c for c in codings if c.get("system") == local_system
+               or (_local_inst(c.get("system")) == ctx.code)]
     have = {(c.get("system"), c.get("code")) for c in codings}
     mapped = False
     for coding in locals_:

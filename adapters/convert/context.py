@@ -142,6 +142,9 @@ class Context:
     restated: dict[str, bool] = field(default_factory=dict)
     # "Type/id" of a Condition -> what DG1-21 said of it in this message ("D", or "A" for A/U/empty)
     diagnosis_said: dict[str, str] = field(default_factory=dict)
+    # OBX-23's raw XON -> the performer reference it makes (``actors.performing_organization``): worked
+    # out once per distinct XON per message (each result's and its report's read it; convfix28)
+    performers: dict[str, dict[str, Any] | None] = field(default_factory=dict)
 
     # per-institution values every converter reads, resolved once per message (plain attributes:
     # they are read hundreds of times per message)
@@ -168,10 +171,12 @@ class Context:
             ref["display"] = display
         return ref
 
-    def put(self, resource: Resource, key: str) -> dict[str, str]:
-        """Store ``resource`` under its deterministic id (merging into an earlier one) → Reference."""
+    def put(self, resource: Resource, key: str, owner: str | None = None) -> dict[str, str]:
+        """Store ``resource`` under its deterministic id (merging into an earlier one) → Reference.
+        The id is keyed by the sender, or by ``owner`` for a resource another institution's own
+        messages make (a member's Organization an OBX-23 names: one institution, one Organization)."""
         rtype = resource["resourceType"]
-        name = (self.code, rtype, key)
+        name = (owner or self.code, rtype, key)
         rid = _IDS.get(name) or _new_id(name)
         resource["id"] = rid
         ref = f"{rtype}/{rid}"

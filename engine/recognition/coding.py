@@ -12,6 +12,7 @@ from collections.abc import Iterable, Iterator
 from typing import Any
 
 from engine.recognition.rules import CodeMaps, Rules
+from mappings.site import local_code_system
 
 
 def _codings(concepts: Iterable[Any] | None) -> Iterator[dict[str, Any]]:
@@ -86,10 +87,9 @@ def item_for(resource: dict[str, Any], rules: Rules, institution: str | None = N
         if c.get("system") == maps.item_system and c.get("code") in rules.items:
             return str(c["code"])
     for c in codings:
-        system = str(c.get("system") or "")
-        if system.startswith(maps.local_prefix):
-            inst = system[len(maps.local_prefix):]
-            hit = maps.local.get(inst, {}).get(str(c.get("code")))
+        local = local_code_system(str(c.get("system") or ""), maps.local_prefix)
+        if local:
+            hit = maps.local.get(local[0], {}).get(str(c.get("code")))
             if hit:
                 return hit
     if institution:
@@ -122,13 +122,11 @@ def item_for(resource: dict[str, Any], rules: Rules, institution: str | None = N
 
 def institution_from_codes(resource: dict[str, Any], rules: Rules) -> str | None:
     """The institution named by a local code system on the resource (``urn:huren:code:<INST>``)."""
-    prefix = rules.codes.local_prefix
     for c in resource_codings(resource):
-        system = str(c.get("system") or "")
-        if system.startswith(prefix) and len(system) > len(prefix):
-            # urn:huren:code:<INST>:<99zzz> is another local coding system of the same institution
-            # (``adapters.convert.tables.coding_system``); the institution's code is URN-quoted
-            return system[len(prefix):].split(":", 1)[0]
+        # urn:huren:code:<INST>:<99zzz> is another local coding system of the same institution
+        local = local_code_system(str(c.get("system") or ""), rules.codes.local_prefix)
+        if local:
+            return local[0]
     return None
 
 
@@ -142,8 +140,9 @@ def analytes_for(resource: dict[str, Any], rules: Rules, item: str, institution:
     for c in resource_codings(resource):
         system, code = str(c.get("system") or ""), str(c.get("code") or "")
         loinc = code if system == maps.loinc_system else ""
-        if not loinc and system.startswith(maps.local_prefix):
-            loinc = maps.local_loinc.get(system[len(maps.local_prefix):], {}).get(code, "")
+        local = None if loinc else local_code_system(system, maps.local_prefix)
+        if local:
+            loinc = maps.local_loinc.get(local[0], {}).get(code, "")
         analyte = maps.analytes.get(loinc)
         if analyte and analyte in rules.items[item].analytes:
             found.add(analyte)

@@ -31,6 +31,11 @@ ORG_SYSTEM = "urn:huren:institution"
 # the identifier's value, which no QC record names (qc-not-passed: QC unknown)
 PERFORMING_SYSTEM = "urn:huren:performing-organization"
 UNKNOWN_PERFORMER = "unknown-performer:"
+# a member institution an OBX-23 names that the site does not declare as performing the sender's
+# results (senders.yaml ``performers``): the value "<sender>|<member>"; read as this prefix and the
+# value, which no QC record names -- a sender cannot lend itself another member's QC (convfix28)
+UNDECLARED_SYSTEM = "urn:huren:undeclared-performer"
+UNDECLARED_PERFORMER = "performer-not-declared-for-sender:"
 RESULT_TYPES = frozenset({"DiagnosticReport", "Observation", "ImagingStudy"})
 ORDER_TYPE = "ServiceRequest"
 # A result with one of these statuses no longer stands for a performed test.
@@ -167,6 +172,28 @@ def order_time(resource: dict[str, Any]) -> str | None:
 
 def ref_of(resource: dict[str, Any]) -> str:
     return f"{resource['resourceType']}/{resource['id']}"
+
+
+def performer_institutions(resource: dict[str, Any]) -> list[str]:
+    """The institutions a result's performer references name by their identifier, in order, each
+    once: a member's code, or the unknown / undeclared performer read (no QC record names it)."""
+    out: list[str] = []
+    for r in _refs(resource.get("performer")):
+        ident = r.get("identifier") or {}
+        system, value = ident.get("system"), ident.get("value")
+        if not value:
+            continue
+        if system == ORG_SYSTEM:
+            name = str(value)
+        elif system == PERFORMING_SYSTEM:
+            name = UNKNOWN_PERFORMER + str(value)
+        elif system == UNDECLARED_SYSTEM:
+            name = UNDECLARED_PERFORMER + str(value)
+        else:
+            continue
+        if name not in out:
+            out.append(name)
+    return out
 
 
 def _refs(values: Iterable[Any] | None) -> list[dict[str, Any]]:
@@ -465,12 +492,9 @@ class FactReader:
             # the organisation that performed the test (OBX-23), when the converter named it: its QC
             # counts, not the sender's (DOMAIN.md); one huren does not know reads as an institution
             # without QC, so the result is never recognisable (a wrong "recognisable" costs money)
-            for r in _refs(resource.get("performer")):
-                ident = r.get("identifier") or {}
-                if ident.get("system") == ORG_SYSTEM and ident.get("value"):
-                    return str(ident["value"]), False
-                if ident.get("system") == PERFORMING_SYSTEM and ident.get("value"):
-                    return UNKNOWN_PERFORMER + str(ident["value"]), False
+            named = performer_institutions(resource)
+            if named:
+                return named[0], False
         from_codes = institution_from_codes(resource, self._rules())
         if from_codes:
             return from_codes, False
@@ -524,6 +548,12 @@ class FactReader:
         day = local_day(when, tz)
         if day is None:
             return None
+        # a report several organisations performed (OBX-23 per result) is recognisable as a whole
+        # only if every one of them qualifies: read as the first performer that did not pass QC
+        for other in performer_institutions(resource)[1:]:
+            if other != inst and not rules.qc_passed(other, item, day):
+                inst = other
+                break
         patient = self.patient_ref(resource)
         order = next((r["reference"] for r in _refs(resource.get("basedOn"))
                       if str(r.get("reference", "")).startswith("ServiceRequest/")), None)
