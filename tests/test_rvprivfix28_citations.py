@@ -114,3 +114,20 @@ def test_a_referral_naming_an_r_result_does_not_show_its_id_to_an_institution_ou
     assert w.http.get(f"/fhir/{result}", **third).status_code == 404  # guard: the result is withheld from it
     r = w.http.get("/fhir/ServiceRequest/rv28-referral", **third)
     assert r.status_code == 404 or result not in r.text, r.text[:400]
+
+
+def test_a_task_that_is_no_referral_naming_an_r_result_does_not_show_its_id_to_another_institution(w):
+    """Finding 4: ``left_out`` leaves every Task out for the referral workflow's reason ("labelling the
+    referral R would withdraw it from the hospital receiving it"); a Task that belongs to no referral -- a
+    follow-up reminder a hospital's system writes about the result -- is shown unlabelled, the withheld
+    result's id with it, to every institution."""
+    here = w.report("FNXRMYY-LIS-000201")
+    result = here["result"][9]["reference"]
+    assert labels_of(w.label(result, "R")) == ["R"]
+    _put(w, {"resourceType": "Task", "id": "rv28-task", "status": "requested", "intent": "order",
+             "code": {"text": "复查提醒"}, "for": here["subject"], "focus": {"reference": result},
+             "input": [{"type": _TEXT, "valueReference": {"reference": result}}]})
+    third = _third(w)
+    assert w.http.get(f"/fhir/{result}", **third).status_code == 404  # guard: the result is withheld from it
+    r = w.http.get("/fhir/Task/rv28-task", **third)
+    assert r.status_code == 404 or result not in r.text, r.text[:400]
