@@ -12,7 +12,7 @@ connection: deterministic, not a clock) of one rise before and after 3,000 other
 stored: the rise of one patient's result must not read them. Worse for the 18 citing types whose
 Patient compartment parameters this deployment leaves empty (CarePlan, Composition, QuestionnaireResponse,
 Communication, Goal, List, RiskAssessment...): ``_no_patient`` gives no clause and the rise reads every
-stored record of the type.
+stored record of the type: a labelling PUT 620 ms with 20,000 other patients' CarePlans (14.6 ms without).
 """
 
 from __future__ import annotations
