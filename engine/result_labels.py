@@ -166,16 +166,28 @@ def _rank(resource: dict[str, Any] | None) -> int:
 
 
 def _references(node: Any, path: tuple[str, ...]) -> list[dict[str, Any]]:
-    """The Reference dicts at ``path`` below ``node`` (each step a list or a single element)."""
+    """The Reference dicts at ``path`` below ``node`` (each step a list or a single element). A
+    backbone step R4 nests in itself -- ``Composition.section.section``, ``QuestionnaireResponse.item.item``
+    (and ``item.answer.item``), ``RequestGroup.action.action`` -- is read at every depth: a sub-section
+    naming an R result is as confidential as a section naming it (twenty-eighth round, labelfix28,
+    rvprivfix28 finding 2)."""
     nodes = [node]
-    for step in path:
+    last = len(path) - 1
+    for i, step in enumerate(path):
         nxt: list[Any] = []
-        for n in nodes:
+        todo = list(nodes)
+        while todo:
+            n = todo.pop()
             found = n.get(step) if isinstance(n, dict) else None
-            if isinstance(found, list):
-                nxt.extend(found)
-            elif found is not None:
-                nxt.append(found)
+            items = found if isinstance(found, list) else [] if found is None else [found]
+            nxt.extend(items)
+            if i < last:  # a backbone element: its nested repeats of the same element, at any depth
+                todo.extend(x for x in items if isinstance(x, dict) and step in x)
+                if step == "answer":  # an answer's own items (QuestionnaireResponse.item.answer.item) and theirs
+                    todo.extend(y for x in items if isinstance(x, dict) and isinstance(x.get("item"), list)
+                                for y in x["item"])
+                    if isinstance(n, dict) and isinstance(n.get("item"), list) and n is not node:
+                        todo.extend(n["item"])
         if not nxt:
             return []
         nodes = nxt

@@ -170,12 +170,15 @@ _BODIES: dict[str, dict[str, Any]] = {
                     "performer": [{"identifier": {"system": "urn:huren:institution", "value": "FNXRMYY"}}]},
     "ServiceRequest": {"status": "active", "intent": "order", "code": _TEXT},
     "SupplyRequest": {"quantity": {"value": 1}, "itemCodeableConcept": _TEXT},
+    "Task": {"status": "requested", "intent": "order"},
 }
 # the elements a backbone element on the way to the citation needs
 _ON_THE_WAY: dict[str, dict[str, Any]] = {
     "ClinicalImpression.investigation": {"code": _TEXT},
     "ImmunizationRecommendation.recommendation": {"forecastStatus": _TEXT, "vaccineCode": [_TEXT]},
     "Appointment.participant": {"status": "accepted"},
+    "Task.input": {"type": _TEXT},
+    "Task.output": {"type": _TEXT},
 }
 
 ROWS = sorted((t, ".".join(c.path), sorted(c.cites)[0]) for t, paths in CITATIONS.items() for c in paths)
@@ -213,6 +216,10 @@ def _report(w: World, here: dict[str, Any], label: str | None) -> str:
 SNOMED_REFERRAL = {"system": "http://snomed.info/sct", "code": "3457005", "display": "Patient referral"}
 
 
+@pytest.mark.xfail(strict=True, reason="left (labelfix28, the lead's decision: privacy first): a record citing an "
+                   "R/V result takes its label whoever it is for, a referral too (unlabelled, every institution read it "
+                   "with the withheld result's id); the receiving hospital reading a referral despite its citation label "
+                   "would need a party rule in the access policy: next round")
 def test_a_referral_stays_unlabelled_when_a_result_it_names_rises_and_the_result_stays_withheld(w):
     """A referral to 阜宁县中医院 naming a result by ``reasonReference``, written while the result is
     unlabelled: the result labelled R after gives the referral no label (the rise leaves it out, as the
