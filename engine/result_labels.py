@@ -35,10 +35,12 @@ Which references cite a result is data (twenty-eighth round, privleft28):
 imaging study's, immunization's and medication record's reasons and supporting information, a
 diagnosis's ``stage.assessment``, an observation's ``focus``: each showed a withheld result's id (and
 what the record says of it) to a reader the label withholds the result from. A path no search
-parameter indexes is found by the rise among the citing type's records of the result's person -- every Patient
-record of it, identity's ``person_compartment`` (twenty-eighth round, privfix28: an order at one hospital citing
-another's result is what mutual recognition is) -- and its records naming no patient. A contained record's
-citations are its container's; a referral is left out (``left_out_when``: the receiving hospital must read it).
+parameter indexes (and a contained record's citation) is noted as the citing record is written in a narrow
+record, the ``result_citers`` collection (result -> citing record, replaced on each version: a dropped citation
+goes), from which the rise reads the citing records of a rising result: cost the citing records', whatever the
+store holds and whoever's compartment they are in (twenty-eighth round, labelfix28; privfix28 scanned the
+person's records of the type and every record naming no patient). No citing record is left out since
+labelfix28 (a referral, a Task: privacy first); backbone elements nesting in themselves are read at any depth.
 
 Why ``DiagnosticReport.result`` is indexed for it (``conformance/searchparams/enabled.yaml``): the
 rise must find every report citing the result. Finding them by the result's ``basedOn`` (the order,

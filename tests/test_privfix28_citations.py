@@ -10,10 +10,9 @@ element of type Reference and its targets; each one that may name an Observation
 fails when a path appears in neither. The second writes, for each cited path, a record citing an R
 result there, over real HTTP into a real store, and reads its label.
 
-Also here: a referral names the results the receiving hospital must read (left out, while the result
-itself stays withheld from it); a deployment whose search list disables a parameter the rise needs is
-refused at start; and what is left (strict xfail): a record contained in another and citing a result
-labelled later is not found by the rise.
+Also here: a referral naming a result (left out by privfix28; labelled since labelfix28, privacy first:
+a strict xfail) and a record contained in another and citing a result labelled later (reached by the
+rise since labelfix28's narrow record).
 
 Real path: the project's example feeds (invented messages) over ``POST /hl7v2`` into one SQLite store;
 the hospital's unbound system labels and writes by FHIR PUT; a system bound to another institution reads.
