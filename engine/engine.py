@@ -88,7 +88,8 @@ class Engine:
         self.repository.add_write_hook(labels.written, types={"DocumentReference"})
         # a record citing a result (a report, a panel, a diagnosis's evidence) carries the result's label:
         # given as it is written, and again when the result's label rises; once for an older store
-        # (a referral names what the receiving hospital must read: left out, ``left_out_when``)
+        # (``left_out_when`` names none since labelfix28: a referral citing an R/V result takes its label;
+        # the referral condition is still given for a site's list that names it)
         results = ResultLabels(self.repository, {"referral": lambda r: is_referral(r, self.referrals.rules.workflow)})
         self.repository.add_mark(results.mark, types=set(CITATIONS))
         self.repository.add_batch_hook(results.written)

@@ -35,10 +35,12 @@ Which references cite a result is data (twenty-eighth round, privleft28):
 imaging study's, immunization's and medication record's reasons and supporting information, a
 diagnosis's ``stage.assessment``, an observation's ``focus``: each showed a withheld result's id (and
 what the record says of it) to a reader the label withholds the result from. A path no search
-parameter indexes is found by the rise among the citing type's records of the result's person -- every Patient
-record of it, identity's ``person_compartment`` (twenty-eighth round, privfix28: an order at one hospital citing
-another's result is what mutual recognition is) -- and its records naming no patient. A contained record's
-citations are its container's; a referral is left out (``left_out_when``: the receiving hospital must read it).
+parameter indexes (and a contained record's citation) is noted as the citing record is written in a narrow
+record, the ``result_citers`` collection (result -> citing record, replaced on each version: a dropped citation
+goes), from which the rise reads the citing records of a rising result: cost the citing records', whatever the
+store holds and whoever's compartment they are in (twenty-eighth round, labelfix28; privfix28 scanned the
+person's records of the type and every record naming no patient). No citing record is left out since
+labelfix28 (a referral, a Task: privacy first); backbone elements nesting in themselves are read at any depth.
 
 Why ``DiagnosticReport.result`` is indexed for it (``conformance/searchparams/enabled.yaml``): the
 rise must find every report citing the result. Finding them by the result's ``basedOn`` (the order,
@@ -133,7 +135,8 @@ _HEADS: dict[str, tuple[str, ...]] = {t: (*dict.fromkeys(c.path[0] for c in path
                                        for t, paths in CITATIONS.items()}
 # the list's fingerprint: a store backfilled under another list is backfilled again, once
 _FINGERPRINT = hashlib.sha256(json.dumps(
-    {t: [[".".join(c.path), sorted(c.cites), c.param] for c in paths] for t, paths in sorted(CITATIONS.items())},
+    {"citers": 1,  # (labelfix28: the narrow record of unindexed citations, filled by the backfill)
+     **{t: [[".".join(c.path), sorted(c.cites), c.param] for c in paths] for t, paths in sorted(CITATIONS.items())}},
     sort_keys=True).encode()).hexdigest()[:16]
 _RANK = {"V": 2, "R": 1}
 _VALUES_AT_ONCE = 100  # references OR-ed in one search of the rise (a group's risen results)
@@ -141,6 +144,9 @@ _AT_ONCE = "1000"  # citing records read in one page
 # the store's marker that the results labelled before this version have given their label on
 MARKER_COLLECTION = "result_labels"
 _BACKFILLED = "-backfilled"
+# the narrow record (twenty-eighth round, labelfix28): one document per (citing record, result) cited
+# through a path no search parameter indexes (or from a contained record), kept at write time
+CITERS_COLLECTION = "result_citers"
 
 
 class Results(Documents, Protocol):
@@ -166,30 +172,46 @@ def _rank(resource: dict[str, Any] | None) -> int:
 
 
 def _references(node: Any, path: tuple[str, ...]) -> list[dict[str, Any]]:
-    """The Reference dicts at ``path`` below ``node`` (each step a list or a single element)."""
+    """The Reference dicts at ``path`` below ``node`` (each step a list or a single element). A
+    backbone step R4 nests in itself -- ``Composition.section.section``, ``QuestionnaireResponse.item.item``
+    (and ``item.answer.item``), ``RequestGroup.action.action`` -- is read at every depth: a sub-section
+    naming an R result is as confidential as a section naming it (twenty-eighth round, labelfix28,
+    rvprivfix28 finding 2)."""
     nodes = [node]
-    for step in path:
+    last = len(path) - 1
+    for i, step in enumerate(path):
         nxt: list[Any] = []
-        for n in nodes:
+        todo = list(nodes)
+        while todo:
+            n = todo.pop()
             found = n.get(step) if isinstance(n, dict) else None
-            if isinstance(found, list):
-                nxt.extend(found)
-            elif found is not None:
-                nxt.append(found)
+            items = found if isinstance(found, list) else [] if found is None else [found]
+            nxt.extend(items)
+            if i < last:  # a backbone element: its nested repeats of the same element, at any depth
+                todo.extend(x for x in items if isinstance(x, dict) and step in x)
+                if step == "answer":  # an answer's own items (QuestionnaireResponse.item.answer.item) and theirs
+                    todo.extend(y for x in items if isinstance(x, dict) and isinstance(x.get("item"), list)
+                                for y in x["item"])
+                    if isinstance(n, dict) and isinstance(n.get("item"), list) and n is not node:
+                        todo.extend(n["item"])
         if not nxt:
             return []
         nodes = nxt
     return [r for r in nodes if isinstance(r, dict)]
 
 
-def results_cited(resource: dict[str, Any], base_url: str = "") -> list[tuple[str, str]]:
+def results_cited(resource: dict[str, Any], base_url: str = "",
+                  only: dict[str, tuple[Citation, ...]] | None = None) -> list[tuple[str, str]]:
     """The results ``resource`` is built from, as ``(type, id)`` (its own left out; a versioned
     reference names the record by its id): the references ``CITATIONS`` lists, to a type that
     path may name. The one reading of what a record takes a result's label from -- the mark, the
     rise, the writers' refusal (``ScopedRepository``) and the tests read it here."""
-    paths = CITATIONS.get(resource.get("resourceType"))  # type: ignore[arg-type]
-    if not paths:
+    rtype = resource.get("resourceType")
+    if rtype not in CITATIONS:
         return []
+    # ``only``: the record's own paths of that list (the rise's narrow record: the unindexed ones);
+    # a contained record's every citation is its container's, none of them indexed
+    paths = CITATIONS[rtype] if only is None else only.get(rtype, ())  # type: ignore[index]
     own = (resource.get("resourceType"), resource.get("id"))
     out: dict[tuple[str, str], None] = {}
     # a contained record's citations are its container's: the container carries what it contains
@@ -217,32 +239,6 @@ def results_cited(resource: dict[str, Any], base_url: str = "") -> list[tuple[st
     return list(out)
 
 
-def _fallback_types(params: Any) -> list[str]:
-    """The citing types the rise reads by person: a path with no parameter, or one not enabled."""
-    return sorted(t for t, paths in CITATIONS.items()
-                  if any(c.param is None or params.get(t, c.param) is None for c in paths))
-
-
-def _no_patient(ctype: str, params: Any) -> list[tuple[str, str]]:
-    """The search for ``ctype``'s records in no Patient compartment: each of its compartment
-    parameters missing (a type R4 puts in no compartment: every record, ``[]``)."""
-    if params is None:
-        return []
-    return [(f"{p}:missing", "true") for p in params.compartment_params(ctype)]
-
-
-def check_searchable(params: Any) -> None:
-    """Refuse at start a deployment whose search list (``enabled.yaml``) disables a Patient
-    compartment parameter of a citing type: the rise asks ``<param>:missing=true`` of it to find
-    the records naming no patient, and a search by a disabled parameter answers 400 -- inside a
-    hospital's relabelling write. Fail closed, naming them, rather than leave such a record
-    unlabelled (twenty-eighth round, privfix28)."""
-    off = [f"{t}.{p}" for t in _fallback_types(params) for p in params.compartment_params(t) if params.get(t, p) is None]
-    if off:
-        raise ValueError(f"{CITATIONS_FILE.name}: the result labels' rise searches {', '.join(off)}, "
-                         "which conformance/searchparams/enabled.yaml disables: enable them")
-
-
 def _default_conditions() -> dict[str, Callable[[dict[str, Any]], bool]]:
     """The conditions as the shipped rules define them (a repository opened without an engine:
     the engine gives its site's referral rules)."""
@@ -253,21 +249,14 @@ def _default_conditions() -> dict[str, Callable[[dict[str, Any]], bool]]:
     return {"referral": lambda r: is_referral(r, workflow)}
 
 
-def _patient_of(result: dict[str, Any]) -> str | None:
-    """The Patient reference a result is about (``subject``), or None."""
-    subject = result.get("subject")
-    ref = subject.get("reference") if isinstance(subject, dict) else None
-    return ref if isinstance(ref, str) and ref.startswith("Patient/") and "/" not in ref[8:] else None
-
-
 class ResultLabels:
     """The mark, the rise and the backfill (see the module docstring) over one repository."""
 
     def __init__(self, repository: Results, conditions: dict[str, Callable[[dict[str, Any]], bool]] | None = None) -> None:
         """``conditions``: the predicates ``LEFT_OUT_WHEN`` names (``referral``: the referral
         workflow's own test, ``engine.referral.workflow.is_referral``); one the file names and
-        the engine does not give is refused at start, as is a deployment whose search list
-        leaves the rise unable to find what it must (``check_searchable``)."""
+        the engine does not give is refused at start. A path whose parameter the deployment
+        disables is read from the narrow record (nothing to refuse: labelfix28)."""
         self.repository = repository
         given = conditions if conditions is not None else _default_conditions()
         missing = sorted({c for c in LEFT_OUT_WHEN.values() if c not in given})
@@ -275,8 +264,20 @@ class ResultLabels:
             raise ValueError(f"{CITATIONS_FILE.name}: left_out_when names {missing}, which the engine does not define")
         self._left_out = {t: given[c] for t, c in LEFT_OUT_WHEN.items()}
         params = getattr(repository, "params", None)
-        if params is not None:
-            check_searchable(params)
+        # the paths the rise finds by their search parameter, and the others (the narrow record's)
+        self._indexed: dict[str, tuple[Citation, ...]] = {}
+        self._unindexed: dict[str, tuple[Citation, ...]] = {}
+        for ctype, paths in CITATIONS.items():
+            on = tuple(c for c in paths if c.param is not None and (params is None or params.get(ctype, c.param) is not None))
+            self._indexed[ctype] = on
+            self._unindexed[ctype] = tuple(c for c in paths if c not in on)
+        # the first elements of those paths (and ``contained``): a record holding none of them is not
+        # in the narrow record (a feed's every result and report: one ``in`` look-up)
+        self._narrow_heads: dict[str, tuple[str, ...]] = {
+            t: (*dict.fromkeys(c.path[0] for c in paths), "contained") for t, paths in self._unindexed.items()}
+        self._citers = repository.store.collection(CITERS_COLLECTION)
+        self._citers.ensure_index(["result"])
+        self._citers.ensure_index(["citer"])
 
     def left_out(self, resource: dict[str, Any]) -> bool:
         """Whether ``resource`` is of the kind ``left_out_when`` leaves unlabelled (a referral)."""
@@ -325,14 +326,22 @@ class ResultLabels:
 
     # -- the rise ------------------------------------------------------------------------------------
     def written(self, pairs: Sequence[tuple[dict[str, Any], dict[str, Any] | None]]) -> list[list[dict[str, Any]]]:
-        """The batch write hook (``FhirRepository.add_batch_hook``): the results of this write
-        group stored with a higher label than they had give it to the records citing them."""
+        """The batch write hook (``FhirRepository.add_batch_hook``): a citing record's unindexed
+        citations kept in the narrow record; the results of this write group stored with a higher
+        label than they had give it to the records citing them."""
         risen: dict[tuple[str, str], dict[str, Any]] = {}
+        heads = self._narrow_heads
         for stored, previous in pairs:
+            rtype = stored.get("resourceType")
+            own = heads.get(rtype)  # type: ignore[arg-type]
+            if own is not None:
+                for h in own:  # (a loop, not ``any``: ~0.3 us a version less on a feed's path)
+                    if h in stored or (previous is not None and h in previous):
+                        self._note(stored, previous)
+                        break
             meta = stored.get("meta")
             if not meta or "security" not in meta:
                 continue  # (every version a feed writes but a labelled document's text: one look-up)
-            rtype = stored.get("resourceType")
             if rtype in CITED_BY:
                 rank = _rank(stored)
                 if rank and rank > _rank(previous):
@@ -341,6 +350,32 @@ class ResultLabels:
             self.raise_citing(risen)
         return [[] for _ in pairs]
 
+    def _narrow(self, resource: dict[str, Any] | None) -> list[tuple[str, str]]:
+        """What ``resource`` cites through a path no search parameter indexes, or from a contained
+        record: what the rise cannot find by a search. A record holding none of its heads: nothing."""
+        if resource is None:
+            return []
+        heads = self._narrow_heads.get(resource.get("resourceType"))  # type: ignore[arg-type]
+        if not heads or not any(h in resource for h in heads):
+            return []  # every result and report of a feed: its citations are indexed, or it has none
+        return results_cited(resource, self.repository.base_url, only=self._unindexed)
+
+    def _note(self, stored: dict[str, Any], previous: dict[str, Any] | None) -> None:
+        """The narrow record of ``stored``'s version: its unindexed citations replace its previous
+        version's (a dropped citation goes). A version citing nothing so, after one that cited
+        nothing so: no store call (an ORU^R01's every record)."""
+        now = self._narrow(stored)
+        before = self._narrow(previous)
+        if now == before:
+            return
+        citer = f"{stored['resourceType']}/{stored['id']}"
+        keep = {f"{t}/{i}" for t, i in now}
+        for doc in self._citers.find({"citer": citer}):
+            if doc.get("result") not in keep:
+                self._citers.delete(doc["_id"])
+        for ref in keep:
+            self._citers.replace({"_id": f"{citer}>{ref}", "citer": citer, "result": ref})
+
     def raise_citing(self, risen: dict[tuple[str, str], dict[str, Any]]) -> int:
         """Every record citing one of ``risen`` written again with the label of the most
         confidential of those it cites, when that outranks its own; each write a derived write,
@@ -348,41 +383,32 @@ class ResultLabels:
 
         Found by the path's indexed parameter (one search per parameter and up to
         ``_VALUES_AT_ONCE`` results); a path no parameter indexes (``ServiceRequest.supportingInfo``,
-        ``Procedure.report``...) among the citing type's records of the result's person -- every
-        Patient record of that person (``Persons.person_compartment``, identity's one answer: each
-        hospital keeps its own Patient of a person, and an order at one citing another's result is
-        what mutual recognition is) by the Patient compartment, indexed whatever the deployment
-        enables -- and its records in no Patient compartment (a dispense naming no patient), each
-        kept only when it cites a risen result. A rise is a hospital's relabelling, rare: reading
-        a person's orders then costs little, where an index row per reference would cost every
-        feed's write. A result naming no patient: every record of the citing type."""
-        params = getattr(self.repository, "params", None)
+        ``Procedure.report``...) and a contained record's citation by the narrow record kept as the
+        citing record was written (``CITERS_COLLECTION``, one indexed look-up per ``_VALUES_AT_ONCE``
+        results): the cost is the citing records', whatever the store holds and whoever's record they
+        are (a newborn's order citing the mother's result; twenty-eighth round, labelfix28 -- privfix28
+        read the person's every record of the type, and every record naming no patient)."""
         targets: dict[tuple[str, str], dict[str, None]] = {}
-        people: dict[str, set[str] | None] = {}  # citing type -> Patient ids (None: every record)
-        for (rtype, rid), result in risen.items():
+        for rtype, rid in risen:
             for ctype, citation in CITED_BY[rtype]:
-                param = citation.param
-                if param is not None and (params is None or params.get(ctype, param) is not None):
-                    targets.setdefault((ctype, param), {})[f"{rtype}/{rid}"] = None
-                    continue
-                ids = self._person(result)
-                if ids is None or (ctype in people and people[ctype] is None):
-                    people[ctype] = None
-                else:
-                    people.setdefault(ctype, set()).update(ids)  # type: ignore[union-attr]
+                if citation in self._indexed[ctype]:
+                    targets.setdefault((ctype, citation.param), {})[f"{rtype}/{rid}"] = None  # type: ignore[index]
         seen: dict[tuple[str, str], dict[str, Any]] = {}
         for (ctype, param), found in targets.items():
             values = list(found)
             for start in range(0, len(values), _VALUES_AT_ONCE):
                 for record in self._found(ctype, [(param, ",".join(values[start:start + _VALUES_AT_ONCE]))]):
                     seen.setdefault((ctype, record["id"]), record)
-        for ctype, ids in people.items():
-            if ids is None:
-                records = self._found(ctype, [])
-            else:
-                records = [*self._found(ctype, [], compartment=ids), *self._found(ctype, _no_patient(ctype, params))]
-            for record in records:
-                seen.setdefault((ctype, record["id"]), record)
+        refs = [f"{t}/{i}" for t, i in risen]
+        citers: dict[tuple[str, str], None] = {}
+        for start in range(0, len(refs), _VALUES_AT_ONCE):
+            for doc in self._citers.find({"result": {"$in": refs[start:start + _VALUES_AT_ONCE]}}):
+                ctype, _, cid = str(doc["citer"]).partition("/")
+                if (ctype, cid) not in seen:
+                    citers[(ctype, cid)] = None
+        if citers:
+            for key, record in self.repository.read_many(list(citers)).items():
+                seen.setdefault(key, record)
         written = 0
         for record in seen.values():
             if self.left_out(record):
@@ -393,28 +419,23 @@ class ResultLabels:
                 written += 1
         return written
 
-    def _person(self, result: dict[str, Any]) -> set[str] | None:
-        """The Patient ids of the person ``result`` is about (identity's ``person_compartment``;
-        its own subject alone where no identity is attached); None when it names no patient."""
-        patient = _patient_of(result)
-        if patient is None:
-            return None
-        pid = patient[8:]
-        persons = getattr(self.repository, "persons", None)
-        return {pid, *persons.person_compartment(pid)} if persons is not None else {pid}
-
-    def _found(self, rtype: str, asked: list[tuple[str, str]],
-               compartment: Collection[str] | None = None) -> list[dict[str, Any]]:
-        """Every stored ``rtype`` matching ``asked`` (all pages; nothing asked: every stored
-        ``rtype``), within ``compartment``'s Patient records when given."""
+    def _found(self, rtype: str, asked: list[tuple[str, str]]) -> list[dict[str, Any]]:
+        """Every stored ``rtype`` matching ``asked`` (all pages)."""
         out: list[dict[str, Any]] = []
+        for page in self._pages(rtype, asked):
+            out.extend(page)
+        return out
+
+    def _pages(self, rtype: str, asked: list[tuple[str, str]]) -> Any:
+        """The stored ``rtype`` matching ``asked``, a page of ``_AT_ONCE`` at a time."""
+        done = 0
         while True:
-            pairs = [*asked, ("_count", _AT_ONCE), ("_offset", str(len(out)))]
-            page = (self.repository.search(rtype, pairs, compartment=compartment) if compartment is not None
-                    else self.repository.search(rtype, pairs))
-            out.extend(page.resources)
+            page = self.repository.search(rtype, [*asked, ("_count", _AT_ONCE), ("_offset", str(done))])
+            if page.resources:
+                yield page.resources
+            done += len(page.resources)
             if not page.has_next or not page.resources:
-                return out
+                return
 
     # -- the backfill --------------------------------------------------------------------------------
     def backfill(self) -> int:
@@ -429,6 +450,12 @@ class ResultLabels:
         codes = f"{SYSTEM}|R,{SYSTEM}|V"
         written = 0
         with self.repository.store.transaction():
+            # the narrow record of what was stored before it was kept: one paged pass over the types
+            # citing through an unindexed path (a contained record's citation stored before: not in it)
+            for ctype in sorted(t for t, paths in self._unindexed.items() if paths):
+                for page in self._pages(ctype, []):
+                    for record in page:
+                        self._note(record, None)
             for rtype in CITED_BY:
                 labelled = {(rtype, r["id"]): r for r in self._found(rtype, [("_security", codes)])}
                 if labelled:

@@ -10,10 +10,9 @@ element of type Reference and its targets; each one that may name an Observation
 fails when a path appears in neither. The second writes, for each cited path, a record citing an R
 result there, over real HTTP into a real store, and reads its label.
 
-Also here: a referral names the results the receiving hospital must read (left out, while the result
-itself stays withheld from it); a deployment whose search list disables a parameter the rise needs is
-refused at start; and what is left (strict xfail): a record contained in another and citing a result
-labelled later is not found by the rise.
+Also here: a referral naming a result (left out by privfix28; labelled since labelfix28, privacy first:
+a strict xfail) and a record contained in another and citing a result labelled later (reached by the
+rise since labelfix28's narrow record).
 
 Real path: the project's example feeds (invented messages) over ``POST /hl7v2`` into one SQLite store;
 the hospital's unbound system labels and writes by FHIR PUT; a system bound to another institution reads.
@@ -31,8 +30,8 @@ from fastapi.testclient import TestClient
 
 from engine.api.app import create_app
 from engine.engine import Engine
-from engine.repository.searchparams import SearchParams, definitions, deployment, load
-from engine.result_labels import CITATIONS, check_searchable, load_left_out
+from engine.repository.searchparams import load
+from engine.result_labels import CITATIONS, load_left_out
 from engine.settings import Settings
 from tests.test_labelmark27_results import FEEDS, SEC, World, labels_of
 
@@ -97,17 +96,6 @@ def test_every_r4_path_naming_a_result_is_cited_or_left_out_with_a_reason() -> N
     assert not (CITED | set(left_out)) - known, sorted((CITED | set(left_out)) - known)  # no typo
 
 
-def test_a_deployment_disabling_a_parameter_the_rise_needs_is_refused_at_start() -> None:
-    """The rise finds a record naming no patient by ``<compartment parameter>:missing=true``: a
-    deployment disabling ``ServiceRequest.subject`` would make that search 400 inside a hospital's
-    relabelling write. Refused at start, naming it; the shipped list passes (guard)."""
-    check_searchable(load())
-    chosen = deployment()
-    off = {**chosen, "disabled": {**(chosen.get("disabled") or {}), "ServiceRequest": ["subject"]}}
-    with pytest.raises(ValueError, match=r"ServiceRequest\.subject"):
-        check_searchable(SearchParams(definitions(), off))
-
-
 @pytest.fixture(scope="module")
 def w(tmp_path_factory):
     engine = Engine(Settings(data_dir=tmp_path_factory.mktemp("privfix28") / "var", http_port=0, mllp_port=0))
@@ -170,12 +158,15 @@ _BODIES: dict[str, dict[str, Any]] = {
                     "performer": [{"identifier": {"system": "urn:huren:institution", "value": "FNXRMYY"}}]},
     "ServiceRequest": {"status": "active", "intent": "order", "code": _TEXT},
     "SupplyRequest": {"quantity": {"value": 1}, "itemCodeableConcept": _TEXT},
+    "Task": {"status": "requested", "intent": "order"},
 }
 # the elements a backbone element on the way to the citation needs
 _ON_THE_WAY: dict[str, dict[str, Any]] = {
     "ClinicalImpression.investigation": {"code": _TEXT},
     "ImmunizationRecommendation.recommendation": {"forecastStatus": _TEXT, "vaccineCode": [_TEXT]},
     "Appointment.participant": {"status": "accepted"},
+    "Task.input": {"type": _TEXT},
+    "Task.output": {"type": _TEXT},
 }
 
 ROWS = sorted((t, ".".join(c.path), sorted(c.cites)[0]) for t, paths in CITATIONS.items() for c in paths)
@@ -213,6 +204,10 @@ def _report(w: World, here: dict[str, Any], label: str | None) -> str:
 SNOMED_REFERRAL = {"system": "http://snomed.info/sct", "code": "3457005", "display": "Patient referral"}
 
 
+@pytest.mark.xfail(strict=True, reason="left (labelfix28, the lead's decision: privacy first): a record citing an "
+                   "R/V result takes its label whoever it is for, a referral too (unlabelled, every institution read it "
+                   "with the withheld result's id); the receiving hospital reading a referral despite its citation label "
+                   "would need a party rule in the access policy: next round")
 def test_a_referral_stays_unlabelled_when_a_result_it_names_rises_and_the_result_stays_withheld(w):
     """A referral to 阜宁县中医院 naming a result by ``reasonReference``, written while the result is
     unlabelled: the result labelled R after gives the referral no label (the rise leaves it out, as the
@@ -234,10 +229,7 @@ def test_a_referral_stays_unlabelled_when_a_result_it_names_rises_and_the_result
     assert w.http.get(f"/fhir/{result}", **receiving).status_code == 404
 
 
-@pytest.mark.xfail(strict=True, reason="left (privfix28): the rise finds a report citing a result by its indexed "
-                   "`result` rows; a report whose contained panel cites the result (derivedFrom) has no such row, "
-                   "so a label given after it is written does not reach it (the mark, on write, does; a container "
-                   "of a type read by person -- an order -- is reached)")
+# (was a strict xfail of privfix28: the narrow record of labelfix28 holds a contained record's citations)
 def test_a_report_whose_contained_record_cites_a_result_labelled_later_takes_the_label(w):
     here = w.report("FNXRMYY-LIS-000201")
     result = here["result"][7]["reference"]

@@ -184,22 +184,26 @@ def _shown(engine: Engine, caller: Caller, doc: Document, text: str | None = Non
         return shown, text, []
     fields, placeholder = _withheld_words()
     read = _read_values(text, fields)  # before masking: the values as the parser read them
-    text, values = _masked(text, fields, placeholder)
-    return _scrubbed(shown, [*values, *read], placeholder), text, [f"{seg}-{n}" for seg, n in fields]
+    whole = read is not None and not _stray_lines(text)
+    text, values = _masked(text, fields, placeholder, whole=whole)
+    shown = _scrubbed(shown, [*values, *(read or ())], placeholder)
+    if not whole:  # fail closed: what the parser quotes of a line it could not read is masked text
+        shown = _unquoted(shown, placeholder)
+    return shown, text, [f"{seg}-{n}" for seg, n in fields]
 
 
-def _read_values(text: str, fields: tuple[tuple[str, int], ...]) -> list[str]:
+def _read_values(text: str, fields: tuple[tuple[str, int], ...]) -> list[str] | None:
     """The masked fields' values as the parser reads them, HL7 escapes resolved (``HIV\\T\\  POS``
     is ``HIV&  POS``): a reason quotes the value read, not the text sent (twenty-eighth round,
     privfix28). Each repetition whole (its delimiters kept) and each component, subcomponent.
-    A message that does not parse: none (the raw values, ``_masked``'s, are still scrubbed)."""
+    A message that does not parse: None (masked whole-line, ``_masked``; its reasons unquoted, ``_unquoted``)."""
     from adapters.hl7v2.errors import HL7Error
     from adapters.hl7v2.parser import parse
 
     try:
         message = parse(text)
     except (HL7Error, ValueError):
-        return []
+        return None
     out: list[str] = []
     for seg, n in fields:
         for segment in message.all(seg):
@@ -253,25 +257,80 @@ def _label_withheld(engine: Engine, caller: Caller, text: str) -> bool:
     return not codes.isdisjoint(txa_labels(message, engine.site))
 
 
-def _masked(text: str, fields: tuple[tuple[str, int], ...], placeholder: str) -> tuple[str, list[str]]:
+def _segment_line(line: str, sep: str) -> bool:
+    """Whether ``line`` reads as a segment as the parser reads one (its own test of a segment id,
+    ``adapters.hl7v2.parser._valid_name``, followed by the field separator or the line's end)."""
+    from adapters.hl7v2.parser import _valid_name
+
+    name = line.split(sep, 1)[0]
+    return _valid_name(name)
+
+
+def _stray_lines(text: str) -> bool:
+    """Whether a non-empty line of ``text`` is no segment (a raw line break inside a field)."""
+    parts = [p for p in _LINES.split(text) if p and not _LINES.fullmatch(p)]
+    sep = parts[0][3] if parts and parts[0][:3] in ("MSH", "FHS", "BHS") and len(parts[0]) > 3 else "|"
+    return any(not _segment_line(p, sep) for p in parts)
+
+
+def _masked(text: str, fields: tuple[tuple[str, int], ...], placeholder: str,
+            whole: bool = True) -> tuple[str, list[str]]:
     """``text`` with the value of each of ``fields`` replaced by ``placeholder`` (the separators as
-    written: each message's own field separator, its segment ends), and the values taken out."""
+    written: each message's own field separator, its segment ends), and the values taken out.
+
+    A message the parser does not read whole (``whole`` false: a raw line break inside an OBX-5,
+    the commonest way a text report breaks ER7) fails closed: a masked segment loses everything from
+    its first masked field to the end of its line, and every line that reads as no segment -- the
+    rest of the broken text -- is replaced by ``placeholder`` (twenty-eighth round, labelfix28;
+    rvprivfix28 finding 6: the rest of a V text was shown)."""
     out: list[str] = []
     taken: list[str] = []
     sep = "|"
     for part in _LINES.split(text):
         name = part[:3]
-        if name in ("MSH", "FHS", "BHS") and len(part) > 3:
+        if not part or _LINES.fullmatch(part):
+            pass
+        elif name in ("MSH", "FHS", "BHS") and len(part) > 3:
             sep = part[3]
+        elif not whole and not _segment_line(part, sep):
+            taken.append(part)
+            part = placeholder
         elif any(name == seg for seg, _ in fields):
             pieces = part.split(sep)
-            for seg, n in fields:
-                if name == seg and len(pieces) > n and pieces[n] not in ("", '""'):
-                    taken.append(pieces[n])
-                    pieces[n] = placeholder
+            first = min((n for seg, n in fields if name == seg and len(pieces) > n), default=None)
+            if not whole and first is not None:
+                rest = sep.join(pieces[first:])
+                if rest.strip(sep) not in ("", '""'):
+                    taken.append(rest)
+                pieces = [*pieces[:first], placeholder]
+            else:
+                for seg, n in fields:
+                    if name == seg and len(pieces) > n and pieces[n] not in ("", '""'):
+                        taken.append(pieces[n])
+                        pieces[n] = placeholder
             part = sep.join(pieces)
         out.append(part)
     return "".join(out), taken
+
+
+_QUOTED = re.compile(r"'[^'\r\n]*'|\"[^\"\r\n]*\"")
+
+
+def _unquoted(shown: dict[str, Any], placeholder: str) -> dict[str, Any]:
+    """The summary of a message not read whole with every quoted value of its reasons (``'...'``,
+    ``"..."``: how a reason quotes what it read) replaced by ``placeholder``: the parser quotes the
+    line it could not read, which is the masked text (fail closed; the words of the reason stay)."""
+
+    def clean(node: Any) -> Any:
+        if isinstance(node, str):
+            return _QUOTED.sub(lambda m: m.group(0)[0] + placeholder + m.group(0)[0], node)
+        if isinstance(node, list):
+            return [clean(v) for v in node]
+        if isinstance(node, dict):
+            return {k: clean(v) for k, v in node.items()}
+        return node
+
+    return {k: (v if k in ("id", "_id") else clean(v)) for k, v in shown.items()}
 
 
 def _scrubbed(shown: dict[str, Any], values: list[str], placeholder: str) -> dict[str, Any]:
