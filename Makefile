@@ -26,9 +26,9 @@ run: $(STAMP)
 # 15 tests and files that took the most CPU, so a new slow test shows where it is.
 # One worker more than the cores (twenty-seventh round): on an idle 2-core machine two workers kept the
 # cores ~82 % busy (user+sys 17 m 56 s over a 10 m 52 s run) -- each waits at times on a child process,
-# a socket, Chromium or a sync -- and a third fills those waits. Twenty-eighth round: with three the
-# cores were still ~89 % busy (user+sys 19 m 53 s over 11 m 10 s), so two more than the cores.
-TEST_WORKERS ?= $(shell echo $$(( $$(nproc 2>/dev/null || echo 1) + 2 )))
+# a socket, Chromium or a sync -- and a third fills those waits. (Twenty-eighth round: a fourth, tried,
+# was slower: 64 % of the tests in 11 min against 62 % in 9.4 min with three.)
+TEST_WORKERS ?= $(shell echo $$(( $$(nproc 2>/dev/null || echo 1) + 1 )))
 # The tests' temporary files (each test's stores, logs, Chromium profiles) go to tmpfs when the machine
 # has one with room (>= 8 GB free in /dev/shm): every Engine a test opens and closes syncs its SQLite
 # files, and on a disk those waits were ~20 % of the suite's time (twenty-sixth round: the 50 longest
