@@ -3,8 +3,9 @@
 Order of work for each message (DESIGN.md §4 Durability):
 
 1. read the MSH (``adapters.hl7v2.header``), robustly, to know whom to answer;
-2. check the envelope: a usable MSH, a supported version, a registered sending facility
-   (MSH-4.1 in ``site.institutions``) -- otherwise ``AR``;
+2. check the envelope: a usable MSH, a supported version, a processing id (MSH-11) the node accepts
+   (``adapters.hl7v2.processing``), a registered sending facility (MSH-4.1 in ``site.institutions``)
+   -- otherwise ``AR``;
 3. idempotency on (MSH-4.1, MSH-3.1, MSH-10) (``engine.messages`` on ids): identical bytes already seen -> the recorded answer again,
    nothing changes; same key, other bytes -> kept as a conflict in the quarantine, ``AE``;
 4. parse and convert to a transaction Bundle, validate (outside any transaction);
@@ -59,6 +60,7 @@ from adapters.hl7v2.errors import (
     HL7Error,
 )
 from adapters.hl7v2.header import Header, decode, extract_header, read_message
+from adapters.hl7v2.processing import judge
 from engine import fhirjson, heap
 from engine.audit.events import INSTITUTION, now_instant, patients_of
 from engine.audit.record import Facts, Requestor, facts
@@ -214,6 +216,7 @@ class Ingestor:
         journal: InFlightJournal | None = None,
         batch_scopes: Sequence[Callable[[list[dict[str, Any]], dict[str, Any]],
                                         contextlib.AbstractContextManager[Any]]] = (),
+        processing_ids: frozenset[str] = frozenset({"P"}),
     ) -> None:
         self.store = store
         self.messages = MessageStore(store)
@@ -235,6 +238,7 @@ class Ingestor:
         # converter built from compiled plans ("Type/id" -> ``plans.Planned``): the write hooks
         # keep what they read and write for the whole batch (``Recognition.batch``)
         self.batch_scopes = tuple(batch_scopes)
+        self.processing_ids = processing_ids  # MSH-11.1 values this node accepts (HUREN_PROCESSING_IDS)
         self.stats = Stats()
         self._write_seconds = {"repository": 0.0, "audit": 0.0}  # within the current batch commit
         self.listeners: list[Any] = []  # MLLP servers feeding this ingestor (for health and metrics)
@@ -703,6 +707,12 @@ class Ingestor:
                               and SUPPORTED_VERSIONS[0] <= version_tuple(h.version) <= SUPPORTED_VERSIONS[1]):
             errors.append(HL7Error(f"HL7 version {h.version!r} is not supported (2.3 to 2.8)", segment="MSH",
                                    sequence=1, field=12, code=UNSUPPORTED_VERSION_ID, ack_code="AR"))
+        # MSH-11: a processing id this node does not accept is refused (v2.5.1 2.9.2.1), never stored as
+        # clinical data; a declared sender's T read as P, an empty one as P, said in ``h.notes``
+        judged = judge(h.processing_id, h.component_sep, h.version, h.facility_code, h.application_code,
+                       self.site, self.processing_ids)
+        errors += judged.refusals
+        h.notes = [n for n in h.notes if n.field != 11 or n.segment != "MSH"] + judged.notes
         institutions = getattr(self.site, "institutions", None) or {}
         if h.facility_code not in institutions:
             errors.append(HL7Error(
@@ -1118,7 +1128,7 @@ class Ingestor:
             self._quarantine(item, item.errors, attempts, audit_events)
             return
         resources = _resources(item)
-        warnings = [w for w in (getattr(item.conversion, "warnings", None) or [])]
+        warnings = [*item.header.notes, *(getattr(item.conversion, "warnings", None) or [])]  # MSH-level first
         current = item.doc
         rewrite: list[str] = []
         if current is not None and UNDO_LEFT in current:  # see ``_left_stored``: cleared once processed
@@ -1498,6 +1508,7 @@ def build_ingestor(engine: Any) -> Ingestor:
         sign=lambda provenance, bodies: sign_stored([(provenance, bodies)], engine.audit.keys)[0],
         sign_many=lambda pairs: sign_stored(pairs, engine.audit.keys),
         journal=InFlightJournal(engine.settings.data_dir / "inflight"),
+        processing_ids=engine.settings.accepted_processing_ids,
         # the write hooks' reads and writes kept per batch
         batch_scopes=[engine.identity.batch, engine.recognition.batch, engine.referrals.batch],
     )

@@ -31,6 +31,10 @@ class Settings:
     mllp_tls_cert: Path | None = None
     mllp_tls_key: Path | None = None
     mllp_tls_client_ca: Path | None = None
+    # MSH-11 processing IDs (HL7 table 0103) this node accepts, comma-separated: "P" a production node,
+    # "T" a training node; any other is refused AR 202 and kept for the operator, never stored as clinical
+    # data (``adapters.hl7v2.processing``; a sender that marks production T is declared in senders.yaml)
+    processing_ids: str = "P"
     # HTTP request limits: a larger body is refused with 413, a deeper JSON body with 400. R4 caps a
     # string at 1 MiB; 8 MiB leaves room for transaction Bundles. No FHIR resource nests near 100
     # levels, and the JSON serialiser gives up around 255.
@@ -67,6 +71,13 @@ class Settings:
         if self.base_url:
             return self.base_url.rstrip("/")
         return f"http://{self.http_host}:{self.http_port}"
+
+    @property
+    def accepted_processing_ids(self) -> frozenset[str]:
+        """``processing_ids`` read (``processing.parse_ids``: a value outside table 0103 stops the start)."""
+        from adapters.hl7v2.processing import parse_ids
+
+        return parse_ids(self.processing_ids)
 
     @property
     def sqlite_path(self) -> Path:

@@ -197,7 +197,7 @@ class Site:
         tables: dict[str, Any] = {}
         for rel, path in sorted(files.items()):
             if rel.startswith(("hl7v2/", "referral/")):
-                data, _ = load_checked(path, {"type": "object"}, plain=True)
+                data, _ = load_checked(path, _TABLE_SCHEMAS.get(rel, _TABLE), plain=True)
                 if rel == VOCABULARY and not path.is_relative_to(defaults) and (defaults / rel).is_file():
                     data = {**load_checked(defaults / rel, {"type": "object"}, plain=True)[0], **data}
                     sources.append(str(defaults / rel))
@@ -399,6 +399,19 @@ def _overlay(defaults: Path, site_dir: Path | None) -> dict[str, Path]:
             files[path.relative_to(base).as_posix()] = path
     return files
 
+
+_TABLE: dict[str, Any] = {"type": "object"}
+# the parts of a mapping table checked at load, so a mistake names its file and line instead of being
+# read as "not declared": senders.yaml ``production_marked_training`` (``adapters.hl7v2.processing``)
+_TABLE_SCHEMAS: dict[str, dict[str, Any]] = {
+    "hl7v2/senders.yaml": {"type": "object", "properties": {"production_marked_training": {
+        "type": ["object", "null"],
+        "additionalProperties": {"oneOf": [
+            {"const": "*"},
+            {"type": "array", "minItems": 1, "items": {"type": "string", "minLength": 1}},
+        ]},
+    }}},
+}
 
 _CODE = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
 # MSH-4.1 namespace ids: any text without HL7 delimiters or edge spaces (senders use "NIST Lab")

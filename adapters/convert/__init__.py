@@ -178,7 +178,7 @@ def convert(message: Message, site: Site, institution: str | None = None, applic
         ctx.warn(HL7Error(f"MSH-10 (message control id) is empty; the message is known by its content "
                           f"as {msh.control_id} (an identical resend is recognised)",
                           segment="MSH", sequence=1, field=10, code=REQUIRED_FIELD_MISSING))
-    for warning in msh_warnings(msh, site.tables.get("event_structures") or {}):  # MSH-7, 9.3, 11 (hl7left28)
+    for warning in msh_warnings(msh, site.tables.get("event_structures") or {}):  # MSH-7, 9.3 (hl7left28)
         ctx.warn(warning)
     spec = template_for(ctx)
     ctx.states_active = bool(spec.get("states_active"))

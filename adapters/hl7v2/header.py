@@ -34,8 +34,8 @@ from adapters.hl7v2.control_id import PREFIX, content_control_id
 from adapters.hl7v2.errors import (
     DATA_TYPE_ERROR,
     REQUIRED_FIELD_MISSING,
+    SEGMENT_SEQUENCE_ERROR,
     TABLE_VALUE_NOT_FOUND,
-    UNSUPPORTED_PROCESSING_ID,
     HL7Error,
 )
 from adapters.hl7v2.parser import encoding_chars
@@ -68,6 +68,9 @@ class Header:
     codec: str = "utf-8"  # how the message bytes were decoded
     found: bool = False  # an MSH segment was found at all
     problems: list[HL7Error] = field(default_factory=list)
+    # what the ACK of a message taken tells beside its conversion's warnings, and the stored record keeps:
+    # text before MSH (``_before_msh``), MSH-11 read as P (``processing.judge``, set by ingest)
+    notes: list[HL7Error] = field(default_factory=list)
     institution: str = ""  # the sender as resolved by ``senders.sender_institution`` (else MSH-4.1)
     text_fields: bool = False  # MSH had non-ASCII bytes: the fields above are text in ``codec``
     override: str = ""  # the set the site says this sender's bytes are in (``senders.sender_charset``)
@@ -201,27 +204,11 @@ def structure_warning(version: str, message_type: str, event: str, sent: str,
                     sequence=1, field=9, component=3, code=REQUIRED_FIELD_MISSING, severity="W", ack_code="AA")
 
 
-# HL7 table 0103 (processing id, MSH-11.1): production, debugging, training
-PROCESSING_IDS = frozenset({"P", "D", "T"})
-
-
-def processing_warning(processing_id: str) -> HL7Error | None:
-    """A warning for MSH-11.1 outside HL7 table 0103. Chapter 2 would refuse it (AR 202), but the lead
-    decided MSH-11 is not a reason to refuse (public samples send shifted values there, ``PRD``, ``p``:
-    ``tests/test_rvhl7_ack.py``, ``test_sample_acceptance``); accepted with no word before, the sender is
-    now told (W 202 at MSH^1^11; hl7left28)."""
-    processing = processing_id.strip()
-    if not processing or processing in PROCESSING_IDS:
-        return None
-    return HL7Error(f"processing id {processing!r} (MSH-11) is not one of HL7 table 0103 (P production, "
-                    "D debugging, T training); read as P", segment="MSH", sequence=1, field=11,
-                    code=UNSUPPORTED_PROCESSING_ID, severity="W", ack_code="AA")
-
-
 def msh_warnings(msh: Any, event_structures: dict[str, str]) -> list[HL7Error]:
-    """What a converted message's MSH is told about, not refused for: MSH-7, MSH-9.3, MSH-11
-    (``convert.convert`` warns them; ``msh`` is the parser's ``MSH``). Read from the raw fields (no
-    escape belongs in these four): through the MSH properties it cost ~4x as much (35 against 9 us on a
+    """What a converted message's MSH is told about, not refused for: MSH-7, MSH-9.3 (``convert.convert``
+    warns them; ``msh`` is the parser's ``MSH``). MSH-11 is the envelope's (``processing.judge``, called
+    by ingest: refused or read as P before any conversion; hl7mode29). Read from the raw fields (no
+    escape belongs in these): through the MSH properties it cost ~4x as much (35 against 9 us on a
     machine loaded ~10x, where a no-op call took 0.39 us; about 1 us a message unloaded)."""
     fields = msh.fields
     count = len(fields)
@@ -230,9 +217,41 @@ def msh_warnings(msh: Any, event_structures: dict[str, str]) -> list[HL7Error]:
     version = fields[12].split(comp)[0].strip() if count > 12 else ""
     found = (empty_timestamp(version, fields[7] if count > 7 else ""),
              structure_warning(version, msh9[0].strip(), msh9[1].strip() if len(msh9) > 1 else "",
-                               msh9[2].strip() if len(msh9) > 2 else "", event_structures),
-             processing_warning(fields[11].split(comp)[0] if count > 11 else ""))
+                               msh9[2].strip() if len(msh9) > 2 else "", event_structures))
     return [w for w in found if w is not None]
+
+
+# bytes before MSH that carry nothing: blank lines, padding, MLLP block characters left in a body
+_NOTHING = b"\r\n\t \x00\x0b\x1c"
+_SEGMENT_ID = re.compile(rb"[\x00\t ]*([A-Z][A-Z0-9]{2})(.?)")
+_SHOWN = 40  # characters of the stray text shown back in ERR-8
+
+
+def _before_msh(prefix: bytes, head: Header, fs: bytes) -> None:
+    """What came before MSH. A message begins with MSH (v2.5.1 2.5.1, 2.6); an MLLP block holds one
+    message and nothing else. Blank lines, NUL padding and MLLP block characters carry nothing: skipped
+    with no word (a byte-order mark is removed before). A *segment* there (``EVN|...`` before ``MSH|...``)
+    is a segment sequence error: data of a message the parser would leave out, so ``AE`` 100 (kept, not
+    stored as clinical data). Other text (a banner, a file name, a stray line of a log) is no segment and
+    no part of the message, whose segments from MSH on are whole: chapter 2 has a receiver ignore what it
+    does not expect, so the message is taken, and the sender is told what was dropped (W 100 at MSH^1,
+    the text shown in ERR-8): dropped with an ``AA`` and no word before (hl7fix28's review)."""
+    if not prefix.strip(_NOTHING):
+        return
+    segment = next((m for line in re.split(rb"[\r\n]", prefix) if (m := _SEGMENT_ID.match(line))
+                    and m.group(2) == fs), None)
+    shown = prefix.strip(_NOTHING).decode("utf-8", "replace")
+    shown = "".join(c if c.isprintable() else f"\\x{ord(c):02X}" for c in shown[:_SHOWN]) + \
+        ("..." if len(shown) > _SHOWN else "")
+    if segment is not None:
+        head.problems.append(HL7Error(
+            f"segment {segment.group(1).decode()!r} comes before MSH: a message begins with MSH, and what "
+            f"precedes it would be left out ({len(prefix)} bytes: {shown!r}); not stored", segment="MSH",
+            sequence=1, code=SEGMENT_SEQUENCE_ERROR, ack_code="AE"))
+        return
+    head.notes.append(HL7Error(
+        f"{len(prefix)} bytes before MSH are no segment of the message and were not read: {shown!r}",
+        segment="MSH", sequence=1, code=SEGMENT_SEQUENCE_ERROR, severity="W", ack_code="AA"))
 
 
 def _msh_error(text: str, field_no: int, code: str = DATA_TYPE_ERROR, ack: str = "AR") -> HL7Error:
@@ -337,6 +356,8 @@ def extract_header(raw: bytes, override: str = "", *, transport: str = "") -> tu
         )
         return head, text
     head.found = True
+    if start:
+        _before_msh(body[:start], head, body[start + 3:start + 4])
     body = body[start:]
     # MSH itself is ASCII in every character set HL7 allows except UTF-16; latin-1 never fails.
     end = len(body)
