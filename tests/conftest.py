@@ -76,6 +76,23 @@ def sample_site(folder: Path):  # -> mappings.site.Site (imported late: conftest
     return Site.load(Settings(site=folder))
 
 
+def declare_training_senders(site: Path, messages: list[bytes]) -> None:
+    """Write the site's ``hl7v2/senders.yaml`` declaring, as a site does for a HIS that marks its production
+    traffic T (``production_marked_training``), every sender of ``messages`` whose MSH-11.1 is ``T``: the
+    public sources mark their example messages so, and a node accepts P only (``HUREN_PROCESSING_IDS``)."""
+    import yaml
+
+    from adapters.hl7v2.header import extract_header
+
+    heads = [extract_header(m)[0] for m in messages]
+    codes = sorted({h.facility_code for h in heads if h.facility_code
+                    and h.processing_id.split(h.component_sep)[0].strip().upper() == "T"})
+    (site / "hl7v2").mkdir(parents=True, exist_ok=True)
+    (site / "hl7v2" / "senders.yaml").write_text(
+        yaml.safe_dump({"production_marked_training": {code: "*" for code in codes}}, allow_unicode=True),
+        encoding="utf-8")
+
+
 # --- what each test costs (suite helper) -----------------------------------------------------
 # Wall time says little on a shared 2-core machine; CPU does: each test phase's CPU (this process's
 # threads, and the child processes it waited for: CLI runs, servers, Chromium) travels with its

@@ -5,7 +5,7 @@ real HL7 v2 bytes over real HTTP (FastAPI's TestClient) and a real MLLP socket i
   segment^sequence^field, once per field even when two rules read it (AL1-2);
 * what we send back: a value holding delimiters (``\\F\\``, ``\\S\\`` as sent) is escaped again in ERR-8;
 * MSH: MSH-7 and MSH-9.3 empty (R from v2.5: warned, optional in v2.4: not), MSH-9.3 not the event's
-  structure (warned), MSH-11 outside table 0103 (refused AR 202, the raw bytes kept);
+  structure (warned), MSH-11 outside table 0103 (refused AR 202, the raw bytes kept: hl7mode29);
 * POST /hl7v2's Content-Type charset: kept with the raw message (a replay reads the same text), the
   ACK in that set, MSH-18 still the message's own word, an unknown set refused 415;
 * ``Accept: text/json`` on /fhir (R4 http.html 3.1.0.1.9 lists it among the generic types);
@@ -115,13 +115,15 @@ def test_a_correct_structure_and_v23_without_one_are_not_warned(http: TestClient
     assert b"ERR" not in right and b"ERR" not in v23, (right, v23)
 
 
-def test_a_processing_id_outside_table_0103_is_named_in_the_ack(http: TestClient) -> None:
-    """Not refused (the lead's decision: public samples send shifted values in MSH-11), but told: W 202."""
+def test_a_processing_id_outside_table_0103_is_refused(engine: Engine, http: TestClient) -> None:
+    """hl7left28 warned W 202 and stored it; the lead's decision of the twenty-ninth round (hl7mode29) is
+    chapter 2's: a processing id the node does not accept is AR 202 at MSH^1^11, kept for the operator."""
     ack = post(http, adt("P1", processing="X").encode())
-    assert ack_code_of(ack) == "AA", ack
-    assert [(e[2], e[3].split("^")[0], e[4]) for e in errs(ack)] == [("MSH^1^11", "202", "W")], ack
-    training = post(http, adt("P2", processing="T^").encode())  # table 0103; MSH-11.2 empty
-    assert ack_code_of(training) == "AA" and b"ERR" not in training, training
+    assert ack_code_of(ack) == "AR", ack
+    assert [(e[2], e[3].split("^")[0], e[4]) for e in errs(ack)] == [("MSH^1^11", "202", "E")], ack
+    assert engine.ingestor.messages.get(message_id("FNXRMYY", "P1"))["status"] == "quarantined"
+    production = post(http, adt("P2", processing="P^").encode())  # MSH-11.2 empty: current processing
+    assert ack_code_of(production) == "AA" and b"ERR" not in production, production
 
 
 # --- POST /hl7v2's charset ------------------------------------------------------------------------
@@ -208,10 +210,6 @@ def test_mllp_skips_stray_bytes_and_never_acks_a_frame_left_open(engine: Engine)
 
 # --- batches --------------------------------------------------------------------------------------
 
-@pytest.mark.xfail(strict=True, reason="LOW, batch (adapters/listeners/batch.py, not hl7left28's): BTS-1 (batch "
-                   "message count) and FTS-1 (file batch count) are not checked against what the batch holds; "
-                   "BTS|5 around two messages is answered with two AAs and no word that three were lost (ch. 2 "
-                   "2.10.3: the receiver may reject or report a batch whose count does not match)")
 def test_a_batch_whose_bts_count_does_not_match_is_reported(http: TestClient) -> None:
     body = ("FHS|^~\\&|HIS|FNXRMYY\rBHS|^~\\&|HIS|FNXRMYY\r" + adt("B1") + adt("B2") + "BTS|5\rFTS|1\r").encode()
     ack = post(http, body)

@@ -7,7 +7,8 @@
   ERR-8, where it reads "the value was truncated here": it is ``\\P\\`` now;
 - MSH-11 was never looked at: a processing id outside HL7 table 0103 (``X``), or a processing
   mode outside table 0207, was stored as production data with an ``AA``; chapter 2's "accept and
-  validate" rejects it: ``AR``, ERR ``MSH^1^11^^1`` code ``202``, the raw message kept;
+  validate" rejects it: ``AR``, ERR ``MSH^1^11`` code ``202``, the raw message kept (reverted by the
+  lead that round, decided again in the twenty-ninth: ``adapters.hl7v2.processing``);
 - the ERR-8 of a bad MSH-2 showed the characters sent through ``repr``: ``^^\\&`` came back as
   ``^^\\\\&`` (escaped: two escape sequences for the one backslash sent);
 - a version id that is not numbers and dots was read by its leading digits, and one with no digits
@@ -75,14 +76,16 @@ def test_truncation_character_is_escaped_in_err8(settings: Settings) -> None:
         engine.close()
 
 
-def test_msh11_is_not_refused(settings: Settings) -> None:
-    """MSH-11 is not validated (the lead, twenty-first round): T and D are stored as production data
-    as P is (a known limit), so refusing ``X`` protected nothing, and public samples send shifted or
-    noted values there (``BAR^A01``, ``T^11.2-processing``)."""
+def test_msh11_is_judged(settings: Settings) -> None:
+    """MSH-11 was not validated (the lead, twenty-first round); the twenty-ninth round's decision
+    (hl7mode29) is chapter 2's: the node accepts P, a mode of table 0207 beside it, an empty MSH-11 read
+    as P with a W 101; anything else AR 202."""
     engine, acks = exchange(settings, adt("PX1", processing="X"), adt("PX2", processing="P^Q"),
                             adt("PX3", processing="T"), adt("PX4", processing="P^I"), adt("PX5", processing=""))
     try:
-        assert [ack_code_of(a) for a in acks] == ["AA"] * 5
+        assert [ack_code_of(a) for a in acks] == ["AR", "AR", "AR", "AA", "AA"]
+        assert segment(acks[1], "ERR")[2] == "MSH^1^11^^2" and segment(acks[4], "ERR")[2:5] == [
+            "MSH^1^11", "101^Required field missing^HL70357", "W"]
     finally:
         engine.close()
 

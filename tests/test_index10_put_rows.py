@@ -33,7 +33,7 @@ from engine.api.app import create_app
 from engine.engine import Engine
 from engine.repository import sqlite_rows
 from engine.settings import Settings
-from tests.conftest import REPO_ROOT, SAMPLES
+from tests.conftest import REPO_ROOT, SAMPLES, declare_training_senders
 from tests.test_ingest_durability import exchange, listening
 from tests.test_mllp import asynctest
 
@@ -110,6 +110,7 @@ def _sample_site(tmp_path: Path, messages: list[bytes]) -> Path:
     institutions = [{"code": c, "name": c, "community": "samples", "timezone": "UTC",
                      "qc": {"passed": "all", "until": "2027-12-31"}} for c in codes]
     (site / "institutions.yaml").write_text(yaml.safe_dump(institutions, allow_unicode=True))
+    declare_training_senders(site, messages)  # their T is production here (hl7mode29)
     return site
 
 

@@ -19,7 +19,7 @@ from engine.api.app import create_app
 from engine.engine import Engine
 from engine.messages import PROCESSED, QUARANTINED, message_id
 from engine.settings import Settings
-from tests.conftest import NATIONAL_ID, SAMPLES
+from tests.conftest import NATIONAL_ID, SAMPLES, declare_training_senders
 from tests.test_ingest_durability import err_fields, exchange, listening
 from tests.test_mllp import asynctest
 
@@ -121,6 +121,7 @@ async def test_every_sample_is_converted_or_refused_with_a_reason(settings: Sett
     institutions = [{"code": c, "name": c, "community": "samples", "timezone": "UTC",
                      "qc": {"passed": "all", "until": "2027-12-31"}} for c in codes]
     (site / "institutions.yaml").write_text(yaml.safe_dump(institutions, allow_unicode=True))
+    declare_training_senders(site, messages)  # their T is production here (hl7mode29)
     with Engine(settings.with_(site=site)) as engine:
         async with listening(engine) as server:
             acks = await exchange(server.port, *messages)

@@ -41,12 +41,12 @@ def seg(ack: bytes, name: str, sep: str = "|") -> list[str]:
 
 
 def test_ack_header_swaps_the_parties_and_echoes_the_envelope(engine: Engine) -> None:
-    acks = send(engine, adt("AH1", processing="T", tail="||||||UNICODE UTF-8"), adt("AH2", version="2.4"))
+    acks = send(engine, adt("AH1", processing="P^T", tail="||||||UNICODE UTF-8"), adt("AH2", version="2.4"))
     assert [ack_code_of(a) for a in acks] == ["AA", "AA"], acks
     first, second = seg(acks[0], "MSH"), seg(acks[1], "MSH")
     assert first[2:6] == ["HUREN", "FNYGT", "HIS", "FNXRMYY"]
     assert first[8] == "ACK^A01^ACK"
-    assert first[10] == "T" and first[11] == "2.5.1" and first[17] == "UNICODE UTF-8"
+    assert first[10] == "P^T" and first[11] == "2.5.1" and first[17] == "UNICODE UTF-8"
     assert second[11] == "2.4"
     assert first[9] and first[9] not in ("AH1", second[9])  # the ACK's own control id, a new one each
     assert seg(acks[0], "MSA")[1:3] == ["AA", "AH1"]

@@ -52,9 +52,10 @@ def test_msa2_echoes_msh10_in_the_senders_own_delimiters(engine: Engine, http: T
 
 
 @pytest.mark.parametrize(("processing", "code"), [
-    ("P", "AA"), ("T", "AA"), ("D", "AA"), ("P^T", "AA"), ("P^", "AA"), (" P ", "AA"),
-    # MSH-11 is not validated (the lead: T/D are stored as P is, public samples send shifted values)
-    ("P^Q", "AA"), ("PRD", "AA"), ("X", "AA"), ("p", "AA"),
+    ("P", "AA"), ("P^T", "AA"), ("P^", "AA"), (" P ", "AA"), ("p", "AA"), ("P^I", "AA"),
+    # MSH-11 judged at the envelope (the lead, twenty-ninth round, hl7mode29): the node accepts P
+    # (HUREN_PROCESSING_IDS); training, debugging, a value outside table 0103 or a mode outside 0207: AR 202
+    ("T", "AR"), ("D", "AR"), ("P^Q", "AR"), ("PRD", "AR"), ("X", "AR"),
 ])
 def test_msh11_values(engine: Engine, http: TestClient, processing: str, code: str) -> None:
     r = post(engine, http, adt("PID" + processing.strip().replace("^", "-"), processing=processing).encode())

@@ -29,10 +29,12 @@ from adapters.hl7v2.ack import version_tuple
 from adapters.hl7v2.errors import (
     UNSUPPORTED_EVENT_CODE,
     UNSUPPORTED_MESSAGE_TYPE,
+    UNSUPPORTED_PROCESSING_ID,
     UNSUPPORTED_VERSION_ID,
     HL7Error,
 )
 from adapters.hl7v2.parser import parse
+from adapters.hl7v2.processing import judge
 from engine.ingest import SUPPORTED_VERSIONS
 from engine.settings import Settings
 from mappings.site import Site
@@ -40,7 +42,9 @@ from tests.conftest import SAMPLES
 from tests.test_convert import assert_valid_bundle
 
 FILES = sorted(SAMPLES.glob("*/*.hl7")) + sorted(SAMPLES.glob("*/*.txt"))
-# accepted / samples of converted structures; measured 0.975 (117/120) when set. The other 3 are
+# accepted / samples of converted structures; measured 0.975 (117/120) when set; 112/115 (0.974) since the
+# five samples refused at the envelope for their MSH-11 (hl7mode29: D, BAR, a mode outside table 0207) are
+# no test of conversion and left out of the share. The other 3 are
 # deliberate refusals below (two results whose PID names no identifier at all, one v2.1 message):
 # every sample of a converted structure is either accepted or refused by a decided rule.
 FLOOR = 0.97
@@ -54,12 +58,15 @@ DELIBERATE = {
     ("OBX", 14, "101", "AE"): "nothing in the message dates the observation: recognition could not "
                               "place it in time",
     ("MSH", 12, "203", "AR"): "an HL7 version outside the 2.3-2.8 member hospitals are held to",
+    ("MSH", 11, "202", "AR"): "a processing id the node does not accept (D, debugging) or a processing mode "
+                              "outside HL7 table 0207 (hl7mode29): chapter 2's envelope check, no conversion",
 }
 
 
 def sample_site(tmp_path: Path) -> Path:
     facilities: set[str] = set()
     applications: set[str] = set()
+    training: set[str] = set()
     for path in FILES:
         try:
             msh = parse(path.read_text(encoding="utf-8")).msh
@@ -70,12 +77,16 @@ def sample_site(tmp_path: Path) -> Path:
             facilities.add(facility)
         elif msh.sending_application:
             applications.add(msh.sending_application)
+        if msh.value(11).strip().upper() == "T":  # these sources mark their (example) messages T
+            training.add(facility or "SAMPLES")
     site = tmp_path / "site"
     (site / "hl7v2").mkdir(parents=True)
     members = [{"code": f, "name": f"{f} (sample)", "community": "samples", "timezone": "America/New_York"}
                for f in sorted(facilities | {"SAMPLES"})]
     (site / "institutions.yaml").write_text(yaml.safe_dump(members, allow_unicode=True), encoding="utf-8")
-    senders = {"applications": {app: "SAMPLES" for app in sorted(applications)}}
+    # the sources' T is production here, as a site declares a HIS that marks its production traffic T
+    senders = {"applications": {app: "SAMPLES" for app in sorted(applications)},
+               "production_marked_training": {code: "*" for code in sorted(training)}}
     (site / "hl7v2" / "senders.yaml").write_text(yaml.safe_dump(senders, allow_unicode=True), encoding="utf-8")
     return site
 
@@ -93,6 +104,11 @@ def outcome(path: Path, site: Site) -> tuple[str, HL7Error | None]:
                              code=UNSUPPORTED_VERSION_ID, ack_code="AR")
     named = msh.sending_facility or msh.value(4, comp=2) or msh.sending_application
     bound = "SAMPLES" if not named else None  # by listener
+    institution = bound or msh.sending_facility or msh.value(4, comp=2) or "SAMPLES"
+    judged = judge(msh.fields[11] if len(msh.fields) > 11 else "", msh.enc.component, msh.version, institution, msh.sending_application, site,
+                   frozenset({"P"}))  # as ingest answers it (a node's default HUREN_PROCESSING_IDS)
+    if judged.refusals:
+        return key, judged.refusals[0]
     try:
         assert_valid_bundle(convert(message, site, institution=bound))
     except HL7Error as err:
@@ -116,6 +132,7 @@ def test_sample_corpus_acceptance_per_structure(outcomes: dict[Path, tuple[str, 
     claimed_total = claimed_accepted = 0
     refusals = []
     unclaimed = set()
+    enveloped: set[str] = set()
     for path, key, err in results:
         row = table[key]
         row[1] += 1
@@ -131,6 +148,9 @@ def test_sample_corpus_acceptance_per_structure(outcomes: dict[Path, tuple[str, 
                 continue
             assert (err.segment, err.field, err.code, err.ack_code) in DELIBERATE, \
                 f"{path.name}: refused for a reason not decided on: {err.location()} {err.code} {err}"
+            if err.code == UNSUPPORTED_PROCESSING_ID:  # the envelope's, before any conversion: not in the share
+                enveloped.add(key)  # (BAR^P01's one sample: its conversion is held by tests/test_convert_golden)
+                continue
         claimed_total += 1
         claimed_accepted += err is None
     print("\nstructure      accepted/samples")
@@ -143,7 +163,7 @@ def test_sample_corpus_acceptance_per_structure(outcomes: dict[Path, tuple[str, 
     assert share >= FLOOR, f"acceptance {share:.0%} fell below the floor of {FLOOR:.0%}"
     for key, (ok, _n) in table.items():
         if key not in unclaimed and key != "?":
-            assert ok >= 1, f"{key}: a converted structure with no sample accepted"
+            assert ok >= 1 or key in enveloped, f"{key}: a converted structure with no sample accepted"
 
 
 def test_oml_o33_orders_belong_to_the_specimen_before_them(settings: Settings, tmp_path: Path) -> None:

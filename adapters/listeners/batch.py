@@ -17,6 +17,7 @@ number of batches. Enhanced-mode senders get the same original-mode answers insi
 from __future__ import annotations
 
 import asyncio
+import logging
 from datetime import datetime
 from typing import Any
 
@@ -25,6 +26,8 @@ from adapters.hl7v2.charsets import canonical
 from adapters.listeners.files import split_messages
 
 __all__ = ["batch_ack", "batch_messages", "ingest_batch", "one_set"]
+
+log = logging.getLogger("huren.ingest")
 
 _BOM = b"\xef\xbb\xbf"
 _HEADS = (b"FHS", b"BHS")
@@ -35,25 +38,26 @@ def batch_messages(raw: bytes) -> list[bytes] | None:
     body = raw.removeprefix(_BOM).lstrip(b"\r\n\t \x00")
     if body[:3] not in _HEADS or len(body) < 4 or body[3:4].isalnum() or body[3:4].isspace():
         return None
-    return [m for _, messages in _batches(raw) for m in messages]
+    return [m for _, messages, _ in _batches(raw) for m in messages]
 
 
 def _envelope(line: bytes, name: bytes) -> bool:
     return line[:3] == name and (len(line) == 3 or not line[3:4].isalnum())
 
 
-def _batches(raw: bytes) -> list[tuple[bytes | None, list[bytes]]]:
-    """``raw`` cut at its ``BHS`` segments: ``(the BHS line, its messages)`` in the order sent, with
-    ``None`` for messages outside any ``BHS`` (an ``FHS`` file of bare messages, or text between a
-    ``BTS`` and the next ``BHS``). A file of two batches was answered as one (one ``BHS``, a ``BTS``
-    counting every ACK, ``FTS-1`` saying two; twenty-first round, hl7mend21)."""
-    groups: list[tuple[bytes | None, list[bytes]]] = []
+def _batches(raw: bytes) -> list[tuple[bytes | None, list[bytes], bytes | None]]:
+    """``raw`` cut at its ``BHS`` segments: ``(the BHS line, its messages, its BTS line)`` in the order
+    sent, with ``None`` for messages outside any ``BHS`` (an ``FHS`` file of bare messages, or text
+    between a ``BTS`` and the next ``BHS``) and for a batch that ends with no ``BTS``. A file of two
+    batches was answered as one (one ``BHS``, a ``BTS`` counting every ACK, ``FTS-1`` saying two;
+    twenty-first round, hl7mend21)."""
+    groups: list[tuple[bytes | None, list[bytes], bytes | None]] = []
     lines: list[bytes] = []
     head: bytes | None = None
 
-    def close() -> None:
+    def close(trailer: bytes | None = None) -> None:
         if head is not None or any(x.strip(b"\r\n\t \x00") for x in lines):
-            groups.append((head, split_messages(b"\r".join(lines) + b"\r")))
+            groups.append((head, split_messages(b"\r".join(lines) + b"\r"), trailer))
 
     for line in raw.removeprefix(_BOM).replace(b"\r\n", b"\r").replace(b"\n", b"\r").split(b"\r"):
         seg = line.lstrip(b"\x00\t ")
@@ -61,7 +65,7 @@ def _batches(raw: bytes) -> list[tuple[bytes | None, list[bytes]]]:
             close()
             head, lines = seg, []
         elif _envelope(seg, b"BTS"):
-            close()
+            close(seg)
             head, lines = None, []
         elif not (_envelope(seg, b"FHS") or _envelope(seg, b"FTS")):
             lines.append(line)
@@ -72,23 +76,67 @@ def _batches(raw: bytes) -> list[tuple[bytes | None, list[bytes]]]:
 def batch_ack(raw: bytes, acks: list[bytes]) -> bytes:
     """The batch of ``acks`` (each an ACK message, segments ended by CR, one per message of
     ``batch_messages(raw)``) answering batch ``raw``: ``FHS`` when it has one, then batch by batch
-    its ``BHS``, that batch's ACKs and a ``BTS`` counting them; ``FTS-1`` the number of batches."""
+    its ``BHS``, that batch's ACKs and a ``BTS`` counting them; ``FTS-1`` the number of batches.
+
+    A count the sender's trailer gives that the batch does not hold (``BTS-1`` batch message count,
+    ``FTS-1`` file batch count: messages or batches lost on the way, or miscounted) is reported in the
+    answering trailer's comment (``BTS-2`` / ``FTS-2``, v2.5.1 2.15.3 / 2.15.7), the one place HL7's
+    batch protocol gives a receiver to speak of a batch as a whole (2.10.3.3: a batch is acknowledged
+    message by message; no ACK names a message that never came). Every whole message is processed
+    and answered as always: refusing them all would lose none of the missing ones back, and the
+    sender resending the batch gets each one's recorded answer (twenty-ninth round, hl7mode29;
+    answered ``BTS|2`` to ``BTS|5`` with no word before)."""
     lines = raw.removeprefix(_BOM).replace(b"\r\n", b"\r").replace(b"\n", b"\r").split(b"\r")
     fhs = next((x.lstrip(b"\x00\t ") for x in lines if _envelope(x.lstrip(b"\x00\t "), b"FHS")), None)
+    fts = next((x.lstrip(b"\x00\t ") for x in lines if _envelope(x.lstrip(b"\x00\t "), b"FTS")), None)
     out = [_answer_header(fhs)] if fhs is not None else []
     bare = [a[:-1] if a.endswith(b"\r") else a for a in acks]
     batches = 0
-    for bhs, messages in _batches(raw):
+    for bhs, messages, bts in _batches(raw):
         mine, bare = bare[: len(messages)], bare[len(messages) :]
         if bhs is None:
             out += mine
             continue
         batches += 1
-        out += [_answer_header(bhs), *mine, b"BTS" + bhs[3:4] + str(len(mine)).encode()]
+        held = sum(1 for m in messages if m.startswith(b"MSH"))
+        fs = bhs[3:4]
+        trailer = [b"BTS", str(len(mine)).encode()]
+        said = _count_said(bts, held, "BTS-1 (batch message count)", "message", "batch")
+        if said:
+            trailer.append(_comment(said, fs))
+        out += [_answer_header(bhs), *mine, fs.join(trailer)]
     out += bare  # none, when acks answer batch_messages(raw)
     if fhs is not None:
-        out.append(b"FTS" + fhs[3:4] + str(batches).encode())
+        trailer = [b"FTS", str(batches).encode()]
+        said = _count_said(fts, batches, "FTS-1 (file batch count)", "batch", "file")
+        if said:
+            trailer.append(_comment(said, fhs[3:4]))
+        out.append(fhs[3:4].join(trailer))
     return b"\r".join(out) + b"\r"
+
+
+def _count_said(trailer: bytes | None, held: int, what: str, unit: str, where: str) -> str:
+    """Why a trailer's count (its field 1) is not what ``where`` held; "" when it is, or says nothing."""
+    if trailer is None or len(trailer) < 5:
+        return ""
+    fields = trailer.split(trailer[3:4])
+    sent = fields[1].strip() if len(fields) > 1 else b""
+    if not sent:
+        return ""
+    plural = ("es" if unit == "batch" else "s") if held != 1 else ""
+    if not sent.isdigit():
+        text = sent[:20].decode("ascii", "replace")
+        return f"{what} {text!r} is not a count; the {where} held {held} {unit}{plural}"
+    if int(sent) == held:
+        return ""
+    log.warning("%s says %d, the %s held %d %s%s", what, int(sent), where, held, unit, plural)
+    return (f"{what} says {int(sent)}, the {where} held {held} {unit}{plural}: each whole message is answered "
+            "here; send the missing ones again")
+
+
+def _comment(text: str, fs: bytes) -> bytes:
+    """A trailer comment (ST) in the batch's own delimiters: no field separator nor segment end in it."""
+    return text.encode("ascii", "replace").replace(fs, b" ").replace(b"\r", b" ")
 
 
 def _answer_header(line: bytes) -> bytes:
