@@ -225,6 +225,7 @@ def msh_warnings(msh: Any, event_structures: dict[str, str]) -> list[HL7Error]:
 _NOTHING = b"\r\n\t \x00\x0b\x1c"
 _SEGMENT_ID = re.compile(rb"[\x00\t ]*([A-Z][A-Z0-9]{2})(.?)")
 _SHOWN = 40  # characters of the stray text shown back in ERR-8
+_CONTROL_NAMES = {"\r": "<CR>", "\n": "<LF>", "\t": "<TAB>"}
 
 
 def _before_msh(prefix: bytes, head: Header, fs: bytes) -> None:
@@ -241,16 +242,16 @@ def _before_msh(prefix: bytes, head: Header, fs: bytes) -> None:
     segment = next((m for line in re.split(rb"[\r\n]", prefix) if (m := _SEGMENT_ID.match(line))
                     and m.group(2) == fs), None)
     shown = prefix.strip(_NOTHING).decode("utf-8", "replace")
-    shown = "".join(c if c.isprintable() else f"\\x{ord(c):02X}" for c in shown[:_SHOWN]) + \
+    shown = "".join(c if c.isprintable() else _CONTROL_NAMES.get(c, f"<0x{ord(c):02X}>") for c in shown[:_SHOWN]) + \
         ("..." if len(shown) > _SHOWN else "")
     if segment is not None:
         head.problems.append(HL7Error(
             f"segment {segment.group(1).decode()!r} comes before MSH: a message begins with MSH, and what "
-            f"precedes it would be left out ({len(prefix)} bytes: {shown!r}); not stored", segment="MSH",
+            f"precedes it would be left out ({len(prefix)} bytes: '{shown}'); not stored", segment="MSH",
             sequence=1, code=SEGMENT_SEQUENCE_ERROR, ack_code="AE"))
         return
     head.notes.append(HL7Error(
-        f"{len(prefix)} bytes before MSH are no segment of the message and were not read: {shown!r}",
+        f"{len(prefix)} bytes before MSH are no segment of the message and were not read: '{shown}'",
         segment="MSH", sequence=1, code=SEGMENT_SEQUENCE_ERROR, severity="W", ack_code="AA"))
 
 
