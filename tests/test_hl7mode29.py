@@ -222,7 +222,9 @@ def test_text_before_msh_is_named_in_a_warning(engine: Engine, http: TestClient)
     what was not read (W 100), the stored record keeping the warning and the raw bytes as sent."""
     (framed,) = mllp(engine, b"HIS export 2026-12-01\r\n" + adt("K1"))
     posted = post(http, b"--boundary--\r" + adt("K2"))
-    for ack, control, text in ((framed, "K1", "HIS export 2026-12-01"), (posted, "K2", "--boundary--")):
+    named = post(http, b"resent MSH follows\n" + adt("K3"))  # "MSH" in the text is not the segment
+    for ack, control, text in ((framed, "K1", "HIS export 2026-12-01"), (posted, "K2", "--boundary--"),
+                               (named, "K3", "resent MSH follows")):
         assert ack_code_of(ack) == "AA", ack
         (warning,) = errs(ack)
         assert warning[2:5] == ["MSH^1", "100^Segment sequence error^HL70357", "W"] and repr(text) in warning[8]
