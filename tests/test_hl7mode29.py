@@ -242,3 +242,13 @@ def test_a_segment_before_msh_is_an_error_and_nothing_is_stored(engine: Engine, 
     assert "'EVN'" in errs(ack)[0][8]
     assert engine.ingestor.messages.get(message_id("FNXRMYY", "S1"))["status"] == QUARANTINED
     assert patients(http, "S1") == 0
+
+
+def test_a_batch_after_a_stray_line_is_read_as_a_batch(engine: Engine, http: TestClient) -> None:
+    """Text before FHS made the body one message, refused whole (AE: segments before MSH): the batch is read as
+    a batch now, the text a part of its own answered AR (no MSH), each message of the batch answered."""
+    ack = post(http, b"batch of 2026-12-01\r\n" + batch(adt("F1"), adt("F2"), bts="2", fts="1"))
+    msa = [s.split("|")[1:3] for s in ack.decode().split("\r") if s.startswith("MSA")]
+    assert msa == [["AR", ""], ["AA", "F1"], ["AA", "F2"]], ack
+    assert trailer(ack, "BTS") == ["BTS", "2"] and trailer(ack, "FTS") == ["FTS", "1"]
+    assert patients(http, "F1") == 1 and patients(http, "F2") == 1

@@ -34,11 +34,30 @@ _HEADS = (b"FHS", b"BHS")
 
 
 def batch_messages(raw: bytes) -> list[bytes] | None:
-    """The messages of ``raw`` when it is a batch (its first segment is ``FHS`` or ``BHS``), else None."""
+    """The messages of ``raw`` when it is a batch (its first segment is ``FHS`` or ``BHS``, maybe after lines of
+    text: ``_after_text``), else None."""
     body = raw.removeprefix(_BOM).lstrip(b"\r\n\t \x00")
-    if body[:3] not in _HEADS or len(body) < 4 or body[3:4].isalnum() or body[3:4].isspace():
+    if not _head(body) and (body[:3] == b"MSH" or b"HS" not in body or not _after_text(body)):  # a message
         return None
     return [m for _, messages, _ in _batches(raw) for m in messages]
+
+
+def _head(segment: bytes) -> bool:
+    return segment[:3] in _HEADS and len(segment) >= 4 and not segment[3:4].isalnum() and not segment[3:4].isspace()
+
+
+def _after_text(body: bytes) -> bool:
+    """Whether the first segment of ``body`` after lines of text is ``FHS``/``BHS``: a batch after a stray line
+    (a banner, a file name) was read as one message and refused whole (hl7mode29); read as a batch, the text is
+    a part of its own, answered AR (no MSH) in the batch's answer, and every message of the batch is answered."""
+    for line in body.replace(b"\n", b"\r").split(b"\r"):
+        seg = line.lstrip(b"\x00\t ")
+        if _head(seg):
+            return True
+        if seg[:3] == b"MSH" or (len(seg) > 3 and seg[:3].isalnum() and seg[:3].isupper() and not seg[3:4].isalnum()
+                                 and not seg[3:4].isspace()):
+            return False  # a message (or a segment) comes first: not a batch
+    return False
 
 
 def _envelope(line: bytes, name: bytes) -> bool:
