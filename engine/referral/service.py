@@ -233,6 +233,29 @@ class Referrals:
             receiving = receiving or self.institution(task.get("owner"))
         return sending, receiving
 
+    def parties(self, record: dict[str, Any]) -> frozenset[str]:
+        """The institutions of the referral ``record`` belongs to -- a referral ServiceRequest, or a
+        Task carrying a referral's workflow: the sending and the receiving one, as ``endpoints``
+        answers (the request's requester and performer first, its Task's requester and owner where
+        the request names none). Empty for any other record. The access policy's party rule asks it
+        (``ScopedRepository``; twenty-ninth round, party29): the referral's parties read it despite a
+        cited result's label. Read for the system, as the referral's own institutions are facts of it."""
+        rtype = record.get("resourceType")
+        if rtype == "ServiceRequest":
+            if not is_referral(record, self._rules.workflow):
+                return frozenset()
+            row = self.rows.get(f"ServiceRequest/{record.get('id')}") or {}
+            sr, task = record, self.read(row.get("task"))
+        elif rtype == "Task":
+            sr_ref, referral = self.referral_task(record)
+            sr = self.read(sr_ref) if referral else None
+            if sr is None or not is_referral(sr, self._rules.workflow):
+                return frozenset()
+            task = record
+        else:
+            return frozenset()
+        return frozenset(c for c in self.endpoints(sr, task) if c)
+
     def _on_referral(self, sr: dict[str, Any], task: dict[str, Any] | None = None) -> Document:
         ref = f"ServiceRequest/{sr['id']}"
         existing = self.rows.get(ref) or {}
