@@ -140,6 +140,7 @@ _TEXT = {"text": "复核"}
 _BODIES: dict[str, dict[str, Any]] = {
     "Appointment": {"status": "booked"},
     "ClinicalImpression": {"status": "completed"},
+    "ChargeItem": {"status": "billable", "code": _TEXT},
     "Composition": {"status": "final", "type": _TEXT, "date": "2025-03-11", "title": "复核", "author": [{"display": "医生"}]},
     "Condition": {"code": _TEXT},
     "Consent": {"status": "active", "scope": _TEXT, "category": [_TEXT]},
