@@ -56,7 +56,8 @@ async def get_repo(request: Request) -> ScopedRepository:
     engine, caller = request.app.state.engine, await get_caller(request)
     remit = RemitView(caller, engine.site, engine.settings.site) if caller.remit is not None else None
     # a referral's parties read it despite a cited result's label (``PartyView``): callers acting as an institution
-    parties = PartyView(caller, engine.referrals.parties) if caller.institution is not None else None
+    parties = PartyView(caller, engine.referrals.parties, narrowing=engine.referrals.narrowing) \
+        if caller.institution is not None else None
     repo = ScopedRepository(engine.repository, caller, remit=remit, parties=parties)
     request.state.repo = repo
     return repo

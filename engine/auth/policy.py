@@ -244,9 +244,13 @@ class PartyView:
     only of a record labelled beyond the caller. Per request; cached per record version."""
 
     def __init__(self, caller: Caller, parties: Callable[[dict[str, Any]], frozenset[str]],
-                 rules: PartyRules | None = None) -> None:
+                 rules: PartyRules | None = None,
+                 narrowing: Callable[[str], list[tuple[str, str]]] | None = None) -> None:
         self.rules = rules or party_rules()
         self._parties = parties
+        # search parameters narrowing a type's records to those ``parties`` may name (the referral
+        # categories of a ServiceRequest: ``Referrals.narrowing``)
+        self.narrowing = narrowing or (lambda rtype: [])
         self.institution = caller.institution if self._acts_as_institution(caller) else None
         self._known: dict[tuple[Any, Any, Any], bool] = {}
 

@@ -256,6 +256,15 @@ class Referrals:
             return frozenset()
         return frozenset(c for c in self.endpoints(sr, task) if c)
 
+    def narrowing(self, rtype: str) -> list[tuple[str, str]]:
+        """Search parameters that narrow ``rtype``'s records to those ``parties`` may name: a
+        ServiceRequest by its referral categories (``workflow.yaml``); a Task is a referral's by
+        its focus, which no parameter says alone: none. The party rule's search of the labelled
+        records a caller may read as a party asks it (``ScopedRepository._party_labelled``)."""
+        if rtype != "ServiceRequest":
+            return []
+        return [("category", ",".join(f"{system}|{code}" for system, code in sorted(self._rules.workflow.categories)))]
+
     def _on_referral(self, sr: dict[str, Any], task: dict[str, Any] | None = None) -> Document:
         ref = f"ServiceRequest/{sr['id']}"
         existing = self.rows.get(ref) or {}

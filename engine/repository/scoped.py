@@ -684,8 +684,9 @@ class ScopedRepository:
         rank = {"R": 1, "V": 2}
         top = max((rank.get(c, 0) for c in self._hidden_labels & confidentiality.labels(resource)), default=0)
         keys = results_cited(resource, self.repo.base_url)
-        if not keys or not top:
-            return False
+        assert self._parties is not None
+        if not keys or not top or not self._parties.of(resource):
+            return False  # (an order that is no referral: one look at its category)
         lifting: list[dict[str, Any]] = []
         for rec in self.repo.backend.current_many(keys).values():
             body = self._judged_body(rec)
@@ -696,10 +697,7 @@ class ScopedRepository:
         reach = max((rank.get(c, 0) for r in lifting for c in self._hidden_labels & confidentiality.labels(r)), default=0)
         if reach < top:
             return False  # labelled beyond what it cites: its writer's own label
-        assert self._parties is not None
-        if policy.quotes_a_value(resource, lifting, self._parties.rules.quoting):
-            return False  # its words state a withheld result's value
-        return self._parties.of(resource)
+        return not policy.quotes_a_value(resource, lifting, self._parties.rules.quoting)  # its words: the value
 
     def _party_reads_stored(self, rec: StoredResource) -> bool:
         """``_party_reads`` for a stored record (a deleted one by its last version, as it is judged)."""
@@ -717,7 +715,8 @@ class ScopedRepository:
             return frozenset()
         if rtype not in self._party_ids:
             codes = ",".join(f"{confidentiality.SYSTEM}|{c}" for c in sorted(self._hidden_labels))
-            found = self.repo.search(rtype, [("_security", codes), ("_count", str(_WITHHELD_IDS))])
+            narrow = [(k, v) for k, v in self._parties.narrowing(rtype) if self.repo.params.get(rtype, k) is not None]
+            found = self.repo.search(rtype, [("_security", codes), *narrow, ("_count", str(_WITHHELD_IDS))])
             self._party_ids[rtype] = None if found.has_next else frozenset(
                 r["id"] for r in found.resources if self._party_reads(r))
         return self._party_ids[rtype]
