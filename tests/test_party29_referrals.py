@@ -218,3 +218,22 @@ def test_the_residents_own_referral_citing_a_v_result_stays_withheld_from_him(w)
     _missing(w, resident, v)
     assert w.http.get("/fhir/ServiceRequest/p29-ref", **resident).status_code == 200
     assert w.http.get("/fhir/ServiceRequest/p29-ref-res-v", **w.bound_at("FNZYY")).status_code == 200
+
+
+def test_a_task_naming_itself_owner_does_not_make_its_writer_a_party_of_the_request(w):
+    """A referral naming no receiving institution (an HL7 referral to a doctor): a third hospital's
+    system writing a Task focused on it, itself as ``owner``, is the referral report's receiving side
+    (``Referrals.endpoints``) -- but the request's parties are the request's own: it still reads the
+    labelled request as missing. The sending hospital reads it (guard)."""
+    sr = {"resourceType": "ServiceRequest", "id": "p29-ref-open", "status": "active", "intent": "order",
+          "category": [{"coding": [SNOMED_REFERRAL]}], "code": {"text": "转诊 referral"},
+          "subject": w.here["subject"], "requester": _inst("FNXRMYY"), "supportingInfo": [{"reference": w.secret}]}
+    assert labels_of(w.put(sr)) == ["R"]
+    third = w.bound_at("FNFYBJY")
+    task = {"resourceType": "Task", "id": "p29-task-claim", "status": "requested", "intent": "order",
+            "focus": {"reference": "ServiceRequest/p29-ref-open"}, "for": w.here["subject"], "owner": _inst("FNFYBJY")}
+    r = w.http.put("/fhir/Task/p29-task-claim", json=task, **third)
+    assert r.status_code == 201, r.text[:300]
+    assert w.engine.referrals.row("ServiceRequest/p29-ref-open")["to"] == "FNFYBJY"  # the report's reading
+    _missing(w, third, "ServiceRequest/p29-ref-open")
+    assert w.http.get("/fhir/ServiceRequest/p29-ref-open", **w.bound_at("FNXRMYY")).status_code == 200

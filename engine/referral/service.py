@@ -236,16 +236,21 @@ class Referrals:
     def parties(self, record: dict[str, Any]) -> frozenset[str]:
         """The institutions of the referral ``record`` belongs to -- a referral ServiceRequest, or a
         Task carrying a referral's workflow: the sending and the receiving one, as ``endpoints``
-        answers (the request's requester and performer first, its Task's requester and owner where
-        the request names none). Empty for any other record. The access policy's party rule asks it
+        answers. Empty for any other record. The access policy's party rule asks it
         (``ScopedRepository``; twenty-ninth round, party29): the referral's parties read it despite a
-        cited result's label. Read for the system, as the referral's own institutions are facts of it."""
+        cited result's label. Read for the system, as the referral's own institutions are facts of it.
+
+        The request's parties are the request's own (its requester, or its local codes, and its
+        performer), not its Task's: any writer of Tasks may write one focused on a request and name
+        itself ``owner``, which ``endpoints`` takes as the receiving side when the request names no
+        institution (the referral report's reading) -- here it would have opened the request to
+        that writer. A Task's parties are its request's, its own requester and owner where the
+        request names none (a Task of the writer's own)."""
         rtype = record.get("resourceType")
         if rtype == "ServiceRequest":
             if not is_referral(record, self._rules.workflow):
                 return frozenset()
-            row = self.rows.get(f"ServiceRequest/{record.get('id')}") or {}
-            sr, task = record, self.read(row.get("task"))
+            sr, task = record, None
         elif rtype == "Task":
             sr_ref, referral = self.referral_task(record)
             sr = self.read(sr_ref) if referral else None
