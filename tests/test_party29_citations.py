@@ -171,3 +171,23 @@ def test_an_old_stores_contained_and_extension_citations_are_backfilled_at_the_f
         marker = engine.store.collection("result_labels").get("-backfilled")
         assert marker is not None and marker["written"] >= 2, marker
         assert ResultLabels(engine.repository).backfill() == 0  # once
+
+
+@pytest.mark.parametrize("store", [{}, {"mongodb_uri": "mongomock://"}], ids=["sqlite", "mongomock"])
+def test_the_backfills_pass_reads_the_records_holding_a_contained_record_or_an_extension(tmp_path, store):
+    """The raw pass of the backfill (``ResultLabels._holding``, bytes first) on both backends: it
+    finds the reports holding a contained record or an extension, and none of the feed's others."""
+    with Engine(Settings(data_dir=tmp_path / "var", http_port=0, mllp_port=0, **store)) as engine, \
+            TestClient(create_app(engine)) as http:
+        world = World(engine, http)
+        assert world.post((FEEDS / "02_FNXRMYY_ORU_R01_blood_count.hl7").read_bytes()) == "AA"
+        here = world.report("FNXRMYY-LIS-000201")
+        common = {"resourceType": "DiagnosticReport", "status": "final", "code": {"text": "复核"},
+                  "subject": here["subject"]}
+        _put(world, {**common, "id": "p29c-held", "contained": [
+            {"resourceType": "Observation", "id": "p1", "status": "final", "code": {"text": "复核"},
+             "derivedFrom": [{"reference": here["result"][0]["reference"]}]}], "result": [{"reference": "#p1"}]})
+        _put(world, {**common, "id": "p29c-ext", "extension": [
+            {"url": EXT, "valueReference": {"reference": here["result"][0]["reference"]}}]})
+        found = ResultLabels(engine.repository)._holding("DiagnosticReport", (b'"contained"', b'xtension"'))
+        assert sorted(r["id"] for r in found) == ["p29c-ext", "p29c-held"]
