@@ -37,6 +37,11 @@ The decisions, all here:
   except the records a route has just decided are within the remit and said so (``vouch``). Records that name no patient (a Measure,
   an Organization) read as before; of the published figures (an indicator's MeasureReport, its alert
   Flag: ``remit_reported``) only those whose every institution is in the remit (``policy.RemitView``).
+- **A referral's parties** (twenty-ninth round, party29; ``mappings/access/referral_parties.yaml``):
+  a referral (its ServiceRequest, its Task) labelled for a result it cites is read by its sending
+  and receiving institution (a system bound to it, a clinician of it: ``policy.PartyView``) as far
+  as the results it cites account for the label and its words quote none of their values
+  (``_party_reads``); the results stay withheld.
 - **Conditional interactions** (``If-None-Exist``, ``PUT Type?search``, in a Bundle too): the body
   is checked as a write first, then the match is the caller's own search (``conditional_matches``),
   so neither the answer nor a 403 against a 201 tells of a record the caller may not read.
