@@ -7,7 +7,8 @@ lets the sending and the receiving institution (``Referrals.endpoints``) read th
 -- the reference shown, the result itself still read as missing -- unless the referral's own label
 goes beyond what it cites, or its own words quote the result's value. Every neighbour of a read:
 search (and its count), ``_include``, ``$everything``, ``_history``/vread, AuditEvents naming the
-referral, the pre-arrival ``$summary``, a write over it, the resident's own referral.
+referral, the pre-arrival ``$summary``, a write over it, the resident's own referral. And (last test) a
+charge line billing an R result takes its label while the settlement stays exact (privleft28's xfail).
 
 Real path: the project's example feeds (invented messages, ``examples/feeds``) over ``POST /hl7v2``
 into one SQLite store; the sending hospital's unbound system writes and labels by FHIR PUT; systems
@@ -17,6 +18,7 @@ bound to 阜宁县中医院 (FNZYY, receiving), 阜宁县人民医院 (FNXRMYY, 
 
 from __future__ import annotations
 
+from decimal import Decimal as D
 from typing import Any
 
 import pytest
@@ -27,7 +29,9 @@ from engine.auth.staff import StaffIdentity
 from engine.auth.staff_session import SESSION_COOKIE
 from engine.engine import Engine
 from engine.settings import Settings
+from tests.test_insurance_settlement_e2e import RULES, body, charge, ident, insurer
 from tests.test_labelmark27_results import FEEDS, SEC, World, labels_of
+from tests.test_moneymend19_charges import employee
 
 SNOMED_REFERRAL = {"system": "http://snomed.info/sct", "code": "3457005", "display": "Patient referral"}
 
@@ -66,7 +70,10 @@ class Parties(World):
 
 @pytest.fixture(scope="module")
 def w(tmp_path_factory):
-    engine = Engine(Settings(data_dir=tmp_path_factory.mktemp("party29") / "var", http_port=0, mllp_port=0))
+    root = tmp_path_factory.mktemp("party29")
+    (root / "site" / "insurance").mkdir(parents=True)  # the settlement's rules (the charge test, below)
+    (root / "site" / "insurance" / "settlement.yaml").write_text(RULES, "utf-8")
+    engine = Engine(Settings(data_dir=root / "var", http_port=0, mllp_port=0, site=root / "site"))
     try:
         with TestClient(create_app(engine)) as http:
             world = Parties(engine, http)
@@ -237,3 +244,50 @@ def test_a_task_naming_itself_owner_does_not_make_its_writer_a_party_of_the_requ
     assert w.engine.referrals.row("ServiceRequest/p29-ref-open")["to"] == "FNFYBJY"  # the report's reading
     _missing(w, third, "ServiceRequest/p29-ref-open")
     assert w.http.get("/fhir/ServiceRequest/p29-ref-open", **w.bound_at("FNXRMYY")).status_code == 200
+
+
+# -- a charge line naming an R result (twenty-ninth round, party29: privleft28's strict xfail) ---------------
+# privleft28 left ``ChargeItem.service`` out of ``result_citations.yaml`` for fear that a labelled charge would
+# leave an auditor's figures short, and a bound hospital system read the withheld result's id in the charge.
+# The money reports read the charges for the system (the settlement, the deduction lists' charge lines,
+# recognition's billed lines), so the decision: the charge is labelled as the result it bills, withheld on
+# /fhir from whom the result is (read and search by its service alike), and the insurer's settlement, read by
+# an auditor shown no R record, counts it to the fen as before the label.
+
+def _line(w: World, cid: str, service: str, amount: str, fund: str) -> dict[str, Any]:
+    c = {**charge(cid, "2026-02-01T09:00:00+08:00", ident("FNXRMYY"), amount, fund, "employee"),
+         "service": [{"reference": service}]}
+    r = w.http.put(f"/fhir/ChargeItem/{cid}", content=body(c),
+                   headers={**w.his, "Content-Type": "application/fhir+json"})
+    assert r.status_code in (200, 201), r.text[:300]
+    return r.json()
+
+
+def _figures(w: World) -> tuple[D, D, int]:
+    report = w.http.get("/reports/settlement?year=2026", headers=insurer(w.engine))
+    assert report.status_code == 200, report.text[:300]
+    emp = employee(report.json())
+    return D(str(emp["spending"])), D(str(emp["charged"])), emp["lines"]
+
+
+def test_a_charge_billing_an_r_result_is_labelled_and_the_settlement_counts_it_to_the_fen(w):
+    here = w.report("FNXRMYY-LIS-000201")
+    secret, plain = here["result"][7]["reference"], here["result"][1]["reference"]
+    assert labels_of(_line(w, "p29m-r", secret, "12.35", "8.65")) == []  # before the label
+    _line(w, "p29m-plain", plain, "30.10", "21.07")
+    before = _figures(w)
+    assert before == (D("29.72"), D("42.45"), 2), before  # guard: both lines, fund shares 8.65 + 21.07
+    assert labels_of(w.label(secret, "R")) == ["R"]
+    stored = w.http.get("/fhir/ChargeItem/p29m-r", headers=w.his).json()
+    assert labels_of(stored) == ["R"] and str(stored["priceOverride"]["value"]) == "12.35"  # the rise
+    assert labels_of(_line(w, "p29m-r2", secret, "5.00", "3.50")) == ["R"]  # the mark, written after
+    bound = w.bound()
+    for cid in ("p29m-r", "p29m-r2"):
+        r = w.http.get(f"/fhir/ChargeItem/{cid}", **bound)
+        assert r.status_code == 404 and secret.split("/")[1] not in r.text, (cid, r.status_code)
+    count = "/fhir/ChargeItem?service={}&_summary=count"
+    assert w.http.get(count.format(secret), **bound).json()["total"] == 0 == \
+        w.http.get(count.format("Observation/zz-missing-0"), **bound).json()["total"]
+    assert w.http.get("/fhir/ChargeItem/p29m-plain", **bound).status_code == 200  # guard
+    # the auditor is shown no R record (``confidentiality.withheld_codes``) and the settlement is exact
+    assert _figures(w) == (before[0] + D("3.50"), before[1] + D("5.00"), 3)

@@ -203,7 +203,7 @@ def test_probe_includes_of_labelled_records(w):
 
 
 # (was a strict xfail of privleft28: a charge naming an R result takes its label since the twenty-ninth round,
-# party29; the money figures are read for the system: tests/test_party29_charges.py)
+# party29; the money figures are read for the system: tests/test_party29_referrals.py, its last test)
 def test_left_a_charge_naming_an_r_result_shows_its_id_to_a_bound_system(w):
     report = w.report("FNXRMYY-LIS-000201")
     result = report["result"][7]["reference"]  # R (the mark test above)
