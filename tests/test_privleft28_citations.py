@@ -202,10 +202,8 @@ def test_probe_includes_of_labelled_records(w):
             assert not hidden & shown, (query, hidden & shown)
 
 
-@pytest.mark.xfail(strict=True, reason="left (privleft28): a ChargeItem's service naming an R result is not labelled "
-                   "(mappings/access/result_citations.yaml leaves ChargeItem out: the insurer's deductions count "
-                   "charges by their result, and a charge labelled R would leave an auditor's figures short); a "
-                   "bound hospital system reads the charge and the withheld result's id in it")
+# (was a strict xfail of privleft28: a charge naming an R result takes its label since the twenty-ninth round,
+# party29; the money figures are read for the system: tests/test_party29_referrals.py, its last test)
 def test_left_a_charge_naming_an_r_result_shows_its_id_to_a_bound_system(w):
     report = w.report("FNXRMYY-LIS-000201")
     result = report["result"][7]["reference"]  # R (the mark test above)

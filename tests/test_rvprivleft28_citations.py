@@ -108,10 +108,8 @@ def _institution(code: str) -> dict[str, Any]:
     return {"identifier": {"system": "urn:huren:institution", "value": code}}
 
 
-@pytest.mark.xfail(strict=True, reason="left (labelfix28, the lead's decision: privacy first): a record citing an "
-                   "R/V result takes its label whoever it is for, a referral too (unlabelled, every institution read it "
-                   "with the withheld result's id); the receiving hospital reading a referral despite its citation label "
-                   "would need a party rule in the access policy: next round")
+# (was a strict xfail of labelfix28: the party rule of twenty-ninth round, party29, lets the referral's
+# parties read it despite the label; tests/test_party29_referrals.py tests its neighbours)
 def test_a_referral_citing_an_r_result_is_not_withdrawn_from_the_receiving_hospital(w):
     """A referral (``ServiceRequest`` with the referral category, performer 阜宁县中医院 FNZYY) whose
     ``supportingInfo`` names the patient's R result: privleft28 labels the referral itself R (the

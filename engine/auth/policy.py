@@ -45,9 +45,13 @@ rules for the operations around them, all expressed in the caller's scopes:
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from collections.abc import Callable, Collection, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+import yaml
 
 from engine.auth.caller import Caller
 from engine.errors import Forbidden, NotFound
@@ -203,6 +207,120 @@ class RemitView:
         (``engine.insurance.remit.figures_within``); everything for a caller bound to none."""
         remit = self.institutions
         return remit is None or figures_within(who, remit, self.site)
+
+
+PARTIES_FILE = Path(__file__).resolve().parents[2] / "mappings" / "access" / "referral_parties.yaml"
+
+
+@dataclass(frozen=True)
+class PartyRules:
+    """``mappings/access/referral_parties.yaml``: who acts as their institution, which records the
+    party rule reads, and the elements whose text is the writer's own words (``quoting``)."""
+
+    bound_systems: bool
+    roles: frozenset[str]
+    types: frozenset[str]
+    quoting: frozenset[str]
+
+    @classmethod
+    def load(cls, path: Path = PARTIES_FILE) -> PartyRules:
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        who = data.get("who") or {}
+        return cls(bound_systems=bool(who.get("bound_systems")), roles=frozenset(who.get("roles") or ()),
+                   types=frozenset(data.get("types") or ()), quoting=frozenset(data.get("quoting") or ()))
+
+
+@functools.cache
+def party_rules() -> PartyRules:
+    return PartyRules.load()
+
+
+class PartyView:
+    """A referral's parties as the FHIR repository asks them (``ScopedRepository``'s party rule):
+    the caller's institution when the caller acts as it (``PartyRules.who``: a hospital's system
+    bound to it, a signed-in clinician of it; never a resident, an auditor, an operator, a staff
+    member bound to a remit), and ``parties`` -- the institutions of the referral a record belongs
+    to, the referral service's one answer (``engine.referral.service.Referrals.parties``), asked
+    only of a record labelled beyond the caller. Per request; cached per record version."""
+
+    def __init__(self, caller: Caller, parties: Callable[[dict[str, Any]], frozenset[str]],
+                 rules: PartyRules | None = None,
+                 narrowing: Callable[[str], list[tuple[str, str]]] | None = None) -> None:
+        self.rules = rules or party_rules()
+        self._parties = parties
+        # search parameters narrowing a type's records to those ``parties`` may name (the referral
+        # categories of a ServiceRequest: ``Referrals.narrowing``)
+        self.narrowing = narrowing or (lambda rtype: [])
+        self.institution = caller.institution if self._acts_as_institution(caller) else None
+        self._known: dict[tuple[Any, Any, Any], bool] = {}
+
+    def _acts_as_institution(self, caller: Caller) -> bool:
+        if caller.institution is None or caller.remit is not None or caller.restricted:
+            return False
+        if caller.role is None:
+            return self.rules.bound_systems and bound_system(caller)
+        return caller.role in self.rules.roles
+
+    def of(self, record: dict[str, Any]) -> bool:
+        """Whether the caller's institution is a party of the referral ``record`` belongs to."""
+        if self.institution is None or record.get("resourceType") not in self.rules.types:
+            return False
+        key = (record.get("resourceType"), record.get("id"), (record.get("meta") or {}).get("versionId"))
+        if key not in self._known:
+            self._known[key] = self.institution in self._parties(record)
+        return self._known[key]
+
+
+def _value_texts(node: Any) -> set[str]:
+    """The texts a result's value states (``value[x]`` and its components'): a number as written, a
+    string, a code's code, display and text; a unit, a system or a boolean says nothing of it."""
+    out: set[str] = set()
+    items = [node]
+    while items:
+        item = items.pop()
+        if isinstance(item, dict):
+            for key, value in item.items():
+                if key.startswith("value") and key != "valueBoolean":
+                    if isinstance(value, dict):
+                        for k in ("value", "code", "display", "text"):
+                            if isinstance(value.get(k), (str, int, float)) and not isinstance(value.get(k), bool):
+                                out.add(str(value[k]))
+                        items.extend(c for c in value.get("coding") or () if isinstance(c, dict))
+                        if "numerator" in value or "low" in value:
+                            items.append({f"value{k}": v for k, v in value.items() if isinstance(v, dict)})
+                    elif isinstance(value, (str, int, float)) and not isinstance(value, bool):
+                        out.add(str(value))
+                elif key in ("code", "display", "text") and item.get("system") is not None and isinstance(value, str):
+                    out.add(value)  # a Coding of a value (above)
+            items.extend(c for c in item.get("component") or () if isinstance(c, dict))
+    return {t.strip() for t in out if t.strip()}
+
+
+def quotes_a_value(record: dict[str, Any], results: list[dict[str, Any]], keys: frozenset[str]) -> bool:
+    """Whether the text of ``record`` (the elements named ``keys``, at any depth, its contained
+    records' included, and a contained record's own values) states a value of one of ``results``:
+    then the record tells what the result does, and a rule letting someone read the record but
+    not the result does not apply (the party rule). Fail closed: a value found as part of a longer
+    text counts."""
+    values = set().union(*(_value_texts(r) for r in results)) if results else set()
+    if not values:
+        return False
+    texts: list[str] = []
+    stack: list[Any] = [record]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, dict):
+            for key, value in node.items():
+                if key in keys and isinstance(value, str):
+                    texts.append(value)
+                elif isinstance(value, (dict, list)):
+                    stack.append(value)
+        elif isinstance(node, list):
+            stack.extend(v for v in node if isinstance(v, (dict, list)))
+    for inner in record.get("contained") or ():
+        if isinstance(inner, dict):
+            texts.extend(_value_texts(inner))
+    return any(v in t for v in values for t in texts)
 
 
 def require_in_remit(caller: Caller, institution: str | None, site: Any, site_dir: Path | str | None,

@@ -233,6 +233,43 @@ class Referrals:
             receiving = receiving or self.institution(task.get("owner"))
         return sending, receiving
 
+    def parties(self, record: dict[str, Any]) -> frozenset[str]:
+        """The institutions of the referral ``record`` belongs to -- a referral ServiceRequest, or a
+        Task carrying a referral's workflow: the sending and the receiving one, as ``endpoints``
+        answers. Empty for any other record. The access policy's party rule asks it
+        (``ScopedRepository``; twenty-ninth round, party29): the referral's parties read it despite a
+        cited result's label. Read for the system, as the referral's own institutions are facts of it.
+
+        The request's parties are the request's own (its requester, or its local codes, and its
+        performer), not its Task's: any writer of Tasks may write one focused on a request and name
+        itself ``owner``, which ``endpoints`` takes as the receiving side when the request names no
+        institution (the referral report's reading) -- here it would have opened the request to
+        that writer. A Task's parties are its request's, its own requester and owner where the
+        request names none (a Task of the writer's own)."""
+        rtype = record.get("resourceType")
+        if rtype == "ServiceRequest":
+            if not is_referral(record, self._rules.workflow):
+                return frozenset()
+            sr, task = record, None
+        elif rtype == "Task":
+            sr_ref, referral = self.referral_task(record)
+            sr = self.read(sr_ref) if referral else None
+            if sr is None or not is_referral(sr, self._rules.workflow):
+                return frozenset()
+            task = record
+        else:
+            return frozenset()
+        return frozenset(c for c in self.endpoints(sr, task) if c)
+
+    def narrowing(self, rtype: str) -> list[tuple[str, str]]:
+        """Search parameters that narrow ``rtype``'s records to those ``parties`` may name: a
+        ServiceRequest by its referral categories (``workflow.yaml``); a Task is a referral's by
+        its focus, which no parameter says alone: none. The party rule's search of the labelled
+        records a caller may read as a party asks it (``ScopedRepository._party_labelled``)."""
+        if rtype != "ServiceRequest":
+            return []
+        return [("category", ",".join(f"{system}|{code}" for system, code in sorted(self._rules.workflow.categories)))]
+
     def _on_referral(self, sr: dict[str, Any], task: dict[str, Any] | None = None) -> Document:
         ref = f"ServiceRequest/{sr['id']}"
         existing = self.rows.get(ref) or {}

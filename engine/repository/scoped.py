@@ -37,6 +37,11 @@ The decisions, all here:
   except the records a route has just decided are within the remit and said so (``vouch``). Records that name no patient (a Measure,
   an Organization) read as before; of the published figures (an indicator's MeasureReport, its alert
   Flag: ``remit_reported``) only those whose every institution is in the remit (``policy.RemitView``).
+- **A referral's parties** (twenty-ninth round, party29; ``mappings/access/referral_parties.yaml``):
+  a referral (its ServiceRequest, its Task) labelled for a result it cites is read by its sending
+  and receiving institution (a system bound to it, a clinician of it: ``policy.PartyView``) as far
+  as the results it cites account for the label and its words quote none of their values
+  (``_party_reads``); the results stay withheld.
 - **Conditional interactions** (``If-None-Exist``, ``PUT Type?search``, in a Bundle too): the body
   is checked as a write first, then the match is the caller's own search (``conditional_matches``),
   so neither the answer nor a 403 against a 201 tells of a record the caller may not read.
@@ -351,9 +356,13 @@ class ScopedRepository:
     """The repository for one caller (see module docstring); implements ``fhir.Access``."""
 
     def __init__(self, repo: FhirRepository, caller: Caller, rules: ConfinedRules | None = None,
-                 remit: policy.RemitView | None = None) -> None:
+                 remit: policy.RemitView | None = None, parties: policy.PartyView | None = None) -> None:
         self.repo = repo
         self.caller = caller
+        # the referral's parties (``_party_reads``); none given: no party rule (fail closed)
+        self._parties = parties if parties is not None and parties.institution is not None else None
+        self._party_read: dict[tuple[Any, Any, Any], bool] = {}  # record version -> the party rule's answer
+        self._party_ids: dict[str, frozenset[str] | None] = {}  # type -> labelled ids the caller reads as party
         # which published figures a remit-bound caller may read (``_within_remit``); none given: none
         self._remit = remit
         self._compartment = frozenset(caller.patient_ids) if caller.patient_ids is not None else None
@@ -440,6 +449,8 @@ class ScopedRepository:
             # such a record at all (one indexed count, ~0.1 ms; none is the common case)
             if self.repo.search(rtype, [(param, codes), ("_summary", "count")]).total:
                 out.append((f"{param}:not", codes))  # several values: "none of them"
+        if out and self._parties is not None and self._party_labelled(rtype) != frozenset():
+            out = None  # a referral labelled beyond the caller they read as its party: each match admitted
         self._label_params[rtype] = out
         return out
 
@@ -454,7 +465,8 @@ class ScopedRepository:
         rtype = resource.get("resourceType")
         if not isinstance(rtype, str) or not (any_scope or self.caller.allows(rtype, "r") or self.caller.allows(rtype, "s")):
             return None
-        if self._hidden_labels and (raw is None or confidentiality.may_carry(raw)) and self._labelled(resource):
+        if self._hidden_labels and (raw is None or confidentiality.may_carry(raw)) and self._labelled(resource) \
+                and not self._party_reads(resource):
             return None
         if self._hidden_labels and rtype in confidentiality.DERIVED and self._cites_withheld(resource):
             return None
@@ -498,7 +510,7 @@ class ScopedRepository:
         if not unknown:
             return False
         found = self.repo.backend.current_many(unknown).values()
-        if any(self._stored_labelled(rec) for rec in found):
+        if any(self._stored_labelled(rec) and not self._party_reads_stored(rec) for rec in found):
             return True
         # a cited record built from others (a message's Provenance naming the recognition flag it
         # wrote, whose id hashes the item) is decided by what it cites in turn; a cycle decides nothing
@@ -550,6 +562,9 @@ class ScopedRepository:
                 out = None if found.has_next else frozenset(r["id"] for r in found.resources)
         if out is not None:  # and those deleted as labelled, which no search finds (``DeletedLabels``)
             out |= deleted_labelled(self.repo, rtype, self._hidden_labels)
+        if out and self._parties is not None:  # less the referrals the caller reads as a party (``_party_reads``)
+            party = self._party_labelled(rtype)
+            out = None if party is None else out - party
         self._withheld[rtype] = out
         return out
 
@@ -640,11 +655,76 @@ class ScopedRepository:
         system, and named -- and confirmed by ``AuditEvent?entity=`` -- in the hospital's audited
         read of it: those paths asked only for the record's own label."""
         if rec is None or self._stored_labelled(rec):
-            return rec is not None
+            return rec is not None and not self._party_reads_stored(rec)
         if rec.type not in confidentiality.DERIVED:
             return False
         body = self._judged_body(rec)
         return body is not None and self._cites_withheld(fhirjson.loads(body))  # type: ignore[arg-type]
+
+    # -- a referral's parties (twenty-ninth round, party29) ------------------------------------------------
+    def _party_reads(self, resource: dict[str, Any]) -> bool:
+        """The party rule: a referral (``policy.party_rules().types``: its ServiceRequest, its Task)
+        labelled beyond the caller is read by its sending and receiving institutions
+        (``policy.PartyView``; ``Referrals.endpoints``) when the results it cites, as they stand now,
+        account for that label -- a referral labelled V citing an R result, or labelled R citing
+        nothing withheld, stays withheld -- and its own words quote no value of those results
+        (``policy.quotes_a_value``). What it cites stays withheld as ever: the referral shows the
+        result's reference, the result reads as missing. Never for a resident (their own referral
+        citing a V result stays withheld from them as the result is), nor for a caller bound to a
+        remit. Asked only of a record already found labelled beyond the caller (rare): one batched
+        primary-key read of its cited results, the referral's institutions (its Task, an
+        Organization), cached per record version and request."""
+        view = self._parties
+        if view is None or self._compartment is not None or self._bound:
+            return False
+        rtype = resource.get("resourceType")
+        if rtype not in view.rules.types:
+            return False
+        key = (rtype, resource.get("id"), (resource.get("meta") or {}).get("versionId"))
+        if key not in self._party_read:
+            self._party_read[key] = self._party_decides(resource)
+        return self._party_read[key]
+
+    def _party_decides(self, resource: dict[str, Any]) -> bool:
+        rank = {"R": 1, "V": 2}
+        top = max((rank.get(c, 0) for c in self._hidden_labels & confidentiality.labels(resource)), default=0)
+        keys = results_cited(resource, self.repo.base_url)
+        assert self._parties is not None
+        if not keys or not top or not self._parties.of(resource):
+            return False  # (an order that is no referral: one look at its category)
+        lifting: list[dict[str, Any]] = []
+        for rec in self.repo.backend.current_many(keys).values():
+            body = self._judged_body(rec)
+            if body is not None and confidentiality.may_carry(body):
+                cited = fhirjson.loads(body)
+                if self._labelled(cited):  # type: ignore[arg-type]
+                    lifting.append(cited)  # type: ignore[arg-type]
+        reach = max((rank.get(c, 0) for r in lifting for c in self._hidden_labels & confidentiality.labels(r)), default=0)
+        if reach < top:
+            return False  # labelled beyond what it cites: its writer's own label
+        return not policy.quotes_a_value(resource, lifting, self._parties.rules.quoting)  # its words: the value
+
+    def _party_reads_stored(self, rec: StoredResource) -> bool:
+        """``_party_reads`` for a stored record (a deleted one by its last version, as it is judged)."""
+        if self._parties is None or rec.type not in self._parties.rules.types:
+            return False
+        body = self._judged_body(rec)
+        return body is not None and self._party_reads(fhirjson.loads(body))  # type: ignore[arg-type]
+
+    def _party_labelled(self, rtype: str) -> frozenset[str] | None:
+        """The ids of the ``rtype`` records labelled beyond the caller that the caller reads as a
+        referral's party; None when more are labelled than one search of ``_WITHHELD_IDS`` holds (a
+        search is then screened, each match admitted). Once per type and request: one indexed search
+        of the labelled records, each judged by ``_party_reads``."""
+        if self._parties is None or rtype not in self._parties.rules.types:
+            return frozenset()
+        if rtype not in self._party_ids:
+            codes = ",".join(f"{confidentiality.SYSTEM}|{c}" for c in sorted(self._hidden_labels))
+            narrow = [(k, v) for k, v in self._parties.narrowing(rtype) if self.repo.params.get(rtype, k) is not None]
+            found = self.repo.search(rtype, [("_security", codes), *narrow, ("_count", str(_WITHHELD_IDS))])
+            self._party_ids[rtype] = None if found.has_next else frozenset(
+                r["id"] for r in found.resources if self._party_reads(r))
+        return self._party_ids[rtype]
 
     # -- a staff member bound to a remit ----------------------------------------------------------------
     def vouch(self, refs: Iterable[str]) -> None:
@@ -757,7 +837,7 @@ class ScopedRepository:
             # (twenty-first round, probe21). A resident's delete is refused by ``delete`` first.
             raise self.unknown(resource_type)
         if current is not None and self._hidden_labels and (
-                self._labelled(current)
+                (self._labelled(current) and not self._party_reads(current))
                 or (resource_type in confidentiality.DERIVED and self._cites_withheld(current))):
             raise self.unknown(resource_type)  # a record they may not read is not theirs to write over
         if self._bound and not all(r is None or self._within_remit(r) for r in (new, current)):
