@@ -35,6 +35,7 @@ import base64
 import functools
 import json
 import re
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -320,17 +321,7 @@ def _unquoted(shown: dict[str, Any], placeholder: str) -> dict[str, Any]:
     """The summary of a message not read whole with every quoted value of its reasons (``'...'``,
     ``"..."``: how a reason quotes what it read) replaced by ``placeholder``: the parser quotes the
     line it could not read, which is the masked text (fail closed; the words of the reason stay)."""
-
-    def clean(node: Any) -> Any:
-        if isinstance(node, str):
-            return _QUOTED.sub(lambda m: m.group(0)[0] + placeholder + m.group(0)[0], node)
-        if isinstance(node, list):
-            return [clean(v) for v in node]
-        if isinstance(node, dict):
-            return {k: clean(v) for k, v in node.items()}
-        return node
-
-    return {k: (v if k in ("id", "_id") else clean(v)) for k, v in shown.items()}
+    return _each_text(shown, lambda text: _QUOTED.sub(lambda m: m.group(0)[0] + placeholder + m.group(0)[0], text))
 
 
 def _scrubbed(shown: dict[str, Any], values: list[str], placeholder: str) -> dict[str, Any]:
@@ -345,18 +336,28 @@ def _scrubbed(shown: dict[str, Any], values: list[str], placeholder: str) -> dic
     if not pieces:
         return shown
 
-    def clean(node: Any) -> Any:
+    def scrub(text: str) -> str:
+        for p in pieces:
+            text = text.replace(p, placeholder)
+        return text
+
+    return _each_text(shown, scrub)
+
+
+def _each_text(shown: dict[str, Any], transform: Callable[[str], str]) -> dict[str, Any]:
+    """The summary with ``transform`` applied to every string in it, at any depth (its reasons, its
+    ERR list), its id kept: the one walk of both scrubbers (``_scrubbed``, ``_unquoted``)."""
+
+    def walk(node: Any) -> Any:
         if isinstance(node, str):
-            for p in pieces:
-                node = node.replace(p, placeholder)
-            return node
+            return transform(node)
         if isinstance(node, list):
-            return [clean(v) for v in node]
+            return [walk(v) for v in node]
         if isinstance(node, dict):
-            return {k: clean(v) for k, v in node.items()}
+            return {k: walk(v) for k, v in node.items()}
         return node
 
-    return {k: (v if k in ("id", "_id") else clean(v)) for k, v in shown.items()}
+    return {k: (v if k in ("id", "_id") else walk(v)) for k, v in shown.items()}
 
 
 @router.post("/quarantine/{message_id}/replay", summary="Run a stored message through the pipeline again")
