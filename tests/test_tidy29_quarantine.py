@@ -15,16 +15,16 @@ the continuation is stored.
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
 
-from engine.api.app import create_app
 from engine.engine import Engine
 from engine.settings import Settings
-from tests.test_privfix27_quarantine import ER7, NOTE, PLACEHOLDER, QUOTED, SECRET, _mdm
+from tests.refused_documents import ER7, NOTE, PLACEHOLDER, QUOTED, SECRET, mdm, refused
 from tests.test_rvrvops26_quarantine_access import _quarantined, _session
 
 # control id -> (sending facility, the OBX-1 segment as sent, the line after the break, what the operator is
@@ -43,20 +43,14 @@ CASES = {
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Engine, TestClient]]:
-    engine = Engine(Settings(data_dir=tmp_path_factory.mktemp("tidy29q") / "var", http_port=0, mllp_port=0))
-    try:
-        with TestClient(create_app(engine)) as http:
-            sender = {"Authorization": "Bearer " + engine.auth.issue_system_token("feed", "system/MessageHeader.c"),
-                      "Content-Type": ER7}
-            for control, (facility, obx, *_) in CASES.items():
-                body = _mdm(control, "V", facility).replace(
-                    f"OBX|1|TX|18842-5^出院小结^LN||{SECRET}||||||F".encode(), obx.encode())
-                assert obx.encode() in body
-                r = http.post("/hl7v2", content=body, headers=sender)
-                assert r.status_code == 200 and r.headers.get("x-hl7-ack-code") in ("AE", "AR"), r.text[:300]
-            yield engine, http
-    finally:
-        engine.close()
+    bodies = []
+    for control, (facility, obx, *_) in CASES.items():
+        body = mdm(control, "V", facility).replace(f"OBX|1|TX|18842-5^出院小结^LN||{SECRET}||||||F".encode(), obx.encode())
+        assert obx.encode() in body
+        bodies.append(body)
+    with refused(Settings(data_dir=tmp_path_factory.mktemp("tidy29q") / "var", http_port=0, mllp_port=0), bodies,
+                 ("AE", "AR")) as world:
+        yield world
 
 
 @pytest.mark.parametrize("control", list(CASES))
@@ -87,3 +81,25 @@ def test_a_line_after_a_break_that_reads_as_a_segment_is_masked(world: Any, cont
     listed = http.get("/admin/quarantine", cookies=cookies, params={"_count": 500})
     (item,) = [i for i in listed.json()["items"] if i["control_id"] == control]
     assert not any(word in str(item) for word in secret), item
+
+
+@pytest.mark.xfail(strict=True, reason="left (tidy29, for the HL7 v2 owner): a document text cut by a raw line break "
+                   "whose next line reads as a segment (HIV||||||F) is accepted AA and stored cut ('抗体确证试验阳性', "
+                   "'HIV' dropped as an unmapped segment, a fidelity warning only): a wrong text, not refused")
+def test_an_accepted_document_whose_text_a_line_break_cut_is_not_stored_cut(world: Any) -> None:
+    """The same break from a registered hospital, a normal document (TXA-18 U): the text the resident
+    and the hospitals read must be the whole text, or the message refused (AE naming OBX-5)."""
+    engine, http = world
+    body = mdm("TD29-D", "U", "FNXRMYY").replace(SECRET.encode(), "抗体确证试验阳性\rHIV".encode())
+    sender = {"Authorization": "Bearer " + engine.auth.issue_system_token("feed", "system/MessageHeader.c"),
+              "Content-Type": ER7}
+    r = http.post("/hl7v2", content=body, headers=sender)
+    assert r.status_code == 200, r.text[:300]
+    if r.headers.get("x-hl7-ack-code") != "AA":
+        return  # refused: no cut text stored
+    site = {"Authorization": "Bearer " + engine.auth.issue_system_token("site", "system/*.cruds")}
+    found = http.get("/fhir/DocumentReference", params={"identifier": "PF27-TD29-D"}, headers=site).json()
+    texts = [base64.b64decode(c["attachment"]["data"]).decode("utf-8")
+             for e in found.get("entry", []) for c in e["resource"]["content"] if "data" in c["attachment"]]
+    assert texts, found  # guard: the document was written
+    assert all("HIV" in t for t in texts), texts
