@@ -13,31 +13,17 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from engine.api.app import create_app
 from engine.engine import Engine
 from engine.recognition.decision import QC_NOT_PASSED, assess
-from engine.settings import Settings
-from tests.test_convleft28_performer import INSTITUTIONS, mllp
+from tests.performer_site import checked, mllp, performer_site
 from tests.test_recognition_policy_e2e import CBC, msh, order, pid, ts
-from tests.test_rvconvleft28_review import checked
-
-ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture
 def world(tmp_path: Path) -> Iterator[tuple[Engine, TestClient]]:
     """HOSPA/B/C with QC for the blood count; the site declares HOSPA sends results HOSPC performed."""
-    site = tmp_path / "site"
-    (site / "hl7v2").mkdir(parents=True)
-    (site / "institutions.yaml").write_text(INSTITUTIONS, "utf-8")
-    shipped = (ROOT / "mappings" / "hl7v2" / "senders.yaml").read_text("utf-8")
-    assert "performers: {}" in shipped
-    (site / "hl7v2" / "senders.yaml").write_text(shipped.replace("performers: {}", "performers: {HOSPA: [HOSPC]}"),
-                                                 "utf-8")
-    with Engine(Settings(data_dir=tmp_path / "var", http_port=0, mllp_port=0, site=site)) as engine, \
-            TestClient(create_app(engine)) as http:
-        http.headers["Authorization"] = "Bearer " + engine.auth.issue_system_token("his", "system/*.cruds")
-        yield engine, http
+    with performer_site(tmp_path, performers="{HOSPA: [HOSPC]}") as world:
+        yield world
 
 
 def panel(inst: str, placer: str, when: str, obx23_rbc: str) -> str:

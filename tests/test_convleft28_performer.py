@@ -16,55 +16,25 @@ Everything goes over MLLP (a real socket) into the store; the order-time check i
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
 
-from adapters.hl7v2.ack import ack_code_of
-from engine.api.app import create_app
 from engine.engine import Engine
 from engine.recognition.decision import QC_NOT_PASSED, assess
-from engine.settings import Settings
+from tests.performer_site import ROOT, checked, mllp, performer_site, served
 from tests.test_hooks11_policy_edges import flag_of
-from tests.test_ingest_durability import exchange, listening
 from tests.test_recognition_policy_e2e import CBC, order, ts
-
-# LABX is a member (a county lab) without QC for the blood count; HOSPC has it
-INSTITUTIONS = """\
-- {code: HOSPA, name: 县人民医院, community: c1, grade: 三级, qc: {passed: all, until: 2099-12-31}}
-- {code: HOSPB, name: 县中医院, community: c1, grade: 二级, qc: {passed: all, until: 2099-12-31}}
-- {code: HOSPC, name: 镇卫生院, community: c1, grade: 一级, qc: {passed: all, until: 2099-12-31}}
-- {code: LABX, name: 县临床检验中心, community: c1, grade: 二级, qc: {passed: [UA], until: 2099-12-31}}
-"""
 
 
 @pytest.fixture
 def world(tmp_path: Path) -> Iterator[tuple[Engine, TestClient]]:
-    site = tmp_path / "site"
-    site.mkdir()
-    (site / "institutions.yaml").write_text(INSTITUTIONS, "utf-8")
     # the site declares that LABX sends results HOSPC performed, HOSPA results LABX did (the lead's decision, convfix28: only
-    # a declared member lends a sender's result its QC); the rest of the file as shipped
-    shipped = (Path(__file__).parents[1] / "mappings" / "hl7v2" / "senders.yaml").read_text("utf-8")
-    (site / "hl7v2").mkdir()
-    (site / "hl7v2" / "senders.yaml").write_text(shipped.replace("performers: {}", "performers: {LABX: [HOSPC], HOSPA: [LABX]}"),
-                                                 "utf-8")
-    with Engine(Settings(data_dir=tmp_path / "var", http_port=0, mllp_port=0, site=site)) as engine, \
-            TestClient(create_app(engine)) as http:
-        http.headers["Authorization"] = "Bearer " + engine.auth.issue_system_token("his", "system/*.cruds")
-        yield engine, http
-
-
-def mllp(engine: Engine, *messages: str) -> None:
-    async def run() -> list[bytes]:
-        async with listening(engine) as server:
-            return await exchange(server.port, *(m.replace("\n", "\r").encode() for m in messages))
-
-    acks = asyncio.run(run())
-    assert [ack_code_of(a) for a in acks] == ["AA"] * len(messages), acks
+    # a declared member lends a sender's result its QC); the rest of senders.yaml as shipped
+    with performer_site(tmp_path, performers="{LABX: [HOSPC], HOSPA: [LABX]}") as world:
+        yield world
 
 
 def performed(inst: str, placer: str, when: str, obx23: str) -> str:
@@ -78,18 +48,6 @@ def performed(inst: str, placer: str, when: str, obx23: str) -> str:
 def prior(engine: Engine, sender: str, obx23: str) -> None:
     """``sender``'s blood count five days ago, performed by whom ``obx23`` names."""
     mllp(engine, order(sender, "A1", CBC, ts(5)), performed(sender, "A1", ts(5, 10), obx23))
-
-
-def checked(http: TestClient, engine: Engine) -> list[str]:
-    """The institutions ``$check-recognition`` lists to HOSPB for a blood count ordered today."""
-    [patient] = engine.repository.search("Patient", [("identifier", "32092319850412001X")]).resources
-    r = http.post("/fhir/ServiceRequest/$check-recognition", json={"resourceType": "Parameters", "parameter": [
-        {"name": "patient", "valueReference": {"reference": f"Patient/{patient['id']}"}},
-        {"name": "code", "valueCoding": {"system": "http://loinc.org", "code": "58410-2"}},
-        {"name": "institution", "valueString": "HOSPB"}]})
-    assert r.status_code == 200, r.text
-    return [q["valueString"] for p in r.json()["parameter"] if p["name"] == "recognisable"
-            for q in p["part"] if q["name"] == "institution"]
 
 
 def repeat(engine: Engine) -> None:
@@ -110,7 +68,7 @@ def test_a_member_lab_without_qc_performed_it_not_recognisable(world: tuple[Engi
     [who] = performers(engine)
     assert (who["display"], who["identifier"]) == ("县临床检验中心", {"system": "urn:huren:institution",
                                                                       "value": "LABX"})
-    assert checked(http, engine) == []  # was ["HOSPA"]: the sender's QC
+    assert checked(http, engine, "HOSPB") == []  # was ["HOSPA"]: the sender's QC
     repeat(engine)
     assert flag_of(engine) is None, "HOSPB's repeat of a test LABX performed without QC is payable"
 
@@ -121,7 +79,7 @@ def test_a_member_with_qc_performed_it_recognisable_as_that_member(world: tuple[
     identifier (XON-10; XON-6 is only the identifier's assigning authority, convfix28)."""
     engine, http = world
     prior(engine, "LABX", "镇卫生院^^^^^^XX^^^HOSPC")
-    assert checked(http, engine) == ["HOSPC"]  # was []: LABX's QC
+    assert checked(http, engine, "HOSPB") == ["HOSPC"]  # was []: LABX's QC
     repeat(engine)
     assert flag_of(engine) is not None
 
@@ -135,7 +93,7 @@ def test_an_unknown_performer_is_never_recognisable(world: tuple[Engine, TestCli
     assert who["identifier"] == {"system": "urn:huren:performing-organization", "value": "HOSPA|KINGMED01"}
     org = engine.repository.read("Organization", str(who["reference"]).split("/", 1)[1])
     assert org["name"] == "金域医学检验所"
-    assert checked(http, engine) == []
+    assert checked(http, engine, "HOSPB") == []
     repeat(engine)
     assert flag_of(engine) is None
     # the reason recognition gives: QC not passed (unknown), for the institution it read
@@ -154,14 +112,13 @@ def test_without_obx23_the_sender_performed_it(world: tuple[Engine, TestClient])
     prior(engine, "HOSPA", "")
     [who] = performers(engine)
     assert who["display"] == "县人民医院" and "identifier" not in who
-    assert checked(http, engine) == ["HOSPA"]
+    assert checked(http, engine, "HOSPB") == ["HOSPA"]
     repeat(engine)
     assert flag_of(engine) is not None
 
 
 # --- a sender's local coding systems (table 0396's 99zzz) ---------------------------------------
 
-ROOT = Path(__file__).resolve().parents[1]
 # Run by main's code before this round (PYTHONPATH=that code): 阜宁县人民医院's blood count five days
 # ago, its test named by the local code XCG under the local system its LIS calls 99LIS.
 OLD_STORE = r"""
@@ -205,13 +162,12 @@ def test_a_senders_default_local_system_keeps_its_uri_and_old_stores_still_count
         shipped.replace("local_code_systems: {}", "local_code_systems: {FNXRMYY: [99LIS]}"), "utf-8")
     data = tmp_path / "var"
     base = code_at(BEFORE, tmp_path)
-    (base / "tests" / "test_convleft28_performer.py").write_text(Path(__file__).read_text("utf-8"), "utf-8")
+    for name in ("test_convleft28_performer.py", "performer_site.py"):  # local_result, as this round writes it
+        (base / "tests" / name).write_text((ROOT / "tests" / name).read_text("utf-8"), "utf-8")
     done = subprocess.run([sys.executable, "-c", OLD_STORE, str(data), str(site)], cwd=base, capture_output=True,
                           text=True, env={**os.environ, "PYTHONPATH": str(base)}, timeout=300, check=False)
     assert done.returncode == 0, done.stderr[-3000:]
-    with Engine(Settings(data_dir=data, http_port=0, mllp_port=0, site=site)) as engine, \
-            TestClient(create_app(engine)) as http:
-        http.headers["Authorization"] = "Bearer " + engine.auth.issue_system_token("his", "system/*.cruds")
+    with served(data, site) as (engine, http):
         [old] = engine.repository.search("DiagnosticReport", [("_count", "5")]).resources
         assert old["code"]["coding"][0]["system"] == "urn:huren:code:FNXRMYY"
         r = http.post("/fhir/ServiceRequest/$check-recognition", json={"resourceType": "Parameters", "parameter": [

@@ -33,10 +33,11 @@ import pytest
 from fastapi.testclient import TestClient
 
 from adapters.hl7v2.ack import ack_code_of
-from engine.api.app import create_app
 from engine.engine import Engine
 from engine.messages import QUARANTINED, message_id
 from engine.settings import Settings
+from tests import hl7_calls
+from tests.hl7_calls import module_http, post, written  # noqa: F401  (the module's client)
 from tests.test_convert11_thinner import send
 from tests.test_ingest_durability import err_fields
 
@@ -57,37 +58,12 @@ def engine(site: Path) -> Iterator[Engine]:
         yield eng
 
 
-@pytest.fixture(scope="module")
-def http(engine: Engine) -> Iterator[TestClient]:
-    with TestClient(create_app(engine)) as client:
-        client.headers["Authorization"] = "Bearer " + engine.auth.issue_system_token("c27", "system/*.cruds")
-        yield client
-
-
 def adt(control: str, name: str, *, msh18: str = "", application: str = "HIS") -> str:
-    return (f"MSH|^~\\&|{application}|FNXRMYY|HUREN|FNYGT|20261201091500||ADT^A04^ADT_A01|{control}|P|2.5.1"
-            f"|||||CHN|{msh18}\rEVN|A04|20261201091500\rPID|1||C27{control}^^^FNXRMYY^MR||{name}||19850412|M\r"
-            "PV1|1|O\r")
+    return hl7_calls.adt(control, mrn="C27", name=name, application=application, msh_rest=f"|||||CHN|{msh18}")
 
 
 def oru(control: str, value: str, *, kind: str = "TX", unit: str = "") -> str:
-    return (f"MSH|^~\\&|LIS|FNXRMYY|HUREN|FNYGT|20261201091500||ORU^R01^ORU_R01|{control}|P|2.5.1\r"
-            f"PID|1||C27{control}^^^FNXRMYY^MR||王^五||19850412|M\r"
-            f"OBR|1|O{control}|L{control}|GLU^血糖^L|||20261201083000||||G|||20261201083500|BLD"
-            "||||||||20261201091000|||F\r"
-            f"OBX|1|{kind}|GLU^血糖^L||{value}|{unit}|||||F|||20261201090000\r")
-
-
-def post(http: TestClient, raw: bytes) -> bytes:
-    r = http.post("/hl7v2", content=raw, headers={"Content-Type": "x-application/hl7-v2+er7"})
-    assert r.status_code == 200, r.text
-    return r.content
-
-
-def written(engine: Engine, http: TestClient, control: str, rtype: str) -> list[dict]:
-    doc = engine.ingestor.messages.get(message_id("FNXRMYY", control))
-    assert doc is not None
-    return [http.get(f"/fhir/{r}").json() for r in doc.get("resources") or [] if r.startswith(rtype + "/")]
+    return hl7_calls.oru(control, value, mrn="C27", kind=kind, unit=unit)
 
 
 def name_of(engine: Engine, http: TestClient, control: str) -> dict:

@@ -5,42 +5,18 @@ neighbours are probed in ``tests/test_hl7left28.py``.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
-import pytest
 from fastapi.testclient import TestClient
 
 from adapters.hl7v2.ack import ack_code_of
-from engine.api.app import create_app
 from engine.engine import Engine
 from engine.messages import message_id
-from engine.settings import Settings
+from tests import hl7_calls
+from tests.hl7_calls import module_engine, module_http, post  # noqa: F401  (the module's engine and client)
 from tests.test_ingest_durability import err_fields
 
 
-@pytest.fixture(scope="module")
-def engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Engine]:
-    root = tmp_path_factory.mktemp("hl7conf27left")
-    with Engine(Settings(data_dir=root / "var", http_port=0, mllp_port=0)) as eng:
-        yield eng
-
-
-@pytest.fixture(scope="module")
-def http(engine: Engine) -> Iterator[TestClient]:
-    with TestClient(create_app(engine)) as client:
-        client.headers["Authorization"] = "Bearer " + engine.auth.issue_system_token("c27l", "system/*.cruds")
-        yield client
-
-
-def adt(control: str, *, name: str = "张^三", sex: str = "M", stamp: str = "20261201091500", tail: str = "") -> str:
-    return (f"MSH|^~\\&|HIS|FNXRMYY|HUREN|FNYGT|{stamp}||ADT^A04^ADT_A01|{control}|P|2.5.1\r"
-            f"EVN|A04|20261201091500\rPID|1||L27{control}^^^FNXRMYY^MR||{name}||19850412|{sex}\rPV1|1|O\r{tail}")
-
-
-def post(http: TestClient, raw: bytes, content_type: str = "x-application/hl7-v2+er7") -> bytes:
-    r = http.post("/hl7v2", content=raw, headers={"Content-Type": content_type})
-    assert r.status_code == 200, r.text
-    return r.content
+def adt(control: str, **fields: str) -> str:
+    return hl7_calls.adt(control, mrn="L27", **fields)
 
 
 def test_a_sex_not_in_table_0001_is_named_in_the_ack(engine: Engine, http: TestClient) -> None:

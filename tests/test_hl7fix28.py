@@ -5,29 +5,16 @@ POST /hl7v2 (FastAPI's TestClient) into one real engine (SQLite), module-scoped.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
 
 from adapters.hl7v2.ack import ack_code_of
-from engine.api.app import create_app
 from engine.engine import Engine
-from engine.settings import Settings
-
-
-@pytest.fixture(scope="module")
-def engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Engine]:
-    with Engine(Settings(data_dir=tmp_path_factory.mktemp("hl7fix28") / "var", http_port=0, mllp_port=0)) as eng:
-        yield eng
-
-
-@pytest.fixture(scope="module")
-def http(engine: Engine) -> Iterator[TestClient]:
-    with TestClient(create_app(engine)) as client:
-        client.headers["Authorization"] = "Bearer " + engine.auth.issue_system_token("fix28", "system/*.cruds")
-        yield client
+from tests import hl7_calls
+from tests.hl7_calls import err_lines as errs
+from tests.hl7_calls import module_engine, module_http, post  # noqa: F401  (the module's engine and client)
 
 
 def msh(control: str, msh9: str, version: str = "2.5.1") -> str:
@@ -35,18 +22,7 @@ def msh(control: str, msh9: str, version: str = "2.5.1") -> str:
 
 
 def adt(control: str, sex: str = "M", pv1_2: str = "O", version: str = "2.5.1") -> str:
-    return (msh(control, "ADT^A04^ADT_A01", version) + "EVN|A04|20261201\r"
-            + f"PID|1||F28{control}^^^FNXRMYY^MR||张^三||19850412|{sex}\rPV1|1|{pv1_2}\r")
-
-
-def post(http: TestClient, text: str) -> bytes:
-    r = http.post("/hl7v2", content=text.encode("utf-8"), headers={"Content-Type": "x-application/hl7-v2+er7"})
-    assert r.status_code == 200, r.text
-    return r.content
-
-
-def errs(ack: bytes) -> list[str]:
-    return [s for s in ack.decode("utf-8").split("\r") if s.startswith("ERR")]
+    return hl7_calls.adt(control, mrn="F28", sex=sex, pv1_2=pv1_2, version=version, evn="20261201")
 
 
 def patient(http: TestClient, control: str) -> dict[str, Any]:

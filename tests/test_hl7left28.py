@@ -16,44 +16,21 @@ from __future__ import annotations
 
 import asyncio
 import base64
-from collections.abc import Iterator
 
 import pytest
 from fastapi.testclient import TestClient
 
 from adapters.hl7v2.ack import ack_code_of
 from adapters.listeners.mllp import MLLPServer, frame
-from engine.api.app import create_app
 from engine.engine import Engine
 from engine.messages import message_id
-from engine.settings import Settings
+from tests import hl7_calls
+from tests.hl7_calls import module_engine, module_http, post  # noqa: F401  (the module's engine and client)
 
 
-@pytest.fixture(scope="module")
-def engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Engine]:
-    root = tmp_path_factory.mktemp("hl7left28")
-    with Engine(Settings(data_dir=root / "var", http_port=0, mllp_port=0)) as eng:
-        yield eng
-
-
-@pytest.fixture(scope="module")
-def http(engine: Engine) -> Iterator[TestClient]:
-    with TestClient(create_app(engine)) as client:
-        client.headers["Authorization"] = "Bearer " + engine.auth.issue_system_token("l28", "system/*.cruds")
-        yield client
-
-
-def adt(control: str, *, version: str = "2.5.1", msh9: str = "ADT^A04^ADT_A01", stamp: str = "20261201091500",
-        processing: str = "P", sex: str = "M", name: str = "张^三", msh18: str = "", tail: str = "") -> str:
-    charset = f"||||||{msh18}" if msh18 else ""
-    return (f"MSH|^~\\&|HIS|FNXRMYY|HUREN|FNYGT|{stamp}||{msh9}|{control}|{processing}|{version}{charset}\r"
-            f"EVN|A04|20261201091500\rPID|1||L28{control}^^^FNXRMYY^MR||{name}||19850412|{sex}\rPV1|1|O\r{tail}")
-
-
-def post(http: TestClient, raw: bytes, content_type: str = "x-application/hl7-v2+er7") -> bytes:
-    r = http.post("/hl7v2", content=raw, headers={"Content-Type": content_type})
-    assert r.status_code == 200, r.text
-    return r.content
+def adt(control: str, *, msh18: str = "", **fields: str) -> str:
+    """An ADT^A04 of its own (record L28 + ``control``); ``msh18`` after MSH-12 as MSH-18."""
+    return hl7_calls.adt(control, mrn="L28", msh_rest=f"||||||{msh18}" if msh18 else "", **fields)
 
 
 def errs(ack: bytes, codec: str = "utf-8") -> list[list[str]]:

@@ -14,12 +14,9 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from fastapi.testclient import TestClient
 
-from engine.api.app import create_app
-from engine.engine import Engine
 from engine.result_labels import CITATIONS, CITERS_COLLECTION, MARKER_COLLECTION, ResultLabels, results_cited
-from tests.test_labelmark27_results import FEEDS, World, labels_of
+from tests.citation_world import get, labels_of, opened, put
 from tests.test_privfix28_citations import DEFS
 
 _TEXT = {"text": "复核"}
@@ -27,27 +24,8 @@ _TEXT = {"text": "复核"}
 
 @pytest.fixture
 def w(backend_settings):
-    engine = Engine(backend_settings)
-    try:
-        with TestClient(create_app(engine)) as http:
-            world = World(engine, http)
-            for name in ("01_FNXRMYY_ADT_A01_admission.hl7", "02_FNXRMYY_ORU_R01_blood_count.hl7"):
-                assert world.post((FEEDS / name).read_bytes()) in ("AA", "CA"), name
-            yield world
-    finally:
-        engine.close()
-
-
-def _put(w: World, body: dict[str, Any]) -> dict[str, Any]:
-    r = w.http.put(f"/fhir/{body['resourceType']}/{body['id']}", json=body, headers=w.his)
-    assert r.status_code in (200, 201), r.text[:400]
-    return r.json()
-
-
-def _get(w: World, ref: str) -> dict[str, Any]:
-    r = w.http.get(f"/fhir/{ref}", headers=w.his)
-    assert r.status_code == 200, r.text[:300]
-    return r.json()
+    with opened(backend_settings) as world:
+        yield world
 
 
 def _plan(here: dict[str, Any], pid: str, cites: list[str]) -> dict[str, Any]:
@@ -60,14 +38,14 @@ def test_a_dropped_citation_is_not_followed_and_a_kept_one_is(w):
     leaves the plan as it is, the second labelled R labels it (both backends)."""
     here = w.report("FNXRMYY-LIS-000201")
     first, second = here["result"][1]["reference"], here["result"][2]["reference"]
-    _put(w, _plan(here, "lf28-plan", [first, second]))
-    _put(w, _plan(here, "lf28-plan", [second]))
+    put(w, _plan(here, "lf28-plan", [first, second]))
+    put(w, _plan(here, "lf28-plan", [second]))
     citers = w.engine.repository.store.collection(CITERS_COLLECTION)
     assert [d["result"] for d in citers.find({"citer": "CarePlan/lf28-plan"})] == [second]
     assert labels_of(w.label(first, "R")) == ["R"]
-    assert labels_of(_get(w, "CarePlan/lf28-plan")) == []  # the dropped citation gives nothing
+    assert labels_of(get(w, "CarePlan/lf28-plan")) == []  # the dropped citation gives nothing
     assert labels_of(w.label(second, "R")) == ["R"]
-    assert labels_of(_get(w, "CarePlan/lf28-plan")) == ["R"]
+    assert labels_of(get(w, "CarePlan/lf28-plan")) == ["R"]
 
 
 def test_the_backfill_fills_the_narrow_record_for_what_was_stored_before(w):
@@ -75,7 +53,7 @@ def test_the_backfill_fills_the_narrow_record_for_what_was_stored_before(w):
     the plan's citation, and a later rise labels it."""
     here = w.report("FNXRMYY-LIS-000201")
     result = here["result"][5]["reference"]
-    _put(w, _plan(here, "lf28-old-plan", [result]))
+    put(w, _plan(here, "lf28-old-plan", [result]))
     store = w.engine.repository.store
     citers = store.collection(CITERS_COLLECTION)
     with store.transaction():
@@ -86,7 +64,7 @@ def test_the_backfill_fills_the_narrow_record_for_what_was_stored_before(w):
     ResultLabels(w.engine.repository).backfill()
     assert [d["result"] for d in citers.find({"citer": "CarePlan/lf28-old-plan"})] == [result]
     assert labels_of(w.label(result, "R")) == ["R"]
-    assert labels_of(_get(w, "CarePlan/lf28-old-plan")) == ["R"]
+    assert labels_of(get(w, "CarePlan/lf28-old-plan")) == ["R"]
 
 
 def _recursive(defn: str) -> dict[str, str]:

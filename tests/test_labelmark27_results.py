@@ -13,107 +13,28 @@ as missing, whole -- a report citing only results they may read is shown as befo
 from __future__ import annotations
 
 import json
-from pathlib import Path
-from typing import Any
 
 import pytest
-from fastapi.testclient import TestClient
 
-from engine.api.app import create_app
-from engine.engine import Engine
 from engine.repository.ids import deterministic_id
 from engine.result_labels import ResultLabels, results_cited
-from engine.settings import Settings
-from tests.test_rvrvops26_quarantine_access import _session
-
-FEEDS = Path(__file__).resolve().parent.parent / "examples" / "feeds"
-SEC = "http://terminology.hl7.org/CodeSystem/v3-Confidentiality"
-ER7 = "x-application/hl7-v2+er7"
-WANG = "32092319850412001X"  # 王建国's national ID (the feeds' PID-3)
-
-
-class World:
-    def __init__(self, engine: Engine, http: TestClient) -> None:
-        self.engine, self.http = engine, http
-        self.his = self.h(engine.auth.issue_system_token("his-fnxrmyy", "system/*.cruds"))
-        self.feed = self.h(engine.auth.issue_system_token("lis-gw", "system/MessageHeader.c"))
-
-    @staticmethod
-    def h(token: str) -> dict[str, str]:
-        return {"Authorization": f"Bearer {token}"}
-
-    def post(self, body: bytes) -> str:
-        r = self.http.post("/hl7v2", content=body, headers={**self.feed, "Content-Type": ER7})
-        assert r.status_code == 200, r.text[:300]
-        return str(r.headers.get("x-hl7-ack-code"))
-
-    def report(self, control: str) -> dict[str, Any]:
-        """The DiagnosticReport the feed wrote for the message whose MSH-10 is ``control``."""
-        raw = next(p.read_bytes() for p in FEEDS.glob("*.hl7") if control.encode() in p.read_bytes())
-        obr3 = raw.split(b"\rOBR|")[1].split(b"|")[2].split(b"^")[0].decode()
-        found = self.http.get("/fhir/DiagnosticReport", params={"identifier": obr3}, headers=self.his).json()
-        (entry,) = found["entry"]
-        return entry["resource"]
-
-    def label(self, ref: str, code: str | None) -> dict[str, Any]:
-        """The hospital's system PUTs ``ref`` again with ``code`` as its only label (None: no label)."""
-        body = self.http.get(f"/fhir/{ref}", headers=self.his).json()
-        body.pop("meta", None)
-        if code:
-            body["meta"] = {"security": [{"system": SEC, "code": code}]}
-        r = self.http.put(f"/fhir/{ref}", json=body, headers=self.his)
-        assert r.status_code == 200, r.text[:400]
-        return r.json()
-
-    def bound(self) -> dict[str, Any]:
-        token, _ = self.engine.auth.issue_token(subject="his-fnzyy", kind="system", client_id="his-fnzyy",
-                                                scopes=["system/*.rs"], extra={"institution": "FNZYY"})
-        return {"headers": self.h(token)}
-
-    def clinician(self) -> dict[str, Any]:
-        cookies, _ = _session(self.engine, "clinician", name="dr.lm27")
-        return {"cookies": cookies}
-
-    def resident(self) -> dict[str, Any]:
-        pid = self.engine.identity.patients_for_number(WANG)[0]
-        token, _ = self.engine.auth.issue_token(subject="person-wang", kind="patient", client_id="phr",
-                                                scopes=["patient/*.rs"], patient=pid)
-        return {"headers": self.h(token)}
+from tests.citation_world import (
+    FEEDS,
+    RYY_FEEDS,
+    SEC,
+    YL_FEEDS,
+    as_missing,
+    count,
+    labels_of,
+    opened,
+    settings_in,
+)
 
 
 @pytest.fixture(scope="module")
 def w(tmp_path_factory):
-    engine = Engine(Settings(data_dir=tmp_path_factory.mktemp("labelmark27") / "var", http_port=0, mllp_port=0))
-    try:
-        with TestClient(create_app(engine)) as http:
-            world = World(engine, http)
-            for name in ("01_FNXRMYY_ADT_A01_admission.hl7", "02_FNXRMYY_ORU_R01_blood_count.hl7",
-                         "13_FNYLWSY_ORM_O01_blood_count_wang_self_pay.hl7", "14_FNYLWSY_ORU_R01_blood_count_wang.hl7"):
-                assert world.post((FEEDS / name).read_bytes()) in ("AA", "CA"), name
-            yield world
-    finally:
-        engine.close()
-
-
-def labels_of(resource: dict[str, Any]) -> list[str]:
-    return sorted(c["code"] for c in (resource.get("meta") or {}).get("security", []) if c.get("system") == SEC)
-
-
-def _as_missing(w: World, how: dict[str, Any], ref: str) -> None:
-    """``ref`` reads exactly as a made-up id of its type does (404, the same words)."""
-    rtype, rid = ref.split("/")
-    real = w.http.get(f"/fhir/{ref}", **how)
-    fake = w.http.get(f"/fhir/{rtype}/zz-missing-0", **how)
-    if real.status_code == fake.status_code == 403 and "cookies" in how:
-        return  # a type a clinician's session does not read (Condition)
-    assert real.status_code == fake.status_code == 404, (ref, real.status_code, real.text[:300])
-    assert real.text.replace(rid, "X") == fake.text.replace("zz-missing-0", "X")
-
-
-def _count(w: World, how: dict[str, Any], query: str) -> int:
-    r = w.http.get(f"/fhir/{query}&_summary=count", **how)
-    assert r.status_code == 200, (query, r.text[:300])
-    return int(r.json()["total"])
+    with opened(settings_in(tmp_path_factory, "labelmark27"), RYY_FEEDS + YL_FEEDS) as world:
+        yield world
 
 
 def test_a_result_labelled_r_after_the_feed_takes_its_report_along(w):
@@ -127,11 +48,11 @@ def test_a_result_labelled_r_after_the_feed_takes_its_report_along(w):
     ref = f"DiagnosticReport/{report['id']}"
     rid = result.split("/")[1]
     for who in (w.bound(), w.clinician()):
-        _as_missing(w, who, result)  # the result itself (guard: as before)
-        _as_missing(w, who, ref)
+        as_missing(w, who, result)  # the result itself (guard: as before)
+        as_missing(w, who, ref)
     bound = w.bound()
-    assert _count(w, bound, f"DiagnosticReport?result={result}") == \
-        _count(w, bound, "DiagnosticReport?result=Observation/zz-missing-0") == 0
+    assert count(w, bound, f"DiagnosticReport?result={result}") == \
+        count(w, bound, "DiagnosticReport?result=Observation/zz-missing-0") == 0
     subject = report["subject"]["reference"]
     listed = w.http.get(f"/fhir/DiagnosticReport?subject={subject}&_count=100", **bound).json()
     assert report["id"] not in json.dumps(listed) and rid not in json.dumps(listed)
@@ -155,7 +76,7 @@ def test_the_feed_sending_the_report_again_keeps_its_label(w):
     again = w.report("FNXRMYY-LIS-000201")
     assert labels_of(again) == ["R"], again["meta"]
     assert labels_of(w.http.get(f"/fhir/{again['result'][7]['reference']}", headers=w.his).json()) == ["R"]
-    _as_missing(w, w.bound(), f"DiagnosticReport/{again['id']}")
+    as_missing(w, w.bound(), f"DiagnosticReport/{again['id']}")
 
 
 def test_a_record_written_citing_an_r_result_is_labelled_as_it_is_written(w):
@@ -186,12 +107,12 @@ def test_a_record_written_citing_an_r_result_is_labelled_as_it_is_written(w):
         assert r.status_code == 201, r.text[:400]
         assert labels_of(r.json()) == ["R"], (ref, r.json().get("meta"))
         for who in (w.bound(), w.clinician()):
-            _as_missing(w, who, ref)
+            as_missing(w, who, ref)
     bound = w.bound()
     for param, rtype in (("has-member", "Observation"), ("derived-from", "Observation"),
                          ("evidence-detail", "Condition"), ("result", "DiagnosticReport")):
-        assert _count(w, bound, f"{rtype}?{param}={r_result}") == \
-            _count(w, bound, f"{rtype}?{param}=Observation/zz-missing-0") == 0, param
+        assert count(w, bound, f"{rtype}?{param}={r_result}") == \
+            count(w, bound, f"{rtype}?{param}=Observation/zz-missing-0") == 0, param
     # guard: citing only an unlabelled result labels nothing (and a label of another kind stays)
     other = {"resourceType": "Observation", "id": "lm27-plain-panel", **base, "hasMember": [{"reference": plain}],
              "meta": {"security": [{"system": SEC, "code": "N"}]}}
@@ -221,7 +142,7 @@ def test_a_v_label_rises_through_a_panel_to_the_report_citing_it(w):
     for ref in chain:
         assert labels_of(w.http.get(f"/fhir/{ref}", headers=w.his).json()) == ["V"], ref
         for who in (w.bound(), w.clinician(), w.resident()):
-            _as_missing(w, who, ref)
+            as_missing(w, who, ref)
 
 
 def _control(name: str) -> str:
@@ -238,7 +159,7 @@ def test_a_label_is_never_lowered_by_its_result_and_a_put_of_the_record_lowers_i
     ref = f"DiagnosticReport/{report['id']}"
     assert labels_of(w.label(result, None)) == []
     assert labels_of(w.http.get(f"/fhir/{ref}", headers=w.his).json()) == ["R"]
-    _as_missing(w, w.bound(), ref)
+    as_missing(w, w.bound(), ref)
     # the hospital's own report still cites an R result? label one more, then PUT both reports bare
     second = report["result"][1]["reference"]
     w.label(second, "R")

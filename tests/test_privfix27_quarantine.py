@@ -17,32 +17,13 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from engine.api.app import create_app
 from engine.engine import Engine
 from engine.settings import Settings
-from tests.test_resident_record_ui import hl7, msh
+from tests.refused_documents import NOTE, PLACEHOLDER, QUOTED, SECRET, refused
+from tests.refused_documents import mdm as _mdm
 from tests.test_rvrvops26_quarantine_access import _quarantined, _session
 
 REPO = Path(__file__).resolve().parent.parent
-ER7 = "x-application/hl7-v2+er7"
-SECRET = "HIV抗体确证试验阳性，已告知本人"
-NOTE = "请勿告知家属"
-PLACEHOLDER = "〔内容因保密级别（受限/极受限）不予显示 withheld for confidentiality〕"
-
-
-QUOTED = "阳性弱反应"  # an NM result that is no number: the converter's warning quotes it
-
-
-def _mdm(control: str, confidentiality: str, facility: str = "FNPF27HOSP") -> bytes:
-    return hl7(msh("EMR", facility, "202612011000", "MDM^T02^MDM_T02", control),
-               "EVN|T02|20261201100000",
-               f"PID|1||320923199001010016^^^公安部^NNCHN~PF27-1^^^{facility}^MR||钱^保密||19900101|M",
-               "PV1|1|O",
-               f"TXA|1|DS^出院小结^HL70270|TX|20261201080000|||||D001^李^明|||PF27-{control}||||pf27.rtf|AU|{confidentiality}",
-               f"OBX|1|TX|18842-5^出院小结^LN||{SECRET}||||||F",
-               f"OBX|2|NM|5223-3^抗体^LN||{QUOTED}||||||F",
-               f"NTE|1||{NOTE}")
-
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Engine, TestClient, Path]]:
@@ -51,17 +32,9 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Engine, Te
     folder.mkdir()
     (folder / "institutions.yaml").write_text((REPO / "mappings" / "institutions.yaml").read_text(encoding="utf-8"),
                                               encoding="utf-8")
-    engine = Engine(Settings(data_dir=root / "var", http_port=0, mllp_port=0, site=folder))
-    try:
-        with TestClient(create_app(engine)) as http:
-            sender = {"Authorization": "Bearer " + engine.auth.issue_system_token("feed", "system/MessageHeader.c"),
-                      "Content-Type": ER7}
-            for control, label in (("PF27-V", "V"), ("PF27-U", "U")):
-                r = http.post("/hl7v2", content=_mdm(control, label), headers=sender)
-                assert r.status_code == 200 and r.headers.get("x-hl7-ack-code") == "AR", r.text
-            yield engine, http, folder
-    finally:
-        engine.close()
+    bodies = (_mdm(control, label) for control, label in (("PF27-V", "V"), ("PF27-U", "U")))
+    with refused(Settings(data_dir=root / "var", http_port=0, mllp_port=0, site=folder), bodies, ("AR",)) as (engine, http):
+        yield engine, http, folder
 
 
 def test_an_operator_reads_a_refused_v_document_with_its_content_masked(world: Any) -> None:

@@ -26,14 +26,17 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from fastapi.testclient import TestClient
 
-from engine.api.app import create_app
-from engine.engine import Engine
 from engine.repository.searchparams import load
 from engine.result_labels import CITATIONS, load_left_out
-from engine.settings import Settings
-from tests.test_labelmark27_results import FEEDS, SEC, World, labels_of
+from tests.citation_world import (
+    SEC,
+    World,
+    labels_of,
+    opened,
+    put,
+    settings_in,
+)
 
 SCHEMA = Path(__file__).resolve().parent.parent / "conformance" / "schema"
 RESULTS = {"Observation", "DiagnosticReport"}
@@ -98,21 +101,8 @@ def test_every_r4_path_naming_a_result_is_cited_or_left_out_with_a_reason() -> N
 
 @pytest.fixture(scope="module")
 def w(tmp_path_factory):
-    engine = Engine(Settings(data_dir=tmp_path_factory.mktemp("privfix28") / "var", http_port=0, mllp_port=0))
-    try:
-        with TestClient(create_app(engine)) as http:
-            world = World(engine, http)
-            for name in ("01_FNXRMYY_ADT_A01_admission.hl7", "02_FNXRMYY_ORU_R01_blood_count.hl7"):
-                assert world.post((FEEDS / name).read_bytes()) in ("AA", "CA"), name
-            yield world
-    finally:
-        engine.close()
-
-
-def _put(w: World, body: dict[str, Any]) -> dict[str, Any]:
-    r = w.http.put(f"/fhir/{body['resourceType']}/{body['id']}", json=body, headers=w.his)
-    assert r.status_code in (200, 201), (body["resourceType"], r.text[:400])
-    return r.json()
+    with opened(settings_in(tmp_path_factory, "privfix28")) as world:
+        yield world
 
 
 def _at(defn: str, steps: list[str], ref: dict[str, str], where: str = "") -> dict[str, Any]:
@@ -188,8 +178,8 @@ def test_a_record_citing_an_r_result_by_each_listed_path_is_labelled_r(w, cited_
             body[who] = here["subject"]
             break
     rid = f"pf28-row{ROWS.index((rtype, path, cited))}"
-    assert labels_of(_put(w, {**body, "id": rid + "-n", **_at(rtype, path.split("."), {"reference": plain})})) == []
-    assert labels_of(_put(w, {**body, "id": rid, **_at(rtype, path.split("."), {"reference": secret})})) == ["R"]
+    assert labels_of(put(w, {**body, "id": rid + "-n", **_at(rtype, path.split("."), {"reference": plain})})) == []
+    assert labels_of(put(w, {**body, "id": rid, **_at(rtype, path.split("."), {"reference": secret})})) == ["R"]
 
 
 def _report(w: World, here: dict[str, Any], label: str | None) -> str:
@@ -197,7 +187,7 @@ def _report(w: World, here: dict[str, Any], label: str | None) -> str:
     rid = f"pf28-report-{label or 'n'}".lower()
     if w.http.get(f"/fhir/DiagnosticReport/{rid}", headers=w.his).status_code != 200:
         meta = {"meta": {"security": [{"system": SEC, "code": label}]}} if label else {}
-        _put(w, {"resourceType": "DiagnosticReport", "id": rid, "status": "final", "code": _TEXT,
+        put(w, {"resourceType": "DiagnosticReport", "id": rid, "status": "final", "code": _TEXT,
                  "subject": here["subject"], **meta})
     return f"DiagnosticReport/{rid}"
 
@@ -216,10 +206,10 @@ def test_a_referral_takes_the_label_of_a_result_it_names_and_its_receiving_hospi
     result = here["result"][4]["reference"]
     common = {"resourceType": "ServiceRequest", "status": "active", "intent": "order", "code": {"text": "转诊"},
               "subject": here["subject"], "reasonReference": [{"reference": result}]}
-    _put(w, {**common, "id": "pf28-referral", "category": [{"coding": [SNOMED_REFERRAL]}],
+    put(w, {**common, "id": "pf28-referral", "category": [{"coding": [SNOMED_REFERRAL]}],
              "requester": {"identifier": {"system": "urn:huren:institution", "value": "FNXRMYY"}},
              "performer": [{"identifier": {"system": "urn:huren:institution", "value": "FNZYY"}}]})
-    _put(w, {**common, "id": "pf28-order"})
+    put(w, {**common, "id": "pf28-order"})
     assert labels_of(w.label(result, "R")) == ["R"]
     assert labels_of(w.http.get("/fhir/ServiceRequest/pf28-order", headers=w.his).json()) == ["R"]  # guard
     assert labels_of(w.http.get("/fhir/ServiceRequest/pf28-referral", headers=w.his).json()) == ["R"]
@@ -238,7 +228,7 @@ def test_a_report_whose_contained_record_cites_a_result_labelled_later_takes_the
              "code": _TEXT, "subject": here["subject"], "contained": [inner], "supportingInfo": [{"reference": "#p1"}]}
     report = {"resourceType": "DiagnosticReport", "id": "pf28-contained", "status": "final", "code": _TEXT,
               "subject": here["subject"], "contained": [inner], "result": [{"reference": "#p1"}]}
-    assert labels_of(_put(w, order)) == [] and labels_of(_put(w, report)) == []
+    assert labels_of(put(w, order)) == [] and labels_of(put(w, report)) == []
     assert labels_of(w.label(result, "R")) == ["R"]
     assert labels_of(w.http.get("/fhir/ServiceRequest/pf28-contained-order", headers=w.his).json()) == ["R"]  # guard
     assert labels_of(w.http.get("/fhir/DiagnosticReport/pf28-contained", headers=w.his).json()) == ["R"]

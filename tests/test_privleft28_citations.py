@@ -19,26 +19,22 @@ import json
 from typing import Any
 
 import pytest
-from fastapi.testclient import TestClient
 
-from engine.api.app import create_app
-from engine.engine import Engine
 from engine.result_labels import CITATIONS, results_cited
-from engine.settings import Settings
-from tests.test_labelmark27_results import FEEDS, World, _as_missing, _count, labels_of
+from tests.citation_world import (
+    as_missing,
+    count,
+    labels_of,
+    opened,
+    put,
+    settings_in,
+)
 
 
 @pytest.fixture(scope="module")
 def w(tmp_path_factory):
-    engine = Engine(Settings(data_dir=tmp_path_factory.mktemp("privleft28") / "var", http_port=0, mllp_port=0))
-    try:
-        with TestClient(create_app(engine)) as http:
-            world = World(engine, http)
-            for name in ("01_FNXRMYY_ADT_A01_admission.hl7", "02_FNXRMYY_ORU_R01_blood_count.hl7"):
-                assert world.post((FEEDS / name).read_bytes()) in ("AA", "CA"), name
-            yield world
-    finally:
-        engine.close()
+    with opened(settings_in(tmp_path_factory, "privleft28")) as world:
+        yield world
 
 
 def _citing(rid: str, subject: dict[str, Any], result: str, report: str,
@@ -69,12 +65,6 @@ def _citing(rid: str, subject: dict[str, Any], result: str, report: str,
     ]
 
 
-def _put(w: World, body: dict[str, Any]) -> dict[str, Any]:
-    r = w.http.put(f"/fhir/{body['resourceType']}/{body['id']}", json=body, headers=w.his)
-    assert r.status_code in (200, 201), (body["resourceType"], r.text[:400])
-    return r.json()
-
-
 def test_every_path_is_read_as_the_mark_reads_it():
     """Guard for the data: each record of ``_citing`` names its result through a listed path, and
     the list covers every type of them."""
@@ -99,15 +89,15 @@ def test_a_record_citing_an_r_result_by_any_listed_path_is_written_r(w):
     resident = w.resident()
     for body in _citing("pl28m", subject, result, report_ref, report.get("performer")):
         ref = f"{body['resourceType']}/{body['id']}"
-        assert labels_of(_put(w, body)) == ["R"], ref
+        assert labels_of(put(w, body)) == ["R"], ref
         for who in (w.bound(), w.clinician()):
-            _as_missing(w, who, ref)
+            as_missing(w, who, ref)
         mine = w.http.get(f"/fhir/{ref}", **resident)
         assert mine.status_code == 200 and labels_of(mine.json()) == ["R"], (ref, mine.text[:300])
     bound = w.bound()
     for query in (f"DocumentReference?related={result}", f"Encounter?reason-reference={result}",
                   f"Observation?focus={result}", f"Immunization?reaction={result}"):
-        assert _count(w, bound, query) == 0, query
+        assert count(w, bound, query) == 0, query
     listed = w.http.get(f"/fhir/ServiceRequest?subject={subject['reference']}&_count=100", **bound).text
     assert result.split("/")[1] not in listed and "pl28m-sr" not in listed
 
@@ -123,11 +113,11 @@ def test_a_result_labelled_v_afterwards_takes_every_citing_record_along(w):
     # a report citing only this result, so the Procedure's report rises with it (a record of its own)
     lone = {"resourceType": "DiagnosticReport", "id": "pl28r-report", "status": "final", "code": {"text": "复核"},
             "subject": subject, "result": [{"reference": result}]}
-    assert labels_of(_put(w, lone)) == []
+    assert labels_of(put(w, lone)) == []
     made = _citing("pl28r", subject, result, "DiagnosticReport/pl28r-report", report.get("performer"))
     resident = w.resident()
     for body in made:
-        assert labels_of(_put(w, body)) == [], body["id"]
+        assert labels_of(put(w, body)) == [], body["id"]
         assert w.http.get(f"/fhir/{body['resourceType']}/{body['id']}", **resident).status_code == 200
     assert labels_of(w.label(result, "V")) == ["V"]
     for body in [lone, *made]:
@@ -135,7 +125,7 @@ def test_a_result_labelled_v_afterwards_takes_every_citing_record_along(w):
         stored = w.http.get(f"/fhir/{ref}", headers=w.his).json()
         assert labels_of(stored) == ["V"], (ref, stored.get("meta"))
         for who in (resident, w.bound()):
-            _as_missing(w, who, ref)
+            as_missing(w, who, ref)
     rid = result.split("/")[1]
     mine = w.http.get(f"/fhir/ServiceRequest?subject={subject['reference']}&_count=100", **resident)
     assert mine.status_code == 200 and rid not in mine.text and "pl28r-sr" not in mine.text
@@ -151,7 +141,7 @@ def test_a_record_citing_only_unlabelled_results_stays_as_written(w):
     for body in _citing("pl28p", report["subject"], plain, "DiagnosticReport/pl28p-none", report.get("performer")):
         body["meta"] = {"security": [{"system": "http://terminology.hl7.org/CodeSystem/v3-Confidentiality",
                                       "code": "N"}]}
-        assert labels_of(_put(w, body)) == ["N"], body["id"]
+        assert labels_of(put(w, body)) == ["N"], body["id"]
         assert w.http.get(f"/fhir/{body['resourceType']}/{body['id']}", **w.bound()).status_code == 200
 
 

@@ -21,10 +21,10 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from engine.api.app import create_app
 from engine.engine import Engine
 from engine.settings import Settings
-from tests.test_privfix27_quarantine import ER7, _mdm
+from tests.refused_documents import mdm as _mdm
+from tests.refused_documents import refused
 from tests.test_rvrvops26_quarantine_access import _quarantined, _session
 
 CODE = "HIV  POS"  # two spaces: no valid FHIR code, refused by the repository quoting it
@@ -38,17 +38,10 @@ def _refused(control: str, label: str) -> bytes:
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Engine, TestClient]]:
-    engine = Engine(Settings(data_dir=tmp_path_factory.mktemp("privleft28q") / "var", http_port=0, mllp_port=0))
-    try:
-        with TestClient(create_app(engine)) as http:
-            sender = {"Authorization": "Bearer " + engine.auth.issue_system_token("feed", "system/MessageHeader.c"),
-                      "Content-Type": ER7}
-            for control, label in (("PL28-V", "V"), ("PL28-U", "U")):
-                r = http.post("/hl7v2", content=_refused(control, label), headers=sender)
-                assert r.status_code == 200 and r.headers.get("x-hl7-ack-code") == "AE", r.text[:300]
-            yield engine, http
-    finally:
-        engine.close()
+    bodies = (_refused(control, label) for control, label in (("PL28-V", "V"), ("PL28-U", "U")))
+    with refused(Settings(data_dir=tmp_path_factory.mktemp("privleft28q") / "var", http_port=0, mllp_port=0), bodies,
+                 ("AE",)) as world:
+        yield world
 
 
 def test_the_list_scrubs_a_v_message_reason_quoting_its_obx5(world: Any) -> None:

@@ -12,50 +12,25 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from engine.api.app import create_app
 from engine.engine import Engine
-from engine.settings import Settings
-from tests.test_convleft28_performer import INSTITUTIONS, mllp
+from tests.performer_site import checked, mllp, performer_site
 from tests.test_hooks11_policy_edges import flag_of
 from tests.test_recognition_policy_e2e import CBC, msh, order, pid, ts
-
-ID_NUMBER = "32092319850412001X"  # the resident test_recognition_policy_e2e.pid names
-
-
-def _open(tmp_path: Path, institutions: str | None) -> Iterator[tuple[Engine, TestClient]]:
-    site = tmp_path / "site"
-    site.mkdir()
-    if institutions is not None:
-        (site / "institutions.yaml").write_text(institutions, "utf-8")
-    with Engine(Settings(data_dir=tmp_path / "var", http_port=0, mllp_port=0, site=site)) as engine, \
-            TestClient(create_app(engine)) as http:
-        http.headers["Authorization"] = "Bearer " + engine.auth.issue_system_token("his", "system/*.cruds")
-        yield engine, http
 
 
 @pytest.fixture
 def shipped(tmp_path: Path) -> Iterator[tuple[Engine, TestClient]]:
     """The shipped demo community (阜宁: FNXRMYY, FNZYY, FNYLWSY and their code maps), nothing declared
     in senders.yaml ``local_code_systems`` (its shipped default ``{}``)."""
-    yield from _open(tmp_path, None)
+    with performer_site(tmp_path, None) as world:
+        yield world
 
 
 @pytest.fixture
 def world(tmp_path: Path) -> Iterator[tuple[Engine, TestClient]]:
     """The author's community: LABX has no QC for the blood count, HOSPA/B/C have all."""
-    yield from _open(tmp_path, INSTITUTIONS)
-
-
-def checked(http: TestClient, engine: Engine, institution: str) -> list[str]:
-    """The institutions ``$check-recognition`` lists to ``institution`` for a blood count ordered today."""
-    [patient] = engine.repository.search("Patient", [("identifier", ID_NUMBER)]).resources
-    r = http.post("/fhir/ServiceRequest/$check-recognition", json={"resourceType": "Parameters", "parameter": [
-        {"name": "patient", "valueReference": {"reference": f"Patient/{patient['id']}"}},
-        {"name": "code", "valueCoding": {"system": "http://loinc.org", "code": "58410-2"}},
-        {"name": "institution", "valueString": institution}]})
-    assert r.status_code == 200, r.text
-    return [q["valueString"] for p in r.json()["parameter"] if p["name"] == "recognisable"
-            for q in p["part"] if q["name"] == "institution"]
+    with performer_site(tmp_path) as world:
+        yield world
 
 
 def lab(inst: str, placer: str, item: str, when: str, obx3: str = "WBC^白细胞^L", obx23: str = "",

@@ -10,45 +10,22 @@ from __future__ import annotations
 
 import base64
 import time
-from collections.abc import Iterator
 
 import pytest
 from fastapi.testclient import TestClient
 
 from adapters.hl7v2.ack import ack_code_of
 from adapters.hl7v2.header import extract_header
-from engine.api.app import create_app
 from engine.engine import Engine
 from engine.messages import QUARANTINED, message_id
-from engine.settings import Settings
+from tests import hl7_calls
+from tests.hl7_calls import module_engine, module_http, post  # noqa: F401  (the module's engine and client)
 from tests.test_convert11_thinner import send
 from tests.test_ingest_durability import err_fields
 
 
-@pytest.fixture(scope="module")
-def engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Engine]:
-    root = tmp_path_factory.mktemp("rvhl7conf27")
-    with Engine(Settings(data_dir=root / "var", http_port=0, mllp_port=0)) as eng:
-        yield eng
-
-
-@pytest.fixture(scope="module")
-def http(engine: Engine) -> Iterator[TestClient]:
-    with TestClient(create_app(engine)) as client:
-        client.headers["Authorization"] = "Bearer " + engine.auth.issue_system_token("rv27", "system/*.cruds")
-        yield client
-
-
 def adt(control: str, name: str, *, msh18: str = "") -> str:
-    return (f"MSH|^~\\&|HIS|FNXRMYY|HUREN|FNYGT|20261201091500||ADT^A04^ADT_A01|{control}|P|2.5.1"
-            f"|||||CHN|{msh18}\rEVN|A04|20261201091500\rPID|1||R27{control}^^^FNXRMYY^MR||{name}||19850412|M\r"
-            "PV1|1|O\r")
-
-
-def post(http: TestClient, raw: bytes) -> bytes:
-    r = http.post("/hl7v2", content=raw, headers={"Content-Type": "x-application/hl7-v2+er7"})
-    assert r.status_code == 200, r.text
-    return r.content
+    return hl7_calls.adt(control, mrn="R27", name=name, msh_rest=f"|||||CHN|{msh18}")
 
 
 def names(engine: Engine, http: TestClient, control: str) -> list[dict]:

@@ -5,50 +5,18 @@ neighbours, real bytes over real HTTP into the real engine. Each test FAILS on a
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 
 import pytest
 from fastapi.testclient import TestClient
 
 from adapters.hl7v2.ack import ack_code_of
-from engine.api.app import create_app
 from engine.engine import Engine
-from engine.messages import message_id
-from engine.settings import Settings
-
-
-@pytest.fixture(scope="module")
-def engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Engine]:
-    root = tmp_path_factory.mktemp("rvhl7conf27x")
-    with Engine(Settings(data_dir=root / "var", http_port=0, mllp_port=0)) as eng:
-        yield eng
-
-
-@pytest.fixture(scope="module")
-def http(engine: Engine) -> Iterator[TestClient]:
-    with TestClient(create_app(engine)) as client:
-        client.headers["Authorization"] = "Bearer " + engine.auth.issue_system_token("rv27x", "system/*.cruds")
-        yield client
-
-
-def post(http: TestClient, raw: bytes) -> bytes:
-    r = http.post("/hl7v2", content=raw, headers={"Content-Type": "x-application/hl7-v2+er7"})
-    assert r.status_code == 200, r.text
-    return r.content
-
-
-def written(engine: Engine, http: TestClient, control: str, rtype: str) -> list[dict]:
-    doc = engine.ingestor.messages.get(message_id("FNXRMYY", control))
-    assert doc is not None
-    return [http.get(f"/fhir/{r}").json() for r in doc.get("resources") or [] if r.startswith(rtype + "/")]
+from tests import hl7_calls
+from tests.hl7_calls import module_engine, module_http, post, written  # noqa: F401  (the module's engine and client)
 
 
 def oru(control: str, value: str) -> bytes:
-    return (f"MSH|^~\\&|LIS|FNXRMYY|HUREN|FNYGT|20261201091500||ORU^R01^ORU_R01|{control}|P|2.5.1\r"
-            f"PID|1||R27{control}^^^FNXRMYY^MR||王^五||19850412|M\r"
-            f"OBR|1|O{control}|L{control}|GLU^血糖^L|||20261201083000||||G|||20261201083500|BLD"
-            "||||||||20261201091000|||F\r"
-            f"OBX|1|TX|GLU^血糖^L||{value}||||||F|||20261201090000\r").encode()
+    return hl7_calls.oru(control, value, mrn="R27").encode()
 
 
 # 1 (HIGH, hot path) -- unescape keeps a sequence that reads as nothing, then _hex_run is tried again from the

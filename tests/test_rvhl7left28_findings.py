@@ -14,30 +14,14 @@ v2-0127, v2-0485; v2.4 table 0354 names RDE_O01 for RDE^O01).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 from fastapi.testclient import TestClient
 
 from adapters.hl7v2.ack import ack_code_of
-from engine.api.app import create_app
 from engine.engine import Engine
 from engine.messages import message_id
-from engine.settings import Settings
-
-
-@pytest.fixture(scope="module")
-def engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Engine]:
-    root = tmp_path_factory.mktemp("rvhl7left28")
-    with Engine(Settings(data_dir=root / "var", http_port=0, mllp_port=0)) as eng:
-        yield eng
-
-
-@pytest.fixture(scope="module")
-def http(engine: Engine) -> Iterator[TestClient]:
-    with TestClient(create_app(engine)) as client:
-        client.headers["Authorization"] = "Bearer " + engine.auth.issue_system_token("rv28", "system/*.cruds")
-        yield client
+from tests.hl7_calls import err_lines as errs
+from tests.hl7_calls import module_engine, module_http, post  # noqa: F401  (the module's engine and client)
 
 
 def msh(control: str, msh9: str, version: str = "2.5.1", facility: str = "FNXRMYY") -> str:
@@ -46,17 +30,6 @@ def msh(control: str, msh9: str, version: str = "2.5.1", facility: str = "FNXRMY
 
 def pid(control: str, sex: str = "M", name: str = "张^三") -> str:
     return f"PID|1||RV{control}^^^FNXRMYY^MR||{name}||19850412|{sex}\r"
-
-
-def post(http: TestClient, text: str, content_type: str = "x-application/hl7-v2+er7",
-         codec: str = "utf-8") -> bytes:
-    r = http.post("/hl7v2", content=text.encode(codec), headers={"Content-Type": content_type})
-    assert r.status_code == 200, r.text
-    return r.content
-
-
-def errs(ack: bytes) -> list[str]:
-    return [s for s in ack.decode("utf-8").split("\r") if s.startswith("ERR")]
 
 
 # --- 1. W 103 on values the table holds --------------------------------------------------------------

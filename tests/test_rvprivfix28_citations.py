@@ -14,39 +14,16 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from fastapi.testclient import TestClient
 
-from engine.api.app import create_app
-from engine.engine import Engine
-from engine.settings import Settings
-from tests.test_labelmark27_results import FEEDS, World, labels_of
+from tests.citation_world import World, get, labels_of, opened, put, settings_in
 
 _TEXT = {"text": "复核"}
 
 
 @pytest.fixture(scope="module")
 def w(tmp_path_factory):
-    engine = Engine(Settings(data_dir=tmp_path_factory.mktemp("rvprivfix28") / "var", http_port=0, mllp_port=0))
-    try:
-        with TestClient(create_app(engine)) as http:
-            world = World(engine, http)
-            for name in ("01_FNXRMYY_ADT_A01_admission.hl7", "02_FNXRMYY_ORU_R01_blood_count.hl7"):
-                assert world.post((FEEDS / name).read_bytes()) in ("AA", "CA"), name
-            yield world
-    finally:
-        engine.close()
-
-
-def _put(w: World, body: dict[str, Any]) -> dict[str, Any]:
-    r = w.http.put(f"/fhir/{body['resourceType']}/{body['id']}", json=body, headers=w.his)
-    assert r.status_code in (200, 201), (body["resourceType"], r.text[:400])
-    return r.json()
-
-
-def _get(w: World, ref: str) -> dict[str, Any]:
-    r = w.http.get(f"/fhir/{ref}", headers=w.his)
-    assert r.status_code == 200, r.text[:300]
-    return r.json()
+    with opened(settings_in(tmp_path_factory, "rvprivfix28")) as world:
+        yield world
 
 
 def _third(w: World) -> dict[str, Any]:
@@ -77,7 +54,7 @@ def test_a_record_citing_an_r_result_in_a_nested_backbone_element_is_labelled_r(
     secret = here["result"][3]["reference"]
     w.label(secret, "R")
     body = {"resourceType": rtype, "id": f"rv28-nested-{rtype.lower()}", **_nested(rtype, here["subject"], secret)}
-    assert labels_of(_put(w, body)) == ["R"], f"{rtype} citing {secret} one level down stays unlabelled"
+    assert labels_of(put(w, body)) == ["R"], f"{rtype} citing {secret} one level down stays unlabelled"
 
 
 def test_an_order_of_another_patient_citing_a_result_takes_its_label_when_it_rises(w):
@@ -86,14 +63,14 @@ def test_an_order_of_another_patient_citing_a_result_takes_its_label_when_it_ris
     patient: the rise never reads it, while the mark (guard) labels the same order written after."""
     here = w.report("FNXRMYY-LIS-000201")
     result = here["result"][6]["reference"]
-    _put(w, {"resourceType": "Patient", "id": "rv28-newborn", "name": [{"text": "王建国之子"}], "gender": "male",
+    put(w, {"resourceType": "Patient", "id": "rv28-newborn", "name": [{"text": "王建国之子"}], "gender": "male",
              "birthDate": "2025-03-10"})
     order = {"resourceType": "ServiceRequest", "status": "active", "intent": "order", "code": _TEXT,
              "subject": {"reference": "Patient/rv28-newborn"}, "supportingInfo": [{"reference": result}]}
-    _put(w, {**order, "id": "rv28-infant-order"})
+    put(w, {**order, "id": "rv28-infant-order"})
     assert labels_of(w.label(result, "R")) == ["R"]
-    assert labels_of(_put(w, {**order, "id": "rv28-infant-order-after"})) == ["R"]  # guard: the mark
-    assert labels_of(_get(w, "ServiceRequest/rv28-infant-order")) == ["R"]
+    assert labels_of(put(w, {**order, "id": "rv28-infant-order-after"})) == ["R"]  # guard: the mark
+    assert labels_of(get(w, "ServiceRequest/rv28-infant-order")) == ["R"]
 
 
 SNOMED_REFERRAL = {"system": "http://snomed.info/sct", "code": "3457005", "display": "Patient referral"}
@@ -105,7 +82,7 @@ def test_a_referral_naming_an_r_result_does_not_show_its_id_to_an_institution_ou
     here = w.report("FNXRMYY-LIS-000201")
     result = here["result"][8]["reference"]
     assert labels_of(w.label(result, "R")) == ["R"]
-    _put(w, {"resourceType": "ServiceRequest", "id": "rv28-referral", "status": "active", "intent": "order",
+    put(w, {"resourceType": "ServiceRequest", "id": "rv28-referral", "status": "active", "intent": "order",
              "code": {"text": "转诊"}, "subject": here["subject"], "category": [{"coding": [SNOMED_REFERRAL]}],
              "reasonReference": [{"reference": result}],
              "requester": {"identifier": {"system": "urn:huren:institution", "value": "FNXRMYY"}},
@@ -124,7 +101,7 @@ def test_a_task_that_is_no_referral_naming_an_r_result_does_not_show_its_id_to_a
     here = w.report("FNXRMYY-LIS-000201")
     result = here["result"][9]["reference"]
     assert labels_of(w.label(result, "R")) == ["R"]
-    _put(w, {"resourceType": "Task", "id": "rv28-task", "status": "requested", "intent": "order",
+    put(w, {"resourceType": "Task", "id": "rv28-task", "status": "requested", "intent": "order",
              "code": {"text": "复查提醒"}, "for": here["subject"], "focus": {"reference": result},
              "input": [{"type": _TEXT, "valueReference": {"reference": result}}]})
     third = _third(w)

@@ -18,10 +18,10 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from engine.api.app import create_app
 from engine.engine import Engine
 from engine.settings import Settings
-from tests.test_privfix27_quarantine import ER7, SECRET, _mdm
+from tests.refused_documents import SECRET, refused
+from tests.refused_documents import mdm as _mdm
 from tests.test_rvrvops26_quarantine_access import _quarantined, _session
 
 REST = "已告知本人请勿告知家属"  # the part of the V text after the raw line break
@@ -29,17 +29,10 @@ REST = "已告知本人请勿告知家属"  # the part of the V text after the r
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Engine, TestClient]]:
-    engine = Engine(Settings(data_dir=tmp_path_factory.mktemp("rvprivfix28q") / "var", http_port=0, mllp_port=0))
-    try:
-        with TestClient(create_app(engine)) as http:
-            sender = {"Authorization": "Bearer " + engine.auth.issue_system_token("feed", "system/MessageHeader.c"),
-                      "Content-Type": ER7}
-            body = _mdm("RVPF28-BR", "V", "FNXRMYY").replace(SECRET.encode(), f"HIV抗体确证试验阳性\r{REST}".encode())
-            r = http.post("/hl7v2", content=body, headers=sender)
-            assert r.status_code == 200 and r.headers.get("x-hl7-ack-code") in ("AE", "AR"), r.text[:300]
-            yield engine, http
-    finally:
-        engine.close()
+    body = _mdm("RVPF28-BR", "V", "FNXRMYY").replace(SECRET.encode(), f"HIV抗体确证试验阳性\r{REST}".encode())
+    with refused(Settings(data_dir=tmp_path_factory.mktemp("rvprivfix28q") / "var", http_port=0, mllp_port=0), [body],
+                 ("AE", "AR")) as world:
+        yield world
 
 
 def test_a_v_text_broken_by_a_line_break_is_not_shown_to_an_operator(world: Any) -> None:

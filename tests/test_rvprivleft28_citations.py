@@ -23,33 +23,14 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from fastapi.testclient import TestClient
 
-from engine.api.app import create_app
-from engine.engine import Engine
-from engine.settings import Settings
-from tests.test_labelmark27_results import FEEDS, World, labels_of
+from tests.citation_world import RYY_FEEDS, YL_FEEDS, labels_of, opened, put, settings_in
 
 
 @pytest.fixture(scope="module")
 def w(tmp_path_factory):
-    engine = Engine(Settings(data_dir=tmp_path_factory.mktemp("rvprivleft28") / "var", http_port=0, mllp_port=0))
-    try:
-        with TestClient(create_app(engine)) as http:
-            world = World(engine, http)
-            for name in ("01_FNXRMYY_ADT_A01_admission.hl7", "02_FNXRMYY_ORU_R01_blood_count.hl7",
-                         "13_FNYLWSY_ORM_O01_blood_count_wang_self_pay.hl7",
-                         "14_FNYLWSY_ORU_R01_blood_count_wang.hl7"):
-                assert world.post((FEEDS / name).read_bytes()) in ("AA", "CA"), name
-            yield world
-    finally:
-        engine.close()
-
-
-def _put(w: World, body: dict[str, Any]) -> dict[str, Any]:
-    r = w.http.put(f"/fhir/{body['resourceType']}/{body['id']}", json=body, headers=w.his)
-    assert r.status_code in (200, 201), (body["resourceType"], r.text[:400])
-    return r.json()
+    with opened(settings_in(tmp_path_factory, "rvprivleft28"), RYY_FEEDS + YL_FEEDS) as world:
+        yield world
 
 
 def test_the_rise_reaches_an_order_about_the_persons_record_at_another_hospital(w):
@@ -62,10 +43,10 @@ def test_the_rise_reaches_an_order_about_the_persons_record_at_another_hospital(
     result = here["result"][5]["reference"]
     order = {"resourceType": "ServiceRequest", "id": "rvpl28-yl-order", "status": "active", "intent": "order",
              "code": {"text": "血常规复查"}, "subject": there["subject"], "supportingInfo": [{"reference": result}]}
-    assert labels_of(_put(w, order)) == []
+    assert labels_of(put(w, order)) == []
     assert labels_of(w.label(result, "V")) == ["V"]
     later = {**order, "id": "rvpl28-yl-order-later"}
-    assert labels_of(_put(w, later)) == ["V"]  # guard: the mark labels the same record written now
+    assert labels_of(put(w, later)) == ["V"]  # guard: the mark labels the same record written now
     stored = w.http.get("/fhir/ServiceRequest/rvpl28-yl-order", headers=w.his).json()
     assert labels_of(stored) == ["V"], stored.get("meta")
     shown = w.http.get("/fhir/ServiceRequest/rvpl28-yl-order", **w.bound())
@@ -79,9 +60,9 @@ def test_the_rise_reaches_a_record_naming_no_patient(w):
     result = here["result"][6]["reference"]
     dispense = {"resourceType": "MedicationDispense", "id": "rvpl28-disp", "status": "completed",
                 "medicationCodeableConcept": {"text": "铁剂"}, "supportingInformation": [{"reference": result}]}
-    assert labels_of(_put(w, dispense)) == []
+    assert labels_of(put(w, dispense)) == []
     assert labels_of(w.label(result, "V")) == ["V"]
-    assert labels_of(_put(w, {**dispense, "id": "rvpl28-disp-later"})) == ["V"]  # guard: the mark
+    assert labels_of(put(w, {**dispense, "id": "rvpl28-disp-later"})) == ["V"]  # guard: the mark
     stored = w.http.get("/fhir/MedicationDispense/rvpl28-disp", headers=w.his).json()
     assert labels_of(stored) == ["V"], stored.get("meta")
 
@@ -98,7 +79,7 @@ def test_a_contained_record_citing_an_r_result_labels_its_container(w):
                              "subject": here["subject"], "derivedFrom": [{"reference": result}],
                              "valueString": "见原结果"}],
               "result": [{"reference": "#p1"}]}
-    assert labels_of(_put(w, report)) == ["R"]
+    assert labels_of(put(w, report)) == ["R"]
 
 
 SNOMED_REFERRAL = {"system": "http://snomed.info/sct", "code": "3457005", "display": "Patient referral"}
@@ -121,7 +102,7 @@ def test_a_referral_citing_an_r_result_is_not_withdrawn_from_the_receiving_hospi
     plain, secret = here["result"][1]["reference"], here["result"][9]["reference"]
     assert labels_of(w.label(secret, "R")) == ["R"]
     for rid, cited in (("rvpl28-ref-plain", plain), ("rvpl28-ref-r", secret)):
-        _put(w, {"resourceType": "ServiceRequest", "id": rid, "status": "active", "intent": "order",
+        put(w, {"resourceType": "ServiceRequest", "id": rid, "status": "active", "intent": "order",
                  "category": [{"coding": [SNOMED_REFERRAL]}], "code": {"text": "转诊 referral"},
                  "subject": here["subject"], "authoredOn": "2025-03-11", "requester": _institution("FNXRMYY"),
                  "performer": [_institution("FNZYY")], "supportingInfo": [{"reference": cited}]})
@@ -154,6 +135,6 @@ def test_a_record_citing_an_r_result_by_another_r4_path_takes_its_label(w, rtype
     if labels_of(w.http.get(f"/fhir/{result}", headers=w.his).json()) != ["R"]:
         assert labels_of(w.label(result, "R")) == ["R"]
     rid = f"rvpl28-{rtype.lower()}-{path.lower()}"
-    _put(w, {"resourceType": rtype, "id": rid, **body, "subject": here["subject"], path: [{"reference": result}]})
+    put(w, {"resourceType": rtype, "id": rid, **body, "subject": here["subject"], path: [{"reference": result}]})
     shown = w.http.get(f"/fhir/{rtype}/{rid}", **w.bound())
     assert shown.status_code == 404 or result.split("/")[1] not in shown.text, shown.text[:300]

@@ -19,10 +19,10 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from engine.api.app import create_app
 from engine.engine import Engine
 from engine.settings import Settings
-from tests.test_privfix27_quarantine import ER7, QUOTED, _mdm
+from tests.refused_documents import QUOTED, refused
+from tests.refused_documents import mdm as _mdm
 from tests.test_rvrvops26_quarantine_access import _quarantined, _session
 
 ESCAPED = "HIV\\T\\  POS"  # ER7 for "HIV&  POS" (two spaces: no valid FHIR code)
@@ -31,18 +31,11 @@ READ = "HIV&  POS"
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Engine, TestClient]]:
-    engine = Engine(Settings(data_dir=tmp_path_factory.mktemp("rvprivleft28q") / "var", http_port=0, mllp_port=0))
-    try:
-        with TestClient(create_app(engine)) as http:
-            sender = {"Authorization": "Bearer " + engine.auth.issue_system_token("feed", "system/MessageHeader.c"),
-                      "Content-Type": ER7}
-            body = (_mdm("RVPL28-V", "V", "FNXRMYY").replace(b"OBX|2|NM|", b"OBX|2|CWE|")
-                    .replace(QUOTED.encode(), f"{ESCAPED}^{QUOTED}^L".encode()))
-            r = http.post("/hl7v2", content=body, headers=sender)
-            assert r.status_code == 200 and r.headers.get("x-hl7-ack-code") == "AE", r.text[:300]
-            yield engine, http
-    finally:
-        engine.close()
+    body = (_mdm("RVPL28-V", "V", "FNXRMYY").replace(b"OBX|2|NM|", b"OBX|2|CWE|")
+            .replace(QUOTED.encode(), f"{ESCAPED}^{QUOTED}^L".encode()))
+    with refused(Settings(data_dir=tmp_path_factory.mktemp("rvprivleft28q") / "var", http_port=0, mllp_port=0), [body],
+                 ("AE",)) as world:
+        yield world
 
 
 def test_an_escaped_obx5_quoted_in_the_reason_is_scrubbed(world: Any) -> None:

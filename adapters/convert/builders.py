@@ -749,10 +749,9 @@ def _names_of_sender(ctx: Context) -> frozenset[str]:
     app, universal, kind = msh.value(3).strip(), msh.value(3, comp=2).strip(), msh.value(3, comp=3).strip().upper()
     if app:
         names.add(f"urn:huren:id:{urn_part(app)}")
-    if universal and kind in ("ISO", "OID") and datatypes._OID.match(universal):
-        names.add(f"urn:oid:{universal}")
-    elif universal and kind in ("URI", "URL") and not any(c.isspace() for c in universal):
-        names.add(universal)
+    system = datatypes.universal_system(universal, kind)
+    if system:
+        names.add(system)
     return frozenset(names)
 
 

@@ -314,13 +314,10 @@ def cx(rep: Repetition, rule: Rule, ctx: Context) -> dict[str, Any] | None:
     if not value:
         return None
     ident: dict[str, Any] = {"value": value}
-    namespace, universal, universal_type = rep.comp(4, 1), rep.comp(4, 2), rep.comp(4, 3)
-    if universal and universal_type.upper() in ("ISO", "OID") and _OID.match(universal):
-        ident["system"] = f"urn:oid:{universal}"
-    elif universal and universal_type.upper() in ("URI", "URL") and not any(c.isspace() for c in universal):
-        ident["system"] = universal
-    elif namespace:
-        ident["system"] = f"urn:huren:id:{urn_part(namespace)}"
+    namespace = rep.comp(4, 1)
+    system = hd_system(namespace, rep.comp(4, 2), rep.comp(4, 3))
+    if system:
+        ident["system"] = system
     type_code = rep.comp(5).strip() or rule.get("identifier_type", "")
     if type_code:
         ident["type"] = {"coding": [{"system": V2_0203, "code": type_code}]}
@@ -338,14 +335,27 @@ def ei(rep: Repetition, rule: Rule, ctx: Context) -> dict[str, Any] | None:
     if not value:
         return None
     ident: dict[str, Any] = {"value": value}
-    namespace, universal, universal_type = rep.comp(2), rep.comp(3), rep.comp(4)
-    if universal and universal_type.upper() in ("ISO", "OID") and _OID.match(universal):
-        ident["system"] = f"urn:oid:{universal}"
-    elif universal and universal_type.upper() in ("URI", "URL") and not any(c.isspace() for c in universal):
-        ident["system"] = universal
-    elif namespace:
-        ident["system"] = f"urn:huren:id:{urn_part(namespace)}"
+    system = hd_system(rep.comp(2), rep.comp(3), rep.comp(4))
+    if system:
+        ident["system"] = system
     return ident
+
+
+def hd_system(namespace: str, universal: str, universal_type: str) -> str | None:
+    """The system an assigning authority (HD: CX-4, EI-2..4) names: its universal id by its type
+    (``universal_system``), else its namespace id as ``urn:huren:id:<HD-1>``; none: None. The one
+    rule of CX, EI and the sending application's names (``builders._names_of_sender``)."""
+    return universal_system(universal, universal_type) or (f"urn:huren:id:{urn_part(namespace)}" if namespace else None)
+
+
+def universal_system(universal: str, universal_type: str) -> str | None:
+    """An HD's universal id (HD-2) as a system by its type (HD-3): an OID (ISO) as ``urn:oid:``, a URI
+    (no white space) as itself; else None."""
+    if universal and universal_type.upper() in ("ISO", "OID") and _OID.match(universal):
+        return f"urn:oid:{universal}"
+    if universal and universal_type.upper() in ("URI", "URL") and not any(c.isspace() for c in universal):
+        return universal
+    return None
 
 
 def _period(rep: Repetition, ctx: Context, start: int, end: int, sub: bool = False) -> dict[str, str] | None:

@@ -35,6 +35,7 @@ import base64
 import functools
 import json
 import re
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -184,7 +185,7 @@ def _shown(engine: Engine, caller: Caller, doc: Document, text: str | None = Non
         return shown, text, []
     fields, placeholder = _withheld_words()
     read = _read_values(text, fields)  # before masking: the values as the parser read them
-    whole = read is not None and not _stray_lines(text)
+    whole = read is not None and not _broken(text, fields)
     text, values = _masked(text, fields, placeholder, whole=whole)
     shown = _scrubbed(shown, [*values, *(read or ())], placeholder)
     if not whole:  # fail closed: what the parser quotes of a line it could not read is masked text
@@ -266,11 +267,43 @@ def _segment_line(line: str, sep: str) -> bool:
     return _valid_name(name)
 
 
-def _stray_lines(text: str) -> bool:
-    """Whether a non-empty line of ``text`` is no segment (a raw line break inside a field)."""
-    parts = [p for p in _LINES.split(text) if p and not _LINES.fullmatch(p)]
-    sep = parts[0][3] if parts and parts[0][:3] in ("MSH", "FHS", "BHS") and len(parts[0]) > 3 else "|"
-    return any(not _segment_line(p, sep) for p in parts)
+def _read_lines(text: str, fields: tuple[tuple[str, int], ...]) -> Iterator[tuple[str, str, str]]:
+    """Each piece of ``text`` (its lines and line ends, in order) with what it reads as and the field
+    separator in force: ``end`` (a line end, or nothing), ``header`` (MSH/FHS/BHS, which sets the
+    separator), ``stray`` (a line that is no segment: a raw line break inside a field), ``continued``,
+    ``masked`` (a segment of ``fields``) or ``segment``.
+
+    ``continued``: a line after a masked segment whose line ends at or before its last masked field
+    -- where a raw line break inside that field (or an earlier one) leaves it -- up to the next
+    masked segment, though it reads as a segment: text after the break that begins with three
+    capitals or digits (``HIV``, ``PID`` -- pelvic inflammatory disease) followed by the rest of the
+    cut segment's fields (``PID||||||F``) is a segment to the parser (twenty-ninth round, tidy29; the
+    case labelfix28 left). In a document (MDM: ``TXA {OBX [{NTE}]}``) only masked segments follow
+    a masked one, so no line of a message sent whole is taken for one."""
+    last: dict[str, int] = {}
+    for seg, n in fields:
+        last[seg] = max(n, last.get(seg, 0))
+    sep = "|"
+    cut = False  # the last masked segment's line may have been cut by a raw line break
+    for part in _LINES.split(text):
+        name = part[:3]
+        if not part or _LINES.fullmatch(part):
+            kind = "end"
+        elif name in ("MSH", "FHS", "BHS") and len(part) > 3:
+            sep, cut, kind = part[3], False, "header"
+        elif not _segment_line(part, sep):
+            kind = "stray"
+        elif name in last:
+            cut, kind = len(part.split(sep)) - 1 <= last[name], "masked"
+        else:
+            kind = "continued" if cut else "segment"
+        yield part, kind, sep
+
+
+def _broken(text: str, fields: tuple[tuple[str, int], ...]) -> bool:
+    """Whether a line of ``text`` is no segment or the continuation of a cut masked segment
+    (``_read_lines``): the message is not read whole, its masking fails closed."""
+    return any(kind in ("stray", "continued") for _, kind, _ in _read_lines(text, fields))
 
 
 def _masked(text: str, fields: tuple[tuple[str, int], ...], placeholder: str,
@@ -282,20 +315,16 @@ def _masked(text: str, fields: tuple[tuple[str, int], ...], placeholder: str,
     the commonest way a text report breaks ER7) fails closed: a masked segment loses everything from
     its first masked field to the end of its line, and every line that reads as no segment -- the
     rest of the broken text -- is replaced by ``placeholder`` (twenty-eighth round, labelfix28;
-    rvprivfix28 finding 6: the rest of a V text was shown)."""
+    rvprivfix28 finding 6: the rest of a V text was shown), and so is every line that continues a
+    cut masked segment though it reads as a segment (``_read_lines``; twenty-ninth round, tidy29)."""
     out: list[str] = []
     taken: list[str] = []
-    sep = "|"
-    for part in _LINES.split(text):
-        name = part[:3]
-        if not part or _LINES.fullmatch(part):
-            pass
-        elif name in ("MSH", "FHS", "BHS") and len(part) > 3:
-            sep = part[3]
-        elif not whole and not _segment_line(part, sep):
+    for part, kind, sep in _read_lines(text, fields):
+        if not whole and kind in ("stray", "continued"):
             taken.append(part)
             part = placeholder
-        elif any(name == seg for seg, _ in fields):
+        elif kind == "masked":
+            name = part[:3]
             pieces = part.split(sep)
             first = min((n for seg, n in fields if name == seg and len(pieces) > n), default=None)
             if not whole and first is not None:
@@ -320,17 +349,7 @@ def _unquoted(shown: dict[str, Any], placeholder: str) -> dict[str, Any]:
     """The summary of a message not read whole with every quoted value of its reasons (``'...'``,
     ``"..."``: how a reason quotes what it read) replaced by ``placeholder``: the parser quotes the
     line it could not read, which is the masked text (fail closed; the words of the reason stay)."""
-
-    def clean(node: Any) -> Any:
-        if isinstance(node, str):
-            return _QUOTED.sub(lambda m: m.group(0)[0] + placeholder + m.group(0)[0], node)
-        if isinstance(node, list):
-            return [clean(v) for v in node]
-        if isinstance(node, dict):
-            return {k: clean(v) for k, v in node.items()}
-        return node
-
-    return {k: (v if k in ("id", "_id") else clean(v)) for k, v in shown.items()}
+    return _each_text(shown, lambda text: _QUOTED.sub(lambda m: m.group(0)[0] + placeholder + m.group(0)[0], text))
 
 
 def _scrubbed(shown: dict[str, Any], values: list[str], placeholder: str) -> dict[str, Any]:
@@ -345,18 +364,28 @@ def _scrubbed(shown: dict[str, Any], values: list[str], placeholder: str) -> dic
     if not pieces:
         return shown
 
-    def clean(node: Any) -> Any:
+    def scrub(text: str) -> str:
+        for p in pieces:
+            text = text.replace(p, placeholder)
+        return text
+
+    return _each_text(shown, scrub)
+
+
+def _each_text(shown: dict[str, Any], transform: Callable[[str], str]) -> dict[str, Any]:
+    """The summary with ``transform`` applied to every string in it, at any depth (its reasons, its
+    ERR list), its id kept: the one walk of both scrubbers (``_scrubbed``, ``_unquoted``)."""
+
+    def walk(node: Any) -> Any:
         if isinstance(node, str):
-            for p in pieces:
-                node = node.replace(p, placeholder)
-            return node
+            return transform(node)
         if isinstance(node, list):
-            return [clean(v) for v in node]
+            return [walk(v) for v in node]
         if isinstance(node, dict):
-            return {k: clean(v) for k, v in node.items()}
+            return {k: walk(v) for k, v in node.items()}
         return node
 
-    return {k: (v if k in ("id", "_id") else clean(v)) for k, v in shown.items()}
+    return {k: (v if k in ("id", "_id") else walk(v)) for k, v in shown.items()}
 
 
 @router.post("/quarantine/{message_id}/replay", summary="Run a stored message through the pipeline again")
