@@ -216,8 +216,9 @@ def _mongomock_finds_by_id() -> None:
 
     def _iter_documents(self: Any, filter: Any) -> Any:
         key = filter.get("_id") if type(filter) is dict else None
-        if type(key) is dict and list(key) == ["$in"] and all(type(k) is str for k in key["$in"]):
-            wanted = set(key["$in"])  # a look-up per document instead of the filter, in the store's order
+        wanted = key.get("$in") if type(key) is dict and len(key) == 1 else None
+        if type(wanted) is list and all(type(k) is str for k in wanted):
+            wanted = set(wanted)  # a look-up per document instead of the filter, in the store's order
             return (d for d in list(self._store.documents)
                     if type(d.get("_id")) is str and d["_id"] in wanted and filter_applies(filter, d))
         if type(key) is not str:
