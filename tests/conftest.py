@@ -231,6 +231,7 @@ def _mongomock_finds_by_id() -> None:
         return iter((found,) if filter_applies(filter, found) else ())
 
     _iter_documents.finds_by_id = True  # type: ignore[attr-defined]
+    _iter_documents.scan = scan  # type: ignore[attr-defined]  # (tests/test_suitecut29_mongomock_ids.py)
     Collection._iter_documents = _iter_documents
 
 
