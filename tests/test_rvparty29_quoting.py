@@ -91,3 +91,27 @@ def test_a_cited_reports_conclusion_quoted_in_the_note(w):
     note = {"note": [{"text": "外院报告：乙肝表面抗原阳性"}]}
     assert labels_of(w.referral("rvp29-ref-dr", w.here, "DiagnosticReport/rvp29-dr", **note)) == ["R"]
     _withheld_from_party(w, "ServiceRequest/rvp29-ref-dr", "乙肝表面抗原阳性")
+
+
+def test_a_text_result_quoted_in_part(w):
+    """A text result (OBX TX/ST: ``valueString``) is looked for whole; a note quoting its finding without its
+    advice is read by the party."""
+    ref = _result(w, "rvp29-tp", valueString="梅毒螺旋体抗体阳性（TPPA），建议复查")
+    note = {"note": [{"text": "梅毒螺旋体抗体阳性，转上级医院"}]}
+    assert labels_of(w.referral("rvp29-ref-part", w.here, ref, **note)) == ["R"]
+    _withheld_from_party(w, "ServiceRequest/rvp29-ref-part", "梅毒螺旋体抗体阳性")
+
+
+def test_a_label_removed_from_the_result_withholds_its_referral_from_the_party(w):
+    """The sending hospital removes the result's R label (a PUT without it): the result reads to the receiving
+    hospital, but its referral keeps the R it took (a label is never lowered by its result) and the party rule
+    now finds nothing withheld that accounts for it -- the referral the party read a moment ago reads as
+    missing, while the result it cites is shown."""
+    ref = _result(w, "rvp29-unl", valueQuantity={"value": 7.7, "unit": "mmol/L"})
+    assert labels_of(w.referral("rvp29-ref-unl", w.here, ref)) == ["R"]
+    receiving = w.bound_at("FNZYY")
+    assert w.http.get("/fhir/ServiceRequest/rvp29-ref-unl", **receiving).status_code == 200  # guard
+    assert labels_of(w.label(ref, None)) == []
+    assert w.http.get(f"/fhir/{ref}", **receiving).status_code == 200  # the result itself now reads
+    got = w.http.get("/fhir/ServiceRequest/rvp29-ref-unl", **receiving)
+    assert got.status_code == 200, (got.status_code, got.text[:300])
