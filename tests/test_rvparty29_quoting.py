@@ -115,3 +115,19 @@ def test_a_label_removed_from_the_result_withholds_its_referral_from_the_party(w
     assert w.http.get(f"/fhir/{ref}", **receiving).status_code == 200  # the result itself now reads
     got = w.http.get("/fhir/ServiceRequest/rvp29-ref-unl", **receiving)
     assert got.status_code == 200, (got.status_code, got.text[:300])
+
+
+def test_a_referral_risen_to_v_is_not_shown_to_another_hospitals_system(w):
+    """POLICY (the lead decides): the result the referral cites rises from R to V after the receiving hospital read
+    the referral; the referral rises to V and the party rule still lifts it (the cited V "accounts for" the V), so
+    the receiving hospital's bound system reads a V record -- which huren withholds from the resident it is about
+    (confidentiality.py: V is for the originator; 'the originator releases such a note to the person in the
+    clinic'). A party here is neither the originator nor the subject."""
+    ref = w.here["result"][8]["reference"]
+    assert labels_of(w.label(ref, "R")) == ["R"]
+    w.referral("rvp29-ref-rise", w.here, ref)
+    receiving = w.bound_at("FNZYY")
+    assert w.http.get("/fhir/ServiceRequest/rvp29-ref-rise", **receiving).status_code == 200  # guard (R: the rule)
+    assert labels_of(w.label(ref, "V")) == ["V"]
+    assert w.http.get("/fhir/ServiceRequest/rvp29-ref-rise", **w.resident()).status_code == 404  # the subject: not
+    _missing(w, receiving, "ServiceRequest/rvp29-ref-rise")
