@@ -212,22 +212,67 @@ class RemitView:
 PARTIES_FILE = Path(__file__).resolve().parents[2] / "mappings" / "access" / "referral_parties.yaml"
 
 
+Shape = Mapping[str, "str | None"]  # element -> None (a primitive) or the name of a shape
+
+
 @dataclass(frozen=True)
 class PartyRules:
     """``mappings/access/referral_parties.yaml``: who acts as their institution, which records the
-    party rule reads, and the elements whose text is the writer's own words (``quoting``)."""
+    party rule reads, the labels it lifts, and the allow-list of a referral's structural elements
+    (``structural``, ``shapes``, ``extensions``): a referral holding anything else is not lifted."""
 
     bound_systems: bool
     roles: frozenset[str]
     types: frozenset[str]
-    quoting: frozenset[str]
+    lifts: frozenset[str]
+    structural: Mapping[str, Shape]
+    shapes: Mapping[str, Shape]
+    extensions: Mapping[str, str]
 
     @classmethod
     def load(cls, path: Path = PARTIES_FILE) -> PartyRules:
         data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
         who = data.get("who") or {}
+        shapes = {str(k): dict(v or {}) for k, v in (data.get("shapes") or {}).items()}
+        structural = {str(k): dict(v or {}) for k, v in (data.get("structural") or {}).items()}
+        extensions = {str(k): str(v) for k, v in (data.get("extensions") or {}).items()}
+        named = {s for shape in (*shapes.values(), *structural.values()) for s in shape.values() if s is not None}
+        unknown = sorted(n for n in named | set(extensions.values()) if n != "extension" and n not in shapes)
+        if unknown:  # a mistake of the file: refused at start, not read as "nothing allowed"
+            raise ValueError(f"{path.name}: shapes {unknown} are not defined")
         return cls(bound_systems=bool(who.get("bound_systems")), roles=frozenset(who.get("roles") or ()),
-                   types=frozenset(data.get("types") or ()), quoting=frozenset(data.get("quoting") or ()))
+                   types=frozenset(data.get("types") or ()), lifts=frozenset(data.get("lifts") or ()),
+                   structural=structural, shapes=shapes, extensions=extensions)
+
+    def structural_only(self, record: dict[str, Any]) -> bool:
+        """Whether every element ``record`` holds, at any depth, is on the allow-list of its type:
+        then it states nothing but the referral's own codes, dates, states, identifiers and bare
+        references, and no content of a result it cites (partyfix29: matching a result's value
+        against a referral's words was never complete -- rvparty29). Anything else present (a note,
+        ``reasonCode``, a narrative, a writer's extension, a Task's input, a contained record, a
+        reference's display): False, the party rule does not apply (fail closed)."""
+        shape = self.structural.get(str(record.get("resourceType")))
+        return shape is not None and self._fits(record, shape)
+
+    def _fits(self, node: Any, shape: Shape) -> bool:
+        if not isinstance(node, dict):
+            return False
+        for key, value in node.items():
+            if key not in shape:
+                return False
+            kind = shape[key]
+            items = value if isinstance(value, list) else [value]
+            if kind is None:
+                if not all(isinstance(v, (str, int, float, bool)) for v in items):
+                    return False
+            elif kind == "extension":
+                for ext in items:
+                    inner = self.extensions.get(ext.get("url")) if isinstance(ext, dict) else None  # type: ignore[arg-type]
+                    if inner is None or not self._fits(ext, self.shapes[inner]):
+                        return False
+            elif not all(self._fits(v, self.shapes[kind]) for v in items):
+                return False
+        return True
 
 
 @functools.cache
@@ -245,14 +290,19 @@ class PartyView:
 
     def __init__(self, caller: Caller, parties: Callable[[dict[str, Any]], frozenset[str]],
                  rules: PartyRules | None = None,
-                 narrowing: Callable[[str], list[tuple[str, str]]] | None = None) -> None:
+                 narrowing: Callable[[str, str], list[tuple[str, str]] | None] | None = None) -> None:
         self.rules = rules or party_rules()
         self._parties = parties
-        # search parameters narrowing a type's records to those ``parties`` may name (the referral
-        # categories of a ServiceRequest: ``Referrals.narrowing``)
-        self.narrowing = narrowing or (lambda rtype: [])
+        # search parameters narrowing a type's records to the referrals the caller's institution is a
+        # party of (``Referrals.narrowing``: their ids from the referral rows); None: too many to name
+        self._narrowing = narrowing or (lambda rtype, institution: None)
         self.institution = caller.institution if self._acts_as_institution(caller) else None
         self._known: dict[tuple[Any, Any, Any], bool] = {}
+
+    def narrowing(self, rtype: str) -> list[tuple[str, str]] | None:
+        """Search parameters leaving only ``rtype``'s records of the referrals the caller's
+        institution is a party of ([] none of them: ``("_id", "")`` is never asked); None: no narrowing."""
+        return None if self.institution is None else self._narrowing(rtype, self.institution)
 
     def _acts_as_institution(self, caller: Caller) -> bool:
         if caller.institution is None or caller.remit is not None or caller.restricted:
@@ -269,58 +319,6 @@ class PartyView:
         if key not in self._known:
             self._known[key] = self.institution in self._parties(record)
         return self._known[key]
-
-
-def _value_texts(node: Any) -> set[str]:
-    """The texts a result's value states (``value[x]`` and its components'): a number as written, a
-    string, a code's code, display and text; a unit, a system or a boolean says nothing of it."""
-    out: set[str] = set()
-    items = [node]
-    while items:
-        item = items.pop()
-        if isinstance(item, dict):
-            for key, value in item.items():
-                if key.startswith("value") and key != "valueBoolean":
-                    if isinstance(value, dict):
-                        for k in ("value", "code", "display", "text"):
-                            if isinstance(value.get(k), (str, int, float)) and not isinstance(value.get(k), bool):
-                                out.add(str(value[k]))
-                        items.extend(c for c in value.get("coding") or () if isinstance(c, dict))
-                        if "numerator" in value or "low" in value:
-                            items.append({f"value{k}": v for k, v in value.items() if isinstance(v, dict)})
-                    elif isinstance(value, (str, int, float)) and not isinstance(value, bool):
-                        out.add(str(value))
-                elif key in ("code", "display", "text") and item.get("system") is not None and isinstance(value, str):
-                    out.add(value)  # a Coding of a value (above)
-            items.extend(c for c in item.get("component") or () if isinstance(c, dict))
-    return {t.strip() for t in out if t.strip()}
-
-
-def quotes_a_value(record: dict[str, Any], results: list[dict[str, Any]], keys: frozenset[str]) -> bool:
-    """Whether the text of ``record`` (the elements named ``keys``, at any depth, its contained
-    records' included, and a contained record's own values) states a value of one of ``results``:
-    then the record tells what the result does, and a rule letting someone read the record but
-    not the result does not apply (the party rule). Fail closed: a value found as part of a longer
-    text counts."""
-    values = set().union(*(_value_texts(r) for r in results)) if results else set()
-    if not values:
-        return False
-    texts: list[str] = []
-    stack: list[Any] = [record]
-    while stack:
-        node = stack.pop()
-        if isinstance(node, dict):
-            for key, value in node.items():
-                if key in keys and isinstance(value, str):
-                    texts.append(value)
-                elif isinstance(value, (dict, list)):
-                    stack.append(value)
-        elif isinstance(node, list):
-            stack.extend(v for v in node if isinstance(v, (dict, list)))
-    for inner in record.get("contained") or ():
-        if isinstance(inner, dict):
-            texts.extend(_value_texts(inner))
-    return any(v in t for v in values for t in texts)
 
 
 def require_in_remit(caller: Caller, institution: str | None, site: Any, site_dir: Path | str | None,

@@ -665,10 +665,12 @@ class ScopedRepository:
     def _party_reads(self, resource: dict[str, Any]) -> bool:
         """The party rule: a referral (``policy.party_rules().types``: its ServiceRequest, its Task)
         labelled beyond the caller is read by its sending and receiving institutions
-        (``policy.PartyView``; ``Referrals.endpoints``) when the results it cites, as they stand now,
-        account for that label -- a referral labelled V citing an R result, or labelled R citing
-        nothing withheld, stays withheld -- and its own words quote no value of those results
-        (``policy.quotes_a_value``). What it cites stays withheld as ever: the referral shows the
+        (``policy.PartyView``; ``Referrals.endpoints``) when its label is one the rule lifts (R:
+        ``lifts``; a V stays withheld, as from the resident), the results it cites, as they stand
+        now, account for that label -- labelled R citing nothing withheld, it stays withheld --
+        and it holds nothing but its structural elements (``PartyRules.structural_only``: the
+        allow-list; a note, a value, a narrative may state what a cited result says; partyfix29).
+        What it cites stays withheld as ever: the referral shows the
         result's reference, the result reads as missing. Never for a resident (their own referral
         citing a V result stays withheld from them as the result is), nor for a caller bound to a
         remit. Asked only of a record already found labelled beyond the caller (rare): one batched
@@ -686,23 +688,23 @@ class ScopedRepository:
         return self._party_read[key]
 
     def _party_decides(self, resource: dict[str, Any]) -> bool:
-        rank = {"R": 1, "V": 2}
-        top = max((rank.get(c, 0) for c in self._hidden_labels & confidentiality.labels(resource)), default=0)
-        keys = results_cited(resource, self.repo.base_url)
         assert self._parties is not None
-        if not keys or not top or not self._parties.of(resource):
+        rules = self._parties.rules
+        shown = self._hidden_labels & confidentiality.labels(resource)
+        if not shown or not shown <= rules.lifts:
+            return False  # a V (its writer's, or risen with a cited V) is lifted for no party
+        if not rules.structural_only(resource):
+            return False  # a note, a value, a narrative...: may state what a cited result says
+        keys = results_cited(resource, self.repo.base_url)
+        if not keys or not self._parties.of(resource):
             return False  # (an order that is no referral: one look at its category)
-        lifting: list[dict[str, Any]] = []
+        reach: set[str] = set()
         for rec in self.repo.backend.current_many(keys).values():
             body = self._judged_body(rec)
             if body is not None and confidentiality.may_carry(body):
                 cited = fhirjson.loads(body)
-                if self._labelled(cited):  # type: ignore[arg-type]
-                    lifting.append(cited)  # type: ignore[arg-type]
-        reach = max((rank.get(c, 0) for r in lifting for c in self._hidden_labels & confidentiality.labels(r)), default=0)
-        if reach < top:
-            return False  # labelled beyond what it cites: its writer's own label
-        return not policy.quotes_a_value(resource, lifting, self._parties.rules.quoting)  # its words: the value
+                reach |= self._hidden_labels & confidentiality.labels(cited)  # type: ignore[arg-type]
+        return shown <= reach  # labelled beyond what it cites: its writer's own label
 
     def _party_reads_stored(self, rec: StoredResource) -> bool:
         """``_party_reads`` for a stored record (a deleted one by its last version, as it is judged)."""
@@ -714,14 +716,21 @@ class ScopedRepository:
     def _party_labelled(self, rtype: str) -> frozenset[str] | None:
         """The ids of the ``rtype`` records labelled beyond the caller that the caller reads as a
         referral's party; None when more are labelled than one search of ``_WITHHELD_IDS`` holds (a
-        search is then screened, each match admitted). Once per type and request: one indexed search
-        of the labelled records, each judged by ``_party_reads``."""
+        search is then screened, each match admitted). Once per type and request: the referrals the
+        caller's institution is a party of (``PartyView.narrowing``: the referral rows, two indexed
+        look-ups; none: no search), then one indexed search of those labelled R, each judged by
+        ``_party_reads`` -- never every labelled record of the type (partyfix29: 900 labelled
+        follow-up Tasks cost a bound system's every Task search ~60 ms)."""
         if self._parties is None or rtype not in self._parties.rules.types:
             return frozenset()
         if rtype not in self._party_ids:
-            codes = ",".join(f"{confidentiality.SYSTEM}|{c}" for c in sorted(self._hidden_labels))
-            narrow = [(k, v) for k, v in self._parties.narrowing(rtype) if self.repo.params.get(rtype, k) is not None]
-            found = self.repo.search(rtype, [("_security", codes), *narrow, ("_count", str(_WITHHELD_IDS))])
+            lifted = sorted(self._hidden_labels & self._parties.rules.lifts)  # (a V is lifted for no one)
+            narrow = self._parties.narrowing(rtype)
+            if not lifted or narrow == []:
+                self._party_ids[rtype] = frozenset()  # the caller is a party of no referral: no search
+                return frozenset()
+            codes = ",".join(f"{confidentiality.SYSTEM}|{c}" for c in lifted)
+            found = self.repo.search(rtype, [("_security", codes), *(narrow or ()), ("_count", str(_WITHHELD_IDS))])
             self._party_ids[rtype] = None if found.has_next else frozenset(
                 r["id"] for r in found.resources if self._party_reads(r))
         return self._party_ids[rtype]
