@@ -165,3 +165,28 @@ def test_a_plan_never_lends_one_performers_answer_to_another(engine: Engine) -> 
         wbc = engine.repository.read(*report["result"][0]["reference"].split("/"))
         facts = engine.recognition.facts.result(wbc)
         assert facts is not None and facts.institution.startswith(institution), (i, facts)
+
+
+# --- the A12 bed rule as data (merge.yaml Encounter.location ``history_taken_back_by``) -------------
+
+def _a12_beds(site: Site) -> list[tuple[str, str]]:
+    from tests.test_rvconvleft28_review import adt
+
+    conv = convert(parse(adt("P29A12", "A12", "W01^101^1^FNXRMYY", "W01^102^1^FNXRMYY", "20", "VP29")
+                         .replace("\n", "\r")), site)
+    [encounter] = [r for r in conv.by_reference.values() if r["resourceType"] == "Encounter"]
+    return sorted((e["location"]["display"], e["status"]) for e in encounter.get("location", ()))
+
+
+def test_the_cancelled_transfers_bed_rule_is_the_merge_files(site_dir: Path, tmp_path: Path) -> None:
+    """A12's PV1-6 (the bed the cancelled transfer went to) is no past bed under the shipped rule;
+    a site whose merge.yaml names other events there keeps it as PV1-6 reads (``completed``)."""
+    assert _a12_beds(_site(site_dir, tmp_path / "shipped")) == [("W01 101 1", "active")]
+    other = tmp_path / "other-site"
+    (other / "hl7v2").mkdir(parents=True)
+    (other / "hl7v2" / "senders.yaml").write_text((site_dir / "hl7v2" / "senders.yaml").read_text("utf-8"), "utf-8")
+    shipped = (ROOT / "mappings" / "merge.yaml").read_text("utf-8")
+    assert shipped.count("history_taken_back_by: [A12]") == 1
+    (other / "merge.yaml").write_text(shipped.replace("history_taken_back_by: [A12]", "history_taken_back_by: [A13]"),
+                                      "utf-8")
+    assert _a12_beds(_site(other, tmp_path / "other")) == [("W01 101 1", "active"), ("W01 102 1", "completed")]
