@@ -13,8 +13,10 @@ converted the general way -- and on a site that met the panel's shapes twice bef
 result must come from a plan; the two outputs (bundle, warnings, unmapped) are the same bytes.
 
 Recognition answers by plan (``facts.classify_planned``): a plan must never lend one lab's answer to
-another's results. Over MLLP into the real store, the same panel from a declared member, an unknown
-lab and the sender itself, in turn, reads as each one's result.
+another's results, so no plan builds results of two performers (``test_one_plan_one_performer``
+fails when the plans' key leaves the performer out). Over MLLP into the real store, the same panel
+from a declared member, an unknown lab and the sender itself, in turn, reads as each one's result.
+And the A12 bed rule, now data in merge.yaml.
 """
 
 from __future__ import annotations
@@ -146,6 +148,29 @@ def test_the_values_read_back_as_sent(site_dir: Path, tmp_path: Path) -> None:
         assert sent in text, sent
 
 
+def test_one_plan_one_performer(site_dir: Path, tmp_path: Path) -> None:
+    """Recognition answers a planned result by its plan (``facts.classify_planned``, the ingest
+    batch's preview): so the results one plan builds must all name the same performer. The same
+    panel from a declared member, an unknown lab, the sender itself (by id, and with no OBX-23) and
+    mixed, each met twice before: every result is planned, and no plan serves two performers."""
+    from engine.fhirjson import dumps
+
+    learnt = _site(site_dir, tmp_path / "learnt")
+    cases = ["declared-member", "xon10", "sender-by-id", "names-nothing", "mixed", "undeclared-member"]
+    for n in (1, 2):
+        for i, case in enumerate(cases):
+            convert(parse(message(10 * n + i, CORPUS[case])), learnt)
+    served: dict[int, set[bytes]] = {}
+    for i, case in enumerate(cases):
+        conv = convert(parse(message(50 + i, CORPUS[case])), learnt)
+        planned = {r: p for r, p in conv.planned.items() if r.startswith("Observation/")}
+        assert len(planned) == len(TESTS), case
+        for ref, p in planned.items():
+            served.setdefault(id(p.plan), set()).add(dumps(conv.by_reference[ref]["performer"]))
+    assert all(len(performers) == 1 for performers in served.values()), served
+    assert len({next(iter(p)) for p in served.values()}) >= 5  # FNZYY, JY001, the sender, 迪安, FNYLWSY
+
+
 @pytest.fixture(scope="module")
 def engine(site_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Engine]:
     with Engine(Settings(data_dir=tmp_path_factory.mktemp("var"), http_port=0, mllp_port=0, site=site_dir)) as eng:
@@ -154,11 +179,11 @@ def engine(site_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator
 
 def test_a_plan_never_lends_one_performers_answer_to_another(engine: Engine) -> None:
     """The same panel, in turn from the declared member, an unknown lab, the sender itself and the
-    member again (the later ones built from plans): each result reads as its own performer's."""
+    member again (its results then built from plans), stored: each result reads as its own performer's."""
     from tests.test_convleft28_performer import mllp
 
     turns = [("阜宁县中医院^^^^^^^^^FNZYY", "FNZYY"), (UNKNOWN_LAB, "unknown-performer:"), ("", "FNXRMYY"),
-             ("阜宁县中医院^^^^^^^^^FNZYY", "FNZYY"), (UNKNOWN_LAB, "unknown-performer:")]
+             ("阜宁县中医院^^^^^^^^^FNZYY", "FNZYY")]
     mllp(engine, *(message(100 + i, [who] * len(TESTS)) for i, (who, _) in enumerate(turns)))
     for i, (_, institution) in enumerate(turns):
         [report] = engine.repository.search("DiagnosticReport", [("identifier", f"LAB{100 + i:06d}")]).resources
