@@ -179,16 +179,19 @@ def engine(site_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator
 
 def test_a_plan_never_lends_one_performers_answer_to_another(engine: Engine) -> None:
     """The same panel, in turn from the declared member, an unknown lab, the sender itself and the
-    member again (its results then built from plans), stored: each result reads as its own performer's."""
-    from tests.test_convleft28_performer import mllp
-
+    member again, ingested as one batch (the batch's preview answers planned results by plan):
+    each result's recognition entry, and its stored facts, name its own performer."""
     turns = [("阜宁县中医院^^^^^^^^^FNZYY", "FNZYY"), (UNKNOWN_LAB, "unknown-performer:"), ("", "FNXRMYY"),
-             ("阜宁县中医院^^^^^^^^^FNZYY", "FNZYY")]
-    mllp(engine, *(message(100 + i, [who] * len(TESTS)) for i, (who, _) in enumerate(turns)))
+             ("阜宁县中医院^^^^^^^^^FNZYY", "FNZYY"), (UNKNOWN_LAB, "unknown-performer:")]
+    outcomes = engine.ingestor.process([(message(100 + i, [who] * len(TESTS)).encode(), "test", "127.0.0.1:1")
+                                        for i, (who, _) in enumerate(turns)])
+    assert all(b"MSA|AA|" in o.ack for o in outcomes), [o.ack for o in outcomes]
     for i, (_, institution) in enumerate(turns):
         [report] = engine.repository.search("DiagnosticReport", [("identifier", f"LAB{100 + i:06d}")]).resources
-        wbc = engine.repository.read(*report["result"][0]["reference"].split("/"))
-        facts = engine.recognition.facts.result(wbc)
+        wbc_ref = report["result"][0]["reference"]
+        entry = engine.recognition.index.get(wbc_ref)
+        assert entry is not None and entry["inst"].startswith(institution), (i, entry)
+        facts = engine.recognition.facts.result(engine.repository.read(*wbc_ref.split("/")))
         assert facts is not None and facts.institution.startswith(institution), (i, facts)
 
 
