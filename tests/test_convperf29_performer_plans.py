@@ -198,10 +198,10 @@ def test_a_plan_never_lends_one_performers_answer_to_another(engine: Engine) -> 
 # --- the A12 bed rule as data (merge.yaml Encounter.location ``history_taken_back_by``) -------------
 
 def _a12_beds(site: Site) -> list[tuple[str, str]]:
-    from tests.test_rvconvleft28_review import adt
-
-    conv = convert(parse(adt("P29A12", "A12", "W01^101^1^FNXRMYY", "W01^102^1^FNXRMYY", "20", "VP29")
-                         .replace("\n", "\r")), site)
+    """The beds an A12 (back to 101, PV1-6 the cancelled transfer's 102) states, as converted."""
+    conv = convert(parse("MSH|^~\\&|HIS|FNXRMYY|HUREN|FNYGT|20261101092000||ADT^A12^ADT_A01|P29A12|P|2.5.1\r"
+                         "EVN|A12|20261101092000\rPID|1||MVP29^^^FNXRMYY^MR||张^三||19800101|M\r"
+                         "PV1|1|I|W01^101^1^FNXRMYY|||W01^102^1^FNXRMYY|D01^王^明||||||||||||VP29^^^FNXRMYY^VN\r"), site)
     [encounter] = [r for r in conv.by_reference.values() if r["resourceType"] == "Encounter"]
     return sorted((e["location"]["display"], e["status"]) for e in encounter.get("location", ()))
 
