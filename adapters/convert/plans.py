@@ -267,6 +267,8 @@ def _performer_key(performer: dict[str, Any]) -> tuple[Any, ...]:
     """A result's performer as part of a plan's key: the sender's reference, or the organisation
     an OBX-23 names with its identifier (``results.result_performer``). Recognition answers by
     plan (``facts.classify_planned``): every result of a plan has this very performer's content."""
+    if "identifier" not in performer:  # the sender's (reference and display): as before
+        return tuple(performer.items())
     return tuple((k, tuple(v.items()) if type(v) is dict else v) for k, v in performer.items())
 
 
