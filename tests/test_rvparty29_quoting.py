@@ -102,6 +102,11 @@ def test_a_text_result_quoted_in_part(w):
     _withheld_from_party(w, "ServiceRequest/rvp29-ref-part", "梅毒螺旋体抗体阳性")
 
 
+@pytest.mark.xfail(strict=True, reason=(
+    "partyfix29 (LOW, fails closed): a label derived from a cited result (``confidentiality.carried``) is stored as "
+    "the writer's own label is -- {system, code} in meta.security -- so the labeller cannot tell which to lower "
+    "when the result falls; the referral keeps R, nothing withheld accounts for it, and it is withheld from its "
+    "parties while the result reads. Mending needs a mark on derived labels (and a rule for writers copying it)"))
 def test_a_label_removed_from_the_result_withholds_its_referral_from_the_party(w):
     """The sending hospital removes the result's R label (a PUT without it): the result reads to the receiving
     hospital, but its referral keeps the R it took (a label is never lowered by its result) and the party rule
