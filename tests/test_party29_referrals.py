@@ -191,9 +191,13 @@ def test_the_summary_and_a_write_over_the_referral_by_its_party(w):
     w.referral("p29-ref-w", w.here, w.secret)
     body = w.http.get("/fhir/ServiceRequest/p29-ref-w", **receiving).json()
     body.pop("meta")
-    # citing what it may not read is refused to a party as to anyone (422, the body first)
-    for who in (receiving, third):
-        assert w.http.put("/fhir/ServiceRequest/p29-ref-w", json=body, **who).status_code == 422
+    # citing what it may not read is refused to anyone (422, the body first) -- but a party keeps the citations of
+    # the version it reads (partyfix29: the receiving hospital moves its referral's Task on; it sees the reference)
+    assert w.http.put("/fhir/ServiceRequest/p29-ref-w", json=body, **third).status_code == 422
+    kept = w.http.put("/fhir/ServiceRequest/p29-ref-w", json=body, **receiving)
+    assert kept.status_code == 200 and labels_of(kept.json()) == ["R"], kept.text[:300]
+    other = {**body, "id": "p29-ref-w2"}  # a new record citing it: refused to the party as to anyone
+    assert w.http.put("/fhir/ServiceRequest/p29-ref-w2", json=other, **receiving).status_code == 422
     # without the citation: the party writes over its referral (its write scope), a third hospital
     # is answered as for a missing record
     body.pop("supportingInfo")

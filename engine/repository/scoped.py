@@ -706,6 +706,21 @@ class ScopedRepository:
                 reach |= self._hidden_labels & confidentiality.labels(cited)  # type: ignore[arg-type]
         return shown <= reach  # labelled beyond what it cites: its writer's own label
 
+    def _party_kept(self, rtype: str, new: dict[str, Any], current: dict[str, Any] | None) -> frozenset[tuple[str, str]]:
+        """The results a referral's party may cite again in a write over its referral: those the stored
+        version cites when the caller reads that version under the party rule (it shows them the
+        references), so the receiving hospital moves its Task on (partyfix29; it was 422 for citing
+        the withheld result). Judged from the stored version also for the body-first check (``current``
+        None): the answer differs only for a caller who reads that version, to whom it tells nothing."""
+        if self._parties is None or rtype not in self._parties.rules.types or not isinstance(new.get("id"), str):
+            return frozenset()
+        if current is None:
+            rec = self.repo.backend.current(rtype, new["id"])
+            current = fhirjson.loads(rec.body) if rec is not None and not rec.deleted and rec.body else None  # type: ignore[assignment]
+        if current is None or not self._labelled(current) or not self._party_reads(current):
+            return frozenset()
+        return frozenset(results_cited(current, self.repo.base_url))
+
     def _party_reads_stored(self, rec: StoredResource) -> bool:
         """``_party_reads`` for a stored record (a deleted one by its last version, as it is judged)."""
         if self._parties is None or rec.type not in self._parties.rules.types:
@@ -855,7 +870,7 @@ class ScopedRepository:
         if new is not None and self._hidden_labels:
             # after the remit's refusals by type and body: a 422 for what is cited, read from the
             # store, must not stand where a bound caller is answered 403 whatever is stored
-            self._cites_only_readable(resource_type, new)
+            self._cites_only_readable(resource_type, new, kept=self._party_kept(resource_type, new, current))
             if resource_type in confidentiality.DERIVED or resource_type == "AuditEvent":
                 self._cites_only_shown(resource_type, new)
         if self._compartment is not None and new is not None and not self._theirs(new, written=self._written()):
@@ -975,7 +990,8 @@ class ScopedRepository:
             return False
         return self._names_only_own(resource, written=self._written())
 
-    def _cites_only_readable(self, resource_type: str, new: dict[str, Any]) -> None:
+    def _cites_only_readable(self, resource_type: str, new: dict[str, Any],
+                             kept: frozenset[tuple[str, str]] = frozenset()) -> None:
         """A caller some labels are withheld from names in ``derivedFrom`` (``relatesTo``) only
         documents it may read: the repository's mark gives the text the document's label, so the
         answer to naming a V document (201 labelled V) told it from a made-up id (201 unlabelled),
@@ -991,12 +1007,14 @@ class ScopedRepository:
         a PUT at such an id answers both alike, ``_claims``). A result of huren's form is cited only
         when the writer may read it; withheld and never stored are refused alike (422). Other ids
         (a client's own names) are not refused for being unknown: a report may be written before
-        its results, and such ids tell nothing a PUT at them does not."""
+        its results, and such ids tell nothing a PUT at them does not. ``kept``: results the version
+        written over cites and the caller reads it citing (a referral's party: ``_party_reads``) --
+        naming them again tells nothing (partyfix29)."""
         cited: list[tuple[tuple[str, str], str]] = []  # (key, what it is cited as)
         for ref in documents_cited(new):
             cited.append((("DocumentReference", ref.split("/")[1]), "DocumentReference"))
         for key in results_cited(new, self.repo.base_url):  # read as the mark reads them: absolute ones too
-            if huren_form(key[1]):
+            if huren_form(key[1]) and key not in kept:
                 cited.append((key, "result"))
         if not cited:
             return
