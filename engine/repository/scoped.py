@@ -712,8 +712,9 @@ class ScopedRepository:
         references), so the receiving hospital moves its Task on (partyfix29; it was 422 for citing
         the withheld result). Judged from the stored version also for the body-first check (``current``
         None): the answer differs only for a caller who reads that version, to whom it tells nothing."""
-        if self._parties is None or rtype not in self._parties.rules.types or not isinstance(new.get("id"), str):
-            return frozenset()
+        if self._parties is None or rtype not in self._parties.rules.types or not isinstance(new.get("id"), str) \
+                or not any(huren_form(rid) for _, rid in results_cited(new, self.repo.base_url)):
+            return frozenset()  # (nothing ``_cites_only_readable`` would refuse: no read)
         if current is None:
             rec = self.repo.backend.current(rtype, new["id"])
             current = fhirjson.loads(rec.body) if rec is not None and not rec.deleted and rec.body else None  # type: ignore[assignment]
