@@ -40,8 +40,8 @@ The decisions, all here:
 - **A referral's parties** (twenty-ninth round, party29; ``mappings/access/referral_parties.yaml``):
   a referral (its ServiceRequest, its Task) labelled for a result it cites is read by its sending
   and receiving institution (a system bound to it, a clinician of it: ``policy.PartyView``) as far
-  as the results it cites account for the label and its words quote none of their values
-  (``_party_reads``); the results stay withheld.
+  as the results it cites account for an R label (a V is lifted for no one) and it holds only its
+  structural elements (the allow-list, partyfix29) (``_party_reads``); the results stay withheld.
 - **Conditional interactions** (``If-None-Exist``, ``PUT Type?search``, in a Bundle too): the body
   is checked as a write first, then the match is the caller's own search (``conditional_matches``),
   so neither the answer nor a 403 against a 201 tells of a record the caller may not read.
