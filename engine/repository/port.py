@@ -112,15 +112,21 @@ class FhirBackend(Protocol):
         an earlier version's audit copies that named several patients. Returns how many there were."""
 
 
-class Store(Protocol):
-    """One database: FHIR resource versions with their search index rows, and plain collections."""
-
-    fhir: FhirBackend
+class Documents(Protocol):
+    """The plain collections of one database and its write transaction: what a pass over
+    documents alone is handed (recognition's once-per-store passes, ``engine.recognition.ports``),
+    declared here once so that ``Store`` and it cannot drift apart (twenty-ninth round)."""
 
     def collection(self, name: str) -> Collection: ...
 
     def transaction(self) -> AbstractContextManager[None]:
         """All writes inside are committed together or not at all. Nested use joins the outer one."""
+
+
+class Store(Documents, Protocol):
+    """One database: FHIR resource versions with their search index rows, and plain collections."""
+
+    fhir: FhirBackend
 
     def close(self) -> None: ...
 
