@@ -58,6 +58,7 @@ are dropped, in one transaction.
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Collection, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -168,6 +169,7 @@ class SqliteFhirBackend(SqliteSearch):
         self._given: dict[tuple[str, str], int] = {}
         self._given_in = -1
         self._next_rid, self._next_rid_in = 0, -1  # ``_first_rid``: counted on within one transaction
+        self._compiled = threading.local()
         with store.lock:
             conn = store.conn
             conn.create_function(GUARD, 0, _unguarded, deterministic=True)
@@ -190,6 +192,7 @@ class SqliteFhirBackend(SqliteSearch):
         written by an earlier layout, and the parameters whose narrowed references it keeps once."""
         self._params = params
         self._hashers.clear()  # they hold the narrowed references of the parameters bound before
+        self._compiled = threading.local()  # (a query compiled under the parameters bound before)
         if self.legacy:
             self._migrate(indexer)
         else:
