@@ -15,7 +15,7 @@ message is durable before the ACK).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
@@ -101,6 +101,14 @@ class FhirBackend(Protocol):
 
     def put_many(self, items: Sequence[tuple[StoredResource, IndexRows | None, StoredResource | None]]) -> None:
         """Several ``put``s at once (group commit); each ``previous`` must be distinct."""
+
+    def claim_condition(self, rtype: str, condition: str, rid: str,
+                        again: Callable[[], dict[str, Any] | None]) -> dict[str, Any] | None:
+        """A conditional create whose search found no match claims its condition for ``rtype/rid``
+        before storing it, in the write's transaction; returns the match ``again`` (the search run
+        again) finds when another create claimed it first, or raises ``Conflict`` while that one is
+        under way. A backend whose write transaction orders the search and the insert (SQLite's
+        write lock) claims nothing (storeleft29)."""
 
     def search(self, query: Query) -> list[StoredResource]: ...
 

@@ -283,6 +283,13 @@ class SqliteFhirBackend(SqliteSearch):
         self.legacy = False
         log.warning("%s: FHIR storage migrated to layout %d", store.path, LAYOUT)
 
+    @staticmethod
+    def claim_condition(rtype: str, condition: str, rid: str, again: Any) -> None:
+        """Nothing to claim (``FhirBackend.claim_condition``): a conditional create searches and
+        inserts in one transaction begun ``IMMEDIATE``, which holds the file's one write lock, so a
+        second create's search waits for the first one's insert."""
+        return None
+
     # -- reads ----------------------------------------------------------------------------------
 
     def current(self, rtype: str, rid: str) -> StoredResource | None:

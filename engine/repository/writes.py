@@ -176,7 +176,14 @@ class Writes(GroupCommit, Searching):
             if access is not None:
                 access.check_write(new["resourceType"], new, None)
             if if_none_exist:
-                existing = self._conditional_match(resource["resourceType"], if_none_exist, "If-None-Exist", access)
+                rtype = resource["resourceType"]
+
+                def match() -> dict[str, Any] | None:
+                    return self._conditional_match(rtype, if_none_exist, "If-None-Exist", access)
+
+                # no match: the condition claimed for the new id (MongoDB: two racing creates both
+                # searched before either stored; SQLite's write lock already orders them)
+                existing = match() or self.backend.claim_condition(rtype, if_none_exist, new["id"], match)
                 if existing is not None:
                     return WriteResult(existing, created=False, changed=False)
             return self._store(new, None, skip_unchanged=False)
