@@ -100,3 +100,45 @@ def test_a_claim_whose_patient_no_longer_matches_is_taken_over(mongo: Store) -> 
     again = repo.create(_patient("丁"), if_none_exist=CONDITION)
     assert (again.created, again.resource["id"]) == (False, third.resource["id"])
     assert mongo.db["fhir_conditions"].count_documents({}) == 1  # type: ignore[attr-defined]
+
+
+def test_a_create_racing_one_under_way_is_a_409_and_one_patient_is_stored(mongo: Store) -> None:
+    """The first create has claimed the condition but not stored its Patient yet (held before the
+    backend's put): the second finds no match and a recent claim of a Patient not stored, and is
+    refused 409 (its client's retry finds the first one's Patient), never a second Patient."""
+    from engine.errors import Conflict
+
+    repo = FhirRepository(mongo)
+    claimed, go_on = threading.Event(), threading.Event()
+    backend: Any = mongo.fhir
+    for name in ("put", "put_many"):
+        real = getattr(backend, name)
+
+        def held(*args: Any, _real: Any = real) -> Any:
+            if threading.current_thread().name == "first":
+                claimed.set()
+                assert go_on.wait(30)
+            return _real(*args)
+
+        setattr(backend, name, held)
+    outcome: dict[str, Any] = {}
+
+    def first() -> None:
+        result = repo.create(_patient("甲"), if_none_exist=CONDITION)
+        outcome["first"] = (result.created, result.resource["id"])
+
+    thread = threading.Thread(target=first, name="first")
+    thread.start()
+    try:
+        assert claimed.wait(30)
+        with pytest.raises(Conflict) as refused:
+            repo.create(_patient("乙"), if_none_exist=CONDITION)
+        assert refused.value.status == 409 and "under way" in str(refused.value)
+    finally:
+        go_on.set()
+        thread.join(30)
+    created, pid = outcome["first"]
+    assert created
+    retry = repo.create(_patient("乙"), if_none_exist=CONDITION)
+    assert (retry.created, retry.resource["id"]) == (False, pid)
+    assert [p["id"] for p in repo.search("Patient", [("identifier", f"{MRN}|race")]).resources] == [pid]
