@@ -142,3 +142,30 @@ def test_a_create_racing_one_under_way_is_a_409_and_one_patient_is_stored(mongo:
     retry = repo.create(_patient("乙"), if_none_exist=CONDITION)
     assert (retry.created, retry.resource["id"]) == (False, pid)
     assert [p["id"] for p in repo.search("Patient", [("identifier", f"{MRN}|race")]).resources] == [pid]
+
+
+def test_two_racing_conditional_updates_that_create_make_one_patient(mongo: Store) -> None:
+    """``PUT Patient?identifier=...`` with no match creates; two at once made two Patients as the
+    conditional creates did. The first, held after its empty search, now updates the second's."""
+    repo = FhirRepository(mongo)
+    searched, go_on = threading.Event(), threading.Event()
+    _holding_the_first_empty_search(mongo, searched, go_on)
+    outcome: dict[str, Any] = {}
+
+    def first() -> None:
+        result = repo.conditional_update("Patient", CONDITION, _patient("甲"))
+        outcome["first"] = (result.created, result.resource["id"])
+
+    thread = threading.Thread(target=first, name="first")
+    thread.start()
+    try:
+        assert searched.wait(30)
+        second = repo.conditional_update("Patient", CONDITION, _patient("乙"))
+        assert second.created
+    finally:
+        go_on.set()
+        thread.join(30)
+    assert outcome["first"] == (False, second.resource["id"])
+    found = repo.search("Patient", [("identifier", f"{MRN}|race")]).resources
+    assert [(p["id"], p["name"][0]["family"], p["meta"]["versionId"]) for p in found] == [
+        (second.resource["id"], "甲", "2")]

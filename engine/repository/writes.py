@@ -258,16 +258,22 @@ class Writes(GroupCommit, Searching):
         with self.store.transaction():
             if access is not None:  # the body decided before the search answers anything
                 access.check_write(rtype, resource, None)
-            match = self._conditional_match(rtype, query, "conditional update", access)
+            def search() -> dict[str, Any] | None:
+                return self._conditional_match(rtype, query, "conditional update", access)
+
+            match = search()
             new = dict(resource)
-            if match is not None:
-                if new.get("id") not in (None, match["id"]):
-                    raise BadRequest(f"the body's id {new['id']} differs from the matching {rtype}/{match['id']}")
-                new["id"] = match["id"]
-                return self.update(new, access=access)
-            if isinstance(new.get("id"), str):
-                self.refuse_standing(rtype, new, "conditional update", access)
-            new.setdefault("id", str(uuid.uuid4()))
+            if match is None:  # a create: the condition claimed for its id first, as ``create``'s
+                if isinstance(new.get("id"), str):
+                    self.refuse_standing(rtype, new, "conditional update", access)
+                rid = new.get("id") or str(uuid.uuid4())
+                match = self.backend.claim_condition(rtype, query, rid, search)
+                if match is None:
+                    new["id"] = rid
+                    return self.update(new, access=access)
+            if new.get("id") not in (None, match["id"]):
+                raise BadRequest(f"the body's id {new['id']} differs from the matching {rtype}/{match['id']}")
+            new["id"] = match["id"]
             return self.update(new, access=access)
 
     def refuse_standing(self, rtype: str, new: dict[str, Any], where: str, access: Access | None) -> None:
