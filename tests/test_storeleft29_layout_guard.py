@@ -4,10 +4,11 @@ storeleft29).
 An older huren (layout 6) checks the layout only when it opens the store. A process of it still
 running when this release opens the store (and moves it to layout 7) went on writing as if
 nothing had changed (the review of perfstore28, ``tests/test_rvperfstore28_report_results.py``).
-Layout 7 now carries triggers that never fire but name a function only this layout's code
-registers (``sqlite_fhir.GUARD``): SQLite compiles a table's triggers into each statement writing
-it, so every write of the older process to ``fhir_resource`` fails ("no such function") and its
-transaction leaves nothing behind, while its reads (which compile no trigger) go on. The older
+Layout 7 now has a column in ``fhir_resource`` and ``fhir_history``, always NULL, whose CHECK
+calls a function only this layout's code registers (``sqlite_fhir.GUARD``) when it is not NULL:
+an INSERT by a connection that does not know the name fails ("unknown function"), and every
+write of the older process inserts into one of them, so each fails and its transaction leaves
+nothing behind, while its reads (which check nothing) go on. The older
 process is the real code of main before the twenty-eighth round's layout 7, from this checkout's
 history (``code_at``), on the same file, at the same time.
 """
