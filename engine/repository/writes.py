@@ -266,7 +266,7 @@ class Writes(GroupCommit, Searching):
             if match is None:  # a create: the condition claimed for its id first, as ``create``'s
                 if isinstance(new.get("id"), str):
                     self.refuse_standing(rtype, new, "conditional update", access)
-                rid = new.get("id") or str(uuid.uuid4())
+                rid = new["id"] if "id" in new else str(uuid.uuid4())  # (an odd one is refused by ``update``)
                 match = self.backend.claim_condition(rtype, query, rid, search)
                 if match is None:
                     new["id"] = rid
