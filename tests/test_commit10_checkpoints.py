@@ -21,7 +21,6 @@ from bench.ingest import oru_lab
 from engine.engine import Engine
 from engine.repository import checkpointer as checkpointer_module
 from engine.repository.checkpointer import BACKSTOP, wal_frames
-from engine.repository.sqlite_fhir import guard_known
 from engine.repository.sqlite_store import SqliteStore
 from engine.settings import Settings
 from tests.conftest import REPO_ROOT, assert_acked_kept, kill_mid_stream
@@ -79,7 +78,6 @@ def test_the_checkpoints_leave_the_writers_commit_and_the_wal_still_restarts(tmp
     # checkpoints and removes the WAL
     assert not Path(f"{path}-wal").exists()
     with closing(sqlite3.connect(path)) as other:
-        guard_known(other)
         assert other.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
 
 
@@ -149,7 +147,6 @@ def test_kill_9_while_checkpoints_run_loses_no_committed_row(tmp_path: Path) -> 
         assert proc.returncode == -signal.SIGKILL, proc.stderr.read() if proc.stderr else ""
         proc.stdout.close()
         with closing(sqlite3.connect(path)) as db:
-            guard_known(db)
             assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
             counts = dict(db.execute("SELECT tx, count(*) FROM t GROUP BY tx").fetchall())
             bodies = db.execute("SELECT tx, n, body FROM t WHERE tx <= ?", (committed,)).fetchall()

@@ -88,7 +88,7 @@ def test_an_older_worker_running_beside_layout_7_can_no_longer_write(tmp_path: P
             line = old.stdout.readline()
             assert line, old.stderr.read() if old.stderr else ""
             create, update, delete, read, search = json.loads(line)
-            refused = f"OperationalError: unknown function: {sqlite_fhir.GUARD}()"
+            refused = f"OperationalError: no such function: {sqlite_fhir.GUARD}"
             assert (create, update, delete) == (f"create: {refused}", f"update: {refused}", f"delete: {refused}")
             assert read == "read: final"  # a read by id is right under both layouts, and not guarded
             # what is not enforced: its search by the result misses the report this release keyed
@@ -111,10 +111,9 @@ def test_an_older_worker_running_beside_layout_7_can_no_longer_write(tmp_path: P
         old.wait(timeout=30)
 
 
-def test_a_connection_without_the_guard_cannot_insert_fhir_rows_and_this_code_pays_no_call(tmp_path: Path) -> None:
-    """The guard on its own: a connection not registering ``GUARD`` (a tool, an older huren) is
-    refused an INSERT into ``fhir_resource`` and into ``fhir_history``; this code's writes (a
-    create, a new version, a deletion) never call the function."""
+def test_a_connection_without_the_guard_cannot_write_fhir_rows_and_this_code_pays_no_call(tmp_path: Path) -> None:
+    """The guard on its own: any connection not registering ``GUARD`` (a tool, an older huren) is
+    refused each kind of write to ``fhir_resource``; this code's writes never call the function."""
     path = tmp_path / "huren.sqlite3"
     store = SqliteStore(path)
     try:
@@ -130,36 +129,11 @@ def test_a_connection_without_the_guard_cannot_insert_fhir_rows_and_this_code_pa
     with sqlite3.connect(path, isolation_level=None) as raw:
         for sql in ("INSERT INTO fhir_resource (type, id, version, updated, deleted, idh) "
                     "VALUES ('Patient', 'x', 1, '', 0, 0)",
-                    "INSERT INTO fhir_history (type, id, version, updated, deleted) VALUES ('Patient', 'x', 1, '', 0)"):
+                    "UPDATE fhir_resource SET version = 9", "DELETE FROM fhir_resource"):
             try:
                 raw.execute(sql)
             except sqlite3.OperationalError as exc:
-                assert str(exc) == f"unknown function: {sqlite_fhir.GUARD}()"
+                assert str(exc) == f"no such function: {sqlite_fhir.GUARD}"
             else:
                 raise AssertionError(f"written without the guard: {sql}")
         assert raw.execute("SELECT count(*), max(version) FROM fhir_resource").fetchone() == (1, 3)
-        assert raw.execute("SELECT count(*) FROM fhir_history").fetchone() == (2,)
-
-
-def test_a_store_already_at_layout_7_without_the_guard_gets_it_at_open(tmp_path: Path) -> None:
-    """A layout-7 store written before this round (no guard column) is guarded when this code
-    opens it: the column added, nothing rewritten, reads and writes as before."""
-    path = tmp_path / "huren.sqlite3"
-    store = SqliteStore(path)
-    try:
-        FhirRepository(store, base_url=BASE).update({"resourceType": "Patient", "id": "p1"})
-    finally:
-        store.close()
-    with sqlite3.connect(path, isolation_level=None) as raw:  # as main before this round left it
-        for table in sqlite_fhir.GUARDED:
-            raw.execute(f"ALTER TABLE {table} DROP COLUMN layout_7_guard")
-        raw.execute("INSERT INTO fhir_history (type, id, version, updated, deleted) VALUES ('Patient', 'y', 1, '', 0)")
-    store = SqliteStore(path)
-    try:
-        repo = FhirRepository(store, base_url=BASE)
-        repo.update({"resourceType": "Patient", "id": "p1", "active": True})
-        assert repo.read("Patient", "p1")["active"] is True
-    finally:
-        store.close()
-    with sqlite3.connect(path, isolation_level=None) as raw, pytest.raises(sqlite3.OperationalError, match="unknown"):
-        raw.execute("INSERT INTO fhir_history (type, id, version, updated, deleted) VALUES ('Patient', 'z', 1, '', 0)")

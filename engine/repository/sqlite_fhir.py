@@ -29,9 +29,7 @@ Tables (storage layout 7, ``PRAGMA user_version``; created at start, idempotentl
   read both forms, ``_by_target``). A store of layout 5 (all hashed) is read as it is. Layout 7:
   a DiagnosticReport's ``result`` rows too (``BY_TARGET``); a store of layout 6 (its report rows
   hashed) is read as it is, and a huren of layout 6 refuses a store of layout 7 (it would not
-  find the reports by their keyed rows); one already running when the store moved to layout 7
-  can no longer write to it (``GUARD``: a column of ``fhir_resource`` and ``fhir_history`` whose
-  CHECK names a function only this layout's code registers).
+  find the reports by their keyed rows).
 * ``ix_date``, ``ix_string``, ``ix_quantity`` — the range-searched kinds, one B-tree each keyed
   for lookup, ``(hp, value..., rid)`` (``hp`` = hash of type and parameter): a row is one entry
   (layout 4 clustered them on ``rid`` with a lookup index beside, two or three entries a row).
@@ -60,7 +58,6 @@ are dropped, in one transaction.
 from __future__ import annotations
 
 import logging
-import sqlite3
 import threading
 from collections.abc import Collection, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
@@ -123,29 +120,27 @@ CREATE TABLE IF NOT EXISTS ix_quantity (hp INTEGER NOT NULL, value REAL NOT NULL
     code TEXT NOT NULL, rid INTEGER NOT NULL, PRIMARY KEY (hp, value, system, code, rid)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS fhir_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
-# The layout's write guard (twenty-ninth round, storeleft29): a column of ``fhir_resource`` and of
-# ``fhir_history`` that is always NULL, whose CHECK calls ``GUARD`` when it is not. This layout's code
-# registers ``GUARD`` on its writer connection (``SqliteFhirBackend``), and its rows pass the CHECK
-# on ``IS NULL`` without a call; an older huren's process does not know the name, and SQLite
-# refuses its INSERT into either table ("unknown function"), its statements being prepared again
-# at the schema change, even those cached while the store was layout 6. Every write of such a
-# process inserts there (a new resource its row; a new version of one, a deletion too, the copy of
-# the version it replaces into ``fhir_history``), so each of its writes fails and its transaction
-# leaves nothing. Not covered: an expunge (a DELETE; SQLite checks nothing on one) and an UPDATE
-# alone (the derived rows' rewrite of ``hkeys``); nor its reads, which check nothing: what an older
-# process searches meanwhile can still miss what this one wrote keyed (README, "Storage layout").
-# Why not triggers: a trigger whose WHEN is never true cost ~2 us a row written (SQLite runs a
-# trigger program per row to test it); the CHECK, ~0. A later layout adds its own column calling a
-# function this code lacks, which is how this code will be kept from writing beside it.
+# The layout's write guard (twenty-ninth round, storeleft29): the three triggers never fire (``WHEN
+# 0``), but SQLite compiles a table's triggers into every statement that writes it, and a trigger
+# naming a function the connection has not registered does not compile ("no such function"). This
+# layout's code registers ``GUARD`` on its writer connection (``SqliteFhirBackend``); an older huren's
+# process does not know the name, so once a store is layout 7 every write of such a process to
+# ``fhir_resource`` fails -- its statements are prepared again at the schema change, even those it
+# had cached while the store was layout 6 -- and nothing of it is stored (its transaction rolls
+# back). It costs this code nothing at run time (the function is never called). Its reads are not
+# guarded (SQLite compiles no trigger into a read): what an older process searches meanwhile can
+# still miss what this one wrote keyed (README, "Storage layout"). A later layout replaces the three
+# by its own name's (``fhir_layout_8_*`` calling a function this code lacks; its migration drops
+# these, whose function it does not register), which is how this code will be kept from writing beside it.
 GUARD = f"huren_storage_layout_{LAYOUT}_stop_older_huren"
-GUARDED = ("fhir_resource", "fhir_history")
-_GUARD_COLUMN = f"layout_{LAYOUT}_guard"
+GUARDS = tuple(f"CREATE TRIGGER IF NOT EXISTS fhir_layout_{LAYOUT}_{event.lower()} BEFORE {event} ON fhir_resource WHEN 0 "
+               f"BEGIN SELECT {GUARD}(); END" for event in ("INSERT", "UPDATE", "DELETE"))
 # An older release checks the layout only when it opens the store: one still running beside this
 # one reads the rows this one writes the new way as absent (a report's ``result`` keyed by rid,
 # layout 7), so every process of it must be stopped first (README, "Storage layout"; storefix28).
 _MOVED = ("%s: FHIR storage layout %d moved to layout %d; every process of an older huren (layout %d) "
           "must be stopped before this one opens the store: one still running can no longer write (its writes "
-          "fail: unknown function %s), and its searches miss what this one writes")
+          "fail: no such function %s), and its searches miss what this one writes")
 INDEXED_BY = "indexed-by"  # fhir_meta key: the signature of the search parameter list the index follows
 
 # the index tables of layouts 1 and 2, dropped by the migration (their rows are rebuilt)
@@ -157,16 +152,7 @@ _HIST = "NULL, type, id, version, updated, deleted, body"
 
 
 def _unguarded() -> None:
-    """The function ``GUARD`` names: never called (this code's rows pass its CHECK on ``IS NULL``), only known."""
-
-
-def guard_known(conn: sqlite3.Connection) -> None:
-    """Let ``conn`` (this release's, or a tool's) write FHIR rows and check or vacuum the file: a
-    connection that does not know ``GUARD`` is refused an INSERT into the guarded tables, and
-    SQLite's ``PRAGMA integrity_check`` and ``VACUUM`` of the file fail on it too ("unknown
-    function"; the sqlite3 shell: ``PRAGMA ignore_check_constraints=ON`` first lets the check run,
-    a VACUUM needs a connection that registered the name)."""
-    conn.create_function(GUARD, 0, _unguarded, deterministic=True)
+    """The function ``GUARD`` names: never called (its triggers never fire), only known."""
 
 
 class SqliteFhirBackend(SqliteSearch):
@@ -186,7 +172,7 @@ class SqliteFhirBackend(SqliteSearch):
         self._compiled = threading.local()
         with store.lock:
             conn = store.conn
-            guard_known(conn)
+            conn.create_function(GUARD, 0, _unguarded, deterministic=True)
             version = conn.execute("PRAGMA user_version").fetchone()[0]
             old = conn.execute("SELECT 1 FROM sqlite_master WHERE name IN ('ix_token', 'ix_hash')").fetchone() is not None
             if version > LAYOUT:
@@ -194,26 +180,11 @@ class SqliteFhirBackend(SqliteSearch):
                                   f"(this one reads layout {LAYOUT}); refusing to open it")
             self.legacy = version < REBUILT_BEFORE and old
             if not self.legacy:
-                conn.executescript(SCHEMA)
-                self._guard(conn)
+                conn.executescript(SCHEMA + "".join(sql + ";\n" for sql in GUARDS))
                 if version != LAYOUT:  # a new store, or one of layout 5 or 6 (their rows of a by-target
                     conn.execute(f"PRAGMA user_version = {LAYOUT}")  # parameter hashed: read as they are)
                     if version:  # not a new store: an older release's process still on it goes wrong
                         log.warning(_MOVED, store.path, version, LAYOUT, version, GUARD)
-
-    @staticmethod
-    def _guard(conn: Any) -> None:
-        """Add the layout's guard column (``GUARD``) to the tables that lack it (a new store, one
-        moved from an earlier layout): an ``ALTER TABLE`` that rewrites no row."""
-        for table in GUARDED:
-            columns = {row[1] for row in conn.execute(f"PRAGMA table_info({table})")}
-            if _GUARD_COLUMN not in columns:
-                try:
-                    conn.execute(f"ALTER TABLE {table} ADD COLUMN {_GUARD_COLUMN} INTEGER "
-                                 f"CHECK ({_GUARD_COLUMN} IS NULL OR {GUARD}())")
-                except sqlite3.OperationalError as exc:  # another process of this release added it meanwhile
-                    if "duplicate column name" not in str(exc):
-                        raise
 
     # -- binding to the repository (search parameters; migration of an older layout) ----------
     def bind(self, params: SearchParams, indexer: Indexer) -> None:
@@ -295,7 +266,8 @@ class SqliteFhirBackend(SqliteSearch):
             for statement in SCHEMA.split(";"):
                 if statement.strip():
                     conn.execute(statement)
-            self._guard(conn)
+            for statement in GUARDS:
+                conn.execute(statement)
             conn.execute("INSERT INTO fhir_resource (rid, type, id, version, updated, deleted, body, idh) "
                          "SELECT rid, type, id, version, updated, deleted, body, huren_id_hash(type, id) "
                          "FROM fhir_resource_before")

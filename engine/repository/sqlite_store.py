@@ -319,9 +319,6 @@ class SqliteStore:
         conn.execute("PRAGMA busy_timeout=10000")
         conn.execute("PRAGMA cache_size=-32768")
         conn.execute("PRAGMA mmap_size=268435456")
-        from engine.repository.sqlite_fhir import guard_known
-
-        guard_known(conn)  # (an integrity check through ``query`` evaluates the layout's CHECK)
         self._readers.conn = conn
         with self._reader_lock:  # not self.lock: a writer may hold that for a whole transaction
             self._reader_conns.append(conn)
