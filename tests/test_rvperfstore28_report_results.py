@@ -86,9 +86,7 @@ store.close()
     "the lead's rule (storefix28): every process of an older release must be stopped before a release "
     "with a new storage layout opens the store (huren serve restarts all its workers together; the "
     "layout change is logged as a warning); released layout-6 code checks the layout only at open, "
-    "and writing both row forms would double the rows layout 7 removed. Enforced since storeleft29 for its "
-    "writes only (layout 7's guard triggers: tests/test_storeleft29_layout_guard.py); a read compiles no "
-    "trigger, so its searches still miss the reports this release keyed"))
+    "and writing both row forms would double the rows layout 7 removed"))
 def test_an_older_worker_running_beside_this_one_still_finds_the_reports_it_writes(tmp_path: Any) -> None:
     import os
     import subprocess

@@ -120,27 +120,11 @@ CREATE TABLE IF NOT EXISTS ix_quantity (hp INTEGER NOT NULL, value REAL NOT NULL
     code TEXT NOT NULL, rid INTEGER NOT NULL, PRIMARY KEY (hp, value, system, code, rid)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS fhir_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
-# The layout's write guard (twenty-ninth round, storeleft29): the three triggers never fire (``WHEN
-# 0``), but SQLite compiles a table's triggers into every statement that writes it, and a trigger
-# naming a function the connection has not registered does not compile ("no such function"). This
-# layout's code registers ``GUARD`` on its writer connection (``SqliteFhirBackend``); an older huren's
-# process does not know the name, so once a store is layout 7 every write of such a process to
-# ``fhir_resource`` fails -- its statements are prepared again at the schema change, even those it
-# had cached while the store was layout 6 -- and nothing of it is stored (its transaction rolls
-# back). It costs this code nothing at run time (the function is never called). Its reads are not
-# guarded (SQLite compiles no trigger into a read): what an older process searches meanwhile can
-# still miss what this one wrote keyed (README, "Storage layout"). A later layout replaces the three
-# by its own name's (``fhir_layout_8_*`` calling a function this code lacks; its migration drops
-# these, whose function it does not register), which is how this code will be kept from writing beside it.
-GUARD = f"huren_storage_layout_{LAYOUT}_stop_older_huren"
-GUARDS = tuple(f"CREATE TRIGGER IF NOT EXISTS fhir_layout_{LAYOUT}_{event.lower()} BEFORE {event} ON fhir_resource WHEN 0 "
-               f"BEGIN SELECT {GUARD}(); END" for event in ("INSERT", "UPDATE", "DELETE"))
 # An older release checks the layout only when it opens the store: one still running beside this
 # one reads the rows this one writes the new way as absent (a report's ``result`` keyed by rid,
 # layout 7), so every process of it must be stopped first (README, "Storage layout"; storefix28).
 _MOVED = ("%s: FHIR storage layout %d moved to layout %d; every process of an older huren (layout %d) "
-          "must be stopped before this one opens the store: one still running can no longer write (its writes "
-          "fail: no such function %s), and its searches miss what this one writes")
+          "must be stopped before this one opens the store: one still running misses what this one writes")
 INDEXED_BY = "indexed-by"  # fhir_meta key: the signature of the search parameter list the index follows
 
 # the index tables of layouts 1 and 2, dropped by the migration (their rows are rebuilt)
@@ -149,10 +133,6 @@ _LEGACY = ("DROP INDEX IF EXISTS fhir_resource_type", "DROP TABLE IF EXISTS ix_t
            "DROP TABLE IF EXISTS ix_date", "DROP TABLE IF EXISTS ix_string", "DROP TABLE IF EXISTS ix_quantity",
            "DROP TABLE IF EXISTS ix_uri", "DROP TABLE IF EXISTS ix_comp")
 _HIST = "NULL, type, id, version, updated, deleted, body"
-
-
-def _unguarded() -> None:
-    """The function ``GUARD`` names: never called (its triggers never fire), only known."""
 
 
 class SqliteFhirBackend(SqliteSearch):
@@ -172,7 +152,6 @@ class SqliteFhirBackend(SqliteSearch):
         self._compiled = threading.local()
         with store.lock:
             conn = store.conn
-            conn.create_function(GUARD, 0, _unguarded, deterministic=True)
             version = conn.execute("PRAGMA user_version").fetchone()[0]
             old = conn.execute("SELECT 1 FROM sqlite_master WHERE name IN ('ix_token', 'ix_hash')").fetchone() is not None
             if version > LAYOUT:
@@ -180,11 +159,11 @@ class SqliteFhirBackend(SqliteSearch):
                                   f"(this one reads layout {LAYOUT}); refusing to open it")
             self.legacy = version < REBUILT_BEFORE and old
             if not self.legacy:
-                conn.executescript(SCHEMA + "".join(sql + ";\n" for sql in GUARDS))
+                conn.executescript(SCHEMA)
                 if version != LAYOUT:  # a new store, or one of layout 5 or 6 (their rows of a by-target
                     conn.execute(f"PRAGMA user_version = {LAYOUT}")  # parameter hashed: read as they are)
                     if version:  # not a new store: an older release's process still on it goes wrong
-                        log.warning(_MOVED, store.path, version, LAYOUT, version, GUARD)
+                        log.warning(_MOVED, store.path, version, LAYOUT, version)
 
     # -- binding to the repository (search parameters; migration of an older layout) ----------
     def bind(self, params: SearchParams, indexer: Indexer) -> None:
@@ -266,8 +245,6 @@ class SqliteFhirBackend(SqliteSearch):
             for statement in SCHEMA.split(";"):
                 if statement.strip():
                     conn.execute(statement)
-            for statement in GUARDS:
-                conn.execute(statement)
             conn.execute("INSERT INTO fhir_resource (rid, type, id, version, updated, deleted, body, idh) "
                          "SELECT rid, type, id, version, updated, deleted, body, huren_id_hash(type, id) "
                          "FROM fhir_resource_before")
