@@ -548,11 +548,18 @@ def prefill(engine: Any, stored: int, batch: int) -> None:
 
 
 def settle_warm(engine: Any, batch: int = 50) -> None:
-    """Two batches of lab messages, the validators warmed and the heap settled: the state of an
-    engine that ``huren serve`` has run for a while, before anything is timed."""
+    """Three batches of lab messages (the third of returning residents), the validators warmed and
+    the heap settled: the state of an engine that ``huren serve`` has run for a while, before
+    anything is timed."""
     from engine import heap
 
     warm = [(oru_lab(90_000_000 + i), "bench", "127.0.0.1:1") for i in range(2 * batch)]
+    # and a batch of the same residents again under new MRNs (``oru_lab``: the ID number is the
+    # resident's, ``n % 499``): a returning person's new record and the link version of the earlier
+    # one are Patient shapes of their own, whose index plans (``index_plan``, ~13 ms of CPU each,
+    # once a process) were otherwise compiled inside the timed messages -- ~40 us a message of
+    # "index rows" in a 600-message run that meets returning residents (perfingest29)
+    warm += [(oru_lab(90_000_000 + 499 + i), "bench", "127.0.0.1:1") for i in range(batch)]
     for start in range(0, len(warm), batch):
         engine.ingestor.process(warm[start : start + batch])
     warm_validators(engine)
