@@ -554,12 +554,13 @@ def settle_warm(engine: Any, batch: int = 50) -> None:
     from engine import heap
 
     warm = [(oru_lab(90_000_000 + i), "bench", "127.0.0.1:1") for i in range(2 * batch)]
-    # and a batch of the same residents again under new MRNs (``oru_lab``: the ID number is the
-    # resident's, ``n % 499``): a returning person's new record and the link version of the earlier
-    # one are Patient shapes of their own, whose index plans (``index_plan``, ~13 ms of CPU each,
-    # once a process) were otherwise compiled inside the timed messages -- ~40 us a message of
-    # "index rows" in a 600-message run that meets returning residents (perfingest29)
-    warm += [(oru_lab(90_000_000 + 499 + i), "bench", "127.0.0.1:1") for i in range(batch)]
+    # and a batch of some of the same residents again under new MRNs (``oru_lab``: the ID number is
+    # the resident's, ``n % 499``), a second and a third record each: a returning person's new record
+    # and the link versions of the earlier ones are Patient shapes of their own, whose index plans
+    # (``index_plan``, ~13 ms of CPU each, once a process) were otherwise compiled inside the timed
+    # messages -- ~40 us a message of "index rows" in a 600-message run that meets returning
+    # residents (perfingest29)
+    warm += [(oru_lab(90_000_000 + 499 * k + i), "bench", "127.0.0.1:1") for k in (1, 2) for i in range(batch // 2)]
     for start in range(0, len(warm), batch):
         engine.ingestor.process(warm[start : start + batch])
     warm_validators(engine)
