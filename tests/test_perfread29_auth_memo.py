@@ -161,21 +161,3 @@ def test_forked_workers_lose_no_revocation_bump(tmp_path: Path) -> None:
         assert w.exitcode == 0
     assert counter.value() == 1600
     assert SharedCounter(tmp_path / "huren.db-auth-generation").value() == 1600
-
-
-def test_a_clients_file_created_after_the_reads_is_seen_at_once(engine: Any) -> None:
-    """No ``clients.json`` yet (an in-process system token, as ``bench/http_reads.py`` reads with):
-    the kept decision stands on the file's absence, and ``huren client add --institution`` from
-    another process binding that client refuses the token's next read."""
-    engine.repository.update({"resourceType": "Patient", "id": "p29", "gender": "female"})
-    path = engine.settings.data_dir / "clients.json"
-    assert not path.exists()
-    token = engine.auth.issue_system_token("his29", "system/*.rs")
-    held = {"Authorization": f"Bearer {token}"}
-    counted = engine.auth.revoked = _Counted(engine.auth.revoked)
-    with TestClient(create_app(engine), raise_server_exceptions=False) as http:
-        _kept(http, held, counted)
-        ClientRegistry(engine.settings.data_dir).add("his29", scopes=["system/*.rs"], kind="system",
-                                                     institution="QTYY01")
-        r = http.get(READ, headers=held)
-        assert r.status_code == 401, r.text
