@@ -548,11 +548,21 @@ def prefill(engine: Any, stored: int, batch: int) -> None:
 
 
 def settle_warm(engine: Any, batch: int = 50) -> None:
-    """Two batches of lab messages, the validators warmed and the heap settled: the state of an
-    engine that ``huren serve`` has run for a while, before anything is timed."""
+    """Three batches of lab messages (the third of returning residents of its own), the validators
+    warmed and the heap settled: the state of an engine that ``huren serve`` has run for a while,
+    before anything is timed."""
     from engine import heap
 
     warm = [(oru_lab(90_000_000 + i), "bench", "127.0.0.1:1") for i in range(2 * batch)]
+    # and a batch of residents of their own (``own_person``: not the timed messages' residents, whose
+    # records and link versions the timed messages would then write more of), a first, second and
+    # third record each (an ID number is its ``n`` modulo 499 x 10**7): a returning person's new
+    # record and the link versions of the earlier ones are Patient shapes of their own, whose index
+    # plans (``index_plan``, ~13 ms of CPU each, once a process) were otherwise compiled inside the
+    # timed messages -- ~40 us a message of "index rows" in a 600-message run (perfingest29)
+    again = 499 * 10_000_000
+    warm += [(oru_lab(80_000_000 + again * k + i, own_person=True), "bench", "127.0.0.1:1")
+             for k in range(3) for i in range(max(1, batch // 3))]
     for start in range(0, len(warm), batch):
         engine.ingestor.process(warm[start : start + batch])
     warm_validators(engine)

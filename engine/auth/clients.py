@@ -111,10 +111,6 @@ class ClientRegistry:
     def _load(self) -> dict[str, Client]:
         return self._file.read()
 
-    def settled(self) -> tuple[int, int, int] | None:
-        """The registry file's state when it pins the registrations (``SecretJsonFile.settled``)."""
-        return self._file.settled()
-
     def get(self, client_id: str) -> Client | None:
         if client_id in self.builtin:
             return self.builtin[client_id]

@@ -49,8 +49,6 @@ class SecretJsonFile(Generic[T]):
     def __init__(self, path: Path, parse: Callable[[dict[str, Any]], T], empty: Callable[[], T], *,
                  indent: int = 2) -> None:
         self.path = path
-        self._fspath = os.fspath(path)
-        self._absent = False  # ``settled`` found no file last time
         self._parse = parse
         self._empty = empty
         self._indent = indent
@@ -80,24 +78,6 @@ class SecretJsonFile(Generic[T]):
             self._mtime = mtime
             self._racy = st.st_mtime_ns >= now - RACY_NS
         return self._value
-
-    def settled(self) -> tuple[int, int, int] | None:
-        """The file's (inode, mtime, size) now, when that pins its content: None while its mtime is
-        within ``RACY_NS`` of now (it may change again unseen in its tick, so nothing may be kept on
-        the strength of it). A missing file is ``(0, 0, -1)``. One ``stat`` and nothing parsed: a caller
-        that kept a decision with this state compares it to know the file is as it was
-        (``AuthService.authenticate``)."""
-        if self._absent and not os.access(self._fspath, os.F_OK):
-            return (0, 0, -1)  # still none (a missing file's ``stat`` raises: ~2x the cost of a call)
-        try:
-            st = os.stat(self._fspath)
-        except FileNotFoundError:
-            self._absent = True
-            return (0, 0, -1)
-        self._absent = False
-        if st.st_mtime_ns >= time.time_ns() - RACY_NS:
-            return None
-        return (st.st_ino, st.st_mtime_ns, st.st_size)
 
     def _refuse(self, state: tuple[int, int, int], exc: Exception) -> None:
         if state != self._broken:

@@ -27,7 +27,6 @@ from engine.auth import scopes as sc
 from engine.auth.caller import Caller
 from engine.auth.clients import Client, ClientRegistry, check_secret
 from engine.auth.errors import OAuthError
-from engine.auth.generation import for_store
 from engine.auth.keys import load_or_create, load_or_create_id_token_key
 from engine.errors import Unauthorized
 from engine.repository.port import DuplicateKey, Store
@@ -80,9 +79,6 @@ class AuthService:
         self._cache_lock = threading.Lock()
         self._verified: OrderedDict[str, dict[str, Any]] = OrderedDict()
         self._callers: OrderedDict[tuple[Any, ...], Caller] = OrderedDict()  # see caller_from_claims
-        # see authenticate: Authorization value -> (caller, exp, revocations, registry file state)
-        self._revocations = for_store(store)
-        self._ready: dict[str, tuple[Caller, float, int, tuple[int, int, int]]] = {}
 
     # ---- tokens -------------------------------------------------------------------------------
 
@@ -227,23 +223,7 @@ class AuthService:
         return f"{self.audience}/Patient/{claims['patient']}"
 
     def authenticate(self, authorization: str | None) -> Caller:
-        """``Authorization`` header value -> ``Caller``; ``Unauthorized`` (401) otherwise.
-
-        What was decided for a token that is not a resident's (signature, revocation, its client's
-        registration, the ``Caller``) is kept per exact header value with the state it was decided
-        in: the revocation counter shared by every process on the store (``engine.auth.generation``)
-        and the client registry file's (inode, mtime, size), both taken before the checks. A kept
-        answer is given only while both are as they were and the token has not expired; any
-        revocation anywhere, ``huren client add``/``remove`` or a hand edit of ``clients.json``
-        sends the next request of every token through the whole check again. Why: the revocation
-        ``SELECT`` and the registry read were a sixth of an audited read's instructions (twenty-ninth
-        round, perfread29). The registry file's ``stat`` stays on every request: a hand edit moves
-        no counter. A registry file changed within ``RACY_NS`` keeps nothing (``settled``). A
-        resident's token is never kept (its compartment is looked up every time)."""
-        ready = self._ready.get(authorization) if authorization else None  # type: ignore[arg-type]
-        if ready is not None and ready[2] == self._revocations.value() \
-                and ready[3] == self.registry.settled() and ready[1] > time.time():  # type: ignore[union-attr]
-            return ready[0]
+        """``Authorization`` header value -> ``Caller``; ``Unauthorized`` (401) otherwise."""
         if not authorization:
             raise Unauthorized("this endpoint needs a bearer access token", headers=_www_authenticate(None))
         scheme, _, token = authorization.partition(" ")
@@ -251,17 +231,7 @@ class AuthService:
         if scheme.lower() != "bearer" or not token:
             raise Unauthorized("use 'Authorization: Bearer <access token>'",
                                headers=_www_authenticate("invalid_request", "bearer token expected"))
-        if self._revocations is None:
-            return self.caller_from_claims(self.verify(token))
-        revocations, registry = self._revocations.value(), self.registry.settled()
-        claims = self.verify(token)
-        caller = self.caller_from_claims(claims)
-        if registry is not None and caller.kind != "patient":
-            with self._cache_lock:
-                if len(self._ready) >= _VERIFIED_CACHE_SIZE:
-                    self._ready.clear()  # varied tokens past the bound: decided afresh, never wrongly
-                self._ready[authorization] = (caller, claims["exp"], revocations, registry)
-        return caller
+        return self.caller_from_claims(self.verify(token))
 
     def attach_identity(self, identity: Any) -> None:
         """Resident tokens: compartments come from the MPI, and the resident sign-in needs it."""
@@ -319,14 +289,8 @@ class AuthService:
         return len(old)
 
     def revoke_jti(self, jti: str, exp: int) -> None:
-        """Every revocation comes here: the row, then the shared counter (``engine.auth.generation``)
-        that tells every process's ``authenticate`` to look its tokens up again."""
-        try:
-            with contextlib.suppress(DuplicateKey):
-                self.revoked.insert({"_id": jti, "exp": int(exp)})
-        finally:
-            if self._revocations is not None:
-                self._revocations.bump()
+        with contextlib.suppress(DuplicateKey):
+            self.revoked.insert({"_id": jti, "exp": int(exp)})
 
     # ---- clients ------------------------------------------------------------------------------
 

@@ -15,7 +15,7 @@ message is durable before the ACK).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
@@ -102,6 +102,14 @@ class FhirBackend(Protocol):
     def put_many(self, items: Sequence[tuple[StoredResource, IndexRows | None, StoredResource | None]]) -> None:
         """Several ``put``s at once (group commit); each ``previous`` must be distinct."""
 
+    def claim_condition(self, rtype: str, condition: str, rid: str,
+                        again: Callable[[], dict[str, Any] | None]) -> dict[str, Any] | None:
+        """A conditional create whose search found no match claims its condition for ``rtype/rid``
+        before storing it, in the write's transaction; returns the match ``again`` (the search run
+        again) finds when another create claimed it first, or raises ``Conflict`` while that one is
+        under way. A backend whose write transaction orders the search and the insert (SQLite's
+        write lock) claims nothing (storeleft29)."""
+
     def search(self, query: Query) -> list[StoredResource]: ...
 
     def count(self, query: Query) -> int: ...
@@ -112,15 +120,21 @@ class FhirBackend(Protocol):
         an earlier version's audit copies that named several patients. Returns how many there were."""
 
 
-class Store(Protocol):
-    """One database: FHIR resource versions with their search index rows, and plain collections."""
-
-    fhir: FhirBackend
+class Documents(Protocol):
+    """The plain collections of one database and its write transaction: what a pass over
+    documents alone is handed (recognition's once-per-store passes, ``engine.recognition.ports``),
+    declared here once so that ``Store`` and it cannot drift apart (twenty-ninth round)."""
 
     def collection(self, name: str) -> Collection: ...
 
     def transaction(self) -> AbstractContextManager[None]:
         """All writes inside are committed together or not at all. Nested use joins the outer one."""
+
+
+class Store(Documents, Protocol):
+    """One database: FHIR resource versions with their search index rows, and plain collections."""
+
+    fhir: FhirBackend
 
     def close(self) -> None: ...
 
