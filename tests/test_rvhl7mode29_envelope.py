@@ -121,3 +121,13 @@ def test_a_bad_processing_ids_stops_the_start_before_the_data_dir_is_written(tmp
         Engine(Settings(data_dir=data, http_port=0, mllp_port=0, processing_ids="P,X"))
     made = sorted(p.name for p in data.iterdir()) if data.exists() else []
     assert not made, made
+
+
+def test_a_bts1_echoed_in_the_comment_keeps_the_batch_delimiters_escaped(engine: Engine, http: TestClient) -> None:
+    """``BTS|1^2\\X`` (not a count): the answering BTS-2 (ST) quotes it through ``repr`` and only the field separator
+    is replaced, so a raw component separator ``^`` and a doubled escape character ``\\\\`` go back inside an ST
+    field; read by the sender, BTS-2 splits into components and ``\\\\X...`` is a broken escape sequence. ERR-8
+    escapes what it quotes (hl7left28); this comment does not."""
+    ack = post(http, b"BHS|^~\\&|HIS|FNXRMYY\r" + adt("BD1") + b"BTS|1^2\\X\r")
+    comment = trailer(ack, "BTS")[2]
+    assert "^" not in comment and "\\\\" not in comment, comment
