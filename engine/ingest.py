@@ -61,6 +61,7 @@ from adapters.hl7v2.errors import (
 )
 from adapters.hl7v2.header import Header, decode, extract_header, read_message
 from adapters.hl7v2.processing import judge, kept_accepted, sent_id
+from adapters.hl7v2.structure import unexpected_segment
 from engine import fhirjson, heap
 from engine.audit.events import INSTITUTION, now_instant, patients_of
 from engine.audit.record import Facts, Requestor, facts
@@ -918,8 +919,13 @@ class Ingestor:
             log.exception("parser failed on message %s", item.doc_id)
             return None, [HL7Error(f"message could not be parsed: {type(exc).__name__}: {exc}",
                                    code=APPLICATION_INTERNAL_ERROR)]
+        # a line the message's structure does not hold (a raw line break in OBX-5 whose next line reads as
+        # a segment): refused, never stored cut (``structure.unexpected_segment``; hl7fix29)
+        unexpected = unexpected_segment(message)
         t1 = time.perf_counter()
         self.stats.seconds["parse"] += t1 - t0
+        if unexpected is not None:
+            return None, [unexpected]
         try:
             conversion = (self.convert(message, self.site, institution=h.facility_code, application=item.sender_key)
                           if item.sender_key else self.convert(message, self.site, institution=h.facility_code))
