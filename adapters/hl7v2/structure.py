@@ -15,6 +15,7 @@ import tempfile
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -221,11 +222,24 @@ def unexpected_segment(message: Message) -> HL7Error | None:
     the 121 public samples send one, and the converter reads most of them), nor one out of order; a
     line that reads as a segment the structure repeats there (an ``OBX``) is not found here."""
     msh = message.msh
-    version = msh.version or "2.5.1"
-    rules = segment_rules(version, message_structure(message, version))
+    fields = msh.fields
+    key = (fields[12] if len(fields) > 12 else "", fields[9] if len(fields) > 9 else "")
+    rules = _RULES.get(key, _UNREAD)
+    if rules is _UNREAD:
+        if len(_RULES) > 4096:  # (bounded: senders send a few types and versions)
+            _RULES.clear()
+        version = msh.version or "2.5.1"
+        rules = _RULES[key] = segment_rules(version, message_structure(message, version))
     if rules is None:
         return None
     known, once = rules.known, rules.once
+    # each id once first (the message's ids with their segments, ~8 for a 17-segment lab result); the line
+    # to name is then found in order
+    for name, segs in message.by_name.items():
+        if (name not in known and name[0] != "Z") or (len(segs) > 1 and name in once):
+            break
+    else:
+        return None
     for seg in message.segments:
         name = seg.name
         if name[0] == "Z":
@@ -236,6 +250,11 @@ def unexpected_segment(message: Message) -> HL7Error | None:
             return _unexpected(seg, f"occurs a second time; message structure {rules.structure} in HL7 "
                                     f"{rules.version} holds one")
     return None
+
+
+# (MSH-12, MSH-9 as sent) -> the rules read for them: one dict look-up a message
+_UNREAD: Any = object()
+_RULES: dict[tuple[str, str], SegmentRules | None] = {}
 
 
 def _unexpected(seg: Segment, why: str) -> HL7Error:
