@@ -8,7 +8,7 @@
   (logged, remembered), listed by ``GET /admin/quarantine?processing_id=`` and ``quarantine list --processing-id``;
 * ``judge``: one call per message, none of its work for a plain ``P``;
 * ``senders.yaml``'s declaration of an institution not in institutions.yaml stops the site load, naming it;
-* a line that is no HL7 segment, or a second ``PID`` in an ``MDM_T02``, refuses the message (AE 100 naming it),
+* a line that is no HL7 segment, or a second ``TXA`` in an ``MDM_T02``, refuses the message (AE 100 naming it),
   kept for replay, nothing stored; a Z-segment is still taken.
 """
 
@@ -154,6 +154,8 @@ def documents(http: TestClient, identifier: str) -> list[str]:
 
 @pytest.mark.parametrize(("control", "cut", "where"), [
     ("FX-HIV", "抗体确证试验阳性\rHIV||||||F", ["HIV^1", "100^Segment sequence error^HL70357", "E"]),
+    ("FX-TXA", "抗体确证试验阳性\rTXA||||||F", ["TXA^2", "100^Segment sequence error^HL70357", "E"]),
+    # (a second PID: ``convert.common.one_patient``'s, refused there on main already: a guard)
     ("FX-PID", "抗体确证试验阳性\rPID||||||F", ["PID^2", "100^Segment sequence error^HL70357", "E"]),
 ])
 def test_a_document_text_cut_by_a_line_break_is_refused_not_stored_cut(

@@ -192,7 +192,13 @@ def segment_rules(version: str, structure: str) -> SegmentRules | None:
                 counts[name] = counts.get(name, 0) + (2 if many else 1)  # twice in the structure: may repeat
 
     walk(definition, False)
-    return SegmentRules(version, structure, known_segments(), frozenset(n for n, c in counts.items() if c == 1))
+    return SegmentRules(version, structure, known_segments(),
+                        frozenset(n for n, c in counts.items() if c == 1 and n not in _JUDGED_ELSEWHERE))
+
+
+# a later PID is ``adapters.convert.common.one_patient``'s to judge (one owner): the same patient repeated, as
+# a LIS repeats its PID, is converted; another patient is AE 100 at that PID
+_JUDGED_ELSEWHERE = frozenset({"PID"})
 
 
 def message_structure(message: Message, version: str) -> str:
@@ -215,9 +221,9 @@ def unexpected_segment(message: Message) -> HL7Error | None:
     digits (``HIV||||||F``); the converter dropped it as an "unmapped segment" with a fidelity warning,
     and the message was answered AA with its text stored cut. A client told "stored" must have had
     everything stored. So a line that is no segment at all -- an id no HL7 version defines -- or a
-    second occurrence of a segment the message's structure holds once (a second ``PID`` in an
-    ``MDM_T02``, whose ``PID`` is in no repeating group) refuses the message, kept for replay, nothing
-    stored. Z-segments are the sender's own (2.7.2): allowed anywhere. Not refused: a segment HL7
+    second occurrence of a segment the message's structure holds once (a second ``TXA`` in an
+    ``MDM_T02``; a second ``PID`` is ``convert.common.one_patient``'s, which refuses another patient's)
+    refuses the message, kept for replay, nothing stored. Z-segments are the sender's own (2.7.2): allowed anywhere. Not refused: a segment HL7
     defines that the structure does not hold (``PRB`` in ``ADT_A01``, ``PRT`` in a 2.5.1 ``OML``: 11 of
     the 121 public samples send one, and the converter reads most of them), nor one out of order; a
     line that reads as a segment the structure repeats there (an ``OBX``) is not found here."""
