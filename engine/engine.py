@@ -105,6 +105,8 @@ class Engine:
         # there before anything else, another process included, looks at the file
         if isinstance(self.store, SqliteStore):
             self.store.flush_schema()
+        # MSH-11 T/D messages stored as clinical data before it was judged (hl7mode29): counted once, logged
+        self.ingestor.messages.census_processing_ids()
 
     def reload_site(self) -> Site:
         """Re-read the site files and the recognition rules (``POST /admin/reload``, ``SIGHUP``).

@@ -60,7 +60,8 @@ from adapters.hl7v2.errors import (
     HL7Error,
 )
 from adapters.hl7v2.header import Header, decode, extract_header, read_message
-from adapters.hl7v2.processing import judge
+from adapters.hl7v2.processing import judge, kept_accepted, sent_id
+from adapters.hl7v2.structure import unexpected_segment
 from engine import fhirjson, heap
 from engine.audit.events import INSTITUTION, now_instant, patients_of
 from engine.audit.record import Facts, Requestor, facts
@@ -154,6 +155,7 @@ class _Item:
     resources: list[dict[str, Any]] | None = None  # its conversion's resources, listed once (``_resources``)
     named: list[str | None] | None = None  # their ``Type/id`` references, made once (``_named``)
     kept: bool = False  # kept ``received`` for replay: its block's undo failed (``_left_stored``)
+    accepted_before: bool = False  # a stored message the repository holds as clinical data (``_item_for``)
     # MSH-3.1 when another application of its institution used its MSH-10 first (``engine.messages``):
     # the converter keys the message's own ids with it (``convert(application=)``); ``converted_for``:
     # what its conversion was made with (a redo that decides otherwise converts again)
@@ -335,6 +337,10 @@ class Ingestor:
         item.sha256 = doc["sha256"]
         item.doc_id, item.doc, item.process = doc["_id"], doc, True
         item.sender_key = self._other_sender(doc)
+        # processed before (a replay reopens it ``received``; what it wrote stays listed): accepted under the
+        # policy of its day, its MSH-11 is not judged again (``processing.kept_accepted``)
+        item.accepted_before = bool(doc.get("resources")) or any(
+            r.get("previous_status") == PROCESSED for r in doc.get("replays") or ())
         return item
 
     def _old_conflict(self, item: _Item, plain: str, app: str, in_batch: dict[str, _Item],
@@ -685,7 +691,7 @@ class Ingestor:
         h = item.header
         doc = self.messages.new_document(
             item.doc_id, item.raw, item.sha256, facility=h.facility_code, application=h.application_code,
-            control_id=h.control_id,
+            control_id=h.control_id, processing_id=sent_id(h.processing_id, h.component_sep),
             channel=item.channel, peer=item.peer, message_type=_message_type(h), version=h.version,
             codec=h.codec, status=status, errors=errors, ack_code=ack, conflict_of=conflict_of)
         new_docs.append(doc)
@@ -699,7 +705,9 @@ class Ingestor:
                 self.stats.rejected += 1
             self.stats.quarantined += 1
 
-    def _envelope_errors(self, h: Header) -> list[HL7Error]:
+    def _envelope_errors(self, h: Header, accepted_before: bool = False) -> list[HL7Error]:
+        """What refuses a message at its envelope (``AR``/``AE``); notes for the ACK go on ``h.notes``.
+        ``accepted_before``: the repository holds it as clinical data already (a replay, ``_item_for``)."""
         errors = list(h.problems)
         # a version id that is not numbers and dots ("V2", "2.5.1x", "Z9") was read by its digits,
         # none at all read as 2.5.1: accepted as a version it does not name (twenty-first round)
@@ -711,8 +719,11 @@ class Ingestor:
         # clinical data; a declared sender's T read as P, an empty one as P, said in ``h.notes``
         judged = judge(h.processing_id, h.component_sep, h.version, h.facility_code, h.application_code,
                        self.site, self.processing_ids)
+        if accepted_before:
+            judged = kept_accepted(judged, self.processing_ids)
         errors += judged.refusals
-        h.notes = [n for n in h.notes if n.field != 11 or n.segment != "MSH"] + judged.notes
+        if judged.notes or h.notes:  # (none for a plain P: ``judge``'s fast path)
+            h.notes = [n for n in h.notes if n.field != 11 or n.segment != "MSH"] + list(judged.notes)
         institutions = getattr(self.site, "institutions", None) or {}
         if h.facility_code not in institutions:
             errors.append(HL7Error(
@@ -885,9 +896,11 @@ class Ingestor:
     def _convert(self, item: _Item) -> tuple[Any, list[HL7Error]]:
         h = item.header
         assert h is not None
-        envelope = self._envelope_errors(h)  # again: a replay or recovery may meet a changed site
-        if envelope:
-            return None, envelope
+        if not item.in_batch_new:  # judged at ``_decide`` when stored by this batch, under this lock and site;
+            # again for a replay or recovery, which may meet a changed site
+            envelope = self._envelope_errors(h, item.accepted_before)
+            if envelope:
+                return None, envelope
         if self.parse is None or self.convert is None:
             return None, [HL7Error("no converter is installed in this engine; message kept for replay",
                                    code=APPLICATION_INTERNAL_ERROR, ack_code="AE")]
@@ -906,8 +919,13 @@ class Ingestor:
             log.exception("parser failed on message %s", item.doc_id)
             return None, [HL7Error(f"message could not be parsed: {type(exc).__name__}: {exc}",
                                    code=APPLICATION_INTERNAL_ERROR)]
+        # a line the message's structure does not hold (a raw line break in OBX-5 whose next line reads as
+        # a segment): refused, never stored cut (``structure.unexpected_segment``; hl7fix29)
+        unexpected = unexpected_segment(message)
         t1 = time.perf_counter()
         self.stats.seconds["parse"] += t1 - t0
+        if unexpected is not None:
+            return None, [unexpected]
         try:
             conversion = (self.convert(message, self.site, institution=h.facility_code, application=item.sender_key)
                           if item.sender_key else self.convert(message, self.site, institution=h.facility_code))

@@ -9,7 +9,7 @@ A message document::
     {"_id": "m-<24 hex>", "facility": "FNXRMYY", "application": "LIS", "control_id": "LAB0001",
      "sha256": "...", "raw": "<base64>", "size": 2871, "codec": "utf-8",
      "received_at": "2026-11-23T11:00:00.123456Z", "channel": "mllp", "peer": "10.0.0.5:40112",
-     "message_type": "ORU^R01", "version": "2.5.1",
+     "message_type": "ORU^R01", "version": "2.5.1", "processing_id": "P",
      "status": "received" | "processed" | "quarantined",
      "ack_code": "AA" | "AE" | "AR", "errors": [ERR as dict, ...], "reason": "first error, readable",
      "conflict_of": "<_id of the message with the same control id>" | None,
@@ -35,6 +35,13 @@ to ``received`` and runs the pipeline again (``engine.ingest.Ingestor.replay``).
 
 Conversion warnings (unmapped codes, unknown segments...) are counted per institution in a
 second collection, ``hl7_fidelity``, for ``GET /admin/fidelity``.
+
+``processing_id`` is MSH-11.1 as sent, upper case ("P", "T", "D"; "" none read), recorded from the
+twenty-ninth round on (hl7fix29): before it, ``T`` (training) and ``D`` (debugging) messages were
+stored as clinical data like ``P``. Nothing of them is removed or hidden; the first start on a store
+without the field reads it from each message's raw MSH once (``census_processing_ids``), counts the
+ones stored as clinical data, logs the count at every start and keeps it, so that an operator can
+list them (``GET /admin/quarantine?processing_id=T,D``, ``huren quarantine list --processing-id T,D``).
 """
 
 from __future__ import annotations
@@ -42,6 +49,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import logging
 from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -49,12 +57,18 @@ from typing import Any
 
 from adapters.hl7v2.errors import HL7Error
 from adapters.hl7v2.header import extract_header
+from adapters.hl7v2.processing import sent_id
 from engine.repository.port import Document, Store
 
 RECEIVED = "received"
 PROCESSED = "processed"
 QUARANTINED = "quarantined"
 STATUSES = (RECEIVED, PROCESSED, QUARANTINED)
+NOT_PRODUCTION = ("T", "D")  # HL7 table 0103 ids other than P: stored as clinical data before hl7mode29
+_CENSUS = "processing-ids"  # the remembered count's document in ``hl7_census``
+_CENSUS_PAGE = 500
+
+log = logging.getLogger("huren.ingest")
 
 
 def now_iso() -> str:
@@ -140,6 +154,7 @@ class MessageStore:
         self.store = store
         self.messages = store.collection("hl7_messages")
         self.fidelity = store.collection("hl7_fidelity")
+        self.census = store.collection("hl7_census")
         self.messages.ensure_index(["status", "received_at"])
         self.messages.ensure_index(["facility", "control_id"])
         self.fidelity.ensure_index(["institution", "where"])
@@ -149,7 +164,7 @@ class MessageStore:
         self, doc_id: str, raw: bytes, sha256: str, *, facility: str, control_id: str, channel: str,
         peer: str, message_type: str, version: str, codec: str, status: str = RECEIVED,
         errors: Iterable[HL7Error] = (), ack_code: str | None = None, conflict_of: str | None = None,
-        application: str = "",
+        application: str = "", processing_id: str = "",
     ) -> Document:
         errs = [error_to_dict(e) for e in errors]
         return {
@@ -157,7 +172,7 @@ class MessageStore:
             "sha256": sha256,
             "raw": base64.b64encode(raw).decode("ascii"), "size": len(raw), "codec": codec,
             "received_at": now_iso(), "channel": channel, "peer": peer,
-            "message_type": message_type, "version": version, "status": status,
+            "message_type": message_type, "version": version, "processing_id": processing_id, "status": status,
             "ack_code": ack_code, "errors": errs, "reason": _reason(errs), "conflict_of": conflict_of,
             "attempts": 0, "processed_at": None, "resources": [], "replays": [],
         }
@@ -225,12 +240,13 @@ class MessageStore:
         if doc is None:
             return None
         replays = list(doc.get("replays") or [])
-        entry: dict[str, Any] = {"at": now_iso(), "by": actor, "previous_reason": doc.get("reason")}
+        entry: dict[str, Any] = {"at": now_iso(), "by": actor, "previous_reason": doc.get("reason"),
+                                 "previous_status": doc.get("status")}
         fields: dict[str, Any] = {"status": RECEIVED}
         if raw is not None:
             entry["previous_sha256"] = doc["sha256"]
             fields.update(raw=base64.b64encode(raw).decode("ascii"), size=len(raw),
-                          sha256=hashlib.sha256(raw).hexdigest())
+                          sha256=hashlib.sha256(raw).hexdigest(), processing_id=_processing_id(raw))
         replays.append(entry)
         fields["replays"] = replays
         self.messages.update(doc_id, fields)
@@ -268,23 +284,60 @@ class MessageStore:
 
     def quarantined(self, *, facility: str | None = None, limit: int = 50, skip: int = 0,
                     since: str | None = None, before: str | None = None,
-                    facilities: Collection[str] | None = None) -> list[Document]:
+                    facilities: Collection[str] | None = None,
+                    processing_ids: Collection[str] | None = None) -> list[Document]:
         """Newest first; ``since``/``before``: received at or after / before these instants (``now_iso``'s form);
-        ``facilities``: only messages of these sending institutions (None: any; a caller's remit)."""
-        flt: dict[str, Any] = {"status": QUARANTINED}
+        ``facilities``: only messages of these sending institutions (None: any; a caller's remit).
+        ``processing_ids``: the messages of these MSH-11.1 ids instead, of any status (the ``T``/``D`` ones
+        stored as clinical data before hl7mode29 are processed, not quarantined)."""
+        flt: dict[str, Any] = {"status": QUARANTINED} if processing_ids is None else {
+            "processing_id": {"$in": sorted(processing_ids)}}
         _facility(flt, facility, facilities)
         _received(flt, since, before)
         return self.messages.find(flt, sort=[("received_at", -1)], limit=limit, skip=skip)
 
     def count(self, status: str | None = None, facility: str | None = None, *,
               since: str | None = None, before: str | None = None,
-              facilities: Collection[str] | None = None) -> int:
+              facilities: Collection[str] | None = None, processing_ids: Collection[str] | None = None) -> int:
         flt: dict[str, Any] = {}
         if status:
             flt["status"] = status
+        if processing_ids is not None:
+            flt["processing_id"] = {"$in": sorted(processing_ids)}
         _facility(flt, facility, facilities)
         _received(flt, since, before)
         return self.messages.count(flt)
+
+    def census_processing_ids(self) -> dict[str, int]:
+        """At start: how many messages stored before ``processing_id`` was recorded are in the repository as
+        clinical data with MSH-11 ``T`` or ``D`` (processed, or with resources written), per id; logged.
+
+        The first start on such a store reads MSH-11 from each raw message without the field once, records
+        it on the message (its header fact, as ``version`` is; nothing else changes) and keeps the count in
+        ``hl7_census``; every later start reads the count kept (one document) and scans nothing: messages
+        stored since carry the field. Why not hide or refuse them: they were accepted under the policy of
+        their day, and whether a ``T`` was training or a mislabelled production message is the operator's
+        call (``senders.yaml`` ``production_marked_training``)."""
+        kept = self.census.get(_CENSUS)
+        if kept is None:
+            found = dict.fromkeys(NOT_PRODUCTION, 0)
+            while page := self.messages.find({"processing_id": None}, limit=_CENSUS_PAGE):
+                with self.store.transaction():
+                    for doc in page:
+                        pid = _processing_id(raw_of(doc))
+                        self.messages.update(doc["_id"], {"processing_id": pid})
+                        if pid in found and (doc.get("status") == PROCESSED or doc.get("resources")):
+                            found[pid] += 1
+            kept = {"_id": _CENSUS, "at": now_iso(), **found}
+            with self.store.transaction():
+                self.census.replace(kept)
+        counts = {pid: int(kept.get(pid) or 0) for pid in NOT_PRODUCTION}
+        if any(counts.values()):
+            log.warning("%d messages stored before with processing ID T/D (%s; counted %s) are in the repository "
+                        "as clinical data: list them with GET /admin/quarantine?processing_id=T,D or `huren "
+                        "quarantine list --processing-id T,D`", sum(counts.values()),
+                        ", ".join(f"{k}: {v}" for k, v in counts.items()), kept.get("at"))
+        return counts
 
     def fidelity_report(self, institution: str | None = None) -> list[Document]:
         flt = {"institution": institution} if institution else None
@@ -322,6 +375,12 @@ def _fidelity_entries(m: Fidelity) -> dict[str, dict[str, Any]]:
             "institution": m.institution, "kind": "warning", "value": "", "where": w.location(),
             "code": w.code, "message": w.message})
     return entries
+
+
+def _processing_id(raw: bytes) -> str:
+    """MSH-11.1 of a raw message, as ``processing_id`` records it ("" none read)."""
+    head = extract_header(raw)[0]
+    return sent_id(head.processing_id, head.component_sep) if head.found else ""
 
 
 def _fid_key(*parts: str) -> str:

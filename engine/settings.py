@@ -61,6 +61,17 @@ class Settings:
     audit_seal_seconds: float = 1.0
     extra: dict[str, Any] = field(default_factory=dict)
 
+    def __post_init__(self) -> None:
+        """Settings read are settings checked: ``processing_ids`` written as a TOML list (``["P", "T"]``) is
+        read as the list it is, and a value outside HL7 table 0103 stops the start here, before the engine
+        writes anything in the data dir (it stopped at the ingestor, the last step, leaving a half-made node
+        and a running audit thread; rvhl7mode29 findings 5 and 6)."""
+        from adapters.hl7v2.processing import parse_ids
+
+        if not isinstance(self.processing_ids, str):
+            object.__setattr__(self, "processing_ids", ",".join(map(str, self.processing_ids)))
+        object.__setattr__(self, "_processing_ids", parse_ids(self.processing_ids))
+
     @property
     def fhir_base_url(self) -> str:
         """Public FHIR base URL, used in ``fullUrl``, paging links, ``Location`` and token ``aud``."""
@@ -75,9 +86,7 @@ class Settings:
     @property
     def accepted_processing_ids(self) -> frozenset[str]:
         """``processing_ids`` read (``processing.parse_ids``: a value outside table 0103 stops the start)."""
-        from adapters.hl7v2.processing import parse_ids
-
-        return parse_ids(self.processing_ids)
+        return self._processing_ids  # type: ignore[attr-defined, no-any-return]  (read in ``__post_init__``)
 
     @property
     def sqlite_path(self) -> Path:

@@ -197,7 +197,9 @@ class Site:
         tables: dict[str, Any] = {}
         for rel, path in sorted(files.items()):
             if rel.startswith(("hl7v2/", "referral/")):
-                data, _ = load_checked(path, _TABLE_SCHEMAS.get(rel, _TABLE), plain=True)
+                data, node = load_checked(path, _TABLE_SCHEMAS.get(rel, _TABLE), plain=True)
+                if rel == "hl7v2/senders.yaml":
+                    _declared_institutions(path, node, data, institutions)
                 if rel == VOCABULARY and not path.is_relative_to(defaults) and (defaults / rel).is_file():
                     data = {**load_checked(defaults / rel, {"type": "object"}, plain=True)[0], **data}
                     sources.append(str(defaults / rel))
@@ -412,6 +414,21 @@ _TABLE_SCHEMAS: dict[str, dict[str, Any]] = {
         ]},
     }}},
 }
+
+def _declared_institutions(path: Path, node: Any, data: Any, institutions: Mapping[str, Institution]) -> None:
+    """Each institution ``senders.yaml`` ``production_marked_training`` declares is one of institutions.yaml,
+    by its code: a misspelt code (or an MSH-4 alias, which the message's institution is resolved from before
+    the declaration is looked up) declared nothing, and that sender's ``T`` messages were refused AR with no
+    word at load (rvhl7mode29 finding 9)."""
+    declared = (data or {}).get("production_marked_training") or {}
+    for code in declared:
+        if str(code) not in institutions:
+            raise SiteError(path, node.line_of(["production_marked_training", code]),
+                            f"production_marked_training.{code}",
+                            f"institution {str(code)!r} is not in institutions.yaml (declare an institution by "
+                            f"its code, one of {', '.join(sorted(institutions)[:8])}"
+                            f"{', ...' if len(institutions) > 8 else ''})")
+
 
 _CODE = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
 # MSH-4.1 namespace ids: any text without HL7 delimiters or edge spaces (senders use "NIST Lab")

@@ -225,6 +225,8 @@ def msh_warnings(msh: Any, event_structures: dict[str, str]) -> list[HL7Error]:
 _NOTHING = b"\r\n\t \x00\x0b\x1c"
 _SEGMENT_ID = re.compile(rb"[\x00\t ]*([A-Z][A-Z0-9]{2})(.?)")
 _MSH_START = re.compile(rb"MSH[!-/:-@\[-`{-~]")  # MSH then a printable delimiter (MSH-1)
+# the segment begins a line (or the body): "MSH-10", "MSH:" in a stray line is text (rvhl7mode29 finding 2)
+_MSH_LINE = re.compile(rb"[\r\n][\x00\t \x0b\x1c]*(MSH[!-/:-@\[-`{-~])")
 _SHOWN = 40  # characters of the stray text shown back in ERR-8
 _CONTROL_NAMES = {"\r": "<CR>", "\n": "<LF>", "\t": "<TAB>"}
 
@@ -350,9 +352,11 @@ def extract_header(raw: bytes, override: str = "", *, transport: str = "") -> tu
     body = strip_bom(raw)
     bom = len(body) < len(raw)  # a UTF-8 byte-order mark outweighs what MSH-18 declares
     start = body.find(b"MSH")
-    if start > 0:  # text before MSH may itself hold "MSH" ("see MSH below"): the segment is MSH and a delimiter
-        found = _MSH_START.search(body)
-        start = found.start() if found is not None else start
+    if start > 0:  # text before MSH may itself hold "MSH" ("see MSH below", "MSH-10 resent"): the segment is
+        # MSH and a delimiter at the start of a line; else (no line starts so) MSH and a delimiter anywhere
+        line = None if body[:start].strip(_NOTHING) == b"" else _MSH_LINE.search(body)
+        found = line if line is not None else _MSH_START.search(body)
+        start = found.start(found.lastindex or 0) if found is not None else start
     if start < 0:
         text, head.codec = decode(body)
         head.problems.append(

@@ -15,7 +15,7 @@ empty. Accepted segment separators: CR, LF, CRLF and any mix; a leading BOM is i
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 
 from adapters.hl7v2.charsets import codec_for
 from adapters.hl7v2.control_id import content_control_id
@@ -331,6 +331,11 @@ class Message:
 
     def names(self) -> list[str]:
         return [s.name for s in self.segments]
+
+    @property
+    def by_name(self) -> Mapping[str, list[Segment]]:
+        """Each segment id in the order of its first occurrence, with its segments (not a copy: read only)."""
+        return self._by_name
 
     def __iter__(self) -> Iterator[Segment]:
         return iter(self.segments)

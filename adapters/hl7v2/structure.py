@@ -15,6 +15,7 @@ import tempfile
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -24,7 +25,7 @@ from adapters.hl7v2.errors import (
     UNSUPPORTED_VERSION_ID,
     HL7Error,
 )
-from adapters.hl7v2.parser import Message
+from adapters.hl7v2.parser import Message, Segment
 
 _EVENT_STRUCTURES = Path(__file__).resolve().parents[2] / "mappings" / "hl7v2" / "event_structures.yaml"
 _EXTRA_COMPONENT = re.compile(r"Datatype None is not correct for (\S+) \(it must be None\)")
@@ -144,3 +145,126 @@ def _code_of(text: str) -> str:
     if text.startswith(("Missing required", "Child limit", "Invalid children", "Unknown element")):
         return SEGMENT_SEQUENCE_ERROR
     return DATA_TYPE_ERROR
+
+
+# --- the segments a message's structure holds (on the ingest path: cheap) --------------------------------
+
+@dataclass(frozen=True)
+class SegmentRules:
+    """What HL7 ``version`` allows in message structure ``structure``: the segment ids HL7 defines in any
+    version (``known``: senders use segments of later versions, ``PRT`` in a 2.5.1 ``OML``), and those the
+    structure holds at most once (``once``: a segment of cardinality 1 in no repeating group; empty when
+    the structure is not one of the version's)."""
+
+    version: str
+    structure: str  # "" when the message's structure is unknown to the version
+    known: frozenset[str]
+    once: frozenset[str]
+
+
+@lru_cache(maxsize=1)
+def known_segments() -> frozenset[str]:
+    """Every segment id HL7 v2.1 to v2.8.2 defines (hl7apy's tables, read once)."""
+    from hl7apy import SUPPORTED_LIBRARIES, load_library
+
+    return frozenset(name for version in SUPPORTED_LIBRARIES for name in load_library(version).ELEMENTS["Segment"])
+
+
+@lru_cache(maxsize=256)
+def segment_rules(version: str, structure: str) -> SegmentRules | None:
+    """``SegmentRules`` of ``structure`` in ``version`` from hl7apy's definitions (read once per pair;
+    ~25 ms a version's library the first time); None when hl7apy has no such version."""
+    from hl7apy import SUPPORTED_LIBRARIES, load_library
+
+    if version not in SUPPORTED_LIBRARIES:
+        return None
+    definition = load_library(version).ELEMENTS["Message"].get(structure)
+    if definition is None:
+        return SegmentRules(version, "", known_segments(), frozenset())
+    counts: dict[str, int] = {}
+
+    def walk(node: tuple, repeated: bool) -> None:
+        for name, sub, (_, most), tag in node[1]:
+            many = repeated or most != 1
+            if tag == "GRP":
+                walk(sub, many)
+            else:
+                counts[name] = counts.get(name, 0) + (2 if many else 1)  # twice in the structure: may repeat
+
+    walk(definition, False)
+    return SegmentRules(version, structure, known_segments(),
+                        frozenset(n for n, c in counts.items() if c == 1 and n not in _JUDGED_ELSEWHERE))
+
+
+# a later PID is ``adapters.convert.common.one_patient``'s to judge (one owner): the same patient repeated, as
+# a LIS repeats its PID, is converted; another patient is AE 100 at that PID
+_JUDGED_ELSEWHERE = frozenset({"PID"})
+
+
+def message_structure(message: Message, version: str) -> str:
+    """The message structure of ``message``: MSH-9.3 when it is one of the version's, else table 0354's
+    for MSH-9.1/MSH-9.2 (``ADT^A04`` -> ``ADT_A01``), else ``TYPE_EVENT``."""
+    msh = message.msh
+    explicit = msh.value(9, comp=3)
+    event = f"{msh.message_type}_{msh.trigger_event}"
+    if explicit and (explicit == event or (rules := segment_rules(version, explicit)) is None or rules.structure):
+        return explicit
+    return event_structures().get(event) or event
+
+
+def unexpected_segment(message: Message) -> HL7Error | None:
+    """The first segment HL7 does not allow where the message has it, as an ``AE`` 100 (segment sequence
+    error) naming it; None when there is none (or the version is unknown to hl7apy).
+
+    Why (tidy29's finding, twenty-ninth round, hl7fix29): a raw line break inside a field (OBX-5 of a
+    document) leaves a line that the parser reads as a segment when it starts with three capitals or
+    digits (``HIV||||||F``); the converter dropped it as an "unmapped segment" with a fidelity warning,
+    and the message was answered AA with its text stored cut. A client told "stored" must have had
+    everything stored. So a line that is no segment at all -- an id no HL7 version defines -- or a
+    second occurrence of a segment the message's structure holds once (a second ``TXA`` in an
+    ``MDM_T02``; a second ``PID`` is ``convert.common.one_patient``'s, which refuses another patient's)
+    refuses the message, kept for replay, nothing stored. Z-segments are the sender's own (2.7.2): allowed anywhere. Not refused: a segment HL7
+    defines that the structure does not hold (``PRB`` in ``ADT_A01``, ``PRT`` in a 2.5.1 ``OML``: 11 of
+    the 121 public samples send one, and the converter reads most of them), nor one out of order; a
+    line that reads as a segment the structure repeats there (an ``OBX``) is not found here."""
+    msh = message.msh
+    fields = msh.fields
+    key = (fields[12] if len(fields) > 12 else "", fields[9] if len(fields) > 9 else "")
+    rules = _RULES.get(key, _UNREAD)
+    if rules is _UNREAD:
+        if len(_RULES) > 4096:  # (bounded: senders send a few types and versions)
+            _RULES.clear()
+        version = msh.version or "2.5.1"
+        rules = _RULES[key] = segment_rules(version, message_structure(message, version))
+    if rules is None:
+        return None
+    known, once = rules.known, rules.once
+    # each id once first (the message's ids with their segments, ~8 for a 17-segment lab result); the line
+    # to name is then found in order
+    for name, segs in message.by_name.items():
+        if (name not in known and name[0] != "Z") or (len(segs) > 1 and name in once):
+            break
+    else:
+        return None
+    for seg in message.segments:
+        name = seg.name
+        if name[0] == "Z":
+            continue
+        if name not in known:
+            return _unexpected(seg, "is no segment HL7 defines (nor a Z-segment)")
+        if seg.sequence == 2 and name in once:
+            return _unexpected(seg, f"occurs a second time; message structure {rules.structure} in HL7 "
+                                    f"{rules.version} holds one")
+    return None
+
+
+# (MSH-12, MSH-9 as sent) -> the rules read for them: one dict look-up a message
+_UNREAD: Any = object()
+_RULES: dict[tuple[str, str], SegmentRules | None] = {}
+
+
+def _unexpected(seg: Segment, why: str) -> HL7Error:
+    return HL7Error(
+        f"line {seg.position + 1} ({seg.name!r}) {why}: a line break inside a field of the segment before it? "
+        "send it escaped (\\.br\\); the message is kept for the operator and nothing of it is stored",
+        segment=seg.name, sequence=seg.sequence, code=SEGMENT_SEQUENCE_ERROR, ack_code="AE")

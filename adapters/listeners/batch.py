@@ -23,6 +23,7 @@ from typing import Any
 
 from adapters.hl7v2.ack import _new_control_id
 from adapters.hl7v2.charsets import canonical
+from adapters.hl7v2.escapes import Encoding, escape
 from adapters.listeners.files import split_messages
 
 __all__ = ["batch_ack", "batch_messages", "ingest_batch", "one_set"]
@@ -110,52 +111,64 @@ def batch_ack(raw: bytes, acks: list[bytes]) -> bytes:
     fts = next((x.lstrip(b"\x00\t ") for x in lines if _envelope(x.lstrip(b"\x00\t "), b"FTS")), None)
     out = [_answer_header(fhs)] if fhs is not None else []
     bare = [a[:-1] if a.endswith(b"\r") else a for a in acks]
-    batches = 0
+    batches = unheaded = 0
     for bhs, messages, bts in _batches(raw):
         mine, bare = bare[: len(messages)], bare[len(messages) :]
         if bhs is None:
             out += mine
+            unheaded += any(m.startswith(b"MSH") for m in messages)
             continue
         batches += 1
         held = sum(1 for m in messages if m.startswith(b"MSH"))
         fs = bhs[3:4]
         trailer = [b"BTS", str(len(mine)).encode()]
-        said = _count_said(bts, held, "BTS-1 (batch message count)", "message", "batch")
+        said = _count_said(bts, (held,), "BTS-1 (batch message count)", "message", "batch")
         if said:
-            trailer.append(_comment(said, fs))
+            trailer.append(_comment(said, bhs))
         out += [_answer_header(bhs), *mine, fs.join(trailer)]
     out += bare  # none, when acks answer batch_messages(raw)
     if fhs is not None:
         trailer = [b"FTS", str(batches).encode()]
-        said = _count_said(fts, batches, "FTS-1 (file batch count)", "batch", "file")
+        # messages in no BHS are a batch whose optional BHS and BTS were left out (2.10.3: ``[FHS] { [BHS]
+        # { MSH... } [BTS] } [FTS]``): a sender counting them one batch is right, as is one counting BHS
+        # segments (rvhl7mode29 finding 3: "FHS, two messages, FTS|1" was told to send the missing ones)
+        said = _count_said(fts, (batches, batches + unheaded), "FTS-1 (file batch count)", "batch", "file")
         if said:
-            trailer.append(_comment(said, fhs[3:4]))
+            trailer.append(_comment(said, fhs))
         out.append(fhs[3:4].join(trailer))
     return b"\r".join(out) + b"\r"
 
 
-def _count_said(trailer: bytes | None, held: int, what: str, unit: str, where: str) -> str:
-    """Why a trailer's count (its field 1) is not what ``where`` held; "" when it is, or says nothing."""
+def _count_said(trailer: bytes | None, counts: tuple[int, ...], what: str, unit: str, where: str) -> str:
+    """Why a trailer's count (its field 1) is none of ``counts``, the readings of what ``where`` held (the
+    first one said); "" when it is one, or says nothing."""
     if trailer is None or len(trailer) < 5:
         return ""
     fields = trailer.split(trailer[3:4])
     sent = fields[1].strip() if len(fields) > 1 else b""
     if not sent:
         return ""
+    held = counts[0]
     plural = ("es" if unit == "batch" else "s") if held != 1 else ""
     if not sent.isdigit():
         text = sent[:20].decode("ascii", "replace")
-        return f"{what} {text!r} is not a count; the {where} held {held} {unit}{plural}"
-    if int(sent) == held:
+        return f"{what} '{text}' is not a count; the {where} held {held} {unit}{plural}"
+    if int(sent) in counts:
         return ""
     log.warning("%s says %d, the %s held %d %s%s", what, int(sent), where, held, unit, plural)
     return (f"{what} says {int(sent)}, the {where} held {held} {unit}{plural}: each whole message is answered "
             "here; send the missing ones again")
 
 
-def _comment(text: str, fs: bytes) -> bytes:
-    """A trailer comment (ST) in the batch's own delimiters: no field separator nor segment end in it."""
-    return text.encode("ascii", "replace").replace(fs, b" ").replace(b"\r", b" ")
+def _comment(text: str, head: bytes) -> bytes:
+    """A trailer comment (ST) in the delimiters of the batch's header ``head`` (``FHS``/``BHS``, its field 2
+    the encoding characters): each delimiter in it escaped as HL7 escapes text (a sent ``BTS-1`` quoted went
+    back with a raw ``^`` and a doubled escape character, rvhl7mode29 finding 4), no segment end."""
+    fs = head[3:4].decode("latin-1")
+    chars = head[4:].split(head[3:4], 1)[0].decode("latin-1")
+    enc = Encoding(field=fs, **{k: c for k, c in zip(("component", "repetition", "escape", "subcomponent"),
+                                                     chars, strict=False)})
+    return escape(text.replace("\r", " ").replace("\n", " "), enc).encode("ascii", "replace")
 
 
 def _answer_header(line: bytes) -> bytes:

@@ -44,6 +44,8 @@ def register(sub: argparse._SubParsersAction, serve: argparse.ArgumentParser | N
     qlist = qsub.add_parser("list", help="quarantined messages, newest first")
     qlist.add_argument("--facility", help="only this sending facility (MSH-4.1)")
     qlist.add_argument("--limit", type=int, default=50)
+    qlist.add_argument("--processing-id", help="messages of these MSH-11 ids instead (e.g. T,D), of any status: "
+                       "T/D stored as clinical data before MSH-11 was judged are processed, not quarantined")
     qlist.add_argument("--json", action="store_true", help="one JSON document per line")
     qshow = qsub.add_parser("show", help="one message: reason, errors and text")
     qshow.add_argument("id")
@@ -108,17 +110,23 @@ def cmd_replay(args: argparse.Namespace, settings: Settings) -> int:
 # -- quarantine ---------------------------------------------------------------------------------
 
 def cmd_quarantine(args: argparse.Namespace, settings: Settings) -> int:
+    from adapters.hl7v2.processing import parse_ids
     from engine.messages import QUARANTINED, raw_of, summary
 
     with _engine(settings) as engine:
         messages = engine.ingestor.messages
         if args.action == "list":
-            docs = messages.quarantined(facility=args.facility, limit=args.limit)
+            ids = parse_ids(args.processing_id) if args.processing_id else None
+            docs = messages.quarantined(facility=args.facility, limit=args.limit, processing_ids=ids)
             if args.json:
                 for d in docs:
                     print(json.dumps(summary(d), ensure_ascii=False))
             else:
-                print(f"{messages.count(QUARANTINED, args.facility)} quarantined")
+                if ids is None:
+                    print(f"{messages.count(QUARANTINED, args.facility)} quarantined")
+                else:
+                    print(f"{messages.count(None, args.facility, processing_ids=ids)} with processing id "
+                          f"{', '.join(sorted(ids))}")
                 for d in docs:
                     print(f"{d['_id']}  {d['received_at'][:19]}  {d.get('facility') or '-':<12} "
                           f"{d.get('message_type') or '-':<8} {d.get('control_id') or '-':<20} {d.get('reason')}")
