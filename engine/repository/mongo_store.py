@@ -123,6 +123,7 @@ class MongoStore:
         self.transactions = _supports_transactions(client)
         self._local = threading.local()
         self._collections: dict[str, MongoCollection] = {}
+        self.created = not self.db.list_collection_names()  # ``Store.created``: a database with no collection
         from engine.repository.mongo_fhir import MongoFhirBackend
 
         self.fhir = MongoFhirBackend(self)
