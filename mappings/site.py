@@ -584,6 +584,9 @@ _MERGE_ELEMENT: dict[str, Any] = {
         "history": _NAMES,
         # the resource's statuses under which that list keeps no past (a cancelled visit had no stay)
         "history_unless": _NAMES,
+        # trigger events whose message's own past entries of that list are no past (A12's PV1-6: the bed
+        # the cancelled transfer went to); the converter drops them (``adapters.convert.common``)
+        "history_taken_back_by": _NAMES,
         # entries in one coding system taken from the resources a reference list names (a replacement
         # order's re-test reason from the order it replaces) when the resource states none of its own
         "inherits": {"type": "object", "required": ["through", "system"], "additionalProperties": False,

@@ -28,7 +28,7 @@ from engine.api.app import create_app
 from engine.engine import Engine
 from engine.result_labels import ResultLabels
 from engine.settings import Settings
-from tests.test_labelmark27_results import FEEDS, World, labels_of
+from tests.citation_world import FEEDS, World, labels_of
 from tests.test_moneylast19_charges import run_old_code
 
 EXT = "urn:huren:test:extension:cites"

@@ -29,8 +29,8 @@ from engine.auth.staff import StaffIdentity
 from engine.auth.staff_session import SESSION_COOKIE
 from engine.engine import Engine
 from engine.settings import Settings
+from tests.citation_world import FEEDS, SEC, World, labels_of
 from tests.test_insurance_settlement_e2e import RULES, body, charge, ident, insurer
-from tests.test_labelmark27_results import FEEDS, SEC, World, labels_of
 from tests.test_moneymend19_charges import employee
 
 SNOMED_REFERRAL = {"system": "http://snomed.info/sct", "code": "3457005", "display": "Patient referral"}

@@ -110,7 +110,8 @@ def _observation(seg: Segment | None, scope: Scope, env: Env, spec: dict[str, An
         key += f"|{seg.value(4)}|{seg.value(1) or seg.sequence}"
     category = results.CATEGORY_LAB if spec.get("category") == "laboratory" else None
     ref, attachment = results.observation(
-        seg, group, env.ctx, category, scope.patient, scope.encounter, env.org, key, None
+        seg, group, env.ctx, category, scope.patient, scope.encounter, results.result_performer(seg, env.ctx, env.org),
+        key, None
     )
     if attachment is not None:  # an ED value: R4 Observation cannot hold it; keep it as a document
         doc: Resource = {

@@ -469,10 +469,8 @@ def encounter(
     res["status"] = _encounter_status(pv1, status)
     if event in _BED_NOT_TAKEN:
         _bed_planned(res)
-    if event in _PRIOR_BED_CANCELLED:  # PV1-6 names the bed the cancelled transfer went to: no past bed
-        res["location"] = [loc for loc in res.get("location") or () if loc.get("status") != "completed"]
-        if not res["location"]:
-            del res["location"]
+    if res.get("location") and event:
+        _history_taken_back(res, ctx, event)
     if assumed and res["status"] == status:
         ctx.assumed(res, "status")
     res["subject"] = patient
@@ -525,10 +523,23 @@ def _newborn(pid: Segment, ctx: Context) -> bool:
 # events after which the patient is not in PV1-3's bed whatever PV1-2 says (a Chinese HIS sends its
 # pre-admissions with PV1-2 I): pre-admit, pending admit and the cancels of an admission
 _BED_NOT_TAKEN = frozenset({"A05", "A14", "A11", "A27", "A38"})
-# A12 cancels a transfer: its PV1-6 (prior location) names the bed the transfer took the patient to,
-# which the cancel takes back -- not a bed the patient left (stored ``completed`` it was kept as
-# history under every later message, review of the twenty-eighth round; convfix28)
-_PRIOR_BED_CANCELLED = frozenset({"A12"})
+
+
+def _history_taken_back(res: Resource, ctx: Context, event: str) -> None:
+    """The message's own past entries of ``Encounter.location`` (the ``history`` statuses of the
+    merge rule: PV1-6's bed, ``completed``) dropped when ``event`` is one the rule's
+    ``history_taken_back_by`` names. A12 cancels a transfer: its PV1-6 (prior location) names the bed
+    the transfer took the patient to, which the cancel takes back -- not a bed the patient left
+    (stored ``completed`` it was kept as history under every later message, review of the
+    twenty-eighth round). The rule is data (``merge.yaml``, beside ``history`` and ``history_unless``
+    that decide what the merge keeps), read here because only the converter knows the event."""
+    rule = ((ctx.site.merge.get("resources") or {}).get("Encounter") or {}).get("location") or {}
+    if event not in (rule.get("history_taken_back_by") or ()):
+        return
+    past = rule.get("history") or ()
+    res["location"] = [loc for loc in res["location"] if loc.get("status") not in past]
+    if not res["location"]:
+        del res["location"]
 
 
 def _bed_planned(res: Resource) -> None:

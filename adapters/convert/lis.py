@@ -107,10 +107,25 @@ def convert_orders(
         observation, text_types = results.observation, results.TEXT_TYPES
         shortcut, fill, put, planned = plans.shortcut, plans.fill, ctx.put, ctx.planned
         quick = plans.GroupPlans(ctx, group, obs_category, subject, enc, org, specimen).quick if plan else None
+        # OBX-23's text -> the performer of the results naming it (``results.result_performer``) and
+        # their ``GroupPlans``: worked out once a group, one object its results share as they share
+        # the sender's, so they are built from compiled plans as results without OBX-23 are
+        performed: dict[str, tuple[dict[str, Any], Any]] = {}
         for obx in group.obx:
+            fields = obx.fields
+            if len(fields) > 23 and fields[23]:
+                hit = performed.get(fields[23])
+                if hit is None:
+                    who = results.result_performer(obx, ctx, org)
+                    hit = performed[fields[23]] = (
+                        who, plans.GroupPlans(ctx, group, obs_category, subject, enc, who, specimen).quick
+                        if plan else None)
+                who, quick_of = hit
+            else:
+                who, quick_of = org, quick
             # a plain numeric result of a shape met before: built from its plan by one call
             # (``plans.GroupPlans``), its key, id and registration as below
-            made = quick(obx) if quick is not None else None
+            made = quick_of(obx) if quick_of is not None else None
             if made is not None:
                 cut, res, planned_as = made
                 okey = _result_key(f"{rkey}|{cut.item}|{cut.sub}", cut.item, obx, group, repeated, seen_keys)
@@ -125,7 +140,7 @@ def convert_orders(
                 continue
             # an OBX of a shape met before (``plans.shortcut``): its plan, key parts and text flag
             # in one lookup; built from the plan unless its value's shape is not the plan's
-            cut, shape = shortcut(obx, group, ctx, obs_category, enc, org, specimen) if plan else (None, None)
+            cut, shape = shortcut(obx, group, ctx, obs_category, enc, who, specimen) if plan else (None, None)
             if cut is not None:
                 item, textual = cut.item, cut.text
                 okey = f"{rkey}|{item}|{cut.sub}"
@@ -135,7 +150,7 @@ def convert_orders(
                 textual = obx.value(2).upper() in text_types
             okey = _result_key(okey, item, obx, group, repeated, seen_keys)
             told = cut.sub if cut is not None else obx.value(4)
-            built = fill(cut, obx, ctx, obs_category, subject, enc, org, specimen) if cut is not None else None
+            built = fill(cut, obx, ctx, obs_category, subject, enc, who, specimen) if cut is not None else None
             if built is not None:
                 res, planned_as = built
                 ref = put(res, okey)
@@ -145,7 +160,7 @@ def convert_orders(
                 if told:
                     ctx.sub_id(ctx.resources[ref["reference"]])
             else:
-                ref, attachment = observation(obx, group, ctx, obs_category, subject, enc, org, okey, specimen,
+                ref, attachment = observation(obx, group, ctx, obs_category, subject, enc, who, okey, specimen,
                                               plan=plan)
                 if ref is not None:
                     refs.append(ref)
@@ -154,7 +169,7 @@ def convert_orders(
                 if attachment is not None:
                     forms.append(attachment)
                 if shape is not None and cut is None:
-                    plans.remember(shape, obx, group, ctx, obs_category, enc, org, specimen, item,
+                    plans.remember(shape, obx, group, ctx, obs_category, enc, who, specimen, item,
                                    obx.value(4), textual)
             if textual:
                 text_lines.extend(r.text() for r in obx.reps(5))

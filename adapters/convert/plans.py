@@ -21,6 +21,9 @@ A plan also tells validation what varies (``Planned``): a planned Observation di
 others of its plan only in its holes, so once one of them passed the whole validator the others are
 checked in their holes alone (``conformance.validate.Validator.valid_planned``).
 
+The performer -- the sender, or the organisation the result's OBX-23 names (``results.result_performer``)
+-- is a hole whose content is part of the key (recognition answers by plan).
+
 Only the plain shape is planned; anything else takes the ordinary path every time: another value
 type, a repeating number or coded value, an empty OBX-14, notes or participants (PRT) on the
 result, a conversion that warned, or a site whose ``obx_observation`` table maps OBX-14 otherwise.
@@ -189,8 +192,6 @@ def _kind(obx: Segment, group: Any, category: Any) -> str | None:
     fields = obx.fields
     if len(fields) <= 14 or not fields[14] or fields[8] == '""' or fields[5] == '""':  # a null deletes: not planned
         return None
-    if len(fields) > 23 and fields[23]:  # a performing organisation of its own (OBX-23): not the group's
-        return None
     kind = _PLANNED_TYPES.get(fields[2]) or _PLANNED_TYPES.get(fields[2].strip().upper())
     if kind is None:
         return None
@@ -251,7 +252,8 @@ def _shared(ctx: Context, enc: Any, category: Any, performer: dict[str, str], en
         entry = _site_plans(ctx)
         if entry.read is None:
             return None
-        described = (ctx.code, enc.key, id(category), tuple(performer.items()), encounter is not None, specimen is not None)
+        described = (ctx.code, enc.key, id(category), _performer_key(performer), encounter is not None,
+                     specimen is not None)
         number = entry.groups.get(described)
         if number is None:
             if len(entry.groups) >= _PLANS_LIMIT:
@@ -259,6 +261,15 @@ def _shared(ctx: Context, enc: Any, category: Any, performer: dict[str, str], en
             number = entry.groups[described] = next(_GROUP_NUMBERS)
         shared = ctx.plan_shared = (enc, category, performer, encounter, specimen, number, entry)
     return shared
+
+
+def _performer_key(performer: dict[str, Any]) -> tuple[Any, ...]:
+    """A result's performer as part of a plan's key: the sender's reference, or the organisation
+    an OBX-23 names with its identifier (``results.result_performer``). Recognition answers by
+    plan (``facts.classify_planned``): every result of a plan has this very performer's content."""
+    if "identifier" not in performer:  # the sender's (reference and display): as before
+        return tuple(performer.items())
+    return tuple((k, tuple(v.items()) if type(v) is dict else v) for k, v in performer.items())
 
 
 def shortcut(obx: Segment, group: Any, ctx: Context, category: Any, encounter: Any, performer: dict[str, str],
@@ -542,7 +553,7 @@ class GroupPlans:
         exactly as ``shortcut`` + ``fill`` would give them; None: the general path decides."""
         fields = obx.fields
         if (len(fields) <= 14 or obx.enc is not self.enc or _PLANNED_TYPES.get(fields[2]) is not NUMERIC
-                or fields[8] == '""' or (len(fields) > 23 and fields[23])):
+                or fields[8] == '""'):
             return None
         if self.entry is None or (self.entry is _UNREAD and self._read() is None):
             return None

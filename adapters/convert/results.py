@@ -641,7 +641,8 @@ def observation(
     plan: bool = False,
 ) -> tuple[dict[str, str] | None, dict[str, Any] | None]:
     """OBX → Observation; returns (reference, attachment) — ED values become an attachment for the
-    report instead of an Observation (R4 Observation has no valueAttachment).
+    report instead of an Observation (R4 Observation has no valueAttachment). ``performer``: the
+    result's own, OBX-23's or the sender (``result_performer``).
 
     ``plan``: the caller changes the Observation no further, so a numeric result may be built
     from the compiled plan of its description (``plans``), or teach one."""
@@ -738,9 +739,7 @@ def _observation(
         else:  # nothing in the message dates the result: recognition could not place it in time
             raise obx.error("OBX-14 (observation date) is empty and nothing else in the message dates "
                             "the result (OBR-7/8/22, RXA-3, EVN-6/EVN-2, MSH-7)", 14, code=REQUIRED_FIELD_MISSING)
-    # OBX-23: the organisation that performed the test stands for the sender (the IG's mapping)
-    performing = performing_organization(obx.rep(23), ctx) if len(obx.fields) > 23 else None
-    res.setdefault("performer", []).insert(0, performing or performer)
+    res.setdefault("performer", []).insert(0, performer)  # the result's own (``result_performer``)
     for prt in group.prt.get(obx.position, ()):
         _participant(prt, ctx, res, "performer")
     if specimen:
@@ -750,6 +749,18 @@ def _observation(
         if notes:
             res["note"] = [{"text": t} for t in notes]
     return ctx.put(res, key), None
+
+
+def result_performer(obx: Segment, ctx: Context, sender: dict[str, str]) -> dict[str, Any]:
+    """The organisation that performed a result: OBX-23's (``actors.performing_organization``)
+    stands for the sender (the IG's mapping), else the sender. Callers pass what this gives to
+    ``observation`` as its ``performer``; a result loop asks once per distinct OBX-23 of its group
+    (``lis``), so its results share one performer object as they share the sender's and are built
+    from compiled plans keyed by it (``plans._shared``)."""
+    fields = obx.fields
+    if len(fields) > 23 and fields[23]:
+        return performing_organization(obx.rep(23), ctx) or sender
+    return sender
 
 
 def _effective(obx: Segment, group: Group, ctx: Context) -> str | None:

@@ -9,21 +9,17 @@ matched what the passes are handed. Both, and ``upgrade``, take them from here.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from contextlib import AbstractContextManager
 from typing import Any, Protocol
 
-from engine.repository.port import Collection
+from engine.repository.port import Collection, Documents
 
 PAGE = 2000  # rows a once-per-store pass reads at a time (a province's rows never all in memory)
 
 
-class Store(Protocol):
-    """The recognition store a pass reads and writes (``engine.store``'s): its collections and
-    the write transaction every pass re-reads a row under."""
-
-    def collection(self, name: str) -> Collection: ...
-
-    def transaction(self) -> AbstractContextManager[object]: ...
+# The recognition store a pass reads and writes (``engine.store``'s): its collections and the write
+# transaction every pass re-reads a row under -- the storage port's own ``Documents`` (the part of
+# ``port.Store`` without the FHIR backend), not a second declaration of it (twenty-ninth round).
+Store = Documents
 
 
 class Index(Protocol):

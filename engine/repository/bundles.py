@@ -342,12 +342,17 @@ class Bundles(Writes, Reads):
                     planned = {**planned, "id": (early.ids.get(n) if early else None) or str(uuid.uuid4())}
                 access.check_write(parts[0], planned, None)
             if method == "POST":
-                match = None
+                match, new_id = None, (early.ids.get(n) if early else None) or str(uuid.uuid4())
                 if plan["if_none_exist"]:
-                    match = self._conditional_match(parts[0], plan["if_none_exist"], f"{where}.request.ifNoneExist",
-                                                    access)
+                    rtype, condition, named = parts[0], plan["if_none_exist"], f"{where}.request.ifNoneExist"
+
+                    def again() -> dict[str, Any] | None:
+                        return self._conditional_match(rtype, condition, named, access)  # noqa: B023 - called at once
+
+                    # no match: the condition claimed for the new id (``Writes.create``)
+                    match = again() or self.backend.claim_condition(rtype, condition, new_id, again)
                 plan["match"] = match
-                resource["id"] = match["id"] if match else (early.ids.get(n) if early else None) or str(uuid.uuid4())
+                resource["id"] = match["id"] if match else new_id
             elif len(parts) == 2:
                 self._check(parts[0], parts[1])
                 if resource.get("id") not in (None, parts[1]):

@@ -20,15 +20,18 @@ the repository binds to the store, once (``fhir_meta`` records the layout).
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import re
-from collections.abc import Mapping, Sequence
+import time
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qsl
 
 import pymongo
 
 from engine import fhirjson
-from engine.errors import WrittenMeanwhile
+from engine.errors import Conflict, WrittenMeanwhile
 from engine.repository.indexing import IndexRows
 from engine.repository.port import StoredResource
 from engine.repository.query import (
@@ -163,6 +166,18 @@ def _sort_field(param: str) -> str:
     return "srt." + param.replace(".", "_").replace("$", "_")
 
 
+CLAIM_STALE_SECONDS = 60.0  # a claim whose resource is not stored this long after is a failed create's
+
+
+def condition_key(rtype: str, condition: str) -> str:
+    """The claim of a conditional create (``MongoFhirBackend.claim_condition``): the type and the
+    condition's parameters in order (``a=1&b=2`` and ``b=2&a=1`` are one claim); spellings that
+    parse apart (``%7C`` against ``|`` is the same after parsing; a different system alias is not)
+    are separate claims, which can still race."""
+    canonical = "&".join(f"{k}={v}" for k, v in sorted(parse_qsl(condition, keep_blank_values=True)))
+    return hashlib.sha256(f"{rtype}?{canonical}".encode()).hexdigest()
+
+
 class MongoFhirBackend:
     def __init__(self, store: MongoStore) -> None:
         self.store = store
@@ -185,6 +200,7 @@ class MongoFhirBackend:
         self.current_coll.create_index([("sys", 1)], sparse=True)
         self.history_coll.create_index([("type", 1), ("id", 1), ("version", -1)])
         self.meta_coll = store.db["fhir_meta"]
+        self.claims_coll = store.db["fhir_conditions"]  # conditional creates' claims: _id condition_key
         self._params: SearchParams | None = None
         self._indexer: Indexer | None = None  # bound by the repository; rebuilds an undone put's index fields
 
@@ -279,6 +295,55 @@ class MongoFhirBackend:
                 # (``Ingestor._left_stored``, ``write_many(rewrite=...)``)
                 undo.then(f"{key}/_history/{rec.version}", lambda: self._put_back(key, previous))
         rec.key = key
+
+    def claim_condition(self, rtype: str, condition: str, rid: str,
+                        again: Callable[[], dict[str, Any] | None]) -> dict[str, Any] | None:
+        """Claim ``condition`` of a conditional create (``If-None-Exist``) whose search found no
+        match, for the new ``rtype/rid``; or return the match ``again`` (that search, run again)
+        finds once another create claimed it. Raises ``Conflict`` (409) when another create of the
+        same condition is under way.
+
+        Why: the search and the insert are under different ids, so two creates that both searched
+        before either stored both created (txmend25 left it; a replica set's transaction snapshot
+        does not see the other's insert, a standalone server has no transaction). The claim is one
+        document whose ``_id`` is the condition (``condition_key``) in ``fhir_conditions``: MongoDB
+        keeps ``_id`` unique on every deployment, so of two inserts one fails (DuplicateKey; in
+        two replica-set transactions, a write conflict). A claim stays: its resource may later be
+        changed or deleted so that it no longer matches, and then the next create takes the claim
+        over by a compare-and-set on what it read (``ref``, ``at``), which one of two racers wins.
+        Its resource not stored yet and the claim recent: that create is under way -- 409, the
+        client's retry finds its resource. Written in the caller's transaction (or undone with its
+        block on a standalone server)."""
+        kw = self.store.kw()
+        key, mine = condition_key(rtype, condition), {"ref": f"{rtype}/{rid}", "at": time.time()}
+        try:
+            self.claims_coll.insert_one({"_id": key, **mine}, **kw)
+        except pymongo.errors.DuplicateKeyError:
+            pass
+        except pymongo.errors.OperationFailure as exc:
+            if exc.code == 112 or exc.has_error_label("TransientTransactionError"):
+                raise Conflict(f"another conditional create of {rtype}?{condition} ran meanwhile; try again") from None
+            raise
+        else:
+            if (undo := self.store.undo) is not None:
+                undo.then(f"fhir_conditions/{key}", lambda: self.claims_coll.delete_one({"_id": key, **mine}))
+            return None
+        held = self.claims_coll.find_one({"_id": key}, **kw) or {}
+        # read before searching again: a resource stored only after this read is the racer's
+        stored = self.current_coll.find_one({"_id": held.get("ref")}, {"deleted": 1}, **kw)
+        found = again()
+        if found is not None:
+            return found
+        if stored is None and time.time() - float(held.get("at", 0)) < CLAIM_STALE_SECONDS:
+            raise Conflict(f"another conditional create of {rtype}?{condition} is under way; try again")
+        # the claimed resource no longer matches (changed, deleted, or its create failed long ago)
+        done = self.claims_coll.replace_one({"_id": key, "ref": held.get("ref"), "at": held.get("at")},
+                                            {"_id": key, **mine}, **kw)
+        if done.matched_count == 0:
+            raise Conflict(f"another conditional create of {rtype}?{condition} ran meanwhile; try again")
+        if (undo := self.store.undo) is not None:
+            undo.then(f"fhir_conditions/{key}", lambda: self.claims_coll.replace_one({"_id": key, **mine}, held))
+        return None
 
     def _replace_current(self, key: str, doc: dict[str, Any], previous: StoredResource | None) -> None:
         """Write the current document as a compare-and-set on the version it replaces: the filter

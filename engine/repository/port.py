@@ -15,7 +15,7 @@ message is durable before the ACK).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
@@ -102,6 +102,14 @@ class FhirBackend(Protocol):
     def put_many(self, items: Sequence[tuple[StoredResource, IndexRows | None, StoredResource | None]]) -> None:
         """Several ``put``s at once (group commit); each ``previous`` must be distinct."""
 
+    def claim_condition(self, rtype: str, condition: str, rid: str,
+                        again: Callable[[], dict[str, Any] | None]) -> dict[str, Any] | None:
+        """A conditional create whose search found no match claims its condition for ``rtype/rid``
+        before storing it, in the write's transaction; returns the match ``again`` (the search run
+        again) finds when another create claimed it first, or raises ``Conflict`` while that one is
+        under way. A backend whose write transaction orders the search and the insert (SQLite's
+        write lock) claims nothing (storeleft29)."""
+
     def search(self, query: Query) -> list[StoredResource]: ...
 
     def count(self, query: Query) -> int: ...
@@ -112,7 +120,18 @@ class FhirBackend(Protocol):
         an earlier version's audit copies that named several patients. Returns how many there were."""
 
 
-class Store(Protocol):
+class Documents(Protocol):
+    """The plain collections of one database and its write transaction: what a pass over
+    documents alone is handed (recognition's once-per-store passes, ``engine.recognition.ports``),
+    declared here once so that ``Store`` and it cannot drift apart (twenty-ninth round)."""
+
+    def collection(self, name: str) -> Collection: ...
+
+    def transaction(self) -> AbstractContextManager[None]:
+        """All writes inside are committed together or not at all. Nested use joins the outer one."""
+
+
+class Store(Documents, Protocol):
     """One database: FHIR resource versions with their search index rows, and plain collections."""
 
     fhir: FhirBackend
@@ -120,19 +139,15 @@ class Store(Protocol):
     # in it. The Engine sets it False once its own start is over (``is_new_store``).
     created: bool
 
-    def collection(self, name: str) -> Collection: ...
-
-    def transaction(self) -> AbstractContextManager[None]:
-        """All writes inside are committed together or not at all. Nested use joins the outer one."""
-
     def close(self) -> None: ...
 
 
 def is_new_store(store: object) -> bool:
     """Is ``store`` one this open made, during the Engine's start (``Store.created``)? The once-per-store
     upgrades (backfills of what an earlier release stored) then write their marker without their scans:
-    there is nothing to find. Why: on a new store those scans were ~10 ms of CPU of a ~55 ms Engine open,
-    and the suite opens ~4,000 new ones (twenty-ninth round, suitecut29b). A store of any other kind
+    there is nothing to find. Why: on a new store those ~50 queries (and the FHIR searches behind them) were
+    ~2.3 ms of CPU of a ~45-50 ms Engine open, and the suite opens some 3,000 new stores (twenty-ninth
+    round, suitecut29b). A store of any other kind
     (no ``created``) is taken as an old one: the upgrades run."""
     return getattr(store, "created", False) is True
 

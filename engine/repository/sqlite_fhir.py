@@ -58,6 +58,7 @@ are dropped, in one transaction.
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Collection, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -148,6 +149,7 @@ class SqliteFhirBackend(SqliteSearch):
         self._given: dict[tuple[str, str], int] = {}
         self._given_in = -1
         self._next_rid, self._next_rid_in = 0, -1  # ``_first_rid``: counted on within one transaction
+        self._compiled = threading.local()
         with store.lock:
             conn = store.conn
             version = conn.execute("PRAGMA user_version").fetchone()[0]
@@ -169,6 +171,7 @@ class SqliteFhirBackend(SqliteSearch):
         written by an earlier layout, and the parameters whose narrowed references it keeps once."""
         self._params = params
         self._hashers.clear()  # they hold the narrowed references of the parameters bound before
+        self._compiled = threading.local()  # (a query compiled under the parameters bound before)
         if self.legacy:
             self._migrate(indexer)
         else:
@@ -256,6 +259,13 @@ class SqliteFhirBackend(SqliteSearch):
             conn.execute(f"PRAGMA user_version = {LAYOUT}")
         self.legacy = False
         log.warning("%s: FHIR storage migrated to layout %d", store.path, LAYOUT)
+
+    @staticmethod
+    def claim_condition(rtype: str, condition: str, rid: str, again: Any) -> None:
+        """Nothing to claim (``FhirBackend.claim_condition``): a conditional create searches and
+        inserts in one transaction begun ``IMMEDIATE``, which holds the file's one write lock, so a
+        second create's search waits for the first one's insert."""
+        return None
 
     # -- reads ----------------------------------------------------------------------------------
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, NamedTuple
@@ -127,6 +128,7 @@ class SqliteSearch:
     legacy: bool  # a store of an earlier layout, not migrated yet (``SqliteFhirBackend.bind``)
     _params: SearchParams | None
     _hashers: dict[str, RowHasher]
+    _compiled: threading.local  # .last: the query compiled last on this thread (``_sql``)
 
     def _check_layout(self) -> None:
         if self.legacy:
@@ -338,8 +340,13 @@ class SqliteSearch:
         parameter among them (``_target_conds``), its ``ix_hash`` rows keyed by the targets' rids
         (``_by_target``, over the alias ``x``): what ``_driver`` and ``_filter`` each wrap their own way."""
         targets: dict[str, list[RefCond]] = {}
+        decided: dict[tuple[str, str | None], str | None] = {}  # (param, target type) -> _target_conds
         for cond in widen(clause, self._narrowed(rtype), self._folded(rtype)):
-            param = self._target_conds(cond, rtype)
+            if not isinstance(cond, RefCond):
+                yield cond
+                continue
+            key = (cond.param, cond.rtype)
+            param = decided[key] if key in decided else decided.setdefault(key, self._target_conds(cond, rtype))
             if param is not None:
                 targets.setdefault(param, []).append(cond)  # type: ignore[arg-type]
             yield cond
@@ -350,7 +357,7 @@ class SqliteSearch:
 
     def _driver(self, clause: Clause, rtype: str | None) -> tuple[str, list[Any]]:
         """A subquery yielding the distinct ``rid``s matching one (positive) clause."""
-        parts, params = [], []
+        parts, params, hashed = [], [], []
         for cond in self._widened(clause, rtype):
             if isinstance(cond, _TargetRows):
                 parts.append(f"SELECT x.rid FROM ix_hash x WHERE {cond.where}")
@@ -365,6 +372,9 @@ class SqliteSearch:
                     p += [rtype, *(id_hash(rtype, i) for i in cond.ids)]
             else:
                 table, where, p = self._cond(cond, "x", rtype)
+                if where == "x.h = ?" and table == "ix_hash":  # a bare value of any qualifier: one IN below
+                    hashed.append(p[0])
+                    continue
                 sql = f"SELECT x.rid FROM {table} x WHERE "
                 if table == "fhir_resource" and rtype:
                     sql += "x.type = ? AND "
@@ -372,6 +382,10 @@ class SqliteSearch:
                 sql += where
             parts.append(sql)
             params.extend(p)
+        if hashed:  # one term, not one a value: a UNION term each was a temporary B-tree merge each
+            parts.append(f"SELECT x.rid FROM ix_hash x WHERE x.h IN ({','.join('?' * len(hashed))})"
+                         if len(hashed) > 1 else "SELECT x.rid FROM ix_hash x WHERE x.h = ?")
+            params.extend(hashed)
         if len(parts) == 1:
             return "SELECT DISTINCT rid FROM (" + parts[0] + ")", params
         if len(parts) <= _COMPOUND:
@@ -405,10 +419,24 @@ class SqliteSearch:
         return ("NOT " + sql if clause.negate else sql), params
 
     def _sql(self, q: Query, select: str) -> tuple[str, list[Any]]:
+        """``SELECT select`` of the rows matching ``q``. The FROM and WHERE of the query compiled
+        last on this thread are kept (``_compiled``): a search whose page is full is counted next
+        (``Searching.run``: the same clauses), and compiling it again was a third of a long list's
+        search -- 100 bare ``result`` ids, ~0.3 ms of ~2.2 (twenty-ninth round, storeleft29)."""
         self._check_layout()
+        last = getattr(self._compiled, "last", None)
+        if (last is not None and last[0] == (q.type, q.compartment, q.types) and len(last[1]) == len(q.clauses)
+                and all(a is b for a, b in zip(last[1], q.clauses, strict=True))):
+            return f"SELECT {select} FROM {last[2]}", list(last[3])
+        body, params = self._from_where(q)
+        self._compiled.last = ((q.type, q.compartment, q.types), tuple(q.clauses), body, tuple(params))
+        return f"SELECT {select} FROM {body}", params
+
+    def _from_where(self, q: Query) -> tuple[str, list[Any]]:
+        """The FROM and WHERE of ``q``'s statement (``_sql``), alias ``r`` the resource row."""
         clauses = list(q.clauses)
         if any(not c.alternatives and not c.negate for c in clauses):
-            return f"SELECT {select} FROM fhir_resource r WHERE 0", []
+            return "fhir_resource r WHERE 0", []
         positive = sorted((c for c in clauses if not c.negate), key=selectivity)
         params: list[Any] = []
         where = ["r.deleted = 0"]
@@ -420,7 +448,7 @@ class SqliteSearch:
         elif q.compartment is not None:
             parts, values = self._compartment(q, correlated=False)
             if not parts:
-                return f"SELECT {select} FROM fhir_resource r WHERE 0", []
+                return "fhir_resource r WHERE 0", []
             source = f"({' UNION '.join(parts)}) d CROSS JOIN fhir_resource r ON r.rid = d.rid"
             params.extend(values)
         else:
@@ -439,7 +467,7 @@ class SqliteSearch:
             sql, p = self._filter(clause, q.type)
             where.append(sql)
             params.extend(p)
-        return f"SELECT {select} FROM {source} WHERE {' AND '.join(where)}", params
+        return f"{source} WHERE {' AND '.join(where)}", params
 
     def search(self, query: Query) -> list[StoredResource]:
         sql, params = self._sql(query, _COLS)

@@ -176,7 +176,14 @@ class Writes(GroupCommit, Searching):
             if access is not None:
                 access.check_write(new["resourceType"], new, None)
             if if_none_exist:
-                existing = self._conditional_match(resource["resourceType"], if_none_exist, "If-None-Exist", access)
+                rtype = resource["resourceType"]
+
+                def match() -> dict[str, Any] | None:
+                    return self._conditional_match(rtype, if_none_exist, "If-None-Exist", access)
+
+                # no match: the condition claimed for the new id (MongoDB: two racing creates both
+                # searched before either stored; SQLite's write lock already orders them)
+                existing = match() or self.backend.claim_condition(rtype, if_none_exist, new["id"], match)
                 if existing is not None:
                     return WriteResult(existing, created=False, changed=False)
             return self._store(new, None, skip_unchanged=False)
@@ -251,16 +258,22 @@ class Writes(GroupCommit, Searching):
         with self.store.transaction():
             if access is not None:  # the body decided before the search answers anything
                 access.check_write(rtype, resource, None)
-            match = self._conditional_match(rtype, query, "conditional update", access)
+            def search() -> dict[str, Any] | None:
+                return self._conditional_match(rtype, query, "conditional update", access)
+
+            match = search()
             new = dict(resource)
-            if match is not None:
-                if new.get("id") not in (None, match["id"]):
-                    raise BadRequest(f"the body's id {new['id']} differs from the matching {rtype}/{match['id']}")
-                new["id"] = match["id"]
-                return self.update(new, access=access)
-            if isinstance(new.get("id"), str):
-                self.refuse_standing(rtype, new, "conditional update", access)
-            new.setdefault("id", str(uuid.uuid4()))
+            if match is None:  # a create: the condition claimed for its id first, as ``create``'s
+                if isinstance(new.get("id"), str):
+                    self.refuse_standing(rtype, new, "conditional update", access)
+                rid = new["id"] if "id" in new else str(uuid.uuid4())  # (an odd one is refused by ``update``)
+                match = self.backend.claim_condition(rtype, query, rid, search)
+                if match is None:
+                    new["id"] = rid
+                    return self.update(new, access=access)
+            if new.get("id") not in (None, match["id"]):
+                raise BadRequest(f"the body's id {new['id']} differs from the matching {rtype}/{match['id']}")
+            new["id"] = match["id"]
             return self.update(new, access=access)
 
     def refuse_standing(self, rtype: str, new: dict[str, Any], where: str, access: Access | None) -> None:
