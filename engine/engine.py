@@ -107,6 +107,10 @@ class Engine:
             self.store.flush_schema()
         # MSH-11 T/D messages stored as clinical data before it was judged (hl7mode29): counted once, logged
         self.ingestor.messages.census_processing_ids()
+        # the start is over: what the store holds from now on this process wrote, and an upgrade run
+        # again (a tool, a test emptying a marker) scans as on any store (``is_new_store``)
+        self.store.created = False
+        self.audit_store.created = False
 
     def reload_site(self) -> Site:
         """Re-read the site files and the recognition rules (``POST /admin/reload``, ``SIGHUP``).

@@ -66,7 +66,7 @@ from engine.auth.confidentiality import SYSTEM, carried, labels
 from engine.document_labels import Documents
 from engine.merge_rules import API
 from engine.repository.indexing import parse_reference
-from engine.repository.port import Store
+from engine.repository.port import Store, is_new_store
 
 log = logging.getLogger(__name__)
 
@@ -505,6 +505,9 @@ class ResultLabels:
         codes = f"{SYSTEM}|R,{SYSTEM}|V"
         written = 0
         with self.repository.store.transaction():
+            if is_new_store(self.repository.store):  # nothing stored yet: the marker alone
+                coll.replace({"_id": _BACKFILLED, "written": 0, "citations": _FINGERPRINT})
+                return 0
             # the narrow record of what was stored before it was kept: one paged pass over the types
             # citing through an unindexed path, and over the others' records holding a contained record
             # or an extension (stored before the twenty-eighth round, a report's contained panel citing a

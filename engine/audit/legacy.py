@@ -23,7 +23,7 @@ import logging
 from typing import Any, Protocol
 
 from engine.audit.derived import AUDIT_EVENT, VIEW_ID
-from engine.repository.port import Store
+from engine.repository.port import Store, is_new_store
 from engine.repository.query import Query
 
 log = logging.getLogger(__name__)
@@ -48,7 +48,7 @@ def purge_legacy_copies(audit: Any, repository: _Repository, progress_collection
         if marker is not None and marker.get("stored") is False:
             return 0
         purged, offset = 0, 0
-        while True:
+        while not is_new_store(main):  # a new store holds no earlier version's copies: the marker alone
             found = backend.search(Query(AUDIT_EVENT, sort=[("_id", False)], offset=offset, limit=CHUNK))
             ours = [rec.id for rec in found if VIEW_ID.fullmatch(rec.id)]
             if ours:

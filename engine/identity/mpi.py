@@ -44,7 +44,7 @@ from engine.errors import BadRequest, FhirError, Gone, NotFound, Unprocessable
 from engine.identity import demographics as dm
 from engine.identity import nationalid
 from engine.merge_rules import API, INDEX, field_of
-from engine.repository.port import Store, write_out
+from engine.repository.port import Store, is_new_store, write_out
 from engine.repository.search import token_value
 
 # how deep the index is in writing links of its own (0: not at all); bounds the re-linking below
@@ -499,7 +499,8 @@ class IdentityService:
         if add_delete_hook is not None:
             add_delete_hook(self.on_delete, types={"Patient"})
         if self.meta.get(MERGED_KEYS) is None and hasattr(repository, "versions"):
-            recovered = self.recover_merged_keys()
+            # a new store holds no merge of an earlier release: the marker alone
+            recovered = 0 if is_new_store(self.store) else self.recover_merged_keys()
             self.meta.replace({"_id": MERGED_KEYS, "at": dt.datetime.now(dt.UTC).isoformat(), "recovered": recovered})
 
     def recover_merged_keys(self) -> int:

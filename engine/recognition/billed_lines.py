@@ -30,7 +30,7 @@ from engine.insurance.charges import COUNTED_STATUSES, line_identity, stored_at
 from engine.recognition.ports import Index, Store, each_by_id
 from engine.recognition.repricing import money_rules_once
 from engine.recognition.upgrade import LAYOUT
-from engine.repository.port import Collection
+from engine.repository.port import Collection, is_new_store
 
 UNBILLED_DROPPED = "unbilled-charge-rows-dropped"
 LINES_NUMBERED = "charge-rows-numbered"
@@ -63,7 +63,7 @@ def drop_unbilled_once(rec: _Recognition) -> int | None:
     if marks.get(UNBILLED_DROPPED) is not None:
         return None
     dropped = 0
-    for row in each_by_id(rec.charges):
+    for row in () if is_new_store(rec.store) else each_by_id(rec.charges):
         if _unbilled(rec, row["_id"]) is None:
             continue
         with rec.store.transaction():
@@ -132,7 +132,7 @@ def _number_lines(rec: _Recognition) -> int | None:
     if marks.get(LINES_NUMBERED) is not None:
         return None
     written = 0
-    for row in each_by_id(rec.charges):
+    for row in () if is_new_store(rec.store) else each_by_id(rec.charges):
         rtype, _, rid = str(row["_id"]).partition("/")
         charge = rec.read(rtype, rid) if rtype == "ChargeItem" and rid else None
         if charge is None:

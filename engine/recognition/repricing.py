@@ -43,7 +43,7 @@ from engine.recognition.detected_issues import repriced_issue
 from engine.recognition.ports import Index, Store, each_by_id
 from engine.recognition.state import now
 from engine.recognition.upgrade import LAYOUT
-from engine.repository.port import Collection
+from engine.repository.port import Collection, is_new_store
 
 MONEY_RULES = "money-rules-of-round-27"  # the marker in ``recognition_layout``
 ROUNDING = "half-up-at-the-fen"  # why a flag was priced again (its row's ``repriced[].why``)
@@ -99,14 +99,15 @@ def money_rules_once(rec: _Recognition) -> tuple[int, int] | None:
         return None
     dropped = repriced = 0
     currency = rec.rules.currency
-    for row in each_by_id(rec.charges):
+    new = is_new_store(rec.store)  # nothing an earlier release priced: the marker alone
+    for row in () if new else each_by_id(rec.charges):
         if _foreign(rec, row["_id"], currency):
             with rec.store.transaction():
                 current = rec.charges.get(row["_id"])  # read again under the write lock
                 if current is not None and _foreign(rec, row["_id"], currency):
                     rec._in_group(lambda r=current: _drop(rec, r))
                     dropped += 1
-    for flag in each_by_id(rec.flags):
+    for flag in () if new else each_by_id(rec.flags):
         if _new_price(rec.rules, flag) is None:
             continue
         with rec.store.transaction():

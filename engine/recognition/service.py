@@ -56,6 +56,7 @@ from engine.recognition.reviews import Reviews
 from engine.recognition.rules import Institution, Rules, institution_from_site, load_rules, rule_folders
 from engine.recognition.state import CARDS, CDS_PLACERS, CDS_REASONS, CHARGES, CHECKS, FLAGS, version_of
 from engine.recognition.upgrade import LAYOUT, backfill_final_at
+from engine.repository.port import is_new_store
 
 # the types the hook reads back (``read``): the versions of a write group it holds at hand
 _READ_BACK = frozenset({"Patient", "Organization", "Encounter", "ServiceRequest", "DetectedIssue"})
@@ -178,9 +179,9 @@ class Recognition(HRMark, BatchScope, OrderTime, Repeats, PriorChanges, IdCorrec
         marks = self.store.collection(LAYOUT)
         if marks.get(SAME_PERSON) is not None:
             return 0
-        ids = sorted({d["_id"] for status in ("conflict", "unlinked", "invalid-id")
-                      for d in identity.links.find({"status": status})}
-                     | {d["_id"] for d in identity.links.find({"manual": True})})
+        ids = [] if is_new_store(self.store) else sorted(  # a new store: nothing keyed by an earlier release
+            {d["_id"] for status in ("conflict", "unlinked", "invalid-id") for d in identity.links.find({"status": status})}
+            | {d["_id"] for d in identity.links.find({"manual": True})})
         with self.store.transaction():
             self.on_identity_decided(frozenset(ids))
             marks.replace({"_id": SAME_PERSON, "records": len(ids)})

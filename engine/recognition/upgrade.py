@@ -33,7 +33,7 @@ import orjson
 from engine.recognition.decision import FINAL_STATUSES
 from engine.recognition.index import RESULTS
 from engine.recognition.ports import Store
-from engine.repository.port import Collection, StoredResource
+from engine.repository.port import Collection, StoredResource, is_new_store
 
 LAYOUT = "recognition_layout"
 FINAL_AT = "final-at-backfilled"
@@ -64,7 +64,7 @@ def backfill_final_at(store: _Store) -> int | None:
     entries = store.collection(RESULTS)
     backend: _Versions = store.fhir
     written, last = 0, ""
-    while True:  # by _id, a page at a time: a province's index does not fit in memory
+    while not is_new_store(store):  # by _id, a page at a time: a province's index does not fit in memory
         page = entries.find({"_id": {"$gt": last}}, sort=[("_id", 1)], limit=_PAGE)
         if not page:
             break

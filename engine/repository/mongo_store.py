@@ -110,6 +110,15 @@ def _supports_transactions(client: Any) -> bool:
     return bool(hello.get("setName")) or hello.get("msg") == "isdbgrid"
 
 
+def _no_collection(db: Any) -> bool:
+    """A database with no collection (``Store.created``); a user not allowed to list them (an unusual
+    role) gets False: the once-per-store upgrades then run, as on any store."""
+    try:
+        return not db.list_collection_names()
+    except pymongo.errors.OperationFailure:
+        return False
+
+
 class MongoStore:
     """``Store`` on one MongoDB database."""
 
@@ -123,6 +132,7 @@ class MongoStore:
         self.transactions = _supports_transactions(client)
         self._local = threading.local()
         self._collections: dict[str, MongoCollection] = {}
+        self.created = _no_collection(self.db)  # ``Store.created``
         from engine.repository.mongo_fhir import MongoFhirBackend
 
         self.fhir = MongoFhirBackend(self)

@@ -80,7 +80,7 @@ from engine.repository import bundles
 from engine.repository.fhir import FhirRepository, SearchResult, Version, WriteResult
 from engine.repository.ids import huren_form
 from engine.repository.indexing import parse_reference
-from engine.repository.port import StoredResource
+from engine.repository.port import StoredResource, is_new_store
 from engine.repository.references import is_conditional, references_in
 from engine.repository.search import MAX_COUNT
 from engine.repository.versioning import parse_etag
@@ -156,7 +156,8 @@ class DeletedLabels:
             log.warning("the FHIR backend cannot list its deleted records: a labelled record deleted "
                         "before this version may be named again by a Provenance in a search")
             return 0
-        keys = [k for k in listed() if k[0] in self.repo.params.resource_types]
+        new = is_new_store(self.repo.store)  # nothing deleted yet: the marker alone
+        keys = [] if new else [k for k in listed() if k[0] in self.repo.params.resource_types]
         with self.repo.store.transaction():
             for rtype, rid in keys:
                 self.on_delete(rtype, rid)

@@ -184,6 +184,8 @@ class SqliteStore:
         self._reader_conns: list[sqlite3.Connection] = []
         self._reader_lock = threading.Lock()
         self._collections: dict[str, SqliteCollection] = {}
+        # a file with no table yet: this open makes the store (``Store.created``, read before the FHIR layout)
+        self.created = self._conn.execute("SELECT 1 FROM sqlite_master LIMIT 1").fetchone() is None
         from engine.repository.sqlite_fhir import SqliteFhirBackend
 
         self.fhir = SqliteFhirBackend(self)

@@ -1,0 +1,25 @@
+"""schemathesis against the real app's ``/openapi.json``: no route answers a 5xx, whatever it is sent
+(``tests/api_fuzz.py``). This file: the FHIR operations and Bundles, and every route outside ``/fhir``
+(the generic FHIR routes are in ``test_api_fuzz.py``)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from tests.api_fuzz import api, no_route_answers_5xx
+
+
+@pytest.fixture(scope="module", name="api")
+def _api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Any, dict[str, str], dict[str, str]]]:
+    yield from api(tmp_path_factory)
+
+
+def test_no_fhir_operation_answers_5xx(api: tuple[Any, dict[str, str], dict[str, str]]) -> None:
+    no_route_answers_5xx(api, {"fhir-other"})
+
+
+def test_no_other_route_answers_5xx(api: tuple[Any, dict[str, str], dict[str, str]]) -> None:
+    no_route_answers_5xx(api, {"other"})
