@@ -35,7 +35,7 @@ import base64
 import functools
 import json
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -268,45 +268,114 @@ def _label_withheld(engine: Engine, caller: Caller, text: str) -> bool:
     return not codes.isdisjoint(txa_labels(message, engine.site))
 
 
-def _segment_line(line: str, sep: str) -> bool:
-    """Whether ``line`` reads as a segment as the parser reads one (its own test of a segment id,
-    ``adapters.hl7v2.parser._valid_name``, followed by the field separator or the line's end)."""
-    from adapters.hl7v2.parser import _valid_name
+_HEADERS = ("MSH", "FHS", "BHS")
 
-    name = line.split(sep, 1)[0]
-    return _valid_name(name)
+
+def _segment_definitions(version: str) -> Mapping[str, Any]:
+    """The segments of HL7 ``version`` (MSH-12 as sent) as hl7apy defines them, read from the version
+    the table owner picks for it (``adapters.hl7v2.tables``: the version itself or the latest before
+    it; MSH-12 unreadable, v2.5.1; before v2.3.1, v2.3.1): id -> its fields, each ``(name, type,
+    (min, max), kind)``."""
+    from adapters.hl7v2 import tables
+
+    return _segments_of(tables._nearest(version)[0])
+
+
+@functools.cache
+def _segments_of(version: tuple[int, ...]) -> Mapping[str, Any]:
+    from adapters.hl7v2 import tables
+
+    return tables._module(version, "segments").SEGMENTS
+
+
+@functools.cache
+def _standard_ids() -> frozenset[str]:
+    """The segment ids some HL7 v2 version defines (hl7apy's 2.1 to 2.8.2): a sender that pre-adopts a
+    later version's segment sends it whole (PRT in a v2.5.1 message, as the HL7 v2-to-FHIR IG's own
+    examples do; SPM in a v2.3 one). Read by the declared version alone, 5 of the 146 messages of the
+    test corpora that tidy29's rule read whole failed closed (quarantfix29)."""
+    from adapters.hl7v2.structure import supported_versions
+
+    return frozenset(name for v in supported_versions()
+                     for name in _segments_of(tuple(int(x) for x in v.split("."))))
+
+
+def _evidence(segment: tuple[Any, ...] | None, last: int) -> tuple[bool, int]:
+    """What a masked segment's line that ends at its last masked field ``last`` says of a cut, by the
+    segment's definition in the message's version: whether a field after it is required (OBX-11 since
+    v2.2: an OBX ending at OBX-5 was cut), and how many fields it can still hold (NTE-4 in v2.5.1:
+    the most a line continuing its NTE-3 can carry). A segment hl7apy does not define: cut."""
+    if not segment or segment[0] != "sequence":
+        return True, 0
+    after = segment[1][last:]
+    return any(field[2][0] >= 1 for field in after), len(after)
 
 
 def _read_lines(text: str, fields: tuple[tuple[str, int], ...]) -> Iterator[tuple[str, str, str]]:
     """Each piece of ``text`` (its lines and line ends, in order) with what it reads as and the field
-    separator in force: ``end`` (a line end, or nothing), ``header`` (MSH/FHS/BHS, which sets the
-    separator), ``stray`` (a line that is no segment: a raw line break inside a field), ``continued``,
-    ``masked`` (a segment of ``fields``) or ``segment``.
+    separator in force: ``end`` (a line end, or nothing), ``header`` (the message's first line, when it
+    is an MSH -- or an FHS/BHS -- which sets the separator for every line), ``stray`` (a line that is no
+    segment of the message's version: a raw line break inside a field), ``continued`` (the rest of a
+    masked field a raw line break cut), ``masked`` (a segment of ``fields``) or ``segment``.
 
-    ``continued``: a line after a masked segment whose line ends at or before its last masked field
-    -- where a raw line break inside that field (or an earlier one) leaves it -- up to the next
-    masked segment, though it reads as a segment: text after the break that begins with three
-    capitals or digits (``HIV``, ``PID`` -- pelvic inflammatory disease) followed by the rest of the
-    cut segment's fields (``PID||||||F``) is a segment to the parser (twenty-ninth round, tidy29; the
-    case labelfix28 left). In a document (MDM: ``TXA {OBX [{NTE}]}``) only masked segments follow
-    a masked one, so no line of a message sent whole is taken for one."""
+    Only the first line is a header: a later line beginning MSH/FHS/BHS is read as any other, and
+    the separator is the first line's MSH-1, never a later line's 4th character (``BHS感染，HIV…``
+    after a break was shown as a header, the separator then ``感``; rvtidy29). A batch is stored
+    message by message, its envelope dropped (``adapters.listeners.batch``).
+
+    ``stray``: a line whose id the parser refuses (``adapters.hl7v2.parser._valid_name``), or one it
+    reads as a segment whose id is neither a segment of HL7 v2 (``_standard_ids``) nor a Z-segment:
+    ``HIV||||||F``, ``SUM||…``, text after a break wherever it stands.
+
+    ``continued``: decided by evidence that the masked segment before was cut (twenty-ninth round;
+    tidy29 took every line after a masked segment ending at its masked field, and so masked the
+    second PID, the Z-segment, the TXA after an order's note of messages sent whole -- rvtidy29):
+
+    - a masked segment whose line ends before its last masked field, or at it when a later field is
+      required in the message's version (OBX-11, required since v2.2: ``OBX|…||出院诊断：`` then
+      ``PID||||||F``, PID the pelvic inflammatory disease): every line up to the next masked segment;
+    - one that ends at its masked field with none required after it (NTE-3, most senders' last field
+      of an NTE): the next line only if it could be that field's rest -- a standard segment id with
+      no more fields than the segment has left (NTE-4: ``PID`` or ``PID|RE`` alone), or a Z id with no
+      field -- and then every line up to the next masked segment. A second PID, a Z-segment with its
+      fields, a TXA: segments, as sent."""
     last: dict[str, int] = {}
     for seg, n in fields:
         last[seg] = max(n, last.get(seg, 0))
-    sep = "|"
-    cut = False  # the last masked segment's line may have been cut by a raw line break
+    from adapters.hl7v2.parser import _valid_name
+
+    sep, known = "|", None
+    cut, room = "", 0  # "cut": a masked field was cut; "maybe": the last one may have been (room: its fields left)
     for part in _LINES.split(text):
-        name = part[:3]
         if not part or _LINES.fullmatch(part):
-            kind = "end"
-        elif name in ("MSH", "FHS", "BHS") and len(part) > 3:
-            sep, cut, kind = part[3], False, "header"
-        elif not _segment_line(part, sep):
+            yield part, "end", sep
+            continue
+        if known is None and part.strip():  # the first line
+            head = part.removeprefix("\ufeff")
+            header, version = head[:3] in _HEADERS and len(head) > 3, ""
+            if header:
+                sep = head[3]
+                msh = head.split(sep)
+                if head[:3] == "MSH" and len(msh) > 11:  # MSH-12's first component (MSH-2 names its separator)
+                    version = msh[11].split(msh[1][:1])[0] if msh[1][:1] else msh[11]
+            known = _segment_definitions(version)
+            if header:
+                yield part, "header", sep
+                continue
+        name = part.split(sep, 1)[0]
+        if not _valid_name(name) or not (name[0] == "Z" or name in _standard_ids()):
             kind = "stray"
         elif name in last:
-            cut, kind = len(part.split(sep)) - 1 <= last[name], "masked"
+            kind, ends = "masked", part.count(sep)
+            required, left = _evidence((known or {}).get(name), last[name])
+            cut = "cut" if ends < last[name] or (ends == last[name] and required) else \
+                "maybe" if ends == last[name] else ""
+            room = left
+        elif cut == "cut" or (cut == "maybe" and part.count(sep) <= room
+                              and (name[0] != "Z" or sep not in part)):
+            kind, cut = "continued", "cut"
         else:
-            kind = "continued" if cut else "segment"
+            kind, cut = "segment", ""
         yield part, kind, sep
 
 
