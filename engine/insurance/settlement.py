@@ -53,7 +53,8 @@ EXCLUSIONS = {
     "no-institution": "no performing institution",
     "unknown-institution": "performing institution not in the site's institutions",
     "no-region": "the institution's community has no budget this year",
-    "no-insurance-type": "no insurance type (extension, or the account's Coverage type)",
+    "no-insurance-type": "no insurance type (extension, or the account's Coverage type in force -- not one a "
+                         "later cover of another type ended, unless stated again after it)",
     "ambiguous-insurance-type": "two active Coverages of different types in force on the line's day, "
                                 "neither known to have replaced the other (same or unreadable start)",
     "unbudgeted-type": "insurance type without a budget for the community",
