@@ -6,8 +6,6 @@ from __future__ import annotations
 from decimal import Decimal as D
 from typing import Any
 
-import pytest
-
 from tests.test_convert_families import post as post_hl7
 from tests.test_money24_settlement import settlement
 from tests.test_moneyfix25_rv_coverage import EMPLOYEE, RESIDENT, _dft, _types, world
@@ -32,14 +30,16 @@ def test_guard_the_later_cover_takes_the_overlap_day_by_day(world: Any) -> None:
     assert _types(settlement(engine, http, 2026)) == {"employee": (1, D("30.00"))}
 
 
-@pytest.mark.xfail(strict=True, reason='left (LOW/MED, moneyfix25b): an open resident cover, then an employee cover 07-01..08-31: September goes back to the resident fund (nothing says the later cover ended the earlier for good)')
 def test_a_cover_the_later_one_ended_does_not_come_back_unsaid(world: Any) -> None:
     """The moneyfix25b rule: a cover from 07-01 ENDS the earlier open one there (one basic fund at a time).
     The employee cover then ends 08-31; nothing says the patient re-enrolled as a resident. September
     is therefore not sure -- it must not be settled to the resident fund the switch ended (LOW/MED:
-    the earlier open cover silently resumes)."""
+    the earlier open cover silently resumed; mended by money29, ``settlement._ended``): it is listed
+    no-insurance-type, its 40.00 exact."""
     engine, http = world
     assert post_hl7(http, _bar("N1", "P01", RESIDENT.format(start="20250101", end=""))) == "AA"
     assert post_hl7(http, _bar("N2", "P05", EMPLOYEE.format(n=1, start="20260701", end="20260831"))) == "AA"
     assert post_hl7(http, _dft("N3", SEPT)) == "AA"
-    assert "resident" not in _types(settlement(engine, http, 2026))
+    report = settlement(engine, http, 2026)
+    assert "resident" not in _types(report)
+    assert _excluded(report) == {"no-insurance-type": (1, D("40.00"))}

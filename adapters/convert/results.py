@@ -21,6 +21,7 @@ from adapters.hl7v2.parser import Segment
 from adapters.hl7v2.timestamps import TimestampError, to_fhir_date, to_fhir_datetime, zone
 from conformance.validate import MAX_STRING
 from engine.merge_rules import PANEL, concept_label, progress_of, same_concept
+from engine.recognition.facts import REASON_WITHDRAWN_EXT
 from engine.repository.indexing import date_range
 
 Resource = dict[str, Any]
@@ -399,6 +400,10 @@ def _reason_taken_back(orc: Segment | None, res: Resource, ctx: Context) -> None
     if orc is None or orc.field(16) != '""' or not _placers_statement(orc, ctx):
         return
     ctx.delete(res, "reasonCode", _RETEST_REASON)
+    # and the delete itself, by message: an order whose reason was only a CDS answer's has none to delete
+    # (``engine.recognition.facts.REASON_WITHDRAWN_EXT``, money29)
+    res.setdefault("extension", []).append({"url": REASON_WITHDRAWN_EXT,
+                                            "valueString": ctx.message.msh.control_id or "\"\""})
 
 
 # ORC-1 codes by which the placer states the order as it now is (v2.5 table 0119): a new order, a

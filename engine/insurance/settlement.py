@@ -15,10 +15,11 @@ the same figures.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import date
 from decimal import ROUND_FLOOR, Decimal
+from functools import partial
 from typing import Any
 
 from engine.errors import FhirError, Gone, NotFound
@@ -41,6 +42,7 @@ from engine.insurance.charges import (
 from engine.insurance.reading import charges_between, undated_charges
 from engine.insurance.rules import SettlementRules, YearRules
 from engine.insurance.tiers import ZERO, fen, pct, settle
+from engine.recognition.facts import local_instant
 from mappings.site import Site
 
 EXCLUSIONS = {
@@ -51,7 +53,8 @@ EXCLUSIONS = {
     "no-institution": "no performing institution",
     "unknown-institution": "performing institution not in the site's institutions",
     "no-region": "the institution's community has no budget this year",
-    "no-insurance-type": "no insurance type (extension, or the account's Coverage type)",
+    "no-insurance-type": "no insurance type (extension, or the account's Coverage type in force -- not one a "
+                         "later cover of another type ended, unless stated again after it)",
     "ambiguous-insurance-type": "two active Coverages of different types in force on the line's day, "
                                 "neither known to have replaced the other (same or unreadable start)",
     "unbudgeted-type": "insurance type without a budget for the community",
@@ -96,19 +99,28 @@ def settlement_report(repository: Any, site: Site, rules: SettlementRules, year:
     region_of = {c: yr for yr in rules.for_year(year) for c in yr.budgets}
     organization = OrganizationCodes(repository)
 
-    accounts: dict[str, list[tuple[str, Any]]] = {}
+    accounts: dict[str, list[_Cover]] = {}
+    said: dict[str, str] = {}  # Coverage/x -> when huren last heard it stated (``_last_said``), per report
 
     def coverage_type(refs: list[str], day: str | None, tz: str, when: str | None = None) -> str | None:
         """The insurance type of the first account's first Coverage the rules map that is in force
         on the line's day, at its time where the period states instants (``charges.in_force``: a
         resident who became an employee mid-year is the resident fund's before and the employee
-        fund's after, money25)."""
+        fund's after, money25) and that no later cover of another type ended (``_ended``)."""
         for ref in refs:
             if ref not in accounts:
                 accounts[ref] = _account_types(repository, ref, rules.coverage_types)
-            found = [(itype, period) for itype, period in accounts[ref] if in_force(period, day, tz, when)]
+            covers = accounts[ref]
+            found = [c for c in covers if in_force(c.period, day, tz, when)]
+            if found and day is not None and len(covers) > len(found):
+                heard = partial(_last_said, repository, covers=covers, said=said)
+                ended = [_ended(c, covers, found, day, tz, when, heard) for c in found]
+                if AMBIGUOUS in ended:
+                    return AMBIGUOUS
+                # every cover in force was ended: this account knows none for the day (the next may)
+                found = [c for c, end in zip(found, ended, strict=True) if not end]
             if found:
-                return _one_type(found, tz)
+                return _one_type([(c.itype, c.period) for c in found], tz)
         return None
 
     tallies: dict[str, _Community] = defaultdict(_Community)
@@ -193,7 +205,18 @@ def _no_type(refs: list[str], day: str | None, tz: str, when: str | None = None)
 IN_FORCE_STATUS = frozenset({"active"})
 
 
-def _account_types(repository: Any, ref: str, codes: Mapping[str, str]) -> list[tuple[str, Any]]:
+@dataclass(frozen=True)
+class _Cover:
+    """One active Coverage of an Account the rules map: its insurance type, ``Coverage.period``, its
+    reference and ``meta.lastUpdated`` (when huren last stored a change of it)."""
+
+    itype: str
+    period: Any
+    ref: str
+    updated: str
+
+
+def _account_types(repository: Any, ref: str, codes: Mapping[str, str]) -> list[_Cover]:
     """The insurance types of an Account's Coverages the rules map (``coverage_types``), in the
     account's order, each with its ``Coverage.period``; a Coverage not ``active`` gives none
     (``IN_FORCE_STATUS``), nor one deleted or missing: an Account or a Coverage deleted
@@ -203,7 +226,7 @@ def _account_types(repository: Any, ref: str, codes: Mapping[str, str]) -> list[
         account = repository.read("Account", ref.split("/", 1)[1])
     except (NotFound, Gone):
         return []
-    out: list[tuple[str, Any]] = []
+    out: list[_Cover] = []
     for cov in account.get("coverage") or ():
         cref = ((cov or {}).get("coverage") or {}).get("reference")
         if not isinstance(cref, str) or not cref.startswith("Coverage/"):
@@ -216,9 +239,68 @@ def _account_types(repository: Any, ref: str, codes: Mapping[str, str]) -> list[
             continue
         for coding in (coverage.get("type") or {}).get("coding") or ():
             if str(coding.get("code")) in codes:
-                out.append((codes[str(coding.get("code"))], coverage.get("period")))
+                out.append(_Cover(codes[str(coding.get("code"))], coverage.get("period"), cref,
+                                  str((coverage.get("meta") or {}).get("lastUpdated") or "")))
                 break
     return out
+
+
+def _end_day(period: Any, zone: str) -> str | None:
+    """A Coverage period's end as its local day, or its text at a coarser precision (``2026-08``);
+    None when open."""
+    end = period.get("end") if isinstance(period, dict) else None
+    if not isinstance(end, str) or len(end) < 4:
+        return None
+    return (local_date(end, zone) or end[:10]) if len(end) > 10 else end
+
+
+def _ended(cover: _Cover, covers: list[_Cover], found: list[_Cover], day: str, zone: str, when: str | None,
+           said: Callable[[str], str]) -> bool | str:
+    """Did a later cover of another type END ``cover`` before the line's ``day``, so that it does not
+    come back when that cover ends? (rvlast25a: an open 城乡居民 cover, then 职工 07-01..08-31: a
+    September line went back to the resident fund.) A patient has one basic fund at a time, so a cover
+    of another type starting later ends the earlier one at its start (moneyfix25b: ``_one_type`` decides
+    the days both claim); after that cover ends, nothing says the patient re-enrolled -- unless the
+    earlier cover was stated again AFTER the later one was last stated (a BAR naming the resident cover
+    open once more: ``said``, huren's arrival order, as the store itself applies messages). Then the
+    HIS's last word is that it is open, and it stands.
+
+    True: ended (the line has no known cover from it); ``AMBIGUOUS``: a start not stated to the day
+    leaves it unsure whether the other cover started later; False: not ended. A cover of another type
+    still in force on ``day`` is ``_one_type``'s; one that ended before ``cover`` started ends nothing."""
+    mine = _start_day(cover.period, zone)
+    verdict: bool | str = False
+    for other in covers:
+        if other.itype == cover.itype or other in found:
+            continue
+        theirs, their_end = _start_day(other.period, zone), _end_day(other.period, zone)
+        if mine is not None and their_end is not None and their_end < mine[:len(their_end)]:
+            continue  # over before this cover began
+        if not in_force({"start": (other.period or {}).get("start")}, day, zone, when):
+            continue  # starts after the line (at its time where the start is an instant): no switch yet
+        if mine is not None and theirs is not None and theirs <= mine:
+            continue  # started no later: it did not end this one
+        if said(cover.ref) > said(other.ref):
+            continue  # stated open again after the other was last stated: the HIS's last word
+        if mine is None or theirs is None:
+            verdict = AMBIGUOUS
+        else:
+            return True
+    return verdict
+
+
+def _last_said(repository: Any, ref: str, covers: list[_Cover], said: dict[str, str]) -> str:
+    """When huren last heard Coverage ``ref`` stated: its last change (``meta.lastUpdated``) or the
+    last message naming it (its Provenance's ``meta.lastUpdated``: a BAR re-stating an unchanged cover
+    makes no new version, but its Provenance names the version it stated), as a UTC instant of fixed
+    width, remembered per report. Read only for the few accounts where a later cover ended another."""
+    if ref not in said:
+        own = next((c.updated for c in covers if c.ref == ref), "")
+        page = repository.search("Provenance", [("target", ref), ("_sort", "-_lastUpdated"), ("_count", "1"),
+                                                ("_total", "none")])
+        heard = [str((p.get("meta") or {}).get("lastUpdated") or "") for p in page.resources]
+        said[ref] = max((local_instant(t, "UTC") or "" for t in [own, *heard] if t), default="")
+    return said[ref]
 
 
 # a line two Coverages of different types claim, neither known to be the later (moneyfix25b)

@@ -641,6 +641,23 @@ class FactReader:
         return (str(doctor) if doctor else None), (dept or None)
 
 
+# The placer's explicit delete of the re-test reason (ORC-16 ``""`` in its own order statement,
+# ``adapters.convert.results._reason_taken_back``), marked on the stored order with the message that said
+# it (``valueString``: MSH-10): the merge deletes the stored reason, but an order that stated none
+# (its reason was a CDS answer's, kept on the check row) had nothing to delete and kept no trace of
+# the delete -- the CDS answer's reason stood (moneymend20's left xfail, money29).
+REASON_WITHDRAWN_EXT = "urn:huren:StructureDefinition:retest-reason-withdrawn"
+
+
+def reason_withdrawn(resource: dict[str, Any] | None) -> str | None:
+    """The message whose ORC-16 ``""`` last withdrew the order's re-test reason (``REASON_WITHDRAWN_EXT``)."""
+    for ext in (resource or {}).get("extension") or ():
+        if isinstance(ext, dict) and ext.get("url") == REASON_WITHDRAWN_EXT:
+            value = ext.get("valueString")
+            return str(value) if value else None
+    return None
+
+
 def order_reasons(resource: dict[str, Any], rules: Rules) -> tuple[tuple[str, ...], str | None]:
     """Re-test reason codes on an order (``reasonCode`` in huren's reason system) and their text.
 

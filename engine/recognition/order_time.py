@@ -17,7 +17,15 @@ from engine.recognition.detected_issues import (
     issue_id,
     recognisable_issue,
 )
-from engine.recognition.facts import RESULT_TYPES, order_reasons, order_time, own_text, placer_numbers, ref_of
+from engine.recognition.facts import (
+    RESULT_TYPES,
+    order_reasons,
+    order_time,
+    own_text,
+    placer_numbers,
+    reason_withdrawn,
+    ref_of,
+)
 from engine.recognition.index import group_key
 from engine.recognition.state import RecognitionState, checked_order, instant, is_resulted, now
 
@@ -79,6 +87,13 @@ class OrderTime(RecognitionState, _Others):
         late, late_text = late_reasons_of(order, existing, recorded)
         # the reasons this version states (ORC-16, reasonCode): the order's own, never the CDS's
         own_replaces_cds = bool(existing and existing.get("reason_from") and order.reasons and not recorded)
+        # the placer's ORC-16 ``""`` (a delete said by a message this row has not yet taken): no reason
+        # stands, not even the CDS answer's the row carries; a thinner version (no mark, or the same
+        # message's mark again) withdraws nothing (``facts.reason_withdrawn``, money29)
+        withdrawn = reason_withdrawn(sr)
+        withdrawn_now = bool(existing and withdrawn and withdrawn != existing.get("withdrawn")
+                             and existing.get("reason_from") and not order.reasons and not recorded)
+        own_replaces_cds = own_replaces_cds or withdrawn_now
         if existing:
             # an order's own reason replaces one its row carried from a CDS answer (as ``_answered``:
             # the order's own wins); otherwise what the order said when placed stands
@@ -120,6 +135,8 @@ class OrderTime(RecognitionState, _Others):
             doc["at"] = order.at  # when it was placed, to the time sent (a row without: its day alone)
         if reason_from:
             doc["reason_from"] = reason_from  # its reasons are a CDS answer's (``_with_cds_reasons``)
+        if withdrawn or (existing or {}).get("withdrawn"):
+            doc["withdrawn"] = withdrawn or (existing or {}).get("withdrawn")  # the delete taken (``withdrawn_now``)
         # the placer numbers the order arrived with, by which a CDS answer was read for it: an
         # answer given again is read with them (``cds_answer_after_order``), not the draft's
         arrived = placer_numbers(sr) if existing is None else (existing or {}).get("placers")
