@@ -31,9 +31,10 @@ from typing import Any
 from urllib.parse import quote, unquote
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from adapters.hl7v2.tables import trigger_events
 from engine.recognition.qc import DeclaredQc
 from mappings.pagewords import PageWords
-from mappings.sitefiles import SiteError, load_checked
+from mappings.sitefiles import SiteError, load_checked, locate
 
 DEFAULTS_DIR = Path(__file__).resolve().parent
 OTHER_GROUP = "other"  # merge.yaml: the group of any writer no group names (engine.merge_rules.OTHER)
@@ -239,7 +240,21 @@ class Site:
 
 def load_merge_file(path: Path) -> dict[str, Any]:
     """``merge.yaml`` (the merge rules) checked against its schema; errors name file and line."""
-    data, _ = load_checked(path, _MERGE_SCHEMA)
+    data, doc = load_checked(path, _MERGE_SCHEMA)
+    for rtype, rules in (data.get("resources") or {}).items():
+        for element, rule in rules.items():
+            events = rule.get("history_taken_back_by")
+            if events is None:
+                continue
+            where = ["resources", rtype, element, "history_taken_back_by"]
+            if (rtype, element) != TAKEN_BACK_ON:
+                raise locate(doc, where, f"read only on {'.'.join(TAKEN_BACK_ON)} (the beds an event takes "
+                             "back); on this element it would be no rule")
+            known = trigger_events()
+            for n, event in enumerate(events):
+                if event not in known:
+                    raise locate(doc, [*where, n], f"{event!r} is not a trigger event of HL7 table 0003 "
+                                 "(the event as MSH-9.2 and EVN-1 name it, e.g. A12)")
     return data
 
 
@@ -294,8 +309,26 @@ def laid_over(shipped: Mapping[str, Any], site: Mapping[str, Any], origin: Path 
         if kept:
             resources[rtype] = kept
     for rtype, rules in site["resources"].items():
-        resources[rtype] = {**resources.get(rtype, {}), **rules}
+        laid = resources[rtype] = {**resources.get(rtype, {}), **rules}
+        for element, rule in rules.items():
+            ours = (shipped["resources"].get(rtype) or {}).get(element) or {}
+            carried = {k: ours[k] for k in CARRIED_KEYS if k in ours and k not in rule}
+            if carried:
+                laid[element] = {**rule, **carried}
     return {"sources": dict(groups), "defaults": site["defaults"], "resources": resources}
+
+
+# keys of an element rule a site's rule takes from the shipped rule of that element when it leaves
+# them out (``laid_over``): keys added to an element sites had long copied, whose absence from a
+# site's copy means "written before the key existed", not "none" -- a site wanting none writes the
+# key empty. ``history_taken_back_by`` (convperf29) moved a rule that held for every site out of
+# code: a copy of ``Encounter.location`` made from the eighteenth round on lacked it, and its A12s
+# stored the cancelled transfer's bed as a bed the patient left (review of convperf29; convfix29).
+# Every other key is the site's, whole, as before.
+CARRIED_KEYS = ("history_taken_back_by",)
+# where ``history_taken_back_by`` is read (``adapters.convert.common._history_taken_back``): the one
+# element a message's event takes its own past entries back from; anywhere else it is refused at load
+TAKEN_BACK_ON = ("Encounter", "location")
 
 
 def _writers(names: set[str], groups: Mapping[str, list[str]]) -> set[str]:
@@ -586,7 +619,8 @@ _MERGE_ELEMENT: dict[str, Any] = {
         "history_unless": _NAMES,
         # trigger events whose message's own past entries of that list are no past (A12's PV1-6: the bed
         # the cancelled transfer went to); the converter drops them (``adapters.convert.common``)
-        "history_taken_back_by": _NAMES,
+        # (empty: none; checked against HL7 table 0003 and the element at load: ``load_merge_file``)
+        "history_taken_back_by": {"type": "array", "items": {"type": "string", "pattern": r"^[A-Z][A-Z0-9]{2}$"}},
         # entries in one coding system taken from the resources a reference list names (a replacement
         # order's re-test reason from the order it replaces) when the resource states none of its own
         "inherits": {"type": "object", "required": ["through", "system"], "additionalProperties": False,
