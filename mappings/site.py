@@ -211,11 +211,13 @@ class Site:
         merge: dict[str, Any] = {}
         merge_path = files.get("merge.yaml")
         if merge_path is not None:
-            merge = load_merge_file(merge_path)
             shipped = defaults / "merge.yaml"
             if not merge_path.is_relative_to(defaults) and shipped.is_file():
-                merge = laid_over(load_merge_file(shipped), merge, merge_path)
+                ours = load_merge_file(shipped)
+                merge = laid_over(ours, load_merge_file(merge_path, _taken_back(ours)), merge_path)
                 sources.append(str(shipped))
+            else:
+                merge = load_merge_file(merge_path)
             sources.append(str(merge_path))
         words = PageWords(site_dir)  # checked here with the rest: a mistake stops start-up (or reload)
         return cls(institutions, code_maps, units, tables, tuple(sources), merge,
@@ -238,9 +240,15 @@ class Site:
 # --- loading ---------------------------------------------------------------------------------
 
 
-def load_merge_file(path: Path) -> dict[str, Any]:
-    """``merge.yaml`` (the merge rules) checked against its schema; errors name file and line."""
+def load_merge_file(path: Path, known: frozenset[str] = frozenset()) -> dict[str, Any]:
+    """``merge.yaml`` (the merge rules) checked against its schema; errors name file and line.
+    ``history_taken_back_by`` is refused off the element that reads it (``TAKEN_BACK_ON``), and
+    naming an event HL7's table 0003 does not list -- checked for a site's events other than
+    ``known`` (the shipped file's): reading the table costs hl7apy's table modules (~0.7 s for
+    every version, once a process), so the shipped file's events, which a test checks against the
+    table (``tests/test_convfix29_site_rules.py``), and a site copy's same events do not pay it."""
     data, doc = load_checked(path, _MERGE_SCHEMA)
+    shipped = path.is_relative_to(DEFAULTS_DIR)
     for rtype, rules in (data.get("resources") or {}).items():
         for element, rule in rules.items():
             events = rule.get("history_taken_back_by")
@@ -250,9 +258,8 @@ def load_merge_file(path: Path) -> dict[str, Any]:
             if (rtype, element) != TAKEN_BACK_ON:
                 raise locate(doc, where, f"read only on {'.'.join(TAKEN_BACK_ON)} (the beds an event takes "
                              "back); on this element it would be no rule")
-            known = trigger_events()
             for n, event in enumerate(events):
-                if event not in known:
+                if not shipped and event not in known and event not in trigger_events():
                     raise locate(doc, [*where, n], f"{event!r} is not a trigger event of HL7 table 0003 "
                                  "(the event as MSH-9.2 and EVN-1 name it, e.g. A12)")
     return data
@@ -316,6 +323,13 @@ def laid_over(shipped: Mapping[str, Any], site: Mapping[str, Any], origin: Path 
             if carried:
                 laid[element] = {**rule, **carried}
     return {"sources": dict(groups), "defaults": site["defaults"], "resources": resources}
+
+
+def _taken_back(merge: Mapping[str, Any]) -> frozenset[str]:
+    """The events ``merge``'s ``history_taken_back_by`` names (``load_merge_file``'s ``known``)."""
+    rtype, element = TAKEN_BACK_ON
+    rule = (merge["resources"].get(rtype) or {}).get(element) or {}
+    return frozenset(rule.get("history_taken_back_by") or ())
 
 
 # keys of an element rule a site's rule takes from the shipped rule of that element when it leaves

@@ -18,9 +18,10 @@ from pathlib import Path
 
 import pytest
 
+from adapters.hl7v2.tables import trigger_events
 from engine.engine import Engine
 from engine.settings import Settings
-from mappings.site import Site, SiteError
+from mappings.site import TAKEN_BACK_ON, Site, SiteError, load_merge_file
 from tests.test_convleft28_performer import mllp
 from tests.test_rvconvperf29_a12_site import SHIPPED_RULE, adt
 
@@ -92,3 +93,12 @@ def test_a_rule_that_could_never_apply_is_refused_at_load(tmp_path: Path, old: s
     with pytest.raises(SiteError, match="history_taken_back_by") as caught:
         Site.load(Settings(data_dir=tmp_path / "var", site=site))
     assert says in str(caught.value) and "merge.yaml:" in str(caught.value), str(caught.value)
+
+
+def test_the_shipped_events_are_hl7_trigger_events() -> None:
+    """The shipped file's events are not checked against table 0003 at load (hl7apy's table modules
+    cost ~0.7 s a process; ``load_merge_file``), nor a site copy's same events: checked here."""
+    rtype, element = TAKEN_BACK_ON
+    events = load_merge_file(ROOT / "mappings" / "merge.yaml")["resources"][rtype][element]["history_taken_back_by"]
+    assert events and set(events) <= trigger_events(), events
+    assert "A12" in trigger_events() and "A99" not in trigger_events() and "a12" not in trigger_events()
