@@ -31,9 +31,10 @@ from typing import Any
 from urllib.parse import quote, unquote
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from adapters.hl7v2.tables import trigger_events
 from engine.recognition.qc import DeclaredQc
 from mappings.pagewords import PageWords
-from mappings.sitefiles import SiteError, load_checked
+from mappings.sitefiles import SiteError, load_checked, locate
 
 DEFAULTS_DIR = Path(__file__).resolve().parent
 OTHER_GROUP = "other"  # merge.yaml: the group of any writer no group names (engine.merge_rules.OTHER)
@@ -212,11 +213,13 @@ class Site:
         merge: dict[str, Any] = {}
         merge_path = files.get("merge.yaml")
         if merge_path is not None:
-            merge = load_merge_file(merge_path)
             shipped = defaults / "merge.yaml"
             if not merge_path.is_relative_to(defaults) and shipped.is_file():
-                merge = laid_over(load_merge_file(shipped), merge, merge_path)
+                ours = load_merge_file(shipped)
+                merge = laid_over(ours, load_merge_file(merge_path, _taken_back(ours)), merge_path)
                 sources.append(str(shipped))
+            else:
+                merge = load_merge_file(merge_path)
             sources.append(str(merge_path))
         words = PageWords(site_dir)  # checked here with the rest: a mistake stops start-up (or reload)
         return cls(institutions, code_maps, units, tables, tuple(sources), merge,
@@ -239,9 +242,28 @@ class Site:
 # --- loading ---------------------------------------------------------------------------------
 
 
-def load_merge_file(path: Path) -> dict[str, Any]:
-    """``merge.yaml`` (the merge rules) checked against its schema; errors name file and line."""
-    data, _ = load_checked(path, _MERGE_SCHEMA)
+def load_merge_file(path: Path, known: frozenset[str] = frozenset()) -> dict[str, Any]:
+    """``merge.yaml`` (the merge rules) checked against its schema; errors name file and line.
+    ``history_taken_back_by`` is refused off the element that reads it (``TAKEN_BACK_ON``), and
+    naming an event HL7's table 0003 does not list -- checked for a site's events other than
+    ``known`` (the shipped file's): reading the table costs hl7apy's table modules (~0.7 s for
+    every version, once a process), so the shipped file's events, which a test checks against the
+    table (``tests/test_convfix29_site_rules.py``), and a site copy's same events do not pay it."""
+    data, doc = load_checked(path, _MERGE_SCHEMA)
+    shipped = path.is_relative_to(DEFAULTS_DIR)
+    for rtype, rules in (data.get("resources") or {}).items():
+        for element, rule in rules.items():
+            events = rule.get("history_taken_back_by")
+            if events is None:
+                continue
+            where = ["resources", rtype, element, "history_taken_back_by"]
+            if (rtype, element) != TAKEN_BACK_ON:
+                raise locate(doc, where, f"read only on {'.'.join(TAKEN_BACK_ON)} (the beds an event takes "
+                             "back); on this element it would be no rule")
+            for n, event in enumerate(events):
+                if not shipped and event not in known and event not in trigger_events():
+                    raise locate(doc, [*where, n], f"{event!r} is not a trigger event of HL7 table 0003 "
+                                 "(the event as MSH-9.2 and EVN-1 name it, e.g. A12)")
     return data
 
 
@@ -296,8 +318,33 @@ def laid_over(shipped: Mapping[str, Any], site: Mapping[str, Any], origin: Path 
         if kept:
             resources[rtype] = kept
     for rtype, rules in site["resources"].items():
-        resources[rtype] = {**resources.get(rtype, {}), **rules}
+        laid = resources[rtype] = {**resources.get(rtype, {}), **rules}
+        for element, rule in rules.items():
+            ours = (shipped["resources"].get(rtype) or {}).get(element) or {}
+            carried = {k: ours[k] for k in CARRIED_KEYS if k in ours and k not in rule}
+            if carried:
+                laid[element] = {**rule, **carried}
     return {"sources": dict(groups), "defaults": site["defaults"], "resources": resources}
+
+
+def _taken_back(merge: Mapping[str, Any]) -> frozenset[str]:
+    """The events ``merge``'s ``history_taken_back_by`` names (``load_merge_file``'s ``known``)."""
+    rtype, element = TAKEN_BACK_ON
+    rule = (merge["resources"].get(rtype) or {}).get(element) or {}
+    return frozenset(rule.get("history_taken_back_by") or ())
+
+
+# keys of an element rule a site's rule takes from the shipped rule of that element when it leaves
+# them out (``laid_over``): keys added to an element sites had long copied, whose absence from a
+# site's copy means "written before the key existed", not "none" -- a site wanting none writes the
+# key empty. ``history_taken_back_by`` (convperf29) moved a rule that held for every site out of
+# code: a copy of ``Encounter.location`` made from the eighteenth round on lacked it, and its A12s
+# stored the cancelled transfer's bed as a bed the patient left (review of convperf29; convfix29).
+# Every other key is the site's, whole, as before.
+CARRIED_KEYS = ("history_taken_back_by",)
+# where ``history_taken_back_by`` is read (``adapters.convert.common._history_taken_back``): the one
+# element a message's event takes its own past entries back from; anywhere else it is refused at load
+TAKEN_BACK_ON = ("Encounter", "location")
 
 
 def _writers(names: set[str], groups: Mapping[str, list[str]]) -> set[str]:
@@ -603,7 +650,8 @@ _MERGE_ELEMENT: dict[str, Any] = {
         "history_unless": _NAMES,
         # trigger events whose message's own past entries of that list are no past (A12's PV1-6: the bed
         # the cancelled transfer went to); the converter drops them (``adapters.convert.common``)
-        "history_taken_back_by": _NAMES,
+        # (empty: none; checked against HL7 table 0003 and the element at load: ``load_merge_file``)
+        "history_taken_back_by": {"type": "array", "items": {"type": "string", "pattern": r"^[A-Z][A-Z0-9]{2}$"}},
         # entries in one coding system taken from the resources a reference list names (a replacement
         # order's re-test reason from the order it replaces) when the resource states none of its own
         "inherits": {"type": "object", "required": ["through", "system"], "additionalProperties": False,

@@ -21,7 +21,7 @@ from adapters.hl7v2.parser import Message, Repetition, Segment
 from adapters.hl7v2.timestamps import TimestampError, to_datetime, to_fhir_date, zone
 from engine.identity import nationalid
 from engine.identity.nationalid import NationalId
-from mappings.site import Site, local_code_system
+from mappings.site import TAKEN_BACK_ON, Site, local_code_system
 
 Resource = dict[str, Any]
 
@@ -523,6 +523,10 @@ def _newborn(pid: Segment, ctx: Context) -> bool:
 # events after which the patient is not in PV1-3's bed whatever PV1-2 says (a Chinese HIS sends its
 # pre-admissions with PV1-2 I): pre-admit, pending admit and the cancels of an admission
 _BED_NOT_TAKEN = frozenset({"A05", "A14", "A11", "A27", "A38"})
+# FHIR R4 Encounter.location.status ``completed``: "the patient was at the specified location" in
+# the past (what ``pv1_encounter`` states PV1-6 as): the past a take-back drops where the merge rule
+# names no ``history`` statuses
+_PAST = ("completed",)
 
 
 def _history_taken_back(res: Resource, ctx: Context, event: str) -> None:
@@ -532,11 +536,16 @@ def _history_taken_back(res: Resource, ctx: Context, event: str) -> None:
     the transfer took the patient to, which the cancel takes back -- not a bed the patient left
     (stored ``completed`` it was kept as history under every later message, review of the
     twenty-eighth round). The rule is data (``merge.yaml``, beside ``history`` and ``history_unless``
-    that decide what the merge keeps), read here because only the converter knows the event."""
-    rule = ((ctx.site.merge.get("resources") or {}).get("Encounter") or {}).get("location") or {}
+    that decide what the merge keeps), read here because only the converter knows the event. A site
+    rule without the key takes the shipped one (``mappings.site.CARRIED_KEYS``); one without
+    ``history`` (a copy made before the twenty-eighth round) still takes back PV1-6's ``completed``
+    bed (``_PAST``): the merge keeps no past there, but the message's own entry would be stored as
+    one (review of convperf29)."""
+    rtype, element = TAKEN_BACK_ON
+    rule = ((ctx.site.merge.get("resources") or {}).get(rtype) or {}).get(element) or {}
     if event not in (rule.get("history_taken_back_by") or ()):
         return
-    past = rule.get("history") or ()
+    past = rule.get("history") or _PAST
     res["location"] = [loc for loc in res["location"] if loc.get("status") not in past]
     if not res["location"]:
         del res["location"]

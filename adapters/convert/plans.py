@@ -22,7 +22,15 @@ others of its plan only in its holes, so once one of them passed the whole valid
 checked in their holes alone (``conformance.validate.Validator.valid_planned``).
 
 The performer -- the sender, or the organisation the result's OBX-23 names (``results.result_performer``)
--- is a hole whose content is part of the key (recognition answers by plan).
+-- is an input of the plan, not part of its key: a lab met once (a regional hub's many reference labs)
+compiles nothing (review of convperf29: a plan per description per lab, 2.3x the convert time of a
+feed naming a new lab in each message). Recognition and validation still need "one ``Planned.plan``,
+one performer": recognition answers a planned result by its plan (``facts.classify_planned``), the
+validator checks a plan's later results in its varying holes alone, so a plan object that served an
+unknown lab and a member would record the lab's result as the member's. Each plan therefore serves
+one performer content (``Plan.by``, the performer's number at the site) and hands out, for each other
+performer, a view of itself (``performed``): the same compiled function and elements, another object
+-- recognition's answer and the validator's proof are kept by (plan, performer) that way.
 
 Only the plain shape is planned; anything else takes the ordinary path every time: another value
 type, a repeating number or coded value, an empty OBX-14, notes or participants (PRT) on the
@@ -32,7 +40,7 @@ result, a conversion that warned, or a site whose ``obx_observation`` table maps
 from __future__ import annotations
 
 import itertools
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from operator import itemgetter
 from typing import Any
 
@@ -74,6 +82,8 @@ class Plan:
     holes: frozenset[str] = frozenset()  # the elements that vary between its Observations
     numbers: frozenset[str] = frozenset()  # holes that are a Quantity of which only ``value`` varies
     text: bool = False  # ``valueString`` is a hole (a textual result)
+    by: int = -1  # the number of the one performer content whose results this object makes (``performed``)
+    others: dict[int, Plan] = field(default_factory=dict)  # its views for other performers, by number
 
 
 @dataclass(eq=False, slots=True)
@@ -94,6 +104,8 @@ class _SitePlans:
     top: int = 0  # the highest of those fields
     # what the results of an order group share (``describe``) -> the number that stands for it in keys
     groups: dict[tuple[Any, ...], int] = field(default_factory=dict)
+    # a performer's content (``_performer_key``) -> its number (``Plan.by``)
+    performers: dict[tuple[Any, ...], int] = field(default_factory=dict)
     # an OBX's shape (``shortcut``) -> what it needs besides its holes, once a plan makes it
     shortcuts: dict[tuple[Any, ...], Shortcut] = field(default_factory=dict)
     # the OBX fields that describe a result, whichever way (``_DESCRIBING`` and the table's)
@@ -160,10 +172,11 @@ def _text(seg: Segment, n: int) -> str:
 
 
 def describe(obx: Segment, group: Any, ctx: Context, category: Any, encounter: Any, performer: dict[str, str],
-             specimen: Any) -> tuple[tuple[Any, ...], _SitePlans, str, Any] | None:
+             specimen: Any) -> tuple[tuple[Any, ...], _SitePlans, str, Any, int] | None:
     """The description of a plannable OBX (the key of its plan), its OBX-5 text (a number's, or a
-    textual result's whole text) and a number's comparator match (``results._BOUND``, read once
-    for the key and the value), or None when it takes the ordinary path."""
+    textual result's whole text), a number's comparator match (``results._BOUND``, read once
+    for the key and the value) and the performer's number (``Plan.by``), or None when it takes the
+    ordinary path."""
     kind = _kind(obx, group, category)
     if kind is None:
         return None
@@ -182,7 +195,7 @@ def describe(obx: Segment, group: Any, ctx: Context, category: Any, encounter: A
         entry.read(fields) if n > entry.top else entry.read(fields + [""] * (entry.top + 1 - n)),
         shape,
     )
-    return key, entry, text or "", bound
+    return key, entry, text or "", bound, shared[7]
 
 
 def _kind(obx: Segment, group: Any, category: Any) -> str | None:
@@ -242,31 +255,38 @@ def _value(obx: Segment, kind: str) -> tuple[str | None, Any, Any] | None:
 
 def _shared(ctx: Context, enc: Any, category: Any, performer: dict[str, str], encounter: Any,
             specimen: Any) -> tuple[Any, ...] | None:
-    """What every result of the group shares (the delimiters, the institution, category, performer,
-    visit and specimen), put together once per group rather than once per result, and named by
-    a number of the site's plans (a key then hashes one int, not these eleven values, per result);
-    None when the site's table makes nothing plannable."""
+    """What every result of the group shares (the delimiters, the institution, category, visit and
+    specimen), put together once per group rather than once per result, and named by a number of the
+    site's plans (a key then hashes one int, not these values, per result), and the performer's
+    number (``Plan.by``: not in the key, see the module's docstring); None when the site's table
+    makes nothing plannable."""
     shared = ctx.plan_shared
     if (shared is None or shared[0] is not enc or shared[1] is not category or shared[2] is not performer
             or shared[3] is not encounter or shared[4] is not specimen):
         entry = _site_plans(ctx)
         if entry.read is None:
             return None
-        described = (ctx.code, enc.key, id(category), _performer_key(performer), encounter is not None,
-                     specimen is not None)
+        described = (ctx.code, enc.key, id(category), encounter is not None, specimen is not None)
         number = entry.groups.get(described)
         if number is None:
             if len(entry.groups) >= _PLANS_LIMIT:
                 entry.groups.clear()
             number = entry.groups[described] = next(_GROUP_NUMBERS)
-        shared = ctx.plan_shared = (enc, category, performer, encounter, specimen, number, entry)
+        who = _performer_key(performer)
+        by = entry.performers.get(who)
+        if by is None:
+            if len(entry.performers) >= _PLANS_LIMIT:
+                entry.performers.clear()  # (numbers are never reused: a content met again gets a new one)
+            by = entry.performers[who] = next(_GROUP_NUMBERS)
+        shared = ctx.plan_shared = (enc, category, performer, encounter, specimen, number, entry, by)
     return shared
 
 
 def _performer_key(performer: dict[str, Any]) -> tuple[Any, ...]:
-    """A result's performer as part of a plan's key: the sender's reference, or the organisation
-    an OBX-23 names with its identifier (``results.result_performer``). Recognition answers by
-    plan (``facts.classify_planned``): every result of a plan has this very performer's content."""
+    """A result's performer's content, what its number (``Plan.by``) stands for: the sender's
+    reference, or the organisation an OBX-23 names with its identifier (``results.result_performer``).
+    Recognition answers by plan (``facts.classify_planned``): every result one plan object makes has
+    this very performer's content (``performed``)."""
     if "identifier" not in performer:  # the sender's (reference and display): as before
         return tuple(performer.items())
     return tuple((k, tuple(v.items()) if type(v) is dict else v) for k, v in performer.items())
@@ -365,11 +385,31 @@ def _number(number: str) -> Any | None:
     return value
 
 
+def performed(plan: Plan, by: int) -> Plan:
+    """``plan`` for the results of performer number ``by``: itself when it is that performer's, else
+    its view for ``by`` -- the same compiled function and elements in a Plan object of its own
+    (made once, no compile), so that what is kept by plan object (recognition's answer, the
+    validator's proof) is kept by (plan, performer)."""
+    if plan.by == by:
+        return plan
+    view = plan.others.get(by)
+    if view is None:
+        if len(plan.others) >= _PLANS_LIMIT:
+            plan.others.clear()
+        view = plan.others[by] = replace(plan, by=by, others={})
+    return view
+
+
 def build(plan: Plan, obx: Segment, ctx: Context, text: str, category: Any, subject: dict[str, str],
           encounter: Any, performer: dict[str, str], specimen: Any, bound: Any = None) -> tuple[Resource, Planned] | None:
     """The Observation ``plan`` makes of ``obx`` (whose OBX-5 reads ``text``, ``bound`` its
     comparator match), or None when a hole cannot be filled as the ordinary path would (a value
-    that is not a number, a bad OBX-14: it then warns)."""
+    that is not a number, a bad OBX-14: it then warns). ``performer``'s number is the group's
+    (``_shared``, read for this performer by ``describe``/``shortcut`` a moment before)."""
+    shared = _shared(ctx, obx.enc, category, performer, encounter, specimen)
+    if shared is None:
+        return None
+    plan = performed(plan, shared[7])
     holes: dict[str, Any] = {"subject": subject}
     value: Any = None
     if plan.text:
@@ -396,10 +436,12 @@ def build(plan: Plan, obx: Segment, ctx: Context, text: str, category: Any, subj
 
 
 def learn(key: tuple[Any, ...], entry: _SitePlans, res: Resource, category: Any, subject: dict[str, str],
-          encounter: Any, performer: dict[str, str], specimen: Any, unmapped: list[tuple[str, str, str]]) -> None:
+          encounter: Any, performer: dict[str, str], specimen: Any, unmapped: list[tuple[str, str, str]],
+          by: int) -> None:
     """Keep ``res`` (just converted the ordinary way from an OBX described by ``key``, without a
     warning) as the plan of its description, when it has the shape ``build`` makes; else remember
-    that the description has another shape (its OBX take the ordinary path without trying)."""
+    that the description has another shape (its OBX take the ordinary path without trying).
+    ``by``: the number of ``performer``'s content, whose results the plan object makes (``performed``)."""
     if len(entry.plans) >= _PLANS_LIMIT:
         entry.plans.clear()
     shape = key[-1]
@@ -440,7 +482,7 @@ def learn(key: tuple[Any, ...], entry: _SitePlans, res: Resource, category: Any,
     plan = Plan(tuple(items), tuple(unmapped), key, names=tuple(names),
                 holes=frozenset(name for name, kind, _ in items if kind in varying),
                 numbers=frozenset(name for name, kind, _ in items if kind == VALUE),
-                text=any(kind == TEXT for _, kind, _ in items))
+                text=any(kind == TEXT for _, kind, _ in items), by=by)
     try:
         plan.make = _generate(plan.items)
     except TypeError:  # an element a literal cannot write (a key that is not a string): not planned
@@ -521,7 +563,7 @@ class GroupPlans:
     decides exactly as it always did (``tests/test_conv16_plans.py`` converts both ways)."""
 
     __slots__ = ("ctx", "enc", "category", "subject", "encounter", "performer", "specimen", "entry",
-                 "number", "shortcuts", "whole", "notes", "prt", "tz", "delimiters")
+                 "number", "shortcuts", "whole", "notes", "prt", "tz", "delimiters", "by")
 
     def __init__(self, ctx: Context, group: Any, category: Any, subject: dict[str, str], encounter: Any,
                  performer: dict[str, str], specimen: Any) -> None:
@@ -544,7 +586,7 @@ class GroupPlans:
         if shared is None:
             return None
         self.entry = entry = shared[6]
-        self.number, self.shortcuts = shared[5], entry.shortcuts
+        self.number, self.shortcuts, self.by = shared[5], entry.shortcuts, shared[7]
         self.whole = 5 in entry.described_fields  # the site's table reads OBX-5: it is part of the key
         return entry
 
@@ -575,6 +617,8 @@ class GroupPlans:
         if cut is None or cut.kind is not NUMERIC:
             return None
         plan = cut.plan
+        if plan.by != self.by:
+            plan = performed(plan, self.by)
         text = raw.strip()
         if not text or plan.text:
             return None

@@ -654,7 +654,7 @@ def observation(
     described = plans.describe(obx, group, ctx, category, encounter, performer, specimen) if plan else None
     if described is None:
         return _observation(obx, group, ctx, category, subject, encounter, performer, key, specimen)
-    description, entry, text, bound = described
+    description, entry, text, bound, by = described
     known = entry.plans.get(description, plans.UNKNOWN)
     if known is None:  # a description whose Observation has a shape no plan makes
         return _observation(obx, group, ctx, category, subject, encounter, performer, key, specimen)
@@ -672,7 +672,7 @@ def observation(
     if ref is not None and len(ctx.warnings) == warned:
         res = ctx.resources.get(ref["reference"])
         if res is not None and res.get("id") == ref["reference"].split("/", 1)[1] and attachment is None:
-            plans.learn(description, entry, res, category, subject, encounter, performer, specimen, noted)
+            plans.learn(description, entry, res, category, subject, encounter, performer, specimen, noted, by)
     return ref, attachment
 
 
@@ -1201,16 +1201,15 @@ def _report_performers(group: Group, ctx: Context, sender: dict[str, str]) -> li
     """The report's performers: the sender, or, when OBX-23 names who performed its results, each
     organisation that did in the order of its results (the sender for a result without OBX-23).
     Recognition reads a report as of its first performer naming an institution
-    (``engine.recognition.facts``): a report whose first result another lab performed is that lab's."""
-    named = [performing_organization(obx.rep(23), ctx) for obx in group.obx
-             if len(obx.fields) > 23 and obx.fields[23]]
-    if not any(named):
+    (``engine.recognition.facts``): a report whose first result another lab performed is that lab's.
+    Each result's performer is ``result_performer``'s (one owner: the report read OBX-23 itself, review
+    of convperf29), the sender's own results named with its identifier beside the labs'."""
+    own = {**sender, "identifier": {"system": actors.INSTITUTION_SYSTEM, "value": ctx.institution.code}}
+    performers = [result_performer(obx, ctx, own) for obx in group.obx]
+    if all(who is own for who in performers):
         return [sender]
     out: list[dict[str, Any]] = []
-    own = {**sender, "identifier": {"system": actors.INSTITUTION_SYSTEM, "value": ctx.institution.code}}
-    for obx in group.obx:
-        who = performing_organization(obx.rep(23), ctx) if len(obx.fields) > 23 and obx.fields[23] else None
-        who = who or own
+    for who in performers:
         if who not in out:
             out.append(who)
     return out

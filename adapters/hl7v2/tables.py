@@ -131,3 +131,11 @@ def allowed_structure(version: str, message_type: str, event: str, sent: str, te
     if template is None or sent == template:
         return True
     return sent == f"{message_type}_{event}" and sent in structures(version)
+
+
+@lru_cache(maxsize=1)
+def trigger_events() -> frozenset[str]:
+    """HL7 table 0003 (event type) as any version hl7apy ships lists it: the trigger events a site's
+    data may name (``merge.yaml`` ``history_taken_back_by``); a misspelt one (``a12``, ``ADT^A12``)
+    would silently never match a message's event, so the site file is refused instead."""
+    return frozenset().union(*(table_values(".".join(map(str, v)), "0003")[0] for v in _VERSIONS))
