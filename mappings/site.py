@@ -340,8 +340,10 @@ def _taken_back(merge: Mapping[str, Any]) -> frozenset[str]:
 # key empty. ``history_taken_back_by`` (convperf29) moved a rule that held for every site out of
 # code: a copy of ``Encounter.location`` made from the eighteenth round on lacked it, and its A12s
 # stored the cancelled transfer's bed as a bed the patient left (review of convperf29; convfix29).
-# Every other key is the site's, whole, as before.
-CARRIED_KEYS = ("history_taken_back_by",)
+# ``history`` and ``history_unless`` (twenty-eighth round) likewise: a copy from before them would
+# let a thinner A08 erase the beds the patient left -- a later, thinner message never erases what an
+# earlier one stated (the lead, twenty-ninth round). Every other key is the site's, whole, as before.
+CARRIED_KEYS = ("history", "history_unless", "history_taken_back_by")
 # where ``history_taken_back_by`` is read (``adapters.convert.common._history_taken_back``): the one
 # element a message's event takes its own past entries back from; anywhere else it is refused at load
 TAKEN_BACK_ON = ("Encounter", "location")
@@ -645,9 +647,10 @@ _MERGE_ELEMENT: dict[str, Any] = {
         "keeps": _NAMES,
         # statuses of a ``status_follows`` list's past entries (a bed left: completed) a message stating
         # the list keeps for the places it does not state (``engine.merge_rules._with_history``)
-        "history": _NAMES,
+        # (empty: none -- a site's copy leaving the key out takes the shipped one: ``CARRIED_KEYS``)
+        "history": {**_NAMES, "minItems": 0},
         # the resource's statuses under which that list keeps no past (a cancelled visit had no stay)
-        "history_unless": _NAMES,
+        "history_unless": {**_NAMES, "minItems": 0},
         # trigger events whose message's own past entries of that list are no past (A12's PV1-6: the bed
         # the cancelled transfer went to); the converter drops them (``adapters.convert.common``)
         # (empty: none; checked against HL7 table 0003 and the element at load: ``load_merge_file``)

@@ -30,7 +30,7 @@ SHIPPED = (ROOT / "mappings" / "merge.yaml").read_text("utf-8")
 RULES = {
     # the site wants PV1-6 of an A12 kept as the bed left (its HIS writes the bed given up there)
     "none": "history: [completed], history_unless: [cancelled, entered-in-error], history_taken_back_by: []}",
-    # the key written, no ``history``: the merge keeps no past, the message's own PV1-6 is still taken back
+    # the key written, no ``history``: the shipped one is carried (CARRIED_KEYS); the message's own PV1-6 is still taken back
     "no-history": "history_taken_back_by: [A12]}",
 }
 
@@ -66,15 +66,23 @@ def test_the_site_rule_decides_the_take_back(engine: tuple[str, Engine]) -> None
     assert beds == expected, beds
 
 
-def test_only_the_new_key_is_carried_into_an_old_copy(tmp_path: Path) -> None:
+def test_the_history_keys_are_carried_into_an_old_copy(tmp_path: Path) -> None:
     """A copy of ``Encounter.location`` made before the twenty-eighth round (``status_follows``
-    alone) takes the shipped ``history_taken_back_by`` -- and nothing else: ``history`` and
-    ``history_unless`` stay the site's (none), as every key but the carried ones."""
+    alone) takes the shipped ``history``, ``history_unless`` and ``history_taken_back_by`` (the lead,
+    twenty-ninth round: a thinner A08 must not erase the beds the patient left because the site's copy
+    predates the keys); ``status_follows`` stays the site's."""
     site = _site(tmp_path, SHIPPED.replace(SHIPPED_RULE, "}"))
     rule = Site.load(Settings(data_dir=tmp_path / "var", site=site)).merge["resources"]["Encounter"]["location"]
     assert rule["history_taken_back_by"] == ["A12"]
-    assert "history" not in rule and "history_unless" not in rule
+    assert rule["history"] == ["completed"] and rule["history_unless"] == ["cancelled", "entered-in-error"]
     assert set(rule["status_follows"]) == {"active", "planned"}
+
+
+def test_a_site_writing_no_history_keeps_none(tmp_path: Path) -> None:
+    """The way out of a carried key is to write it empty: ``history: []`` is the site's, not the shipped."""
+    site = _site(tmp_path, SHIPPED.replace(SHIPPED_RULE, "history: [], history_unless: []}"))
+    rule = Site.load(Settings(data_dir=tmp_path / "var", site=site)).merge["resources"]["Encounter"]["location"]
+    assert rule["history"] == [] and rule["history_unless"] == []
 
 
 @pytest.mark.parametrize(("old", "new", "says"), [
