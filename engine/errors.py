@@ -71,6 +71,14 @@ class WrittenMeanwhile(Conflict):
     rule's 409 (a workflow state refused) stays 409 (txfix25)."""
 
 
+class ClaimRaced(Conflict):
+    """Another conditional create of the same condition claimed it at the same moment (MongoDB:
+    the claim's insert or compare-and-set refused -- a duplicate key, a write conflict). On a
+    replica set such an error has aborted the transaction on the server, so nothing more may run
+    in it: the block ends, and the interaction runs once more in a new one, where it finds the
+    winner's resource (or the claim under way: 409) (``Writes._claimed``; claimfix29)."""
+
+
 class Gone(FhirError):
     status, code = 410, "deleted"
 

@@ -25,13 +25,13 @@ import logging
 import re
 import time
 from collections.abc import Callable, Mapping, Sequence
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
-from urllib.parse import parse_qsl
 
 import pymongo
 
 from engine import fhirjson
-from engine.errors import Conflict, WrittenMeanwhile
+from engine.errors import ClaimRaced, Conflict, WrittenMeanwhile
 from engine.repository.indexing import IndexRows
 from engine.repository.port import StoredResource
 from engine.repository.query import (
@@ -166,16 +166,30 @@ def _sort_field(param: str) -> str:
     return "srt." + param.replace(".", "_").replace("$", "_")
 
 
-CLAIM_STALE_SECONDS = 60.0  # a claim whose resource is not stored this long after is a failed create's
+# a claim of a create not stored yet, on a server without transactions (where a claim is seen
+# before its resource), is taken for a failed create's after this long; and MongoDB's TTL monitor
+# removes every claim this long after it was made (``claims_coll``'s index): longer than any create
+CLAIM_TTL_SECONDS = 3600
 
 
 def condition_key(rtype: str, condition: str) -> str:
     """The claim of a conditional create (``MongoFhirBackend.claim_condition``): the type and the
-    condition's parameters in order (``a=1&b=2`` and ``b=2&a=1`` are one claim); spellings that
-    parse apart (``%7C`` against ``|`` is the same after parsing; a different system alias is not)
-    are separate claims, which can still race."""
-    canonical = "&".join(f"{k}={v}" for k, v in sorted(parse_qsl(condition, keep_blank_values=True)))
-    return hashlib.sha256(f"{rtype}?{canonical}".encode()).hexdigest()
+    condition as the matcher reads it (``searching.condition_text``: the pairs it keeps, sorted,
+    once each), so spellings that match alike (``?a=1``, ``a=1&_count=1``, ``%7C`` for ``|``)
+    claim alike; a different system alias still matches apart and claims apart."""
+    from engine.repository.searching import condition_text
+
+    return hashlib.sha256(f"{rtype}?{condition_text(condition)}".encode()).hexdigest()
+
+
+def _raced(exc: BaseException) -> bool:
+    """A claim's write refused because another claimed it at the same moment: a duplicate key (a
+    racer's insert stored first), a write conflict (112: two transactions' writes of one document,
+    or one committed after this one's snapshot), or any error labelled transient."""
+    if isinstance(exc, pymongo.errors.DuplicateKeyError) or type(exc).__name__ == "DuplicateKeyError":
+        return True
+    return isinstance(exc, pymongo.errors.OperationFailure) and (
+        exc.code in (11000, 112) or exc.has_error_label("TransientTransactionError"))
 
 
 class MongoFhirBackend:
@@ -201,6 +215,9 @@ class MongoFhirBackend:
         self.history_coll.create_index([("type", 1), ("id", 1), ("version", -1)])
         self.meta_coll = store.db["fhir_meta"]
         self.claims_coll = store.db["fhir_conditions"]  # conditional creates' claims: _id condition_key
+        # claims are needed only while a create runs: MongoDB removes each an hour after it was
+        # made (a TTL index; its monitor runs every 60 s), so the collection does not grow for good
+        self.claims_coll.create_index([("made", 1)], expireAfterSeconds=CLAIM_TTL_SECONDS)
         self._params: SearchParams | None = None
         self._indexer: Indexer | None = None  # bound by the repository; rebuilds an undone put's index fields
 
@@ -298,51 +315,75 @@ class MongoFhirBackend:
 
     def claim_condition(self, rtype: str, condition: str, rid: str,
                         again: Callable[[], dict[str, Any] | None]) -> dict[str, Any] | None:
-        """Claim ``condition`` of a conditional create (``If-None-Exist``) whose search found no
-        match, for the new ``rtype/rid``; or return the match ``again`` (that search, run again)
-        finds once another create claimed it. Raises ``Conflict`` (409) when another create of the
-        same condition is under way.
+        """Claim ``condition`` of a conditional create (``If-None-Exist``, a ``PUT Type?search``
+        that creates) whose search found no match, for the new ``rtype/rid``; or return the match
+        ``again`` (that search, run again) finds once another create claimed it. Raises
+        ``Conflict`` (409) while another create of the condition is under way, and ``ClaimRaced``
+        (a 409 too) when a racer's claim was written at the same moment as this one.
 
-        Why: the search and the insert are under different ids, so two creates that both searched
-        before either stored both created (txmend25 left it; a replica set's transaction snapshot
-        does not see the other's insert, a standalone server has no transaction). The claim is one
-        document whose ``_id`` is the condition (``condition_key``) in ``fhir_conditions``: MongoDB
-        keeps ``_id`` unique on every deployment, so of two inserts one fails (DuplicateKey; in
-        two replica-set transactions, a write conflict). A claim stays: its resource may later be
-        changed or deleted so that it no longer matches, and then the next create takes the claim
-        over by a compare-and-set on what it read (``ref``, ``at``), which one of two racers wins.
-        Its resource not stored yet and the claim recent: that create is under way -- 409, the
-        client's retry finds its resource. Written in the caller's transaction (or undone with its
-        block on a standalone server)."""
+        Why a claim: the search and the insert are under different ids, so two creates that both
+        searched before either stored both created (txmend25 left it; a replica set's transaction
+        snapshot does not see the other's insert, a standalone server has no transaction). The
+        claim is one document whose ``_id`` is the condition (``condition_key``) in
+        ``fhir_conditions``: ``_id`` is unique on every deployment, so of two claims one is refused.
+
+        Why read first and never go on after a refused write: on a replica set a write error in a
+        transaction -- a duplicate key included (SERVER-34059) -- aborts the transaction on the
+        server, and every later operation of it fails (NoSuchTransaction): storeleft29 caught the
+        duplicate key and read on, so the takeover of a stale claim answered 500 for good (the
+        review, rvstoreleft29). So the claim is read first: none, it is inserted; one whose
+        resource is gone or no longer matches, it is taken over by a compare-and-set on what was
+        read (``ref``, ``at``). Either write refused (a duplicate key, a write conflict -- MongoDB
+        manual, "In-progress Transactions and Write Conflicts" -- or a compare-and-set matching
+        nothing) means a racer claimed it: ``ClaimRaced`` ends the block (the transaction aborts,
+        a standalone block is undone) and the caller runs the interaction once more, in a new
+        transaction, whose search sees the winner's resource (``Writes._claimed``).
+
+        Under way or stale: on a replica set a claim and its resource are committed together, so
+        a claim seen without its resource is never a create under way (its resource was expunged):
+        taken over at once. Without transactions a claim is seen before its resource is stored, so
+        one without its resource is under way (409) until ``CLAIM_TTL_SECONDS`` after it was made
+        -- a failed create's claim is undone with its block; only a killed process leaves one. A
+        claim whose resource is stored but no longer matches (changed, deleted, or not the
+        caller's to see) is stale at any age. Written in the caller's transaction (or undone with
+        its block on a standalone server)."""
         kw = self.store.kw()
-        key, mine = condition_key(rtype, condition), {"ref": f"{rtype}/{rid}", "at": time.time()}
-        try:
-            self.claims_coll.insert_one({"_id": key, **mine}, **kw)
-        except pymongo.errors.DuplicateKeyError:
-            pass
-        except pymongo.errors.OperationFailure as exc:
-            if exc.code == 112 or exc.has_error_label("TransientTransactionError"):
-                raise Conflict(f"another conditional create of {rtype}?{condition} ran meanwhile; try again") from None
-            raise
-        else:
+        key = condition_key(rtype, condition)
+        now = time.time()
+        mine = {"ref": f"{rtype}/{rid}", "at": now, "made": datetime.fromtimestamp(now, UTC)}
+        raced = f"another conditional create of {rtype}?{condition} claimed it at the same moment; try again"
+        held = self.claims_coll.find_one({"_id": key}, **kw)
+        if held is None:
+            try:
+                self.claims_coll.insert_one({"_id": key, **mine}, **kw)
+            except pymongo.errors.PyMongoError as exc:
+                if _raced(exc):
+                    raise ClaimRaced(raced) from None
+                raise
             if (undo := self.store.undo) is not None:
-                undo.then(f"fhir_conditions/{key}", lambda: self.claims_coll.delete_one({"_id": key, **mine}))
+                undo.then(f"fhir_conditions/{key}", lambda: self.claims_coll.delete_one({"_id": key, "at": now}))
             return None
-        held = self.claims_coll.find_one({"_id": key}, **kw) or {}
         # read before searching again: a resource stored only after this read is the racer's
         stored = self.current_coll.find_one({"_id": held.get("ref")}, {"deleted": 1}, **kw)
         found = again()
         if found is not None:
             return found
-        if stored is None and time.time() - float(held.get("at", 0)) < CLAIM_STALE_SECONDS:
+        if stored is None and not self.store.transactions and now - float(held.get("at", 0)) < CLAIM_TTL_SECONDS:
             raise Conflict(f"another conditional create of {rtype}?{condition} is under way; try again")
-        # the claimed resource no longer matches (changed, deleted, or its create failed long ago)
-        done = self.claims_coll.replace_one({"_id": key, "ref": held.get("ref"), "at": held.get("at")},
-                                            {"_id": key, **mine}, **kw)
-        if done.matched_count == 0:
-            raise Conflict(f"another conditional create of {rtype}?{condition} ran meanwhile; try again")
+        # stale: the claimed resource no longer matches (changed, deleted, expunged, withheld from
+        # this caller) or, without transactions, its create was killed over an hour ago
+        try:
+            done = self.claims_coll.replace_one({"_id": key, "ref": held.get("ref"), "at": held.get("at")},
+                                                {"_id": key, **mine}, **kw)
+        except pymongo.errors.PyMongoError as exc:
+            if _raced(exc):
+                raise ClaimRaced(raced) from None
+            raise
+        if done.matched_count == 0:  # (without transactions: a racer replaced or removed it meanwhile)
+            raise ClaimRaced(raced)
         if (undo := self.store.undo) is not None:
-            undo.then(f"fhir_conditions/{key}", lambda: self.claims_coll.replace_one({"_id": key, **mine}, held))
+            undo.then(f"fhir_conditions/{key}",
+                      lambda: self.claims_coll.replace_one({"_id": key, "at": now}, held))
         return None
 
     def _replace_current(self, key: str, doc: dict[str, Any], previous: StoredResource | None) -> None:

@@ -107,8 +107,11 @@ class FhirBackend(Protocol):
         """A conditional create whose search found no match claims its condition for ``rtype/rid``
         before storing it, in the write's transaction; returns the match ``again`` (the search run
         again) finds when another create claimed it first, or raises ``Conflict`` while that one is
-        under way. A backend whose write transaction orders the search and the insert (SQLite's
-        write lock) claims nothing (storeleft29)."""
+        under way, ``ClaimRaced`` when a racer's claim was written at the same moment (the block
+        must end: ``Writes.claimed`` runs the interaction once more). A backend whose write
+        transaction orders the search and the insert (SQLite's write lock) claims nothing
+        (storeleft29; claimfix29). ``condition`` is the caller's text: the backend reads it as the
+        matcher does (``searching.condition_text``)."""
 
     def search(self, query: Query) -> list[StoredResource]: ...
 

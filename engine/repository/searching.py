@@ -27,6 +27,24 @@ _ANSWER_SHAPING = frozenset({"_count", "_offset", "_summary", "_elements", "_sor
                              "_revinclude", "_format", "_pretty", "_contained", "_containedType"})
 
 
+def condition_pairs(query: str) -> list[tuple[str, str]]:
+    """The (name, value) pairs a conditional interaction (``If-None-Exist``, ``PUT Type?search``, a
+    Bundle's ``ifNoneExist``) matches on: what shapes an answer, not the match, is dropped --
+    ``_summary=count`` answered no match (a conditional create then made a duplicate), ``_count=1``
+    would hide a second one. The one reading of a condition: the matcher's, and the key of
+    MongoDB's claim (``condition_text``), so two spellings that match alike claim alike
+    (twenty-ninth round, claimfix29)."""
+    return [(k, v) for k, v in parse_qsl(query.lstrip("?"), keep_blank_values=True) if k not in _ANSWER_SHAPING]
+
+
+def condition_text(query: str) -> str:
+    """``condition_pairs`` as one canonical text: sorted, each pair once (``a=1&b=2``, ``b=2&a=1``,
+    ``?a=1&_count=1`` and ``a=1&a=1`` are one condition: a conjunction in which order and repeats
+    change nothing). What a condition *is* for a claim and for a transaction's two entries of one
+    condition (``Bundles``). Encoded, so a value holding ``&`` or ``=`` stays one value."""
+    return urlencode(sorted(set(condition_pairs(query))))
+
+
 _SUBSETTED = {"system": "http://terminology.hl7.org/CodeSystem/v3-ObservationValue", "code": "SUBSETTED"}
 
 
@@ -286,10 +304,7 @@ class Searching(RepositoryCore):
     def _conditional_match(
         self, rtype: str, query: str, what: str, access: Access | None = None
     ) -> dict[str, Any] | None:
-        # what shapes an answer, not the match, is dropped: ``_summary=count`` answered no match
-        # (a conditional create then made a duplicate), ``_count=1`` would hide a second one
-        pairs = [(k, v) for k, v in parse_qsl(query.lstrip("?"), keep_blank_values=True)
-                 if k not in _ANSWER_SHAPING]
+        pairs = condition_pairs(query)
         if not pairs:
             raise BadRequest(f"{what} needs search parameters", expression=[what])
         pairs.append(("_count", "2"))

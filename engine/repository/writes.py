@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable, Collection, Mapping, Sequence
-from typing import Any
+from typing import Any, TypeVar
 
 from engine import fhirjson
-from engine.errors import BadRequest, Conflict, PreconditionFailed, WrittenMeanwhile
+from engine.errors import BadRequest, ClaimRaced, Conflict, PreconditionFailed, WrittenMeanwhile
 from engine.merge_rules import API
 from engine.repository.contracts import Access, WriteResult
 from engine.repository.core import valid_ids
@@ -34,6 +34,7 @@ from engine.repository.versioning import (
 # versions, not in them: a version stored before this (twenty-fifth round) has no note and shows
 # what it showed (its first version a POST)
 PUT_CREATES = "fhir_put_creates"
+T = TypeVar("T")
 
 
 class Writes(GroupCommit, Searching):
@@ -170,6 +171,24 @@ class Writes(GroupCommit, Searching):
         search (``Access.conditional_matches``): a caller cannot learn from the answer, or from a
         403 against a 201, that someone else's record matches."""
         resource = self._prepare(resource)
+        if not if_none_exist:
+            return self._create(resource, None, access)
+        return self.claimed(lambda: self._create(resource, if_none_exist, access))
+
+    def claimed(self, run: Callable[[], T]) -> T:
+        """``run`` (a conditional interaction in a transaction of its own), and once more if it
+        lost its claim to a racer (``ClaimRaced``): that error aborted its transaction on a
+        replica set (nothing more may run in it), so the second run is a new transaction, whose
+        search finds the winner's resource -- or the claim still under way, then 409. Inside a
+        caller's transaction there is nothing to run again: the 409 ends it (claimfix29)."""
+        if getattr(self.store, "in_transaction", False):
+            return run()
+        try:
+            return run()
+        except ClaimRaced:
+            return run()
+
+    def _create(self, resource: dict[str, Any], if_none_exist: str | None, access: Access | None) -> WriteResult:
         with self.store.transaction():
             new = dict(resource)
             new["id"] = str(uuid.uuid4())
@@ -255,6 +274,10 @@ class Writes(GroupCommit, Searching):
         resource = self._prepare(resource)
         if resource["resourceType"] != rtype:
             raise BadRequest(f"the body is a {resource['resourceType']}, the URL says {rtype}")
+        return self.claimed(lambda: self._conditional_update(rtype, query, resource, access))
+
+    def _conditional_update(self, rtype: str, query: str, resource: dict[str, Any],
+                            access: Access | None) -> WriteResult:
         with self.store.transaction():
             if access is not None:  # the body decided before the search answers anything
                 access.check_write(rtype, resource, None)
