@@ -36,7 +36,7 @@ engine = test_money19_cds_orders.engine
 WITHDRAWN = "urn:huren:StructureDefinition:retest-reason-withdrawn"
 
 
-def test_a_clients_provenance_naming_the_ended_cover_does_not_restate_it(world: Any) -> None:
+def test_a_clients_provenance_naming_the_ended_cover_does_not_restate_it(world: Any) -> None:  # noqa: F811
     """FINDING 1 (MED, money). Resident open, then employee 07-01..08-31 (money29's own case: September is
     no fund's). A clinician then POSTs a Provenance naming the resident Coverage (``recorded`` 2025, an
     old card scanned into the record): no HIS message stated the cover again, yet September goes to the
