@@ -4,7 +4,8 @@ Findings as plain failing tests on f07b2bb0 (the lead hands them to a fixer).
 
 1. The allow-list (``mappings/access/referral_parties.yaml``) admits elements by *name*, and several admitted
    elements are free strings a writer fills as it likes: ``code.text``, ``category.text``, a Coding's ``display``,
-   ``identifier.value``, ``meta.source``, a security label's ``version``, a Task's ``businessStatus.text``. A
+   ``identifier.value``, ``requisition.value``, ``meta.source``, a tag's ``code``, a security label's ``version``,
+   ``priority`` (stored as sent, though its value set is required), a Task's ``businessStatus.text``. A
    referral citing an R result that writes the result's value there is read, value and all, by the receiving
    hospital's bound system -- rvparty29's finding 1 again, on the elements the list lets through. (HL7 too: RF1-3,
    a CWE, maps to ``code``: its text and original text are the sender's words.)
@@ -49,6 +50,9 @@ def _free_text(v: str) -> dict[str, dict[str, Any]]:
         "identifier-value": {"identifier": [{"system": "urn:huren:test:referral", "value": f"HB-{v}"}]},
         "meta-source": {"meta": {"source": f"urn:huren:test:hb-{v}"}},
         "label-version": {"meta": {"security": [{"system": SEC, "code": "R", "version": f"血红蛋白{v}"}]}},
+        "meta-tag": {"meta": {"tag": [{"system": "urn:huren:test:tag", "code": f"HB{v}"}]}},
+        "priority": {"priority": f"HB{v}"},  # a code of a required value set, not checked on write: stored as sent
+        "requisition": {"requisition": {"system": "urn:huren:test:req", "value": f"HB-{v}"}},
     }
 
 
