@@ -89,8 +89,8 @@ def _institution(code: str) -> dict[str, Any]:
     return {"identifier": {"system": "urn:huren:institution", "value": code}}
 
 
-# (was a strict xfail of labelfix28: the party rule of twenty-ninth round, party29, lets the referral's
-# parties read it despite the label; tests/test_party29_referrals.py tests its neighbours)
+@pytest.mark.xfail(strict=True, reason="the lead's decision (twenty-ninth round): the referral party rule taken out "
+                   "until it is a server-made projection")
 def test_a_referral_citing_an_r_result_is_not_withdrawn_from_the_receiving_hospital(w):
     """A referral (``ServiceRequest`` with the referral category, performer 阜宁县中医院 FNZYY) whose
     ``supportingInfo`` names the patient's R result: privleft28 labels the referral itself R (the

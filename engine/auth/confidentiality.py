@@ -12,10 +12,7 @@ to (no rule on ``/fhir`` does: see ``ScopedRepository``'s remit) nor who is in i
   send and exchange these records and answer for their use): every record, as sent -- unless
   the client is bound to an institution (``huren client add --institution``: another hospital's
   system, a township clinic's): neither ``R`` nor ``V``, since no rule tells which records are
-  that institution's own (its need to know cannot be shown, so it is not assumed) -- but a
-  referral names its two institutions, which read it despite the R label of a result it cites
-  when it holds only its structural elements (the party rule, ``ScopedRepository._party_reads``;
-  the result itself stays withheld; a V referral is withheld from them as from the resident);
+  that institution's own (its need to know cannot be shown, so it is not assumed);
 - a **resident** reading their own record: ``R`` yes (it restricts disclosure to *others*), ``V``
   no -- the originator releases such a note to the person in the clinic;
 - a **family member** acting for the resident: neither ``R`` nor ``V`` -- the family grant is a

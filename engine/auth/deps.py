@@ -16,7 +16,7 @@ from __future__ import annotations
 from fastapi import Request
 
 from engine.auth.caller import Caller
-from engine.auth.policy import PartyView, RemitView
+from engine.auth.policy import RemitView
 from engine.auth.staff_session import SESSION_COOKIE, csrf_matches
 from engine.errors import Forbidden, Unauthorized
 from engine.repository.scoped import ScopedRepository
@@ -55,9 +55,6 @@ async def get_repo(request: Request) -> ScopedRepository:
         return cached
     engine, caller = request.app.state.engine, await get_caller(request)
     remit = RemitView(caller, engine.site, engine.settings.site) if caller.remit is not None else None
-    # a referral's parties read it despite a cited result's label (``PartyView``): callers acting as an institution
-    parties = PartyView(caller, engine.referrals.parties, narrowing=engine.referrals.narrowing) \
-        if caller.institution is not None else None
-    repo = ScopedRepository(engine.repository, caller, remit=remit, parties=parties)
+    repo = ScopedRepository(engine.repository, caller, remit=remit)
     request.state.repo = repo
     return repo

@@ -45,13 +45,9 @@ rules for the operations around them, all expressed in the caller's scopes:
 from __future__ import annotations
 
 import datetime as dt
-import functools
 from collections.abc import Callable, Collection, Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-
-import yaml
 
 from engine.auth.caller import Caller
 from engine.errors import Forbidden, NotFound
@@ -207,118 +203,6 @@ class RemitView:
         (``engine.insurance.remit.figures_within``); everything for a caller bound to none."""
         remit = self.institutions
         return remit is None or figures_within(who, remit, self.site)
-
-
-PARTIES_FILE = Path(__file__).resolve().parents[2] / "mappings" / "access" / "referral_parties.yaml"
-
-
-Shape = Mapping[str, "str | None"]  # element -> None (a primitive) or the name of a shape
-
-
-@dataclass(frozen=True)
-class PartyRules:
-    """``mappings/access/referral_parties.yaml``: who acts as their institution, which records the
-    party rule reads, the labels it lifts, and the allow-list of a referral's structural elements
-    (``structural``, ``shapes``, ``extensions``): a referral holding anything else is not lifted."""
-
-    bound_systems: bool
-    roles: frozenset[str]
-    types: frozenset[str]
-    lifts: frozenset[str]
-    structural: Mapping[str, Shape]
-    shapes: Mapping[str, Shape]
-    extensions: Mapping[str, str]
-
-    @classmethod
-    def load(cls, path: Path = PARTIES_FILE) -> PartyRules:
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-        who = data.get("who") or {}
-        shapes = {str(k): dict(v or {}) for k, v in (data.get("shapes") or {}).items()}
-        structural = {str(k): dict(v or {}) for k, v in (data.get("structural") or {}).items()}
-        extensions = {str(k): str(v) for k, v in (data.get("extensions") or {}).items()}
-        named = {s for shape in (*shapes.values(), *structural.values()) for s in shape.values() if s is not None}
-        unknown = sorted(n for n in named | set(extensions.values()) if n != "extension" and n not in shapes)
-        if unknown:  # a mistake of the file: refused at start, not read as "nothing allowed"
-            raise ValueError(f"{path.name}: shapes {unknown} are not defined")
-        return cls(bound_systems=bool(who.get("bound_systems")), roles=frozenset(who.get("roles") or ()),
-                   types=frozenset(data.get("types") or ()), lifts=frozenset(data.get("lifts") or ()),
-                   structural=structural, shapes=shapes, extensions=extensions)
-
-    def structural_only(self, record: dict[str, Any]) -> bool:
-        """Whether every element ``record`` holds, at any depth, is on the allow-list of its type:
-        then it states nothing but the referral's own codes, dates, states, identifiers and bare
-        references, and no content of a result it cites (partyfix29: matching a result's value
-        against a referral's words was never complete -- rvparty29). Anything else present (a note,
-        ``reasonCode``, a narrative, a writer's extension, a Task's input, a contained record, a
-        reference's display): False, the party rule does not apply (fail closed)."""
-        shape = self.structural.get(str(record.get("resourceType")))
-        return shape is not None and self._fits(record, shape)
-
-    def _fits(self, node: Any, shape: Shape) -> bool:
-        if not isinstance(node, dict):
-            return False
-        for key, value in node.items():
-            if key not in shape:
-                return False
-            kind = shape[key]
-            items = value if isinstance(value, list) else [value]
-            if kind is None:
-                if not all(isinstance(v, (str, int, float, bool)) for v in items):
-                    return False
-            elif kind == "extension":
-                for ext in items:
-                    inner = self.extensions.get(ext.get("url")) if isinstance(ext, dict) else None  # type: ignore[arg-type]
-                    if inner is None or not self._fits(ext, self.shapes[inner]):
-                        return False
-            elif not all(self._fits(v, self.shapes[kind]) for v in items):
-                return False
-        return True
-
-
-@functools.cache
-def party_rules() -> PartyRules:
-    return PartyRules.load()
-
-
-class PartyView:
-    """A referral's parties as the FHIR repository asks them (``ScopedRepository``'s party rule):
-    the caller's institution when the caller acts as it (``PartyRules.who``: a hospital's system
-    bound to it, a signed-in clinician of it; never a resident, an auditor, an operator, a staff
-    member bound to a remit), and ``parties`` -- the institutions of the referral a record belongs
-    to, the referral service's one answer (``engine.referral.service.Referrals.parties``), asked
-    only of a record labelled beyond the caller. Per request; cached per record version."""
-
-    def __init__(self, caller: Caller, parties: Callable[[dict[str, Any]], frozenset[str]],
-                 rules: PartyRules | None = None,
-                 narrowing: Callable[[str, str], list[tuple[str, str]] | None] | None = None) -> None:
-        self.rules = rules or party_rules()
-        self._parties = parties
-        # search parameters narrowing a type's records to the referrals the caller's institution is a
-        # party of (``Referrals.narrowing``: their ids from the referral rows); None: too many to name
-        self._narrowing = narrowing or (lambda rtype, institution: None)
-        self.institution = caller.institution if self._acts_as_institution(caller) else None
-        self._known: dict[tuple[Any, Any, Any], bool] = {}
-
-    def narrowing(self, rtype: str) -> list[tuple[str, str]] | None:
-        """Search parameters leaving only ``rtype``'s records of the referrals the caller's
-        institution is a party of ([] none of them: ``("_id", "")`` is never asked); None: no narrowing."""
-        return None if self.institution is None else self._narrowing(rtype, self.institution)
-
-    def _acts_as_institution(self, caller: Caller) -> bool:
-        if caller.institution is None or caller.remit is not None or caller.restricted:
-            return False
-        if caller.role is None:
-            return self.rules.bound_systems and bound_system(caller)
-        return caller.role in self.rules.roles
-
-    def of(self, record: dict[str, Any]) -> bool:
-        """Whether the caller's institution is a party of the referral ``record`` belongs to."""
-        if self.institution is None or record.get("resourceType") not in self.rules.types:
-            return False
-        key = (record.get("resourceType"), record.get("id"), (record.get("meta") or {}).get("versionId"))
-        if key not in self._known:
-            self._known[key] = self.institution in self._parties(record)
-        return self._known[key]
 
 
 def require_in_remit(caller: Caller, institution: str | None, site: Any, site_dir: Path | str | None,

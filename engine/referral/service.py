@@ -45,8 +45,6 @@ if TYPE_CHECKING:  # the collaborators' own classes; imported for the types only
 REFERRALS = "referrals"
 _WATCHED = frozenset({"Task", "DiagnosticReport", "ServiceRequest"})  # what on_write acts on
 REFERRAL = "referral"  # the merge rules' name for this writer (an internal one: "other")
-# at most this many referrals of one institution are named in the party rule's query (``narrowing``)
-NARROW_AT_MOST = 500
 
 
 def _ref(reference: Any) -> str | None:
@@ -234,59 +232,6 @@ class Referrals:
             sending = sending or self.institution(task.get("requester"))
             receiving = receiving or self.institution(task.get("owner"))
         return sending, receiving
-
-    def parties(self, record: dict[str, Any]) -> frozenset[str]:
-        """The institutions of the referral ``record`` belongs to -- a referral ServiceRequest, or a
-        Task carrying a referral's workflow: the sending and the receiving one, as ``endpoints``
-        answers. Empty for any other record. The access policy's party rule asks it
-        (``ScopedRepository``; twenty-ninth round, party29): the referral's parties read it despite a
-        cited result's label. Read for the system, as the referral's own institutions are facts of it.
-
-        The request's parties are the request's own (its requester, or its local codes, and its
-        performer), not its Task's: any writer of Tasks may write one focused on a request and name
-        itself ``owner``, which ``endpoints`` takes as the receiving side when the request names no
-        institution (the referral report's reading) -- here it would have opened the request to
-        that writer. A Task's parties are its request's, its own requester and owner where the
-        request names none (a Task of the writer's own)."""
-        rtype = record.get("resourceType")
-        if rtype == "ServiceRequest":
-            if not is_referral(record, self._rules.workflow):
-                return frozenset()
-            sr, task = record, None
-        elif rtype == "Task":
-            sr_ref, referral = self.referral_task(record)
-            sr = self.read(sr_ref) if referral else None
-            if sr is None or not is_referral(sr, self._rules.workflow):
-                return frozenset()
-            task = record
-        else:
-            return frozenset()
-        return frozenset(c for c in self.endpoints(sr, task) if c)
-
-    def narrowing(self, rtype: str, institution: str) -> list[tuple[str, str]] | None:
-        """Search parameters that narrow ``rtype``'s records to those of the referrals ``institution``
-        sends or receives as the referral rows hold them (``from``, ``to``; two indexed look-ups): a
-        ServiceRequest by its id, a Task by its ``focus``. ``[]`` when it has none (nothing to
-        search); None when it has more than ``NARROW_AT_MOST`` (too many to name in one query: the
-        caller searches unnarrowed). The rows' ``to`` takes a Task's owner where the request names no
-        institution, so they name a superset of the request's parties (``parties``), which decides
-        each record found: a narrowing that left a party's record out would withhold it (fail
-        closed), never show one. The party rule's search of the labelled records a caller may read
-        as a party asks it (``ScopedRepository._party_labelled``; partyfix29: judging every labelled
-        Task up front cost a bound system's Task search 16 -> 76 ms with 900 labelled follow-ups)."""
-        if rtype not in ("ServiceRequest", "Task"):
-            return None
-        refs: dict[str, None] = {}
-        for side in ("from", "to"):
-            for row in self.rows.find({side: institution}):
-                refs[str(row["_id"])] = None
-                if len(refs) > NARROW_AT_MOST:
-                    return None
-        if not refs:
-            return []
-        if rtype == "ServiceRequest":
-            return [("_id", ",".join(r.partition("/")[2] for r in refs))]
-        return [("focus", ",".join(refs))]
 
     def _on_referral(self, sr: dict[str, Any], task: dict[str, Any] | None = None) -> Document:
         ref = f"ServiceRequest/{sr['id']}"

@@ -37,11 +37,6 @@ The decisions, all here:
   except the records a route has just decided are within the remit and said so (``vouch``). Records that name no patient (a Measure,
   an Organization) read as before; of the published figures (an indicator's MeasureReport, its alert
   Flag: ``remit_reported``) only those whose every institution is in the remit (``policy.RemitView``).
-- **A referral's parties** (twenty-ninth round, party29; ``mappings/access/referral_parties.yaml``):
-  a referral (its ServiceRequest, its Task) labelled for a result it cites is read by its sending
-  and receiving institution (a system bound to it, a clinician of it: ``policy.PartyView``) as far
-  as the results it cites account for an R label (a V is lifted for no one) and it holds only its
-  structural elements (the allow-list, partyfix29) (``_party_reads``); the results stay withheld.
 - **Conditional interactions** (``If-None-Exist``, ``PUT Type?search``, in a Bundle too): the body
   is checked as a write first, then the match is the caller's own search (``conditional_matches``),
   so neither the answer nor a 403 against a 201 tells of a record the caller may not read.
@@ -357,13 +352,9 @@ class ScopedRepository:
     """The repository for one caller (see module docstring); implements ``fhir.Access``."""
 
     def __init__(self, repo: FhirRepository, caller: Caller, rules: ConfinedRules | None = None,
-                 remit: policy.RemitView | None = None, parties: policy.PartyView | None = None) -> None:
+                 remit: policy.RemitView | None = None) -> None:
         self.repo = repo
         self.caller = caller
-        # the referral's parties (``_party_reads``); none given: no party rule (fail closed)
-        self._parties = parties if parties is not None and parties.institution is not None else None
-        self._party_read: dict[tuple[Any, Any, Any], bool] = {}  # record version -> the party rule's answer
-        self._party_ids: dict[str, frozenset[str] | None] = {}  # type -> labelled ids the caller reads as party
         # which published figures a remit-bound caller may read (``_within_remit``); none given: none
         self._remit = remit
         self._compartment = frozenset(caller.patient_ids) if caller.patient_ids is not None else None
@@ -450,8 +441,6 @@ class ScopedRepository:
             # such a record at all (one indexed count, ~0.1 ms; none is the common case)
             if self.repo.search(rtype, [(param, codes), ("_summary", "count")]).total:
                 out.append((f"{param}:not", codes))  # several values: "none of them"
-        if out and self._parties is not None and self._party_labelled(rtype) != frozenset():
-            out = None  # a referral labelled beyond the caller they read as its party: each match admitted
         self._label_params[rtype] = out
         return out
 
@@ -466,8 +455,7 @@ class ScopedRepository:
         rtype = resource.get("resourceType")
         if not isinstance(rtype, str) or not (any_scope or self.caller.allows(rtype, "r") or self.caller.allows(rtype, "s")):
             return None
-        if self._hidden_labels and (raw is None or confidentiality.may_carry(raw)) and self._labelled(resource) \
-                and not self._party_reads(resource):
+        if self._hidden_labels and (raw is None or confidentiality.may_carry(raw)) and self._labelled(resource):
             return None
         if self._hidden_labels and rtype in confidentiality.DERIVED and self._cites_withheld(resource):
             return None
@@ -511,7 +499,7 @@ class ScopedRepository:
         if not unknown:
             return False
         found = self.repo.backend.current_many(unknown).values()
-        if any(self._stored_labelled(rec) and not self._party_reads_stored(rec) for rec in found):
+        if any(self._stored_labelled(rec) for rec in found):
             return True
         # a cited record built from others (a message's Provenance naming the recognition flag it
         # wrote, whose id hashes the item) is decided by what it cites in turn; a cycle decides nothing
@@ -563,9 +551,6 @@ class ScopedRepository:
                 out = None if found.has_next else frozenset(r["id"] for r in found.resources)
         if out is not None:  # and those deleted as labelled, which no search finds (``DeletedLabels``)
             out |= deleted_labelled(self.repo, rtype, self._hidden_labels)
-        if out and self._parties is not None:  # less the referrals the caller reads as a party (``_party_reads``)
-            party = self._party_labelled(rtype)
-            out = None if party is None else out - party
         self._withheld[rtype] = out
         return out
 
@@ -656,101 +641,11 @@ class ScopedRepository:
         system, and named -- and confirmed by ``AuditEvent?entity=`` -- in the hospital's audited
         read of it: those paths asked only for the record's own label."""
         if rec is None or self._stored_labelled(rec):
-            return rec is not None and not self._party_reads_stored(rec)
+            return rec is not None
         if rec.type not in confidentiality.DERIVED:
             return False
         body = self._judged_body(rec)
         return body is not None and self._cites_withheld(fhirjson.loads(body))  # type: ignore[arg-type]
-
-    # -- a referral's parties (twenty-ninth round, party29) ------------------------------------------------
-    def _party_reads(self, resource: dict[str, Any]) -> bool:
-        """The party rule: a referral (``policy.party_rules().types``: its ServiceRequest, its Task)
-        labelled beyond the caller is read by its sending and receiving institutions
-        (``policy.PartyView``; ``Referrals.endpoints``) when its label is one the rule lifts (R:
-        ``lifts``; a V stays withheld, as from the resident), the results it cites, as they stand
-        now, account for that label -- labelled R citing nothing withheld, it stays withheld --
-        and it holds nothing but its structural elements (``PartyRules.structural_only``: the
-        allow-list; a note, a value, a narrative may state what a cited result says; partyfix29).
-        What it cites stays withheld as ever: the referral shows the
-        result's reference, the result reads as missing. Never for a resident (their own referral
-        citing a V result stays withheld from them as the result is), nor for a caller bound to a
-        remit. Asked only of a record already found labelled beyond the caller (rare): one batched
-        primary-key read of its cited results, the referral's institutions (its Task, an
-        Organization), cached per record version and request."""
-        view = self._parties
-        if view is None or self._compartment is not None or self._bound:
-            return False
-        rtype = resource.get("resourceType")
-        if rtype not in view.rules.types:
-            return False
-        key = (rtype, resource.get("id"), (resource.get("meta") or {}).get("versionId"))
-        if key not in self._party_read:
-            self._party_read[key] = self._party_decides(resource)
-        return self._party_read[key]
-
-    def _party_decides(self, resource: dict[str, Any]) -> bool:
-        assert self._parties is not None
-        rules = self._parties.rules
-        shown = self._hidden_labels & confidentiality.labels(resource)
-        if not shown or not shown <= rules.lifts:
-            return False  # a V (its writer's, or risen with a cited V) is lifted for no party
-        if not rules.structural_only(resource):
-            return False  # a note, a value, a narrative...: may state what a cited result says
-        keys = results_cited(resource, self.repo.base_url)
-        if not keys or not self._parties.of(resource):
-            return False  # (an order that is no referral: one look at its category)
-        reach: set[str] = set()
-        for rec in self.repo.backend.current_many(keys).values():
-            body = self._judged_body(rec)
-            if body is not None and confidentiality.may_carry(body):
-                cited = fhirjson.loads(body)
-                reach |= self._hidden_labels & confidentiality.labels(cited)  # type: ignore[arg-type]
-        return shown <= reach  # labelled beyond what it cites: its writer's own label
-
-    def _party_kept(self, rtype: str, new: dict[str, Any], current: dict[str, Any] | None) -> frozenset[tuple[str, str]]:
-        """The results a referral's party may cite again in a write over its referral: those the stored
-        version cites when the caller reads that version under the party rule (it shows them the
-        references), so the receiving hospital moves its Task on (partyfix29; it was 422 for citing
-        the withheld result). Judged from the stored version also for the body-first check (``current``
-        None): the answer differs only for a caller who reads that version, to whom it tells nothing."""
-        if self._parties is None or rtype not in self._parties.rules.types or not isinstance(new.get("id"), str) \
-                or not any(huren_form(rid) for _, rid in results_cited(new, self.repo.base_url)):
-            return frozenset()  # (nothing ``_cites_only_readable`` would refuse: no read)
-        if current is None:
-            rec = self.repo.backend.current(rtype, new["id"])
-            current = fhirjson.loads(rec.body) if rec is not None and not rec.deleted and rec.body else None  # type: ignore[assignment]
-        if current is None or not self._labelled(current) or not self._party_reads(current):
-            return frozenset()
-        return frozenset(results_cited(current, self.repo.base_url))
-
-    def _party_reads_stored(self, rec: StoredResource) -> bool:
-        """``_party_reads`` for a stored record (a deleted one by its last version, as it is judged)."""
-        if self._parties is None or rec.type not in self._parties.rules.types:
-            return False
-        body = self._judged_body(rec)
-        return body is not None and self._party_reads(fhirjson.loads(body))  # type: ignore[arg-type]
-
-    def _party_labelled(self, rtype: str) -> frozenset[str] | None:
-        """The ids of the ``rtype`` records labelled beyond the caller that the caller reads as a
-        referral's party; None when more are labelled than one search of ``_WITHHELD_IDS`` holds (a
-        search is then screened, each match admitted). Once per type and request: the referrals the
-        caller's institution is a party of (``PartyView.narrowing``: the referral rows, two indexed
-        look-ups; none: no search), then one indexed search of those labelled R, each judged by
-        ``_party_reads`` -- never every labelled record of the type (partyfix29: 900 labelled
-        follow-up Tasks cost a bound system's every Task search ~60 ms)."""
-        if self._parties is None or rtype not in self._parties.rules.types:
-            return frozenset()
-        if rtype not in self._party_ids:
-            lifted = sorted(self._hidden_labels & self._parties.rules.lifts)  # (a V is lifted for no one)
-            narrow = self._parties.narrowing(rtype)
-            if not lifted or narrow == []:
-                self._party_ids[rtype] = frozenset()  # the caller is a party of no referral: no search
-                return frozenset()
-            codes = ",".join(f"{confidentiality.SYSTEM}|{c}" for c in lifted)
-            found = self.repo.search(rtype, [("_security", codes), *(narrow or ()), ("_count", str(_WITHHELD_IDS))])
-            self._party_ids[rtype] = None if found.has_next else frozenset(
-                r["id"] for r in found.resources if self._party_reads(r))
-        return self._party_ids[rtype]
 
     # -- a staff member bound to a remit ----------------------------------------------------------------
     def vouch(self, refs: Iterable[str]) -> None:
@@ -863,7 +758,7 @@ class ScopedRepository:
             # (twenty-first round, probe21). A resident's delete is refused by ``delete`` first.
             raise self.unknown(resource_type)
         if current is not None and self._hidden_labels and (
-                (self._labelled(current) and not self._party_reads(current))
+                self._labelled(current)
                 or (resource_type in confidentiality.DERIVED and self._cites_withheld(current))):
             raise self.unknown(resource_type)  # a record they may not read is not theirs to write over
         if self._bound and not all(r is None or self._within_remit(r) for r in (new, current)):
@@ -872,7 +767,7 @@ class ScopedRepository:
         if new is not None and self._hidden_labels:
             # after the remit's refusals by type and body: a 422 for what is cited, read from the
             # store, must not stand where a bound caller is answered 403 whatever is stored
-            self._cites_only_readable(resource_type, new, kept=self._party_kept(resource_type, new, current))
+            self._cites_only_readable(resource_type, new)
             if resource_type in confidentiality.DERIVED or resource_type == "AuditEvent":
                 self._cites_only_shown(resource_type, new)
         if self._compartment is not None and new is not None and not self._theirs(new, written=self._written()):
@@ -992,8 +887,7 @@ class ScopedRepository:
             return False
         return self._names_only_own(resource, written=self._written())
 
-    def _cites_only_readable(self, resource_type: str, new: dict[str, Any],
-                             kept: frozenset[tuple[str, str]] = frozenset()) -> None:
+    def _cites_only_readable(self, resource_type: str, new: dict[str, Any]) -> None:
         """A caller some labels are withheld from names in ``derivedFrom`` (``relatesTo``) only
         documents it may read: the repository's mark gives the text the document's label, so the
         answer to naming a V document (201 labelled V) told it from a made-up id (201 unlabelled),
@@ -1009,14 +903,12 @@ class ScopedRepository:
         a PUT at such an id answers both alike, ``_claims``). A result of huren's form is cited only
         when the writer may read it; withheld and never stored are refused alike (422). Other ids
         (a client's own names) are not refused for being unknown: a report may be written before
-        its results, and such ids tell nothing a PUT at them does not. ``kept``: results the version
-        written over cites and the caller reads it citing (a referral's party: ``_party_reads``) --
-        naming them again tells nothing (partyfix29)."""
+        its results, and such ids tell nothing a PUT at them does not."""
         cited: list[tuple[tuple[str, str], str]] = []  # (key, what it is cited as)
         for ref in documents_cited(new):
             cited.append((("DocumentReference", ref.split("/")[1]), "DocumentReference"))
         for key in results_cited(new, self.repo.base_url):  # read as the mark reads them: absolute ones too
-            if huren_form(key[1]) and key not in kept:
+            if huren_form(key[1]):
                 cited.append((key, "result"))
         if not cited:
             return
