@@ -44,6 +44,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 
 from adapters.hl7v2.processing import parse_ids
+from adapters.hl7v2.structure import known_segments
 from engine.auth import confidentiality
 from engine.auth.caller import Caller
 from engine.auth.deps import get_caller
@@ -288,18 +289,6 @@ def _segments_of(version: tuple[int, ...]) -> Mapping[str, Any]:
     return tables._module(version, "segments").SEGMENTS
 
 
-@functools.cache
-def _standard_ids() -> frozenset[str]:
-    """The segment ids some HL7 v2 version defines (hl7apy's 2.1 to 2.8.2): a sender that pre-adopts a
-    later version's segment sends it whole (PRT in a v2.5.1 message, as the HL7 v2-to-FHIR IG's own
-    examples do; SPM in a v2.3 one). Read by the declared version alone, 5 of the 146 messages of the
-    test corpora that tidy29's rule read whole failed closed (quarantfix29)."""
-    from adapters.hl7v2.structure import supported_versions
-
-    return frozenset(name for v in supported_versions()
-                     for name in _segments_of(tuple(int(x) for x in v.split("."))))
-
-
 def _evidence(segment: tuple[Any, ...] | None, last: int) -> tuple[bool, int]:
     """What a masked segment's line that ends at its last masked field ``last`` says of a cut, by the
     segment's definition in the message's version: whether a field after it is required (OBX-11 since
@@ -324,7 +313,8 @@ def _read_lines(text: str, fields: tuple[tuple[str, int], ...]) -> Iterator[tupl
     message by message, its envelope dropped (``adapters.listeners.batch``).
 
     ``stray``: a line whose id the parser refuses (``adapters.hl7v2.parser._valid_name``), or one it
-    reads as a segment whose id is neither a segment of HL7 v2 (``_standard_ids``) nor a Z-segment:
+    reads as a segment whose id is neither a segment of HL7 v2 (``adapters.hl7v2.structure.known_segments``, the ingest's own test: a sender
+    that pre-adopts a later version's segment, PRT in a v2.5.1 message, sends it whole) nor a Z-segment:
     ``HIV||||||F``, ``SUM||…``, text after a break wherever it stands.
 
     ``continued``: decided by evidence that the masked segment before was cut (twenty-ninth round;
@@ -363,7 +353,7 @@ def _read_lines(text: str, fields: tuple[tuple[str, int], ...]) -> Iterator[tupl
                 yield part, "header", sep
                 continue
         name = part.split(sep, 1)[0]
-        if not _valid_name(name) or not (name[0] == "Z" or name in _standard_ids()):
+        if not _valid_name(name) or not (name[0] == "Z" or name in known_segments()):
             kind = "stray"
         elif name in last:
             kind, ends = "masked", part.count(sep)
