@@ -38,11 +38,6 @@ engine = test_money19_cds_orders.engine
 WITHDRAWN = "urn:huren:StructureDefinition:retest-reason-withdrawn"
 
 
-@pytest.mark.xfail(strict=True, reason="left (rvmoney29 MED, the lead): a Provenance any FHIR client writes naming the "
-                   "ended cover counts as the feed re-stating it (settlement._last_said reads every Provenance's "
-                   "lastUpdated); the store keeps no writer per version, and checking the engine's signature needs "
-                   "every target version -- next round. Not a regression: before money29 September was the "
-                   "resident fund's whatever was said")
 def test_a_clients_provenance_naming_the_ended_cover_does_not_restate_it(world: Any) -> None:  # noqa: F811
     """FINDING 1 (MED, money). Resident open, then employee 07-01..08-31 (money29's own case: September is
     no fund's). A clinician then POSTs a Provenance naming the resident Coverage (``recorded`` 2025, an
@@ -62,9 +57,10 @@ def test_a_clients_provenance_naming_the_ended_cover_does_not_restate_it(world: 
     assert _excluded(report) == {"no-insurance-type": (1, D("40.00"))}
 
 
-@pytest.mark.xfail(strict=True, reason="left (rvmoney29 LOW, the lead): the retest-reason-withdrawn extension stays on "
-                   "the order after a later message states a reason (extensions merge by url; the flag itself is "
-                   "right: the stated reason decides)")
+@pytest.mark.xfail(strict=True, reason="left (rvmoney29 LOW; writer30 not reached): the retest-reason-withdrawn "
+                   "extension stays on the order after a later message states a reason (extensions merge by url, "
+                   "keep-if-absent, and no merge rule ties the extension to the reasonCode slice it qualifies; the "
+                   "flag itself is right: the stated reason decides)")
 def test_a_reason_re_stated_after_the_delete_drops_the_withdrawn_mark(engine: Engine, mllp: int) -> None:
     """FINDING 2 (LOW). CDS R04, the order, XO ``""`` (withdraws), then XO stating R01: R01 decides (the
     flag is right), but the stored ServiceRequest read over FHIR still says the reason was withdrawn

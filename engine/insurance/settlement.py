@@ -42,7 +42,9 @@ from engine.insurance.charges import (
 from engine.insurance.reading import charges_between, undated_charges
 from engine.insurance.rules import SettlementRules, YearRules
 from engine.insurance.tiers import ZERO, fen, pct, settle
+from engine.merge_rules import API, INDEX
 from engine.recognition.facts import local_instant
+from engine.repository.port import WriterMarks
 from mappings.site import Site
 
 EXCLUSIONS = {
@@ -289,18 +291,42 @@ def _ended(cover: _Cover, covers: list[_Cover], found: list[_Cover], day: str, z
     return verdict
 
 
+# writers whose Provenance is not a message of the feed stating the cover (``StoredResource.writer``)
+_NOT_THE_FEED = frozenset({API, INDEX})
+_HEARD_PAGE = 50  # Provenances naming one cover read at a time, newest first
+
+
 def _last_said(repository: Any, ref: str, covers: list[_Cover], said: dict[str, str]) -> str:
     """When huren last heard Coverage ``ref`` stated: its last change (``meta.lastUpdated``) or the
     last message naming it (its Provenance's ``meta.lastUpdated``: a BAR re-stating an unchanged cover
     makes no new version, but its Provenance names the version it stated), as a UTC instant of fixed
-    width, remembered per report. Read only for the few accounts where a later cover ended another."""
+    width, remembered per report. Read only for the few accounts where a later cover ended another.
+    Only a Provenance the feed stored counts (the store's writer mark, ``WriterMarks``; writer30): a
+    FHIR client's Provenance naming the cover (an old card scanned into the record) is no message
+    of the HIS stating it. One stored before the mark (writer not known) counts, as it did."""
     if ref not in said:
         own = next((c.updated for c in covers if c.ref == ref), "")
-        page = repository.search("Provenance", [("target", ref), ("_sort", "-_lastUpdated"), ("_count", "1"),
-                                                ("_total", "none")])
-        heard = [str((p.get("meta") or {}).get("lastUpdated") or "") for p in page.resources]
-        said[ref] = max((local_instant(t, "UTC") or "" for t in [own, *heard] if t), default="")
+        said[ref] = max((local_instant(t, "UTC") or "" for t in (own, _feed_said(repository, ref)) if t),
+                        default="")
     return said[ref]
+
+
+def _feed_said(repository: Any, ref: str) -> str:
+    """The ``meta.lastUpdated`` of the newest Provenance naming ``ref`` that a feed stored ("" when none)."""
+    marks: WriterMarks = repository
+    offset = 0
+    while True:
+        page = repository.search("Provenance", [("target", ref), ("_sort", "-_lastUpdated"),
+                                                ("_count", str(_HEARD_PAGE)), ("_offset", str(offset)),
+                                                ("_total", "none")])
+        found = [p for p in page.resources if isinstance(p.get("id"), str)]
+        writers = marks.writers("Provenance", [p["id"] for p in found])
+        for p in found:
+            if p["id"] in writers and writers[p["id"]] not in _NOT_THE_FEED:
+                return str((p.get("meta") or {}).get("lastUpdated") or "")
+        if len(page.resources) < _HEARD_PAGE:
+            return ""
+        offset += _HEARD_PAGE
 
 
 # a line two Coverages of different types claim, neither known to be the later (moneyfix25b)

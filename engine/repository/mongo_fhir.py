@@ -60,7 +60,7 @@ LAYOUT = 2  # fhir_meta "layout": one key per token / reference value, history o
 
 SEP = "\x1f"
 _MONGO_OPS = {"<": "$lt", "<=": "$lte", ">": "$gt", ">=": "$gte"}
-_FIELDS = {"_id": 0, "type": 1, "id": 1, "version": 1, "updated": 1, "deleted": 1, "body": 1}
+_FIELDS = {"_id": 0, "type": 1, "id": 1, "version": 1, "updated": 1, "deleted": 1, "body": 1, "writer": 1}
 
 
 def _key(param: str, value: str, qualifier: str | None) -> str:
@@ -261,7 +261,7 @@ class MongoFhirBackend:
     @staticmethod
     def _rec(doc: dict[str, Any]) -> StoredResource:
         return StoredResource(doc["type"], doc["id"], doc["version"], doc["updated"], bool(doc["deleted"]),
-                              doc.get("body"), key=f"{doc['type']}/{doc['id']}")
+                              doc.get("body"), key=f"{doc['type']}/{doc['id']}", writer=doc.get("writer"))
 
     def current(self, rtype: str, rid: str) -> StoredResource | None:
         doc = self.current_coll.find_one({"_id": f"{rtype}/{rid}"}, _FIELDS, **self.store.kw())
@@ -297,14 +297,14 @@ class MongoFhirBackend:
     def put(self, rec: StoredResource, rows: IndexRows | None, previous: StoredResource | None) -> None:
         key = f"{rec.type}/{rec.id}"
         doc: dict[str, Any] = {"_id": key, "type": rec.type, "id": rec.id, "version": rec.version,
-                               "updated": rec.updated, "deleted": rec.deleted, "body": rec.body}
+                               "updated": rec.updated, "deleted": rec.deleted, "body": rec.body, "writer": rec.writer}
         if rows is not None:
             doc.update(self._indexes(rec.type, rows))
         with self.store.transaction():
             if previous is not None:  # the replaced version becomes history (upsert: older data has it)
                 hist = {"_id": f"{key}/{previous.version}", "type": previous.type, "id": previous.id,
                         "version": previous.version, "updated": previous.updated, "deleted": previous.deleted,
-                        "body": previous.body}
+                        "body": previous.body, "writer": previous.writer}
                 self.history_coll.replace_one({"_id": hist["_id"]}, hist, upsert=True, **self.store.kw())
             self._replace_current(key, doc, previous)
             if (undo := self.store.undo) is not None:

@@ -82,6 +82,19 @@ class StoredResource:
     deleted: bool
     body: bytes | None
     key: Any = None
+    # who stored this version: the merge source of the write (``engine.merge_rules``: ``api`` for
+    # a FHIR client, the feed's group for the ingest's messages), set by the repository from the
+    # write call, never from the resource a client sends; None when not known (a version stored
+    # before the mark existed, a deletion, a server-derived view). Not part of the FHIR JSON.
+    writer: str | None = None
+
+
+class WriterMarks(Protocol):
+    """Reading the writer mark of current versions (``StoredResource.writer``): what a rule that
+    must tell the feed's statement from a client's asks (``engine.insurance.settlement``)."""
+
+    def writers(self, rtype: str, ids: Sequence[str]) -> dict[str, str | None]:
+        """``id`` -> the writer of its current version (None: not known); ids not stored are absent."""
 
 
 class FhirBackend(Protocol):
@@ -90,7 +103,6 @@ class FhirBackend(Protocol):
     def current(self, rtype: str, rid: str) -> StoredResource | None: ...
 
     def current_many(self, keys: Sequence[tuple[str, str]]) -> dict[tuple[str, str], StoredResource]: ...
-
     def version(self, rtype: str, rid: str, version: int) -> StoredResource | None: ...
 
     def history(self, rtype: str, rid: str) -> list[StoredResource]:

@@ -52,6 +52,13 @@ class Reads(GroupCommit):
         found = self._current_of(wanted) if wanted else {}
         return {key: fhirjson.loads(rec.body) for key, rec in found.items() if not rec.deleted}  # type: ignore[arg-type]
 
+    def writers(self, rtype: str, ids: Sequence[str]) -> dict[str, str | None]:
+        """``WriterMarks.writers``: who stored the current version of each (``StoredResource.writer``,
+        the write's merge source; None for a version stored before the mark); deleted and absent
+        ones left out. The mark is the store's, beside the version: the FHIR JSON does not carry it."""
+        found = self._current_of([(rtype, rid) for rid in dict.fromkeys(ids)]) if ids else {}
+        return {rid: rec.writer for (_, rid), rec in found.items() if not rec.deleted}
+
     def vread(self, rtype: str, rid: str, vid: str) -> dict[str, Any]:
         self._check(rtype, rid)
         if not (vid.isascii() and vid.isdigit()) or int(vid) > MAX_INT:

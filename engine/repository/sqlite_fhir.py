@@ -102,12 +102,12 @@ SCHEMA = """
 CREATE TABLE IF NOT EXISTS fhir_resource (
     rid INTEGER PRIMARY KEY, type TEXT NOT NULL, id TEXT NOT NULL, version INTEGER NOT NULL,
     updated TEXT NOT NULL, deleted INTEGER NOT NULL, body BLOB, sortkeys TEXT, hkeys BLOB, ranges TEXT,
-    idh INTEGER NOT NULL);
+    idh INTEGER NOT NULL, writer TEXT);
 CREATE INDEX IF NOT EXISTS fhir_resource_key ON fhir_resource (idh);
 CREATE INDEX IF NOT EXISTS fhir_resource_updated ON fhir_resource (type, updated);
 CREATE TABLE IF NOT EXISTS fhir_history (
     type TEXT NOT NULL, id TEXT NOT NULL, version INTEGER NOT NULL, updated TEXT NOT NULL,
-    deleted INTEGER NOT NULL, body BLOB);
+    deleted INTEGER NOT NULL, body BLOB, writer TEXT);
 CREATE UNIQUE INDEX IF NOT EXISTS fhir_history_version ON fhir_history (type, id, version);
 CREATE TABLE IF NOT EXISTS ix_hash (h INTEGER NOT NULL, rid INTEGER NOT NULL, q INTEGER NOT NULL,
     PRIMARY KEY (h, rid, q)) WITHOUT ROWID;
@@ -132,7 +132,17 @@ _LEGACY = ("DROP INDEX IF EXISTS fhir_resource_type", "DROP TABLE IF EXISTS ix_t
            "DROP TABLE IF EXISTS ix_hash",
            "DROP TABLE IF EXISTS ix_date", "DROP TABLE IF EXISTS ix_string", "DROP TABLE IF EXISTS ix_quantity",
            "DROP TABLE IF EXISTS ix_uri", "DROP TABLE IF EXISTS ix_comp")
-_HIST = "NULL, type, id, version, updated, deleted, body"
+_HIST = "NULL, type, id, version, updated, deleted, body, writer"
+
+
+def _add_writer(conn: Any) -> None:
+    """The ``writer`` column (``StoredResource.writer``, writer30) added to a store of layout 7
+    created before it: a nullable column, added in place (no row rewritten); its rows read None,
+    "not known". Same layout number: an older huren of layout 7 names its columns and leaves the
+    new one NULL, which reads as not known too."""
+    for table in ("fhir_resource", "fhir_history"):
+        if not any(row[1] == "writer" for row in conn.execute(f"PRAGMA table_info({table})")):
+            conn.execute(f"ALTER TABLE {table} ADD COLUMN writer TEXT")
 
 
 class SqliteFhirBackend(SqliteSearch):
@@ -160,6 +170,7 @@ class SqliteFhirBackend(SqliteSearch):
             self.legacy = version < REBUILT_BEFORE and old
             if not self.legacy:
                 conn.executescript(SCHEMA)
+                _add_writer(conn)
                 if version != LAYOUT:  # a new store, or one of layout 5 or 6 (their rows of a by-target
                     conn.execute(f"PRAGMA user_version = {LAYOUT}")  # parameter hashed: read as they are)
                     if version:  # not a new store: an older release's process still on it goes wrong
@@ -245,6 +256,7 @@ class SqliteFhirBackend(SqliteSearch):
             for statement in SCHEMA.split(";"):
                 if statement.strip():
                     conn.execute(statement)
+            _add_writer(conn)
             conn.execute("INSERT INTO fhir_resource (rid, type, id, version, updated, deleted, body, idh) "
                          "SELECT rid, type, id, version, updated, deleted, body, huren_id_hash(type, id) "
                          "FROM fhir_resource_before")
@@ -387,7 +399,7 @@ class SqliteFhirBackend(SqliteSearch):
                     replaced[rid] = (rtype, target, keys)
                     given[(rtype, rec.id)] = rid
                     updates.append((rec.version, rec.updated, int(rec.deleted), rec.body, sortkeys, _pack(keys),
-                                    ranges, rid))
+                                    ranges, rec.writer, rid))
                     rec.key = rid
                     continue
                 rid = next_rid
@@ -417,21 +429,22 @@ class SqliteFhirBackend(SqliteSearch):
                     else:
                         ranges = None
                 add_insert((rid, rtype, rec.id, rec.version, rec.updated, int(rec.deleted), rec.body,
-                            sortkeys, blob, ranges, id_hash(rtype, rec.id)))
+                            sortkeys, blob, ranges, id_hash(rtype, rec.id), rec.writer))
                 given[(rtype, rec.id)] = rid
                 rec.key = rid
             self._next_rid = next_rid  # (before the statements: a rid given is never given again)
             if replaced:
                 self._replace_rows(replaced, tables)
                 gone = [(rid,) for rid in replaced]
-                conn.executemany("INSERT INTO fhir_history (type, id, version, updated, deleted, body) "
-                                 "SELECT type, id, version, updated, deleted, body FROM fhir_resource WHERE rid = ?",
+                conn.executemany("INSERT INTO fhir_history (type, id, version, updated, deleted, body, writer) "
+                                 "SELECT type, id, version, updated, deleted, body, writer FROM fhir_resource "
+                                 "WHERE rid = ?",
                                  gone)
                 conn.executemany("UPDATE fhir_resource SET version = ?, updated = ?, deleted = ?, body = ?, "
-                                 "sortkeys = ?, hkeys = ?, ranges = ? WHERE rid = ?", updates)
+                                 "sortkeys = ?, hkeys = ?, ranges = ?, writer = ? WHERE rid = ?", updates)
             if inserts:
                 conn.executemany("INSERT INTO fhir_resource (rid, type, id, version, updated, deleted, body, sortkeys, "
-                                 "hkeys, ranges, idh) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", inserts)
+                                 "hkeys, ranges, idh, writer) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", inserts)
             self._insert_rows(tables)
 
     def _first_rid(self, conn: Any) -> int:

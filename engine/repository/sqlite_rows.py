@@ -26,7 +26,7 @@ _RANGE_COLUMNS = {"ix_date": ("hp", "lo", "hi", "rid"), "ix_string": ("hp", "nor
                   "ix_quantity": ("hp", "value", "system", "code", "rid")}  # each row its primary key
 # a range row's values in ``fhir_resource.ranges`` (``[lo, hi]``, ...): the columns between ``hp`` and ``rid``
 _RANGE_VALUES = {table: columns[1:-1] for table, columns in _RANGE_COLUMNS.items()}
-_COLS = "r.rid, r.type, r.id, r.version, r.updated, r.deleted, r.body"
+_COLS = "r.rid, r.type, r.id, r.version, r.updated, r.deleted, r.body, r.writer"
 NO_QUALIFIER = 0  # ``q`` of the rows whose value has no qualifier (URIs, system-only)
 _SEP = "\x1f"
 UNINDEXED = frozenset({"_id", "_lastUpdated"})  # answered from fhir_resource columns

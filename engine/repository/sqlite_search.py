@@ -137,8 +137,8 @@ class SqliteSearch:
 
     @staticmethod
     def _rec(row: Sequence[Any]) -> StoredResource:
-        rid, rtype, id_, version, updated, deleted, body = row
-        return StoredResource(rtype, id_, version, updated, bool(deleted), body, key=rid)
+        rid, rtype, id_, version, updated, deleted, body, writer = row
+        return StoredResource(rtype, id_, version, updated, bool(deleted), body, key=rid, writer=writer)
 
     def _search_params(self) -> SearchParams:
         if self._params is None:  # bound by the repository; a bare backend reads the shipped list

@@ -121,7 +121,7 @@ class Writes(GroupCommit, Searching):
         if unhooked and existing is not None:
             previous = self._before(existing)
         rows = self.indexer.rows(stored)
-        rec = StoredResource(rtype, rid, version, updated, False, fhirjson.dumps(stored))
+        rec = StoredResource(rtype, rid, version, updated, False, fhirjson.dumps(stored), writer=source)
         result = WriteResult(stored, created=existing is None or existing.deleted, issues=issues, body=rec.body)
         if pending is not None:  # group commit: stored (and hooked) together by _flush()
             pending.append((rec, rows, existing, stored, previous, result))
@@ -458,7 +458,7 @@ class Writes(GroupCommit, Searching):
                     stored = versioned(r, "1", updated)
                     body = dumps(stored)
                     result = WriteResult(stored, True, [], True, body)
-                    pending.append((StoredResource(key[0], key[1], 1, updated, False, body),  # type: ignore[union-attr]
+                    pending.append((StoredResource(key[0], key[1], 1, updated, False, body, writer=source),  # type: ignore[union-attr]
                                     rows_of(stored), None, stored, None, result))
                     written.add(key)
                     results.append(result)
