@@ -425,7 +425,8 @@ class MongoFhirBackend:
             return
         self.history_coll.delete_one({"_id": f"{key}/{previous.version}"})
         doc: dict[str, Any] = {"_id": key, "type": previous.type, "id": previous.id, "version": previous.version,
-                               "updated": previous.updated, "deleted": previous.deleted, "body": previous.body}
+                               "updated": previous.updated, "deleted": previous.deleted, "body": previous.body,
+                               "writer": previous.writer}
         if not previous.deleted and previous.body is not None and self._indexer is not None:
             doc.update(self._indexes(previous.type, self._indexer.rows(fhirjson.loads(previous.body))))
         self.current_coll.replace_one({"_id": key}, doc, upsert=True)
