@@ -4,7 +4,8 @@ convcheck30).
 Each message is a file of ``tests/data/hl7v2/`` (source and licence in its README): NIST's ORU^R01
 test case 1 (a US-government work), the HL7 v2-to-FHIR IG's ORU_R01 and MDM_T02 benchmark messages
 (CC0), the HL7 normative glucose example as python-hl7 keeps it (BSD-3-Clause) and CDC's
-immunization guide's VXU example 1 (a US-government work). Each goes through ``POST /hl7v2`` into
+immunization guide's VXU example 1 (a US-government work), MIE's DFT^P03 example as node-hl7-complete
+keeps it (MIT). Each goes through ``POST /hl7v2`` into
 the real store of an engine whose site registers the samples' senders (``tests.conftest.
 sample_site``); what a client reads back over ``/fhir`` is compared with what the message said:
 codes and their systems, identifiers and their systems, values with their precision, units,
@@ -35,7 +36,8 @@ IG_ORU = SAMPLES / "hl7-v2-to-fhir-ig" / "IG-test_conversions_ORU_R01.hl7"
 IG_MDM = SAMPLES / "hl7-v2-to-fhir-ig" / "IG-test_conversions_MDM_T02.hl7"
 GLUCOSE = SAMPLES / "python-hl7" / "py01_ORU_R01_sample_hl7.hl7"
 CDC_VXU = SAMPLES / "cdc-iz-ig" / "vxu_example_1_basic_message.hl7"
-FILES = (NIST_LEAD, IG_ORU, IG_MDM, GLUCOSE, CDC_VXU)
+MIE_DFT = SAMPLES / "node-hl7-complete" / "mieweb_dft-example_1.hl7"
+FILES = (NIST_LEAD, IG_ORU, IG_MDM, GLUCOSE, CDC_VXU, MIE_DFT)
 
 
 @pytest.fixture(scope="module")
@@ -182,3 +184,21 @@ def test_cdc_vxu_reads_back_as_sent(engine: Engine, http: TestClient, sent: dict
     assert dtap["manufacturer"] == {"display": "GlaxoSmithKline",
                                     "identifier": {"system": "http://hl7.org/fhir/sid/mvx", "value": "SKB"}}
     assert shots["48"]["manufacturer"]["identifier"] == {"system": "http://hl7.org/fhir/sid/mvx", "value": "PMC"}
+
+
+def test_dft_codes_keep_the_coding_method_the_segment_names(engine: Engine, http: TestClient,
+                                                            sent: dict[Path, bytes]) -> None:
+    """MIE's DFT^P03: ``PR1|1|CPT|73630|`` and ``DG1|1|ICD9|V76.12|``: a code with no CWE-3 whose
+    segment names its coding method (PR1-2, DG1-2, table 0089/0053) is a code of that system, not one
+    of the sender's own local codes (``urn:huren:code:SENDING_FAC`` said it was)."""
+    (procedure,) = read_back(engine, http, MIE_DFT, "Procedure")
+    assert procedure["code"]["coding"] == [{"system": "http://www.ama-assn.org/go/cpt", "code": "73630"}]
+    assert procedure["performedDateTime"] == "2008-05-28T11:47:00-04:00"
+    conditions = {c["code"]["coding"][0]["code"]: c for c in read_back(engine, http, MIE_DFT, "Condition")}
+    assert set(conditions) == {"V76.12", "959.7"}
+    for condition in conditions.values():
+        assert condition["code"]["coding"][0]["system"] == "http://terminology.hl7.org/CodeSystem/icd9"
+    assert conditions["959.7"]["note"] == [{"text": "Foot injury"}]  # DG1-4
+    (charge,) = read_back(engine, http, MIE_DFT, "ChargeItem")
+    assert (charge["status"], charge["quantity"], charge["occurrenceDateTime"]) == (
+        "billable", {"value": 1}, "2008-05-28T11:47:00-04:00")
