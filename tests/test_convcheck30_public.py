@@ -24,12 +24,11 @@ from fastapi.testclient import TestClient
 
 from adapters.hl7v2.ack import ack_code_of
 from adapters.hl7v2.header import extract_header
-from engine.api.app import create_app
 from engine.engine import Engine
 from engine.messages import message_id
 from engine.settings import Settings
 from tests.conftest import SAMPLES, declare_training_senders, sample_site
-from tests.hl7_calls import post
+from tests.hl7_calls import module_http, post  # noqa: F401  (``http``: a hospital system's client of ``engine``)
 
 NIST_LEAD = SAMPLES / "node-hl7-complete" / "nist_ORU_R01_2.5.1_SampleTestCase1.hl7"
 IG_ORU = SAMPLES / "hl7-v2-to-fhir-ig" / "IG-test_conversions_ORU_R01.hl7"
@@ -50,13 +49,6 @@ def engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Engine]:
     declare_training_senders(site, [p.read_bytes() for p in FILES])
     with Engine(Settings(data_dir=root / "var", http_port=0, mllp_port=0, site=site)) as eng:
         yield eng
-
-
-@pytest.fixture(scope="module")
-def http(engine: Engine) -> Iterator[TestClient]:
-    with TestClient(create_app(engine)) as client:
-        client.headers["Authorization"] = "Bearer " + engine.auth.issue_system_token("convcheck30", "system/*.cruds")
-        yield client
 
 
 @pytest.fixture(scope="module")
