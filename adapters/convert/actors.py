@@ -15,7 +15,6 @@ from adapters.convert.context import Context
 from adapters.hl7v2.parser import Repetition
 from adapters.hl7v2.senders import sender_institution
 from engine.merge_rules import ideographic
-from mappings.site import urn_part
 
 Resource = dict[str, Any]
 
@@ -190,13 +189,16 @@ def _practitioner(rep: Repetition, ctx: Context) -> tuple[Resource, tuple[str, s
         name["text"] = display
     res: Resource = {"resourceType": "Practitioner"}
     # staff ids are local to the institution unless XCN-9 names another authority, so one doctor
-    # sent with and without XCN-9 is one Practitioner
+    # sent with and without XCN-9 is one Practitioner; another authority's system is the one rule of
+    # CX-4 and EI (``datatypes.hd_system``): its OID (XCN-9.2/9.3, ISO) when it gives one, else its name
     authority = rep.comp(9, 1).strip() or ctx.code
     if ident:
+        from adapters.convert.datatypes import hd_system  # (datatypes imports this module)
+
         system = (
             f"urn:huren:practitioner:{ctx.urn_code}"
             if authority == ctx.code
-            else f"urn:huren:id:{urn_part(authority)}"
+            else hd_system(authority, rep.comp(9, 2).strip(), rep.comp(9, 3).strip())
         )
         res["identifier"] = [{"system": system, "value": ident}]
     if name:

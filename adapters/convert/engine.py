@@ -27,7 +27,7 @@ from typing import Any
 from adapters.convert.by_identity import ByIdentity
 from adapters.convert.context import Context
 from adapters.convert.datatypes import CONVERTERS, decimal
-from adapters.convert.tables import table
+from adapters.convert.tables import known_coding_system, table
 from adapters.hl7v2.errors import (
     APPLICATION_INTERNAL_ERROR,
     DATA_TYPE_ERROR,
@@ -186,6 +186,9 @@ def compile_rule(rule: dict[str, Any]) -> Step:
     # times FT1-10 the quantity: the line's amount when the extended FT1-11 is not sent), exactly
     times: int | None = rule.get("times")
     credit = rule["type"] == "CREDIT_MONEY"
+    # ``coding_method``: another field naming the coding system of a code sent with no CWE-3 (PR1-2,
+    # DG1-2: ``PR1|1|CPT|73630|``); without it such a code reads as the sender's own local code
+    coding_method: int | None = rule.get("coding_method")
     # another field of the segment that decides whether the rule runs (the IG's "IF OBR-8 VALUED")
     when_valued: int | None = rule.get("when_valued")
     unless_valued: int | None = rule.get("unless_valued")
@@ -248,6 +251,8 @@ def compile_rule(rule: dict[str, Any]) -> Step:
                 except ValueError as exc:
                     ctx.warn(seg.error(f"{seg.name}-{times}: {exc}", times, code=DATA_TYPE_ERROR))
                     continue
+            if coding_method is not None and isinstance(value, dict) and not rep.comp(3).strip():
+                _coded_by_method(value, seg.value(coding_method), ctx)
             if copy_extra is not None and isinstance(value, dict):
                 value.update(copy_extra())
             if into is not None or (wrap_fields and isinstance(value, dict)):
@@ -390,3 +395,13 @@ def _field_values(spec: Any) -> tuple[int, frozenset[str]] | None:
         return None
     ((field_no, values),) = spec.items()
     return int(field_no), frozenset(str(v).strip().upper() for v in values)
+
+
+def _coded_by_method(concept: dict[str, Any], method: str, ctx: Context) -> None:
+    """The first coding of ``concept`` (a code sent with no CWE-3, so under the sender's local
+    system) put under the system its segment's coding-method field names, when huren knows that
+    name (``coding_systems.yaml``); an unknown or local name leaves the local system as it was."""
+    system = known_coding_system(ctx.site, method) if method.strip() else None
+    codings = concept.get("coding") or ()
+    if system and codings and codings[0].get("system") == ctx.local_system:
+        codings[0]["system"] = system
