@@ -14,6 +14,8 @@ import sys
 import textwrap
 from pathlib import Path
 
+import pytest
+
 from engine.engine import Engine
 from engine.merge_rules import API
 from engine.settings import Settings
@@ -23,6 +25,11 @@ ROOT = Path(__file__).resolve().parent.parent
 BEFORE = "647c6168"
 
 
+@pytest.mark.xfail(strict=True, reason="left (rvwriter30 LOW, the lead): the writer column came without a new "
+                   "layout number, so a release of layout 7 from before it still opens the store, and its UPDATE "
+                   "does not name the column: the row keeps the previous version's mark. Only a downgrade or an "
+                   "older worker left running (against the rule that all stop before an upgrade) reaches it; a "
+                   "layout 8 that older releases refuse is the fix, next round")
 def test_a_clients_version_written_by_the_release_before_is_not_marked_the_feeds(settings: Settings,
                                                                                  tmp_path: Path) -> None:
     """FINDING (LOW). The older release's update is ``UPDATE fhir_resource SET version, updated, deleted,

@@ -312,9 +312,14 @@ def _last_said(repository: Any, ref: str, covers: list[_Cover], said: dict[str, 
 
 
 def _feed_said(repository: Any, ref: str) -> str:
-    """The ``meta.lastUpdated`` of the newest Provenance naming ``ref`` that a feed stored ("" when none)."""
+    """The newest ``meta.lastUpdated`` of a Provenance version naming ``ref`` that a feed stored ("" when
+    none). A Provenance whose current version a client wrote (an edit of the feed's, rvwriter30) still
+    says what the feed's own earlier version said, dated by that version; one stored before the mark
+    (writer not known) counts, as it did. Pages are newest first by the current version's time, which no
+    earlier version of it passes: once a feed-written current version is found, nothing later is newer."""
     marks: WriterMarks = repository
     offset = 0
+    best = ""
     while True:
         page = repository.search("Provenance", [("target", ref), ("_sort", "-_lastUpdated"),
                                                 ("_count", str(_HEARD_PAGE)), ("_offset", str(offset)),
@@ -322,11 +327,22 @@ def _feed_said(repository: Any, ref: str) -> str:
         found = [p for p in page.resources if isinstance(p.get("id"), str)]
         writers = marks.writers("Provenance", [p["id"] for p in found])
         for p in found:
-            if p["id"] in writers and writers[p["id"]] not in _NOT_THE_FEED:
-                return str((p.get("meta") or {}).get("lastUpdated") or "")
+            if p["id"] not in writers:
+                continue
+            if writers[p["id"]] not in _NOT_THE_FEED:
+                return max(best, str((p.get("meta") or {}).get("lastUpdated") or ""), key=_utc)
+            fed = [when for when, writer in marks.version_writers("Provenance", p["id"])
+                   if writer not in _NOT_THE_FEED]
+            if fed:
+                best = max(best, fed[0], key=_utc)
         if len(page.resources) < _HEARD_PAGE:
-            return ""
+            return best
         offset += _HEARD_PAGE
+
+
+def _utc(when: str) -> str:
+    """A lastUpdated as a UTC instant of fixed width, to compare ("" stays lowest)."""
+    return (local_instant(when, "UTC") or "") if when else ""
 
 
 # a line two Coverages of different types claim, neither known to be the later (moneyfix25b)

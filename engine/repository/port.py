@@ -96,6 +96,11 @@ class WriterMarks(Protocol):
     def writers(self, rtype: str, ids: Sequence[str]) -> dict[str, str | None]:
         """``id`` -> the writer of its current version (None: not known); ids not stored are absent."""
 
+    def version_writers(self, rtype: str, rid: str) -> list[tuple[str, str | None]]:
+        """Each stored version's (``meta.lastUpdated``, writer), newest first, deletions left out: a
+        client's later edit of a record the feed wrote leaves the feed's own version in the history,
+        and what the feed stated is dated by it (rvwriter30)."""
+
 
 class FhirBackend(Protocol):
     """FHIR resource storage: current versions, history, index rows, and parsed-query execution."""

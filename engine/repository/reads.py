@@ -59,6 +59,13 @@ class Reads(GroupCommit):
         found = self._current_of([(rtype, rid) for rid in dict.fromkeys(ids)]) if ids else {}
         return {rid: rec.writer for (_, rid), rec in found.items() if not rec.deleted}
 
+    def version_writers(self, rtype: str, rid: str) -> list[tuple[str, str | None]]:
+        """``WriterMarks.version_writers``: every version's (lastUpdated, writer), newest first,
+        deletions left out (``StoredResource.updated`` is the version's ``meta.lastUpdated``)."""
+        self._check(rtype, rid)
+        self._put_staged()
+        return [(r.updated, r.writer) for r in self.backend.history(rtype, rid) if not r.deleted]
+
     def vread(self, rtype: str, rid: str, vid: str) -> dict[str, Any]:
         self._check(rtype, rid)
         if not (vid.isascii() and vid.isdigit()) or int(vid) > MAX_INT:
