@@ -220,12 +220,18 @@ function resultRow(o) {
   const w = W();
   const ab = abnormality(o);
   const rg = range(o);
-  return el("tr", { class: ab ? "abn " + ab.cls : "" },
+  const said = statusWords(o);
+  // a result the hospital withdrew (entered in error) shows no value: it is not the resident's result
+  const withdrawn = o.status === "entered-in-error";
+  return el("tr", { class: ab ? "abn " + ab.cls : withdrawn ? "void" : "" },
     el("th", { scope: "row" }, text(o.code), hrMark(o), rg ? el("small", { class: "range" }, `${w.range} ${rg}`) : null),
     // a number stays on one line; words wrap (a long finding had pushed the page past a phone's width)
-    el("td", { class: isNumber(o) ? "v" : "v words" }, el("span", { class: "num" }, valueOf(o)),
-      ab ? el("span", { class: "flag" }, ab.label) : null));
+    el("td", { class: isNumber(o) && !withdrawn ? "v" : "v words" }, withdrawn ? null : el("span", { class: "num" }, valueOf(o)),
+      ab ? el("span", { class: "flag" }, ab.label) : null,
+      said ? el("span", { class: "obs-status" }, said) : null));
 }
+/** The results of a group that are results: a withdrawn one is listed but not counted. */
+const counted = (obs) => obs.filter((o) => o.status !== "entered-in-error");
 
 /** Lab results by day and institution: one table each, abnormal rows first named by words. */
 function labGroups() {
@@ -246,7 +252,8 @@ function renderResults() {
     return el("article", { class: "card k-result" },
       el("h3", {}, el("span", { class: "kind" }, w.kind.result), " ", formatDate(g.when, lang, false)),
       el("p", { class: "meta" }, [g.inst || w.unknownInst, reports.map((r) => text(r.code)).join(W().sep),
-        w.resultsCount(g.obs.length)].filter(Boolean).join(" · "), " ", reports.map(hrMark)[0] || null,
+        w.resultsCount(counted(g.obs).length), [...new Set(reports.map(statusWords).filter(Boolean))].join(W().sep)]
+        .filter(Boolean).join(" · "), " ", reports.map(hrMark)[0] || null,
         abn ? el("strong", { class: "abn-count" }, " " + w.abnormalCount(abn)) : null),
       el("table", {}, el("tbody", {}, ...g.obs.map(resultRow))));
   });
@@ -287,7 +294,7 @@ function chart(series) {
 function renderTrends() {
   const groups = new Map();
   for (const o of state.labs) {
-    if (!o.valueQuantity || typeof o.valueQuantity.value !== "number") continue;
+    if (!o.valueQuantity || typeof o.valueQuantity.value !== "number" || voided(o)) continue;
     const key = codeKey(o.code) + "|" + (o.valueQuantity.unit || o.valueQuantity.code || "");
     const t = Date.parse(whenOf(o));
     if (Number.isNaN(t)) continue;
@@ -343,7 +350,7 @@ function renderTimeline() {
   for (const g of labGroups()) {
     const abn = g.obs.filter(abnormality);
     const names = [...new Set(labReportsOf(g).map((r) => text(r.code)).filter(Boolean))];
-    add("result", g.when, [names.join(W().sep), w.resultsCount(g.obs.length)].filter(Boolean).join(" · "), g.inst,
+    add("result", g.when, [names.join(W().sep), w.resultsCount(counted(g.obs).length)].filter(Boolean).join(" · "), g.inst,
       abn.length ? w.abnormalCount(abn.length) + w.colon + abn.map((o) => `${text(o.code)} ${abnormality(o).label}`).join(W().sep) : "", "results",
       labReportsOf(g).concat(g.obs).map(hrMark).find(Boolean));
   }

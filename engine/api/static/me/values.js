@@ -8,7 +8,9 @@ const text = (cc) => (cc && (cc.text || (cc.coding || []).map((c) => c.display |
 const codeKey = (cc) => { const c = (cc && cc.coding || [])[0]; return c ? (c.system || "") + "|" + c.code : text(cc); };
 const codes = (cc) => (cc && cc.coding || []).map((c) => c.code);
 const firstCode = (cc) => codes(cc)[0] || "";
-const word = (table, code) => (code && table && table[code]) || code || "";
+/** A code in the page's words; a code the table does not list is shown as it is (never a guess), and
+ * one the table words as "" (R4's "unknown") is not shown at all. */
+const word = (table, code) => (!code ? "" : table && Object.hasOwn(table, code) ? table[code] : code);
 
 function decodeText(data) {
   try { return new TextDecoder().decode(Uint8Array.from(atob(data), (ch) => ch.charCodeAt(0))); } catch { return ""; }
@@ -53,12 +55,21 @@ function valueOf(o) {
   if (o.valueString !== undefined) return o.valueString;
   if (o.valueCodeableConcept) return text(o.valueCodeableConcept);
   if (o.valueInteger !== undefined) return String(o.valueInteger);
-  if (o.valueBoolean !== undefined) return String(o.valueBoolean);
+  if (o.valueBoolean !== undefined) return o.valueBoolean ? W().yes : W().no;
   if (o.valueRange) return `${num(o.valueRange.low)}–${num(o.valueRange.high)}`;
   if (o.valueRatio) return `${num(o.valueRatio.numerator)}/${num(o.valueRatio.denominator)}`;
   if (o.component && o.component.length) return o.component.map((c) => `${text(c.code)} ${valueOf(c)}`).join("; ");
-  return o.dataAbsentReason ? text(o.dataAbsentReason) : "";
+  // why there is no value, in words: the codes (not-asked, cannot-be-obtained) carry no display
+  const why = o.dataAbsentReason;
+  return why ? why.text || word(W().absent, firstCode(why)) || text(why) : "";
 }
+
+/** A result the hospital withdrew (R4 entered-in-error) or cancelled: no value to read, to flag as
+ * abnormal or to draw in a trend (the FHIR download still holds it as stored). */
+const voided = (o) => o.status === "entered-in-error" || o.status === "cancelled";
+
+/** A result's or report's status in words where it is not simply final ("" for final). */
+const statusWords = (r) => word(W().obsStatus, r.status);
 
 /** Whether a result's value is a number (a quantity, integer, range or ratio), kept on one line
  * beside its name; words (a smear's description, a coded finding) wrap like any text. */
@@ -76,6 +87,7 @@ function range(o) {
  * reference range: `{cls, label}` — the label is words and an arrow, never colour alone. */
 function abnormality(o) {
   const w = W();
+  if (voided(o)) return null;
   const code = ((o.interpretation || []).flatMap((i) => codes(i)))[0] || "";
   const by = {
     H: ["high", "↑ " + w.flagHigh], HU: ["high", "↑ " + w.flagHigh], HH: ["crit", "↑↑ " + w.flagCritHigh],
