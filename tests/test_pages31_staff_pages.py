@@ -4,7 +4,7 @@ Chromium through the real app (thirty-first round).
 The page opens on the month before this one. A site whose feeds have not reached that month (the
 demo feeds are of March 2025) showed a table of "—" and zeros and nothing else: an auditor cannot
 tell a month of no admissions from a month the page failed to compute. What is asserted is the
-sentence she reads under the table, and that it is tied to the table for a screen reader.
+sentence she reads above the table, and that it is tied to the table for a screen reader.
 """
 
 from __future__ import annotations

@@ -102,7 +102,7 @@
       alerts.appendChild(li);
     }
     alerts.dataset.count = flags.length;
-    // a rate with nothing to divide by has no score: the "—" it is shown as is said in words under the
+    // a rate with nothing to divide by has no score: the "—" it is shown as is said in words above the
     // table, so that an empty month is not read as a month of zeros or as a broken page (pages31)
     $("#ind-empty").hidden = !reports.some((r) => !r.group[0].measureScore && figures(r.group[0])[1] === "0");
     const body = $("#indicators tbody"); body.replaceChildren();
