@@ -6,7 +6,7 @@ statuses are the ones a lab really sends: P (preliminary), C (corrected), X (can
 value), D (deleted: the value was entered in error) and N (not asked, no value). The page had shown
 every value as if final -- the withdrawn 4.1 as her red cell count, flagged high and drawn in her
 trend -- and the codes ``cannot-be-obtained``, ``not-asked`` and the visit status ``unknown`` as
-English words. What is asserted is the text the resident sees, in Chinese and after switching to
+English words; the visit the message names, sent without its date, stood undated at the timeline's end. What is asserted is the text the resident sees, in Chinese and after switching to
 English; and that the words cover every R4 status code those fields can carry (read from the R4
 schema the validator uses, so a code missing from the page's tables is found here, not by a person).
 """
@@ -130,12 +130,22 @@ def test_the_timeline_and_trend_leave_the_withdrawn_value_out(phone: Phone) -> N
     assert not any("红细胞计数" in n for n in names), names
 
 
-def test_visits_say_no_english_status(phone: Phone) -> None:
+def test_a_visit_sent_without_its_date_says_no_english_and_the_date_of_its_records(phone: Phone) -> None:
+    """The visit the result message names (PV1-19, no PV1-44) had read 阜宁县人民医院 · unknown and
+    stood at the end of the timeline under 日期未注明; it is now said as undated, with the date of the
+    records filed under it (1 April, not the withdrawn value's), and placed on that day."""
     phone.click("[data-tab=visits]")
     phone.cdp.wait("!document.getElementById('visits').hidden")
     visits = phone.text("visits")
     assert "门诊" in visits and "阜宁县人民医院" in visits, visits
     assert "unknown" not in visits, visits
+    assert "就诊日期未注明；本次就诊的检验检查记录日期为 2025年4月1日" in visits, visits
+    phone.click("[data-tab=timeline]")
+    phone.cdp.wait("!document.getElementById('timeline').hidden")
+    days = phone.cdp.eval("Object.fromEntries([...document.querySelectorAll('#timeline section.day')].map("
+                          "s => [s.querySelector('h3').innerText, s.innerText]))")
+    assert "日期未注明" not in days, days
+    assert "门诊" in days["2025年4月1日"] and "就诊日期未注明" in days["2025年4月1日"], days
 
 
 def test_in_english_the_same_words(phone: Phone) -> None:

@@ -85,12 +85,26 @@ function saveBlob(blob, name) {
 
 // ---- the sections -----------------------------------------------------------------------------------
 
+/** The earliest date of the records filed under a visit (their `encounter`): a result or order
+ * message names its visit (PV1-19) often without the visit's date (PV1-44), and such a visit had
+ * stood at the end of the timeline as three bare "门诊". Only for a visit without a date of its own,
+ * and always said as the records' date, never as the visit's. */
+function recordsDay(e) {
+  const ref = "Encounter/" + e.id;
+  const times = [...state.labs, ...state.labReports, ...state.imagingReports, ...state.ServiceRequest,
+    ...state.Condition, ...state.meds_all, ...state.Immunization]
+    .filter((r) => (r.encounter || {}).reference === ref && !voided(r)).map(whenOf).filter(Boolean);
+  return times.sort((a, b) => Date.parse(a) - Date.parse(b))[0] || "";
+}
+
 function renderVisits() {
   const w = W();
-  return sortNewest(state.Encounter).map((e) => {
+  const dated = state.Encounter.map((e) => [e, whenOf(e) ? "" : recordsDay(e)]);
+  return dated.sort(([a, ab], [b, bb]) => newestFirst(whenOf(a) || ab, whenOf(b) || bb)).map(([e, by]) => {
     const cls = word(w.encClass, (e.class || {}).code) || text((e.type || [])[0]);
     const end = e.period && e.period.end;
-    return card("visit", cls, [day(e), institution(e), word(w.encStatus, e.status)],
+    return card("visit", cls, [day(e) || (by && w.visitByRecords(formatDate(by, lang, false))), institution(e),
+      word(w.encStatus, e.status)],
       line(w.ward, (e.location || []).map((l) => (l.location || {}).display).filter(Boolean).join(W().sep)),
       line(w.reason, (e.reasonCode || []).map(text).filter(Boolean).join(W().sep) || (e.diagnosis || []).map((d) => (d.condition || {}).display).filter(Boolean).join(W().sep)),
       line(w.doctor, (e.participant || []).map((p) => (p.individual || {}).display).filter(Boolean).join(W().sep)),
@@ -335,7 +349,11 @@ function renderTimeline() {
   const w = W();
   const items = [];
   const add = (kind, when, title, inst, extra, tab, mark) => items.push({ kind, when, title, inst, extra, tab, mark });
-  for (const e of state.Encounter) add("visit", whenOf(e), word(w.encClass, (e.class || {}).code), institution(e), (e.reasonCode || []).map(text).join(W().sep), "visits");
+  for (const e of state.Encounter) {
+    const by = whenOf(e) ? "" : recordsDay(e);
+    add("visit", whenOf(e) || by, word(w.encClass, (e.class || {}).code), institution(e),
+      [by && w.visitByRecords(formatDate(by, lang, false)), ...(e.reasonCode || []).map(text)].filter(Boolean).join(W().sep), "visits");
+  }
   for (const c of state.Condition) add("diagnosis", whenOf(c), text(c.code), institution(c), "", "diagnoses");
   for (const m of state.meds_all) add("med", whenOf(m), medName(m), institution(m), dosage(m), "meds");
   for (const i of state.Immunization) add("immunisation", whenOf(i), text(i.vaccineCode), institution(i), "", "immunisations");
