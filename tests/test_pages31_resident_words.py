@@ -145,7 +145,8 @@ def test_a_visit_sent_without_its_date_says_no_english_and_the_date_of_its_recor
     days = phone.cdp.eval("Object.fromEntries([...document.querySelectorAll('#timeline section.day')].map("
                           "s => [s.querySelector('h3').innerText, s.innerText]))")
     assert "日期未注明" not in days, days
-    assert "门诊" in days["2025年4月1日"] and "就诊日期未注明" in days["2025年4月1日"], days
+    april = days["2025年4月1日"]
+    assert "门诊" in april and "就诊日期未注明，按本次就诊的检验检查记录排在这一天" in april, days
 
 
 def test_in_english_the_same_words(phone: Phone) -> None:

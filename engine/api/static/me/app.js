@@ -352,7 +352,7 @@ function renderTimeline() {
   for (const e of state.Encounter) {
     const by = whenOf(e) ? "" : recordsDay(e);
     add("visit", whenOf(e) || by, word(w.encClass, (e.class || {}).code), institution(e),
-      [by && w.visitByRecords(formatDate(by, lang, false)), ...(e.reasonCode || []).map(text)].filter(Boolean).join(W().sep), "visits");
+      [by && w.visitOnRecordsDay, ...(e.reasonCode || []).map(text)].filter(Boolean).join(W().sep), "visits");
   }
   for (const c of state.Condition) add("diagnosis", whenOf(c), text(c.code), institution(c), "", "diagnoses");
   for (const m of state.meds_all) add("med", whenOf(m), medName(m), institution(m), dosage(m), "meds");

@@ -57,6 +57,7 @@ const WORDS = {
     none: "暂无记录",
     // a visit sent without its date (PV1-44 empty), dated by the records filed under it (pages31)
     visitByRecords: (d) => `就诊日期未注明；本次就诊的检验检查记录日期为 ${d}`,
+    visitOnRecordsDay: "就诊日期未注明，按本次就诊的检验检查记录排在这一天",
     undated: "日期未注明", colon: "：", sep: "、", paren: (x) => `（${x}）`, andMore: "等",
     noTrends: "同一项目有两次以上结果时，这里会画出变化趋势。",
     records: (n) => `共 ${n} 条`,
@@ -217,6 +218,7 @@ const WORDS = {
     h_trends: "Lab trends", h_imaging: "Imaging", h_who: "Who looked at my record",
     none: "Nothing here yet",
     visitByRecords: (d) => `Visit date not stated; the tests filed under this visit are dated ${d}`,
+    visitOnRecordsDay: "Visit date not stated; shown on the day of the tests filed under it",
     undated: "Date not stated", colon: ": ", sep: ", ", paren: (x) => ` (${x})`, andMore: " and more",
     noTrends: "A trend appears once a test has two or more results.",
     records: (n) => `${n} record${n === 1 ? "" : "s"}`,
