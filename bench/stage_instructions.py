@@ -119,7 +119,9 @@ def split(callgrind_out: Path, pairs_file: Path, messages: int) -> list[tuple[st
     total = 0
     inclusive: dict[int, int] = {}
     for line in text.splitlines():
-        m = re.match(r"\s*([\d,]+)\s+\(.*?\)\s+(?:\S*:)?huren_stage_(\d+)\b", line)
+        # (a pair's trampoline re-entered within itself shows again as ``huren_stage_007'2``, whose
+        # count its outermost entry already holds: only the outermost is read)
+        m = re.match(r"\s*([\d,]+)\s+\(.*?\)\s+(?:\S*:)?huren_stage_(\d+)(?:\s|$)", line)
         if m:
             inclusive[int(m.group(2))] = int(m.group(1).replace(",", ""))
         t = re.match(r"\s*([\d,]+)\s+(?:\(100\.0%\)\s+)?PROGRAM TOTALS", line)

@@ -14,7 +14,7 @@ import pytest
 from bench.stage_instructions import OUTSIDE, StageCalls, build, split
 
 # a callgrind output written by hand: outer_call (100 of its own) calls stage 000 (A, 900 in all);
-# A (200 own) calls 001 (B under A, 500) and 002 (C under A, 200); C (50 own) calls 003 (B under C, 150)
+# A (200 own) calls 001 (B under A, 500, of it 100 in a recursive entry callgrind names 001'2) and 002 (C under A, 200); C (50 own) calls 003 (B under C, 150)
 _CALLGRIND = """# callgrind format
 version: 1
 creator: test
@@ -36,7 +36,12 @@ cfn=huren_stage_002
 calls=1 1
 1 200
 fn=huren_stage_001
-1 500
+1 400
+cfn=huren_stage_001'2
+calls=1 1
+1 100
+fn=huren_stage_001'2
+1 100
 fn=huren_stage_002
 1 50
 cfn=huren_stage_003
