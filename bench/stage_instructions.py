@@ -107,8 +107,34 @@ class StageCalls(StageClock):
 
         return counted
 
+    def attach(self, engine: Any) -> None:
+        """The clock's stages, and the writer connection's statements as a stage of their own
+        (``SQL``): the SQL a stage runs (SQLite, the binding, the GIL released per row) is then
+        told from the Python around it ("backend put" becomes the put's Python alone)."""
+        super().attach(engine)
+        store = engine.store
+        store._conn = _Statements(store.conn, self.wrap)  # (``conn`` is a property: made first)
+
     def save(self, path: Path) -> None:
         path.write_text(json.dumps([[parent, stage, n] for (parent, stage), n in self.pairs.items()]))
+
+
+SQL = "SQL statements (writer connection)"
+
+
+class _Statements:
+    """The writer's SQLite connection with ``execute`` and ``executemany`` as the stage ``SQL``."""
+
+    def __init__(self, conn: Any, wrap: Any) -> None:
+        object.__setattr__(self, "_conn", conn)
+        object.__setattr__(self, "execute", wrap(conn.execute, SQL))
+        object.__setattr__(self, "executemany", wrap(conn.executemany, SQL))
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._conn, name)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        setattr(self._conn, name, value)
 
 
 def split(callgrind_out: Path, pairs_file: Path, messages: int) -> list[tuple[str, float]]:
