@@ -137,9 +137,8 @@ class _Statements:
         setattr(self._conn, name, value)
 
 
-def split(callgrind_out: Path, pairs_file: Path, messages: int) -> list[tuple[str, float]]:
-    """Instructions a message per stage (own, the called stages taken out), from a callgrind output
-    file and the pairs ``StageCalls.save`` wrote; the rest of the collected total is ``OUTSIDE``."""
+def _counts(callgrind_out: Path) -> tuple[int, dict[int, int]]:
+    """The collected total and each trampoline's inclusive count, by ``callgrind_annotate``."""
     text = subprocess.run(["callgrind_annotate", "--inclusive=yes", "--threshold=100", str(callgrind_out)],
                           check=True, capture_output=True, text=True).stdout
     total = 0
@@ -153,6 +152,13 @@ def split(callgrind_out: Path, pairs_file: Path, messages: int) -> list[tuple[st
         t = re.match(r"\s*([\d,]+)\s+(?:\(100\.0%\)\s+)?PROGRAM TOTALS", line)
         if t:
             total = int(t.group(1).replace(",", ""))
+    return total, inclusive
+
+
+def split(callgrind_out: Path, pairs_file: Path, messages: int) -> list[tuple[str, float]]:
+    """Instructions a message per stage (own, the called stages taken out), from a callgrind output
+    file and the pairs ``StageCalls.save`` wrote; the rest of the collected total is ``OUTSIDE``."""
+    total, inclusive = _counts(callgrind_out)
     own: collections.Counter[str] = collections.Counter()
     for parent, stage, n in json.loads(pairs_file.read_text()):
         cost = inclusive.get(n, 0)
@@ -162,6 +168,16 @@ def split(callgrind_out: Path, pairs_file: Path, messages: int) -> list[tuple[st
     return sorted(((stage, count / messages) for stage, count in own.items()), key=lambda kv: -kv[1])
 
 
+def callers(callgrind_out: Path, pairs_file: Path, messages: int, stage: str) -> list[tuple[str, float]]:
+    """Instructions a message of ``stage``'s calls by the stage calling them (inclusive)."""
+    _total, inclusive = _counts(callgrind_out)
+    by: collections.Counter[str] = collections.Counter()
+    for parent, called, n in json.loads(pairs_file.read_text()):
+        if called == stage:
+            by[parent] += inclusive.get(n, 0)
+    return sorted(((parent, count / messages) for parent, count in by.items()), key=lambda kv: -kv[1])
+
+
 def main() -> None:
     out, pairs_file, messages = Path(sys.argv[1]), Path(sys.argv[2]), int(sys.argv[3])
     rows = split(out, pairs_file, messages)
@@ -169,6 +185,11 @@ def main() -> None:
     print(f"instructions a lab message by stage (own; callgrind, {messages} messages): {whole / 1e6:.2f} M in all")
     for stage, per in rows:
         print(f"    {stage:<50} {per / 1e3:8.0f} k  {per / whole * 100:5.1f}%")
+    by = callers(out, pairs_file, messages, SQL)
+    if by:
+        print(f"  {SQL}, by the stage running them:")
+        for parent, per in by:
+            print(f"    {parent:<50} {per / 1e3:8.0f} k  {per / whole * 100:5.1f}%")
 
 
 if __name__ == "__main__":

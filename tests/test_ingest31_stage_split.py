@@ -6,12 +6,13 @@ from __future__ import annotations
 
 import json
 import shutil
+import sqlite3
 import threading
 from pathlib import Path
 
 import pytest
 
-from bench.stage_instructions import OUTSIDE, StageCalls, build, split
+from bench.stage_instructions import OUTSIDE, SQL, StageCalls, _Statements, build, callers, split
 
 # a callgrind output written by hand: outer_call (100 of its own) calls stage 000 (A, 900 in all);
 # A (200 own) calls 001 (B under A, 500, of it 100 in a recursive entry callgrind names 001'2) and 002 (C under A, 200); C (50 own) calls 003 (B under C, 150)
@@ -62,6 +63,8 @@ def test_split_takes_the_called_stages_out_of_each_stage(tmp_path: Path) -> None
     # own = the stage's pairs less the pairs it calls; B is counted under both its callers
     assert got == {"A": (900 - 500 - 200) / 2, "B": (500 + 150) / 2, "C": (200 - 150) / 2, OUTSIDE: (1000 - 900) / 2}
     assert sum(got.values()) == 1000 / 2
+    # a stage's calls by the stage making them (how the SQL statements are told apart by caller)
+    assert callers(out, pairs, 2, "B") == [("A", 500 / 2), ("C", 150 / 2)]
 
 
 @pytest.mark.skipif(shutil.which("gcc") is None, reason="no C compiler")
@@ -100,6 +103,14 @@ def test_trampolines_route_each_call_by_its_pair(tmp_path: Path) -> None:
     thread.start()
     thread.join()
     assert other == [13] and len(calls.pairs) == 4  # another thread's calls pass uncounted
+    # the writer connection's statements: a stage of their own under the stage running them
+    conn = sqlite3.connect(":memory:")
+    statements = _Statements(conn, calls.wrap)
+    put = calls.wrap(lambda: statements.executemany("INSERT INTO t VALUES (?)", [(1,), (2,)]), "put")
+    statements.execute("CREATE TABLE t (x)")
+    put()
+    assert conn.execute("SELECT count(*) FROM t").fetchone()[0] == 2
+    assert calls.pairs[(OUTSIDE, SQL)] == 4 and calls.pairs[("put", SQL)] == 6
     saved = tmp_path / "pairs.json"
     calls.save(saved)
     assert sorted(map(tuple, json.loads(saved.read_text()))) == sorted(
