@@ -11,7 +11,8 @@ split the 13.6 M instructions a message). Here every call the stage clock (``ben
 stage) pair: ``huren_stage_007`` is, say, "backend put" called from inside "merge + version".
 Callgrind's inclusive count of each such function is exact, and a stage's own instructions are
 what its pairs count less what the pairs it calls count (the stage clock's exclusive rule, without
-its clock reads). The trampolines are built here with the system's C compiler (one small
+its clock reads). The writer connection's statements are a stage of their own (``SQL``), listed
+again by the stage running them, so "backend put" is the put's Python and the SQL is told apart. The trampolines are built here with the system's C compiler (one small
 extension, no Python.h beyond the interpreter's own); each wrapped call costs some hundreds of
 instructions of Python bookkeeping, which falls on the calling stage, as the clock's reads do.
 """
