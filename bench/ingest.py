@@ -310,7 +310,7 @@ def full_path(count: int, connections: int, window: int, only: int | None = None
         if name != "all"))
 
 
-def instructions(count: int, batch: int = 50) -> None:
+def instructions(count: int, batch: int = 50, by_stage: Path | None = None) -> None:
     """The ``--stages`` run without the stage clock, its timed messages inside one call of
     ``operator.call`` (a C function nothing else in the engine calls), so that
 
@@ -322,7 +322,10 @@ def instructions(count: int, batch: int = 50) -> None:
     baseline before, and its own noise was the size of a small cut). Divide the collected total
     by ``--messages``; run each tree twice (hash seeds, instants and fresh ids vary the count).
     Valgrind counts SHA-256 in software (~0.8 M instructions a message of ~13.6 M here), which
-    this CPU does in hardware: compare trees, not the share of hashing."""
+    this CPU does in hardware: compare trees, not the share of hashing.
+
+    ``by_stage``: each stage's calls go through a C function of their own, whose pairs are
+    written to that file for ``bench/stage_instructions.py`` (the split by stage)."""
     import operator
 
     from engine.engine import Engine
@@ -333,6 +336,12 @@ def instructions(count: int, batch: int = 50) -> None:
         with Engine(settings) as engine:
             settle_warm(engine, batch)
             messages = [(oru_lab(50_000_000 + i), "bench", "127.0.0.1:1") for i in range(count)]
+            calls = None
+            if by_stage is not None:
+                from bench.stage_instructions import StageCalls, build
+
+                calls = StageCalls(build(Path(tmp)))
+                calls.attach(engine)
 
             def timed() -> None:
                 for start in range(0, count, batch):
@@ -341,6 +350,8 @@ def instructions(count: int, batch: int = 50) -> None:
             cpu0 = time.process_time()
             operator.call(timed)
             spent = time.process_time() - cpu0
+            if calls is not None and by_stage is not None:
+                calls.save(by_stage)
     print(f"{count} lab messages in batches of {batch} after the warm-up: {spent / count * 1e6:,.0f} us/msg "
           f"of CPU ({load_note()}); under callgrind, divide the collected instructions by {count}")
 
@@ -836,6 +847,9 @@ def main() -> None:
     parser.add_argument("--instructions", action="store_true",
                         help="only the --stages messages, without the stage clock, inside one operator.call "
                              "(for callgrind's --toggle-collect=_operator_call; --messages of them)")
+    parser.add_argument("--by-stage", type=Path, default=None, metavar="PAIRS.json",
+                        help="with --instructions: each stage's calls through a C function of their own, "
+                             "their pairs written here for bench/stage_instructions.py")
     parser.add_argument("--only", choices=["lab", "adt", "imaging"],
                         help="only the MLLP run (c) of this message kind: for paired runs")
     parser.add_argument("--obx23", default="", metavar="XON",
@@ -862,7 +876,7 @@ def main() -> None:
         counts(count)
         return
     if args.instructions:
-        instructions(count)
+        instructions(count, by_stage=args.by_stage)
         return
     print(f"huren ingest benchmark (pid {os.getpid()}, python {sys.version.split()[0]})")
     if args.only:

@@ -1,0 +1,201 @@
+"""Instructions per ingest stage under callgrind: the stage clock's split, counted instead of timed.
+
+    valgrind --tool=callgrind --collect-atstart=no --toggle-collect=_operator_call \\
+        --callgrind-out-file=/dev/shm/cg.out python bench/ingest.py --instructions --by-stage --messages 100
+    python bench/stage_instructions.py /dev/shm/cg.out /dev/shm/cg.out.stages.json 100
+
+Why: callgrind sees CPython's eval loop, not Python functions, so its report of an ingest run
+names ``_PyEval_EvalFrameDefault`` and the C libraries, never a stage (perfingest30 could not
+split the 13.6 M instructions a message). Here every call the stage clock (``bench/ingest.py``,
+``StageClock``) would time goes through a C function of its own, one per (calling stage, called
+stage) pair: ``huren_stage_007`` is, say, "backend put" called from inside "merge + version".
+Callgrind's inclusive count of each such function is exact, and a stage's own instructions are
+what its pairs count less what the pairs it calls count (the stage clock's exclusive rule, without
+its clock reads). The writer connection's statements are a stage of their own (``SQL``), listed
+again by the stage running them, so "backend put" is the put's Python and the SQL is told apart. The trampolines are built here with the system's C compiler (one small
+extension, no Python.h beyond the interpreter's own); each wrapped call costs some hundreds of
+instructions of Python bookkeeping, which falls on the calling stage, as the clock's reads do.
+"""
+
+from __future__ import annotations
+
+import collections
+import importlib.util
+import json
+import re
+import subprocess
+import sys
+import sysconfig
+import tempfile
+import threading
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+from bench.ingest import StageClock  # noqa: E402
+
+PAIRS = 192  # trampolines built: (calling stage, called stage) pairs a run may use
+OUTSIDE = "(outside every stage)"
+
+_C = r"""
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+/* one non-inlined function per pair, each with a body of its own (its index), so that no
+   identical-code folding merges them and callgrind names each */
+#define TRAMP(n) \
+  __attribute__((noinline)) PyObject *huren_stage_##n(PyObject *self, PyObject *const *a, Py_ssize_t k) { \
+    static volatile int index = 1##n; (void)index; \
+    return PyObject_Call(a[0], a[1], a[2] == Py_None ? NULL : a[2]); }
+%(defs)s
+static PyMethodDef methods[] = {
+%(table)s
+  {NULL, NULL, 0, NULL}};
+static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_huren_stages", NULL, -1, methods};
+PyMODINIT_FUNC PyInit__huren_stages(void) { return PyModule_Create(&module); }
+"""
+
+
+def build(folder: Path) -> Any:
+    """Compile the trampolines into ``folder`` and import them (gcc, ``-O1 -fno-ipa-icf``)."""
+    names = [f"{n:03d}" for n in range(PAIRS)]
+    source = _C % {"defs": "\n".join(f"TRAMP({n})" for n in names),
+                   "table": "\n".join(f'  {{"s{n}", (PyCFunction)(void(*)(void))huren_stage_{n}, METH_FASTCALL, NULL}},'
+                                      for n in names)}
+    c_file = folder / "_huren_stages.c"
+    c_file.write_text(source)
+    so = folder / ("_huren_stages" + sysconfig.get_config_var("EXT_SUFFIX"))
+    subprocess.run(["gcc", "-shared", "-fPIC", "-O1", "-fno-ipa-icf", "-g0", f"-I{sysconfig.get_paths()['include']}",
+                    str(c_file), "-o", str(so)], check=True)
+    spec = importlib.util.spec_from_file_location("_huren_stages", so)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+class StageCalls(StageClock):
+    """``StageClock`` whose wrapped calls go through a C trampoline per (caller stage, stage) pair
+    instead of reading a clock; ``pairs`` maps each pair to its trampoline's number."""
+
+    def __init__(self, module: Any) -> None:
+        super().__init__()
+        self._tramps = [getattr(module, f"s{n:03d}") for n in range(PAIRS)]
+        self.pairs: dict[tuple[str, str], int] = {}
+
+    def wrap(self, fn: Any, stage: str) -> Any:
+        local, measuring, pairs, tramps = self._local, self._thread, self.pairs, self._tramps
+
+        def counted(*args: Any, **kwargs: Any) -> Any:
+            if threading.get_ident() != measuring:
+                return fn(*args, **kwargs)
+            stack = getattr(local, "stack", None)
+            if stack is None:
+                stack = local.stack = []
+            parent = stack[-1] if stack else OUTSIDE
+            if parent == stage:  # a stage inside itself is the stage (the clock's rule)
+                return fn(*args, **kwargs)
+            n = pairs.get((parent, stage))
+            if n is None:
+                n = pairs[(parent, stage)] = len(pairs)
+                if n >= PAIRS:
+                    raise RuntimeError(f"more than {PAIRS} stage pairs: raise PAIRS")
+            stack.append(stage)
+            try:
+                return tramps[n](fn, args, kwargs or None)
+            finally:
+                stack.pop()
+
+        return counted
+
+    def attach(self, engine: Any) -> None:
+        """The clock's stages, and the writer connection's statements as a stage of their own
+        (``SQL``): the SQL a stage runs (SQLite, the binding, the GIL released per row) is then
+        told from the Python around it ("backend put" becomes the put's Python alone)."""
+        super().attach(engine)
+        store = engine.store
+        store._conn = _Statements(store.conn, self.wrap)  # (``conn`` is a property: made first)
+
+    def save(self, path: Path) -> None:
+        path.write_text(json.dumps([[parent, stage, n] for (parent, stage), n in self.pairs.items()]))
+
+
+SQL = "SQL statements (writer connection)"
+
+
+class _Statements:
+    """The writer's SQLite connection with ``execute`` and ``executemany`` as the stage ``SQL``."""
+
+    def __init__(self, conn: Any, wrap: Any) -> None:
+        object.__setattr__(self, "_conn", conn)
+        object.__setattr__(self, "execute", wrap(conn.execute, SQL))
+        object.__setattr__(self, "executemany", wrap(conn.executemany, SQL))
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._conn, name)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        setattr(self._conn, name, value)
+
+
+def _counts(callgrind_out: Path) -> tuple[int, dict[int, int]]:
+    """The collected total and each trampoline's inclusive count, by ``callgrind_annotate``."""
+    text = subprocess.run(["callgrind_annotate", "--inclusive=yes", "--threshold=100", str(callgrind_out)],
+                          check=True, capture_output=True, text=True).stdout
+    total = 0
+    inclusive: dict[int, int] = {}
+    for line in text.splitlines():
+        # (a pair's trampoline re-entered within itself shows again as ``huren_stage_007'2``, whose
+        # count its outermost entry already holds: only the outermost is read)
+        m = re.match(r"\s*([\d,]+)\s+\(.*?\)\s+(?:\S*:)?huren_stage_(\d+)(?:\s|$)", line)
+        if m:
+            inclusive[int(m.group(2))] = int(m.group(1).replace(",", ""))
+        t = re.match(r"\s*([\d,]+)\s+(?:\(100\.0%\)\s+)?PROGRAM TOTALS", line)
+        if t:
+            total = int(t.group(1).replace(",", ""))
+    return total, inclusive
+
+
+def split(callgrind_out: Path, pairs_file: Path, messages: int) -> list[tuple[str, float]]:
+    """Instructions a message per stage (own, the called stages taken out), from a callgrind output
+    file and the pairs ``StageCalls.save`` wrote; the rest of the collected total is ``OUTSIDE``."""
+    total, inclusive = _counts(callgrind_out)
+    own: collections.Counter[str] = collections.Counter()
+    for parent, stage, n in json.loads(pairs_file.read_text()):
+        cost = inclusive.get(n, 0)
+        own[stage] += cost
+        own[parent] -= cost
+    own[OUTSIDE] += total
+    return sorted(((stage, count / messages) for stage, count in own.items()), key=lambda kv: -kv[1])
+
+
+def callers(callgrind_out: Path, pairs_file: Path, messages: int, stage: str) -> list[tuple[str, float]]:
+    """Instructions a message of ``stage``'s calls by the stage calling them (inclusive)."""
+    _total, inclusive = _counts(callgrind_out)
+    by: collections.Counter[str] = collections.Counter()
+    for parent, called, n in json.loads(pairs_file.read_text()):
+        if called == stage:
+            by[parent] += inclusive.get(n, 0)
+    return sorted(((parent, count / messages) for parent, count in by.items()), key=lambda kv: -kv[1])
+
+
+def main() -> None:
+    out, pairs_file, messages = Path(sys.argv[1]), Path(sys.argv[2]), int(sys.argv[3])
+    rows = split(out, pairs_file, messages)
+    whole = sum(v for _, v in rows)
+    print(f"instructions a lab message by stage (own; callgrind, {messages} messages): {whole / 1e6:.2f} M in all")
+    for stage, per in rows:
+        print(f"    {stage:<50} {per / 1e3:8.0f} k  {per / whole * 100:5.1f}%")
+    by = callers(out, pairs_file, messages, SQL)
+    if by:
+        print(f"  {SQL}, by the stage running them:")
+        for parent, per in by:
+            print(f"    {parent:<50} {per / 1e3:8.0f} k  {per / whole * 100:5.1f}%")
+
+
+if __name__ == "__main__":
+    if len(sys.argv) == 2 and sys.argv[1] == "--build":
+        with tempfile.TemporaryDirectory() as tmp:
+            print(build(Path(tmp)))
+    else:
+        main()
