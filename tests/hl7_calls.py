@@ -8,11 +8,14 @@ which ``http`` then uses."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
 
 import pytest
 from fastapi.testclient import TestClient
 
+from adapters.listeners.ingest_handler import IngestHandler
+from adapters.listeners.mllp import MLLPServer, frame
 from engine.api.app import create_app
 from engine.engine import Engine
 from engine.messages import message_id
@@ -43,6 +46,36 @@ def post(http: TestClient, body: bytes | str, content_type: str = ER7, codec: st
     r = http.post("/hl7v2", content=raw, headers={"Content-Type": content_type})
     assert r.status_code == 200, r.text
     return r.content
+
+
+def mllp_exchange(engine: Engine, data: bytes, answers: int) -> list[bytes]:
+    """``data`` written as is (framed or not, stray bytes and all) in one write over a real socket to an
+    MLLP listener on ``engine``'s ingest handler (as ``huren serve`` wires it, port 0), and the first
+    ``answers`` frames it sends back, unframed, in order. One copy of the MLLP client hl7mode29,
+    hl7probe21_ack, hl7left28 and hl7struct30 each wrote (suitedup31)."""
+    async def run() -> list[bytes]:
+        server = MLLPServer(IngestHandler(engine.ingestor), port=0, idle_timeout=10)
+        await server.start()
+        try:
+            reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+            writer.write(data)
+            await writer.drain()
+            got = []
+            for _ in range(answers):
+                block = await asyncio.wait_for(reader.readuntil(b"\x1c\r"), 20)
+                assert block[:1] == b"\x0b", block  # the listener sends whole frames, nothing between them
+                got.append(block[1:-2])
+            writer.close()
+            return got
+        finally:
+            await server.stop()
+
+    return asyncio.run(run())
+
+
+def mllp(engine: Engine, *payloads: bytes) -> list[bytes]:
+    """Each payload framed, all in one write (``mllp_exchange``); one answer a payload, in order."""
+    return mllp_exchange(engine, b"".join(frame(p) for p in payloads), len(payloads))
 
 
 def err_lines(ack: bytes) -> list[str]:

@@ -22,8 +22,8 @@ from adapters.hl7v2.tables import trigger_events
 from engine.engine import Engine
 from engine.settings import Settings
 from mappings.site import TAKEN_BACK_ON, Site, SiteError, load_merge_file
-from tests.test_convleft28_performer import mllp
-from tests.test_rvconvperf29_a12_site import SHIPPED_RULE, adt
+from tests.test_rvconvperf29_a12_site import SHIPPED_RULE, a12_beds
+from tests.test_rvconvperf29_a12_site import _site_with_merge as _site
 
 ROOT = Path(__file__).resolve().parents[1]
 SHIPPED = (ROOT / "mappings" / "merge.yaml").read_text("utf-8")
@@ -33,13 +33,6 @@ RULES = {
     # the key written, no ``history``: the shipped one is carried (CARRIED_KEYS); the message's own PV1-6 is still taken back
     "no-history": "history_taken_back_by: [A12]}",
 }
-
-
-def _site(root: Path, text: str) -> Path:
-    site = root / "site"
-    site.mkdir(parents=True)
-    (site / "merge.yaml").write_text(text, "utf-8")
-    return site
 
 
 @pytest.fixture(scope="module", params=sorted(RULES))
@@ -55,12 +48,7 @@ def test_the_site_rule_decides_the_take_back(engine: tuple[str, Engine]) -> None
     """A01 to 101, A02 to 102, A12 back to 101 (PV1-6 102). ``[]``: no take-back, 102 stored as a
     bed left (the site's word); the key without ``history``: 102 taken back, 101 alone."""
     name, eng = engine
-    mllp(eng,
-         adt("S1", "A01", "W01^101^1^FNXRMYY", "", "10", "VS1"),
-         adt("S2", "A02", "W01^102^1^FNXRMYY", "W01^101^1^FNXRMYY", "15", "VS1"),
-         adt("S3", "A12", "W01^101^1^FNXRMYY", "W01^102^1^FNXRMYY", "20", "VS1"))
-    [encounter] = eng.repository.search("Encounter", [("identifier", "VS1")]).resources
-    beds = sorted((e["location"]["display"], e["status"]) for e in encounter.get("location", ()))
+    beds = a12_beds(eng, "S", "VS1")
     expected = {"none": [("W01 101 1", "active"), ("W01 102 1", "completed")],
                 "no-history": [("W01 101 1", "active")]}[name]
     assert beds == expected, beds

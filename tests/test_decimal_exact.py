@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterator
-from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
@@ -20,8 +19,10 @@ from engine.messages import PROCESSED, message_id
 from engine.repository.fhir import FhirRepository
 from engine.repository.port import Store
 from engine.settings import Settings
+from tests.module_store import module_eng
 
 FHIR = "application/fhir+json"
+__all__ = ["module_eng"]
 # sent as text: a Python float could not even express most of these
 TOKENS = ["42.256500", "1.00", "66.899999999999991", "1e2", "2.5E-3", "12345678901234567890123", "0.10"]
 
@@ -33,14 +34,27 @@ def eng(backend_settings: Settings) -> Iterator[Engine]:
     engine.close()
 
 
-@pytest.fixture
-def http(eng: Engine, client_token: Any) -> Iterator[TestClient]:
-    with TestClient(create_app(eng)) as client:
-        client.headers["Authorization"] = "Bearer " + client_token(eng)
+def _client(engine: Engine) -> Iterator[TestClient]:
+    """The real app over ``engine``, a system client's token, FHIR JSON sent, Patient/p1 written (201)."""
+    with TestClient(create_app(engine)) as client:
+        client.headers["Authorization"] = "Bearer " + engine.auth.issue_system_token("test-system", "system/*.cruds")
         client.headers["Content-Type"] = FHIR
         patient = {"resourceType": "Patient", "id": "p1", "name": [{"family": "张", "given": ["三"]}]}
         assert client.put("/fhir/Patient/p1", json=patient).status_code == 201
         yield client
+
+
+@pytest.fixture
+def http(eng: Engine) -> Iterator[TestClient]:
+    yield from _client(eng)
+
+
+@pytest.fixture(scope="module")
+def tokens_http(module_eng: Engine) -> Iterator[TestClient]:
+    """``http`` once per module and backend (``tests.module_store``, suitedup31) for the token test:
+    each token's case creates its own Observation and looks for its own token, which no other case
+    of that test (nor any other test on this engine) writes."""
+    yield from _client(module_eng)
 
 
 def location(lid: str, longitude: str, latitude: str, altitude: str) -> bytes:
@@ -74,16 +88,16 @@ def test_put_location_reads_back_every_digit(http: TestClient) -> None:
 
 
 @pytest.mark.parametrize("token", TOKENS)
-def test_create_then_read_search_and_history_keep_the_token(http: TestClient, token: str) -> None:
-    created = http.post("/fhir/Observation", content=observation(token))
+def test_create_then_read_search_and_history_keep_the_token(tokens_http: TestClient, token: str) -> None:
+    created = tokens_http.post("/fhir/Observation", content=observation(token))
     assert created.status_code == 201, created.text
     assert has(created.text, "value", token)
     oid = created.json()["id"]
-    assert has(http.get(f"/fhir/Observation/{oid}").text, "value", token)
-    search = http.get("/fhir/Observation", params={"subject": "Patient/p1"})
+    assert has(tokens_http.get(f"/fhir/Observation/{oid}").text, "value", token)
+    search = tokens_http.get("/fhir/Observation", params={"subject": "Patient/p1"})
     assert search.status_code == 200 and has(search.text, "value", token), search.text
-    assert has(http.get(f"/fhir/Observation/{oid}/_history").text, "value", token)
-    assert has(http.get("/fhir/Patient/p1/$everything").text, "value", token)
+    assert has(tokens_http.get(f"/fhir/Observation/{oid}/_history").text, "value", token)
+    assert has(tokens_http.get("/fhir/Patient/p1/$everything").text, "value", token)
     assert '"low":{"value":3.90}' in search.text and '"high":{"value":6.10}' in search.text
 
 

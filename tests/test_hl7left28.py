@@ -14,14 +14,13 @@ real HL7 v2 bytes over real HTTP (FastAPI's TestClient) and a real MLLP socket i
 
 from __future__ import annotations
 
-import asyncio
 import base64
 
 import pytest
 from fastapi.testclient import TestClient
 
 from adapters.hl7v2.ack import ack_code_of
-from adapters.listeners.mllp import MLLPServer, frame
+from adapters.listeners.mllp import frame
 from engine.engine import Engine
 from engine.messages import message_id
 from tests import hl7_calls
@@ -157,29 +156,12 @@ def test_accept_text_json_is_answered_in_text_json(http: TestClient) -> None:
 
 # --- MLLP framing ---------------------------------------------------------------------------------
 
-async def _mllp(engine: Engine, payload: bytes, acks: int) -> list[bytes]:
-    server = MLLPServer(engine.ingestor.handle_async, port=0, idle_timeout=5)
-    await server.start()
-    try:
-        reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
-        writer.write(payload)
-        await writer.drain()
-        got = []
-        for _ in range(acks):
-            data = await asyncio.wait_for(reader.readuntil(b"\x1c\r"), 20)
-            got.append(data[data.index(b"\x0b") + 1:-2])
-        writer.close()
-        return got
-    finally:
-        await server.stop()
-
-
 def test_mllp_skips_stray_bytes_and_never_acks_a_frame_left_open(engine: Engine) -> None:
     """Noise before a start block is skipped; a frame cut off by the next start block was never whole:
     not acknowledged and not stored (the sender resends it), the next one answered."""
     cut = b"\x0b" + adt("F1").encode()  # no end block
     payload = b"\r\n garbage " + frame(adt("F0").encode()) + cut + frame(adt("F2").encode())
-    first, second = asyncio.run(_mllp(engine, payload, 2))
+    first, second = hl7_calls.mllp_exchange(engine, payload, 2)
     assert [ack_code_of(a) for a in (first, second)] == ["AA", "AA"]
     assert b"MSA|AA|F0" in first and b"MSA|AA|F2" in second
     assert engine.ingestor.messages.get(message_id("FNXRMYY", "F1")) is None
@@ -197,7 +179,7 @@ def test_a_gb18030_senders_ack_comes_back_in_its_set_over_mllp(engine: Engine) -
     """MSH-18 ``GB 18030-2000``: the ACK echoes it and is encoded in it, ERR-8 naming the dropped Chinese
     value (PID-8 ``男``: GB/T 2261.1 sends ``1``, not the word) as the sender wrote it."""
     raw = adt("G1", sex="男", msh18="GB 18030-2000").encode("gb18030")
-    (ack,) = asyncio.run(_mllp(engine, frame(raw), 1))
+    (ack,) = hl7_calls.mllp(engine, raw)
     text = ack.decode("gb18030")
     assert ack_code_of(ack) == "AA" and text.split("\r")[0].split("|")[17] == "GB 18030-2000", text
     (err,) = errs(ack, "gb18030")

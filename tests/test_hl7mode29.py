@@ -13,7 +13,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import base64
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,12 +22,11 @@ import yaml
 from fastapi.testclient import TestClient
 
 from adapters.hl7v2.ack import ack_code_of
-from adapters.listeners.ingest_handler import IngestHandler
-from adapters.listeners.mllp import MLLPServer, frame
 from engine.api.app import create_app
 from engine.engine import Engine
 from engine.messages import PROCESSED, QUARANTINED, message_id
 from engine.settings import Settings
+from tests.hl7_calls import mllp
 
 ER7 = {"Content-Type": "x-application/hl7-v2+er7"}
 
@@ -74,27 +72,6 @@ def post(http: TestClient, body: bytes) -> bytes:
 
 def errs(ack: bytes) -> list[list[str]]:
     return [s.split("|") for s in ack.decode().split("\r") if s.startswith("ERR")]
-
-
-def mllp(engine: Engine, *payloads: bytes) -> list[bytes]:
-    """Each payload framed, all in one write, over a real socket; the answers in order."""
-    async def run() -> list[bytes]:
-        server = MLLPServer(IngestHandler(engine.ingestor), port=0, idle_timeout=10)
-        await server.start()
-        try:
-            reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
-            writer.write(b"".join(frame(p) for p in payloads))
-            await writer.drain()
-            got = []
-            for _ in payloads:
-                data = await asyncio.wait_for(reader.readuntil(b"\x1c\r"), 20)
-                got.append(data[data.index(b"\x0b") + 1:-2])
-            writer.close()
-            return got
-        finally:
-            await server.stop()
-
-    return asyncio.run(run())
 
 
 def patients(http: TestClient, control: str, facility: str = "FNXRMYY") -> int:

@@ -17,15 +17,11 @@
 
 from __future__ import annotations
 
-import asyncio
-
 from adapters.hl7v2.ack import ack_code_of
-from adapters.listeners.ingest_handler import IngestHandler
-from adapters.listeners.mllp import MLLPServer, frame
 from engine.engine import Engine
 from engine.messages import QUARANTINED, message_id
 from engine.settings import Settings
-from tests.test_mllp import read_acks
+from tests.hl7_calls import mllp
 
 
 def adt(control: str, *, msh2: str = "^~\\&", version: str = "2.5.1", msg_type: str = "ADT^A01^ADT_A01",
@@ -37,20 +33,7 @@ def adt(control: str, *, msh2: str = "^~\\&", version: str = "2.5.1", msg_type: 
 
 def exchange(settings: Settings, *messages: bytes) -> tuple[Engine, list[bytes]]:
     engine = Engine(settings)
-
-    async def run() -> list[bytes]:
-        server = MLLPServer(IngestHandler(engine.ingestor), port=0, idle_timeout=10)
-        await server.start()
-        try:
-            reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
-            writer.write(b"".join(frame(m) for m in messages))
-            acks = await read_acks(reader, len(messages))
-            writer.close()
-            return acks
-        finally:
-            await server.stop()
-
-    return engine, asyncio.run(asyncio.wait_for(run(), 60))
+    return engine, mllp(engine, *messages)
 
 
 def segment(ack: bytes, name: str) -> list[str]:

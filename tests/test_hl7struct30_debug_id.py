@@ -14,7 +14,8 @@ import pytest
 from adapters.hl7v2.ack import ack_code_of
 from engine.engine import Engine
 from engine.settings import Settings
-from tests.test_hl7mode29 import adt, errs, mllp
+from tests.hl7_calls import mllp
+from tests.test_hl7mode29 import adt, errs
 
 
 def node(tmp_path: Path, ids: str | None) -> Engine:

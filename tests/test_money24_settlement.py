@@ -22,6 +22,16 @@ from tests.test_insurance_settlement_e2e import RULES, body, charge, ident, insu
 BILLING = "system/*.cruds"
 
 
+def amount_site(tmp_path: Path) -> Path:
+    """A site folder (``tmp_path``/site) whose ``insurance/settlement.yaml`` is the shipped rules with
+    ``basis: amount`` (the money tests' settlement by line amounts); one copy of the folder the
+    settlement and coverage test files each wrote (suitedup31)."""
+    folder = tmp_path / "site"
+    (folder / "insurance").mkdir(parents=True)
+    (folder / "insurance" / "settlement.yaml").write_text(RULES.replace("basis: fund_share", "basis: amount"), "utf-8")
+    return folder
+
+
 @pytest.fixture
 def county(settings: Settings, tmp_path: Path) -> Any:
     from fastapi.testclient import TestClient
@@ -151,9 +161,7 @@ def test_an_hl7_charge_line_sent_in_utc_counts_in_its_local_year(settings: Setti
     from tests.test_convert_families import post as post_hl7
 
     account = PID.replace("|13800000000", "|13800000000|||||ACC-88^^^FNXRMYY^AN")
-    folder = tmp_path / "site"
-    (folder / "insurance").mkdir(parents=True)
-    (folder / "insurance" / "settlement.yaml").write_text(RULES.replace("basis: fund_share", "basis: amount"), "utf-8")
+    folder = amount_site(tmp_path)
     with Engine(settings.with_(site=folder)) as engine, TestClient(create_app(engine)) as http:
         http.headers["Authorization"] = "Bearer " + engine.auth.issue_system_token("his-feed", BILLING)
         bar = message(msh("BAR^P01^BAR_P01", "S1"), "EVN|P01|20261101", account, PV1,

@@ -18,8 +18,8 @@ from engine.settings import Settings
 from tests import test_reports_ui as ui
 from tests.test_convert_families import PV1, message, msh
 from tests.test_convert_families import post as post_hl7
-from tests.test_insurance_settlement_e2e import RULES
 from tests.test_insurance_ui import screenshot, sign_in
+from tests.test_money24_settlement import amount_site
 from tests.test_money25_coverage_period import ACCOUNT
 from tests.test_reports_ui import Browser
 
@@ -28,9 +28,7 @@ server, browser, pytestmark = ui.server, ui.browser, ui.pytestmark
 
 @pytest.fixture
 def engine(settings: Settings, tmp_path: Path) -> Iterator[Engine]:
-    folder = tmp_path / "site"
-    (folder / "insurance").mkdir(parents=True)
-    (folder / "insurance" / "settlement.yaml").write_text(RULES.replace("basis: fund_share", "basis: amount"), "utf-8")
+    folder = amount_site(tmp_path)
     with Engine(settings.with_(site=folder)) as eng:
         yield eng
 

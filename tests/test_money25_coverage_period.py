@@ -16,8 +16,7 @@ from pathlib import Path
 from engine.settings import Settings
 from tests.test_convert_families import PID, PV1, message, msh
 from tests.test_convert_families import post as post_hl7
-from tests.test_insurance_settlement_e2e import RULES
-from tests.test_money24_settlement import BILLING, by_type, settlement
+from tests.test_money24_settlement import BILLING, amount_site, by_type, settlement
 
 ACCOUNT = PID.replace("|13800000000", "|13800000000|||||ACC-91^^^FNXRMYY^AN")
 
@@ -28,9 +27,7 @@ def test_the_line_takes_the_coverage_of_its_day(settings: Settings, tmp_path: Pa
     from engine.api.app import create_app
     from engine.engine import Engine
 
-    folder = tmp_path / "site"
-    (folder / "insurance").mkdir(parents=True)
-    (folder / "insurance" / "settlement.yaml").write_text(RULES.replace("basis: fund_share", "basis: amount"), "utf-8")
+    folder = amount_site(tmp_path)
     with Engine(settings.with_(site=folder)) as engine, TestClient(create_app(engine)) as http:
         http.headers["Authorization"] = "Bearer " + engine.auth.issue_system_token("his-feed", BILLING)
         bar = message(msh("BAR^P01^BAR_P01", "S1"), "EVN|P01|20260101", ACCOUNT, PV1,
@@ -58,9 +55,7 @@ def test_a_day_no_coverage_covers_has_no_type(settings: Settings, tmp_path: Path
     from engine.api.app import create_app
     from engine.engine import Engine
 
-    folder = tmp_path / "site"
-    (folder / "insurance").mkdir(parents=True)
-    (folder / "insurance" / "settlement.yaml").write_text(RULES.replace("basis: fund_share", "basis: amount"), "utf-8")
+    folder = amount_site(tmp_path)
     with Engine(settings.with_(site=folder)) as engine, TestClient(create_app(engine)) as http:
         http.headers["Authorization"] = "Bearer " + engine.auth.issue_system_token("his-feed", BILLING)
         bar = message(msh("BAR^P01^BAR_P01", "S1"), "EVN|P01|20260101", ACCOUNT, PV1,

@@ -19,8 +19,7 @@ from engine.api.app import create_app
 from engine.engine import Engine
 from engine.settings import Settings
 from tests.test_convert_families import post as post_hl7
-from tests.test_insurance_settlement_e2e import RULES
-from tests.test_money24_settlement import BILLING, settlement
+from tests.test_money24_settlement import BILLING, amount_site, settlement
 from tests.test_moneyfix25_rv_coverage import EMPLOYEE, RESIDENT, _dft, _types
 from tests.test_moneyfix25b_rv_probes import _bar
 
@@ -33,9 +32,7 @@ SUMMER_EMPLOYEE = EMPLOYEE.format(n=1, start="20260701", end="20260831")
 
 @pytest.fixture
 def world(backend_settings: Settings, tmp_path: Any) -> Iterator[tuple[Engine, TestClient]]:
-    folder = tmp_path / "site"
-    (folder / "insurance").mkdir(parents=True)
-    (folder / "insurance" / "settlement.yaml").write_text(RULES.replace("basis: fund_share", "basis: amount"), "utf-8")
+    folder = amount_site(tmp_path)
     with Engine(backend_settings.with_(site=folder)) as engine, TestClient(create_app(engine)) as http:
         http.headers["Authorization"] = "Bearer " + engine.auth.issue_system_token("his-feed", BILLING)
         yield engine, http

@@ -19,8 +19,7 @@ from engine.engine import Engine
 from engine.settings import Settings
 from tests.test_convert_families import PV1, message, msh
 from tests.test_convert_families import post as post_hl7
-from tests.test_insurance_settlement_e2e import RULES
-from tests.test_money24_settlement import BILLING, by_type, settlement
+from tests.test_money24_settlement import BILLING, amount_site, by_type, settlement
 from tests.test_money25_coverage_period import ACCOUNT
 
 RESIDENT = "IN1|1|CN-RURAL^城乡居民医保|YB001^^^FNYB|阜宁县医疗保障局||||||||{start}|{end}||390^城乡居民基本医疗保险^CNYBXZ"
@@ -29,9 +28,7 @@ EMPLOYEE = "IN1|{n}|CN-URBAN^城镇职工医保|YB001^^^FNYB|阜宁县医疗保�
 
 @pytest.fixture
 def world(settings: Settings, tmp_path: Path) -> Iterator[tuple[Engine, TestClient]]:
-    folder = tmp_path / "site"
-    (folder / "insurance").mkdir(parents=True)
-    (folder / "insurance" / "settlement.yaml").write_text(RULES.replace("basis: fund_share", "basis: amount"), "utf-8")
+    folder = amount_site(tmp_path)
     with Engine(settings.with_(site=folder)) as engine, TestClient(create_app(engine)) as http:
         http.headers["Authorization"] = "Bearer " + engine.auth.issue_system_token("his-feed", BILLING)
         yield engine, http

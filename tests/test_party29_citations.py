@@ -12,6 +12,14 @@ result: labelfix28's backfill filled the narrow record from the types citing thr
 paths only, so such a report stayed unlabelled. The backfill (a new fingerprint) now also reads
 every citing type's records holding a contained record or an extension (bytes first).
 
+(3) labelmark27's upgrade, moved here (suitedup31: one old store the code of ``BEFORE`` writes for
+both, one old-code run and one extracted tree instead of two): a store written before the write-time
+label is labelled once, at the first start. 王建国's blood count in by real HL7, his hospital's
+system labels one result R by a FHIR PUT and writes a panel citing it -- the report and the panel
+stay unlabelled there, and the report was not indexed by its results. The new engine opens it (the
+index rebuilt for ``DiagnosticReport.result``, then ``ResultLabels.backfill``): both now carry R,
+read as missing by a bound hospital system, and the marker keeps a second start from searching again.
+
 Real path: the example feeds (invented messages) over ``POST /hl7v2``; writes and reads over HTTP
 (TestClient); the old store is written by the code of commit ``BEFORE`` in a subprocess.
 """
@@ -19,6 +27,7 @@ Real path: the example feeds (invented messages) over ``POST /hl7v2``; writes an
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -33,6 +42,8 @@ from tests.test_moneylast19_charges import run_old_code
 
 EXT = "urn:huren:test:extension:cites"
 BEFORE = "9a0f4c75"  # main at the start of the twenty-seventh round: no result labels, no contained citations
+OLD_REFS = ("DiagnosticReport/{report}", "Observation/old-panel", "DiagnosticReport/old-contained",
+            "Observation/old-extension")  # every record of the old store citing the R result
 
 
 @pytest.fixture(scope="module")
@@ -138,6 +149,10 @@ with Engine(Settings(data_dir=Path(sys.argv[1]), http_port=0, mllp_port=0)) as e
         obs = http.get(f"/fhir/{result}", headers=his).json()
         obs["meta"] = {"security": [{"system": SEC, "code": "R"}]}
         assert http.put(f"/fhir/{result}", json=obs, headers=his).status_code == 200
+        panel = {"resourceType": "Observation", "id": "old-panel", "status": "final", "code": {"text": "复核"},
+                 **{k: obs[k] for k in ("subject", "effectiveDateTime", "performer")},
+                 "hasMember": [{"reference": result}]}
+        assert http.put("/fhir/Observation/old-panel", json=panel, headers=his).status_code == 201
         inner = {"resourceType": "Observation", "id": "p1", "status": "final", "code": {"text": "复核"},
                  "subject": obs["subject"], "derivedFrom": [{"reference": result}], "valueString": "见原结果"}
         contained = {"resourceType": "DiagnosticReport", "id": "old-contained", "status": "final",
@@ -150,26 +165,57 @@ with Engine(Settings(data_dir=Path(sys.argv[1]), http_port=0, mllp_port=0)) as e
         put = http.put("/fhir/Observation/old-extension", json=noted, headers=his)
         assert put.status_code == 201, put.text
         metas = {ref: http.get(f"/fhir/{ref}", headers=his).json()["meta"]
-                 for ref in ("DiagnosticReport/old-contained", "Observation/old-extension")}
-        print(json.dumps({"result": result, "metas": metas}))
+                 for ref in (f"DiagnosticReport/{report['id']}", "Observation/old-panel",
+                             "DiagnosticReport/old-contained", "Observation/old-extension")}
+        print(json.dumps({"report": report["id"], "result": result, "metas": metas}))
 """
 
 
 def test_an_old_stores_contained_and_extension_citations_are_backfilled_at_the_first_start(tmp_path):
-    done = run_old_code(BEFORE, OLD_STORE, tmp_path, ["var"])
-    assert done.returncode == 0, done.stderr[-3000:]
-    old = json.loads(done.stdout.strip().splitlines()[-1])
-    assert not any("security" in m for m in old["metas"].values()), old  # what the old code left: unlabelled
+    old = _old_store(tmp_path)
     with Engine(Settings(data_dir=tmp_path / "var", http_port=0, mllp_port=0)) as engine:
         with TestClient(create_app(engine)) as http:
             world = World(engine, http)
-            for ref in old["metas"]:
+            for ref in ("DiagnosticReport/old-contained", "Observation/old-extension"):
                 stored = http.get(f"/fhir/{ref}", headers=world.his).json()
                 assert labels_of(stored) == ["R"], (ref, stored["meta"])
                 r = http.get(f"/fhir/{ref}", **world.bound())
                 assert r.status_code == 404 and old["result"].split("/")[1] not in r.text, (ref, r.status_code)
         marker = engine.store.collection("result_labels").get("-backfilled")
-        assert marker is not None and marker["written"] >= 2, marker
+        assert marker is not None and marker["written"] == len(OLD_REFS), marker  # the two here, labelmark27's two
+        assert ResultLabels(engine.repository).backfill() == 0  # once
+
+
+def _old_store(tmp_path: Path) -> dict[str, Any]:
+    """A copy (in ``tmp_path``/var) of the one store ``OLD_STORE`` wrote by the code of ``BEFORE``
+    (``run_old_code``: once per test process), and what that code printed; checked: the old code left
+    every record citing the R result unlabelled."""
+    done = run_old_code(BEFORE, OLD_STORE, tmp_path, ["var"])
+    assert done.returncode == 0, done.stderr[-3000:]
+    old = json.loads(done.stdout.strip().splitlines()[-1])
+    assert sorted(old["metas"]) == sorted(ref.format(report=old["report"]) for ref in OLD_REFS), old
+    assert not any("security" in m for m in old["metas"].values()), old  # what the old code left: unlabelled
+    return old
+
+
+def test_an_old_stores_records_citing_an_r_result_are_labelled_once_at_the_first_start(tmp_path):
+    """labelmark27's test (moved here, suitedup31): the report and the panel citing the R result."""
+    old = _old_store(tmp_path)
+    with Engine(Settings(data_dir=tmp_path / "var", http_port=0, mllp_port=0)) as engine:
+        with TestClient(create_app(engine)) as http:
+            his = {"Authorization": "Bearer " + engine.auth.issue_system_token("his", "system/*.cruds")}
+            token, _ = engine.auth.issue_token(subject="his-fnzyy", kind="system", client_id="his-fnzyy",
+                                               scopes=["system/*.rs"], extra={"institution": "FNZYY"})
+            bound = {"Authorization": f"Bearer {token}"}
+            for ref in (f"DiagnosticReport/{old['report']}", "Observation/old-panel"):
+                stored = http.get(f"/fhir/{ref}", headers=his).json()
+                assert [c["code"] for c in stored["meta"].get("security", [])] == ["R"], (ref, stored["meta"])
+                r = http.get(f"/fhir/{ref}", headers=bound)
+                assert r.status_code == 404 and old["result"].split("/")[1] not in r.text, (ref, r.status_code)
+            count = http.get(f"/fhir/DiagnosticReport?result={old['result']}&_summary=count", headers=his).json()
+            assert count["total"] == 1  # the old report indexed by its results on the upgrade
+        marker = engine.store.collection("result_labels").get("-backfilled")
+        assert marker is not None and marker["written"] == len(OLD_REFS), marker  # these two and the two above
         assert ResultLabels(engine.repository).backfill() == 0  # once
 
 

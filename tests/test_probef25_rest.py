@@ -10,7 +10,6 @@ fixture of tests/test_fhir_api.py), with a system client's token.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -18,20 +17,13 @@ from fastapi.testclient import TestClient
 
 from engine.api.app import create_app
 from engine.engine import Engine
-from tests.test_fhir_api import eng
+from tests.test_fhir_api import eng, http
 
-__all__ = ["eng"]
+__all__ = ["eng", "http"]
 
 FHIR = "application/fhir+json"
 MRN = "urn:oid:2.16.156.10011.1.FNXRMYY.mrn"
 BASE = "https://huren.example/fhir/"
-
-
-@pytest.fixture
-def http(eng: Engine, client_token: Any) -> Iterator[TestClient]:
-    with TestClient(create_app(eng)) as client:
-        client.headers["Authorization"] = "Bearer " + client_token(eng)
-        yield client
 
 
 def _patient(mrn: str, **extra: Any) -> dict[str, Any]:

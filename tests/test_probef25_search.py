@@ -2,6 +2,9 @@
 
 Each test states the R4 rule it checks. The app is the real one (FastAPI TestClient) over the real
 store (SQLite and mongomock, the ``eng`` fixture of tests/test_fhir_api.py), with a system client's token.
+The tests that only search the four patients (and the Encounter-dates test, whose records no other
+test reads) share one engine a backend (``patients_http``); those writing Observations or patients
+keep an engine each.
 """
 
 from __future__ import annotations
@@ -14,9 +17,10 @@ from fastapi.testclient import TestClient
 
 from engine.api.app import create_app
 from engine.engine import Engine
+from tests.module_store import module_eng
 from tests.test_fhir_api import eng
 
-__all__ = ["eng"]
+__all__ = ["eng", "module_eng"]
 
 LOINC = "http://loinc.org"
 UCUM = "http://unitsofmeasure.org"
@@ -56,6 +60,19 @@ def http(eng: Engine, client_token: Any) -> Iterator[TestClient]:
         yield client
 
 
+@pytest.fixture(scope="module")
+def patients_http(module_eng: Engine) -> Iterator[TestClient]:
+    """The same app and patients as ``http``, once per module and backend (``tests.module_store``,
+    suitedup31), for the tests that write nothing another test of this file reads: the patient
+    searches, and the Encounter dates (only that test writes and reads Encounters)."""
+    with TestClient(create_app(module_eng)) as client:
+        client.headers["Authorization"] = "Bearer " + module_eng.auth.issue_system_token("test-system", "system/*.cruds")
+        for body in PATIENTS:
+            r = client.put(f"/fhir/Patient/{body['id']}", json=body)
+            assert r.status_code == 201, r.text
+        yield client
+
+
 def _put(http: TestClient, *bodies: dict[str, Any]) -> None:
     for body in bodies:
         r = http.put(f"/fhir/{body['resourceType']}/{body['id']}", json=body)
@@ -70,21 +87,21 @@ def _ids(http: TestClient, query: str) -> list[str]:
 
 # --- dates (search.html#date, #prefix) -------------------------------------------------------------
 
-def test_date_implicit_ranges_and_prefixes_on_a_date(http: TestClient) -> None:
+def test_date_implicit_ranges_and_prefixes_on_a_date(patients_http: TestClient) -> None:
     q = "/fhir/Patient?birthdate="
-    assert _ids(http, q + "1990") == ["pa", "pb"]
-    assert _ids(http, q + "1990-01") == ["pa"]
-    assert _ids(http, q + "eq1990-01-01") == ["pa"]
-    assert _ids(http, q + "1991") == ["pc"]  # a stored month lies within the year
-    assert _ids(http, q + "1991-03-10") == []  # the stored month is not within the day
-    assert _ids(http, q + "lt1990-06-15") == ["pa"]
-    assert _ids(http, q + "le1990-06-15") == ["pa", "pb"]
-    assert _ids(http, q + "gt1990-06-15") == ["pc"]
-    assert _ids(http, q + "ge1990-06-15") == ["pb", "pc"]
-    assert _ids(http, q + "ne1990") == ["pc"]  # pd has no value
-    assert _ids(http, q + "sa1990-01-01") == ["pb", "pc"]
-    assert _ids(http, q + "eb1990-06-15") == ["pa"]
-    ap = http.get(q + "ap1990-01-02")  # 'ap' is server-defined: refused clearly is fine
+    assert _ids(patients_http, q + "1990") == ["pa", "pb"]
+    assert _ids(patients_http, q + "1990-01") == ["pa"]
+    assert _ids(patients_http, q + "eq1990-01-01") == ["pa"]
+    assert _ids(patients_http, q + "1991") == ["pc"]  # a stored month lies within the year
+    assert _ids(patients_http, q + "1991-03-10") == []  # the stored month is not within the day
+    assert _ids(patients_http, q + "lt1990-06-15") == ["pa"]
+    assert _ids(patients_http, q + "le1990-06-15") == ["pa", "pb"]
+    assert _ids(patients_http, q + "gt1990-06-15") == ["pc"]
+    assert _ids(patients_http, q + "ge1990-06-15") == ["pb", "pc"]
+    assert _ids(patients_http, q + "ne1990") == ["pc"]  # pd has no value
+    assert _ids(patients_http, q + "sa1990-01-01") == ["pb", "pc"]
+    assert _ids(patients_http, q + "eb1990-06-15") == ["pa"]
+    ap = patients_http.get(q + "ap1990-01-02")  # 'ap' is server-defined: refused clearly is fine
     assert ap.status_code == 400 and ap.json()["issue"][0]["code"] == "not-supported", ap.text
 
 
@@ -101,9 +118,9 @@ def test_date_with_time_and_zone(http: TestClient) -> None:
     assert _ids(http, q + "2026-09-20T08:00:00.000%2B08:00") == []
 
 
-def test_a_date_search_value_that_is_not_a_date_is_a_400(http: TestClient) -> None:
+def test_a_date_search_value_that_is_not_a_date_is_a_400(patients_http: TestClient) -> None:
     for bad in ("1990-13", "abc", "1990-02-30", "2026-09-20T25:00:00Z", "xx1990"):
-        r = http.get("/fhir/Patient?birthdate=" + bad)
+        r = patients_http.get("/fhir/Patient?birthdate=" + bad)
         assert r.status_code == 400, (bad, r.status_code, r.text)
         assert r.json()["resourceType"] == "OperationOutcome"
 
@@ -147,41 +164,41 @@ def test_token_forms(http: TestClient) -> None:
     assert _ids(http, "/fhir/Observation?code:not=" + LOINC + "|2345-7") == ["t2", "t3"]
 
 
-def test_token_gender_missing_and_not(http: TestClient) -> None:
-    assert _ids(http, "/fhir/Patient?gender=male") == ["pa", "pc"]
-    assert _ids(http, "/fhir/Patient?gender:not=male") == ["pb", "pd"]  # :not includes the absent
-    assert _ids(http, "/fhir/Patient?gender:missing=true") == ["pd"]
-    assert _ids(http, "/fhir/Patient?gender:missing=false") == ["pa", "pb", "pc"]
-    assert _ids(http, "/fhir/Patient?birthdate:missing=true") == ["pd"]
-    r = http.get("/fhir/Patient?gender:missing=maybe")
+def test_token_gender_missing_and_not(patients_http: TestClient) -> None:
+    assert _ids(patients_http, "/fhir/Patient?gender=male") == ["pa", "pc"]
+    assert _ids(patients_http, "/fhir/Patient?gender:not=male") == ["pb", "pd"]  # :not includes the absent
+    assert _ids(patients_http, "/fhir/Patient?gender:missing=true") == ["pd"]
+    assert _ids(patients_http, "/fhir/Patient?gender:missing=false") == ["pa", "pb", "pc"]
+    assert _ids(patients_http, "/fhir/Patient?birthdate:missing=true") == ["pd"]
+    r = patients_http.get("/fhir/Patient?gender:missing=maybe")
     assert r.status_code == 400, r.text
 
 
-def test_escaped_identifier_values(http: TestClient) -> None:
+def test_escaped_identifier_values(patients_http: TestClient) -> None:
     q = "/fhir/Patient?identifier=" + MRN + "|"
-    assert _ids(http, q + "A\\,1") == ["pa"]
-    assert _ids(http, q + "B\\|2") == ["pb"]
-    assert _ids(http, q + "C\\$3") == ["pc"]
-    assert _ids(http, q + "D\\\\4") == ["pd"]
-    assert _ids(http, q + "A\\,1," + MRN + "|B\\|2") == ["pa", "pb"]
+    assert _ids(patients_http, q + "A\\,1") == ["pa"]
+    assert _ids(patients_http, q + "B\\|2") == ["pb"]
+    assert _ids(patients_http, q + "C\\$3") == ["pc"]
+    assert _ids(patients_http, q + "D\\\\4") == ["pd"]
+    assert _ids(patients_http, q + "A\\,1," + MRN + "|B\\|2") == ["pa", "pb"]
 
 
 # --- strings (search.html#string) ------------------------------------------------------------------
 
-def test_string_defaults_exact_contains(http: TestClient) -> None:
+def test_string_defaults_exact_contains(patients_http: TestClient) -> None:
     q = "/fhir/Patient?family="
-    assert _ids(http, q + "smith") == ["pb", "pc"]  # starts-with, case-insensitive
-    assert _ids(http, q + "SMI") == ["pb", "pc"]
-    assert _ids(http, q + "muller") == ["pa"]  # accent-insensitive
-    assert _ids(http, q + "Mül") == ["pa"]
-    assert _ids(http, "/fhir/Patient?family:exact=Smith") == ["pb"]
-    assert _ids(http, "/fhir/Patient?family:exact=smith") == []
-    assert _ids(http, "/fhir/Patient?family:exact=Muller") == []
-    assert _ids(http, "/fhir/Patient?family:contains=ith") == ["pb", "pc"]
-    assert _ids(http, "/fhir/Patient?family:contains=LLE") == ["pa"]
-    assert _ids(http, "/fhir/Patient?name=anna") == ["pb"]  # name covers given
-    assert _ids(http, q + "smith&family=smithe") == ["pc"]  # AND by repetition
-    assert _ids(http, q + "jones,muller") == ["pa", "pd"]  # OR by commas
+    assert _ids(patients_http, q + "smith") == ["pb", "pc"]  # starts-with, case-insensitive
+    assert _ids(patients_http, q + "SMI") == ["pb", "pc"]
+    assert _ids(patients_http, q + "muller") == ["pa"]  # accent-insensitive
+    assert _ids(patients_http, q + "Mül") == ["pa"]
+    assert _ids(patients_http, "/fhir/Patient?family:exact=Smith") == ["pb"]
+    assert _ids(patients_http, "/fhir/Patient?family:exact=smith") == []
+    assert _ids(patients_http, "/fhir/Patient?family:exact=Muller") == []
+    assert _ids(patients_http, "/fhir/Patient?family:contains=ith") == ["pb", "pc"]
+    assert _ids(patients_http, "/fhir/Patient?family:contains=LLE") == ["pa"]
+    assert _ids(patients_http, "/fhir/Patient?name=anna") == ["pb"]  # name covers given
+    assert _ids(patients_http, q + "smith&family=smithe") == ["pc"]  # AND by repetition
+    assert _ids(patients_http, q + "jones,muller") == ["pa", "pd"]  # OR by commas
 
 
 # --- references (search.html#reference) ------------------------------------------------------------
@@ -200,9 +217,9 @@ def test_reference_forms(http: TestClient) -> None:
 
 # --- result parameters (search.html#_sort, #count, #total, #summary, #elements) --------------------
 
-def test_sort_several_keys_and_descending(http: TestClient) -> None:
+def test_sort_several_keys_and_descending(patients_http: TestClient) -> None:
     def order(query: str) -> list[str]:
-        r = http.get(query)
+        r = patients_http.get(query)
         assert r.status_code == 200, r.text
         return [e["resource"]["id"] for e in r.json()["entry"]]
     got = order("/fhir/Patient?_sort=-birthdate")
@@ -210,92 +227,92 @@ def test_sort_several_keys_and_descending(http: TestClient) -> None:
     assert order("/fhir/Patient?_sort=birthdate")[-3:] == ["pa", "pb", "pc"] or \
         order("/fhir/Patient?_sort=birthdate")[:3] == ["pa", "pb", "pc"]
     assert order("/fhir/Patient?_sort=gender,-family&gender:missing=false") == ["pb", "pc", "pa"]
-    assert http.get("/fhir/Patient?_sort=nosuchparam").status_code == 400
+    assert patients_http.get("/fhir/Patient?_sort=nosuchparam").status_code == 400
 
 
-def test_count_zero_above_max_and_paging(http: TestClient) -> None:
-    r = http.get("/fhir/Patient?_count=0")
+def test_count_zero_above_max_and_paging(patients_http: TestClient) -> None:
+    r = patients_http.get("/fhir/Patient?_count=0")
     assert r.status_code == 200, r.text
     b = r.json()
     assert b.get("entry", []) == [] and b["total"] == 4
-    r = http.get("/fhir/Patient?_count=100000")
+    r = patients_http.get("/fhir/Patient?_count=100000")
     assert r.status_code == 200, r.text
     assert len(r.json()["entry"]) == 4
     seen: list[str] = []
-    page = http.get("/fhir/Patient?_count=1&_sort=family").json()
+    page = patients_http.get("/fhir/Patient?_count=1&_sort=family").json()
     while True:
         seen += [e["resource"]["id"] for e in page["entry"]]
         nxt = [link["url"] for link in page["link"] if link["relation"] == "next"]
         if not nxt:
             break
-        page = http.get(nxt[0].replace("https://huren.example", "")).json()
+        page = patients_http.get(nxt[0].replace("https://huren.example", "")).json()
     assert seen == ["pd", "pa", "pb", "pc"]
-    assert http.get("/fhir/Patient?_count=-1").status_code == 400
-    assert http.get("/fhir/Patient?_count=abc").status_code == 400
+    assert patients_http.get("/fhir/Patient?_count=-1").status_code == 400
+    assert patients_http.get("/fhir/Patient?_count=abc").status_code == 400
 
 
-def test_total_and_summary_count(http: TestClient) -> None:
-    b = http.get("/fhir/Patient?_summary=count").json()
+def test_total_and_summary_count(patients_http: TestClient) -> None:
+    b = patients_http.get("/fhir/Patient?_summary=count").json()
     assert b["total"] == 4 and not b.get("entry")
-    b = http.get("/fhir/Patient?_total=none").json()
+    b = patients_http.get("/fhir/Patient?_total=none").json()
     assert len(b["entry"]) == 4
-    b = http.get("/fhir/Patient?_total=accurate").json()
+    b = patients_http.get("/fhir/Patient?_total=accurate").json()
     assert b["total"] == 4
-    assert http.get("/fhir/Patient?_total=bogus").status_code == 400
+    assert patients_http.get("/fhir/Patient?_total=bogus").status_code == 400
 
 
-def test_summary_and_elements_mark_subsetted(http: TestClient) -> None:
-    r = http.get("/fhir/Patient?_elements=birthDate&_id=pa")
+def test_summary_and_elements_mark_subsetted(patients_http: TestClient) -> None:
+    r = patients_http.get("/fhir/Patient?_elements=birthDate&_id=pa")
     assert r.status_code == 200, r.text
     res = r.json()["entry"][0]["resource"]
     assert res["birthDate"] == "1990-01-01" and "name" not in res and res["id"] == "pa"
     assert any(t.get("code") == "SUBSETTED" for t in res.get("meta", {}).get("tag", []))
-    r = http.get("/fhir/Patient/pa?_elements=gender")
+    r = patients_http.get("/fhir/Patient/pa?_elements=gender")
     assert r.status_code == 200, r.text
     assert "name" not in r.json() and r.json()["gender"] == "male"
-    r = http.get("/fhir/Patient?_summary=true&_id=pa")  # not claimed: refused clearly, not ignored
+    r = patients_http.get("/fhir/Patient?_summary=true&_id=pa")  # not claimed: refused clearly, not ignored
     assert r.status_code == 400 and r.json()["issue"][0]["code"] == "not-supported", r.text
 
 
-def test_unknown_parameter_lenient_and_strict(http: TestClient) -> None:
+def test_unknown_parameter_lenient_and_strict(patients_http: TestClient) -> None:
     # search.html#errors: the server chooses its default; huren's is strict (a 400 naming it)
-    r = http.get("/fhir/Patient?nosuchparam=1")
+    r = patients_http.get("/fhir/Patient?nosuchparam=1")
     assert r.status_code == 400 and "nosuchparam" in r.text
-    r = http.get("/fhir/Patient?nosuchparam=1", headers={"Prefer": "handling=lenient"})
+    r = patients_http.get("/fhir/Patient?nosuchparam=1", headers={"Prefer": "handling=lenient"})
     assert r.status_code == 200, r.text
     self_link = next(link["url"] for link in r.json()["link"] if link["relation"] == "self")
-    assert "nosuchparam" not in self_link  # http.html#search: the self link says what was applied
+    assert "nosuchparam" not in self_link  # patients_http.html#search: the self link says what was applied
     assert len(r.json()["entry"]) == 4
-    r = http.get("/fhir/Patient?nosuchparam=1", headers={"Prefer": "handling=strict"})
+    r = patients_http.get("/fhir/Patient?nosuchparam=1", headers={"Prefer": "handling=strict"})
     assert r.status_code == 400, r.text
     assert r.json()["resourceType"] == "OperationOutcome"
 
 
-def test_date_prefixes_against_a_stored_month_and_a_period(http: TestClient) -> None:
+def test_date_prefixes_against_a_stored_month_and_a_period(patients_http: TestClient) -> None:
     """search.html#prefix: each prefix compares the search range with the stored value's range (pc is born
     "1991-03": a month; an Encounter lasts nine days; an open Period has no end)."""
     q = "/fhir/Patient?birthdate="
-    assert _ids(http, q + "gt1990") == ["pc"]
-    assert _ids(http, q + "le1990") == ["pa", "pb"]
-    assert _ids(http, q + "lt1991-03-15") == ["pa", "pb", "pc"]  # the month overlaps what lies below
-    assert _ids(http, q + "gt1991-03-15") == ["pc"]
-    assert _ids(http, q + "sa1991-02-28") == ["pc"]
-    assert _ids(http, q + "sa1991-03-15") == []
-    assert _ids(http, q + "eb1991-03-15") == ["pa", "pb"]
-    assert _ids(http, "/fhir/Patient?gender=MALE") == []  # administrative-gender codes are case-sensitive
+    assert _ids(patients_http, q + "gt1990") == ["pc"]
+    assert _ids(patients_http, q + "le1990") == ["pa", "pb"]
+    assert _ids(patients_http, q + "lt1991-03-15") == ["pa", "pb", "pc"]  # the month overlaps what lies below
+    assert _ids(patients_http, q + "gt1991-03-15") == ["pc"]
+    assert _ids(patients_http, q + "sa1991-02-28") == ["pc"]
+    assert _ids(patients_http, q + "sa1991-03-15") == []
+    assert _ids(patients_http, q + "eb1991-03-15") == ["pa", "pb"]
+    assert _ids(patients_http, "/fhir/Patient?gender=MALE") == []  # administrative-gender codes are case-sensitive
     enc = {"resourceType": "Encounter", "status": "finished", "subject": {"reference": "Patient/pa"},
-           "class": {"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "AMB"},
+           "class": {"system": "patients_http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "AMB"},
            "serviceProvider": {"reference": "Organization/org"}}
-    _put(http, {**enc, "id": "e9", "period": {"start": "2026-09-01T08:00:00+08:00", "end": "2026-09-10T08:00:00+08:00"}},
+    _put(patients_http, {**enc, "id": "e9", "period": {"start": "2026-09-01T08:00:00+08:00", "end": "2026-09-10T08:00:00+08:00"}},
          {**enc, "id": "eopen", "period": {"start": "2026-09-01T08:00:00+08:00"}})
     q = "/fhir/Encounter?date="
-    assert _ids(http, q + "2026-09-05") == []  # a day does not contain nine days
-    assert _ids(http, q + "2026-09") == ["e9"]  # the open one may run past September
-    assert _ids(http, q + "ne2026-09-05") == ["e9", "eopen"]
-    assert _ids(http, q + "ge2026-09-05") == ["e9", "eopen"]
-    assert _ids(http, q + "gt2030") == ["eopen"]  # no end: still going
-    assert _ids(http, q + "eb2030") == ["e9"]
-    assert _ids(http, q + "sa2026-08-31") == ["e9", "eopen"]
+    assert _ids(patients_http, q + "2026-09-05") == []  # a day does not contain nine days
+    assert _ids(patients_http, q + "2026-09") == ["e9"]  # the open one may run past September
+    assert _ids(patients_http, q + "ne2026-09-05") == ["e9", "eopen"]
+    assert _ids(patients_http, q + "ge2026-09-05") == ["e9", "eopen"]
+    assert _ids(patients_http, q + "gt2030") == ["eopen"]  # no end: still going
+    assert _ids(patients_http, q + "eb2030") == ["e9"]
+    assert _ids(patients_http, q + "sa2026-08-31") == ["e9", "eopen"]
 
 
 def test_count_above_the_maximum_is_capped_with_a_next_link(http: TestClient) -> None:

@@ -42,6 +42,18 @@ def adt(control: str, event: str, pv1_3: str, pv1_6: str, minute: str, visit: st
             f"PV1|1|I|{pv1_3}|||{pv1_6}|D01^王^明||||||||||||{visit}^^^FNXRMYY^VN\n")
 
 
+def a12_beds(engine: Engine, prefix: str, visit: str) -> list[tuple[str, str]]:
+    """A01 to bed 101, A02 to 102, A12 back to 101 (PV1-6 naming 102, the bed the cancelled transfer
+    went to) over MLLP, controls ``prefix`` 1-3; the visit's stored beds, (display, status) sorted.
+    The scenario convfix29 runs on its own site rules too (one copy, suitedup31)."""
+    mllp(engine,
+         adt(f"{prefix}1", "A01", "W01^101^1^FNXRMYY", "", "10", visit),
+         adt(f"{prefix}2", "A02", "W01^102^1^FNXRMYY", "W01^101^1^FNXRMYY", "15", visit),
+         adt(f"{prefix}3", "A12", "W01^101^1^FNXRMYY", "W01^102^1^FNXRMYY", "20", visit))
+    [encounter] = engine.repository.search("Encounter", [("identifier", visit)]).resources
+    return sorted((e["location"]["display"], e["status"]) for e in encounter.get("location", ()))
+
+
 def _site_with_merge(root: Path, merge_text: str) -> Path:
     site = root / "site"
     site.mkdir(parents=True)
@@ -64,12 +76,7 @@ def test_an_old_site_merge_file_keeps_the_cancelled_transfers_bed_out_of_history
     transfer went to). On bd6a96da the site below stored 101 alone; on bd89d024 its merge.yaml (made
     before the key existed) names Encounter.location, so the A12 rule is gone: 102 is stored
     ``completed`` -- a bed the patient never lay in, under a cancelled transfer."""
-    mllp(old_site_engine,
-         adt("R1", "A01", "W01^101^1^FNXRMYY", "", "10", "VR1"),
-         adt("R2", "A02", "W01^102^1^FNXRMYY", "W01^101^1^FNXRMYY", "15", "VR1"),
-         adt("R3", "A12", "W01^101^1^FNXRMYY", "W01^102^1^FNXRMYY", "20", "VR1"))
-    [encounter] = old_site_engine.repository.search("Encounter", [("identifier", "VR1")]).resources
-    beds = sorted((e["location"]["display"], e["status"]) for e in encounter.get("location", ()))
+    beds = a12_beds(old_site_engine, "R", "VR1")
     assert beds == [("W01 101 1", "active")], beds
 
 

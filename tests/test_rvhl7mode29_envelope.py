@@ -15,7 +15,8 @@ from engine.api.app import create_app
 from engine.engine import Engine
 from engine.messages import PROCESSED, QUARANTINED, message_id
 from engine.settings import Settings
-from tests.test_hl7mode29 import adt, errs, mllp, patients, post, trailer
+from tests.hl7_calls import mllp
+from tests.test_hl7mode29 import adt, errs, patients, post, trailer
 
 
 def client(engine: Engine) -> TestClient:

@@ -2,7 +2,8 @@
 their scans (``engine.repository.port.is_new_store``), and what they write is what their scans, run on
 that store, write (twenty-ninth round, suitecut29b). That an older store still gets every backfill is
 the upgrades' own tests (test_rec13_final_at_upgrade, test_last20a_deleted_labels, test_audit_legacy,
-test_labelmark27_backfill, test_rec17_same_person, test_lead19_charge_lines, test_rvrvpriv26_upgrade, ...)."""
+test_party29_citations (labelmark27's, moved there), test_rec17_same_person, test_lead19_charge_lines,
+test_rvrvpriv26_upgrade, ...)."""
 
 from __future__ import annotations
 

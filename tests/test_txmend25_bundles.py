@@ -7,8 +7,6 @@ _history and content negotiation, mended -- the rules around the probe's own fai
 from __future__ import annotations
 
 import copy
-from collections.abc import Iterator
-from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
@@ -17,39 +15,12 @@ from engine.api.app import create_app
 from engine.engine import Engine
 from engine.errors import Conflict
 from engine.repository.port import StoredResource
-from tests.test_fhir_api import eng
+from tests.test_fhir_api import eng, http
+from tests.test_probef25_rest import MRN, _local, _obs, _patient, _tx
 
-__all__ = ["eng"]
+__all__ = ["eng", "http"]
 
-MRN = "urn:oid:2.16.156.10011.1.FNXRMYY.mrn"
 OTHER = "http://other.example/fhir/"
-
-
-@pytest.fixture
-def http(eng: Engine, client_token: Any) -> Iterator[TestClient]:
-    with TestClient(create_app(eng)) as client:
-        client.headers["Authorization"] = "Bearer " + client_token(eng)
-        yield client
-
-
-def _patient(mrn: str, **extra: Any) -> dict[str, Any]:
-    return {"resourceType": "Patient", "identifier": [{"system": MRN, "value": mrn}], "name": [{"family": "张"}],
-            **extra}
-
-
-def _obs(subject: str, **extra: Any) -> dict[str, Any]:
-    return {"resourceType": "Observation", "status": "final",
-            "code": {"coding": [{"system": "http://loinc.org", "code": "2345-7"}]},
-            "subject": {"reference": subject}, "effectiveDateTime": "2026-09-20T08:00:00+08:00",
-            "performer": [{"reference": "Organization/org"}], **extra}
-
-
-def _tx(http: TestClient, entries: list[dict[str, Any]], kind: str = "transaction") -> Any:
-    return http.post("/fhir", json={"resourceType": "Bundle", "type": kind, "entry": entries})
-
-
-def _local(location: str) -> str:
-    return "/fhir/" + location.split("/fhir/")[-1].split("/_history")[0]
 
 
 # --- 1. a conditional create's match overlapping another entry fails the transaction ---------------

@@ -1,0 +1,43 @@
+"""One engine a test module, on each storage backend (suitedup31).
+
+``tests/test_fhir_api.py``'s ``eng`` fixture builds an Engine (and its store) for every test and every
+backend; a module whose tests only read what one set-up wrote pays for that set-up again in each test
+(~0.1 s of CPU an Engine, the app and its seeding besides). ``module_eng`` is the same engine --
+``backend_settings``' backends (``tests.conftest._BACKENDS``: SQLite, mongomock, a real MongoDB when
+``HUREN_MONGODB_URI`` is set), ``base_url`` ``https://huren.example`` -- built once per module and
+backend. Use it only where no test depends on another's writes (what a test writes, no other test of
+the module reads); a module imports it under the name its tests use (``eng = module_eng``)."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+
+import pytest
+
+from engine.engine import Engine
+from engine.settings import Settings
+from tests.conftest import _BACKENDS
+
+
+@pytest.fixture(scope="module", params=_BACKENDS)
+def module_eng(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Engine]:
+    """The module's engine on the backend ``request.param``, a store of its own (as ``backend_settings``
+    gives a test: a fresh SQLite folder, a mongomock client, a MongoDB database dropped afterwards)."""
+    root = tmp_path_factory.mktemp(request.module.__name__.rsplit(".", 1)[-1])
+    settings = Settings(data_dir=root / "var", http_port=0, mllp_port=0, base_url="https://huren.example")
+    db = ""
+    if request.param == "mongomock":
+        settings = settings.with_(mongodb_uri="mongomock://")
+    elif request.param == "mongodb":
+        db = f"huren_test_{uuid.uuid4().hex[:12]}"
+        settings = settings.with_(mongodb_uri=os.environ["HUREN_MONGODB_URI"], mongodb_db=db)
+    try:
+        with Engine(settings) as engine:
+            yield engine
+    finally:
+        if db:
+            import pymongo
+
+            pymongo.MongoClient(os.environ["HUREN_MONGODB_URI"]).drop_database(db)
