@@ -167,10 +167,6 @@ def test_a37_unlink_after_a_mistaken_merge_gives_the_visit_back(mllp: int, fhir:
     accepted(mllp, adt("A08", "A08-1", one, "V100", ts(1)))
 
 
-@pytest.mark.xfail(strict=True, reason="not mended (visitmend20; writer30 left it): the store now marks who wrote "
-                   "each version (StoredResource.writer, Repository.writers), but the merge rules' another_person "
-                   "check on Encounter.subject is handed the stored JSON only, so the visit's owner (ADT) still "
-                   "cannot tell a lab's placeholder (writer: the result feed) from a visit")
 def test_lab_results_before_admission_under_the_lis_own_patient_number(mllp: int, fhir: TestClient) -> None:
     """Results before ADT: the LIS names the patient by its own number (PID-3 type PI, no ID
     number) under the HIS visit number; the thin Encounter it carries is written (only if absent).
