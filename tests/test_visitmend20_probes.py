@@ -8,7 +8,8 @@ HTTP (the reviewer's probes, kept with the cases mended):
   record that does not exist (``id|`` against the PID's ``nid|`` key);
 - a newborn's results under the mother's visit number (rooming-in, 母婴同室) pass when the message
   names her as its patient's mother (PID-21), and only then;
-- results before the admission under the LIS's own patient number: not mended (see the README).
+- results before the admission under the LIS's own patient number: the HIS's A01 files the lab's
+  placeholder visit under the patient it admits (writer31: ``takes_over``, the store's writer mark).
 """
 
 # ruff: noqa: F811 -- the fixtures imported from test_visit20_reused_numbers are the tests' arguments
