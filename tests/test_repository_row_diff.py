@@ -162,7 +162,7 @@ def test_stores_of_layouts_3_and_4_are_converted_on_bind(tmp_path: Path, layout:
     store.close()
     store = SqliteStore(path)
     repo = FhirRepository(store)
-    assert store.query("PRAGMA user_version")[0][0] == LAYOUT == 7
+    assert store.query("PRAGMA user_version")[0][0] == LAYOUT == 8
     assert [name for (name,) in store.query("SELECT name FROM sqlite_master WHERE type = 'index' AND "
                                             "tbl_name = 'fhir_resource' ORDER BY name")] == [
         "fhir_resource_key", "fhir_resource_updated"]  # (type, id) found by its hash, no autoindex

@@ -14,8 +14,6 @@ from __future__ import annotations
 from decimal import Decimal as D
 from typing import Any
 
-import pytest
-
 from engine.engine import Engine
 from tests import test_money19_cds_orders
 from tests.test_convert_families import post as post_hl7
@@ -57,10 +55,6 @@ def test_a_clients_provenance_naming_the_ended_cover_does_not_restate_it(world: 
     assert _excluded(report) == {"no-insurance-type": (1, D("40.00"))}
 
 
-@pytest.mark.xfail(strict=True, reason="left (rvmoney29 LOW; writer30 not reached): the retest-reason-withdrawn "
-                   "extension stays on the order after a later message states a reason (extensions merge by url, "
-                   "keep-if-absent, and no merge rule ties the extension to the reasonCode slice it qualifies; the "
-                   "flag itself is right: the stated reason decides)")
 def test_a_reason_re_stated_after_the_delete_drops_the_withdrawn_mark(engine: Engine, mllp: int) -> None:
     """FINDING 2 (LOW). CDS R04, the order, XO ``""`` (withdraws), then XO stating R01: R01 decides (the
     flag is right), but the stored ServiceRequest read over FHIR still says the reason was withdrawn

@@ -1,10 +1,11 @@
-"""rvwriter30: the writer mark when a huren of the same layout (7) from before writer30 writes the store.
+"""rvwriter30: the writer mark when a huren of layout 7 from before writer30 writes the store.
 
-writer30 keeps the layout number (``_add_writer``'s docstring: "an older huren of layout 7 names its columns
-and leaves the new one NULL, which reads as not known too"). Real path: the feed's ADT through the ingestor
-of this tree, then the release before writer30 (647c6168, extracted with ``git archive``) opening the same
-SQLite store in its own process and updating the Patient as a FHIR client would (``Repository.update``,
-source ``api``), then this tree reading the mark back.
+writer30 kept the layout number, and the release before it opened the store and updated a row without
+naming the ``writer`` column: the client's version kept the feed's mark. writer31 made the column layout 8,
+which that release refuses. Real path: the feed's ADT through the ingestor of this tree, then the release
+before writer30 (647c6168, extracted with ``git archive``) opening the same SQLite store in its own process
+to update the Patient as a FHIR client would (``Repository.update``, source ``api``), then this tree reading
+the Patient and its mark back.
 """
 
 from __future__ import annotations
@@ -13,8 +14,6 @@ import subprocess
 import sys
 import textwrap
 from pathlib import Path
-
-import pytest
 
 from engine.engine import Engine
 from engine.merge_rules import API
@@ -25,18 +24,15 @@ ROOT = Path(__file__).resolve().parent.parent
 BEFORE = "647c6168"
 
 
-@pytest.mark.xfail(strict=True, reason="left (rvwriter30 LOW, the lead): the writer column came without a new "
-                   "layout number, so a release of layout 7 from before it still opens the store, and its UPDATE "
-                   "does not name the column: the row keeps the previous version's mark. Only a downgrade or an "
-                   "older worker left running (against the rule that all stop before an upgrade) reaches it; a "
-                   "layout 8 that older releases refuse is the fix, next round")
 def test_a_clients_version_written_by_the_release_before_is_not_marked_the_feeds(settings: Settings,
                                                                                  tmp_path: Path) -> None:
-    """FINDING (LOW). The older release's update is ``UPDATE fhir_resource SET version, updated, deleted,
-    body, sortkeys, hkeys, ranges WHERE rid`` -- it does not name ``writer``, so the row KEEPS the previous
-    version's writer (the feed's group). It does not leave it NULL as the docstring claims: after a
-    downgrade (same layout, so allowed) and upgrade, a client's version reads as the feed's, the very
-    confusion the mark exists to prevent (settlement would count a client's Provenance edit as the HIS's)."""
+    """FINDING (rvwriter30 LOW, mended by writer31). The older release's update is ``UPDATE fhir_resource
+    SET version, updated, deleted, body, sortkeys, hkeys, ranges WHERE rid`` -- it does not name ``writer``,
+    so the row kept the previous version's writer (the feed's group): after a downgrade (same layout, so
+    allowed) a client's version read as the feed's, the very confusion the mark exists to prevent. Now the
+    store is of layout 8 and that release refuses to open it (its own "newer huren" check): nothing it
+    could write reaches the store, the feed's version and mark stay, and this tree's client write is
+    marked the client's."""
     with Engine(settings) as engine:
         (out,) = engine.ingestor.process([(adt("W1"), "mllp", "peer")])
         assert out.code == "AA"
@@ -64,7 +60,14 @@ def test_a_clients_version_written_by_the_release_before_is_not_marked_the_feeds
             assert r.resource["meta"]["versionId"] == "2", r.resource["meta"]
     """)
     done = subprocess.run([sys.executable, "-c", script], cwd=str(old), capture_output=True, text=True)
-    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.returncode != 0, done.stdout[-3000:]
+    assert "LayoutError" in done.stderr and "layout 8 was written by a newer huren" in done.stderr, \
+        done.stderr[-3000:]
     with Engine(settings) as engine:
-        assert engine.repository.read("Patient", patient)["gender"] == "female"
-        assert engine.repository.writers("Patient", [patient])[patient] in (None, API)
+        stored = engine.repository.read("Patient", patient)
+        assert stored["gender"] == "male" and stored["meta"]["versionId"] == "1", stored
+        assert engine.repository.writers("Patient", [patient]) == {patient: feed}
+        mine = {k: v for k, v in stored.items() if k != "meta"}
+        mine["gender"] = "female"
+        assert engine.repository.update(mine).resource["meta"]["versionId"] == "2"
+        assert engine.repository.writers("Patient", [patient]) == {patient: API}

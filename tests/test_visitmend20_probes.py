@@ -8,7 +8,8 @@ HTTP (the reviewer's probes, kept with the cases mended):
   record that does not exist (``id|`` against the PID's ``nid|`` key);
 - a newborn's results under the mother's visit number (rooming-in, 母婴同室) pass when the message
   names her as its patient's mother (PID-21), and only then;
-- results before the admission under the LIS's own patient number: not mended (see the README).
+- results before the admission under the LIS's own patient number: the HIS's A01 files the lab's
+  placeholder visit under the patient it admits (writer31: ``takes_over``, the store's writer mark).
 """
 
 # ruff: noqa: F811 -- the fixtures imported from test_visit20_reused_numbers are the tests' arguments
@@ -17,7 +18,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import pytest
 from fastapi.testclient import TestClient
 
 from engine.engine import Engine
@@ -167,10 +167,6 @@ def test_a37_unlink_after_a_mistaken_merge_gives_the_visit_back(mllp: int, fhir:
     accepted(mllp, adt("A08", "A08-1", one, "V100", ts(1)))
 
 
-@pytest.mark.xfail(strict=True, reason="not mended (visitmend20; writer30 left it): the store now marks who wrote "
-                   "each version (StoredResource.writer, Repository.writers), but the merge rules' another_person "
-                   "check on Encounter.subject is handed the stored JSON only, so the visit's owner (ADT) still "
-                   "cannot tell a lab's placeholder (writer: the result feed) from a visit")
 def test_lab_results_before_admission_under_the_lis_own_patient_number(mllp: int, fhir: TestClient) -> None:
     """Results before ADT: the LIS names the patient by its own number (PID-3 type PI, no ID
     number) under the HIS visit number; the thin Encounter it carries is written (only if absent).

@@ -381,6 +381,7 @@ def service_request(
 
 
 _RETEST_REASON: tuple[tuple[str, tuple[str, ...]], ...] = (("coding.system", (common.RECOGNITION_REASON,)),)
+_WITHDRAWN_MARK: tuple[tuple[str, tuple[str, ...]], ...] = (("url", (REASON_WITHDRAWN_EXT,)),)
 
 
 def _reason_taken_back(orc: Segment | None, res: Resource, ctx: Context) -> None:
@@ -396,8 +397,16 @@ def _reason_taken_back(orc: Segment | None, res: Resource, ctx: Context) -> None
     changed (a haemolysed specimen recollected) -- not a withdrawal: the stored re-test reason stands
     and the stated one is kept beside it under its own system (``retest_reason``: any other reason as
     sent; ``merge.yaml``: the rest of reasonCode is a union)."""
-    # ORC-16 first: an ORC-16 other than ``""`` (nearly every ORC) withdraws nothing whoever sent it
-    if orc is None or orc.field(16) != '""' or not _placers_statement(orc, ctx):
+    # only the placer's own statement of the order withdraws a reason or states one again
+    if orc is None or not _placers_statement(orc, ctx):
+        return
+    if orc.field(16) != '""':
+        if any(_in_reason_system(r) for r in res.get("reasonCode") or ()):
+            # the placer states a re-test reason again after a withdrawal: the stored mark of the
+            # withdrawal goes with it (an XO stating R01 after one stating ``""`` left the mark beside
+            # R01 -- two contradicting statements to a client, rvmoney29); a statement stating no
+            # reason (ORC-16 empty: not sent) keeps it
+            ctx.delete(res, "extension", _WITHDRAWN_MARK, why="re-test reason stated again (ORC-16)")
         return
     ctx.delete(res, "reasonCode", _RETEST_REASON)
     # and the delete itself, by message: an order whose reason was only a CDS answer's has none to delete

@@ -1,6 +1,6 @@
 """FHIR storage on SQLite: current versions, superseded versions, and narrow index tables.
 
-Tables (storage layout 7, ``PRAGMA user_version``; created at start, idempotently):
+Tables (storage layout 8, ``PRAGMA user_version``; created at start, idempotently):
 
 * ``fhir_resource(rid, type, id, version, updated, deleted, body, sortkeys, hkeys, ranges)`` —
   the current version of each resource, ``body`` the exact JSON bytes; ``sortkeys`` the first
@@ -29,7 +29,10 @@ Tables (storage layout 7, ``PRAGMA user_version``; created at start, idempotentl
   read both forms, ``_by_target``). A store of layout 5 (all hashed) is read as it is. Layout 7:
   a DiagnosticReport's ``result`` rows too (``BY_TARGET``); a store of layout 6 (its report rows
   hashed) is read as it is, and a huren of layout 6 refuses a store of layout 7 (it would not
-  find the reports by their keyed rows).
+  find the reports by their keyed rows). Layout 8: the ``writer`` column of ``fhir_resource`` and
+  ``fhir_history`` (``StoredResource.writer``), named by every statement that writes a version; a
+  store of layout 5 to 7 gets the column in place, and a huren of layout 7 refuses a store of
+  layout 8 (its UPDATE does not name the column, so a client's version would keep the feed's mark).
 * ``ix_date``, ``ix_string``, ``ix_quantity`` — the range-searched kinds, one B-tree each keyed
   for lookup, ``(hp, value..., rid)`` (``hp`` = hash of type and parameter): a row is one entry
   (layout 4 clustered them on ``rid`` with a lookup index beside, two or three entries a row).
@@ -95,7 +98,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("huren.repository")
 
-LAYOUT = 7  # PRAGMA user_version of the layout below
+LAYOUT = 8  # PRAGMA user_version of the layout below
 REBUILT_BEFORE = 5  # layouts before this one have their index rebuilt when the repository binds
 
 SCHEMA = """
@@ -122,7 +125,8 @@ CREATE TABLE IF NOT EXISTS fhir_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)
 """
 # An older release checks the layout only when it opens the store: one still running beside this
 # one reads the rows this one writes the new way as absent (a report's ``result`` keyed by rid,
-# layout 7), so every process of it must be stopped first (README, "Storage layout"; storefix28).
+# layout 7) and writes versions without their writer (layout 8: its UPDATE leaves the row's previous
+# mark), so every process of it must be stopped first (README, "Storage layout"; storefix28).
 _MOVED = ("%s: FHIR storage layout %d moved to layout %d; every process of an older huren (layout %d) "
           "must be stopped before this one opens the store: one still running misses what this one writes")
 INDEXED_BY = "indexed-by"  # fhir_meta key: the signature of the search parameter list the index follows
@@ -136,10 +140,14 @@ _HIST = "NULL, type, id, version, updated, deleted, body, writer"
 
 
 def _add_writer(conn: Any) -> None:
-    """The ``writer`` column (``StoredResource.writer``, writer30) added to a store of layout 7
-    created before it: a nullable column, added in place (no row rewritten); its rows read None,
-    "not known". Same layout number: an older huren of layout 7 names its columns and leaves the
-    new one NULL, which reads as not known too."""
+    """The ``writer`` column (``StoredResource.writer``, writer30) added to a store of an earlier
+    layout (5 to 7, or 7 as written before writer30): a nullable column, added in place (no row
+    rewritten); its rows read None, "not known". It comes with layout 8 (writer31): a huren of
+    layout 7 opened a store with the column as its own, and its UPDATE of a current row, which does
+    not name the column, left the previous version's mark on the new version -- a client's version
+    read as the feed's (rvwriter30). Marks a writer30 huren wrote at layout 7 are kept: the upgrade
+    cannot tell the rows an older release updated since, and only a release run against the rule
+    that all stop before an upgrade made any."""
     for table in ("fhir_resource", "fhir_history"):
         if not any(row[1] == "writer" for row in conn.execute(f"PRAGMA table_info({table})")):
             conn.execute(f"ALTER TABLE {table} ADD COLUMN writer TEXT")
@@ -171,8 +179,9 @@ class SqliteFhirBackend(SqliteSearch):
             if not self.legacy:
                 conn.executescript(SCHEMA)
                 _add_writer(conn)
-                if version != LAYOUT:  # a new store, or one of layout 5 or 6 (their rows of a by-target
-                    conn.execute(f"PRAGMA user_version = {LAYOUT}")  # parameter hashed: read as they are)
+                if version != LAYOUT:  # a new store, or one of layout 5 to 7 (their rows of a by-target
+                    # parameter hashed: read as they are; the writer column added above)
+                    conn.execute(f"PRAGMA user_version = {LAYOUT}")
                     if version:  # not a new store: an older release's process still on it goes wrong
                         log.warning(_MOVED, store.path, version, LAYOUT, version)
 
