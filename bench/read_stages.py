@@ -1,0 +1,208 @@
+"""An audited read split by stage for callgrind: ``bench/asgi_reads.py`` with each stage's function
+called through its own C trampoline, so the trampoline's *inclusive* count in callgrind is the stage's.
+
+    CALLGRIND=1 valgrind --tool=callgrind --separate-threads=yes --collect-atstart=no \\
+        --toggle-collect=sys_call_tracing python bench/read_stages.py audited 500 1
+    python bench/read_stages.py --report callgrind.out.<pid>-01 500
+
+Python functions are invisible to callgrind (every frame is ``_PyEval_EvalFrameDefault``); a C
+function that calls one is not. Each stage below gets a trampoline used nowhere else on the read
+path (``--report`` prints each one's call count beside its cost: a count other than the reads' shows
+a trampoline the path uses itself). The wrapper's own frame is outside the trampoline; a trampoline
+that calls through a ``lambda`` counts that frame too (~1-2 k, the ``noop`` stage measures one).
+Nothing here changes what a read does (the same functions, called with the same arguments).
+"""
+
+from __future__ import annotations
+
+import functools
+import itertools
+import operator
+import os
+import sys
+from collections import defaultdict
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+
+def _t_operator(f: Callable, a: tuple, k: dict) -> Any:
+    return operator.call(f, *a, **k)
+
+
+def _t_map(f: Callable, a: tuple, k: dict) -> Any:
+    return next(map(lambda _: f(*a, **k), (0,)))
+
+
+def _t_starmap(f: Callable, a: tuple, k: dict) -> Any:
+    return next(itertools.starmap(functools.partial(f, **k) if k else f, (a,)))
+
+
+def _t_reduce(f: Callable, a: tuple, k: dict) -> Any:
+    return functools.reduce(lambda _acc, _x: f(*a, **k), (0,), None)
+
+
+def _t_accumulate(f: Callable, a: tuple, k: dict) -> Any:
+    return list(itertools.accumulate((None, 0), lambda _acc, _x: f(*a, **k)))[1]
+
+
+def _t_filterfalse(f: Callable, a: tuple, k: dict) -> Any:
+    out: list[Any] = []
+    next(itertools.filterfalse(lambda _x: out.append(f(*a, **k)), (0,)))
+    return out[0]
+
+
+def _t_takewhile(f: Callable, a: tuple, k: dict) -> Any:
+    out: list[Any] = []
+    list(itertools.takewhile(lambda _x: out.append(f(*a, **k)), (0,)))
+    return out[0]
+
+
+def _t_dropwhile(f: Callable, a: tuple, k: dict) -> Any:
+    out: list[Any] = []
+    list(itertools.dropwhile(lambda _x: out.append(f(*a, **k)), (0,)))
+    return out[0]
+
+
+def _t_groupby(f: Callable, a: tuple, k: dict) -> Any:
+    out: list[Any] = []
+    next(itertools.groupby((0,), key=lambda _x: out.append(f(*a, **k))))
+    return out[0]
+
+
+def _t_filter(f: Callable, a: tuple, k: dict) -> Any:
+    out: list[Any] = []
+    list(filter(lambda _x: out.append(f(*a, **k)), (0,)))
+    return out[0]
+
+
+def _t_defdict(f: Callable, a: tuple, k: dict) -> Any:
+    return defaultdict(lambda: f(*a, **k))[0]
+
+
+def _t_calliter(f: Callable, a: tuple, k: dict) -> Any:
+    out: list[Any] = []
+
+    def once() -> int:
+        out.append(f(*a, **k))
+        return 0
+    next(iter(once, 1))
+    return out[0]
+
+
+# stage -> (C function callgrind names, trampoline): the read's stages (``STAGES=read``, the default)
+READ: dict[str, tuple[str, Callable]] = {
+    "authenticate": ("_operator_call", _t_operator),
+    "read_response": ("map_next", _t_map),
+    "read_raw": ("starmap_next", _t_starmap),
+    "note": ("functools_reduce", _t_reduce),
+    "facts_for_request": ("accumulate_next", _t_accumulate),
+    "submit": ("filterfalse_next", _t_filterfalse),
+    "try_record_many": ("takewhile_next", _t_takewhile),
+    "_prepare": ("dropwhile_next", _t_dropwhile),
+    "encode": ("groupby_next", _t_groupby),
+    "Segment.append": ("filter_next", _t_filter),
+    "_sync_segment": ("defdict_missing", _t_defdict),
+    "_note_keys": ("calliter_iternext", _t_calliter),
+}
+
+# the append's own steps, none nested in another (``STAGES=append``)
+APPEND: dict[str, tuple[str, Callable]] = {
+    "try_record_many": ("_operator_call", _t_operator),
+    "_prepare": ("map_next", _t_map),
+    "encode": ("starmap_next", _t_starmap),
+    "Segment.append": ("functools_reduce", _t_reduce),
+    "_sync_segment": ("accumulate_next", _t_accumulate),
+    "_note_keys": ("filterfalse_next", _t_filterfalse),
+    "Segment.acquire": ("takewhile_next", _t_takewhile),
+    "_checkpoint_due": ("dropwhile_next", _t_dropwhile),
+    "_refuse_if_damaged": ("groupby_next", _t_groupby),
+    "Segment.keep": ("filter_next", _t_filter),
+    "Frontier.push": ("defdict_missing", _t_defdict),
+    "leaf sha256": ("calliter_iternext", _t_calliter),
+}
+
+TRAMPOLINES = APPEND if os.environ.get("STAGES") == "append" else READ
+
+
+def _wrap(owner: Any, name: str, stage: str) -> None:
+    original = getattr(owner, name)
+    tramp = TRAMPOLINES[stage][1]
+
+    def wrapped(*a: Any, **k: Any) -> Any:
+        return tramp(original, a, k)
+    setattr(owner, name, wrapped)
+
+
+def install() -> None:
+    from engine.api import fast_read, fhir
+    from engine.audit import appends, loading, merkle, middleware, segment, signing
+    from engine.audit.group_commit import GroupCommitter
+    from engine.auth.service import AuthService
+    from engine.repository.scoped import ScopedRepository
+
+    if TRAMPOLINES is APPEND:
+        _wrap(appends.Appends, "try_record_many", "try_record_many")
+        _wrap(appends.Appends, "_prepare", "_prepare")
+        _wrap(appends, "encode", "encode")
+        _wrap(segment.Segment, "append", "Segment.append")
+        _wrap(loading.Loading, "_sync_segment", "_sync_segment")
+        _wrap(appends.Appends, "_note_keys", "_note_keys")
+        _wrap(segment.Segment, "acquire", "Segment.acquire")
+        _wrap(signing.Signing, "_checkpoint_due", "_checkpoint_due")
+        _wrap(loading.Loading, "_refuse_if_damaged", "_refuse_if_damaged")
+        _wrap(segment.Segment, "keep", "Segment.keep")
+        _wrap(merkle.Frontier, "push", "Frontier.push")
+        _wrap(appends, "_sha256", "leaf sha256")
+        return
+
+    _wrap(AuthService, "authenticate", "authenticate")
+    _wrap(fast_read, "read_response", "read_response")
+    _wrap(ScopedRepository, "read_raw", "read_raw")
+    _wrap(fhir, "note", "note")
+    _wrap(middleware, "facts_for_request", "facts_for_request")
+    _wrap(GroupCommitter, "submit", "submit")
+    _wrap(appends.Appends, "try_record_many", "try_record_many")
+    _wrap(appends.Appends, "_prepare", "_prepare")
+    _wrap(appends, "encode", "encode")
+    _wrap(segment.Segment, "append", "Segment.append")
+    _wrap(loading.Loading, "_sync_segment", "_sync_segment")
+    _wrap(appends.Appends, "_note_keys", "_note_keys")
+
+
+def report(path: str, reads: int) -> None:
+    """Each stage's inclusive instructions a read from a callgrind file of the loop's thread (run with
+    the same ``STAGES`` as the profile)."""
+    import re
+    import subprocess
+
+    out = subprocess.run(["callgrind_annotate", "--inclusive=yes", "--threshold=100", path],
+                         capture_output=True, text=True, check=True).stdout
+    costs: dict[str, int] = {}
+    total = 0
+    for line in out.splitlines():
+        m = re.match(r"\s*([\d,]+) \(.*?\)\s+(\S+)", line)
+        if m is None:
+            continue
+        cost = int(m[1].replace(",", ""))
+        if m[2] == "PROGRAM":
+            total = cost
+        name = m[2].rsplit(":", 1)[-1]
+        costs[name] = max(costs.get(name, 0), cost)
+    print(f"total {total / reads / 1e3:.1f} k a read ({reads} reads)")
+    for stage, (cname, _) in TRAMPOLINES.items():
+        print(f"{stage:18} {cname:18} {costs.get(cname, 0) / reads / 1e3:7.1f} k a read")
+
+
+if __name__ == "__main__":
+    if sys.argv[1] == "--report":
+        report(sys.argv[2], int(sys.argv[3]))
+    else:
+        install()
+        import asgi_reads
+
+        asgi_reads.main()
