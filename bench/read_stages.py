@@ -198,9 +198,41 @@ def report(path: str, reads: int) -> None:
         print(f"{stage:18} {cname:18} {costs.get(cname, 0) / reads / 1e3:7.1f} k a read")
 
 
+def bare() -> None:
+    """``STAGES=bare``: the read served by the audit middleware (when audited) around ``FastRead``
+    alone, called directly: what Starlette's error layer, CORS, the JSON label and the request limits
+    cost a read is the difference from the app as served (async layers: a trampoline would count
+    only the making of their coroutines). Only for counting: those layers are the app's."""
+    import http_reads
+
+    from engine.api.fast_read import FastRead
+    from engine.audit.middleware import AuditMiddleware
+
+    made = http_reads._app
+
+    def _bare_app(engine: Any, audited: bool) -> Any:
+        app = made(engine, audited)
+        inner = FastRead(app)
+        chain = AuditMiddleware(inner) if audited else inner
+
+        class Bare:
+            middleware_stack = chain
+
+            async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+                scope["app"] = app
+                await chain(scope, receive, send)
+        return Bare()
+    http_reads._app = _bare_app
+
+
 if __name__ == "__main__":
     if sys.argv[1] == "--report":
         report(sys.argv[2], int(sys.argv[3]))
+    elif os.environ.get("STAGES") == "bare":
+        bare()
+        import asgi_reads
+
+        asgi_reads.main()
     else:
         install()
         import asgi_reads
