@@ -85,37 +85,23 @@ def _t_calliter(f: Callable, a: tuple, k: dict) -> Any:
     return out[0]
 
 
-# stage -> (C function callgrind names, trampoline): the read's stages (``STAGES=read``, the default)
-READ: dict[str, tuple[str, Callable]] = {
-    "authenticate": ("_operator_call", _t_operator),
-    "read_response": ("map_next", _t_map),
-    "read_raw": ("starmap_next", _t_starmap),
-    "note": ("functools_reduce", _t_reduce),
-    "facts_for_request": ("accumulate_next", _t_accumulate),
-    "submit": ("filterfalse_next", _t_filterfalse),
-    "try_record_many": ("takewhile_next", _t_takewhile),
-    "_prepare": ("dropwhile_next", _t_dropwhile),
-    "encode": ("groupby_next", _t_groupby),
-    "Segment.append": ("filter_next", _t_filter),
-    "_sync_segment": ("defdict_missing", _t_defdict),
-    "_note_keys": ("calliter_iternext", _t_calliter),
-}
+# the trampolines, in the order the stages below take them: (C function callgrind names, trampoline)
+_TRAMPOLINES: list[tuple[str, Callable]] = [
+    ("_operator_call", _t_operator), ("map_next", _t_map), ("starmap_next", _t_starmap),
+    ("functools_reduce", _t_reduce), ("accumulate_next", _t_accumulate), ("filterfalse_next", _t_filterfalse),
+    ("takewhile_next", _t_takewhile), ("dropwhile_next", _t_dropwhile), ("groupby_next", _t_groupby),
+    ("filter_next", _t_filter), ("defdict_missing", _t_defdict), ("calliter_iternext", _t_calliter)]
 
-# the append's own steps, none nested in another (``STAGES=append``)
-APPEND: dict[str, tuple[str, Callable]] = {
-    "try_record_many": ("_operator_call", _t_operator),
-    "_prepare": ("map_next", _t_map),
-    "encode": ("starmap_next", _t_starmap),
-    "Segment.append": ("functools_reduce", _t_reduce),
-    "_sync_segment": ("accumulate_next", _t_accumulate),
-    "_note_keys": ("filterfalse_next", _t_filterfalse),
-    "Segment.acquire": ("takewhile_next", _t_takewhile),
-    "_checkpoint_due": ("dropwhile_next", _t_dropwhile),
-    "_refuse_if_damaged": ("groupby_next", _t_groupby),
-    "Segment.keep": ("filter_next", _t_filter),
-    "Frontier.push": ("defdict_missing", _t_defdict),
-    "leaf sha256": ("calliter_iternext", _t_calliter),
-}
+# the read's stages (``STAGES=read``, the default; nested: the append's inside ``submit``)
+READ: dict[str, tuple[str, Callable]] = dict(zip(
+    ["authenticate", "read_response", "read_raw", "note", "facts_for_request", "submit", "try_record_many",
+     "_prepare", "encode", "Segment.append", "_sync_segment", "_note_keys"], _TRAMPOLINES, strict=True))
+
+# the append's own steps, none nested in another but ``_prepare``'s three (``STAGES=append``)
+APPEND: dict[str, tuple[str, Callable]] = dict(zip(
+    ["try_record_many", "_prepare", "encode", "Segment.append", "_sync_segment", "_note_keys", "Segment.acquire",
+     "_checkpoint_due", "_refuse_if_damaged", "Segment.keep", "Frontier.push", "leaf sha256"],
+    _TRAMPOLINES, strict=True))
 
 TRAMPOLINES = APPEND if os.environ.get("STAGES") == "append" else READ
 
@@ -130,39 +116,25 @@ def _wrap(owner: Any, name: str, stage: str) -> None:
 
 
 def install() -> None:
+    """Wrap the functions of ``TRAMPOLINES``' stages (the same functions, called as before)."""
     from engine.api import fast_read, fhir
     from engine.audit import appends, loading, merkle, middleware, segment, signing
     from engine.audit.group_commit import GroupCommitter
     from engine.auth.service import AuthService
     from engine.repository.scoped import ScopedRepository
 
-    if TRAMPOLINES is APPEND:
-        _wrap(appends.Appends, "try_record_many", "try_record_many")
-        _wrap(appends.Appends, "_prepare", "_prepare")
-        _wrap(appends, "encode", "encode")
-        _wrap(segment.Segment, "append", "Segment.append")
-        _wrap(loading.Loading, "_sync_segment", "_sync_segment")
-        _wrap(appends.Appends, "_note_keys", "_note_keys")
-        _wrap(segment.Segment, "acquire", "Segment.acquire")
-        _wrap(signing.Signing, "_checkpoint_due", "_checkpoint_due")
-        _wrap(loading.Loading, "_refuse_if_damaged", "_refuse_if_damaged")
-        _wrap(segment.Segment, "keep", "Segment.keep")
-        _wrap(merkle.Frontier, "push", "Frontier.push")
-        _wrap(appends, "_sha256", "leaf sha256")
-        return
-
-    _wrap(AuthService, "authenticate", "authenticate")
-    _wrap(fast_read, "read_response", "read_response")
-    _wrap(ScopedRepository, "read_raw", "read_raw")
-    _wrap(fhir, "note", "note")
-    _wrap(middleware, "facts_for_request", "facts_for_request")
-    _wrap(GroupCommitter, "submit", "submit")
-    _wrap(appends.Appends, "try_record_many", "try_record_many")
-    _wrap(appends.Appends, "_prepare", "_prepare")
-    _wrap(appends, "encode", "encode")
-    _wrap(segment.Segment, "append", "Segment.append")
-    _wrap(loading.Loading, "_sync_segment", "_sync_segment")
-    _wrap(appends.Appends, "_note_keys", "_note_keys")
+    where: dict[str, tuple[Any, str]] = {  # stage -> (where its function is looked up, its name)
+        "authenticate": (AuthService, "authenticate"), "read_response": (fast_read, "read_response"),
+        "read_raw": (ScopedRepository, "read_raw"), "note": (fhir, "note"),
+        "facts_for_request": (middleware, "facts_for_request"), "submit": (GroupCommitter, "submit"),
+        "try_record_many": (appends.Appends, "try_record_many"), "_prepare": (appends.Appends, "_prepare"),
+        "encode": (appends, "encode"), "Segment.append": (segment.Segment, "append"),
+        "_sync_segment": (loading.Loading, "_sync_segment"), "_note_keys": (appends.Appends, "_note_keys"),
+        "Segment.acquire": (segment.Segment, "acquire"), "_checkpoint_due": (signing.Signing, "_checkpoint_due"),
+        "_refuse_if_damaged": (loading.Loading, "_refuse_if_damaged"), "Segment.keep": (segment.Segment, "keep"),
+        "Frontier.push": (merkle.Frontier, "push"), "leaf sha256": (appends, "_sha256")}
+    for stage in TRAMPOLINES:
+        _wrap(*where[stage], stage)
 
 
 def report(path: str, reads: int) -> None:
@@ -221,11 +193,9 @@ def calibrate(n: int = 1000) -> None:
     ``--report FILE 1000`` then gives each one's own cost a call, the total the whole wrapper's)."""
     def noop(_self: object, _x: object, _y: object = None) -> None:
         return None
-    tramps = {cname: tramp for cname, tramp in [*READ.values(), *APPEND.values()]}
-
     def run() -> None:
         for _ in range(n):
-            for tramp in tramps.values():
+            for _cname, tramp in _TRAMPOLINES:
                 tramp(noop, (1, 2), {})
     sys.call_tracing(run, ())
 
