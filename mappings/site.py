@@ -461,6 +461,17 @@ _TABLE_SCHEMAS: dict[str, dict[str, Any]] = {
             {"const": "*"},
             {"type": "array", "minItems": 1, "items": {"type": "string", "minLength": 1}},
         ]},
+    }, "message_structure": {  # ``adapters.hl7v2.sequence``: a misspelt level must not read as "standard"
+        "type": ["object", "null"],
+        "additionalProperties": {"oneOf": [
+            {"enum": ["strict", "standard", "lenient"]},
+            {"type": "object", "minProperties": 1,
+             "additionalProperties": {"enum": ["strict", "standard", "lenient"]}},
+        ]},
+    }}},
+    "hl7v2/structure.yaml": {"type": "object", "properties": {"refuse_without": {
+        "type": ["object", "null"],
+        "additionalProperties": {"type": "array", "items": {"type": "string", "pattern": "^[A-Z][A-Z0-9]{2}$"}},
     }}},
 }
 
