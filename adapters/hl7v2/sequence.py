@@ -28,6 +28,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import lru_cache
+from operator import attrgetter
 from typing import Any, Protocol
 
 from adapters.hl7v2.errors import SEGMENT_SEQUENCE_ERROR, HL7Error
@@ -84,6 +85,23 @@ class Compiled:
         self.names = frozenset(s.name for s in slots)
         self.open = open_  # the structure admits any segment somewhere: none is outside it
         self.steps: dict[tuple[int, str], tuple[int, str, str, str]] = {}
+        self.shapes: dict[tuple[str, ...], tuple[tuple[int, str, str, str], ...]] = {}
+
+    def walk(self, shape: tuple[str, ...]) -> tuple[tuple[int, str, str, str], ...]:
+        """(segment index, kind, lacking, group) of each deviation of a message of segment ids ``shape``;
+        () when it is in place or does not begin with the structure's first segment (MSH)."""
+        if not shape or shape[0] != self.slots[0].name:
+            return ()
+        out = []
+        at = 0
+        for i in range(1, len(shape)):
+            name = shape[i]
+            if name[0] == "Z":
+                continue
+            at, kind, lacking, group = self.step(at, name)
+            if kind:
+                out.append((i, kind, lacking, group))
+        return tuple(out)
 
     def step(self, at: int, name: str) -> tuple[int, str, str, str]:
         """(next slot, deviation kind or "", lacking segment, group) for segment ``name`` after slot ``at``."""
@@ -212,22 +230,17 @@ def deviations(message: Message) -> list[Deviation]:
         found = _COMPILED[key] = compiled(version, message_structure(message, version))
     if found is None:
         return []
-    out: list[Deviation] = []
-    at = 0
-    step = found.step
     segments = message.segments
-    if not segments or segments[0].name != found.slots[0].name:
-        return []
-    for seg in segments[1:]:
-        name = seg.name
-        if name[0] == "Z":
-            continue
-        at, kind, lacking, group = step(at, name)
-        if kind:
-            out.append(Deviation(kind, seg, lacking, group))
-    return out
+    shape = tuple(map(_NAME, segments))  # (C-level: the message's ids; a feed sends a few shapes)
+    walked = found.shapes.get(shape)
+    if walked is None:
+        if len(found.shapes) > 1024:  # (bounded: a lab's result shapes differ by their OBX counts)
+            found.shapes.clear()
+        walked = found.shapes[shape] = found.walk(shape)
+    return [Deviation(kind, segments[i], lacking, group) for i, kind, lacking, group in walked] if walked else []
 
 
+_NAME = attrgetter("name")
 _UNREAD: Any = object()
 _COMPILED: dict[tuple[str, str], Compiled | None] = {}
 
