@@ -33,7 +33,7 @@ from typing import Any, Protocol
 
 from adapters.hl7v2.errors import SEGMENT_SEQUENCE_ERROR, HL7Error
 from adapters.hl7v2.parser import Message, Segment
-from adapters.hl7v2.structure import message_structure
+from adapters.hl7v2.structure import of_its_structure
 
 OUTSIDE, ORDER, WITHOUT = "outside", "order", "without"
 STRICT, STANDARD, LENIENT = "strict", "standard", "lenient"
@@ -219,15 +219,7 @@ def compiled(version: str, structure: str) -> Compiled | None:
 def deviations(message: Message) -> list[Deviation]:
     """Every segment of ``message`` out of its message structure's place (Z-segments never are); [] when
     the version or structure is unknown to hl7apy (nothing to check against)."""
-    msh = message.msh
-    fields = msh.fields
-    key = (fields[12] if len(fields) > 12 else "", fields[9] if len(fields) > 9 else "")
-    found = _COMPILED.get(key, _UNREAD)
-    if found is _UNREAD:
-        if len(_COMPILED) > 4096:  # (bounded: senders send a few types and versions)
-            _COMPILED.clear()
-        version = msh.version or "2.5.1"
-        found = _COMPILED[key] = compiled(version, message_structure(message, version))
+    found = of_its_structure(message, _COMPILED, compiled)
     if found is None:
         return []
     segments = message.segments
@@ -241,7 +233,6 @@ def deviations(message: Message) -> list[Deviation]:
 
 
 _NAME = attrgetter("name")
-_UNREAD: Any = object()
 _COMPILED: dict[tuple[str, str], Compiled | None] = {}
 
 
@@ -265,7 +256,8 @@ def judged(message: Message, site: SiteTables, institution: str, application: st
         return None, []
     level = strictness(site, institution, application)
     refuse = (site.tables.get("structure") or {}).get("refuse_without") or {}
-    version, structure = message.msh.version, _structure_of(message)
+    compiled_for = of_its_structure(message, _COMPILED, compiled)  # (read above: a look-up)
+    version, structure = message.msh.version, compiled_for.structure if compiled_for else ""
     warnings: list[HL7Error] = []
     for dev in found:
         err = _error(dev, version, structure)
@@ -277,13 +269,6 @@ def judged(message: Message, site: SiteTables, institution: str, application: st
             return err, warnings
         warnings.append(err)
     return None, warnings
-
-
-def _structure_of(message: Message) -> str:
-    msh = message.msh
-    fields = msh.fields
-    found = _COMPILED.get((fields[12] if len(fields) > 12 else "", fields[9] if len(fields) > 9 else ""))
-    return found.structure if found else ""
 
 
 def _error(dev: Deviation, version: str, structure: str) -> HL7Error:

@@ -12,10 +12,11 @@ from __future__ import annotations
 import os
 import re
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import yaml
 
@@ -227,15 +228,7 @@ def unexpected_segment(message: Message) -> HL7Error | None:
     defines that the structure does not hold (``PRB`` in ``ADT_A01``, ``PRT`` in a 2.5.1 ``OML``: 11 of
     the 121 public samples send one, and the converter reads most of them), nor one out of order; a
     line that reads as a segment the structure repeats there (an ``OBX``) is not found here."""
-    msh = message.msh
-    fields = msh.fields
-    key = (fields[12] if len(fields) > 12 else "", fields[9] if len(fields) > 9 else "")
-    rules = _RULES.get(key, _UNREAD)
-    if rules is _UNREAD:
-        if len(_RULES) > 4096:  # (bounded: senders send a few types and versions)
-            _RULES.clear()
-        version = msh.version or "2.5.1"
-        rules = _RULES[key] = segment_rules(version, message_structure(message, version))
+    rules = of_its_structure(message, _RULES, segment_rules)
     if rules is None:
         return None
     known, once = rules.known, rules.once
@@ -261,6 +254,22 @@ def unexpected_segment(message: Message) -> HL7Error | None:
 # (MSH-12, MSH-9 as sent) -> the rules read for them: one dict look-up a message
 _UNREAD: Any = object()
 _RULES: dict[tuple[str, str], SegmentRules | None] = {}
+T = TypeVar("T")
+
+
+def of_its_structure(message: Message, cache: dict[tuple[str, str], T | None],
+                     build: Callable[[str, str], T | None]) -> T | None:
+    """What ``build(version, structure)`` makes of ``message``'s version and message structure, kept in
+    ``cache`` by MSH-12 and MSH-9 as sent: one dictionary look-up a message after the first of its kind."""
+    fields = message.msh.fields
+    key = (fields[12] if len(fields) > 12 else "", fields[9] if len(fields) > 9 else "")
+    found = cache.get(key, _UNREAD)
+    if found is _UNREAD:
+        if len(cache) > 4096:  # (bounded: senders send a few types and versions)
+            cache.clear()
+        version = message.msh.version or "2.5.1"
+        found = cache[key] = build(version, message_structure(message, version))
+    return found
 
 
 def _unexpected(seg: Segment, why: str) -> HL7Error:
