@@ -472,7 +472,7 @@ _TABLE_SCHEMAS: dict[str, dict[str, Any]] = {
     "hl7v2/structure.yaml": {"type": "object", "properties": {"refuse_without": {
         "type": ["object", "null"],
         "additionalProperties": {"type": "array", "items": {"type": "string", "pattern": "^[A-Z][A-Z0-9]{2}$"}},
-    }}},
+    }, "unchecked": {"type": ["array", "null"], "items": {"type": "string", "pattern": "^[A-Z0-9]{3}_[A-Z0-9]{3}$"}}}},
 }
 
 def _declared_institutions(path: Path, node: Any, data: Any, institutions: Mapping[str, Institution]) -> None:

@@ -2,9 +2,9 @@
 hl7struct31). Real HL7 bytes over a real MLLP socket into a real engine on a real data dir; read back
 through the message store, ``/fhir`` and ``POST /admin/quarantine/<id>/replay``.
 
-* an ``OBX`` with no ``OBR`` before it in an ``ORU_R01`` cannot be attached to an order: AE 100 at
-  ``OBX^1``, the raw message kept, nothing stored; a sender the site declares ``lenient`` has it accepted on
-  replay (after ``reload_site``) with a warning;
+* an ``OBX`` with neither ``ORC`` nor ``OBR`` before it in an ``ORU_R01`` cannot be attached to an order: AE
+  100 at ``OBX^1``, the raw message kept, nothing stored; a sender the site declares ``lenient`` has it
+  accepted on replay (after ``reload_site``) with a warning; after an ``ORC`` alone it is that order's (W);
 * a segment out of its place (``PID`` after ``PV1``), an ``NTE`` where the structure has none, a segment the
   structure does not hold: AA with ERR severity W, code 100, naming the segment; Z-segments: no word;
 * a ``strict`` sender (per sending application) has the same slip refused AE 100, nothing stored;
@@ -109,7 +109,7 @@ def test_an_obx_with_no_obr_is_refused_kept_and_taken_on_replay_once_the_sender_
     (ack,) = mllp(eng, body)
     assert ack_code_of(ack) == "AE", ack
     assert warned(ack) == [("OBX^1", "100", "E")], ack
-    assert b"no OBR before it" in ack and b"cannot be attached to an order" in ack, ack
+    assert b"OBX has no OBR (nor any segment of its group" in ack and b"cannot be attached to an order" in ack, ack
     doc = eng.ingestor.messages.get(message_id("FNXRMYY", "R1"))
     assert doc["status"] == QUARANTINED and base64.b64decode(doc["raw"]) == body  # kept as sent, for replay
     assert patients(c, "R1") == 0 and observations(c, "R1") == 0  # nothing of it stored
@@ -141,11 +141,13 @@ def test_an_order_then_results_with_the_obr_in_place_is_accepted_with_no_word(wo
     assert observations(c, "R3") == 2
 
 
-def test_an_orc_with_no_obr_before_its_results_is_refused(world: tuple[Engine, TestClient]) -> None:
+def test_results_after_an_orc_alone_are_the_orcs_order_and_warned(world: tuple[Engine, TestClient]) -> None:
+    """A bare ORC group is an order (convfix15 keeps its ids): its OBX is attached to it, warned W 100."""
     eng, c = world
     (ack,) = mllp(eng, oru("R4", pid("R4"), "ORC|RE|PR4|FR4", obx(1, "9.9"), obr("R4"), obx(2, "10.0")))
-    assert ack_code_of(ack) == "AE" and warned(ack) == [("OBX^1", "100", "E")], ack
-    assert observations(c, "R4") == 0
+    assert ack_code_of(ack) == "AA" and warned(ack) == [("OBX^1", "100", "W")], ack
+    assert b"OBX has no OBR before it in its group ORU_R01_ORDER_OBSERVATION" in ack, ack
+    assert observations(c, "R4") == 2
 
 
 # --- accepted with a warning: a slip that does not change what is stored --------------------------------------

@@ -73,6 +73,11 @@ class Deviation:
     segment: Segment
     lacking: str = ""  # WITHOUT: the required segment of the group the message lacks
     group: str = ""  # WITHOUT: the group's name; ORDER: the segment it stands after
+    alone: bool = False  # WITHOUT: the segment begins its group (none of the group's segments before it)
+
+
+# (next slot, deviation kind or "", lacking segment, group, alone): one step of the walk
+Step = tuple[int, str, str, str, bool]
 
 
 class Compiled:
@@ -84,11 +89,11 @@ class Compiled:
         self.slots, self.groups = slots, groups
         self.names = frozenset(s.name for s in slots)
         self.open = open_  # the structure admits any segment somewhere: none is outside it
-        self.steps: dict[tuple[int, str], tuple[int, str, str, str]] = {}
-        self.shapes: dict[tuple[str, ...], tuple[tuple[int, str, str, str], ...]] = {}
+        self.steps: dict[tuple[int, str], Step] = {}
+        self.shapes: dict[tuple[str, ...], tuple[Step, ...]] = {}
 
-    def walk(self, shape: tuple[str, ...]) -> tuple[tuple[int, str, str, str], ...]:
-        """(segment index, kind, lacking, group) of each deviation of a message of segment ids ``shape``;
+    def walk(self, shape: tuple[str, ...]) -> tuple[Step, ...]:
+        """(segment index, kind, lacking, group, alone) of each deviation of a message of segment ids ``shape``;
         () when it is in place or does not begin with the structure's first segment (MSH)."""
         if not shape or shape[0] != self.slots[0].name:
             return ()
@@ -98,26 +103,26 @@ class Compiled:
             name = shape[i]
             if name[0] == "Z":
                 continue
-            at, kind, lacking, group = self.step(at, name)
+            at, kind, lacking, group, alone = self.step(at, name)
             if kind:
-                out.append((i, kind, lacking, group))
+                out.append((i, kind, lacking, group, alone))
         return tuple(out)
 
-    def step(self, at: int, name: str) -> tuple[int, str, str, str]:
-        """(next slot, deviation kind or "", lacking segment, group) for segment ``name`` after slot ``at``."""
+    def step(self, at: int, name: str) -> Step:
+        """The ``Step`` for segment ``name`` after slot ``at``."""
         key = (at, name)
         found = self.steps.get(key)
         if found is None:
             found = self.steps[key] = self._step(at, name)
         return found
 
-    def _step(self, at: int, name: str) -> tuple[int, str, str, str]:
+    def _step(self, at: int, name: str) -> Step:
         if name not in self.names:
-            return at, "" if self.open else OUTSIDE, "", ""
+            return at, "" if self.open else OUTSIDE, "", "", False
         slots = self.slots
         here = slots[at]
         if here.name == name and here.repeats:
-            return at, "", "", ""
+            return at, "", "", "", False
         levels = [(level, self.groups[here.groups[level]]) for level in range(len(here.groups) - 1, -1, -1)]
         # the innermost group first, then outwards: a later slot of the group, else a new repetition of it;
         # first where the segment enters no group or enters each at a required segment (an OBR, a PID: a
@@ -143,7 +148,7 @@ class Compiled:
                     if slots[k].name == name and slots[k].groups[-1] == here.groups[level] \
                             and self._enters(k, here.groups[:level + 1], False):
                         return self._judged(at, k, here.groups[:level], restart=group)
-        return at, ORDER, "", here.name
+        return at, ORDER, "", here.name, False
 
     def _enters(self, k: int, open_groups: tuple[int, ...], strong: bool) -> bool:
         """Whether slot ``k`` begins each group it is in that is not open yet (nothing required before it
@@ -165,8 +170,7 @@ class Compiled:
         slot = self.slots[m]
         return slot.required and all(self.groups[g].required for g in slot.groups if g not in inside and g not in also)
 
-    def _judged(self, at: int, k: int, open_groups: tuple[int, ...], restart: Group | None = None
-                ) -> tuple[int, str, str, str]:
+    def _judged(self, at: int, k: int, open_groups: tuple[int, ...], restart: Group | None = None) -> Step:
         """The step to ``k``, a WITHOUT deviation when a required segment of a group (not the message's
         own level: a missing top-level segment is no question of order) is passed over on the way."""
         inside = self.slots[k].groups
@@ -177,8 +181,9 @@ class Compiled:
             if self._required_on_way(m, inside, () if restart is not None else open_groups):
                 groups = [g for g in self.slots[m].groups if g != 0 and g in inside]
                 if groups:
-                    return k, WITHOUT, self.slots[m].name, self.groups[groups[-1]].name
-        return k, "", "", ""
+                    alone = restart is not None or groups[-1] not in self.slots[at].groups
+                    return k, WITHOUT, self.slots[m].name, self.groups[groups[-1]].name, alone
+        return k, "", "", "", False
 
 
 @lru_cache(maxsize=256)
@@ -229,7 +234,8 @@ def deviations(message: Message) -> list[Deviation]:
         if len(found.shapes) > 1024:  # (bounded: a lab's result shapes differ by their OBX counts)
             found.shapes.clear()
         walked = found.shapes[shape] = found.walk(shape)
-    return [Deviation(kind, segments[i], lacking, group) for i, kind, lacking, group in walked] if walked else []
+    return [Deviation(kind, segments[i], lacking, group, alone)
+            for i, kind, lacking, group, alone in walked] if walked else []
 
 
 _NAME = attrgetter("name")
@@ -249,19 +255,25 @@ def strictness(site: SiteTables, institution: str, application: str) -> str:
 def judged(message: Message, site: SiteTables, institution: str, application: str
            ) -> tuple[HL7Error | None, list[HL7Error]]:
     """(the refusal, or None; the warnings) for ``message``'s deviations under the site's rules
-    (``structure.yaml``: which ``without`` pairs refuse) and the sender's strictness: ``strict`` refuses
-    every deviation, ``lenient`` none (each is a warning), ``standard`` the ones the rules name."""
+    (``structure.yaml`` ``refuse_without``: a segment that begins its group lacking a segment named there
+    -- an ``OBX`` with neither ``ORC`` nor ``OBR`` before it: no order to attach it to --; after an ``ORC``
+    alone the results are the ORC's order's, as ``convert.results.groups`` reads them, and warned) and the
+    sender's strictness: ``strict`` refuses every deviation, ``lenient`` none (each is a warning),
+    ``standard`` the ones the rules name."""
     found = deviations(message)
     if not found:
         return None, []
-    level = strictness(site, institution, application)
-    refuse = (site.tables.get("structure") or {}).get("refuse_without") or {}
+    rules = site.tables.get("structure") or {}
     compiled_for = of_its_structure(message, _COMPILED, compiled)  # (read above: a look-up)
     version, structure = message.msh.version, compiled_for.structure if compiled_for else ""
+    if structure in (rules.get("unchecked") or ()):  # (RSP_K11: the query profile's segment pattern)
+        return None, []
+    level = strictness(site, institution, application)
+    refuse = rules.get("refuse_without") or {}
     warnings: list[HL7Error] = []
     for dev in found:
         err = _error(dev, version, structure)
-        if level == STRICT or (level != LENIENT and dev.kind == WITHOUT
+        if level == STRICT or (level != LENIENT and dev.kind == WITHOUT and dev.alone
                                and dev.lacking in (refuse.get(dev.segment.name) or ())):
             err.ack_code, err.severity = "AE", "E"
             err.message += ("; refused (nothing of the message is stored; it is kept for replay once the sender "
@@ -279,7 +291,8 @@ def _error(dev: Deviation, version: str, structure: str) -> HL7Error:
     elif dev.kind == ORDER:
         text = f"{seg.name} stands after {dev.group}, out of the order of {where}"
     else:
-        text = (f"{seg.name} has no {dev.lacking} before it in its group {dev.group} of {where}"
-                + (": it cannot be attached to an order" if dev.lacking == "OBR" else ""))
+        text = (f"{seg.name} has no {dev.lacking} (nor any segment of its group {dev.group}) before it in {where}"
+                + (": it cannot be attached to an order" if dev.lacking == "OBR" else "")
+                if dev.alone else f"{seg.name} has no {dev.lacking} before it in its group {dev.group} of {where}")
     return HL7Error(text, segment=seg.name, sequence=seg.sequence, code=SEGMENT_SEQUENCE_ERROR,
                     severity="W", ack_code="AA")
