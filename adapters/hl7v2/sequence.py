@@ -231,14 +231,17 @@ def deviations(message: Message) -> list[Deviation]:
     shape = tuple(map(_NAME, segments))  # (C-level: the message's ids; a feed sends a few shapes)
     walked = found.shapes.get(shape)
     if walked is None:
-        if len(found.shapes) > 1024:  # (bounded: a lab's result shapes differ by their OBX counts)
-            found.shapes.clear()
-        walked = found.shapes[shape] = found.walk(shape)
+        walked = found.walk(shape)
+        if len(shape) <= _REMEMBERED_LENGTH:  # (bounded: a lab's result shapes differ by their OBX counts)
+            if len(found.shapes) > 1024:
+                found.shapes.clear()
+            found.shapes[shape] = walked
     return [Deviation(kind, segments[i], lacking, group, alone)
             for i, kind, lacking, group, alone in walked] if walked else []
 
 
 _NAME = attrgetter("name")
+_REMEMBERED_LENGTH = 256  # a longer message is walked each time (its steps still remembered): no shape kept
 _COMPILED: dict[tuple[str, str], Compiled | None] = {}
 
 
