@@ -20,7 +20,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import yaml
 from fastapi.testclient import TestClient
 
 from adapters.hl7v2.ack import ack_code_of
@@ -32,15 +31,13 @@ from engine.messages import PROCESSED, QUARANTINED, message_id
 from engine.settings import Settings
 from mappings.site import Site, SiteError
 from tests.conftest import SAMPLES
-from tests.test_hl7mode29 import errs, mllp
+from tests.test_hl7mode29 import errs, mllp, write_senders
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def write_levels(site: Path, levels: dict[str, object]) -> None:
-    (site / "hl7v2").mkdir(parents=True, exist_ok=True)
-    (site / "hl7v2" / "senders.yaml").write_text(
-        yaml.safe_dump({"message_structure": levels}, allow_unicode=True), encoding="utf-8")
+    write_senders(site, levels, key="message_structure")
 
 
 @pytest.fixture(scope="module")
