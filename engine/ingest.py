@@ -61,6 +61,7 @@ from adapters.hl7v2.errors import (
 )
 from adapters.hl7v2.header import Header, decode, extract_header, read_message
 from adapters.hl7v2.processing import judge, kept_accepted, sent_id
+from adapters.hl7v2.sequence import judged as judged_sequence
 from adapters.hl7v2.structure import unexpected_segment
 from engine import fhirjson, heap
 from engine.audit.events import INSTITUTION, now_instant, patients_of
@@ -922,10 +923,16 @@ class Ingestor:
         # a line the message's structure does not hold (a raw line break in OBX-5 whose next line reads as
         # a segment): refused, never stored cut (``structure.unexpected_segment``; hl7fix29)
         unexpected = unexpected_segment(message)
+        # then each segment's place in its message structure: AE 100 only where it changes what is stored,
+        # else ERR W (``sequence.judged``: structure.yaml, the sender's senders.yaml ``message_structure``)
+        refused, placed = (None, []) if unexpected is not None else judged_sequence(
+            message, self.site, h.facility_code, h.application_code)
         t1 = time.perf_counter()
         self.stats.seconds["parse"] += t1 - t0
         if unexpected is not None:
             return None, [unexpected]
+        if refused is not None:
+            return None, [refused]
         try:
             conversion = (self.convert(message, self.site, institution=h.facility_code, application=item.sender_key)
                           if item.sender_key else self.convert(message, self.site, institution=h.facility_code))
@@ -939,6 +946,8 @@ class Ingestor:
                                    code=APPLICATION_INTERNAL_ERROR)]
         finally:
             self.stats.seconds["convert"] += time.perf_counter() - t1
+        if placed:
+            conversion.warnings[:0] = placed  # answered and counted (fidelity) as the converter's own
         return conversion, []
 
     def _validate(self, items: list[_Item]) -> None:

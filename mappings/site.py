@@ -481,7 +481,18 @@ _TABLE_SCHEMAS: dict[str, dict[str, Any]] = {
             {"const": "*"},
             {"type": "array", "minItems": 1, "items": {"type": "string", "minLength": 1}},
         ]},
+    }, "message_structure": {  # ``adapters.hl7v2.sequence``: a misspelt level must not read as "standard"
+        "type": ["object", "null"],
+        "additionalProperties": {"oneOf": [
+            {"enum": ["strict", "standard", "lenient"]},
+            {"type": "object", "minProperties": 1,
+             "additionalProperties": {"enum": ["strict", "standard", "lenient"]}},
+        ]},
     }}},
+    "hl7v2/structure.yaml": {"type": "object", "properties": {"refuse_without": {
+        "type": ["object", "null"],
+        "additionalProperties": {"type": "array", "items": {"type": "string", "pattern": "^[A-Z][A-Z0-9]{2}$"}},
+    }, "unchecked": {"type": ["array", "null"], "items": {"type": "string", "pattern": "^[A-Z0-9]{3}_[A-Z0-9]{3}$"}}}},
 }
 
 def _declared_institutions(path: Path, node: Any, data: Any, institutions: Mapping[str, Institution]) -> None:

@@ -31,10 +31,10 @@ from tests.hl7_calls import mllp
 ER7 = {"Content-Type": "x-application/hl7-v2+er7"}
 
 
-def write_senders(site: Path, declared: dict[str, object]) -> None:
+def write_senders(site: Path, declared: dict[str, object], key: str = "production_marked_training") -> None:
     (site / "hl7v2").mkdir(parents=True, exist_ok=True)
     (site / "hl7v2" / "senders.yaml").write_text(
-        yaml.safe_dump({"production_marked_training": declared}, allow_unicode=True), encoding="utf-8")
+        yaml.safe_dump({key: declared}, allow_unicode=True), encoding="utf-8")
 
 
 @pytest.fixture(scope="module")

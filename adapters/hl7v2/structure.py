@@ -12,10 +12,11 @@ from __future__ import annotations
 import os
 import re
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import yaml
 
@@ -26,6 +27,7 @@ from adapters.hl7v2.errors import (
     HL7Error,
 )
 from adapters.hl7v2.parser import Message, Segment
+from adapters.hl7v2.tables import allowed_structure
 
 _EVENT_STRUCTURES = Path(__file__).resolve().parents[2] / "mappings" / "hl7v2" / "event_structures.yaml"
 _EXTRA_COMPONENT = re.compile(r"Datatype None is not correct for (\S+) \(it must be None\)")
@@ -202,14 +204,19 @@ _JUDGED_ELSEWHERE = frozenset({"PID"})
 
 
 def message_structure(message: Message, version: str) -> str:
-    """The message structure of ``message``: MSH-9.3 when it is one of the version's, else table 0354's
-    for MSH-9.1/MSH-9.2 (``ADT^A04`` -> ``ADT_A01``), else ``TYPE_EVENT``."""
+    """The message structure ``message`` is read with: MSH-9.3 when it is one of the version's and a
+    structure of the event (``tables.allowed_structure``, as ``header.structure_warning`` judges it: an
+    ``ADT^A04^ORU_R01`` is warned and read as ``ADT_A01``, so it is checked as one; hl7struct31), else
+    table 0354's for MSH-9.1/MSH-9.2 (``ADT^A04`` -> ``ADT_A01``), else ``TYPE_EVENT``."""
     msh = message.msh
     explicit = msh.value(9, comp=3)
     event = f"{msh.message_type}_{msh.trigger_event}"
-    if explicit and (explicit == event or (rules := segment_rules(version, explicit)) is None or rules.structure):
+    expected = event_structures().get(event)
+    if explicit and (explicit == event or (rules := segment_rules(version, explicit)) is None or rules.structure) \
+            and (expected is None or allowed_structure(version, msh.message_type, msh.trigger_event, explicit,
+                                                       expected)):
         return explicit
-    return event_structures().get(event) or event
+    return expected or event
 
 
 def unexpected_segment(message: Message) -> HL7Error | None:
@@ -225,17 +232,11 @@ def unexpected_segment(message: Message) -> HL7Error | None:
     ``MDM_T02``; a second ``PID`` is ``convert.common.one_patient``'s, which refuses another patient's)
     refuses the message, kept for replay, nothing stored. Z-segments are the sender's own (2.7.2): allowed anywhere. Not refused: a segment HL7
     defines that the structure does not hold (``PRB`` in ``ADT_A01``, ``PRT`` in a 2.5.1 ``OML``: 11 of
-    the 121 public samples send one, and the converter reads most of them), nor one out of order; a
-    line that reads as a segment the structure repeats there (an ``OBX``) is not found here."""
-    msh = message.msh
-    fields = msh.fields
-    key = (fields[12] if len(fields) > 12 else "", fields[9] if len(fields) > 9 else "")
-    rules = _RULES.get(key, _UNREAD)
-    if rules is _UNREAD:
-        if len(_RULES) > 4096:  # (bounded: senders send a few types and versions)
-            _RULES.clear()
-        version = msh.version or "2.5.1"
-        rules = _RULES[key] = segment_rules(version, message_structure(message, version))
+    the 121 public samples send one, and the converter reads most of them), nor one out of order: those
+    are ``sequence.judged``'s (thirty-first round), which runs after this and warns or refuses by the
+    site's rules; a line that reads as a segment the structure repeats there (an ``OBX``) is found by
+    neither."""
+    rules = of_its_structure(message, _RULES, segment_rules)
     if rules is None:
         return None
     known, once = rules.known, rules.once
@@ -261,6 +262,22 @@ def unexpected_segment(message: Message) -> HL7Error | None:
 # (MSH-12, MSH-9 as sent) -> the rules read for them: one dict look-up a message
 _UNREAD: Any = object()
 _RULES: dict[tuple[str, str], SegmentRules | None] = {}
+T = TypeVar("T")
+
+
+def of_its_structure(message: Message, cache: dict[tuple[str, str], T | None],
+                     build: Callable[[str, str], T | None]) -> T | None:
+    """What ``build(version, structure)`` makes of ``message``'s version and message structure, kept in
+    ``cache`` by MSH-12 and MSH-9 as sent: one dictionary look-up a message after the first of its kind."""
+    fields = message.msh.fields
+    key = (fields[12] if len(fields) > 12 else "", fields[9] if len(fields) > 9 else "")
+    found = cache.get(key, _UNREAD)
+    if found is _UNREAD:
+        if len(cache) > 4096:  # (bounded: senders send a few types and versions)
+            cache.clear()
+        version = message.msh.version or "2.5.1"
+        found = cache[key] = build(version, message_structure(message, version))
+    return found
 
 
 def _unexpected(seg: Segment, why: str) -> HL7Error:

@@ -1,0 +1,301 @@
+"""Segment order and membership checked against the message structure of the message's HL7 version.
+
+Why: HL7 v2 chapter 2 gives every message structure (``ORU_R01``, ``ADT_A01`` ...) an order of segments and
+segment groups; a receiver that reads segments by name alone stores a segment out of its place as if it
+were in it. hl7apy ships those structures for v2.1 to v2.8.2 (``structure.segment_rules`` reads the same
+definitions); they are compiled here once per (version, structure) into a flat list of segment slots, and
+each message is then one walk over its segment ids: for each id, where the structure lets it stand next
+(a later slot, the same slot again when it repeats, or a new repetition of a group it can begin), as HAPI's
+and most engines' parsers place segments. The answer for (slot, id) is computed once and remembered, so a
+message costs one dictionary look-up per segment, not a walk of the definition.
+
+A deviation is one of (``Deviation.kind``):
+
+* ``outside``: a segment HL7 defines that the structure does not hold (an ``RXA`` in ``ADT_A01``);
+* ``order``: a segment the structure holds, found where it can no longer stand (``PID`` after ``PV1``);
+* ``without``: a segment placed in a group whose required segment before it the message lacks (an ``OBX``
+  in ``ORU_R01`` with no ``OBR`` before it).
+
+What each is -- an error that refuses the message (AE 100, kept for replay) or a warning (ERR severity W, the
+message accepted) -- is the site's data (``mappings/hl7v2/structure.yaml``), with a per-sender strictness in
+``senders.yaml`` ``message_structure``. Z-segments are the sender's own (v2.7.2 2.8.2): allowed anywhere. A
+segment id no version defines and a second occurrence of a segment the structure holds once stay
+``structure.unexpected_segment``'s (a line cut out of a field), judged before this check.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from functools import lru_cache
+from operator import attrgetter
+from typing import Any, Protocol
+
+from adapters.hl7v2.errors import SEGMENT_SEQUENCE_ERROR, HL7Error
+from adapters.hl7v2.parser import Message, Segment
+from adapters.hl7v2.structure import of_its_structure
+
+OUTSIDE, ORDER, WITHOUT = "outside", "order", "without"
+STRICT, STANDARD, LENIENT = "strict", "standard", "lenient"
+LEVELS = (STRICT, STANDARD, LENIENT)
+DECLARATION = "message_structure"  # the senders.yaml key
+ANY = "ANYHL7SEGMENT"  # hl7apy's name for "any segment" in a structure
+
+
+class SiteTables(Protocol):
+    """What the check reads of a site: its tables (``structure``, ``senders``)."""
+
+    tables: Mapping[str, Any]
+
+
+@dataclass(frozen=True)
+class Group:
+    """A segment group of the structure: its slots ``[start, end)``, whether it repeats or is required."""
+
+    name: str
+    start: int
+    end: int
+    repeats: bool
+    required: bool
+
+
+@dataclass(frozen=True)
+class Slot:
+    name: str
+    required: bool
+    repeats: bool
+    groups: tuple[int, ...]  # indices into ``Compiled.groups``, outermost first (0: the message itself)
+
+
+@dataclass(frozen=True)
+class Deviation:
+    kind: str  # OUTSIDE, ORDER or WITHOUT
+    segment: Segment
+    lacking: str = ""  # WITHOUT: the required segment of the group the message lacks
+    group: str = ""  # WITHOUT: the group's name; ORDER: the segment it stands after
+    alone: bool = False  # WITHOUT: the segment begins its group (none of the group's segments before it)
+
+
+# (next slot, deviation kind or "", lacking segment, group, alone): one step of the walk
+Step = tuple[int, str, str, str, bool]
+
+
+class Compiled:
+    """One message structure as flat slots, with the remembered steps of the walk."""
+
+    def __init__(self, version: str, structure: str, slots: list[Slot], groups: list[Group],
+                 open_: bool = False) -> None:
+        self.version, self.structure = version, structure
+        self.slots, self.groups = slots, groups
+        self.names = frozenset(s.name for s in slots)
+        self.open = open_  # the structure admits any segment somewhere: none is outside it
+        self.steps: dict[tuple[int, str], Step] = {}
+        self.shapes: dict[tuple[str, ...], tuple[Step, ...]] = {}
+
+    def walk(self, shape: tuple[str, ...]) -> tuple[Step, ...]:
+        """(segment index, kind, lacking, group, alone) of each deviation of a message of segment ids ``shape``;
+        () when it is in place or does not begin with the structure's first segment (MSH)."""
+        if not shape or shape[0] != self.slots[0].name:
+            return ()
+        out = []
+        at = 0
+        for i in range(1, len(shape)):
+            name = shape[i]
+            if name[0] == "Z":
+                continue
+            at, kind, lacking, group, alone = self.step(at, name)
+            if kind:
+                out.append((i, kind, lacking, group, alone))
+        return tuple(out)
+
+    def step(self, at: int, name: str) -> Step:
+        """The ``Step`` for segment ``name`` after slot ``at``."""
+        key = (at, name)
+        found = self.steps.get(key)
+        if found is None:
+            found = self.steps[key] = self._step(at, name)
+        return found
+
+    def _step(self, at: int, name: str) -> Step:
+        if name not in self.names:
+            return at, "" if self.open else OUTSIDE, "", "", False
+        slots = self.slots
+        here = slots[at]
+        if here.name == name and here.repeats:
+            return at, "", "", "", False
+        levels = [(level, self.groups[here.groups[level]]) for level in range(len(here.groups) - 1, -1, -1)]
+        # the innermost group first, then outwards: a later slot of the group, else a new repetition of it;
+        # first where the segment enters no group or enters each at a required segment (an OBR, a PID: a
+        # new order, a new patient), then where it enters one at an optional first segment (an ORC)
+        for strong in (True, False):
+            for level, group in levels:
+                for k in range(at + 1, group.end):
+                    if slots[k].name == name and self._enters(k, here.groups, strong):
+                        return self._judged(at, k, here.groups)
+                if group.repeats:
+                    outer = here.groups[:level]
+                    for k in range(group.start, at + 1):
+                        if slots[k].name == name and self._enters(k, outer, strong):
+                            return self._judged(at, k, outer, restart=group)
+        for k in range(at + 1, len(slots)):  # placed where it can stand, but one group lacks what comes first
+            if slots[k].name == name:
+                lacking = [g for g in slots[k].groups if g not in here.groups and self._lacking(g, k)]
+                if len(lacking) == 1:  # (an OBX in ORU_R01 with no OBR; not a TQ1 in a prior result's order)
+                    return self._judged(at, k, here.groups)
+        for level, group in levels:  # a repetition of its group lacking only what begins it (a 2nd RXA, no ORC)
+            if group.repeats:
+                for k in range(group.start, at + 1):
+                    if slots[k].name == name and slots[k].groups[-1] == here.groups[level] \
+                            and self._enters(k, here.groups[:level + 1], False):
+                        return self._judged(at, k, here.groups[:level], restart=group)
+        return at, ORDER, "", here.name, False
+
+    def _enters(self, k: int, open_groups: tuple[int, ...], strong: bool) -> bool:
+        """Whether slot ``k`` begins each group it is in that is not open yet (nothing required before it
+        there); ``strong``: and it is itself required when it enters one (an anchor, not an optional lead)."""
+        entered = [g for g in self.slots[k].groups if g not in open_groups]
+        if strong and entered and not self.slots[k].required:
+            return False
+        return not any(self._lacking(g, k) for g in entered)
+
+    def _lacking(self, g: int, k: int) -> str:
+        """The first required segment of group ``g`` before slot ``k`` on the way to it; "" when none."""
+        inside = self.slots[k].groups
+        for m in range(self.groups[g].start, k):
+            if self._required_on_way(m, inside):
+                return self.slots[m].name
+        return ""
+
+    def _required_on_way(self, m: int, inside: tuple[int, ...], also: tuple[int, ...] = ()) -> bool:
+        slot = self.slots[m]
+        return slot.required and all(self.groups[g].required for g in slot.groups if g not in inside and g not in also)
+
+    def _judged(self, at: int, k: int, open_groups: tuple[int, ...], restart: Group | None = None) -> Step:
+        """The step to ``k``, a WITHOUT deviation when a required segment of a group (not the message's
+        own level: a missing top-level segment is no question of order) is passed over on the way."""
+        inside = self.slots[k].groups
+        first = restart.start if restart is not None else at + 1
+        for m in range(first, k):
+            if m == at:
+                continue
+            if self._required_on_way(m, inside, () if restart is not None else open_groups):
+                groups = [g for g in self.slots[m].groups if g != 0 and g in inside]
+                if groups:
+                    alone = restart is not None or groups[-1] not in self.slots[at].groups
+                    return k, WITHOUT, self.slots[m].name, self.groups[groups[-1]].name, alone
+        return k, "", "", "", False
+
+
+@lru_cache(maxsize=256)
+def compiled(version: str, structure: str) -> Compiled | None:
+    """``structure`` of HL7 ``version`` compiled from hl7apy's definition (once per pair); None when
+    hl7apy has no such version or the version no such structure."""
+    from hl7apy import SUPPORTED_LIBRARIES, load_library
+
+    if version not in SUPPORTED_LIBRARIES:
+        return None
+    definition = load_library(version).ELEMENTS["Message"].get(structure)
+    if definition is None:
+        return None
+    slots: list[Slot] = []
+    groups: list[Group] = [Group(structure, 0, 0, False, True)]
+
+    def walk(node: tuple, path: tuple[int, ...]) -> None:
+        choice = node[0] == "choice"  # one of its members (ORM_O01's OBR | RQD | RQ1 | RXO | ODS | ODT)
+        for name, sub, (least, most), tag in node[1]:
+            if choice:
+                least = 0
+            if tag == "GRP":
+                index = len(groups)
+                groups.append(Group(name, len(slots), 0, most != 1, least >= 1))
+                walk(sub, (*path, index))
+                groups[index] = Group(name, groups[index].start, len(slots), most != 1, least >= 1)
+            elif name == ANY:
+                wildcard.append(name)  # "any HL7 segment" (v2.6 PPR_PC1's order detail): nothing is outside
+            else:
+                slots.append(Slot(name, least >= 1, most != 1, path))
+
+    wildcard: list[str] = []
+    walk(definition, (0,))
+    groups[0] = Group(structure, 0, len(slots), False, True)
+    return Compiled(version, structure, slots, groups, open_=bool(wildcard))
+
+
+def deviations(message: Message) -> list[Deviation]:
+    """Every segment of ``message`` out of its message structure's place (Z-segments never are); [] when
+    the version or structure is unknown to hl7apy (nothing to check against)."""
+    found = of_its_structure(message, _COMPILED, compiled)
+    if found is None:
+        return []
+    segments = message.segments
+    shape = tuple(map(_NAME, segments))  # (C-level: the message's ids; a feed sends a few shapes)
+    walked = found.shapes.get(shape)
+    if walked is None:
+        walked = found.walk(shape)
+        if len(shape) <= _REMEMBERED_LENGTH:  # (bounded: a lab's result shapes differ by their OBX counts)
+            if len(found.shapes) > 1024:
+                found.shapes.clear()
+            found.shapes[shape] = walked
+    return [Deviation(kind, segments[i], lacking, group, alone)
+            for i, kind, lacking, group, alone in walked] if walked else []
+
+
+_NAME = attrgetter("name")
+_REMEMBERED_LENGTH = 256  # a longer message is walked each time (its steps still remembered): no shape kept
+_COMPILED: dict[tuple[str, str], Compiled | None] = {}
+
+
+def strictness(site: SiteTables, institution: str, application: str) -> str:
+    """The sender's level (``senders.yaml`` ``message_structure``: institution -> level, or a map of its
+    sending applications (MSH-3.1) to levels, ``"*"`` for the rest); ``standard`` when not declared."""
+    table = (site.tables.get("senders") or {}).get(DECLARATION) or {}
+    entry = table.get(institution)
+    if isinstance(entry, dict):
+        entry = entry.get(application.strip(), entry.get("*"))
+    return str(entry).strip().lower() if entry else STANDARD
+
+
+def judged(message: Message, site: SiteTables, institution: str, application: str
+           ) -> tuple[HL7Error | None, list[HL7Error]]:
+    """(the refusal, or None; the warnings) for ``message``'s deviations under the site's rules
+    (``structure.yaml`` ``refuse_without``: a segment that begins its group lacking a segment named there
+    -- an ``OBX`` with neither ``ORC`` nor ``OBR`` before it: no order to attach it to --; after an ``ORC``
+    alone the results are the ORC's order's, as ``convert.results.groups`` reads them, and warned) and the
+    sender's strictness: ``strict`` refuses every deviation, ``lenient`` none (each is a warning),
+    ``standard`` the ones the rules name."""
+    found = deviations(message)
+    if not found:
+        return None, []
+    rules = site.tables.get("structure") or {}
+    compiled_for = of_its_structure(message, _COMPILED, compiled)  # (read above: a look-up)
+    version, structure = message.msh.version, compiled_for.structure if compiled_for else ""
+    if structure in (rules.get("unchecked") or ()):  # (RSP_K11: the query profile's segment pattern)
+        return None, []
+    level = strictness(site, institution, application)
+    refuse = rules.get("refuse_without") or {}
+    warnings: list[HL7Error] = []
+    for dev in found:
+        err = _error(dev, version, structure)
+        if level == STRICT or (level != LENIENT and dev.kind == WITHOUT and dev.alone
+                               and dev.lacking in (refuse.get(dev.segment.name) or ())):
+            err.ack_code, err.severity = "AE", "E"
+            err.message += ("; refused (nothing of the message is stored; it is kept for replay once the sender "
+                            "places it)")
+            return err, warnings
+        warnings.append(err)
+    return None, warnings
+
+
+def _error(dev: Deviation, version: str, structure: str) -> HL7Error:
+    seg = dev.segment
+    where = f"message structure {structure} of HL7 {version}"
+    if dev.kind == OUTSIDE:
+        text = f"{seg.name} is not a segment of {where}: taken as sent, outside the structure"
+    elif dev.kind == ORDER:
+        text = f"{seg.name} stands after {dev.group}, out of the order of {where}"
+    else:
+        text = (f"{seg.name} has no {dev.lacking} (nor any segment of its group {dev.group}) before it in {where}"
+                + (": it cannot be attached to an order" if dev.lacking == "OBR" else "")
+                if dev.alone else f"{seg.name} has no {dev.lacking} before it in its group {dev.group} of {where}")
+    return HL7Error(text, segment=seg.name, sequence=seg.sequence, code=SEGMENT_SEQUENCE_ERROR,
+                    severity="W", ack_code="AA")
