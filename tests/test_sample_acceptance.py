@@ -232,13 +232,27 @@ def test_samples_over_mllp(settings: Settings, tmp_path: Path,
         finally:
             await server.stop()
 
+    # what converts may still be refused by the segment structure check (hl7struct31: a result with no order
+    # before it); the one such sample is named, so the check cannot quietly refuse more
+    structure_refused = {path.name for path in FILES if outcomes[path][1] is None and _structure_error(path, site)}
+    assert structure_refused == {"26_ORU_R01_Hl7MessageTest_L484.hl7"}, structure_refused
     answered = 0
     for number, paths in enumerate(rounds):
         with Engine(settings.with_(site=site_dir, data_dir=tmp_path / f"round{number}")) as engine:
             acks = asyncio.run(answer(engine, paths))
         for path, ack in zip(paths, acks, strict=True):
             _key, refusal = outcomes[path]
-            expected = "AA" if refusal is None else refusal.ack_code
+            expected = "AE" if path.name in structure_refused else "AA" if refusal is None else refusal.ack_code
             assert ack_code_of(ack) == expected, (path.name, ack.decode("utf-8", "replace")[:600])
             answered += 1
     assert answered == len(FILES)
+
+
+def _structure_error(path: Path, site: Site) -> bool:
+    """Whether the segment structure check (adapters.hl7v2.sequence, its one owner) refuses the sample."""
+    from adapters.hl7v2.parser import parse
+    from adapters.hl7v2.sequence import judged
+
+    message = parse(path.read_text(encoding="utf-8", errors="replace"))
+    error, _warnings = judged(message, site, message.msh.sending_facility, message.msh.sending_application)
+    return error is not None
