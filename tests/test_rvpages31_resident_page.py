@@ -10,7 +10,8 @@ One resident, four messages from the county hospital:
 - a chest CT whose finding OBX carries OBX-11 W ("post original as wrong, e.g. transmitted for wrong
   patient": R4 entered-in-error) and whose impression is final;
 - an outpatient registration (ADT^A04) without PV1-44, with a DG1 whose DG1-5 (diagnosis date, R4
-  onsetDateTime) is 2010-01-01.
+  onsetDateTime) is 2010-01-01;
+- an admission (ADT^A01) with a diagnosis of lung cancer, which an A08 then withdraws (DG1-21 D).
 Each test below fails on pages31's tip for the reason its docstring states.
 """
 
@@ -53,7 +54,14 @@ def _messages(patient: str) -> list[bytes]:
     visit = hl7(msh("HIS", "FNXRMYY", "20250403080500", "ADT^A04^ADT_A01", "RV31-ADT-1"), "EVN|A04|20250403080500",
                 patient, "PV1|1|O|QK^^^FNXRMYY^^^^^全科门诊||||||||||||||||RV31-VISIT-7^^^FNXRMYY^VN",
                 "DG1|1||I10^高血压^I10||20100101|F")
-    return [count, cannot, ct, visit]
+    pv1 = ("PV1|1|I|NEI^301^02^FNXRMYY^^^^^心内科病区|R|||D1001^陈^明^^^^^^FNXRMYY||||||||||||"
+           "RV31-STAY-1^^^FNXRMYY^VN|||||||||||||||||||||||||20250405090000")
+    admitted = hl7(msh("HIS", "FNXRMYY", "20250405091500", "ADT^A01^ADT_A01", "RV31-ADT-2"), "EVN|A01|20250405091500",
+                   patient, pv1, "DG1|1||C34.1^肺癌^I10|||F|||||||||1")
+    # the hospital withdraws that diagnosis (DG1-21 D): stored as verificationStatus entered-in-error
+    withdrawn = hl7(msh("HIS", "FNXRMYY", "20250405150000", "ADT^A08^ADT_A01", "RV31-ADT-3"), "EVN|A08|20250405150000",
+                    patient, pv1, "DG1|1||C34.1^肺癌^I10|||F|||||||||1||||||D")
+    return [count, cannot, ct, visit, admitted, withdrawn]
 
 
 @pytest.fixture(scope="module")
@@ -140,3 +148,18 @@ def test_an_undated_visit_is_not_dated_by_a_diagnosis_onset(phone: Phone) -> Non
                           " return Object.fromEntries([...document.querySelectorAll('#timeline section.day')].map("
                           "s => [s.querySelector('h3').innerText, s.innerText])); })()")
     assert "就诊" not in days.get("2010年1月1日", ""), days
+
+
+def test_a_withdrawn_diagnosis_is_not_in_the_timeline_as_hers(phone: Phone, site: Engine) -> None:
+    """FINDING (MED, on main too; missed by pages31): the timeline -- the tab the page opens on -- lists
+    every Condition as 诊断 <name> with no word of its verification status. A diagnosis the hospital
+    withdrew (DG1-21 D, stored as verificationStatus entered-in-error, shown as 录入有误 only on the
+    diagnoses tab) reads in her timeline as "诊断 肺癌" on the day of her admission, exactly like a
+    diagnosis that stands (here under 日期未注明: DG1-5 and DG1-19 are empty). pages31 made the timeline leave out a withdrawn lab value and its flag; a
+    withdrawn diagnosis of cancer is the same case. Either it is left out or it is said withdrawn."""
+    diagnoses = _section(phone, "diagnoses")
+    assert "肺癌" in diagnoses and "录入有误" in diagnoses, diagnoses  # stored and worded as withdrawn there
+    line = _section(phone, "timeline")
+    # (the withdrawn diagnosis has no onset or recorded date: it stands under 日期未注明)
+    assert "肺癌" not in line or "录入有误" in line or "作废" in line, line
+
