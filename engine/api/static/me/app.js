@@ -126,13 +126,10 @@ function renderVisits() {
   return dated.sort(([a, ab], [b, bb]) => newestFirst(at(a, ab), at(b, bb))).map(([e, by]) => {
     const cls = word(w.encClass, (e.class || {}).code) || text((e.type || [])[0]);
     const end = e.period && e.period.end;
-    // a diagnosis the hospital withdrew is not her reason for the visit
-    const diagnoses = (e.diagnosis || []).filter((d) => !withdrawn(state.Condition.find((c) =>
-      "Condition/" + c.id === (d.condition || {}).reference))).map((d) => (d.condition || {}).display);
     return recordCard(e, "visit", cls, [day(e) || (by ? w.visitByRecords(formatDate(by.when, lang, false), w.datedBy[by.what])
       : w.visitUndated), institution(e), word(w.encStatus, e.status)],
       line(w.ward, (e.location || []).map((l) => (l.location || {}).display).filter(Boolean).join(W().sep)),
-      line(w.reason, (e.reasonCode || []).map(text).filter(Boolean).join(W().sep) || diagnoses.filter(Boolean).join(W().sep)),
+      line(w.reason, (e.reasonCode || []).map(text).filter(Boolean).join(W().sep) || (e.diagnosis || []).map((d) => (d.condition || {}).display).filter(Boolean).join(W().sep)),
       line(w.doctor, (e.participant || []).map((p) => (p.individual || {}).display).filter(Boolean).join(W().sep)),
       end ? line(w.to, dayTime(end)) : null);
   });
