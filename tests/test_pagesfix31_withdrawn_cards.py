@@ -28,6 +28,7 @@ from engine.engine import Engine
 from engine.settings import Settings
 from tests.test_resident_record_ui import _http, hl7, msh, pid
 from tests.test_resident_ui import CHROMIUM, Phone, _free_port, nid, serving
+from tests.test_ui12_phone import outside
 
 pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="Chromium is not installed (Debian package 'chromium')")
 
@@ -200,3 +201,20 @@ def test_a_result_of_a_withdrawn_report_is_withdrawn_with_it(phone: Phone) -> No
     assert "医院已作废此结果" in row and "6.8" not in row and "偏高" not in row, rows
     line = _section(phone, "timeline")
     assert "总胆固醇" not in line and "血脂" not in line, line
+
+
+def test_in_english_and_within_the_phone(phone: Phone) -> None:
+    phone.click("#lang")
+    try:
+        phone.cdp.wait("document.documentElement.lang === 'en'")
+        visits = _section(phone, "visits")
+        assert "Visit date not stated; the prescriptions and medicines filed under this visit are dated" in visits, visits
+        assert outside(phone.cdp, {"width": 390}) == []
+        meds = _section(phone, "meds")
+        assert "Withdrawn by the hospital (entered in error)" in meds, meds
+        assert outside(phone.cdp, {"width": 390}) == []
+        _section(phone, "timeline")
+        assert outside(phone.cdp, {"width": 390}) == []
+    finally:
+        phone.click("#lang")
+        phone.cdp.wait("document.documentElement.lang === 'zh-CN'")
