@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -85,19 +86,47 @@ def _messages(patient: str) -> list[bytes]:
             registered, lipids]
 
 
+def fed_site(tmp: Path, patient: str, messages: list[bytes]) -> Iterator[Engine]:
+    """A served site (uvicorn, the real store) fed ``messages`` over ``POST /hl7v2``, each answered AA;
+    shared by the resident-page modules of the thirty-first round (pages31, rvpages31, pagesfix31)."""
+    engine = Engine(Settings(data_dir=tmp / "var", http_port=_free_port(), mllp_port=0))
+    with serving(engine):
+        sender = engine.auth.issue_system_token("interface-engine", "system/MessageHeader.c")
+        for msg in messages:
+            status, headers, ack = _http("POST", engine.settings.public_base_url + "/hl7v2", sender, msg,
+                                         "x-application/hl7-v2+er7")
+            assert status == 200 and headers.get("x-hl7-ack-code") == "AA", ack
+        yield engine
+    engine.close()
+
+
+def signed_in_phone(site: Engine, shots: Path, national_id: str) -> Iterator[Phone]:
+    """Her 390-px phone, signed in once (ID number, then the code the outbox holds), page loaded."""
+    p = Phone(shots)
+    cdp = p.cdp
+    try:
+        p.size(390, 844, mobile=True)
+        cdp.call("Page.navigate", url=site.settings.public_base_url + "/ui/me/")
+        cdp.wait("location.pathname === '/ui/me/' && document.getElementById('signin')?.hidden === false")
+        cdp.eval("document.getElementById('login').click()")
+        cdp.wait("location.pathname === '/auth/authorize' && !!document.getElementById('national_id')")
+        cdp.eval(f"document.getElementById('national_id').value = '{national_id}'; document.forms[0].submit()")
+        cdp.wait("!!document.getElementById('code')")
+        code = json.loads((site.settings.data_dir / "otp" / "outbox.jsonl").read_text().splitlines()[-1])["code"]
+        cdp.eval(f"document.getElementById('code').value = '{code}'; document.forms[0].submit()")
+        cdp.wait("document.body.dataset.ready === '1'")
+        yield p
+    finally:
+        p.close()
+
+
 @pytest.fixture(scope="module")
 def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Engine]:
-    engine = Engine(Settings(data_dir=tmp_path_factory.mktemp("pagesfix31") / "var", http_port=_free_port(),
-                             mllp_port=0))
-    with serving(engine):
-        base = engine.settings.public_base_url
-        sender = engine.auth.issue_system_token("interface-engine", "system/MessageHeader.c")
-        patient = pid(QIAN, "ZY2026008888", "FNXRMYY", "钱^小红", "19720404", "F", "13700008888")
-        for msg in _messages(patient):
-            status, headers, ack = _http("POST", base + "/hl7v2", sender, msg, "x-application/hl7-v2+er7")
-            assert status == 200 and headers.get("x-hl7-ack-code") == "AA", ack
+    patient = pid(QIAN, "ZY2026008888", "FNXRMYY", "钱^小红", "19720404", "F", "13700008888")
+    for engine in fed_site(tmp_path_factory.mktemp("pagesfix31"), patient, _messages(patient)):
         # the hospital's system withdraws the lipid report over FHIR (status entered-in-error) and
         # leaves its result final: the result goes with its report
+        base = engine.settings.public_base_url
         his = engine.auth.issue_system_token("his-fnxrmyy", "system/*.cruds")
         found = json.loads(_http("GET", base + "/fhir/DiagnosticReport?identifier=PF31-TC-1F", his)[2])
         (report,) = [e["resource"] for e in found.get("entry", [])]
@@ -106,28 +135,11 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Engine]:
                                 json.dumps(report, ensure_ascii=False).encode())
         assert status == 200, body
         yield engine
-    engine.close()
 
 
 @pytest.fixture(scope="module")
 def phone(site: Engine, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Phone]:
-    """Her phone, signed in once for the module (ID number, then the code the outbox holds)."""
-    p = Phone(tmp_path_factory.mktemp("pagesfix31-shots"))
-    cdp = p.cdp
-    try:
-        p.size(390, 844, mobile=True)
-        cdp.call("Page.navigate", url=site.settings.public_base_url + "/ui/me/")
-        cdp.wait("location.pathname === '/ui/me/' && document.getElementById('signin')?.hidden === false")
-        cdp.eval("document.getElementById('login').click()")
-        cdp.wait("location.pathname === '/auth/authorize' && !!document.getElementById('national_id')")
-        cdp.eval(f"document.getElementById('national_id').value = '{QIAN}'; document.forms[0].submit()")
-        cdp.wait("!!document.getElementById('code')")
-        code = json.loads((site.settings.data_dir / "otp" / "outbox.jsonl").read_text().splitlines()[-1])["code"]
-        cdp.eval(f"document.getElementById('code').value = '{code}'; document.forms[0].submit()")
-        cdp.wait("document.body.dataset.ready === '1'")
-        yield p
-    finally:
-        p.close()
+    yield from signed_in_phone(site, tmp_path_factory.mktemp("pagesfix31-shots"), QIAN)
 
 
 def _section(phone: Phone, tab: str) -> str:
