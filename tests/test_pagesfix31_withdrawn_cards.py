@@ -10,7 +10,7 @@ One resident, messages from the county hospital:
 - a vaccination the health centre deletes (RXA-21 D: entered-in-error);
 - an admission whose diagnosis (breast cancer) an A08 withdraws (DG1-21 D): not in her timeline;
 - a chest X-ray whose impression OBX is posted as wrong (OBX-11 W): the converter still builds the
-  report's conclusion from it (left to the HL7 side), the page must not show it;
+  report's conclusion and its text document from it (left to the HL7 side), the page must not show it;
 - two glucose results, the later preliminary (OBX-11 P) and high: the timeline's abnormal line and the
   trend mark it preliminary;
 - an outpatient registration (A04) without PV1-44 whose only record is a diagnosis with an onset:
@@ -191,6 +191,9 @@ def test_a_withdrawn_impression_is_not_shown_as_the_conclusion(phone: Phone) -> 
     assert "双肺纹理清晰" in imaging and "医院已作废此结果" in imaging, imaging
     assert "左肺下叶结节" not in imaging, imaging
     assert "左肺下叶结节" not in _section(phone, "timeline")
+    # the report's text document carries every OBX: the withdrawn impression's line is left out
+    documents = _section(phone, "documents")
+    assert "胸部正位片" in documents and "双肺纹理清晰" in documents and "左肺下叶结节" not in documents, documents
 
 
 def test_a_preliminary_value_is_marked_in_the_timeline_and_the_trend(phone: Phone) -> None:

@@ -62,13 +62,15 @@ const badge = (txt, cls) => (txt ? el("span", { class: "badge " + (cls || "") },
 const empty = () => el("p", { class: "empty" }, W().none);
 const sortNewest = (list) => [...list].sort((a, b) => newestFirst(whenOf(a), whenOf(b)));
 
-function attachmentLinks(attachments) {
+/** A record's attachments: text shown (without `gone`, the lines of withdrawn findings), others
+ * offered for download. */
+function attachmentLinks(attachments, gone) {
   const out = [];
   for (const a of attachments || []) {
     if (!a) continue;
     const ct = (a.contentType || "").split(";")[0];
     if (a.data && ct.startsWith("text/")) {
-      out.push(el("p", { class: "doc-text" }, decodeText(a.data)));
+      out.push(el("p", { class: "doc-text" }, gone ? without(decodeText(a.data), gone) : decodeText(a.data)));
     } else if (a.data) {
       const b = el("button", { type: "button", class: "link" }, W().docDownload(a.title || W().document));
       b.addEventListener("click", () => download(a.data, ct, (a.title || "document") + (ct === "application/pdf" ? ".pdf" : "")));
@@ -250,7 +252,8 @@ const latestTask = (sr) => sortNewest(state.Task.filter((t) => [t.focus, ...(t.b
 
 function renderDocuments() {
   return sortNewest(state.DocumentReference).map((d) => recordCard(d, "document", text(d.type) || d.description,
-    [day(d), institution(d)], ...attachmentLinks((d.content || []).map((c) => c.attachment))));
+    [day(d), institution(d)], ...attachmentLinks((d.content || []).map((c) => c.attachment),
+      withdrawnLines(((d.context || {}).related || []).map((x) => state.reportByRef[x.reference])))));
 }
 
 function resultRow(o) {
@@ -351,12 +354,14 @@ function renderTrends() {
 }
 
 const findingsOf = (r) => (r.result || []).map((x) => state.obsById[x.reference]).filter(Boolean);
-/** An imaging report's conclusion without the lines that are a withdrawn finding's words (the
- * converter builds it from the impression OBXs whatever their OBX-11: left to the HL7 side). */
-function conclusionOf(r) {
-  const gone = new Set(findingsOf(r).filter(withdrawn).flatMap((o) => valueOf(o).split("\n")).map((x) => x.trim()));
-  return (r.conclusion || "").split("\n").filter((x) => !gone.has(x.trim())).join("\n").trim();
-}
+/** The lines that are the words of a withdrawn finding of these reports: the converter writes a
+ * report's conclusion and its text document from every OBX whatever its OBX-11 (left to the HL7
+ * side), so wherever the page shows such text it leaves these lines out. */
+const withdrawnLines = (reports) => new Set(reports.filter(Boolean).flatMap(findingsOf).filter(withdrawn)
+  .flatMap((o) => valueOf(o).split("\n")).map((x) => x.trim()).filter(Boolean));
+const without = (words, gone) => (words || "").split("\n").filter((x) => !gone.has(x.trim())).join("\n").trim();
+/** An imaging report's conclusion without a withdrawn finding's words. */
+const conclusionOf = (r) => without(r.conclusion, withdrawnLines([r]));
 
 function renderImaging() {
   const w = W();
@@ -368,7 +373,7 @@ function renderImaging() {
       // a finding the hospital withdrew: its name and that it was withdrawn, not its words
       ...obs.map((o) => line(text(o.code) || w.imagingFindings, withdrawn(o) ? statusWords(o) : valueOf(o))),
       // the report's text carries every OBX, withdrawn ones too: shown only where there are no findings
-      obs.length ? null : texts.map((a) => el("p", { class: "doc-text" }, decodeText(a.data))),
+      obs.length ? null : attachmentLinks(texts),
       obs.some((o) => !withdrawn(o) && valueOf(o).trim() === conclusion) ? null : line(w.imagingConclusion, conclusion),
       ...(r.conclusionCode || []).map((c) => el("p", {}, text(c)))) };
   });
@@ -668,8 +673,12 @@ async function load(s) {
   state.imagingReports = reps.resources.filter(isImaging);
   state.labReports = reps.resources.filter((r) => !isImaging(r));
   state.obsById = Object.fromEntries(obs.resources.map((o) => ["Observation/" + o.id, o]));
-  // the results of a report the hospital withdrew are withdrawn with it, whatever their own status
-  state.withdrawnResults = new Set(reps.resources.filter(withdrawn).flatMap((r) => (r.result || []).map((x) => x.reference)));
+  // the results and text documents of a report the hospital withdrew go with it, whatever their own status
+  const gone = new Set(reps.resources.filter(withdrawn).map((r) => "DiagnosticReport/" + r.id));
+  state.withdrawnWithReport = new Set([...reps.resources.filter(withdrawn).flatMap((r) => (r.result || []).map((x) => x.reference)),
+    ...state.DocumentReference.filter((d) => ((d.context || {}).related || []).some((x) => gone.has(x.reference)))
+      .map((d) => "DocumentReference/" + d.id)]);
+  state.reportByRef = Object.fromEntries(reps.resources.map((r) => ["DiagnosticReport/" + r.id, r]));
   const imagingObs = new Set(state.imagingReports.flatMap((r) => (r.result || []).map((x) => x.reference)));
   state.labs = obs.resources.filter((o) => !imagingObs.has("Observation/" + o.id) &&
     !(o.category || []).some((c) => codes(c).includes("imaging")));

@@ -65,7 +65,7 @@ function valueOf(o) {
 }
 
 /** A record the hospital withdrew: R4 entered-in-error in its status or (a diagnosis, an allergy) its
- * verificationStatus, or a result filed under a report the hospital withdrew. It may be another
+ * verificationStatus, or a result or document of a report the hospital withdrew. It may be another
  * person's (OBX-11 W: "transmitted for wrong patient"), so it is not shown as hers anywhere: its card
  * keeps its name and says it was withdrawn, nothing else; it is not flagged, counted, drawn, placed
  * in the timeline or used to date a visit. The one rule every section asks (the FHIR download still
@@ -74,7 +74,7 @@ function valueOf(o) {
 function withdrawn(r) {
   if (!r) return false;
   if (r.status === "entered-in-error" || firstCode(r.verificationStatus) === "entered-in-error") return true;
-  return r.resourceType === "Observation" && !!(state.withdrawnResults && state.withdrawnResults.has("Observation/" + r.id));
+  return !!(state.withdrawnWithReport && state.withdrawnWithReport.has(r.resourceType + "/" + r.id));
 }
 
 /** A result's or report's status in words where it is not simply final ("" for final). */
