@@ -21,9 +21,9 @@ from pathlib import Path
 import pytest
 
 from engine.engine import Engine
-from engine.settings import Settings
-from tests.test_resident_record_ui import _http, hl7, msh, pid
-from tests.test_resident_ui import CHROMIUM, Phone, _free_port, nid, serving
+from tests.test_pagesfix31_withdrawn_cards import fed_site, signed_in_phone
+from tests.test_resident_record_ui import hl7, msh, pid
+from tests.test_resident_ui import CHROMIUM, Phone, nid
 from tests.test_ui12_phone import outside
 
 pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="Chromium is not installed (Debian package 'chromium')")
@@ -55,37 +55,14 @@ def _blood_count(patient: str) -> list[bytes]:
 
 @pytest.fixture(scope="module")
 def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Engine]:
-    engine = Engine(Settings(data_dir=tmp_path_factory.mktemp("pages31") / "var", http_port=_free_port(), mllp_port=0))
-    with serving(engine):
-        base = engine.settings.public_base_url
-        sender = engine.auth.issue_system_token("interface-engine", "system/MessageHeader.c")
-        patient = pid(OUYANG, "ZY2026009999", "FNXRMYY", "欧阳^娜娜", "19700202", "F", "13700009999")
-        for msg in _blood_count(patient):
-            status, headers, ack = _http("POST", base + "/hl7v2", sender, msg, "x-application/hl7-v2+er7")
-            assert status == 200 and headers.get("x-hl7-ack-code") == "AA", ack
-        yield engine
-    engine.close()
+    patient = pid(OUYANG, "ZY2026009999", "FNXRMYY", "欧阳^娜娜", "19700202", "F", "13700009999")
+    yield from fed_site(tmp_path_factory.mktemp("pages31"), patient, _blood_count(patient))
 
 
 @pytest.fixture(scope="module")
 def phone(site: Engine, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Phone]:
     """Her phone, signed in once for the module (ID number, then the code the outbox holds)."""
-    p = Phone(tmp_path_factory.mktemp("pages31-shots"))
-    cdp = p.cdp
-    try:
-        p.size(390, 844, mobile=True)
-        cdp.call("Page.navigate", url=site.settings.public_base_url + "/ui/me/")
-        cdp.wait("location.pathname === '/ui/me/' && document.getElementById('signin')?.hidden === false")
-        cdp.eval("document.getElementById('login').click()")
-        cdp.wait("location.pathname === '/auth/authorize' && !!document.getElementById('national_id')")
-        cdp.eval(f"document.getElementById('national_id').value = '{OUYANG}'; document.forms[0].submit()")
-        cdp.wait("!!document.getElementById('code')")
-        code = json.loads((site.settings.data_dir / "otp" / "outbox.jsonl").read_text().splitlines()[-1])["code"]
-        cdp.eval(f"document.getElementById('code').value = '{code}'; document.forms[0].submit()")
-        cdp.wait("document.body.dataset.ready === '1'")
-        yield p
-    finally:
-        p.close()
+    yield from signed_in_phone(site, tmp_path_factory.mktemp("pages31-shots"), OUYANG)
 
 
 def _rows(phone: Phone) -> list[tuple[str, str]]:
@@ -104,7 +81,7 @@ def test_results_say_preliminary_corrected_withdrawn_and_why_a_value_is_missing(
     assert "3.9" in both[5][1], both
     assert "6.2" in rows["白细胞计数"] and "初步结果，可能更改" in rows["白细胞计数"], rows
     assert "98 g/L" in rows["血红蛋白"] and "偏低" in rows["血红蛋白"] and "已更正" in rows["血红蛋白"], rows
-    assert "未能测出" in rows["血小板计数"] and "已取消" in rows["血小板计数"], rows
+    assert "未能测出" in rows["血小板计数"] and "未完成" in rows["血小板计数"], rows
     assert "未检测" in rows["红细胞压积"], rows
     # the value the lab withdrew is not shown as hers, nor flagged: only that it was withdrawn
     withdrawn = rows["红细胞计数"]

@@ -51,18 +51,26 @@ function card(kind, title, metaParts, ...body) {
     el("p", { class: "meta" }, metaParts.filter(Boolean).join(" · ")),
     ...body);
 }
+/** A record's card; for one the hospital withdrew (`withdrawn`, values.js) only its name, date and
+ * institution and that it was withdrawn -- none of its details, which may be another person's. */
+function recordCard(r, kind, title, metaParts, ...body) {
+  return withdrawn(r) ? card(kind, title, metaParts.slice(0, 2), el("p", { class: "withdrawn" }, W().withdrawnRecord))
+    : card(kind, title, metaParts, ...body);
+}
 const line = (label, value) => (value ? el("p", { class: "line" }, el("span", { class: "lbl" }, label + W().colon), value) : null);
 const badge = (txt, cls) => (txt ? el("span", { class: "badge " + (cls || "") }, txt) : null);
 const empty = () => el("p", { class: "empty" }, W().none);
 const sortNewest = (list) => [...list].sort((a, b) => newestFirst(whenOf(a), whenOf(b)));
 
-function attachmentLinks(attachments) {
+/** A record's attachments: text shown (without `gone`, the lines of withdrawn findings), others
+ * offered for download. */
+function attachmentLinks(attachments, gone) {
   const out = [];
   for (const a of attachments || []) {
     if (!a) continue;
     const ct = (a.contentType || "").split(";")[0];
     if (a.data && ct.startsWith("text/")) {
-      out.push(el("p", { class: "doc-text" }, decodeText(a.data)));
+      out.push(el("p", { class: "doc-text" }, gone ? without(decodeText(a.data), gone) : decodeText(a.data)));
     } else if (a.data) {
       const b = el("button", { type: "button", class: "link" }, W().docDownload(a.title || W().document));
       b.addEventListener("click", () => download(a.data, ct, (a.title || "document") + (ct === "application/pdf" ? ".pdf" : "")));
@@ -85,26 +93,43 @@ function saveBlob(blob, name) {
 
 // ---- the sections -----------------------------------------------------------------------------------
 
-/** The earliest date of the records filed under a visit (their `encounter`): a result or order
- * message names its visit (PV1-19) often without the visit's date (PV1-44), and such a visit had
- * stood at the end of the timeline as three bare "门诊". Only for a visit without a date of its own,
- * and always said as the records' date, never as the visit's. */
+/** What truly dates a record filed under a visit: its own effective, issue, order or hand-over time.
+ * Not a diagnosis (its onset is when the illness began, years before the visit perhaps), not a
+ * medicine a resident says she takes (since when), not a vaccination reported from elsewhere. */
+const DATED_BY = {
+  labs: ["tests", (o) => o.effectiveDateTime || (o.effectivePeriod || {}).start || o.issued],
+  labReports: ["tests", (r) => r.effectiveDateTime || (r.effectivePeriod || {}).start || r.issued],
+  imagingReports: ["tests", (r) => r.effectiveDateTime || (r.effectivePeriod || {}).start || r.issued],
+  ServiceRequest: ["tests", (r) => (isReferral(r) ? "" : r.authoredOn)],
+  referrals: ["referral", (r) => r.authoredOn],
+  MedicationRequest: ["meds", (m) => m.authoredOn],
+  MedicationDispense: ["meds", (m) => m.whenHandedOver || m.whenPrepared],
+  MedicationAdministration: ["meds", (m) => m.effectiveDateTime || (m.effectivePeriod || {}).start],
+  Immunization: ["vaccines", (i) => (i.primarySource === false ? "" : i.occurrenceDateTime)],
+};
+
+/** For a visit sent without its date (PV1-44 empty; a result or order message names its visit by
+ * PV1-19 alone), the earliest time of the records filed under it (their `encounter`) that truly
+ * date one (DATED_BY), never a withdrawn one: `{when, what}` -- what kind of records those are, for
+ * the words -- or null (the visit is then said undated). Always said as the records' date, never
+ * as the visit's (pagesfix31: pages31 had dated a visit by a diagnosis onset of 2010). */
 function recordsDay(e) {
   const ref = "Encounter/" + e.id;
-  const times = [...state.labs, ...state.labReports, ...state.imagingReports, ...state.ServiceRequest,
-    ...state.Condition, ...state.meds_all, ...state.Immunization]
-    .filter((r) => (r.encounter || {}).reference === ref && !voided(r)).map(whenOf).filter(Boolean);
-  return times.sort((a, b) => Date.parse(a) - Date.parse(b))[0] || "";
+  const found = Object.entries(DATED_BY).flatMap(([list, [what, at]]) => (state[list] || [])
+    .filter((r) => (r.encounter || {}).reference === ref && !withdrawn(r))
+    .map((r) => ({ when: at(r) || "", what })).filter((x) => !Number.isNaN(Date.parse(x.when))));
+  return found.sort((a, b) => Date.parse(a.when) - Date.parse(b.when))[0] || null;
 }
 
 function renderVisits() {
   const w = W();
-  const dated = state.Encounter.map((e) => [e, whenOf(e) ? "" : recordsDay(e)]);
-  return dated.sort(([a, ab], [b, bb]) => newestFirst(whenOf(a) || ab, whenOf(b) || bb)).map(([e, by]) => {
+  const dated = state.Encounter.map((e) => [e, whenOf(e) ? null : recordsDay(e)]);
+  const at = (e, by) => whenOf(e) || (by ? by.when : "");
+  return dated.sort(([a, ab], [b, bb]) => newestFirst(at(a, ab), at(b, bb))).map(([e, by]) => {
     const cls = word(w.encClass, (e.class || {}).code) || text((e.type || [])[0]);
     const end = e.period && e.period.end;
-    return card("visit", cls, [day(e) || (by && w.visitByRecords(formatDate(by, lang, false))), institution(e),
-      word(w.encStatus, e.status)],
+    return recordCard(e, "visit", cls, [day(e) || (by ? w.visitByRecords(formatDate(by.when, lang, false), w.datedBy[by.what])
+      : w.visitUndated), institution(e), word(w.encStatus, e.status)],
       line(w.ward, (e.location || []).map((l) => (l.location || {}).display).filter(Boolean).join(W().sep)),
       line(w.reason, (e.reasonCode || []).map(text).filter(Boolean).join(W().sep) || (e.diagnosis || []).map((d) => (d.condition || {}).display).filter(Boolean).join(W().sep)),
       line(w.doctor, (e.participant || []).map((p) => (p.individual || {}).display).filter(Boolean).join(W().sep)),
@@ -114,7 +139,7 @@ function renderVisits() {
 
 function renderDiagnoses() {
   const w = W();
-  return sortNewest(state.Condition).map((c) => card("diagnosis", text(c.code),
+  return sortNewest(state.Condition).map((c) => recordCard(c, "diagnosis", text(c.code),
     [day(c), institution(c)],
     el("p", {}, badge(word(w.condStatus, firstCode(c.clinicalStatus))),
       badge(word(w.condVerif, firstCode(c.verificationStatus))),
@@ -141,7 +166,7 @@ function dosage(m) {
 }
 function renderMeds() {
   const w = W();
-  return sortNewest(state.meds_all).map((m) => card("med", medName(m),
+  return sortNewest(state.meds_all).map((m) => recordCard(m, "med", medName(m),
     [day(m), institution(m), word(w.medKind, m.resourceType), word(w.medStatus, m.status)],
     line(w.dose, dosage(m)),
     line(w.quantity, m.quantity ? `${num(m.quantity)} ${m.quantity.unit || ""}`.trim() : ""),
@@ -153,7 +178,7 @@ function renderImmunisations() {
   return sortNewest(state.Immunization).map((i) => {
     const dose = (i.protocolApplied || [])[0] || {};
     const n = dose.doseNumberPositiveInt || dose.doseNumberString;
-    return card("immunisation", text(i.vaccineCode),
+    return recordCard(i, "immunisation", text(i.vaccineCode),
       [day(i), institution(i), word(w.immStatus, i.status)],
       n ? el("p", {}, badge(w.doseNo(n))) : null,
       line(w.amount, i.doseQuantity ? `${num(i.doseQuantity)} ${i.doseQuantity.unit || i.doseQuantity.code || ""}`.trim() : ""),
@@ -166,7 +191,7 @@ function renderAllergies() {
   const w = W();
   return sortNewest(state.AllergyIntolerance).map((a) => {
     const crit = a.criticality;
-    return card("allergy", text(a.code),
+    return recordCard(a, "allergy", text(a.code),
       [day(a), institution(a), (a.category || []).map((c) => word(w.allergyCat, c)).join(W().sep)],
       el("p", {}, badge(word(w.allergyCrit, crit), crit === "high" ? "warn" : ""),
         badge(word(w.allergyStatus, firstCode(a.clinicalStatus)))),
@@ -181,7 +206,7 @@ function renderAppointments() {
   return sortNewest(state.Appointment).map((a) => {
     const who = (a.participant || []).map((p) => (p.actor || {})).filter((x) => !(x.reference || "").startsWith("Patient/"));
     const title = apptTitle(a);
-    return card("appointment", title, [dayTime(a.start), institution(a), word(w.apptStatus, a.status)],
+    return recordCard(a, "appointment", title, [dayTime(a.start), institution(a), word(w.apptStatus, a.status)],
       line(w.dept, (a.serviceType || []).map(text).filter((x) => x && x !== title).join(W().sep)),
       line(w.where, who.map((x) => x.display).filter(Boolean).join(W().sep)),
       line(w.note, a.comment || a.patientInstruction));
@@ -197,7 +222,7 @@ function renderReferrals() {
       x && x.reference === "ServiceRequest/" + sr.id));
     const to = (sr.performer || []).map(doctor).filter(Boolean).join(W().sep);
     const from = doctor(sr.requester);
-    return card("referral", text(sr.code) || w.kind.referral,
+    return recordCard(sr, "referral", text(sr.code) || w.kind.referral,
       [day(sr), institution(sr), word(w.refStatus, sr.status)],
       line(w.referTo, to), line(w.referBy, from), line(w.reason, (sr.reasonCode || []).map(text).filter(Boolean).join(W().sep)),
       ...sortNewest(tasks).map((t) => el("p", { class: "line ref-state" }, el("span", { class: "lbl" }, w.progress + w.colon),
@@ -226,8 +251,9 @@ const latestTask = (sr) => sortNewest(state.Task.filter((t) => [t.focus, ...(t.b
   x && x.reference === "ServiceRequest/" + sr.id)))[0];
 
 function renderDocuments() {
-  return sortNewest(state.DocumentReference).map((d) => card("document", text(d.type) || d.description,
-    [day(d), institution(d)], ...attachmentLinks((d.content || []).map((c) => c.attachment))));
+  return sortNewest(state.DocumentReference).map((d) => recordCard(d, "document", text(d.type) || d.description,
+    [day(d), institution(d)], ...attachmentLinks((d.content || []).map((c) => c.attachment),
+      withdrawnLines(((d.context || {}).related || []).map((x) => state.reportByRef[x.reference])))));
 }
 
 function resultRow(o) {
@@ -235,17 +261,17 @@ function resultRow(o) {
   const ab = abnormality(o);
   const rg = range(o);
   const said = statusWords(o);
-  // a result the hospital withdrew (entered in error) shows no value: it is not the resident's result
-  const withdrawn = o.status === "entered-in-error";
-  return el("tr", { class: ab ? "abn " + ab.cls : withdrawn ? "void" : "" },
+  // a result the hospital withdrew shows no value: it is not the resident's result
+  const gone = withdrawn(o);
+  return el("tr", { class: ab ? "abn " + ab.cls : gone ? "void" : "" },
     el("th", { scope: "row" }, text(o.code), hrMark(o), rg ? el("small", { class: "range" }, `${w.range} ${rg}`) : null),
     // a number stays on one line; words wrap (a long finding had pushed the page past a phone's width)
-    el("td", { class: isNumber(o) && !withdrawn ? "v" : "v words" }, withdrawn ? null : el("span", { class: "num" }, valueOf(o)),
+    el("td", { class: isNumber(o) && !gone ? "v" : "v words" }, gone ? null : el("span", { class: "num" }, valueOf(o)),
       ab ? el("span", { class: "flag" }, ab.label) : null,
       said ? el("span", { class: "obs-status" }, said) : null));
 }
 /** The results of a group that are results: a withdrawn one is listed but not counted. */
-const counted = (obs) => obs.filter((o) => o.status !== "entered-in-error");
+const counted = (obs) => obs.filter((o) => !withdrawn(o));
 
 /** Lab results by day and institution: one table each, abnormal rows first named by words. */
 function labGroups() {
@@ -283,7 +309,9 @@ function chart(series) {
   const x0 = Math.min(...xs), x1 = Math.max(...xs);
   const X = (t) => P + (x1 === x0 ? (Wd - 2 * P) / 2 : ((t - x0) / (x1 - x0)) * (Wd - 2 * P));
   const Y = (v) => H - P - ((v - y0) / (y1 - y0)) * (H - 2 * P);
-  const summary = pts.map((p) => `${formatDate(p.day, lang, false)} ${p.said}`).join("; ");
+  // a preliminary (or not completed) value is marked as such, not drawn as if final
+  const said = (p) => p.said + (p.mark ? W().paren(p.mark) : "");
+  const summary = pts.map((p) => `${formatDate(p.day, lang, false)} ${said(p)}`).join("; ");
   const s = svg("svg", { viewBox: `0 0 ${Wd} ${H}`, role: "img", "aria-label": `${series.name}: ${summary}` });
   if (lo !== undefined && hi !== undefined) {
     s.append(svg("rect", { x: P, y: Y(hi), width: Wd - 2 * P, height: Math.max(1, Y(lo) - Y(hi)), class: "band" }));
@@ -291,11 +319,12 @@ function chart(series) {
   s.append(svg("polyline", { points: pts.map((p) => `${X(p.t)},${Y(p.v)}`).join(" "), fill: "none", class: "trend",
     "stroke-width": 2 }));
   for (const p of pts) {
-    const c = svg("circle", { cx: X(p.t), cy: Y(p.v), r: 4, class: p.abn ? "dot abn" : "dot" });
-    const title = svg("title"); title.textContent = `${formatDate(p.day, lang, false)}: ${p.said} ${series.unit}`; c.append(title);
+    const c = svg("circle", { cx: X(p.t), cy: Y(p.v), r: 4, class: (p.abn ? "dot abn" : "dot") + (p.mark ? " marked" : "") });
+    const title = svg("title"); title.textContent = `${formatDate(p.day, lang, false)}: ${p.said} ${series.unit}` +
+      (p.mark ? W().paren(p.mark) : ""); c.append(title);
     s.append(c);
     const lab = svg("text", { x: X(p.t), y: Y(p.v) - 8, "text-anchor": "middle", "font-size": 11 });
-    lab.textContent = p.said + (p.abn ? (p.abn.cls === "low" ? "↓" : "↑") : ""); s.append(lab);
+    lab.textContent = p.said + (p.abn ? (p.abn.cls === "low" ? "↓" : "↑") : "") + (p.mark ? W().paren(p.mark) : ""); s.append(lab);
   }
   for (const [i, p] of [pts[0], pts[pts.length - 1]].entries()) {
     const t = svg("text", { x: X(p.t), y: H - 8, "text-anchor": i ? "end" : "start", "font-size": 11, class: "axis" });
@@ -308,13 +337,14 @@ function chart(series) {
 function renderTrends() {
   const groups = new Map();
   for (const o of state.labs) {
-    if (!o.valueQuantity || typeof o.valueQuantity.value !== "number" || voided(o)) continue;
+    if (!o.valueQuantity || typeof o.valueQuantity.value !== "number" || withdrawn(o)) continue;
     const key = codeKey(o.code) + "|" + (o.valueQuantity.unit || o.valueQuantity.code || "");
     const t = Date.parse(whenOf(o));
     if (Number.isNaN(t)) continue;
     if (!groups.has(key)) groups.set(key, { key, name: text(o.code), unit: o.valueQuantity.unit || "", points: [] });
     const g = groups.get(key);
-    g.points.push({ t, v: o.valueQuantity.value, said: num(o.valueQuantity), day: localDay(whenOf(o)), abn: abnormality(o) });
+    g.points.push({ t, v: o.valueQuantity.value, said: num(o.valueQuantity), day: localDay(whenOf(o)), abn: abnormality(o),
+      mark: statusMark(o) });
     const rr = (o.referenceRange || [])[0];
     if (rr && rr.low && rr.high && g.low === undefined) { g.low = rr.low.value; g.high = rr.high.value; }
   }
@@ -323,15 +353,28 @@ function renderTrends() {
   return series.length ? series.map(chart) : [el("p", { class: "empty" }, W().noTrends)];
 }
 
+const findingsOf = (r) => (r.result || []).map((x) => state.obsById[x.reference]).filter(Boolean);
+/** The lines that are the words of a withdrawn finding of these reports: the converter writes a
+ * report's conclusion and its text document from every OBX whatever its OBX-11 (left to the HL7
+ * side), so wherever the page shows such text it leaves these lines out. */
+const withdrawnLines = (reports) => new Set(reports.filter(Boolean).flatMap(findingsOf).filter(withdrawn)
+  .flatMap((o) => valueOf(o).split("\n")).map((x) => x.trim()).filter(Boolean));
+const without = (words, gone) => (words || "").split("\n").filter((x) => !gone.has(x.trim())).join("\n").trim();
+/** An imaging report's conclusion without a withdrawn finding's words. */
+const conclusionOf = (r) => without(r.conclusion, withdrawnLines([r]));
+
 function renderImaging() {
   const w = W();
   const cards = state.imagingReports.map((r) => {
-    const obs = (r.result || []).map((x) => state.obsById[x.reference]).filter(Boolean);
+    const obs = findingsOf(r);
     const texts = (r.presentedForm || []).filter((a) => (a.contentType || "").startsWith("text/"));
-    return { when: whenOf(r), node: card("imaging", text(r.code), [day(r), institution(r)], hrMark(r),
-      ...obs.map((o) => line(text(o.code) || w.imagingFindings, valueOf(o))),
-      obs.length ? null : texts.map((a) => el("p", { class: "doc-text" }, decodeText(a.data))),
-      obs.some((o) => valueOf(o).trim() === (r.conclusion || "").trim()) ? null : line(w.imagingConclusion, r.conclusion),
+    const conclusion = conclusionOf(r);
+    return { when: whenOf(r), node: recordCard(r, "imaging", text(r.code), [day(r), institution(r)], hrMark(r),
+      // a finding the hospital withdrew: its name and that it was withdrawn, not its words
+      ...obs.map((o) => line(text(o.code) || w.imagingFindings, withdrawn(o) ? statusWords(o) : valueOf(o))),
+      // the report's text carries every OBX, withdrawn ones too: shown only where there are no findings
+      obs.length ? null : attachmentLinks(texts),
+      obs.some((o) => !withdrawn(o) && valueOf(o).trim() === conclusion) ? null : line(w.imagingConclusion, conclusion),
       ...(r.conclusionCode || []).map((c) => el("p", {}, text(c)))) };
   });
   const reported = new Set(state.imagingReports.flatMap((r) => (r.imagingStudy || []).map((x) => x.reference)));
@@ -348,28 +391,33 @@ function renderImaging() {
 function renderTimeline() {
   const w = W();
   const items = [];
-  const add = (kind, when, title, inst, extra, tab, mark) => items.push({ kind, when, title, inst, extra, tab, mark });
+  // a record the hospital withdrew is not an event of hers: left out (its card says it was withdrawn)
+  const add = (r, kind, when, title, inst, extra, tab, mark) => {
+    if (!withdrawn(r)) items.push({ kind, when, title, inst, extra, tab, mark });
+  };
   for (const e of state.Encounter) {
-    const by = whenOf(e) ? "" : recordsDay(e);
-    add("visit", whenOf(e) || by, word(w.encClass, (e.class || {}).code), institution(e),
-      [by && w.visitOnRecordsDay, ...(e.reasonCode || []).map(text)].filter(Boolean).join(W().sep), "visits");
+    const by = whenOf(e) ? null : recordsDay(e);
+    add(e, "visit", whenOf(e) || (by ? by.when : ""), word(w.encClass, (e.class || {}).code), institution(e),
+      [by && w.visitOnRecordsDay(w.datedBy[by.what]), ...(e.reasonCode || []).map(text)].filter(Boolean).join(W().sep), "visits");
   }
-  for (const c of state.Condition) add("diagnosis", whenOf(c), text(c.code), institution(c), "", "diagnoses");
-  for (const m of state.meds_all) add("med", whenOf(m), medName(m), institution(m), dosage(m), "meds");
-  for (const i of state.Immunization) add("immunisation", whenOf(i), text(i.vaccineCode), institution(i), "", "immunisations");
-  for (const a of state.AllergyIntolerance) add("allergy", whenOf(a), text(a.code), institution(a), word(w.allergyCrit, a.criticality), "allergies");
-  for (const a of state.Appointment) add("appointment", a.start || "", apptTitle(a), institution(a), word(w.apptStatus, a.status), "appointments");
+  for (const c of state.Condition) add(c, "diagnosis", whenOf(c), text(c.code), institution(c), "", "diagnoses");
+  for (const m of state.meds_all) add(m, "med", whenOf(m), medName(m), institution(m), dosage(m), "meds");
+  for (const i of state.Immunization) add(i, "immunisation", whenOf(i), text(i.vaccineCode), institution(i), "", "immunisations");
+  for (const a of state.AllergyIntolerance) add(a, "allergy", whenOf(a), text(a.code), institution(a), word(w.allergyCrit, a.criticality), "allergies");
+  for (const a of state.Appointment) add(a, "appointment", a.start || "", apptTitle(a), institution(a), word(w.apptStatus, a.status), "appointments");
   for (const r of state.referrals) {
     const t = latestTask(r);
-    add("referral", whenOf(r), text(r.code), institution(r), t ? word(w.refState, referralState(t)) : word(w.refStatus, r.status), "referrals");
+    add(r, "referral", whenOf(r), text(r.code), institution(r), t ? word(w.refState, referralState(t)) : word(w.refStatus, r.status), "referrals");
   }
-  for (const d of state.DocumentReference) add("document", whenOf(d), text(d.type), institution(d), "", "documents");
-  for (const r of state.imagingReports) add("imaging", whenOf(r), text(r.code), institution(r), r.conclusion || "", "imaging", hrMark(r));
+  for (const d of state.DocumentReference) add(d, "document", whenOf(d), text(d.type), institution(d), "", "documents");
+  for (const r of state.imagingReports) add(r, "imaging", whenOf(r), text(r.code), institution(r), conclusionOf(r), "imaging", hrMark(r));
   for (const g of labGroups()) {
     const abn = g.obs.filter(abnormality);
     const names = [...new Set(labReportsOf(g).map((r) => text(r.code)).filter(Boolean))];
-    add("result", g.when, [names.join(W().sep), w.resultsCount(counted(g.obs).length)].filter(Boolean).join(" · "), g.inst,
-      abn.length ? w.abnormalCount(abn.length) + w.colon + abn.map((o) => `${text(o.code)} ${abnormality(o).label}`).join(W().sep) : "", "results",
+    if (!counted(g.obs).length) continue;  // a day whose every result was withdrawn is no day of hers
+    add(null, "result", g.when, [names.join(W().sep), w.resultsCount(counted(g.obs).length)].filter(Boolean).join(" · "), g.inst,
+      abn.length ? w.abnormalCount(abn.length) + w.colon + abn.map((o) => `${text(o.code)} ${abnormality(o).label}` +
+        (statusMark(o) ? w.paren(statusMark(o)) : "")).join(W().sep) : "", "results",
       labReportsOf(g).concat(g.obs).map(hrMark).find(Boolean));
   }
   // newest first; records without a date (an allergy noted once) come last, under their own heading
@@ -625,6 +673,12 @@ async function load(s) {
   state.imagingReports = reps.resources.filter(isImaging);
   state.labReports = reps.resources.filter((r) => !isImaging(r));
   state.obsById = Object.fromEntries(obs.resources.map((o) => ["Observation/" + o.id, o]));
+  // the results and text documents of a report the hospital withdrew go with it, whatever their own status
+  const gone = new Set(reps.resources.filter(withdrawn).map((r) => "DiagnosticReport/" + r.id));
+  state.withdrawnWithReport = new Set([...reps.resources.filter(withdrawn).flatMap((r) => (r.result || []).map((x) => x.reference)),
+    ...state.DocumentReference.filter((d) => ((d.context || {}).related || []).some((x) => gone.has(x.reference)))
+      .map((d) => "DocumentReference/" + d.id)]);
+  state.reportByRef = Object.fromEntries(reps.resources.map((r) => ["DiagnosticReport/" + r.id, r]));
   const imagingObs = new Set(state.imagingReports.flatMap((r) => (r.result || []).map((x) => x.reference)));
   state.labs = obs.resources.filter((o) => !imagingObs.has("Observation/" + o.id) &&
     !(o.category || []).some((c) => codes(c).includes("imaging")));

@@ -55,9 +55,15 @@ const WORDS = {
     h_documents: "文书与报告单", h_results: "检验结果", h_trends: "检验趋势", h_imaging: "影像检查",
     h_who: "谁看过我的档案",
     none: "暂无记录",
-    // a visit sent without its date (PV1-44 empty), dated by the records filed under it (pages31)
-    visitByRecords: (d) => `就诊日期未注明；本次就诊的检验检查记录日期为 ${d}`,
-    visitOnRecordsDay: "就诊日期未注明，按本次就诊的检验检查记录排在这一天",
+    // a visit sent without its date (PV1-44 empty), dated by the records filed under it that truly
+    // date one, named by what they are (pages31; pagesfix31: not a diagnosis, not called tests when
+    // they are prescriptions), else said undated
+    visitByRecords: (d, what) => `就诊日期未注明；本次就诊的${what}日期为 ${d}`,
+    visitOnRecordsDay: (what) => `就诊日期未注明，按本次就诊的${what}排在这一天`,
+    visitUndated: "就诊日期未注明",
+    datedBy: { tests: "检验检查记录", meds: "处方用药记录", vaccines: "接种记录", referral: "转诊记录" },
+    // a record the hospital withdrew (R4 entered-in-error): its card says only this (pagesfix31)
+    withdrawnRecord: "医院已作废此记录（录入有误）",
     undated: "日期未注明", colon: "：", sep: "、", paren: (x) => `（${x}）`, andMore: "等",
     noTrends: "同一项目有两次以上结果时，这里会画出变化趋势。",
     records: (n) => `共 ${n} 条`,
@@ -130,10 +136,14 @@ const WORDS = {
     flagCritLow: "危急偏低", flagOut: "超出参考范围", flagNormal: "正常", abnormalCount: (n) => `${n} 项异常`,
     resultsCount: (n) => `${n} 项结果`,
     // a result's or report's status (R4 observation-status, diagnostic-report-status) where it is not
-    // simply final: a preliminary value may change, a voided one is no result (pages31)
+    // simply final: a preliminary value may change, a withdrawn one is no result (pages31)
     obsStatus: { registered: "已登记，结果未出", partial: "部分结果，其余未出", preliminary: "初步结果，可能更改",
-      corrected: "已更正", amended: "已更正", appended: "已补充", cancelled: "已取消",
+      // R4 cancelled ("not started or not completed"; OBX-11 X cannot be obtained, N not asked): not
+      // "called off" (pagesfix31)
+      corrected: "已更正", amended: "已更正", appended: "已补充", cancelled: "未完成",
       "entered-in-error": "医院已作废此结果（录入有误）", final: "", unknown: "" },
+    // beside a value away from its row (trend, timeline): one that may change or was not completed
+    obsMark: { registered: "初步", partial: "初步", preliminary: "初步", cancelled: "未完成" },
     // why a result has no value (data-absent-reason; "cannot-be-obtained" is the v2-to-FHIR IG's, for OBX-11 X)
     absent: { unknown: "结果不详", "asked-unknown": "不详", "temp-unknown": "暂时不详", "not-asked": "未检测",
       "asked-declined": "本人未提供", masked: "已隐去", "not-applicable": "不适用", unsupported: "无法显示",
@@ -217,8 +227,11 @@ const WORDS = {
     h_referrals: "Referrals", h_documents: "Documents and reports", h_results: "Lab results",
     h_trends: "Lab trends", h_imaging: "Imaging", h_who: "Who looked at my record",
     none: "Nothing here yet",
-    visitByRecords: (d) => `Visit date not stated; the tests filed under this visit are dated ${d}`,
-    visitOnRecordsDay: "Visit date not stated; shown on the day of the tests filed under it",
+    visitByRecords: (d, what) => `Visit date not stated; the ${what} filed under this visit are dated ${d}`,
+    visitOnRecordsDay: (what) => `Visit date not stated; shown on the day of the ${what} filed under it`,
+    visitUndated: "Visit date not stated",
+    datedBy: { tests: "tests", meds: "prescriptions and medicines", vaccines: "vaccinations", referral: "referrals" },
+    withdrawnRecord: "Withdrawn by the hospital (entered in error)",
     undated: "Date not stated", colon: ": ", sep: ", ", paren: (x) => ` (${x})`, andMore: " and more",
     noTrends: "A trend appears once a test has two or more results.",
     records: (n) => `${n} record${n === 1 ? "" : "s"}`,
@@ -294,7 +307,8 @@ const WORDS = {
     abnormalCount: (n) => `${n} abnormal`, resultsCount: (n) => `${n} result${n === 1 ? "" : "s"}`,
     obsStatus: { registered: "Registered, no result yet", partial: "Partial, more to come",
       preliminary: "Preliminary, may change", corrected: "Corrected", amended: "Corrected", appended: "Added to",
-      cancelled: "Cancelled", "entered-in-error": "Withdrawn by the hospital (entered in error)", final: "", unknown: "" },
+      cancelled: "Not completed", "entered-in-error": "Withdrawn by the hospital (entered in error)", final: "", unknown: "" },
+    obsMark: { registered: "preliminary", partial: "preliminary", preliminary: "preliminary", cancelled: "not completed" },
     absent: { unknown: "Not known", "asked-unknown": "Not known", "temp-unknown": "Not known yet",
       "not-asked": "Not tested", "asked-declined": "Declined", masked: "Withheld", "not-applicable": "Not applicable",
       unsupported: "Cannot be shown", "as-text": "See the text", error: "Test error", "not-a-number": "Not a number",

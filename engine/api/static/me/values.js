@@ -64,12 +64,25 @@ function valueOf(o) {
   return why ? why.text || word(W().absent, firstCode(why)) || text(why) : "";
 }
 
-/** A result the hospital withdrew (R4 entered-in-error) or cancelled: no value to read, to flag as
- * abnormal or to draw in a trend (the FHIR download still holds it as stored). */
-const voided = (o) => o.status === "entered-in-error" || o.status === "cancelled";
+/** A record the hospital withdrew: R4 entered-in-error in its status or (a diagnosis, an allergy) its
+ * verificationStatus, or a result or document of a report the hospital withdrew. It may be another
+ * person's (OBX-11 W: "transmitted for wrong patient"), so it is not shown as hers anywhere: its card
+ * keeps its name and says it was withdrawn, nothing else; it is not flagged, counted, drawn, placed
+ * in the timeline or used to date a visit. The one rule every section asks (the FHIR download still
+ * holds the record as stored). A cancelled result is not withdrawn: a value it still carries is
+ * shown with the lab's flag (pagesfix31: pages31 had dropped the flag and kept the value). */
+function withdrawn(r) {
+  if (!r) return false;
+  if (r.status === "entered-in-error" || firstCode(r.verificationStatus) === "entered-in-error") return true;
+  return !!(state.withdrawnWithReport && state.withdrawnWithReport.has(r.resourceType + "/" + r.id));
+}
 
 /** A result's or report's status in words where it is not simply final ("" for final). */
-const statusWords = (r) => word(W().obsStatus, r.status);
+const statusWords = (r) => word(W().obsStatus, withdrawn(r) ? "entered-in-error" : r.status);
+
+/** The short mark of a value that is not simply final (初步, 未完成), said beside it where it is shown
+ * away from its row: the trend, the timeline's abnormal line ("" for final, corrected...). */
+const statusMark = (o) => { const m = W().obsMark; return Object.hasOwn(m, o.status) ? m[o.status] : ""; };
 
 /** Whether a result's value is a number (a quantity, integer, range or ratio), kept on one line
  * beside its name; words (a smear's description, a coded finding) wrap like any text. */
@@ -87,7 +100,7 @@ function range(o) {
  * reference range: `{cls, label}` — the label is words and an arrow, never colour alone. */
 function abnormality(o) {
   const w = W();
-  if (voided(o)) return null;
+  if (withdrawn(o)) return null;
   const code = ((o.interpretation || []).flatMap((i) => codes(i)))[0] || "";
   const by = {
     H: ["high", "↑ " + w.flagHigh], HU: ["high", "↑ " + w.flagHigh], HH: ["crit", "↑↑ " + w.flagCritHigh],
