@@ -51,7 +51,7 @@ def _order_with_a_diagnosis(control: str, who: tuple[str, int | None, str], visi
 
 def test_an_order_diagnosis_turns_an_admitted_visit_into_a_placeholder_another_patient_takes_over(
         engine: Engine, mllp: int, fhir: TestClient) -> None:
-    """FINDING (MED). An order message does not write a visit "only when none is stored": its DG1 is a
+    """FINDING (HIGH). An order message does not write a visit "only when none is stored": its DG1 is a
     diagnosis of the visit (``lis.py``: ``his.visit_diagnosis`` -> ``ctx.only(encounter, "diagnosis")``
     takes the visit out of ``create_only``), so the HIS's ORM with a DG1 writes a new version of the
     visit the ADT admitted, and the store marks that version ``ORM``. writer31 then reads the visit as
@@ -59,7 +59,12 @@ def test_an_order_diagnosis_turns_an_admitted_visit_into_a_placeholder_another_p
     number (a reused number; a namesake with no ID number, so the index does not know them apart) takes
     the admitted patient's visit over -- the first patient's stay, its diagnoses and every result filed
     under it now under the second patient -- where writer31's own guard test says a visit the ADT
-    stated is no placeholder and the second admission is refused at PV1-19 (as it is without the ORM)."""
+    stated is no placeholder and the second admission is refused at PV1-19 (as it is without the ORM, and
+    as it was before writer31 with it). Seen on this branch: the A01 is answered AA with no ERR (the take-over
+    is an information issue only), the visit's subject becomes MRN-V2 and its ``diagnosis`` still lists
+    MRN-V1's Condition (J18.9, subject MRN-V1) -- one patient's stay carrying another's diagnosis, which the
+    insurance's readmission check (``split_admissions``) reads as the stay's -- and MRN-V1's report points
+    at MRN-V2's stay."""
     accepted(mllp, adt("A01", "A01-1", ONE, "V100", ts(4)))
     admitted = one_visit_numbered(fhir, "V100")
     one = patient_id(fhir, "MRN-V1")
