@@ -37,7 +37,7 @@ MODES = frozenset({"replace", "keep-if-absent", "union", "by-key", "keep-stored"
 _RESERVED = frozenset({"key", "owner", "slices", "follows", "when", "was", "stands", "yields_to", "unless_deletes", "placeholders", "as_far_as",
                        "progress", "names_all_of", "another", "another_if", "status_follows", "inherits",
                        "another_person", "keeps", "history", "history_unless",
-                       "history_taken_back_by", "takes_over"})
+                       "history_taken_back_by"})
 PANEL = "; "  # between the tests a panel's ``code.text`` names (``names_all_of``)
 # ISO 21090 name/address representation (ABC | IDE | SYL): HL7 v2 XPN-8/XAD-? table 4000 in FHIR
 REPRESENTATION = "http://hl7.org/fhir/StructureDefinition/iso21090-EN-representation"
@@ -245,11 +245,6 @@ class ElementPlan:
     # ``history_unless``: resource statuses under which no past is kept (a cancelled admission, A11:
     # the visit never took place, so no bed of it was occupied -- convfix28)
     history_unless: frozenset[str] = frozenset()
-    # ``takes_over``: the writers and groups whose stored version (``StoredResource.writer``) this
-    # writer files under the patient it names though ``another_person`` would refuse it -- a thin
-    # visit a result message wrote only because none was stored, under the LIS's own patient number,
-    # which the visit's owner (ADT) then admits (writer31); never when the index knows the two apart
-    takes_over: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -407,8 +402,6 @@ class MergeRules:
                 check(rule.get("stands") or {}, where + ".stands")
                 check(rule.get("another") or {}, where + ".another")
                 check(rule.get("another_person") or {}, where + ".another_person")
-                taken = rule.get("takes_over") or {}
-                check([*taken, *(name for names in taken.values() for name in names)], where + ".takes_over")
                 for n, sl in enumerate(rule.get("slices") or ()):
                     check(sl["owner"], f"{where}.slices[{n}].owner")
                     check(sl.get("modes") or {}, f"{where}.slices[{n}].modes")
@@ -498,7 +491,6 @@ class MergeRules:
                            follows_changed=rule.get("when") == "changed",
                            history=frozenset(rule.get("history") or ()),
                            history_unless=frozenset(rule.get("history_unless") or ()),
-                           takes_over=frozenset(self._pick(rule.get("takes_over") or {}, ladder, ())),
                            was=tuple((str(element), tuple((tuple(path.split(".")), frozenset(values))
                                                           for path, values in where.items()))
                                      for element, where in (rule.get("was") or {}).items()))
@@ -528,11 +520,8 @@ class MergeRules:
         return creating and resource is not None and not any(isinstance(resource.get(name), list)
                                                               for name in plan.sliced)
 
-    def combine(self, stored: Resource | None, incoming: Resource, source: str,
-                stored_by: str | None = None) -> Combined:
+    def combine(self, stored: Resource | None, incoming: Resource, source: str) -> Combined:
         """The version to store when ``source`` writes ``incoming`` over ``stored`` (None: a create).
-        ``stored_by``: who wrote the stored version (``StoredResource.writer``, the repository's own
-        mark, never the body's; None: not known) -- read by ``takes_over`` alone.
 
         Raises ``Unprocessable`` when a value the rules do not store comes from a writer whose
         conflicts are refused; otherwise such values are reported as warning issues.
@@ -609,7 +598,7 @@ class MergeRules:
             if ep.another and isinstance(st, dict) and isinstance(inc, dict):
                 self._another(rtype, name, ep, stored, st, inc, source, fields, issues)
             if ep.another_person and isinstance(st, dict) and isinstance(inc, dict):
-                self._another_person(rtype, name, ep, st, inc, source, fields, issues, said, stored_by=stored_by)
+                self._another_person(rtype, name, ep, st, inc, source, fields, issues, said)
             elif ep.another_person and ep.slices and isinstance(st, list) and isinstance(inc, list):
                 inc = self._rebooked(rtype, name, ep, stored, st, inc, source, fields, issues)
             changes = dict(said.changes).get(name) if said is not None and said.changes else None
@@ -741,7 +730,7 @@ class MergeRules:
 
     def _another_person(self, rtype: str, name: str, ep: ElementPlan, st: Resource, inc: Resource,
                         source: str, fields: Mapping[str, str], issues: list[Issue],
-                        said: Said | None = None, left: bool = False, stored_by: str | None = None) -> None:
+                        said: Said | None = None, left: bool = False) -> None:
         """``another_person``: the writer names another Patient than the stored version's -- one
         number, two patients: an order number (ORC-2/OBR-2, OBR-3), a visit number (PV1-19), a
         specimen, document or accession number that a sender's sequence restarted (per year, per
@@ -754,14 +743,7 @@ class MergeRules:
         record or its person's. Refused (``reject``): located at the field that keyed the resource
         (``Said.fields``: ORC-2, OBR-2, OBR-3, PV1-19, SPM-2, TXA-12, OBR-18) an HL7 error for the
         ACK's ERR, else 422. Without the index in reach (a repository with no patient index)
-        nothing is asked and nothing refused: "not the same person" is the index's to say.
-        ``takes_over``: a stored version written by a writer the rule names for this one (the
-        result feed's placeholder visit, for the ADT that owns visits) is filed under the patient
-        this writer names, with an information issue, unless the index knows the two records for
-        two persons (``Persons.known_apart``: different ID numbers) -- then refused as any other.
-        The writer is the store's mark (``stored_by``), never the body's: a visit whose current
-        version a client or the ADT wrote, or whose writer is not known (stored before the mark),
-        is not a placeholder."""
+        nothing is asked and nothing refused: "not the same person" is the index's to say."""
         mine, theirs = st.get("reference"), inc.get("reference")
         if (not isinstance(mine, str) or not isinstance(theirs, str) or mine == theirs
                 or not mine.startswith("Patient/") or not theirs.startswith("Patient/")):
@@ -775,15 +757,6 @@ class MergeRules:
         prior = dict(said.moved_from).get(name) if said is not None else None
         if prior is not None and (prior == mine or (prior.startswith("Patient/") and persons.same_person(
                 one, prior.removeprefix("Patient/")))):
-            return
-        # (not ``left``: a message leaving the stored version as it is files nothing over it)
-        if (not left and stored_by is not None and ep.takes_over and ep.takes_over.intersection(self._ladder(stored_by))
-                and not persons.known_apart(one, other)):
-            issues.append({"severity": "information", "code": "informational", "expression": [f"{rtype}.{name}"],
-                           "diagnostics": f"{rtype}.{name}: the stored {rtype} was an {stored_by} message's, written "
-                                          "only because none was stored, under another patient record; "
-                                          f"{_writer(source)} files it under the patient it names (the earlier "
-                                          "version keeps the other: _history)"})
             return
         # ``left``: the stored resource stays as it is (``found``); a newborn's message under the
         # visit of the patient it names as mother (PID-21) refers to that visit, as a rooming-in

@@ -301,8 +301,7 @@ def laid_over(shipped: Mapping[str, Any], site: Mapping[str, Any], origin: Path 
     private = set(shipped.get("privacy") or ())
     resources: dict[str, dict[str, Any]] = {}
     for rtype, rules in shipped["resources"].items():
-        kept = {element: _taken_over_within(rule, known) for element, rule in rules.items()
-                if rule_names(rule) <= known}
+        kept = {element: rule for element, rule in rules.items() if rule_names(rule) <= known}
         for element, rule in rules.items():
             if f"{rtype}.{element}" not in private or element in (site["resources"].get(rtype) or {}):
                 continue
@@ -326,25 +325,6 @@ def laid_over(shipped: Mapping[str, Any], site: Mapping[str, Any], origin: Path 
             if carried:
                 laid[element] = {**rule, **carried}
     return {"sources": dict(groups), "defaults": site["defaults"], "resources": resources}
-
-
-def _taken_over_within(rule: Mapping[str, Any], known: set[str]) -> Mapping[str, Any]:
-    """A shipped rule's ``takes_over`` kept for the names the site defines (the others left out;
-    nothing left: the key goes). Not one of ``rule_names``: a site without ``registration`` or
-    ``result`` keeps the element's ``another_person`` -- losing it for a take-over would let one
-    visit number file two patients' visits as one -- and only takes nothing over (the placeholder
-    stays refused, as before writer31)."""
-    taken = rule.get("takes_over")
-    if not taken:
-        return rule
-    within = {name: [n for n in names if n in known] for name, names in taken.items() if name in known}
-    within = {name: names for name, names in within.items() if names}
-    if within == taken:
-        return rule
-    out = {k: v for k, v in rule.items() if k != "takes_over"}
-    if within:
-        out["takes_over"] = within
-    return out
 
 
 def _taken_back(merge: Mapping[str, Any]) -> frozenset[str]:
@@ -669,9 +649,6 @@ _MERGE_ELEMENT: dict[str, Any] = {
         "another": {"type": "object", "additionalProperties": {"enum": ["warn", "reject"]}},  # recoding
         # a reference to a Patient the patient index does not hold for the stored one's person
         "another_person": {"type": "object", "additionalProperties": {"enum": ["warn", "reject"]}},
-        # writer or group -> the writers whose stored version (the store's writer mark) it files under the
-        # patient it names, ``another_person`` notwithstanding (a result feed's placeholder visit; writer31)
-        "takes_over": {"type": "object", "additionalProperties": _NAMES},
         "another_if": {"type": "object", "minProperties": 1, "additionalProperties": {
             "oneOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}}]}},
         # a list's entry status -> the resource statuses that give it (Encounter.location by the visit's)

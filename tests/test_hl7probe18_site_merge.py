@@ -52,11 +52,7 @@ def test_what_the_site_names_is_its_truth_and_the_rest_is_shipped(settings: Sett
     site = Site.load(settings.with_(site=tmp_path)).merge
     assert site["sources"] == {"registration": ["ADT", "ZHS"], "feed": ["registration"]}
     assert site["defaults"] == {"modes": {"other": "replace"}, "conflict": {}}
-    # (the visit's ``takes_over`` names result and order, which this site does not define: that key is left
-    # out, its another_person row kept -- writer31)
-    subject = {k: v for k, v in shipped["resources"]["Encounter"]["subject"].items() if k != "takes_over"}
-    assert site["resources"]["Encounter"] == {**shipped["resources"]["Encounter"], "period": {"feed": "keep-if-absent"},
-                                              "subject": subject}
+    assert site["resources"]["Encounter"] == {**shipped["resources"]["Encounter"], "period": {"feed": "keep-if-absent"}}
     assert site["resources"]["*"] == shipped["resources"]["*"]
     # a shipped rule naming a group the site does not define (index, order, api, problem) is left out
     # (Condition.meta names ``feed``, which this site defines: kept -- labelmark27)

@@ -1,11 +1,13 @@
-"""The visit's owner and a lab's placeholder visit (writer31): the merge rules read who wrote the stored
-version (``StoredResource.writer``, the store's mark) and ``merge.yaml``'s ``takes_over`` lets the ADT
-file a visit a result message wrote only because none was stored (under the LIS's own patient number)
-under the patient the HIS admits. What must not change, each checked here: a visit the ADT, a FHIR
-client or a writer not known wrote is no placeholder (another patient under its number stays refused);
-two records the patient index knows for two persons stay refused; the lab's own statements (its report's
-patient) stay as sent; a later lab message under the LIS number is another patient under the visit; a
-site whose groups the rule names are not defined keeps the visit's ``another_person`` guard.
+"""The visit's owner and a lab's placeholder visit (writer31, taken back by writerfix31): writer31 let the
+ADT file a visit a result or order message wrote under the patient it admits (``merge.yaml``
+``Encounter.subject.takes_over``); its review found it joining two patients (an order's DG1 writes the
+ADT's visit too, so the "placeholder" was the ADT's; and the LIS's own number is stored as an MRN of the
+institution, so a placeholder under another HIS record looked the same). The rule is taken back: an
+admission naming another patient than a lab's visit under the same number is refused at PV1-19, as it
+was before writer31. What must hold, each checked here: the lab's visit and report stay as sent; a visit
+the ADT, a FHIR client or a writer not known wrote, two records the index knows apart, a second LIS
+patient: all refused; a site's merge.yaml naming ``takes_over`` is refused at load (no such key now),
+and a site lacking a group keeps the visit's ``another_person`` row.
 
 Real HL7 bytes over a real MLLP socket, FHIR reads and writes over HTTP, the real store (SQLite and
 mongomock: the ``engine`` fixture of ``test_visit20_reused_numbers``).
@@ -15,8 +17,11 @@ mongomock: the ``engine`` fixture of ``test_visit20_reused_numbers``).
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
+import pytest
+import yaml
 from fastapi.testclient import TestClient
 
 from engine.engine import Engine
@@ -66,31 +71,26 @@ def _writer(engine: Engine, visit: str) -> str | None:
     return engine.repository.writers("Encounter", [visit])[visit]
 
 
-def test_the_admission_files_the_labs_placeholder_and_the_lab_keeps_what_it_stated(
+def test_the_admission_is_refused_over_the_labs_visit_and_the_lab_keeps_what_it_stated(
         engine: Engine, mllp: int, fhir: TestClient) -> None:
+    """writerfix31: no take-over. The A01 naming the HIS's record under the visit number the lab's visit
+    holds is refused at PV1-19 (the lab's number and another HIS record are stored alike: a take-over
+    could not tell a placeholder from another patient's visit); the lab's visit and report stay."""
     accepted(mllp, _lab("ORU-L1", "L-77", ts(3)))
     lis = _lis_patient(fhir, "L-77")
     placeholder = one_visit_numbered(fhir, "V100")
     assert placeholder["subject"]["reference"] == f"Patient/{lis}"
     assert _writer(engine, placeholder["id"]) == "ORU"
 
-    code, errs = send(mllp, adt("A01", "A01-1", ADMITTED, "V100", ts(2)))
-    assert code == "AA" and not [e for e in errs if e[4] in ("E", "W")], errs
+    _refused_at_the_visit_number(mllp, adt("A01", "A01-1", ADMITTED, "V100", ts(2)))
     visit = one_visit_numbered(fhir, "V100")
-    admitted = patient_id(fhir, "MRN-V1")
-    assert visit["id"] == placeholder["id"] and visit["subject"]["reference"] == f"Patient/{admitted}"
-    assert _writer(engine, visit["id"]) == "ADT"
-    # the placeholder stays in the history as the lab wrote it; the lab's report still names its patient
-    first = fhir.get(f"/fhir/Encounter/{visit['id']}/_history/1")
-    assert first.status_code == 200 and first.json()["subject"] == placeholder["subject"], first.text
+    assert visit["id"] == placeholder["id"] and visit["subject"] == placeholder["subject"]
+    assert visit["meta"]["versionId"] == "1" and _writer(engine, visit["id"]) == "ORU"
     (report,) = read(fhir, "DiagnosticReport")
     assert report["subject"]["reference"] == f"Patient/{lis}"
-
-    # now the HIS's visit: a later lab message under the LIS number is another patient under it, as
-    # when the A01 comes first; one naming the admitted patient files under it
-    _refused_at_the_visit_number(mllp, _lab("ORU-L2", "L-77", ts(1)))
-    accepted(mllp, oru("ORU-3", ADMITTED, "V100", "B7", "F7", ts(1, 5)))
-    assert one_visit_numbered(fhir, "V100")["subject"]["reference"] == f"Patient/{admitted}"
+    # the lab's next result under its own number files under its visit as before
+    accepted(mllp, _lab("ORU-L2", "L-77", ts(1)))
+    assert one_visit_numbered(fhir, "V100")["subject"]["reference"] == f"Patient/{lis}"
 
 
 def test_a_placeholder_of_a_person_the_index_knows_apart_is_still_refused(
@@ -150,25 +150,25 @@ def test_a_second_lis_patient_under_the_placeholder_is_still_refused(
     assert one_visit_numbered(fhir, "V100")["subject"] == visit["subject"]
 
 
-def test_a_site_without_the_groups_keeps_the_visit_guard() -> None:
-    """A site's merge.yaml whose sources name no ``registration`` keeps the shipped Encounter.subject
-    ``another_person`` row (a take-over naming a group it lacks is left out, not the row); one without
-    ``order`` keeps the take-over of the result feed's placeholders."""
+def test_a_site_without_the_groups_keeps_the_visit_guard_and_takes_over_is_no_key(tmp_path: Path) -> None:
+    """The shipped Encounter.subject is ``another_person`` alone; a site whose sources name no
+    ``registration`` keeps it; a site's own rule naming ``takes_over`` is refused at load (the key is
+    gone with the rule, writerfix31), not read as nothing."""
     shipped = load_merge_file(DEFAULTS_DIR / "merge.yaml")
+    assert shipped["resources"]["Encounter"]["subject"] == {"another_person": {"feed": "reject", "other": "reject"}}
     defaults = {"modes": {"feed": "keep-if-absent", "api": "replace"}, "conflict": {"feed": "warn", "api": "reject"}}
     site = {"sources": {"his": ["ADT"], "result": ["ORU"], "feed": ["his", "result"], "api": ["api"]},
             "defaults": defaults, "resources": {}}
     rules = laid_over(shipped, site)
-    subject = rules["resources"]["Encounter"]["subject"]
-    assert subject == {"another_person": {"feed": "reject", "other": "reject"}}, subject
-    plan = MergeRules(rules).plan("Encounter", "ADT").elements["subject"]
-    assert plan.another_person == "reject" and not plan.takes_over
+    assert rules["resources"]["Encounter"]["subject"] == {"another_person": {"feed": "reject", "other": "reject"}}
+    assert MergeRules(rules).plan("Encounter", "ADT").elements["subject"].another_person == "reject"
 
-    site["sources"] = {"registration": ["ADT"], "result": ["ORU"], "feed": ["registration", "result"],
-                       "api": ["api"]}
-    rules = laid_over(shipped, site)
-    subject = rules["resources"]["Encounter"]["subject"]
-    assert subject["takes_over"] == {"registration": ["result"]}, subject
-    merge = MergeRules(rules)
-    assert merge.plan("Encounter", "ADT").elements["subject"].takes_over == {"result"}
-    assert not merge.plan("Encounter", "ORU").elements["subject"].takes_over
+    own = tmp_path / "merge.yaml"
+    own.write_text(yaml.safe_dump({
+        "sources": {"registration": ["ADT"], "result": ["ORU"], "feed": ["registration", "result"], "api": ["api"]},
+        "defaults": defaults,
+        "resources": {"Encounter": {"subject": {"another_person": {"feed": "reject"},
+                                                "takes_over": {"registration": ["result"]}}}}},
+        allow_unicode=True), encoding="utf-8")
+    with pytest.raises(Exception, match="takes_over"):
+        load_merge_file(own)

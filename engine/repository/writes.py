@@ -90,8 +90,7 @@ class Writes(GroupCommit, Searching):
         elif merged is not None and not hooks.marks and _combined_over(merged, existing):
             resource, issues = merged, []  # the same rules over the same version: their answer again
         else:
-            # (who wrote the stored version: the store's mark, which the rules' ``takes_over`` reads)
-            combined = self.merge.combine(previous, resource, source, existing.writer if existing is not None else None)
+            combined = self.merge.combine(previous, resource, source)
             resource, issues = combined.resource, combined.issues
             if previous is not None:
                 # the labels are the stored version's own: a writer whose merge rules keep what it
