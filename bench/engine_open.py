@@ -5,6 +5,12 @@ reopening an existing store, and the SQL statements one open runs (counted by SQ
     python bench/engine_open.py -n 40 --runs 5
     python bench/engine_open.py --profile       # also cProfile's cumulative top 45 (fresh opens)
     python bench/engine_open.py --statements    # also the statements of one fresh and one reopen
+    python bench/engine_open.py --only fresh -n 12   # only N opens, no figures: for callgrind
+
+Instructions, repeatable on a busy machine: the difference of two callgrind totals (N = 2 and 12)
+over 10 is one open+close's count (each run opens one more to warm up):
+
+    valgrind --tool=callgrind --callgrind-out-file=/dev/null python bench/engine_open.py --only fresh -n 2
 
 Every test builds an Engine on a data directory of its own, and a node pays the same at start-up:
 the fresh figure is the test suite's per-test cost, the reopen figure a restart's. CPU time
@@ -103,7 +109,14 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--profile", action="store_true")
     parser.add_argument("--statements", action="store_true", help="print each statement of one open")
+    parser.add_argument("--only", choices=("fresh", "reopen"), help="only run N opens+closes (no figures)")
     args = parser.parse_args()
+    if args.only:
+        with tempfile.TemporaryDirectory(prefix="engine-open-") as tmp:
+            fn = (fresh if args.only == "fresh" else reopen)(Path(tmp))
+            for _ in range(args.n + 1):
+                fn()
+        return
     print(load_note())
     with tempfile.TemporaryDirectory(prefix="engine-open-") as tmp:
         root = Path(tmp)

@@ -8,7 +8,7 @@ with the collaborators it needs passed in, so the wiring below is the whole depe
 from __future__ import annotations
 
 from collections.abc import Mapping
-from contextlib import AbstractContextManager, nullcontext
+from contextlib import AbstractContextManager, ExitStack, nullcontext
 from typing import Any
 
 from adapters.convert.his import stated_by_client
@@ -32,7 +32,7 @@ from engine.referral.service import Referrals
 from engine.referral.workflow import is_referral
 from engine.repository import open_store
 from engine.repository.fhir import FhirRepository
-from engine.repository.port import is_new_store
+from engine.repository.port import Store, is_new_store
 from engine.repository.scoped import DeletedLabels
 from engine.repository.sqlite_store import SqliteStore
 from engine.result_labels import CITATIONS, ResultLabels
@@ -45,7 +45,8 @@ class Engine:
         self.settings = settings
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         self.store = open_store(settings)
-        with self._starting():
+        with ExitStack() as starting:
+            starting.enter_context(_starting(self.store))
             # the site data (institutions, code maps, mapping tables), read once and shared by ingest and
             # recognition; ``reload_site`` swaps it for both at once
             self.site = Site.load(settings)
@@ -69,6 +70,8 @@ class Engine:
             # derived from the log on read, so residents can search who touched their record
             # (engine.audit.view, engine.audit.derived)
             self.audit_store = open_audit_store(settings, self.store)
+            if self.audit_store is not self.store:  # its own file (SQLite): its start in one transaction too
+                starting.enter_context(_starting(self.audit_store))
             self.audit = AuditLog(self.audit_store, settings, AuditKeys.load(settings), repository=self.repository)
             self.repository.backend = WithAuditViews(self.repository.backend, AuditViews(self.audit, self.repository.indexer))
             self.audit.start()
@@ -115,22 +118,6 @@ class Engine:
         self.store.created = False
         self.audit_store.created = False
 
-    def _starting(self) -> AbstractContextManager[None]:
-        """The start's reads and writes on a store this very open created: one transaction.
-
-        Why: a new SQLite store's start ran ~22 transactions of its own (each part's tables and
-        indexes, each once-per-store upgrade's marker, the Measures), each COMMIT then made every
-        connection read the grown schema again, and the reads between them opened a reader
-        connection that a close then shut again (~9 ms of CPU of a ~40 ms open+close, thirty-first
-        round, engopen31). Inside one transaction the tables are created as asked, reads go through
-        the writer connection, and one COMMIT makes the store; a start that raises leaves the file
-        as it found it (empty: the next open is a new store's again). Decided by ``Store.created``
-        (the file had no table when opened), never by a guess: an existing store's start runs as
-        before, each upgrade committing its own work. Other backends: no change."""
-        if isinstance(self.store, SqliteStore) and is_new_store(self.store):
-            return self.store.transaction()
-        return nullcontext()
-
     def reload_site(self) -> Site:
         """Re-read the site files and the recognition rules (``POST /admin/reload``, ``SIGHUP``).
 
@@ -174,3 +161,21 @@ class Engine:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _starting(store: Store) -> AbstractContextManager[None]:
+    """An Engine's start on a store this very open created: one transaction.
+
+    Why: a new SQLite store's start ran ~22 transactions of its own (each part's tables and
+    indexes, each once-per-store upgrade's marker, the Measures): each COMMIT made every connection
+    read the grown schema again, and the reads between them opened a reader connection that the
+    close then shut again (~9 ms of CPU of a ~40 ms open+close: thirty-first round, engopen31). In
+    one transaction the tables are created as asked, reads go through the writer connection, and
+    one COMMIT makes the store; a start that raises leaves what the store's open itself made (the
+    FHIR layout), as an interrupted start did before. Decided by ``Store.created`` (the file had no
+    table when opened, ``is_new_store``), never by a guess: an existing store's start runs as
+    before, each upgrade committing its own work (a long scan holds no one start-long transaction).
+    MongoDB: no change (its transactions are per write, see ``mongo_store``)."""
+    if isinstance(store, SqliteStore) and is_new_store(store):
+        return store.transaction()
+    return nullcontext()
