@@ -8,6 +8,7 @@ with the collaborators it needs passed in, so the wiring below is the whole depe
 from __future__ import annotations
 
 from collections.abc import Mapping
+from contextlib import AbstractContextManager, ExitStack, nullcontext
 from typing import Any
 
 from adapters.convert.his import stated_by_client
@@ -31,6 +32,7 @@ from engine.referral.service import Referrals
 from engine.referral.workflow import is_referral
 from engine.repository import open_store
 from engine.repository.fhir import FhirRepository
+from engine.repository.port import Store, is_new_store
 from engine.repository.scoped import DeletedLabels
 from engine.repository.sqlite_store import SqliteStore
 from engine.result_labels import CITATIONS, ResultLabels
@@ -43,70 +45,74 @@ class Engine:
         self.settings = settings
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         self.store = open_store(settings)
-        # the site data (institutions, code maps, mapping tables), read once and shared by ingest and
-        # recognition; ``reload_site`` swaps it for both at once
-        self.site = Site.load(settings)
-        # R4 structure + huren's rules, run by the repository on every write
-        self.validator = Validator.from_settings(settings)
-        # ... and the site's merge rules: how each writer's version combines with the stored one
-        self.repository = FhirRepository(self.store, validator=self.validator, base_url=settings.fhir_base_url,
-                                         merge=MergeRules.from_site(self.site))
-        self.auth = AuthService(settings, store=self.store)
-        # The MPI links Patients at ingest (a repository write hook) and gives residents their compartment.
-        self.identity = IdentityService(self.store, self.repository,
-                                        key=load_or_create_identity_key(settings.data_dir))
-        self.auth.attach_identity(self.identity)
-        # ... and says, for the merge rules, whether two Patient records are one person's (one order
-        # number, two patients: merge.yaml ``another_person``)
-        self.repository.persons = self.identity
-        # named staff (auditors, operators, clinicians) signed in to the pages with password + TOTP
-        self.staff = StaffAuth(settings, self.store)
-        # audit trail: every HTTP interaction (engine.audit.middleware) and non-HTTP event is appended
-        # to the signed log (its own file on SQLite), and shown per patient as FHIR AuditEvents,
-        # derived from the log on read, so residents can search who touched their record
-        # (engine.audit.view, engine.audit.derived)
-        self.audit_store = open_audit_store(settings, self.store)
-        self.audit = AuditLog(self.audit_store, settings, AuditKeys.load(settings), repository=self.repository)
-        self.repository.backend = WithAuditViews(self.repository.backend, AuditViews(self.audit, self.repository.indexer))
-        self.audit.start()
-        # mutual recognition: order-time check and duplicate flags, run as a repository write hook
-        self.recognition = Recognition.for_engine(self)
-        # a replacement order inherits a re-test reason only for the same test (``inherits``): one
-        # recognition item under two codes is that test too (convmend19)
-        self.repository.merge.same_test = self._same_item
-        # indicators (recognition rate, the insurer's cost and referral figures): Measure definitions
-        # are site data, stored as FHIR Measures and evaluated into MeasureReports on request
-        self.measures = load_measures(settings.site)
-        publish_measures(self.repository, list(self.measures.by_id.values()))
-        # two-way referral: the referral Task's workflow (a write hook) and the per-referral rows
-        self.referrals = Referrals.for_engine(self)
-        # a document's text (an MDM's OBX Observations) and its addenda carry the document's label as stored
-        labels = DocumentLabels(self.repository)
-        self.repository.add_mark(labels.mark, types={"Observation", "DocumentReference"})
-        # and a document's write owns its text: raised, it raises the text it did not write; edited, the
-        # paragraphs its content no longer holds are no longer its text (``DocumentLabels.written``)
-        self.repository.add_write_hook(labels.written, types={"DocumentReference"})
-        # a record citing a result (a report, a panel, a diagnosis's evidence) carries the result's label:
-        # given as it is written, and again when the result's label rises; once for an older store
-        # (``left_out_when`` names none since labelfix28: a referral citing an R/V result takes its label;
-        # the referral condition is still given for a site's list that names it)
-        results = ResultLabels(self.repository, {"referral": lambda r: is_referral(r, self.referrals.rules.workflow)})
-        self.repository.add_mark(results.mark, types=set(CITATIONS))
-        self.repository.add_batch_hook(results.written)
-        results.backfill()
-        # a record deleted while labelled stays withheld where a search decides from labelled ids (last20a)
-        DeletedLabels(self.repository).attach()
-        # a FHIR client's entered-in-error of a Condition is marked hers where the writer is known: a feed's
-        # DG1 stating the diagnosis again undoes only the feed's own D (``his.withdrawn_by_sender``, dgfix26)
-        self.repository.add_statement(stated_by_client, types={"Condition"})
-        # HL7 v2 ingest: message store + quarantine, the pipeline behind MLLP and POST /hl7v2
-        self.ingestor = build_ingestor(self)
-        # the tables and indexes the parts asked for, created together (SqliteStore._schema_statement):
-        # there before anything else, another process included, looks at the file
-        if isinstance(self.store, SqliteStore):
-            self.store.flush_schema()
-        # MSH-11 T/D messages stored as clinical data before it was judged (hl7mode29): counted once, logged
-        self.ingestor.messages.census_processing_ids()
+        with ExitStack() as starting:
+            starting.enter_context(_starting(self.store))
+            # the site data (institutions, code maps, mapping tables), read once and shared by ingest and
+            # recognition; ``reload_site`` swaps it for both at once
+            self.site = Site.load(settings)
+            # R4 structure + huren's rules, run by the repository on every write
+            self.validator = Validator.from_settings(settings)
+            # ... and the site's merge rules: how each writer's version combines with the stored one
+            self.repository = FhirRepository(self.store, validator=self.validator, base_url=settings.fhir_base_url,
+                                             merge=MergeRules.from_site(self.site))
+            self.auth = AuthService(settings, store=self.store)
+            # The MPI links Patients at ingest (a repository write hook) and gives residents their compartment.
+            self.identity = IdentityService(self.store, self.repository,
+                                            key=load_or_create_identity_key(settings.data_dir))
+            self.auth.attach_identity(self.identity)
+            # ... and says, for the merge rules, whether two Patient records are one person's (one order
+            # number, two patients: merge.yaml ``another_person``)
+            self.repository.persons = self.identity
+            # named staff (auditors, operators, clinicians) signed in to the pages with password + TOTP
+            self.staff = StaffAuth(settings, self.store)
+            # audit trail: every HTTP interaction (engine.audit.middleware) and non-HTTP event is appended
+            # to the signed log (its own file on SQLite), and shown per patient as FHIR AuditEvents,
+            # derived from the log on read, so residents can search who touched their record
+            # (engine.audit.view, engine.audit.derived)
+            self.audit_store = open_audit_store(settings, self.store)
+            if self.audit_store is not self.store:  # its own file (SQLite): its start in one transaction too
+                starting.enter_context(_starting(self.audit_store))
+            self.audit = AuditLog(self.audit_store, settings, AuditKeys.load(settings), repository=self.repository)
+            self.repository.backend = WithAuditViews(self.repository.backend, AuditViews(self.audit, self.repository.indexer))
+            self.audit.start()
+            # mutual recognition: order-time check and duplicate flags, run as a repository write hook
+            self.recognition = Recognition.for_engine(self)
+            # a replacement order inherits a re-test reason only for the same test (``inherits``): one
+            # recognition item under two codes is that test too (convmend19)
+            self.repository.merge.same_test = self._same_item
+            # indicators (recognition rate, the insurer's cost and referral figures): Measure definitions
+            # are site data, stored as FHIR Measures and evaluated into MeasureReports on request
+            self.measures = load_measures(settings.site)
+            publish_measures(self.repository, list(self.measures.by_id.values()))
+            # two-way referral: the referral Task's workflow (a write hook) and the per-referral rows
+            self.referrals = Referrals.for_engine(self)
+            # a document's text (an MDM's OBX Observations) and its addenda carry the document's label as stored
+            labels = DocumentLabels(self.repository)
+            self.repository.add_mark(labels.mark, types={"Observation", "DocumentReference"})
+            # and a document's write owns its text: raised, it raises the text it did not write; edited, the
+            # paragraphs its content no longer holds are no longer its text (``DocumentLabels.written``)
+            self.repository.add_write_hook(labels.written, types={"DocumentReference"})
+            # a record citing a result (a report, a panel, a diagnosis's evidence) carries the result's label:
+            # given as it is written, and again when the result's label rises; once for an older store
+            # (``left_out_when`` names none since labelfix28: a referral citing an R/V result takes its label;
+            # the referral condition is still given for a site's list that names it)
+            results = ResultLabels(self.repository, {"referral": lambda r: is_referral(r, self.referrals.rules.workflow)})
+            self.repository.add_mark(results.mark, types=set(CITATIONS))
+            self.repository.add_batch_hook(results.written)
+            results.backfill()
+            # a record deleted while labelled stays withheld where a search decides from labelled ids (last20a)
+            DeletedLabels(self.repository).attach()
+            # a FHIR client's entered-in-error of a Condition is marked hers where the writer is known: a feed's
+            # DG1 stating the diagnosis again undoes only the feed's own D (``his.withdrawn_by_sender``, dgfix26)
+            self.repository.add_statement(stated_by_client, types={"Condition"})
+            # HL7 v2 ingest: message store + quarantine, the pipeline behind MLLP and POST /hl7v2
+            self.ingestor = build_ingestor(self)
+            # the tables and indexes the parts asked for, created together (SqliteStore._schema_statement):
+            # there before anything else, another process included, looks at the file
+            if isinstance(self.store, SqliteStore):
+                self.store.flush_schema()
+            # MSH-11 T/D messages stored as clinical data before it was judged (hl7mode29): counted once, logged
+            self.ingestor.messages.census_processing_ids()
         # the start is over: what the store holds from now on this process wrote, and an upgrade run
         # again (a tool, a test emptying a marker) scans as on any store (``is_new_store``)
         self.store.created = False
@@ -155,3 +161,21 @@ class Engine:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _starting(store: Store) -> AbstractContextManager[None]:
+    """An Engine's start on a store this very open created: one transaction.
+
+    Why: a new SQLite store's start ran ~22 transactions of its own (each part's tables and
+    indexes, each once-per-store upgrade's marker, the Measures): each COMMIT made every connection
+    read the grown schema again, and the reads between them opened a reader connection that the
+    close then shut again (~9 ms of CPU of a ~40 ms open+close: thirty-first round, engopen31). In
+    one transaction the tables are created as asked, reads go through the writer connection, and
+    one COMMIT makes the store; a start that raises leaves what the store's open itself made (the
+    FHIR layout), as an interrupted start did before. Decided by ``Store.created`` (the file had no
+    table when opened, ``is_new_store``), never by a guess: an existing store's start runs as
+    before, each upgrade committing its own work (a long scan holds no one start-long transaction).
+    MongoDB: no change (its transactions are per write, see ``mongo_store``)."""
+    if isinstance(store, SqliteStore) and is_new_store(store):
+        return store.transaction()
+    return nullcontext()

@@ -255,19 +255,30 @@ def _mongomock_finds_by_id() -> None:
 _mongomock_finds_by_id()
 
 
-@pytest.fixture(params=_BACKENDS)
-def backend_settings(request: pytest.FixtureRequest, settings: Settings) -> Iterator[Settings]:
-    """``Settings`` selecting each storage backend in turn."""
-    if request.param == "sqlite":
+@contextlib.contextmanager
+def settings_for_backend(name: str, settings: Settings) -> Iterator[Settings]:
+    """``settings`` on the storage backend ``name`` (one of ``_BACKENDS``): SQLite as given, a mongomock
+    client, or a MongoDB database of its own (``HUREN_MONGODB_URI``) dropped when the block ends. The
+    one place the choice is made, for ``backend_settings`` (a test) and ``module_eng`` (a module)."""
+    if name == "sqlite":
         yield settings
-    elif request.param == "mongomock":
+    elif name == "mongomock":
         yield settings.with_(mongodb_uri="mongomock://")
     else:
         db = f"huren_test_{uuid.uuid4().hex[:12]}"
-        yield settings.with_(mongodb_uri=os.environ["HUREN_MONGODB_URI"], mongodb_db=db)
-        import pymongo
+        try:
+            yield settings.with_(mongodb_uri=os.environ["HUREN_MONGODB_URI"], mongodb_db=db)
+        finally:
+            import pymongo
 
-        pymongo.MongoClient(os.environ["HUREN_MONGODB_URI"]).drop_database(db)
+            pymongo.MongoClient(os.environ["HUREN_MONGODB_URI"]).drop_database(db)
+
+
+@pytest.fixture(params=_BACKENDS)
+def backend_settings(request: pytest.FixtureRequest, settings: Settings) -> Iterator[Settings]:
+    """``Settings`` selecting each storage backend in turn."""
+    with settings_for_backend(request.param, settings) as chosen:
+        yield chosen
 
 
 @pytest.fixture(autouse=True)

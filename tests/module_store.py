@@ -10,15 +10,13 @@ the module reads); a module imports it under the name its tests use (``eng = mod
 
 from __future__ import annotations
 
-import os
-import uuid
 from collections.abc import Iterator
 
 import pytest
 
 from engine.engine import Engine
 from engine.settings import Settings
-from tests.conftest import _BACKENDS
+from tests.conftest import _BACKENDS, settings_for_backend
 
 
 @pytest.fixture(scope="module", params=_BACKENDS)
@@ -27,17 +25,5 @@ def module_eng(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPath
     gives a test: a fresh SQLite folder, a mongomock client, a MongoDB database dropped afterwards)."""
     root = tmp_path_factory.mktemp(request.module.__name__.rsplit(".", 1)[-1])
     settings = Settings(data_dir=root / "var", http_port=0, mllp_port=0, base_url="https://huren.example")
-    db = ""
-    if request.param == "mongomock":
-        settings = settings.with_(mongodb_uri="mongomock://")
-    elif request.param == "mongodb":
-        db = f"huren_test_{uuid.uuid4().hex[:12]}"
-        settings = settings.with_(mongodb_uri=os.environ["HUREN_MONGODB_URI"], mongodb_db=db)
-    try:
-        with Engine(settings) as engine:
-            yield engine
-    finally:
-        if db:
-            import pymongo
-
-            pymongo.MongoClient(os.environ["HUREN_MONGODB_URI"]).drop_database(db)
+    with settings_for_backend(request.param, settings) as chosen, Engine(chosen) as engine:
+        yield engine

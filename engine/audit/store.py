@@ -33,7 +33,8 @@ def open_audit_store(settings: Settings, main: Store | None = None) -> Store:
     (returned as it is for MongoDB)."""
     if settings.mongodb_uri:
         return main if main is not None else open_store(settings)
-    store = SqliteStore(audit_path(settings))
+    # documents only: no FHIR tables in this file (``fhir_layout``; made there only if ever asked for)
+    store = SqliteStore(audit_path(settings), fhir_layout=False)
     try:
         _adopt_legacy(store, settings.sqlite_path)
     except BaseException:

@@ -21,11 +21,14 @@ import weakref
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from engine import fhirjson
 from engine.repository.checkpointer import BACKSTOP, Checkpointer
 from engine.repository.port import Document, DuplicateKey
+
+if TYPE_CHECKING:
+    from engine.repository.sqlite_fhir import SqliteFhirBackend
 
 _NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,62}$")
 _FIELD = re.compile(r"^[A-Za-z0-9_$-]+(\.[A-Za-z0-9_$-]+)*$")
@@ -130,8 +133,11 @@ class SqliteStore:
     """``Store`` on one SQLite file in WAL mode."""
 
     def __init__(self, path: Path | str, *, page_size: int | None = None,
-                 background_checkpoints: bool | None = None, checkpoint_bytes: int | None = None) -> None:
+                 background_checkpoints: bool | None = None, checkpoint_bytes: int | None = None,
+                 fhir_layout: bool = True) -> None:
         """``page_size`` applies to a new database file only (SQLite keeps a file's page size);
+        ``fhir_layout=False``: the FHIR tables made (or upgraded) only when ``fhir`` is first used, for
+        a file that holds documents only (the audit log's: ``engine.audit.store``);
         ``background_checkpoints``: WAL checkpoints on a thread of their own (``checkpointer``)
         rather than inside the COMMIT that passes the threshold (``BACKGROUND_CHECKPOINTS`` when
         not given); ``checkpoint_bytes``: the WAL's length between checkpoints
@@ -186,12 +192,23 @@ class SqliteStore:
         self._collections: dict[str, SqliteCollection] = {}
         # a file with no table yet: this open makes the store (``Store.created``, read before the FHIR layout)
         self.created = self._conn.execute("SELECT 1 FROM sqlite_master LIMIT 1").fetchone() is None
-        from engine.repository.sqlite_fhir import SqliteFhirBackend
-
-        self.fhir = SqliteFhirBackend(self)
+        self._fhir: SqliteFhirBackend | None = None
+        if fhir_layout:
+            self._fhir = _fhir_layout(self)
         # the names the file has (after the FHIR layout's own first reads of the schema, which wait out
         # another process's setup as before)
         self._schema.update(name for (name,) in self._conn.execute("SELECT name FROM sqlite_master"))
+
+    @property
+    def fhir(self) -> SqliteFhirBackend:
+        """The FHIR layout on this file (``Store.fhir``); made at open unless ``fhir_layout=False``."""
+        backend = self._fhir
+        if backend is None:
+            with self.lock:
+                backend = self._fhir
+                if backend is None:
+                    backend = self._fhir = _fhir_layout(self)
+        return backend
 
     # -- the writer connection and the schema ------------------------------------------------
     @property
@@ -344,6 +361,12 @@ class SqliteStore:
                 with suppress(sqlite3.Error):
                     reader.close()
             self._conn.close()
+
+
+def _fhir_layout(store: SqliteStore) -> SqliteFhirBackend:
+    from engine.repository.sqlite_fhir import SqliteFhirBackend
+
+    return SqliteFhirBackend(store)
 
 
 def _field_sql(field: str) -> str:
