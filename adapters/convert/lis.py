@@ -135,7 +135,7 @@ def convert_orders(
                 refs.append(ref)
                 if cut.sub:
                     ctx.sub_id(ctx.resources[ref["reference"]])
-                if cut.text:
+                if cut.text and not results.withdrawn(obx, ctx):
                     text_lines.extend(r.text() for r in obx.reps(5))
                 continue
             # an OBX of a shape met before (``plans.shortcut``): its plan, key parts and text flag
@@ -171,7 +171,7 @@ def convert_orders(
                 if shape is not None and cut is None:
                     plans.remember(shape, obx, group, ctx, obs_category, enc, who, specimen, item,
                                    obx.value(4), textual)
-            if textual:
+            if textual and not results.withdrawn(obx, ctx):  # a withdrawn line is no part of the text
                 text_lines.extend(r.text() for r in obx.reps(5))
         if len(text_lines) > 1 or any("\n" in line for line in text_lines):
             title = group.obr.value(4, comp=2) if group.obr is not None else ""

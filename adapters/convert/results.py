@@ -549,6 +549,17 @@ def report_status(group: Group, ctx: Context, results: list[dict[str, str]]) -> 
     return status
 
 
+def withdrawn(obx: Segment, ctx: Context) -> bool:
+    """Whether the sender withdrew this OBX: its OBX-11 maps (``vocabulary.yaml``
+    ``observation_status``) to R4 entered-in-error (table 0085 D "deletes the OBX record", W "post
+    original as wrong"). Its Observation is still stored, as sent; its words are no part of what the
+    report states -- its conclusion (``pacs._conclusion``) or the text document built from its text
+    results (``lis.convert_orders``). Before, a finding posted as wrong read as the report's
+    conclusion to every clinician and system reading the repository (thirty-first round, convw31)."""
+    code = obx.value(11).strip()
+    return bool(code) and vocabulary(ctx.site, "observation_status").get(code) == "entered-in-error"
+
+
 DATA_ABSENT_REASON = "http://hl7.org/fhir/StructureDefinition/data-absent-reason"
 
 
