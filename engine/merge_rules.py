@@ -37,7 +37,7 @@ MODES = frozenset({"replace", "keep-if-absent", "union", "by-key", "keep-stored"
 _RESERVED = frozenset({"key", "owner", "slices", "follows", "when", "was", "stands", "yields_to", "unless_deletes", "placeholders", "as_far_as",
                        "progress", "names_all_of", "another", "another_if", "status_follows", "inherits",
                        "another_person", "keeps", "history", "history_unless",
-                       "history_taken_back_by", "takes_over"})
+                       "history_taken_back_by", "takes_over", "lines_of"})
 PANEL = "; "  # between the tests a panel's ``code.text`` names (``names_all_of``)
 # ISO 21090 name/address representation (ABC | IDE | SYL): HL7 v2 XPN-8/XAD-? table 4000 in FHIR
 REPRESENTATION = "http://hl7.org/fhir/StructureDefinition/iso21090-EN-representation"
@@ -250,6 +250,9 @@ class ElementPlan:
     # visit a result message wrote only because none was stored, under the LIS's own patient number,
     # which the visit's owner (ADT) then admits (writer31); never when the index knows the two apart
     takes_over: frozenset[str] = frozenset()
+    # ``lines_of``: the list element whose referenced resources say this text's lines (a report's
+    # ``conclusion``, its impression results' words): a line a result withdrew or reworded follows it
+    lines_of: str = ""
 
 
 @dataclass(frozen=True)
@@ -266,6 +269,7 @@ class TypePlan:
     inherited: tuple[tuple[str, ElementPlan], ...] = ()  # the ``inherits`` elements
     persons: tuple[str, ...] = ()  # the ``another_person`` elements
     moved: tuple[tuple[str, Any], ...] = ()  # the ``was`` elements: (element, ElementPlan.was)
+    lined: tuple[tuple[str, ElementPlan], ...] = ()  # the ``lines_of`` elements
 
 
 class Persons(Protocol):
@@ -451,8 +455,9 @@ class MergeRules:
         inherited = tuple((name, e) for name, e in elements.items() if e.inherits)
         trivial = trivial and not inherited
         persons = tuple(name for name, e in elements.items() if e.another_person)
+        lined = tuple((name, e) for name, e in elements.items() if e.lines_of and e.mode != "replace")
         plan = TypePlan(default, elements, trivial, guards, choices, follows, over, sliced, settled, inherited,
-                        persons, moved)
+                        persons, moved, lined)
         self._plans[(rtype, source)] = plan
         return plan
 
@@ -499,6 +504,7 @@ class MergeRules:
                            history=frozenset(rule.get("history") or ()),
                            history_unless=frozenset(rule.get("history_unless") or ()),
                            takes_over=frozenset(self._pick(rule.get("takes_over") or {}, ladder, ())),
+                           lines_of=str(rule.get("lines_of") or ""),
                            was=tuple((str(element), tuple((tuple(path.split(".")), frozenset(values))
                                                           for path, values in where.items()))
                                      for element, where in (rule.get("was") or {}).items()))
@@ -649,6 +655,8 @@ class MergeRules:
             self._over(name, ep, stored, incoming, out, plan.over, fields, source, issues)
         for name, ep in plan.inherited:
             self._inherit(rtype, name, ep, out, issues, fields)
+        for name, ep in plan.lined:
+            self._lines(name, ep, stored, incoming, out)
         for name, ep in plan.settled:
             # the stored entries when the message states none; the message's own too when it only
             # assumed the status it gave them (a routine A08's full PV1 of a planned visit, PV1-2 I:
@@ -1104,6 +1112,54 @@ class MergeRules:
             labels = [*(st["text"].split(PANEL) if not _codes(st) and st.get("text") else [concept_label(st)])]
             out[name] = {"text": PANEL.join(dict.fromkeys([*labels, concept_label(inc)]))}
 
+    def _lines(self, name: str, ep: ElementPlan, stored: Resource, incoming: Resource, out: Resource) -> None:
+        """``lines_of``: the stored text's lines said by a result the incoming version lists follow
+        what that result says now. A report's conclusion is the words of its impression results
+        (``adapters.convert.pacs._conclusion``), and a later message may carry only the result it
+        withdraws (OBX-11 W/D) or corrects (C): kept whole by keep-if-absent, the conclusion went on
+        stating the withdrawn finding; replaced by the message's, it lost the impressions the message
+        did not carry. Now, for each listed result this write changed (its previous version in this
+        write's pending ones), the run of stored lines its previous words made is taken out -- or,
+        when it still stands and the incoming text says its new words, they take its place; the
+        incoming text's other lines follow the stored ones, and stored lines no result of the message
+        took back stay (an impression the thinner message did not carry). A replacing writer (a FHIR
+        client) states the whole text and is not asked."""
+        before = stored.get(name)
+        refs = {e["reference"] for e in incoming.get(ep.lines_of) or ()
+                if isinstance(e, dict) and isinstance(e.get("reference"), str)}
+        if not isinstance(before, str) or not before or not refs:
+            return
+        keeper: Stored | None = getattr(self._local, "stored", None)
+        changed = {f"{new.get('resourceType')}/{new.get('id')}": (new, old)
+                   for new, old in (keeper.pending() if keeper is not None else ()) if old is not None}
+        said_now = incoming.get(name)
+        now_lines = said_now.split("\n") if isinstance(said_now, str) and said_now else []
+        lines = before.split("\n")
+        moved = False
+        for ref in sorted(refs):  # (a set: the same order in every process)
+            new, old = changed.get(ref, (None, None))
+            if new is None or old is None:
+                continue
+            was = _words(old)
+            at = _run(lines, was)
+            if at < 0:
+                continue
+            words = [] if new.get("status") == "entered-in-error" else _words(new)
+            if _run(now_lines, words) < 0:
+                words = []
+            if not words and _run(now_lines, was) >= 0:
+                continue  # the words stand, said by another result of the message
+            if words or new.get("status") == "entered-in-error":
+                lines[at:at + len(was)] = words
+                moved = True
+        if not moved and not now_lines:
+            return
+        lines += [line for line in now_lines if line not in lines]
+        if lines:
+            out[name] = "\n".join(lines)
+        else:
+            out.pop(name, None)
+
     def _inherit(self, rtype: str, name: str, ep: ElementPlan, out: Resource, issues: list[Issue],
                  fields: Mapping[str, str]) -> None:
         """``inherits``: a resource stating no entry of ``name`` in the rule's coding system takes the
@@ -1336,6 +1392,20 @@ def _moved_start(stored: Resource | None, out: Resource, start_alone: tuple[str,
 # an Appointment status that frees its filler id for another patient's booking: an S17 (deleted, the
 # booking entered in error) -- the correction ch. 10 offers, an S14 not changing the patient
 _RELEASED = frozenset({"entered-in-error"})
+
+
+def _words(observation: Mapping[str, Any]) -> list[str]:
+    """The lines an Observation's text value says (a TX/FT OBX-5's repetitions, one a line)."""
+    value = observation.get("valueString")
+    return [line for line in value.split("\n") if line] if isinstance(value, str) else []
+
+
+def _run(lines: list[str], part: list[str]) -> int:
+    """Where ``part`` (not empty) runs within ``lines``; -1 when it does not."""
+    if not part:
+        return -1
+    width = len(part)
+    return next((i for i in range(len(lines) - width + 1) if lines[i:i + width] == part), -1)
 
 
 def ident_type(ident: Mapping[str, Any]) -> str:

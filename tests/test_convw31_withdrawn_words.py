@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import base64
 
-import pytest
 from fastapi.testclient import TestClient
 
 from engine.engine import Engine
@@ -81,7 +80,6 @@ def test_a_withdrawn_line_of_a_lab_text_report_is_not_in_its_document(engine: En
     assert "conclusion" not in report, report
 
 
-@pytest.mark.xfail(strict=True, reason="left (convw31): the stored conclusion keeps a line a later message withdraws")
 def test_a_later_message_withdrawing_a_line_takes_it_out_of_the_stored_conclusion(
         engine: Engine, http: TestClient) -> None:
     """The report said two impressions; the radiologist posts the second as wrong, re-sending only it
@@ -98,7 +96,6 @@ def test_a_later_message_withdrawing_a_line_takes_it_out_of_the_stored_conclusio
     assert report["conclusion"] == "主动脉硬化。", report
 
 
-@pytest.mark.xfail(strict=True, reason="left (convw31): a correction of one impression replaces the whole conclusion")
 def test_a_correction_of_one_impression_keeps_the_others(engine: Engine, http: TestClient) -> None:
     """A correction (OBX-11 C) of one of two impressions, the other not re-sent: the conclusion holds
     the corrected line and the one that stands, not the corrected line alone nor the old wording."""
