@@ -1125,9 +1125,11 @@ class MergeRules:
         took back stay (an impression the thinner message did not carry). A replacing writer (a FHIR
         client) states the whole text and is not asked."""
         before = stored.get(name)
+        if not isinstance(before, str) or not before:  # (a lab report: no conclusion, nothing read)
+            return
         refs = {e["reference"] for e in incoming.get(ep.lines_of) or ()
                 if isinstance(e, dict) and isinstance(e.get("reference"), str)}
-        if not isinstance(before, str) or not before or not refs:
+        if not refs:
             return
         keeper: Stored | None = getattr(self._local, "stored", None)
         changed = {f"{new.get('resourceType')}/{new.get('id')}": (new, old)

@@ -304,10 +304,8 @@ def _conclusion(group: results.Group, ctx: Context) -> str:
     a repetition -- of those the sender did not withdraw (``results.withdrawn``: OBX-11 D, W)."""
     parts = []
     for obx in group.obx:
-        if results.withdrawn(obx, ctx):
-            continue
         code = (obx.value(3) + " " + obx.value(3, comp=2)).upper()
-        if any(mark.upper() in code for mark in _IMPRESSION):
+        if any(mark.upper() in code for mark in _IMPRESSION) and not results.withdrawn(obx, ctx):
             parts.extend(r.text() for r in obx.reps(5))
     return "\n".join(p for p in parts if p)
 
