@@ -14,6 +14,7 @@ two is per writer, in the data. The data file's comments describe the modes and 
 
 from __future__ import annotations
 
+import base64
 import datetime as _dt
 import json
 import re
@@ -1124,8 +1125,8 @@ class MergeRules:
         incoming text's other lines follow the stored ones, and stored lines no result of the message
         took back stay (an impression the thinner message did not carry). A replacing writer (a FHIR
         client) states the whole text and is not asked."""
-        before = stored.get(name)
-        if not isinstance(before, str) or not before:  # (a lab report: no conclusion, nothing read)
+        before = _text_lines(stored.get(name))
+        if not before:  # (a lab report: no conclusion, nothing read)
             return
         refs = {e["reference"] for e in incoming.get(ep.lines_of) or ()
                 if isinstance(e, dict) and isinstance(e.get("reference"), str)}
@@ -1134,9 +1135,8 @@ class MergeRules:
         keeper: Stored | None = getattr(self._local, "stored", None)
         changed = {f"{new.get('resourceType')}/{new.get('id')}": (new, old)
                    for new, old in (keeper.pending() if keeper is not None else ()) if old is not None}
-        said_now = incoming.get(name)
-        now_lines = said_now.split("\n") if isinstance(said_now, str) and said_now else []
-        lines = before.split("\n")
+        now_lines = _text_lines(incoming.get(name))
+        lines = list(before)
         moved = False
         for ref in sorted(refs):  # (a set: the same order in every process)
             new, old = changed.get(ref, (None, None))
@@ -1157,10 +1157,11 @@ class MergeRules:
         if not moved and not now_lines:
             return
         lines += [line for line in now_lines if line not in lines]
-        if lines:
-            out[name] = "\n".join(lines)
-        else:
+        value = _with_text(stored.get(name), out.get(name), lines)
+        if value is None:
             out.pop(name, None)
+        else:
+            out[name] = value
 
     def _inherit(self, rtype: str, name: str, ep: ElementPlan, out: Resource, issues: list[Issue],
                  fields: Mapping[str, str]) -> None:
@@ -1394,6 +1395,48 @@ def _moved_start(stored: Resource | None, out: Resource, start_alone: tuple[str,
 # an Appointment status that frees its filler id for another patient's booking: an S17 (deleted, the
 # booking entered in error) -- the correction ch. 10 offers, an S14 not changing the patient
 _RELEASED = frozenset({"entered-in-error"})
+
+
+_TEXT_FORM = "text/plain"  # the text document a converter builds from a report's text results
+
+
+def _text_form(value: Any) -> int:
+    """Where a list of attachments (``presentedForm``) holds its plain-text document; -1: none."""
+    if not isinstance(value, list):
+        return -1
+    return next((i for i, a in enumerate(value) if isinstance(a, dict) and isinstance(a.get("data"), str)
+                 and str(a.get("contentType") or "").startswith(_TEXT_FORM)), -1)
+
+
+def _text_lines(value: Any) -> list[str]:
+    """``lines_of``'s text as lines: a string's (a conclusion), or a plain-text attachment's in a
+    list of them (a report's text document, base64 UTF-8 as R4 ``Attachment.data``)."""
+    if isinstance(value, str):
+        return value.split("\n") if value else []
+    at = _text_form(value)
+    if at < 0:
+        return []
+    try:
+        text = base64.b64decode(value[at]["data"], validate=True).decode("utf-8")
+    except ValueError:  # (not base64 UTF-8: a writer's own document, left as it is)
+        return []
+    return text.split("\n") if text else []
+
+
+def _with_text(stored: Any, combined: Any, lines: list[str]) -> Any:
+    """The element saying ``lines`` (as ``_text_lines`` reads it); None: nothing left of it. A list
+    of attachments keeps the combined version's others (a PDF the message sent beside its text)."""
+    if isinstance(stored, str):
+        return "\n".join(lines) or None
+    value = combined if isinstance(combined, list) else stored
+    at = _text_form(value)
+    if at < 0:  # the message's list without a text document: the stored one, as its lines now read
+        value, at = [*value, stored[_text_form(stored)]], len(value)
+    if not lines:
+        rest = [a for i, a in enumerate(value) if i != at]
+        return rest or None
+    data = base64.b64encode("\n".join(lines).encode("utf-8")).decode("ascii")
+    return [{**a, "data": data} if i == at else a for i, a in enumerate(value)]
 
 
 def _words(observation: Mapping[str, Any]) -> list[str]:
