@@ -657,7 +657,8 @@ class MergeRules:
         for name, ep in plan.inherited:
             self._inherit(rtype, name, ep, out, issues, fields)
         for name, ep in plan.lined:
-            self._lines(name, ep, stored, incoming, out)
+            if name in stored:  # (asked first: a lab report stores neither, and pays one lookup)
+                self._lines(name, ep, stored, incoming, out)
         for name, ep in plan.settled:
             # the stored entries when the message states none; the message's own too when it only
             # assumed the status it gave them (a routine A08's full PV1 of a planned visit, PV1-2 I:
@@ -1128,20 +1129,21 @@ class MergeRules:
         before = _text_lines(stored.get(name))
         if not before:  # (a lab report: no conclusion, nothing read)
             return
+        keeper: Stored | None = getattr(self._local, "stored", None)
+        pending = keeper.pending() if keeper is not None else ()
+        now_lines = _text_lines(incoming.get(name))
+        if not pending and (not now_lines or now_lines == before):
+            return  # (nothing this write changed: a report re-sent as it was)
         refs = {e["reference"] for e in incoming.get(ep.lines_of) or ()
                 if isinstance(e, dict) and isinstance(e.get("reference"), str)}
-        if not refs:
+        changed = {ref: (new, old) for new, old in pending
+                   if old is not None and (ref := f"{new.get('resourceType')}/{new.get('id')}") in refs}
+        if not changed and (not now_lines or now_lines == before):
             return
-        keeper: Stored | None = getattr(self._local, "stored", None)
-        changed = {f"{new.get('resourceType')}/{new.get('id')}": (new, old)
-                   for new, old in (keeper.pending() if keeper is not None else ()) if old is not None}
-        now_lines = _text_lines(incoming.get(name))
         lines = list(before)
         moved = False
-        for ref in sorted(refs):  # (a set: the same order in every process)
-            new, old = changed.get(ref, (None, None))
-            if new is None or old is None:
-                continue
+        for ref in sorted(changed):  # (the same order in every process)
+            new, old = changed[ref]
             was = _words(old)
             at = _run(lines, was)
             if at < 0:
