@@ -1145,13 +1145,13 @@ class MergeRules:
         for ref in sorted(changed):  # (the same order in every process)
             new, old = changed[ref]
             was = _words(old)
-            at = _run(lines, was)
+            at = line_run(lines, was)
             if at < 0:
                 continue
             words = [] if new.get("status") == "entered-in-error" else _words(new)
-            if _run(now_lines, words) < 0:
+            if line_run(now_lines, words) < 0:
                 words = []
-            if not words and _run(now_lines, was) >= 0:
+            if not words and line_run(now_lines, was) >= 0:
                 continue  # the words stand, said by another result of the message
             if words or new.get("status") == "entered-in-error":
                 lines[at:at + len(was)] = words
@@ -1447,8 +1447,9 @@ def _words(observation: Mapping[str, Any]) -> list[str]:
     return [line for line in value.split("\n") if line] if isinstance(value, str) else []
 
 
-def _run(lines: list[str], part: list[str]) -> int:
-    """Where ``part`` (not empty) runs within ``lines``; -1 when it does not."""
+def line_run(lines: list[str], part: list[str]) -> int:
+    """Where ``part`` (not empty) runs within ``lines``; -1 when it does not (also asked by the
+    converter: a group's conclusion said already, ``adapters.convert.results._holds_lines``)."""
     if not part:
         return -1
     width = len(part)

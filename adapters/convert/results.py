@@ -20,7 +20,7 @@ from adapters.hl7v2.errors import DATA_TYPE_ERROR, REQUIRED_FIELD_MISSING
 from adapters.hl7v2.parser import Segment
 from adapters.hl7v2.timestamps import TimestampError, to_fhir_date, to_fhir_datetime, zone
 from conformance.validate import MAX_STRING
-from engine.merge_rules import PANEL, concept_label, progress_of, same_concept
+from engine.merge_rules import PANEL, concept_label, line_run, progress_of, same_concept
 from engine.recognition.facts import REASON_WITHDRAWN_EXT
 from engine.repository.indexing import date_range
 
@@ -1357,8 +1357,7 @@ def _another_group(ctx: Context, earlier: Resource, res: Resource, tests: list[C
 
 def _holds_lines(text: str, part: str) -> bool:
     """Whether ``part``'s lines are a run of ``text``'s lines (a group's conclusion said already)."""
-    lines, wanted = text.split("\n"), part.split("\n")
-    return any(lines[i:i + len(wanted)] == wanted for i in range(len(lines) - len(wanted) + 1))
+    return line_run(text.split("\n"), part.split("\n")) >= 0
 
 
 # results that will not come (OBX-11 X, N: cannot be obtained) or were withdrawn (D, W): R4's cancelled
