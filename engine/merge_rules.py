@@ -14,6 +14,7 @@ two is per writer, in the data. The data file's comments describe the modes and 
 
 from __future__ import annotations
 
+import base64
 import datetime as _dt
 import json
 import re
@@ -37,7 +38,7 @@ MODES = frozenset({"replace", "keep-if-absent", "union", "by-key", "keep-stored"
 _RESERVED = frozenset({"key", "owner", "slices", "follows", "when", "was", "stands", "yields_to", "unless_deletes", "placeholders", "as_far_as",
                        "progress", "names_all_of", "another", "another_if", "status_follows", "inherits",
                        "another_person", "keeps", "history", "history_unless",
-                       "history_taken_back_by"})
+                       "history_taken_back_by", "lines_of"})
 PANEL = "; "  # between the tests a panel's ``code.text`` names (``names_all_of``)
 # ISO 21090 name/address representation (ABC | IDE | SYL): HL7 v2 XPN-8/XAD-? table 4000 in FHIR
 REPRESENTATION = "http://hl7.org/fhir/StructureDefinition/iso21090-EN-representation"
@@ -245,6 +246,9 @@ class ElementPlan:
     # ``history_unless``: resource statuses under which no past is kept (a cancelled admission, A11:
     # the visit never took place, so no bed of it was occupied -- convfix28)
     history_unless: frozenset[str] = frozenset()
+    # ``lines_of``: the list element whose referenced resources say this text's lines (a report's
+    # ``conclusion``, its impression results' words): a line a result withdrew or reworded follows it
+    lines_of: str = ""
 
 
 @dataclass(frozen=True)
@@ -261,6 +265,7 @@ class TypePlan:
     inherited: tuple[tuple[str, ElementPlan], ...] = ()  # the ``inherits`` elements
     persons: tuple[str, ...] = ()  # the ``another_person`` elements
     moved: tuple[tuple[str, Any], ...] = ()  # the ``was`` elements: (element, ElementPlan.was)
+    lined: tuple[tuple[str, ElementPlan], ...] = ()  # the ``lines_of`` elements
 
 
 class Persons(Protocol):
@@ -444,8 +449,9 @@ class MergeRules:
         inherited = tuple((name, e) for name, e in elements.items() if e.inherits)
         trivial = trivial and not inherited
         persons = tuple(name for name, e in elements.items() if e.another_person)
+        lined = tuple((name, e) for name, e in elements.items() if e.lines_of and e.mode != "replace")
         plan = TypePlan(default, elements, trivial, guards, choices, follows, over, sliced, settled, inherited,
-                        persons, moved)
+                        persons, moved, lined)
         self._plans[(rtype, source)] = plan
         return plan
 
@@ -491,6 +497,7 @@ class MergeRules:
                            follows_changed=rule.get("when") == "changed",
                            history=frozenset(rule.get("history") or ()),
                            history_unless=frozenset(rule.get("history_unless") or ()),
+                           lines_of=str(rule.get("lines_of") or ""),
                            was=tuple((str(element), tuple((tuple(path.split(".")), frozenset(values))
                                                           for path, values in where.items()))
                                      for element, where in (rule.get("was") or {}).items()))
@@ -638,6 +645,9 @@ class MergeRules:
             self._over(name, ep, stored, incoming, out, plan.over, fields, source, issues)
         for name, ep in plan.inherited:
             self._inherit(rtype, name, ep, out, issues, fields)
+        for name, ep in plan.lined:
+            if name in stored:  # (asked first: a lab report stores neither, and pays one lookup)
+                self._lines(name, ep, stored, incoming, out)
         for name, ep in plan.settled:
             # the stored entries when the message states none; the message's own too when it only
             # assumed the status it gave them (a routine A08's full PV1 of a planned visit, PV1-2 I:
@@ -1077,6 +1087,57 @@ class MergeRules:
             labels = [*(st["text"].split(PANEL) if not _codes(st) and st.get("text") else [concept_label(st)])]
             out[name] = {"text": PANEL.join(dict.fromkeys([*labels, concept_label(inc)]))}
 
+    def _lines(self, name: str, ep: ElementPlan, stored: Resource, incoming: Resource, out: Resource) -> None:
+        """``lines_of``: the stored text's lines said by a result the incoming version lists follow
+        what that result says now. A report's conclusion is the words of its impression results
+        (``adapters.convert.pacs._conclusion``), and a later message may carry only the result it
+        withdraws (OBX-11 W/D) or corrects (C): kept whole by keep-if-absent, the conclusion went on
+        stating the withdrawn finding; replaced by the message's, it lost the impressions the message
+        did not carry. Now, for each listed result this write changed (its previous version in this
+        write's pending ones), the run of stored lines its previous words made is taken out -- or,
+        when it still stands and the incoming text says its new words, they take its place; the
+        incoming text's other lines follow the stored ones, and stored lines no result of the message
+        took back stay (an impression the thinner message did not carry). A replacing writer (a FHIR
+        client) states the whole text and is not asked."""
+        before = _text_lines(stored.get(name))
+        if not before:  # (a lab report: no conclusion, nothing read)
+            return
+        keeper: Stored | None = getattr(self._local, "stored", None)
+        pending = keeper.pending() if keeper is not None else ()
+        now_lines = _text_lines(incoming.get(name))
+        if not pending and (not now_lines or now_lines == before):
+            return  # (nothing this write changed: a report re-sent as it was)
+        refs = {e["reference"] for e in incoming.get(ep.lines_of) or ()
+                if isinstance(e, dict) and isinstance(e.get("reference"), str)}
+        changed = {ref: (new, old) for new, old in pending
+                   if old is not None and (ref := f"{new.get('resourceType')}/{new.get('id')}") in refs}
+        if not changed and (not now_lines or now_lines == before):
+            return
+        lines = list(before)
+        moved = False
+        for ref in sorted(changed):  # (the same order in every process)
+            new, old = changed[ref]
+            was = _words(old)
+            at = line_run(lines, was)
+            if at < 0:
+                continue
+            words = [] if new.get("status") == "entered-in-error" else _words(new)
+            if line_run(now_lines, words) < 0:
+                words = []
+            if not words and line_run(now_lines, was) >= 0:
+                continue  # the words stand, said by another result of the message
+            if words or new.get("status") == "entered-in-error":
+                lines[at:at + len(was)] = words
+                moved = True
+        if not moved and not now_lines:
+            return
+        lines += [line for line in now_lines if line not in lines]
+        value = _with_text(stored.get(name), out.get(name), lines)
+        if value is None:
+            out.pop(name, None)
+        else:
+            out[name] = value
+
     def _inherit(self, rtype: str, name: str, ep: ElementPlan, out: Resource, issues: list[Issue],
                  fields: Mapping[str, str]) -> None:
         """``inherits``: a resource stating no entry of ``name`` in the rule's coding system takes the
@@ -1309,6 +1370,63 @@ def _moved_start(stored: Resource | None, out: Resource, start_alone: tuple[str,
 # an Appointment status that frees its filler id for another patient's booking: an S17 (deleted, the
 # booking entered in error) -- the correction ch. 10 offers, an S14 not changing the patient
 _RELEASED = frozenset({"entered-in-error"})
+
+
+_TEXT_FORM = "text/plain"  # the text document a converter builds from a report's text results
+
+
+def _text_form(value: Any) -> int:
+    """Where a list of attachments (``presentedForm``) holds its plain-text document; -1: none."""
+    if not isinstance(value, list):
+        return -1
+    return next((i for i, a in enumerate(value) if isinstance(a, dict) and isinstance(a.get("data"), str)
+                 and str(a.get("contentType") or "").startswith(_TEXT_FORM)), -1)
+
+
+def _text_lines(value: Any) -> list[str]:
+    """``lines_of``'s text as lines: a string's (a conclusion), or a plain-text attachment's in a
+    list of them (a report's text document, base64 UTF-8 as R4 ``Attachment.data``)."""
+    if isinstance(value, str):
+        return value.split("\n") if value else []
+    at = _text_form(value)
+    if at < 0:
+        return []
+    try:
+        text = base64.b64decode(value[at]["data"], validate=True).decode("utf-8")
+    except ValueError:  # (not base64 UTF-8: a writer's own document, left as it is)
+        return []
+    return text.split("\n") if text else []
+
+
+def _with_text(stored: Any, combined: Any, lines: list[str]) -> Any:
+    """The element saying ``lines`` (as ``_text_lines`` reads it); None: nothing left of it. A list
+    of attachments keeps the combined version's others (a PDF the message sent beside its text)."""
+    if isinstance(stored, str):
+        return "\n".join(lines) or None
+    value = combined if isinstance(combined, list) else stored
+    at = _text_form(value)
+    if at < 0:  # the message's list without a text document: the stored one, as its lines now read
+        value, at = [*value, stored[_text_form(stored)]], len(value)
+    if not lines:
+        rest = [a for i, a in enumerate(value) if i != at]
+        return rest or None
+    data = base64.b64encode("\n".join(lines).encode("utf-8")).decode("ascii")
+    return [{**a, "data": data} if i == at else a for i, a in enumerate(value)]
+
+
+def _words(observation: Mapping[str, Any]) -> list[str]:
+    """The lines an Observation's text value says (a TX/FT OBX-5's repetitions, one a line)."""
+    value = observation.get("valueString")
+    return [line for line in value.split("\n") if line] if isinstance(value, str) else []
+
+
+def line_run(lines: list[str], part: list[str]) -> int:
+    """Where ``part`` (not empty) runs within ``lines``; -1 when it does not (also asked by the
+    converter: a group's conclusion said already, ``adapters.convert.results._holds_lines``)."""
+    if not part:
+        return -1
+    width = len(part)
+    return next((i for i in range(len(lines) - width + 1) if lines[i:i + width] == part), -1)
 
 
 def ident_type(ident: Mapping[str, Any]) -> str:

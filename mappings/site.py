@@ -646,6 +646,8 @@ _MERGE_ELEMENT: dict[str, Any] = {
         "as_far_as": {"type": "string", "minLength": 1},
         "progress": {"type": "object", "minProperties": 1, "additionalProperties": {"type": "integer"}},
         "names_all_of": {"type": "string", "minLength": 1},  # a concept naming every referenced test
+        # text whose lines the resources a list element references say (a report's conclusion)
+        "lines_of": {"type": "string", "minLength": 1},
         "another": {"type": "object", "additionalProperties": {"enum": ["warn", "reject"]}},  # recoding
         # a reference to a Patient the patient index does not hold for the stored one's person
         "another_person": {"type": "object", "additionalProperties": {"enum": ["warn", "reject"]}},

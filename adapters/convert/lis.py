@@ -97,6 +97,7 @@ def convert_orders(
         refs: list[dict[str, str]] = []
         forms: list[dict[str, Any]] = []
         text_lines: list[str] = []
+        unsaid = 0  # text lines of withdrawn results: left out, yet the group is still a text report
         # the result keys of the report so far, over all its groups: two groups of one report (one
         # filler number: an OGTT's time points) each with a GLU result made one key, and the second
         # group's result was merged into the first's (its value and time lost, no warning); such a
@@ -136,7 +137,7 @@ def convert_orders(
                 if cut.sub:
                     ctx.sub_id(ctx.resources[ref["reference"]])
                 if cut.text:
-                    text_lines.extend(r.text() for r in obx.reps(5))
+                    unsaid += _text_of(obx, ctx, text_lines)
                 continue
             # an OBX of a shape met before (``plans.shortcut``): its plan, key parts and text flag
             # in one lookup; built from the plan unless its value's shape is not the plan's
@@ -172,8 +173,8 @@ def convert_orders(
                     plans.remember(shape, obx, group, ctx, obs_category, enc, who, specimen, item,
                                    obx.value(4), textual)
             if textual:
-                text_lines.extend(r.text() for r in obx.reps(5))
-        if len(text_lines) > 1 or any("\n" in line for line in text_lines):
+                unsaid += _text_of(obx, ctx, text_lines)
+        if text_lines and (len(text_lines) + unsaid > 1 or any("\n" in line for line in text_lines)):
             title = group.obr.value(4, comp=2) if group.obr is not None else ""
             forms.insert(0, results.text_form(text_lines, title or "report"))
         info: dict[str, Any] = {
@@ -215,6 +216,16 @@ def convert_orders(
         elif request is not None and refs:
             ctx.resources[request["reference"]].setdefault("supportingInfo", []).extend(refs)
     report_unmapped(ctx, leftover)
+
+
+def _text_of(obx: Segment, ctx: Context, lines: list[str]) -> int:
+    """A text result's lines (OBX-5's repetitions) added to the group's text document; a withdrawn
+    result's (``results.withdrawn``: OBX-11 D, W) are left out -- how many, returned: a two-line
+    report with one line withdrawn is still a text document, of the line that stands."""
+    if results.withdrawn(obx, ctx):
+        return len(obx.reps(5))
+    lines.extend(r.text() for r in obx.reps(5))
+    return 0
 
 
 def _repeated(found: list[results.Group], ctx: Context, pkey: str) -> frozenset[str]:

@@ -269,7 +269,7 @@ def _request_hook(group: results.Group, ctx: Context, info: dict[str, Any]) -> N
 
 def _report_hook(group: results.Group, ctx: Context, info: dict[str, Any]) -> None:
     _order_hook(group, ctx, info)
-    info["conclusion"] = _conclusion(group)
+    info["conclusion"] = _conclusion(group, ctx)
     study = _imaging_study(group, ctx, info)
     if study is not None:
         info["study"] = study
@@ -299,11 +299,13 @@ def _document_hook(group: results.Group, ctx: Context, info: dict[str, Any]) -> 
         _document_reference(group, ctx, info, None)
 
 
-def _conclusion(group: results.Group) -> str:
+def _conclusion(group: results.Group, ctx: Context) -> str:
+    """The report's impression: the words of its impression OBX (``_IMPRESSION`` in OBX-3), one line
+    a repetition -- of those the sender did not withdraw (``results.withdrawn``: OBX-11 D, W)."""
     parts = []
     for obx in group.obx:
         code = (obx.value(3) + " " + obx.value(3, comp=2)).upper()
-        if any(mark.upper() in code for mark in _IMPRESSION):
+        if any(mark.upper() in code for mark in _IMPRESSION) and not results.withdrawn(obx, ctx):
             parts.extend(r.text() for r in obx.reps(5))
     return "\n".join(p for p in parts if p)
 

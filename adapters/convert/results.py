@@ -20,7 +20,7 @@ from adapters.hl7v2.errors import DATA_TYPE_ERROR, REQUIRED_FIELD_MISSING
 from adapters.hl7v2.parser import Segment
 from adapters.hl7v2.timestamps import TimestampError, to_fhir_date, to_fhir_datetime, zone
 from conformance.validate import MAX_STRING
-from engine.merge_rules import PANEL, concept_label, progress_of, same_concept
+from engine.merge_rules import PANEL, concept_label, line_run, progress_of, same_concept
 from engine.recognition.facts import REASON_WITHDRAWN_EXT
 from engine.repository.indexing import date_range
 
@@ -547,6 +547,17 @@ def report_status(group: Group, ctx: Context, results: list[dict[str, str]]) -> 
             ctx.note_unmapped("report_status", status_code, "OBR-25")
         status = _status_from_results(ctx, results)
     return status
+
+
+def withdrawn(obx: Segment, ctx: Context) -> bool:
+    """Whether the sender withdrew this OBX: its OBX-11 maps (``vocabulary.yaml``
+    ``observation_status``) to R4 entered-in-error (table 0085 D "deletes the OBX record", W "post
+    original as wrong"). Its Observation is still stored, as sent; its words are no part of what the
+    report states -- its conclusion (``pacs._conclusion``) or the text document built from its text
+    results (``lis.convert_orders``). Before, a finding posted as wrong read as the report's
+    conclusion to every clinician and system reading the repository (thirty-first round, convw31)."""
+    code = obx.value(11).strip()
+    return bool(code) and vocabulary(ctx.site, "observation_status").get(code) == "entered-in-error"
 
 
 DATA_ABSENT_REASON = "http://hl7.org/fhir/StructureDefinition/data-absent-reason"
@@ -1346,8 +1357,7 @@ def _another_group(ctx: Context, earlier: Resource, res: Resource, tests: list[C
 
 def _holds_lines(text: str, part: str) -> bool:
     """Whether ``part``'s lines are a run of ``text``'s lines (a group's conclusion said already)."""
-    lines, wanted = text.split("\n"), part.split("\n")
-    return any(lines[i:i + len(wanted)] == wanted for i in range(len(lines) - len(wanted) + 1))
+    return line_run(text.split("\n"), part.split("\n")) >= 0
 
 
 # results that will not come (OBX-11 X, N: cannot be obtained) or were withdrawn (D, W): R4's cancelled
