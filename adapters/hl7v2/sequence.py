@@ -150,6 +150,12 @@ class Compiled:
                         return self._judged(at, k, here.groups[:level], restart=group)
         return at, ORDER, "", here.name, False
 
+    def under(self, name: str, lacking: str) -> bool:
+        """Whether the structure holds ``name`` in a group that ``lacking`` (required) begins before it: an
+        ``OBX`` of ``ORU_R01`` under its ``OBR``, not an ``ADT_A01``'s OBX (the message's own)."""
+        return any(slot.name == name and any(self._lacking(g, k) == lacking for g in slot.groups if g)
+                   for k, slot in enumerate(self.slots))
+
     def _enters(self, k: int, open_groups: tuple[int, ...], strong: bool) -> bool:
         """Whether slot ``k`` begins each group it is in that is not open yet (nothing required before it
         there); ``strong``: and it is itself required when it enters one (an anchor, not an optional lead)."""
@@ -285,7 +291,9 @@ def judged(message: Message, site: SiteTables, institution: str, application: st
     unordered: frozenset[int] | None = None  # read once, and only for a message with such a deviation
     for dev in found:
         orphan: bool | None = None  # None: not a deviation the rules refuse
-        if dev.kind == WITHOUT and dev.lacking in (refuse.get(dev.segment.name) or ()):
+        lacking = refuse.get(dev.segment.name) or ()
+        if (dev.lacking in lacking if dev.kind == WITHOUT else dev.kind == ORDER and compiled_for is not None
+                and any(compiled_for.under(dev.segment.name, x) for x in lacking)):
             if unordered is None:
                 unordered = orderless(message)
             orphan = dev.segment.position in unordered
@@ -307,7 +315,8 @@ def _error(dev: Deviation, version: str, structure: str, orphan: bool | None) ->
     if dev.kind == OUTSIDE:
         text = f"{seg.name} is not a segment of {where}: taken as sent, outside the structure"
     elif dev.kind == ORDER:
-        text = f"{seg.name} stands after {dev.group}, out of the order of {where}"
+        text = (f"{seg.name} stands after {dev.group}, out of the order of {where}"
+                + (": with no ORC or OBR before it, it cannot be attached to an order" if orphan else ""))
     elif dev.alone and orphan is False:  # the walk's new group, the converter's order before it
         text = (f"{seg.name} stands where {where} begins a new group {dev.group} with no {dev.lacking} in it; "
                 f"read as belonging to the order (ORC/{dev.lacking}) before it")
