@@ -291,9 +291,9 @@ def judged(message: Message, site: SiteTables, institution: str, application: st
     unordered: frozenset[int] | None = None  # read once, and only for a message with such a deviation
     for dev in found:
         orphan: bool | None = None  # None: not a deviation the rules refuse
-        lacking = refuse.get(dev.segment.name) or ()
-        if (dev.lacking in lacking if dev.kind == WITHOUT else dev.kind == ORDER and compiled_for is not None
-                and any(compiled_for.under(dev.segment.name, x) for x in lacking)):
+        lacking = refuse.get(dev.segment.name)  # (None for most: nothing more asked)
+        if lacking and (dev.lacking in lacking if dev.kind == WITHOUT else dev.kind == ORDER
+                        and compiled_for is not None and any(compiled_for.under(dev.segment.name, x) for x in lacking)):
             if unordered is None:
                 unordered = orderless(message)
             orphan = dev.segment.position in unordered
