@@ -61,6 +61,7 @@ from adapters.hl7v2.errors import (
 )
 from adapters.hl7v2.header import Header, decode, extract_header, read_message
 from adapters.hl7v2.processing import judge, kept_accepted, sent_id
+from adapters.hl7v2.sequence import OrderReading
 from adapters.hl7v2.sequence import judged as judged_sequence
 from adapters.hl7v2.structure import unexpected_segment
 from engine import fhirjson, heap
@@ -208,6 +209,7 @@ class Ingestor:
         parse: Callable[[str, str], Any] | None,
         convert: Callable[[Any, Any], Any] | None,
         repository: Repository | None,
+        orderless: OrderReading | None = None,
         audit: AuditSink | None = None,
         batch_size: int = 200,
         receiver_application: str = "HUREN",
@@ -226,6 +228,7 @@ class Ingestor:
         self.site = site
         self.parse = parse
         self.convert = convert
+        self.orderless = orderless  # the converter's reading of results into orders (``sequence.judged``)
         self.repository = repository
         self.audit = audit
         self.batch_size = batch_size
@@ -902,7 +905,7 @@ class Ingestor:
             envelope = self._envelope_errors(h, item.accepted_before)
             if envelope:
                 return None, envelope
-        if self.parse is None or self.convert is None:
+        if self.parse is None or self.convert is None or self.orderless is None:
             return None, [HL7Error("no converter is installed in this engine; message kept for replay",
                                    code=APPLICATION_INTERNAL_ERROR, ack_code="AE")]
         t0 = time.perf_counter()
@@ -926,7 +929,7 @@ class Ingestor:
         # then each segment's place in its message structure: AE 100 only where it changes what is stored,
         # else ERR W (``sequence.judged``: structure.yaml, the sender's senders.yaml ``message_structure``)
         refused, placed = (None, []) if unexpected is not None else judged_sequence(
-            message, self.site, h.facility_code, h.application_code)
+            message, self.site, h.facility_code, h.application_code, orderless=self.orderless)
         t1 = time.perf_counter()
         self.stats.seconds["parse"] += t1 - t0
         if unexpected is not None:
@@ -1520,6 +1523,7 @@ def _audit_event(item: _Item, outcome: str, written: _Listing | None, origin: st
 def build_ingestor(engine: Any) -> Ingestor:
     """The ingestor of an ``Engine``: its store, site, the HL7 parser and converters, repository and audit."""
     from adapters.convert import convert
+    from adapters.convert.results import orderless
     from adapters.hl7v2.parser import parse
     from engine.audit.keys import log_origin
     from engine.audit.provenance import sign_stored
@@ -1529,6 +1533,7 @@ def build_ingestor(engine: Any) -> Ingestor:
         site=engine.site,
         parse=parse,
         convert=convert,
+        orderless=orderless,
         repository=engine.repository,
         audit=engine.audit,
         origin=log_origin(engine.settings),

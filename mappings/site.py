@@ -475,19 +475,25 @@ _TABLE_SCHEMAS: dict[str, dict[str, Any]] = {
     }, "unchecked": {"type": ["array", "null"], "items": {"type": "string", "pattern": "^[A-Z0-9]{3}_[A-Z0-9]{3}$"}}}},
 }
 
+# the senders.yaml keys whose entries are institutions' codes (``adapters.hl7v2.processing``,
+# ``adapters.hl7v2.sequence``): each checked by ``_declared_institutions``
+_INSTITUTION_KEYED = ("production_marked_training", "message_structure")
+
+
 def _declared_institutions(path: Path, node: Any, data: Any, institutions: Mapping[str, Institution]) -> None:
-    """Each institution ``senders.yaml`` ``production_marked_training`` declares is one of institutions.yaml,
-    by its code: a misspelt code (or an MSH-4 alias, which the message's institution is resolved from before
-    the declaration is looked up) declared nothing, and that sender's ``T`` messages were refused AR with no
-    word at load (rvhl7mode29 finding 9)."""
-    declared = (data or {}).get("production_marked_training") or {}
-    for code in declared:
-        if str(code) not in institutions:
-            raise SiteError(path, node.line_of(["production_marked_training", code]),
-                            f"production_marked_training.{code}",
-                            f"institution {str(code)!r} is not in institutions.yaml (declare an institution by "
-                            f"its code, one of {', '.join(sorted(institutions)[:8])}"
-                            f"{', ...' if len(institutions) > 8 else ''})")
+    """Each institution ``senders.yaml`` declares (under ``production_marked_training``, ``message_structure``)
+    is one of institutions.yaml, by its code: a misspelt code (or an MSH-4 alias, which the message's
+    institution is resolved from before the declaration is looked up) declared nothing, and that sender's
+    ``T`` messages were refused AR (rvhl7mode29 finding 9), or its strictness read as ``standard``
+    (rvhl7struct31 finding 2), with no word at load."""
+    for key in _INSTITUTION_KEYED:
+        declared = (data or {}).get(key) or {}
+        for code in declared:
+            if str(code) not in institutions:
+                raise SiteError(path, node.line_of([key, code]), f"{key}.{code}",
+                                f"institution {str(code)!r} is not in institutions.yaml (declare an institution "
+                                f"by its code, one of {', '.join(sorted(institutions)[:8])}"
+                                f"{', ...' if len(institutions) > 8 else ''})")
 
 
 _CODE = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"

@@ -17,7 +17,7 @@ from adapters.convert.datatypes import CONVERTERS, cwe, decimal, ei
 from adapters.convert.engine import apply_table, json_copy
 from adapters.convert.tables import vocabulary
 from adapters.hl7v2.errors import DATA_TYPE_ERROR, REQUIRED_FIELD_MISSING
-from adapters.hl7v2.parser import Segment
+from adapters.hl7v2.parser import Message, Segment
 from adapters.hl7v2.timestamps import TimestampError, to_fhir_date, to_fhir_datetime, zone
 from conformance.validate import MAX_STRING
 from engine.merge_rules import PANEL, concept_label, line_run, progress_of, same_concept
@@ -113,6 +113,23 @@ def groups(ctx: Context, *, specimen_groups: bool = False) -> tuple[list[Group],
 
     ``specimen_groups``: the structure nests orders under their specimen (OML^O33: SPM, then the
     ORC/OBR orders on it), so each SPM starts a new specimen for the orders that follow."""
+    return grouped(ctx.message, specimen_groups=specimen_groups)
+
+
+def orderless(message: Message) -> frozenset[int]:
+    """Positions of the OBX segments ``groups`` reads with neither an ORC nor an OBR to attach them to
+    (no ORC/OBR anywhere before them): the results whose order the message does not say. Why here: the
+    message-structure check (``adapters.hl7v2.sequence.judged``) refuses a result only when this reading
+    has no order for it, so a segment out of the structure's place that the converter still attaches to
+    its order (a PID repeated between results, an OBX after a bare ORC) is warned, never refused
+    (rvhl7struct31 findings 1 and 3). Read without specimen groups: an SPM's own OBX in an OML^O33 is the
+    specimen's, not a result lacking its order."""
+    found, _ = grouped(message)
+    return frozenset(obx.position for g in found if g.orc is None and g.obr is None for obx in g.obx)
+
+
+def grouped(message: Message, *, specimen_groups: bool = False) -> tuple[list[Group], list[Segment]]:
+    """``groups`` of ``message`` (the reading needs the message alone)."""
     out: list[Group] = []
     current: Group | None = None
     pending_orc: Segment | None = None
@@ -120,8 +137,8 @@ def groups(ctx: Context, *, specimen_groups: bool = False) -> tuple[list[Group],
     pending: list[Segment] = []  # TQ1/PRT between an ORC and its OBR
     pending_sac: list[Segment] = []
     leftover: list[Segment] = []
-    oul = ctx.message.msh.structure.startswith("OUL")
-    for seg in ctx.message.segments:
+    oul = message.msh.structure.startswith("OUL")
+    for seg in message.segments:
         name = seg.name
         if name == "OBX" and current is not None:  # (most segments of a result message: asked first)
             current.obx.append(seg)

@@ -150,6 +150,12 @@ class Compiled:
                         return self._judged(at, k, here.groups[:level], restart=group)
         return at, ORDER, "", here.name, False
 
+    def under(self, name: str, lacking: str) -> bool:
+        """Whether the structure holds ``name`` in a group that ``lacking`` (required) begins before it: an
+        ``OBX`` of ``ORU_R01`` under its ``OBR``, not an ``ADT_A01``'s OBX (the message's own)."""
+        return any(slot.name == name and any(self._lacking(g, k) == lacking for g in slot.groups if g)
+                   for k, slot in enumerate(self.slots))
+
     def _enters(self, k: int, open_groups: tuple[int, ...], strong: bool) -> bool:
         """Whether slot ``k`` begins each group it is in that is not open yet (nothing required before it
         there); ``strong``: and it is itself required when it enters one (an anchor, not an optional lead)."""
@@ -255,14 +261,22 @@ def strictness(site: SiteTables, institution: str, application: str) -> str:
     return str(entry).strip().lower() if entry else STANDARD
 
 
-def judged(message: Message, site: SiteTables, institution: str, application: str
+class OrderReading(Protocol):
+    """How the converter reads a message's results into orders: the positions of the results it has no
+    order (ORC/OBR) for (``adapters.convert.results.orderless``, the one owner of that reading)."""
+
+    def __call__(self, message: Message) -> frozenset[int]: ...
+
+
+def judged(message: Message, site: SiteTables, institution: str, application: str, *, orderless: OrderReading
            ) -> tuple[HL7Error | None, list[HL7Error]]:
-    """(the refusal, or None; the warnings) for ``message``'s deviations under the site's rules
-    (``structure.yaml`` ``refuse_without``: a segment that begins its group lacking a segment named there
-    -- an ``OBX`` with neither ``ORC`` nor ``OBR`` before it: no order to attach it to --; after an ``ORC``
-    alone the results are the ORC's order's, as ``convert.results.groups`` reads them, and warned) and the
+    """(the refusal, or None; the warnings) for ``message``'s deviations under the site's rules and the
     sender's strictness: ``strict`` refuses every deviation, ``lenient`` none (each is a warning),
-    ``standard`` the ones the rules name."""
+    ``standard`` a ``without`` deviation of a segment ``structure.yaml`` ``refuse_without`` names -- an
+    ``OBX`` lacking its ``OBR`` -- that ``orderless`` (the converter's reading) has no order for: only
+    there does the deviation change what is stored. Where the walk's place and the converter's reading
+    differ (a PID repeated between results starts a new patient group in the structure; an OBX after a bare
+    ORC, in ORU and OML alike), the converter attaches the result to the order before it: warned."""
     found = deviations(message)
     if not found:
         return None, []
@@ -274,10 +288,17 @@ def judged(message: Message, site: SiteTables, institution: str, application: st
     level = strictness(site, institution, application)
     refuse = rules.get("refuse_without") or {}
     warnings: list[HL7Error] = []
+    unordered: frozenset[int] | None = None  # read once, and only for a message with such a deviation
     for dev in found:
-        err = _error(dev, version, structure)
-        if level == STRICT or (level != LENIENT and dev.kind == WITHOUT and dev.alone
-                               and dev.lacking in (refuse.get(dev.segment.name) or ())):
+        orphan: bool | None = None  # None: not a deviation the rules refuse
+        lacking = refuse.get(dev.segment.name)  # (None for most: nothing more asked)
+        if lacking and (dev.lacking in lacking if dev.kind == WITHOUT else dev.kind == ORDER
+                        and compiled_for is not None and any(compiled_for.under(dev.segment.name, x) for x in lacking)):
+            if unordered is None:
+                unordered = orderless(message)
+            orphan = dev.segment.position in unordered
+        err = _error(dev, version, structure, orphan)
+        if level == STRICT or (level != LENIENT and orphan):
             err.ack_code, err.severity = "AE", "E"
             err.message += ("; refused (nothing of the message is stored; it is kept for replay once the sender "
                             "places it)")
@@ -286,16 +307,23 @@ def judged(message: Message, site: SiteTables, institution: str, application: st
     return None, warnings
 
 
-def _error(dev: Deviation, version: str, structure: str) -> HL7Error:
+def _error(dev: Deviation, version: str, structure: str, orphan: bool | None) -> HL7Error:
+    """The ERR of ``dev``; ``orphan``: whether the converter has no order for a segment the rules refuse
+    without one (True: the refusal's reason; False: it is read with the order before it), None for others."""
     seg = dev.segment
     where = f"message structure {structure} of HL7 {version}"
     if dev.kind == OUTSIDE:
         text = f"{seg.name} is not a segment of {where}: taken as sent, outside the structure"
     elif dev.kind == ORDER:
-        text = f"{seg.name} stands after {dev.group}, out of the order of {where}"
-    else:
+        text = (f"{seg.name} stands after {dev.group}, out of the order of {where}"
+                + (": with no ORC or OBR before it, it cannot be attached to an order" if orphan else ""))
+    elif dev.alone and orphan is False:  # the walk's new group, the converter's order before it
+        text = (f"{seg.name} stands where {where} begins a new group {dev.group} with no {dev.lacking} in it; "
+                f"read as belonging to the order (ORC/{dev.lacking}) before it")
+    elif dev.alone:
         text = (f"{seg.name} has no {dev.lacking} (nor any segment of its group {dev.group}) before it in {where}"
-                + (": it cannot be attached to an order" if dev.lacking == "OBR" else "")
-                if dev.alone else f"{seg.name} has no {dev.lacking} before it in its group {dev.group} of {where}")
+                + (": it cannot be attached to an order" if orphan else ""))
+    else:
+        text = f"{seg.name} has no {dev.lacking} before it in its group {dev.group} of {where}"
     return HL7Error(text, segment=seg.name, sequence=seg.sequence, code=SEGMENT_SEQUENCE_ERROR,
                     severity="W", ack_code="AA")
