@@ -70,8 +70,9 @@ class Engine:
             # derived from the log on read, so residents can search who touched their record
             # (engine.audit.view, engine.audit.derived)
             self.audit_store = open_audit_store(settings, self.store)
-            if self.audit_store is not self.store:  # its own file (SQLite): its start in one transaction too
-                starting.enter_context(_starting(self.audit_store))
+            # (the audit file's start is NOT one transaction: the log's thread, started just below, reads its
+            # tables through its own connection at once -- "no such table: audit_files" until a start-long
+            # transaction committed; found by the lead's fresh-clone run, thirty-first round)
             self.audit = AuditLog(self.audit_store, settings, AuditKeys.load(settings), repository=self.repository)
             self.repository.backend = WithAuditViews(self.repository.backend, AuditViews(self.audit, self.repository.indexer))
             self.audit.start()

@@ -41,7 +41,7 @@ def test_a_clients_version_written_by_the_release_before_is_not_marked_the_feeds
         assert feed not in (None, API), feed
     old = tmp_path / "before"
     old.mkdir()
-    archive = subprocess.run(["git", "-C", str(ROOT), "archive", BEFORE, "engine", "mappings"],
+    archive = subprocess.run(["git", "-C", str(ROOT), "archive", BEFORE, "engine", "mappings", "adapters", "conformance"],
                              check=True, capture_output=True).stdout
     subprocess.run(["tar", "-x", "-C", str(old)], input=archive, check=True)
     script = textwrap.dedent(f"""
