@@ -8,7 +8,7 @@ with the collaborators it needs passed in, so the wiring below is the whole depe
 from __future__ import annotations
 
 from collections.abc import Mapping
-from contextlib import AbstractContextManager, ExitStack, nullcontext
+from contextlib import AbstractContextManager, nullcontext
 from typing import Any
 
 from adapters.convert.his import stated_by_client
@@ -45,8 +45,7 @@ class Engine:
         self.settings = settings
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         self.store = open_store(settings)
-        with ExitStack() as starting:
-            starting.enter_context(_starting(self.store))
+        with _starting(self.store):
             # the site data (institutions, code maps, mapping tables), read once and shared by ingest and
             # recognition; ``reload_site`` swaps it for both at once
             self.site = Site.load(settings)
