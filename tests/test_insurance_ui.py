@@ -50,9 +50,10 @@ def engine(settings: Settings, tmp_path: Path) -> Iterator[Engine]:
         yield eng
 
 
-def sign_in(browser: Browser, server: str, engine: Engine, page: str, name: str, role: str, remit: str = "") -> None:
+def sign_in(browser: Browser, server: str, engine: Engine, page: str, name: str, role: str, remit: str = "",
+            institution: str = "YBJ") -> None:
     secret = StaffDirectory(engine.settings.data_dir).add(
-        name, role=role, institution="YBJ", password=AUDITOR_PASSWORD, display=name.split(".")[0],
+        name, role=role, institution=institution, password=AUDITOR_PASSWORD, display=name.split(".")[0],
         roles=engine.staff.roles, remit=remit).secret
     browser.send("Page.enable")
     browser.send("Page.navigate", url=f"{server}{page}")
