@@ -132,7 +132,7 @@ const WORDS = {
     family_failed: "没有办成：", family_proxyCannot: "只有档案本人（或在医院服务台）才能授权或撤销家人代查。",
     who_family: (n, app) => `家人${n}${app ? "通过「" + app + "」" : ""}代您`, who_family_access: "设置或撤销了家人代查授权",
     referTo: "接诊", referBy: "转出", progress: "进展", doctorSuffix: " 医生",
-    docDownload: (t) => `下载 ${t}`, document: "文书",
+    docDownload: (t) => `下载${t}`, document: "文书",
     range: "参考范围", flagHigh: "偏高", flagLow: "偏低", flagAbn: "异常", flagCritHigh: "危急偏高",
     flagCritLow: "危急偏低", flagOut: "超出参考范围", flagNormal: "正常", abnormalCount: (n) => `${n} 项异常`,
     resultsCount: (n) => `${n} 项结果`,
