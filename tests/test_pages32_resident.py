@@ -115,6 +115,13 @@ def test_corrected_and_amended_read_corrected_on_every_card_line_and_trend(phone
                             "a.querySelector('h3').innerText.includes('丙氨酸')).map(a => "
                             "[...a.querySelectorAll('svg text')].map(t => t.textContent))")
     assert len(labels) == 1 and "88↑（已更正）" in labels[0], labels
+    # drawn as a final value (a dot, not the ring of a preliminary one), its label inside the chart
+    drawn = phone.cdp.eval("(() => { const a = [...document.querySelectorAll('#trends article.chart')].find(a => "
+                           "a.querySelector('h3').innerText.includes('丙氨酸')); const svg = a.querySelector('svg').getBoundingClientRect();"
+                           " return [[...a.querySelectorAll('circle')].map(c => c.classList.contains('marked')),"
+                           " [...a.querySelectorAll('svg text')].every(t => { const r = t.getBoundingClientRect();"
+                           " return r.left >= svg.left - 0.5 && r.right <= svg.right + 0.5; })]; })()")
+    assert drawn == [[False, False], True], drawn
 
 
 def test_a_section_counts_what_it_shows_as_hers_and_says_the_withdrawn_apart(phone: Phone) -> None:

@@ -299,6 +299,9 @@ function renderResults() {
   });
 }
 
+/** The statuses of a value that is not (yet) the lab's final word: drawn as a ring in a trend. */
+const PROVISIONAL = new Set(["registered", "partial", "preliminary", "cancelled"]);
+
 function chart(series) {
   const Wd = 320, H = 150, P = 28;
   const pts = series.points;
@@ -309,7 +312,8 @@ function chart(series) {
   const x0 = Math.min(...xs), x1 = Math.max(...xs);
   const X = (t) => P + (x1 === x0 ? (Wd - 2 * P) / 2 : ((t - x0) / (x1 - x0)) * (Wd - 2 * P));
   const Y = (v) => H - P - ((v - y0) / (y1 - y0)) * (H - 2 * P);
-  // a preliminary (or not completed) value is marked as such, not drawn as if final
+  // a preliminary (or not completed) value is marked as such, not drawn as if final (a ring); a
+  // corrected one is said so beside it, drawn as final
   const said = (p) => p.said + (p.mark ? W().paren(p.mark) : "");
   const summary = pts.map((p) => `${formatDate(p.day, lang, false)} ${said(p)}`).join("; ");
   const s = svg("svg", { viewBox: `0 0 ${Wd} ${H}`, role: "img", "aria-label": `${series.name}: ${summary}` });
@@ -319,11 +323,14 @@ function chart(series) {
   s.append(svg("polyline", { points: pts.map((p) => `${X(p.t)},${Y(p.v)}`).join(" "), fill: "none", class: "trend",
     "stroke-width": 2 }));
   for (const p of pts) {
-    const c = svg("circle", { cx: X(p.t), cy: Y(p.v), r: 4, class: (p.abn ? "dot abn" : "dot") + (p.mark ? " marked" : "") });
+    const c = svg("circle", { cx: X(p.t), cy: Y(p.v), r: 4, class: (p.abn ? "dot abn" : "dot") + (p.provisional ? " marked" : "") });
     const title = svg("title"); title.textContent = `${formatDate(p.day, lang, false)}: ${p.said} ${series.unit}` +
       (p.mark ? W().paren(p.mark) : ""); c.append(title);
     s.append(c);
-    const lab = svg("text", { x: X(p.t), y: Y(p.v) - 8, "text-anchor": "middle", "font-size": 11 });
+    // a label at either end is kept inside the chart (88↑（已更正） at the right edge had been cut)
+    const anchor = X(p.t) < Wd / 4 ? "start" : X(p.t) > (Wd * 3) / 4 ? "end" : "middle";
+    const lab = svg("text", { x: anchor === "start" ? X(p.t) - 4 : anchor === "end" ? X(p.t) + 4 : X(p.t), y: Y(p.v) - 8,
+      "text-anchor": anchor, "font-size": 11 });
     lab.textContent = p.said + (p.abn ? (p.abn.cls === "low" ? "↓" : "↑") : "") + (p.mark ? W().paren(p.mark) : ""); s.append(lab);
   }
   for (const [i, p] of [pts[0], pts[pts.length - 1]].entries()) {
@@ -344,7 +351,7 @@ function renderTrends() {
     if (!groups.has(key)) groups.set(key, { key, name: text(o.code), unit: o.valueQuantity.unit || "", points: [] });
     const g = groups.get(key);
     g.points.push({ t, v: o.valueQuantity.value, said: num(o.valueQuantity), day: localDay(whenOf(o)), abn: abnormality(o),
-      mark: statusMark(o) });
+      mark: statusMark(o), provisional: PROVISIONAL.has(o.status) });
     const rr = (o.referenceRange || [])[0];
     if (rr && rr.low && rr.high && g.low === undefined) { g.low = rr.low.value; g.high = rr.high.value; }
   }
