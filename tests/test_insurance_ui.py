@@ -50,9 +50,10 @@ def engine(settings: Settings, tmp_path: Path) -> Iterator[Engine]:
         yield eng
 
 
-def sign_in(browser: Browser, server: str, engine: Engine, page: str, name: str, role: str, remit: str = "") -> None:
+def sign_in(browser: Browser, server: str, engine: Engine, page: str, name: str, role: str, remit: str = "",
+            institution: str = "YBJ") -> None:
     secret = StaffDirectory(engine.settings.data_dir).add(
-        name, role=role, institution="YBJ", password=AUDITOR_PASSWORD, display=name.split(".")[0],
+        name, role=role, institution=institution, password=AUDITOR_PASSWORD, display=name.split(".")[0],
         roles=engine.staff.roles, remit=remit).secret
     browser.send("Page.enable")
     browser.send("Page.navigate", url=f"{server}{page}")
@@ -135,7 +136,7 @@ def test_auditor_bound_to_an_institution_sees_only_its_flags(march: TestClient, 
     other = next(f["_id"] for f in everyone if f["inst"] == COUNTY)
 
     sign_in(browser, server, engine, "/ui/duplicates", "sun.li", "auditor", remit=SECOND)
-    assert "监管范围 remit FNZYY" in browser.eval("document.querySelector('#who-role').innerText")
+    assert "监管范围 remit 阜宁县中医院（FNZYY）" in browser.eval("document.querySelector('#who-role').innerText")
     assert browser.eval("[...document.querySelectorAll('#flags tbody tr')].map(r => r.cells[2].innerText)") == [f"阜宁县中医院（{SECOND}）"]
     assert browser.eval("document.querySelector('#summary').dataset.count") == "1"
     # asking for the county's flags by name, or for one by id, finds nothing

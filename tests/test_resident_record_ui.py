@@ -225,7 +225,7 @@ def test_elderly_resident_reads_her_whole_record_on_a_small_phone(community, tmp
         assert cdp.eval("document.querySelectorAll('#results tr.abn').length") == 4
         # the blood count of a QC-passed health centre carries the mutual-recognition (HR) mark
         marks = cdp.eval("[...document.querySelectorAll('#results .hr')].map(m => m.textContent)")
-        assert marks and all(m.startswith("HR 互认") and "可互认结果（医共体互认" in m for m in marks), marks
+        assert marks and all(m.startswith("HR 互认") and "可互认结果（医共体内互认" in m for m in marks), marks
         phone.shot("04-results-360")
         phone.click("[data-tab=referrals]")
         referrals = phone.text("referrals")

@@ -10,6 +10,7 @@ for the signed-in resident (``/ui/me/who-looked``, the audit trail's own rule, w
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,7 @@ from fastapi.templating import Jinja2Templates
 from starlette.concurrency import run_in_threadpool
 
 from engine.api.ui_shared import STAFF_PAGE_HEADERS, PageFiles
+from engine.api.ui_wards import ward_names
 from engine.audit.who_looked import who_looked
 from engine.auth.caller import Caller
 from engine.auth.deps import get_caller, get_repo
@@ -41,12 +43,15 @@ def me_redirect() -> Response:
 
 @router.get("/ui/me/", response_class=HTMLResponse, include_in_schema=False)
 def me(request: Request) -> HTMLResponse:
-    s = request.app.state.engine.settings
+    engine = request.app.state.engine
+    s = engine.settings
     return templates.TemplateResponse(request, "index.html", {
         "fhir_base": s.fhir_base_url, "client_id": ME_CLIENT_ID, "redirect_uri": s.public_base_url + "/ui/me/",
         "authorize": s.public_base_url + "/auth/authorize", "token": s.public_base_url + "/auth/token",
         "who": s.public_base_url + "/ui/me/who-looked", "userinfo": s.public_base_url + "/auth/userinfo",
         "revoke": s.public_base_url + "/auth/revoke",
+        # site rules, not records: the names of wards sent by code only (ui_wards)
+        "wards": json.dumps(ward_names(engine), ensure_ascii=False),
     }, headers=HEADERS)
 
 

@@ -318,7 +318,7 @@
     finally { if (lists.counts(mine)) $("#more").disabled = false; }
   }
 
-  for (const picker of $("#filters").querySelectorAll("input[type=date]")) W.sayPicked(picker);
+  for (const picker of $("#filters").querySelectorAll("input[data-picker]")) W.sayPicked(picker);
   $("#filters").addEventListener("submit", (e) => { e.preventDefault(); evidence.drop(); $("#evidence").hidden = true; load(); });
   $("#rate-by").addEventListener("change", () => load());
   $("#more").addEventListener("click", () => more());

@@ -4,6 +4,14 @@
 window.hurenStaff = (function () {
   // Who is signed in (/ui/session), shown in the header with the sign-out form's CSRF token; null
   // (after sending the browser to the sign-in page) when nobody is.
+  // The body a signed-in person belongs to, by its name (institutions.yaml, or the words' places for
+  // the bureau); a code the site names nowhere is said to be a code, not shown as if a name
+  // (pages32: an auditor of FNYBJ read "审核员 auditor · FNYBJ") -- its name is never guessed.
+  function whose(code) {
+    const W = window.hurenWords;
+    return W.placeName(code) !== String(code) ? W.place(code) : "机构代码 " + code + "（本站未登记名称 name not listed）";
+  }
+
   async function whoami(page) {
     let res;
     try { res = await fetch("/ui/session", { credentials: "same-origin" }); }
@@ -36,7 +44,7 @@ window.hurenStaff = (function () {
     }
     document.querySelector("#who-name").textContent = session.display + " (" + session.name + ")";
     document.querySelector("#who-role").textContent = session.role_zh + " " + session.role_en + " · " +
-      window.hurenWords.place(session.institution) + (session.remit ? " · 监管范围 remit " + session.remit : "");
+      whose(session.institution) + (session.remit ? " · 监管范围 remit " + window.hurenWords.unit(session.remit) : "");
     document.querySelector("#signout [name=csrf]").value = session.csrf;
     document.querySelector("#who").hidden = false;
     const refused = document.querySelector("#nav-quarantine"); // the operator's page of refused messages

@@ -32,19 +32,47 @@ window.hurenWords = (function () {
     return window.hurenBeijing.beijingDay();
   }
 
-  // A date or month picker says what it holds in Chinese words beside it (2026年3月5日, 2026年3月):
-  // the picker itself is drawn in the browser's language, which on an English browser (or headless
-  // Chromium, whatever its language) is 03/05/2026 -- the 5th of March or the 3rd of May.
+  // A date or month field, typed as people in China write it (2026-03-05, 2026-03), says what it
+  // holds in words beside it (2026年3月5日, 2026年3月). pages32: the fields had been the browser's own
+  // pickers, drawn in the browser's language -- on an English browser or headless Chromium (whatever
+  // the page's lang) 03/05/2026, the 5th of March or the 3rd of May, and "March 2026". They are text
+  // fields now (data-picker="date" or "month"): anything but a real day or month is refused before
+  // anything is sent, with the form it takes said in words (请按“年-月-日”填写，如 2026-03-05).
+  const FORMS = { date: ["年-月-日", "2026-03-05", "year-month-day"], month: ["年-月", "2026-03", "year-month"] };
+  function realValue(kind, value) {
+    const m = /^(\d{4})-(\d{2})(?:-(\d{2}))?$/.exec(value);
+    if (!m || (kind === "date") !== (m[3] !== undefined)) return false;
+    const [y, mo, d] = [Number(m[1]), Number(m[2]), Number(m[3] || 1)];
+    const t = new Date(Date.UTC(y, mo - 1, d));
+    return mo >= 1 && mo <= 12 && t.getUTCFullYear() === y && t.getUTCMonth() === mo - 1 && t.getUTCDate() === d;
+  }
   function sayPicked(input) {
+    const kind = input.dataset.picker === "month" ? "month" : "date";
     let out = input.parentElement.querySelector("output.said");
     if (!out) {
       out = document.createElement("output"); out.className = "said";
       out.id = input.name + "-said"; out.htmlFor = input.id || ""; input.setAttribute("aria-describedby", out.id);
       input.insertAdjacentElement("afterend", out);
     }
-    const update = () => { out.textContent = input.value ? instant(input.value) : "不限 any"; };
+    const [zh, example, en] = FORMS[kind];
+    const update = () => {
+      const v = input.value.trim();
+      if (v !== input.value) input.value = v;
+      const wrong = v ? !realValue(kind, v) : input.required;
+      const msg = !v ? "请填写" + (kind === "month" ? "月份" : "日期") + "，如 " + example + " Enter a " + kind + ", e.g. " + example
+        : "请按“" + zh + "”填写，如 " + example + " Use " + en + ", e.g. " + example;
+      input.setCustomValidity(wrong ? msg : "");
+      input.toggleAttribute("aria-invalid", wrong);
+      out.classList.toggle("bad", wrong);
+      out.textContent = wrong ? msg : v ? instant(v) : "不限 any";
+    };
     input.addEventListener("input", update); input.addEventListener("change", update);
-    if (input.form) input.form.addEventListener("submit", update);
+    // said again when the form is sent (a value set by a script fires no input event); the submit
+    // button's click comes before the browser checks the form
+    if (input.form) {
+      input.form.addEventListener("submit", update);
+      for (const b of input.form.querySelectorAll("button[type=submit], button:not([type])")) b.addEventListener("click", update);
+    }
     update();
     return update;
   }

@@ -130,7 +130,7 @@ function renderVisits() {
     const end = e.period && e.period.end;
     return recordCard(e, "visit", cls, [day(e) || (by ? w.visitByRecords(formatDate(by.when, lang, false), w.datedBy[by.what])
       : w.visitUndated), institution(e), word(w.encStatus, e.status)],
-      line(w.ward, (e.location || []).map((l) => (l.location || {}).display).filter(Boolean).join(W().sep)),
+      line(w.ward, (e.location || []).map((l) => wardName((l.location || {}).display, institution(e))).filter(Boolean).join(W().sep)),
       line(w.reason, (e.reasonCode || []).map(text).filter(Boolean).join(W().sep) || (e.diagnosis || []).map((d) => (d.condition || {}).display).filter(Boolean).join(W().sep)),
       line(w.doctor, (e.participant || []).map((p) => (p.individual || {}).display).filter(Boolean).join(W().sep)),
       end ? line(w.to, dayTime(end)) : null);
@@ -252,7 +252,7 @@ const latestTask = (sr) => sortNewest(state.Task.filter((t) => [t.focus, ...(t.b
 
 function renderDocuments() {
   return sortNewest(state.DocumentReference).map((d) => recordCard(d, "document", text(d.type) || d.description,
-    [day(d), institution(d)], ...attachmentLinks((d.content || []).map((c) => c.attachment),
+    [day(d), institution(d), statusWords(d)], ...attachmentLinks((d.content || []).map((c) => c.attachment),
       withdrawnLines(((d.context || {}).related || []).map((x) => state.reportByRef[x.reference])))));
 }
 
@@ -299,6 +299,9 @@ function renderResults() {
   });
 }
 
+/** The statuses of a value that is not (yet) the lab's final word: drawn as a ring in a trend. */
+const PROVISIONAL = new Set(["registered", "partial", "preliminary", "cancelled"]);
+
 function chart(series) {
   const Wd = 320, H = 150, P = 28;
   const pts = series.points;
@@ -309,7 +312,8 @@ function chart(series) {
   const x0 = Math.min(...xs), x1 = Math.max(...xs);
   const X = (t) => P + (x1 === x0 ? (Wd - 2 * P) / 2 : ((t - x0) / (x1 - x0)) * (Wd - 2 * P));
   const Y = (v) => H - P - ((v - y0) / (y1 - y0)) * (H - 2 * P);
-  // a preliminary (or not completed) value is marked as such, not drawn as if final
+  // a preliminary (or not completed) value is marked as such, not drawn as if final (a ring); a
+  // corrected one is said so beside it, drawn as final
   const said = (p) => p.said + (p.mark ? W().paren(p.mark) : "");
   const summary = pts.map((p) => `${formatDate(p.day, lang, false)} ${said(p)}`).join("; ");
   const s = svg("svg", { viewBox: `0 0 ${Wd} ${H}`, role: "img", "aria-label": `${series.name}: ${summary}` });
@@ -319,11 +323,14 @@ function chart(series) {
   s.append(svg("polyline", { points: pts.map((p) => `${X(p.t)},${Y(p.v)}`).join(" "), fill: "none", class: "trend",
     "stroke-width": 2 }));
   for (const p of pts) {
-    const c = svg("circle", { cx: X(p.t), cy: Y(p.v), r: 4, class: (p.abn ? "dot abn" : "dot") + (p.mark ? " marked" : "") });
+    const c = svg("circle", { cx: X(p.t), cy: Y(p.v), r: 4, class: (p.abn ? "dot abn" : "dot") + (p.provisional ? " marked" : "") });
     const title = svg("title"); title.textContent = `${formatDate(p.day, lang, false)}: ${p.said} ${series.unit}` +
       (p.mark ? W().paren(p.mark) : ""); c.append(title);
     s.append(c);
-    const lab = svg("text", { x: X(p.t), y: Y(p.v) - 8, "text-anchor": "middle", "font-size": 11 });
+    // a label at either end is kept inside the chart (88↑（已更正） at the right edge had been cut)
+    const anchor = X(p.t) < Wd / 4 ? "start" : X(p.t) > (Wd * 3) / 4 ? "end" : "middle";
+    const lab = svg("text", { x: anchor === "start" ? X(p.t) - 4 : anchor === "end" ? X(p.t) + 4 : X(p.t), y: Y(p.v) - 8,
+      "text-anchor": anchor, "font-size": 11 });
     lab.textContent = p.said + (p.abn ? (p.abn.cls === "low" ? "↓" : "↑") : "") + (p.mark ? W().paren(p.mark) : ""); s.append(lab);
   }
   for (const [i, p] of [pts[0], pts[pts.length - 1]].entries()) {
@@ -344,7 +351,7 @@ function renderTrends() {
     if (!groups.has(key)) groups.set(key, { key, name: text(o.code), unit: o.valueQuantity.unit || "", points: [] });
     const g = groups.get(key);
     g.points.push({ t, v: o.valueQuantity.value, said: num(o.valueQuantity), day: localDay(whenOf(o)), abn: abnormality(o),
-      mark: statusMark(o) });
+      mark: statusMark(o), provisional: PROVISIONAL.has(o.status) });
     const rr = (o.referenceRange || [])[0];
     if (rr && rr.low && rr.high && g.low === undefined) { g.low = rr.low.value; g.high = rr.high.value; }
   }
@@ -363,25 +370,32 @@ const without = (words, gone) => (words || "").split("\n").filter((x) => !gone.h
 /** An imaging report's conclusion without a withdrawn finding's words. */
 const conclusionOf = (r) => without(r.conclusion, withdrawnLines([r]));
 
+/** The imaging studies no report names (nor stands for by its time): a card each. */
+function unreportedStudies() {
+  const reported = new Set(state.imagingReports.flatMap((r) => (r.imagingStudy || []).map((x) => x.reference)));
+  return state.ImagingStudy.filter((s) => !reported.has("ImagingStudy/" + s.id) &&
+    !state.imagingReports.some((r) => whenOf(r).slice(0, 16) === (s.started || "").slice(0, 16)));
+}
+
 function renderImaging() {
   const w = W();
   const cards = state.imagingReports.map((r) => {
     const obs = findingsOf(r);
     const texts = (r.presentedForm || []).filter((a) => (a.contentType || "").startsWith("text/"));
     const conclusion = conclusionOf(r);
-    return { when: whenOf(r), node: recordCard(r, "imaging", text(r.code), [day(r), institution(r)], hrMark(r),
-      // a finding the hospital withdrew: its name and that it was withdrawn, not its words
-      ...obs.map((o) => line(text(o.code) || w.imagingFindings, withdrawn(o) ? statusWords(o) : valueOf(o))),
+    // the report's status where it is not simply final (已更正 for corrected or amended, 初步结果...)
+    return { when: whenOf(r), node: recordCard(r, "imaging", text(r.code), [day(r), institution(r), statusWords(r)], hrMark(r),
+      // a finding the hospital withdrew: its name and that it was withdrawn, not its words; one
+      // corrected or preliminary says so after its words
+      ...obs.map((o) => line(text(o.code) || w.imagingFindings, withdrawn(o) ? statusWords(o)
+        : [valueOf(o), statusWords(o) && w.paren(statusWords(o))].filter(Boolean).join(""))),
       // the report's text carries every OBX, withdrawn ones too: shown only where there are no findings
       obs.length ? null : attachmentLinks(texts),
       obs.some((o) => !withdrawn(o) && valueOf(o).trim() === conclusion) ? null : line(w.imagingConclusion, conclusion),
       ...(r.conclusionCode || []).map((c) => el("p", {}, text(c)))) };
   });
-  const reported = new Set(state.imagingReports.flatMap((r) => (r.imagingStudy || []).map((x) => x.reference)));
-  for (const s of state.ImagingStudy) {
-    if (reported.has("ImagingStudy/" + s.id)) continue;
-    if (state.imagingReports.some((r) => whenOf(r).slice(0, 16) === (s.started || "").slice(0, 16))) continue;
-    cards.push({ when: s.started || "", node: card("imaging", s.description || (s.procedureCode || []).map(text)[0],
+  for (const s of unreportedStudies()) {
+    cards.push({ when: s.started || "", node: recordCard(s, "imaging", s.description || (s.procedureCode || []).map(text)[0],
       [day(s), institution(s)], line(w.modality, (s.modality || []).map((m) => m.code).join(W().sep))) });
   }
   return cards.sort((a, b) => newestFirst(a.when, b.when)).map((c) => c.node);
@@ -409,13 +423,16 @@ function renderTimeline() {
     const t = latestTask(r);
     add(r, "referral", whenOf(r), text(r.code), institution(r), t ? word(w.refState, referralState(t)) : word(w.refStatus, r.status), "referrals");
   }
-  for (const d of state.DocumentReference) add(d, "document", whenOf(d), text(d.type), institution(d), "", "documents");
-  for (const r of state.imagingReports) add(r, "imaging", whenOf(r), text(r.code), institution(r), conclusionOf(r), "imaging", hrMark(r));
+  // a report or document not simply final says so in its line (已更正, 初步结果...), as on its card
+  for (const d of state.DocumentReference) add(d, "document", whenOf(d), text(d.type), institution(d), statusWords(d), "documents");
+  for (const r of state.imagingReports) add(r, "imaging", whenOf(r), text(r.code), institution(r),
+    [statusWords(r), conclusionOf(r)].filter(Boolean).join(w.colon), "imaging", hrMark(r));
   for (const g of labGroups()) {
     const abn = g.obs.filter(abnormality);
     const names = [...new Set(labReportsOf(g).map((r) => text(r.code)).filter(Boolean))];
     if (!counted(g.obs).length) continue;  // a day whose every result was withdrawn is no day of hers
-    add(null, "result", g.when, [names.join(W().sep), w.resultsCount(counted(g.obs).length)].filter(Boolean).join(" · "), g.inst,
+    const said = [...new Set(labReportsOf(g).map(statusWords).filter(Boolean))].join(W().sep);
+    add(null, "result", g.when, [names.join(W().sep), w.resultsCount(counted(g.obs).length), said].filter(Boolean).join(" · "), g.inst,
       abn.length ? w.abnormalCount(abn.length) + w.colon + abn.map((o) => `${text(o.code)} ${abnormality(o).label}` +
         (statusMark(o) ? w.paren(statusMark(o)) : "")).join(W().sep) : "", "results",
       labReportsOf(g).concat(g.obs).map(hrMark).find(Boolean));
@@ -452,14 +469,19 @@ const SECTIONS = {
   referrals: renderReferrals, documents: renderDocuments, results: renderResults, trends: renderTrends,
   imaging: renderImaging, family: renderFamily, who: renderWho,
 };
+// what each section counts: its records; results count the values, not the days
 const COUNTS = {
-  visits: () => state.Encounter.length, diagnoses: () => state.Condition.length, meds: () => state.meds_all.length,
-  immunisations: () => state.Immunization.length, allergies: () => state.AllergyIntolerance.length,
-  appointments: () => state.Appointment.length, referrals: () => state.referrals.length,
-  documents: () => state.DocumentReference.length, results: () => state.labs.length,
+  visits: () => state.Encounter, diagnoses: () => state.Condition, meds: () => state.meds_all,
+  immunisations: () => state.Immunization, allergies: () => state.AllergyIntolerance,
+  appointments: () => state.Appointment, referrals: () => state.referrals,
+  documents: () => state.DocumentReference, results: () => state.labs,
+  // one card per report, and per study no report names
+  imaging: () => state.imagingReports.concat(unreportedStudies()),
 };
-// sections of one card per record count their cards; results count the values, not the days
-const COUNTED_BY_CARDS = new Set(["imaging"]);
+/** A section's count as the list shows it: `[hers, withdrawn]` -- a record the hospital withdrew
+ * (`withdrawn`, values.js) is shown only as withdrawn, so it is not counted as hers but said apart
+ * (共 11 条（另有 1 条已作废）); pagesfix31's counts had included it (pages32). */
+const tally = (records) => { const gone = records.filter(withdrawn).length; return [records.length - gone, gone]; };
 
 // what each section is read from: a section whose records the server did not answer for says so
 const READ_FROM = {
@@ -498,14 +520,14 @@ function renderSection(name) {
   const sec = $(name);
   const body = SECTIONS[name]();
   const unread = unreadIn(name);
-  const count = COUNTS[name] ? COUNTS[name]() : COUNTED_BY_CARDS.has(name) ? body.length : null;
+  const count = COUNTS[name] ? tally(COUNTS[name]()) : null;
   sec.toggleAttribute("data-empty", !(Array.isArray(body) && body.length));
   // no gestures needed: a plain button at the end of every section goes back to the section list
   const back = el("button", { type: "button", class: "back" }, "↑ " + w.backToSections);
   back.addEventListener("click", () => { const t = $("tabs"); t.scrollIntoView({ block: "start" });
     const b = t.querySelector(`[data-tab="${name}"]`); if (b) b.focus(); });
   sec.replaceChildren(...[el("h2", { id: name + "-h", tabindex: "-1" }, w["h_" + name],
-    count !== null && !unread ? el("small", {}, " " + w.records(count)) : null),
+    count !== null && !unread ? el("small", {}, " " + w.records(...count)) : null),
   unread ? el("p", { class: "unread" }, "⚠ " + unreadWords(name, w)) : null,
   ...(Array.isArray(body) && body.length ? body : unread ? [] : [empty()]), back].filter(Boolean));
 }
@@ -640,6 +662,8 @@ async function load(s) {
       (t === "ServiceRequest" ? "&_include=ServiceRequest:performer&_include=ServiceRequest:requester" : ""), s)),
   ]);
   state.patient = patient;
+  // the site's names for wards a record names by code only, per institution name (wardName, values.js)
+  try { state.wards = JSON.parse(cfg.wards || "{}"); } catch { state.wards = {}; }
   state.orgs = { ...obs.included, ...reps.included };
   state.patientIds = [...new Set([s.patient, ...patients.resources.map((p) => p.id)])];
   state.patientInst = {};

@@ -36,6 +36,20 @@ function institution(r) {
   return state.patientInst[pref] || "";
 }
 
+/** A ward, department or room as the record names it (Encounter.location's display, the
+ * converter's Location.name: PV1-3.9's name, else the PL's codes "NEI 301 02"). Where the record
+ * carries only codes, the point-of-care code (the display's first part) is named from the site's
+ * ward table (`wards` in insurance/words.yaml, served with the page per institution name) when the
+ * table names it for the institution the visit is at; else the codes are shown as sent -- a name
+ * is never guessed (pages32). */
+function wardName(display, inst) {
+  const table = (state.wards || {})[inst] || {};
+  const [care, ...rest] = String(display || "").split(" ");
+  if (care && Object.hasOwn(table, care)) return [table[care], ...rest].join(" ");
+  // codes only (no Chinese word in it): said to be the hospital's codes, not left as if a name
+  return display && !/\p{Script=Han}/u.test(display) ? display + W().paren(W().wardCodes) : String(display || "");
+}
+
 function whenOf(r) {
   return r.effectiveDateTime || (r.effectivePeriod && r.effectivePeriod.start) || r.occurrenceDateTime ||
     (r.period && r.period.start) || r.start || r.authoredOn || r.onsetDateTime || r.recordedDate ||
@@ -68,20 +82,24 @@ function valueOf(o) {
  * verificationStatus, or a result or document of a report the hospital withdrew. It may be another
  * person's (OBX-11 W: "transmitted for wrong patient"), so it is not shown as hers anywhere: its card
  * keeps its name and says it was withdrawn, nothing else; it is not flagged, counted, drawn, placed
- * in the timeline or used to date a visit. The one rule every section asks (the FHIR download still
+ * in the timeline or used to date a visit, nor counted in a section's 共 N 条 (pages32: the counts had
+ * included them). A document's docStatus counts too (TXA-17 CA). The one rule every section asks (the FHIR download still
  * holds the record as stored). A cancelled result is not withdrawn: a value it still carries is
  * shown with the lab's flag (pagesfix31: pages31 had dropped the flag and kept the value). */
 function withdrawn(r) {
   if (!r) return false;
-  if (r.status === "entered-in-error" || firstCode(r.verificationStatus) === "entered-in-error") return true;
+  if (r.status === "entered-in-error" || r.docStatus === "entered-in-error" ||
+    firstCode(r.verificationStatus) === "entered-in-error") return true;
   return !!(state.withdrawnWithReport && state.withdrawnWithReport.has(r.resourceType + "/" + r.id));
 }
 
-/** A result's or report's status in words where it is not simply final ("" for final). */
-const statusWords = (r) => word(W().obsStatus, withdrawn(r) ? "entered-in-error" : r.status);
+/** A result's, report's or document's status in words where it is not simply final ("" for final):
+ * 初步结果，可能更改, 已更正 (corrected and amended alike), 未完成... A document says its docStatus. */
+const statusWords = (r) => word(W().obsStatus, withdrawn(r) ? "entered-in-error"
+  : r.resourceType === "DocumentReference" ? r.docStatus : r.status);
 
-/** The short mark of a value that is not simply final (初步, 未完成), said beside it where it is shown
- * away from its row: the trend, the timeline's abnormal line ("" for final, corrected...). */
+/** The short mark of a value that is not simply final (初步, 未完成, 已更正), said beside it where it
+ * is shown away from its row: the trend, the timeline's abnormal line ("" for final). */
 const statusMark = (o) => { const m = W().obsMark; return Object.hasOwn(m, o.status) ? m[o.status] : ""; };
 
 /** Whether a result's value is a number (a quantity, integer, range or ratio), kept on one line
@@ -123,7 +141,9 @@ function abnormality(o) {
 function hrMark(r) {
   const tags = ((r.meta || {}).tag || []).filter((t) => t.system === "urn:huren:hr-scope");
   if (!tags.length) return null;
-  const scopes = tags.map((t) => t.display || t.code).join(W().sep);
+  // the community scope's display carries the community's code ("医共体互认 funing", hr_mark.py):
+  // said in words, the community being hers (pages32)
+  const scopes = tags.map((t) => (t.code === "community" ? W().hrCommunity : t.display || t.code)).join(W().sep);
   // the short mark for the eye, the scopes in words for a screen reader (and as a tooltip)
   return el("span", { class: "hr", title: W().hrMarkLong(scopes) },
     el("span", { "aria-hidden": "true" }, W().hrMark), el("span", { class: "visually-hidden" }, W().hrMarkLong(scopes)));

@@ -232,7 +232,7 @@
   });
   $("#filters").addEventListener("submit", (e) => { e.preventDefault(); details.drop(); $("#detail").hidden = true; load(); });
   $("#more").addEventListener("click", () => more());
-  for (const picker of $("#filters").querySelectorAll("input[type=date]")) W.sayPicked(picker);
+  for (const picker of $("#filters").querySelectorAll("input[data-picker]")) W.sayPicked(picker);
 
   async function start() {
     session = await window.hurenStaff.whoami("/ui/quarantine" + location.search);
