@@ -29,7 +29,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import lru_cache
 from operator import attrgetter
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 from adapters.hl7v2.errors import SEGMENT_SEQUENCE_ERROR, HL7Error
 from adapters.hl7v2.parser import Message, Segment
@@ -68,8 +68,7 @@ class Slot:
     groups: tuple[int, ...]  # indices into ``Compiled.groups``, outermost first (0: the message itself)
 
 
-@dataclass(frozen=True)
-class Deviation:
+class Deviation(NamedTuple):  # (a tuple: built per message with a deviation, cheaper than a dataclass)
     kind: str  # OUTSIDE, ORDER, WITHOUT or MISSING
     segment: Segment
     lacking: str = ""  # WITHOUT, MISSING: the required segment the message lacks
@@ -345,9 +344,12 @@ def deviations(message: Message) -> list[Deviation]:
 
 def _deviation(message: Message, i: int, kind: str, lacking: str, group: str, alone: bool) -> Deviation:
     segments = message.segments
-    before = next((segments[j] for j in range(i - 1, -1, -1) if segments[j].name[0] != "Z"), None)
-    count = len(message.by_name.get(lacking, ())) if kind == MISSING else 0
-    return Deviation(kind, segments[i], lacking, group, alone, before, count)
+    if kind == MISSING:
+        return Deviation(kind, segments[i], lacking, group, alone, None, len(message.by_name.get(lacking, ())))
+    before = None
+    if kind == ORDER or kind == OUTSIDE and segments[i].name == "NTE":  # (named in the text)
+        before = next((segments[j] for j in range(i - 1, -1, -1) if segments[j].name[0] != "Z"), None)
+    return Deviation(kind, segments[i], lacking, group, alone, before)
 
 
 _NAME = attrgetter("name")
