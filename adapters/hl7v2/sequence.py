@@ -9,12 +9,22 @@ each message is then one walk over its segment ids: for each id, where the struc
 and most engines' parsers place segments. The answer for (slot, id) is computed once and remembered, so a
 message costs one dictionary look-up per segment, not a walk of the definition.
 
+The greedy place is one reading; a structure often has several (an ``ORC`` after a result may begin a new
+order or a prior result's order, and only the ``TQ1`` after its ``OBR`` tells). So the same slots are also
+compiled into the structure's grammar (``Compiled.follow``: each slot's possible successors, Glushkov's
+construction of the regular expression HL7's groups write), and the walk carries the set of places the
+message so far can stand at: a segment is in place whenever some reading holds it, and only when none does
+is the greedy place asked what is wrong (hl7seq32, thirty-second round).
+
 A deviation is one of (``Deviation.kind``):
 
 * ``outside``: a segment HL7 defines that the structure does not hold (an ``RXA`` in ``ADT_A01``);
 * ``order``: a segment the structure holds, found where it can no longer stand (``PID`` after ``PV1``);
 * ``without``: a segment placed in a group whose required segment before it the message lacks (an ``OBX``
-  in ``ORU_R01`` with no ``OBR`` before it).
+  in ``ORU_R01`` with no ``OBR`` before it);
+* ``missing``: a required segment the message lacks with nothing standing in for it -- at its end (an ``ORU``
+  ending after its ``ORC``, an ADT without ``PV1``) or passed over (an ADT without ``EVN``): named at the
+  missing segment.
 
 What each is -- an error that refuses the message (AE 100, kept for replay) or a warning (ERR severity W, the
 message accepted) -- is the site's data (``mappings/hl7v2/structure.yaml``), with a per-sender strictness in
