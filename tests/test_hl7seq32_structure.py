@@ -136,8 +136,13 @@ def test_a_misplaced_note_is_named_as_a_note_and_its_note_after_a_misplaced_segm
 
 
 def test_a_pid_repeated_among_results_is_named_at_the_pid(eng: Engine) -> None:
-    """ORU_R01: PID PV1 OBR OBX PID OBX (a LIS repeating its patient): W at PID^2, not at the OBX after it."""
+    """ORU_R01: PID PV1 OBR OBX PID OBX (a LIS repeating its patient): W at PID^2, not at the OBX after it; a
+    PID sent after the order header (ORC OBR PID PV1 OBX): W at that PID."""
     code, found = send(eng, "ORU^R01^ORU_R01", "RP1", pid("RP1"), "PV1|1|O",
                        "OBR|1|PRP1|FRP1|58410-2^CBC panel^LN|||20261201070000", obx(1), pid("RP1"), obx(2, "13.0"))
     assert code == "AA" and [f[:2] for f in found] == [["PID^2", "W"]], found
     assert "stands among the results of OBR" in found[0][2], found
+    code, found = send(eng, "ORU^R01^ORU_R01", "RP2", "ORC|RE|PRP2|FRP2",
+                       "OBR|1|PRP2|FRP2|58410-2^CBC panel^LN|||20261201070000", pid("RP2"), "PV1|1|O", obx(1))
+    assert code == "AA" and [f[:2] for f in found] == [["PID^1", "W"]], found  # (was: OBX^1)
+    assert "PID stands after OBR, before its results" in found[0][2], found

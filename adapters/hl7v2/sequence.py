@@ -431,15 +431,17 @@ def _patient_between(message: Message, dev: Deviation) -> Deviation:
     -- a LIS repeating the patient, or sending it after the order header: the PID is what is out of place
     (``PATIENT``, ``before`` the order's segment, ``group`` the result's id)."""
     segments = message.segments
-    pid = None
+    pid, results = None, False
     for j in range(dev.segment.position - 1, -1, -1):
         name = segments[j].name
         if name == "PID" and pid is None:
             pid = segments[j]
+        elif name == dev.segment.name and pid is not None:
+            results = True  # (alone: the PID stands among the order's results, not right after its header)
         elif name in (dev.lacking, "ORC"):
             if pid is None:
                 return dev
-            return Deviation(PATIENT, pid, dev.lacking, dev.segment.name, True, segments[j])
+            return Deviation(PATIENT, pid, dev.lacking, dev.segment.name, results, segments[j])
     return dev
 
 
@@ -468,7 +470,9 @@ def _error(dev: Deviation, version: str, structure: str, orphan: bool | None,
         text = (f"{seg.name} stands after {before}, out of the order of {where}"
                 + (": with no ORC or OBR before it, it cannot be attached to an order" if orphan else ""))
     elif dev.kind == PATIENT:  # a PID among an order's results: the walk's new patient, the converter's order
-        text = (f"{_named(seg)} stands among the results of {_named(dev.before)}: {where} begins a new patient "
+        text = (f"{_named(seg)} stands " + (f"among the results of {_named(dev.before)}" if dev.alone else
+                                             f"after {_named(dev.before)}, before its results")
+                + f": {where} begins a new patient "
                 f"group at a PID, leaving the {dev.group} after it with no {dev.lacking}; read as the same "
                 f"patient's, its results as the order's (ORC/{dev.lacking}) before it")
     elif dev.alone and orphan is False:  # the walk's new group, the converter's order before it
