@@ -9,12 +9,22 @@ each message is then one walk over its segment ids: for each id, where the struc
 and most engines' parsers place segments. The answer for (slot, id) is computed once and remembered, so a
 message costs one dictionary look-up per segment, not a walk of the definition.
 
+The greedy place is one reading; a structure often has several (an ``ORC`` after a result may begin a new
+order or a prior result's order, and only the ``TQ1`` after its ``OBR`` tells). So the same slots are also
+compiled into the structure's grammar (``Compiled.follow``: each slot's possible successors, Glushkov's
+construction of the regular expression HL7's groups write), and the walk carries the set of places the
+message so far can stand at: a segment is in place whenever some reading holds it, and only when none does
+is the greedy place asked what is wrong (hl7seq32, thirty-second round).
+
 A deviation is one of (``Deviation.kind``):
 
 * ``outside``: a segment HL7 defines that the structure does not hold (an ``RXA`` in ``ADT_A01``);
 * ``order``: a segment the structure holds, found where it can no longer stand (``PID`` after ``PV1``);
 * ``without``: a segment placed in a group whose required segment before it the message lacks (an ``OBX``
-  in ``ORU_R01`` with no ``OBR`` before it).
+  in ``ORU_R01`` with no ``OBR`` before it);
+* ``missing``: a required segment the message lacks with nothing standing in for it -- at its end (an ``ORU``
+  ending after its ``ORC``, an ADT without ``PV1``) or passed over (an ADT without ``EVN``): named at the
+  missing segment.
 
 What each is -- an error that refuses the message (AE 100, kept for replay) or a warning (ERR severity W, the
 message accepted) -- is the site's data (``mappings/hl7v2/structure.yaml``), with a per-sender strictness in
@@ -29,13 +39,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import lru_cache
 from operator import attrgetter
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 from adapters.hl7v2.errors import SEGMENT_SEQUENCE_ERROR, HL7Error
 from adapters.hl7v2.parser import Message, Segment
 from adapters.hl7v2.structure import of_its_structure
 
-OUTSIDE, ORDER, WITHOUT = "outside", "order", "without"
+OUTSIDE, ORDER, WITHOUT, MISSING = "outside", "order", "without", "missing"
+PATIENT = "patient"  # judged's reading of a WITHOUT result after a PID among an order's results
 STRICT, STANDARD, LENIENT = "strict", "standard", "lenient"
 LEVELS = (STRICT, STANDARD, LENIENT)
 DECLARATION = "message_structure"  # the senders.yaml key
@@ -67,46 +78,116 @@ class Slot:
     groups: tuple[int, ...]  # indices into ``Compiled.groups``, outermost first (0: the message itself)
 
 
-@dataclass(frozen=True)
-class Deviation:
-    kind: str  # OUTSIDE, ORDER or WITHOUT
+class Deviation(NamedTuple):  # (a tuple: built per message with a deviation, cheaper than a dataclass)
+    kind: str  # OUTSIDE, ORDER, WITHOUT or MISSING
     segment: Segment
-    lacking: str = ""  # WITHOUT: the required segment of the group the message lacks
-    group: str = ""  # WITHOUT: the group's name; ORDER: the segment it stands after
-    alone: bool = False  # WITHOUT: the segment begins its group (none of the group's segments before it)
+    lacking: str = ""  # WITHOUT, MISSING: the required segment the message lacks
+    group: str = ""  # WITHOUT, MISSING: the group that requires it; ORDER: the segment it stands after
+    alone: bool = False  # WITHOUT: the segment begins its group; MISSING: the message ends after ``segment``
+    before: Segment | None = None  # the segment before it in the message (Z-segments passed over)
+    count: int = 0  # MISSING: how many of ``lacking`` the message has (the missing one is the next)
 
 
 # (next slot, deviation kind or "", lacking segment, group, alone): one step of the walk
 Step = tuple[int, str, str, str, bool]
+_FIRST = frozenset((0,))  # the places after MSH
 
 
 class Compiled:
-    """One message structure as flat slots, with the remembered steps of the walk."""
+    """One message structure as flat slots, with the remembered steps of the walk.
+
+    Two readings of the same slots: ``follow`` is the structure's grammar as HL7 writes it (each slot a
+    position, a group's repetition and optionality as a regular expression's; Glushkov's construction), so
+    the set of places a message's segments can stand at is known exactly -- a segment is in place whenever
+    some reading of the message so far holds it (an ``ORC`` that may begin a new order or a prior result's
+    order, decided by the ``TQ1`` that follows it). The greedy ``step`` (one place, as HAPI places segments)
+    only says *what* is wrong once no reading holds a segment."""
 
     def __init__(self, version: str, structure: str, slots: list[Slot], groups: list[Group],
-                 open_: bool = False) -> None:
+                 open_: bool = False, follow: list[frozenset[int]] | None = None,
+                 accepting: frozenset[int] = frozenset()) -> None:
         self.version, self.structure = version, structure
         self.slots, self.groups = slots, groups
         self.names = frozenset(s.name for s in slots)
         self.open = open_  # the structure admits any segment somewhere: none is outside it
         self.steps: dict[tuple[int, str], Step] = {}
         self.shapes: dict[tuple[str, ...], tuple[Step, ...]] = {}
+        # (slot -> segment id -> the slots it may stand at next); None: no grammar (an open structure)
+        self.follow: list[dict[str, frozenset[int]]] | None = None if follow is None else [
+            {name: frozenset(k for k in after if slots[k].name == name) for name in {slots[k].name for k in after}}
+            for after in follow]
+        self.accepting = accepting  # the slots a complete message may end at
+        self.advances: dict[tuple[frozenset[int], int, str], tuple[frozenset[int], int, Step | None]] = {}
 
     def walk(self, shape: tuple[str, ...]) -> tuple[Step, ...]:
         """(segment index, kind, lacking, group, alone) of each deviation of a message of segment ids ``shape``;
-        () when it is in place or does not begin with the structure's first segment (MSH)."""
+        () when it is in place or does not begin with the structure's first segment (MSH). A required
+        segment missing at the end is a ``MISSING`` step at the last segment's index."""
         if not shape or shape[0] != self.slots[0].name:
             return ()
         out = []
-        at = 0
+        places, at = _FIRST, 0
+        last, slipped = 0, False  # the last segment walked; whether it was out of place (named)
         for i in range(1, len(shape)):
             name = shape[i]
             if name[0] == "Z":
                 continue
-            at, kind, lacking, group, alone = self.step(at, name)
-            if kind:
-                out.append((i, kind, lacking, group, alone))
+            if slipped and name == "NTE":  # a note stands with the segment it follows: that one was named
+                last = i
+                continue
+            key = (places, at, name)
+            found = self.advances.get(key)
+            if found is None:
+                found = self.advances[key] = self._advance(places, at, name)
+            places, at, dev = found
+            last, slipped = i, dev is not None and dev[1] in (OUTSIDE, ORDER)
+            if dev is not None and not (dev[1] == MISSING and dev[2] in shape[i + 1:]):  # (sent later: its
+                out.append((i, *dev[1:]))  # place is named there, out of order)
+        if self.follow is not None and not places & self.accepting \
+                and not any(dev[1] in (ORDER, WITHOUT) for dev in out):
+            lacking = self._ahead(at)
+            if lacking:  # (alone: nothing after it; not after a segment out of place: the place is a guess)
+                out.append((last, MISSING, lacking[0], lacking[1], True))
         return tuple(out)
+
+    def notes_after(self) -> frozenset[str]:
+        """The segments an ``NTE`` may follow in this structure (for the warning of one that may not)."""
+        if self.follow is None:
+            return frozenset()
+        return frozenset(self.slots[q].name for q, after in enumerate(self.follow) if "NTE" in after)
+
+    def _advance(self, places: frozenset[int], at: int, name: str
+                 ) -> tuple[frozenset[int], int, Step | None]:
+        """(the places after segment ``name``, the greedy place, the deviation or None)."""
+        step = self.step(at, name)
+        if self.follow is None:
+            return places, step[0], (step if step[1] else None)
+        follow = self.follow
+        after = frozenset(k for q in places for k in follow[q].get(name, ()))
+        if after:  # some reading of the message holds it: in place
+            return after, (step[0] if step[0] in after else max(after)), None
+        nxt, kind = step[0], step[1]
+        if kind:
+            return (places if kind in (OUTSIDE, ORDER) else frozenset((nxt,))), nxt, step
+        # the greedy walk places it, passing over a required segment no reading can do without (an ADT's EVN)
+        lacking = self._passed(at, nxt)
+        return frozenset((nxt,)), nxt, ((nxt, MISSING, lacking[0], lacking[1], False) if lacking else None)
+
+    def _passed(self, at: int, k: int) -> tuple[str, str] | None:
+        """The first required segment between slots ``at`` and ``k`` that a message going there lacks."""
+        inside, open_ = self.slots[k].groups, self.slots[at].groups
+        for m in range(at + 1, k):
+            if self._required_on_way(m, inside, open_):
+                return self.slots[m].name, self.groups[self.slots[m].groups[-1]].name
+        return None
+
+    def _ahead(self, at: int) -> tuple[str, str] | None:
+        """The first required segment after slot ``at`` a message ending there lacks (its group's name)."""
+        open_ = self.slots[at].groups
+        for m in range(at + 1, len(self.slots)):
+            if self._required_on_way(m, open_):
+                return self.slots[m].name, self.groups[self.slots[m].groups[-1]].name
+        return None
 
     def step(self, at: int, name: str) -> Step:
         """The ``Step`` for segment ``name`` after slot ``at``."""
@@ -205,26 +286,51 @@ def compiled(version: str, structure: str) -> Compiled | None:
         return None
     slots: list[Slot] = []
     groups: list[Group] = [Group(structure, 0, 0, False, True)]
+    follow: list[set[int]] = []
+    wildcard: list[str] = []
 
-    def walk(node: tuple, path: tuple[int, ...]) -> None:
+    def walk(node: tuple, path: tuple[int, ...]) -> tuple[set[int], set[int], bool]:
+        """Appends ``node``'s slots and groups; (its first slots, its last slots, whether it may be empty)."""
         choice = node[0] == "choice"  # one of its members (ORM_O01's OBR | RQD | RQ1 | RXO | ODS | ODT)
+        first: set[int] = set()
+        last: set[int] = set()
+        empty = not choice  # a sequence of nothing is empty; a choice is empty only if a member may be
         for name, sub, (least, most), tag in node[1]:
-            if choice:
-                least = 0
             if tag == "GRP":
                 index = len(groups)
-                groups.append(Group(name, len(slots), 0, most != 1, least >= 1))
-                walk(sub, (*path, index))
-                groups[index] = Group(name, groups[index].start, len(slots), most != 1, least >= 1)
+                groups.append(Group(name, len(slots), 0, most != 1, least >= 1 and not choice))
+                f, la, e = walk(sub, (*path, index))
+                groups[index] = Group(name, groups[index].start, len(slots), most != 1, least >= 1 and not choice)
             elif name == ANY:
                 wildcard.append(name)  # "any HL7 segment" (v2.6 PPR_PC1's order detail): nothing is outside
+                continue
             else:
-                slots.append(Slot(name, least >= 1, most != 1, path))
+                k = len(slots)
+                slots.append(Slot(name, least >= 1 and not choice, most != 1, path))
+                follow.append(set())
+                f, la, e = {k}, {k}, False
+            if most != 1:  # repeats: after its last slots, its first again
+                for q in la:
+                    follow[q] |= f
+            e = e or least == 0
+            if choice:
+                first |= f
+                last |= la
+                empty = empty or e
+                continue
+            for q in last:  # a sequence: after what may end so far, this member's first slots
+                follow[q] |= f
+            if empty:
+                first |= f
+            last = la | last if e else set(la)
+            empty = empty and e
+        return first, last, empty
 
-    wildcard: list[str] = []
-    walk(definition, (0,))
+    first, last, _ = walk(definition, (0,))
     groups[0] = Group(structure, 0, len(slots), False, True)
-    return Compiled(version, structure, slots, groups, open_=bool(wildcard))
+    open_ = bool(wildcard)
+    return Compiled(version, structure, slots, groups, open_=open_,
+                    follow=None if open_ else [frozenset(f) for f in follow], accepting=frozenset(last))
 
 
 def deviations(message: Message) -> list[Deviation]:
@@ -242,8 +348,18 @@ def deviations(message: Message) -> list[Deviation]:
             if len(found.shapes) > 1024:
                 found.shapes.clear()
             found.shapes[shape] = walked
-    return [Deviation(kind, segments[i], lacking, group, alone)
-            for i, kind, lacking, group, alone in walked] if walked else []
+    return [_deviation(message, i, kind, lacking, group, alone) for i, kind, lacking, group, alone in walked] \
+        if walked else []
+
+
+def _deviation(message: Message, i: int, kind: str, lacking: str, group: str, alone: bool) -> Deviation:
+    segments = message.segments
+    if kind == MISSING:
+        return Deviation(kind, segments[i], lacking, group, alone, None, len(message.by_name.get(lacking, ())))
+    before = None
+    if kind == ORDER or kind == OUTSIDE and segments[i].name == "NTE":  # (named in the text)
+        before = next((segments[j] for j in range(i - 1, -1, -1) if segments[j].name[0] != "Z"), None)
+    return Deviation(kind, segments[i], lacking, group, alone, before)
 
 
 _NAME = attrgetter("name")
@@ -297,7 +413,9 @@ def judged(message: Message, site: SiteTables, institution: str, application: st
             if unordered is None:
                 unordered = orderless(message)
             orphan = dev.segment.position in unordered
-        err = _error(dev, version, structure, orphan)
+        if orphan is False and dev.kind == WITHOUT and dev.alone:
+            dev = _patient_between(message, dev)
+        err = _error(dev, version, structure, orphan, compiled_for)
         if level == STRICT or (level != LENIENT and orphan):
             err.ack_code, err.severity = "AE", "E"
             err.message += ("; refused (nothing of the message is stored; it is kept for replay once the sender "
@@ -307,16 +425,56 @@ def judged(message: Message, site: SiteTables, institution: str, application: st
     return None, warnings
 
 
-def _error(dev: Deviation, version: str, structure: str, orphan: bool | None) -> HL7Error:
+def _patient_between(message: Message, dev: Deviation) -> Deviation:
+    """``dev`` (a result the converter reads with the order before it, though the walk began a new group at
+    it) named at its cause when that is a ``PID`` standing between the order's ``dev.lacking`` (OBR) and it
+    -- a LIS repeating the patient, or sending it after the order header: the PID is what is out of place
+    (``PATIENT``, ``before`` the order's segment, ``group`` the result's id)."""
+    segments = message.segments
+    pid, results = None, False
+    for j in range(dev.segment.position - 1, -1, -1):
+        name = segments[j].name
+        if name == "PID" and pid is None:
+            pid = segments[j]
+        elif name == dev.segment.name and pid is not None:
+            results = True  # (alone: the PID stands among the order's results, not right after its header)
+        elif name in (dev.lacking, "ORC"):
+            if pid is None:
+                return dev
+            return Deviation(PATIENT, pid, dev.lacking, dev.segment.name, results, segments[j])
+    return dev
+
+
+def _error(dev: Deviation, version: str, structure: str, orphan: bool | None,
+           found: Compiled | None = None) -> HL7Error:
     """The ERR of ``dev``; ``orphan``: whether the converter has no order for a segment the rules refuse
     without one (True: the refusal's reason; False: it is read with the order before it), None for others."""
     seg = dev.segment
     where = f"message structure {structure} of HL7 {version}"
-    if dev.kind == OUTSIDE:
+    before = _named(dev.before) if dev.before is not None else "MSH"
+    if dev.kind == MISSING:  # located at the segment that should be there (its next occurrence)
+        if dev.alone:
+            text = (f"{dev.lacking} is missing: {where} requires it in {dev.group} after {_named(seg)}, "
+                    "and the message ends there")
+        else:
+            text = f"{dev.lacking} is missing: {where} requires it in {dev.group} before {_named(seg)}"
+        return HL7Error(text, segment=dev.lacking, sequence=dev.count + 1, code=SEGMENT_SEQUENCE_ERROR,
+                        severity="W", ack_code="AA")
+    if seg.name == "NTE" and dev.kind in (OUTSIDE, ORDER):  # a note belongs to the segment it follows
+        allowed = sorted(found.notes_after()) if found is not None else []
+        text = (f"NTE (a note) follows {before}, where {where} holds no note"
+                + (f" (NTE may follow {', '.join(allowed)})" if allowed else " (it holds none anywhere)"))
+    elif dev.kind == OUTSIDE:
         text = f"{seg.name} is not a segment of {where}: taken as sent, outside the structure"
     elif dev.kind == ORDER:
-        text = (f"{seg.name} stands after {dev.group}, out of the order of {where}"
+        text = (f"{seg.name} stands after {before}, out of the order of {where}"
                 + (": with no ORC or OBR before it, it cannot be attached to an order" if orphan else ""))
+    elif dev.kind == PATIENT:  # a PID among an order's results: the walk's new patient, the converter's order
+        text = (f"{_named(seg)} stands " + (f"among the results of {_named(dev.before)}" if dev.alone else
+                                             f"after {_named(dev.before)}, before its results")
+                + f": {where} begins a new patient "
+                f"group at a PID, leaving the {dev.group} after it with no {dev.lacking}; read as the same "
+                f"patient's, its results as the order's (ORC/{dev.lacking}) before it")
     elif dev.alone and orphan is False:  # the walk's new group, the converter's order before it
         text = (f"{seg.name} stands where {where} begins a new group {dev.group} with no {dev.lacking} in it; "
                 f"read as belonging to the order (ORC/{dev.lacking}) before it")
@@ -327,3 +485,8 @@ def _error(dev: Deviation, version: str, structure: str, orphan: bool | None) ->
         text = f"{seg.name} has no {dev.lacking} before it in its group {dev.group} of {where}"
     return HL7Error(text, segment=seg.name, sequence=seg.sequence, code=SEGMENT_SEQUENCE_ERROR,
                     severity="W", ack_code="AA")
+
+
+def _named(seg: Segment) -> str:
+    """``PID`` for a message's only PID, ``PID #2`` for its second: ERR-8 text (a ``^`` there is escaped)."""
+    return f"{seg.name} #{seg.sequence}" if seg.sequence > 1 else seg.name
