@@ -13,8 +13,15 @@ Callgrind's inclusive count of each such function is exact, and a stage's own in
 what its pairs count less what the pairs it calls count (the stage clock's exclusive rule, without
 its clock reads). The writer connection's statements are a stage of their own (``SQL``), listed
 again by the stage running them, so "backend put" is the put's Python and the SQL is told apart. The trampolines are built here with the system's C compiler (one small
-extension, no Python.h beyond the interpreter's own); each wrapped call costs some hundreds of
-instructions of Python bookkeeping, which falls on the calling stage, as the clock's reads do.
+extension, no Python.h beyond the interpreter's own); each wrapped call costs ~4.5 k instructions
+of Python bookkeeping (``--calibrate``, thirty-second round), which falls on the calling stage, as
+the clock's reads do: ``StageCalls.reset`` where the collected part starts, and ``--wrapper K`` on
+the report, take it off again (the pairs file then holds each pair's calls). ``bench/read_stages.py``
+splits an audited read with the same trampolines.
+
+    valgrind --tool=callgrind --collect-atstart=no --toggle-collect=sys_call_tracing \\
+        --callgrind-out-file=/dev/shm/cal.out python bench/stage_instructions.py --calibrate /dev/shm/cal.json
+    python bench/stage_instructions.py --calibration /dev/shm/cal.out /dev/shm/cal.json
 """
 
 from __future__ import annotations
