@@ -1,32 +1,38 @@
 """An audited read split by stage for callgrind: ``bench/asgi_reads.py`` with each stage's function
-called through its own C trampoline, so the trampoline's *inclusive* count in callgrind is the stage's.
+called through the gcc-built trampolines of ``bench/stage_instructions.py`` (one C function per
+(calling stage, called stage) pair), so each stage's own instructions are counted, not timed.
 
-    CALLGRIND=1 valgrind --tool=callgrind --separate-threads=yes --collect-atstart=no \\
-        --toggle-collect=sys_call_tracing python bench/read_stages.py audited 500 1
-    python bench/read_stages.py --report callgrind.out.<pid>-01 500
-    valgrind --tool=callgrind --collect-atstart=no --toggle-collect=sys_call_tracing \\
-        python bench/read_stages.py --calibrate       # each trampoline's own cost, on a no-op
+    CALLGRIND=1 KEEP_SECONDS=0.5 valgrind --tool=callgrind --separate-threads=yes --collect-atstart=no \\
+        --toggle-collect=sys_call_tracing --callgrind-out-file=/dev/shm/rs.out \\
+        python bench/read_stages.py audited 500 1 /dev/shm/rs.pairs.json
+    python bench/read_stages.py --report /dev/shm/rs.out-01 /dev/shm/rs.pairs.json 500
 
-Python functions are invisible to callgrind (every frame is ``_PyEval_EvalFrameDefault``); a C
-function that calls one is not. Each stage below gets a trampoline used nowhere else on the read
-path: check it in the profile's ``calls=`` lines (the same count for each trampoline; thirty-first
-round: twice the reads for each, callgrind listing a call under two file names). Only synchronous
-functions can be split so (an ``async`` one's trampoline counts the making of its coroutine):
-the middleware layers are counted by difference (``STAGES=bare``). The wrapper's own frames are
-outside the trampoline, ~4-4.5 k a call; inside it 0.5-2.0 k (``--calibrate``), to be taken off
-each stage, and each nested wrapper's whole cost off the stage around it.
+The first command serves ``audited`` (or ``plain``) reads as ``bench/asgi_reads.py`` does (the
+timed part alone collected, inside ``sys.call_tracing``) and writes the pairs it used to the JSON
+file; the second prints each stage's own instructions a read (its pairs less the pairs it calls:
+the same rule as the ingest split) and its inclusive count. The file ending ``-01`` is the loop's
+thread: only its calls go through the trampolines (``StageCalls`` counts the thread that made it).
+
+Why this tool and not the C builtins it replaced (thirty-first round: ``operator.call``, ``map``,
+``functools.reduce``..., one builtin per stage): there are only a dozen such builtins, each must
+be used nowhere else on the path (checked by hand in the profile), a stage nested in another
+counted inclusively with a calibrated ~5.7 k of wrapper to take off by hand. The trampolines are
+generated (192), named only by this tool, and route by pair, so nesting is resolved exactly and
+the wrapper's Python (some hundreds of instructions) falls on the calling stage, not the stage.
+
+``STAGES=read`` (the default: the read's stages, the append's nested inside ``submit``),
+``STAGES=append`` (the append's own steps) and ``STAGES=bare`` (no trampolines: the audit
+middleware around ``FastRead`` alone, called directly, to count the outer async layers, which a
+trampoline cannot split -- it would count only the making of their coroutines).
 Nothing here changes what a read does (the same functions, called with the same arguments).
 """
 
 from __future__ import annotations
 
-import functools
-import itertools
-import operator
+import json
 import os
 import sys
-from collections import defaultdict
-from collections.abc import Callable, Iterable
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -34,96 +40,24 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
+# the read's stages (``STAGES=read``; nested: the append's inside ``submit``)
+READ = ["authenticate", "read_response", "read_raw", "note", "facts_for_request", "submit", "try_record_many",
+        "_prepare", "encode", "Segment.append", "_sync_segment", "_note_keys", "revocation get", "_client_holds"]
 
-def _t_operator(f: Callable, a: tuple, k: dict) -> Any:
-    return operator.call(f, *a, **k)
-
-
-def _t_map(f: Callable, a: tuple, k: dict) -> Any:
-    return next(map(lambda _: f(*a, **k), (0,)))
-
-
-def _t_starmap(f: Callable, a: tuple, k: dict) -> Any:
-    return next(itertools.starmap(functools.partial(f, **k) if k else f, (a,)))
+# the append's own steps (``STAGES=append``)
+APPEND = ["try_record_many", "_prepare", "encode", "Segment.append", "_sync_segment", "_note_keys",
+          "Segment.acquire", "_checkpoint_due", "_refuse_if_damaged", "Segment.keep", "Frontier.push", "leaf sha256"]
 
 
-def _t_reduce(f: Callable, a: tuple, k: dict) -> Any:
-    return functools.reduce(lambda _acc, _x: f(*a, **k), (0,), None)
-
-
-def _t_accumulate(f: Callable, a: tuple, k: dict) -> Any:
-    return list(itertools.accumulate((None, 0), lambda _acc, _x: f(*a, **k)))[1]
-
-
-def _through(make: Callable[[Callable[[Any], None]], Iterable[Any]]) -> Callable[[Callable, tuple, dict], Any]:
-    """A trampoline from an iterator ``make(predicate)`` whose C ``__next__`` calls the predicate."""
-    def tramp(f: Callable, a: tuple, k: dict) -> Any:
-        out: list[Any] = []
-        list(make(lambda _x: out.append(f(*a, **k))))
-        return out[0]
-    return tramp
-
-
-_t_filterfalse = _through(lambda p: itertools.filterfalse(p, (0,)))
-_t_takewhile = _through(lambda p: itertools.takewhile(p, (0,)))
-_t_dropwhile = _through(lambda p: itertools.dropwhile(p, (0,)))
-_t_groupby = _through(lambda p: itertools.groupby((0,), key=p))
-_t_filter = _through(lambda p: filter(p, (0,)))
-
-
-def _t_defdict(f: Callable, a: tuple, k: dict) -> Any:
-    return defaultdict(lambda: f(*a, **k))[0]
-
-
-def _t_calliter(f: Callable, a: tuple, k: dict) -> Any:
-    out: list[Any] = []
-
-    def once() -> int:
-        out.append(f(*a, **k))
-        return 0
-    next(iter(once, 1))
-    return out[0]
-
-
-# the trampolines, in the order the stages below take them: (C function callgrind names, trampoline)
-_TRAMPOLINES: list[tuple[str, Callable]] = [
-    ("_operator_call", _t_operator), ("map_next", _t_map), ("starmap_next", _t_starmap),
-    ("functools_reduce", _t_reduce), ("accumulate_next", _t_accumulate), ("filterfalse_next", _t_filterfalse),
-    ("takewhile_next", _t_takewhile), ("dropwhile_next", _t_dropwhile), ("groupby_next", _t_groupby),
-    ("filter_next", _t_filter), ("defdict_missing", _t_defdict), ("calliter_iternext", _t_calliter)]
-
-# the read's stages (``STAGES=read``, the default; nested: the append's inside ``submit``)
-READ: dict[str, tuple[str, Callable]] = dict(zip(
-    ["authenticate", "read_response", "read_raw", "note", "facts_for_request", "submit", "try_record_many",
-     "_prepare", "encode", "Segment.append", "_sync_segment", "_note_keys"], _TRAMPOLINES, strict=True))
-
-# the append's own steps, none nested in another but ``_prepare``'s three (``STAGES=append``)
-APPEND: dict[str, tuple[str, Callable]] = dict(zip(
-    ["try_record_many", "_prepare", "encode", "Segment.append", "_sync_segment", "_note_keys", "Segment.acquire",
-     "_checkpoint_due", "_refuse_if_damaged", "Segment.keep", "Frontier.push", "leaf sha256"],
-    _TRAMPOLINES, strict=True))
-
-TRAMPOLINES = APPEND if os.environ.get("STAGES") == "append" else READ
-
-
-def _wrap(owner: Any, name: str, stage: str) -> None:
-    original = getattr(owner, name)
-    tramp = TRAMPOLINES[stage][1]
-
-    def wrapped(*a: Any, **k: Any) -> Any:
-        return tramp(original, a, k)
-    setattr(owner, name, wrapped)
-
-
-def install() -> None:
-    """Wrap the functions of ``TRAMPOLINES``' stages (the same functions, called as before)."""
+def _where() -> dict[str, tuple[Any, str]]:
+    """stage -> (where its function is looked up, its name there)."""
     from engine.api import fast_read, fhir
     from engine.audit import appends, loading, merkle, middleware, segment, signing
     from engine.audit.group_commit import GroupCommitter
     from engine.auth.service import AuthService
     from engine.repository.scoped import ScopedRepository
 
-    where: dict[str, tuple[Any, str]] = {  # stage -> (where its function is looked up, its name)
+    return {
         "authenticate": (AuthService, "authenticate"), "read_response": (fast_read, "read_response"),
         "read_raw": (ScopedRepository, "read_raw"), "note": (fhir, "note"),
         "facts_for_request": (middleware, "facts_for_request"), "submit": (GroupCommitter, "submit"),
@@ -132,40 +66,74 @@ def install() -> None:
         "_sync_segment": (loading.Loading, "_sync_segment"), "_note_keys": (appends.Appends, "_note_keys"),
         "Segment.acquire": (segment.Segment, "acquire"), "_checkpoint_due": (signing.Signing, "_checkpoint_due"),
         "_refuse_if_damaged": (loading.Loading, "_refuse_if_damaged"), "Segment.keep": (segment.Segment, "keep"),
-        "Frontier.push": (merkle.Frontier, "push"), "leaf sha256": (appends, "_sha256")}
-    for stage in TRAMPOLINES:
-        _wrap(*where[stage], stage)
+        "Frontier.push": (merkle.Frontier, "push"), "leaf sha256": (appends, "_sha256"),
+        "_client_holds": (AuthService, "_client_holds")}
 
 
-def report(path: str, reads: int) -> None:
-    """Each stage's inclusive instructions a read from a callgrind file of the loop's thread (run with
-    the same ``STAGES`` as the profile)."""
-    import re
-    import subprocess
+def install(calls: Any, stages: list[str]) -> None:
+    """Wrap each stage's function where it is looked up (a class's method or a module's function)."""
+    where = _where()
+    for stage in stages:
+        if stage == "revocation get":
+            continue  # an instance's collection: wrapped once the engine exists (``_wrap_engine``)
+        owner, name = where[stage]
+        if hasattr(owner, name):  # so that the same bench measures an earlier version too
+            setattr(owner, name, calls.wrap(getattr(owner, name), stage))
 
-    out = subprocess.run(["callgrind_annotate", "--inclusive=yes", "--threshold=100", path],
-                         capture_output=True, text=True, check=True).stdout
-    costs: dict[str, int] = {}
-    total = 0
-    for line in out.splitlines():
-        m = re.match(r"\s*([\d,]+) \(.*?\)\s+(\S+)", line)
-        if m is None:
-            continue
-        cost = int(m[1].replace(",", ""))
-        if m[2] == "PROGRAM":
-            total = cost
-        name = m[2].rsplit(":", 1)[-1]
-        costs[name] = max(costs.get(name, 0), cost)
-    print(f"total {total / reads / 1e3:.1f} k a read ({reads} reads)")
-    for stage, (cname, _) in TRAMPOLINES.items():
-        print(f"{stage:18} {cname:18} {costs.get(cname, 0) / reads / 1e3:7.1f} k a read")
+
+def _wrap_engine(calls: Any, stages: list[str]) -> None:
+    """The revocation lookup is a method of the auth service's collection object, made with the engine."""
+    if "revocation get" not in stages:
+        return
+    from engine import engine as engine_module
+
+    made = engine_module.Engine.__init__
+
+    def init(self: Any, *a: Any, **k: Any) -> None:
+        made(self, *a, **k)
+        revoked = self.auth.revoked
+        revoked.get = calls.wrap(revoked.get, "revocation get")
+    engine_module.Engine.__init__ = init  # type: ignore[method-assign]
+
+
+def report(callgrind_out: Path, pairs_file: Path, reads: int, wrapper: float = 0.0) -> None:
+    """Each stage's own and inclusive instructions a read (run with the same ``STAGES`` as the
+    profile); ``wrapper``: what one wrapped call adds (``bench/stage_instructions.py --calibrate``),
+    taken off the calling stage once per call (and off the inclusive counts of the stages around)."""
+    from bench.stage_instructions import OUTSIDE, WRAPPING, _counts, split
+
+    total, inclusive = _counts(callgrind_out)
+    pairs = json.loads(pairs_file.read_text())
+    rows = split(callgrind_out, pairs_file, reads, wrapper)
+    raw: dict[str, int] = {}  # a stage's inclusive count, wrappers and all
+    made: dict[str, int] = {}  # a stage's calls (collected part)
+    for _parent, stage, n, *k in pairs:
+        raw[stage] = raw.get(stage, 0) + inclusive.get(n, 0)
+        made[stage] = made.get(stage, 0) + (k[0] if k else 0)
+
+    def nested(stage: str, seen: frozenset[str] = frozenset()) -> float:
+        """Wrapped calls made inside one call of ``stage``, at any depth (a stage called from
+        several stages shares its own calls among them by how often each called it)."""
+        if not made.get(stage):
+            return 0.0
+        inner = sum((k[0] if k else 0) * (1 + nested(c, seen | {stage}))
+                    for p, c, _n, *k in pairs if p == stage and c not in seen)
+        return inner / made[stage]
+
+    def whole(stage: str) -> float:
+        return raw.get(stage, 0) - wrapper * made.get(stage, 0) * nested(stage)
+
+    print(f"total {total / reads / 1e3:.1f} k instructions a read ({reads} reads; own = the stage less the stages"
+          f" it calls{'; wrappers taken off' if wrapper else ''})")
+    for stage, own in rows:
+        incl = "" if stage in (OUTSIDE, WRAPPING) else f"  inclusive {whole(stage) / reads / 1e3:7.1f} k"
+        print(f"    {stage:<22} own {own / 1e3:7.1f} k{incl}")
 
 
 def bare() -> None:
     """``STAGES=bare``: the read served by the audit middleware (when audited) around ``FastRead``
     alone, called directly: what Starlette's error layer, CORS, the JSON label and the request limits
-    cost a read is the difference from the app as served (async layers: a trampoline would count
-    only the making of their coroutines). Only for counting: those layers are the app's."""
+    cost a read is the difference from the app as served. Only for counting: those layers are the app's."""
     import http_reads
 
     from engine.api.fast_read import FastRead
@@ -188,30 +156,36 @@ def bare() -> None:
     http_reads._app = _bare_app
 
 
-def calibrate(n: int = 1000) -> None:
-    """``--calibrate``: a no-op called ``n`` times through each trampoline (under callgrind as above;
-    ``--report FILE 1000`` then gives each one's own cost a call, the total the whole wrapper's)."""
-    def noop(_self: object, _x: object, _y: object = None) -> None:
-        return None
-    def run() -> None:
-        for _ in range(n):
-            for _cname, tramp in _TRAMPOLINES:
-                tramp(noop, (1, 2), {})
-    sys.call_tracing(run, ())
+def main() -> None:
+    import asgi_reads
+
+    mode = os.environ.get("STAGES", "read")
+    if mode == "bare":
+        bare()
+        asgi_reads.main()
+        return
+    from bench.stage_instructions import StageCalls, build
+
+    pairs_file = Path(sys.argv.pop(4)) if len(sys.argv) > 4 else Path("read_stages.pairs.json")
+    stages = APPEND if mode == "append" else READ
+    with tempfile.TemporaryDirectory() as tmp:
+        calls = StageCalls(build(Path(tmp)))
+    install(calls, stages)
+    _wrap_engine(calls, stages)
+    tracing = sys.call_tracing  # (``CALLGRIND=1``: the timed reads run inside it, collected alone)
+
+    def collected(fn: Any, args: tuple) -> Any:
+        calls.reset()  # the wrapped calls of the collected reads alone
+        return tracing(fn, args)
+    sys.call_tracing = collected
+    asgi_reads.main()
+    calls.save(pairs_file)
+    print(f"pairs: {pairs_file}")
 
 
 if __name__ == "__main__":
-    if sys.argv[1] == "--calibrate":
-        calibrate()
-    elif sys.argv[1] == "--report":
-        report(sys.argv[2], int(sys.argv[3]))
-    elif os.environ.get("STAGES") == "bare":
-        bare()
-        import asgi_reads
-
-        asgi_reads.main()
+    if sys.argv[1] == "--report":
+        report(Path(sys.argv[2]), Path(sys.argv[3]), int(sys.argv[4]),
+               float(sys.argv[6]) if len(sys.argv) > 6 and sys.argv[5] == "--wrapper" else 0.0)
     else:
-        install()
-        import asgi_reads
-
-        asgi_reads.main()
+        main()

@@ -13,8 +13,15 @@ Callgrind's inclusive count of each such function is exact, and a stage's own in
 what its pairs count less what the pairs it calls count (the stage clock's exclusive rule, without
 its clock reads). The writer connection's statements are a stage of their own (``SQL``), listed
 again by the stage running them, so "backend put" is the put's Python and the SQL is told apart. The trampolines are built here with the system's C compiler (one small
-extension, no Python.h beyond the interpreter's own); each wrapped call costs some hundreds of
-instructions of Python bookkeeping, which falls on the calling stage, as the clock's reads do.
+extension, no Python.h beyond the interpreter's own); each wrapped call costs ~4.5 k instructions
+of Python bookkeeping (``--calibrate``, thirty-second round), which falls on the calling stage, as
+the clock's reads do: ``StageCalls.reset`` where the collected part starts, and ``--wrapper K`` on
+the report, take it off again (the pairs file then holds each pair's calls). ``bench/read_stages.py``
+splits an audited read with the same trampolines.
+
+    valgrind --tool=callgrind --collect-atstart=no --toggle-collect=sys_call_tracing \\
+        --callgrind-out-file=/dev/shm/cal.out python bench/stage_instructions.py --calibrate /dev/shm/cal.json
+    python bench/stage_instructions.py --calibration /dev/shm/cal.out /dev/shm/cal.json
 """
 
 from __future__ import annotations
@@ -37,6 +44,7 @@ from bench.ingest import StageClock  # noqa: E402
 
 PAIRS = 192  # trampolines built: (calling stage, called stage) pairs a run may use
 OUTSIDE = "(outside every stage)"
+WRAPPING = "(the wrappers themselves, calibrated)"
 
 _C = r"""
 #define PY_SSIZE_T_CLEAN
@@ -82,9 +90,15 @@ class StageCalls(StageClock):
         super().__init__()
         self._tramps = [getattr(module, f"s{n:03d}") for n in range(PAIRS)]
         self.pairs: dict[tuple[str, str], int] = {}
+        self.made = [0] * PAIRS  # calls through each trampoline since ``reset`` (the collected part's)
+
+    def reset(self) -> None:
+        """Count calls from now on (call where the collected part starts: callgrind's own ``calls=``
+        lines count calls made while collection was off as well)."""
+        self.made[:] = [0] * PAIRS
 
     def wrap(self, fn: Any, stage: str) -> Any:
-        local, measuring, pairs, tramps = self._local, self._thread, self.pairs, self._tramps
+        local, measuring, pairs, tramps, made = self._local, self._thread, self.pairs, self._tramps, self.made
 
         def counted(*args: Any, **kwargs: Any) -> Any:
             if threading.get_ident() != measuring:
@@ -100,6 +114,7 @@ class StageCalls(StageClock):
                 n = pairs[(parent, stage)] = len(pairs)
                 if n >= PAIRS:
                     raise RuntimeError(f"more than {PAIRS} stage pairs: raise PAIRS")
+            made[n] += 1
             stack.append(stage)
             try:
                 return tramps[n](fn, args, kwargs or None)
@@ -117,7 +132,8 @@ class StageCalls(StageClock):
         store._conn = _Statements(store.conn, self.wrap)  # (``conn`` is a property: made first)
 
     def save(self, path: Path) -> None:
-        path.write_text(json.dumps([[parent, stage, n] for (parent, stage), n in self.pairs.items()]))
+        """The pairs as ``[calling stage, stage, trampoline, calls since reset]``."""
+        path.write_text(json.dumps([[parent, stage, n, self.made[n]] for (parent, stage), n in self.pairs.items()]))
 
 
 SQL = "SQL statements (writer connection)"
@@ -156,15 +172,24 @@ def _counts(callgrind_out: Path) -> tuple[int, dict[int, int]]:
     return total, inclusive
 
 
-def split(callgrind_out: Path, pairs_file: Path, messages: int) -> list[tuple[str, float]]:
+def split(callgrind_out: Path, pairs_file: Path, messages: int,
+          wrapper: float = 0.0) -> list[tuple[str, float]]:
     """Instructions a message per stage (own, the called stages taken out), from a callgrind output
-    file and the pairs ``StageCalls.save`` wrote; the rest of the collected total is ``OUTSIDE``."""
+    file and the pairs ``StageCalls.save`` wrote; the rest of the collected total is ``OUTSIDE``.
+    ``wrapper``: the instructions one wrapped call adds in all (``--calibrate``), taken off the
+    calling stage once per call counted since ``StageCalls.reset`` (callgrind's own ``calls=``
+    lines cannot serve: they count calls made while collection was off too), so each stage's own
+    count is as in an unwrapped run (the few instructions a trampoline adds inside the called
+    stage are taken off its caller instead)."""
     total, inclusive = _counts(callgrind_out)
     own: collections.Counter[str] = collections.Counter()
-    for parent, stage, n in json.loads(pairs_file.read_text()):
+    for parent, stage, n, *made in json.loads(pairs_file.read_text()):
         cost = inclusive.get(n, 0)
         own[stage] += cost
         own[parent] -= cost
+        if wrapper and made:
+            own[parent] -= wrapper * made[0]
+            own[WRAPPING] += wrapper * made[0]
     own[OUTSIDE] += total
     return sorted(((stage, count / messages) for stage, count in own.items()), key=lambda kv: -kv[1])
 
@@ -173,15 +198,54 @@ def callers(callgrind_out: Path, pairs_file: Path, messages: int, stage: str) ->
     """Instructions a message of ``stage``'s calls by the stage calling them (inclusive)."""
     _total, inclusive = _counts(callgrind_out)
     by: collections.Counter[str] = collections.Counter()
-    for parent, called, n in json.loads(pairs_file.read_text()):
+    for parent, called, n, *_made in json.loads(pairs_file.read_text()):
         if called == stage:
             by[parent] += inclusive.get(n, 0)
     return sorted(((parent, count / messages) for parent, count in by.items()), key=lambda kv: -kv[1])
 
 
+CALIBRATION_CALLS = 2000
+
+
+def calibrate(pairs_file: Path, n: int = CALIBRATION_CALLS) -> None:
+    """``--calibrate PAIRS.json`` under callgrind (``--toggle-collect=sys_call_tracing``): a no-op
+    called ``n`` times through the wrapper (the stage ``through``) and ``n`` times directly
+    (``direct``); ``--calibration FILE PAIRS.json`` then prints what one wrapped call adds."""
+    with tempfile.TemporaryDirectory() as tmp:
+        calls = StageCalls(build(Path(tmp)))
+
+    def noop(_a: object, _b: object) -> None:
+        return None
+
+    wrapped = calls.wrap(noop, "callee")
+
+    def through() -> None:
+        for _ in range(n):
+            wrapped(1, 2)
+
+    def direct() -> None:
+        for _ in range(n):
+            noop(1, 2)
+
+    through_w, direct_w = calls.wrap(through, "through"), calls.wrap(direct, "direct")
+    calls.reset()
+    sys.call_tracing(lambda: (through_w(), direct_w()), ())
+    calls.save(pairs_file)
+
+
+def calibration(callgrind_out: Path, pairs_file: Path, n: int = CALIBRATION_CALLS) -> float:
+    """Instructions one wrapped call adds (``through`` less ``direct``, inclusive, a call)."""
+    _total, inclusive = _counts(callgrind_out)
+    whole: collections.Counter[str] = collections.Counter()
+    for _parent, stage, k, *_made in json.loads(pairs_file.read_text()):
+        whole[stage] += inclusive.get(k, 0)
+    return (whole["through"] - whole["direct"]) / n
+
+
 def main() -> None:
     out, pairs_file, messages = Path(sys.argv[1]), Path(sys.argv[2]), int(sys.argv[3])
-    rows = split(out, pairs_file, messages)
+    wrapper = float(sys.argv[5]) if len(sys.argv) > 5 and sys.argv[4] == "--wrapper" else 0.0
+    rows = split(out, pairs_file, messages, wrapper)
     whole = sum(v for _, v in rows)
     print(f"instructions a lab message by stage (own; callgrind, {messages} messages): {whole / 1e6:.2f} M in all")
     for stage, per in rows:
@@ -197,5 +261,9 @@ if __name__ == "__main__":
     if len(sys.argv) == 2 and sys.argv[1] == "--build":
         with tempfile.TemporaryDirectory() as tmp:
             print(build(Path(tmp)))
+    elif sys.argv[1] == "--calibrate":
+        calibrate(Path(sys.argv[2]))
+    elif sys.argv[1] == "--calibration":
+        print(f"{calibration(Path(sys.argv[2]), Path(sys.argv[3])):.0f} instructions a wrapped call adds")
     else:
         main()

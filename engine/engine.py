@@ -7,8 +7,8 @@ with the collaborators it needs passed in, so the wiring below is the whole depe
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from contextlib import AbstractContextManager, nullcontext
+from collections.abc import Iterator, Mapping
+from contextlib import AbstractContextManager, contextmanager, nullcontext, suppress
 from typing import Any
 
 from adapters.convert.his import stated_by_client
@@ -45,7 +45,7 @@ class Engine:
         self.settings = settings
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         self.store = open_store(settings)
-        with _starting(self.store):
+        with _closed_if_it_fails(self), _starting(self.store):
             # the site data (institutions, code maps, mapping tables), read once and shared by ingest and
             # recognition; ``reload_site`` swaps it for both at once
             self.site = Site.load(settings)
@@ -161,6 +161,30 @@ class Engine:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+@contextmanager
+def _closed_if_it_fails(engine: Engine) -> Iterator[None]:
+    """A start that raises (a site file that does not parse, a rule the measures refuse) closes what
+    it had opened, as ``Engine.close`` would, before the error goes on: the audit log's background
+    thread, started midway, ran on with both stores, the segment's descriptor and the writers' lock
+    held, in a process that never got the Engine to close (thirty-second round, perf32). The
+    original error is the one raised; a part that cannot close then is passed over."""
+    try:
+        yield
+    except BaseException:
+        for part in ("ingestor", "audit", "auth"):
+            opened = getattr(engine, part, None)
+            if opened is not None:
+                with suppress(Exception):
+                    opened.close()
+        audit_store = getattr(engine, "audit_store", None)
+        if audit_store is not None and audit_store is not engine.store:
+            with suppress(Exception):
+                audit_store.close()
+        with suppress(Exception):
+            engine.store.close()
+        raise
 
 
 def _starting(store: Store) -> AbstractContextManager[None]:

@@ -49,6 +49,7 @@ class SecretJsonFile(Generic[T]):
     def __init__(self, path: Path, parse: Callable[[dict[str, Any]], T], empty: Callable[[], T], *,
                  indent: int = 2) -> None:
         self.path = path
+        self._where = os.fspath(path)  # ``os.stat`` of a str: ``Path.stat`` is Python around it (read per request)
         self._parse = parse
         self._empty = empty
         self._indent = indent
@@ -62,7 +63,7 @@ class SecretJsonFile(Generic[T]):
     def read(self) -> T:
         try:
             now = time.time_ns()
-            st = self.path.stat()
+            st = os.stat(self._where)
             mtime = (st.st_ino, st.st_mtime_ns, st.st_size)
         except FileNotFoundError:
             self._value, self._mtime, self._raw, self._racy = self._empty(), None, None, False
