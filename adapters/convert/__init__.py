@@ -208,8 +208,8 @@ def settle_documents(conversion: Conversion, read_many: Any, earlier: Sequence[C
     the report's, ``merge.yaml`` DocumentReference ``content: text_of``); not stored, nothing states
     a document and none is written (before, the document kept the withdrawn line while the report's
     own text let it go; thirty-second round, docref32). Returns the positions in ``earlier`` read."""
-    bare = [ref for ref in conversion.by_reference
-            if ref.startswith("DocumentReference/") and "content" not in conversion.by_reference[ref]]
+    made = conversion.by_reference  # (every message asks: a first-letter test before the prefix's)
+    bare = [ref for ref in made if ref[0] == "D" and ref.startswith("DocumentReference/") and "content" not in made[ref]]
     if not bare:
         return []
     stored = read_many([_key_of(ref) for ref in bare])
