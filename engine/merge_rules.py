@@ -1158,7 +1158,14 @@ class MergeRules:
         is read: an unchanged report leaves the document as it is. Every line withdrawn, the
         document states no text of the report: it is ``entered-in-error`` (R4: "this reference was
         created in error"), its content kept (R4 requires one) for its history. A replacing writer
-        (a FHIR client's PUT) states the document itself and is not asked."""
+        (a FHIR client's PUT) states the document itself and is not asked.
+
+        A document with a number of its own (``masterIdentifier``, TXA-12: an MDM's, with its order
+        or not) is its own text, never the copy: written before its report (``pacs._documents_first``),
+        the report pending beside it is an earlier message's of the same batch (a T02 and its T08 in
+        one write group), whose text the edit replaces."""
+        if out.get("masterIdentifier"):
+            return  # (a document with its own number, TXA-12: an MDM's, its own text -- see below)
         keeper: Stored | None = getattr(self._local, "stored", None)
         pending = keeper.pending() if keeper is not None else ()
         if not pending:

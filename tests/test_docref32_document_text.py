@@ -112,3 +112,27 @@ def test_a_fhir_clients_put_states_the_document_itself(engine: Engine, http: Tes
     answer = http.put(f"/fhir/DocumentReference/{document['id']}", json=body)
     assert answer.status_code == 200, answer.text
     assert _document_texts(http, document) == ["打印稿：未见异常。"]
+
+
+def _mdm_with_order(control: str, event: str, *texts: str) -> bytes:
+    """An MDM with its order (ORC/OBR before TXA): a report, its results and the document DOC-D32."""
+    return (f"MSH|^~\\&|RIS|FNXRMYY|HUREN|FNYGT|20261202091500||MDM^{event}^MDM_T02|{control}|P|2.5.1\r"
+            f"EVN|{event}|20261202091500\r"
+            "PID|1||CW31326^^^FNXRMYY^MR||赵^六||19700305|F\r"
+            "ORC|RE|ORD-D32|FIL-D32\r"
+            "OBR|1|ORD-D32|FIL-D32|71020^胸部CT^C4|||20261202083000||||||||||||||||CT|F\r"
+            "TXA|1|DI^影像报告^HL70270|TX|20261202080000|||||D001^李^明|||DOC-D32||||d32.rtf|AU\r"
+            + "".join(f"OBX|{n}|TX|18782-3^影像所见^LN|{n}|{t}||||||F|||20261202083000\r"
+                      for n, t in enumerate(texts, 1))).encode()
+
+
+def test_an_mdm_document_with_its_order_is_its_own_text_not_an_earlier_reports(
+        engine: Engine, http: TestClient) -> None:
+    """A document with its own number (TXA-12) is never the copy: a T02 and its T08 in one batch, the
+    T08's document is written before its report, beside the T02's report pending in the same group."""
+    outcomes = engine.ingestor.process([
+        (_mdm_with_order("DR32-6", "T02", "双肺纹理增粗。", "右肺结节。"), "mllp", "test"),
+        (_mdm_with_order("DR32-6B", "T08", "双肺纹理增粗。", "右肺结节，考虑良性。"), "mllp", "test")])
+    assert len(outcomes) == 2
+    document = _one(engine, http, "DR32-6B", "DocumentReference")
+    assert _document_texts(http, document) == ["双肺纹理增粗。\n右肺结节，考虑良性。"]
