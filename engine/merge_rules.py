@@ -38,7 +38,7 @@ MODES = frozenset({"replace", "keep-if-absent", "union", "by-key", "keep-stored"
 _RESERVED = frozenset({"key", "owner", "slices", "follows", "when", "was", "stands", "yields_to", "unless_deletes", "placeholders", "as_far_as",
                        "progress", "names_all_of", "another", "another_if", "status_follows", "inherits",
                        "another_person", "keeps", "history", "history_unless",
-                       "history_taken_back_by", "lines_of"})
+                       "history_taken_back_by", "lines_of", "text_of"})
 PANEL = "; "  # between the tests a panel's ``code.text`` names (``names_all_of``)
 # ISO 21090 name/address representation (ABC | IDE | SYL): HL7 v2 XPN-8/XAD-? table 4000 in FHIR
 REPRESENTATION = "http://hl7.org/fhir/StructureDefinition/iso21090-EN-representation"
@@ -249,6 +249,9 @@ class ElementPlan:
     # ``lines_of``: the list element whose referenced resources say this text's lines (a report's
     # ``conclusion``, its impression results' words): a line a result withdrew or reworded follows it
     lines_of: str = ""
+    # ``text_of``: the reference list (a dotted path: ``context.related``) naming the report whose
+    # plain-text ``presentedForm`` this attachment list's text copies, as this write combined it
+    text_of: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -266,6 +269,7 @@ class TypePlan:
     persons: tuple[str, ...] = ()  # the ``another_person`` elements
     moved: tuple[tuple[str, Any], ...] = ()  # the ``was`` elements: (element, ElementPlan.was)
     lined: tuple[tuple[str, ElementPlan], ...] = ()  # the ``lines_of`` elements
+    copied: tuple[tuple[str, ElementPlan], ...] = ()  # the ``text_of`` elements
 
 
 class Persons(Protocol):
@@ -450,8 +454,9 @@ class MergeRules:
         trivial = trivial and not inherited
         persons = tuple(name for name, e in elements.items() if e.another_person)
         lined = tuple((name, e) for name, e in elements.items() if e.lines_of and e.mode != "replace")
+        copied = tuple((name, e) for name, e in elements.items() if e.text_of and e.mode != "replace")
         plan = TypePlan(default, elements, trivial, guards, choices, follows, over, sliced, settled, inherited,
-                        persons, moved, lined)
+                        persons, moved, lined, copied)
         self._plans[(rtype, source)] = plan
         return plan
 
@@ -498,6 +503,7 @@ class MergeRules:
                            history=frozenset(rule.get("history") or ()),
                            history_unless=frozenset(rule.get("history_unless") or ()),
                            lines_of=str(rule.get("lines_of") or ""),
+                           text_of=tuple(str(rule["text_of"]).split(".")) if rule.get("text_of") else (),
                            was=tuple((str(element), tuple((tuple(path.split(".")), frozenset(values))
                                                           for path, values in where.items()))
                                      for element, where in (rule.get("was") or {}).items()))
@@ -648,6 +654,9 @@ class MergeRules:
         for name, ep in plan.lined:
             if name in stored:  # (asked first: a lab report stores neither, and pays one lookup)
                 self._lines(name, ep, stored, incoming, out)
+        for name, ep in plan.copied:
+            if name in out:
+                self._text_copied(name, ep, out)
         for name, ep in plan.settled:
             # the stored entries when the message states none; the message's own too when it only
             # assumed the status it gave them (a routine A08's full PV1 of a planned visit, PV1-2 I:
@@ -1138,6 +1147,52 @@ class MergeRules:
         else:
             out[name] = value
 
+    def _text_copied(self, name: str, ep: ElementPlan, out: Resource) -> None:
+        """``text_of``: the document's plain-text attachment (``DocumentReference.content``) says the
+        text of the report it copies (an imaging report's document: ``adapters.convert.pacs``) as this
+        write combined the report's ``presentedForm`` -- the report's ``lines_of`` rule is the one
+        owner of which lines stand. Before, the document took the message's text whole (a later
+        message correcting one line left it only that line) or, written only by a message with text,
+        kept a line a later message withdrew (OBX-11 W/D) while the report's own text let it go
+        (thirty-second round, docref32). Only the report this write group holds (its pending version)
+        is read: an unchanged report leaves the document as it is. Every line withdrawn, the
+        document states no text of the report: it is ``entered-in-error`` (R4: "this reference was
+        created in error"), its content kept (R4 requires one) for its history. A replacing writer
+        (a FHIR client's PUT) states the document itself and is not asked.
+
+        A document with a number of its own (``masterIdentifier``, TXA-12: an MDM's, with its order
+        or not) is its own text, never the copy: written before its report (``pacs._documents_first``),
+        the report pending beside it is an earlier message's of the same batch (a T02 and its T08 in
+        one write group), whose text the edit replaces."""
+        if out.get("masterIdentifier"):
+            return  # (a document with its own number, TXA-12: an MDM's, its own text -- see below)
+        keeper: Stored | None = getattr(self._local, "stored", None)
+        pending = keeper.pending() if keeper is not None else ()
+        if not pending:
+            return
+        named = {str(r.get("reference")) for r in _at_path(out, ep.text_of) if isinstance(r, dict)}
+        report = next((new for new, _ in reversed(pending) if new.get("resourceType") == "DiagnosticReport"
+                       and f"DiagnosticReport/{new.get('id')}" in named), None)
+        content = out.get(name)
+        if report is None or not isinstance(content, list):
+            return
+        attachments = [c.get("attachment") if isinstance(c, dict) else None for c in content]
+        at = _text_form(attachments)
+        if at < 0:  # (the document holds no text of the report: a PDF alone)
+            return
+        lines = _text_lines(report.get("presentedForm"))
+        if lines == _text_lines(attachments):
+            return
+        if not lines:
+            if len(content) > 1:
+                out[name] = [c for i, c in enumerate(content) if i != at]
+            else:
+                out["status"] = "entered-in-error"
+            return
+        data = base64.b64encode("\n".join(lines).encode("utf-8")).decode("ascii")
+        out[name] = [{**c, "attachment": {**attachments[i], "data": data}} if i == at else c
+                     for i, c in enumerate(content)]
+
     def _inherit(self, rtype: str, name: str, ep: ElementPlan, out: Resource, issues: list[Issue],
                  fields: Mapping[str, str]) -> None:
         """``inherits``: a resource stating no entry of ``name`` in the rule's coding system takes the
@@ -1412,6 +1467,14 @@ def _with_text(stored: Any, combined: Any, lines: list[str]) -> Any:
         return rest or None
     data = base64.b64encode("\n".join(lines).encode("utf-8")).decode("ascii")
     return [{**a, "data": data} if i == at else a for i, a in enumerate(value)]
+
+
+def _at_path(resource: Mapping[str, Any], path: tuple[str, ...]) -> list[Any]:
+    """The entries of the list at dotted ``path`` (``context.related``); [] when any step is missing."""
+    value: Any = resource
+    for step in path:
+        value = value.get(step) if isinstance(value, Mapping) else None
+    return value if isinstance(value, list) else []
 
 
 def _words(observation: Mapping[str, Any]) -> list[str]:

@@ -654,6 +654,8 @@ _MERGE_ELEMENT: dict[str, Any] = {
         "names_all_of": {"type": "string", "minLength": 1},  # a concept naming every referenced test
         # text whose lines the resources a list element references say (a report's conclusion)
         "lines_of": {"type": "string", "minLength": 1},
+        # a document's text copying a report's, the report named by a dotted reference path (docref32)
+        "text_of": {"type": "string", "pattern": "^[a-z][A-Za-z]*(\\.[a-z][A-Za-z]*)*$"},
         "another": {"type": "object", "additionalProperties": {"enum": ["warn", "reject"]}},  # recoding
         # a reference to a Patient the patient index does not hold for the stored one's person
         "another_person": {"type": "object", "additionalProperties": {"enum": ["warn", "reject"]}},

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import base64
 
-import pytest
 from fastapi.testclient import TestClient
 
 from engine.engine import Engine
@@ -143,9 +142,6 @@ def test_a_later_message_withdrawing_a_text_line_takes_it_out_of_the_stored_docu
     assert [(o["status"], o.get("valueString")) for o in withdrawn] == [("entered-in-error", "可见原始粒细胞约35%。")]
 
 
-@pytest.mark.xfail(strict=True, reason="left (convw31): an imaging report's DocumentReference is written only by a "
-                                       "message with text; one carrying only the withdrawn line leaves the stored "
-                                       "document's copy of it (the report's own presentedForm and conclusion follow)")
 def test_a_later_withdrawal_takes_the_line_out_of_the_imaging_document_too(engine: Engine, http: TestClient) -> None:
     _accepted(post(http, _xray("CW31-7", "7",
                                "OBX|1|TX|FINDINGS^检查所见^L||双肺纹理增粗。||||||F|||20261202093000",

@@ -85,13 +85,14 @@ class Conversion:
         yet -- a D settles against the store as they leave it (dgmend26). Returns the positions in
         ``earlier`` of those its answer read (written again if one of them is not written: ingest's
         ``_write_each``). Raises ``HL7Error`` (nothing of the message is then written)."""
+        leaned = settle_documents(self, read_many, earlier) if read_many is not None else []
         if self.identified and search is not None:
             adopt_identified(self, search)
         if self.formerly and read_many is not None:
             adopt_former_ids(self, read_many)
         if (self.withdrawn or self.restated) and read_many is not None:
-            return settle_withdrawn(self, read_many, search, earlier)
-        return []
+            return sorted({*leaned, *settle_withdrawn(self, read_many, search, earlier)})
+        return leaned
 
     @property
     def bundle(self) -> dict[str, Any]:
@@ -197,6 +198,39 @@ def convert(message: Message, site: Site, institution: str | None = None, applic
         withdrawn=ctx.withdrawn,
         restated=ctx.restated,
     )
+
+
+def settle_documents(conversion: Conversion, read_many: Any, earlier: Sequence[Conversion] = ()) -> list[int]:
+    """A DocumentReference the converter wrote without content (``pacs._report_hook``: a message
+    carrying only the text lines it withdraws, OBX-11 D/W, of a report whose document a message with
+    text made) is written onto the stored document only: stored -- or made by an earlier message of
+    the batch -- it takes the content as left there (R4 requires one; the merge then makes its text
+    the report's, ``merge.yaml`` DocumentReference ``content: text_of``); not stored, nothing states
+    a document and none is written (before, the document kept the withdrawn line while the report's
+    own text let it go; thirty-second round, docref32). Returns the positions in ``earlier`` read."""
+    made = conversion.by_reference  # (every message asks: a first-letter test before the prefix's)
+    bare = [ref for ref in made if ref[0] == "D" and ref.startswith("DocumentReference/") and "content" not in made[ref]]
+    if not bare:
+        return []
+    stored = read_many([_key_of(ref) for ref in bare])
+    drops = []
+    leaned: set[int] = set()
+    for ref in bare:
+        was = _as_left(ref, stored.get(_key_of(ref)), earlier, leaned)
+        content = was.get("content") if was is not None else None
+        if content:
+            conversion.by_reference[ref]["content"] = content
+            conversion.planned.pop(ref, None)
+        else:
+            drops.append(ref)
+    for ref in drops:
+        conversion.by_reference.pop(ref, None)
+        conversion.said.pop(ref, None)
+        conversion.planned.pop(ref, None)
+        for resource in conversion.by_reference.values():  # the message's Provenance names only what it writes
+            if resource.get("resourceType") == "Provenance" and resource.get("target"):
+                resource["target"] = [t for t in resource["target"] if t.get("reference") != ref]
+    return sorted(leaned)
 
 
 def adopt_former_ids(conversion: Conversion, read_many: Any) -> list[str]:

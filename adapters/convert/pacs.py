@@ -280,7 +280,10 @@ def _report_hook(group: results.Group, ctx: Context, info: dict[str, Any]) -> No
             lambda report: referral.link_report(group, ctx, info, report, ordering, interpreter)
         )
     forms = info["forms"]
-    if forms:
+    if forms or _withdraws_text(group, ctx):
+        # a message carrying only the text lines it withdraws (OBX-11 D, W) writes the report's
+        # document too, without content: onto a stored one only (``settle_documents``), whose text
+        # then follows the report's (``merge.yaml`` DocumentReference ``content: text_of``)
         info.setdefault("after_report", []).append(
             lambda report: _document_reference(group, ctx, info, report)
         )
@@ -297,6 +300,13 @@ def _document_hook(group: results.Group, ctx: Context, info: dict[str, Any]) -> 
         info["forms"].append(results.text_form(lines, "document"))
     if info["forms"]:
         _document_reference(group, ctx, info, None)
+
+
+def _withdraws_text(group: results.Group, ctx: Context) -> bool:
+    """Whether the group carries a text result (OBX-2 TX, FT) its sender withdrew (``results.withdrawn``):
+    the report's stored document may hold its words (thirty-second round, docref32)."""
+    return any(obx.value(2).strip().upper() in results.TEXT_TYPES and results.withdrawn(obx, ctx)
+               for obx in group.obx)
 
 
 def _conclusion(group: results.Group, ctx: Context) -> str:
@@ -498,7 +508,8 @@ def _document_reference(
             doc["date"] = instant
     doc.setdefault("author", []).append(info["performer"])
     doc["custodian"] = info["performer"]
-    doc["content"] = [{"attachment": form} for form in info["forms"]]
+    if info["forms"]:  # (none: a message withdrawing text lines, written onto a stored document only)
+        doc["content"] = [{"attachment": form} for form in info["forms"]]
     context: dict[str, Any] = {}
     if info.get("encounter"):
         context["encounter"] = [info["encounter"]]
