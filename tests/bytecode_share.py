@@ -19,7 +19,7 @@ import os
 import py_compile
 import sys
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 import pytest
@@ -43,10 +43,11 @@ def _share(files: list[Path]) -> list[Path]:
     return files[index::count]
 
 
-def _collected(config: pytest.Config, tests: Path) -> list[Path]:
-    """The suite's test files that this run collects (its arguments: files, or folders)."""
+def _collected(config: pytest.Config, tests: Path, args: Sequence[str] | None) -> list[Path]:
+    """The suite's test files that this run collects (its arguments, ``config.args`` unless given: files,
+    or folders)."""
     found: set[Path] = set()
-    for arg in config.args or [str(tests)]:
+    for arg in (config.args if args is None else args) or [str(tests)]:
         path = Path(config.invocation_params.dir, arg.split("::")[0]).resolve()
         if path.is_dir():
             found.update(p for p in tests.glob("test_*.py") if p.is_relative_to(path))
@@ -60,8 +61,10 @@ def _modules(root: Path) -> Iterable[Path]:
         yield from (root / package).rglob("*.py")
 
 
-def compile_share(config: pytest.Config, root: Path) -> int:
-    """Write the missing bytecode of this worker's share; the number of files written."""
+def compile_share(config: pytest.Config, root: Path, *, args: Sequence[str] | None = None, fewest: int = FEWEST,
+                  stalled: float = 3.0) -> int:
+    """Write the missing bytecode of this worker's share, then wait for the other workers' shares
+    (``_wait_for_others``); the number of files written."""
     if sys.dont_write_bytecode or sys.pycache_prefix or config.getoption("assertmode") != "rewrite":
         return 0
     try:  # pytest's own rewriter and pyc format: a pytest without them only loses the head start
@@ -70,8 +73,8 @@ def compile_share(config: pytest.Config, root: Path) -> int:
     except (ImportError, AttributeError, KeyError):
         return 0
     tests = root / "tests"
-    test_files = _collected(config, tests)
-    if len(test_files) < FEWEST:
+    test_files = _collected(config, tests, args)
+    if len(test_files) < fewest:
         return 0
     helpers = sorted(p for p in tests.glob("*.py") if not p.name.startswith("test_") and p.name != "conftest.py")
 
@@ -99,7 +102,7 @@ def compile_share(config: pytest.Config, root: Path) -> int:
         except (OSError, SyntaxError, py_compile.PyCompileError):
             continue  # the import compiles it (and reports a syntax error where it belongs)
     if mine:
-        _wait_for_others([pyc_of(path) for path in every])
+        _wait_for_others([pyc_of(path) for path in every], stalled=stalled)
     return written
 
 
