@@ -141,6 +141,15 @@ def pytest_configure(config: pytest.Config) -> None:
         config.option.loadscopereorder = False  # keep the collection order made below
 
 
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection(session: pytest.Session) -> None:
+    """A worker's share of a fresh clone's bytecode first, so that no file is compiled by every worker
+    (``tests/bytecode_share.py``, suite32)."""
+    from tests.bytecode_share import compile_share
+
+    compile_share(session.config, REPO_ROOT)
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     import json
 
