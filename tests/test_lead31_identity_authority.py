@@ -7,7 +7,6 @@ Real HL7 over ``POST /hl7v2`` into a real store, read back over ``/fhir``."""
 
 from __future__ import annotations
 
-import pytest
 from fastapi.testclient import TestClient
 
 from adapters.hl7v2.ack import ack_code_of

@@ -21,6 +21,7 @@ from adapters.convert import (
     templates,
 )
 from adapters.convert.context import Context, Holds
+from adapters.convert.persons import check_persons
 from adapters.hl7v2.errors import (
     DATA_TYPE_ERROR,
     DUPLICATE_KEY_IDENTIFIER,
@@ -74,6 +75,9 @@ class Conversion:
     withdrawn: dict[str, tuple[str, str, str, str, HL7Error]] = field(default_factory=dict)
     # "Type/id" of the Conditions a DG1 states -> said D of first: ``Context.restated``, for ``settle_withdrawn``
     restated: dict[str, bool] = field(default_factory=dict)
+    # "Patient/id" -> the PID's sequence, of each PID's record the message names but does not correct
+    # (``Context.persons``): held against the stored person by ``persons.check_persons``
+    persons: dict[str, int] = field(default_factory=dict)
     _bundle: dict[str, Any] | None = field(default=None, repr=False, compare=False)
 
     def settle_against_store(self, read_many: Any, search: Any, earlier: Sequence[Conversion] = ()) -> list[int]:
@@ -89,9 +93,10 @@ class Conversion:
             adopt_identified(self, search)
         if self.formerly and read_many is not None:
             adopt_former_ids(self, read_many)
+        leaned = check_persons(self, read_many, earlier) if self.persons and read_many is not None else []
         if (self.withdrawn or self.restated) and read_many is not None:
-            return settle_withdrawn(self, read_many, search, earlier)
-        return []
+            return [*leaned, *settle_withdrawn(self, read_many, search, earlier)]
+        return leaned
 
     @property
     def bundle(self) -> dict[str, Any]:
@@ -196,6 +201,7 @@ def convert(message: Message, site: Site, institution: str | None = None, applic
         identified=ctx.identified,
         withdrawn=ctx.withdrawn,
         restated=ctx.restated,
+        persons=ctx.persons,
     )
 
 

@@ -154,7 +154,7 @@ def patient_key(pid: Segment, ctx: Context) -> tuple[str, list[dict[str, Any]]]:
     identifiers: list[dict[str, Any]] = []
     mrn = ""
     national = ""
-    other = ""
+    foreign = ""  # a record number another authority assigned, as "<authority>|<number>"
     checked: NationalId | None = None
     # PID-3, else the v2.3 external (PID-2) or alternate (PID-4) ids: the first that holds a value;
     # a national resident ID is one wherever it stands, other ids stand in only as themselves
@@ -191,7 +191,7 @@ def patient_key(pid: Segment, ctx: Context) -> tuple[str, list[dict[str, Any]]]:
             if ident:
                 ident["system"] = authority_system(authority, ctx)
                 identifiers.append(ident)
-                other = other or f"{authority}|{value}"
+                foreign = foreign or f"{authority}|{value}"
         elif field_no == 3 and not mrn and _is_mrn(kind, ctx):
             mrn = value
             identifiers.append(
@@ -214,7 +214,7 @@ def patient_key(pid: Segment, ctx: Context) -> tuple[str, list[dict[str, Any]]]:
     # an id from PID-2/PID-4 is never taken for this institution's MRN (another system assigned
     # it, and the same value may be someone else's MRN here): keyed apart (``record_key``)
     first = "" if mrn or national else next((r.comp(1).strip() for r in reps if r.comp(1).strip()), "")
-    key = record_key(mrn, national, first, field_no, other)
+    key = record_key(mrn, national, first, field_no, foreign)
     if not key:
         # last resort, a person identifier of another kind (PID-19 SSN, PID-20 driver's licence;
         # pid_patient maps them as identifiers): filed apart from any MRN-keyed record, so at worst
@@ -397,7 +397,19 @@ def patient(pid: Segment, ctx: Context) -> tuple[str, dict[str, str]]:
     key, ref = _patient_ref(pid, ctx)
     if not ctx.states_active:
         ctx.assumed(ctx.resources[ref["reference"]], "active")
+    if ref["reference"] not in ctx.persons and not _corrects_person(ctx):
+        ctx.persons[ref["reference"]] = pid.sequence
     return key, ref
+
+
+# the events that restate who a record's person is (v2.5.1 3.3.8 A08 update patient information,
+# 3.3.31 A31 update person information): not held against the stored person (``persons``)
+_CORRECTING = frozenset({("ADT", "A08"), ("ADT", "A31")})
+
+
+def _corrects_person(ctx: Context) -> bool:
+    msh = ctx.message.msh
+    return (msh.message_type, msh.trigger_event) in _CORRECTING
 
 
 def _patient_ref(pid: Segment, ctx: Context) -> tuple[str, dict[str, str]]:
