@@ -22,7 +22,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from adapters.hl7v2.errors import DUPLICATE_KEY_IDENTIFIER, HL7Error
-from engine.identity.demographics import contradicts_all, demographics
+from engine.identity.demographics import contradicts_all
 
 
 def check_persons(conversion: Any, read_many: Any, earlier: Sequence[Any] = ()) -> list[int]:
@@ -61,13 +61,13 @@ def _earlier_version(ref: str, earlier: Sequence[Any]) -> int | None:
 def _check(incoming: dict[str, Any], stored: dict[str, Any], sequence: int, leaned: list[int]) -> None:
     if not contradicts_all(stored, incoming):
         return
-    was, now = demographics(stored), demographics(incoming)
+    # the stored person's particulars are not echoed: the ACK goes back to the sender, and the record
+    # is not the sender's patient's
     error = HL7Error(
-        f"PID-3 names the record of another person: its name (PID-5) {now['name']}, sex (PID-8) "
-        f"{now['gender']} and birth date (PID-7) {now['birthDate']} all differ from the stored record's "
-        f"({was['name']}, {was['gender']}, {was['birthDate']}); nothing of the message is filed under it. "
-        "If the number is this patient's, correct the record first (ADT^A08/A31) and send the message "
-        "again; if it is another system's number, send its assigning authority (PID-3.4)",
+        "PID-3 names the record of another person: the stored record's name, sex and birth date all differ "
+        "from this PID's (PID-5, PID-8, PID-7); nothing of the message is filed under it. If the number is "
+        "this patient's, correct the record first (ADT^A08/A31) and send the message again; if it is another "
+        "system's number, send its assigning authority (PID-3.4)",
         segment="PID", sequence=sequence, field=3, code=DUPLICATE_KEY_IDENTIFIER)
     if leaned:
         error.leaned_on = leaned  # type: ignore[attr-defined]
