@@ -13,6 +13,7 @@ Real HL7 over ``POST /hl7v2`` into a real store, read back over ``/fhir``."""
 from __future__ import annotations
 
 import base64
+import json
 
 from fastapi.testclient import TestClient
 
@@ -119,3 +120,22 @@ def test_an_a08_corrects_the_records_person_and_later_results_follow(http: TestC
     assert ack_code_of(post(http, oru("I32E3", "E77^^^FNXRMYY^MR", "吴^十", "19881212", "F", "I32E"))) == "AA"
     assert subjects(http, "I32E") == [f"Patient/{record}"]
     assert ack_code_of(post(http, oru("I32E4", "E77^^^FNXRMYY^MR", "钱^九", "19700303", "M", "I32E"))) == "AE"
+
+
+def test_reading_a_refused_lis_message_is_audited_against_her_record_not_the_his_one(
+        engine: Engine, http: TestClient) -> None:
+    """An operator reading a refused message of the LIS's number: the audit names the record that
+    number keys (hers), not the HIS's record of the same value (his) -- the patient index reads PID-3
+    as the converter does (``record_number_system``)."""
+    assert ack_code_of(post(http, adt("I32F1", "F77^^^FNXRMYY^MR", "郑^一", "19750101", "M"))) == "AA"
+    assert ack_code_of(post(http, oru("I32F2", "F77^^^LIS^PI", "冯^二", "19950202", "F", "I32F"))) == "AA"
+    his, hers = patients(http, f"{MRN}|F77")[0]["id"], patients(http, f"{MRN}:LIS|F77")[0]["id"]
+    refused = ("MSH|^~\\&|LIS|FNXRMYY|HUREN|FNYGT|20261201101500||ORU^R01^ORU_R01|I32F3|P|2.5.1\r"
+               "PID|1||F77^^^LIS^PI||冯^二||19950202|F\r")  # no order, no result: AE
+    assert ack_code_of(post(http, refused)) == "AE"
+    doc = engine.ingestor.messages.get(message_id("FNXRMYY", "I32F3"))
+    headers = {"Authorization": "Bearer " + engine.auth.issue_system_token("ops", "system/MessageHeader.cr")}
+    assert http.get(f"/admin/quarantine/{doc['_id']}", headers=headers).status_code == 200
+    shown = [e for e in engine.audit.events() if "quarantine-show" in json.dumps(e, ensure_ascii=False)][-1]
+    named = {(x.get("what") or {}).get("reference") for x in shown.get("entity") or ()}
+    assert f"Patient/{hers}" in named and f"Patient/{his}" not in named, named

@@ -54,14 +54,13 @@ def _is_mrn(kind: str, ctx: Context) -> bool:
     return kind in _MRN_KINDS or kind == ctx.institution.mrn_type
 
 
-def _own_names(ctx: Context) -> frozenset[str]:
+def _own_names(inst: Any, site: Site) -> frozenset[str]:
     """The names that are the sending institution as a CX-4 assigning authority: its code (MSH-4),
     its name, the MSH-4 aliases the site gives it (``senders.yaml`` ``facility_aliases``) and its
     ``mrn_authorities`` (``institutions.yaml``), casefolded."""
-    inst = ctx.institution
     names = _OWN_NAMES.get(inst)
     if names is None:
-        aliases = ((ctx.site.tables.get("senders") or {}).get("facility_aliases") or {})
+        aliases = ((site.tables.get("senders") or {}).get("facility_aliases") or {})
         names = _OWN_NAMES.put(inst, frozenset(
             str(n).strip().casefold() for n in (inst.code, inst.name, *inst.mrn_authorities,
                                                 *(a for a, code in aliases.items() if str(code) == inst.code))
@@ -70,6 +69,10 @@ def _own_names(ctx: Context) -> frozenset[str]:
 
 
 def _authority(rep: Repetition, ctx: Context) -> str | None:
+    return authority_of(rep, ctx.institution, ctx.site)
+
+
+def authority_of(rep: Repetition, inst: Any, site: Site) -> str | None:
     """A record number's assigning authority (CX-4) as the one decision of whose number it is:
     None when CX-4 is empty or names the sending institution itself (``_own_names``; or its
     universal id is the institution's ``mrn_system``) -- the institution's own record number, its
@@ -79,20 +82,37 @@ def _authority(rep: Repetition, ctx: Context) -> str | None:
     namespace, universal = rep.comp(4, 1).strip(), rep.comp(4, 2).strip()
     if not namespace and not universal:
         return None
-    names = _own_names(ctx)
+    names = _own_names(inst, site)
     if namespace.casefold() in names or (universal and universal.casefold() in names):
         return None
-    if universal and universal_system(universal, rep.comp(4, 3).strip()) == ctx.institution.mrn_system:
+    if universal and universal_system(universal, rep.comp(4, 3).strip()) == inst.mrn_system:
         return None
     return namespace or universal
 
 
 def authority_system(authority: str, ctx: Context) -> str:
+    return _authority_system(authority, ctx.institution)
+
+
+def _authority_system(authority: str, inst: Any) -> str:
     """The Identifier.system of a record number another authority of the institution assigned
     (``_authority``): the institution's and the authority's, ``urn:huren:mrn:<code>:<authority>`` --
     never the institution's own ``mrn_system`` (``urn:huren:mrn:<code>``), and two institutions'
     LISs both named "LIS" stay apart."""
-    return f"urn:huren:mrn:{urn_part(ctx.institution.code)}:{urn_part(authority)}"
+    return f"urn:huren:mrn:{urn_part(inst.code)}:{urn_part(authority)}"
+
+
+def record_number_system(rep: Repetition, inst: Any, site: Site) -> str | None:
+    """The Identifier.system a PID-3 repetition's value is stored under as a record number of ``inst``
+    (a sender's institution): its ``mrn_system`` (the institution's own), the authority's system
+    (another authority's number, ``authority_of``), or None when its type (CX-5) is no record number
+    -- the converter's reading, for a lookup of the records a stored message names
+    (``IdentityService.patients_named``)."""
+    kind = rep.comp(5).strip().upper()
+    if not (kind in _MRN_KINDS or kind == inst.mrn_type):
+        return None
+    authority = authority_of(rep, inst, site)
+    return inst.mrn_system if authority is None else _authority_system(authority, inst)
 
 
 def record_key(mrn: str, national: str, first: str, field_no: int = 3, other: str = "") -> str:
