@@ -14,12 +14,17 @@ from __future__ import annotations
 
 import base64
 import json
+from pathlib import Path
 
+import yaml
 from fastapi.testclient import TestClient
 
 from adapters.hl7v2.ack import ack_code_of
+from engine.api.app import create_app
 from engine.engine import Engine
 from engine.messages import message_id
+from engine.settings import Settings
+from tests.conftest import REPO_ROOT
 from tests.hl7_calls import err_lines, module_engine, module_http, post  # noqa: F401 -- the module's engine and client
 
 MRN = "urn:huren:mrn:FNXRMYY"
@@ -139,3 +144,24 @@ def test_reading_a_refused_lis_message_is_audited_against_her_record_not_the_his
     shown = [e for e in engine.audit.events() if "quarantine-show" in json.dumps(e, ensure_ascii=False)][-1]
     named = {(x.get("what") or {}).get("reference") for x in shown.get("entity") or ()}
     assert f"Patient/{hers}" in named and f"Patient/{his}" not in named, named
+
+
+def test_a_site_names_the_his_application_as_the_institutions_authority(tmp_path: Path, http: TestClient) -> None:
+    """``institutions.yaml`` ``mrn_authorities: [HIS]``: the HIS's ``H77^^^HIS^MR`` is the institution's
+    record number, the record the LIS's ``H77^^^FNXRMYY^PI`` names. Undeclared (the module's engine, the
+    shipped site), ``HIS`` is another authority: its number is keyed apart."""
+    assert ack_code_of(post(http, adt("I32G0", "H77^^^HIS^MR", "陈^一", "19660606", "M"))) == "AA"
+    assert patients(http, f"{MRN}|H77") == [] and len(patients(http, f"{MRN}:HIS|H77")) == 1
+    members = yaml.safe_load((REPO_ROOT / "mappings" / "institutions.yaml").read_text(encoding="utf-8"))
+    for member in members:
+        if member["code"] == "FNXRMYY":
+            member["mrn_authorities"] = ["HIS"]
+    (tmp_path / "institutions.yaml").write_text(yaml.safe_dump(members, allow_unicode=True), encoding="utf-8")
+    with Engine(Settings(data_dir=tmp_path / "var", http_port=0, mllp_port=0, site=tmp_path)) as declared, \
+            TestClient(create_app(declared)) as client:
+        client.headers["Authorization"] = "Bearer " + declared.auth.issue_system_token("t", "system/*.cruds")
+        assert ack_code_of(post(client, adt("I32G1", "H77^^^HIS^MR", "陈^一", "19660606", "M"))) == "AA"
+        assert ack_code_of(post(client, oru("I32G2", "H77^^^FNXRMYY^PI", "陈^一", "19660606", "M", "I32G"))) == "AA"
+        (his,) = patients(client, f"{MRN}|H77")
+        assert his["identifier"][0]["system"] == MRN and patients(client, f"{MRN}:HIS|H77") == []
+        assert subjects(client, "I32G") == [f"Patient/{his['id']}"]

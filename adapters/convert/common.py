@@ -42,8 +42,9 @@ HL7V2_MESSAGE_SYSTEM = "urn:huren:hl7v2:message"
 # (CX-4) is absent or names the institution (``_authority``), else another system's (the LIS's own
 # number) -- keyed apart
 _MRN_KINDS = frozenset({"", "MR", "PI", "PT", "MRN"})
-# the institution -> the names (casefolded) under which a CX-4 names it as the assigning authority
-_OWN_NAMES: ByIdentity[Any, frozenset[str]] = ByIdentity(64)
+# the site -> institution code -> the names (casefolded) under which a CX-4 names it as the assigning
+# authority (by the site: its institutions and its senders.yaml aliases are read together)
+_OWN_NAMES: ByIdentity[Site, dict[str, frozenset[str]]] = ByIdentity(16)
 
 
 def _is_national(kind: str, ctx: Context) -> bool:
@@ -58,10 +59,13 @@ def _own_names(inst: Any, site: Site) -> frozenset[str]:
     """The names that are the sending institution as a CX-4 assigning authority: its code (MSH-4),
     its name, the MSH-4 aliases the site gives it (``senders.yaml`` ``facility_aliases``) and its
     ``mrn_authorities`` (``institutions.yaml``), casefolded."""
-    names = _OWN_NAMES.get(inst)
+    by_code = _OWN_NAMES.get(site)
+    if by_code is None:
+        by_code = _OWN_NAMES.put(site, {})
+    names = by_code.get(inst.code)
     if names is None:
         aliases = ((site.tables.get("senders") or {}).get("facility_aliases") or {})
-        names = _OWN_NAMES.put(inst, frozenset(
+        names = by_code[inst.code] = (frozenset(
             str(n).strip().casefold() for n in (inst.code, inst.name, *inst.mrn_authorities,
                                                 *(a for a, code in aliases.items() if str(code) == inst.code))
             if str(n).strip()))
