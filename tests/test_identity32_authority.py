@@ -68,6 +68,10 @@ def test_the_lis_number_and_the_his_record_number_of_one_value_are_two_records(h
     assert ack_code_of(post(http, oru("I32A3", "A77^^^LIS^PI", "李^一", "19700101", "F", "I32GLU"))) == "AA"
     assert set(subjects(http, "I32GLU")) == {f"Patient/{lis[0]['id']}"}
     assert len(patients(http, f"{MRN}|A77")) == 1 and len(patients(http, f"{MRN}:LIS|A77")) == 1
+    # a registration listing the LIS's number after the MRN: the same system for it, the MRN keys
+    assert ack_code_of(post(http, adt("I32A4", "A78^^^FNXRMYY^MR~A79^^^LIS^PI", "何^一", "19770707", "M"))) == "AA"
+    (both,) = patients(http, f"{MRN}|A78")
+    assert [(i["system"], i["value"]) for i in both["identifier"]] == [(MRN, "A78"), (f"{MRN}:LIS", "A79")]
 
 
 def test_a_number_whose_authority_names_the_institution_is_its_record_number(http: TestClient) -> None:

@@ -208,9 +208,10 @@ def patient_key(pid: Segment, ctx: Context) -> tuple[str, list[dict[str, Any]]]:
                     "value": national,
                 }
             )
-        elif field_no == 3 and not mrn and _is_mrn(kind, ctx) and (authority := _authority(rep, ctx)) is not None:
+        elif field_no == 3 and _is_mrn(kind, ctx) and (authority := _authority(rep, ctx)) is not None:
             # another authority's record number (the LIS's own): an identifier as sent, under a
-            # system of its own, keying the record only when no MRN or ID number does
+            # system of its own wherever it stands in the list, keying the record only when no MRN
+            # or ID number does
             ident = cx(rep, {}, ctx)
             if ident:
                 ident["system"] = authority_system(authority, ctx)
