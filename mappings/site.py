@@ -90,6 +90,10 @@ class Institution:
     identifier_type: str = NATIONAL_ID_TYPE  # PID-3.5 type code of the national resident ID
     mrn_system: str = ""  # Identifier.system of this institution's MRNs
     mrn_type: str = "MR"
+    # further names (PID-3 CX-4.1, or CX-4.2's universal id) under which a sender states this
+    # institution's own record numbers, besides its code, its name and its MSH-4 aliases (the HIS's
+    # application name when its PID-3 says ``123^^^HIS^MR``): ``adapters.convert.common`` decides
+    mrn_authorities: tuple[str, ...] = ()
 
     @property
     def code_system(self) -> str:
@@ -515,6 +519,7 @@ _INSTITUTIONS_SCHEMA: dict[str, Any] = {
             "identifier_type": {"type": "string", "pattern": r"^[A-Z0-9]{1,10}$"},
             "mrn_system": {"type": "string", "minLength": 1},
             "mrn_type": {"type": "string", "pattern": r"^[A-Z0-9]{1,10}$"},
+            "mrn_authorities": {"type": "array", "items": {"type": "string", "pattern": _FACILITY}},
             "grade": {"enum": [*GRADES, "基层"]},
             "qc": {
                 "type": "object",
@@ -599,6 +604,7 @@ def _load_institutions(path: Path) -> dict[str, Institution]:
             identifier_type=entry.get("identifier_type", NATIONAL_ID_TYPE),
             mrn_system=entry.get("mrn_system", f"urn:huren:mrn:{urn_part(code)}"),
             mrn_type=entry.get("mrn_type", "MR"),
+            mrn_authorities=tuple(entry.get("mrn_authorities") or ()),
             grade="一级" if entry.get("grade") == "基层" else entry.get("grade"),
         )
     return out

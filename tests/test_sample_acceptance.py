@@ -83,6 +83,14 @@ def sample_site(tmp_path: Path) -> Path:
     (site / "hl7v2").mkdir(parents=True)
     members = [{"code": f, "name": f"{f} (sample)", "community": "samples", "timezone": "America/New_York"}
                for f in sorted(facilities | {"SAMPLES"})]
+    # The v2-to-FHIR IG's samples from SndFac name one patient's record number under two namespaces of one
+    # universal id (V2FHIR&1.2.3.4.5&ISO in its ADT and SIU, SndFac&1.2.3.4.5&ISO in its orders): a site
+    # declares such an authority its institution's (identity32). Undeclared, V2FHIR's number is another
+    # authority's, keyed apart from SndFac's MRN, and the OML naming the ADT's visit number under SndFac's
+    # record is refused as another patient's visit -- right for the rule, not what the IG's data means.
+    for member in members:
+        if member["code"] == "SndFac":
+            member["mrn_authorities"] = ["1.2.3.4.5"]
     (site / "institutions.yaml").write_text(yaml.safe_dump(members, allow_unicode=True), encoding="utf-8")
     # the sources' T is production here, as a site declares a HIS that marks its production traffic T
     senders = {"applications": {app: "SAMPLES" for app in sorted(applications)},

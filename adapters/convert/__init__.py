@@ -21,6 +21,7 @@ from adapters.convert import (
     templates,
 )
 from adapters.convert.context import Context, Holds
+from adapters.convert.persons import check_persons
 from adapters.hl7v2.errors import (
     DATA_TYPE_ERROR,
     DUPLICATE_KEY_IDENTIFIER,
@@ -74,6 +75,9 @@ class Conversion:
     withdrawn: dict[str, tuple[str, str, str, str, HL7Error]] = field(default_factory=dict)
     # "Type/id" of the Conditions a DG1 states -> said D of first: ``Context.restated``, for ``settle_withdrawn``
     restated: dict[str, bool] = field(default_factory=dict)
+    # "Patient/id" -> the PID's sequence, of each PID's record the message names but does not correct
+    # (``Context.persons``): held against the stored person by ``persons.check_persons``
+    persons: dict[str, int] = field(default_factory=dict)
     _bundle: dict[str, Any] | None = field(default=None, repr=False, compare=False)
 
     def settle_against_store(self, read_many: Any, search: Any, earlier: Sequence[Conversion] = ()) -> list[int]:
@@ -85,14 +89,16 @@ class Conversion:
         yet -- a D settles against the store as they leave it (dgmend26). Returns the positions in
         ``earlier`` of those its answer read (written again if one of them is not written: ingest's
         ``_write_each``). Raises ``HL7Error`` (nothing of the message is then written)."""
-        leaned = settle_documents(self, read_many, earlier) if read_many is not None else []
+        leaned: set[int] = set(settle_documents(self, read_many, earlier)) if read_many is not None else set()
         if self.identified and search is not None:
             adopt_identified(self, search)
         if self.formerly and read_many is not None:
             adopt_former_ids(self, read_many)
+        if self.persons and read_many is not None:  # after adopt_former_ids: the records as they will be written
+            leaned.update(check_persons(self, read_many, earlier))
         if (self.withdrawn or self.restated) and read_many is not None:
-            return sorted({*leaned, *settle_withdrawn(self, read_many, search, earlier)})
-        return leaned
+            leaned.update(settle_withdrawn(self, read_many, search, earlier))
+        return sorted(leaned)
 
     @property
     def bundle(self) -> dict[str, Any]:
@@ -197,6 +203,7 @@ def convert(message: Message, site: Site, institution: str | None = None, applic
         identified=ctx.identified,
         withdrawn=ctx.withdrawn,
         restated=ctx.restated,
+        persons=ctx.persons,
     )
 
 

@@ -12,8 +12,9 @@ from typing import Any
 
 from adapters.convert import kept as kept_plans
 from adapters.convert.actors import organization
+from adapters.convert.by_identity import ByIdentity
 from adapters.convert.context import Context
-from adapters.convert.datatypes import V2_0203, cwe, cx
+from adapters.convert.datatypes import V2_0203, cwe, cx, universal_system
 from adapters.convert.engine import apply_table, json_copy
 from adapters.convert.tables import coding_system, table, vocabulary
 from adapters.hl7v2.errors import DATA_TYPE_ERROR, REQUIRED_FIELD_MISSING, SEGMENT_SEQUENCE_ERROR, HL7Error
@@ -21,7 +22,7 @@ from adapters.hl7v2.parser import Message, Repetition, Segment
 from adapters.hl7v2.timestamps import TimestampError, to_datetime, to_fhir_date, zone
 from engine.identity import nationalid
 from engine.identity.nationalid import NationalId
-from mappings.site import TAKEN_BACK_ON, Site, local_code_system
+from mappings.site import TAKEN_BACK_ON, Site, local_code_system, urn_part
 
 Resource = dict[str, Any]
 
@@ -36,9 +37,14 @@ HL7V2_MESSAGE_SYSTEM = "urn:huren:hl7v2:message"
 # --- Patient -------------------------------------------------------------------------------------
 
 
-# PID-3 / MRG-1 identifier types that are the institution's own record number (CX-5; empty: the
-# sender's usual number), besides the institution's own ``mrn_type``
+# PID-3 / MRG-1 identifier types that are a record number (CX-5; empty: the sender's usual number),
+# besides the institution's own ``mrn_type``: the institution's own when its assigning authority
+# (CX-4) is absent or names the institution (``_authority``), else another system's (the LIS's own
+# number) -- keyed apart
 _MRN_KINDS = frozenset({"", "MR", "PI", "PT", "MRN"})
+# the site -> institution code -> the names (casefolded) under which a CX-4 names it as the assigning
+# authority (by the site: its institutions and its senders.yaml aliases are read together)
+_OWN_NAMES: ByIdentity[Site, dict[str, frozenset[str]]] = ByIdentity(16)
 
 
 def _is_national(kind: str, ctx: Context) -> bool:
@@ -49,16 +55,85 @@ def _is_mrn(kind: str, ctx: Context) -> bool:
     return kind in _MRN_KINDS or kind == ctx.institution.mrn_type
 
 
-def record_key(mrn: str, national: str, first: str, field_no: int = 3) -> str:
+def _own_names(inst: Any, site: Site) -> frozenset[str]:
+    """The names that are the sending institution as a CX-4 assigning authority: its code (MSH-4),
+    its name, the MSH-4 aliases the site gives it (``senders.yaml`` ``facility_aliases``) and its
+    ``mrn_authorities`` (``institutions.yaml``), casefolded."""
+    by_code = _OWN_NAMES.get(site)
+    if by_code is None:
+        by_code = _OWN_NAMES.put(site, {})
+    names = by_code.get(inst.code)
+    if names is None:
+        aliases = ((site.tables.get("senders") or {}).get("facility_aliases") or {})
+        names = by_code[inst.code] = (frozenset(
+            str(n).strip().casefold() for n in (inst.code, inst.name, *inst.mrn_authorities,
+                                                *(a for a, code in aliases.items() if str(code) == inst.code))
+            if str(n).strip()))
+    return names
+
+
+def _authority(rep: Repetition, ctx: Context) -> str | None:
+    return authority_of(rep, ctx.institution, ctx.site)
+
+
+def authority_of(rep: Repetition, inst: Any, site: Site) -> str | None:
+    """A record number's assigning authority (CX-4) as the one decision of whose number it is:
+    None when CX-4 is empty or names the sending institution itself (``_own_names``; or its
+    universal id is the institution's ``mrn_system``) -- the institution's own record number, its
+    MRN; else the authority's name (CX-4.1, else its universal id CX-4.2), another system's number
+    (a LIS's ``L77^^^LIS^PI``): the same value may be another person's MRN here (lead, thirty-first
+    round: a woman's LIS result filed under a man's HIS record, AA)."""
+    namespace, universal = rep.comp(4, 1).strip(), rep.comp(4, 2).strip()
+    if not namespace and not universal:
+        return None
+    names = _own_names(inst, site)
+    if namespace.casefold() in names or (universal and universal.casefold() in names):
+        return None
+    if universal and universal_system(universal, rep.comp(4, 3).strip()) == inst.mrn_system:
+        return None
+    return namespace or universal
+
+
+def authority_system(authority: str, ctx: Context) -> str:
+    return _authority_system(authority, ctx.institution)
+
+
+def _authority_system(authority: str, inst: Any) -> str:
+    """The Identifier.system of a record number another authority of the institution assigned
+    (``_authority``): the institution's and the authority's, ``urn:huren:mrn:<code>:<authority>`` --
+    never the institution's own ``mrn_system`` (``urn:huren:mrn:<code>``), and two institutions'
+    LISs both named "LIS" stay apart."""
+    return f"urn:huren:mrn:{urn_part(inst.code)}:{urn_part(authority)}"
+
+
+def record_number_system(rep: Repetition, inst: Any, site: Site) -> str | None:
+    """The Identifier.system a PID-3 repetition's value is stored under as a record number of ``inst``
+    (a sender's institution): its ``mrn_system`` (the institution's own), the authority's system
+    (another authority's number, ``authority_of``), or None when its type (CX-5) is no record number
+    -- the converter's reading, for a lookup of the records a stored message names
+    (``IdentityService.patients_named``)."""
+    kind = rep.comp(5).strip().upper()
+    if not (kind in _MRN_KINDS or kind == inst.mrn_type):
+        return None
+    authority = authority_of(rep, inst, site)
+    return inst.mrn_system if authority is None else _authority_system(authority, inst)
+
+
+def record_key(mrn: str, national: str, first: str, field_no: int = 3, other: str = "") -> str:
     """The institution-local key of a Patient record from what its identifier list holds: its MRN,
-    else ``nid|<national ID>``, else ``id|<first id>`` (PID-3) or ``pid<n>|<first id>`` (PID-2/4),
-    else "". The one reading of a record's key: a PID (``patient_key``) and a list naming a record
-    (MRG-1, ``list_key``) key one record alike -- an A40 or A45 whose MRG-1 named a record by its ID
-    number alone keyed it ``id|`` while its PID had keyed it ``nid|`` (review of the twentieth round)."""
+    else ``nid|<national ID>``, else ``auth|<authority>|<number>`` (``other``: a record number
+    another authority assigned, ``_authority``), else ``id|<first id>`` (PID-3) or
+    ``pid<n>|<first id>`` (PID-2/4), else "". The one reading of a record's key: a PID
+    (``patient_key``) and a list naming a record (MRG-1, ``list_key``) key one record alike -- an A40
+    or A45 whose MRG-1 named a record by its ID number alone keyed it ``id|`` while its PID had keyed
+    it ``nid|`` (review of the twentieth round). A bare MRN holds no ``|`` (HL7's field separator),
+    so no other key is an MRN's."""
     if mrn:
         return mrn
     if national:
         return f"nid|{national}"
+    if other:
+        return f"auth|{other}"
     if first:
         return f"id|{first}" if field_no == 3 else f"pid{field_no}|{first}"
     return ""
@@ -72,7 +147,7 @@ def list_key(seg: Segment, field_no: int, ctx: Context, strict: bool = True) -> 
     a valid MRN). ``strict=False`` (PID-21, read only for the newborn rule): an invalid ID is a
     warning and names nobody -- the field is the mother's, not the message's patient's, and must
     not refuse it. ("", "") when it holds none."""
-    mrn = national = first = ""
+    mrn = national = first = other = ""
     for index, rep in enumerate(seg.reps(field_no)):
         value = rep.comp(1).strip()
         if not value:
@@ -88,9 +163,13 @@ def list_key(seg: Segment, field_no: int, ctx: Context, strict: bool = True) -> 
                 continue
             national = national or number
         elif not mrn and _is_mrn(kind, ctx):
-            mrn = value
+            authority = _authority(rep, ctx)
+            if authority is None:
+                mrn = value
+            elif not other:
+                other = f"{authority}|{value}"
         first = first or value
-    return record_key(mrn, national, first), mrn
+    return record_key(mrn, national, first, other=other), mrn
 
 
 def patient_key(pid: Segment, ctx: Context) -> tuple[str, list[dict[str, Any]]]:
@@ -99,6 +178,7 @@ def patient_key(pid: Segment, ctx: Context) -> tuple[str, list[dict[str, Any]]]:
     identifiers: list[dict[str, Any]] = []
     mrn = ""
     national = ""
+    foreign = ""  # a record number another authority assigned, as "<authority>|<number>"
     checked: NationalId | None = None
     # PID-3, else the v2.3 external (PID-2) or alternate (PID-4) ids: the first that holds a value;
     # a national resident ID is one wherever it stands, other ids stand in only as themselves
@@ -128,6 +208,15 @@ def patient_key(pid: Segment, ctx: Context) -> tuple[str, list[dict[str, Any]]]:
                     "value": national,
                 }
             )
+        elif field_no == 3 and _is_mrn(kind, ctx) and (authority := _authority(rep, ctx)) is not None:
+            # another authority's record number (the LIS's own): an identifier as sent, under a
+            # system of its own wherever it stands in the list, keying the record only when no MRN
+            # or ID number does
+            ident = cx(rep, {}, ctx)
+            if ident:
+                ident["system"] = authority_system(authority, ctx)
+                identifiers.append(ident)
+                foreign = foreign or f"{authority}|{value}"
         elif field_no == 3 and not mrn and _is_mrn(kind, ctx):
             mrn = value
             identifiers.append(
@@ -150,7 +239,7 @@ def patient_key(pid: Segment, ctx: Context) -> tuple[str, list[dict[str, Any]]]:
     # an id from PID-2/PID-4 is never taken for this institution's MRN (another system assigned
     # it, and the same value may be someone else's MRN here): keyed apart (``record_key``)
     first = "" if mrn or national else next((r.comp(1).strip() for r in reps if r.comp(1).strip()), "")
-    key = record_key(mrn, national, first, field_no)
+    key = record_key(mrn, national, first, field_no, foreign)
     if not key:
         # last resort, a person identifier of another kind (PID-19 SSN, PID-20 driver's licence;
         # pid_patient maps them as identifiers): filed apart from any MRN-keyed record, so at worst
@@ -333,7 +422,19 @@ def patient(pid: Segment, ctx: Context) -> tuple[str, dict[str, str]]:
     key, ref = _patient_ref(pid, ctx)
     if not ctx.states_active:
         ctx.assumed(ctx.resources[ref["reference"]], "active")
+    if ref["reference"] not in ctx.persons and not _corrects_person(ctx):
+        ctx.persons[ref["reference"]] = pid.sequence
     return key, ref
+
+
+# the events that restate who a record's person is (v2.5.1 3.3.8 A08 update patient information,
+# 3.3.31 A31 update person information): not held against the stored person (``persons``)
+_CORRECTING = frozenset({("ADT", "A08"), ("ADT", "A31")})
+
+
+def _corrects_person(ctx: Context) -> bool:
+    msh = ctx.message.msh
+    return (msh.message_type, msh.trigger_event) in _CORRECTING
 
 
 def _patient_ref(pid: Segment, ctx: Context) -> tuple[str, dict[str, str]]:

@@ -145,6 +145,10 @@ class Context:
     # OBX-23's raw XON -> the performer reference it makes (``actors.performing_organization``): worked
     # out once per distinct XON per message (each result's and its report's read it; convfix28)
     performers: dict[str, dict[str, Any] | None] = field(default_factory=dict)
+    # "Patient/id" -> the PID's sequence, of each record a PID names without correcting its person
+    # (``common.patient``; not an ADT A08/A31): ``persons.check_persons`` refuses the message when the
+    # stored record is another person (name, sex and birth date all contradict)
+    persons: dict[str, int] = field(default_factory=dict)
 
     # per-institution values every converter reads, resolved once per message (plain attributes:
     # they are read hundreds of times per message)

@@ -107,9 +107,13 @@ def _patients_named(engine: Engine, doc: Document, text: str | None = None) -> l
     except (HL7Error, ValueError):
         return list(dict.fromkeys(found))
     inst = engine.site.institution(str(doc.get("facility") or ""))
+    from adapters.convert.common import record_number_system
+
+    site = engine.site
     found += engine.identity.patients_named(
         message, mrn_system=inst.mrn_system if inst is not None else None,
-        national_system=(engine.site.tables.get("identifiers") or {}).get("national_id_system"))
+        national_system=(site.tables.get("identifiers") or {}).get("national_id_system"),
+        systems=(lambda rep: record_number_system(rep, inst, site)) if inst is not None else None)
     return list(dict.fromkeys(found))
 
 

@@ -59,3 +59,12 @@ def conflicts_between(a: dict[str, str | None], b: dict[str, str | None]) -> lis
         if va and vb and (not same_day(va, vb) if field == "birthDate" else va != vb):
             out.append(field)
     return out
+
+
+def contradicts_all(stored: dict[str, Any], incoming: dict[str, Any]) -> bool:
+    """Do two Patient versions name two people: name, sex AND birth date each stated by both and
+    each different (``conflicts_between``)? The guard of a message filed under a stored record
+    (``adapters.convert.persons``). One field differing is no reason: a typo corrected, a name in
+    another script, a birth date known only to the year (``same_day``); all three at once is
+    another person under the record's number."""
+    return len(conflicts_between(demographics(stored), demographics(incoming))) == 3

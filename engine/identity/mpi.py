@@ -796,12 +796,15 @@ class IdentityService:
                 "which is the resident's first)")
 
     def patients_named(self, message: Any, *, mrn_system: str | None, national_system: str | None,
-                       most: int = 20) -> list[str]:
+                       most: int = 20, systems: Callable[[Any], str | None] | None = None) -> list[str]:
         """The Patient ids the store holds that a message's PID segments name: by PID-3 (PID-2 and
         PID-4 too) -- a valid national resident ID (``nationalid``, as the statement of every record
         reads it) under the site's ``national_system``, else a record number of the sending
         institution (``mrn_system``) -- each looked up as ``Patient?identifier=`` (at most ``most``
         identifiers, 50 records each). ``message``: a parsed HL7 v2 message (``adapters.hl7v2.parser``).
+        ``systems``: a repetition -> the system its value is a record number under, or None (the
+        converter's reading, ``adapters.convert.common.record_number_system``); given, it replaces
+        ``mrn_system`` for every value that is no national ID.
 
         Asked for the audit of an operator reading or replaying a stored message (``engine.api.admin``):
         a refused message made no resources, but its raw text names the patient all the same, and
@@ -820,6 +823,13 @@ class IdentityService:
                     number = nationalid.valid_number(value)
                     if number and national_system:
                         tokens.append(f"{national_system}|{number}")
+                    elif systems is not None:
+                        # whose record number it is, as the converter keyed it: a LIS's own number
+                        # under its authority's system, never the HIS record of the same value
+                        # (identity32); an id of another type is no record number
+                        system = systems(rep)
+                        if system:
+                            tokens.append(f"{system}|{value}")
                     elif mrn_system:
                         tokens.append(f"{mrn_system}|{value}")
         found: list[str] = []
