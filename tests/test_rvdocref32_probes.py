@@ -267,3 +267,42 @@ def test_a_withdrawal_only_message_over_a_clients_own_text(engine: Engine, http:
                                         _obx(2, F1, "2", "右肺上叶见结节影。", "W", "20261202100000"),
                                         stamp="20261202110000"))
     assert _doc_texts(http, doc_id) == ["打印稿：慢性支气管炎。"], _doc_texts(http, doc_id)
+
+
+def test_another_patients_withdrawal_in_the_same_batch_is_refused_and_copies_nothing(
+        engine: Engine, http: TestClient) -> None:
+    """One ingest batch: patient A's report, then patient B's withdrawal under A's filler number (the
+    batch's earlier message is what ``settle_documents`` leans on): B's message is refused (AE), A's
+    document keeps its text, written once."""
+    outcomes = engine.ingestor.process([
+        (_three("RV32-14", "RV32-X14").encode(), "mllp", "test"),
+        (_oru("RV32-14B", "RV32-X14", _obx(2, F1, "2", "右肺上叶见结节影。", "W"), mrn="RV32B", name="孙^八").encode(),
+         "mllp", "test")])
+    assert len(outcomes) == 2
+    doc_id, _ = _stored(engine, http, "RV32-14")
+    doc = _doc(http, doc_id)
+    assert doc["meta"]["versionId"] == "1", doc
+    assert _doc_texts(http, doc_id) == ["双肺纹理增粗。\n右肺上叶见结节影。\n慢性支气管炎。"]
+    stored = engine.ingestor.messages.get(message_id("FNXRMYY", "RV32-14B"))
+    assert not [r for r in stored.get("resources") or () if r.startswith("DocumentReference/")], stored
+
+
+def test_a_withdrawal_after_a_client_deleted_the_document_does_not_bring_it_back(
+        engine: Engine, http: TestClient) -> None:
+    assert b"MSA|AA" in post(http, _three("RV32-15", "RV32-X15"))
+    doc_id, _ = _stored(engine, http, "RV32-15")
+    assert http.delete(f"/fhir/DocumentReference/{doc_id}").status_code in (200, 204)
+    assert b"MSA|AA" in post(http, _oru("RV32-15B", "RV32-X15",
+                                        _obx(2, F1, "2", "右肺上叶见结节影。", "W", "20261202100000"),
+                                        stamp="20261202110000"))
+    assert http.get(f"/fhir/DocumentReference/{doc_id}").status_code == 410
+
+
+def test_a_deleted_line_obx11_d_leaves_the_document_like_w(engine: Engine, http: TestClient) -> None:
+    assert b"MSA|AA" in post(http, _three("RV32-16", "RV32-X16"))
+    doc_id, report_id = _stored(engine, http, "RV32-16")
+    assert b"MSA|AA" in post(http, _oru("RV32-16B", "RV32-X16",
+                                        _obx(3, IMP, "", "慢性支气管炎。", "D", "20261202100000"),
+                                        stamp="20261202110000"))
+    assert _doc_texts(http, doc_id) == ["双肺纹理增粗。\n右肺上叶见结节影。"] == _report_texts(http, report_id)
+    assert _doc(http, doc_id)["status"] == "current"
