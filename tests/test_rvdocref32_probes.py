@@ -306,3 +306,39 @@ def test_a_deleted_line_obx11_d_leaves_the_document_like_w(engine: Engine, http:
                                         stamp="20261202110000"))
     assert _doc_texts(http, doc_id) == ["双肺纹理增粗。\n右肺上叶见结节影。"] == _report_texts(http, report_id)
     assert _doc(http, doc_id)["status"] == "current"
+
+
+def _mdm_unnumbered(control: str, filler: str, *texts: str) -> str:
+    """An MDM T02 with its order (ORC/OBR before TXA) and no TXA-12: its document is keyed by the filler
+    number as the imaging report's document is (``pacs._document_reference``), and has no masterIdentifier."""
+    return (f"MSH|^~\\&|RIS|FNXRMYY|HUREN|FNYGT|20261202120000||MDM^T02^MDM_T02|{control}|P|2.5.1\r"
+            "EVN|T02|20261202120000\rPID|1||RV32A^^^FNXRMYY^MR||钱^七||19700305|F\r"
+            f"ORC|RE|{filler}P^HIS|{filler}^PACS\r"
+            f"OBR|1|{filler}P^HIS|{filler}^PACS|DR001^胸部正位片^L|||20261202090000||||||||||||||||DX|F\r"
+            "TXA|1|DI^影像报告^HL70270|TX|20261202115000|||||D001^李^明|||||||AU\r"
+            + "".join(f"OBX|{n}|TX|FINDINGS^检查所见^L|{n}|{t}||||||F|||20261202115000\r"
+                      for n, t in enumerate(texts, 1)))
+
+
+def test_an_unnumbered_mdm_after_the_report_in_one_batch_keeps_its_own_text(engine: Engine, http: TestClient) -> None:
+    """A batch: the PACS report (3 lines), then an MDM T02 of the same order with no TXA-12 and new text.
+    Its document (the same one, keyed by the filler number) is written before its report, so the report
+    pending in the write group is the earlier message's: ``text_of`` must not put that text over the MDM's."""
+    outcomes = engine.ingestor.process([
+        (_three("RV32-17", "RV32-X17").encode(), "mllp", "test"),
+        (_mdm_unnumbered("RV32-17B", "RV32-X17", "双肺纹理增多。", "右肺上叶结节，较前缩小。").encode(), "mllp", "test")])
+    assert len(outcomes) == 2
+    docs = written(engine, http, "RV32-17B", "DocumentReference")
+    assert [d["id"] for d in docs] == [d["id"] for d in written(engine, http, "RV32-17", "DocumentReference")]
+    texts = _doc_texts(http, docs[0]["id"])
+    assert any("较前缩小" in t for t in texts), texts
+
+
+def test_an_unnumbered_mdm_after_the_report_keeps_its_own_text(engine: Engine, http: TestClient) -> None:
+    """The same two messages, each its own POST (guard: no report is pending when the MDM's document merges)."""
+    assert b"MSA|AA" in post(http, _three("RV32-18", "RV32-X18"))
+    assert b"MSA|AA" in post(http, _mdm_unnumbered("RV32-18B", "RV32-X18", "双肺纹理增多。", "右肺上叶结节，较前缩小。"))
+    docs = written(engine, http, "RV32-18B", "DocumentReference")
+    assert [d["id"] for d in docs] == [d["id"] for d in written(engine, http, "RV32-18", "DocumentReference")]
+    texts = _doc_texts(http, docs[0]["id"])
+    assert any("较前缩小" in t for t in texts), texts
