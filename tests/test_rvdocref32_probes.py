@@ -342,3 +342,22 @@ def test_an_unnumbered_mdm_after_the_report_keeps_its_own_text(engine: Engine, h
     assert [d["id"] for d in docs] == [d["id"] for d in written(engine, http, "RV32-18", "DocumentReference")]
     texts = _doc_texts(http, docs[0]["id"])
     assert any("较前缩小" in t for t in texts), texts
+
+
+def test_a_refused_message_of_another_patient_earlier_in_the_batch_lends_no_text(
+        engine: Engine, http: TestClient) -> None:
+    """A's report stored under filler RV32-X19. One batch: patient B's report under the same filler number
+    (other words; refused: another patient), then A's own withdrawal of a line. A's withdrawal settles
+    against the batch's earlier messages (``_as_left``): B's refused text must not become A's document."""
+    assert b"MSA|AA" in post(http, _three("RV32-19", "RV32-X19"))
+    doc_id, report_id = _stored(engine, http, "RV32-19")
+    other = _oru("RV32-19B", "RV32-X19", _obx(1, F1, "1", "孙八：肝内多发占位。", "F"),
+                 _obx(2, IMP, "", "孙八：考虑转移瘤。", "F"), mrn="RV32B", name="孙^八")
+    own = _oru("RV32-19C", "RV32-X19", _obx(2, F1, "2", "右肺上叶见结节影。", "W", "20261202100000"),
+               stamp="20261202110000")
+    outcomes = engine.ingestor.process([(other.encode(), "mllp", "test"), (own.encode(), "mllp", "test")])
+    assert len(outcomes) == 2
+    texts = _doc_texts(http, doc_id)
+    assert all("孙八" not in t for t in texts), texts
+    assert all("孙八" not in t for t in _report_texts(http, report_id))
+    assert texts == ["双肺纹理增粗。\n慢性支气管炎。"], texts
