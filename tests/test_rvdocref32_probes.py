@@ -5,6 +5,7 @@ withdrawal (``settle_documents``, ``pacs._withdraws_text``, merge key ``text_of`
 from __future__ import annotations
 
 import base64
+from collections.abc import Iterator
 
 import pytest
 from fastapi.testclient import TestClient
@@ -14,6 +15,9 @@ from engine.messages import message_id
 from tests.hl7_calls import module_http, post, written
 from tests.module_store import module_eng
 from tests.test_convw31_withdrawn_words import _text
+from tests.test_pagesfix31_withdrawn_cards import fed_site, signed_in_phone
+from tests.test_resident_record_ui import hl7, msh, pid
+from tests.test_resident_ui import CHROMIUM, Phone, nid
 
 __all__ = ["engine", "module_http"]
 
@@ -361,3 +365,41 @@ def test_a_refused_message_of_another_patient_earlier_in_the_batch_lends_no_text
     assert all("孙八" not in t for t in texts), texts
     assert all("孙八" not in t for t in _report_texts(http, report_id))
     assert texts == ["双肺纹理增粗。\n慢性支气管炎。"], texts
+
+
+# The resident's page (/ui/me) in headless Chromium: a chest X-ray whose every text line a later message
+# withdraws (the document entered-in-error, docref32) -- her documents tab must not show its words.
+_RV32_NID = "32092319720404112"
+
+
+@pytest.fixture(scope="module")
+def page_site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Engine]:
+    if CHROMIUM is None:
+        pytest.skip("Chromium is not installed (Debian package 'chromium')")
+    patient = pid(nid(_RV32_NID), "ZY2026321112", "FNXRMYY", "钱^小青", "19720404", "F", "13700032112")
+    order = ["ORC|RE|RV32-PG^HIS|RV32-PGF^PACS||CM",
+             "OBR|1|RV32-PG^HIS|RV32-PGF^PACS|DR001^胸部正位片^L|||20260402143000|||||||||D2001^吴^强||"
+             "RV32-PGF||||20260402162800||DX|F"]
+    xray = hl7(msh("PACS", "FNXRMYY", "20260402163000", "ORU^R01^ORU_R01", "RV32-PG-1"), patient, *order,
+               "OBX|1|TX|FINDINGS^检查所见^L||右肺门影增大。||||||F|||20260402160000",
+               "OBX|2|TX|IMP^诊断意见^L||考虑中央型肺癌。||||||F|||20260402160000")
+    gone = hl7(msh("PACS", "FNXRMYY", "20260403090000", "ORU^R01^ORU_R01", "RV32-PG-2"), patient, *order,
+               "OBX|1|TX|FINDINGS^检查所见^L||右肺门影增大。||||||W|||20260403085000",
+               "OBX|2|TX|IMP^诊断意见^L||考虑中央型肺癌。||||||W|||20260403085000")
+    yield from fed_site(tmp_path_factory.mktemp("rvdocref32-page"), patient, [xray, gone])
+
+
+@pytest.fixture(scope="module")
+def page_phone(page_site: Engine, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Phone]:
+    yield from signed_in_phone(page_site, tmp_path_factory.mktemp("rvdocref32-shots"), nid(_RV32_NID))
+
+
+def test_her_page_shows_no_words_of_an_entirely_withdrawn_imaging_document(page_phone: Phone) -> None:
+    page_phone.click("[data-tab=documents]")
+    page_phone.cdp.wait("!document.getElementById('documents').hidden")
+    documents = page_phone.text("documents")
+    assert "胸部正位片" in documents, documents  # the document's card is there (R4 entered-in-error: kept)
+    assert "中央型肺癌" not in documents and "右肺门影增大" not in documents, documents
+    page_phone.click("[data-tab=timeline]")
+    page_phone.cdp.wait("!document.getElementById('timeline').hidden")
+    assert "中央型肺癌" not in page_phone.text("timeline")
