@@ -66,19 +66,25 @@ def _nid(body17: str) -> str:
     "keyed by the bare MRN (the old converter dropped CX-4); after this release each returning patient's "
     "next message makes a second record keyed auth|HIS|123, answered plain AA with no warning, and her "
     "earlier results stay on the first: the record a clinician opens is split. No start-up check, no "
-    "ERR/warning, no upgrade step finds the site's undeclared mrn_authorities"))
-def test_a_returning_patient_of_a_his_writing_its_own_name_in_cx4_keeps_one_record(http: TestClient) -> None:
-    # what the earlier release stored for 'R77^^^HIS^MR' is exactly what this one stores for the
+    "ERR/warning, no upgrade step finds the site's undeclared mrn_authorities, and without a national ID "
+    "the patient index does not link the two records"))
+@pytest.mark.parametrize("n, cx4", [(1, "HIS"), (2, "&1.2.156.112604.1.2.9&ISO"), (3, "MRN")],
+                         ids=["application-name", "oid-only", "type-written-in-cx4"])
+def test_a_returning_patient_of_a_his_writing_its_own_name_in_cx4_keeps_one_record(
+        engine: Engine, http: TestClient, n: int, cx4: str) -> None:
+    # what the earlier release stored for 'R7n^^^HIS^MR' is exactly what this one stores for the
     # institution's own authority (identity32's report: the golden digests equal with _authority "own")
-    assert ack_code_of(post(http, adt("RV1A", "R77^^^FNXRMYY^MR", "柳^一", "19610101", "F"))) == "AA"
-    assert ack_code_of(post(http, oru("RV1B", "R77^^^FNXRMYY^MR", "柳^一", "19610101", "F", "RV1GLU"))) == "AA"
-    (old,) = patients(http, f"{MRN}|R77")
+    number, code = f"R7{n}", f"RV1GLU{n}"
+    assert ack_code_of(post(http, adt(f"RV1A{n}", f"{number}^^^FNXRMYY^MR", "柳^一", "19610101", "F"))) == "AA"
+    assert ack_code_of(post(http, oru(f"RV1B{n}", f"{number}^^^FNXRMYY^MR", "柳^一", "19610101", "F", code))) == "AA"
+    (old,) = patients(http, f"{MRN}|{number}")
     # the same HIS, after the upgrade, sends her next visit and the LIS her next result as always
-    ack = post(http, adt("RV1C", "R77^^^HIS^MR", "柳^一", "19610101", "F"))
+    ack = post(http, adt(f"RV1C{n}", f"{number}^^^{cx4}^MR", "柳^一", "19610101", "F"))
     assert ack_code_of(ack) == "AA"
-    assert ack_code_of(post(http, oru("RV1D", "R77^^^HIS^MR", "柳^一", "19610101", "F", "RV1GLU"))) == "AA"
-    assert len(patients(http, "R77")) == 1  # one person, one record
-    assert set(subjects(http, "RV1GLU")) == {f"Patient/{old['id']}"}
+    assert ack_code_of(post(http, oru(f"RV1D{n}", f"{number}^^^{cx4}^MR", "柳^一", "19610101", "F", code))) == "AA"
+    records = [p["id"] for p in patients(http, number)]
+    assert len(records) == 1 or engine.identity.same_person(*records), records  # one record, or linked
+    assert set(subjects(http, code)) == {f"Patient/{old['id']}"}
 
 
 def test_a_returning_patient_with_her_id_number_is_linked_by_the_index_across_the_split(
@@ -195,6 +201,46 @@ def test_an_a08_restating_a_record_as_another_person_is_at_least_flagged(engine:
     ack = post(http, adt("RV8C", "X77^^^FNXRMYY^MR", "吴^十", "19881212", "F", event="A08"))
     flagged = ack_code_of(ack) != "AA" or bool(err_lines(ack))
     assert flagged, ack
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "rvidentity32: MED -- the guard needs all three of name, sex and birth date present on both sides: a "
+    "result naming another person (other name, other sex) under a stored record, from a LIS that sends no "
+    "birth date (common: age, not PID-7), is filed under the stored person, AA -- the lead's thirty-first "
+    "round case with PID-7 empty. Two present fields, both contradicting, is no weaker evidence"))
+def test_a_result_naming_another_name_and_sex_with_no_birth_date_is_refused(http: TestClient) -> None:
+    assert ack_code_of(post(http, adt("RV13A", "J77^^^FNXRMYY^MR", "孙^九", "19800808", "M"))) == "AA"
+    (his,) = patients(http, f"{MRN}|J77")
+    ack = post(http, oru("RV13B", "J77", "周^九", "", "F", "RV13GLU"))
+    assert f"Patient/{his['id']}" not in subjects(http, "RV13GLU"), ack
+    assert ack_code_of(ack) == "AE"
+
+
+def test_a_resident_never_reads_the_other_persons_record_through_the_new_keys(
+        engine: Engine, http: TestClient) -> None:
+    """He (HIS record G77, his ID number) and she (the LIS's G77, her ID number): his resident token
+    finds neither her record by the LIS's system nor her result; hers does not find his."""
+    his_nid, her_nid = _nid("32092319850412001"), _nid("32092319700101002")
+    assert ack_code_of(post(http, adt("RV14A", f"G77^^^FNXRMYY^MR~{his_nid}^^^^NNCHN", "张^十", "19850412",
+                                      "M"))) == "AA"
+    assert ack_code_of(post(http, oru("RV14B", "G77", "张^十", "19850412", "M", "RV14HIS", app="HIS"))) == "AA"
+    assert ack_code_of(post(http, oru("RV14C", f"G77^^^LIS^PI~{her_nid}^^^^NNCHN", "李^十", "19700101", "F",
+                                      "RV14LIS"))) == "AA"
+    (his,) = patients(http, f"{MRN}|G77")
+    (hers,) = patients(http, f"{MRN}:LIS|G77")
+    assert his["id"] != hers["id"]
+    for me, other, other_code in ((his, hers, "RV14LIS"), (hers, his, "RV14HIS")):
+        token, _ = engine.auth.issue_token(subject=f"person-{me['id']}", kind="patient", client_id="phr",
+                                           scopes=["patient/*.rs", "openid", "fhirUser"], patient=me["id"])
+        as_me = {"Authorization": f"Bearer {token}"}
+        for query in ({"identifier": f"{MRN}:LIS|G77"}, {"identifier": f"{MRN}|G77"}, {"identifier": "G77"}):
+            r = http.get("/fhir/Patient", params=query, headers=as_me)
+            assert r.status_code in (200, 403), r.text
+            found = {e["resource"]["id"] for e in r.json().get("entry", [])} if r.status_code == 200 else set()
+            assert other["id"] not in found, (query, found)
+        assert http.get(f"/fhir/Patient/{other['id']}", headers=as_me).status_code in (403, 404)
+        r = http.get("/fhir/Observation", params={"code": other_code}, headers=as_me)
+        assert r.status_code in (200, 403) and not (r.json().get("entry") if r.status_code == 200 else []), r.text
 
 
 def test_the_guard_holds_within_one_batch_and_does_not_echo_the_other_person(http: TestClient) -> None:
