@@ -171,6 +171,19 @@ def test_a_pid2_external_id_under_an_authority_never_takes_the_his_record(http: 
     assert f"Patient/{his['id']}" not in subjects(http, "RV6")
 
 
+@pytest.mark.xfail(strict=True, reason=(
+    "rvidentity32: LOW -- a record number whose CX-4 names another member institution of the site "
+    "(FNZYY, institutions.yaml) is stored under urn:huren:mrn:FNXRMYY:FNZYY, not FNZYY's own mrn_system "
+    "urn:huren:mrn:FNZYY: a FHIR search by that institution's MRN system (Patient?identifier="
+    "urn:huren:mrn:FNZYY|n) misses the record, and the index cannot tie it to FNZYY's record of the number"))
+def test_a_number_assigned_by_another_member_institution_keeps_that_institutions_system(http: TestClient) -> None:
+    ack = post(http, adt("RV15A", "H88^^^FNZYY^MR", "王^十一", "19600101", "M"))
+    assert ack_code_of(ack) == "AA", ack
+    found = patients(http, "H88")
+    assert found and any(i.get("system") == "urn:huren:mrn:FNZYY" and i.get("value") == "H88"
+                         for p in found for i in p.get("identifier", ())), [p["identifier"] for p in found]
+
+
 # --- the guard --------------------------------------------------------------------------------------
 
 
