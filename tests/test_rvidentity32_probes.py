@@ -38,8 +38,11 @@ def oru(control: str, pid3: str, name: str, birth: str, sex: str, code: str, app
             f"OBX|1|NM|{code}^{code}^L||5.6|mmol/L|||||F|||20261201090000\r")
 
 
+_STRUCTURE = {"A40": "ADT_A39", "A34": "ADT_A30", "A18": "ADT_A18"}
+
+
 def merge(control: str, pid3: str, name: str, birth: str, sex: str, mrg1: str, event: str = "A40") -> str:
-    return (f"MSH|^~\\&|HIS|FNXRMYY|HUREN|FNYGT|20261201121500||ADT^{event}^ADT_A39|{control}|P|2.5.1\r"
+    return (f"MSH|^~\\&|HIS|FNXRMYY|HUREN|FNYGT|20261201121500||ADT^{event}^{_STRUCTURE[event]}|{control}|P|2.5.1\r"
             f"EVN|{event}|20261201121500\rPID|1||{pid3}||{name}||{birth}|{sex}\rMRG|{mrg1}\r")
 
 
@@ -122,23 +125,27 @@ def test_a_lis_number_arriving_before_the_his_record_of_that_value_stays_apart(h
     assert subjects(http, "RV3HIS") == [f"Patient/{his['id']}"]
 
 
-def test_mrg1_naming_the_lis_number_merges_only_the_lis_record(http: TestClient) -> None:
-    """An A40 whose MRG-1 names ``T77^^^LIS^PI``: the LIS's record of that number is merged into the
-    survivor; the HIS's record ``T77`` (another person) is untouched and its result stays its own."""
-    assert ack_code_of(post(http, adt("RV4A", "T77^^^FNXRMYY^MR", "张^四", "19850412", "M"))) == "AA"
-    assert ack_code_of(post(http, oru("RV4B", "T77", "张^四", "19850412", "M", "RV4HIS", app="HIS"))) == "AA"
-    assert ack_code_of(post(http, oru("RV4C", "T77^^^LIS^PI", "李^四", "19700101", "F", "RV4LIS"))) == "AA"
-    assert ack_code_of(post(http, adt("RV4D", "T78^^^FNXRMYY^MR", "李^四", "19700101", "F"))) == "AA"
-    (his,) = patients(http, f"{MRN}|T77")
-    (lis,) = patients(http, f"{MRN}:LIS|T77")
-    (survivor,) = patients(http, f"{MRN}|T78")
-    ack = post(http, merge("RV4E", "T78^^^FNXRMYY^MR", "李^四", "19700101", "F", "T77^^^LIS^PI"))
+@pytest.mark.parametrize("event", ["A40", "A34", "A18"])
+def test_mrg1_naming_the_lis_number_merges_only_the_lis_record(http: TestClient, event: str) -> None:
+    """An A40 (A34, A18) whose MRG-1 names ``T77^^^LIS^PI``: the LIS's record of that number is merged
+    into the survivor; the HIS's record ``T77`` (another person) is untouched and its result stays its
+    own."""
+    n = {"A40": "", "A34": "3", "A18": "8"}[event]
+    assert ack_code_of(post(http, adt(f"RV4{n}A", f"T77{n}^^^FNXRMYY^MR", "张^四", "19850412", "M"))) == "AA"
+    assert ack_code_of(post(http, oru(f"RV4{n}B", f"T77{n}", "张^四", "19850412", "M", f"RV4HIS{n}", app="HIS"))) == "AA"
+    assert ack_code_of(post(http, oru(f"RV4{n}C", f"T77{n}^^^LIS^PI", "李^四", "19700101", "F", f"RV4LIS{n}"))) == "AA"
+    assert ack_code_of(post(http, adt(f"RV4{n}D", f"T78{n}^^^FNXRMYY^MR", "李^四", "19700101", "F"))) == "AA"
+    (his,) = patients(http, f"{MRN}|T77{n}")
+    (lis,) = patients(http, f"{MRN}:LIS|T77{n}")
+    (survivor,) = patients(http, f"{MRN}|T78{n}")
+    ack = post(http, merge(f"RV4{n}E", f"T78{n}^^^FNXRMYY^MR", "李^四", "19700101", "F", f"T77{n}^^^LIS^PI",
+                         event))
     assert ack_code_of(ack) == "AA", ack
     his_now = http.get(f"/fhir/Patient/{his['id']}").json()
     assert his_now.get("active", True) is not False and not his_now.get("link"), his_now
-    assert subjects(http, "RV4HIS") == [f"Patient/{his['id']}"]
+    assert subjects(http, f"RV4HIS{n}") == [f"Patient/{his['id']}"]
     # her result: on her (merged) LIS record or moved to the survivor, never on his record
-    assert set(subjects(http, "RV4LIS")) <= {f"Patient/{survivor['id']}", f"Patient/{lis['id']}"}
+    assert set(subjects(http, f"RV4LIS{n}")) <= {f"Patient/{survivor['id']}", f"Patient/{lis['id']}"}
     lis_now = http.get(f"/fhir/Patient/{lis['id']}").json()
     assert lis_now.get("active") is False or any(
         (ln.get("other") or {}).get("reference") == f"Patient/{survivor['id']}" for ln in lis_now.get("link") or ()
