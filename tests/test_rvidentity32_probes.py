@@ -178,6 +178,31 @@ def test_a_pid2_external_id_under_an_authority_never_takes_the_his_record(http: 
     assert f"Patient/{his['id']}" not in subjects(http, "RV6")
 
 
+def _newborn_result(control: str, mother: str, code: str) -> str:
+    return ("MSH|^~\\&|LIS|FNXRMYY|HUREN|FNYGT|20261202101500||ORU^R01^ORU_R01|" + control + "|P|2.5.1\r"
+            f"PID|1||NB77^^^FNXRMYY^MR||张三之女||20261130|F|||||||||||||{mother}\r"
+            "PV1|1|I|||||||||||||||||VN77\r"
+            f"OBR|1|O{control}|L{control}|{code}^{code}^L|||20261202083000||||G|||20261202083500|BLD"
+            "||||||||20261202091000|||F\r"
+            f"OBX|1|NM|{code}^{code}^L||5.6|mmol/L|||||F|||20261202090000\r")
+
+
+def test_pid21_naming_the_lis_number_is_not_the_mother_whose_visit_it_is(http: TestClient) -> None:
+    """母婴同室: the mother's HIS record N77 holds the visit VN77; the LIS's N77 is another woman. A
+    newborn's result under VN77 whose PID-21 names ``N77^^^LIS^PI`` names the LIS's woman, not the
+    visit's patient: refused at PV1-19; naming ``N77^^^FNXRMYY^MR`` it is filed under her visit."""
+    assert ack_code_of(post(http, oru("RV16A", "N77^^^LIS^PI", "李^婷", "19920101", "F", "RV16LIS"))) == "AA"
+    admit = ("MSH|^~\\&|HIS|FNXRMYY|HUREN|FNYGT|20261129091500||ADT^A01^ADT_A01|RV16B|P|2.5.1\r"
+             "EVN|A01|20261129091500\rPID|1||N77^^^FNXRMYY^MR||王^芳||19950505|F\r"
+             "PV1|1|I|||||||||||||||||VN77|||||||||||||||||||||||||20261129091500\r")
+    assert ack_code_of(post(http, admit)) == "AA"
+    ack = post(http, _newborn_result("RV16C", "N77^^^LIS^PI", "RV16NB"))
+    assert ack_code_of(ack) == "AE" and any("PV1^1^19" in e for e in err_lines(ack)), ack
+    assert subjects(http, "RV16NB") == []
+    assert ack_code_of(post(http, _newborn_result("RV16D", "N77^^^FNXRMYY^MR", "RV16NB"))) == "AA"
+    assert len(subjects(http, "RV16NB")) == 1
+
+
 @pytest.mark.xfail(strict=True, reason=(
     "rvidentity32: LOW -- a record number whose CX-4 names another member institution of the site "
     "(FNZYY, institutions.yaml) is stored under urn:huren:mrn:FNXRMYY:FNZYY, not FNZYY's own mrn_system "
