@@ -335,6 +335,27 @@ def test_a_refused_message_replayed_after_the_a08_correction_is_filed(engine: En
 
 
 @pytest.mark.xfail(strict=True, reason=(
+    "rvidentity32: LOW -- the guard's ERR tells the sender 'correct the record first (ADT^A08/A31) and send "
+    "the message again'; a sender doing exactly that (the same bytes, the same MSH-10, after the A08) gets "
+    "the stored AE back (an identical resend is answered from the record, engine/ingest.py _recorded): the "
+    "advice cannot work. Either the ERR names what works (a new MSH-10, or the operator's replay) or the "
+    "resend after the correction is filed"))
+def test_the_refused_message_sent_again_after_the_correction_is_filed(http: TestClient) -> None:
+    """The ERR's advice: "correct the record first (ADT^A08/A31) and send the message again". The sender
+    re-sends the same bytes (same MSH-10) after the A08: filed, or the advice does not say to."""
+    assert ack_code_of(post(http, adt("RV17A", "P77^^^FNXRMYY^MR", "孙^二", "19800808", "M"))) == "AA"
+    refused = oru("RV17B", "P77", "周^二", "19901010", "F", "RV17GLU", app="HIS")
+    first = post(http, refused)
+    assert ack_code_of(first) == "AE"
+    advice = "send the message again" in first.decode("utf-8")
+    assert ack_code_of(post(http, adt("RV17C", "P77^^^FNXRMYY^MR", "周^二", "19901010", "F", "A08"))) == "AA"
+    ack = post(http, refused)
+    (record,) = patients(http, f"{MRN}|P77")
+    filed = ack_code_of(ack) == "AA" and subjects(http, "RV17GLU") == [f"Patient/{record['id']}"]
+    assert filed or not advice, ack
+
+
+@pytest.mark.xfail(strict=True, reason=(
     "rvidentity32: LOW -- the record key's claim 'a bare MRN holds no |' fails after unescaping: "
     "PID-3.1 'auth\\F\\LIS\\F\\K77' (HL7 escape for |) is the MRN 'auth|LIS|K77', the very key of the "
     "LIS's record K77, so a HIS message files under the LIS patient's record (same for nid|...)"))
