@@ -656,7 +656,7 @@ class MergeRules:
                 self._lines(name, ep, stored, incoming, out)
         for name, ep in plan.copied:
             if name in out:
-                self._text_copied(name, ep, out)
+                self._text_copied(name, ep, stored, out, said)
         for name, ep in plan.settled:
             # the stored entries when the message states none; the message's own too when it only
             # assumed the status it gave them (a routine A08's full PV1 of a planned visit, PV1-2 I:
@@ -1147,18 +1147,27 @@ class MergeRules:
         else:
             out[name] = value
 
-    def _text_copied(self, name: str, ep: ElementPlan, out: Resource) -> None:
+    def _text_copied(self, name: str, ep: ElementPlan, stored: Resource, out: Resource, said: Said | None) -> None:
         """``text_of``: the document's plain-text attachment (``DocumentReference.content``) says the
         text of the report it copies (an imaging report's document: ``adapters.convert.pacs``) as this
         write combined the report's ``presentedForm`` -- the report's ``lines_of`` rule is the one
         owner of which lines stand. Before, the document took the message's text whole (a later
         message correcting one line left it only that line) or, written only by a message with text,
         kept a line a later message withdrew (OBX-11 W/D) while the report's own text let it go
-        (thirty-second round, docref32). Only the report this write group holds (its pending version)
-        is read: an unchanged report leaves the document as it is. Every line withdrawn, the
-        document states no text of the report: it is ``entered-in-error`` (R4: "this reference was
-        created in error"), its content kept (R4 requires one) for its history. A replacing writer
-        (a FHIR client's PUT) states the document itself and is not asked.
+        (thirty-second round, docref32). The report is read as this write group holds it (its
+        pending version) or, unchanged by this write, as stored -- when it still says every line of
+        the message's text (``lines_of`` kept lines the message did not carry): a thinner message
+        resending two of three lines unchanged cut the document to two while the report kept three
+        (review of docref32, MED 1). Every line withdrawn, the document states no text of the
+        report: it is ``entered-in-error`` (R4: "this reference was created in error"), its content
+        kept (R4 requires one) for its history. A replacing writer (a FHIR client's PUT) states the
+        document itself and is not asked.
+
+        A message that states no text of the document (``content`` only assumed: carrying only the
+        lines it withdraws, ``adapters.convert.settle_documents``) takes out of the stored text only
+        the lines the report's merge let go (in its previous version, not in its new one); every other
+        word stays, a FHIR client's own text among them, and its status (a client's entered-in-error)
+        unless no line is left (docfix32: it wrote the report's text and ``current`` over them).
 
         A document with a number of its own (``masterIdentifier``, TXA-12: an MDM's, with its order
         or not) is its own text, never the copy: written before its report (``pacs._documents_first``),
@@ -1166,23 +1175,39 @@ class MergeRules:
         one write group), whose text the edit replaces."""
         if out.get("masterIdentifier"):
             return  # (a document with its own number, TXA-12: an MDM's, its own text -- see below)
-        keeper: Stored | None = getattr(self._local, "stored", None)
-        pending = keeper.pending() if keeper is not None else ()
-        if not pending:
-            return
-        named = {str(r.get("reference")) for r in _at_path(out, ep.text_of) if isinstance(r, dict)}
-        report = next((new for new, _ in reversed(pending) if new.get("resourceType") == "DiagnosticReport"
-                       and f"DiagnosticReport/{new.get('id')}" in named), None)
         content = out.get(name)
-        if report is None or not isinstance(content, list):
+        if not isinstance(content, list):
             return
         attachments = [c.get("attachment") if isinstance(c, dict) else None for c in content]
         at = _text_form(attachments)
         if at < 0:  # (the document holds no text of the report: a PDF alone)
             return
-        lines = _text_lines(report.get("presentedForm"))
-        if lines == _text_lines(attachments):
-            return
+        named = {str(r.get("reference")) for r in _at_path(out, ep.text_of) if isinstance(r, dict)}
+        keeper: Stored | None = getattr(self._local, "stored", None)
+        pending = keeper.pending() if keeper is not None else ()
+        found = next(((new, old) for new, old in reversed(pending) if new.get("resourceType") == "DiagnosticReport"
+                      and f"DiagnosticReport/{new.get('id')}" in named), None)
+        had = _text_lines(attachments)
+        if said is not None and name in said.assumed:  # (the message states no text: only what it withdraws goes)
+            if found is None or found[1] is None:
+                return
+            gone = set(_text_lines(found[1].get("presentedForm"))).difference(_text_lines(found[0].get("presentedForm")))
+            lines = [line for line in had if line not in gone]
+            if lines == had:
+                return
+        else:
+            if found is not None:
+                report = found[0]
+            elif content == stored.get(name):  # (an unchanged document: the report is not read)
+                return
+            else:
+                refs = sorted(r for r in named if r.startswith("DiagnosticReport/"))
+                report = next(iter(self._read_all(refs).values()), None) if len(refs) == 1 else None
+                if report is None or not set(had).issubset(_text_lines(report.get("presentedForm"))):
+                    return  # (not the report's lines: a document written before its report, its own text)
+            lines = _text_lines(report.get("presentedForm"))
+            if lines == had:
+                return
         if not lines:
             if len(content) > 1:
                 out[name] = [c for i, c in enumerate(content) if i != at]

@@ -127,7 +127,6 @@ def test_an_older_message_arriving_after_the_withdrawal_does_not_bring_the_line_
     assert all("右肺上叶" not in t for t in _doc_texts(http, doc_id)), _doc_texts(http, doc_id)
 
 
-@pytest.mark.xfail(strict=True, reason="rvdocref32: MED a later message with text (a form) carrying fewer lines: the report keeps the line it did not carry but the document takes the message text whole: text_of copies only a pending report and an unchanged report is not pending")
 def test_a_thinner_message_with_text_leaves_the_document_equal_to_the_report(
         engine: Engine, http: TestClient) -> None:
     """A later message resending two of the three lines (final, unchanged): the report keeps the line it
@@ -151,7 +150,6 @@ def test_a_correction_of_lines_leaves_the_document_equal_to_the_report(engine: E
     assert all("结节" not in t for t in texts), texts
 
 
-@pytest.mark.xfail(strict=True, reason="rvdocref32: MED regression: a withdrawal-only message now writes the document with the converter status current, reviving a document a client retracted (entered-in-error)")
 def test_a_withdrawal_does_not_revive_a_document_a_client_marked_entered_in_error(
         engine: Engine, http: TestClient) -> None:
     """A records office retracts the document (PUT status entered-in-error); a later message carrying only
@@ -167,7 +165,6 @@ def test_a_withdrawal_does_not_revive_a_document_a_client_marked_entered_in_erro
     assert _doc(http, doc_id)["status"] == "entered-in-error", _doc(http, doc_id)
 
 
-@pytest.mark.xfail(strict=True, reason="rvdocref32: LOW regression: a withdrawal-only message rewrites DocumentReference.date to its own MSH-7 though it states no new text")
 def test_a_withdrawal_only_message_keeps_the_documents_author(engine: Engine, http: TestClient) -> None:
     """The withdrawal names another interpreter (OBR-32): the document's author (who wrote the text) stays;
     a thinner message withdrawing a line states no authorship of the remaining text."""
@@ -257,7 +254,6 @@ def test_a_base64_of_the_report_text_is_utf8(engine: Engine, http: TestClient) -
     assert _report_texts(http, report_id) == ["右肺上叶见结节影。\n慢性支气管炎。"]
 
 
-@pytest.mark.xfail(strict=True, reason="rvdocref32: MED regression: a withdrawal-only message (it states no text) rewrites the text a FHIR client PUT on the document to the report's")
 def test_a_withdrawal_only_message_over_a_clients_own_text(engine: Engine, http: TestClient) -> None:
     """A records office PUT its own text of the document; a later message carrying only a withdrawn line
     (it states no text) then rewrites the document's text to the report's (observed, see report)."""

@@ -226,8 +226,17 @@ def settle_documents(conversion: Conversion, read_many: Any, earlier: Sequence[C
         was = _as_left(ref, stored.get(_key_of(ref)), earlier, leaned)
         content = was.get("content") if was is not None else None
         if content:
-            conversion.by_reference[ref]["content"] = content
+            doc = conversion.by_reference[ref]
+            doc["content"] = content
             conversion.planned.pop(ref, None)
+            # the message states none of the document but its patient: every other element it
+            # carries (the converter's status ``current``, MSH-7 as its date, OBR-32 as an author,
+            # the content just taken) is only assumed -- the stored one stands (a client's
+            # entered-in-error, its own text, the date and author of the text); the merge takes out
+            # of the text only the lines the report's merge let go (``MergeRules._text_copied``)
+            said = conversion.said.get(ref) or Said()
+            conversion.said[ref] = replace(said, assumed=said.assumed.union(
+                k for k in doc if k not in ("resourceType", "id", "subject")))
         else:
             drops.append(ref)
     for ref in drops:
