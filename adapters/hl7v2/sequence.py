@@ -140,7 +140,8 @@ class Compiled:
             if found is None:
                 found = self.advances[key] = self._advance(places, at, name)
             places, at, dev = found
-            last, slipped = i, dev is not None and dev[1] in (OUTSIDE, ORDER)
+            # (a note named out of place is no segment whose notes follow: a second NTE is named again)
+            last, slipped = i, dev is not None and dev[1] in (OUTSIDE, ORDER) and name != "NTE"
             if dev is not None and not (dev[1] == MISSING and dev[2] in shape[i + 1:]):  # (sent later: its
                 out.append((i, *dev[1:]))  # place is named there, out of order)
         if self.follow is not None and not places & self.accepting \
@@ -167,11 +168,18 @@ class Compiled:
         if after:  # some reading of the message holds it: in place
             return after, (step[0] if step[0] in after else max(after)), None
         nxt, kind = step[0], step[1]
+        if name == "NTE" and kind != OUTSIDE:  # a note belongs to the segment before it: named as one that
+            return places, at, (at, ORDER, "", self.slots[at].name, False)  # may not have one, nothing begun
         if kind:
             return (places if kind in (OUTSIDE, ORDER) else frozenset((nxt,))), nxt, step
         # the greedy walk places it, passing over a required segment no reading can do without (an ADT's EVN)
         lacking = self._passed(at, nxt)
-        return frozenset((nxt,)), nxt, ((nxt, MISSING, lacking[0], lacking[1], False) if lacking else None)
+        if lacking:
+            return frozenset((nxt,)), nxt, (nxt, MISSING, lacking[0], lacking[1], False)
+        # the greedy walk places it without a word (a PID again, beginning a patient with no order; an ORC
+        # before the PID), but no reading of the grammar holds it: out of order, and read as if not there
+        # (HL7 2.10.2's receiver ignores a segment it does not expect), the places before it kept
+        return places, at, (at, ORDER, "", self.slots[at].name, False)
 
     def _passed(self, at: int, k: int) -> tuple[str, str] | None:
         """The first required segment between slots ``at`` and ``k`` that a message going there lacks."""
