@@ -179,7 +179,7 @@ class Compiled:
         # the greedy walk places it without a word (a PID again, beginning a patient with no order; an ORC
         # before the PID), but no reading of the grammar holds it: out of order, and read as if not there
         # (HL7 2.10.2's receiver ignores a segment it does not expect), the places before it kept
-        return places, at, (at, ORDER, "", self.slots[at].name, False)
+        return frozenset((nxt,)), nxt, (nxt, ORDER, "", self.slots[at].name, False)
 
     def _passed(self, at: int, k: int) -> tuple[str, str] | None:
         """The first required segment between slots ``at`` and ``k`` that a message going there lacks."""
