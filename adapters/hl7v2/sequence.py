@@ -19,7 +19,10 @@ is the greedy place asked what is wrong (hl7seq32, thirty-second round).
 A deviation is one of (``Deviation.kind``):
 
 * ``outside``: a segment HL7 defines that the structure does not hold (an ``RXA`` in ``ADT_A01``);
-* ``order``: a segment the structure holds, found where it can no longer stand (``PID`` after ``PV1``);
+* ``order``: a segment the structure holds, found where no reading of it can stand (``PID`` after ``PV1``;
+  the same ``PID`` twice, leaving the first patient without the order ``ORU_R01`` requires; an ``ORC`` before
+  the ``PID``), the walk going on from where the greedy step places it; a note (``NTE``) the structure holds
+  nowhere there is always this kind, named as a note of the segment before it (each of a run of them);
 * ``without``: a segment placed in a group whose required segment before it the message lacks (an ``OBX``
   in ``ORU_R01`` with no ``OBR`` before it);
 * ``missing``: a required segment the message lacks with nothing standing in for it -- at its end (an ``ORU``
