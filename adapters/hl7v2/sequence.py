@@ -148,9 +148,9 @@ class Compiled:
             if dev is not None and not (dev[1] == MISSING and dev[2] in shape[i + 1:]):  # (sent later: its
                 out.append((i, *dev[1:]))  # place is named there, out of order)
         if self.follow is not None and not places & self.accepting \
-                and not any(dev[1] in (ORDER, WITHOUT) for dev in out):
+                and not any(dev[1] in (ORDER, WITHOUT) and shape[dev[0]] != "NTE" for dev in out):
             lacking = self._ahead(at)
-            if lacking:  # (alone: nothing after it; not after a segment out of place: the place is a guess)
+            if lacking:  # (alone: nothing after it; not after a segment out of place, a note apart: the place is a guess)
                 out.append((last, MISSING, lacking[0], lacking[1], True))
         return tuple(out)
 
