@@ -62,11 +62,14 @@ def test_an_orc_sent_twice_is_named_at_the_second_and_the_order_after_is_in_plac
 
 def test_a_note_between_the_order_header_and_its_obr_is_named_as_a_note(eng: Engine) -> None:
     """ORU_R01: PID ORC NTE OBR OBX. ORDER_OBSERVATION holds notes after its OBR, not after its ORC: named
-    as a note following ORC (before: "NTE has no OBR ... before it"), the OBR and OBX after it in place."""
+    as a note following ORC (before: "NTE has no OBR ... before it"), the OBR and OBX after it in place. Sent
+    with no OBR at all, the OBR is still named missing at the end, as it is without the note."""
     code, found = send(eng, "ORU^R01^ORU_R01", "FX4", pid("FX4"), "ORC|RE|PFX4", "NTE|1||fasting",
                        OBR.format("FX4"), obx(1))
     assert code == "AA" and [f[:2] for f in found] == [["NTE^1", "W"]], found
     assert found[0][2].startswith("NTE (a note) follows ORC") and "NTE may follow" in found[0][2], found
+    code, found = send(eng, "ORU^R01^ORU_R01", "FX9", pid("FX9"), "PV1|1|O", "ORC|RE|PFX9", "NTE|1||fasting")
+    assert code == "AA" and [f[:2] for f in found] == [["NTE^1", "W"], ["OBR^1", "W"]], found  # (the note hid it)
 
 
 def test_each_of_a_run_of_notes_where_none_may_stand_is_named(eng: Engine) -> None:

@@ -180,8 +180,8 @@ class Compiled:
         if lacking:
             return frozenset((nxt,)), nxt, (nxt, MISSING, lacking[0], lacking[1], False)
         # the greedy walk places it without a word (a PID again, beginning a patient with no order; an ORC
-        # before the PID), but no reading of the grammar holds it: out of order, and read as if not there
-        # (HL7 2.10.2's receiver ignores a segment it does not expect), the places before it kept
+        # before the PID), but no reading of the grammar holds it: out of order; the walk goes on from the
+        # greedy place (HAPI's), so what follows is judged from there and one slip draws one warning
         return frozenset((nxt,)), nxt, (nxt, ORDER, "", self.slots[at].name, False)
 
     def _passed(self, at: int, k: int) -> tuple[str, str] | None:
