@@ -69,9 +69,6 @@ TQ1 = "TQ1|1||||||20261201080000|20261201090000|R"
 
 # --- defects -----------------------------------------------------------------------------------------------
 
-@pytest.mark.xfail(strict=True, reason="rvhl7seq32: MED regression: an OMG_O19 prior result's order (ORC OBR "
-                   "TQ1) with no OBX (OBSERVATION_PRIOR is required) followed by a new order: no reading of the "
-                   "grammar holds the next ORC, the greedy step names nothing, so no warning (main warned 100 W)")
 def test_omg_prior_result_order_without_its_required_result_is_still_warned(http: TestClient) -> None:
     code, found = send(http, "OMG^O19^OMG_O19", "RVG1", pid("RVG1"), "PV1|1|O",
                        "ORC|NW|PG1", TQ1, "OBR|1|PG1||24627-2^Chest CT^LN",
@@ -81,8 +78,6 @@ def test_omg_prior_result_order_without_its_required_result_is_still_warned(http
     assert found and all(f[1].startswith("100") and f[2] == "W" for f in found), found
 
 
-@pytest.mark.xfail(strict=True, reason="rvhl7seq32: MED: ORU_R01 with its ORC before the PID (no reading of "
-                   "ORU_R01 holds an ORC before the patient): accepted AA with no 100 warning")
 def test_oru_orc_sent_before_the_pid_is_warned(http: TestClient) -> None:
     code, found = send(http, "ORU^R01^ORU_R01", "RVO1", "ORC|RE|PRVO1", pid("RVO1"), obr("RVO1"), obx(1))
     assert code == "AA"
@@ -96,18 +91,12 @@ def test_oru_two_different_pids_in_a_row_are_refused(http: TestClient) -> None:
     assert code == "AE" and found[0][0] == "PID^2", found
 
 
-@pytest.mark.xfail(strict=True, reason="rvhl7seq32: MED: ORU_R01 with the same PID sent twice in a row (the "
-                   "grammar reads a first patient with no order: PATIENT_RESULT requires ORDER_OBSERVATION; no "
-                   "reading holds it): accepted AA with no 100 warning")
 def test_oru_the_same_pid_twice_in_a_row_is_warned(http: TestClient) -> None:
     code, found = send(http, "ORU^R01^ORU_R01", "RVO6", pid("RVO6"), pid("RVO6"), obr("RVO6"), obx(1))
     assert code == "AA"
     assert [f[0] for f in found] == ["PID^2"], found
 
 
-@pytest.mark.xfail(strict=True, reason="rvhl7seq32: LOW: ADT_A01 (2.5.1 holds no NTE): two NTEs after an OBX; "
-                   "main named both, now only the first (the second is skipped as 'the misplaced segment's note', "
-                   "though the misplaced segment is itself a note)")
 def test_adt_every_note_outside_the_structure_is_named(http: TestClient) -> None:
     code, found = send(http, "ADT^A01^ADT_A01", "RVA9", "EVN|A01|20261201091500", pid("RVA9"), "PV1|1|I",
                        "OBX|1|NM|8302-2^Body height^LN||172|cm|||||F", "NTE|1||first", "NTE|2||second")
@@ -115,10 +104,6 @@ def test_adt_every_note_outside_the_structure_is_named(http: TestClient) -> None
     assert [f[0] for f in found] == ["NTE^1", "NTE^2"], found
 
 
-@pytest.mark.xfail(strict=True, reason="rvhl7seq32: LOW: an NTE between PV1 and OBR of ORU_R01 (the patient's "
-                   "notes stand before NK1/PV1) is a `without` deviation, so its ERR-8 reads 'NTE has no OBR ...' "
-                   "instead of the note text naming where notes may stand (hl7seq32's item 2 covers only "
-                   "outside/order NTEs)")
 def test_oru_note_after_pv1_is_named_as_a_note(http: TestClient) -> None:
     code, found = send(http, "ORU^R01^ORU_R01", "RVN1", pid("RVN1"), "PV1|1|O", "NTE|1||patient note",
                        obr("RVN1"), obx(1))

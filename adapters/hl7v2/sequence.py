@@ -19,7 +19,10 @@ is the greedy place asked what is wrong (hl7seq32, thirty-second round).
 A deviation is one of (``Deviation.kind``):
 
 * ``outside``: a segment HL7 defines that the structure does not hold (an ``RXA`` in ``ADT_A01``);
-* ``order``: a segment the structure holds, found where it can no longer stand (``PID`` after ``PV1``);
+* ``order``: a segment the structure holds, found where no reading of it can stand (``PID`` after ``PV1``;
+  the same ``PID`` twice, leaving the first patient without the order ``ORU_R01`` requires; an ``ORC`` before
+  the ``PID``), the walk going on from where the greedy step places it; a note (``NTE``) the structure holds
+  nowhere there is always this kind, named as a note of the segment before it (each of a run of them);
 * ``without``: a segment placed in a group whose required segment before it the message lacks (an ``OBX``
   in ``ORU_R01`` with no ``OBR`` before it);
 * ``missing``: a required segment the message lacks with nothing standing in for it -- at its end (an ``ORU``
@@ -140,13 +143,14 @@ class Compiled:
             if found is None:
                 found = self.advances[key] = self._advance(places, at, name)
             places, at, dev = found
-            last, slipped = i, dev is not None and dev[1] in (OUTSIDE, ORDER)
+            # (a note named out of place is no segment whose notes follow: a second NTE is named again)
+            last, slipped = i, dev is not None and dev[1] in (OUTSIDE, ORDER) and name != "NTE"
             if dev is not None and not (dev[1] == MISSING and dev[2] in shape[i + 1:]):  # (sent later: its
                 out.append((i, *dev[1:]))  # place is named there, out of order)
         if self.follow is not None and not places & self.accepting \
-                and not any(dev[1] in (ORDER, WITHOUT) for dev in out):
+                and not any(dev[1] in (ORDER, WITHOUT) and shape[dev[0]] != "NTE" for dev in out):
             lacking = self._ahead(at)
-            if lacking:  # (alone: nothing after it; not after a segment out of place: the place is a guess)
+            if lacking:  # (alone: nothing after it; not after a segment out of place, a note apart: the place is a guess)
                 out.append((last, MISSING, lacking[0], lacking[1], True))
         return tuple(out)
 
@@ -167,11 +171,18 @@ class Compiled:
         if after:  # some reading of the message holds it: in place
             return after, (step[0] if step[0] in after else max(after)), None
         nxt, kind = step[0], step[1]
+        if name == "NTE" and kind != OUTSIDE:  # a note belongs to the segment before it: named as one that
+            return places, at, (at, ORDER, "", self.slots[at].name, False)  # may not have one, nothing begun
         if kind:
             return (places if kind in (OUTSIDE, ORDER) else frozenset((nxt,))), nxt, step
         # the greedy walk places it, passing over a required segment no reading can do without (an ADT's EVN)
         lacking = self._passed(at, nxt)
-        return frozenset((nxt,)), nxt, ((nxt, MISSING, lacking[0], lacking[1], False) if lacking else None)
+        if lacking:
+            return frozenset((nxt,)), nxt, (nxt, MISSING, lacking[0], lacking[1], False)
+        # the greedy walk places it without a word (a PID again, beginning a patient with no order; an ORC
+        # before the PID), but no reading of the grammar holds it: out of order; the walk goes on from the
+        # greedy place (HAPI's), so what follows is judged from there and one slip draws one warning
+        return frozenset((nxt,)), nxt, (nxt, ORDER, "", self.slots[at].name, False)
 
     def _passed(self, at: int, k: int) -> tuple[str, str] | None:
         """The first required segment between slots ``at`` and ``k`` that a message going there lacks."""
