@@ -422,8 +422,14 @@ def patient(pid: Segment, ctx: Context) -> tuple[str, dict[str, str]]:
     key, ref = _patient_ref(pid, ctx)
     if not ctx.states_active:
         ctx.assumed(ctx.resources[ref["reference"]], "active")
-    if ref["reference"] not in ctx.persons and not _corrects_person(ctx):
-        ctx.persons[ref["reference"]] = pid.sequence
+    reference = ref["reference"]
+    if _corrects_person(ctx):
+        ctx.corrections.setdefault(reference, pid.sequence)
+    elif reference not in ctx.persons:
+        ctx.persons[reference] = pid.sequence
+    if key.startswith("auth|") and reference not in ctx.apart:
+        authority, number = key[5:].rsplit("|", 1)
+        ctx.apart[reference] = (authority, number, patient_ref(ctx, number)["reference"], pid.sequence)
     return key, ref
 
 
