@@ -117,13 +117,26 @@ def _restated(conversion: Any, sequence: int, registrar: str | None, leaned: lis
     conversion.warnings.append(warning)
 
 
+# the kept-apart warning's text before and after the authority, for ``kept_apart_authority``
+_APART_HEAD = "PID-3 record number under assigning authority "
+_APART_TAIL = " (PID-3.4) kept apart from the institution's own record of the same number"
+
+
+def kept_apart_authority(message: str) -> str | None:
+    """The authority a kept-apart warning's text names (``_kept_apart``), else None: what the
+    operator's fidelity view counts per institution and authority (``engine.api.admin``)."""
+    if not message.startswith(_APART_HEAD) or _APART_TAIL not in message:
+        return None
+    return message[len(_APART_HEAD):message.index(_APART_TAIL)].strip("'\"")
+
+
 def _kept_apart(authority: str, number: str, sequence: int) -> HL7Error:
     """The warning of a number keyed apart beside the institution's own record of its value. The
     number is not echoed (one text per authority: the fidelity view counts it per institution and
     authority)."""
     warning = HL7Error(
-        f"PID-3 record number under assigning authority {authority!r} (PID-3.4) kept apart from the institution's "
-        "own record of the same number (another system's number, keyed by its authority). If this authority "
+        f"{_APART_HEAD}{authority!r}{_APART_TAIL} (another system's number, keyed by its authority). If this "
+        "authority "
         "is the institution's own record numbering, declare it in institutions.yaml mrn_authorities",
         segment="PID", sequence=sequence, field=3, code=DUPLICATE_KEY_IDENTIFIER)
     warning.severity = "W"
