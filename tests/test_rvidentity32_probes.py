@@ -203,11 +203,6 @@ def test_pid21_naming_the_lis_number_is_not_the_mother_whose_visit_it_is(http: T
     assert len(subjects(http, "RV16NB")) == 1
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "rvidentity32: LOW -- a record number whose CX-4 names another member institution of the site "
-    "(FNZYY, institutions.yaml) is stored under urn:huren:mrn:FNXRMYY:FNZYY, not FNZYY's own mrn_system "
-    "urn:huren:mrn:FNZYY: a FHIR search by that institution's MRN system (Patient?identifier="
-    "urn:huren:mrn:FNZYY|n) misses the record, and the index cannot tie it to FNZYY's record of the number"))
 def test_a_number_assigned_by_another_member_institution_keeps_that_institutions_system(http: TestClient) -> None:
     ack = post(http, adt("RV15A", "H88^^^FNZYY^MR", "王^十一", "19600101", "M"))
     assert ack_code_of(ack) == "AA", ack

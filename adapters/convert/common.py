@@ -45,6 +45,8 @@ _MRN_KINDS = frozenset({"", "MR", "PI", "PT", "MRN"})
 # the site -> institution code -> the names (casefolded) under which a CX-4 names it as the assigning
 # authority (by the site: its institutions and its senders.yaml aliases are read together)
 _OWN_NAMES: ByIdentity[Site, dict[str, frozenset[str]]] = ByIdentity(16)
+# the site -> every name (casefolded) naming one of its institutions as a CX-4 -> that institution's code
+_MEMBER_NAMES: ByIdentity[Site, dict[str, str]] = ByIdentity(16)
 
 
 def _is_national(kind: str, ctx: Context) -> bool:
@@ -91,18 +93,38 @@ def authority_of(rep: Repetition, inst: Any, site: Site) -> str | None:
         return None
     if universal and universal_system(universal, rep.comp(4, 3).strip()) == inst.mrn_system:
         return None
-    return namespace or universal
+    members = _member_names(site)
+    member = members.get(namespace.casefold()) or (members.get(universal.casefold()) if universal else None)
+    return member or namespace or universal
+
+
+def _member_names(site: Site) -> dict[str, str]:
+    """Every name naming a member institution of the site as a CX-4 (``_own_names``: code, name,
+    aliases, ``mrn_authorities``) -> its code: a number another member assigned is that member's
+    MRN (``_authority_system``), still keyed apart from the sender's own (rvidentity32 finding 5)."""
+    names = _MEMBER_NAMES.get(site)
+    if names is None:
+        names = {}
+        for code, member in site.institutions.items():
+            for name in _own_names(member, site):
+                names.setdefault(name, code)
+        _MEMBER_NAMES.put(site, names)
+    return names
 
 
 def authority_system(authority: str, ctx: Context) -> str:
-    return _authority_system(authority, ctx.institution)
+    return _authority_system(authority, ctx.institution, ctx.site)
 
 
-def _authority_system(authority: str, inst: Any) -> str:
+def _authority_system(authority: str, inst: Any, site: Site) -> str:
     """The Identifier.system of a record number another authority of the institution assigned
     (``_authority``): the institution's and the authority's, ``urn:huren:mrn:<code>:<authority>`` --
     never the institution's own ``mrn_system`` (``urn:huren:mrn:<code>``), and two institutions'
-    LISs both named "LIS" stay apart."""
+    LISs both named "LIS" stay apart. Another member institution's number (``authority_of`` answered
+    its code) is under that institution's own ``mrn_system``: found by a search by its MRN system."""
+    member = site.institutions.get(authority)
+    if member is not None and member.code == authority:
+        return member.mrn_system
     return f"urn:huren:mrn:{urn_part(inst.code)}:{urn_part(authority)}"
 
 
@@ -116,7 +138,7 @@ def record_number_system(rep: Repetition, inst: Any, site: Site) -> str | None:
     if not (kind in _MRN_KINDS or kind == inst.mrn_type):
         return None
     authority = authority_of(rep, inst, site)
-    return inst.mrn_system if authority is None else _authority_system(authority, inst)
+    return inst.mrn_system if authority is None else _authority_system(authority, inst, site)
 
 
 def record_key(mrn: str, national: str, first: str, field_no: int = 3, other: str = "") -> str:
