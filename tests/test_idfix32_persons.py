@@ -80,3 +80,13 @@ def test_a_number_kept_apart_beside_the_own_record_is_warned_and_counted(engine:
     ack = post(http, oru("IA4D", "IA4E^^^LISX^PI", "李^八", "19700101", "F", "IA4GLU"))
     assert ack_code_of(ack) == "AA" and not err_lines(ack), ack
     assert "LISX" not in _fidelity(engine, http)["kept_apart"]
+
+
+def test_a_record_number_holding_the_field_separator_is_refused_at_its_field(http: TestClient) -> None:
+    """``auth\\F\\LIS\\F\\IA5`` as an MRN, and ``a\\F\\b`` as another authority's number: AE naming
+    PID-3, nothing filed."""
+    for control, pid3 in (("IA5A", "auth\\F\\LIS\\F\\IA5^^^FNXRMYY^MR"), ("IA5B", "a\\F\\b^^^LISX^PI")):
+        ack = post(http, oru(control, pid3, "李^九", "19700101", "F", "IA5GLU", app="HIS"))
+        assert ack_code_of(ack) == "AE" and "|PID^1^3" in err_lines(ack)[0], ack
+        assert "field separator" in ack.decode("utf-8")
+    assert subjects(http, "IA5GLU") == []

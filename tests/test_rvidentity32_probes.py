@@ -328,10 +328,6 @@ def test_the_refused_message_sent_again_after_the_correction_is_filed(http: Test
     assert filed or not advice, ack
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "rvidentity32: LOW -- the record key's claim 'a bare MRN holds no |' fails after unescaping: "
-    "PID-3.1 'auth\\F\\LIS\\F\\K77' (HL7 escape for |) is the MRN 'auth|LIS|K77', the very key of the "
-    "LIS's record K77, so a HIS message files under the LIS patient's record (same for nid|...)"))
 def test_an_escaped_field_separator_in_an_mrn_does_not_reach_another_key(http: TestClient) -> None:
     assert ack_code_of(post(http, oru("RV12A", "K77^^^LIS^PI", "李^七", "19700101", "F", "RV12LIS"))) == "AA"
     (lis,) = patients(http, f"{MRN}:LIS|K77")

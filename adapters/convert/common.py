@@ -148,8 +148,8 @@ def record_key(mrn: str, national: str, first: str, field_no: int = 3, other: st
     ``pid<n>|<first id>`` (PID-2/4), else "". The one reading of a record's key: a PID
     (``patient_key``) and a list naming a record (MRG-1, ``list_key``) key one record alike -- an A40
     or A45 whose MRG-1 named a record by its ID number alone keyed it ``id|`` while its PID had keyed
-    it ``nid|`` (review of the twentieth round). A bare MRN holds no ``|`` (HL7's field separator),
-    so no other key is an MRN's."""
+    it ``nid|`` (review of the twentieth round). A bare MRN holds no ``|`` (HL7's field separator;
+    one sent escaped is refused, ``_record_number``), so no other key is an MRN's."""
     if mrn:
         return mrn
     if national:
@@ -186,6 +186,13 @@ def list_key(seg: Segment, field_no: int, ctx: Context, strict: bool = True) -> 
             national = national or number
         elif not mrn and _is_mrn(kind, ctx):
             authority = _authority(rep, ctx)
+            try:
+                _record_number(value, seg, field_no, index)
+            except HL7Error as err:
+                if strict:
+                    raise
+                ctx.warn(err)  # names nobody
+                continue
             if authority is None:
                 mrn = value
             elif not other:
@@ -238,9 +245,9 @@ def patient_key(pid: Segment, ctx: Context) -> tuple[str, list[dict[str, Any]]]:
             if ident:
                 ident["system"] = authority_system(authority, ctx)
                 identifiers.append(ident)
-                foreign = foreign or f"{authority}|{value}"
+                foreign = foreign or f"{authority}|{_record_number(value, pid, field_no, index)}"
         elif field_no == 3 and not mrn and _is_mrn(kind, ctx):
-            mrn = value
+            mrn = _record_number(value, pid, field_no, index)
             identifiers.append(
                 {
                     "use": "usual",
@@ -275,6 +282,19 @@ def patient_key(pid: Segment, ctx: Context) -> tuple[str, list[dict[str, Any]]]:
             )
         key = f"{kind}|{value.strip()}"
     return key, identifiers
+
+
+def _record_number(value: str, seg: Segment, field_no: int, index: int) -> str:
+    """A record number (an MRN, another authority's number) as a key takes it: one holding ``|``
+    (sent escaped, ``\\F\\``) is refused -- the keys of other kinds are ``<kind>|...``
+    (``record_key``), so ``auth\\F\\LIS\\F\\K77`` would be the LIS's record K77 (rvidentity32
+    finding 7). No record numbering uses HL7's field separator."""
+    if "|" in value:
+        where = f"{seg.name}-{field_no}" + (f" repetition {index + 1}" if index else "")
+        raise seg.error(f"{where}: record number {value!r} holds the field separator '|' (sent as \\F\\), "
+                        "which no record number may", field_no, 1, code=DATA_TYPE_ERROR,
+                        repetition=index + 1 if index else None)
+    return value
 
 
 def _check_national_id(value: str, pid: Segment, field_no: int, index: int, ctx: Context) -> NationalId:
