@@ -7,10 +7,17 @@ record of its value warned of and counted per authority; the refusal's advice.""
 
 from __future__ import annotations
 
+import argparse
+from pathlib import Path
+
+import pytest
 from fastapi.testclient import TestClient
 
 from adapters.hl7v2.ack import ack_code_of
+from engine.api.app import create_app
 from engine.engine import Engine
+from engine.identity.cli import identity_authorities
+from engine.settings import Settings
 from tests.hl7_calls import err_lines, module_engine, module_http, post  # noqa: F401 -- the module's engine and client
 from tests.test_rvidentity32_probes import MRN, adt, oru, patients, subjects
 
@@ -90,3 +97,24 @@ def test_a_record_number_holding_the_field_separator_is_refused_at_its_field(htt
         assert ack_code_of(ack) == "AE" and "|PID^1^3" in err_lines(ack)[0], ack
         assert "field separator" in ack.decode("utf-8")
     assert subjects(http, "IA5GLU") == []
+
+
+def test_the_authorities_census_reads_the_kept_messages_as_this_release_does(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """``huren identity authorities`` on a store holding messages of the old habit: the HIS's CX-4
+    "HISX" read ``apart`` with its count, the institution's own code ``own``, another member's
+    ``member FNZYY``; a number without CX-4 is not listed (nothing to declare)."""
+    settings = Settings(data_dir=tmp_path / "var", http_port=0, mllp_port=0)
+    with Engine(settings) as eng, TestClient(create_app(eng)) as client:
+        client.headers["Authorization"] = "Bearer " + eng.auth.issue_system_token("t", "system/*.cruds")
+        for control, pid3 in (("IC1", "C1^^^HISX^MR"), ("IC2", "C2^^^HISX^MR"), ("IC3", "C3^^^FNXRMYY^MR"),
+                              ("IC4", "C4^^^FNZYY^MR"), ("IC5", "C5")):
+            assert ack_code_of(post(client, adt(control, pid3, "柳^一", "19610101", "F"))) == "AA"
+    assert identity_authorities(argparse.Namespace(), settings) == 0
+    lines = capsys.readouterr().out.strip().split("\n")
+    assert lines[0].split("\t") == ["institution", "application", "CX-4", "count", "reading"]
+    assert sorted(tuple(line.split("\t")) for line in lines[1:]) == [
+        ("FNXRMYY", "HIS", "FNXRMYY", "1", "own"),
+        ("FNXRMYY", "HIS", "FNZYY", "1", "member FNZYY"),
+        ("FNXRMYY", "HIS", "HISX", "2", "apart"),
+    ]
