@@ -31,7 +31,7 @@ from typing import Any
 
 from adapters.hl7v2.errors import DUPLICATE_KEY_IDENTIFIER, HL7Error
 from engine.identity.demographics import contradicts_all
-from engine.messages import application_of
+from engine.messages import NO_APPLICATION, application_of, message_id, sender_id
 
 # the advice of a refusal: an identical resend (same MSH-10) is answered from the message store
 # (``engine.ingest``), so "send it again" alone cannot work (rvidentity32 finding 6)
@@ -61,21 +61,33 @@ def check_persons(conversion: Any, read_many: Any, earlier: Sequence[Any] = (), 
             if contradicts_all(earlier[at].by_reference[ref], conversion.by_reference[ref]):
                 if not corrects:
                     _refuse(sequence, [at])
-                registrar = _registered_in_batch(ref, earlier)
+                # stored before the batch: its registering message is in the store; else the batch's
+                registrar = _registered(ref, conversion, search, messages)
+                if registrar in (None, _UNREGISTERED):
+                    registrar = _registered_in_batch(ref, earlier)
                 _restated(conversion, sequence, registrar, [at])
-    bare = [(ref, at) for ref, at in ((r, _earlier_version(r[2], earlier)) for r in conversion.apart.values())]
+    bare = [(r, any(r[2] in c.by_reference for c in earlier)) for r in conversion.apart.values()]
     wanted = [tuple(ref.split("/", 1)) for ref, _, _ in unread]
-    wanted += [tuple(b[2].split("/", 1)) for b, at in bare if at is None]
+    wanted += [tuple(b[2].split("/", 1)) for b, in_batch in bare if not in_batch]
     stored = read_many(wanted) if wanted else {}
     for ref, sequence, corrects in unread:
-        was = stored.get(tuple(ref.split("/", 1)))
-        if was is None or not contradicts_all(was, conversion.by_reference[ref]):
+        was, at = stored.get(tuple(ref.split("/", 1))), None
+        if was is None:  # not stored: an earlier message of the batch writing it only when absent makes it
+            at = _created_in_batch(ref, earlier)
+            if at is None:
+                continue
+            leaned.append(at)
+            was = earlier[at].by_reference[ref]
+        if not contradicts_all(was, conversion.by_reference[ref]):
             continue
+        on = [at] if at is not None else []
         if not corrects:
-            _refuse(sequence, [])
-        _restated(conversion, sequence, _registered(ref, conversion, earlier, search, messages), [])
-    for (authority, number, own, sequence), at in bare:
-        if at is not None or tuple(own.split("/", 1)) in stored:
+            _refuse(sequence, on)
+        registrar = _registered_in_batch(ref, earlier) if at is not None else _registered(
+            ref, conversion, search, messages)
+        _restated(conversion, sequence, registrar, on)
+    for (authority, number, own, sequence), in_batch in bare:
+        if in_batch or tuple(own.split("/", 1)) in stored:
             conversion.warnings.append(_kept_apart(authority, number, sequence))
     return leaned
 
@@ -98,7 +110,7 @@ def _restated(conversion: Any, sequence: int, registrar: str | None, leaned: lis
     record, accepted and warned of (the registration system's own correction, rare, and every result
     filed under the record now reads as the new person's: an operator should see it); from another
     application, or when the registering one is not known, refused."""
-    if registrar is None or registrar != conversion.application:
+    if registrar != _UNREGISTERED and (registrar is None or registrar != conversion.application):
         error = HL7Error(
             "PID-3 names a record this update (ADT^A08/A31) restates as another person (name, sex and birth "
             "date differ from the stored record's), and this application (MSH-3) did not register the record: "
@@ -143,31 +155,52 @@ def _kept_apart(authority: str, number: str, sequence: int) -> HL7Error:
     return warning
 
 
+# ``_registered``'s answer for a record no registration (ADT) message ever stated: only results made
+# it (a LIS's placeholder, written only when absent): the first application to register it may
+_UNREGISTERED = "\n(unregistered)"
+
+
 def _registered_in_batch(ref: str, earlier: Sequence[Any]) -> str | None:
-    """The application (MSH-3) of the first earlier message of the batch writing ``ref``."""
-    return next((c.application for c in earlier if ref in c.by_reference), None)
+    """The application (MSH-3) of the first earlier message of the batch stating ``ref`` (not
+    writing it only when absent, as a result's placeholder)."""
+    return next((c.application for c in earlier if ref in c.by_reference and ref not in c.create_only),
+                _UNREGISTERED)
 
 
-def _registered(ref: str, conversion: Any, earlier: Sequence[Any], search: Any, messages: Any) -> str | None:
-    """The application that registered the stored record ``ref``: MSH-3 of the oldest message whose
-    Provenance names it, read from the message store (``engine.messages``: each document keeps its
-    application and the resources it wrote). None when it cannot be found (no store at hand, a record a
-    FHIR client made): then no one's A08 may restate it as another person."""
+def _registered(ref: str, conversion: Any, search: Any, messages: Any) -> str | None:
+    """The application that registered the stored record ``ref``: MSH-3 of the oldest registration
+    (ADT) message whose Provenance names it, read from the message store (``engine.messages``: each
+    document keeps its application and type). A record only results ever named (a LIS's placeholder):
+    ``_UNREGISTERED``. None when it cannot be told (no store at hand, a record a FHIR client made, a
+    message no longer kept): then no one's A08 may restate it as another person."""
     if search is None or messages is None:
         return None
-    found = search("Provenance", [("target", ref), ("_sort", "_lastUpdated"), ("_count", "1")]).resources
+    found = search("Provenance", [("target", ref), ("_sort", "_lastUpdated"), ("_count", "100")]).resources
+    ids = []
     for prov in found:
         for entity in prov.get("entity") or ():
             value = (((entity.get("what") or {}).get("identifier")) or {}).get("value") or ""
             control, _, collided = value.partition("\x1f")
-            if collided:
-                return collided
-            docs = messages.messages.find({"control_id": control})
-            apps = {application_of(d) for d in docs
-                    if d.get("facility") == conversion.institution or ref in (d.get("resources") or ())}
-            if len(apps) == 1:
-                return apps.pop()
-    return None
+            # by its MSH-10 alone: the first application to use the pair, kept under ``message_id``;
+            # with an application: another had used the MSH-10 first (``Context.message_key``)
+            ids.append(sender_id(conversion.institution, "" if collided == NO_APPLICATION else collided, control)
+                       if collided else message_id(conversion.institution, control))
+    if not ids:
+        return None
+    docs = messages.get_many(ids)
+    for doc_id in ids:
+        doc = docs.get(doc_id)
+        if doc is None:
+            return None  # a message no longer kept: who registered the record cannot be told
+        if str(doc.get("message_type") or "").startswith("ADT"):
+            return application_of(doc)
+    return _UNREGISTERED
+
+
+def _created_in_batch(ref: str, earlier: Sequence[Any]) -> int | None:
+    """The position of the first earlier conversion of the batch writing ``ref`` only when absent
+    (a result's or order's placeholder): with nothing stored, it is the version written."""
+    return next((at for at, c in enumerate(earlier) if ref in c.by_reference), None)
 
 
 def _earlier_version(ref: str, earlier: Sequence[Any]) -> int | None:
