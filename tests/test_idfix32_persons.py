@@ -118,3 +118,16 @@ def test_the_authorities_census_reads_the_kept_messages_as_this_release_does(
         ("FNXRMYY", "HIS", "FNZYY", "1", "member FNZYY"),
         ("FNXRMYY", "HIS", "HISX", "2", "apart"),
     ]
+
+
+def test_a_record_only_a_result_made_is_restated_by_the_first_registration(http: TestClient) -> None:
+    """A LIS result made IA6's record (a placeholder: results do not register); the HIS's A08 naming
+    another person there is accepted, warned of; afterwards the LIS's A08 restating it again is refused
+    (the HIS registered it now)."""
+    assert ack_code_of(post(http, oru("IA6A", "IA6^^^FNXRMYY^MR", "孙^宝宝", "20261101", "F", "IA6GLU"))) == "AA"
+    ack = post(http, adt("IA6B", "IA6^^^FNXRMYY^MR", "钱^多多", "19510711", "M", event="A08"))
+    assert ack_code_of(ack) == "AA" and "|W|" in err_lines(ack)[0], ack
+    ack = post(http, adt("IA6C", "IA6^^^FNXRMYY^MR", "孙^宝宝", "20261101", "F", event="A08", app="LIS"))
+    assert ack_code_of(ack) == "AE", ack
+    (record,) = patients(http, f"{MRN}|IA6")
+    assert record["name"][0]["text"] == "钱多多"
