@@ -11,9 +11,10 @@ replay once the sender or an operator has put the identity right.
 
 An ADT A08 (update patient information) or A31 (update person information), v2.5.1 3.3.8 / 3.3.31,
 is the registration system restating who its record's person is -- how a wrong registration is
-corrected. Only the application that registered the record (MSH-3 of the first message that wrote
-it, read from the message store: the store's writer mark names the message type, not the sender)
-may restate it as another person: it is accepted with a warning (ERR W, counted in the operator's
+corrected. Only the application that registered the record (MSH-3 of the first registration (ADT)
+message that named it, read from the message store: the store's writer mark names the message type,
+not the sender; a record only results made has none, and the first ADT registers it) may restate it
+as another person: it is accepted with a warning (ERR W, counted in the operator's
 fidelity view). From any other application of the institution (a LIS's A08) it is refused like a
 result naming another person (rvidentity32 findings 2 and 3). Any other event only names the
 person: it is held against the record.
