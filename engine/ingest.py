@@ -762,7 +762,7 @@ class Ingestor:
             if settle is not None:
                 try:
                     leaned = settle(getattr(self.repository, "read_many", None),
-                                    getattr(self.repository, "search", None), earlier)
+                                    getattr(self.repository, "search", None), earlier, messages=self.messages)
                     item.leaned_on = [owners[i] for i in leaned or ()]
                 except HL7Error as exc:
                     item.conversion, item.errors = None, [exc]

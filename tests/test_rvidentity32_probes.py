@@ -203,11 +203,6 @@ def test_pid21_naming_the_lis_number_is_not_the_mother_whose_visit_it_is(http: T
     assert len(subjects(http, "RV16NB")) == 1
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "rvidentity32: LOW -- a record number whose CX-4 names another member institution of the site "
-    "(FNZYY, institutions.yaml) is stored under urn:huren:mrn:FNXRMYY:FNZYY, not FNZYY's own mrn_system "
-    "urn:huren:mrn:FNZYY: a FHIR search by that institution's MRN system (Patient?identifier="
-    "urn:huren:mrn:FNZYY|n) misses the record, and the index cannot tie it to FNZYY's record of the number"))
 def test_a_number_assigned_by_another_member_institution_keeps_that_institutions_system(http: TestClient) -> None:
     ack = post(http, adt("RV15A", "H88^^^FNZYY^MR", "王^十一", "19600101", "M"))
     assert ack_code_of(ack) == "AA", ack
@@ -219,12 +214,6 @@ def test_a_number_assigned_by_another_member_institution_keeps_that_institutions
 # --- the guard --------------------------------------------------------------------------------------
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "rvidentity32: HIGH -- the guard's A08/A31 exemption is by event alone: an ADT^A08 from the LIS "
-    "application (MSH-3 LIS, not the HIS that registers the record) restating the HIS record W77 as "
-    "another person (name, sex, birth date all changed) is AA; the record's person is overwritten, the "
-    "first patient's results now read as hers, and her later results (the guard now compares with "
-    "the new person) file under the first patient's record"))
 def test_an_a08_from_another_application_cannot_take_over_a_record(http: TestClient) -> None:
     assert ack_code_of(post(http, adt("RV7A", "W77^^^FNXRMYY^MR", "孙^七", "19800808", "M"))) == "AA"
     assert ack_code_of(post(http, oru("RV7B", "W77", "孙^七", "19800808", "M", "RV7HIS", app="HIS"))) == "AA"
@@ -235,11 +224,6 @@ def test_an_a08_from_another_application_cannot_take_over_a_record(http: TestCli
     assert ack_code_of(ack) != "AA" and now["name"][0]["text"] == "孙七", (ack, now["name"])
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "rvidentity32: MED -- an ADT^A08 that changes name, sex AND birth date of a record at once is "
-    "applied silently (AA, no ERR warning, no identity conflict for an operator): the one event the "
-    "guard deems 'another person' is let through unreviewed when it arrives as an update, and every "
-    "result already filed under the record now reads as the new person's"))
 def test_an_a08_restating_a_record_as_another_person_is_at_least_flagged(engine: Engine, http: TestClient) -> None:
     assert ack_code_of(post(http, adt("RV8A", "X77^^^FNXRMYY^MR", "钱^九", "19700303", "M"))) == "AA"
     assert ack_code_of(post(http, oru("RV8B", "X77", "钱^九", "19700303", "M", "RV8GLU", app="HIS"))) == "AA"
@@ -248,11 +232,6 @@ def test_an_a08_restating_a_record_as_another_person_is_at_least_flagged(engine:
     assert flagged, ack
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "rvidentity32: MED -- the guard needs all three of name, sex and birth date present on both sides: a "
-    "result naming another person (other name, other sex) under a stored record, from a LIS that sends no "
-    "birth date (common: age, not PID-7), is filed under the stored person, AA -- the lead's thirty-first "
-    "round case with PID-7 empty. Two present fields, both contradicting, is no weaker evidence"))
 def test_a_result_naming_another_name_and_sex_with_no_birth_date_is_refused(http: TestClient) -> None:
     assert ack_code_of(post(http, adt("RV13A", "J77^^^FNXRMYY^MR", "孙^九", "19800808", "M"))) == "AA"
     (his,) = patients(http, f"{MRN}|J77")
@@ -334,12 +313,6 @@ def test_a_refused_message_replayed_after_the_a08_correction_is_filed(engine: En
     assert subjects(http, "RV11GLU") == [f"Patient/{record['id']}"]
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "rvidentity32: LOW -- the guard's ERR tells the sender 'correct the record first (ADT^A08/A31) and send "
-    "the message again'; a sender doing exactly that (the same bytes, the same MSH-10, after the A08) gets "
-    "the stored AE back (an identical resend is answered from the record, engine/ingest.py _recorded): the "
-    "advice cannot work. Either the ERR names what works (a new MSH-10, or the operator's replay) or the "
-    "resend after the correction is filed"))
 def test_the_refused_message_sent_again_after_the_correction_is_filed(http: TestClient) -> None:
     """The ERR's advice: "correct the record first (ADT^A08/A31) and send the message again". The sender
     re-sends the same bytes (same MSH-10) after the A08: filed, or the advice does not say to."""
@@ -355,10 +328,6 @@ def test_the_refused_message_sent_again_after_the_correction_is_filed(http: Test
     assert filed or not advice, ack
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "rvidentity32: LOW -- the record key's claim 'a bare MRN holds no |' fails after unescaping: "
-    "PID-3.1 'auth\\F\\LIS\\F\\K77' (HL7 escape for |) is the MRN 'auth|LIS|K77', the very key of the "
-    "LIS's record K77, so a HIS message files under the LIS patient's record (same for nid|...)"))
 def test_an_escaped_field_separator_in_an_mrn_does_not_reach_another_key(http: TestClient) -> None:
     assert ack_code_of(post(http, oru("RV12A", "K77^^^LIS^PI", "李^七", "19700101", "F", "RV12LIS"))) == "AA"
     (lis,) = patients(http, f"{MRN}:LIS|K77")

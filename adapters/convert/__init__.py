@@ -78,9 +78,15 @@ class Conversion:
     # "Patient/id" -> the PID's sequence, of each PID's record the message names but does not correct
     # (``Context.persons``): held against the stored person by ``persons.check_persons``
     persons: dict[str, int] = field(default_factory=dict)
+    # "Patient/id" -> the PID's sequence of each record an ADT A08/A31 restates (``Context.corrections``),
+    # its number keyed apart (``Context.apart``), and the sending application (MSH-3), for ``check_persons``
+    corrections: dict[str, int] = field(default_factory=dict)
+    apart: dict[str, tuple[str, str, str, int]] = field(default_factory=dict)
+    application: str = ""
     _bundle: dict[str, Any] | None = field(default=None, repr=False, compare=False)
 
-    def settle_against_store(self, read_many: Any, search: Any, earlier: Sequence[Conversion] = ()) -> list[int]:
+    def settle_against_store(self, read_many: Any, search: Any, earlier: Sequence[Conversion] = (),
+                             messages: Any = None) -> list[int]:
         """What the converter could not know without the store, in order (ingest asks it once, after
         converting and before validating and writing, with the repository's ``read_many`` and
         ``search``): a visit-less DG1-20's one Condition (``adopt_identified``), resources stored under
@@ -94,8 +100,10 @@ class Conversion:
             adopt_identified(self, search)
         if self.formerly and read_many is not None:
             adopt_former_ids(self, read_many)
-        if self.persons and read_many is not None:  # after adopt_former_ids: the records as they will be written
-            leaned.update(check_persons(self, read_many, earlier))
+        if (self.persons or self.corrections or self.apart) and read_many is not None:
+            # after adopt_former_ids: the records as they will be written; ``messages``: the message
+            # store, whose documents name the application that registered a record
+            leaned.update(check_persons(self, read_many, earlier, search, messages))
         if (self.withdrawn or self.restated) and read_many is not None:
             leaned.update(settle_withdrawn(self, read_many, search, earlier))
         return sorted(leaned)
@@ -204,6 +212,9 @@ def convert(message: Message, site: Site, institution: str | None = None, applic
         withdrawn=ctx.withdrawn,
         restated=ctx.restated,
         persons=ctx.persons,
+        corrections=ctx.corrections,
+        apart=ctx.apart,
+        application=(msh.value(3) or msh.value(3, comp=2)).strip(),
     )
 
 

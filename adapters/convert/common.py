@@ -45,6 +45,8 @@ _MRN_KINDS = frozenset({"", "MR", "PI", "PT", "MRN"})
 # the site -> institution code -> the names (casefolded) under which a CX-4 names it as the assigning
 # authority (by the site: its institutions and its senders.yaml aliases are read together)
 _OWN_NAMES: ByIdentity[Site, dict[str, frozenset[str]]] = ByIdentity(16)
+# the site -> every name (casefolded) naming one of its institutions as a CX-4 -> that institution's code
+_MEMBER_NAMES: ByIdentity[Site, dict[str, str]] = ByIdentity(16)
 
 
 def _is_national(kind: str, ctx: Context) -> bool:
@@ -91,18 +93,38 @@ def authority_of(rep: Repetition, inst: Any, site: Site) -> str | None:
         return None
     if universal and universal_system(universal, rep.comp(4, 3).strip()) == inst.mrn_system:
         return None
-    return namespace or universal
+    members = _member_names(site)
+    member = members.get(namespace.casefold()) or (members.get(universal.casefold()) if universal else None)
+    return member or namespace or universal
+
+
+def _member_names(site: Site) -> dict[str, str]:
+    """Every name naming a member institution of the site as a CX-4 (``_own_names``: code, name,
+    aliases, ``mrn_authorities``) -> its code: a number another member assigned is that member's
+    MRN (``_authority_system``), still keyed apart from the sender's own (rvidentity32 finding 5)."""
+    names = _MEMBER_NAMES.get(site)
+    if names is None:
+        names = {}
+        for code, member in site.institutions.items():
+            for name in _own_names(member, site):
+                names.setdefault(name, code)
+        _MEMBER_NAMES.put(site, names)
+    return names
 
 
 def authority_system(authority: str, ctx: Context) -> str:
-    return _authority_system(authority, ctx.institution)
+    return _authority_system(authority, ctx.institution, ctx.site)
 
 
-def _authority_system(authority: str, inst: Any) -> str:
+def _authority_system(authority: str, inst: Any, site: Site) -> str:
     """The Identifier.system of a record number another authority of the institution assigned
     (``_authority``): the institution's and the authority's, ``urn:huren:mrn:<code>:<authority>`` --
     never the institution's own ``mrn_system`` (``urn:huren:mrn:<code>``), and two institutions'
-    LISs both named "LIS" stay apart."""
+    LISs both named "LIS" stay apart. Another member institution's number (``authority_of`` answered
+    its code) is under that institution's own ``mrn_system``: found by a search by its MRN system."""
+    member = site.institutions.get(authority)
+    if member is not None and member.code == authority:
+        return member.mrn_system
     return f"urn:huren:mrn:{urn_part(inst.code)}:{urn_part(authority)}"
 
 
@@ -116,7 +138,7 @@ def record_number_system(rep: Repetition, inst: Any, site: Site) -> str | None:
     if not (kind in _MRN_KINDS or kind == inst.mrn_type):
         return None
     authority = authority_of(rep, inst, site)
-    return inst.mrn_system if authority is None else _authority_system(authority, inst)
+    return inst.mrn_system if authority is None else _authority_system(authority, inst, site)
 
 
 def record_key(mrn: str, national: str, first: str, field_no: int = 3, other: str = "") -> str:
@@ -126,8 +148,8 @@ def record_key(mrn: str, national: str, first: str, field_no: int = 3, other: st
     ``pid<n>|<first id>`` (PID-2/4), else "". The one reading of a record's key: a PID
     (``patient_key``) and a list naming a record (MRG-1, ``list_key``) key one record alike -- an A40
     or A45 whose MRG-1 named a record by its ID number alone keyed it ``id|`` while its PID had keyed
-    it ``nid|`` (review of the twentieth round). A bare MRN holds no ``|`` (HL7's field separator),
-    so no other key is an MRN's."""
+    it ``nid|`` (review of the twentieth round). A bare MRN holds no ``|`` (HL7's field separator;
+    one sent escaped is refused, ``_record_number``), so no other key is an MRN's."""
     if mrn:
         return mrn
     if national:
@@ -164,6 +186,13 @@ def list_key(seg: Segment, field_no: int, ctx: Context, strict: bool = True) -> 
             national = national or number
         elif not mrn and _is_mrn(kind, ctx):
             authority = _authority(rep, ctx)
+            try:
+                _record_number(value, seg, field_no, index)
+            except HL7Error as err:
+                if strict:
+                    raise
+                ctx.warn(err)  # names nobody
+                continue
             if authority is None:
                 mrn = value
             elif not other:
@@ -216,9 +245,9 @@ def patient_key(pid: Segment, ctx: Context) -> tuple[str, list[dict[str, Any]]]:
             if ident:
                 ident["system"] = authority_system(authority, ctx)
                 identifiers.append(ident)
-                foreign = foreign or f"{authority}|{value}"
+                foreign = foreign or f"{authority}|{_record_number(value, pid, field_no, index)}"
         elif field_no == 3 and not mrn and _is_mrn(kind, ctx):
-            mrn = value
+            mrn = _record_number(value, pid, field_no, index)
             identifiers.append(
                 {
                     "use": "usual",
@@ -253,6 +282,19 @@ def patient_key(pid: Segment, ctx: Context) -> tuple[str, list[dict[str, Any]]]:
             )
         key = f"{kind}|{value.strip()}"
     return key, identifiers
+
+
+def _record_number(value: str, seg: Segment, field_no: int, index: int) -> str:
+    """A record number (an MRN, another authority's number) as a key takes it: one holding ``|``
+    (sent escaped, ``\\F\\``) is refused -- the keys of other kinds are ``<kind>|...``
+    (``record_key``), so ``auth\\F\\LIS\\F\\K77`` would be the LIS's record K77 (rvidentity32
+    finding 7). No record numbering uses HL7's field separator."""
+    if "|" in value:
+        where = f"{seg.name}-{field_no}" + (f" repetition {index + 1}" if index else "")
+        raise seg.error(f"{where}: record number {value!r} holds the field separator '|' (sent as \\F\\), "
+                        "which no record number may", field_no, 1, code=DATA_TYPE_ERROR,
+                        repetition=index + 1 if index else None)
+    return value
 
 
 def _check_national_id(value: str, pid: Segment, field_no: int, index: int, ctx: Context) -> NationalId:
@@ -422,8 +464,14 @@ def patient(pid: Segment, ctx: Context) -> tuple[str, dict[str, str]]:
     key, ref = _patient_ref(pid, ctx)
     if not ctx.states_active:
         ctx.assumed(ctx.resources[ref["reference"]], "active")
-    if ref["reference"] not in ctx.persons and not _corrects_person(ctx):
-        ctx.persons[ref["reference"]] = pid.sequence
+    reference = ref["reference"]
+    if _corrects_person(ctx):
+        ctx.corrections.setdefault(reference, pid.sequence)
+    elif reference not in ctx.persons:
+        ctx.persons[reference] = pid.sequence
+    if key.startswith("auth|") and reference not in ctx.apart:
+        authority, number = key[5:].rsplit("|", 1)
+        ctx.apart[reference] = (authority, number, patient_ref(ctx, number)["reference"], pid.sequence)
     return key, ref
 
 

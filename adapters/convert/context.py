@@ -149,6 +149,12 @@ class Context:
     # (``common.patient``; not an ADT A08/A31): ``persons.check_persons`` refuses the message when the
     # stored record is another person (name, sex and birth date all contradict)
     persons: dict[str, int] = field(default_factory=dict)
+    # "Patient/id" -> the PID's sequence, of each record an ADT A08/A31 restates (``common.patient``):
+    # ``persons.check_persons`` holds a restatement as another person to the registering application
+    corrections: dict[str, int] = field(default_factory=dict)
+    # "Patient/id" keyed apart (``auth|``) -> (authority, number, the "Patient/id" the bare number
+    # keys, the PID's sequence): ``persons.warn_kept_apart`` warns when the institution holds that one
+    apart: dict[str, tuple[str, str, str, int]] = field(default_factory=dict)
 
     # per-institution values every converter reads, resolved once per message (plain attributes:
     # they are read hundreds of times per message)

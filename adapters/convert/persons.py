@@ -9,12 +9,21 @@ under the stored person, answered AA (lead, thirty-first round). So it is refuse
 PID's PID-3 (the identifier that resolved to the record), nothing written, the raw message kept for
 replay once the sender or an operator has put the identity right.
 
-Not asked of the events that correct the person (``Context.persons``, ``common.patient``): ADT A08
-(update patient information) and A31 (update person information), v2.5.1 3.3.8 / 3.3.31, are the
-registration system restating who its record's person is -- how a wrong registration is corrected
-(the record's own sender: keys are per sending institution, so no other institution's message
-resolves to this record). Any other event (an A01 or A04 registering a visit, a lab result) only
-names the person: it is held against the record."""
+An ADT A08 (update patient information) or A31 (update person information), v2.5.1 3.3.8 / 3.3.31,
+is the registration system restating who its record's person is -- how a wrong registration is
+corrected. Only the application that registered the record (MSH-3 of the first registration (ADT)
+message that named it, read from the message store: the store's writer mark names the message type,
+not the sender; a record only results made has none, and the first ADT registers it) may restate it
+as another person: it is accepted with a warning (ERR W, counted in the operator's
+fidelity view). From any other application of the institution (a LIS's A08) it is refused like a
+result naming another person (rvidentity32 findings 2 and 3). Any other event only names the
+person: it is held against the record.
+
+A number keyed apart under another assigning authority (``common.authority_of``) while the
+institution holds a record of the same value under its own MRN is warned of (ERR W at PID-3,
+counted in the fidelity view per institution and authority): a site whose HIS writes its own name
+in CX-4 sees on day one that its numbers were kept apart, and how to declare the name
+(``institutions.yaml`` ``mrn_authorities``; rvidentity32 finding 1)."""
 
 from __future__ import annotations
 
@@ -23,29 +32,176 @@ from typing import Any
 
 from adapters.hl7v2.errors import DUPLICATE_KEY_IDENTIFIER, HL7Error
 from engine.identity.demographics import contradicts_all
+from engine.messages import NO_APPLICATION, application_of, message_id, sender_id
+
+# the advice of a refusal: an identical resend (same MSH-10) is answered from the message store
+# (``engine.ingest``), so "send it again" alone cannot work (rvidentity32 finding 6)
+_ADVICE = ("If the number is this patient's, have the registering system correct the record (ADT^A08/A31), then "
+           "send the message corrected with a new MSH-10, or ask the operator to replay it after correcting the "
+           "record; if it is another system's number, send its assigning authority (PID-3.4)")
 
 
-def check_persons(conversion: Any, read_many: Any, earlier: Sequence[Any] = ()) -> list[int]:
+def check_persons(conversion: Any, read_many: Any, earlier: Sequence[Any] = (), search: Any = None,
+                  messages: Any = None) -> list[int]:
     """Refuse (``HL7Error``) a conversion whose PID's Patient (``conversion.persons``: reference ->
     PID's sequence) resolves to a record of another person: the version an earlier message of the
-    batch will write (not written yet), else the stored one. Returns the positions in ``earlier``
-    the answer read (their Patients were compared; the error's ``leaned_on`` too)."""
+    batch will write (not written yet), else the stored one. A restatement (``conversion.corrections``)
+    as another person: refused unless this message's application registered the record, else warned
+    of. A number kept apart beside a record of the institution's own MRN of that value: warned of.
+    Returns the positions in ``earlier`` the answer read (their Patients were compared; the error's
+    ``leaned_on`` too)."""
     leaned: list[int] = []
-    unread: list[tuple[str, int]] = []
-    for ref, sequence in conversion.persons.items():
-        at = _earlier_version(ref, earlier)
-        if at is None:
-            unread.append((ref, sequence))
+    unread: list[tuple[str, int, bool]] = []
+    for refs, corrects in ((conversion.persons, False), (conversion.corrections, True)):
+        for ref, sequence in refs.items():
+            at = _earlier_version(ref, earlier)
+            if at is None:
+                unread.append((ref, sequence, corrects))
+                continue
+            leaned.append(at)
+            if contradicts_all(earlier[at].by_reference[ref], conversion.by_reference[ref]):
+                if not corrects:
+                    _refuse(sequence, [at])
+                # stored before the batch: its registering message is in the store; else the batch's
+                registrar = _registered(ref, conversion, search, messages)
+                if registrar in (None, _UNREGISTERED):
+                    registrar = _registered_in_batch(ref, earlier)
+                _restated(conversion, sequence, registrar, [at])
+    bare = [(r, any(r[2] in c.by_reference for c in earlier)) for r in conversion.apart.values()]
+    wanted = [tuple(ref.split("/", 1)) for ref, _, _ in unread]
+    wanted += [tuple(b[2].split("/", 1)) for b, in_batch in bare if not in_batch]
+    stored = read_many(wanted) if wanted else {}
+    for ref, sequence, corrects in unread:
+        was, at = stored.get(tuple(ref.split("/", 1))), None
+        if was is None:  # not stored: an earlier message of the batch writing it only when absent makes it
+            at = _created_in_batch(ref, earlier)
+            if at is None:
+                continue
+            leaned.append(at)
+            was = earlier[at].by_reference[ref]
+        if not contradicts_all(was, conversion.by_reference[ref]):
             continue
-        leaned.append(at)
-        _check(conversion.by_reference[ref], earlier[at].by_reference[ref], sequence, [at])
-    if unread:
-        stored = read_many([tuple(ref.split("/", 1)) for ref, _ in unread])
-        for ref, sequence in unread:
-            was = stored.get(tuple(ref.split("/", 1)))
-            if was is not None:
-                _check(conversion.by_reference[ref], was, sequence, [])
+        on = [at] if at is not None else []
+        if not corrects:
+            _refuse(sequence, on)
+        registrar = _registered_in_batch(ref, earlier) if at is not None else _registered(
+            ref, conversion, search, messages)
+        _restated(conversion, sequence, registrar, on)
+    for (authority, number, own, sequence), in_batch in bare:
+        if in_batch or tuple(own.split("/", 1)) in stored:
+            conversion.warnings.append(_kept_apart(authority, number, sequence))
     return leaned
+
+
+def _refuse(sequence: int, leaned: list[int]) -> None:
+    # the stored person's particulars are not echoed: the ACK goes back to the sender, and the record
+    # is not the sender's patient's
+    error = HL7Error(
+        "PID-3 names the record of another person: the stored record's name and sex (and birth date, when "
+        "both state one) differ from this PID's (PID-5, PID-8, PID-7); nothing of the message is filed under "
+        f"it. {_ADVICE}",
+        segment="PID", sequence=sequence, field=3, code=DUPLICATE_KEY_IDENTIFIER)
+    if leaned:
+        error.leaned_on = leaned  # type: ignore[attr-defined]
+    raise error
+
+
+def _restated(conversion: Any, sequence: int, registrar: str | None, leaned: list[int]) -> None:
+    """An A08/A31 restating a record as another person: from the application that registered the
+    record, accepted and warned of (the registration system's own correction, rare, and every result
+    filed under the record now reads as the new person's: an operator should see it); from another
+    application, or when the registering one is not known, refused."""
+    if registrar != _UNREGISTERED and (registrar is None or registrar != conversion.application):
+        error = HL7Error(
+            "PID-3 names a record this update (ADT^A08/A31) restates as another person (name, sex and birth "
+            "date differ from the stored record's), and this application (MSH-3) did not register the record: "
+            "only the registering application may correct who its record's person is; nothing is filed. Ask "
+            "the registering system or the operator to correct the record",
+            segment="PID", sequence=sequence, field=3, code=DUPLICATE_KEY_IDENTIFIER)
+        if leaned:
+            error.leaned_on = leaned  # type: ignore[attr-defined]
+        raise error
+    warning = HL7Error(
+        "PID-3's record restated as another person by its registering application: name, sex and birth date "
+        "all changed at once (ADT^A08/A31); accepted as the registration's correction, and every result filed "
+        "under the record now reads as this person's -- check it is not a number given to someone else",
+        segment="PID", sequence=sequence, field=3, code=DUPLICATE_KEY_IDENTIFIER)
+    warning.severity = "W"
+    conversion.warnings.append(warning)
+
+
+# the kept-apart warning's text before and after the authority, for ``kept_apart_authority``
+_APART_HEAD = "PID-3 record number under assigning authority "
+_APART_TAIL = " (PID-3.4) kept apart from the institution's own record of the same number"
+
+
+def kept_apart_authority(message: str) -> str | None:
+    """The authority a kept-apart warning's text names (``_kept_apart``), else None: what the
+    operator's fidelity view counts per institution and authority (``engine.api.admin``)."""
+    if not message.startswith(_APART_HEAD) or _APART_TAIL not in message:
+        return None
+    return message[len(_APART_HEAD):message.index(_APART_TAIL)].strip("'\"")
+
+
+def _kept_apart(authority: str, number: str, sequence: int) -> HL7Error:
+    """The warning of a number keyed apart beside the institution's own record of its value. The
+    number is not echoed (one text per authority: the fidelity view counts it per institution and
+    authority)."""
+    warning = HL7Error(
+        f"{_APART_HEAD}{authority!r}{_APART_TAIL} (another system's number, keyed by its authority). If this "
+        "authority "
+        "is the institution's own record numbering, declare it in institutions.yaml mrn_authorities",
+        segment="PID", sequence=sequence, field=3, code=DUPLICATE_KEY_IDENTIFIER)
+    warning.severity = "W"
+    return warning
+
+
+# ``_registered``'s answer for a record no registration (ADT) message ever stated: only results made
+# it (a LIS's placeholder, written only when absent): the first application to register it may
+_UNREGISTERED = "\n(unregistered)"
+
+
+def _registered_in_batch(ref: str, earlier: Sequence[Any]) -> str | None:
+    """The application (MSH-3) of the first earlier message of the batch stating ``ref`` (not
+    writing it only when absent, as a result's placeholder)."""
+    return next((c.application for c in earlier if ref in c.by_reference and ref not in c.create_only),
+                _UNREGISTERED)
+
+
+def _registered(ref: str, conversion: Any, search: Any, messages: Any) -> str | None:
+    """The application that registered the stored record ``ref``: MSH-3 of the oldest registration
+    (ADT) message whose Provenance names it, read from the message store (``engine.messages``: each
+    document keeps its application and type). A record only results ever named (a LIS's placeholder):
+    ``_UNREGISTERED``. None when it cannot be told (no store at hand, a record a FHIR client made, a
+    message no longer kept): then no one's A08 may restate it as another person."""
+    if search is None or messages is None:
+        return None
+    found = search("Provenance", [("target", ref), ("_sort", "_lastUpdated"), ("_count", "100")]).resources
+    ids = []
+    for prov in found:
+        for entity in prov.get("entity") or ():
+            value = (((entity.get("what") or {}).get("identifier")) or {}).get("value") or ""
+            control, _, collided = value.partition("\x1f")
+            # by its MSH-10 alone: the first application to use the pair, kept under ``message_id``;
+            # with an application: another had used the MSH-10 first (``Context.message_key``)
+            ids.append(sender_id(conversion.institution, "" if collided == NO_APPLICATION else collided, control)
+                       if collided else message_id(conversion.institution, control))
+    if not ids:
+        return None
+    docs = messages.get_many(ids)
+    for doc_id in ids:
+        doc = docs.get(doc_id)
+        if doc is None:
+            return None  # a message no longer kept: who registered the record cannot be told
+        if str(doc.get("message_type") or "").startswith("ADT"):
+            return application_of(doc)
+    return _UNREGISTERED
+
+
+def _created_in_batch(ref: str, earlier: Sequence[Any]) -> int | None:
+    """The position of the first earlier conversion of the batch writing ``ref`` only when absent
+    (a result's or order's placeholder): with nothing stored, it is the version written."""
+    return next((at for at, c in enumerate(earlier) if ref in c.by_reference), None)
 
 
 def _earlier_version(ref: str, earlier: Sequence[Any]) -> int | None:
@@ -56,19 +212,3 @@ def _earlier_version(ref: str, earlier: Sequence[Any]) -> int | None:
         if ref in conversion.by_reference and ref not in conversion.create_only:
             return at
     return None
-
-
-def _check(incoming: dict[str, Any], stored: dict[str, Any], sequence: int, leaned: list[int]) -> None:
-    if not contradicts_all(stored, incoming):
-        return
-    # the stored person's particulars are not echoed: the ACK goes back to the sender, and the record
-    # is not the sender's patient's
-    error = HL7Error(
-        "PID-3 names the record of another person: the stored record's name, sex and birth date all differ "
-        "from this PID's (PID-5, PID-8, PID-7); nothing of the message is filed under it. If the number is "
-        "this patient's, correct the record first (ADT^A08/A31) and send the message again; if it is another "
-        "system's number, send its assigning authority (PID-3.4)",
-        segment="PID", sequence=sequence, field=3, code=DUPLICATE_KEY_IDENTIFIER)
-    if leaned:
-        error.leaned_on = leaned  # type: ignore[attr-defined]
-    raise error

@@ -1,4 +1,4 @@
-"""``huren identity rebuild|conflicts``: operator verbs of the master patient index."""
+"""``huren identity rebuild|conflicts|authorities``: operator verbs of the master patient index."""
 
 from __future__ import annotations
 
@@ -14,6 +14,10 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     rebuild.set_defaults(handler=identity_rebuild)
     conflicts = isub.add_parser("conflicts", help="list records not linked because their data conflict")
     conflicts.set_defaults(handler=identity_conflicts)
+    authorities = isub.add_parser(
+        "authorities", help="list the CX-4 assigning authorities the kept messages write on record numbers "
+                            "(PID-3, MRG-1) and how each is read: own MRN, another member's, or kept apart")
+    authorities.set_defaults(handler=identity_authorities)
 
 
 def identity_rebuild(args: argparse.Namespace, settings: Settings) -> int:
@@ -31,4 +35,19 @@ def identity_conflicts(args: argparse.Namespace, settings: Settings) -> int:
     with Engine(settings) as engine:
         for doc in engine.identity.conflicts():
             print(f"Patient/{doc['_id']}\t{'; '.join(doc.get('reasons', []))}")
+    return 0
+
+
+def identity_authorities(args: argparse.Namespace, settings: Settings) -> int:
+    """One line per (institution, sending application, CX-4): its count in the kept messages and its
+    reading (``engine.identity.authorities``). A line read ``apart`` that is in fact the institution's
+    own numbering (the HIS's name, an OID, "MRN") goes into ``institutions.yaml`` ``mrn_authorities``
+    before messages are taken again."""
+    from engine.engine import Engine
+    from engine.identity.authorities import census
+
+    with Engine(settings) as engine:
+        print("institution\tapplication\tCX-4\tcount\treading")
+        for a, n in census(engine.ingestor.messages.messages, engine.site):
+            print(f"{a.institution}\t{a.application}\t{a.cx4}\t{n}\t{a.reading}")
     return 0
