@@ -237,6 +237,7 @@ class MongoStore:
         return coll
 
     def close(self) -> None:
+        self.closed = True  # see SqliteStore.closed
         self.client.close()
 
 

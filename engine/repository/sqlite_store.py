@@ -146,6 +146,9 @@ class SqliteStore:
         if str(path) != ":memory:":
             self.path.parent.mkdir(parents=True, exist_ok=True)
         self.lock = threading.RLock()
+        # set by ``close``: a background thread holding the store (the audit log's) stops on it
+        # rather than failing on the closed connection
+        self.closed = False
         self._conn = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
         # schema statements (``collection``, ``ensure_index``) asked for outside a transaction wait
         # here and run together, in one transaction, before the next statement on this store (see
@@ -353,6 +356,7 @@ class SqliteStore:
 
     def close(self) -> None:
         with self.lock:
+            self.closed = True
             if self.checkpointer is not None:  # first: the writer's close then checkpoints last
                 self.checkpointer.close()
             with suppress(sqlite3.Error):
