@@ -177,3 +177,14 @@ def test_the_registering_application_on_each_backend(both: tuple[Engine, TestCli
     fid = r.json()["institutions"]["FNXRMYY"]
     assert fid.get("kept_apart", {}).get("HISY") == 1, fid
     assert "李" not in r.text, [i for i in fid["items"] if "李" in str(i)]
+
+
+def test_the_first_registration_not_the_latest_is_the_registrar(http: TestClient) -> None:
+    """The HIS registers FXO; the LIS then sends an A04 naming the same person (some LIS register
+    their own visits); the LIS's later A08 restating FXO as another person: refused (the oldest ADT is
+    the HIS's), the record keeps its person."""
+    assert ack_code_of(post(http, adt("FXO1", "FXO^^^FNXRMYY^MR", "蒋^一", "19660606", "M"))) == "AA"
+    assert ack_code_of(post(http, adt("FXO2", "FXO^^^FNXRMYY^MR", "蒋^一", "19660606", "M", app="LIS"))) == "AA"
+    ack = post(http, adt("FXO3", "FXO^^^FNXRMYY^MR", "韩^二", "19990909", "F", event="A08", app="LIS"))
+    assert ack_code_of(ack) == "AE", ack
+    assert [p["gender"] for p in patients(http, f"{MRN}|FXO")] == ["male"]
