@@ -7,7 +7,9 @@ passes guards behaviour worth keeping."""
 
 from __future__ import annotations
 
+import argparse
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
@@ -15,6 +17,8 @@ from fastapi.testclient import TestClient
 from adapters.hl7v2.ack import ack_code_of
 from engine.api.app import create_app
 from engine.engine import Engine
+from engine.identity.cli import identity_authorities
+from engine.settings import Settings
 from tests.hl7_calls import err_lines, module_engine, module_http, post  # noqa: F401 -- the module's engine and client
 from tests.module_store import module_eng  # noqa: F401 -- one engine a module on each backend
 from tests.test_rvidentity32_probes import MRN, adt, oru, patients, subjects
@@ -188,3 +192,22 @@ def test_the_first_registration_not_the_latest_is_the_registrar(http: TestClient
     ack = post(http, adt("FXO3", "FXO^^^FNXRMYY^MR", "韩^二", "19990909", "F", event="A08", app="LIS"))
     assert ack_code_of(ack) == "AE", ack
     assert [p["gender"] for p in patients(http, f"{MRN}|FXO")] == ["male"]
+
+
+def test_the_authorities_census_reads_a_gb18030_message_and_names_no_patient(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """``huren identity authorities`` on a real store holding a GB18030 message (MSH-18) whose CX-4 is
+    a Chinese name, and a refused message: the CX-4 printed as sent (not mojibake), and nothing of
+    the patients (names, numbers, birth dates) in the output."""
+    settings = Settings(data_dir=tmp_path / "var", http_port=0, mllp_port=0)
+    with Engine(settings) as eng, TestClient(create_app(eng)) as client:
+        client.headers["Authorization"] = "Bearer " + eng.auth.issue_system_token("t", "system/*.cruds")
+        gb = adt("CG1", "GB771^^^病案科^MR", "欧阳^娜娜", "19610101", "F").replace("|2.5.1\r", "|2.5.1|||||CHN|GB 18030-2000\r", 1)
+        assert ack_code_of(post(client, gb, codec="gb18030")) == "AA"
+        refused = adt("CG2", "GB772\\F\\X^^^HISQ^MR", "司马^光", "19620202", "M")
+        assert ack_code_of(post(client, refused)) == "AE"
+    assert identity_authorities(argparse.Namespace(), settings) == 0
+    out = capsys.readouterr().out
+    assert "\t病案科\t1\tapart" in out, out
+    for private in ("欧阳", "娜娜", "GB771", "司马", "GB772", "1961", "1962"):
+        assert private not in out, out
