@@ -211,3 +211,21 @@ def test_the_authorities_census_reads_a_gb18030_message_and_names_no_patient(
     assert "\t病案科\t1\tapart" in out, out
     for private in ("欧阳", "娜娜", "GB771", "司马", "GB772", "1961", "1962"):
         assert private not in out, out
+
+
+@pytest.mark.xfail(strict=True, reason="rvidfix32: MED a batch makes its sender the registering application of a "
+                   "record whose registrar cannot be told: refused alone, accepted after the batch's own A08")
+def test_a_batch_does_not_make_its_sender_the_registrar_of_an_unknown_record(http: TestClient) -> None:
+    """FXU's registration cannot be told (its Provenance deleted over /fhir, as for a record a FHIR
+    client made): the LIS's A08 restating it as another person is refused alone. A LIS batch of an
+    A08 restating FXU as the same person, then that A08: refused too, the record keeps its person."""
+    assert ack_code_of(post(http, adt("FXU1", "FXU^^^FNXRMYY^MR", "曹^一", "19550505", "M"))) == "AA"
+    (record,) = patients(http, f"{MRN}|FXU")
+    for entry in http.get("/fhir/Provenance", params={"target": f"Patient/{record['id']}"}).json().get("entry", []):
+        assert http.delete(f"/fhir/Provenance/{entry['resource']['id']}").status_code in (200, 204)
+    alone = post(http, adt("FXU2", "FXU^^^FNXRMYY^MR", "魏^二", "19930303", "F", event="A08", app="LIS"))
+    assert ack_code_of(alone) == "AE", alone
+    ack = post(http, _batch(adt("FXU3", "FXU^^^FNXRMYY^MR", "曹^壹", "19550505", "M", event="A08", app="LIS"),
+                            adt("FXU4", "FXU^^^FNXRMYY^MR", "魏^二", "19930303", "F", event="A08", app="LIS")))
+    assert b"MSA|AE|FXU4" in ack, ack
+    assert [p["gender"] for p in patients(http, f"{MRN}|FXU")] == ["male"]
