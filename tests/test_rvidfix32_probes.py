@@ -229,3 +229,25 @@ def test_a_batch_does_not_make_its_sender_the_registrar_of_an_unknown_record(htt
                             adt("FXU4", "FXU^^^FNXRMYY^MR", "魏^二", "19930303", "F", event="A08", app="LIS")))
     assert b"MSA|AE|FXU4" in ack, ack
     assert [p["gender"] for p in patients(http, f"{MRN}|FXU")] == ["male"]
+
+
+def test_the_kept_apart_count_is_one_per_message_filed(engine: Engine, http: TestClient) -> None:
+    """The HIS holds FXK under its MRN. A message under CX-4 "HISK" with FXK: counted once; the same
+    bytes sent again (answered from the message store): not counted again; a message under "HISK"
+    refused for another reason (a result naming another person under the HIS record): not counted."""
+    def count() -> int:
+        r = http.get("/admin/fidelity", params={"institution": "FNXRMYY"}, headers=_ops(engine))
+        return r.json()["institutions"].get("FNXRMYY", {}).get("kept_apart", {}).get("HISK", 0)
+
+    assert ack_code_of(post(http, adt("FXK1", "FXK^^^FNXRMYY^MR", "梁^一", "19600101", "M"))) == "AA"
+    first = oru("FXK2", "FXK^^^HISK^MR", "梁^一", "19600101", "M", "FXKGLU")
+    assert ack_code_of(post(http, first)) == "AA"
+    assert count() == 1
+    post(http, first)
+    assert count() == 1
+    refused = ("MSH|^~\\&|HIS|FNXRMYY|HUREN|FNYGT|20261201101500||ORU^R01^ORU_R01|FXK3|P|2.5.1\r"
+               "PID|1||FXK^^^HISK^MR||林^二||19990909|F\r"
+               "OBR|1|OFXK3|LFXK3|FXKT^FXKT^L|||20261201083000||||G|||20261201083500|BLD||||||||20261201091000|||F\r"
+               "OBX|1|NM|FXKT^FXKT^L||5.6|mmol/L|||||F|||20261201090000\r")
+    assert ack_code_of(post(http, refused)) == "AE"
+    assert count() == 1
