@@ -251,3 +251,16 @@ def test_the_kept_apart_count_is_one_per_message_filed(engine: Engine, http: Tes
                "OBX|1|NM|FXKT^FXKT^L||5.6|mmol/L|||||F|||20261201090000\r")
     assert ack_code_of(post(http, refused)) == "AE"
     assert count() == 1
+
+
+@pytest.mark.xfail(strict=True, reason="rvidfix32: HIGH a refused message of the HIS under the MSH-10 the LIS later "
+                   "registers a record with makes the HIS its registrar: the HIS's A08 rewrites the LIS's person")
+def test_a_refused_message_does_not_make_its_sender_the_registrar_of_anothers_record(http: TestClient) -> None:
+    """The HIS's A04 "FXR1" is refused (``\\\\F\\\\`` in its MRN), kept under (FNXRMYY, FXR1). The LIS's A04
+    "FXR1" then registers FXR (its MSH-10 counter met the HIS's). The HIS's A08 restating FXR as
+    another person must be refused (the LIS registered it); the record keeps its person."""
+    assert ack_code_of(post(http, adt("FXR1", "FXR\\F\\Q^^^FNXRMYY^MR", "卢^一", "19700101", "M"))) == "AE"
+    assert ack_code_of(post(http, adt("FXR1", "FXR^^^FNXRMYY^MR", "邓^二", "19800202", "F", app="LIS"))) == "AA"
+    ack = post(http, adt("FXR2", "FXR^^^FNXRMYY^MR", "卢^一", "19700101", "M", event="A08"))
+    assert ack_code_of(ack) == "AE", ack
+    assert [p["gender"] for p in patients(http, f"{MRN}|FXR")] == ["female"]
