@@ -120,14 +120,18 @@ def test_the_authorities_census_reads_the_kept_messages_as_this_release_does(
     ]
 
 
-def test_a_record_only_a_result_made_is_restated_by_the_first_registration(http: TestClient) -> None:
-    """A LIS result made IA6's record (a placeholder: results do not register); the HIS's A08 naming
-    another person there is accepted, warned of; afterwards the LIS's A08 restating it again is refused
-    (the HIS registered it now)."""
+def test_a_record_only_a_result_made_is_restated_until_a_registration_speaks_for_it(http: TestClient) -> None:
+    """A LIS result made IA6's record (a placeholder: results do not register, nor does an update --
+    the lead after rvidfix32: a LIS's A08 had become the registration of the HIS's own number). An A08
+    restating it as another person is accepted with the warning while no registration has spoken for
+    it; once the HIS's A04 registers it, the HIS's A08 is a correction (W) and the LIS's is refused."""
     assert ack_code_of(post(http, oru("IA6A", "IA6^^^FNXRMYY^MR", "孙^宝宝", "20261101", "F", "IA6GLU"))) == "AA"
     ack = post(http, adt("IA6B", "IA6^^^FNXRMYY^MR", "钱^多多", "19510711", "M", event="A08"))
     assert ack_code_of(ack) == "AA" and "|W|" in err_lines(ack)[0], ack
-    ack = post(http, adt("IA6C", "IA6^^^FNXRMYY^MR", "孙^宝宝", "20261101", "F", event="A08", app="LIS"))
-    assert ack_code_of(ack) == "AE", ack
+    assert ack_code_of(post(http, adt("IA6C", "IA6^^^FNXRMYY^MR", "钱^多多", "19510711", "M"))) == "AA"  # A04
+    ack = post(http, adt("IA6D", "IA6^^^FNXRMYY^MR", "孙^宝宝", "20261101", "F", event="A08", app="LIS"))
+    assert ack_code_of(ack) == "AE" and "did not register the record" in ack.decode("utf-8"), ack
+    ack = post(http, adt("IA6E", "IA6^^^FNXRMYY^MR", "孙^宝宝", "20261101", "F", event="A08"))
+    assert ack_code_of(ack) == "AA" and "|W|" in err_lines(ack)[0], ack
     (record,) = patients(http, f"{MRN}|IA6")
-    assert record["name"][0]["text"] == "钱多多"
+    assert record["name"][0]["text"] == "孙宝宝"

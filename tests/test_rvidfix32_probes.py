@@ -33,8 +33,6 @@ def _batch(*messages: str) -> str:
             + f"BTS|{len(messages)}\rFTS|1\r")
 
 
-@pytest.mark.xfail(strict=True, reason="rvidfix32: HIGH a LIS becomes the registering application of an HIS "
-                   "MRN it only made a placeholder for, and locks the HIS out of correcting its own record")
 def test_a_lis_a08_on_a_result_placeholder_does_not_take_the_his_record(http: TestClient) -> None:
     """A LIS result makes the placeholder of the HIS's MRN FX1 (the HIS has not registered it yet);
     the LIS then sends an A08 under the HIS's own MRN restating it as another person. Whatever the
@@ -69,8 +67,6 @@ def test_another_application_is_refused_in_a_batch_after_the_registrars_message(
     assert [p["name"][0]["text"] for p in patients(http, f"{MRN}|FX3")] == ["郑一"]
 
 
-@pytest.mark.xfail(strict=True, reason="rvidfix32: HIGH a refused (quarantined) ADT of another application under the "
-                   "same MSH-10 is read as the registering message: the registrar's own A08 is refused")
 def test_a_refused_adt_does_not_make_its_sender_the_registrar(http: TestClient) -> None:
     """The LIS's A04 is refused (``\\F\\`` in its MRN), its raw kept under the (FNXRMYY, FX4A) pair; the
     HIS then registers FX4 with the same MSH-10 (MSH-10 is unique per application, not per
@@ -138,9 +134,6 @@ def test_mrg1_with_a_field_separator_is_refused_at_mrg1(http: TestClient) -> Non
     assert ack_code_of(ack) == "AE" and "|MRG^1^1" in err_lines(ack)[0], ack
 
 
-@pytest.mark.xfail(strict=True, reason="rvidfix32: MED the registrar lookup reads only the 100 oldest Provenances: "
-                   "a record with 100 results before its registration answers 'unregistered' and any "
-                   "application's A08 may restate it as another person")
 def test_the_registrar_is_found_past_a_hundred_results(http: TestClient) -> None:
     """FX9's placeholder is made by a LIS result and 100 more follow before the HIS registers it (a
     long-stay lab patient; each message's Provenance names the record); then the LIS's A08 restates
@@ -213,8 +206,6 @@ def test_the_authorities_census_reads_a_gb18030_message_and_names_no_patient(
         assert private not in out, out
 
 
-@pytest.mark.xfail(strict=True, reason="rvidfix32: MED a batch makes its sender the registering application of a "
-                   "record whose registrar cannot be told: refused alone, accepted after the batch's own A08")
 def test_a_batch_does_not_make_its_sender_the_registrar_of_an_unknown_record(http: TestClient) -> None:
     """FXU's registration cannot be told (its Provenance deleted over /fhir, as for a record a FHIR
     client made): the LIS's A08 restating it as another person is refused alone. A LIS batch of an
@@ -253,8 +244,6 @@ def test_the_kept_apart_count_is_one_per_message_filed(engine: Engine, http: Tes
     assert count() == 1
 
 
-@pytest.mark.xfail(strict=True, reason="rvidfix32: HIGH a refused message of the HIS under the MSH-10 the LIS later "
-                   "registers a record with makes the HIS its registrar: the HIS's A08 rewrites the LIS's person")
 def test_a_refused_message_does_not_make_its_sender_the_registrar_of_anothers_record(http: TestClient) -> None:
     """The HIS's A04 "FXR1" is refused (``\\\\F\\\\`` in its MRN), kept under (FNXRMYY, FXR1). The LIS's A04
     "FXR1" then registers FXR (its MSH-10 counter met the HIS's). The HIS's A08 restating FXR as

@@ -11,13 +11,16 @@ replay once the sender or an operator has put the identity right.
 
 An ADT A08 (update patient information) or A31 (update person information), v2.5.1 3.3.8 / 3.3.31,
 is the registration system restating who its record's person is -- how a wrong registration is
-corrected. Only the application that registered the record (MSH-3 of the first registration (ADT)
-message that named it, read from the message store: the store's writer mark names the message type,
-not the sender; a record only results made has none, and the first ADT registers it) may restate it
-as another person: it is accepted with a warning (ERR W, counted in the operator's
-fidelity view). From any other application of the institution (a LIS's A08) it is refused like a
-result naming another person (rvidentity32 findings 2 and 3). Any other event only names the
-person: it is held against the record.
+corrected. Only the application that registered the record (MSH-3 of the oldest registration --
+A01/A04/A05/A28, never an update -- that huren filed for it, read from the message store: the
+store's writer mark names the message type, not the sender) may restate it as another person: it is
+accepted with a warning (ERR W, counted in the operator's fidelity view). From any other
+application of the institution (a LIS's A08), or when the registration cannot be told, it is
+refused like a result naming another person (rvidentity32 findings 2 and 3; the lead after
+rvidfix32: a LIS's A08 had registered a placeholder, a refused message under the same MSH-10 had
+been read as the registration, a registration past the first page of Provenances was not seen).
+A record no registration has spoken for (a placeholder a result made) may be restated, with the
+warning, until one does. Any other event only names the person: it is held against the record.
 
 A number keyed apart under another assigning authority (``common.authority_of``) while the
 institution holds a record of the same value under its own MRN is warned of (ERR W at PID-3,
@@ -32,7 +35,7 @@ from typing import Any
 
 from adapters.hl7v2.errors import DUPLICATE_KEY_IDENTIFIER, HL7Error
 from engine.identity.demographics import contradicts_all
-from engine.messages import NO_APPLICATION, application_of, message_id, sender_id
+from engine.messages import NO_APPLICATION, PROCESSED, application_of, message_id, sender_id
 
 # the advice of a refusal: an identical resend (same MSH-10) is answered from the message store
 # (``engine.ingest``), so "send it again" alone cannot work (rvidentity32 finding 6)
@@ -65,7 +68,7 @@ def check_persons(conversion: Any, read_many: Any, earlier: Sequence[Any] = (), 
                 # stored before the batch: its registering message is in the store; else the batch's
                 registrar = _registered(ref, conversion, search, messages)
                 if registrar in (None, _UNREGISTERED):
-                    registrar = _registered_in_batch(ref, earlier)
+                    registrar = _registered_in_batch(ref, earlier) or registrar
                 _restated(conversion, sequence, registrar, [at])
     bare = [(r, any(r[2] in c.by_reference for c in earlier)) for r in conversion.apart.values()]
     wanted = [tuple(ref.split("/", 1)) for ref, _, _ in unread]
@@ -84,7 +87,9 @@ def check_persons(conversion: Any, read_many: Any, earlier: Sequence[Any] = (), 
         on = [at] if at is not None else []
         if not corrects:
             _refuse(sequence, on)
-        registrar = _registered_in_batch(ref, earlier) if at is not None else _registered(
+        # made in the batch only by a message writing it when absent (a result's placeholder): as the
+        # store would answer once that message is filed, unregistered until a registration of the batch
+        registrar = (_registered_in_batch(ref, earlier) or _UNREGISTERED) if at is not None else _registered(
             ref, conversion, search, messages)
         _restated(conversion, sequence, registrar, on)
     for (authority, number, own, sequence), in_batch in bare:
@@ -114,8 +119,8 @@ def _restated(conversion: Any, sequence: int, registrar: str | None, leaned: lis
     if registrar != _UNREGISTERED and (registrar is None or registrar != conversion.application):
         error = HL7Error(
             "PID-3 names a record this update (ADT^A08/A31) restates as another person (name, sex and birth "
-            "date differ from the stored record's), and this application (MSH-3) did not register the record: "
-            "only the registering application may correct who its record's person is; nothing is filed. Ask "
+            "date differ from the stored record's), and this application (MSH-3) did not register the record "
+            "(or no filed registration of it is known): only the registering application may correct who its record's person is; nothing is filed. Ask "
             "the registering system or the operator to correct the record",
             segment="PID", sequence=sequence, field=3, code=DUPLICATE_KEY_IDENTIFIER)
         if leaned:
@@ -156,46 +161,61 @@ def _kept_apart(authority: str, number: str, sequence: int) -> HL7Error:
     return warning
 
 
-# ``_registered``'s answer for a record no registration (ADT) message ever stated: only results made
-# it (a LIS's placeholder, written only when absent): the first application to register it may
+# ``_registered``'s answer for a record that filed messages name but no registration does (a placeholder
+# a result made; an update registers nothing): the first registration, of the batch or later, registers it,
+# and until then an A08/A31 restating it is accepted with the warning
 _UNREGISTERED = "\n(unregistered)"
+
+# The ADT events that register a person (v2.5.1 ch. 3: admit, register an outpatient, pre-admit, add
+# person information). An update (A08/A31) registers nothing: a LIS's A08 on a placeholder its result
+# made had become the record's registration and locked the HIS out of its own number (rvidfix32).
+REGISTRATIONS = frozenset({"A01", "A04", "A05", "A28"})
 
 
 def _registered_in_batch(ref: str, earlier: Sequence[Any]) -> str | None:
-    """The application (MSH-3) of the first earlier message of the batch stating ``ref`` (not
-    writing it only when absent, as a result's placeholder)."""
-    return next((c.application for c in earlier if ref in c.by_reference and ref not in c.create_only),
-                _UNREGISTERED)
+    """The application (MSH-3) of the first earlier message of the batch that registers ``ref``
+    (``Conversion.registers``, stating it, not writing it only when absent); None when none does."""
+    return next((c.application for c in earlier
+                 if c.registers and ref in c.by_reference and ref not in c.create_only), None)
 
 
 def _registered(ref: str, conversion: Any, search: Any, messages: Any) -> str | None:
     """The application that registered the stored record ``ref``: MSH-3 of the oldest registration
-    (ADT) message whose Provenance names it, read from the message store (``engine.messages``: each
-    document keeps its application and type). A record only results ever named (a LIS's placeholder):
-    ``_UNREGISTERED``. None when it cannot be told (no store at hand, a record a FHIR client made, a
-    message no longer kept): then no one's A08 may restate it as another person."""
+    message (``REGISTRATIONS``) huren filed whose Provenance names the record; ``_UNREGISTERED`` when
+    every message naming it was read and none registers it (a placeholder a result made); None when
+    it cannot be told (no store at hand, no Provenance -- a record a FHIR client made --, a message no
+    longer kept or not filed, more Provenances than one page): then no one's A08 may restate it as
+    another person (a wrong person is worse than an update left for the operator).
+
+    Which message a Provenance names: its entity holds the MSH-10 alone, and the message store keys
+    the first application to use an (institution, MSH-10) pair by the pair, any later one by all
+    three -- so a document there may be another application's, even one huren refused (a refused
+    message writes no Provenance). Only a filed (``processed``) document counts, and where the pair's
+    is not, this application's own is looked for (rvidfix32: a refused A04 of the LIS under the same
+    MSH-10 made the LIS the HIS record's registrar; the HIS's refused A04 made the HIS the registrar
+    of the LIS's record)."""
     if search is None or messages is None:
         return None
-    found = search("Provenance", [("target", ref), ("_sort", "_lastUpdated"), ("_count", "100")]).resources
-    ids = []
-    for prov in found:
+    page = search("Provenance", [("target", ref), ("_sort", "_lastUpdated"), ("_count", "100")])
+    for prov in page.resources:
         for entity in prov.get("entity") or ():
             value = (((entity.get("what") or {}).get("identifier")) or {}).get("value") or ""
             control, _, collided = value.partition("\x1f")
-            # by its MSH-10 alone: the first application to use the pair, kept under ``message_id``;
-            # with an application: another had used the MSH-10 first (``Context.message_key``)
-            ids.append(sender_id(conversion.institution, "" if collided == NO_APPLICATION else collided, control)
-                       if collided else message_id(conversion.institution, control))
-    if not ids:
-        return None
-    docs = messages.get_many(ids)
-    for doc_id in ids:
-        doc = docs.get(doc_id)
-        if doc is None:
-            return None  # a message no longer kept: who registered the record cannot be told
-        if str(doc.get("message_type") or "").startswith("ADT"):
-            return application_of(doc)
-    return _UNREGISTERED
+            if collided:
+                candidates = [sender_id(conversion.institution, "" if collided == NO_APPLICATION else collided,
+                                        control)]
+            else:
+                candidates = [message_id(conversion.institution, control),
+                              sender_id(conversion.institution, conversion.application, control)]
+            docs = messages.get_many(candidates)
+            filed = [docs[c] for c in candidates if c in docs and docs[c].get("status") == PROCESSED]
+            if not filed:  # another application's, refused, or no longer kept: not to be told
+                return None
+            doc = filed[0]
+            kind = str(doc.get("message_type") or "").split("^")
+            if kind[0] == "ADT" and len(kind) > 1 and kind[1] in REGISTRATIONS:
+                return application_of(doc)
+    return _UNREGISTERED if page.resources and not page.has_next else None
 
 
 def _created_in_batch(ref: str, earlier: Sequence[Any]) -> int | None:
