@@ -607,7 +607,25 @@ def _load_institutions(path: Path) -> dict[str, Institution]:
             mrn_authorities=tuple(entry.get("mrn_authorities") or ()),
             grade="一级" if entry.get("grade") == "基层" else entry.get("grade"),
         )
+    _check_mrn_authorities(path, node, data, out)
     return out
+
+
+def _check_mrn_authorities(path: Path, node: Any, data: list[dict[str, Any]], out: dict[str, Institution]) -> None:
+    """An ``mrn_authorities`` name that is another member institution's code or name is refused at
+    load: ``adapters.convert.common.authority_of`` reads such a CX-4 as that member's own record
+    number, so declaring it for this institution would file one institution's numbers as the other's
+    (the lead, thirty-second round, from idfix32's report)."""
+    others = {str(n).strip().casefold(): inst.code for inst in out.values() for n in (inst.code, inst.name)}
+    for i, entry in enumerate(data):
+        for j, name in enumerate(entry.get("mrn_authorities") or ()):
+            member = others.get(str(name).strip().casefold())
+            if member is not None and member != entry["code"]:
+                raise SiteError(
+                    path, node.line_of([i, "mrn_authorities", j]), f"[{i}].mrn_authorities[{j}]",
+                    f"{name!r} names the member institution {member!r}: a CX-4 naming it is that member's record "
+                    "number, not this institution's",
+                )
 
 
 def _load_code_map(path: Path, code: str) -> CodeMap:

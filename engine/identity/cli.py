@@ -49,5 +49,11 @@ def identity_authorities(args: argparse.Namespace, settings: Settings) -> int:
     with Engine(settings) as engine:
         print("institution\tapplication\tCX-4\tcount\treading")
         for a, n in census(engine.ingestor.messages.messages, engine.site):
-            print(f"{a.institution}\t{a.application}\t{a.cx4}\t{n}\t{a.reading}")
+            print("\t".join(_cell(v) for v in (a.institution, a.application, a.cx4, str(n), a.reading)))
     return 0
+
+
+def _cell(value: str) -> str:
+    """A tab-separated cell: a backslash, tab or line break inside a sent value (a CX-4 is the sender's
+    text) escaped, so one line stays one authority (rvidfix32, LOW)."""
+    return value.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n").replace("\r", "\\r")
