@@ -28,20 +28,8 @@ def test_a_store_closed_under_the_audit_thread_stops_it_without_a_failure(
     thread = engine.audit._timer
     assert isinstance(thread, threading.Thread) and thread.is_alive()
     engine.audit.record(AUDIT)
-    with caplog.at_level(logging.INFO, logger="engine.audit.log"):
-        # the crash stand-in: the stores closed, the Engine never closed
-        engine.ingestor.close()
-        engine.audit_store.close()
-        if engine.store is not engine.audit_store:
-            engine.store.close()
-        thread.join(timeout=10)
-    assert not thread.is_alive()  # it stopped on its own
-    assert not [r for r in caplog.records if r.levelno >= logging.WARNING], caplog.text
+    _stores_closed_under(engine, thread, caplog)
     assert "closed under the background thread" in caplog.text
-    engine.audit._timer = None
-    engine.audit.let_go_segment(blocking=True)
-    engine.audit._close_files()
-    engine.auth.close()
     # the next start signs what the dropped one left and serves
     time.sleep(0.01)
     with Engine(Settings(data_dir=tmp_path / "data")) as again:
@@ -54,14 +42,21 @@ def test_the_search_keys_tick_stops_too(tmp_path: Path, caplog: pytest.LogCaptur
     engine = Engine(Settings(data_dir=tmp_path / "data"))
     thread = engine.audit._timer
     assert isinstance(thread, threading.Thread)
+    _stores_closed_under(engine, thread, caplog)
+
+
+def _stores_closed_under(engine: Engine, thread: threading.Thread, caplog: pytest.LogCaptureFixture) -> None:
+    """The crash stand-in: the stores closed, the Engine never closed; the thread stops on its own and
+    nothing is logged as failing. Then what the test opened beside the stores is let go."""
     with caplog.at_level(logging.INFO, logger="engine.audit.log"):
         engine.ingestor.close()
         engine.audit_store.close()
         if engine.store is not engine.audit_store:
             engine.store.close()
         thread.join(timeout=10)
-    assert not thread.is_alive()
+    assert not thread.is_alive()  # it stopped on its own
     assert not [r for r in caplog.records if r.levelno >= logging.WARNING], caplog.text
     engine.audit._timer = None
+    engine.audit.let_go_segment(blocking=True)
     engine.audit._close_files()
     engine.auth.close()
