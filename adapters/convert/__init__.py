@@ -21,7 +21,7 @@ from adapters.convert import (
     templates,
 )
 from adapters.convert.context import Context, Holds
-from adapters.convert.persons import REGISTRATIONS, check_persons
+from adapters.convert.persons import check_persons, registers_person
 from adapters.hl7v2.errors import (
     DATA_TYPE_ERROR,
     DUPLICATE_KEY_IDENTIFIER,
@@ -83,7 +83,7 @@ class Conversion:
     corrections: dict[str, int] = field(default_factory=dict)
     apart: dict[str, tuple[str, str, str, int]] = field(default_factory=dict)
     application: str = ""
-    # an ADT event that registers a person (``persons.REGISTRATIONS``): what makes its application a
+    # an ADT event that registers a person (``persons.registers_person``): what makes its application a
     # record's registering one in a batch (an update, A08/A31, registers nothing)
     registers: bool = False
     _bundle: dict[str, Any] | None = field(default=None, repr=False, compare=False)
@@ -218,7 +218,7 @@ def convert(message: Message, site: Site, institution: str | None = None, applic
         corrections=ctx.corrections,
         apart=ctx.apart,
         application=(msh.value(3) or msh.value(3, comp=2)).strip(),
-        registers=msh.message_type == "ADT" and msh.trigger_event in REGISTRATIONS,
+        registers=registers_person(msh.message_type, msh.trigger_event),
     )
 
 

@@ -16,6 +16,7 @@ from adapters.convert.by_identity import ByIdentity
 from adapters.convert.context import Context
 from adapters.convert.datatypes import V2_0203, cwe, cx, universal_system
 from adapters.convert.engine import apply_table, json_copy
+from adapters.convert.persons import corrects_person
 from adapters.convert.tables import coding_system, table, vocabulary
 from adapters.hl7v2.errors import DATA_TYPE_ERROR, REQUIRED_FIELD_MISSING, SEGMENT_SEQUENCE_ERROR, HL7Error
 from adapters.hl7v2.parser import Message, Repetition, Segment
@@ -465,7 +466,8 @@ def patient(pid: Segment, ctx: Context) -> tuple[str, dict[str, str]]:
     if not ctx.states_active:
         ctx.assumed(ctx.resources[ref["reference"]], "active")
     reference = ref["reference"]
-    if _corrects_person(ctx):
+    msh = ctx.message.msh
+    if corrects_person(msh.message_type, msh.trigger_event):
         ctx.corrections.setdefault(reference, pid.sequence)
     elif reference not in ctx.persons:
         ctx.persons[reference] = pid.sequence
@@ -473,16 +475,6 @@ def patient(pid: Segment, ctx: Context) -> tuple[str, dict[str, str]]:
         authority, number = key[5:].rsplit("|", 1)
         ctx.apart[reference] = (authority, number, patient_ref(ctx, number)["reference"], pid.sequence)
     return key, ref
-
-
-# the events that restate who a record's person is (v2.5.1 3.3.8 A08 update patient information,
-# 3.3.31 A31 update person information): not held against the stored person (``persons``)
-_CORRECTING = frozenset({("ADT", "A08"), ("ADT", "A31")})
-
-
-def _corrects_person(ctx: Context) -> bool:
-    msh = ctx.message.msh
-    return (msh.message_type, msh.trigger_event) in _CORRECTING
 
 
 def _patient_ref(pid: Segment, ctx: Context) -> tuple[str, dict[str, str]]:

@@ -166,10 +166,25 @@ def _kept_apart(authority: str, number: str, sequence: int) -> HL7Error:
 # and until then an A08/A31 restating it is accepted with the warning
 _UNREGISTERED = "\n(unregistered)"
 
-# The ADT events that register a person (v2.5.1 ch. 3: admit, register an outpatient, pre-admit, add
-# person information). An update (A08/A31) registers nothing: a LIS's A08 on a placeholder its result
-# made had become the record's registration and locked the HIS out of its own number (rvidfix32).
-REGISTRATIONS = frozenset({"A01", "A04", "A05", "A28"})
+# The events that register a person (v2.5.1 ch. 3: admit, register an outpatient, pre-admit, add
+# person information). An update registers nothing: a LIS's A08 on a placeholder its result made had
+# become the record's registration and locked the HIS out of its own number (rvidfix32).
+_REGISTERING = frozenset({("ADT", "A01"), ("ADT", "A04"), ("ADT", "A05"), ("ADT", "A28")})
+# The events that restate who a record's person is (v2.5.1 3.3.8 A08 update patient information, 3.3.31
+# A31 update person information): held against the registration, not against the stored person
+_CORRECTING = frozenset({("ADT", "A08"), ("ADT", "A31")})
+
+
+def registers_person(message_type: str, trigger_event: str) -> bool:
+    """Does this event register a person (``_REGISTERING``)? The one reading of it: a message's
+    conversion (``Conversion.registers``) and a stored message (``_registered``) alike."""
+    return (message_type, trigger_event) in _REGISTERING
+
+
+def corrects_person(message_type: str, trigger_event: str) -> bool:
+    """Does this event restate who its record's person is (``_CORRECTING``)? Asked by the converter
+    (``common.patient``: such a record goes to ``Context.corrections``, not ``Context.persons``)."""
+    return (message_type, trigger_event) in _CORRECTING
 
 
 def _registered_in_batch(ref: str, earlier: Sequence[Any]) -> str | None:
@@ -181,7 +196,7 @@ def _registered_in_batch(ref: str, earlier: Sequence[Any]) -> str | None:
 
 def _registered(ref: str, conversion: Any, search: Any, messages: Any) -> str | None:
     """The application that registered the stored record ``ref``: MSH-3 of the oldest registration
-    message (``REGISTRATIONS``) huren filed whose Provenance names the record; ``_UNREGISTERED`` when
+    message (``registers_person``) huren filed whose Provenance names the record; ``_UNREGISTERED`` when
     every message naming it was read and none registers it (a placeholder a result made); None when
     it cannot be told (no store at hand, no Provenance -- a record a FHIR client made --, a message no
     longer kept or not filed, more Provenances than one page): then no one's A08 may restate it as
@@ -212,8 +227,8 @@ def _registered(ref: str, conversion: Any, search: Any, messages: Any) -> str | 
             if not filed:  # another application's, refused, or no longer kept: not to be told
                 return None
             doc = filed[0]
-            kind = str(doc.get("message_type") or "").split("^")
-            if kind[0] == "ADT" and len(kind) > 1 and kind[1] in REGISTRATIONS:
+            kind, _, event = str(doc.get("message_type") or "").partition("^")
+            if registers_person(kind, event.partition("^")[0]):
                 return application_of(doc)
     return _UNREGISTERED if page.resources and not page.has_next else None
 
