@@ -217,7 +217,7 @@ def convert(message: Message, site: Site, institution: str | None = None, applic
         persons=ctx.persons,
         corrections=ctx.corrections,
         apart=ctx.apart,
-        application=(msh.value(3) or msh.value(3, comp=2)).strip(),
+        application=msh.application_id,
         registers=registers_person(msh.message_type, msh.trigger_event),
     )
 

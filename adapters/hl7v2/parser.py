@@ -282,6 +282,13 @@ class MSH(Segment):
         return self.value(3)
 
     @property
+    def application_id(self) -> str:
+        """MSH-3.1 (namespace id), else MSH-3.2 (universal id), trimmed: the sending application as
+        the message store keys it (``header.Header.application_code``, read there from the raw bytes),
+        so a conversion's application and a stored message's compare equal."""
+        return (self.value(3) or self.value(3, comp=2)).strip()
+
+    @property
     def sending_facility(self) -> str:
         """MSH-4.1, the namespace id huren matches against ``institutions.yaml`` codes."""
         return self.value(4)

@@ -55,7 +55,7 @@ def census(messages: Any, site: Any, page: int = 500) -> list[tuple[Authority, i
                                                    msh.sending_application, "", site))
         if inst is None:
             continue
-        application = (msh.value(3) or msh.value(3, comp=2)).strip()
+        application = msh.application_id
         for seg in message.segments:
             for name, field_no in _FIELDS:
                 if seg.name != name:
