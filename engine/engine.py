@@ -7,7 +7,7 @@ with the collaborators it needs passed in, so the wiring below is the whole depe
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import AbstractContextManager, contextmanager, nullcontext, suppress
 from typing import Any
 
@@ -149,12 +149,18 @@ class Engine:
 
     def close(self) -> None:
         """Release the database and any background work."""
-        self.ingestor.close()
-        self.audit.close()
-        self.auth.close()
-        if self.audit_store is not self.store:
-            self.audit_store.close()
-        self.store.close()
+        for close in self._closers():
+            close()
+
+    def _closers(self) -> list[Callable[[], None]]:
+        """What ``close`` releases, in its order: the ingestor, the audit log (its background thread),
+        auth, then the stores. A part a start that raised never made is passed over
+        (``_closed_if_it_fails``)."""
+        parts = [getattr(self, name, None) for name in ("ingestor", "audit", "auth")]
+        audit_store = getattr(self, "audit_store", None)
+        if audit_store is not self.store:
+            parts.append(audit_store)
+        return [part.close for part in (*parts, self.store) if part is not None]
 
     def __enter__(self) -> Engine:
         return self
@@ -173,17 +179,9 @@ def _closed_if_it_fails(engine: Engine) -> Iterator[None]:
     try:
         yield
     except BaseException:
-        for part in ("ingestor", "audit", "auth"):
-            opened = getattr(engine, part, None)
-            if opened is not None:
-                with suppress(Exception):
-                    opened.close()
-        audit_store = getattr(engine, "audit_store", None)
-        if audit_store is not None and audit_store is not engine.store:
+        for close in engine._closers():
             with suppress(Exception):
-                audit_store.close()
-        with suppress(Exception):
-            engine.store.close()
+                close()
         raise
 
 
