@@ -5,6 +5,7 @@ through the real site loader on a copy of the shipped site file."""
 
 from __future__ import annotations
 
+import base64
 from pathlib import Path
 
 import pytest
@@ -55,3 +56,21 @@ def test_the_census_keeps_one_authority_a_line() -> None:
 
     line = "\t".join(_cell(v) for v in ("FNXRMYY", "LIS", "A\tB\nC\\D", "3", "apart"))
     assert "\n" not in line and line.split("\t") == ["FNXRMYY", "LIS", "A\\tB\\nC\\\\D", "3", "apart"]
+
+
+def test_the_census_pages_through_every_kept_message_once(tmp_path: Path) -> None:
+    """The census reads the kept messages a page at a time by ``_id`` (after the last read, not by an
+    offset): across page boundaries every message comes once, on the real SQLite collection."""
+    from engine.identity.authorities import _raws
+    from engine.repository.sqlite_store import SqliteStore
+
+    store = SqliteStore(tmp_path / "m.db")
+    try:
+        kept = store.collection("hl7_messages")
+        for i in range(23):
+            raw = f"MSH|^~\\&|HIS|FNXRMYY|||||ADT^A04|{i}|P|2.5.1".encode()
+            kept.insert({"_id": f"m-{i:03d}", "raw": base64.b64encode(raw).decode(), "codec": "utf-8"})
+        read = [raw for raw, _ in _raws(kept, 5)]
+        assert len(read) == 23 and len(set(read)) == 23
+    finally:
+        store.close()

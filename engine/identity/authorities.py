@@ -78,12 +78,14 @@ def _reading(rep: Any, inst: Any, site: Any) -> str:
 
 
 def _raws(messages: Any, page: int) -> Iterator[tuple[bytes, str]]:
-    skip = 0
+    """Every kept message's raw bytes and codec, a page at a time by ``_id`` (after the last one
+    read, not by an offset: an offset reads every earlier page again, and a store keeps millions)."""
+    last: str | None = None
     while True:
-        docs = messages.find(None, sort=[("_id", 1)], limit=page, skip=skip)
+        docs = messages.find(None if last is None else {"_id": {"$gt": last}}, sort=[("_id", 1)], limit=page)
         for doc in docs:
             if doc.get("raw"):
                 yield raw_of(doc), str(doc.get("codec") or "utf-8")
         if len(docs) < page:
             return
-        skip += page
+        last = docs[-1]["_id"]
