@@ -1214,7 +1214,7 @@ class MergeRules:
             else:
                 out["status"] = "entered-in-error"
             return
-        data = base64.b64encode("\n".join(lines).encode("utf-8")).decode("ascii")
+        data = _text_data(lines)
         out[name] = [{**c, "attachment": {**attachments[i], "data": data}} if i == at else c
                      for i, c in enumerate(content)]
 
@@ -1490,8 +1490,14 @@ def _with_text(stored: Any, combined: Any, lines: list[str]) -> Any:
     if not lines:
         rest = [a for i, a in enumerate(value) if i != at]
         return rest or None
-    data = base64.b64encode("\n".join(lines).encode("utf-8")).decode("ascii")
+    data = _text_data(lines)
     return [{**a, "data": data} if i == at else a for i, a in enumerate(value)]
+
+
+def _text_data(lines: list[str]) -> str:
+    """``lines`` as a plain-text attachment's ``data`` (base64 UTF-8, R4 ``Attachment.data``): the
+    inverse of ``_text_lines``."""
+    return base64.b64encode("\n".join(lines).encode("utf-8")).decode("ascii")
 
 
 def _at_path(resource: Mapping[str, Any], path: tuple[str, ...]) -> list[Any]:
