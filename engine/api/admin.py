@@ -43,6 +43,7 @@ from typing import Any
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 
+from adapters.convert.common import record_number_system
 from adapters.convert.persons import kept_apart_authority
 from adapters.hl7v2.processing import parse_ids
 from adapters.hl7v2.structure import known_segments
@@ -108,8 +109,6 @@ def _patients_named(engine: Engine, doc: Document, text: str | None = None) -> l
     except (HL7Error, ValueError):
         return list(dict.fromkeys(found))
     inst = engine.site.institution(str(doc.get("facility") or ""))
-    from adapters.convert.common import record_number_system
-
     site = engine.site
     found += engine.identity.patients_named(
         message, mrn_system=inst.mrn_system if inst is not None else None,
