@@ -137,6 +137,10 @@ class Said:
       a reading centre's report links the township's order and study, whose Task names the
       township's patient: a stored one of another record passes unless the index knows the two
       for two persons (``Persons.known_apart``), asked only by ``found``.
+    - ``taken_from``: element -> the stored reference the visit's owner takes over (the HIS's
+      admission over a lab's placeholder visit, decided from the store by
+      ``adapters.convert.takeover``): ``another_person`` lets it pass when the stored value is
+      exactly that record, the stored version a message's and the index knows no two persons.
     Built by ``adapters.convert.context.Context`` (``Conversion.said``, per "Type/id")."""
 
     deletes: tuple[Delete, ...] = ()
@@ -146,6 +150,7 @@ class Said:
     moved_from: tuple[tuple[str, str], ...] = ()
     mother: tuple[tuple[str, str], ...] = ()
     referred: frozenset[str] = frozenset()
+    taken_from: tuple[tuple[str, str], ...] = ()
     # element -> the segments stating it as changes to the stored list (an S14 whose every resource
     # segment carries an action code, table 0206 A/U/D/X): each segment's entries are found among the
     # stored ones by set id, then actor, then role (``_changes``); the stored entries none names stay
@@ -611,7 +616,8 @@ class MergeRules:
             if ep.another and isinstance(st, dict) and isinstance(inc, dict):
                 self._another(rtype, name, ep, stored, st, inc, source, fields, issues)
             if ep.another_person and isinstance(st, dict) and isinstance(inc, dict):
-                self._another_person(rtype, name, ep, st, inc, source, fields, issues, said)
+                self._another_person(rtype, name, ep, st, inc, source, fields, issues, said,
+                                     stored_id=str(stored.get("id") or ""))
             elif ep.another_person and ep.slices and isinstance(st, list) and isinstance(inc, list):
                 inc = self._rebooked(rtype, name, ep, stored, st, inc, source, fields, issues)
             changes = dict(said.changes).get(name) if said is not None and said.changes else None
@@ -749,7 +755,7 @@ class MergeRules:
 
     def _another_person(self, rtype: str, name: str, ep: ElementPlan, st: Resource, inc: Resource,
                         source: str, fields: Mapping[str, str], issues: list[Issue],
-                        said: Said | None = None, left: bool = False) -> None:
+                        said: Said | None = None, left: bool = False, stored_id: str = "") -> None:
         """``another_person``: the writer names another Patient than the stored version's -- one
         number, two patients: an order number (ORC-2/OBR-2, OBR-3), a visit number (PV1-19), a
         specimen, document or accession number that a sender's sequence restarted (per year, per
@@ -777,6 +783,9 @@ class MergeRules:
         if prior is not None and (prior == mine or (prior.startswith("Patient/") and persons.same_person(
                 one, prior.removeprefix("Patient/")))):
             return
+        if not left and said is not None and dict(said.taken_from).get(name) == mine \
+                and self._taken_over(rtype, name, stored_id, one, other, persons, source, issues):
+            return
         # ``left``: the stored resource stays as it is (``found``); a newborn's message under the
         # visit of the patient it names as mother (PID-21) refers to that visit, as a rooming-in
         # HIS files it
@@ -799,6 +808,28 @@ class MergeRules:
                 f"person: it would re-file that patient's {rtype}, not stated (an order, visit, specimen "
                 "or document number is unique only while its sender does not restart or reuse it)")
         self._another_patient(ep, text, at, f"{rtype}.{name}", issues)
+
+    def _taken_over(self, rtype: str, name: str, rid: str, one: str, other: str, persons: Persons,
+                    source: str, issues: list[Issue]) -> bool:
+        """``Said.taken_from``: the visit's owner (an admission) files a lab's placeholder visit under the
+        patient it names (``adapters.convert.takeover`` decided the placeholder from the store). Two
+        things only the write sees: the stored version was written by a message (its writer mark,
+        ``WriterMarks.writers`` -- a FHIR client's edit or the index's, or a version stored before the
+        mark, is no placeholder: writer31), and the patient index does not know the two records for
+        two persons (different ID numbers, an operator's "not the same person", demographics it will
+        not link). Then an information issue says what was done (the earlier version keeps the
+        placeholder's subject: ``_history``)."""
+        marks = getattr(getattr(self._local, "stored", None), "writers", None)
+        writer = marks(rtype, [rid]).get(rid) if marks is not None and rid else None
+        if writer is None or writer in (API, INDEX) or persons.known_apart(one, other):
+            return False
+        issues.append({"severity": "information", "code": "informational", "expression": [f"{rtype}.{name}"],
+                       "diagnostics": f"{rtype}.{name}: the stored {rtype} was a {writer} message's stand-in, "
+                                      "written only because none was stored, under a record of another "
+                                      "authority's number no registration has spoken for; "
+                                      f"{_writer(source)} files it under the patient it names (the earlier "
+                                      "version keeps the other: _history)"})
+        return True
 
     def _another_patient(self, ep: ElementPlan, text: str, at: tuple[str, int, int] | None, where: str,
                          issues: list[Issue]) -> None:

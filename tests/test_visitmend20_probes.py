@@ -8,8 +8,8 @@ HTTP (the reviewer's probes, kept with the cases mended):
   record that does not exist (``id|`` against the PID's ``nid|`` key);
 - a newborn's results under the mother's visit number (rooming-in, 母婴同室) pass when the message
   names her as its patient's mother (PID-21), and only then;
-- results before the admission under the LIS's own patient number: not mended (writer31's take-over
-  taken back by writerfix31: see the xfail's reason and the README).
+- results before the admission under the LIS's own patient number: the HIS's admission takes the
+  lab's placeholder visit over (thirty-third round, visit33: ``adapters/convert/takeover.py``).
 """
 
 # ruff: noqa: F811 -- the fixtures imported from test_visit20_reused_numbers are the tests' arguments
@@ -18,7 +18,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import pytest
 from fastapi.testclient import TestClient
 
 from engine.engine import Engine
@@ -168,12 +167,6 @@ def test_a37_unlink_after_a_mistaken_merge_gives_the_visit_back(mllp: int, fhir:
     accepted(mllp, adt("A08", "A08-1", one, "V100", ts(1)))
 
 
-@pytest.mark.xfail(strict=True, reason="left (writerfix31): writer31's take-over (merge.yaml Encounter.subject "
-                   "takes_over) was taken back -- the store keeps the LIS's own number (PID-3 L-77^^^LIS^PI) as an "
-                   "MRN of the institution (urn:huren:mrn:HOSPA, type MR), exactly as the HIS's own MRN, so no rule "
-                   "over stored data can tell a lab placeholder under the LIS's number from one under another HIS "
-                   "record (rvwriter31 MED: two MRNs of one issuer joined); keeping PID-3.4/PID-3.5 apart at "
-                   "conversion is needed first")
 def test_lab_results_before_admission_under_the_lis_own_patient_number(mllp: int, fhir: TestClient) -> None:
     """Results before ADT: the LIS names the patient by its own number (PID-3 type PI, no ID
     number) under the HIS visit number; the thin Encounter it carries is written (only if absent).

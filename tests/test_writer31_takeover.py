@@ -6,7 +6,8 @@ institution, so a placeholder under another HIS record looked the same). The rul
 admission naming another patient than a lab's visit under the same number is refused at PV1-19, as it
 was before writer31. What must hold, each checked here: the lab's visit and report stay as sent; a visit
 the ADT, a FHIR client or a writer not known wrote, two records the index knows apart, a second LIS
-patient: all refused; a site's merge.yaml naming ``takes_over`` is refused at load (no such key now),
+patient: all refused (since visit33 the lab's own placeholder under a number kept apart IS taken over:
+tests/test_visit33_takeover.py); a site's merge.yaml naming ``takes_over`` is refused at load (no such key now),
 and a site lacking a group keeps the visit's ``another_person`` row.
 
 Real HL7 bytes over a real MLLP socket, FHIR reads and writes over HTTP, the real store (SQLite and
@@ -71,26 +72,24 @@ def _writer(engine: Engine, visit: str) -> str | None:
     return engine.repository.writers("Encounter", [visit])[visit]
 
 
-def test_the_admission_is_refused_over_the_labs_visit_and_the_lab_keeps_what_it_stated(
+def test_the_admission_takes_the_labs_visit_over_and_the_lab_keeps_what_it_stated(
         engine: Engine, mllp: int, fhir: TestClient) -> None:
-    """writerfix31: no take-over. The A01 naming the HIS's record under the visit number the lab's visit
-    holds is refused at PV1-19 (the lab's number and another HIS record are stored alike: a take-over
-    could not tell a placeholder from another patient's visit); the lab's visit and report stay."""
+    """visit33: the LIS's number is now kept apart (identity32), so the lab's visit under it is a
+    placeholder the A01 takes over (``adapters/convert/takeover.py``); the lab's report stays as sent,
+    under the LIS's record (tests/test_visit33_takeover.py asserts the rest)."""
     accepted(mllp, _lab("ORU-L1", "L-77", ts(3)))
     lis = _lis_patient(fhir, "L-77")
     placeholder = one_visit_numbered(fhir, "V100")
     assert placeholder["subject"]["reference"] == f"Patient/{lis}"
     assert _writer(engine, placeholder["id"]) == "ORU"
 
-    _refused_at_the_visit_number(mllp, adt("A01", "A01-1", ADMITTED, "V100", ts(2)))
+    accepted(mllp, adt("A01", "A01-1", ADMITTED, "V100", ts(2)))
     visit = one_visit_numbered(fhir, "V100")
-    assert visit["id"] == placeholder["id"] and visit["subject"] == placeholder["subject"]
-    assert visit["meta"]["versionId"] == "1" and _writer(engine, visit["id"]) == "ORU"
+    assert visit["id"] == placeholder["id"]
+    assert visit["subject"]["reference"] == f"Patient/{patient_id(fhir, 'MRN-V1')}"
+    assert visit["meta"]["versionId"] == "2" and _writer(engine, visit["id"]) == "ADT"
     (report,) = read(fhir, "DiagnosticReport")
     assert report["subject"]["reference"] == f"Patient/{lis}"
-    # the lab's next result under its own number files under its visit as before
-    accepted(mllp, _lab("ORU-L2", "L-77", ts(1)))
-    assert one_visit_numbered(fhir, "V100")["subject"]["reference"] == f"Patient/{lis}"
 
 
 def test_a_placeholder_of_a_person_the_index_knows_apart_is_still_refused(

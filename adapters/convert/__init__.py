@@ -22,6 +22,7 @@ from adapters.convert import (
 )
 from adapters.convert.context import Context, Holds
 from adapters.convert.persons import check_persons, registers_person
+from adapters.convert.takeover import settle_takeover
 from adapters.hl7v2.errors import (
     DATA_TYPE_ERROR,
     DUPLICATE_KEY_IDENTIFIER,
@@ -107,6 +108,9 @@ class Conversion:
             # after adopt_former_ids: the records as they will be written; ``messages``: the message
             # store, whose documents name the application that registered a record
             leaned.update(check_persons(self, read_many, earlier, search, messages))
+        if self.registers and read_many is not None:
+            # an admission over a lab's placeholder visit under its number (``takeover``, visit33)
+            settle_takeover(self, read_many, search, messages, earlier)
         if (self.withdrawn or self.restated) and read_many is not None:
             leaned.update(settle_withdrawn(self, read_many, search, earlier))
         return sorted(leaned)
