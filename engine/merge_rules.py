@@ -815,13 +815,14 @@ class MergeRules:
         patient it names (``adapters.convert.takeover`` decided the placeholder from the store). Two
         things only the write sees: the stored version was written by a message (its writer mark,
         ``WriterMarks.writers`` -- a FHIR client's edit or the index's, or a version stored before the
-        mark, is no placeholder: writer31), and the patient index does not know the two records for
+        mark, is no placeholder: writer31; nor one the owner's own family wrote since the store was
+        read -- its statement of the visit), and the patient index does not know the two records for
         two persons (different ID numbers, an operator's "not the same person", demographics it will
         not link). Then an information issue says what was done (the earlier version keeps the
         placeholder's subject: ``_history``)."""
         marks = getattr(getattr(self._local, "stored", None), "writers", None)
         writer = marks(rtype, [rid]).get(rid) if marks is not None and rid else None
-        if writer is None or writer in (API, INDEX) or persons.known_apart(one, other):
+        if writer is None or writer in (API, INDEX, source) or persons.known_apart(one, other):
             return False
         issues.append({"severity": "information", "code": "informational", "expression": [f"{rtype}.{name}"],
                        "diagnostics": f"{rtype}.{name}: the stored {rtype} was a {writer} message's stand-in, "
