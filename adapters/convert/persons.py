@@ -35,7 +35,7 @@ from typing import Any
 
 from adapters.hl7v2.errors import DUPLICATE_KEY_IDENTIFIER, HL7Error
 from engine.identity.demographics import contradicts_all
-from engine.messages import NO_APPLICATION, PROCESSED, application_of, message_id, sender_id
+from engine.messages import application_of, message_institution
 
 # the advice of a refusal: an identical resend (same MSH-10) is answered from the message store
 # (``engine.ingest``), so "send it again" alone cannot work (rvidentity32 finding 6)
@@ -67,7 +67,7 @@ def check_persons(conversion: Any, read_many: Any, earlier: Sequence[Any] = (), 
                     _refuse(sequence, [at])
                 # stored before the batch: its registering message is in the store; else the batch's
                 registrar = _registered(ref, conversion, search, messages)
-                if registrar in (None, _UNREGISTERED):
+                if registrar in (_UNSPOKEN, _UNREGISTERED):
                     registrar = _registered_in_batch(ref, earlier) or registrar
                 _restated(conversion, sequence, registrar, [at])
     bare = [(r, any(r[2] in c.by_reference for c in earlier)) for r in conversion.apart.values()]
@@ -116,7 +116,7 @@ def _restated(conversion: Any, sequence: int, registrar: str | None, leaned: lis
     record, accepted and warned of (the registration system's own correction, rare, and every result
     filed under the record now reads as the new person's: an operator should see it); from another
     application, or when the registering one is not known, refused."""
-    if registrar != _UNREGISTERED and (registrar is None or registrar != conversion.application):
+    if registrar != _UNREGISTERED and registrar != conversion.application:
         error = HL7Error(
             "PID-3 names a record this update (ADT^A08/A31) restates as another person (name, sex and birth "
             "date differ from the stored record's), and this application (MSH-3) did not register the record "
@@ -165,6 +165,11 @@ def _kept_apart(authority: str, number: str, sequence: int) -> HL7Error:
 # a result made; an update registers nothing): the first registration, of the batch or later, registers it,
 # and until then an A08/A31 restating it is accepted with the warning
 _UNREGISTERED = "\n(unregistered)"
+# ``_registered``'s answer for a record no Provenance names: nothing stored under it, or a record a FHIR
+# client made. A restatement of it is refused unless the batch's own registration decides (as the store
+# answers once that registration is filed); "cannot be told" (None) is not overridden by a batch: alone,
+# the same messages would be refused (regapp33)
+_UNSPOKEN = "\n(no message names it)"
 
 # The events that register a person (v2.5.1 ch. 3: admit, register an outpatient, pre-admit, add
 # person information). An update registers nothing: a LIS's A08 on a placeholder its result made had
@@ -197,40 +202,53 @@ def _registered_in_batch(ref: str, earlier: Sequence[Any]) -> str | None:
 def _registered(ref: str, conversion: Any, search: Any, messages: Any) -> str | None:
     """The application that registered the stored record ``ref``: MSH-3 of the oldest registration
     message (``registers_person``) huren filed whose Provenance names the record; ``_UNREGISTERED`` when
-    every message naming it was read and none registers it (a placeholder a result made); None when
-    it cannot be told (no store at hand, no Provenance -- a record a FHIR client made --, a message no
-    longer kept or not filed, more Provenances than one page): then no one's A08 may restate it as
-    another person (a wrong person is worse than an update left for the operator).
+    every message naming it was read and none registers it (a placeholder a result made);
+    ``_UNSPOKEN`` when no Provenance names it (nothing stored, or a record a FHIR client made); None
+    when it cannot be told (no store at hand, a Provenance whose message is no longer kept or not
+    filed, more Provenances than one page): then no one's A08 may restate it as another person (a
+    wrong person is worse than an update left for the operator).
 
-    Which message a Provenance names: its entity holds the MSH-10 alone, and the message store keys
-    the first application to use an (institution, MSH-10) pair by the pair, any later one by all
-    three -- so a document there may be another application's, even one huren refused (a refused
-    message writes no Provenance). Only a filed (``processed``) document counts, and where the pair's
-    is not, this application's own is looked for (rvidfix32: a refused A04 of the LIS under the same
-    MSH-10 made the LIS the HIS record's registrar; the HIS's refused A04 made the HIS the registrar
-    of the LIS's record)."""
+    Which message a Provenance was made from: its entity names the institution (its system) and
+    MSH-10 alone, and an (institution, MSH-10) pair may hold several documents -- the first
+    application's, another application's under ``sender_id``, a conflict -- any of them refused and
+    later replayed by the operator. So it is none of them by its id: it is the filed (``processed``)
+    document of the pair that lists the Provenance among the resources it wrote (regapp33: a LIS
+    message refused under the pair and replayed after the HIS's registration had used the same MSH-10
+    was read as the registration -- the LIS its registrar, or the record "unregistered")."""
     if search is None or messages is None:
         return None
     page = search("Provenance", [("target", ref), ("_sort", "_lastUpdated"), ("_count", "100")])
+    if not page.resources:
+        return _UNSPOKEN
     for prov in page.resources:
-        for entity in prov.get("entity") or ():
-            value = (((entity.get("what") or {}).get("identifier")) or {}).get("value") or ""
-            control, _, collided = value.partition("\x1f")
-            if collided:
-                candidates = [sender_id(conversion.institution, "" if collided == NO_APPLICATION else collided,
-                                        control)]
-            else:
-                candidates = [message_id(conversion.institution, control),
-                              sender_id(conversion.institution, conversion.application, control)]
-            docs = messages.get_many(candidates)
-            filed = [docs[c] for c in candidates if c in docs and docs[c].get("status") == PROCESSED]
-            if not filed:  # another application's, refused, or no longer kept: not to be told
-                return None
-            doc = filed[0]
-            kind, _, event = str(doc.get("message_type") or "").partition("^")
-            if registers_person(kind, event.partition("^")[0]):
-                return application_of(doc)
-    return _UNREGISTERED if page.resources and not page.has_next else None
+        writers = _writers(prov, messages)
+        apps = {application_of(doc) for doc in writers}
+        if len(apps) != 1:  # not filed, no longer kept, or two applications' (a store of older rules)
+            return None
+        if any(registers_person(*_event(doc)) for doc in writers):
+            return apps.pop()
+    return _UNREGISTERED if not page.has_next else None
+
+
+def _writers(prov: dict[str, Any], messages: Any) -> list[dict[str, Any]]:
+    """The filed message documents that wrote Provenance ``prov`` (``_registered``); empty when its
+    entity names no message or none filed lists it."""
+    ref = f"Provenance/{prov.get('id')}"
+    found: list[dict[str, Any]] = []
+    for entity in prov.get("entity") or ():
+        identifier = (entity.get("what") or {}).get("identifier") or {}
+        institution = message_institution(str(identifier.get("system") or ""))
+        control = identifier.get("value")
+        if institution is None or not control:
+            continue
+        found += [doc for doc in messages.filed(institution, str(control)) if ref in (doc.get("resources") or ())]
+    return found
+
+
+def _event(doc: dict[str, Any]) -> tuple[str, str]:
+    """(MSH-9.1, MSH-9.2) of a stored message document."""
+    kind, _, event = str(doc.get("message_type") or "").partition("^")
+    return kind, event.partition("^")[0]
 
 
 def _created_in_batch(ref: str, earlier: Sequence[Any]) -> int | None:
