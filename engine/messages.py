@@ -210,12 +210,16 @@ class MessageStore:
             return {wanted[0]: doc} if doc is not None else {}
         return {d["_id"]: d for d in self.messages.find({"_id": {"$in": wanted}})}
 
-    def filed(self, facility: str, control_id: str) -> list[Document]:
-        """The processed documents of an (institution, MSH-10) pair, of every application: the pair's
-        first holder's, another application's (``sender_id``), a conflict an operator replayed. What a
-        resource naming MSH-10 alone (a Provenance's entity) may have been written by; the writer is
-        the one listing it among its ``resources`` (``adapters.convert.persons``)."""
-        return self.messages.find({"facility": facility, "control_id": control_id, "status": PROCESSED})
+    def filed(self, facility: str, control_ids: Collection[str]) -> list[Document]:
+        """The processed documents of the (institution, MSH-10) pairs of ``facility`` and each of
+        ``control_ids``, of every application: a pair's first holder's, another application's
+        (``sender_id``), a conflict an operator replayed. What a resource naming MSH-10 alone (a
+        Provenance's entity) may have been written by; its writer is the one listing it among its
+        ``resources`` (``adapters.convert.persons``). One query (the ``facility, control_id`` index)."""
+        if not control_ids:
+            return []
+        return self.messages.find({"facility": facility, "control_id": {"$in": sorted(set(control_ids))},
+                                   "status": PROCESSED})
 
     def mark_processed(self, doc_id: str, *, ack_code: str, warnings: Iterable[HL7Error],
                        resources: list[str], attempts: int, current: Document | None = None,

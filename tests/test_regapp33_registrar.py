@@ -115,3 +115,48 @@ def test_the_replayed_pair_on_each_backend(both: tuple[Engine, TestClient]) -> N
     institution, MSH-10 and status is a query each backend answers)."""
     engine, http = both
     _replayed_pair_then_restatements(engine, http, "RGM", "A04")
+
+
+def test_the_oldest_registration_is_the_first_received_not_the_last_rewritten(engine: Engine, http: TestClient) -> None:
+    """The HIS registers RGD; the LIS then sends an A04 of the same person (some LIS register their own
+    visits); the operator replays the HIS's A04 (a site file reloaded, say), which writes its Provenance
+    again. The registrar is still the HIS (the first registration received): the LIS's A08 restating RGD
+    as another person refused, the HIS's accepted with the W. Found (MEDIUM): the Provenances were read
+    in the order they were last written, so the replay made the LIS's A04 the oldest registration."""
+    assert ack_code_of(post(http, adt("RGD1", "RGD^^^FNXRMYY^MR", "秦^八", "19680808", "M"))) == "AA"
+    assert ack_code_of(post(http, adt("RGD2", "RGD^^^FNXRMYY^MR", "秦^八", "19680808", "M", app="LIS"))) == "AA"
+    r = http.post(f"/admin/quarantine/{message_id('FNXRMYY', 'RGD1')}/replay", headers=_ops(engine))
+    assert r.status_code == 200 and r.json()["ack_code"] == "AA", r.text
+    ack = post(http, adt("RGD3", "RGD^^^FNXRMYY^MR", "尤^九", "19990909", "F", event="A08", app="LIS"))
+    assert ack_code_of(ack) == "AE", ack
+    ack = post(http, adt("RGD4", "RGD^^^FNXRMYY^MR", "尤^九", "19990909", "F", event="A08"))
+    assert ack_code_of(ack) == "AA" and "restated as another person" in ack.decode("utf-8"), ack
+
+
+def test_the_registrar_past_a_hundred_results_may_correct_its_record(http: TestClient) -> None:
+    """RGE's placeholder is made by a LIS result and 100 more follow before the HIS registers it (the
+    registration's Provenance on the second page). Found (MEDIUM): a full page without a registration
+    was "cannot be told", so the HIS itself could not correct a long-stay lab patient's record. Now every
+    page is read: the LIS's A08 restating RGE as another person refused, the HIS's accepted with the W."""
+    for n in range(101):
+        assert ack_code_of(post(http, oru(f"RGE{n}", "RGE^^^FNXRMYY^MR", "钱^九", "19700909", "M", "RGEGLU"))) == "AA"
+    assert ack_code_of(post(http, adt("RGEA", "RGE^^^FNXRMYY^MR", "钱^九", "19700909", "M"))) == "AA"
+    ack = post(http, adt("RGEB", "RGE^^^FNXRMYY^MR", "吴^十", "19881212", "F", event="A08", app="LIS"))
+    assert ack_code_of(ack) == "AE", ack
+    ack = post(http, adt("RGEC", "RGE^^^FNXRMYY^MR", "吴^十", "19881212", "F", event="A08"))
+    assert ack_code_of(ack) == "AA" and "restated as another person" in ack.decode("utf-8"), ack
+
+
+def test_a_result_replayed_into_a_refusal_does_not_hide_the_registration(engine: Engine, http: TestClient) -> None:
+    """The HIS registers RGF, a LIS result follows; the operator replays the result corrected into a refusal
+    (its Provenance stays, its message is no longer filed). Its activity (ORU^R01) cannot be a registration,
+    so the registration is still told: the HIS's A08 restating RGF accepted with the W, the LIS's refused.
+    A registration replayed into a refusal is another matter (``test_a_batch_does_not_decide...``)."""
+    assert ack_code_of(post(http, adt("RGF1", "RGF^^^FNXRMYY^MR", "许^一", "19710101", "F"))) == "AA"
+    assert ack_code_of(post(http, oru("RGF2", "RGF^^^FNXRMYY^MR", "许^一", "19710101", "F", "RGFGLU"))) == "AA"
+    assert _replay(engine, http, message_id("FNXRMYY", "RGF2"),
+                   oru("RGF2", "RGF\\F\\Q^^^FNXRMYY^MR", "许^一", "19710101", "F", "RGFGLU"))["ack_code"] == "AE"
+    ack = post(http, adt("RGF3", "RGF^^^FNXRMYY^MR", "何^二", "19820202", "M", event="A08", app="LIS"))
+    assert ack_code_of(ack) == "AE", ack
+    ack = post(http, adt("RGF4", "RGF^^^FNXRMYY^MR", "何^二", "19820202", "M", event="A08"))
+    assert ack_code_of(ack) == "AA" and "restated as another person" in ack.decode("utf-8"), ack

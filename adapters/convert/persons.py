@@ -200,13 +200,13 @@ def _registered_in_batch(ref: str, earlier: Sequence[Any]) -> str | None:
 
 
 def _registered(ref: str, conversion: Any, search: Any, messages: Any) -> str | None:
-    """The application that registered the stored record ``ref``: MSH-3 of the oldest registration
-    message (``registers_person``) huren filed whose Provenance names the record; ``_UNREGISTERED`` when
-    every message naming it was read and none registers it (a placeholder a result made);
-    ``_UNSPOKEN`` when no Provenance names it (nothing stored, or a record a FHIR client made); None
-    when it cannot be told (no store at hand, a Provenance whose message is no longer kept or not
-    filed, more Provenances than one page): then no one's A08 may restate it as another person (a
-    wrong person is worse than an update left for the operator).
+    """The application that registered the stored record ``ref``: MSH-3 of the first received
+    registration message (``registers_person``) huren filed whose Provenance names the record;
+    ``_UNREGISTERED`` when every message naming it was read and none registers it (a placeholder a
+    result made); ``_UNSPOKEN`` when no Provenance names it (nothing stored, or a record a FHIR client
+    made); None when it cannot be told (no store at hand, a Provenance of a registration event whose
+    message is no longer kept or not filed, more than ``_PAGES`` pages of Provenances): then no one's
+    A08 may restate it as another person (a wrong person is worse than an update left for the operator).
 
     Which message a Provenance was made from: its entity names the institution (its system) and
     MSH-10 alone, and an (institution, MSH-10) pair may hold several documents -- the first
@@ -214,35 +214,76 @@ def _registered(ref: str, conversion: Any, search: Any, messages: Any) -> str | 
     later replayed by the operator. So it is none of them by its id: it is the filed (``processed``)
     document of the pair that lists the Provenance among the resources it wrote (regapp33: a LIS
     message refused under the pair and replayed after the HIS's registration had used the same MSH-10
-    was read as the registration -- the LIS its registrar, or the record "unregistered")."""
+    was read as the registration -- the LIS its registrar, or the record "unregistered"). Every page
+    is read and the first registration RECEIVED wins: the Provenances come in the order they were
+    last written, and a replayed registration is written again (regapp33: the HIS's A04 replayed made
+    a later A04 of the LIS the registration). A Provenance whose message cannot be read is passed over
+    when its activity (MSH-9) is not a registration event: it cannot be one."""
     if search is None or messages is None:
         return None
-    page = search("Provenance", [("target", ref), ("_sort", "_lastUpdated"), ("_count", "100")])
-    if not page.resources:
-        return _UNSPOKEN
-    for prov in page.resources:
-        writers = _writers(prov, messages)
-        apps = {application_of(doc) for doc in writers}
-        if len(apps) != 1:  # not filed, no longer kept, or two applications' (a store of older rules)
-            return None
-        if any(registers_person(*_event(doc)) for doc in writers):
-            return apps.pop()
-    return _UNREGISTERED if not page.has_next else None
+    first: tuple[str, str] | None = None  # (received_at, application) of the first registration received
+    for n in range(_PAGES):
+        page = search("Provenance", [("target", ref), ("_sort", "_lastUpdated"), ("_count", str(_PAGE)),
+                                     ("_offset", str(n * _PAGE))])
+        if n == 0 and not page.resources:
+            return _UNSPOKEN
+        writers = _writers(page.resources, messages)
+        for prov in page.resources:
+            found = writers.get(f"Provenance/{prov.get('id')}", [])
+            if len({application_of(doc) for doc in found}) > 1:  # two applications' (older rules' store)
+                return None
+            registrations = [doc for doc in found if registers_person(*_event(doc))]
+            if not found and _may_register(prov):  # not filed, or no longer kept
+                return None
+            for doc in registrations:
+                seen = (str(doc.get("received_at") or ""), application_of(doc))
+                first = seen if first is None or seen < first else first
+        if not page.has_next:
+            return first[1] if first is not None else _UNREGISTERED
+    return None
 
 
-def _writers(prov: dict[str, Any], messages: Any) -> list[dict[str, Any]]:
-    """The filed message documents that wrote Provenance ``prov`` (``_registered``); empty when its
-    entity names no message or none filed lists it."""
-    ref = f"Provenance/{prov.get('id')}"
-    found: list[dict[str, Any]] = []
+# the Provenances of a record ``_registered`` reads, a page at a time: a long-stay patient's results
+# each name the record, and its registration may come after them (a result's placeholder)
+_PAGE = 100
+_PAGES = 50
+
+
+def _writers(provenances: Sequence[dict[str, Any]], messages: Any) -> dict[str, list[dict[str, Any]]]:
+    """"Provenance/id" -> the filed message documents that wrote it (``_registered``), one message-store
+    query per institution the page's entities name."""
+    wanted: dict[str, set[str]] = {}
+    for prov in provenances:
+        for institution, control in _named_messages(prov):
+            wanted.setdefault(institution, set()).add(control)
+    out: dict[str, list[dict[str, Any]]] = {}
+    refs = {f"Provenance/{prov.get('id')}" for prov in provenances}
+    for institution, controls in wanted.items():
+        for doc in messages.filed(institution, controls):
+            for ref in refs.intersection(doc.get("resources") or ()):
+                out.setdefault(ref, []).append(doc)
+    return out
+
+
+def _named_messages(prov: dict[str, Any]) -> list[tuple[str, str]]:
+    """(institution, MSH-10) of each message a Provenance's entities name."""
+    out = []
     for entity in prov.get("entity") or ():
         identifier = (entity.get("what") or {}).get("identifier") or {}
         institution = message_institution(str(identifier.get("system") or ""))
-        control = identifier.get("value")
-        if institution is None or not control:
-            continue
-        found += [doc for doc in messages.filed(institution, str(control)) if ref in (doc.get("resources") or ())]
-    return found
+        if institution is not None and identifier.get("value"):
+            out.append((institution, str(identifier["value"])))
+    return out
+
+
+def _may_register(prov: dict[str, Any]) -> bool:
+    """Could the message a Provenance was made from be a registration? Its activity's text is MSH-9
+    (``ADT^A04``, ``adapters.convert.common.provenance``); none stated: it could."""
+    text = str((prov.get("activity") or {}).get("text") or "")
+    if not text:
+        return True
+    kind, _, event = text.partition("^")
+    return registers_person(kind, event.partition("^")[0]) or not event
 
 
 def _event(doc: dict[str, Any]) -> tuple[str, str]:
