@@ -11,9 +11,11 @@ replay once the sender or an operator has put the identity right.
 
 An ADT A08 (update patient information) or A31 (update person information), v2.5.1 3.3.8 / 3.3.31,
 is the registration system restating who its record's person is -- how a wrong registration is
-corrected. Only the application that registered the record (MSH-3 of the oldest registration --
-A01/A04/A05/A28, never an update -- that huren filed for it, read from the message store: the
-store's writer mark names the message type, not the sender) may restate it as another person: it is
+corrected. Only the application that registered the record (MSH-3 of the first received registration
+-- A01/A04/A05/A28, never an update -- that huren filed for it, read from the message store: the
+store's writer mark names the message type, not the sender), or another of the institution's declared
+registration applications (``institutions.yaml`` ``registration_applications``: an HIS and a separate
+体检 registration system) when one of them registered it, may restate it as another person: it is
 accepted with a warning (ERR W, counted in the operator's fidelity view). From any other
 application of the institution (a LIS's A08), or when the registration cannot be told, it is
 refused like a result naming another person (rvidentity32 findings 2 and 3; the lead after
@@ -116,12 +118,13 @@ def _restated(conversion: Any, sequence: int, registrar: str | None, leaned: lis
     record, accepted and warned of (the registration system's own correction, rare, and every result
     filed under the record now reads as the new person's: an operator should see it); from another
     application, or when the registering one is not known, refused."""
-    if registrar != _UNREGISTERED and registrar != conversion.application:
+    if registrar != _UNREGISTERED and not _may_restate(conversion, registrar):
         error = HL7Error(
             "PID-3 names a record this update (ADT^A08/A31) restates as another person (name, sex and birth "
             "date differ from the stored record's), and this application (MSH-3) did not register the record "
-            "(or no filed registration of it is known): only the registering application may correct who its record's person is; nothing is filed. Ask "
-            "the registering system or the operator to correct the record",
+            "(or no filed registration of it is known): only the registering application, or another of the "
+            "institution's registration_applications (institutions.yaml), may correct who its record's person is; "
+            "nothing is filed. Ask the registering system or the operator to correct the record",
             segment="PID", sequence=sequence, field=3, code=DUPLICATE_KEY_IDENTIFIER)
         if leaned:
             error.leaned_on = leaned  # type: ignore[attr-defined]
@@ -133,6 +136,18 @@ def _restated(conversion: Any, sequence: int, registrar: str | None, leaned: lis
         segment="PID", sequence=sequence, field=3, code=DUPLICATE_KEY_IDENTIFIER)
     warning.severity = "W"
     conversion.warnings.append(warning)
+
+
+def _may_restate(conversion: Any, registrar: str | None) -> bool:
+    """May this message's application restate as another person a record ``registrar`` registered? Its
+    registering application may; so may any of the institution's declared registration applications
+    (``institutions.yaml`` ``registration_applications``: an HIS and a separate 体检 registration system
+    registering the same institution's persons) a record another of them registered -- never one whose
+    registration cannot be told, nor one an undeclared application (a LIS's A04) registered."""
+    if registrar is None or registrar == _UNSPOKEN:
+        return False
+    declared = conversion.registrars
+    return registrar == conversion.application or (conversion.application in declared and registrar in declared)
 
 
 # the kept-apart warning's text before and after the authority, for ``kept_apart_authority``
