@@ -118,3 +118,18 @@ def test_an_application_senders_does_not_name_is_refused_when_it_names_the_insti
     assert _load(opened).institutions["FNXRMYY"].registration_applications == ("HIS", "TJXT")
     assert _load(_site(tmp_path / "c", ["HIS", "TJXT"])).institutions["FNXRMYY"].registration_applications == (
         "HIS", "TJXT")
+
+
+def test_with_registration_systems_declared_a_lis_a08_does_not_restate_a_placeholder(declared: TestClient) -> None:
+    """A LIS result makes RA5's placeholder (no registration yet). With nothing declared any application's
+    A08 may restate such a record (with the W); once the site declares its registration systems, the LIS's
+    A08 restating it as another person is refused, TJXT's accepted."""
+    assert ack_code_of(post(declared, ("MSH|^~\\&|LIS|FNXRMYY|HUREN|FNYGT|20261201101500||ORU^R01^ORU_R01|RAE1|P|2.5.1\r"
+                                       "PID|1||RA5^^^FNXRMYY^MR||田^九||19580808|M\r"
+                                       "OBR|1|ORAE1|LRAE1|RAEG^RAEG^L|||20261201083000||||G|||20261201083500|BLD"
+                                       "||||||||20261201091000|||F\r"
+                                       "OBX|1|NM|RAEG^RAEG^L||5.6|mmol/L|||||F|||20261201090000\r"))) == "AA"
+    ack = post(declared, adt("RAE2", "RA5^^^FNXRMYY^MR", "范^十", "19970707", "F", event="A08", app="LIS"))
+    assert ack_code_of(ack) == "AE", ack
+    ack = post(declared, adt("RAE3", "RA5^^^FNXRMYY^MR", "范^十", "19970707", "F", event="A08", app="TJXT"))
+    assert ack_code_of(ack) == "AA" and "restated as another person" in ack.decode("utf-8"), ack

@@ -118,7 +118,7 @@ def _restated(conversion: Any, sequence: int, registrar: str | None, leaned: lis
     record, accepted and warned of (the registration system's own correction, rare, and every result
     filed under the record now reads as the new person's: an operator should see it); from another
     application, or when the registering one is not known, refused."""
-    if registrar != _UNREGISTERED and not _may_restate(conversion, registrar):
+    if not _may_restate(conversion, registrar):
         error = HL7Error(
             "PID-3 names a record this update (ADT^A08/A31) restates as another person (name, sex and birth "
             "date differ from the stored record's), and this application (MSH-3) did not register the record "
@@ -143,10 +143,15 @@ def _may_restate(conversion: Any, registrar: str | None) -> bool:
     registering application may; so may any of the institution's declared registration applications
     (``institutions.yaml`` ``registration_applications``: an HIS and a separate 体检 registration system
     registering the same institution's persons) a record another of them registered -- never one whose
-    registration cannot be told, nor one an undeclared application (a LIS's A04) registered."""
+    registration cannot be told, nor one an undeclared application (a LIS's A04) registered. A record no
+    registration has spoken for (a result's placeholder): any application, with nothing declared (its
+    first registration will settle it); once the site declares its registration applications, only
+    they -- the site has said which systems say who a record's person is, and a LIS's A08 is not one."""
+    declared = conversion.registrars
+    if registrar == _UNREGISTERED:
+        return not declared or conversion.application in declared
     if registrar is None or registrar == _UNSPOKEN:
         return False
-    declared = conversion.registrars
     return registrar == conversion.application or (conversion.application in declared and registrar in declared)
 
 
