@@ -225,7 +225,7 @@ def _registered(ref: str, conversion: Any, search: Any, messages: Any) -> str | 
     ``_UNREGISTERED`` when every message naming it was read and none registers it (a placeholder a
     result made); ``_UNSPOKEN`` when no Provenance names it (nothing stored, or a record a FHIR client
     made); None when it cannot be told (no store at hand, a Provenance of a registration event whose
-    message is no longer kept or not filed, more than ``_PAGES`` pages of Provenances): then no one's
+    message is no longer kept or not filed, more Provenances than ``_PAGES`` pages hold): then no one's
     A08 may restate it as another person (a wrong person is worse than an update left for the operator).
 
     Which message a Provenance was made from: its entity names the institution (its system) and
@@ -264,9 +264,12 @@ def _registered(ref: str, conversion: Any, search: Any, messages: Any) -> str | 
 
 
 # the Provenances of a record ``_registered`` reads, a page at a time: a long-stay patient's results
-# each name the record, and its registration may come after them (a result's placeholder)
-_PAGE = 100
-_PAGES = 50
+# each name the record, and its registration may come after them (a result's placeholder). A page is
+# the repository's largest (``engine.repository.search.MAX_COUNT``): each page's search reads every
+# Provenance of the record again, so pages of 100 made 1,000 results cost 105 ms, pages of 1,000 76 ms
+# (``bench/regapp33_registrar.py``; most of it decoding the Provenances, each naming its message's resources)
+_PAGE = 1000
+_PAGES = 5
 
 
 def _writers(provenances: Sequence[dict[str, Any]], messages: Any) -> dict[str, list[dict[str, Any]]]:
