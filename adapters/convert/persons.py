@@ -51,8 +51,9 @@ def check_persons(conversion: Any, read_many: Any, earlier: Sequence[Any] = (), 
     """Refuse (``HL7Error``) a conversion whose PID's Patient (``conversion.persons``: reference ->
     PID's sequence) resolves to a record of another person: the version an earlier message of the
     batch will write (not written yet), else the stored one. A restatement (``conversion.corrections``)
-    as another person: refused unless this message's application registered the record, else warned
-    of. A number kept apart beside a record of the institution's own MRN of that value: warned of.
+    as another person: refused unless this message's application registered the record or is one of
+    the institution's declared registration applications as its registrar is (``_may_restate``), else
+    warned of. A number kept apart beside a record of the institution's own MRN of that value: warned of.
     Returns the positions in ``earlier`` the answer read (their Patients were compared; the error's
     ``leaned_on`` too)."""
     leaned: list[int] = []
@@ -68,7 +69,7 @@ def check_persons(conversion: Any, read_many: Any, earlier: Sequence[Any] = (), 
                 if not corrects:
                     _refuse(sequence, [at])
                 # stored before the batch: its registering message is in the store; else the batch's
-                registrar = _registered(ref, conversion, search, messages)
+                registrar = _registered(ref, search, messages)
                 if registrar in (_UNSPOKEN, _UNREGISTERED):
                     registrar = _registered_in_batch(ref, earlier) or registrar
                 _restated(conversion, sequence, registrar, [at])
@@ -92,7 +93,7 @@ def check_persons(conversion: Any, read_many: Any, earlier: Sequence[Any] = (), 
         # made in the batch only by a message writing it when absent (a result's placeholder): as the
         # store would answer once that message is filed, unregistered until a registration of the batch
         registrar = (_registered_in_batch(ref, earlier) or _UNREGISTERED) if at is not None else _registered(
-            ref, conversion, search, messages)
+            ref, search, messages)
         _restated(conversion, sequence, registrar, on)
     for (authority, number, own, sequence), in_batch in bare:
         if in_batch or tuple(own.split("/", 1)) in stored:
@@ -219,7 +220,7 @@ def _registered_in_batch(ref: str, earlier: Sequence[Any]) -> str | None:
                  if c.registers and ref in c.by_reference and ref not in c.create_only), None)
 
 
-def _registered(ref: str, conversion: Any, search: Any, messages: Any) -> str | None:
+def _registered(ref: str, search: Any, messages: Any) -> str | None:
     """The application that registered the stored record ``ref``: MSH-3 of the first received
     registration message (``registers_person``) huren filed whose Provenance names the record;
     ``_UNREGISTERED`` when every message naming it was read and none registers it (a placeholder a
