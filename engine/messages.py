@@ -54,6 +54,7 @@ from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import unquote
 
 from adapters.hl7v2.errors import HL7Error
 from adapters.hl7v2.header import extract_header
@@ -77,6 +78,18 @@ def now_iso() -> str:
     ``isoformat`` rather than ``strftime``, the same text: ``strftime`` goes through the C
     library's, which consults the time zone on every call (~5-7 us here against ~1.7; two a message)."""
     return datetime.now(UTC).isoformat(timespec="microseconds")[:-6] + "Z"
+
+
+# The system of a Provenance's entity naming the message it was made from: ``<this>:<institution>``
+# (URN-quoted, ``mappings.site.urn_part``), the value MSH-10 as sent (``adapters.convert.common.provenance``)
+HL7V2_MESSAGE_SYSTEM = "urn:huren:hl7v2:message"
+
+
+def message_institution(system: str) -> str | None:
+    """The sending institution a Provenance entity's ``HL7V2_MESSAGE_SYSTEM`` system names, None for
+    another system."""
+    head = HL7V2_MESSAGE_SYSTEM + ":"
+    return unquote(system[len(head):]) if system.startswith(head) and len(system) > len(head) else None
 
 
 def message_id(facility: str, control_id: str) -> str:
@@ -196,6 +209,17 @@ class MessageStore:
             doc = self.messages.get(wanted[0])
             return {wanted[0]: doc} if doc is not None else {}
         return {d["_id"]: d for d in self.messages.find({"_id": {"$in": wanted}})}
+
+    def filed(self, facility: str, control_ids: Collection[str]) -> list[Document]:
+        """The processed documents of the (institution, MSH-10) pairs of ``facility`` and each of
+        ``control_ids``, of every application: a pair's first holder's, another application's
+        (``sender_id``), a conflict an operator replayed. What a resource naming MSH-10 alone (a
+        Provenance's entity) may have been written by; its writer is the one listing it among its
+        ``resources`` (``adapters.convert.persons``). One query (the ``facility, control_id`` index)."""
+        if not control_ids:
+            return []
+        return self.messages.find({"facility": facility, "control_id": {"$in": sorted(set(control_ids))},
+                                   "status": PROCESSED})
 
     def mark_processed(self, doc_id: str, *, ack_code: str, warnings: Iterable[HL7Error],
                        resources: list[str], attempts: int, current: Document | None = None,

@@ -94,6 +94,11 @@ class Institution:
     # institution's own record numbers, besides its code, its name and its MSH-4 aliases (the HIS's
     # application name when its PID-3 says ``123^^^HIS^MR``): ``adapters.convert.common`` decides
     mrn_authorities: tuple[str, ...] = ()
+    # the sending applications (MSH-3.1) that register this institution's persons -- its HIS and, at a
+    # site with one, a separate physical-exam (体检) registration system: an ADT A08/A31 from any of them
+    # may restate a record another of them registered (``adapters.convert.persons``); none declared,
+    # only the record's own registering application may
+    registration_applications: tuple[str, ...] = ()
 
     @property
     def code_system(self) -> str:
@@ -205,6 +210,7 @@ class Site:
                 data, node = load_checked(path, _TABLE_SCHEMAS.get(rel, _TABLE), plain=True)
                 if rel == "hl7v2/senders.yaml":
                     _declared_institutions(path, node, data, institutions)
+                    _check_registration_applications(inst_path, institutions, data, path)
                 if rel == VOCABULARY and not path.is_relative_to(defaults) and (defaults / rel).is_file():
                     data = {**load_checked(defaults / rel, {"type": "object"}, plain=True)[0], **data}
                     sources.append(str(defaults / rel))
@@ -520,6 +526,7 @@ _INSTITUTIONS_SCHEMA: dict[str, Any] = {
             "mrn_system": {"type": "string", "minLength": 1},
             "mrn_type": {"type": "string", "pattern": r"^[A-Z0-9]{1,10}$"},
             "mrn_authorities": {"type": "array", "items": {"type": "string", "pattern": _FACILITY}},
+            "registration_applications": {"type": "array", "items": {"type": "string", "pattern": _FACILITY}},
             "grade": {"enum": [*GRADES, "基层"]},
             "qc": {
                 "type": "object",
@@ -605,6 +612,7 @@ def _load_institutions(path: Path) -> dict[str, Institution]:
             mrn_system=entry.get("mrn_system", f"urn:huren:mrn:{urn_part(code)}"),
             mrn_type=entry.get("mrn_type", "MR"),
             mrn_authorities=tuple(entry.get("mrn_authorities") or ()),
+            registration_applications=tuple(str(a).strip() for a in entry.get("registration_applications") or ()),
             grade="一级" if entry.get("grade") == "基层" else entry.get("grade"),
         )
     _check_mrn_authorities(path, node, data, out)
@@ -626,6 +634,57 @@ def _check_mrn_authorities(path: Path, node: Any, data: list[dict[str, Any]], ou
                     f"{name!r} names the member institution {member!r}: a CX-4 naming it is that member's record "
                     "number, not this institution's",
                 )
+
+
+def _check_registration_applications(inst_path: Path, institutions: Mapping[str, Institution], senders: Any,
+                                     senders_path: Path) -> None:
+    """An institution's ``registration_applications`` (institutions.yaml) checked against what senders.yaml
+    says of its applications, so a misspelt name does not load as a registration system that never sends:
+    a name senders.yaml ``applications`` gives another institution is refused (that MSH-3.1 is the other
+    member's sender, as an ``mrn_authorities`` naming another member is refused), and when senders.yaml
+    names this institution's applications (``applications``, the per-application maps of ``charsets`` and
+    ``message_structure``, ``production_marked_training``) without a ``"*"`` for the rest, a name not
+    among them is refused. Nothing declared there: any name loads (the default site names none)."""
+    table = senders or {}
+    owner = {str(app).strip(): str(code) for app, code in (table.get("applications") or {}).items()}
+    for code, inst in institutions.items():
+        if not inst.registration_applications:
+            continue
+        known = _applications_named(table, code, owner)
+        for j, name in enumerate(inst.registration_applications):
+            at = [list(institutions).index(code), "registration_applications", j]
+            where = f"[{at[0]}].registration_applications[{j}]"
+            other = owner.get(name)
+            if other is not None and other != code:
+                raise SiteError(inst_path, _line_of(inst_path, at), where,
+                                f"{name!r} is the sending application of institution {other!r} (senders.yaml "
+                                f"applications, {senders_path}), not of {code!r}")
+            if known is not None and name not in known:
+                raise SiteError(inst_path, _line_of(inst_path, at), where,
+                                f"{name!r} is not one of {code!r}'s sending applications senders.yaml names "
+                                f"({', '.join(sorted(known))}; {senders_path}): a misspelt registration "
+                                "application would never match MSH-3")
+
+
+def _line_of(path: Path, at: list[Any]) -> int | None:
+    """The line of ``at`` in institutions.yaml, read again only to name it in an error."""
+    return load_checked(path, _INSTITUTIONS_SCHEMA)[1].line_of(at)
+
+
+def _applications_named(table: Mapping[str, Any], code: str, owner: Mapping[str, str]) -> set[str] | None:
+    """The sending applications (MSH-3.1) senders.yaml names for institution ``code``; None when it names
+    none, or says ``"*"`` (the rest) anywhere for it: the list is then not the institution's whole."""
+    named = {app for app, inst in owner.items() if inst == code}
+    for key in ("charsets", "message_structure"):
+        entry = (table.get(key) or {}).get(code)
+        if isinstance(entry, dict):
+            named.update(str(app).strip() for app in entry)
+    marked = (table.get("production_marked_training") or {}).get(code)
+    if isinstance(marked, list):
+        named.update(str(app).strip() for app in marked)
+    elif marked is not None:
+        named.add(str(marked).strip())
+    return None if not named or "*" in named else named
 
 
 def _load_code_map(path: Path, code: str) -> CodeMap:

@@ -84,6 +84,9 @@ class Conversion:
     corrections: dict[str, int] = field(default_factory=dict)
     apart: dict[str, tuple[str, str, str, int]] = field(default_factory=dict)
     application: str = ""
+    # the institution's declared registration applications (``institutions.yaml``
+    # ``registration_applications``): any of them may restate a record another of them registered
+    registrars: tuple[str, ...] = ()
     # an ADT event that registers a person (``persons.registers_person``): what makes its application a
     # record's registering one in a batch (an update, A08/A31, registers nothing)
     registers: bool = False
@@ -222,6 +225,7 @@ def convert(message: Message, site: Site, institution: str | None = None, applic
         corrections=ctx.corrections,
         apart=ctx.apart,
         application=msh.application_id,
+        registrars=institution.registration_applications,
         registers=registers_person(msh.message_type, msh.trigger_event),
     )
 

@@ -23,6 +23,7 @@ from adapters.hl7v2.parser import Message, Repetition, Segment
 from adapters.hl7v2.timestamps import TimestampError, to_datetime, to_fhir_date, zone
 from engine.identity import nationalid
 from engine.identity.nationalid import NationalId
+from engine.messages import HL7V2_MESSAGE_SYSTEM
 from mappings.site import TAKEN_BACK_ON, Site, local_code_system, urn_part
 
 Resource = dict[str, Any]
@@ -32,7 +33,6 @@ RECOGNITION_ITEM = "urn:huren:recognition-item"
 RECOGNITION_REASON = "urn:huren:recognition-reason"
 DICOM_UID = "urn:dicom:uid"
 DCM = "http://dicom.nema.org/resources/ontology/DCM"
-HL7V2_MESSAGE_SYSTEM = "urn:huren:hl7v2:message"
 
 
 # --- Patient -------------------------------------------------------------------------------------

@@ -11,9 +11,11 @@ replay once the sender or an operator has put the identity right.
 
 An ADT A08 (update patient information) or A31 (update person information), v2.5.1 3.3.8 / 3.3.31,
 is the registration system restating who its record's person is -- how a wrong registration is
-corrected. Only the application that registered the record (MSH-3 of the oldest registration --
-A01/A04/A05/A28, never an update -- that huren filed for it, read from the message store: the
-store's writer mark names the message type, not the sender) may restate it as another person: it is
+corrected. Only the application that registered the record (MSH-3 of the first received registration
+-- A01/A04/A05/A28, never an update -- that huren filed for it, read from the message store: the
+store's writer mark names the message type, not the sender), or another of the institution's declared
+registration applications (``institutions.yaml`` ``registration_applications``: an HIS and a separate
+体检 registration system) when one of them registered it, may restate it as another person: it is
 accepted with a warning (ERR W, counted in the operator's fidelity view). From any other
 application of the institution (a LIS's A08), or when the registration cannot be told, it is
 refused like a result naming another person (rvidentity32 findings 2 and 3; the lead after
@@ -35,7 +37,7 @@ from typing import Any
 
 from adapters.hl7v2.errors import DUPLICATE_KEY_IDENTIFIER, HL7Error
 from engine.identity.demographics import contradicts_all
-from engine.messages import NO_APPLICATION, PROCESSED, application_of, message_id, sender_id
+from engine.messages import application_of, message_institution
 
 # the advice of a refusal: an identical resend (same MSH-10) is answered from the message store
 # (``engine.ingest``), so "send it again" alone cannot work (rvidentity32 finding 6)
@@ -49,8 +51,9 @@ def check_persons(conversion: Any, read_many: Any, earlier: Sequence[Any] = (), 
     """Refuse (``HL7Error``) a conversion whose PID's Patient (``conversion.persons``: reference ->
     PID's sequence) resolves to a record of another person: the version an earlier message of the
     batch will write (not written yet), else the stored one. A restatement (``conversion.corrections``)
-    as another person: refused unless this message's application registered the record, else warned
-    of. A number kept apart beside a record of the institution's own MRN of that value: warned of.
+    as another person: refused unless this message's application registered the record or is one of
+    the institution's declared registration applications as its registrar is (``_may_restate``), else
+    warned of. A number kept apart beside a record of the institution's own MRN of that value: warned of.
     Returns the positions in ``earlier`` the answer read (their Patients were compared; the error's
     ``leaned_on`` too)."""
     leaned: list[int] = []
@@ -66,8 +69,8 @@ def check_persons(conversion: Any, read_many: Any, earlier: Sequence[Any] = (), 
                 if not corrects:
                     _refuse(sequence, [at])
                 # stored before the batch: its registering message is in the store; else the batch's
-                registrar = _registered(ref, conversion, search, messages)
-                if registrar in (None, _UNREGISTERED):
+                registrar = _registered(ref, search, messages)
+                if registrar in (_UNSPOKEN, _UNREGISTERED):
                     registrar = _registered_in_batch(ref, earlier) or registrar
                 _restated(conversion, sequence, registrar, [at])
     bare = [(r, any(r[2] in c.by_reference for c in earlier)) for r in conversion.apart.values()]
@@ -90,7 +93,7 @@ def check_persons(conversion: Any, read_many: Any, earlier: Sequence[Any] = (), 
         # made in the batch only by a message writing it when absent (a result's placeholder): as the
         # store would answer once that message is filed, unregistered until a registration of the batch
         registrar = (_registered_in_batch(ref, earlier) or _UNREGISTERED) if at is not None else _registered(
-            ref, conversion, search, messages)
+            ref, search, messages)
         _restated(conversion, sequence, registrar, on)
     for (authority, number, own, sequence), in_batch in bare:
         if in_batch or tuple(own.split("/", 1)) in stored:
@@ -116,12 +119,13 @@ def _restated(conversion: Any, sequence: int, registrar: str | None, leaned: lis
     record, accepted and warned of (the registration system's own correction, rare, and every result
     filed under the record now reads as the new person's: an operator should see it); from another
     application, or when the registering one is not known, refused."""
-    if registrar != _UNREGISTERED and (registrar is None or registrar != conversion.application):
+    if not _may_restate(conversion, registrar):
         error = HL7Error(
             "PID-3 names a record this update (ADT^A08/A31) restates as another person (name, sex and birth "
             "date differ from the stored record's), and this application (MSH-3) did not register the record "
-            "(or no filed registration of it is known): only the registering application may correct who its record's person is; nothing is filed. Ask "
-            "the registering system or the operator to correct the record",
+            "(or no filed registration of it is known): only the registering application, or another of the "
+            "institution's registration_applications (institutions.yaml), may correct who its record's person is; "
+            "nothing is filed. Ask the registering system or the operator to correct the record",
             segment="PID", sequence=sequence, field=3, code=DUPLICATE_KEY_IDENTIFIER)
         if leaned:
             error.leaned_on = leaned  # type: ignore[attr-defined]
@@ -133,6 +137,23 @@ def _restated(conversion: Any, sequence: int, registrar: str | None, leaned: lis
         segment="PID", sequence=sequence, field=3, code=DUPLICATE_KEY_IDENTIFIER)
     warning.severity = "W"
     conversion.warnings.append(warning)
+
+
+def _may_restate(conversion: Any, registrar: str | None) -> bool:
+    """May this message's application restate as another person a record ``registrar`` registered? Its
+    registering application may; so may any of the institution's declared registration applications
+    (``institutions.yaml`` ``registration_applications``: an HIS and a separate 体检 registration system
+    registering the same institution's persons) a record another of them registered -- never one whose
+    registration cannot be told, nor one an undeclared application (a LIS's A04) registered. A record no
+    registration has spoken for (a result's placeholder): any application, with nothing declared (its
+    first registration will settle it); once the site declares its registration applications, only
+    they -- the site has said which systems say who a record's person is, and a LIS's A08 is not one."""
+    declared = conversion.registrars
+    if registrar == _UNREGISTERED:
+        return not declared or conversion.application in declared
+    if registrar is None or registrar == _UNSPOKEN:
+        return False
+    return registrar == conversion.application or (conversion.application in declared and registrar in declared)
 
 
 # the kept-apart warning's text before and after the authority, for ``kept_apart_authority``
@@ -165,6 +186,11 @@ def _kept_apart(authority: str, number: str, sequence: int) -> HL7Error:
 # a result made; an update registers nothing): the first registration, of the batch or later, registers it,
 # and until then an A08/A31 restating it is accepted with the warning
 _UNREGISTERED = "\n(unregistered)"
+# ``_registered``'s answer for a record no Provenance names: nothing stored under it, or a record a FHIR
+# client made. A restatement of it is refused unless the batch's own registration decides (as the store
+# answers once that registration is filed); "cannot be told" (None) is not overridden by a batch: alone,
+# the same messages would be refused (regapp33)
+_UNSPOKEN = "\n(no message names it)"
 
 # The events that register a person (v2.5.1 ch. 3: admit, register an outpatient, pre-admit, add
 # person information). An update registers nothing: a LIS's A08 on a placeholder its result made had
@@ -194,43 +220,100 @@ def _registered_in_batch(ref: str, earlier: Sequence[Any]) -> str | None:
                  if c.registers and ref in c.by_reference and ref not in c.create_only), None)
 
 
-def _registered(ref: str, conversion: Any, search: Any, messages: Any) -> str | None:
-    """The application that registered the stored record ``ref``: MSH-3 of the oldest registration
-    message (``registers_person``) huren filed whose Provenance names the record; ``_UNREGISTERED`` when
-    every message naming it was read and none registers it (a placeholder a result made); None when
-    it cannot be told (no store at hand, no Provenance -- a record a FHIR client made --, a message no
-    longer kept or not filed, more Provenances than one page): then no one's A08 may restate it as
-    another person (a wrong person is worse than an update left for the operator).
+def _registered(ref: str, search: Any, messages: Any) -> str | None:
+    """The application that registered the stored record ``ref``: MSH-3 of the first received
+    registration message (``registers_person``) huren filed whose Provenance names the record;
+    ``_UNREGISTERED`` when every message naming it was read and none registers it (a placeholder a
+    result made); ``_UNSPOKEN`` when no Provenance names it (nothing stored, or a record a FHIR client
+    made); None when it cannot be told (no store at hand, a Provenance of a registration event whose
+    message is no longer kept or not filed, more Provenances than ``_PAGES`` pages hold): then no one's
+    A08 may restate it as another person (a wrong person is worse than an update left for the operator).
 
-    Which message a Provenance names: its entity holds the MSH-10 alone, and the message store keys
-    the first application to use an (institution, MSH-10) pair by the pair, any later one by all
-    three -- so a document there may be another application's, even one huren refused (a refused
-    message writes no Provenance). Only a filed (``processed``) document counts, and where the pair's
-    is not, this application's own is looked for (rvidfix32: a refused A04 of the LIS under the same
-    MSH-10 made the LIS the HIS record's registrar; the HIS's refused A04 made the HIS the registrar
-    of the LIS's record)."""
+    Which message a Provenance was made from: its entity names the institution (its system) and
+    MSH-10 alone, and an (institution, MSH-10) pair may hold several documents -- the first
+    application's, another application's under ``sender_id``, a conflict -- any of them refused and
+    later replayed by the operator. So it is none of them by its id: it is the filed (``processed``)
+    document of the pair that lists the Provenance among the resources it wrote (regapp33: a LIS
+    message refused under the pair and replayed after the HIS's registration had used the same MSH-10
+    was read as the registration -- the LIS its registrar, or the record "unregistered"). Every page
+    is read and the first registration RECEIVED wins: the Provenances come in the order they were
+    last written, and a replayed registration is written again (regapp33: the HIS's A04 replayed made
+    a later A04 of the LIS the registration). A Provenance whose message cannot be read is passed over
+    when its activity (MSH-9) is not a registration event: it cannot be one."""
     if search is None or messages is None:
         return None
-    page = search("Provenance", [("target", ref), ("_sort", "_lastUpdated"), ("_count", "100")])
-    for prov in page.resources:
-        for entity in prov.get("entity") or ():
-            value = (((entity.get("what") or {}).get("identifier")) or {}).get("value") or ""
-            control, _, collided = value.partition("\x1f")
-            if collided:
-                candidates = [sender_id(conversion.institution, "" if collided == NO_APPLICATION else collided,
-                                        control)]
-            else:
-                candidates = [message_id(conversion.institution, control),
-                              sender_id(conversion.institution, conversion.application, control)]
-            docs = messages.get_many(candidates)
-            filed = [docs[c] for c in candidates if c in docs and docs[c].get("status") == PROCESSED]
-            if not filed:  # another application's, refused, or no longer kept: not to be told
+    first: tuple[str, str] | None = None  # (received_at, application) of the first registration received
+    for n in range(_PAGES):
+        page = search("Provenance", [("target", ref), ("_sort", "_lastUpdated"), ("_count", str(_PAGE)),
+                                     ("_offset", str(n * _PAGE))])
+        if n == 0 and not page.resources:
+            return _UNSPOKEN
+        writers = _writers(page.resources, messages)
+        for prov in page.resources:
+            found = writers.get(f"Provenance/{prov.get('id')}", [])
+            if len({application_of(doc) for doc in found}) > 1:  # two applications' (older rules' store)
                 return None
-            doc = filed[0]
-            kind, _, event = str(doc.get("message_type") or "").partition("^")
-            if registers_person(kind, event.partition("^")[0]):
-                return application_of(doc)
-    return _UNREGISTERED if page.resources and not page.has_next else None
+            registrations = [doc for doc in found if registers_person(*_event(doc))]
+            if not found and _may_register(prov):  # not filed, or no longer kept
+                return None
+            for doc in registrations:
+                seen = (str(doc.get("received_at") or ""), application_of(doc))
+                first = seen if first is None or seen < first else first
+        if not page.has_next:
+            return first[1] if first is not None else _UNREGISTERED
+    return None
+
+
+# the Provenances of a record ``_registered`` reads, a page at a time: a long-stay patient's results
+# each name the record, and its registration may come after them (a result's placeholder). A page is
+# the repository's largest (``engine.repository.search.MAX_COUNT``): each page's search reads every
+# Provenance of the record again, so pages of 100 made 1,000 results cost 105 ms, pages of 1,000 76 ms
+# (``bench/regapp33_registrar.py``; most of it decoding the Provenances, each naming its message's resources)
+_PAGE = 1000
+_PAGES = 5
+
+
+def _writers(provenances: Sequence[dict[str, Any]], messages: Any) -> dict[str, list[dict[str, Any]]]:
+    """"Provenance/id" -> the filed message documents that wrote it (``_registered``), one message-store
+    query per institution the page's entities name."""
+    wanted: dict[str, set[str]] = {}
+    for prov in provenances:
+        for institution, control in _named_messages(prov):
+            wanted.setdefault(institution, set()).add(control)
+    out: dict[str, list[dict[str, Any]]] = {}
+    refs = {f"Provenance/{prov.get('id')}" for prov in provenances}
+    for institution, controls in wanted.items():
+        for doc in messages.filed(institution, controls):
+            for ref in refs.intersection(doc.get("resources") or ()):
+                out.setdefault(ref, []).append(doc)
+    return out
+
+
+def _named_messages(prov: dict[str, Any]) -> list[tuple[str, str]]:
+    """(institution, MSH-10) of each message a Provenance's entities name."""
+    out = []
+    for entity in prov.get("entity") or ():
+        identifier = (entity.get("what") or {}).get("identifier") or {}
+        institution = message_institution(str(identifier.get("system") or ""))
+        if institution is not None and identifier.get("value"):
+            out.append((institution, str(identifier["value"])))
+    return out
+
+
+def _may_register(prov: dict[str, Any]) -> bool:
+    """Could the message a Provenance was made from be a registration? Its activity's text is MSH-9
+    (``ADT^A04``, ``adapters.convert.common.provenance``); none stated: it could."""
+    text = str((prov.get("activity") or {}).get("text") or "")
+    if not text:
+        return True
+    kind, _, event = text.partition("^")
+    return registers_person(kind, event.partition("^")[0]) or not event
+
+
+def _event(doc: dict[str, Any]) -> tuple[str, str]:
+    """(MSH-9.1, MSH-9.2) of a stored message document."""
+    kind, _, event = str(doc.get("message_type") or "").partition("^")
+    return kind, event.partition("^")[0]
 
 
 def _created_in_batch(ref: str, earlier: Sequence[Any]) -> int | None:

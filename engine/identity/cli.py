@@ -55,5 +55,13 @@ def identity_authorities(args: argparse.Namespace, settings: Settings) -> int:
 
 def _cell(value: str) -> str:
     """A tab-separated cell: a backslash, tab or line break inside a sent value (a CX-4 is the sender's
-    text) escaped, so one line stays one authority (rvidfix32, LOW)."""
-    return value.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n").replace("\r", "\\r")
+    text) escaped, so one line stays one authority (rvidfix32, LOW) -- and every other character that is
+    not printable (regapp33): the parser lets through NEL (U+0085), the line and paragraph separators
+    (U+2028/9), which ``str.splitlines`` and some viewers take as line breaks, C1 controls such as CSI
+    (U+009B, a terminal escape) and format characters such as U+202E, which reorders the line on screen:
+    each is written as a Python escape (``\\x85``, ``\\u2028``)."""
+    return "".join(_ESCAPES.get(c) or (c if c.isprintable() else c.encode("unicode_escape").decode("ascii"))
+                   for c in value)
+
+
+_ESCAPES = {"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"}
