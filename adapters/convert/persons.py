@@ -220,6 +220,14 @@ def _registered_in_batch(ref: str, earlier: Sequence[Any]) -> str | None:
                  if c.registers and ref in c.by_reference and ref not in c.create_only), None)
 
 
+def unregistered(ref: str, search: Any, messages: Any) -> bool:
+    """Whether the stored record ``ref`` is a placeholder no registration has spoken for: every message
+    naming it was read and filed, and none registers a person (``_registered``'s ``_UNREGISTERED``).
+    The one question another module asks of the registrar (``adapters.convert.takeover``: only such a
+    record's visit may be taken over by the HIS's admission)."""
+    return _registered(ref, search, messages) == _UNREGISTERED
+
+
 def _registered(ref: str, search: Any, messages: Any) -> str | None:
     """The application that registered the stored record ``ref``: MSH-3 of the first received
     registration message (``registers_person``) huren filed whose Provenance names the record;

@@ -17,8 +17,8 @@ under another person: rvwriter31; a refusal leaves the message for the operator'
 - the stored visit's subject is a *placeholder*: a record of the same institution keyed ONLY by
   another assigning authority's number (every identifier under ``urn:huren:mrn:<institution>:<authority>``,
   ``common.authority_of`` -- no MRN of the institution, no ID number, no other member's MRN:
-  identity32), and no registration has spoken for it (``persons._registered`` answers
-  "unregistered": every message naming it was read, filed, and none registers a person);
+  identity32), and no registration has spoken for it (``persons.unregistered``: every message
+  naming it was read, filed, and none registers a person);
 - no ADT message ever named the visit (its Provenances, every one read: a visit an ADT stated is
   the HIS's own, and another patient under its number is a reused number);
 - the person guard does not call them two people (``demographics.contradicts_all`` of the two
@@ -41,7 +41,7 @@ from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any
 
-from adapters.convert.persons import _UNREGISTERED, _registered
+from adapters.convert.persons import unregistered
 from engine.identity.demographics import contradicts_all
 from engine.merge_rules import Said
 from mappings.site import urn_part
@@ -84,7 +84,7 @@ def settle_takeover(conversion: Any, read_many: Any, search: Any, messages: Any,
                 or not _keyed_apart_only(placeholder, prefix)
                 or contradicts_all(placeholder, conversion.by_reference[wanted[ref]])
                 or not _no_owner_named(ref, search)
-                or _registered(mine, conversion, search, messages) != _UNREGISTERED):
+                or not unregistered(mine, search, messages)):
             continue
         said = conversion.said.get(ref) or Said()
         conversion.said[ref] = replace(said, taken_from=(*said.taken_from, ("subject", mine)))
