@@ -638,53 +638,27 @@ def _check_mrn_authorities(path: Path, node: Any, data: list[dict[str, Any]], ou
 
 def _check_registration_applications(inst_path: Path, institutions: Mapping[str, Institution], senders: Any,
                                      senders_path: Path) -> None:
-    """An institution's ``registration_applications`` (institutions.yaml) checked against what senders.yaml
-    says of its applications, so a misspelt name does not load as a registration system that never sends:
-    a name senders.yaml ``applications`` gives another institution is refused (that MSH-3.1 is the other
-    member's sender, as an ``mrn_authorities`` naming another member is refused), and when senders.yaml
-    names this institution's applications (``applications``, the per-application maps of ``charsets`` and
-    ``message_structure``, ``production_marked_training``) without a ``"*"`` for the rest, a name not
-    among them is refused. Nothing declared there: any name loads (the default site names none)."""
+    """An institution's ``registration_applications`` (institutions.yaml) checked against senders.yaml: a
+    name its ``applications`` gives another institution is refused (that MSH-3.1 is the other member's
+    sender, as an ``mrn_authorities`` naming another member is refused). Nothing else is checked: no file
+    lists an institution's every application (``charsets`` and ``message_structure`` name only the
+    applications that differ from the default), so a name absent from them is no misspelling (the lead,
+    thirty-third round: regapp33 had refused a site naming only its LIS's charset and declaring its HIS)."""
     table = senders or {}
     owner = {str(app).strip(): str(code) for app, code in (table.get("applications") or {}).items()}
     for code, inst in institutions.items():
-        if not inst.registration_applications:
-            continue
-        known = _applications_named(table, code, owner)
         for j, name in enumerate(inst.registration_applications):
-            at = [list(institutions).index(code), "registration_applications", j]
-            where = f"[{at[0]}].registration_applications[{j}]"
             other = owner.get(name)
             if other is not None and other != code:
-                raise SiteError(inst_path, _line_of(inst_path, at), where,
+                at = [list(institutions).index(code), "registration_applications", j]
+                raise SiteError(inst_path, _line_of(inst_path, at), f"[{at[0]}].registration_applications[{j}]",
                                 f"{name!r} is the sending application of institution {other!r} (senders.yaml "
                                 f"applications, {senders_path}), not of {code!r}")
-            if known is not None and name not in known:
-                raise SiteError(inst_path, _line_of(inst_path, at), where,
-                                f"{name!r} is not one of {code!r}'s sending applications senders.yaml names "
-                                f"({', '.join(sorted(known))}; {senders_path}): a misspelt registration "
-                                "application would never match MSH-3")
 
 
 def _line_of(path: Path, at: list[Any]) -> int | None:
     """The line of ``at`` in institutions.yaml, read again only to name it in an error."""
     return load_checked(path, _INSTITUTIONS_SCHEMA)[1].line_of(at)
-
-
-def _applications_named(table: Mapping[str, Any], code: str, owner: Mapping[str, str]) -> set[str] | None:
-    """The sending applications (MSH-3.1) senders.yaml names for institution ``code``; None when it names
-    none, or says ``"*"`` (the rest) anywhere for it: the list is then not the institution's whole."""
-    named = {app for app, inst in owner.items() if inst == code}
-    for key in ("charsets", "message_structure"):
-        entry = (table.get(key) or {}).get(code)
-        if isinstance(entry, dict):
-            named.update(str(app).strip() for app in entry)
-    marked = (table.get("production_marked_training") or {}).get(code)
-    if isinstance(marked, list):
-        named.update(str(app).strip() for app in marked)
-    elif marked is not None:
-        named.add(str(marked).strip())
-    return None if not named or "*" in named else named
 
 
 def _load_code_map(path: Path, code: str) -> CodeMap:

@@ -89,7 +89,6 @@ def test_nothing_declared_only_the_registrar_restates(http: TestClient) -> None:
 
 # --- site load --------------------------------------------------------------------------------------
 
-_SENDERS_LIS_ONLY = "charsets:\n  FNXRMYY: {LIS: GB 18030-2000}\n"
 
 
 def _load(folder: Path) -> Site:
@@ -104,18 +103,16 @@ def test_an_application_of_another_institution_is_refused_at_load(tmp_path: Path
     assert "institutions.yaml:" in text and "registration_applications[1]" in text and "'FNZYY'" in text, text
 
 
-def test_an_application_senders_does_not_name_is_refused_when_it_names_the_institutions(tmp_path: Path) -> None:
-    """senders.yaml names FNXRMYY's applications (LIS, HIS) without "*": a misspelt "HlS" is refused at its
-    line; with "*" for the rest, or nothing named, any name loads."""
-    site = _site(tmp_path / "a", ["HlS"], "charsets:\n  FNXRMYY: {LIS: GB 18030-2000}\n"
-                                          "message_structure:\n  FNXRMYY: {HIS: strict}\n")
-    with pytest.raises(SiteError) as refused:
-        _load(site)
-    text = str(refused.value)
-    assert "registration_applications[0]" in text and "'HlS'" in text and "HIS, LIS" in text, text
-    assert str(refused.value.line or "").isdigit(), text
-    opened = _site(tmp_path / "b", ["HIS", "TJXT"], "charsets:\n  FNXRMYY: {LIS: GB 18030-2000, \"*\": UNICODE UTF-8}\n")
-    assert _load(opened).institutions["FNXRMYY"].registration_applications == ("HIS", "TJXT")
+def test_an_application_only_the_charsets_do_not_name_loads(tmp_path: Path) -> None:
+    """senders.yaml names only the applications that differ from the default (the LIS's charset, the HIS's
+    structure mode): no file lists every application of an institution, so a registration application
+    absent from them loads (the lead, thirty-third round: a site declaring its HIS beside a LIS-only
+    charset was refused); one that ``applications`` gives this institution loads too."""
+    site = _site(tmp_path / "a", ["HIS", "TJXT"], "charsets:\n  FNXRMYY: {LIS: GB 18030-2000}\n"
+                                                  "message_structure:\n  FNXRMYY: {HIS: strict}\n")
+    assert _load(site).institutions["FNXRMYY"].registration_applications == ("HIS", "TJXT")
+    mine = _site(tmp_path / "b", ["HIS", "TJXT"], "applications:\n  TJXT: FNXRMYY\n")
+    assert _load(mine).institutions["FNXRMYY"].registration_applications == ("HIS", "TJXT")
     assert _load(_site(tmp_path / "c", ["HIS", "TJXT"])).institutions["FNXRMYY"].registration_applications == (
         "HIS", "TJXT")
 
