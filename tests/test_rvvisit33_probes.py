@@ -227,3 +227,23 @@ def test_a_visit_number_the_lis_assigned_is_not_the_his_s_to_take(
     after = one_visit_numbered(fhir, "V100")
     assert [i.get("system") for i in before.get("identifier") or ()] == ["urn:huren:id:LIS"]
     assert code == "AE" and after["subject"] == before["subject"], (code, errs)
+
+
+def test_the_refused_later_result_files_once_the_desk_links_the_two_records(
+        engine: Engine, mllp: int, fhir: TestClient, client_token) -> None:
+    """The way out of the MED refusal above: the desk links the LIS's record to the admitted one
+    (``$link``) and replays the refused result, which is then filed under the stay."""
+    accepted(mllp, _lab("ORU-L1", "L-77^^^LIS^PI", ts(3)))
+    accepted(mllp, adt("A01", "A01-1", ADMITTED, "V100", ts(2)))
+    code, _ = send(mllp, _lab("ORU-L2", "L-77^^^LIS^PI", ts(1)))
+    assert code == "AE"
+    desk = TestClient(fhir.app)
+    desk.headers["Authorization"] = f"Bearer {client_token(engine, 'system/*.cruds', 'desk')}"
+    r = desk.post("/fhir/Patient/$link", json={"resourceType": "Parameters", "parameter": [
+        {"name": "source", "valueReference": {"reference": f"Patient/{_lis_id(fhir)}"}},
+        {"name": "target", "valueReference": {"reference": f"Patient/{patient_id(fhir, 'MRN-V1')}"}},
+        {"name": "reason", "valueString": "checked at the desk"}]})
+    assert r.status_code == 200, r.text
+    again = engine.ingestor.replay(message_id("HOSPA", "ORU-L2"), actor="operator")
+    assert again is not None and b"MSA|AA|" in again.ack, again.ack if again else None
+    assert len(read(fhir, "Observation")) == 2
