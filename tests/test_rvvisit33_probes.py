@@ -150,22 +150,26 @@ def test_the_placeholder_s_everything_does_not_carry_the_admitted_person_s_diagn
     assert not [r for r in entries if r["resourceType"] == "Patient" and r["id"] == admitted]
 
 
-def _nameless_lab_then_c(mllp: int, fhir: TestClient) -> tuple[str, str, dict]:
-    """A LIS result naming its patient by number, sex and birth date only, under V100; the HIS's own
-    record of 张三 (MRN-C, male, 1970) under another visit."""
-    accepted(mllp, _lab("ORU-L1", "L-77^^^LIS^PI", ts(5), who="||19700101|M"))
-    accepted(mllp, adt("A01", "A01-C", ("MRN-C", None, "张^三"), "V900", ts(5, 9)))
+def _namesake_lab_then_c(mllp: int, fhir: TestClient) -> tuple[str, str, dict]:
+    """Namesakes, as a county has many: the LIS's result names its patient 李一, male, by number and
+    no birth date (the LIS sends an age: ``contradicts_all``'s note), under V100; the HIS's own record
+    of another 李一 (MRN-C, male, born 1950) under another visit. The admitted 李一 (MRN-V1) was born
+    in 1970."""
+    accepted(mllp, _lab("ORU-L1", "L-77^^^LIS^PI", ts(5), who="李^一|||M"))
+    when = ts(5, 9)
+    accepted(mllp, msh("HOSPA", "HIS", "ADT^A01^ADT_A01", when, "A01-C") + f"EVN|A01|{when}\n"
+             + "PID|1||MRN-C^^^HOSPA^MR||李^一||19500101|M\n" + pv1("V900", when))
     return _lis_id(fhir), patient_id(fhir, "MRN-C"), one_visit_numbered(fhir, "V100")
 
 
 def test_a_placeholder_the_his_merged_into_another_record_is_not_taken_over(
         engine: Engine, mllp: int, fhir: TestClient) -> None:
-    """The HIS's A40 says the LIS's record L-77 IS its 张三 (MRN-C): the stay under V100 is 张三's.
-    Another record's (李一's) admission under V100 is then a reused number, not the visit's owner
+    """The HIS's A40 says the LIS's record L-77 IS its 李一 (MRN-C): the stay under V100 is MRN-C's.
+    The namesake MRN-V1's admission under V100 is then a reused number, not the visit's owner
     admitting the lab's stand-in."""
-    lis, c, before = _nameless_lab_then_c(mllp, fhir)
+    lis, c, before = _namesake_lab_then_c(mllp, fhir)
     a40 = (msh("HOSPA", "HIS", "ADT^A40^ADT_A39", ts(4), "A40-1") + f"EVN|A40|{ts(4)}\n"
-           + "PID|1||MRN-C^^^HOSPA^MR||张^三||19700101|M\n" + "MRG|L-77^^^LIS^PI\n")
+           + "PID|1||MRN-C^^^HOSPA^MR||李^一||19500101|M\n" + "MRG|L-77^^^LIS^PI\n")
     accepted(mllp, a40)
     before = one_visit_numbered(fhir, "V100")
     assert before["subject"]["reference"] in (f"Patient/{lis}", f"Patient/{c}"), before["subject"]
@@ -175,12 +179,13 @@ def test_a_placeholder_the_his_merged_into_another_record_is_not_taken_over(
 
 
 @pytest.mark.xfail(strict=True, reason="rvvisit33: HIGH a placeholder the desk linked ($link) to another HIS "
-                                       "record (张三) is still a 'stand-in': 李一's A01 takes 张三's stay (AA)")
+                                       "record (李一 MRN-C, b. 1950) is still a 'stand-in': the namesake "
+                                       "李一 MRN-V1's A01 takes MRN-C's stay (AA)")
 def test_a_placeholder_an_operator_linked_to_another_record_is_not_taken_over(
         engine: Engine, mllp: int, fhir: TestClient, client_token) -> None:
-    """The desk's ``$link``: the LIS's record L-77 is 张三 (MRN-C). 李一's admission under V100 must not
-    take 张三's stay."""
-    lis, c, before = _nameless_lab_then_c(mllp, fhir)
+    """The desk's ``$link``: the LIS's record L-77 is 李一 (MRN-C). The namesake MRN-V1's admission under V100 must not
+    take MRN-C's stay."""
+    lis, c, before = _namesake_lab_then_c(mllp, fhir)
     desk = TestClient(fhir.app)
     desk.headers["Authorization"] = f"Bearer {client_token(engine, 'system/*.cruds', 'desk')}"
     r = desk.post("/fhir/Patient/$link", json={"resourceType": "Parameters", "parameter": [
@@ -193,19 +198,19 @@ def test_a_placeholder_an_operator_linked_to_another_record_is_not_taken_over(
     _stays(fhir, before)
 
 
-@pytest.mark.xfail(strict=True, reason="rvvisit33: HIGH the HIS registered the LIS's number L-77 for 张三 (his "
-                                       "record carries it beside his MRN); 李一's A01 still takes the stay filed "
-                                       "under L-77 (AA): 张三's labs' visit becomes 李一's")
+@pytest.mark.xfail(strict=True, reason="rvvisit33: HIGH the HIS registered the LIS's number L-77 for 李一 MRN-C (his "
+                                       "record carries it beside his MRN); the namesake's A01 still takes the stay filed "
+                                       "under L-77 (AA): MRN-C's labs' visit becomes his namesake MRN-V1's")
 def test_a_placeholder_whose_number_the_his_registered_for_another_record_is_not_taken_over(
         engine: Engine, mllp: int, fhir: TestClient) -> None:
-    """The HIS's A04 of 张三 names both his MRN and the LIS's L-77 (PID-3 repeats): the LIS's number is
-    张三's, so the stay under V100 is his. 李一's admission under V100 does not take it."""
-    lis, c, before = _nameless_lab_then_c(mllp, fhir)
+    """The HIS's A04 of 李一 (MRN-C) names both his MRN and the LIS's L-77 (PID-3 repeats): the LIS's number is
+    MRN-C's, so the stay under V100 is his. The namesake MRN-V1's admission under V100 does not take it."""
+    lis, c, before = _namesake_lab_then_c(mllp, fhir)
     when = ts(4)
     accepted(mllp, msh("HOSPA", "HIS", "ADT^A04^ADT_A01", when, "A04-C") + f"EVN|A04|{when}\n"
-             + "PID|1||MRN-C^^^HOSPA^MR~L-77^^^LIS^PI||张^三||19700101|M\n" + pv1("V901", when, "O"))
+             + "PID|1||MRN-C^^^HOSPA^MR~L-77^^^LIS^PI||李^一||19500101|M\n" + pv1("V901", when, "O"))
     before = one_visit_numbered(fhir, "V100")
-    # the store says whose L-77 is: 张三's record carries it beside his MRN
+    # the store says whose L-77 is: MRN-C's record carries it beside his MRN
     holders = {p["id"] for p in read(fhir, "Patient", identifier="urn:huren:mrn:HOSPA:LIS|L-77")}
     assert holders == {lis, c}, holders
     code, errs = send(mllp, adt("A01", "A01-1", ADMITTED, "V100", ts(2)))
