@@ -23,7 +23,7 @@ from engine.messages import conflict_id, message_id
 from tests.hl7_calls import module_engine, module_http, post  # noqa: F401 -- the module's engine and client
 from tests.module_store import module_eng  # noqa: F401 -- one engine a module on each backend
 from tests.test_regapp33_registration_apps import declared  # noqa: F401 -- the site declaring [HIS, TJXT]
-from tests.test_rvidentity32_probes import MRN, adt, oru, patients
+from tests.test_rvidentity32_probes import MRN, adt, merge, oru, patients
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -323,3 +323,23 @@ def test_a_registered_lab_numbered_record_is_not_taken_over(engine: Engine, http
     assert ack_code_of(post(http, result)) == "AA"
     ack = post(http, _visit_msg("RVY3", "RVYM^^^FNXRMYY^MR", "RVYV1", msh9="ADT^A01^ADT_A01", kind="I"))
     assert ack_code_of(ack) == "AA", ack
+
+
+# --- a record merged (A40) --------------------------------------------------------------------------
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "rvregapp33: MED -- an A40 registers nothing (persons._REGISTERING) and the registration stays on the "
+    "merged-away record's Provenances: a survivor number the HIS's merge first names reads unregistered, so "
+    "the LIS's A08 restating the HIS's merged patient as another person is AA with the W"))
+def test_the_survivor_of_the_his_merge_is_not_open_to_the_lis(http: TestClient) -> None:
+    """The HIS registers RVMO, then merges it (A40, MRG-1 RVMO) into RVMN, a number the merge first names:
+    the survivor is the HIS's record, its person stated by the HIS's registration and merge. The LIS's
+    A08 restating RVMN as another person must be refused; the HIS's own accepted with the W."""
+    assert ack_code_of(post(http, adt("RVM1", "RVMO^^^FNXRMYY^MR", "章^一", "19610101", "M"))) == "AA"
+    assert ack_code_of(post(http, merge("RVM2", "RVMN^^^FNXRMYY^MR", "章^一", "19610101", "M",
+                                        "RVMO^^^FNXRMYY^MR"))) == "AA"
+    ack = post(http, _msg("RVM3", "RVMN^^^FNXRMYY^MR", "鲁^二", "19920202", "F", app="LIS"))
+    assert ack_code_of(ack) == "AE", ack
+    ack = post(http, _msg("RVM4", "RVMN^^^FNXRMYY^MR", "鲁^二", "19920202", "F"))
+    assert ack_code_of(ack) == "AA" and b"restated as another person" in ack, ack
