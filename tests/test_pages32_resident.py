@@ -94,7 +94,7 @@ def test_corrected_and_amended_read_corrected_on_every_card_line_and_trend(phone
                                " return [...document.querySelectorAll('#results tr')].map("
                                "r => [r.querySelector('th').firstChild.textContent + '|' + r.innerText.includes('88'),"
                                " r.innerText]); })()"))
-    assert "已更正" in rows["丙氨酸氨基转移酶|true"] and "偏高" in rows["丙氨酸氨基转移酶|true"], rows  # OBX-11 A
+    assert "已更新" in rows["丙氨酸氨基转移酶|true"] and "偏高" in rows["丙氨酸氨基转移酶|true"], rows  # OBX-11 A (amended: pages33)
     results = _section(phone, "results")
     assert "amended" not in results and "corrected" not in results, results
     # the day's heading says the report is corrected (OBR-25 C)
@@ -103,18 +103,18 @@ def test_corrected_and_amended_read_corrected_on_every_card_line_and_trend(phone
     assert march11, results
     line = _section(phone, "timeline")
     assert "肝功能 · 2 项结果 · 已更正" in line, line
-    assert "丙氨酸氨基转移酶 ↑ 偏高（已更正）" in line, line
+    assert "丙氨酸氨基转移酶 ↑ 偏高（已更新）" in line, line
     xray = phone.cdp.eval("[...document.querySelectorAll('#timeline li.k-imaging')].map(li => li.innerText)")
     assert len(xray) == 1 and "胸部正位片" in xray[0] and "已更正" in xray[0], xray
     # the recognition mark names no community by its code ("医共体互认 funing")
     assert "funing" not in line, line
     imaging = _section(phone, "imaging")
-    assert "已更正" in imaging and "右肺中叶少许炎症。（已更正）" in imaging, imaging
+    assert "已更正" in imaging and "右肺中叶少许炎症。（已更新）" in imaging, imaging  # report C, finding A
     _section(phone, "trends")
     labels = phone.cdp.eval("[...document.querySelectorAll('#trends article.chart')].filter(a => "
                             "a.querySelector('h3').innerText.includes('丙氨酸')).map(a => "
                             "[...a.querySelectorAll('svg text')].map(t => t.textContent))")
-    assert len(labels) == 1 and "88↑（已更正）" in labels[0], labels
+    assert len(labels) == 1 and "88↑（已更新）" in labels[0], labels
     # drawn as a final value (a dot, not the ring of a preliminary one), its label inside the chart
     drawn = phone.cdp.eval("(() => { const a = [...document.querySelectorAll('#trends article.chart')].find(a => "
                            "a.querySelector('h3').innerText.includes('丙氨酸')); const svg = a.querySelector('svg').getBoundingClientRect();"

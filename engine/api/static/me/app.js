@@ -383,7 +383,7 @@ function renderImaging() {
     const obs = findingsOf(r);
     const texts = (r.presentedForm || []).filter((a) => (a.contentType || "").startsWith("text/"));
     const conclusion = conclusionOf(r);
-    // the report's status where it is not simply final (已更正 for corrected or amended, 初步结果...)
+    // the report's status where it is not simply final (已更正 corrected, 已更新 amended, 初步结果...)
     return { when: whenOf(r), node: recordCard(r, "imaging", text(r.code), [day(r), institution(r), statusWords(r)], hrMark(r),
       // a finding the hospital withdrew: its name and that it was withdrawn, not its words; one
       // corrected or preliminary says so after its words

@@ -141,10 +141,12 @@ const WORDS = {
     obsStatus: { registered: "已登记，结果未出", partial: "部分结果，其余未出", preliminary: "初步结果，可能更改",
       // R4 cancelled ("not started or not completed"; OBX-11 X cannot be obtained, N not asked): not
       // "called off" (pagesfix31)
-      corrected: "已更正", amended: "已更正", appended: "已补充", cancelled: "未完成",
+      // amended: R4 "modified ... updates/new information and corrections" -- OBX-11 A and B (appended,
+      // "without change to the original result values") alike, so 已更新, not 已更正 (pages33)
+      corrected: "已更正", amended: "已更新", appended: "已补充", cancelled: "未完成",
       "entered-in-error": "医院已作废此结果（录入有误）", final: "", unknown: "" },
     // beside a value away from its row (trend, timeline): one that may change or was not completed
-    obsMark: { registered: "初步", partial: "初步", preliminary: "初步", cancelled: "未完成", corrected: "已更正", amended: "已更正" },
+    obsMark: { registered: "初步", partial: "初步", preliminary: "初步", cancelled: "未完成", corrected: "已更正", amended: "已更新" },
     // why a result has no value (data-absent-reason; "cannot-be-obtained" is the v2-to-FHIR IG's, for OBX-11 X)
     absent: { unknown: "结果不详", "asked-unknown": "不详", "temp-unknown": "暂时不详", "not-asked": "未检测",
       "asked-declined": "本人未提供", masked: "已隐去", "not-applicable": "不适用", unsupported: "无法显示",
@@ -307,10 +309,10 @@ const WORDS = {
     flagCritLow: "Critically low", flagOut: "Outside normal range", flagNormal: "Normal",
     abnormalCount: (n) => `${n} abnormal`, resultsCount: (n) => `${n} result${n === 1 ? "" : "s"}`,
     obsStatus: { registered: "Registered, no result yet", partial: "Partial, more to come",
-      preliminary: "Preliminary, may change", corrected: "Corrected", amended: "Corrected", appended: "Added to",
+      preliminary: "Preliminary, may change", corrected: "Corrected", amended: "Updated", appended: "Added to",
       cancelled: "Not completed", "entered-in-error": "Withdrawn by the hospital (entered in error)", final: "", unknown: "" },
     obsMark: { registered: "preliminary", partial: "preliminary", preliminary: "preliminary", cancelled: "not completed",
-      corrected: "corrected", amended: "corrected" },
+      corrected: "corrected", amended: "updated" },
     absent: { unknown: "Not known", "asked-unknown": "Not known", "temp-unknown": "Not known yet",
       "not-asked": "Not tested", "asked-declined": "Declined", masked: "Withheld", "not-applicable": "Not applicable",
       unsupported: "Cannot be shown", "as-text": "See the text", error: "Test error", "not-a-number": "Not a number",

@@ -94,7 +94,7 @@ function withdrawn(r) {
 }
 
 /** A result's, report's or document's status in words where it is not simply final ("" for final):
- * 初步结果，可能更改, 已更正 (corrected and amended alike), 未完成... A document says its docStatus. */
+ * 初步结果，可能更改, 已更正 (corrected), 已更新 (amended), 未完成... A document says its docStatus. */
 const statusWords = (r) => word(W().obsStatus, withdrawn(r) ? "entered-in-error"
   : r.resourceType === "DocumentReference" ? r.docStatus : r.status);
 
@@ -141,8 +141,9 @@ function abnormality(o) {
 function hrMark(r) {
   const tags = ((r.meta || {}).tag || []).filter((t) => t.system === "urn:huren:hr-scope");
   if (!tags.length) return null;
-  // the community scope's display carries the community's code ("医共体互认 funing", hr_mark.py):
-  // said in words, the community being hers (pages32)
+  // the community scope is said in the page's words, the community being hers (pages32): its stored
+  // display names the community (阜宁县医共体内互认, hr_mark.py since pages33) in Chinese only, and
+  // results marked before then carry its code ("医共体互认 funing")
   const scopes = tags.map((t) => (t.code === "community" ? W().hrCommunity : t.display || t.code)).join(W().sep);
   // the short mark for the eye, the scopes in words for a screen reader (and as a tooltip)
   return el("span", { class: "hr", title: W().hrMarkLong(scopes) },
