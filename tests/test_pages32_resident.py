@@ -83,7 +83,7 @@ def test_a_ward_sent_by_code_reads_its_name_and_an_unnamed_one_says_it_is_codes(
     visits = phone.cdp.eval("(() => { document.querySelector('[data-tab=visits]').click();"
                             " return [...document.querySelectorAll('#visits article.card')].map(a => a.innerText); })()")
     inpatient = next(c for c in visits if "阜宁县人民医院" in c)
-    assert "科室/病区：心内科病区 301 02" in inpatient and "NEI" not in inpatient, visits
+    assert "科室/病区：心内科病区 301房 02床" in inpatient and "NEI" not in inpatient, visits
     outpatient = next(c for c in visits if "阜宁县中医院" in c)
     assert "科室/病区：FS（院内代码）" in outpatient, visits
     assert outside(phone.cdp, {"width": 390}) == []
@@ -139,7 +139,7 @@ def test_in_english_the_same(phone: Phone) -> None:
         phone.cdp.wait("document.documentElement.lang === 'en'")
         assert _heading(phone, "results").endswith("5 records (and 1 withdrawn)")
         visits = _section(phone, "visits")
-        assert "FS (hospital's codes)" in visits and "心内科病区 301 02" in visits, visits
+        assert "FS (hospital's codes)" in visits and "心内科病区 301房 02床" in visits, visits
         line = _section(phone, "timeline")
         assert "(corrected)" in line, line
         assert outside(phone.cdp, {"width": 390}) == []

@@ -78,10 +78,13 @@ const WORDS = {
     },
     encClass: { IMP: "住院", ACUTE: "住院", NONAC: "住院", AMB: "门诊", EMER: "急诊", HH: "家庭病床", VR: "线上问诊",
       OBSENC: "留观", PRENC: "预约就诊", SS: "日间手术" },
-    encStatus: { "in-progress": "正在住院/就诊", finished: "已结束", planned: "计划中", arrived: "已到达",
+    encStatus: { "in-progress": "正在住院", finished: "已结束", planned: "计划中", arrived: "已到达",
       cancelled: "已取消", onleave: "请假中", triaged: "已分诊", "entered-in-error": "录入有误",
       // R4's "unknown" says nothing a person can use: no word rather than the code (pages31)
       unknown: "" },
+    // an in-progress visit not a stay (an outpatient's or emergency registration, A04, stored
+    // in-progress since pages33): the patient came; "正在…就诊" would still say so a month later
+    encStatusVisit: { "in-progress": "已到院" },
     reason: "原因", doctor: "医生", ward: "科室/病区", wardCodes: "院内代码", from: "开始", to: "结束",
     condStatus: { active: "目前存在", recurrence: "复发", relapse: "复发", inactive: "已不活动", remission: "缓解",
       resolved: "已痊愈" },
@@ -248,9 +251,10 @@ const WORDS = {
     },
     encClass: { IMP: "Inpatient", ACUTE: "Inpatient", NONAC: "Inpatient", AMB: "Outpatient", EMER: "Emergency",
       HH: "Home care", VR: "Online", OBSENC: "Observation", PRENC: "Pre-admission", SS: "Day surgery" },
-    encStatus: { "in-progress": "In progress", finished: "Finished", planned: "Planned", arrived: "Arrived",
+    encStatus: { "in-progress": "In hospital", finished: "Finished", planned: "Planned", arrived: "Arrived",
       cancelled: "Cancelled", onleave: "On leave", triaged: "Triaged", "entered-in-error": "Entered in error",
       unknown: "" },
+    encStatusVisit: { "in-progress": "Came in" },
     reason: "Reason", doctor: "Doctor", ward: "Department/ward", wardCodes: "hospital's codes", from: "From", to: "To",
     condStatus: { active: "Active", recurrence: "Recurred", relapse: "Relapsed", inactive: "Inactive",
       remission: "In remission", resolved: "Resolved" },

@@ -37,17 +37,19 @@ function institution(r) {
 }
 
 /** A ward, department or room as the record names it (Encounter.location's display, the
- * converter's Location.name: PV1-3.9's name, else the PL's codes "NEI 301 02"). Where the record
- * carries only codes, the point-of-care code (the display's first part) is named from the site's
- * ward table (`wards` in insurance/words.yaml, served with the page per institution name) when the
- * table names it for the institution the visit is at; else the codes are shown as sent -- a name
- * is never guessed (pages32). */
+ * converter's Location.name: PV1-3.9's name, else the point of care as sent, then room and bed in
+ * words -- "NEI 301房 02床" since pages33, "NEI 301 02" in records converted before). Where the
+ * record carries only codes, the point-of-care code (the display's first part) is named from the
+ * site's ward table (`wards`, served with the page per institution name) when the table names it
+ * for the institution the visit is at; else the code is shown as sent and said to be the hospital's
+ * code (FS（院内代码）, NEI（院内代码） 301房 02床) -- a name is never guessed (pages32). */
 function wardName(display, inst) {
   const table = (state.wards || {})[inst] || {};
   const [care, ...rest] = String(display || "").split(" ");
-  if (care && Object.hasOwn(table, care)) return [table[care], ...rest].join(" ");
-  // codes only (no Chinese word in it): said to be the hospital's codes, not left as if a name
-  return display && !/\p{Script=Han}/u.test(display) ? display + W().paren(W().wardCodes) : String(display || "");
+  if (!care) return "";
+  if (Object.hasOwn(table, care)) return [table[care], ...rest].join(" ");
+  // a code (no Chinese word in it): said to be the hospital's code, not left as if a name
+  return [/\p{Script=Han}/u.test(care) ? care : care + W().paren(W().wardCodes), ...rest].join(" ");
 }
 
 function whenOf(r) {
