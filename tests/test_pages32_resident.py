@@ -141,7 +141,7 @@ def test_in_english_the_same(phone: Phone) -> None:
         visits = _section(phone, "visits")
         assert "FS (hospital's codes)" in visits and "心内科病区 301房 02床" in visits, visits
         line = _section(phone, "timeline")
-        assert "(corrected)" in line, line
+        assert "(updated)" in line, line  # OBX-11 A: amended (pages33)
         assert outside(phone.cdp, {"width": 390}) == []
     finally:
         phone.click("#lang")
