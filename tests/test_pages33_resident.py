@@ -147,9 +147,14 @@ def test_in_english_and_on_a_desktop_the_same(phone: Phone) -> None:
         cards = _cards(phone)
         assert any("ICU (hospital's codes) 5房 3床" in c for c in cards), cards
         assert any("Came in" in c and "Planned" not in c for c in cards if "Outpatient" in c), cards
+        cut = "[...document.querySelectorAll('#tabs button')].filter(b => b.scrollWidth > b.clientWidth + 1).map(b => b.innerText)"
+        assert phone.cdp.eval(cut) == []  # Appointments, Documents had been cut at 1366 px
         results = _section(phone, "results")
         assert "Updated" in results and "Not completed" in results and "Corrected" not in results, results
         phone.shot("resident-zhou-results-desktop-en")
+        phone.size(390, 844, mobile=True)
+        assert phone.cdp.eval(cut) == [] and outside(phone.cdp, {"width": 390}) == []
+        phone.shot("resident-zhou-results-phone-en")
     finally:
         if phone.cdp.eval("document.documentElement.lang") == "en":
             phone.click("#lang")
