@@ -118,7 +118,7 @@ def test_admission_builds_the_patient_record(site: Site) -> None:
     assert enc["period"]["start"] == "2025-03-10T09:00:00+08:00"  # no offset sent: Asia/Shanghai
     assert enc["identifier"][0]["value"] == "ZY2025000101-1"
     bed = resolve(conv, enc["location"][0]["location"])
-    assert bed["name"] == "心内科病区 301 02" and bed["alias"] == ["NEI"]
+    assert bed["name"] == "心内科病区 301房 02床" and bed["alias"] == ["NEI"]
     assert bed["physicalType"]["coding"][0]["code"] == "bd"
     assert bed["managingOrganization"]["reference"] == patient["managingOrganization"]["reference"]
     attender = resolve(conv, enc["participant"][0]["individual"])

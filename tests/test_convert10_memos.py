@@ -148,9 +148,12 @@ def test_a_location_copy_is_a_new_tree_each_time(site: Site) -> None:
     for conv in later:
         assert json.dumps(_locations(conv), ensure_ascii=False) == expected
         assert [r["resourceType"] for r in conv.resources] == order  # the sender still put first
-        (ward,) = _locations(conv)
-        mark = conv.planned.get(f"Location/{ward['id']}")  # made from the same texts: kept
-        assert mark is not None and validator.valid_planned(ward, mark)
+        *above, ward = _locations(conv)  # the bed, its room and ward above it (pages33: partOf)
+        assert [a["physicalType"]["coding"][0]["code"] for a in above] == ["wa", "ro"], above
+        for loc in (*above, ward):
+            mark = conv.planned.get(f"Location/{loc['id']}")  # made from the same texts: kept
+            assert mark is not None and validator.valid_planned(loc, mark)
+        mark = conv.planned[f"Location/{ward['id']}"]
         ward["physicalType"]["coding"][0]["code"] = "changed"
         ward["managingOrganization"]["display"] = "changed"
         assert not validator.valid_planned(ward, mark)  # changed since: validated whole
@@ -160,7 +163,7 @@ def test_a_location_copy_is_a_new_tree_each_time(site: Site) -> None:
     # the same ward of another facility: not managed by the sender, keyed apart
     text = adt_a01(7_300_005).decode().replace("内科^301^2^FNXRMYY", "内科^301^2^OTHER")
     for _ in range(3):
-        (elsewhere,) = _locations(convert(parse(text), site))
+        *_, elsewhere = _locations(convert(parse(text), site))
         assert "managingOrganization" not in elsewhere and elsewhere["id"] != _locations(first)[0]["id"]
 
 

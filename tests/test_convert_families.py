@@ -378,7 +378,7 @@ def test_swap_patients_gives_each_their_new_bed(engine: Engine, http: TestClient
     (v2,) = search(http, "Encounter", identifier="V-2")
     (them,) = search(http, "Patient", identifier=other)
     assert v2["subject"]["reference"] == f"Patient/{them['id']}"
-    assert http.get(f"/fhir/{v2['location'][0]['location']['reference']}").json()["name"] == "内科 301 1"
+    assert http.get(f"/fhir/{v2['location'][0]['location']['reference']}").json()["name"] == "内科 301房 1床"
 
 
 def test_adverse_reaction_update_and_account_merge(engine: Engine, http: TestClient) -> None:

@@ -292,13 +292,13 @@ def test_a_thinner_a08_keeps_the_prior_bed(served: tuple[Engine, TestClient]) ->
          adt("PL4", "A08", "W01^102^1^FNXRMYY", "", "25"))
     ((encounter, _),) = stored(served, "PL4", "Encounter")
     assert sorted((e["location"]["display"], e["status"]) for e in encounter["location"]) == [
-        ("W01 101 1", "completed"), ("W01 102 1", "active")]
+        ("W01 101房 1床", "completed"), ("W01 102房 1床", "active")]
     # an A08 that moves the patient (PV1-3 another bed, no PV1-6): one occupied bed, the prior kept
     send(engine, adt("PL5", "A08", "W01^103^1^FNXRMYY", "", "30"))
     ((encounter, _),) = stored(served, "PL5", "Encounter")
     assert sorted((e["location"]["display"], e["status"]) for e in encounter["location"]) == [
-        ("W01 101 1", "completed"), ("W01 103 1", "active")]
+        ("W01 101房 1床", "completed"), ("W01 103房 1床", "active")]
     # back to the prior bed: stated active, no longer kept as completed beside it
     send(engine, adt("PL6", "A08", "W01^101^1^FNXRMYY", "", "35"))
     ((encounter, _),) = stored(served, "PL6", "Encounter")
-    assert [(e["location"]["display"], e["status"]) for e in encounter["location"]] == [("W01 101 1", "active")]
+    assert [(e["location"]["display"], e["status"]) for e in encounter["location"]] == [("W01 101房 1床", "active")]

@@ -209,7 +209,7 @@ def _a12_beds(site: Site) -> list[tuple[str, str]]:
 def test_the_cancelled_transfers_bed_rule_is_the_merge_files(site_dir: Path, tmp_path: Path) -> None:
     """A12's PV1-6 (the bed the cancelled transfer went to) is no past bed under the shipped rule;
     a site whose merge.yaml names other events there keeps it as PV1-6 reads (``completed``)."""
-    assert _a12_beds(_site(site_dir, tmp_path / "shipped")) == [("W01 101 1", "active")]
+    assert _a12_beds(_site(site_dir, tmp_path / "shipped")) == [("W01 101房 1床", "active")]
     other = tmp_path / "other-site"
     (other / "hl7v2").mkdir(parents=True)
     (other / "hl7v2" / "senders.yaml").write_text((site_dir / "hl7v2" / "senders.yaml").read_text("utf-8"), "utf-8")
@@ -217,4 +217,4 @@ def test_the_cancelled_transfers_bed_rule_is_the_merge_files(site_dir: Path, tmp
     assert shipped.count("history_taken_back_by: [A12]") == 1
     (other / "merge.yaml").write_text(shipped.replace("history_taken_back_by: [A12]", "history_taken_back_by: [A13]"),
                                       "utf-8")
-    assert _a12_beds(_site(other, tmp_path / "other")) == [("W01 101 1", "active"), ("W01 102 1", "completed")]
+    assert _a12_beds(_site(other, tmp_path / "other")) == [("W01 101房 1床", "active"), ("W01 102房 1床", "completed")]

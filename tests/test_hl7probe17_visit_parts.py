@@ -69,6 +69,6 @@ def test_the_visit_fields_the_ig_maps_are_kept(engine: Engine, fhir: TestClient)
     assert [c["coding"][0]["code"] for c in stay["specialCourtesy"]] == ["VIP"]
     assert [c["text"] for c in stay["dietPreference"]] == ["低盐饮食"]
     assert [(entry["status"], entry["location"]["display"]) for entry in visit["location"]] == [
-        ("active", "内科 301 2"), ("reserved", "外科 201 1")]
+        ("active", "内科 301房 2床"), ("reserved", "外科 201房 1床")]
     (other,) = [p for p in visit["participant"] if p["type"][0]["coding"][0]["code"] == "PART"]
     assert other["individual"]["display"] == "周医生"

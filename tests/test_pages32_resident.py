@@ -83,7 +83,7 @@ def test_a_ward_sent_by_code_reads_its_name_and_an_unnamed_one_says_it_is_codes(
     visits = phone.cdp.eval("(() => { document.querySelector('[data-tab=visits]').click();"
                             " return [...document.querySelectorAll('#visits article.card')].map(a => a.innerText); })()")
     inpatient = next(c for c in visits if "阜宁县人民医院" in c)
-    assert "科室/病区：心内科病区 301 02" in inpatient and "NEI" not in inpatient, visits
+    assert "科室/病区：心内科病区 301房 02床" in inpatient and "NEI" not in inpatient, visits
     outpatient = next(c for c in visits if "阜宁县中医院" in c)
     assert "科室/病区：FS（院内代码）" in outpatient, visits
     assert outside(phone.cdp, {"width": 390}) == []
@@ -94,7 +94,7 @@ def test_corrected_and_amended_read_corrected_on_every_card_line_and_trend(phone
                                " return [...document.querySelectorAll('#results tr')].map("
                                "r => [r.querySelector('th').firstChild.textContent + '|' + r.innerText.includes('88'),"
                                " r.innerText]); })()"))
-    assert "已更正" in rows["丙氨酸氨基转移酶|true"] and "偏高" in rows["丙氨酸氨基转移酶|true"], rows  # OBX-11 A
+    assert "已更新" in rows["丙氨酸氨基转移酶|true"] and "偏高" in rows["丙氨酸氨基转移酶|true"], rows  # OBX-11 A (amended: pages33)
     results = _section(phone, "results")
     assert "amended" not in results and "corrected" not in results, results
     # the day's heading says the report is corrected (OBR-25 C)
@@ -103,18 +103,18 @@ def test_corrected_and_amended_read_corrected_on_every_card_line_and_trend(phone
     assert march11, results
     line = _section(phone, "timeline")
     assert "肝功能 · 2 项结果 · 已更正" in line, line
-    assert "丙氨酸氨基转移酶 ↑ 偏高（已更正）" in line, line
+    assert "丙氨酸氨基转移酶 ↑ 偏高（已更新）" in line, line
     xray = phone.cdp.eval("[...document.querySelectorAll('#timeline li.k-imaging')].map(li => li.innerText)")
     assert len(xray) == 1 and "胸部正位片" in xray[0] and "已更正" in xray[0], xray
     # the recognition mark names no community by its code ("医共体互认 funing")
     assert "funing" not in line, line
     imaging = _section(phone, "imaging")
-    assert "已更正" in imaging and "右肺中叶少许炎症。（已更正）" in imaging, imaging
+    assert "已更正" in imaging and "右肺中叶少许炎症。（已更新）" in imaging, imaging  # report C, finding A
     _section(phone, "trends")
     labels = phone.cdp.eval("[...document.querySelectorAll('#trends article.chart')].filter(a => "
                             "a.querySelector('h3').innerText.includes('丙氨酸')).map(a => "
                             "[...a.querySelectorAll('svg text')].map(t => t.textContent))")
-    assert len(labels) == 1 and "88↑（已更正）" in labels[0], labels
+    assert len(labels) == 1 and "88↑（已更新）" in labels[0], labels
     # drawn as a final value (a dot, not the ring of a preliminary one), its label inside the chart
     drawn = phone.cdp.eval("(() => { const a = [...document.querySelectorAll('#trends article.chart')].find(a => "
                            "a.querySelector('h3').innerText.includes('丙氨酸')); const svg = a.querySelector('svg').getBoundingClientRect();"
@@ -139,9 +139,9 @@ def test_in_english_the_same(phone: Phone) -> None:
         phone.cdp.wait("document.documentElement.lang === 'en'")
         assert _heading(phone, "results").endswith("5 records (and 1 withdrawn)")
         visits = _section(phone, "visits")
-        assert "FS (hospital's codes)" in visits and "心内科病区 301 02" in visits, visits
+        assert "FS (hospital's codes)" in visits and "心内科病区 301房 02床" in visits, visits
         line = _section(phone, "timeline")
-        assert "(corrected)" in line, line
+        assert "(updated)" in line, line  # OBX-11 A: amended (pages33)
         assert outside(phone.cdp, {"width": 390}) == []
     finally:
         phone.click("#lang")

@@ -142,7 +142,7 @@ def test_a_cancelled_transfers_bed_is_not_kept_as_history(shipped: tuple[Engine,
          adt("T2", "A02", "W01^102^1^FNXRMYY", "W01^101^1^FNXRMYY", "15", "VT1"),
          adt("T3", "A12", "W01^101^1^FNXRMYY", "W01^102^1^FNXRMYY", "20", "VT1"),
          adt("T4", "A08", "W01^101^1^FNXRMYY", "", "25", "VT1"))
-    assert beds(engine, "VT1") == [("W01 101 1", "active")]
+    assert beds(engine, "VT1") == [("W01 101房 1床", "active")]
 
 
 def test_a_cancelled_admission_keeps_no_occupied_past_bed(shipped: tuple[Engine, TestClient]) -> None:

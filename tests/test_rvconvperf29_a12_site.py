@@ -77,7 +77,7 @@ def test_an_old_site_merge_file_keeps_the_cancelled_transfers_bed_out_of_history
     before the key existed) names Encounter.location, so the A12 rule is gone: 102 is stored
     ``completed`` -- a bed the patient never lay in, under a cancelled transfer."""
     beds = a12_beds(old_site_engine, "R", "VR1")
-    assert beds == [("W01 101 1", "active")], beds
+    assert beds == [("W01 101房 1床", "active")], beds
 
 
 # ``[A12 ]`` as first written is ["A12"] (a YAML flow sequence strips the space: a valid rule); the

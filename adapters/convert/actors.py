@@ -7,11 +7,13 @@ resource builders (``common``) both depend on it, instead of on each other.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from typing import Any
 
 from adapters.convert import kept
 from adapters.convert.context import Context
+from adapters.convert.tables import vocabulary
 from adapters.hl7v2.parser import Repetition
 from adapters.hl7v2.senders import sender_institution
 from engine.merge_rules import ideographic
@@ -218,6 +220,11 @@ _LOCATIONS = _Copies()
 def location(rep: Repetition, ctx: Context) -> dict[str, Any] | None:
     """PL → Location keyed by facility + point of care + room + bed → Reference with display.
 
+    A bed's Location is ``partOf`` its room's, a room's ``partOf`` its ward's (the point of care):
+    each the Location the same PL cut to that level makes, under the key such a PL has (its
+    ward ``loc|FAC|NEI||``, its room ``loc|FAC|NEI|301|``), so a ward sent alone and the ward
+    above a bed are one Location.
+
     A ward, room or bed is named in message after message the same to the character: as for a
     Practitioner, from the second time a PL comes from an institution its Location is a compiled
     copy of what its first conversion made (``_Copies``)."""
@@ -225,7 +232,21 @@ def location(rep: Repetition, ctx: Context) -> dict[str, Any] | None:
     made = _LOCATIONS.get(memo, lambda: _location(rep, ctx))
     if made is None:
         return None
-    res, (key, display, managed) = made
+    res, (key, display, managed, parents) = made
+    above: dict[str, str] | None = None
+    for level, (pkey, name, kind) in enumerate(parents):
+        part: Resource = {"resourceType": "Location", "status": "active", "mode": "instance", "name": name}
+        if kind is _WARD and "alias" in res:
+            part["alias"] = list(res["alias"])  # the point of care's code, its name being PL-9's
+        part["physicalType"] = {"coding": [{"system": _PHYSICAL_TYPE, "code": kind[0], "display": kind[1]}]}
+        if above is not None:
+            part["partOf"] = {"reference": above["reference"]}
+        if managed:
+            part["managingOrganization"] = organization(ctx)
+        above = ctx.put(part, pkey)
+        kept.mark(ctx, above["reference"], part, ("Location", *memo, ctx.institution.name, level))
+    if above is not None:
+        res["partOf"] = {"reference": above["reference"]}
     if managed:
         res["managingOrganization"] = organization(ctx)
     ref: dict[str, Any] = ctx.put(res, key)
@@ -234,24 +255,53 @@ def location(rep: Repetition, ctx: Context) -> dict[str, Any] | None:
     return {**ref, "display": display}
 
 
-def _location(rep: Repetition, ctx: Context) -> tuple[Resource, tuple[str, str, bool]] | None:
-    """The Location a PL names (without its managing Organization), its key, its display and
-    whether the sender manages it; None when it names no place."""
+_WARD, _ROOM, _BED = ("wa", "Ward"), ("ro", "Room"), ("bd", "Bed")
+_HAN = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]")
+
+
+def _said(part: str, words: dict[str, Any], kind: str) -> str:
+    """A PL part in words: a room sent as a code ``301`` is 301房, a bed ``02`` 02床, a building ``3``
+    3号楼, a floor ``5`` 5层 (``location_parts`` in vocabulary.yaml); one already in words (301病房,
+    住院部) is kept as sent. Empty stays empty."""
+    pattern = words.get(kind)
+    return pattern.format(part) if part and pattern and not _HAN.search(part) else part
+
+
+def _location(rep: Repetition, ctx: Context,
+              ) -> tuple[Resource, tuple[str, str, bool, tuple[tuple[str, str, tuple[str, str]], ...]]] | None:
+    """The Location a PL names (without its managing Organization or ``partOf``), its key, its
+    display, whether the sender manages it and the Locations above it (key, name, physical type;
+    the ward first); None when it names no place.
+
+    Its name says what each part is (HL7 v2.5.1 2A.53 PL: 1 point of care, 2 room, 3 bed, 4 facility,
+    7 building, 8 floor, 9 description): 心内科病区 301房 02床 -- PL-9's name for the ward, else the
+    point of care as sent (a ward's code: a page names it from the site's ward table), then room and
+    bed in words; building and floor (3号楼 5层) in ``description``. Before the thirty-third round the
+    parts were joined bare ("NEI 301 02") and which number was the room was lost. The key is the
+    PL's codes as before: a Location means the same place whatever its name says."""
     care, room, bed = rep.comp(1).strip(), rep.comp(2).strip(), rep.comp(3).strip()
     facility = rep.comp(4, 1).strip()
     building, floor, description = rep.comp(7).strip(), rep.comp(8).strip(), rep.comp(9).strip()
     if not (care or room or bed or description):
         return None
-    display = " ".join(p for p in (description or care, room, bed) if p)
+    words = vocabulary(ctx.site, "location_parts")
+    ward, room_said, bed_said = description or care, _said(room, words, "room"), _said(bed, words, "bed")
+    display = " ".join(p for p in (ward, room_said, bed_said) if p)
     res: Resource = {"resourceType": "Location", "status": "active", "mode": "instance", "name": display}
     if description and care:
         res["alias"] = [care]
-    kind = ("bd", "Bed") if bed else ("ro", "Room") if room else ("wa", "Ward")
+    kind = _BED if bed else _ROOM if room else _WARD
     res["physicalType"] = {"coding": [{"system": _PHYSICAL_TYPE, "code": kind[0], "display": kind[1]}]}
-    where = " ".join(p for p in (building, floor) if p)
+    where = " ".join(p for p in (_said(building, words, "building"), _said(floor, words, "floor")) if p)
     if where:
         res["description"] = where
     managed = not facility or facility == ctx.code
-    return res, (f"loc|{facility or ctx.code}|{care}|{room}|{bed}", display, managed)
+    place = f"loc|{facility or ctx.code}"
+    parents: list[tuple[str, str, tuple[str, str]]] = []
+    if care and (room or bed):  # the ward a room or bed is in (a PL without PL-1 names no ward)
+        parents.append((f"{place}|{care}||", ward, _WARD))
+    if room and bed:
+        parents.append((f"{place}|{care}|{room}|", " ".join(p for p in (ward, room_said) if p), _ROOM))
+    return res, (f"{place}|{care}|{room}|{bed}", display, managed, tuple(parents))
 
 

@@ -10,8 +10,14 @@ from engine.recognition.decision import FINAL_STATUSES
 from engine.recognition.facts import RESULT_TYPES, local_day, result_time
 from engine.recognition.rules import Rules
 from engine.recognition.state import RecognitionState
+from mappings.pagewords import PageWords
 
 HR_SYSTEM = "urn:huren:hr-scope"
+# the community scope's display (the tag's code is ``community``): the community as the site's words
+# name it (``insurance/words.yaml`` ``communities``), or no name where the words give none -- never
+# its code ("医共体互认 funing" until the thirty-third round, pages33)
+_COMMUNITY_NAMED = "{name}内互认"
+_COMMUNITY_UNNAMED = "医共体内互认"
 _MARKS_KEPT = 4096  # (institution, item, day) whose HR marks are remembered (``_hr_marks``)
 
 
@@ -75,18 +81,33 @@ class HRMark(RecognitionState, _Others):
         the answer reads nothing else, and each recognition item's result asked the QC periods,
         the HR scopes and their names again (the same few institutions, items and days all day)."""
         kept = self._marks_kept
-        if kept[0] is not rules:
+        names = self._community_names()
+        if kept[0] is not rules or getattr(self, "_marks_named", None) is not names:
             kept = self._marks_kept = (rules, {})
+            self._marks_named = names  # an edit of the words starts again, as a reload of the rules does
         found = kept[1].get((inst, item, day))
         if found is not None:
             return found
         marks: list[tuple[str, str]] = []
         if rules.qc_passed(inst, item, day):
-            marks.append(("community", f"医共体互认 {rules.institutions[inst].community}"))
+            name = names.get(rules.institutions[inst].community or "")
+            marks.append(("community", _COMMUNITY_NAMED.format(name=name) if name else _COMMUNITY_UNNAMED))
             for code in rules.hr_scopes(inst, item, day):
                 scope = rules.scopes.get(code)
                 marks.append((code, scope.name if scope else code))
         if len(kept[1]) >= _MARKS_KEPT:
             kept[1].clear()
         found = kept[1][(inst, item, day)] = tuple(marks)
+        return found
+
+    def _community_names(self) -> dict[str, str]:
+        """The medical communities' names in the site's words (``communities``: funing -> 阜宁县医共体),
+        the one list the staff pages name them from; the words object is made once (a page-words file
+        checked at start-up) and re-reads the site's file when it changes. The community's code is not
+        lost: it is the issuing institution's (institutions.yaml), whose Organization the result names."""
+        words = getattr(self, "_words", None)
+        if words is None:
+            settings = getattr(self, "settings", None)
+            words = self._words = PageWords(getattr(settings, "site", None))
+        found: dict[str, str] = words.current().get("communities") or {}
         return found

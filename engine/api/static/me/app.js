@@ -121,6 +121,16 @@ function recordsDay(e) {
   return found.sort((a, b) => Date.parse(a.when) - Date.parse(b.when))[0] || null;
 }
 
+// the classes that are a stay in hospital (an in-progress one is 正在住院); any other in-progress
+// visit says the patient came (已到院), not that it is still going on (pages33)
+const STAY_CLASSES = new Set(["IMP", "ACUTE", "NONAC", "OBSENC", "SS"]);
+
+function visitStatus(e) {
+  const w = W();
+  const stay = STAY_CLASSES.has((e.class || {}).code);
+  return word(!stay && Object.hasOwn(w.encStatusVisit, e.status || "") ? w.encStatusVisit : w.encStatus, e.status);
+}
+
 function renderVisits() {
   const w = W();
   const dated = state.Encounter.map((e) => [e, whenOf(e) ? null : recordsDay(e)]);
@@ -129,7 +139,7 @@ function renderVisits() {
     const cls = word(w.encClass, (e.class || {}).code) || text((e.type || [])[0]);
     const end = e.period && e.period.end;
     return recordCard(e, "visit", cls, [day(e) || (by ? w.visitByRecords(formatDate(by.when, lang, false), w.datedBy[by.what])
-      : w.visitUndated), institution(e), word(w.encStatus, e.status)],
+      : w.visitUndated), institution(e), visitStatus(e)],
       line(w.ward, (e.location || []).map((l) => wardName((l.location || {}).display, institution(e))).filter(Boolean).join(W().sep)),
       line(w.reason, (e.reasonCode || []).map(text).filter(Boolean).join(W().sep) || (e.diagnosis || []).map((d) => (d.condition || {}).display).filter(Boolean).join(W().sep)),
       line(w.doctor, (e.participant || []).map((p) => (p.individual || {}).display).filter(Boolean).join(W().sep)),
@@ -383,7 +393,7 @@ function renderImaging() {
     const obs = findingsOf(r);
     const texts = (r.presentedForm || []).filter((a) => (a.contentType || "").startsWith("text/"));
     const conclusion = conclusionOf(r);
-    // the report's status where it is not simply final (已更正 for corrected or amended, 初步结果...)
+    // the report's status where it is not simply final (已更正 corrected, 已更新 amended, 初步结果...)
     return { when: whenOf(r), node: recordCard(r, "imaging", text(r.code), [day(r), institution(r), statusWords(r)], hrMark(r),
       // a finding the hospital withdrew: its name and that it was withdrawn, not its words; one
       // corrected or preliminary says so after its words

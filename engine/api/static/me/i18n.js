@@ -78,10 +78,13 @@ const WORDS = {
     },
     encClass: { IMP: "住院", ACUTE: "住院", NONAC: "住院", AMB: "门诊", EMER: "急诊", HH: "家庭病床", VR: "线上问诊",
       OBSENC: "留观", PRENC: "预约就诊", SS: "日间手术" },
-    encStatus: { "in-progress": "正在住院/就诊", finished: "已结束", planned: "计划中", arrived: "已到达",
+    encStatus: { "in-progress": "正在住院", finished: "已结束", planned: "计划中", arrived: "已到达",
       cancelled: "已取消", onleave: "请假中", triaged: "已分诊", "entered-in-error": "录入有误",
       // R4's "unknown" says nothing a person can use: no word rather than the code (pages31)
       unknown: "" },
+    // an in-progress visit not a stay (an outpatient's or emergency registration, A04, stored
+    // in-progress since pages33): the patient came; "正在…就诊" would still say so a month later
+    encStatusVisit: { "in-progress": "已到院" },
     reason: "原因", doctor: "医生", ward: "科室/病区", wardCodes: "院内代码", from: "开始", to: "结束",
     condStatus: { active: "目前存在", recurrence: "复发", relapse: "复发", inactive: "已不活动", remission: "缓解",
       resolved: "已痊愈" },
@@ -141,10 +144,12 @@ const WORDS = {
     obsStatus: { registered: "已登记，结果未出", partial: "部分结果，其余未出", preliminary: "初步结果，可能更改",
       // R4 cancelled ("not started or not completed"; OBX-11 X cannot be obtained, N not asked): not
       // "called off" (pagesfix31)
-      corrected: "已更正", amended: "已更正", appended: "已补充", cancelled: "未完成",
+      // amended: R4 "modified ... updates/new information and corrections" -- OBX-11 A and B (appended,
+      // "without change to the original result values") alike, so 已更新, not 已更正 (pages33)
+      corrected: "已更正", amended: "已更新", appended: "已补充", cancelled: "未完成",
       "entered-in-error": "医院已作废此结果（录入有误）", final: "", unknown: "" },
     // beside a value away from its row (trend, timeline): one that may change or was not completed
-    obsMark: { registered: "初步", partial: "初步", preliminary: "初步", cancelled: "未完成", corrected: "已更正", amended: "已更正" },
+    obsMark: { registered: "初步", partial: "初步", preliminary: "初步", cancelled: "未完成", corrected: "已更正", amended: "已更新" },
     // why a result has no value (data-absent-reason; "cannot-be-obtained" is the v2-to-FHIR IG's, for OBX-11 X)
     absent: { unknown: "结果不详", "asked-unknown": "不详", "temp-unknown": "暂时不详", "not-asked": "未检测",
       "asked-declined": "本人未提供", masked: "已隐去", "not-applicable": "不适用", unsupported: "无法显示",
@@ -246,9 +251,10 @@ const WORDS = {
     },
     encClass: { IMP: "Inpatient", ACUTE: "Inpatient", NONAC: "Inpatient", AMB: "Outpatient", EMER: "Emergency",
       HH: "Home care", VR: "Online", OBSENC: "Observation", PRENC: "Pre-admission", SS: "Day surgery" },
-    encStatus: { "in-progress": "In progress", finished: "Finished", planned: "Planned", arrived: "Arrived",
+    encStatus: { "in-progress": "In hospital", finished: "Finished", planned: "Planned", arrived: "Arrived",
       cancelled: "Cancelled", onleave: "On leave", triaged: "Triaged", "entered-in-error": "Entered in error",
       unknown: "" },
+    encStatusVisit: { "in-progress": "Came in" },
     reason: "Reason", doctor: "Doctor", ward: "Department/ward", wardCodes: "hospital's codes", from: "From", to: "To",
     condStatus: { active: "Active", recurrence: "Recurred", relapse: "Relapsed", inactive: "Inactive",
       remission: "In remission", resolved: "Resolved" },
@@ -307,10 +313,10 @@ const WORDS = {
     flagCritLow: "Critically low", flagOut: "Outside normal range", flagNormal: "Normal",
     abnormalCount: (n) => `${n} abnormal`, resultsCount: (n) => `${n} result${n === 1 ? "" : "s"}`,
     obsStatus: { registered: "Registered, no result yet", partial: "Partial, more to come",
-      preliminary: "Preliminary, may change", corrected: "Corrected", amended: "Corrected", appended: "Added to",
+      preliminary: "Preliminary, may change", corrected: "Corrected", amended: "Updated", appended: "Added to",
       cancelled: "Not completed", "entered-in-error": "Withdrawn by the hospital (entered in error)", final: "", unknown: "" },
     obsMark: { registered: "preliminary", partial: "preliminary", preliminary: "preliminary", cancelled: "not completed",
-      corrected: "corrected", amended: "corrected" },
+      corrected: "corrected", amended: "updated" },
     absent: { unknown: "Not known", "asked-unknown": "Not known", "temp-unknown": "Not known yet",
       "not-asked": "Not tested", "asked-declined": "Declined", masked: "Withheld", "not-applicable": "Not applicable",
       unsupported: "Cannot be shown", "as-text": "See the text", error: "Test error", "not-a-number": "Not a number",

@@ -37,17 +37,19 @@ function institution(r) {
 }
 
 /** A ward, department or room as the record names it (Encounter.location's display, the
- * converter's Location.name: PV1-3.9's name, else the PL's codes "NEI 301 02"). Where the record
- * carries only codes, the point-of-care code (the display's first part) is named from the site's
- * ward table (`wards` in insurance/words.yaml, served with the page per institution name) when the
- * table names it for the institution the visit is at; else the codes are shown as sent -- a name
- * is never guessed (pages32). */
+ * converter's Location.name: PV1-3.9's name, else the point of care as sent, then room and bed in
+ * words -- "NEI 301房 02床" since pages33, "NEI 301 02" in records converted before). Where the
+ * record carries only codes, the point-of-care code (the display's first part) is named from the
+ * site's ward table (`wards`, served with the page per institution name) when the table names it
+ * for the institution the visit is at; else the code is shown as sent and said to be the hospital's
+ * code (FS（院内代码）, NEI（院内代码） 301房 02床) -- a name is never guessed (pages32). */
 function wardName(display, inst) {
   const table = (state.wards || {})[inst] || {};
   const [care, ...rest] = String(display || "").split(" ");
-  if (care && Object.hasOwn(table, care)) return [table[care], ...rest].join(" ");
-  // codes only (no Chinese word in it): said to be the hospital's codes, not left as if a name
-  return display && !/\p{Script=Han}/u.test(display) ? display + W().paren(W().wardCodes) : String(display || "");
+  if (!care) return "";
+  if (Object.hasOwn(table, care)) return [table[care], ...rest].join(" ");
+  // a code (no Chinese word in it): said to be the hospital's code, not left as if a name
+  return [/\p{Script=Han}/u.test(care) ? care : care + W().paren(W().wardCodes), ...rest].join(" ");
 }
 
 function whenOf(r) {
@@ -94,7 +96,7 @@ function withdrawn(r) {
 }
 
 /** A result's, report's or document's status in words where it is not simply final ("" for final):
- * 初步结果，可能更改, 已更正 (corrected and amended alike), 未完成... A document says its docStatus. */
+ * 初步结果，可能更改, 已更正 (corrected), 已更新 (amended), 未完成... A document says its docStatus. */
 const statusWords = (r) => word(W().obsStatus, withdrawn(r) ? "entered-in-error"
   : r.resourceType === "DocumentReference" ? r.docStatus : r.status);
 
@@ -141,8 +143,9 @@ function abnormality(o) {
 function hrMark(r) {
   const tags = ((r.meta || {}).tag || []).filter((t) => t.system === "urn:huren:hr-scope");
   if (!tags.length) return null;
-  // the community scope's display carries the community's code ("医共体互认 funing", hr_mark.py):
-  // said in words, the community being hers (pages32)
+  // the community scope is said in the page's words, the community being hers (pages32): its stored
+  // display names the community (阜宁县医共体内互认, hr_mark.py since pages33) in Chinese only, and
+  // results marked before then carry its code ("医共体互认 funing")
   const scopes = tags.map((t) => (t.code === "community" ? W().hrCommunity : t.display || t.code)).join(W().sep);
   // the short mark for the eye, the scopes in words for a screen reader (and as a tooltip)
   return el("span", { class: "hr", title: W().hrMarkLong(scopes) },
