@@ -112,7 +112,7 @@ class Change:
     status: str = ""
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Said:
     """What one message said of one resource beside its content, for the merge (``MergeRules.saying``):
 

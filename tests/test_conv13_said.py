@@ -52,7 +52,7 @@ def test_what_no_stored_value_stands_against_is_data() -> None:
 
 def test_a_delete_says_what_took_the_value() -> None:
     stored = {"resourceType": "Patient", "id": "p1", "maritalStatus": {"text": "已婚"}}
-    with shipped().saying({"Patient/p1": Said((Delete("maritalStatus", why="test's reason"),))}):
+    with shipped().saying({"Patient/p1": Said(deletes=(Delete("maritalStatus", why="test's reason"),))}):
         combined = shipped().combine(stored, {"resourceType": "Patient", "id": "p1"}, "ADT")
     assert "maritalStatus" not in combined.resource
     (issue,) = combined.issues

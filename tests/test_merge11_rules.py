@@ -61,7 +61,7 @@ def test_a_delete_gives_way_to_what_the_message_states_again() -> None:
     work = {"system": "phone", "value": "2", "use": "work"}
     new_work = {"system": "phone", "value": "3", "use": "work"}
     stored = patient(telecom=[home, work], maritalStatus={"text": "已婚"})
-    with rules.saying({"Patient/p1": Said((Delete("telecom", (("use", ("work",)),)), Delete("maritalStatus")))}):
+    with rules.saying({"Patient/p1": Said(deletes=(Delete("telecom", (("use", ("work",)),)), Delete("maritalStatus")))}):
         out = rules.combine(stored, patient(telecom=[new_work]), "ADT").resource
         other = rules.combine(patient(id="p2", maritalStatus={"text": "x"}), patient(id="p2"), "ADT").resource
     assert out["telecom"] == [home, new_work] and "maritalStatus" not in out

@@ -47,7 +47,7 @@ def test_saying_blocks_nest_and_restore_on_failure() -> None:
     from engine.merge_rules import Delete, Said
 
     rules = shipped()
-    outer, inner = {"Patient/p1": Said((Delete("telecom"),))}, {"Patient/p1": Said((Delete("maritalStatus"),))}
+    outer, inner = {"Patient/p1": Said(deletes=(Delete("telecom"),))}, {"Patient/p1": Said(deletes=(Delete("maritalStatus"),))}
     local = rules._local
     with rules.saying(outer, None):
         assert local.said is outer

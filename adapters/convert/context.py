@@ -355,9 +355,10 @@ class Context:
             ref = _ref_of(resource)
             if ref is not None:
                 only.setdefault(ref, set()).add(element)
-        return {ref: Said(tuple(deletes.get(ref, ())), frozenset(assumed.get(ref, ())), tuple(fields.get(ref, ())),
-                          ref in apart, tuple(moves.get(ref, ())), tuple(mothers.get(ref, ())),
-                          frozenset(referred.get(ref, ())), tuple((changed.get(ref) or {}).items()),
+        return {ref: Said(deletes=tuple(deletes.get(ref, ())), assumed=frozenset(assumed.get(ref, ())),
+                          fields=tuple(fields.get(ref, ())), sub_id=ref in apart, moved_from=tuple(moves.get(ref, ())),
+                          mother=tuple(mothers.get(ref, ())), referred=frozenset(referred.get(ref, ())),
+                          changes=tuple((changed.get(ref) or {}).items()),
                           start_alone=alone.get(ref, ()), only=frozenset(only.get(ref, ())))
                 for ref in {*deletes, *assumed, *fields, *apart, *moves, *mothers, *referred, *changed, *alone, *only}}
 
