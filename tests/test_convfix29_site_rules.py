@@ -49,8 +49,8 @@ def test_the_site_rule_decides_the_take_back(engine: tuple[str, Engine]) -> None
     bed left (the site's word); the key without ``history``: 102 taken back, 101 alone."""
     name, eng = engine
     beds = a12_beds(eng, "S", "VS1")
-    expected = {"none": [("W01 101 1", "active"), ("W01 102 1", "completed")],
-                "no-history": [("W01 101 1", "active")]}[name]
+    expected = {"none": [("W01 101房 1床", "active"), ("W01 102房 1床", "completed")],
+                "no-history": [("W01 101房 1床", "active")]}[name]
     assert beds == expected, beds
 
 
