@@ -673,7 +673,9 @@ class MergeRules:
         for name, ep in plan.inherited:
             self._inherit(rtype, name, ep, out, issues, fields)
         for name, ep in plan.lined:
-            if name in stored:  # (asked first: a lab report stores neither, and pays one lookup)
+            # (asked first: a lab report stores neither, and pays one lookup; ``held``: a withdrawn
+            # result's words an older message stated again, which a report without text must not take)
+            if name in stored or (name in out and getattr(self._local, "held", None)):
                 self._lines(name, ep, stored, incoming, out)
         for name, ep in plan.copied:
             if name in out:
@@ -1186,20 +1188,26 @@ class MergeRules:
         took back stay (an impression the thinner message did not carry). A replacing writer (a FHIR
         client) states the whole text and is not asked."""
         before = _text_lines(stored.get(name))
-        if not before:  # (a lab report: no conclusion, nothing read)
+        held: dict[str, list[str]] | None = getattr(self._local, "held", None)
+        if not before and not held:  # (a lab report: no conclusion, nothing read)
             return
-        keeper: Stored | None = getattr(self._local, "stored", None)
-        pending = keeper.pending() if keeper is not None else ()
         now_lines = _text_lines(incoming.get(name))
         refs = {e["reference"] for e in incoming.get(ep.lines_of) or ()
                 if isinstance(e, dict) and isinstance(e.get("reference"), str)}
         filtered = False  # the incoming text said words of a withdrawn result it stated again, older
-        held: dict[str, list[str]] | None = getattr(self._local, "held", None)
         if held:  # (``until_later`` left that result as stored: its words are not the report's either)
             gone = {line for ref, words in held.items() if ref in refs for line in words}
             kept = [line for line in now_lines if line not in gone]
             filtered = len(kept) != len(now_lines)
             now_lines = kept
+        if not before:  # (stored without this text: the message's, but for those words)
+            if filtered:
+                inc = out.get(name)
+                _put_text(out, name, ("\n".join(now_lines) or None) if isinstance(inc, str)
+                          else _with_text(inc, inc, now_lines))
+            return
+        keeper: Stored | None = getattr(self._local, "stored", None)
+        pending = keeper.pending() if keeper is not None else ()
         if not pending and (not now_lines or now_lines == before) and not filtered:
             return  # (nothing this write changed: a report re-sent as it was)
         changed = {ref: (new, old) for new, old in pending
@@ -1225,11 +1233,7 @@ class MergeRules:
         if not moved and not now_lines and not filtered:
             return
         lines += [line for line in now_lines if line not in lines]
-        value = _with_text(stored.get(name), out.get(name), lines)
-        if value is None:
-            out.pop(name, None)
-        else:
-            out[name] = value
+        _put_text(out, name, _with_text(stored.get(name), out.get(name), lines))
 
     def _text_copied(self, name: str, ep: ElementPlan, stored: Resource, out: Resource, said: Said | None) -> None:
         """``text_of``: the document's plain-text attachment (``DocumentReference.content``) says the
@@ -1581,6 +1585,14 @@ def _with_text(stored: Any, combined: Any, lines: list[str]) -> Any:
         return rest or None
     data = _text_data(lines)
     return [{**a, "data": data} if i == at else a for i, a in enumerate(value)]
+
+
+def _put_text(out: Resource, name: str, value: Any) -> None:
+    """``out[name] = value``; None: the element goes (no line left of the text)."""
+    if value is None:
+        out.pop(name, None)
+    else:
+        out[name] = value
 
 
 def _text_data(lines: list[str]) -> str:
