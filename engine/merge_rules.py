@@ -728,9 +728,10 @@ class MergeRules:
         by the mode, as any other. The times are the messages' own (``Provenance.recorded``: MSH-7,
         else the receipt): this message's, given to ``saying``; the stored version's, read from the
         Provenances naming it (the latest, a replayed withdrawal's included) -- no element a client
-        reads was added for it. Returns the elements whose ``stands`` this message lifts, or None
-        when the stored version stands whole. Unknown times (no Provenance: the version is an
-        earlier message's of this batch, not yet written) are not later: the withdrawal stands."""
+        reads was added for it; a FHIR client's version (no Provenance) is dated by ``meta.lastUpdated``.
+        Returns the elements whose ``stands`` this message lifts, or None when the stored version
+        stands whole. Unknown times (the version an earlier message's of this batch, its Provenance
+        not yet written) are not later: the withdrawal stands."""
         lifted: set[str] = set()
         for name, ep in plan.dated:
             held = _stood(stored.get(name, _MISSING))
@@ -760,17 +761,26 @@ class MergeRules:
 
     def _stored_at(self, rtype: str, stored: Resource) -> str | None:
         """The time of the message that stored this version of ``stored``: the latest ``recorded``
-        of the Provenances naming it (``Type/id/_history/n``); None when none does (or no search)."""
+        of the Provenances naming it (``Type/id/_history/n``). A version none names is a FHIR
+        client's (no Provenance is written for a REST write): its ``meta.lastUpdated``, when it was
+        stated -- unless it is pending in this write group (an earlier message's of the same batch,
+        its Provenance written after the batch merged): None, not known (nor without a search)."""
         keeper = getattr(self._local, "stored", None)
         search = getattr(keeper, "search", None)
-        version = (stored.get("meta") or {}).get("versionId")
+        meta = stored.get("meta") or {}
+        version = meta.get("versionId")
         if search is None or not version or not stored.get("id"):
             return None
         target = f"{rtype}/{stored['id']}/_history/{version}"
         times = [str(p["recorded"]) for p in _every(search, "Provenance", [("target", f"{rtype}/{stored['id']}")])
                  if p.get("recorded") and any(isinstance(t, dict) and t.get("reference") == target
                                               for t in p.get("target") or ())]
-        return max(times, key=_instant_key, default=None)
+        if times:
+            return max(times, key=_instant_key)
+        if any(new.get("resourceType") == rtype and new.get("id") == stored["id"] for new, _ in keeper.pending()):
+            return None
+        updated = meta.get("lastUpdated")
+        return updated if isinstance(updated, str) else None
 
     def _another(self, rtype: str, name: str, ep: ElementPlan, stored: Resource, st: Resource, inc: Resource,
                  source: str, fields: Mapping[str, str], issues: list[Issue]) -> None:

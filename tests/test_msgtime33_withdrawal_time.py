@@ -6,6 +6,8 @@ resources read back over ``/fhir``, on each storage backend."""
 
 from __future__ import annotations
 
+import datetime as dt
+
 from fastapi.testclient import TestClient
 
 from engine.engine import Engine
@@ -154,3 +156,20 @@ def test_a_first_message_of_a_withdrawn_result_then_its_older_final(engine: Engi
     assert _status(http, obs["id"]) == "entered-in-error"
     (report,) = written(engine, http, "MT33-10", "DiagnosticReport")
     assert all(LINE not in t for t in _report_texts(http, report["id"])), _report_texts(http, report["id"])
+
+
+def test_a_clients_withdrawal_is_dated_by_when_it_was_stored(engine: Engine, http: TestClient) -> None:
+    """A records office marks a result entered-in-error (PUT: no Provenance names that version, so its
+    time is its ``meta.lastUpdated``): the report of before, resent, leaves it withdrawn; the sender's
+    correction made after the office's withdrawal restores it."""
+    assert b"MSA|AA" in post(http, _three("MT33-11", "MT33-X11"))
+    (line,) = [o for o in written(engine, http, "MT33-11", "Observation") if o.get("valueString") == LINE]
+    body = http.get(f"/fhir/Observation/{line['id']}").json()
+    body["status"] = "entered-in-error"
+    assert http.put(f"/fhir/Observation/{line['id']}", json=body).status_code == 200
+    assert b"MSA|AA" in post(http, _three("MT33-11R", "MT33-X11"))
+    assert _status(http, line["id"]) == "entered-in-error"
+    later = (dt.datetime.now(dt.UTC) + dt.timedelta(minutes=5)).astimezone(dt.timezone(dt.timedelta(hours=8)))
+    assert b"MSA|AA" in post(http, _oru("MT33-11C", "MT33-X11", _obx(2, F1, "2", "右肺上叶见钙化灶。", "C", "20261202100000"),
+                                        _obx(3, IMP, "", "慢性支气管炎。", "F"), stamp=later.strftime("%Y%m%d%H%M%S+0800")))
+    assert _status(http, line["id"]) == "corrected"
