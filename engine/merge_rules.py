@@ -596,11 +596,14 @@ class MergeRules:
             said = replace(said, deletes=tuple(d for d in said.deletes if d.element.split(".", 1)[0] in said.only),
                            assumed=frozenset())
         freed: frozenset[str] = frozenset()
-        if plan.dated:  # a withdrawn result and a message not later than its withdrawal (``until_later``)
-            lifted = self._dated(rtype, plan, stored, incoming, source, said, issues)
-            if lifted is None:
-                return Combined(dict(stored), issues)
-            freed = lifted
+        for name, ep in plan.dated:  # a withdrawn result, a message not later than its withdrawal (``until_later``)
+            held = stored.get(name)
+            if (held if type(held) is str else _stood(held)) in ep.stands:  # (asked first: one lookup)
+                lifted = self._dated(rtype, plan, stored, incoming, source, said, issues)
+                if lifted is None:
+                    return Combined(dict(stored), issues)
+                freed = lifted
+                break
         fields: dict[str, str] = {}
         status_kept = False  # the message only assumed a status and the stored one stands (an A08)
         if said is not None:  # what the converter assumed (an A08's Encounter status) fills only what is not stored
