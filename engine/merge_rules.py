@@ -604,6 +604,8 @@ class MergeRules:
                     return Combined(dict(stored), issues)
                 freed = lifted
                 break
+        elements = plan.elements if not freed else {  # (a later message: ``stands`` lifted for it)
+            **plan.elements, **{n: replace(plan.elements[n], stands=frozenset()) for n in freed}}
         fields: dict[str, str] = {}
         status_kept = False  # the message only assumed a status and the stored one stands (an A08)
         if said is not None:  # what the converter assumed (an A08's Encounter status) fills only what is not stored
@@ -627,9 +629,7 @@ class MergeRules:
                         # ... but a booking filed under a record merged away follows it (schedfix25b)
                         out[name] = self._rebooked(rtype, name, eq, stored, st, inc, source, fields, issues)
                 continue
-            ep = plan.elements.get(name, plan.default)
-            if freed and name in freed:
-                ep = replace(ep, stands=frozenset())  # a later message than the one that stored the value
+            ep = elements.get(name, plan.default)
             if ep.unless_deletes and said is not None and any(d.element in ep.unless_deletes for d in said.deletes):
                 ep = replace(ep, stands=frozenset())  # the message takes back what made the stored value (A13)
             if ep.another and isinstance(st, dict) and isinstance(inc, dict):
