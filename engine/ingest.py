@@ -1171,8 +1171,8 @@ class Ingestor:
                 # the writer, for the merge rules, is the message type (MSH-9.1): ORM, ORU, ADT ...
                 # (and what it deleted with HL7's explicit null "": merge11, engine.merge_rules)
                 said = getattr(item.conversion, "said", None)  # (and what the rules read: the repository)
-                with (self.repository.merge.saying(said, self.repository) if self.repository is not None
-                      else contextlib.nullcontext()):
+                with (self.repository.merge.saying(said, self.repository, _message_time(resources))
+                      if self.repository is not None else contextlib.nullcontext()):
                     results, listing = (self._write_signed(resources, set(create_only), item.header.message_code,
                                                            validated=item.validated, deferred=provenances,
                                                            named=_named(item), rewrite=rewrite)
@@ -1475,6 +1475,17 @@ def _named(item: _Item) -> list[str | None]:
 
 def _bundle_resources(bundle: dict[str, Any]) -> list[dict[str, Any]]:
     return [e["resource"] for e in bundle.get("entry", []) if isinstance(e, dict) and "resource" in e]
+
+
+def _message_time(resources: list[dict[str, Any]]) -> str | None:
+    """The message's time as its Provenance records it (``recorded``: MSH-7, else its receipt): the
+    merge rules weigh a withdrawal against a later message by it (``merge.yaml`` ``until_later``).
+    The Provenance is the conversion's last resource (``common.provenance``): looked for from the end."""
+    for r in reversed(resources):
+        if r.get("resourceType") == "Provenance":
+            recorded = r.get("recorded")
+            return recorded if isinstance(recorded, str) else None
+    return None
 
 
 def _issue_to_warning(issue: dict[str, Any]) -> HL7Error:

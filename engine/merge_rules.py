@@ -38,7 +38,7 @@ MODES = frozenset({"replace", "keep-if-absent", "union", "by-key", "keep-stored"
 _RESERVED = frozenset({"key", "owner", "slices", "follows", "when", "was", "stands", "yields_to", "unless_deletes", "placeholders", "as_far_as",
                        "progress", "names_all_of", "another", "another_if", "status_follows", "inherits",
                        "another_person", "keeps", "history", "history_unless",
-                       "history_taken_back_by", "lines_of", "text_of"})
+                       "history_taken_back_by", "lines_of", "text_of", "until_later"})
 PANEL = "; "  # between the tests a panel's ``code.text`` names (``names_all_of``)
 # ISO 21090 name/address representation (ABC | IDE | SYL): HL7 v2 XPN-8/XAD-? table 4000 in FHIR
 REPRESENTATION = "http://hl7.org/fhir/StructureDefinition/iso21090-EN-representation"
@@ -257,6 +257,10 @@ class ElementPlan:
     # ``text_of``: the reference list (a dotted path: ``context.related``) naming the report whose
     # plain-text ``presentedForm`` this attachment list's text copies, as this write combined it
     text_of: tuple[str, ...] = ()
+    # ``until_later``: a stored value in ``stands`` stands only against a message not later than the
+    # one that stored it (message times: Provenance.recorded, MSH-7); such a message's version of the
+    # resource is that older statement and changes nothing of it; a later one combines by the mode
+    until_later: bool = False
 
 
 @dataclass(frozen=True)
@@ -275,6 +279,7 @@ class TypePlan:
     moved: tuple[tuple[str, Any], ...] = ()  # the ``was`` elements: (element, ElementPlan.was)
     lined: tuple[tuple[str, ElementPlan], ...] = ()  # the ``lines_of`` elements
     copied: tuple[tuple[str, ElementPlan], ...] = ()  # the ``text_of`` elements
+    dated: tuple[tuple[str, ElementPlan], ...] = ()  # the ``until_later`` elements
 
 
 class Persons(Protocol):
@@ -314,11 +319,12 @@ class _Saying:
     block's put back on exit (blocks nest). One block is entered once, like the generator it replaced:
     entered again it would keep the first entry's outer values and leave its own behind on exit."""
 
-    __slots__ = ("_local", "_said", "_stored", "_outer", "_entered")
+    __slots__ = ("_local", "_said", "_stored", "_at", "_outer", "_entered")
 
-    def __init__(self, local: threading.local, said: Mapping[str, Said] | None, stored: Stored | None) -> None:
-        self._local, self._said, self._stored = local, said, stored
-        self._outer: tuple[Any, Any] = (None, None)
+    def __init__(self, local: threading.local, said: Mapping[str, Said] | None, stored: Stored | None,
+                 at: str | None = None) -> None:
+        self._local, self._said, self._stored, self._at = local, said, stored, at
+        self._outer: tuple[Any, ...] = (None, None, None, None)
         self._entered = False
 
     def __enter__(self) -> None:
@@ -326,11 +332,14 @@ class _Saying:
             raise RuntimeError("a saying() block is entered once; make a new one")
         self._entered = True
         local = self._local
-        self._outer = (getattr(local, "said", None), getattr(local, "stored", None))
-        local.said, local.stored = self._said, self._stored
+        self._outer = (getattr(local, "said", None), getattr(local, "stored", None), getattr(local, "at", None),
+                       getattr(local, "held", None))
+        # ``held``: "Type/id" -> the words of a version this message stated that ``until_later`` left
+        # out (an older statement of a withdrawn result): the report's ``lines_of`` adds none of them
+        local.said, local.stored, local.at, local.held = self._said, self._stored, self._at, None
 
     def __exit__(self, *exc: object) -> None:
-        self._local.said, self._local.stored = self._outer
+        self._local.said, self._local.stored, self._local.at, self._local.held = self._outer
 
 
 class MergeRules:
@@ -356,18 +365,20 @@ class MergeRules:
         (``saying``): the patient index locates a merge it refuses at the field that stated it."""
         return (getattr(self._local, "said", None) or {}).get(ref)
 
-    def saying(self, said: Mapping[str, Said] | None, stored: Stored | None = None) -> _Saying:
+    def saying(self, said: Mapping[str, Said] | None, stored: Stored | None = None, at: str | None = None) -> _Saying:
         """Within the block (one message's write, on this thread), ``stored`` is where the rules
         read the other resources a combined one refers to (``as_far_as``), and an update of a
         resource named in ``said`` ("Type/id" -> what its message said of it beside its content, ``Said``) drops
         the stored elements or entries the message deleted (HL7's explicit null ``""``), unless the
         message itself states them again -- an empty field keeps the stored value
         (``keep-if-absent``) --, lets an element the converter only assumed fill only an element
-        not stored, and locates a value not stored at the field that stated it.
+        not stored, and locates a value not stored at the field that stated it. ``at``: the
+        message's time (its Provenance's ``recorded``: MSH-7, else its receipt), which ``until_later``
+        weighs against the time of the message that stored a version.
 
         A context manager (``with rules.saying(said, repository):``); a plain class rather than a
         generator, as ingest enters one per message."""
-        return _Saying(self._local, said or None, stored)
+        return _Saying(self._local, said or None, stored, at)
 
     @classmethod
     def from_site(cls, site: Any) -> MergeRules:
@@ -460,8 +471,9 @@ class MergeRules:
         persons = tuple(name for name, e in elements.items() if e.another_person)
         lined = tuple((name, e) for name, e in elements.items() if e.lines_of and e.mode != "replace")
         copied = tuple((name, e) for name, e in elements.items() if e.text_of and e.mode != "replace")
+        dated = tuple((name, e) for name, e in elements.items() if e.until_later and e.stands)
         plan = TypePlan(default, elements, trivial, guards, choices, follows, over, sliced, settled, inherited,
-                        persons, moved, lined, copied)
+                        persons, moved, lined, copied, dated)
         self._plans[(rtype, source)] = plan
         return plan
 
@@ -509,6 +521,7 @@ class MergeRules:
                            history_unless=frozenset(rule.get("history_unless") or ()),
                            lines_of=str(rule.get("lines_of") or ""),
                            text_of=tuple(str(rule["text_of"]).split(".")) if rule.get("text_of") else (),
+                           until_later=bool(rule.get("until_later")),
                            was=tuple((str(element), tuple((tuple(path.split(".")), frozenset(values))
                                                           for path, values in where.items()))
                                      for element, where in (rule.get("was") or {}).items()))
@@ -587,6 +600,17 @@ class MergeRules:
                         **{k: v for k, v in incoming.items() if k in said.only}}
             said = replace(said, deletes=tuple(d for d in said.deletes if d.element.split(".", 1)[0] in said.only),
                            assumed=frozenset())
+        freed: frozenset[str] = frozenset()
+        for name, ep in plan.dated:  # a withdrawn result, a message not later than its withdrawal (``until_later``)
+            held = stored.get(name)
+            if (held if type(held) is str else _stood(held)) in ep.stands:  # (asked first: one lookup)
+                lifted = self._dated(rtype, plan, stored, incoming, source, said, issues)
+                if lifted is None:
+                    return Combined(dict(stored), issues)
+                freed = lifted
+                break
+        elements = plan.elements if not freed else {  # (a later message: ``stands`` lifted for it)
+            **plan.elements, **{n: replace(plan.elements[n], stands=frozenset()) for n in freed}}
         fields: dict[str, str] = {}
         status_kept = False  # the message only assumed a status and the stored one stands (an A08)
         if said is not None:  # what the converter assumed (an A08's Encounter status) fills only what is not stored
@@ -610,7 +634,7 @@ class MergeRules:
                         # ... but a booking filed under a record merged away follows it (schedfix25b)
                         out[name] = self._rebooked(rtype, name, eq, stored, st, inc, source, fields, issues)
                 continue
-            ep = plan.elements.get(name, plan.default)
+            ep = elements.get(name, plan.default)
             if ep.unless_deletes and said is not None and any(d.element in ep.unless_deletes for d in said.deletes):
                 ep = replace(ep, stands=frozenset())  # the message takes back what made the stored value (A13)
             if ep.another and isinstance(st, dict) and isinstance(inc, dict):
@@ -658,7 +682,9 @@ class MergeRules:
         for name, ep in plan.inherited:
             self._inherit(rtype, name, ep, out, issues, fields)
         for name, ep in plan.lined:
-            if name in stored:  # (asked first: a lab report stores neither, and pays one lookup)
+            # (asked first: a lab report stores neither, and pays one lookup; ``held``: a withdrawn
+            # result's words an older message stated again, which a report without text must not take)
+            if name in stored or (name in out and getattr(self._local, "held", None)):
                 self._lines(name, ep, stored, incoming, out)
         for name, ep in plan.copied:
             if name in out:
@@ -698,6 +724,72 @@ class MergeRules:
                 if at is not None and not issue.get("location"):
                     issue["location"] = [at]
         return Combined(out, issues)
+
+    def _dated(self, rtype: str, plan: TypePlan, stored: Resource, incoming: Resource, source: str,
+               said: Said | None, issues: list[Issue]) -> frozenset[str] | None:
+        """``until_later``: a stored value in ``stands`` (a result withdrawn, OBX-11 W/D: entered-in-error)
+        stands against a message no later than the one that stored it, and that message's version
+        of the resource is then an older statement -- the stored one stays whole, the ACK warns, and
+        its words are ``held`` so the report's ``lines_of`` adds none of them. Before, a message of
+        09:30 resent after the withdrawal of 11:00 (under another control id) made the result final
+        again, and its line came back into the report's text and the imaging document's copy
+        (rvdocref32's MED 4). A later message (a correction, OBX-11 C, after the withdrawal) combines
+        by the mode, as any other. The times are the messages' own (``Provenance.recorded``: MSH-7,
+        else the receipt): this message's, given to ``saying``; the stored version's, read from the
+        Provenances naming it (the latest, a replayed withdrawal's included) -- no element a client
+        reads was added for it; a FHIR client's version (no Provenance) is dated by ``meta.lastUpdated``.
+        Returns the elements whose ``stands`` this message lifts, or None when the stored version
+        stands whole. Unknown times (the version an earlier message's of this batch, its Provenance
+        not yet written) are not later: the withdrawal stands."""
+        lifted: set[str] = set()
+        for name, ep in plan.dated:
+            held = _stood(stored.get(name, _MISSING))
+            told = _stood(incoming.get(name, _MISSING))
+            if (held is None or held not in ep.stands or told is None or told == held or told in ep.yields_to
+                    or told in ep.placeholders):
+                continue
+            now: str | None = getattr(self._local, "at", None)
+            then = self._stored_at(rtype, stored)
+            if _later(now, then):
+                lifted.add(name)
+                continue
+            text = (f"{rtype}.{name}: {_writer(source)}'s value {_show(incoming[name])} was not stored: "
+                    f"{_show(stored[name])}, stated by a message of {then or 'a time not known'}, stands against "
+                    f"this message of {now or 'a time not known'} (not later): its version is an older "
+                    f"statement and changes nothing of the {rtype}")
+            self._conflict(ep.conflict, text, f"{rtype}.{name}", issues)
+            at = dict(said.fields).get(name) if said is not None else None
+            if at is not None:
+                issues[-1]["location"] = [at]
+            held_words = getattr(self._local, "held", None)
+            if held_words is None:
+                held_words = self._local.held = {}
+            held_words[f"{rtype}/{stored.get('id')}"] = _words(incoming)
+            return None
+        return frozenset(lifted)
+
+    def _stored_at(self, rtype: str, stored: Resource) -> str | None:
+        """The time of the message that stored this version of ``stored``: the latest ``recorded``
+        of the Provenances naming it (``Type/id/_history/n``). A version none names is a FHIR
+        client's (no Provenance is written for a REST write): its ``meta.lastUpdated``, when it was
+        stated -- unless it is pending in this write group (an earlier message's of the same batch,
+        its Provenance written after the batch merged): None, not known (nor without a search)."""
+        keeper = getattr(self._local, "stored", None)
+        search = getattr(keeper, "search", None)
+        meta = stored.get("meta") or {}
+        version = meta.get("versionId")
+        if search is None or not version or not stored.get("id"):
+            return None
+        target = f"{rtype}/{stored['id']}/_history/{version}"
+        times = [str(p["recorded"]) for p in _every(search, "Provenance", [("target", f"{rtype}/{stored['id']}")])
+                 if p.get("recorded") and any(isinstance(t, dict) and t.get("reference") == target
+                                              for t in p.get("target") or ())]
+        if times:
+            return max(times, key=_instant_key)
+        if any(new.get("resourceType") == rtype and new.get("id") == stored["id"] for new, _ in keeper.pending()):
+            return None
+        updated = meta.get("lastUpdated")
+        return updated if isinstance(updated, str) else None
 
     def _another(self, rtype: str, name: str, ep: ElementPlan, stored: Resource, st: Resource, inc: Resource,
                  source: str, fields: Mapping[str, str], issues: list[Issue]) -> None:
@@ -1141,18 +1233,31 @@ class MergeRules:
         took back stay (an impression the thinner message did not carry). A replacing writer (a FHIR
         client) states the whole text and is not asked."""
         before = _text_lines(stored.get(name))
-        if not before:  # (a lab report: no conclusion, nothing read)
+        held: dict[str, list[str]] | None = getattr(self._local, "held", None)
+        if not before and not held:  # (a lab report: no conclusion, nothing read)
+            return
+        now_lines = _text_lines(incoming.get(name))
+        refs = {e["reference"] for e in incoming.get(ep.lines_of) or ()
+                if isinstance(e, dict) and isinstance(e.get("reference"), str)}
+        filtered = False  # the incoming text said words of a withdrawn result it stated again, older
+        if held:  # (``until_later`` left that result as stored: its words are not the report's either)
+            gone = {line for ref, words in held.items() if ref in refs for line in words}
+            kept = [line for line in now_lines if line not in gone]
+            filtered = len(kept) != len(now_lines)
+            now_lines = kept
+        if not before:  # (stored without this text: the message's, but for those words)
+            if filtered:
+                inc = out.get(name)
+                _put_text(out, name, ("\n".join(now_lines) or None) if isinstance(inc, str)
+                          else _with_text(inc, inc, now_lines))
             return
         keeper: Stored | None = getattr(self._local, "stored", None)
         pending = keeper.pending() if keeper is not None else ()
-        now_lines = _text_lines(incoming.get(name))
-        if not pending and (not now_lines or now_lines == before):
+        if not pending and (not now_lines or now_lines == before) and not filtered:
             return  # (nothing this write changed: a report re-sent as it was)
-        refs = {e["reference"] for e in incoming.get(ep.lines_of) or ()
-                if isinstance(e, dict) and isinstance(e.get("reference"), str)}
         changed = {ref: (new, old) for new, old in pending
                    if old is not None and (ref := f"{new.get('resourceType')}/{new.get('id')}") in refs}
-        if not changed and (not now_lines or now_lines == before):
+        if not changed and (not now_lines or now_lines == before) and not filtered:
             return
         lines = list(before)
         moved = False
@@ -1170,14 +1275,10 @@ class MergeRules:
             if words or new.get("status") == "entered-in-error":
                 lines[at:at + len(was)] = words
                 moved = True
-        if not moved and not now_lines:
+        if not moved and not now_lines and not filtered:
             return
         lines += [line for line in now_lines if line not in lines]
-        value = _with_text(stored.get(name), out.get(name), lines)
-        if value is None:
-            out.pop(name, None)
-        else:
-            out[name] = value
+        _put_text(out, name, _with_text(stored.get(name), out.get(name), lines))
 
     def _text_copied(self, name: str, ep: ElementPlan, stored: Resource, out: Resource, said: Said | None) -> None:
         """``text_of``: the document's plain-text attachment (``DocumentReference.content``) says the
@@ -1235,7 +1336,12 @@ class MergeRules:
             else:
                 refs = sorted(r for r in named if r.startswith("DiagnosticReport/"))
                 report = next(iter(self._read_all(refs).values()), None) if len(refs) == 1 else None
-                if report is None or not set(had).issubset(_text_lines(report.get("presentedForm"))):
+                # (a withdrawn result's words this message stated again, older, ``until_later``: not the
+                # report's -- which the report's merge then left as stored -- nor this document's)
+                held: dict[str, list[str]] | None = getattr(self._local, "held", None)
+                gone = {line for words in held.values() for line in words} if held else set()
+                if report is None or not {line for line in had if line not in gone}.issubset(
+                        _text_lines(report.get("presentedForm"))):
                     return  # (not the report's lines: a document written before its report, its own text)
             lines = _text_lines(report.get("presentedForm"))
             if lines == had:
@@ -1526,6 +1632,14 @@ def _with_text(stored: Any, combined: Any, lines: list[str]) -> Any:
     return [{**a, "data": data} if i == at else a for i, a in enumerate(value)]
 
 
+def _put_text(out: Resource, name: str, value: Any) -> None:
+    """``out[name] = value``; None: the element goes (no line left of the text)."""
+    if value is None:
+        out.pop(name, None)
+    else:
+        out[name] = value
+
+
 def _text_data(lines: list[str]) -> str:
     """``lines`` as a plain-text attachment's ``data`` (base64 UTF-8, R4 ``Attachment.data``): the
     inverse of ``_text_lines``."""
@@ -1588,6 +1702,28 @@ def _merged_away(persons: Persons, patient_id: str) -> bool:
     record = getattr(persons, "record", None)
     entry = record(patient_id) if record is not None else None
     return bool(isinstance(entry, dict) and entry.get("replaced_by"))
+
+
+def _instant(text: str | None) -> _dt.datetime | None:
+    """A FHIR dateTime/instant with its offset (``Provenance.recorded``) as an aware datetime; None:
+    absent, unreadable, or without an offset (not comparable across messages)."""
+    try:
+        value = _dt.datetime.fromisoformat(text) if text else None
+    except ValueError:
+        return None
+    return value if value is not None and value.tzinfo is not None else None
+
+
+def _instant_key(text: str) -> _dt.datetime:
+    """``max`` key of message times: an unreadable one counts as the latest (it never lets a later
+    message through)."""
+    return _instant(text) or _dt.datetime.max.replace(tzinfo=_dt.UTC)
+
+
+def _later(now: str | None, then: str | None) -> bool:
+    """Whether ``now`` is a later time than ``then`` -- both known and comparable; else False."""
+    a, b = _instant(now), _instant(then)
+    return a is not None and b is not None and a > b
 
 
 def _every(search: Any, rtype: str, params: list[tuple[str, str]]) -> list[Resource]:

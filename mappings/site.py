@@ -704,6 +704,8 @@ _MERGE_ELEMENT: dict[str, Any] = {
         "yields_to": {"type": "array", "minItems": 1,  # incoming values no ``stands`` value stands against
                       "items": {"type": ["string", "boolean"]}},
         "unless_deletes": _NAMES,  # a message deleting one of these elements: ``stands`` does not hold it
+        # ``stands`` only against a message not later than the one that stored the value (msgtime33)
+        "until_later": {"type": "boolean"},
         "placeholders": _NAMES,  # values a converter writes where the message states nothing
         # a status no further than the resources a list element references, in ``progress`` order
         "as_far_as": {"type": "string", "minLength": 1},

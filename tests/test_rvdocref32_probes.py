@@ -112,7 +112,6 @@ def test_a_replayed_withdrawal_leaves_the_document_as_it_is(engine: Engine, http
     assert twice["meta"]["versionId"] == once["meta"]["versionId"], (once, twice)
 
 
-@pytest.mark.xfail(strict=True, reason="rvdocref32: MED an older message resent after a withdrawal brings the withdrawn line back into the report (lines_of) and so into the document (pre-existing in the report rule; the document now copies it), appended out of OBX order")
 def test_an_older_message_arriving_after_the_withdrawal_does_not_bring_the_line_back(
         engine: Engine, http: TestClient) -> None:
     """The report (3 lines, 09:30) is withdrawn in part at 10:00; the 09:30 message arrives again later
