@@ -63,6 +63,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import replace
+from functools import lru_cache
 from typing import Any
 
 from adapters.convert.persons import applications_of, unregistered
@@ -115,7 +116,7 @@ def settle_takeover(conversion: Any, read_many: Any, search: Any, messages: Any,
         return
     named = {ref for c in earlier for ref in c.by_reference}
     patients = read_many([tuple(mine.split("/", 1)) for mine, _ in held.values()])
-    prefix = f"urn:huren:mrn:{urn_part(conversion.institution)}:"
+    prefix = _prefix(conversion.institution)
     for ref, (mine, visit) in held.items():
         placeholder = patients.get(tuple(mine.split("/", 1)))
         if (placeholder is None or ref in named or mine in named
@@ -143,7 +144,7 @@ def settle_stay(conversion: Any, read_many: Any, search: Any, messages: Any, ear
     ``read_many``), and only one whose stored visit is another record's reads the rest."""
     if conversion.registers or not conversion.create_only or search is None or messages is None:
         return
-    prefix = f"urn:huren:mrn:{urn_part(conversion.institution)}:"
+    prefix = _prefix(conversion.institution)
     wanted: dict[str, str] = {}  # Encounter ref -> the message's record, keyed apart only
     for ref in conversion.create_only:
         if not ref.startswith("Encounter/"):
@@ -172,6 +173,13 @@ def settle_stay(conversion: Any, read_many: Any, search: Any, messages: Any, ear
             continue
         said = conversion.said.get(ref) or Said()
         conversion.said[ref] = replace(said, stand_in=(*said.stand_in, ("subject", theirs)))
+
+
+@lru_cache(maxsize=256)
+def _prefix(institution: str) -> str:
+    """The start of the systems of the institution's numbers keyed apart (``urn:huren:mrn:<institution>:``),
+    made once an institution: ``settle_stay`` asks it of every message carrying a thin visit."""
+    return f"urn:huren:mrn:{urn_part(institution)}:"
 
 
 def _subject(resource: dict[str, Any] | None) -> str | None:
