@@ -140,7 +140,12 @@ class Said:
     - ``taken_from``: element -> the stored reference the visit's owner takes over (the HIS's
       admission over a lab's placeholder visit, decided from the store by
       ``adapters.convert.takeover``): ``another_person`` lets it pass when the stored value is
-      exactly that record, the stored version a message's and the index knows no two persons.
+      exactly that record, the stored version the one judged (``taken_at``, its versionId) and a
+      message's, and the index holds that record for no one else and knows no two persons;
+    - ``stand_in``: element -> the message's own record, a lab's stand-in (``takeover.settle_stay``),
+      when the thin visit it names (written only when absent) is stored under another record:
+      ``another_person`` lets the visit stand when its history shows it taken over from exactly that
+      record -- the lab's later results of the stay (visfix33).
     Built by ``adapters.convert.context.Context`` (``Conversion.said``, per "Type/id")."""
 
     deletes: tuple[Delete, ...] = ()
@@ -151,6 +156,8 @@ class Said:
     mother: tuple[tuple[str, str], ...] = ()
     referred: frozenset[str] = frozenset()
     taken_from: tuple[tuple[str, str], ...] = ()
+    taken_at: str = ""
+    stand_in: tuple[tuple[str, str], ...] = ()
     # element -> the segments stating it as changes to the stored list (an S14 whose every resource
     # segment carries an action code, table 0206 A/U/D/X): each segment's entries are found among the
     # stored ones by set id, then actor, then role (``_changes``); the stored entries none names stay
@@ -290,6 +297,8 @@ class Persons(Protocol):
     def same_person(self, one: str, other: str) -> bool: ...
 
     def known_apart(self, one: str, other: str) -> bool: ...
+
+    def person_compartment(self, patient_id: str) -> frozenset[str]: ...
 
 
 class Stored(Protocol):
@@ -641,7 +650,8 @@ class MergeRules:
                 self._another(rtype, name, ep, stored, st, inc, source, fields, issues)
             if ep.another_person and isinstance(st, dict) and isinstance(inc, dict):
                 self._another_person(rtype, name, ep, st, inc, source, fields, issues, said,
-                                     stored_id=str(stored.get("id") or ""))
+                                     stored_id=str(stored.get("id") or ""),
+                                     stored_version=str((stored.get("meta") or {}).get("versionId") or ""))
             elif ep.another_person and ep.slices and isinstance(st, list) and isinstance(inc, list):
                 inc = self._rebooked(rtype, name, ep, stored, st, inc, source, fields, issues)
             changes = dict(said.changes).get(name) if said is not None and said.changes else None
@@ -847,7 +857,8 @@ class MergeRules:
 
     def _another_person(self, rtype: str, name: str, ep: ElementPlan, st: Resource, inc: Resource,
                         source: str, fields: Mapping[str, str], issues: list[Issue],
-                        said: Said | None = None, left: bool = False, stored_id: str = "") -> None:
+                        said: Said | None = None, left: bool = False, stored_id: str = "",
+                        stored_version: str = "") -> None:
         """``another_person``: the writer names another Patient than the stored version's -- one
         number, two patients: an order number (ORC-2/OBR-2, OBR-3), a visit number (PV1-19), a
         specimen, document or accession number that a sender's sequence restarted (per year, per
@@ -876,8 +887,11 @@ class MergeRules:
                 one, prior.removeprefix("Patient/")))):
             return
         if not left and said is not None and dict(said.taken_from).get(name) == mine \
-                and self._taken_over(rtype, name, stored_id, one, other, persons, source, issues):
+                and self._taken_over(rtype, stored_id, stored_version, said.taken_at, one, other, persons):
             return
+        if left and said is not None and dict(said.stand_in).get(name) == theirs \
+                and self._stood_in(rtype, name, stored_id, one, other, persons):
+            return  # the lab's later result of the stay taken over from its record (visfix33)
         # ``left``: the stored resource stays as it is (``found``); a newborn's message under the
         # visit of the patient it names as mother (PID-21) refers to that visit, as a rooming-in
         # HIS files it
@@ -901,28 +915,53 @@ class MergeRules:
                 "or document number is unique only while its sender does not restart or reuse it)")
         self._another_patient(ep, text, at, f"{rtype}.{name}", issues)
 
-    def _taken_over(self, rtype: str, name: str, rid: str, one: str, other: str, persons: Persons,
-                    source: str, issues: list[Issue]) -> bool:
+    def _taken_over(self, rtype: str, rid: str, version: str, judged: str, one: str, other: str,
+                    persons: Persons) -> bool:
         """``Said.taken_from``: the visit's owner (an admission) files a lab's placeholder visit under the
-        patient it names (``adapters.convert.takeover`` decided the placeholder from the store). Two
-        things only the write sees: the stored version was written by a message (its writer mark,
-        ``WriterMarks.writers`` -- a FHIR client's edit or the index's, or a version stored before the
-        mark, is no placeholder: writer31; nor one the owner's own family wrote since the store was
-        read -- its statement of the visit), and the patient index does not know the two records for
-        two persons (different ID numbers, an operator's "not the same person", demographics it will
-        not link). Then an information issue says what was done (the earlier version keeps the
-        placeholder's subject: ``_history``)."""
+        patient it names (``adapters.convert.takeover`` decided the placeholder from the store, and warns
+        the sender of it: ERR W). What only the write sees: the stored version is the one judged
+        (``Said.taken_at``: nothing wrote the visit since the store was read -- the owner's own statement
+        of it, a second take-over) and was written by a message (its writer mark, ``WriterMarks.writers``
+        -- a FHIR client's edit or the index's, or a version stored before the mark, is no placeholder:
+        writer31); the patient index holds the placeholder for no one else (``person_compartment``: a
+        record the desk linked (``$link``) or a merge joined to another is that person's, identified,
+        not a stand-in -- rvvisit33 HIGH 1: a namesake's admission took the stay of the 李一 the desk
+        had linked the lab's record to) and does not know the two records for two persons (different
+        ID numbers, an operator's "not the same person", demographics it will not link). The earlier
+        version keeps the placeholder's subject (``_history``)."""
         marks = getattr(getattr(self._local, "stored", None), "writers", None)
         writer = marks(rtype, [rid]).get(rid) if marks is not None and rid else None
-        if writer is None or writer in (API, INDEX, source) or persons.known_apart(one, other):
+        return (writer is not None and writer not in (API, INDEX) and bool(judged) and version == judged
+                and persons.person_compartment(one) == frozenset({one}) and not persons.known_apart(one, other))
+
+    def _stood_in(self, rtype: str, name: str, rid: str, one: str, other: str, persons: Persons) -> bool:
+        """``Said.stand_in``: the message's record (``other``, a lab's stand-in, read from the store by
+        ``takeover.settle_stay``) is the one the stored visit, now ``one``'s, was taken over from: its
+        history, newest first, holds ``one``'s versions back to the first of them (the take-over), written
+        by a message, and just before it a version of ``other``'s, written by a message (the lab's
+        stand-in). The index must still hold ``other`` for no one else and not apart from ``one`` (as
+        the take-over asked). Then the visit stands as it is and the lab's result, stating (``other``,
+        the visit) as its first ones did, is filed (rvvisit33 MED 3). Read only where the visit would
+        otherwise be refused; without a history at hand, refused."""
+        stored = getattr(self._local, "stored", None)
+        history, marks = getattr(stored, "history", None), getattr(stored, "version_writers", None)
+        if history is None or marks is None or not rid:
             return False
-        issues.append({"severity": "information", "code": "informational", "expression": [f"{rtype}.{name}"],
-                       "diagnostics": f"{rtype}.{name}: the stored {rtype} was a {writer} message's stand-in, "
-                                      "written only because none was stored, under a record of another "
-                                      "authority's number no registration has spoken for; "
-                                      f"{_writer(source)} files it under the patient it names (the earlier "
-                                      "version keeps the other: _history)"})
-        return True
+        if persons.person_compartment(other) != frozenset({other}) or persons.known_apart(one, other):
+            return False
+        versions, writers = history(rtype, rid), marks(rtype, rid)
+        if len(versions) != len(writers):
+            return False
+
+        def whose(version: Resource) -> Any:
+            return (version.get(name) or {}).get("reference") if isinstance(version.get(name), dict) else None
+
+        at = 0
+        while at < len(versions) and whose(versions[at]) == f"Patient/{one}":
+            at += 1
+        if at == 0 or at == len(versions) or whose(versions[at]) != f"Patient/{other}":
+            return False
+        return all(w is not None and w not in (API, INDEX) for _, w in (writers[at - 1], writers[at]))
 
     def _another_patient(self, ep: ElementPlan, text: str, at: tuple[str, int, int] | None, where: str,
                          issues: list[Issue]) -> None:
@@ -1136,7 +1175,7 @@ class MergeRules:
             st, inc = stored.get(name), incoming.get(name)
             if isinstance(st, dict) and isinstance(inc, dict):
                 self._another_person(rtype, name, plan.elements[name], st, inc, source, fields, issues, said,
-                                     left=True)
+                                     left=True, stored_id=str(stored.get("id") or ""))
         return issues
 
     def wants_found(self, rtype: str, source: str) -> bool:

@@ -90,10 +90,6 @@ def test_a_batch_of_two_admissions_for_two_people_takes_over_once(engine: Engine
     assert subject in (f"Patient/{_lis_id(fhir)}", f"Patient/{patient_id(fhir, 'MRN-V1')}")
 
 
-@pytest.mark.xfail(strict=True, reason="rvvisit33: MED the LIS's next result for the stay the admission took "
-                                       "over is refused at PV1-19 (AE): every later result of the stay is lost "
-                                       "to the operator's queue, while the first ones, identical in subject and "
-                                       "encounter, stay filed")
 def test_the_lab_s_next_result_of_the_taken_over_stay_is_filed(engine: Engine, mllp: int, fhir: TestClient) -> None:
     """Before visit33 the A01 was refused and the LIS's results flowed; now the A01 is filed and each
     later LIS result under L-77 and V100 -- the very pair the take-over judged one stay -- is refused.
@@ -105,8 +101,6 @@ def test_the_lab_s_next_result_of_the_taken_over_stay_is_filed(engine: Engine, m
     assert len(read(fhir, "Observation")) == 2
 
 
-@pytest.mark.xfail(strict=True, reason="rvvisit33: LOW a LIS's own A08 on its placeholder (rvidfix32's pattern) "
-                                       "counts as the visit's owner stating it: the HIS's A01 is refused for good")
 def test_a_lis_update_of_its_placeholder_does_not_make_the_visit_the_his_s(
         engine: Engine, mllp: int, fhir: TestClient) -> None:
     """``_no_owner_named`` reads the ADT family, not the application: the LIS's A08 restating its own
@@ -178,9 +172,6 @@ def test_a_placeholder_the_his_merged_into_another_record_is_not_taken_over(
     assert code == "AE" and after["subject"] == before["subject"], (code, errs, after["subject"], lis, c)
 
 
-@pytest.mark.xfail(strict=True, reason="rvvisit33: HIGH a placeholder the desk linked ($link) to another HIS "
-                                       "record (李一 MRN-C, b. 1950) is still a 'stand-in': the namesake "
-                                       "李一 MRN-V1's A01 takes MRN-C's stay (AA)")
 def test_a_placeholder_an_operator_linked_to_another_record_is_not_taken_over(
         engine: Engine, mllp: int, fhir: TestClient, client_token) -> None:
     """The desk's ``$link``: the LIS's record L-77 is 李一 (MRN-C). The namesake MRN-V1's admission under V100 must not
@@ -198,9 +189,6 @@ def test_a_placeholder_an_operator_linked_to_another_record_is_not_taken_over(
     _stays(fhir, before)
 
 
-@pytest.mark.xfail(strict=True, reason="rvvisit33: HIGH the HIS registered the LIS's number L-77 for 李一 MRN-C (his "
-                                       "record carries it beside his MRN); the namesake's A01 still takes the stay filed "
-                                       "under L-77 (AA): MRN-C's labs' visit becomes his namesake MRN-V1's")
 def test_a_placeholder_whose_number_the_his_registered_for_another_record_is_not_taken_over(
         engine: Engine, mllp: int, fhir: TestClient) -> None:
     """The HIS's A04 of 李一 (MRN-C) names both his MRN and the LIS's L-77 (PID-3 repeats): the LIS's number is
@@ -218,8 +206,6 @@ def test_a_placeholder_whose_number_the_his_registered_for_another_record_is_not
     assert code == "AE" and after["subject"] == before["subject"], (code, errs, after["subject"], lis, c)
 
 
-@pytest.mark.xfail(strict=True, reason="rvvisit33: LOW the stored visit's identifier says the LIS assigned V100 "
-                                       "(PV1-19.4, system urn:huren:id:LIS); the HIS's V100 admission takes it over")
 def test_a_visit_number_the_lis_assigned_is_not_the_his_s_to_take(
         engine: Engine, mllp: int, fhir: TestClient) -> None:
     """PV1-19 ``V100^^^LIS``: the LIS states the number is its own (CX-4), not the HIS's visit number
@@ -236,12 +222,14 @@ def test_a_visit_number_the_lis_assigned_is_not_the_his_s_to_take(
 
 def test_the_refused_later_result_files_once_the_desk_links_the_two_records(
         engine: Engine, mllp: int, fhir: TestClient, client_token) -> None:
-    """The way out of the MED refusal above: the desk links the LIS's record to the admitted one
-    (``$link``) and replays the refused result, which is then filed under the stay."""
+    """The way out of the MED refusal above -- the desk links the LIS's record to the admitted one
+    (``$link``) -- is no longer needed for the stay's next result (visfix33: filed at once, the visit
+    having been taken from that record); after the link the results go on being filed under the stay,
+    now as one person's."""
     accepted(mllp, _lab("ORU-L1", "L-77^^^LIS^PI", ts(3)))
     accepted(mllp, adt("A01", "A01-1", ADMITTED, "V100", ts(2)))
-    code, _ = send(mllp, _lab("ORU-L2", "L-77^^^LIS^PI", ts(1)))
-    assert code == "AE"
+    code, errs = send(mllp, _lab("ORU-L2", "L-77^^^LIS^PI", ts(1, 8)))
+    assert code == "AA", errs
     desk = TestClient(fhir.app)
     desk.headers["Authorization"] = f"Bearer {client_token(engine, 'system/*.cruds', 'desk')}"
     r = desk.post("/fhir/Patient/$link", json={"resourceType": "Parameters", "parameter": [
@@ -249,6 +237,8 @@ def test_the_refused_later_result_files_once_the_desk_links_the_two_records(
         {"name": "target", "valueReference": {"reference": f"Patient/{patient_id(fhir, 'MRN-V1')}"}},
         {"name": "reason", "valueString": "checked at the desk"}]})
     assert r.status_code == 200, r.text
-    again = engine.ingestor.replay(message_id("HOSPA", "ORU-L2"), actor="operator")
-    assert again is not None and b"MSA|AA|" in again.ack, again.ack if again else None
-    assert len(read(fhir, "Observation")) == 2
+    code, errs = send(mllp, _lab("ORU-L3", "L-77^^^LIS^PI", ts(1, 9)))
+    assert code == "AA", errs
+    visit = one_visit_numbered(fhir, "V100")
+    results = read(fhir, "Observation")
+    assert len(results) == 3 and {o["encounter"]["reference"] for o in results} == {f"Encounter/{visit['id']}"}

@@ -22,7 +22,7 @@ from adapters.convert import (
 )
 from adapters.convert.context import Context, Holds
 from adapters.convert.persons import check_persons, registers_person
-from adapters.convert.takeover import settle_takeover
+from adapters.convert.takeover import settle_stay, settle_takeover
 from adapters.hl7v2.errors import (
     DATA_TYPE_ERROR,
     DUPLICATE_KEY_IDENTIFIER,
@@ -114,6 +114,9 @@ class Conversion:
         if self.registers and read_many is not None:
             # an admission over a lab's placeholder visit under its number (``takeover``, visit33)
             settle_takeover(self, read_many, search, messages, earlier)
+        elif self.create_only and read_many is not None:
+            # the lab's later result of a stay an admission took over from its record (visfix33)
+            settle_stay(self, read_many, search, messages, earlier)
         if (self.withdrawn or self.restated) and read_many is not None:
             leaned.update(settle_withdrawn(self, read_many, search, earlier))
         return sorted(leaned)

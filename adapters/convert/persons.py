@@ -228,6 +228,13 @@ def unregistered(ref: str, search: Any, messages: Any) -> bool:
     return _registered(ref, search, messages) == _UNREGISTERED
 
 
+def applications_of(provenances: Sequence[dict[str, Any]], messages: Any) -> dict[str, set[str]]:
+    """"Provenance/id" -> the sending applications (MSH-3) of the filed messages that wrote it
+    (``_writers``): the one reading of whose message a Provenance is, asked by
+    ``adapters.convert.takeover`` too (which application's ADT named a visit: visfix33)."""
+    return {ref: {application_of(doc) for doc in docs} for ref, docs in _writers(provenances, messages).items()}
+
+
 def _registered(ref: str, search: Any, messages: Any) -> str | None:
     """The application that registered the stored record ``ref``: MSH-3 of the first received
     registration message (``registers_person``) huren filed whose Provenance names the record;

@@ -1,4 +1,5 @@
-"""The HIS's admission taking over a lab's placeholder visit (thirty-third round, visit33).
+"""The HIS's admission taking over a lab's placeholder visit (thirty-third round, visit33; its review
+fixed by visfix33).
 
 Results before the admission: a LIS result names the patient by the LIS's own number (PID-3
 ``L-77^^^LIS^PI``) under the HIS's visit number (PV1-19) and carries a thin Encounter, written only
@@ -14,47 +15,85 @@ under another person: rvwriter31; a refusal leaves the message for the operator'
 
 - the message registers a person (ADT A01/A04/A05: ``Conversion.registers``) and states the visit
   (not written only when absent);
+- the stored visit's identifiers are all ones the admission states (``_the_owners_number``): a
+  visit number the lab sent as its own (PV1-19 ``V100^^^LIS``, stored under ``urn:huren:id:LIS``)
+  is the LIS's, not the HIS's to take (rvvisit33 LOW 5);
 - the stored visit's subject is a *placeholder*: a record of the same institution keyed ONLY by
   another assigning authority's number (every identifier under ``urn:huren:mrn:<institution>:<authority>``,
   ``common.authority_of`` -- no MRN of the institution, no ID number, no other member's MRN:
-  identity32), and no registration has spoken for it (``persons.unregistered``: every message
-  naming it was read, filed, and none registers a person);
-- no ADT message ever named the visit (its Provenances, every one read: a visit an ADT stated is
-  the HIS's own, and another patient under its number is a reused number);
+  identity32), that no other record carries any identifier of (``_held_by_another``: a record the
+  HIS registered with the LIS's number beside its MRN says whose the number is -- rvvisit33 HIGH 2),
+  and that no registration has spoken for (``persons.unregistered``: every message naming it was
+  read, filed, and none registers a person);
+- no ADT of the HIS ever named the visit (``_no_owner_named``: its Provenances, every one read, and
+  the application of each ADT's message: a visit an ADT of a registering application stated is the
+  HIS's own, and another patient under its number is a reused number; the lab restating its own
+  placeholder by an A08 -- rvidfix32's pattern -- is not the HIS speaking: rvvisit33 LOW 4);
 - the person guard does not call them two people (``demographics.contradicts_all`` of the two
   Patients: name and sex, and birth date when both state one);
 - nothing of the batch before this message names the visit or the placeholder (the store would not
   be what the merge finds: refused as before, never guessed).
 
-The merge asks two more things it alone sees: the stored visit's current version was written by a
-message (its writer mark: not a FHIR client, not "not known"), and the patient index does not know
-the two records for two persons (``Persons.known_apart``).
+The merge asks what it alone sees: the stored visit is still the version judged here
+(``Said.taken_at``: nothing wrote it since the store was read), written by a message (its writer
+mark: not a FHIR client, not "not known"), and the patient index holds the placeholder for no one
+else (``Persons.person_compartment``: a record the desk linked or merged to another is identified,
+no stand-in -- rvvisit33 HIGH 1) and does not know the two records for two persons
+(``Persons.known_apart``). A take-over is told to the sender and counted for the operator: ERR W at
+PV1-19 (``taken_over_authority`` reads it back for ``/admin/fidelity``, per institution and
+authority, as identity32's kept-apart numbers are; rvvisit33 LOW 6).
 
 What is left as it was: the placeholder keeps its identifiers and the results the LIS filed keep
 naming it (what the LIS stated; ``Observation.subject`` is the lab's patient, the visit is where
 it was made): saying the LIS's record IS the HIS's person is the patient index's and the
-operator's (``$link``), not a guess from a shared visit number."""
+operator's (``$link``), not a guess from a shared visit number.
+
+The lab's later results of the stay (``settle_stay``, rvvisit33 MED 3): the LIS goes on filing the
+stay's results under its record and the visit number, and its thin visit, written only when absent,
+finds the visit under the admitted record -- refused at PV1-19 before, every later result of an
+inpatient stay left for the operator. The visit was taken FROM that record: when the message's record
+is still a stand-in (the same reading as above), ``Said.stand_in`` tells the merge, which lets the
+visit stand (nothing of it changes) when its history shows it taken over from exactly that record
+by a message's write and the index still holds the record for no one else and not apart from the
+admitted one. The result is filed as the LIS states it (subject: the lab's record; encounter: the
+stay), as the first ones were: it stays in the lab record's compartment, not the admitted person's,
+until the desk links the two (README, visfix33)."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import replace
+from functools import lru_cache
 from typing import Any
 
-from adapters.convert.persons import unregistered
+from adapters.convert.persons import applications_of, unregistered
+from adapters.hl7v2.errors import DUPLICATE_KEY_IDENTIFIER, HL7Error
 from engine.identity.demographics import contradicts_all
-from engine.merge_rules import Said
+from engine.merge_rules import Said, field_of
 from mappings.site import urn_part
 
-# the message family that owns visits: a visit any message of it named is the HIS's statement
+# the message family that owns visits: a visit an ADT of the HIS named is the HIS's statement
 _OWNER = "ADT"
+
+# the take-over warning's text before and after the placeholder's authority, for ``taken_over_authority``
+_TAKEN_HEAD = "PV1-19 names a visit a lab's message made (written only because none was stored) under a record of assigning authority "
+_TAKEN_TAIL = " (PID-3.4) that no registration has spoken for: taken over by this registration"
+
+
+def taken_over_authority(message: str) -> str | None:
+    """The authority a take-over warning's text names (``_taken_over``), else None: what the
+    operator's fidelity view counts per institution and authority (``engine.api.admin``)."""
+    if not message.startswith(_TAKEN_HEAD) or _TAKEN_TAIL not in message:
+        return None
+    return message[len(_TAKEN_HEAD):message.index(_TAKEN_TAIL)].strip("'\"")
 
 
 def settle_takeover(conversion: Any, read_many: Any, search: Any, messages: Any,
                     earlier: Sequence[Any] = ()) -> None:
-    """Mark (``Said.taken_from``) each visit this registration states whose stored version is a
-    lab's placeholder under another patient record (the module's rules), for the merge to take
-    over. Marks nothing when any rule does not hold: ``another_person`` then refuses as before."""
+    """Mark (``Said.taken_from``, ``Said.taken_at``) each visit this registration states whose stored
+    version is a lab's placeholder under another patient record (the module's rules), for the merge
+    to take over, and warn of it (ERR W at the visit number). Marks nothing when any rule does not
+    hold: ``another_person`` then refuses as before."""
     if not conversion.registers or search is None or messages is None:
         return
     wanted: dict[str, str] = {}  # Encounter ref -> the Patient ref this message names
@@ -67,27 +106,86 @@ def settle_takeover(conversion: Any, read_many: Any, search: Any, messages: Any,
     if not wanted:
         return
     visits = read_many([tuple(ref.split("/", 1)) for ref in wanted])
-    held: dict[str, str] = {}  # Encounter ref -> the stored subject, another record
+    held: dict[str, tuple[str, dict[str, Any]]] = {}  # Encounter ref -> (the stored subject, another record; the visit)
     for ref, subject in wanted.items():
         stored = visits.get(tuple(ref.split("/", 1)))
-        mine = ((stored or {}).get("subject") or {}).get("reference")
-        if isinstance(mine, str) and mine.startswith("Patient/") and mine != subject:
-            held[ref] = mine
+        mine = _subject(stored)
+        if mine is not None and mine != subject and stored is not None:
+            held[ref] = (mine, stored)
     if not held:
         return
     named = {ref for c in earlier for ref in c.by_reference}
-    patients = read_many([tuple(ref.split("/", 1)) for ref in set(held.values())])
-    prefix = f"urn:huren:mrn:{urn_part(conversion.institution)}:"
-    for ref, mine in held.items():
+    patients = read_many([tuple(mine.split("/", 1)) for mine, _ in held.values()])
+    prefix = _prefix(conversion.institution)
+    for ref, (mine, visit) in held.items():
         placeholder = patients.get(tuple(mine.split("/", 1)))
         if (placeholder is None or ref in named or mine in named
                 or not _keyed_apart_only(placeholder, prefix)
+                or not _the_owners_number(visit, conversion.by_reference[ref])
                 or contradicts_all(placeholder, conversion.by_reference[wanted[ref]])
-                or not _no_owner_named(ref, search)
+                or _held_by_another(mine, placeholder, search, earlier)
+                or not _no_owner_named(ref, search, messages, conversion)
                 or not unregistered(mine, search, messages)):
             continue
         said = conversion.said.get(ref) or Said()
-        conversion.said[ref] = replace(said, taken_from=(*said.taken_from, ("subject", mine)))
+        conversion.said[ref] = replace(said, taken_from=(*said.taken_from, ("subject", mine)),
+                                       taken_at=str((visit.get("meta") or {}).get("versionId") or ""))
+        conversion.warnings.append(_taken_over(placeholder, prefix, dict(said.fields).get("subject")))
+
+
+def settle_stay(conversion: Any, read_many: Any, search: Any, messages: Any, earlier: Sequence[Any] = ()) -> None:
+    """Mark (``Said.stand_in``) each thin visit (written only when absent) of a message naming a
+    stand-in record (the module's rules, read from the store) whose stored visit is filed under another
+    record: the merge then lets the visit stand when its history shows it taken over from exactly
+    that record (the lab's later results of a stay the HIS's admission took over, rvvisit33 MED 3).
+
+    On the path of every message carrying a thin visit: only a message whose own record is keyed by
+    another authority's number alone (read from the message, no store) reads the stored visit (one
+    ``read_many``), and only one whose stored visit is another record's reads the rest."""
+    if conversion.registers or not conversion.create_only or search is None or messages is None:
+        return
+    prefix = _prefix(conversion.institution)
+    wanted: dict[str, str] = {}  # Encounter ref -> the message's record, keyed apart only
+    for ref in conversion.create_only:
+        if not ref.startswith("Encounter/"):
+            continue
+        theirs = _subject(conversion.by_reference.get(ref))
+        patient = conversion.by_reference.get(theirs) if theirs is not None else None
+        if theirs is not None and patient is not None and _keyed_apart_only(patient, prefix):
+            wanted[ref] = theirs
+    if not wanted:
+        return
+    visits = read_many([tuple(ref.split("/", 1)) for ref in wanted])
+    held = {ref: theirs for ref, theirs in wanted.items()
+            if (mine := _subject(visits.get(tuple(ref.split("/", 1))))) is not None and mine != theirs}
+    if not held:
+        return
+    # a message of the batch before this one stating the visit or the record (not writing it only when
+    # absent): the store is not what the write will find -- refused as before, the operator replays it
+    stated = {ref for c in earlier for ref in c.by_reference if ref not in c.create_only}
+    patients = read_many([tuple(theirs.split("/", 1)) for theirs in held.values()])
+    for ref, theirs in held.items():
+        placeholder = patients.get(tuple(theirs.split("/", 1)))
+        if (placeholder is None or ref in stated or theirs in stated
+                or not _keyed_apart_only(placeholder, prefix)
+                or _held_by_another(theirs, placeholder, search, earlier)
+                or not unregistered(theirs, search, messages)):
+            continue
+        said = conversion.said.get(ref) or Said()
+        conversion.said[ref] = replace(said, stand_in=(*said.stand_in, ("subject", theirs)))
+
+
+@lru_cache(maxsize=256)
+def _prefix(institution: str) -> str:
+    """The start of the systems of the institution's numbers keyed apart (``urn:huren:mrn:<institution>:``),
+    made once an institution: ``settle_stay`` asks it of every message carrying a thin visit."""
+    return f"urn:huren:mrn:{urn_part(institution)}:"
+
+
+def _subject(resource: dict[str, Any] | None) -> str | None:
+    """The "Patient/id" a resource's subject names, else None."""
+    ref = ((resource or {}).get("subject") or {}).get("reference")
+    return ref if isinstance(ref, str) and ref.startswith("Patient/") else None
 
 
 def _keyed_apart_only(patient: dict[str, Any], prefix: str) -> bool:
@@ -99,14 +197,78 @@ def _keyed_apart_only(patient: dict[str, Any], prefix: str) -> bool:
         str(i.get("system"))) > len(prefix) for i in identifiers)
 
 
-def _no_owner_named(visit: str, search: Any) -> bool:
-    """Every Provenance naming the visit was read (one page) and none is of the owner's family: no
-    ADT ever stated the visit. A page with more: cannot be told, not a placeholder."""
+def _the_owners_number(stored: dict[str, Any], stating: dict[str, Any]) -> bool:
+    """Every identifier of the stored visit (system and value) is one the admission states: the visit
+    number is the one the HIS assigns. The lab's PV1-19 ``V100^^^LIS`` stores the visit under the LIS's
+    system (``urn:huren:id:LIS``): the LIS's number, keyed with the HIS's by value alone (older than
+    visit33), not the HIS's visit to take (rvvisit33 LOW 5). No identifier stored: not told, no."""
+    mine = {(i.get("system"), i.get("value")) for i in stored.get("identifier") or ()}
+    theirs = {(i.get("system"), i.get("value")) for i in stating.get("identifier") or ()}
+    return bool(mine) and mine <= theirs
+
+
+def _held_by_another(ref: str, patient: dict[str, Any], search: Any, earlier: Sequence[Any]) -> bool:
+    """Another record carries one of the record's identifiers -- stored (a search per identifier,
+    two results at most) or stated by an earlier message of the batch: the HIS registered its MRN-C
+    with the LIS's number beside it (PID-3 repeats), so the number, and the stay filed under it, are
+    MRN-C's, whatever the index has linked (rvvisit33 HIGH 2). A page that cannot be read whole:
+    cannot be told, held."""
+    keys = {(str(i.get("system") or ""), str(i.get("value") or "")) for i in patient.get("identifier") or ()}
+    for conversion in earlier:
+        for other, resource in conversion.by_reference.items():
+            if other != ref and other.startswith("Patient/") and keys.intersection(
+                    (str(i.get("system") or ""), str(i.get("value") or "")) for i in resource.get("identifier") or ()):
+                return True
+    own = ref.removeprefix("Patient/")
+    for system, value in sorted(keys):
+        page = search("Patient", [("identifier", f"{system}|{value}"), ("_count", "2")])
+        if page.has_next or any(str(p.get("id")) != own for p in page.resources):
+            return True
+    return False
+
+
+def _no_owner_named(visit: str, search: Any, messages: Any, conversion: Any) -> bool:
+    """Every Provenance naming the visit was read (one page) and no ADT of the HIS is among them. An
+    ADT is the HIS's unless its message's application (MSH-3, ``persons.applications_of``) is one that
+    also sent the visit's other messages (the lab's) and is neither this registration's nor one of the
+    institution's declared registration applications (``institutions.yaml``
+    ``registration_applications``): the LIS's A08 restating its own placeholder is the lab speaking,
+    and made the visit "the HIS's" for good (rvvisit33 LOW 4). A page with more, an activity not
+    stated, an ADT whose message is not read or was sent by two applications: cannot be told, no."""
     page = search("Provenance", [("target", visit), ("_count", "100")])
     if page.has_next or not page.resources:
         return False
+    owners = []
     for prov in page.resources:
         kind = str((prov.get("activity") or {}).get("text") or "")
-        if not kind or kind.partition("^")[0] == _OWNER:
+        if not kind:
+            return False
+        if kind.partition("^")[0] == _OWNER:
+            owners.append(f"Provenance/{prov.get('id')}")
+    if not owners:
+        return True
+    applications = applications_of(page.resources, messages)
+    lab = {app for ref, apps in applications.items() if ref not in owners for app in apps}
+    for ref in owners:
+        apps = applications.get(ref) or set()
+        if len(apps) != 1:
+            return False
+        (app,) = apps
+        if app == conversion.application or app in conversion.registrars or app not in lab:
             return False
     return True
+
+
+def _taken_over(placeholder: dict[str, Any], prefix: str, at: str | None) -> HL7Error:
+    """The take-over's warning (ERR W at the visit number): one text per authority of the placeholder's
+    number, no number nor name echoed (the fidelity view counts it per institution and authority)."""
+    authority = sorted(str(i.get("system"))[len(prefix):] for i in placeholder.get("identifier") or ())[0]
+    where = field_of(at or "")
+    warning = HL7Error(
+        f"{_TAKEN_HEAD}{authority!r}{_TAKEN_TAIL}: the visit is filed under this message's patient; the lab's "
+        "results keep naming the lab's record (its _history keeps the visit's). If the two records are one "
+        "person, the desk links them (Patient/$link); if the visit number was another patient's, ask the "
+        "operator", segment=where[0] if where else "", sequence=where[1] if where else None,
+        field=where[2] if where else None, code=DUPLICATE_KEY_IDENTIFIER)
+    warning.severity = "W"
+    return warning

@@ -45,6 +45,7 @@ from fastapi.responses import JSONResponse, PlainTextResponse, Response
 
 from adapters.convert.common import record_number_system
 from adapters.convert.persons import kept_apart_authority
+from adapters.convert.takeover import taken_over_authority
 from adapters.hl7v2.processing import parse_ids
 from adapters.hl7v2.structure import known_segments
 from engine.auth import confidentiality
@@ -522,13 +523,17 @@ def fidelity(request: Request, institution: str | None = None, caller: Caller = 
         if remit is not None and doc.get("institution") not in remit:
             continue
         inst = report.setdefault(doc["institution"], {"unmapped": 0, "warnings": 0, "segments": {}, "codes": {},
-                                                      "kept_apart": {}, "items": []})
+                                                      "kept_apart": {}, "taken_over": {}, "items": []})
         kind = doc["kind"]
         inst["warnings" if kind == "warning" else "unmapped"] += doc["count"]
         # PID-3 numbers keyed apart under an authority beside the institution's own record of the value
         # (``persons.kept_apart_authority``): an undeclared mrn_authorities name shows here on day one
         if kind == "warning" and (authority := kept_apart_authority(str(doc.get("message") or ""))) is not None:
             inst["kept_apart"][authority] = inst["kept_apart"].get(authority, 0) + doc["count"]
+        # a lab's placeholder visit an admission took over, per authority of the lab record's number
+        # (``takeover.taken_over_authority``, visfix33): how often a stay was re-filed on a shared visit number
+        if kind == "warning" and (authority := taken_over_authority(str(doc.get("message") or ""))) is not None:
+            inst["taken_over"][authority] = inst["taken_over"].get(authority, 0) + doc["count"]
         # the two lists an interface analyst works through: segments, and codes by table or field
         if kind == "segment":
             inst["segments"][doc["value"]] = inst["segments"].get(doc["value"], 0) + doc["count"]
