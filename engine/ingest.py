@@ -82,6 +82,7 @@ from engine.messages import (
     conflict_id,
     error_from_dict,
     message_id,
+    message_type_of,
     raw_of,
     sender_id,
 )
@@ -1396,8 +1397,7 @@ def _poisoned() -> HL7Error:
 
 
 def _message_type(h: Header) -> str:
-    comp = h.component_sep
-    return comp.join(p for p in (h.message_code, h.trigger_event) if p) if h.message_type else ""
+    return message_type_of(h)  # the one reading, shared with the operator's corrected replay
 
 
 def _resources(item: _Item) -> list[dict[str, Any]]:

@@ -72,11 +72,6 @@ def test_another_institutions_his_never_restates_this_institutions_record(http: 
 # --- the operator's replay of a corrected message ---------------------------------------------------
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "rvregapp33: MED -- a corrected replay changing MSH-9 (ADT^A4 -> ADT^A04) leaves the message "
-    "document's message_type as first sent (MessageStore.reopen updates raw/sha256/processing_id only), "
-    "and _registered reads the event from the document: the HIS's registration is not one, the record "
-    "reads unregistered and the LIS's A08 restating the HIS's patient as another person is AA"))
 def test_a_registration_replayed_with_its_msh9_corrected_is_read_as_a_registration(
         engine: Engine, http: TestClient) -> None:
     """The HIS's A04 of RVT is sent with a typo in MSH-9 (``ADT^A4``): AR, kept. The operator replays it
@@ -287,10 +282,6 @@ def _visit_msg(control: str, pid3: str, visit: str, *, msh9: str, kind: str = "O
             f"EVN|{event}|20261201091500\rPID|1||{pid3}||卫^一||19610101|M\r" + _pv1(visit, kind))
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "rvregapp33: MED -- the stale message_type of a corrected replay reaches the take-over too: the record "
-    "the HIS registered (its A04 replayed with MSH-9 corrected) reads unregistered to persons.unregistered, "
-    "so the HIS's admission of another record takes over the visit the registered record's result named"))
 def test_a_record_registered_by_a_corrected_replay_is_not_a_placeholder_to_take_over(
         engine: Engine, http: TestClient) -> None:
     """The HIS registers the LIS-numbered RVQL (A04 sent as ``ADT^A4``, AR, replayed corrected), a LIS result
