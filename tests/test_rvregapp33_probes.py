@@ -199,11 +199,6 @@ def test_the_registrar_sending_under_its_msh4_alias_restates_its_record(http: Te
 # --- a site declaring its registration applications ------------------------------------------------
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "rvregapp33: MED -- with registration_applications [HIS, TJXT] declared, a LIS A04 received before the "
-    "HIS's makes the LIS the record's registrar (the first registration received, of any application): the "
-    "LIS's A08 restating the HIS's patient as another person is AA with the W and the HIS's own correction "
-    "AE -- while the same LIS's A08 on a result's placeholder is refused because the LIS is not declared"))
 def test_a_declared_site_never_lets_an_undeclared_lis_restate_a_record_the_his_registered(
         declared: TestClient) -> None:  # noqa: F811 -- the imported fixture
     """Some LIS send their own A04 under the institution's number (a lab walk-in before the HIS's
@@ -319,10 +314,6 @@ def test_a_registered_lab_numbered_record_is_not_taken_over(engine: Engine, http
 # --- a record merged (A40) --------------------------------------------------------------------------
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "rvregapp33: MED -- an A40 registers nothing (persons._REGISTERING) and the registration stays on the "
-    "merged-away record's Provenances: a survivor number the HIS's merge first names reads unregistered, so "
-    "the LIS's A08 restating the HIS's merged patient as another person is AA with the W"))
 def test_the_survivor_of_the_his_merge_is_not_open_to_the_lis(http: TestClient) -> None:
     """The HIS registers RVMO, then merges it (A40, MRG-1 RVMO) into RVMN, a number the merge first names:
     the survivor is the HIS's record, its person stated by the HIS's registration and merge. The LIS's

@@ -32,7 +32,7 @@ in CX-4 sees on day one that its numbers were kept apart, and how to declare the
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from typing import Any
 
 from adapters.hl7v2.errors import DUPLICATE_KEY_IDENTIFIER, HL7Error
@@ -69,9 +69,8 @@ def check_persons(conversion: Any, read_many: Any, earlier: Sequence[Any] = (), 
                 if not corrects:
                     _refuse(sequence, [at])
                 # stored before the batch: its registering message is in the store; else the batch's
-                registrar = _registered(ref, search, messages)
-                if registrar in (_UNSPOKEN, _UNREGISTERED):
-                    registrar = _registered_in_batch(ref, earlier) or registrar
+                registrar = _registered(ref, search, messages, conversion.registrars)
+                registrar = _with_batch(registrar, ref, earlier, conversion.registrars)
                 _restated(conversion, sequence, registrar, [at])
     bare = [(r, any(r[2] in c.by_reference for c in earlier)) for r in conversion.apart.values()]
     wanted = [tuple(ref.split("/", 1)) for ref, _, _ in unread]
@@ -92,8 +91,8 @@ def check_persons(conversion: Any, read_many: Any, earlier: Sequence[Any] = (), 
             _refuse(sequence, on)
         # made in the batch only by a message writing it when absent (a result's placeholder): as the
         # store would answer once that message is filed, unregistered until a registration of the batch
-        registrar = (_registered_in_batch(ref, earlier) or _UNREGISTERED) if at is not None else _registered(
-            ref, search, messages)
+        registrar = (_registered_in_batch(ref, earlier, conversion.registrars) or _UNREGISTERED
+                     if at is not None else _registered(ref, search, messages, conversion.registrars))
         _restated(conversion, sequence, registrar, on)
     for (authority, number, own, sequence), in_batch in bare:
         if in_batch or tuple(own.split("/", 1)) in stored:
@@ -201,6 +200,18 @@ _REGISTERING = frozenset({("ADT", "A01"), ("ADT", "A04"), ("ADT", "A05"), ("ADT"
 _CORRECTING = frozenset({("ADT", "A08"), ("ADT", "A31")})
 
 
+# The merges (``handler: merge`` in mappings/hl7v2/messages: ADT_A18, ADT_A30, ADT_A39): the registration
+# system stating that the record it names (PID) is the person of the record merged away (MRG-1) -- for a
+# stored record, a registration of the survivor by the merge's application (rvregapp33 finding 6). Not a
+# registration of ``Conversion.registers`` (an admission's take-over of a lab's visit is not a merge's)
+_MERGING = frozenset(("ADT", e) for e in ("A18", "A30", "A34", "A39", "A40", "A46", "A47"))
+
+
+def _registers_record(message_type: str, trigger_event: str) -> bool:
+    """Does a stored message of this event speak for who its record's person is (``_registered``)?"""
+    return (message_type, trigger_event) in _REGISTERING or (message_type, trigger_event) in _MERGING
+
+
 def registers_person(message_type: str, trigger_event: str) -> bool:
     """Does this event register a person (``_REGISTERING``)? The one reading of it: a message's
     conversion (``Conversion.registers``) and a stored message (``_registered``) alike."""
@@ -213,11 +224,27 @@ def corrects_person(message_type: str, trigger_event: str) -> bool:
     return (message_type, trigger_event) in _CORRECTING
 
 
-def _registered_in_batch(ref: str, earlier: Sequence[Any]) -> str | None:
+def _registered_in_batch(ref: str, earlier: Sequence[Any], declared: Collection[str] = ()) -> str | None:
     """The application (MSH-3) of the first earlier message of the batch that registers ``ref``
-    (``Conversion.registers``, stating it, not writing it only when absent); None when none does."""
-    return next((c.application for c in earlier
-                 if c.registers and ref in c.by_reference and ref not in c.create_only), None)
+    (``Conversion.registers``, stating it, not writing it only when absent) -- of a ``declared``
+    registration application when one does (``_registered``'s rule); None when none does."""
+    apps = [c.application for c in earlier if c.registers and ref in c.by_reference and ref not in c.create_only]
+    return next((a for a in apps if a in declared), apps[0] if apps else None)
+
+
+def _with_batch(registrar: str | None, ref: str, earlier: Sequence[Any], declared: Collection[str]) -> str | None:
+    """The stored answer ``registrar`` as it will be once the batch's earlier messages are filed: a
+    registration of the batch decides a record no registration spoke for (``_UNSPOKEN``,
+    ``_UNREGISTERED``), and one by a declared registration application one only an undeclared
+    application registered; "cannot be told" (None) stands (alone, the messages would be refused)."""
+    if registrar is None:
+        return None
+    if registrar in (_UNSPOKEN, _UNREGISTERED):
+        return _registered_in_batch(ref, earlier, declared) or registrar
+    if declared and registrar not in declared:
+        found = _registered_in_batch(ref, earlier, declared)
+        return found if found in declared else registrar
+    return registrar
 
 
 def unregistered(ref: str, search: Any, messages: Any) -> bool:
@@ -228,7 +255,7 @@ def unregistered(ref: str, search: Any, messages: Any) -> bool:
     return _registered(ref, search, messages) == _UNREGISTERED
 
 
-def _registered(ref: str, search: Any, messages: Any) -> str | None:
+def _registered(ref: str, search: Any, messages: Any, declared: Collection[str] = ()) -> str | None:
     """The application that registered the stored record ``ref``: MSH-3 of the first received
     registration message (``registers_person``) huren filed whose Provenance names the record;
     ``_UNREGISTERED`` when every message naming it was read and none registers it (a placeholder a
@@ -247,10 +274,18 @@ def _registered(ref: str, search: Any, messages: Any) -> str | None:
     is read and the first registration RECEIVED wins: the Provenances come in the order they were
     last written, and a replayed registration is written again (regapp33: the HIS's A04 replayed made
     a later A04 of the LIS the registration). A Provenance whose message cannot be read is passed over
-    when its activity (MSH-9) is not a registration event: it cannot be one."""
+    when its activity (MSH-9) is not a registration event: it cannot be one.
+
+    A merge (``_MERGING``: A40 and its kin) registers the record it names as the survivor: a number
+    the HIS's merge first names was "unregistered", open to the LIS's A08 (rvregapp33 finding 6).
+    ``declared`` (the institution's ``registration_applications``): the first registration received
+    from one of them wins over an earlier one of an undeclared application (a LIS's walk-in A04 had
+    made the LIS the registrar of the HIS's record on a site that had said which systems say who a
+    person is; rvregapp33 finding 5); a record only undeclared applications registered stays theirs."""
     if search is None or messages is None:
         return None
     first: tuple[str, str] | None = None  # (received_at, application) of the first registration received
+    first_declared: tuple[str, str] | None = None  # ... of a ``declared`` application
     for n in range(_PAGES):
         page = search("Provenance", [("target", ref), ("_sort", "_lastUpdated"), ("_count", str(_PAGE)),
                                      ("_offset", str(n * _PAGE))])
@@ -261,13 +296,16 @@ def _registered(ref: str, search: Any, messages: Any) -> str | None:
             found = writers.get(f"Provenance/{prov.get('id')}", [])
             if len({application_of(doc) for doc in found}) > 1:  # two applications' (older rules' store)
                 return None
-            registrations = [doc for doc in found if registers_person(*_event(doc))]
+            registrations = [doc for doc in found if _registers_record(*_event(doc))]
             if not found and _may_register(prov):  # not filed, or no longer kept
                 return None
             for doc in registrations:
                 seen = (str(doc.get("received_at") or ""), application_of(doc))
                 first = seen if first is None or seen < first else first
+                if seen[1] in declared and (first_declared is None or seen < first_declared):
+                    first_declared = seen
         if not page.has_next:
+            first = first_declared or first
             return first[1] if first is not None else _UNREGISTERED
     return None
 
@@ -315,7 +353,7 @@ def _may_register(prov: dict[str, Any]) -> bool:
     if not text:
         return True
     kind, _, event = text.partition("^")
-    return registers_person(kind, event.partition("^")[0]) or not event
+    return _registers_record(kind, event.partition("^")[0]) or not event
 
 
 def _event(doc: dict[str, Any]) -> tuple[str, str]:
