@@ -122,6 +122,16 @@ def collided(application: str) -> str:
     return application or NO_APPLICATION
 
 
+def conflict_key(sender_key: str, doc_id: str) -> str:
+    """``_Item.sender_key`` of a conflict (same sender, same MSH-10, other bytes: ``conflict_of``) an
+    operator replays: ``sender_key`` with the conflict's own id, so that the ids the converter keys by
+    the message (``Context.message_key``: its Provenance, a visit-less Encounter, results with no
+    order or date) are its own. Keyed by MSH-10 alone, the replay wrote the first message's Provenance
+    again with only its own targets: the first message's record lost its registration and read
+    "unregistered" (rvregapp33 finding 3). A line break: never an application (``NO_APPLICATION``)."""
+    return f"{sender_key}\n(conflict {doc_id})"
+
+
 def application_of(doc: Document) -> str:
     """The sending application of a stored message (``Header.application_code``): its
     ``application``, or for a document stored before that field existed, read from its raw MSH."""

@@ -103,10 +103,6 @@ def _conflict_replayed(engine: Engine, http: TestClient, p: str) -> None:
     assert _gender(http, f"{p}C") == ["male"]
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "rvregapp33: MED -- the replayed conflict rewrites the Provenance keyed by MSH-10 with the second "
-    "message's targets only; the first record loses its registration Provenance, reads unregistered, and "
-    "the LIS's A08 restating it as another person is AA"))
 def test_a_conflict_replayed_by_the_operator_does_not_unregister_the_first_messages_record(
         engine: Engine, http: TestClient) -> None:
     """The HIS registers RVC (MSH-10 RVC1), a LIS result follows. The HIS's counter restarts: its next A04
@@ -256,9 +252,6 @@ def test_the_first_registration_received_across_applications_on_each_backend(
     assert ack_code_of(ack) == "AA" and b"restated as another person" in ack, ack
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "rvregapp33: MED -- on both backends: the replayed conflict rewrites the first message's Provenance "
-    "(keyed by MSH-10); the first record reads unregistered and the LIS's A08 restating it is AA"))
 def test_the_replayed_conflict_on_each_backend(both: tuple[Engine, TestClient]) -> None:
     engine, http = both
     _conflict_replayed(engine, http, "RVK")
