@@ -122,10 +122,6 @@ def _registration_provenance(engine: Engine, control: str) -> str:
     return prov
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "rvregapp33: MED -- DELETE /fhir/Provenance/<registration> is allowed and _registered fails open: the"
-    " record reads unregistered (its LIS results' Provenances remain) and the LIS's A08 restating the "
-    "HIS's patient is AA"))
 def test_a_registration_provenance_deleted_over_fhir_does_not_open_the_record_to_any_application(
         engine: Engine, http: TestClient) -> None:
     """The HIS registers RVF, a LIS result follows. A FHIR client deletes the registration's Provenance
@@ -140,10 +136,6 @@ def test_a_registration_provenance_deleted_over_fhir_does_not_open_the_record_to
     assert _gender(http, "RVF") == ["male"]
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "rvregapp33: LOW -- a FHIR client's PUT of a message's Provenance is believed: _writers takes the "
-    "message document listing the Provenance id as the writer of whatever the Provenance now targets, so "
-    "the HIS reads as the registrar of the LIS's record and its A08 restating it is AA"))
 def test_a_registration_provenance_retargeted_over_fhir_does_not_make_the_his_another_records_registrar(
         engine: Engine, http: TestClient) -> None:
     """The HIS registers RVG, then the LIS registers RVH (some LIS send their own A04 under the

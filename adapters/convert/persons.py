@@ -37,6 +37,7 @@ from typing import Any
 
 from adapters.hl7v2.errors import DUPLICATE_KEY_IDENTIFIER, HL7Error
 from engine.identity.demographics import contradicts_all
+from engine.merge_rules import API, INDEX
 from engine.messages import application_of, message_institution
 
 # the advice of a refusal: an identical resend (same MSH-10) is answered from the message store
@@ -69,7 +70,7 @@ def check_persons(conversion: Any, read_many: Any, earlier: Sequence[Any] = (), 
                 if not corrects:
                     _refuse(sequence, [at])
                 # stored before the batch: its registering message is in the store; else the batch's
-                registrar = _registered(ref, search, messages, conversion.registrars)
+                registrar = _registered(ref, search, messages, conversion.registrars, read_many)
                 registrar = _with_batch(registrar, ref, earlier, conversion.registrars)
                 _restated(conversion, sequence, registrar, [at])
     bare = [(r, any(r[2] in c.by_reference for c in earlier)) for r in conversion.apart.values()]
@@ -92,7 +93,7 @@ def check_persons(conversion: Any, read_many: Any, earlier: Sequence[Any] = (), 
         # made in the batch only by a message writing it when absent (a result's placeholder): as the
         # store would answer once that message is filed, unregistered until a registration of the batch
         registrar = (_registered_in_batch(ref, earlier, conversion.registrars) or _UNREGISTERED
-                     if at is not None else _registered(ref, search, messages, conversion.registrars))
+                     if at is not None else _registered(ref, search, messages, conversion.registrars, read_many))
         _restated(conversion, sequence, registrar, on)
     for (authority, number, own, sequence), in_batch in bare:
         if in_batch or tuple(own.split("/", 1)) in stored:
@@ -255,7 +256,8 @@ def unregistered(ref: str, search: Any, messages: Any) -> bool:
     return _registered(ref, search, messages) == _UNREGISTERED
 
 
-def _registered(ref: str, search: Any, messages: Any, declared: Collection[str] = ()) -> str | None:
+def _registered(ref: str, search: Any, messages: Any, declared: Collection[str] = (),
+                read_many: Any = None) -> str | None:
     """The application that registered the stored record ``ref``: MSH-3 of the first received
     registration message (``registers_person``) huren filed whose Provenance names the record;
     ``_UNREGISTERED`` when every message naming it was read and none registers it (a placeholder a
@@ -282,17 +284,27 @@ def _registered(ref: str, search: Any, messages: Any, declared: Collection[str] 
     from one of them wins over an earlier one of an undeclared application (a LIS's walk-in A04 had
     made the LIS the registrar of the HIS's record on a site that had said which systems say who a
     person is; rvregapp33 finding 5); a record only undeclared applications registered stays theirs."""
-    if search is None or messages is None:
+    marks = _marks(search, read_many)
+    if marks is None or messages is None:
         return None
     first: tuple[str, str] | None = None  # (received_at, application) of the first registration received
     first_declared: tuple[str, str] | None = None  # ... of a ``declared`` application
+    named: set[tuple[str, str | None]] = set()  # (version of ``ref``, Provenance's writer) (``_trail_whole``)
+    rewritten: list[tuple[str, str | None]] = []  # (id, writer) of the Provenances written more than once
     for n in range(_PAGES):
         page = search("Provenance", [("target", ref), ("_sort", "_lastUpdated"), ("_count", str(_PAGE)),
                                      ("_offset", str(n * _PAGE))])
         if n == 0 and not page.resources:
-            return _UNSPOKEN
+            return _UNSPOKEN if _trail_whole(ref, named, rewritten, marks) else None
         writers = _writers(page.resources, messages)
+        stored_by = marks.writers("Provenance", [str(prov.get("id")) for prov in page.resources])
         for prov in page.resources:
+            if _named_messages(prov) and stored_by.get(str(prov.get("id"))) in _NOT_THE_FEED:
+                return None  # a message's Provenance a FHIR client wrote over: not the message's word
+            mark = stored_by.get(str(prov.get("id")))
+            named.update((v, mark) for v in _versions_named(prov, ref))
+            if str((prov.get("meta") or {}).get("versionId") or "1") != "1":
+                rewritten.append((str(prov.get("id")), mark))
             found = writers.get(f"Provenance/{prov.get('id')}", [])
             if len({application_of(doc) for doc in found}) > 1:  # two applications' (older rules' store)
                 return None
@@ -305,9 +317,79 @@ def _registered(ref: str, search: Any, messages: Any, declared: Collection[str] 
                 if seen[1] in declared and (first_declared is None or seen < first_declared):
                     first_declared = seen
         if not page.has_next:
+            if not _trail_whole(ref, named, rewritten, marks):
+                return None
             first = first_declared or first
             return first[1] if first is not None else _UNREGISTERED
     return None
+
+
+# the writer marks (``StoredResource.writer``) of what no message of the feed wrote: a FHIR client's
+# write, the patient index's (``engine.merge_rules``)
+_NOT_THE_FEED = frozenset({API, INDEX})
+
+
+def _marks(*reads: Any) -> Any:
+    """The repository whose reads (``search``, ``read_many``) ``_registered`` was handed -- the ingest
+    hands its repository's bound methods, as ``check_persons``' and ``unregistered``'s callers do --
+    when it reads writer marks and versions (``WriterMarks``, ``versions``): what tells the feed's
+    Provenances and Patient versions from a FHIR client's. None: not at hand -- "cannot be told"."""
+    wanted = ("writers", "version_writers", "versions")
+    for read in reads:
+        repository = getattr(read, "__self__", None)
+        if all(callable(getattr(repository, w, None)) for w in wanted):
+            return repository
+    return None
+
+
+def _versions_named(prov: dict[str, Any], ref: str) -> set[str]:
+    """The versions of ``ref`` a Provenance's targets name (``Patient/x/_history/3`` -> "3"; the ingest
+    names the exact versions a message filed, ``engine.audit.provenance``); "" for a target naming
+    ``ref`` with no version (a Provenance stored unsigned, or by the code before)."""
+    out = set()
+    for target in prov.get("target") or ():
+        reference = str((target or {}).get("reference") or "")
+        if reference == ref:
+            out.add("")
+        elif reference.startswith(ref + "/_history/"):
+            out.add(reference[len(ref) + len("/_history/"):])
+    return out
+
+
+def _trail_whole(ref: str, named: set[tuple[str, str | None]], rewritten: Sequence[tuple[str, str | None]],
+                 marks: Any) -> bool:
+    """Is every version of the record ``ref`` a message of the feed stored named by a Provenance the
+    same feed stored (``named``: (version, the Provenance's writer mark); a message's Provenance is
+    written under its resources' mark, and names the exact versions it filed)? A Provenance deleted
+    over FHIR (``DELETE /fhir/Provenance/<id>``, a system client's right) leaves the version its
+    message wrote unnamed by its feed -- a later result's Provenance names that version too, under
+    ``ORU``: the registration was gone, the record read "unregistered" and a LIS's A08 restating the
+    HIS's patient was accepted (rvregapp33 finding 4). Then the trail is not the engine's own and
+    who registered the record cannot be told. A Provenance naming ``ref`` with no version (stored
+    unsigned, or by the code before) cannot say which version it wrote: the check is not made (the
+    store's word stands, as before). A version stored before the writer mark (None), by a FHIR client
+    or by the patient index needs no message's Provenance.
+
+    A message the operator replays writes its Provenance again, naming the versions the replay filed
+    (``rewritten``: those Provenances, id and writer): the version its first run wrote is named by
+    the Provenance's earlier version, read only then (a replay is rare; a registration corrected and
+    then replayed had otherwise been "cannot be told")."""
+    if any(version == "" for version, _ in named):
+        return True
+    rtype, _, rid = ref.partition("/")
+    fed = [writer if writer not in _NOT_THE_FEED else None for _, writer in marks.version_writers(rtype, rid)]
+    if not any(fed):
+        return True
+    kept = [str(v.version) for v in marks.versions(rtype, rid) if not v.deleted]
+    unnamed = {(version, writer) for version, writer in zip(kept, fed, strict=True)
+               if writer is not None and (version, writer) not in named}
+    for pid, mark in rewritten:
+        if not unnamed:
+            break
+        if mark in {writer for _, writer in unnamed}:
+            for old in marks.versions("Provenance", pid)[1:]:
+                unnamed -= {(v, mark) for v in _versions_named(old.resource or {}, ref)}
+    return not unnamed
 
 
 # the Provenances of a record ``_registered`` reads, a page at a time: a long-stay patient's results
