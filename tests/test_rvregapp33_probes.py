@@ -157,11 +157,6 @@ def test_a_registration_provenance_retargeted_over_fhir_does_not_make_the_his_an
 # --- how the Provenance names its message -----------------------------------------------------------
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "rvregapp33: LOW -- the Provenance names MSH-10 as the parser reads it (first component, unescaped, "
-    "untrimmed), the message document as the header reads it (whole field, raw, trimmed): "
-    "MessageStore.filed finds no writer, the registration 'cannot be told', and the HIS's own A08 "
-    "correcting its record is AE"))
 @pytest.mark.parametrize("control", ["RVS1 ", "RV\\T\\S2", "RVS3^X"], ids=["trailing-space", "escape", "component"])
 def test_the_registrar_restates_its_record_whatever_its_msh10_looks_like(http: TestClient, control: str) -> None:
     """The HIS registers a record under an MSH-10 the header reads otherwise than the parser (trailing
