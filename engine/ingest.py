@@ -80,8 +80,10 @@ from engine.messages import (
     application_of,
     collided,
     conflict_id,
+    conflict_key,
     error_from_dict,
     message_id,
+    message_type_of,
     raw_of,
     sender_id,
 )
@@ -364,12 +366,18 @@ class Ingestor:
     def _other_sender(self, doc: Document) -> str:
         """``_Item.sender_key`` of a stored message: its application when the plain id of its
         (institution, MSH-10) pair holds another application's message (``engine.messages``) --
-        also for a conflict the code before MSH-3 was in the key quarantined under that pair."""
+        also for a conflict the code before MSH-3 was in the key quarantined under that pair; and a
+        conflict of the same sender's message (an operator's replay) keyed apart (rvregapp33 finding 3)."""
         if doc["_id"] == (plain := message_id(doc["facility"], doc["control_id"])):
             return ""
         first = self.messages.get(plain)
         app = application_of(doc)
-        return collided(app) if first is not None and application_of(first) != app else ""
+        key = collided(app) if first is not None and application_of(first) != app else ""
+        # a conflict of its own sender's message (not one the code before keyed by MSH-10 alone, of
+        # another application): its ids apart from the message it conflicts with (``conflict_key``)
+        of = doc.get("conflict_of")
+        held = None if not of else first if of == plain else self.messages.get(of)
+        return conflict_key(key, doc["_id"]) if held is not None and application_of(held) == app else key
 
     def replay(self, doc_id: str, *, actor: str, raw: bytes | None = None) -> Outcome | None:
         """Run a stored message through the pipeline again (after a fix in the site files, say).
@@ -1396,8 +1404,7 @@ def _poisoned() -> HL7Error:
 
 
 def _message_type(h: Header) -> str:
-    comp = h.component_sep
-    return comp.join(p for p in (h.message_code, h.trigger_event) if p) if h.message_type else ""
+    return message_type_of(h)  # the one reading, shared with the operator's corrected replay
 
 
 def _resources(item: _Item) -> list[dict[str, Any]]:

@@ -57,7 +57,7 @@ from typing import Any
 from urllib.parse import unquote
 
 from adapters.hl7v2.errors import HL7Error
-from adapters.hl7v2.header import extract_header
+from adapters.hl7v2.header import Header, extract_header
 from adapters.hl7v2.processing import sent_id
 from engine.repository.port import Document, Store
 
@@ -120,6 +120,16 @@ def collided(application: str) -> str:
     another application's (``sender_id``): its application, or ``NO_APPLICATION`` for none.
     The one place every reader of ``sender_key`` takes it from (ingest, replay, recovery)."""
     return application or NO_APPLICATION
+
+
+def conflict_key(sender_key: str, doc_id: str) -> str:
+    """``_Item.sender_key`` of a conflict (same sender, same MSH-10, other bytes: ``conflict_of``) an
+    operator replays: ``sender_key`` with the conflict's own id, so that the ids the converter keys by
+    the message (``Context.message_key``: its Provenance, a visit-less Encounter, results with no
+    order or date) are its own. Keyed by MSH-10 alone, the replay wrote the first message's Provenance
+    again with only its own targets: the first message's record lost its registration and read
+    "unregistered" (rvregapp33 finding 3). A line break: never an application (``NO_APPLICATION``)."""
+    return f"{sender_key}\n(conflict {doc_id})"
 
 
 def application_of(doc: Document) -> str:
@@ -259,7 +269,12 @@ class MessageStore:
             self.messages.replace({**current, **fields, "_id": doc_id})
 
     def reopen(self, doc_id: str, *, actor: str, raw: bytes | None = None) -> Document | None:
-        """Put a quarantined message back to ``received`` for a replay, noting who asked."""
+        """Put a quarantined message back to ``received`` for a replay, noting who asked. ``raw``: the
+        operator's corrected bytes, whose header facts (``header_facts``: MSH-9, MSH-12, MSH-11) the
+        document then states -- the replay guard keeps MSH-3/4/10 only, and a document still saying
+        the MSH-9 first sent (``ADT^A4`` corrected to ``ADT^A04``) was read as no registration by
+        ``adapters.convert.persons`` (rvregapp33 findings 1 and 2); what it said before is kept in
+        the replay's entry."""
         doc = self.get(doc_id)
         if doc is None:
             return None
@@ -270,7 +285,8 @@ class MessageStore:
         if raw is not None:
             entry["previous_sha256"] = doc["sha256"]
             fields.update(raw=base64.b64encode(raw).decode("ascii"), size=len(raw),
-                          sha256=hashlib.sha256(raw).hexdigest(), processing_id=_processing_id(raw))
+                          sha256=hashlib.sha256(raw).hexdigest(), **header_facts(raw))
+            entry.update({f"previous_{k}": doc.get(k) for k in ("message_type", "version")})
         replays.append(entry)
         fields["replays"] = replays
         self.messages.update(doc_id, fields)
@@ -399,6 +415,22 @@ def _fidelity_entries(m: Fidelity) -> dict[str, dict[str, Any]]:
             "institution": m.institution, "kind": "warning", "value": "", "where": w.location(),
             "code": w.code, "message": w.message})
     return entries
+
+
+def message_type_of(head: Header) -> str:
+    """MSH-9 as a message document records it: MSH-9.1 and MSH-9.2 in the sender's component
+    separator ("" when MSH-9 is empty). The one reading, of a new message (``engine.ingest``) and of
+    an operator's corrected replay (``MessageStore.reopen``)."""
+    comp = head.component_sep
+    return comp.join(p for p in (head.message_code, head.trigger_event) if p) if head.message_type else ""
+
+
+def header_facts(raw: bytes) -> dict[str, str]:
+    """What a message document states of its raw header besides its key: ``message_type``,
+    ``version`` (MSH-12.1) and ``processing_id`` (MSH-11.1)."""
+    head = extract_header(raw)[0]
+    return {"message_type": message_type_of(head), "version": head.version,
+            "processing_id": sent_id(head.processing_id, head.component_sep) if head.found else ""}
 
 
 def _processing_id(raw: bytes) -> str:

@@ -72,11 +72,6 @@ def test_another_institutions_his_never_restates_this_institutions_record(http: 
 # --- the operator's replay of a corrected message ---------------------------------------------------
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "rvregapp33: MED -- a corrected replay changing MSH-9 (ADT^A4 -> ADT^A04) leaves the message "
-    "document's message_type as first sent (MessageStore.reopen updates raw/sha256/processing_id only), "
-    "and _registered reads the event from the document: the HIS's registration is not one, the record "
-    "reads unregistered and the LIS's A08 restating the HIS's patient as another person is AA"))
 def test_a_registration_replayed_with_its_msh9_corrected_is_read_as_a_registration(
         engine: Engine, http: TestClient) -> None:
     """The HIS's A04 of RVT is sent with a typo in MSH-9 (``ADT^A4``): AR, kept. The operator replays it
@@ -108,10 +103,6 @@ def _conflict_replayed(engine: Engine, http: TestClient, p: str) -> None:
     assert _gender(http, f"{p}C") == ["male"]
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "rvregapp33: MED -- the replayed conflict rewrites the Provenance keyed by MSH-10 with the second "
-    "message's targets only; the first record loses its registration Provenance, reads unregistered, and "
-    "the LIS's A08 restating it as another person is AA"))
 def test_a_conflict_replayed_by_the_operator_does_not_unregister_the_first_messages_record(
         engine: Engine, http: TestClient) -> None:
     """The HIS registers RVC (MSH-10 RVC1), a LIS result follows. The HIS's counter restarts: its next A04
@@ -131,10 +122,6 @@ def _registration_provenance(engine: Engine, control: str) -> str:
     return prov
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "rvregapp33: MED -- DELETE /fhir/Provenance/<registration> is allowed and _registered fails open: the"
-    " record reads unregistered (its LIS results' Provenances remain) and the LIS's A08 restating the "
-    "HIS's patient is AA"))
 def test_a_registration_provenance_deleted_over_fhir_does_not_open_the_record_to_any_application(
         engine: Engine, http: TestClient) -> None:
     """The HIS registers RVF, a LIS result follows. A FHIR client deletes the registration's Provenance
@@ -149,10 +136,6 @@ def test_a_registration_provenance_deleted_over_fhir_does_not_open_the_record_to
     assert _gender(http, "RVF") == ["male"]
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "rvregapp33: LOW -- a FHIR client's PUT of a message's Provenance is believed: _writers takes the "
-    "message document listing the Provenance id as the writer of whatever the Provenance now targets, so "
-    "the HIS reads as the registrar of the LIS's record and its A08 restating it is AA"))
 def test_a_registration_provenance_retargeted_over_fhir_does_not_make_the_his_another_records_registrar(
         engine: Engine, http: TestClient) -> None:
     """The HIS registers RVG, then the LIS registers RVH (some LIS send their own A04 under the
@@ -174,11 +157,6 @@ def test_a_registration_provenance_retargeted_over_fhir_does_not_make_the_his_an
 # --- how the Provenance names its message -----------------------------------------------------------
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "rvregapp33: LOW -- the Provenance names MSH-10 as the parser reads it (first component, unescaped, "
-    "untrimmed), the message document as the header reads it (whole field, raw, trimmed): "
-    "MessageStore.filed finds no writer, the registration 'cannot be told', and the HIS's own A08 "
-    "correcting its record is AE"))
 @pytest.mark.parametrize("control", ["RVS1 ", "RV\\T\\S2", "RVS3^X"], ids=["trailing-space", "escape", "component"])
 def test_the_registrar_restates_its_record_whatever_its_msh10_looks_like(http: TestClient, control: str) -> None:
     """The HIS registers a record under an MSH-10 the header reads otherwise than the parser (trailing
@@ -204,11 +182,6 @@ def test_the_registrar_sending_under_its_msh4_alias_restates_its_record(http: Te
 # --- a site declaring its registration applications ------------------------------------------------
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "rvregapp33: MED -- with registration_applications [HIS, TJXT] declared, a LIS A04 received before the "
-    "HIS's makes the LIS the record's registrar (the first registration received, of any application): the "
-    "LIS's A08 restating the HIS's patient as another person is AA with the W and the HIS's own correction "
-    "AE -- while the same LIS's A08 on a result's placeholder is refused because the LIS is not declared"))
 def test_a_declared_site_never_lets_an_undeclared_lis_restate_a_record_the_his_registered(
         declared: TestClient) -> None:  # noqa: F811 -- the imported fixture
     """Some LIS send their own A04 under the institution's number (a lab walk-in before the HIS's
@@ -266,9 +239,6 @@ def test_the_first_registration_received_across_applications_on_each_backend(
     assert ack_code_of(ack) == "AA" and b"restated as another person" in ack, ack
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "rvregapp33: MED -- on both backends: the replayed conflict rewrites the first message's Provenance "
-    "(keyed by MSH-10); the first record reads unregistered and the LIS's A08 restating it is AA"))
 def test_the_replayed_conflict_on_each_backend(both: tuple[Engine, TestClient]) -> None:
     engine, http = both
     _conflict_replayed(engine, http, "RVK")
@@ -287,10 +257,6 @@ def _visit_msg(control: str, pid3: str, visit: str, *, msh9: str, kind: str = "O
             f"EVN|{event}|20261201091500\rPID|1||{pid3}||卫^一||19610101|M\r" + _pv1(visit, kind))
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "rvregapp33: MED -- the stale message_type of a corrected replay reaches the take-over too: the record "
-    "the HIS registered (its A04 replayed with MSH-9 corrected) reads unregistered to persons.unregistered, "
-    "so the HIS's admission of another record takes over the visit the registered record's result named"))
 def test_a_record_registered_by_a_corrected_replay_is_not_a_placeholder_to_take_over(
         engine: Engine, http: TestClient) -> None:
     """The HIS registers the LIS-numbered RVQL (A04 sent as ``ADT^A4``, AR, replayed corrected), a LIS result
@@ -328,10 +294,6 @@ def test_a_registered_lab_numbered_record_is_not_taken_over(engine: Engine, http
 # --- a record merged (A40) --------------------------------------------------------------------------
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "rvregapp33: MED -- an A40 registers nothing (persons._REGISTERING) and the registration stays on the "
-    "merged-away record's Provenances: a survivor number the HIS's merge first names reads unregistered, so "
-    "the LIS's A08 restating the HIS's merged patient as another person is AA with the W"))
 def test_the_survivor_of_the_his_merge_is_not_open_to_the_lis(http: TestClient) -> None:
     """The HIS registers RVMO, then merges it (A40, MRG-1 RVMO) into RVMN, a number the merge first names:
     the survivor is the HIS's record, its person stated by the HIS's registration and merge. The LIS's

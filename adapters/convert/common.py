@@ -18,6 +18,7 @@ from adapters.convert.datatypes import V2_0203, cwe, cx, universal_system
 from adapters.convert.engine import apply_table, json_copy
 from adapters.convert.persons import corrects_person
 from adapters.convert.tables import coding_system, table, vocabulary
+from adapters.hl7v2.control_id import keyed_control_id
 from adapters.hl7v2.errors import DATA_TYPE_ERROR, REQUIRED_FIELD_MISSING, SEGMENT_SEQUENCE_ERROR, HL7Error
 from adapters.hl7v2.parser import Message, Repetition, Segment
 from adapters.hl7v2.timestamps import TimestampError, to_datetime, to_fhir_date, zone
@@ -852,6 +853,7 @@ def provenance(ctx: Context) -> None:
     if recorded is None:
         recorded = received_now()
     kind = f"{msh.message_type}^{msh.trigger_event}" if msh.trigger_event else msh.message_type
+    control = keyed_control_id(msh.field(10))  # as the message store keys the message (not its ids')
     prov: Resource = {
         "resourceType": "Provenance",
         "target": targets,
@@ -885,9 +887,9 @@ def provenance(ctx: Context) -> None:
                 "what": {
                     "identifier": {
                         "system": f"{HL7V2_MESSAGE_SYSTEM}:{ctx.urn_code}",
-                        "value": msh.control_id,
+                        "value": control,
                     },
-                    "display": f"HL7 v{msh.version} {kind} message {msh.control_id} from {ctx.code}",
+                    "display": f"HL7 v{msh.version} {kind} message {control} from {ctx.code}",
                 },
             }
         ],

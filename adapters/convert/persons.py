@@ -32,11 +32,12 @@ in CX-4 sees on day one that its numbers were kept apart, and how to declare the
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from typing import Any
 
 from adapters.hl7v2.errors import DUPLICATE_KEY_IDENTIFIER, HL7Error
 from engine.identity.demographics import contradicts_all
+from engine.merge_rules import API, INDEX
 from engine.messages import application_of, message_institution
 
 # the advice of a refusal: an identical resend (same MSH-10) is answered from the message store
@@ -69,9 +70,8 @@ def check_persons(conversion: Any, read_many: Any, earlier: Sequence[Any] = (), 
                 if not corrects:
                     _refuse(sequence, [at])
                 # stored before the batch: its registering message is in the store; else the batch's
-                registrar = _registered(ref, search, messages)
-                if registrar in (_UNSPOKEN, _UNREGISTERED):
-                    registrar = _registered_in_batch(ref, earlier) or registrar
+                registrar = _registered(ref, search, messages, conversion.registrars, read_many)
+                registrar = _with_batch(registrar, ref, earlier, conversion.registrars)
                 _restated(conversion, sequence, registrar, [at])
     bare = [(r, any(r[2] in c.by_reference for c in earlier)) for r in conversion.apart.values()]
     wanted = [tuple(ref.split("/", 1)) for ref, _, _ in unread]
@@ -92,8 +92,8 @@ def check_persons(conversion: Any, read_many: Any, earlier: Sequence[Any] = (), 
             _refuse(sequence, on)
         # made in the batch only by a message writing it when absent (a result's placeholder): as the
         # store would answer once that message is filed, unregistered until a registration of the batch
-        registrar = (_registered_in_batch(ref, earlier) or _UNREGISTERED) if at is not None else _registered(
-            ref, search, messages)
+        registrar = (_registered_in_batch(ref, earlier, conversion.registrars) or _UNREGISTERED
+                     if at is not None else _registered(ref, search, messages, conversion.registrars, read_many))
         _restated(conversion, sequence, registrar, on)
     for (authority, number, own, sequence), in_batch in bare:
         if in_batch or tuple(own.split("/", 1)) in stored:
@@ -201,6 +201,18 @@ _REGISTERING = frozenset({("ADT", "A01"), ("ADT", "A04"), ("ADT", "A05"), ("ADT"
 _CORRECTING = frozenset({("ADT", "A08"), ("ADT", "A31")})
 
 
+# The merges (``handler: merge`` in mappings/hl7v2/messages: ADT_A18, ADT_A30, ADT_A39): the registration
+# system stating that the record it names (PID) is the person of the record merged away (MRG-1) -- for a
+# stored record, a registration of the survivor by the merge's application (rvregapp33 finding 6). Not a
+# registration of ``Conversion.registers`` (an admission's take-over of a lab's visit is not a merge's)
+_MERGING = frozenset(("ADT", e) for e in ("A18", "A30", "A34", "A39", "A40", "A46", "A47"))
+
+
+def _registers_record(message_type: str, trigger_event: str) -> bool:
+    """Does a stored message of this event speak for who its record's person is (``_registered``)?"""
+    return (message_type, trigger_event) in _REGISTERING or (message_type, trigger_event) in _MERGING
+
+
 def registers_person(message_type: str, trigger_event: str) -> bool:
     """Does this event register a person (``_REGISTERING``)? The one reading of it: a message's
     conversion (``Conversion.registers``) and a stored message (``_registered``) alike."""
@@ -213,11 +225,27 @@ def corrects_person(message_type: str, trigger_event: str) -> bool:
     return (message_type, trigger_event) in _CORRECTING
 
 
-def _registered_in_batch(ref: str, earlier: Sequence[Any]) -> str | None:
+def _registered_in_batch(ref: str, earlier: Sequence[Any], declared: Collection[str] = ()) -> str | None:
     """The application (MSH-3) of the first earlier message of the batch that registers ``ref``
-    (``Conversion.registers``, stating it, not writing it only when absent); None when none does."""
-    return next((c.application for c in earlier
-                 if c.registers and ref in c.by_reference and ref not in c.create_only), None)
+    (``Conversion.registers``, stating it, not writing it only when absent) -- of a ``declared``
+    registration application when one does (``_registered``'s rule); None when none does."""
+    apps = [c.application for c in earlier if c.registers and ref in c.by_reference and ref not in c.create_only]
+    return next((a for a in apps if a in declared), apps[0] if apps else None)
+
+
+def _with_batch(registrar: str | None, ref: str, earlier: Sequence[Any], declared: Collection[str]) -> str | None:
+    """The stored answer ``registrar`` as it will be once the batch's earlier messages are filed: a
+    registration of the batch decides a record no registration spoke for (``_UNSPOKEN``,
+    ``_UNREGISTERED``), and one by a declared registration application one only an undeclared
+    application registered; "cannot be told" (None) stands (alone, the messages would be refused)."""
+    if registrar is None:
+        return None
+    if registrar in (_UNSPOKEN, _UNREGISTERED):
+        return _registered_in_batch(ref, earlier, declared) or registrar
+    if declared and registrar not in declared:
+        found = _registered_in_batch(ref, earlier, declared)
+        return found if found in declared else registrar
+    return registrar
 
 
 def unregistered(ref: str, search: Any, messages: Any) -> bool:
@@ -235,7 +263,8 @@ def applications_of(provenances: Sequence[dict[str, Any]], messages: Any) -> dic
     return {ref: {application_of(doc) for doc in docs} for ref, docs in _writers(provenances, messages).items()}
 
 
-def _registered(ref: str, search: Any, messages: Any) -> str | None:
+def _registered(ref: str, search: Any, messages: Any, declared: Collection[str] = (),
+                read_many: Any = None) -> str | None:
     """The application that registered the stored record ``ref``: MSH-3 of the first received
     registration message (``registers_person``) huren filed whose Provenance names the record;
     ``_UNREGISTERED`` when every message naming it was read and none registers it (a placeholder a
@@ -254,29 +283,120 @@ def _registered(ref: str, search: Any, messages: Any) -> str | None:
     is read and the first registration RECEIVED wins: the Provenances come in the order they were
     last written, and a replayed registration is written again (regapp33: the HIS's A04 replayed made
     a later A04 of the LIS the registration). A Provenance whose message cannot be read is passed over
-    when its activity (MSH-9) is not a registration event: it cannot be one."""
-    if search is None or messages is None:
+    when its activity (MSH-9) is not a registration event: it cannot be one.
+
+    A merge (``_MERGING``: A40 and its kin) registers the record it names as the survivor: a number
+    the HIS's merge first names was "unregistered", open to the LIS's A08 (rvregapp33 finding 6).
+    ``declared`` (the institution's ``registration_applications``): the first registration received
+    from one of them wins over an earlier one of an undeclared application (a LIS's walk-in A04 had
+    made the LIS the registrar of the HIS's record on a site that had said which systems say who a
+    person is; rvregapp33 finding 5); a record only undeclared applications registered stays theirs."""
+    marks = _marks(search, read_many)
+    if marks is None or messages is None:
         return None
     first: tuple[str, str] | None = None  # (received_at, application) of the first registration received
+    first_declared: tuple[str, str] | None = None  # ... of a ``declared`` application
+    named: set[tuple[str, str | None]] = set()  # (version of ``ref``, Provenance's writer) (``_trail_whole``)
+    rewritten: list[tuple[str, str | None]] = []  # (id, writer) of the Provenances written more than once
     for n in range(_PAGES):
         page = search("Provenance", [("target", ref), ("_sort", "_lastUpdated"), ("_count", str(_PAGE)),
                                      ("_offset", str(n * _PAGE))])
         if n == 0 and not page.resources:
-            return _UNSPOKEN
+            return _UNSPOKEN if _trail_whole(ref, named, rewritten, marks) else None
         writers = _writers(page.resources, messages)
+        stored_by = marks.writers("Provenance", [str(prov.get("id")) for prov in page.resources])
         for prov in page.resources:
+            if _named_messages(prov) and stored_by.get(str(prov.get("id"))) in _NOT_THE_FEED:
+                return None  # a message's Provenance a FHIR client wrote over: not the message's word
+            mark = stored_by.get(str(prov.get("id")))
+            named.update((v, mark) for v in _versions_named(prov, ref))
+            if str((prov.get("meta") or {}).get("versionId") or "1") != "1":
+                rewritten.append((str(prov.get("id")), mark))
             found = writers.get(f"Provenance/{prov.get('id')}", [])
             if len({application_of(doc) for doc in found}) > 1:  # two applications' (older rules' store)
                 return None
-            registrations = [doc for doc in found if registers_person(*_event(doc))]
+            registrations = [doc for doc in found if _registers_record(*_event(doc))]
             if not found and _may_register(prov):  # not filed, or no longer kept
                 return None
             for doc in registrations:
                 seen = (str(doc.get("received_at") or ""), application_of(doc))
                 first = seen if first is None or seen < first else first
+                if seen[1] in declared and (first_declared is None or seen < first_declared):
+                    first_declared = seen
         if not page.has_next:
+            if not _trail_whole(ref, named, rewritten, marks):
+                return None
+            first = first_declared or first
             return first[1] if first is not None else _UNREGISTERED
     return None
+
+
+# the writer marks (``StoredResource.writer``) of what no message of the feed wrote: a FHIR client's
+# write, the patient index's (``engine.merge_rules``)
+_NOT_THE_FEED = frozenset({API, INDEX})
+
+
+def _marks(*reads: Any) -> Any:
+    """The repository whose reads (``search``, ``read_many``) ``_registered`` was handed -- the ingest
+    hands its repository's bound methods, as ``check_persons``' and ``unregistered``'s callers do --
+    when it reads writer marks and versions (``WriterMarks``, ``versions``): what tells the feed's
+    Provenances and Patient versions from a FHIR client's. None: not at hand -- "cannot be told"."""
+    wanted = ("writers", "version_writers", "versions")
+    for read in reads:
+        repository = getattr(read, "__self__", None)
+        if all(callable(getattr(repository, w, None)) for w in wanted):
+            return repository
+    return None
+
+
+def _versions_named(prov: dict[str, Any], ref: str) -> set[str]:
+    """The versions of ``ref`` a Provenance's targets name (``Patient/x/_history/3`` -> "3"; the ingest
+    names the exact versions a message filed, ``engine.audit.provenance``); "" for a target naming
+    ``ref`` with no version (a Provenance stored unsigned, or by the code before)."""
+    out = set()
+    for target in prov.get("target") or ():
+        reference = str((target or {}).get("reference") or "")
+        if reference == ref:
+            out.add("")
+        elif reference.startswith(ref + "/_history/"):
+            out.add(reference[len(ref) + len("/_history/"):])
+    return out
+
+
+def _trail_whole(ref: str, named: set[tuple[str, str | None]], rewritten: Sequence[tuple[str, str | None]],
+                 marks: Any) -> bool:
+    """Is every version of the record ``ref`` a message of the feed stored named by a Provenance the
+    same feed stored (``named``: (version, the Provenance's writer mark); a message's Provenance is
+    written under its resources' mark, and names the exact versions it filed)? A Provenance deleted
+    over FHIR (``DELETE /fhir/Provenance/<id>``, a system client's right) leaves the version its
+    message wrote unnamed by its feed -- a later result's Provenance names that version too, under
+    ``ORU``: the registration was gone, the record read "unregistered" and a LIS's A08 restating the
+    HIS's patient was accepted (rvregapp33 finding 4). Then the trail is not the engine's own and
+    who registered the record cannot be told. A Provenance naming ``ref`` with no version (stored
+    unsigned, or by the code before) cannot say which version it wrote: the check is not made (the
+    store's word stands, as before). A version stored before the writer mark (None), by a FHIR client
+    or by the patient index needs no message's Provenance.
+
+    A message the operator replays writes its Provenance again, naming the versions the replay filed
+    (``rewritten``: those Provenances, id and writer): the version its first run wrote is named by
+    the Provenance's earlier version, read only then (a replay is rare; a registration corrected and
+    then replayed had otherwise been "cannot be told")."""
+    if any(version == "" for version, _ in named):
+        return True
+    rtype, _, rid = ref.partition("/")
+    fed = [writer if writer not in _NOT_THE_FEED else None for _, writer in marks.version_writers(rtype, rid)]
+    if not any(fed):
+        return True
+    kept = [str(v.version) for v in marks.versions(rtype, rid) if not v.deleted]
+    unnamed = {(version, writer) for version, writer in zip(kept, fed, strict=True)
+               if writer is not None and (version, writer) not in named}
+    for pid, mark in rewritten:
+        if not unnamed:
+            break
+        if mark in {writer for _, writer in unnamed}:
+            for old in marks.versions("Provenance", pid)[1:]:
+                unnamed -= {(v, mark) for v in _versions_named(old.resource or {}, ref)}
+    return not unnamed
 
 
 # the Provenances of a record ``_registered`` reads, a page at a time: a long-stay patient's results
@@ -322,7 +442,7 @@ def _may_register(prov: dict[str, Any]) -> bool:
     if not text:
         return True
     kind, _, event = text.partition("^")
-    return registers_person(kind, event.partition("^")[0]) or not event
+    return _registers_record(kind, event.partition("^")[0]) or not event
 
 
 def _event(doc: dict[str, Any]) -> tuple[str, str]:

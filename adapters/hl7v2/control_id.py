@@ -20,6 +20,18 @@ PREFIX = "sha256-"
 HEX_DIGITS = 20  # 80 bits: no collision among any one sender's messages in practice
 
 
+def keyed_control_id(field: str) -> str:
+    """MSH-10 as the message store keys a message (``engine.messages``: its document's ``control_id``,
+    the idempotency key) and as a Provenance names the message it was made from: the whole field as
+    sent -- escapes and any component separator kept, ST has no components -- trimmed; "" when the
+    sender left it empty (then ``content_control_id``). The one reading: the Provenance had named
+    the parser's (first component, unescaped, untrimmed), so a registration sent with MSH-10 ``A1 ``,
+    ``A\\T\\1`` or ``A1^X`` found no message document and "could not be told", and the HIS's own A08
+    correcting its record was refused (rvregapp33 finding 7). Resource ids keyed by the message
+    (``Context.message_key``) keep the parser's reading: they are stored and named already."""
+    return field.strip()
+
+
 def content_control_id(text: str) -> str:
     """``sha256-<20 hex>`` over the message text (from MSH on, as decoded for parsing)."""
     return PREFIX + hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:HEX_DIGITS]

@@ -30,7 +30,7 @@ from adapters.hl7v2.charsets import (
     strip_bom,
     undeclared_gb,
 )
-from adapters.hl7v2.control_id import PREFIX, content_control_id
+from adapters.hl7v2.control_id import PREFIX, content_control_id, keyed_control_id
 from adapters.hl7v2.errors import (
     DATA_TYPE_ERROR,
     REQUIRED_FIELD_MISSING,
@@ -409,7 +409,7 @@ def extract_header(raw: bytes, override: str = "", *, transport: str = "") -> tu
     head.receiving_facility = get(6)
     head.timestamp = get(7)
     head.message_type = get(9)
-    head.control_id = head.sent_control_id = get(10).strip()
+    head.control_id = head.sent_control_id = keyed_control_id(get(10))
     head.processing_id = get(11)
     head.version = get(12).split(head.component_sep)[0].strip()
     head.accept_ack_type = get(15)

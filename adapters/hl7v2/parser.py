@@ -18,7 +18,7 @@ import re
 from collections.abc import Iterator, Mapping
 
 from adapters.hl7v2.charsets import codec_for
-from adapters.hl7v2.control_id import content_control_id
+from adapters.hl7v2.control_id import content_control_id, keyed_control_id
 from adapters.hl7v2.errors import (
     DATA_TYPE_ERROR,
     REQUIRED_FIELD_MISSING,
@@ -511,7 +511,7 @@ def parse(text: str, charset: str = "") -> Message:
                 code=REQUIRED_FIELD_MISSING,
                 ack_code="AR",
             )
-    derived = not msh.value(10)
+    derived = not keyed_control_id(msh.field(10))  # as the message store reads it: blank is empty
     if derived:  # known by its content instead (``control_id``); the converter warns at MSH-10
         msh_fields.extend([""] * (11 - len(msh_fields)))
         msh_fields[10] = content_control_id(text)
