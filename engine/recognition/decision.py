@@ -109,8 +109,8 @@ class Recognisable:
     analytes: frozenset[str] = frozenset()  # what the order repeats of it (panel items)
     scope: str = COMMUNITY  # the scope it is recognisable through: community or an HR scope code
     held: str | None = None  # instant huren first held it final (its test's earliest)
-    # the test's recognisable entries (its report and observations), and those of them that report
-    # the panel as a whole: what the evidence pairs each repeated analyte with (``pairs.pair_up``)
+    # the test's recognisable entries that name analytes (its observations of ALT, AST...), and those
+    # that report the panel as a whole: what the evidence pairs each repeated analyte with (``pairs.pair_up``)
     entries: tuple[PriorResult, ...] = ()
     whole: tuple[PriorResult, ...] = ()
 
@@ -257,7 +257,7 @@ def find_recognisable(order: Order, candidates: Iterable[PriorResult], rules: Ru
     named: set[tuple[tuple[str, str, date], str | None]] = set()
     panel: dict[tuple[str, str, date], list[PriorResult]] = {}  # recognisable entries of the whole panel
     held: dict[tuple[str, str, date], str] = {}
-    entries: dict[tuple[str, str, date], list[PriorResult]] = {}
+    entries: dict[tuple[str, str, date], list[PriorResult]] = {}  # recognisable entries naming analytes
     for r in candidates:
         why = assess(order, r, rules)
         key = (r.institution, r.item, r.day)
@@ -268,19 +268,20 @@ def find_recognisable(order: Order, candidates: Iterable[PriorResult], rules: Ru
         if r.analytes:
             named.add((key, r.ref if r.results else report_of.get(r.ref)))
             covered.setdefault(key, set()).update(item.analyte_set(r.analytes))
+            entries.setdefault(key, []).append(r)
         else:
             covered.setdefault(key, set())
             panel.setdefault(key, []).append(r)
         if r.held and (key not in held or r.held < held[key]):
             held[key] = r.held
-        entries.setdefault(key, []).append(r)
         current = best.get(key)
         if current is None or (_PREFERENCE.get(r.resource_type, 9), r.ref) < (_PREFERENCE.get(current.resource_type, 9), current.ref):
             best[key] = r
     wanted = item.analyte_set(order.analytes)
     out = []
     for key, r in best.items():
-        wholes = tuple(p for p in panel.get(key, ()) if _whole(key, p, named, report_of))
+        reports = panel.get(key)
+        wholes = tuple(p for p in reports if _whole(key, p, named, report_of)) if reports else ()
         whole = bool(wholes)
         overlap = (item.analyte_set(()) if whole else frozenset(covered[key])) & wanted
         if item.analytes and not overlap:
@@ -288,7 +289,7 @@ def find_recognisable(order: Order, candidates: Iterable[PriorResult], rules: Ru
         age = (order.day - r.day).days
         out.append(Recognisable(r, item, age, item.window_days - age, overlap,
                                 rules.scope_via(item, r.institution, order.institution, r.day) or COMMUNITY,
-                                held.get(key), tuple(entries[key]), wholes))
+                                held.get(key), tuple(entries.get(key, ())), wholes))
     out.sort(key=lambda m: (-m.result.day.toordinal(), m.result.ref))
     return out
 
