@@ -63,8 +63,9 @@ def world(mod: Any) -> tuple[Any, list[tuple[Any, list[Any]]]]:
     return rules, cases
 
 
-def run(mod: Any, n: int) -> float:
+def run(mod: Any, n: int, item: str | None = None) -> float:
     rules, cases = world(mod)
+    cases = [c for c in cases if item is None or c[0].item == item]
     start = time.process_time()
     for _ in range(n):
         for order, cands in cases:
@@ -77,11 +78,12 @@ def main() -> int:
     ap.add_argument("--rev", default="fbe2e7c4")
     ap.add_argument("--n", type=int, default=5000)
     ap.add_argument("--which", choices=("both", "old", "new"), default="both")
+    ap.add_argument("--item", choices=("LFT", "CBC"), help="one case only (default: both)")
     args = ap.parse_args()
     if args.which in ("both", "old"):
-        print(f"before ({args.rev}): {run(old_decision(args.rev), args.n):.1f} us a match")
+        print(f"before ({args.rev}): {run(old_decision(args.rev), args.n, args.item):.1f} us a match")
     if args.which in ("both", "new"):
-        print(f"now: {run(decision, args.n):.1f} us a match")
+        print(f"now: {run(decision, args.n, args.item):.1f} us a match")
     return 0
 
 

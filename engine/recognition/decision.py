@@ -14,7 +14,7 @@ that counts for the recognition rate with nothing at stake.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import date
 from typing import TypeVar
 
@@ -111,8 +111,10 @@ class Recognisable:
     held: str | None = None  # instant huren first held it final (its test's earliest)
     # the test's recognisable entries that name analytes (its observations of ALT, AST...), and those
     # that report the panel as a whole: what the evidence pairs each repeated analyte with (``pairs.pair_up``)
-    entries: tuple[PriorResult, ...] = ()
-    whole: tuple[PriorResult, ...] = ()
+    # (not compared: a match is the same match whatever lists it was read from; kept as the lists
+    # the match built, not copied: the order-time check builds one a prior test and rarely reads them)
+    entries: Sequence[PriorResult] = field(default=(), compare=False)
+    whole: Sequence[PriorResult] = field(default=(), compare=False)
 
     @property
     def partial(self) -> bool:
@@ -281,7 +283,7 @@ def find_recognisable(order: Order, candidates: Iterable[PriorResult], rules: Ru
     out = []
     for key, r in best.items():
         reports = panel.get(key)
-        wholes = tuple(p for p in reports if _whole(key, p, named, report_of)) if reports else ()
+        wholes = [p for p in reports if _whole(key, p, named, report_of)] if reports else ()
         whole = bool(wholes)
         overlap = (item.analyte_set(()) if whole else frozenset(covered[key])) & wanted
         if item.analytes and not overlap:
@@ -289,7 +291,7 @@ def find_recognisable(order: Order, candidates: Iterable[PriorResult], rules: Ru
         age = (order.day - r.day).days
         out.append(Recognisable(r, item, age, item.window_days - age, overlap,
                                 rules.scope_via(item, r.institution, order.institution, r.day) or COMMUNITY,
-                                held.get(key), tuple(entries.get(key, ())), wholes))
+                                held.get(key), entries.get(key, ()), wholes))
     out.sort(key=lambda m: (-m.result.day.toordinal(), m.result.ref))
     return out
 
