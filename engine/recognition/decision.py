@@ -14,7 +14,7 @@ that counts for the recognition rate with nothing at stake.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from datetime import date
 from typing import TypeVar
 
@@ -109,12 +109,6 @@ class Recognisable:
     analytes: frozenset[str] = frozenset()  # what the order repeats of it (panel items)
     scope: str = COMMUNITY  # the scope it is recognisable through: community or an HR scope code
     held: str | None = None  # instant huren first held it final (its test's earliest)
-    # the test's recognisable entries that name analytes (its observations of ALT, AST...), and those
-    # that report the panel as a whole: what the evidence pairs each repeated analyte with (``pairs.pair_up``)
-    # (not compared: a match is the same match whatever lists it was read from; kept as the lists
-    # the match built, not copied: the order-time check builds one a prior test and rarely reads them)
-    entries: Sequence[PriorResult] = field(default=(), compare=False)
-    whole: Sequence[PriorResult] = field(default=(), compare=False)
 
     @property
     def partial(self) -> bool:
@@ -224,7 +218,14 @@ def owner_at(owners: Sequence[tuple[str | None, str | None]], instant: str) -> s
     return person
 
 
-def find_recognisable(order: Order, candidates: Iterable[PriorResult], rules: Rules) -> list[Recognisable]:
+# what ``find_recognisable`` hands back of each prior test when asked (``sources``), keyed by the
+# match's result: its recognisable entries naming analytes (its ALT, AST... results) and its entries
+# that report the panel as a whole -- what the evidence pairs each repeated analyte with (``pairs``)
+Sources = dict[str, tuple[Sequence[PriorResult], Sequence[PriorResult]]]
+
+
+def find_recognisable(order: Order, candidates: Iterable[PriorResult], rules: Rules,
+                      sources: Sources | None = None) -> list[Recognisable]:
     """Every recognisable prior result for ``order``, newest first, one per test.
 
     Several resources of one institution for the same item on the same day (the report and its
@@ -240,6 +241,11 @@ def find_recognisable(order: Order, candidates: Iterable[PriorResult], rules: Ru
     60.00 where ALT+AST (10.00) were repeated (probepay26). A test none of whose entries names
     an analyte (a report whose results are coded in no analyte's LOINC) still covers the whole
     panel, as before.
+
+    ``sources``: filled, when given, with each match's entries (``Sources``) for the flag's evidence
+    pairs (``Repeats._decide_repeat``). Asked for, not carried on every match: the order-time
+    check builds a match per prior test and never reads them (two more fields of a frozen match
+    were 6 % of its instructions, bench/evidence33_match.py).
     """
     item = rules.items.get(order.item or "")
     if item is None:
@@ -270,7 +276,8 @@ def find_recognisable(order: Order, candidates: Iterable[PriorResult], rules: Ru
         if r.analytes:
             named.add((key, r.ref if r.results else report_of.get(r.ref)))
             covered.setdefault(key, set()).update(item.analyte_set(r.analytes))
-            entries.setdefault(key, []).append(r)
+            if sources is not None:
+                entries.setdefault(key, []).append(r)
         else:
             covered.setdefault(key, set())
             panel.setdefault(key, []).append(r)
@@ -282,16 +289,16 @@ def find_recognisable(order: Order, candidates: Iterable[PriorResult], rules: Ru
     wanted = item.analyte_set(order.analytes)
     out = []
     for key, r in best.items():
-        reports = panel.get(key)
-        wholes = [p for p in reports if _whole(key, p, named, report_of)] if reports else ()
-        whole = bool(wholes)
+        whole = any(_whole(key, p, named, report_of) for p in panel.get(key, ()))
         overlap = (item.analyte_set(()) if whole else frozenset(covered[key])) & wanted
         if item.analytes and not overlap:
             continue  # the same panel, but none of the analytes asked for
         age = (order.day - r.day).days
         out.append(Recognisable(r, item, age, item.window_days - age, overlap,
                                 rules.scope_via(item, r.institution, order.institution, r.day) or COMMUNITY,
-                                held.get(key), entries.get(key, ()), wholes))
+                                held.get(key)))
+        if sources is not None:
+            sources[r.ref] = (entries.get(key, ()), [p for p in panel.get(key, ()) if _whole(key, p, named, report_of)])
     out.sort(key=lambda m: (-m.result.day.toordinal(), m.result.ref))
     return out
 

@@ -27,7 +27,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import date
 from typing import Any
 
-from engine.recognition.decision import Order, PriorResult, Recognisable, find_recognisable
+from engine.recognition.decision import Order, PriorResult, Recognisable, Sources, find_recognisable
 from engine.recognition.facts import VOID_STATUSES
 from engine.recognition.index import from_doc
 
@@ -43,14 +43,15 @@ def _first(refs: Iterable[str]) -> str | None:
 
 
 def pair_up(repeat_ref: str, performed: Sequence[Mapping[str, Any]], did: Sequence[str], match: Recognisable,
-            panel: Sequence[str]) -> tuple[list[Pair], list[str]]:
+            panel: Sequence[str], sources: Sources) -> tuple[list[Pair], list[str]]:
     """The pairs of a repeat and the analytes it did that no prior of the same analyte was found for.
 
     ``repeat_ref``: the flag's result (the repeat's report, or its first entry); ``performed``: the
     repeat test's index entries (the flagged order's, as the decision read them); ``did``: the
     analytes it resulted as the decision read them (``repeats.done_analytes``; () the whole panel);
     ``match``: the prior test the decision stands on; ``panel``: the item's analytes (() for a whole
-    item: one pair, the item itself)."""
+    item: one pair, the item itself); ``sources``: what ``find_recognisable`` handed back of the
+    prior tests (``decision.Sources``)."""
     if not panel:
         return [{"analyte": None, "result": repeat_ref, "prior": match.result.ref}], []
     done: dict[str, list[str]] = {}
@@ -59,11 +60,12 @@ def pair_up(repeat_ref: str, performed: Sequence[Mapping[str, Any]], did: Sequen
             continue
         for a in d.get("analytes") or ():
             done.setdefault(a, []).append(d["_id"])
+    named, whole = sources.get(match.result.ref, ((), ()))
     prior: dict[str, list[str]] = {}
-    for r in match.entries:
+    for r in named:
         for a in r.analytes:
             prior.setdefault(a, []).append(r.ref)
-    whole_prior = _first(r.ref for r in match.whole)
+    whole_prior = _first(r.ref for r in whole)
     pairs: list[Pair] = []
     for a in sorted(match.analytes):
         mine, theirs = _first(done.get(a, ())), _first(prior.get(a, ()))
@@ -114,9 +116,10 @@ def derive(recognition: Any, row: Mapping[str, Any]) -> dict[str, Any] | None:
                   ref=row.get("order"), patient=row.get("patient"), analytes=done)
     candidates: list[PriorResult] = [from_doc(d) for d in index.between(
         person, item.code, str(row["prior_day"]), str(row["prior_day"])) if d.get("inst") == row.get("prior_inst")]
-    matches = [m for m in find_recognisable(order, candidates, rules)
+    sources: Sources = {}
+    matches = [m for m in find_recognisable(order, candidates, rules, sources)
                if m.result.institution == row.get("prior_inst") and m.result.day.isoformat() == row["prior_day"]]
     if not matches:
         return None
-    pairs, unpaired = pair_up(str(row.get("result")), group, done, matches[0], tuple(item.analytes))
+    pairs, unpaired = pair_up(str(row.get("result")), group, done, matches[0], tuple(item.analytes), sources)
     return {"pairs": pairs, "unpaired": unpaired, "source": "derived"}

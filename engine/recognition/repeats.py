@@ -18,6 +18,7 @@ from engine.recognition.decision import (
     PaymentDecision,
     PriorResult,
     Recognisable,
+    Sources,
     decide,
     decisive,
     find_recognisable,
@@ -216,8 +217,8 @@ class Repeats(RecognitionState, _Others):
                 self._set_outcome(o_repeat.order, "retested")
         # the evidence: each repeated analyte beside the prior of the same analyte, from the entries
         # the decision read for the order that stands (``pairs``); the billed ``result`` is apart
-        performed, did = next((e, a) for r, _, _, (e, a) in decided if r is repeat)
-        pairs, unpaired = pair_up(repeat.ref, performed, did, match, tuple(item.analytes))
+        performed, did, sources = next(x for r, _, _, x in decided if r is repeat)
+        pairs, unpaired = pair_up(repeat.ref, performed, did, match, tuple(item.analytes), sources)
         check_ref = repeat.order
         prior = match.result
         status = standing_review(existing, reviews, prior.ref, decision) or decision.status
@@ -296,11 +297,12 @@ class Repeats(RecognitionState, _Others):
     def _decide_repeat(self, order_ref: str | None, members: Sequence[dict[str, Any]], key: str, item: Any,
                        existing: dict[str, Any] | None = None, reviews: Sequence[dict[str, Any]] = ()
                        ) -> tuple[PriorResult, Order, tuple[PaymentDecision, Recognisable] | None,
-                                  tuple[list[dict[str, Any]], tuple[str, ...]]]:
+                                  tuple[list[dict[str, Any]], tuple[str, ...], Sources]]:
         """The repeated result (the first of ``members``, the entries of one test that fulfil
         ``order_ref`` or name no order), its order as recorded when it was placed, the
         decision that stands for it (None when nothing recognisable was repeated), and what the
-        test did: its entries and analytes as read here (the evidence pairs them, ``pairs.pair_up``).
+        test did: its entries and analytes as read here, and the prior tests' entries
+        (``decision.Sources``): the evidence pairs them (``pairs.pair_up``).
 
         An auditor's review stands while the prior it reviewed is still recognisable for the
         order and decided on the same facts (``standing_review``): that prior's decision is the
@@ -337,8 +339,9 @@ class Repeats(RecognitionState, _Others):
         candidates = [self._bounded(c, order.day) for c in
                       self.index.candidates(order.person or "", item.code, order.day, item.window_days)
                       if result_key(c) != key]
-        matches = find_recognisable(done, candidates, rules)
-        did = ([*members, *extra], performed)
+        sources: Sources = {}
+        matches = find_recognisable(done, candidates, rules, sources)
+        did = ([*members, *extra], performed, sources)
         if not matches:
             return repeat, order, None, did
         decisions = [(decide(done, m, rules), m) for m in matches]
