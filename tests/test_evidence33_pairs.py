@@ -20,6 +20,7 @@ from fastapi.testclient import TestClient
 from engine.api.app import create_app
 from engine.recognition.reports import BEFORE_PAIRS
 from tests.hl7_calls import ER7
+from tests.test_labels19_flag_label import CONF
 from tests.test_probepay26_windows import LFT, order, result
 from tests.test_reports_duplicates import bearer
 
@@ -194,3 +195,24 @@ def test_the_duplicates_csv_lists_every_pair_after_the_older_columns(engine: Any
     assert cell.startswith("ALT 丙氨酸氨基转移酶：") and "；AST 天门冬氨酸氨基转移酶：" in cell
     assert line[-1] == "TBIL 总胆红素"
     assert line[head.index("复查结果")] == row["result"]  # the billed result's column as it was
+
+
+def test_a_restricted_result_only_a_pair_cites_withholds_the_flag(engine: Any, http: TestClient) -> None:
+    """The pairs name results the flag's own result and prior do not (the prior report's ALT): the
+    flag cites them, so one labelled R withholds the flag from an auditor not shown R, as a flag
+    citing an R result always was (labelsmend20: not listed, counted as restricted), and its
+    DetectedIssue is labelled R (it is labelled as the most confidential record it cites)."""
+    panel_repeat(http, prior=((ALT, "30"), (AST, "28")), repeat=((ALT, "88"), (AST, "35")), code=LFT)
+    row = the_flag(engine, http)
+    [alt] = [p for p in row["pairs"] if p["analyte"] == "ALT"]
+    assert alt["prior"] not in (row["result"], row["prior_result"])  # named by the pair alone
+    rid = alt["prior"].split("/", 1)[1]
+    obs = {k: v for k, v in http.get(f"/fhir/Observation/{rid}").json().items() if k != "meta"}
+    obs["meta"] = {"security": [{"system": CONF, "code": "R"}]}
+    assert http.put(f"/fhir/Observation/{rid}", json=obs).status_code == 200
+    send(http, result(B, "B1", LFT, "20260312100000+0800", obx=obx((ALT, "86"), (AST, "35"))))  # decided again
+    report = http.get("/reports/duplicates", headers=bearer(engine)).json()
+    assert report["rows"] == [] and report["totals"]["restricted"]["count"] == 1
+    assert http.get(f"/reports/duplicates/{row['id']}", headers=bearer(engine)).status_code == 404
+    issue = http.get(f"/fhir/DetectedIssue/{row['id']}").json()
+    assert {"system": CONF, "code": "R"} in [{k: s[k] for k in ("system", "code")} for s in issue["meta"]["security"]]

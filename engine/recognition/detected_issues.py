@@ -173,6 +173,12 @@ def flag_issue(
             "author": {"display": review["by"]},
         })
     implicated = ([{"reference": order.ref}] if order.ref else []) + [{"reference": repeat.ref}, {"reference": prior.ref}]
+    # the pairs' results too: the issue is labelled as the most confidential record it cites (``_write_issue``)
+    named = {i["reference"] for i in implicated}
+    for ref in (p[k] for p in pairs if p.get("analyte") for k in ("result", "prior")):
+        if ref not in named:
+            named.add(ref)
+            implicated.append({"reference": ref})
     gap = (repeat.day - prior.day).days
     issue: dict[str, Any] = {
         "resourceType": "DetectedIssue",
