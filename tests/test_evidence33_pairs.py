@@ -216,3 +216,19 @@ def test_a_restricted_result_only_a_pair_cites_withholds_the_flag(engine: Any, h
     assert http.get(f"/reports/duplicates/{row['id']}", headers=bearer(engine)).status_code == 404
     issue = http.get(f"/fhir/DetectedIssue/{row['id']}").json()
     assert {"system": CONF, "code": "R"} in [{k: s[k] for k in ("system", "code")} for s in issue["meta"]["security"]]
+
+
+def test_an_old_flag_whose_prior_no_longer_counts_says_it_is_not_paired(engine: Any, http: TestClient) -> None:
+    """An old row whose prior test the index no longer holds as recognisable (its entries gone before
+    the flag was decided again): nothing is paired, the evidence says so ("before-pairs") and keeps
+    the result and prior the flag recorded."""
+    panel_repeat(http, prior=((AST, "30"),), repeat=((ALT, "88"), (AST, "35")))
+    row = the_flag(engine, http)
+    flags = engine.recognition.flags
+    flags.coll.replace({k: v for k, v in flags.get(row["id"]).items() if k not in ("pairs", "unpaired")})
+    for d in engine.recognition.index.coll.find({"inst": A}):
+        engine.recognition.index.coll.delete(d["_id"])
+    ev = evidence(engine, http, row["id"])
+    assert (ev["pairsSource"], ev["pairs"], ev["unpaired"], ev["notDone"]) == ("before-pairs", [], [], [])
+    assert ev["flag"]["result"] == row["result"] and ev["flag"]["prior"] == row["prior_result"]
+    assert ev["resultResource"]["id"] == row["result"].split("/", 1)[1]
