@@ -232,3 +232,32 @@ def test_an_old_flag_whose_prior_no_longer_counts_says_it_is_not_paired(engine: 
     assert (ev["pairsSource"], ev["pairs"], ev["unpaired"], ev["notDone"]) == ("before-pairs", [], [], [])
     assert ev["flag"]["result"] == row["result"] and ev["flag"]["prior"] == row["prior_result"]
     assert ev["resultResource"]["id"] == row["result"].split("/", 1)[1]
+
+
+def test_an_old_flags_pair_naming_a_restricted_result_is_not_derived(engine: Any, http: TestClient) -> None:
+    """A flag stored before the pairs (results as Observations alone: it cites one of each side),
+    while the prior's other analyte is labelled R: the pairs derived when shown would name that
+    result, which no screen had judged -- for an auditor not shown R nothing is derived
+    ("before-pairs"), and the result is not named."""
+    panel_repeat(http, prior=((ALT, "30"), (AST, "28")), repeat=((ALT, "88"), (AST, "35")))
+    row = the_flag(engine, http)
+    [alt] = [p for p in row["pairs"] if p["prior"] != row["prior_result"]]  # named by a pair alone
+    rid = alt["prior"].split("/", 1)[1]
+    obs = {k: v for k, v in http.get(f"/fhir/Observation/{rid}").json().items() if k != "meta"}
+    obs["meta"] = {"security": [{"system": CONF, "code": "R"}]}
+    assert http.put(f"/fhir/Observation/{rid}", json=obs).status_code == 200
+    # back to what the earlier release stored: the row without pairs, its issue citing its own results alone
+    flags = engine.recognition.flags
+    flags.coll.replace({k: v for k, v in flags.get(row["id"]).items() if k not in ("pairs", "unpaired")})
+    issue = http.get(f"/fhir/DetectedIssue/{row['id']}").json()
+    own = {row["result"], row["prior_result"], row["order"]}
+    old = {**{k: v for k, v in issue.items() if k != "meta"}, "evidence": issue["evidence"][:2],
+           "implicated": [i for i in issue["implicated"] if i["reference"] in own],
+           "extension": [{**e, "extension": [x for x in e["extension"] if x["url"] not in ("analytePair", "unpairedAnalyte")]}
+                         for e in issue["extension"]]}
+    assert http.put(f"/fhir/DetectedIssue/{row['id']}", json=old).status_code == 200
+    assert "security" not in (http.get(f"/fhir/DetectedIssue/{row['id']}").json().get("meta") or {})
+    ev = http.get(f"/reports/duplicates/{row['id']}", headers=bearer(engine, "system/DetectedIssue.rus system/*.rs"))
+    assert ev.status_code == 200, ev.text
+    assert (ev.json()["pairsSource"], ev.json()["pairs"]) == ("before-pairs", [])
+    assert alt["prior"] not in ev.text
