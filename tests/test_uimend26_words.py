@@ -150,7 +150,8 @@ def test_duplicates_csv_amounts_and_the_note_after_the_recorded_sentence() -> No
     header, first = rows[0], dict(zip(rows[0], rows[1], strict=True))
     assert first["涉及金额"] == "20.00", first
     assert first["与记录不符"] == HELD  # the engine's sentence, as recorded
-    assert header.index("复核提示") == len(header) - 1  # last (uifix26): the older columns keep their places
+    # after the older columns (uifix26): they keep their places; evidence33's two pair columns come after it
+    assert header.index("复核提示") == len(header) - 3 and header[-2:] == ["分项对照（复查 ↔ 前次，同一分析项目）", "未与前次结果重复的分析项目"]
     assert first["复核提示"].startswith("理由与记录不符：") and "2025年3月13日 11:00:05" in first["复核提示"]
     totals = [r for r in rows if r and r[0] in ("合计", "按机构", "按项目")]
     assert ["合计", "1", "涉及金额", "20.00", "CNY", "自费金额", "0.00"] in totals, totals

@@ -25,6 +25,7 @@ from engine.auth.policy import audit_remit, require_auditor, require_in_remit
 from engine.bounds import int_query
 from engine.errors import BadRequest, Forbidden, Gone, NotFound
 from engine.insurance.tiers import stored_fen
+from engine.recognition.pairs import derive, of_flag
 from engine.recognition.reports import FlagScreen, ReportFilter, duplicates_report, to_csv
 from engine.recognition.review_note import review_note
 from engine.recognition.service import parse_day
@@ -91,10 +92,13 @@ def duplicate(flag_id: str, request: Request, caller: Caller = Depends(get_calle
     # the remit first (its 403 says the same of every flag outside it, labelled or not); then a flag
     # the reader may not be shown (its DetectedIssue withheld for a label: FlagScreen) is no flag
     require_in_remit(caller, row.get("inst"), engine.site, engine.settings.site)
-    if FlagScreen(engine.repository, caller).hides(row):
+    screen = FlagScreen(engine.repository, caller)
+    if screen.hides(row):
         raise NotFound(f"no duplicate flag {flag_id}")
+    paired = _pairs(recognition, row, screen)
     # the flag is within the caller's remit: so are its DetectedIssue and the records it is about
-    repo.vouch([f"DetectedIssue/{flag_id}", *(row[k] for k in ("result", "prior", "order") if row.get(k))])
+    repo.vouch([f"DetectedIssue/{flag_id}", *(row[k] for k in ("result", "prior", "order") if row.get(k)),
+                *(p[k] for p in paired["pairs"] for k in ("result", "prior") if p.get(k))])
 
     def read(rtype: str, rid: str) -> dict[str, Any] | None:
         try:
@@ -113,10 +117,41 @@ def duplicate(flag_id: str, request: Request, caller: Caller = Depends(get_calle
         if ref:
             rtype, rid = ref.split("/", 1)
             evidence[key + "Resource"] = read(rtype, rid)
+    # what was compared, analyte by analyte, each side read as the caller (null: not available)
+    names = paired["names"]
+    evidence["pairs"] = [{**p, "analyte_name": names.get(p.get("analyte")) if p.get("analyte") else None,
+                          "resultResource": read(*p["result"].split("/", 1)) if p.get("result") else None,
+                          "priorResource": read(*p["prior"].split("/", 1)) if p.get("prior") else None}
+                         for p in paired["pairs"]]
+    evidence["unpaired"] = [{"analyte": a, "analyte_name": names.get(a)} for a in paired["unpaired"]]
+    evidence["notDone"] = [{"analyte": a, "analyte_name": names.get(a)} for a in paired["not_done"]]
+    evidence["pairsSource"] = paired["source"]
     note(request, action="report-view", resources=[f"DetectedIssue/{flag_id}"],
          patient_ids=[row["patient"].split("/", 1)[1]] if row.get("patient") else [],
          detail={"report": "duplicate-evidence"})
     return Response(fhirjson.dumps(evidence), media_type="application/json")
+
+
+def _pairs(recognition: Any, row: dict[str, Any], screen: FlagScreen) -> dict[str, Any]:
+    """The flag's evidence pairs (``engine.recognition.pairs``): as recorded; for a panel flag stored
+    before they were kept, paired now by the decision's rule over the index ("derived"), or none
+    ("before-pairs": the page says its result and prior are not known to be one analyte). With
+    ``not_done``: the panel's analytes the repeat did not result (neither paired nor unpaired).
+
+    A derived pair names results the flag's DetectedIssue does not cite, so ``screen`` (the reader's)
+    did not judge them: when one is withheld from this reader for a label, nothing is derived (a
+    recorded pair is cited, and a flag citing such a result is not shown at all)."""
+    item = recognition.rules.items.get(row.get("item") or "")
+    panel = tuple(item.analytes) if item is not None else ()
+    paired = of_flag(row, panel)
+    if paired["source"] == "before-pairs":
+        derived = derive(recognition, row)
+        refs = [p[k] for p in (derived or {}).get("pairs") or () for k in ("result", "prior")]
+        if derived is not None and not (screen.active and screen.scoped.label_withholds(refs)):
+            paired = derived
+    said = {p["analyte"] for p in paired["pairs"] if p.get("analyte")} | set(paired["unpaired"])
+    not_done = [a for a in panel if a not in said] if said else []
+    return {**paired, "not_done": not_done, "names": dict(item.analytes) if item is not None else {}}
 
 
 @router.post("/reports/duplicates/{flag_id}/review")

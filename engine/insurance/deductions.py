@@ -72,7 +72,10 @@ INSTITUTION_SYSTEM = "urn:huren:institution"
 COLUMNS = ("list", "institution", "institution_name", "month", "flag", "day", "item", "item_name", "category",
            "amount", "currency", "price_source", "price_source_name", "charge", "prior_institution",
            "prior_institution_name", "prior_day", "window_days", "result", "prior_result", "order", "patient",
-           "policy", "reviewed_by", "review_reason")
+           "policy", "reviewed_by", "review_reason",
+           # added at the end, so the older columns keep their places (thirty-third round): what was
+           # compared, analyte by analyte; ``result`` above stays the billed result the charge is found by
+           "analyte_pairs", "unpaired")
 _MONTH = re.compile(r"^([0-9]{4})-(0[1-9]|1[0-2])$")
 
 
@@ -97,6 +100,10 @@ class Deduction:
     policy: str
     reviewed_by: str
     review_reason: str
+    # the evidence pairs as the report row gives them (``engine.recognition.pairs.of_flag``)
+    pairs: tuple[dict[str, Any], ...] = ()
+    unpaired: tuple[str, ...] = ()
+    pairs_source: str = "recorded"
 
 
 @dataclass(frozen=True)
@@ -221,7 +228,9 @@ def deduction_list(recognition: Any, repository: Any, institution: str, month: s
             prior_institution=r.get("prior_institution") or "", prior_day=r.get("prior_day") or "",
             window_days=int(r.get("window_days") or 0), result=r.get("result") or "",
             prior_result=r.get("prior_result") or "", order=r.get("order"), patient=r.get("patient"),
-            policy=_policy(r), reviewed_by=r.get("reviewed_by") or "", review_reason=r.get("review_reason") or ""))
+            policy=_policy(r), reviewed_by=r.get("reviewed_by") or "", review_reason=r.get("review_reason") or "",
+            pairs=tuple(r.get("pairs") or ()), unpaired=tuple(r.get("unpaired") or ()),
+            pairs_source=r.get("pairs_source") or "recorded"))
     left = report["totals"]["restricted"]
     left_amount = None if left["amount"] is None else fen(money(left["amount"]) or ZERO)
     if left["count"] and left_amount is not None:
@@ -250,7 +259,8 @@ def to_csv(dl: DeductionList, names: Mapping[str, Any]) -> str:
                      f"{r.amount:.2f}", r.currency, r.price_source, n.of("price_sources", r.price_source),
                      r.charge or "", r.prior_institution, n.of("places", r.prior_institution),
                      r.prior_day, r.window_days, r.result, r.prior_result, r.order or "", r.patient or "",
-                     r.policy, r.reviewed_by, r.review_reason])
+                     r.policy, r.reviewed_by, r.review_reason,
+                     n.pairs({"pairs": r.pairs, "pairs_source": r.pairs_source}), n.analytes(r.unpaired)])
     csv_row(writer, [])
     csv_row(writer, [n.header("total"), dl.institution, place, dl.month, len(dl.rows), f"{dl.total:.2f}", dl.currency])
     if words := restricted_words({"count": dl.restricted_count, "amount": dl.restricted_amount}, dl.currency):

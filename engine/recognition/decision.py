@@ -218,7 +218,14 @@ def owner_at(owners: Sequence[tuple[str | None, str | None]], instant: str) -> s
     return person
 
 
-def find_recognisable(order: Order, candidates: Iterable[PriorResult], rules: Rules) -> list[Recognisable]:
+# what ``find_recognisable`` hands back of each prior test when asked (``sources``), keyed by the
+# match's result: its recognisable entries naming analytes (its ALT, AST... results) and its entries
+# that report the panel as a whole -- what the evidence pairs each repeated analyte with (``pairs``)
+Sources = dict[str, tuple[Sequence[PriorResult], Sequence[PriorResult]]]
+
+
+def find_recognisable(order: Order, candidates: Iterable[PriorResult], rules: Rules,
+                      sources: Sources | None = None) -> list[Recognisable]:
     """Every recognisable prior result for ``order``, newest first, one per test.
 
     Several resources of one institution for the same item on the same day (the report and its
@@ -234,6 +241,11 @@ def find_recognisable(order: Order, candidates: Iterable[PriorResult], rules: Ru
     60.00 where ALT+AST (10.00) were repeated (probepay26). A test none of whose entries names
     an analyte (a report whose results are coded in no analyte's LOINC) still covers the whole
     panel, as before.
+
+    ``sources``: filled, when given, with each match's entries (``Sources``) for the flag's evidence
+    pairs (``Repeats._decide_repeat``). Asked for, not carried on every match: the order-time
+    check builds a match per prior test and never reads them (two more fields of a frozen match
+    were 6 % of its instructions, bench/evidence33_match.py).
     """
     item = rules.items.get(order.item or "")
     if item is None:
@@ -253,6 +265,7 @@ def find_recognisable(order: Order, candidates: Iterable[PriorResult], rules: Ru
     named: set[tuple[tuple[str, str, date], str | None]] = set()
     panel: dict[tuple[str, str, date], list[PriorResult]] = {}  # recognisable entries of the whole panel
     held: dict[tuple[str, str, date], str] = {}
+    entries: dict[tuple[str, str, date], list[PriorResult]] = {}  # recognisable entries naming analytes
     for r in candidates:
         why = assess(order, r, rules)
         key = (r.institution, r.item, r.day)
@@ -263,6 +276,8 @@ def find_recognisable(order: Order, candidates: Iterable[PriorResult], rules: Ru
         if r.analytes:
             named.add((key, r.ref if r.results else report_of.get(r.ref)))
             covered.setdefault(key, set()).update(item.analyte_set(r.analytes))
+            if sources is not None:
+                entries.setdefault(key, []).append(r)
         else:
             covered.setdefault(key, set())
             panel.setdefault(key, []).append(r)
@@ -282,6 +297,8 @@ def find_recognisable(order: Order, candidates: Iterable[PriorResult], rules: Ru
         out.append(Recognisable(r, item, age, item.window_days - age, overlap,
                                 rules.scope_via(item, r.institution, order.institution, r.day) or COMMUNITY,
                                 held.get(key)))
+        if sources is not None:
+            sources[r.ref] = (entries.get(key, ()), [p for p in panel.get(key, ()) if _whole(key, p, named, report_of)])
     out.sort(key=lambda m: (-m.result.day.toordinal(), m.result.ref))
     return out
 

@@ -9,7 +9,7 @@ extension, so a payer can read it without knowing huren's database.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import date
 from decimal import Decimal
 from functools import lru_cache
@@ -114,8 +114,16 @@ def flag_issue(
     late_reasons: Sequence[str] = (),
     late_reason_text: str | None = None,
     repriced_from: Decimal | None = None,
+    pairs: Sequence[Mapping[str, Any]] = (),
+    unpaired: Sequence[str] = (),
 ) -> dict[str, Any]:
     """The duplicate flag (or the justified, self-pay or only reported re-test) with all its evidence.
+
+    ``pairs`` (a panel's, ``engine.recognition.pairs``): each repeated analyte's result beside the
+    prior result of the same analyte, written as an ``analytePair`` evidence (analyte, repeatResult,
+    priorResult) and as a DetectedIssue.evidence naming both; ``unpaired``: the analytes the repeat
+    did that no prior covered (``unpairedAnalyte``). ``repeatResult``/``priorResult`` stay the
+    flag's billed result and its prior test, as before (a reader of an earlier export reads them so).
 
     ``repriced_from``: the amount the flag said before a rule priced it again (``repricing``), kept as
     its ``repricedFrom`` evidence after the price when the flag is decided again at that same price
@@ -141,6 +149,8 @@ def flag_issue(
         *([{"url": "partialOverlap", "valueBoolean": True}] if match.partial else []),
         *([{"url": "contradicted", "valueString": decision.contradicted}] if decision.contradicted else []),
         *([{"url": "reasonEffect", "valueCode": decision.effect}] if decision.effect else []),
+        *(_pair_evidence(p) for p in pairs if p.get("analyte")),
+        *({"url": "unpairedAnalyte", "valueCode": a} for a in unpaired),
     ]
     mitigation: list[dict[str, Any]] = []
     if reason:
@@ -163,6 +173,12 @@ def flag_issue(
             "author": {"display": review["by"]},
         })
     implicated = ([{"reference": order.ref}] if order.ref else []) + [{"reference": repeat.ref}, {"reference": prior.ref}]
+    # the pairs' results too: the issue is labelled as the most confidential record it cites (``_write_issue``)
+    named = {i["reference"] for i in implicated}
+    for ref in (p[k] for p in pairs if p.get("analyte") for k in ("result", "prior")):
+        if ref not in named:
+            named.add(ref)
+            implicated.append({"reference": ref})
     gap = (repeat.day - prior.day).days
     issue: dict[str, Any] = {
         "resourceType": "DetectedIssue",
@@ -175,6 +191,8 @@ def flag_issue(
         "evidence": [
             {"code": [{"text": "prior recognisable result"}], "detail": [{"reference": prior.ref}]},
             {"code": [{"text": "repeated result"}], "detail": [{"reference": repeat.ref}]},
+            *({"code": [{"text": f"{p['analyte']}: repeated result, then the prior result of the same analyte"}],
+               "detail": [{"reference": p["result"]}, {"reference": p["prior"]}]} for p in pairs if p.get("analyte")),
         ],
         "detail": (f"{item.name} ({item.code}) repeated at {order.institution} on {repeat.day.isoformat()}, "
                    f"{gap} days after a recognisable result of {prior.institution} on {prior.day.isoformat()} "
@@ -193,6 +211,17 @@ def flag_issue(
     if order.patient or repeat.patient:
         issue["patient"] = {"reference": repeat.patient or order.patient}
     return issue
+
+
+def _pair_evidence(pair: Mapping[str, Any]) -> dict[str, Any]:
+    """One analyte pair as a complex evidence extension; ``wholePanel`` names a side that is a report
+    of the panel as a whole (no entry of its own for the analyte)."""
+    ext: list[dict[str, Any]] = [{"url": "analyte", "valueCode": pair["analyte"]},
+                                 {"url": "repeatResult", "valueReference": {"reference": pair["result"]}},
+                                 {"url": "priorResult", "valueReference": {"reference": pair["prior"]}}]
+    ext += [{"url": "wholePanel", "valueCode": side} for side, key in (("repeat", "result_panel"), ("prior", "prior_panel"))
+            if pair.get(key)]
+    return {"url": "analytePair", "extension": ext}
 
 
 def money_value(amount: Decimal) -> FhirDecimal:

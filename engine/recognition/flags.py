@@ -27,8 +27,8 @@ class DuplicateFlag:
     status: str
     key: str  # the performed test: institution|person|item|day
     order: str | None  # ServiceRequest/... of the repeat
-    result: str  # the repeated result
-    prior: str  # the recognisable prior result
+    result: str  # the repeated result: the one its billed charge line names (the deduction's lookup)
+    prior: str  # the recognisable prior result (its test's report, else its first entry)
     person: str | None
     patient: str | None
     item: str
@@ -57,6 +57,13 @@ class DuplicateFlag:
     # the reason recorded at order time stands), shown to the auditor
     late_reasons: tuple[str, ...] = ()
     late_reason_text: str | None = None
+    # what the evidence compares (``engine.recognition.pairs``): each repeated analyte's entry beside
+    # the prior entry of the same analyte ({"analyte", "result", "prior"}; one pair of analyte None for
+    # a whole item), and the analytes the repeat did that no prior covered. None: a flag an earlier
+    # release stored, without pairs (``pairs.of_flag`` says so)
+    pairs: tuple[dict[str, Any], ...] | None = None
+    unpaired: tuple[str, ...] = ()
+
     def as_doc(self) -> dict[str, Any]:
         d = asdict(self)
         return {
@@ -70,6 +77,7 @@ class DuplicateFlag:
             "analytes": list(self.analytes), "partial": self.partial, "effect": self.effect,
             "contradicted": self.contradicted, "basis": self.basis, "price_source": self.price_source,
             "hr": list(self.hr), "late_reasons": list(self.late_reasons), "late_reason_text": self.late_reason_text,
+            **({"pairs": [dict(p) for p in self.pairs], "unpaired": list(self.unpaired)} if self.pairs is not None else {}),
         }
 
     @classmethod
@@ -88,4 +96,6 @@ class DuplicateFlag:
             basis=doc.get("basis") or "community", price_source=doc.get("price_source") or "catalogue",
             hr=tuple(doc.get("hr") or ()), late_reasons=tuple(doc.get("late_reasons") or ()),
             late_reason_text=doc.get("late_reason_text"),
+            pairs=tuple(dict(p) for p in doc["pairs"]) if doc.get("pairs") is not None else None,
+            unpaired=tuple(doc.get("unpaired") or ()),
         )

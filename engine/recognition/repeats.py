@@ -18,6 +18,7 @@ from engine.recognition.decision import (
     PaymentDecision,
     PriorResult,
     Recognisable,
+    Sources,
     decide,
     decisive,
     find_recognisable,
@@ -26,6 +27,7 @@ from engine.recognition.detected_issues import CODE_SYSTEM, flag_code, flag_issu
 from engine.recognition.facts import ORDER_TYPE, VOID_STATUSES, own_text, ref_of
 from engine.recognition.flags import DuplicateFlag
 from engine.recognition.index import from_doc, group_key, result_key, window_start
+from engine.recognition.pairs import pair_up
 from engine.recognition.prior_changes import enters
 from engine.recognition.repricing import repriced_from
 from engine.recognition.state import (
@@ -196,12 +198,12 @@ class Repeats(RecognitionState, _Others):
                                        [d for d in group if d.get("order") in (ref, None)], key, item,
                                        existing, reviews)
                    for ref in orders]
-        found = sorted(((d, (repeat, order, m)) for repeat, order, (d, m) in
+        found = sorted(((d, (repeat, order, m)) for repeat, order, (d, m), _ in
                         (x for x in decided if x[2] is not None)),
                        key=lambda x: (x[1][1].day, x[1][1].placed or "", x[1][1].ref or ""))
         if not found:
             self._void(existing, "no recognisable prior result")
-            for repeat, _, _ in decided:
+            for repeat, _, _, _ in decided:
                 self._set_outcome(repeat.order, "retested")
             return []
         # Several orders (one test): the least favourable decision stands, the earliest order's on
@@ -210,9 +212,13 @@ class Repeats(RecognitionState, _Others):
         for other, (o_repeat, _, _) in found:
             if o_repeat is not repeat:
                 self._set_outcome(o_repeat.order, outcome_of(other.status))
-        for o_repeat, _, none in decided:
+        for o_repeat, _, none, _ in decided:
             if none is None:
                 self._set_outcome(o_repeat.order, "retested")
+        # the evidence: each repeated analyte beside the prior of the same analyte, from the entries
+        # the decision read for the order that stands (``pairs``); the billed ``result`` is apart
+        performed, did, sources = next(x for r, _, _, x in decided if r is repeat)
+        pairs, unpaired = pair_up(repeat.ref, performed, did, match, tuple(item.analytes), sources)
         check_ref = repeat.order
         prior = match.result
         status = standing_review(existing, reviews, prior.ref, decision) or decision.status
@@ -226,7 +232,7 @@ class Repeats(RecognitionState, _Others):
         issue = flag_issue(flag_id=flag_id, status=FLAG_STATUS[status], item=item, rules=rules, order=order,
                            repeat=repeat, match=match, decision=decision, price=price, identified=identified,
                            reason_text=reason_text, reviews=reviews, late_reasons=late, late_reason_text=late_text,
-                           repriced_from=repriced_from(existing, price, price_source))
+                           repriced_from=repriced_from(existing, price, price_source), pairs=pairs, unpaired=unpaired)
         row = DuplicateFlag(
             id=flag_id, status=status, key=key, order=order.ref, result=repeat.ref, prior=prior.ref,
             person=repeat.person, patient=repeat.patient, item=item.code, item_name=item.name, category=item.category,
@@ -235,7 +241,7 @@ class Repeats(RecognitionState, _Others):
             reason=decision.reason, reason_text=reason_text, reviews=tuple(reviews), identified=identified,
             analytes=tuple(sorted(match.analytes)), partial=match.partial, effect=decision.effect,
             contradicted=decision.contradicted, basis=decision.basis, price_source=price_source, hr=tuple(hr),
-            late_reasons=late, late_reason_text=late_text,
+            late_reasons=late, late_reason_text=late_text, pairs=tuple(pairs), unpaired=tuple(unpaired),
         ).as_doc()
         if existing is not None and existing.get("repriced"):
             row["repriced"] = existing["repriced"]  # the prices a rule changed (``repricing``): history, as reviews
@@ -290,10 +296,13 @@ class Repeats(RecognitionState, _Others):
 
     def _decide_repeat(self, order_ref: str | None, members: Sequence[dict[str, Any]], key: str, item: Any,
                        existing: dict[str, Any] | None = None, reviews: Sequence[dict[str, Any]] = ()
-                       ) -> tuple[PriorResult, Order, tuple[PaymentDecision, Recognisable] | None]:
+                       ) -> tuple[PriorResult, Order, tuple[PaymentDecision, Recognisable] | None,
+                                  tuple[list[dict[str, Any]], tuple[str, ...], Sources]]:
         """The repeated result (the first of ``members``, the entries of one test that fulfil
-        ``order_ref`` or name no order), its order as recorded when it was placed, and the
-        decision that stands for it (None when nothing recognisable was repeated).
+        ``order_ref`` or name no order), its order as recorded when it was placed, the
+        decision that stands for it (None when nothing recognisable was repeated), and what the
+        test did: its entries and analytes as read here, and the prior tests' entries
+        (``decision.Sources``): the evidence pairs them (``pairs.pair_up``).
 
         An auditor's review stands while the prior it reviewed is still recognisable for the
         order and decided on the same facts (``standing_review``): that prior's decision is the
@@ -330,14 +339,16 @@ class Repeats(RecognitionState, _Others):
         candidates = [self._bounded(c, order.day) for c in
                       self.index.candidates(order.person or "", item.code, order.day, item.window_days)
                       if result_key(c) != key]
-        matches = find_recognisable(done, candidates, rules)
+        sources: Sources = {}
+        matches = find_recognisable(done, candidates, rules, sources)
+        did = ([*members, *extra], performed, sources)
         if not matches:
-            return repeat, order, None
+            return repeat, order, None, did
         decisions = [(decide(done, m, rules), m) for m in matches]
         for d, m in decisions:
             if reviews and standing_review(existing, reviews, m.result.ref, d) is not None:
-                return repeat, order, (d, m)  # the reviewed prior still counts: the review stands
-        return repeat, order, decisive(decisions)
+                return repeat, order, (d, m), did  # the reviewed prior still counts: the review stands
+        return repeat, order, decisive(decisions), did
 
     def _bounded(self, candidate: PriorResult, day: date) -> PriorResult:
         """``candidate`` with the earliest it can have been taken (``since``: its order's time) when

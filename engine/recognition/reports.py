@@ -35,9 +35,13 @@ from engine.recognition import aggregates
 from engine.recognition.facts import local_today
 from engine.recognition.flags import STATUSES
 from engine.recognition.index import day_range, window_end
+from engine.recognition.pairs import of_flag
 from engine.recognition.review_note import review_note
 from engine.repository.scoped import ScopedRepository
 from mappings.site import DEFAULT_ZONE, DEFAULTS_DIR
+
+# what a list says of a panel flag stored before its analyte pairs were kept (pairs.of_flag)
+BEFORE_PAIRS = "记录早于分项配对：复查结果与前次结果未按分析项目核对，请打开证据查看 (recorded before analyte pairs were kept)"
 
 # Flags whose money is at stake: open or upheld. Overturned, justified and void flags are not.
 AT_STAKE = frozenset({"flagged", "upheld"})
@@ -134,8 +138,11 @@ class FlagScreen:
         return {cid for cid, refs in refs_of.items() if not withheld.isdisjoint(refs)}
 
 
-def _row(flag: dict[str, Any]) -> dict[str, Any]:
+def _row(flag: dict[str, Any], rules: Any) -> dict[str, Any]:
     last = (flag.get("reviews") or [{}])[-1]
+    item = rules.items.get(flag.get("item") or "")
+    # what the evidence compares, analyte by analyte (``pairs.of_flag``): a row lists every pair
+    paired = of_flag(flag, tuple(item.analytes) if item is not None else ())
     return {
         "id": flag["_id"], "status": flag["status"], "day": flag["day"], "institution": flag["inst"],
         "item": flag["item"], "item_name": flag.get("item_name"), "category": flag.get("category"),
@@ -151,6 +158,8 @@ def _row(flag: dict[str, Any]) -> dict[str, Any]:
         "hr": flag.get("hr") or [],
         # reasons first sent after the result: not part of the decision, shown for the auditor
         "late_reasons": " ".join(flag.get("late_reasons") or ()), "late_reason_text": flag.get("late_reason_text"),
+        # ``result`` above is the billed result (the charge line's); these are the analyte pairs
+        "pairs": paired["pairs"], "unpaired": paired["unpaired"], "pairs_source": paired["source"],
     }
 
 
@@ -273,7 +282,7 @@ def duplicates_report(recognition: Any, flt: ReportFilter, *, limit: int | None 
         "recognition_rate": rates.pop("inst"),
         "recognition_rate_by": rates,
         "over_time": [per_day[k] for k in sorted(per_day)],
-        "rows": [_row(f) for f in flags],
+        "rows": [_row(f, recognition.rules) for f in flags],
         "offset": offset,
     }
 
@@ -440,6 +449,24 @@ class CsvNames:
         zone = (self.names.get("zones") or {}).get(institution)
         return review_note(contradicted, self.names, zone) if contradicted else ""
 
+    def analytes(self, codes: Any) -> str:
+        """Analytes by code and name (ALT 丙氨酸氨基转移酶、AST 天门冬氨酸氨基转移酶); "" for none."""
+        return "、".join(f"{a} {name}" if (name := self.of("analytes", a)) != a else str(a) for a in codes or ())
+
+    def pairs(self, row: Mapping[str, Any]) -> str:
+        """A row's analyte pairs as one cell: "ALT 丙氨酸氨基转移酶：复查 Observation/x ↔ 前次 Observation/y；...".
+        A whole item's one pair is the row's own result and prior: "" (those columns say it). A flag
+        stored before the pairs were kept says so: its result and prior are not known to be one analyte."""
+        if row.get("pairs_source") == "before-pairs":
+            return BEFORE_PAIRS
+        cells = []
+        for p in row.get("pairs") or ():
+            if not p.get("analyte"):
+                continue
+            cells.append(f"{self.analytes([p['analyte']])}：复查 {p['result']}" + ("（整组报告）" if p.get("result_panel") else "")
+                         + f" ↔ 前次 {p['prior']}" + ("（整组报告）" if p.get("prior_panel") else ""))
+        return "；".join(cells)
+
     def basis(self, code: Any) -> str:
         """A flag's scope of non-payment: community or optional (the words), else an HR scope."""
         if code in (self.names.get("bases") or {}):
@@ -459,7 +486,9 @@ _NAMED = {"status": ("status_name", lambda n, v, r: n.of("statuses", v)),
 # columns added after the ones above, each at the end so that the older ones keep their places (a
 # reader by position, a bureau's import sheet): the note as the page says the recorded sentence
 # (与记录不符) of the same row (复核提示, twenty-sixth round)
-_LAST = (("contradicted_note", lambda n, r: n.note(r.get("contradicted"), r.get("institution"))),)
+_LAST = (("contradicted_note", lambda n, r: n.note(r.get("contradicted"), r.get("institution"))),
+         # then the analyte pairs and the analytes no prior covered (thirty-third round, evidence33)
+         ("analyte_pairs", lambda n, r: n.pairs(r)), ("unpaired", lambda n, r: n.analytes(r.get("unpaired"))))
 
 
 _MONEY = frozenset({"price"})  # the duplicates CSV's amount columns (yuan, two decimals)

@@ -219,6 +219,50 @@
     for (const [k, v] of facts) { dl.appendChild(text(document.createElement("dt"), k)); dl.appendChild(text(document.createElement("dd"), v)); }
   }
 
+  // Does the evidence pair a panel's analytes (ALT beside ALT)? Then the two whole results are not
+  // what was compared: the billed result may be the repeat's AST beside the prior's ALT.
+  function paired(ev) { return (ev.pairs || []).some((p) => p.analyte); }
+  function analyteName(a) { return a.analyte_name ? a.analyte_name + "（" + a.analyte + "）" : a.analyte; }
+
+  // One side of a pair: the result described as an auditor reads it, a whole-panel report said so.
+  function side(title, resource, reference, panel) {
+    const div = document.createElement("div");
+    div.appendChild(text(document.createElement("h4"), title));
+    if (panel) { const n = text(document.createElement("p"), "整组报告，无该项单独结果 the panel's report as a whole"); n.className = "note"; div.appendChild(n); }
+    const dl = document.createElement("dl"); dl.className = "words"; describe(dl, resource); div.appendChild(dl);
+    const ref = text(document.createElement("small"), reference); ref.className = "ref"; div.appendChild(ref);
+    return div;
+  }
+
+  // The evidence pairs: every repeated analyte with the prior result of the same analyte, then the
+  // analytes the repeat did that no prior covered, and those of the panel it did not do. A flag
+  // stored before the pairs were kept says so (paired now from the records, or not paired at all).
+  function showPairs(ev) {
+    const pairs = (ev.pairs || []).filter((p) => p.analyte);
+    const box = $("#ev-pairs"), list = $("#ev-pairs-list"); list.replaceChildren();
+    const note = $("#ev-pairs-note");
+    const before = ev.pairsSource === "before-pairs", derived = ev.pairsSource === "derived";
+    box.hidden = !pairs.length && !before;
+    $(".results").hidden = pairs.length > 0; // the whole results are shown only where they are what was compared
+    note.hidden = !(before || derived);
+    text(note, before ? "此标记记录于分项配对之前，下方前次结果与复查结果未按分析项目核对，可能不是同一项目。 Recorded before analyte pairs were kept: the two results below may be different analytes."
+      : derived ? "此标记记录于分项配对之前，分项按当前记录配对。 Recorded before analyte pairs were kept: paired now from the records." : "");
+    for (const p of pairs) {
+      const row = document.createElement("section"); row.className = "pair"; row.dataset.analyte = p.analyte;
+      row.appendChild(text(document.createElement("h4"), analyteName(p)));
+      const cols = document.createElement("div"); cols.className = "pair-sides";
+      cols.appendChild(side("前次结果 Prior", p.priorResource, p.prior, p.prior_panel));
+      cols.appendChild(side("复查结果 Repeat", p.resultResource, p.result, p.result_panel));
+      row.appendChild(cols); list.appendChild(row);
+    }
+    const unpaired = ev.unpaired || [], notDone = ev.notDone || [];
+    const u = $("#ev-unpaired"), n = $("#ev-not-done");
+    u.hidden = !unpaired.length; n.hidden = !notDone.length;
+    text(u, unpaired.length ? "未与前次结果重复（前次无此项，不属本标记）Not repeated against a prior: " + unpaired.map(analyteName).join("、") : "");
+    text(n, notDone.length ? "本次未检 Not done in this test: " + notDone.map(analyteName).join("、") : "");
+    u.dataset.analytes = unpaired.map((a) => a.analyte).join(" ");
+  }
+
   async function openFlag(id, tr) {
     const mine = evidence.ask();
     try {
@@ -235,7 +279,8 @@
         ["时限 Window", f.window + " 天 days"],
         ["重复于 Repeated at", W.place(f.inst) + " · " + W.day(f.day) + "（开单 ordered " + W.day(f.order_day) + "）"],
         ["前次结果 Prior result", [W.place(f.prior_inst) + " · " + W.day(f.prior_day) + " — ", f.prior, ev.priorResource]],
-        ["重复结果 Repeated result", ["", f.result, ev.resultResource]],
+        // a panel's repeated result is where its charge line is found; what was compared is below, analyte by analyte
+        [paired(ev) ? "计费结果 Billed result" : "重复结果 Repeated result", ["", f.result, ev.resultResource]],
         ["医嘱 Order", f.order ? ["", f.order, null] : "（无 none）"],
         // a panel's repeated analytes by name, their codes after them (丙氨酸氨基转移酶（ALT）)
         ["重复内容 Repeated", (f.analytes && f.analytes.length ? f.analytes.map((a) => { const n = W.said("analytes", a); return n ? n + "（" + a + "）" : a; }).join("、")
@@ -272,6 +317,7 @@
       }
       text($("#ev-prior"), summarise(ev.priorResource)); describe($("#ev-prior-words"), ev.priorResource);
       text($("#ev-repeat"), summarise(ev.resultResource)); describe($("#ev-repeat-words"), ev.resultResource);
+      showPairs(ev);
       const review = $("#review"); // absent for a role that may not review (an operator)
       if (review) review.hidden = !(f.status === "flagged" || f.status === "upheld" || f.status === "overturned");
       if (review && !review.dataset.sending) text($("#review-said"), "");
