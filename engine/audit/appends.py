@@ -232,7 +232,7 @@ class Appends(_Needs):
             seq = frontier.size
             kind = type(event)
             if kind is Sealed:  # a request's record, its bytes but the number made (Sealed.data)
-                data = b'%s,"id":"audit-%d"%s' % (event.head, seq, event.tail)  # type: ignore[union-attr]
+                data = b'%s,"id":"audit-%d"%s' % (event[0], seq, event[1])  # type: ignore[index]  # (head, tail)
             else:
                 try:
                     if kind is Facts:  # an HTTP interaction's compact record (engine.audit.record)
