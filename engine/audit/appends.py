@@ -188,7 +188,7 @@ class Appends(_Needs):
             if type(appended) is Appended:
                 kind = type(event)
                 if kind is Sealed:  # its keys made at the request, once per requestor
-                    noted[appended.seq] = (event.keys, event.recorded)
+                    noted[appended.seq] = (event[2], event[3])  # type: ignore[index]  # (keys, recorded)
                 elif kind is Facts:
                     noted[appended.seq] = (facts_keys(event), event.recorded)
 
