@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import pytest
 from starlette.requests import Request
 
 from engine.api.app import create_app
@@ -114,10 +115,12 @@ def test_body_messages_and_lone_starts_get_the_servers_own_awaitable(engine: Eng
     assert len(events) == reads and all(e["outcome"] == "0" for e in events)
 
 
-def test_a_record_that_cannot_be_written_is_refused_in_lone_mode_too(engine: Engine) -> None:
+def test_a_record_that_cannot_be_written_is_refused_in_lone_mode_too(
+        engine: Engine, caplog: pytest.LogCaptureFixture) -> None:
     """After lone mode began, the log loses its signing key and a checkpoint falls due at every
     record: the next request's record cannot be written, so its response is the 503 (its own body
-    swallowed), as in a group (tests/test_audit_middleware.py)."""
+    swallowed), as in a group (tests/test_audit_middleware.py), and the log says why with the
+    error's traceback (logged where it was caught, not when the app awaits the 503)."""
     reads = LONE_AFTER + 3
     log = engine.audit
 
@@ -133,3 +136,5 @@ def test_a_record_that_cannot_be_written_is_refused_in_lone_mode_too(engine: Eng
     assert bodies[:-1] == [BODY] * reads
     assert b"audit record" in bodies[-1] and BODY not in bodies[-1]  # the 503's own; the read's swallowed
     assert log.size == reads  # nothing half-written
+    [refusal] = [r for r in caplog.records if r.getMessage().startswith("audit: record failed")]
+    assert refusal.exc_info is not None and refusal.exc_info[0] is not None

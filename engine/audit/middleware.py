@@ -281,9 +281,9 @@ def _log_refusal(exc: Exception, scope: Scope) -> None:
     log.exception("audit: record failed; refusing %s %s", scope["method"], scope["path"])
 
 
-async def _refuse(exc: Exception, scope: Scope, send: Send) -> None:
-    """Send the 503 that replaces a response whose audit record could not be written."""
-    _log_refusal(exc, scope)
+async def _refuse(send: Send) -> None:
+    """Send the 503 that replaces a response whose audit record could not be written (the refusal
+    is logged by the caller, in its ``except`` block, where ``log.exception`` has the traceback)."""
     await send({"type": "http.response.start", "status": 503, "headers": [
         (b"content-type", b"application/fhir+json"), (b"content-length", str(len(FAILURE_BODY)).encode())]})
     await send({"type": "http.response.body", "body": FAILURE_BODY})
@@ -356,8 +356,9 @@ class AuditMiddleware:
                 current = committer if committer.log is engine.audit else self._committer(engine.audit)
                 pending = current.submit(record, current.loop)
             except Exception as exc:
+                _log_refusal(exc, scope)
                 refused = True
-                return _refuse(exc, scope, send)
+                return _refuse(send)
             if type(pending) is Appended:
                 return send(message)  # written: the response may start
 
@@ -366,8 +367,9 @@ class AuditMiddleware:
                 try:
                     await pending
                 except Exception as exc:
+                    _log_refusal(exc, scope)
                     refused = True
-                    await _refuse(exc, scope, send)
+                    await _refuse(send)
                     return
                 await send(message)
 
