@@ -92,7 +92,9 @@ def _wrap_engine(calls: Any, stages: list[str]) -> None:
     def init(self: Any, *a: Any, **k: Any) -> None:
         made(self, *a, **k)
         revoked = self.auth.revoked
-        revoked.get = calls.wrap(revoked.get, "revocation get")
+        # the probe the check makes: ``holds`` since the thirty-third round, ``get`` before
+        name = "holds" if hasattr(revoked, "holds") else "get"
+        setattr(revoked, name, calls.wrap(getattr(revoked, name), "revocation get"))
     engine_module.Engine.__init__ = init  # type: ignore[method-assign]
 
 

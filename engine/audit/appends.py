@@ -188,7 +188,7 @@ class Appends(_Needs):
             if type(appended) is Appended:
                 kind = type(event)
                 if kind is Sealed:  # its keys made at the request, once per requestor
-                    noted[appended.seq] = (event.keys, event.recorded)
+                    noted[appended.seq] = (event[2], event[3])  # type: ignore[index]  # (keys, recorded)
                 elif kind is Facts:
                     noted[appended.seq] = (facts_keys(event), event.recorded)
 
@@ -232,7 +232,7 @@ class Appends(_Needs):
             seq = frontier.size
             kind = type(event)
             if kind is Sealed:  # a request's record, its bytes but the number made (Sealed.data)
-                data = b'%s,"id":"audit-%d"%s' % (event.head, seq, event.tail)  # type: ignore[union-attr]
+                data = b'%s,"id":"audit-%d"%s' % (event[0], seq, event[1])  # type: ignore[index]  # (head, tail)
             else:
                 try:
                     if kind is Facts:  # an HTTP interaction's compact record (engine.audit.record)

@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import weakref
+from collections.abc import Awaitable
 from threading import get_ident
 from time import time_ns
 from typing import Any
@@ -37,6 +38,7 @@ from engine.audit.record import FORMAT, Facts, Requestor, Sealed, agent_keys, ex
 from engine.audit.segment import SegmentDamaged
 
 log = logging.getLogger(__name__)
+_tuple_new = tuple.__new__
 
 # Paths that never touch health data: API docs, capability and discovery documents, health probes.
 UNAUDITED_PREFIXES = ("/docs", "/redoc", "/openapi.json", "/favicon.ico", "/.well-known/", "/fhir/metadata",
@@ -196,7 +198,7 @@ def _one_resource(n: AuditNote, caller: object, client: tuple[str, int] | None, 
     # the salt last (``record.seal``'s; looked up in ``record`` at each call: tests fix it), and
     # ``rest``'s keys were inserted in their sorted order, so orjson writes them as sorted
     rest["salt"] = _record.new_salt()
-    return Sealed(head, made[3] + orjson.dumps(rest)[1:], keys, recorded)
+    return _tuple_new(Sealed, (head, made[3] + orjson.dumps(rest)[1:], keys, recorded))  # (Sealed's fields)
 
 
 def _facts(scope: Scope, notes: list[AuditNote], status: int | None, start: str, origin: str, error: str | None,
@@ -279,6 +281,18 @@ def _log_refusal(exc: Exception, scope: Scope) -> None:
     log.exception("audit: record failed; refusing %s %s", scope["method"], scope["path"])
 
 
+async def _refuse(send: Send) -> None:
+    """Send the 503 that replaces a response whose audit record could not be written (the refusal
+    is logged by the caller, in its ``except`` block, where ``log.exception`` has the traceback)."""
+    await send({"type": "http.response.start", "status": 503, "headers": [
+        (b"content-type", b"application/fhir+json"), (b"content-length", str(len(FAILURE_BODY)).encode())]})
+    await send({"type": "http.response.body", "body": FAILURE_BODY})
+
+
+async def _swallowed() -> None:
+    """What the app awaits for a body message of the response the 503 replaced: nothing is sent."""
+
+
 class AuditMiddleware:
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -324,31 +338,42 @@ class AuditMiddleware:
         started = False
         refused = False
 
-        async def audited_send(message: Message) -> None:
+        def audited_send(message: Message) -> Awaitable[None]:
+            # not a coroutine: it hands back the awaitable the app then awaits -- the server's own
+            # ``send(message)`` for every message but a held-back start -- so a body message, and a
+            # start whose record was appended at once (lone mode), cost no coroutine of their own
+            # (two a read before: tests/test_perf33_send_path.py)
             nonlocal started, refused
-            if message["type"] == "http.response.start":
-                started = True
+            if message["type"] != "http.response.start":
+                return _swallowed() if refused else send(message)  # (refused: the replaced response's body)
+            started = True
+            try:
+                record = facts_for_request(scope, notes, message["status"], start, engine.audit.origin)
+                # group commit: the requests finishing in this loop turn share one write
+                # (engine.audit.group_commit); a future to await, or the record appended at once.
+                # The committer of the request's start, unless the engine's log was replaced
+                # meanwhile (a test's): then the loop's committer for the log that now is
+                current = committer if committer.log is engine.audit else self._committer(engine.audit)
+                pending = current.submit(record, current.loop)
+            except Exception as exc:
+                _log_refusal(exc, scope)
+                refused = True
+                return _refuse(send)
+            if type(pending) is Appended:
+                return send(message)  # written: the response may start
+
+            async def after_group() -> None:  # (made only when the record waits for its group)
+                nonlocal refused
                 try:
-                    record = facts_for_request(scope, notes, message["status"], start, engine.audit.origin)
-                    # group commit: the requests finishing in this loop turn share one write
-                    # (engine.audit.group_commit); a future to await, or the record appended at once.
-                    # The committer of the request's start, unless the engine's log was replaced
-                    # meanwhile (a test's): then the loop's committer for the log that now is
-                    current = committer if committer.log is engine.audit else self._committer(engine.audit)
-                    pending = current.submit(record, current.loop)
-                    if type(pending) is not Appended:
-                        await pending
+                    await pending
                 except Exception as exc:
                     _log_refusal(exc, scope)
                     refused = True
-                    await send({"type": "http.response.start", "status": 503, "headers": [
-                        (b"content-type", b"application/fhir+json"),
-                        (b"content-length", str(len(FAILURE_BODY)).encode())]})
-                    await send({"type": "http.response.body", "body": FAILURE_BODY})
+                    await _refuse(send)
                     return
-            elif refused:
-                return  # swallow the body of the response that was replaced
-            await send(message)
+                await send(message)
+
+            return after_group()
 
         try:
             await self.app(scope, receive, audited_send)

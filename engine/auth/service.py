@@ -147,7 +147,7 @@ class AuthService:
             raise invalid_token("the token has expired")
         if claims.get("token_use", "access") != "access":
             raise invalid_token("not an access token")
-        if self.revoked.get(claims["jti"]) is not None:
+        if self.revoked.holds(claims["jti"]):  # (a primary-key probe on the store, every request)
             raise invalid_token("the token has been revoked")
         if not self._client_holds(claims):
             raise invalid_token("the client's registration has changed or been removed since the token was issued")
@@ -262,7 +262,7 @@ class AuthService:
             claims = self.decode(value)
         except jwt.InvalidTokenError:
             claims = None
-        if claims is not None and self.revoked.get(claims["jti"]) is None and self._grant_holds(claims) \
+        if claims is not None and not self.revoked.holds(claims["jti"]) and self._grant_holds(claims) \
                 and self._client_holds(claims):
             info = {"active": True, "token_type": "Bearer", **{k: claims[k] for k in (
                 "scope", "client_id", "sub", "exp", "iat", "iss", "aud", "jti") if k in claims}}

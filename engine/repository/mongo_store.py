@@ -287,6 +287,9 @@ class MongoCollection:
     def get(self, doc_id: str) -> Document | None:
         return self.raw.find_one({"_id": doc_id}, **self.store.kw())
 
+    def holds(self, doc_id: str) -> bool:
+        return self.raw.find_one({"_id": doc_id}, {"_id": 1}, **self.store.kw()) is not None
+
     def replace(self, doc: Document, *, upsert: bool = True) -> None:
         undo = self.store.undo
         before = self.raw.find_one({"_id": doc["_id"]}) if undo is not None else None

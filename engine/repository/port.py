@@ -48,6 +48,9 @@ class Collection(Protocol):
 
     def get(self, doc_id: str) -> Document | None: ...
 
+    def holds(self, doc_id: str) -> bool:
+        """Whether ``doc_id`` is stored, without reading the document (a lookup on every request)."""
+
     def replace(self, doc: Document, *, upsert: bool = True) -> None: ...
 
     def update(self, doc_id: str, fields: Document) -> bool:

@@ -336,6 +336,20 @@ class SqliteStore:
             conn = self._reader()
         return conn.execute(sql, params).fetchall()
 
+    def query_first(self, sql: str, params: Sequence[Any] = ()) -> tuple[Any, ...] | None:
+        """``query``'s first row, or ``None``, through the same connection ``query`` would use
+        (the same choice, kept beside it): for a lookup on every request, where ``fetchall``'s list
+        and a caller's ``rows[0]`` are part of the cost (``SqliteCollection.holds``)."""
+        if self._depth > 0 and self._owner == threading.get_ident() or self._memory:
+            with self.lock:
+                return self.conn.execute(sql, params).fetchone()  # type: ignore[no-any-return]
+        if self._pending:
+            self.flush_schema()
+        conn = getattr(self._readers, "conn", None)
+        if conn is None:
+            conn = self._reader()
+        return conn.execute(sql, params).fetchone()  # type: ignore[no-any-return]
+
     def _reader(self) -> sqlite3.Connection:
         conn = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, isolation_level=None, check_same_thread=False)
         conn.execute("PRAGMA busy_timeout=10000")
@@ -434,6 +448,7 @@ class SqliteCollection:
         self.name = name
         self.store = store
         self.table = f'"doc_{name}"'
+        self._holds_sql = f"SELECT 1 FROM {self.table} WHERE id = ?"  # (made once: ``holds`` runs every request)
         store._schema_statement(f"doc_{name}", f"CREATE TABLE IF NOT EXISTS {self.table} "
                                                "(id TEXT PRIMARY KEY, body TEXT NOT NULL)")
 
@@ -484,6 +499,11 @@ class SqliteCollection:
     def get(self, doc_id: str) -> Document | None:
         rows = self.store.query(f"SELECT id, body FROM {self.table} WHERE id = ?", (doc_id,))
         return self._load(*rows[0]) if rows else None
+
+    def holds(self, doc_id: str) -> bool:
+        """Whether a document ``doc_id`` is stored: one primary-key probe, no body read or parsed
+        (the revocation check of every authenticated request: ``AuthService.verify``)."""
+        return self.store.query_first(self._holds_sql, (doc_id,)) is not None
 
     def replace(self, doc: Document, *, upsert: bool = True) -> None:
         doc_id, body = self._split(doc)
