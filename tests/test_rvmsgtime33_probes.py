@@ -1,0 +1,202 @@
+"""rvmsgtime33's probes of msgtime33's change: a withdrawn result (OBX-11 W: entered-in-error) stands
+against a message no later than the one that withdrew it (``merge.yaml`` Observation ``status:
+until_later``; the messages' times read from ``Provenance.recorded``). Real HL7 over ``POST /hl7v2``
+(a batch through ``Ingestor.process``, an operator's replay through ``Ingestor.replay``), the stored
+resources read back over ``/fhir``, on each storage backend."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+from fastapi.testclient import TestClient
+
+from engine.engine import Engine
+from engine.messages import message_id
+from tests.hl7_calls import err_lines, module_http, post
+from tests.module_store import module_eng
+from tests.test_msgtime33_withdrawal_time import LEFT, LINE, _status, _withdrawn
+from tests.test_rvdocref32_probes import F1, IMP, _doc, _doc_texts, _obx, _oru, _report_texts, _three
+
+__all__ = ["engine", "module_http"]
+
+engine = module_eng  # each test its own filler number and control ids (MT33-RVn...)
+
+FIXED = "右肺上叶见钙化灶。"
+
+
+def _correction(control: str, filler: str, stamp: str) -> str:
+    """The sender's correction (OBX-11 C) of the withdrawn second line, with the impression (so the
+    message writes a report text: ``lis``, one line alone makes none)."""
+    return _oru(control, filler, _obx(2, F1, "2", FIXED, "C", "20261202100000"),
+                _obx(3, IMP, "", "慢性支气管炎。", "F"), stamp=stamp)
+
+
+def _corrected_everywhere(http: TestClient, obs_id: str, report_id: str, doc_id: str) -> None:
+    assert _status(http, obs_id) == "corrected"
+    texts = _report_texts(http, report_id)
+    assert len(texts) == 1 and FIXED in texts[0].split("\n"), texts
+    assert _doc_texts(http, doc_id) == texts
+    assert _doc(http, doc_id)["status"] == "current"
+
+
+# --- the message's time -------------------------------------------------------------------------------
+
+
+@pytest.mark.xfail(strict=True, reason="rvmsgtime33: HIGH an old resend whose MSH-7 is unreadable is dated by "
+                   "its receipt (Provenance.recorded = now), so it counts as later than the withdrawal and "
+                   "makes the withdrawn result final again, its line back in the report and document, under AA")
+def test_an_old_resend_with_an_unreadable_msh7_does_not_revive_the_withdrawn_result(
+        engine: Engine, http: TestClient) -> None:
+    doc_id, report_id, obs_id = _withdrawn(engine, http, "RV1")
+    ack = post(http, _three("MT33-RV1R", "MT33-XRV1", stamp="2026120210OOOO"))  # letters O for zeros
+    assert any("MSH-7" in line or "MSH^1^7" in line for line in err_lines(ack)) or b"MSA|AA" not in ack, ack
+    assert _status(http, obs_id) == "entered-in-error", ack
+    assert _report_texts(http, report_id) == [LEFT] == _doc_texts(http, doc_id)
+
+
+@pytest.mark.xfail(strict=True, reason="rvmsgtime33: MED a withdrawal whose MSH-7 is unreadable is dated by its "
+                   "receipt (huren's clock, not the sender's): the sender's correction sent after it, with an "
+                   "MSH-7 by its own clock, is older than that and is held (AA, a warning), the correction lost")
+def test_a_correction_after_a_withdrawal_with_an_unreadable_msh7_restores(engine: Engine, http: TestClient) -> None:
+    assert b"MSA|AA" in post(http, _three("MT33-RV2", "MT33-XRV2"))
+    (doc,) = [d for d in _written(engine, http, "MT33-RV2", "DocumentReference")]
+    (report,) = _written(engine, http, "MT33-RV2", "DiagnosticReport")
+    (line,) = [o for o in _written(engine, http, "MT33-RV2", "Observation") if o.get("valueString") == LINE]
+    post(http, _oru("MT33-RV2W", "MT33-XRV2", _obx(2, F1, "2", LINE, "W", "20261202100000"), stamp="2026120211OOOO"))
+    assert _status(http, line["id"]) == "entered-in-error"
+    # the sender's clock one minute behind huren's: its correction, sent after the withdrawal was received
+    sent = (dt.datetime.now(dt.UTC) - dt.timedelta(seconds=60)).astimezone(dt.timezone(dt.timedelta(hours=8)))
+    post(http, _correction("MT33-RV2C", "MT33-XRV2", sent.strftime("%Y%m%d%H%M%S")))
+    _corrected_everywhere(http, line["id"], report["id"], doc["id"])
+
+
+def _written(engine: Engine, http: TestClient, control: str, rtype: str) -> list[dict]:
+    doc = engine.ingestor.messages.get(message_id("FNXRMYY", control))
+    assert doc is not None
+    return [http.get(f"/fhir/{r}").json() for r in doc.get("resources") or [] if r.startswith(rtype + "/")]
+
+
+def test_offsets_are_compared_as_instants(engine: Engine, http: TestClient) -> None:
+    """A withdrawal stamped in UTC (03:00+0000 = 11:00 in Beijing); the 10:00 report (no offset: the
+    site's +08:00) resent is older and held; a correction of 03:30+0000 (11:30 +08:00) is later."""
+    assert b"MSA|AA" in post(http, _three("MT33-RV3", "MT33-XRV3"))
+    (doc,) = _written(engine, http, "MT33-RV3", "DocumentReference")
+    (report,) = _written(engine, http, "MT33-RV3", "DiagnosticReport")
+    (line,) = [o for o in _written(engine, http, "MT33-RV3", "Observation") if o.get("valueString") == LINE]
+    assert b"MSA|AA" in post(http, _oru("MT33-RV3W", "MT33-XRV3", _obx(2, F1, "2", LINE, "W", "20261202100000"),
+                                        stamp="20261202030000+0000"))
+    assert b"MSA|AA" in post(http, _three("MT33-RV3R", "MT33-XRV3", stamp="20261202105959"))
+    assert _status(http, line["id"]) == "entered-in-error"
+    assert _report_texts(http, report["id"]) == [LEFT] == _doc_texts(http, doc["id"])
+    assert b"MSA|AA" in post(http, _correction("MT33-RV3C", "MT33-XRV3", "20261202033000+0000"))
+    _corrected_everywhere(http, line["id"], report["id"], doc["id"])
+
+
+@pytest.mark.xfail(strict=True, reason="rvmsgtime33: LOW the ACK's warning for a held result has no ERR-2 location "
+                   "(said.fields has no 'status'): with several OBX the sender cannot tell which result was not taken")
+def test_a_held_result_is_named_in_the_ack_at_its_obx_11(engine: Engine, http: TestClient) -> None:
+    """The older resend's ACK: AA (its other results are stored) with a warning at the held result's
+    OBX-11 -- the sender is told which statement was not taken."""
+    _, _, obs_id = _withdrawn(engine, http, "RV4")
+    ack = post(http, _three("MT33-RV4R", "MT33-XRV4"))
+    assert b"MSA|AA" in ack, ack
+    (err,) = [line for line in err_lines(ack) if "not later" in line]
+    assert "|OBX^2^11" in err, err
+    assert "|W|" in err, err
+
+
+# --- ties and ordering ------------------------------------------------------------------------------
+
+
+@pytest.mark.xfail(strict=True, reason="rvmsgtime33: MED MSH-7's fraction of a second is dropped from "
+                   "Provenance.recorded (timespec=seconds): a correction of 11:00:00.9 after a withdrawal of "
+                   "11:00:00.1 ties and is held (AA, a warning), the correction lost")
+def test_a_correction_a_fraction_of_a_second_after_the_withdrawal_restores(engine: Engine, http: TestClient) -> None:
+    assert b"MSA|AA" in post(http, _three("MT33-RV5", "MT33-XRV5"))
+    (doc,) = _written(engine, http, "MT33-RV5", "DocumentReference")
+    (report,) = _written(engine, http, "MT33-RV5", "DiagnosticReport")
+    (line,) = [o for o in _written(engine, http, "MT33-RV5", "Observation") if o.get("valueString") == LINE]
+    assert b"MSA|AA" in post(http, _oru("MT33-RV5W", "MT33-XRV5", _obx(2, F1, "2", LINE, "W", "20261202100000"),
+                                        stamp="20261202110000.1"))
+    assert b"MSA|AA" in post(http, _correction("MT33-RV5C", "MT33-XRV5", "20261202110000.9"))
+    _corrected_everywhere(http, line["id"], report["id"], doc["id"])
+
+
+@pytest.mark.xfail(strict=True, reason="rvmsgtime33: MED a correction (OBX-11 C) arriving after the withdrawal "
+                   "with the same MSH-7 (a sender stamping to the minute) is held as 'not later' (AA, a "
+                   "warning): arrival order does not break the tie, the correction is lost")
+def test_a_correction_of_the_same_minute_arriving_after_the_withdrawal_restores(
+        engine: Engine, http: TestClient) -> None:
+    assert b"MSA|AA" in post(http, _three("MT33-RV6", "MT33-XRV6"))
+    (doc,) = _written(engine, http, "MT33-RV6", "DocumentReference")
+    (report,) = _written(engine, http, "MT33-RV6", "DiagnosticReport")
+    (line,) = [o for o in _written(engine, http, "MT33-RV6", "Observation") if o.get("valueString") == LINE]
+    assert b"MSA|AA" in post(http, _oru("MT33-RV6W", "MT33-XRV6", _obx(2, F1, "2", LINE, "W", "20261202100000"),
+                                        stamp="202612021100"))
+    assert b"MSA|AA" in post(http, _correction("MT33-RV6C", "MT33-XRV6", "202612021100"))
+    _corrected_everywhere(http, line["id"], report["id"], doc["id"])
+
+
+@pytest.mark.xfail(strict=True, reason="rvmsgtime33: MED a withdrawal and the sender's later correction in one "
+                   "ingest batch (a file import, a replay at start): the withdrawal's time is 'not known' (its "
+                   "Provenance not yet written) so the correction is held, AA with a warning, correction lost")
+def test_a_withdrawal_and_its_later_correction_in_one_batch(engine: Engine, http: TestClient) -> None:
+    assert b"MSA|AA" in post(http, _three("MT33-RV7", "MT33-XRV7"))
+    (doc,) = _written(engine, http, "MT33-RV7", "DocumentReference")
+    (report,) = _written(engine, http, "MT33-RV7", "DiagnosticReport")
+    (line,) = [o for o in _written(engine, http, "MT33-RV7", "Observation") if o.get("valueString") == LINE]
+    withdrawal = _oru("MT33-RV7W", "MT33-XRV7", _obx(2, F1, "2", LINE, "W", "20261202100000"), stamp="20261202110000")
+    outcomes = engine.ingestor.process([(withdrawal.encode(), "mllp", "test"),
+                                        (_correction("MT33-RV7C", "MT33-XRV7", "20261202120000").encode(), "mllp", "test")])
+    assert len(outcomes) == 2
+    _corrected_everywhere(http, line["id"], report["id"], doc["id"])
+
+
+@pytest.mark.xfail(strict=True, reason="rvmsgtime33: MED an operator's replay of the 11:00 withdrawal after the "
+                   "sender's 12:00 correction withdraws the corrected result again: until_later dates a stored "
+                   "withdrawal against older messages but not an older withdrawal against a stored correction")
+def test_an_operators_replay_of_the_old_withdrawal_leaves_the_later_correction(
+        engine: Engine, http: TestClient) -> None:
+    doc_id, report_id, obs_id = _withdrawn(engine, http, "RV8")
+    assert b"MSA|AA" in post(http, _correction("MT33-RV8C", "MT33-XRV8", "20261202120000"))
+    _corrected_everywhere(http, obs_id, report_id, doc_id)
+    engine.ingestor.replay(message_id("FNXRMYY", "MT33-RV8W"), actor="operator")
+    _corrected_everywhere(http, obs_id, report_id, doc_id)
+
+
+@pytest.mark.xfail(strict=True, reason="rvmsgtime33: MED an MSH-7 far in the future (a sender's clock a year "
+                   "ahead) is taken as the withdrawal's time with no bound by its receipt: every correction "
+                   "sent afterwards by a right clock is 'not later' and held, the result withdrawn for a year")
+def test_a_withdrawal_stamped_in_the_future_does_not_block_corrections(engine: Engine, http: TestClient) -> None:
+    assert b"MSA|AA" in post(http, _three("MT33-RV9", "MT33-XRV9"))
+    (doc,) = _written(engine, http, "MT33-RV9", "DocumentReference")
+    (report,) = _written(engine, http, "MT33-RV9", "DiagnosticReport")
+    (line,) = [o for o in _written(engine, http, "MT33-RV9", "Observation") if o.get("valueString") == LINE]
+    ahead = dt.datetime.now(dt.UTC).astimezone(dt.timezone(dt.timedelta(hours=8))) + dt.timedelta(days=365)
+    post(http, _oru("MT33-RV9W", "MT33-XRV9", _obx(2, F1, "2", LINE, "W", "20261202100000"),
+                    stamp=ahead.strftime("%Y%m%d%H%M%S")))
+    assert _status(http, line["id"]) == "entered-in-error"
+    now = dt.datetime.now(dt.UTC).astimezone(dt.timezone(dt.timedelta(hours=8))) + dt.timedelta(minutes=1)
+    post(http, _correction("MT33-RV9C", "MT33-XRV9", now.strftime("%Y%m%d%H%M%S")))
+    _corrected_everywhere(http, line["id"], report["id"], doc["id"])
+
+
+@pytest.mark.xfail(strict=True, reason="rvmsgtime33: MED clock skew between two senders: a reading centre's "
+                   "withdrawal stamped 10 minutes ahead of the receipt (its clock fast) outweighs the LIS's "
+                   "correction sent after it by a right clock: the correction is held (AA, a warning), lost")
+def test_a_fast_clocked_withdrawal_by_another_application_does_not_hold_a_later_correction(
+        engine: Engine, http: TestClient) -> None:
+    assert b"MSA|AA" in post(http, _three("MT33-RV10", "MT33-XRV10"))
+    (doc,) = _written(engine, http, "MT33-RV10", "DocumentReference")
+    (report,) = _written(engine, http, "MT33-RV10", "DiagnosticReport")
+    (line,) = [o for o in _written(engine, http, "MT33-RV10", "Observation") if o.get("valueString") == LINE]
+    beijing = dt.timezone(dt.timedelta(hours=8))
+    fast = dt.datetime.now(dt.UTC).astimezone(beijing) + dt.timedelta(minutes=10)
+    withdrawal = _oru("MT33-RV10W", "MT33-XRV10", _obx(2, F1, "2", LINE, "W", "20261202100000"),
+                      stamp=fast.strftime("%Y%m%d%H%M%S")).replace("MSH|^~\\&|PACS|", "MSH|^~\\&|RIS|", 1)
+    assert b"MSA|AA" in post(http, withdrawal)
+    assert _status(http, line["id"]) == "entered-in-error"
+    right = dt.datetime.now(dt.UTC).astimezone(beijing)
+    post(http, _correction("MT33-RV10C", "MT33-XRV10", right.strftime("%Y%m%d%H%M%S")))
+    _corrected_everywhere(http, line["id"], report["id"], doc["id"])
