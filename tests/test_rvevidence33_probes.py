@@ -238,3 +238,49 @@ def test_both_measurements_of_an_analyte_are_in_the_evidence(engine: Any, http: 
     pt = {d["_id"] for d in engine.recognition.index.coll.find({}) if "PT" in (d.get("analytes") or ())}
     assert len(pt) == 4
     assert pt <= {i["reference"] for i in issue["implicated"]}
+
+
+# --- an old flag whose test was performed elsewhere (a township's order run by the central lab) -----
+
+def _obs(w: Any, inst: str, patient: str, loinc_code: str, v: str, effective: str, key: str, order: Any = None) -> str:
+    from engine.repository.ids import deterministic_id
+
+    oid = deterministic_id(inst, "Observation", key)
+    o: dict[str, Any] = {"resourceType": "Observation", "id": oid, "status": "final",
+                         "code": {"coding": [{"system": "http://loinc.org", "code": loinc_code}]},
+                         "subject": {"reference": patient}, "effectiveDateTime": effective, "issued": effective,
+                         "performer": [{"reference": w.organization(inst)}],
+                         "valueQuantity": {"value": float(v), "unit": "U/L"}}
+    if order is not None:
+        o["basedOn"] = [{"reference": f"ServiceRequest/{order.resource['id']}"}]
+    w.repo.update(o)
+    return f"Observation/{oid}"
+
+
+@pytest.mark.xfail(strict=True, reason="rvevidence33: MED an old flag of a test performed elsewhere: derive() looks "
+                   "the repeat up under the flag's (ordering) institution, finds nothing, and pairs every analyte of the "
+                   "prior with the whole report as if the whole panel had been repeated")
+def test_an_old_flag_performed_elsewhere_is_derived_as_it_was_recorded(engine: Any, http: TestClient) -> None:
+    from datetime import date, timedelta
+
+    from tests.test_recognition_world import ALICE, World, lft
+    from tests.test_recognition_world import A as WA
+    from tests.test_recognition_world import B as WB
+    from tests.test_recognition_world import C as WC
+
+    day = lambda n: (date.today() - timedelta(days=n)).isoformat()  # noqa: E731
+    w = World(engine)
+    at_a, at_c = w.patient(WA, ALICE), w.patient(WC, ALICE)
+    _obs(w, WA, at_a, "1742-6", "30", day(5) + "T10:00:00+08:00", "pa-alt")
+    _obs(w, WA, at_a, "1920-8", "28", day(5) + "T10:00:00+08:00", "pa-ast")
+    order_ = w.order(WC, at_c, lft(WC), day(2) + "T08:00:00+08:00")
+    _obs(w, WB, at_c, "1742-6", "88", day(2) + "T10:00:00+08:00", "rb-alt", order=order_)
+    [flag] = engine.recognition.flags.find({})
+    assert flag["inst"] == WC and flag["status"] == "flagged", flag
+    recorded = [(p["analyte"], p["result"], p["prior"]) for p in flag["pairs"]]
+    assert [a for a, _, _ in recorded] == ["ALT"]
+    engine.recognition.flags.coll.replace({k: v for k, v in flag.items() if k not in ("pairs", "unpaired")})
+    ev = evidence(engine, http, flag["_id"])
+    assert ev["pairsSource"] == "derived", ev["pairsSource"]
+    assert [(p["analyte"], p["result"], p["prior"]) for p in ev["pairs"]] == recorded
+    assert ev["unpaired"] == []
