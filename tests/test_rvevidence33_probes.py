@@ -284,3 +284,43 @@ def test_an_old_flag_performed_elsewhere_is_derived_as_it_was_recorded(engine: A
     assert ev["pairsSource"] == "derived", ev["pairsSource"]
     assert [(p["analyte"], p["result"], p["prior"]) for p in ev["pairs"]] == recorded
     assert ev["unpaired"] == []
+
+
+# --- money: the deduction's billed columns are what the code before the pairs signed ----------------
+
+def test_the_deductions_older_columns_equal_the_list_signed_before_the_pairs(tmp_path: Any) -> None:
+    """The store behind tests/data/evidence33/old-deductions.json (its README), rebuilt through HL7 on
+    today's code: every column the old list had -- amount, billed result, prior result, policy -- is
+    the same, byte for byte, except the list's own id; the pairs are only added after them."""
+    import base64
+    import csv
+    import io
+    from pathlib import Path
+
+    from engine import fhirjson
+    from engine.api.app import create_app
+    from tests.test_probepay26_windows import make_site, open_engine
+
+    old = fhirjson.loads((Path(__file__).parent / "data" / "evidence33" / "old-deductions.json").read_bytes())
+
+    def table(bundle: dict[str, Any]) -> list[list[str]]:
+        text = base64.b64decode(bundle["entry"][-1]["resource"]["data"]).decode("utf-8")
+        return [r for r in csv.reader(io.StringIO(text.lstrip("\ufeff"))) if r]
+
+    for eng in open_engine(tmp_path, make_site(tmp_path)):
+        with TestClient(create_app(eng)) as client:
+            client.headers["Authorization"] = "Bearer " + eng.auth.issue_system_token("lis", "system/*.cruds")
+            send(client, result("HOSPA", "A1", LOCAL_LFT, PRIOR_AT, obx=obx((ALT, "30"), when=PRIOR_AT)))
+            send(client, order("HOSPB", "B1", LFT, "20260312080000+0800"))
+            send(client, result("HOSPB", "B1", LOCAL_LFT, REPEAT_AT, obx=obx((ALT, "88"), (AST, "35"))))
+            [flag] = client.get("/reports/duplicates", headers=bearer(eng)).json()["rows"]
+            assert client.post(f"/reports/duplicates/{flag['id']}/review", json={"decision": "upheld", "reason": "复核属实"},
+                               headers=bearer(eng)).status_code == 200
+            res = client.get("/reports/deductions", params={"institution": "HOSPB", "month": "2026-03"},
+                             headers=bearer(eng, "system/DetectedIssue.rs"))
+            assert res.status_code == 200, res.text
+            new, before = table(fhirjson.loads(res.content)), table(old)
+    assert new[0][:len(before[0])] == before[0]
+    width = len(before[0])
+    assert [r[1:width] for r in new[1:2]] == [r[1:] for r in before[1:2]]
+    assert new[-1] == before[-1]  # the total: 合计 ... 5.00
