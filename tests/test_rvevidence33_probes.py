@@ -324,3 +324,31 @@ def test_the_deductions_older_columns_equal_the_list_signed_before_the_pairs(tmp
     width = len(before[0])
     assert [r[1:width] for r in new[1:2]] == [r[1:] for r in before[1:2]]
     assert new[-1] == before[-1]  # the total: 合计 ... 5.00
+
+
+def test_a_resident_sees_no_other_persons_result_through_a_pair(engine: Any, http: TestClient) -> None:
+    """Another resident (her own result at A the same day) reads nothing of the flag or of the
+    results its pairs name; the flagged resident does not get the auditor's evidence page."""
+    other_id = "110101198504120019"
+    send(http, result(A, "A9", LOCAL_LFT, PRIOR_AT, obx=lines((ALT, "31", "F"), (AST, "29", "F"), when=PRIOR_AT),
+                      person=other_id, mrn="A-OTHER"))
+    base(http)
+    row = the_flag(engine, http)
+    named = sorted({r for p in row["pairs"] for r in (p["result"], p["prior"])})
+    auth = engine.auth
+
+    def resident(number: str) -> dict[str, str]:
+        pid = engine.identity.patients_for_number(number)[0]
+        token, _ = auth.issue_token(subject="person-" + number[-4:], kind="patient", client_id="phr",
+                                    scopes=["patient/*.rs"], patient=pid)
+        return {"Authorization": f"Bearer {token}"}
+
+    from tests.test_probepay26_windows import WANG
+
+    other, own = resident(other_id), resident(WANG)
+    for ref in [f"DetectedIssue/{row['id']}", *named]:
+        got = http.get(f"/fhir/{ref}", headers=other)
+        assert got.status_code in (403, 404), (ref, got.status_code)
+    listed = http.get("/fhir/DetectedIssue", headers=other)
+    assert row["id"] not in listed.text and not any(ref.split("/")[1] in listed.text for ref in named)
+    assert http.get(f"/reports/duplicates/{row['id']}", headers=own).status_code == 403
