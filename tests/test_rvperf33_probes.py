@@ -101,9 +101,6 @@ def test_store_error_in_revocation_check_never_lets_the_request_through(settings
         assert not (r.status_code == 200 and r.json().get("active")), r.text
 
 
-@pytest.mark.xfail(strict=True, reason="rvperf33: MED a store error inside the revocation check (holds raising "
-                   "sqlite3.OperationalError) escapes as Starlette's plain-text 500 'Internal Server Error', not a "
-                   "503 OperationOutcome (fails closed, but not as FHIR says; pre-existing with get, kept by holds)")
 def test_store_error_in_revocation_check_answers_503_operation_outcome(settings: Settings) -> None:
     with Engine(settings) as engine, TestClient(create_app(engine), raise_server_exceptions=False) as http:
         headers = _served(engine, http)
@@ -245,9 +242,6 @@ def test_a_request_cancelled_while_its_record_waits_for_its_group_sends_nothing(
 
 # ---- Sealed as a tuple ----------------------------------------------------------------------------
 
-@pytest.mark.xfail(strict=True, reason="rvperf33: LOW Sealed became a tuple subclass whose __new__ takes four "
-                   "arguments, so pickle and copy (which rebuild a tuple subclass as cls.__new__(cls, tuple(self))) "
-                   "raise TypeError; the slotted class before could be copied and pickled")
 def test_a_sealed_record_survives_copy_and_pickle() -> None:
     sealed = Sealed(b'{"act":"read"', b',"node":"n"}', ("p:p1",), "2026-12-04T21:00:00.000Z")
     for made in (copy.copy(sealed), pickle.loads(pickle.dumps(sealed))):

@@ -150,6 +150,11 @@ class Sealed(tuple):  # type: ignore[type-arg]
     def __new__(cls, head: bytes, tail: bytes, keys: Sequence[str], recorded: str) -> Sealed:
         return _tuple_new(cls, (head, tail, keys, recorded))
 
+    def __getnewargs__(self) -> tuple[bytes, bytes, Sequence[str], str]:
+        """What copy and pickle pass to ``__new__``: the four fields (a tuple subclass is rebuilt as
+        ``cls.__new__(cls, *args)``; without this, as ``cls.__new__(cls, tuple(self))``: rvperf33)."""
+        return (self[0], self[1], self[2], self[3])
+
     def data(self, seq: int) -> bytes:
         """The record's signed bytes as record ``seq`` (``Facts.data``'s, byte for byte)."""
         return b"%s,\"id\":\"audit-%d\"%s" % (self[0], seq, self[1])

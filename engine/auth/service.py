@@ -13,6 +13,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import hashlib
+import logging
 import secrets
 import threading
 import time
@@ -28,9 +29,11 @@ from engine.auth.caller import Caller
 from engine.auth.clients import Client, ClientRegistry, check_secret
 from engine.auth.errors import OAuthError
 from engine.auth.keys import load_or_create, load_or_create_id_token_key
-from engine.errors import Unauthorized
+from engine.errors import FhirError, Unauthorized
 from engine.repository.port import DuplicateKey, Store
 from engine.settings import Settings
+
+log = logging.getLogger(__name__)
 
 ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 ASSERTION_ALGS = ["RS384", "ES384", "RS256", "ES256", "EdDSA"]
@@ -147,11 +150,23 @@ class AuthService:
             raise invalid_token("the token has expired")
         if claims.get("token_use", "access") != "access":
             raise invalid_token("not an access token")
-        if self.revoked.holds(claims["jti"]):  # (a primary-key probe on the store, every request)
+        if self._revoked(claims["jti"]):  # (a primary-key probe on the store, every request)
             raise invalid_token("the token has been revoked")
         if not self._client_holds(claims):
             raise invalid_token("the client's registration has changed or been removed since the token was issued")
         return claims
+
+    def _revoked(self, jti: str) -> bool:
+        """Whether the token ``jti`` was revoked, asked of the store (``Collection.holds``). A store that
+        cannot answer decides nothing: 503 with an OperationOutcome (transient: the client may retry),
+        never a let-through and never the server's bare 500 (rvperf33); the cause goes to the log."""
+        try:
+            return self.revoked.holds(jti)
+        except Exception as exc:
+            log.exception("revocation check failed: the store did not answer")
+            raise FhirError("the access token's revocation could not be checked: the store did not answer; "
+                            "try again shortly", status=503, code="transient",
+                            headers={"Retry-After": "5"}) from exc
 
     def _client_holds(self, claims: Mapping[str, Any]) -> bool:
         """Whether the client a token was issued to is still registered as it was then: the token's
@@ -262,7 +277,7 @@ class AuthService:
             claims = self.decode(value)
         except jwt.InvalidTokenError:
             claims = None
-        if claims is not None and not self.revoked.holds(claims["jti"]) and self._grant_holds(claims) \
+        if claims is not None and not self._revoked(claims["jti"]) and self._grant_holds(claims) \
                 and self._client_holds(claims):
             info = {"active": True, "token_type": "Bearer", **{k: claims[k] for k in (
                 "scope", "client_id", "sub", "exp", "iat", "iss", "aud", "jti") if k in claims}}

@@ -49,7 +49,10 @@ class Collection(Protocol):
     def get(self, doc_id: str) -> Document | None: ...
 
     def holds(self, doc_id: str) -> bool:
-        """Whether ``doc_id`` is stored, without reading the document (a lookup on every request)."""
+        """Whether ``doc_id`` is stored, without reading the document (a lookup on every request).
+        Raises here: a store class that inherits this and forgets it would otherwise answer None --
+        "not revoked" for every token (fails open; rvperf33)."""
+        raise NotImplementedError
 
     def replace(self, doc: Document, *, upsert: bool = True) -> None: ...
 
