@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -72,3 +73,58 @@ def ward_names(engine: Any) -> dict[str, dict[str, str]]:
     insts = engine.site.institutions
     return {insts[code].name: table for code, table in names.current().items()
             if code in insts and insts[code].name}
+
+
+def tables(site_dir: Path | None) -> dict[str, dict[str, str]]:
+    """The ward tables in force for a site, per institution code (read again when a file changes)."""
+    return _BY_SITE.setdefault(site_dir, WardNames(site_dir)).current()
+
+
+# a code no table names, said to be one (as the resident page says it: FS（院内代码）)
+CODE_MARK = "{code}（院内代码）"
+
+
+def ward_name(code: str | None, name: str | None, table: Mapping[str, str]) -> str | None:
+    """A ward as people read it: the name the record gives (PL-9), else the site's table's name for
+    its code, else the code said to be the hospital's code; None for neither. The resident page's rule
+    (``static/me/values.js`` ``wardName``), so a ward reads the same on every page."""
+    if name:
+        return name
+    if code:
+        return table.get(code) or CODE_MARK.format(code=code)
+    return None
+
+
+def department_namer(site_dir: Path | None, institutions: Mapping[str, Any],
+                     parts: Callable[[str | None], tuple[str | None, str | None]],
+                     stored: Iterable[tuple[Any, Any]] = ()) -> Callable[[Any, Any], str | None]:
+    """For the recognition rate by department (``engine.recognition.reports``): a check row's stored
+    department (``parts`` reads it: ``engine.recognition.facts.department_parts``) and ordering
+    institution -> the row it counts in, "阜宁县人民医院 心内科病区": the institution's name first, as a
+    Chinese reader says a department, and because two hospitals' 心内科病区 are two departments.
+
+    A ward is one department whatever each row was stored with: a row stored as the bed's text
+    before dept33 ("NEI 301 02"), one as the ward's code alone (a message that sent no PL-9), one
+    as the code with PL-9's name. So a code is named by the name any of the rows ``stored`` (the
+    report's: (department, institution) pairs) gives it at that institution, then by ``ward_name``.
+    Answers are kept for the namer's life (one report)."""
+    wards = tables(site_dir)
+    said: dict[tuple[str, str], str] = {}
+    for value, inst in stored:
+        code, name = parts(value if isinstance(value, str) else None)
+        if code and name:
+            key = (str(inst), code)
+            said[key] = min(said.get(key, name), name)  # one name, whichever order the rows came in
+    kept: dict[tuple[Any, Any], str | None] = {}
+
+    def name(value: Any, inst: Any) -> str | None:
+        key = (value, inst)
+        if key not in kept:
+            code, given = parts(value if isinstance(value, str) else None)
+            given = given or (said.get((str(inst), code)) if code else None)
+            ward = ward_name(code, given, wards.get(str(inst), {}))
+            known = institutions.get(inst) if inst else None
+            place = getattr(known, "name", "") or (str(inst) if inst else "")
+            kept[key] = f"{place} {ward}".strip() if ward else None
+        return kept[key]
+    return name

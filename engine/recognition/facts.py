@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import operator
+import re
 import threading
 from collections.abc import Callable, Hashable, Iterable, Sequence
 from dataclasses import replace
@@ -618,8 +619,18 @@ class FactReader:
         return order
 
     def orderer(self, resource: dict[str, Any]) -> tuple[str | None, str | None]:
-        """The ordering doctor (requester) and department (the order's location, else the point of care
-        of its encounter) as display text, for the recognition rate's breakdown.
+        """The ordering doctor (requester) as display text, and the ordering department as a
+        department key (``department_key``), for the recognition rate's breakdown.
+
+        The department (科室, what an insurance auditor holds an order's repeat against) is the
+        ward or clinic of the order's visit: the point of care (PV1-3 PL-1) of its Encounter's
+        location, found by the bed's ``partOf`` chain up to the ward (dept33). It was the
+        location's display text, the bed: each bed of a ward was a department of its own
+        ("NEI 301房 02床"), and the text changed when the converter named rooms and beds (pages33).
+        Only where the visit names no place, the order's own location (``locationCode``,
+        ``locationReference``: a FHIR client's draft that names no visit). The HL7 feeds state no
+        other department the store keeps: ORC-17 (entering organization) is not converted, and
+        PV1-10 (hospital service, table 0069: MED, SUR) is a kind of service, not a department.
 
         A doctor is keyed as the order gives them (the display, else the identifier, else the
         reference): not the stored Practitioner's name, which a later or renamed Practitioner
@@ -629,16 +640,86 @@ class FactReader:
         if not isinstance(req, dict):
             req = {}
         doctor = req.get("display") or (req.get("identifier") or {}).get("value") or req.get("reference")
-        dept = next((str(c.get("text") or (c.get("coding") or [{}])[0].get("display") or "")
-                     for c in resource.get("locationCode") or () if isinstance(c, dict)), None)
-        dept = dept or next((str(r.get("display")) for r in resource.get("locationReference") or ()
-                             if isinstance(r, dict) and r.get("display")), None)
         enc = (resource.get("encounter") or {}).get("reference")
-        if not dept and isinstance(enc, str) and enc.startswith("Encounter/"):
-            encounter = self._read("Encounter", enc.split("/", 1)[1]) or {}
-            dept = next((str((loc.get("location") or {}).get("display")) for loc in encounter.get("location") or ()
-                         if (loc.get("location") or {}).get("display")), None)
-        return (str(doctor) if doctor else None), (dept or None)
+        dept = None
+        if isinstance(enc, str) and enc.startswith("Encounter/"):
+            dept = self._visit_ward(self._read("Encounter", enc.split("/", 1)[1]) or {})
+        if dept is None:
+            for c in resource.get("locationCode") or ():
+                if isinstance(c, dict):
+                    coding = next((x for x in c.get("coding") or () if isinstance(x, dict)), {})
+                    name = c.get("text") or coding.get("display")
+                    if name or coding.get("code"):
+                        dept = department_key(coding.get("code"), name)
+                        break
+        if dept is None:
+            dept = next((department_key(None, str(r["display"])) for r in resource.get("locationReference") or ()
+                         if isinstance(r, dict) and r.get("display")), None)
+        return (str(doctor) if doctor else None), dept
+
+    def _visit_ward(self, encounter: dict[str, Any]) -> str | None:
+        """The department key of a visit's ward: its location where the patient is (``active``), else
+        its first; the Location read up its ``partOf`` chain to the ward (physicalType ``wa``), whose
+        ``alias`` is the point of care's code when PL-9 named it (``adapters.convert.actors``). A
+        Location stored before the chain (converted before pages33) or not readable is read as the
+        PL itself: its alias, else the first word of its name or of the visit's display."""
+        places = [loc for loc in encounter.get("location") or () if isinstance(loc, dict)
+                  and isinstance(loc.get("location"), dict)]
+        place = next((loc for loc in places if loc.get("status") == "active"), places[0] if places else None)
+        if place is None:
+            return None
+        ref, display = place["location"].get("reference"), place["location"].get("display")
+        found: dict[str, Any] | None = None
+        seen: set[str] = set()
+        while isinstance(ref, str) and ref.startswith("Location/") and ref not in seen and len(seen) < 5:
+            seen.add(ref)
+            loc = self._read("Location", ref.split("/", 1)[1])
+            if not loc:
+                break
+            found = found or loc
+            kinds = {c.get("code") for c in (loc.get("physicalType") or {}).get("coding") or () if isinstance(c, dict)}
+            if "wa" in kinds and loc.get("name"):
+                # the alias is the code where PL-9 named the ward; a name that is the code is no name
+                code = next((a for a in loc.get("alias") or () if a), None) or loc["name"]
+                return department_key(code, loc["name"] if loc["name"] != code else None)
+            ref = (loc.get("partOf") or {}).get("reference")
+        text = (found or {}).get("name") or display
+        if not text:
+            return None
+        code, name = department_parts(str(text))
+        alias = [a for a in (found or {}).get("alias") or () if a]
+        return department_key(alias[0] if alias else code, name)
+
+
+# A department as a check row stores it (dept33): ``dept|<code>|<name>`` -- the ward's point-of-care
+# code (PL-1) and its name where the record gives one (PL-9). Rows written before hold the visit's
+# location text ("NEI 301 02", "心内科病区 301房 02床"), read by ``department_parts`` as the converter
+# wrote it: the ward first, then room and bed.
+DEPT_KEY = "dept|"
+_HAN = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]")
+
+
+def department_key(code: str | None, name: str | None) -> str | None:
+    """The stored form of a department: its code and its name (either may be missing); None for neither."""
+    code, name = (str(code).strip() if code else ""), (str(name).strip() if name else "")
+    return f"{DEPT_KEY}{code.replace('|', ' ')}|{name}" if code or name else None
+
+
+def department_parts(stored: str | None) -> tuple[str | None, str | None]:
+    """(code, name) of a stored department: a ``department_key``, or a row's text from before it --
+    the visit's location display, whose first word is the ward (the point of care's code, or PL-9's
+    name, which in a Chinese feed has no blank): "NEI 301 02" is the code NEI, "心内科病区 301房 02床"
+    the name 心内科病区 (a word in Chinese is a name, as the resident page reads it, ``values.js``
+    ``wardName``). A PL-9 name with a blank in a row from before is cut at the blank (left)."""
+    if not stored:
+        return None, None
+    if stored.startswith(DEPT_KEY):
+        code, _, name = stored[len(DEPT_KEY):].partition("|")
+        return code or None, name or None
+    first = stored.strip().split(" ")[0]
+    if not first:
+        return None, None
+    return (None, first) if _HAN.search(first) else (first, None)
 
 
 # The placer's explicit delete of the re-test reason (ORC-16 ``""`` in its own order statement,

@@ -27,12 +27,13 @@ from typing import Any
 
 import yaml
 
+from engine.api.ui_wards import department_namer
 from engine.auth import confidentiality
 from engine.auth.caller import Caller
 from engine.errors import BadRequest
 from engine.insurance.tiers import ZERO, fen, stored_fen
 from engine.recognition import aggregates
-from engine.recognition.facts import local_today
+from engine.recognition.facts import department_parts, local_today
 from engine.recognition.flags import STATUSES
 from engine.recognition.index import day_range, window_end
 from engine.recognition.pairs import of_flag
@@ -363,14 +364,20 @@ def recognition_rates(recognition: Any, flt: ReportFilter, dims: tuple[str, ...]
         else:
             column = "pending"
         for dim in dims:
-            key = t["day"][:7] if dim == "month" else (t.get(dim) or "(unknown)")
+            if dim == "dept":  # the ward, named (dept33): rows stored as a bed's text count with the ward's
+                key = department(t.get("dept"), t.get("inst")) or "(unknown)"
+            else:
+                key = t["day"][:7] if dim == "month" else (t.get(dim) or "(unknown)")
             row = out[dim].setdefault(key, {"recognisable": 0, "recognised": 0, "retested": 0, "pending": 0})
             row["recognisable"] += n
             row[column] += n
             if row["recognisable"] <= 0:
                 del out[dim][key]
 
-    for t in recognition.check_days.find(_tally_query(flt)):
+    tallies = recognition.check_days.find(_tally_query(flt))
+    department = department_namer(getattr(getattr(recognition, "settings", None), "site", None), rules.institutions,
+                                  department_parts, ((t.get("dept"), t.get("inst")) for t in tallies))
+    for t in tallies:
         tally(t, int(t["count"]))
     if screen is not None and screen.active:
         checks = [c for c in recognition.checks.find(_tally_query(flt)) if aggregates.counted(c)]

@@ -92,7 +92,10 @@
     const rateRows = by ? (report.recognition_rate_by || {})[by] || {} : report.recognition_rate;
     for (const [inst, r] of Object.entries(rateRows)) {
       const tr = document.createElement("tr");
-      cell(tr, by === "month" ? inst.replace(/^(\d{4})-(\d{2})$/, (m, y, mo) => y + "年" + Number(mo) + "月") : by ? inst : W.place(inst), "key", keyName); cell(tr, r.recognisable, "num", "可互认 Recognisable");
+      // "(unknown)": the order names no department (or doctor): said in words, not as the API's key
+      const key = inst === "(unknown)" ? "未注明 not stated"
+        : by === "month" ? inst.replace(/^(\d{4})-(\d{2})$/, (m, y, mo) => y + "年" + Number(mo) + "月") : by ? inst : W.place(inst);
+      cell(tr, key, "key", keyName); cell(tr, r.recognisable, "num", "可互认 Recognisable");
       cell(tr, r.recognised, "num", "已互认 Recognised"); cell(tr, r.retested, "num", "重复检查 Re-tested");
       cell(tr, r.pending, "num", "待定 Pending");
       cell(tr, r.rate == null ? "-" : (100 * r.rate).toFixed(1) + "%", "num", "互认率 Rate");
