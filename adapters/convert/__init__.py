@@ -82,7 +82,7 @@ class Conversion:
     # "Patient/id" -> the PID's sequence of each record an ADT A08/A31 restates (``Context.corrections``),
     # its number keyed apart (``Context.apart``), and the sending application (MSH-3), for ``check_persons``
     corrections: dict[str, int] = field(default_factory=dict)
-    apart: dict[str, tuple[str, str, str, int]] = field(default_factory=dict)
+    apart: dict[str, tuple[str, str, str, int, str | None]] = field(default_factory=dict)
     application: str = ""
     # the institution's declared registration applications (``institutions.yaml``
     # ``registration_applications``): any of them may restate a record another of them registered

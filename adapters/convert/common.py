@@ -25,6 +25,7 @@ from adapters.hl7v2.timestamps import TimestampError, to_datetime, to_fhir_date,
 from engine.identity import nationalid
 from engine.identity.nationalid import NationalId
 from engine.messages import HL7V2_MESSAGE_SYSTEM
+from engine.repository.ids import deterministic_id
 from mappings.site import TAKEN_BACK_ON, Site, local_code_system, urn_part
 
 Resource = dict[str, Any]
@@ -128,6 +129,18 @@ def _authority_system(authority: str, inst: Any, site: Site) -> str:
     if member is not None and member.code == authority:
         return member.mrn_system
     return f"urn:huren:mrn:{urn_part(inst.code)}:{urn_part(authority)}"
+
+
+def member_record(authority: str, number: str, site: Site) -> str | None:
+    """The "Patient/id" of another member institution's own record of ``number`` when ``authority``
+    (``authority_of``'s answer) names that member -- its MRN, keyed in the member's messages by the
+    bare number -- else None (a LIS's or any other authority's number: no record of the site's is
+    that number's owner). ``persons.check_persons`` holds the message's person against it: a member's
+    number names the member's patient (regfix33's decision, member33)."""
+    member = site.institutions.get(authority)
+    if member is None or member.code != authority:
+        return None
+    return f"Patient/{deterministic_id(member.code, 'Patient', number)}"
 
 
 def record_number_system(rep: Repetition, inst: Any, site: Site) -> str | None:
@@ -474,7 +487,8 @@ def patient(pid: Segment, ctx: Context) -> tuple[str, dict[str, str]]:
         ctx.persons[reference] = pid.sequence
     if key.startswith("auth|") and reference not in ctx.apart:
         authority, number = key[5:].rsplit("|", 1)
-        ctx.apart[reference] = (authority, number, patient_ref(ctx, number)["reference"], pid.sequence)
+        ctx.apart[reference] = (authority, number, patient_ref(ctx, number)["reference"], pid.sequence,
+                                member_record(authority, number, ctx.site))
     return key, ref
 
 
