@@ -131,16 +131,27 @@ def _authority_system(authority: str, inst: Any, site: Site) -> str:
     return f"urn:huren:mrn:{urn_part(inst.code)}:{urn_part(authority)}"
 
 
-def member_record(authority: str, number: str, site: Site) -> str | None:
-    """The "Patient/id" of another member institution's own record of ``number`` when ``authority``
-    (``authority_of``'s answer) names that member -- its MRN, keyed in the member's messages by the
-    bare number -- else None (a LIS's or any other authority's number: no record of the site's is
-    that number's owner). ``persons.check_persons`` holds the message's person against it: a member's
-    number names the member's patient (regfix33's decision, member33)."""
-    member = site.institutions.get(authority)
-    if member is None or member.code != authority:
-        return None
-    return f"Patient/{deterministic_id(member.code, 'Patient', number)}"
+# the site -> the MRN system (``Institution.mrn_system``) of each member institution -> its code
+_MEMBER_SYSTEMS: ByIdentity[Site, dict[str, str]] = ByIdentity(16)
+
+
+def member_records(patient: Resource, ctx: Context) -> list[str]:
+    """The "Patient/id" of each other member institution's own record of a number ``patient`` (the
+    Patient a PID states) carries under that member's MRN system -- a CX-4 naming the member
+    (``authority_of`` answered its code; ``_authority_system``: the member's ``mrn_system``), keyed in
+    the member's own messages by the bare number. The one reading of "this number is another
+    member's": ``persons.check_persons`` holds the PID's person against each (regfix33's decision,
+    member33). The sender's own MRN is no member's number; a LIS's or any other authority's number
+    names no record of the site."""
+    systems = _MEMBER_SYSTEMS.get(ctx.site)
+    if systems is None:
+        systems = _MEMBER_SYSTEMS.put(ctx.site, {m.mrn_system: code for code, m in ctx.site.institutions.items()})
+    out = []
+    for ident in patient.get("identifier") or ():
+        code = systems.get(ident.get("system") or "")
+        if code is not None and code != ctx.code and ident.get("value"):
+            out.append(f"Patient/{deterministic_id(code, 'Patient', str(ident['value']).strip())}")
+    return out
 
 
 def record_number_system(rep: Repetition, inst: Any, site: Site) -> str | None:
@@ -487,8 +498,10 @@ def patient(pid: Segment, ctx: Context) -> tuple[str, dict[str, str]]:
         ctx.persons[reference] = pid.sequence
     if key.startswith("auth|") and reference not in ctx.apart:
         authority, number = key[5:].rsplit("|", 1)
-        ctx.apart[reference] = (authority, number, patient_ref(ctx, number)["reference"], pid.sequence,
-                                member_record(authority, number, ctx.site))
+        ctx.apart[reference] = (authority, number, patient_ref(ctx, number)["reference"], pid.sequence)
+    for member in member_records(ctx.resources[reference], ctx):
+        if (reference, member, pid.sequence) not in ctx.members:
+            ctx.members.append((reference, member, pid.sequence))
     return key, ref
 
 

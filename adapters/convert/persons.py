@@ -77,9 +77,9 @@ def check_persons(conversion: Any, read_many: Any, earlier: Sequence[Any] = (), 
     wanted = [tuple(ref.split("/", 1)) for ref, _, _ in unread]
     wanted += [tuple(b[2].split("/", 1)) for b, in_batch in bare if not in_batch]
     # another member's number (``common.member_record``): its record, as the batch leaves it or stored
-    members = {ref: (member, sequence, _earlier_version(member, earlier))
-               for ref, (_, _, _, sequence, member) in conversion.apart.items() if member is not None}
-    wanted += [tuple(member.split("/", 1)) for member, _, at in members.values() if at is None]
+    members = [(ref, member, sequence, _earlier_version(member, earlier))
+               for ref, member, sequence in conversion.members]
+    wanted += [tuple(member.split("/", 1)) for _, member, _, at in members if at is None]
     stored = read_many(wanted) if wanted else {}
     for ref, sequence, corrects in unread:
         was, at = stored.get(tuple(ref.split("/", 1))), None
@@ -99,9 +99,9 @@ def check_persons(conversion: Any, read_many: Any, earlier: Sequence[Any] = (), 
         registrar = (_registered_in_batch(ref, earlier, conversion.registrars) or _UNREGISTERED
                      if at is not None else _registered(ref, search, messages, conversion.registrars, read_many))
         _restated(conversion, sequence, registrar, on)
-    for ref, (member, sequence, at) in members.items():
+    for ref, member, sequence, at in members:
         _hold_to_member(conversion.by_reference[ref], member, sequence, at, earlier, stored, leaned)
-    for (authority, number, own, sequence, _), in_batch in bare:
+    for (authority, number, own, sequence), in_batch in bare:
         if in_batch or tuple(own.split("/", 1)) in stored:
             conversion.warnings.append(_kept_apart(authority, number, sequence))
     return leaned
