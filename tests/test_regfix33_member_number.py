@@ -13,13 +13,12 @@ when stored, is the person the number names; a message whose name, sex and birth
 claims the number for someone else. Not "file it under FNZYY's key without FNXRMYY's system": that keeps a
 wrong number on the record quietly (the referral's lookup then misses the right person too), and the
 sender is never told. A member number whose record is not stored, or names the same person, is accepted as
-today. Not built this round (regfix33 ran out of time): it needs the conversion to say which kept-apart
-numbers are a member's (``common.patient`` knows the site; ``Context.apart`` / ``Conversion`` carry it,
-files outside regfix33's list), then one more key in ``check_persons``' one read. This strict xfail pins it."""
+today. Built by member33 (``common.member_record`` marks a member's number in ``Context.apart``;
+``persons.check_persons`` reads the member's record in its one read): the strict xfail is green, its mark
+removed."""
 
 from __future__ import annotations
 
-import pytest
 from fastapi.testclient import TestClient
 
 from adapters.hl7v2.ack import ack_code_of
@@ -31,9 +30,6 @@ def _fnzyy(control: str, pid3: str, name: str, birth: str, sex: str, event: str 
     return adt(control, pid3, name, birth, sex, event=event).replace("|HIS|FNXRMYY|", "|HIS|FNZYY|", 1)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "regfix33 (decided, not built): FNZYY's message naming FNXRMYY's number RVX for another person is "
-    "filed, a second Patient under urn:huren:mrn:FNXRMYY|RVX: an identifier search returns two people"))
 def test_another_members_number_claimed_for_another_person_is_refused(http: TestClient) -> None:
     assert ack_code_of(post(http, adt("MN1", "MNX^^^FNXRMYY^MR", "郑^一", "19600101", "M"))) == "AA"
     ack = post(http, _fnzyy("MN2", "MNX^^^FNXRMYY^MR", "王^二", "19900202", "F"))

@@ -83,6 +83,8 @@ class Conversion:
     # its number keyed apart (``Context.apart``), and the sending application (MSH-3), for ``check_persons``
     corrections: dict[str, int] = field(default_factory=dict)
     apart: dict[str, tuple[str, str, str, int]] = field(default_factory=dict)
+    # (record, another member's own record of a number the PID names, PID's sequence): ``Context.members``
+    members: list[tuple[str, str, int]] = field(default_factory=list)
     application: str = ""
     # the institution's declared registration applications (``institutions.yaml``
     # ``registration_applications``): any of them may restate a record another of them registered
@@ -107,7 +109,7 @@ class Conversion:
             adopt_identified(self, search)
         if self.formerly and read_many is not None:
             adopt_former_ids(self, read_many)
-        if (self.persons or self.corrections or self.apart) and read_many is not None:
+        if (self.persons or self.corrections or self.apart or self.members) and read_many is not None:
             # after adopt_former_ids: the records as they will be written; ``messages``: the message
             # store, whose documents name the application that registered a record
             leaned.update(check_persons(self, read_many, earlier, search, messages))
@@ -227,6 +229,7 @@ def convert(message: Message, site: Site, institution: str | None = None, applic
         persons=ctx.persons,
         corrections=ctx.corrections,
         apart=ctx.apart,
+        members=ctx.members,
         application=msh.application_id,
         registrars=institution.registration_applications,
         registers=registers_person(msh.message_type, msh.trigger_event),

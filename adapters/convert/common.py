@@ -25,6 +25,7 @@ from adapters.hl7v2.timestamps import TimestampError, to_datetime, to_fhir_date,
 from engine.identity import nationalid
 from engine.identity.nationalid import NationalId
 from engine.messages import HL7V2_MESSAGE_SYSTEM
+from engine.repository.ids import deterministic_id
 from mappings.site import TAKEN_BACK_ON, Site, local_code_system, urn_part
 
 Resource = dict[str, Any]
@@ -128,6 +129,29 @@ def _authority_system(authority: str, inst: Any, site: Site) -> str:
     if member is not None and member.code == authority:
         return member.mrn_system
     return f"urn:huren:mrn:{urn_part(inst.code)}:{urn_part(authority)}"
+
+
+# the site -> the MRN system (``Institution.mrn_system``) of each member institution -> its code
+_MEMBER_SYSTEMS: ByIdentity[Site, dict[str, str]] = ByIdentity(16)
+
+
+def member_records(patient: Resource, ctx: Context) -> list[str]:
+    """The "Patient/id" of each other member institution's own record of a number ``patient`` (the
+    Patient a PID states) carries under that member's MRN system -- a CX-4 naming the member
+    (``authority_of`` answered its code; ``_authority_system``: the member's ``mrn_system``), keyed in
+    the member's own messages by the bare number. The one reading of "this number is another
+    member's": ``persons.check_persons`` holds the PID's person against each (regfix33's decision,
+    member33). The sender's own MRN is no member's number; a LIS's or any other authority's number
+    names no record of the site."""
+    systems = _MEMBER_SYSTEMS.get(ctx.site)
+    if systems is None:
+        systems = _MEMBER_SYSTEMS.put(ctx.site, {m.mrn_system: code for code, m in ctx.site.institutions.items()})
+    out = []
+    for ident in patient.get("identifier") or ():
+        code = systems.get(ident.get("system") or "")
+        if code is not None and code != ctx.code and ident.get("value"):
+            out.append(f"Patient/{deterministic_id(code, 'Patient', str(ident['value']).strip())}")
+    return out
 
 
 def record_number_system(rep: Repetition, inst: Any, site: Site) -> str | None:
@@ -475,6 +499,9 @@ def patient(pid: Segment, ctx: Context) -> tuple[str, dict[str, str]]:
     if key.startswith("auth|") and reference not in ctx.apart:
         authority, number = key[5:].rsplit("|", 1)
         ctx.apart[reference] = (authority, number, patient_ref(ctx, number)["reference"], pid.sequence)
+    for member in member_records(ctx.resources[reference], ctx):
+        if (reference, member, pid.sequence) not in ctx.members:
+            ctx.members.append((reference, member, pid.sequence))
     return key, ref
 
 

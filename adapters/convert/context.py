@@ -155,6 +155,10 @@ class Context:
     # "Patient/id" keyed apart (``auth|``) -> (authority, number, the "Patient/id" the bare number
     # keys, the PID's sequence): ``persons.warn_kept_apart`` warns when the institution holds that one
     apart: dict[str, tuple[str, str, str, int]] = field(default_factory=dict)
+    # ("Patient/id" of a PID's record, "Patient/id" of another member institution's own record of a number
+    # the PID names under that member's MRN system, the PID's sequence) (``common.member_records``):
+    # ``persons.check_persons`` refuses the PID when the member's record is another person
+    members: list[tuple[str, str, int]] = field(default_factory=list)
 
     # per-institution values every converter reads, resolved once per message (plain attributes:
     # they are read hundreds of times per message)

@@ -76,6 +76,10 @@ def check_persons(conversion: Any, read_many: Any, earlier: Sequence[Any] = (), 
     bare = [(r, any(r[2] in c.by_reference for c in earlier)) for r in conversion.apart.values()]
     wanted = [tuple(ref.split("/", 1)) for ref, _, _ in unread]
     wanted += [tuple(b[2].split("/", 1)) for b, in_batch in bare if not in_batch]
+    # another member's number (``common.member_record``): its record, as the batch leaves it or stored
+    members = [(ref, member, sequence, _earlier_version(member, earlier))
+               for ref, member, sequence in conversion.members]
+    wanted += [tuple(member.split("/", 1)) for _, member, _, at in members if at is None]
     stored = read_many(wanted) if wanted else {}
     for ref, sequence, corrects in unread:
         was, at = stored.get(tuple(ref.split("/", 1))), None
@@ -95,6 +99,8 @@ def check_persons(conversion: Any, read_many: Any, earlier: Sequence[Any] = (), 
         registrar = (_registered_in_batch(ref, earlier, conversion.registrars) or _UNREGISTERED
                      if at is not None else _registered(ref, search, messages, conversion.registrars, read_many))
         _restated(conversion, sequence, registrar, on)
+    for ref, member, sequence, at in members:
+        _hold_to_member(conversion.by_reference[ref], member, sequence, at, earlier, stored, leaned)
     for (authority, number, own, sequence), in_batch in bare:
         if in_batch or tuple(own.split("/", 1)) in stored:
             conversion.warnings.append(_kept_apart(authority, number, sequence))
@@ -111,6 +117,41 @@ def _refuse(sequence: int, leaned: list[int]) -> None:
         segment="PID", sequence=sequence, field=3, code=DUPLICATE_KEY_IDENTIFIER)
     if leaned:
         error.leaned_on = leaned  # type: ignore[attr-defined]
+    raise error
+
+
+def _hold_to_member(person: dict[str, Any], member: str, sequence: int, at: int | None, earlier: Sequence[Any],
+                    stored: dict[Any, Any], leaned: list[int]) -> None:
+    """Refuse a PID naming another member institution's record number (CX-4 naming the member, kept
+    apart under the member's MRN system: identity32) for another person than the member's own record
+    of that number -- as the batch leaves it (``at``: the last earlier message stating it; else one
+    writing it only when absent, with nothing stored) or stored. Filed, the sender's record would carry
+    ``urn:huren:mrn:<member>|<number>`` under another person: a search by the member's MRN finds two
+    people (regfix33's decision, member33). Not filed without the member's system instead: a wrong
+    number kept quietly, the sender never told. Any event, an A08/A31 too: the sender may restate its
+    own record, never the member's. The same person (a referral) and a number the member holds no
+    record of pass. Not asked of a merge's MRG-1 (``common.patient`` marks PIDs only)."""
+    if at is None:
+        was = stored.get(tuple(member.split("/", 1)))
+        if was is None:
+            at = _created_in_batch(member, earlier)
+            if at is None:
+                return
+            was = earlier[at].by_reference[member]
+    else:
+        was = earlier[at].by_reference[member]
+    if at is not None:
+        leaned.append(at)
+    if not contradicts_all(was, person):
+        return
+    error = HL7Error(
+        "PID-3 names a record number another member institution assigned (PID-3.4 names it), and that "
+        "institution's own record of the number is another person (name and sex, and birth date when both state "
+        "one, differ from this PID's: PID-5, PID-8, PID-7); nothing of the message is filed. If the number is "
+        "this patient's, have that institution correct its record; else send this institution's own number",
+        segment="PID", sequence=sequence, field=3, code=DUPLICATE_KEY_IDENTIFIER)
+    if at is not None:
+        error.leaned_on = [at]  # type: ignore[attr-defined]
     raise error
 
 
