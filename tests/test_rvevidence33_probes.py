@@ -128,8 +128,6 @@ def test_the_repeats_analyte_withdrawn_leaves_the_pairs(engine: Any, http: TestC
 
 # --- one analyte measured twice in a report ---------------------------------------------------------
 
-@pytest.mark.xfail(strict=True, reason="rvevidence33: LOW one analyte resulted twice in the repeat report (a re-run): "
-                   "the pair names the entry with the smaller id, the other is cited nowhere (row, evidence, DetectedIssue)")
 def test_an_analyte_measured_twice_in_the_repeat_names_both_results(engine: Any, http: TestClient) -> None:
     """The repeat report carries ALT twice (88 then a re-run 90): the evidence pair of ALT shows one of
     them; the other is named nowhere in the flag, its row or its DetectedIssue -- an auditor judging the
@@ -210,8 +208,6 @@ def coag(http: TestClient, placer: str) -> None:
 
 # the placers fix the resources' ids (uuid5 of the messages): with these two the id order of the two
 # sides differs, so the pair crosses seconds and INR (C1/C2 happen to pair like with like)
-@pytest.mark.xfail(strict=True, reason="rvevidence33: MED the PT pair shows the repeat's PT seconds beside the "
-                   "prior's INR (or INR beside seconds): one analyte's entries are chosen by id, not by what they measure")
 @pytest.mark.parametrize("placer", ["C3", "C4"])
 def test_pt_seconds_are_paired_with_pt_seconds_not_the_inr(engine: Any, http: TestClient, placer: str) -> None:
     """The coagulation panel's PT is one analyte reported twice, as seconds (5902-2) and as INR
@@ -229,8 +225,6 @@ def test_pt_seconds_are_paired_with_pt_seconds_not_the_inr(engine: Any, http: Te
             (value(p["resultResource"]), value(p["priorResource"]))
 
 
-@pytest.mark.xfail(strict=True, reason="rvevidence33: LOW an analyte with two entries on a side (PT seconds and INR) "
-                   "is paired by one entry of each side; the other measurement is named nowhere in the evidence")
 def test_both_measurements_of_an_analyte_are_in_the_evidence(engine: Any, http: TestClient) -> None:
     coag(http, "C1")
     row = the_flag(engine, http)
@@ -257,9 +251,6 @@ def _obs(w: Any, inst: str, patient: str, loinc_code: str, v: str, effective: st
     return f"Observation/{oid}"
 
 
-@pytest.mark.xfail(strict=True, reason="rvevidence33: MED an old flag of a test performed elsewhere: derive() looks "
-                   "the repeat up under the flag's (ordering) institution, finds nothing, and pairs every analyte of the "
-                   "prior with the whole report as if the whole panel had been repeated")
 def test_an_old_flag_performed_elsewhere_is_derived_as_it_was_recorded(engine: Any, http: TestClient) -> None:
     from datetime import date, timedelta
 

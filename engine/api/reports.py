@@ -25,7 +25,7 @@ from engine.auth.policy import audit_remit, require_auditor, require_in_remit
 from engine.bounds import int_query
 from engine.errors import BadRequest, Forbidden, Gone, NotFound
 from engine.insurance.tiers import stored_fen
-from engine.recognition.pairs import derive, of_flag
+from engine.recognition.pairs import cited, derive, of_flag
 from engine.recognition.reports import FlagScreen, ReportFilter, duplicates_report, to_csv
 from engine.recognition.review_note import review_note
 from engine.recognition.service import parse_day
@@ -98,7 +98,7 @@ def duplicate(flag_id: str, request: Request, caller: Caller = Depends(get_calle
     paired = _pairs(recognition, row, screen)
     # the flag is within the caller's remit: so are its DetectedIssue and the records it is about
     repo.vouch([f"DetectedIssue/{flag_id}", *(row[k] for k in ("result", "prior", "order") if row.get(k)),
-                *(p[k] for p in paired["pairs"] for k in ("result", "prior") if p.get(k))])
+                *(r for p in paired["pairs"] for r in cited(p))])
 
     def read(rtype: str, rid: str) -> dict[str, Any] | None:
         try:
@@ -146,7 +146,7 @@ def _pairs(recognition: Any, row: dict[str, Any], screen: FlagScreen) -> dict[st
     paired = of_flag(row, panel)
     if paired["source"] == "before-pairs":
         derived = derive(recognition, row)
-        refs = [p[k] for p in (derived or {}).get("pairs") or () for k in ("result", "prior")]
+        refs = [r for p in (derived or {}).get("pairs") or () for r in cited(p)]
         if derived is not None and not (screen.active and screen.scoped.label_withholds(refs)):
             paired = derived
     said = {p["analyte"] for p in paired["pairs"] if p.get("analyte")} | set(paired["unpaired"])

@@ -26,6 +26,7 @@ from engine.recognition.decision import (
     Recognisable,
 )
 from engine.recognition.decision import REPORTED as REPORTED_STATUS
+from engine.recognition.pairs import cited
 from engine.recognition.rules import RecognitionItem, Rules
 
 CODE_SYSTEM = "urn:huren:detected-issue"
@@ -175,7 +176,7 @@ def flag_issue(
     implicated = ([{"reference": order.ref}] if order.ref else []) + [{"reference": repeat.ref}, {"reference": prior.ref}]
     # the pairs' results too: the issue is labelled as the most confidential record it cites (``_write_issue``)
     named = {i["reference"] for i in implicated}
-    for ref in (p[k] for p in pairs if p.get("analyte") for k in ("result", "prior")):
+    for ref in (r for p in pairs if p.get("analyte") for r in cited(p)):
         if ref not in named:
             named.add(ref)
             implicated.append({"reference": ref})
@@ -191,8 +192,10 @@ def flag_issue(
         "evidence": [
             {"code": [{"text": "prior recognisable result"}], "detail": [{"reference": prior.ref}]},
             {"code": [{"text": "repeated result"}], "detail": [{"reference": repeat.ref}]},
-            *({"code": [{"text": f"{p['analyte']}: repeated result, then the prior result of the same analyte"}],
-               "detail": [{"reference": p["result"]}, {"reference": p["prior"]}]} for p in pairs if p.get("analyte")),
+            *({"code": [{"text": f"{p['analyte']}" + (f" ({p['measure']})" if p.get("measure") else "")
+                         + ": repeated result, then the prior result of the same analyte"
+                         + (" (and its other results)" if p.get("result_also") or p.get("prior_also") else "")}],
+               "detail": [{"reference": r} for r in cited(p)]} for p in pairs if p.get("analyte")),
         ],
         "detail": (f"{item.name} ({item.code}) repeated at {order.institution} on {repeat.day.isoformat()}, "
                    f"{gap} days after a recognisable result of {prior.institution} on {prior.day.isoformat()} "
@@ -215,12 +218,20 @@ def flag_issue(
 
 def _pair_evidence(pair: Mapping[str, Any]) -> dict[str, Any]:
     """One analyte pair as a complex evidence extension; ``wholePanel`` names a side that is a report
-    of the panel as a whole (no entry of its own for the analyte)."""
+    of the panel as a whole (no entry of its own for the analyte); ``measure`` the LOINC both sides
+    report when the analyte has several; ``alsoRepeatResult`` / ``alsoPriorResult`` its other
+    entries (evfix33)."""
     ext: list[dict[str, Any]] = [{"url": "analyte", "valueCode": pair["analyte"]},
                                  {"url": "repeatResult", "valueReference": {"reference": pair["result"]}},
                                  {"url": "priorResult", "valueReference": {"reference": pair["prior"]}}]
     ext += [{"url": "wholePanel", "valueCode": side} for side, key in (("repeat", "result_panel"), ("prior", "prior_panel"))
             if pair.get(key)]
+    if pair.get("measure"):  # which of the analyte's measurements both sides are (PT: seconds or INR)
+        ext.append({"url": "measure", "valueCoding": {"system": "http://loinc.org", "code": pair["measure"]}})
+    # the analyte's other entries no pair shows (a re-run, a measurement one side alone reported)
+    ext += [{"url": url, "valueReference": {"reference": ref}}
+            for url, key in (("alsoRepeatResult", "result_also"), ("alsoPriorResult", "prior_also"))
+            for ref in pair.get(key) or ()]
     return {"url": "analytePair", "extension": ext}
 
 

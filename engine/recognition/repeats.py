@@ -218,7 +218,8 @@ class Repeats(RecognitionState, _Others):
         # the evidence: each repeated analyte beside the prior of the same analyte, from the entries
         # the decision read for the order that stands (``pairs``); the billed ``result`` is apart
         performed, did, sources = next(x for r, _, _, x in decided if r is repeat)
-        pairs, unpaired = pair_up(repeat.ref, performed, did, match, tuple(item.analytes), sources)
+        pairs, unpaired = pair_up(repeat.ref, performed, did, match, tuple(item.analytes), sources,
+                                  rules, lambda ref: self.read(*ref.split("/", 1)))
         check_ref = repeat.order
         prior = match.result
         status = standing_review(existing, reviews, prior.ref, decision) or decision.status
