@@ -1179,7 +1179,7 @@ class Ingestor:
                 # the writer, for the merge rules, is the message type (MSH-9.1): ORM, ORU, ADT ...
                 # (and what it deleted with HL7's explicit null "": merge11, engine.merge_rules)
                 said = getattr(item.conversion, "said", None)  # (and what the rules read: the repository)
-                with (self.repository.merge.saying(said, self.repository, _message_time(resources))
+                with (self.repository.merge.saying(said, self.repository, _message_time(resources, warnings))
                       if self.repository is not None else contextlib.nullcontext()):
                     results, listing = (self._write_signed(resources, set(create_only), item.header.message_code,
                                                            validated=item.validated, deferred=provenances,
@@ -1484,10 +1484,16 @@ def _bundle_resources(bundle: dict[str, Any]) -> list[dict[str, Any]]:
     return [e["resource"] for e in bundle.get("entry", []) if isinstance(e, dict) and "resource" in e]
 
 
-def _message_time(resources: list[dict[str, Any]]) -> str | None:
-    """The message's time as its Provenance records it (``recorded``: MSH-7, else its receipt): the
-    merge rules weigh a withdrawal against a later message by it (``merge.yaml`` ``until_later``).
-    The Provenance is the conversion's last resource (``common.provenance``): looked for from the end."""
+def _message_time(resources: list[dict[str, Any]], warnings: Sequence[Any] = ()) -> str | None:
+    """The message's time as its Provenance records it (``recorded``: MSH-7): the merge rules weigh a
+    withdrawal against a later message by it (``merge.yaml`` ``until_later``). None -- not known, so
+    never later: a withdrawal stands against it, with a warning -- when the converter warned that
+    MSH-7 is not a valid timestamp: ``recorded`` is then huren's receipt clock, "now", and an old
+    resend with a garbled MSH-7 read as later than the withdrawal revived the withdrawn result
+    (rvmsgtime33's HIGH; the lead, thirty-third round). The Provenance is the conversion's last
+    resource (``common.provenance``): looked for from the end."""
+    if any(getattr(w, "segment", None) == "MSH" and getattr(w, "field", None) == 7 for w in warnings):
+        return None
     for r in reversed(resources):
         if r.get("resourceType") == "Provenance":
             recorded = r.get("recorded")

@@ -43,9 +43,6 @@ def _corrected_everywhere(http: TestClient, obs_id: str, report_id: str, doc_id:
 # --- the message's time -------------------------------------------------------------------------------
 
 
-@pytest.mark.xfail(strict=True, reason="rvmsgtime33: HIGH an old resend whose MSH-7 is unreadable is dated by "
-                   "its receipt (Provenance.recorded = now), so it counts as later than the withdrawal and "
-                   "makes the withdrawn result final again, its line back in the report and document, under AA")
 def test_an_old_resend_with_an_unreadable_msh7_does_not_revive_the_withdrawn_result(
         engine: Engine, http: TestClient) -> None:
     doc_id, report_id, obs_id = _withdrawn(engine, http, "RV1")
