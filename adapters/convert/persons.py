@@ -205,9 +205,16 @@ _APART_TAIL = " (PID-3.4) kept apart from the institution's own record of the sa
 def kept_apart_authority(message: str) -> str | None:
     """The authority a kept-apart warning's text names (``_kept_apart``), else None: what the
     operator's fidelity view counts per institution and authority (``engine.api.admin``)."""
-    if not message.startswith(_APART_HEAD) or _APART_TAIL not in message:
+    return authority_between(message, _APART_HEAD, _APART_TAIL)
+
+
+def authority_between(message: str, head: str, tail: str) -> str | None:
+    """The assigning authority a warning's text names between its fixed ``head`` and ``tail`` (quoted
+    as the warning wrote it), else None: the one reading of the texts the fidelity view counts by
+    (kept apart here, taken over in ``adapters.convert.takeover``)."""
+    if not message.startswith(head) or tail not in message:
         return None
-    return message[len(_APART_HEAD):message.index(_APART_TAIL)].strip("'\"")
+    return message[len(head):message.index(tail)].strip("'\"")
 
 
 def _kept_apart(authority: str, number: str, sequence: int) -> HL7Error:

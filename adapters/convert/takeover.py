@@ -66,7 +66,7 @@ from dataclasses import replace
 from functools import lru_cache
 from typing import Any
 
-from adapters.convert.persons import applications_of, unregistered
+from adapters.convert.persons import applications_of, authority_between, unregistered
 from adapters.hl7v2.errors import DUPLICATE_KEY_IDENTIFIER, HL7Error
 from engine.identity.demographics import contradicts_all
 from engine.merge_rules import Said, field_of
@@ -83,9 +83,7 @@ _TAKEN_TAIL = " (PID-3.4) that no registration has spoken for: taken over by thi
 def taken_over_authority(message: str) -> str | None:
     """The authority a take-over warning's text names (``_taken_over``), else None: what the
     operator's fidelity view counts per institution and authority (``engine.api.admin``)."""
-    if not message.startswith(_TAKEN_HEAD) or _TAKEN_TAIL not in message:
-        return None
-    return message[len(_TAKEN_HEAD):message.index(_TAKEN_TAIL)].strip("'\"")
+    return authority_between(message, _TAKEN_HEAD, _TAKEN_TAIL)
 
 
 def settle_takeover(conversion: Any, read_many: Any, search: Any, messages: Any,
