@@ -7,7 +7,6 @@ resource builders (``common``) both depend on it, instead of on each other.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from typing import Any
 
@@ -256,7 +255,6 @@ def location(rep: Repetition, ctx: Context) -> dict[str, Any] | None:
 
 
 _WARD, _ROOM, _BED = ("wa", "Ward"), ("ro", "Room"), ("bd", "Bed")
-_HAN = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]")
 
 
 def _said(part: str, words: dict[str, Any], kind: str) -> str:
@@ -264,7 +262,7 @@ def _said(part: str, words: dict[str, Any], kind: str) -> str:
     3号楼, a floor ``5`` 5层 (``location_parts`` in vocabulary.yaml); one already in words (301病房,
     住院部) is kept as sent. Empty stays empty."""
     pattern = words.get(kind)
-    return pattern.format(part) if part and pattern and not _HAN.search(part) else part
+    return pattern.format(part) if part and pattern and not ideographic(part) else part
 
 
 def _location(rep: Repetition, ctx: Context,

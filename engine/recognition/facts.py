@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import copy
 import operator
-import re
 import threading
 from collections.abc import Callable, Hashable, Iterable, Sequence
 from dataclasses import replace
@@ -21,6 +20,7 @@ from zoneinfo import ZoneInfo
 
 # the person: the one national-ID rule (a Patient's first valid NNCHN number), re-exported for callers here
 from engine.identity.nationalid import patient_number as national_id
+from engine.merge_rules import ideographic
 from engine.recognition.coding import analytes_for, institution_from_codes, item_for
 from engine.recognition.decision import Order, PriorResult
 from engine.recognition.rules import Rules
@@ -696,7 +696,6 @@ class FactReader:
 # location text ("NEI 301 02", "心内科病区 301房 02床"), read by ``department_parts`` as the converter
 # wrote it: the ward first, then room and bed.
 DEPT_KEY = "dept|"
-_HAN = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]")
 
 
 def department_key(code: str | None, name: str | None) -> str | None:
@@ -719,7 +718,7 @@ def department_parts(stored: str | None) -> tuple[str | None, str | None]:
     first = stored.strip().split(" ")[0]
     if not first:
         return None, None
-    return (None, first) if _HAN.search(first) else (first, None)
+    return (None, first) if ideographic(first) else (first, None)
 
 
 # The placer's explicit delete of the re-test reason (ORC-16 ``""`` in its own order statement,
