@@ -118,12 +118,10 @@ def settle_takeover(conversion: Any, read_many: Any, search: Any, messages: Any,
     for ref, (mine, visit) in held.items():
         placeholder = patients.get(tuple(mine.split("/", 1)))
         if (placeholder is None or ref in named or mine in named
-                or not _keyed_apart_only(placeholder, prefix)
                 or not _the_owners_number(visit, conversion.by_reference[ref])
                 or contradicts_all(placeholder, conversion.by_reference[wanted[ref]])
-                or _held_by_another(mine, placeholder, search, earlier)
-                or not _no_owner_named(ref, search, messages, conversion)
-                or not unregistered(mine, search, messages)):
+                or not _stand_in(mine, placeholder, prefix, search, messages, earlier)
+                or not _no_owner_named(ref, search, messages, conversion)):
             continue
         said = conversion.said.get(ref) or Said()
         conversion.said[ref] = replace(said, taken_from=(*said.taken_from, ("subject", mine)),
@@ -165,9 +163,7 @@ def settle_stay(conversion: Any, read_many: Any, search: Any, messages: Any, ear
     for ref, theirs in held.items():
         placeholder = patients.get(tuple(theirs.split("/", 1)))
         if (placeholder is None or ref in stated or theirs in stated
-                or not _keyed_apart_only(placeholder, prefix)
-                or _held_by_another(theirs, placeholder, search, earlier)
-                or not unregistered(theirs, search, messages)):
+                or not _stand_in(theirs, placeholder, prefix, search, messages, earlier)):
             continue
         said = conversion.said.get(ref) or Said()
         conversion.said[ref] = replace(said, stand_in=(*said.stand_in, ("subject", theirs)))
@@ -184,6 +180,17 @@ def _subject(resource: dict[str, Any] | None) -> str | None:
     """The "Patient/id" a resource's subject names, else None."""
     ref = ((resource or {}).get("subject") or {}).get("reference")
     return ref if isinstance(ref, str) and ref.startswith("Patient/") else None
+
+
+def _stand_in(ref: str, patient: dict[str, Any], prefix: str, search: Any, messages: Any,
+              earlier: Sequence[Any]) -> bool:
+    """Is the stored record ``ref`` a lab's stand-in -- the one reading of it, for the take-over and
+    for the lab's later results of a stay taken over: keyed only by another authority's number of the
+    institution (``_keyed_apart_only``), no other record carrying one of its numbers
+    (``_held_by_another``), and no registration has spoken for it (``persons.unregistered``), asked
+    in that order (cheapest first)."""
+    return (_keyed_apart_only(patient, prefix) and not _held_by_another(ref, patient, search, earlier)
+            and unregistered(ref, search, messages))
 
 
 def _keyed_apart_only(patient: dict[str, Any], prefix: str) -> bool:
