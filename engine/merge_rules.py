@@ -932,7 +932,7 @@ class MergeRules:
         marks = getattr(getattr(self._local, "stored", None), "writers", None)
         writer = marks(rtype, [rid]).get(rid) if marks is not None and rid else None
         return (writer is not None and writer not in (API, INDEX) and bool(judged) and version == judged
-                and persons.person_compartment(one) == frozenset({one}) and not persons.known_apart(one, other))
+                and _stands_alone(persons, one, other))
 
     def _stood_in(self, rtype: str, name: str, rid: str, one: str, other: str, persons: Persons) -> bool:
         """``Said.stand_in``: the message's record (``other``, a lab's stand-in, read from the store by
@@ -947,7 +947,7 @@ class MergeRules:
         history, marks = getattr(stored, "history", None), getattr(stored, "version_writers", None)
         if history is None or marks is None or not rid:
             return False
-        if persons.person_compartment(other) != frozenset({other}) or persons.known_apart(one, other):
+        if not _stands_alone(persons, other, one):
             return False
         versions, writers = history(rtype, rid), marks(rtype, rid)
         if len(versions) != len(writers):
@@ -1733,6 +1733,13 @@ def _actor_of(entries: list[Any], patient: str) -> dict[str, Any] | None:
         if isinstance(actor, dict) and actor.get("reference") == patient:
             return actor
     return None
+
+
+def _stands_alone(persons: Persons, stand_in: str, other: str) -> bool:
+    """The patient index's word on a lab's stand-in record (``_taken_over``, ``_stood_in``): it holds
+    ``stand_in`` for no one else (not linked by the desk, not joined by a merge: rvvisit33 HIGH 1) and
+    does not know it and ``other`` for two persons."""
+    return persons.person_compartment(stand_in) == frozenset({stand_in}) and not persons.known_apart(stand_in, other)
 
 
 def _merged_away(persons: Persons, patient_id: str) -> bool:
