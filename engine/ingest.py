@@ -704,7 +704,7 @@ class Ingestor:
         doc = self.messages.new_document(
             item.doc_id, item.raw, item.sha256, facility=h.facility_code, application=h.application_code,
             control_id=h.control_id, processing_id=sent_id(h.processing_id, h.component_sep),
-            channel=item.channel, peer=item.peer, message_type=_message_type(h), version=h.version,
+            channel=item.channel, peer=item.peer, message_type=message_type_of(h), version=h.version,
             codec=h.codec, status=status, errors=errors, ack_code=ack, conflict_of=conflict_of)
         new_docs.append(doc)
         item.doc = doc
@@ -1403,10 +1403,6 @@ def _poisoned() -> HL7Error:
 
 
 
-def _message_type(h: Header) -> str:
-    return message_type_of(h)  # the one reading, shared with the operator's corrected replay
-
-
 def _resources(item: _Item) -> list[dict[str, Any]]:
     """The resources of ``item``'s conversion, listed once for the validation, the batch's read of
     current versions and the write (each listed them again)."""
@@ -1540,7 +1536,7 @@ def _audit_event(item: _Item, outcome: str, written: _Listing | None, origin: st
         patients=[*written.patients, *written.owned] if written is not None else (),
         resources=written.others if written is not None else (), owners=item.owners,
         detail={k: v for k, v in (("message", item.doc_id), ("control-id", h.control_id),
-                                  ("message-type", _message_type(h)), ("channel", item.channel)) if v},
+                                  ("message-type", message_type_of(h)), ("channel", item.channel)) if v},
     )
 
 

@@ -429,13 +429,15 @@ def header_facts(raw: bytes) -> dict[str, str]:
     """What a message document states of its raw header besides its key: ``message_type``,
     ``version`` (MSH-12.1) and ``processing_id`` (MSH-11.1)."""
     head = extract_header(raw)[0]
-    return {"message_type": message_type_of(head), "version": head.version,
-            "processing_id": sent_id(head.processing_id, head.component_sep) if head.found else ""}
+    return {"message_type": message_type_of(head), "version": head.version, "processing_id": _processing_id_of(head)}
 
 
 def _processing_id(raw: bytes) -> str:
     """MSH-11.1 of a raw message, as ``processing_id`` records it ("" none read)."""
-    head = extract_header(raw)[0]
+    return _processing_id_of(extract_header(raw)[0])
+
+
+def _processing_id_of(head: Header) -> str:
     return sent_id(head.processing_id, head.component_sep) if head.found else ""
 
 
