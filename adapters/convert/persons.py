@@ -354,9 +354,9 @@ def _registered(ref: str, search: Any, messages: Any, declared: Collection[str] 
         writers = _writers(page.resources, messages)
         stored_by = marks.writers("Provenance", [str(prov.get("id")) for prov in page.resources])
         for prov in page.resources:
-            if _named_messages(prov) and stored_by.get(str(prov.get("id"))) in _NOT_THE_FEED:
-                return None  # a message's Provenance a FHIR client wrote over: not the message's word
             mark = stored_by.get(str(prov.get("id")))
+            if _named_messages(prov) and mark in _NOT_THE_FEED:
+                return None  # a message's Provenance a FHIR client wrote over: not the message's word
             named.update((v, mark) for v in _versions_named(prov, ref))
             if str((prov.get("meta") or {}).get("versionId") or "1") != "1":
                 rewritten.append((str(prov.get("id")), mark))
