@@ -136,6 +136,28 @@ def test_on_a_phone_the_same_and_nothing_sticks_out(auditor: tuple[Browser, Path
         b.send("Emulation.setDeviceMetricsOverride", **DESKTOP)
 
 
+def test_a_community_not_known_is_said_in_full_and_takes_the_old_notes_away(auditor: tuple[Browser, Path]) -> None:
+    """An empty month first (its "—" note shown), then a community typed wrong: the page says there
+    is none by that name -- in English too, whole -- and keeps no note about figures it took away."""
+    b, shots = auditor
+
+    def ask(month: str, community: str) -> None:
+        b.eval("{ const f = document.querySelector('#indicators-form'); document.querySelector('#message').textContent = '';"
+               f" f.elements.month.value = {json.dumps(month)}; f.elements.community.value = {json.dumps(community)};"
+               " f.requestSubmit(); } true")
+
+    ask("2025-01", "")
+    b.wait_for("document.querySelector('#indicators').dataset.month === '2025-01'")
+    assert b.eval("document.querySelector('#ind-empty').hidden") is False  # nothing to divide by: said
+    ask("2025-01", "阜宁医共体")
+    b.wait_for("document.querySelector('#message').innerText.includes('阜宁医共体')")
+    said = b.eval("document.querySelector('#message').innerText")
+    assert "没有名为“阜宁医共体”的医共体" in said and "No medical community is named 阜宁医共体" in said, said
+    assert b.eval("document.querySelectorAll('#indicators tbody tr').length") == 0
+    assert b.eval("document.querySelector('#ind-empty').hidden") is True, "the empty month's note stayed"
+    _shot(b, shots, "insurance-unknown-community-desktop")
+
+
 # --- the operator's refused messages -------------------------------------------------------------------
 
 @pytest.fixture(scope="module")

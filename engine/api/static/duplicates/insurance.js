@@ -223,6 +223,8 @@
     try { community = window.hurenWords.codeFor("communities", form.elements.community.value); } // a name typed: its code
     catch (e) { // no such community: said, nothing sent, and the last month's figures taken away with it
       $("#alerts").replaceChildren(); $("#indicators tbody").replaceChildren(); $("#ind-charts").replaceChildren();
+      // and the notes about those figures with them ("数值为“—”的指标……" had stayed above an empty table)
+      $("#ind-empty").hidden = true; $("#ind-note").hidden = true;
       delete $("#indicators").dataset.month; message("#message", e.message); return;
     }
     if (community) q.set("community", community);
