@@ -39,7 +39,7 @@ from engine.settings import Settings
 from tests.test_insurance_indicators import fill_march
 from tests.test_insurance_ui import sign_in as sign_in_auditor
 from tests.test_insurance_ui import small_budget_site
-from tests.test_opspage26_quarantine import NEWHOSP, NO_ID, _open, site  # noqa: F401 - the module's refused messages
+from tests.test_opspage26_quarantine import NEWHOSP, NO_ID, _open, _replay, site  # noqa: F401 - the module's refused messages
 from tests.test_opspage26_quarantine import sign_in as sign_in_operator
 from tests.test_reports_ui import Browser
 from tests.test_resident_ui import CHROMIUM, _free_port, serving
@@ -206,6 +206,19 @@ def test_a_message_says_how_it_came_in_words(operator: tuple[Browser, Path]) -> 
         assert outside(b, PHONE) == []
     finally:
         b.send("Emulation.setDeviceMetricsOverride", **DESKTOP)
+
+
+def test_a_replay_says_its_time_is_beijing_and_who(operator: tuple[Browser, Path]) -> None:
+    """Replayed as it is (no site change), the message with no patient identifier is refused again;
+    the replay is listed under the receipt with its time's zone said, as the receipt's is."""
+    b, shots = operator
+    _open(b, NO_ID)
+    assert "AE" in _replay(b, reload=False)
+    b.wait_for("[...document.querySelectorAll('#d-facts dt')].some(dt => dt.innerText.startsWith('重新处理'))")
+    replayed = b.eval("[...document.querySelectorAll('#d-facts dt')].filter(dt => dt.innerText.startsWith('重新处理'))"
+                      ".map(dt => dt.nextElementSibling.innerText)")
+    assert len(replayed) == 1 and replayed[0].endswith("（北京时间） · 操作人 it.wu34"), replayed
+    _shot(b, shots, "quarantine-replayed-desktop")
 
 
 def test_the_words_come_from_the_data_file(site: tuple[Engine, str, Path]) -> None:  # noqa: F811

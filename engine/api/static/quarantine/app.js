@@ -176,7 +176,9 @@
       ["消息类型 Type", messageType(m.message_type) + (m.version ? " · HL7 " + m.version : "")], ["控制号 Control id", m.control_id || "—"],
       ["应答 ACK", ack(m.ack_code)], ["状态 Status", STATUS[m.status] || m.status],
       ["通道 Channel", channel(m)]];
-    for (const r of m.replays || []) facts.push(["重新处理 Replayed", W.instant(r.at) + " · " + r.by]);
+    // a replay's time is Beijing's as the receipt's is, and said so (it had stood bare under the
+    // receipt's "（北京时间）"); who did it by their sign-in name
+    for (const r of m.replays || []) facts.push(["重新处理 Replayed", W.instant(r.at) + "（北京时间） · 操作人 " + r.by]);
     const dl = $("#d-facts"); dl.replaceChildren();
     for (const [k, v] of facts) { dl.appendChild(el("dt", k)); dl.appendChild(el("dd", v)); }
     const body = $("#errs tbody"); body.replaceChildren();
