@@ -184,7 +184,7 @@ def test_a_late_reply_for_the_old_month_or_year_does_not_replace_the_new(march: 
         held.close()
     assert browser.eval("document.querySelector('#settlement').dataset.year") == "2026"
     titles = browser.eval("[...document.querySelectorAll('#settlement h3')].map(h => h.innerText)")
-    assert titles and all("(2026," in t for t in titles), titles
+    assert titles and all(" · 2026年度 · " in t for t in titles), titles
     assert browser.eval("document.querySelector('#set-message').innerText") == ""
 
 

@@ -20,7 +20,6 @@ from fastapi.templating import Jinja2Templates
 from starlette.concurrency import run_in_threadpool
 
 from engine.api.ui_shared import STAFF_PAGE_HEADERS, PageFiles
-from engine.api.ui_wards import ward_names
 from engine.audit.who_looked import who_looked
 from engine.auth.caller import Caller
 from engine.auth.deps import get_caller, get_repo
@@ -28,6 +27,7 @@ from engine.auth.service import ME_CLIENT_ID
 from engine.auth.staff import STAFF_CLIENT_ID
 from engine.errors import Forbidden, Gone, NotFound
 from engine.repository.scoped import ScopedRepository
+from engine.wards import ward_names
 
 STATIC = Path(__file__).resolve().parent / "static" / "me"
 router = APIRouter(tags=["ui"])
@@ -50,7 +50,7 @@ def me(request: Request) -> HTMLResponse:
         "authorize": s.public_base_url + "/auth/authorize", "token": s.public_base_url + "/auth/token",
         "who": s.public_base_url + "/ui/me/who-looked", "userinfo": s.public_base_url + "/auth/userinfo",
         "revoke": s.public_base_url + "/auth/revoke",
-        # site rules, not records: the names of wards sent by code only (ui_wards)
+        # site rules, not records: the names of wards sent by code only (engine.wards)
         "wards": json.dumps(ward_names(engine), ensure_ascii=False),
     }, headers=HEADERS)
 

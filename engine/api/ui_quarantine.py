@@ -50,7 +50,7 @@ _REASONS = {"type": "array", "items": {
     "properties": {"id": {"type": "string", "minLength": 1}, "match": {"type": "string", "minLength": 1},
                    "zh": {"type": "string", "minLength": 1}}}}
 _PROPERTIES = {"codes": _TEXTS, "reasons": _REASONS, "acks": _TEXTS, "severities": _TEXTS, "segments": _TEXTS,
-               "fields": _TEXTS}
+               "fields": _TEXTS, "messages": _TEXTS, "channels": _TEXTS}
 SCHEMA: dict[str, Any] = {"type": "object", "additionalProperties": False, "properties": _PROPERTIES,
                           "required": ["codes", "reasons", "acks", "segments", "fields"]}
 SITE_SCHEMA: dict[str, Any] = {"type": ["object", "null"], "additionalProperties": False, "properties": _PROPERTIES}

@@ -27,7 +27,6 @@ from typing import Any
 
 import yaml
 
-from engine.api.ui_wards import department_namer
 from engine.auth import confidentiality
 from engine.auth.caller import Caller
 from engine.errors import BadRequest
@@ -39,6 +38,7 @@ from engine.recognition.index import day_range, window_end
 from engine.recognition.pairs import of_flag
 from engine.recognition.review_note import review_note
 from engine.repository.scoped import ScopedRepository
+from engine.wards import department_namer
 from mappings.site import DEFAULT_ZONE, DEFAULTS_DIR
 
 # what a list says of a panel flag stored before its analyte pairs were kept (pairs.of_flag)

@@ -95,7 +95,9 @@
       const level = (detail.find((p) => p.url === "level") || {}).valueCode || "warning";
       const score = (detail.find((p) => p.url === "score") || {}).valueQuantity;
       const who = f.subject.identifier.value, display = f.subject.display;
-      const named = display && display !== who ? display + "（" + who + "）" : window.hurenWords.place(who);
+      // a community's alert names the community (阜宁县医共体（funing）), an institution's the institution:
+      // the bare code "funing" had been shown (place() knows institutions only)
+      const named = display && display !== who ? display + "（" + who + "）" : window.hurenWords.unit(who);
       const li = el("li", (level === "alert" ? "告警 ALERT " : "预警 warning ") + named + "：" + f.code.text +
         (score ? " — " + shown(score, rates[f.code.coding[0].code.replace(/-(above|below)$/, "")]) : ""), level);
       li.dataset.code = f.code.coding[0].code; li.dataset.subject = f.subject.identifier.value;
@@ -155,7 +157,11 @@
     const tr = document.createElement("tr"); tr.dataset.step = step.step;
     const what = tr.appendChild(el("td", zh || step.label));
     if (zh) { what.appendChild(document.createTextNode(" ")); what.appendChild(el("small", step.label)); }
-    tr.appendChild(el("td", fixed(step.amount), "num"));
+    // the year-end's words say which way the money goes (医共体退还基金 / 基金向医共体补付): the amount
+    // beside them is its size, as the totals line says it ("医共体退还基金 -490.00" read as a double
+    // negative); without the words the signed amount stays
+    const amount = zh && step.step === "year-end" ? Math.abs(Number(step.amount)) : step.amount;
+    tr.appendChild(el("td", fixed(amount), "num"));
     return tr;
   }
   function renderSettlement(report) {
@@ -163,7 +169,11 @@
     for (const region of report.regions) {
       for (const c of region.communities) {
         const sec = document.createElement("div"); sec.className = "community"; sec.dataset.community = c.community;
-        sec.appendChild(el("h3", region.name + " · " + window.hurenWords.community(c.community) + " (" + report.year + ", " + report.currency + ")"));
+        // the year and the unit of every amount below, in words: "(2026, CNY)" had left the tables'
+        // bare figures (1000.00) to a currency code
+        const unit = window.hurenWords.said("currencies", report.currency);
+        sec.appendChild(el("h3", region.name + " · " + window.hurenWords.community(c.community) + " · " + report.year
+          + "年度 · 金额单位：" + (unit ? unit + "（" + report.currency + "）" : report.currency)));
         const fig = document.createElement("figure");
         fig.appendChild(el("figcaption", "预算、支出与基金支付 Budget, spending and what the fund pays"));
         const svg = document.createElementNS("http://www.w3.org/2000/svg", "svg"); svg.setAttribute("class", "settlement-chart");
@@ -213,6 +223,8 @@
     try { community = window.hurenWords.codeFor("communities", form.elements.community.value); } // a name typed: its code
     catch (e) { // no such community: said, nothing sent, and the last month's figures taken away with it
       $("#alerts").replaceChildren(); $("#indicators tbody").replaceChildren(); $("#ind-charts").replaceChildren();
+      // and the notes about those figures with them ("数值为“—”的指标……" had stayed above an empty table)
+      $("#ind-empty").hidden = true; $("#ind-note").hidden = true;
       delete $("#indicators").dataset.month; message("#message", e.message); return;
     }
     if (community) q.set("community", community);

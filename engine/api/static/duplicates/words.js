@@ -157,7 +157,10 @@ window.hurenWords = (function () {
     if (both && Object.hasOwn(table, both[2])) return both[2];
     const named = Object.keys(table).filter((code) => table[code] === v);
     if (named.length === 1) return named[0];
-    const [zh, en] = (KINDS[kind] || "名称 name").split(" ");
+    // the Chinese word, then the English in full ("medical community": split at every space, the
+    // English had read "No medical is named 阜宁医共体")
+    const label = KINDS[kind] || "名称 name", cut = label.indexOf(" ");
+    const zh = label.slice(0, cut), en = label.slice(cut + 1);
     const err = new Error("没有名为“" + v + "”的" + zh + "，请从列表中选择或检查拼写。 No " + en + " is named " + v + ".");
     err.unknown = kind; throw err;
   }

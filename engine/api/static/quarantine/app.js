@@ -7,7 +7,7 @@
   const W = window.hurenWords;
   const PAGE = 50;
   let session = null;
-  let words = { codes: {}, reasons: [], acks: {}, severities: {}, segments: {}, fields: {} };
+  let words = { codes: {}, reasons: [], acks: {}, severities: {}, segments: {}, fields: {}, messages: {}, channels: {} };
   let patterns = []; // [regexp, words] of huren's own reasons, in the data's order
   let shown = 0, total = 0, listed = "", current = null;
   const lists = W.latest(), details = W.latest();
@@ -25,6 +25,33 @@
   // --- what an ERR says, in Chinese (mappings/quarantine/words.yaml) -------------------------------
   function ack(code) { const w = words.acks[code]; return w ? code + " " + w : String(code || "—"); }
   function codeWords(code) { return words.codes[String(code)] || ""; }
+  // The sending institution by its name; a code the site does not register (an AR's usual reason) is
+  // said to be one, not shown bare as if it were a name (pages34: "FNNEWHOSP")
+  function facility(code) {
+    if (!code) return "（未知 unknown）";
+    return W.placeName(code) !== String(code) ? W.place(code) : code + "（本站未登记的机构代码 not registered）";
+  }
+  // MSH-9 with what it is (ADT^A04 门诊登记（挂号）): the event's words, else the message code's
+  function messageType(type) {
+    if (!type) return "—";
+    const said = words.messages[type] || words.messages[String(type).split("^")[0]];
+    return said ? type + " " + said : type;
+  }
+  // how it came, in words: "http · 127.0.0.1 client=interface-engine http-charset=GB18030" had been shown
+  // as stored -> HTTP 接口（POST /hl7v2） · 来自 127.0.0.1 · 接口账号 interface-engine · 字符集 GB18030
+  function channel(m) {
+    const parts = [m.channel ? words.channels[m.channel] || m.channel : "—"];
+    const peer = String(m.peer || "").trim();
+    if (peer) {
+      const file = /^file:(.*?)(?:#(\d+))?$/.exec(peer);
+      if (file) parts.push("文件 " + file[1] + (file[2] != null ? " 第 " + file[2] + " 条" : ""));
+      else for (const token of peer.split(/\s+/)) {
+        const kv = /^(client|http-charset)=(.*)$/.exec(token);
+        parts.push(!kv ? "来自 " + token : kv[1] === "client" ? "接口账号 " + kv[2] : "字符集 " + kv[2]);
+      }
+    }
+    return parts.join(" · ");
+  }
   function explain(e) {
     if (!e.segment && e.location) { // a replay's answer names the place as "PID-3.1"
       const at = /^([A-Z][A-Z0-9]{2})(?:-(\d+)(?:\.(\d+))?)?$/.exec(e.location);
@@ -75,12 +102,12 @@
   }
   function row(m) {
     const tr = document.createElement("tr"); tr.className = "msg"; tr.dataset.id = m.id;
-    const first = cell(tr, "", "when", "接收时间 Received");
+    const first = cell(tr, "", "when", "接收时间（北京时间） Received");
     const open = el("button", W.instant(m.received_at), "open"); open.type = "button";
-    open.setAttribute("aria-label", "查看消息 Open: " + W.instant(m.received_at) + " " + W.place(m.facility) + " " + (m.control_id || ""));
+    open.setAttribute("aria-label", "查看消息 Open: " + W.instant(m.received_at) + " " + facility(m.facility) + " " + (m.control_id || ""));
     first.appendChild(open);
-    cell(tr, W.place(m.facility) || "（未知 unknown）", "", "发送机构 Institution");
-    cell(tr, m.message_type || "—", "", "消息类型 Type");
+    cell(tr, facility(m.facility), "", "发送机构 Institution");
+    cell(tr, messageType(m.message_type), "", "消息类型 Type");
     cell(tr, m.control_id || "—", "", "控制号 Control id");
     cell(tr, ack(m.ack_code), "ack ack-" + m.ack_code, "应答 ACK");
     const errs = (m.errors || []).filter((e) => e.severity !== "W" && e.severity !== "I");
@@ -145,11 +172,13 @@
     if (tr) tr.classList.add("selected");
     text($("#d-id"), m.id);
     const facts = [["接收时间 Received", W.instant(m.received_at) + "（北京时间）"],
-      ["发送机构 Institution", W.place(m.facility) || "（未知 unknown）"], ["发送系统 Application", m.application || "—"],
-      ["消息类型 Type", (m.message_type || "—") + (m.version ? " · HL7 " + m.version : "")], ["控制号 Control id", m.control_id || "—"],
+      ["发送机构 Institution", facility(m.facility)], ["发送系统 Application", m.application || "—"],
+      ["消息类型 Type", messageType(m.message_type) + (m.version ? " · HL7 " + m.version : "")], ["控制号 Control id", m.control_id || "—"],
       ["应答 ACK", ack(m.ack_code)], ["状态 Status", STATUS[m.status] || m.status],
-      ["通道 Channel", (m.channel || "—") + (m.peer ? " · " + m.peer : "")]];
-    for (const r of m.replays || []) facts.push(["重新处理 Replayed", W.instant(r.at) + " · " + r.by]);
+      ["通道 Channel", channel(m)]];
+    // a replay's time is Beijing's as the receipt's is, and said so (it had stood bare under the
+    // receipt's "（北京时间）"); who did it by their sign-in name
+    for (const r of m.replays || []) facts.push(["重新处理 Replayed", W.instant(r.at) + "（北京时间） · 操作人 " + r.by]);
     const dl = $("#d-facts"); dl.replaceChildren();
     for (const [k, v] of facts) { dl.appendChild(el("dt", k)); dl.appendChild(el("dd", v)); }
     const body = $("#errs tbody"); body.replaceChildren();
@@ -220,7 +249,7 @@
   $("#replay").addEventListener("click", () => {
     if (!current) return;
     text($("#confirm-text"), "将按" + ($("#reload").checked ? "重新读取后的" : "当前的") + "站点配置再处理一次消息 "
-      + (current.control_id || current.id) + "（" + W.place(current.facility) + "）。若通过，消息中的数据将写入档案。此操作会记入审计日志。");
+      + (current.control_id || current.id) + "（" + facility(current.facility) + "）。若通过，消息中的数据将写入档案。此操作会记入审计日志。");
     $("#confirm").returnValue = "";
     $("#confirm").showModal();
     $("#confirm-no").focus();

@@ -1,5 +1,8 @@
 """The site's names for wards, departments and rooms sent by code only (``mappings/wards.yaml``,
-each institution of ``HUREN_SITE/wards.yaml`` replacing its table), for the resident's page.
+each institution of ``HUREN_SITE/wards.yaml`` replacing its table), for the resident's page
+(``engine.api.ui_me``) and the recognition rate by department (``engine.recognition.reports``).
+It sits below both layers (read-only site data, no HTTP, no store) so the reports need not import
+the API layer.
 
 A PV1-3 point of care sent without its PL-9 name is stored as its codes (Location.name "NEI 301
 02", the converter's rule); a person reads a name. The page names the code from this table for the
@@ -21,7 +24,7 @@ from mappings.sitefiles import SiteError, check, read_yaml
 log = logging.getLogger("huren.site")
 
 FILE = "wards.yaml"
-SHIPPED = Path(__file__).resolve().parents[2] / "mappings" / FILE
+SHIPPED = Path(__file__).resolve().parents[1] / "mappings" / FILE
 _TABLE = {"type": "object", "additionalProperties": {"type": "string", "minLength": 1}}
 SCHEMA: dict[str, Any] = {"type": ["object", "null"], "additionalProperties": _TABLE}
 
