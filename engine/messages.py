@@ -313,6 +313,8 @@ class MessageStore:
         stored = {d["_id"]: d for d in self.fidelity.find({"_id": {"$in": list(seen)}})}
         for key, (entry, n, example) in seen.items():
             doc = stored.get(key) or {"_id": key, **entry, "count": 0, "first_seen": stamp}
+            if "count_as" in entry:  # a row written before the warning said its count: said from now on
+                doc |= {"count_as": entry["count_as"], "count_key": entry["count_key"]}
             doc["count"] += n  # messages in which it occurred
             doc["last_seen"] = stamp
             doc["example_message"] = example
@@ -411,9 +413,12 @@ def _fidelity_entries(m: Fidelity) -> dict[str, dict[str, Any]]:
     for w in m.warnings:
         if w.code == "103" and w.location() in dropped:
             continue
-        entries.setdefault(_fid_key(m.institution, "warning", "", w.location(), w.message), {
-            "institution": m.institution, "kind": "warning", "value": "", "where": w.location(),
-            "code": w.code, "message": w.message})
+        inst = (w.tally.institution if w.tally is not None else "") or m.institution
+        entry = {"institution": inst, "kind": "warning", "value": "", "where": w.location(), "code": w.code,
+                 "message": w.message}
+        if w.tally is not None:  # what the fidelity view counts it under, as fields (``Tally``, identity34)
+            entry |= {"count_as": w.tally.count, "count_key": w.tally.key}
+        entries.setdefault(_fid_key(inst, "warning", "", w.location(), w.message), entry)
     return entries
 
 

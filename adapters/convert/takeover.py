@@ -67,7 +67,7 @@ from functools import lru_cache
 from typing import Any
 
 from adapters.convert.persons import applications_of, authority_between, unregistered
-from adapters.hl7v2.errors import DUPLICATE_KEY_IDENTIFIER, HL7Error
+from adapters.hl7v2.errors import DUPLICATE_KEY_IDENTIFIER, HL7Error, Tally
 from engine.identity.demographics import contradicts_all
 from engine.merge_rules import Said, field_of
 from mappings.site import urn_part
@@ -81,8 +81,8 @@ _TAKEN_TAIL = " (PID-3.4) that no registration has spoken for: taken over by thi
 
 
 def taken_over_authority(message: str) -> str | None:
-    """The authority a take-over warning's text names (``_taken_over``), else None: what the
-    operator's fidelity view counts per institution and authority (``engine.api.admin``)."""
+    """The authority a take-over warning's text names (``_taken_over``), else None: how the operator's
+    fidelity view (``engine.api.admin``) counts a row stored before the warning carried its ``Tally``."""
     return authority_between(message, _TAKEN_HEAD, _TAKEN_TAIL)
 
 
@@ -274,6 +274,6 @@ def _taken_over(placeholder: dict[str, Any], prefix: str, at: str | None) -> HL7
         "results keep naming the lab's record (its _history keeps the visit's). If the two records are one "
         "person, the desk links them (Patient/$link); if the visit number was another patient's, ask the "
         "operator", segment=where[0] if where else "", sequence=where[1] if where else None,
-        field=where[2] if where else None, code=DUPLICATE_KEY_IDENTIFIER)
+        field=where[2] if where else None, code=DUPLICATE_KEY_IDENTIFIER, tally=Tally("taken_over", authority))
     warning.severity = "W"
     return warning

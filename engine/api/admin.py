@@ -511,6 +511,29 @@ def _remit(engine: Engine, caller: Caller) -> frozenset[str] | None:
     return audit_remit(caller, engine.site, engine.settings.site)
 
 
+# the warnings the fidelity view counts per key (``Tally.count``): PID-3 numbers keyed apart under an
+# authority beside the institution's own record of the value (an undeclared mrn_authorities name shows
+# here on day one; identity32), a lab's placeholder visit an admission took over, per authority of the
+# lab record's number (visfix33), and a member's record of another member's number that the number's
+# owner registered for another person, per owner (identity34)
+_TALLIES = ("kept_apart", "taken_over", "member_contradicted")
+# the rows written before a warning stated its count (``Tally``): read back from their texts
+_LEGACY = (("kept_apart", kept_apart_authority), ("taken_over", taken_over_authority))
+
+
+def _tally_of(doc: dict[str, Any]) -> tuple[str, str] | None:
+    """(count, key) a conversion-warning row is counted under: its stored fields (``count_as``,
+    ``count_key``: the warning's ``Tally``, identity34), else -- a row written before them -- the
+    authority its text names (the texts those warnings had then)."""
+    if doc.get("count_as") in _TALLIES:
+        return str(doc["count_as"]), str(doc.get("count_key") or "")
+    text = str(doc.get("message") or "")
+    for count, read in _LEGACY:
+        if (key := read(text)) is not None:
+            return count, key
+    return None
+
+
 @router.get("/fidelity", summary="Unmapped codes and segments, counted per institution")
 def fidelity(request: Request, institution: str | None = None, caller: Caller = Depends(operator("read")),
              engine: Engine = Depends(get_engine)) -> dict[str, Any]:
@@ -523,17 +546,12 @@ def fidelity(request: Request, institution: str | None = None, caller: Caller = 
         if remit is not None and doc.get("institution") not in remit:
             continue
         inst = report.setdefault(doc["institution"], {"unmapped": 0, "warnings": 0, "segments": {}, "codes": {},
-                                                      "kept_apart": {}, "taken_over": {}, "items": []})
+                                                      **{count: {} for count in _TALLIES}, "items": []})
         kind = doc["kind"]
         inst["warnings" if kind == "warning" else "unmapped"] += doc["count"]
-        # PID-3 numbers keyed apart under an authority beside the institution's own record of the value
-        # (``persons.kept_apart_authority``): an undeclared mrn_authorities name shows here on day one
-        if kind == "warning" and (authority := kept_apart_authority(str(doc.get("message") or ""))) is not None:
-            inst["kept_apart"][authority] = inst["kept_apart"].get(authority, 0) + doc["count"]
-        # a lab's placeholder visit an admission took over, per authority of the lab record's number
-        # (``takeover.taken_over_authority``, visfix33): how often a stay was re-filed on a shared visit number
-        if kind == "warning" and (authority := taken_over_authority(str(doc.get("message") or ""))) is not None:
-            inst["taken_over"][authority] = inst["taken_over"].get(authority, 0) + doc["count"]
+        if kind == "warning" and (tally := _tally_of(doc)) is not None:
+            count, key = tally
+            inst[count][key] = inst[count].get(key, 0) + doc["count"]
         # the two lists an interface analyst works through: segments, and codes by table or field
         if kind == "segment":
             inst["segments"][doc["value"]] = inst["segments"].get(doc["value"], 0) + doc["count"]
