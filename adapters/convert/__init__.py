@@ -117,10 +117,11 @@ class Conversion:
             leaned.update(check_persons(self, read_many, earlier, search, messages))
         if self.registers and read_many is not None:
             # an admission over a lab's placeholder visit under its number (``takeover``, visit33)
-            settle_takeover(self, read_many, search, messages, earlier)
+            leaned.update(settle_takeover(self, read_many, search, messages, earlier))
         elif self.create_only and read_many is not None:
-            # the lab's later result of a stay an admission took over from its record (visfix33)
-            settle_stay(self, read_many, search, messages, earlier)
+            # the lab's later result of a stay an admission took over from its record (visfix33), the
+            # admission earlier in its batch too (identity34)
+            leaned.update(settle_stay(self, read_many, search, messages, earlier))
         if (self.withdrawn or self.restated) and read_many is not None:
             leaned.update(settle_withdrawn(self, read_many, search, earlier))
         return sorted(leaned)
