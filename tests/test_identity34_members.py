@@ -192,7 +192,10 @@ def test_the_kept_apart_warning_for_a_member_s_code_does_not_advise_declaring_it
     assert "|PID^1^3|" in warning and "'FNXRMYY'" in warning, warning
     assert "declare it in institutions.yaml" not in warning and "cannot be declared" in warning, warning
     assert "PID-3.4 empty" in warning, warning
-    assert _fidelity(engine, http, "FNZYY")["kept_apart"]["FNXRMYY"] == before + 1
+    fid = _fidelity(engine, http, "FNZYY")
+    assert fid["kept_apart"]["FNXRMYY"] == before + 1
+    advice = fid["advice"]["kept_apart"]["FNXRMYY"]  # the operator's, Chinese first
+    assert advice.startswith("该号码是另一成员机构的病案号") and "mrn_authorities 中声明。" not in advice, advice
     (lis,) = _warnings(post(http, _fnzyy(oru("K3", "MK1^^^LISZ^PI", "蒋^七", "19800707", "F", "I34K"))))
     assert "declare it in institutions.yaml mrn_authorities" in lis, lis
 
