@@ -306,7 +306,9 @@ class MessageStore:
         for m in messages:
             for key, entry in _fidelity_entries(m).items():
                 first, n, _ = seen.get(key, (entry, 0, ""))
-                seen[key] = (first, n + 1, m.example)
+                # a warning counted for another institution's operator (``Tally.institution``): the sender's
+                # message is not that institution's to open, so none is given as the example
+                seen[key] = (first, n + 1, m.example if entry["institution"] == m.institution or "count_as" not in entry else "")
         if not seen:
             return
         stamp = now_iso()

@@ -88,6 +88,8 @@ def test_the_owner_registering_another_person_under_its_number_is_filed_and_coun
     assert not any(p.get("link") for p in found), found
     assert _fidelity(engine, http, "FNZYY")["member_contradicted"]["FNXRMYY"] == before + 1
     assert "FNXRMYY" not in _fidelity(engine, http, "FNXRMYY").get("member_contradicted", {})
+    (row,) = [i for i in _fidelity(engine, http, "FNZYY")["items"] if i["code"] == "205" and "also named" in i["message"]]
+    assert row["example_message"] == "", row  # FNXRMYY's message is not FNZYY's to open
     ack = post(http, _fnzyy(oru("RA3", "RVA^^^FNXRMYY^MR", "王^二", "19900202", "F", "I34GLU", app="HIS")))
     assert ack_code_of(ack) == "AE" and "|PID^1^3|" in err_lines(ack)[0], ack
     assert ack_code_of(post(http, oru("RA4", "RVA^^^FNXRMYY^MR", "郑^一", "19600101", "M", "I34GLU"))) == "AA"
