@@ -208,7 +208,8 @@ def settle_stay(conversion: Any, read_many: Any, search: Any, messages: Any,
             wanted[ref] = theirs
     if not wanted:
         return []
-    taken = {ref: at for ref, theirs in wanted.items() if (at := _taken_in_batch(ref, theirs, earlier)) is not None}
+    taken = {ref: at for ref, theirs in wanted.items()
+             if (at := _taken_in_batch(ref, theirs, earlier)) is not None} if earlier else {}
     visits = read_many([tuple(ref.split("/", 1)) for ref in wanted if ref not in taken])
     held = {ref: theirs for ref, theirs in wanted.items() if ref in taken or (
         (mine := _subject(visits.get(tuple(ref.split("/", 1))))) is not None and mine != theirs)}
