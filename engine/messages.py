@@ -306,13 +306,17 @@ class MessageStore:
         for m in messages:
             for key, entry in _fidelity_entries(m).items():
                 first, n, _ = seen.get(key, (entry, 0, ""))
-                seen[key] = (first, n + 1, m.example)
+                # a warning counted for another institution's operator (``Tally.institution``): the sender's
+                # message is not that institution's to open, so none is given as the example
+                seen[key] = (first, n + 1, m.example if entry["institution"] == m.institution or "count_as" not in entry else "")
         if not seen:
             return
         stamp = now_iso()
         stored = {d["_id"]: d for d in self.fidelity.find({"_id": {"$in": list(seen)}})}
         for key, (entry, n, example) in seen.items():
             doc = stored.get(key) or {"_id": key, **entry, "count": 0, "first_seen": stamp}
+            if "count_as" in entry:  # a row written before the warning said its count: said from now on
+                doc |= {"count_as": entry["count_as"], "count_key": entry["count_key"]}
             doc["count"] += n  # messages in which it occurred
             doc["last_seen"] = stamp
             doc["example_message"] = example
@@ -411,9 +415,12 @@ def _fidelity_entries(m: Fidelity) -> dict[str, dict[str, Any]]:
     for w in m.warnings:
         if w.code == "103" and w.location() in dropped:
             continue
-        entries.setdefault(_fid_key(m.institution, "warning", "", w.location(), w.message), {
-            "institution": m.institution, "kind": "warning", "value": "", "where": w.location(),
-            "code": w.code, "message": w.message})
+        inst = (w.tally.institution if w.tally is not None else "") or m.institution
+        entry = {"institution": inst, "kind": "warning", "value": "", "where": w.location(), "code": w.code,
+                 "message": w.message}
+        if w.tally is not None:  # what the fidelity view counts it under, as fields (``Tally``, identity34)
+            entry |= {"count_as": w.tally.count, "count_key": w.tally.key}
+        entries.setdefault(_fid_key(inst, "warning", "", w.location(), w.message), entry)
     return entries
 
 

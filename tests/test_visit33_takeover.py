@@ -161,13 +161,13 @@ def test_a_second_lab_patient_after_the_take_over_is_refused(engine: Engine, mll
     assert one_visit_numbered(fhir, "V100")["subject"]["reference"] == f"Patient/{patient_id(fhir, 'MRN-V1')}"
 
 
-def test_one_batch_is_not_taken_over(engine: Engine, fhir: TestClient) -> None:
-    """The lab's result and the admission in one ingest batch: the placeholder is not stored when the
-    admission is settled, so nothing tells what it will be -- refused (the operator replays it), never
-    guessed."""
+def test_one_batch_is_taken_over_as_singly(engine: Engine, fhir: TestClient) -> None:
+    """The lab's result and the admission in one ingest batch: refused here before identity34 (the
+    placeholder not stored when the admission was settled), while filed when sent singly. The admission
+    is now settled against the batch's own placeholder (``takeover._settle_in_batch``): taken over, as
+    singly (``test_identity34_batch``)."""
     first = _lab("ORU-L1", "L-77^^^LIS^PI", ts(3)).replace("\n", "\r").encode()
     second = adt("A01", "A01-1", ADMITTED, "V100", ts(2)).replace("\n", "\r").encode()
     outcomes = engine.ingestor.process([(first, "file", "file:1"), (second, "file", "file:2")])
-    assert b"MSA|AA|" in outcomes[0].ack and b"MSA|AE|" in outcomes[1].ack, [o.ack for o in outcomes]
-    (lis,) = read(fhir, "Patient", identifier="L-77")
-    assert one_visit_numbered(fhir, "V100")["subject"]["reference"] == f"Patient/{lis['id']}"
+    assert b"MSA|AA|" in outcomes[0].ack and b"MSA|AA|" in outcomes[1].ack, [o.ack for o in outcomes]
+    assert one_visit_numbered(fhir, "V100")["subject"]["reference"] == f"Patient/{patient_id(fhir, 'MRN-V1')}"

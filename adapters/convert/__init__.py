@@ -20,7 +20,7 @@ from adapters.convert import (
     common,
     templates,
 )
-from adapters.convert.context import Context, Holds
+from adapters.convert.context import Context, Holds, MemberNumber
 from adapters.convert.persons import check_persons, registers_person
 from adapters.convert.takeover import settle_stay, settle_takeover
 from adapters.hl7v2.errors import (
@@ -83,8 +83,10 @@ class Conversion:
     # its number keyed apart (``Context.apart``), and the sending application (MSH-3), for ``check_persons``
     corrections: dict[str, int] = field(default_factory=dict)
     apart: dict[str, tuple[str, str, str, int]] = field(default_factory=dict)
-    # (record, another member's own record of a number the PID names, PID's sequence): ``Context.members``
-    members: list[tuple[str, str, int]] = field(default_factory=list)
+    # records held against another member's own record of a number (``Context.members``), and the
+    # records the message names under the institution's own MRN (``Context.owns``)
+    members: list[MemberNumber] = field(default_factory=list)
+    owns: list[tuple[str, str, int]] = field(default_factory=list)
     application: str = ""
     # the institution's declared registration applications (``institutions.yaml``
     # ``registration_applications``): any of them may restate a record another of them registered
@@ -109,16 +111,17 @@ class Conversion:
             adopt_identified(self, search)
         if self.formerly and read_many is not None:
             adopt_former_ids(self, read_many)
-        if (self.persons or self.corrections or self.apart or self.members) and read_many is not None:
+        if (self.persons or self.corrections or self.apart or self.members or self.owns) and read_many is not None:
             # after adopt_former_ids: the records as they will be written; ``messages``: the message
             # store, whose documents name the application that registered a record
             leaned.update(check_persons(self, read_many, earlier, search, messages))
         if self.registers and read_many is not None:
             # an admission over a lab's placeholder visit under its number (``takeover``, visit33)
-            settle_takeover(self, read_many, search, messages, earlier)
+            leaned.update(settle_takeover(self, read_many, search, messages, earlier))
         elif self.create_only and read_many is not None:
-            # the lab's later result of a stay an admission took over from its record (visfix33)
-            settle_stay(self, read_many, search, messages, earlier)
+            # the lab's later result of a stay an admission took over from its record (visfix33), the
+            # admission earlier in its batch too (identity34)
+            leaned.update(settle_stay(self, read_many, search, messages, earlier))
         if (self.withdrawn or self.restated) and read_many is not None:
             leaned.update(settle_withdrawn(self, read_many, search, earlier))
         return sorted(leaned)
@@ -230,6 +233,7 @@ def convert(message: Message, site: Site, institution: str | None = None, applic
         corrections=ctx.corrections,
         apart=ctx.apart,
         members=ctx.members,
+        owns=ctx.owns,
         application=msh.application_id,
         registrars=institution.registration_applications,
         registers=registers_person(msh.message_type, msh.trigger_event),

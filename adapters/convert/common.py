@@ -13,7 +13,7 @@ from typing import Any
 from adapters.convert import kept as kept_plans
 from adapters.convert.actors import organization
 from adapters.convert.by_identity import ByIdentity
-from adapters.convert.context import Context
+from adapters.convert.context import Context, MemberNumber
 from adapters.convert.datatypes import V2_0203, cwe, cx, universal_system
 from adapters.convert.engine import apply_table, json_copy
 from adapters.convert.persons import corrects_person
@@ -152,6 +152,19 @@ def member_records(patient: Resource, ctx: Context) -> list[str]:
         if code is not None and code != ctx.code and ident.get("value"):
             out.append(f"Patient/{deterministic_id(code, 'Patient', str(ident['value']).strip())}")
     return out
+
+
+def listed_member_records(seg: Segment, field_no: int, ctx: Context) -> list[str]:
+    """``member_records`` of the record numbers a field listing one record's identifiers names (MRG-1):
+    each repetition read as PID-3's is (``record_number_system``), so "another member's number" is
+    one reading for a PID and a merge's prior record (identity34)."""
+    identifiers = []
+    for rep in seg.reps(field_no):
+        value = rep.comp(1).strip()
+        system = record_number_system(rep, ctx.institution, ctx.site) if value else None
+        if system is not None:
+            identifiers.append({"system": system, "value": value})
+    return member_records({"identifier": identifiers}, ctx) if identifiers else []
 
 
 def record_number_system(rep: Repetition, inst: Any, site: Site) -> str | None:
@@ -499,9 +512,16 @@ def patient(pid: Segment, ctx: Context) -> tuple[str, dict[str, str]]:
     if key.startswith("auth|") and reference not in ctx.apart:
         authority, number = key[5:].rsplit("|", 1)
         ctx.apart[reference] = (authority, number, patient_ref(ctx, number)["reference"], pid.sequence)
-    for member in member_records(ctx.resources[reference], ctx):
-        if (reference, member, pid.sequence) not in ctx.members:
-            ctx.members.append((reference, member, pid.sequence))
+    held = ctx.resources[reference]
+    for member in member_records(held, ctx):
+        if (named := MemberNumber(reference, member, "PID", pid.sequence)) not in ctx.members:
+            ctx.members.append(named)
+    if len(ctx.site.institutions) > 1:  # another member may hold a record naming this one's number
+        system = ctx.institution.mrn_system
+        for ident in held.get("identifier") or ():
+            if ident.get("system") == system and ident.get("value"):
+                ctx.owns.append((reference, f"{system}|{ident['value']}", pid.sequence))
+                break
     return key, ref
 
 

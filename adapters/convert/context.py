@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import Any
+from typing import Any, NamedTuple
 
 from adapters.hl7v2.errors import HL7Error
 from adapters.hl7v2.parser import Message, Segment
@@ -56,6 +56,20 @@ def _new_id(name: tuple[str, str, str]) -> str:
 @lru_cache(maxsize=1024)
 def _urn_code(code: str) -> str:
     return urn_part(code)
+
+
+class MemberNumber(NamedTuple):
+    """A record held against another member institution's own record of a number (``Context.members``,
+    ``persons.check_persons``): the PID naming the member's number (member33), or a merge whose MRG-1
+    names one, or whose PID does while MRG-1 moves another record into it (identity34)."""
+
+    record: str  # the "Patient/id" whose person is held against the member's record
+    member: str  # the member institution's own record of the number ("Patient/id")
+    segment: str  # where the number is named: "PID" (PID-3) or "MRG" (MRG-1)
+    sequence: int  # that segment's sequence
+    # held as stored (as the batch leaves it), not as this message states it: MRG-1's prior record, which
+    # the merge moves into the PID's record of the member's number
+    as_stored: bool = False
 
 
 @dataclass
@@ -155,10 +169,14 @@ class Context:
     # "Patient/id" keyed apart (``auth|``) -> (authority, number, the "Patient/id" the bare number
     # keys, the PID's sequence): ``persons.warn_kept_apart`` warns when the institution holds that one
     apart: dict[str, tuple[str, str, str, int]] = field(default_factory=dict)
-    # ("Patient/id" of a PID's record, "Patient/id" of another member institution's own record of a number
-    # the PID names under that member's MRN system, the PID's sequence) (``common.member_records``):
-    # ``persons.check_persons`` refuses the PID when the member's record is another person
-    members: list[tuple[str, str, int]] = field(default_factory=list)
+    # each record held against another member institution's own record of a number named under that
+    # member's MRN system (``MemberNumber``, ``common.member_records``): ``persons.check_persons``
+    # refuses the message when the member's record is another person
+    members: list[MemberNumber] = field(default_factory=list)
+    # ("Patient/id" of a PID's record, "system|value" of its number under the institution's own MRN
+    # system, the PID's sequence) (``common.patient``): ``persons.check_persons`` warns when another
+    # member's record carries the number for another person (identity34)
+    owns: list[tuple[str, str, int]] = field(default_factory=list)
 
     # per-institution values every converter reads, resolved once per message (plain attributes:
     # they are read hundreds of times per message)

@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 from adapters.convert import common
-from adapters.convert.context import Context
+from adapters.convert.context import Context, MemberNumber
 from adapters.convert.datatypes import cwe
 from adapters.convert.engine import apply_table
 from adapters.hl7v2.errors import REQUIRED_FIELD_MISSING, TABLE_VALUE_NOT_FOUND, HL7Error
@@ -82,6 +82,7 @@ def merge(mrg: Segment, ctx: Context, survivor: tuple[str, dict[str, str]]) -> N
             }
         ]
     old_ref = ctx.put(old, old_key)
+    _held_to_members(mrg, ctx, sref["reference"], old_ref["reference"])
     # MRG-1 states the merge: a merge the patient index refuses (two records of two ID numbers,
     # ``IdentityService.merge_refusal``) is located there in the ACK's ERR
     ctx.located(ctx.resources[old_ref["reference"]], "link", mrg, 1)
@@ -93,6 +94,21 @@ def merge(mrg: Segment, ctx: Context, survivor: tuple[str, dict[str, str]]) -> N
     # earlier one: a record does not both replace and get replaced by the same record
     ctx.delete(survivor_res, "link", _link_to(old_ref["reference"], "replaced-by"), MERGED_BACK)
     ctx.delete(ctx.resources[old_ref["reference"]], "link", _link_to(sref["reference"], "replaces"), MERGED_BACK)
+
+
+def _held_to_members(mrg: Segment, ctx: Context, survivor: str, prior: str) -> None:
+    """A merge naming another member institution's record number (``common.member_records``), held as
+    a PID naming one is (``persons.check_persons``; identity34): MRG-1 naming the member's number moves
+    the record of it into the PID's -- the PID's person is held against the member's own record of the
+    number; the PID naming the member's number takes MRG-1's record into it -- that record, as stored,
+    is. Either for another person: refused at MRG-1 (a merge states two records are one person: into
+    a member's number, that person is the member's patient)."""
+    for member in common.listed_member_records(mrg, 1, ctx):
+        if (named := MemberNumber(survivor, member, "MRG", mrg.sequence)) not in ctx.members:
+            ctx.members.append(named)
+    for held in [m for m in ctx.members if m.record == survivor and m.segment == "PID"]:
+        if (named := MemberNumber(prior, held.member, "MRG", mrg.sequence, as_stored=True)) not in ctx.members:
+            ctx.members.append(named)
 
 
 MERGED_BACK = "merge (PID beside MRG-1): the earlier merge the other way round is undone"

@@ -35,10 +35,12 @@ from __future__ import annotations
 from collections.abc import Collection, Sequence
 from typing import Any
 
-from adapters.hl7v2.errors import DUPLICATE_KEY_IDENTIFIER, HL7Error
+from adapters.convert.actors import INSTITUTION_SYSTEM
+from adapters.hl7v2.errors import DUPLICATE_KEY_IDENTIFIER, HL7Error, Tally
 from engine.identity.demographics import contradicts_all
 from engine.merge_rules import API, INDEX
 from engine.messages import application_of, message_institution
+from engine.repository.ids import deterministic_id
 
 # the advice of a refusal: an identical resend (same MSH-10) is answered from the message store
 # (``engine.ingest``), so "send it again" alone cannot work (rvidentity32 finding 6)
@@ -76,10 +78,11 @@ def check_persons(conversion: Any, read_many: Any, earlier: Sequence[Any] = (), 
     bare = [(r, any(r[2] in c.by_reference for c in earlier)) for r in conversion.apart.values()]
     wanted = [tuple(ref.split("/", 1)) for ref, _, _ in unread]
     wanted += [tuple(b[2].split("/", 1)) for b, in_batch in bare if not in_batch]
-    # another member's number (``common.member_record``): its record, as the batch leaves it or stored
-    members = [(ref, member, sequence, _earlier_version(member, earlier))
-               for ref, member, sequence in conversion.members]
-    wanted += [tuple(member.split("/", 1)) for _, member, _, at in members if at is None]
+    # another member's number (``common.member_records``): its record, as the batch leaves it or stored;
+    # a merge's prior record held as stored too
+    members = [(held, _earlier_version(held.member, earlier)) for held in conversion.members]
+    wanted += [tuple(held.member.split("/", 1)) for held, at in members if at is None]
+    wanted += [tuple(held.record.split("/", 1)) for held, _ in members if held.as_stored]
     stored = read_many(wanted) if wanted else {}
     for ref, sequence, corrects in unread:
         was, at = stored.get(tuple(ref.split("/", 1))), None
@@ -99,11 +102,19 @@ def check_persons(conversion: Any, read_many: Any, earlier: Sequence[Any] = (), 
         registrar = (_registered_in_batch(ref, earlier, conversion.registrars) or _UNREGISTERED
                      if at is not None else _registered(ref, search, messages, conversion.registrars, read_many))
         _restated(conversion, sequence, registrar, on)
-    for ref, member, sequence, at in members:
-        _hold_to_member(conversion.by_reference[ref], member, sequence, at, earlier, stored, leaned)
+    for held, at in members:
+        person = _as_left(held.record, earlier, stored, leaned) if held.as_stored else \
+            conversion.by_reference[held.record]
+        if person is not None:
+            _hold_to_member(person, held, at, earlier, stored, leaned)
+    members_named = {held.member for held in conversion.members}
     for (authority, number, own, sequence), in_batch in bare:
         if in_batch or tuple(own.split("/", 1)) in stored:
-            conversion.warnings.append(_kept_apart(authority, number, sequence))
+            member = f"Patient/{deterministic_id(authority, 'Patient', number)}" in members_named
+            conversion.warnings.append(_kept_apart(authority, sequence, member))
+    if conversion.owns and search is not None:
+        _owners_word(conversion, [o for o in conversion.owns if _first_filed(o[0], earlier, stored, conversion)],
+                     search, read_many, earlier)
     return leaned
 
 
@@ -120,17 +131,20 @@ def _refuse(sequence: int, leaned: list[int]) -> None:
     raise error
 
 
-def _hold_to_member(person: dict[str, Any], member: str, sequence: int, at: int | None, earlier: Sequence[Any],
+def _hold_to_member(person: dict[str, Any], held: Any, at: int | None, earlier: Sequence[Any],
                     stored: dict[Any, Any], leaned: list[int]) -> None:
-    """Refuse a PID naming another member institution's record number (CX-4 naming the member, kept
+    """Refuse a message naming another member institution's record number (CX-4 naming the member, kept
     apart under the member's MRN system: identity32) for another person than the member's own record
-    of that number -- as the batch leaves it (``at``: the last earlier message stating it; else one
-    writing it only when absent, with nothing stored) or stored. Filed, the sender's record would carry
-    ``urn:huren:mrn:<member>|<number>`` under another person: a search by the member's MRN finds two
-    people (regfix33's decision, member33). Not filed without the member's system instead: a wrong
-    number kept quietly, the sender never told. Any event, an A08/A31 too: the sender may restate its
-    own record, never the member's. The same person (a referral) and a number the member holds no
-    record of pass. Not asked of a merge's MRG-1 (``common.patient`` marks PIDs only)."""
+    of that number (``held.member``) -- as the batch leaves it (``at``: the last earlier message stating
+    it; else one writing it only when absent, with nothing stored) or stored. Filed, the sender's record
+    would carry ``urn:huren:mrn:<member>|<number>`` under another person: a search by the member's MRN
+    finds two people (regfix33's decision, member33). Not filed without the member's system instead: a
+    wrong number kept quietly, the sender never told. Any event, an A08/A31 too: the sender may restate
+    its own record, never the member's. The same person (a referral) and a number the member holds no
+    record of pass. A merge (``held.segment`` MRG, identity34): MRG-1 naming the member's number holds
+    the PID's person; the PID naming it holds MRG-1's record (``person``: as stored), which the merge
+    would make the member's patient -- refused at MRG-1."""
+    member = held.member
     if at is None:
         was = stored.get(tuple(member.split("/", 1)))
         if was is None:
@@ -144,15 +158,106 @@ def _hold_to_member(person: dict[str, Any], member: str, sequence: int, at: int 
         leaned.append(at)
     if not contradicts_all(was, person):
         return
-    error = HL7Error(
-        "PID-3 names a record number another member institution assigned (PID-3.4 names it), and that "
-        "institution's own record of the number is another person (name and sex, and birth date when both state "
-        "one, differ from this PID's: PID-5, PID-8, PID-7); nothing of the message is filed. If the number is "
-        "this patient's, have that institution correct its record; else send this institution's own number",
-        segment="PID", sequence=sequence, field=3, code=DUPLICATE_KEY_IDENTIFIER)
+    if held.segment == "MRG":
+        error = HL7Error(
+            "MRG-1 merges a record into a record number another member institution assigned (PID-3.4 or MRG-1's "
+            "CX-4 names it), and that institution's own record of the number is another person than the record "
+            "merged (name and sex, and birth date when both state one, differ); nothing of the merge is filed. "
+            "If the two are one person, have that institution correct its record; else merge under this "
+            "institution's own numbers", segment="MRG", sequence=held.sequence, field=1,
+            code=DUPLICATE_KEY_IDENTIFIER)
+    else:
+        error = HL7Error(
+            "PID-3 names a record number another member institution assigned (PID-3.4 names it), and that "
+            "institution's own record of the number is another person (name and sex, and birth date when both "
+            "state one, differ from this PID's: PID-5, PID-8, PID-7); nothing of the message is filed. If the "
+            "number is this patient's, have that institution correct its record; else send this institution's "
+            "own number", segment="PID", sequence=held.sequence, field=3, code=DUPLICATE_KEY_IDENTIFIER)
     if at is not None:
         error.leaned_on = [at]  # type: ignore[attr-defined]
     raise error
+
+
+def _as_left(ref: str, earlier: Sequence[Any], stored: dict[Any, Any], leaned: list[int]) -> dict[str, Any] | None:
+    """The record ``ref`` as the batch's earlier messages leave it (the last stating it), else stored,
+    else as an earlier message writing it only when absent makes it; None: no such record."""
+    at = _earlier_version(ref, earlier)
+    if at is None and (was := stored.get(tuple(ref.split("/", 1)))) is not None:
+        return was
+    at = at if at is not None else _created_in_batch(ref, earlier)
+    if at is None:
+        return None
+    leaned.append(at)
+    return earlier[at].by_reference[ref]
+
+
+def _first_filed(ref: str, earlier: Sequence[Any], stored: dict[Any, Any], conversion: Any) -> bool:
+    """Does this message make ``ref`` the person it states for the first time -- no version of it stored
+    or written by the batch before, or an A08/A31 restating it as another person (``_restated`` let it
+    through)? Only then can another member's earlier reference to its number newly contradict it: a
+    record stated again as the same person was held against every reference when they were filed."""
+    at = _earlier_version(ref, earlier)
+    was = earlier[at].by_reference[ref] if at is not None else stored.get(tuple(ref.split("/", 1)))
+    if was is None:
+        at = _created_in_batch(ref, earlier)
+        if at is None:
+            return True
+        was = earlier[at].by_reference[ref]
+    return ref in conversion.corrections and contradicts_all(was, conversion.by_reference[ref])
+
+
+def _owners_word(conversion: Any, owned: Sequence[tuple[str, str, int]], search: Any, read_many: Any,
+                 earlier: Sequence[Any]) -> None:
+    """The number's owner speaking (identity34, the converse of ``_hold_to_member``): this institution
+    files, under its own record number, a person another member institution's record already names
+    under this institution's MRN system (``RVX^^^FNXRMYY^MR``, filed by FNZYY while FNXRMYY held no
+    record of RVX, or before FNXRMYY's A08 corrected it) -- and that record is another person
+    (``contradicts_all``). The number is the owner's to give: its registration is filed, under its own
+    record (never the other member's: the two records stay two, the patient index links by ID number
+    only). Refusing it would let another institution's reference, which was never the owner's word,
+    stop the owner's desk registering its patient. The other member's record now names another
+    person's number: the sender is warned (ERR W at PID-3, naming no other institution, number nor
+    person) and the member's operator counts it (``/admin/fidelity`` ``member_contradicted``, per
+    owner, under the member's own institution: its record to correct). One search of the number per
+    record filed for the first time or restated (``_first_filed``)."""
+    for ref, token, sequence in owned:
+        person = conversion.by_reference[ref]
+        holders: set[str] = set()
+        for c in earlier:
+            if c.institution != conversion.institution and any(
+                    _holds_number(r, token) and contradicts_all(r, person)
+                    for other, r in c.by_reference.items() if other.startswith("Patient/")):
+                holders.add(c.institution)
+        page = search("Patient", [("identifier", token), ("_count", "50")])
+        others = [p for p in page.resources if f"Patient/{p.get('id')}" != ref and contradicts_all(p, person)]
+        organizations = {str((p.get("managingOrganization") or {}).get("reference") or "") for p in others}
+        wanted = [tuple(o.split("/", 1)) for o in organizations if o.startswith("Organization/")]
+        codes = {f"{k[0]}/{k[1]}": _institution_of(org) for k, org in (read_many(wanted) if wanted else {}).items()}
+        holders.update(code for o in organizations if (code := codes.get(o)) and code != conversion.institution)
+        for holder in sorted(holders):
+            warning = HL7Error(
+                "PID-3's record number, this institution's own, is also named by another member institution's "
+                "record of another person (name and sex, and birth date when both state one, differ): filed under "
+                "this institution's record, the number being this institution's to give; the two records are not "
+                "merged, and the other institution's reference is counted for its operator to correct",
+                segment="PID", sequence=sequence, field=3, code=DUPLICATE_KEY_IDENTIFIER,
+                tally=Tally("member_contradicted", conversion.institution, holder))
+            warning.severity = "W"
+            conversion.warnings.append(warning)
+
+
+def _holds_number(patient: dict[str, Any], token: str) -> bool:
+    system, _, value = token.partition("|")
+    return any(i.get("system") == system and i.get("value") == value for i in patient.get("identifier") or ())
+
+
+def _institution_of(organization: dict[str, Any] | None) -> str | None:
+    """The member institution code an Organization the converter made for a sender names
+    (``actors.organization``: its identifier under ``INSTITUTION_SYSTEM``)."""
+    for ident in (organization or {}).get("identifier") or ():
+        if ident.get("system") == INSTITUTION_SYSTEM and ident.get("value"):
+            return str(ident["value"])
+    return None
 
 
 def _restated(conversion: Any, sequence: int, registrar: str | None, leaned: list[int]) -> None:
@@ -197,14 +302,15 @@ def _may_restate(conversion: Any, registrar: str | None) -> bool:
     return registrar == conversion.application or (conversion.application in declared and registrar in declared)
 
 
-# the kept-apart warning's text before and after the authority, for ``kept_apart_authority``
+# the kept-apart warning's text before and after the authority: what the rows written before the
+# warning stated its count (``Tally``, identity34) are read back by (``kept_apart_authority``)
 _APART_HEAD = "PID-3 record number under assigning authority "
 _APART_TAIL = " (PID-3.4) kept apart from the institution's own record of the same number"
 
 
 def kept_apart_authority(message: str) -> str | None:
-    """The authority a kept-apart warning's text names (``_kept_apart``), else None: what the
-    operator's fidelity view counts per institution and authority (``engine.api.admin``)."""
+    """The authority a kept-apart warning's text names (``_kept_apart``), else None: how the operator's
+    fidelity view (``engine.api.admin``) counts a row stored before the warning carried its ``Tally``."""
     return authority_between(message, _APART_HEAD, _APART_TAIL)
 
 
@@ -217,15 +323,24 @@ def authority_between(message: str, head: str, tail: str) -> str | None:
     return message[len(head):message.index(tail)].strip("'\"")
 
 
-def _kept_apart(authority: str, number: str, sequence: int) -> HL7Error:
-    """The warning of a number keyed apart beside the institution's own record of its value. The
-    number is not echoed (one text per authority: the fidelity view counts it per institution and
-    authority)."""
-    warning = HL7Error(
-        f"{_APART_HEAD}{authority!r}{_APART_TAIL} (another system's number, keyed by its authority). If this "
-        "authority "
-        "is the institution's own record numbering, declare it in institutions.yaml mrn_authorities",
-        segment="PID", sequence=sequence, field=3, code=DUPLICATE_KEY_IDENTIFIER)
+def _kept_apart(authority: str, sequence: int, member: bool) -> HL7Error:
+    """The warning of a number keyed apart beside the institution's own record of its value, counted
+    per institution and authority (``Tally``). The number is not echoed. What to do depends on whose
+    the authority is: an authority of the institution's own systems (``123^^^HIS^MR``) may be declared
+    its own (``institutions.yaml`` ``mrn_authorities``); another member institution's code may not --
+    site load refuses it (one number, one owner) -- so the advice there is what can be done: nothing, if
+    the patient is that institution's; else the sender writes its own authority (identity34: the
+    advice had said to declare the member's code)."""
+    if member:
+        advice = ("(another member institution's record number, kept as that institution's). If the patient is "
+                  "that institution's, nothing is to be done; if the number is this institution's own, the sending "
+                  "system must leave PID-3.4 empty or name this institution (its code, name or senders.yaml "
+                  "facility_aliases): another member's code cannot be declared in mrn_authorities")
+    else:
+        advice = ("(another system's number, keyed by its authority). If this authority is the institution's own "
+                  "record numbering, declare it in institutions.yaml mrn_authorities")
+    warning = HL7Error(f"{_APART_HEAD}{authority!r}{_APART_TAIL} {advice}", segment="PID", sequence=sequence,
+                       field=3, code=DUPLICATE_KEY_IDENTIFIER, tally=Tally("kept_apart", authority))
     warning.severity = "W"
     return warning
 

@@ -67,7 +67,7 @@ from functools import lru_cache
 from typing import Any
 
 from adapters.convert.persons import applications_of, authority_between, unregistered
-from adapters.hl7v2.errors import DUPLICATE_KEY_IDENTIFIER, HL7Error
+from adapters.hl7v2.errors import DUPLICATE_KEY_IDENTIFIER, HL7Error, Tally
 from engine.identity.demographics import contradicts_all
 from engine.merge_rules import Said, field_of
 from mappings.site import urn_part
@@ -81,19 +81,20 @@ _TAKEN_TAIL = " (PID-3.4) that no registration has spoken for: taken over by thi
 
 
 def taken_over_authority(message: str) -> str | None:
-    """The authority a take-over warning's text names (``_taken_over``), else None: what the
-    operator's fidelity view counts per institution and authority (``engine.api.admin``)."""
+    """The authority a take-over warning's text names (``_taken_over``), else None: how the operator's
+    fidelity view (``engine.api.admin``) counts a row stored before the warning carried its ``Tally``."""
     return authority_between(message, _TAKEN_HEAD, _TAKEN_TAIL)
 
 
 def settle_takeover(conversion: Any, read_many: Any, search: Any, messages: Any,
-                    earlier: Sequence[Any] = ()) -> None:
+                    earlier: Sequence[Any] = ()) -> list[int]:
     """Mark (``Said.taken_from``, ``Said.taken_at``) each visit this registration states whose stored
     version is a lab's placeholder under another patient record (the module's rules), for the merge
     to take over, and warn of it (ERR W at the visit number). Marks nothing when any rule does not
-    hold: ``another_person`` then refuses as before."""
+    hold: ``another_person`` then refuses as before. Returns the positions in ``earlier`` read (none:
+    an earlier message of the batch naming the visit or the placeholder refuses, below)."""
     if not conversion.registers or search is None or messages is None:
-        return
+        return []
     wanted: dict[str, str] = {}  # Encounter ref -> the Patient ref this message names
     for ref, resource in conversion.by_reference.items():
         if not ref.startswith("Encounter/") or ref in conversion.create_only:
@@ -102,7 +103,7 @@ def settle_takeover(conversion: Any, read_many: Any, search: Any, messages: Any,
         if isinstance(subject, str) and subject.startswith("Patient/") and subject in conversion.by_reference:
             wanted[ref] = subject
     if not wanted:
-        return
+        return []
     visits = read_many([tuple(ref.split("/", 1)) for ref in wanted])
     held: dict[str, tuple[str, dict[str, Any]]] = {}  # Encounter ref -> (the stored subject, another record; the visit)
     for ref, subject in wanted.items():
@@ -110,8 +111,10 @@ def settle_takeover(conversion: Any, read_many: Any, search: Any, messages: Any,
         mine = _subject(stored)
         if mine is not None and mine != subject and stored is not None:
             held[ref] = (mine, stored)
+    leaned = _settle_in_batch(conversion, {r: s for r, s in wanted.items() if (tuple(r.split("/", 1))) not in visits},
+                              read_many, search, earlier) if earlier else []
     if not held:
-        return
+        return leaned
     named = {ref for c in earlier for ref in c.by_reference}
     patients = read_many([tuple(mine.split("/", 1)) for mine, _ in held.values()])
     prefix = _prefix(conversion.institution)
@@ -127,19 +130,73 @@ def settle_takeover(conversion: Any, read_many: Any, search: Any, messages: Any,
         conversion.said[ref] = replace(said, taken_from=(*said.taken_from, ("subject", mine)),
                                        taken_at=str((visit.get("meta") or {}).get("versionId") or ""))
         conversion.warnings.append(_taken_over(placeholder, prefix, dict(said.fields).get("subject")))
+    return leaned
 
 
-def settle_stay(conversion: Any, read_many: Any, search: Any, messages: Any, earlier: Sequence[Any] = ()) -> None:
+def _settle_in_batch(conversion: Any, wanted: dict[str, str], read_many: Any, search: Any,
+                     earlier: Sequence[Any]) -> list[int]:
+    """The take-over of a placeholder visit the batch's own lab result made (identity34: refused in one
+    batch while filed when the two came singly). For each visit not stored (``wanted``: visit -> the
+    record this registration names) that earlier messages of the batch only write when absent (a
+    result's thin visit: no message of the batch states it, so no ADT did), under a record not stored
+    that no earlier message registers: the same rules as the stored case, asked of the batch's
+    versions -- the visit's identifiers are the admission's, the two persons are not contradicted,
+    the record is keyed apart only and no other record, stored or of the batch, carries its numbers.
+    The visit will be version 1 when the write comes (``Said.taken_at``); the merge still asks the
+    index and the writer mark at the write. Returns the positions in ``earlier`` read."""
+    prefix = _prefix(conversion.institution)
+    leaned: list[int] = []
+    made = {ref: _made_in_batch(ref, earlier) for ref in wanted}
+    made = {ref: at for ref, at in made.items() if at is not None}
+    subjects = {ref: _subject(earlier[at].by_reference[ref]) for ref, at in made.items()}
+    stored = read_many([tuple(m.split("/", 1)) for m in subjects.values() if m is not None]) if subjects else {}
+    for ref, at in made.items():
+        mine = subjects[ref]
+        if mine is None or mine == wanted[ref] or tuple(mine.split("/", 1)) in stored:
+            continue
+        stating = [n for n, c in enumerate(earlier) if mine in c.by_reference]
+        if any(earlier[n].registers for n in stating):
+            continue  # registered by the batch: no stand-in
+        placeholder = earlier[stating[-1]].by_reference[mine]
+        if (not _the_owners_number(earlier[at].by_reference[ref], conversion.by_reference[ref])
+                or contradicts_all(placeholder, conversion.by_reference[wanted[ref]])
+                or not _keyed_apart_only(placeholder, prefix)
+                or _held_by_another(mine, placeholder, search, earlier)):
+            continue
+        said = conversion.said.get(ref) or Said()
+        conversion.said[ref] = replace(said, taken_from=(*said.taken_from, ("subject", mine)), taken_at="1")
+        conversion.warnings.append(_taken_over(placeholder, prefix, dict(said.fields).get("subject")))
+        leaned += sorted({at, *stating})
+    return leaned
+
+
+def _made_in_batch(ref: str, earlier: Sequence[Any]) -> int | None:
+    """The position of the first earlier message of the batch writing ``ref`` only when absent, when no
+    earlier message states it; else None."""
+    if any(ref in c.by_reference and ref not in c.create_only for c in earlier):
+        return None
+    return next((at for at, c in enumerate(earlier) if ref in c.by_reference), None)
+
+
+def settle_stay(conversion: Any, read_many: Any, search: Any, messages: Any,
+                earlier: Sequence[Any] = ()) -> list[int]:
     """Mark (``Said.stand_in``) each thin visit (written only when absent) of a message naming a
-    stand-in record (the module's rules, read from the store) whose stored visit is filed under another
+    stand-in record (the module's rules, read from the store) whose visit is filed under another
     record: the merge then lets the visit stand when its history shows it taken over from exactly
     that record (the lab's later results of a stay the HIS's admission took over, rvvisit33 MED 3).
+
+    The visit as the batch leaves it: an admission earlier in the batch taking it over from exactly
+    this record (``Said.taken_from``) leaves it the admitted record's -- as the store will be once that
+    admission is written, and as the merge's history check then finds it -- so the result is settled
+    as it is when sent after the admission's ACK (identity34: batch and single had differed). Any
+    other earlier message stating the visit or the record: the store is not what the write will
+    find -- refused as before, the operator replays it. Returns the positions in ``earlier`` read.
 
     On the path of every message carrying a thin visit: only a message whose own record is keyed by
     another authority's number alone (read from the message, no store) reads the stored visit (one
     ``read_many``), and only one whose stored visit is another record's reads the rest."""
     if conversion.registers or not conversion.create_only or search is None or messages is None:
-        return
+        return []
     prefix = _prefix(conversion.institution)
     wanted: dict[str, str] = {}  # Encounter ref -> the message's record, keyed apart only
     for ref in conversion.create_only:
@@ -150,16 +207,20 @@ def settle_stay(conversion: Any, read_many: Any, search: Any, messages: Any, ear
         if theirs is not None and patient is not None and _keyed_apart_only(patient, prefix):
             wanted[ref] = theirs
     if not wanted:
-        return
-    visits = read_many([tuple(ref.split("/", 1)) for ref in wanted])
-    held = {ref: theirs for ref, theirs in wanted.items()
-            if (mine := _subject(visits.get(tuple(ref.split("/", 1))))) is not None and mine != theirs}
+        return []
+    taken = {ref: at for ref, theirs in wanted.items()
+             if (at := _taken_in_batch(ref, theirs, earlier)) is not None} if earlier else {}
+    visits = read_many([tuple(ref.split("/", 1)) for ref in wanted if ref not in taken])
+    held = {ref: theirs for ref, theirs in wanted.items() if ref in taken or (
+        (mine := _subject(visits.get(tuple(ref.split("/", 1))))) is not None and mine != theirs)}
     if not held:
-        return
-    # a message of the batch before this one stating the visit or the record (not writing it only when
-    # absent): the store is not what the write will find -- refused as before, the operator replays it
-    stated = {ref for c in earlier for ref in c.by_reference if ref not in c.create_only}
+        return []
+    # a message of the batch before this one stating the visit (but for the take-over above) or the
+    # record (not writing it only when absent): the store is not what the write will find
+    stated = {ref for at, c in enumerate(earlier) for ref in c.by_reference
+              if ref not in c.create_only and taken.get(ref) != at}
     patients = read_many([tuple(theirs.split("/", 1)) for theirs in held.values()])
+    leaned: list[int] = []
     for ref, theirs in held.items():
         placeholder = patients.get(tuple(theirs.split("/", 1)))
         if (placeholder is None or ref in stated or theirs in stated
@@ -167,6 +228,20 @@ def settle_stay(conversion: Any, read_many: Any, search: Any, messages: Any, ear
             continue
         said = conversion.said.get(ref) or Said()
         conversion.said[ref] = replace(said, stand_in=(*said.stand_in, ("subject", theirs)))
+        if ref in taken:
+            leaned.append(taken[ref])
+    return leaned
+
+
+def _taken_in_batch(visit: str, record: str, earlier: Sequence[Any]) -> int | None:
+    """The position of the batch's last earlier message stating ``visit``, when it is an admission taking
+    the visit over from exactly ``record`` (``settle_takeover``'s mark, ``Said.taken_from``); else None."""
+    for at in range(len(earlier) - 1, -1, -1):
+        c = earlier[at]
+        if visit in c.by_reference and visit not in c.create_only:
+            said = c.said.get(visit)
+            return at if said is not None and ("subject", record) in said.taken_from else None
+    return None
 
 
 @lru_cache(maxsize=256)
@@ -274,6 +349,6 @@ def _taken_over(placeholder: dict[str, Any], prefix: str, at: str | None) -> HL7
         "results keep naming the lab's record (its _history keeps the visit's). If the two records are one "
         "person, the desk links them (Patient/$link); if the visit number was another patient's, ask the "
         "operator", segment=where[0] if where else "", sequence=where[1] if where else None,
-        field=where[2] if where else None, code=DUPLICATE_KEY_IDENTIFIER)
+        field=where[2] if where else None, code=DUPLICATE_KEY_IDENTIFIER, tally=Tally("taken_over", authority))
     warning.severity = "W"
     return warning

@@ -25,6 +25,21 @@ APPLICATION_RECORD_LOCKED = "206"
 APPLICATION_INTERNAL_ERROR = "207"
 
 
+@dataclass(frozen=True)
+class Tally:
+    """What the operator's fidelity view (``/admin/fidelity``) counts a warning under, stated where the
+    warning is made and stored as fields of its conversion-warning row (``engine.messages``): the
+    view's count (``kept_apart``, ``taken_over``, ``member_contradicted``) and its key (the assigning
+    authority, or the member institution, the warning is about). Counting by parsing the warning's
+    text broke with any change of its wording (identity34)."""
+
+    count: str
+    key: str
+    # the institution whose operator is to see it, when not the message's (the member whose record
+    # another member's registration contradicts: ``persons``, identity34); "" the message's own
+    institution: str = ""
+
+
 @dataclass
 class HL7Error(Exception):
     """``ack_code`` is AE (application error: fix and resend) or AR (rejected: bad envelope, unknown sender)."""
@@ -39,6 +54,8 @@ class HL7Error(Exception):
     ack_code: str = "AE"
     # 1-based repetition of the field (ERR-2's ERL.4); None: the first or only one (v2.5.1 2.15.5.2)
     repetition: int | None = None
+    # a warning the operator's fidelity view counts by kind and key (``Tally``); None: counted as a warning only
+    tally: Tally | None = None
 
     def __post_init__(self) -> None:
         super().__init__(self.message)

@@ -511,6 +511,56 @@ def _remit(engine: Engine, caller: Caller) -> frozenset[str] | None:
     return audit_remit(caller, engine.site, engine.settings.site)
 
 
+# the warnings the fidelity view counts per key (``Tally.count``): PID-3 numbers keyed apart under an
+# authority beside the institution's own record of the value (an undeclared mrn_authorities name shows
+# here on day one; identity32), a lab's placeholder visit an admission took over, per authority of the
+# lab record's number (visfix33), and a member's record of another member's number that the number's
+# owner registered for another person, per owner (identity34)
+_TALLIES = ("kept_apart", "taken_over", "member_contradicted")
+# the rows written before a warning stated its count (``Tally``): read back from their texts
+_LEGACY = (("kept_apart", kept_apart_authority), ("taken_over", taken_over_authority))
+
+
+# what the operator can do about each count, Chinese first (the staff read it; the ERR texts the senders
+# read stay English): a member institution's code cannot be declared in mrn_authorities (site load refuses
+# it), so its kept-apart numbers get the advice that can be followed (identity34)
+_ADVICE = {
+    "kept_apart": "该分配机构的号码与本机构同号病历分开保存。若该分配机构名称就是本机构自己的病案号，请在 institutions.yaml "
+                  "的 mrn_authorities 中声明。(Numbers of this authority are kept apart from the institution's own "
+                  "record of the same number; if the authority is the institution's own numbering, declare it in "
+                  "institutions.yaml mrn_authorities.)",
+    "kept_apart_member": "该号码是另一成员机构的病案号，按该机构的号码保存（不能在 mrn_authorities 中声明另一成员机构）。若患者确为"
+                         "该机构的患者，无需处理；若是本机构自己的病案号，请发送系统将 PID-3.4 留空或填写本机构。(Another member "
+                         "institution's record number, kept as that institution's; it cannot be declared in "
+                         "mrn_authorities. Nothing to do if the patient is that institution's; else the sending system "
+                         "leaves PID-3.4 empty or names this institution.)",
+    "taken_over": "住院登记接管了检验系统占位的就诊；若两份病历是同一人，请在前台关联（Patient/$link）。(An admission took over "
+                  "a lab's placeholder visit; if the two records are one person, link them at the desk.)",
+    "member_contradicted": "号码所属机构已将该号码登记为另一人：本机构引用该号码的病历需核对更正。(The number's owner registered "
+                           "another person under it: this institution's record naming the number is to be checked and "
+                           "corrected.)",
+}
+
+
+def _advice(count: str, key: str, members: Any) -> str:
+    """The operator's advice for a count and its key (``_ADVICE``): a kept-apart authority that is a
+    member institution's code gets the member's."""
+    return _ADVICE["kept_apart_member" if count == "kept_apart" and key in members else count]
+
+
+def _tally_of(doc: dict[str, Any]) -> tuple[str, str] | None:
+    """(count, key) a conversion-warning row is counted under: its stored fields (``count_as``,
+    ``count_key``: the warning's ``Tally``, identity34), else -- a row written before them -- the
+    authority its text names (the texts those warnings had then)."""
+    if doc.get("count_as") in _TALLIES:
+        return str(doc["count_as"]), str(doc.get("count_key") or "")
+    text = str(doc.get("message") or "")
+    for count, read in _LEGACY:
+        if (key := read(text)) is not None:
+            return count, key
+    return None
+
+
 @router.get("/fidelity", summary="Unmapped codes and segments, counted per institution")
 def fidelity(request: Request, institution: str | None = None, caller: Caller = Depends(operator("read")),
              engine: Engine = Depends(get_engine)) -> dict[str, Any]:
@@ -523,17 +573,13 @@ def fidelity(request: Request, institution: str | None = None, caller: Caller = 
         if remit is not None and doc.get("institution") not in remit:
             continue
         inst = report.setdefault(doc["institution"], {"unmapped": 0, "warnings": 0, "segments": {}, "codes": {},
-                                                      "kept_apart": {}, "taken_over": {}, "items": []})
+                                                      **{count: {} for count in _TALLIES}, "items": []})
         kind = doc["kind"]
         inst["warnings" if kind == "warning" else "unmapped"] += doc["count"]
-        # PID-3 numbers keyed apart under an authority beside the institution's own record of the value
-        # (``persons.kept_apart_authority``): an undeclared mrn_authorities name shows here on day one
-        if kind == "warning" and (authority := kept_apart_authority(str(doc.get("message") or ""))) is not None:
-            inst["kept_apart"][authority] = inst["kept_apart"].get(authority, 0) + doc["count"]
-        # a lab's placeholder visit an admission took over, per authority of the lab record's number
-        # (``takeover.taken_over_authority``, visfix33): how often a stay was re-filed on a shared visit number
-        if kind == "warning" and (authority := taken_over_authority(str(doc.get("message") or ""))) is not None:
-            inst["taken_over"][authority] = inst["taken_over"].get(authority, 0) + doc["count"]
+        if kind == "warning" and (tally := _tally_of(doc)) is not None:
+            count, key = tally
+            inst[count][key] = inst[count].get(key, 0) + doc["count"]
+            inst.setdefault("advice", {}).setdefault(count, {})[key] = _advice(count, key, engine.site.institutions)
         # the two lists an interface analyst works through: segments, and codes by table or field
         if kind == "segment":
             inst["segments"][doc["value"]] = inst["segments"].get(doc["value"], 0) + doc["count"]
