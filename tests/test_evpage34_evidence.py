@@ -32,10 +32,13 @@ PT_S, PT_INR = "5902-2^PT^LN", "6301-6^INR^LN"
 COAG_LOCAL = "PTX^凝血^L"  # a local OBR-4 code: the results are the Observations alone
 
 
-def timed(*rows: tuple[str, str, str]) -> str:
-    """OBX segments of (code, value, observed at); the result builder appends the LAST one's OBX-14 (its ``when``)."""
-    return "\n".join(f"OBX|{n}|NM|{code}||{value}|U/L|||||{{s}}" + (f"|||{at}" if n < len(rows) else "")
-                     for n, (code, value, at) in enumerate(rows, 1))
+def timed(*rows: tuple[str, ...]) -> str:
+    """OBX segments of (code, value, observed at[, unit: U/L]); the result builder appends the LAST one's
+    OBX-14 (its ``when``)."""
+    def unit(row: tuple[str, ...]) -> str:  # braces doubled: the builder fills ``{s}`` by str.format
+        return (row[3] if len(row) > 3 else "U/L").replace("{", "{{").replace("}", "}}")
+    return "\n".join(f"OBX|{n}|NM|{row[0]}||{row[1]}|{unit(row)}|||||{{s}}"
+                     + (f"|||{row[2]}" if n < len(rows) else "") for n, row in enumerate(rows, 1))
 
 
 def flag_of(engine: Any, http: TestClient, inst: str = B) -> dict[str, Any]:  # noqa: F811
@@ -100,9 +103,9 @@ def test_an_old_flag_is_never_paired_with_a_prior_taken_after_the_order(engine: 
 
 def coag_unlike(http: TestClient) -> None:  # noqa: F811
     """FNXRMYY's PT of 2026-03-10 as an INR alone; FNZYY's PT order and result of 2026-03-12 in seconds alone."""
-    send(http, result(A, "AP", COAG_LOCAL, "20260310090000+0800", obx=timed((PT_INR, "1.02", ""))))
+    send(http, result(A, "AP", COAG_LOCAL, "20260310090000+0800", obx=timed((PT_INR, "1.02", "", "{INR}"))))
     send(http, order(B, "BP", PT_S, "20260312080000+0800"))
-    send(http, result(B, "BP", COAG_LOCAL, "20260312100000+0800", obx=timed((PT_S, "12.5", ""))))
+    send(http, result(B, "BP", COAG_LOCAL, "20260312100000+0800", obx=timed((PT_S, "12.5", "", "s"))))
 
 
 def test_an_analyte_measured_differently_on_each_side_is_marked_unlike(engine: Any, http: TestClient) -> None:  # noqa: F811
@@ -150,9 +153,9 @@ def test_a_shared_measurement_is_still_paired_and_the_other_cited(engine: Any, h
     """The prior has seconds and INR, the repeat seconds alone: one pair, seconds beside seconds, the
     prior's INR named beside it (not marked unlike: something was alike)."""
     send(http, result(A, "AP", COAG_LOCAL, "20260310090000+0800",
-                      obx=timed((PT_S, "12.1", "20260310090000+0800"), (PT_INR, "1.02", ""))))
+                      obx=timed((PT_S, "12.1", "20260310090000+0800", "s"), (PT_INR, "1.02", "", "{INR}"))))
     send(http, order(B, "BP", PT_S, "20260312080000+0800"))
-    send(http, result(B, "BP", COAG_LOCAL, "20260312100000+0800", obx=timed((PT_S, "12.5", ""))))
+    send(http, result(B, "BP", COAG_LOCAL, "20260312100000+0800", obx=timed((PT_S, "12.5", "", "s"))))
     row = flag_of(engine, http)
     [pt] = row["pairs"]
     assert "unlike" not in pt and pt["measure"] == "5902-2"

@@ -216,7 +216,7 @@
     const by = (resource.performer || []).map((p) => p.display).filter(Boolean); // a bare reference says nothing to a person
     if (by.length) facts.push(["执行 By", by.join("、")]);
     if (resource.modality) facts.push(["检查方式 Modality", [].concat(resource.modality).map((m) => m.code || m.display).join("、")]);
-    if (resource.valueQuantity) facts.push(["结果 Value", (window.hurenExact.digits(resource.valueQuantity, "value") + " " + (resource.valueQuantity.unit || "")).trim()]);
+    if (resource.valueQuantity) facts.push(["结果 Value", valueOf(resource)]);
     if (resource.result) facts.push(["分项 Results", resource.result.length + " 项 items"]);
     if (resource.conclusion) facts.push(["结论 Conclusion", resource.conclusion]);
     for (const [k, v] of facts) { dl.appendChild(text(document.createElement("dt"), k)); dl.appendChild(text(document.createElement("dd"), v)); }
@@ -228,9 +228,11 @@
   function analyteName(a) { return a.analyte_name ? a.analyte_name + "（" + a.analyte + "）" : a.analyte; }
 
   // A result's value as the lab sent it (its digits kept: 0.50 stays 0.50), with its unit.
+  // A UCUM annotation unit ({INR}, {ratio}) is said without its braces: they are the code's, not words.
   function valueOf(resource) {
     const q = resource && resource.valueQuantity;
-    return q ? (window.hurenExact.digits(q, "value") + " " + (q.unit || "")).trim()
+    const unit = String((q && q.unit) || "").replace(/^\{([^{}]*)\}$/, "$1");
+    return q ? (window.hurenExact.digits(q, "value") + " " + unit).trim()
       : (resource && (resource.valueString || (resource.valueCodeableConcept || {}).text)) || "";
   }
   function whenOf(resource) {
@@ -252,7 +254,8 @@
     const mark = billedMark(reference, billed); if (mark) { h.appendChild(document.createTextNode(" ")); h.appendChild(mark); }
     if (panel) { const n = text(document.createElement("p"), "整组报告，无该项单独结果 the panel's report as a whole"); n.className = "note"; div.appendChild(n); }
     const dl = document.createElement("dl"); dl.className = "words"; describe(dl, resource); div.appendChild(dl);
-    if (resource && institution) { // where it was performed: a result names its performer by reference alone
+    // where it was performed, when the result names its performer by reference alone (no 执行 By above)
+    if (resource && institution && !(resource.performer || []).some((x) => x.display)) {
       dl.appendChild(text(document.createElement("dt"), "执行机构 Performed at"));
       dl.appendChild(text(document.createElement("dd"), W.place(institution)));
     }
@@ -301,6 +304,14 @@
     note.hidden = !(before || derived);
     text(note, before ? "此标记记录于分项配对之前，下方前次结果与复查结果未按分析项目核对，可能不是同一项目。 Recorded before analyte pairs were kept: the two results below may be different analytes."
       : derived ? "此标记记录于分项配对之前，分项按当前记录配对。 Recorded before analyte pairs were kept: paired now from the records." : "");
+    // the billed result is the test's report (or another entry no pair draws): said once, above the rows
+    const drawn = new Set(pairs.flatMap((p) => [p.result, p.prior, ...(p.resultAlso || []).map((o) => o.reference),
+      ...(p.priorAlso || []).map((o) => o.reference)]));
+    if (pairs.length && billed && !drawn.has(billed)) {
+      const b = text(document.createElement("p"), "计费结果是本次检查检验的整份报告（见上方“计费结果”），以下为其中各分析项目的结果。"
+        + " The billed result is the test's report as a whole (above); its analytes' results follow.");
+      b.className = "note billed-note"; list.appendChild(b);
+    }
     for (const p of pairs) {
       const row = document.createElement("section"); row.className = "pair" + (p.unlike ? " unlike" : "");
       row.dataset.analyte = p.analyte;
