@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import csv
 import io
+import json
+from pathlib import Path
 from typing import Any
 
 from fastapi.testclient import TestClient
@@ -41,17 +43,10 @@ def timed(*rows: tuple[str, ...]) -> str:
                      + (f"|||{row[2]}" if n < len(rows) else "") for n, row in enumerate(rows, 1))
 
 
-def flag_of(engine: Any, http: TestClient, inst: str = B) -> dict[str, Any]:  # noqa: F811
-    rows = [r for r in http.get("/reports/duplicates", headers=bearer(engine)).json()["rows"] if r["institution"] == inst]
+def flag_of(engine: Any, http: TestClient, item: str = "LFT") -> dict[str, Any]:  # noqa: F811
+    rows = [r for r in http.get("/reports/duplicates", headers=bearer(engine)).json()["rows"] if r["item"] == item]
     assert len(rows) == 1, rows
     return rows[0]
-
-
-def strip_pairs(engine: Any, flag_id: str) -> None:
-    """The row back to what a release before the pairs stored (its other fields as the decision wrote them)."""
-    flags = engine.recognition.flags
-    flags.coll.replace({k: v for k, v in flags.get(flag_id).items() if k not in ("pairs", "unpaired")})
-    assert "pairs" not in flags.get(flag_id)
 
 
 def index_ref(engine: Any, inst: str, analyte: str, value: str, http: TestClient) -> str:  # noqa: F811
@@ -66,36 +61,49 @@ def index_ref(engine: Any, inst: str, analyte: str, value: str, http: TestClient
 
 # --- an old flag's prior is what the decision could have used: taken before the order ----------------
 
+DATA = Path(__file__).parent / "data" / "evpage34"
+# the flag rows the release before the pairs (commit fbe2e7c4) stored for feed.hl7 (tests/data/evpage34/README.md)
+OLD_ROWS = {r["item"]: r for r in json.loads((DATA / "old-flags.json").read_text("utf-8"))}
+
+
+def feed(http: TestClient) -> None:  # noqa: F811
+    """tests/data/evpage34/feed.hl7, the bytes the old release was sent: FNXRMYY's liver panel of 08:00
+    (ALT 30, AST 28, results as Observations alone) and its ALT 31 + TBIL 12 of 09:30; FNZYY's order of
+    09:00 and its report of 10:00 (ALT 88, AST 35, TBIL 14); a PT measured as an INR at FNXRMYY, in
+    seconds at FNZYY."""
+    for message in (DATA / "feed.hl7").read_text("utf-8").strip().split("\n\n"):
+        send(http, message)
+
+
 def test_an_old_flag_is_never_paired_with_a_prior_taken_after_the_order(engine: Any, http: TestClient) -> None:  # noqa: F811
-    """FNXRMYY's liver panel of 08:00 (ALT 30, AST 28) and, the same day at 15:00, its ALT 31 and TBIL 12;
-    FNZYY's order of 09:00 and its result (ALT 88, AST 35, TBIL 14). The decision pairs the repeat with
-    the 08:00 results only (15:00 is after the order: not a prior) and TBIL is new. Stored as an old
-    release stored it (no pairs), the evidence derives exactly that; before the fix it offered the
-    15:00 results (a TBIL "pair" and the ALT 31) as the prior."""
-    send(http, result(A, "A1", LOCAL_LFT, "20260312080000+0800",
-                      obx=timed((ALT, "30", "20260312080000+0800"), (AST, "28", "20260312080000+0800"))))
-    send(http, order(B, "B1", LFT, "20260312090000+0800"))
-    send(http, result(B, "B1", LOCAL_LFT, "20260312100000+0800",
-                      obx=timed((ALT, "88", "20260312100000+0800"), (AST, "35", "20260312100000+0800"),
-                                (TBIL, "14", "20260312100000+0800"))))
-    send(http, result(A, "A2", LOCAL_LFT, "20260312150000+0800",
-                      obx=timed((ALT, "31", "20260312150000+0800"), (TBIL, "12", "20260312150000+0800"))))
-    row = flag_of(engine, http)
+    """The flag row as the release before the pairs stored it (old-flags.json, made by that release from
+    the same bytes). The decision pairs the repeat with the 08:00 results only -- 09:30 is after the
+    order of 09:00, though before the repeat's own result at 10:00, so it is no prior -- and TBIL is new.
+    Shown, the old row is paired exactly so; before the fix ``derive`` read the order without its time
+    and offered the 09:30 results as the prior (a TBIL "pair" and the ALT 31)."""
+    feed(http)
+    today = flag_of(engine, http)
+    assert today["item"] == "LFT"
     late = {index_ref(engine, A, "ALT", "31", http), index_ref(engine, A, "TBIL", "12", http)}
-    recorded = evidence(engine, http, row["id"])
+    recorded = evidence(engine, http, today["id"])
     assert recorded["pairsSource"] == "recorded"
     assert [p["analyte"] for p in recorded["pairs"]] == ["ALT", "AST"]
     assert [u["analyte"] for u in recorded["unpaired"]] == ["TBIL"]
     assert not late & {r for p in recorded["pairs"] for r in cited(p)}
 
-    strip_pairs(engine, row["id"])
-    ev = evidence(engine, http, row["id"])
+    old = OLD_ROWS["LFT"]
+    assert old["_id"] == today["id"] and "pairs" not in old
+    # what the old release decided and billed is what today's decision stores (money unchanged)
+    stored = engine.recognition.flags.get(today["id"])
+    for key in ("status", "price", "price_source", "result", "prior", "order", "analytes", "partial", "prior_day"):
+        assert stored[key] == old[key], key
+    engine.recognition.flags.coll.replace(old)
+    ev = evidence(engine, http, today["id"])
     assert ev["pairsSource"] == "derived"
     assert [u["analyte"] for u in ev["unpaired"]] == ["TBIL"]
     assert [{k: p.get(k) for k in ("analyte", "result", "prior", "result_also", "prior_also")} for p in ev["pairs"]] == \
         [{k: p.get(k) for k in ("analyte", "result", "prior", "result_also", "prior_also")} for p in recorded["pairs"]]
-    derived_refs = {r for p in ev["pairs"] for r in cited(p)}
-    assert not late & derived_refs, "a result taken after the order was offered as the prior"
+    assert not late & {r for p in ev["pairs"] for r in cited(p)}, "a result taken after the order was offered as the prior"
     assert {p["priorResource"]["valueQuantity"]["value"] for p in ev["pairs"]} == {30, 28}
 
 
@@ -112,7 +120,7 @@ def test_an_analyte_measured_differently_on_each_side_is_marked_unlike(engine: A
     from fhir.resources.R4B.detectedissue import DetectedIssue
 
     coag_unlike(http)
-    row = flag_of(engine, http)
+    row = flag_of(engine, http, "COAG")
     seconds, inr = index_ref(engine, B, "PT", "12.5", http), index_ref(engine, A, "PT", "1.02", http)
     assert row["analytes"] == "PT"  # what was repeated, and so what is priced, is decided apart (unchanged)
     [pt] = row["pairs"]
@@ -142,11 +150,23 @@ def test_an_analyte_measured_differently_on_each_side_is_marked_unlike(engine: A
     assert p["unlike"] and p["resultResource"]["valueQuantity"]["value"] == 12.5
     assert p["priorResource"]["valueQuantity"]["value"] == 1.02
     assert (p["resultInstitution"], p["priorInstitution"]) == (B, A)
-    # an old row of it derives the same
-    strip_pairs(engine, row["id"])
-    old = evidence(engine, http, row["id"])
-    assert old["pairsSource"] == "derived"
-    assert [{k: q.get(k) for k in pt} for q in old["pairs"]] == [pt]
+
+
+def test_an_old_flag_measured_differently_is_derived_unlike(engine: Any, http: TestClient) -> None:  # noqa: F811
+    """The PT flag as the release before the pairs stored it (old-flags.json): shown, it is marked
+    unlike, as today's decision records it, and its money and billed result are the old release's."""
+    feed(http)
+    today = flag_of(engine, http, "COAG")
+    [pt] = today["pairs"]
+    assert pt["unlike"] is True
+    old = OLD_ROWS["COAG"]
+    stored = engine.recognition.flags.get(today["id"])
+    for key in ("status", "price", "price_source", "result", "prior", "analytes", "partial"):
+        assert stored[key] == old[key], key
+    engine.recognition.flags.coll.replace(old)
+    ev = evidence(engine, http, today["id"])
+    assert ev["pairsSource"] == "derived"
+    assert [{k: q.get(k) for k in pt} for q in ev["pairs"]] == [pt]
 
 
 def test_a_shared_measurement_is_still_paired_and_the_other_cited(engine: Any, http: TestClient) -> None:  # noqa: F811
@@ -156,7 +176,7 @@ def test_a_shared_measurement_is_still_paired_and_the_other_cited(engine: Any, h
                       obx=timed((PT_S, "12.1", "20260310090000+0800", "s"), (PT_INR, "1.02", "", "{INR}"))))
     send(http, order(B, "BP", PT_S, "20260312080000+0800"))
     send(http, result(B, "BP", COAG_LOCAL, "20260312100000+0800", obx=timed((PT_S, "12.5", "", "s"))))
-    row = flag_of(engine, http)
+    row = flag_of(engine, http, "COAG")
     [pt] = row["pairs"]
     assert "unlike" not in pt and pt["measure"] == "5902-2"
     assert pt["prior"] == index_ref(engine, A, "PT", "12.1", http)
