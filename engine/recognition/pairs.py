@@ -17,8 +17,9 @@ A side that has no entry of its own for the analyte -- a report of the panel as 
 results coded locally -- is that report, marked ``result_panel`` / ``prior_panel``.
 
 Flags written before the pairs were kept (thirty-third round) have no ``pairs``: ``of_flag`` says
-so (``source``: "before-pairs"), and the evidence page pairs them when shown (``derive``: the same
-rule over the index as it stands then, ``source`` "derived"); the next decision of the flag stores them.
+so (``source``: "before-pairs"), and the evidence page pairs them when shown (``derive``: the test read
+as its decision reads it, order time and all, over the index as it stands then, ``source``
+"derived"); the next decision of the flag stores them.
 """
 
 from __future__ import annotations
@@ -152,7 +153,9 @@ def pair_up(repeat_ref: str, performed: Sequence[Mapping[str, Any]], did: Sequen
 
     Every entry of a paired analyte is cited (evfix33): the pair shows the first of its measurement
     on each side, and names the others -- a re-run, a measurement the other side did not report --
-    in ``result_also`` / ``prior_also``."""
+    in ``result_also`` / ``prior_also``. An analyte both sides measured, but in no measurement alike
+    (the repeat's PT in seconds, the prior's as an INR), is one pair marked ``unlike``, with what each
+    shown side measured (``result_measure`` / ``prior_measure``): shown, not compared (evpage34)."""
     if not panel:
         return [{"analyte": None, "result": repeat_ref, "prior": match.result.ref}], []
     done: dict[str, list[str]] = {}
