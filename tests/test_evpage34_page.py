@@ -96,3 +96,19 @@ def test_a_report_billed_is_said_above_its_analytes(engine: Any, http: TestClien
     assert browser.eval("document.querySelectorAll('#ev-pairs .billed').length") == 0
     assert browser.eval("document.documentElement.scrollWidth <= document.documentElement.clientWidth")
     _shot_of(browser, "#evidence", _shots(tmp_path) / "evpage34-report-billed-phone-evidence.png")
+
+
+def test_a_billed_result_no_row_draws_is_not_called_a_report(engine: Any, http: TestClient, server: str,  # noqa: F811
+                                                             browser: Browser, tmp_path: Path) -> None:  # noqa: F811
+    """pages32's case: results as Observations alone, the prior AST alone, the repeat ALT + AST. The billed
+    result is the repeat's first entry, its ALT, which is not repeated against a prior: no row draws it,
+    and the page does not call it the test's report."""
+    panel_repeat(http, prior=((AST, "30"),), repeat=((ALT, "88"), (AST, "35")))
+    row = the_flag(engine, http)
+    assert row["result"].startswith("Observation/") and [p["analyte"] for p in row["pairs"]] == ["AST"]
+    assert row["result"] not in {r for p in row["pairs"] for r in (p["result"], p["prior"])}
+    sign_in(browser, server, engine, "/ui/duplicates", "zhou.alt", "auditor")
+    _open(browser, row["id"])
+    said = browser.eval("[...document.querySelectorAll('#ev-pairs .billed-note')].map(n => n.innerText)")
+    assert len(said) == 1 and said[0].startswith("计费结果（见上方“计费结果”）不是以下对照中的结果"), said
+    assert "整份报告" not in said[0]

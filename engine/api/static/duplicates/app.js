@@ -304,12 +304,14 @@
     note.hidden = !(before || derived);
     text(note, before ? "此标记记录于分项配对之前，下方前次结果与复查结果未按分析项目核对，可能不是同一项目。 Recorded before analyte pairs were kept: the two results below may be different analytes."
       : derived ? "此标记记录于分项配对之前，分项按当前记录配对。 Recorded before analyte pairs were kept: paired now from the records." : "");
-    // the billed result is the test's report (or another entry no pair draws): said once, above the rows
+    // the billed result when no row draws it, said once above the rows: the test's report, or a result
+    // of an analyte not repeated against a prior (the test's first entry: its charge line is found by it)
     const drawn = new Set(pairs.flatMap((p) => [p.result, p.prior, ...(p.resultAlso || []).map((o) => o.reference),
       ...(p.priorAlso || []).map((o) => o.reference)]));
     if (pairs.length && billed && !drawn.has(billed)) {
-      const b = text(document.createElement("p"), "计费结果是本次检查检验的整份报告（见上方“计费结果”），以下为其中各分析项目的结果。"
-        + " The billed result is the test's report as a whole (above); its analytes' results follow.");
+      const b = text(document.createElement("p"), billed.startsWith("DiagnosticReport/")
+        ? "计费结果是本次检查检验的整份报告（见上方“计费结果”），以下为其中各分析项目的结果。 The billed result is the test's report as a whole (above); its analytes' results follow."
+        : "计费结果（见上方“计费结果”）不是以下对照中的结果。 The billed result (above) is none of the results compared below.");
       b.className = "note billed-note"; list.appendChild(b);
     }
     for (const p of pairs) {
