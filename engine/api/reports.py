@@ -117,12 +117,28 @@ def duplicate(flag_id: str, request: Request, caller: Caller = Depends(get_calle
         if ref:
             rtype, rid = ref.split("/", 1)
             evidence[key + "Resource"] = read(rtype, rid)
-    # what was compared, analyte by analyte, each side read as the caller (null: not available)
-    names = paired["names"]
-    evidence["pairs"] = [{**p, "analyte_name": names.get(p.get("analyte")) if p.get("analyte") else None,
-                          "resultResource": read(*p["result"].split("/", 1)) if p.get("result") else None,
-                          "priorResource": read(*p["prior"].split("/", 1)) if p.get("prior") else None}
-                         for p in paired["pairs"]]
+    # what was compared, analyte by analyte, each side read as the caller (null: not available), with
+    # the institution that performed it (the index's: a result names its performer by reference only);
+    # and every other result of the analyte on each side (``result_also`` / ``prior_also``: a re-run,
+    # a measurement the other side did not report), read the same way, for the page to draw (evpage34)
+    names, index = paired["names"], recognition.index
+
+    def side(ref: str | None) -> tuple[dict[str, Any] | None, str | None]:
+        """A result as the caller may read it, and where it was performed (only with the result)."""
+        resource = read(*ref.split("/", 1)) if ref else None
+        doc = index.get(ref) if resource is not None else None
+        return resource, (doc or {}).get("inst")
+
+    def shown(p: dict[str, Any]) -> dict[str, Any]:
+        (mine, mine_at), (theirs, theirs_at) = side(p.get("result")), side(p.get("prior"))
+        also = {key: [{"reference": r, "resource": res, "institution": at}
+                      for r in p.get(src) or () for res, at in (side(r),)]
+                for key, src in (("resultAlso", "result_also"), ("priorAlso", "prior_also"))}
+        return {**p, "analyte_name": names.get(p.get("analyte")) if p.get("analyte") else None,
+                "resultResource": mine, "priorResource": theirs, "resultInstitution": mine_at,
+                "priorInstitution": theirs_at, **also}
+
+    evidence["pairs"] = [shown(p) for p in paired["pairs"]]
     evidence["unpaired"] = [{"analyte": a, "analyte_name": names.get(a)} for a in paired["unpaired"]]
     evidence["notDone"] = [{"analyte": a, "analyte_name": names.get(a)} for a in paired["not_done"]]
     evidence["pairsSource"] = paired["source"]

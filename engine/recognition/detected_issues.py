@@ -123,7 +123,8 @@ def flag_issue(
     ``pairs`` (a panel's, ``engine.recognition.pairs``): each repeated analyte's result beside the
     prior result of the same analyte, written as an ``analytePair`` evidence (analyte, repeatResult,
     priorResult) and as a DetectedIssue.evidence naming both; ``unpaired``: the analytes the repeat
-    did that no prior covered (``unpairedAnalyte``). ``repeatResult``/``priorResult`` stay the
+    did that no prior covered (``unpairedAnalyte``); an analyte both sides measured, but in no
+    measurement alike (PT seconds against INR), is an ``unlikeAnalyte``, not a pair (evpage34). ``repeatResult``/``priorResult`` stay the
     flag's billed result and its prior test, as before (a reader of an earlier export reads them so).
 
     ``repriced_from``: the amount the flag said before a rule priced it again (``repricing``), kept as
@@ -192,10 +193,8 @@ def flag_issue(
         "evidence": [
             {"code": [{"text": "prior recognisable result"}], "detail": [{"reference": prior.ref}]},
             {"code": [{"text": "repeated result"}], "detail": [{"reference": repeat.ref}]},
-            *({"code": [{"text": f"{p['analyte']}" + (f" ({p['measure']})" if p.get("measure") else "")
-                         + ": repeated result, then the prior result of the same analyte"
-                         + (" (and its other results)" if p.get("result_also") or p.get("prior_also") else "")}],
-               "detail": [{"reference": r} for r in cited(p)]} for p in pairs if p.get("analyte")),
+            *({"code": [{"text": _pair_text(p)}], "detail": [{"reference": r} for r in cited(p)]}
+              for p in pairs if p.get("analyte")),
         ],
         "detail": (f"{item.name} ({item.code}) repeated at {order.institution} on {repeat.day.isoformat()}, "
                    f"{gap} days after a recognisable result of {prior.institution} on {prior.day.isoformat()} "
@@ -216,14 +215,30 @@ def flag_issue(
     return issue
 
 
+def _pair_text(pair: Mapping[str, Any]) -> str:
+    """The words of a pair's ``evidence`` entry: what its results are to each other."""
+    also = " (and its other results)" if pair.get("result_also") or pair.get("prior_also") else ""
+    if pair.get("unlike"):  # measured differently on each side: shown, not compared (evpage34)
+        return (f"{pair['analyte']}: the repeat ({pair.get('result_measure')}) and the prior ({pair.get('prior_measure')}) "
+                f"share no measurement: not compared{also}")
+    return (f"{pair['analyte']}" + (f" ({pair['measure']})" if pair.get("measure") else "")
+            + f": repeated result, then the prior result of the same analyte{also}")
+
+
 def _pair_evidence(pair: Mapping[str, Any]) -> dict[str, Any]:
     """One analyte pair as a complex evidence extension; ``wholePanel`` names a side that is a report
     of the panel as a whole (no entry of its own for the analyte); ``measure`` the LOINC both sides
     report when the analyte has several; ``alsoRepeatResult`` / ``alsoPriorResult`` its other
-    entries (evfix33)."""
+    entries (evfix33). An ``unlike`` pair is an ``unlikeAnalyte``: both sides measured the analyte, in
+    no measurement alike (``repeatMeasure`` / ``priorMeasure``), so nothing is compared (evpage34)."""
     ext: list[dict[str, Any]] = [{"url": "analyte", "valueCode": pair["analyte"]},
                                  {"url": "repeatResult", "valueReference": {"reference": pair["result"]}},
                                  {"url": "priorResult", "valueReference": {"reference": pair["prior"]}}]
+    if pair.get("unlike"):
+        # each side measured only what the other did not (PT seconds against INR): an ``unlikeAnalyte``,
+        # its two results and what each measured, never an ``analytePair`` (evpage34)
+        ext += [{"url": url, "valueCoding": {"system": "http://loinc.org", "code": pair[key]}}
+                for url, key in (("repeatMeasure", "result_measure"), ("priorMeasure", "prior_measure")) if pair.get(key)]
     ext += [{"url": "wholePanel", "valueCode": side} for side, key in (("repeat", "result_panel"), ("prior", "prior_panel"))
             if pair.get(key)]
     if pair.get("measure"):  # which of the analyte's measurements both sides are (PT: seconds or INR)
@@ -232,7 +247,7 @@ def _pair_evidence(pair: Mapping[str, Any]) -> dict[str, Any]:
     ext += [{"url": url, "valueReference": {"reference": ref}}
             for url, key in (("alsoRepeatResult", "result_also"), ("alsoPriorResult", "prior_also"))
             for ref in pair.get(key) or ()]
-    return {"url": "analytePair", "extension": ext}
+    return {"url": "unlikeAnalyte" if pair.get("unlike") else "analytePair", "extension": ext}
 
 
 def money_value(amount: Decimal) -> FhirDecimal:

@@ -17,8 +17,9 @@ A side that has no entry of its own for the analyte -- a report of the panel as 
 results coded locally -- is that report, marked ``result_panel`` / ``prior_panel``.
 
 Flags written before the pairs were kept (thirty-third round) have no ``pairs``: ``of_flag`` says
-so (``source``: "before-pairs"), and the evidence page pairs them when shown (``derive``: the same
-rule over the index as it stands then, ``source`` "derived"); the next decision of the flag stores them.
+so (``source``: "before-pairs"), and the evidence page pairs them when shown (``derive``: the test read
+as its decision reads it, order time and all, over the index as it stands then, ``source``
+"derived"); the next decision of the flag stores them.
 """
 
 from __future__ import annotations
@@ -28,15 +29,16 @@ from datetime import date
 from typing import Any
 
 from engine.recognition.coding import resource_codings
-from engine.recognition.decision import Order, PriorResult, Recognisable, Sources, find_recognisable
+from engine.recognition.decision import Recognisable, Sources, find_recognisable
 from engine.recognition.facts import VOID_STATUSES
-from engine.recognition.index import from_doc
+from engine.recognition.index import group_key
 from mappings.site import local_code_system
 
 _PREFERENCE = {"DiagnosticReport": 0, "ImagingStudy": 1, "Observation": 2}
 
 # {"analyte", "result", "prior"[, "measure": LOINC][, "result_panel": True][, "prior_panel": True]
-#  [, "result_also": [ref, ...]][, "prior_also": [ref, ...]]}
+#  [, "result_also": [ref, ...]][, "prior_also": [ref, ...]]
+#  [, "unlike": True, "result_measure": LOINC, "prior_measure": LOINC]}  (``unlike``: not compared)
 Pair = dict[str, Any]
 
 
@@ -85,29 +87,54 @@ def measure_of(resource: Mapping[str, Any] | None, codes: Sequence[str], rules: 
 Reader = Callable[[str], Mapping[str, Any] | None]
 
 
+# one group of an analyte's entries: (measure, the repeat's, the prior's). measure: a LOINC both
+# sides report; None: an analyte of one measurement, or what they measure is not known; UNLIKE: each
+# side reported only measurements the other did not (seconds against INR); "": the leftovers
+UNLIKE = "unlike"
+Group = tuple[str | None, list[str], list[str]]
+
+
 def _analyte_pairs(a: str, mine: list[str], theirs: list[str], codes: Sequence[str], rules: Any,
-                   read: Reader | None, insts: Mapping[str, str | None]) -> list[tuple[str | None, list[str], list[str]]]:
+                   read: Reader | None, insts: Mapping[str, str | None],
+                   measures: dict[str, str | None]) -> list[Group]:
     """An analyte's entries on each side grouped by what they measure: (measure, repeat's, prior's)
     for every measurement both sides have (one group, measure None, for an analyte of one
     measurement or when nothing can be read), then the leftovers (measure "" : a measurement only one
-    side reported, or entries whose measurement is not known)."""
+    side reported, or entries whose measurement is not known).
+
+    Both sides measured, but nothing alike (the repeat's PT in seconds, the prior's as an INR): one
+    group marked ``UNLIKE``, never a pair of seconds beside an INR (evpage34); where a side's
+    entries name none of the analyte's measurements (a whole-panel report) nothing is known to be
+    unlike, and the one group stands as before. ``measures`` is filled with what each entry read
+    measures (ref -> LOINC or None)."""
     if not codes or read is None:
         return [(None, mine, theirs)]
     def by_measure(refs: list[str]) -> dict[str | None, list[str]]:
         out: dict[str | None, list[str]] = {}
         for ref in refs:
-            out.setdefault(measure_of(read(ref), codes, rules, insts.get(ref)), []).append(ref)
+            measures[ref] = measure_of(read(ref), codes, rules, insts.get(ref))
+            out.setdefault(measures[ref], []).append(ref)
         return out
     m_mine, m_theirs = by_measure(mine), by_measure(theirs)
     common = [m for m in codes if m in m_mine and m in m_theirs]
     if not common:
-        return [(None, mine, theirs)]
-    groups: list[tuple[str | None, list[str], list[str]]] = [(m, m_mine[m], m_theirs[m]) for m in common]
+        known = any(m is not None for m in m_mine) and any(m is not None for m in m_theirs)
+        return [(UNLIKE if known else None, mine, theirs)]
+    groups: list[Group] = [(m, m_mine[m], m_theirs[m]) for m in common]
     rest_mine = [r for m, refs in m_mine.items() if m not in common for r in refs]
     rest_theirs = [r for m, refs in m_theirs.items() if m not in common for r in refs]
     if rest_mine or rest_theirs:
         groups.append(("", rest_mine, rest_theirs))
     return groups
+
+
+def _shown(refs: list[str], codes: Sequence[str], measures: Mapping[str, str | None]) -> str | None:
+    """The entry an unlike side shows: the first of its first known measurement (items.yaml order)."""
+    for m in codes:
+        hit = _first(r for r in refs if measures.get(r) == m)
+        if hit:
+            return hit
+    return _first(refs)
 
 
 def pair_up(repeat_ref: str, performed: Sequence[Mapping[str, Any]], did: Sequence[str], match: Recognisable,
@@ -126,7 +153,9 @@ def pair_up(repeat_ref: str, performed: Sequence[Mapping[str, Any]], did: Sequen
 
     Every entry of a paired analyte is cited (evfix33): the pair shows the first of its measurement
     on each side, and names the others -- a re-run, a measurement the other side did not report --
-    in ``result_also`` / ``prior_also``."""
+    in ``result_also`` / ``prior_also``. An analyte both sides measured, but in no measurement alike
+    (the repeat's PT in seconds, the prior's as an INR), is one pair marked ``unlike``, with what each
+    shown side measured (``result_measure`` / ``prior_measure``): shown, not compared (evpage34)."""
     if not panel:
         return [{"analyte": None, "result": repeat_ref, "prior": match.result.ref}], []
     done: dict[str, list[str]] = {}
@@ -145,13 +174,20 @@ def pair_up(repeat_ref: str, performed: Sequence[Mapping[str, Any]], did: Sequen
             insts[r.ref] = r.institution
     whole_prior = _first(r.ref for r in whole)
     several = _measures(rules) if rules is not None and read is not None else {}
+    measures: dict[str, str | None] = {}
     pairs: list[Pair] = []
     for a in sorted(match.analytes):
-        groups = _analyte_pairs(a, done.get(a, []), prior.get(a, []), several.get(a, ()), rules, read, insts)
+        codes = several.get(a, ())
+        groups = _analyte_pairs(a, done.get(a, []), prior.get(a, []), codes, rules, read, insts, measures)
         if groups[-1][0] == "":
             groups.pop()  # a measurement one side alone reported: cited below, paired with nothing
         own: list[Pair] = []
         for measure, mine_refs, their_refs in groups:
+            if measure == UNLIKE:  # each side shown with what it measured, not compared (evpage34)
+                mine, theirs = _shown(mine_refs, codes, measures), _shown(their_refs, codes, measures)
+                own.append({"analyte": a, "result": mine, "prior": theirs, "unlike": True,
+                            "result_measure": measures.get(mine), "prior_measure": measures.get(theirs)})
+                continue
             mine, theirs = _first(mine_refs), _first(their_refs)
             pair: Pair = {"analyte": a, "result": mine or repeat_ref, "prior": theirs or whole_prior or match.result.ref}
             if measure:
@@ -192,14 +228,18 @@ def of_flag(row: Mapping[str, Any], panel: Sequence[str]) -> dict[str, Any]:
 
 
 def derive(recognition: Any, row: Mapping[str, Any]) -> dict[str, Any] | None:
-    """The pairs of a flag stored before they were kept, found when it is shown: the repeat test's
-    entries and its prior test's as the index holds them now, matched by the decision's own rule
-    (``find_recognisable`` for the flag's order, facts as the flag recorded them). None when the
-    prior test is no longer recognisable for it (withdrawn, corrected away): nothing is then paired."""
+    """The pairs of a flag stored before they were kept, found when it is shown: the repeat test
+    read as its decision reads it (``Repeats.repeat_reading``: its order as placed, with its time,
+    and the candidates each bounded by their own order's time) and its prior test matched by the
+    decision's own rule (``find_recognisable``). None when the test is not found or its prior test
+    is no longer recognisable for it (withdrawn, corrected away): nothing is then paired.
+
+    Why the decision's reading: ``derive`` built the order without its time and took every entry of
+    the prior's day, so a prior result taken after the order was placed -- which the decision never
+    offers as a prior (``decision.assess``: after-order) -- was shown as the prior (evpage34)."""
     rules = recognition.rules
     item = rules.items.get(row.get("item") or "")
-    person = row.get("person")
-    if item is None or not person or not row.get("prior_day") or not row.get("order_day"):
+    if item is None or not row.get("person") or not row.get("prior_day") or not row.get("prior_inst"):
         return None
     index = recognition.index
     # the repeat test as ``prior_changes`` finds it: through the flag's result, grouped under the
@@ -208,25 +248,21 @@ def derive(recognition: Any, row: Mapping[str, Any]) -> dict[str, Any] | None:
     repeat = index.get(row["result"]) if row.get("result") else None
     if repeat is None:
         return None
-    group = [d for d in index.group(repeat) if d.get("status") not in VOID_STATUSES]
-    if row.get("order"):
-        group = [d for d in group if d.get("order") in (row["order"], None)]
-    # the decision's own reading of what the test did (imported here: repeats imports this module)
-    from engine.recognition.repeats import done_analytes
-
-    done = done_analytes(group)
-    order_day = date.fromisoformat(str(row["order_day"]))
-    order = Order(person=person, item=item.code, institution=str(row.get("inst")), day=order_day,
-                  ref=row.get("order"), patient=row.get("patient"), analytes=done)
-    candidates: list[PriorResult] = [from_doc(d) for d in index.between(
-        person, item.code, str(row["prior_day"]), str(row["prior_day"])) if d.get("inst") == row.get("prior_inst")]
-    sources: Sources = {}
-    matches = [m for m in find_recognisable(order, candidates, rules, sources)
-               if m.result.institution == row.get("prior_inst") and m.result.day.isoformat() == row["prior_day"]]
-    if not matches:
-        return None
+    group = sorted((d for d in index.group(repeat) if d.get("status") not in VOID_STATUSES),
+                   key=lambda d: (_PREFERENCE.get(d["_id"].split("/", 1)[0], 9), d["_id"]))
+    # the entries of the flag's order, as ``Repeats._evaluate_flag`` splits a test two orders fulfil
+    if len({d["order"] for d in group if d.get("order")}) > 1:
+        group = [d for d in group if d.get("order") in (row.get("order"), None)]
     if not group:
         return None
-    pairs, unpaired = pair_up(str(row.get("result")), group, done, matches[0], tuple(item.analytes), sources,
+    _, _, done, entries, performed, candidates = recognition.repeat_reading(
+        row.get("order"), group, group_key(repeat), item)
+    prior_day = date.fromisoformat(str(row["prior_day"]))
+    sources: Sources = {}
+    matches = find_recognisable(done, [c for c in candidates if c.institution == row["prior_inst"] and c.day == prior_day],
+                                rules, sources)
+    if not matches:
+        return None
+    pairs, unpaired = pair_up(str(row["result"]), entries, performed, matches[0], tuple(item.analytes), sources,
                               rules, lambda ref: recognition.read(*ref.split("/", 1)))
     return {"pairs": pairs, "unpaired": unpaired, "source": "derived"}

@@ -313,6 +313,29 @@ class Repeats(RecognitionState, _Others):
         though the prior the auditor judged still stood. The review is re-opened only when its
         prior stops counting (withdrawn, corrected away, moved) or the facts it judged change."""
         rules = self._rules
+        repeat, order, done, entries, performed, candidates = self.repeat_reading(order_ref, members, key, item)
+        sources: Sources = {}
+        matches = find_recognisable(done, candidates, rules, sources)
+        did = (entries, performed, sources)
+        if not matches:
+            return repeat, order, None, did
+        decisions = [(decide(done, m, rules), m) for m in matches]
+        for d, m in decisions:
+            if reviews and standing_review(existing, reviews, m.result.ref, d) is not None:
+                return repeat, order, (d, m), did  # the reviewed prior still counts: the review stands
+        return repeat, order, decisive(decisions), did
+
+    def repeat_reading(self, order_ref: str | None, members: Sequence[dict[str, Any]], key: str, item: Any
+                       ) -> tuple[PriorResult, Order, Order, list[dict[str, Any]], tuple[str, ...], list[PriorResult]]:
+        """What a test's decision reads of it, before it matches anything: the repeated result (the
+        first of ``members``), its order as placed (``order``: what a billed line prices) and as
+        matched (``done``: what was done, bounded by the result's own time), the test's entries,
+        the analytes it resulted, and its candidates (the window's results of other tests, each
+        bounded by its own order's time, ``_bounded``).
+
+        One reading for the decision (``_decide_repeat``) and for the evidence of a flag stored before
+        its pairs were kept (``pairs.derive``): a derived pairing that read the order without its
+        time offered a prior taken after the order was placed, which the decision had never read."""
         repeat = from_doc(members[0])
         if repeat.order is None:
             repeat = replace(repeat, order=order_ref)
@@ -340,16 +363,7 @@ class Repeats(RecognitionState, _Others):
         candidates = [self._bounded(c, order.day) for c in
                       self.index.candidates(order.person or "", item.code, order.day, item.window_days)
                       if result_key(c) != key]
-        sources: Sources = {}
-        matches = find_recognisable(done, candidates, rules, sources)
-        did = ([*members, *extra], performed, sources)
-        if not matches:
-            return repeat, order, None, did
-        decisions = [(decide(done, m, rules), m) for m in matches]
-        for d, m in decisions:
-            if reviews and standing_review(existing, reviews, m.result.ref, d) is not None:
-                return repeat, order, (d, m), did  # the reviewed prior still counts: the review stands
-        return repeat, order, decisive(decisions), did
+        return repeat, order, done, [*members, *extra], performed, candidates
 
     def _bounded(self, candidate: PriorResult, day: date) -> PriorResult:
         """``candidate`` with the earliest it can have been taken (``since``: its order's time) when

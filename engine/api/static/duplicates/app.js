@@ -216,7 +216,7 @@
     const by = (resource.performer || []).map((p) => p.display).filter(Boolean); // a bare reference says nothing to a person
     if (by.length) facts.push(["执行 By", by.join("、")]);
     if (resource.modality) facts.push(["检查方式 Modality", [].concat(resource.modality).map((m) => m.code || m.display).join("、")]);
-    if (resource.valueQuantity) facts.push(["结果 Value", (window.hurenExact.digits(resource.valueQuantity, "value") + " " + (resource.valueQuantity.unit || "")).trim()]);
+    if (resource.valueQuantity) facts.push(["结果 Value", valueOf(resource)]);
     if (resource.result) facts.push(["分项 Results", resource.result.length + " 项 items"]);
     if (resource.conclusion) facts.push(["结论 Conclusion", resource.conclusion]);
     for (const [k, v] of facts) { dl.appendChild(text(document.createElement("dt"), k)); dl.appendChild(text(document.createElement("dd"), v)); }
@@ -227,35 +227,105 @@
   function paired(ev) { return (ev.pairs || []).some((p) => p.analyte); }
   function analyteName(a) { return a.analyte_name ? a.analyte_name + "（" + a.analyte + "）" : a.analyte; }
 
-  // One side of a pair: the result described as an auditor reads it, a whole-panel report said so.
-  function side(title, resource, reference, panel) {
-    const div = document.createElement("div");
-    div.appendChild(text(document.createElement("h4"), title));
+  // A result's value as the lab sent it (its digits kept: 0.50 stays 0.50), with its unit.
+  // A UCUM annotation unit ({INR}, {ratio}) is said without its braces: they are the code's, not words.
+  function valueOf(resource) {
+    const q = resource && resource.valueQuantity;
+    const unit = String((q && q.unit) || "").replace(/^\{([^{}]*)\}$/, "$1");
+    return q ? (window.hurenExact.digits(q, "value") + " " + unit).trim()
+      : (resource && (resource.valueString || (resource.valueCodeableConcept || {}).text)) || "";
+  }
+  function whenOf(resource) {
+    return resource && (resource.effectiveDateTime || resource.started || (resource.effectivePeriod || {}).start || resource.issued);
+  }
+  // the billed result's badge (the charge line is found by it): 计费结果 on the entry that is the flag's result
+  function billedMark(reference, billed) {
+    if (!reference || reference !== billed) return null;
+    const b = text(document.createElement("span"), "计费结果 Billed"); b.className = "billed"; return b;
+  }
+
+  // One side of a pair: the result described as an auditor reads it (with where it was performed), a
+  // whole-panel report said so, the billed one marked; then the analyte's other results on that side
+  // (a re-run, a measurement the other side did not report), each with its value, time and
+  // institution, so the auditor sees every value of it there is and which one was billed.
+  function side(title, resource, reference, panel, institution, also, billed) {
+    const div = document.createElement("div"); div.className = "pair-side";
+    const h = div.appendChild(text(document.createElement("h4"), title));
+    const mark = billedMark(reference, billed); if (mark) { h.appendChild(document.createTextNode(" ")); h.appendChild(mark); }
     if (panel) { const n = text(document.createElement("p"), "整组报告，无该项单独结果 the panel's report as a whole"); n.className = "note"; div.appendChild(n); }
     const dl = document.createElement("dl"); dl.className = "words"; describe(dl, resource); div.appendChild(dl);
+    // where it was performed, when the result names its performer by reference alone (no 执行 By above)
+    if (resource && institution && !(resource.performer || []).some((x) => x.display)) {
+      dl.appendChild(text(document.createElement("dt"), "执行机构 Performed at"));
+      dl.appendChild(text(document.createElement("dd"), W.place(institution)));
+    }
     const ref = text(document.createElement("small"), reference); ref.className = "ref"; div.appendChild(ref);
+    if (also && also.length) div.appendChild(others(also, billed));
     return div;
+  }
+
+  // The analyte's other results on one side, oldest first: value · time · institution · status.
+  function others(also, billed) {
+    const box = document.createElement("div"); box.className = "also";
+    box.appendChild(text(document.createElement("h5"), "同项其他结果 " + also.length + " 条 Other results of this analyte"));
+    const ol = box.appendChild(document.createElement("ol"));
+    const sorted = also.slice().sort((a, b) => String(whenOf(a.resource) || "").localeCompare(String(whenOf(b.resource) || "")));
+    for (const o of sorted) {
+      const li = ol.appendChild(document.createElement("li"));
+      li.dataset.ref = o.reference;
+      if (!o.resource) { li.appendChild(text(document.createElement("span"), "（无权查看或已不存在 not available）")); }
+      else {
+        const v = li.appendChild(text(document.createElement("b"), valueOf(o.resource) || testName(o.resource) || "—"));
+        v.className = "value";
+        const when = whenOf(o.resource);
+        const facts = [testName(o.resource), when ? W.instant(when) : "", o.institution ? W.place(o.institution) : "",
+          resultStatus(o.resource.status)].filter(Boolean);
+        li.appendChild(text(document.createElement("span"), " " + facts.join(" · ")));
+      }
+      const mark = billedMark(o.reference, billed); if (mark) { li.appendChild(document.createTextNode(" ")); li.appendChild(mark); }
+      const ref = li.appendChild(text(document.createElement("small"), o.reference)); ref.className = "ref";
+    }
+    return box;
   }
 
   // The evidence pairs: every repeated analyte with the prior result of the same analyte, then the
   // analytes the repeat did that no prior covered, and those of the panel it did not do. A flag
   // stored before the pairs were kept says so (paired now from the records, or not paired at all).
+  // An analyte both sides measured, but in no measurement alike (PT in seconds against an INR), is
+  // drawn with both sides and said not to be compared (``unlike``).
   function showPairs(ev) {
     const pairs = (ev.pairs || []).filter((p) => p.analyte);
     const box = $("#ev-pairs"), list = $("#ev-pairs-list"); list.replaceChildren();
     const note = $("#ev-pairs-note");
     const before = ev.pairsSource === "before-pairs", derived = ev.pairsSource === "derived";
+    const billed = (ev.flag || {}).result;
     box.hidden = !pairs.length && !before;
     $(".results").hidden = pairs.length > 0; // the whole results are shown only where they are what was compared
     note.hidden = !(before || derived);
     text(note, before ? "此标记记录于分项配对之前，下方前次结果与复查结果未按分析项目核对，可能不是同一项目。 Recorded before analyte pairs were kept: the two results below may be different analytes."
       : derived ? "此标记记录于分项配对之前，分项按当前记录配对。 Recorded before analyte pairs were kept: paired now from the records." : "");
+    // the billed result when no row draws it, said once above the rows: the test's report, or a result
+    // of an analyte not repeated against a prior (the test's first entry: its charge line is found by it)
+    const drawn = new Set(pairs.flatMap((p) => [p.result, p.prior, ...(p.resultAlso || []).map((o) => o.reference),
+      ...(p.priorAlso || []).map((o) => o.reference)]));
+    if (pairs.length && billed && !drawn.has(billed)) {
+      const b = text(document.createElement("p"), billed.startsWith("DiagnosticReport/")
+        ? "计费结果是本次检查检验的整份报告（见上方“计费结果”），以下为其中各分析项目的结果。 The billed result is the test's report as a whole (above); its analytes' results follow."
+        : "计费结果（见上方“计费结果”）不是以下对照中的结果。 The billed result (above) is none of the results compared below.");
+      b.className = "note billed-note"; list.appendChild(b);
+    }
     for (const p of pairs) {
-      const row = document.createElement("section"); row.className = "pair"; row.dataset.analyte = p.analyte;
-      row.appendChild(text(document.createElement("h4"), analyteName(p)));
+      const row = document.createElement("section"); row.className = "pair" + (p.unlike ? " unlike" : "");
+      row.dataset.analyte = p.analyte;
+      row.appendChild(text(document.createElement("h4"), analyteName(p) + (p.measure ? " · " + measureName(p.priorResource, p.measure) : "")));
+      if (p.unlike) {
+        const n = text(document.createElement("p"), "两次测量的指标不同（复查：" + measureName(p.resultResource, p.result_measure)
+          + "；前次：" + measureName(p.priorResource, p.prior_measure) + "），不作对照。 Measured differently on each side: not compared.");
+        n.className = "note unlike-note"; row.appendChild(n);
+      }
       const cols = document.createElement("div"); cols.className = "pair-sides";
-      cols.appendChild(side("前次结果 Prior", p.priorResource, p.prior, p.prior_panel));
-      cols.appendChild(side("复查结果 Repeat", p.resultResource, p.result, p.result_panel));
+      cols.appendChild(side("前次结果 Prior", p.priorResource, p.prior, p.prior_panel, p.priorInstitution, p.priorAlso, billed));
+      cols.appendChild(side("复查结果 Repeat", p.resultResource, p.result, p.result_panel, p.resultInstitution, p.resultAlso, billed));
       row.appendChild(cols); list.appendChild(row);
     }
     const unpaired = ev.unpaired || [], notDone = ev.notDone || [];
@@ -264,6 +334,11 @@
     text(u, unpaired.length ? "未与前次结果重复（前次无此项，不属本标记）Not repeated against a prior: " + unpaired.map(analyteName).join("、") : "");
     text(n, notDone.length ? "本次未检 Not done in this test: " + notDone.map(analyteName).join("、") : "");
     u.dataset.analytes = unpaired.map((a) => a.analyte).join(" ");
+  }
+  // which of an analyte's measurements a result is: its test's name (PT 秒 / INR) with the LOINC
+  function measureName(resource, loinc) {
+    const name = testName(resource);
+    return (name ? name + " " : "") + (loinc || "");
   }
 
   async function openFlag(id, tr) {
