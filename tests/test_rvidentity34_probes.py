@@ -286,3 +286,42 @@ def test_the_admission_an_update_and_the_next_result_sent_singly_are_filed(
     accepted(mllp, visit_adt("A08", "A08-1", ADMITTED, "V100", ts(4, 10)))
     accepted(mllp, _lab("ORU-L2", "L-77^^^LIS^PI", ts(3)))
     _filed_in_the_stay(fhir, 2)
+
+
+def _visit(message: str, number: str) -> str:
+    return message.replace("PV1|1|O\r", "PV1|1|I" + "|" * 17 + number + "\r", 1)
+
+
+@pytest.mark.xfail(strict=True, reason="rvidentity34: LOW the owner's check reads the batch's earlier messages "
+                   "(_owners_word) without leaning on them: when the member's earlier message is refused at its "
+                   "write, the owner is still warned and the member's operator still counts a reference never filed")
+def test_the_owners_warning_leans_on_the_batch_s_member_message_it_read(both: tuple[Engine, TestClient]) -> None:
+    """One batch: FNZYY's admission of 王二 under FNXRMYY's OX1, refused at its write (its visit number is
+    another patient's stay: PV1-19), then FNXRMYY registers 郑一 under OX1. Nothing of FNZYY names OX1: the
+    owner's registration is not warned, nothing is counted for FNZYY."""
+    engine, http = both
+    assert ack_code_of(post(http, _as("FNZYY", _visit(adt("X0", "ZX0^^^FNZYY^MR", "卫^十", "19800101", "M"),
+                                                      "VX7")))) == "AA"
+    before = _contradicted(engine, http).get("FNXRMYY", 0)
+    body = ("FHS|^~\\&|HIS|FNXRMYY\rBHS|^~\\&|HIS|FNXRMYY\r"
+            + _as("FNZYY", _visit(adt("X1", "OX1^^^FNXRMYY^MR", "王^二", "19900202", "F", "A01"), "VX7"))
+            + adt("X2", "OX1^^^FNXRMYY^MR", "郑^一", "19600101", "M")
+            + "BTS|2\rFTS|1\r")
+    ack = post(http, body)
+    assert b"MSA|AE|X1" in ack and b"MSA|AA|X2" in ack, ack
+    assert [p["gender"] for p in patients(http, f"{MRN}|OX1")] == ["male"]
+    x2 = ack[ack.index(b"MSA|AA|X2"):]
+    assert b"|W|" not in x2.split(b"MSH|")[0], ack
+    assert _contradicted(engine, http).get("FNXRMYY", 0) == before
+
+
+def test_the_kept_apart_advice_for_a_member_named_by_its_alias_is_the_members(both: tuple[Engine, TestClient]) -> None:
+    """FNZYY holds its own YK1; its message names YK1^^^阜宁县人民医院^MR (FNXRMYY by its name, which holds no
+    record of YK1): kept apart as FNXRMYY's, and the advice is the member's, not 'declare it' (site load
+    refuses a member's code in mrn_authorities); counted under FNXRMYY's code."""
+    engine, http = both
+    before = _fidelity(engine, http, "FNZYY").get("kept_apart", {}).get("FNXRMYY", 0)
+    assert ack_code_of(post(http, _as("FNZYY", adt("Y1", "YK1^^^FNZYY^MR", "蒋^八", "19800808", "F")))) == "AA"
+    (warning,) = _warnings(post(http, _as("FNZYY", adt("Y2", "YK1^^^阜宁县人民医院^MR", "蒋^八", "19800808", "F"))))
+    assert "declare it in institutions.yaml" not in warning and "cannot be declared" in warning, warning
+    assert _fidelity(engine, http, "FNZYY")["kept_apart"]["FNXRMYY"] == before + 1
