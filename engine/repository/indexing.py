@@ -19,7 +19,7 @@ from functools import lru_cache
 from typing import Any
 
 from engine.repository.fhirpath import CHOICE_ELEMENTS, choice, first_fields
-from engine.repository.index_plan import PlanEntry, RowsFunction, Shape, compile_rows
+from engine.repository.index_plan import PlanEntry, RowsFunction, Shape, compile_rows, shape_of  # noqa: F401 -- read from here too
 from engine.repository.searchparams import LIST_PARTS, TEXT_PARTS, SearchParams
 
 FAR_PAST = -1e13
