@@ -19,7 +19,7 @@ from functools import lru_cache
 from typing import Any
 
 from engine.repository.fhirpath import CHOICE_ELEMENTS, choice, first_fields
-from engine.repository.index_plan import PlanEntry, RowsFunction, Shape, compile_rows, shape_of
+from engine.repository.index_plan import PlanEntry, RowsFunction, Shape, compile_rows, shape_of  # noqa: F401 -- read from here too
 from engine.repository.searchparams import LIST_PARTS, TEXT_PARTS, SearchParams
 
 FAR_PAST = -1e13
@@ -151,7 +151,7 @@ class Indexer:
         self._triggers: dict[str, tuple[list[Any], tuple[int, ...], dict[str, tuple[int, ...]]]] = {}
         self._chosen: dict[tuple[Any, ...], tuple[tuple[str, Any, Any], ...]] = {}
         self._compiled: dict[str, RowsFunction] = {}  # per type, for any shape
-        self._shaped: dict[Shape, RowsFunction] = {}  # per shape (shape_of)
+        self._shaped: dict[Shape, RowsFunction] = {}  # per shape (``index_plan.shape_of``)
         self._shape_count: dict[str, int] = {}
         self._refs: dict[str, dict[str, tuple[str, str, str]]] = {}  # per reference parameter
         self._namespace = {"IndexRows": IndexRows, "ref_rows": self._ref_rows, "ref_row": self._ref_row,
@@ -218,7 +218,8 @@ class Indexer:
         A plan per shape (type, keys, ``meta``'s keys) skips every parameter whose element is
         absent without a lookup; a type that shows more than ``SHAPES_PER_TYPE`` shapes (a client
         writing every resource differently) gets its plan for any shape from then on."""
-        shape = shape_of(resource)
+        meta = resource.get("meta")  # ``shape_of``, written out: a Python call fewer a resource
+        shape = (resource["resourceType"], tuple(resource), tuple(meta) if isinstance(meta, dict) else None)
         plan = self._shaped.get(shape)
         if plan is None:
             plan = self._plan_for(shape)

@@ -139,6 +139,18 @@ _LEGACY = ("DROP INDEX IF EXISTS fhir_resource_type", "DROP TABLE IF EXISTS ix_t
 _HIST = "NULL, type, id, version, updated, deleted, body, writer"
 
 
+def _sort_keys(sort: Mapping[str, Any]) -> str:
+    """``fhir_resource.sortkeys``: the first value of each parameter as JSON text. The indexer's
+    values are plain ``str`` and ``float`` (``Indexer``'s methods and the plans: token codes,
+    references, normalised strings, URIs; dates and quantities as ``float``), which orjson writes
+    as ``fhirjson.dumps`` does, so it is called directly (a Python call and a ``try`` fewer a
+    resource); anything else (never seen: a value of another type) goes through ``fhirjson``."""
+    try:
+        return orjson.dumps(sort).decode()
+    except TypeError:
+        return fhirjson.dumps(sort).decode()
+
+
 def _add_writer(conn: Any) -> None:
     """The ``writer`` column (``StoredResource.writer``, writer30) added to a store of an earlier
     layout (5 to 7, or 7 as written before writer30): a nullable column, added in place (no row
@@ -241,7 +253,7 @@ class SqliteFhirBackend(SqliteSearch):
                 keys = hash_keys(rtype, rows, self._narrowed(rtype), rids)
                 tables["ix_hash"] += [(h, rid, q) for h, q in keys]
                 ranges = self._collect(tables, rid, rtype, rows)
-                updates.append((fhirjson.dumps(rows.sort).decode(), _pack(keys), ranges, rid))
+                updates.append((_sort_keys(rows.sort), _pack(keys), ranges, rid))
             conn.executemany("UPDATE fhir_resource SET sortkeys = ?, hkeys = ?, ranges = ? WHERE rid = ?", updates)
             self._insert_rows(tables)
             done += len(batch)
@@ -393,14 +405,14 @@ class SqliteFhirBackend(SqliteSearch):
             add_hash, add_date = tables["ix_hash"].append, tables["ix_date"].append
             add_string, add_quantity = tables["ix_string"].append, tables["ix_quantity"].append
             add_insert = inserts.append
-            hashers, dumps, dumps_ranges = self._hashers, fhirjson.dumps, orjson.dumps
+            hashers, dumps, dumps_ranges = self._hashers, _sort_keys, orjson.dumps
             for rec, rows, previous in items:
                 rtype = rec.type
                 if previous is not None and previous.key is not None:
                     rid = previous.key
                     target = self._empty_tables()
                     if rows is not None:
-                        sortkeys: str | None = dumps(rows.sort).decode()
+                        sortkeys: str | None = dumps(rows.sort)
                         keys: Collection[tuple[int, int]] = self._hasher(rtype).keys(rows, rids)
                         ranges = self._collect(target, rid, rtype, rows)
                     else:
@@ -417,7 +429,7 @@ class SqliteFhirBackend(SqliteSearch):
                     sortkeys, blob, ranges = None, PAIRS, None
                 else:
                     hasher = hashers.get(rtype) or self._hasher(rtype)
-                    sortkeys = dumps(rows.sort).decode()
+                    sortkeys = dumps(rows.sort)
                     keys = hasher.keys(rows, rids)
                     if keys:
                         blob = _packer(2 * len(keys)).pack(*_flat(keys)) + PAIRS
@@ -439,7 +451,8 @@ class SqliteFhirBackend(SqliteSearch):
                         ranges = None
                 add_insert((rid, rtype, rec.id, rec.version, rec.updated, int(rec.deleted), rec.body,
                             sortkeys, blob, ranges, id_hash(rtype, rec.id), rec.writer))
-                given[(rtype, rec.id)] = rid
+                if rids is None:  # (else ``_target_rids`` gave it this very rid already)
+                    given[(rtype, rec.id)] = rid
                 rec.key = rid
             self._next_rid = next_rid  # (before the statements: a rid given is never given again)
             if replaced:
