@@ -2,7 +2,8 @@
 round, perf34): a measurement of a log format, not the format. Runs ``bench/asgi_reads.py`` with
 ``AuditLog._prepare`` replaced, for a group of two or more request records (``Sealed``), by the
 append a group leaf would make: the records numbered, **one** leaf, **one** step of the tree's right
-edge (``Frontier.push``), **one** frame (``encode``), so one CRC and one ``write()`` a group:
+edge (``Frontier.push``), **one** frame (``encode``: one CRC a group); the ``write()``, the locks and the
+checkpoint check are per group already:
 
 - ``digests``: the leaf is SHA-256(0x02 || SHA-256(0x00 || record) for each record). The form a real
   format would need: a resident's inclusion proof for their record then carries the other records'
