@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
+from engine.merge_rules import ideographic
 from mappings.sitefiles import SiteError, check, read_yaml
 
 log = logging.getLogger("huren.site")
@@ -100,34 +101,69 @@ def ward_name(code: str | None, name: str | None, table: Mapping[str, str]) -> s
 
 def department_namer(site_dir: Path | None, institutions: Mapping[str, Any],
                      parts: Callable[[str | None], tuple[str | None, str | None]],
-                     stored: Iterable[tuple[Any, Any]] = ()) -> Callable[[Any, Any], str | None]:
+                     stored: Iterable[tuple[Any, Any, Any, Any]] = ()) -> Callable[[Any, Any], str | None]:
     """For the recognition rate by department (``engine.recognition.reports``): a check row's stored
     department (``parts`` reads it: ``engine.recognition.facts.department_parts``) and ordering
     institution -> the row it counts in, "阜宁县人民医院 心内科病区": the institution's name first, as a
     Chinese reader says a department, and because two hospitals' 心内科病区 are two departments.
 
-    A ward is one department whatever each row was stored with: a row stored as the bed's text
-    before dept33 ("NEI 301 02"), one as the ward's code alone (a message that sent no PL-9), one
-    as the code with PL-9's name. So a code is named by the name any of the rows ``stored`` (the
-    report's: (department, institution) pairs) gives it at that institution, then by ``ward_name``.
-    Answers are kept for the namer's life (one report)."""
+    A ward is one department per institution and point-of-care code, whatever each row was stored
+    with: a row stored as the bed's text before dept33 ("NEI 301 02", "心内科病区 301房 02床"), one as
+    the ward's code alone (a message that sent no PL-9), one as the code with PL-9's name -- and one
+    code under two PL-9 names (a renamed ward; an ADT and an order entry naming it 血液科病区 and
+    血液内科). Its label is, in this order (deptfix34):
+
+    1. the site's ward table's name for the code (``wards.yaml``): the site's own word, stable, and
+       how a site settles a ward its systems name two ways;
+    2. else the PL-9 name the most orders of that institution and code were stored with, over every
+       stored row (``stored``: (department, institution, day, orders) of all the report's
+       institutions' rows, whatever the report's period), ties to the latest day's then the smaller
+       name: one name over time that a single odd message does not flip, and the same label in a
+       report of any period (the MeasureReport stratum a department's rate is followed by);
+    3. else the code itself where it is written in Chinese characters (PV1-3 心内科^301^02: a word a
+       person reads, ``merge_rules.ideographic``), else the code said to be one (``CODE_MARK``).
+
+    A row that holds a name and no code (before dept33; a ward sent by PL-9 alone; a FHIR client's
+    text) counts with the one code that name was stored with at that institution (a code in Chinese
+    characters is its own name), else under the name. Answers are kept for the namer's life (one
+    report)."""
     wards = tables(site_dir)
-    said: dict[tuple[str, str], str] = {}
-    for value, inst in stored:
+    said: dict[tuple[str, str], dict[str, tuple[int, str]]] = {}  # (inst, code) -> name -> (orders, last day)
+    codes_of: dict[tuple[str, str], set[str]] = {}  # (inst, name) -> the codes it was stored with
+    for value, inst, day, orders in stored:
         code, name = parts(value if isinstance(value, str) else None)
-        if code and name:
-            key = (str(inst), code)
-            said[key] = min(said.get(key, name), name)  # one name, whichever order the rows came in
+        if not code:
+            continue
+        if ideographic(code):
+            codes_of.setdefault((str(inst), code), set()).add(code)
+        if name:
+            names = said.setdefault((str(inst), code), {})
+            count, last = names.get(name, (0, ""))
+            names[name] = (count + int(orders or 0), max(last, str(day or "")))
+            codes_of.setdefault((str(inst), name), set()).add(code)
     kept: dict[tuple[Any, Any], str | None] = {}
 
-    def name(value: Any, inst: Any) -> str | None:
+    def ward_of(inst: str, code: str) -> str:
+        listed = wards.get(inst, {}).get(code)
+        if listed:
+            return listed
+        names = said.get((inst, code))
+        if names:
+            return max(sorted(names), key=names.__getitem__)  # (orders, day); a tie: the first, smaller name
+        return code if ideographic(code) else CODE_MARK.format(code=code)
+
+    def label(value: Any, inst: Any) -> str | None:
         key = (value, inst)
         if key not in kept:
             code, given = parts(value if isinstance(value, str) else None)
-            given = given or (said.get((str(inst), code)) if code else None)
-            ward = ward_name(code, given, wards.get(str(inst), {}))
+            where = str(inst) if inst else ""
+            if not code and given:
+                codes = codes_of.get((where, given), set())
+                code = next(iter(codes)) if len(codes) == 1 else None
+            ward = ward_of(where, code) if code else given
             known = institutions.get(inst) if inst else None
-            place = getattr(known, "name", "") or (str(inst) if inst else "")
+            place = getattr(known, "name", "") or where
             kept[key] = f"{place} {ward}".strip() if ward else None
         return kept[key]
-    return name
+    return label
+

@@ -374,9 +374,17 @@ def recognition_rates(recognition: Any, flt: ReportFilter, dims: tuple[str, ...]
             if row["recognisable"] <= 0:
                 del out[dim][key]
 
-    tallies = recognition.check_days.find(_tally_query(flt))
+    # read from the store once into a list of our own: a report without a period walks it twice (the
+    # namer, the tally), which a cursor would answer empty the second time without an error (rvlast34)
+    query = _tally_query(flt)
+    tallies = list(recognition.check_days.find(query))
+    # a ward is named from every stored row of the report's institutions, not the period's alone: its
+    # label (the MeasureReport stratum) is the same in a report of any period (deptfix34)
+    named = (tallies if query == flt.inst_query() else recognition.check_days.find(flt.inst_query())) \
+        if "dept" in dims else ()
     department = department_namer(getattr(getattr(recognition, "settings", None), "site", None), rules.institutions,
-                                  department_parts, ((t.get("dept"), t.get("inst")) for t in tallies))
+                                  department_parts,
+                                  ((t.get("dept"), t.get("inst"), t.get("day"), t.get("count")) for t in named))
     for t in tallies:
         tally(t, int(t["count"]))
     if screen is not None and screen.active:
