@@ -38,15 +38,16 @@ def test_the_site_table_names_a_ward_its_systems_name_two_ways(backend_settings:
 
 
 def test_else_the_name_most_orders_carry_in_every_period(backend_settings: Any) -> None:
-    """No table lists XYK: 血液内科 (two orders, 03-24 and 03-25) over 血液科病区 (one, the latest, 03-26) --
-    also in a report of 03-26 alone, whose only row says 血液科病区."""
+    """No table lists XYK: 血液科病区 (two orders, 03-24 and 03-25) over 血液内科 (one, the latest, 03-26, and
+    the smaller name: neither the latest nor the smallest name decides) -- also in a report of 03-26 alone,
+    whose only row says 血液内科."""
     with Engine(backend_settings) as eng:
-        _feed(eng, _zhao_order(1, "XYK^501^01^FNXRMYY^^^^^血液内科", "20250324"),
-              _zhao_order(2, "XYK^502^03^FNXRMYY^^^^^血液内科", "20250325"),
-              _zhao_order(3, "XYK^502^04^FNXRMYY^^^^^血液科病区", "20250326"))
-        assert _wards(_rates(eng), "血液", "XYK") == {"阜宁县人民医院 血液内科": 3}
+        _feed(eng, _zhao_order(1, "XYK^501^01^FNXRMYY^^^^^血液科病区", "20250324"),
+              _zhao_order(2, "XYK^502^03^FNXRMYY^^^^^血液科病区", "20250325"),
+              _zhao_order(3, "XYK^502^04^FNXRMYY^^^^^血液内科", "20250326"))
+        assert _wards(_rates(eng), "血液", "XYK") == {"阜宁县人民医院 血液科病区": 3}
         late = _rates(eng, **{"from": "2025-03-26", "to": "2025-03-26"})
-        assert _wards(late, "血液", "XYK") == {"阜宁县人民医院 血液内科": 1}
+        assert _wards(late, "血液", "XYK") == {"阜宁县人民医院 血液科病区": 1}
 
 
 def test_a_chinese_point_of_care_named_once_is_one_department(backend_settings: Any) -> None:
