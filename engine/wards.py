@@ -101,7 +101,8 @@ def ward_name(code: str | None, name: str | None, table: Mapping[str, str]) -> s
 
 def department_namer(site_dir: Path | None, institutions: Mapping[str, Any],
                      parts: Callable[[str | None], tuple[str | None, str | None]],
-                     stored: Iterable[tuple[Any, Any, Any, Any]] = ()) -> Callable[[Any, Any], str | None]:
+                     first_name: Callable[[str, str], str | None],
+                     rows: Iterable[tuple[Any, Any]] = ()) -> Callable[[Any, Any], str | None]:
     """For the recognition rate by department (``engine.recognition.reports``): a check row's stored
     department (``parts`` reads it: ``engine.recognition.facts.department_parts``) and ordering
     institution -> the row it counts in, "阜宁县人民医院 心内科病区": the institution's name first, as a
@@ -113,44 +114,34 @@ def department_namer(site_dir: Path | None, institutions: Mapping[str, Any],
     code under two PL-9 names (a renamed ward; an ADT and an order entry naming it 血液科病区 and
     血液内科). Its label is, in this order (deptfix34):
 
-    1. the site's ward table's name for the code (``wards.yaml``): the site's own word, stable, and
-       how a site settles a ward its systems name two ways;
-    2. else the PL-9 name the most orders of that institution and code were stored with, over every
-       stored row (``stored``: (department, institution, day, orders) of all the report's
-       institutions' rows, whatever the report's period), ties to the latest day's then the smaller
-       name: one name over time that a single odd message does not flip, and the same label in a
-       report of any period (the MeasureReport stratum a department's rate is followed by);
+    1. the site's ward table's name for the code (``wards.yaml``): the site's own word, and how a
+       site settles a ward its systems name two ways or a renamed ward;
+    2. else the first PL-9 name stored for that code at that institution (``first_name``: the
+       earliest day's, over every stored row whatever the report's period): the same label in a
+       report of any period (the MeasureReport stratum a department's rate is followed by), and one
+       that a later message does not change -- a later name never erases the one first stated;
     3. else the code itself where it is written in Chinese characters (PV1-3 心内科^301^02: a word a
        person reads, ``merge_rules.ideographic``), else the code said to be one (``CODE_MARK``).
 
-    A row that holds a name and no code (before dept33; a ward sent by PL-9 alone; a FHIR client's
-    text) counts with the one code that name was stored with at that institution (a code in Chinese
-    characters is its own name), else under the name. Answers are kept for the namer's life (one
-    report)."""
+    A row that holds a name and no code (before dept33; a ward sent by its Chinese name alone; a
+    FHIR client's text) counts with the one code the report's ``rows`` store that name with at that
+    institution, else with the name taken as a code where it is in Chinese characters (心内科^301^02
+    is the code 心内科, whose PL-9 name may be 心内科病区), else under the name (left: a name only rows outside the period tie to a code reads as itself).
+    Answers are kept for the namer's life (one report)."""
     wards = tables(site_dir)
-    said: dict[tuple[str, str], dict[str, tuple[int, str]]] = {}  # (inst, code) -> name -> (orders, last day)
-    codes_of: dict[tuple[str, str], set[str]] = {}  # (inst, name) -> the codes it was stored with
-    for value, inst, day, orders in stored:
+    codes_of: dict[tuple[str, str], set[str]] = {}  # (inst, name) -> the codes the report's rows store it with
+    for value, inst in rows:
         code, name = parts(value if isinstance(value, str) else None)
-        if not code:
-            continue
-        if ideographic(code):
-            codes_of.setdefault((str(inst), code), set()).add(code)
-        if name:
-            names = said.setdefault((str(inst), code), {})
-            count, last = names.get(name, (0, ""))
-            names[name] = (count + int(orders or 0), max(last, str(day or "")))
+        if code and name:
             codes_of.setdefault((str(inst), name), set()).add(code)
     kept: dict[tuple[Any, Any], str | None] = {}
+    wards_of: dict[tuple[str, str], str] = {}
 
     def ward_of(inst: str, code: str) -> str:
-        listed = wards.get(inst, {}).get(code)
-        if listed:
-            return listed
-        names = said.get((inst, code))
-        if names:
-            return max(sorted(names), key=names.__getitem__)  # (orders, day); a tie: the first, smaller name
-        return code if ideographic(code) else CODE_MARK.format(code=code)
+        if (inst, code) not in wards_of:
+            wards_of[inst, code] = (wards.get(inst, {}).get(code) or first_name(inst, code)
+                                    or (code if ideographic(code) else CODE_MARK.format(code=code)))
+        return wards_of[inst, code]
 
     def label(value: Any, inst: Any) -> str | None:
         key = (value, inst)
@@ -159,11 +150,10 @@ def department_namer(site_dir: Path | None, institutions: Mapping[str, Any],
             where = str(inst) if inst else ""
             if not code and given:
                 codes = codes_of.get((where, given), set())
-                code = next(iter(codes)) if len(codes) == 1 else None
+                code = next(iter(codes)) if len(codes) == 1 else given if ideographic(given) else None
             ward = ward_of(where, code) if code else given
             known = institutions.get(inst) if inst else None
             place = getattr(known, "name", "") or where
             kept[key] = f"{place} {ward}".strip() if ward else None
         return kept[key]
     return label
-
