@@ -88,17 +88,6 @@ def tables(site_dir: Path | None) -> dict[str, dict[str, str]]:
 CODE_MARK = "{code}（院内代码）"
 
 
-def ward_name(code: str | None, name: str | None, table: Mapping[str, str]) -> str | None:
-    """A ward as people read it: the name the record gives (PL-9), else the site's table's name for
-    its code, else the code said to be the hospital's code; None for neither. The resident page's rule
-    (``static/me/values.js`` ``wardName``), so a ward reads the same on every page."""
-    if name:
-        return name
-    if code:
-        return table.get(code) or CODE_MARK.format(code=code)
-    return None
-
-
 def department_namer(site_dir: Path | None, institutions: Mapping[str, Any],
                      parts: Callable[[str | None], tuple[str | None, str | None]],
                      first_name: Callable[[str, str], str | None],
@@ -126,7 +115,9 @@ def department_namer(site_dir: Path | None, institutions: Mapping[str, Any],
     A row that holds a name and no code (before dept33; a ward sent by its Chinese name alone; a
     FHIR client's text) counts with the one code the report's ``rows`` store that name with at that
     institution, else with the name taken as a code where it is in Chinese characters (心内科^301^02
-    is the code 心内科, whose PL-9 name may be 心内科病区), else under the name (left: a name only rows outside the period tie to a code reads as itself).
+    is the code 心内科, whose PL-9 name may be 心内科病区), else under the name. (Left: a name that
+    only rows outside the period tie to a code reads as itself.) The resident page names one visit's
+    ward by its own PL-9 name first (``static/me/values.js`` ``wardName``): a record, not a count.
     Answers are kept for the namer's life (one report)."""
     wards = tables(site_dir)
     codes_of: dict[tuple[str, str], set[str]] = {}  # (inst, name) -> the codes the report's rows store it with
