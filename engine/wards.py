@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
+from engine.merge_rules import ideographic
 from mappings.sitefiles import SiteError, check, read_yaml
 
 log = logging.getLogger("huren.site")
@@ -87,47 +88,63 @@ def tables(site_dir: Path | None) -> dict[str, dict[str, str]]:
 CODE_MARK = "{code}（院内代码）"
 
 
-def ward_name(code: str | None, name: str | None, table: Mapping[str, str]) -> str | None:
-    """A ward as people read it: the name the record gives (PL-9), else the site's table's name for
-    its code, else the code said to be the hospital's code; None for neither. The resident page's rule
-    (``static/me/values.js`` ``wardName``), so a ward reads the same on every page."""
-    if name:
-        return name
-    if code:
-        return table.get(code) or CODE_MARK.format(code=code)
-    return None
-
-
 def department_namer(site_dir: Path | None, institutions: Mapping[str, Any],
                      parts: Callable[[str | None], tuple[str | None, str | None]],
-                     stored: Iterable[tuple[Any, Any]] = ()) -> Callable[[Any, Any], str | None]:
+                     first_name: Callable[[str, str], str | None],
+                     rows: Iterable[tuple[Any, Any]] = ()) -> Callable[[Any, Any], str | None]:
     """For the recognition rate by department (``engine.recognition.reports``): a check row's stored
     department (``parts`` reads it: ``engine.recognition.facts.department_parts``) and ordering
     institution -> the row it counts in, "阜宁县人民医院 心内科病区": the institution's name first, as a
     Chinese reader says a department, and because two hospitals' 心内科病区 are two departments.
 
-    A ward is one department whatever each row was stored with: a row stored as the bed's text
-    before dept33 ("NEI 301 02"), one as the ward's code alone (a message that sent no PL-9), one
-    as the code with PL-9's name. So a code is named by the name any of the rows ``stored`` (the
-    report's: (department, institution) pairs) gives it at that institution, then by ``ward_name``.
+    A ward is one department per institution and point-of-care code, whatever each row was stored
+    with: a row stored as the bed's text before dept33 ("NEI 301 02", "心内科病区 301房 02床"), one as
+    the ward's code alone (a message that sent no PL-9), one as the code with PL-9's name -- and one
+    code under two PL-9 names (a renamed ward; an ADT and an order entry naming it 血液科病区 and
+    血液内科). Its label is, in this order (deptfix34):
+
+    1. the site's ward table's name for the code (``wards.yaml``): the site's own word, and how a
+       site settles a ward its systems name two ways or a renamed ward;
+    2. else the first PL-9 name stored for that code at that institution (``first_name``: the
+       earliest day's, over every stored row whatever the report's period): the same label in a
+       report of any period (the MeasureReport stratum a department's rate is followed by), and one
+       that a later message does not change -- a later name never erases the one first stated;
+    3. else the code itself where it is written in Chinese characters (PV1-3 心内科^301^02: a word a
+       person reads, ``merge_rules.ideographic``), else the code said to be one (``CODE_MARK``).
+
+    A row that holds a name and no code (before dept33; a ward sent by its Chinese name alone; a
+    FHIR client's text) counts with the one code the report's ``rows`` store that name with at that
+    institution, else with the name taken as a code where it is in Chinese characters (心内科^301^02
+    is the code 心内科, whose PL-9 name may be 心内科病区), else under the name. (Left: a name that
+    only rows outside the period tie to a code reads as itself.) The resident page names one visit's
+    ward by its own PL-9 name first (``static/me/values.js`` ``wardName``): a record, not a count.
     Answers are kept for the namer's life (one report)."""
     wards = tables(site_dir)
-    said: dict[tuple[str, str], str] = {}
-    for value, inst in stored:
+    codes_of: dict[tuple[str, str], set[str]] = {}  # (inst, name) -> the codes the report's rows store it with
+    for value, inst in rows:
         code, name = parts(value if isinstance(value, str) else None)
         if code and name:
-            key = (str(inst), code)
-            said[key] = min(said.get(key, name), name)  # one name, whichever order the rows came in
+            codes_of.setdefault((str(inst), name), set()).add(code)
     kept: dict[tuple[Any, Any], str | None] = {}
+    wards_of: dict[tuple[str, str], str] = {}
 
-    def name(value: Any, inst: Any) -> str | None:
+    def ward_of(inst: str, code: str) -> str:
+        if (inst, code) not in wards_of:
+            wards_of[inst, code] = (wards.get(inst, {}).get(code) or first_name(inst, code)
+                                    or (code if ideographic(code) else CODE_MARK.format(code=code)))
+        return wards_of[inst, code]
+
+    def label(value: Any, inst: Any) -> str | None:
         key = (value, inst)
         if key not in kept:
             code, given = parts(value if isinstance(value, str) else None)
-            given = given or (said.get((str(inst), code)) if code else None)
-            ward = ward_name(code, given, wards.get(str(inst), {}))
+            where = str(inst) if inst else ""
+            if not code and given:
+                codes = codes_of.get((where, given), set())
+                code = next(iter(codes)) if len(codes) == 1 else given if ideographic(given) else None
+            ward = ward_of(where, code) if code else given
             known = institutions.get(inst) if inst else None
-            place = getattr(known, "name", "") or (str(inst) if inst else "")
+            place = getattr(known, "name", "") or where
             kept[key] = f"{place} {ward}".strip() if ward else None
         return kept[key]
-    return name
+    return label

@@ -167,12 +167,6 @@ def _zhao_order(n: int, bed: str, day: str = "20250324") -> bytes:
             .replace(b"20250324080000", f"{day}080000".encode()))
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "rvlast34: MED -- a ward the HIS sends by its Chinese name (PV1-3 心内科^301^02, or PL-9 alone) is "
-    "read by _visit_ward as a code: the rate names it '阜宁县人民医院 心内科（院内代码）', telling the "
-    "auditor a Chinese word is a hospital code (the resident page's wardName rule, which department_parts "
-    "follows for old rows, reads it as a name), and a row stored before dept33 for the same ward "
-    "('心内科 301房 02床', read as the name 心内科) counts in a second row"))
 @pytest.mark.parametrize("bed", ["心内科^301^02^FNXRMYY", "^^^FNXRMYY^^^^^心内科"], ids=["pl1", "pl9-only"])
 def test_a_ward_sent_by_its_chinese_name_is_named_not_said_to_be_a_code(engine: Any, bed: str) -> None:
     _feed(engine, _zhao_order(1, bed), _zhao_order(2, bed))
@@ -190,11 +184,6 @@ def test_a_ward_sent_by_its_chinese_name_is_named_not_said_to_be_a_code(engine: 
     assert again == {"阜宁县人民医院 心内科": 2}, again
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "rvlast34: LOW -- one ward (one point-of-care code at one hospital) whose PL-9 name differs between "
-    "messages (a renamed ward; the HIS's ADT and its order entry naming it 血液科病区 and 血液内科) counts "
-    "as two departments: the namer keys a row by the name it carries and uses the code only for rows "
-    "without one, though its docstring says 'a ward is one department whatever each row was stored with'"))
 def test_one_ward_code_named_two_ways_is_one_department(engine: Any) -> None:
     _feed(engine, _zhao_order(1, "XYK^501^01^FNXRMYY^^^^^血液科病区"), _zhao_order(2, "XYK^502^03^FNXRMYY^^^^^血液内科"))
     dept = _rates(engine)
@@ -202,11 +191,6 @@ def test_one_ward_code_named_two_ways_is_one_department(engine: Any) -> None:
     assert len(ward) == 1 and sum(ward.values()) == 2, dept
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "rvlast34: LOW -- a ward no wards.yaml lists reads by a name only when some row of the report's own "
-    "filter carries PL-9's name: the same ward is '阜宁县人民医院 血液科病区' in the month's report and "
-    "'阜宁县人民医院 XYK（院内代码）' in a report of the days after (the MeasureReport stratum changes "
-    "with the period, so a department's rate cannot be followed over time)"))
 def test_a_wards_label_does_not_depend_on_the_reports_period(engine: Any) -> None:
     _feed(engine, _zhao_order(1, "XYK^501^01^FNXRMYY^^^^^血液科病区", "20250324"),
           _zhao_order(2, "XYK^502^03^FNXRMYY", "20250326"))

@@ -119,6 +119,8 @@ def ensure_indexes(flag_days: Collection, check_days: Collection) -> None:
     for coll in (flag_days, check_days):
         coll.ensure_index(["day"])
         coll.ensure_index(["inst", "day"])
+    # a ward's first PL-9 name, whatever a report's period (``reports.first_ward_name``, deptfix34)
+    check_days.ensure_index(["inst", "dept", "day"])
 
 
 def rebuild(flag_days: Collection, check_days: Collection, flags: Iterable[Document], checks: Iterable[Document]) -> None:

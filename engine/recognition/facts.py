@@ -679,8 +679,12 @@ class FactReader:
             found = found or loc
             kinds = {c.get("code") for c in (loc.get("physicalType") or {}).get("coding") or () if isinstance(c, dict)}
             if "wa" in kinds and loc.get("name"):
-                # the alias is the code where PL-9 named the ward; a name that is the code is no name
-                code = next((a for a in loc.get("alias") or () if a), None) or loc["name"]
+                # the alias is the code where PL-9 named the ward; without one the name is PL-1 as
+                # sent (a code: NEI), or PL-9 where PL-1 was empty -- a name when written in Chinese
+                # characters (心内科^301^02, ^^^FNXRMYY^^^^^心内科: deptfix34), as every reader of a ward reads it
+                code = next((a for a in loc.get("alias") or () if a), None)
+                if code is None and not ideographic(loc["name"]):
+                    code = loc["name"]
                 return department_key(code, loc["name"] if loc["name"] != code else None)
             ref = (loc.get("partOf") or {}).get("reference")
         text = (found or {}).get("name") or display
@@ -709,11 +713,15 @@ def department_parts(stored: str | None) -> tuple[str | None, str | None]:
     the visit's location display, whose first word is the ward (the point of care's code, or PL-9's
     name, which in a Chinese feed has no blank): "NEI 301 02" is the code NEI, "心内科病区 301房 02床"
     the name 心内科病区 (a word in Chinese is a name, as the resident page reads it, ``values.js``
-    ``wardName``). A PL-9 name with a blank in a row from before is cut at the blank (left)."""
+    ``wardName``). A PL-9 name with a blank in a row from before is cut at the blank (left). A key
+    whose code is in Chinese characters and that has no name is that name (dept33 wrote a ward sent
+    by its Chinese name, 心内科^301^02, as ``dept|心内科|``; deptfix34)."""
     if not stored:
         return None, None
     if stored.startswith(DEPT_KEY):
         code, _, name = stored[len(DEPT_KEY):].partition("|")
+        if code and not name and ideographic(code):  # dept33 stored a ward's Chinese name as its code
+            return None, code
         return code or None, name or None
     first = stored.strip().split(" ")[0]
     if not first:
