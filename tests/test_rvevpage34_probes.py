@@ -45,7 +45,9 @@ def test_a_pt_pair_recorded_in_round33_seconds_beside_inr_is_not_shown_compared(
     for them differs from today's only in the PT pair: ``_analyte_pairs`` returned ``(None, mine, theirs)``
     when no measurement was common, so the pair was {analyte, result, prior} -- the same two references
     (one entry each side: ``_first`` == ``_shown``) without ``unlike`` / ``*_measure``. Such a row is in
-    every store that ran round 33; shown, its seconds-vs-INR pair must not read as a comparison."""
+    every store that ran round 33; shown, its seconds-vs-INR pair must not read as a comparison. (Checked:
+    fe370ad5's code, run from ``git archive`` on these bytes, stored [{"analyte": "PT", "result":
+    "Observation/738a1d1a-...", "prior": "Observation/528fc486-..."}], the very references below.)"""
     coag_unlike(http)
     row = flag_of(engine, http, "COAG")
     stored = engine.recognition.flags.get(row["id"])
