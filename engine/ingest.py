@@ -50,6 +50,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
+from adapters.convert.persons import registered_by
 from adapters.hl7v2.ack import build_ack, version_tuple
 from adapters.hl7v2.errors import (
     APPLICATION_INTERNAL_ERROR,
@@ -1195,6 +1196,9 @@ class Ingestor:
                 self.messages.mark_processed(item.doc_id, ack_code="AA", warnings=warnings,
                                              resources=refs, attempts=attempts, current=current,
                                              unstored=self._unstored if item.in_batch_new else None)
+                # who registered a record: kept with the filing, in its transaction (registry34)
+                self.messages.note_registrations(item.doc_id, current, registered_by(
+                    str((current or {}).get("message_type") or message_type_of(item.header)), resources))
                 institution = getattr(item.conversion, "institution", None) or item.header.facility_code
                 conv_warnings = getattr(item.conversion, "warnings", None) or []
                 unmapped = getattr(item.conversion, "unmapped", None) or []
