@@ -31,8 +31,7 @@ parser.add_argument("--messages", type=int, default=500, help="messages per inge
 ARGS = parser.parse_args()
 sys.path.insert(0, ARGS.root)
 
-from adapters.convert import convert  # noqa: E402
-from adapters.convert import persons  # noqa: E402
+from adapters.convert import convert, persons  # noqa: E402
 from adapters.hl7v2.parser import parse  # noqa: E402
 from engine.engine import Engine  # noqa: E402
 from engine.settings import Settings  # noqa: E402

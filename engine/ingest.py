@@ -88,6 +88,7 @@ from engine.messages import (
     raw_of,
     sender_id,
 )
+from engine.repository import trail
 from engine.repository.port import Document, Store, UndoIncomplete
 from engine.repository.versioning import left_versions
 
@@ -903,6 +904,9 @@ class Ingestor:
             with self.store.transaction():
                 for item, refs in marked:
                     self.messages.messages.update(item.doc_id, {UNDO_LEFT: refs})  # type: ignore[arg-type]
+                    # a Provenance left stored without its message filed: the registrar walks (registry34)
+                    trail.mark(self.store, trail.patients(f"{r.get('resourceType')}/{r.get('id')}"
+                                                          for r in _resources(item)), "writes left stored")
         except Exception:
             log.exception("could not note on %d message(s) which of their writes stayed stored", len(marked))
 

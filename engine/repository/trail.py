@@ -47,21 +47,24 @@ def touched_by(puts: Sequence[tuple[StoredResource, IndexRows | None, StoredReso
     return out
 
 
-def _targets(body: str | bytes | None) -> set[str]:
-    """``Type/id`` of each target a stored Provenance body names (``/_history/n`` left off)."""
+def _targets(body: Any) -> set[str]:
+    """``Type/id`` of each target a stored Provenance body names: a relative reference, an absolute one
+    (``https://host/fhir/Patient/x``: the search by ``target`` finds it too) or a version of either
+    (``/_history/n`` left off)."""
     if not body:
         return set()
     try:
-        resource = fhirjson.loads(body)
-    except ValueError:
+        resource = body if isinstance(body, dict) else fhirjson.loads(body)
+    except (TypeError, ValueError):
         return set()
     out = set()
     for target in (resource.get("target") or ()) if isinstance(resource, dict) else ():
-        reference = str((target or {}).get("reference") or "") if isinstance(target, dict) else ""
-        rtype, _, rest = reference.partition("/")
-        rid = rest.partition("/")[0]
-        if rtype and rid:
-            out.add(f"{rtype}/{rid}")
+        reference = str(target.get("reference") or "") if isinstance(target, dict) else ""
+        parts = reference.split("/")
+        if "_history" in parts:
+            parts = parts[:parts.index("_history")]
+        if len(parts) >= 2 and parts[-2] and parts[-1]:
+            out.add(f"{parts[-2]}/{parts[-1]}")
     return out
 
 
