@@ -343,7 +343,14 @@ def _registered(ref: str, search: Any, messages: Any, declared: Collection[str] 
     message is no longer kept or not filed, more Provenances than ``_PAGES`` pages hold): then no one's
     A08 may restate it as another person (a wrong person is worse than an update left for the operator).
 
-    Which message a Provenance was made from: its entity names the institution (its system) and
+    One read (registry34): the registrations table the ingest writes in the transaction that files each
+    registering message (``registered_by``, ``MessageStore.note_registrations``: per record and
+    application, its first registration received) answers, where its word is the whole truth
+    (``_table``); a record with no row is "unregistered" when a Provenance names it, else
+    ``_UNSPOKEN``. Elsewhere -- a Provenance a FHIR client wrote or deleted, a filed message reopened, a
+    record older than the table -- the walk below (``_walked``) answers as it did before the table.
+
+    Which message a Provenance was made from (the walk): its entity names the institution (its system) and
     MSH-10 alone, and an (institution, MSH-10) pair may hold several documents -- the first
     application's, another application's under ``sender_id``, a conflict -- any of them refused and
     later replayed by the operator. So it is none of them by its id: it is the filed (``processed``)
