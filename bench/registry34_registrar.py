@@ -7,7 +7,8 @@ the HIS's A08 restating it as another person goes through ``check_persons`` (``_
 as this tree answers (one query of ``hl7_registrations``, the trail mark, the epoch); "before": the walk
 over the record's Provenances the code did before (``persons._walked``, kept for marked records) --
 up to 5 pages of 1,000 Provenances, each page's message documents and writer marks, the Patient's
-versions; past 5,000 it answers "cannot be told" (None). Each answer is printed beside its cost.
+versions; past 5,000 it answers "cannot be told" (None). Each answer is printed beside its cost. The
+same for a record with K results and no registration (a placeholder: "unregistered").
 (2) The hot path: ingest CPU per message (batches of 50 through ``Ingestor.process``) of A04s (each a
 new record: one registration row written in the filing transaction) and of 1-OBX results (no row; the
 trail check at each put). ``--root``: another checkout's code (main's, for the figure before);
@@ -90,6 +91,15 @@ def registrar(n: int) -> None:
                   f"the registrar read), answer {after!r}")
             print(f"{results:5d} results + A04: before {per_call(walk, max(1, n // 4)):8.2f} ms the walk, "
                   f"answer {walk()!r}")
+            placeholder = f"P{results}"  # the same results, no registration: "unregistered" (one _count=1 search)
+            filed(ingest, [oru(f"{placeholder}-{i}", placeholder) for i in range(results)])
+            (held,) = convert(parse(adt(f"{placeholder}-B", placeholder, "李^四", "19900101", "F", "A08")),
+                              site).corrections
+            print(f"{results:5d} results, no A04: after  "
+                  f"{per_call(lambda r=held: persons._registered(r, repo.search, ingest.messages), n):8.3f} ms, "
+                  f"answer {persons._registered(held, repo.search, ingest.messages)!r}; before "
+                  f"{per_call(lambda r=held: persons._walked(r, repo.search, ingest.messages, (), repo), max(1, n // 4)):8.2f}"
+                  f" ms, answer {persons._walked(held, repo.search, ingest.messages, (), repo)!r}")
 
 
 def ingest_cost(n: int) -> None:
