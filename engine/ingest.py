@@ -50,6 +50,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
+from adapters.convert.persons import registered_by
 from adapters.hl7v2.ack import build_ack, version_tuple
 from adapters.hl7v2.errors import (
     APPLICATION_INTERNAL_ERROR,
@@ -87,6 +88,7 @@ from engine.messages import (
     raw_of,
     sender_id,
 )
+from engine.repository import trail
 from engine.repository.port import Document, Store, UndoIncomplete
 from engine.repository.versioning import left_versions
 
@@ -902,6 +904,9 @@ class Ingestor:
             with self.store.transaction():
                 for item, refs in marked:
                     self.messages.messages.update(item.doc_id, {UNDO_LEFT: refs})  # type: ignore[arg-type]
+                    # a Provenance left stored without its message filed: the registrar walks (registry34)
+                    trail.mark(self.store, trail.patients(f"{r.get('resourceType')}/{r.get('id')}"
+                                                          for r in _resources(item)), "writes left stored")
         except Exception:
             log.exception("could not note on %d message(s) which of their writes stayed stored", len(marked))
 
@@ -1195,6 +1200,9 @@ class Ingestor:
                 self.messages.mark_processed(item.doc_id, ack_code="AA", warnings=warnings,
                                              resources=refs, attempts=attempts, current=current,
                                              unstored=self._unstored if item.in_batch_new else None)
+                # who registered a record: kept with the filing, in its transaction (registry34)
+                self.messages.note_registrations(item.doc_id, current, registered_by(
+                    str((current or {}).get("message_type") or message_type_of(item.header)), resources))
                 institution = getattr(item.conversion, "institution", None) or item.header.facility_code
                 conv_warnings = getattr(item.conversion, "warnings", None) or []
                 unmapped = getattr(item.conversion, "unmapped", None) or []

@@ -81,19 +81,26 @@ def test_a_refused_adt_does_not_make_its_sender_the_registrar(http: TestClient) 
 
 
 def test_the_registrar_lookup_runs_only_for_a_restatement_as_another_person(engine: Engine, http: TestClient) -> None:
-    """The registrar lookup (a Provenance search by target, then a message-store read) runs only for an
-    A08/A31 restating a record as another person: a returning patient's result, an A08 changing one
-    field and a number kept apart do not search Provenance by target."""
-    repo = engine.ingestor.repository
+    """The registrar lookup (the registrations table's rows of the record -- registry34 -- or, where the
+    table's word is not the whole truth, a Provenance search by target, then a message-store read) runs
+    only for an A08/A31 restating a record as another person: a returning patient's result, an A08
+    changing one field and a number kept apart read neither."""
+    repo, messages = engine.ingestor.repository, engine.ingestor.messages
     calls: list[list] = []
     real = repo.search
+    rows = messages.registrations_of
 
     def counted(rtype, params, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003, ANN202 -- the real search, counted
         if rtype == "Provenance" and any(k == "target" for k, _ in params):
             calls.append(list(params))
         return real(rtype, params, *args, **kwargs)
 
+    def read(record: str) -> list:  # the real table read, counted
+        calls.append([("registrations", record)])
+        return rows(record)
+
     repo.search = counted
+    messages.registrations_of = read
     try:
         assert ack_code_of(post(http, adt("FX5A", "FX5^^^FNXRMYY^MR", "刘^一", "19700101", "M"))) == "AA"
         assert ack_code_of(post(http, oru("FX5B", "FX5", "刘^一", "19700101", "M", "FX5GLU", app="HIS"))) == "AA"
@@ -104,6 +111,7 @@ def test_the_registrar_lookup_runs_only_for_a_restatement_as_another_person(engi
         assert ack_code_of(ack) == "AA" and len(calls) == 1, (ack, calls)
     finally:
         del repo.search
+        del messages.registrations_of
 
 
 @pytest.mark.parametrize("pid3", ["A\\F\\B^^^FNXRMYY^MR", "A\\F\\B^^^LIS^PI", "X1^^^FNXRMYY^MR~A\\F\\B^^^LIS^PI"])

@@ -12,12 +12,13 @@ from __future__ import annotations
 
 import re
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from engine.errors import BadRequest, NotFound
 from engine.merge_rules import MergeRules, Persons
 from engine.merge_rules import shipped as shipped_merge_rules
+from engine.repository import trail
 from engine.repository.contracts import (
     BatchHook,
     Mark,
@@ -28,7 +29,7 @@ from engine.repository.contracts import (
     WriteHook,
 )
 from engine.repository.indexing import Indexer
-from engine.repository.port import Store
+from engine.repository.port import Store, StoredResource
 from engine.repository.search import SearchParser
 from engine.repository.searchparams import SearchParams, load
 from engine.repository.versioning import VersionClock
@@ -121,6 +122,17 @@ class RepositoryCore:
                 tuple(n for n, types in enumerate(self._scopes[kind]) if types is None or rtype in types)
                 for kind in TypeHooks.KINDS))
         return found
+
+    def _note_trail(self, puts: Sequence[tuple[StoredResource, Any, StoredResource | None]]) -> None:
+        """Mark (``engine.repository.trail``) the records a Provenance these puts write other than as the
+        feed writes it names: asked at each backend put of a FHIR version, inside its transaction."""
+        touched = trail.touched_by(puts)
+        if touched:
+            trail.mark(self.store, touched, "a Provenance written or deleted other than by a filed message")
+
+    def trail_touched(self, ref: str) -> bool:
+        """Is ``ref``'s Provenance trail marked (``engine.repository.trail``): not the feed's alone?"""
+        return trail.marked(self.store, ref)
 
     def _now(self) -> str:
         """The next ``meta.lastUpdated`` instant (see ``VersionClock.now``)."""

@@ -144,6 +144,7 @@ class GroupCommit(KnownVersions):
                 if known is not None:
                     known[(rec.type, rec.id)] = rec
             self.backend.put_many(puts)
+            self._note_trail(puts)
             # The hooks of a group read the same few resources again and again (every Observation
             # of a lab report looks up its performing Organization): reads are cached for the
             # hook phase, and any write through this repository empties the cache.
@@ -214,7 +215,9 @@ class GroupCommit(KnownVersions):
         stage.current.clear()
         stage.instant = None  # what is staged after this put is later
         try:
-            self.backend.put_many([(rec, rows, existing) for rec, rows, existing, _, _, _ in items])
+            puts = [(rec, rows, existing) for rec, rows, existing, _, _, _ in items]
+            self.backend.put_many(puts)
+            self._note_trail(puts)
             self._remember(rec for rec, _, _, _, _, _ in items)
         except BaseException:
             self._forget_known()

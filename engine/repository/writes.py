@@ -135,11 +135,13 @@ class Writes(GroupCommit, Searching):
                 # propagates and rolls the whole of it back, so no savepoint is needed
                 self._flush()
                 self.backend.put(rec, rows, existing)
+                self._note_trail(((rec, rows, existing),))
                 self._remember((rec,))
                 self._hooked([(stored, previous, issues)])
             else:
                 with self.store.transaction():
                     self.backend.put(rec, rows, existing)
+                    self._note_trail(((rec, rows, existing),))
                     self._remember((rec,))
                     self._hooked([(stored, previous, issues)])
         except BaseException:
@@ -333,6 +335,7 @@ class Writes(GroupCommit, Searching):
             rec = StoredResource(rtype, rid, existing.version + 1, self._now(), True, None)
             try:
                 self.backend.put(rec, None, existing)
+                self._note_trail(((rec, None, existing),))
                 self._remember((rec,))
                 for hook, types in self._delete_hooks:
                     if rtype in types:
