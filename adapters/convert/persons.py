@@ -82,10 +82,9 @@ def check_persons(conversion: Any, read_many: Any, earlier: Sequence[Any] = (), 
     # a merge's prior record held as stored too
     members = [(held, _earlier_version(held.member, earlier)) for held in conversion.members]
     wanted += [tuple(held.member.split("/", 1)) for held, at in members if at is None]
-    # a merge's prior record held as stored; a record the message states (not only names) beside a
-    # member's number: whether it already carries the number (``_beside``)
-    wanted += [tuple(held.record.split("/", 1)) for held, _ in members
-               if held.as_stored or (held.number and held.record not in conversion.create_only)]
+    # a merge's prior record held as stored; a PID's record beside a member's number: whether it already
+    # carries the number (``_beside``; mostly read already: the PID's own record is held above)
+    wanted += [tuple(held.record.split("/", 1)) for held, _ in members if held.as_stored or held.number]
     wanted = list(dict.fromkeys(wanted))
     stored = read_many(wanted) if wanted else {}
     for ref, sequence, corrects in unread:
@@ -197,23 +196,22 @@ def _beside(conversion: Any, held: Any, earlier: Sequence[Any], stored: dict[Any
     if held.segment != "PID" or not held.number or (held.record in conversion.apart and _keyed_by(conversion, held)):
         return False
     ref = held.record
+    was = _as_left(ref, earlier, stored, leaned)
+    carried = was is not None and _holds_number(was, held.number)
     if ref not in conversion.create_only:
-        was = _as_left(ref, earlier, stored, leaned)
-        if was is None or not _holds_number(was, held.number):
+        if not carried:
             return False
-        carried = True
     else:
         patient = conversion.by_reference[ref]
         patient["identifier"] = [i for i in patient.get("identifier") or ()
                                  if f"{i.get('system')}|{i.get('value')}" != held.number]
         conversion.planned.pop(ref, None)  # no longer the resource its plan made
-        carried = False
     warning = HL7Error(
         "PID-3 lists a record number another member institution assigned (PID-3.4 names it), and that "
         "institution's own record of the number is another person (name and sex, and birth date when both "
         "state one, differ from this PID's: PID-5, PID-8, PID-7); the number does not key this record: the "
         "message is filed under the record PID-3's other identifier keys, "
-        + ("which already carried the number (kept as stored, counted for the operator to correct)"
+        + ("which already carries the number (kept as stored, counted for the operator to correct)"
            if carried else "without the number")
         + ". If the number is this patient's, have that institution correct its record; else take the number "
         "off this patient's identifiers in the sending system", segment="PID", sequence=held.sequence, field=3,
