@@ -170,7 +170,8 @@ def _keyed_by(conversion: Any, held: Any) -> bool:
     return held.member == f"Patient/{deterministic_id(authority, 'Patient', number)}"
 
 
-def _beside(conversion: Any, held: Any, earlier: Sequence[Any], stored: dict[Any, Any], leaned: list[int]) -> bool:
+def _beside(conversion: Any, held: Any, earlier: Sequence[Any], stored: dict[Any, Any],
+            leaned: list[int]) -> bool:
     """A PID naming a member's number for another person than the member's record, where the number does
     not key the record -- the sender's own MRN (or ID number, or another authority's number) does:
     filed under that record, the number not put on it, ERR W at PID-3 (rvlast34 finding 1, memfix34).
@@ -193,7 +194,9 @@ def _beside(conversion: Any, held: Any, earlier: Sequence[Any], stored: dict[Any
     The W names no other institution, number nor person; ``/admin/fidelity`` counts it for the sender's
     operator (``member_contradicted``, per member: the sender's reference is the one to correct).
     A merge's (``held.segment`` MRG) is decided by ``_refuse_member`` alone."""
-    if held.segment != "PID" or not held.number or (held.record in conversion.apart and _keyed_by(conversion, held)):
+    if held.segment != "PID" or not held.number:
+        return False
+    if held.record in conversion.apart and _keyed_by(conversion, held):
         return False
     ref = held.record
     was = _as_left(ref, earlier, stored, leaned)
@@ -223,12 +226,13 @@ def _beside(conversion: Any, held: Any, earlier: Sequence[Any], stored: dict[Any
 
 def _refuse_member(held: Any, at: int | None, keyed: bool) -> None:
     """Refuse a message naming another member institution's record number for another person than the
-    member's own record of it (``_member_record``, ``contradicts_all``), unless filed beside (``_beside``). Filed, the
-    sender's record would carry ``urn:huren:mrn:<member>|<number>`` under another person: a search by
-    the member's MRN finds two people (regfix33's decision, member33); not filed without the member's
-    system instead either: a wrong number kept quietly, the sender never told. A merge (``held.segment``
-    MRG, identity34): MRG-1 naming the member's number holds the PID's person; the PID naming it holds
-    MRG-1's record (as stored), which the merge would make the member's patient -- refused at MRG-1."""
+    member's own record of it (``_member_record``, ``contradicts_all``), unless filed beside
+    (``_beside``). Filed, the sender's record would carry ``urn:huren:mrn:<member>|<number>`` under
+    another person: a search by the member's MRN finds two people (regfix33's decision, member33); not
+    filed without the member's system instead either: a wrong number kept quietly, the sender never
+    told. A merge (``held.segment`` MRG, identity34): MRG-1 naming the member's number holds the PID's
+    person; the PID naming it holds MRG-1's record (as stored), which the merge would make the member's
+    patient -- refused at MRG-1."""
     if held.segment == "MRG":
         error = HL7Error(
             "MRG-1 merges a record into a record number another member institution assigned (PID-3.4 or MRG-1's "
