@@ -52,14 +52,6 @@ def _refused_at_pid3(ack: bytes) -> None:
     assert "|PID^1^3|" in err and "|205" in err, err
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "rvlast34: MED -- FNZYY's own patient, keyed by FNZYY's own MRN, filed earlier with FNXRMYY's number "
-    "beside it (a referral, the same person then): once FNXRMYY's registering HIS corrects its record of "
-    "that number to another person (its own A08, accepted), every later FNZYY result for its own patient "
-    "whose PID-3 still lists the referral number is refused AE 205 -- a lab result of a correctly "
-    "identified patient not filed, while the wrong identifier it guards against is already stored on the "
-    "record. The beside-the-own-MRN case should be filed under the own MRN (warned, the member's number "
-    "not taken), not refused"))
 def test_an_own_mrn_result_is_not_refused_for_a_stale_member_number_beside_it(
         both: tuple[Engine, TestClient]) -> None:
     _, http = both
@@ -230,14 +222,6 @@ def _site_sharing_his(tmp_path: Path) -> Path:
     return tmp_path
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "rvlast34: MED -- two members whose HIS both write CX-4 'HIS' (each declared in mrn_authorities, which "
-    "site load accepts): a third member's referral naming FNZYY's patient as 'X^^^HIS^MR' is read as "
-    "FNXRMYY's number (common._member_names keeps the first institution a name is met under) and, now, "
-    "held against FNXRMYY's record X -- another person -- and refused AE 205 (a legitimate referral refused "
-    "on an unrelated hospital's patient; with the same person there it would be filed under FNXRMYY's MRN). "
-    "Should: a CX-4 two members declare is no one member's number (not held, not filed under either MRN "
-    "system), or site load refuses the shared declaration"))
 def test_a_cx4_two_members_declare_is_not_held_against_the_first_ones_record(tmp_path: Path) -> None:
     from engine.settings import Settings
     from mappings.sitefiles import SiteError

@@ -102,15 +102,26 @@ def authority_of(rep: Repetition, inst: Any, site: Site) -> str | None:
 
 
 def _member_names(site: Site) -> dict[str, str]:
-    """Every name naming a member institution of the site as a CX-4 (``_own_names``: code, name,
+    """Every name naming ONE member institution of the site as a CX-4 (``_own_names``: code, name,
     aliases, ``mrn_authorities``) -> its code: a number another member assigned is that member's
-    MRN (``_authority_system``), still keyed apart from the sender's own (rvidentity32 finding 5)."""
+    MRN (``_authority_system``), still keyed apart from the sender's own (rvidentity32 finding 5).
+    A name two members declare (``mrn_authorities: [HIS]`` at two hospitals whose HIS both write their
+    vendor's name in CX-4, as the kept-apart warning advises each) is neither's: from a third sender it
+    says which hospital's numbering it is no better than an unknown authority does, so it is read as
+    one (keyed apart under the sender, held against no member's record, filed under no member's MRN
+    system) -- not as whichever member the site file lists first (rvlast34 finding 2, memfix34). Each
+    member's own messages still read it as their own (``authority_of`` asks ``_own_names`` first). A
+    member's code is that member's whatever else claims it (codes are unique; site load refuses
+    another member's code in ``mrn_authorities``)."""
     names = _MEMBER_NAMES.get(site)
     if names is None:
-        names = {}
+        claims: dict[str, set[str]] = {}
         for code, member in site.institutions.items():
             for name in _own_names(member, site):
-                names.setdefault(name, code)
+                claims.setdefault(name, set()).add(code)
+        codes = {code.casefold(): code for code in site.institutions}
+        names = {name: codes.get(name) or next(iter(held)) for name, held in claims.items()
+                 if name in codes or len(held) == 1}
         _MEMBER_NAMES.put(site, names)
     return names
 
@@ -137,12 +148,18 @@ _MEMBER_SYSTEMS: ByIdentity[Site, dict[str, str]] = ByIdentity(16)
 
 def member_records(patient: Resource, ctx: Context) -> list[str]:
     """The "Patient/id" of each other member institution's own record of a number ``patient`` (the
-    Patient a PID states) carries under that member's MRN system -- a CX-4 naming the member
-    (``authority_of`` answered its code; ``_authority_system``: the member's ``mrn_system``), keyed in
-    the member's own messages by the bare number. The one reading of "this number is another
-    member's": ``persons.check_persons`` holds the PID's person against each (regfix33's decision,
-    member33). The sender's own MRN is no member's number; a LIS's or any other authority's number
-    names no record of the site."""
+    Patient a PID states) carries under that member's MRN system (``member_numbers``)."""
+    return [member for member, _, _ in member_numbers(patient, ctx)]
+
+
+def member_numbers(patient: Resource, ctx: Context) -> list[tuple[str, str, str]]:
+    """(the "Patient/id" of the member's own record, the member's code, "system|value" as ``patient``
+    carries it) of each number ``patient`` (the Patient a PID states) carries under another member
+    institution's MRN system -- a CX-4 naming the member (``authority_of`` answered its code;
+    ``_authority_system``: the member's ``mrn_system``), keyed in the member's own messages by the bare
+    number. The one reading of "this number is another member's": ``persons.check_persons`` holds the
+    PID's person against each (regfix33's decision, member33). The sender's own MRN is no member's
+    number; a LIS's or any other authority's number names no record of the site."""
     systems = _MEMBER_SYSTEMS.get(ctx.site)
     if systems is None:
         systems = _MEMBER_SYSTEMS.put(ctx.site, {m.mrn_system: code for code, m in ctx.site.institutions.items()})
@@ -150,7 +167,8 @@ def member_records(patient: Resource, ctx: Context) -> list[str]:
     for ident in patient.get("identifier") or ():
         code = systems.get(ident.get("system") or "")
         if code is not None and code != ctx.code and ident.get("value"):
-            out.append(f"Patient/{deterministic_id(code, 'Patient', str(ident['value']).strip())}")
+            out.append((f"Patient/{deterministic_id(code, 'Patient', str(ident['value']).strip())}", code,
+                        f"{ident['system']}|{ident['value']}"))
     return out
 
 
@@ -513,8 +531,9 @@ def patient(pid: Segment, ctx: Context) -> tuple[str, dict[str, str]]:
         authority, number = key[5:].rsplit("|", 1)
         ctx.apart[reference] = (authority, number, patient_ref(ctx, number)["reference"], pid.sequence)
     held = ctx.resources[reference]
-    for member in member_records(held, ctx):
-        if (named := MemberNumber(reference, member, "PID", pid.sequence)) not in ctx.members:
+    for member, code, number in member_numbers(held, ctx):
+        named = MemberNumber(reference, member, "PID", pid.sequence, institution=code, number=number)
+        if named not in ctx.members:
             ctx.members.append(named)
     if len(ctx.site.institutions) > 1:  # another member may hold a record naming this one's number
         system = ctx.institution.mrn_system

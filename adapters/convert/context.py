@@ -70,6 +70,10 @@ class MemberNumber(NamedTuple):
     # held as stored (as the batch leaves it), not as this message states it: MRG-1's prior record, which
     # the merge moves into the PID's record of the member's number
     as_stored: bool = False
+    # a PID's: the member institution's code and the number as the PID's Patient carries it ("system|value"),
+    # for the record it does not key -- filed beside it, the number left off (memfix34)
+    institution: str = ""
+    number: str = ""
 
 
 @dataclass

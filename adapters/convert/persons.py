@@ -84,7 +84,10 @@ def check_persons(conversion: Any, read_many: Any, earlier: Sequence[Any] = (), 
     # a merge's prior record held as stored too
     members = [(held, _earlier_version(held.member, earlier)) for held in conversion.members]
     wanted += [tuple(held.member.split("/", 1)) for held, at in members if at is None]
-    wanted += [tuple(held.record.split("/", 1)) for held, _ in members if held.as_stored]
+    # a merge's prior record held as stored; a PID's record beside a member's number: whether it already
+    # carries the number (``_beside``; mostly read already: the PID's own record is held above)
+    wanted += [tuple(held.record.split("/", 1)) for held, _ in members if held.as_stored or held.number]
+    wanted = list(dict.fromkeys(wanted))
     stored = read_many(wanted) if wanted else {}
     for ref, sequence, corrects in unread:
         was, at = stored.get(tuple(ref.split("/", 1))), None
@@ -104,11 +107,22 @@ def check_persons(conversion: Any, read_many: Any, earlier: Sequence[Any] = (), 
         registrar = (_registered_in_batch(ref, earlier, conversion.registrars) or _UNREGISTERED
                      if at is not None else _registered(ref, search, messages, conversion.registrars, read_many))
         _restated(conversion, sequence, registrar, on)
-    for held, at in members:
+    beside: set[str] = set()  # the member records a PID's number filed beside its record was held against
+    for held, at in members:  # a PID's (``common.patient``) before a merge's (``his.merge``)
+        if held.as_stored and held.member in beside:
+            continue  # the survivor already carried the number: the merge puts nothing new on it
         person = _as_left(held.record, earlier, stored, leaned) if held.as_stored else \
             conversion.by_reference[held.record]
-        if person is not None:
-            _hold_to_member(person, held, at, earlier, stored, leaned)
+        if person is None:
+            continue
+        # the member's record: the same person (a referral) or none, nothing to hold (regfix33, member33)
+        was, read_at = _member_record(held, at, earlier, stored, leaned)
+        if was is None or not contradicts_all(was, person):
+            continue
+        if _beside(conversion, held, earlier, stored, leaned):
+            beside.add(held.member)
+            continue
+        _refuse_member(held, read_at, keyed=held.record in conversion.apart and _keyed_by(conversion, held))
     members_named = {held.member for held in conversion.members}
     for (authority, number, own, sequence), in_batch in bare:
         if in_batch or tuple(own.split("/", 1)) in stored:
@@ -133,33 +147,94 @@ def _refuse(sequence: int, leaned: list[int]) -> None:
     raise error
 
 
-def _hold_to_member(person: dict[str, Any], held: Any, at: int | None, earlier: Sequence[Any],
-                    stored: dict[Any, Any], leaned: list[int]) -> None:
-    """Refuse a message naming another member institution's record number (CX-4 naming the member, kept
-    apart under the member's MRN system: identity32) for another person than the member's own record
-    of that number (``held.member``) -- as the batch leaves it (``at``: the last earlier message stating
-    it; else one writing it only when absent, with nothing stored) or stored. Filed, the sender's record
-    would carry ``urn:huren:mrn:<member>|<number>`` under another person: a search by the member's MRN
-    finds two people (regfix33's decision, member33). Not filed without the member's system instead: a
-    wrong number kept quietly, the sender never told. Any event, an A08/A31 too: the sender may restate
-    its own record, never the member's. The same person (a referral) and a number the member holds no
-    record of pass. A merge (``held.segment`` MRG, identity34): MRG-1 naming the member's number holds
-    the PID's person; the PID naming it holds MRG-1's record (``person``: as stored), which the merge
-    would make the member's patient -- refused at MRG-1."""
+def _member_record(held: Any, at: int | None, earlier: Sequence[Any], stored: dict[Any, Any],
+                   leaned: list[int]) -> tuple[dict[str, Any] | None, int | None]:
+    """Another member institution's own record of the number a message names (``held.member``: a CX-4
+    naming the member, kept apart under the member's MRN system: identity32), and the batch position it
+    was read from: as the batch leaves it (``at``: the last earlier message stating it; else one writing
+    it only when absent, with nothing stored) or stored; (None, None): the member holds no record of it."""
     member = held.member
     if at is None:
         was = stored.get(tuple(member.split("/", 1)))
-        if was is None:
-            at = _created_in_batch(member, earlier)
-            if at is None:
-                return
-            was = earlier[at].by_reference[member]
+        if was is not None:
+            return was, None
+        at = _created_in_batch(member, earlier)
+        if at is None:
+            return None, None
+    leaned.append(at)
+    return earlier[at].by_reference[member], at
+
+
+def _keyed_by(conversion: Any, held: Any) -> bool:
+    """Does the member's number key the record (``Context.apart``: no own MRN nor ID number in PID-3, the
+    record keyed by the first other authority's number, this member's)?"""
+    authority, number, _, _ = conversion.apart[held.record]
+    return held.member == f"Patient/{deterministic_id(authority, 'Patient', number)}"
+
+
+def _beside(conversion: Any, held: Any, earlier: Sequence[Any], stored: dict[Any, Any],
+            leaned: list[int]) -> bool:
+    """A PID naming a member's number for another person than the member's record, where the number does
+    not key the record -- the sender's own MRN (or ID number, or another authority's number) does:
+    filed under that record, the number not put on it, ERR W at PID-3 (rvlast34 finding 1, memfix34).
+    The member's number is what is wrong, not the record the message is about: FNZYY filed its own
+    patient with FNXRMYY's number beside (a referral, the same person then); FNXRMYY's registering HIS
+    later restated its record of the number as another person (accepted: identity34) -- refusing every
+    FNZYY result for its correctly identified patient from then on guarded nothing and left the results
+    unfiled until FNZYY's master index changed. So:
+
+    - a message only naming the patient (``create_only``: a result, an order -- the ADT feed owns the
+      record) is filed; the number is taken off the message's Patient, so a placeholder it makes does
+      not carry it, and a stored record is not written by it at all;
+    - a message stating the record (an ADT: the registration states the identifiers in full) whose
+      record, as the batch leaves it or stored, already carries the number (stale, as above) is filed;
+      the record keeps it as stored -- taken off by the sender's own restatement, the same A08 sent
+      again would name a number the record no longer carries, and be refused;
+    - a message stating the record that would newly give it the number (an A04, A08/A31 or merge adding
+      it) is refused, as member33 decided: that statement is what is wrong (False).
+
+    The W names no other institution, number nor person; ``/admin/fidelity`` counts it for the sender's
+    operator (``member_contradicted``, per member: the sender's reference is the one to correct).
+    A merge's (``held.segment`` MRG) is decided by ``_refuse_member`` alone."""
+    if held.segment != "PID" or not held.number:
+        return False
+    if held.record in conversion.apart and _keyed_by(conversion, held):
+        return False
+    ref = held.record
+    was = _as_left(ref, earlier, stored, leaned)
+    carried = was is not None and _holds_number(was, held.number)
+    if ref not in conversion.create_only:
+        if not carried:
+            return False
     else:
-        was = earlier[at].by_reference[member]
-    if at is not None:
-        leaned.append(at)
-    if not contradicts_all(was, person):
-        return
+        patient = conversion.by_reference[ref]
+        patient["identifier"] = [i for i in patient.get("identifier") or ()
+                                 if f"{i.get('system')}|{i.get('value')}" != held.number]
+        conversion.planned.pop(ref, None)  # no longer the resource its plan made
+    warning = HL7Error(
+        "PID-3 lists a record number another member institution assigned (PID-3.4 names it), and that "
+        "institution's own record of the number is another person (name and sex, and birth date when both "
+        "state one, differ from this PID's: PID-5, PID-8, PID-7); the number does not key this record: the "
+        "message is filed under the record PID-3's other identifier keys, "
+        + ("which already carries the number (kept as stored, counted for the operator to correct)"
+           if carried else "without the number")
+        + ". If the number is this patient's, have that institution correct its record; else take the number "
+        "off this patient's identifiers in the sending system", segment="PID", sequence=held.sequence, field=3,
+        code=DUPLICATE_KEY_IDENTIFIER, tally=Tally("member_contradicted", held.institution))
+    warning.severity = "W"
+    conversion.warnings.append(warning)
+    return True
+
+
+def _refuse_member(held: Any, at: int | None, keyed: bool) -> None:
+    """Refuse a message naming another member institution's record number for another person than the
+    member's own record of it (``_member_record``, ``contradicts_all``), unless filed beside
+    (``_beside``). Filed, the sender's record would carry ``urn:huren:mrn:<member>|<number>`` under
+    another person: a search by the member's MRN finds two people (regfix33's decision, member33); not
+    filed without the member's system instead either: a wrong number kept quietly, the sender never
+    told. A merge (``held.segment`` MRG, identity34): MRG-1 naming the member's number holds the PID's
+    person; the PID naming it holds MRG-1's record (as stored), which the merge would make the member's
+    patient -- refused at MRG-1."""
     if held.segment == "MRG":
         error = HL7Error(
             "MRG-1 merges a record into a record number another member institution assigned (PID-3.4 or MRG-1's "
@@ -169,12 +244,17 @@ def _hold_to_member(person: dict[str, Any], held: Any, at: int | None, earlier: 
             "institution's own numbers", segment="MRG", sequence=held.sequence, field=1,
             code=DUPLICATE_KEY_IDENTIFIER)
     else:
+        # keyed by the member's number, the sender sent none of its own; beside its own, the advice
+        # "send this institution's own number" would be wrong (rvlast34): the number is to come off
         error = HL7Error(
             "PID-3 names a record number another member institution assigned (PID-3.4 names it), and that "
             "institution's own record of the number is another person (name and sex, and birth date when both "
             "state one, differ from this PID's: PID-5, PID-8, PID-7); nothing of the message is filed. If the "
-            "number is this patient's, have that institution correct its record; else send this institution's "
-            "own number", segment="PID", sequence=held.sequence, field=3, code=DUPLICATE_KEY_IDENTIFIER)
+            "number is this patient's, have that institution correct its record; else "
+            + ("send this institution's own number" if keyed else
+               "take the number off this patient's identifiers in the registering system (this message would "
+               "put it on the record)"),
+            segment="PID", sequence=held.sequence, field=3, code=DUPLICATE_KEY_IDENTIFIER)
     if at is not None:
         error.leaned_on = [at]  # type: ignore[attr-defined]
     raise error
@@ -210,7 +290,7 @@ def _first_filed(ref: str, earlier: Sequence[Any], stored: dict[Any, Any], conve
 
 def _owners_word(conversion: Any, owned: Sequence[tuple[str, str, int]], search: Any, read_many: Any,
                  earlier: Sequence[Any]) -> None:
-    """The number's owner speaking (identity34, the converse of ``_hold_to_member``): this institution
+    """The number's owner speaking (identity34, the converse of ``_refuse_member``): this institution
     files, under its own record number, a person another member institution's record already names
     under this institution's MRN system (``RVX^^^FNXRMYY^MR``, filed by FNZYY while FNXRMYY held no
     record of RVX, or before FNXRMYY's A08 corrected it) -- and that record is another person
