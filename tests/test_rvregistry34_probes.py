@@ -1,0 +1,181 @@
+"""rvregistry34: review probes of registry34's registrations table (who may restate a person).
+
+Real HL7 over ``POST /hl7v2``, the operator's replay, FHIR over ``/fhir`` (single writes and Bundles) into
+the real store, SQLite and mongomock (one engine a module and backend). Each probe drives a case the old
+walk's tests and reviews pinned (regapp33, regfix33, rvregapp33) and checks two things: the ACK the
+restating message gets, and that the registrar's answer from the table (``persons._registered``) is the
+answer the walk (``persons._walked``, the code before the table, kept unchanged) gives for the same
+record on the same store. A probe showing a defect is a strict xfail naming its severity."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from fastapi.testclient import TestClient
+
+import adapters.convert.persons as persons
+from adapters.hl7v2.ack import ack_code_of
+from engine.api.app import create_app
+from engine.engine import Engine
+from engine.messages import message_id
+from engine.repository.trail import TRAIL_MARKS
+from tests.hl7_calls import post
+from tests.module_store import module_eng  # noqa: F401 -- one engine a module on each backend
+from tests.test_rvidentity32_probes import MRN, adt, oru, patients
+
+
+@pytest.fixture(scope="module")
+def both(module_eng: Engine) -> Iterator[tuple[Engine, TestClient]]:  # noqa: F811 -- the imported fixture
+    with TestClient(create_app(module_eng)) as client:
+        client.headers["Authorization"] = "Bearer " + module_eng.auth.issue_system_token("rv34", "system/*.cruds")
+        yield module_eng, client
+
+
+def _pid(http: TestClient, number: str) -> str:
+    (p,) = patients(http, f"{MRN}|{number}")
+    return f"Patient/{p['id']}"
+
+
+def _answers(engine: Engine, ref: str, declared: tuple[str, ...] = ()) -> tuple[str | None, str | None]:
+    """(the registrar as the code answers now, as the walk -- the code before the table -- answers)."""
+    repo, messages = engine.ingestor.repository, engine.ingestor.messages
+    return (persons._registered(ref, repo.search, messages, declared),
+            persons._walked(ref, repo.search, messages, declared, repo))
+
+
+def _marked(engine: Engine, ref: str) -> bool:
+    return engine.store.collection(TRAIL_MARKS).holds(ref)
+
+
+def _ops(engine: Engine) -> dict[str, str]:
+    return {"Authorization": "Bearer " + engine.auth.issue_system_token("ops", "system/MessageHeader.cr")}
+
+
+def _provenance_of(engine: Engine, control: str) -> str:
+    doc = engine.ingestor.messages.get(message_id("FNXRMYY", control))
+    assert doc is not None
+    (prov,) = [r for r in doc["resources"] if r.startswith("Provenance/")]
+    return prov
+
+
+# --- FHIR clients changing the trail through a Bundle --------------------------------------------------
+
+
+def test_a_bundle_deleting_the_registration_provenance_marks_the_record(both: tuple[Engine, TestClient]) -> None:
+    """regfix33 pinned: a registration Provenance deleted over FHIR leaves who registered the record "cannot
+    be told" -- even the HIS's own restatement is refused. A transaction Bundle's DELETE entry is the same
+    deletion as ``DELETE /fhir/Provenance/<id>``: the record is marked in the Bundle's transaction and the
+    table's row (the HIS) is not believed alone."""
+    engine, http = both
+    assert ack_code_of(post(http, adt("RVB1", "RVB^^^FNXRMYY^MR", "卫^一", "19610101", "M"))) == "AA"
+    assert ack_code_of(post(http, oru("RVB2", "RVB^^^FNXRMYY^MR", "卫^一", "19610101", "M", "RVBGLU"))) == "AA"
+    ref = _pid(http, "RVB")
+    prov = _provenance_of(engine, "RVB1")
+    bundle = {"resourceType": "Bundle", "type": "transaction",
+              "entry": [{"request": {"method": "DELETE", "url": prov}}]}
+    r = http.post("/fhir", json=bundle)
+    assert r.status_code == 200, r.text
+    assert http.get(f"/fhir/{prov}").status_code == 410
+    assert _marked(engine, ref)
+    assert _answers(engine, ref) == (None, None)
+    ack = post(http, adt("RVB3", "RVB^^^FNXRMYY^MR", "韦^二", "19920202", "F", event="A08", app="LIS"))
+    assert ack_code_of(ack) == "AE" and b"PID^1^3" in ack, ack
+    ack = post(http, adt("RVB4", "RVB^^^FNXRMYY^MR", "韦^二", "19920202", "F", event="A08"))
+    assert ack_code_of(ack) == "AE", ack
+
+
+def test_a_provenance_retargeted_over_fhir_marks_its_old_target_too(both: tuple[Engine, TestClient]) -> None:
+    """rvregapp33 finding 8 / regfix33: a client PUTs the HIS A04's Provenance of RVX with the LIS-registered
+    RVH as its target. RVH (the new target) and RVX (the target the version replaced names) are both marked:
+    for each the code answers what the walk answers, and the HIS's A08 restating RVH is refused."""
+    engine, http = both
+    assert ack_code_of(post(http, adt("RVX1", "RVX^^^FNXRMYY^MR", "韩^一", "19610101", "M"))) == "AA"
+    assert ack_code_of(post(http, adt("RVH1", "RVH^^^FNXRMYY^MR", "杨^一", "19650505", "F", app="LIS"))) == "AA"
+    rvx, rvh = _pid(http, "RVX"), _pid(http, "RVH")
+    prov = _provenance_of(engine, "RVX1")
+    body = http.get(f"/fhir/{prov}").json()
+    body["target"] = [{"reference": rvh}]
+    r = http.put(f"/fhir/{prov}", json=body)
+    assert r.status_code == 200, r.text
+    assert _marked(engine, rvh) and _marked(engine, rvx)
+    for ref in (rvx, rvh):
+        table, walk = _answers(engine, ref)
+        assert table == walk, (ref, table, walk)
+    ack = post(http, adt("RVH2", "RVH^^^FNXRMYY^MR", "沈^二", "19920202", "M", event="A08"))
+    assert ack_code_of(ack) == "AE", ack
+
+
+# --- the operator's replays ---------------------------------------------------------------------------
+
+
+def test_a_filed_registration_corrected_to_another_patient_keeps_the_walks_answer(
+        both: tuple[Engine, TestClient]) -> None:
+    """The HIS's A04 for RVC is filed; the operator replays it corrected to RVE (the same MSH-3/4/10). The
+    Provenance keyed by the message is rewritten to name RVE's resources. For RVC (its A04 no longer
+    naming it) and RVE alike the code answers what the walk answers -- RVC marked by the reopen."""
+    engine, http = both
+    assert ack_code_of(post(http, oru("RVC0", "RVC^^^FNXRMYY^MR", "何^一", "19610101", "M", "RVCGLU"))) == "AA"
+    assert ack_code_of(post(http, adt("RVC1", "RVC^^^FNXRMYY^MR", "何^一", "19610101", "M"))) == "AA"
+    rvc = _pid(http, "RVC")
+    corrected = adt("RVC1", "RVE^^^FNXRMYY^MR", "吕^二", "19720202", "F")
+    r = http.post(f"/admin/quarantine/{message_id('FNXRMYY', 'RVC1')}/replay", headers=_ops(engine),
+                  content=corrected.encode("utf-8"))
+    assert r.status_code == 200 and r.json()["ack_code"] == "AA", r.text
+    rve = _pid(http, "RVE")
+    assert _marked(engine, rvc)
+    for ref in (rvc, rve):
+        table, walk = _answers(engine, ref)
+        assert table == walk, (ref, table, walk)
+
+
+def test_a_replayed_same_sender_conflict_answers_as_the_walk(both: tuple[Engine, TestClient]) -> None:
+    """rvregapp33 finding 3 / regfix33: the HIS's counter restarts; its A04 for RVG reuses RVF's MSH-10 and is
+    quarantined as a conflict; the operator replays it (keyed apart: its own Provenance). RVF stays the
+    HIS's, RVG is the HIS's: table and walk agree, and the LIS's A08 restating either is refused."""
+    engine, http = both
+    assert ack_code_of(post(http, adt("RVF1", "RVF^^^FNXRMYY^MR", "朱^一", "19610101", "M"))) == "AA"
+    assert ack_code_of(post(http, oru("RVF2", "RVF^^^FNXRMYY^MR", "朱^一", "19610101", "M", "RVFGLU"))) == "AA"
+    ack = post(http, adt("RVF1", "RVG^^^FNXRMYY^MR", "秦^二", "19720202", "F"))
+    assert ack_code_of(ack) != "AA", ack
+    conflicts = engine.store.collection("hl7_messages").find({"conflict_of": message_id("FNXRMYY", "RVF1")})
+    assert len(conflicts) == 1, conflicts
+    r = http.post(f"/admin/quarantine/{conflicts[0]['_id']}/replay", headers=_ops(engine))
+    assert r.status_code == 200 and r.json()["ack_code"] == "AA", r.text
+    rvf, rvg = _pid(http, "RVF"), _pid(http, "RVG")
+    assert _answers(engine, rvf) == ("HIS", "HIS")
+    assert _answers(engine, rvg) == ("HIS", "HIS")
+    for number, control, sex in (("RVF", "RVF3", "F"), ("RVG", "RVG3", "M")):
+        ack = post(http, adt(control, f"{number}^^^FNXRMYY^MR", "孔^三", "19930303", sex, event="A08", app="LIS"))
+        assert ack_code_of(ack) == "AE", ack
+
+
+# --- first received across applications, declared later ------------------------------------------------
+
+
+def test_first_received_and_a_declared_application_answer_as_the_walk(both: tuple[Engine, TestClient]) -> None:
+    """The LIS's walk-in A04 registers RVL before the HIS's A04 does; a result names it too. Nothing
+    declared: the LIS (first received), as the walk. Declared later (HIS, TJXT): the HIS -- read from the
+    same rows as the walk reads the same messages (rvregapp33 finding 5)."""
+    engine, http = both
+    assert ack_code_of(post(http, adt("RVL1", "RVL^^^FNXRMYY^MR", "曹^一", "19610101", "M", app="LIS"))) == "AA"
+    assert ack_code_of(post(http, oru("RVL2", "RVL^^^FNXRMYY^MR", "曹^一", "19610101", "M", "RVLGLU"))) == "AA"
+    assert ack_code_of(post(http, adt("RVL3", "RVL^^^FNXRMYY^MR", "曹^一", "19610101", "M"))) == "AA"
+    ref = _pid(http, "RVL")
+    assert _answers(engine, ref) == ("LIS", "LIS")
+    assert _answers(engine, ref, ("HIS", "TJXT")) == ("HIS", "HIS")
+    assert _answers(engine, ref, ("TJXT",)) == ("LIS", "LIS")
+
+
+def test_a_placeholder_and_an_unknown_record_answer_as_the_walk(both: tuple[Engine, TestClient]) -> None:
+    """A result's placeholder (no registration) reads "unregistered", a record a FHIR client made and no
+    message names reads "no message names it", a record absent reads the same: table and walk alike."""
+    engine, http = both
+    assert ack_code_of(post(http, oru("RVP1", "RVP^^^FNXRMYY^MR", "严^一", "19610101", "M", "RVPGLU"))) == "AA"
+    ref = _pid(http, "RVP")
+    assert _answers(engine, ref) == (persons._UNREGISTERED, persons._UNREGISTERED)
+    r = http.put("/fhir/Patient/rv34-client", json={"resourceType": "Patient", "id": "rv34-client",
+                                                    "name": [{"text": "华二"}], "gender": "female"})
+    assert r.status_code in (200, 201), r.text
+    assert _answers(engine, "Patient/rv34-client") == (persons._UNSPOKEN, persons._UNSPOKEN)
+    assert _answers(engine, "Patient/rv34-absent") == (persons._UNSPOKEN, persons._UNSPOKEN)
