@@ -9,7 +9,10 @@ record on the same store. A probe showing a defect is a strict xfail naming its 
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
@@ -19,7 +22,9 @@ from adapters.hl7v2.ack import ack_code_of
 from engine.api.app import create_app
 from engine.engine import Engine
 from engine.messages import message_id
+from engine.repository import versioning
 from engine.repository.trail import TRAIL_MARKS
+from engine.settings import Settings
 from tests.hl7_calls import post
 from tests.module_store import module_eng  # noqa: F401 -- one engine a module on each backend
 from tests.test_rvidentity32_probes import MRN, adt, oru, patients
@@ -179,3 +184,61 @@ def test_a_placeholder_and_an_unknown_record_answer_as_the_walk(both: tuple[Engi
     assert r.status_code in (200, 201), r.text
     assert _answers(engine, "Patient/rv34-client") == (persons._UNSPOKEN, persons._UNSPOKEN)
     assert _answers(engine, "Patient/rv34-absent") == (persons._UNSPOKEN, persons._UNSPOKEN)
+
+
+# --- a store filed before the table -----------------------------------------------------------------------
+
+
+class _AheadClock:
+    """``engine.repository.versioning``'s ``time`` as a host whose clock ran ``ahead`` seconds fast (a
+    county server without NTP, stepped back at the restart that installs the new release)."""
+
+    def __init__(self, ahead: int) -> None:
+        self.ahead_ns = ahead * 1_000_000_000
+
+    def time_ns(self) -> int:
+        return time.time_ns() + self.ahead_ns
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(time, name)
+
+
+def _before_the_table(engine: Engine) -> None:
+    """The store as the code before registry34 left it: no registrations rows, no epoch, no marks."""
+    with engine.store.transaction():
+        for name in ("hl7_registrations", TRAIL_MARKS):
+            rows = engine.store.collection(name)
+            for row in rows.find({}):
+                rows.delete(row["_id"])
+        engine.store.collection("hl7_census").delete("registrations")
+
+
+@pytest.mark.xfail(strict=True, reason="rvregistry34: LOW the table's epoch is the wall clock at the first start, "
+                                       "not the store's last instant: a record the old code wrote under a fast "
+                                       "clock reads younger than the table, 'unregistered', and the LIS restates "
+                                       "the HIS's patient (AA)")
+def test_a_record_filed_before_the_table_under_a_fast_clock_is_still_answered_by_the_walk(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Before the upgrade the host's clock ran 10 minutes fast: the HIS registered RVK, the LIS's result
+    named it (their versions' ``meta.lastUpdated`` 10 minutes ahead). The upgrade's restart steps the clock
+    back and the new code opens the store (epoch ``since``: now). RVK was registered by a message the table
+    never saw, yet its first version reads younger than the table: the table's empty word ("unregistered")
+    answers and the LIS's A08 restating the HIS's patient as another person is accepted. Expected: the
+    walk's answer, the HIS, and AE."""
+    settings = Settings(data_dir=tmp_path / "var", http_port=0, mllp_port=0)
+    with monkeypatch.context() as fast:
+        fast.setattr(versioning, "time", _AheadClock(600))
+        with Engine(settings) as engine, TestClient(create_app(engine)) as http:
+            http.headers["Authorization"] = "Bearer " + engine.auth.issue_system_token("rv34", "system/*.cruds")
+            assert ack_code_of(post(http, adt("RVK1", "RVK^^^FNXRMYY^MR", "冯^一", "19610101", "M"))) == "AA"
+            assert ack_code_of(post(http, oru("RVK2", "RVK^^^FNXRMYY^MR", "冯^一", "19610101", "M",
+                                              "RVKGLU"))) == "AA"
+            _before_the_table(engine)
+    with Engine(settings) as engine, TestClient(create_app(engine)) as http:
+        http.headers["Authorization"] = "Bearer " + engine.auth.issue_system_token("rv34", "system/*.cruds")
+        assert engine.ingestor.messages.registrations_epoch()["predates"] is True
+        ref = _pid(http, "RVK")
+        assert _answers(engine, ref)[1] == "HIS"  # the walk: the HIS's A04, first received
+        ack = post(http, adt("RVK3", "RVK^^^FNXRMYY^MR", "陈^二", "19920202", "F", event="A08", app="LIS"))
+        assert ack_code_of(ack) == "AE" and b"PID^1^3" in ack, ack
+        assert _answers(engine, ref) == ("HIS", "HIS")
