@@ -25,7 +25,7 @@ from engine.messages import MessageStore, message_id
 from engine.repository import trail, versioning
 from engine.repository.trail import TRAIL_MARKS
 from engine.settings import Settings
-from tests.hl7_calls import post
+from tests.hl7_calls import mllp, post
 from tests.module_store import module_eng  # noqa: F401 -- one engine a module on each backend
 from tests.test_rvidentity32_probes import MRN, adt, oru, patients
 
@@ -279,3 +279,40 @@ def test_a_rollback_and_upgrade_again_keeps_the_old_releases_registrations(
         assert _answers(engine, ref)[1] == "HIS"  # the walk
         ack = post(http, adt("RVR3", "RVR^^^FNXRMYY^MR", "卢^二", "19920202", "F", event="A08", app="LIS"))
         assert ack_code_of(ack) == "AE" and b"PID^1^3" in ack, ack
+
+
+# --- batches and MLLP ------------------------------------------------------------------------------------
+
+
+def test_one_mllp_write_files_each_registration_and_answers_as_the_walk(both: tuple[Engine, TestClient]) -> None:
+    """Three messages in one MLLP write (one ingest batch: group commit, the Provenances signed together):
+    the HIS's A04 of RVM, the LIS's A04 of RVM, the LIS's A08 restating RVM as another person. Each A04
+    keeps its own row; the A08 is refused (the HIS registered RVM first, within the batch); afterwards
+    the table answers the HIS, as the walk does, and the LIS's A08 sent alone is refused too."""
+    engine, http = both
+    acks = mllp(engine, adt("RVM1", "RVM^^^FNXRMYY^MR", "萧^一", "19610101", "M").encode(),
+                adt("RVM2", "RVM^^^FNXRMYY^MR", "萧^一", "19610101", "M", app="LIS").encode(),
+                adt("RVM3", "RVM^^^FNXRMYY^MR", "程^二", "19920202", "F", event="A08", app="LIS").encode())
+    assert [ack_code_of(a) for a in acks] == ["AA", "AA", "AE"], acks
+    ref = _pid(http, "RVM")
+    rows = {row["application"]: row for row in engine.ingestor.messages.registrations_of(ref)}
+    assert set(rows) == {"HIS", "LIS"} and rows["HIS"]["control_id"] == "RVM1", rows
+    assert _answers(engine, ref) == ("HIS", "HIS")
+    ack = post(http, adt("RVM4", "RVM^^^FNXRMYY^MR", "程^二", "19920202", "F", event="A08", app="LIS"))
+    assert ack_code_of(ack) == "AE", ack
+
+
+def test_a_batch_where_the_lis_registers_first_answers_as_the_walk(both: tuple[Engine, TestClient]) -> None:
+    """One FHS/BHS batch (an interface engine relaying both systems): the LIS's A04 of RVN, then the HIS's.
+    Whatever instant each is received at, the table names the registrar the walk names."""
+    engine, http = both
+    batch = ("FHS|^~\\&|HIS|FNXRMYY\rBHS|^~\\&|HIS|FNXRMYY\r"
+             + adt("RVN1", "RVN^^^FNXRMYY^MR", "邓^一", "19610101", "M", app="LIS")
+             + adt("RVN2", "RVN^^^FNXRMYY^MR", "邓^一", "19610101", "M")
+             + "BTS|2\rFTS|1\r")
+    ack = post(http, batch)
+    assert b"MSA|AA|RVN1" in ack and b"MSA|AA|RVN2" in ack, ack
+    ref = _pid(http, "RVN")
+    table, walk = _answers(engine, ref)
+    assert table == walk, (table, walk)
+    assert _answers(engine, ref, ("HIS",)) == ("HIS", "HIS")
