@@ -113,6 +113,27 @@ def test_a_provenance_retargeted_over_fhir_marks_its_old_target_too(both: tuple[
     assert ack_code_of(ack) == "AE", ack
 
 
+def test_a_batch_bundles_provenance_naming_a_record_marks_it(both: tuple[Engine, TestClient]) -> None:
+    """A ``batch`` Bundle (each entry its own write) POSTing a Provenance that names the HIS-registered RVY
+    by an absolute, versioned reference marks RVY, as a single POST does: the walk answers it (a
+    Provenance of no message: "cannot be told"), so the LIS's A08 restating RVY is refused."""
+    engine, http = both
+    assert ack_code_of(post(http, adt("RVY1", "RVY^^^FNXRMYY^MR", "贾^一", "19610101", "M"))) == "AA"
+    ref = _pid(http, "RVY")
+    prov = {"resourceType": "Provenance", "recorded": "2026-12-01T10:00:00+08:00",
+            "target": [{"reference": f"https://huren.example/fhir/{ref}/_history/1"}],
+            "agent": [{"who": {"display": "ward clerk"}}]}
+    bundle = {"resourceType": "Bundle", "type": "batch",
+              "entry": [{"resource": prov, "request": {"method": "POST", "url": "Provenance"}}]}
+    r = http.post("/fhir", json=bundle)
+    assert r.status_code == 200 and r.json()["entry"][0]["response"]["status"].startswith("201"), r.text
+    assert _marked(engine, ref)
+    table, walk = _answers(engine, ref)
+    assert table == walk, (table, walk)
+    ack = post(http, adt("RVY2", "RVY^^^FNXRMYY^MR", "夏^二", "19920202", "F", event="A08", app="LIS"))
+    assert ack_code_of(ack) == "AE", ack
+
+
 # --- the operator's replays ---------------------------------------------------------------------------
 
 
