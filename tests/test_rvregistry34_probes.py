@@ -274,7 +274,7 @@ def _old_release(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(trail, "mark", lambda store, refs, why: None)
 
 
-@pytest.mark.xfail(strict=True, reason="rvregistry34: LOW a rollback to the release before the table and back "
+@pytest.mark.xfail(strict=True, reason="rvregistry34: MED a rollback to the release before the table and back "
                                        "leaves what the old release registered unseen by the table (the epoch "
                                        "says 'no older filings'): the LIS restates the HIS's patient (AA); the "
                                        "README's manual step (delete the census document) is the only guard")
