@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 
+import pytest
 from fastapi.testclient import TestClient
 
 from engine.engine import Engine
@@ -54,6 +55,7 @@ def test_an_older_resend_leaves_the_result_withdrawn_and_the_ack_says_so(engine:
     assert _report_texts(http, report_id) == [LEFT] == _doc_texts(http, doc_id)
 
 
+@pytest.mark.xfail(strict=True, reason="msgfix33: an equal MSH-7 is broken by arrival order (the lead's direction): the resend arriving after the withdrawal is later")
 def test_a_resend_at_the_withdrawals_own_time_leaves_it_withdrawn(engine: Engine, http: TestClient) -> None:
     """The same time is not later: a message stamped 11:00, like the withdrawal, stating the line
     final again does not take the withdrawal back."""
@@ -158,6 +160,7 @@ def test_a_first_message_of_a_withdrawn_result_then_its_older_final(engine: Engi
     assert all(LINE not in t for t in _report_texts(http, report["id"])), _report_texts(http, report["id"])
 
 
+@pytest.mark.xfail(strict=True, reason="msgfix33: a client's version has no MSH-7 (lastUpdated never stands in for one, the lead's direction): the feed message is refused AE")
 def test_a_clients_withdrawal_is_dated_by_when_it_was_stored(engine: Engine, http: TestClient) -> None:
     """A records office marks a result entered-in-error (PUT: no Provenance names that version, so its
     time is its ``meta.lastUpdated``): the report of before, resent, leaves it withdrawn; the sender's

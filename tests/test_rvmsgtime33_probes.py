@@ -52,9 +52,7 @@ def test_an_old_resend_with_an_unreadable_msh7_does_not_revive_the_withdrawn_res
     assert _report_texts(http, report_id) == [LEFT] == _doc_texts(http, doc_id)
 
 
-@pytest.mark.xfail(strict=True, reason="rvmsgtime33: MED a withdrawal whose MSH-7 is unreadable is dated by its "
-                   "receipt (huren's clock, not the sender's): the sender's correction sent after it, with an "
-                   "MSH-7 by its own clock, is older than that and is held (AA, a warning), the correction lost")
+@pytest.mark.xfail(strict=True, reason="msgfix33 (the lead's direction): a withdrawal whose MSH-7 is unreadable cannot be ordered, so it is refused AE at MSH-7, nothing written; the probe expects it applied")
 def test_a_correction_after_a_withdrawal_with_an_unreadable_msh7_restores(engine: Engine, http: TestClient) -> None:
     assert b"MSA|AA" in post(http, _three("MT33-RV2", "MT33-XRV2"))
     (doc,) = [d for d in _written(engine, http, "MT33-RV2", "DocumentReference")]
@@ -106,9 +104,6 @@ def test_a_held_result_is_named_in_the_ack_at_its_obx_11(engine: Engine, http: T
 # --- ties and ordering ------------------------------------------------------------------------------
 
 
-@pytest.mark.xfail(strict=True, reason="rvmsgtime33: MED MSH-7's fraction of a second is dropped from "
-                   "Provenance.recorded (timespec=seconds): a correction of 11:00:00.9 after a withdrawal of "
-                   "11:00:00.1 ties and is held (AA, a warning), the correction lost")
 def test_a_correction_a_fraction_of_a_second_after_the_withdrawal_restores(engine: Engine, http: TestClient) -> None:
     assert b"MSA|AA" in post(http, _three("MT33-RV5", "MT33-XRV5"))
     (doc,) = _written(engine, http, "MT33-RV5", "DocumentReference")
@@ -120,9 +115,6 @@ def test_a_correction_a_fraction_of_a_second_after_the_withdrawal_restores(engin
     _corrected_everywhere(http, line["id"], report["id"], doc["id"])
 
 
-@pytest.mark.xfail(strict=True, reason="rvmsgtime33: MED a correction (OBX-11 C) arriving after the withdrawal "
-                   "with the same MSH-7 (a sender stamping to the minute) is held as 'not later' (AA, a "
-                   "warning): arrival order does not break the tie, the correction is lost")
 def test_a_correction_of_the_same_minute_arriving_after_the_withdrawal_restores(
         engine: Engine, http: TestClient) -> None:
     assert b"MSA|AA" in post(http, _three("MT33-RV6", "MT33-XRV6"))
@@ -135,9 +127,6 @@ def test_a_correction_of_the_same_minute_arriving_after_the_withdrawal_restores(
     _corrected_everywhere(http, line["id"], report["id"], doc["id"])
 
 
-@pytest.mark.xfail(strict=True, reason="rvmsgtime33: MED a withdrawal and the sender's later correction in one "
-                   "ingest batch (a file import, a replay at start): the withdrawal's time is 'not known' (its "
-                   "Provenance not yet written) so the correction is held, AA with a warning, correction lost")
 def test_a_withdrawal_and_its_later_correction_in_one_batch(engine: Engine, http: TestClient) -> None:
     assert b"MSA|AA" in post(http, _three("MT33-RV7", "MT33-XRV7"))
     (doc,) = _written(engine, http, "MT33-RV7", "DocumentReference")
@@ -150,9 +139,6 @@ def test_a_withdrawal_and_its_later_correction_in_one_batch(engine: Engine, http
     _corrected_everywhere(http, line["id"], report["id"], doc["id"])
 
 
-@pytest.mark.xfail(strict=True, reason="rvmsgtime33: MED an operator's replay of the 11:00 withdrawal after the "
-                   "sender's 12:00 correction withdraws the corrected result again: until_later dates a stored "
-                   "withdrawal against older messages but not an older withdrawal against a stored correction")
 def test_an_operators_replay_of_the_old_withdrawal_leaves_the_later_correction(
         engine: Engine, http: TestClient) -> None:
     doc_id, report_id, obs_id = _withdrawn(engine, http, "RV8")
@@ -162,9 +148,7 @@ def test_an_operators_replay_of_the_old_withdrawal_leaves_the_later_correction(
     _corrected_everywhere(http, obs_id, report_id, doc_id)
 
 
-@pytest.mark.xfail(strict=True, reason="rvmsgtime33: MED an MSH-7 far in the future (a sender's clock a year "
-                   "ahead) is taken as the withdrawal's time with no bound by its receipt: every correction "
-                   "sent afterwards by a right clock is 'not later' and held, the result withdrawn for a year")
+@pytest.mark.xfail(strict=True, reason="msgfix33 (the lead's direction): a withdrawal stamped a year ahead of its receipt is refused AE at MSH-7 and withdraws nothing; the probe expects it applied first")
 def test_a_withdrawal_stamped_in_the_future_does_not_block_corrections(engine: Engine, http: TestClient) -> None:
     assert b"MSA|AA" in post(http, _three("MT33-RV9", "MT33-XRV9"))
     (doc,) = _written(engine, http, "MT33-RV9", "DocumentReference")
@@ -179,9 +163,7 @@ def test_a_withdrawal_stamped_in_the_future_does_not_block_corrections(engine: E
     _corrected_everywhere(http, line["id"], report["id"], doc["id"])
 
 
-@pytest.mark.xfail(strict=True, reason="rvmsgtime33: MED clock skew between two senders: a reading centre's "
-                   "withdrawal stamped 10 minutes ahead of the receipt (its clock fast) outweighs the LIS's "
-                   "correction sent after it by a right clock: the correction is held (AA, a warning), lost")
+@pytest.mark.xfail(strict=True, reason="msgfix33 (the lead's direction): another application's withdrawal (and one 10 min ahead) cannot be ordered against the PACS result: refused AE; the probe expects it applied")
 def test_a_fast_clocked_withdrawal_by_another_application_does_not_hold_a_later_correction(
         engine: Engine, http: TestClient) -> None:
     assert b"MSA|AA" in post(http, _three("MT33-RV10", "MT33-XRV10"))
@@ -199,9 +181,6 @@ def test_a_fast_clocked_withdrawal_by_another_application_does_not_hold_a_later_
     _corrected_everywhere(http, line["id"], report["id"], doc["id"])
 
 
-@pytest.mark.xfail(strict=True, reason="rvmsgtime33: LOW the held (older) message's Provenance names the "
-                   "withdrawal's version among its targets: the audit trail says the 10:00 'final' message "
-                   "stated the entered-in-error version it was refused over")
 def test_the_held_messages_provenance_does_not_name_a_version_it_did_not_state(
         engine: Engine, http: TestClient) -> None:
     """The older resend is held: its Provenance (recorded 10:00) must not name the withdrawal's version
@@ -237,9 +216,6 @@ def test_a_deleted_lab_result_stands_against_the_older_resend(engine: Engine, ht
     assert hgb_obs["valueQuantity"]["value"] == 132, hgb_obs
 
 
-@pytest.mark.xfail(strict=True, reason="rvmsgtime33: MED (pre-existing, msgtime33 saw it and its own test pins only "
-                   "report==document) the 10:00 report resent after the 12:00 correction takes the corrected "
-                   "result back to the 10:00 words and status: until_later guards a withdrawal, not a correction")
 def test_an_older_resend_after_the_correction_leaves_the_corrected_result(engine: Engine, http: TestClient) -> None:
     doc_id, report_id, obs_id = _withdrawn(engine, http, "RV13")
     assert b"MSA|AA" in post(http, _correction("MT33-RV13C", "MT33-XRV13", "20261202120000"))
