@@ -1541,20 +1541,28 @@ class _Dates:
                               label=f"{message_type_of(h)} {h.control_id}")
         return self._now
 
-    def of(self, provenances: list[dict[str, Any]]) -> list[Stamp | None]:
+    def of(self, provenances: list[dict[str, Any]]) -> list[Stamp]:
+        named: list[tuple[str, list[tuple[str, str]]]] = []  # each Provenance and the messages it names
         wanted: dict[str, set[str]] = {}
         for prov in provenances:
+            pairs = []
             for entity in prov.get("entity") or ():
                 identifier = (entity.get("what") or {}).get("identifier") or {}
                 institution = message_institution(str(identifier.get("system") or ""))
                 if institution is not None and identifier.get("value"):
+                    pairs.append((institution, str(identifier["value"])))
                     wanted.setdefault(institution, set()).add(str(identifier["value"]))
-        refs = {f"Provenance/{prov.get('id')}" for prov in provenances}
-        out: list[Stamp | None] = []
-        for institution, controls in wanted.items():
-            for doc in self._messages.filed(institution, controls):
-                if refs.intersection(doc.get("resources") or ()):
-                    out.append(_doc_stamp(doc, self._site))
+            if pairs:  # (a Provenance naming no message states nothing a message said)
+                named.append((f"Provenance/{prov.get('id')}", pairs))
+        docs = [doc for institution, controls in wanted.items() for doc in self._messages.filed(institution, controls)]
+        out: list[Stamp] = []
+        for ref, pairs in named:
+            found = [doc for doc in docs if ref in (doc.get("resources") or ())]
+            out.extend(_doc_stamp(doc, self._site) for doc in found)
+            if not found:  # (its message is no longer kept: its time is not known -- said, never skipped)
+                label = ", ".join(f"{control} of {institution}" for institution, control in pairs)
+                out.append(Stamp("", "", None, f"the message that stated it ({label}, {ref}) is no longer kept",
+                                 None, label))
         return out
 
     def pending(self, ref: str) -> Stamp | None:

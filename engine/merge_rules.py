@@ -28,7 +28,7 @@ from typing import Any, Protocol
 from adapters.hl7v2.errors import DUPLICATE_KEY_IDENTIFIER, HL7Error
 from engine import fhirjson
 from engine.errors import Unprocessable
-from engine.message_time import Dates, Stamp, order
+from engine.message_time import Dates, Stamp, settle
 from engine.repository.search import escape_value, token_value
 from mappings.site import DEFAULTS_DIR, OTHER_GROUP, SiteError, load_merge_file
 
@@ -277,7 +277,8 @@ class ElementPlan:
     # ``until_later``: where the stored value or the message's is in ``stands`` (and they differ), the
     # message's is taken only from a message later than the one that stored the version (the senders'
     # MSH-7, ``engine.message_time``); an older message's version is a stale statement and changes
-    # nothing of the resource (ACK W); when it cannot be told, the message is refused (``Untimely``)
+    # nothing of the resource (ACK W); when it cannot be told, the message is refused (``Untimely``);
+    # over a stored value not in ``stands`` only the same sender's strictly later MSH-7 holds it back
     until_later: bool = False
 
 
@@ -765,6 +766,11 @@ class MergeRules:
         unreadable or ahead of its receipt; a version another application's message or a FHIR client
         stored) the message is refused (``Untimely``, AE, nothing written, the raw kept for the
         operator): neither reviving a withdrawn result nor dropping a correction under AA is safe.
+        Over a plain stored value (a final result) the question is narrower (``message_time.settle``):
+        the withdrawal or correction is later unless the same sender's MSH-7 shows it strictly older
+        -- the reading centre's PACS withdrawing the result its RIS reported is taken (msgfix34).
+        A refused or held result is located at the field that stated its status (``Said.fields``:
+        the converter's OBX-11), so ERR-2 names the OBX.
         Returns the elements whose ``stands`` this message lifts, or None when the stored version
         stands whole. (msgtime33's rule, by ``Provenance.recorded``, mixed the sender's and huren's
         clocks; thirty-third round, msgfix33.)"""
@@ -779,8 +785,10 @@ class MergeRules:
             if dates is None:  # (no message at hand: merged as the mode says, as before the rule)
                 lifted.add(name)
                 continue
-            then = self._stored_stamp(rtype, stored, dates)
-            verdict, why = order(dates.now, then)
+            stands = held in ep.stands
+            then = (self._stored_stamps(rtype, stored, dates)
+                    if stands or not dates.now.unusable else ())  # (a plain value: only its own sender's time)
+            verdict, why, by = settle(dates.now, then, stands=stands)
             at = dict(said.fields).get(name) if said is not None else None
             if verdict == "later":
                 lifted.add(name)
@@ -792,9 +800,9 @@ class MergeRules:
                                "Nothing of the message is written; the operator may replay it once decided",
                                expression=[f"{rtype}.{name}"], location=where)
             text = (f"{rtype}.{name}: {_writer(source)}'s value {_show(incoming[name])} was not stored: "
-                    f"{_show(stored[name])}, stated by message {then.label if then else ''} of "
-                    f"{then.text if then else ''}, stands against this message of {dates.now.text} (not later: older): "
-                    f"its version is an older statement and changes nothing of the {rtype}")
+                    f"{_show(stored[name])}, stated by message {by.label if by else ''} of MSH-7 "
+                    f"{by.text if by else ''}, stands against this message of MSH-7 {dates.now.text} "
+                    f"(not later: older): its version is an older statement and changes nothing of the {rtype}")
             issues.append({"severity": "warning", "code": "conflict", "diagnostics": text,
                            "expression": [f"{rtype}.{name}"], **({"location": [at]} if at else {})})
             held_words = getattr(self._local, "held", None)
@@ -810,26 +818,26 @@ class MergeRules:
         stated none of them (rvmsgtime33 finding 11)."""
         return frozenset(getattr(self._local, "held", None) or ())
 
-    def _stored_stamp(self, rtype: str, stored: Resource, dates: Dates) -> Stamp | None:
-        """The ``Stamp`` of the message that stored this version of ``stored``: the latest received of
-        the messages whose Provenances name it (``Type/id/_history/n``); pending in this write group
-        (an earlier message of the same batch, its Provenance written after the batch merged): that
-        message's, as ingest knows it; None when no message stored it (a FHIR client's version) or
-        the message that did is no longer kept."""
+    def _stored_stamps(self, rtype: str, stored: Resource, dates: Dates) -> list[Stamp]:
+        """The ``Stamp`` of each message that stated this version of ``stored``: the messages whose
+        Provenances name it (``Type/id/_history/n``: the one that wrote it, and a resend that stated
+        it again unchanged); pending in this write group (an earlier message of the same batch, its
+        Provenance written after the batch merged): that message's, as ingest knows it. Empty when
+        no message stated it (a FHIR client's version); a message no longer kept is a ``Stamp`` that
+        says so (``Dates.of``)."""
         keeper = getattr(self._local, "stored", None)
         search = getattr(keeper, "search", None)
         version = (stored.get("meta") or {}).get("versionId")
         if search is None or not version or not stored.get("id"):
-            return None
+            return []
         ref = f"{rtype}/{stored['id']}"
         target = f"{ref}/_history/{version}"
         provs = [p for p in _every(search, "Provenance", [("target", ref)])
                  if any(isinstance(t, dict) and t.get("reference") == target for t in p.get("target") or ())]
-        stamps = [s for s in dates.of(provs) if s is not None] if provs else []
-        if not stamps:
-            return None if provs else dates.pending(target)
-        known = [s for s in stamps if s.received is not None]
-        return max(known, key=lambda s: s.received) if known else stamps[-1]  # type: ignore[arg-type,return-value]
+        if provs:
+            return dates.of(provs)
+        pending = dates.pending(target)
+        return [pending] if pending is not None else []
 
     def _another(self, rtype: str, name: str, ep: ElementPlan, stored: Resource, st: Resource, inc: Resource,
                  source: str, fields: Mapping[str, str], issues: list[Issue]) -> None:

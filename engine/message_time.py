@@ -9,11 +9,19 @@ is present, readable, and not ahead of the message's receipt by more than ``AHEA
 are ordered only when both times are usable and both came from one sender: two senders' clocks, a
 FHIR client's write (no MSH-7), or an unusable MSH-7 cannot say which came later -- the caller
 refuses rather than guesses (``engine.merge_rules`` ``until_later``).
+
+What needs a time depends on what is stored (``settle``, thirty-fourth round, msgfix34): a message
+over a stored value that stands until a later one (a withdrawal, a correction, an amendment) must
+be shown later; over a plain stored value (a final result) it is later unless the same sender's
+MSH-7 shows it strictly older -- a reading centre's PACS withdrawing the result its RIS reported is
+taken, as a withdrawal always was before msgtime33, while the RIS's own withdrawal replayed after its
+later report still is not.
 """
 
 from __future__ import annotations
 
 import datetime as _dt
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
@@ -67,24 +75,55 @@ def stamp(*, application: str, institution: str, msh7: str, received_at: str | N
 
 
 def order(now: Stamp, then: Stamp | None) -> tuple[Order, str]:
-    """Whether ``now`` (the message being written) is later or older than ``then`` (the message that
-    stored a version; None: no message did -- a FHIR client's write), with the reason when it
+    """One comparison (``settle`` asks it of each message that stated a version): whether ``now``
+    (the message being written) is later or older than ``then`` (a message that stated the stored
+    version; None: no message did -- a FHIR client's write), with the reason, naming MSH-7, when it
     cannot be told. An equal MSH-7 is broken by arrival order (the later received is later)."""
     if now.unusable:
         return "unknown", now.unusable
     if then is None:
-        return "unknown", "the stored version was written by a FHIR client, not by a message: no MSH-7 to compare"
+        return "unknown", ("the stored version was written by a FHIR client, not by a message: "
+                           "no MSH-7 to compare with this message's")
     if then.unusable or then.sent is None:
-        return "unknown", f"the message {then.label or 'that stored it'} has no usable time ({then.unusable})"
+        of = f" of {then.sender.replace('^', ' of ')}" if then.sender.strip("^") else ""
+        return "unknown", f"the message {then.label or 'that stated it'}{of} has no usable time ({then.unusable})"
     if now.sender != then.sender:
-        return "unknown", (f"it was stored by another sending application ({then.sender.replace('^', ' of ')}, "
-                           f"message {then.label}): two senders' clocks do not say which message is later")
+        return "unknown", (f"it was stated by another sending application ({then.sender.replace('^', ' of ')}, "
+                           f"message {then.label}, MSH-7 {then.text}): its clock and this sender's "
+                           f"(MSH-7 {now.text}) do not say which message is later")
     assert now.sent is not None
     if now.sent != then.sent:
         return ("later" if now.sent > then.sent else "older"), ""
     if now.received is not None and then.received is not None and now.received < then.received:
         return "older", ""  # (the same MSH-7, received before the stored one: a replay of the earlier)
     return "later", ""
+
+
+def settle(now: Stamp, then: Sequence[Stamp], *, stands: bool) -> tuple[Order, str, Stamp | None]:
+    """Whether ``now`` (the message being written) is later or older than the stored version, stated
+    by the messages ``then`` (each message whose Provenance names the version: the one that wrote
+    it, and any resend that stated it again unchanged; empty: no message did -- a FHIR client's
+    write), with the reason when it cannot be told and the message of ``then`` that decided.
+
+    - ``stands`` (the stored value stands until a later message: entered-in-error, corrected,
+      amended): ``now`` must be later than every message that stated it; older than any one: older;
+      else, any one not ordered (another sender, an unusable MSH-7 on either side, a client's
+      version): unknown -- so an unusable MSH-7 is never later (the lead, thirty-third round).
+    - otherwise (a plain stored value, a final result, meeting a withdrawal or a correction):
+      later unless a message of the same sender that stated it has a usable MSH-7 strictly after
+      ``now``'s usable one (``order``: older) -- dating across senders is needed only against a
+      stored withdrawal or correction (msgfix33's report, option (a))."""
+    if not stands:
+        newer = next((t for t in then if t.sender == now.sender and order(now, t)[0] == "older"), None)
+        return ("older", "", newer) if newer is not None else ("later", "", None)
+    if not then:
+        return (*order(now, None), None)
+    verdicts = [(order(now, t), t) for t in then]
+    for wanted in ("older", "unknown"):
+        for (verdict, why), t in verdicts:
+            if verdict == wanted:
+                return verdict, why, t
+    return "later", "", None
 
 
 def _received(text: str | None) -> _dt.datetime | None:
@@ -105,10 +144,12 @@ def _span(delta: _dt.timedelta) -> str:
 class Dates(Protocol):
     """The message times a write compares (``engine.merge_rules`` ``until_later``), given by ingest
     for one message's write: its own (``now``), the message that wrote a stored version named by
-    Provenances (``of``), and an earlier message of the same batch that wrote a pending one (``pending``)."""
+    Provenances (``of``), and an earlier message of the same batch that wrote a pending one (``pending``).
+    ``of`` gives a ``Stamp`` whose ``unusable`` says why for a message a Provenance names that the
+    message store no longer keeps (never silently none)."""
 
     now: Stamp
 
-    def of(self, provenances: list[dict[str, Any]]) -> list[Stamp | None]: ...
+    def of(self, provenances: list[dict[str, Any]]) -> list[Stamp]: ...
 
     def pending(self, ref: str) -> Stamp | None: ...
