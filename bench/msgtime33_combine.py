@@ -22,9 +22,14 @@ naming the version -- the store's search and the message store's read are not me
 ``bench/ingest.py`` and the report for the ingest figures). In a tree before msgfix33 (no
 ``engine.message_time``) the script passes the old time string and no store, as it did then.
 
-Prints the wall time per call. For steadier figures run it under ``valgrind --tool=callgrind`` with
-``--calls N`` and ``--calls 0`` and divide the difference of the instruction totals by N; run it in
-a checkout before and after the change (the script reads the tree it lies in).
+Prints the wall time per call. For steadier figures count instructions (the calls run inside
+``operator.call``, a C function nothing else here calls, as in ``bench/ingest.py --instructions``):
+
+    valgrind --tool=callgrind --collect-atstart=no --toggle-collect=_operator_call \
+        python bench/msgtime33_combine.py --calls 2000 --case withdraw
+
+and divide the collected total by ``--calls``; run it in a copy of the tree before and after the
+change (the script reads the tree it lies in, and runs in one before msgtime33 or msgfix33).
 """
 
 from __future__ import annotations
@@ -32,6 +37,7 @@ from __future__ import annotations
 import argparse
 import copy
 import importlib.util
+import operator
 import sys
 import time
 from dataclasses import dataclass
@@ -128,10 +134,13 @@ def main() -> None:
             block = rules.saying(None, None, "2026-11-01T10:30:00+08:00")
         except TypeError:  # (before msgtime33: no message time)
             block = rules.saying(None, None)
-    with block:
-        start = time.perf_counter()
+    def loop() -> None:
         for _ in range(args.calls):
             combine(stored, incoming, "ORU")
+
+    with block:
+        start = time.perf_counter()
+        operator.call(loop)  # (callgrind: ``--toggle-collect=_operator_call`` counts the calls alone)
         elapsed = time.perf_counter() - start
     if args.calls:
         print(f"{args.case:9} combine {elapsed / args.calls * 1e9:8.0f} ns a call")
