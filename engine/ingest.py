@@ -813,6 +813,7 @@ class Ingestor:
         t0 = time.perf_counter()
         try:
             if not flat or not self._write_batch(items):
+                self._stamped = {}  # (what the flat attempt wrote was rolled back)
                 self._write_each(items)
         except Exception as exc:
             # the batch could not commit (database trouble): the raw messages are safe and stay
@@ -827,6 +828,7 @@ class Ingestor:
         self.stats.seconds["commit"] += (time.perf_counter() - t0 - sum(
             self._write_seconds.values()))
         self._write_seconds = {"repository": 0.0, "audit": 0.0}
+        self._stamped = {}  # (needed within the batch only: it holds the batch's messages)
 
     def _write_each(self, items: list[_Item]) -> None:
         """Write a batch message by message, so that a message that fails is quarantined with
