@@ -70,7 +70,8 @@ from engine.audit.events import INSTITUTION, now_instant, patients_of
 from engine.audit.record import Facts, Requestor, facts
 from engine.errors import FhirError
 from engine.inflight import POISON_DEATHS, InFlightJournal
-from engine.merge_rules import field_of
+from engine.merge_rules import Untimely, field_of
+from engine.message_time import Stamp, stamp
 from engine.messages import (
     PROCESSED,
     QUARANTINED,
@@ -84,6 +85,7 @@ from engine.messages import (
     conflict_key,
     error_from_dict,
     message_id,
+    message_institution,
     message_type_of,
     raw_of,
     sender_id,
@@ -91,6 +93,7 @@ from engine.messages import (
 from engine.repository import trail
 from engine.repository.port import Document, Store, UndoIncomplete
 from engine.repository.versioning import left_versions
+from mappings.site import DEFAULT_ZONE
 
 log = logging.getLogger("huren.ingest")
 
@@ -230,6 +233,9 @@ class Ingestor:
         self.store = store
         self.messages = MessageStore(store)
         self.site = site
+        # "Type/id/_history/n" -> the message of this batch that wrote that version (``_Dates.pending``):
+        # its Provenance is written once the batch merged, after a later message of it is compared
+        self._stamped: dict[str, _Dates] = {}
         self.parse = parse
         self.convert = convert
         self.orderless = orderless  # the converter's reading of results into orders (``sequence.judged``)
@@ -804,10 +810,12 @@ class Ingestor:
         message, see ``_write_batch``)."""
         if not items:
             return
+        self._stamped = {}
         self._prepare(items)
         t0 = time.perf_counter()
         try:
             if not flat or not self._write_batch(items):
+                self._stamped = {}  # (what the flat attempt wrote was rolled back)
                 self._write_each(items)
         except Exception as exc:
             # the batch could not commit (database trouble): the raw messages are safe and stay
@@ -822,6 +830,7 @@ class Ingestor:
         self.stats.seconds["commit"] += (time.perf_counter() - t0 - sum(
             self._write_seconds.values()))
         self._write_seconds = {"repository": 0.0, "audit": 0.0}
+        self._stamped = {}  # (needed within the batch only: it holds the batch's messages)
 
     def _write_each(self, items: list[_Item]) -> None:
         """Write a batch message by message, so that a message that fails is quarantined with
@@ -1002,7 +1011,7 @@ class Ingestor:
                       validated: bool = False,
                       deferred: list[tuple[dict[str, Any], list[bytes], str]] | None = None,
                       named: list[str | None] | None = None, rewrite: Sequence[str] = (),
-                      ) -> tuple[list[Any], _Listing]:
+                      held: Callable[[], frozenset[str]] | None = None) -> tuple[list[Any], _Listing]:
         """Store the message's resources, then its Provenance signed over what was stored; returns
         the write results and what the pipeline keeps of the written resources (``_listing``).
 
@@ -1015,6 +1024,9 @@ class Ingestor:
         and write. A Provenance naming a target this message did not store raises (``_versioned``).
         ``named``: the resources' references made before (``_named``), for ``_listing``.
         ``rewrite``: resources a failed block left stored without their hooks (``_left_stored``).
+        ``held``: the resources the merge left as stored because this message was older than the one
+        that stored them (``MergeRules.held``): its Provenance names none of their versions (it stated
+        none of them, rvmsgtime33 finding 11) -- unless they are all it names (a target is required).
         """
         assert self.repository is not None
         others: list[dict[str, Any]] = []
@@ -1030,20 +1042,22 @@ class Ingestor:
         if deferred is not None and self.sign_many is not None:
             results = self.repository.write_many(others, create_only=create_only, source=source, **checked)
             listing = _listing(resources, results, named)
+            provenances = _unheld(provenances, held() if held is not None else frozenset())
             deferred.extend((prov, targets, source) for prov, targets in self._versioned(provenances, listing.stored))
             return results, listing
         # one backend put for the resources and their Provenance (the hooks run after both)
         group = getattr(self.repository, "group", None)
         with group() if group is not None else contextlib.nullcontext():
-            return self._write_then_sign(resources, others, provenances, create_only, source, checked, named)
+            return self._write_then_sign(resources, others, provenances, create_only, source, checked, named, held)
 
     def _write_then_sign(self, resources: list[dict[str, Any]], others: list[dict[str, Any]],
                          provenances: list[dict[str, Any]], create_only: set[str], source: str,
                          checked: dict[str, Any], named: list[str | None] | None = None,
-                         ) -> tuple[list[Any], _Listing]:
+                         held: Callable[[], frozenset[str]] | None = None) -> tuple[list[Any], _Listing]:
         assert self.repository is not None and self.sign is not None
         results = self.repository.write_many(others, create_only=create_only, source=source, **checked)
         listing = _listing(resources, results, named)
+        provenances = _unheld(provenances, held() if held is not None else frozenset())
         signed = [self.sign(prov, targets) for prov, targets in self._versioned(provenances, listing.stored)]
         return results + self.repository.write_many(signed, source=source), listing
 
@@ -1184,12 +1198,19 @@ class Ingestor:
                 # the writer, for the merge rules, is the message type (MSH-9.1): ORM, ORU, ADT ...
                 # (and what it deleted with HL7's explicit null "": merge11, engine.merge_rules)
                 said = getattr(item.conversion, "said", None)  # (and what the rules read: the repository)
-                with (self.repository.merge.saying(said, self.repository, _message_time(resources, warnings))
+                dates = _Dates(item, self.messages, self.site, self._stamped)
+                with (self.repository.merge.saying(said, self.repository, dates)
                       if self.repository is not None else contextlib.nullcontext()):
+                    held = self.repository.merge.held if self.repository is not None else None
                     results, listing = (self._write_signed(resources, set(create_only), item.header.message_code,
                                                            validated=item.validated, deferred=provenances,
-                                                           named=_named(item), rewrite=rewrite)
+                                                           named=_named(item), rewrite=rewrite, held=held)
                                         if self.repository is not None else ([], _listing(resources)))
+                    kept = held() if held is not None else frozenset()
+                for ref, written in listing.stored.items():  # (a later message of this batch dates them by it)
+                    version = getattr(written, "version", None)
+                    if version is not None and ref not in kept:
+                        self._stamped[f"{ref}/_history/{version}"] = dates
                 t1 = time.perf_counter()
                 self._account("repository", t1 - t0)
                 for result in results:
@@ -1233,6 +1254,11 @@ class Ingestor:
         """Quarantine a message whose resources could not be stored, with the reason."""
         if isinstance(exc, HL7Error):
             self._quarantine(item, [exc], attempts)
+        elif isinstance(exc, Untimely):  # (located: ERR-2 at the result's OBX-11, or MSH-7)
+            at = field_of(exc.location or "")
+            self._quarantine(item, [HL7Error(f"not written: {exc.diagnostics}", code=APPLICATION_INTERNAL_ERROR,
+                                             **({"segment": at[0], "sequence": at[1], "field": at[2]} if at else {}))],
+                             attempts)
         elif isinstance(exc, FhirError):
             where = ", ".join(exc.expression or [])
             text = f"FHIR resource rejected ({exc.status}): {exc.diagnostics}" + (f" at {where}" if where else "")
@@ -1488,21 +1514,85 @@ def _bundle_resources(bundle: dict[str, Any]) -> list[dict[str, Any]]:
     return [e["resource"] for e in bundle.get("entry", []) if isinstance(e, dict) and "resource" in e]
 
 
-def _message_time(resources: list[dict[str, Any]], warnings: Sequence[Any] = ()) -> str | None:
-    """The message's time as its Provenance records it (``recorded``: MSH-7): the merge rules weigh a
-    withdrawal against a later message by it (``merge.yaml`` ``until_later``). None -- not known, so
-    never later: a withdrawal stands against it, with a warning -- when the converter warned that
-    MSH-7 is not a valid timestamp: ``recorded`` is then huren's receipt clock, "now", and an old
-    resend with a garbled MSH-7 read as later than the withdrawal revived the withdrawn result
-    (rvmsgtime33's HIGH; the lead, thirty-third round). The Provenance is the conversion's last
-    resource (``common.provenance``): looked for from the end."""
-    if any(getattr(w, "segment", None) == "MSH" and getattr(w, "field", None) == 7 for w in warnings):
-        return None
-    for r in reversed(resources):
-        if r.get("resourceType") == "Provenance":
-            recorded = r.get("recorded")
-            return recorded if isinstance(recorded, str) else None
-    return None
+def _unheld(provenances: list[dict[str, Any]], held: frozenset[str]) -> list[dict[str, Any]]:
+    """``provenances`` without targets naming ``held`` resources (``_write_signed``)."""
+    if not held:
+        return provenances
+    out = []
+    for prov in provenances:
+        kept = [t for t in prov.get("target") or () if not (type(t) is dict and t.get("reference") in held)]
+        out.append({**prov, "target": kept} if kept else prov)
+    return out
+
+
+class _Dates:
+    """The message times one message's write compares (``engine.message_time.Dates``, for the merge
+    rules' ``until_later``): this message's (its MSH-7 and sender as sent, its receipt), read only
+    when a comparison asks; a stored version's message, found as ``adapters.convert.persons`` finds a
+    Provenance's message (the filed document of its (institution, MSH-10) pair listing it); and the
+    versions written by earlier messages of the batch (``Ingestor._stamped``), whose Provenances are
+    not written yet (rvmsgtime33 finding 5)."""
+
+    __slots__ = ("_item", "_messages", "_site", "_batch", "_now")
+
+    def __init__(self, item: _Item, messages: MessageStore, site: Any, batch: dict[str, _Dates]) -> None:
+        self._item, self._messages, self._site, self._batch = item, messages, site, batch
+        self._now: Stamp | None = None
+
+    @property
+    def now(self) -> Stamp:
+        if self._now is None:
+            h = self._item.header
+            assert h is not None
+            doc = self._item.doc or {}
+            self._now = stamp(application=h.application_code, institution=str(doc.get("facility") or h.facility_code),
+                              msh7=h.timestamp.split(h.component_sep or "^", 1)[0],
+                              received_at=doc.get("received_at"), tz=_zone_of(self._site, h.facility_code),
+                              label=f"{message_type_of(h)} {h.control_id}")
+        return self._now
+
+    def of(self, provenances: list[dict[str, Any]]) -> list[Stamp]:
+        named: list[tuple[str, list[tuple[str, str]]]] = []  # each Provenance and the messages it names
+        wanted: dict[str, set[str]] = {}
+        for prov in provenances:
+            pairs = []
+            for entity in prov.get("entity") or ():
+                identifier = (entity.get("what") or {}).get("identifier") or {}
+                institution = message_institution(str(identifier.get("system") or ""))
+                if institution is not None and identifier.get("value"):
+                    pairs.append((institution, str(identifier["value"])))
+                    wanted.setdefault(institution, set()).add(str(identifier["value"]))
+            if pairs:  # (a Provenance naming no message states nothing a message said)
+                named.append((f"Provenance/{prov.get('id')}", pairs))
+        docs = [doc for institution, controls in wanted.items() for doc in self._messages.filed(institution, controls)]
+        out: list[Stamp] = []
+        for ref, pairs in named:
+            found = [doc for doc in docs if ref in (doc.get("resources") or ())]
+            out.extend(_doc_stamp(doc, self._site) for doc in found)
+            if not found:  # (its message is no longer kept: its time is not known -- said, never skipped)
+                label = ", ".join(f"{control} of {institution}" for institution, control in pairs)
+                out.append(Stamp("", "", None, f"the message that stated it ({label}, {ref}) is no longer kept",
+                                 None, label))
+        return out
+
+    def pending(self, ref: str) -> Stamp | None:
+        found = self._batch.get(ref)
+        return found.now if found is not None else None
+
+
+def _doc_stamp(doc: Document, site: Any) -> Stamp:
+    """The ``Stamp`` of a stored message: its MSH read again from its raw bytes (MSH-7 as sent)."""
+    header = extract_header(raw_of(doc))[0]
+    facility = str(doc.get("facility") or "")
+    return stamp(application=application_of(doc), institution=facility,
+                 msh7=header.timestamp.split(header.component_sep or "^", 1)[0],
+                 received_at=doc.get("received_at"), tz=_zone_of(site, facility),
+                 label=f"{doc.get('message_type') or ''} {doc.get('control_id') or ''}".strip())
+
+
+def _zone_of(site: Any, facility: str) -> str:
+    inst = (getattr(site, "institutions", None) or {}).get(facility)
+    return str(getattr(inst, "timezone", None) or DEFAULT_ZONE)
 
 
 def _issue_to_warning(issue: dict[str, Any]) -> HL7Error:

@@ -28,6 +28,7 @@ from typing import Any, Protocol
 from adapters.hl7v2.errors import DUPLICATE_KEY_IDENTIFIER, HL7Error
 from engine import fhirjson
 from engine.errors import Unprocessable
+from engine.message_time import Dates, Stamp, settle
 from engine.repository.search import escape_value, token_value
 from mappings.site import DEFAULTS_DIR, OTHER_GROUP, SiteError, load_merge_file
 
@@ -87,6 +88,15 @@ SET_ID = "urn:huren:StructureDefinition:hl7v2-set-id"
 # repeating segment, and the message was read as the whole list)
 STATED_WHOLE = "whole"
 SET_ID_SYSTEM = "urn:huren:hl7v2:"  # + "AIP-1": the field a set id comes from (``SET_ID``'s identifier system)
+
+
+class Untimely(Unprocessable):
+    """A message refused because which of it and the message that stored a version is later cannot be
+    told (``MergeRules._dated``): ``location`` is the field ERR-2 names (``OBX[2]-11``, ``MSH[1]-7``)."""
+
+    def __init__(self, diagnostics: str, *, expression: list[str], location: str | None) -> None:
+        super().__init__(diagnostics, expression=expression)
+        self.location = location
 
 
 @dataclass(frozen=True, slots=True)
@@ -264,9 +274,11 @@ class ElementPlan:
     # ``text_of``: the reference list (a dotted path: ``context.related``) naming the report whose
     # plain-text ``presentedForm`` this attachment list's text copies, as this write combined it
     text_of: tuple[str, ...] = ()
-    # ``until_later``: a stored value in ``stands`` stands only against a message not later than the
-    # one that stored it (message times: Provenance.recorded, MSH-7); such a message's version of the
-    # resource is that older statement and changes nothing of it; a later one combines by the mode
+    # ``until_later``: where the stored value or the message's is in ``stands`` (and they differ), the
+    # message's is taken only from a message later than the one that stored the version (the senders'
+    # MSH-7, ``engine.message_time``); an older message's version is a stale statement and changes
+    # nothing of the resource (ACK W); when it cannot be told, the message is refused (``Untimely``);
+    # over a stored value not in ``stands`` only the same sender's strictly later MSH-7 holds it back
     until_later: bool = False
 
 
@@ -331,7 +343,7 @@ class _Saying:
     __slots__ = ("_local", "_said", "_stored", "_at", "_outer", "_entered")
 
     def __init__(self, local: threading.local, said: Mapping[str, Said] | None, stored: Stored | None,
-                 at: str | None = None) -> None:
+                 at: Dates | None = None) -> None:
         self._local, self._said, self._stored, self._at = local, said, stored, at
         self._outer: tuple[Any, ...] = (None, None, None, None)
         self._entered = False
@@ -374,7 +386,7 @@ class MergeRules:
         (``saying``): the patient index locates a merge it refuses at the field that stated it."""
         return (getattr(self._local, "said", None) or {}).get(ref)
 
-    def saying(self, said: Mapping[str, Said] | None, stored: Stored | None = None, at: str | None = None) -> _Saying:
+    def saying(self, said: Mapping[str, Said] | None, stored: Stored | None = None, at: Dates | None = None) -> _Saying:
         """Within the block (one message's write, on this thread), ``stored`` is where the rules
         read the other resources a combined one refers to (``as_far_as``), and an update of a
         resource named in ``said`` ("Type/id" -> what its message said of it beside its content, ``Said``) drops
@@ -382,8 +394,8 @@ class MergeRules:
         message itself states them again -- an empty field keeps the stored value
         (``keep-if-absent``) --, lets an element the converter only assumed fill only an element
         not stored, and locates a value not stored at the field that stated it. ``at``: the
-        message's time (its Provenance's ``recorded``: MSH-7, else its receipt), which ``until_later``
-        weighs against the time of the message that stored a version.
+        message times (``engine.message_time.Dates``: this message's MSH-7 and sender, and the stored
+        versions' messages'), which ``until_later`` compares.
 
         A context manager (``with rules.saying(said, repository):``); a plain class rather than a
         generator, as ingest enters one per message."""
@@ -611,15 +623,15 @@ class MergeRules:
                            assumed=frozenset())
         freed: frozenset[str] = frozenset()
         for name, ep in plan.dated:  # a withdrawn result, a message not later than its withdrawal (``until_later``)
-            held = stored.get(name)
-            if (held if type(held) is str else _stood(held)) in ep.stands:  # (asked first: one lookup)
+            held, told = stored.get(name), incoming.get(name)
+            if ((held if type(held) is str else _stood(held)) in ep.stands  # (asked first: one lookup each)
+                    or (told if type(told) is str else _stood(told)) in ep.stands):
                 lifted = self._dated(rtype, plan, stored, incoming, source, said, issues)
                 if lifted is None:
                     return Combined(dict(stored), issues)
                 freed = lifted
                 break
-        elements = plan.elements if not freed else {  # (a later message: ``stands`` lifted for it)
-            **plan.elements, **{n: replace(plan.elements[n], stands=frozenset()) for n in freed}}
+        elements = plan.elements if not freed else _freed(plan, freed)  # (a later message: ``stands`` lifted)
         fields: dict[str, str] = {}
         status_kept = False  # the message only assumed a status and the stored one stands (an A08)
         if said is not None:  # what the converter assumed (an A08's Encounter status) fills only what is not stored
@@ -737,40 +749,61 @@ class MergeRules:
 
     def _dated(self, rtype: str, plan: TypePlan, stored: Resource, incoming: Resource, source: str,
                said: Said | None, issues: list[Issue]) -> frozenset[str] | None:
-        """``until_later``: a stored value in ``stands`` (a result withdrawn, OBX-11 W/D: entered-in-error)
-        stands against a message no later than the one that stored it, and that message's version
-        of the resource is then an older statement -- the stored one stays whole, the ACK warns, and
-        its words are ``held`` so the report's ``lines_of`` adds none of them. Before, a message of
-        09:30 resent after the withdrawal of 11:00 (under another control id) made the result final
-        again, and its line came back into the report's text and the imaging document's copy
-        (rvdocref32's MED 4). A later message (a correction, OBX-11 C, after the withdrawal) combines
-        by the mode, as any other. The times are the messages' own (``Provenance.recorded``: MSH-7,
-        else the receipt): this message's, given to ``saying``; the stored version's, read from the
-        Provenances naming it (the latest, a replayed withdrawal's included) -- no element a client
-        reads was added for it; a FHIR client's version (no Provenance) is dated by ``meta.lastUpdated``.
+        """``until_later``: where the stored value or the message's is in ``stands`` (a result withdrawn,
+        OBX-11 W/D: entered-in-error; corrected; amended) and the two differ, the message's value is
+        taken only from a message *later* than the one that stored the version -- in both directions:
+        the 10:00 report resent after the 11:00 withdrawal does not revive the result (rvdocref32's
+        MED 4), the 11:00 withdrawal replayed after the 12:00 correction does not withdraw it, the
+        10:00 report resent after the correction does not take its words back (rvmsgtime33 6, 9).
+
+        "Later" is the sender's own MSH-7 between messages of one sending application, an equal MSH-7
+        broken by arrival order (``engine.message_time``; the stored version's message found through
+        the Provenances naming the version, or the earlier message of this batch that wrote it, given by
+        ingest as ``Dates``). An older message is a stale statement: the stored version stays whole,
+        the ACK warns at the result's OBX-11 (MSA AA: its other results are written), and its words are
+        ``held`` so the report's ``lines_of`` adds none of them. When it cannot be told (MSH-7 missing,
+        unreadable or ahead of its receipt; a version another application's message or a FHIR client
+        stored) the message is refused (``Untimely``, AE, nothing written, the raw kept for the
+        operator): neither reviving a withdrawn result nor dropping a correction under AA is safe.
+        Over a plain stored value (a final result) the question is narrower (``message_time.settle``):
+        the withdrawal or correction is later unless the same sender's MSH-7 shows it strictly older
+        -- the reading centre's PACS withdrawing the result its RIS reported is taken (msgfix34).
+        A refused or held result is located at the field that stated its status (``Said.fields``:
+        the converter's OBX-11), so ERR-2 names the OBX.
         Returns the elements whose ``stands`` this message lifts, or None when the stored version
-        stands whole. Unknown times (the version an earlier message's of this batch, its Provenance
-        not yet written) are not later: the withdrawal stands."""
+        stands whole. (msgtime33's rule, by ``Provenance.recorded``, mixed the sender's and huren's
+        clocks; thirty-third round, msgfix33.)"""
         lifted: set[str] = set()
+        dates: Dates | None = getattr(self._local, "at", None)
         for name, ep in plan.dated:
             held = _stood(stored.get(name, _MISSING))
             told = _stood(incoming.get(name, _MISSING))
-            if (held is None or held not in ep.stands or told is None or told == held or told in ep.yields_to
-                    or told in ep.placeholders):
+            if (held is None or told is None or told == held or (held not in ep.stands and told not in ep.stands)
+                    or told in ep.yields_to or told in ep.placeholders):
                 continue
-            now: str | None = getattr(self._local, "at", None)
-            then = self._stored_at(rtype, stored)
-            if _later(now, then):
+            if dates is None:  # (no message at hand: merged as the mode says, as before the rule)
                 lifted.add(name)
                 continue
-            text = (f"{rtype}.{name}: {_writer(source)}'s value {_show(incoming[name])} was not stored: "
-                    f"{_show(stored[name])}, stated by a message of {then or 'a time not known'}, stands against "
-                    f"this message of {now or 'a time not known'} (not later): its version is an older "
-                    f"statement and changes nothing of the {rtype}")
-            self._conflict(ep.conflict, text, f"{rtype}.{name}", issues)
+            stands = held in ep.stands
+            then = (self._stored_stamps(rtype, stored, dates)
+                    if stands or not dates.now.unusable else ())  # (a plain value: only its own sender's time)
+            verdict, why, by = settle(dates.now, then, stands=stands)
             at = dict(said.fields).get(name) if said is not None else None
-            if at is not None:
-                issues[-1]["location"] = [at]
+            if verdict == "later":
+                lifted.add(name)
+                continue
+            if verdict == "unknown":
+                where = "MSH[1]-7" if dates.now.unusable else at
+                raise Untimely(f"{rtype}.{name}: {_show(incoming[name])} over the stored {_show(stored[name])} "
+                               f"was not written: which of the two messages is later cannot be told -- {why}. "
+                               "Nothing of the message is written; the operator may replay it once decided",
+                               expression=[f"{rtype}.{name}"], location=where)
+            text = (f"{rtype}.{name}: {_writer(source)}'s value {_show(incoming[name])} was not stored: "
+                    f"{_show(stored[name])}, stated by message {by.label if by else ''} of MSH-7 "
+                    f"{by.text if by else ''}, stands against this message of MSH-7 {dates.now.text} "
+                    f"(not later: older): its version is an older statement and changes nothing of the {rtype}")
+            issues.append({"severity": "warning", "code": "conflict", "diagnostics": text,
+                           "expression": [f"{rtype}.{name}"], **({"location": [at]} if at else {})})
             held_words = getattr(self._local, "held", None)
             if held_words is None:
                 held_words = self._local.held = {}
@@ -778,28 +811,32 @@ class MergeRules:
             return None
         return frozenset(lifted)
 
-    def _stored_at(self, rtype: str, stored: Resource) -> str | None:
-        """The time of the message that stored this version of ``stored``: the latest ``recorded``
-        of the Provenances naming it (``Type/id/_history/n``). A version none names is a FHIR
-        client's (no Provenance is written for a REST write): its ``meta.lastUpdated``, when it was
-        stated -- unless it is pending in this write group (an earlier message's of the same batch,
-        its Provenance written after the batch merged): None, not known (nor without a search)."""
+    def held(self) -> frozenset[str]:
+        """"Type/id" of the resources this message's write left as stored because the message was older
+        than the one that stored them (``_dated``): its Provenance names none of their versions -- it
+        stated none of them (rvmsgtime33 finding 11)."""
+        return frozenset(getattr(self._local, "held", None) or ())
+
+    def _stored_stamps(self, rtype: str, stored: Resource, dates: Dates) -> list[Stamp]:
+        """The ``Stamp`` of each message that stated this version of ``stored``: the messages whose
+        Provenances name it (``Type/id/_history/n``: the one that wrote it, and a resend that stated
+        it again unchanged); pending in this write group (an earlier message of the same batch, its
+        Provenance written after the batch merged): that message's, as ingest knows it. Empty when
+        no message stated it (a FHIR client's version); a message no longer kept is a ``Stamp`` that
+        says so (``Dates.of``)."""
         keeper = getattr(self._local, "stored", None)
         search = getattr(keeper, "search", None)
-        meta = stored.get("meta") or {}
-        version = meta.get("versionId")
+        version = (stored.get("meta") or {}).get("versionId")
         if search is None or not version or not stored.get("id"):
-            return None
-        target = f"{rtype}/{stored['id']}/_history/{version}"
-        times = [str(p["recorded"]) for p in _every(search, "Provenance", [("target", f"{rtype}/{stored['id']}")])
-                 if p.get("recorded") and any(isinstance(t, dict) and t.get("reference") == target
-                                              for t in p.get("target") or ())]
-        if times:
-            return max(times, key=_instant_key)
-        if any(new.get("resourceType") == rtype and new.get("id") == stored["id"] for new, _ in keeper.pending()):
-            return None
-        updated = meta.get("lastUpdated")
-        return updated if isinstance(updated, str) else None
+            return []
+        ref = f"{rtype}/{stored['id']}"
+        target = f"{ref}/_history/{version}"
+        provs = [p for p in _every(search, "Provenance", [("target", ref)])
+                 if any(isinstance(t, dict) and t.get("reference") == target for t in p.get("target") or ())]
+        if provs:
+            return dates.of(provs)
+        pending = dates.pending(target)
+        return [pending] if pending is not None else []
 
     def _another(self, rtype: str, name: str, ep: ElementPlan, stored: Resource, st: Resource, inc: Resource,
                  source: str, fields: Mapping[str, str], issues: list[Issue]) -> None:
@@ -1750,26 +1787,22 @@ def _merged_away(persons: Persons, patient_id: str) -> bool:
     return bool(isinstance(entry, dict) and entry.get("replaced_by"))
 
 
-def _instant(text: str | None) -> _dt.datetime | None:
-    """A FHIR dateTime/instant with its offset (``Provenance.recorded``) as an aware datetime; None:
-    absent, unreadable, or without an offset (not comparable across messages)."""
-    try:
-        value = _dt.datetime.fromisoformat(text) if text else None
-    except ValueError:
-        return None
-    return value if value is not None and value.tzinfo is not None else None
+# (id of a TypePlan, the elements freed) -> (that plan, its elements with those elements' ``stands`` lifted)
+_FREED: dict[tuple[int, frozenset[str]], tuple[TypePlan, Mapping[str, ElementPlan]]] = {}
 
 
-def _instant_key(text: str) -> _dt.datetime:
-    """``max`` key of message times: an unreadable one counts as the latest (it never lets a later
-    message through)."""
-    return _instant(text) or _dt.datetime.max.replace(tzinfo=_dt.UTC)
-
-
-def _later(now: str | None, then: str | None) -> bool:
-    """Whether ``now`` is a later time than ``then`` -- both known and comparable; else False."""
-    a, b = _instant(now), _instant(then)
-    return a is not None and b is not None and a > b
+def _freed(plan: TypePlan, freed: frozenset[str]) -> Mapping[str, ElementPlan]:
+    """``plan.elements`` with ``stands`` lifted for ``freed`` (``until_later``: a later message), made
+    once a plan: a dataclass ``replace`` of an ElementPlan costs ~20 us, paid by every correction or
+    withdrawal of a final result since msgfix34 dates those too."""
+    hit = _FREED.get((id(plan), freed))
+    if hit is not None and hit[0] is plan:
+        return hit[1]
+    elements = {**plan.elements, **{n: replace(plan.elements[n], stands=frozenset()) for n in freed}}
+    if len(_FREED) >= 256:
+        _FREED.clear()
+    _FREED[(id(plan), freed)] = (plan, elements)
+    return elements
 
 
 def _every(search: Any, rtype: str, params: list[tuple[str, str]]) -> list[Resource]:

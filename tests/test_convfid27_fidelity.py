@@ -69,7 +69,9 @@ def stored(served: tuple[Engine, TestClient], control: str, rtype: str) -> list[
 
 
 def result(control: str, mrn: str, *obx: str, minute: str = "15") -> str:
-    return (f"MSH|^~\\&|LIS|FNXRMYY|HUREN|FNYGT|202611011{minute[0]}{minute[1]}00||ORU^R01^ORU_R01|{control}|P|2.5.1\r"
+    # MSH-7 of 14 digits: 11:50, 12:00, 12:50 for ``minute`` 15, 20, 25 (it had 13, no readable time,
+    # which msgfix33 found when a correction's MSH-7 came to be compared: a fixture defect)
+    return (f"MSH|^~\\&|LIS|FNXRMYY|HUREN|FNYGT|202611011{minute}000||ORU^R01^ORU_R01|{control}|P|2.5.1\r"
             f"PID|1||{mrn}^^^FNXRMYY^MR||张^三||19800101|M\r"
             f"OBR|1|ORD-{mrn}|LAB-{mrn}|SGN^肾功能^L|||20261101083000|||||||20261101083500|BLD"
             "||||||||20261101091000|||F\r"

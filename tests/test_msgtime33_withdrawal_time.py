@@ -1,7 +1,7 @@
 """msgtime33: a withdrawn result (OBX-11 W: entered-in-error) stands against a message no later than
-the one that withdrew it, by the messages' times (MSH-7, kept as each message's ``Provenance.recorded``,
-which names the versions it stored); a later message combines as any other (``merge.yaml`` Observation
-``status: until_later``). Real HL7 over ``POST /hl7v2`` (one test through one ingest batch), the stored
+the one that withdrew it, by the messages' times (the senders' MSH-7 since msgfix33,
+``engine.message_time``: the messages of the Provenances naming a version); a later message combines as
+any other (``merge.yaml`` Observation ``status: until_later``). Real HL7 over ``POST /hl7v2`` (one test through one ingest batch), the stored
 resources read back over ``/fhir``, on each storage backend."""
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ import datetime as dt
 from fastapi.testclient import TestClient
 
 from engine.engine import Engine
+from engine.messages import message_id
 from tests.hl7_calls import err_lines, module_http, post, written
 from tests.module_store import module_eng
 from tests.test_rvdocref32_probes import F1, IMP, _doc, _doc_texts, _obx, _oru, _report_texts, _stored, _three
@@ -54,13 +55,23 @@ def test_an_older_resend_leaves_the_result_withdrawn_and_the_ack_says_so(engine:
     assert _report_texts(http, report_id) == [LEFT] == _doc_texts(http, doc_id)
 
 
-def test_a_resend_at_the_withdrawals_own_time_leaves_it_withdrawn(engine: Engine, http: TestClient) -> None:
-    """The same time is not later: a message stamped 11:00, like the withdrawal, stating the line
-    final again does not take the withdrawal back."""
+def test_a_resend_at_the_withdrawals_own_time_goes_by_arrival(engine: Engine, http: TestClient) -> None:
+    """An equal MSH-7 is broken by arrival order (msgfix33, the lead's direction; this test asserted the
+    opposite, "the same time is not later", before): the report stamped 11:00 like the withdrawal and
+    received after it is the later statement -- the line final again, in the report and its document.
+    The withdrawal replayed by the operator then (received before that report, the same MSH-7) is the
+    older one: held, the line stays."""
     doc_id, report_id, obs_id = _withdrawn(engine, http, "2")
     assert b"MSA|AA" in post(http, _three("MT33-2R", "MT33-X2", stamp="20261202110000"))
-    assert _status(http, obs_id) == "entered-in-error"
-    assert _report_texts(http, report_id) == [LEFT] == _doc_texts(http, doc_id)
+    assert _status(http, obs_id) == "final"
+    texts = _report_texts(http, report_id)
+    assert len(texts) == 1 and LINE in texts[0].split("\n"), texts
+    assert _doc_texts(http, doc_id) == texts
+    replayed = engine.ingestor.replay(message_id("FNXRMYY", "MT33-2W"), actor="operator")
+    assert replayed is not None and replayed.code == "AA", replayed
+    assert any("not later" in line and "|OBX^1^11|" in line for line in err_lines(replayed.ack)), replayed.ack
+    assert _status(http, obs_id) == "final"
+    assert _report_texts(http, report_id) == texts == _doc_texts(http, doc_id)
 
 
 def test_a_later_correction_restores_the_line(engine: Engine, http: TestClient) -> None:
@@ -158,18 +169,26 @@ def test_a_first_message_of_a_withdrawn_result_then_its_older_final(engine: Engi
     assert all(LINE not in t for t in _report_texts(http, report["id"])), _report_texts(http, report["id"])
 
 
-def test_a_clients_withdrawal_is_dated_by_when_it_was_stored(engine: Engine, http: TestClient) -> None:
-    """A records office marks a result entered-in-error (PUT: no Provenance names that version, so its
-    time is its ``meta.lastUpdated``): the report of before, resent, leaves it withdrawn; the sender's
-    correction made after the office's withdrawal restores it."""
+def test_a_clients_withdrawal_refuses_a_message_restating_the_result(engine: Engine, http: TestClient) -> None:
+    """A records office marks a result entered-in-error (PUT: no message stated that version, so it has
+    no MSH-7; ``meta.lastUpdated`` is huren's clock and never stands in for one -- msgfix33, the lead's
+    direction; this test dated it by lastUpdated before). The report resent, and the sender's correction
+    made after the office's withdrawal, cannot be ordered against it: each refused AE at the result's
+    OBX-11, the reason naming the client's version, nothing of it written -- never revived, never held
+    under AA."""
     assert b"MSA|AA" in post(http, _three("MT33-11", "MT33-X11"))
     (line,) = [o for o in written(engine, http, "MT33-11", "Observation") if o.get("valueString") == LINE]
     body = http.get(f"/fhir/Observation/{line['id']}").json()
     body["status"] = "entered-in-error"
     assert http.put(f"/fhir/Observation/{line['id']}", json=body).status_code == 200
-    assert b"MSA|AA" in post(http, _three("MT33-11R", "MT33-X11"))
-    assert _status(http, line["id"]) == "entered-in-error"
-    later = (dt.datetime.now(dt.UTC) + dt.timedelta(minutes=5)).astimezone(dt.timezone(dt.timedelta(hours=8)))
-    assert b"MSA|AA" in post(http, _oru("MT33-11C", "MT33-X11", _obx(2, F1, "2", "右肺上叶见钙化灶。", "C", "20261202100000"),
-                                        _obx(3, IMP, "", "慢性支气管炎。", "F"), stamp=later.strftime("%Y%m%d%H%M%S+0800")))
-    assert _status(http, line["id"]) == "corrected"
+    version = http.get(f"/fhir/Observation/{line['id']}").json()["meta"]["versionId"]
+    resend = post(http, _three("MT33-11R", "MT33-X11"))
+    later = (dt.datetime.now(dt.UTC) + dt.timedelta(minutes=-1)).astimezone(dt.timezone(dt.timedelta(hours=8)))
+    correction = post(http, _oru("MT33-11C", "MT33-X11", _obx(2, F1, "2", "右肺上叶见钙化灶。", "C", "20261202100000"),
+                                 _obx(3, IMP, "", "慢性支气管炎。", "F"), stamp=later.strftime("%Y%m%d%H%M%S+0800")))
+    for ack, at in ((resend, "OBX^2^11"), (correction, "OBX^1^11")):
+        assert b"MSA|AE" in ack, ack
+        (err,) = [e for e in err_lines(ack) if "cannot be told" in e]
+        assert f"|{at}|" in err and "FHIR client" in err and "MSH-7" in err, err
+    after = http.get(f"/fhir/Observation/{line['id']}").json()
+    assert after["status"] == "entered-in-error" and after["meta"]["versionId"] == version, after

@@ -2,13 +2,15 @@
 against a message no later than the one that withdrew it (``merge.yaml`` Observation ``status:
 until_later``; the messages' times read from ``Provenance.recorded``). Real HL7 over ``POST /hl7v2``
 (a batch through ``Ingestor.process``, an operator's replay through ``Ingestor.replay``), the stored
-resources read back over ``/fhir``, on each storage backend."""
+resources read back over ``/fhir``, on each storage backend. Since msgfix33/msgfix34 the times are the
+senders' MSH-7 (``engine.message_time``); probes 2, 7 and 8 asked for a correction after a withdrawal
+whose time cannot be told to restore the result, and now assert the lead's direction instead: the
+withdrawal is taken, the correction refused AE at its OBX-11 with the reason (never held under AA)."""
 
 from __future__ import annotations
 
 import datetime as dt
 
-import pytest
 from fastapi.testclient import TestClient
 
 from engine.engine import Engine
@@ -52,10 +54,14 @@ def test_an_old_resend_with_an_unreadable_msh7_does_not_revive_the_withdrawn_res
     assert _report_texts(http, report_id) == [LEFT] == _doc_texts(http, doc_id)
 
 
-@pytest.mark.xfail(strict=True, reason="rvmsgtime33: MED a withdrawal whose MSH-7 is unreadable is dated by its "
-                   "receipt (huren's clock, not the sender's): the sender's correction sent after it, with an "
-                   "MSH-7 by its own clock, is older than that and is held (AA, a warning), the correction lost")
-def test_a_correction_after_a_withdrawal_with_an_unreadable_msh7_restores(engine: Engine, http: TestClient) -> None:
+def test_a_correction_after_a_withdrawal_with_an_unreadable_msh7_is_refused_not_held(
+        engine: Engine, http: TestClient) -> None:
+    """The withdrawal's MSH-7 unreadable: over the final result it is taken (a withdrawal over a plain
+    value is later unless the same sender's MSH-7 shows it older: msgfix34). The sender's correction sent
+    afterwards cannot be ordered against a withdrawal with no time: refused AE at its OBX-11, the reason
+    naming the withdrawal's MSH-7, nothing written, the message kept for the operator -- never held under
+    AA (rvmsgtime33's probe asked for the correction restored; the lead's direction: refuse, thirty-third
+    round)."""
     assert b"MSA|AA" in post(http, _three("MT33-RV2", "MT33-XRV2"))
     (doc,) = [d for d in _written(engine, http, "MT33-RV2", "DocumentReference")]
     (report,) = _written(engine, http, "MT33-RV2", "DiagnosticReport")
@@ -64,8 +70,20 @@ def test_a_correction_after_a_withdrawal_with_an_unreadable_msh7_restores(engine
     assert _status(http, line["id"]) == "entered-in-error"
     # the sender's clock one minute behind huren's: its correction, sent after the withdrawal was received
     sent = (dt.datetime.now(dt.UTC) - dt.timedelta(seconds=60)).astimezone(dt.timezone(dt.timedelta(hours=8)))
-    post(http, _correction("MT33-RV2C", "MT33-XRV2", sent.strftime("%Y%m%d%H%M%S")))
-    _corrected_everywhere(http, line["id"], report["id"], doc["id"])
+    ack = post(http, _correction("MT33-RV2C", "MT33-XRV2", sent.strftime("%Y%m%d%H%M%S")))
+    _refused_at_obx_11(engine, ack, "MT33-RV2C", "2026120211OOOO")
+    assert _status(http, line["id"]) == "entered-in-error"
+    assert _report_texts(http, report["id"]) == [LEFT] == _doc_texts(http, doc["id"])
+
+
+def _refused_at_obx_11(engine: Engine, ack: bytes, control: str, named: str) -> None:
+    """The ACK refuses the message (AE) at the withdrawn result's OBX-11 (the correction's OBX 1 of its
+    two), its reason naming MSH-7 ``named``; the message is quarantined with its raw kept (replay)."""
+    assert b"MSA|AE" in ack, ack
+    (err,) = [line for line in err_lines(ack) if "cannot be told" in line]
+    assert "|OBX^1^11|" in err and "MSH-7" in err and named in err, err
+    doc = engine.ingestor.messages.get(message_id("FNXRMYY", control))
+    assert doc is not None and doc["status"] == "quarantined", doc
 
 
 def _written(engine: Engine, http: TestClient, control: str, rtype: str) -> list[dict]:
@@ -90,8 +108,6 @@ def test_offsets_are_compared_as_instants(engine: Engine, http: TestClient) -> N
     _corrected_everywhere(http, line["id"], report["id"], doc["id"])
 
 
-@pytest.mark.xfail(strict=True, reason="rvmsgtime33: LOW the ACK's warning for a held result has no ERR-2 location "
-                   "(said.fields has no 'status'): with several OBX the sender cannot tell which result was not taken")
 def test_a_held_result_is_named_in_the_ack_at_its_obx_11(engine: Engine, http: TestClient) -> None:
     """The older resend's ACK: AA (its other results are stored) with a warning at the held result's
     OBX-11 -- the sender is told which statement was not taken."""
@@ -106,9 +122,6 @@ def test_a_held_result_is_named_in_the_ack_at_its_obx_11(engine: Engine, http: T
 # --- ties and ordering ------------------------------------------------------------------------------
 
 
-@pytest.mark.xfail(strict=True, reason="rvmsgtime33: MED MSH-7's fraction of a second is dropped from "
-                   "Provenance.recorded (timespec=seconds): a correction of 11:00:00.9 after a withdrawal of "
-                   "11:00:00.1 ties and is held (AA, a warning), the correction lost")
 def test_a_correction_a_fraction_of_a_second_after_the_withdrawal_restores(engine: Engine, http: TestClient) -> None:
     assert b"MSA|AA" in post(http, _three("MT33-RV5", "MT33-XRV5"))
     (doc,) = _written(engine, http, "MT33-RV5", "DocumentReference")
@@ -120,9 +133,6 @@ def test_a_correction_a_fraction_of_a_second_after_the_withdrawal_restores(engin
     _corrected_everywhere(http, line["id"], report["id"], doc["id"])
 
 
-@pytest.mark.xfail(strict=True, reason="rvmsgtime33: MED a correction (OBX-11 C) arriving after the withdrawal "
-                   "with the same MSH-7 (a sender stamping to the minute) is held as 'not later' (AA, a "
-                   "warning): arrival order does not break the tie, the correction is lost")
 def test_a_correction_of_the_same_minute_arriving_after_the_withdrawal_restores(
         engine: Engine, http: TestClient) -> None:
     assert b"MSA|AA" in post(http, _three("MT33-RV6", "MT33-XRV6"))
@@ -135,9 +145,6 @@ def test_a_correction_of_the_same_minute_arriving_after_the_withdrawal_restores(
     _corrected_everywhere(http, line["id"], report["id"], doc["id"])
 
 
-@pytest.mark.xfail(strict=True, reason="rvmsgtime33: MED a withdrawal and the sender's later correction in one "
-                   "ingest batch (a file import, a replay at start): the withdrawal's time is 'not known' (its "
-                   "Provenance not yet written) so the correction is held, AA with a warning, correction lost")
 def test_a_withdrawal_and_its_later_correction_in_one_batch(engine: Engine, http: TestClient) -> None:
     assert b"MSA|AA" in post(http, _three("MT33-RV7", "MT33-XRV7"))
     (doc,) = _written(engine, http, "MT33-RV7", "DocumentReference")
@@ -150,9 +157,6 @@ def test_a_withdrawal_and_its_later_correction_in_one_batch(engine: Engine, http
     _corrected_everywhere(http, line["id"], report["id"], doc["id"])
 
 
-@pytest.mark.xfail(strict=True, reason="rvmsgtime33: MED an operator's replay of the 11:00 withdrawal after the "
-                   "sender's 12:00 correction withdraws the corrected result again: until_later dates a stored "
-                   "withdrawal against older messages but not an older withdrawal against a stored correction")
 def test_an_operators_replay_of_the_old_withdrawal_leaves_the_later_correction(
         engine: Engine, http: TestClient) -> None:
     doc_id, report_id, obs_id = _withdrawn(engine, http, "RV8")
@@ -162,28 +166,36 @@ def test_an_operators_replay_of_the_old_withdrawal_leaves_the_later_correction(
     _corrected_everywhere(http, obs_id, report_id, doc_id)
 
 
-@pytest.mark.xfail(strict=True, reason="rvmsgtime33: MED an MSH-7 far in the future (a sender's clock a year "
-                   "ahead) is taken as the withdrawal's time with no bound by its receipt: every correction "
-                   "sent afterwards by a right clock is 'not later' and held, the result withdrawn for a year")
-def test_a_withdrawal_stamped_in_the_future_does_not_block_corrections(engine: Engine, http: TestClient) -> None:
+def test_a_withdrawal_stamped_in_the_future_is_taken_and_a_correction_after_it_refused(
+        engine: Engine, http: TestClient) -> None:
+    """A withdrawal stamped a year ahead of its receipt (the sender's clock wrong) is taken over the final
+    result (not shown older by the same sender's MSH-7), but its time is not trusted (``message_time.AHEAD``):
+    it holds no later correction back under AA for a year -- the correction is refused AE at its OBX-11,
+    the reason naming the withdrawal's MSH-7 (rvmsgtime33's probe asked for it restored; the lead's
+    direction: refuse what cannot be told)."""
     assert b"MSA|AA" in post(http, _three("MT33-RV9", "MT33-XRV9"))
     (doc,) = _written(engine, http, "MT33-RV9", "DocumentReference")
     (report,) = _written(engine, http, "MT33-RV9", "DiagnosticReport")
     (line,) = [o for o in _written(engine, http, "MT33-RV9", "Observation") if o.get("valueString") == LINE]
     ahead = dt.datetime.now(dt.UTC).astimezone(dt.timezone(dt.timedelta(hours=8))) + dt.timedelta(days=365)
-    post(http, _oru("MT33-RV9W", "MT33-XRV9", _obx(2, F1, "2", LINE, "W", "20261202100000"),
-                    stamp=ahead.strftime("%Y%m%d%H%M%S")))
+    assert b"MSA|AA" in post(http, _oru("MT33-RV9W", "MT33-XRV9", _obx(2, F1, "2", LINE, "W", "20261202100000"),
+                                        stamp=ahead.strftime("%Y%m%d%H%M%S")))
     assert _status(http, line["id"]) == "entered-in-error"
     now = dt.datetime.now(dt.UTC).astimezone(dt.timezone(dt.timedelta(hours=8))) + dt.timedelta(minutes=1)
-    post(http, _correction("MT33-RV9C", "MT33-XRV9", now.strftime("%Y%m%d%H%M%S")))
-    _corrected_everywhere(http, line["id"], report["id"], doc["id"])
+    ack = post(http, _correction("MT33-RV9C", "MT33-XRV9", now.strftime("%Y%m%d%H%M%S")))
+    _refused_at_obx_11(engine, ack, "MT33-RV9C", ahead.strftime("%Y%m%d%H%M%S"))
+    assert "ahead of its receipt" in ack.decode(), ack
+    assert _status(http, line["id"]) == "entered-in-error"
+    assert _report_texts(http, report["id"]) == [LEFT] == _doc_texts(http, doc["id"])
 
 
-@pytest.mark.xfail(strict=True, reason="rvmsgtime33: MED clock skew between two senders: a reading centre's "
-                   "withdrawal stamped 10 minutes ahead of the receipt (its clock fast) outweighs the LIS's "
-                   "correction sent after it by a right clock: the correction is held (AA, a warning), lost")
-def test_a_fast_clocked_withdrawal_by_another_application_does_not_hold_a_later_correction(
+def test_a_fast_clocked_withdrawal_by_another_application_is_taken_and_the_correction_refused(
         engine: Engine, http: TestClient) -> None:
+    """The reading centre's RIS (same MSH-4, same filler: the same Observation) withdraws the PACS's final
+    result with its clock 10 min fast: taken (over a plain value only the same sender's MSH-7 could show a
+    withdrawal older). The PACS's correction sent after it cannot be ordered against another
+    application's withdrawal: refused AE at OBX-11, the reason naming the RIS and its MSH-7, nothing
+    written -- not held under AA (rvmsgtime33's probe asked for it restored; the lead's direction)."""
     assert b"MSA|AA" in post(http, _three("MT33-RV10", "MT33-XRV10"))
     (doc,) = _written(engine, http, "MT33-RV10", "DocumentReference")
     (report,) = _written(engine, http, "MT33-RV10", "DiagnosticReport")
@@ -195,13 +207,13 @@ def test_a_fast_clocked_withdrawal_by_another_application_does_not_hold_a_later_
     assert b"MSA|AA" in post(http, withdrawal)
     assert _status(http, line["id"]) == "entered-in-error"
     right = dt.datetime.now(dt.UTC).astimezone(beijing)
-    post(http, _correction("MT33-RV10C", "MT33-XRV10", right.strftime("%Y%m%d%H%M%S")))
-    _corrected_everywhere(http, line["id"], report["id"], doc["id"])
+    ack = post(http, _correction("MT33-RV10C", "MT33-XRV10", right.strftime("%Y%m%d%H%M%S")))
+    _refused_at_obx_11(engine, ack, "MT33-RV10C", fast.strftime("%Y%m%d%H%M%S"))
+    assert "RIS" in [line for line in err_lines(ack) if "cannot be told" in line][0], ack
+    assert _status(http, line["id"]) == "entered-in-error"
+    assert _report_texts(http, report["id"]) == [LEFT] == _doc_texts(http, doc["id"])
 
 
-@pytest.mark.xfail(strict=True, reason="rvmsgtime33: LOW the held (older) message's Provenance names the "
-                   "withdrawal's version among its targets: the audit trail says the 10:00 'final' message "
-                   "stated the entered-in-error version it was refused over")
 def test_the_held_messages_provenance_does_not_name_a_version_it_did_not_state(
         engine: Engine, http: TestClient) -> None:
     """The older resend is held: its Provenance (recorded 10:00) must not name the withdrawal's version
@@ -237,9 +249,6 @@ def test_a_deleted_lab_result_stands_against_the_older_resend(engine: Engine, ht
     assert hgb_obs["valueQuantity"]["value"] == 132, hgb_obs
 
 
-@pytest.mark.xfail(strict=True, reason="rvmsgtime33: MED (pre-existing, msgtime33 saw it and its own test pins only "
-                   "report==document) the 10:00 report resent after the 12:00 correction takes the corrected "
-                   "result back to the 10:00 words and status: until_later guards a withdrawal, not a correction")
 def test_an_older_resend_after_the_correction_leaves_the_corrected_result(engine: Engine, http: TestClient) -> None:
     doc_id, report_id, obs_id = _withdrawn(engine, http, "RV13")
     assert b"MSA|AA" in post(http, _correction("MT33-RV13C", "MT33-XRV13", "20261202120000"))

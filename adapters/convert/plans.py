@@ -432,7 +432,9 @@ def build(plan: Plan, obx: Segment, ctx: Context, text: str, category: Any, subj
         holes["specimen"] = specimen
     for kind, code, where in plan.unmapped:
         ctx.note_unmapped(kind, code, where)
-    return plan.make(category, subject, encounter, specimen, performer, value, effective), Planned(plan, holes)
+    res = plan.make(category, subject, encounter, specimen, performer, value, effective)
+    ctx.located(res, "status", obx, 11)  # (as ``results._observation``: the plan copies OBX-11's status)
+    return res, Planned(plan, holes)
 
 
 def learn(key: tuple[Any, ...], entry: _SitePlans, res: Resource, category: Any, subject: dict[str, str],
@@ -643,5 +645,6 @@ class GroupPlans:
             holes["specimen"] = specimen
         for kind, code, where in plan.unmapped:
             ctx.note_unmapped(kind, code, where)
-        return (cut, plan.make(self.category, subject, encounter, specimen, self.performer, value, effective),
-                Planned(plan, holes))
+        res = plan.make(self.category, subject, encounter, specimen, self.performer, value, effective)
+        ctx.located(res, "status", obx, 11)  # (as ``results._observation``: the plan copies OBX-11's status)
+        return cut, res, Planned(plan, holes)

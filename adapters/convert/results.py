@@ -738,6 +738,7 @@ def _observation(
         )
         status = "unknown"
     res["status"] = status
+    ctx.located(res, "status", obx, 11)  # (a status the merge holds or refuses: ERR-2 names this OBX-11)
     code = common.coded_item(obx.rep(3), ctx, "OBX-3")
     if code is None:
         code = {"text": obx.value(3, comp=2) or f"{vtype or 'OBX'} result"}
