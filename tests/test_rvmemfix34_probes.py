@@ -295,3 +295,19 @@ def test_a_third_members_merge_naming_a_shared_cx4_touches_neither_members_recor
         for token in (f"{MRN}|RH1", f"{FNZYY_MRN}|RH1"):
             (member,) = patients(http, token)
             assert member.get("active") is not False and not member.get("link"), member
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "rvmemfix34: LOW -- the W (and the refusal) locate the member's number as PID^1^3 with no field "
+    "repetition (ERR-2 ERL.4), which reads as the first repetition: the sender's own MRN; a sender listing "
+    "several identifiers cannot tell which one to take off"))
+def test_the_warning_locates_the_repetition_holding_the_members_number(both: tuple[Engine, TestClient]) -> None:
+    """PID-3: FNZYY's own MRN, then FNXRMYY's number (another person there) as the second repetition. The W
+    names no institution or number, so its location is all that tells the sender which identifier to take
+    off: ERR-2 ``PID^1^3^2`` (v2.5.1 2.15.5.2, ERL.4 field repetition)."""
+    _, http = both
+    _other_person(http, "RE1")
+    ack = post(http, _fnzyy(oru("RE1A", "ZRE1^^^FNZYY^MR~RE1^^^FNXRMYY^MR", "王^二", "19900202", "F", "RVMFE1",
+                                app="HIS")))
+    err = _filed_with_w(ack)
+    assert err.split("|")[2] == "PID^1^3^2", err
