@@ -37,9 +37,6 @@ def _csv_cell(engine: Any, http: TestClient, flag_id: str) -> str:  # noqa: F811
 
 # --- MED: a PT pair stored in the thirty-third round (seconds beside an INR) is still shown compared ----
 
-@pytest.mark.xfail(strict=True, reason="rvevpage34: MED a PT flag recorded by the thirty-third round's code (its pair "
-                   "seconds beside INR, no 'unlike') is still served as a compared pair by the evidence API and the CSV "
-                   "(with the arrow): the like-with-like fix reaches only flags decided from now on or derived")
 def test_a_pt_pair_recorded_in_round33_seconds_beside_inr_is_not_shown_compared(engine: Any, http: TestClient) -> None:  # noqa: F811
     """The same bytes as evpage34's unlike test. The row fe370ad5 (the release before this change) stored
     for them differs from today's only in the PT pair: ``_analyte_pairs`` returned ``(None, mine, theirs)``

@@ -139,11 +139,12 @@ class FlagScreen:
         return {cid for cid, refs in refs_of.items() if not withheld.isdisjoint(refs)}
 
 
-def _row(flag: dict[str, Any], rules: Any) -> dict[str, Any]:
+def _row(flag: dict[str, Any], recognition: Any) -> dict[str, Any]:
     last = (flag.get("reviews") or [{}])[-1]
-    item = rules.items.get(flag.get("item") or "")
-    # what the evidence compares, analyte by analyte (``pairs.of_flag``): a row lists every pair
-    paired = of_flag(flag, tuple(item.analytes) if item is not None else ())
+    item = recognition.rules.items.get(flag.get("item") or "")
+    # what the evidence compares, analyte by analyte (``pairs.of_flag``, checked like with like as
+    # read): a row lists every pair
+    paired = of_flag(flag, tuple(item.analytes) if item is not None else (), recognition)
     return {
         "id": flag["_id"], "status": flag["status"], "day": flag["day"], "institution": flag["inst"],
         "item": flag["item"], "item_name": flag.get("item_name"), "category": flag.get("category"),
@@ -283,7 +284,7 @@ def duplicates_report(recognition: Any, flt: ReportFilter, *, limit: int | None 
         "recognition_rate": rates.pop("inst"),
         "recognition_rate_by": rates,
         "over_time": [per_day[k] for k in sorted(per_day)],
-        "rows": [_row(f, recognition.rules) for f in flags],
+        "rows": [_row(f, recognition) for f in flags],
         "offset": offset,
     }
 
