@@ -117,9 +117,6 @@ def _instant(s: str) -> datetime:
 
 
 @pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium package is not installed")
-@pytest.mark.xfail(strict=True, reason="rvevpage34: LOW the page lists an analyte's other results 'oldest first' by "
-                   "comparing effectiveDateTime as text, so a result sent with another UTC offset (OBX-14 ...+0000, "
-                   "kept as +00:00) is put before an earlier one in +08:00")
 def test_the_other_results_are_listed_oldest_first_whatever_their_offset(engine: Any, http: TestClient, server: str,  # noqa: F811
                                                                            browser: Browser) -> None:  # noqa: F811
     """The repeat ran ALT four times: at 10:00 and 11:00 Beijing (sent +0800), at 11:30 and 12:00 Beijing
