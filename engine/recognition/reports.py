@@ -493,8 +493,9 @@ class CsvNames:
             # the analyte's other results no pair shows (a re-run; a measurement one side alone has)
             also = ((f"；另复查 {'、'.join(p['result_also'])}" if p.get("result_also") else "")
                     + (f"；另前次 {'、'.join(p['prior_also'])}" if p.get("prior_also") else ""))
-            if p.get("unlike"):  # measured differently on each side: named, not compared (evpage34)
-                cells.append(f"{self.analytes([p['analyte']])}：两次测量指标不同，未作对照：复查 {p['result']}"
+            if p.get("unlike"):  # measured differently on each side: named, not compared (evpage34), yet
+                # the same analyte, repeated and priced: "not compared" is not "not deducted" (evpfix34)
+                cells.append(f"{self.analytes([p['analyte']])}：两次测量指标不同，未作对照（同一项目，计费不变）：复查 {p['result']}"
                              f"（{p.get('result_measure')}），前次 {p['prior']}（{p.get('prior_measure')}）{also}")
                 continue
             cells.append(f"{self.analytes([p['analyte']])}" + (f"（{p['measure']}）" if p.get("measure") else "")
