@@ -52,7 +52,7 @@ def test_an_auditor_reads_every_result_of_an_analyte_and_the_billed_one(engine: 
     assert [a for a, _ in pairs] == ["ALT", "AST"]
     alt = dict(pairs)["ALT"]
     prior, repeat = alt.split("复查结果 Repeat")
-    assert "结果 Value\n30 U/L" in prior and "执行 By\n阜宁县人民医院" in prior and "同项其他结果" not in prior
+    assert "结果 Value\n30 U/L" in prior and "执行机构 Performed at\n阜宁县人民医院（FNXRMYY）" in prior and "同项其他结果" not in prior
     # the repeat side: one ALT in full, the other listed with its value, Beijing time and institution
     also = browser.eval("[...document.querySelectorAll('#ev-pairs .pair[data-analyte=ALT] .pair-side:last-child .also li')]"
                         ".map(li => li.innerText)")

@@ -37,9 +37,6 @@ def _csv_cell(engine: Any, http: TestClient, flag_id: str) -> str:  # noqa: F811
 
 # --- MED: a PT pair stored in the thirty-third round (seconds beside an INR) is still shown compared ----
 
-@pytest.mark.xfail(strict=True, reason="rvevpage34: MED a PT flag recorded by the thirty-third round's code (its pair "
-                   "seconds beside INR, no 'unlike') is still served as a compared pair by the evidence API and the CSV "
-                   "(with the arrow): the like-with-like fix reaches only flags decided from now on or derived")
 def test_a_pt_pair_recorded_in_round33_seconds_beside_inr_is_not_shown_compared(engine: Any, http: TestClient) -> None:  # noqa: F811
     """The same bytes as evpage34's unlike test. The row fe370ad5 (the release before this change) stored
     for them differs from today's only in the PT pair: ``_analyte_pairs`` returned ``(None, mine, theirs)``
@@ -120,9 +117,6 @@ def _instant(s: str) -> datetime:
 
 
 @pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium package is not installed")
-@pytest.mark.xfail(strict=True, reason="rvevpage34: LOW the page lists an analyte's other results 'oldest first' by "
-                   "comparing effectiveDateTime as text, so a result sent with another UTC offset (OBX-14 ...+0000, "
-                   "kept as +00:00) is put before an earlier one in +08:00")
 def test_the_other_results_are_listed_oldest_first_whatever_their_offset(engine: Any, http: TestClient, server: str,  # noqa: F811
                                                                            browser: Browser) -> None:  # noqa: F811
     """The repeat ran ALT four times: at 10:00 and 11:00 Beijing (sent +0800), at 11:30 and 12:00 Beijing

@@ -6,7 +6,7 @@ person (``common.member_records``, ``persons._hold_to_member``).
 
 dept33: the auditor's recognition rate by department groups the check rows by the visit's ward
 (``FactReader._visit_ward``, ``facts.department_key``/``department_parts``) and names it at report time
-(``engine.api.ui_wards.department_namer``).
+(``engine.wards.department_namer``).
 
 Real HL7 through the real path (``POST /hl7v2``, an MLLP socket, the ingest handler of a file feed) into the
 real store on each backend, read back over ``/fhir``, the message store and ``GET /reports/duplicates``. A

@@ -159,7 +159,7 @@ def _pairs(recognition: Any, row: dict[str, Any], screen: FlagScreen) -> dict[st
     recorded pair is cited, and a flag citing such a result is not shown at all)."""
     item = recognition.rules.items.get(row.get("item") or "")
     panel = tuple(item.analytes) if item is not None else ()
-    paired = of_flag(row, panel)
+    paired = of_flag(row, panel, recognition)  # a recorded pair checked like with like as read (evpfix34)
     if paired["source"] == "before-pairs":
         derived = derive(recognition, row)
         refs = [r for p in (derived or {}).get("pairs") or () for r in cited(p)]

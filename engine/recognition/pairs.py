@@ -54,14 +54,26 @@ def _first(refs: Iterable[str]) -> str | None:
     return min(refs, key=lambda ref: (_PREFERENCE.get(ref.split("/", 1)[0], 9), ref), default=None)
 
 
+# the last rules' map of several measurements, with the map it was made from (``_measures``)
+_last_measures: tuple[Mapping[str, str] | None, dict[str, tuple[str, ...]]] = (None, {})
+
+
 def _measures(rules: Any) -> dict[str, tuple[str, ...]]:
     """The analytes reported as more than one measurement (PT: seconds 5902-2 and INR 6301-6,
     items.yaml), each with its LOINC codes: an entry of one is paired only with an entry of the
-    same measurement (evfix33)."""
+    same measurement (evfix33). Remembered for the rules' code map it was made from: a list of
+    flags reads it once a row (``of_flag``)."""
+    global _last_measures
+    analytes = rules.codes.analytes
+    made_from, several = _last_measures
+    if made_from is analytes:
+        return several
     by: dict[str, list[str]] = {}
-    for loinc, analyte in rules.codes.analytes.items():
+    for loinc, analyte in analytes.items():
         by.setdefault(analyte, []).append(loinc)
-    return {a: tuple(sorted(codes)) for a, codes in by.items() if len(codes) > 1}
+    several = {a: tuple(sorted(codes)) for a, codes in by.items() if len(codes) > 1}
+    _last_measures = (analytes, several)
+    return several
 
 
 def measure_of(resource: Mapping[str, Any] | None, codes: Sequence[str], rules: Any,
@@ -213,14 +225,58 @@ def _cite_rest(own: list[Pair], mine: Sequence[str], theirs: Sequence[str]) -> N
             own[-1][key] = rest
 
 
-def of_flag(row: Mapping[str, Any], panel: Sequence[str]) -> dict[str, Any]:
+def _checked(pair: Pair, codes: Sequence[str], rules: Any, read: Reader) -> Pair:
+    """A recorded pair of an analyte of several measurements, checked like with like as it is read.
+
+    The thirty-third round stored such an analyte, when its two sides shared no measurement (the
+    repeat's PT in seconds, the prior's as an INR), as a plain pair -- {analyte, result, prior}, no
+    ``measure``, no ``unlike`` -- and a flag nothing decides again keeps it (rvevpage34 MED 1). So a
+    pair with neither mark is grouped again over the entries it cites on each side (its shown one and
+    its ``*_also``), by ``_analyte_pairs`` as ``pair_up`` groups them: found unlike, it is the pair
+    today's decision would store (``unlike``, each side's shown entry and measure, the rest cited);
+    otherwise (a measurement in common, or one side's not known) it stands as recorded. Only what is
+    shown changes: the flag's result, prior, analytes and price are not the pair's."""
+    if (pair.get("measure") or pair.get("unlike") or pair.get("result_panel") or pair.get("prior_panel")
+            or not pair.get("result") or not pair.get("prior")):
+        return pair
+    mine = [pair["result"], *(pair.get("result_also") or ())]
+    theirs = [pair["prior"], *(pair.get("prior_also") or ())]
+    measures: dict[str, str | None] = {}
+    [(measure, _, _), *_] = _analyte_pairs(pair["analyte"], mine, theirs, codes, rules, read, {}, measures)
+    if measure != UNLIKE:
+        return pair
+    shown_mine, shown_theirs = _shown(mine, codes, measures), _shown(theirs, codes, measures)
+    own: list[Pair] = [{"analyte": pair["analyte"], "result": shown_mine, "prior": shown_theirs, "unlike": True,
+                        "result_measure": measures.get(shown_mine or ""),
+                        "prior_measure": measures.get(shown_theirs or "")}]
+    _cite_rest(own, mine, theirs)
+    return own[0]
+
+
+def reader(recognition: Any) -> Reader:
+    """A reference's current resource as recognition reads it (``RecognitionState.read``): what an
+    entry measures is read from it, whoever asks (the measure's code is all that is said of it)."""
+    return lambda ref: recognition.read(*ref.split("/", 1))
+
+
+def of_flag(row: Mapping[str, Any], panel: Sequence[str], recognition: Any = None) -> dict[str, Any]:
     """What a stored flag row says of its pairs: ``pairs``, ``unpaired`` and ``source`` --
     "recorded" (decided since the pairs were kept), "item" (a whole item: its result and prior are
     the pair), or "before-pairs" (a panel flag an earlier release stored: its result and prior are
-    not known to be one analyte; ``pairs`` is then empty)."""
+    not known to be one analyte; ``pairs`` is then empty).
+
+    With ``recognition`` (its rules, and its ``read`` of a result), a recorded pair of an analyte of
+    several measurements that carries no ``measure`` and no ``unlike`` is checked like with like as it
+    is read (``_checked``): the evidence API, the page, the list and both CSVs read it here, so all
+    say the same of a pair the thirty-third round stored (evpfix34)."""
     if row.get("pairs") is not None:
-        return {"pairs": [dict(p) for p in row["pairs"]], "unpaired": list(row.get("unpaired") or ()),
-                "source": "recorded"}
+        pairs = [dict(p) for p in row["pairs"]]
+        several = _measures(recognition.rules) if recognition is not None else {}
+        if several and any(p.get("analyte") in several for p in pairs):
+            read = reader(recognition)
+            pairs = [_checked(p, several[p["analyte"]], recognition.rules, read) if p.get("analyte") in several
+                     else p for p in pairs]
+        return {"pairs": pairs, "unpaired": list(row.get("unpaired") or ()), "source": "recorded"}
     if not panel:
         return {"pairs": [{"analyte": None, "result": row.get("result"), "prior": row.get("prior")}],
                 "unpaired": [], "source": "item"}
@@ -264,5 +320,5 @@ def derive(recognition: Any, row: Mapping[str, Any]) -> dict[str, Any] | None:
     if not matches:
         return None
     pairs, unpaired = pair_up(str(row["result"]), entries, performed, matches[0], tuple(item.analytes), sources,
-                              rules, lambda ref: recognition.read(*ref.split("/", 1)))
+                              rules, reader(recognition))
     return {"pairs": pairs, "unpaired": unpaired, "source": "derived"}

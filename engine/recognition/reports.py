@@ -139,11 +139,12 @@ class FlagScreen:
         return {cid for cid, refs in refs_of.items() if not withheld.isdisjoint(refs)}
 
 
-def _row(flag: dict[str, Any], rules: Any) -> dict[str, Any]:
+def _row(flag: dict[str, Any], recognition: Any) -> dict[str, Any]:
     last = (flag.get("reviews") or [{}])[-1]
-    item = rules.items.get(flag.get("item") or "")
-    # what the evidence compares, analyte by analyte (``pairs.of_flag``): a row lists every pair
-    paired = of_flag(flag, tuple(item.analytes) if item is not None else ())
+    item = recognition.rules.items.get(flag.get("item") or "")
+    # what the evidence compares, analyte by analyte (``pairs.of_flag``, checked like with like as
+    # read): a row lists every pair
+    paired = of_flag(flag, tuple(item.analytes) if item is not None else (), recognition)
     return {
         "id": flag["_id"], "status": flag["status"], "day": flag["day"], "institution": flag["inst"],
         "item": flag["item"], "item_name": flag.get("item_name"), "category": flag.get("category"),
@@ -283,7 +284,7 @@ def duplicates_report(recognition: Any, flt: ReportFilter, *, limit: int | None 
         "recognition_rate": rates.pop("inst"),
         "recognition_rate_by": rates,
         "over_time": [per_day[k] for k in sorted(per_day)],
-        "rows": [_row(f, recognition.rules) for f in flags],
+        "rows": [_row(f, recognition) for f in flags],
         "offset": offset,
     }
 
@@ -492,8 +493,9 @@ class CsvNames:
             # the analyte's other results no pair shows (a re-run; a measurement one side alone has)
             also = ((f"；另复查 {'、'.join(p['result_also'])}" if p.get("result_also") else "")
                     + (f"；另前次 {'、'.join(p['prior_also'])}" if p.get("prior_also") else ""))
-            if p.get("unlike"):  # measured differently on each side: named, not compared (evpage34)
-                cells.append(f"{self.analytes([p['analyte']])}：两次测量指标不同，未作对照：复查 {p['result']}"
+            if p.get("unlike"):  # measured differently on each side: named, not compared (evpage34), yet
+                # the same analyte, repeated and priced: "not compared" is not "not deducted" (evpfix34)
+                cells.append(f"{self.analytes([p['analyte']])}：两次测量指标不同，未作对照（同一项目，计费不变）：复查 {p['result']}"
                              f"（{p.get('result_measure')}），前次 {p['prior']}（{p.get('prior_measure')}）{also}")
                 continue
             cells.append(f"{self.analytes([p['analyte']])}" + (f"（{p['measure']}）" if p.get("measure") else "")

@@ -204,8 +204,13 @@
   }
 
   // A result as an auditor reads it -- what, when (Beijing time), where, its status and finding --
-  // with the FHIR JSON folded away beneath it.
-  function describe(dl, resource) {
+  // with the FHIR JSON folded away beneath it. Where: the institution that performed it as the
+  // evidence names it (``institution``: the index's, the one recognition counts it at), said by name
+  // and code as everywhere on the page, whenever the evidence gives it (evpfix34: the line was drawn
+  // only for a result naming its performer by reference alone, which no HL7 result does: the
+  // converter always writes the performer's display); the performer's own display ("执行 By") only
+  // for what that line does not already say (a person, another name), or when no institution is given.
+  function describe(dl, resource, institution) {
     dl.replaceChildren();
     if (!resource) { dl.appendChild(text(document.createElement("dd"), "（无权查看或已不存在 not available）")); return; }
     const code = resource.code || {};
@@ -213,7 +218,9 @@
     const when = resource.effectiveDateTime || resource.started || (resource.effectivePeriod || {}).start || resource.issued;
     const facts = [["项目 Test", name], ["时间 When", when ? W.instant(when) : "—"],
       ["状态 Status", resultStatus(resource.status) || "—"]];
-    const by = (resource.performer || []).map((p) => p.display).filter(Boolean); // a bare reference says nothing to a person
+    if (institution) facts.push(["执行机构 Performed at", W.place(institution)]);
+    const there = institution ? W.placeName(institution) : null;
+    const by = (resource.performer || []).map((p) => p.display).filter((d) => d && d !== there); // a bare reference says nothing to a person
     if (by.length) facts.push(["执行 By", by.join("、")]);
     if (resource.modality) facts.push(["检查方式 Modality", [].concat(resource.modality).map((m) => m.code || m.display).join("、")]);
     if (resource.valueQuantity) facts.push(["结果 Value", valueOf(resource)]);
@@ -253,23 +260,37 @@
     const h = div.appendChild(text(document.createElement("h4"), title));
     const mark = billedMark(reference, billed); if (mark) { h.appendChild(document.createTextNode(" ")); h.appendChild(mark); }
     if (panel) { const n = text(document.createElement("p"), "整组报告，无该项单独结果 the panel's report as a whole"); n.className = "note"; div.appendChild(n); }
-    const dl = document.createElement("dl"); dl.className = "words"; describe(dl, resource); div.appendChild(dl);
-    // where it was performed, when the result names its performer by reference alone (no 执行 By above)
-    if (resource && institution && !(resource.performer || []).some((x) => x.display)) {
-      dl.appendChild(text(document.createElement("dt"), "执行机构 Performed at"));
-      dl.appendChild(text(document.createElement("dd"), W.place(institution)));
-    }
+    const dl = document.createElement("dl"); dl.className = "words"; describe(dl, resource, institution); div.appendChild(dl);
     const ref = text(document.createElement("small"), reference); ref.className = "ref"; div.appendChild(ref);
     if (also && also.length) div.appendChild(others(also, billed));
     return div;
   }
 
-  // The analyte's other results on one side, oldest first: value · time · institution · status.
+  // When a result was taken, to order by: [the instant in ms, 0 for a date alone / 1 timed]. The
+  // instant with its own offset applied: the engine keeps the sender's (OBX-14 ...+0000 is stored
+  // +00:00, beside +08:00 from another sender), so the text of two times does not order them
+  // (rvevpage34 LOW 2). A date alone (2026-03-12, 2026-03) is placed at the start of its day (or
+  // month) in Beijing, before that day's timed results: it states no time. Not readable, or no
+  // time at all: [Infinity, 2], after every known one.
+  function takenAt(resource) {
+    const s = String(whenOf(resource) || "");
+    const d = /^(\d{4})(?:-(\d{2})(?:-(\d{2}))?)?$/.exec(s);
+    if (d) return [Date.parse(d[1] + "-" + (d[2] || "01") + "-" + (d[3] || "01") + "T00:00:00+08:00"), 0];
+    const t = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}/.test(s) ? Date.parse(s) : NaN;
+    return Number.isNaN(t) ? [Infinity, 2] : [t, 1];
+  }
+  function byTaken(a, b) {
+    const [ta, pa] = takenAt(a.resource), [tb, pb] = takenAt(b.resource);
+    return ta !== tb ? (ta < tb ? -1 : 1) : pa !== pb ? pa - pb : String(a.reference).localeCompare(String(b.reference));
+  }
+
+  // The analyte's other results on one side, oldest first (by the instant: ``takenAt``): value ·
+  // time · institution · status.
   function others(also, billed) {
     const box = document.createElement("div"); box.className = "also";
     box.appendChild(text(document.createElement("h5"), "同项其他结果 " + also.length + " 条 Other results of this analyte"));
     const ol = box.appendChild(document.createElement("ol"));
-    const sorted = also.slice().sort((a, b) => String(whenOf(a.resource) || "").localeCompare(String(whenOf(b.resource) || "")));
+    const sorted = also.slice().sort(byTaken);
     for (const o of sorted) {
       const li = ol.appendChild(document.createElement("li"));
       li.dataset.ref = o.reference;
@@ -322,6 +343,12 @@
         const n = text(document.createElement("p"), "两次测量的指标不同（复查：" + measureName(p.resultResource, p.result_measure)
           + "；前次：" + measureName(p.priorResource, p.prior_measure) + "），不作对照。 Measured differently on each side: not compared.");
         n.className = "note unlike-note"; row.appendChild(n);
+        // not compared is not "not deducted": the analyte is still one the flag repeated and priced
+        // (``analytes``, its price), so the auditor is told the billing stands (rvevpage34 note 4)
+        if (((ev.flag || {}).analytes || []).includes(p.analyte)) {
+          const b = text(document.createElement("p"), "同一分析项目，仍属本标记，计费不变。 The same analyte, still part of this flag: billing unchanged.");
+          b.className = "note unlike-billing"; row.appendChild(b);
+        }
       }
       const cols = document.createElement("div"); cols.className = "pair-sides";
       cols.appendChild(side("前次结果 Prior", p.priorResource, p.prior, p.prior_panel, p.priorInstitution, p.priorAlso, billed));
@@ -393,8 +420,12 @@
         }
         else text(dd, v);
       }
-      text($("#ev-prior"), summarise(ev.priorResource)); describe($("#ev-prior-words"), ev.priorResource);
-      text($("#ev-repeat"), summarise(ev.resultResource)); describe($("#ev-repeat-words"), ev.resultResource);
+      // a whole item's one pair is the flag's own result and prior: where each was performed, from it
+      const item = (ev.pairs || []).find((p) => !p.analyte) || {};
+      text($("#ev-prior"), summarise(ev.priorResource));
+      describe($("#ev-prior-words"), ev.priorResource, item.prior === f.prior ? item.priorInstitution : null);
+      text($("#ev-repeat"), summarise(ev.resultResource));
+      describe($("#ev-repeat-words"), ev.resultResource, item.result === f.result ? item.resultInstitution : null);
       showPairs(ev);
       const review = $("#review"); // absent for a role that may not review (an operator)
       if (review) review.hidden = !(f.status === "flagged" || f.status === "upheld" || f.status === "overturned");
