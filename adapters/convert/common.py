@@ -139,7 +139,15 @@ def _authority_system(authority: str, inst: Any, site: Site) -> str:
     member = site.institutions.get(authority)
     if member is not None and member.code == authority:
         return member.mrn_system
-    return f"urn:huren:mrn:{urn_part(inst.code)}:{urn_part(authority)}"
+    return apart_system(inst.code, authority)
+
+
+def apart_system(code: str, authority: str) -> str:
+    """``urn:huren:mrn:<code>:<authority>``: the system institution ``code`` keeps another authority's
+    record numbers under, apart from its own MRN (identity32) -- and, once that member's own record of
+    the number is another person, another member's number its record carries (``urn:huren:mrn:FNZYY:
+    FNXRMYY``: ``persons._beside``, mfix34), so the number no longer answers the member's MRN system."""
+    return f"urn:huren:mrn:{urn_part(code)}:{urn_part(authority)}"
 
 
 # the site -> the MRN system (``Institution.mrn_system``) of each member institution -> its code
@@ -532,7 +540,10 @@ def patient(pid: Segment, ctx: Context) -> tuple[str, dict[str, str]]:
         ctx.apart[reference] = (authority, number, patient_ref(ctx, number)["reference"], pid.sequence)
     held = ctx.resources[reference]
     for member, code, number in member_numbers(held, ctx):
-        named = MemberNumber(reference, member, "PID", pid.sequence, institution=code, number=number)
+        value = number.partition("|")[2]
+        named = MemberNumber(reference, member, "PID", pid.sequence, institution=code, number=number,
+                             kept=f"{apart_system(ctx.code, code)}|{value}",
+                             repetition=_repetition_of(pid, number, ctx))
         if named not in ctx.members:
             ctx.members.append(named)
     if len(ctx.site.institutions) > 1:  # another member may hold a record naming this one's number
@@ -542,6 +553,18 @@ def patient(pid: Segment, ctx: Context) -> tuple[str, dict[str, str]]:
                 ctx.owns.append((reference, f"{system}|{ident['value']}", pid.sequence))
                 break
     return key, ref
+
+
+def _repetition_of(pid: Segment, token: str, ctx: Context) -> int | None:
+    """The 1-based PID-3 repetition holding the record number ``token`` ("system|value", as
+    ``patient_key`` read it), for ERR-2's ERL.4: a W or refusal about one of several identifiers says
+    which one (rvmemfix34 finding 4). None for the first (ERL.4's default, as ``_record_number`` leaves
+    it) or when none holds it."""
+    system, _, value = token.partition("|")
+    for index, rep in enumerate(pid.reps(3)):
+        if rep.comp(1).strip() == value.strip() and record_number_system(rep, ctx.institution, ctx.site) == system:
+            return index + 1 if index else None
+    return None
 
 
 def _patient_ref(pid: Segment, ctx: Context) -> tuple[str, dict[str, str]]:
