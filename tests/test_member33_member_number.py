@@ -12,8 +12,8 @@ Real HL7 over ``POST /hl7v2`` into the real store on each backend (SQLite, mongo
 
 from __future__ import annotations
 
-import re
 import base64
+import re
 from collections.abc import Iterator
 
 import pytest
