@@ -242,11 +242,6 @@ def _yl(message: str) -> str:
     return message.replace("|FNXRMYY|HUREN|", "|FNYLWSY|HUREN|", 1)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "rvmemfix34: MED -- a site that declares HIS for FNXRMYY, then also for FNZYY (once FNZYY's HIS, writing "
-    "HIS too, is seen read as FNXRMYY's numbers), silently re-keys a third member's records keyed by 'RH1^^^HIS': FNYLWSY's "
-    "next result of the same patient makes a second record (auth|HIS|RH1 beside auth|FNXRMYY|RH1), plain AA, "
-    "no warning; before memfix34 the first-listed reading stood and the patient kept one record"))
 def test_declaring_a_shared_cx4_does_not_split_a_third_members_records_silently(tmp_path: Path) -> None:
     """FNXRMYY declares HIS; FNYLWSY files a referral result of FNXRMYY's patient keyed by ``RH1^^^HIS^MR``
     (read as FNXRMYY's number: the same person there). The site then declares HIS for FNZYY too. FNYLWSY's
