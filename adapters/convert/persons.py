@@ -33,6 +33,7 @@ in CX-4 sees on day one that its numbers were kept apart, and how to declare the
 from __future__ import annotations
 
 from collections.abc import Collection, Sequence
+from copy import deepcopy
 from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
@@ -265,7 +266,7 @@ def _rekeyed(conversion: Any, ref: str, was: dict[str, Any], held: Any) -> None:
     does (union, by system and value), so the entry under the member's system is taken away by a delete
     of it (quiet: the W says it); every identifier stored at the write, not only those read here, stays."""
     patient = conversion.by_reference[ref]
-    patient["identifier"] = _rekey(was.get("identifier") or (), held)
+    patient["identifier"] = _rekey(deepcopy(was.get("identifier") or []), held)  # (not the read's own objects)
     conversion.create_only[:] = [r for r in conversion.create_only if r != ref]
     system, _, value = held.number.partition("|")
     said = conversion.said.get(ref) or Said()
