@@ -73,6 +73,9 @@ class Delete:
     where: Where = ()
     why: str = ""
     leaves: tuple[tuple[str, Any], ...] = ()
+    # the message's own warning already says what went (a member's number re-keyed under the sender's
+    # system, ``adapters.convert.persons._beside``): no issue of its own, one ERR for one thing
+    quiet: bool = False
 
 
 # the extension a list entry carries naming the HL7 v2 segment that stated it by its set id
@@ -724,7 +727,7 @@ class MergeRules:
             left: list[tuple[str, Any]] = []
             for delete in said.deletes:
                 for name in _deleted(plan, delete.element):
-                    if _delete(out, incoming, name, delete.where):
+                    if _delete(out, incoming, name, delete.where) and not delete.quiet:
                         why = delete.why or 'explicit null (HL7 "")'
                         issues.append({"severity": "information", "code": "deleted", "expression": [f"{rtype}.{name}"],
                                        "diagnostics": f"{rtype}.{name}: deleted by {_writer(source)}'s {why}; "

@@ -19,7 +19,13 @@ from adapters.convert.engine import apply_table, json_copy
 from adapters.convert.persons import corrects_person
 from adapters.convert.tables import coding_system, table, vocabulary
 from adapters.hl7v2.control_id import keyed_control_id
-from adapters.hl7v2.errors import DATA_TYPE_ERROR, REQUIRED_FIELD_MISSING, SEGMENT_SEQUENCE_ERROR, HL7Error
+from adapters.hl7v2.errors import (
+    DATA_TYPE_ERROR,
+    DUPLICATE_KEY_IDENTIFIER,
+    REQUIRED_FIELD_MISSING,
+    SEGMENT_SEQUENCE_ERROR,
+    HL7Error,
+)
 from adapters.hl7v2.parser import Message, Repetition, Segment
 from adapters.hl7v2.timestamps import TimestampError, to_datetime, to_fhir_date, zone
 from engine.identity import nationalid
@@ -50,6 +56,8 @@ _MRN_KINDS = frozenset({"", "MR", "PI", "PT", "MRN"})
 _OWN_NAMES: ByIdentity[Site, dict[str, frozenset[str]]] = ByIdentity(16)
 # the site -> every name (casefolded) naming one of its institutions as a CX-4 -> that institution's code
 _MEMBER_NAMES: ByIdentity[Site, dict[str, str]] = ByIdentity(16)
+# the site -> the names (casefolded) several of its institutions declare (``_shared_names``)
+_SHARED_NAMES: ByIdentity[Site, frozenset[str]] = ByIdentity(16)
 
 
 def _is_national(kind: str, ctx: Context) -> bool:
@@ -115,15 +123,52 @@ def _member_names(site: Site) -> dict[str, str]:
     another member's code in ``mrn_authorities``)."""
     names = _MEMBER_NAMES.get(site)
     if names is None:
-        claims: dict[str, set[str]] = {}
-        for code, member in site.institutions.items():
-            for name in _own_names(member, site):
-                claims.setdefault(name, set()).add(code)
-        codes = {code.casefold(): code for code in site.institutions}
+        claims, codes = _claims(site), {code.casefold(): code for code in site.institutions}
         names = {name: codes.get(name) or next(iter(held)) for name, held in claims.items()
                  if name in codes or len(held) == 1}
         _MEMBER_NAMES.put(site, names)
     return names
+
+
+def _claims(site: Site) -> dict[str, set[str]]:
+    """Every name (casefolded) naming a member institution as a CX-4 -> the codes of the members it names."""
+    claims: dict[str, set[str]] = {}
+    for code, member in site.institutions.items():
+        for name in _own_names(member, site):
+            claims.setdefault(name, set()).add(code)
+    return claims
+
+
+def _shared_names(site: Site) -> frozenset[str]:
+    """The names (casefolded) several member institutions declare, none a member's code: read as no
+    member's (``_member_names``) -- and warned of (``_shared_authority``)."""
+    shared = _SHARED_NAMES.get(site)
+    if shared is None:
+        codes = {code.casefold() for code in site.institutions}
+        shared = _SHARED_NAMES.put(site, frozenset(
+            name for name, held in _claims(site).items() if len(held) > 1 and name not in codes))
+    return shared
+
+
+def _shared_authority(authority: str, pid: Segment, index: int, ctx: Context) -> None:
+    """A W at PID-3.4 for a record number whose CX-4 is a name several member institutions declare
+    (``mrn_authorities: [HIS]`` at two hospitals), from a third member (rvmemfix34 finding 2). Read as
+    no member's, the number is kept apart under the sender (``_member_names``); a site that declared the
+    name for one member first read the same PID-3 as that member's number then, and filed the sender's
+    patient under a record keyed so: the next message keys another record. Not taken as that record:
+    the earlier reading may be the very misreading the declaration corrects, and results filed under a
+    record answering that member's record number would be found by it (rvmemfix34 finding 1). So the
+    sender is told, on each such message, that the name says no institution (the operator links the two
+    records if they are one patient's, the README's identity section)."""
+    if authority.strip().casefold() not in _shared_names(ctx.site):
+        return
+    ctx.warn(pid.error(
+        "PID-3.4 (assigning authority) is a name several member institutions declare as theirs "
+        "(institutions.yaml mrn_authorities): whose record number it is cannot be told, so it is kept apart "
+        "as another authority's number of this institution, under no member's record number (a record filed "
+        "under this number before the site declared the name for several is not this one). Send the "
+        "institution's code in PID-3.4", 3, 4, code=DUPLICATE_KEY_IDENTIFIER, severity="W",
+        repetition=index + 1 if index else None))
 
 
 def authority_system(authority: str, ctx: Context) -> str:
@@ -139,7 +184,15 @@ def _authority_system(authority: str, inst: Any, site: Site) -> str:
     member = site.institutions.get(authority)
     if member is not None and member.code == authority:
         return member.mrn_system
-    return f"urn:huren:mrn:{urn_part(inst.code)}:{urn_part(authority)}"
+    return apart_system(inst.code, authority)
+
+
+def apart_system(code: str, authority: str) -> str:
+    """``urn:huren:mrn:<code>:<authority>``: the system institution ``code`` keeps another authority's
+    record numbers under, apart from its own MRN (identity32) -- and, once that member's own record of
+    the number is another person, another member's number its record carries (``urn:huren:mrn:FNZYY:
+    FNXRMYY``: ``persons._beside``, mfix34), so the number no longer answers the member's MRN system."""
+    return f"urn:huren:mrn:{urn_part(code)}:{urn_part(authority)}"
 
 
 # the site -> the MRN system (``Institution.mrn_system``) of each member institution -> its code
@@ -300,6 +353,7 @@ def patient_key(pid: Segment, ctx: Context) -> tuple[str, list[dict[str, Any]]]:
             # or ID number does
             ident = cx(rep, {}, ctx)
             if ident:
+                _shared_authority(authority, pid, index, ctx)
                 ident["system"] = authority_system(authority, ctx)
                 identifiers.append(ident)
                 foreign = foreign or f"{authority}|{_record_number(value, pid, field_no, index)}"
@@ -532,7 +586,10 @@ def patient(pid: Segment, ctx: Context) -> tuple[str, dict[str, str]]:
         ctx.apart[reference] = (authority, number, patient_ref(ctx, number)["reference"], pid.sequence)
     held = ctx.resources[reference]
     for member, code, number in member_numbers(held, ctx):
-        named = MemberNumber(reference, member, "PID", pid.sequence, institution=code, number=number)
+        value = number.partition("|")[2]
+        named = MemberNumber(reference, member, "PID", pid.sequence, institution=code, number=number,
+                             kept=f"{apart_system(ctx.code, code)}|{value}",
+                             repetition=_repetition_of(pid, number, ctx))
         if named not in ctx.members:
             ctx.members.append(named)
     if len(ctx.site.institutions) > 1:  # another member may hold a record naming this one's number
@@ -542,6 +599,18 @@ def patient(pid: Segment, ctx: Context) -> tuple[str, dict[str, str]]:
                 ctx.owns.append((reference, f"{system}|{ident['value']}", pid.sequence))
                 break
     return key, ref
+
+
+def _repetition_of(pid: Segment, token: str, ctx: Context) -> int | None:
+    """The 1-based PID-3 repetition holding the record number ``token`` ("system|value", as
+    ``patient_key`` read it), for ERR-2's ERL.4: a W or refusal about one of several identifiers says
+    which one (rvmemfix34 finding 4). None for the first (ERL.4's default, as ``_record_number`` leaves
+    it) or when none holds it."""
+    system, _, value = token.partition("|")
+    for index, rep in enumerate(pid.reps(3)):
+        if rep.comp(1).strip() == value.strip() and record_number_system(rep, ctx.institution, ctx.site) == system:
+            return index + 1 if index else None
+    return None
 
 
 def _patient_ref(pid: Segment, ctx: Context) -> tuple[str, dict[str, str]]:

@@ -74,6 +74,11 @@ class MemberNumber(NamedTuple):
     # for the record it does not key -- filed beside it, the number left off (memfix34)
     institution: str = ""
     number: str = ""
+    # the number under the sender's own system for other authorities' numbers ("system|value",
+    # ``common.apart_system``: ``urn:huren:mrn:FNZYY:FNXRMYY|n``) -- how a record carries it once the
+    # member's own record contradicts it (mfix34) -- and its PID-3 repetition (1-based), for ERR-2
+    kept: str = ""
+    repetition: int | None = None
 
 
 @dataclass

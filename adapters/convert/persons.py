@@ -33,6 +33,8 @@ in CX-4 sees on day one that its numbers were kept apart, and how to declare the
 from __future__ import annotations
 
 from collections.abc import Collection, Sequence
+from copy import deepcopy
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -40,7 +42,7 @@ from adapters.convert.actors import INSTITUTION_SYSTEM
 from adapters.hl7v2.errors import DUPLICATE_KEY_IDENTIFIER, HL7Error, Tally
 from engine.errors import NotFound
 from engine.identity.demographics import contradicts_all
-from engine.merge_rules import API, INDEX
+from engine.merge_rules import API, INDEX, Delete, Said
 from engine.messages import application_of, message_institution
 from engine.repository.ids import deterministic_id
 
@@ -119,10 +121,14 @@ def check_persons(conversion: Any, read_many: Any, earlier: Sequence[Any] = (), 
         was, read_at = _member_record(held, at, earlier, stored, leaned)
         if was is None or not contradicts_all(was, person):
             continue
+        read = len(leaned)
         if _beside(conversion, held, earlier, stored, leaned):
             beside.add(held.member)
             continue
-        _refuse_member(held, read_at, keyed=held.record in conversion.apart and _keyed_by(conversion, held))
+        # leaning on the member's record as the batch leaves it and on the version of the sender's record
+        # ``_beside`` read: either not written, the message is settled again (rvmemfix34 finding 3)
+        on = sorted({*([read_at] if read_at is not None else []), *leaned[read:]})
+        _refuse_member(held, on, keyed=held.record in conversion.apart and _keyed_by(conversion, held))
     members_named = {held.member for held in conversion.members}
     for (authority, number, own, sequence), in_batch in bare:
         if in_batch or tuple(own.split("/", 1)) in stored:
@@ -176,20 +182,26 @@ def _beside(conversion: Any, held: Any, earlier: Sequence[Any], stored: dict[Any
             leaned: list[int]) -> bool:
     """A PID naming a member's number for another person than the member's record, where the number does
     not key the record -- the sender's own MRN (or ID number, or another authority's number) does:
-    filed under that record, the number not put on it, ERR W at PID-3 (rvlast34 finding 1, memfix34).
-    The member's number is what is wrong, not the record the message is about: FNZYY filed its own
-    patient with FNXRMYY's number beside (a referral, the same person then); FNXRMYY's registering HIS
-    later restated its record of the number as another person (accepted: identity34) -- refusing every
-    FNZYY result for its correctly identified patient from then on guarded nothing and left the results
-    unfiled until FNZYY's master index changed. So:
+    filed under that record, the number never under the member's MRN system there, ERR W at the PID-3
+    repetition holding it (rvlast34 finding 1, memfix34; mfix34). The member's number is what is wrong,
+    not the record the message is about: FNZYY filed its own patient with FNXRMYY's number beside (a
+    referral, the same person then); FNXRMYY's registering HIS later restated its record of the number as
+    another person (accepted: identity34) -- refusing every FNZYY result for its correctly identified
+    patient from then on guarded nothing and left the results unfiled until FNZYY's master index changed.
+    So:
 
     - a message only naming the patient (``create_only``: a result, an order -- the ADT feed owns the
       record) is filed; the number is taken off the message's Patient, so a placeholder it makes does
-      not carry it, and a stored record is not written by it at all;
-    - a message stating the record (an ADT: the registration states the identifiers in full) whose
-      record, as the batch leaves it or stored, already carries the number (stale, as above) is filed;
-      the record keeps it as stored -- taken off by the sender's own restatement, the same A08 sent
-      again would name a number the record no longer carries, and be refused;
+      not carry it;
+    - a record that carries the number (stale, as above) -- as the batch leaves it or stored, under the
+      member's MRN system or already re-keyed -- is filed under, and keeps the number, exactly as sent,
+      under the sender's own system for other authorities' numbers (``MemberNumber.kept``,
+      ``urn:huren:mrn:FNZYY:FNXRMYY``, identity32's keyed-apart form): it no longer answers the member's
+      MRN (rvmemfix34 finding 1: a search of results by FNXRMYY's MRN returned FNZYY's patient's new
+      results beside FNXRMYY's patient's). An ADT restating the record re-keys it in the Patient it
+      states; a result re-keys the stored record's identifier alone (``_rekeyed``). The same A08 sent
+      again meets the re-keyed number and is answered alike (no AA then AE); nothing the sender stated
+      is erased;
     - a message stating the record that would newly give it the number (an A04, A08/A31 or merge adding
       it) is refused, as member33 decided: that statement is what is wrong (False).
 
@@ -202,31 +214,68 @@ def _beside(conversion: Any, held: Any, earlier: Sequence[Any], stored: dict[Any
         return False
     ref = held.record
     was = _as_left(ref, earlier, stored, leaned)
-    carried = was is not None and _holds_number(was, held.number)
+    as_member = was is not None and _holds_number(was, held.number)
+    carried = as_member or (was is not None and bool(held.kept) and _holds_number(was, held.kept))
+    patient = conversion.by_reference[ref]
     if ref not in conversion.create_only:
         if not carried:
             return False
+        patient["identifier"] = _rekey(patient.get("identifier") or (), held)
     else:
-        patient = conversion.by_reference[ref]
-        patient["identifier"] = [i for i in patient.get("identifier") or ()
-                                 if f"{i.get('system')}|{i.get('value')}" != held.number]
-        conversion.planned.pop(ref, None)  # no longer the resource its plan made
+        patient["identifier"] = [i for i in patient.get("identifier") or () if _token(i) != held.number]
+        if as_member and held.kept:
+            _rekeyed(conversion, ref, was, held)
+    conversion.planned.pop(ref, None)  # no longer the resource its plan made
     warning = HL7Error(
         "PID-3 lists a record number another member institution assigned (PID-3.4 names it), and that "
         "institution's own record of the number is another person (name and sex, and birth date when both "
         "state one, differ from this PID's: PID-5, PID-8, PID-7); the number does not key this record: the "
         "message is filed under the record PID-3's other identifier keys, "
-        + ("which already carries the number (kept as stored, counted for the operator to correct)"
+        + ("which already carries the number: kept as sent, apart under this institution's system for other "
+           "authorities' numbers, so that it does not answer that institution's record number"
            if carried else "without the number")
         + ". If the number is this patient's, have that institution correct its record; else take the number "
         "off this patient's identifiers in the sending system", segment="PID", sequence=held.sequence, field=3,
-        code=DUPLICATE_KEY_IDENTIFIER, tally=Tally("member_contradicted", held.institution))
+        repetition=held.repetition, code=DUPLICATE_KEY_IDENTIFIER, tally=Tally("member_contradicted", held.institution))
     warning.severity = "W"
     conversion.warnings.append(warning)
     return True
 
 
-def _refuse_member(held: Any, at: int | None, keyed: bool) -> None:
+def _token(identifier: dict[str, Any]) -> str:
+    return f"{identifier.get('system')}|{identifier.get('value')}"
+
+
+def _rekey(identifiers: Sequence[dict[str, Any]], held: Any) -> list[dict[str, Any]]:
+    """``identifiers`` with the member's number (``held.number``) under the sender's kept-apart system
+    (``held.kept``), in its place, every other part as it was (value, type, assigner); once only."""
+    system = held.kept.rpartition("|")[0]
+    out: list[dict[str, Any]] = []
+    for ident in identifiers:
+        if _token(ident) == held.number:
+            ident = {**ident, "system": system}
+        if _token(ident) != held.kept or not any(_token(i) == held.kept for i in out):
+            out.append(ident)
+    return out
+
+
+def _rekeyed(conversion: Any, ref: str, was: dict[str, Any], held: Any) -> None:
+    """A result's (or order's) record stored carrying the member's number under the member's MRN system:
+    the message writes that record's identifier alone (``Said.only``), the number re-keyed (``_rekey``)
+    -- the rest of the record is the ADT feed's and stays as stored. The identifier combines as the feed's
+    does (union, by system and value), so the entry under the member's system is taken away by a delete
+    of it (quiet: the W says it); every identifier stored at the write, not only those read here, stays."""
+    patient = conversion.by_reference[ref]
+    patient["identifier"] = _rekey(deepcopy(was.get("identifier") or []), held)  # (not the read's own objects)
+    conversion.create_only[:] = [r for r in conversion.create_only if r != ref]
+    system, _, value = held.number.partition("|")
+    said = conversion.said.get(ref) or Said()
+    gone = Delete("identifier", where=(("system", (system,)), ("value", (value,))), quiet=True)
+    conversion.said[ref] = replace(said, only=said.only | {"identifier"}, deletes=(*said.deletes, gone))
+    conversion._bundle = None
+
+
+def _refuse_member(held: Any, on: list[int], keyed: bool) -> None:
     """Refuse a message naming another member institution's record number for another person than the
     member's own record of it (``_member_record``, ``contradicts_all``), unless filed beside
     (``_beside``). Filed, the sender's record would carry ``urn:huren:mrn:<member>|<number>`` under
@@ -254,9 +303,10 @@ def _refuse_member(held: Any, at: int | None, keyed: bool) -> None:
             + ("send this institution's own number" if keyed else
                "take the number off this patient's identifiers in the registering system (this message would "
                "put it on the record)"),
-            segment="PID", sequence=held.sequence, field=3, code=DUPLICATE_KEY_IDENTIFIER)
-    if at is not None:
-        error.leaned_on = [at]  # type: ignore[attr-defined]
+            segment="PID", sequence=held.sequence, field=3, repetition=held.repetition,
+            code=DUPLICATE_KEY_IDENTIFIER)
+    if on:
+        error.leaned_on = on  # type: ignore[attr-defined]
     raise error
 
 
