@@ -184,10 +184,6 @@ def _the_stay_stays_the_labs(fhir: TestClient) -> None:
     assert not read(fhir, "Patient", identifier="MRN-V1")
 
 
-@pytest.mark.xfail(strict=True, reason="rvidentity34: MED batch and single still differ for the lab's first "
-                   "result, the admission and the lab's next result in ONE batch: the next result is refused "
-                   "at PV1-19 (settle_stay reads the placeholder from the store only, and the batch's first "
-                   "result states it), while the three sent one after the other are all filed")
 def test_the_labs_result_the_admission_and_the_next_result_in_one_batch_are_filed_as_singly(
         engine: Engine, fhir: TestClient) -> None:
     outcomes = engine.ingestor.process([(_cr(_lab("ORU-L1", "L-77^^^LIS^PI", ts(5))), "file", "file:1"),
@@ -253,9 +249,6 @@ def test_a_batch_s_lab_visit_number_of_the_lis_s_own_is_not_taken_over(engine: E
     assert b"taken over" not in outcomes[1].ack, outcomes[1].ack
 
 
-@pytest.mark.xfail(strict=True, reason="rvidentity34: LOW batch and single still differ when the HIS's A08 of the "
-                   "stay comes between the admission and the lab's next result in one batch: _taken_in_batch "
-                   "reads only the last earlier message stating the visit, so the result is refused at PV1-19")
 def test_the_admission_an_update_and_the_next_result_in_one_batch_are_filed_as_singly(
         engine: Engine, mllp: int, fhir: TestClient) -> None:
     accepted(mllp, _lab("ORU-L1", "L-77^^^LIS^PI", ts(5)))
