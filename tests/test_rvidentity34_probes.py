@@ -63,9 +63,6 @@ def _warnings(ack: bytes) -> list[str]:
 # --- the owner's registration over another member's reference ------------------------------------------
 
 
-@pytest.mark.xfail(strict=True, reason="rvidentity34: MED member_contradicted rows of two owners share one "
-                   "fidelity row (the key is the text, which names no owner): the second owner's count_key "
-                   "overwrites the first's and the operator's per-owner count is wrong")
 def test_two_owners_contradicting_one_members_references_are_counted_per_owner(
         both: tuple[Engine, TestClient]) -> None:
     """FNZYY filed 王二 under FNXRMYY's OA1 and 王三 under FNYLWSY's OB1 (neither owner held a record of its number);
@@ -81,8 +78,6 @@ def test_two_owners_contradicting_one_members_references_are_counted_per_owner(
     assert after.get("FNYLWSY", 0) == before.get("FNYLWSY", 0) + 1, (before, after)
 
 
-@pytest.mark.xfail(strict=True, reason="rvidentity34: MED the member_contradicted count gives FNZYY's operator "
-                   "nothing to find the record to correct: no record reference, no number, no example message")
 def test_the_members_operator_can_find_the_record_to_correct(both: tuple[Engine, TestClient]) -> None:
     """The row FNZYY's operator reads for the owner's contradicting registration names FNZYY's own record
     (its "Patient/id": FNZYY's patient, FNZYY's to open) -- else "FNZYY's record is the one to correct" cannot be
@@ -95,9 +90,6 @@ def test_the_members_operator_can_find_the_record_to_correct(both: tuple[Engine,
     assert rows and any(ours["id"] in str(row) for row in rows), rows
 
 
-@pytest.mark.xfail(strict=True, reason="rvidentity34: LOW the member_contradicted row FNZYY's operator reads is "
-                   "the owner's ERR text: it tells FNZYY the number is 'this institution's own' and was filed "
-                   "under 'this institution's record' -- FNXRMYY's, not FNZYY's")
 def test_the_members_row_is_worded_for_the_member(both: tuple[Engine, TestClient]) -> None:
     engine, http = both
     assert ack_code_of(post(http, _as("FNZYY", adt("Q1", "OQ1^^^FNXRMYY^MR", "王^五", "19930505", "F")))) == "AA"
@@ -106,9 +98,6 @@ def test_the_members_row_is_worded_for_the_member(both: tuple[Engine, TestClient
     assert "this institution's own" not in row["message"], row["message"]
 
 
-@pytest.mark.xfail(strict=True, reason="rvidentity34: LOW _first_filed skips the owner's check when its record "
-                   "was stored thinner (no sex) before the member's reference: the A04 that completes it as "
-                   "another person than the member's reference is neither warned nor counted")
 def test_the_owners_registration_completing_a_thin_record_is_held_against_the_members_reference(
         both: tuple[Engine, TestClient]) -> None:
     """FNXRMYY's result made its record OT1 (郑一, no sex, no birth date); FNZYY then filed 王二 (F) under
@@ -195,10 +184,6 @@ def _the_stay_stays_the_labs(fhir: TestClient) -> None:
     assert not read(fhir, "Patient", identifier="MRN-V1")
 
 
-@pytest.mark.xfail(strict=True, reason="rvidentity34: MED batch and single still differ for the lab's first "
-                   "result, the admission and the lab's next result in ONE batch: the next result is refused "
-                   "at PV1-19 (settle_stay reads the placeholder from the store only, and the batch's first "
-                   "result states it), while the three sent one after the other are all filed")
 def test_the_labs_result_the_admission_and_the_next_result_in_one_batch_are_filed_as_singly(
         engine: Engine, fhir: TestClient) -> None:
     outcomes = engine.ingestor.process([(_cr(_lab("ORU-L1", "L-77^^^LIS^PI", ts(5))), "file", "file:1"),
@@ -264,9 +249,6 @@ def test_a_batch_s_lab_visit_number_of_the_lis_s_own_is_not_taken_over(engine: E
     assert b"taken over" not in outcomes[1].ack, outcomes[1].ack
 
 
-@pytest.mark.xfail(strict=True, reason="rvidentity34: LOW batch and single still differ when the HIS's A08 of the "
-                   "stay comes between the admission and the lab's next result in one batch: _taken_in_batch "
-                   "reads only the last earlier message stating the visit, so the result is refused at PV1-19")
 def test_the_admission_an_update_and_the_next_result_in_one_batch_are_filed_as_singly(
         engine: Engine, mllp: int, fhir: TestClient) -> None:
     accepted(mllp, _lab("ORU-L1", "L-77^^^LIS^PI", ts(5)))
@@ -292,9 +274,6 @@ def _visit(message: str, number: str) -> str:
     return message.replace("PV1|1|O\r", "PV1|1|I" + "|" * 17 + number + "\r", 1)
 
 
-@pytest.mark.xfail(strict=True, reason="rvidentity34: LOW the owner's check reads the batch's earlier messages "
-                   "(_owners_word) without leaning on them: when the member's earlier message is refused at its "
-                   "write, the owner is still warned and the member's operator still counts a reference never filed")
 def test_the_owners_warning_leans_on_the_batch_s_member_message_it_read(both: tuple[Engine, TestClient]) -> None:
     """One batch: FNZYY's admission of 王二 under FNXRMYY's OX1, refused at its write (its visit number is
     another patient's stay: PV1-19), then FNXRMYY registers 郑一 under OX1. Nothing of FNZYY names OX1: the

@@ -41,7 +41,7 @@ from typing import Any
 from adapters.convert.actors import INSTITUTION_SYSTEM
 from adapters.hl7v2.errors import DUPLICATE_KEY_IDENTIFIER, HL7Error, Tally
 from engine.errors import NotFound
-from engine.identity.demographics import contradicts_all
+from engine.identity.demographics import contradicts_all, demographics
 from engine.merge_rules import API, INDEX, Delete, Said
 from engine.messages import application_of, message_institution
 from engine.repository.ids import deterministic_id
@@ -135,8 +135,9 @@ def check_persons(conversion: Any, read_many: Any, earlier: Sequence[Any] = (), 
             member = f"Patient/{deterministic_id(authority, 'Patient', number)}" in members_named
             conversion.warnings.append(_kept_apart(authority, sequence, member))
     if conversion.owns and search is not None:
-        _owners_word(conversion, [o for o in conversion.owns if _first_filed(o[0], earlier, stored, conversion)],
-                     search, read_many, earlier)
+        leaned += _owners_word(conversion, [o for o in conversion.owns if _first_filed(o[0], earlier, stored,
+                                                                                       conversion)],
+                               search, read_many, earlier)
     return leaned
 
 
@@ -324,10 +325,14 @@ def _as_left(ref: str, earlier: Sequence[Any], stored: dict[Any, Any], leaned: l
 
 
 def _first_filed(ref: str, earlier: Sequence[Any], stored: dict[Any, Any], conversion: Any) -> bool:
-    """Does this message make ``ref`` the person it states for the first time -- no version of it stored
-    or written by the batch before, or an A08/A31 restating it as another person (``_restated`` let it
-    through)? Only then can another member's earlier reference to its number newly contradict it: a
-    record stated again as the same person was held against every reference when they were filed."""
+    """Does this message state ``ref``'s person anew -- no version of it stored or written by the batch
+    before, or a name, sex or birth date the version before lacked or stated otherwise (the owner's A04
+    completing a record its lab's result made thin, an A08 changing the name only, an A08/A31 restating
+    it as another person)? Only then can another member's earlier reference to its number newly
+    contradict it: a reference was held against the record as it was when the reference was filed, and
+    the same name, sex and birth date stated again contradict it no more than they did then. Not
+    "restated as another person" alone: contradiction is not transitive -- a record without a sex
+    contradicts no reference, completed it may (rvidentity34 finding 5)."""
     at = _earlier_version(ref, earlier)
     was = earlier[at].by_reference[ref] if at is not None else stored.get(tuple(ref.split("/", 1)))
     if was is None:
@@ -335,11 +340,12 @@ def _first_filed(ref: str, earlier: Sequence[Any], stored: dict[Any, Any], conve
         if at is None:
             return True
         was = earlier[at].by_reference[ref]
-    return ref in conversion.corrections and contradicts_all(was, conversion.by_reference[ref])
+    before, now = demographics(was), demographics(conversion.by_reference[ref])
+    return any(now[f] and now[f] != before[f] for f in ("name", "gender", "birthDate"))
 
 
 def _owners_word(conversion: Any, owned: Sequence[tuple[str, str, int]], search: Any, read_many: Any,
-                 earlier: Sequence[Any]) -> None:
+                 earlier: Sequence[Any]) -> list[int]:
     """The number's owner speaking (identity34, the converse of ``_refuse_member``): this institution
     files, under its own record number, a person another member institution's record already names
     under this institution's MRN system (``RVX^^^FNXRMYY^MR``, filed by FNZYY while FNXRMYY held no
@@ -351,31 +357,53 @@ def _owners_word(conversion: Any, owned: Sequence[tuple[str, str, int]], search:
     person's number: the sender is warned (ERR W at PID-3, naming no other institution, number nor
     person) and the member's operator counts it (``/admin/fidelity`` ``member_contradicted``, per
     owner, under the member's own institution: its record to correct). One search of the number per
-    record filed for the first time or restated (``_first_filed``)."""
+    record filed for the first time or stating its person anew (``_first_filed``).
+
+    The member's row names the member's own records (``Tally.records``: its patients, its operator's to
+    open -- nothing of the owner's person) and is worded for the member (``Tally.text``, Chinese first;
+    idfix34). Returns the positions in ``earlier`` whose records it counted: the count leans on them, and
+    if one is not written (refused at its write) the message is settled again (rvidentity34 finding 8)."""
+    leaned: list[int] = []
     for ref, token, sequence in owned:
         person = conversion.by_reference[ref]
-        holders: set[str] = set()
-        for c in earlier:
-            if c.institution != conversion.institution and any(
-                    _holds_number(r, token) and contradicts_all(r, person)
-                    for other, r in c.by_reference.items() if other.startswith("Patient/")):
-                holders.add(c.institution)
+        holders: dict[str, set[str]] = {}  # member institution -> its records naming the number
+        for at, c in enumerate(earlier):
+            named = {other for other, r in c.by_reference.items() if other.startswith("Patient/")
+                     and _holds_number(r, token) and contradicts_all(r, person)}
+            if c.institution != conversion.institution and named:
+                holders.setdefault(c.institution, set()).update(named)
+                leaned.append(at)
         page = search("Patient", [("identifier", token), ("_count", "50")])
         others = [p for p in page.resources if f"Patient/{p.get('id')}" != ref and contradicts_all(p, person)]
         organizations = {str((p.get("managingOrganization") or {}).get("reference") or "") for p in others}
         wanted = [tuple(o.split("/", 1)) for o in organizations if o.startswith("Organization/")]
         codes = {f"{k[0]}/{k[1]}": _institution_of(org) for k, org in (read_many(wanted) if wanted else {}).items()}
-        holders.update(code for o in organizations if (code := codes.get(o)) and code != conversion.institution)
-        for holder in sorted(holders):
+        for p in others:
+            code = codes.get(str((p.get("managingOrganization") or {}).get("reference") or ""))
+            if code and code != conversion.institution:
+                holders.setdefault(code, set()).add(f"Patient/{p.get('id')}")
+        for holder, records in sorted(holders.items()):
             warning = HL7Error(
                 "PID-3's record number, this institution's own, is also named by another member institution's "
                 "record of another person (name and sex, and birth date when both state one, differ): filed under "
                 "this institution's record, the number being this institution's to give; the two records are not "
                 "merged, and the other institution's reference is counted for its operator to correct",
                 segment="PID", sequence=sequence, field=3, code=DUPLICATE_KEY_IDENTIFIER,
-                tally=Tally("member_contradicted", conversion.institution, holder))
+                tally=Tally("member_contradicted", conversion.institution, holder, tuple(sorted(records)),
+                            _MEMBERS_ROW))
             warning.severity = "W"
             conversion.warnings.append(warning)
+    return leaned
+
+
+# the member's fidelity row of ``_owners_word``'s warning: read by the member's operator, whose records
+# the row lists (``records``), Chinese first as the view's advice (idfix34; the ERR text is the owner's)
+_MEMBERS_ROW = (
+    "本机构病历引用的另一成员机构病案号（PID-3.4 为该机构），已由该机构登记为另一人（姓名、性别及出生日期不符）：号码归该机构分配，"
+    "两份病历未合并。请核对 records 所列本机构病历，更正该号码。(A record number another member institution assigned, "
+    "named by this institution's records listed (records), is also named by that institution's registration of "
+    "another person (name and sex, and birth date when both state one, differ): the number is that institution's "
+    "to give and the two records are not merged; correct the number on the records listed.)")
 
 
 def _holds_number(patient: dict[str, Any], token: str) -> bool:

@@ -181,20 +181,22 @@ def _made_in_batch(ref: str, earlier: Sequence[Any]) -> int | None:
 def settle_stay(conversion: Any, read_many: Any, search: Any, messages: Any,
                 earlier: Sequence[Any] = ()) -> list[int]:
     """Mark (``Said.stand_in``) each thin visit (written only when absent) of a message naming a
-    stand-in record (the module's rules, read from the store) whose visit is filed under another
-    record: the merge then lets the visit stand when its history shows it taken over from exactly
-    that record (the lab's later results of a stay the HIS's admission took over, rvvisit33 MED 3).
+    stand-in record (the module's rules) whose visit is filed under another record: the merge then
+    lets the visit stand when its history shows it taken over from exactly that record (the lab's
+    later results of a stay the HIS's admission took over, rvvisit33 MED 3).
 
-    The visit as the batch leaves it: an admission earlier in the batch taking it over from exactly
-    this record (``Said.taken_from``) leaves it the admitted record's -- as the store will be once that
-    admission is written, and as the merge's history check then finds it -- so the result is settled
-    as it is when sent after the admission's ACK (identity34: batch and single had differed). Any
-    other earlier message stating the visit or the record: the store is not what the write will
-    find -- refused as before, the operator replays it. Returns the positions in ``earlier`` read.
+    The visit and the record as the batch's earlier messages leave them, as the store will be once
+    they are written (identity34; idfix34: batch and single had still differed): the visit's subject
+    through every earlier message stating it (``_visit_as_left``: an admission taking it over from
+    exactly this record moves it, an A08 of the stay keeping it under the admitted record keeps it,
+    anything else moving it is not told -- nothing marked, the merge decides as before); the record
+    as stored and as every earlier message states or makes it (``_stand_in_as_left``: the lab's first
+    result of the batch made it). Returns the positions in ``earlier`` read: if one of them is not
+    written, the message is settled again.
 
     On the path of every message carrying a thin visit: only a message whose own record is keyed by
     another authority's number alone (read from the message, no store) reads the stored visit (one
-    ``read_many``), and only one whose stored visit is another record's reads the rest."""
+    ``read_many``), and only one whose visit is another record's reads the rest."""
     if conversion.registers or not conversion.create_only or search is None or messages is None:
         return []
     prefix = _prefix(conversion.institution)
@@ -208,40 +210,71 @@ def settle_stay(conversion: Any, read_many: Any, search: Any, messages: Any,
             wanted[ref] = theirs
     if not wanted:
         return []
-    taken = {ref: at for ref, theirs in wanted.items()
-             if (at := _taken_in_batch(ref, theirs, earlier)) is not None} if earlier else {}
-    visits = read_many([tuple(ref.split("/", 1)) for ref in wanted if ref not in taken])
-    held = {ref: theirs for ref, theirs in wanted.items() if ref in taken or (
-        (mine := _subject(visits.get(tuple(ref.split("/", 1))))) is not None and mine != theirs)}
+    visits = read_many([tuple(ref.split("/", 1)) for ref in wanted])
+    held: dict[str, tuple[str, list[int]]] = {}  # Encounter ref -> (the message's record, positions read)
+    for ref, theirs in wanted.items():
+        subject, read = _visit_as_left(ref, theirs, _subject(visits.get(tuple(ref.split("/", 1)))), earlier)
+        if subject is not None and subject != theirs:
+            held[ref] = (theirs, read)
     if not held:
         return []
-    # a message of the batch before this one stating the visit (but for the take-over above) or the
-    # record (not writing it only when absent): the store is not what the write will find
-    stated = {ref for at, c in enumerate(earlier) for ref in c.by_reference
-              if ref not in c.create_only and taken.get(ref) != at}
-    patients = read_many([tuple(theirs.split("/", 1)) for theirs in held.values()])
-    leaned: list[int] = []
-    for ref, theirs in held.items():
-        placeholder = patients.get(tuple(theirs.split("/", 1)))
-        if (placeholder is None or ref in stated or theirs in stated
-                or not _stand_in(theirs, placeholder, prefix, search, messages, earlier)):
+    patients = read_many([tuple(theirs.split("/", 1)) for theirs, _ in held.values()])
+    leaned: set[int] = set()
+    for ref, (theirs, read) in held.items():
+        stand_in, stating = _stand_in_as_left(theirs, patients.get(tuple(theirs.split("/", 1))), prefix, search,
+                                              messages, earlier)
+        leaned.update(read, stating)
+        if stand_in:
+            said = conversion.said.get(ref) or Said()
+            conversion.said[ref] = replace(said, stand_in=(*said.stand_in, ("subject", theirs)))
+    return sorted(leaned)
+
+
+def _visit_as_left(visit: str, record: str, subject: str | None,
+                   earlier: Sequence[Any]) -> tuple[str | None, list[int]]:
+    """The record (``"Patient/id"``) the batch's earlier messages leave ``visit`` under, from its stored
+    ``subject``, and the positions read: a message writing it only when absent makes it when none is
+    there; a message stating it keeps it under the same record, or -- an admission taking it over from
+    exactly ``record`` (``settle_takeover``'s mark, ``Said.taken_from``) -- moves it to the admitted
+    one. Every message stating it is read, not only the last (rvidentity34 finding 7: an A08 of the
+    stay after the admission). Moved any other way: (None, read) -- not told."""
+    read: list[int] = []
+    for at, c in enumerate(earlier):
+        version = c.by_reference.get(visit)
+        if version is None:
             continue
-        said = conversion.said.get(ref) or Said()
-        conversion.said[ref] = replace(said, stand_in=(*said.stand_in, ("subject", theirs)))
-        if ref in taken:
-            leaned.append(taken[ref])
-    return leaned
+        if visit in c.create_only:
+            if subject is None:
+                subject = _subject(version)
+                read.append(at)
+            continue
+        read.append(at)
+        now = _subject(version)
+        said = c.said.get(visit)
+        if now != subject and not (subject == record and said is not None and ("subject", record) in said.taken_from):
+            return None, read
+        subject = now
+    return subject, read
 
 
-def _taken_in_batch(visit: str, record: str, earlier: Sequence[Any]) -> int | None:
-    """The position of the batch's last earlier message stating ``visit``, when it is an admission taking
-    the visit over from exactly ``record`` (``settle_takeover``'s mark, ``Said.taken_from``); else None."""
-    for at in range(len(earlier) - 1, -1, -1):
-        c = earlier[at]
-        if visit in c.by_reference and visit not in c.create_only:
-            said = c.said.get(visit)
-            return at if said is not None and ("subject", record) in said.taken_from else None
-    return None
+def _stand_in_as_left(ref: str, stored: dict[str, Any] | None, prefix: str, search: Any, messages: Any,
+                      earlier: Sequence[Any]) -> tuple[bool, list[int]]:
+    """Is ``ref`` a lab's stand-in as the batch's earlier messages leave it (``_stand_in``'s rules asked
+    of every version the write will have seen), and the positions of the messages naming it? Keyed
+    apart only, stored and in every earlier message naming it; no other record, stored or of the batch,
+    carrying one of its numbers; no registration of it: the store's (``persons.unregistered``, when
+    stored) and none in the batch. Not stored and not made by the batch: no (rvidentity34 finding 4:
+    the batch's first result made it, and only the store had been read)."""
+    stating = [at for at, c in enumerate(earlier) if ref in c.by_reference]
+    versions = ([stored] if stored is not None else []) + [earlier[at].by_reference[ref] for at in stating]
+    if not versions or any(earlier[at].registers and ref not in earlier[at].create_only for at in stating):
+        return False, stating
+    if not all(_keyed_apart_only(v, prefix) for v in versions):
+        return False, stating
+    numbers = {(str(i.get("system") or ""), str(i.get("value") or "")) for v in versions for i in v.get("identifier") or ()}
+    patient = {"identifier": [{"system": system, "value": value} for system, value in sorted(numbers)]}
+    return (not _held_by_another(ref, patient, search, earlier)
+            and (stored is None or unregistered(ref, search, messages))), stating
 
 
 @lru_cache(maxsize=256)

@@ -38,6 +38,12 @@ class Tally:
     # the institution whose operator is to see it, when not the message's (the member whose record
     # another member's registration contradicts: ``persons``, identity34); "" the message's own
     institution: str = ""
+    # that institution's own records ("Patient/id") the warning is about, listed on its row for its
+    # operator to open and correct (idfix34: a count alone named no record); never another's
+    records: tuple[str, ...] = ()
+    # the row's text when ``institution`` is another's: the ERR text is worded for the sender, the row
+    # is read by that institution's operator (Chinese first, as the view's advice; idfix34)
+    text: str = ""
 
 
 @dataclass

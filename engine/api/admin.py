@@ -576,7 +576,8 @@ def fidelity(request: Request, institution: str | None = None, caller: Caller = 
                                                       **{count: {} for count in _TALLIES}, "items": []})
         kind = doc["kind"]
         inst["warnings" if kind == "warning" else "unmapped"] += doc["count"]
-        if kind == "warning" and (tally := _tally_of(doc)) is not None:
+        tally = _tally_of(doc) if kind == "warning" else None
+        if tally is not None:
             count, key = tally
             inst[count][key] = inst[count].get(key, 0) + doc["count"]
             inst.setdefault("advice", {}).setdefault(count, {})[key] = _advice(count, key, engine.site.institutions)
@@ -586,8 +587,15 @@ def fidelity(request: Request, institution: str | None = None, caller: Caller = 
         elif kind != "warning":
             codes = inst["codes"].setdefault(kind, {})
             codes[doc["value"]] = codes.get(doc["value"], 0) + doc["count"]
-        inst["items"].append({k: doc.get(k) for k in ("kind", "value", "where", "code", "message", "count",
-                                                      "first_seen", "last_seen", "example_message")})
+        item = {k: doc.get(k) for k in ("kind", "value", "where", "code", "message", "count",
+                                         "first_seen", "last_seen", "example_message")}
+        if tally is not None:
+            # which count and key the row is (two owners' rows read alike), and the records of the
+            # institution's own it names (``Tally.records``: the operator's to open and correct; idfix34)
+            item |= {"count_as": tally[0], "count_key": tally[1]}
+            if doc.get("records"):
+                item["records"] = list(doc["records"])
+        inst["items"].append(item)
     for inst in report.values():
         inst["items"].sort(key=lambda i: -i["count"])
     _note(request, "other", {"admin": "fidelity"})
