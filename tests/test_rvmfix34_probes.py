@@ -116,3 +116,42 @@ def test_a_search_by_the_members_mrn_after_its_restatement_finds_its_person_only
     assert obs.status_code == 200, obs.text
     subjects = {e["resource"]["subject"]["reference"] for e in obs.json().get("entry", [])}
     assert own["id"] not in found and f"Patient/{own['id']}" not in subjects, (found, subjects)
+
+
+@pytest.mark.parametrize("rekeyed_by", ["ORU", "A08"])
+def test_the_senders_a08_without_the_number_takes_the_kept_apart_entry_off(both: Both, rekeyed_by: str) -> None:  # noqa: F811
+    """Once re-keyed (by a result, whose ORU wrote the identifier, or by an A08), FNZYY's HIS corrects its
+    master index and restates the record without FNXRMYY's number: the registration states the identifiers
+    in full, so the kept-apart entry goes as well (no W: the PID names no member's number); the record
+    keeps FNZYY's MRN."""
+    _, http, _ = both
+    n = f"RV6{rekeyed_by[0]}"
+    pid3 = _stale(http, n)
+    first = (oru(f"{n}D", pid3, "冯^三", "19610101", "M", f"RVX6{rekeyed_by[0]}", app="HIS") if rekeyed_by == "ORU"
+             else adt(f"{n}D", pid3, "冯^三", "19610101", "M", "A08"))
+    _warned(post(http, _fnzyy(first)), n)
+    ack = post(http, _fnzyy(adt(f"{n}E", f"Z{n}^^^FNZYY^MR", "冯^三", "19610101", "M", "A08")))
+    assert ack_code_of(ack) == "AA" and not err_lines(ack), ack
+    (own,) = patients(http, f"{FNZYY_MRN}|Z{n}")
+    assert _tokens(own) == {f"{FNZYY_MRN}|Z{n}"}, own
+
+
+def test_a_resident_of_the_members_record_sees_none_of_the_senders_patient(both: Both) -> None:  # noqa: F811
+    """陈四, signed in to FNXRMYY's record of the number (a resident's token), searches by her own record
+    number: her record only, before FNZYY speaks again (its record still carrying the number) and after the
+    re-key; FNZYY's 冯三 and his results are never hers to read."""
+    eng, http, _ = both
+    pid3 = _stale(http, "RV7")
+    assert ack_code_of(post(http, _fnzyy(oru("RV7C", pid3, "冯^三", "19610101", "M", "RVX7A", app="HIS")))) in {"AA"}
+    (own,) = patients(http, f"{FNZYY_MRN}|ZRV7")
+    (theirs,) = [i for i in _ids(http, f"{MRN}|RV7", {}) if i != own["id"]]
+    token, _ = eng.auth.issue_token(subject="person-rv7", kind="patient", client_id="phr",
+                                    scopes=["patient/*.rs"], patient=theirs)
+    me = {"Authorization": f"Bearer {token}"}
+    for step in ("before", "after"):
+        if step == "after":
+            _warned(post(http, _fnzyy(oru("RV7D", pid3, "冯^三", "19610101", "M", "RVX7B", app="HIS"))), "RV7")
+        assert _ids(http, f"{MRN}|RV7", me) == [theirs], step
+        obs = http.get("/fhir/Observation", params={"subject:Patient.identifier": f"{MRN}|RV7"}, headers=me)
+        assert obs.status_code == 200 and not obs.json().get("entry"), (step, obs.text)
+        assert http.get(f"/fhir/Patient/{own['id']}", headers=me).status_code in {403, 404}, step
