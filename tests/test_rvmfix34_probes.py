@@ -17,7 +17,7 @@ from engine.engine import Engine
 from tests.hl7_calls import err_lines, post
 from tests.module_store import module_eng  # noqa: F401 -- one engine a module on each backend
 from tests.test_mfix34_members import APART, FNZYY_MRN, _fnzyy, _stale, _tokens, _warned, both  # noqa: F401
-from tests.test_rvidentity32_probes import MRN, adt, oru, patients
+from tests.test_rvidentity32_probes import MRN, adt, merge, oru, patients
 
 Both = tuple[Engine, TestClient, dict[str, str]]
 
@@ -155,3 +155,18 @@ def test_a_resident_of_the_members_record_sees_none_of_the_senders_patient(both:
         obs = http.get("/fhir/Observation", params={"subject:Patient.identifier": f"{MRN}|RV7"}, headers=me)
         assert obs.status_code == 200 and not obs.json().get("entry"), (step, obs.text)
         assert http.get(f"/fhir/Patient/{own['id']}", headers=me).status_code in {403, 404}, step
+
+
+def test_the_senders_merge_does_not_carry_the_stale_number_onto_the_survivor(both: Both) -> None:  # noqa: F811
+    """FNZYY's record Z<n> carries FNXRMYY's <n> (冯三's then, 陈四's now); FNZYY registers 冯三 again as ZB<n>
+    and merges Z<n> into it (A40, PID-3 the survivor's own MRN alone). A clinician's search by FNXRMYY's <n>
+    must not find the survivor: the merge names no member's number, and the number it would carry over is
+    another person's at FNXRMYY."""
+    _, http, clinician = both
+    _stale(http, "RV8")
+    assert ack_code_of(post(http, _fnzyy(adt("RV8D", "ZBRV8^^^FNZYY^MR", "冯^三", "19610101", "M")))) == "AA"
+    ack = post(http, _fnzyy(merge("RV8E", "ZBRV8^^^FNZYY^MR", "冯^三", "19610101", "M", "ZRV8^^^FNZYY^MR")))
+    assert ack_code_of(ack) == "AA", ack
+    (survivor,) = [p for p in patients(http, f"{FNZYY_MRN}|ZBRV8") if p.get("active") is not False]
+    found = _ids(http, f"{MRN}|RV8", clinician)
+    assert survivor["id"] not in found, (survivor["identifier"], found)
