@@ -170,3 +170,21 @@ def test_the_senders_merge_does_not_carry_the_stale_number_onto_the_survivor(bot
     (survivor,) = [p for p in patients(http, f"{FNZYY_MRN}|ZBRV8") if p.get("active") is not False]
     found = _ids(http, f"{MRN}|RV8", clinician)
     assert survivor["id"] not in found, (survivor["identifier"], found)
+
+
+@pytest.mark.xfail(strict=True, reason="rvmfix34: LOW a result re-keys the number away when the member contradicts "
+                   "it, but once the member agrees again only an ADT puts it back: the sender's results keep its "
+                   "record out of a search by the member's MRN")
+def test_once_the_member_agrees_the_senders_next_result_puts_the_number_back(both: Both) -> None:  # noqa: F811
+    """A result re-keyed FNZYY's record (FNXRMYY's <n> was 陈四's there); FNXRMYY's HIS takes its correction back
+    (<n> is 冯三 again). FNZYY's next message is a result for 冯三 listing <n>: no W (the member's record is
+    the same person), and the re-key is undone as a result did it -- the number under FNXRMYY's MRN system
+    again, so a search by it finds FNZYY's record of 冯三 as before the correction."""
+    _, http, clinician = both
+    pid3 = _stale(http, "RV9")
+    _warned(post(http, _fnzyy(oru("RV9D", pid3, "冯^三", "19610101", "M", "RVX9A", app="HIS"))), "RV9")
+    assert ack_code_of(post(http, adt("RV9E", "RV9^^^FNXRMYY^MR", "冯^三", "19610101", "M", "A08"))) == "AA"
+    ack = post(http, _fnzyy(oru("RV9F", pid3, "冯^三", "19610101", "M", "RVX9B", app="HIS")))
+    assert ack_code_of(ack) == "AA" and not err_lines(ack), ack
+    (own,) = patients(http, f"{FNZYY_MRN}|ZRV9")
+    assert own["id"] in _ids(http, f"{MRN}|RV9", clinician), own["identifier"]
