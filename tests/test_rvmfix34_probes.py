@@ -188,3 +188,27 @@ def test_once_the_member_agrees_the_senders_next_result_puts_the_number_back(bot
     assert ack_code_of(ack) == "AA" and not err_lines(ack), ack
     (own,) = patients(http, f"{FNZYY_MRN}|ZRV9")
     assert own["id"] in _ids(http, f"{MRN}|RV9", clinician), own["identifier"]
+
+
+def test_one_batch_two_results_rekey_once_and_both_are_filed(both: Both) -> None:  # noqa: F811
+    """One batch of FNZYY's two results for its stale record (each listing FNXRMYY's number): both AA with
+    the one W each, both filed under FNZYY's record, the record re-keyed once (one new version), and
+    FNXRMYY's MRN finds none of them."""
+    _, http, clinician = both
+    pid3 = _stale(http, "RW1")
+    (before,) = patients(http, f"{FNZYY_MRN}|ZRW1")
+    body = ("FHS|^~\\&|HIS|FNZYY\rBHS|^~\\&|HIS|FNZYY\r"
+            + _fnzyy(oru("RW1D", pid3, "冯^三", "19610101", "M", "RWX1A", app="HIS"))
+            + _fnzyy(oru("RW1E", pid3, "冯^三", "19610101", "M", "RWX1B", app="HIS"))
+            + "BTS|2\rFTS|1\r")
+    ack = post(http, body)
+    assert b"MSA|AA|RW1D" in ack and b"MSA|AA|RW1E" in ack, ack
+    assert ack.count(b"|PID^1^3^2|205") == 2 and b"|E|" not in ack, ack
+    (after,) = patients(http, f"{FNZYY_MRN}|ZRW1")
+    assert int(after["meta"]["versionId"]) == int(before["meta"]["versionId"]) + 1, after["meta"]
+    assert f"{APART}|RW1" in _tokens(after) and f"{MRN}|RW1" not in _tokens(after), after
+    obs = http.get("/fhir/Observation", params={"subject:Patient.identifier": f"{FNZYY_MRN}|ZRW1"}, headers=clinician)
+    codes = {c["code"] for e in obs.json().get("entry", []) for c in e["resource"]["code"]["coding"]}
+    assert {"RWX1A", "RWX1B"} <= codes, codes
+    mine = http.get("/fhir/Observation", params={"subject:Patient.identifier": f"{MRN}|RW1"}, headers=clinician)
+    assert not mine.json().get("entry"), mine.text
