@@ -14,6 +14,7 @@ from fastapi.testclient import TestClient
 
 from adapters.hl7v2.ack import ack_code_of
 from engine.engine import Engine
+from engine.messages import message_id
 from tests.hl7_calls import err_lines, post
 from tests.module_store import module_eng  # noqa: F401 -- one engine a module on each backend
 from tests.test_mfix34_members import APART, FNZYY_MRN, _fnzyy, _stale, _tokens, _warned, both  # noqa: F401
@@ -212,3 +213,31 @@ def test_one_batch_two_results_rekey_once_and_both_are_filed(both: Both) -> None
     assert {"RWX1A", "RWX1B"} <= codes, codes
     mine = http.get("/fhir/Observation", params={"subject:Patient.identifier": f"{MRN}|RW1"}, headers=clinician)
     assert not mine.json().get("entry"), mine.text
+
+
+def _names_number(value: object, system: str, number: str) -> bool:
+    """Whether ``value`` (a resource, recursively) holds an identifier ``system|number``."""
+    if isinstance(value, dict):
+        if value.get("system") == system and value.get("value") == number:
+            return True
+        return any(_names_number(v, system, number) for v in value.values())
+    if isinstance(value, list):
+        return any(_names_number(v, system, number) for v in value)
+    return False
+
+
+def test_nothing_the_rekeying_result_made_answers_the_members_mrn(both: Both) -> None:  # noqa: F811
+    """Every resource FNZYY's re-keying result made or wrote (the message store's record of it: the
+    Observation, the report, the visit, the Patient) holds FNXRMYY's number under FNXRMYY's MRN system
+    nowhere (a logical reference's identifier, a visit's identifier): none answers the member's MRN."""
+    eng, http, _ = both
+    pid3 = _stale(http, "RW2")
+    _warned(post(http, _fnzyy(oru("RW2D", pid3, "冯^三", "19610101", "M", "RWX2", app="HIS"))), "RW2")
+    doc = eng.ingestor.messages.get(message_id("FNZYY", "RW2D"))
+    assert doc is not None and doc.get("resources"), doc
+    made = doc["resources"]
+    assert any(r.startswith("Observation/") for r in made) and any(r.startswith("Patient/") for r in made), made
+    for ref in made:
+        got = http.get(f"/fhir/{ref}")
+        assert got.status_code == 200, (ref, got.text)
+        assert not _names_number(got.json(), MRN, "RW2"), (ref, got.json())
