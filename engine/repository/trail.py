@@ -35,16 +35,27 @@ _NOT_THE_FEED = frozenset({API, INDEX})
 
 
 def touched_by(puts: Sequence[tuple[StoredResource, IndexRows | None, StoredResource | None]]) -> set[str]:
-    """The records (``Type/id``) named by a Provenance these backend puts write or delete other than as
-    a message of the feed writes it (a FHIR client's or the index's version, or any deletion), in the
-    version put and in the version it replaces. Empty (one type test per put) for the feed's writes."""
+    """The Patients (``Patient/id``) named by a Provenance these backend puts write or delete other than
+    as a message of the feed writes it (a FHIR client's or the index's version, or any deletion), in the
+    version put and in the version it replaces. Empty (one type test per put) for the feed's writes.
+    Patients only (regfix34, rvregistry34 finding 6): the registrar is asked of Patients alone, and a
+    client writing Provenances of its documents or results grew the marks by a row a target for nothing."""
     out: set[str] = set()
     for rec, _rows, previous in puts:
         if rec.type != "Provenance" or not (rec.deleted or rec.writer in _NOT_THE_FEED):
             continue
         for body in (rec.body, previous.body if previous is not None else None):
-            out.update(_targets(body))
+            out.update(patients(_targets(body)))
     return out
+
+
+def unmarked(store: Documents, rec: StoredResource) -> bool:
+    """Is the stored Provenance version ``rec`` one a FHIR client or the index wrote, naming a Patient
+    not marked? Then a release that marks nothing (before registry34) wrote it: the registrations
+    table's start asks it of the newest Provenance (``engine.messages.MessageStore.registrations_epoch``)."""
+    if rec.type != "Provenance" or rec.deleted or rec.writer not in _NOT_THE_FEED:
+        return False
+    return not all(marked(store, ref) for ref in patients(_targets(rec.body)))
 
 
 def _targets(body: Any) -> set[str]:
