@@ -60,7 +60,7 @@ from adapters.hl7v2.errors import HL7Error
 from adapters.hl7v2.header import Header, extract_header
 from adapters.hl7v2.processing import sent_id
 from engine.repository import trail
-from engine.repository.port import Document, Store
+from engine.repository.port import Document, Store, is_new_store
 from engine.repository.query import Query
 
 RECEIVED = "received"
@@ -341,6 +341,11 @@ class MessageStore:
         (a replay only) leaves no newer document; see the README's identity section."""
         if self._epoch is None:
             kept = self.census.get(_EPOCH)
+            if kept is None and is_new_store(self.store):  # this open made the store: nothing to see
+                self._epoch = {"_id": _EPOCH, "since": now_iso(), "predates": False, "unseen": None, "began": None}
+                with self.store.transaction():
+                    self.census.replace(self._epoch)
+                return self._epoch
             newest = self.messages.find({"status": PROCESSED}, sort=[("received_at", -1)], limit=1)
             unseen = _unseen(self.store, newest[0] if newest else None)
             if kept is None or (unseen is not None and unseen != kept.get("unseen")):
