@@ -893,7 +893,8 @@ class Ingestor:
         again whatever its current version, it got a new version on every replay (hooks handed a
         stale previous) and the lab's thin Patient was put back over the ADT's. Best effort: a
         store that fails here is already failing, and the operator's log names what stayed
-        stored."""
+        stored -- except the registrar's mark of the records the message registers, which fails
+        closed: held in the process when it cannot be written (``trail.hold``, regfix34)."""
         for item in items:
             item.kept = True
         left = left_versions(exc.left)
@@ -909,15 +910,17 @@ class Ingestor:
                 marked.append((item, sorted(ref if n is None else f"{ref}/_history/{n}" for ref, n in noted.items())))
         if not marked:
             return
+        # a registration's Provenance left stored without its message filed: the registrar walks (registry34);
+        # a result's, order's or update's cannot say who registered anyone (``_registered_of``, regfix34)
+        registered = set().union(*(_registered_of(item) for item, _ in marked))
         try:
             with self.store.transaction():
                 for item, refs in marked:
                     self.messages.messages.update(item.doc_id, {UNDO_LEFT: refs})  # type: ignore[arg-type]
-                    # a Provenance left stored without its message filed: the registrar walks (registry34)
-                    trail.mark(self.store, trail.patients(f"{r.get('resourceType')}/{r.get('id')}"
-                                                          for r in _resources(item)), "writes left stored")
+                trail.mark(self.store, registered, "writes left stored")
         except Exception:
             log.exception("could not note on %d message(s) which of their writes stayed stored", len(marked))
+            trail.hold(self.store, registered, "writes left stored")  # fails closed (rvregistry34 finding 7)
 
     def _convert(self, item: _Item) -> tuple[Any, list[HL7Error]]:
         h = item.header
@@ -1222,8 +1225,7 @@ class Ingestor:
                                              resources=refs, attempts=attempts, current=current,
                                              unstored=self._unstored if item.in_batch_new else None)
                 # who registered a record: kept with the filing, in its transaction (registry34)
-                self.messages.note_registrations(item.doc_id, current, registered_by(
-                    str((current or {}).get("message_type") or message_type_of(item.header)), resources))
+                self.messages.note_registrations(item.doc_id, current, _registered_of(item, current))
                 institution = getattr(item.conversion, "institution", None) or item.header.facility_code
                 conv_warnings = getattr(item.conversion, "warnings", None) or []
                 unmapped = getattr(item.conversion, "unmapped", None) or []
@@ -1435,6 +1437,15 @@ def _poisoned() -> HL7Error:
                     "is found)", code=APPLICATION_INTERNAL_ERROR, ack_code="AE")
 
 
+
+
+def _registered_of(item: _Item, doc: Document | None = None) -> set[str]:
+    """The records (``Patient/x``) ``item``'s message registers (``adapters.convert.persons.registered_by``:
+    its event as its document ``doc`` states it, else its header's): the rows its filing writes, the marks
+    of what a failed block of it left stored (``Ingestor._left_stored``)."""
+    assert item.header is not None
+    doc = doc if doc is not None else item.doc
+    return registered_by(str((doc or {}).get("message_type") or message_type_of(item.header)), _resources(item))
 
 
 def _resources(item: _Item) -> list[dict[str, Any]]:

@@ -60,7 +60,8 @@ from adapters.hl7v2.errors import HL7Error
 from adapters.hl7v2.header import Header, extract_header
 from adapters.hl7v2.processing import sent_id
 from engine.repository import trail
-from engine.repository.port import Document, Store
+from engine.repository.port import Document, Store, is_new_store
+from engine.repository.query import Query
 
 RECEIVED = "received"
 PROCESSED = "processed"
@@ -69,6 +70,8 @@ STATUSES = (RECEIVED, PROCESSED, QUARANTINED)
 NOT_PRODUCTION = ("T", "D")  # HL7 table 0103 ids other than P: stored as clinical data before hl7mode29
 _CENSUS = "processing-ids"  # the remembered count's document in ``hl7_census``
 _EPOCH = "registrations"  # when the registrations table began, in ``hl7_census`` (``registrations_epoch``)
+# on a filed message document: its ``processed_at`` as this release filed it, with its registrations rows
+_NOTED = "registrations_noted"
 _CENSUS_PAGE = 500
 
 log = logging.getLogger("huren.ingest")
@@ -170,6 +173,49 @@ def error_from_dict(d: dict[str, Any]) -> HL7Error:
 
 def raw_of(doc: Document) -> bytes:
     return base64.b64decode(doc["raw"])
+
+
+def _registers(message_type: str) -> bool:
+    """``adapters.convert.persons.registers`` (imported here: that module reads this one)."""
+    from adapters.convert.persons import registers
+
+    return registers(message_type)
+
+
+def _unseen(store: Store, newest: Document | None) -> str | None:
+    """What a release before the registrations table wrote that the table did not see, named for
+    ``registrations_epoch`` (which remembers it, so one such write moves the epoch once), or None: the
+    newest filed message document (``newest``) not stamped as this release files (``_NOTED``), or else
+    the newest Provenance version when a FHIR client or the index wrote it and a Patient it names is not
+    marked (``engine.repository.trail.unmarked``). One indexed read each."""
+    if newest is not None and newest.get(_NOTED) != newest.get("processed_at"):
+        return f"{newest['_id']}@{newest.get('processed_at')}"
+    fhir = getattr(store, "fhir", None)
+    found = fhir.search(Query("Provenance", sort=[("_lastUpdated", True)], limit=1)) if fhir is not None else []
+    if found and trail.unmarked(store, found[0]):
+        return f"Provenance/{found[0].id}/_history/{found[0].version}"
+    return None
+
+
+def _store_now(store: Store, newest: Document | None) -> str:
+    """The store's present: the latest of this instant, the newest filed message's instants and the
+    newest Patient's ``meta.lastUpdated`` (``registrations_epoch``: a record written under a clock
+    that ran fast is not younger than the table). One indexed read of the FHIR store."""
+    instants = [now_iso()]
+    if newest is not None:
+        instants += [str(newest.get("received_at") or ""), str(newest.get("processed_at") or "")]
+    fhir = getattr(store, "fhir", None)
+    if fhir is not None:
+        instants += [r.updated for r in fhir.search(Query("Patient", sort=[("_lastUpdated", True)], limit=1))]
+    return max(instants, key=_instant)
+
+
+def _instant(text: str) -> datetime:
+    """A stored instant (``now_iso``, ``meta.lastUpdated``) as a datetime; the earliest when unreadable."""
+    try:
+        return datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return datetime.min.replace(tzinfo=UTC)
 
 
 class MessageStore:
@@ -278,12 +324,38 @@ class MessageStore:
         """When the registrations table began on this store, and whether messages were filed before it
         (``predates``): then a record older than the table may have a registration the table never saw,
         and is answered by the walk over its Provenances as before (``adapters.convert.persons``). Kept in
-        ``hl7_census`` at the first start that looks for it; read once per process (first at open: ``__init__``)."""
+        ``hl7_census`` at the first start that looks for it; read once per process (first at open: ``__init__``).
+
+        Checked again at every open (regfix34, rvregistry34 finding 1): a release before the table (a
+        rollback, then this release again) files messages without rows. Every filing of this release
+        stamps its document (``_NOTED``: its ``processed_at``, which an older release's refiling
+        rewrites and the stamp then no longer equals); the newest filed document (one read on the
+        ``status, received_at`` index) unstamped means filings the table did not see: ``since`` moves
+        to the store's present and ``predates`` is set, so every record older than that walks, as on a
+        first upgrade. The same for the newest Provenance version when a FHIR client wrote it and its
+        targets are not marked (``engine.repository.trail``: an older release marks nothing).
+        ``since`` is the store's present, not the wall clock alone (finding 2): the latest of now, the
+        newest filed message's instants and the newest Patient's ``meta.lastUpdated`` -- a host clock
+        that ran fast before the restart stepped it back had written records "younger" than the table.
+        What it cannot see: an older release's refiling of messages received before its newest filing
+        (a replay only) leaves no newer document; see the README's identity section."""
         if self._epoch is None:
             kept = self.census.get(_EPOCH)
-            if kept is None:
-                predates = bool(self.messages.find({"status": PROCESSED}, limit=1))
-                kept = {"_id": _EPOCH, "since": now_iso(), "predates": predates}
+            if kept is None and is_new_store(self.store):  # this open made the store: nothing to see
+                self._epoch = {"_id": _EPOCH, "since": now_iso(), "predates": False, "unseen": None, "began": None}
+                with self.store.transaction():
+                    self.census.replace(self._epoch)
+                return self._epoch
+            newest = self.messages.find({"status": PROCESSED}, sort=[("received_at", -1)], limit=1)
+            unseen = _unseen(self.store, newest[0] if newest else None)
+            if kept is None or (unseen is not None and unseen != kept.get("unseen")):
+                if kept is not None:
+                    log.warning("messages were filed or Provenances written without the registrations table "
+                                "(%s: a release before it ran on this store); records older than now are "
+                                "answered by walking their Provenances", unseen)
+                kept = {"_id": _EPOCH, "since": _store_now(self.store, newest[0] if newest else None),
+                        "predates": bool(newest) if kept is None else True, "unseen": unseen,
+                        "began": (kept or {}).get("began") or (kept or {}).get("since")}
                 with self.store.transaction():
                     self.census.replace(kept)
             self._epoch = kept
@@ -292,11 +364,14 @@ class MessageStore:
     def mark_processed(self, doc_id: str, *, ack_code: str, warnings: Iterable[HL7Error],
                        resources: list[str], attempts: int, current: Document | None = None,
                        unstored: list[Document] | None = None) -> None:
-        """``current``: the document as stored, when the caller holds it; ``unstored``: see ``_set``."""
+        """``current``: the document as stored, when the caller holds it; ``unstored``: see ``_set``.
+        Stamped as filed by a release keeping the registrations table (``_NOTED``: the ingest writes the
+        message's rows in this transaction; ``registrations_epoch``)."""
         errs = [error_to_dict(e) for e in warnings]
+        at = now_iso()
         self._set(doc_id, current, {
             "status": PROCESSED, "ack_code": ack_code, "errors": errs, "reason": None,
-            "processed_at": now_iso(), "resources": resources, "attempts": attempts,
+            "processed_at": at, _NOTED: at, "resources": resources, "attempts": attempts,
         }, unstored)
 
     def quarantine(self, doc_id: str, *, ack_code: str, errors: Iterable[HL7Error], attempts: int,
@@ -332,7 +407,15 @@ class MessageStore:
         document then states -- the replay guard keeps MSH-3/4/10 only, and a document still saying
         the MSH-9 first sent (``ADT^A4`` corrected to ``ADT^A04``) was read as no registration by
         ``adapters.convert.persons`` (rvregapp33 findings 1 and 2); what it said before is kept in
-        the replay's entry."""
+        the replay's entry.
+
+        A filed message that registers (``adapters.convert.persons.registers``: its rows in the
+        registrations table) marks the Patients it wrote (``engine.repository.trail``): until it is
+        filed again, and after -- marks are never taken off, so those records are answered by the walk
+        from then on (its refiling writes its rows again, which the walk reads as the table would). A
+        filed result, order or update reopened marks nothing (regfix34, rvregistry34 finding 4): its
+        replay cannot change who registered anyone, and a long-stay patient's result replayed after a
+        mapping fix had sent the record back to the walk for good ("cannot be told" past 5,000)."""
         doc = self.get(doc_id)
         if doc is None:
             return None
@@ -348,8 +431,9 @@ class MessageStore:
         replays.append(entry)
         fields["replays"] = replays
         self.messages.update(doc_id, fields)
-        if doc.get("status") == PROCESSED:  # its registrations are the table's until it is filed again
-            trail.mark(self.store, trail.patients(doc.get("resources") or ()), "a filed message reopened")
+        if doc.get("status") == PROCESSED and _registers(str(doc.get("message_type") or "")):
+            # its rows say what it registered as filed; a replay (corrected bytes) may say otherwise
+            trail.mark(self.store, trail.patients(doc.get("resources") or ()), "a filed registration reopened")
         return self.get(doc_id)
 
     def count_fidelity(self, institution: str, warnings: Iterable[HL7Error],

@@ -23,7 +23,7 @@ import adapters.convert.persons as persons
 from adapters.hl7v2.ack import ack_code_of
 from engine.api.app import create_app
 from engine.engine import Engine
-from engine.messages import MessageStore, message_id
+from engine.messages import PROCESSED, MessageStore, error_to_dict, message_id, now_iso
 from engine.repository import trail, versioning
 from engine.repository.trail import TRAIL_MARKS
 from engine.settings import Settings
@@ -236,10 +236,6 @@ def _before_the_table(engine: Engine) -> None:
         engine.store.collection("hl7_census").delete("registrations")
 
 
-@pytest.mark.xfail(strict=True, reason="rvregistry34: LOW the table's epoch is the wall clock at the first start, "
-                                       "not the store's last instant: a record the old code wrote under a fast "
-                                       "clock reads younger than the table, 'unregistered', and the LIS restates "
-                                       "the HIS's patient (AA)")
 def test_a_record_filed_before_the_table_under_a_fast_clock_is_still_answered_by_the_walk(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Before the upgrade the host's clock ran 10 minutes fast: the HIS registered RVK, the LIS's result
@@ -269,15 +265,23 @@ def test_a_record_filed_before_the_table_under_a_fast_clock_is_still_answered_by
 
 def _old_release(monkeypatch: pytest.MonkeyPatch) -> None:
     """What the release before registry34 does when it files: no registrations row, no trail mark (it has
-    neither), and no epoch check -- it never looks at ``hl7_census``' registrations document."""
+    neither), no stamp on the filed document, and no epoch check -- it never looks at ``hl7_census``'
+    registrations document."""
     monkeypatch.setattr(MessageStore, "note_registrations", lambda self, doc_id, doc, records: None)
     monkeypatch.setattr(trail, "mark", lambda store, refs, why: None)
+    monkeypatch.setattr(MessageStore, "mark_processed", _old_mark_processed)
 
 
-@pytest.mark.xfail(strict=True, reason="rvregistry34: MED a rollback to the release before the table and back "
-                                       "leaves what the old release registered unseen by the table (the epoch "
-                                       "says 'no older filings'): the LIS restates the HIS's patient (AA); the "
-                                       "README's manual step (delete the census document) is the only guard")
+def _old_mark_processed(self: MessageStore, doc_id: str, *, ack_code: str, warnings: Any, resources: list[str],
+                        attempts: int, current: Any = None, unstored: Any = None) -> None:
+    """``MessageStore.mark_processed`` of the release before the table (regfix34: this release stamps each
+    filing as seen by the table; that one did not)."""
+    self._set(doc_id, current, {
+        "status": PROCESSED, "ack_code": ack_code, "errors": [error_to_dict(e) for e in warnings], "reason": None,
+        "processed_at": now_iso(), "resources": resources, "attempts": attempts,
+    }, unstored)
+
+
 def test_a_rollback_and_upgrade_again_keeps_the_old_releases_registrations(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A site installs this release on a new store (epoch: no filing before it), rolls back to the release
@@ -344,10 +348,6 @@ def test_a_batch_where_the_lis_registers_first_answers_as_the_walk(both: tuple[E
 # --- a failed block whose undo fails (MongoDB standalone / mongomock) ---------------------------------------
 
 
-@pytest.mark.xfail(strict=True, reason="rvregistry34: LOW a failed block whose undo cannot take its registrations "
-                                       "row back leaves a row for a message not filed, unmarked (_left_stored marks "
-                                       "only FHIR versions left): the table names the HIS registrar of a record "
-                                       "only the LIS's filed A04 registered")
 def test_a_registration_row_left_by_a_failed_undo_is_not_believed(
         settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
     """mongomock (a standalone server's undo journal): the HIS's A04 of RVU fails after its row was written

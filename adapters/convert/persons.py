@@ -43,7 +43,7 @@ from adapters.hl7v2.errors import DUPLICATE_KEY_IDENTIFIER, HL7Error, Tally
 from engine.errors import NotFound
 from engine.identity.demographics import contradicts_all, demographics
 from engine.merge_rules import API, INDEX, Delete, Said
-from engine.messages import application_of, message_institution
+from engine.messages import PROCESSED, application_of, message_institution
 from engine.repository.ids import deterministic_id
 
 # the advice of a refusal: an identical resend (same MSH-10) is answered from the message store
@@ -542,6 +542,14 @@ def registers_person(message_type: str, trigger_event: str) -> bool:
     return (message_type, trigger_event) in _REGISTERING
 
 
+def registers(message_type: str) -> bool:
+    """Does a message of ``message_type`` (MSH-9 as its document stores it, ``ADT^A04^ADT_A01``) register
+    the records its Provenance names (``registered_by``)? Asked too by the message store's reopen: only
+    such a message's replay can change who registered a record (regfix34, rvregistry34 finding 4)."""
+    kind, _, event = message_type.partition("^")
+    return _registers_record(kind, event.partition("^")[0])
+
+
 def registered_by(message_type: str, resources: Sequence[dict[str, Any]]) -> set[str]:
     """The records (``Patient/x``) a message of ``message_type`` (its document's MSH-9, as stored)
     registers, of its ``resources`` as converted: every Patient its Provenance names, when its event
@@ -549,8 +557,7 @@ def registered_by(message_type: str, resources: Sequence[dict[str, Any]]) -> set
     keeps in the registrations table (``engine.messages.MessageStore.note_registrations``) in the
     transaction that files the message -- the same reading ``_registered``'s walk makes of a stored
     message (its event from the document, its records from its Provenance's targets)."""
-    kind, _, event = message_type.partition("^")
-    if not _registers_record(kind, event.partition("^")[0]):
+    if not registers(message_type):
         return set()
     out: set[str] = set()
     for resource in resources:
@@ -677,7 +684,11 @@ def _table(ref: str, marks: Any, messages: Any) -> list[dict[str, Any]] | None:
     - the store filed messages before the table began (``registrations_epoch``) and the record is not
       known to be younger than the table (absent, or its first version older): a registration of it
       may be one the table never saw. A record first written since then was registered, if at all, by
-      messages the table holds (no backfill at open: see the README's identity section)."""
+      messages the table holds (no backfill at open: see the README's identity section);
+    - a row's message is not filed (regfix34, rvregistry34 finding 3): on a MongoDB without
+      transactions a failed block whose undo could not take its row back left a row naming a registrar
+      whose message was never filed (kept ``received`` for the operator's replay, which writes the row
+      again). Each row is checked against its message document (one read of the few rows' messages)."""
     if not (callable(getattr(messages, "registrations_of", None)) and callable(getattr(marks, "trail_touched", None))):
         return None
     if marks.trail_touched(ref):
@@ -689,9 +700,14 @@ def _table(ref: str, marks: Any, messages: Any) -> list[dict[str, Any]] | None:
             versions = marks.versions(rtype, rid)
         except NotFound:
             return None
-        if not versions or _instant(versions[-1].updated) < _instant(str(epoch.get("since") or "")):
+        if not versions or _instant(versions[-1].updated) <= _instant(str(epoch.get("since") or "")):
             return None
-    return messages.registrations_of(ref)
+    rows = messages.registrations_of(ref)
+    if rows:
+        filed = messages.get_many([str(row.get("message") or "") for row in rows])
+        if any((filed.get(str(row.get("message") or "")) or {}).get("status") != PROCESSED for row in rows):
+            return None
+    return rows
 
 
 def _instant(text: str) -> datetime:
