@@ -152,3 +152,26 @@ def test_building_and_floor_stay_when_a_later_message_leaves_them_out(http: Test
     _accepted(http, _adt("LF34-7b", "A08", "7", "XY7^301^02^FNXRMYY", "20261203090000"))
     bed = _chain(http, "7")[0]
     assert (bed["name"], bed["description"]) == ("血液科病区 301房 02床", "3号楼 5层"), bed
+
+
+@pytest.mark.parametrize("order", ["code-first", "named-first"])
+def test_one_message_naming_the_ward_in_one_field_names_it(http: TestClient, order: str) -> None:
+    """An A02 whose PV1-3 (the new bed) sends the ward by code and whose PV1-6 (the bed left) names it,
+    or the other way round: the message states the ward's name, and it is stored -- also over a name
+    stored before (a rename), which a code-only field of the same message does not hold back."""
+    n = "8" if order == "code-first" else "9"
+    ward, named, bare = f"XY{n}", f"XY{n}^301^02^FNXRMYY^^^^^血液内科", f"XY{n}^302^01^FNXRMYY"
+    _accepted(http, _adt(f"LF34-{n}a", "A01", n, f"XY{n}^301^02^FNXRMYY^^^^^血液科病区"))
+    now, before = (bare, named) if order == "code-first" else (named, bare)
+    pv1 = ["PV1", "1", "I", now, "", "", before] + [""] * 12 + [f"LF34V{n}"]
+    _accepted(http, "\r".join([
+        f"MSH|^~\\&|HIS|FNXRMYY|HUREN|FNYGT|20261203090000||ADT^A02^ADT_A02|LF34-{n}b|P|2.5.1",
+        "EVN|A02|20261203090000",
+        f"PID|1||LF34P{n}^^^FNXRMYY^MR||钱^七||19600101|M",
+        "|".join(pv1),
+    ]) + "\r")
+    chain = _chain(http, n)
+    assert chain[-1]["name"] == "血液内科" and chain[-1]["alias"] == [ward], chain[-1]
+    # the bed PV1-6 named is the ward's renamed bed; history keeps the first name
+    versions = http.get(f"/fhir/Location/{chain[-1]['id']}/_history").json()["entry"]
+    assert sorted({v["resource"]["name"] for v in versions}) == ["血液内科", "血液科病区"], versions

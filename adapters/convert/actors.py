@@ -272,10 +272,11 @@ def _named(ctx: Context, ref: str, made: Resource, stated: bool) -> None:
     XYK^301, then PV1-6 XYK^302^01 with PL-9), the stated name takes its place: the message does
     state it."""
     held = ctx.resources[ref]
-    if not stated:
-        ctx.assumed(held, "name")
+    if held is made:  # the message's first PL of this place
+        if not stated:
+            ctx.assumed(held, "name")
         return
-    if held is made:
+    if not stated:  # (an earlier PL of the message put it: its name assumed already, or stated)
         return
     guessed = [r for r, element in ctx.assumptions if element == "name" and r.get("id") == held["id"]
                and r.get("resourceType") == "Location"]
