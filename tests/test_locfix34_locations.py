@@ -15,12 +15,15 @@ backend; each test its own ward code, patient and visit)."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
 
+from engine.api.app import create_app
 from engine.engine import Engine
+from engine.settings import Settings
 from tests.hl7_calls import module_http, post
 from tests.module_store import module_eng
 
@@ -175,3 +178,21 @@ def test_one_message_naming_the_ward_in_one_field_names_it(http: TestClient, ord
     # the bed PV1-6 named is the ward's renamed bed; history keeps the first name
     versions = http.get(f"/fhir/Location/{chain[-1]['id']}/_history").json()["entry"]
     assert sorted({v["resource"]["name"] for v in versions}) == ["血液内科", "血液科病区"], versions
+
+
+def test_a_site_merge_file_from_before_displays_keeps_the_visits_ward_name(tmp_path: Path) -> None:
+    """A site's merge.yaml copied before locfix34 names Encounter.location without ``displays``: the key
+    is carried from the shipped rule (``mappings.site.CARRIED_KEYS``), as ``history`` is, so its A08s
+    sending the ward by code do not rename the visit's bed either. (SQLite: the rule is read at load.)"""
+    shipped = (Path(__file__).resolve().parents[1] / "mappings" / "merge.yaml").read_text("utf-8")
+    assert shipped.count("               displays: [location],\n") == 1
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "merge.yaml").write_text(shipped.replace("               displays: [location],\n", ""), "utf-8")
+    with Engine(Settings(data_dir=tmp_path / "var", http_port=0, mllp_port=0, site=site)) as eng, \
+            TestClient(create_app(eng)) as http:
+        http.headers["Authorization"] = "Bearer " + eng.auth.issue_system_token("hl7-tests", "system/*.cruds")
+        _accepted(http, _adt("LF34-10a", "A01", "10", "XYA^301^02^FNXRMYY^^^^^血液科病区"))
+        _accepted(http, _adt("LF34-10b", "A08", "10", "XYA^301^02^FNXRMYY", "20261203090000"))
+        assert _names(http, "10") == NAMED
+        assert _display(http, "10") == "血液科病区 301房 02床"
