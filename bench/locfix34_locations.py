@@ -4,11 +4,13 @@ names (``Said.assumed``) and the visit's display of the place is kept from the s
 
     python bench/locfix34_locations.py [--messages N] [--rounds R]
 
-Through the real ingestor on SQLite (a fresh data directory a round): an A01 naming the bed's ward
-(PV1-3 with PL-9), then an A08 for each of N visits sending the bed by code alone
+Through the real ingestor on SQLite (a fresh data directory a round): N visits admitted by an A01
+naming the bed's ward (PV1-3 with PL-9), then an A08 for each sending the bed by code alone
 (``XYK^301^02^FNXRMYY``) -- every A08 converts three Locations whose names are assumed and merges the
 stored visit. Prints the CPU per A08 (process CPU over ``ingestor.handle``, the best of R rounds) and
-the CPU per A08 of ``adapters.convert.convert`` alone.
+the CPU per A08 of ``adapters.convert.convert`` alone. Run as ``PYTHONPATH=. python bench/...``.
+Steadier: the conversion's instructions under callgrind (``operator.call`` around the loop and
+``--toggle-collect=_operator_call``, ``PYTHONHASHSEED=0``), the figures of README's locfix34 paragraph.
 """
 
 from __future__ import annotations
