@@ -39,7 +39,7 @@ MODES = frozenset({"replace", "keep-if-absent", "union", "by-key", "keep-stored"
 _RESERVED = frozenset({"key", "owner", "slices", "follows", "when", "was", "stands", "yields_to", "unless_deletes", "placeholders", "as_far_as",
                        "progress", "names_all_of", "another", "another_if", "status_follows", "inherits",
                        "another_person", "keeps", "history", "history_unless",
-                       "history_taken_back_by", "lines_of", "text_of", "until_later"})
+                       "history_taken_back_by", "lines_of", "text_of", "until_later", "displays"})
 PANEL = "; "  # between the tests a panel's ``code.text`` names (``names_all_of``)
 # ISO 21090 name/address representation (ABC | IDE | SYL): HL7 v2 XPN-8/XAD-? table 4000 in FHIR
 REPRESENTATION = "http://hl7.org/fhir/StructureDefinition/iso21090-EN-representation"
@@ -283,6 +283,11 @@ class ElementPlan:
     # nothing of the resource (ACK W); when it cannot be told, the message is refused (``Untimely``);
     # over a stored value not in ``stands`` only the same sender's strictly later MSH-7 holds it back
     until_later: bool = False
+    # ``displays``: the references (dotted paths in the entries: ``location``) whose display copies the
+    # name of the resource they name: where this message only assumed that name (the target's
+    # ``Said.assumed`` holds ``name``: a PL without PL-9), a stored entry's display of the same
+    # reference stays (locfix34: an A08 sending the ward by code named the visit's bed "XYK 301房 02床")
+    displays: tuple[tuple[str, ...], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -302,6 +307,7 @@ class TypePlan:
     lined: tuple[tuple[str, ElementPlan], ...] = ()  # the ``lines_of`` elements
     copied: tuple[tuple[str, ElementPlan], ...] = ()  # the ``text_of`` elements
     dated: tuple[tuple[str, ElementPlan], ...] = ()  # the ``until_later`` elements
+    displayed: tuple[tuple[str, ElementPlan], ...] = ()  # the ``displays`` elements
 
 
 class Persons(Protocol):
@@ -496,8 +502,9 @@ class MergeRules:
         lined = tuple((name, e) for name, e in elements.items() if e.lines_of and e.mode != "replace")
         copied = tuple((name, e) for name, e in elements.items() if e.text_of and e.mode != "replace")
         dated = tuple((name, e) for name, e in elements.items() if e.until_later and e.stands)
+        displayed = tuple((name, e) for name, e in elements.items() if e.displays and e.mode != "replace")
         plan = TypePlan(default, elements, trivial, guards, choices, follows, over, sliced, settled, inherited,
-                        persons, moved, lined, copied, dated)
+                        persons, moved, lined, copied, dated, displayed)
         self._plans[(rtype, source)] = plan
         return plan
 
@@ -546,6 +553,7 @@ class MergeRules:
                            lines_of=str(rule.get("lines_of") or ""),
                            text_of=tuple(str(rule["text_of"]).split(".")) if rule.get("text_of") else (),
                            until_later=bool(rule.get("until_later")),
+                           displays=tuple(tuple(str(p).split(".")) for p in rule.get("displays") or ()),
                            was=tuple((str(element), tuple((tuple(path.split(".")), frozenset(values))
                                                           for path, values in where.items()))
                                      for element, where in (rule.get("was") or {}).items()))
@@ -723,6 +731,9 @@ class MergeRules:
             if ep.history and name in incoming and isinstance(out.get(name), list) and isinstance(stored.get(name), list) \
                     and out.get("status") not in ep.history_unless:
                 out[name] = _with_history(out[name], stored[name], ep.history)
+        for name, ep in plan.displayed:
+            if saids and isinstance(out.get(name), list) and isinstance(stored.get(name), list):
+                out[name] = _displays_kept(out[name], stored[name], ep.displays, saids)
         if said is not None:  # before a value and a reason are weighed: a deleted value is no longer there
             left: list[tuple[str, Any]] = []
             for delete in said.deletes:
@@ -2384,6 +2395,50 @@ def _settled(entries: list[Any], follows: tuple[tuple[str, frozenset[str]], ...]
     if not any(isinstance(e, dict) and e.get("status") in moved for e in entries):
         return entries
     return [{**e, "status": target} if isinstance(e, dict) and e.get("status") in moved else e for e in entries]
+
+
+def _displays_kept(entries: list[Any], stored: list[Any], paths: tuple[tuple[str, ...], ...],
+                   saids: Mapping[str, Said]) -> list[Any]:
+    """``displays``: an entry's reference (at one of ``paths``) to a resource whose name the message
+    only assumed (its ``Said.assumed`` holds ``name``) takes the display a stored entry gives the same
+    reference: the visit's bed stays 血液科病区 301房 02床 when an A08 sends XYK^301^02 alone, as the
+    Location keeps that name. A name the message states (PL-9) is not assumed: its display stands."""
+    named: dict[str, str] = {}
+    for entry in stored:
+        for path in paths:
+            for ref in _collect(entry, path):
+                if isinstance(ref, dict) and isinstance(ref.get("reference"), str) and isinstance(ref.get("display"), str):
+                    named.setdefault(ref["reference"], ref["display"])
+    if not named:
+        return entries
+    out = []
+    for entry in entries:
+        for path in paths:
+            ref = _one_at(entry, path)
+            target = ref.get("reference") if ref is not None else None
+            was = named.get(target) if isinstance(target, str) else None
+            if was is None or ref is None or ref.get("display") == was:
+                continue
+            told = saids.get(target)  # (type-narrowed above: a str)
+            if told is not None and "name" in told.assumed:
+                entry = _with_at(entry, path, {**ref, "display": was})
+        out.append(entry)
+    return out
+
+
+def _one_at(node: Any, path: tuple[str, ...]) -> dict[str, Any] | None:
+    """The object at ``path`` (object keys only) in ``node``, else None."""
+    for step in path:
+        if not isinstance(node, dict):
+            return None
+        node = node.get(step)
+    return node if isinstance(node, dict) else None
+
+
+def _with_at(node: dict[str, Any], path: tuple[str, ...], value: Any) -> dict[str, Any]:
+    """A copy of ``node`` with ``value`` at ``path`` (the objects on the way copied, not changed)."""
+    head, *rest = path
+    return {**node, head: _with_at(node[head], tuple(rest), value) if rest else value}
 
 
 def _with_history(entries: list[Any], stored: list[Any], history: frozenset[str]) -> list[Any]:

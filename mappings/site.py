@@ -352,8 +352,10 @@ def _taken_back(merge: Mapping[str, Any]) -> frozenset[str]:
 # stored the cancelled transfer's bed as a bed the patient left (review of convperf29; convfix29).
 # ``history`` and ``history_unless`` (twenty-eighth round) likewise: a copy from before them would
 # let a thinner A08 erase the beds the patient left -- a later, thinner message never erases what an
-# earlier one stated (the lead, twenty-ninth round). Every other key is the site's, whole, as before.
-CARRIED_KEYS = ("history", "history_unless", "history_taken_back_by")
+# earlier one stated (the lead, twenty-ninth round). ``displays`` (locfix34) likewise: a copy from before
+# it let an A08 sending the ward by code alone rename the visit's bed. Every other key is the site's,
+# whole, as before.
+CARRIED_KEYS = ("history", "history_unless", "history_taken_back_by", "displays")
 # where ``history_taken_back_by`` is read (``adapters.convert.common._history_taken_back``): the one
 # element a message's event takes its own past entries back from; anywhere else it is refused at load
 TAKEN_BACK_ON = ("Encounter", "location")
@@ -735,6 +737,10 @@ _MERGE_ELEMENT: dict[str, Any] = {
         # the cancelled transfer went to); the converter drops them (``adapters.convert.common``)
         # (empty: none; checked against HL7 table 0003 and the element at load: ``load_merge_file``)
         "history_taken_back_by": {"type": "array", "items": {"type": "string", "pattern": r"^[A-Z][A-Z0-9]{2}$"}},
+        # references in a list's entries (dotted paths) whose display copies their target's name: kept
+        # from the stored entry where the message only assumed that name (a PL without PL-9; locfix34)
+        # (empty: none -- a site's copy leaving the key out takes the shipped one: ``CARRIED_KEYS``)
+        "displays": {"type": "array", "items": {"type": "string", "pattern": "^[a-z][A-Za-z]*(\\.[a-z][A-Za-z]*)*$"}},
         # entries in one coding system taken from the resources a reference list names (a replacement
         # order's re-test reason from the order it replaces) when the resource states none of its own
         "inherits": {"type": "object", "required": ["through", "system"], "additionalProperties": False,

@@ -62,12 +62,12 @@ def test_a_chinese_point_of_care_named_once_is_one_department(backend_settings: 
                 and not str(c["dept"]).startswith("dept|NEI|")]
         assert len(rows) == 3 and not any("院内代码" in str(c["dept"]) for c in rows), rows
         assert _wards(_rates(eng), "心内科") == {"阜宁县人民医院 心内科病区": nei + 3}
-        # the code-only orders read the ward Location that kept PL-1's code as its alias: stored as the code
-        # alone in Chinese characters, as dept33 stored every ward sent by its Chinese name
-        assert sorted(c["dept"] for c in rows) == ["dept|心内科|", "dept|心内科|", "dept|心内科|心内科病区"], rows
-        # one of them as a release before dept33 stored it (the bed's text), one as a Location without
-        # the alias gives it (deptfix34's key for a ward sent by its Chinese name alone)
-        plain = [c for c in rows if c["dept"] == "dept|心内科|"]
+        # the code-only orders read the ward Location, which keeps the name PL-9 gave it (locfix34: before,
+        # a code-only PL renamed it 心内科 and these rows were stored as the code alone, dept|心内科|)
+        assert sorted(c["dept"] for c in rows) == ["dept|心内科|心内科病区"] * 3, rows
+        # two of them as a release before dept33 stored them (the bed's text) and as a Location without the
+        # alias gives it (deptfix34's key for a ward sent by its Chinese name alone)
+        plain = sorted(rows, key=lambda c: c["_id"])[1:]
         eng.recognition.checks.replace({**plain[0], "dept": "心内科 301房 03床"})
         eng.recognition.checks.replace({**plain[1], "dept": "dept||心内科"})
         eng.recognition.rebuild_tallies()

@@ -226,12 +226,18 @@ def location(rep: Repetition, ctx: Context) -> dict[str, Any] | None:
 
     A ward, room or bed is named in message after message the same to the character: as for a
     Practitioner, from the second time a PL comes from an institution its Location is a compiled
-    copy of what its first conversion made (``_Copies``)."""
+    copy of what its first conversion made (``_Copies``).
+
+    A PL without PL-9 states no name: the name its codes make (XYK, XYK 301房 02床) is the
+    converter's assumption and fills only a Location stored without one (``Said.assumed``). A later
+    message sending the ward by code alone renamed 血液科病区 "XYK" (deptfix34's finding; locfix34);
+    a name PL-9 states is the sender's word and replaces the stored one (a rename: ``_history``
+    keeps the old)."""
     memo = (ctx.code, rep.raw, rep._enc.key)
     made = _LOCATIONS.get(memo, lambda: _location(rep, ctx))
     if made is None:
         return None
-    res, (key, display, managed, parents) = made
+    res, (key, display, managed, parents, stated) = made
     above: dict[str, str] | None = None
     for level, (pkey, name, kind) in enumerate(parents):
         part: Resource = {"resourceType": "Location", "status": "active", "mode": "instance", "name": name}
@@ -243,18 +249,41 @@ def location(rep: Repetition, ctx: Context) -> dict[str, Any] | None:
         if managed:
             part["managingOrganization"] = organization(ctx)
         above = ctx.put(part, pkey)
+        _named(ctx, above["reference"], part, stated)
         kept.mark(ctx, above["reference"], part, ("Location", *memo, ctx.institution.name, level))
     if above is not None:
         res["partOf"] = {"reference": above["reference"]}
     if managed:
         res["managingOrganization"] = organization(ctx)
     ref: dict[str, Any] = ctx.put(res, key)
+    _named(ctx, ref["reference"], res, stated)
     # (the PL's text and the institution make the Location: validated by its text from the second)
     kept.mark(ctx, ref["reference"], res, ("Location", *memo, ctx.institution.name))
     return {**ref, "display": display}
 
 
 _WARD, _ROOM, _BED = ("wa", "Ward"), ("ro", "Room"), ("bd", "Bed")
+
+
+def _named(ctx: Context, ref: str, made: Resource, stated: bool) -> None:
+    """Whether the message states the name of the Location just put at ``ref`` (``made``): a PL
+    without PL-9 only assumes it (``Context.assumed``: it fills only a Location stored without a
+    name). Where another PL of the message put the Location first with a name it only assumed (PV1-3
+    XYK^301, then PV1-6 XYK^302^01 with PL-9), the stated name takes its place: the message does
+    state it."""
+    held = ctx.resources[ref]
+    if held is made:  # the message's first PL of this place
+        if not stated:
+            ctx.assumed(held, "name")
+        return
+    if not stated:  # (an earlier PL of the message put it: its name assumed already, or stated)
+        return
+    guessed = [r for r, element in ctx.assumptions if element == "name" and r.get("id") == held["id"]
+               and r.get("resourceType") == "Location"]
+    if guessed:
+        held["name"] = made["name"]
+        for r in guessed:
+            ctx.unsay(r, "name")
 
 
 def _said(part: str, words: dict[str, Any], kind: str) -> str:
@@ -266,10 +295,10 @@ def _said(part: str, words: dict[str, Any], kind: str) -> str:
 
 
 def _location(rep: Repetition, ctx: Context,
-              ) -> tuple[Resource, tuple[str, str, bool, tuple[tuple[str, str, tuple[str, str]], ...]]] | None:
+              ) -> tuple[Resource, tuple[str, str, bool, tuple[tuple[str, str, tuple[str, str]], ...], bool]] | None:
     """The Location a PL names (without its managing Organization or ``partOf``), its key, its
-    display, whether the sender manages it and the Locations above it (key, name, physical type;
-    the ward first); None when it names no place.
+    display, whether the sender manages it, the Locations above it (key, name, physical type;
+    the ward first) and whether PL-9 states their names; None when it names no place.
 
     Its name says what each part is (HL7 v2.5.1 2A.53 PL: 1 point of care, 2 room, 3 bed, 4 facility,
     7 building, 8 floor, 9 description): 心内科病区 301房 02床 -- PL-9's name for the ward, else the
@@ -300,6 +329,6 @@ def _location(rep: Repetition, ctx: Context,
         parents.append((f"{place}|{care}||", ward, _WARD))
     if room and bed:
         parents.append((f"{place}|{care}|{room}|", " ".join(p for p in (ward, room_said) if p), _ROOM))
-    return res, (f"{place}|{care}|{room}|{bed}", display, managed, tuple(parents))
+    return res, (f"{place}|{care}|{room}|{bed}", display, managed, tuple(parents), bool(description))
 
 
