@@ -83,8 +83,10 @@ def test_the_owner_registering_another_person_under_its_number_is_filed_and_coun
     (warning,) = _warnings(ack)
     assert "|PID^1^3|" in warning and "|205" in warning, warning
     assert "RVA" not in warning and "王" not in warning and "FNZYY" not in warning, warning
-    found = patients(http, f"{MRN}|RVA")
-    assert len(found) == 2 and {p["gender"] for p in found} == {"male", "female"}
+    # FNZYY's reference re-keyed by the owner's registration under FNZYY's kept-apart system (ownfix34):
+    # two records, not linked, and the owner's MRN answers the owner's person only
+    found = patients(http, f"{MRN}|RVA") + patients(http, "urn:huren:mrn:FNZYY:FNXRMYY|RVA")
+    assert len(found) == 2 and [p["gender"] for p in found] == ["male", "female"], found
     assert not any(p.get("link") for p in found), found
     assert _fidelity(engine, http, "FNZYY")["member_contradicted"]["FNXRMYY"] == before + 1
     assert "FNXRMYY" not in _fidelity(engine, http, "FNXRMYY").get("member_contradicted", {})

@@ -127,7 +127,7 @@ def test_in_one_batch_the_members_message_written_the_owners_count_stands_and_na
     assert b"MSA|AA|ID1" in ack and b"MSA|AA|ID2" in ack, ack
     assert b"|W|" in ack[ack.index(b"MSA|AA|ID2"):], ack
     assert _count(engine, http) == before + 1
-    members = _one(http, f"{MRN}|ID1", "female")
+    members = _one(http, "urn:huren:mrn:FNZYY:FNXRMYY|ID1", "female")  # re-keyed by the owner's (ownfix34)
     assert any(f"Patient/{members['id']}" in (r.get("records") or ()) for r in _rows(engine, http))
 
 

@@ -49,12 +49,20 @@ def _tokens(patient: dict) -> set[str]:
 
 
 def _stale(http: TestClient, n: str) -> str:
-    """FNXRMYY: 冯三 under <n>; FNZYY: its own Z<n> with <n> beside (the same person); FNXRMYY's HIS restates
-    <n> as 陈四 (accepted). Returns FNZYY's PID-3 (its own MRN first, FNXRMYY's number second)."""
+    """FNXRMYY: 冯三 under <n>; FNZYY: its own Z<n> with <n> beside (the same person); FNXRMYY's record of <n>
+    then restated as 陈四 over ``/fhir`` (a PUT by a system client), which -- unlike FNXRMYY's HL7
+    restatement, which re-keys FNZYY's record at once (ownfix34) -- leaves FNZYY's record carrying the number
+    under FNXRMYY's MRN: the stale record FNZYY's next message re-keys (as one stored before ownfix34).
+    Returns FNZYY's PID-3 (its own MRN first, FNXRMYY's number second)."""
     assert ack_code_of(post(http, adt(f"{n}A", f"{n}^^^FNXRMYY^MR", "冯^三", "19610101", "M"))) == "AA"
     pid3 = f"Z{n}^^^FNZYY^MR~{n}^^^FNXRMYY^MR"
     assert ack_code_of(post(http, _fnzyy(adt(f"{n}B", pid3, "冯^三", "19610101", "M")))) == "AA"
-    assert ack_code_of(post(http, adt(f"{n}C", f"{n}^^^FNXRMYY^MR", "陈^四", "19920303", "F", "A08"))) == "AA"
+    (own,) = patients(http, f"{FNZYY_MRN}|Z{n}")
+    (theirs,) = [p for p in patients(http, f"{MRN}|{n}") if p["id"] != own["id"]]
+    restated = {k: v for k, v in theirs.items() if k not in ("meta", "text")}
+    restated.update(name=[{"family": "陈", "given": ["四"], "text": "陈四"}], gender="female", birthDate="1992-03-03")
+    put = http.put(f"/fhir/Patient/{theirs['id']}", json=restated)
+    assert put.status_code in (200, 201), put.text
     return pid3
 
 

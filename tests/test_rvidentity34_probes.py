@@ -111,9 +111,6 @@ def test_the_owners_registration_completing_a_thin_record_is_held_against_the_me
     assert _contradicted(engine, http).get("FNXRMYY", 0) == before + 1 and warnings, warnings
 
 
-@pytest.mark.xfail(strict=True, reason="rvidentity34: MED after the owner's accepted registration a search by the "
-                   "owner's number (Patient?identifier=urn:huren:mrn:FNXRMYY|n) answers two different people with "
-                   "nothing telling the owner's record from the member's contradicted reference")
 def test_a_search_by_the_owners_number_tells_the_owners_record_from_the_contradicted_reference(
         both: tuple[Engine, TestClient]) -> None:
     """FNZYY filed 王九 under FNXRMYY's OW1; FNXRMYY registers 郑九 under OW1 (accepted, W). A referral desk or a

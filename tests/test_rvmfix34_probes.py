@@ -96,9 +96,6 @@ def test_the_members_persons_everything_holds_none_of_the_senders_patient(both: 
     assert f"Patient/{own['id']}" not in refs and f"Patient/{own['id']}" not in subjects, refs
 
 
-@pytest.mark.xfail(strict=True, reason="rvmfix34: MED the re-key waits for the sender's next message: from the "
-                   "member's restatement until then, a clinician's search by the member's MRN still finds the "
-                   "sender's patient (another person) and its results")
 def test_a_search_by_the_members_mrn_after_its_restatement_finds_its_person_only(both: Both) -> None:  # noqa: F811
     """FNZYY filed 冯三's result under its record carrying RV5^^^FNXRMYY (the same person then). FNXRMYY's HIS
     restates RV5 as 陈四 (accepted). FNZYY says nothing more. A clinician's ``Patient?identifier=`` and

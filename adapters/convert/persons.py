@@ -39,6 +39,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from adapters.convert.actors import INSTITUTION_SYSTEM
+from adapters.convert.context import MemberNumber
 from adapters.hl7v2.errors import DUPLICATE_KEY_IDENTIFIER, HL7Error, Tally
 from engine.errors import NotFound
 from engine.identity.demographics import contradicts_all, demographics
@@ -367,11 +368,13 @@ def _owners_word(conversion: Any, owned: Sequence[tuple[str, str, int]], search:
     for ref, token, sequence in owned:
         person = conversion.by_reference[ref]
         holders: dict[str, set[str]] = {}  # member institution -> its records naming the number
+        found: dict[str, tuple[str, dict[str, Any]]] = {}  # each such record -> its institution, as read
         for at, c in enumerate(earlier):
             named = {other for other, r in c.by_reference.items() if other.startswith("Patient/")
                      and _holds_number(r, token) and contradicts_all(r, person)}
             if c.institution != conversion.institution and named:
                 holders.setdefault(c.institution, set()).update(named)
+                found.update({other: (c.institution, c.by_reference[other]) for other in named})
                 leaned.append(at)
         page = search("Patient", [("identifier", token), ("_count", "50")])
         others = [p for p in page.resources if f"Patient/{p.get('id')}" != ref and contradicts_all(p, person)]
@@ -382,6 +385,7 @@ def _owners_word(conversion: Any, owned: Sequence[tuple[str, str, int]], search:
             code = codes.get(str((p.get("managingOrganization") or {}).get("reference") or ""))
             if code and code != conversion.institution:
                 holders.setdefault(code, set()).add(f"Patient/{p.get('id')}")
+                found.setdefault(f"Patient/{p.get('id')}", (code, p))  # the batch's version first
         for holder, records in sorted(holders.items()):
             warning = HL7Error(
                 "PID-3's record number, this institution's own, is also named by another member institution's "
@@ -393,7 +397,28 @@ def _owners_word(conversion: Any, owned: Sequence[tuple[str, str, int]], search:
                             _MEMBERS_ROW))
             warning.severity = "W"
             conversion.warnings.append(warning)
+        for other, (holder, was) in found.items():
+            if other not in conversion.by_reference:
+                _rekeyed_by_owner(conversion, other, was, token, holder, sequence)
     return leaned
+
+
+def _rekeyed_by_owner(conversion: Any, ref: str, was: dict[str, Any], token: str, holder: str,
+                      sequence: int) -> None:
+    """The member's record ``ref`` naming the owner's number (``token``) for another person, re-keyed by
+    the owner's accepted message itself (ownfix34): its identifier alone, the number under the member's
+    kept-apart system (``common.apart_system``: ``urn:huren:mrn:FNZYY:FNXRMYY``), value, type and
+    assigner kept, as ``_rekeyed`` writes it when the member next speaks (mfix34) -- one new version, in
+    the owner's write. Not waiting for the member: it may never speak of that patient again, and until
+    then a search by the owner's MRN answered two people (rvmfix34 MED 1, rvidentity34 MED 3). The engine
+    needs no fact of the member's for it: the same re-key, of the same record, with the same data."""
+    from adapters.convert.common import apart_system  # (common imports this module)
+
+    value = token.partition("|")[2]
+    held = MemberNumber(record=ref, member="", segment="PID", sequence=sequence, institution=conversion.institution,
+                        number=token, kept=f"{apart_system(holder, conversion.institution)}|{value}")
+    conversion.by_reference[ref] = {"resourceType": "Patient", "id": ref.split("/", 1)[1]}
+    _rekeyed(conversion, ref, was, held)
 
 
 # the member's fidelity row of ``_owners_word``'s warning: read by the member's operator, whose records
