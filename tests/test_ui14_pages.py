@@ -103,7 +103,7 @@ def test_a_review_is_sent_once_and_said_beside_its_buttons(engine: Engine, serve
     assert browser.eval("document.querySelector('#uphold').disabled") is False
     # where the person is: the outcome on the screen, the keyboard still on the button they pressed
     assert browser.eval("(() => { const r = document.querySelector('#review-said').getBoundingClientRect();"
-                        "return r.top >= 0 && r.bottom <= innerHeight; })()") is True
+                        "return r.top >= 0 && r.bottom <= innerHeight + 1; })()") is True  # +1: a sub-pixel line box (896.19 of 896)
     assert browser.eval("document.activeElement.id") == "uphold"
     assert browser.eval("window.reviewsSent") == 1
     flag = next(f for f in engine.recognition.flags.find() if f["status"] == "upheld")
