@@ -777,6 +777,12 @@ class MergeRules:
         -- the reading centre's PACS withdrawing the result its RIS reported is taken (msgfix34).
         A refused or held result is located at the field that stated its status (``Said.fields``:
         the converter's OBX-11), so ERR-2 names the OBX.
+        A message stating the stored status again (a correction over a correction) is dated when it
+        states another value of an element dated with the status (``dated_with``: ``until_later:
+        [value[x], ...]``) -- an older correction arriving after a later one took its value back under
+        AA (rvmsgfix34 HIGH 1-3). The DiagnosticReport's status is dated by the same rule (OBR-25,
+        ``merge.yaml``), so an older resend does not make a cancelled or corrected report final while
+        its result is held (thirty-fourth round, tfix34).
         Returns the elements whose ``stands`` this message lifts, or None when the stored version
         stands whole. (msgtime33's rule, by ``Provenance.recorded``, mixed the sender's and huren's
         clocks; thirty-third round, msgfix33.)"""

@@ -16,6 +16,12 @@ be shown later; over a plain stored value (a final result) it is later unless th
 MSH-7 shows it strictly older -- a reading centre's PACS withdrawing the result its RIS reported is
 taken, as a withdrawal always was before msgtime33, while the RIS's own withdrawal replayed after its
 later report still is not.
+
+Not told, after its review (rvmsgfix34; thirty-fourth round, tfix34): an MSH-7 sent coarser than a
+second names a span (``2026120211``: any time of that hour), ordered against another time only when
+the two spans do not overlap (the very same span is broken by arrival, as the same second is); an
+unusable MSH-7 over a final its own sender stated, and a message over a version no message stated
+(a FHIR client's PUT), cannot be ordered either -- the caller refuses (AE).
 """
 
 from __future__ import annotations
