@@ -802,6 +802,8 @@ class MergeRules:
             if then is None:  # (no store to read the version's messages from: merged as the mode says)
                 lifted.add(name)
                 continue
+            if not then and held not in ep.stands:  # (a FHIR client's version of a plain value)
+                then = self._carried(rtype, stored, name, dates)
             verdict, why, by = settle(dates.now, then, stands=held in ep.stands)
             at = dict(said.fields).get(name) if said is not None else None
             if verdict == "later":
@@ -850,6 +852,29 @@ class MergeRules:
         provs = [p for p in _every(search, "Provenance", [("target", ref)])
                  if any(isinstance(t, dict) and t.get("reference") == target for t in p.get("target") or ())]
         return [*(dates.of(provs) if provs else ()), *dates.pending(target)]
+
+    def _carried(self, rtype: str, stored: Resource, name: str, dates: Dates) -> list[Stamp]:
+        """A version no message stated (a FHIR client's PUT) that kept ``name`` as the newest version a
+        message stated had it (a label added, a note): dated by that message's ``Stamp`` -- the client
+        stated nothing of the status, the message did (a lab's correction after an office labelled the
+        result is taken). Empty when the client changed it (a restoring PUT: the order cannot be told)
+        or no message's version is found."""
+        keeper = getattr(self._local, "stored", None)
+        history, search = getattr(keeper, "history", None), getattr(keeper, "search", None)
+        if history is None or search is None:
+            return []
+        ref = f"{rtype}/{stored['id']}"
+        named: dict[str, list[dict[str, Any]]] = {}
+        for prov in _every(search, "Provenance", [("target", ref)]):
+            for t in prov.get("target") or ():
+                reference = t.get("reference") if isinstance(t, dict) else None
+                if isinstance(reference, str) and reference.startswith(ref + "/_history/"):
+                    named.setdefault(reference.rsplit("/", 1)[1], []).append(prov)
+        for version in history(rtype, stored["id"]):
+            vid = str((version.get("meta") or {}).get("versionId") or "")
+            if vid in named:
+                return dates.of(named[vid]) if _stood(version.get(name)) == _stood(stored.get(name)) else []
+        return []
 
     def _another(self, rtype: str, name: str, ep: ElementPlan, stored: Resource, st: Resource, inc: Resource,
                  source: str, fields: Mapping[str, str], issues: list[Issue]) -> None:
