@@ -54,6 +54,8 @@ from adapters.convert.persons import registered_by
 from adapters.hl7v2.ack import build_ack, version_tuple
 from adapters.hl7v2.errors import (
     APPLICATION_INTERNAL_ERROR,
+    APPLICATION_RECORD_LOCKED,
+    DATA_TYPE_ERROR,
     DUPLICATE_KEY_IDENTIFIER,
     MESSAGE_ACCEPTED,
     TABLE_VALUE_NOT_FOUND,
@@ -233,9 +235,10 @@ class Ingestor:
         self.store = store
         self.messages = MessageStore(store)
         self.site = site
-        # "Type/id/_history/n" -> the message of this batch that wrote that version (``_Dates.pending``):
-        # its Provenance is written once the batch merged, after a later message of it is compared
-        self._stamped: dict[str, _Dates] = {}
+        # "Type/id/_history/n" -> the messages of this batch that stated that version, in order
+        # (``_Dates.pending``): their Provenances are written once the batch merged, after a later
+        # message of it is compared
+        self._stamped: dict[str, list[_Dates]] = {}
         self.parse = parse
         self.convert = convert
         self.orderless = orderless  # the converter's reading of results into orders (``sequence.judged``)
@@ -1213,7 +1216,7 @@ class Ingestor:
                 for ref, written in listing.stored.items():  # (a later message of this batch dates them by it)
                     version = getattr(written, "version", None)
                     if version is not None and ref not in kept:
-                        self._stamped[f"{ref}/_history/{version}"] = dates
+                        self._stamped.setdefault(f"{ref}/_history/{version}", []).append(dates)
                 t1 = time.perf_counter()
                 self._account("repository", t1 - t0)
                 for result in results:
@@ -1258,7 +1261,11 @@ class Ingestor:
             self._quarantine(item, [exc], attempts)
         elif isinstance(exc, Untimely):  # (located: ERR-2 at the result's OBX-11, or MSH-7)
             at = field_of(exc.location or "")
-            self._quarantine(item, [HL7Error(f"not written: {exc.diagnostics}", code=APPLICATION_INTERNAL_ERROR,
+            # ERR-3 is the sender's, never 207 (huren's fault: retried unchanged): its own MSH-7 not a
+            # usable time, 102 data type error; a stored result its message cannot be ordered against,
+            # 206 application record locked -- held until an operator decides (tfix34, README)
+            code = DATA_TYPE_ERROR if at is not None and at[0] == "MSH" else APPLICATION_RECORD_LOCKED
+            self._quarantine(item, [HL7Error(f"not written: {exc.diagnostics}", code=code,
                                              **({"segment": at[0], "sequence": at[1], "field": at[2]} if at else {}))],
                              attempts)
         elif isinstance(exc, FhirError):
@@ -1544,11 +1551,15 @@ class _Dates:
     versions written by earlier messages of the batch (``Ingestor._stamped``), whose Provenances are
     not written yet (rvmsgtime33 finding 5)."""
 
-    __slots__ = ("_item", "_messages", "_site", "_batch", "_now")
+    __slots__ = ("_item", "_messages", "_site", "_batch", "_now", "_filed")
 
-    def __init__(self, item: _Item, messages: MessageStore, site: Any, batch: dict[str, _Dates]) -> None:
+    def __init__(self, item: _Item, messages: MessageStore, site: Any, batch: dict[str, list[_Dates]]) -> None:
         self._item, self._messages, self._site, self._batch = item, messages, site, batch
         self._now: Stamp | None = None
+        # (institution, MSH-10) -> its filed documents, read once for this message's write: a panel
+        # correcting its twelve results dates each against the one message that stated them all
+        # (rvmsgfix34 MED 10: twelve message-store look-ups and twelve re-read MSHs before)
+        self._filed: dict[tuple[str, str], list[tuple[Document, Stamp]]] = {}
 
     @property
     def now(self) -> Stamp:
@@ -1575,20 +1586,27 @@ class _Dates:
                     wanted.setdefault(institution, set()).add(str(identifier["value"]))
             if pairs:  # (a Provenance naming no message states nothing a message said)
                 named.append((f"Provenance/{prov.get('id')}", pairs))
-        docs = [doc for institution, controls in wanted.items() for doc in self._messages.filed(institution, controls)]
+        for institution, controls in wanted.items():
+            unread = sorted(c for c in controls if (institution, c) not in self._filed)
+            if unread:
+                for c in unread:
+                    self._filed[(institution, c)] = []
+                for doc in self._messages.filed(institution, set(unread)):
+                    key = (institution, str(doc.get("control_id") or ""))
+                    self._filed.setdefault(key, []).append((doc, _doc_stamp(doc, self._site)))
         out: list[Stamp] = []
         for ref, pairs in named:
-            found = [doc for doc in docs if ref in (doc.get("resources") or ())]
-            out.extend(_doc_stamp(doc, self._site) for doc in found)
+            found = [st for pair in dict.fromkeys(pairs) for doc, st in self._filed.get(pair, ())
+                     if ref in (doc.get("resources") or ())]
+            out.extend(found)
             if not found:  # (its message is no longer kept: its time is not known -- said, never skipped)
                 label = ", ".join(f"{control} of {institution}" for institution, control in pairs)
                 out.append(Stamp("", "", None, f"the message that stated it ({label}, {ref}) is no longer kept",
                                  None, label))
         return out
 
-    def pending(self, ref: str) -> Stamp | None:
-        found = self._batch.get(ref)
-        return found.now if found is not None else None
+    def pending(self, ref: str) -> list[Stamp]:
+        return [dates.now for dates in self._batch.get(ref) or ()]
 
 
 def _doc_stamp(doc: Document, site: Any) -> Stamp:

@@ -288,6 +288,9 @@ class ElementPlan:
     # ``Said.assumed`` holds ``name``: a PL without PL-9), a stored entry's display of the same
     # reference stays (locfix34: an A08 sending the ward by code named the visit's bed "XYK 301房 02床")
     displays: tuple[tuple[str, ...], ...] = ()
+    # ``until_later: [value[x], ...]``: the elements dated with this one -- a message stating the same
+    # stored status in ``stands`` (a correction over a correction) but another of these is dated too
+    dated_with: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -554,6 +557,8 @@ class MergeRules:
                            text_of=tuple(str(rule["text_of"]).split(".")) if rule.get("text_of") else (),
                            until_later=bool(rule.get("until_later")),
                            displays=tuple(tuple(str(p).split(".")) for p in rule.get("displays") or ()),
+                           dated_with=frozenset(n for named in (rule["until_later"] if isinstance(
+                               rule.get("until_later"), list) else ()) for n in _chosen(str(named), choices)),
                            was=tuple((str(element), tuple((tuple(path.split(".")), frozenset(values))
                                                           for path, values in where.items()))
                                      for element, where in (rule.get("was") or {}).items()))
@@ -637,6 +642,8 @@ class MergeRules:
             held, told = stored.get(name), incoming.get(name)
             if ((held if type(held) is str else _stood(held)) in ep.stands  # (asked first: one lookup each)
                     or (told if type(told) is str else _stood(told)) in ep.stands):
+                if held == told and not _restates(ep, stored, incoming):
+                    continue  # (the same status, nothing it is dated with changed: nothing to date)
                 lifted = self._dated(rtype, plan, stored, incoming, source, said, issues)
                 if lifted is None:
                     return Combined(dict(stored), issues)
@@ -784,6 +791,12 @@ class MergeRules:
         -- the reading centre's PACS withdrawing the result its RIS reported is taken (msgfix34).
         A refused or held result is located at the field that stated its status (``Said.fields``:
         the converter's OBX-11), so ERR-2 names the OBX.
+        A message stating the stored status again (a correction over a correction) is dated when it
+        states another value of an element dated with the status (``dated_with``: ``until_later:
+        [value[x], ...]``) -- an older correction arriving after a later one took its value back under
+        AA (rvmsgfix34 HIGH 1-3). The DiagnosticReport's status is dated by the same rule (OBR-25,
+        ``merge.yaml``), so an older resend does not make a cancelled or corrected report final while
+        its result is held (thirty-fourth round, tfix34).
         Returns the elements whose ``stands`` this message lifts, or None when the stored version
         stands whole. (msgtime33's rule, by ``Provenance.recorded``, mixed the sender's and huren's
         clocks; thirty-third round, msgfix33.)"""
@@ -792,16 +805,20 @@ class MergeRules:
         for name, ep in plan.dated:
             held = _stood(stored.get(name, _MISSING))
             told = _stood(incoming.get(name, _MISSING))
-            if (held is None or told is None or told == held or (held not in ep.stands and told not in ep.stands)
-                    or told in ep.yields_to or told in ep.placeholders):
+            if (held is None or told is None or (held not in ep.stands and told not in ep.stands)
+                    or told in ep.yields_to or told in ep.placeholders
+                    or (told == held and not _restates(ep, stored, incoming))):
                 continue
             if dates is None:  # (no message at hand: merged as the mode says, as before the rule)
                 lifted.add(name)
                 continue
-            stands = held in ep.stands
-            then = (self._stored_stamps(rtype, stored, dates)
-                    if stands or not dates.now.unusable else ())  # (a plain value: only its own sender's time)
-            verdict, why, by = settle(dates.now, then, stands=stands)
+            then = self._stored_stamps(rtype, stored, dates)
+            if then is None:  # (no store to read the version's messages from: merged as the mode says)
+                lifted.add(name)
+                continue
+            if not then and held not in ep.stands:  # (a FHIR client's version of a plain value)
+                then = self._carried(rtype, stored, name, dates)
+            verdict, why, by = settle(dates.now, then, stands=held in ep.stands)
             at = dict(said.fields).get(name) if said is not None else None
             if verdict == "later":
                 lifted.add(name)
@@ -831,26 +848,47 @@ class MergeRules:
         stated none of them (rvmsgtime33 finding 11)."""
         return frozenset(getattr(self._local, "held", None) or ())
 
-    def _stored_stamps(self, rtype: str, stored: Resource, dates: Dates) -> list[Stamp]:
+    def _stored_stamps(self, rtype: str, stored: Resource, dates: Dates) -> list[Stamp] | None:
         """The ``Stamp`` of each message that stated this version of ``stored``: the messages whose
         Provenances name it (``Type/id/_history/n``: the one that wrote it, and a resend that stated
-        it again unchanged); pending in this write group (an earlier message of the same batch, its
-        Provenance written after the batch merged): that message's, as ingest knows it. Empty when
-        no message stated it (a FHIR client's version); a message no longer kept is a ``Stamp`` that
-        says so (``Dates.of``)."""
+        it again unchanged), and every earlier message of this write group that stated it (its
+        Provenance written after the batch merged: ingest knows them) -- both together: a batch's
+        resend of a committed withdrawal is compared as it would be outside the batch (rvmsgfix34
+        HIGH 4, MED 7). Empty when no message stated it (a FHIR client's version); a message no
+        longer kept is a ``Stamp`` that says so (``Dates.of``); None when there is no store to read."""
         keeper = getattr(self._local, "stored", None)
         search = getattr(keeper, "search", None)
         version = (stored.get("meta") or {}).get("versionId")
         if search is None or not version or not stored.get("id"):
-            return []
+            return None
         ref = f"{rtype}/{stored['id']}"
         target = f"{ref}/_history/{version}"
         provs = [p for p in _every(search, "Provenance", [("target", ref)])
                  if any(isinstance(t, dict) and t.get("reference") == target for t in p.get("target") or ())]
-        if provs:
-            return dates.of(provs)
-        pending = dates.pending(target)
-        return [pending] if pending is not None else []
+        return [*(dates.of(provs) if provs else ()), *dates.pending(target)]
+
+    def _carried(self, rtype: str, stored: Resource, name: str, dates: Dates) -> list[Stamp]:
+        """A version no message stated (a FHIR client's PUT) that kept ``name`` as the newest version a
+        message stated had it (a label added, a note): dated by that message's ``Stamp`` -- the client
+        stated nothing of the status, the message did (a lab's correction after an office labelled the
+        result is taken). Empty when the client changed it (a restoring PUT: the order cannot be told)
+        or no message's version is found."""
+        keeper = getattr(self._local, "stored", None)
+        history, search = getattr(keeper, "history", None), getattr(keeper, "search", None)
+        if history is None or search is None:
+            return []
+        ref = f"{rtype}/{stored['id']}"
+        named: dict[str, list[dict[str, Any]]] = {}
+        for prov in _every(search, "Provenance", [("target", ref)]):
+            for t in prov.get("target") or ():
+                reference = t.get("reference") if isinstance(t, dict) else None
+                if isinstance(reference, str) and reference.startswith(ref + "/_history/"):
+                    named.setdefault(reference.rsplit("/", 1)[1], []).append(prov)
+        for version in history(rtype, stored["id"]):
+            vid = str((version.get("meta") or {}).get("versionId") or "")
+            if vid in named:
+                return dates.of(named[vid]) if _stood(version.get(name)) == _stood(stored.get(name)) else []
+        return []
 
     def _another(self, rtype: str, name: str, ep: ElementPlan, stored: Resource, st: Resource, inc: Resource,
                  source: str, fields: Mapping[str, str], issues: list[Issue]) -> None:
@@ -1742,6 +1780,17 @@ def _at_path(resource: Mapping[str, Any], path: tuple[str, ...]) -> list[Any]:
     for step in path:
         value = value.get(step) if isinstance(value, Mapping) else None
     return value if isinstance(value, list) else []
+
+
+def _restates(ep: ElementPlan, stored: Resource, incoming: Resource) -> bool:
+    """Whether ``incoming``, stating the stored status, states another value of an element dated with
+    it (``dated_with``: a correction over a correction, rvmsgfix34 HIGH 1)."""
+    return any(incoming.get(n, _MISSING) is not _MISSING and incoming.get(n) != stored.get(n) for n in ep.dated_with)
+
+
+def _chosen(named: str, choices: Mapping[str, frozenset[str]]) -> frozenset[str]:
+    """``value[x]``: every value choice of the type (as ``follows`` reads it); else the element named."""
+    return frozenset(n for n in choices if n.startswith(named[:-3])) if named.endswith("[x]") else frozenset((named,))
 
 
 def _words(observation: Mapping[str, Any]) -> list[str]:

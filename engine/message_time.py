@@ -16,11 +16,19 @@ be shown later; over a plain stored value (a final result) it is later unless th
 MSH-7 shows it strictly older -- a reading centre's PACS withdrawing the result its RIS reported is
 taken, as a withdrawal always was before msgtime33, while the RIS's own withdrawal replayed after its
 later report still is not.
+
+Not told, after its review (rvmsgfix34; thirty-fourth round, tfix34): an MSH-7 sent coarser than a
+second names a span (``2026120211``: any time of that hour), ordered against another time only when
+the two spans do not overlap (the very same span is broken by arrival, as the same second is); an
+unusable MSH-7 over a final its own sender stated, and a message over a version no message stated
+(a FHIR client's PUT), cannot be ordered either -- the caller refuses (AE).
 """
 
 from __future__ import annotations
 
+import calendar
 import datetime as _dt
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
@@ -32,6 +40,8 @@ from adapters.hl7v2.timestamps import TimestampError, to_datetime
 AHEAD = _dt.timedelta(minutes=1)
 
 Order = Literal["later", "older", "unknown"]
+
+_TICK = _dt.timedelta(microseconds=1)  # (a point's span, against a coarser one: ``order``)
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,6 +61,9 @@ class Stamp:
     unusable: str
     received: _dt.datetime | None
     label: str = ""
+    # the end of the span MSH-7 names when sent coarser than a second ("2026120211": any time of that
+    # hour; exclusive); None: a point in time (to the second or finer) -- ``order``
+    until: _dt.datetime | None = None
 
 
 def stamp(*, application: str, institution: str, msh7: str, received_at: str | None, tz: str,
@@ -71,7 +84,28 @@ def stamp(*, application: str, institution: str, msh7: str, received_at: str | N
                 why = (f"MSH-7 {msh7!r} is {_span(sent - received)} ahead of its receipt "
                        f"({received.isoformat(timespec='seconds')}): the sender's clock is not to be trusted")
                 sent = None
-    return Stamp(f"{application}^{institution}", msh7, sent, why, received, label)
+    return Stamp(f"{application}^{institution}", msh7, sent, why, received, label,
+                 _span_end(msh7.strip(), sent) if sent is not None else None)
+
+
+_DIGITS = re.compile(r"\d*")
+
+
+def _span_end(text: str, start: _dt.datetime) -> _dt.datetime | None:
+    """The exclusive end of the span an MSH-7 sent coarser than a second names (YYYY, YYYYMM,
+    YYYYMMDD, YYYYMMDDHH, YYYYMMDDHHMM); None for a point (seconds or finer)."""
+    digits = len(_DIGITS.match(text).group())  # type: ignore[union-attr]
+    if digits >= 14:
+        return None
+    if digits >= 12:
+        return start + _dt.timedelta(minutes=1)
+    if digits >= 10:
+        return start + _dt.timedelta(hours=1)
+    if digits >= 8:
+        return start + _dt.timedelta(days=1)
+    if digits >= 6:
+        return start + _dt.timedelta(days=calendar.monthrange(start.year, start.month)[1])
+    return start.replace(year=start.year + 1)
 
 
 def order(now: Stamp, then: Stamp | None) -> tuple[Order, str]:
@@ -92,6 +126,17 @@ def order(now: Stamp, then: Stamp | None) -> tuple[Order, str]:
                            f"message {then.label}, MSH-7 {then.text}): its clock and this sender's "
                            f"(MSH-7 {now.text}) do not say which message is later")
     assert now.sent is not None
+    if (now.until is not None or then.until is not None) and (now.sent, now.until) != (then.sent, then.until):
+        # a span (MSH-7 coarser than a second) against a time inside it or another span overlapping it:
+        # not ordered (rvmsgfix34 LOW 11); the very same span, as the same second, by arrival (below)
+        now_end = now.until or now.sent + _TICK
+        then_end = then.until or then.sent + _TICK
+        if now.sent >= then_end:
+            return "later", ""
+        if now_end <= then.sent:
+            return "older", ""
+        return "unknown", (f"MSH-7 {now.text} and MSH-7 {then.text} (message {then.label}) are times of "
+                           "different precision whose spans overlap: which is later cannot be told")
     if now.sent != then.sent:
         return ("later" if now.sent > then.sent else "older"), ""
     if now.received is not None and then.received is not None and now.received < then.received:
@@ -112,12 +157,21 @@ def settle(now: Stamp, then: Sequence[Stamp], *, stands: bool) -> tuple[Order, s
     - otherwise (a plain stored value, a final result, meeting a withdrawal or a correction):
       later unless a message of the same sender that stated it has a usable MSH-7 strictly after
       ``now``'s usable one (``order``: older) -- dating across senders is needed only against a
-      stored withdrawal or correction (msgfix33's report, option (a))."""
-    if not stands:
-        newer = next((t for t in then if t.sender == now.sender and order(now, t)[0] == "older"), None)
-        return ("older", "", newer) if newer is not None else ("later", "", None)
+      stored withdrawal or correction (msgfix33's report, option (a)). Not told (thirty-fourth
+      round, tfix34): ``now``'s MSH-7 unusable while a message of the same sender stated it (an
+      unreadable time is not ordered even within one sender: the lead's decision), a time of the
+      same sender whose span overlaps ``now``'s (an hour-precision MSH-7), and a version no message
+      stated (a FHIR client's restoring PUT: no MSH-7 to compare)."""
     if not then:
         return (*order(now, None), None)
+    if not stands:
+        for t in then:
+            if t.sender != now.sender:
+                continue
+            verdict, why = order(now, t)
+            if verdict == "older" or (verdict == "unknown" and (now.unusable or not t.unusable)):
+                return verdict, why, t
+        return "later", "", None
     verdicts = [(order(now, t), t) for t in then]
     for wanted in ("older", "unknown"):
         for (verdict, why), t in verdicts:
@@ -144,7 +198,8 @@ def _span(delta: _dt.timedelta) -> str:
 class Dates(Protocol):
     """The message times a write compares (``engine.merge_rules`` ``until_later``), given by ingest
     for one message's write: its own (``now``), the message that wrote a stored version named by
-    Provenances (``of``), and an earlier message of the same batch that wrote a pending one (``pending``).
+    Provenances (``of``), and the earlier messages of the same batch that stated a version, their
+    Provenances not written yet (``pending``: every one, in the batch's order).
     ``of`` gives a ``Stamp`` whose ``unusable`` says why for a message a Provenance names that the
     message store no longer keeps (never silently none)."""
 
@@ -152,4 +207,4 @@ class Dates(Protocol):
 
     def of(self, provenances: list[dict[str, Any]]) -> list[Stamp]: ...
 
-    def pending(self, ref: str) -> Stamp | None: ...
+    def pending(self, ref: str) -> list[Stamp]: ...

@@ -707,7 +707,8 @@ _MERGE_ELEMENT: dict[str, Any] = {
                       "items": {"type": ["string", "boolean"]}},
         "unless_deletes": _NAMES,  # a message deleting one of these elements: ``stands`` does not hold it
         # ``stands`` only against a message not later than the one that stored the value (msgtime33)
-        "until_later": {"type": "boolean"},
+        # (a list: the elements dated with it, ``value[x]`` -- a correction over a correction, tfix34)
+        "until_later": {"anyOf": [{"type": "boolean"}, _NAMES]},
         "placeholders": _NAMES,  # values a converter writes where the message states nothing
         # a status no further than the resources a list element references, in ``progress`` order
         "as_far_as": {"type": "string", "minLength": 1},

@@ -159,12 +159,27 @@ def test_another_applications_withdrawal_of_a_corrected_result_is_refused(engine
     assert _report_texts(http, report_id) == texts == _doc_texts(http, doc_id)
 
 
-def test_an_unreadable_msh7_withdrawal_over_a_final_result_is_taken(engine: Engine, http: TestClient) -> None:
-    """A withdrawal whose MSH-7 is no readable time cannot be shown older than the final result it
-    withdraws: taken, with the converter's MSH-7 warning (a wrongly shown result is the worse error)."""
+def test_an_unreadable_msh7_withdrawal_over_the_same_senders_final_is_refused(
+        engine: Engine, http: TestClient) -> None:
+    """A withdrawal whose MSH-7 is no readable time, over a final result its own sender stated: the order
+    cannot be told even within one sender -- refused AE at MSH^1^7 (ERR-3 102: the sender's field, not
+    huren's fault), nothing written, the raw kept (the lead's decision, thirty-fourth round, over
+    msgfix34's "taken": a wrongly hidden final result is as silent an error as a wrongly shown one)."""
     assert b"MSA|AA" in post(http, _three("MF34-7", "MF34-X7"))
     obs_id = _line(engine, http, "MF34-7")
     ack = post(http, _withdrawal("MF34-7W", "MF34-X7", "2026120211OOOO"))
+    err = _refused(engine, ack, "MF34-7W", "MSH^1^7", "2026120211OOOO")
+    assert err.split("|")[3].startswith("102^"), err
+    assert _status(http, obs_id) == "final"
+
+
+def test_an_unreadable_msh7_withdrawal_by_another_application_over_a_final_is_taken(
+        engine: Engine, http: TestClient) -> None:
+    """Another application's withdrawal of a final result is taken whatever its clock says (its MSH-7 is
+    not compared across senders over a plain value) -- an unreadable one too, with the MSH-7 warning."""
+    assert b"MSA|AA" in post(http, _by("RIS", _three("MF34-7B", "MF34-X7B")))
+    obs_id = _line(engine, http, "MF34-7B")
+    ack = post(http, _withdrawal("MF34-7BW", "MF34-X7B", "2026120211OOOO"))
     assert b"MSA|AA" in ack, ack
     assert any("|MSH^1^7|" in e for e in err_lines(ack)), ack
     assert _status(http, obs_id) == "entered-in-error"

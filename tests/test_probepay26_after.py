@@ -43,7 +43,11 @@ def test_probepay26_prior_corrected_out_of_the_window_lifts_the_flag(engine: Eng
     hl7 = Sender(mllp)
     _flagged_repeat(hl7)
     assert len(flags(engine, "flagged")) == 1
-    hl7.send(result("HOSPA", "A1", CBC, "20260301090000+0800", status="C"))  # the lab: it was done 03-01
+    # the lab: it was done 03-01 -- said by a correction sent after the report (its MSH-7 03-13): a
+    # message stamped 03-01 is older than the 03-10 report and is held whole, the report too (tfix34)
+    corrected = result("HOSPA", "A1", CBC, "20260301090000+0800", status="C")
+    assert "|C1|20260301090000+0800|" in corrected
+    hl7.send(corrected.replace("|C1|20260301090000+0800|", "|C1|20260313090000+0800|", 1))
     assert flags(engine, "flagged") == [], flags(engine)
 
 

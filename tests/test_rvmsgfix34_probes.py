@@ -70,9 +70,6 @@ def _batch(engine: Engine, *messages: str) -> list:
 # --- a correction over a correction -----------------------------------------------------------------------
 
 
-@pytest.mark.xfail(strict=True, reason="rvmsgfix34: HIGH the same sender's older correction (C 11:00) replayed "
-                   "after its later correction (C 12:00) replaces the later corrected value under AA: _dated "
-                   "skips when the status is equal (told == held), so corrected-over-corrected is never dated")
 def test_an_older_correction_arriving_after_the_later_one_does_not_take_its_value_back(
         engine: Engine, http: TestClient) -> None:
     """The RIS reports (10:00), corrects the line at 12:00; its first correction of 11:00 (a queue) arrives
@@ -90,9 +87,6 @@ def test_an_older_correction_arriving_after_the_later_one_does_not_take_its_valu
     assert b"MSA|AA" in ack and any("|OBX^1^11|" in e for e in err_lines(ack)), ack
 
 
-@pytest.mark.xfail(strict=True, reason="rvmsgfix34: HIGH another application's correction of a corrected result "
-                   "overwrites it under AA with no warning (C over C is never dated); the rule says a version in "
-                   "stands meets another sender's message with AE at OBX-11")
 def test_another_applications_correction_of_a_corrected_result_is_refused(engine: Engine, http: TestClient) -> None:
     """The RIS reports and corrects the line (12:00); the PACS then sends its own correction (its clock says
     12:30). Two applications' clocks cannot order them -- exactly as for a withdrawal of a corrected result
@@ -115,9 +109,6 @@ def _mchc(message: str, value: str) -> str:
     return message.replace("|MCHC^平均红细胞血红蛋白浓度^L||335|", f"|MCHC^平均红细胞血红蛋白浓度^L||{value}|", 1)
 
 
-@pytest.mark.xfail(strict=True, reason="rvmsgfix34: HIGH (root as the C-over-C probes) an operator's replay of the "
-                   "LIS's first correction of one result of a 12-result panel, after the LIS corrected it again, "
-                   "puts the first corrected value back under AA with no warning")
 def test_an_operators_replay_of_a_panels_first_correction_leaves_its_second(engine: Engine, http: TestClient) -> None:
     """The LIS's blood count (10:00); MCHC corrected to 330 (12:00, the panel resent, one line C); corrected
     again to 328 (12:30). The operator replays the 12:00 message (a routine replay of the day's messages):
@@ -134,10 +125,6 @@ def test_an_operators_replay_of_a_panels_first_correction_leaves_its_second(engi
     assert any("|OBX^7^11|" in e for e in err_lines(outcome.ack)), outcome.ack
 
 
-@pytest.mark.xfail(strict=True, reason="rvmsgfix34: MED cost msgfix34 did not measure: a panel correcting its 12 "
-                   "results (OBX-11 C over F) dates each result alone -- 12 Provenance searches, 12 message-store "
-                   "look-ups and 12 re-reads of the same stored raw MSH for one stored message (SQLite ~13 -> ~28 ms "
-                   "a message on this machine, mongomock ~8 -> ~65 ms)")
 def test_a_panels_twelve_corrections_read_the_message_that_stated_them_once(
         engine: Engine, http: TestClient, monkeypatch: pytest.MonkeyPatch) -> None:
     counts = {"search": 0, "filed": 0}
@@ -175,9 +162,6 @@ def test_outside_a_batch_an_older_final_after_the_withdrawals_resend_is_held(eng
     assert _status(http, obs_id) == "entered-in-error"
 
 
-@pytest.mark.xfail(strict=True, reason="rvmsgfix34: HIGH in one batch the withdrawal's resend (12:30) is not "
-                   "compared: _stored_stamps consults the batch's pending stamp only when no committed Provenance "
-                   "names the version, so the RIS's older final (12:00) revives the withdrawn result under AA")
 def test_in_a_batch_an_older_final_after_the_withdrawals_resend_does_not_revive_it(
         engine: Engine, http: TestClient) -> None:
     """As the control above, the resend of the withdrawal and the older final queued together (one batch, as
@@ -190,9 +174,6 @@ def test_in_a_batch_an_older_final_after_the_withdrawals_resend_does_not_revive_
     assert _status(http, obs_id) == "entered-in-error"
 
 
-@pytest.mark.xfail(strict=True, reason="rvmsgfix34: MED in one batch the report's resend (12:00) is not compared "
-                   "with the same sender's older withdrawal (11:00) behind it: the committed 10:00 Provenance alone "
-                   "is read, the withdrawal taken -- outside a batch it is held (msgfix34's own test 3)")
 def test_in_a_batch_the_same_senders_older_withdrawal_after_its_later_report_is_held(
         engine: Engine, http: TestClient) -> None:
     assert b"MSA|AA" in post(http, _by("RIS", _three("RF34-5", "RF34-X5")))
@@ -221,10 +202,6 @@ def test_in_a_batch_a_correction_after_another_applications_withdrawal_is_refuse
 # --- a FHIR client's word, then a message ----------------------------------------------------------------
 
 
-@pytest.mark.xfail(strict=True, reason="rvmsgfix34: MED a FHIR client's restoring PUT (status final over the "
-                   "withdrawal) is silently undone by an operator's replay of the old withdrawal: over a plain "
-                   "value with no message stating it settle() answers 'later' -- the order cannot be told (no "
-                   "MSH-7 for the client's version): AE at OBX-11 is the rule")
 def test_an_operators_replay_of_the_withdrawal_does_not_undo_a_clients_restoring_put(
         engine: Engine, http: TestClient) -> None:
     assert b"MSA|AA" in post(http, _by("RIS", _three("RF34-7", "RF34-X7")))
@@ -242,10 +219,6 @@ def test_an_operators_replay_of_the_withdrawal_does_not_undo_a_clients_restoring
 # --- the sender's own clock --------------------------------------------------------------------------------
 
 
-@pytest.mark.xfail(strict=True, reason="rvmsgfix34: MED the same sender's withdrawal with an unreadable MSH-7 "
-                   "after its own later restatement (12:00) is taken: settle() never searches when this MSH-7 is "
-                   "unusable, so 'an unusable MSH-7 is never later' no longer holds over a final of the same "
-                   "sender -- the order cannot be told: AE at MSH^1^7")
 def test_the_same_senders_unreadable_withdrawal_after_its_later_report_is_refused(
         engine: Engine, http: TestClient) -> None:
     assert b"MSA|AA" in post(http, _by("RIS", _three("RF34-8", "RF34-X8")))
@@ -282,9 +255,6 @@ def test_an_equal_msh7_from_two_applications_is_refused_not_ordered_by_arrival(
     assert _status(http, obs_id) == "entered-in-error"
 
 
-@pytest.mark.xfail(strict=True, reason="rvmsgfix34: LOW an hour-precision MSH-7 (2026120211: any time 11:00-11:59) "
-                   "is read as 11:00:00 and ordered before a 11:30 message of the same sender: the withdrawal "
-                   "is revived although which is later cannot be told")
 def test_a_coarse_msh7_is_not_ordered_against_a_time_inside_it(engine: Engine, http: TestClient) -> None:
     assert b"MSA|AA" in post(http, _by("RIS", _three("RF34-11", "RF34-X11")))
     obs_id = _line(engine, http, "RF34-11")
@@ -294,9 +264,6 @@ def test_a_coarse_msh7_is_not_ordered_against_a_time_inside_it(engine: Engine, h
     assert b"MSA|AE" in ack, ack
 
 
-@pytest.mark.xfail(strict=True, reason="rvmsgfix34: LOW a refusal because the order cannot be told is coded ERR-3 "
-                   "207 'Application internal error' (HL7 table 0357): the sender's engine reads a fault of huren's "
-                   "and may retry it unchanged; it is a business refusal naming OBX-11")
 def test_a_refusal_for_an_untold_order_is_not_coded_an_internal_error(engine: Engine, http: TestClient) -> None:
     assert b"MSA|AA" in post(http, _by("RIS", _three("RF34-12", "RF34-X12")))
     assert b"MSA|AA" in post(http, _withdrawal("RF34-12W", "RF34-X12", "20261202110000"))
@@ -328,10 +295,6 @@ def _restamped(message: str, when: str, stamp: str) -> str:
     return message.replace(f"|C1|{when}|", f"|C1|{stamp}|", 1)
 
 
-@pytest.mark.xfail(strict=True, reason="rvmsgfix34: HIGH the older resend of a withdrawn lab "
-                   "result is held at OBX^1^11 (the Observation stays entered-in-error) but its OBR-25 F makes the "
-                   "cancelled DiagnosticReport final again (DiagnosticReport.status is not until_later), and "
-                   "recognition flags HOSPB's repeat against the withdrawn prior again")
 def test_a_withdrawn_prior_held_against_its_older_resend_is_no_recognisable_prior(
         community: tuple[Engine, Sender]) -> None:
     """HOSPA's blood count (5 days ago, 10:00) flags HOSPB's repeat; HOSPA withdraws it (MSH-7 12:00): the
@@ -355,9 +318,6 @@ def test_a_withdrawn_prior_held_against_its_older_resend_is_no_recognisable_prio
     assert flag_of(engine) == "void", flags(engine)
 
 
-@pytest.mark.xfail(strict=True, reason="rvmsgfix34: MED (root as the HIGH above) the older resend of a corrected "
-                   "lab result is held at OBX^1^11 (the Observation stays corrected) but its OBR-25 F turns the "
-                   "corrected DiagnosticReport back to final: the report no longer says it was corrected")
 def test_a_corrected_reports_older_resend_leaves_the_report_corrected(community: tuple[Engine, Sender]) -> None:
     engine, hl7 = community
     when = ts(5, 10)

@@ -34,6 +34,15 @@ def _correction(control: str, filler: str, stamp: str) -> str:
                 _obx(3, IMP, "", "慢性支气管炎。", "F"), stamp=stamp)
 
 
+def _ris(message: str) -> str:
+    """``message`` (the imaging ORU, MSH-3 PACS) as sent by the reading centre's RIS: another application
+    of the same institution, whose withdrawal of the PACS's final result is taken whatever its MSH-7 (its
+    clock is not compared across senders) -- the PACS's own withdrawal with an unusable MSH-7 over its
+    own final is refused AE at MSH-7 since the thirty-fourth round (tfix34, the lead's decision)."""
+    assert message.startswith("MSH|^~\\&|PACS|")
+    return message.replace("MSH|^~\\&|PACS|", "MSH|^~\\&|RIS|", 1)
+
+
 def _corrected_everywhere(http: TestClient, obs_id: str, report_id: str, doc_id: str) -> None:
     assert _status(http, obs_id) == "corrected"
     texts = _report_texts(http, report_id)
@@ -56,8 +65,9 @@ def test_an_old_resend_with_an_unreadable_msh7_does_not_revive_the_withdrawn_res
 
 def test_a_correction_after_a_withdrawal_with_an_unreadable_msh7_is_refused_not_held(
         engine: Engine, http: TestClient) -> None:
-    """The withdrawal's MSH-7 unreadable: over the final result it is taken (a withdrawal over a plain
-    value is later unless the same sender's MSH-7 shows it older: msgfix34). The sender's correction sent
+    """The withdrawal's MSH-7 unreadable (the RIS's, of the PACS's final result): over the final result it
+    is taken (another application's withdrawal over a plain value: msgfix34; the PACS's own would be
+    refused AE at MSH-7 since tfix34). The sender's correction sent
     afterwards cannot be ordered against a withdrawal with no time: refused AE at its OBX-11, the reason
     naming the withdrawal's MSH-7, nothing written, the message kept for the operator -- never held under
     AA (rvmsgtime33's probe asked for the correction restored; the lead's direction: refuse, thirty-third
@@ -66,7 +76,8 @@ def test_a_correction_after_a_withdrawal_with_an_unreadable_msh7_is_refused_not_
     (doc,) = [d for d in _written(engine, http, "MT33-RV2", "DocumentReference")]
     (report,) = _written(engine, http, "MT33-RV2", "DiagnosticReport")
     (line,) = [o for o in _written(engine, http, "MT33-RV2", "Observation") if o.get("valueString") == LINE]
-    post(http, _oru("MT33-RV2W", "MT33-XRV2", _obx(2, F1, "2", LINE, "W", "20261202100000"), stamp="2026120211OOOO"))
+    post(http, _ris(_oru("MT33-RV2W", "MT33-XRV2", _obx(2, F1, "2", LINE, "W", "20261202100000"),
+                         stamp="2026120211OOOO")))
     assert _status(http, line["id"]) == "entered-in-error"
     # the sender's clock one minute behind huren's: its correction, sent after the withdrawal was received
     sent = (dt.datetime.now(dt.UTC) - dt.timedelta(seconds=60)).astimezone(dt.timezone(dt.timedelta(hours=8)))
@@ -168,8 +179,8 @@ def test_an_operators_replay_of_the_old_withdrawal_leaves_the_later_correction(
 
 def test_a_withdrawal_stamped_in_the_future_is_taken_and_a_correction_after_it_refused(
         engine: Engine, http: TestClient) -> None:
-    """A withdrawal stamped a year ahead of its receipt (the sender's clock wrong) is taken over the final
-    result (not shown older by the same sender's MSH-7), but its time is not trusted (``message_time.AHEAD``):
+    """A withdrawal stamped a year ahead of its receipt (the RIS's clock wrong) is taken over the PACS's
+    final result (another application's: its clock not compared; tfix34), but its time is not trusted (``message_time.AHEAD``):
     it holds no later correction back under AA for a year -- the correction is refused AE at its OBX-11,
     the reason naming the withdrawal's MSH-7 (rvmsgtime33's probe asked for it restored; the lead's
     direction: refuse what cannot be told)."""
@@ -178,8 +189,8 @@ def test_a_withdrawal_stamped_in_the_future_is_taken_and_a_correction_after_it_r
     (report,) = _written(engine, http, "MT33-RV9", "DiagnosticReport")
     (line,) = [o for o in _written(engine, http, "MT33-RV9", "Observation") if o.get("valueString") == LINE]
     ahead = dt.datetime.now(dt.UTC).astimezone(dt.timezone(dt.timedelta(hours=8))) + dt.timedelta(days=365)
-    assert b"MSA|AA" in post(http, _oru("MT33-RV9W", "MT33-XRV9", _obx(2, F1, "2", LINE, "W", "20261202100000"),
-                                        stamp=ahead.strftime("%Y%m%d%H%M%S")))
+    assert b"MSA|AA" in post(http, _ris(_oru("MT33-RV9W", "MT33-XRV9", _obx(2, F1, "2", LINE, "W", "20261202100000"),
+                                             stamp=ahead.strftime("%Y%m%d%H%M%S"))))
     assert _status(http, line["id"]) == "entered-in-error"
     now = dt.datetime.now(dt.UTC).astimezone(dt.timezone(dt.timedelta(hours=8))) + dt.timedelta(minutes=1)
     ack = post(http, _correction("MT33-RV9C", "MT33-XRV9", now.strftime("%Y%m%d%H%M%S")))
