@@ -429,33 +429,32 @@ class Context:
         return seg.error(message, field_no, component, **kw)
 
 
-# fields -> the Said stating only them (a Said is immutable: one object serves every message whose
-# resource said nothing else -- a lab result's status at its OBX-11, msgfix34)
-_LOCATED_ONLY: dict[tuple[tuple[str, str], ...], Said] = {}
-_ASSUMED_ONLY: dict[frozenset[str], Said] = {}
+# what a resource's message said of it -> the one ``Said`` stating only that (a Said is immutable: one
+# object serves every message whose resource said nothing else -- a lab result's status at its OBX-11,
+# msgfix34; a Location's name made from a PL's codes, locfix34)
+_SAID_ONCE: dict[tuple[str, object], Said] = {}
+
+
+def _said_once(key: tuple[str, object], make: Callable[[], Said]) -> Said:
+    """The shared ``Said`` for ``key``, made once (a 15-field frozen dataclass costs ~4 us to build,
+    twelve times a lab panel's message; built each time, an A08's conversion cost ~16 % more)."""
+    said = _SAID_ONCE.get(key)
+    if said is None:
+        if len(_SAID_ONCE) >= 4096:
+            _SAID_ONCE.clear()
+        said = _SAID_ONCE[key] = make()
+    return said
 
 
 def _assumed_only(elements: frozenset[str]) -> Said:
     """The ``Said`` of a resource whose message only assumed ``elements`` (a Patient's ``active``; a
-    Location's ``name`` made from a PL's codes, three a PV1-3 with a bed: locfix34); made once, as
-    ``_located_only``'s (built each time, they cost an A08's conversion ~16 % more instructions)."""
-    said = _ASSUMED_ONLY.get(elements)
-    if said is None:
-        if len(_ASSUMED_ONLY) >= 256:
-            _ASSUMED_ONLY.clear()
-        said = _ASSUMED_ONLY[elements] = Said(assumed=elements)
-    return said
+    Location's ``name`` made from a PL's codes, three a PV1-3 with a bed: locfix34)."""
+    return _said_once(("assumed", elements), lambda: Said(assumed=elements))
 
 
 def _located_only(fields: tuple[tuple[str, str], ...]) -> Said:
-    """The ``Said`` of a resource whose message said only where its elements were stated; made once
-    (a 15-field frozen dataclass costs ~4 us to build, twelve times a lab panel's message)."""
-    said = _LOCATED_ONLY.get(fields)
-    if said is None:
-        if len(_LOCATED_ONLY) >= 4096:
-            _LOCATED_ONLY.clear()
-        said = _LOCATED_ONLY[fields] = Said(fields=fields)
-    return said
+    """The ``Said`` of a resource whose message said only where its elements were stated."""
+    return _said_once(("fields", fields), lambda: Said(fields=fields))
 
 
 def _ref_of(resource: Resource) -> str | None:
