@@ -66,7 +66,7 @@ def adt(control: str, event: str, mrn: str, pid7: str, minute: str = "15", tail:
 
 
 def result(control: str, mrn: str, *obx: str, minute: str = "15") -> str:
-    return (f"MSH|^~\\&|LIS|FNXRMYY|HUREN|FNYGT|202611011{minute[0]}{minute[1]}00||ORU^R01^ORU_R01|{control}|P|2.5.1\r"
+    return (f"MSH|^~\\&|LIS|FNXRMYY|HUREN|FNYGT|2026110111{minute}00||ORU^R01^ORU_R01|{control}|P|2.5.1\r"
             f"PID|1||{mrn}^^^FNXRMYY^MR||张^三||19800101|M\r"
             f"OBR|1|ORD-{mrn}|LAB-{mrn}|SGN^肾功能^L|||20261101083000|||||||20261101083500|BLD"
             "||||||||20261101091000|||F\r"
