@@ -334,13 +334,9 @@ def _first_filed(ref: str, earlier: Sequence[Any], stored: dict[Any, Any], conve
     the same name, sex and birth date stated again contradict it no more than they did then. Not
     "restated as another person" alone: contradiction is not transitive -- a record without a sex
     contradicts no reference, completed it may (rvidentity34 finding 5)."""
-    at = _earlier_version(ref, earlier)
-    was = earlier[at].by_reference[ref] if at is not None else stored.get(tuple(ref.split("/", 1)))
+    was = _as_left(ref, earlier, stored, [])  # (what it leaned on is not asked here)
     if was is None:
-        at = _created_in_batch(ref, earlier)
-        if at is None:
-            return True
-        was = earlier[at].by_reference[ref]
+        return True
     before, now = demographics(was), demographics(conversion.by_reference[ref])
     return any(now[f] and now[f] != before[f] for f in ("name", "gender", "birthDate"))
 
