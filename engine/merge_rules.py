@@ -812,12 +812,13 @@ class MergeRules:
             if dates is None:  # (no message at hand: merged as the mode says, as before the rule)
                 lifted.add(name)
                 continue
-            then = self._stored_stamps(rtype, stored, dates)
-            if then is None:  # (no store to read the version's messages from: merged as the mode says)
+            found = self._stored_stamps(rtype, stored, dates)
+            if found is None:  # (no store to read the version's messages from: merged as the mode says)
                 lifted.add(name)
                 continue
+            then, provs = found
             if not then and held not in ep.stands:  # (a FHIR client's version of a plain value)
-                then = self._carried(rtype, stored, name, dates)
+                then = self._carried(rtype, stored, name, dates, provs)
             verdict, why, by = settle(dates.now, then, stands=held in ep.stands)
             at = dict(said.fields).get(name) if said is not None else None
             if verdict == "later":
@@ -848,8 +849,9 @@ class MergeRules:
         stated none of them (rvmsgtime33 finding 11)."""
         return frozenset(getattr(self._local, "held", None) or ())
 
-    def _stored_stamps(self, rtype: str, stored: Resource, dates: Dates) -> list[Stamp] | None:
-        """The ``Stamp`` of each message that stated this version of ``stored``: the messages whose
+    def _stored_stamps(self, rtype: str, stored: Resource, dates: Dates) -> tuple[list[Stamp], list[Resource]] | None:
+        """The ``Stamp`` of each message that stated this version of ``stored``, with the Provenances
+        naming any version of it (read once: ``_carried`` reads the same): the messages whose
         Provenances name it (``Type/id/_history/n``: the one that wrote it, and a resend that stated
         it again unchanged), and every earlier message of this write group that stated it (its
         Provenance written after the batch merged: ingest knows them) -- both together: a batch's
@@ -863,23 +865,25 @@ class MergeRules:
             return None
         ref = f"{rtype}/{stored['id']}"
         target = f"{ref}/_history/{version}"
-        provs = [p for p in _every(search, "Provenance", [("target", ref)])
+        every = _every(search, "Provenance", [("target", ref)])
+        provs = [p for p in every
                  if any(isinstance(t, dict) and t.get("reference") == target for t in p.get("target") or ())]
-        return [*(dates.of(provs) if provs else ()), *dates.pending(target)]
+        return [*(dates.of(provs) if provs else ()), *dates.pending(target)], every
 
-    def _carried(self, rtype: str, stored: Resource, name: str, dates: Dates) -> list[Stamp]:
+    def _carried(self, rtype: str, stored: Resource, name: str, dates: Dates,
+                 provs: list[Resource]) -> list[Stamp]:
         """A version no message stated (a FHIR client's PUT) that kept ``name`` as the newest version a
         message stated had it (a label added, a note): dated by that message's ``Stamp`` -- the client
         stated nothing of the status, the message did (a lab's correction after an office labelled the
         result is taken). Empty when the client changed it (a restoring PUT: the order cannot be told)
-        or no message's version is found."""
-        keeper = getattr(self._local, "stored", None)
-        history, search = getattr(keeper, "history", None), getattr(keeper, "search", None)
-        if history is None or search is None:
+        or no message's version is found. ``provs``: the Provenances naming any version of it
+        (``_stored_stamps`` read them)."""
+        history = getattr(getattr(self._local, "stored", None), "history", None)
+        if history is None:
             return []
         ref = f"{rtype}/{stored['id']}"
         named: dict[str, list[dict[str, Any]]] = {}
-        for prov in _every(search, "Provenance", [("target", ref)]):
+        for prov in provs:
             for t in prov.get("target") or ():
                 reference = t.get("reference") if isinstance(t, dict) else None
                 if isinstance(reference, str) and reference.startswith(ref + "/_history/"):
