@@ -34,6 +34,9 @@ from mappings.site import DEFAULTS_DIR, OTHER_GROUP, SiteError, load_merge_file
 
 API = "api"  # FHIR REST clients (PUT, POST, transaction and batch Bundles)
 INDEX = "index"  # the master patient index
+# the writer marks of what no message of the feed wrote (a FHIR client, the patient index): the one
+# set the registrar, the Provenance-trail mark and the settlement ask
+NOT_THE_FEED = frozenset({API, INDEX})
 OTHER = OTHER_GROUP  # the group of any writer no group names
 MODES = frozenset({"replace", "keep-if-absent", "union", "by-key", "keep-stored", "parts"})
 _RESERVED = frozenset({"key", "owner", "slices", "follows", "when", "was", "stands", "yields_to", "unless_deletes", "placeholders", "as_far_as",

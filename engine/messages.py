@@ -207,10 +207,10 @@ def _store_now(store: Store, newest: Document | None) -> str:
     fhir = getattr(store, "fhir", None)
     if fhir is not None:
         instants += [r.updated for r in fhir.search(Query("Patient", sort=[("_lastUpdated", True)], limit=1))]
-    return max(instants, key=_instant)
+    return max(instants, key=stored_instant)
 
 
-def _instant(text: str) -> datetime:
+def stored_instant(text: str) -> datetime:
     """A stored instant (``now_iso``, ``meta.lastUpdated``) as a datetime; the earliest when unreadable."""
     try:
         return datetime.fromisoformat(text.replace("Z", "+00:00"))

@@ -35,7 +35,6 @@ from __future__ import annotations
 from collections.abc import Collection, Sequence
 from copy import deepcopy
 from dataclasses import replace
-from datetime import UTC, datetime
 from typing import Any
 
 from adapters.convert.actors import INSTITUTION_SYSTEM
@@ -43,8 +42,8 @@ from adapters.convert.context import MemberNumber
 from adapters.hl7v2.errors import DUPLICATE_KEY_IDENTIFIER, HL7Error, Tally
 from engine.errors import NotFound
 from engine.identity.demographics import contradicts_all, demographics
-from engine.merge_rules import API, INDEX, Delete, Said
-from engine.messages import PROCESSED, application_of, message_institution
+from engine.merge_rules import NOT_THE_FEED, Delete, Said
+from engine.messages import PROCESSED, application_of, message_institution, stored_instant
 from engine.repository.ids import deterministic_id
 
 # the advice of a refusal: an identical resend (same MSH-10) is answered from the message store
@@ -683,14 +682,14 @@ def _registered(ref: str, search: Any, messages: Any, declared: Collection[str] 
 
 def _named(ref: str, search: Any, marks: Any) -> bool:
     """Does a filed message's Provenance name ``ref`` (an unmarked record: ``_table``)? Yes when a version of
-    it is the feed's (its writer mark a message's, not ``_NOT_THE_FEED`` nor None): every conversion's
+    it is the feed's (its writer mark a message's, not ``NOT_THE_FEED`` nor None): every conversion's
     Provenance names every resource it wrote (``adapters.convert.common.provenance``), and a deleted one
     would have marked the record -- read from the record's few versions, where a Provenance search by
     target costs with the record's results (0.2 ms at 450, 2.9 ms at 5,000: SQLite sorts every match for
     the first). Else (a record a FHIR client made that a result names, one stored before the writer
     mark) that search, for one."""
     rtype, _, rid = ref.partition("/")
-    if any(writer is not None and writer not in _NOT_THE_FEED for _, writer in marks.version_writers(rtype, rid)):
+    if any(writer is not None and writer not in NOT_THE_FEED for _, writer in marks.version_writers(rtype, rid)):
         return True
     return bool(search("Provenance", [("target", ref), ("_count", "1"), ("_total", "none")]).resources)
 
@@ -721,7 +720,7 @@ def _table(ref: str, marks: Any, messages: Any) -> list[dict[str, Any]] | None:
             versions = marks.versions(rtype, rid)
         except NotFound:
             return None
-        if not versions or _instant(versions[-1].updated) <= _instant(str(epoch.get("since") or "")):
+        if not versions or stored_instant(versions[-1].updated) <= stored_instant(str(epoch.get("since") or "")):
             return None
     rows = messages.registrations_of(ref)
     if rows:
@@ -729,14 +728,6 @@ def _table(ref: str, marks: Any, messages: Any) -> list[dict[str, Any]] | None:
         if any((filed.get(str(row.get("message") or "")) or {}).get("status") != PROCESSED for row in rows):
             return None
     return rows
-
-
-def _instant(text: str) -> datetime:
-    """A stored instant (``meta.lastUpdated``, ``now_iso``) as a datetime; the earliest when unreadable."""
-    try:
-        return datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        return datetime.min.replace(tzinfo=UTC)
 
 
 def _walked(ref: str, search: Any, messages: Any, declared: Collection[str], marks: Any) -> str | None:
@@ -756,7 +747,7 @@ def _walked(ref: str, search: Any, messages: Any, declared: Collection[str], mar
         stored_by = marks.writers("Provenance", [str(prov.get("id")) for prov in page.resources])
         for prov in page.resources:
             mark = stored_by.get(str(prov.get("id")))
-            if _named_messages(prov) and mark in _NOT_THE_FEED:
+            if _named_messages(prov) and mark in NOT_THE_FEED:
                 return None  # a message's Provenance a FHIR client wrote over: not the message's word
             named.update((v, mark) for v in _versions_named(prov, ref))
             if str((prov.get("meta") or {}).get("versionId") or "1") != "1":
@@ -778,11 +769,6 @@ def _walked(ref: str, search: Any, messages: Any, declared: Collection[str], mar
             first = first_declared or first
             return first[1] if first is not None else _UNREGISTERED
     return None
-
-
-# the writer marks (``StoredResource.writer``) of what no message of the feed wrote: a FHIR client's
-# write, the patient index's (``engine.merge_rules``)
-_NOT_THE_FEED = frozenset({API, INDEX})
 
 
 def _marks(*reads: Any) -> Any:
@@ -833,7 +819,7 @@ def _trail_whole(ref: str, named: set[tuple[str, str | None]], rewritten: Sequen
     if any(version == "" for version, _ in named):
         return True
     rtype, _, rid = ref.partition("/")
-    fed = [writer if writer not in _NOT_THE_FEED else None for _, writer in marks.version_writers(rtype, rid)]
+    fed = [writer if writer not in NOT_THE_FEED else None for _, writer in marks.version_writers(rtype, rid)]
     if not any(fed):
         return True
     kept = [str(v.version) for v in marks.versions(rtype, rid) if not v.deleted]

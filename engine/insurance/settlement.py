@@ -42,7 +42,7 @@ from engine.insurance.charges import (
 from engine.insurance.reading import charges_between, undated_charges
 from engine.insurance.rules import SettlementRules, YearRules
 from engine.insurance.tiers import ZERO, fen, pct, settle
-from engine.merge_rules import API, INDEX
+from engine.merge_rules import NOT_THE_FEED
 from engine.recognition.facts import local_instant
 from engine.repository.port import WriterMarks
 from mappings.site import Site
@@ -291,8 +291,6 @@ def _ended(cover: _Cover, covers: list[_Cover], found: list[_Cover], day: str, z
     return verdict
 
 
-# writers whose Provenance is not a message of the feed stating the cover (``StoredResource.writer``)
-_NOT_THE_FEED = frozenset({API, INDEX})
 _HEARD_PAGE = 50  # Provenances naming one cover read at a time, newest first
 
 
@@ -329,10 +327,10 @@ def _feed_said(repository: Any, ref: str) -> str:
         for p in found:
             if p["id"] not in writers:
                 continue
-            if writers[p["id"]] not in _NOT_THE_FEED:
+            if writers[p["id"]] not in NOT_THE_FEED:
                 return max(best, str((p.get("meta") or {}).get("lastUpdated") or ""), key=_utc)
             fed = [when for when, writer in marks.version_writers("Provenance", p["id"])
-                   if writer not in _NOT_THE_FEED]
+                   if writer not in NOT_THE_FEED]
             if fed:
                 best = max(best, fed[0], key=_utc)
         if len(page.resources) < _HEARD_PAGE:

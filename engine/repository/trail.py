@@ -25,7 +25,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from engine import fhirjson
-from engine.merge_rules import API, INDEX
+from engine.merge_rules import NOT_THE_FEED
 from engine.repository.port import Documents, StoredResource
 
 if TYPE_CHECKING:
@@ -34,8 +34,6 @@ if TYPE_CHECKING:
 log = logging.getLogger("huren.repository")
 
 TRAIL_MARKS = "fhir_provenance_marks"
-# the writer marks of what no message of the feed wrote (as ``adapters.convert.persons._NOT_THE_FEED``)
-_NOT_THE_FEED = frozenset({API, INDEX})
 
 
 def touched_by(puts: Sequence[tuple[StoredResource, IndexRows | None, StoredResource | None]]) -> set[str]:
@@ -46,7 +44,7 @@ def touched_by(puts: Sequence[tuple[StoredResource, IndexRows | None, StoredReso
     client writing Provenances of its documents or results grew the marks by a row a target for nothing."""
     out: set[str] = set()
     for rec, _rows, previous in puts:
-        if rec.type != "Provenance" or not (rec.deleted or rec.writer in _NOT_THE_FEED):
+        if rec.type != "Provenance" or not (rec.deleted or rec.writer in NOT_THE_FEED):
             continue
         for body in (rec.body, previous.body if previous is not None else None):
             out.update(patients(_targets(body)))
@@ -57,7 +55,7 @@ def unmarked(store: Documents, rec: StoredResource) -> bool:
     """Is the stored Provenance version ``rec`` one a FHIR client or the index wrote, naming a Patient
     not marked? Then a release that marks nothing (before registry34) wrote it: the registrations
     table's start asks it of the newest Provenance (``engine.messages.MessageStore.registrations_epoch``)."""
-    if rec.type != "Provenance" or rec.deleted or rec.writer not in _NOT_THE_FEED:
+    if rec.type != "Provenance" or rec.deleted or rec.writer not in NOT_THE_FEED:
         return False
     return not all(marked(store, ref) for ref in patients(_targets(rec.body)))
 
