@@ -11,10 +11,8 @@ rounds of N calls, in microseconds a call."""
 from __future__ import annotations
 
 import argparse
-import statistics
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -24,6 +22,7 @@ from adapters.convert import common, convert  # noqa: E402
 from adapters.convert.context import Context  # noqa: E402
 from adapters.convert.persons import check_persons  # noqa: E402
 from adapters.hl7v2.parser import parse  # noqa: E402
+from bench.common import cpu_per_call  # noqa: E402
 from engine.engine import Engine  # noqa: E402
 from engine.settings import Settings  # noqa: E402
 
@@ -34,16 +33,6 @@ def oru(control: str, pid3: str) -> str:
             f"OBR|1|O{control}|L{control}|GLU^血糖^L|||20261201083000||||G|||20261201083500|BLD"
             "||||||||20261201091000|||F\r"
             "OBX|1|NM|GLU^血糖^L||5.6|mmol/L|||||F|||20261201090000\r")
-
-
-def per_call(fn, n: int) -> float:
-    rounds = []
-    for _ in range(5):
-        t0 = time.process_time()
-        for _ in range(n):
-            fn()
-        rounds.append((time.process_time() - t0) / n * 1e6)
-    return statistics.median(rounds)
 
 
 def main() -> None:
@@ -58,14 +47,14 @@ def main() -> None:
         stored = convert(parse(oru("B2", "B77^^^FNXRMYY^MR")), site)
         new = convert(parse(oru("B3", "N77^^^FNXRMYY^MR")), site)
         assert stored.persons and new.persons
-        print(f"check_persons, returning patient (stored): {per_call(lambda: check_persons(stored, repo.read_many), n):.1f} us")
-        print(f"check_persons, new patient (absent):       {per_call(lambda: check_persons(new, repo.read_many), n):.1f} us")
+        print(f"check_persons, returning patient (stored): {cpu_per_call(lambda: check_persons(stored, repo.read_many), n):.1f} us")
+        print(f"check_persons, new patient (absent):       {cpu_per_call(lambda: check_persons(new, repo.read_many), n):.1f} us")
         inst = site.institution("FNXRMYY")
         for pid3 in ("B77", "B77^^^FNXRMYY^MR", "B77^^^LIS^PI"):
             msg = parse(oru("B4", pid3))
             ctx = Context(message=msg, site=site, institution=inst)
             pid = msg.get("PID")
-            print(f"patient_key {pid3:<20} {per_call(lambda: common.patient_key(pid, ctx), n):.1f} us")  # noqa: B023
+            print(f"patient_key {pid3:<20} {cpu_per_call(lambda: common.patient_key(pid, ctx), n):.1f} us")  # noqa: B023
 
 
 if __name__ == "__main__":

@@ -12,16 +12,17 @@ median of 5 rounds of N calls, in microseconds a call."""
 from __future__ import annotations
 
 import argparse
-import statistics
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
 parser.add_argument("--calls", type=int, default=2000)
 parser.add_argument("--root", default=str(Path(__file__).resolve().parent.parent))
 ARGS = parser.parse_args()
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from bench.common import cpu_per_call  # noqa: E402 -- this tree's, whichever --root is measured
+
 sys.path.insert(0, ARGS.root)
 
 from adapters.convert import convert  # noqa: E402
@@ -44,16 +45,6 @@ def adt(control: str) -> str:
             "EVN|A04|20261201091500\rPID|1||B1^^^FNXRMYY^MR||张^三||19850412|M\rPV1|1|O\r")
 
 
-def per_call(fn, n: int) -> float:  # noqa: ANN001 -- a callable
-    rounds = []
-    for _ in range(5):
-        t0 = time.process_time()
-        for _ in range(n):
-            fn()
-        rounds.append((time.process_time() - t0) / n * 1e6)
-    return statistics.median(rounds)
-
-
 def main() -> None:
     n = ARGS.calls
     with tempfile.TemporaryDirectory() as tmp, \
@@ -62,11 +53,11 @@ def main() -> None:
         assert b"MSA|AA" in ingest.handle(adt("B1-A").encode(), channel="bench", peer="b")
         own = parse(oru("B1-1", "FNXRMYY", "B1^^^FNXRMYY^MR"))
         member = parse(oru("B1-2", "FNZYY", "Z1^^^FNZYY^MR~B1^^^FNXRMYY^MR"))
-        print(f"convert, result under the own MRN:           {per_call(lambda: convert(own, site), n):7.1f} us")
-        print(f"convert, result naming a member's number:    {per_call(lambda: convert(member, site), n):7.1f} us")
+        print(f"convert, result under the own MRN:           {cpu_per_call(lambda: convert(own, site), n):7.1f} us")
+        print(f"convert, result naming a member's number:    {cpu_per_call(lambda: convert(member, site), n):7.1f} us")
         conversion = convert(member, site)
         print(f"check_persons, member's record stored:       "
-              f"{per_call(lambda: check_persons(conversion, repo.read_many), n):7.1f} us")
+              f"{cpu_per_call(lambda: check_persons(conversion, repo.read_many), n):7.1f} us")
 
 
 if __name__ == "__main__":

@@ -12,10 +12,8 @@ rounds of N calls, in milliseconds a call."""
 from __future__ import annotations
 
 import argparse
-import statistics
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -24,6 +22,7 @@ sys.path.insert(0, str(ROOT))
 from adapters.convert import convert  # noqa: E402
 from adapters.convert.persons import check_persons  # noqa: E402
 from adapters.hl7v2.parser import parse  # noqa: E402
+from bench.common import cpu_per_call  # noqa: E402
 from engine.engine import Engine  # noqa: E402
 from engine.settings import Settings  # noqa: E402
 
@@ -42,13 +41,7 @@ def oru(control: str, number: str) -> str:
 
 
 def per_call(fn, n: int) -> float:  # noqa: ANN001 -- a callable
-    rounds = []
-    for _ in range(5):
-        t0 = time.process_time()
-        for _ in range(n):
-            fn()
-        rounds.append((time.process_time() - t0) / n * 1e3)
-    return statistics.median(rounds)
+    return cpu_per_call(fn, n, 1e3)  # ms
 
 
 RESULTS = (0, 99, 300, 1000)

@@ -17,10 +17,8 @@ trail check at each put). ``--root``: another checkout's code (main's, for the f
 from __future__ import annotations
 
 import argparse
-import statistics
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -30,6 +28,9 @@ parser.add_argument("--root", default=str(Path(__file__).resolve().parent.parent
 parser.add_argument("--ingest-only", action="store_true")
 parser.add_argument("--messages", type=int, default=500, help="messages per ingest round (part 2)")
 ARGS = parser.parse_args()
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from bench.common import cpu_per_call  # noqa: E402 -- this tree's, whichever --root is measured
+
 sys.path.insert(0, ARGS.root)
 
 from adapters.convert import convert, persons  # noqa: E402
@@ -52,13 +53,7 @@ def oru(control: str, number: str) -> str:
 
 
 def per_call(fn, n: int, scale: float = 1e3) -> float:  # noqa: ANN001 -- a callable
-    rounds = []
-    for _ in range(5):
-        t0 = time.process_time()
-        for _ in range(n):
-            fn()
-        rounds.append((time.process_time() - t0) / n * scale)
-    return statistics.median(rounds)
+    return cpu_per_call(fn, n, scale)
 
 
 def filed(ingest, raws: list[str]) -> None:  # noqa: ANN001 -- the Ingestor

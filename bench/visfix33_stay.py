@@ -18,10 +18,8 @@ runs one case N times and nothing else (``none``: the set-up alone), for callgri
 from __future__ import annotations
 
 import argparse
-import statistics
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -30,6 +28,7 @@ sys.path.insert(0, str(ROOT))
 from adapters.convert import convert  # noqa: E402
 from adapters.convert.takeover import settle_stay, settle_takeover  # noqa: E402
 from adapters.hl7v2.parser import parse  # noqa: E402
+from bench.common import cpu_per_call  # noqa: E402
 from engine.engine import Engine  # noqa: E402
 from engine.settings import Settings  # noqa: E402
 
@@ -50,16 +49,6 @@ def oru(control: str, visit: str, number: str = "L77^^^LIS^PI") -> str:
             f"PID|1||{number}||张^三||19850412|M\r" + pv1(visit)
             + f"OBR|1|O{control}|L{control}|GLU^血糖^L|||{WHEN}||||G|||{WHEN}|BLD||||||||{WHEN}|||F\r"
             f"OBX|1|NM|GLU^血糖^L||5.6|mmol/L|||||F|||{WHEN}\r")
-
-
-def per_call(fn, n: int) -> float:
-    rounds = []
-    for _ in range(5):
-        t0 = time.process_time()
-        for _ in range(n):
-            fn()
-        rounds.append((time.process_time() - t0) / n * 1e6)
-    return statistics.median(rounds)
 
 
 def main() -> None:
@@ -102,7 +91,7 @@ def main() -> None:
                 fn()  # type: ignore[misc]
             return
         for name, run in cases.items():
-            print(f"settle_stay, {name:10s} {per_call(run, n if name != 'taken over' else max(n // 10, 1)):8.1f} us a call")  # type: ignore[arg-type]
+            print(f"settle_stay, {name:10s} {cpu_per_call(run, n if name != 'taken over' else max(n // 10, 1)):8.1f} us a call")  # type: ignore[arg-type]
         takeover = convert(parse(a01("A4", "M4", "V4")), site)
         said, warnings = dict(takeover.said), list(takeover.warnings)
 
@@ -112,7 +101,7 @@ def main() -> None:
 
         take()
         assert any(s.taken_from for s in takeover.said.values())
-        print(f"settle_takeover, lab placeholder {per_call(take, max(n // 10, 1)):8.1f} us a call")
+        print(f"settle_takeover, lab placeholder {cpu_per_call(take, max(n // 10, 1)):8.1f} us a call")
 
 
 if __name__ == "__main__":

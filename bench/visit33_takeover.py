@@ -12,10 +12,8 @@ Each figure is the median of 5 rounds of N calls, in microseconds a call."""
 from __future__ import annotations
 
 import argparse
-import statistics
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -24,6 +22,7 @@ sys.path.insert(0, str(ROOT))
 from adapters.convert import convert  # noqa: E402
 from adapters.convert.takeover import settle_takeover  # noqa: E402
 from adapters.hl7v2.parser import parse  # noqa: E402
+from bench.common import cpu_per_call  # noqa: E402
 from engine.engine import Engine  # noqa: E402
 from engine.settings import Settings  # noqa: E402
 
@@ -44,16 +43,6 @@ def oru(control: str, visit: str) -> str:
             "PID|1||L77^^^LIS^PI||张^三||19850412|M\r" + pv1(visit)
             + f"OBR|1|O{control}|L{control}|GLU^血糖^L|||{WHEN}||||G|||{WHEN}|BLD||||||||{WHEN}|||F\r"
             f"OBX|1|NM|GLU^血糖^L||5.6|mmol/L|||||F|||{WHEN}\r")
-
-
-def per_call(fn, n: int) -> float:
-    rounds = []
-    for _ in range(5):
-        t0 = time.process_time()
-        for _ in range(n):
-            fn()
-        rounds.append((time.process_time() - t0) / n * 1e6)
-    return statistics.median(rounds)
 
 
 def main() -> None:
@@ -80,7 +69,7 @@ def main() -> None:
             run()
             taken = any(s.taken_from for s in conversion.said.values())
             assert taken == (name == "lab placeholder"), name
-            print(f"{name:18s} {per_call(run, n if name != 'lab placeholder' else max(n // 10, 1)):8.1f} us a call")
+            print(f"{name:18s} {cpu_per_call(run, n if name != 'lab placeholder' else max(n // 10, 1)):8.1f} us a call")
 
 
 if __name__ == "__main__":
