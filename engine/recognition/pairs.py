@@ -149,6 +149,14 @@ def _shown(refs: list[str], codes: Sequence[str], measures: Mapping[str, str | N
     return _first(refs)
 
 
+def _unlike(a: str, mine: list[str], theirs: list[str], codes: Sequence[str],
+            measures: Mapping[str, str | None]) -> Pair:
+    """An analyte's ``unlike`` pair: each side's shown entry (``_shown``) with what it measures."""
+    result, prior = _shown(mine, codes, measures), _shown(theirs, codes, measures)
+    return {"analyte": a, "result": result, "prior": prior, "unlike": True,
+            "result_measure": measures.get(result or ""), "prior_measure": measures.get(prior or "")}
+
+
 def pair_up(repeat_ref: str, performed: Sequence[Mapping[str, Any]], did: Sequence[str], match: Recognisable,
             panel: Sequence[str], sources: Sources, rules: Any = None,
             read: Reader | None = None) -> tuple[list[Pair], list[str]]:
@@ -196,9 +204,7 @@ def pair_up(repeat_ref: str, performed: Sequence[Mapping[str, Any]], did: Sequen
         own: list[Pair] = []
         for measure, mine_refs, their_refs in groups:
             if measure == UNLIKE:  # each side shown with what it measured, not compared (evpage34)
-                mine, theirs = _shown(mine_refs, codes, measures), _shown(their_refs, codes, measures)
-                own.append({"analyte": a, "result": mine, "prior": theirs, "unlike": True,
-                            "result_measure": measures.get(mine), "prior_measure": measures.get(theirs)})
+                own.append(_unlike(a, mine_refs, their_refs, codes, measures))
                 continue
             mine, theirs = _first(mine_refs), _first(their_refs)
             pair: Pair = {"analyte": a, "result": mine or repeat_ref, "prior": theirs or whole_prior or match.result.ref}
@@ -245,10 +251,7 @@ def _checked(pair: Pair, codes: Sequence[str], rules: Any, read: Reader) -> Pair
     [(measure, _, _), *_] = _analyte_pairs(pair["analyte"], mine, theirs, codes, rules, read, {}, measures)
     if measure != UNLIKE:
         return pair
-    shown_mine, shown_theirs = _shown(mine, codes, measures), _shown(theirs, codes, measures)
-    own: list[Pair] = [{"analyte": pair["analyte"], "result": shown_mine, "prior": shown_theirs, "unlike": True,
-                        "result_measure": measures.get(shown_mine or ""),
-                        "prior_measure": measures.get(shown_theirs or "")}]
+    own = [_unlike(pair["analyte"], mine, theirs, codes, measures)]
     _cite_rest(own, mine, theirs)
     return own[0]
 
