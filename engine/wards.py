@@ -72,10 +72,8 @@ def ward_names(engine: Any) -> dict[str, dict[str, str]]:
     """The tables for the page, keyed by the institution's name (what the page knows a record's
     institution by): ``{"阜宁县人民医院": {"NEI": "心内科病区"}}``; an institution the site does
     not list has no table."""
-    site_dir = engine.settings.site
-    names = _BY_SITE.setdefault(site_dir, WardNames(site_dir))
     insts = engine.site.institutions
-    return {insts[code].name: table for code, table in names.current().items()
+    return {insts[code].name: table for code, table in tables(engine.settings.site).items()
             if code in insts and insts[code].name}
 
 

@@ -48,10 +48,15 @@ def cited(pair: Mapping[str, Any]) -> list[str]:
                         *(pair.get("prior_also") or ())) if r]
 
 
+def _rank(ref: str) -> tuple[int, str]:
+    """An entry's place among a test's entries: by kind (report first), then reference."""
+    return _PREFERENCE.get(ref.split("/", 1)[0], 9), ref
+
+
 def _first(refs: Iterable[str]) -> str | None:
     """The entry a side shows when several name the analyte (two reports of one day): the first by
     kind (report first) and reference, as the flag's own result and prior are chosen."""
-    return min(refs, key=lambda ref: (_PREFERENCE.get(ref.split("/", 1)[0], 9), ref), default=None)
+    return min(refs, key=_rank, default=None)
 
 
 # the last rules' map of several measurements, with the map it was made from (``_measures``)
@@ -149,6 +154,14 @@ def _shown(refs: list[str], codes: Sequence[str], measures: Mapping[str, str | N
     return _first(refs)
 
 
+def _unlike(a: str, mine: list[str], theirs: list[str], codes: Sequence[str],
+            measures: Mapping[str, str | None]) -> Pair:
+    """An analyte's ``unlike`` pair: each side's shown entry (``_shown``) with what it measures."""
+    result, prior = _shown(mine, codes, measures), _shown(theirs, codes, measures)
+    return {"analyte": a, "result": result, "prior": prior, "unlike": True,
+            "result_measure": measures.get(result or ""), "prior_measure": measures.get(prior or "")}
+
+
 def pair_up(repeat_ref: str, performed: Sequence[Mapping[str, Any]], did: Sequence[str], match: Recognisable,
             panel: Sequence[str], sources: Sources, rules: Any = None,
             read: Reader | None = None) -> tuple[list[Pair], list[str]]:
@@ -196,9 +209,7 @@ def pair_up(repeat_ref: str, performed: Sequence[Mapping[str, Any]], did: Sequen
         own: list[Pair] = []
         for measure, mine_refs, their_refs in groups:
             if measure == UNLIKE:  # each side shown with what it measured, not compared (evpage34)
-                mine, theirs = _shown(mine_refs, codes, measures), _shown(their_refs, codes, measures)
-                own.append({"analyte": a, "result": mine, "prior": theirs, "unlike": True,
-                            "result_measure": measures.get(mine), "prior_measure": measures.get(theirs)})
+                own.append(_unlike(a, mine_refs, their_refs, codes, measures))
                 continue
             mine, theirs = _first(mine_refs), _first(their_refs)
             pair: Pair = {"analyte": a, "result": mine or repeat_ref, "prior": theirs or whole_prior or match.result.ref}
@@ -245,10 +256,7 @@ def _checked(pair: Pair, codes: Sequence[str], rules: Any, read: Reader) -> Pair
     [(measure, _, _), *_] = _analyte_pairs(pair["analyte"], mine, theirs, codes, rules, read, {}, measures)
     if measure != UNLIKE:
         return pair
-    shown_mine, shown_theirs = _shown(mine, codes, measures), _shown(theirs, codes, measures)
-    own: list[Pair] = [{"analyte": pair["analyte"], "result": shown_mine, "prior": shown_theirs, "unlike": True,
-                        "result_measure": measures.get(shown_mine or ""),
-                        "prior_measure": measures.get(shown_theirs or "")}]
+    own = [_unlike(pair["analyte"], mine, theirs, codes, measures)]
     _cite_rest(own, mine, theirs)
     return own[0]
 
@@ -305,7 +313,7 @@ def derive(recognition: Any, row: Mapping[str, Any]) -> dict[str, Any] | None:
     if repeat is None:
         return None
     group = sorted((d for d in index.group(repeat) if d.get("status") not in VOID_STATUSES),
-                   key=lambda d: (_PREFERENCE.get(d["_id"].split("/", 1)[0], 9), d["_id"]))
+                   key=lambda d: _rank(d["_id"]))
     # the entries of the flag's order, as ``Repeats._evaluate_flag`` splits a test two orders fulfil
     if len({d["order"] for d in group if d.get("order")}) > 1:
         group = [d for d in group if d.get("order") in (row.get("order"), None)]

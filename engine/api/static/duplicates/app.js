@@ -215,7 +215,7 @@
     if (!resource) { dl.appendChild(text(document.createElement("dd"), "（无权查看或已不存在 not available）")); return; }
     const code = resource.code || {};
     const name = code.text || ((code.coding || []).find((c) => c.display) || {}).display || resource.resourceType;
-    const when = resource.effectiveDateTime || resource.started || (resource.effectivePeriod || {}).start || resource.issued;
+    const when = whenOf(resource);
     const facts = [["项目 Test", name], ["时间 When", when ? W.instant(when) : "—"],
       ["状态 Status", resultStatus(resource.status) || "—"]];
     if (institution) facts.push(["执行机构 Performed at", W.place(institution)]);
