@@ -161,6 +161,50 @@ def test_the_owners_lab_result_with_other_demographics_rekeys_nothing(both: Both
     assert after["meta"]["versionId"] == before["meta"]["versionId"] and _tokens(after) == _tokens(before), after
 
 
+def test_the_rekey_leaves_the_national_id_and_both_systems_answer_their_own(both: Both) -> None:
+    """FNZYY's record carries the patient's national ID beside: after the owner's re-key the ID still finds
+    FNZYY's record (its entry unchanged), and the owner's record is not found by it."""
+    _, http, clinician = both
+    nid = "320923196101010036"  # a valid GB 11643 ID (check digit computed)
+    assert ack_code_of(post(http, adt("RN1A", "RN1^^^FNXRMYY^MR", "冯^三", "19610101", "M"))) == "AA"
+    pid3 = f"ZRN1^^^FNZYY^MR~RN1^^^FNXRMYY^MR~{nid}^^^^NNCHN"
+    assert ack_code_of(post(http, _fnzyy(adt("RN1B", pid3, "冯^三", "19610101", "M")))) == "AA"
+    (before,) = patients(http, f"{FNZYY_MRN}|ZRN1")
+    assert ack_code_of(post(http, adt("RN1C", "RN1^^^FNXRMYY^MR", "陈^四", "19920303", "F", "A08"))) == "AA"
+    (after,) = patients(http, f"{FNZYY_MRN}|ZRN1")
+    assert _tokens(after) == (_tokens(before) - {f"{MRN}|RN1"}) | {f"{APART}|RN1"}, after
+    by_nid = [r for r in _ids(http, "/fhir/Patient", {"identifier": nid}, clinician)]
+    assert by_nid == [f"Patient/{after['id']}"], by_nid
+
+
+def test_the_owners_restatement_and_the_members_result_in_one_batch_answer_as_sent_singly(both: Both) -> None:
+    """[FNXRMYY's A08 restating <n> as 陈四, FNZYY's result for its 冯三 naming <n> beside] in one batch and the
+    same two messages sent singly (other numbers): the same ACK codes and ERR counts, FNZYY's record keyed
+    alike, FNXRMYY's MRN finding 陈四 alone either way."""
+    _, http, clinician = both
+    answers = []
+    for n, batched in (("RP1", True), ("RP2", False)):
+        assert ack_code_of(post(http, adt(f"{n}A", f"{n}^^^FNXRMYY^MR", "冯^三", "19610101", "M"))) == "AA"
+        pid3 = f"Z{n}^^^FNZYY^MR~{n}^^^FNXRMYY^MR"
+        assert ack_code_of(post(http, _fnzyy(adt(f"{n}B", pid3, "冯^三", "19610101", "M")))) == "AA"
+        first = adt(f"{n}C", f"{n}^^^FNXRMYY^MR", "陈^四", "19920303", "F", "A08")
+        second = _fnzyy(oru(f"{n}D", pid3, "冯^三", "19610101", "M", f"C{n}", app="LIS"))
+        if batched:
+            ack = post(http, "FHS|^~\\&|HIS|FNXRMYY\rBHS|^~\\&|HIS|FNXRMYY\r" + first + second + "BTS|2\rFTS|1\r")
+            text = ack.decode("utf-8")
+            codes = [line.split("|")[1] for line in text.split("\r") if line.startswith("MSA|")]
+            errs = text.count("\rERR|")
+        else:
+            acks = [post(http, first), post(http, second)]
+            codes = [ack_code_of(a) for a in acks]
+            errs = sum(len(err_lines(a)) for a in acks)
+        (ours,) = patients(http, f"{FNZYY_MRN}|Z{n}")
+        theirs = _ids(http, "/fhir/Patient", {"identifier": f"{MRN}|{n}"}, clinician)
+        answers.append((codes, errs, sorted(t.replace(n, "<n>") for t in _tokens(ours)), len(theirs),
+                        ours["meta"]["versionId"]))
+    assert answers[0] == answers[1] and answers[0][0] == ["AA", "AA"] and answers[0][3] == 1, answers
+
+
 # --- merges across the re-keyed number ----------------------------------------------------------------
 
 
@@ -235,3 +279,83 @@ def test_the_members_fidelity_row_names_its_record_and_the_owners_names_none_of_
     assert f"Patient/{ours['id']}" in listed, listed
     text = repr(rows("FNXRMYY"))
     assert ours["id"] not in text and "冯" not in text, text
+
+
+# --- wards: a code-only PL after a named one (locfix34), two hospitals, a code-only transfer ----------
+
+
+def _ward_adt(control: str, event: str, inst: str, n: str, pl: str, prior: str = "",
+              stamp: str = "20261203080000") -> str:
+    pv1 = ["PV1", "1", "I", pl, "", "", prior] + [""] * 12 + [f"RW35V{inst}{n}"]
+    structure = "ADT_A02" if event == "A02" else "ADT_A01"
+    return "\r".join([
+        f"MSH|^~\\&|HIS|{inst}|HUREN|FNYGT|{stamp}||ADT^{event}^{structure}|{control}|P|2.5.1",
+        f"EVN|{event}|{stamp}",
+        f"PID|1||RW35P{n}^^^{inst}^MR||钱^七||19600101|M",
+        "|".join(pv1),
+    ]) + "\r"
+
+
+def _accepted(http: TestClient, message: str) -> None:
+    ack = post(http, message)
+    assert ack_code_of(ack) == "AA", ack
+
+
+def _active(http: TestClient, inst: str, n: str) -> dict[str, Any]:
+    found = http.get("/fhir/Encounter", params={"identifier": f"RW35V{inst}{n}"}).json().get("entry") or []
+    assert len(found) == 1, found
+    [place] = [p for p in found[0]["resource"]["location"] if p.get("status") == "active"]
+    return place["location"]
+
+
+def _chain_names(http: TestClient, ref: str | None) -> list[str]:
+    out = []
+    while ref:
+        loc = http.get(f"/fhir/{ref}").json()
+        out.append(loc["name"])
+        ref = (loc.get("partOf") or {}).get("reference")
+    return out
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "rvid35: LOW -- a transfer (A02) to a new bed of a ward PL-9 named before, sent by code alone "
+    "(XYK^302^05): the new bed and room are named 'XYK 302房 05床'/'XYK 302房' under the ward Location "
+    "still named 血液科病区, and the visit's active display (what the resident page's wardName reads) says "
+    "the code where every earlier message's said the ward's name -- the same harm locfix34 fixed for a "
+    "stored bed, for the next bed; the name is built from PL-1 where the stored ward's name is known"))
+def test_a_code_only_transfer_to_a_new_bed_of_a_named_ward_names_the_ward(both: Both) -> None:
+    _, http, _ = both
+    _accepted(http, _ward_adt("RW1a", "A01", "FNXRMYY", "1", "RWA^301^02^FNXRMYY^^^^^血液科病区"))
+    _accepted(http, _ward_adt("RW1b", "A02", "FNXRMYY", "1", "RWA^302^05^FNXRMYY",
+                              "RWA^301^02^FNXRMYY^^^^^血液科病区", "20261203090000"))
+    now = _active(http, "FNXRMYY", "1")
+    names = _chain_names(http, now["reference"])
+    assert names[-1] == "血液科病区", names
+    assert now["display"] == "血液科病区 302房 05床" and names[0] == "血液科病区 302房 05床", (now, names)
+
+
+def test_two_hospitals_same_ward_code_keep_their_own_names(both: Both) -> None:
+    """FNXRMYY's RWB (PL-4 empty) named 血液科病区; FNZYY's RWB by code alone, then named 儿科病区: two
+    Locations, neither named by the other's message; a code-only A08 at FNXRMYY keeps its own name."""
+    _, http, _ = both
+    _accepted(http, _ward_adt("RW2a", "A01", "FNXRMYY", "2", "RWB^301^02^^^^^^血液科病区"))
+    _accepted(http, _ward_adt("RW2b", "A01", "FNZYY", "2", "RWB^301^02"))
+    theirs, ours = _active(http, "FNXRMYY", "2"), _active(http, "FNZYY", "2")
+    assert theirs["reference"] != ours["reference"]
+    assert ours["display"] == "RWB 301房 02床", ours
+    _accepted(http, _ward_adt("RW2c", "A08", "FNZYY", "2", "RWB^301^02^^^^^^儿科病区", stamp="20261203090000"))
+    _accepted(http, _ward_adt("RW2d", "A08", "FNXRMYY", "2", "RWB^301^02", stamp="20261203090000"))
+    assert _chain_names(http, _active(http, "FNXRMYY", "2")["reference"])[-1] == "血液科病区"
+    assert _active(http, "FNXRMYY", "2")["display"] == "血液科病区 301房 02床"
+    assert _chain_names(http, _active(http, "FNZYY", "2")["reference"])[-1] == "儿科病区"
+
+
+def test_another_hospitals_name_for_a_ward_does_not_rename_the_wards_own_location(both: Both) -> None:
+    """FNZYY's A01 naming FNXRMYY's ward (PL-4 FNXRMYY: a referral's bed at the county hospital) with its
+    own PL-9 word: FNXRMYY's Location (managed by FNXRMYY) keeps the name FNXRMYY's HIS gave it."""
+    _, http, _ = both
+    _accepted(http, _ward_adt("RW3a", "A01", "FNXRMYY", "3", "RWC^301^02^FNXRMYY^^^^^血液科病区"))
+    ward_ref = _active(http, "FNXRMYY", "3")["reference"]
+    assert _chain_names(http, ward_ref)[-1] == "血液科病区"
+    _accepted(http, _ward_adt("RW3b", "A01", "FNZYY", "3", "RWC^301^02^FNXRMYY^^^^^外院病区"))
+    assert _chain_names(http, ward_ref)[-1] == "血液科病区", _chain_names(http, ward_ref)
