@@ -62,7 +62,7 @@ def _ids(http: TestClient, path: str, params: dict[str, str], headers: dict[str,
     "FNXRMYY's record only and the cross-reference of one person's two records is lost until FNZYY's HIS "
     "happens to send an ADT (a result never restores it: rvmfix34 LOW 1). One mistyped A08 at the owner "
     "silently unlinks every member's referral record of that number, and its correction does not relink"))
-def test_the_owner_agreeing_again_puts_the_members_number_back(both: Both) -> None:
+def test_the_owner_agreeing_again_puts_the_members_number_back(both: Both) -> None:  # noqa: F811
     _, http, clinician = both
     _, ours, theirs = _rekeyed(http, "RA1")
     ack = post(http, adt("RA1D", "RA1^^^FNXRMYY^MR", "冯^三", "19610101", "M", "A08"))
@@ -71,7 +71,7 @@ def test_the_owner_agreeing_again_puts_the_members_number_back(both: Both) -> No
     assert found == sorted([f"Patient/{ours['id']}", f"Patient/{theirs['id']}"]), found
 
 
-def test_after_the_owners_rekey_the_mrn_finds_the_owners_person_and_results_only(both: Both) -> None:
+def test_after_the_owners_rekey_the_mrn_finds_the_owners_person_and_results_only(both: Both) -> None:  # noqa: F811
     """Guard: after the re-key, FNXRMYY's MRN (Patient and Observation by subject identifier) answers 陈四's
     record only; FNZYY's MRN and the kept-apart token answer FNZYY's record and its result."""
     _, http, clinician = both
@@ -88,7 +88,7 @@ def test_after_the_owners_rekey_the_mrn_finds_the_owners_person_and_results_only
     assert f"Patient/{ours['id']}" in both_ids and f"Patient/{theirs['id']}" in both_ids, both_ids
 
 
-def test_everything_of_each_person_holds_its_own_records_only(both: Both) -> None:
+def test_everything_of_each_person_holds_its_own_records_only(both: Both) -> None:  # noqa: F811
     """$everything of 陈四 (FNXRMYY) holds nothing of FNZYY's patient; FNZYY's patient's holds its result."""
     _, http, _ = both
     _, ours, theirs = _rekeyed(http, "RC1")
@@ -101,7 +101,7 @@ def test_everything_of_each_person_holds_its_own_records_only(both: Both) -> Non
     assert any(r.startswith("Observation/") for r in his_refs), his_refs
 
 
-def test_a_resident_of_the_owner_sees_none_of_the_members_patient(both: Both) -> None:
+def test_a_resident_of_the_owner_sees_none_of_the_members_patient(both: Both) -> None:  # noqa: F811
     """陈四's own token (patient compartment): a search by her MRN, or of Observations, shows nothing of
     FNZYY's 冯三; 冯三's own token still reads his result and his record."""
     engine, http, _ = both
@@ -124,7 +124,7 @@ def test_a_resident_of_the_owner_sees_none_of_the_members_patient(both: Both) ->
 # --- the member's own HIS speaking after the owner's re-key -------------------------------------------
 
 
-def test_the_members_his_correcting_its_own_patient_after_the_rekey_is_accepted(both: Both) -> None:
+def test_the_members_his_correcting_its_own_patient_after_the_rekey_is_accepted(both: Both) -> None:  # noqa: F811
     """FNZYY's registering HIS corrects its own Z<n> (a registration error: another person, by its own MRN
     only). The re-key was written by FNXRMYY's message with no Provenance naming it (ownfix34's note 1):
     the member's own registrar must still be recognised as the record's registrar -- AA, the record
@@ -139,7 +139,7 @@ def test_the_members_his_correcting_its_own_patient_after_the_rekey_is_accepted(
 
 
 def test_the_members_result_after_the_owners_rekey_is_filed_with_one_warning_and_writes_nothing(
-        both: Both) -> None:
+        both: Both) -> None:  # noqa: F811
     _, http, _ = both
     pid3, ours, _ = _rekeyed(http, "RF1")
     ack = post(http, _fnzyy(oru("RF1F", pid3, "冯^三", "19610101", "M", "CRF1B", app="LIS")))
@@ -148,7 +148,7 @@ def test_the_members_result_after_the_owners_rekey_is_filed_with_one_warning_and
     assert after["meta"]["versionId"] == ours["meta"]["versionId"], after["meta"]
 
 
-def test_the_owners_lab_result_with_other_demographics_rekeys_nothing(both: Both) -> None:
+def test_the_owners_lab_result_with_other_demographics_rekeys_nothing(both: Both) -> None:  # noqa: F811
     """FNXRMYY's LIS result for <n> whose PID reads another person (the lab's own, not the registration:
     a result only names the record) is no restatement by the owner: FNZYY's record keeps the number under
     FNXRMYY's MRN, no version written."""
@@ -162,7 +162,7 @@ def test_the_owners_lab_result_with_other_demographics_rekeys_nothing(both: Both
     assert after["meta"]["versionId"] == before["meta"]["versionId"] and _tokens(after) == _tokens(before), after
 
 
-def test_the_rekey_leaves_the_national_id_and_both_systems_answer_their_own(both: Both) -> None:
+def test_the_rekey_leaves_the_national_id_and_both_systems_answer_their_own(both: Both) -> None:  # noqa: F811
     """FNZYY's record carries the patient's national ID beside: after the owner's re-key the ID still finds
     FNZYY's record (its entry unchanged), and the owner's record is not found by it."""
     _, http, clinician = both
@@ -178,7 +178,7 @@ def test_the_rekey_leaves_the_national_id_and_both_systems_answer_their_own(both
     assert by_nid == [f"Patient/{after['id']}"], by_nid
 
 
-def test_the_owners_restatement_and_the_members_result_in_one_batch_answer_as_sent_singly(both: Both) -> None:
+def test_the_owners_restatement_and_the_members_result_in_one_batch_answer_as_sent_singly(both: Both) -> None:  # noqa: F811
     """[FNXRMYY's A08 restating <n> as 陈四, FNZYY's result for its 冯三 naming <n> beside] in one batch and the
     same two messages sent singly (other numbers): the same ACK codes and ERR counts, FNZYY's record keyed
     alike, FNXRMYY's MRN finding 陈四 alone either way."""
@@ -206,7 +206,7 @@ def test_the_owners_restatement_and_the_members_result_in_one_batch_answer_as_se
     assert answers[0] == answers[1] and answers[0][0] == ["AA", "AA"] and answers[0][3] == 1, answers
 
 
-def test_the_owners_restatement_rekeys_a_record_the_members_result_made(both: Both) -> None:
+def test_the_owners_restatement_rekeys_a_record_the_members_result_made(both: Both) -> None:  # noqa: F811
     """FNZYY's LIS files a result for Z<n> with <n>^^^FNXRMYY beside before any FNZYY ADT (the record the
     result makes, the same person as FNXRMYY's then); FNXRMYY restates <n> as 陈四: FNXRMYY's MRN then finds
     陈四 alone -- the result-made record is re-keyed as an ADT-made one is."""
@@ -225,7 +225,7 @@ def test_the_owners_restatement_rekeys_a_record_the_members_result_made(both: Bo
 # --- merges across the re-keyed number ----------------------------------------------------------------
 
 
-def test_the_members_merge_naming_the_owners_number_after_the_rekey_is_refused(both: Both) -> None:
+def test_the_members_merge_naming_the_owners_number_after_the_rekey_is_refused(both: Both) -> None:  # noqa: F811
     """FNZYY's A40 with MRG-1 <n>^^^FNXRMYY: after the re-key the number answers 陈四's record only, which is
     another person than FNZYY's -- AE at MRG-1; 陈四's record neither replaced nor linked."""
     _, http, _ = both
@@ -236,7 +236,7 @@ def test_the_members_merge_naming_the_owners_number_after_the_rekey_is_refused(b
     assert hers.get("active") is not False and not hers.get("link"), hers
 
 
-def test_the_members_merge_of_its_own_two_records_keeps_the_rekeyed_number_on_the_survivor(both: Both) -> None:
+def test_the_members_merge_of_its_own_two_records_keeps_the_rekeyed_number_on_the_survivor(both: Both) -> None:  # noqa: F811
     """FNZYY merges a second record of its own (Z2<n>) into the re-keyed Z<n>: AA; the survivor keeps the
     number kept apart, and FNXRMYY's MRN still finds 陈四 alone."""
     _, http, clinician = both
@@ -249,7 +249,7 @@ def test_the_members_merge_of_its_own_two_records_keeps_the_rekeyed_number_on_th
     assert _ids(http, "/fhir/Patient", {"identifier": f"{MRN}|RH1"}, clinician) == [f"Patient/{theirs['id']}"]
 
 
-def test_the_owners_merge_of_its_contradicted_record_leaves_the_members_record_alone(both: Both) -> None:
+def test_the_owners_merge_of_its_contradicted_record_leaves_the_members_record_alone(both: Both) -> None:  # noqa: F811
     """FNXRMYY merges its <n> (陈四) into a new number of hers (A40): FNZYY's 冯三 is neither the survivor nor
     replaced; it keeps its own MRN and the kept-apart number."""
     _, http, _ = both
@@ -270,7 +270,7 @@ def test_the_owners_merge_of_its_contradicted_record_leaves_the_members_record_a
     "Provenance (ownfix34's note 1, on purpose): a record's history then holds a version nobody is recorded "
     "as writing, its signature covers nothing, and the registrar walk reads it as 'cannot be told'. "
     "Every other feed write is named by the message's Provenance"))
-def test_the_rekeyed_version_is_named_by_a_provenance(both: Both) -> None:
+def test_the_rekeyed_version_is_named_by_a_provenance(both: Both) -> None:  # noqa: F811
     _, http, _ = both
     _, ours, _ = _rekeyed(http, "RJ1")
     target = f"Patient/{ours['id']}/_history/{ours['meta']['versionId']}"
@@ -280,7 +280,7 @@ def test_the_rekeyed_version_is_named_by_a_provenance(both: Both) -> None:
     assert target in named, (target, named)
 
 
-def test_the_members_fidelity_row_names_its_record_and_the_owners_names_none_of_its(both: Both) -> None:
+def test_the_members_fidelity_row_names_its_record_and_the_owners_names_none_of_its(both: Both) -> None:  # noqa: F811
     """FNZYY's operator's row of the owner's contradiction lists FNZYY's record; FNXRMYY's operator's
     rows name no record of FNZYY's."""
     engine, http, _ = both
@@ -340,7 +340,7 @@ def _chain_names(http: TestClient, ref: str | None) -> list[str]:
     "still named 血液科病区, and the visit's active display (what the resident page's wardName reads) says "
     "the code where every earlier message's said the ward's name -- the same harm locfix34 fixed for a "
     "stored bed, for the next bed; the name is built from PL-1 where the stored ward's name is known"))
-def test_a_code_only_transfer_to_a_new_bed_of_a_named_ward_names_the_ward(both: Both) -> None:
+def test_a_code_only_transfer_to_a_new_bed_of_a_named_ward_names_the_ward(both: Both) -> None:  # noqa: F811
     _, http, _ = both
     _accepted(http, _ward_adt("RW1a", "A01", "FNXRMYY", "1", "RWA^301^02^FNXRMYY^^^^^血液科病区"))
     _accepted(http, _ward_adt("RW1b", "A02", "FNXRMYY", "1", "RWA^302^05^FNXRMYY",
@@ -351,7 +351,7 @@ def test_a_code_only_transfer_to_a_new_bed_of_a_named_ward_names_the_ward(both: 
     assert now["display"] == "血液科病区 302房 05床" and names[0] == "血液科病区 302房 05床", (now, names)
 
 
-def test_two_hospitals_same_ward_code_keep_their_own_names(both: Both) -> None:
+def test_two_hospitals_same_ward_code_keep_their_own_names(both: Both) -> None:  # noqa: F811
     """FNXRMYY's RWB (PL-4 empty) named 血液科病区; FNZYY's RWB by code alone, then named 儿科病区: two
     Locations, neither named by the other's message; a code-only A08 at FNXRMYY keeps its own name."""
     _, http, _ = both
@@ -367,7 +367,7 @@ def test_two_hospitals_same_ward_code_keep_their_own_names(both: Both) -> None:
     assert _chain_names(http, _active(http, "FNZYY", "2")["reference"])[-1] == "儿科病区"
 
 
-def test_another_hospitals_name_for_a_ward_does_not_rename_the_wards_own_location(both: Both) -> None:
+def test_another_hospitals_name_for_a_ward_does_not_rename_the_wards_own_location(both: Both) -> None:  # noqa: F811
     """FNZYY's A01 naming FNXRMYY's ward (PL-4 FNXRMYY: a referral's bed at the county hospital) with its
     own PL-9 word: FNXRMYY's Location (managed by FNXRMYY) keeps the name FNXRMYY's HIS gave it."""
     _, http, _ = both
