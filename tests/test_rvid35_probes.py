@@ -399,3 +399,28 @@ def test_a_renamed_ward_is_reported_under_the_name_its_location_has(backend_sett
         assert {w["name"] for w in wards} == {"血液内科"}, wards
         labels = {k for k in _rates(eng) if "血液" in k or "XYR" in k}
         assert labels == {"阜宁县人民医院 血液内科"}, labels
+
+
+def test_a_pl9_sent_as_the_hl7_null_does_not_name_the_ward(both: Both) -> None:  # noqa: F811
+    """PV1-3 ``RWD^301^02^FNXRMYY^^^^^""``: PL-9 is HL7's explicit null (delete the description), no name:
+    the ward stays 血液科病区, and no Location is named '""'."""
+    _, http, _ = both
+    _accepted(http, _ward_adt("RW4a", "A01", "FNXRMYY", "4", "RWD^301^02^FNXRMYY^^^^^血液科病区"))
+    _accepted(http, _ward_adt("RW4b", "A08", "FNXRMYY", "4", 'RWD^301^02^FNXRMYY^^^^^""', stamp="20261203090000"))
+    now = _active(http, "FNXRMYY", "4")
+    names = _chain_names(http, now["reference"])
+    assert not any('""' in name for name in [*names, now["display"]]), (now, names)
+    assert names[-1] == "血液科病区", names
+
+
+def test_the_owners_ack_names_nothing_of_the_members_record(both: Both) -> None:  # noqa: F811
+    """The owner's A08 that re-keys FNZYY's record: its ACK says nothing of FNZYY's record (no id, no FNZYY
+    number, no name of its person, no FNZYY), one W of its own restatement's count only."""
+    _, http, _ = both
+    assert ack_code_of(post(http, adt("RS1A", "RS1^^^FNXRMYY^MR", "冯^三", "19610101", "M"))) == "AA"
+    pid3 = "ZRS1^^^FNZYY^MR~RS1^^^FNXRMYY^MR"
+    assert ack_code_of(post(http, _fnzyy(adt("RS1B", pid3, "冯^三", "19610101", "M")))) == "AA"
+    (ours,) = patients(http, f"{FNZYY_MRN}|ZRS1")
+    ack = post(http, adt("RS1C", "RS1^^^FNXRMYY^MR", "陈^四", "19920303", "F", "A08")).decode("utf-8")
+    for word in (ours["id"], "ZRS1", "FNZYY", "冯", "19610101", "Patient.identifier", "deleted"):
+        assert word not in ack, (word, ack)
