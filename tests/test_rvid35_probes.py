@@ -424,3 +424,22 @@ def test_the_owners_ack_names_nothing_of_the_members_record(both: Both) -> None:
     ack = post(http, adt("RS1C", "RS1^^^FNXRMYY^MR", "陈^四", "19920303", "F", "A08")).decode("utf-8")
     for word in (ours["id"], "ZRS1", "FNZYY", "冯", "19610101", "Patient.identifier", "deleted"):
         assert word not in ack, (word, ack)
+
+
+def test_a_member_record_keyed_by_the_owners_number_after_contradiction_and_agreement(both: Both) -> None:  # noqa: F811
+    """FNZYY's record keyed by FNXRMYY's number alone (filed before FNXRMYY held a record of it); FNXRMYY
+    registers the number as 陈四 (re-keys FNZYY's record: rvidentity34 MED 3), then corrects it to 冯三 (the
+    person FNZYY's record is). FNZYY's next result, keyed the same way, is filed beside its earlier one:
+    one record of FNZYY's for its patient, not a second."""
+    _, http, clinician = both
+    assert ack_code_of(post(http, _fnzyy(adt("RT1A", "RT1^^^FNXRMYY^MR", "冯^三", "19610101", "M")))) == "AA"
+    assert ack_code_of(post(http, _fnzyy(oru("RT1B", "RT1^^^FNXRMYY^MR", "冯^三", "19610101", "M", "CRT1A")))) == "AA"
+    (first,) = _ids(http, "/fhir/Observation", {"code": "CRT1A"}, clinician)
+    before = http.get(f"/fhir/{first}", headers=clinician).json()["subject"]["reference"]
+    assert ack_code_of(post(http, adt("RT1C", "RT1^^^FNXRMYY^MR", "陈^四", "19920303", "F"))) == "AA"
+    assert ack_code_of(post(http, adt("RT1D", "RT1^^^FNXRMYY^MR", "冯^三", "19610101", "M", "A08"))) == "AA"
+    ack = post(http, _fnzyy(oru("RT1E", "RT1^^^FNXRMYY^MR", "冯^三", "19610101", "M", "CRT1B")))
+    assert ack_code_of(ack) == "AA" and not err_lines(ack), ack
+    (second,) = _ids(http, "/fhir/Observation", {"code": "CRT1B"}, clinician)
+    after = http.get(f"/fhir/{second}", headers=clinician).json()["subject"]["reference"]
+    assert after == before, (before, after)
