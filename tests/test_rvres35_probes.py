@@ -39,10 +39,10 @@ def _ok(ack: bytes) -> bytes:
 
 
 def _held(ack: bytes, at: str) -> str:
-    """AA with one warning "not later" at ``at``."""
+    """AA with a warning "not later" at ``at`` (the report's own, when it is held too, beside it)."""
     _ok(ack)
-    (err,) = [e for e in err_lines(ack) if "not later" in e]
-    assert f"|{at}|" in err and "|W|" in err, err
+    (err,) = [e for e in err_lines(ack) if "not later" in e and f"|{at}|" in e]
+    assert "|W|" in err, err
     return err
 
 
@@ -229,6 +229,34 @@ def test_an_older_resend_held_against_a_cancelled_report_leaves_its_document_alo
         document.get("content"), document.get("docStatus"), document.get("status")), (document, kept)
 
 
+def _glucose(control: str, stamp: str, value: str, flag: str, status: str, unit: str = "mmol/L",
+             low_high: str = "3.9-6.1") -> str:
+    return "\r".join([f"MSH|^~\\&|LIS|FNXRMYY|HUREN|FNYGT|{stamp}||ORU^R01^ORU_R01|{control}|P|2.5.1",
+                       "PID|1||RR35G^^^FNXRMYY^MR||金^十||19700305|F",
+                       "ORC|RE|RR35GP^HIS|RR35G^LIS||CM",
+                       "OBR|1|RR35GP^HIS|RR35G^LIS|GLU^血糖^L|||20261202090000||||||||||||||||HM|F",
+                       f"OBX|1|NM|GLU^葡萄糖^L||{value}|{unit}|{low_high}|{flag}|||{status}|||20261202093000"]) + "\r"
+
+
+def test_an_older_resend_held_against_a_correction_keeps_the_corrections_flag_and_range(
+        engine: Engine, http: TestClient) -> None:
+    """The LIS reports glucose 5.6 (N, 10:00) and corrects it to 15.6 (H, 12:00, OBX-11 C); its 10:00 report
+    resent afterwards is older: held at OBX^1^11 -- and the stored result is the correction's whole
+    statement: 15.6 flagged high, never 15.6 flagged normal (the value held, the flag of the older
+    message written beside it)."""
+    _ok(post(http, _glucose("RR35-G1", "20261202100000", "5.6", "N", "F")))
+    (obs,) = written(engine, http, "RR35-G1", "Observation")
+    _ok(post(http, _glucose("RR35-G2", "20261202120000", "15.6", "H", "C")))
+    fixed = http.get(f"/fhir/Observation/{obs['id']}").json()
+    assert fixed["status"] == "corrected" and fixed["valueQuantity"]["value"] == 15.6, fixed
+    assert "H" in str(fixed.get("interpretation")), fixed.get("interpretation")
+    _held(post(http, _glucose("RR35-G1R", "20261202100000", "5.6", "N", "F")), "OBX^1^11")
+    after = http.get(f"/fhir/Observation/{obs['id']}").json()
+    assert after["status"] == "corrected" and after["valueQuantity"] == fixed["valueQuantity"], after
+    assert after.get("interpretation") == fixed.get("interpretation"), after.get("interpretation")
+    assert after.get("referenceRange") == fixed.get("referenceRange"), after.get("referenceRange")
+
+
 # --- a batch mixing them ---------------------------------------------------------------------------------
 
 
@@ -262,6 +290,18 @@ def test_one_fhs_batch_mixing_a_withdrawal_an_older_resend_and_a_refused_correct
               for c in ("RR35-7", "RR35-7W", "RR35-7R", "RR35-7C")}
     assert states == {"RR35-7": "processed", "RR35-7W": "processed", "RR35-7R": "quarantined",
                       "RR35-7C": "quarantined"}, states
+
+
+def test_in_one_batch_an_equal_msh7_goes_by_the_batchs_order(engine: Engine, http: TestClient) -> None:
+    """One FHS/BHS batch: the RIS's report (10:00) and its withdrawal of the second line stamped the very
+    same second, after it in the batch: the batch's order is the arrival order -- the withdrawal is
+    later, taken (as two POSTs in that order are: msgfix34's test 4)."""
+    r = http.post("/hl7v2", content=_batch(_by("RIS", _three("RR35-11", "RR35-X11")),
+                                           _by("RIS", _withdrawal("RR35-11W", "RR35-X11", "20261202100000"))),
+                  headers={"Content-Type": "x-application/hl7-v2+er7"})
+    assert r.status_code == 200 and _acks(r.content) == ["AA", "AA"], r.content
+    assert b"not later" not in r.content and b"cannot be told" not in r.content, r.content
+    assert _status(http, _line(engine, http, "RR35-11")) == "entered-in-error"
 
 
 # --- an FHIR client's Provenance naming a message ---------------------------------------------------------
