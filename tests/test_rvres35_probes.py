@@ -337,6 +337,30 @@ def test_a_clients_provenance_naming_a_message_does_not_lock_the_senders_own_cor
     assert _status(http, obs_id) == "corrected"
 
 
+@pytest.mark.xfail(strict=True, reason="rvres35: MED a client's PUT retargeting a later message's own Provenance "
+                   "at a result's version dates that version by the later message: the sender's real "
+                   "withdrawal is held under AA and the withdrawn result stays shown as final")
+def test_a_retargeted_provenance_does_not_date_a_version_its_message_never_stated(
+        engine: Engine, http: TestClient) -> None:
+    """The RIS reports RR35-X12 (10:00) and, at 18:00, another patient's study. A client with Provenance
+    write PUTs the 18:00 message's own Provenance with RR35-X12's line (its current version) as target --
+    the filed 18:00 message lists that Provenance, so ``_Dates.of`` takes its MSH-7 as the time the line
+    was stated. The RIS's withdrawal of the line at 13:00 (before 18:00 by its clock) is then held as
+    "not later" (AA, W): the withdrawn result stays final. A Provenance a FHIR client wrote (any version
+    whose writer is not the feed) should not date a version."""
+    _ok(post(http, _by("RIS", _three("RR35-12", "RR35-X12"))))
+    obs_id = _line(engine, http, "RR35-12")
+    _ok(post(http, _by("RIS", _three("RR35-12O", "RR35-X12O", mrn="RR35O", name="戚^一", stamp="20261202180000"))))
+    (prov,) = written(engine, http, "RR35-12O", "Provenance")
+    current = http.get(f"/fhir/Observation/{obs_id}").json()["meta"]["versionId"]
+    prov["target"] = [{"reference": f"Observation/{obs_id}/_history/{current}"}]
+    r = http.put(f"/fhir/Provenance/{prov['id']}", json=prov)
+    assert r.status_code == 200, r.text
+    ack = post(http, _by("RIS", _withdrawal("RR35-12W", "RR35-X12", "20261202130000")))
+    assert b"MSA|AA" in ack and not [e for e in err_lines(ack) if "not later" in e], ack
+    assert _status(http, obs_id) == "entered-in-error"
+
+
 # --- MDM documents: an older edit arriving late ----------------------------------------------------------
 
 
