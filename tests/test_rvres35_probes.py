@@ -428,7 +428,7 @@ def test_a_clients_patient_put_and_a_foreign_based_provenance_answer_as_the_walk
     prov = {"resourceType": "Provenance", "recorded": "2026-12-01T10:00:00+08:00",
             "target": [{"reference": f"https://elsewhere.example/fhir/{rrq}"}], "agent": [{"who": {"display": "x"}}]}
     r = http.post("/fhir/Provenance", json=prov)
-    assert r.status_code in (201, 422), r.text
+    assert r.status_code == 201, r.text  # (accepted: another base is no reference of this server)
     for ref in (rrp, rrq):
         table, walk = _answers(engine, ref)
         assert table == walk, (ref, table, walk)
