@@ -257,6 +257,24 @@ def test_an_older_resend_held_against_a_correction_keeps_the_corrections_flag_an
     assert after.get("referenceRange") == fixed.get("referenceRange"), after.get("referenceRange")
 
 
+@pytest.mark.xfail(strict=True, reason="rvres35: MED a final result restated final with another value by its "
+                   "sender (no OBX-11 C) is not dated: the same sender's older final arriving later takes the "
+                   "value back under AA, no warning")
+def test_an_older_final_arriving_after_the_senders_later_final_does_not_take_its_value_back(
+        engine: Engine, http: TestClient) -> None:
+    """The LIS reports glucose 5.6 at 10:00 and restates it final as 6.8 at 12:00 (a re-run, sent F, not C:
+    HL7 wants C, but huren takes the restatement); the 11:00 message (6.1, F) arrives last. The stored
+    value becomes 6.1 under AA, no warning: dating covers only a stored status in ``stands``, so the
+    sender's own older statement replaces its later one. Should: held (AA, W at OBX^1^11), 6.8 kept --
+    or refused, but never silently older-wins."""
+    _ok(post(http, _glucose("RR35-H1", "20261202100000", "5.6", "N", "F").replace("RR35G", "RR35H")))
+    (obs,) = written(engine, http, "RR35-H1", "Observation")
+    _ok(post(http, _glucose("RR35-H3", "20261202120000", "6.8", "H", "F").replace("RR35G", "RR35H")))
+    assert http.get(f"/fhir/Observation/{obs['id']}").json()["valueQuantity"]["value"] == 6.8
+    ack = _ok(post(http, _glucose("RR35-H2", "20261202110000", "6.1", "N", "F").replace("RR35G", "RR35H")))
+    assert http.get(f"/fhir/Observation/{obs['id']}").json()["valueQuantity"]["value"] == 6.8, ack
+
+
 # --- a batch mixing them ---------------------------------------------------------------------------------
 
 
