@@ -11,18 +11,17 @@ sound (a withdrawn result leaves the evidence, a report cannot be re-filed under
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
 
+from tests.hl7_calls import ER7
 from tests.test_evidence33_page import _shot_of, _shots
 from tests.test_evidence33_pairs import ALT, AST, LFT, LOCAL_LFT, A, B, evidence, http, send  # noqa: F401 (``http``: the fixture)
 from tests.test_evpage34_evidence import flag_of, timed
 from tests.test_evpfix34_page import _open
-from tests.hl7_calls import ER7
 from tests.test_insurance_ui import sign_in
 from tests.test_probepay26_windows import order, result
 from tests.test_reports_duplicates import bearer
@@ -156,3 +155,29 @@ def test_a_report_cannot_be_refiled_under_another_patient_beneath_a_flag(engine:
     assert "MSA|AE" in ack and "ERR||OBR^1^2" in ack, ack
     assert subjects(evidence(engine, http, row["id"])) == before
     assert [r["id"] for r in http.get("/reports/duplicates", headers=bearer(engine)).json()["rows"]] == [row["id"]]
+
+
+@needs_chromium
+def test_a_result_in_another_unit_is_shown_in_its_own_unit_on_a_phone(engine: Any, http: TestClient, server: str,  # noqa: F811
+                                                                       browser: Browser, tmp_path: Path) -> None:  # noqa: F811
+    """The prior's lab reported ALT in µkat/L (0.50, and a re-run 0.52); the repeat in U/L. At 390 px the
+    auditor reads each value in the unit it was sent in, with its digits (0.50, not 0.5), never a
+    figure beside another's unit; nothing runs off the screen."""
+    send(http, result(A, "A1", LOCAL_LFT, "20260310090000+0800",
+                      obx="OBX|1|NM|1742-6^ALT^LN||0.50|ukat/L|||||F|||20260310090000+0800\n"
+                          "OBX|2|NM|1742-6^ALT^LN||0.52|ukat/L|||||F|||20260310093000+0800\n"
+                          "OBX|3|NM|1920-8^AST^LN||28|U/L|||||{s}"))
+    _repeat(http, timed((ALT, "88", "20260312100000+0800"), (AST, "35", "")))
+    row = flag_of(engine, http)
+    alt = _alt(evidence(engine, http, row["id"]))
+    prior_values = [alt["priorResource"]["valueQuantity"], *(o["resource"]["valueQuantity"] for o in alt["priorAlso"])]
+    assert sorted((str(q["value"]), q["unit"]) for q in prior_values) == [("0.5", "ukat/L"), ("0.52", "ukat/L")]
+    browser.send("Emulation.setDeviceMetricsOverride", width=390, height=844, deviceScaleFactor=1, mobile=True)
+    sign_in(browser, server, engine, "/ui/duplicates", "zhou.unit", "auditor")
+    _open(browser, row["id"])
+    prior = browser.eval("document.querySelector('#ev-pairs .pair[data-analyte=ALT] .pair-side:first-child').innerText")
+    repeat = browser.eval("document.querySelector('#ev-pairs .pair[data-analyte=ALT] .pair-side:last-child').innerText")
+    assert "0.50 ukat/L" in prior and "0.52 ukat/L" in prior and "U/L" not in prior.replace("ukat/L", ""), prior
+    assert "结果 Value\n88 U/L" in repeat and "ukat" not in repeat, repeat
+    assert browser.eval("document.documentElement.scrollWidth <= document.documentElement.clientWidth")
+    _shot_of(browser, "#ev-pairs", _shots(tmp_path) / "rvui35-units-phone-pairs.png")
