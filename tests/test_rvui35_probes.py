@@ -181,3 +181,30 @@ def test_a_result_in_another_unit_is_shown_in_its_own_unit_on_a_phone(engine: An
     assert "结果 Value\n88 U/L" in repeat and "ukat" not in repeat, repeat
     assert browser.eval("document.documentElement.scrollWidth <= document.documentElement.clientWidth")
     _shot_of(browser, "#ev-pairs", _shots(tmp_path) / "rvui35-units-phone-pairs.png")
+
+
+@needs_chromium
+def test_a_remit_bound_auditor_reads_the_priors_other_results_only_through_the_flag(engine: Any, http: TestClient, server: str,  # noqa: F811
+                                                                                    browser: Browser) -> None:  # noqa: F811
+    """An auditor bound to FNZYY opens FNZYY's flag: its prior and the prior's other ALT (31 U/L) are
+    FNXRMYY's, shown because the flag is within her remit (vouched for that one request). Read on
+    their own, outside the evidence, the same Observation is not hers to read (a bound auditor reads a
+    patient's records only as a flag's evidence: ``ScopedRepository.vouch``, for that request)."""
+    _prior(http, (ALT, "31", "20260310093000+0800"))
+    _repeat(http, timed((ALT, "90", "20260312110000+0800"), (AST, "35", "20260312100000+0800"), (ALT, "88", "")))
+    row = flag_of(engine, http)
+    [other] = _alt(evidence(engine, http, row["id"]))["prior_also"]
+    browser.send("Emulation.setDeviceMetricsOverride", width=390, height=844, deviceScaleFactor=1, mobile=True)
+    sign_in(browser, server, engine, "/ui/duplicates", "sun.remit35", "auditor", remit=B)
+    _open(browser, row["id"])
+    listed = browser.eval("[...document.querySelectorAll('#ev-pairs .pair[data-analyte=ALT] .pair-side:first-child .also li')]"
+                          ".map(li => li.innerText)")
+    assert len(listed) == 1 and listed[0].startswith("31 U/L") and "阜宁县人民医院（FNXRMYY）" in listed[0], listed
+    alone = browser.eval(f"fetch('/fhir/{other}').then(r => r.status)")
+    assert alone in (403, 404), alone
+    # while the evidence, asked again the same way (her session), still gives it: the read above was refused
+    # for being outside the flag, not for the way it was asked
+    again = browser.eval(f"fetch('/reports/duplicates/{row['id']}').then(r => r.json()).then(e => e.pairs.find("
+                         "p => p.analyte === 'ALT').priorAlso.map(o => o.resource && o.resource.valueQuantity.value))")
+    assert again == [31], again
+    assert browser.eval("document.documentElement.scrollWidth <= document.documentElement.clientWidth")
