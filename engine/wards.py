@@ -140,7 +140,7 @@ def department_namer(site_dir: Path | None, institutions: Mapping[str, Any],
     wards = tables(site_dir)
     codes_of: dict[tuple[str, str], set[str]] = {}  # (inst, name) -> the codes the report's rows store it with
     named: list[tuple[str, str | None, str]] = []  # (inst, code, name) of each row
-    for value, inst in rows:
+    for value, inst in dict.fromkeys(rows):  # (a report's rows: thousands, a few hundred distinct)
         code, name = parts(value if isinstance(value, str) else None)
         if code and name:
             codes_of.setdefault((str(inst), name), set()).add(code)
@@ -153,8 +153,8 @@ def department_namer(site_dir: Path | None, institutions: Mapping[str, Any],
         codes = codes_of.get((where, given), set())
         return next(iter(codes)) if len(codes) == 1 else given if ideographic(given) else None
 
-    listed = [(inst, c) for inst, code, given in named if (c := code_of(inst, code, given))
-              and not wards.get(inst, {}).get(c)]
+    listed = list(dict.fromkeys((inst, c) for inst, code, given in named if (c := code_of(inst, code, given))
+                                and not wards.get(inst, {}).get(c)))
     current = current_ward_names(read_many, listed)
     looked = set(listed)
     wards_of: dict[tuple[str, str], str] = {}
