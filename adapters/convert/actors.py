@@ -359,7 +359,8 @@ def settle_ward_names(conversion: Any, read_many: Any, earlier: Sequence[Any] = 
                if ref[0] == "L" and ref.startswith("Location/") and "name" in s.assumed and ref in made]
     if not assumed:
         return []
-    ward_of = {ref: _ward_above(ref, made) for ref in assumed}
+    above: dict[str, str | None] = {}
+    ward_of = {ref: _ward_above(ref, made, above) for ref in assumed}
     wanted = list(dict.fromkeys([*assumed, *(w for w in ward_of.values() if w is not None)]))
     stored = read_many([tuple(ref.split("/", 1)) for ref in wanted])
     leaned: set[int] = set()
@@ -385,22 +386,30 @@ def settle_ward_names(conversion: Any, read_many: Any, earlier: Sequence[Any] = 
         shown[ref] = res["name"]
     if shown:  # (a display is a string as before: a plan's validation still holds)
         for ref, res in made.items():
-            if ref[0] in "EA" and res.get("resourceType") in ("Encounter", "Appointment"):
-                _shown(res, shown)
+            if ref[0] == "E" and ref.startswith("Encounter/"):
+                _shown(res.get("location"), "location", shown)
+            elif ref[0] == "A" and ref.startswith("Appointment/"):
+                _shown(res.get("participant"), "actor", shown)
         conversion._bundle = None
     return sorted(leaned)
 
 
-def _ward_above(ref: str, made: dict[str, Resource]) -> str | None:
-    """The ward (physical type ``wa``) ``ref`` is, or is ``partOf``, among the message's Locations."""
-    seen: set[str] = set()
-    while ref in made and ref not in seen:
-        seen.add(ref)
-        loc = made[ref]
-        if any(c.get("code") == _WARD[0] for c in (loc.get("physicalType") or {}).get("coding") or ()):
-            return ref
-        ref = (loc.get("partOf") or {}).get("reference") or ""
-    return None
+def _ward_above(ref: str, made: dict[str, Resource], above: dict[str, str | None]) -> str | None:
+    """The ward (physical type ``wa``) ``ref`` is, or is ``partOf``, among the message's Locations
+    (``above``: the answers so far, a bed's room and ward met once)."""
+    if ref in above:
+        return above[ref]
+    above[ref] = None  # (a cycle answers None)
+    loc = made.get(ref)
+    if loc is None:
+        return None
+    kinds = (loc.get("physicalType") or {}).get("coding") or ()
+    if kinds and kinds[0].get("code") == _WARD[0]:
+        above[ref] = ref
+    else:
+        up = (loc.get("partOf") or {}).get("reference")
+        above[ref] = _ward_above(up, made, above) if isinstance(up, str) else None
+    return above[ref]
 
 
 def _name_as_left(ref: str, was: Resource | None, earlier: Sequence[Any], leaned: set[int]) -> str | None:
@@ -418,18 +427,10 @@ def _name_as_left(ref: str, was: Resource | None, earlier: Sequence[Any], leaned
     return name if isinstance(name, str) and name else None
 
 
-def _shown(node: Any, shown: dict[str, str]) -> bool:
-    """Each reference in ``node`` to a Location of ``shown`` takes its name as display; whether any changed."""
-    changed = False
-    if isinstance(node, dict):
-        ref = node.get("reference")
-        if isinstance(ref, str) and ref in shown and "display" in node and node["display"] != shown[ref]:
-            node["display"] = shown[ref]
-            changed = True
-        for key, value in node.items():
-            if isinstance(value, (dict, list)) and key != "reference":
-                changed = _shown(value, shown) or changed
-    elif isinstance(node, list):
-        for value in node:
-            changed = _shown(value, shown) or changed
-    return changed
+def _shown(entries: Any, key: str, shown: dict[str, str]) -> None:
+    """Each entry's reference at ``key`` (an Encounter's ``location[].location``, an Appointment's
+    ``participant[].actor``) to a Location of ``shown`` takes its name as display."""
+    for entry in entries if isinstance(entries, list) else ():
+        ref = entry.get(key) if isinstance(entry, dict) else None
+        if isinstance(ref, dict) and "display" in ref and ref.get("reference") in shown:
+            ref["display"] = shown[ref["reference"]]
