@@ -183,8 +183,9 @@ def department_namer(site_dir: Path | None, institutions: Mapping[str, Any],
 
 def ward_name(table: Mapping[str, str], inst: str, code: str, current: Mapping[tuple[str, str], str | None],
               latest_name: Callable[[str, str], str | None]) -> str:
-    """A ward's name for reports and pages now: the one rule (rvid35 LOW 4, the lead's decision,
-    wardfix35), in this order:
+    """A ward's name now, for the reports: the one rule (rvid35 LOW 4, the lead's decision, wardfix35),
+    in this order (the resident page names one visit's place by its display -- the Location's name,
+    ``actors.settle_ward_names`` -- and a code the display still carries from ``wards.yaml``):
 
     1. the deployment's ward table's name for the code (``wards.yaml``): the official name, and how
        a site settles a ward its systems name two ways;
