@@ -1,8 +1,9 @@
 """The site's names for wards, departments and rooms sent by code only (``mappings/wards.yaml``,
 each institution of ``HUREN_SITE/wards.yaml`` replacing its table), for the resident's page
 (``engine.api.ui_me``) and the recognition rate by department (``engine.recognition.reports``).
-It sits below both layers (read-only site data, no HTTP, no store) so the reports need not import
-the API layer.
+It sits below both layers (read-only site data, no HTTP; the store only through the ``read_many``
+a report hands it) so the reports need not import the API layer. It is the one owner of a ward's
+current name for reports (``ward_name``, wardfix35).
 
 A PV1-3 point of care sent without its PL-9 name is stored as its codes (Location.name "NEI 301
 02", the converter's rule); a person reads a name. The page names the code from this table for the
@@ -86,9 +87,36 @@ def tables(site_dir: Path | None) -> dict[str, dict[str, str]]:
 CODE_MARK = "{code}（院内代码）"
 
 
+def current_ward_names(read_many: Callable[[list[tuple[str, str]]], Mapping[tuple[str, str], Any]] | None,
+                       wards: Iterable[tuple[str, str]]) -> dict[tuple[str, str], str | None]:
+    """(institution, point-of-care code) -> the name its ward Location has now, None where the store
+    holds the Location with no name but its code; a ward whose Location is not found is left out.
+
+    The Location is the one the institution's own feed keeps for the ward (``adapters.convert.actors``
+    ``ward_key``: PL-4 empty or the institution itself), read by its id, all in one read: its name is
+    what the feed said, a PL-9 name stated later renaming it and a code sent alone never doing so
+    (locfix34)."""
+    if read_many is None:
+        return {}
+    from adapters.convert.actors import ward_key
+    from engine.repository.ids import id_maker
+
+    ids = {(inst, code): id_maker(inst, "Location")(ward_key(inst, code)) for inst, code in dict.fromkeys(wards)
+           if inst and code}
+    found = read_many([("Location", rid) for rid in dict.fromkeys(ids.values())]) if ids else {}
+    out: dict[tuple[str, str], str | None] = {}
+    for (inst, code), rid in ids.items():
+        loc = found.get(("Location", rid))
+        if loc is not None:
+            name = loc.get("name")
+            out[inst, code] = name if isinstance(name, str) and name.strip() and name != code else None
+    return out
+
+
 def department_namer(site_dir: Path | None, institutions: Mapping[str, Any],
                      parts: Callable[[str | None], tuple[str | None, str | None]],
-                     first_name: Callable[[str, str], str | None],
+                     read_many: Callable[[list[tuple[str, str]]], Mapping[tuple[str, str], Any]] | None,
+                     latest_name: Callable[[str, str], str | None],
                      rows: Iterable[tuple[Any, Any]] = ()) -> Callable[[Any, Any], str | None]:
     """For the recognition rate by department (``engine.recognition.reports``): a check row's stored
     department (``parts`` reads it: ``engine.recognition.facts.department_parts``) and ordering
@@ -99,37 +127,44 @@ def department_namer(site_dir: Path | None, institutions: Mapping[str, Any],
     with: a row stored as the bed's text before dept33 ("NEI 301 02", "心内科病区 301房 02床"), one as
     the ward's code alone (a message that sent no PL-9), one as the code with PL-9's name -- and one
     code under two PL-9 names (a renamed ward; an ADT and an order entry naming it 血液科病区 and
-    血液内科). Its label is, in this order (deptfix34):
-
-    1. the site's ward table's name for the code (``wards.yaml``): the site's own word, and how a
-       site settles a ward its systems name two ways or a renamed ward;
-    2. else the first PL-9 name stored for that code at that institution (``first_name``: the
-       earliest day's, over every stored row whatever the report's period): the same label in a
-       report of any period (the MeasureReport stratum a department's rate is followed by), and one
-       that a later message does not change -- a later name never erases the one first stated;
-    3. else the code itself where it is written in Chinese characters (PV1-3 心内科^301^02: a word a
-       person reads, ``merge_rules.ideographic``), else the code said to be one (``CODE_MARK``).
+    血液内科). Its label is the ward's current name (``ward_name``), the same for every row and every
+    period: a report read today names every period's orders as the ward is named today.
 
     A row that holds a name and no code (before dept33; a ward sent by its Chinese name alone; a
     FHIR client's text) counts with the one code the report's ``rows`` store that name with at that
     institution, else with the name taken as a code where it is in Chinese characters (心内科^301^02
     is the code 心内科, whose PL-9 name may be 心内科病区), else under the name. (Left: a name that
-    only rows outside the period tie to a code reads as itself.) The resident page names one visit's
-    ward by its own PL-9 name first (``static/me/values.js`` ``wardName``): a record, not a count.
-    Answers are kept for the namer's life (one report)."""
+    only rows outside the period tie to a code reads as itself.) The current names of the ``rows``'
+    wards are read at once (``current_ward_names``: one read of their Locations); answers are kept for
+    the namer's life (one report)."""
     wards = tables(site_dir)
     codes_of: dict[tuple[str, str], set[str]] = {}  # (inst, name) -> the codes the report's rows store it with
-    for value, inst in rows:
+    named: list[tuple[str, str | None, str]] = []  # (inst, code, name) of each row
+    for value, inst in dict.fromkeys(rows):  # (a report's rows: thousands, a few hundred distinct)
         code, name = parts(value if isinstance(value, str) else None)
         if code and name:
             codes_of.setdefault((str(inst), name), set()).add(code)
+        named.append((str(inst) if inst else "", code, name or ""))
     kept: dict[tuple[Any, Any], str | None] = {}
+
+    def code_of(where: str, code: str | None, given: str | None) -> str | None:
+        if code or not given:
+            return code
+        codes = codes_of.get((where, given), set())
+        return next(iter(codes)) if len(codes) == 1 else given if ideographic(given) else None
+
+    listed = list(dict.fromkeys((inst, c) for inst, code, given in named if (c := code_of(inst, code, given))
+                                and not wards.get(inst, {}).get(c)))
+    current = current_ward_names(read_many, listed)
+    looked = set(listed)
     wards_of: dict[tuple[str, str], str] = {}
 
     def ward_of(inst: str, code: str) -> str:
         if (inst, code) not in wards_of:
-            wards_of[inst, code] = (wards.get(inst, {}).get(code) or first_name(inst, code)
-                                    or (code if ideographic(code) else CODE_MARK.format(code=code)))
+            if (inst, code) not in looked and not wards.get(inst, {}).get(code):
+                looked.add((inst, code))  # (a row the namer was not given)
+                current.update(current_ward_names(read_many, [(inst, code)]))
+            wards_of[inst, code] = ward_name(wards.get(inst, {}), inst, code, current, latest_name)
         return wards_of[inst, code]
 
     def label(value: Any, inst: Any) -> str | None:
@@ -137,12 +172,33 @@ def department_namer(site_dir: Path | None, institutions: Mapping[str, Any],
         if key not in kept:
             code, given = parts(value if isinstance(value, str) else None)
             where = str(inst) if inst else ""
-            if not code and given:
-                codes = codes_of.get((where, given), set())
-                code = next(iter(codes)) if len(codes) == 1 else given if ideographic(given) else None
+            code = code_of(where, code, given)
             ward = ward_of(where, code) if code else given
             known = institutions.get(inst) if inst else None
             place = getattr(known, "name", "") or where
             kept[key] = f"{place} {ward}".strip() if ward else None
         return kept[key]
     return label
+
+
+def ward_name(table: Mapping[str, str], inst: str, code: str, current: Mapping[tuple[str, str], str | None],
+              latest_name: Callable[[str, str], str | None]) -> str:
+    """A ward's name now, for the reports: the one rule (rvid35 LOW 4, the lead's decision, wardfix35),
+    in this order (the resident page names one visit's place by its display -- the Location's name,
+    ``actors.settle_ward_names`` -- and a code the display still carries from ``wards.yaml``):
+
+    1. the deployment's ward table's name for the code (``wards.yaml``): the official name, and how
+       a site settles a ward its systems name two ways;
+    2. else the name the ward's Location has now, as stored (``current``, ``current_ward_names``):
+       what the feed said, a genuine new PL-9 name renaming it (locfix34) -- the name a reader finds
+       in the EHR. Before, deptfix34 took the first PL-9 name ever stored, for ever: a renamed ward was
+       reported under a name no record carried any more;
+    3. else, where no Location of the ward is found (a feed naming its facility in PL-4 otherwise than
+       its sender code; a FHIR client's order), the name of the ward's latest named check tally
+       (``latest_name``: the Location's name when the order was checked);
+    4. else the code itself where it is written in Chinese characters (PV1-3 心内科^301^02: a word a
+       person reads, ``merge_rules.ideographic``), else the code said to be one (``CODE_MARK``)."""
+    if table.get(code):
+        return table[code]
+    name = current[inst, code] if (inst, code) in current else latest_name(inst, code)
+    return name or (code if ideographic(code) else CODE_MARK.format(code=code))

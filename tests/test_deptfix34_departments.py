@@ -1,8 +1,8 @@
 """deptfix34: a ward is one department per institution and point-of-care code, under one label in every period.
 
 What rvlast34's dept33 probes (tests/test_rvlast34_probes.py) do not cover, each on SQLite and mongomock: the
-site's ward table settles a ward its systems name two ways; else the first name stored, also in a period that
-holds only the later one; a ward whose PL-1 is Chinese and that PL-9 names once is one department;
+site's ward table settles a ward its systems name two ways; else the ward Location's current name (wardfix35;
+deptfix34 took the first name stored), also in a period that holds only the earlier one; a ward whose PL-1 is Chinese and that PL-9 names once is one department;
 a row dept33 stored for a Chinese ward name (``dept|心内科|``) counts with the new ones; one hospital's name for a
 code does not name another's; the MeasureReport's department stratum is the same in any period; the rate report
 still counts when the store answers ``find`` with a one-pass cursor. Real HL7 through the ingest handler into the
@@ -18,7 +18,7 @@ from fastapi.testclient import TestClient
 from engine.api.app import create_app
 from engine.engine import Engine
 from engine.recognition.facts import department_parts
-from engine.recognition.reports import first_ward_name
+from engine.recognition.reports import latest_ward_name
 from engine.wards import department_namer
 from tests.test_rvlast34_probes import AUDITOR, _feed, _rates, _zhao_order
 
@@ -37,16 +37,20 @@ def test_the_site_table_names_a_ward_its_systems_name_two_ways(backend_settings:
         assert _wards(_rates(eng), "血液", "XYK") == {"阜宁县人民医院 血液病区": 3}
 
 
-def test_else_the_first_name_stored_in_every_period(backend_settings: Any) -> None:
-    """No table lists XYK: 血液科病区 first (03-24), then 血液内科 twice (03-25, 03-26; the smaller name, and
-    the one most orders carry): the first stays, also in a report of 03-25 on, whose rows all say 血液内科."""
+def test_else_the_wards_current_name_in_every_period(backend_settings: Any) -> None:
+    """No table lists XYK: 血液科病区 first (03-24), then 血液内科 twice (03-25, 03-26): a PL-9 stating a new name
+    renames the ward Location (locfix34), and the report names the ward as its Location is named now, 血液内科
+    -- also in a report of 03-24 alone, whose one row said 血液科病区 (a report read today uses today's name for
+    every period). deptfix34 kept the first name here, for ever; wardfix35 (rvid35 LOW 4) reads the Location."""
     with Engine(backend_settings) as eng:
         _feed(eng, _zhao_order(1, "XYK^501^01^FNXRMYY^^^^^血液科病区", "20250324"),
               _zhao_order(2, "XYK^502^03^FNXRMYY^^^^^血液内科", "20250325"),
               _zhao_order(3, "XYK^502^04^FNXRMYY^^^^^血液内科", "20250326"))
-        assert _wards(_rates(eng), "血液", "XYK") == {"阜宁县人民医院 血液科病区": 3}
+        assert _wards(_rates(eng), "血液", "XYK") == {"阜宁县人民医院 血液内科": 3}
         late = _rates(eng, **{"from": "2025-03-25", "to": "2025-03-31"})
-        assert _wards(late, "血液", "XYK") == {"阜宁县人民医院 血液科病区": 2}
+        assert _wards(late, "血液", "XYK") == {"阜宁县人民医院 血液内科": 2}
+        early = _rates(eng, **{"from": "2025-03-24", "to": "2025-03-24"})
+        assert _wards(early, "血液", "XYK") == {"阜宁县人民医院 血液内科": 1}
 
 
 def test_a_chinese_point_of_care_named_once_is_one_department(backend_settings: Any) -> None:
@@ -77,15 +81,16 @@ def test_a_chinese_point_of_care_named_once_is_one_department(backend_settings: 
 def test_one_hospitals_name_for_a_code_does_not_name_anothers(backend_settings: Any) -> None:
     """The namer over the real store's tallies: FNXRMYY's XYK is 血液科病区; FNZYY's XYK, stored by code alone,
     is its own code, not that name. (Tallies written straight: a FNZYY order through the ingest path would
-    need a recognisable prior result from another member for its row to be counted at all.)"""
+    need a recognisable prior result from another member for its row to be counted at all. No ward Location
+    is stored: the name is the latest named tally's, ``reports.latest_ward_name``, wardfix35.)"""
     with Engine(backend_settings) as eng:
         days = eng.recognition.check_days
         rows = [("dept|XYK|血液科病区", "FNXRMYY", "2025-03-24"), ("dept|XYK|", "FNZYY", "2025-03-23"),
                 ("dept|XYK|", "FNXRMYY", "2025-03-26")]
         days.insert_many([{"_id": f"t{i}", "dept": d, "inst": inst, "day": day, "count": 1}
                           for i, (d, inst, day) in enumerate(rows)])
-        label = department_namer(None, eng.site.institutions, department_parts, first_ward_name(days),
-                                 [(d, inst) for d, inst, _ in rows[1:]])
+        label = department_namer(None, eng.site.institutions, department_parts, eng.repository.read_many,
+                                 latest_ward_name(days), [(d, inst) for d, inst, _ in rows[1:]])
         assert [label(d, inst) for d, inst, _ in rows] == [
             "阜宁县人民医院 血液科病区", "阜宁县中医院 XYK（院内代码）", "阜宁县人民医院 血液科病区"]
 

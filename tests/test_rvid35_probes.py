@@ -334,12 +334,6 @@ def _chain_names(http: TestClient, ref: str | None) -> list[str]:
     return out
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "rvid35: LOW -- a transfer (A02) to a new bed of a ward PL-9 named before, sent by code alone "
-    "(XYK^302^05): the new bed and room are named 'XYK 302房 05床'/'XYK 302房' under the ward Location "
-    "still named 血液科病区, and the visit's active display (what the resident page's wardName reads) says "
-    "the code where every earlier message's said the ward's name -- the same harm locfix34 fixed for a "
-    "stored bed, for the next bed; the name is built from PL-1 where the stored ward's name is known"))
 def test_a_code_only_transfer_to_a_new_bed_of_a_named_ward_names_the_ward(both: Both) -> None:  # noqa: F811
     _, http, _ = both
     _accepted(http, _ward_adt("RW1a", "A01", "FNXRMYY", "1", "RWA^301^02^FNXRMYY^^^^^血液科病区"))
@@ -378,12 +372,6 @@ def test_another_hospitals_name_for_a_ward_does_not_rename_the_wards_own_locatio
     assert _chain_names(http, ward_ref)[-1] == "血液科病区", _chain_names(http, ward_ref)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "rvid35: LOW -- one ward, two names for it in two modules: a PL-9 stating a new name is a rename "
-    "(locfix34: the ward Location takes 血液内科, _history keeps 血液科病区), but the recognition rate by "
-    "department labels the same ward by the first PL-9 name ever stored, for ever (deptfix34: 血液科病区), "
-    "unless the site lists it in wards.yaml. A reader of the report cannot find the department the "
-    "EHR names; the ward's current name is decided twice, with opposite answers"))
 def test_a_renamed_ward_is_reported_under_the_name_its_location_has(backend_settings: Any) -> None:
     from engine.engine import Engine as _Engine
     from tests.test_rvlast34_probes import _feed, _rates, _zhao_order

@@ -20,6 +20,7 @@ from adapters.convert import (
     common,
     templates,
 )
+from adapters.convert.actors import settle_ward_names
 from adapters.convert.context import Context, Holds, MemberNumber
 from adapters.convert.persons import check_persons, registers_person
 from adapters.convert.takeover import settle_stay, settle_takeover
@@ -107,6 +108,9 @@ class Conversion:
         ``earlier`` of those its answer read (written again if one of them is not written: ingest's
         ``_write_each``). Raises ``HL7Error`` (nothing of the message is then written)."""
         leaned: set[int] = set(settle_documents(self, read_many, earlier)) if read_many is not None else set()
+        if read_many is not None and self.said:
+            # a PL sent by code alone: its place's stored name, a new bed's from its ward's (wardfix35)
+            leaned.update(settle_ward_names(self, read_many, earlier))
         if self.identified and search is not None:
             adopt_identified(self, search)
         if self.formerly and read_many is not None:

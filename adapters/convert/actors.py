@@ -7,7 +7,7 @@ resource builders (``common``) both depend on it, instead of on each other.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from adapters.convert import kept
@@ -265,6 +265,13 @@ def location(rep: Repetition, ctx: Context) -> dict[str, Any] | None:
 _WARD, _ROOM, _BED = ("wa", "Ward"), ("ro", "Room"), ("bd", "Bed")
 
 
+def ward_key(facility: str, care: str) -> str:
+    """The key of a ward's Location (its id: ``Context.put`` under the sending institution): the
+    facility (PL-4, else the sender) and the point of care (PL-1), room and bed empty -- the ward a PL
+    sends alone and the one above its beds. ``engine.wards`` reads a ward's current name by it."""
+    return f"loc|{facility}|{care}||"
+
+
 def _named(ctx: Context, ref: str, made: Resource, stated: bool) -> None:
     """Whether the message states the name of the Location just put at ``ref`` (``made``): a PL
     without PL-9 only assumes it (``Context.assumed``: it fills only a Location stored without a
@@ -326,9 +333,104 @@ def _location(rep: Repetition, ctx: Context,
     place = f"loc|{facility or ctx.code}"
     parents: list[tuple[str, str, tuple[str, str]]] = []
     if care and (room or bed):  # the ward a room or bed is in (a PL without PL-1 names no ward)
-        parents.append((f"{place}|{care}||", ward, _WARD))
+        parents.append((ward_key(facility or ctx.code, care), ward, _WARD))
     if room and bed:
         parents.append((f"{place}|{care}|{room}|", " ".join(p for p in (ward, room_said) if p), _ROOM))
     return res, (f"{place}|{care}|{room}|{bed}", display, managed, tuple(parents), bool(description))
 
 
+
+
+def settle_ward_names(conversion: Any, read_many: Any, earlier: Sequence[Any] = ()) -> list[int]:
+    """What a PL sent without PL-9 names, as the store holds the place (wardfix35; rvid35 LOW 3): a
+    Location whose name the message only assumed (``_named``) is displayed by the name stored for it;
+    a new room or bed of a ward stored with a name (血液科病区, or stated by another PL of the message:
+    an A02's PV1-6) is named from that name, its room and bed in words after it -- "血液科病区 302房 05床",
+    not "RWA 302房 05床" -- the rule locfix34 applies to a stored bed, for the next bed (an A02 to it, an
+    ORU making the visit). Its name stays only assumed (a stored one stands); the references of the
+    message's visits and appointments show it (``Encounter.location``: the resident page's ward).
+
+    ``conversion``: a ``Conversion``; ``read_many``: the repository's; ``earlier``: the batch's earlier
+    conversions, settled and not yet written -- "stored" is the store as they leave it (a name one
+    states replaces, an assumed one only fills). One read of the message's assumed Locations and their
+    wards. Returns the positions in ``earlier`` read."""
+    made, said = conversion.by_reference, conversion.said
+    assumed = [ref for ref, s in said.items()
+               if ref[0] == "L" and ref.startswith("Location/") and "name" in s.assumed and ref in made]
+    if not assumed:
+        return []
+    above: dict[str, str | None] = {}
+    ward_of = {ref: _ward_above(ref, made, above) for ref in assumed}
+    wanted = list(dict.fromkeys([*assumed, *(w for w in ward_of.values() if w is not None)]))
+    stored = read_many([tuple(ref.split("/", 1)) for ref in wanted])
+    leaned: set[int] = set()
+    names = {ref: _name_as_left(ref, stored.get(tuple(ref.split("/", 1))), earlier, leaned) for ref in wanted}
+    shown: dict[str, str] = {}
+    for ref in assumed:
+        res, ward = made[ref], ward_of[ref]
+        if names.get(ref):  # stored (or an earlier message's) with a name: that name stands, and is shown
+            shown[ref] = names[ref]  # type: ignore[assignment]
+            continue
+        if ward is None or ward == ref:
+            continue
+        held = made[ward]
+        told = said.get(ward)
+        ward_name = names.get(ward) if told is not None and "name" in told.assumed else held.get("name")
+        care = next((a for a in held.get("alias") or () if a), None) or (
+            held.get("name") if told is not None and "name" in told.assumed else None)
+        name = res.get("name")
+        if not (ward_name and care and isinstance(name, str) and name.startswith(care + " ")) or ward_name == care:
+            continue
+        res["name"] = ward_name + name[len(care):]
+        conversion.planned.pop(ref, None)
+        shown[ref] = res["name"]
+    if shown:  # (a display is a string as before: a plan's validation still holds)
+        for ref, res in made.items():
+            if ref[0] == "E" and ref.startswith("Encounter/"):
+                _shown(res.get("location"), "location", shown)
+            elif ref[0] == "A" and ref.startswith("Appointment/"):
+                _shown(res.get("participant"), "actor", shown)
+        conversion._bundle = None
+    return sorted(leaned)
+
+
+def _ward_above(ref: str, made: dict[str, Resource], above: dict[str, str | None]) -> str | None:
+    """The ward (physical type ``wa``) ``ref`` is, or is ``partOf``, among the message's Locations
+    (``above``: the answers so far, a bed's room and ward met once)."""
+    if ref in above:
+        return above[ref]
+    above[ref] = None  # (a cycle answers None)
+    loc = made.get(ref)
+    if loc is None:
+        return None
+    kinds = (loc.get("physicalType") or {}).get("coding") or ()
+    if kinds and kinds[0].get("code") == _WARD[0]:
+        above[ref] = ref
+    else:
+        up = (loc.get("partOf") or {}).get("reference")
+        above[ref] = _ward_above(up, made, above) if isinstance(up, str) else None
+    return above[ref]
+
+
+def _name_as_left(ref: str, was: Resource | None, earlier: Sequence[Any], leaned: set[int]) -> str | None:
+    """The name of Location ``ref`` as stored (``was``) and as the batch's earlier conversions leave it:
+    a name one states replaces, one it only assumes fills a Location with none."""
+    name = was.get("name") if was is not None else None
+    for i, c in enumerate(earlier):
+        res = c.by_reference.get(ref)
+        if res is None or not res.get("name"):
+            continue
+        leaned.add(i)
+        s = c.said.get(ref)
+        if name is None or s is None or "name" not in s.assumed:
+            name = res["name"]
+    return name if isinstance(name, str) and name else None
+
+
+def _shown(entries: Any, key: str, shown: dict[str, str]) -> None:
+    """Each entry's reference at ``key`` (an Encounter's ``location[].location``, an Appointment's
+    ``participant[].actor``) to a Location of ``shown`` takes its name as display."""
+    for entry in entries if isinstance(entries, list) else ():
+        ref = entry.get(key) if isinstance(entry, dict) else None
+        if isinstance(ref, dict) and "display" in ref and ref.get("reference") in shown:
+            ref["display"] = shown[ref["reference"]]

@@ -119,7 +119,7 @@ def ensure_indexes(flag_days: Collection, check_days: Collection) -> None:
     for coll in (flag_days, check_days):
         coll.ensure_index(["day"])
         coll.ensure_index(["inst", "day"])
-    # a ward's first PL-9 name, whatever a report's period (``reports.first_ward_name``, deptfix34)
+    # a ward's latest PL-9 name where its Location is not found (``reports.latest_ward_name``; deptfix34, wardfix35)
     check_days.ensure_index(["inst", "dept", "day"])
 
 

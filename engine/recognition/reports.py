@@ -318,20 +318,20 @@ def restricted_words(restricted: Mapping[str, Any], currency: str) -> str:
 RETESTED = frozenset({"duplicate", "justified", "self_pay", "reported", "retested", "retest"})
 
 
-def first_ward_name(check_days: Any) -> Callable[[str, str], str | None]:
-    """(institution, point-of-care code) -> the first PL-9 name its check tallies store (the earliest
-    day's, then the smaller name), over every stored tally whatever a report's period: how
-    ``engine.wards.department_namer`` names a ward no ward table lists (deptfix34). One query per ward
-    a report shows, on the index ``aggregates.ensure_indexes`` keeps (inst, dept, day): the named
-    tallies of one code are the range of ``dept`` after ``dept|<code>|`` (the code alone) and before
-    ``dept|<code>}``, ``}`` being the character after ``|``. Reading the institutions' whole history
-    instead cost a month's report of a two-year store 1.3 s CPU more (bench/deptfix34_rates.py)."""
-    def first(inst: str, code: str) -> str | None:
+def latest_ward_name(check_days: Any) -> Callable[[str, str], str | None]:
+    """(institution, point-of-care code) -> the PL-9 name of its latest named check tally (the latest
+    day's, then the larger name): the name its ward Location had when that order was checked -- how
+    ``engine.wards.ward_name`` names a ward whose Location it does not find (wardfix35; deptfix34 took
+    the first name for every ward, frozen). One query per such ward, on the index
+    ``aggregates.ensure_indexes`` keeps (inst, dept, day): the named tallies of one code are the range
+    of ``dept`` after ``dept|<code>|`` (the code alone) and before ``dept|<code>}``, ``}`` being the
+    character after ``|``."""
+    def latest(inst: str, code: str) -> str | None:
         key = department_key(code, None) or ""
         found = check_days.find({"inst": inst, "dept": {"$gt": key, "$lt": key[:-1] + "}"}},
-                                sort=[("day", 1), ("dept", 1)], limit=1)
+                                sort=[("day", -1), ("dept", -1)], limit=1)
         return next((name for t in found for _, name in (department_parts(t.get("dept")),) if name), None)
-    return first
+    return latest
 
 
 def recognition_rate(recognition: Any, flt: ReportFilter, *, by: str = "inst",
@@ -394,8 +394,10 @@ def recognition_rates(recognition: Any, flt: ReportFilter, dims: tuple[str, ...]
     # read from the store once into a list of our own: walked twice (the namer, the tally), which a
     # cursor would answer empty the second time without an error (rvlast34)
     tallies = list(recognition.check_days.find(_tally_query(flt)))
+    # the ward's current name (``engine.wards.ward_name``): its Location as stored now, read at once
     department = department_namer(getattr(getattr(recognition, "settings", None), "site", None), rules.institutions,
-                                  department_parts, first_ward_name(recognition.check_days),
+                                  department_parts, getattr(recognition.repository, "read_many", None),
+                                  latest_ward_name(recognition.check_days),
                                   ((t.get("dept"), t.get("inst")) for t in tallies) if "dept" in dims else ())
     for t in tallies:
         tally(t, int(t["count"]))
