@@ -35,7 +35,7 @@ from __future__ import annotations
 from collections.abc import Collection, Sequence
 from copy import deepcopy
 from dataclasses import replace
-from typing import Any
+from typing import Any, NamedTuple
 
 from adapters.convert.actors import INSTITUTION_SYSTEM
 from adapters.convert.context import MemberNumber
@@ -64,13 +64,14 @@ def check_persons(conversion: Any, read_many: Any, earlier: Sequence[Any] = (), 
     Returns the positions in ``earlier`` the answer read (their Patients were compared; the error's
     ``leaned_on`` too)."""
     leaned: list[int] = []
-    unread: list[tuple[str, int, bool]] = []
+    unread: list[tuple[str, int, bool, int | None]] = []  # ... and the batch's placeholder of it, if any
     for refs, corrects in ((conversion.persons, False), (conversion.corrections, True)):
         for ref, sequence in refs.items():
-            at = _earlier_version(ref, earlier)
-            if at is None:
-                unread.append((ref, sequence, corrects))
+            left = batch_version(ref, earlier)
+            if left is None or not left.states:
+                unread.append((ref, sequence, corrects, left.at if left is not None else None))
                 continue
+            at = left.at
             leaned.append(at)
             if contradicts_all(earlier[at].by_reference[ref], conversion.by_reference[ref]):
                 if not corrects:
@@ -80,23 +81,23 @@ def check_persons(conversion: Any, read_many: Any, earlier: Sequence[Any] = (), 
                 registrar = _with_batch(registrar, ref, earlier, conversion.registrars)
                 _restated(conversion, sequence, registrar, [at])
     bare = [(r, any(r[2] in c.by_reference for c in earlier)) for r in conversion.apart.values()]
-    wanted = [tuple(ref.split("/", 1)) for ref, _, _ in unread]
+    wanted = [tuple(ref.split("/", 1)) for ref, _, _, _ in unread]
     wanted += [tuple(b[2].split("/", 1)) for b, in_batch in bare if not in_batch]
     # another member's number (``common.member_records``): its record, as the batch leaves it or stored;
     # a merge's prior record held as stored too
-    members = [(held, _earlier_version(held.member, earlier)) for held in conversion.members]
+    members = [(held, _stated_in(held.member, earlier)) for held in conversion.members]
     wanted += [tuple(held.member.split("/", 1)) for held, at in members if at is None]
     # a merge's prior record held as stored; a PID's record beside a member's number: whether it already
     # carries the number (``_beside``; mostly read already: the PID's own record is held above)
     wanted += [tuple(held.record.split("/", 1)) for held, _ in members if held.as_stored or held.number]
     wanted = list(dict.fromkeys(wanted))
     stored = read_many(wanted) if wanted else {}
-    for ref, sequence, corrects in unread:
+    for ref, sequence, corrects, made in unread:
         was, at = stored.get(tuple(ref.split("/", 1))), None
         if was is None:  # not stored: an earlier message of the batch writing it only when absent makes it
-            at = _created_in_batch(ref, earlier)
-            if at is None:
+            if made is None:
                 continue
+            at = made
             leaned.append(at)
             was = earlier[at].by_reference[ref]
         if not contradicts_all(was, conversion.by_reference[ref]):
@@ -165,9 +166,10 @@ def _member_record(held: Any, at: int | None, earlier: Sequence[Any], stored: di
         was = stored.get(tuple(member.split("/", 1)))
         if was is not None:
             return was, None
-        at = _created_in_batch(member, earlier)
-        if at is None:
+        left = batch_version(member, earlier)
+        if left is None:
             return None, None
+        at = left.at
     leaned.append(at)
     return earlier[at].by_reference[member], at
 
@@ -314,14 +316,13 @@ def _refuse_member(held: Any, on: list[int], keyed: bool) -> None:
 def _as_left(ref: str, earlier: Sequence[Any], stored: dict[Any, Any], leaned: list[int]) -> dict[str, Any] | None:
     """The record ``ref`` as the batch's earlier messages leave it (the last stating it), else stored,
     else as an earlier message writing it only when absent makes it; None: no such record."""
-    at = _earlier_version(ref, earlier)
-    if at is None and (was := stored.get(tuple(ref.split("/", 1)))) is not None:
+    left = batch_version(ref, earlier)
+    if (left is None or not left.states) and (was := stored.get(tuple(ref.split("/", 1)))) is not None:
         return was
-    at = at if at is not None else _created_in_batch(ref, earlier)
-    if at is None:
+    if left is None:
         return None
-    leaned.append(at)
-    return earlier[at].by_reference[ref]
+    leaned.append(left.at)
+    return earlier[left.at].by_reference[ref]
 
 
 def _first_filed(ref: str, earlier: Sequence[Any], stored: dict[Any, Any], conversion: Any) -> bool:
@@ -886,17 +887,32 @@ def _event(doc: dict[str, Any]) -> tuple[str, str]:
     return kind, event.partition("^")[0]
 
 
-def _created_in_batch(ref: str, earlier: Sequence[Any]) -> int | None:
-    """The position of the first earlier conversion of the batch writing ``ref`` only when absent
-    (a result's or order's placeholder): with nothing stored, it is the version written."""
-    return next((at for at, c in enumerate(earlier) if ref in c.by_reference), None)
+class BatchVersion(NamedTuple):
+    """Where the batch's earlier messages leave a resource (``batch_version``): the position of the message
+    whose version it is, and whether that message states it (else it writes it only when absent -- a
+    result's or order's placeholder -- so a stored version, if any, stands)."""
+
+    at: int
+    states: bool
 
 
-def _earlier_version(ref: str, earlier: Sequence[Any]) -> int | None:
-    """The position of the last earlier conversion of the batch that writes ``ref`` as it states it
-    (not one it writes only when absent: the stored version, if any, stands then)."""
+def batch_version(ref: str, earlier: Sequence[Any]) -> BatchVersion | None:
+    """``ref`` as the batch leaves it, asked of its earlier conversions (settled, not written yet): the
+    last one stating it (``states``); else, none stating it, the first one writing it only when absent
+    (with nothing stored, the version written); None when none names it. The one reading of "as the
+    batch leaves it" for the guard of a message's patient (``check_persons``, ``_as_left``) and the
+    take-over of a visit the batch's lab result made (``adapters.convert.takeover``)."""
+    first = None
     for at in range(len(earlier) - 1, -1, -1):
         conversion = earlier[at]
-        if ref in conversion.by_reference and ref not in conversion.create_only:
-            return at
-    return None
+        if ref in conversion.by_reference:
+            if ref not in conversion.create_only:
+                return BatchVersion(at, True)
+            first = at
+    return BatchVersion(first, False) if first is not None else None
+
+
+def _stated_in(ref: str, earlier: Sequence[Any]) -> int | None:
+    """The position of the last earlier conversion of the batch that states ``ref`` (``batch_version``)."""
+    left = batch_version(ref, earlier)
+    return left.at if left is not None and left.states else None
