@@ -361,6 +361,7 @@ def _owners_word(conversion: Any, owned: Sequence[tuple[str, str, int]], search:
     idfix34). Returns the positions in ``earlier`` whose records it counted: the count leans on them, and
     if one is not written (refused at its write) the message is settled again (rvidentity34 finding 8)."""
     leaned: list[int] = []
+    rekeyed: list[str] = []  # the member's records this message re-keys, for their Provenance
     for ref, token, sequence in owned:
         person = conversion.by_reference[ref]
         holders: dict[str, set[str]] = {}  # member institution -> its records naming the number
@@ -372,8 +373,8 @@ def _owners_word(conversion: Any, owned: Sequence[tuple[str, str, int]], search:
                 holders.setdefault(c.institution, set()).update(named)
                 found.update({other: (c.institution, c.by_reference[other]) for other in named})
                 leaned.append(at)
-        page = search("Patient", [("identifier", token), ("_count", "50")])
-        others = [p for p in page.resources if f"Patient/{p.get('id')}" != ref and contradicts_all(p, person)]
+        others = [p for p in _every_patient(search, token)
+                  if f"Patient/{p.get('id')}" != ref and contradicts_all(p, person)]
         organizations = {str((p.get("managingOrganization") or {}).get("reference") or "") for p in others}
         wanted = [tuple(o.split("/", 1)) for o in organizations if o.startswith("Organization/")]
         codes = {f"{k[0]}/{k[1]}": _institution_of(org) for k, org in (read_many(wanted) if wanted else {}).items()}
@@ -396,7 +397,28 @@ def _owners_word(conversion: Any, owned: Sequence[tuple[str, str, int]], search:
         for other, (holder, was) in found.items():
             if other not in conversion.by_reference:
                 _rekeyed_by_owner(conversion, other, was, token, holder, sequence)
+                rekeyed.append(other)
+    if rekeyed:
+        _rekeying_provenance(conversion, rekeyed)
     return leaned
+
+
+def _every_patient(search: Any, token: str) -> list[dict[str, Any]]:
+    """Every stored Patient carrying the identifier ``token``, a page (``_OWNERS_PAGE``) at a time, in id
+    order: the owner's check counts and re-keys each member record naming its number -- the first page
+    alone (50) left the rest answering the owner's MRN for another person, uncounted (ownfix34's limit)."""
+    out: list[dict[str, Any]] = []
+    while True:
+        page = search("Patient", [("identifier", token), ("_sort", "_id"), ("_count", str(_OWNERS_PAGE)),
+                                  ("_offset", str(len(out)))])
+        out += page.resources
+        if not page.has_next or not page.resources:
+            return out
+
+
+# the page of ``_every_patient``: one number's records are the owner's and the few records of other members
+# naming it -- one page, but for a number many records name (a referral hospital's, misread by a sender)
+_OWNERS_PAGE = 200
 
 
 def _rekeyed_by_owner(conversion: Any, ref: str, was: dict[str, Any], token: str, holder: str,
@@ -415,6 +437,56 @@ def _rekeyed_by_owner(conversion: Any, ref: str, was: dict[str, Any], token: str
                         number=token, kept=f"{apart_system(holder, conversion.institution)}|{value}")
     conversion.by_reference[ref] = {"resourceType": "Patient", "id": ref.split("/", 1)[1]}
     _rekeyed(conversion, ref, was, held)
+
+
+def _rekeying_provenance(conversion: Any, refs: Sequence[str]) -> None:
+    """The Provenance of the versions the owner's message re-keyed (``_rekeyed_by_owner``), one naming them
+    all, written and signed in the message's write as its own Provenance is (the ingest names the exact
+    versions filed and signs each Provenance of a message over their stored bytes). Apart from the
+    message's Provenance, which speaks for the message -- an A04's registers every record it names
+    (``registered_by``, the walk ``_walked``): naming FNZYY's record there would make FNXRMYY's HIS its
+    registrar, its first when a result made the record. This one registers nothing (``rekeys``): its
+    activity is a revision (v3 DataOperation UPDATE), its reason the owner's contradiction, its agent
+    huren (no institution asked for it), its entity the owner's message (what the change was made on).
+    So the record's history says who changed its identifier and why, and the walk reads every version
+    named (before: the version unnamed, the registrar "cannot be told" and the member's own A08 refused).
+    Its id is the message Provenance's, re-keyed: a replay writes it again, not a second one."""
+    own = next((r for ref, r in conversion.by_reference.items() if ref.startswith("Provenance/") and not rekeys(r)),
+               None)
+    if own is None:  # (a conversion without its message's Provenance names nothing to act on)
+        return
+    prov: dict[str, Any] = {
+        "resourceType": "Provenance",
+        "id": deterministic_id(conversion.institution, "Provenance", f"rekeyed|{own.get('id')}"),
+        "target": [{"reference": ref} for ref in refs],
+        "recorded": own.get("recorded"),
+        "activity": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v3-DataOperation",
+                                 "code": "UPDATE", "display": "revise"}],
+                     "text": "identifier re-keyed"},
+        "reason": [{"coding": [REKEYED], "text": _REKEYED_TEXT}],
+        "agent": [{"type": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/provenance-participant-type",
+                                        "code": "assembler", "display": "Assembler"}]},
+                   "who": {"type": "Device", "display": "huren integration engine"}}],
+        "entity": deepcopy(own.get("entity") or []),
+    }
+    conversion.by_reference[f"Provenance/{prov['id']}"] = prov
+    conversion._bundle = None
+
+
+# the reason of ``_rekeying_provenance``: what tells it from a message's own Provenance (``rekeys``)
+REKEYED = {"system": "urn:huren:provenance-reason", "code": "member-number-contradicted",
+           "display": "another member institution's number contradicted by that institution"}
+_REKEYED_TEXT = (
+    "the institution that assigned the record number registered it as another person (name and sex, and birth "
+    "date when both state one, differ): the number is kept, as sent, under this record's institution's system for "
+    "other authorities' numbers, so that it no longer answers that institution's record number")
+
+
+def rekeys(provenance: dict[str, Any]) -> bool:
+    """Is ``provenance`` one naming the versions an owner's message re-keyed (``_rekeying_provenance``)? Such
+    a Provenance registers nothing, whatever its message's event (``registered_by``, ``_walked``)."""
+    return any(c.get("system") == REKEYED["system"] and c.get("code") == REKEYED["code"]
+               for reason in provenance.get("reason") or () for c in (reason or {}).get("coding") or ())
 
 
 # the member's fidelity row of ``_owners_word``'s warning: read by the member's operator, whose records
@@ -582,7 +654,7 @@ def registered_by(message_type: str, resources: Sequence[dict[str, Any]]) -> set
         return set()
     out: set[str] = set()
     for resource in resources:
-        if resource.get("resourceType") == "Provenance":
+        if resource.get("resourceType") == "Provenance" and not rekeys(resource):
             for target in resource.get("target") or ():
                 reference = str((target or {}).get("reference") or "")
                 if reference.startswith("Patient/"):
@@ -756,7 +828,7 @@ def _walked(ref: str, search: Any, messages: Any, declared: Collection[str], mar
             found = writers.get(f"Provenance/{prov.get('id')}", [])
             if len({application_of(doc) for doc in found}) > 1:  # two applications' (older rules' store)
                 return None
-            registrations = [doc for doc in found if _registers_record(*_event(doc))]
+            registrations = [] if rekeys(prov) else [doc for doc in found if _registers_record(*_event(doc))]
             if not found and _may_register(prov):  # not filed, or no longer kept
                 return None
             for doc in registrations:
@@ -873,7 +945,10 @@ def _named_messages(prov: dict[str, Any]) -> list[tuple[str, str]]:
 
 def _may_register(prov: dict[str, Any]) -> bool:
     """Could the message a Provenance was made from be a registration? Its activity's text is MSH-9
-    (``ADT^A04``, ``adapters.convert.common.provenance``); none stated: it could."""
+    (``ADT^A04``, ``adapters.convert.common.provenance``); none stated: it could. One naming the versions an
+    owner's message re-keyed (``rekeys``) cannot."""
+    if rekeys(prov):
+        return False
     text = str((prov.get("activity") or {}).get("text") or "")
     if not text:
         return True
