@@ -38,7 +38,6 @@ from dataclasses import replace
 from typing import Any, NamedTuple
 
 from adapters.convert.actors import INSTITUTION_SYSTEM
-from adapters.convert.context import MemberNumber
 from adapters.hl7v2.errors import DUPLICATE_KEY_IDENTIFIER, HL7Error, Tally
 from engine.errors import NotFound
 from engine.identity.demographics import contradicts_all, demographics
@@ -121,6 +120,7 @@ def check_persons(conversion: Any, read_many: Any, earlier: Sequence[Any] = (), 
         # the member's record: the same person (a referral) or none, nothing to hold (regfix33, member33)
         was, read_at = _member_record(held, at, earlier, stored, leaned)
         if was is None or not contradicts_all(was, person):
+            _agreed(conversion, held, earlier, stored, leaned)
             continue
         read = len(leaned)
         if _beside(conversion, held, earlier, stored, leaned):
@@ -223,11 +223,11 @@ def _beside(conversion: Any, held: Any, earlier: Sequence[Any], stored: dict[Any
     if ref not in conversion.create_only:
         if not carried:
             return False
-        patient["identifier"] = _rekey(patient.get("identifier") or (), held)
+        patient["identifier"] = _rekey(patient.get("identifier") or (), held.number, held.kept)
     else:
         patient["identifier"] = [i for i in patient.get("identifier") or () if _token(i) != held.number]
         if as_member and held.kept:
-            _rekeyed(conversion, ref, was, held)
+            _rekeyed(conversion, ref, was, held.number, held.kept)
     conversion.planned.pop(ref, None)  # no longer the resource its plan made
     warning = HL7Error(
         "PID-3 lists a record number another member institution assigned (PID-3.4 names it), and that "
@@ -249,33 +249,51 @@ def _token(identifier: dict[str, Any]) -> str:
     return f"{identifier.get('system')}|{identifier.get('value')}"
 
 
-def _rekey(identifiers: Sequence[dict[str, Any]], held: Any) -> list[dict[str, Any]]:
-    """``identifiers`` with the member's number (``held.number``) under the sender's kept-apart system
-    (``held.kept``), in its place, every other part as it was (value, type, assigner); once only."""
-    system = held.kept.rpartition("|")[0]
+def _rekey(identifiers: Sequence[dict[str, Any]], away: str, to: str) -> list[dict[str, Any]]:
+    """``identifiers`` with the entry ``away`` ("system|value") under ``to``'s system in its place, every
+    other part as it was (value, type, assigner); once only. The member's number (``MemberNumber.number``)
+    to the sender's kept-apart system (``kept``) once the member contradicts it, and back once it agrees."""
+    system = to.rpartition("|")[0]
     out: list[dict[str, Any]] = []
     for ident in identifiers:
-        if _token(ident) == held.number:
+        if _token(ident) == away:
             ident = {**ident, "system": system}
-        if _token(ident) != held.kept or not any(_token(i) == held.kept for i in out):
+        if _token(ident) != to or not any(_token(i) == to for i in out):
             out.append(ident)
     return out
 
 
-def _rekeyed(conversion: Any, ref: str, was: dict[str, Any], held: Any) -> None:
-    """A result's (or order's) record stored carrying the member's number under the member's MRN system:
-    the message writes that record's identifier alone (``Said.only``), the number re-keyed (``_rekey``)
-    -- the rest of the record is the ADT feed's and stays as stored. The identifier combines as the feed's
-    does (union, by system and value), so the entry under the member's system is taken away by a delete
-    of it (quiet: the W says it); every identifier stored at the write, not only those read here, stays."""
+def _rekeyed(conversion: Any, ref: str, was: dict[str, Any], away: str, to: str) -> None:
+    """A result's (or order's) record stored carrying the number ``away`` (a member's, under the member's
+    MRN system, or kept apart: ``_rekey``): the message writes that record's identifier alone
+    (``Said.only``), the number under ``to``'s system -- the rest of the record is the ADT feed's and stays
+    as stored. The identifier combines as the feed's does (union, by system and value), so the entry under
+    the old system is taken away by a delete of it (quiet: the W says it, or nothing is wrong); every
+    identifier stored at the write, not only those read here, stays."""
     patient = conversion.by_reference[ref]
-    patient["identifier"] = _rekey(deepcopy(was.get("identifier") or []), held)  # (not the read's own objects)
+    patient["identifier"] = _rekey(deepcopy(was.get("identifier") or []), away, to)  # (not the read's own objects)
     conversion.create_only[:] = [r for r in conversion.create_only if r != ref]
-    system, _, value = held.number.partition("|")
+    system, _, value = away.partition("|")
     said = conversion.said.get(ref) or Said()
     gone = Delete("identifier", where=(("system", (system,)), ("value", (value,))), quiet=True)
     conversion.said[ref] = replace(said, only=said.only | {"identifier"}, deletes=(*said.deletes, gone))
     conversion._bundle = None
+
+
+def _agreed(conversion: Any, held: Any, earlier: Sequence[Any], stored: dict[Any, Any], leaned: list[int]) -> None:
+    """A result or order (``create_only``) naming the member's number, the member's own record of it not
+    contradicting the PID's person (the same person again, or none), for a record that carries it kept
+    apart (a result or the owner's message re-keyed it: ``_beside``, ``_rekeyed_by_owner``): the number
+    back under the member's MRN system, its identifier alone written (``_rekeyed``), no warning. The rule
+    an ADT follows by stating the record (its identifiers replace the stored ones: mfix34) -- the re-key
+    follows the member's record, whichever message meets it next (rvmfix34 LOW 1: a result had kept the
+    record out of a search by the member's MRN until the sender's next ADT)."""
+    ref = held.record
+    if held.segment != "PID" or not held.kept or ref not in conversion.create_only:
+        return
+    was = _as_left(ref, earlier, stored, leaned)
+    if was is not None and _holds_number(was, held.kept) and not _holds_number(was, held.number):
+        _rekeyed(conversion, ref, was, held.kept, held.number)
 
 
 def _refuse_member(held: Any, on: list[int], keyed: bool) -> None:
@@ -287,7 +305,15 @@ def _refuse_member(held: Any, on: list[int], keyed: bool) -> None:
     told. A merge (``held.segment`` MRG, identity34): MRG-1 naming the member's number holds the PID's
     person; the PID naming it holds MRG-1's record (as stored), which the merge would make the member's
     patient -- refused at MRG-1."""
-    if held.segment == "MRG":
+    if held.moved:
+        error = HL7Error(
+            "MRG-1 names the record the visit moves from by a record number another member institution assigned "
+            "(MRG-1's CX-4 names it), and that institution's own record of the number is another person than the "
+            "record (name and sex, and birth date when both state one, differ); nothing of the move is filed. If the "
+            "number is the record's patient's, have that institution correct its record; else name the record by "
+            "this institution's own number", segment="MRG", sequence=held.sequence, field=1,
+            code=DUPLICATE_KEY_IDENTIFIER)
+    elif held.segment == "MRG":
         error = HL7Error(
             "MRG-1 merges a record into a record number another member institution assigned (PID-3.4 or MRG-1's "
             "CX-4 names it), and that institution's own record of the number is another person than the record "
@@ -396,7 +422,7 @@ def _owners_word(conversion: Any, owned: Sequence[tuple[str, str, int]], search:
             conversion.warnings.append(warning)
         for other, (holder, was) in found.items():
             if other not in conversion.by_reference:
-                _rekeyed_by_owner(conversion, other, was, token, holder, sequence)
+                _rekeyed_by_owner(conversion, other, was, token, holder)
                 rekeyed.append(other)
     if rekeyed:
         _rekeying_provenance(conversion, rekeyed)
@@ -421,8 +447,7 @@ def _every_patient(search: Any, token: str) -> list[dict[str, Any]]:
 _OWNERS_PAGE = 200
 
 
-def _rekeyed_by_owner(conversion: Any, ref: str, was: dict[str, Any], token: str, holder: str,
-                      sequence: int) -> None:
+def _rekeyed_by_owner(conversion: Any, ref: str, was: dict[str, Any], token: str, holder: str) -> None:
     """The member's record ``ref`` naming the owner's number (``token``) for another person, re-keyed by
     the owner's accepted message itself (ownfix34): its identifier alone, the number under the member's
     kept-apart system (``common.apart_system``: ``urn:huren:mrn:FNZYY:FNXRMYY``), value, type and
@@ -432,11 +457,9 @@ def _rekeyed_by_owner(conversion: Any, ref: str, was: dict[str, Any], token: str
     needs no fact of the member's for it: the same re-key, of the same record, with the same data."""
     from adapters.convert.common import apart_system  # (common imports this module)
 
-    value = token.partition("|")[2]
-    held = MemberNumber(record=ref, member="", segment="PID", sequence=sequence, institution=conversion.institution,
-                        number=token, kept=f"{apart_system(holder, conversion.institution)}|{value}")
+    kept = f"{apart_system(holder, conversion.institution)}|{token.partition('|')[2]}"
     conversion.by_reference[ref] = {"resourceType": "Patient", "id": ref.split("/", 1)[1]}
-    _rekeyed(conversion, ref, was, held)
+    _rekeyed(conversion, ref, was, token, kept)
 
 
 def _rekeying_provenance(conversion: Any, refs: Sequence[str]) -> None:
