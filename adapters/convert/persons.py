@@ -379,7 +379,7 @@ def _owners_word(conversion: Any, owned: Sequence[tuple[str, str, int]], search:
     stop the owner's desk registering its patient. The other member's record now names another
     person's number: the sender is warned (ERR W at PID-3, naming no other institution, number nor
     person) and the member's operator counts it (``/admin/fidelity`` ``member_contradicted``, per
-    owner, under the member's own institution: its record to correct). One search of the number per
+    owner, under the member's own institution: its record to correct). One search of the number (every page) per
     record filed for the first time or stating its person anew (``_first_filed``).
 
     The member's row names the member's own records (``Tally.records``: its patients, its operator's to
@@ -454,7 +454,8 @@ def _rekeyed_by_owner(conversion: Any, ref: str, was: dict[str, Any], token: str
     assigner kept, as ``_rekeyed`` writes it when the member next speaks (mfix34) -- one new version, in
     the owner's write. Not waiting for the member: it may never speak of that patient again, and until
     then a search by the owner's MRN answered two people (rvmfix34 MED 1, rvidentity34 MED 3). The engine
-    needs no fact of the member's for it: the same re-key, of the same record, with the same data."""
+    needs no fact of the member's for it: the same re-key, of the same record, with the same data. The
+    version is named by a Provenance of its own (``_rekeying_provenance``, ident35)."""
     from adapters.convert.common import apart_system  # (common imports this module)
 
     kept = f"{apart_system(holder, conversion.institution)}|{token.partition('|')[2]}"
@@ -672,7 +673,9 @@ def registered_by(message_type: str, resources: Sequence[dict[str, Any]]) -> set
     registers a person or merges into a survivor (``_registers_record``); else none. What the ingest
     keeps in the registrations table (``engine.messages.MessageStore.note_registrations``) in the
     transaction that files the message -- the same reading ``_registered``'s walk makes of a stored
-    message (its event from the document, its records from its Provenance's targets)."""
+    message (its event from the document, its records from its Provenance's targets). Not the targets of
+    the Provenance naming the member records an owner's message re-keyed (``rekeys``): the owner's A04
+    registers its own record, not FNZYY's (ident35)."""
     if not registers(message_type):
         return set()
     out: set[str] = set()
