@@ -170,9 +170,6 @@ def test_the_senders_merge_does_not_carry_the_stale_number_onto_the_survivor(bot
     assert survivor["id"] not in found, (survivor["identifier"], found)
 
 
-@pytest.mark.xfail(strict=True, reason="rvmfix34: LOW a result re-keys the number away when the member contradicts "
-                   "it, but once the member agrees again only an ADT puts it back: the sender's results keep its "
-                   "record out of a search by the member's MRN")
 def test_once_the_member_agrees_the_senders_next_result_puts_the_number_back(both: Both) -> None:  # noqa: F811
     """A result re-keyed FNZYY's record (FNXRMYY's <n> was 陈四's there); FNXRMYY's HIS takes its correction back
     (<n> is 冯三 again). FNZYY's next message is a result for 冯三 listing <n>: no W (the member's record is

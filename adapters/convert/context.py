@@ -79,6 +79,9 @@ class MemberNumber(NamedTuple):
     # member's own record contradicts it (mfix34) -- and its PID-3 repetition (1-based), for ERR-2
     kept: str = ""
     repetition: int | None = None
+    # an A45's MRG-1 (``his.moved_visit``): the record a visit moves from, keyed by the member's number -- held as
+    # stored against the member's record; no merge (ident35)
+    moved: bool = False
 
 
 @dataclass

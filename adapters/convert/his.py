@@ -12,6 +12,7 @@ from adapters.convert.datatypes import cwe
 from adapters.convert.engine import apply_table
 from adapters.hl7v2.errors import REQUIRED_FIELD_MISSING, TABLE_VALUE_NOT_FOUND, HL7Error
 from adapters.hl7v2.parser import Segment
+from engine.repository.ids import deterministic_id
 
 # segments that carry nothing to map (envelope, or only repeat data mapped elsewhere)
 _CONSUMED = frozenset({"MSH", "EVN", "PID", "PD1", "PV1", "PV2", "NK1", "AL1", "DG1", "IN1", "MRG", "OBX"})
@@ -57,7 +58,30 @@ def moved_visit(mrg: Segment, ctx: Context, encounter: dict[str, str]) -> None:
     ``merge.yaml`` Encounter.subject (``another_person``) lets it pass when the visit is stored
     under that record (or its person's) -- and only then."""
     key, _ = prior_patient(mrg, ctx)
-    ctx.moved(ctx.resources[encounter["reference"]], "subject", ctx.ref("Patient", key)["reference"])
+    prior = ctx.ref("Patient", key)["reference"]
+    ctx.moved(ctx.resources[encounter["reference"]], "subject", prior)
+    _moved_from_member(mrg, ctx, prior, key)
+
+
+def _moved_from_member(mrg: Segment, ctx: Context, prior: str, key: str) -> None:
+    """An A45 whose MRG-1 names the record the visit moves from by another member institution's record number
+    alone (``common.list_key``: no own MRN nor ID number there, the record keyed ``auth|<member>|<number>``),
+    held as a PID keyed by one is (member33) and an A40's MRG-1 is (identity34): refused at MRG-1 (AE 205,
+    nothing written) when that record, as stored or as the batch leaves it, is another person than the member's
+    own record of the number (``persons.check_persons``, ``MemberNumber.moved``). The record held is MRG-1's,
+    not the PID's person as a merge holds it: a move says the visit was NOT that record's person's -- the PID's
+    person differing from the member's record is what a move corrects, not a contradiction. The sender's record
+    keyed by a number the owner gave another person is the stale reference every other message of the sender
+    naming it by that number is refused for (rvidentity34 item 3), and a move off it is one more. MRG-1 naming the
+    record by the sender's own number, the member's beside: nothing is keyed by it, nothing put on a record."""
+    if not key.startswith("auth|"):
+        return
+    authority, _, value = key.removeprefix("auth|").partition("|")
+    member = f"Patient/{deterministic_id(authority, 'Patient', value)}"
+    if member in common.listed_member_records(mrg, 1, ctx):
+        named = MemberNumber(prior, member, "MRG", mrg.sequence, as_stored=True, moved=True)
+        if named not in ctx.members:
+            ctx.members.append(named)
 
 
 def merge(mrg: Segment, ctx: Context, survivor: tuple[str, dict[str, str]]) -> None:

@@ -35,10 +35,9 @@ from __future__ import annotations
 from collections.abc import Collection, Sequence
 from copy import deepcopy
 from dataclasses import replace
-from typing import Any
+from typing import Any, NamedTuple
 
 from adapters.convert.actors import INSTITUTION_SYSTEM
-from adapters.convert.context import MemberNumber
 from adapters.hl7v2.errors import DUPLICATE_KEY_IDENTIFIER, HL7Error, Tally
 from engine.errors import NotFound
 from engine.identity.demographics import contradicts_all, demographics
@@ -64,13 +63,14 @@ def check_persons(conversion: Any, read_many: Any, earlier: Sequence[Any] = (), 
     Returns the positions in ``earlier`` the answer read (their Patients were compared; the error's
     ``leaned_on`` too)."""
     leaned: list[int] = []
-    unread: list[tuple[str, int, bool]] = []
+    unread: list[tuple[str, int, bool, int | None]] = []  # ... and the batch's placeholder of it, if any
     for refs, corrects in ((conversion.persons, False), (conversion.corrections, True)):
         for ref, sequence in refs.items():
-            at = _earlier_version(ref, earlier)
-            if at is None:
-                unread.append((ref, sequence, corrects))
+            left = batch_version(ref, earlier)
+            if left is None or not left.states:
+                unread.append((ref, sequence, corrects, left.at if left is not None else None))
                 continue
+            at = left.at
             leaned.append(at)
             if contradicts_all(earlier[at].by_reference[ref], conversion.by_reference[ref]):
                 if not corrects:
@@ -80,23 +80,23 @@ def check_persons(conversion: Any, read_many: Any, earlier: Sequence[Any] = (), 
                 registrar = _with_batch(registrar, ref, earlier, conversion.registrars)
                 _restated(conversion, sequence, registrar, [at])
     bare = [(r, any(r[2] in c.by_reference for c in earlier)) for r in conversion.apart.values()]
-    wanted = [tuple(ref.split("/", 1)) for ref, _, _ in unread]
+    wanted = [tuple(ref.split("/", 1)) for ref, _, _, _ in unread]
     wanted += [tuple(b[2].split("/", 1)) for b, in_batch in bare if not in_batch]
     # another member's number (``common.member_records``): its record, as the batch leaves it or stored;
     # a merge's prior record held as stored too
-    members = [(held, _earlier_version(held.member, earlier)) for held in conversion.members]
+    members = [(held, _stated_in(held.member, earlier)) for held in conversion.members]
     wanted += [tuple(held.member.split("/", 1)) for held, at in members if at is None]
     # a merge's prior record held as stored; a PID's record beside a member's number: whether it already
     # carries the number (``_beside``; mostly read already: the PID's own record is held above)
     wanted += [tuple(held.record.split("/", 1)) for held, _ in members if held.as_stored or held.number]
     wanted = list(dict.fromkeys(wanted))
     stored = read_many(wanted) if wanted else {}
-    for ref, sequence, corrects in unread:
+    for ref, sequence, corrects, made in unread:
         was, at = stored.get(tuple(ref.split("/", 1))), None
         if was is None:  # not stored: an earlier message of the batch writing it only when absent makes it
-            at = _created_in_batch(ref, earlier)
-            if at is None:
+            if made is None:
                 continue
+            at = made
             leaned.append(at)
             was = earlier[at].by_reference[ref]
         if not contradicts_all(was, conversion.by_reference[ref]):
@@ -120,6 +120,7 @@ def check_persons(conversion: Any, read_many: Any, earlier: Sequence[Any] = (), 
         # the member's record: the same person (a referral) or none, nothing to hold (regfix33, member33)
         was, read_at = _member_record(held, at, earlier, stored, leaned)
         if was is None or not contradicts_all(was, person):
+            _agreed(conversion, held, earlier, stored, leaned)
             continue
         read = len(leaned)
         if _beside(conversion, held, earlier, stored, leaned):
@@ -165,9 +166,10 @@ def _member_record(held: Any, at: int | None, earlier: Sequence[Any], stored: di
         was = stored.get(tuple(member.split("/", 1)))
         if was is not None:
             return was, None
-        at = _created_in_batch(member, earlier)
-        if at is None:
+        left = batch_version(member, earlier)
+        if left is None:
             return None, None
+        at = left.at
     leaned.append(at)
     return earlier[at].by_reference[member], at
 
@@ -221,11 +223,11 @@ def _beside(conversion: Any, held: Any, earlier: Sequence[Any], stored: dict[Any
     if ref not in conversion.create_only:
         if not carried:
             return False
-        patient["identifier"] = _rekey(patient.get("identifier") or (), held)
+        patient["identifier"] = _rekey(patient.get("identifier") or (), held.number, held.kept)
     else:
         patient["identifier"] = [i for i in patient.get("identifier") or () if _token(i) != held.number]
         if as_member and held.kept:
-            _rekeyed(conversion, ref, was, held)
+            _rekeyed(conversion, ref, was, held.number, held.kept)
     conversion.planned.pop(ref, None)  # no longer the resource its plan made
     warning = HL7Error(
         "PID-3 lists a record number another member institution assigned (PID-3.4 names it), and that "
@@ -247,33 +249,51 @@ def _token(identifier: dict[str, Any]) -> str:
     return f"{identifier.get('system')}|{identifier.get('value')}"
 
 
-def _rekey(identifiers: Sequence[dict[str, Any]], held: Any) -> list[dict[str, Any]]:
-    """``identifiers`` with the member's number (``held.number``) under the sender's kept-apart system
-    (``held.kept``), in its place, every other part as it was (value, type, assigner); once only."""
-    system = held.kept.rpartition("|")[0]
+def _rekey(identifiers: Sequence[dict[str, Any]], away: str, to: str) -> list[dict[str, Any]]:
+    """``identifiers`` with the entry ``away`` ("system|value") under ``to``'s system in its place, every
+    other part as it was (value, type, assigner); once only. The member's number (``MemberNumber.number``)
+    to the sender's kept-apart system (``kept``) once the member contradicts it, and back once it agrees."""
+    system = to.rpartition("|")[0]
     out: list[dict[str, Any]] = []
     for ident in identifiers:
-        if _token(ident) == held.number:
+        if _token(ident) == away:
             ident = {**ident, "system": system}
-        if _token(ident) != held.kept or not any(_token(i) == held.kept for i in out):
+        if _token(ident) != to or not any(_token(i) == to for i in out):
             out.append(ident)
     return out
 
 
-def _rekeyed(conversion: Any, ref: str, was: dict[str, Any], held: Any) -> None:
-    """A result's (or order's) record stored carrying the member's number under the member's MRN system:
-    the message writes that record's identifier alone (``Said.only``), the number re-keyed (``_rekey``)
-    -- the rest of the record is the ADT feed's and stays as stored. The identifier combines as the feed's
-    does (union, by system and value), so the entry under the member's system is taken away by a delete
-    of it (quiet: the W says it); every identifier stored at the write, not only those read here, stays."""
+def _rekeyed(conversion: Any, ref: str, was: dict[str, Any], away: str, to: str) -> None:
+    """A result's (or order's) record stored carrying the number ``away`` (a member's, under the member's
+    MRN system, or kept apart: ``_rekey``): the message writes that record's identifier alone
+    (``Said.only``), the number under ``to``'s system -- the rest of the record is the ADT feed's and stays
+    as stored. The identifier combines as the feed's does (union, by system and value), so the entry under
+    the old system is taken away by a delete of it (quiet: the W says it, or nothing is wrong); every
+    identifier stored at the write, not only those read here, stays."""
     patient = conversion.by_reference[ref]
-    patient["identifier"] = _rekey(deepcopy(was.get("identifier") or []), held)  # (not the read's own objects)
+    patient["identifier"] = _rekey(deepcopy(was.get("identifier") or []), away, to)  # (not the read's own objects)
     conversion.create_only[:] = [r for r in conversion.create_only if r != ref]
-    system, _, value = held.number.partition("|")
+    system, _, value = away.partition("|")
     said = conversion.said.get(ref) or Said()
     gone = Delete("identifier", where=(("system", (system,)), ("value", (value,))), quiet=True)
     conversion.said[ref] = replace(said, only=said.only | {"identifier"}, deletes=(*said.deletes, gone))
     conversion._bundle = None
+
+
+def _agreed(conversion: Any, held: Any, earlier: Sequence[Any], stored: dict[Any, Any], leaned: list[int]) -> None:
+    """A result or order (``create_only``) naming the member's number, the member's own record of it not
+    contradicting the PID's person (the same person again, or none), for a record that carries it kept
+    apart (a result or the owner's message re-keyed it: ``_beside``, ``_rekeyed_by_owner``): the number
+    back under the member's MRN system, its identifier alone written (``_rekeyed``), no warning. The rule
+    an ADT follows by stating the record (its identifiers replace the stored ones: mfix34) -- the re-key
+    follows the member's record, whichever message meets it next (rvmfix34 LOW 1: a result had kept the
+    record out of a search by the member's MRN until the sender's next ADT)."""
+    ref = held.record
+    if held.segment != "PID" or not held.kept or ref not in conversion.create_only:
+        return
+    was = _as_left(ref, earlier, stored, leaned)
+    if was is not None and _holds_number(was, held.kept) and not _holds_number(was, held.number):
+        _rekeyed(conversion, ref, was, held.kept, held.number)
 
 
 def _refuse_member(held: Any, on: list[int], keyed: bool) -> None:
@@ -285,7 +305,15 @@ def _refuse_member(held: Any, on: list[int], keyed: bool) -> None:
     told. A merge (``held.segment`` MRG, identity34): MRG-1 naming the member's number holds the PID's
     person; the PID naming it holds MRG-1's record (as stored), which the merge would make the member's
     patient -- refused at MRG-1."""
-    if held.segment == "MRG":
+    if held.moved:
+        error = HL7Error(
+            "MRG-1 names the record the visit moves from by a record number another member institution assigned "
+            "(MRG-1's CX-4 names it), and that institution's own record of the number is another person than the "
+            "record (name and sex, and birth date when both state one, differ); nothing of the move is filed. If the "
+            "number is the record's patient's, have that institution correct its record; else name the record by "
+            "this institution's own number", segment="MRG", sequence=held.sequence, field=1,
+            code=DUPLICATE_KEY_IDENTIFIER)
+    elif held.segment == "MRG":
         error = HL7Error(
             "MRG-1 merges a record into a record number another member institution assigned (PID-3.4 or MRG-1's "
             "CX-4 names it), and that institution's own record of the number is another person than the record "
@@ -314,14 +342,13 @@ def _refuse_member(held: Any, on: list[int], keyed: bool) -> None:
 def _as_left(ref: str, earlier: Sequence[Any], stored: dict[Any, Any], leaned: list[int]) -> dict[str, Any] | None:
     """The record ``ref`` as the batch's earlier messages leave it (the last stating it), else stored,
     else as an earlier message writing it only when absent makes it; None: no such record."""
-    at = _earlier_version(ref, earlier)
-    if at is None and (was := stored.get(tuple(ref.split("/", 1)))) is not None:
+    left = batch_version(ref, earlier)
+    if (left is None or not left.states) and (was := stored.get(tuple(ref.split("/", 1)))) is not None:
         return was
-    at = at if at is not None else _created_in_batch(ref, earlier)
-    if at is None:
+    if left is None:
         return None
-    leaned.append(at)
-    return earlier[at].by_reference[ref]
+    leaned.append(left.at)
+    return earlier[left.at].by_reference[ref]
 
 
 def _first_filed(ref: str, earlier: Sequence[Any], stored: dict[Any, Any], conversion: Any) -> bool:
@@ -352,7 +379,7 @@ def _owners_word(conversion: Any, owned: Sequence[tuple[str, str, int]], search:
     stop the owner's desk registering its patient. The other member's record now names another
     person's number: the sender is warned (ERR W at PID-3, naming no other institution, number nor
     person) and the member's operator counts it (``/admin/fidelity`` ``member_contradicted``, per
-    owner, under the member's own institution: its record to correct). One search of the number per
+    owner, under the member's own institution: its record to correct). One search of the number (every page) per
     record filed for the first time or stating its person anew (``_first_filed``).
 
     The member's row names the member's own records (``Tally.records``: its patients, its operator's to
@@ -360,6 +387,7 @@ def _owners_word(conversion: Any, owned: Sequence[tuple[str, str, int]], search:
     idfix34). Returns the positions in ``earlier`` whose records it counted: the count leans on them, and
     if one is not written (refused at its write) the message is settled again (rvidentity34 finding 8)."""
     leaned: list[int] = []
+    rekeyed: list[str] = []  # the member's records this message re-keys, for their Provenance
     for ref, token, sequence in owned:
         person = conversion.by_reference[ref]
         holders: dict[str, set[str]] = {}  # member institution -> its records naming the number
@@ -371,8 +399,8 @@ def _owners_word(conversion: Any, owned: Sequence[tuple[str, str, int]], search:
                 holders.setdefault(c.institution, set()).update(named)
                 found.update({other: (c.institution, c.by_reference[other]) for other in named})
                 leaned.append(at)
-        page = search("Patient", [("identifier", token), ("_count", "50")])
-        others = [p for p in page.resources if f"Patient/{p.get('id')}" != ref and contradicts_all(p, person)]
+        others = [p for p in _every_patient(search, token)
+                  if f"Patient/{p.get('id')}" != ref and contradicts_all(p, person)]
         organizations = {str((p.get("managingOrganization") or {}).get("reference") or "") for p in others}
         wanted = [tuple(o.split("/", 1)) for o in organizations if o.startswith("Organization/")]
         codes = {f"{k[0]}/{k[1]}": _institution_of(org) for k, org in (read_many(wanted) if wanted else {}).items()}
@@ -394,26 +422,95 @@ def _owners_word(conversion: Any, owned: Sequence[tuple[str, str, int]], search:
             conversion.warnings.append(warning)
         for other, (holder, was) in found.items():
             if other not in conversion.by_reference:
-                _rekeyed_by_owner(conversion, other, was, token, holder, sequence)
+                _rekeyed_by_owner(conversion, other, was, token, holder)
+                rekeyed.append(other)
+    if rekeyed:
+        _rekeying_provenance(conversion, rekeyed)
     return leaned
 
 
-def _rekeyed_by_owner(conversion: Any, ref: str, was: dict[str, Any], token: str, holder: str,
-                      sequence: int) -> None:
+def _every_patient(search: Any, token: str) -> list[dict[str, Any]]:
+    """Every stored Patient carrying the identifier ``token``, a page (``_OWNERS_PAGE``) at a time, in id
+    order: the owner's check counts and re-keys each member record naming its number -- the first page
+    alone (50) left the rest answering the owner's MRN for another person, uncounted (ownfix34's limit)."""
+    out: list[dict[str, Any]] = []
+    while True:
+        page = search("Patient", [("identifier", token), ("_sort", "_id"), ("_count", str(_OWNERS_PAGE)),
+                                  ("_offset", str(len(out)))])
+        out += page.resources
+        if not page.has_next or not page.resources:
+            return out
+
+
+# the page of ``_every_patient``: one number's records are the owner's and the few records of other members
+# naming it -- one page, but for a number many records name (a referral hospital's, misread by a sender)
+_OWNERS_PAGE = 200
+
+
+def _rekeyed_by_owner(conversion: Any, ref: str, was: dict[str, Any], token: str, holder: str) -> None:
     """The member's record ``ref`` naming the owner's number (``token``) for another person, re-keyed by
     the owner's accepted message itself (ownfix34): its identifier alone, the number under the member's
     kept-apart system (``common.apart_system``: ``urn:huren:mrn:FNZYY:FNXRMYY``), value, type and
     assigner kept, as ``_rekeyed`` writes it when the member next speaks (mfix34) -- one new version, in
     the owner's write. Not waiting for the member: it may never speak of that patient again, and until
     then a search by the owner's MRN answered two people (rvmfix34 MED 1, rvidentity34 MED 3). The engine
-    needs no fact of the member's for it: the same re-key, of the same record, with the same data."""
+    needs no fact of the member's for it: the same re-key, of the same record, with the same data. The
+    version is named by a Provenance of its own (``_rekeying_provenance``, ident35)."""
     from adapters.convert.common import apart_system  # (common imports this module)
 
-    value = token.partition("|")[2]
-    held = MemberNumber(record=ref, member="", segment="PID", sequence=sequence, institution=conversion.institution,
-                        number=token, kept=f"{apart_system(holder, conversion.institution)}|{value}")
+    kept = f"{apart_system(holder, conversion.institution)}|{token.partition('|')[2]}"
     conversion.by_reference[ref] = {"resourceType": "Patient", "id": ref.split("/", 1)[1]}
-    _rekeyed(conversion, ref, was, held)
+    _rekeyed(conversion, ref, was, token, kept)
+
+
+def _rekeying_provenance(conversion: Any, refs: Sequence[str]) -> None:
+    """The Provenance of the versions the owner's message re-keyed (``_rekeyed_by_owner``), one naming them
+    all, written and signed in the message's write as its own Provenance is (the ingest names the exact
+    versions filed and signs each Provenance of a message over their stored bytes). Apart from the
+    message's Provenance, which speaks for the message -- an A04's registers every record it names
+    (``registered_by``, the walk ``_walked``): naming FNZYY's record there would make FNXRMYY's HIS its
+    registrar, its first when a result made the record. This one registers nothing (``rekeys``): its
+    activity is a revision (v3 DataOperation UPDATE), its reason the owner's contradiction, its agent
+    huren (no institution asked for it), its entity the owner's message (what the change was made on).
+    So the record's history says who changed its identifier and why, and the walk reads every version
+    named (before: the version unnamed, the registrar "cannot be told" and the member's own A08 refused).
+    Its id is the message Provenance's, re-keyed: a replay writes it again, not a second one."""
+    own = next((r for ref, r in conversion.by_reference.items() if ref.startswith("Provenance/") and not rekeys(r)),
+               None)
+    if own is None:  # (a conversion without its message's Provenance names nothing to act on)
+        return
+    prov: dict[str, Any] = {
+        "resourceType": "Provenance",
+        "id": deterministic_id(conversion.institution, "Provenance", f"rekeyed|{own.get('id')}"),
+        "target": [{"reference": ref} for ref in refs],
+        "recorded": own.get("recorded"),
+        "activity": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v3-DataOperation",
+                                 "code": "UPDATE", "display": "revise"}],
+                     "text": "identifier re-keyed"},
+        "reason": [{"coding": [REKEYED], "text": _REKEYED_TEXT}],
+        "agent": [{"type": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/provenance-participant-type",
+                                        "code": "assembler", "display": "Assembler"}]},
+                   "who": {"type": "Device", "display": "huren integration engine"}}],
+        "entity": deepcopy(own.get("entity") or []),
+    }
+    conversion.by_reference[f"Provenance/{prov['id']}"] = prov
+    conversion._bundle = None
+
+
+# the reason of ``_rekeying_provenance``: what tells it from a message's own Provenance (``rekeys``)
+REKEYED = {"system": "urn:huren:provenance-reason", "code": "member-number-contradicted",
+           "display": "another member institution's number contradicted by that institution"}
+_REKEYED_TEXT = (
+    "the institution that assigned the record number registered it as another person (name and sex, and birth "
+    "date when both state one, differ): the number is kept, as sent, under this record's institution's system for "
+    "other authorities' numbers, so that it no longer answers that institution's record number")
+
+
+def rekeys(provenance: dict[str, Any]) -> bool:
+    """Is ``provenance`` one naming the versions an owner's message re-keyed (``_rekeying_provenance``)? Such
+    a Provenance registers nothing, whatever its message's event (``registered_by``, ``_walked``)."""
+    return any(c.get("system") == REKEYED["system"] and c.get("code") == REKEYED["code"]
+               for reason in provenance.get("reason") or () for c in (reason or {}).get("coding") or ())
 
 
 # the member's fidelity row of ``_owners_word``'s warning: read by the member's operator, whose records
@@ -576,12 +673,14 @@ def registered_by(message_type: str, resources: Sequence[dict[str, Any]]) -> set
     registers a person or merges into a survivor (``_registers_record``); else none. What the ingest
     keeps in the registrations table (``engine.messages.MessageStore.note_registrations``) in the
     transaction that files the message -- the same reading ``_registered``'s walk makes of a stored
-    message (its event from the document, its records from its Provenance's targets)."""
+    message (its event from the document, its records from its Provenance's targets). Not the targets of
+    the Provenance naming the member records an owner's message re-keyed (``rekeys``): the owner's A04
+    registers its own record, not FNZYY's (ident35)."""
     if not registers(message_type):
         return set()
     out: set[str] = set()
     for resource in resources:
-        if resource.get("resourceType") == "Provenance":
+        if resource.get("resourceType") == "Provenance" and not rekeys(resource):
             for target in resource.get("target") or ():
                 reference = str((target or {}).get("reference") or "")
                 if reference.startswith("Patient/"):
@@ -755,7 +854,7 @@ def _walked(ref: str, search: Any, messages: Any, declared: Collection[str], mar
             found = writers.get(f"Provenance/{prov.get('id')}", [])
             if len({application_of(doc) for doc in found}) > 1:  # two applications' (older rules' store)
                 return None
-            registrations = [doc for doc in found if _registers_record(*_event(doc))]
+            registrations = [] if rekeys(prov) else [doc for doc in found if _registers_record(*_event(doc))]
             if not found and _may_register(prov):  # not filed, or no longer kept
                 return None
             for doc in registrations:
@@ -872,7 +971,10 @@ def _named_messages(prov: dict[str, Any]) -> list[tuple[str, str]]:
 
 def _may_register(prov: dict[str, Any]) -> bool:
     """Could the message a Provenance was made from be a registration? Its activity's text is MSH-9
-    (``ADT^A04``, ``adapters.convert.common.provenance``); none stated: it could."""
+    (``ADT^A04``, ``adapters.convert.common.provenance``); none stated: it could. One naming the versions an
+    owner's message re-keyed (``rekeys``) cannot."""
+    if rekeys(prov):
+        return False
     text = str((prov.get("activity") or {}).get("text") or "")
     if not text:
         return True
@@ -886,17 +988,32 @@ def _event(doc: dict[str, Any]) -> tuple[str, str]:
     return kind, event.partition("^")[0]
 
 
-def _created_in_batch(ref: str, earlier: Sequence[Any]) -> int | None:
-    """The position of the first earlier conversion of the batch writing ``ref`` only when absent
-    (a result's or order's placeholder): with nothing stored, it is the version written."""
-    return next((at for at, c in enumerate(earlier) if ref in c.by_reference), None)
+class BatchVersion(NamedTuple):
+    """Where the batch's earlier messages leave a resource (``batch_version``): the position of the message
+    whose version it is, and whether that message states it (else it writes it only when absent -- a
+    result's or order's placeholder -- so a stored version, if any, stands)."""
+
+    at: int
+    states: bool
 
 
-def _earlier_version(ref: str, earlier: Sequence[Any]) -> int | None:
-    """The position of the last earlier conversion of the batch that writes ``ref`` as it states it
-    (not one it writes only when absent: the stored version, if any, stands then)."""
+def batch_version(ref: str, earlier: Sequence[Any]) -> BatchVersion | None:
+    """``ref`` as the batch leaves it, asked of its earlier conversions (settled, not written yet): the
+    last one stating it (``states``); else, none stating it, the first one writing it only when absent
+    (with nothing stored, the version written); None when none names it. The one reading of "as the
+    batch leaves it" for the guard of a message's patient (``check_persons``, ``_as_left``) and the
+    take-over of a visit the batch's lab result made (``adapters.convert.takeover``)."""
+    first = None
     for at in range(len(earlier) - 1, -1, -1):
         conversion = earlier[at]
-        if ref in conversion.by_reference and ref not in conversion.create_only:
-            return at
-    return None
+        if ref in conversion.by_reference:
+            if ref not in conversion.create_only:
+                return BatchVersion(at, True)
+            first = at
+    return BatchVersion(first, False) if first is not None else None
+
+
+def _stated_in(ref: str, earlier: Sequence[Any]) -> int | None:
+    """The position of the last earlier conversion of the batch that states ``ref`` (``batch_version``)."""
+    left = batch_version(ref, earlier)
+    return left.at if left is not None and left.states else None

@@ -66,7 +66,7 @@ from dataclasses import replace
 from functools import lru_cache
 from typing import Any
 
-from adapters.convert.persons import applications_of, authority_between, unregistered
+from adapters.convert.persons import applications_of, authority_between, batch_version, unregistered
 from adapters.hl7v2.errors import DUPLICATE_KEY_IDENTIFIER, HL7Error, Tally
 from engine.identity.demographics import contradicts_all
 from engine.merge_rules import Said, field_of
@@ -146,8 +146,8 @@ def _settle_in_batch(conversion: Any, wanted: dict[str, str], read_many: Any, se
     index and the writer mark at the write. Returns the positions in ``earlier`` read."""
     prefix = _prefix(conversion.institution)
     leaned: list[int] = []
-    made = {ref: _made_in_batch(ref, earlier) for ref in wanted}
-    made = {ref: at for ref, at in made.items() if at is not None}
+    # each visit an earlier message writes only when absent, none stating it (``persons.batch_version``)
+    made = {ref: left.at for ref in wanted if (left := batch_version(ref, earlier)) is not None and not left.states}
     subjects = {ref: _subject(earlier[at].by_reference[ref]) for ref, at in made.items()}
     stored = read_many([tuple(m.split("/", 1)) for m in subjects.values() if m is not None]) if subjects else {}
     for ref, at in made.items():
@@ -168,14 +168,6 @@ def _settle_in_batch(conversion: Any, wanted: dict[str, str], read_many: Any, se
         conversion.warnings.append(_taken_over(placeholder, prefix, dict(said.fields).get("subject")))
         leaned += sorted({at, *stating})
     return leaned
-
-
-def _made_in_batch(ref: str, earlier: Sequence[Any]) -> int | None:
-    """The position of the first earlier message of the batch writing ``ref`` only when absent, when no
-    earlier message states it; else None."""
-    if any(ref in c.by_reference and ref not in c.create_only for c in earlier):
-        return None
-    return next((at for at, c in enumerate(earlier) if ref in c.by_reference), None)
 
 
 def settle_stay(conversion: Any, read_many: Any, search: Any, messages: Any,
