@@ -265,11 +265,6 @@ def test_the_owners_merge_of_its_contradicted_record_leaves_the_members_record_a
 # --- what the owner's message leaves about the member's record ----------------------------------------
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "rvid35: LOW -- the version of FNZYY's record that FNXRMYY's message writes (the re-key) is named by no "
-    "Provenance (ownfix34's note 1, on purpose): a record's history then holds a version nobody is recorded "
-    "as writing, its signature covers nothing, and the registrar walk reads it as 'cannot be told'. "
-    "Every other feed write is named by the message's Provenance"))
 def test_the_rekeyed_version_is_named_by_a_provenance(both: Both) -> None:  # noqa: F811
     _, http, _ = both
     _, ours, _ = _rekeyed(http, "RJ1")
