@@ -322,7 +322,7 @@
         li.appendChild(text(document.createElement("span"), " " + facts.join(" · ")));
       }
       const mark = billedMark(o.reference, billed); if (mark) { li.appendChild(document.createTextNode(" ")); li.appendChild(mark); }
-      li.appendChild(trace(["ref", o.reference]));
+      li.appendChild(document.createTextNode(" ")); li.appendChild(trace(["ref", o.reference]));
     }
     return box;
   }
@@ -362,7 +362,7 @@
           + "；前次：" + measureName(p.priorResource, p.prior_measure) + "），不作对照。 Measured differently on each side: not compared.");
         n.className = "note unlike-note"; row.appendChild(n);
         // the codes the two measurements were told apart by, for whoever checks the rule: folded
-        n.appendChild(trace(["code", "LOINC 复查 repeat " + (p.result_measure || "—") + " · 前次 prior " + (p.prior_measure || "—")]));
+        n.appendChild(document.createTextNode(" ")); n.appendChild(trace(["code", "LOINC 复查 repeat " + (p.result_measure || "—") + " · 前次 prior " + (p.prior_measure || "—")]));
         // not compared is not "not deducted": the analyte is still one the flag repeated and priced
         // (``analytes``, its price), so the auditor is told the billing stands (rvevpage34 note 4)
         if (((ev.flag || {}).analytes || []).includes(p.analyte)) {
