@@ -60,8 +60,6 @@ BEYOND = ("OBX|1|SN|1742-6^ALT^LN||>^500|U/L|||||F|||20260312110000+0800\n"
 
 
 @needs_chromium
-@pytest.mark.xfail(strict=True, reason="rvui35: MED the evidence page drops a result's comparator: ALT '<5' is "
-                                       "shown as '5 U/L' and '>500' as '500 U/L' (app.js valueOf reads value and unit only)")
 def test_a_value_beyond_the_assays_range_is_shown_with_its_comparator(engine: Any, http: TestClient, server: str,  # noqa: F811
                                                                       browser: Browser, tmp_path: Path) -> None:  # noqa: F811
     """The repeat's lab sent ALT as structured numbers (OBX-2 SN): '<5' at 10:00 and '>500' at 11:00
@@ -86,9 +84,6 @@ def test_a_value_beyond_the_assays_range_is_shown_with_its_comparator(engine: An
 
 
 @needs_chromium
-@pytest.mark.xfail(strict=True, reason="rvui35: LOW the evidence page's times (each side's 时间 When, every other "
-                                       "result's time) never say they are Beijing's, where pages34 made the refused "
-                                       "list say 北京时间 for the same reason; results are sent with other offsets (+0000)")
 def test_the_evidence_says_its_times_are_beijing(engine: Any, http: TestClient, server: str,  # noqa: F811
                                                  browser: Browser) -> None:  # noqa: F811
     """The repeat's ALT 90 was sent at 03:00 UTC (OBX-14 20260312030000+0000); the page shows it as

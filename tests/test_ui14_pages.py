@@ -80,8 +80,10 @@ def test_a_review_is_sent_once_and_said_beside_its_buttons(engine: Engine, serve
     tap(browser, "#flags tbody tr.flag:last-child button.open")  # the blood count of the 3rd
     browser.wait_for("!document.querySelector('#evidence').hidden")
     facts = browser.eval("document.querySelector('#ev-facts').innerText")
-    # results are named by their test and kind; the reference stays, in small type, for tracing
-    assert re.search(r"2026年3月1日 — 血常规 · 检验检查报告 DiagnosticReport/\S+", facts), facts
+    # results are named by their test and kind; the reference stays for tracing, folded under 溯源 (uifix35)
+    assert re.search(r"2026年3月1日 — 血常规 · 检验检查报告\s*溯源 Trace", facts), facts
+    assert browser.eval("[...document.querySelectorAll('#ev-facts dd details.trace small.ref')]"
+                        ".filter(s => /^DiagnosticReport\\/\\S+$/.test(s.textContent)).length") == 2, facts
     assert browser.eval("[...document.querySelectorAll('#ev-facts dd')].filter(d => /^DiagnosticReport\\//.test(d.innerText)).length") == 0
     type_into(browser, "#review [name=reason]", "无复查理由")
     # count the page's review requests (the real fetch still sends them)

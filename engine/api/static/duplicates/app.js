@@ -192,14 +192,13 @@
     const code = (resource && resource.code) || {};
     return code.text || ((code.coding || []).find((c) => c.display) || {}).display || "";
   }
-  // A result named by its test and kind (血常规 · 检验检查报告), its reference kept beside it in
-  // small type for whoever traces it; a result the person may not read is named by its kind.
+  // A result named by its test and kind (血常规 · 检验检查报告), its reference folded beneath it
+  // (溯源 Trace) for whoever traces it; a result the person may not read is named by its kind.
   function named(dd, reference, resource) {
     const type = String(reference || "").split("/")[0];
     const words = [testName(resource), KIND[type] || type].filter(Boolean).join(" · ");
     dd.replaceChildren(document.createTextNode(words ? words + " " : ""));
-    const small = document.createElement("small"); small.className = "ref"; text(small, reference);
-    dd.appendChild(small);
+    dd.appendChild(trace(["ref", reference]));
     return dd;
   }
 
@@ -216,14 +215,15 @@
     const code = resource.code || {};
     const name = code.text || ((code.coding || []).find((c) => c.display) || {}).display || resource.resourceType;
     const when = whenOf(resource);
-    const facts = [["项目 Test", name], ["时间 When", when ? W.instant(when) : "—"],
+    const facts = [["项目 Test", name], ["时间 When", when ? beijingTime(when) : "—"],
       ["状态 Status", resultStatus(resource.status) || "—"]];
     if (institution) facts.push(["执行机构 Performed at", W.place(institution)]);
     const there = institution ? W.placeName(institution) : null;
     const by = (resource.performer || []).map((p) => p.display).filter((d) => d && d !== there); // a bare reference says nothing to a person
     if (by.length) facts.push(["执行 By", by.join("、")]);
     if (resource.modality) facts.push(["检查方式 Modality", [].concat(resource.modality).map((m) => m.code || m.display).join("、")]);
-    if (resource.valueQuantity) facts.push(["结果 Value", valueOf(resource)]);
+    const value = valueOf(resource); // a number, a text or a coded finding (阴性): whichever the lab sent
+    if (value) facts.push(["结果 Value", value]);
     if (resource.result) facts.push(["分项 Results", resource.result.length + " 项 items"]);
     if (resource.conclusion) facts.push(["结论 Conclusion", resource.conclusion]);
     for (const [k, v] of facts) { dl.appendChild(text(document.createElement("dt"), k)); dl.appendChild(text(document.createElement("dd"), v)); }
@@ -234,13 +234,31 @@
   function paired(ev) { return (ev.pairs || []).some((p) => p.analyte); }
   function analyteName(a) { return a.analyte_name ? a.analyte_name + "（" + a.analyte + "）" : a.analyte; }
 
-  // A result's value as the lab sent it (its digits kept: 0.50 stays 0.50), with its unit.
-  // A UCUM annotation unit ({INR}, {ratio}) is said without its braces: they are the code's, not words.
+  // A result's value as the lab reported it: a quantity with its comparator, digits and unit
+  // ("<5 U/L", 0.50 stays 0.50: shared/exact.js's rule, the resident's page's too), a text (a smear's
+  // words), a coded finding by its words (阴性): its text, else its coding's display, else its code.
   function valueOf(resource) {
-    const q = resource && resource.valueQuantity;
-    const unit = String((q && q.unit) || "").replace(/^\{([^{}]*)\}$/, "$1");
-    return q ? (window.hurenExact.digits(q, "value") + " " + unit).trim()
-      : (resource && (resource.valueString || (resource.valueCodeableConcept || {}).text)) || "";
+    if (!resource) return "";
+    if (resource.valueQuantity) return window.hurenExact.quantity(resource.valueQuantity);
+    if (resource.valueString !== undefined && resource.valueString !== null) return String(resource.valueString);
+    const cc = resource.valueCodeableConcept;
+    if (cc) return cc.text || ((cc.coding || []).find((c) => c.display) || {}).display || ((cc.coding || [])[0] || {}).code || "";
+    return "";
+  }
+  // A time as Beijing's clock says it, and said so (as the refused list does, pages34): results come
+  // with other offsets (OBX-14 ...+0000), shown on Beijing's clock, and nothing had said whose clock
+  // it was (rvui35 LOW). A date alone says no time, so no clock either.
+  function beijingTime(when) {
+    return W.instant(when) + (/T\d/.test(String(when)) ? "（北京时间）" : "");
+  }
+  // What a result is to whoever traces it -- its reference (Observation/<uuid>), the codes it was
+  // compared by -- folded beneath what a person reads: one click away, in small type, never gone
+  // (rvui35 note: the references and LOINC codes had stood in the main text).
+  function trace(...lines) {
+    const d = document.createElement("details"); d.className = "trace";
+    d.appendChild(text(document.createElement("summary"), "溯源 Trace"));
+    for (const [cls, line] of lines) if (line) { const s = text(document.createElement("small"), line); s.className = cls; d.appendChild(s); }
+    return d;
   }
   function whenOf(resource) {
     return resource && (resource.effectiveDateTime || resource.started || (resource.effectivePeriod || {}).start || resource.issued);
@@ -261,7 +279,7 @@
     const mark = billedMark(reference, billed); if (mark) { h.appendChild(document.createTextNode(" ")); h.appendChild(mark); }
     if (panel) { const n = text(document.createElement("p"), "整组报告，无该项单独结果 the panel's report as a whole"); n.className = "note"; div.appendChild(n); }
     const dl = document.createElement("dl"); dl.className = "words"; describe(dl, resource, institution); div.appendChild(dl);
-    const ref = text(document.createElement("small"), reference); ref.className = "ref"; div.appendChild(ref);
+    div.appendChild(trace(["ref", reference]));
     if (also && also.length) div.appendChild(others(also, billed));
     return div;
   }
@@ -288,7 +306,7 @@
   // time · institution · status.
   function others(also, billed) {
     const box = document.createElement("div"); box.className = "also";
-    box.appendChild(text(document.createElement("h5"), "同项其他结果 " + also.length + " 条 Other results of this analyte"));
+    box.appendChild(text(document.createElement("h5"), "同项其他结果 " + also.length + " 条（北京时间） Other results of this analyte"));
     const ol = box.appendChild(document.createElement("ol"));
     const sorted = also.slice().sort(byTaken);
     for (const o of sorted) {
@@ -304,7 +322,7 @@
         li.appendChild(text(document.createElement("span"), " " + facts.join(" · ")));
       }
       const mark = billedMark(o.reference, billed); if (mark) { li.appendChild(document.createTextNode(" ")); li.appendChild(mark); }
-      const ref = li.appendChild(text(document.createElement("small"), o.reference)); ref.className = "ref";
+      li.appendChild(document.createTextNode(" ")); li.appendChild(trace(["ref", o.reference]));
     }
     return box;
   }
@@ -343,6 +361,8 @@
         const n = text(document.createElement("p"), "两次测量的指标不同（复查：" + measureName(p.resultResource, p.result_measure)
           + "；前次：" + measureName(p.priorResource, p.prior_measure) + "），不作对照。 Measured differently on each side: not compared.");
         n.className = "note unlike-note"; row.appendChild(n);
+        // the codes the two measurements were told apart by, for whoever checks the rule: folded
+        n.appendChild(document.createTextNode(" ")); n.appendChild(trace(["code", "LOINC 复查 repeat " + (p.result_measure || "—") + " · 前次 prior " + (p.prior_measure || "—")]));
         // not compared is not "not deducted": the analyte is still one the flag repeated and priced
         // (``analytes``, its price), so the auditor is told the billing stands (rvevpage34 note 4)
         if (((ev.flag || {}).analytes || []).includes(p.analyte)) {
@@ -362,10 +382,10 @@
     text(n, notDone.length ? "本次未检 Not done in this test: " + notDone.map(analyteName).join("、") : "");
     u.dataset.analytes = unpaired.map((a) => a.analyte).join(" ");
   }
-  // which of an analyte's measurements a result is: its test's name (PT 秒 / INR) with the LOINC
+  // which of an analyte's measurements a result is: its test's name as the lab gave it (PT 秒 / INR);
+  // the LOINC code only when the lab gave no name (its code is in the note's 溯源 Trace otherwise)
   function measureName(resource, loinc) {
-    const name = testName(resource);
-    return (name ? name + " " : "") + (loinc || "");
+    return testName(resource) || loinc || "";
   }
 
   async function openFlag(id, tr) {
@@ -391,7 +411,10 @@
         ["重复内容 Repeated", (f.analytes && f.analytes.length ? f.analytes.map((a) => { const n = W.said("analytes", a); return n ? n + "（" + a + "）" : a; }).join("、")
           + (f.partial ? "（部分重叠 partial overlap）" : "") : "整项 the whole item")],
         ["价格 Price", money(f.price, f.currency) + "（" + (f.price_source === "charge" ? "收费明细 billed charge line" : "价格目录 price catalogue") + "）"],
-        ["范围 Scope", W.scope(f.basis) + (f.hr && f.hr.length ? " · 前次结果的HR范围 prior HR: " + f.hr.map(W.scope).join("、") : "")],
+        // HR is the national recognition mark (互认标志, "HR" for 互认) a QC-passed result carries, with the
+        // scopes it is recognised in beyond the community (盐城市HR): said in words, the mark's name after them
+        ["互认范围 Recognition scope", W.scope(f.basis) + (f.hr && f.hr.length ? "；前次结果另可在以下范围互认（互认标志 HR）："
+          + f.hr.map(W.scope).join("、") + " (the prior result's recognition mark also covers these)" : "")],
         ["理由 Reason", f.reason ? W.reason(f.reason) + (f.reason_text ? "：" + f.reason_text : "") + (f.effect ? "（" + effect(f.effect) + "）" : "") : "（无 none）"]];
       if (f.late_reasons && f.late_reasons.length) {
         // recorded after the result: not counted (DOMAIN: the reason recorded at order time stands), shown for the auditor
@@ -403,7 +426,7 @@
       if (f.contradicted) facts.push(["复核提示 Review note", { note: f.contradicted_note || f.contradicted, recorded: f.contradicted_note ? f.contradicted : "" }]);
       for (const r of f.reviews || []) {
         const [rz, re] = W.status(r.decision);
-        facts.push(["复核 Review", rz + " " + re + " · " + W.reviewer(r.by) + " · " + W.instant(r.at) + "：" + r.reason]);
+        facts.push(["复核 Review", rz + " " + re + " · " + W.reviewer(r.by) + " · " + beijingTime(r.at) + "：" + r.reason]);
       }
       for (const [k, v] of facts) {
         dl.appendChild(text(document.createElement("dt"), k));

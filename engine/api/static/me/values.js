@@ -64,10 +64,7 @@ function whenOf(r) {
 const num = (q) => window.hurenExact.digits(q, "value");
 
 function valueOf(o) {
-  if (o.valueQuantity) {
-    const q = o.valueQuantity;
-    return `${q.comparator || ""}${num(q)} ${q.unit || q.code || ""}`.trim();
-  }
+  if (o.valueQuantity) return window.hurenExact.quantity(o.valueQuantity); // "<5 U/L": shared/exact.js
   if (o.valueString !== undefined) return o.valueString;
   if (o.valueCodeableConcept) return text(o.valueCodeableConcept);
   if (o.valueInteger !== undefined) return String(o.valueInteger);

@@ -4,7 +4,8 @@
 // auditor's folded JSON wrote 0.5). `parse` keeps the text of every number whose digits a number
 // would change (JSON.parse's source text, Chrome 114+), beside the value, which stays a number for
 // comparisons and charts; `digits(holder, key)` says it as sent; `stringify` writes it back as sent.
-// One owner for the resident's page and the staff pages.
+// One owner for the resident's page and the staff pages, and of how a measured value is said
+// (`quantity`: the comparator, the digits, the unit), which both pages draw.
 (function () {
   "use strict";
   const SOURCES = new WeakMap(); // holder object -> {key: source text}
@@ -47,5 +48,15 @@
       return texts && texts[key] !== undefined && JSON.rawJSON ? JSON.rawJSON(texts[key]) : v;
     }, space);
   }
-  window.hurenExact = { parse, digits, stringify };
+  /** A Quantity as the lab reported it: its comparator (an assay's range: "<5", ">500" -- SN "<^5",
+   * stored as ``comparator``), its digits as sent, its unit (the code when it has no unit). A value
+   * beyond the assay's range drawn without its comparator is a value the lab never reported (rvui35
+   * MED: the evidence page drew "<5" as "5 U/L"). A UCUM annotation unit ({INR}, {ratio}) is said
+   * without its braces: they are the code's syntax, not words. "" for no quantity. */
+  function quantity(q) {
+    if (!q) return "";
+    const unit = String(q.unit || q.code || "").replace(/^\{([^{}]*)\}$/, "$1");
+    return ((q.comparator || "") + digits(q, "value") + " " + unit).trim();
+  }
+  window.hurenExact = { parse, digits, stringify, quantity };
 })();
