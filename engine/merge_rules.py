@@ -800,6 +800,11 @@ class MergeRules:
         AA (rvmsgfix34 HIGH 1-3). The DiagnosticReport's status is dated by the same rule (OBR-25,
         ``merge.yaml``), so an older resend does not make a cancelled or corrected report final while
         its result is held (thirty-fourth round, tfix34).
+        An operator's replay "as later" (``Dates.decide``, ``engine.message_time.Decision``) answers
+        "later" what cannot be told -- never what the sender's own MSH-7 shows older, never for a
+        message whose own MSH-7 is unusable -- and an information issue (severity I, at the same field:
+        the replay's answer and the stored message's notes) says who decided and the comparison it
+        settled (thirty-fifth round, order35).
         Returns the elements whose ``stands`` this message lifts, or None when the stored version
         stands whole. (msgtime33's rule, by ``Provenance.recorded``, mixed the sender's and huren's
         clocks; thirty-third round, msgfix33.)"""
@@ -824,6 +829,16 @@ class MergeRules:
                 then = self._carried(rtype, stored, name, dates, provs)
             verdict, why, by = settle(dates.now, then, stands=held in ep.stands)
             at = dict(said.fields).get(name) if said is not None else None
+            decide = getattr(dates, "decide", None) if verdict == "unknown" and not dates.now.unusable else None
+            decided = decide(why) if decide is not None else None
+            if decided is not None:  # (the operator's replay "as later": what cannot be told, decided -- order35)
+                issues.append({"severity": "information", "code": "informational",
+                               "diagnostics": f"{rtype}.{name}: {_show(incoming[name])} over the stored "
+                                              f"{_show(stored[name])} taken as later by the operator's decision "
+                                              f"({decided.by}, {decided.at}): which message is later could not be "
+                                              f"told -- {why}",
+                               "expression": [f"{rtype}.{name}"], **({"location": [at]} if at else {})})
+                verdict = "later"
             if verdict == "later":
                 lifted.add(name)
                 continue
