@@ -1,4 +1,5 @@
-"""CLI verbs of ingest: ``serve``, ``replay FILE...``, ``quarantine list|show|replay``.
+"""CLI verbs of ingest: ``serve``, ``replay FILE...``, ``quarantine list|show|replay`` (``replay ID --as-later``:
+the operator's decision that a message refused for an order that cannot be told is later; order35).
 
 ``serve`` runs uvicorn (the FastAPI app) and the MLLP listener in one process and one event
 loop, after finishing any message stored but not processed and replaying the files given
