@@ -23,6 +23,7 @@ from tests.module_store import module_eng
 from tests.test_msgfix34_cross_sender import FIXED, _by, _correction, _line, _refused, _withdrawal
 from tests.test_msgtime33_withdrawal_time import LINE, _status
 from tests.test_rvdocref32_probes import _doc_texts, _report_texts, _stored, _three
+from tests.test_rvrvops26_quarantine_access import A, B, _session
 
 __all__ = ["engine", "module_http"]
 
@@ -159,3 +160,27 @@ def test_the_senders_own_clock_still_holds_an_older_message_and_names_no_operato
     assert [a["type"]["coding"][0]["code"] for a in prov["agent"]] == ["author"], prov["agent"]
     assert f"Observation/{obs_id}/" not in json.dumps(prov["target"])
     assert LINE not in _report_texts(http, _stored(engine, http, "OL35-3")[1])[0]
+
+
+def test_the_replays_access_and_remit_rules_hold_for_the_decision(engine: Engine, http: TestClient) -> None:
+    """A staff session: a clinician is 403; an operator bound to another hospital's remit is 404 (as for
+    an unknown message); without the session's CSRF token, 403; an operator bound to the sender's
+    hospital decides -- named in the Provenance by their sign-in and name."""
+    msg, obs_id, _, _ = _refused_correction(engine, http, "4")
+    page = TestClient(http.app)  # (the module's client carries a system token, which a session does not)
+    clinician, csrf = _session(engine, "clinician", name="dr.li35")
+    assert page.post(f"/admin/quarantine/{msg}/replay?as=later", cookies=clinician,
+                     headers={"X-CSRF-Token": csrf}).status_code == 403
+    elsewhere, csrf = _session(engine, "operator", remit=B, name="it.b35")
+    assert page.post(f"/admin/quarantine/{msg}/replay?as=later", cookies=elsewhere,
+                     headers={"X-CSRF-Token": csrf}).status_code == 404
+    mine, csrf = _session(engine, "operator", remit=A, name="it.a35")
+    assert page.post(f"/admin/quarantine/{msg}/replay?as=later", cookies=mine).status_code == 403
+    assert engine.ingestor.messages.get(msg)["status"] == "quarantined"
+    r = page.post(f"/admin/quarantine/{msg}/replay?as=later", cookies=mine, headers={"X-CSRF-Token": csrf})
+    assert r.status_code == 200 and r.json()["ack_code"] == "AA", r.text
+    assert _status(http, obs_id) == "corrected"
+    (prov,) = written(engine, http, "OL35-4C", "Provenance")
+    assert prov["agent"][-1]["who"] == {"identifier": {"system": "urn:huren:staff", "value": "it.a35"},
+                                        "display": "吴工"}, prov["agent"]
+    assert engine.ingestor.messages.get(msg)["replays"][-1]["by"] == "it.a35"
