@@ -73,7 +73,7 @@ from engine.audit.record import Facts, Requestor, facts
 from engine.errors import FhirError
 from engine.inflight import POISON_DEATHS, InFlightJournal
 from engine.merge_rules import Untimely, field_of
-from engine.message_time import Stamp, stamp
+from engine.message_time import Decision, Stamp, stamp
 from engine.messages import (
     PROCESSED,
     QUARANTINED,
@@ -176,6 +176,9 @@ class _Item:
     # (``Conversion.settle_against_store``'s ``earlier``: a DG1-21 D in the batch of the A01 adding
     # the diagnosis): one of them not written, it is settled again in message order (``_write_each``)
     leaned_on: list[_Item] = field(default_factory=list)
+    # an operator's decision that this message is later than the stored versions its order cannot be
+    # told against (``Ingestor.replay(decided=)``, ``engine.message_time.Decision``; order35)
+    decided: Decision | None = None
 
 
 def _fresh(item: _Item) -> None:
@@ -390,16 +393,27 @@ class Ingestor:
         held = None if not of else first if of == plain else self.messages.get(of)
         return conflict_key(key, doc["_id"]) if held is not None and application_of(held) == app else key
 
-    def replay(self, doc_id: str, *, actor: str, raw: bytes | None = None) -> Outcome | None:
+    def replay(self, doc_id: str, *, actor: str, raw: bytes | None = None,
+               decided: Decision | None = None) -> Outcome | None:
         """Run a stored message through the pipeline again (after a fix in the site files, say).
 
         ``raw`` replaces the stored bytes (a corrected message); its MSH-4/MSH-10 must match.
+        ``decided``: the operator's decision that the message is later than the stored versions its
+        order could not be told against (``engine.message_time.Decision``): only for a message
+        refused for that reason (``undecidable`` says why not), of its stored bytes; the replay entry,
+        the audit record and -- when the decision answered a comparison -- the Provenance and an
+        information note (severity I) name the operator (thirty-fifth round, order35).
         Returns None when there is no such message.
         """
         with self._lock:
             doc = self.messages.get(doc_id)
             if doc is None:
                 return None
+            if decided is not None:
+                why = undecidable(doc) or ("a corrected copy is not replayed as later: the decision is about "
+                                           "the message as it was refused" if raw is not None else "")
+                if why:
+                    raise NotDecidable(why)
             if raw is not None:
                 header, _ = read_message(raw, doc.get("peer", ""), self.site)
                 if (not header.corrects(doc["facility"], doc["control_id"])
@@ -407,13 +421,14 @@ class Ingestor:
                     raise ValueError("a corrected message must keep MSH-3.1, MSH-4.1 and MSH-10 of the original "
                                      f"({application_of(doc)!r}, {doc['facility']!r}, {doc['control_id']!r})")
             with self.store.transaction():
-                doc = self.messages.reopen(doc_id, actor=actor, raw=raw)
+                doc = self.messages.reopen(doc_id, actor=actor, raw=raw, decided_at=decided.at if decided else None)
             assert doc is not None
             item = self._item_for(doc)
+            item.decided = decided
             self._phase2([item])
             self._finish([item])
             if self.audit is not None and item.outcome is not None:
-                self._audit_replay(doc, item.outcome, actor)
+                self._audit_replay(doc, item.outcome, actor, decided)
             return item.future.result()
 
     def reload_site(self, site: Any) -> None:
@@ -1017,7 +1032,8 @@ class Ingestor:
                       validated: bool = False,
                       deferred: list[tuple[dict[str, Any], list[bytes], str]] | None = None,
                       named: list[str | None] | None = None, rewrite: Sequence[str] = (),
-                      held: Callable[[], frozenset[str]] | None = None) -> tuple[list[Any], _Listing]:
+                      held: Callable[[], frozenset[str]] | None = None,
+                      decided: Callable[[], Decision | None] | None = None) -> tuple[list[Any], _Listing]:
         """Store the message's resources, then its Provenance signed over what was stored; returns
         the write results and what the pipeline keeps of the written resources (``_listing``).
 
@@ -1033,6 +1049,9 @@ class Ingestor:
         ``held``: the resources the merge left as stored because this message was older than the one
         that stored them (``MergeRules.held``): its Provenance names none of their versions (it stated
         none of them, rvmsgtime33 finding 11) -- unless they are all it names (a target is required).
+        ``decided``: the operator's decision the merge used (``_Dates.used``): the Provenance names the
+        operator as an agent beside the sender (order35) -- asked once the resources are merged, as
+        ``held`` is (without signing, the Provenance is written with them and names nobody more).
         """
         assert self.repository is not None
         others: list[dict[str, Any]] = []
@@ -1048,22 +1067,26 @@ class Ingestor:
         if deferred is not None and self.sign_many is not None:
             results = self.repository.write_many(others, create_only=create_only, source=source, **checked)
             listing = _listing(resources, results, named)
-            provenances = _unheld(provenances, held() if held is not None else frozenset())
+            provenances = _decided(_unheld(provenances, held() if held is not None else frozenset()),
+                                   decided() if decided is not None else None)
             deferred.extend((prov, targets, source) for prov, targets in self._versioned(provenances, listing.stored))
             return results, listing
         # one backend put for the resources and their Provenance (the hooks run after both)
         group = getattr(self.repository, "group", None)
         with group() if group is not None else contextlib.nullcontext():
-            return self._write_then_sign(resources, others, provenances, create_only, source, checked, named, held)
+            return self._write_then_sign(resources, others, provenances, create_only, source, checked, named, held,
+                                         decided)
 
     def _write_then_sign(self, resources: list[dict[str, Any]], others: list[dict[str, Any]],
                          provenances: list[dict[str, Any]], create_only: set[str], source: str,
                          checked: dict[str, Any], named: list[str | None] | None = None,
-                         held: Callable[[], frozenset[str]] | None = None) -> tuple[list[Any], _Listing]:
+                         held: Callable[[], frozenset[str]] | None = None,
+                         decided: Callable[[], Decision | None] | None = None) -> tuple[list[Any], _Listing]:
         assert self.repository is not None and self.sign is not None
         results = self.repository.write_many(others, create_only=create_only, source=source, **checked)
         listing = _listing(resources, results, named)
-        provenances = _unheld(provenances, held() if held is not None else frozenset())
+        provenances = _decided(_unheld(provenances, held() if held is not None else frozenset()),
+                               decided() if decided is not None else None)
         signed = [self.sign(prov, targets) for prov, targets in self._versioned(provenances, listing.stored)]
         return results + self.repository.write_many(signed, source=source), listing
 
@@ -1210,7 +1233,8 @@ class Ingestor:
                     held = self.repository.merge.held if self.repository is not None else None
                     results, listing = (self._write_signed(resources, set(create_only), item.header.message_code,
                                                            validated=item.validated, deferred=provenances,
-                                                           named=_named(item), rewrite=rewrite, held=held)
+                                                           named=_named(item), rewrite=rewrite, held=held,
+                                                           decided=dates.used)
                                         if self.repository is not None else ([], _listing(resources)))
                     kept = held() if held is not None else frozenset()
                 for ref, written in listing.stored.items():  # (a later message of this batch dates them by it)
@@ -1354,18 +1378,19 @@ class Ingestor:
                        code=APPLICATION_INTERNAL_ERROR, ack_code="AE")
         return self._outcome(item, "AE", [err], status)
 
-    def _audit_replay(self, doc: Document, outcome: Outcome, actor: str) -> None:
+    def _audit_replay(self, doc: Document, outcome: Outcome, actor: str, decided: Decision | None = None) -> None:
         """The replay's audit record: facts, a compact record as every import's (``_audit_event``),
         so it carries its salt (a resident's inclusion proof beside it confirms no guess about it)
         and its AuditEvent is derived when read, like the rest. The requestor is the operator's
-        client, as it always was."""
+        client, as it always was. A replay "as later" says so (``as``), and who decided (order35)."""
         patients = [r.split("/", 1)[1] for r in outcome.resources if r.startswith("Patient/")]
         record = facts(action="replay", recorded=now_instant(), start=None,
                        outcome="0" if outcome.code == "AA" else "4", desc=None,
                        requestor=("system", actor, None, None, None, None, None, None), origin=self.origin,
                        patients=patients,
                        detail={k: v for k, v in (("message", doc["_id"]), ("control-id", doc.get("control_id")),
-                                                 ("ack", outcome.code)) if v})
+                                                 ("ack", outcome.code), ("as", "later" if decided else None),
+                                                 ("decided-by", decided.by if decided else None)) if v})
         with self.store.transaction():
             self.audit.record(record)  # type: ignore[union-attr]
 
@@ -1543,6 +1568,36 @@ def _unheld(provenances: list[dict[str, Any]], held: frozenset[str]) -> list[dic
     return out
 
 
+def undecidable(doc: Document) -> str:
+    """Why the operator may not replay ``doc`` "as later" ("" they may): only a message refused because
+    the order of it and a stored version cannot be told (``_failed``: ERR-3 206 application record
+    locked, from ``Untimely``). Not one whose own MSH-7 is unusable (102): "later" would rest on no
+    time of its own, and a corrected copy (its MSH-7 fixed) settles it; nor one refused for anything
+    else, nor one no longer refused (order35)."""
+    if doc.get("status") != QUARANTINED:
+        return f"the message is {doc.get('status')}, not refused: there is nothing to decide"
+    codes = {str(e.get("code")) for e in doc.get("errors") or () if e.get("severity", "E") in ("E", "F")}
+    if APPLICATION_RECORD_LOCKED in codes:
+        return ""
+    if any("cannot be told" in str(e.get("message") or "") for e in doc.get("errors") or ()):
+        return ("its own MSH-7 is not a usable time (ERR-3 102): it cannot be taken as later than anything; "
+                "replay a corrected copy with its MSH-7 fixed")
+    return ("it was not refused because its order against a stored result cannot be told (ERR-3 206): "
+            "a replay as later decides only that")
+
+
+class NotDecidable(ValueError):
+    """A replay "as later" of a message that was not refused for an order that cannot be told (``undecidable``)."""
+
+
+def _decided(provenances: list[dict[str, Any]], decided: Decision | None) -> list[dict[str, Any]]:
+    """``provenances`` naming the operator who decided the message is later (``Decision.agent``) beside
+    its sender, when the merge used their decision."""
+    if decided is None:
+        return provenances
+    return [{**prov, "agent": [*(prov.get("agent") or ()), decided.agent]} for prov in provenances]
+
+
 class _Dates:
     """The message times one message's write compares (``engine.message_time.Dates``, for the merge
     rules' ``until_later``): this message's (its MSH-7 and sender as sent, its receipt), read only
@@ -1551,7 +1606,7 @@ class _Dates:
     versions written by earlier messages of the batch (``Ingestor._stamped``), whose Provenances are
     not written yet (rvmsgtime33 finding 5)."""
 
-    __slots__ = ("_item", "_messages", "_site", "_batch", "_now", "_filed")
+    __slots__ = ("_item", "_messages", "_site", "_batch", "_now", "_filed", "answered")
 
     def __init__(self, item: _Item, messages: MessageStore, site: Any, batch: dict[str, list[_Dates]]) -> None:
         self._item, self._messages, self._site, self._batch = item, messages, site, batch
@@ -1560,6 +1615,17 @@ class _Dates:
         # correcting its twelve results dates each against the one message that stated them all
         # (rvmsgfix34 MED 10: twelve message-store look-ups and twelve re-read MSHs before)
         self._filed: dict[tuple[str, str], list[tuple[Document, Stamp]]] = {}
+        self.answered: list[str] = []  # the comparisons not told that the operator's decision answered
+
+    def decide(self, why: str) -> Decision | None:
+        decided = self._item.decided
+        if decided is not None:
+            self.answered.append(why)
+        return decided
+
+    def used(self) -> Decision | None:
+        """The operator's decision when it answered a comparison of this write (its Provenance names them)."""
+        return self._item.decided if self.answered else None
 
     @property
     def now(self) -> Stamp:

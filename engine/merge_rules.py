@@ -800,6 +800,11 @@ class MergeRules:
         AA (rvmsgfix34 HIGH 1-3). The DiagnosticReport's status is dated by the same rule (OBR-25,
         ``merge.yaml``), so an older resend does not make a cancelled or corrected report final while
         its result is held (thirty-fourth round, tfix34).
+        An operator's replay "as later" (``Dates.decide``, ``engine.message_time.Decision``) answers
+        "later" what cannot be told -- never what the sender's own MSH-7 shows older, never for a
+        message whose own MSH-7 is unusable -- and an information issue (severity I, at the same field:
+        the replay's answer and the stored message's notes) says who decided and the comparison it
+        settled (thirty-fifth round, order35).
         Returns the elements whose ``stands`` this message lifts, or None when the stored version
         stands whole. (msgtime33's rule, by ``Provenance.recorded``, mixed the sender's and huren's
         clocks; thirty-third round, msgfix33.)"""
@@ -824,6 +829,16 @@ class MergeRules:
                 then = self._carried(rtype, stored, name, dates, provs)
             verdict, why, by = settle(dates.now, then, stands=held in ep.stands)
             at = dict(said.fields).get(name) if said is not None else None
+            decide = getattr(dates, "decide", None) if verdict == "unknown" and not dates.now.unusable else None
+            decided = decide(why) if decide is not None else None
+            if decided is not None:  # (the operator's replay "as later": what cannot be told, decided -- order35)
+                issues.append({"severity": "information", "code": "informational",
+                               "diagnostics": f"{rtype}.{name}: {_show(incoming[name])} over the stored "
+                                              f"{_show(stored[name])} taken as later by the operator's decision "
+                                              f"({decided.by}, {decided.at}): which message is later could not be "
+                                              f"told -- {why}",
+                               "expression": [f"{rtype}.{name}"], **({"location": [at]} if at else {})})
+                verdict = "later"
             if verdict == "later":
                 lifted.add(name)
                 continue
@@ -1396,11 +1411,16 @@ class MergeRules:
             return
         lines = list(before)
         moved = False
+        restored: list[tuple[str, list[str]]] = []  # withdrawn results this message states again
         for ref in sorted(changed):  # (the same order in every process)
             new, old = changed[ref]
             was = _words(old)
             at = line_run(lines, was)
             if at < 0:
+                if old.get("status") == "entered-in-error" and new.get("status") != "entered-in-error":
+                    words = _words(new)
+                    if line_run(now_lines, words) >= 0 and line_run(lines, words) < 0:
+                        restored.append((ref, words))
                 continue
             words = [] if new.get("status") == "entered-in-error" else _words(new)
             if line_run(now_lines, words) < 0:
@@ -1410,10 +1430,51 @@ class MergeRules:
             if words or new.get("status") == "entered-in-error":
                 lines[at:at + len(was)] = words
                 moved = True
+        for ref, words in restored:  # (back at its place, not after the lines that stood: order35)
+            at = self._line_place(ref, words, lines, now_lines, stored.get(ep.lines_of), changed)
+            lines[at:at] = words
+            moved = True
         if not moved and not now_lines and not filtered:
             return
         lines += [line for line in now_lines if line not in lines]
         _put_text(out, name, _with_text(stored.get(name), out.get(name), lines))
+
+    def _line_place(self, ref: str, words: list[str], lines: list[str], now_lines: list[str], listed: Any,
+                    changed: Mapping[str, tuple[Resource, Resource | None]]) -> int:
+        """Where in the report's ``lines`` the words of a withdrawn result that a later message states
+        again (a correction, a later final, an equal MSH-7 arriving after) go back: at the result's
+        place, not after the lines that stood -- appended, a report's second finding came back as its
+        last line, after the impression, in the report and in the imaging document that copies it
+        (msgfix34's report; thirty-fifth round, order35). The message's own order first (its OBX
+        order: after the nearest line before them in the message's text that the report holds, else
+        before the nearest after them); a message carrying that result alone says no neighbour, and
+        the report's stored result list (``listed``: the OBX order its messages gave) does -- after the
+        words of the nearest result listed before it that the report holds, else before those of the
+        nearest after it (read from this write, else from the store: one ``read_many``). Else last."""
+        at = line_run(now_lines, words)
+        for line in reversed(now_lines[:at]):
+            if line in lines:
+                return len(lines) - lines[::-1].index(line)
+        for line in now_lines[at + len(words):]:
+            if line in lines:
+                return lines.index(line)
+        order = [str(e["reference"]) for e in listed or () if isinstance(e, dict) and isinstance(e.get("reference"), str)]
+        if ref not in order:
+            return len(lines)
+        k = order.index(ref)
+        found = self._read_all([r for r in order if r != ref and r not in changed])
+        found.update({r: new for r, (new, _) in changed.items()})
+        for other in reversed(order[:k]):
+            said = _words(found.get(other) or {})
+            run = line_run(lines, said) if (found.get(other) or {}).get("status") != "entered-in-error" else -1
+            if run >= 0:
+                return run + len(said)
+        for other in order[k + 1:]:
+            said = _words(found.get(other) or {})
+            run = line_run(lines, said) if (found.get(other) or {}).get("status") != "entered-in-error" else -1
+            if run >= 0:
+                return run
+        return len(lines)
 
     def _text_copied(self, name: str, ep: ElementPlan, stored: Resource, out: Resource, said: Said | None) -> None:
         """``text_of``: the document's plain-text attachment (``DocumentReference.content``) says the

@@ -22,6 +22,16 @@ second names a span (``2026120211``: any time of that hour), ordered against ano
 the two spans do not overlap (the very same span is broken by arrival, as the same second is); an
 unusable MSH-7 over a final its own sender stated, and a message over a version no message stated
 (a FHIR client's PUT), cannot be ordered either -- the caller refuses (AE).
+
+The operator's decision (thirty-fifth round, order35): a message refused because its order cannot be
+told (ERR-3 206) stays refused on a plain replay -- nothing new says which is later. An operator who
+knows (the PACS's withdrawal was a mistake the RIS's correction repairs; the client's PUT was a
+clerk's slip) replays it "as later" (``Decision``): for that one message's write, every comparison
+``settle`` cannot tell is answered "later", and what it writes names the operator as the one who
+decided (its Provenance's agent, a note among the replay's answers, the audit record, the stored
+message's replay entry). The decision answers only what cannot be told: a message the same sender's own MSH-7 shows
+older is still held, and a message whose own MSH-7 is unusable (ERR-3 102) is not decided at all --
+its time is what is wrong, and a corrected copy (its MSH-7 fixed) is the replay that settles it.
 """
 
 from __future__ import annotations
@@ -195,15 +205,50 @@ def _span(delta: _dt.timedelta) -> str:
     return f"{minutes // 1440} days" if minutes >= 2880 else f"{minutes // 60} h {minutes % 60} min"
 
 
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """An operator's decision that one refused message is later than the stored versions its order
+    could not be told against (``POST /admin/quarantine/{id}/replay?as=later``, ``huren quarantine
+    replay --as-later``): who (``by``: the operator's sign-in or client id, ``agent``: them as a
+    ``Provenance.agent``) and when (``at``, an instant)."""
+
+    by: str
+    at: str
+    agent: dict[str, Any]
+
+
+# the operator's part in what a decided message wrote (``Provenance.agent``): R4's participant type
+# "verifier" (who checked what the message states and vouched for it -- here, its order against the
+# stored version), the decision itself said in ``role``'s text
+_DECIDER = {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/provenance-participant-type",
+                        "code": "verifier", "display": "Verifier"}]}
+_DECIDED = {"text": "decided this message is later than the stored version its order could not be told "
+                    "against (the operator's replay as later)"}
+
+
+def decision(*, by: str, system: str, at: str, display: str = "") -> Decision:
+    """The ``Decision`` of the operator ``by`` (an identifier in ``system``: a staff sign-in, a
+    system client, the server's own account for the CLI), named ``display``, at the instant ``at``."""
+    who: dict[str, Any] = {"identifier": {"system": system, "value": by}}
+    if display and display != by:
+        who["display"] = display
+    return Decision(by, at, {"type": {"coding": [dict(c) for c in _DECIDER["coding"]]}, "role": [dict(_DECIDED)],
+                             "who": who})
+
+
 class Dates(Protocol):
     """The message times a write compares (``engine.merge_rules`` ``until_later``), given by ingest
     for one message's write: its own (``now``), the message that wrote a stored version named by
     Provenances (``of``), and the earlier messages of the same batch that stated a version, their
     Provenances not written yet (``pending``: every one, in the batch's order).
     ``of`` gives a ``Stamp`` whose ``unusable`` says why for a message a Provenance names that the
-    message store no longer keeps (never silently none)."""
+    message store no longer keeps (never silently none). ``decide``: the operator's decision that
+    this message is later, when its replay carries one (``Decision``), noting that it answered
+    ``why`` (a comparison not told); None: no decision -- the message is refused."""
 
     now: Stamp
+
+    def decide(self, why: str) -> Decision | None: ...
 
     def of(self, provenances: list[dict[str, Any]]) -> list[Stamp]: ...
 

@@ -15,6 +15,9 @@ A message document::
      "conflict_of": "<_id of the message with the same control id>" | None,
      "attempts": 1, "processed_at": ..., "resources": ["Patient/..", ...], "replays": [...]}
 
+(a replay's entry: ``{"at", "by", "previous_reason", "previous_status"}``, ``"as": "later"`` when the
+operator decided the message is later than a stored version it could not be ordered against)
+
 The idempotency key of DESIGN.md §4 is (sending institution, sending application, MSH-10):
 HL7 v2 makes MSH-10 unique per sending *system*, MSH-3 + MSH-4, and a hospital's HIS and LIS
 (one MSH-4, two MSH-3) both numbering from 1 are two senders (``Header.application_code`` says
@@ -401,7 +404,8 @@ class MessageStore:
         else:
             self.messages.replace({**current, **fields, "_id": doc_id})
 
-    def reopen(self, doc_id: str, *, actor: str, raw: bytes | None = None) -> Document | None:
+    def reopen(self, doc_id: str, *, actor: str, raw: bytes | None = None,
+               decided_at: str | None = None) -> Document | None:
         """Put a quarantined message back to ``received`` for a replay, noting who asked. ``raw``: the
         operator's corrected bytes, whose header facts (``header_facts``: MSH-9, MSH-12, MSH-11) the
         document then states -- the replay guard keeps MSH-3/4/10 only, and a document still saying
@@ -415,13 +419,20 @@ class MessageStore:
         from then on (its refiling writes its rows again, which the walk reads as the table would). A
         filed result, order or update reopened marks nothing (regfix34, rvregistry34 finding 4): its
         replay cannot change who registered anyone, and a long-stay patient's result replayed after a
-        mapping fix had sent the record back to the walk for good ("cannot be told" past 5,000)."""
+        mapping fix had sent the record back to the walk for good ("cannot be told" past 5,000).
+
+        ``decided_at``: the operator replays it as later than the stored versions its order could not
+        be told against, decided at that instant (``engine.ingest.Ingestor.replay(decided=)``): the
+        replay's entry says so (``"as": "later"``) with who and when -- the stored message records
+        the decision (order35)."""
         doc = self.get(doc_id)
         if doc is None:
             return None
         replays = list(doc.get("replays") or [])
-        entry: dict[str, Any] = {"at": now_iso(), "by": actor, "previous_reason": doc.get("reason"),
+        entry: dict[str, Any] = {"at": decided_at or now_iso(), "by": actor, "previous_reason": doc.get("reason"),
                                  "previous_status": doc.get("status")}
+        if decided_at:
+            entry["as"] = "later"
         fields: dict[str, Any] = {"status": RECEIVED}
         if raw is not None:
             entry["previous_sha256"] = doc["sha256"]

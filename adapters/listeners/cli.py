@@ -1,4 +1,5 @@
-"""CLI verbs of ingest: ``serve``, ``replay FILE...``, ``quarantine list|show|replay``.
+"""CLI verbs of ingest: ``serve``, ``replay FILE...``, ``quarantine list|show|replay`` (``replay ID --as-later``:
+the operator's decision that a message refused for an order that cannot be told is later; order35).
 
 ``serve`` runs uvicorn (the FastAPI app) and the MLLP listener in one process and one event
 loop, after finishing any message stored but not processed and replaying the files given
@@ -53,6 +54,9 @@ def register(sub: argparse._SubParsersAction, serve: argparse.ArgumentParser | N
     qreplay.add_argument("ids", nargs="*", help="message ids (see list)")
     qreplay.add_argument("--all", action="store_true", help="every quarantined message")
     qreplay.add_argument("--file", help="a corrected copy of the message (one id only)")
+    qreplay.add_argument("--as-later", action="store_true",
+                         help="the operator's decision: take each named message (refused ERR-3 206, its order "
+                              "against a stored result not told) as later; named ids only, not with --all or --file")
     quarantine.set_defaults(handler=cmd_quarantine)
 
 
@@ -154,10 +158,17 @@ def cmd_quarantine(args: argparse.Namespace, settings: Settings) -> int:
         if corrected is not None and len(ids) != 1:
             print("huren quarantine replay: --file needs exactly one id", file=sys.stderr)
             return 2
+        as_later = bool(getattr(args, "as_later", False))
+        if as_later and (args.all or corrected is not None):
+            print("huren quarantine replay: --as-later decides for the messages named, as they were refused "
+                  "(not with --all or --file)", file=sys.stderr)
+            return 2
         failed = 0
         for doc_id in ids:
+            decided = _decision() if as_later else None
             try:
-                outcome = engine.ingestor.replay(doc_id, actor="cli", raw=corrected)
+                outcome = engine.ingestor.replay(doc_id, actor=decided.by if decided else "cli", raw=corrected,
+                                                 decided=decided)
             except ValueError as exc:
                 print(f"{doc_id}: {exc}", file=sys.stderr)
                 failed += 1
@@ -170,6 +181,21 @@ def cmd_quarantine(args: argparse.Namespace, settings: Settings) -> int:
             print(f"{doc_id}: {outcome.code} {outcome.status} {reason}".rstrip())
             failed += outcome.code != "AA"
         return 0 if failed == 0 else 1
+
+
+def _decision() -> Any:
+    """The decision of whoever runs the CLI on the server (its account: the one a console names),
+    ``engine.message_time.decision`` (order35)."""
+    import getpass
+
+    from engine.message_time import decision
+    from engine.messages import now_iso
+
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):
+        user = "?"
+    return decision(by=f"cli:{user}", system="urn:huren:cli-user", at=now_iso())
 
 
 # -- serve ----------------------------------------------------------------------------------------

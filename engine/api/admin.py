@@ -23,7 +23,8 @@ an operator's session, a bound hospital system) is shown with its content masked
 (``mappings/quarantine/withheld.yaml``: OBX-5 and NTE-3 replaced by words saying why; segments, every
 other field and the ERR stay, enough to fix a site configuration): on /fhir such a caller is refused
 the R/V records this message would have written (the review of privprobe27, the lead's decision).
-The replay runs the stored bytes.
+The replay runs the stored bytes; ``?as=later`` is the operator's decision for a message refused because
+its order against a stored result cannot be told (ERR-3 206; order35, see ``replay_message``).
 
 Responses are plain JSON (these are not FHIR resources); errors are OperationOutcomes.
 """
@@ -54,8 +55,10 @@ from engine.auth.deps import get_caller
 from engine.auth.policy import allowed, audit_remit, require_in_remit, require_operator
 from engine.bounds import int_query
 from engine.engine import Engine
-from engine.errors import BadRequest, NotFound, Unprocessable
-from engine.messages import PROCESSED, QUARANTINED, RECEIVED, raw_of, summary
+from engine.errors import BadRequest, Conflict, NotFound, Unprocessable
+from engine.ingest import NotDecidable
+from engine.message_time import Decision, decision
+from engine.messages import PROCESSED, QUARANTINED, RECEIVED, now_iso, raw_of, summary
 from engine.repository.port import Document
 from mappings.sitefiles import check, read_yaml
 
@@ -466,6 +469,9 @@ def _each_text(shown: dict[str, Any], transform: Callable[[str], str]) -> dict[s
 async def replay_message(
     request: Request, message_id: str,
     reload_site: bool = Query(False, description="re-read the site files (institutions, code maps) first"),
+    as_: str | None = Query(None, alias="as", pattern="^later$",
+                            description="later: the operator decides the message is later than the stored "
+                                        "results its order could not be told against (ERR-3 206 only)"),
     caller: Caller = Depends(operator("replay")), engine: Engine = Depends(get_engine),
 ) -> dict[str, Any]:
     """The body, when present, is a corrected copy of the message (same MSH-4 and MSH-10).
@@ -474,8 +480,22 @@ async def replay_message(
     the replay sees it without restarting; a broken site file leaves the running one in force (422).
     Any stored message may be replayed (a resend of one accepted before changes nothing), within
     the caller's remit.
+
+    ``as=later`` (thirty-fifth round, order35): the operator's decision for a message refused because
+    which of it and a stored result is later cannot be told (ERR-3 206: another application's
+    withdrawal or correction, a FHIR client's version, an MSH-7 span overlapping) -- a plain replay is
+    refused again, nothing new telling the order. The stored bytes are replayed with every comparison
+    not told answered "later" for this one message (one the sender's own MSH-7 shows older is still
+    held); its Provenance names the caller as the agent who decided, the answer notes it (severity
+    I), the replay's entry and the audit record say so. Any other message -- one whose own MSH-7 is unusable (102)
+    among them: its corrected copy is the replay that settles it -- is 409; a body with it is 400.
     """
     _stored(engine, caller, message_id, refused_only=False)
+    decided = None
+    if as_ == "later":
+        if (await request.body()).strip():
+            raise BadRequest("as=later replays the message as it was refused: send no corrected copy with it")
+        decided = _decision(caller)
     if reload_site:
         from mappings.sitefiles import SiteError
 
@@ -487,22 +507,35 @@ async def replay_message(
     corrected = body if body.strip() else None
     try:
         outcome = await asyncio.to_thread(engine.ingestor.replay, message_id, actor=caller.subject,
-                                          raw=corrected)
+                                          raw=corrected, decided=decided)
+    except NotDecidable as exc:
+        raise Conflict(f"not replayed as later: {exc}") from exc
     except ValueError as exc:
         raise BadRequest(str(exc)) from exc
     if outcome is None:
         raise NotFound(f"no stored message {message_id!r}")
     replayed = engine.ingestor.messages.get(message_id)
-    _note(request, "replay", {"message": message_id, "ack": outcome.code},
+    _note(request, "replay", {"message": message_id, "ack": outcome.code,
+                              **({"as": "later", "decided-by": decided.by} if decided else {})},
           outcome="0" if outcome.code == "AA" else "4",
           patients=_patients_named(engine, replayed) if replayed is not None else None)
     answer = {"id": message_id, "ack_code": outcome.code, "status": outcome.status,
               "errors": [{"location": e.location(), "code": e.code, "severity": e.severity, "message": e.message}
                          for e in outcome.errors],
-              "resources": outcome.resources, "ack": outcome.ack.decode(outcome.codec, "replace")}
+              "resources": outcome.resources, "ack": outcome.ack.decode(outcome.codec, "replace"),
+              **({"as": "later", "decided": {"by": decided.by, "at": decided.at}} if decided else {})}
     if replayed is None or not outcome.errors:
         return answer
     return _shown(engine, caller, replayed, shown=answer)[0]  # an ERR quoting a masked value: scrubbed
+
+
+def _decision(caller: Caller) -> Decision:
+    """The caller's decision that a message is later (``engine.message_time.decision``), named as the
+    audit names them: a signed-in operator by their staff sign-in and name, a system client by its id."""
+    from engine.audit.events import AGENT_SYSTEMS, STAFF_SYSTEM
+
+    return decision(by=caller.subject, system=STAFF_SYSTEM if caller.role else AGENT_SYSTEMS["system"],
+                    display=caller.display or "", at=now_iso())
 
 
 def _remit(engine: Engine, caller: Caller) -> frozenset[str] | None:

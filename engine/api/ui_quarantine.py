@@ -11,6 +11,11 @@ for a system client. What an ERR says is put in Chinese on the page from a data 
 segment and field names), served here at ``/ui/quarantine/words``; a site's
 ``HUREN_SITE/quarantine/words.yaml`` merges over it.
 
+A message refused because its order against a stored result cannot be told (ERR-3 206) is offered the
+operator's decision, 按较新处理 (take as later: ``POST /admin/quarantine/{id}/replay?as=later``), with a
+one-line explanation and a confirmation saying that the operator is recorded as the one who decided; a
+message whose own MSH-7 is unusable (102) is not (thirty-fifth round, order35).
+
 Who may open the page is decided by the same rule as the API: a signed-in person whose role may not
 read the quarantine (an auditor, a clinician), or a resident's token, is answered 403 with a page
 that says so in Chinese; nobody signed in is sent to sign in.

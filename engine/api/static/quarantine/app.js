@@ -178,7 +178,10 @@
       ["通道 Channel", channel(m)]];
     // a replay's time is Beijing's as the receipt's is, and said so (it had stood bare under the
     // receipt's "（北京时间）"); who did it by their sign-in name
-    for (const r of m.replays || []) facts.push(["重新处理 Replayed", W.instant(r.at) + "（北京时间） · 操作人 " + r.by]);
+    for (const r of m.replays || []) {
+      facts.push([r.as === "later" ? "按较新处理 Taken as later" : "重新处理 Replayed",
+        W.instant(r.at) + "（北京时间） · " + (r.as === "later" ? "决定人 " : "操作人 ") + r.by]);
+    }
     const dl = $("#d-facts"); dl.replaceChildren();
     for (const [k, v] of facts) { dl.appendChild(el("dt", k)); dl.appendChild(el("dd", v)); }
     const body = $("#errs tbody"); body.replaceChildren();
@@ -196,12 +199,17 @@
     text($("#d-raw"), m.text); // as text: escaped, whatever the message holds
     text($("#d-codec"), m.text_codec ? "（字符集 " + m.text_codec + "）" : "");
     $("#replay-box").hidden = !(session.can.replay && m.status === "quarantined");
+    $("#later-box").hidden = !(session.can.replay && m.status === "quarantined" && untold(m));
     if (!keep) { text($("#replay-said"), ""); $("#replay-said").className = ""; }
     $("#detail").hidden = false;
     $("#d-title").focus({ preventScroll: true });
     if (!keep) $("#detail").scrollIntoView({ block: "start" });
     message("");
   }
+
+  // refused because its order against a stored result cannot be told (ERR-3 206): the operator may decide
+  // it is the later one (POST .../replay?as=later, order35); never one whose own MSH-7 is unusable (102)
+  function untold(m) { return (m.errors || []).some((e) => String(e.code) === "206" && (e.severity || "E") === "E"); }
 
   function said(outcome) { // the replay's answer, in Chinese: the new ACK and why
     const box = $("#replay-said"); box.replaceChildren();
@@ -220,29 +228,35 @@
       }
     }
   }
-  async function replay() {
+  async function replay(later) {
     if (!current) return;
-    const id = current.id, button = $("#replay"), box = $("#replay-said");
+    const id = current.id, button = later ? $("#later") : $("#replay"), box = $("#replay-said");
     if (button.disabled) return;
-    button.disabled = true; box.className = "busy"; text(box, "正在重新处理…… Replaying…");
-    const reload = $("#reload").checked;
+    button.disabled = true; box.className = "busy"; text(box, later ? "正在按较新处理…… Taking it as later…" : "正在重新处理…… Replaying…");
+    const reload = !later && $("#reload").checked; // (as later: the message as it was refused, the site as it runs)
     try {
-      const outcome = await api("/admin/quarantine/" + encodeURIComponent(id) + "/replay" + (reload ? "?reload_site=true" : ""), { method: "POST" });
+      const outcome = await api("/admin/quarantine/" + encodeURIComponent(id) + "/replay"
+        + (later ? "?as=later" : reload ? "?reload_site=true" : ""), { method: "POST" });
       await load(); // a message that went through leaves the list
       if (outcome.status === "quarantined") {
         await openMessage(id, document.querySelector('#messages tr[data-id="' + CSS.escape(id) + '"]'), true);
       } else if (current && current.id === id) { // no longer refused: /admin/quarantine/{id} answers for refused
         // messages only, so the page says what the replay made of it from the replay's own answer
         details.drop();
+        const entry = outcome.decided ? { at: outcome.decided.at, by: outcome.decided.by, as: "later" }
+          : { at: new Date().toISOString(), by: session.name || "" };
         show(Object.assign({}, current, { status: outcome.status, ack_code: outcome.ack_code, errors: outcome.errors || [],
-          replays: (current.replays || []).concat([{ at: new Date().toISOString(), by: session.name || "" }]) }), null, true);
+          replays: (current.replays || []).concat([entry]) }), null, true);
       }
       said(outcome);
+      if (outcome.decided && outcome.ack_code === "AA") {
+        box.insertBefore(el("p", "已按较新处理：决定人 " + outcome.decided.by + "，写入的记录注明由您决定。 Taken as later; what it wrote names you as the one who decided."), box.firstChild.nextSibling);
+      }
       box.scrollIntoView({ block: "nearest" });
     } catch (e) {
       box.className = "bad";
       text(box, e.status === 422 ? "站点配置文件有误，没有重新读取，仍使用原来的配置；消息未重新处理（" + e.diag + "）。 The site files have a mistake; nothing was replayed."
-        : e.message);
+        : e.status === 409 ? "不能按较新处理（" + e.diag + "）。 Not taken as later." : e.message);
     } finally { button.disabled = false; }
   }
 
@@ -254,7 +268,17 @@
     $("#confirm").showModal();
     $("#confirm-no").focus();
   });
-  $("#confirm").addEventListener("close", () => { if ($("#confirm").returnValue === "yes") replay(); else $("#replay").focus(); });
+  $("#confirm").addEventListener("close", () => { if ($("#confirm").returnValue === "yes") replay(false); else $("#replay").focus(); });
+  $("#later").addEventListener("click", () => {
+    if (!current) return;
+    text($("#confirm-later-text"), "消息 " + (current.control_id || current.id) + "（" + facility(current.facility) + "）将按原样重新处理，"
+      + "凡无法从发送时间判断先后的比较，一律按“本消息较新”处理，以本消息的结果为准（例如恢复被撤回的结果或写入更正）。"
+      + "若发送方自己的发送时间表明本消息较旧，仍不会覆盖。写入的记录（Provenance）和审计日志将记录您是决定人。请仅在已核实本消息确为较新报告时确认。");
+    $("#confirm-later").returnValue = "";
+    $("#confirm-later").showModal();
+    $("#confirm-later-no").focus();
+  });
+  $("#confirm-later").addEventListener("close", () => { if ($("#confirm-later").returnValue === "yes") replay(true); else $("#later").focus(); });
   $("#d-close").addEventListener("click", () => {
     details.drop(); $("#detail").hidden = true; current = null;
     const back = document.querySelector("#messages tr.selected button.open"); if (back) back.focus();
