@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
+from operator import attrgetter
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 import orjson
@@ -25,7 +26,7 @@ from engine.audit.key_index import KEYS_NOTED
 from engine.audit.leaves import Leaf
 from engine.audit.loading import AuditLogDamaged
 from engine.audit.record import Facts, Sealed, event_of
-from engine.audit.segment import encode
+from engine.audit.segment import Segment, encode
 from engine.repository.port import DuplicateKey
 
 if TYPE_CHECKING:  # what this part needs from the others (engine.audit.parts); object at run time
@@ -78,12 +79,97 @@ class Appended(NamedTuple):
         return event_of(self.data)
 
 
+class Appender:
+    """The append's state, in one object, and the group's write to the segment file in one method.
+
+    Why one object (thirty-fifth round, audit35): the append runs once per audited request, and as
+    methods of ``AuditLog``'s parts it was some twenty calls (the lock, the sync, the damage look, the
+    checkpoint's due time, the search keys...), each looking its state up on the log. Here the state the
+    append reads and moves is slots of one object -- the tree's right edge, the segment's records not yet
+    in the table, the noted search keys, the damage found -- and ``append`` writes a group with them at
+    hand. The log's parts read and set the same state by the names they always used (``_frontier``,
+    ``_unmoved``, ``_appended_keys``, ``_damage``, ``_notes_look``: ``_slot``), so loading, signing,
+    found records and the search keys are unchanged."""
+
+    __slots__ = ("segment", "frontier", "unmoved", "noted", "hooks", "damage", "notes_look", "on_rollback")
+
+    def __init__(self, segment: Segment | None, hooks: list[Callable[[Appended], None]],
+                 on_rollback: Callable[[Callable[[], None]], None] | None) -> None:
+        self.segment = segment
+        self.frontier = merkle.Frontier()  # the tree's right edge as this process knows it (set at the load)
+        # the segment's records not yet in the table, in order, as this process knows them (its own
+        # appends and what ``sync`` took in from others): the drain inserts these, no file read back
+        self.unmoved: list[Leaf] = []
+        self.noted: dict[int, tuple[Sequence[str], str | None]] = {}  # search keys for ``index_keys``
+        self.hooks = hooks  # ``AuditLog.after_append``
+        self.damage: str | None = None  # why appends are refused (``AuditLogDamaged``), if they are
+        self.notes_look = 0.0  # monotonic time after which a healthy log looks at the damage notes again
+        self.on_rollback = on_rollback  # the store's (MongoDB: the append may yet be undone with its block)
+
+    def append(self, log: Appends, events: Sequence[Record], blocking: bool,
+               keep: bool) -> tuple[list[Appended | Exception], merkle.Frontier] | None:
+        """Write the group to the segment file, in one ``write()`` under its lock: the results and the
+        right edge after them (``committed`` adopts it); ``None`` when it must go through the database
+        instead (no segment: MongoDB, memory; or a checkpoint is due), nothing written. Raises ``_Busy``
+        without ``blocking`` rather than wait for the segment's lock."""
+        seg = self.segment
+        if seg is None:
+            return None
+        if not seg.acquire(blocking):
+            raise _Busy
+        try:
+            if not seg.synced:  # another worker's records first: the numbering continues theirs
+                log._sync_segment()
+            results, rows, frontier = log._prepare(events)
+            if rows:
+                if log._checkpoint_due(self.frontier.size, frontier.size):
+                    return None
+                seg.append(encode(rows))
+                self.unmoved.extend(rows)
+            if keep:
+                seg.keep()
+        finally:
+            seg.release()
+        return results, frontier
+
+    def committed(self, log: Appends, events: Sequence[Record], results: list[Appended | Exception],
+                  frontier: merkle.Frontier) -> None:
+        """After the group's write: the right edge adopted, the search keys of its compact records
+        kept for ``index_keys`` (taken from their facts: ``record_keys`` of what the record states,
+        not read back; past ``KEYS_NOTED`` waiting -- no indexer running -- ``index_keys`` reads the
+        rest back as it does another process's), and the hooks told."""
+        self.frontier = frontier
+        if self.on_rollback is not None:  # (MongoDB: the append may yet be undone with its block)
+            self.on_rollback(log._rolled_back)
+        noted = self.noted
+        if len(noted) < KEYS_NOTED:
+            for event, appended in zip(events, results, strict=True):
+                if type(appended) is Appended:
+                    kind = type(event)
+                    if kind is Sealed:  # its keys made at the request, once per requestor
+                        noted[appended.seq] = (event[2], event[3])  # type: ignore[index]  # (keys, recorded)
+                    elif kind is Facts:
+                        noted[appended.seq] = (facts_keys(event), event.recorded)  # type: ignore[union-attr]
+        for hook in self.hooks:  # (none by default: no walk of the group for nothing)
+            for appended in results:
+                if isinstance(appended, Appended):
+                    hook(appended)
+
+
+def _slot(name: str) -> Any:
+    """A name of ``AuditLog``'s state held by its ``Appender`` (as ``name``), for the log's parts."""
+    return property(attrgetter(f"_appender.{name}"), lambda log, value: setattr(log._appender, name, value))
+
+
 class Appends(_Needs):
     """``AuditLog``'s appends and the segment's drain into the leaf table."""
 
-    # state of AuditLog this part assigns (declared here too: a type checker takes an assignment in a
-    # subclass of its Protocol for a new attribute); annotations only, nothing at run time
-    _frontier: merkle.Frontier
+    # the append's state, held by the log's ``Appender`` (``_appender``)
+    _frontier: merkle.Frontier = _slot("frontier")
+    _unmoved: list[Leaf] = _slot("unmoved")
+    _appended_keys: dict[int, tuple[Sequence[str], str | None]] = _slot("noted")
+    _damage: str | None = _slot("damage")
+    _notes_look: float = _slot("notes_look")
     _data_version: int | None
 
     def record(self, event: Record) -> Appended:
@@ -111,7 +197,9 @@ class Appends(_Needs):
         wait for the segment's or the database's lock; ``keep``: see ``try_record_many``."""
         for _attempt in range(5):
             try:
-                results, frontier = self._append(events, blocking, keep)
+                done = self._appender.append(self, events, blocking, keep)
+                if done is None:
+                    done = self._append_in_table(events, blocking)
             except DuplicateKey:
                 log.info("audit: sequence %d taken by another writer; reloading", self._frontier.size)
                 self._reload()
@@ -121,40 +209,17 @@ class Appends(_Needs):
             except BaseException:
                 self._reload()  # a checkpoint counter or node may have been half-applied
                 raise
-            self._frontier = frontier
-            if (on_rollback := getattr(self.store, "on_rollback", None)) is not None:
-                on_rollback(self._rolled_back)  # (MongoDB: the append may yet be undone with its block)
-            self._note_keys(events, results)
-            for hook in self.after_append:  # (none by default: no walk of the group for nothing)
-                for appended in results:
-                    if isinstance(appended, Appended):
-                        hook(appended)
+            results, frontier = done
+            self._appender.committed(self, events, results, frontier)
             return results
         raise RuntimeError("audit: could not obtain a sequence number")
 
 
-    def _append(self, events: Sequence[Record], blocking: bool, keep: bool = False) -> tuple[
+    def _append_in_table(self, events: Sequence[Record], blocking: bool) -> tuple[
             list[Appended | Exception], merkle.Frontier]:
-        """Write the group: to the segment file, in one ``write()`` under its lock, when there is
-        one and no checkpoint is due; else in a transaction of the database with the checkpoint
-        (the segment's records moved in first, so a checkpoint's records are in the table with
-        it). Returns the results and the right edge after them (the caller adopts it)."""
-        seg = self._segment
-        if seg is not None:
-            if not seg.acquire(blocking):
-                raise _Busy
-            try:
-                self._sync_segment()  # another worker's records first: the numbering continues theirs
-                results, rows, frontier = self._prepare(events)
-                if not rows or not self._checkpoint_due(self._frontier.size, frontier.size):
-                    if rows:
-                        seg.append(encode(rows))
-                        self._unmoved.extend(rows)
-                    if keep:
-                        seg.keep()
-                    return results, frontier
-            finally:
-                seg.release()
+        """Write the group in a transaction of the database, with the checkpoint when one is due
+        (the segment's records moved in first, so a checkpoint's records are in the table with it):
+        on MongoDB, and when a checkpoint is due (``Appender.append`` writes the rest)."""
         store_lock = getattr(self.store, "lock", None)
         if not blocking and (store_lock is None or not store_lock.acquire(blocking=False)):
             raise _Busy  # (MongoDB has no local lock: its appends always go to a worker thread)
@@ -170,27 +235,10 @@ class Appends(_Needs):
                         self._store_checkpoint(cp)
             if rows:
                 self._signed_through(cps)
-            return results, frontier
         finally:
             if not blocking:
                 store_lock.release()  # type: ignore[union-attr]
-
-
-    def _note_keys(self, events: Sequence[Any], results: Sequence[Appended | Exception]) -> None:
-        """Keep the search keys of the compact records just committed for ``index_keys``, taken
-        from their facts (``record_keys`` of what the record states, without reading it back).
-        Bounded: past ``KEYS_NOTED`` records waiting (no indexer running), ``index_keys`` reads
-        the rest back as it does another process's records."""
-        noted = self._appended_keys
-        if len(noted) >= KEYS_NOTED:
-            return
-        for event, appended in zip(events, results, strict=True):
-            if type(appended) is Appended:
-                kind = type(event)
-                if kind is Sealed:  # its keys made at the request, once per requestor
-                    noted[appended.seq] = (event[2], event[3])  # type: ignore[index]  # (keys, recorded)
-                elif kind is Facts:
-                    noted[appended.seq] = (facts_keys(event), event.recorded)
+        return results, frontier
 
 
     def _transaction(self) -> AbstractContextManager[None]:
