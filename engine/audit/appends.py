@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from operator import attrgetter
@@ -27,7 +29,9 @@ from engine.audit.leaves import Leaf
 from engine.audit.loading import AuditLogDamaged
 from engine.audit.record import Facts, Sealed, event_of
 from engine.audit.segment import Segment, encode
+from engine.audit.signing import seal_period
 from engine.repository.port import DuplicateKey
+from engine.settings import Settings
 
 if TYPE_CHECKING:  # what this part needs from the others (engine.audit.parts); object at run time
     from engine.audit.parts import AppendsNeeds as _Needs
@@ -37,8 +41,13 @@ else:
 log = logging.getLogger("engine.audit.log")  # (the log's own logger: operators and tests filter on it)
 _sha256 = hashlib.sha256
 _tuple_new = tuple.__new__
+_monotonic = time.monotonic
 
 DRAIN_BATCH = 2000  # segment records moved into the leaf table per transaction (appends wait ~2-4 ms)
+# while the checkpoint thread runs, an append signs a checkpoint itself (on the caller's thread:
+# the event loop for reads) only when none was signed for this many periods: the thread fell behind
+# or cannot sign (a key that cannot sign then refuses the append, so no request is answered unaudited)
+APPEND_BACKSTOP_PERIODS = 10
 
 
 # what an append takes: a request's record written at the request (``Sealed``), an HTTP interaction's
@@ -91,10 +100,11 @@ class Appender:
     ``_unmoved``, ``_appended_keys``, ``_damage``, ``_notes_look``: ``_slot``), so loading, signing,
     found records and the search keys are unchanged."""
 
-    __slots__ = ("segment", "frontier", "unmoved", "noted", "hooks", "damage", "notes_look", "on_rollback")
+    __slots__ = ("segment", "frontier", "unmoved", "noted", "hooks", "damage", "notes_look", "on_rollback",
+                 "every", "period", "backstop", "last_cp_time", "timer")
 
     def __init__(self, segment: Segment | None, hooks: list[Callable[[Appended], None]],
-                 on_rollback: Callable[[Callable[[], None]], None] | None) -> None:
+                 on_rollback: Callable[[Callable[[], None]], None] | None, settings: Settings) -> None:
         self.segment = segment
         self.frontier = merkle.Frontier()  # the tree's right edge as this process knows it (set at the load)
         # the segment's records not yet in the table, in order, as this process knows them (its own
@@ -105,6 +115,13 @@ class Appender:
         self.damage: str | None = None  # why appends are refused (``AuditLogDamaged``), if they are
         self.notes_look = 0.0  # monotonic time after which a healthy log looks at the damage notes again
         self.on_rollback = on_rollback  # the store's (MongoDB: the append may yet be undone with its block)
+        # a checkpoint is due every ``every`` records, or each ``period`` (``due``); while the background
+        # thread (``timer``) signs each period, an append signs only as a backstop
+        self.every = settings.audit_checkpoint_every
+        self.period = settings.audit_checkpoint_seconds
+        self.backstop = APPEND_BACKSTOP_PERIODS * min(self.period, seal_period(settings) or self.period)
+        self.last_cp_time = 0.0  # monotonic time of the last checkpoint (or look finding all signed)
+        self.timer: threading.Thread | None = None  # the log's background thread (``AuditLog.start``)
 
     def append(self, log: Appends, events: Sequence[Record], blocking: bool,
                keep: bool) -> tuple[list[Appended | Exception], merkle.Frontier] | None:
@@ -122,7 +139,7 @@ class Appender:
                 log._sync_segment()
             results, rows, frontier = log._prepare(events)
             if rows:
-                if log._checkpoint_due(self.frontier.size, frontier.size):
+                if self.due(self.frontier.size, frontier.size):
                     return None
                 seg.append(encode(rows))
                 self.unmoved.extend(rows)
@@ -131,6 +148,14 @@ class Appender:
         finally:
             seg.release()
         return results, frontier
+
+    def due(self, old_size: int, size: int) -> bool:
+        """Whether a checkpoint is due: the append (of one or a group of records) passed a multiple of
+        ``every``, or its period is up."""
+        every = self.every
+        if every > 0 and size // every > old_size // every:
+            return True
+        return _monotonic() - self.last_cp_time >= (self.period if self.timer is None else self.backstop)
 
     def committed(self, log: Appends, events: Sequence[Record], results: list[Appended | Exception],
                   frontier: merkle.Frontier) -> None:
@@ -143,8 +168,9 @@ class Appender:
             self.on_rollback(log._rolled_back)
         noted = self.noted
         if len(noted) < KEYS_NOTED:
-            for event, appended in zip(events, results, strict=True):
+            for i, appended in enumerate(results):  # (one per event, in order)
                 if type(appended) is Appended:
+                    event = events[i]
                     kind = type(event)
                     if kind is Sealed:  # its keys made at the request, once per requestor
                         noted[appended.seq] = (event[2], event[3])  # type: ignore[index]  # (keys, recorded)
@@ -170,6 +196,8 @@ class Appends(_Needs):
     _appended_keys: dict[int, tuple[Sequence[str], str | None]] = _slot("noted")
     _damage: str | None = _slot("damage")
     _notes_look: float = _slot("notes_look")
+    _last_cp_time: float = _slot("last_cp_time")
+    _timer: threading.Thread | None = _slot("timer")
     _data_version: int | None
 
     def record(self, event: Record) -> Appended:
@@ -229,7 +257,7 @@ class Appends(_Needs):
                 if rows:
                     # signed before anything is written: a key that cannot sign leaves the database
                     # untouched even on a backend without transactions (mongomock, standalone MongoDB)
-                    cps = self._sign(frontier) if self._checkpoint_due(self._frontier.size, frontier.size) else []
+                    cps = self._sign(frontier) if self._appender.due(self._frontier.size, frontier.size) else []
                     self._leaf_rows.append(rows)
                     for cp in cps:
                         self._store_checkpoint(cp)
@@ -270,7 +298,7 @@ class Appends(_Needs):
         """The rows appending ``events`` writes (each leaf with the tree nodes it completes), on a
         copy of the right edge. Refused on a damaged log (``AuditLogDamaged``)."""
         self._refuse_if_damaged()
-        frontier = self._frontier.copy()
+        frontier = self._appender.frontier.copy()
         push = frontier.push
         sha = _sha256
         results: list[Appended | Exception] = []
@@ -310,7 +338,7 @@ class Appends(_Needs):
         read inline against +500-700 µs through the thread pool). Trying the locks without
         blocking keeps the event loop from ever waiting behind a drain or a long ingest batch.
         """
-        if not self._lock.acquire(blocking=False):
+        if not self._lock.acquire(False):  # (positional: a keyword costs the C call a dict)
             return None
         try:
             return self._record_many(events, blocking=False, keep=keep)

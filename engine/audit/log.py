@@ -150,7 +150,7 @@ class AuditLog(FoundTail, Appends, Signing, KeyIndexing, Loading):
         self.after_append: list[Callable[[Appended], None]] = []
         # the append's state (the right edge, the segment's records not yet in the table, the noted
         # search keys, the damage found) and its write: ``engine.audit.appends.Appender``
-        self._appender = Appender(self._segment, self.after_append, getattr(store, "on_rollback", None))
+        self._appender = Appender(self._segment, self.after_append, getattr(store, "on_rollback", None), settings)
         self._held = 0  # records the index stated it holds at the last reload (``_load_table``)
         self._damage_recheck = 0.0  # monotonic time after which a damaged log looks again (a repair)
         # the records this process took as it found them rather than appended them, not yet under a
@@ -170,7 +170,6 @@ class AuditLog(FoundTail, Appends, Signing, KeyIndexing, Loading):
         self.checkpoints.ensure_index(["size"])
         self.origin = self._stored_origin(self.origin)
         self._stop = threading.Event()
-        self._timer: threading.Thread | None = None  # checkpoints and search keys (``start``)
         self._data_version: int | None = None  # see _catch_up
         # the processes that may append hold ``<file>.writers`` shared (engine.audit.writers), or on
         # MongoDB a lease each (engine.audit.lease): an unsigned tail is found only when this
