@@ -89,39 +89,30 @@ class Appended(NamedTuple):
 
 
 class Appender:
-    """The append's state, in one object, and the group's write to the segment file in one method.
-
-    Why one object (thirty-fifth round, audit35): the append runs once per audited request, and as
-    methods of ``AuditLog``'s parts it was some twenty calls (the lock, the sync, the damage look, the
-    checkpoint's due time, the search keys...), each looking its state up on the log. Here the state the
-    append reads and moves is slots of one object -- the tree's right edge, the segment's records not yet
-    in the table, the noted search keys, the damage found -- and ``append`` writes a group with them at
-    hand. The log's parts read and set the same state by the names they always used (``_frontier``,
-    ``_unmoved``, ``_appended_keys``, ``_damage``, ``_notes_look``: ``_slot``), so loading, signing,
-    found records and the search keys are unchanged."""
+    """The append's state as slots of one object, and a group's write to the segment file in one method.
+    Why: the append runs once per audited request, and as methods of ``AuditLog``'s parts it made some
+    twenty calls, each looking its state up on the log. The parts read and set this state by their old
+    names (``_frontier``, ``_unmoved``, ``_appended_keys``...: ``_slot``), so they are unchanged."""
 
     __slots__ = ("segment", "frontier", "unmoved", "noted", "hooks", "damage", "notes_look", "on_rollback",
                  "every", "period", "backstop", "last_cp_time", "timer")
 
     def __init__(self, segment: Segment | None, hooks: list[Callable[[Appended], None]],
                  on_rollback: Callable[[Callable[[], None]], None] | None, settings: Settings) -> None:
-        self.segment = segment
+        self.segment, self.hooks, self.on_rollback = segment, hooks, on_rollback  # (the log's after_append)
         self.frontier = merkle.Frontier()  # the tree's right edge as this process knows it (set at the load)
         # the segment's records not yet in the table, in order, as this process knows them (its own
         # appends and what ``sync`` took in from others): the drain inserts these, no file read back
         self.unmoved: list[Leaf] = []
         self.noted: dict[int, tuple[Sequence[str], str | None]] = {}  # search keys for ``index_keys``
-        self.hooks = hooks  # ``AuditLog.after_append``
         self.damage: str | None = None  # why appends are refused (``AuditLogDamaged``), if they are
         self.notes_look = 0.0  # monotonic time after which a healthy log looks at the damage notes again
-        self.on_rollback = on_rollback  # the store's (MongoDB: the append may yet be undone with its block)
-        # a checkpoint is due every ``every`` records, or each ``period`` (``due``); while the background
-        # thread (``timer``) signs each period, an append signs only as a backstop
-        self.every = settings.audit_checkpoint_every
-        self.period = settings.audit_checkpoint_seconds
+        # a checkpoint is due (``due``) every ``every`` records or ``period``; while the background
+        # thread (``timer``, ``AuditLog.start``) signs each period, an append signs only as a backstop
+        self.every, self.period = settings.audit_checkpoint_every, settings.audit_checkpoint_seconds
         self.backstop = APPEND_BACKSTOP_PERIODS * min(self.period, seal_period(settings) or self.period)
         self.last_cp_time = 0.0  # monotonic time of the last checkpoint (or look finding all signed)
-        self.timer: threading.Thread | None = None  # the log's background thread (``AuditLog.start``)
+        self.timer: threading.Thread | None = None
 
     def append(self, log: Appends, events: Sequence[Record], blocking: bool,
                keep: bool) -> tuple[list[Appended | Exception], merkle.Frontier] | None:
@@ -159,10 +150,9 @@ class Appender:
 
     def committed(self, log: Appends, events: Sequence[Record], results: list[Appended | Exception],
                   frontier: merkle.Frontier) -> None:
-        """After the group's write: the right edge adopted, the search keys of its compact records
-        kept for ``index_keys`` (taken from their facts: ``record_keys`` of what the record states,
-        not read back; past ``KEYS_NOTED`` waiting -- no indexer running -- ``index_keys`` reads the
-        rest back as it does another process's), and the hooks told."""
+        """After the group's write: the right edge adopted, the hooks told, and the search keys of its
+        compact records kept for ``index_keys``, from their facts (past ``KEYS_NOTED`` waiting -- no
+        indexer running -- ``index_keys`` reads the rest back as it does another process's)."""
         self.frontier = frontier
         if self.on_rollback is not None:  # (MongoDB: the append may yet be undone with its block)
             self.on_rollback(log._rolled_back)
