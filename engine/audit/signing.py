@@ -27,6 +27,7 @@ else:
 
 log = logging.getLogger("engine.audit.log")  # (the log's own logger: operators and tests filter on it)
 
+
 def seal_period(settings: Settings) -> float:
     """How often the seal is signed (0: never)."""
     return max(settings.audit_seal_seconds, 0.0)
