@@ -95,7 +95,7 @@ class Appender:
     names (``_frontier``, ``_unmoved``, ``_appended_keys``...: ``_slot``), so they are unchanged."""
 
     __slots__ = ("segment", "frontier", "unmoved", "noted", "hooks", "damage", "notes_look", "on_rollback",
-                 "every", "period", "backstop", "last_cp_time", "timer")
+                 "settings", "every", "period", "backstop", "last_cp_time", "timer")
 
     def __init__(self, segment: Segment | None, hooks: list[Callable[[Appended], None]],
                  on_rollback: Callable[[Callable[[], None]], None] | None, settings: Settings) -> None:
@@ -107,12 +107,15 @@ class Appender:
         self.noted: dict[int, tuple[Sequence[str], str | None]] = {}  # search keys for ``index_keys``
         self.damage: str | None = None  # why appends are refused (``AuditLogDamaged``), if they are
         self.notes_look = 0.0  # monotonic time after which a healthy log looks at the damage notes again
-        # a checkpoint is due (``due``) every ``every`` records or ``period``; while the background
-        # thread (``timer``, ``AuditLog.start``) signs each period, an append signs only as a backstop
-        self.every, self.period = settings.audit_checkpoint_every, settings.audit_checkpoint_seconds
-        self.backstop = APPEND_BACKSTOP_PERIODS * min(self.period, seal_period(settings) or self.period)
+        self._read(settings)
         self.last_cp_time = 0.0  # monotonic time of the last checkpoint (or look finding all signed)
-        self.timer: threading.Thread | None = None
+        self.timer: threading.Thread | None = None  # the background thread (``AuditLog.start``)
+
+    def _read(self, settings: Settings) -> None:
+        """A checkpoint is due (``due``) every ``every`` records or ``period``; while the background
+        thread (``timer``) signs each period, an append signs only as a backstop."""
+        self.settings, self.every, self.period = settings, settings.audit_checkpoint_every, settings.audit_checkpoint_seconds
+        self.backstop = APPEND_BACKSTOP_PERIODS * min(self.period, seal_period(settings) or self.period)
 
     def append(self, log: Appends, events: Sequence[Record], blocking: bool,
                keep: bool) -> tuple[list[Appended | Exception], merkle.Frontier] | None:
@@ -130,7 +133,7 @@ class Appender:
                 log._sync_segment()
             results, rows, frontier = log._prepare(events)
             if rows:
-                if self.due(self.frontier.size, frontier.size):
+                if self.due(log.settings, self.frontier.size, frontier.size):
                     return None
                 seg.append(encode(rows))
                 self.unmoved.extend(rows)
@@ -140,9 +143,11 @@ class Appender:
             seg.release()
         return results, frontier
 
-    def due(self, old_size: int, size: int) -> bool:
+    def due(self, settings: Settings, old_size: int, size: int) -> bool:
         """Whether a checkpoint is due: the append (of one or a group of records) passed a multiple of
-        ``every``, or its period is up."""
+        ``every``, or its period is up (by the log's ``settings``, read again when replaced)."""
+        if settings is not self.settings:
+            self._read(settings)
         every = self.every
         if every > 0 and size // every > old_size // every:
             return True
@@ -247,7 +252,7 @@ class Appends(_Needs):
                 if rows:
                     # signed before anything is written: a key that cannot sign leaves the database
                     # untouched even on a backend without transactions (mongomock, standalone MongoDB)
-                    cps = self._sign(frontier) if self._appender.due(self._frontier.size, frontier.size) else []
+                    cps = self._sign(frontier) if self._appender.due(self.settings, self._frontier.size, frontier.size) else []
                     self._leaf_rows.append(rows)
                     for cp in cps:
                         self._store_checkpoint(cp)
