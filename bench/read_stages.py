@@ -46,8 +46,7 @@ READ = ["authenticate", "read_response", "read_raw", "note", "facts_for_request"
 
 # the append's own steps (``STAGES=append``)
 APPEND = ["try_record_many", "_prepare", "encode", "Segment.append", "_sync_segment", "_note_keys",
-          "Segment.acquire", "_checkpoint_due", "_refuse_if_damaged", "Segment.keep", "Frontier.push", "leaf sha256",
-          "Appender.append", "Appender.committed", "Frontier.copy", "Segment.release"]  # (the last four: audit35's)
+          "Segment.acquire", "_checkpoint_due", "_refuse_if_damaged", "Segment.keep", "Frontier.push", "leaf sha256"]
 
 
 def _where() -> dict[str, tuple[Any, str]]:
@@ -68,9 +67,6 @@ def _where() -> dict[str, tuple[Any, str]]:
         "Segment.acquire": (segment.Segment, "acquire"), "_checkpoint_due": (signing.Signing, "_checkpoint_due"),
         "_refuse_if_damaged": (loading.Loading, "_refuse_if_damaged"), "Segment.keep": (segment.Segment, "keep"),
         "Frontier.push": (merkle.Frontier, "push"), "leaf sha256": (appends, "_sha256"),
-        "Appender.append": (getattr(appends, "Appender", None), "append"),
-        "Appender.committed": (getattr(appends, "Appender", None), "committed"),
-        "Frontier.copy": (merkle.Frontier, "copy"), "Segment.release": (segment.Segment, "release"),
         "_client_holds": (AuthService, "_client_holds")}
 
 

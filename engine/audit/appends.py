@@ -12,11 +12,8 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import threading
-import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
-from operator import attrgetter
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 import orjson
@@ -28,10 +25,8 @@ from engine.audit.key_index import KEYS_NOTED
 from engine.audit.leaves import Leaf
 from engine.audit.loading import AuditLogDamaged
 from engine.audit.record import Facts, Sealed, event_of
-from engine.audit.segment import Segment, encode
-from engine.audit.signing import seal_period
+from engine.audit.segment import encode
 from engine.repository.port import DuplicateKey
-from engine.settings import Settings
 
 if TYPE_CHECKING:  # what this part needs from the others (engine.audit.parts); object at run time
     from engine.audit.parts import AppendsNeeds as _Needs
@@ -41,13 +36,8 @@ else:
 log = logging.getLogger("engine.audit.log")  # (the log's own logger: operators and tests filter on it)
 _sha256 = hashlib.sha256
 _tuple_new = tuple.__new__
-_monotonic = time.monotonic
 
 DRAIN_BATCH = 2000  # segment records moved into the leaf table per transaction (appends wait ~2-4 ms)
-# while the checkpoint thread runs, an append signs a checkpoint itself (on the caller's thread:
-# the event loop for reads) only when none was signed for this many periods: the thread fell behind
-# or cannot sign (a key that cannot sign then refuses the append, so no request is answered unaudited)
-APPEND_BACKSTOP_PERIODS = 10
 
 
 # what an append takes: a request's record written at the request (``Sealed``), an HTTP interaction's
@@ -88,111 +78,12 @@ class Appended(NamedTuple):
         return event_of(self.data)
 
 
-class Appender:
-    """The append's state as slots of one object, and a group's write to the segment file in one method.
-    Why: the append runs once per audited request, and as methods of ``AuditLog``'s parts it made some
-    twenty calls, each looking its state up on the log. The parts read and set this state by their old
-    names (``_frontier``, ``_unmoved``, ``_appended_keys``...: ``_slot``), so they are unchanged."""
-
-    __slots__ = ("segment", "frontier", "unmoved", "noted", "hooks", "damage", "notes_look", "on_rollback",
-                 "settings", "every", "period", "backstop", "last_cp_time", "timer")
-
-    def __init__(self, segment: Segment | None, hooks: list[Callable[[Appended], None]],
-                 on_rollback: Callable[[Callable[[], None]], None] | None, settings: Settings) -> None:
-        self.segment, self.hooks, self.on_rollback = segment, hooks, on_rollback  # (the log's after_append)
-        self.frontier = merkle.Frontier()  # the tree's right edge as this process knows it (set at the load)
-        # the segment's records not yet in the table, in order, as this process knows them (its own
-        # appends and what ``sync`` took in from others): the drain inserts these, no file read back
-        self.unmoved: list[Leaf] = []
-        self.noted: dict[int, tuple[Sequence[str], str | None]] = {}  # search keys for ``index_keys``
-        self.damage: str | None = None  # why appends are refused (``AuditLogDamaged``), if they are
-        self.notes_look = 0.0  # monotonic time after which a healthy log looks at the damage notes again
-        self._read(settings)
-        self.last_cp_time = 0.0  # monotonic time of the last checkpoint (or look finding all signed)
-        self.timer: threading.Thread | None = None  # the background thread (``AuditLog.start``)
-
-    def _read(self, settings: Settings) -> None:
-        """A checkpoint is due (``due``) every ``every`` records or ``period``; while the background
-        thread (``timer``) signs each period, an append signs only as a backstop."""
-        self.settings, self.every, self.period = settings, settings.audit_checkpoint_every, settings.audit_checkpoint_seconds
-        self.backstop = APPEND_BACKSTOP_PERIODS * min(self.period, seal_period(settings) or self.period)
-
-    def append(self, log: Appends, events: Sequence[Record], blocking: bool,
-               keep: bool) -> tuple[list[Appended | Exception], merkle.Frontier] | None:
-        """Write the group to the segment file, in one ``write()`` under its lock: the results and the
-        right edge after them (``committed`` adopts it); ``None`` when it must go through the database
-        instead (no segment: MongoDB, memory; or a checkpoint is due), nothing written. Raises ``_Busy``
-        without ``blocking`` rather than wait for the segment's lock."""
-        seg = self.segment
-        if seg is None:
-            return None
-        if not seg.acquire(blocking):
-            raise _Busy
-        try:
-            if not seg.synced:  # another worker's records first: the numbering continues theirs
-                log._sync_segment()
-            results, rows, frontier = log._prepare(events)
-            if rows:
-                if self.due(log.settings, self.frontier.size, frontier.size):
-                    return None
-                seg.append(encode(rows))
-                self.unmoved.extend(rows)
-            if keep:
-                seg.keep()
-        finally:
-            seg.release()
-        return results, frontier
-
-    def due(self, settings: Settings, old_size: int, size: int) -> bool:
-        """Whether a checkpoint is due: the append (of one or a group of records) passed a multiple of
-        ``every``, or its period is up (by the log's ``settings``, read again when replaced)."""
-        if settings is not self.settings:
-            self._read(settings)
-        every = self.every
-        if every > 0 and size // every > old_size // every:
-            return True
-        return _monotonic() - self.last_cp_time >= (self.period if self.timer is None else self.backstop)
-
-    def committed(self, log: Appends, events: Sequence[Record], results: list[Appended | Exception],
-                  frontier: merkle.Frontier) -> None:
-        """After the group's write: the right edge adopted, the hooks told, and the search keys of its
-        compact records kept for ``index_keys``, from their facts (past ``KEYS_NOTED`` waiting -- no
-        indexer running -- ``index_keys`` reads the rest back as it does another process's)."""
-        self.frontier = frontier
-        if self.on_rollback is not None:  # (MongoDB: the append may yet be undone with its block)
-            self.on_rollback(log._rolled_back)
-        noted = self.noted
-        if len(noted) < KEYS_NOTED:
-            for i, appended in enumerate(results):  # (one per event, in order)
-                if type(appended) is Appended:
-                    event = events[i]
-                    kind = type(event)
-                    if kind is Sealed:  # its keys made at the request, once per requestor
-                        noted[appended.seq] = (event[2], event[3])  # type: ignore[index]  # (keys, recorded)
-                    elif kind is Facts:
-                        noted[appended.seq] = (facts_keys(event), event.recorded)  # type: ignore[union-attr]
-        for hook in self.hooks:  # (none by default: no walk of the group for nothing)
-            for appended in results:
-                if isinstance(appended, Appended):
-                    hook(appended)
-
-
-def _slot(name: str) -> Any:
-    """A name of ``AuditLog``'s state held by its ``Appender`` (as ``name``), for the log's parts."""
-    return property(attrgetter(f"_appender.{name}"), lambda log, value: setattr(log._appender, name, value))
-
-
 class Appends(_Needs):
     """``AuditLog``'s appends and the segment's drain into the leaf table."""
 
-    # the append's state, held by the log's ``Appender`` (``_appender``)
-    _frontier: merkle.Frontier = _slot("frontier")
-    _unmoved: list[Leaf] = _slot("unmoved")
-    _appended_keys: dict[int, tuple[Sequence[str], str | None]] = _slot("noted")
-    _damage: str | None = _slot("damage")
-    _notes_look: float = _slot("notes_look")
-    _last_cp_time: float = _slot("last_cp_time")
-    _timer: threading.Thread | None = _slot("timer")
+    # state of AuditLog this part assigns (declared here too: a type checker takes an assignment in a
+    # subclass of its Protocol for a new attribute); annotations only, nothing at run time
+    _frontier: merkle.Frontier
     _data_version: int | None
 
     def record(self, event: Record) -> Appended:
@@ -220,9 +111,7 @@ class Appends(_Needs):
         wait for the segment's or the database's lock; ``keep``: see ``try_record_many``."""
         for _attempt in range(5):
             try:
-                done = self._appender.append(self, events, blocking, keep)
-                if done is None:
-                    done = self._append_in_table(events, blocking)
+                results, frontier = self._append(events, blocking, keep)
             except DuplicateKey:
                 log.info("audit: sequence %d taken by another writer; reloading", self._frontier.size)
                 self._reload()
@@ -232,17 +121,40 @@ class Appends(_Needs):
             except BaseException:
                 self._reload()  # a checkpoint counter or node may have been half-applied
                 raise
-            results, frontier = done
-            self._appender.committed(self, events, results, frontier)
+            self._frontier = frontier
+            if (on_rollback := getattr(self.store, "on_rollback", None)) is not None:
+                on_rollback(self._rolled_back)  # (MongoDB: the append may yet be undone with its block)
+            self._note_keys(events, results)
+            for hook in self.after_append:  # (none by default: no walk of the group for nothing)
+                for appended in results:
+                    if isinstance(appended, Appended):
+                        hook(appended)
             return results
         raise RuntimeError("audit: could not obtain a sequence number")
 
 
-    def _append_in_table(self, events: Sequence[Record], blocking: bool) -> tuple[
+    def _append(self, events: Sequence[Record], blocking: bool, keep: bool = False) -> tuple[
             list[Appended | Exception], merkle.Frontier]:
-        """Write the group in a transaction of the database, with the checkpoint when one is due
-        (the segment's records moved in first, so a checkpoint's records are in the table with it):
-        on MongoDB, and when a checkpoint is due (``Appender.append`` writes the rest)."""
+        """Write the group: to the segment file, in one ``write()`` under its lock, when there is
+        one and no checkpoint is due; else in a transaction of the database with the checkpoint
+        (the segment's records moved in first, so a checkpoint's records are in the table with
+        it). Returns the results and the right edge after them (the caller adopts it)."""
+        seg = self._segment
+        if seg is not None:
+            if not seg.acquire(blocking):
+                raise _Busy
+            try:
+                self._sync_segment()  # another worker's records first: the numbering continues theirs
+                results, rows, frontier = self._prepare(events)
+                if not rows or not self._checkpoint_due(self._frontier.size, frontier.size):
+                    if rows:
+                        seg.append(encode(rows))
+                        self._unmoved.extend(rows)
+                    if keep:
+                        seg.keep()
+                    return results, frontier
+            finally:
+                seg.release()
         store_lock = getattr(self.store, "lock", None)
         if not blocking and (store_lock is None or not store_lock.acquire(blocking=False)):
             raise _Busy  # (MongoDB has no local lock: its appends always go to a worker thread)
@@ -252,16 +164,33 @@ class Appends(_Needs):
                 if rows:
                     # signed before anything is written: a key that cannot sign leaves the database
                     # untouched even on a backend without transactions (mongomock, standalone MongoDB)
-                    cps = self._sign(frontier) if self._appender.due(self.settings, self._frontier.size, frontier.size) else []
+                    cps = self._sign(frontier) if self._checkpoint_due(self._frontier.size, frontier.size) else []
                     self._leaf_rows.append(rows)
                     for cp in cps:
                         self._store_checkpoint(cp)
             if rows:
                 self._signed_through(cps)
+            return results, frontier
         finally:
             if not blocking:
                 store_lock.release()  # type: ignore[union-attr]
-        return results, frontier
+
+
+    def _note_keys(self, events: Sequence[Any], results: Sequence[Appended | Exception]) -> None:
+        """Keep the search keys of the compact records just committed for ``index_keys``, taken
+        from their facts (``record_keys`` of what the record states, without reading it back).
+        Bounded: past ``KEYS_NOTED`` records waiting (no indexer running), ``index_keys`` reads
+        the rest back as it does another process's records."""
+        noted = self._appended_keys
+        if len(noted) >= KEYS_NOTED:
+            return
+        for event, appended in zip(events, results, strict=True):
+            if type(appended) is Appended:
+                kind = type(event)
+                if kind is Sealed:  # its keys made at the request, once per requestor
+                    noted[appended.seq] = (event[2], event[3])  # type: ignore[index]  # (keys, recorded)
+                elif kind is Facts:
+                    noted[appended.seq] = (facts_keys(event), event.recorded)
 
 
     def _transaction(self) -> AbstractContextManager[None]:
@@ -293,7 +222,7 @@ class Appends(_Needs):
         """The rows appending ``events`` writes (each leaf with the tree nodes it completes), on a
         copy of the right edge. Refused on a damaged log (``AuditLogDamaged``)."""
         self._refuse_if_damaged()
-        frontier = self._appender.frontier.copy()
+        frontier = self._frontier.copy()
         push = frontier.push
         sha = _sha256
         results: list[Appended | Exception] = []
@@ -333,7 +262,7 @@ class Appends(_Needs):
         read inline against +500-700 µs through the thread pool). Trying the locks without
         blocking keeps the event loop from ever waiting behind a drain or a long ingest batch.
         """
-        if not self._lock.acquire(False):  # (positional: a keyword costs the C call a dict)
+        if not self._lock.acquire(blocking=False):
             return None
         try:
             return self._record_many(events, blocking=False, keep=keep)

@@ -242,11 +242,10 @@ class Loading(_Needs):
         load (``_load_table``) or in any read since (a record file's scan)."""
         files = self._files
         now = time.monotonic()
-        app = self._appender  # (the damage and the look's time are its slots: read without the log's properties)
-        if app.damage is None and (files is None or files.first_unreadable() is None):
-            if files is None or now < app.notes_look:
+        if self._damage is None and (files is None or files.first_unreadable() is None):
+            if files is None or now < self._notes_look:
                 return  # (the usual case: one look per group)
-            app.notes_look = now + DAMAGE_RECHECK_SECONDS  # another process may have found a file
+            self._notes_look = now + DAMAGE_RECHECK_SECONDS  # another process may have found a file
             if not files.take_notes():  # damaged that this one scanned healthy: one stat a second
                 return  # damaged: look again once a second (a repair), then refuse if it still is
         if now >= self._damage_recheck:  # ``huren audit repair`` may have put the records back:

@@ -61,7 +61,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from engine.audit import merkle
-from engine.audit.appends import DRAIN_BATCH, Appended, Appender, Appends, _canonical, event_id
+from engine.audit.appends import DRAIN_BATCH, Appended, Appends, _canonical, event_id
 from engine.audit.derived import KEYS
 from engine.audit.found import FOUND, FoundTail, spans
 from engine.audit.key_index import KEY_BATCH, KEY_MARK, KEYED, KeyIndexing
@@ -147,12 +147,13 @@ class AuditLog(FoundTail, Appends, Signing, KeyIndexing, Loading):
         self._lock = threading.RLock()
         self._segment = (Segment(segment_path(store.path), self._lock) if segment and isinstance(self._leaves, LeafTable)
                          and isinstance(store, SqliteStore) and str(store.path) != ":memory:" else None)
-        self.after_append: list[Callable[[Appended], None]] = []
-        # the append's state (the right edge, the segment's records not yet in the table, the noted
-        # search keys, the damage found) and its write: ``engine.audit.appends.Appender``
-        self._appender = Appender(self._segment, self.after_append, getattr(store, "on_rollback", None), settings)
+        # the segment's records not yet in the table, in order, as this process knows them (its own
+        # appends and what ``sync`` took in from others): the drain inserts these, no file read back
+        self._unmoved: list[Leaf] = []
         self._held = 0  # records the index stated it holds at the last reload (``_load_table``)
+        self._damage: str | None = None  # why appends are refused (``AuditLogDamaged``), if they are
         self._damage_recheck = 0.0  # monotonic time after which a damaged log looks again (a repair)
+        self._notes_look = 0.0  # monotonic time after which a healthy log looks at the damage notes again
         # the records this process took as it found them rather than appended them, not yet under a
         # checkpoint (a damaged file's records past it taken back by ``_signed_file``; the tail a
         # reader found at load), as (first, end) spans, in order, apart: the next checkpoint this
@@ -170,7 +171,10 @@ class AuditLog(FoundTail, Appends, Signing, KeyIndexing, Loading):
         self.checkpoints.ensure_index(["size"])
         self.origin = self._stored_origin(self.origin)
         self._stop = threading.Event()
+        self._timer: threading.Thread | None = None  # checkpoints and search keys (``start``)
         self._data_version: int | None = None  # see _catch_up
+        self.after_append: list[Callable[[Appended], None]] = []
+        self._appended_keys: dict[int, tuple[Sequence[str], str | None]] = {}  # see index_keys
         # the processes that may append hold ``<file>.writers`` shared (engine.audit.writers), or on
         # MongoDB a lease each (engine.audit.lease): an unsigned tail is found only when this
         # process opened the log with no live writer

@@ -22,7 +22,6 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
     from engine.audit import merkle
-    from engine.audit.appends import Appender
     from engine.audit.checkpoint import Checkpoint
     from engine.audit.keys import AuditKeys
     from engine.audit.leaves import DocumentLeaves, Leaf, LeafTable
@@ -48,8 +47,6 @@ class LogState(Protocol):
     _files: RecordFiles | None  # storage layout 3's record files
     _leaves: LeafTable | Collection  # the records, for readers
     _leaf_rows: LeafTable | DocumentLeaves  # the records, for the drain and the appends' transactions
-    _appender: Appender  # the append's state and its write (_frontier, _unmoved, _appended_keys, _damage,
-    # _notes_look, _last_cp_time, _timer)
     _frontier: merkle.Frontier  # the tree's right edge as this process knows it
     _unmoved: list[Leaf]  # the segment's records not yet in the table, in order
     _appended_keys: dict[int, tuple[Sequence[str], str | None]]  # search keys noted at the append
@@ -74,6 +71,7 @@ class AppendsNeeds(LogState, Protocol):
     def _refuse_if_damaged(self) -> None: ...
     def _sync_segment(self) -> None: ...
     def _rolled_back(self) -> None: ...
+    def _checkpoint_due(self, old_size: int, size: int) -> bool: ...
     def _sign(self, frontier: merkle.Frontier, *, seal: bool = False) -> list[Checkpoint]: ...
     def _signed_through(self, cps: Sequence[Checkpoint]) -> None: ...
     def _store_checkpoint(self, cp: Checkpoint) -> Checkpoint: ...

@@ -141,8 +141,7 @@ class RecordFiles:
     def first_unreadable(self) -> int | None:
         """The first record this process found the index to hold but could not read (a record file
         damaged in its middle, missing, or not a record file), or ``None``."""
-        unreadable = self._unreadable  # (checked first: ``min``'s keyword costs every append a dict)
-        return min(unreadable.values(), default=None) if unreadable else None
+        return min(self._unreadable.values(), default=None)
 
     def _damage_note(self, first: int) -> Path:
         """Where a file found damaged is noted (beside the record files' directory, not in it), so

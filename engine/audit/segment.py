@@ -173,7 +173,7 @@ class Segment:
         self.end = 0  # where the frames this process has taken in (or written) end
         self._depth = 0
         self._kept = False  # the lock is kept past the last release (``keep``): one level of ``_depth``
-        self.synced = False  # the lock has been held without a break since the last ``sync`` (no need of one)
+        self._since_sync = False  # the lock has been held without a break since the last ``sync``
         self._quiet_from = 0.0  # monotonic time from which ``keep`` may keep the lock
         self._owner_lock = owner_lock
         self._open()
@@ -190,7 +190,7 @@ class Segment:
         # the descriptor closed under it (EBADF, logged as a failed tick); the process's end closes it
         self._closer.atexit = False
         self.generation = None
-        self._depth, self._kept, self.synced = 0, False, False
+        self._depth, self._kept, self._since_sync = 0, False, False
 
     # -- the lock (an exclusive flock; re-entrant within the process)
     def acquire(self, blocking: bool = True) -> bool:
@@ -211,7 +211,7 @@ class Segment:
     def release(self) -> None:
         self._depth -= 1
         if self._depth == 0:
-            self.synced = False
+            self._since_sync = False
             fcntl.flock(self.fd, fcntl.LOCK_UN)
 
     def keep(self) -> None:
@@ -272,7 +272,7 @@ class Segment:
     def forget(self) -> None:
         """Make the next ``sync`` return every frame, as after another process's drain."""
         self.generation = None
-        self.synced = False
+        self._since_sync = False
 
     # -- under the lock
     def sync(self) -> tuple[bool, list[Leaf]]:
@@ -281,11 +281,11 @@ class Segment:
         ``rows`` are then every frame in it, and the caller reloads the rest from the table; else
         they are the frames appended after ``end``. A torn tail is cut off. Nothing to do when the
         lock has been held without a break since the last ``sync``: no one else can have written."""
-        if self.synced:
+        if self._since_sync:
             return False, []
         generation, size = self._header(os.fstat(self.fd).st_size)
         if generation == self.generation and size == self.end:
-            self.synced = True
+            self._since_sync = True
             return False, []  # nothing new: the usual case, two system calls
         if self.generation is not None:  # another process appended or drained: keep the lock no more
             self._quiet_from = time.monotonic() + QUIET_SECONDS
@@ -302,7 +302,7 @@ class Segment:
                     "appended; run `huren audit verify`, then move the file aside")
             self._cut(start + used, buf[used:], generation)
         self.generation, self.end = generation, start + used
-        self.synced = True
+        self._since_sync = True
         return reset, rows
 
     def append(self, frames: bytes) -> None:
@@ -343,7 +343,7 @@ class Segment:
         self.generation, self.end = generation, HEADER.size
 
     def close(self) -> None:
-        self._kept, self._depth, self.synced = False, 0, False
+        self._kept, self._depth, self._since_sync = False, 0, False
         _keeping.discard(self)
         self._closer()  # (closing the file releases its lock)
         # never a file that reused the number: a use after close (a log used again once closed)

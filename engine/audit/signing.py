@@ -1,7 +1,7 @@
 """Signing: numbered checkpoints, the seal each second, and what a signature must say was found.
 
 A part of ``AuditLog`` (``engine.audit.log``, whose state these methods use). A checkpoint is due
-every ``audit_checkpoint_every`` records or ``audit_checkpoint_seconds`` (``Appender.due``); the
+every ``audit_checkpoint_every`` records or ``audit_checkpoint_seconds`` (``_checkpoint_due``); the
 seal (``audit_meta/seal``) signs the whole log each ``audit_seal_seconds`` in place of the last.
 Found records (``engine.audit.found``) get numbered checkpoints of their own, marked ``recovered``
 (``_sign``). Signers are serialised by the database's write lock: each re-reads inside it.
@@ -18,7 +18,6 @@ from engine.audit import merkle
 from engine.audit.checkpoint import SEAL, Checkpoint, parse_checkpoint, sign_checkpoint
 from engine.audit.leaves import seq_key
 from engine.repository.port import DuplicateKey
-from engine.settings import Settings
 
 if TYPE_CHECKING:  # what this part needs from the others (engine.audit.parts); object at run time
     from engine.audit.parts import SigningNeeds as _Needs
@@ -27,10 +26,10 @@ else:
 
 log = logging.getLogger("engine.audit.log")  # (the log's own logger: operators and tests filter on it)
 
-
-def seal_period(settings: Settings) -> float:
-    """How often the seal is signed (0: never)."""
-    return max(settings.audit_seal_seconds, 0.0)
+# while the checkpoint thread runs, an append signs a checkpoint itself (on the caller's thread:
+# the event loop for reads) only when none was signed for this many periods: the thread fell behind
+# or cannot sign (a key that cannot sign then refuses the append, so no request is answered unaudited)
+APPEND_BACKSTOP_PERIODS = 10
 
 
 class _Found(Exception):
@@ -45,8 +44,19 @@ class Signing(_Needs):
     _unproven: list[tuple[int, int]]
     _seal_size: int
 
+    def _checkpoint_due(self, old_size: int, size: int) -> bool:
+        """Due when the append (of one or a group of records) passed a multiple of ``every``."""
+        every = self.settings.audit_checkpoint_every
+        if every > 0 and size // every > old_size // every:
+            return True
+        period = self.settings.audit_checkpoint_seconds
+        if self._timer is not None:  # the background thread signs each period: here only as a backstop
+            period = APPEND_BACKSTOP_PERIODS * min(period, self._seal_period() or period)
+        return time.monotonic() - self._last_cp_time >= period
+
+
     def _seal_period(self) -> float:
-        return seal_period(self.settings)
+        return max(self.settings.audit_seal_seconds, 0.0)
 
 
     def _write_checkpoint(self, frontier: merkle.Frontier) -> list[Checkpoint]:

@@ -1,15 +1,18 @@
-"""The append's state in one object (``engine.audit.appends.Appender``, thirty-fifth round): on the real
-SQLite log with its segment file, a group whose ``write()`` fails leaves the right edge, the records
-waiting for the table and the noted search keys as they were (the next record takes the same number,
-no gap), a group that passes a checkpoint goes through the database with it, and an append signs by
-the clock only as the backstop while the background thread signs. Each log is verified afterwards
-(``huren audit verify``'s own check) and reopened from the files."""
+"""The append's guarantees on the real SQLite log with its segment file, pinned while its state was
+redesigned into one object and measured (thirty-fifth round, audit35: not taken; the guarantees hold on
+either form): a group whose ``write()`` fails leaves the right edge, the records waiting for the table and
+the noted search keys as they were (the next record takes the same number, no gap); a group that passes
+a checkpoint goes through the database with it; an append signs by the clock only as the backstop while
+the background thread signs. Each log is verified afterwards (``huren audit verify``'s own check)."""
 
 from __future__ import annotations
 
 import errno
 import os
+import subprocess
+import sys
 import time
+from pathlib import Path
 
 import orjson
 import pytest
@@ -114,3 +117,11 @@ def test_an_append_signs_by_the_clock_only_as_the_backstop_while_the_background_
         log.close()
     report = verify_online(_open(s))
     assert report.ok and report.records == 4, report.text()
+
+
+def test_the_append_bench_appends_every_record_through_the_segment(tmp_path: Path) -> None:
+    """``bench/audit35_append.py`` (the per-append count) appends each record alone, none declined."""
+    root = Path(__file__).resolve().parent.parent
+    out = subprocess.run([sys.executable, str(root / "bench" / "audit35_append.py"), "40"], capture_output=True,
+                         text=True, timeout=300, cwd=tmp_path, check=True).stdout
+    assert "40 lone appends" in out and out.rstrip().endswith("log size 90")  # (50 to warm, then 40)
