@@ -141,7 +141,7 @@ class RecordFiles:
     def first_unreadable(self) -> int | None:
         """The first record this process found the index to hold but could not read (a record file
         damaged in its middle, missing, or not a record file), or ``None``."""
-        return min(self._unreadable.values(), default=None)
+        return min(self._unreadable.values()) if self._unreadable else None  # min(default=) parses a keyword
 
     def _damage_note(self, first: int) -> Path:
         """Where a file found damaged is noted (beside the record files' directory, not in it), so
