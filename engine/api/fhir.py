@@ -31,7 +31,7 @@ from engine import fhirjson
 from engine.api.formats import fhir_negotiation
 from engine.api.outcomes import FHIR_JSON, fhir_response
 from engine.audit.note import note
-from engine.auth.deps import get_repo
+from engine.auth.deps import engine_of, get_repo
 from engine.bounds import parse_int
 from engine.errors import BadRequest, FhirError
 from engine.repository.fhir import SearchResult, WriteResult
@@ -62,7 +62,7 @@ _CONTROL = {"_format", "_pretty"}
 
 
 def _base(request: Request) -> str:
-    return request.app.state.engine.settings.fhir_base_url
+    return engine_of(request).settings.fhir_base_url
 
 
 @lru_cache(maxsize=4096)
