@@ -13,6 +13,7 @@ that admits no JSON (``application/fhir+xml`` alone; JSON only at ``q=0``) is re
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import parse_qs  # here: inside a function each call paid urllib.parse's __getattr__ miss
 
 from fastapi import Request
 
@@ -139,8 +140,6 @@ def plain_json_asked(scope: dict) -> str | None:
     query: bytes = scope.get("query_string") or b""
     formats: list[str] = []
     if b"format" in query:  # ``_format`` or its percent-encoded name (``%5Fformat``), as the router reads it
-        from urllib.parse import parse_qs
-
         formats = parse_qs(query.decode("latin-1")).get("_format", [])
     accept = b""
     for name, value in scope["headers"]:  # a loop, not a generator: it runs on every /fhir request
