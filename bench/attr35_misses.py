@@ -3,6 +3,7 @@ reads, each with its message, the C function that raised it and the Python frame
 that ``getattr(x, name, default)``, ``hasattr`` and classes with ``__getattr__`` raise and swallow.
 
     python bench/attr35_misses.py plain 100          # or: audited; READ_PATH='/fhir/Observation?...'
+    MISS_ALL=1 python bench/attr35_misses.py plain 100   # every exception raised, of any type
 
 Why gdb and not Python: most of these never reach a Python frame -- the failed ordinary lookup
 before a ``__getattr__`` runs, ``hasattr``, a C library's probe -- so neither ``sys.settrace`` nor
@@ -40,6 +41,7 @@ import gdb
 counts = collections.Counter()
 pending = []
 DEPTH = int(os.environ.get("MISS_DEPTH", "3"))
+ALL = os.environ.get("MISS_ALL") == "1"  # every exception type, not only AttributeError
 ROOT = os.environ["MISS_ROOT"] + "/"
 attribute_error = [0]
 
@@ -86,22 +88,27 @@ class Raised(gdb.Breakpoint):
         if gdb.selected_thread().num != 1 or gdb.selected_frame().pc() != self.locations[0].address:
             return False  # another thread, or the second location gdb gives the same call
         exc = int(gdb.parse_and_eval("exception"))
-        if exc != attribute_error[0] and "AttributeError" not in gdb.parse_and_eval(
-                f"((PyTypeObject*){exc})->tp_name").string():
+        kind = gdb.parse_and_eval(f"((PyTypeObject*){exc})->tp_name").string()
+        if exc != attribute_error[0] and "AttributeError" not in kind and not ALL:
             return False
         value, message = int(gdb.parse_and_eval("value")), ""
-        if value:
-            if gdb.parse_and_eval(f"((PyObject*){value})->ob_type->tp_name").string() == "str":
+        try:
+            value_type = gdb.parse_and_eval(f"((PyObject*){value})->ob_type") if value else None
+            if value_type is not None and value_type.dereference()["tp_name"].string() == "str":
                 message = text(value)
-            else:
-                args = int(gdb.parse_and_eval(f"((PyBaseExceptionObject*){value})->args"))
+            elif value_type is not None and int(value_type.dereference()["tp_flags"]) & (1 << 30):
+                args = int(gdb.parse_and_eval(f"((PyBaseExceptionObject*){value})->args"))  # an exception
                 if int(gdb.parse_and_eval(f"((PyVarObject*){args})->ob_size")):
                     message = text(gdb.parse_and_eval(f"((PyTupleObject*){args})->ob_item[0]"))
+            elif value_type is not None:
+                message = f"<{value_type.dereference()['tp_name'].string()}>"
+        except gdb.error as exc:
+            message = f"<unread: {exc}>"
         chain, frame = [], gdb.newest_frame().older()
         while frame is not None and frame.name() != "_PyEval_EvalFrameDefault" and len(chain) < 8:
             chain.append(frame.name() or "?")
             frame = frame.older()
-        pending.append((message, chain[-1] if chain else "?"))
+        pending.append((f"{kind}: {message}" if ALL else message, chain[-1] if chain else "?"))
         return True  # the Python frames are read stopped (gdb calls PyCode_Addr2Line)
 
 
@@ -140,7 +147,8 @@ def main() -> None:
     rows, line = misses(mode, reads, Path(sys.argv[3]).resolve() if len(sys.argv) > 3 else ROOT)
     print(line.split(":")[0])
     total = sum(row[0] for row in rows)
-    print(f"{total} AttributeErrors on the loop's thread over {reads} reads: {total / reads:.2f} a read")
+    kinds = "exceptions" if os.environ.get("MISS_ALL") == "1" else "AttributeErrors"
+    print(f"{total} {kinds} on the loop's thread over {reads} reads: {total / reads:.2f} a read")
     for count, message, entry, frames in rows:
         print(f"{count / reads:7.2f}/read  {count:5d}  {message}  [{entry}]  {frames}")
 
