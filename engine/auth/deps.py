@@ -44,6 +44,13 @@ def engine_of(request: HTTPConnection) -> Engine:
     return request.app.state["engine"]
 
 
+def header_of(request: HTTPConnection, name: str) -> str | None:
+    """The first value of header ``name``, None when absent, as ``request.headers.get`` gives it --
+    without the KeyError Starlette's ``Headers.get`` (``Mapping.get`` around ``[name]``) drops then."""
+    values = request.headers.getlist(name)
+    return values[0] if values else None
+
+
 def state_of(request: HTTPConnection) -> dict[str, Any]:
     """The request's state dict, made if absent exactly as ``request.state`` makes it: what is kept here
     is what ``request.state.<name>`` reads, without ``State.__getattr__``'s miss for a name not set."""
@@ -57,7 +64,7 @@ async def get_caller(request: Request) -> Caller:
     cached = state.get("caller")
     if isinstance(cached, Caller):
         return cached
-    authorization = request.headers.get("authorization")
+    authorization = header_of(request, "authorization")
     if authorization is None and SESSION_COOKIE in request.cookies:
         caller = staff_caller(request)
     else:
@@ -70,7 +77,7 @@ def staff_caller(request: Request) -> Caller:
     session = engine_of(request).staff.session(request.cookies.get(SESSION_COOKIE))
     if session is None:
         raise Unauthorized("your sign-in has expired or ended: sign in again (登录已过期，请重新登录)")
-    if request.method not in SAFE_METHODS and not csrf_matches(session, request.headers.get("x-csrf-token")):
+    if request.method not in SAFE_METHODS and not csrf_matches(session, header_of(request, "x-csrf-token")):
         raise Forbidden("this change was not sent by the signed-in page (missing or wrong X-CSRF-Token)")
     return session.caller
 
