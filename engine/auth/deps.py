@@ -15,8 +15,9 @@ wraps), and the engine is read as ``app.state["engine"]``: Starlette's ``State``
 that dict and answers attribute reads from ``__getattr__``, which Python calls only after the
 ordinary lookup has failed -- raising, formatting and dropping an ``AttributeError`` each time (a
 second one raised by ``__getattr__`` itself when the name is not set yet). Read by attribute, these
-two dependencies cost every read six swallowed ``AttributeError``s, all the read path had
-(thirty-fifth round, attr35: found with ``bench/attr35_misses.py``).
+two dependencies cost every read six swallowed ``AttributeError``s (and two ``KeyError``s inside
+``__getattr__``). Headers are read through ``header_of`` for the same reason: ``Headers.get`` drops a
+``KeyError`` for each absent one (thirty-fifth round, attr35: found with ``bench/attr35_misses.py``).
 """
 
 from __future__ import annotations
