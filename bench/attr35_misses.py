@@ -14,11 +14,13 @@ the current Python frames from the interpreter's own structures (the interpreter
 debug information). Only the timed part counts: the breakpoint is armed when ``sys.call_tracing``
 (``CALLGRIND=1``) starts it. Under gdb a read costs milliseconds: 100 reads take some seconds.
 
-Thirty-fifth round (attr35), 100 reads, 1 caller: before, six a read on both paths, all from
-``engine.auth.deps`` reading Starlette's ``State`` by attribute (``getattr(request.state, "caller" /
-"repo", None)``: the failed lookup and ``State.__getattr__``'s own raise, two each; ``request.app.state
-.engine`` twice: one each); after, none a read (the audited path: ~0.02-0.13 a read from pathlib's
-lazily cached ``str`` of a new ``Path`` in ``engine.audit.record_files``, when a segment is looked at).
+Thirty-fifth round (attr35), 100 reads, 1 caller, the fast read: before, six ``AttributeError``s a
+read on both paths, all from ``engine.auth.deps`` reading Starlette's ``State`` by attribute
+(``getattr(request.state, "caller" / "repo", None)``: the failed lookup and ``State.__getattr__``'s own
+raise, two each; ``request.app.state.engine`` twice: one each); with ``MISS_ALL=1``, 14 exceptions a read
+(those, ``__getattr__``'s two KeyErrors, three TypeErrors of ``bytes in bytes``, two GeneratorExits of
+``any(<generator>)``, the absent clients file's FileNotFoundError). After: none a read (the audited path:
+~0.01-0.15 a read from the audit's segment looks in ``engine.audit.record_files``).
 Once-per-run rows (the bench's own ``asyncio.gather``) are printed too; read the per-read column.
 """
 
