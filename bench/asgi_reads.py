@@ -33,7 +33,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-PATH = b"/fhir/Observation/o1"
+# ``READ_PATH`` (thirty-fifth round): another request than the fast read, e.g. a search through the router
+# (``/fhir/Observation?subject=Patient/p1``): what ``bench/attr35_misses.py`` probes beside the read
+PATH, _, QUERY = os.environ.get("READ_PATH", "/fhir/Observation/o1").encode().partition(b"?")
 
 
 def main() -> None:
@@ -63,7 +65,7 @@ def main() -> None:
         async def one() -> None:
             scope = {"type": "http", "asgi": {"version": "3.0", "spec_version": "2.3"}, "http_version": "1.1",
                      "server": ("127.0.0.1", 8000), "client": ("127.0.0.1", 40000), "scheme": "http",
-                     "method": "GET", "root_path": "", "path": PATH.decode(), "raw_path": PATH, "query_string": b"",
+                     "method": "GET", "root_path": "", "path": PATH.decode(), "raw_path": PATH, "query_string": QUERY,
                      "headers": headers, "state": {}}
             statuses: list[int] = []
 

@@ -34,11 +34,12 @@ from engine.api.limits import RequestLimits
 from engine.api.no_store import NoStore
 from engine.api.outcomes import install_error_handlers
 from engine.audit.middleware import install_audit
+from engine.auth.deps import engine_of
 from engine.engine import Engine
 
 
 def get_engine(request: Request) -> Engine:
-    return request.app.state.engine
+    return engine_of(request)  # by key: an attribute read of ``app.state`` swallows an AttributeError
 
 
 # --- the routers' inclusions, made once per process -------------------------------------------

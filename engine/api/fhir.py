@@ -31,7 +31,7 @@ from engine import fhirjson
 from engine.api.formats import fhir_negotiation
 from engine.api.outcomes import FHIR_JSON, fhir_response
 from engine.audit.note import note
-from engine.auth.deps import get_repo
+from engine.auth.deps import engine_of, get_repo, header_of
 from engine.bounds import parse_int
 from engine.errors import BadRequest, FhirError
 from engine.repository.fhir import SearchResult, WriteResult
@@ -62,7 +62,7 @@ _CONTROL = {"_format", "_pretty"}
 
 
 def _base(request: Request) -> str:
-    return request.app.state.engine.settings.fhir_base_url
+    return engine_of(request).settings.fhir_base_url
 
 
 @lru_cache(maxsize=4096)
@@ -81,7 +81,7 @@ def _params(request: Request) -> list[tuple[str, str]]:
 
 
 async def _body(request: Request) -> Any:
-    ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    ctype = (header_of(request, "content-type") or "").split(";")[0].strip().lower()
     if ctype and ctype not in _JSON_TYPES:
         raise FhirError(f"content type '{ctype}' is not supported; send application/fhir+json", status=415,
                         code="not-supported")
@@ -118,7 +118,7 @@ def _write_response(request: Request, result: WriteResult, *, created_status: in
     if result.created:
         headers["Location"] = (f"{_base(request)}/{resource['resourceType']}/{resource['id']}"
                                f"/_history/{resource['meta']['versionId']}")
-    prefer = request.headers.get("prefer", "")
+    prefer = header_of(request, "prefer") or ""
     if "return=minimal" in prefer:
         return Response(status_code=status, headers=headers)
     if "return=OperationOutcome" in prefer:
@@ -132,7 +132,7 @@ def _handled(request: Request, repo: ScopedRepository, rtype: str, params: list[
     """The search parameters to use: all of them (strict, the default: an unknown one is a 400
     naming it), or with ``Prefer: handling=lenient`` those ``rtype`` has, the unknown ones left out
     -- also of the ``self`` link, which R4 says shows the parameters the search used."""
-    prefer = request.headers.get("prefer", "").replace(" ", "").lower()
+    prefer = (header_of(request, "prefer") or "").replace(" ", "").lower()
     if "handling=lenient" not in prefer.split(","):
         return params
     unknown = set(repo.unknown_parameters(rtype, params))
@@ -173,7 +173,7 @@ async def search(rtype: str, request: Request, repo: ScopedRepository = Depends(
 @router.post("/{rtype:fhirtype}/_search")
 async def search_post(rtype: str, request: Request, repo: ScopedRepository = Depends(get_repo)) -> Response:
     repo.require(rtype, "s")
-    ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    ctype = (header_of(request, "content-type") or "").split(";")[0].strip().lower()
     if ctype not in ("application/x-www-form-urlencoded", ""):
         raise FhirError("POST _search takes application/x-www-form-urlencoded parameters", status=415,
                         code="not-supported")
@@ -192,7 +192,7 @@ async def create(rtype: str, request: Request, repo: ScopedRepository = Depends(
         raise BadRequest(f"the body must be a {rtype} resource", expression=["resourceType"])
     _no_conditional_references(resource)
     # ``If-None-Exist`` header, or the query string of ``POST Type?identifier=...`` (fhirpy)
-    condition = request.headers.get("if-none-exist") or urlencode(_params(request)) or None
+    condition = header_of(request, "if-none-exist") or urlencode(_params(request)) or None
     result = await run_in_threadpool(lambda: repo.create(resource, if_none_exist=condition))
     note(request, action="create" if result.created else "read", resources=[result.resource])
     return _write_response(request, result)
@@ -224,11 +224,11 @@ def _not_modified(request: Request, version: str, updated: str) -> bool:
     version's ``lastUpdated`` (HTTP-dates have whole seconds), answers 304. Asked only after the
     read was admitted, so it tells nothing of a record the caller may not read. An unreadable
     date is ignored, as RFC 9110 says."""
-    if_none_match = request.headers.get("if-none-match")
+    if_none_match = header_of(request, "if-none-match")
     if if_none_match is not None:
         tags = {t.strip().removeprefix("W/") for t in if_none_match.split(",")}
         return "*" in tags or f'"{version}"' in tags
-    since = request.headers.get("if-modified-since")
+    since = header_of(request, "if-modified-since")
     if since is None:
         return False
     try:
@@ -395,7 +395,7 @@ async def update(rtype: str, rid: str, request: Request, repo: ScopedRepository 
         raise BadRequest(f"the body's id ({resource.get('id')}) must equal the URL id ({rid})",
                          expression=[f"{rtype}.id"])
     _no_conditional_references(resource)
-    if_match = request.headers.get("if-match")
+    if_match = header_of(request, "if-match")
     result = await run_in_threadpool(lambda: repo.update(resource, if_match=if_match))
     note(request, action="update", resources=[result.resource])
     return _write_response(request, result)

@@ -13,6 +13,7 @@ that admits no JSON (``application/fhir+xml`` alone; JSON only at ``q=0``) is re
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import parse_qs  # here: inside a function each call paid urllib.parse's __getattr__ miss
 
 from fastapi import Request
 
@@ -138,15 +139,15 @@ def plain_json_asked(scope: dict) -> str | None:
     (no ``_format``, an Accept not naming application/json) answers without parsing either."""
     query: bytes = scope.get("query_string") or b""
     formats: list[str] = []
-    if b"format" in query:  # ``_format`` or its percent-encoded name (``%5Fformat``), as the router reads it
-        from urllib.parse import parse_qs
-
+    # ``bytes.find``, not ``in``: ``needle in some_bytes`` first tries the needle as an int (a byte value)
+    # and raises and drops a TypeError when it is bytes -- three a /fhir request here (attr35)
+    if query.find(b"format") >= 0:  # ``_format`` or its percent-encoded name (``%5Fformat``), as the router reads it
         formats = parse_qs(query.decode("latin-1")).get("_format", [])
     accept = b""
     for name, value in scope["headers"]:  # a loop, not a generator: it runs on every /fhir request
         if name == b"accept":
             accept = accept + b"," + value if accept else value
-    if not formats and b"/json" not in accept and b"/json" not in accept.lower():
+    if not formats and accept.find(b"/json") < 0 and accept.lower().find(b"/json") < 0:
         return None
     return json_label(accept.decode("latin-1"), formats)
 

@@ -66,7 +66,7 @@ class RequestLimits:
             if name == b"content-length":
                 declared = value
             elif name == b"content-type":
-                is_json = b"json" in value
+                is_json = value.find(b"json") >= 0  # not ``in``: it raises and drops a TypeError first
         if declared is not None and not declared.isdigit():
             await self._refuse(send, 400, "invalid", "Content-Length must be a number of bytes")
             return

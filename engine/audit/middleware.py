@@ -319,7 +319,8 @@ class AuditMiddleware:
         app, engine, committer, thread = self._last
         if app is not scope["app"] or committer is None or committer.log is not engine.audit \
                 or thread != get_ident() or not committer.loop.is_running():  # type: ignore[union-attr]
-            app, engine = scope["app"], scope["app"].state.engine
+            app = scope["app"]
+            engine = app.state["engine"]  # by key, as ``engine.auth.deps.engine_of``: no swallowed AttributeError
             committer = self._committer(engine.audit)
             self._last = (app, engine, committer, get_ident())
         return engine, committer

@@ -73,7 +73,12 @@ class Caller:
         letter = _ACTION_NAMES.get(action, action)
         if letter not in sc.ACTIONS or len(letter) != 1:
             raise ValueError(f"unknown action {action!r}")
-        return any(g.resource_type in ("*", resource_type) and letter in g.actions for g in self._grants)
+        # a loop, not ``any(<generator>)``: a generator left at its first True is closed by raising
+        # GeneratorExit into it -- an exception made and dropped on every allowed request (attr35)
+        for g in self._grants:  # noqa: SIM110 - see above
+            if g.resource_type in ("*", resource_type) and letter in g.actions:
+                return True
+        return False
 
     def require(self, resource_type: str, action: str) -> None:
         """Raise ``Forbidden`` unless a granted scope permits ``action`` (c r u d s) on the type."""

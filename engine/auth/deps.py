@@ -9,11 +9,23 @@ Routers declare ``caller: Caller = Depends(get_caller)``; the caller is also lef
 ``request.state.caller`` so middleware (audit) can say who acted without re-verifying. Routes that
 touch FHIR data declare ``repo: ScopedRepository = Depends(get_repo)`` instead: the repository as
 that caller may use it.
+
+Both are kept in the request's state dict itself (``request.scope["state"]``, what ``request.state``
+wraps), and the engine is read as ``app.state["engine"]``: Starlette's ``State`` keeps its values in
+that dict and answers attribute reads from ``__getattr__``, which Python calls only after the
+ordinary lookup has failed -- raising, formatting and dropping an ``AttributeError`` each time (a
+second one raised by ``__getattr__`` itself when the name is not set yet). Read by attribute, these
+two dependencies cost every read six swallowed ``AttributeError``s (and two ``KeyError``s inside
+``__getattr__``). Headers are read through ``header_of`` for the same reason: ``Headers.get`` drops a
+``KeyError`` for each absent one (thirty-fifth round, attr35: found with ``bench/attr35_misses.py``).
 """
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 from fastapi import Request
+from starlette.requests import HTTPConnection
 
 from engine.auth.caller import Caller
 from engine.auth.policy import RemitView
@@ -21,40 +33,64 @@ from engine.auth.staff_session import SESSION_COOKIE, csrf_matches
 from engine.errors import Forbidden, Unauthorized
 from engine.repository.scoped import ScopedRepository
 
+if TYPE_CHECKING:
+    from engine.engine import Engine
+
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+def engine_of(request: HTTPConnection) -> Engine:
+    """The app's engine (``create_app`` puts it on ``app.state``), read by key: by attribute, Starlette's
+    ``State`` answers only after a failed lookup and its swallowed ``AttributeError``."""
+    return request.app.state["engine"]
+
+
+def header_of(request: HTTPConnection, name: str) -> str | None:
+    """The first value of header ``name``, None when absent, as ``request.headers.get`` gives it --
+    without the KeyError Starlette's ``Headers.get`` (``Mapping.get`` around ``[name]``) drops then."""
+    values = request.headers.getlist(name)
+    return values[0] if values else None
+
+
+def state_of(request: HTTPConnection) -> dict[str, Any]:
+    """The request's state dict, made if absent exactly as ``request.state`` makes it: what is kept here
+    is what ``request.state.<name>`` reads, without ``State.__getattr__``'s miss for a name not set."""
+    return request.scope.setdefault("state", {})
 
 
 async def get_caller(request: Request) -> Caller:
     """Async on purpose: a sync dependency costs every request a thread-pool hop, while the work here is
     a cached signature check plus one indexed revocation lookup (tens of µs)."""
-    cached = getattr(request.state, "caller", None)
+    state = state_of(request)
+    cached = state.get("caller")
     if isinstance(cached, Caller):
         return cached
-    authorization = request.headers.get("authorization")
+    authorization = header_of(request, "authorization")
     if authorization is None and SESSION_COOKIE in request.cookies:
         caller = staff_caller(request)
     else:
-        caller = request.app.state.engine.auth.authenticate(authorization)
-    request.state.caller = caller
+        caller = engine_of(request).auth.authenticate(authorization)
+    state["caller"] = caller
     return caller
 
 
 def staff_caller(request: Request) -> Caller:
-    session = request.app.state.engine.staff.session(request.cookies.get(SESSION_COOKIE))
+    session = engine_of(request).staff.session(request.cookies.get(SESSION_COOKIE))
     if session is None:
         raise Unauthorized("your sign-in has expired or ended: sign in again (登录已过期，请重新登录)")
-    if request.method not in SAFE_METHODS and not csrf_matches(session, request.headers.get("x-csrf-token")):
+    if request.method not in SAFE_METHODS and not csrf_matches(session, header_of(request, "x-csrf-token")):
         raise Forbidden("this change was not sent by the signed-in page (missing or wrong X-CSRF-Token)")
     return session.caller
 
 
 async def get_repo(request: Request) -> ScopedRepository:
     """The FHIR repository scoped to this request's caller: every route reads and writes through it."""
-    cached = getattr(request.state, "repo", None)
+    state = state_of(request)
+    cached = state.get("repo")
     if isinstance(cached, ScopedRepository):
         return cached
-    engine, caller = request.app.state.engine, await get_caller(request)
+    engine, caller = engine_of(request), await get_caller(request)
     remit = RemitView(caller, engine.site, engine.settings.site) if caller.remit is not None else None
     repo = ScopedRepository(engine.repository, caller, remit=remit)
-    request.state.repo = repo
+    state["repo"] = repo
     return repo

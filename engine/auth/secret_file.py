@@ -59,15 +59,24 @@ class SecretJsonFile(Generic[T]):
         self._raw: bytes | None = None
         self._value: T = empty()
         self._broken: tuple[int, int, int] | None = None  # the state last logged as not parsing
+        self._absent = False  # the last look found no file
 
     def read(self) -> T:
+        if self._absent and not os.access(self._where, os.F_OK):
+            # still absent: ``os.access`` says so without the FileNotFoundError ``os.stat`` raises and
+            # this would drop -- on every request that looks a client up while no file was written
+            # (thirty-fifth round, attr35). Unreachable counts as absent: nothing granted (fail closed).
+            self._value = self._empty()
+            return self._value
         try:
             now = time.time_ns()
             st = os.stat(self._where)
             mtime = (st.st_ino, st.st_mtime_ns, st.st_size)
         except FileNotFoundError:
             self._value, self._mtime, self._raw, self._racy = self._empty(), None, None, False
+            self._absent = True
             return self._value
+        self._absent = False
         if mtime != self._mtime or self._racy:
             raw = self.path.read_bytes()
             if raw != self._raw or self._mtime is None:

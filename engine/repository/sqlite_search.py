@@ -17,6 +17,7 @@ import sqlite3
 import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
+from operator import is_
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from engine.errors import BadRequest
@@ -426,7 +427,7 @@ class SqliteSearch:
         self._check_layout()
         last = getattr(self._compiled, "last", None)
         if (last is not None and last[0] == (q.type, q.compartment, q.types) and len(last[1]) == len(q.clauses)
-                and all(a is b for a, b in zip(last[1], q.clauses, strict=True))):
+                and all(map(is_, last[1], q.clauses))):  # not a generator: one left early raises GeneratorExit
             return f"SELECT {select} FROM {last[2]}", list(last[3])
         body, params = self._from_where(q)
         self._compiled.last = ((q.type, q.compartment, q.types), tuple(q.clauses), body, tuple(params))
