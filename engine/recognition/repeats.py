@@ -88,6 +88,8 @@ class Repeats(RecognitionState, _Others):
         before = self.index.get(ref)
         kept = (getattr(self._local, "facts", None) or {}).pop(ref, None)
         facts = kept[1] if kept is not None and kept[0] is resource else self.facts.result(resource)
+        if facts is not None and facts.order is None:
+            facts = self._linked(facts, before)
         if facts is None:
             if before is not None:
                 self.index.delete(ref)
@@ -103,6 +105,50 @@ class Repeats(RecognitionState, _Others):
             if group_key(before) != group_key(doc):
                 return [*self._evaluate_flag(doc), *self._evaluate_flag(before)], None
         return [], doc
+
+    def _linked(self, facts: PriorResult, before: dict[str, Any] | None) -> PriorResult:
+        """A result that names no order of its own (an Observation: its report carries ``basedOn``)
+        linked to the order its report's order numbers name.
+
+        The converter keys a message's ServiceRequest by its order numbers (ORC-2/OBR-2 placer,
+        OBR-3 filler) and bases the report on it whatever OBR-4 says. A report under a local panel
+        code no map knows (GAN^肝功能^L) is no recognition item and has no entry: its results, the
+        Observations of ALT and AST, were nobody's, so the flag had no order and the order's check
+        row never saw its result (outcome pending, the repeat uncounted). Linked now by the report
+        in the same write group that lists the result, else by the link its entry already holds (a
+        later version sent without its report erases nothing) -- and only to an order whose
+        order-time check recorded this person and this item: an ALT in a blood count's report is
+        not the count's order, and a number that names no checked order links nothing. Never a
+        guess from a code. Two such orders named for one result: none (``_order_named``)."""
+        named = self._report_orders().get(facts.ref) or ((before or {}).get("order"),)
+        order = self._order_named(named, facts)
+        return replace(facts, order=order) if order else facts
+
+    def _report_orders(self) -> dict[str, tuple[str, ...]]:
+        """The orders each result is named under by a report of the write group at hand (its
+        ``basedOn`` ServiceRequests, by the refs of its ``result``), read once per group."""
+        local = self._local
+        writes = getattr(local, "group", None) or ()
+        kept = getattr(local, "report_orders", None)
+        if kept is not None and kept[0] is writes:
+            return kept[1]
+        found: dict[str, tuple[str, ...]] = {}
+        for resource, _ in writes:
+            if resource.get("resourceType") != "DiagnosticReport":
+                continue
+            orders = tuple(str(r["reference"]) for r in resource.get("basedOn") or ()
+                           if isinstance(r, dict) and str(r.get("reference", "")).startswith(f"{ORDER_TYPE}/"))
+            for r in resource.get("result") or ():
+                if isinstance(r, dict) and r.get("reference"):
+                    found[str(r["reference"])] = found.get(str(r["reference"]), ()) + orders
+        local.report_orders = (writes, found)
+        return found
+
+    def _order_named(self, named: Sequence[str | None], facts: PriorResult) -> str | None:
+        """The one order among ``named`` whose order-time check row is this result's person and
+        item (None when none is, or more than one)."""
+        fits = {ref for ref in named if ref and _checked_for(self.checks.get(ref), facts)}
+        return fits.pop() if len(fits) == 1 else None
 
     def _price(self, item: Any, match: Recognisable, group: Sequence[dict[str, Any]], institution: str,
                order_ref: str | None, ordered: tuple[str, ...] = ()) -> tuple[Decimal, str]:
@@ -511,6 +557,12 @@ def done_analytes(members: Sequence[dict[str, Any]]) -> tuple[str, ...]:
     if not named or any(not d.get("analytes") and report(d) not in named for d in members):
         return ()
     return tuple(sorted({a for d in members for a in d.get("analytes") or ()}))
+
+
+def _checked_for(check: dict[str, Any] | None, facts: PriorResult) -> bool:
+    """Is ``check`` the order-time check of an order of ``facts``' person and item?"""
+    return check is not None and check.get("source") == "order" and check.get("item") == facts.item \
+        and check.get("person") == facts.person
 
 
 def same_money(row: dict[str, Any], existing: dict[str, Any]) -> bool:
