@@ -21,6 +21,7 @@ from engine.recognition.decision import (
     Sources,
     decide,
     decisive,
+    entry_rank,
     find_recognisable,
 )
 from engine.recognition.detected_issues import CODE_SYSTEM, flag_code, flag_issue, issue_id, repriced_issue
@@ -41,7 +42,7 @@ from engine.recognition.state import (
     outcome_of,
 )
 
-_PREFERENCE = {"DiagnosticReport": 0, "ImagingStudy": 1, "Observation": 2}
+_ORDER_PREFIX = f"{ORDER_TYPE}/"  # a ServiceRequest reference
 
 
 class _Needs(Protocol):
@@ -114,41 +115,34 @@ class Repeats(RecognitionState, _Others):
         OBR-3 filler) and bases the report on it whatever OBR-4 says. A report under a local panel
         code no map knows (GAN^肝功能^L) is no recognition item and has no entry: its results, the
         Observations of ALT and AST, were nobody's, so the flag had no order and the order's check
-        row never saw its result (outcome pending, the repeat uncounted). Linked now by the report
-        in the same write group that lists the result, else by the link its entry already holds (a
-        later version sent without its report erases nothing) -- and only to an order whose
-        order-time check recorded this person and this item: an ALT in a blood count's report is
-        not the count's order, and a number that names no checked order links nothing. Never a
-        guess from a code. Two such orders named for one result: none (``_order_named``)."""
-        named = self._report_orders().get(facts.ref) or ((before or {}).get("order"),)
-        order = self._order_named(named, facts)
-        return replace(facts, order=order) if order else facts
+        row never saw its result (outcome pending, the repeat counted as recognised). Linked now by
+        a report of the same write group that lists the result, else by the link its entry already
+        holds (a later version sent without its report erases nothing) -- and only to an order whose
+        order-time check recorded this person and this item: an ALT in a blood count's report is not
+        the count's order, and numbers that name no checked order link nothing. Never a guess from a
+        code; two such orders for one result link none."""
+        fits = self._named_by_reports(facts)
+        if not fits:
+            kept = (before or {}).get("order")
+            fits = {kept} if kept and _checked_for(self.checks.get(kept), facts) else set()
+        return replace(facts, order=fits.pop()) if len(fits) == 1 else facts
 
-    def _report_orders(self) -> dict[str, tuple[str, ...]]:
-        """The orders each result is named under by a report of the write group at hand (its
-        ``basedOn`` ServiceRequests, by the refs of its ``result``), read once per group."""
-        local = self._local
-        writes = getattr(local, "group", None) or ()
-        kept = getattr(local, "report_orders", None)
-        if kept is not None and kept[0] is writes:
-            return kept[1]
-        found: dict[str, tuple[str, ...]] = {}
-        for resource, _ in writes:
+    def _named_by_reports(self, facts: PriorResult) -> set[str]:
+        """The orders that reports of the write group at hand listing ``facts`` are based on, of
+        those whose order-time check is of its person and item. The check row is asked first (one
+        remembered look-up): a report's list is scanned only for an order that fits (a blood count's
+        report, based on the count's order, is never scanned for its ALT)."""
+        fits: set[str] = set()
+        for resource, _ in getattr(self._local, "group", None) or ():
             if resource.get("resourceType") != "DiagnosticReport":
                 continue
-            orders = tuple(str(r["reference"]) for r in resource.get("basedOn") or ()
-                           if isinstance(r, dict) and str(r.get("reference", "")).startswith(f"{ORDER_TYPE}/"))
-            for r in resource.get("result") or ():
-                if isinstance(r, dict) and r.get("reference"):
-                    found[str(r["reference"])] = found.get(str(r["reference"]), ()) + orders
-        local.report_orders = (writes, found)
-        return found
-
-    def _order_named(self, named: Sequence[str | None], facts: PriorResult) -> str | None:
-        """The one order among ``named`` whose order-time check row is this result's person and
-        item (None when none is, or more than one)."""
-        fits = {ref for ref in named if ref and _checked_for(self.checks.get(ref), facts)}
-        return fits.pop() if len(fits) == 1 else None
+            for based in resource.get("basedOn") or ():
+                ref = based.get("reference") if isinstance(based, dict) else None
+                if isinstance(ref, str) and ref.startswith(_ORDER_PREFIX) and ref not in fits \
+                        and _checked_for(self.checks.get(ref), facts) and any(
+                            isinstance(r, dict) and r.get("reference") == facts.ref for r in resource.get("result") or ()):
+                    fits.add(ref)
+        return fits
 
     def _price(self, item: Any, match: Recognisable, group: Sequence[dict[str, Any]], institution: str,
                order_ref: str | None, ordered: tuple[str, ...] = ()) -> tuple[Decimal, str]:
@@ -228,7 +222,7 @@ class Repeats(RecognitionState, _Others):
             if not group:
                 self._unresulted(member.get("order"))
             return []
-        group.sort(key=lambda d: (_PREFERENCE.get(d["_id"].split("/", 1)[0], 9), d["_id"]))
+        group.sort(key=lambda d: entry_rank(d["_id"]))
         # The orders the test fulfils: one as a rule (the report may name it while its observations
         # do not); two orders for the item at one institution on one day are one test.
         orders = list(dict.fromkeys(d["order"] for d in group if d.get("order"))) or [None]
@@ -328,7 +322,7 @@ class Repeats(RecognitionState, _Others):
         if item is None or existing is None or existing.get("price_source") != "charge":
             return
         group = sorted((d for d in self.index.group(member, item.window_days) if d.get("status") not in VOID_STATUSES),
-                       key=lambda d: (_PREFERENCE.get(d["_id"].split("/", 1)[0], 9), d["_id"]))
+                       key=lambda d: entry_rank(d["_id"]))
         line = self._line_amount(group, existing.get("order"))
         price = line if line is not None else self._rules.repeat_price(
             item, frozenset(existing.get("analytes") or ()), existing.get("inst"))
