@@ -122,8 +122,10 @@ def test_on_a_phone_the_money_stays_on_the_screen(auditor: tuple[Browser, Path])
     b, shots = auditor
     b.send("Emulation.setDeviceMetricsOverride", **PHONE)
     try:
-        b.eval("location.reload(); true")
-        b.wait_for("document.body.dataset.loaded === '1' && document.querySelector('#settlement').dataset.loaded === '1'")
+        # the page before the reload is marked, so that its own "loaded" is not taken for the new one's
+        b.eval("window.evid35Before = true; location.reload(); true")
+        b.wait_for("!window.evid35Before && document.body.dataset.loaded === '1'"
+                   " && document.querySelector('#settlement').dataset.loaded === '1'")
         assert table(b)["huren-per-admission-cost"] == ["2,550.25 元", "5,100.50 元", "2"]
         # the card layout captions each figure; the amount is not broken inside its grouping
         cell = b.eval("(() => { const td = document.querySelector('#indicators tr[data-measure=huren-per-admission-cost]')"
