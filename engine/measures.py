@@ -68,6 +68,8 @@ SCHEMA: dict[str, Any] = {
                 "score": {"enum": list(SCORES)},
                 "improvement": {"enum": ["increase", "decrease"]},
                 "unit": {"type": "string"},
+                "numerator_unit": {"type": "string", "minLength": 1},
+                "denominator_unit": {"type": "string", "minLength": 1},
                 "scoring_unit": {"enum": list(SCORING_UNITS)},
                 "digits": {"type": "integer", "minimum": 0, "maximum": 8},
                 "baseline": {"enum": ["previous-year", "previous-month"]},
@@ -118,6 +120,10 @@ class MeasureDef:
     baseline: str | None = None
     file: str = ""
     scoring_unit: str | None = None  # the UCUM unit the score is to be read in (display only)
+    # what the numerator and the denominator are in, when they are amounts (a currency: CNY) rather
+    # than counts; None for a count. Stated in the report's figures (``numeratorUnit``/``denominatorUnit``)
+    numerator_unit: str | None = None
+    denominator_unit: str | None = None
 
 
 @dataclass(frozen=True)
@@ -183,7 +189,8 @@ def load(site_dir: Path | str | None) -> Measures:
                 populations=tuple(Population(p["code"], p["description"], p.get("criteria") or p["description"])
                                   for p in m["populations"]),
                 stratifiers=tuple(Stratifier(s["key"], s["name"], s["description"]) for s in m.get("stratifiers") or ()),
-                baseline=m.get("baseline"), file=str(path), scoring_unit=m.get("scoring_unit"))
+                baseline=m.get("baseline"), file=str(path), scoring_unit=m.get("scoring_unit"),
+                numerator_unit=m.get("numerator_unit"), denominator_unit=m.get("denominator_unit"))
     return Measures(by_id, classes) if classes else Measures(by_id)
 
 
@@ -244,14 +251,29 @@ def _quantity(m: MeasureDef, value: Decimal | None) -> dict[str, Any] | None:
     return q
 
 
+def unit_coding(unit: str) -> dict[str, str]:
+    """A unit as a Coding: a currency by ISO 4217 (three capitals, as ``_quantity`` reads money),
+    anything else by UCUM."""
+    if len(unit) == 3 and unit.isupper():
+        return {"system": "urn:iso:std:iso:4217", "code": unit}
+    return {"system": UCUM, "code": unit}
+
+
 def _scored(m: MeasureDef, f: Figure) -> dict[str, Any]:
     out: dict[str, Any] = {"population": [_population(p.code, f.counts.get(p.code, 0)) for p in m.populations]}
     q = _quantity(m, score(m, f))
     if q is not None:
         out["measureScore"] = q
-    parts = [{"url": "numerator", "valueDecimal": f.numerator}]
+    parts: list[dict[str, Any]] = [{"url": "numerator", "valueDecimal": f.numerator}]
     if m.score != "total":  # a count (duplicate tests) has no denominator: none is stated, not a 0
         parts.append({"url": "denominator", "valueDecimal": f.denominator})
+    # the unit of an amount beside it (5100.50 is yuan, not admissions): FHIR's population counts are
+    # whole numbers with no unit, and a part is a value or extensions, not both (ext-1), so each unit
+    # is a part of its own, after the numbers (a reader taking the first two parts still reads them)
+    for url, unit in (("numeratorUnit", m.numerator_unit),
+                      ("denominatorUnit", m.denominator_unit if m.score != "total" else None)):
+        if unit:
+            parts.append({"url": url, "valueCoding": unit_coding(unit)})
     out["extension"] = [{"url": FIGURES_EXT, "extension": parts}]
     return out
 

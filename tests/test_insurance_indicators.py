@@ -200,7 +200,9 @@ def check_worked_example(march: TestClient) -> None:
     # a count states its numerator and no denominator (not a denominator of 0)
     for count in (dup_n, dup_money, out):
         parts = next(e for e in count["group"][0]["extension"] if e["url"] == FIGURES_EXT)["extension"]
-        assert [p["url"] for p in parts] == ["numerator"]
+        assert [p["url"] for p in parts if "valueDecimal" in p] == ["numerator"]
+        # an amount says what it adds up (measures.yaml numerator_unit, evid35); a count says nothing
+        assert [p["valueCoding"]["code"] for p in parts if p["url"] == "numeratorUnit"] == (["CNY"] if count is dup_money else [])
     assert set(by(dup_money, "institution")) == {SECOND}
     assert set(by(cost, "month")) == {"2026-03"}
 

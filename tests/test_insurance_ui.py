@@ -81,9 +81,9 @@ def test_auditor_reads_indicators_alerts_and_settlement(march: TestClient, engin
     assert "县域内就诊率低于 90%" in alerts and "告警 ALERT" in alerts and "阜宁县人民医院" in alerts
     rows = browser.eval("[...document.querySelectorAll('#indicators tbody tr')].map(r => [r.dataset.measure, r.cells[2].innerText])")
     shown = dict(rows)
-    assert shown["huren-per-admission-cost"] == "CNY 2550.25"
+    assert shown["huren-per-admission-cost"] == "2,550.25 元"  # money as read in China (evid35)
     assert shown["huren-county-treatment-rate"] == "66.67%"
-    assert shown["huren-duplicate-test-money"] == "CNY 20.00"
+    assert shown["huren-duplicate-test-money"] == "20.00 元"
     cells = dict(browser.eval("[...document.querySelectorAll('#indicators tbody tr')].map(r => [r.dataset.measure, [r.cells[3].innerText, r.cells[4].innerText]])"))
     assert cells["huren-duplicate-test-count"] == ["1", "—"]  # a count has no denominator to show
     assert cells["huren-county-treatment-rate"] == ["2", "3"]
@@ -94,7 +94,7 @@ def test_auditor_reads_indicators_alerts_and_settlement(march: TestClient, engin
     # the settlement: resident spending 8600.00 (amount basis) against 8000.00, the HL7 lines without a type
     browser.wait_for("document.querySelector('#settlement').dataset.loaded === '1'")
     settled = browser.eval("document.querySelector('#settlement').innerText")
-    assert "funing" in settled and "基层占比" in settled and "8600.00" in settled
+    assert "funing" in settled and "基层占比" in settled and "8,600.00" in settled
     assert browser.eval("document.querySelectorAll('#settlement svg rect.bar').length") == 6
     assert browser.eval("document.querySelectorAll('#settlement svg rect.bar.over').length") == 1
     screenshot(browser, Path(os.environ.get("HUREN_UI_SCREENSHOT_DIR") or tmp_path) / "insurance.png")

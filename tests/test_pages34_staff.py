@@ -114,7 +114,7 @@ def test_the_settlement_says_its_unit_and_a_year_end_its_size(insurance: tuple[E
     returns = next(r for r in rows if "医共体退还基金" in r[0])  # the employees' year: prepaid 600, paid 110
     assert returns[1] == "490.00", rows
     pays = next(r for r in rows if "基金向医共体补付" in r[0])
-    assert pays[1] == "3600.00", rows
+    assert pays[1] == "3,600.00", rows  # thousands grouped (evid35)
     # the report itself is unchanged: the amount keeps its sign for whoever reads the JSON
     amounts = b.eval("fetch('/reports/settlement?year=2026').then(r => r.json()).then(b => b.regions.flatMap("
                      "g => g.communities.flatMap(c => c.settlements.flatMap(s => s.steps.filter(x => x.step === 'year-end')"

@@ -219,13 +219,22 @@ def comparable(snap: dict[str, Any]) -> dict[str, Any]:
     (``tiers.stored_fen``), so a fen of difference still fails; moneyfix27's once-only re-pricing
     marker in ``recognition_layout``; evidence33's evidence pairs (a flag row's ``pairs`` and
     ``unpaired``, its DetectedIssue's ``analytePair``/``unpairedAnalyte`` evidence, the evidence
-    entry of each pair and the pairs' results among its ``implicated``)."""
+    entry of each pair and the pairs' results among its ``implicated``); evid35's link of an
+    Observation to the order its report is based on (its entry's ``order``: the base linked none, no
+    Observation of the feed names an order of its own), set aside only where the snapshot's own check
+    row of that order is an order-time check of the entry's person and item."""
     from engine.insurance.tiers import stored_fen
     from engine.recognition.repricing import MONEY_RULES
 
     docs = snap["docs"]
-    for doc in docs.get("recognition_results", {}).values():
+    checks = docs.get("recognition_checks", {})
+    for key, doc in docs.get("recognition_results", {}).items():
         doc.pop("results", None)
+        if key.startswith("Observation/") and doc.get("order"):
+            check = checks.get(doc["order"]) or {}
+            assert (check.get("source"), check.get("person"), check.get("item")) == \
+                ("order", doc.get("person"), doc.get("item")), (key, doc, check)
+            doc["order"] = None
     docs.get("recognition_layout", {}).pop(MONEY_RULES, None)
     for doc in docs.get("recognition_flags", {}).values():
         doc.pop("pairs", None)

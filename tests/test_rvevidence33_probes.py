@@ -282,7 +282,8 @@ def test_an_old_flag_performed_elsewhere_is_derived_as_it_was_recorded(engine: A
 def test_the_deductions_older_columns_equal_the_list_signed_before_the_pairs(tmp_path: Any) -> None:
     """The store behind tests/data/evidence33/old-deductions.json (its README), rebuilt through HL7 on
     today's code: every column the old list had -- amount, billed result, prior result, policy -- is
-    the same, byte for byte, except the list's own id; the pairs are only added after them."""
+    the same, byte for byte, except the list's own id and the order (医嘱), which the old code left blank
+    and evid35 links by the order numbers; the pairs are only added after them."""
     import base64
     import csv
     import io
@@ -311,9 +312,16 @@ def test_the_deductions_older_columns_equal_the_list_signed_before_the_pairs(tmp
                              headers=bearer(eng, "system/DetectedIssue.rs"))
             assert res.status_code == 200, res.text
             new, before = table(fhirjson.loads(res.content)), table(old)
+            # evid35: the repeat's results (a local OBR-4 code: Observations alone) are now linked to the
+            # order their report's numbers name -- B1, which the old list left blank (医嘱 "")
+            ordered = new[1][before[0].index("医嘱")]
+            placed = client.get(f"/fhir/{ordered}").json()
+            assert ordered.startswith("ServiceRequest/") and {"B1"} <= {i.get("value") for i in placed["identifier"]}
     assert new[0][:len(before[0])] == before[0]
     width = len(before[0])
-    assert [r[1:width] for r in new[1:2]] == [r[1:] for r in before[1:2]]
+    column = before[0].index("医嘱")
+    assert before[1][column] == ""
+    assert [r[1:column] + r[column + 1:width] for r in new[1:2]] == [r[1:column] + r[column + 1:] for r in before[1:2]]
     assert new[-1] == before[-1]  # the total: 合计 ... 5.00
 
 

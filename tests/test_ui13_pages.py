@@ -112,7 +112,7 @@ def test_indicators_and_settlement_in_chinese_words_on_a_phone_and_a_desktop(mar
         bars = browser.eval("[...document.querySelectorAll('#settlement svg text')].map(t => t.textContent)")
         assert "居民 支出" in bars and not any("employee" in b or "resident" in b for b in bars), bars
         totals = browser.eval("document.querySelector('#settlement p.totals').innerText")
-        assert totals.startswith("合计：预算 9000.00 · 支出 8600.00 · 已预付 5400.00 · 基金全年支付 8510.00 · 年终清算 基金补付 3110.00")
+        assert totals.startswith("合计：预算 9,000.00 · 支出 8,600.00 · 已预付 5,400.00 · 基金全年支付 8,510.00 · 年终清算 基金补付 3,110.00")
         assert outside(browser, device) == [], name
         shot(browser, tmp_path, f"ui13-insurance-{name}", device)
 

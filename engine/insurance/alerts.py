@@ -108,7 +108,7 @@ def _score(group: dict[str, Any], m: MeasureDef) -> Decimal | None:
     ext = next((e for e in group.get("extension") or () if e.get("url") == FIGURES_EXT), None)
     if ext is None:
         return None
-    parts = {p["url"]: Decimal(str(p["valueDecimal"])) for p in ext["extension"]}
+    parts = {p["url"]: Decimal(str(p["valueDecimal"])) for p in ext["extension"] if "valueDecimal" in p}  # not the units
     return unrounded(m, Figure(parts["numerator"], parts.get("denominator", Decimal(0))))
 
 

@@ -36,8 +36,16 @@ from engine.recognition.rules import (
 FINAL_STATUSES = frozenset({"final", "amended", "corrected", "appended", "available"})
 
 # When several resources of one institution describe the same test on the same day (a report, its
-# observations, the imaging study), the report stands for them.
+# observations, the imaging study), the report stands for them (``entry_rank``).
 _PREFERENCE = {"DiagnosticReport": 0, "ImagingStudy": 1, "Observation": 2}
+
+
+def entry_rank(ref: str) -> tuple[int, str]:
+    """A result's place among the entries of one test: by kind -- the report first, then the imaging
+    study, then an observation -- then by reference. The one ranking of the decision (which entry of
+    a prior test stands for it), of the flag's repeated result (``repeats``: the test's first entry)
+    and of the evidence (``pairs``: the entry a side shows), so that the three always agree."""
+    return _PREFERENCE.get(ref.split("/", 1)[0], 9), ref
 
 
 @dataclass(frozen=True)
@@ -284,7 +292,7 @@ def find_recognisable(order: Order, candidates: Iterable[PriorResult], rules: Ru
         if r.held and (key not in held or r.held < held[key]):
             held[key] = r.held
         current = best.get(key)
-        if current is None or (_PREFERENCE.get(r.resource_type, 9), r.ref) < (_PREFERENCE.get(current.resource_type, 9), current.ref):
+        if current is None or entry_rank(r.ref) < entry_rank(current.ref):
             best[key] = r
     wanted = item.analyte_set(order.analytes)
     out = []

@@ -29,12 +29,10 @@ from datetime import date
 from typing import Any
 
 from engine.recognition.coding import resource_codings
-from engine.recognition.decision import Recognisable, Sources, find_recognisable
+from engine.recognition.decision import Recognisable, Sources, entry_rank, find_recognisable
 from engine.recognition.facts import VOID_STATUSES
 from engine.recognition.index import group_key
 from mappings.site import local_code_system
-
-_PREFERENCE = {"DiagnosticReport": 0, "ImagingStudy": 1, "Observation": 2}
 
 # {"analyte", "result", "prior"[, "measure": LOINC][, "result_panel": True][, "prior_panel": True]
 #  [, "result_also": [ref, ...]][, "prior_also": [ref, ...]]
@@ -48,15 +46,10 @@ def cited(pair: Mapping[str, Any]) -> list[str]:
                         *(pair.get("prior_also") or ())) if r]
 
 
-def _rank(ref: str) -> tuple[int, str]:
-    """An entry's place among a test's entries: by kind (report first), then reference."""
-    return _PREFERENCE.get(ref.split("/", 1)[0], 9), ref
-
-
 def _first(refs: Iterable[str]) -> str | None:
     """The entry a side shows when several name the analyte (two reports of one day): the first by
     kind (report first) and reference, as the flag's own result and prior are chosen."""
-    return min(refs, key=_rank, default=None)
+    return min(refs, key=entry_rank, default=None)
 
 
 # the last rules' map of several measurements, with the map it was made from (``_measures``)
@@ -313,7 +306,7 @@ def derive(recognition: Any, row: Mapping[str, Any]) -> dict[str, Any] | None:
     if repeat is None:
         return None
     group = sorted((d for d in index.group(repeat) if d.get("status") not in VOID_STATUSES),
-                   key=lambda d: _rank(d["_id"]))
+                   key=lambda d: entry_rank(d["_id"]))
     # the entries of the flag's order, as ``Repeats._evaluate_flag`` splits a test two orders fulfil
     if len({d["order"] for d in group if d.get("order")}) > 1:
         group = [d for d in group if d.get("order") in (row.get("order"), None)]

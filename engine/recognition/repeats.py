@@ -21,6 +21,7 @@ from engine.recognition.decision import (
     Sources,
     decide,
     decisive,
+    entry_rank,
     find_recognisable,
 )
 from engine.recognition.detected_issues import CODE_SYSTEM, flag_code, flag_issue, issue_id, repriced_issue
@@ -41,7 +42,7 @@ from engine.recognition.state import (
     outcome_of,
 )
 
-_PREFERENCE = {"DiagnosticReport": 0, "ImagingStudy": 1, "Observation": 2}
+_ORDER_PREFIX = f"{ORDER_TYPE}/"  # a ServiceRequest reference
 
 
 class _Needs(Protocol):
@@ -88,6 +89,8 @@ class Repeats(RecognitionState, _Others):
         before = self.index.get(ref)
         kept = (getattr(self._local, "facts", None) or {}).pop(ref, None)
         facts = kept[1] if kept is not None and kept[0] is resource else self.facts.result(resource)
+        if facts is not None and facts.order is None:
+            facts = self._linked(facts, before)
         if facts is None:
             if before is not None:
                 self.index.delete(ref)
@@ -103,6 +106,43 @@ class Repeats(RecognitionState, _Others):
             if group_key(before) != group_key(doc):
                 return [*self._evaluate_flag(doc), *self._evaluate_flag(before)], None
         return [], doc
+
+    def _linked(self, facts: PriorResult, before: dict[str, Any] | None) -> PriorResult:
+        """A result that names no order of its own (an Observation: its report carries ``basedOn``)
+        linked to the order its report's order numbers name.
+
+        The converter keys a message's ServiceRequest by its order numbers (ORC-2/OBR-2 placer,
+        OBR-3 filler) and bases the report on it whatever OBR-4 says. A report under a local panel
+        code no map knows (GAN^肝功能^L) is no recognition item and has no entry: its results, the
+        Observations of ALT and AST, were nobody's, so the flag had no order and the order's check
+        row never saw its result (outcome pending, the repeat counted as recognised). Linked now by
+        a report of the same write group that lists the result, else by the link its entry already
+        holds (a later version sent without its report erases nothing) -- and only to an order whose
+        order-time check recorded this person and this item: an ALT in a blood count's report is not
+        the count's order, and numbers that name no checked order link nothing. Never a guess from a
+        code; two such orders for one result link none."""
+        fits = self._named_by_reports(facts)
+        if not fits:
+            kept = (before or {}).get("order")
+            fits = {kept} if kept and _checked_for(self.checks.get(kept), facts) else set()
+        return replace(facts, order=fits.pop()) if len(fits) == 1 else facts
+
+    def _named_by_reports(self, facts: PriorResult) -> set[str]:
+        """The orders that reports of the write group at hand listing ``facts`` are based on, of
+        those whose order-time check is of its person and item. The check row is asked first (one
+        remembered look-up): a report's list is scanned only for an order that fits (a blood count's
+        report, based on the count's order, is never scanned for its ALT)."""
+        fits: set[str] = set()
+        for resource, _ in getattr(self._local, "group", None) or ():
+            if resource.get("resourceType") != "DiagnosticReport":
+                continue
+            for based in resource.get("basedOn") or ():
+                ref = based.get("reference") if isinstance(based, dict) else None
+                if isinstance(ref, str) and ref.startswith(_ORDER_PREFIX) and ref not in fits \
+                        and _checked_for(self.checks.get(ref), facts) and any(
+                            isinstance(r, dict) and r.get("reference") == facts.ref for r in resource.get("result") or ()):
+                    fits.add(ref)
+        return fits
 
     def _price(self, item: Any, match: Recognisable, group: Sequence[dict[str, Any]], institution: str,
                order_ref: str | None, ordered: tuple[str, ...] = ()) -> tuple[Decimal, str]:
@@ -182,7 +222,7 @@ class Repeats(RecognitionState, _Others):
             if not group:
                 self._unresulted(member.get("order"))
             return []
-        group.sort(key=lambda d: (_PREFERENCE.get(d["_id"].split("/", 1)[0], 9), d["_id"]))
+        group.sort(key=lambda d: entry_rank(d["_id"]))
         # The orders the test fulfils: one as a rule (the report may name it while its observations
         # do not); two orders for the item at one institution on one day are one test.
         orders = list(dict.fromkeys(d["order"] for d in group if d.get("order"))) or [None]
@@ -282,7 +322,7 @@ class Repeats(RecognitionState, _Others):
         if item is None or existing is None or existing.get("price_source") != "charge":
             return
         group = sorted((d for d in self.index.group(member, item.window_days) if d.get("status") not in VOID_STATUSES),
-                       key=lambda d: (_PREFERENCE.get(d["_id"].split("/", 1)[0], 9), d["_id"]))
+                       key=lambda d: entry_rank(d["_id"]))
         line = self._line_amount(group, existing.get("order"))
         price = line if line is not None else self._rules.repeat_price(
             item, frozenset(existing.get("analytes") or ()), existing.get("inst"))
@@ -511,6 +551,12 @@ def done_analytes(members: Sequence[dict[str, Any]]) -> tuple[str, ...]:
     if not named or any(not d.get("analytes") and report(d) not in named for d in members):
         return ()
     return tuple(sorted({a for d in members for a in d.get("analytes") or ()}))
+
+
+def _checked_for(check: dict[str, Any] | None, facts: PriorResult) -> bool:
+    """Is ``check`` the order-time check of an order of ``facts``' person and item?"""
+    return check is not None and check.get("source") == "order" and check.get("item") == facts.item \
+        and check.get("person") == facts.person
 
 
 def same_money(row: dict[str, Any], existing: dict[str, Any]) -> bool:

@@ -38,7 +38,18 @@
   function shown(q, percent) {
     if (!q || q.value == null) return "—";
     if (q.unit === "1") return percent ? (100 * q.value).toFixed(2) + "%" : String(q.value);
-    return q.unit + " " + Number(q.value).toFixed(2);
+    return money(q.value, q.code || q.unit);
+  }
+  // Money as it is read in China: the figure to the fen with its thousands grouped, then the unit's
+  // word from the session (mappings/insurance/words.yaml ``currencies``: CNY -> 元), as the settlement
+  // says its amounts are in 元 -- "2,550.25 元", not "CNY 2550.25". A currency the words do not name
+  // keeps its code after the figure.
+  function grouped(v) {
+    const [whole, fen] = Number(v).toFixed(2).split(".");
+    return whole.replace(/\B(?=(\d{3})+(?!\d))/g, ",") + "." + fen;
+  }
+  function money(v, currency) {
+    return grouped(v) + " " + (window.hurenWords.said("currencies", currency) || currency);
   }
   // measure url -> is its score read as a percentage, from the published Measures: FHIR's
   // proportion is a percentage of its population; any other scoring is one when its definition
@@ -73,12 +84,19 @@
       " The indicator definitions could not be read, so no figure is shown as a percentage." : "");
   }
   function isPercent(report) { return (percents || {})[report.measure] === true; }
-  function figures(g) {
+  function figures(g, raw) {
     const ext = (g.extension || []).find((e) => e.url === EXT);
     if (!ext) return ["", ""];
     const part = (url) => ext.extension.find((p) => p.url === url);
-    // a count (duplicate tests, referrals out of the county) states no denominator: shown as "—", not 0
-    return ["numerator", "denominator"].map((url) => (part(url) ? String(part(url).valueDecimal) : "—"));
+    // a count (duplicate tests, referrals out of the county) states no denominator: shown as "—", not 0;
+    // an amount states its unit (measures.yaml numerator_unit: the money of admissions' charge lines)
+    // and is shown as money, "5,100.50 元" -- its bare 5100.5 read as neither yuan nor to the fen
+    return ["numerator", "denominator"].map((url) => {
+      if (!part(url)) return "—";
+      const unit = (part(url + "Unit") || {}).valueCoding;
+      const value = part(url).valueDecimal;
+      return !raw && unit && unit.system === "urn:iso:std:iso:4217" ? money(value, unit.code) : String(value);
+    });
   }
   // a measure by its published title (measures.yaml, through the session's words), else its id
   function titleOf(measure) { return window.hurenWords.said("measures", measure) || measure.split("/").pop(); }
@@ -106,7 +124,7 @@
     alerts.dataset.count = flags.length;
     // a rate with nothing to divide by has no score: the "—" it is shown as is said in words above the
     // table, so that an empty month is not read as a month of zeros or as a broken page (pages31)
-    $("#ind-empty").hidden = !reports.some((r) => !r.group[0].measureScore && figures(r.group[0])[1] === "0");
+    $("#ind-empty").hidden = !reports.some((r) => !r.group[0].measureScore && Number(figures(r.group[0], true)[1]) === 0);
     const body = $("#indicators tbody"); body.replaceChildren();
     const charts = $("#ind-charts"); charts.replaceChildren();
     for (const r of reports) {
@@ -137,7 +155,7 @@
   // The settlement's steps in Chinese, from each step's key and the rate it applied, in the words of
   // the session (mappings/insurance/words.yaml); the API's label, in English, follows in small type
   // for whoever checks it against `huren settle`.
-  const fixed = (v) => Number(v).toFixed(2);
+  const fixed = grouped; // to the fen, thousands grouped (the heading names the unit: 元)
   const pctOf = (share) => String(+(Number(share) * 100).toFixed(4)) + "%";
   function span(label) { // "overspend 0 %–5 %: ..." / "surplus above 15 %: ..." -> "0%–5% 段" / "15% 以上部分"
     const m = /(\d+(?:\.\d+)?) %–(\d+(?:\.\d+)?) %/.exec(label), above = /above (\d+(?:\.\d+)?) %/.exec(label);
@@ -205,7 +223,7 @@
         totals.className = "totals";
         sec.appendChild(totals);
         out.appendChild(sec);
-        setTimeout(() => window.hurenCharts.bar(svg, bars, (v) => Number(v).toFixed(0)), 0);
+        setTimeout(() => window.hurenCharts.bar(svg, bars, (v) => grouped(Math.round(v)).slice(0, -3)), 0); // whole yuan, grouped
       }
     }
     out.dataset.loaded = "1";
