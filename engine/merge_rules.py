@@ -876,6 +876,8 @@ class MergeRules:
             held, told = _stood(stored.get(name, _MISSING)), _stood(incoming.get(name, _MISSING))
             if held in ep.stands or told in ep.stands or told in ep.placeholders:
                 continue
+            if dates.now.unusable:
+                return False  # (an unusable MSH-7 is never older: nothing to look up)
             found = self._stored_stamps(rtype, stored, dates)
             if found is None:
                 return False
