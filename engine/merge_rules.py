@@ -507,7 +507,9 @@ class MergeRules:
         persons = tuple(name for name, e in elements.items() if e.another_person)
         lined = tuple((name, e) for name, e in elements.items() if e.lines_of and e.mode != "replace")
         copied = tuple((name, e) for name, e in elements.items() if e.text_of and e.mode != "replace")
-        dated = tuple((name, e) for name, e in elements.items() if e.until_later and e.stands)
+        # (``until_later`` with ``stands``; or with elements dated with it and no ``stands``: the same
+        # sender's older restatement of those held, ``_restated_older``)
+        dated = tuple((name, e) for name, e in elements.items() if e.until_later and (e.stands or e.dated_with))
         displayed = tuple((name, e) for name, e in elements.items() if e.displays and e.mode != "replace")
         plan = TypePlan(default, elements, trivial, guards, choices, follows, over, sliced, settled, inherited,
                         persons, moved, lined, copied, dated, displayed)
@@ -640,7 +642,10 @@ class MergeRules:
                         **{k: v for k, v in incoming.items() if k in said.only}}
             said = replace(said, deletes=tuple(d for d in said.deletes if d.element.split(".", 1)[0] in said.only),
                            assumed=frozenset())
+        if plan.copied and getattr(self._local, "held", None) and self._copy_held(rtype, plan, stored, incoming):
+            return Combined(dict(stored), issues)  # (a copy of a report this message's older statement left: tfix35)
         freed: frozenset[str] = frozenset()
+        compared = False
         for name, ep in plan.dated:  # a withdrawn result, a message not later than its withdrawal (``until_later``)
             held, told = stored.get(name), incoming.get(name)
             if ((held if type(held) is str else _stood(held)) in ep.stands  # (asked first: one lookup each)
@@ -650,8 +655,10 @@ class MergeRules:
                 lifted = self._dated(rtype, plan, stored, incoming, source, said, issues)
                 if lifted is None:
                     return Combined(dict(stored), issues)
-                freed = lifted
+                freed, compared = lifted, True
                 break
+        if plan.dated and not compared and self._restated_older(rtype, plan, stored, incoming, source, said, issues):
+            return Combined(dict(stored), issues)  # (the same sender's older restatement: tfix35)
         elements = plan.elements if not freed else _freed(plan, freed)  # (a later message: ``stands`` lifted)
         fields: dict[str, str] = {}
         status_kept = False  # the message only assumed a status and the stored one stands (an A08)
@@ -861,6 +868,74 @@ class MergeRules:
             return None
         return frozenset(lifted)
 
+    def _restated_older(self, rtype: str, plan: TypePlan, stored: Resource, incoming: Resource, source: str,
+                        said: Said | None, issues: list[Issue]) -> bool:
+        """``until_later`` where no stored or stated value is in ``stands`` (``_dated`` is not asked): a
+        message restating an element dated with it (``dated_with``: a result's value, flags or range;
+        a document's text) is held when the *same* sending application's message that stated the
+        stored version is strictly later by its MSH-7 (an equal MSH-7 by arrival, ``message_time``):
+        the LIS's 11:00 final arriving after its 12:00 re-run (sent F, not C), the EMR's 11:00 edit
+        (T08) after its 12:00 one, took the later statement back under AA (rvres35 MED 5, 6). Held:
+        True, the stored version stays whole, the ACK warns (AA, ERR W at the field that stated what is
+        held: OBX-5 of a value, TXA of a document) and the resource is ``held`` (its Provenance names no
+        version of it). Another application's message, an unusable MSH-7 on either side, a version no
+        message stated (a FHIR client's): merged as before -- no new refusal over a final (the lead,
+        thirty-fifth round, tfix35). Asked per message only when it changes a dated element: the
+        stored version's message is the one ``_stored_stamps`` finds (its look-up memoised per write)."""
+        dates: Dates | None = getattr(self._local, "at", None)
+        if dates is None or source in NOT_THE_FEED:
+            return False
+        for name, ep in plan.dated:
+            if not ep.dated_with or name not in incoming or not _restates(ep, stored, incoming):
+                continue  # (``name`` unstated: nothing anchors the restatement -- a report's copy has no TXA-12)
+            held, told = _stood(stored.get(name, _MISSING)), _stood(incoming.get(name, _MISSING))
+            if held in ep.stands or told in ep.stands or told in ep.placeholders:
+                continue
+            if dates.now.unusable:
+                return False  # (an unusable MSH-7 is never older: nothing to look up)
+            found = self._stored_stamps(rtype, stored, dates)
+            if found is None:
+                return False
+            verdict, _, by = settle(dates.now, found[0], stands=False)
+            if verdict != "older" or by is None:
+                return False
+            changed = [n for n in sorted(ep.dated_with, key=lambda n: (not n.startswith("value"), n))
+                       if incoming.get(n, _MISSING) is not _MISSING and incoming.get(n) != stored.get(n)]
+            fields = dict(said.fields) if said is not None else {}
+            at = next((fields[n] for n in changed if n in fields), fields.get(name))
+            what = ", ".join(f"{rtype}.{n}" for n in changed)
+            issues.append({"severity": "warning", "code": "conflict", "expression": [f"{rtype}.{n}" for n in changed],
+                           "diagnostics": f"{what}: {_writer(source)}'s statement was not stored: the stored one, "
+                                          f"stated by message {by.label} of MSH-7 {by.text}, stands against this "
+                                          f"message of MSH-7 {dates.now.text} of the same sender (not later: older): "
+                                          f"its version is an older statement and changes nothing of the {rtype}",
+                           **({"location": [at]} if at else {})})
+            held_words = getattr(self._local, "held", None)
+            if held_words is None:
+                held_words = self._local.held = {}
+            held_words[f"{rtype}/{stored.get('id')}"] = _words(incoming)
+            return True
+        return False
+
+    def _copy_held(self, rtype: str, plan: TypePlan, stored: Resource, incoming: Resource) -> bool:
+        """``text_of``: a document that copies its report (an imaging report's DocumentReference, no
+        number of its own) is held whole when this message's statement of that report was held
+        (``_dated``: older than the message that stated the stored report) -- its status and
+        ``docStatus`` follow the report's status as stored after the merge, and an older resend held
+        against a cancelled or corrected report made its document current or final again (rvres35
+        HIGH 1, MED 2; thirty-fifth round, tfix35). The report is combined first (its write group's
+        order); its ACK warning (OBR-25) says what was held. The document is ``held`` too: this
+        message's Provenance names none of its versions."""
+        held: dict[str, list[str]] = self._local.held
+        if incoming.get("masterIdentifier"):
+            return False  # (a document with its own number, TXA-12: its own text, ``_text_copied``)
+        for _, ep in plan.copied:
+            if any(isinstance(r, dict) and str(r.get("reference") or "").startswith("DiagnosticReport/")
+                   and r.get("reference") in held for r in _at_path(incoming, ep.text_of)):
+                held[f"{rtype}/{stored.get('id')}"] = []
+                return True
+        return False
+
     def held(self) -> frozenset[str]:
         """"Type/id" of the resources this message's write left as stored because the message was older
         than the one that stored them (``_dated``): its Provenance names none of their versions -- it
@@ -884,6 +959,13 @@ class MergeRules:
         ref = f"{rtype}/{stored['id']}"
         target = f"{ref}/_history/{version}"
         every = _every(search, "Provenance", [("target", ref)])
+        writers = getattr(keeper, "writers", None)
+        if every and writers is not None:
+            # a Provenance a FHIR client or the index wrote (a client's POST naming a message, a PUT
+            # retargeting a message's own) is not the feed's word: it dates nothing -- a version only
+            # such a one names is a client's version (rvres35 MED 3, 4; thirty-fifth round, tfix35)
+            marks = writers("Provenance", [str(p.get("id")) for p in every])
+            every = [p for p in every if marks.get(str(p.get("id"))) not in NOT_THE_FEED]
         provs = [p for p in every
                  if any(isinstance(t, dict) and t.get("reference") == target for t in p.get("target") or ())]
         return [*(dates.of(provs) if provs else ()), *dates.pending(target)], every

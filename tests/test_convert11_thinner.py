@@ -29,7 +29,9 @@ from tests.test_ingest_durability import err_fields, exchange, listening
 
 def result(control: str, obx5: str, *, vtype: str = "NM", unit: str = "umol/L", hour: str = "09") -> bytes:
     return (
-        f"MSH|^~\\&|LIS|FNXRMYY|HUREN|FNYGT|202611011{hour[-1]}1500||ORU^R01^ORU_R01|{control}|P|2.5.1\r"
+        # (MSH-7 at ``hour``: "09" then "10" is the lab's order -- it read 19:15 then 10:15 before, the later
+        # message older by the lab's clock, which the same sender's older restatement now holds: tfix35)
+        f"MSH|^~\\&|LIS|FNXRMYY|HUREN|FNYGT|20261101{hour}1500||ORU^R01^ORU_R01|{control}|P|2.5.1\r"
         "PID|1||M0009^^^FNXRMYY^MR||张^三||19800101|M\r"
         "OBR|1|ORD-T|LAB-T|SGN^肾功能^L|||20261101083000|||||||20261101083500|BLD||||||||20261101091000|||F\r"
         f"OBX|1|{vtype}|CREA^肌酐^L||{obx5}|{unit}|57-111||||F|||20261101090000\r"

@@ -12,7 +12,6 @@ from __future__ import annotations
 import base64
 from pathlib import Path
 
-import pytest
 from fastapi.testclient import TestClient
 
 import adapters.convert.persons as persons
@@ -176,8 +175,6 @@ def test_the_same_senders_older_report_final_is_held_against_its_cancelled_repor
     assert {_status(http, o) for o in obs} == {"entered-in-error"}
 
 
-@pytest.mark.xfail(strict=True, reason="rvres35: MED the report stays corrected but its DocumentReference's "
-                   "docStatus goes amended -> final on the same sender's older resend held under AA")
 def test_an_older_resend_held_against_a_correction_leaves_the_corrected_report_whole(
         engine: Engine, http: TestClient) -> None:
     """The RIS reports (10:00, issued 09:50) and corrects at 12:00 (OBR-25 C, issued 11:50, its second line
@@ -207,9 +204,6 @@ def test_an_older_resend_held_against_a_correction_leaves_the_corrected_report_w
         document.get("content"), document.get("docStatus"), document.get("status"))
 
 
-@pytest.mark.xfail(strict=True, reason="rvres35: HIGH a cancelled report's DocumentReference (status "
-                   "entered-in-error) is made current again by the same sender's older resend, whose results "
-                   "and report are held (AA W): a withdrawn report's document is shown as current")
 def test_an_older_resend_held_against_a_cancelled_report_leaves_its_document_alone(
         engine: Engine, http: TestClient) -> None:
     """As the cancelled report above, read through its DocumentReference: the RIS cancels (OBR-25 X, every
@@ -257,9 +251,6 @@ def test_an_older_resend_held_against_a_correction_keeps_the_corrections_flag_an
     assert after.get("referenceRange") == fixed.get("referenceRange"), after.get("referenceRange")
 
 
-@pytest.mark.xfail(strict=True, reason="rvres35: MED a final result restated final with another value by its "
-                   "sender (no OBX-11 C) is not dated: the same sender's older final arriving later takes the "
-                   "value back under AA, no warning")
 def test_an_older_final_arriving_after_the_senders_later_final_does_not_take_its_value_back(
         engine: Engine, http: TestClient) -> None:
     """The LIS reports glucose 5.6 at 10:00 and restates it final as 6.8 at 12:00 (a re-run, sent F, not C:
@@ -325,9 +316,6 @@ def test_in_one_batch_an_equal_msh7_goes_by_the_batchs_order(engine: Engine, htt
 # --- an FHIR client's Provenance naming a message ---------------------------------------------------------
 
 
-@pytest.mark.xfail(strict=True, reason="rvres35: MED a client's Provenance naming the version and an HL7 message "
-                   "identifier dates the version as 'a message no longer kept': the sender's own later "
-                   "correction is refused AE, and every later message until the Provenance is deleted")
 def test_a_clients_provenance_naming_a_message_does_not_lock_the_senders_own_correction(
         engine: Engine, http: TestClient) -> None:
     """rvmsgfix34 noted, not probed: a client with Provenance write POSTs a Provenance naming the withdrawn
@@ -355,9 +343,6 @@ def test_a_clients_provenance_naming_a_message_does_not_lock_the_senders_own_cor
     assert _status(http, obs_id) == "corrected"
 
 
-@pytest.mark.xfail(strict=True, reason="rvres35: MED a client's PUT retargeting a later message's own Provenance "
-                   "at a result's version dates that version by the later message: the sender's real "
-                   "withdrawal is held under AA and the withdrawn result stays shown as final")
 def test_a_retargeted_provenance_does_not_date_a_version_its_message_never_stated(
         engine: Engine, http: TestClient) -> None:
     """The RIS reports RR35-X12 (10:00) and, at 18:00, another patient's study. A client with Provenance
@@ -400,8 +385,6 @@ def _document_text(http: TestClient) -> list[str]:
             if c["attachment"].get("data")]
 
 
-@pytest.mark.xfail(strict=True, reason="rvres35: MED an MDM edit (T08) older by its sender's own MSH-7, arriving "
-                   "(or replayed) after the later edit, replaces the later text under AA with no warning")
 def test_an_older_mdm_edit_arriving_after_a_later_one_does_not_take_the_document_back(
         engine: Engine, http: TestClient) -> None:
     """The EMR files a discharge summary (T02, 09:00) and edits it twice (T08, 11:00 then 12:00); the 11:00

@@ -484,6 +484,9 @@ def _document_reference(
             ident.setdefault("system", f"{DOCUMENT_FILE_SYSTEM}{ctx.urn_code}")
         if txa.value(12):
             doc["masterIdentifier"] = {"system": f"urn:huren:document:{ctx.urn_code}", "value": txa.value(12)}
+            # (the document's text held against its sender's later edit: the ACK's W names TXA-12,
+            # ``merge.yaml`` DocumentReference ``masterIdentifier: until_later``, tfix35)
+            ctx.located(doc, "masterIdentifier", txa, 12)
         # TXA-13: the parent of an addendum (T05/T06) or a replacement (T09/T10), keyed as it was
         # (``doc|<TXA-12>``); the addendum carries its parent's label (``engine.document_labels``)
         relation = (vocabulary(ctx.site, "document_relation_by_event").get(ctx.message.msh.trigger_event)

@@ -434,7 +434,21 @@ def build(plan: Plan, obx: Segment, ctx: Context, text: str, category: Any, subj
         ctx.note_unmapped(kind, code, where)
     res = plan.make(category, subject, encounter, specimen, performer, value, effective)
     ctx.located(res, "status", obx, 11)  # (as ``results._observation``: the plan copies OBX-11's status)
+    _located(ctx, res, obx)
     return res, Planned(plan, holes)
+
+
+# the elements ``results._observation`` locates at their OBX field (a value, its range, its flag), beside
+# OBX-11: the merge's warning of a restatement it holds names the field (tfix35)
+_FIELDS = (("valueQuantity", 5), ("valueString", 5), ("valueCodeableConcept", 5), ("referenceRange", 7),
+           ("interpretation", 8))
+
+
+def _located(ctx: Context, res: Resource, obx: Segment) -> None:
+    """Locate what a planned Observation states at its OBX fields, as ``results._observation`` does."""
+    for element, field_no in _FIELDS:
+        if element in res:
+            ctx.located(res, element, obx, field_no)
 
 
 def learn(key: tuple[Any, ...], entry: _SitePlans, res: Resource, category: Any, subject: dict[str, str],
@@ -647,4 +661,5 @@ class GroupPlans:
             ctx.note_unmapped(kind, code, where)
         res = plan.make(self.category, subject, encounter, specimen, self.performer, value, effective)
         ctx.located(res, "status", obx, 11)  # (as ``results._observation``: the plan copies OBX-11's status)
+        _located(ctx, res, obx)
         return cut, res, Planned(plan, holes)

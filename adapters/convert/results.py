@@ -753,6 +753,8 @@ def _observation(
             return None, attachment
     else:
         _value(obx, vtype, res, ctx)
+        for chosen in _VALUE_KEYS.intersection(res):  # (a value the merge holds: ERR-2 names OBX-5, tfix35)
+            ctx.located(res, chosen, obx, 5)
     if _VALUE_KEYS.isdisjoint(res) and obx.field(5) == '""':
         # HL7's explicit null: the lab deleted the value (not "no change", as an empty OBX-5 is) --
         # stored as an empty one is (data-absent, as R4 obs-6 allows) and the stored value goes
@@ -769,9 +771,11 @@ def _observation(
     ranges = _reference_range(obx, ctx, res)
     if ranges:
         res["referenceRange"] = ranges
+        ctx.located(res, "referenceRange", obx, 7)
     interp = _interpretation(obx, ctx)
     if interp:
         res["interpretation"] = interp
+        ctx.located(res, "interpretation", obx, 8)
     elif obx.field(8) == '""':  # HL7's explicit null: a corrected result no longer flagged (H, L...)
         ctx.delete(res, "interpretation")
     apply_table("obx_observation", {"OBX": obx}, ctx, res)
