@@ -126,3 +126,28 @@ def test_rvevid35_cancelled_order_then_result_as_under_a_mapped_code(engine: Eng
     assert engine.recognition.checks.get(ordered)["outcome"] == "duplicate"
     assert [(r["order"], r["status"]) for r in live(engine, http)] == [(ordered, "flagged")]
     assert rate(engine, http) == (0, 1)
+
+
+@pytest.mark.xfail(strict=True, reason="rvevid35: MED a report corrected to another order (FHIR PUT of the "
+                   "DiagnosticReport's basedOn) leaves its Observations, the flag and the first order's check on "
+                   "the old order: the link is only made when the result itself is put")
+def test_rvevid35_a_report_corrected_to_another_order_relinks_its_results(engine: Engine, http: TestClient) -> None:  # noqa: F811
+    """Two liver-panel orders (B1, B3). The result came under B1's numbers and was linked to B1; the
+    LIS (or a FHIR client) corrects the report: it was B3's (PUT of the DiagnosticReport, basedOn B3,
+    the same results). The flag must now name B3, B3's check be the repeated one, B1's back to pending."""
+    prior(http)
+    send(http, order(B, "B1", LFT, ORDER_AT))
+    send(http, order(B, "B3", LFT, "20260312081000+0800"))
+    b1, b3 = order_ref(http, "B1"), order_ref(http, "B3")
+    send(http, result(B, "B1", LOCAL_LFT, REPEAT_AT, obx=obx((ALT, "88"), (AST, "35"))))
+    assert {r["order"] for r in live(engine, http)} == {b1}
+    [entry] = http.get("/fhir/DiagnosticReport", params={"identifier": "FB1"}).json()["entry"]
+    dr = entry["resource"]
+    dr["basedOn"] = [{"reference": b3}]
+    dr.pop("meta", None)
+    res = http.put(f"/fhir/DiagnosticReport/{dr['id']}", json=dr, headers={"Content-Type": "application/fhir+json"})
+    assert res.status_code == 200, res.text
+    assert http.get(f"/fhir/DiagnosticReport/{dr['id']}").json()["basedOn"] == [{"reference": b3}]
+    assert {r["order"] for r in live(engine, http)} == {b3}
+    assert engine.recognition.checks.get(b3)["outcome"] == "duplicate"
+    assert engine.recognition.checks.get(b1)["outcome"] == "pending"
