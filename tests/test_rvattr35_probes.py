@@ -10,8 +10,10 @@ xfail naming its severity."""
 
 from __future__ import annotations
 
+import json
 import re
 import socket
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -23,6 +25,7 @@ from engine.auth.clients import ClientRegistry
 from engine.engine import Engine
 from tests.privprobe27_world import World, build
 from tests.test_staff_oidc import serve
+from tests.test_staff_signin import PASSWORD, Clock, add_staff, csrf_of, flags, rfc6238, sign_in
 
 
 @pytest.fixture(scope="module")
@@ -84,6 +87,7 @@ def test_pipelined_requests_on_one_connection_do_not_inherit_the_caller(world: W
     token, a resident's read of another person's record (fast path, then routed), then the system again."""
     system, resident = _token(world.system("system/*.rs")), _token(world.resident())
     b_obs = f"/fhir/Observation/{_b_obs(world)}"
+    audited = world.engine.audit.size
     answers = _raw(port,
                    _get(b_obs, f"Authorization: Bearer {system}"),
                    _get(b_obs),
@@ -95,6 +99,14 @@ def test_pipelined_requests_on_one_connection_do_not_inherit_the_caller(world: W
     assert answers[2][0] in (403, 404) and answers[3][0] == answers[2][0], answers
     assert _b_obs(world).encode() not in answers[2][1] + answers[3][1]
     assert answers[4][0] == 200
+    # the audit trail names each request's own caller: the system client on the first and last only
+    deadline = time.time() + 10
+    while world.engine.audit.size < audited + 5 and time.time() < deadline:
+        time.sleep(0.05)
+    events = [json.dumps(ev, ensure_ascii=False) for ev in world.engine.audit.events(audited)]
+    assert len(events) == 5 and [('"HTTP 401"' in ev) for ev in events] == [False, True, False, False, False]
+    assert [("his-fnxrmyy" in ev) for ev in events] == [True, False, False, False, True], events
+    assert all("person-a" in ev for ev in events[2:4])
 
 
 def test_a_staff_cookie_and_a_token_on_one_connection_do_not_mix(world: World, port: int) -> None:
@@ -121,7 +133,7 @@ def test_header_name_and_scheme_case_and_empty_values_through_the_server(world: 
                    _get(b_obs, f"Authorization: Bearer {system}x"),  # one byte more
                    expect=7)
     assert [a[0] for a in answers] == [200, 200, 401, 401, 401, 401, 401], [a[0] for a in answers]
-    for status, body in answers[2:]:
+    for _status, body in answers[2:]:
         assert b'"OperationOutcome"' in body and _b_obs(world).encode() not in body
 
 
@@ -278,3 +290,33 @@ def test_the_state_kept_caller_reads_alike_on_sqlite_and_mongomock(backend_setti
     finally:
         engine.close()
 
+
+
+# --- CSRF on the staff pages' changes: the header read through header_of --------------------------
+
+@pytest.fixture
+def clock(engine: Engine) -> Clock:
+    c = Clock()
+    engine.staff.clock = c
+    return c
+
+
+def test_csrf_header_any_case_needed_on_a_cookie_change_and_not_inherited(engine: Engine, settings: Any, http: TestClient,
+                                                                          clock: Clock, monkeypatch: pytest.MonkeyPatch,
+                                                                          capsys: pytest.CaptureFixture[str]) -> None:
+    secret = add_staff(monkeypatch, capsys, settings, "wang.li", "auditor")
+    flag = flags(engine)
+    assert sign_in(http, "wang.li", PASSWORD, rfc6238(secret, clock.now)).status_code == 303
+    body, url, token = {"decision": "upheld", "reason": "跨站提交"}, f"/reports/duplicates/{flag}/review", csrf_of(http)
+    for headers in ({}, {"X-CSRF-Token": ""}, {"x-csrf-token": token + "x"}, {"X-CSRF-Token": token.upper()}
+                    if token.upper() != token else {"X-CSRF-Token": token.lower() + "?"}):
+        r = http.post(url, json=body, headers=headers)
+        assert r.status_code == 403 and "CSRF" in r.json()["issue"][0]["diagnostics"], (headers, r.status_code)
+    assert engine.recognition.flags.find()[0]["status"] == "flagged"
+    # a bearer token beside the cookie is the token's caller (no CSRF then: no ambient credential used)
+    # -- but an empty Authorization beside the cookie is not a way round the CSRF check
+    r = http.post(url, json=body, headers={"Authorization": ""})
+    assert r.status_code in (401, 403) and engine.recognition.flags.find()[0]["status"] == "flagged"
+    r = http.post(url, json=body, headers={"X-CSRF-TOKEN": token})  # the field name in any case
+    assert r.status_code == 200, r.text
+    assert engine.recognition.flags.find()[0]["status"] != "flagged"
