@@ -136,9 +136,10 @@ def check_persons(conversion: Any, read_many: Any, earlier: Sequence[Any] = (), 
             member = f"Patient/{deterministic_id(authority, 'Patient', number)}" in members_named
             conversion.warnings.append(_kept_apart(authority, sequence, member))
     if conversion.owns and search is not None:
-        leaned += _owners_word(conversion, [o for o in conversion.owns if _first_filed(o[0], earlier, stored,
-                                                                                       conversion)],
-                               search, read_many, earlier)
+        anew = [o for o in conversion.owns if _first_filed(o[0], earlier, stored, conversion)]
+        # filed before: an owner's message may have re-keyed a member's record away (``_rekeyed_back``)
+        back = {ref for ref, _, _ in anew if _as_left(ref, earlier, stored, []) is not None}
+        leaned += _owners_word(conversion, anew, search, read_many, earlier, back)
     return leaned
 
 
@@ -368,7 +369,7 @@ def _first_filed(ref: str, earlier: Sequence[Any], stored: dict[Any, Any], conve
 
 
 def _owners_word(conversion: Any, owned: Sequence[tuple[str, str, int]], search: Any, read_many: Any,
-                 earlier: Sequence[Any]) -> list[int]:
+                 earlier: Sequence[Any], back: Collection[str] = ()) -> list[int]:
     """The number's owner speaking (identity34, the converse of ``_refuse_member``): this institution
     files, under its own record number, a person another member institution's record already names
     under this institution's MRN system (``RVX^^^FNXRMYY^MR``, filed by FNZYY while FNXRMYY held no
@@ -388,6 +389,7 @@ def _owners_word(conversion: Any, owned: Sequence[tuple[str, str, int]], search:
     if one is not written (refused at its write) the message is settled again (rvidentity34 finding 8)."""
     leaned: list[int] = []
     rekeyed: list[str] = []  # the member's records this message re-keys, for their Provenance
+    restored: list[str] = []  # ... and re-keys back, the owner agreeing again (``_rekeyed_back``)
     for ref, token, sequence in owned:
         person = conversion.by_reference[ref]
         holders: dict[str, set[str]] = {}  # member institution -> its records naming the number
@@ -424,9 +426,102 @@ def _owners_word(conversion: Any, owned: Sequence[tuple[str, str, int]], search:
             if other not in conversion.by_reference:
                 _rekeyed_by_owner(conversion, other, was, token, holder)
                 rekeyed.append(other)
-    if rekeyed:
-        _rekeying_provenance(conversion, rekeyed)
+        if ref in back:
+            for other, (kept, was) in _rekeyed_back(conversion, token, person, search, read_many, earlier,
+                                                    leaned).items():
+                if other not in conversion.by_reference:
+                    conversion.by_reference[other] = {"resourceType": "Patient", "id": other.split("/", 1)[1]}
+                    _rekeyed(conversion, other, was, kept, token)
+                    restored.append(other)
+    if rekeyed or restored:
+        _rekeying_provenance(conversion, rekeyed, restored)
     return leaned
+
+
+def _rekeyed_back(conversion: Any, token: str, person: dict[str, Any], search: Any, read_many: Any,
+                  earlier: Sequence[Any], leaned: list[int]) -> dict[str, tuple[str, dict[str, Any]]]:
+    """The member records an owner's message (this institution's) re-keyed away from its number ``token``
+    (``_rekeyed_by_owner``) that the owner's person, as this message states it, no longer contradicts
+    (``contradicts_all``: the rule the re-key used) -- "Patient/id" -> (the kept-apart token it carries, the
+    record's identifiers as the write will meet them): the owner agreeing again puts them back, in its own
+    write (rvid35 MED 1; before, one mistyped A08 at the owner unlinked every member's referral record of the
+    number, and its correction relinked none until each member's HIS spoke again).
+
+    Only a record whose version now stored is the one an owner's re-key wrote -- a re-key Provenance
+    (``rekeys``) of a message of this institution names exactly that version -- or, in a batch, whose last
+    earlier version is an earlier owner message's re-key. A record its own institution has stated since
+    (its ADT) or re-keyed itself (its result meeting the owner's record: ``_beside``) is that institution's
+    word, not the owner's: its next message decides (``_agreed``, an ADT's restatement). Asked only when the
+    owner's record is stated anew (``_first_filed``) and was filed before (a re-key needs an owner's record):
+    one search by the bare number (every page), one of the candidates' re-key Provenances."""
+    from adapters.convert.common import apart_system  # (common imports this module)
+
+    system, _, value = token.partition("|")
+    owner = conversion.institution
+    out: dict[str, tuple[str, dict[str, Any]]] = {}
+    # in the batch: an earlier owner message re-keyed the stored record (its version the identifier alone:
+    # ``_rekeyed_by_owner``) and no later message stated it; the person is the record as stored
+    for p in _every_patient(search, token):
+        other = f"Patient/{p.get('id')}"
+        left = batch_version(other, earlier)
+        if left is None or not left.states or earlier[left.at].institution != owner \
+                or not _rekeyed_in(earlier[left.at], other) or contradicts_all(p, person):
+            continue
+        now = earlier[left.at].by_reference[other]
+        kept = next((_token(i) for i in now.get("identifier") or () if _token(i) != token
+                     and i.get("value") == value and str(i.get("system") or "").startswith("urn:huren:mrn:")), None)
+        if kept is not None:
+            leaned.append(left.at)
+            out[other] = (kept, now)
+    # stored: carrying the number under its institution's kept-apart system for this owner's numbers
+    candidates = {f"Patient/{p.get('id')}": p for p in _every_patient(search, value)
+                  if not _holds_number(p, token) and batch_version(f"Patient/{p.get('id')}", earlier) is None
+                  and not contradicts_all(p, person)}
+    organizations = {str((p.get("managingOrganization") or {}).get("reference") or "") for p in candidates.values()}
+    wanted = [tuple(o.split("/", 1)) for o in organizations if o.startswith("Organization/")]
+    codes = {f"{k[0]}/{k[1]}": _institution_of(org) for k, org in (read_many(wanted) if wanted else {}).items()}
+    kept_of: dict[str, str] = {}
+    for other, p in candidates.items():
+        code = codes.get(str((p.get("managingOrganization") or {}).get("reference") or ""))
+        kept = f"{apart_system(code, owner)}|{value}" if code and code != owner else ""
+        if kept and kept.partition("|")[0] != system and _holds_number(p, kept):
+            kept_of[other] = kept
+    if kept_of:
+        named = _owners_rekeys(search, sorted(kept_of), owner)
+        for other, kept in kept_of.items():
+            version = str((candidates[other].get("meta") or {}).get("versionId") or "")
+            if version and version in named.get(other, ()):
+                out[other] = (kept, candidates[other])
+    return out
+
+
+def _rekeyed_in(conversion: Any, ref: str) -> bool:
+    """Did ``conversion`` (an earlier message of the batch) re-key ``ref`` (its re-key Provenance names it)?"""
+    return any(rekeys(r) and {"reference": ref} in (r.get("target") or ())
+               for other, r in conversion.by_reference.items() if other.startswith("Provenance/"))
+
+
+def _owners_rekeys(search: Any, refs: Sequence[str], owner: str) -> dict[str, set[str]]:
+    """Each record of ``refs`` ("Patient/id") -> its versions that a re-key Provenance (``rekeys``) of a message of
+    ``owner`` names (``Patient/x/_history/n``: the ingest pins each target to the version filed). Searched by
+    target and the re-key's agent type (assembler: huren itself), a page at a time -- not every Provenance of the
+    records (each result's names its record)."""
+    out: dict[str, set[str]] = {}
+    offset = 0
+    while True:
+        page = search("Provenance", [("target", ",".join(refs)), ("agent-type", _ASSEMBLER), ("_sort", "_id"),
+                                     ("_count", str(_OWNERS_PAGE)), ("_offset", str(offset))])
+        for prov in page.resources:
+            if rekeys(prov) and any(institution == owner for institution, _ in _named_messages(prov)):
+                for ref in refs:
+                    out.setdefault(ref, set()).update(_versions_named(prov, ref) - {""})
+        offset += len(page.resources)
+        if not page.has_next or not page.resources:
+            return out
+
+
+# the agent type of the re-key's Provenance (``_rekeying_provenance``): a message's own names its sender the author
+_ASSEMBLER = "http://terminology.hl7.org/CodeSystem/provenance-participant-type|assembler"
 
 
 def _every_patient(search: Any, token: str) -> list[dict[str, Any]]:
@@ -463,7 +558,7 @@ def _rekeyed_by_owner(conversion: Any, ref: str, was: dict[str, Any], token: str
     _rekeyed(conversion, ref, was, token, kept)
 
 
-def _rekeying_provenance(conversion: Any, refs: Sequence[str]) -> None:
+def _rekeying_provenance(conversion: Any, refs: Sequence[str], back: Sequence[str] = ()) -> None:
     """The Provenance of the versions the owner's message re-keyed (``_rekeyed_by_owner``), one naming them
     all, written and signed in the message's write as its own Provenance is (the ingest names the exact
     versions filed and signs each Provenance of a message over their stored bytes). Apart from the
@@ -482,12 +577,13 @@ def _rekeying_provenance(conversion: Any, refs: Sequence[str]) -> None:
     prov: dict[str, Any] = {
         "resourceType": "Provenance",
         "id": deterministic_id(conversion.institution, "Provenance", f"rekeyed|{own.get('id')}"),
-        "target": [{"reference": ref} for ref in refs],
+        "target": [{"reference": ref} for ref in (*refs, *back)],
         "recorded": own.get("recorded"),
         "activity": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v3-DataOperation",
                                  "code": "UPDATE", "display": "revise"}],
                      "text": "identifier re-keyed"},
-        "reason": [{"coding": [REKEYED], "text": _REKEYED_TEXT}],
+        "reason": [{"coding": [REKEYED], "text": " / ".join(t for t, named in ((_REKEYED_TEXT, refs),
+                                                                               (_BACK_TEXT, back)) if named)}],
         "agent": [{"type": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/provenance-participant-type",
                                         "code": "assembler", "display": "Assembler"}]},
                    "who": {"type": "Device", "display": "huren integration engine"}}],
@@ -504,6 +600,11 @@ _REKEYED_TEXT = (
     "the institution that assigned the record number registered it as another person (name and sex, and birth "
     "date when both state one, differ): the number is kept, as sent, under this record's institution's system for "
     "other authorities' numbers, so that it no longer answers that institution's record number")
+
+# ... of the records it re-keys back (``_rekeyed_back``): the same Provenance, the owner agreeing again
+_BACK_TEXT = (
+    "the institution that assigned the record number registered it again as this record's person (name, sex and "
+    "birth date no longer all differ): the number, as sent, is back under that institution's record-number system")
 
 
 def rekeys(provenance: dict[str, Any]) -> bool:
