@@ -89,6 +89,7 @@ def check_persons(conversion: Any, read_many: Any, earlier: Sequence[Any] = (), 
     # a merge's prior record held as stored; a PID's record beside a member's number: whether it already
     # carries the number (``_beside``; mostly read already: the PID's own record is held above)
     wanted += [tuple(held.record.split("/", 1)) for held, _ in members if held.as_stored or held.number]
+    wanted += [tuple(held.prior.split("/", 1)) for held, _ in members if held.prior]  # a merge's MRG-1 record
     wanted = list(dict.fromkeys(wanted))
     stored = read_many(wanted) if wanted else {}
     for ref, sequence, corrects, made in unread:
@@ -125,6 +126,8 @@ def check_persons(conversion: Any, read_many: Any, earlier: Sequence[Any] = (), 
         read = len(leaned)
         if _beside(conversion, held, earlier, stored, leaned):
             beside.add(held.member)
+            continue
+        if _stale_merged(conversion, held, was, person, earlier, stored, leaned):
             continue
         # leaning on the member's record as the batch leaves it and on the version of the sender's record
         # ``_beside`` read: either not written, the message is settled again (rvmemfix34 finding 3)
@@ -241,6 +244,49 @@ def _beside(conversion: Any, held: Any, earlier: Sequence[Any], stored: dict[Any
         + ". If the number is this patient's, have that institution correct its record; else take the number "
         "off this patient's identifiers in the sending system", segment="PID", sequence=held.sequence, field=3,
         repetition=held.repetition, code=DUPLICATE_KEY_IDENTIFIER, tally=Tally("member_contradicted", held.institution))
+    warning.severity = "W"
+    conversion.warnings.append(warning)
+    return True
+
+
+def _stale_merged(conversion: Any, held: Any, member: dict[str, Any], person: dict[str, Any], earlier: Sequence[Any],
+                  stored: dict[Any, Any], leaned: list[int]) -> bool:
+    """A merge (A40, A47 and kin: ``his.merge``) whose MRG-1 names, by another member's number, the sender's own
+    record that is stale -- that record (``held.prior``), as stored or as the batch leaves it, is another person
+    than the member's own record of the number (the member registered the number as someone else since the
+    sender filed it) -- and is the PID's person (``contradicts_all`` says nothing against it): the merge is the
+    sender's correction of its own record, filed with ERR W 205 at MRG-1 (counted for the sender's operator,
+    ``member_contradicted``), the merged record's copy of the number, if still under the member's MRN system,
+    re-keyed under the sender's kept-apart system as ``_beside`` does, so it no longer answers the member's MRN.
+    The hold of the PID's person against the member's record (identity34) had refused it: a record keyed only by
+    a number its owner gave another person could not be corrected over HL7 at all (ident35's note; the lead). The
+    hold stays for what it guards, compared on MRG-1's stored record as the A45's is: a merge whose MRG-1 record
+    is the member's person (not stale) or is not stored, or is another person than the PID's (two people joined),
+    is refused at MRG-1 (``_refuse_member``)."""
+    if held.segment != "MRG" or not held.prior or held.as_stored or held.moved:
+        return False
+    at = len(leaned)
+    prior = _as_left(held.prior, earlier, stored, leaned)
+    if prior is None or not contradicts_all(prior, member) or contradicts_all(prior, person):
+        del leaned[at:]
+        return False
+    if held.number and held.kept and _holds_number(prior, held.number):
+        merged = conversion.by_reference[held.prior]
+        mine = [i for i in merged.get("identifier") or () if not _holds_number(prior, _token(i))]
+        merged["identifier"] = _rekey([*deepcopy(prior.get("identifier") or []), *mine], held.number, held.kept)
+        system, _, value = held.number.partition("|")
+        said = conversion.said.get(held.prior) or Said()
+        gone = Delete("identifier", where=(("system", (system,)), ("value", (value,))), quiet=True)
+        conversion.said[held.prior] = replace(said, deletes=(*said.deletes, gone))
+        conversion._bundle = None
+    warning = HL7Error(
+        "MRG-1 names, by a record number another member institution assigned (MRG-1's CX-4 names it), this "
+        "institution's own record, and that institution's own record of the number is another person (name and sex, "
+        "and birth date when both state one, differ): the merge of this institution's record is filed as its "
+        "correction, the number kept on the merged record as sent, apart under this institution's system for other "
+        "authorities' numbers, so that it does not answer that institution's record number. Take the number off "
+        "this patient's identifiers in the sending system", segment="MRG", sequence=held.sequence, field=1,
+        code=DUPLICATE_KEY_IDENTIFIER, tally=Tally("member_contradicted", held.institution))
     warning.severity = "W"
     conversion.warnings.append(warning)
     return True
