@@ -109,3 +109,22 @@ def _refused(engine: Engine, ack: bytes, control: str) -> None:
     assert fields[2] == "MRG^1^1" and fields[3].startswith("205"), err
     doc = engine.ingestor.messages.get(message_id("FNZYY", control))
     assert doc is not None and doc["status"] != "processed", doc
+
+
+def test_a_stale_record_still_under_the_members_system_is_merged_with_the_number_kept_apart(both: Both) -> None:  # noqa: F811
+    """A stale record still carrying <n> under FNXRMYY's MRN system (filed before the owner's re-key existed --
+    here put back so over FHIR, as such a store holds it): the merge files it with the number, value and type as
+    stored, under FNZYY's kept-apart system; FNXRMYY's MRN then answers 陈四's record only."""
+    _, http, _ = both
+    stale = _stale(http, "IP1")
+    record = http.get(f"/fhir/Patient/{stale['id']}").json()
+    record["identifier"] = [{**i, "system": MRN} if i.get("value") == "IP1" else i for i in record["identifier"]]
+    assert http.put(f"/fhir/Patient/{stale['id']}", json=record).status_code == 200
+    assert stale["id"] in [p["id"] for p in patients(http, f"{MRN}|IP1")]
+    ack = post(http, _zy("IP1D", "A40", "ZIP1^^^FNZYY^MR", "冯^三", "19610101", "M", "IP1^^^FNXRMYY^MR"))
+    assert ack_code_of(ack) == "AA" and [e.split("|")[4] for e in err_lines(ack)] == ["W"], ack
+    merged = http.get(f"/fhir/Patient/{stale['id']}").json()
+    (kept,) = [i for i in merged["identifier"] if i.get("value") == "IP1"]
+    (was,) = [i for i in record["identifier"] if i.get("value") == "IP1"]
+    assert kept == {**was, "system": "urn:huren:mrn:FNZYY:FNXRMYY"}, merged["identifier"]
+    assert [p["id"] for p in patients(http, f"{MRN}|IP1")] == [p["id"] for p in _owners(http, "IP1")]
