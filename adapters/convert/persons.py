@@ -447,8 +447,11 @@ def _owners_word(conversion: Any, owned: Sequence[tuple[str, str, int]], search:
                 holders.setdefault(c.institution, set()).update(named)
                 found.update({other: (c.institution, c.by_reference[other]) for other in named})
                 leaned.append(at)
-        others = [p for p in _every_patient(search, token)
-                  if f"Patient/{p.get('id')}" != ref and contradicts_all(p, person)]
+        # a record filed before: the bare number's records, which hold both those under this number's system and
+        # those an owner's re-key keyed apart (``_rekeyed_back``) -- one search for both
+        named = _every_patient(search, token.partition("|")[2] if ref in back else token)
+        others = [p for p in named if f"Patient/{p.get('id')}" != ref and _holds_number(p, token)
+                  and contradicts_all(p, person)]
         organizations = {str((p.get("managingOrganization") or {}).get("reference") or "") for p in others}
         wanted = [tuple(o.split("/", 1)) for o in organizations if o.startswith("Organization/")]
         codes = {f"{k[0]}/{k[1]}": _institution_of(org) for k, org in (read_many(wanted) if wanted else {}).items()}
@@ -473,7 +476,7 @@ def _owners_word(conversion: Any, owned: Sequence[tuple[str, str, int]], search:
                 _rekeyed_by_owner(conversion, other, was, token, holder)
                 rekeyed.append(other)
         if ref in back:
-            for other, (kept, was) in _rekeyed_back(conversion, token, person, search, read_many, earlier,
+            for other, (kept, was) in _rekeyed_back(conversion, token, person, named, search, read_many, earlier,
                                                     leaned).items():
                 if other not in conversion.by_reference:
                     conversion.by_reference[other] = {"resourceType": "Patient", "id": other.split("/", 1)[1]}
@@ -484,8 +487,8 @@ def _owners_word(conversion: Any, owned: Sequence[tuple[str, str, int]], search:
     return leaned
 
 
-def _rekeyed_back(conversion: Any, token: str, person: dict[str, Any], search: Any, read_many: Any,
-                  earlier: Sequence[Any], leaned: list[int]) -> dict[str, tuple[str, dict[str, Any]]]:
+def _rekeyed_back(conversion: Any, token: str, person: dict[str, Any], named: Sequence[dict[str, Any]], search: Any,
+                  read_many: Any, earlier: Sequence[Any], leaned: list[int]) -> dict[str, tuple[str, dict[str, Any]]]:
     """The member records an owner's message (this institution's) re-keyed away from its number ``token``
     (``_rekeyed_by_owner``) that the owner's person, as this message states it, no longer contradicts
     (``contradicts_all``: the rule the re-key used) -- "Patient/id" -> (the kept-apart token it carries, the
@@ -499,7 +502,8 @@ def _rekeyed_back(conversion: Any, token: str, person: dict[str, Any], search: A
     (its ADT) or re-keyed itself (its result meeting the owner's record: ``_beside``) is that institution's
     word, not the owner's: its next message decides (``_agreed``, an ADT's restatement). Asked only when the
     owner's record is stated anew (``_first_filed``) and was filed before (a re-key needs an owner's record):
-    one search by the bare number (every page), one of the candidates' re-key Provenances."""
+    ``named``, the stored records carrying the bare number (``_owners_word``'s one search, every page), and one
+    search of the candidates' re-key Provenances."""
     from adapters.convert.common import apart_system  # (common imports this module)
 
     system, _, value = token.partition("|")
@@ -507,8 +511,10 @@ def _rekeyed_back(conversion: Any, token: str, person: dict[str, Any], search: A
     out: dict[str, tuple[str, dict[str, Any]]] = {}
     # in the batch: an earlier owner message re-keyed the stored record (its version the identifier alone:
     # ``_rekeyed_by_owner``) and no later message stated it; the person is the record as stored
-    for p in _every_patient(search, token):
+    for p in named:
         other = f"Patient/{p.get('id')}"
+        if not _holds_number(p, token):
+            continue
         left = batch_version(other, earlier)
         if left is None or not left.states or earlier[left.at].institution != owner \
                 or not _rekeyed_in(earlier[left.at], other) or contradicts_all(p, person):
@@ -520,7 +526,7 @@ def _rekeyed_back(conversion: Any, token: str, person: dict[str, Any], search: A
             leaned.append(left.at)
             out[other] = (kept, now)
     # stored: carrying the number under its institution's kept-apart system for this owner's numbers
-    candidates = {f"Patient/{p.get('id')}": p for p in _every_patient(search, value)
+    candidates = {f"Patient/{p.get('id')}": p for p in named
                   if not _holds_number(p, token) and batch_version(f"Patient/{p.get('id')}", earlier) is None
                   and not contradicts_all(p, person)}
     organizations = {str((p.get("managingOrganization") or {}).get("reference") or "") for p in candidates.values()}
