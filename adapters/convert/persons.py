@@ -432,7 +432,10 @@ def _owners_word(conversion: Any, owned: Sequence[tuple[str, str, int]], search:
     The member's row names the member's own records (``Tally.records``: its patients, its operator's to
     open -- nothing of the owner's person) and is worded for the member (``Tally.text``, Chinese first;
     idfix34). Returns the positions in ``earlier`` whose records it counted: the count leans on them, and
-    if one is not written (refused at its write) the message is settled again (rvidentity34 finding 8)."""
+    if one is not written (refused at its write) the message is settled again (rvidentity34 finding 8).
+
+    ``back``: the records of ``owned`` filed before -- for them the owner agreeing again re-keys back what an
+    owner's re-key keyed apart (``_rekeyed_back``, idfix35), from the same search (the bare number's records)."""
     leaned: list[int] = []
     rekeyed: list[str] = []  # the member's records this message re-keys, for their Provenance
     restored: list[str] = []  # ... and re-keys back, the owner agreeing again (``_rekeyed_back``)
@@ -621,7 +624,9 @@ def _rekeying_provenance(conversion: Any, refs: Sequence[str], back: Sequence[st
     huren (no institution asked for it), its entity the owner's message (what the change was made on).
     So the record's history says who changed its identifier and why, and the walk reads every version
     named (before: the version unnamed, the registrar "cannot be told" and the member's own A08 refused).
-    Its id is the message Provenance's, re-keyed: a replay writes it again, not a second one."""
+    Its id is the message Provenance's, re-keyed: a replay writes it again, not a second one. The records the
+    message re-keys back (``back``: the owner agreeing again, ``_rekeyed_back``, idfix35) are named by the same
+    Provenance, its reason's text saying so."""
     own = next((r for ref, r in conversion.by_reference.items() if ref.startswith("Provenance/") and not rekeys(r)),
                None)
     if own is None:  # (a conversion without its message's Provenance names nothing to act on)
