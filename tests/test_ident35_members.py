@@ -31,14 +31,22 @@ def _ids(http: TestClient, token: str, headers: dict[str, str]) -> set[str]:
 
 def _rekeyed_by_the_owner(http: TestClient, n: str) -> str:
     """FNXRMYY: 冯三 under <n>; FNZYY: its own Z<n>, <n> beside (the same person); FNXRMYY restates <n> as 陈四
-    (FNZYY's record re-keyed at once, ownfix34), then as 冯三 again. Returns FNZYY's PID-3."""
+    (FNZYY's record re-keyed at once, ownfix34); FNZYY's HIS restates its record (its A08, <n> beside: kept apart
+    in its statement, mfix34 -- the record's version now FNZYY's own, idfix35), then FNXRMYY restates <n> as 冯三
+    again: the owner's message puts back only what an owner's re-key left (idfix35), so this record waits for
+    FNZYY's next message. Returns FNZYY's PID-3."""
     assert ack_code_of(post(http, adt(f"{n}A", f"{n}^^^FNXRMYY^MR", "冯^三", "19610101", "M"))) == "AA"
     pid3 = f"Z{n}^^^FNZYY^MR~{n}^^^FNXRMYY^MR"
     assert ack_code_of(post(http, _fnzyy(adt(f"{n}B", pid3, "冯^三", "19610101", "M")))) == "AA"
     assert ack_code_of(post(http, adt(f"{n}C", f"{n}^^^FNXRMYY^MR", "陈^四", "19920303", "F", "A08"))) == "AA"
     (own,) = patients(http, f"{FNZYY_MRN}|Z{n}")
     assert f"{APART}|{n}" in _tokens(own) and f"{MRN}|{n}" not in _tokens(own), own
+    assert ack_code_of(post(http, _fnzyy(adt(f"{n}X", pid3, "冯^三", "19610102", "M", "A08")))) == "AA"
+    (own,) = patients(http, f"{FNZYY_MRN}|Z{n}")
+    assert f"{APART}|{n}" in _tokens(own) and own["birthDate"] == "1961-01-02", own
     assert ack_code_of(post(http, adt(f"{n}D", f"{n}^^^FNXRMYY^MR", "冯^三", "19610101", "M", "A08"))) == "AA"
+    (own,) = patients(http, f"{FNZYY_MRN}|Z{n}")
+    assert f"{APART}|{n}" in _tokens(own) and f"{MRN}|{n}" not in _tokens(own), own
     return pid3
 
 

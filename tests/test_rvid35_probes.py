@@ -16,7 +16,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import pytest
 from fastapi.testclient import TestClient
 
 from adapters.hl7v2.ack import ack_code_of
@@ -55,13 +54,6 @@ def _ids(http: TestClient, path: str, params: dict[str, str], headers: dict[str,
 # --- the owner agreeing again -------------------------------------------------------------------------
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "rvid35: MED -- the owner's contradiction re-keys the member's record at once (ownfix34), but the owner "
-    "agreeing again (FNXRMYY's A08 restating <n> as 冯三, the person FNZYY's record is) does not undo it: "
-    "FNZYY's record keeps the number under urn:huren:mrn:FNZYY:FNXRMYY, so a search by FNXRMYY's MRN finds "
-    "FNXRMYY's record only and the cross-reference of one person's two records is lost until FNZYY's HIS "
-    "happens to send an ADT (a result never restores it: rvmfix34 LOW 1). One mistyped A08 at the owner "
-    "silently unlinks every member's referral record of that number, and its correction does not relink"))
 def test_the_owner_agreeing_again_puts_the_members_number_back(both: Both) -> None:  # noqa: F811
     _, http, clinician = both
     _, ours, theirs = _rekeyed(http, "RA1")

@@ -229,13 +229,18 @@ def listed_member_records(seg: Segment, field_no: int, ctx: Context) -> list[str
     """``member_records`` of the record numbers a field listing one record's identifiers names (MRG-1):
     each repetition read as PID-3's is (``record_number_system``), so "another member's number" is
     one reading for a PID and a merge's prior record (identity34)."""
+    return [member for member, _, _ in listed_member_numbers(seg, field_no, ctx)]
+
+
+def listed_member_numbers(seg: Segment, field_no: int, ctx: Context) -> list[tuple[str, str, str]]:
+    """``member_numbers`` of such a field: (the member's own record, the member's code, "system|value")."""
     identifiers = []
     for rep in seg.reps(field_no):
         value = rep.comp(1).strip()
         system = record_number_system(rep, ctx.institution, ctx.site) if value else None
         if system is not None:
             identifiers.append({"system": system, "value": value})
-    return member_records({"identifier": identifiers}, ctx) if identifiers else []
+    return member_numbers({"identifier": identifiers}, ctx) if identifiers else []
 
 
 def record_number_system(rep: Repetition, inst: Any, site: Site) -> str | None:

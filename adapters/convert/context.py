@@ -82,6 +82,9 @@ class MemberNumber(NamedTuple):
     # an A45's MRG-1 (``his.moved_visit``): the record a visit moves from, keyed by the member's number -- held as
     # stored against the member's record; no merge (ident35)
     moved: bool = False
+    # a merge's MRG-1 naming the member's number (``his.merge``): the record it merges away ("Patient/id"), held as
+    # stored -- the sender's own record of the number, stale once the member's record is another person (idfix35)
+    prior: str = ""
 
 
 @dataclass

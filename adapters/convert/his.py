@@ -126,9 +126,13 @@ def _held_to_members(mrg: Segment, ctx: Context, survivor: str, prior: str) -> N
     the record of it into the PID's -- the PID's person is held against the member's own record of the
     number; the PID naming the member's number takes MRG-1's record into it -- that record, as stored,
     is. Either for another person: refused at MRG-1 (a merge states two records are one person: into
-    a member's number, that person is the member's patient)."""
-    for member in common.listed_member_records(mrg, 1, ctx):
-        if (named := MemberNumber(survivor, member, "MRG", mrg.sequence)) not in ctx.members:
+    a member's number, that person is the member's patient). MRG-1's hold also carries the record merged away
+    (``prior``): the sender's own stale record of the number merged into its person is the sender's correction,
+    filed with a warning (``persons._stale_merged``, idfix35)."""
+    for member, code, number in common.listed_member_numbers(mrg, 1, ctx):
+        named = MemberNumber(survivor, member, "MRG", mrg.sequence, institution=code, number=number,
+                             kept=f"{common.apart_system(ctx.code, code)}|{number.partition('|')[2]}", prior=prior)
+        if named not in ctx.members:
             ctx.members.append(named)
     for held in [m for m in ctx.members if m.record == survivor and m.segment == "PID"]:
         if (named := MemberNumber(prior, held.member, "MRG", mrg.sequence, as_stored=True)) not in ctx.members:

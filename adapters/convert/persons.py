@@ -89,6 +89,7 @@ def check_persons(conversion: Any, read_many: Any, earlier: Sequence[Any] = (), 
     # a merge's prior record held as stored; a PID's record beside a member's number: whether it already
     # carries the number (``_beside``; mostly read already: the PID's own record is held above)
     wanted += [tuple(held.record.split("/", 1)) for held, _ in members if held.as_stored or held.number]
+    wanted += [tuple(held.prior.split("/", 1)) for held, _ in members if held.prior]  # a merge's MRG-1 record
     wanted = list(dict.fromkeys(wanted))
     stored = read_many(wanted) if wanted else {}
     for ref, sequence, corrects, made in unread:
@@ -126,6 +127,8 @@ def check_persons(conversion: Any, read_many: Any, earlier: Sequence[Any] = (), 
         if _beside(conversion, held, earlier, stored, leaned):
             beside.add(held.member)
             continue
+        if _stale_merged(conversion, held, was, person, earlier, stored, leaned):
+            continue
         # leaning on the member's record as the batch leaves it and on the version of the sender's record
         # ``_beside`` read: either not written, the message is settled again (rvmemfix34 finding 3)
         on = sorted({*([read_at] if read_at is not None else []), *leaned[read:]})
@@ -136,9 +139,10 @@ def check_persons(conversion: Any, read_many: Any, earlier: Sequence[Any] = (), 
             member = f"Patient/{deterministic_id(authority, 'Patient', number)}" in members_named
             conversion.warnings.append(_kept_apart(authority, sequence, member))
     if conversion.owns and search is not None:
-        leaned += _owners_word(conversion, [o for o in conversion.owns if _first_filed(o[0], earlier, stored,
-                                                                                       conversion)],
-                               search, read_many, earlier)
+        anew = [o for o in conversion.owns if _first_filed(o[0], earlier, stored, conversion)]
+        # filed before: an owner's message may have re-keyed a member's record away (``_rekeyed_back``)
+        back = {ref for ref, _, _ in anew if _as_left(ref, earlier, stored, []) is not None}
+        leaned += _owners_word(conversion, anew, search, read_many, earlier, back)
     return leaned
 
 
@@ -240,6 +244,49 @@ def _beside(conversion: Any, held: Any, earlier: Sequence[Any], stored: dict[Any
         + ". If the number is this patient's, have that institution correct its record; else take the number "
         "off this patient's identifiers in the sending system", segment="PID", sequence=held.sequence, field=3,
         repetition=held.repetition, code=DUPLICATE_KEY_IDENTIFIER, tally=Tally("member_contradicted", held.institution))
+    warning.severity = "W"
+    conversion.warnings.append(warning)
+    return True
+
+
+def _stale_merged(conversion: Any, held: Any, member: dict[str, Any], person: dict[str, Any], earlier: Sequence[Any],
+                  stored: dict[Any, Any], leaned: list[int]) -> bool:
+    """A merge (A40, A47 and kin: ``his.merge``) whose MRG-1 names, by another member's number, the sender's own
+    record that is stale -- that record (``held.prior``), as stored or as the batch leaves it, is another person
+    than the member's own record of the number (the member registered the number as someone else since the
+    sender filed it) -- and is the PID's person (``contradicts_all`` says nothing against it): the merge is the
+    sender's correction of its own record, filed with ERR W 205 at MRG-1 (counted for the sender's operator,
+    ``member_contradicted``), the merged record's copy of the number, if still under the member's MRN system,
+    re-keyed under the sender's kept-apart system as ``_beside`` does, so it no longer answers the member's MRN.
+    The hold of the PID's person against the member's record (identity34) had refused it: a record keyed only by
+    a number its owner gave another person could not be corrected over HL7 at all (ident35's note; the lead). The
+    hold stays for what it guards, compared on MRG-1's stored record as the A45's is: a merge whose MRG-1 record
+    is the member's person (not stale) or is not stored, or is another person than the PID's (two people joined),
+    is refused at MRG-1 (``_refuse_member``)."""
+    if held.segment != "MRG" or not held.prior or held.as_stored or held.moved:
+        return False
+    at = len(leaned)
+    prior = _as_left(held.prior, earlier, stored, leaned)
+    if prior is None or not contradicts_all(prior, member) or contradicts_all(prior, person):
+        del leaned[at:]
+        return False
+    if held.number and held.kept and _holds_number(prior, held.number):
+        merged = conversion.by_reference[held.prior]
+        mine = [i for i in merged.get("identifier") or () if not _holds_number(prior, _token(i))]
+        merged["identifier"] = _rekey([*deepcopy(prior.get("identifier") or []), *mine], held.number, held.kept)
+        system, _, value = held.number.partition("|")
+        said = conversion.said.get(held.prior) or Said()
+        gone = Delete("identifier", where=(("system", (system,)), ("value", (value,))), quiet=True)
+        conversion.said[held.prior] = replace(said, deletes=(*said.deletes, gone))
+        conversion._bundle = None
+    warning = HL7Error(
+        "MRG-1 names, by a record number another member institution assigned (MRG-1's CX-4 names it), this "
+        "institution's own record, and that institution's own record of the number is another person (name and sex, "
+        "and birth date when both state one, differ): the merge of this institution's record is filed as its "
+        "correction, the number kept on the merged record as sent, apart under this institution's system for other "
+        "authorities' numbers, so that it does not answer that institution's record number. Take the number off "
+        "this patient's identifiers in the sending system", segment="MRG", sequence=held.sequence, field=1,
+        code=DUPLICATE_KEY_IDENTIFIER, tally=Tally("member_contradicted", held.institution))
     warning.severity = "W"
     conversion.warnings.append(warning)
     return True
@@ -368,7 +415,7 @@ def _first_filed(ref: str, earlier: Sequence[Any], stored: dict[Any, Any], conve
 
 
 def _owners_word(conversion: Any, owned: Sequence[tuple[str, str, int]], search: Any, read_many: Any,
-                 earlier: Sequence[Any]) -> list[int]:
+                 earlier: Sequence[Any], back: Collection[str] = ()) -> list[int]:
     """The number's owner speaking (identity34, the converse of ``_refuse_member``): this institution
     files, under its own record number, a person another member institution's record already names
     under this institution's MRN system (``RVX^^^FNXRMYY^MR``, filed by FNZYY while FNXRMYY held no
@@ -385,9 +432,13 @@ def _owners_word(conversion: Any, owned: Sequence[tuple[str, str, int]], search:
     The member's row names the member's own records (``Tally.records``: its patients, its operator's to
     open -- nothing of the owner's person) and is worded for the member (``Tally.text``, Chinese first;
     idfix34). Returns the positions in ``earlier`` whose records it counted: the count leans on them, and
-    if one is not written (refused at its write) the message is settled again (rvidentity34 finding 8)."""
+    if one is not written (refused at its write) the message is settled again (rvidentity34 finding 8).
+
+    ``back``: the records of ``owned`` filed before -- for them the owner agreeing again re-keys back what an
+    owner's re-key keyed apart (``_rekeyed_back``, idfix35), from the same search (the bare number's records)."""
     leaned: list[int] = []
     rekeyed: list[str] = []  # the member's records this message re-keys, for their Provenance
+    restored: list[str] = []  # ... and re-keys back, the owner agreeing again (``_rekeyed_back``)
     for ref, token, sequence in owned:
         person = conversion.by_reference[ref]
         holders: dict[str, set[str]] = {}  # member institution -> its records naming the number
@@ -399,8 +450,11 @@ def _owners_word(conversion: Any, owned: Sequence[tuple[str, str, int]], search:
                 holders.setdefault(c.institution, set()).update(named)
                 found.update({other: (c.institution, c.by_reference[other]) for other in named})
                 leaned.append(at)
-        others = [p for p in _every_patient(search, token)
-                  if f"Patient/{p.get('id')}" != ref and contradicts_all(p, person)]
+        # a record filed before: the bare number's records, which hold both those under this number's system and
+        # those an owner's re-key keyed apart (``_rekeyed_back``) -- one search for both
+        named = _every_patient(search, token.partition("|")[2] if ref in back else token)
+        others = [p for p in named if f"Patient/{p.get('id')}" != ref and _holds_number(p, token)
+                  and contradicts_all(p, person)]
         organizations = {str((p.get("managingOrganization") or {}).get("reference") or "") for p in others}
         wanted = [tuple(o.split("/", 1)) for o in organizations if o.startswith("Organization/")]
         codes = {f"{k[0]}/{k[1]}": _institution_of(org) for k, org in (read_many(wanted) if wanted else {}).items()}
@@ -424,9 +478,105 @@ def _owners_word(conversion: Any, owned: Sequence[tuple[str, str, int]], search:
             if other not in conversion.by_reference:
                 _rekeyed_by_owner(conversion, other, was, token, holder)
                 rekeyed.append(other)
-    if rekeyed:
-        _rekeying_provenance(conversion, rekeyed)
+        if ref in back:
+            for other, (kept, was) in _rekeyed_back(conversion, token, person, named, search, read_many, earlier,
+                                                    leaned).items():
+                if other not in conversion.by_reference:
+                    conversion.by_reference[other] = {"resourceType": "Patient", "id": other.split("/", 1)[1]}
+                    _rekeyed(conversion, other, was, kept, token)
+                    restored.append(other)
+    if rekeyed or restored:
+        _rekeying_provenance(conversion, rekeyed, restored)
     return leaned
+
+
+def _rekeyed_back(conversion: Any, token: str, person: dict[str, Any], named: Sequence[dict[str, Any]], search: Any,
+                  read_many: Any, earlier: Sequence[Any], leaned: list[int]) -> dict[str, tuple[str, dict[str, Any]]]:
+    """The member records an owner's message (this institution's) re-keyed away from its number ``token``
+    (``_rekeyed_by_owner``) that the owner's person, as this message states it, no longer contradicts
+    (``contradicts_all``: the rule the re-key used) -- "Patient/id" -> (the kept-apart token it carries, the
+    record's identifiers as the write will meet them): the owner agreeing again puts them back, in its own
+    write (rvid35 MED 1; before, one mistyped A08 at the owner unlinked every member's referral record of the
+    number, and its correction relinked none until each member's HIS spoke again).
+
+    Only a record whose version now stored is the one an owner's re-key wrote -- a re-key Provenance
+    (``rekeys``) of a message of this institution names exactly that version -- or, in a batch, whose last
+    earlier version is an earlier owner message's re-key. A record its own institution has stated since
+    (its ADT) or re-keyed itself (its result meeting the owner's record: ``_beside``) is that institution's
+    word, not the owner's: its next message decides (``_agreed``, an ADT's restatement). Asked only when the
+    owner's record is stated anew (``_first_filed``) and was filed before (a re-key needs an owner's record):
+    ``named``, the stored records carrying the bare number (``_owners_word``'s one search, every page), and one
+    search of the candidates' re-key Provenances."""
+    from adapters.convert.common import apart_system  # (common imports this module)
+
+    system, _, value = token.partition("|")
+    owner = conversion.institution
+    out: dict[str, tuple[str, dict[str, Any]]] = {}
+    # in the batch: an earlier owner message re-keyed the stored record (its version the identifier alone:
+    # ``_rekeyed_by_owner``) and no later message stated it; the person is the record as stored
+    for p in named:
+        other = f"Patient/{p.get('id')}"
+        if not _holds_number(p, token):
+            continue
+        left = batch_version(other, earlier)
+        if left is None or not left.states or earlier[left.at].institution != owner \
+                or not _rekeyed_in(earlier[left.at], other) or contradicts_all(p, person):
+            continue
+        now = earlier[left.at].by_reference[other]
+        kept = next((_token(i) for i in now.get("identifier") or () if _token(i) != token
+                     and i.get("value") == value and str(i.get("system") or "").startswith("urn:huren:mrn:")), None)
+        if kept is not None:
+            leaned.append(left.at)
+            out[other] = (kept, now)
+    # stored: carrying the number under its institution's kept-apart system for this owner's numbers
+    candidates = {f"Patient/{p.get('id')}": p for p in named
+                  if not _holds_number(p, token) and batch_version(f"Patient/{p.get('id')}", earlier) is None
+                  and not contradicts_all(p, person)}
+    organizations = {str((p.get("managingOrganization") or {}).get("reference") or "") for p in candidates.values()}
+    wanted = [tuple(o.split("/", 1)) for o in organizations if o.startswith("Organization/")]
+    codes = {f"{k[0]}/{k[1]}": _institution_of(org) for k, org in (read_many(wanted) if wanted else {}).items()}
+    kept_of: dict[str, str] = {}
+    for other, p in candidates.items():
+        code = codes.get(str((p.get("managingOrganization") or {}).get("reference") or ""))
+        kept = f"{apart_system(code, owner)}|{value}" if code and code != owner else ""
+        if kept and kept.partition("|")[0] != system and _holds_number(p, kept):
+            kept_of[other] = kept
+    if kept_of:
+        named = _owners_rekeys(search, sorted(kept_of), owner)
+        for other, kept in kept_of.items():
+            version = str((candidates[other].get("meta") or {}).get("versionId") or "")
+            if version and version in named.get(other, ()):
+                out[other] = (kept, candidates[other])
+    return out
+
+
+def _rekeyed_in(conversion: Any, ref: str) -> bool:
+    """Did ``conversion`` (an earlier message of the batch) re-key ``ref`` (its re-key Provenance names it)?"""
+    return any(rekeys(r) and {"reference": ref} in (r.get("target") or ())
+               for other, r in conversion.by_reference.items() if other.startswith("Provenance/"))
+
+
+def _owners_rekeys(search: Any, refs: Sequence[str], owner: str) -> dict[str, set[str]]:
+    """Each record of ``refs`` ("Patient/id") -> its versions that a re-key Provenance (``rekeys``) of a message of
+    ``owner`` names (``Patient/x/_history/n``: the ingest pins each target to the version filed). Searched by
+    target and the re-key's agent type (assembler: huren itself), a page at a time -- not every Provenance of the
+    records (each result's names its record)."""
+    out: dict[str, set[str]] = {}
+    offset = 0
+    while True:
+        page = search("Provenance", [("target", ",".join(refs)), ("agent-type", _ASSEMBLER), ("_sort", "_id"),
+                                     ("_count", str(_OWNERS_PAGE)), ("_offset", str(offset))])
+        for prov in page.resources:
+            if rekeys(prov) and any(institution == owner for institution, _ in _named_messages(prov)):
+                for ref in refs:
+                    out.setdefault(ref, set()).update(_versions_named(prov, ref) - {""})
+        offset += len(page.resources)
+        if not page.has_next or not page.resources:
+            return out
+
+
+# the agent type of the re-key's Provenance (``_rekeying_provenance``): a message's own names its sender the author
+_ASSEMBLER = "http://terminology.hl7.org/CodeSystem/provenance-participant-type|assembler"
 
 
 def _every_patient(search: Any, token: str) -> list[dict[str, Any]]:
@@ -463,7 +613,7 @@ def _rekeyed_by_owner(conversion: Any, ref: str, was: dict[str, Any], token: str
     _rekeyed(conversion, ref, was, token, kept)
 
 
-def _rekeying_provenance(conversion: Any, refs: Sequence[str]) -> None:
+def _rekeying_provenance(conversion: Any, refs: Sequence[str], back: Sequence[str] = ()) -> None:
     """The Provenance of the versions the owner's message re-keyed (``_rekeyed_by_owner``), one naming them
     all, written and signed in the message's write as its own Provenance is (the ingest names the exact
     versions filed and signs each Provenance of a message over their stored bytes). Apart from the
@@ -474,7 +624,9 @@ def _rekeying_provenance(conversion: Any, refs: Sequence[str]) -> None:
     huren (no institution asked for it), its entity the owner's message (what the change was made on).
     So the record's history says who changed its identifier and why, and the walk reads every version
     named (before: the version unnamed, the registrar "cannot be told" and the member's own A08 refused).
-    Its id is the message Provenance's, re-keyed: a replay writes it again, not a second one."""
+    Its id is the message Provenance's, re-keyed: a replay writes it again, not a second one. The records the
+    message re-keys back (``back``: the owner agreeing again, ``_rekeyed_back``, idfix35) are named by the same
+    Provenance, its reason's text saying so."""
     own = next((r for ref, r in conversion.by_reference.items() if ref.startswith("Provenance/") and not rekeys(r)),
                None)
     if own is None:  # (a conversion without its message's Provenance names nothing to act on)
@@ -482,12 +634,13 @@ def _rekeying_provenance(conversion: Any, refs: Sequence[str]) -> None:
     prov: dict[str, Any] = {
         "resourceType": "Provenance",
         "id": deterministic_id(conversion.institution, "Provenance", f"rekeyed|{own.get('id')}"),
-        "target": [{"reference": ref} for ref in refs],
+        "target": [{"reference": ref} for ref in (*refs, *back)],
         "recorded": own.get("recorded"),
         "activity": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v3-DataOperation",
                                  "code": "UPDATE", "display": "revise"}],
                      "text": "identifier re-keyed"},
-        "reason": [{"coding": [REKEYED], "text": _REKEYED_TEXT}],
+        "reason": [{"coding": [REKEYED], "text": " / ".join(t for t, named in ((_REKEYED_TEXT, refs),
+                                                                               (_BACK_TEXT, back)) if named)}],
         "agent": [{"type": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/provenance-participant-type",
                                         "code": "assembler", "display": "Assembler"}]},
                    "who": {"type": "Device", "display": "huren integration engine"}}],
@@ -504,6 +657,11 @@ _REKEYED_TEXT = (
     "the institution that assigned the record number registered it as another person (name and sex, and birth "
     "date when both state one, differ): the number is kept, as sent, under this record's institution's system for "
     "other authorities' numbers, so that it no longer answers that institution's record number")
+
+# ... of the records it re-keys back (``_rekeyed_back``): the same Provenance, the owner agreeing again
+_BACK_TEXT = (
+    "the institution that assigned the record number registered it again as this record's person (name, sex and "
+    "birth date no longer all differ): the number, as sent, is back under that institution's record-number system")
 
 
 def rekeys(provenance: dict[str, Any]) -> bool:
