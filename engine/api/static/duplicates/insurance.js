@@ -187,8 +187,12 @@
   // year-end is not among them: each settlement is one insurance type's fund, and a fund pays or is
   // paid back on its own (below).
   function totalsLine(t) {
-    const p = el("p", "合计（各险种之和）：预算 " + fixed(t.budget) + " · 支出 " + fixed(t.spending) + " · 已预付 " + fixed(t.prepaid)
-      + " · 基金全年支付 " + fixed(t.fund_pays) + " ", "totals");
+    const p = el("p", "合计（各险种之和）：", "totals");
+    [["预算 ", t.budget], ["支出 ", t.spending], ["已预付 ", t.prepaid], ["基金全年支付 ", t.fund_pays]].forEach(([what, v], i) => {
+      if (i) p.appendChild(document.createTextNode(" · "));
+      p.appendChild(el("span", what + fixed(v))).style.display = "inline-block"; // a word with its figure, on a phone too
+    });
+    p.appendChild(document.createTextNode(" "));
     p.appendChild(el("small", "Totals of the funds: budget, spending, prepaid, fund pays"));
     return p;
   }
@@ -207,9 +211,17 @@
       return window.hurenWords.said("steps", key, { fund, amount: money(Math.abs(Number(s.balance)), currency) })
         || fund + " " + fixed(s.balance);
     });
-    const p = el("p", "年终清算（各基金分别结算）：" + parts.join("；") + " ", "totals year-end");
+    const p = el("p", "年终清算（各基金分别结算）：", "totals year-end");
+    parts.forEach((words, i) => {
+      if (i) p.appendChild(document.createTextNode("；"));
+      // a fund's words and its amount kept on one line where they fit: on a phone "医共体退\n还基金"
+      // and "3,600.00\n元" had broken apart
+      const one = p.appendChild(el("span", words, "fund"));
+      one.style.display = "inline-block"; one.dataset.fund = settlements[i].insurance_type;
+    });
+    p.appendChild(document.createTextNode(" "));
     p.dataset.funds = String(settlements.length);
-    p.appendChild(el("small", "Year-end, fund by fund (never netted): " + settlements.map((s) => s.insurance_type + " "
+    p.appendChild(el("small", "Year-end, fund by fund (never netted): " + settlements.map((s) => s.insurance_type + ": "
       + (s.direction === "fund-pays" ? "the fund pays " : s.direction === "community-returns" ? "the community returns " : "settled ")
       + fixed(Math.abs(Number(s.balance)))).join("; ")));
     return p;
