@@ -196,17 +196,17 @@
     p.appendChild(el("small", "Totals of the funds: budget, spending, prepaid, fund pays"));
     return p;
   }
-  // The year-end fund by fund, who pays whom and how much ("居民医保：基金补付 3,600.00 元；职工医保：
-  // 医共体退还基金 490.00 元"). One line "年终清算 基金补付 3110.00" had netted the residents' fund
-  // paying 3,600 against 490 returned to the employees' fund: two separate funds, so no fund pays
-  // 3,110 -- a figure an auditor or the insurance bureau would act on wrongly. The report's net
+  // The year-end fund by fund, who pays whom and how much (the residents' fund pays 3,600.00 元; the
+  // community returns 490.00 元 to the employees' fund). One line "基金补付 3110.00" had netted the
+  // two: separate funds, so no fund pays 3,110 -- a figure an auditor or the insurance bureau would
+  // act on wrongly. The report's net
   // (totals.balance, kept for the API's readers) is not shown: it is no payment. The words are the
   // session's (steps year-end-fund-*), the money said as the indicators say it (money(): grouped, to
   // the fen, 元).
   function yearEnd(settlements, currency) {
     const parts = settlements.map((s) => {
-      const short = window.hurenWords.said("insurance_types", s.insurance_type);
-      const fund = short ? short + "医保" : s.name || s.insurance_type; // 居民 -> 居民医保, the fund's usual name
+      // the fund's name from the words (funds), else the settlement rules' name for its insurance type
+      const fund = window.hurenWords.said("funds", s.insurance_type) || s.name || s.insurance_type;
       const key = s.direction === "fund-pays" ? "year-end-fund-pays" : s.direction === "community-returns" ? "year-end-fund-returns" : "year-end-fund-even";
       return window.hurenWords.said("steps", key, { fund, amount: money(Math.abs(Number(s.balance)), currency) })
         || fund + " " + fixed(s.balance);
@@ -214,8 +214,8 @@
     const p = el("p", "年终清算（各基金分别结算）：", "totals year-end");
     parts.forEach((words, i) => {
       if (i) p.appendChild(document.createTextNode("；"));
-      // a fund's words and its amount kept on one line where they fit: on a phone "医共体退\n还基金"
-      // and "3,600.00\n元" had broken apart
+      // a fund's words and its amount kept on one line where they fit: on a phone the words had
+      // broken mid-phrase, and the amount from its unit
       const one = p.appendChild(el("span", words, "fund"));
       one.style.display = "inline-block"; one.dataset.fund = settlements[i].insurance_type;
     });
