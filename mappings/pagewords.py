@@ -26,7 +26,8 @@ _PAIRS = {"type": "object", "additionalProperties": {"type": "array", "items": {
 _PROPERTIES: dict[str, Any] = {"communities": _WORDS, "insurance_types": _WORDS, "statuses": _PAIRS, "effects": _WORDS,
                                "result_statuses": _WORDS, "steps": _WORDS, "spans": _WORDS, "places": _WORDS,
                                "price_sources": _WORDS, "bases": _WORDS, "columns": _WORDS,
-                               "signin_errors": _PAIRS, "review_notes": _WORDS, "currencies": _WORDS}
+                               "signin_errors": _PAIRS, "review_notes": _WORDS, "currencies": _WORDS,
+                               "funds": _WORDS}
 # the site's file: any sections, any words (merged over the shipped ones)
 SITE_SCHEMA: dict[str, Any] = {"type": ["object", "null"], "additionalProperties": False, "properties": _PROPERTIES}
 # the shipped file: complete

@@ -112,7 +112,11 @@ def test_indicators_and_settlement_in_chinese_words_on_a_phone_and_a_desktop(mar
         bars = browser.eval("[...document.querySelectorAll('#settlement svg text')].map(t => t.textContent)")
         assert "居民 支出" in bars and not any("employee" in b or "resident" in b for b in bars), bars
         totals = browser.eval("document.querySelector('#settlement p.totals').innerText")
-        assert totals.startswith("合计：预算 9,000.00 · 支出 8,600.00 · 已预付 5,400.00 · 基金全年支付 8,510.00 · 年终清算 基金补付 3,110.00")
+        assert totals.startswith("合计（各险种之和）：预算 9,000.00 · 支出 8,600.00 · 已预付 5,400.00 · 基金全年支付 8,510.00")
+        # the year-end fund by fund (fund35): the two funds' 3,600 and 490 are never netted to 3,110
+        year_end = browser.eval("document.querySelector('#settlement p.year-end').innerText")
+        assert year_end.startswith("年终清算（各基金分别结算）：职工医保：医共体退还基金 490.00 元；居民医保：基金补付 3,600.00 元"), year_end
+        assert "3,110" not in year_end and "3,110" not in totals, (year_end, totals)
         assert outside(browser, device) == [], name
         shot(browser, tmp_path, f"ui13-insurance-{name}", device)
 

@@ -431,6 +431,24 @@ def _community_report(name: str, yr: YearRules, tally: _Community, rules: Settle
     }
 
 
+_WHO_PAYS = {"fund-pays": "the fund pays the community", "community-returns": "the community returns to the fund",
+             "settled": "nothing further"}
+
+
+def _year_end_lines(settlements: list[dict[str, Any]], net: Decimal) -> list[str]:
+    """Each settlement's year-end, fund by fund: each insurance type is its own fund (职工医保 and
+    居民医保 are separate pools), so who pays whom is said per fund. Their sum is printed only as a
+    net, said to be one: "year-end 3110.00" had read as a payment, while the residents' fund pays
+    3600.00 and 490.00 goes back to the employees' fund -- no fund pays 3110.00."""
+    out = ["  year-end by fund:"]
+    for s in settlements:
+        amount = "" if s["direction"] == "settled" else f" {abs(s['balance'])}"
+        out.append(f"    {s['insurance_type']} ({s['name']}): {_WHO_PAYS[s['direction']]}{amount}")
+    if len(settlements) > 1:
+        out.append(f"    (net of the funds' year-ends {net}: an arithmetic net, paid by no fund)")
+    return out
+
+
 def to_text(report: dict[str, Any]) -> str:
     """The CLI's rendering: every step of every settlement, one line each."""
     cur = report["currency"]
@@ -448,7 +466,8 @@ def to_text(report: dict[str, Any]) -> str:
             out.append(f"  {pc['label']}: {'met' if pc['met'] else 'NOT met'}")
             t = c["totals"]
             out.append(f"  totals: budget {t['budget']}  spending {t['spending']}  prepaid {t['prepaid']}  "
-                       f"fund pays {t['fund_pays']}  year-end {t['balance']}")
+                       f"fund pays {t['fund_pays']}")
+            out.extend(_year_end_lines(c["settlements"], t["balance"]))
     ch = report["charges"]
     out.append(f"\n{ch['counted']} charge lines counted")
     for ex in ch["excluded"]:

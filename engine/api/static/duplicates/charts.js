@@ -27,7 +27,7 @@ window.hurenStaff = (function () {
     // every code name the pages show comes from here (the server's one owner of them, ui_signin._names)
     const names = {};
     for (const kind of ["places", "reasons", "scopes", "items", "analytes", "roles", "measures", "communities", "insurance_types",
-      "statuses", "effects", "result_statuses", "steps", "spans", "currencies"]) names[kind] = session[kind] || {};
+      "statuses", "effects", "result_statuses", "steps", "spans", "currencies", "funds"]) names[kind] = session[kind] || {};
     window.hurenWords.names = names;
     window.hurenWords.codes = { communities: session.community_codes || [] }; // codes the site has but may not name
     // a filter that takes a code offers the site's names to choose from (the code is what is sent)

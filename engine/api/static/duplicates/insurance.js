@@ -182,6 +182,50 @@
     tr.appendChild(el("td", fixed(amount), "num"));
     return tr;
   }
+  // The community's totals keep only what adds up across its funds: the budgets, the spending, what
+  // was prepaid and what the funds pay over the year (each fund's figure plus the other's). The
+  // year-end is not among them: each settlement is one insurance type's fund, and a fund pays or is
+  // paid back on its own (below).
+  function totalsLine(t) {
+    const p = el("p", "合计（各险种之和）：", "totals");
+    [["预算 ", t.budget], ["支出 ", t.spending], ["已预付 ", t.prepaid], ["基金全年支付 ", t.fund_pays]].forEach(([what, v], i) => {
+      if (i) p.appendChild(document.createTextNode(" · "));
+      p.appendChild(el("span", what + fixed(v))).style.display = "inline-block"; // a word with its figure, on a phone too
+    });
+    p.appendChild(document.createTextNode(" "));
+    p.appendChild(el("small", "Totals of the funds: budget, spending, prepaid, fund pays"));
+    return p;
+  }
+  // The year-end fund by fund, who pays whom and how much (the residents' fund pays 3,600.00 元; the
+  // community returns 490.00 元 to the employees' fund). One line "基金补付 3110.00" had netted the
+  // two: separate funds, so no fund pays 3,110 -- a figure an auditor or the insurance bureau would
+  // act on wrongly. The report's net
+  // (totals.balance, kept for the API's readers) is not shown: it is no payment. The words are the
+  // session's (steps year-end-fund-*), the money said as the indicators say it (money(): grouped, to
+  // the fen, 元).
+  function yearEnd(settlements, currency) {
+    const parts = settlements.map((s) => {
+      // the fund's name from the words (funds), else the settlement rules' name for its insurance type
+      const fund = window.hurenWords.said("funds", s.insurance_type) || s.name || s.insurance_type;
+      const key = s.direction === "fund-pays" ? "year-end-fund-pays" : s.direction === "community-returns" ? "year-end-fund-returns" : "year-end-fund-even";
+      return window.hurenWords.said("steps", key, { fund, amount: money(Math.abs(Number(s.balance)), currency) })
+        || fund + " " + fixed(s.balance);
+    });
+    const p = el("p", "年终清算（各基金分别结算）：", "totals year-end");
+    parts.forEach((words, i) => {
+      if (i) p.appendChild(document.createTextNode("；"));
+      // a fund's words and its amount kept on one line where they fit: on a phone the words had
+      // broken mid-phrase, and the amount from its unit
+      const one = p.appendChild(el("span", words, "fund"));
+      one.style.display = "inline-block"; one.dataset.fund = settlements[i].insurance_type;
+    });
+    p.appendChild(document.createTextNode(" "));
+    p.dataset.funds = String(settlements.length);
+    p.appendChild(el("small", "Year-end, fund by fund (never netted): " + settlements.map((s) => s.insurance_type + ": "
+      + (s.direction === "fund-pays" ? "the fund pays " : s.direction === "community-returns" ? "the community returns " : "settled ")
+      + fixed(Math.abs(Number(s.balance)))).join("; ")));
+    return p;
+  }
   function renderSettlement(report) {
     const out = $("#settlement"); out.replaceChildren();
     for (const region of report.regions) {
@@ -215,13 +259,8 @@
         const pcLine = el("p", "基层占比：" + pcWords + " — " + (pc.met ? "达标" : "未达标") + " ", pc.met ? "ok" : "alert");
         pcLine.appendChild(el("small", "Primary care: " + pc.label + (pc.met ? " — met" : " — NOT met")));
         sec.appendChild(pcLine);
-        const t = c.totals;
-        const net = Number(t.balance);
-        const totals = el("p", "合计：预算 " + fixed(t.budget) + " · 支出 " + fixed(t.spending) + " · 已预付 " + fixed(t.prepaid)
-          + " · 基金全年支付 " + fixed(t.fund_pays) + " · 年终清算 " + (net > 0 ? "基金补付 " : net < 0 ? "医共体退还 " : "") + fixed(Math.abs(net)) + " ");
-        totals.appendChild(el("small", "Totals: budget, spending, prepaid, fund pays, year-end " + fixed(t.balance)));
-        totals.className = "totals";
-        sec.appendChild(totals);
+        sec.appendChild(totalsLine(c.totals));
+        sec.appendChild(yearEnd(c.settlements, report.currency));
         out.appendChild(sec);
         setTimeout(() => window.hurenCharts.bar(svg, bars, (v) => grouped(Math.round(v)).slice(0, -3)), 0); // whole yuan, grouped
       }
