@@ -261,7 +261,8 @@ class ElementPlan:
     # person (``another_person``: one order number, two patients)
     another_person: str = ""
     # parts of a keyed entry (``by-key``/``union``) kept from the stored entry of the same key when the
-    # incoming one leaves them out (``keeps``): an empty field is "not sent" (v2 ch. 2), not a delete
+    # incoming one leaves them out (``keeps``): an empty field is "not sent" (v2 ch. 2), not a delete;
+    # under ``keep-if-absent`` the element is one keyed object (a reference: its display)
     keeps: tuple[str, ...] = ()
     # ``when: changed``: only an incoming value that changes what it follows takes this element with it
     follows_changed: bool = False
@@ -554,7 +555,7 @@ class MergeRules:
                            (str(rule["inherits"]["through"]), str(rule["inherits"]["system"]))
                            if rule.get("inherits") else None,
                            str(self._pick(rule.get("another_person") or {}, ladder, "")),
-                           keeps=tuple(rule.get("keeps") or ()) if mode in ("by-key", "union") else (),
+                           keeps=tuple(rule.get("keeps") or ()) if mode in ("by-key", "union", "keep-if-absent") else (),
                            follows_changed=rule.get("when") == "changed",
                            history=frozenset(rule.get("history") or ()),
                            history_unless=frozenset(rule.get("history_unless") or ()),
@@ -1754,12 +1755,18 @@ class MergeRules:
             # data-absent, OBX-11 empty read as "unknown") states nothing: the stored value stays
             return st
         if mode == "keep-if-absent":
+            if ep.keeps and isinstance(st, dict) and isinstance(inc, dict):
+                # one keyed object (an order's requester): as a slice's ``keeps`` does for its entries, the
+                # same key stated thinner keeps the stored parts it leaves out (srfix35)
+                return _kept_parts([inc], [st], ep.keeps, ep.key)[0]
             return inc
         if mode == "parts":  # an element whose parts different fields state (PV1-44/45): each part keep-if-absent
             return {**st, **inc} if isinstance(st, dict) and isinstance(inc, dict) else inc
         if mode in ("union", "by-key") and isinstance(st, list) and isinstance(inc, list):
             value = _union(st, inc, ep.key) if mode == "union" else _by_key(st, inc, ep.key)
             return _kept_parts(value, st, ep.keeps, ep.key) if ep.keeps else value
+        if mode == "union" and isinstance(st, dict) and isinstance(inc, dict) and not _absent(st):
+            return _concept_union(st, inc, ep.key)  # a CodeableConcept: its codings are its list
         if mode in ("union", "by-key"):
             return inc
         if inc == st:  # keep-stored
@@ -2919,6 +2926,33 @@ def _union(stored: list[Any], incoming: list[Any], key: tuple[tuple[str, ...], .
         else:
             where[k] = len(out)
             out.append(entry)
+    return out
+
+
+def _concept_union(stored: dict[str, Any], incoming: dict[str, Any], key: tuple[tuple[str, ...], ...] | None) -> dict[str, Any]:
+    """``union`` of one CodeableConcept (an order's ``code``): the list ``union`` combines is its
+    ``coding``. The stored codings stand, first and as stored (a part one leaves out, a display, is
+    taken from the incoming coding of the same ``key``); an incoming coding of a key not stored is
+    added after them; every other part (``text``) is the stored one, the incoming one filling only
+    what is not stored. Why here, not a new rule: ``union`` on an object had no meaning of its own
+    (it fell through to the incoming value, a replace), and a concept's codings are one concept
+    coded in several systems (R4) -- the HIS's LOINC and the LIS's local code of one order. The
+    order's code had been replaced by the result message's (5902-2 -> PTX, thirty-fifth round,
+    srfix35): the stored order no longer said what was ordered."""
+    codings = [c for c in stored.get("coding") or () if isinstance(c, dict)]
+    where = {_key(c, key): n for n, c in enumerate(codings)}
+    for coding in incoming.get("coding") or ():
+        if not isinstance(coding, dict):
+            continue
+        k = _key(coding, key)
+        if k in where:
+            codings[where[k]] = {**coding, **codings[where[k]]}
+        else:
+            where[k] = len(codings)
+            codings.append(coding)
+    out = {**incoming, **stored}
+    if codings:
+        out["coding"] = codings
     return out
 
 
