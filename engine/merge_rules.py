@@ -1445,12 +1445,30 @@ class MergeRules:
         again (a correction, a later final, an equal MSH-7 arriving after) go back: at the result's
         place, not after the lines that stood -- appended, a report's second finding came back as its
         last line, after the impression, in the report and in the imaging document that copies it
-        (msgfix34's report; thirty-fifth round, order35). The message's own order first (its OBX
-        order: after the nearest line before them in the message's text that the report holds, else
-        before the nearest after them); a message carrying that result alone says no neighbour, and
-        the report's stored result list (``listed``: the OBX order its messages gave) does -- after the
-        words of the nearest result listed before it that the report holds, else before those of the
-        nearest after it (read from this write, else from the store: one ``read_many``). Else last."""
+        (msgfix34's report; thirty-fifth round, order35). The report's stored result list first
+        (``listed``: the OBX order its messages gave): after the words of the nearest result listed
+        before it that the report holds, else before those of the nearest after it (read from this
+        write, else from the store: one ``read_many``). Only when that list does not place it (the
+        result not listed, no listed neighbour's words in the text) the message's own order: after the
+        nearest line before them in the message's text that the report holds, else before the nearest
+        after them. Else last. (order35 asked the message first: a correction carrying the second of
+        three findings with the impression put it after the third, the impression being its message
+        neighbour -- rvorder35 MED 1, 2; thirty-fifth round, ordfix35.)"""
+        order = [str(e["reference"]) for e in listed or () if isinstance(e, dict) and isinstance(e.get("reference"), str)]
+        if ref in order:
+            k = order.index(ref)
+            found = self._read_all([r for r in order if r != ref and r not in changed])
+            found.update({r: new for r, (new, _) in changed.items()})
+            for other in reversed(order[:k]):
+                said = _words(found.get(other) or {})
+                run = line_run(lines, said) if (found.get(other) or {}).get("status") != "entered-in-error" else -1
+                if run >= 0:
+                    return run + len(said)
+            for other in order[k + 1:]:
+                said = _words(found.get(other) or {})
+                run = line_run(lines, said) if (found.get(other) or {}).get("status") != "entered-in-error" else -1
+                if run >= 0:
+                    return run
         at = line_run(now_lines, words)
         for line in reversed(now_lines[:at]):
             if line in lines:
@@ -1458,22 +1476,6 @@ class MergeRules:
         for line in now_lines[at + len(words):]:
             if line in lines:
                 return lines.index(line)
-        order = [str(e["reference"]) for e in listed or () if isinstance(e, dict) and isinstance(e.get("reference"), str)]
-        if ref not in order:
-            return len(lines)
-        k = order.index(ref)
-        found = self._read_all([r for r in order if r != ref and r not in changed])
-        found.update({r: new for r, (new, _) in changed.items()})
-        for other in reversed(order[:k]):
-            said = _words(found.get(other) or {})
-            run = line_run(lines, said) if (found.get(other) or {}).get("status") != "entered-in-error" else -1
-            if run >= 0:
-                return run + len(said)
-        for other in order[k + 1:]:
-            said = _words(found.get(other) or {})
-            run = line_run(lines, said) if (found.get(other) or {}).get("status") != "entered-in-error" else -1
-            if run >= 0:
-                return run
         return len(lines)
 
     def _text_copied(self, name: str, ep: ElementPlan, stored: Resource, out: Resource, said: Said | None) -> None:

@@ -57,9 +57,6 @@ def _verified(engine: Engine, prov: dict) -> bool:
 
 # --- the restored line's place -------------------------------------------------------------------
 
-@pytest.mark.xfail(strict=True, reason="rvorder35: MED the message's own order is trusted before the report's: a "
-                   "correction carrying the second of three findings with the impression puts it before the "
-                   "impression -- after the third finding (the report and its document read 1, 3, 2')")
 def test_the_second_of_three_findings_restored_with_the_impression_goes_back_before_the_third(
         engine: Engine, http: TestClient) -> None:
     _ok(post(http, _four("RO35-1", "RO35-X1")))
@@ -71,8 +68,6 @@ def test_the_second_of_three_findings_restored_with_the_impression_goes_back_bef
     assert _report_texts(http, report_id) == [f"{L1}\n{L2C}\n{L3}\n{IMPRESSION}"] == _doc_texts(http, doc_id)
 
 
-@pytest.mark.xfail(strict=True, reason="rvorder35: MED two withdrawn findings restored one message at a time, the "
-                   "later one first: the earlier one goes before the impression, after the later one (1, 3', 2')")
 def test_two_withdrawn_findings_restored_in_reverse_order_keep_the_report_order_over_mllp(
         engine: Engine, http: TestClient) -> None:
     (ack,) = mllp(engine, _four("RO35-2", "RO35-X2").encode())
