@@ -98,11 +98,15 @@ SET_ID_SYSTEM = "urn:huren:hl7v2:"  # + "AIP-1": the field a set id comes from (
 
 class Untimely(Unprocessable):
     """A message refused because which of it and the message that stored a version is later cannot be
-    told (``MergeRules._dated``): ``location`` is the field ERR-2 names (``OBX[2]-11``, ``MSH[1]-7``)."""
+    told (``MergeRules._dated``): ``location`` is the field ERR-2 names (``OBX[2]-11``, ``MSH[1]-7``);
+    ``version`` the stored version it was told against (``Type/id/_history/n``): the refusal records it,
+    and an operator's replay "as later" is refused when it has changed since (ordfix35)."""
 
-    def __init__(self, diagnostics: str, *, expression: list[str], location: str | None) -> None:
+    def __init__(self, diagnostics: str, *, expression: list[str], location: str | None,
+                 version: str | None = None) -> None:
         super().__init__(diagnostics, expression=expression)
         self.location = location
+        self.version = version
 
 
 @dataclass(frozen=True, slots=True)
@@ -830,7 +834,8 @@ class MergeRules:
             verdict, why, by = settle(dates.now, then, stands=held in ep.stands)
             at = dict(said.fields).get(name) if said is not None else None
             decide = getattr(dates, "decide", None) if verdict == "unknown" and not dates.now.unusable else None
-            decided = decide(why) if decide is not None else None
+            version = f"{rtype}/{stored.get('id')}/_history/{(stored.get('meta') or {}).get('versionId')}"
+            decided = decide(why, version) if decide is not None else None  # (the version refused against: ordfix35)
             if decided is not None:  # (the operator's replay "as later": what cannot be told, decided -- order35)
                 issues.append({"severity": "information", "code": "informational",
                                "diagnostics": f"{rtype}.{name}: {_show(incoming[name])} over the stored "
@@ -847,7 +852,8 @@ class MergeRules:
                 raise Untimely(f"{rtype}.{name}: {_show(incoming[name])} over the stored {_show(stored[name])} "
                                f"was not written: which of the two messages is later cannot be told -- {why}. "
                                "Nothing of the message is written; the operator may replay it once decided",
-                               expression=[f"{rtype}.{name}"], location=where)
+                               expression=[f"{rtype}.{name}"], location=where,
+                               version=version)
             text = (f"{rtype}.{name}: {_writer(source)}'s value {_show(incoming[name])} was not stored: "
                     f"{_show(stored[name])}, stated by message {by.label if by else ''} of MSH-7 "
                     f"{by.text if by else ''}, stands against this message of MSH-7 {dates.now.text} "

@@ -187,9 +187,6 @@ def test_the_decision_does_not_reach_the_next_message(engine: Engine, http: Test
     assert not engine.ingestor.messages.get(message_id("FNXRMYY", "OL35-93W2")).get("replays")
 
 
-@pytest.mark.xfail(strict=True, reason="rvorder35: LOW a replay as later whose decision answered nothing (the "
-                   "sender's own later MSH-7 held it: W) still answers `as: later, decided {by, at}`; the page "
-                   "then says 已按较新处理……写入的记录注明由您决定 while the Provenance names nobody")
 def test_a_decision_that_answered_nothing_is_not_reported_as_taken(engine: Engine, http: TestClient) -> None:
     msg12, obs_id, _, _ = _refused_correction(engine, http, "95")
     newer = "右肺上叶见钙化灶，较前相仿。"
@@ -206,9 +203,6 @@ def test_a_decision_that_answered_nothing_is_not_reported_as_taken(engine: Engin
     assert "decided" not in r or r["decided"].get("used") is False, r
 
 
-@pytest.mark.xfail(strict=True, reason="rvorder35: MED the decision is not bound to the stored version the refusal "
-                   "named: a version stored after the refusal (the PACS's own 13:00 correction) is overwritten by "
-                   "the operator's 'later' for the 11:00 withdrawal they were shown")
 def test_the_decision_does_not_override_a_version_stored_after_the_refusal(engine: Engine, http: TestClient) -> None:
     msg, obs_id, _, _ = _refused_correction(engine, http, "96")
     shown = engine.ingestor.messages.get(msg)["errors"][0]["message"]
