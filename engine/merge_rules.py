@@ -1418,14 +1418,16 @@ class MergeRules:
         lines = list(before)
         moved = False
         restored: list[tuple[str, list[str]]] = []  # withdrawn results this message states again
+        sources = _Sources(self, stored.get(ep.lines_of), changed)  # (read only when words repeat: ordfix35)
         for ref in sorted(changed):  # (the same order in every process)
             new, old = changed[ref]
             was = _words(old)
-            at = line_run(lines, was)
+            back = old.get("status") == "entered-in-error" and new.get("status") != "entered-in-error"
+            at = sources.run(ref, was, lines, withdrawn=back)
             if at < 0:
-                if old.get("status") == "entered-in-error" and new.get("status") != "entered-in-error":
+                if back:
                     words = _words(new)
-                    if line_run(now_lines, words) >= 0 and line_run(lines, words) < 0:
+                    if line_run(now_lines, words) >= 0 and sources.run(ref, words, lines, withdrawn=True) < 0:
                         restored.append((ref, words))
                 continue
             words = [] if new.get("status") == "entered-in-error" else _words(new)
@@ -1873,6 +1875,57 @@ def _words(observation: Mapping[str, Any]) -> list[str]:
     """The lines an Observation's text value says (a TX/FT OBX-5's repetitions, one a line)."""
     value = observation.get("valueString")
     return [line for line in value.split("\n") if line] if isinstance(value, str) else []
+
+
+class _Sources:
+    """Which stored result said which run of a report's lines (``MergeRules._lines``), when words
+    repeat: two results saying the same words ("未见明显异常。" twice in a marrow report) are two
+    lines, and matching by words alone found the other result's line -- a withdrawn one of them never
+    came back and the text kept one line, a correction of the second replaced the first's (rvorder35
+    MED 4; thirty-fifth round, ordfix35). The report's stored result list (``listed``, the OBX order)
+    says whose each run is: the k-th run of some words is the k-th standing result listed that says
+    them. Read (one ``read_many``) only when the words run more than once, or for a withdrawn result
+    whose words run at all; with no list or nothing read, words alone, as before."""
+
+    __slots__ = ("_rules", "_listed", "_changed", "_said")
+
+    def __init__(self, rules: MergeRules, listed: Any, changed: Mapping[str, tuple[Resource, Resource | None]]) -> None:
+        self._rules, self._listed, self._changed = rules, listed, changed
+        self._said: list[tuple[str, list[str]]] | None = None
+
+    def _standing(self) -> list[tuple[str, list[str]]]:
+        """Each listed result standing as the stored text was written (this write's changed ones as
+        they were), in the list's order, with its words."""
+        if self._said is None:
+            order = [str(e["reference"]) for e in self._listed or ()
+                     if isinstance(e, dict) and isinstance(e.get("reference"), str)]
+            found = self._rules._read_all([r for r in order if r not in self._changed])
+            found.update({r: old for r, (_, old) in self._changed.items() if old is not None})
+            self._said = [(r, _words(found[r])) for r in order
+                          if r in found and found[r].get("status") != "entered-in-error"]
+        return self._said
+
+    def run(self, ref: str, words: list[str], lines: list[str], *, withdrawn: bool = False) -> int:
+        """Where the run of ``words`` that ``ref`` said stands in ``lines`` (-1: none of them is its).
+        ``withdrawn``: ``ref`` was entered-in-error as the text stands -- its line was taken out, so a
+        run of its words is another result's unless more runs stand than results saying them."""
+        at = line_run(lines, words)
+        if at < 0 or not self._listed:
+            return at
+        runs = [i for i in range(at, len(lines) - len(words) + 1) if lines[i:i + len(words)] == words]
+        if len(runs) < 2 and not withdrawn:
+            return at
+        said = self._standing()
+        if not said:
+            return at
+        saying = [r for r, w in said if w == words]
+        if withdrawn:
+            others = [r for r in saying if r != ref]
+            return runs[len(others)] if len(runs) > len(others) else -1
+        if ref not in saying:
+            return at
+        k = saying.index(ref)
+        return runs[k] if k < len(runs) else at
 
 
 def line_run(lines: list[str], part: list[str]) -> int:

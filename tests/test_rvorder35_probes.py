@@ -102,9 +102,6 @@ def test_two_withdrawn_findings_restored_together_come_back_in_the_report_order(
             == _doc_texts(http, doc_id))
 
 
-@pytest.mark.xfail(strict=True, reason="rvorder35: MED (older than order35, on its path) a withdrawn line whose words "
-                   "another standing line also says is never restored: the report's text keeps one of the two "
-                   "lines the final resend states (`line_run(lines, was)` finds the other result's line)")
 def test_a_withdrawn_line_saying_the_same_words_as_another_comes_back_over_mllp(
         engine: Engine, http: TestClient) -> None:
     same = "未见明显异常。"
