@@ -834,8 +834,7 @@ class MergeRules:
             verdict, why, by = settle(dates.now, then, stands=held in ep.stands)
             at = dict(said.fields).get(name) if said is not None else None
             decide = getattr(dates, "decide", None) if verdict == "unknown" and not dates.now.unusable else None
-            version = f"{rtype}/{stored.get('id')}/_history/{(stored.get('meta') or {}).get('versionId')}"
-            decided = decide(why, version) if decide is not None else None  # (the version refused against: ordfix35)
+            decided = decide(why, _version_of(rtype, stored)) if decide is not None else None  # (ordfix35)
             if decided is not None:  # (the operator's replay "as later": what cannot be told, decided -- order35)
                 issues.append({"severity": "information", "code": "informational",
                                "diagnostics": f"{rtype}.{name}: {_show(incoming[name])} over the stored "
@@ -853,7 +852,7 @@ class MergeRules:
                                f"was not written: which of the two messages is later cannot be told -- {why}. "
                                "Nothing of the message is written; the operator may replay it once decided",
                                expression=[f"{rtype}.{name}"], location=where,
-                               version=version)
+                               version=_version_of(rtype, stored))
             text = (f"{rtype}.{name}: {_writer(source)}'s value {_show(incoming[name])} was not stored: "
                     f"{_show(stored[name])}, stated by message {by.label if by else ''} of MSH-7 "
                     f"{by.text if by else ''}, stands against this message of MSH-7 {dates.now.text} "
@@ -1875,6 +1874,12 @@ def _words(observation: Mapping[str, Any]) -> list[str]:
     """The lines an Observation's text value says (a TX/FT OBX-5's repetitions, one a line)."""
     value = observation.get("valueString")
     return [line for line in value.split("\n") if line] if isinstance(value, str) else []
+
+
+def _version_of(rtype: str, stored: Resource) -> str:
+    """``Type/id/_history/n`` of a stored version: what a refusal was told against and an operator's
+    decision answers for (``Untimely.version``, ``Dates.decide``; ordfix35)."""
+    return f"{rtype}/{stored.get('id')}/_history/{(stored.get('meta') or {}).get('versionId')}"
 
 
 class _Sources:
