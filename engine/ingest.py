@@ -179,6 +179,10 @@ class _Item:
     # an operator's decision that this message is later than the stored versions its order cannot be
     # told against (``Ingestor.replay(decided=)``, ``engine.message_time.Decision``; order35)
     decided: Decision | None = None
+    decision_used: bool = False  # the decision answered a comparison of its write (``_Dates.used``; ordfix35)
+    # the stored versions (``Type/id/_history/n``) its refusal was told against: the only ones the
+    # decision answers for (``refused_against``; rvorder35 MED 3, ordfix35)
+    decided_against: frozenset[str] = frozenset()
 
 
 def _fresh(item: _Item) -> None:
@@ -414,6 +418,12 @@ class Ingestor:
                                            "the message as it was refused" if raw is not None else "")
                 if why:
                     raise NotDecidable(why)
+                against = _refused_against(doc)
+                if not against:
+                    raise RecordChanged(
+                        "the refusal recorded no stored version it was told against (refused before versions were "
+                        "recorded): the record may have changed after the refusal; replay it plainly to refuse it "
+                        "again against what is stored now, then decide")
             if raw is not None:
                 header, _ = read_message(raw, doc.get("peer", ""), self.site)
                 if (not header.corrects(doc["facility"], doc["control_id"])
@@ -425,10 +435,27 @@ class Ingestor:
             assert doc is not None
             item = self._item_for(doc)
             item.decided = decided
+            if decided is not None:
+                item.decided_against = against
             self._phase2([item])
             self._finish([item])
+            used = None
+            changed: list[str] = []
+            if decided is not None:  # (the entry says whether the decision answered anything: rvorder35 LOW 5)
+                used = item.decision_used and item.outcome is not None and item.outcome.code == "AA"
+                with self.store.transaction():
+                    self.messages.decision_used(doc_id, used)
+                now = self.messages.get(doc_id) or {}
+                changed = sorted(_refused_against(now) - against) if now.get("status") == QUARANTINED else []
             if self.audit is not None and item.outcome is not None:
-                self._audit_replay(doc, item.outcome, actor, decided)
+                self._audit_replay(doc, item.outcome, actor, decided, used)
+            if changed:
+                was = ", ".join(sorted(against))
+                raise RecordChanged(
+                    f"the record changed after the refusal: it was refused against {was}, and what is stored now "
+                    f"is {', '.join(changed)}, whose order against this message cannot be told either -- the "
+                    "decision is not taken for a version you were not shown; nothing of the message was written; "
+                    "its refusal now names what is stored, decide again on that")
             return item.future.result()
 
     def reload_site(self, site: Any) -> None:
@@ -1237,6 +1264,7 @@ class Ingestor:
                                                            decided=dates.used)
                                         if self.repository is not None else ([], _listing(resources)))
                     kept = held() if held is not None else frozenset()
+                    item.decision_used = item.decided is not None and dates.used() is not None
                 for ref, written in listing.stored.items():  # (a later message of this batch dates them by it)
                     version = getattr(written, "version", None)
                     if version is not None and ref not in kept:
@@ -1291,7 +1319,7 @@ class Ingestor:
             code = DATA_TYPE_ERROR if at is not None and at[0] == "MSH" else APPLICATION_RECORD_LOCKED
             self._quarantine(item, [HL7Error(f"not written: {exc.diagnostics}", code=code,
                                              **({"segment": at[0], "sequence": at[1], "field": at[2]} if at else {}))],
-                             attempts)
+                             attempts, against=[exc.version] if exc.version and code == APPLICATION_RECORD_LOCKED else ())
         elif isinstance(exc, FhirError):
             where = ", ".join(exc.expression or [])
             text = f"FHIR resource rejected ({exc.status}): {exc.diagnostics}" + (f" at {where}" if where else "")
@@ -1306,11 +1334,11 @@ class Ingestor:
         self._write_seconds[stage] += seconds
 
     def _quarantine(self, item: _Item, errors: list[HL7Error], attempts: int,
-                    audit_events: list[dict[str, Any] | Facts] | None = None) -> None:
+                    audit_events: list[dict[str, Any] | Facts] | None = None, against: Sequence[str] = ()) -> None:
         assert item.doc_id is not None
         ack = "AR" if any(e.ack_code == "AR" for e in errors) else "AE"
         self.messages.quarantine(item.doc_id, ack_code=ack, errors=errors, attempts=attempts, current=item.doc,
-                                 unstored=self._unstored if item.in_batch_new else None)
+                                 unstored=self._unstored if item.in_batch_new else None, against=against)
         if self.audit is not None and item.channel != "http":
             if audit_events is not None:
                 audit_events.append(_audit_event(item, "4", None, self.origin))
@@ -1378,11 +1406,14 @@ class Ingestor:
                        code=APPLICATION_INTERNAL_ERROR, ack_code="AE")
         return self._outcome(item, "AE", [err], status)
 
-    def _audit_replay(self, doc: Document, outcome: Outcome, actor: str, decided: Decision | None = None) -> None:
+    def _audit_replay(self, doc: Document, outcome: Outcome, actor: str, decided: Decision | None = None,
+                      used: bool | None = None) -> None:
         """The replay's audit record: facts, a compact record as every import's (``_audit_event``),
         so it carries its salt (a resident's inclusion proof beside it confirms no guess about it)
         and its AuditEvent is derived when read, like the rest. The requestor is the operator's
-        client, as it always was. A replay "as later" says so (``as``), and who decided (order35)."""
+        client, as it always was. A replay "as later" says so (``as``), and who decided (order35), and
+        whether the decision was used (``used``: it answered a comparison of the write; the sender's own
+        older MSH-7 holding the message, it answered nothing -- rvorder35 LOW 5, ordfix35)."""
         patients = [r.split("/", 1)[1] for r in outcome.resources if r.startswith("Patient/")]
         record = facts(action="replay", recorded=now_instant(), start=None,
                        outcome="0" if outcome.code == "AA" else "4", desc=None,
@@ -1390,7 +1421,9 @@ class Ingestor:
                        patients=patients,
                        detail={k: v for k, v in (("message", doc["_id"]), ("control-id", doc.get("control_id")),
                                                  ("ack", outcome.code), ("as", "later" if decided else None),
-                                                 ("decided-by", decided.by if decided else None)) if v})
+                                                 ("decided-by", decided.by if decided else None),
+                                                 ("used", ("true" if used else "false") if decided else None))
+                               if v})
         with self.store.transaction():
             self.audit.record(record)  # type: ignore[union-attr]
 
@@ -1590,6 +1623,18 @@ class NotDecidable(ValueError):
     """A replay "as later" of a message that was not refused for an order that cannot be told (``undecidable``)."""
 
 
+def _refused_against(doc: Document) -> frozenset[str]:
+    """The stored versions (``Type/id/_history/n``) a message's refusal (ERR-3 206) was told against
+    (``MessageStore.quarantine(against=)``); empty for one refused before they were recorded (ordfix35)."""
+    return frozenset(f"{e['resource']}/_history/{e['versionId']}" for e in doc.get("refused_against") or ()
+                     if isinstance(e, dict) and e.get("resource") and e.get("versionId"))
+
+
+class RecordChanged(NotDecidable):
+    """A replay "as later" of a message whose refusal's stored versions have changed since (or were
+    never recorded): the decision would answer for a record the operator was not shown (ordfix35)."""
+
+
 def _decided(provenances: list[dict[str, Any]], decided: Decision | None) -> list[dict[str, Any]]:
     """``provenances`` naming the operator who decided the message is later (``Decision.agent``) beside
     its sender, when the merge used their decision."""
@@ -1617,10 +1662,15 @@ class _Dates:
         self._filed: dict[tuple[str, str], list[tuple[Document, Stamp]]] = {}
         self.answered: list[str] = []  # the comparisons not told that the operator's decision answered
 
-    def decide(self, why: str) -> Decision | None:
+    def decide(self, why: str, version: str = "") -> Decision | None:
+        """The operator's decision, for a comparison against ``version`` -- only one of the stored
+        versions the message's refusal was told against (``_Item.decided_against``): a version another
+        message wrote since is one the operator was never shown (rvorder35 MED 3), and its comparison
+        refuses the message as it would without the decision (``Ingestor.replay``: 409)."""
         decided = self._item.decided
-        if decided is not None:
-            self.answered.append(why)
+        if decided is None or version not in self._item.decided_against:
+            return None
+        self.answered.append(why)
         return decided
 
     def used(self) -> Decision | None:

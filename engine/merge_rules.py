@@ -98,11 +98,15 @@ SET_ID_SYSTEM = "urn:huren:hl7v2:"  # + "AIP-1": the field a set id comes from (
 
 class Untimely(Unprocessable):
     """A message refused because which of it and the message that stored a version is later cannot be
-    told (``MergeRules._dated``): ``location`` is the field ERR-2 names (``OBX[2]-11``, ``MSH[1]-7``)."""
+    told (``MergeRules._dated``): ``location`` is the field ERR-2 names (``OBX[2]-11``, ``MSH[1]-7``);
+    ``version`` the stored version it was told against (``Type/id/_history/n``): the refusal records it,
+    and an operator's replay "as later" is refused when it has changed since (ordfix35)."""
 
-    def __init__(self, diagnostics: str, *, expression: list[str], location: str | None) -> None:
+    def __init__(self, diagnostics: str, *, expression: list[str], location: str | None,
+                 version: str | None = None) -> None:
         super().__init__(diagnostics, expression=expression)
         self.location = location
+        self.version = version
 
 
 @dataclass(frozen=True, slots=True)
@@ -838,7 +842,7 @@ class MergeRules:
             verdict, why, by = settle(dates.now, then, stands=held in ep.stands)
             at = dict(said.fields).get(name) if said is not None else None
             decide = getattr(dates, "decide", None) if verdict == "unknown" and not dates.now.unusable else None
-            decided = decide(why) if decide is not None else None
+            decided = decide(why, _version_of(rtype, stored)) if decide is not None else None  # (ordfix35)
             if decided is not None:  # (the operator's replay "as later": what cannot be told, decided -- order35)
                 issues.append({"severity": "information", "code": "informational",
                                "diagnostics": f"{rtype}.{name}: {_show(incoming[name])} over the stored "
@@ -855,7 +859,8 @@ class MergeRules:
                 raise Untimely(f"{rtype}.{name}: {_show(incoming[name])} over the stored {_show(stored[name])} "
                                f"was not written: which of the two messages is later cannot be told -- {why}. "
                                "Nothing of the message is written; the operator may replay it once decided",
-                               expression=[f"{rtype}.{name}"], location=where)
+                               expression=[f"{rtype}.{name}"], location=where,
+                               version=_version_of(rtype, stored))
             text = (f"{rtype}.{name}: {_writer(source)}'s value {_show(incoming[name])} was not stored: "
                     f"{_show(stored[name])}, stated by message {by.label if by else ''} of MSH-7 "
                     f"{by.text if by else ''}, stands against this message of MSH-7 {dates.now.text} "
@@ -1495,14 +1500,16 @@ class MergeRules:
         lines = list(before)
         moved = False
         restored: list[tuple[str, list[str]]] = []  # withdrawn results this message states again
+        sources = _Sources(self, stored.get(ep.lines_of), changed)  # (read only when words repeat: ordfix35)
         for ref in sorted(changed):  # (the same order in every process)
             new, old = changed[ref]
             was = _words(old)
-            at = line_run(lines, was)
+            back = old.get("status") == "entered-in-error" and new.get("status") != "entered-in-error"
+            at = sources.run(ref, was, lines, withdrawn=back)
             if at < 0:
-                if old.get("status") == "entered-in-error" and new.get("status") != "entered-in-error":
+                if back:
                     words = _words(new)
-                    if line_run(now_lines, words) >= 0 and line_run(lines, words) < 0:
+                    if line_run(now_lines, words) >= 0 and sources.run(ref, words, lines, withdrawn=True) < 0:
                         restored.append((ref, words))
                 continue
             words = [] if new.get("status") == "entered-in-error" else _words(new)
@@ -1528,12 +1535,30 @@ class MergeRules:
         again (a correction, a later final, an equal MSH-7 arriving after) go back: at the result's
         place, not after the lines that stood -- appended, a report's second finding came back as its
         last line, after the impression, in the report and in the imaging document that copies it
-        (msgfix34's report; thirty-fifth round, order35). The message's own order first (its OBX
-        order: after the nearest line before them in the message's text that the report holds, else
-        before the nearest after them); a message carrying that result alone says no neighbour, and
-        the report's stored result list (``listed``: the OBX order its messages gave) does -- after the
-        words of the nearest result listed before it that the report holds, else before those of the
-        nearest after it (read from this write, else from the store: one ``read_many``). Else last."""
+        (msgfix34's report; thirty-fifth round, order35). The report's stored result list first
+        (``listed``: the OBX order its messages gave): after the words of the nearest result listed
+        before it that the report holds, else before those of the nearest after it (read from this
+        write, else from the store: one ``read_many``). Only when that list does not place it (the
+        result not listed, no listed neighbour's words in the text) the message's own order: after the
+        nearest line before them in the message's text that the report holds, else before the nearest
+        after them. Else last. (order35 asked the message first: a correction carrying the second of
+        three findings with the impression put it after the third, the impression being its message
+        neighbour -- rvorder35 MED 1, 2; thirty-fifth round, ordfix35.)"""
+        order = [str(e["reference"]) for e in listed or () if isinstance(e, dict) and isinstance(e.get("reference"), str)]
+        if ref in order:
+            k = order.index(ref)
+            found = self._read_all([r for r in order if r != ref and r not in changed])
+            found.update({r: new for r, (new, _) in changed.items()})
+            for other in reversed(order[:k]):
+                said = _words(found.get(other) or {})
+                run = line_run(lines, said) if (found.get(other) or {}).get("status") != "entered-in-error" else -1
+                if run >= 0:
+                    return run + len(said)
+            for other in order[k + 1:]:
+                said = _words(found.get(other) or {})
+                run = line_run(lines, said) if (found.get(other) or {}).get("status") != "entered-in-error" else -1
+                if run >= 0:
+                    return run
         at = line_run(now_lines, words)
         for line in reversed(now_lines[:at]):
             if line in lines:
@@ -1541,22 +1566,6 @@ class MergeRules:
         for line in now_lines[at + len(words):]:
             if line in lines:
                 return lines.index(line)
-        order = [str(e["reference"]) for e in listed or () if isinstance(e, dict) and isinstance(e.get("reference"), str)]
-        if ref not in order:
-            return len(lines)
-        k = order.index(ref)
-        found = self._read_all([r for r in order if r != ref and r not in changed])
-        found.update({r: new for r, (new, _) in changed.items()})
-        for other in reversed(order[:k]):
-            said = _words(found.get(other) or {})
-            run = line_run(lines, said) if (found.get(other) or {}).get("status") != "entered-in-error" else -1
-            if run >= 0:
-                return run + len(said)
-        for other in order[k + 1:]:
-            said = _words(found.get(other) or {})
-            run = line_run(lines, said) if (found.get(other) or {}).get("status") != "entered-in-error" else -1
-            if run >= 0:
-                return run
         return len(lines)
 
     def _text_copied(self, name: str, ep: ElementPlan, stored: Resource, out: Resource, said: Said | None) -> None:
@@ -1954,6 +1963,63 @@ def _words(observation: Mapping[str, Any]) -> list[str]:
     """The lines an Observation's text value says (a TX/FT OBX-5's repetitions, one a line)."""
     value = observation.get("valueString")
     return [line for line in value.split("\n") if line] if isinstance(value, str) else []
+
+
+def _version_of(rtype: str, stored: Resource) -> str:
+    """``Type/id/_history/n`` of a stored version: what a refusal was told against and an operator's
+    decision answers for (``Untimely.version``, ``Dates.decide``; ordfix35)."""
+    return f"{rtype}/{stored.get('id')}/_history/{(stored.get('meta') or {}).get('versionId')}"
+
+
+class _Sources:
+    """Which stored result said which run of a report's lines (``MergeRules._lines``), when words
+    repeat: two results saying the same words ("未见明显异常。" twice in a marrow report) are two
+    lines, and matching by words alone found the other result's line -- a withdrawn one of them never
+    came back and the text kept one line, a correction of the second replaced the first's (rvorder35
+    MED 4; thirty-fifth round, ordfix35). The report's stored result list (``listed``, the OBX order)
+    says whose each run is: the k-th run of some words is the k-th standing result listed that says
+    them. Read (one ``read_many``) only when the words run more than once, or for a withdrawn result
+    whose words run at all; with no list or nothing read, words alone, as before."""
+
+    __slots__ = ("_rules", "_listed", "_changed", "_said")
+
+    def __init__(self, rules: MergeRules, listed: Any, changed: Mapping[str, tuple[Resource, Resource | None]]) -> None:
+        self._rules, self._listed, self._changed = rules, listed, changed
+        self._said: list[tuple[str, list[str]]] | None = None
+
+    def _standing(self) -> list[tuple[str, list[str]]]:
+        """Each listed result standing as the stored text was written (this write's changed ones as
+        they were), in the list's order, with its words."""
+        if self._said is None:
+            order = [str(e["reference"]) for e in self._listed or ()
+                     if isinstance(e, dict) and isinstance(e.get("reference"), str)]
+            found = self._rules._read_all([r for r in order if r not in self._changed])
+            found.update({r: old for r, (_, old) in self._changed.items() if old is not None})
+            self._said = [(r, _words(found[r])) for r in order
+                          if r in found and found[r].get("status") != "entered-in-error"]
+        return self._said
+
+    def run(self, ref: str, words: list[str], lines: list[str], *, withdrawn: bool = False) -> int:
+        """Where the run of ``words`` that ``ref`` said stands in ``lines`` (-1: none of them is its).
+        ``withdrawn``: ``ref`` was entered-in-error as the text stands -- its line was taken out, so a
+        run of its words is another result's unless more runs stand than results saying them."""
+        at = line_run(lines, words)
+        if at < 0 or not self._listed:
+            return at
+        runs = [i for i in range(at, len(lines) - len(words) + 1) if lines[i:i + len(words)] == words]
+        if len(runs) < 2 and not withdrawn:
+            return at
+        said = self._standing()
+        if not said:
+            return at
+        saying = [r for r, w in said if w == words]
+        if withdrawn:
+            others = [r for r in saying if r != ref]
+            return runs[len(others)] if len(runs) > len(others) else -1
+        if ref not in saying:
+            return at
+        k = saying.index(ref)
+        return runs[k] if k < len(runs) else at
 
 
 def line_run(lines: list[str], part: list[str]) -> int:

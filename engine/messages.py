@@ -378,11 +378,20 @@ class MessageStore:
         }, unstored)
 
     def quarantine(self, doc_id: str, *, ack_code: str, errors: Iterable[HL7Error], attempts: int,
-                   current: Document | None = None, unstored: list[Document] | None = None) -> None:
+                   current: Document | None = None, unstored: list[Document] | None = None,
+                   against: Iterable[str] = ()) -> None:
+        """Refuse a message, with why. ``against``: the stored versions (``Type/id/_history/n``) a
+        message refused because its order cannot be told (ERR-3 206) was told against -- recorded as
+        ``refused_against`` (``{"resource", "versionId"}`` each), which an operator's replay "as later"
+        checks: one changed since, the decision would be about a version they were never shown
+        (``engine.ingest.Ingestor.replay``; rvorder35 MED 3, thirty-fifth round, ordfix35). Every
+        refusal states it afresh (empty for any other refusal)."""
         errs = [error_to_dict(e) for e in errors]
+        refused = [{"resource": ref, "versionId": vid} for v in against
+                   for ref, _, vid in [v.rpartition("/_history/")] if ref and vid]
         self._set(doc_id, current, {
             "status": QUARANTINED, "ack_code": ack_code, "errors": errs, "reason": _reason(errs),
-            "processed_at": now_iso(), "attempts": attempts,
+            "processed_at": now_iso(), "attempts": attempts, "refused_against": refused,
         }, unstored)
 
     def _set(self, doc_id: str, current: Document | None, fields: Document,
@@ -446,6 +455,20 @@ class MessageStore:
             # its rows say what it registered as filed; a replay (corrected bytes) may say otherwise
             trail.mark(self.store, trail.patients(doc.get("resources") or ()), "a filed registration reopened")
         return self.get(doc_id)
+
+    def decision_used(self, doc_id: str, used: bool) -> None:
+        """Record on the message (``decision``: the last replay "as later"'s ``at``, ``by`` and ``used``)
+        whether the operator's decision was used: it answered a comparison the write could not tell
+        (``used: true``), or nothing -- the sender's own MSH-7 showing the message older held it, or it
+        was refused again (``used: false``). The replay's entry (``reopen(decided_at=)``) says "as later"
+        either way -- the request made -- and the page had read it as taken (rvorder35 LOW 5;
+        thirty-fifth round, ordfix35)."""
+        doc = self.get(doc_id)
+        replays = (doc or {}).get("replays") or []
+        if not replays or replays[-1].get("as") != "later":
+            return
+        last = replays[-1]
+        self.messages.update(doc_id, {"decision": {"at": last.get("at"), "by": last.get("by"), "used": used}})
 
     def count_fidelity(self, institution: str, warnings: Iterable[HL7Error],
                        unmapped: Iterable[dict[str, str]], example: str) -> None:

@@ -41,7 +41,7 @@ def test_the_console_decides_a_refused_correction_is_later(site_env: Settings, t
     assert main(["quarantine", "replay", refused]) == 1  # a plain replay: refused again
     assert f"{refused}: AE quarantined" in capsys.readouterr().out
     assert main(["quarantine", "replay", refused, "--as-later"]) == 0
-    assert f"{refused}: AA processed" in capsys.readouterr().out
+    assert f"{refused}: AA processed taken as later" in capsys.readouterr().out  # (the decision used: ordfix35)
     who = f"cli:{getpass.getuser()}"
     with Engine(site_env) as engine:
         doc = engine.ingestor.messages.get(refused)

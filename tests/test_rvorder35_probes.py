@@ -57,9 +57,6 @@ def _verified(engine: Engine, prov: dict) -> bool:
 
 # --- the restored line's place -------------------------------------------------------------------
 
-@pytest.mark.xfail(strict=True, reason="rvorder35: MED the message's own order is trusted before the report's: a "
-                   "correction carrying the second of three findings with the impression puts it before the "
-                   "impression -- after the third finding (the report and its document read 1, 3, 2')")
 def test_the_second_of_three_findings_restored_with_the_impression_goes_back_before_the_third(
         engine: Engine, http: TestClient) -> None:
     _ok(post(http, _four("RO35-1", "RO35-X1")))
@@ -71,8 +68,6 @@ def test_the_second_of_three_findings_restored_with_the_impression_goes_back_bef
     assert _report_texts(http, report_id) == [f"{L1}\n{L2C}\n{L3}\n{IMPRESSION}"] == _doc_texts(http, doc_id)
 
 
-@pytest.mark.xfail(strict=True, reason="rvorder35: MED two withdrawn findings restored one message at a time, the "
-                   "later one first: the earlier one goes before the impression, after the later one (1, 3', 2')")
 def test_two_withdrawn_findings_restored_in_reverse_order_keep_the_report_order_over_mllp(
         engine: Engine, http: TestClient) -> None:
     (ack,) = mllp(engine, _four("RO35-2", "RO35-X2").encode())
@@ -107,9 +102,6 @@ def test_two_withdrawn_findings_restored_together_come_back_in_the_report_order(
             == _doc_texts(http, doc_id))
 
 
-@pytest.mark.xfail(strict=True, reason="rvorder35: MED (older than order35, on its path) a withdrawn line whose words "
-                   "another standing line also says is never restored: the report's text keeps one of the two "
-                   "lines the final resend states (`line_run(lines, was)` finds the other result's line)")
 def test_a_withdrawn_line_saying_the_same_words_as_another_comes_back_over_mllp(
         engine: Engine, http: TestClient) -> None:
     same = "未见明显异常。"
@@ -192,9 +184,6 @@ def test_the_decision_does_not_reach_the_next_message(engine: Engine, http: Test
     assert not engine.ingestor.messages.get(message_id("FNXRMYY", "OL35-93W2")).get("replays")
 
 
-@pytest.mark.xfail(strict=True, reason="rvorder35: LOW a replay as later whose decision answered nothing (the "
-                   "sender's own later MSH-7 held it: W) still answers `as: later, decided {by, at}`; the page "
-                   "then says 已按较新处理……写入的记录注明由您决定 while the Provenance names nobody")
 def test_a_decision_that_answered_nothing_is_not_reported_as_taken(engine: Engine, http: TestClient) -> None:
     msg12, obs_id, _, _ = _refused_correction(engine, http, "95")
     newer = "右肺上叶见钙化灶，较前相仿。"
@@ -211,9 +200,6 @@ def test_a_decision_that_answered_nothing_is_not_reported_as_taken(engine: Engin
     assert "decided" not in r or r["decided"].get("used") is False, r
 
 
-@pytest.mark.xfail(strict=True, reason="rvorder35: MED the decision is not bound to the stored version the refusal "
-                   "named: a version stored after the refusal (the PACS's own 13:00 correction) is overwritten by "
-                   "the operator's 'later' for the 11:00 withdrawal they were shown")
 def test_the_decision_does_not_override_a_version_stored_after_the_refusal(engine: Engine, http: TestClient) -> None:
     msg, obs_id, _, _ = _refused_correction(engine, http, "96")
     shown = engine.ingestor.messages.get(msg)["errors"][0]["message"]

@@ -178,6 +178,9 @@ def cmd_quarantine(args: argparse.Namespace, settings: Settings) -> int:
                 failed += 1
                 continue
             reason = next((str(e) for e in outcome.errors if e.severity in ("E", "F")), "")
+            if decided is not None and outcome.code == "AA":  # (whether the decision answered anything: ordfix35)
+                used = ((messages.get(doc_id) or {}).get("decision") or {}).get("used")
+                reason = "taken as later" if used else "decision not used: the order was told without it"
             print(f"{doc_id}: {outcome.code} {outcome.status} {reason}".rstrip())
             failed += outcome.code != "AA"
         return 0 if failed == 0 else 1

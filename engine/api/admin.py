@@ -487,7 +487,12 @@ async def replay_message(
     refused again, nothing new telling the order. The stored bytes are replayed with every comparison
     not told answered "later" for this one message (one the sender's own MSH-7 shows older is still
     held); its Provenance names the caller as the agent who decided, the answer notes it (severity
-    I), the replay's entry and the audit record say so. Any other message -- one whose own MSH-7 is unusable (102)
+    I), the replay's entry and the audit record say so -- and whether the decision was used
+    (``decided.used``: false when it answered nothing, the sender's own older MSH-7 holding the message,
+    or the replay was refused again; ordfix35). A message whose stored versions the refusal was told
+    against have changed since (another message wrote the result after the refusal), or whose refusal
+    recorded none (refused before ordfix35), is 409: the decision would be about a record the operator
+    was not shown; a plain replay refuses it again against what is stored now. Any other message -- one whose own MSH-7 is unusable (102)
     among them: its corrected copy is the replay that settles it -- is 409; a body with it is 400.
     """
     _stored(engine, caller, message_id, refused_only=False)
@@ -515,15 +520,18 @@ async def replay_message(
     if outcome is None:
         raise NotFound(f"no stored message {message_id!r}")
     replayed = engine.ingestor.messages.get(message_id)
+    # whether the decision answered anything (the replay's entry: ``MessageStore.decision_used``; rvorder35 LOW 5)
+    used = bool(((replayed or {}).get("decision") or {}).get("used")) if decided else False
     _note(request, "replay", {"message": message_id, "ack": outcome.code,
-                              **({"as": "later", "decided-by": decided.by} if decided else {})},
+                              **({"as": "later", "decided-by": decided.by, "used": "true" if used else "false"}
+                                 if decided else {})},
           outcome="0" if outcome.code == "AA" else "4",
           patients=_patients_named(engine, replayed) if replayed is not None else None)
     answer = {"id": message_id, "ack_code": outcome.code, "status": outcome.status,
               "errors": [{"location": e.location(), "code": e.code, "severity": e.severity, "message": e.message}
                          for e in outcome.errors],
               "resources": outcome.resources, "ack": outcome.ack.decode(outcome.codec, "replace"),
-              **({"as": "later", "decided": {"by": decided.by, "at": decided.at}} if decided else {})}
+              **({"as": "later", "decided": {"by": decided.by, "at": decided.at, "used": used}} if decided else {})}
     if replayed is None or not outcome.errors:
         return answer
     return _shown(engine, caller, replayed, shown=answer)[0]  # an ERR quoting a masked value: scrubbed

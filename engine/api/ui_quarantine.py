@@ -14,7 +14,11 @@ segment and field names), served here at ``/ui/quarantine/words``; a site's
 A message refused because its order against a stored result cannot be told (ERR-3 206) is offered the
 operator's decision, 按较新处理 (take as later: ``POST /admin/quarantine/{id}/replay?as=later``), with a
 one-line explanation and a confirmation saying that the operator is recorded as the one who decided; a
-message whose own MSH-7 is unusable (102) is not (thirty-fifth round, order35).
+message whose own MSH-7 is unusable (102) is not (thirty-fifth round, order35). The answer says
+whether the decision was used (``decided.used``): one that answered nothing -- the sender's own time
+showing the message older -- is said as not used, never as taken; a 409 because the result was written
+again after the refusal (the decision is bound to the versions the refusal showed) is said in Chinese,
+and the message shown again with its refusal naming what is stored now (ordfix35).
 
 Who may open the page is decided by the same rule as the API: a signed-in person whose role may not
 read the quarantine (an auditor, a clinician), or a resident's token, is answered 403 with a page

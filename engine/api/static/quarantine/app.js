@@ -178,8 +178,13 @@
       ["通道 Channel", channel(m)]];
     // a replay's time is Beijing's as the receipt's is, and said so (it had stood bare under the
     // receipt's "（北京时间）"); who did it by their sign-in name
+    // a decision "as later" the write did not use (it answered nothing: ``decision.used`` false, the
+    // replay's answer or the message's record of its last decision) is said as asked, not taken (ordfix35)
     for (const r of m.replays || []) {
-      facts.push([r.as === "later" ? "按较新处理 Taken as later" : "重新处理 Replayed",
+      const unused = r.as === "later" && (r.used === false
+        || (m.decision && m.decision.at === r.at && m.decision.used === false));
+      facts.push([r.as !== "later" ? "重新处理 Replayed" : unused ? "要求按较新处理（未使用） Asked as later, not used"
+        : "按较新处理 Taken as later",
         W.instant(r.at) + "（北京时间） · " + (r.as === "later" ? "决定人 " : "操作人 ") + r.by]);
     }
     const dl = $("#d-facts"); dl.replaceChildren();
@@ -243,20 +248,35 @@
       } else if (current && current.id === id) { // no longer refused: /admin/quarantine/{id} answers for refused
         // messages only, so the page says what the replay made of it from the replay's own answer
         details.drop();
-        const entry = outcome.decided ? { at: outcome.decided.at, by: outcome.decided.by, as: "later" }
+        const entry = outcome.decided ? { at: outcome.decided.at, by: outcome.decided.by, as: "later", used: outcome.decided.used }
           : { at: new Date().toISOString(), by: session.name || "" };
         show(Object.assign({}, current, { status: outcome.status, ack_code: outcome.ack_code, errors: outcome.errors || [],
           replays: (current.replays || []).concat([entry]) }), null, true);
       }
       said(outcome);
-      if (outcome.decided && outcome.ack_code === "AA") {
-        box.insertBefore(el("p", "已按较新处理：决定人 " + outcome.decided.by + "，写入的记录注明由您决定。 Taken as later; what it wrote names you as the one who decided."), box.firstChild.nextSibling);
+      if (outcome.decided && outcome.ack_code === "AA") { // (used: the decision answered a comparison -- ordfix35)
+        const older = (outcome.errors || []).some((e) => e.severity === "W" && /not later/.test(e.message || ""));
+        box.insertBefore(el("p", outcome.decided.used
+          ? "已按较新处理：决定人 " + outcome.decided.by + "，写入的记录注明由您决定。 Taken as later; what it wrote names you as the one who decided."
+          : older ? "未使用您的决定：发送方自身的发送时间表明该消息较早，仍按较早保留，已存结果未被覆盖；写入的记录未注明您为决定人。"
+            + " Your decision was not used: the sender's own time shows this message older, so the stored result stands; no record names you."
+          : "未使用您的决定：各项先后已能按发送时间判断，按发送时间处理；写入的记录未注明您为决定人。"
+            + " Your decision was not used: every order could be told from the sending times; no record names you."),
+        box.firstChild.nextSibling);
       }
       box.scrollIntoView({ block: "nearest" });
     } catch (e) {
+      if (later && e.status === 409 && /changed after the refusal/.test(e.diag || "")) { // its refusal now names what is stored
+        try { await load(); await openMessage(id, document.querySelector('#messages tr[data-id="' + CSS.escape(id) + '"]'), true); } catch (x) { /* the answer below stands */ }
+      }
       box.className = "bad";
       text(box, e.status === 422 ? "站点配置文件有误，没有重新读取，仍使用原来的配置；消息未重新处理（" + e.diag + "）。 The site files have a mistake; nothing was replayed."
-        : e.status === 409 ? "不能按较新处理（" + e.diag + "）。 Not taken as later." : e.message);
+        : e.status === 409 && /changed after the refusal/.test(e.diag || "")
+          ? (/refused before versions were recorded/.test(e.diag)
+            ? "不能按较新处理：这条消息拒收时未记录所比较的结果版本，无法确认拒收之后该结果是否已被改写。本次未写入任何内容。请先“重新处理”，让系统按现存版本再次判断，再决定。"
+            : "不能按较新处理：拒收之后，该结果已被其他消息改写。您的决定只针对拒收时显示的版本，本次未写入任何内容；拒收原因已更新为现存版本，请核实后再决定。")
+            + "（" + e.diag + "） Not taken as later: the record changed after the refusal; nothing was written."
+          : e.status === 409 ? "不能按较新处理（" + e.diag + "）。 Not taken as later." : e.message);
     } finally { button.disabled = false; }
   }
 
