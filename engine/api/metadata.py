@@ -48,7 +48,7 @@ def capability_statement(request: Request, _format: str | None = None) -> Respon
 
 
 def statement_for(app: FastAPI) -> dict[str, Any]:
-    settings: Settings = app.state.engine.settings
+    settings: Settings = app.state["engine"].settings  # by key, as engine.auth.deps.engine_of
     params = registered_search_params()
     paths = mounted_paths(app)
     return build_capability_statement(
