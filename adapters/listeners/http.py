@@ -24,16 +24,10 @@ from adapters.hl7v2.header import with_transport_charset
 from adapters.listeners.batch import batch_messages, ingest_batch, one_set
 from engine.audit.note import note
 from engine.auth.caller import Caller
-from engine.auth.deps import get_caller
+from engine.auth.deps import get_caller, get_engine
 from engine.engine import Engine
 from engine.errors import BadRequest, FhirError, Forbidden
 from engine.ingest import Outcome
-
-
-def get_engine(request: Request) -> Engine:
-    """The app's engine (the same as ``engine.api.app.get_engine``, which imports this module)."""
-    return request.app.state.engine
-
 
 router = APIRouter(tags=["ingest"])
 

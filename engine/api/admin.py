@@ -51,7 +51,7 @@ from adapters.hl7v2.processing import parse_ids
 from adapters.hl7v2.structure import known_segments
 from engine.auth import confidentiality
 from engine.auth.caller import Caller
-from engine.auth.deps import get_caller
+from engine.auth.deps import get_caller, get_engine
 from engine.auth.policy import allowed, audit_remit, require_in_remit, require_operator
 from engine.bounds import int_query
 from engine.engine import Engine
@@ -61,12 +61,6 @@ from engine.message_time import Decision, decision
 from engine.messages import PROCESSED, QUARANTINED, RECEIVED, now_iso, raw_of, summary
 from engine.repository.port import Document
 from mappings.sitefiles import check, read_yaml
-
-
-def get_engine(request: Request) -> Engine:
-    """The app's engine (the same as ``engine.api.app.get_engine``, which imports this module)."""
-    return request.app.state.engine
-
 
 router = APIRouter(prefix="/admin", tags=["admin"])
 

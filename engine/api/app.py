@@ -2,14 +2,14 @@
 
 Routers: ``fhir`` (FHIR R4 REST), ``auth`` (OAuth2 / SMART), ``ingest`` (POST /hl7v2), ``reports``,
 ``audit``, ``admin``, ``cds`` (CDS Hooks), ``ui`` (auditor and resident pages). The engine is put on
-``app.state.engine``; routes reach it through the ``get_engine`` dependency.
+``app.state.engine``; routes reach it through ``engine.auth.deps`` (``get_engine``, ``engine_of``).
 """
 
 from __future__ import annotations
 
 import threading
 
-from fastapi import APIRouter, FastAPI, Request
+from fastapi import APIRouter, FastAPI
 from starlette.routing import BaseRoute
 
 from adapters.listeners import http as hl7v2_api
@@ -34,13 +34,7 @@ from engine.api.limits import RequestLimits
 from engine.api.no_store import NoStore
 from engine.api.outcomes import install_error_handlers
 from engine.audit.middleware import install_audit
-from engine.auth.deps import engine_of
 from engine.engine import Engine
-
-
-def get_engine(request: Request) -> Engine:
-    return engine_of(request)  # by key: an attribute read of ``app.state`` swallows an AttributeError
-
 
 # --- the routers' inclusions, made once per process -------------------------------------------
 # FastAPI (0.165) builds an included router's routes lazily, per inclusion: at the first request that

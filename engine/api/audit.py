@@ -22,7 +22,7 @@ from engine.audit.record import event_of
 from engine.audit.verify import verify_online
 from engine.audit.view import patients_named
 from engine.auth.caller import Caller
-from engine.auth.deps import get_caller
+from engine.auth.deps import get_caller, get_engine
 from engine.auth.policy import require_audit_admin, require_record_of_theirs
 from engine.bounds import int_query
 from engine.engine import Engine
@@ -30,9 +30,6 @@ from engine.errors import BadRequest
 
 router = APIRouter(prefix="/audit", tags=["audit"])
 
-
-def get_engine(request: Request) -> Engine:
-    return request.app.state.engine
 
 
 @router.get("/public-key")

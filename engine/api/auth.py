@@ -22,7 +22,7 @@ from engine.api.ui_words import page_words
 from engine.audit.note import note
 from engine.auth import policy
 from engine.auth.caller import Caller
-from engine.auth.deps import get_caller
+from engine.auth.deps import engine_of, get_caller
 from engine.auth.errors import OAuthError
 from engine.auth.resident import DEVICE_COOKIE, Choice, LoginError, RedirectError, ResidentAuth, SignedIn
 from engine.auth.secret_file import SecretFileUnreadable
@@ -70,7 +70,7 @@ async def _form(request: Request) -> dict[str, str]:
 
 
 def _auth(request: Request):  # noqa: ANN202
-    return request.app.state.engine.auth
+    return engine_of(request).auth
 
 
 @router.post("/auth/token")
@@ -127,7 +127,7 @@ def _said(request: Request, exc: LoginError) -> tuple[str, str]:
     """A refused sign-in step as the resident reads it: [Chinese, English] from the page words'
     ``signin_errors`` (``mappings/insurance/words.yaml``, the site's overlay merged in), the
     engine's English sentence when the words have none for its code."""
-    pair = (page_words(request.app.state.engine).get("signin_errors") or {}).get(exc.code)
+    pair = (page_words(engine_of(request)).get("signin_errors") or {}).get(exc.code)
     if not pair:
         return "", str(exc)
     try:

@@ -26,7 +26,7 @@ from engine import fhirjson
 from engine.audit.events import patients_of
 from engine.audit.note import note
 from engine.auth.caller import Caller
-from engine.auth.deps import get_caller, get_repo
+from engine.auth.deps import engine_of, get_caller, get_repo
 from engine.auth.policy import require_order_decision
 from engine.errors import BadRequest, NotFound
 from engine.recognition.decision import Order, Recognisable
@@ -120,7 +120,7 @@ def _card(recognition: Any, request: Request, hook_instance: str, sid: str, draf
     to = _given_to(caller)
     card_id = str(uuid.uuid5(_NS, "|".join((hook_instance, *to, order.patient or "", draft_ref))))
     recognise_id = str(uuid.uuid5(_NS, f"{card_id}|recognise"))
-    base = request.app.state.engine.settings.fhir_base_url
+    base = engine_of(request).settings.fhir_base_url
     suggestions: list[dict[str, Any]] = [{
         "label": f"互认 Recognise the {newest.institution} result of {newest.day.isoformat()} (cancel this order)",
         "uuid": recognise_id, "isRecommended": True,
@@ -205,7 +205,7 @@ async def call_service(service_id: str, request: Request, caller: Caller = Depen
             or not isinstance(context.get("selections") or [], list) \
             or not all(isinstance(x, str) for x in context.get("selections") or ()):
         raise BadRequest("prefetch is an object, context.draftOrders a Bundle and context.selections a list of references")
-    recognition = request.app.state.engine.recognition
+    recognition = engine_of(request).recognition
     patient = recognition.read("Patient", patient_id)
     prefetched = prefetch.get("patient")
     # the patient index's person (rec17); a prefetched Patient only when the record is not stored
@@ -289,7 +289,7 @@ async def feedback(service_id: str, request: Request, caller: Caller = Depends(g
     items = body.get("feedback") if isinstance(body, dict) else None
     if not isinstance(items, list) or not items:
         raise BadRequest("expected {'feedback': [...]}")
-    recognition = request.app.state.engine.recognition
+    recognition = engine_of(request).recognition
     cards = recognition.store.collection(CARDS)
     # every item is checked before any is recorded: a bad item refuses the whole call (400/404)
     # instead of leaving the items before it recorded and answering an error

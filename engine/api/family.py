@@ -21,7 +21,7 @@ from engine.api.identity import _one, _parameters, _patient_ref
 from engine.api.outcomes import fhir_response
 from engine.audit.note import note
 from engine.auth.caller import Caller
-from engine.auth.deps import get_caller
+from engine.auth.deps import engine_of, get_caller
 from engine.auth.policy import require_family_manager
 from engine.errors import BadRequest, NotFound, Unprocessable
 from engine.identity import nationalid
@@ -32,7 +32,7 @@ router = APIRouter(tags=["family"], dependencies=[Depends(fhir_negotiation)])
 def _subject(request: Request, caller: Caller, params: list[dict[str, Any]]) -> str:
     """Whose record: ``patient`` (a reference), or at a desk the resident's ``nationalId``; a
     resident's own launch record when neither is given."""
-    engine = request.app.state.engine
+    engine = engine_of(request)
     ref = _one(params, "patient", "valueReference")
     number = _one(params, "nationalId", "valueString")
     if ref is not None:
@@ -78,7 +78,7 @@ async def family_grant(request: Request, caller: Caller = Depends(get_caller)) -
     """Let a family member (``proxyNationalId``, ``proxyName``, ``relationship`` as a v3 RoleCode:
     PRN, CHILD, SPS, SIB, GRPRN, GRNDCHILD, GUARD, FAMMEMB) see the record until ``end`` (a date;
     absent: until withdrawn). Answers the Consent and the RelatedPerson (201)."""
-    engine = request.app.state.engine
+    engine = engine_of(request)
     params = await _parameters(request)
     patient = _subject(request, caller, params)
     require_family_manager(caller, patient)
@@ -100,7 +100,7 @@ async def family_grant(request: Request, caller: Caller = Depends(get_caller)) -
 @router.post("/fhir/Patient/$family-withdraw")
 async def family_withdraw(request: Request, caller: Caller = Depends(get_caller)) -> Response:
     """End a family access now (``consent``: a reference to the grant's Consent)."""
-    engine = request.app.state.engine
+    engine = engine_of(request)
     params = await _parameters(request)
     ref = _one(params, "consent", "valueReference", required=True)
     cref = (ref or {}).get("reference", "") if isinstance(ref, dict) else ""

@@ -20,7 +20,7 @@ from engine.api.formats import fhir_negotiation
 from engine.api.outcomes import fhir_response
 from engine.audit.note import note
 from engine.auth.caller import Caller
-from engine.auth.deps import get_caller, get_repo
+from engine.auth.deps import engine_of, get_caller, get_repo
 from engine.auth.policy import require_identity_operator
 from engine.errors import BadRequest, Gone, NotFound, Unprocessable
 from engine.identity import nationalid
@@ -73,7 +73,7 @@ def _read_visible(repo: ScopedRepository, pid: str) -> dict[str, Any] | None:
 @router.post("/fhir/Patient/$match")
 async def match(request: Request, repo: ScopedRepository = Depends(get_repo)) -> Response:
     repo.require("Patient", "s")
-    engine = request.app.state.engine
+    engine = engine_of(request)
     params = await _parameters(request)
     patient = _one(params, "resource", "resource", required=True)
     if not isinstance(patient, dict) or patient.get("resourceType") != "Patient":
@@ -107,7 +107,7 @@ async def match(request: Request, repo: ScopedRepository = Depends(get_repo)) ->
 def ihe_pix(request: Request, repo: ScopedRepository = Depends(get_repo)) -> Response:
     """IHE PIXm (ITI-83): the identifiers and Patient records of the same person in other domains."""
     repo.require("Patient", "s")
-    engine = request.app.state.engine
+    engine = engine_of(request)
     sources = request.query_params.getlist("sourceIdentifier")
     if len(sources) != 1 or "|" not in sources[0] or not all(sources[0].split("|", 1)):
         raise BadRequest("sourceIdentifier=system|value is required (once)", expression=["sourceIdentifier"])
@@ -149,7 +149,7 @@ async def link(request: Request, caller: Caller = Depends(get_caller)) -> Respon
     """Operator: records ``source`` and ``target`` are the same person (``seealso``) or ``source`` was
     merged into ``target`` (``replaced-by``). A reason is required; the act is audited."""
     require_identity_operator(caller)
-    engine = request.app.state.engine
+    engine = engine_of(request)
     params = await _parameters(request)
     source = _patient_ref(_one(params, "source", "valueReference", required=True), "source")
     target = _patient_ref(_one(params, "target", "valueReference", required=True), "target")
@@ -176,7 +176,7 @@ async def link(request: Request, caller: Caller = Depends(get_caller)) -> Respon
 async def unlink(request: Request, caller: Caller = Depends(get_caller)) -> Response:
     """Operator: take ``source`` out of its person (or undo its merge with ``target``); audited."""
     require_identity_operator(caller)
-    engine = request.app.state.engine
+    engine = engine_of(request)
     params = await _parameters(request)
     source = _patient_ref(_one(params, "source", "valueReference", required=True), "source")
     raw_target = _one(params, "target", "valueReference")
@@ -206,7 +206,7 @@ async def login_phone(request: Request, caller: Caller = Depends(get_caller)) ->
     so the resident sees it under "who looked at my record"; the number itself is kept out of the
     audit trail and the answer (masked)."""
     require_identity_operator(caller)
-    engine = request.app.state.engine
+    engine = engine_of(request)
     params = await _parameters(request)
     raw_id = _one(params, "nationalId", "valueString", required=True)
     phone = str(_one(params, "phone", "valueString", required=True)).strip().replace(" ", "").replace("-", "")

@@ -20,7 +20,7 @@ from engine import fhirjson
 from engine.api.ui_words import site_names
 from engine.audit.note import note
 from engine.auth.caller import Caller
-from engine.auth.deps import get_caller
+from engine.auth.deps import engine_of, get_caller
 from engine.auth.policy import audit_remit, require_in_remit, require_insurance_report
 from engine.errors import BadRequest, FhirError, Forbidden
 from engine.insurance import rules as settlement_rules
@@ -67,7 +67,7 @@ def _no_paths(text: str) -> str:
 def settlement(request: Request, year: int = Query(..., ge=1900, le=9999), community: str | None = None,
                caller: Caller = Depends(get_caller)) -> Response:
     require_insurance_report(caller, "ChargeItem")
-    engine = request.app.state.engine
+    engine = engine_of(request)
     try:
         rules = settlement_rules.load(engine.settings.site)
     except SiteError as exc:
@@ -91,7 +91,7 @@ def deductions(request: Request, institution: str = Query(..., min_length=1), mo
     """The institution's deduction list for ``month`` (YYYY-MM): a signed FHIR Bundle (default,
     ``_format=json``) or CSV (``_format=csv`` or ``Accept: text/csv``)."""
     require_insurance_report(caller)
-    engine = request.app.state.engine
+    engine = engine_of(request)
     require_in_remit(caller, institution, engine.site, engine.settings.site, "institution")
     dl = deduction_list(engine.recognition, engine.repository, institution, month,
                         screen=FlagScreen(engine.repository, caller))
@@ -124,7 +124,7 @@ def split_admission_report(request: Request, start: str | None = Query(None, ali
                            caller: Caller = Depends(get_caller)) -> Response:
     """Suspected split admissions (分解住院): readmissions admitted from ``from`` to ``to``."""
     require_insurance_report(caller, "Encounter")
-    engine = request.app.state.engine
+    engine = engine_of(request)
     try:
         rule = load_rule(engine.settings.site)
     except SiteError as exc:
@@ -147,7 +147,7 @@ def indicator_report(request: Request, month: str = Query(...), community: str |
     """The month's indicators: a ``collection`` Bundle of one MeasureReport per indicator and
     community (or institution), then the alerts (``Flag``, active) their thresholds raise."""
     require_insurance_report(caller, "ChargeItem", "Encounter")
-    engine = request.app.state.engine
+    engine = engine_of(request)
     period = Period.month(month)
     try:
         scope = scopes(engine.site, community=community or None, institution=institution or None,

@@ -17,7 +17,7 @@ from engine import fhirjson
 from engine.api.formats import fhir_negotiation
 from engine.audit.note import note
 from engine.auth.caller import Caller
-from engine.auth.deps import get_caller
+from engine.auth.deps import engine_of, get_caller
 from engine.auth.policy import audit_remit, require_auditor, require_in_remit, require_insurance_report
 from engine.errors import BadRequest, NotFound
 from engine.insurance.indicators import INSURER_INDICATORS, Period, Scope, evaluate, scopes
@@ -34,7 +34,7 @@ def evaluate_measure(measure_id: str, request: Request, caller: Caller = Depends
                      periodStart: str | None = None, periodEnd: str | None = None,  # noqa: N803 (FHIR names)
                      reporter: str | None = None, subject: str | None = None) -> Response:
     require_auditor(caller)  # every indicator is a cross-patient figure: decided before anything is looked up
-    engine = request.app.state.engine
+    engine = engine_of(request)
     m = engine.measures.by_id.get(measure_id)
     if m is None:
         raise NotFound(f"no such Measure to evaluate (huren evaluates {', '.join(sorted(engine.measures.by_id))})")

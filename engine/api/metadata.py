@@ -40,15 +40,16 @@ R4_CORE_OPERATIONS = {
 def capability_statement(request: Request, _format: str | None = None) -> Response:
     require_json(_format)
     require_json_accept(request)
-    body = getattr(request.app.state, "capability_statement", None)
-    if body is None:
+    try:  # by key, as ``engine.auth.deps.engine_of``: ``getattr(state, ...)`` drops an AttributeError each call
+        body = request.app.state["capability_statement"]
+    except KeyError:  # the first request only
         body = orjson.dumps(statement_for(request.app))
-        request.app.state.capability_statement = body
+        request.app.state["capability_statement"] = body
     return Response(body, media_type=FHIR_JSON, headers={"Cache-Control": "public, max-age=300", "Vary": "Accept"})
 
 
 def statement_for(app: FastAPI) -> dict[str, Any]:
-    settings: Settings = app.state.engine.settings
+    settings: Settings = app.state["engine"].settings  # by key, as engine.auth.deps.engine_of
     params = registered_search_params()
     paths = mounted_paths(app)
     return build_capability_statement(

@@ -22,7 +22,7 @@ from engine.api.formats import fhir_negotiation, json_only
 from engine.api.outcomes import fhir_response
 from engine.audit.note import note
 from engine.auth.caller import Caller
-from engine.auth.deps import get_caller, get_repo
+from engine.auth.deps import engine_of, get_caller, get_repo
 from engine.auth.policy import require_order_check, require_rules_admin
 from engine.errors import BadRequest, Forbidden, Gone, NotFound, Unprocessable
 from engine.recognition.decision import Order, Recognisable
@@ -158,7 +158,7 @@ def _patient_named(body: dict[str, Any]) -> str | None:
 async def check_recognition(request: Request, caller: Caller = Depends(get_caller),
                             repo: ScopedRepository = Depends(get_repo)) -> Response:
     require_order_check(caller)
-    recognition = request.app.state.engine.recognition
+    recognition = engine_of(request).recognition
     body = await _json_body(request)
     if repo.confined:
         # a resident asks only about their own records, and someone else's reads as unknown
@@ -193,7 +193,7 @@ async def check_recognition(request: Request, caller: Caller = Depends(get_calle
 def reload_rules(request: Request, caller: Caller = Depends(get_caller)) -> Response:
     """Hot reload of the recognition rules; a bad file leaves the running rules in force (422)."""
     require_rules_admin(caller)
-    engine = request.app.state.engine
+    engine = engine_of(request)
     try:
         engine.reload_site()  # site files and recognition rules together
     except SiteError as exc:

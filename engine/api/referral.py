@@ -25,7 +25,7 @@ from engine.api.formats import fhir_negotiation
 from engine.api.outcomes import fhir_response
 from engine.audit.note import note
 from engine.auth.caller import Caller
-from engine.auth.deps import get_caller, get_repo
+from engine.auth.deps import engine_of, get_caller, get_repo
 from engine.auth.policy import audit_remit, require_auditor, require_in_remit
 from engine.errors import BadRequest, NotFound
 from engine.referral.reading import reading_report
@@ -39,7 +39,7 @@ _MONTH = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
 
 
 async def _summary(sr_id: str, request: Request, repo: ScopedRepository) -> Response:
-    engine = request.app.state.engine
+    engine = engine_of(request)
     builder = SummaryBuilder(engine.referrals, engine.settings.fhir_base_url)
     bundle = await run_in_threadpool(builder.build, sr_id, repo)
     resources = [e["resource"] for e in bundle["entry"][1:]]
@@ -74,7 +74,7 @@ def remote_reading_report(
 ) -> Response:
     """Turnaround and workload per reading centre and month, and the overdue reads."""
     remit = _report_remit(request, caller, start, end, centre, "centre")
-    report = reading_report(request.app.state.engine.referrals.reading.rows, start=start or None, end=end or None,
+    report = reading_report(engine_of(request).referrals.reading.rows, start=start or None, end=end or None,
                             centre=centre or None, within=remit)
     return _report_response(request, "remote-reading", report)
 
@@ -87,7 +87,7 @@ def _report_remit(request: Request, caller: Caller, start: str | None, end: str 
     for name, value in (("from", start), ("to", end)):
         if value and not _MONTH.match(value):
             raise BadRequest(f"'{name}' must be a month YYYY-MM, got '{value}'", expression=[name])
-    engine = request.app.state.engine
+    engine = engine_of(request)
     if named:
         require_in_remit(caller, named, engine.site, engine.settings.site, what)
     return audit_remit(caller, engine.site, engine.settings.site)
@@ -108,6 +108,6 @@ def referrals_report(
     caller: Caller = Depends(get_caller),
 ) -> Response:
     remit = _report_remit(request, caller, start, end, institution, "institution")
-    report = referral_report(request.app.state.engine.referrals.rows, start=start or None, end=end or None,
+    report = referral_report(engine_of(request).referrals.rows, start=start or None, end=end or None,
                              institution=institution or None, within=remit)
     return _report_response(request, "referrals", report)

@@ -20,7 +20,7 @@ from engine import fhirjson
 from engine.api.ui_words import site_names
 from engine.audit.note import note
 from engine.auth.caller import Caller
-from engine.auth.deps import get_caller, get_repo
+from engine.auth.deps import engine_of, get_caller, get_repo
 from engine.auth.policy import audit_remit, require_auditor, require_in_remit
 from engine.bounds import int_query
 from engine.errors import BadRequest, Forbidden, Gone, NotFound
@@ -41,7 +41,7 @@ def report_filter(start: str | None, end: str | None, institution: str | None, i
 
 
 def _remit(request: Request, caller: Caller) -> frozenset[str] | None:
-    engine = request.app.state.engine
+    engine = engine_of(request)
     return audit_remit(caller, engine.site, engine.settings.site)
 
 
@@ -65,13 +65,13 @@ def duplicates(
         fmt is None and "text/csv" in request.headers.get("accept", ""))
     # JSON pages 100 rows unless asked; CSV is the full export
     limit = count if count is not None else (None if wants_csv else 100)
-    engine = request.app.state.engine
+    engine = engine_of(request)
     report = duplicates_report(engine.recognition, flt, limit=limit, offset=offset,
                                screen=FlagScreen(engine.repository, caller))
     note(request, action="report-view", query=str(request.url.query) or None,
          detail={"report": "duplicates", "rows": len(report["rows"])})
     if wants_csv:
-        return Response(to_csv(report, site_names(request.app.state.engine)), media_type="text/csv; charset=utf-8",
+        return Response(to_csv(report, site_names(engine_of(request))), media_type="text/csv; charset=utf-8",
                         headers={"Content-Disposition": 'attachment; filename="duplicates.csv"'})
     if fmt not in (None, "json", "application/json"):
         raise BadRequest("_format must be json or csv", expression=["_format"])
@@ -84,9 +84,9 @@ def duplicate(flag_id: str, request: Request, caller: Caller = Depends(get_calle
     """One flag with its evidence: the DetectedIssue and the two results it is about. The evidence
     is read as the caller: a resource their scopes do not let them read is null ("not available")."""
     require_auditor(caller)
-    recognition = request.app.state.engine.recognition
+    recognition = engine_of(request).recognition
     row = recognition.flags.get(flag_id)
-    engine = request.app.state.engine
+    engine = engine_of(request)
     if row is None:
         raise NotFound(f"no duplicate flag {flag_id}")
     # the remit first (its 403 says the same of every flag outside it, labelled or not); then a flag
@@ -180,9 +180,9 @@ async def review(flag_id: str, request: Request, caller: Caller = Depends(get_ca
         raise BadRequest(f"body is not JSON: {exc}") from exc
     if not isinstance(body, dict):
         raise BadRequest('body must be {"decision": ..., "reason": ...}')
-    recognition = request.app.state.engine.recognition
+    recognition = engine_of(request).recognition
     flag = recognition.flags.get(flag_id)
-    engine = request.app.state.engine
+    engine = engine_of(request)
     if flag is not None:  # an unknown flag gets the review's own 404
         require_in_remit(caller, flag.get("inst"), engine.site, engine.settings.site)
         # one the reviewer may not be shown (FlagScreen) is refused as a missing one: no one decides

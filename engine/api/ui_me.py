@@ -22,7 +22,7 @@ from starlette.concurrency import run_in_threadpool
 from engine.api.ui_shared import STAFF_PAGE_HEADERS, PageFiles
 from engine.audit.who_looked import who_looked
 from engine.auth.caller import Caller
-from engine.auth.deps import get_caller, get_repo
+from engine.auth.deps import engine_of, get_caller, get_repo
 from engine.auth.service import ME_CLIENT_ID
 from engine.auth.staff import STAFF_CLIENT_ID
 from engine.errors import Forbidden, Gone, NotFound
@@ -43,7 +43,7 @@ def me_redirect() -> Response:
 
 @router.get("/ui/me/", response_class=HTMLResponse, include_in_schema=False)
 def me(request: Request) -> HTMLResponse:
-    engine = request.app.state.engine
+    engine = engine_of(request)
     s = engine.settings
     return templates.TemplateResponse(request, "index.html", {
         "fhir_base": s.fhir_base_url, "client_id": ME_CLIENT_ID, "redirect_uri": s.public_base_url + "/ui/me/",
@@ -83,7 +83,7 @@ async def who_looked_me(request: Request, caller: Caller = Depends(get_caller),
     """
     if caller.kind != "patient" or not caller.patient_ids:
         raise Forbidden("who looked at a record is answered for a signed-in resident, about their own records")
-    engine = request.app.state.engine
+    engine = engine_of(request)
     registry = engine.auth.registry
 
     def name(client_id: str) -> str:

@@ -41,6 +41,7 @@ from engine.api.ui_shared import STAFF_PAGE_HEADERS as _HEADERS
 from engine.api.ui_shared import PageFiles
 from engine.api.ui_signin import current_session, signin_redirect
 from engine.auth.caller import Caller
+from engine.auth.deps import engine_of
 from engine.auth.policy import allowed, require_operator
 from engine.errors import FhirError
 from mappings.sitefiles import SiteError, check, read_yaml
@@ -136,14 +137,14 @@ def _caller(request: Request) -> Caller | None:
         return session.caller
     if request.headers.get("authorization"):
         try:
-            return request.app.state.engine.auth.authenticate(request.headers.get("authorization"))
+            return engine_of(request).auth.authenticate(request.headers.get("authorization"))
         except FhirError:
             return None
     return None
 
 
 def _refused(request: Request, caller: Caller) -> Response:
-    role = request.app.state.engine.staff.roles.get(caller.role or "") if caller.role else None
+    role = engine_of(request).staff.roles.get(caller.role or "") if caller.role else None
     who = role.label_zh if role is not None else ("居民" if caller.kind == "patient" else "")
     return templates.TemplateResponse(request, "refused.html", {"who": who, "staff": caller.role is not None},
                                       status_code=403, headers=_HEADERS)
@@ -168,7 +169,7 @@ def words(request: Request) -> Response:
         return JSONResponse({"error": "not signed in"}, status_code=401, headers={"Cache-Control": "no-store"})
     if not allowed(require_operator, caller, "read"):
         return JSONResponse({"error": "not an operator"}, status_code=403, headers={"Cache-Control": "no-store"})
-    return JSONResponse(WORDS.current(request.app.state.engine.settings.site), headers={"Cache-Control": "no-store"})
+    return JSONResponse(WORDS.current(engine_of(request).settings.site), headers={"Cache-Control": "no-store"})
 
 
 def mount_static(app: object) -> None:

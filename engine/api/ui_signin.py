@@ -21,6 +21,7 @@ from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Re
 
 from engine.api.ui_words import site_names
 from engine.audit.note import note
+from engine.auth.deps import engine_of
 from engine.auth.policy import allowed, require_auditor, require_insurance_report, require_operator
 from engine.auth.staff_oidc import OidcRefused
 from engine.auth.staff_session import DEVICE_COOKIE, SESSION_COOKIE, SignInRefused, StaffSession, csrf_matches
@@ -69,7 +70,7 @@ def _wait_words(seconds: int) -> tuple[str, str]:
 
 
 def _secure(request: Request) -> bool:
-    return request.url.scheme == "https" or request.app.state.engine.settings.public_base_url.startswith("https:")
+    return request.url.scheme == "https" or engine_of(request).settings.public_base_url.startswith("https:")
 
 
 def _next(value: str | None) -> str:
@@ -84,7 +85,7 @@ def _client(request: Request) -> str:
 
 
 def current_session(request: Request) -> StaffSession | None:
-    return request.app.state.engine.staff.session(request.cookies.get(SESSION_COOKIE))
+    return engine_of(request).staff.session(request.cookies.get(SESSION_COOKIE))
 
 
 def signin_redirect(path: str) -> RedirectResponse:
@@ -95,7 +96,7 @@ def signin_redirect(path: str) -> RedirectResponse:
 def _form(request: Request, *, status: int = 200, error: str | None = None, wait: int | None = None,
           name: str = "", next_path: str = HOME, notice: str | None = None) -> HTMLResponse:
     token = request.cookies.get(SIGNIN_COOKIE) or secrets.token_urlsafe(24)
-    oidc = request.app.state.engine.staff.oidc
+    oidc = engine_of(request).staff.oidc
     ctx: dict[str, Any] = {"csrf": token, "name": name, "next": next_path, "error": None, "notice": None,
                            "oidc": (oidc.config.label_zh, oidc.config.label_en) if oidc else None,
                            "oidc_href": "/ui/signin/oidc?next=" + quote(next_path, safe="/")}
@@ -131,7 +132,7 @@ async def signin(request: Request) -> Response:
     cookie, field = request.cookies.get(SIGNIN_COOKIE) or "", str(form.get("csrf") or "")
     if not cookie or not hmac.compare_digest(cookie.encode(), field.encode()):
         return _form(request, status=403, error="form", name=name, next_path=next_path)
-    staff = request.app.state.engine.staff
+    staff = engine_of(request).staff
     try:
         done = staff.sign_in(name, str(form.get("password") or ""), str(form.get("code") or ""),
                              address=_client(request), device=request.cookies.get(DEVICE_COOKIE))
@@ -169,7 +170,7 @@ async def signout(request: Request) -> Response:
                                               {"csrf": session.csrf, "back": HOME}, status_code=403,
                                               headers=PAGE_HEADERS)
         request.state.caller = session.caller
-        request.app.state.engine.staff.sign_out(request.cookies.get(SESSION_COOKIE))
+        engine_of(request).staff.sign_out(request.cookies.get(SESSION_COOKIE))
         note(request, action="logout", detail={"staff": session.person.name})
     resp = RedirectResponse("/ui/signin?out=1", status_code=303, headers={"Cache-Control": "no-store"})
     resp.delete_cookie(SESSION_COOKIE, path="/", secure=_secure(request), httponly=True, samesite="strict")
@@ -187,7 +188,7 @@ def session_info(request: Request) -> Response:
     return JSONResponse({"name": a.name, "display": a.display or a.name, "role": a.role, "role_zh": r.label_zh,
                          "role_en": r.label_en, "institution": a.institution, "remit": a.remit or None,
                          "csrf": session.csrf, "expires": int(session.expires),
-                         **site_names(request.app.state.engine),
+                         **site_names(engine_of(request)),
                          # what the pages offer is what the access policy allows (the API still decides)
                          "can": {"duplicates": allowed(require_auditor, caller),
                                  "review": allowed(require_auditor, caller, review=True),
@@ -203,7 +204,7 @@ OIDC_COOKIE = "huren_oidc"  # binds the provider's answer to the browser that as
 
 @router.get("/ui/signin/oidc")
 def oidc_start(request: Request, next: str | None = None) -> Response:
-    oidc = request.app.state.engine.staff.oidc
+    oidc = engine_of(request).staff.oidc
     if oidc is None:
         return _form(request, status=404, next_path=_next(next))
     try:
@@ -218,7 +219,7 @@ def oidc_start(request: Request, next: str | None = None) -> Response:
 
 @router.get("/ui/signin/oidc/callback")
 def oidc_callback(request: Request, state: str = "", code: str = "", error: str = "") -> Response:
-    staff = request.app.state.engine.staff
+    staff = engine_of(request).staff
     if staff.oidc is None:
         return _form(request, status=404)
     try:
