@@ -138,9 +138,6 @@ def test_header_name_and_scheme_case_and_empty_values_through_the_server(world: 
         assert b'"OperationOutcome"' in body and _b_obs(world).encode() not in body
 
 
-@pytest.mark.xfail(strict=True, reason="rvattr35: LOW two Authorization fields (RFC 9110 5.3: not a list "
-                   "field, must not repeat) are not refused: header_of takes the first and acts as it, so a proxy "
-                   "that appends its own credential (or reads the last) disagrees with huren on who is calling")
 def test_two_authorization_fields_are_refused(world: World, port: int) -> None:
     system, resident = _token(world.system("system/*.rs")), _token(world.resident())
     b_obs = f"/fhir/Observation/{_b_obs(world)}"
@@ -195,9 +192,6 @@ def test_conditional_reads_answer_as_rfc9110_and_fhir_say(world: World) -> None:
     assert r.status_code in (403, 404)
 
 
-@pytest.mark.xfail(strict=True, reason="rvattr35: LOW If-None-Match is a list field (RFC 9110 5.3, 13.1.2): two "
-                   "fields are one list, but header_of reads only the first, so a matching tag in the second is a "
-                   "200 with the whole body instead of 304")
 def test_two_if_none_match_fields_are_one_list(world: World, port: int) -> None:
     system, rid = _token(world.system("system/*.rs")), _a_obs(world)
     v = _version(world, "Observation", rid)
@@ -206,9 +200,6 @@ def test_two_if_none_match_fields_are_one_list(world: World, port: int) -> None:
     assert answers[0][0] == 304, answers
 
 
-@pytest.mark.xfail(strict=True, reason="rvattr35: LOW Prefer may be sent as several fields (RFC 7240 2: "
-                   "'Prefer: a' and 'Prefer: b' are 'Prefer: a, b'); header_of reads the first only, so "
-                   "handling=lenient in a second field is ignored and the search is refused 400")
 def test_two_prefer_fields_are_one_list(world: World, port: int) -> None:
     system = _token(world.system("system/*.rs"))
     answers = _raw(port, _get(f"/fhir/Observation?subject=Patient/{world.a[0]}&no-such-param=1",
@@ -330,10 +321,6 @@ def _floor(requirement: str) -> tuple[int, ...] | None:
     return tuple(int(p) for p in m.group(1).rstrip(".").split(".")) if m else None
 
 
-@pytest.mark.xfail(strict=True, reason="rvattr35: MED engine_of and the audit middleware read app.state['engine']: "
-                   "Starlette's State is subscriptable only from 0.52.0, but pyproject asks only fastapi>=0.110 "
-                   "(which allows starlette 0.36-0.51): an install resolved to an older pair answers every "
-                   "authenticated request and every audited one with a TypeError (500)")
 def test_pyproject_requires_a_starlette_whose_state_is_subscriptable() -> None:
     import tomllib
 

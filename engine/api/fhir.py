@@ -31,7 +31,7 @@ from engine import fhirjson
 from engine.api.formats import fhir_negotiation
 from engine.api.outcomes import FHIR_JSON, fhir_response
 from engine.audit.note import note
-from engine.auth.deps import engine_of, get_repo, header_of
+from engine.auth.deps import engine_of, get_repo, header_list, header_of
 from engine.bounds import parse_int
 from engine.errors import BadRequest, FhirError
 from engine.repository.fhir import SearchResult, WriteResult
@@ -118,7 +118,7 @@ def _write_response(request: Request, result: WriteResult, *, created_status: in
     if result.created:
         headers["Location"] = (f"{_base(request)}/{resource['resourceType']}/{resource['id']}"
                                f"/_history/{resource['meta']['versionId']}")
-    prefer = header_of(request, "prefer") or ""
+    prefer = header_list(request, "prefer") or ""
     if "return=minimal" in prefer:
         return Response(status_code=status, headers=headers)
     if "return=OperationOutcome" in prefer:
@@ -132,7 +132,7 @@ def _handled(request: Request, repo: ScopedRepository, rtype: str, params: list[
     """The search parameters to use: all of them (strict, the default: an unknown one is a 400
     naming it), or with ``Prefer: handling=lenient`` those ``rtype`` has, the unknown ones left out
     -- also of the ``self`` link, which R4 says shows the parameters the search used."""
-    prefer = (header_of(request, "prefer") or "").replace(" ", "").lower()
+    prefer = (header_list(request, "prefer") or "").replace(" ", "").lower()
     if "handling=lenient" not in prefer.split(","):
         return params
     unknown = set(repo.unknown_parameters(rtype, params))
@@ -224,7 +224,7 @@ def _not_modified(request: Request, version: str, updated: str) -> bool:
     version's ``lastUpdated`` (HTTP-dates have whole seconds), answers 304. Asked only after the
     read was admitted, so it tells nothing of a record the caller may not read. An unreadable
     date is ignored, as RFC 9110 says."""
-    if_none_match = header_of(request, "if-none-match")
+    if_none_match = header_list(request, "if-none-match")
     if if_none_match is not None:
         tags = {t.strip().removeprefix("W/") for t in if_none_match.split(",")}
         return "*" in tags or f'"{version}"' in tags

@@ -135,9 +135,10 @@ def _caller(request: Request) -> Caller | None:
     session = current_session(request)
     if session is not None:
         return session.caller
-    if request.headers.get("authorization"):
+    fields = request.headers.getlist("authorization")
+    if fields:
         try:
-            return engine_of(request).auth.authenticate(request.headers.get("authorization"))
+            return engine_of(request).auth.authenticate_fields(fields)
         except FhirError:
             return None
     return None

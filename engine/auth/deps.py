@@ -60,6 +60,14 @@ def header_of(request: HTTPConnection, name: str) -> str | None:
     return values[0] if values else None
 
 
+def header_list(request: HTTPConnection, name: str) -> str | None:
+    """A list field's value (RFC 9110 5.3): several fields of ``name`` are one comma-separated list,
+    ``If-None-Match: "1"`` and ``If-None-Match: "2"`` as ``"1", "2"``, two ``Prefer`` fields as one (RFC
+    7240 2) -- where ``header_of`` would read the first alone (review rvattr35). None when absent."""
+    values = request.headers.getlist(name)
+    return ", ".join(values) if values else None
+
+
 def state_of(request: HTTPConnection) -> dict[str, Any]:
     """The request's state dict, made if absent exactly as ``request.state`` makes it: what is kept here
     is what ``request.state.<name>`` reads, without ``State.__getattr__``'s miss for a name not set."""
@@ -73,11 +81,11 @@ async def get_caller(request: Request) -> Caller:
     cached = state.get("caller")
     if isinstance(cached, Caller):
         return cached
-    authorization = header_of(request, "authorization")
-    if authorization is None and SESSION_COOKIE in request.cookies:
+    fields = request.headers.getlist("authorization")
+    if not fields and SESSION_COOKIE in request.cookies:
         caller = staff_caller(request)
     else:
-        caller = engine_of(request).auth.authenticate(authorization)
+        caller = engine_of(request).auth.authenticate_fields(fields)
     state["caller"] = caller
     return caller
 

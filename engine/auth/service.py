@@ -18,7 +18,7 @@ import secrets
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 from urllib.parse import unquote
 
@@ -238,6 +238,16 @@ class AuthService:
         if claims.get("acting"):
             return f"{self.audience}/RelatedPerson/{claims['acting']}"
         return f"{self.audience}/Patient/{claims['patient']}"
+
+    def authenticate_fields(self, fields: Sequence[str]) -> Caller:
+        """Every ``Authorization`` field a request carried -> ``Caller``. RFC 9110 (11.6.2, 5.3) makes
+        Authorization a single field: two (a proxy appending its own credential beside the client's)
+        name two callers, and taking the first would act as whichever one a server happens to read --
+        refused 401, never guessed (review rvattr35)."""
+        if len(fields) > 1:
+            raise Unauthorized("send one Authorization field: this request carried several",
+                               headers=_www_authenticate("invalid_request", "one Authorization field expected"))
+        return self.authenticate(fields[0] if fields else None)
 
     def authenticate(self, authorization: str | None) -> Caller:
         """``Authorization`` header value -> ``Caller``; ``Unauthorized`` (401) otherwise."""
