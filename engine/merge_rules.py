@@ -994,7 +994,8 @@ class MergeRules:
     def _provenances(self, keeper: Any, search: Any, rtype: str, ref: str) -> list[Resource]:
         """The feed's Provenances naming a version of ``ref`` ("Type/id/_history/n"), in the store's
         order: read for every resource of ``rtype`` this message states (``said``) at once, on the
-        first one asked, and kept for the rest of the write (``saying``'s block) -- a re-run of a
+        first one asked, and kept for the rest of the write (``saying``'s block), each resource's once: a
+        second merge of it in the block (a write run again) reads its own afresh -- a re-run of a
         12-result panel dated each result with a search of its own, ~80 % of its +39 % (thirty-fifth
         round, rerun35). One search ``target=A,B,...`` (OR) is each search ``target=A`` together: the
         store's order (resource id) is one order whatever the filter, and only the targets
@@ -1002,13 +1003,14 @@ class MergeRules:
         message are written after its write, so none appears within the block."""
         read = getattr(self._local, "provenances", None)
         if read is None or read[0] is not keeper:
-            read = self._local.provenances = (keeper, {})
+            read = self._local.provenances = (keeper, {}, set())
         known: dict[str, list[Resource]] = read[1]
         if ref in known:
-            return known[ref]
-        prefix = rtype + "/"
+            return known.pop(ref)
+        prefix, asked = rtype + "/", read[2]
         refs = [ref, *(r for r in (getattr(self._local, "said", None) or ())
-                       if r.startswith(prefix) and r != ref and r not in known and "/" not in r[len(prefix):])]
+                       if r.startswith(prefix) and r != ref and r not in asked and "/" not in r[len(prefix):])]
+        asked.update(refs)
         writers = getattr(keeper, "writers", None)
         for start in range(0, len(refs), _TARGETS):
             chunk = refs[start:start + _TARGETS]
@@ -1028,7 +1030,7 @@ class MergeRules:
                         if of is not None and (not of or of[-1] is not prov):
                             of.append(prov)
             known.update(named)
-        return known[ref]
+        return known.pop(ref)
 
     def _carried(self, rtype: str, stored: Resource, name: str, dates: Dates,
                  provs: list[Resource]) -> list[Stamp]:
