@@ -998,7 +998,7 @@ class MergeRules:
         second merge of it in the block (a write run again) reads its own afresh -- a re-run of a
         12-result panel dated each result with a search of its own, ~80 % of its +39 % (thirty-fifth
         round, rerun35). One search ``target=A,B,...`` (OR) is each search ``target=A`` together: the
-        store's order (resource id) is one order whatever the filter, and only the targets
+        store's order (its row key) is one order whatever the filter, and only the targets
         ``Type/id/_history/n`` are read here (``_stored_stamps``, ``_carried``). The Provenances of this
         message are written after its write, so none appears within the block."""
         read = getattr(self._local, "provenances", None)
