@@ -57,6 +57,9 @@ _DONE = frozenset({"final", "amended", "corrected", "appended"})
 _BEFORE = frozenset({"registered", "partial", "preliminary"})
 
 _CONTAINERS = (list, dict, str)
+# how many resources' Provenances one search reads (``MergeRules._provenances``: ``target=A,B,...``),
+# well under SQLite's bound parameters of one statement whatever a message's size
+_TARGETS = 200
 Resource = dict[str, Any]
 Issue = dict[str, Any]
 # which entries of a list element (dotted path -> values): e.g. (("use", ("work",)),); none: the element
@@ -192,6 +195,25 @@ class Said:
     # too (the DG1s' Encounter.diagnosis entries of a BAR or DFT, twenty-fifth round): stored, every
     # other element stays as it is -- the ``another_person`` ones still asked -- and only these combine
     only: frozenset[str] = frozenset()
+    # elements located only when an issue names one (``at``): (segment, its occurrence, ((element, field),
+    # ...)) -- a result's value at OBX-5, its range at OBX-7, its flag at OBX-8, each of them the message
+    # states (the ACK's warning of a restatement held names the field: tfix35). Made eagerly, three
+    # located texts an OBX cost ~2 % of a first version, whose merge asks none (thirty-fifth round, rerun35)
+    later: tuple[str, int, tuple[tuple[str, int], ...]] | tuple[()] = ()
+
+    def at(self, element: str, resource: Mapping[str, Any]) -> str | None:
+        """Where the message stated ``element`` of ``resource`` (the version it states): ``fields``, else
+        ``later`` when ``resource`` has the element; None when neither says."""
+        found: str | None = None
+        for name, where in self.fields:
+            if name == element:
+                found = where  # (the last, as ``dict(fields)``)
+        if found is None and self.later and element in resource:
+            segment, sequence, table = self.later
+            for name, field_no in table:
+                if name == element:
+                    return located(segment, sequence, field_no)
+        return found
 
 
 def located(segment: str, sequence: int | str, field: int | str) -> str:
@@ -365,7 +387,7 @@ class _Saying:
     def __init__(self, local: threading.local, said: Mapping[str, Said] | None, stored: Stored | None,
                  at: Dates | None = None) -> None:
         self._local, self._said, self._stored, self._at = local, said, stored, at
-        self._outer: tuple[Any, ...] = (None, None, None, None)
+        self._outer: tuple[Any, ...] = (None, None, None, None, None)
         self._entered = False
 
     def __enter__(self) -> None:
@@ -374,13 +396,15 @@ class _Saying:
         self._entered = True
         local = self._local
         self._outer = (getattr(local, "said", None), getattr(local, "stored", None), getattr(local, "at", None),
-                       getattr(local, "held", None))
+                       getattr(local, "held", None), getattr(local, "provenances", None))
         # ``held``: "Type/id" -> the words of a version this message stated that ``until_later`` left
         # out (an older statement of a withdrawn result): the report's ``lines_of`` adds none of them
-        local.said, local.stored, local.at, local.held = self._said, self._stored, self._at, None
+        # ``provenances``: the Provenances read for the block's write (``MergeRules._provenances``)
+        local.said, local.stored, local.at, local.held, local.provenances = self._said, self._stored, self._at, None, None
 
     def __exit__(self, *exc: object) -> None:
-        self._local.said, self._local.stored, self._local.at, self._local.held = self._outer
+        (self._local.said, self._local.stored, self._local.at, self._local.held,
+         self._local.provenances) = self._outer
 
 
 class MergeRules:
@@ -776,9 +800,13 @@ class MergeRules:
             _moved_start(stored, out, said.start_alone, issues)
         if rtype == "Appointment" and source != API:
             _length_within_span(stored, incoming, out, issues)
-        if fields and issues:  # a value not stored, located in the message (ERR-2: ORC-5, not just "ServiceRequest.status")
+        if issues and (fields or (said is not None and said.later)):
+            # a value not stored, located in the message (ERR-2: ORC-5, not just "ServiceRequest.status")
             for issue in issues:
-                at = fields.get((issue.get("expression") or [""])[0])
+                expression = (issue.get("expression") or [""])[0]
+                at = fields.get(expression)
+                if at is None and said is not None and said.later and expression.startswith(rtype + "."):
+                    at = said.at(expression[len(rtype) + 1:], incoming)  # (``Said.later``: OBX-5, 7, 8)
                 if at is not None and not issue.get("location"):
                     issue["location"] = [at]
         return Combined(out, issues)
@@ -840,7 +868,7 @@ class MergeRules:
             if not then and held not in ep.stands:  # (a FHIR client's version of a plain value)
                 then = self._carried(rtype, stored, name, dates, provs)
             verdict, why, by = settle(dates.now, then, stands=held in ep.stands)
-            at = dict(said.fields).get(name) if said is not None else None
+            at = said.at(name, incoming) if said is not None else None
             decide = getattr(dates, "decide", None) if verdict == "unknown" and not dates.now.unusable else None
             decided = decide(why, _version_of(rtype, stored)) if decide is not None else None  # (ordfix35)
             if decided is not None:  # (the operator's replay "as later": what cannot be told, decided -- order35)
@@ -907,8 +935,8 @@ class MergeRules:
                 return False
             changed = [n for n in sorted(ep.dated_with, key=lambda n: (not n.startswith("value"), n))
                        if incoming.get(n, _MISSING) is not _MISSING and incoming.get(n) != stored.get(n)]
-            fields = dict(said.fields) if said is not None else {}
-            at = next((fields[n] for n in changed if n in fields), fields.get(name))
+            at = (next((a for n in changed if (a := said.at(n, incoming)) is not None), said.at(name, incoming))
+                  if said is not None else None)
             what = ", ".join(f"{rtype}.{n}" for n in changed)
             issues.append({"severity": "warning", "code": "conflict", "expression": [f"{rtype}.{n}" for n in changed],
                            "diagnostics": f"{what}: {_writer(source)}'s statement was not stored: the stored one, "
@@ -964,17 +992,51 @@ class MergeRules:
             return None
         ref = f"{rtype}/{stored['id']}"
         target = f"{ref}/_history/{version}"
-        every = _every(search, "Provenance", [("target", ref)])
-        writers = getattr(keeper, "writers", None)
-        if every and writers is not None:
-            # a Provenance a FHIR client or the index wrote (a client's POST naming a message, a PUT
-            # retargeting a message's own) is not the feed's word: it dates nothing -- a version only
-            # such a one names is a client's version (rvres35 MED 3, 4; thirty-fifth round, tfix35)
-            marks = writers("Provenance", [str(p.get("id")) for p in every])
-            every = [p for p in every if marks.get(str(p.get("id"))) not in NOT_THE_FEED]
+        every = self._provenances(keeper, search, rtype, ref)
         provs = [p for p in every
                  if any(isinstance(t, dict) and t.get("reference") == target for t in p.get("target") or ())]
         return [*(dates.of(provs) if provs else ()), *dates.pending(target)], every
+
+    def _provenances(self, keeper: Any, search: Any, rtype: str, ref: str) -> list[Resource]:
+        """The feed's Provenances naming a version of ``ref`` ("Type/id/_history/n"), in the store's
+        order: read for every resource of ``rtype`` this message states (``said``) at once, on the
+        first one asked, and kept for the rest of the write (``saying``'s block), each resource's once: a
+        second merge of it in the block (a write run again) reads its own afresh -- a re-run of a
+        12-result panel dated each result with a search of its own, ~80 % of its +39 % (thirty-fifth
+        round, rerun35). One search ``target=A,B,...`` (OR) is each search ``target=A`` together: the
+        store's order (its row key) is one order whatever the filter, and only the targets
+        ``Type/id/_history/n`` are read here (``_stored_stamps``, ``_carried``). The Provenances of this
+        message are written after its write, so none appears within the block."""
+        read = getattr(self._local, "provenances", None)
+        if read is None or read[0] is not keeper:
+            read = self._local.provenances = (keeper, {}, set())
+        known: dict[str, list[Resource]] = read[1]
+        if ref in known:
+            return known.pop(ref)
+        prefix, asked = rtype + "/", read[2]
+        refs = [ref, *(r for r in (getattr(self._local, "said", None) or ())
+                       if r.startswith(prefix) and r != ref and r not in asked and "/" not in r[len(prefix):])]
+        asked.update(refs)
+        writers = getattr(keeper, "writers", None)
+        for start in range(0, len(refs), _TARGETS):
+            chunk = refs[start:start + _TARGETS]
+            found = _every(search, "Provenance", [("target", ",".join(chunk))])
+            if found and writers is not None:
+                # a Provenance a FHIR client or the index wrote (a client's POST naming a message, a PUT
+                # retargeting a message's own) is not the feed's word: it dates nothing -- a version only
+                # such a one names is a client's version (rvres35 MED 3, 4; thirty-fifth round, tfix35)
+                marks = writers("Provenance", [str(p.get("id")) for p in found])
+                found = [p for p in found if marks.get(str(p.get("id"))) not in NOT_THE_FEED]
+            named: dict[str, list[Resource]] = {r: [] for r in chunk}
+            for prov in found:
+                for t in prov.get("target") or ():
+                    reference = t.get("reference") if isinstance(t, dict) else None
+                    if isinstance(reference, str) and "/_history/" in reference:
+                        of = named.get(reference.split("/_history/", 1)[0])
+                        if of is not None and (not of or of[-1] is not prov):
+                            of.append(prov)
+            known.update(named)
+        return known.pop(ref)
 
     def _carried(self, rtype: str, stored: Resource, name: str, dates: Dates,
                  provs: list[Resource]) -> list[Stamp]:

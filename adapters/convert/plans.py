@@ -438,17 +438,10 @@ def build(plan: Plan, obx: Segment, ctx: Context, text: str, category: Any, subj
     return res, Planned(plan, holes)
 
 
-# the elements ``results._observation`` locates at their OBX field (a value, its range, its flag), beside
-# OBX-11: the merge's warning of a restatement it holds names the field (tfix35)
-_FIELDS = (("valueQuantity", 5), ("valueString", 5), ("valueCodeableConcept", 5), ("referenceRange", 7),
-           ("interpretation", 8))
-
-
 def _located(ctx: Context, res: Resource, obx: Segment) -> None:
-    """Locate what a planned Observation states at its OBX fields, as ``results._observation`` does."""
-    for element, field_no in _FIELDS:
-        if element in res:
-            ctx.located(res, element, obx, field_no)
+    """Locate what a planned Observation states at its OBX fields, as ``results._observation`` does: its
+    value, range and flag only when an issue names one (``Context.located_later``, rerun35)."""
+    ctx.located_later(res, obx, results.LOCATED_LATER)
 
 
 def learn(key: tuple[Any, ...], entry: _SitePlans, res: Resource, category: Any, subject: dict[str, str],

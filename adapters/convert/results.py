@@ -89,6 +89,10 @@ _VALUE_KEYS = frozenset(
         "valuePeriod",
     }
 )
+# where an Observation's elements were stated, beside OBX-11 (``Context.located_later``: located only
+# when an issue names one the message states -- the merge's warning of a value, range or flag it holds)
+LOCATED_LATER: tuple[tuple[str, int], ...] = (*((key, 5) for key in sorted(_VALUE_KEYS)),
+                                              ("referenceRange", 7), ("interpretation", 8))
 
 
 @dataclass
@@ -739,6 +743,9 @@ def _observation(
         status = "unknown"
     res["status"] = status
     ctx.located(res, "status", obx, 11)  # (a status the merge holds or refuses: ERR-2 names this OBX-11)
+    # (a value, range or flag the merge holds: ERR-2 names OBX-5, 7, 8 -- located when an issue names it,
+    # tfix35; rerun35)
+    ctx.located_later(res, obx, LOCATED_LATER)
     code = common.coded_item(obx.rep(3), ctx, "OBX-3")
     if code is None:
         code = {"text": obx.value(3, comp=2) or f"{vtype or 'OBX'} result"}
@@ -753,8 +760,6 @@ def _observation(
             return None, attachment
     else:
         _value(obx, vtype, res, ctx)
-        for chosen in _VALUE_KEYS.intersection(res):  # (a value the merge holds: ERR-2 names OBX-5, tfix35)
-            ctx.located(res, chosen, obx, 5)
     if _VALUE_KEYS.isdisjoint(res) and obx.field(5) == '""':
         # HL7's explicit null: the lab deleted the value (not "no change", as an empty OBX-5 is) --
         # stored as an empty one is (data-absent, as R4 obs-6 allows) and the stored value goes
@@ -771,11 +776,9 @@ def _observation(
     ranges = _reference_range(obx, ctx, res)
     if ranges:
         res["referenceRange"] = ranges
-        ctx.located(res, "referenceRange", obx, 7)
     interp = _interpretation(obx, ctx)
     if interp:
         res["interpretation"] = interp
-        ctx.located(res, "interpretation", obx, 8)
     elif obx.field(8) == '""':  # HL7's explicit null: a corrected result no longer flagged (H, L...)
         ctx.delete(res, "interpretation")
     apply_table("obx_observation", {"OBX": obx}, ctx, res)
