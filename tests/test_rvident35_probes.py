@@ -14,7 +14,7 @@ from adapters.hl7v2.ack import ack_code_of
 from engine.engine import Engine
 from tests.hl7_calls import err_lines, post
 from tests.module_store import module_eng  # noqa: F401 -- one engine a module on each backend
-from tests.test_ident35_members import _a45, _pid, _pv1, _visit_subject, _zy
+from tests.test_ident35_members import _a45, _pid, _pv1, _rekeyed_by_the_owner, _visit_subject, _zy
 from tests.test_mfix34_members import APART, FNZYY_MRN, _fnzyy, _tokens, both  # noqa: F401
 from tests.test_rvidentity32_probes import MRN, adt, oru, patients
 from tests.test_rvregistry34_probes import _answers
@@ -33,15 +33,12 @@ def _codes(ack: bytes) -> list[str]:
 
 def _owner_rekeyed_then_agreeing(http: TestClient, n: str) -> str:
     """FNXRMYY: 冯三 under <n>; FNZYY: its own Z<n>, <n> beside (冯三, the same person); FNXRMYY restates <n> as
-    陈四 (FNZYY's record re-keyed at once), then as 冯三 again. Returns FNZYY's PID-3."""
-    assert ack_code_of(post(http, adt(f"{n}A", f"{n}^^^FNXRMYY^MR", "冯^三", "19610101", "M"))) == "AA"
-    pid3 = f"Z{n}^^^FNZYY^MR~{n}^^^FNXRMYY^MR"
-    assert ack_code_of(post(http, _fnzyy(adt(f"{n}B", pid3, "冯^三", "19610101", "M")))) == "AA"
-    assert ack_code_of(post(http, adt(f"{n}C", f"{n}^^^FNXRMYY^MR", "陈^四", "19920303", "F", "A08"))) == "AA"
-    (own,) = patients(http, f"{FNZYY_MRN}|Z{n}")
-    assert f"{APART}|{n}" in _tokens(own) and f"{MRN}|{n}" not in _tokens(own), own
-    assert ack_code_of(post(http, adt(f"{n}D", f"{n}^^^FNXRMYY^MR", "冯^三", "19610101", "M", "A08"))) == "AA"
-    return pid3
+    陈四 (FNZYY's record re-keyed at once); FNZYY's HIS restates its record (<n> kept apart in its statement: the
+    record's version FNZYY's own), then FNXRMYY restates <n> as 冯三 again -- which puts back only what an owner's
+    re-key left (idfix35), so the number stays apart until FNZYY's next message (``persons._agreed``): ident35's
+    set-up (``_rekeyed_by_the_owner``; rkfix35: before idfix35 the owner's agreeing A08 alone left it there).
+    Returns FNZYY's PID-3."""
+    return _rekeyed_by_the_owner(http, n)
 
 
 def _wang_wu_rekeyed_then_owner_says_feng_san(http: TestClient, n: str) -> str:
@@ -128,11 +125,16 @@ def test_a_batch_after_a_thin_result_moving_the_number_back_still_refuses_anothe
     """FNZYY's batch: a result for ZPC1 naming PC1 beside, its PID the name 冯三 only (the owner agrees: the
     number goes back, ``_agreed``); then a result under ZPC1 alone for 王五 (F, 1980). Sent singly the second is
     refused (the stored record is 冯三, M, 1961: all three differ). In the batch it must be refused too; it is
-    filed under 冯三's record, because the first result's thin Patient is read as the version the batch leaves."""
+    filed under 冯三's record, because the first result's thin Patient is read as the version the batch leaves.
+    (rkfix35: the set-up rewritten so that the first result still reaches ``_agreed`` after idfix35 -- FNZYY's
+    own A08 since the owner's re-key, which the owner's agreeing A08 leaves to FNZYY; asserted below.)"""
     _, http, _ = both
     pid3 = _owner_rekeyed_then_agreeing(http, "PC1")
     ack = post(http, _batch(_fnzyy(oru("PC1E", pid3, "冯^三", "", "", "PEGLU1")),
                             _fnzyy(oru("PC1F", "ZPC1^^^FNZYY^MR", "王^五", "19800505", "F", "PEGLU2"))))
+    assert _codes(ack)[0] == "AA", ack
+    (own,) = patients(http, f"{FNZYY_MRN}|ZPC1")
+    assert f"{MRN}|PC1" in _tokens(own) and f"{APART}|PC1" not in _tokens(own), own["identifier"]  # _agreed ran
     assert _codes(ack) == ["AA", "AE"], ack
     obs = http.get("/fhir/Observation", params={"code": "PEGLU2"}).json()
     assert not obs.get("entry"), obs
