@@ -57,9 +57,6 @@ def _wang_wu_rekeyed_then_owner_says_feng_san(http: TestClient, n: str) -> str:
 # --- the number back (persons._agreed): never onto another person's record -------------------------------------
 
 
-@pytest.mark.xfail(strict=True, reason="rvident35: HIGH _agreed holds the owner's record against the result's PID "
-                   "alone, not the record it writes: a result naming 王五 with no sex nor birth date puts 冯三's "
-                   "number back on FNZYY's record of 王五 (F 1980)")
 def test_a_thin_result_does_not_put_the_owners_number_on_another_persons_record(both: Both) -> None:  # noqa: F811
     """FNZYY's record of 王五 (F, 1980) keeps PA1 apart: FNXRMYY's record of PA1 is 冯三 (M, 1961). FNZYY's LIS
     result for Z-PA1 names PA1 beside, its PID stating the name 王五 only (no sex, no birth date: common for a
@@ -118,9 +115,6 @@ def test_two_people_kept_apart_the_owner_agreeing_with_one_the_number_goes_back_
 # --- batches answering as singly ---------------------------------------------------------------------------------
 
 
-@pytest.mark.xfail(strict=True, reason="rvident35: HIGH a result _agreed re-keys now 'states' the record in the "
-                   "batch (batch_version) with its thin PID, so the batch's next result for another person under "
-                   "the same MRN is filed under 冯三's record; sent singly it is refused AE")
 def test_a_batch_after_a_thin_result_moving_the_number_back_still_refuses_another_person(both: Both) -> None:  # noqa: F811
     """FNZYY's batch: a result for ZPC1 naming PC1 beside, its PID the name 冯三 only (the owner agrees: the
     number goes back, ``_agreed``); then a result under ZPC1 alone for 王五 (F, 1980). Sent singly the second is
@@ -223,9 +217,6 @@ def test_the_rekey_provenance_does_not_make_the_owner_registrar_of_a_record_its_
 # --- a batch mixing the owner's re-key and the member's next message (ownfix34's re-key, read by batch_version) ---
 
 
-@pytest.mark.xfail(strict=True, reason="rvident35: HIGH the owner's re-key leaves an identifier-only Patient in its "
-                   "conversion; batch_version reads it as the version the batch leaves, so a later result of the "
-                   "batch for another person under the member's record passes the guard (singly: AE)")
 def test_a_batch_after_the_owners_rekey_still_refuses_another_person_under_the_members_record(both: Both) -> None:  # noqa: F811
     """One batch (a regional relay forwarding both members' feeds): FNXRMYY's A08 restating PK1 as 陈四 (FNZYY's
     record ZPK1 of 冯三 re-keyed in that write), then FNZYY's result under ZPK1 alone naming 王五 (F, 1980). Sent
