@@ -130,6 +130,9 @@ def check_persons(conversion: Any, read_many: Any, earlier: Sequence[Any] = (), 
             continue
         if _stale_merged(conversion, held, was, person, earlier, stored, leaned):
             continue
+        if held.moved:  # an A45's MRG-1 record stale: the move off it is filed, with the warning
+            conversion.warnings.append(_moved_off_stale(held))
+            continue
         # leaning on the member's record as the batch leaves it and on the version of the sender's record
         # ``_beside`` read: either not written, the message is settled again (rvmemfix34 finding 3)
         on = sorted({*([read_at] if read_at is not None else []), *leaned[read:]})
@@ -293,6 +296,27 @@ def _stale_merged(conversion: Any, held: Any, member: dict[str, Any], person: di
     return True
 
 
+def _moved_off_stale(held: Any) -> HL7Error:
+    """The warning of an A45 (``MemberNumber.moved``: ``his.moved_visit``) moving a visit off the sender's record
+    that MRG-1 names by another member's number alone, the member's own record of the number another person than
+    that record (stale: the member registered the number as someone else since the sender filed it). The move is
+    filed (rvident35 MED, the lead): it files nothing under the stale record -- it takes the visit off it -- and
+    claims nothing of whose the number is, so refusing it (ident35) guarded nothing and blocked the sender's one
+    correction over HL7 that takes its patient's visit out of the record answering the member's number. ERR W 205
+    at MRG-1, counted for the sender's operator (``member_contradicted``, per member), the member's person not
+    echoed. A move ONTO a record the member's number keys, for another person than the member's record, is still
+    refused: the PID's hold (member33, ``_refuse_member``)."""
+    warning = HL7Error(
+        "MRG-1 names the record the visit moves from by a record number another member institution assigned "
+        "(MRG-1's CX-4 names it), and that institution's own record of the number is another person than that "
+        "record (name and sex, and birth date when both state one, differ): the move is filed, nothing is filed "
+        "under that record. Its number is stale: have the sending system take the number off that record, or merge "
+        "it into this institution's own record of its patient (ADT^A40/A47)", segment="MRG", sequence=held.sequence,
+        field=1, code=DUPLICATE_KEY_IDENTIFIER, tally=Tally("member_contradicted", held.institution))
+    warning.severity = "W"
+    return warning
+
+
 def _token(identifier: dict[str, Any]) -> str:
     return f"{identifier.get('system')}|{identifier.get('value')}"
 
@@ -361,15 +385,7 @@ def _refuse_member(held: Any, on: list[int], keyed: bool) -> None:
     told. A merge (``held.segment`` MRG, identity34): MRG-1 naming the member's number holds the PID's
     person; the PID naming it holds MRG-1's record (as stored), which the merge would make the member's
     patient -- refused at MRG-1."""
-    if held.moved:
-        error = HL7Error(
-            "MRG-1 names the record the visit moves from by a record number another member institution assigned "
-            "(MRG-1's CX-4 names it), and that institution's own record of the number is another person than the "
-            "record (name and sex, and birth date when both state one, differ); nothing of the move is filed. If the "
-            "number is the record's patient's, have that institution correct its record; else name the record by "
-            "this institution's own number", segment="MRG", sequence=held.sequence, field=1,
-            code=DUPLICATE_KEY_IDENTIFIER)
-    elif held.segment == "MRG":
+    if held.segment == "MRG":
         error = HL7Error(
             "MRG-1 merges a record into a record number another member institution assigned (PID-3.4 or MRG-1's "
             "CX-4 names it), and that institution's own record of the number is another person than the record "
