@@ -414,15 +414,14 @@ def _refuse_member(held: Any, on: list[int], keyed: bool) -> None:
 def _as_left(ref: str, earlier: Sequence[Any], stored: dict[Any, Any], leaned: list[int]) -> dict[str, Any] | None:
     """The record ``ref`` as the batch's earlier messages leave it (the last stating it), else stored,
     else as an earlier message writing it only when absent makes it; None: no such record. Its identifier
-    as a later re-key of the batch leaves it (``batch_rekey``: the person stays the version's before it)."""
-    left = batch_version(ref, earlier)
+    as a later re-key of the batch leaves it (``_batch_rekey``: the person stays the version's before it)."""
+    left, keyed = _batch_walk(ref, earlier)
     was = stored.get(tuple(ref.split("/", 1))) if left is None or not left.states else None
     if was is None:
         if left is None:
             return None
         leaned.append(left.at)
         was = earlier[left.at].by_reference[ref]
-    keyed = batch_rekey(ref, earlier)
     if keyed is None:
         return was
     leaned.append(keyed)
@@ -544,13 +543,13 @@ def _rekeyed_back(conversion: Any, token: str, person: dict[str, Any], named: Se
     owner = conversion.institution
     out: dict[str, tuple[str, dict[str, Any]]] = {}
     # in the batch: an earlier owner message re-keyed the stored record (its version the identifier alone:
-    # ``_rekeyed_by_owner``) and no later message stated it nor re-keyed it again (``batch_rekey``); the person
+    # ``_rekeyed_by_owner``) and no later message stated it nor re-keyed it again (``_batch_rekey``); the person
     # is the record as stored, or as a message of the batch before the re-key stated it (``batch_version``)
     for p in named:
         other = f"Patient/{p.get('id')}"
         if not _holds_number(p, token):
             continue
-        keyed = batch_rekey(other, earlier)
+        keyed = _batch_rekey(other, earlier)
         if keyed is None or earlier[keyed].institution != owner or not _rekeyed_in(earlier[keyed], other):
             continue
         read: list[int] = []
@@ -1196,38 +1195,42 @@ def batch_version(ref: str, earlier: Sequence[Any]) -> BatchVersion | None:
     batch leaves it" for the guard of a message's patient (``check_persons``, ``_as_left``) and the
     take-over of a visit the batch's lab result made (``adapters.convert.takeover``).
 
-    A write of a record's identifier alone (``rekeyed_alone``: the re-key of a member's number, either way,
+    A write of a record's identifier alone (``_rekeyed_alone``: the re-key of a member's number, either way,
     by the member's result or the owner's message) states no person: it is passed over, as if the message
     did not name the record -- the person is the version before it, stored or stated (rvident35 HIGH 2, 3:
     its Patient, a thin PID's or the owner's identifier-only one, had been read as the batch's word on the
     person; nothing could contradict it and the batch filed a result of another person that, sent singly, is
-    refused). Where the identifier is asked, ``batch_rekey`` names that write."""
-    first = None
+    refused). Where the identifier is asked, ``_batch_rekey`` names that write."""
+    return _batch_walk(ref, earlier)[0]
+
+
+def _batch_rekey(ref: str, earlier: Sequence[Any]) -> int | None:
+    """The position of the batch's last earlier conversion writing ``ref``'s identifier alone (``_rekeyed_alone``)
+    after every one stating it -- whose identifier the batch leaves on the record (``_as_left``); None: none."""
+    return _batch_walk(ref, earlier)[1]
+
+
+def _batch_walk(ref: str, earlier: Sequence[Any]) -> tuple[BatchVersion | None, int | None]:
+    """(``batch_version``, ``_batch_rekey``) of ``ref``: one walk of the batch back from its last message."""
+    first: int | None = None
+    keyed: int | None = None
     for at in range(len(earlier) - 1, -1, -1):
         conversion = earlier[at]
         if ref in conversion.by_reference:
             if ref in conversion.create_only:
                 first = at
-            elif not rekeyed_alone(conversion, ref):
-                return BatchVersion(at, True)
-    return BatchVersion(first, False) if first is not None else None
+            elif not _rekeyed_alone(conversion, ref):
+                return BatchVersion(at, True), keyed
+            elif keyed is None:
+                keyed = at
+    return (BatchVersion(first, False) if first is not None else None), keyed
 
 
-def rekeyed_alone(conversion: Any, ref: str) -> bool:
+def _rekeyed_alone(conversion: Any, ref: str) -> bool:
     """Does ``conversion`` write ``ref``'s identifier alone (``Said.only``: ``_rekeyed``, a member's number re-keyed
     either way on a record another message states)?"""
     said = conversion.said.get(ref)
     return ref not in conversion.create_only and said is not None and said.only == frozenset({"identifier"})
-
-
-def batch_rekey(ref: str, earlier: Sequence[Any]) -> int | None:
-    """The position of the batch's last earlier conversion writing ``ref``'s identifier alone (``rekeyed_alone``)
-    after every one stating it -- whose identifier the batch leaves on the record (``_as_left``); None: none."""
-    for at in range(len(earlier) - 1, -1, -1):
-        conversion = earlier[at]
-        if ref in conversion.by_reference and ref not in conversion.create_only:
-            return at if rekeyed_alone(conversion, ref) else None
-    return None
 
 
 def _stated_in(ref: str, earlier: Sequence[Any]) -> int | None:
