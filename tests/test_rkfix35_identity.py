@@ -148,3 +148,42 @@ def test_an_a45_moving_a_visit_onto_a_record_the_members_number_keys_for_another
     (err,) = _errors(ack, "E")
     assert err.split("|")[2].startswith("PID^1^3") and err.split("|")[3].startswith("205"), err
     assert _visit_subject(http, "ZYRD1") == f"Patient/{own['id']}"
+
+
+# --- the batch's registrar: the owner's re-key registers nothing in a batch either -----------------------------
+
+
+def _placeholder_then_batch(http: TestClient, n: str, *messages: str) -> bytes:
+    """FNZYY's result makes a placeholder Z<n> naming FNXRMYY's <n> (冯三) while FNXRMYY holds none; then one batch
+    (a relay): FNXRMYY's HIS A04 registering <n> as 陈四 (re-keying the placeholder, its identifier alone), then
+    ``messages``."""
+    result = _fnzyy(oru(f"{n}A", f"Z{n}^^^FNZYY^MR~{n}^^^FNXRMYY^MR", "冯^三", "19610101", "M", f"{n}GLU"))
+    assert ack_code_of(post(http, result)) == "AA"
+    owner = adt(f"{n}B", f"{n}^^^FNXRMYY^MR", "陈^四", "19920303", "F")
+    return post(http, "FHS|^~\\&|HIS|FNZYY\rBHS|^~\\&|HIS|FNZYY\r" + owner + "".join(messages)
+                + f"BTS|{len(messages) + 1}\rFTS|1\r")
+
+
+def test_in_a_batch_the_owners_rekey_does_not_register_the_members_placeholder(both: Both) -> None:  # noqa: F811
+    """After the owner's A04 of the batch, FNZYY's LIS restates its placeholder ZRE1 as 王五 (an A08: accepted with
+    the restatement's W, the record unregistered) and back as 冯三 (another A08). Sent singly the second meets a
+    record no registration spoke for -- the owner's re-key registers nothing (``registered_by``): AA with the W. The
+    batch answers alike: ``_registered_in_batch`` had read the owner's A04, which wrote the placeholder's identifier
+    alone, as the record's registration -- FNXRMYY's HIS its registrar -- and refused FNZYY's LIS (AE)."""
+    _, http, _ = both
+    ack = _placeholder_then_batch(http, "RE1",
+                                  _fnzyy(adt("RE1C", "ZRE1^^^FNZYY^MR", "王^五", "19800505", "F", "A08", app="LIS")),
+                                  _fnzyy(adt("RE1D", "ZRE1^^^FNZYY^MR", "冯^三", "19610101", "M", "A08", app="LIS")))
+    codes = [line.split("|")[1] for line in ack.decode().split("\r") if line.startswith("MSA|")]
+    assert codes == ["AA", "AA", "AA"], ack
+    (own,) = patients(http, f"{FNZYY_MRN}|ZRE1")
+    assert own["gender"] == "male" and own["birthDate"] == "1961-01-01", own
+
+
+def test_singly_the_members_restatements_of_its_placeholder_are_accepted(both: Both) -> None:  # noqa: F811
+    """The control: the owner's A04 alone in the batch, FNZYY's two A08s sent singly after it -- AA, AA."""
+    _, http, _ = both
+    assert ack_code_of(_placeholder_then_batch(http, "RE2")) == "AA"
+    for control, name, birth, sex in (("RE2C", "王^五", "19800505", "F"), ("RE2D", "冯^三", "19610101", "M")):
+        ack = post(http, _fnzyy(adt(control, "ZRE2^^^FNZYY^MR", name, birth, sex, "A08", app="LIS")))
+        assert ack_code_of(ack) == "AA", ack

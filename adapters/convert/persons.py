@@ -888,8 +888,12 @@ def corrects_person(message_type: str, trigger_event: str) -> bool:
 def _registered_in_batch(ref: str, earlier: Sequence[Any], declared: Collection[str] = ()) -> str | None:
     """The application (MSH-3) of the first earlier message of the batch that registers ``ref``
     (``Conversion.registers``, stating it, not writing it only when absent) -- of a ``declared``
-    registration application when one does (``_registered``'s rule); None when none does."""
-    apps = [c.application for c in earlier if c.registers and ref in c.by_reference and ref not in c.create_only]
+    registration application when one does (``_registered``'s rule); None when none does. A message writing the
+    record's identifier alone (``_rekeyed_alone``: the owner's A04 re-keying a member's record) does not register it,
+    as ``registered_by`` does not count it once filed (rkfix35: the batch had made the owner's HIS the registrar of
+    FNZYY's placeholder and refused FNZYY's LIS restating it, which sent singly is accepted)."""
+    apps = [c.application for c in earlier if c.registers and ref in c.by_reference and ref not in c.create_only
+            and not _rekeyed_alone(c, ref)]
     return next((a for a in apps if a in declared), apps[0] if apps else None)
 
 
