@@ -2,11 +2,12 @@
 result, A45 naming a member's number, ``persons.batch_version``).
 
 Real HL7 through ``POST /hl7v2`` into the real store on each backend (SQLite, mongomock), read back over ``/fhir``.
-A probe showing a defect is a strict xfail naming its severity; the others guard what ident35 got right."""
+A probe showing a defect was a strict xfail naming its severity (rkfix35 fixed the four and removed their marks;
+the HIGH 2 probe's set-up rewritten so that it still reaches ``_agreed`` after idfix35); the others guard what ident35
+got right."""
 
 from __future__ import annotations
 
-import pytest
 from fastapi.testclient import TestClient
 
 from adapters.convert import persons
@@ -14,7 +15,7 @@ from adapters.hl7v2.ack import ack_code_of
 from engine.engine import Engine
 from tests.hl7_calls import err_lines, post
 from tests.module_store import module_eng  # noqa: F401 -- one engine a module on each backend
-from tests.test_ident35_members import _a45, _pid, _pv1, _visit_subject, _zy
+from tests.test_ident35_members import _a45, _pid, _pv1, _rekeyed_by_the_owner, _visit_subject, _zy
 from tests.test_mfix34_members import APART, FNZYY_MRN, _fnzyy, _tokens, both  # noqa: F401
 from tests.test_rvidentity32_probes import MRN, adt, oru, patients
 from tests.test_rvregistry34_probes import _answers
@@ -33,15 +34,12 @@ def _codes(ack: bytes) -> list[str]:
 
 def _owner_rekeyed_then_agreeing(http: TestClient, n: str) -> str:
     """FNXRMYY: 冯三 under <n>; FNZYY: its own Z<n>, <n> beside (冯三, the same person); FNXRMYY restates <n> as
-    陈四 (FNZYY's record re-keyed at once), then as 冯三 again. Returns FNZYY's PID-3."""
-    assert ack_code_of(post(http, adt(f"{n}A", f"{n}^^^FNXRMYY^MR", "冯^三", "19610101", "M"))) == "AA"
-    pid3 = f"Z{n}^^^FNZYY^MR~{n}^^^FNXRMYY^MR"
-    assert ack_code_of(post(http, _fnzyy(adt(f"{n}B", pid3, "冯^三", "19610101", "M")))) == "AA"
-    assert ack_code_of(post(http, adt(f"{n}C", f"{n}^^^FNXRMYY^MR", "陈^四", "19920303", "F", "A08"))) == "AA"
-    (own,) = patients(http, f"{FNZYY_MRN}|Z{n}")
-    assert f"{APART}|{n}" in _tokens(own) and f"{MRN}|{n}" not in _tokens(own), own
-    assert ack_code_of(post(http, adt(f"{n}D", f"{n}^^^FNXRMYY^MR", "冯^三", "19610101", "M", "A08"))) == "AA"
-    return pid3
+    陈四 (FNZYY's record re-keyed at once); FNZYY's HIS restates its record (<n> kept apart in its statement: the
+    record's version FNZYY's own), then FNXRMYY restates <n> as 冯三 again -- which puts back only what an owner's
+    re-key left (idfix35), so the number stays apart until FNZYY's next message (``persons._agreed``): ident35's
+    set-up (``_rekeyed_by_the_owner``; rkfix35: before idfix35 the owner's agreeing A08 alone left it there).
+    Returns FNZYY's PID-3."""
+    return _rekeyed_by_the_owner(http, n)
 
 
 def _wang_wu_rekeyed_then_owner_says_feng_san(http: TestClient, n: str) -> str:
@@ -60,9 +58,6 @@ def _wang_wu_rekeyed_then_owner_says_feng_san(http: TestClient, n: str) -> str:
 # --- the number back (persons._agreed): never onto another person's record -------------------------------------
 
 
-@pytest.mark.xfail(strict=True, reason="rvident35: HIGH _agreed holds the owner's record against the result's PID "
-                   "alone, not the record it writes: a result naming 王五 with no sex nor birth date puts 冯三's "
-                   "number back on FNZYY's record of 王五 (F 1980)")
 def test_a_thin_result_does_not_put_the_owners_number_on_another_persons_record(both: Both) -> None:  # noqa: F811
     """FNZYY's record of 王五 (F, 1980) keeps PA1 apart: FNXRMYY's record of PA1 is 冯三 (M, 1961). FNZYY's LIS
     result for Z-PA1 names PA1 beside, its PID stating the name 王五 only (no sex, no birth date: common for a
@@ -121,18 +116,20 @@ def test_two_people_kept_apart_the_owner_agreeing_with_one_the_number_goes_back_
 # --- batches answering as singly ---------------------------------------------------------------------------------
 
 
-@pytest.mark.xfail(strict=True, reason="rvident35: HIGH a result _agreed re-keys now 'states' the record in the "
-                   "batch (batch_version) with its thin PID, so the batch's next result for another person under "
-                   "the same MRN is filed under 冯三's record; sent singly it is refused AE")
 def test_a_batch_after_a_thin_result_moving_the_number_back_still_refuses_another_person(both: Both) -> None:  # noqa: F811
     """FNZYY's batch: a result for ZPC1 naming PC1 beside, its PID the name 冯三 only (the owner agrees: the
     number goes back, ``_agreed``); then a result under ZPC1 alone for 王五 (F, 1980). Sent singly the second is
     refused (the stored record is 冯三, M, 1961: all three differ). In the batch it must be refused too; it is
-    filed under 冯三's record, because the first result's thin Patient is read as the version the batch leaves."""
+    filed under 冯三's record, because the first result's thin Patient is read as the version the batch leaves.
+    (rkfix35: the set-up rewritten so that the first result still reaches ``_agreed`` after idfix35 -- FNZYY's
+    own A08 since the owner's re-key, which the owner's agreeing A08 leaves to FNZYY; asserted below.)"""
     _, http, _ = both
     pid3 = _owner_rekeyed_then_agreeing(http, "PC1")
     ack = post(http, _batch(_fnzyy(oru("PC1E", pid3, "冯^三", "", "", "PEGLU1")),
                             _fnzyy(oru("PC1F", "ZPC1^^^FNZYY^MR", "王^五", "19800505", "F", "PEGLU2"))))
+    assert _codes(ack)[0] == "AA", ack
+    (own,) = patients(http, f"{FNZYY_MRN}|ZPC1")
+    assert f"{MRN}|PC1" in _tokens(own) and f"{APART}|PC1" not in _tokens(own), own["identifier"]  # _agreed ran
     assert _codes(ack) == ["AA", "AE"], ack
     obs = http.get("/fhir/Observation", params={"code": "PEGLU2"}).json()
     assert not obs.get("entry"), obs
@@ -178,9 +175,6 @@ def test_an_a45_off_a_record_keyed_by_a_member_number_the_member_never_assigned_
     assert _visit_subject(http, "ZYQ1") == f"Patient/{own['id']}"
 
 
-@pytest.mark.xfail(strict=True, reason="rvident35: MED the A45 hold refuses the sender's move of 冯三's visit OFF "
-                   "its stale record keyed by the number FNXRMYY gave 陈四: the visit keeps answering 陈四's MRN; "
-                   "a move files nothing under that record, so the hold guards nothing and blocks the correction")
 def test_an_a45_moving_a_visit_off_a_stale_member_keyed_record_corrects_the_owners_search(both: Both) -> None:  # noqa: F811
     """FNZYY admitted 冯三 under FNXRMYY's PG1 alone (FNXRMYY then held no PG1); FNXRMYY registers PG1 as 陈四.
     FNZYY's stale record answers FNXRMYY's MRN PG1 with 冯三's visit. FNZYY's A45 moves the visit off it to its
@@ -221,9 +215,6 @@ def test_the_rekey_provenance_does_not_make_the_owner_registrar_of_a_record_its_
 # --- a batch mixing the owner's re-key and the member's next message (ownfix34's re-key, read by batch_version) ---
 
 
-@pytest.mark.xfail(strict=True, reason="rvident35: HIGH the owner's re-key leaves an identifier-only Patient in its "
-                   "conversion; batch_version reads it as the version the batch leaves, so a later result of the "
-                   "batch for another person under the member's record passes the guard (singly: AE)")
 def test_a_batch_after_the_owners_rekey_still_refuses_another_person_under_the_members_record(both: Both) -> None:  # noqa: F811
     """One batch (a regional relay forwarding both members' feeds): FNXRMYY's A08 restating PK1 as 陈四 (FNZYY's
     record ZPK1 of 冯三 re-keyed in that write), then FNZYY's result under ZPK1 alone naming 王五 (F, 1980). Sent

@@ -80,7 +80,8 @@ class MemberNumber(NamedTuple):
     kept: str = ""
     repetition: int | None = None
     # an A45's MRG-1 (``his.moved_visit``): the record a visit moves from, keyed by the member's number -- held as
-    # stored against the member's record; no merge (ident35)
+    # stored against the member's record; no merge (ident35); stale, the move filed with a warning (rkfix35), which
+    # counts for ``institution``, the member
     moved: bool = False
     # a merge's MRG-1 naming the member's number (``his.merge``): the record it merges away ("Patient/id"), held as
     # stored -- the sender's own record of the number, stale once the member's record is another person (idfix35)

@@ -66,21 +66,23 @@ def moved_visit(mrg: Segment, ctx: Context, encounter: dict[str, str]) -> None:
 def _moved_from_member(mrg: Segment, ctx: Context, prior: str, key: str) -> None:
     """An A45 whose MRG-1 names the record the visit moves from by another member institution's record number
     alone (``common.list_key``: no own MRN nor ID number there, the record keyed ``auth|<member>|<number>``),
-    held as a PID keyed by one is (member33) and an A40's MRG-1 is (identity34): refused at MRG-1 (AE 205,
-    nothing written) when that record, as stored or as the batch leaves it, is another person than the member's
-    own record of the number (``persons.check_persons``, ``MemberNumber.moved``). The record held is MRG-1's,
-    not the PID's person as a merge holds it: a move says the visit was NOT that record's person's -- the PID's
-    person differing from the member's record is what a move corrects, not a contradiction. The sender's record
-    keyed by a number the owner gave another person is the stale reference every other message of the sender
-    naming it by that number is refused for (rvidentity34 item 3), and a move off it is one more. MRG-1 naming the
-    record by the sender's own number, the member's beside: nothing is keyed by it, nothing put on a record."""
+    held as a PID keyed by one is (member33) and an A40's MRG-1 is (identity34): that record, as stored or as the
+    batch leaves it, against the member's own record of the number (``persons.check_persons``,
+    ``MemberNumber.moved``). Another person -- the sender's record is stale, the member registered the number as
+    someone else since -- the move is filed with ERR W 205 at MRG-1 (``persons._moved_off_stale``; rvident35 MED,
+    the lead): a move files nothing under that record and is the sender's one correction over HL7 that takes its
+    patient's visit off the record answering the member's number (ident35 had refused it, AE). The record held is
+    MRG-1's, not the PID's person as a merge holds it: a move says the visit was NOT that record's person's -- the
+    PID's person differing from the member's record is what a move corrects. A move onto a record the member's
+    number keys is the PID's hold (member33). MRG-1 naming the record by the sender's own number, the member's
+    beside: nothing is keyed by it, nothing put on a record."""
     if not key.startswith("auth|"):
         return
     authority, _, value = key.removeprefix("auth|").partition("|")
     member = f"Patient/{deterministic_id(authority, 'Patient', value)}"
-    if member in common.listed_member_records(mrg, 1, ctx):
-        named = MemberNumber(prior, member, "MRG", mrg.sequence, as_stored=True, moved=True)
-        if named not in ctx.members:
+    for listed, code, _ in common.listed_member_numbers(mrg, 1, ctx):
+        named = MemberNumber(prior, member, "MRG", mrg.sequence, as_stored=True, institution=code, moved=True)
+        if listed == member and named not in ctx.members:
             ctx.members.append(named)
 
 

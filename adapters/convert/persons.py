@@ -121,13 +121,17 @@ def check_persons(conversion: Any, read_many: Any, earlier: Sequence[Any] = (), 
         # the member's record: the same person (a referral) or none, nothing to hold (regfix33, member33)
         was, read_at = _member_record(held, at, earlier, stored, leaned)
         if was is None or not contradicts_all(was, person):
-            _agreed(conversion, held, earlier, stored, leaned)
+            if was is not None:  # (the member holding no record of it: silence, not agreement -- rvident35 LOW)
+                _agreed(conversion, held, was, earlier, stored, leaned)
             continue
         read = len(leaned)
         if _beside(conversion, held, earlier, stored, leaned):
             beside.add(held.member)
             continue
         if _stale_merged(conversion, held, was, person, earlier, stored, leaned):
+            continue
+        if held.moved:  # an A45's MRG-1 record stale: the move off it is filed, with the warning
+            conversion.warnings.append(_moved_off_stale(held))
             continue
         # leaning on the member's record as the batch leaves it and on the version of the sender's record
         # ``_beside`` read: either not written, the message is settled again (rvmemfix34 finding 3)
@@ -292,6 +296,27 @@ def _stale_merged(conversion: Any, held: Any, member: dict[str, Any], person: di
     return True
 
 
+def _moved_off_stale(held: Any) -> HL7Error:
+    """The warning of an A45 (``MemberNumber.moved``: ``his.moved_visit``) moving a visit off the sender's record
+    that MRG-1 names by another member's number alone, the member's own record of the number another person than
+    that record (stale: the member registered the number as someone else since the sender filed it). The move is
+    filed (rvident35 MED, the lead): it files nothing under the stale record -- it takes the visit off it -- and
+    claims nothing of whose the number is, so refusing it (ident35) guarded nothing and blocked the sender's one
+    correction over HL7 that takes its patient's visit out of the record answering the member's number. ERR W 205
+    at MRG-1, counted for the sender's operator (``member_contradicted``, per member), the member's person not
+    echoed. A move ONTO a record the member's number keys, for another person than the member's record, is still
+    refused: the PID's hold (member33, ``_refuse_member``)."""
+    warning = HL7Error(
+        "MRG-1 names the record the visit moves from by a record number another member institution assigned "
+        "(MRG-1's CX-4 names it), and that institution's own record of the number is another person than that "
+        "record (name and sex, and birth date when both state one, differ): the move is filed, nothing is filed "
+        "under that record. Its number is stale: have the sending system take the number off that record, or merge "
+        "it into this institution's own record of its patient (ADT^A40/A47)", segment="MRG", sequence=held.sequence,
+        field=1, code=DUPLICATE_KEY_IDENTIFIER, tally=Tally("member_contradicted", held.institution))
+    warning.severity = "W"
+    return warning
+
+
 def _token(identifier: dict[str, Any]) -> str:
     return f"{identifier.get('system')}|{identifier.get('value')}"
 
@@ -327,19 +352,27 @@ def _rekeyed(conversion: Any, ref: str, was: dict[str, Any], away: str, to: str)
     conversion._bundle = None
 
 
-def _agreed(conversion: Any, held: Any, earlier: Sequence[Any], stored: dict[Any, Any], leaned: list[int]) -> None:
-    """A result or order (``create_only``) naming the member's number, the member's own record of it not
-    contradicting the PID's person (the same person again, or none), for a record that carries it kept
+def _agreed(conversion: Any, held: Any, member: dict[str, Any], earlier: Sequence[Any], stored: dict[Any, Any],
+            leaned: list[int]) -> None:
+    """A result or order (``create_only``) naming the member's number, the member's own record of it (``member``,
+    as the batch leaves it or stored) not contradicting the PID's person, for a record that carries it kept
     apart (a result or the owner's message re-keyed it: ``_beside``, ``_rekeyed_by_owner``): the number
     back under the member's MRN system, its identifier alone written (``_rekeyed``), no warning. The rule
     an ADT follows by stating the record (its identifiers replace the stored ones: mfix34) -- the re-key
     follows the member's record, whichever message meets it next (rvmfix34 LOW 1: a result had kept the
-    record out of a search by the member's MRN until the sender's next ADT)."""
+    record out of a search by the member's MRN until the sender's next ADT).
+
+    Only when the member's record contradicts the record the number goes back onto as well (as stored, or as
+    the batch leaves it), not the PID's person alone: the same-person rule the re-key used (``contradicts_all``
+    of the two records). A lab's PID is often the name alone; it contradicts no one, and had put back 冯三's
+    number on FNZYY's record of 王五 (F, 1980), answering a clinician's search by FNXRMYY's MRN with her results
+    (rvident35 HIGH 1). Not when the member holds no record of the number any more (the caller): silence."""
     ref = held.record
     if held.segment != "PID" or not held.kept or ref not in conversion.create_only:
         return
     was = _as_left(ref, earlier, stored, leaned)
-    if was is not None and _holds_number(was, held.kept) and not _holds_number(was, held.number):
+    if was is not None and _holds_number(was, held.kept) and not _holds_number(was, held.number) \
+            and not contradicts_all(member, was):
         _rekeyed(conversion, ref, was, held.kept, held.number)
 
 
@@ -352,15 +385,7 @@ def _refuse_member(held: Any, on: list[int], keyed: bool) -> None:
     told. A merge (``held.segment`` MRG, identity34): MRG-1 naming the member's number holds the PID's
     person; the PID naming it holds MRG-1's record (as stored), which the merge would make the member's
     patient -- refused at MRG-1."""
-    if held.moved:
-        error = HL7Error(
-            "MRG-1 names the record the visit moves from by a record number another member institution assigned "
-            "(MRG-1's CX-4 names it), and that institution's own record of the number is another person than the "
-            "record (name and sex, and birth date when both state one, differ); nothing of the move is filed. If the "
-            "number is the record's patient's, have that institution correct its record; else name the record by "
-            "this institution's own number", segment="MRG", sequence=held.sequence, field=1,
-            code=DUPLICATE_KEY_IDENTIFIER)
-    elif held.segment == "MRG":
+    if held.segment == "MRG":
         error = HL7Error(
             "MRG-1 merges a record into a record number another member institution assigned (PID-3.4 or MRG-1's "
             "CX-4 names it), and that institution's own record of the number is another person than the record "
@@ -388,14 +413,19 @@ def _refuse_member(held: Any, on: list[int], keyed: bool) -> None:
 
 def _as_left(ref: str, earlier: Sequence[Any], stored: dict[Any, Any], leaned: list[int]) -> dict[str, Any] | None:
     """The record ``ref`` as the batch's earlier messages leave it (the last stating it), else stored,
-    else as an earlier message writing it only when absent makes it; None: no such record."""
-    left = batch_version(ref, earlier)
-    if (left is None or not left.states) and (was := stored.get(tuple(ref.split("/", 1)))) is not None:
+    else as an earlier message writing it only when absent makes it; None: no such record. Its identifier
+    as a later re-key of the batch leaves it (``_batch_rekey``: the person stays the version's before it)."""
+    left, keyed = _batch_walk(ref, earlier)
+    was = stored.get(tuple(ref.split("/", 1))) if left is None or not left.states else None
+    if was is None:
+        if left is None:
+            return None
+        leaned.append(left.at)
+        was = earlier[left.at].by_reference[ref]
+    if keyed is None:
         return was
-    if left is None:
-        return None
-    leaned.append(left.at)
-    return earlier[left.at].by_reference[ref]
+    leaned.append(keyed)
+    return {**was, "identifier": earlier[keyed].by_reference[ref].get("identifier") or []}
 
 
 def _first_filed(ref: str, earlier: Sequence[Any], stored: dict[Any, Any], conversion: Any) -> bool:
@@ -513,24 +543,27 @@ def _rekeyed_back(conversion: Any, token: str, person: dict[str, Any], named: Se
     owner = conversion.institution
     out: dict[str, tuple[str, dict[str, Any]]] = {}
     # in the batch: an earlier owner message re-keyed the stored record (its version the identifier alone:
-    # ``_rekeyed_by_owner``) and no later message stated it; the person is the record as stored
+    # ``_rekeyed_by_owner``) and no later message stated it nor re-keyed it again (``_batch_rekey``); the person
+    # is the record as stored, or as a message of the batch before the re-key stated it (``batch_version``)
     for p in named:
         other = f"Patient/{p.get('id')}"
         if not _holds_number(p, token):
             continue
-        left = batch_version(other, earlier)
-        if left is None or not left.states or earlier[left.at].institution != owner \
-                or not _rekeyed_in(earlier[left.at], other) or contradicts_all(p, person):
+        keyed = _batch_rekey(other, earlier)
+        if keyed is None or earlier[keyed].institution != owner or not _rekeyed_in(earlier[keyed], other):
             continue
-        now = earlier[left.at].by_reference[other]
+        read: list[int] = []
+        now = _as_left(other, earlier, {tuple(other.split("/", 1)): p}, read)
+        if now is None or contradicts_all(now, person):
+            continue
         kept = next((_token(i) for i in now.get("identifier") or () if _token(i) != token
                      and i.get("value") == value and str(i.get("system") or "").startswith("urn:huren:mrn:")), None)
         if kept is not None:
-            leaned.append(left.at)
+            leaned += read
             out[other] = (kept, now)
     # stored: carrying the number under its institution's kept-apart system for this owner's numbers
     candidates = {f"Patient/{p.get('id')}": p for p in named
-                  if not _holds_number(p, token) and batch_version(f"Patient/{p.get('id')}", earlier) is None
+                  if not _holds_number(p, token) and not any(f"Patient/{p.get('id')}" in c.by_reference for c in earlier)
                   and not contradicts_all(p, person)}
     organizations = {str((p.get("managingOrganization") or {}).get("reference") or "") for p in candidates.values()}
     wanted = [tuple(o.split("/", 1)) for o in organizations if o.startswith("Organization/")]
@@ -855,8 +888,12 @@ def corrects_person(message_type: str, trigger_event: str) -> bool:
 def _registered_in_batch(ref: str, earlier: Sequence[Any], declared: Collection[str] = ()) -> str | None:
     """The application (MSH-3) of the first earlier message of the batch that registers ``ref``
     (``Conversion.registers``, stating it, not writing it only when absent) -- of a ``declared``
-    registration application when one does (``_registered``'s rule); None when none does."""
-    apps = [c.application for c in earlier if c.registers and ref in c.by_reference and ref not in c.create_only]
+    registration application when one does (``_registered``'s rule); None when none does. A message writing the
+    record's identifier alone (``_rekeyed_alone``: the owner's A04 re-keying a member's record) does not register it,
+    as ``registered_by`` does not count it once filed (rkfix35: the batch had made the owner's HIS the registrar of
+    FNZYY's placeholder and refused FNZYY's LIS restating it, which sent singly is accepted)."""
+    apps = [c.application for c in earlier if c.registers and ref in c.by_reference and ref not in c.create_only
+            and not _rekeyed_alone(c, ref)]
     return next((a for a in apps if a in declared), apps[0] if apps else None)
 
 
@@ -1160,15 +1197,44 @@ def batch_version(ref: str, earlier: Sequence[Any]) -> BatchVersion | None:
     last one stating it (``states``); else, none stating it, the first one writing it only when absent
     (with nothing stored, the version written); None when none names it. The one reading of "as the
     batch leaves it" for the guard of a message's patient (``check_persons``, ``_as_left``) and the
-    take-over of a visit the batch's lab result made (``adapters.convert.takeover``)."""
-    first = None
+    take-over of a visit the batch's lab result made (``adapters.convert.takeover``).
+
+    A write of a record's identifier alone (``_rekeyed_alone``: the re-key of a member's number, either way,
+    by the member's result or the owner's message) states no person: it is passed over, as if the message
+    did not name the record -- the person is the version before it, stored or stated (rvident35 HIGH 2, 3:
+    its Patient, a thin PID's or the owner's identifier-only one, had been read as the batch's word on the
+    person; nothing could contradict it and the batch filed a result of another person that, sent singly, is
+    refused). Where the identifier is asked, ``_batch_rekey`` names that write."""
+    return _batch_walk(ref, earlier)[0]
+
+
+def _batch_rekey(ref: str, earlier: Sequence[Any]) -> int | None:
+    """The position of the batch's last earlier conversion writing ``ref``'s identifier alone (``_rekeyed_alone``)
+    after every one stating it -- whose identifier the batch leaves on the record (``_as_left``); None: none."""
+    return _batch_walk(ref, earlier)[1]
+
+
+def _batch_walk(ref: str, earlier: Sequence[Any]) -> tuple[BatchVersion | None, int | None]:
+    """(``batch_version``, ``_batch_rekey``) of ``ref``: one walk of the batch back from its last message."""
+    first: int | None = None
+    keyed: int | None = None
     for at in range(len(earlier) - 1, -1, -1):
         conversion = earlier[at]
         if ref in conversion.by_reference:
-            if ref not in conversion.create_only:
-                return BatchVersion(at, True)
-            first = at
-    return BatchVersion(first, False) if first is not None else None
+            if ref in conversion.create_only:
+                first = at
+            elif not _rekeyed_alone(conversion, ref):
+                return BatchVersion(at, True), keyed
+            elif keyed is None:
+                keyed = at
+    return (BatchVersion(first, False) if first is not None else None), keyed
+
+
+def _rekeyed_alone(conversion: Any, ref: str) -> bool:
+    """Does ``conversion`` write ``ref``'s identifier alone (``Said.only``: ``_rekeyed``, a member's number re-keyed
+    either way on a record another message states)?"""
+    said = conversion.said.get(ref)
+    return ref not in conversion.create_only and said is not None and said.only == frozenset({"identifier"})
 
 
 def _stated_in(ref: str, earlier: Sequence[Any]) -> int | None:
