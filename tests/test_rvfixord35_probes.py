@@ -1,0 +1,92 @@
+"""rvfixord35's probes of tfix35 (the same sender's older restatement held), rerun35 (one batched
+Provenance search per write, ``MergeRules._provenances``; OBX-5/7/8 located lazily, ``Said.later``) and
+ordfix35 (the operator's decision bound to the refused version).
+
+Every test sends real HL7 through ``POST /hl7v2`` into the real store on each backend
+(``tests.module_store``) and reads back over ``/fhir``.
+"""
+
+from __future__ import annotations
+
+from fastapi.testclient import TestClient
+
+from engine.engine import Engine
+from tests.hl7_calls import err_lines, module_http, post, written
+from tests.module_store import module_eng
+
+__all__ = ["engine", "module_http"]
+
+engine = module_eng
+
+
+def _msh(control: str, stamp: str, app: str = "LIS") -> str:
+    return f"MSH|^~\\&|{app}|FNXRMYY|HUREN|FNYGT|{stamp}||ORU^R01^ORU_R01|{control}|P|2.5.1"
+
+
+def _order(order: str, results: list[tuple[str, str, str]], code: str = "CHEM") -> list[str]:
+    """One ORC/OBR group under filler ``order``; ``results``: (code, value, flag), set ids from 1."""
+    lines = [f"ORC|RE|{order}P^HIS|{order}^LIS||CM",
+             f"OBR|1|{order}P^HIS|{order}^LIS|{code}^生化^L|||20261203080000||||||||||||||||CH|F"]
+    for n, (rcode, value, flag) in enumerate(results, 1):
+        lines.append(f"OBX|{n}|NM|{rcode}^{rcode}^L||{value}|mmol/L|1-9|{flag}|||F|||20261203083000")
+    return lines
+
+
+def _message(control: str, stamp: str, mrn: str, orders: list[list[str]], app: str = "LIS") -> str:
+    lines = [_msh(control, stamp, app), f"PID|1||{mrn}^^^FNXRMYY^MR||吴^十||19680412|M"]
+    for group in orders:
+        lines.extend(group)
+    return "\r".join(lines) + "\r"
+
+
+def _by_code(engine: Engine, http: TestClient, control: str) -> dict[str, dict]:
+    return {o["code"]["coding"][0]["code"]: o for o in written(engine, http, control, "Observation")}
+
+
+def _value(http: TestClient, obs_id: str) -> float:
+    return http.get(f"/fhir/Observation/{obs_id}").json()["valueQuantity"]["value"]
+
+
+def test_a_held_result_of_the_second_order_is_located_at_its_own_obx(engine: Engine, http: TestClient) -> None:
+    """Two orders in one ORU (set ids restart at 1 in each): the second order's first result re-run at
+    12:00; the 10:00 message of both resent as 11:00 with new values. Only that result is held, and its W
+    names the OBX that stated it -- the message's third OBX (ERR-2.2: the segment's occurrence in the
+    message), field 5 -- the lazy location must not name the first order's OBX^1."""
+    first = [("GLU", "5.6", "N"), ("K", "4.1", "N")]
+    second = [("ALT", "30", "N"), ("AST", "25", "N")]
+    post(http, _message("RF35-1A", "20261203100000", "RF35M1",
+                        [_order("RF35A1", first), _order("RF35B1", second, "LIVER")]))
+    ids = {c: o["id"] for c, o in _by_code(engine, http, "RF35-1A").items()}
+    assert len(ids) == 4
+    assert b"MSA|AA" in post(http, _message("RF35-1C", "20261203120000", "RF35M1",
+                                            [_order("RF35B1", [("ALT", "45", "H")], "LIVER")]))
+    assert _value(http, ids["ALT"]) == 45
+    ack = post(http, _message("RF35-1B", "20261203110000", "RF35M1",
+                              [_order("RF35A1", [("GLU", "6.0", "N"), ("K", "4.2", "N")]),
+                               _order("RF35B1", [("ALT", "33", "N"), ("AST", "27", "N")], "LIVER")]))
+    assert b"MSA|AA" in ack, ack
+    (err,) = [e for e in err_lines(ack) if "not later" in e]
+    f = err.split("|")
+    assert f[2] == "OBX^3^5" and f[4] == "W" and "RF35-1C" in err, err
+    assert (_value(http, ids["GLU"]), _value(http, ids["K"]), _value(http, ids["ALT"]),
+            _value(http, ids["AST"])) == (6.0, 4.2, 45, 27)
+
+
+def test_a_result_past_the_first_search_chunk_is_dated_by_its_own_messages(engine: Engine, http: TestClient) -> None:
+    """A 205-result panel (more than ``_TARGETS`` = 200 targets: two Provenance searches in the write):
+    the 205th result alone re-run at 12:00; the 10:00 panel resent as 11:00 with every value changed.
+    The 205th (in the second chunk) is held, at OBX^205^5, the re-run value kept; the first 204 take the
+    11:00 values; exactly one W."""
+    codes = [f"T{n:03d}" for n in range(1, 206)]
+    post(http, _message("RF35-2A", "20261203100000", "RF35M2", [_order("RF35P2", [(c, "5", "N") for c in codes])]))
+    ids = {c: o["id"] for c, o in _by_code(engine, http, "RF35-2A").items()}
+    assert len(ids) == 205
+    assert b"MSA|AA" in post(http, _message("RF35-2C", "20261203120000", "RF35M2",
+                                            [_order("RF35P2", [("T205", "8", "N")])]))
+    ack = post(http, _message("RF35-2B", "20261203110000", "RF35M2",
+                              [_order("RF35P2", [(c, "6", "N") for c in codes])]))
+    assert b"MSA|AA" in ack, ack
+    held = [e for e in err_lines(ack) if "not later" in e]
+    assert len(held) == 1 and held[0].split("|")[2] == "OBX^205^5" and "RF35-2C" in held[0], held
+    assert _value(http, ids["T205"]) == 8
+    assert _value(http, ids["T001"]) == 6 and _value(http, ids["T200"]) == 6 and _value(http, ids["T201"]) == 6
