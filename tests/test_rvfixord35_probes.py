@@ -8,11 +8,13 @@ Every test sends real HL7 through ``POST /hl7v2`` into the real store on each ba
 
 from __future__ import annotations
 
+import pytest
 from fastapi.testclient import TestClient
 
 from engine.engine import Engine
 from tests.hl7_calls import err_lines, module_http, post, written
 from tests.module_store import module_eng
+from tests.test_rvdocref32_probes import F1, IMP, _doc_texts, _obx, _oru, _report_texts
 
 __all__ = ["engine", "module_http"]
 
@@ -90,3 +92,53 @@ def test_a_result_past_the_first_search_chunk_is_dated_by_its_own_messages(engin
     assert len(held) == 1 and held[0].split("|")[2] == "OBX^205^5" and "RF35-2C" in held[0], held
     assert _value(http, ids["T205"]) == 8
     assert _value(http, ids["T001"]) == 6 and _value(http, ids["T200"]) == 6 and _value(http, ids["T201"]) == 6
+
+
+@pytest.mark.xfail(strict=True, reason="rvfixord35: MED settle(stands=False) returns the first same-sender "
+                   "stamp's 'unknown' (an hour-precision MSH-7 overlapping now) before a later one that tells "
+                   "'older': _restated_older then merges the 11:30 value over the sender's 12:00 statement, AA")
+def test_an_older_restatement_is_held_though_a_vaguer_statement_of_the_version_came_first(
+        engine: Engine, http: TestClient) -> None:
+    """The stored potassium 4.1 was stated by the LIS's hour-precision 11:xx message and stated again,
+    unchanged, by its 12:00:00 message. An 11:30 message of the same LIS then states 4.4: the sender's
+    own 12:00 statement is strictly later, so 4.4 is an older restatement and is held (AA, W at OBX^1^5),
+    whatever order the store lists the two Provenances in -- the vague 11:xx one (its span overlaps
+    11:30: not told) must not hide the 12:00 one that tells."""
+    post(http, _message("RF35-3A", "2026120311", "RF35M3", [_order("RF35P3", [("K", "4.1", "N")])]))
+    (obs,) = written(engine, http, "RF35-3A", "Observation")
+    assert b"MSA|AA" in post(http, _message("RF35-3B", "20261203120000", "RF35M3",
+                                            [_order("RF35P3", [("K", "4.1", "N")])]))
+    ack = post(http, _message("RF35-3C", "20261203113000", "RF35M3", [_order("RF35P3", [("K", "4.4", "N")])]))
+    assert b"MSA|AA" in ack, ack
+    held = [e for e in err_lines(ack) if "not later" in e]
+    assert len(held) == 1 and held[0].split("|")[2] == "OBX^1^5" and "RF35-3B" in held[0], (held, ack)
+    assert _value(http, obs["id"]) == 4.1
+
+
+def test_an_imaging_rerun_held_leaves_result_report_and_document_with_the_later_words(
+        engine: Engine, http: TestClient) -> None:
+    """The PACS's report (10:00), its 12:00 re-issue (F, not C) rewording line 2, then an 11:00 re-issue
+    of line 2 arriving last: the line is held (AA, W at OBX^2^5); the result, the report's text and its
+    document (a copy of the report, no TXA-12) all keep the 12:00 words -- none of the 11:00 ones."""
+    line1, imp = "双肺纹理增粗。", "慢性支气管炎。"
+    noon, eleven = "右肺上叶结节影，较前增大。", "右肺上叶见小结节。"
+
+    def report(control: str, stamp: str, second: str) -> str:
+        return _oru(control, "RF35X4", _obx(1, F1, "1", line1, "F"), _obx(2, F1, "2", second, "F"),
+                    _obx(3, IMP, "", imp, "F"), mrn="RF35D4", name="孙^八", stamp=stamp)
+
+    assert b"MSA|AA" in post(http, report("RF35-4A", "20261202100000", "右肺上叶见结节影。"))
+    (doc,) = written(engine, http, "RF35-4A", "DocumentReference")
+    (rep,) = written(engine, http, "RF35-4A", "DiagnosticReport")
+    lines = {o["code"]["coding"][0]["code"] + o.get("valueString", "")[:2]: o["id"]
+             for o in written(engine, http, "RF35-4A", "Observation")}
+    second_id = lines["FINDINGS右肺"]
+    assert b"MSA|AA" in post(http, report("RF35-4C", "20261202120000", noon))
+    assert http.get(f"/fhir/Observation/{second_id}").json()["valueString"] == noon
+    assert _report_texts(http, rep["id"]) == [f"{line1}\n{noon}\n{imp}"] == _doc_texts(http, doc["id"])
+    ack = post(http, report("RF35-4B", "20261202110000", eleven))
+    assert b"MSA|AA" in ack, ack
+    (err,) = [e for e in err_lines(ack) if "not later" in e]
+    assert err.split("|")[2] == "OBX^2^5" and "RF35-4C" in err, err
+    assert http.get(f"/fhir/Observation/{second_id}").json()["valueString"] == noon
+    assert _report_texts(http, rep["id"]) == [f"{line1}\n{noon}\n{imp}"] == _doc_texts(http, doc["id"])
