@@ -12,8 +12,11 @@ import pytest
 from fastapi.testclient import TestClient
 
 from engine.engine import Engine
+from engine.messages import message_id
 from tests.hl7_calls import err_lines, module_http, post, written
 from tests.module_store import module_eng
+from tests.test_msgfix34_cross_sender import _by
+from tests.test_order35_as_later import _operator
 from tests.test_rvdocref32_probes import F1, IMP, _doc_texts, _obx, _oru, _report_texts
 
 __all__ = ["engine", "module_http"]
@@ -161,3 +164,32 @@ def test_an_older_restatement_without_a_result_status_is_held_too(engine: Engine
     assert stored["valueQuantity"]["value"] == 5.6 and stored["status"] == "final", stored
     held = [e for e in err_lines(ack) if "not later" in e]
     assert len(held) == 1 and held[0].split("|")[2] == "OBX^1^5" and "RF35-5C" in held[0], (held, ack)
+
+
+@pytest.mark.xfail(strict=True, reason="rvfixord35: LOW the refusal records only the first undated version; the "
+                   "decided replay answers 409 'the record changed after the refusal', naming another result's "
+                   "unchanged version as 'what is stored now' -- false to the operator, two rounds needed")
+def test_a_correction_refused_over_two_withdrawals_is_decided_in_one_round(engine: Engine, http: TestClient) -> None:
+    """The RIS's report (10:00); the PACS withdraws both finding lines (11:00, taken); the RIS's 12:00
+    correction of both is refused (AE: which is later cannot be told). The refusal should record every
+    version it could not date -- both results' -- so the operator's one decision "as later" takes the
+    correction (AA, both corrected). Today only the first is recorded (``Untimely`` aborts at the first)
+    and the decided replay answers 409 "the record changed after the refusal" of a record that did not
+    change: the operator is told something false and must decide twice."""
+    line1, line2, imp = "双肺纹理增粗。", "右肺上叶见结节影。", "慢性支气管炎。"
+    report = _oru("RF35-6A", "RF35X6", _obx(1, F1, "1", line1, "F"), _obx(2, F1, "2", line2, "F"),
+                  _obx(3, IMP, "", imp, "F"), mrn="RF35D6", name="周^六")
+    assert b"MSA|AA" in post(http, _by("RIS", report))
+    ids = {o["valueString"]: o["id"] for o in written(engine, http, "RF35-6A", "Observation")}
+    withdraw = _oru("RF35-6W", "RF35X6", _obx(1, F1, "1", line1, "W"), _obx(2, F1, "2", line2, "W"),
+                    mrn="RF35D6", name="周^六", stamp="20261202110000")
+    assert b"MSA|AA" in post(http, withdraw)
+    correct = _oru("RF35-6C", "RF35X6", _obx(1, F1, "1", "双肺纹理清晰。", "C"), _obx(2, F1, "2", "右肺上叶见钙化灶。", "C"),
+                   _obx(3, IMP, "", imp, "F"), mrn="RF35D6", name="周^六", stamp="20261202120000")
+    ack = post(http, _by("RIS", correct))
+    assert b"MSA|AE" in ack, ack
+    msg = message_id("FNXRMYY", "RF35-6C")
+    r = http.post(f"/admin/quarantine/{msg}/replay?as=later", headers=_operator(engine))
+    assert r.status_code == 200, r.text
+    assert r.json()["ack_code"] == "AA" and r.json()["decided"]["used"] is True, r.json()
+    assert [http.get(f"/fhir/Observation/{ids[t]}").json()["status"] for t in (line1, line2)] == ["corrected"] * 2
