@@ -193,3 +193,29 @@ def test_a_correction_refused_over_two_withdrawals_is_decided_in_one_round(engin
     assert r.status_code == 200, r.text
     assert r.json()["ack_code"] == "AA" and r.json()["decided"]["used"] is True, r.json()
     assert [http.get(f"/fhir/Observation/{ids[t]}").json()["status"] for t in (line1, line2)] == ["corrected"] * 2
+
+
+@pytest.mark.xfail(strict=True, reason="rvfixord35: MED _restated_older does not ask _carried: a client's note on "
+                   "the LIS's 12:00 re-run makes its version undated, and the LIS's 11:00 value overwrites 5.6, AA")
+def test_an_older_restatement_is_held_after_a_client_annotated_the_senders_later_value(
+        engine: Engine, http: TestClient) -> None:
+    """The LIS's potassium 4.1 (10:00), re-run 5.6 at 12:00; a ward's FHIR client then adds a note to the
+    result (a client's version, the 12:00 value kept); the LIS's 11:00 message arriving last states 4.4.
+    The stored 5.6 is still the sender's 12:00 statement (``_carried`` dates such a version for a
+    withdrawal or correction): 4.4 is its older restatement -- held (AA, W at OBX^1^5), 5.6 and the
+    note kept."""
+    post(http, _message("RF35-7A", "20261203100000", "RF35M7", [_order("RF35P7", [("K", "4.1", "N")])]))
+    (obs,) = written(engine, http, "RF35-7A", "Observation")
+    assert b"MSA|AA" in post(http, _message("RF35-7C", "20261203120000", "RF35M7",
+                                            [_order("RF35P7", [("K", "5.6", "H")])]))
+    current = http.get(f"/fhir/Observation/{obs['id']}").json()
+    noted = {**current, "note": [{"text": "已电话通知病房"}]}
+    noted.pop("meta", None)
+    r = http.put(f"/fhir/Observation/{obs['id']}", json=noted)
+    assert r.status_code == 200, r.text
+    ack = post(http, _message("RF35-7B", "20261203110000", "RF35M7", [_order("RF35P7", [("K", "4.4", "N")])]))
+    assert b"MSA|AA" in ack, ack
+    stored = http.get(f"/fhir/Observation/{obs['id']}").json()
+    assert stored["valueQuantity"]["value"] == 5.6 and stored.get("note"), stored
+    held = [e for e in err_lines(ack) if "not later" in e]
+    assert len(held) == 1 and held[0].split("|")[2] == "OBX^1^5" and "RF35-7C" in held[0], (held, ack)
