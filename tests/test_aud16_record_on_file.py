@@ -11,6 +11,8 @@ import asyncio
 from pathlib import Path
 from types import SimpleNamespace
 
+from starlette.datastructures import State
+
 from engine.audit.group_commit import LONE_AFTER, GroupCommitter
 from engine.audit.keys import AuditKeys
 from engine.audit.log import AuditLog
@@ -44,7 +46,7 @@ def test_each_record_is_on_file_before_its_response_starts_and_checkpoints_still
         await send({"type": "http.response.body", "body": b"{}"})  # type: ignore[operator]
 
     audited = AuditMiddleware(read)
-    owner = SimpleNamespace(state=SimpleNamespace(engine=SimpleNamespace(audit=log)))
+    owner = SimpleNamespace(state=State({"engine": SimpleNamespace(audit=log)}))  # Starlette's State, as an app has
 
     async def receive() -> dict:
         return {"type": "http.request", "body": b""}
