@@ -316,7 +316,21 @@ class Recognition(HRMark, BatchScope, OrderTime, Repeats, PriorChanges, IdCorrec
             out[n] = self.on_write(*writes[n])
         if test is not None:
             out[test[0]].extend(self._evaluate_flag(test[1]))
+        self._relink_reports(writes, out)
         return out
+
+    def _relink_reports(self, writes: Sequence[tuple[dict[str, Any], dict[str, Any] | None]],
+                        out: list[list[dict[str, Any]]]) -> None:
+        """The group's reports whose results were stored in another write (``relink_listed``): a
+        message's report lists its own results, linked as they were put, and asks nothing more."""
+        group: set[str] | None = None
+        for n, (resource, _) in enumerate(writes):
+            if resource.get("resourceType") != "DiagnosticReport" or not resource.get("result"):
+                continue
+            if group is None:
+                group = {ref_of(r) for r, _ in writes}
+            if any(isinstance(r, dict) and r.get("reference") not in group for r in resource["result"]):
+                out[n].extend(self.relink_listed(resource, group))
 
     def _plan(self, writes: Sequence[tuple[dict[str, Any], dict[str, Any] | None]]
               ) -> tuple[list[int], list[tuple[str, str, str, str]]]:
