@@ -173,9 +173,11 @@ class OrderTime(RecognitionState, _Others):
         recognition item, so nothing was checked) stayed unlinked, its flag naming no order and the
         order counted recognised."""
         group = getattr(self._local, "group", None) or ()
-        if any(r.get("resourceType") == "DiagnosticReport" and any(
-                isinstance(b, dict) and b.get("reference") == ref for b in r.get("basedOn") or ()) for r, _ in group):
-            return []
+        for resource, _ in group:
+            if resource.get("resourceType") == "DiagnosticReport":
+                for based in resource.get("basedOn") or ():
+                    if isinstance(based, dict) and based.get("reference") == ref:
+                        return []
         skip = {ref_of(r) for r, _ in group}
         issues: list[dict[str, Any]] = []
         for report in search_pages(self.repository, "DiagnosticReport", [("based-on", ref)]):
