@@ -151,7 +151,13 @@ class Repeats(RecognitionState, _Others):
         remembered look-up): a report's list is scanned only for an order that fits (a blood count's
         report, based on the count's order, is never scanned for its ALT)."""
         fits: set[str] = set()
-        for resource in self._reports_at_hand():
+        group = getattr(self._local, "group", None) or ()
+        listing = getattr(self._local, "listing", None)
+        # the reports at hand (``_reports_at_hand``) read by a plain loop: this runs for each
+        # recognition result naming no order, a generator's frame a write of the group cost more
+        for resource, _ in (*group, (listing, None)) if listing is not None else group:
+            if resource.get("resourceType") != "DiagnosticReport":
+                continue
             for based in resource.get("basedOn") or ():
                 ref = based.get("reference") if isinstance(based, dict) else None
                 if isinstance(ref, str) and ref.startswith(_ORDER_PREFIX) and ref not in fits \
