@@ -331,7 +331,7 @@ class Recognition(HRMark, BatchScope, OrderTime, Repeats, PriorChanges, IdCorrec
             if not listed:
                 continue
             if refs is None:
-                refs = {ref_of(r) for r, _ in writes}
+                refs = {f"{r['resourceType']}/{r['id']}" for r, _ in writes}  # ``ref_of``, inline
             try:
                 wanted = {r["reference"] for r in listed}
             except (KeyError, TypeError):  # a listed entry with no plain reference: look at each
