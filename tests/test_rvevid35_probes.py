@@ -128,9 +128,6 @@ def test_rvevid35_cancelled_order_then_result_as_under_a_mapped_code(engine: Eng
     assert rate(engine, http) == (0, 1)
 
 
-@pytest.mark.xfail(strict=True, reason="rvevid35: MED a report corrected to another order (FHIR PUT of the "
-                   "DiagnosticReport's basedOn) leaves its Observations, the flag and the first order's check on "
-                   "the old order: the link is only made when the result itself is put")
 def test_rvevid35_a_report_corrected_to_another_order_relinks_its_results(engine: Engine, http: TestClient) -> None:  # noqa: F811
     """Two liver-panel orders (B1, B3). The result came under B1's numbers and was linked to B1; the
     LIS (or a FHIR client) corrects the report: it was B3's (PUT of the DiagnosticReport, basedOn B3,

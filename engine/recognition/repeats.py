@@ -3,7 +3,7 @@ what its repeat means for payment, the money at stake, the order's outcome."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Container, Iterator, Mapping, Sequence
 from dataclasses import replace
 from datetime import date
 from decimal import Decimal
@@ -124,8 +124,26 @@ class Repeats(RecognitionState, _Others):
         fits = self._named_by_reports(facts)
         if not fits:
             kept = (before or {}).get("order")
-            fits = {kept} if kept and _checked_for(self.checks.get(kept), facts) else set()
+            # a report at hand that lists the result and names no fitting order takes the link back
+            # (a report corrected to numbers no order placed): it, not the old link, says whose it is
+            fits = {kept} if kept and _checked_for(self.checks.get(kept), facts) \
+                and not self._listed_at_hand(facts.ref) else set()
         return replace(facts, order=fits.pop()) if len(fits) == 1 else facts
+
+    def _reports_at_hand(self) -> Iterator[dict[str, Any]]:
+        """The reports ``_linked`` reads: those of the write group at hand, and the stored one whose
+        results ``relink_listed`` puts again (``_local.listing``)."""
+        for resource, _ in getattr(self._local, "group", None) or ():
+            if resource.get("resourceType") == "DiagnosticReport":
+                yield resource
+        listing = getattr(self._local, "listing", None)
+        if listing is not None:
+            yield listing
+
+    def _listed_at_hand(self, ref: str) -> bool:
+        """Does a report at hand list ``ref`` among its results?"""
+        return any(isinstance(r, dict) and r.get("reference") == ref
+                   for report in self._reports_at_hand() for r in report.get("result") or ())
 
     def _named_by_reports(self, facts: PriorResult) -> set[str]:
         """The orders that reports of the write group at hand listing ``facts`` are based on, of
@@ -133,7 +151,11 @@ class Repeats(RecognitionState, _Others):
         remembered look-up): a report's list is scanned only for an order that fits (a blood count's
         report, based on the count's order, is never scanned for its ALT)."""
         fits: set[str] = set()
-        for resource, _ in getattr(self._local, "group", None) or ():
+        group = getattr(self._local, "group", None) or ()
+        listing = getattr(self._local, "listing", None)
+        # the reports at hand (``_reports_at_hand``) read by a plain loop: this runs for each
+        # recognition result naming no order, a generator's frame a write of the group cost more
+        for resource, _ in (*group, (listing, None)) if listing is not None else group:
             if resource.get("resourceType") != "DiagnosticReport":
                 continue
             for based in resource.get("basedOn") or ():
@@ -143,6 +165,53 @@ class Repeats(RecognitionState, _Others):
                             isinstance(r, dict) and r.get("reference") == facts.ref for r in resource.get("result") or ()):
                     fits.add(ref)
         return fits
+
+    def relink_listed(self, report: dict[str, Any], skip: Container[str] = ()) -> list[dict[str, Any]]:
+        """A report written (any path: a message, a FHIR PUT or POST), or the order it is based on
+        checked after it (``OrderTime.on_order``): the results it lists that were stored in another
+        write group (``skip``: the group's own, which ``_linked`` links as they are put) put again,
+        so the one link rule (``_linked``) decides their order by this report; the test of each
+        result whose link moved is decided again, and an order left with no result goes back to
+        what it is without them (``_unresulted``: pending, counted recognised if never resulted).
+
+        Why (rvevid35): the link was made only when the result was put. A report corrected to
+        another order (its ``basedOn`` changed by a PUT), a report stored after its results, or
+        a result that arrived before its order was checked left the flag, its money and the
+        order-time check on the old order or on none, while the report itself said otherwise.
+        A result naming an order of its own is put again unchanged (its facts keep that order)."""
+        entries = []
+        for listed in report.get("result") or ():
+            ref = listed.get("reference") if isinstance(listed, dict) else None
+            if not isinstance(ref, str) or ref in skip or ref.count("/") != 1:
+                continue
+            before = self.index.get(ref)
+            if before is not None:  # a recognition result (never indexed: nothing to link)
+                entries.append((ref, before))
+        if not entries:
+            return []
+        local = self._local
+        outer, local.listing = getattr(local, "listing", None), report
+        issues: list[dict[str, Any]] = []
+        tests: dict[str, dict[str, Any]] = {}
+        left: list[str] = []
+        try:
+            for ref, before in entries:
+                resource = self.read(*ref.split("/", 1))
+                if resource is None:
+                    continue
+                found, doc = self._put_result(resource)
+                issues.extend(found)
+                if doc is not None and doc.get("order") != before.get("order"):
+                    tests.setdefault(group_key(doc), doc)
+                    if before.get("order"):
+                        left.append(before["order"])
+        finally:
+            local.listing = outer
+        for doc in tests.values():
+            issues.extend(self._evaluate_flag(doc))
+        for order_ref in dict.fromkeys(left):
+            self._unresulted(order_ref)
+        return issues
 
     def _price(self, item: Any, match: Recognisable, group: Sequence[dict[str, Any]], institution: str,
                order_ref: str | None, ordered: tuple[str, ...] = ()) -> tuple[Decimal, str]:

@@ -316,7 +316,28 @@ class Recognition(HRMark, BatchScope, OrderTime, Repeats, PriorChanges, IdCorrec
             out[n] = self.on_write(*writes[n])
         if test is not None:
             out[test[0]].extend(self._evaluate_flag(test[1]))
+        self._relink_reports(writes, out)
         return out
+
+    def _relink_reports(self, writes: Sequence[tuple[dict[str, Any], dict[str, Any] | None]],
+                        out: list[list[dict[str, Any]]]) -> None:
+        """The group's reports whose results were stored in another write (``relink_listed``): a
+        message's report lists its own results, linked as they were put, and asks nothing more."""
+        refs: set[str] | None = None  # the group's own, built once (set comprehensions and a C subset test)
+        for n, (resource, _) in enumerate(writes):
+            if resource.get("resourceType") != "DiagnosticReport":
+                continue
+            listed = resource.get("result")
+            if not listed:
+                continue
+            if refs is None:
+                refs = {f"{r['resourceType']}/{r['id']}" for r, _ in writes}  # ``ref_of``, inline
+            try:
+                wanted = {r["reference"] for r in listed}
+            except (KeyError, TypeError):  # a listed entry with no plain reference: look at each
+                wanted = None
+            if wanted is None or not wanted <= refs:
+                out[n].extend(self.relink_listed(resource, refs))
 
     def _plan(self, writes: Sequence[tuple[dict[str, Any], dict[str, Any] | None]]
               ) -> tuple[list[int], list[tuple[str, str, str, str]]]:
