@@ -162,9 +162,20 @@ class Repeats(RecognitionState, _Others):
                 ref = based.get("reference") if isinstance(based, dict) else None
                 if isinstance(ref, str) and ref.startswith(_ORDER_PREFIX) and ref not in fits \
                         and _checked_for(self.checks.get(ref), facts) and any(
-                            isinstance(r, dict) and r.get("reference") == facts.ref for r in resource.get("result") or ()):
+                            isinstance(r, dict) and r.get("reference") == facts.ref for r in resource.get("result") or ()) \
+                        and not self._reports_the_item(resource, facts.item):
                     fits.add(ref)
         return fits
+
+    def _reports_the_item(self, report: dict[str, Any], item: str) -> bool:
+        """Is ``report`` itself a recognition result of ``item``? Then it is the test's own entry and
+        carries the order: its Observations stay as they were (no order of their own). Linking them
+        too made a second test of the same order wherever an Observation's own time fell on another
+        day than its report's (an OBX-14 of the day before): two flags, the money counted twice
+        (paymend26's panel test; the lead, thirty-fifth round). The link is for the report that is
+        no recognition item (a local panel code no map knows), as evid35 meant it."""
+        own = self.facts.result(report)
+        return own is not None and own.item == item
 
     def relink_listed(self, report: dict[str, Any], skip: Container[str] = ()) -> list[dict[str, Any]]:
         """A report written (any path: a message, a FHIR PUT or POST), or the order it is based on
