@@ -1094,8 +1094,7 @@ class Ingestor:
         if deferred is not None and self.sign_many is not None:
             results = self.repository.write_many(others, create_only=create_only, source=source, **checked)
             listing = _listing(resources, results, named)
-            provenances = _decided(_unheld(provenances, held() if held is not None else frozenset()),
-                                   decided() if decided is not None else None)
+            provenances = _as_merged(provenances, held, decided)
             deferred.extend((prov, targets, source) for prov, targets in self._versioned(provenances, listing.stored))
             return results, listing
         # one backend put for the resources and their Provenance (the hooks run after both)
@@ -1112,8 +1111,7 @@ class Ingestor:
         assert self.repository is not None and self.sign is not None
         results = self.repository.write_many(others, create_only=create_only, source=source, **checked)
         listing = _listing(resources, results, named)
-        provenances = _decided(_unheld(provenances, held() if held is not None else frozenset()),
-                               decided() if decided is not None else None)
+        provenances = _as_merged(provenances, held, decided)
         signed = [self.sign(prov, targets) for prov, targets in self._versioned(provenances, listing.stored)]
         return results + self.repository.write_many(signed, source=source), listing
 
@@ -1588,6 +1586,15 @@ def _named(item: _Item) -> list[str | None]:
 
 def _bundle_resources(bundle: dict[str, Any]) -> list[dict[str, Any]]:
     return [e["resource"] for e in bundle.get("entry", []) if isinstance(e, dict) and "resource" in e]
+
+
+def _as_merged(provenances: list[dict[str, Any]], held: Callable[[], frozenset[str]] | None,
+               decided: Callable[[], Decision | None] | None) -> list[dict[str, Any]]:
+    """``provenances`` as the merge left the message's write, asked once its resources are written
+    (``_write_signed``'s ``held`` and ``decided``): without targets it held (``_unheld``), naming the
+    operator whose decision it used (``_decided``)."""
+    return _decided(_unheld(provenances, held() if held is not None else frozenset()),
+                    decided() if decided is not None else None)
 
 
 def _unheld(provenances: list[dict[str, Any]], held: frozenset[str]) -> list[dict[str, Any]]:
