@@ -1658,7 +1658,7 @@ class _Dates:
     versions written by earlier messages of the batch (``Ingestor._stamped``), whose Provenances are
     not written yet (rvmsgtime33 finding 5)."""
 
-    __slots__ = ("_item", "_messages", "_site", "_batch", "_now", "_filed", "answered")
+    __slots__ = ("_item", "_messages", "_site", "_batch", "_now", "_filed", "_answered")
 
     def __init__(self, item: _Item, messages: MessageStore, site: Any, batch: dict[str, list[_Dates]]) -> None:
         self._item, self._messages, self._site, self._batch = item, messages, site, batch
@@ -1667,22 +1667,23 @@ class _Dates:
         # correcting its twelve results dates each against the one message that stated them all
         # (rvmsgfix34 MED 10: twelve message-store look-ups and twelve re-read MSHs before)
         self._filed: dict[tuple[str, str], list[tuple[Document, Stamp]]] = {}
-        self.answered: list[str] = []  # the comparisons not told that the operator's decision answered
+        self._answered = False  # the operator's decision answered a comparison not told (``decide``)
 
     def decide(self, why: str, version: str = "") -> Decision | None:
         """The operator's decision, for a comparison against ``version`` -- only one of the stored
         versions the message's refusal was told against (``_Item.decided_against``): a version another
         message wrote since is one the operator was never shown (rvorder35 MED 3), and its comparison
-        refuses the message as it would without the decision (``Ingestor.replay``: 409)."""
+        refuses the message as it would without the decision (``Ingestor.replay``: 409). ``why`` (what
+        was not told) is said by the merge's information note; here only that one was answered counts."""
         decided = self._item.decided
         if decided is None or version not in self._item.decided_against:
             return None
-        self.answered.append(why)
+        self._answered = True
         return decided
 
     def used(self) -> Decision | None:
         """The operator's decision when it answered a comparison of this write (its Provenance names them)."""
-        return self._item.decided if self.answered else None
+        return self._item.decided if self._answered else None
 
     @property
     def now(self) -> Stamp:
