@@ -1094,8 +1094,7 @@ class Ingestor:
         if deferred is not None and self.sign_many is not None:
             results = self.repository.write_many(others, create_only=create_only, source=source, **checked)
             listing = _listing(resources, results, named)
-            provenances = _decided(_unheld(provenances, held() if held is not None else frozenset()),
-                                   decided() if decided is not None else None)
+            provenances = _as_merged(provenances, held, decided)
             deferred.extend((prov, targets, source) for prov, targets in self._versioned(provenances, listing.stored))
             return results, listing
         # one backend put for the resources and their Provenance (the hooks run after both)
@@ -1112,8 +1111,7 @@ class Ingestor:
         assert self.repository is not None and self.sign is not None
         results = self.repository.write_many(others, create_only=create_only, source=source, **checked)
         listing = _listing(resources, results, named)
-        provenances = _decided(_unheld(provenances, held() if held is not None else frozenset()),
-                               decided() if decided is not None else None)
+        provenances = _as_merged(provenances, held, decided)
         signed = [self.sign(prov, targets) for prov, targets in self._versioned(provenances, listing.stored)]
         return results + self.repository.write_many(signed, source=source), listing
 
@@ -1590,6 +1588,15 @@ def _bundle_resources(bundle: dict[str, Any]) -> list[dict[str, Any]]:
     return [e["resource"] for e in bundle.get("entry", []) if isinstance(e, dict) and "resource" in e]
 
 
+def _as_merged(provenances: list[dict[str, Any]], held: Callable[[], frozenset[str]] | None,
+               decided: Callable[[], Decision | None] | None) -> list[dict[str, Any]]:
+    """``provenances`` as the merge left the message's write, asked once its resources are written
+    (``_write_signed``'s ``held`` and ``decided``): without targets it held (``_unheld``), naming the
+    operator whose decision it used (``_decided``)."""
+    return _decided(_unheld(provenances, held() if held is not None else frozenset()),
+                    decided() if decided is not None else None)
+
+
 def _unheld(provenances: list[dict[str, Any]], held: frozenset[str]) -> list[dict[str, Any]]:
     """``provenances`` without targets naming ``held`` resources (``_write_signed``)."""
     if not held:
@@ -1651,7 +1658,7 @@ class _Dates:
     versions written by earlier messages of the batch (``Ingestor._stamped``), whose Provenances are
     not written yet (rvmsgtime33 finding 5)."""
 
-    __slots__ = ("_item", "_messages", "_site", "_batch", "_now", "_filed", "answered")
+    __slots__ = ("_item", "_messages", "_site", "_batch", "_now", "_filed", "_answered")
 
     def __init__(self, item: _Item, messages: MessageStore, site: Any, batch: dict[str, list[_Dates]]) -> None:
         self._item, self._messages, self._site, self._batch = item, messages, site, batch
@@ -1660,22 +1667,23 @@ class _Dates:
         # correcting its twelve results dates each against the one message that stated them all
         # (rvmsgfix34 MED 10: twelve message-store look-ups and twelve re-read MSHs before)
         self._filed: dict[tuple[str, str], list[tuple[Document, Stamp]]] = {}
-        self.answered: list[str] = []  # the comparisons not told that the operator's decision answered
+        self._answered = False  # the operator's decision answered a comparison not told (``decide``)
 
     def decide(self, why: str, version: str = "") -> Decision | None:
         """The operator's decision, for a comparison against ``version`` -- only one of the stored
         versions the message's refusal was told against (``_Item.decided_against``): a version another
         message wrote since is one the operator was never shown (rvorder35 MED 3), and its comparison
-        refuses the message as it would without the decision (``Ingestor.replay``: 409)."""
+        refuses the message as it would without the decision (``Ingestor.replay``: 409). ``why`` (what
+        was not told) is said by the merge's information note; here only that one was answered counts."""
         decided = self._item.decided
         if decided is None or version not in self._item.decided_against:
             return None
-        self.answered.append(why)
+        self._answered = True
         return decided
 
     def used(self) -> Decision | None:
         """The operator's decision when it answered a comparison of this write (its Provenance names them)."""
-        return self._item.decided if self.answered else None
+        return self._item.decided if self._answered else None
 
     @property
     def now(self) -> Stamp:

@@ -266,12 +266,13 @@
       }
       box.scrollIntoView({ block: "nearest" });
     } catch (e) {
-      if (later && e.status === 409 && /changed after the refusal/.test(e.diag || "")) { // its refusal now names what is stored
+      const changed = e.status === 409 && /changed after the refusal/.test(e.diag || ""); // (ingest's RecordChanged)
+      if (later && changed) { // its refusal now names what is stored
         try { await load(); await openMessage(id, document.querySelector('#messages tr[data-id="' + CSS.escape(id) + '"]'), true); } catch (x) { /* the answer below stands */ }
       }
       box.className = "bad";
       text(box, e.status === 422 ? "站点配置文件有误，没有重新读取，仍使用原来的配置；消息未重新处理（" + e.diag + "）。 The site files have a mistake; nothing was replayed."
-        : e.status === 409 && /changed after the refusal/.test(e.diag || "")
+        : changed
           ? (/refused before versions were recorded/.test(e.diag)
             ? "不能按较新处理：这条消息拒收时未记录所比较的结果版本，无法确认拒收之后该结果是否已被改写。本次未写入任何内容。请先“重新处理”，让系统按现存版本再次判断，再决定。"
             : "不能按较新处理：拒收之后，该结果已被其他消息改写。您的决定只针对拒收时显示的版本，本次未写入任何内容；拒收原因已更新为现存版本，请核实后再决定。")
