@@ -38,6 +38,7 @@ SCORING = "http://terminology.hl7.org/CodeSystem/measure-scoring"
 IMPROVEMENT = "http://terminology.hl7.org/CodeSystem/measure-improvement-notation"
 FIGURES_EXT = "urn:huren:StructureDefinition:measure-figures"
 UCUM = "http://unitsofmeasure.org"
+ISO_4217 = "urn:iso:std:iso:4217"  # a currency's code system (money: CNY)
 # R5's Measure.scoringUnit for R4 (the published cross-version extension): the unit a score is to be
 # read in. Only display: a report's measureScore keeps the unit it was computed in ("1"), and a
 # reader converts by UCUM (0.35 "1" is 35 "%").
@@ -246,17 +247,20 @@ def _quantity(m: MeasureDef, value: Decimal | None) -> dict[str, Any] | None:
     q: dict[str, Any] = {"value": value.quantize(exp, rounding=ROUND_HALF_UP), "unit": m.unit}
     if m.unit == "1":
         q.update(system=UCUM, code="1")
-    elif len(m.unit) == 3 and m.unit.isupper():  # money: ISO 4217 currency
-        q.update(system="urn:iso:std:iso:4217", code=m.unit)
+    elif _money(m.unit):
+        q.update(system=ISO_4217, code=m.unit)
     return q
 
 
+def _money(unit: str) -> bool:
+    """Whether a measure's unit is a currency: an ISO 4217 code, three capitals (CNY) -- how both a
+    score (``_quantity``) and a figure's unit (``unit_coding``) read money."""
+    return len(unit) == 3 and unit.isupper()
+
+
 def unit_coding(unit: str) -> dict[str, str]:
-    """A unit as a Coding: a currency by ISO 4217 (three capitals, as ``_quantity`` reads money),
-    anything else by UCUM."""
-    if len(unit) == 3 and unit.isupper():
-        return {"system": "urn:iso:std:iso:4217", "code": unit}
-    return {"system": UCUM, "code": unit}
+    """A unit as a Coding: a currency by ISO 4217, anything else by UCUM."""
+    return {"system": ISO_4217 if _money(unit) else UCUM, "code": unit}
 
 
 def _scored(m: MeasureDef, f: Figure) -> dict[str, Any]:

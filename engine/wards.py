@@ -99,9 +99,9 @@ def current_ward_names(read_many: Callable[[list[tuple[str, str]]], Mapping[tupl
     if read_many is None:
         return {}
     from adapters.convert.actors import ward_key
-    from engine.repository.ids import id_maker
+    from engine.repository.ids import deterministic_id
 
-    ids = {(inst, code): id_maker(inst, "Location")(ward_key(inst, code)) for inst, code in dict.fromkeys(wards)
+    ids = {(inst, code): deterministic_id(inst, "Location", ward_key(inst, code)) for inst, code in dict.fromkeys(wards)
            if inst and code}
     found = read_many([("Location", rid) for rid in dict.fromkeys(ids.values())]) if ids else {}
     out: dict[tuple[str, str], str | None] = {}

@@ -375,9 +375,9 @@ def settle_ward_names(conversion: Any, read_many: Any, earlier: Sequence[Any] = 
             continue
         held = made[ward]
         told = said.get(ward)
-        ward_name = names.get(ward) if told is not None and "name" in told.assumed else held.get("name")
-        care = next((a for a in held.get("alias") or () if a), None) or (
-            held.get("name") if told is not None and "name" in told.assumed else None)
+        only_code = told is not None and "name" in told.assumed  # the message gave the ward no PL-9 name
+        ward_name = names.get(ward) if only_code else held.get("name")
+        care = next((a for a in held.get("alias") or () if a), None) or (held.get("name") if only_code else None)
         name = res.get("name")
         if not (ward_name and care and isinstance(name, str) and name.startswith(care + " ")) or ward_name == care:
             continue

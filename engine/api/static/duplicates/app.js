@@ -188,10 +188,11 @@
 
   // what kind of record a result is, for a person (a reference's type alone says nothing to them)
   const KIND = { DiagnosticReport: "检验检查报告", Observation: "检验结果", ImagingStudy: "影像检查", ServiceRequest: "医嘱" };
-  function testName(resource) {
-    const code = (resource && resource.code) || {};
-    return code.text || ((code.coding || []).find((c) => c.display) || {}).display || "";
+  // a CodeableConcept in words: its text, else its first coding's display ("" for neither)
+  function conceptWords(cc) {
+    return (cc && (cc.text || ((cc.coding || []).find((c) => c.display) || {}).display)) || "";
   }
+  function testName(resource) { return conceptWords(resource && resource.code); }
   // A result named by its test and kind (血常规 · 检验检查报告), its reference folded beneath it
   // (溯源 Trace) for whoever traces it; a result the person may not read is named by its kind.
   function named(dd, reference, resource) {
@@ -212,8 +213,7 @@
   function describe(dl, resource, institution) {
     dl.replaceChildren();
     if (!resource) { dl.appendChild(text(document.createElement("dd"), "（无权查看或已不存在 not available）")); return; }
-    const code = resource.code || {};
-    const name = code.text || ((code.coding || []).find((c) => c.display) || {}).display || resource.resourceType;
+    const name = testName(resource) || resource.resourceType;
     const when = whenOf(resource);
     const facts = [["项目 Test", name], ["时间 When", when ? beijingTime(when) : "—"],
       ["状态 Status", resultStatus(resource.status) || "—"]];
@@ -242,7 +242,7 @@
     if (resource.valueQuantity) return window.hurenExact.quantity(resource.valueQuantity);
     if (resource.valueString !== undefined && resource.valueString !== null) return String(resource.valueString);
     const cc = resource.valueCodeableConcept;
-    if (cc) return cc.text || ((cc.coding || []).find((c) => c.display) || {}).display || ((cc.coding || [])[0] || {}).code || "";
+    if (cc) return conceptWords(cc) || ((cc.coding || [])[0] || {}).code || "";
     return "";
   }
   // A time as Beijing's clock says it, and said so (as the refused list does, pages34): results come

@@ -196,6 +196,10 @@
     p.appendChild(el("small", "Totals of the funds: budget, spending, prepaid, fund pays"));
     return p;
   }
+  // a settlement's direction -> the key of its words (steps, words.yaml) and its English for the small print
+  const YEAR_END = { "fund-pays": ["year-end-fund-pays", "the fund pays "],
+    "community-returns": ["year-end-fund-returns", "the community returns "] };
+  const EVEN = ["year-end-fund-even", "settled "];
   // The year-end fund by fund, who pays whom and how much (the residents' fund pays 3,600.00 元; the
   // community returns 490.00 元 to the employees' fund). One line "基金补付 3110.00" had netted the
   // two: separate funds, so no fund pays 3,110 -- a figure an auditor or the insurance bureau would
@@ -204,26 +208,22 @@
   // session's (steps year-end-fund-*), the money said as the indicators say it (money(): grouped, to
   // the fen, 元).
   function yearEnd(settlements, currency) {
-    const parts = settlements.map((s) => {
+    const p = el("p", "年终清算（各基金分别结算）：", "totals year-end");
+    settlements.forEach((s, i) => {
       // the fund's name from the words (funds), else the settlement rules' name for its insurance type
       const fund = window.hurenWords.said("funds", s.insurance_type) || s.name || s.insurance_type;
-      const key = s.direction === "fund-pays" ? "year-end-fund-pays" : s.direction === "community-returns" ? "year-end-fund-returns" : "year-end-fund-even";
-      return window.hurenWords.said("steps", key, { fund, amount: money(Math.abs(Number(s.balance)), currency) })
-        || fund + " " + fixed(s.balance);
-    });
-    const p = el("p", "年终清算（各基金分别结算）：", "totals year-end");
-    parts.forEach((words, i) => {
+      const words = window.hurenWords.said("steps", (YEAR_END[s.direction] || EVEN)[0],
+        { fund, amount: money(Math.abs(Number(s.balance)), currency) }) || fund + " " + fixed(s.balance);
       if (i) p.appendChild(document.createTextNode("；"));
       // a fund's words and its amount kept on one line where they fit: on a phone the words had
       // broken mid-phrase, and the amount from its unit
       const one = p.appendChild(el("span", words, "fund"));
-      one.style.display = "inline-block"; one.dataset.fund = settlements[i].insurance_type;
+      one.style.display = "inline-block"; one.dataset.fund = s.insurance_type;
     });
     p.appendChild(document.createTextNode(" "));
     p.dataset.funds = String(settlements.length);
     p.appendChild(el("small", "Year-end, fund by fund (never netted): " + settlements.map((s) => s.insurance_type + ": "
-      + (s.direction === "fund-pays" ? "the fund pays " : s.direction === "community-returns" ? "the community returns " : "settled ")
-      + fixed(Math.abs(Number(s.balance)))).join("; ")));
+      + (YEAR_END[s.direction] || EVEN)[1] + fixed(Math.abs(Number(s.balance)))).join("; ")));
     return p;
   }
   function renderSettlement(report) {
