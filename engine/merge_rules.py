@@ -1863,7 +1863,7 @@ class MergeRules:
         (thirty-fifth round, srfix35).
 
         Codings are one concept only for the SAME TEST (codefix35, review rvfixmix35): a coding in
-        common, else one recognition item (``_same_test``: the recognition rules' own code maps). A
+        common, else not ``_another_test`` (by the recognition rules' own code maps). A
         result message's coding of another test (PT ordered, the result coded 1020 肝功能八项) adds
         nothing -- the order claimed PT and LFT were one concept, and its item became LFT -- and the
         ACK warns at the field that stated it (OBR-4); the result's own report keeps its code. Its
