@@ -42,7 +42,7 @@ MODES = frozenset({"replace", "keep-if-absent", "union", "by-key", "keep-stored"
 _RESERVED = frozenset({"key", "owner", "slices", "follows", "when", "was", "stands", "yields_to", "unless_deletes", "placeholders", "as_far_as",
                        "progress", "names_all_of", "another", "another_if", "status_follows", "inherits",
                        "another_person", "keeps", "history", "history_unless",
-                       "history_taken_back_by", "lines_of", "text_of", "until_later", "displays"})
+                       "history_taken_back_by", "lines_of", "text_of", "until_later", "displays", "states"})
 PANEL = "; "  # between the tests a panel's ``code.text`` names (``names_all_of``)
 # ISO 21090 name/address representation (ABC | IDE | SYL): HL7 v2 XPN-8/XAD-? table 4000 in FHIR
 REPRESENTATION = "http://hl7.org/fhir/StructureDefinition/iso21090-EN-representation"
@@ -321,6 +321,10 @@ class ElementPlan:
     # ``until_later: [value[x], ...]``: the elements dated with this one -- a message stating the same
     # stored status in ``stands`` (a correction over a correction) but another of these is dated too
     dated_with: frozenset[str] = frozenset()
+    # ``states: [writers]`` (a ``union`` of one CodeableConcept, an order's ``code``): the writer states
+    # the concept (the order message): its codings lead, and another test from it is a change of test
+    # (stated whole); any other writer's coding is added only for the same test (codefix35)
+    states: bool = False
 
 
 @dataclass(frozen=True)
@@ -492,6 +496,7 @@ class MergeRules:
                 check(rule.get("stands") or {}, where + ".stands")
                 check(rule.get("another") or {}, where + ".another")
                 check(rule.get("another_person") or {}, where + ".another_person")
+                check(rule.get("states") or (), where + ".states")
                 for n, sl in enumerate(rule.get("slices") or ()):
                     check(sl["owner"], f"{where}.slices[{n}].owner")
                     check(sl.get("modes") or {}, f"{where}.slices[{n}].modes")
@@ -591,6 +596,7 @@ class MergeRules:
                            text_of=tuple(str(rule["text_of"]).split(".")) if rule.get("text_of") else (),
                            until_later=bool(rule.get("until_later")),
                            displays=tuple(tuple(str(p).split(".")) for p in rule.get("displays") or ()),
+                           states=bool(set(rule.get("states") or ()) & set(ladder)),
                            dated_with=frozenset(n for named in (rule["until_later"] if isinstance(
                                rule.get("until_later"), list) else ()) for n in _chosen(str(named), choices)),
                            was=tuple((str(element), tuple((tuple(path.split(".")), frozenset(values))
@@ -1837,7 +1843,7 @@ class MergeRules:
             value = _union(st, inc, ep.key) if mode == "union" else _by_key(st, inc, ep.key)
             return _kept_parts(value, st, ep.keeps, ep.key) if ep.keeps else value
         if mode == "union" and isinstance(st, dict) and isinstance(inc, dict) and not _absent(st):
-            return _concept_union(st, inc, ep.key)  # a CodeableConcept: its codings are its list
+            return self._concept_union(rtype, name, ep, st, inc, source, issues)  # a CodeableConcept: its codings
         if mode in ("union", "by-key"):
             return inc
         if inc == st:  # keep-stored
@@ -1846,6 +1852,75 @@ class MergeRules:
         self._conflict(ep.conflict, f"{rtype}.{name}: {_writer(source)}'s value {_show(inc)} was not stored: "
                        f"{who} stated {_show(st)}, which stands", f"{rtype}.{name}", issues)
         return st
+
+    def _concept_union(self, rtype: str, name: str, ep: ElementPlan, stored: dict[str, Any],
+                       incoming: dict[str, Any], source: str, issues: list[Issue]) -> dict[str, Any]:
+        """``union`` of one CodeableConcept (an order's ``code``): the list ``union`` combines is its
+        ``coding`` -- one concept coded in several systems (R4): the HIS's LOINC and the LIS's local
+        code of one order. Why here, not a new rule: ``union`` on an object had no meaning of its own
+        (it fell through to the incoming value, a replace), and the order's code had been replaced by
+        the result message's (5902-2 -> PTX): the stored order no longer said what was ordered
+        (thirty-fifth round, srfix35).
+
+        Codings are one concept only for the SAME TEST (codefix35, review rvfixmix35): a coding in
+        common, else not ``_another_test`` (by the recognition rules' own code maps). A
+        result message's coding of another test (PT ordered, the result coded 1020 肝功能八项) adds
+        nothing -- the order claimed PT and LFT were one concept, and its item became LFT -- and the
+        ACK warns at the field that stated it (OBR-4); the result's own report keeps its code. Its
+        codings of the same test are added after the stored ones, which stand as stored (a part they
+        leave out, a display, taken from the incoming coding of the same ``key``); ``text`` stays.
+        The writer that ``states`` the concept (an order message, XO too) leads: for the same test
+        its codings come first, in its words, and the stored ones it does not state stay after them
+        (an XO re-stating the test erased the LIS's coding; an order arriving after its result lost
+        it: arrival order no longer matters); another test from it is a change of test, stated whole."""
+        key = ep.key
+        codings = [c for c in stored.get("coding") or () if isinstance(c, dict)]
+        told = [c for c in incoming.get("coding") or () if isinstance(c, dict)]
+        if not codings or not told:  # nothing coded on one side: the other's codings fill
+            return {**incoming, **stored, "coding": codings or told} if codings or told else {**incoming, **stored}
+        held = {_key(c, key) for c in codings}
+        common = any(_key(c, key) in held for c in told)
+        order = {"resourceType": rtype, name: stored}
+        if ep.states:
+            if not common and self._another_test(order, {"resourceType": rtype, name: incoming}):
+                return incoming  # a change of test: the order message states its code whole
+            theirs = {_key(c, key): c for c in codings}
+            lead = [{**theirs.get(_key(c, key), {}), **c} for c in told]
+            stated = {_key(c, key) for c in told}
+            return {**stored, **incoming, "coding": [*lead, *(c for c in codings if _key(c, key) not in stated)]}
+        where = {_key(c, key): n for n, c in enumerate(codings)}
+        other: list[dict[str, Any]] = []
+        for coding in told:
+            k = _key(coding, key)
+            if k in where:
+                codings[where[k]] = {**coding, **codings[where[k]]}
+            elif common or not self._another_test(order, {"resourceType": rtype, name: {"coding": [coding]}}):
+                where[k] = len(codings)
+                codings.append(coding)
+            else:
+                other.append(coding)
+        if other:
+            self._conflict("warn", f"{rtype}.{name}: {_writer(source)}'s coding "
+                           f"{', '.join(str(c.get('code')) for c in other)} ({concept_label({'coding': other})}) "
+                           f"names another test than ordered ({concept_label(stored)}): not added to the order's "
+                           "code (the result keeps its own)", f"{rtype}.{name}", issues)
+        return {**incoming, **stored, "coding": codings}
+
+    def _another_test(self, order: Resource, other: Resource) -> bool:
+        """Whether ``other``'s ``code`` (a concept, no coding in common with the order's) names another
+        test than ``order``'s: a coding system in common (one system codes one test once: 3173-2 APTT
+        over 5902-2 PT, ``_another``'s reading), else both are recognition items and not the same one
+        (``same_test``, the recognition rules' code maps: 1020 肝功能八项 is LFT, 5902-2 is COAG). A
+        coding no map knows (the LIS's own PTX) is not known as another test: it is the sender's code of
+        the order it reports under the order's number, added beside the order's. (``same_test`` of a
+        concept with itself: whether it is a recognition item at all.)"""
+        mine, theirs = _code_pairs(order), _code_pairs(other)
+        if {s for s, _ in mine} & {s for s, _ in theirs}:
+            return True
+        same = self.same_test
+        if same is None or same(order, other):
+            return False
+        return same(order, order) and same(other, other)
 
     @staticmethod
     def _split(ep: ElementPlan, value: Any) -> tuple[list[Any], list[list[Any]]]:
@@ -3054,33 +3129,6 @@ def _union(stored: list[Any], incoming: list[Any], key: tuple[tuple[str, ...], .
         else:
             where[k] = len(out)
             out.append(entry)
-    return out
-
-
-def _concept_union(stored: dict[str, Any], incoming: dict[str, Any], key: tuple[tuple[str, ...], ...] | None) -> dict[str, Any]:
-    """``union`` of one CodeableConcept (an order's ``code``): the list ``union`` combines is its
-    ``coding``. The stored codings stand, first and as stored (a part one leaves out, a display, is
-    taken from the incoming coding of the same ``key``); an incoming coding of a key not stored is
-    added after them; every other part (``text``) is the stored one, the incoming one filling only
-    what is not stored. Why here, not a new rule: ``union`` on an object had no meaning of its own
-    (it fell through to the incoming value, a replace), and a concept's codings are one concept
-    coded in several systems (R4) -- the HIS's LOINC and the LIS's local code of one order. The
-    order's code had been replaced by the result message's (5902-2 -> PTX, thirty-fifth round,
-    srfix35): the stored order no longer said what was ordered."""
-    codings = [c for c in stored.get("coding") or () if isinstance(c, dict)]
-    where = {_key(c, key): n for n, c in enumerate(codings)}
-    for coding in incoming.get("coding") or ():
-        if not isinstance(coding, dict):
-            continue
-        k = _key(coding, key)
-        if k in where:
-            codings[where[k]] = {**coding, **codings[where[k]]}
-        else:
-            where[k] = len(codings)
-            codings.append(coding)
-    out = {**incoming, **stored}
-    if codings:
-        out["coding"] = codings
     return out
 
 

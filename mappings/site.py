@@ -394,10 +394,10 @@ def _also_for(rule: Any, group: str, writers: list[str]) -> Any:
 
 def rule_names(rule: Mapping[str, Any]) -> set[str]:
     """The writers and source groups an element rule of ``merge.yaml`` names (its mode keys, owners,
-    ``stands``, ``another``, ``another_person`` and its slices' owners and modes)."""
+    ``stands``, ``another``, ``another_person``, ``states`` and its slices' owners and modes)."""
     names = {key for key in rule if key not in _MERGE_ELEMENT["properties"]}
     names.update(rule.get("owner") or (), rule.get("stands") or {}, rule.get("another") or {},
-                 rule.get("another_person") or {})
+                 rule.get("another_person") or {}, rule.get("states") or ())
     for sl in rule.get("slices") or ():
         names.update(sl.get("owner") or (), sl.get("modes") or {})
     return names
@@ -719,6 +719,8 @@ _MERGE_ELEMENT: dict[str, Any] = {
         # a document's text copying a report's, the report named by a dotted reference path (docref32)
         "text_of": {"type": "string", "pattern": "^[a-z][A-Za-z]*(\\.[a-z][A-Za-z]*)*$"},
         "another": {"type": "object", "additionalProperties": {"enum": ["warn", "reject"]}},  # recoding
+        # the writers that state a CodeableConcept ``union`` combines (an order's code: the order message)
+        "states": _NAMES,
         # a reference to a Patient the patient index does not hold for the stored one's person
         "another_person": {"type": "object", "additionalProperties": {"enum": ["warn", "reject"]}},
         "another_if": {"type": "object", "minProperties": 1, "additionalProperties": {

@@ -28,10 +28,6 @@ def _xo(placer: str, item: str = "5902-2^PT^LN") -> str:
 # --- srfix35: the order's code after an order change and after a result --------------------------------
 
 
-@pytest.mark.xfail(strict=True, reason="rvfixmix35: MED an order change (ORC-1 XO) re-stating the same test "
-                   "after a result replaces ServiceRequest.code whole: the LIS's coding the result added (PTX) "
-                   "is erased -- a thinner later message erases what an earlier one stated; the next result "
-                   "then adds it back (a version flip-flop)")
 def test_rvfixmix35_order_change_after_a_result_keeps_the_results_coding(http: TestClient) -> None:
     placer = "RV-XO-SAME"
     send(http, orm(placer))
@@ -52,9 +48,6 @@ def test_rvfixmix35_order_change_to_another_test_states_it(module_eng: Engine, h
     assert [v["code"]["coding"] for v in history(http, order)] == [[LOINC], [APTT]]
 
 
-@pytest.mark.xfail(strict=True, reason="rvfixmix35: LOW an order message arriving after its result (the HIS "
-                   "and LIS send on their own) replaces the code the result stated: the LIS's coding (PTX) "
-                   "is lost, where the same two messages in order keep both codings (order-dependent result)")
 def test_rvfixmix35_order_after_its_result_keeps_both_codings(http: TestClient) -> None:
     placer = "RV-LATE-ORDER"
     send(http, oru(placer))
@@ -63,11 +56,6 @@ def test_rvfixmix35_order_after_its_result_keeps_both_codings(http: TestClient) 
     assert LOINC in coding and LOCAL in coding, coding
 
 
-@pytest.mark.xfail(strict=True, reason="rvfixmix35: MED a result coded with a local code of ANOTHER test (1020 "
-                   "肝功能八项, item LFT) under an order for PT (LOINC 5902-2, COAG) is unioned into the order's "
-                   "CodeableConcept: the stored order claims PT and LFT are one concept, and recognition's item "
-                   "of the order (item_for reads local maps before LOINC) becomes LFT, not the COAG ordered -- "
-                   "the order's own codings should decide its item, or the mismatch be refused/warned")
 def test_rvfixmix35_order_item_stays_the_ordered_one_after_a_result_coded_otherwise(
         module_eng: Engine, http: TestClient) -> None:
     placer = "RV-ITEM"
