@@ -4,7 +4,6 @@ each backend (SQLite, mongomock), read back over ``/fhir``. A strict xfail pins 
 
 from __future__ import annotations
 
-import pytest
 from fastapi.testclient import TestClient
 
 from adapters.hl7v2.ack import ack_code_of
@@ -23,8 +22,6 @@ def _owner(http: TestClient, n: str, zid: str) -> dict:
     return owner
 
 
-@pytest.mark.xfail(strict=True, reason="rvfixid35: HIGH the owner's name-only A08 (its record still 陈四 F 1992) "
-                                       "puts 陈四's number back onto FNZYY's record of 冯三 M 1961")
 def test_an_owners_name_only_restatement_does_not_put_its_number_back_on_another_person(both: Both) -> None:  # noqa: F811
     """冯三 (M 1961) at FNZYY carries FNXRMYY's RF1 beside; FNXRMYY restates RF1 as 陈四 (F 1992): re-keyed apart.
     FNXRMYY's next A08 corrects the name alone (陈五, no sex, no birth date: a thin PID): its record stays F 1992 --
@@ -40,8 +37,6 @@ def test_an_owners_name_only_restatement_does_not_put_its_number_back_on_another
     assert f"{APART}|RF1" in _tokens(after) and f"{MRN}|RF1" not in _tokens(after), after["identifier"]
 
 
-@pytest.mark.xfail(strict=True, reason="rvfixid35: HIGH the owner's birth-date-only A08 (record still 陈四 F) puts "
-                                       "the number back on FNZYY's 冯三 M")
 def test_an_owners_birth_date_only_restatement_does_not_put_its_number_back_on_another_person(
         both: Both) -> None:  # noqa: F811
     """The same with a thin A08 correcting the owner's 陈四's birth date alone (name and sex not sent): the owner's
@@ -90,9 +85,6 @@ def test_singly_a_member_result_then_the_owner_agreeing_puts_the_number_back(bot
     assert f"{MRN}|RJ1" in _tokens(after) and f"{APART}|RJ1" not in _tokens(after), after["identifier"]
 
 
-@pytest.mark.xfail(strict=True, reason="rvfixid35: MED a batch answers otherwise than single sends: a member's "
-                                       "result naming the record (create_only) earlier in the batch stops the "
-                                       "owner's put-back (_rekeyed_back skips any record named in the batch)")
 def test_in_a_batch_a_member_result_then_the_owner_agreeing_puts_the_number_back(both: Both) -> None:  # noqa: F811
     """The same two messages in one relay batch must leave the record as sent singly: the number back."""
     _, http, _ = both

@@ -32,7 +32,7 @@ in CX-4 sees on day one that its numbers were kept apart, and how to declare the
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from copy import deepcopy
 from dataclasses import replace
 from typing import Any, NamedTuple
@@ -144,8 +144,12 @@ def check_persons(conversion: Any, read_many: Any, earlier: Sequence[Any] = (), 
             conversion.warnings.append(_kept_apart(authority, sequence, member))
     if conversion.owns and search is not None:
         anew = [o for o in conversion.owns if _first_filed(o[0], earlier, stored, conversion)]
-        # filed before: an owner's message may have re-keyed a member's record away (``_rekeyed_back``)
-        back = {ref for ref, _, _ in anew if _as_left(ref, earlier, stored, []) is not None}
+        # filed before: an owner's message may have re-keyed a member's record away (``_rekeyed_back``), put back
+        # only for the owner's record as this message leaves it (``_as_stored``: the record as left, then this PID)
+        read: list[int] = []
+        back = {ref: _as_stored(conversion, ref, was) for ref, _, _ in anew
+                if (was := _as_left(ref, earlier, stored, read)) is not None}
+        leaned += read
         leaned += _owners_word(conversion, anew, search, read_many, earlier, back)
     return leaned
 
@@ -445,7 +449,7 @@ def _first_filed(ref: str, earlier: Sequence[Any], stored: dict[Any, Any], conve
 
 
 def _owners_word(conversion: Any, owned: Sequence[tuple[str, str, int]], search: Any, read_many: Any,
-                 earlier: Sequence[Any], back: Collection[str] = ()) -> list[int]:
+                 earlier: Sequence[Any], back: Mapping[str, dict[str, Any]] | None = None) -> list[int]:
     """The number's owner speaking (identity34, the converse of ``_refuse_member``): this institution
     files, under its own record number, a person another member institution's record already names
     under this institution's MRN system (``RVX^^^FNXRMYY^MR``, filed by FNZYY while FNXRMYY held no
@@ -464,8 +468,10 @@ def _owners_word(conversion: Any, owned: Sequence[tuple[str, str, int]], search:
     idfix34). Returns the positions in ``earlier`` whose records it counted: the count leans on them, and
     if one is not written (refused at its write) the message is settled again (rvidentity34 finding 8).
 
-    ``back``: the records of ``owned`` filed before -- for them the owner agreeing again re-keys back what an
-    owner's re-key keyed apart (``_rekeyed_back``, idfix35), from the same search (the bare number's records)."""
+    ``back``: the records of ``owned`` filed before, each as this message leaves it (``_as_stored``) -- for them
+    the owner agreeing again re-keys back what an owner's re-key keyed apart (``_rekeyed_back``, idfix35), from the
+    same search (the bare number's records)."""
+    back = back or {}
     leaned: list[int] = []
     rekeyed: list[str] = []  # the member's records this message re-keys, for their Provenance
     restored: list[str] = []  # ... and re-keys back, the owner agreeing again (``_rekeyed_back``)
@@ -509,7 +515,7 @@ def _owners_word(conversion: Any, owned: Sequence[tuple[str, str, int]], search:
                 _rekeyed_by_owner(conversion, other, was, token, holder)
                 rekeyed.append(other)
         if ref in back:
-            for other, (kept, was) in _rekeyed_back(conversion, token, person, named, search, read_many, earlier,
+            for other, (kept, was) in _rekeyed_back(conversion, token, back[ref], named, search, read_many, earlier,
                                                     leaned).items():
                 if other not in conversion.by_reference:
                     conversion.by_reference[other] = {"resourceType": "Patient", "id": other.split("/", 1)[1]}
@@ -520,14 +526,19 @@ def _owners_word(conversion: Any, owned: Sequence[tuple[str, str, int]], search:
     return leaned
 
 
-def _rekeyed_back(conversion: Any, token: str, person: dict[str, Any], named: Sequence[dict[str, Any]], search: Any,
-                  read_many: Any, earlier: Sequence[Any], leaned: list[int]) -> dict[str, tuple[str, dict[str, Any]]]:
+def _rekeyed_back(conversion: Any, token: str, owner_person: dict[str, Any], named: Sequence[dict[str, Any]],
+                  search: Any, read_many: Any, earlier: Sequence[Any],
+                  leaned: list[int]) -> dict[str, tuple[str, dict[str, Any]]]:
     """The member records an owner's message (this institution's) re-keyed away from its number ``token``
-    (``_rekeyed_by_owner``) that the owner's person, as this message states it, no longer contradicts
-    (``contradicts_all``: the rule the re-key used) -- "Patient/id" -> (the kept-apart token it carries, the
-    record's identifiers as the write will meet them): the owner agreeing again puts them back, in its own
-    write (rvid35 MED 1; before, one mistyped A08 at the owner unlinked every member's referral record of the
-    number, and its correction relinked none until each member's HIS spoke again).
+    (``_rekeyed_by_owner``) that the owner's record, as this message leaves it (``owner_person``: ``_as_stored``),
+    is positively the same person as (``_same_person``: the rule the re-key used, with name, sex and birth date
+    known on both sides) -- "Patient/id" -> (the kept-apart token it carries, the record's identifiers as the
+    write will meet them): the owner agreeing again puts them back, in its own write (rvid35 MED 1; before, one
+    mistyped A08 at the owner unlinked every member's referral record of the number, and its correction relinked
+    none until each member's HIS spoke again). Not the PID as sent: a thin A08 (the name alone, the birth date
+    alone) contradicts no one, and its silence had put the owner's number back onto another person's record while
+    the owner's record stayed that other person (rvfixid35 HIGH, backfix35); putting a number back links two
+    records, so silence is never agreement -- the record stays apart, no error, until a fuller word.
 
     Only a record whose version now stored is the one an owner's re-key wrote -- a re-key Provenance
     (``rekeys``) of a message of this institution names exactly that version -- or, in a batch, whose last
@@ -536,7 +547,9 @@ def _rekeyed_back(conversion: Any, token: str, person: dict[str, Any], named: Se
     word, not the owner's: its next message decides (``_agreed``, an ADT's restatement). Asked only when the
     owner's record is stated anew (``_first_filed``) and was filed before (a re-key needs an owner's record):
     ``named``, the stored records carrying the bare number (``_owners_word``'s one search, every page), and one
-    search of the candidates' re-key Provenances."""
+    search of the candidates' re-key Provenances. A stored record is passed over only when the batch states it or
+    re-keys it before this message (``_batch_walk``): one that an earlier message merely names (a result, writing
+    it only when absent) is as stored, and the batch answers as the same messages sent singly (rvfixid35 MED)."""
     from adapters.convert.common import apart_system  # (common imports this module)
 
     system, _, value = token.partition("|")
@@ -554,7 +567,7 @@ def _rekeyed_back(conversion: Any, token: str, person: dict[str, Any], named: Se
             continue
         read: list[int] = []
         now = _as_left(other, earlier, {tuple(other.split("/", 1)): p}, read)
-        if now is None or contradicts_all(now, person):
+        if now is None or not _same_person(owner_person, now):
             continue
         kept = next((_token(i) for i in now.get("identifier") or () if _token(i) != token
                      and i.get("value") == value and str(i.get("system") or "").startswith("urn:huren:mrn:")), None)
@@ -563,8 +576,8 @@ def _rekeyed_back(conversion: Any, token: str, person: dict[str, Any], named: Se
             out[other] = (kept, now)
     # stored: carrying the number under its institution's kept-apart system for this owner's numbers
     candidates = {f"Patient/{p.get('id')}": p for p in named
-                  if not _holds_number(p, token) and not any(f"Patient/{p.get('id')}" in c.by_reference for c in earlier)
-                  and not contradicts_all(p, person)}
+                  if not _holds_number(p, token) and not _batch_writes(f"Patient/{p.get('id')}", earlier)
+                  and _same_person(owner_person, p)}
     organizations = {str((p.get("managingOrganization") or {}).get("reference") or "") for p in candidates.values()}
     wanted = [tuple(o.split("/", 1)) for o in organizations if o.startswith("Organization/")]
     codes = {f"{k[0]}/{k[1]}": _institution_of(org) for k, org in (read_many(wanted) if wanted else {}).items()}
@@ -581,6 +594,41 @@ def _rekeyed_back(conversion: Any, token: str, person: dict[str, Any], named: Se
             if version and version in named.get(other, ()):
                 out[other] = (kept, candidates[other])
     return out
+
+
+def _as_stored(conversion: Any, ref: str, was: dict[str, Any]) -> dict[str, Any]:
+    """The owner's record ``ref`` as this message leaves it, for the persons' rule: ``was`` (stored, or as the batch
+    leaves it: ``_as_left``) with the name, sex and birth date this message states over it, those it deletes
+    (HL7's ``""``) gone, those it fills without stating (``Said.assumed``) only where ``was`` has none -- a thinner
+    message never erases what an earlier one stated (the merge of the feed's Patient)."""
+    person = conversion.by_reference[ref]
+    said = conversion.said.get(ref) or Said()
+    out = dict(was)
+    for element in _PERSON:
+        if person.get(element) and (element not in said.assumed or not was.get(element)):
+            out[element] = person[element]
+    for gone in said.deletes:
+        if gone.element in _PERSON and not gone.where:
+            out.pop(gone.element, None)
+    return out
+
+
+# the elements of a Patient the persons' rule compares (``demographics``)
+_PERSON = ("name", "gender", "birthDate")
+
+
+def _same_person(a: dict[str, Any], b: dict[str, Any]) -> bool:
+    """Are two Patient versions positively one person: name, sex and birth date known on both sides and the
+    same-person rule (``contradicts_all``) finding nothing against it? What linking two records needs
+    (``_rekeyed_back``); an unknown sex or a missing birth date is no agreement."""
+    known = (demographics(a), demographics(b))
+    return all(d[f] for d in known for f in _PERSON) and not contradicts_all(a, b)
+
+
+def _batch_writes(ref: str, earlier: Sequence[Any]) -> bool:
+    """Does an earlier message of the batch state ``ref`` or re-key it (``_batch_walk``)? Not one merely naming it."""
+    left, keyed = _batch_walk(ref, earlier)
+    return keyed is not None or (left is not None and left.states)
 
 
 def _rekeyed_in(conversion: Any, ref: str) -> bool:
