@@ -919,9 +919,13 @@ class MergeRules:
         True, the stored version stays whole, the ACK warns (AA, ERR W at the field that stated what is
         held: OBX-5 of a value, TXA of a document) and the resource is ``held`` (its Provenance names no
         version of it). Another application's message, an unusable MSH-7 on either side, a version no
-        message stated (a FHIR client's): merged as before -- no new refusal over a final (the lead,
-        thirty-fifth round, tfix35). Asked per message only when it changes a dated element: the
-        stored version's message is the one ``_stored_stamps`` finds (its look-up memoised per write)."""
+        message stated (a FHIR client's) that changed the status or a dated element: merged as before --
+        no new refusal over a final (the lead, thirty-fifth round, tfix35). A client's version that only
+        annotated the sender's value (a note) is dated by that sender's message (``_carried``, as
+        ``_dated`` asks it), and a status placeholder (OBX-11 empty: ``unknown``) is dated like a stated
+        F -- the older value got through either way (rvfixord35 MED 1, 2; heldfix35). Asked per message
+        only when it changes a dated element: the stored version's message is the one ``_stored_stamps``
+        finds (its look-up memoised per write)."""
         dates: Dates | None = getattr(self._local, "at", None)
         if dates is None or source in NOT_THE_FEED:
             return False
@@ -929,14 +933,17 @@ class MergeRules:
             if not ep.dated_with or name not in incoming or not _restates(ep, stored, incoming):
                 continue  # (``name`` unstated: nothing anchors the restatement -- a report's copy has no TXA-12)
             held, told = _stood(stored.get(name, _MISSING)), _stood(incoming.get(name, _MISSING))
-            if held in ep.stands or told in ep.stands or told in ep.placeholders:
-                continue
+            if held in ep.stands or told in ep.stands:
+                continue  # (a placeholder status, OBX-11 empty, is no reason to skip: the value is dated)
             if dates.now.unusable:
                 return False  # (an unusable MSH-7 is never older: nothing to look up)
             found = self._stored_stamps(rtype, stored, dates)
             if found is None:
                 return False
-            verdict, _, by = settle(dates.now, found[0], stands=False)
+            then, provs = found
+            if not then:  # (a client's version: dated by the message whose value and status it kept)
+                then = self._carried(rtype, stored, name, dates, provs, also=ep.dated_with)
+            verdict, _, by = settle(dates.now, then, stands=False)
             if verdict != "older" or by is None:
                 return False
             changed = [n for n in sorted(ep.dated_with, key=lambda n: (not n.startswith("value"), n))
@@ -1045,13 +1052,15 @@ class MergeRules:
         return known.pop(ref)
 
     def _carried(self, rtype: str, stored: Resource, name: str, dates: Dates,
-                 provs: list[Resource]) -> list[Stamp]:
+                 provs: list[Resource], also: frozenset[str] = frozenset()) -> list[Stamp]:
         """A version no message stated (a FHIR client's PUT) that kept ``name`` as the newest version a
         message stated had it (a label added, a note): dated by that message's ``Stamp`` -- the client
         stated nothing of the status, the message did (a lab's correction after an office labelled the
         result is taken). Empty when the client changed it (a restoring PUT: the order cannot be told)
         or no message's version is found. ``provs``: the Provenances naming any version of it
-        (``_stored_stamps`` read them)."""
+        (``_stored_stamps`` read them). ``also``: elements the client must have kept too (``dated_with``,
+        for ``_restated_older``: a note on the sender's later value dates it; a changed value does not --
+        thirty-fifth round, heldfix35)."""
         history = getattr(getattr(self._local, "stored", None), "history", None)
         if history is None:
             return []
@@ -1065,7 +1074,9 @@ class MergeRules:
         for version in history(rtype, stored["id"]):
             vid = str((version.get("meta") or {}).get("versionId") or "")
             if vid in named:
-                return dates.of(named[vid]) if _stood(version.get(name)) == _stood(stored.get(name)) else []
+                kept = (_stood(version.get(name)) == _stood(stored.get(name))
+                        and all(version.get(n) == stored.get(n) for n in also))
+                return dates.of(named[vid]) if kept else []
         return []
 
     def _another(self, rtype: str, name: str, ep: ElementPlan, stored: Resource, st: Resource, inc: Resource,

@@ -147,8 +147,6 @@ def test_an_imaging_rerun_held_leaves_result_report_and_document_with_the_later_
     assert _report_texts(http, rep["id"]) == [f"{line1}\n{noon}\n{imp}"] == _doc_texts(http, doc["id"])
 
 
-@pytest.mark.xfail(strict=True, reason="rvfixord35: MED _restated_older skips a message whose OBX-11 is empty "
-                   "(status placeholder 'unknown'): the same LIS's 11:00 value overwrites its 12:00 re-run, AA")
 def test_an_older_restatement_without_a_result_status_is_held_too(engine: Engine, http: TestClient) -> None:
     """The LIS's potassium 4.1 (10:00), re-run to 5.6 at 12:00 (F); then its 11:00 message arriving last
     states 4.4 with OBX-11 empty (stored as the placeholder 'unknown', which the merge keeps final). The
@@ -195,8 +193,6 @@ def test_a_correction_refused_over_two_withdrawals_is_decided_in_one_round(engin
     assert [http.get(f"/fhir/Observation/{ids[t]}").json()["status"] for t in (line1, line2)] == ["corrected"] * 2
 
 
-@pytest.mark.xfail(strict=True, reason="rvfixord35: MED _restated_older does not ask _carried: a client's note on "
-                   "the LIS's 12:00 re-run makes its version undated, and the LIS's 11:00 value overwrites 5.6, AA")
 def test_an_older_restatement_is_held_after_a_client_annotated_the_senders_later_value(
         engine: Engine, http: TestClient) -> None:
     """The LIS's potassium 4.1 (10:00), re-run 5.6 at 12:00; a ward's FHIR client then adds a note to the
