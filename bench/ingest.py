@@ -32,6 +32,7 @@ import collections
 import contextlib
 import datetime
 import gc
+import operator
 import os
 import re
 import subprocess
@@ -39,7 +40,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -326,8 +327,6 @@ def instructions(count: int, batch: int = 50, by_stage: Path | None = None) -> N
 
     ``by_stage``: each stage's calls go through a C function of their own, whose pairs are
     written to that file for ``bench/stage_instructions.py`` (the split by stage)."""
-    import operator
-
     from engine.engine import Engine
     from engine.settings import Settings
 
@@ -558,6 +557,31 @@ def prefill(engine: Any, stored: int, batch: int) -> None:
     for start in range(0, stored, batch):
         engine.ingestor.process([(oru_lab(70_000_000 + i, own_person=True), "bench", "127.0.0.1:1")
                                  for i in range(start, min(start + batch, stored))])
+
+
+def one_at_a_time(engine: Any, messages: Sequence[bytes]) -> tuple[list[Any], float, float]:
+    """Each of ``messages`` ingested alone, in order, inside ``operator.call`` (what a callgrind run's
+    ``--toggle-collect=_operator_call`` collects): the outcomes, then the wall and CPU seconds spent.
+    One loop for the benches that time a message at a time (tfix34_corrections, tfix35_reruns)."""
+    alone = [[(m, "bench", "127.0.0.1:1")] for m in messages]
+    outcomes: list[Any] = []
+
+    def timed() -> None:
+        for one in alone:
+            outcomes.extend(engine.ingestor.process(one))
+
+    wall0, cpu0 = time.perf_counter(), time.process_time()
+    operator.call(timed)
+    return outcomes, time.perf_counter() - wall0, time.process_time() - cpu0
+
+
+def first_observation(engine: Any, control_id: str) -> str:
+    """The id of the first Observation the stored FNXRMYY message ``control_id`` wrote."""
+    from engine.messages import message_id
+
+    doc = engine.ingestor.messages.get(message_id("FNXRMYY", control_id))
+    assert doc is not None, control_id
+    return next(r.split("/")[1] for r in doc["resources"] if r.startswith("Observation/"))
 
 
 def settle_warm(engine: Any, batch: int = 50) -> None:

@@ -14,15 +14,13 @@ message are printed too (this machine is shared: the instruction counts are the 
 from __future__ import annotations
 
 import argparse
-import operator
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-from bench.ingest import oru_lab, settle_warm  # noqa: E402
+from bench.ingest import first_observation, one_at_a_time, oru_lab, settle_warm  # noqa: E402
 
 
 def correction(n: int) -> bytes:
@@ -51,32 +49,14 @@ def main() -> None:
             first = 70_000_000
             engine.ingestor.process([(oru_lab(first + i), "bench", "127.0.0.1:1") for i in range(args.messages)])
             engine.ingestor.process([(correction(first + 10_000), "bench", "127.0.0.1:1")])  # (warm: not counted)
-            corrections = [[(correction(first + i), "bench", "127.0.0.1:1")] for i in range(args.messages)]
-            outcomes: list = []
-
-            def timed() -> None:
-                for one in corrections:
-                    outcomes.extend(engine.ingestor.process(one))
-
-            wall0, cpu0 = time.perf_counter(), time.process_time()
-            operator.call(timed)
-            wall, cpu = time.perf_counter() - wall0, time.process_time() - cpu0
+            outcomes, wall, cpu = one_at_a_time(engine, [correction(first + i) for i in range(args.messages)])
             acks = {bytes(o.ack).split(b"MSA|", 1)[1][:2] for o in outcomes}
             assert acks == {b"AA"}, acks
-            stored = engine.repository.read("Observation", _first_obs(engine, first))
+            stored = engine.repository.read("Observation", first_observation(engine, f"COR{first:09d}"))
             assert stored["status"] == "corrected", stored["status"]
     print(f"{args.messages} corrections of a 12-result panel, one message at a time: {wall / args.messages * 1e3:.1f} ms "
           f"wall, {cpu / args.messages * 1e3:.1f} ms CPU a message; under callgrind, divide the collected "
           f"instructions by {args.messages}")
-
-
-def _first_obs(engine: object, first: int) -> str:
-    """The first correction's WBC result (its message's first Observation)."""
-    from engine.messages import message_id
-
-    doc = engine.ingestor.messages.get(message_id("FNXRMYY", f"COR{first:09d}"))  # type: ignore[attr-defined]
-    assert doc is not None
-    return next(r.split("/")[1] for r in doc["resources"] if r.startswith("Observation/"))
 
 
 if __name__ == "__main__":

@@ -17,15 +17,13 @@ instruction counts are the figure)."""
 from __future__ import annotations
 
 import argparse
-import operator
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-from bench.ingest import oru_lab, settle_warm  # noqa: E402
+from bench.ingest import first_observation, one_at_a_time, oru_lab, settle_warm  # noqa: E402
 
 # every value of ``oru_lab``'s panel, re-run: (as sent, as re-sent)
 _RERUN = [("6.2", "6.4"), ("4.8", "4.9"), ("145", "147"), ("0.43", "0.44"), ("90", "91"), ("30", "31"),
@@ -60,16 +58,7 @@ def main() -> None:
             engine.ingestor.process([(setup(first + i), "bench", "127.0.0.1:1") for i in range(args.messages)])
             engine.ingestor.process([(setup(first + 10_000), "bench", "127.0.0.1:1")])  # (warm: not counted)
             engine.ingestor.process([(timed_ones(first + 10_000), "bench", "127.0.0.1:1")])
-            messages = [[(timed_ones(first + i), "bench", "127.0.0.1:1")] for i in range(args.messages)]
-            outcomes: list = []
-
-            def timed() -> None:
-                for one in messages:
-                    outcomes.extend(engine.ingestor.process(one))
-
-            wall0, cpu0 = time.perf_counter(), time.process_time()
-            operator.call(timed)
-            wall, cpu = time.perf_counter() - wall0, time.process_time() - cpu0
+            outcomes, wall, cpu = one_at_a_time(engine, [timed_ones(first + i) for i in range(args.messages)])
             acks = {bytes(o.ack).split(b"MSA|", 1)[1][:2] for o in outcomes}
             assert acks == {b"AA"}, acks
             held = [o for o in outcomes if b"not later" in bytes(o.ack)]
@@ -83,11 +72,7 @@ def main() -> None:
 
 def _wbc(engine: object, first: int) -> float:
     """The stored value of the first panel's WBC result (its first message's first Observation)."""
-    from engine.messages import message_id
-
-    doc = engine.ingestor.messages.get(message_id("FNXRMYY", f"LAB{first:09d}"))  # type: ignore[attr-defined]
-    assert doc is not None
-    rid = next(r.split("/")[1] for r in doc["resources"] if r.startswith("Observation/"))
+    rid = first_observation(engine, f"LAB{first:09d}")
     return float(engine.repository.read("Observation", rid)["valueQuantity"]["value"])  # type: ignore[attr-defined]
 
 
