@@ -117,3 +117,16 @@ def test_rv36a_the_owner_agreeing_in_full_puts_the_number_back(both: Both) -> No
     _restated(http, "RA2D", "RA2", "冯^三", "19610101", "M")
     (back,) = patients(http, f"{FNZYY_MRN}|ZRA2")
     assert f"{MRN}|RA2" in _tokens(back) and f"{APART}|RA2" not in _tokens(back), back["identifier"]
+
+
+@pytest.mark.xfail(strict=True, reason="rv36a: MED an order change (ORC-1 XO) naming the test by text alone "
+                   "(OBR-4 ^血常规) is dropped: _concept_union's 'nothing coded on one side' branch keeps the stored "
+                   "PT coding AND the stored text 'PT' over the order message that states the code (AA, no warning); "
+                   "before codefix35 the XO stated it ({'text': '血常规'})")
+def test_rv36a_an_order_change_stating_the_test_by_text_alone_is_not_lost(http: TestClient) -> None:
+    placer = "RV36A-XO-TEXT"
+    send(http, orm(placer))
+    ack = send(http, orm(placer).replace("ORC|NW|", "ORC|XO|").replace("|5902-2^PT^LN|", "|^血常规|"))
+    assert "MSA|AA" in ack, ack
+    code = the_order(http, placer)["code"]
+    assert code.get("text") == "血常规" and "5902-2" not in {c.get("code") for c in code.get("coding") or ()}, code
