@@ -257,3 +257,18 @@ def test_rv36b_a_titer_is_shown_on_the_evidence_page(engine: Engine, http: TestC
     repeat = _terms(browser, "#ev-repeat-words")
     _shot_of(browser, "#evidence", _shots(tmp_path) / "rv36b-titer-evidence.png")
     assert repeat.get("结果 Value") in ("1:320", "1/320"), repeat
+
+
+def test_rv36b_an_order_checked_after_its_result_is_not_recognisable_by_it(engine: Engine, http: TestClient) -> None:  # noqa: F811
+    """Guard (linkfix35's first moment): the result under B1's numbers came before the order message.
+    When B1 is checked, what was recognisable is the prior (FNXRMYY's panel of the 10th) alone -- never
+    B1's own result, stored earlier but performed after the order was placed; and the flag's prior is
+    that panel's, not B1's own result."""
+    prior(http)
+    send(http, result(B, "B1", LOCAL_LFT, REPEAT_AT, obx=obx((ALT, "88"), (AST, "35"))))
+    own = {r["reference"] for r in report_of(http, "FB1")["result"]}
+    send(http, order(B, "B1", LFT, ORDER_AT))
+    check = engine.recognition.checks.get(order_ref(http, "B1"))
+    assert check["recognisable"] and not own & set(check["recognisable"]), (own, check["recognisable"])
+    [flag] = live(engine, http)
+    assert (flag["prior_institution"], flag["prior_day"]) == ("FNXRMYY", "2026-03-10"), flag
