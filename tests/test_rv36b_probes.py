@@ -272,3 +272,20 @@ def test_rv36b_an_order_checked_after_its_result_is_not_recognisable_by_it(engin
     assert check["recognisable"] and not own & set(check["recognisable"]), (own, check["recognisable"])
     [flag] = live(engine, http)
     assert (flag["prior_institution"], flag["prior_day"]) == ("FNXRMYY", "2026-03-10"), flag
+
+
+def test_rv36b_an_order_checked_later_never_takes_another_persons_result(engine: Engine, http: TestClient) -> None:  # noqa: F811
+    """Guard (linkfix35's order-time search): another person's result came first under numbers B1 (a
+    HIS reusing numbers); then WANG's order B1. Whether the order is taken or refused, WANG's order is
+    never made repeated by the other person's result, and no flag of the other person names it."""
+    send(http, result(B, "A7", LOCAL_LFT, "20260310090000+0800", person=OTHER, mrn="MRN-O-B",
+                      obx=obx((ALT, "31"), (AST, "29"), when="20260310090000+0800")))
+    send(http, result(B, "B1", LOCAL_LFT, REPEAT_AT, person=OTHER, mrn="MRN-O-B", obx=obx((ALT, "70"), (AST, "33"))))
+    prior(http)
+    ack = http.post("/hl7v2", content=order(B, "B1", LFT, ORDER_AT).replace("\n", "\r").encode(),
+                    headers={"Content-Type": "x-application/hl7-v2+er7"}).text
+    wangs = [c for c in engine.recognition.checks.find({}) if c.get("source") == "order" and c.get("person") != OTHER]
+    assert wangs or "MSA|AE" in ack or "MSA|AR" in ack, ack  # the order taken (checked), or refused
+    for check in wangs:
+        assert check["outcome"] != "duplicate", (ack, check)
+        assert all(r["order"] != check["_id"] for r in rows(engine, http)), (ack, rows(engine, http))
