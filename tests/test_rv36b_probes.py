@@ -162,9 +162,6 @@ def test_rv36b_two_bearer_fields_are_refused_on_fhir(engine: Engine, bare: TestC
     assert two.headers["www-authenticate"].lower().startswith("bearer")
 
 
-@pytest.mark.xfail(strict=True, reason="rv36b: LOW /auth/token (and introspect, revoke) read the first of two "
-                   "Authorization fields (request.headers.get): a token is issued to whichever client came "
-                   "first, the rule authenticate_fields owns for the API not applied to client authentication")
 def test_rv36b_two_basic_fields_at_the_token_endpoint_are_refused(engine: Engine, bare: TestClient) -> None:
     """Two clients' Basic credentials in two Authorization fields (a proxy adding its own): RFC 9110
     makes Authorization one field, RFC 6749 2.3 one method -- refused (400 invalid_request or 401

@@ -85,7 +85,7 @@ async def token(request: Request) -> Response:
             raise OAuthError("invalid_request", "grant_type is required")
         if grant not in ("client_credentials", "authorization_code", "refresh_token"):
             raise OAuthError("unsupported_grant_type", f"grant_type {grant!r} is not supported")
-        client = auth.authenticate_client(form, request.headers.get("authorization"))
+        client = auth.authenticate_client(form, request.headers.getlist("authorization"))
         if grant == "client_credentials":
             body = auth.client_credentials(client, form.get("scope"))
         elif auth.resident is None:
@@ -266,7 +266,7 @@ async def introspect(request: Request) -> JSONResponse:
     auth = _auth(request)
     try:
         form = await _form(request)
-        client = auth.authenticate_client(form, request.headers.get("authorization"))
+        client = auth.authenticate_client(form, request.headers.getlist("authorization"))
         if client.public:
             raise OAuthError("invalid_client", "public clients may not introspect tokens", status=401)
         value = form.get("token")
@@ -286,7 +286,7 @@ async def revoke(request: Request) -> Response:
     auth = _auth(request)
     try:
         form = await _form(request)
-        client = auth.authenticate_client(form, request.headers.get("authorization"))
+        client = auth.authenticate_client(form, request.headers.getlist("authorization"))
         value = form.get("token")
         if not value:
             raise OAuthError("invalid_request", "token is required")

@@ -335,13 +335,19 @@ class AuthService:
 
     # ---- clients ------------------------------------------------------------------------------
 
-    def authenticate_client(self, form: Mapping[str, str], authorization: str | None) -> Client:
-        """Identify the client of a token request (RFC 6749 §2.3, RFC 7523 §2.2).
+    def authenticate_client(self, form: Mapping[str, str], fields: Sequence[str]) -> Client:
+        """Identify the client of a token request (RFC 6749 §2.3, RFC 7523 §2.2) from its form and
+        every ``Authorization`` field it carried.
 
         Accepts exactly one method: HTTP Basic (``client_secret_basic``), ``client_id`` and
         ``client_secret`` in the body (``client_secret_post``), a signed ``client_assertion``
-        (``private_key_jwt``), or, for public clients, ``client_id`` alone.
+        (``private_key_jwt``), or, for public clients, ``client_id`` alone. Two ``Authorization``
+        fields (a proxy appending its own Basic credential beside the client's) are two methods, as
+        at ``authenticate_fields``: refused, never the first one taken (review rv36b).
         """
+        if len(fields) > 1:
+            raise OAuthError("invalid_request", "send one Authorization field: this request carried several")
+        authorization = fields[0] if fields else None
         methods = []
         basic = authorization is not None and authorization[:6].lower() == "basic "
         if basic:
