@@ -92,15 +92,17 @@ def _shots() -> Path | None:
     return Path(folder) if folder else None
 
 
-def _shot(browser: Browser, name: str) -> None:
+def _shot(browser: Browser, name: str, selector: str | None = None) -> None:
+    """The page (or the element ``selector`` picks: a phone's page is too long to read as one image)."""
     import base64
     folder = _shots()
     if folder is None:
         return
-    height = browser.eval("document.documentElement.scrollHeight")
-    width = browser.eval("document.documentElement.clientWidth")
-    data = browser.send("Page.captureScreenshot", format="png", captureBeyondViewport=True,
-                        clip={"x": 0, "y": 0, "width": width, "height": min(height, 5000), "scale": 1})["data"]
+    box = browser.eval(f"(() => {{ const r = document.querySelector({json.dumps(selector)}).getBoundingClientRect();"
+                       " return {x: r.left + scrollX, y: r.top + scrollY, width: r.width, height: r.height}; })()"
+                       ) if selector else {"x": 0, "y": 0, "width": browser.eval("document.documentElement.clientWidth"),
+                                           "height": min(browser.eval("document.documentElement.scrollHeight"), 5000)}
+    data = browser.send("Page.captureScreenshot", format="png", captureBeyondViewport=True, clip={**box, "scale": 1})["data"]
     (folder / f"{name}.png").write_bytes(base64.b64decode(data))
 
 
@@ -140,14 +142,23 @@ def test_the_duplicates_page_says_money_as_the_insurance_page_does(engine: Any, 
     _shot(browser, "ui36-duplicates-evidence-desktop")
     # a phone: the same words, every figure on the screen
     browser.send("Emulation.setDeviceMetricsOverride", width=390, height=844, deviceScaleFactor=2, mobile=True)
-    browser.eval("document.querySelector('#evidence').hidden = true; window.scrollTo(0, 0); true")
-    browser.wait_for("document.querySelectorAll('#flags tbody tr.flag').length > 0")
+    browser.send("Page.navigate", url=f"{server}/ui/duplicates")  # loaded on the phone, as a phone loads it
+    browser.wait_for("location.pathname === '/ui/duplicates' && document.body.dataset.loaded === '1'"
+                     " && document.querySelectorAll('#flags tbody tr.flag').length > 0")
+    labels = browser.eval("[...document.querySelectorAll('#chart-money text')].map(t => t.textContent).filter(t => /\\d/.test(t))")
+    assert labels and all(MONEY.match(t) for t in labels), labels  # the chart's rows at phone width
+    over = browser.eval("(() => { const s = document.querySelector('#chart-money').getBoundingClientRect();"
+                        " return [...document.querySelectorAll('#chart-money text')].map(t => t.getBoundingClientRect())"
+                        ".filter(r => r.right > s.right + 0.01 || r.left < s.left - 0.01).map(r => [r.left, r.right, s.right]); })()")
+    assert over == [], over  # each label whole inside the chart (an SVG cuts what overflows it)
     cut = browser.eval("[...document.querySelectorAll('#summary .stat b, #flags td.num')].filter(e => {"
                        " const r = e.getBoundingClientRect(); return r.width && (r.left < 0 || r.right > innerWidth + 0.5); })"
                        ".map(e => e.innerText)")
     assert cut == [], cut
     assert "CNY" not in browser.eval("document.body.innerText")
-    _shot(browser, "ui36-duplicates-money-phone")
+    _shot(browser, "ui36-duplicates-money-phone-summary", "#summary")
+    _shot(browser, "ui36-duplicates-money-phone-chart", "#chart-money")
+    _shot(browser, "ui36-duplicates-money-phone-flag", "#flags tbody tr.flag")
 
 
 # ---- the wards of a resident's visits ------------------------------------------------------------------
