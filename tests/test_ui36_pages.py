@@ -124,7 +124,10 @@ def test_the_duplicates_page_says_money_as_the_insurance_page_does(engine: Any, 
     stats = browser.eval("[...document.querySelectorAll('#summary .stat')].map(s => [s.lastChild.textContent, s.querySelector('b').innerText])")
     said = dict(stats)
     assert said["涉及金额 money at stake"] == f"{stake:,.2f} 元", stats
-    assert said["自费复查 self-pay"].endswith(" 元"), stats
+    # a count and an amount (the count had read "1 · 20.00" beside it): each says what it is
+    totals = report["totals"]
+    assert totals["by_status"]["self_pay"] == 1, totals
+    assert said["自费复查 self-pay"] == f"1 条 · {totals['self_pay_money']:,.2f} 元" == "1 条 · 20.00 元", stats
     prices = browser.eval("[...document.querySelectorAll('#flags tbody tr.flag td.num')].map(td => td.innerText)")
     assert prices and all(MONEY.match(p) for p in prices), prices
     assert sorted(prices) == sorted(f"{r['price']:,.2f} 元" for r in report["rows"]), (prices, report["rows"])

@@ -62,7 +62,7 @@
     const summary = $("#summary"); summary.replaceChildren(
       stat("疑似重复 flags", t.count), stat("涉及金额 money at stake", money(amount(t, "money_at_stake"), report.currency)),
       ...["flagged", "upheld", "overturned", "justified"].map((k) => stat(W.status(k).join(" "), t.by_status[k])),
-      stat(W.status("self_pay").join(" "), t.by_status.self_pay + " · " + money(amount(t, "self_pay_money"), report.currency)),
+      stat(W.status("self_pay").join(" "), t.by_status.self_pay + " 条 · " + money(amount(t, "self_pay_money"), report.currency)),
       stat(W.status("reported").join(" "), t.by_status.reported));
     summary.dataset.count = t.count; summary.dataset.money = t.money_at_stake;
     const left = t.restricted || { count: 0, amount: 0 };
