@@ -66,7 +66,7 @@ def test_a_round33_pt_flag_is_drawn_not_compared_and_its_billing_unchanged(engin
     assert "计费不变" in billing and "billing unchanged" in billing
     # the money is the flag's, as shown above the rows: the same price as today's decision stored
     facts = dict(_terms(browser, "#ev-facts"))
-    assert facts["价格 Price"] == "CNY 15.00（价格目录 price catalogue）"
+    assert facts["价格 Price"] == "15.00 元（价格目录 price catalogue）"
     # each side says where it was performed, by name and code; the performer's display is not said twice
     prior, repeat = said.split("复查结果 Repeat")
     assert "执行机构 Performed at\n阜宁县人民医院（FNXRMYY）" in prior and "1.02 INR" in prior

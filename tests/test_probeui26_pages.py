@@ -228,7 +228,7 @@ def test_auditor_finds_a_flagged_repeat_reads_why_and_exports_csv(site, desk: Br
               ".querySelector('button.open').click(); true")
     desk.wait_for("!document.querySelector('#evidence').hidden")
     facts = desk.eval("document.querySelector('#ev-facts').innerText")
-    assert "血常规" in facts and "CNY 20.00" in facts and "2025年3月" in facts, facts
+    assert "血常规" in facts and "20.00 元" in facts and "2025年3月" in facts, facts
     _shot(desk, "03-evidence-desktop")
     # the CSV the link gives, as the browser fetches it with the session
     href = desk.eval("document.querySelector('#csv').href")
@@ -269,7 +269,7 @@ def test_why_a_reason_is_contradicted_is_said_in_chinese_in_beijing_time(site, d
 
 
 def test_csv_amounts_are_yuan_with_two_decimals(site, desk: Browser) -> None:
-    """The exported list's 涉及金额 column, as Excel shows it: the page says CNY 20.00, the CSV 20.0."""
+    """The exported list's 涉及金额 column, as Excel shows it: the page says 20.00 元 (ui36: was CNY 20.00), the CSV 20.0."""
     engine, base = site
     staff_sign_in(desk, engine, base, "zhou.csv", "auditor", "周查")
     href = desk.eval("document.querySelector('#csv').href")
@@ -281,7 +281,7 @@ def test_csv_amounts_are_yuan_with_two_decimals(site, desk: Browser) -> None:
 def test_signed_out_auditor_back_button_and_expired_session_show_nothing_private(site, desk: Browser) -> None:
     engine, base = site
     staff_sign_in(desk, engine, base, "sun.out", "auditor", "孙出")
-    assert "李秀英" in visible_text(desk) or "CNY 20.00" in visible_text(desk)
+    assert "李秀英" in visible_text(desk) or "20.00 元" in visible_text(desk)
     desk.eval("document.querySelector('#signout-button').click(); true")
     desk.wait_for("location.pathname === '/ui/signin' && document.querySelector('#signin-notice') !== null")
     assert "您已退出" in desk.eval("document.querySelector('#signin-notice').innerText")
@@ -291,7 +291,7 @@ def test_signed_out_auditor_back_button_and_expired_session_show_nothing_private
     _settle(desk, "location.pathname === '/ui/signin' && document.readyState === 'complete'", 3)
     _shot(desk, "05-after-signout-back-desktop")
     seen = visible_text(desk)
-    assert "CNY" not in seen and "阜宁县中医院" not in seen and "待复核" not in seen, seen[:300]
+    assert "元" not in seen and "阜宁县中医院" not in seen and "待复核" not in seen, seen[:300]
 
 
 def test_session_ending_under_an_open_page_sends_to_sign_in_in_chinese(site, desk: Browser) -> None:
@@ -306,7 +306,7 @@ def test_session_ending_under_an_open_page_sends_to_sign_in_in_chinese(site, des
         _shot(desk, "06-expired-desktop")
         notice = desk.eval("document.querySelector('#signin-notice').innerText")
         assert "登录已过期" in notice
-        assert "CNY" not in visible_text(desk)
+        assert "元" not in visible_text(desk)
     finally:
         engine.staff.clock = real
 

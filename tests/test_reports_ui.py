@@ -158,7 +158,7 @@ def test_auditor_reviews_a_flag_in_the_page(engine: Any, server: str, browser: B
     browser.wait_for("!document.querySelector('#evidence').hidden")
     facts = browser.eval("document.querySelector('#ev-facts').innerText")
     # days as read in China, institutions by name (with the code the filters take)
-    assert f"阜宁县人民医院（{A}） · 2026年3月1日" in facts and "CNY 20.00" in facts and "7 天 days" in facts
+    assert f"阜宁县人民医院（{A}） · 2026年3月1日" in facts and "20.00 元" in facts and "7 天 days" in facts
     assert "血常规" in browser.eval("document.querySelector('#ev-prior-words').innerText")  # in words, and
     assert "DiagnosticReport" in browser.eval("document.querySelector('#ev-prior').textContent")  # as FHIR, folded
     browser.eval("document.querySelector('#review [name=reason]').value = '无复查理由';"
@@ -190,10 +190,10 @@ def test_demo_month_in_the_page(engine: Any, server: str, browser: Browser, tmp_
     browser.send("Emulation.setDeviceMetricsOverride", width=1280, height=1400, deviceScaleFactor=1, mobile=False)
     sign_in_page(browser, server, engine)
     summary = browser.eval("document.querySelector('#summary').innerText")
-    assert "自费复查 self-pay" in summary and "CNY 20.00" in summary
+    assert "自费复查 self-pay" in summary and "20.00 元" in summary
     flags = browser.eval("document.querySelector('#flags tbody').innerText")
     assert "理由与记录不符 reason contradicted by records" in flags and "自费复查" in flags and "有理由复查" in flags
-    assert "ALT（部分 partial）" in flags and "CNY 5.00" in flags
+    assert "ALT（部分 partial）" in flags and "5.00 元" in flags
     rates = browser.eval("document.querySelector('#rates tbody').innerText")
     assert "FNXRMYY" in rates and "100.0%" in rates and "20.0%" in rates
     browser.eval("(() => { const s = document.querySelector('#rate-by'); s.value = 'doctor';"

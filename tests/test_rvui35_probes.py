@@ -209,13 +209,12 @@ def test_a_remit_bound_auditor_reads_the_priors_other_results_only_through_the_f
 # --- the settlement and indicators page (pages34) ----------------------------------------------------
 
 @needs_chromium
-@pytest.mark.xfail(strict=True, reason="rvui35: LOW a money indicator's numerator is a bare 5100.5 (no unit, its fen "
-                                       "dropped) beside the value 'CNY 2550.25' (pages34 noticed and left it)")
 def test_a_money_indicators_numerator_says_its_unit_and_fen(auditor: tuple[Browser, Path]) -> None:  # noqa: F811
     """The worked March: two admissions cost 5100.50 in all, 2550.25 each. The table's 分子 Numerator
     cell of 住院次均费用 reads as money, as its value does."""
     b, _ = auditor
     cells = b.eval("[...document.querySelectorAll('#indicators tbody tr')].map(r => [...r.cells].map(c => c.innerText))")
     [cost] = [c for c in cells if c[0].startswith("住院次均费用")]
-    assert cost[2] == "CNY 2550.25", cost
-    assert "5100.50" in cost[3] and ("元" in cost[3] or "CNY" in cost[3]), cost
+    # money as every page says it (shared/money.js, ui36): grouped, to the fen, in the words' unit
+    assert cost[2] == "2,550.25 元", cost
+    assert cost[3] == "5,100.50 元", cost

@@ -10,7 +10,6 @@ for the signed-in resident (``/ui/me/who-looked``, the audit trail's own rule, w
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +18,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Resp
 from fastapi.templating import Jinja2Templates
 from starlette.concurrency import run_in_threadpool
 
+from engine.api.ui_me_wards import visit_wards
 from engine.api.ui_shared import STAFF_PAGE_HEADERS, PageFiles
 from engine.audit.who_looked import who_looked
 from engine.auth.caller import Caller
@@ -27,7 +27,6 @@ from engine.auth.service import ME_CLIENT_ID
 from engine.auth.staff import STAFF_CLIENT_ID
 from engine.errors import Forbidden, Gone, NotFound
 from engine.repository.scoped import ScopedRepository
-from engine.wards import ward_names
 
 STATIC = Path(__file__).resolve().parent / "static" / "me"
 router = APIRouter(tags=["ui"])
@@ -50,8 +49,8 @@ def me(request: Request) -> HTMLResponse:
         "authorize": s.public_base_url + "/auth/authorize", "token": s.public_base_url + "/auth/token",
         "who": s.public_base_url + "/ui/me/who-looked", "userinfo": s.public_base_url + "/auth/userinfo",
         "revoke": s.public_base_url + "/auth/revoke",
-        # site rules, not records: the names of wards sent by code only (engine.wards)
-        "wards": json.dumps(ward_names(engine), ensure_ascii=False),
+        # the names of the wards of the resident's visits, as the engine names them (ui_me_wards)
+        "wards": s.public_base_url + "/ui/me/wards",
     }, headers=HEADERS)
 
 
@@ -131,6 +130,21 @@ async def who_looked_me(request: Request, caller: Caller = Depends(get_caller),
 
     entries = await run_in_threadpool(run)
     return JSONResponse({"entries": entries}, headers={"Cache-Control": "no-store"})
+
+
+@router.get("/ui/me/wards", include_in_schema=False)
+async def wards_of_my_visits(request: Request, caller: Caller = Depends(get_caller),
+                             repo: ScopedRepository = Depends(get_repo)) -> JSONResponse:
+    """科室/病区: the name of each ward the signed-in resident's visits were at, as the engine names a
+    ward now (``engine.wards.ward_name``, the one owner: the site's table, else the ward's current
+    name as stored, ...), so the page shows what the reports say and holds no rule of its own
+    (``engine.api.ui_me_wards``). Only the caller's own visits (or, for a family member acting, the
+    resident's), through the same scoped search as ``/fhir``."""
+    if caller.kind != "patient" or not caller.patient_ids:
+        raise Forbidden("the wards of a resident's visits are answered for a signed-in resident, about their own visits")
+    engine = engine_of(request)
+    wards = await run_in_threadpool(visit_wards, engine, repo)
+    return JSONResponse({"wards": wards}, headers={"Cache-Control": "no-store"})
 
 
 def mount_static(app) -> None:  # noqa: ANN001

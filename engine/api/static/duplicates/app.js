@@ -41,7 +41,11 @@
     return params;
   }
 
-  function money(v, cur) { return (cur || "") + " " + Number(v || 0).toFixed(2); }
+  // money as every page says it (shared/money.js): "20.00 元", to the fen on its digits, grouped, the
+  // currency's word from the session's words (``currencies``); it had read "CNY 20.00" here while the
+  // insurance page read "2,550.25 元"
+  function money(v, cur) { return window.hurenMoney.said(v, cur, W.said("currencies", cur)); }
+  const amount = (holder, key) => window.hurenExact.digits(holder, key); // an amount's digits as sent
 
   function stat(label, value) {
     const d = document.createElement("div"); d.className = "stat";
@@ -56,19 +60,18 @@
   function render(report) {
     const t = report.totals; totals = report;
     const summary = $("#summary"); summary.replaceChildren(
-      stat("疑似重复 flags", t.count), stat("涉及金额 money at stake", money(t.money_at_stake, report.currency)),
+      stat("疑似重复 flags", t.count), stat("涉及金额 money at stake", money(amount(t, "money_at_stake"), report.currency)),
       ...["flagged", "upheld", "overturned", "justified"].map((k) => stat(W.status(k).join(" "), t.by_status[k])),
-      stat(W.status("self_pay").join(" "), t.by_status.self_pay + " · " + money(t.self_pay_money, report.currency)),
+      stat(W.status("self_pay").join(" "), t.by_status.self_pay + " 条 · " + money(amount(t, "self_pay_money"), report.currency)),
       stat(W.status("reported").join(" "), t.by_status.reported));
     summary.dataset.count = t.count; summary.dataset.money = t.money_at_stake;
     const left = t.restricted || { count: 0, amount: 0 };
     summary.dataset.restricted = left.count;
     if (left.count) {
       // flags citing a record labelled beyond this reader are not listed: only how many and the money
-      const sign = report.currency === "CNY" ? "¥" : (report.currency || "") + " ";
       // the amount is withheld below the site's threshold (null): one flag's price names its item
       const said = left.amount === null || left.amount === undefined
-        ? "金额不显示（少于 " + (left.amount_shown_from || 5) + " 条）" : "金额 " + sign + Number(left.amount).toFixed(2);
+        ? "金额不显示（少于 " + (left.amount_shown_from || 5) + " 条）" : "金额 " + money(amount(left, "amount"), report.currency);
       const p = text(document.createElement("p"), "另有 " + left.count + " 条涉及受限记录的疑似重复未显示，" + said
         + "，需具备相应权限的审核员处理 (" + left.count
         + " suspected duplicates citing restricted records are not shown)");
@@ -130,7 +133,7 @@
     cell(tr, W.place(row.institution), "", "机构 Institution");
     cell(tr, (row.item_name || "") + " (" + row.item + ")", "", "项目 Item"); cell(tr, row.category, "", "类别 Category");
     cell(tr, row.analytes ? row.analytes + (row.partial ? "（部分 partial）" : "") : "整项 whole item", "", "重复内容 Repeated");
-    cell(tr, money(row.price, row.currency), "num", "价格 Price");
+    cell(tr, money(amount(row, "price"), row.currency), "num", "价格 Price");
     cell(tr, W.place(row.prior_institution) + " " + W.day(row.prior_day) + (row.basis && row.basis !== "community" ? " · " + W.scope(row.basis) : ""),
       "", "前次结果 Prior result");
     const reasonText = (row.reason ? W.reason(row.reason) : "") + (row.contradicted ? " — 理由与记录不符 reason contradicted by records" : "")
@@ -410,7 +413,7 @@
         // a panel's repeated analytes by name, their codes after them (丙氨酸氨基转移酶（ALT）)
         ["重复内容 Repeated", (f.analytes && f.analytes.length ? f.analytes.map((a) => { const n = W.said("analytes", a); return n ? n + "（" + a + "）" : a; }).join("、")
           + (f.partial ? "（部分重叠 partial overlap）" : "") : "整项 the whole item")],
-        ["价格 Price", money(f.price, f.currency) + "（" + (f.price_source === "charge" ? "收费明细 billed charge line" : "价格目录 price catalogue") + "）"],
+        ["价格 Price", money(amount(f, "price"), f.currency) + "（" + (f.price_source === "charge" ? "收费明细 billed charge line" : "价格目录 price catalogue") + "）"],
         // HR is the national recognition mark (互认标志, "HR" for 互认) a QC-passed result carries, with the
         // scopes it is recognised in beyond the community (盐城市HR): said in words, the mark's name after them
         ["互认范围 Recognition scope", W.scope(f.basis) + (f.hr && f.hr.length ? "；前次结果另可在以下范围互认（互认标志 HR）："

@@ -76,7 +76,7 @@ window.hurenCharts = (function () {
     data.forEach((d, i) => {
       const y = i * line;
       words(svg, d.name || d.label, 0, y + 12);
-      words(svg, format(d.value), w, y + 12, "end");
+      words(svg, format(d.value), w - 2, y + 12, "end"); // inside the edge: a glyph's box (元) overhangs its advance
       const r = rect(svg, d, 0, y + 17, Math.max(1, ((w - 2) * Math.max(0, d.value)) / max), 14);
       r.appendChild(label(document.createElementNS(NS, "title"), (d.name || d.label) + ": " + format(d.value)));
     });

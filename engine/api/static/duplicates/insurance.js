@@ -38,18 +38,14 @@
   function shown(q, percent) {
     if (!q || q.value == null) return "—";
     if (q.unit === "1") return percent ? (100 * q.value).toFixed(2) + "%" : String(q.value);
-    return money(q.value, q.code || q.unit);
+    return money(window.hurenExact.digits(q, "value"), q.code || q.unit); // its digits as sent
   }
-  // Money as it is read in China: the figure to the fen with its thousands grouped, then the unit's
-  // word from the session (mappings/insurance/words.yaml ``currencies``: CNY -> 元), as the settlement
-  // says its amounts are in 元 -- "2,550.25 元", not "CNY 2550.25". A currency the words do not name
-  // keeps its code after the figure.
-  function grouped(v) {
-    const [whole, fen] = Number(v).toFixed(2).split(".");
-    return whole.replace(/\B(?=(\d{3})+(?!\d))/g, ",") + "." + fen;
-  }
+  // Money as it is read in China (shared/money.js, the one formatter of every page that shows money):
+  // the figure to the fen with its thousands grouped, on its digits (never a float's rounding), then
+  // the unit's word from the session (mappings/insurance/words.yaml ``currencies``: CNY -> 元) --
+  // "2,550.25 元", not "CNY 2550.25". A currency the words do not name keeps its code after the figure.
   function money(v, currency) {
-    return grouped(v) + " " + (window.hurenWords.said("currencies", currency) || currency);
+    return window.hurenMoney.said(v, currency, window.hurenWords.said("currencies", currency));
   }
   // measure url -> is its score read as a percentage, from the published Measures: FHIR's
   // proportion is a percentage of its population; any other scoring is one when its definition
@@ -94,8 +90,8 @@
     return ["numerator", "denominator"].map((url) => {
       if (!part(url)) return "—";
       const unit = (part(url + "Unit") || {}).valueCoding;
-      const value = part(url).valueDecimal;
-      return !raw && unit && unit.system === "urn:iso:std:iso:4217" ? money(value, unit.code) : String(value);
+      const value = window.hurenExact.digits(part(url), "valueDecimal"); // as sent
+      return !raw && unit && unit.system === "urn:iso:std:iso:4217" ? money(value, unit.code) : value;
     });
   }
   // a measure by its published title (measures.yaml, through the session's words), else its id
@@ -155,7 +151,9 @@
   // The settlement's steps in Chinese, from each step's key and the rate it applied, in the words of
   // the session (mappings/insurance/words.yaml); the API's label, in English, follows in small type
   // for whoever checks it against `huren settle`.
-  const fixed = grouped; // to the fen, thousands grouped (the heading names the unit: 元)
+  const fixed = (v) => window.hurenMoney.figure(v); // to the fen, thousands grouped (the heading names the unit: 元)
+  // an amount's size, its sign dropped on its digits (the words say which way it goes)
+  const size = (v) => window.hurenMoney.decimalText(v).replace(/^[+-]/, "");
   const pctOf = (share) => String(+(Number(share) * 100).toFixed(4)) + "%";
   function span(label) { // "overspend 0 %–5 %: ..." / "surplus above 15 %: ..." -> "0%–5% 段" / "15% 以上部分"
     const m = /(\d+(?:\.\d+)?) %–(\d+(?:\.\d+)?) %/.exec(label), above = /above (\d+(?:\.\d+)?) %/.exec(label);
@@ -178,7 +176,7 @@
     // the year-end's words say which way the money goes (医共体退还基金 / 基金向医共体补付): the amount
     // beside them is its size, as the totals line says it ("医共体退还基金 -490.00" read as a double
     // negative); without the words the signed amount stays
-    const amount = zh && step.step === "year-end" ? Math.abs(Number(step.amount)) : step.amount;
+    const amount = zh && step.step === "year-end" ? size(step.amount) : step.amount;
     tr.appendChild(el("td", fixed(amount), "num"));
     return tr;
   }
@@ -213,7 +211,7 @@
       // the fund's name from the words (funds), else the settlement rules' name for its insurance type
       const fund = window.hurenWords.said("funds", s.insurance_type) || s.name || s.insurance_type;
       const words = window.hurenWords.said("steps", (YEAR_END[s.direction] || EVEN)[0],
-        { fund, amount: money(Math.abs(Number(s.balance)), currency) }) || fund + " " + fixed(s.balance);
+        { fund, amount: money(size(s.balance), currency) }) || fund + " " + fixed(s.balance);
       if (i) p.appendChild(document.createTextNode("；"));
       // a fund's words and its amount kept on one line where they fit: on a phone the words had
       // broken mid-phrase, and the amount from its unit
@@ -223,7 +221,7 @@
     p.appendChild(document.createTextNode(" "));
     p.dataset.funds = String(settlements.length);
     p.appendChild(el("small", "Year-end, fund by fund (never netted): " + settlements.map((s) => s.insurance_type + ": "
-      + (YEAR_END[s.direction] || EVEN)[1] + fixed(Math.abs(Number(s.balance)))).join("; ")));
+      + (YEAR_END[s.direction] || EVEN)[1] + fixed(size(s.balance))).join("; ")));
     return p;
   }
   function renderSettlement(report) {
@@ -262,7 +260,7 @@
         sec.appendChild(totalsLine(c.totals));
         sec.appendChild(yearEnd(c.settlements, report.currency));
         out.appendChild(sec);
-        setTimeout(() => window.hurenCharts.bar(svg, bars, (v) => grouped(Math.round(v)).slice(0, -3)), 0); // whole yuan, grouped
+        setTimeout(() => window.hurenCharts.bar(svg, bars, (v) => window.hurenMoney.figure(v, 0)), 0); // whole yuan, grouped
       }
     }
     out.dataset.loaded = "1";

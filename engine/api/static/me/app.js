@@ -140,7 +140,7 @@ function renderVisits() {
     const end = e.period && e.period.end;
     return recordCard(e, "visit", cls, [day(e) || (by ? w.visitByRecords(formatDate(by.when, lang, false), w.datedBy[by.what])
       : w.visitUndated), institution(e), visitStatus(e)],
-      line(w.ward, (e.location || []).map((l) => wardName((l.location || {}).display, institution(e))).filter(Boolean).join(W().sep)),
+      line(w.ward, (e.location || []).map((l) => wardName(l.location)).filter(Boolean).join(W().sep)),
       line(w.reason, (e.reasonCode || []).map(text).filter(Boolean).join(W().sep) || (e.diagnosis || []).map((d) => (d.condition || {}).display).filter(Boolean).join(W().sep)),
       line(w.doctor, (e.participant || []).map((p) => (p.individual || {}).display).filter(Boolean).join(W().sep)),
       end ? line(w.to, dayTime(end)) : null);
@@ -672,8 +672,6 @@ async function load(s) {
       (t === "ServiceRequest" ? "&_include=ServiceRequest:performer&_include=ServiceRequest:requester" : ""), s)),
   ]);
   state.patient = patient;
-  // the site's names for wards a record names by code only, per institution name (wardName, values.js)
-  try { state.wards = JSON.parse(cfg.wards || "{}"); } catch { state.wards = {}; }
   state.orgs = { ...obs.included, ...reps.included };
   state.patientIds = [...new Set([s.patient, ...patients.resources.map((p) => p.id)])];
   state.patientInst = {};
@@ -731,6 +729,9 @@ async function load(s) {
     return null;
   });
   state.audit = (who && who.entries) || [];
+  // the wards of her visits as the engine names them (wardName, values.js); unanswered: as recorded
+  const wards = await fhir(cfg.wards, s).catch((e) => { if (!(e instanceof Unreadable)) throw e; return null; });
+  state.wards = (wards && wards.wards) || {};
   if (signingOut) return;  // signed out while the reads were on their way: nothing is drawn again
   state.loaded = true;
   renderAll();

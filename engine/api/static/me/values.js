@@ -36,20 +36,18 @@ function institution(r) {
   return state.patientInst[pref] || "";
 }
 
-/** A ward, department or room as the record names it (Encounter.location's display, the
- * converter's Location.name: PV1-3.9's name, else the point of care as sent, then room and bed in
- * words -- "NEI 301房 02床" since pages33, "NEI 301 02" in records converted before). Where the
- * record carries only codes, the point-of-care code (the display's first part) is named from the
- * site's ward table (`wards`, served with the page per institution name) when the table names it
- * for the institution the visit is at; else the code is shown as sent and said to be the hospital's
- * code (FS（院内代码）, NEI（院内代码） 301房 02床) -- a name is never guessed (pages32). */
-function wardName(display, inst) {
-  const table = (state.wards || {})[inst] || {};
-  const [care, ...rest] = String(display || "").split(" ");
-  if (!care) return "";
-  if (Object.hasOwn(table, care)) return [table[care], ...rest].join(" ");
-  // a code (no Chinese word in it): said to be the hospital's code, not left as if a name
-  return [/\p{Script=Han}/u.test(care) ? care : care + W().paren(W().wardCodes), ...rest].join(" ");
+/** A visit's ward, department or room (an Encounter.location's `location` reference): the ward as the
+ * engine names it now -- the server's answer (`/ui/me/wards`, engine.wards.ward_name: the site's ward
+ * table, else the ward's current name as stored, ...), the room and bed words after it ("心内科病区
+ * 301房 02床"); a ward the engine has no name for is its code, said to be the hospital's code
+ * (FS（院内代码）), never a guessed name (pages32). The page holds no rule of its own (ui36: it had
+ * named a ward from wards.yaml only when the record carried no PL-9 name, and so shown a PL-9 name
+ * the site's table overrides in the reports). A place the server does not name (no ward above it) is
+ * shown as the record states it. */
+function wardName(loc) {
+  const ref = (loc || {}).reference, named = ref && Object.hasOwn(state.wards || {}, ref) ? state.wards[ref] : null;
+  if (!named) return String((loc || {}).display || "");
+  return [named.name || named.code + W().paren(W().wardCodes), named.rest].filter(Boolean).join(" ");
 }
 
 function whenOf(r) {
