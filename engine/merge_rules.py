@@ -1005,25 +1005,28 @@ class MergeRules:
             return None
         ref = f"{rtype}/{stored['id']}"
         target = f"{ref}/_history/{version}"
-        every = self._provenances(keeper, search, rtype, ref)
-        provs = [p for p in every
-                 if any(isinstance(t, dict) and t.get("reference") == target for t in p.get("target") or ())]
+        every, by_version = self._provenances(keeper, search, rtype, ref)
+        provs = by_version.get(target, ())  # those naming this very version, in ``every``'s order
         return [*(dates.of(provs) if provs else ()), *dates.pending(target)], every
 
-    def _provenances(self, keeper: Any, search: Any, rtype: str, ref: str) -> list[Resource]:
+    def _provenances(self, keeper: Any, search: Any, rtype: str,
+                     ref: str) -> tuple[list[Resource], dict[str, list[Resource]]]:
         """The feed's Provenances naming a version of ``ref`` ("Type/id/_history/n"), in the store's
-        order: read for every resource of ``rtype`` this message states (``said``) at once, on the
-        first one asked, and kept for the rest of the write (``saying``'s block), each resource's once: a
-        second merge of it in the block (a write run again) reads its own afresh -- a re-run of a
-        12-result panel dated each result with a search of its own, ~80 % of its +39 % (thirty-fifth
-        round, rerun35). One search ``target=A,B,...`` (OR) is each search ``target=A`` together: the
+        order, and those naming each version (``Type/id/_history/n`` -> them, in that order: sorted
+        out in the one pass over their targets that groups them by resource, where each result's own
+        look-up scanned every target of every Provenance again, thirty-sixth round, perfi36): read
+        for every resource of ``rtype`` this message states (``said``) at once, on the first one
+        asked, and kept for the rest of the write (``saying``'s block), each resource's once: a second
+        merge of it in the block (a write run again) reads its own afresh -- a re-run of a 12-result
+        panel dated each result with a search of its own, ~80 % of its +39 % (thirty-fifth round,
+        rerun35). One search ``target=A,B,...`` (OR) is each search ``target=A`` together: the
         store's order (its row key) is one order whatever the filter, and only the targets
         ``Type/id/_history/n`` are read here (``_stored_stamps``, ``_carried``). The Provenances of this
         message are written after its write, so none appears within the block."""
         read = getattr(self._local, "provenances", None)
         if read is None or read[0] is not keeper:
             read = self._local.provenances = (keeper, {}, set())
-        known: dict[str, list[Resource]] = read[1]
+        known: dict[str, tuple[list[Resource], dict[str, list[Resource]]]] = read[1]
         if ref in known:
             return known.pop(ref)
         prefix, asked = rtype + "/", read[2]
@@ -1031,23 +1034,35 @@ class MergeRules:
                        if r.startswith(prefix) and r != ref and r not in asked and "/" not in r[len(prefix):])]
         asked.update(refs)
         writers = getattr(keeper, "writers", None)
+        # the store's narrow read of them (``referring``: one indexed statement, each with its writer
+        # mark), where the keeper has one: the search ``target=A,B,...`` built its SQL per value and
+        # cost about eight plain searches (thirty-sixth round, perfi36)
+        referring = getattr(keeper, "referring", None)
         for start in range(0, len(refs), _TARGETS):
             chunk = refs[start:start + _TARGETS]
-            found = _every(search, "Provenance", [("target", ",".join(chunk))])
-            if found and writers is not None:
-                # a Provenance a FHIR client or the index wrote (a client's POST naming a message, a PUT
-                # retargeting a message's own) is not the feed's word: it dates nothing -- a version only
-                # such a one names is a client's version (rvres35 MED 3, 4; thirty-fifth round, tfix35)
-                marks = writers("Provenance", [str(p.get("id")) for p in found])
-                found = [p for p in found if marks.get(str(p.get("id"))) not in NOT_THE_FEED]
-            named: dict[str, list[Resource]] = {r: [] for r in chunk}
+            # a Provenance a FHIR client or the index wrote (a client's POST naming a message, a PUT
+            # retargeting a message's own) is not the feed's word: it dates nothing -- a version only
+            # such a one names is a client's version (rvres35 MED 3, 4; thirty-fifth round, tfix35)
+            if referring is not None:
+                found = [p for p, mark in referring("Provenance", "target", [tuple(r.split("/", 1)) for r in chunk])
+                         if mark not in NOT_THE_FEED]
+            else:
+                found = _every(search, "Provenance", [("target", ",".join(chunk))])
+                if found and writers is not None:
+                    marks = writers("Provenance", [str(p.get("id")) for p in found])
+                    found = [p for p in found if marks.get(str(p.get("id"))) not in NOT_THE_FEED]
+            named: dict[str, tuple[list[Resource], dict[str, list[Resource]]]] = {r: ([], {}) for r in chunk}
             for prov in found:
                 for t in prov.get("target") or ():
                     reference = t.get("reference") if isinstance(t, dict) else None
                     if isinstance(reference, str) and "/_history/" in reference:
                         of = named.get(reference.split("/_history/", 1)[0])
-                        if of is not None and (not of or of[-1] is not prov):
-                            of.append(prov)
+                        if of is not None:
+                            if not of[0] or of[0][-1] is not prov:
+                                of[0].append(prov)
+                            exact = of[1].setdefault(reference, [])
+                            if not exact or exact[-1] is not prov:
+                                exact.append(prov)
             known.update(named)
         return known.pop(ref)
 

@@ -478,5 +478,21 @@ class MongoFhirBackend:
             cursor = cursor.limit(query.limit)
         return [self._rec(d) for d in cursor]
 
+    def referring(self, rtype: str, param: str, targets: Sequence[tuple[str, str]]) -> list[StoredResource]:
+        """``FhirBackend.referring``: one ``$in`` of the targets' exact ``ref`` keys (``param␟id␟type``,
+        a narrowed parameter's of its type under the wider one: ``query.widen``) on the ``(type, ref)``
+        index, in ``_id`` order as ``search`` gives, 1,000 keys a query."""
+        wide = self._narrowed(rtype).get(param)
+        keys = list(dict.fromkeys(_key(wide[0] if wide is not None and wide[1] == ttype else param, tid, ttype)
+                                  for ttype, tid in targets))
+        found: dict[str, StoredResource] = {}
+        for start in range(0, len(keys), 1000):
+            cursor = self.current_coll.find({"type": rtype, "ref": {"$in": keys[start : start + 1000]}, "deleted": False},
+                                            _FIELDS, **self.store.kw()).sort([("_id", pymongo.ASCENDING)])
+            for doc in cursor:
+                rec = self._rec(doc)
+                found[rec.key] = rec
+        return list(found.values()) if len(keys) <= 1000 else [found[key] for key in sorted(found)]
+
     def count(self, query: Query) -> int:
         return int(self.current_coll.count_documents(self._filter(query), **self.store.kw()))

@@ -138,6 +138,15 @@ class FhirBackend(Protocol):
 
     def search(self, query: Query) -> list[StoredResource]: ...
 
+    def referring(self, rtype: str, param: str, targets: Sequence[tuple[str, str]]) -> list[StoredResource]:
+        """The current versions (deletions left out) of ``rtype`` whose reference parameter ``param``
+        (as stored: ``SearchParams.stored_as``) names any of ``targets`` (type, id) -- a version of one
+        (``Type/id/_history/n``) names it too --, each once, in the order ``search`` gives (the row
+        key). The same answer as ``search`` of one clause ``param=T1/a,T2/b,...`` (typed references:
+        a narrowed parameter of a target's type read under its wider one, as ``query.widen`` does),
+        as one indexed statement without the general compiler: a write reads the Provenances naming
+        every result of its message (``MergeRules._provenances``; thirty-sixth round, perfi36)."""
+
     def count(self, query: Query) -> int: ...
 
     def expunge(self, rtype: str, ids: Sequence[str]) -> int:
