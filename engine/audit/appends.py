@@ -144,7 +144,8 @@ class Appends(_Needs):
             if not seg.acquire(blocking):
                 raise _Busy
             try:
-                self._sync_segment()  # another worker's records first: the numbering continues theirs
+                if not seg._since_sync:  # (held without a break since the last sync: nothing new, no call; perfr36)
+                    self._sync_segment()  # another worker's records first: the numbering continues theirs
                 results, rows, frontier = self._prepare(events)
                 if not rows or not self._checkpoint_due(self._frontier.size, frontier.size):
                     if rows:

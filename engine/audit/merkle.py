@@ -212,7 +212,14 @@ class Frontier:
         size = self.size = self.size + 1
         if size & 1:
             return None
-        made = []
+        _, right = stack.pop()  # the first merge (every other leaf); a second one every fourth
+        level, left = stack.pop()
+        h = _sha256(b"\x01" + left + right).digest()
+        stack.append((level + 1, h))
+        size >>= 1
+        if size & 1:
+            return h  # (no list and join for the one node: perfr36)
+        made = [h]
         while not size & 1:  # trailing zero bits of the new size = merges to do
             _, right = stack.pop()
             level, left = stack.pop()
