@@ -103,13 +103,23 @@ class Untimely(Unprocessable):
     """A message refused because which of it and the message that stored a version is later cannot be
     told (``MergeRules._dated``): ``location`` is the field ERR-2 names (``OBX[2]-11``, ``MSH[1]-7``);
     ``version`` the stored version it was told against (``Type/id/_history/n``): the refusal records it,
-    and an operator's replay "as later" is refused when it has changed since (ordfix35)."""
+    and an operator's replay "as later" is refused when it has changed since (ordfix35).
+    ``more``: the write's further comparisons that could not be told either (``MergeRules.refused``):
+    the refusal records every version it could not date, so one operator decision covers all the
+    operator was shown -- stopping at the first, a correction of two withdrawn lines needed two
+    rounds and its 409 called the second, unchanged result "changed" (rvfixord35 LOW 4; ordfix36)."""
 
     def __init__(self, diagnostics: str, *, expression: list[str], location: str | None,
-                 version: str | None = None) -> None:
+                 version: str | None = None, more: Sequence[Untimely] = ()) -> None:
         super().__init__(diagnostics, expression=expression)
         self.location = location
         self.version = version
+        self.more = tuple(more)
+
+    @property
+    def versions(self) -> list[str]:
+        """Every stored version the refusal was told against, this one's first, each once."""
+        return list(dict.fromkeys(u.version for u in (self, *self.more) if u.version))
 
 
 @dataclass(frozen=True, slots=True)
@@ -387,11 +397,12 @@ class _Saying:
     entered again it would keep the first entry's outer values and leave its own behind on exit."""
 
     __slots__ = ("_local", "_said", "_stored", "_at", "_outer", "_entered")
+    _NONE = (None, None, None, None, None, None)
 
     def __init__(self, local: threading.local, said: Mapping[str, Said] | None, stored: Stored | None,
                  at: Dates | None = None) -> None:
         self._local, self._said, self._stored, self._at = local, said, stored, at
-        self._outer: tuple[Any, ...] = (None, None, None, None, None)
+        self._outer: tuple[Any, ...] = self._NONE
         self._entered = False
 
     def __enter__(self) -> None:
@@ -400,15 +411,21 @@ class _Saying:
         self._entered = True
         local = self._local
         self._outer = (getattr(local, "said", None), getattr(local, "stored", None), getattr(local, "at", None),
-                       getattr(local, "held", None), getattr(local, "provenances", None))
+                       getattr(local, "held", None), getattr(local, "provenances", None),
+                       getattr(local, "untimely", None))
         # ``held``: "Type/id" -> the words of a version this message stated that ``until_later`` left
         # out (an older statement of a withdrawn result): the report's ``lines_of`` adds none of them
         # ``provenances``: the Provenances read for the block's write (``MergeRules._provenances``)
-        local.said, local.stored, local.at, local.held, local.provenances = self._said, self._stored, self._at, None, None
+        # ``untimely``: the comparisons of the write that could not be told (``MergeRules.refused``)
+        (local.said, local.stored, local.at, local.held, local.provenances,
+         local.untimely) = self._said, self._stored, self._at, None, None, []
 
     def __exit__(self, *exc: object) -> None:
+        left = self._local.untimely
         (self._local.said, self._local.stored, self._local.at, self._local.held,
-         self._local.provenances) = self._outer
+         self._local.provenances, self._local.untimely) = self._outer
+        if left and exc[0] is None:  # (a write that ended without asking ``refused``: refused all the same)
+            raise _combined(left)
 
 
 class MergeRules:
@@ -890,11 +907,16 @@ class MergeRules:
                 continue
             if verdict == "unknown":
                 where = "MSH[1]-7" if dates.now.unusable else at
-                raise Untimely(f"{rtype}.{name}: {_show(incoming[name])} over the stored {_show(stored[name])} "
-                               f"was not written: which of the two messages is later cannot be told -- {why}. "
-                               "Nothing of the message is written; the operator may replay it once decided",
-                               expression=[f"{rtype}.{name}"], location=where,
-                               version=_version_of(rtype, stored))
+                refusal = Untimely(f"{rtype}.{name}: {_show(incoming[name])} over the stored {_show(stored[name])} "
+                                   f"was not written: which of the two messages is later cannot be told -- {why}. "
+                                   "Nothing of the message is written; the operator may replay it once decided",
+                                   expression=[f"{rtype}.{name}"], location=where,
+                                   version=_version_of(rtype, stored))
+                collected: list[Untimely] | None = getattr(self._local, "untimely", None)
+                if collected is None or dates.now.unusable:
+                    raise refusal  # (its own MSH-7 unusable: one reason, every comparison the same -- stop here)
+                collected.append(refusal)  # (the write goes on to find the others: ``refused``, rvfixord35 LOW 4)
+                return None
             text = (f"{rtype}.{name}: {_writer(source)}'s value {_show(incoming[name])} was not stored: "
                     f"{_show(stored[name])}, stated by message {by.label if by else ''} of MSH-7 "
                     f"{by.text if by else ''}, stands against this message of MSH-7 {dates.now.text} "
@@ -982,6 +1004,17 @@ class MergeRules:
                 held[f"{rtype}/{stored.get('id')}"] = []
                 return True
         return False
+
+    def refused(self) -> None:
+        """Raise the refusal of this block's write (``Untimely``, its ``more`` the comparisons after the
+        first) when any comparison could not be told (``_dated``): asked by ingest once the message's
+        resources are merged -- each undated one was left as stored meanwhile, and nothing of the
+        write is kept (the refusal rolls it back). Every version it could not date is recorded, so
+        the operator's one decision covers them all (rvfixord35 LOW 4; thirty-sixth round, ordfix36)."""
+        collected: list[Untimely] | None = getattr(self._local, "untimely", None)
+        if collected:
+            self._local.untimely = []
+            raise _combined(collected)
 
     def held(self) -> frozenset[str]:
         """"Type/id" of the resources this message's write left as stored because the message was older
@@ -2111,6 +2144,13 @@ def _words(observation: Mapping[str, Any]) -> list[str]:
     """The lines an Observation's text value says (a TX/FT OBX-5's repetitions, one a line)."""
     value = observation.get("valueString")
     return [line for line in value.split("\n") if line] if isinstance(value, str) else []
+
+
+def _combined(refusals: Sequence[Untimely]) -> Untimely:
+    """The first refusal, carrying the others (``Untimely.more``)."""
+    first = refusals[0]
+    return Untimely(first.diagnostics, expression=list(first.expression or ()), location=first.location,
+                    version=first.version, more=refusals[1:])
 
 
 def _version_of(rtype: str, stored: Resource) -> str:
