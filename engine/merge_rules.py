@@ -1052,7 +1052,11 @@ class MergeRules:
         round, rerun35). One search ``target=A,B,...`` (OR) is each search ``target=A`` together: the
         store's order (its row key) is one order whatever the filter, and only the targets
         ``Type/id/_history/n`` are read here (``_stored_stamps``, ``_carried``). The Provenances of this
-        message are written after its write, so none appears within the block."""
+        message are written after its write, so none appears within the block -- and none is written
+        by anything a retried write races (a claim race re-merging after another writer): the lists
+        read ahead in the first attempt, for resources it had not merged yet, are still what the
+        store holds, so serving them to the retry is right (rvfixord35 note 5; ordfix36). A change
+        that writes Provenances inside the batch must reset this read-ahead on a retry."""
         read = getattr(self._local, "provenances", None)
         if read is None or read[0] is not keeper:
             read = self._local.provenances = (keeper, {}, set())
