@@ -42,7 +42,8 @@ MODES = frozenset({"replace", "keep-if-absent", "union", "by-key", "keep-stored"
 _RESERVED = frozenset({"key", "owner", "slices", "follows", "when", "was", "stands", "yields_to", "unless_deletes", "placeholders", "as_far_as",
                        "progress", "names_all_of", "another", "another_if", "status_follows", "inherits",
                        "another_person", "keeps", "history", "history_unless",
-                       "history_taken_back_by", "lines_of", "text_of", "until_later", "displays", "states"})
+                       "history_taken_back_by", "lines_of", "text_of", "until_later", "displays", "states",
+                       "not_from_older"})
 PANEL = "; "  # between the tests a panel's ``code.text`` names (``names_all_of``)
 # ISO 21090 name/address representation (ABC | IDE | SYL): HL7 v2 XPN-8/XAD-? table 4000 in FHIR
 REPRESENTATION = "http://hl7.org/fhir/StructureDefinition/iso21090-EN-representation"
@@ -335,6 +336,10 @@ class ElementPlan:
     # the concept (the order message): its codings lead, and another test from it is a change of test
     # (stated whole); any other writer's coding is added only for the same test (codefix35)
     states: bool = False
+    # ``not_from_older: true`` (a report's times, OBR-22 ``issued``, OBR-7 ``effective[x]``): not written
+    # by a message the same sender's MSH-7 shows older than the one that stated the stored version
+    # (``MergeRules._older_times``); another sender, an unusable time or a client's version: as the mode says
+    not_from_older: bool = False
 
 
 @dataclass(frozen=True)
@@ -355,6 +360,7 @@ class TypePlan:
     copied: tuple[tuple[str, ElementPlan], ...] = ()  # the ``text_of`` elements
     dated: tuple[tuple[str, ElementPlan], ...] = ()  # the ``until_later`` elements
     displayed: tuple[tuple[str, ElementPlan], ...] = ()  # the ``displays`` elements
+    timed: tuple[str, ...] = ()  # the ``not_from_older`` elements
 
 
 class Persons(Protocol):
@@ -562,8 +568,9 @@ class MergeRules:
         # sender's older restatement of those held, ``_restated_older``)
         dated = tuple((name, e) for name, e in elements.items() if e.until_later and (e.stands or e.dated_with))
         displayed = tuple((name, e) for name, e in elements.items() if e.displays and e.mode != "replace")
+        timed = tuple(name for name, e in elements.items() if e.not_from_older and e.mode != "replace")
         plan = TypePlan(default, elements, trivial, guards, choices, follows, over, sliced, settled, inherited,
-                        persons, moved, lined, copied, dated, displayed)
+                        persons, moved, lined, copied, dated, displayed, timed)
         self._plans[(rtype, source)] = plan
         return plan
 
@@ -614,6 +621,7 @@ class MergeRules:
                            until_later=bool(rule.get("until_later")),
                            displays=tuple(tuple(str(p).split(".")) for p in rule.get("displays") or ()),
                            states=bool(set(rule.get("states") or ()) & set(ladder)),
+                           not_from_older=bool(rule.get("not_from_older")),
                            dated_with=frozenset(n for named in (rule["until_later"] if isinstance(
                                rule.get("until_later"), list) else ()) for n in _chosen(str(named), choices)),
                            was=tuple((str(element), tuple((tuple(path.split(".")), frozenset(values))
@@ -711,6 +719,8 @@ class MergeRules:
                 break
         if plan.dated and not compared and self._restated_older(rtype, plan, stored, incoming, source, said, issues):
             return Combined(dict(stored), issues)  # (the same sender's older restatement: tfix35)
+        if plan.timed and not compared:  # (a report's times from an older message: not written -- ordfix36)
+            incoming = self._older_times(rtype, plan, stored, incoming, source, said, issues)
         elements = plan.elements if not freed else _freed(plan, freed)  # (a later message: ``stands`` lifted)
         fields: dict[str, str] = {}
         status_kept = False  # the message only assumed a status and the stored one stands (an A08)
@@ -985,6 +995,40 @@ class MergeRules:
             held_words[f"{rtype}/{stored.get('id')}"] = _words(incoming)
             return True
         return False
+
+    def _older_times(self, rtype: str, plan: TypePlan, stored: Resource, incoming: Resource, source: str,
+                     said: Said | None, issues: list[Issue]) -> Resource:
+        """``not_from_older``: ``incoming`` without the elements it would change (a report's ``issued``,
+        OBR-22, and ``effective[x]``, OBR-7) when the same sending application's message that stated the
+        stored version is strictly later by its MSH-7 (``settle``, as ``_restated_older`` dates a
+        result's value): the LIS's 11:00 message arriving after its 12:00 re-run -- its results held,
+        or none of them changed -- wrote 11:00 as the report's issue time over the 12:00 message's
+        (thirty-sixth round, ordfix36). The ACK warns (W) of each element not stored; the rest of the
+        report (its result list, its text) merges as before. Another application, an unusable MSH-7
+        on either side, a version no message stated: merged as the mode says. Asked only when the
+        message changes one of them (one Provenance search for the report's messages, then)."""
+        dates: Dates | None = getattr(self._local, "at", None)
+        if dates is None or source in NOT_THE_FEED or dates.now.unusable:
+            return incoming
+        changed = [n for n in plan.timed if n in incoming and incoming[n] != stored.get(n, _MISSING)
+                   and (n in stored or any(m in stored for m in plan.choices.get(n, ())))]  # (none stored: filled)
+        if not changed:
+            return incoming
+        found = self._stored_stamps(rtype, stored, dates)
+        if found is None or not found[0]:
+            return incoming
+        verdict, _, by = settle(dates.now, found[0], stands=False)
+        if verdict != "older" or by is None:
+            return incoming
+        for name in changed:
+            at = said.at(name, incoming) if said is not None else None
+            issues.append({"severity": "warning", "code": "conflict", "expression": [f"{rtype}.{name}"],
+                           "diagnostics": f"{rtype}.{name}: {_writer(source)}'s value {_show(incoming[name])} was "
+                                          f"not stored: {_show(stored.get(name))}, stated by message {by.label} of "
+                                          f"MSH-7 {by.text}, stands against this message of MSH-7 {dates.now.text} "
+                                          "of the same sender (not later: older)",
+                           **({"location": [at]} if at else {})})
+        return {k: v for k, v in incoming.items() if k not in changed}
 
     def _copy_held(self, rtype: str, plan: TypePlan, stored: Resource, incoming: Resource) -> bool:
         """``text_of``: a document that copies its report (an imaging report's DocumentReference, no
