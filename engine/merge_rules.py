@@ -43,7 +43,7 @@ _RESERVED = frozenset({"key", "owner", "slices", "follows", "when", "was", "stan
                        "progress", "names_all_of", "another", "another_if", "status_follows", "inherits",
                        "another_person", "keeps", "history", "history_unless",
                        "history_taken_back_by", "lines_of", "text_of", "until_later", "displays", "states",
-                       "not_from_older"})
+                       "not_from_older", "not_back"})
 PANEL = "; "  # between the tests a panel's ``code.text`` names (``names_all_of``)
 # ISO 21090 name/address representation (ABC | IDE | SYL): HL7 v2 XPN-8/XAD-? table 4000 in FHIR
 REPRESENTATION = "http://hl7.org/fhir/StructureDefinition/iso21090-EN-representation"
@@ -340,6 +340,9 @@ class ElementPlan:
     # by a message the same sender's MSH-7 shows older than the one that stated the stored version
     # (``MergeRules._older_times``); another sender, an unusable time or a client's version: as the mode says
     not_from_older: bool = False
+    # ``not_back: {from: [final, ...], to: [preliminary, ...]}``: a stored status of ``from`` is not
+    # taken back to one of ``to`` by the writer (a result's P after its F: ``MergeRules._not_back``)
+    not_back: tuple[frozenset[str], frozenset[str]] | None = None
 
 
 @dataclass(frozen=True)
@@ -361,6 +364,7 @@ class TypePlan:
     dated: tuple[tuple[str, ElementPlan], ...] = ()  # the ``until_later`` elements
     displayed: tuple[tuple[str, ElementPlan], ...] = ()  # the ``displays`` elements
     timed: tuple[str, ...] = ()  # the ``not_from_older`` elements
+    backed: tuple[tuple[str, ElementPlan], ...] = ()  # the ``not_back`` elements
 
 
 class Persons(Protocol):
@@ -569,8 +573,9 @@ class MergeRules:
         dated = tuple((name, e) for name, e in elements.items() if e.until_later and (e.stands or e.dated_with))
         displayed = tuple((name, e) for name, e in elements.items() if e.displays and e.mode != "replace")
         timed = tuple(name for name, e in elements.items() if e.not_from_older and e.mode != "replace")
+        backed = tuple((name, e) for name, e in elements.items() if e.not_back and e.mode != "replace")
         plan = TypePlan(default, elements, trivial, guards, choices, follows, over, sliced, settled, inherited,
-                        persons, moved, lined, copied, dated, displayed, timed)
+                        persons, moved, lined, copied, dated, displayed, timed, backed)
         self._plans[(rtype, source)] = plan
         return plan
 
@@ -622,6 +627,8 @@ class MergeRules:
                            displays=tuple(tuple(str(p).split(".")) for p in rule.get("displays") or ()),
                            states=bool(set(rule.get("states") or ()) & set(ladder)),
                            not_from_older=bool(rule.get("not_from_older")),
+                           not_back=(frozenset(rule["not_back"].get("from") or ()),
+                                     frozenset(rule["not_back"].get("to") or ())) if rule.get("not_back") else None,
                            dated_with=frozenset(n for named in (rule["until_later"] if isinstance(
                                rule.get("until_later"), list) else ()) for n in _chosen(str(named), choices)),
                            was=tuple((str(element), tuple((tuple(path.split(".")), frozenset(values))
@@ -721,6 +728,11 @@ class MergeRules:
             return Combined(dict(stored), issues)  # (the same sender's older restatement: tfix35)
         if plan.timed and not compared:  # (a report's times from an older message: not written -- ordfix36)
             incoming = self._older_times(rtype, plan, stored, incoming, source, said, issues)
+        if plan.backed and not compared:  # (a final result's status not taken back by a P: ordfix36)
+            kept = self._not_back(rtype, plan, stored, incoming, source, said, issues)
+            if kept is None:
+                return Combined(dict(stored), issues)
+            incoming = kept
         elements = plan.elements if not freed else _freed(plan, freed)  # (a later message: ``stands`` lifted)
         fields: dict[str, str] = {}
         status_kept = False  # the message only assumed a status and the stored one stands (an A08)
@@ -1029,6 +1041,56 @@ class MergeRules:
                                           "of the same sender (not later: older)",
                            **({"location": [at]} if at else {})})
         return {k: v for k, v in incoming.items() if k not in changed}
+
+    def _not_back(self, rtype: str, plan: TypePlan, stored: Resource, incoming: Resource, source: str,
+                  said: Said | None, issues: list[Issue]) -> Resource | None:
+        """``not_back``: a stored status of ``from`` (a final, corrected or amended result) that the
+        message would take back to one of ``to`` (registered, preliminary: OBX-11 P, R, S, I) stays --
+        a final result is taken back only by a correction, an amendment or a withdrawal (OBX-11 C, A/B,
+        W/D; HL7 v2.5.1 table 0085). A status change alone is not dated (``until_later`` dates the
+        value), so the LIS's P re-sent after its F set the result back to preliminary, under AA
+        (thirty-sixth round, ordfix36). The same sending application's P that its MSH-7 shows older
+        than the message that stated the stored version is held like any older restatement: the
+        stored version whole, the resource ``held``, W at the status's field (None returned). Any
+        other (later, another sender, not told): the status -- and the elements dated with it (its
+        value, flags, range: a final value changes only by a correction) -- kept as stored, the rest
+        merged, W at the status's field naming them. Returns ``incoming`` as it is to be merged."""
+        for name, ep in plan.backed:
+            assert ep.not_back is not None
+            was, told = _stood(stored.get(name, _MISSING)), _stood(incoming.get(name, _MISSING))
+            if was not in ep.not_back[0] or told not in ep.not_back[1]:
+                continue
+            at = said.at(name, incoming) if said is not None else None
+            where = {"location": [at]} if at else {}
+            dates: Dates | None = getattr(self._local, "at", None)
+            found = (self._stored_stamps(rtype, stored, dates)
+                     if dates is not None and source not in NOT_THE_FEED and not dates.now.unusable else None)
+            verdict, _, by = settle(dates.now, found[0], stands=False) if dates is not None and found else (
+                "unknown", "", None)
+            if verdict == "older" and by is not None and dates is not None:
+                issues.append({"severity": "warning", "code": "conflict", "expression": [f"{rtype}.{name}"],
+                               "diagnostics": f"{rtype}.{name}: {_writer(source)}'s {_show(incoming[name])} was "
+                                              f"not stored: the stored {_show(stored[name])}, stated by message "
+                                              f"{by.label} of MSH-7 {by.text}, stands against this message of "
+                                              f"MSH-7 {dates.now.text} of the same sender (not later: older): "
+                                              f"its version is an older statement and changes nothing of the {rtype}",
+                               **where})
+                held_words = getattr(self._local, "held", None)
+                if held_words is None:
+                    held_words = self._local.held = {}
+                held_words[f"{rtype}/{stored.get('id')}"] = _words(incoming)
+                return None
+            kept = [name, *sorted(n for n in ep.dated_with
+                                  if incoming.get(n, _MISSING) is not _MISSING and incoming.get(n) != stored.get(n))]
+            issues.append({"severity": "warning", "code": "conflict", "expression": [f"{rtype}.{n}" for n in kept],
+                           "diagnostics": f"{', '.join(f'{rtype}.{n}' for n in kept)}: {_writer(source)}'s "
+                                          f"{_show(incoming[name])} was not stored over the stored "
+                                          f"{_show(stored[name])}: a {_show(stored[name])} result is taken back "
+                                          "only by a correction, an amendment or a withdrawal (OBX-11 C, A, B, W, "
+                                          "D; table 0085) -- the stored status and value stand",
+                           **where})
+            incoming = {k: v for k, v in incoming.items() if k not in kept}
+        return incoming
 
     def _copy_held(self, rtype: str, plan: TypePlan, stored: Resource, incoming: Resource) -> bool:
         """``text_of``: a document that copies its report (an imaging report's DocumentReference, no
@@ -1576,6 +1638,15 @@ class MergeRules:
                            issues if issues is not None else [])
             out[name] = stored[name]
             return
+        if (ep.as_far_as and incoming_refs and stored.get(name) in _DONE and out.get(name) in _BEFORE
+                and self._none_before(incoming_refs)):
+            # the message's results, as merged, are all final still (a result's P after its F does not
+            # take it back: ``not_back``): nor does the report go back on their account (ordfix36)
+            self._conflict(ep.conflict, f"{incoming['resourceType']}.{name}: {_writer(source)}'s value "
+                           f"{_show(out[name])} was not stored: {_show(stored[name])}, stated earlier, stands "
+                           "(its results, as stored, are not taken back)", f"{incoming['resourceType']}.{name}",
+                           issues if issues is not None else [])
+            out[name] = stored[name]
         others = [e["reference"] for e in out.get(listed) or ()
                   if isinstance(e, dict) and isinstance(e.get("reference"), str) and e["reference"] not in incoming_refs]
         if not others:
@@ -1617,6 +1688,17 @@ class MergeRules:
         if isinstance(st, dict) and isinstance(inc, dict) and not same_concept(st, inc):
             labels = [*(st["text"].split(PANEL) if not _codes(st) and st.get("text") else [concept_label(st)])]
             out[name] = {"text": PANEL.join(dict.fromkeys([*labels, concept_label(inc)]))}
+
+    def _none_before(self, refs: set[Any]) -> bool:
+        """Whether none of ``refs`` (a report's results this message lists), as this write merged them
+        (its pending versions, else the store), is at a status before final (``_BEFORE``)."""
+        keeper: Stored | None = getattr(self._local, "stored", None)
+        merged = {f"{new.get('resourceType')}/{new.get('id')}": new
+                  for new, _ in (keeper.pending() if keeper is not None else ())}
+        left = [r for r in refs if isinstance(r, str) and r not in merged]
+        if left:
+            merged.update(self._read_all(left))
+        return all(isinstance(r, str) and r in merged and merged[r].get("status") not in _BEFORE for r in refs)
 
     def _lines(self, name: str, ep: ElementPlan, stored: Resource, incoming: Resource, out: Resource) -> None:
         """``lines_of``: the stored text's lines said by a result the incoming version lists follow
