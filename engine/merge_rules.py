@@ -108,19 +108,22 @@ class Untimely(Unprocessable):
     ``more``: the write's further comparisons that could not be told either (``MergeRules.refused``):
     the refusal records every version it could not date, so one operator decision covers all the
     operator was shown -- stopping at the first, a correction of two withdrawn lines needed two
-    rounds and its 409 called the second, unchanged result "changed" (rvfixord35 LOW 4; ordfix36)."""
+    rounds and its 409 called the second, unchanged result "changed" (rvfixord35 LOW 4; ordfix36).
+    ``decided``: the versions an operator's decision answered in the same write (a decided replay
+    refused over another version): still not told, so the refusal names them again beside the others."""
 
     def __init__(self, diagnostics: str, *, expression: list[str], location: str | None,
-                 version: str | None = None, more: Sequence[Untimely] = ()) -> None:
+                 version: str | None = None, more: Sequence[Untimely] = (), decided: Sequence[str] = ()) -> None:
         super().__init__(diagnostics, expression=expression)
         self.location = location
         self.version = version
         self.more = tuple(more)
+        self.decided = tuple(decided)
 
     @property
     def versions(self) -> list[str]:
         """Every stored version the refusal was told against, this one's first, each once."""
-        return list(dict.fromkeys(u.version for u in (self, *self.more) if u.version))
+        return list(dict.fromkeys([*(u.version for u in (self, *self.more) if u.version), *self.decided]))
 
 
 @dataclass(frozen=True, slots=True)
@@ -407,7 +410,7 @@ class _Saying:
     entered again it would keep the first entry's outer values and leave its own behind on exit."""
 
     __slots__ = ("_local", "_said", "_stored", "_at", "_outer", "_entered")
-    _NONE = (None, None, None, None, None, None)
+    _NONE = (None, None, None, None, None, None, None)
 
     def __init__(self, local: threading.local, said: Mapping[str, Said] | None, stored: Stored | None,
                  at: Dates | None = None) -> None:
@@ -422,20 +425,21 @@ class _Saying:
         local = self._local
         self._outer = (getattr(local, "said", None), getattr(local, "stored", None), getattr(local, "at", None),
                        getattr(local, "held", None), getattr(local, "provenances", None),
-                       getattr(local, "untimely", None))
+                       getattr(local, "untimely", None), getattr(local, "decided", None))
         # ``held``: "Type/id" -> the words of a version this message stated that ``until_later`` left
         # out (an older statement of a withdrawn result): the report's ``lines_of`` adds none of them
         # ``provenances``: the Provenances read for the block's write (``MergeRules._provenances``)
-        # ``untimely``: the comparisons of the write that could not be told (``MergeRules.refused``)
+        # ``untimely``: the comparisons of the write that could not be told (``MergeRules.refused``),
+        # ``decided``: the versions an operator's decision answered (named again by a refusal)
         (local.said, local.stored, local.at, local.held, local.provenances,
-         local.untimely) = self._said, self._stored, self._at, None, None, []
+         local.untimely, local.decided) = self._said, self._stored, self._at, None, None, [], []
 
     def __exit__(self, *exc: object) -> None:
-        left = self._local.untimely
+        left, answered = self._local.untimely, self._local.decided
         (self._local.said, self._local.stored, self._local.at, self._local.held,
-         self._local.provenances, self._local.untimely) = self._outer
+         self._local.provenances, self._local.untimely, self._local.decided) = self._outer
         if left and exc[0] is None:  # (a write that ended without asking ``refused``: refused all the same)
-            raise _combined(left)
+            raise _combined(left, answered)
 
 
 class MergeRules:
@@ -916,7 +920,10 @@ class MergeRules:
             at = said.at(name, incoming) if said is not None else None
             decide = getattr(dates, "decide", None) if verdict == "unknown" and not dates.now.unusable else None
             decided = decide(why, _version_of(rtype, stored)) if decide is not None else None  # (ordfix35)
-            if decided is not None:  # (the operator's replay "as later": what cannot be told, decided -- order35)
+            if decided is not None:
+                answered: list[str] | None = getattr(self._local, "decided", None)
+                if answered is not None:  # (named again should the write be refused over another: ``refused``)
+                    answered.append(_version_of(rtype, stored))  # (the operator's replay "as later": what cannot be told, decided -- order35)
                 issues.append({"severity": "information", "code": "informational",
                                "diagnostics": f"{rtype}.{name}: {_show(incoming[name])} over the stored "
                                               f"{_show(stored[name])} taken as later by the operator's decision "
@@ -1120,7 +1127,7 @@ class MergeRules:
         collected: list[Untimely] | None = getattr(self._local, "untimely", None)
         if collected:
             self._local.untimely = []
-            raise _combined(collected)
+            raise _combined(collected, getattr(self._local, "decided", None) or ())
 
     def held(self) -> frozenset[str]:
         """"Type/id" of the resources this message's write left as stored because the message was older
@@ -2276,11 +2283,11 @@ def _words(observation: Mapping[str, Any]) -> list[str]:
     return [line for line in value.split("\n") if line] if isinstance(value, str) else []
 
 
-def _combined(refusals: Sequence[Untimely]) -> Untimely:
-    """The first refusal, carrying the others (``Untimely.more``)."""
+def _combined(refusals: Sequence[Untimely], decided: Sequence[str] = ()) -> Untimely:
+    """The first refusal, carrying the others (``Untimely.more``) and the versions a decision answered."""
     first = refusals[0]
     return Untimely(first.diagnostics, expression=list(first.expression or ()), location=first.location,
-                    version=first.version, more=refusals[1:])
+                    version=first.version, more=refusals[1:], decided=decided)
 
 
 def _version_of(rtype: str, stored: Resource) -> str:
