@@ -1758,12 +1758,13 @@ class MergeRules:
             if at < 0:
                 if back:
                     words = _words(new)
-                    if line_run(now_lines, words) >= 0 and sources.run(ref, words, lines, withdrawn=True) < 0:
+                    if ((line_run(now_lines, words) >= 0 or (not now_lines and sources.whole(lines)))
+                            and sources.run(ref, words, lines, withdrawn=True) < 0):
                         restored.append((ref, words))
                 continue
             words = [] if new.get("status") == "entered-in-error" else _words(new)
-            if line_run(now_lines, words) < 0:
-                words = []
+            if line_run(now_lines, words) < 0 and (now_lines or not words or not sources.whole(lines)):
+                words = []  # (stating no text, a correction of one line alone rewords the whole text: ordfix36)
             if not words and line_run(now_lines, was) >= 0:
                 continue  # the words stand, said by another result of the message
             if words or new.get("status") == "entered-in-error":
@@ -1837,7 +1838,10 @@ class MergeRules:
         lines it withdraws, ``adapters.convert.settle_documents``) takes out of the stored text only
         the lines the report's merge let go (in its previous version, not in its new one); every other
         word stays, a FHIR client's own text among them, and its status (a client's entered-in-error)
-        unless no line is left (docfix32: it wrote the report's text and ``current`` over them).
+        unless no line is left (docfix32: it wrote the report's text and ``current`` over them). A
+        document still the very copy of the report's previous text takes the report's new text (a
+        withdrawn line that a correction of it alone restored, a line a correction alone reworded:
+        one line is a value, no document of the message's own; ordfix36).
 
         A document with a number of its own (``masterIdentifier``, TXA-12: an MDM's, with its order
         or not) is its own text, never the copy: written before its report (``pacs._documents_first``),
@@ -1861,8 +1865,12 @@ class MergeRules:
         if said is not None and name in said.assumed:  # (the message states no text: only what it withdraws goes)
             if found is None or found[1] is None:
                 return
-            gone = set(_text_lines(found[1].get("presentedForm"))).difference(_text_lines(found[0].get("presentedForm")))
-            lines = [line for line in had if line not in gone]
+            was, now = _text_lines(found[1].get("presentedForm")), _text_lines(found[0].get("presentedForm"))
+            if had == was and now:
+                lines = now  # (the very copy of the report: it follows the report -- a line restored or reworded)
+            else:
+                gone = set(was).difference(now)
+                lines = [line for line in had if line not in gone]
             if lines == had:
                 return
         else:
@@ -2323,6 +2331,15 @@ class _Sources:
             self._said = [(r, _words(found[r])) for r in order
                           if r in found and found[r].get("status") != "entered-in-error"]
         return self._said
+
+    def whole(self, lines: list[str]) -> bool:
+        """Whether ``lines`` (a report's stored text) say the words of every standing result the report
+        lists that says any (a lab's or imaging report's text document: every text result's lines --
+        not a conclusion, the impressions' alone): then a withdrawn result a message restores without
+        stating any text (one line is a value: a correction of that line alone) is one of its lines
+        again (order35's left case; thirty-sixth round, ordfix36). Read only then."""
+        said = [w for _, w in self._standing() if w]
+        return bool(said) and all(line_run(lines, w) >= 0 for w in said)
 
     def run(self, ref: str, words: list[str], lines: list[str], *, withdrawn: bool = False) -> int:
         """Where the run of ``words`` that ``ref`` said stands in ``lines`` (-1: none of them is its).

@@ -8,7 +8,6 @@ Every test sends real HL7 through ``POST /hl7v2`` into the real store on each ba
 
 from __future__ import annotations
 
-import pytest
 from fastapi.testclient import TestClient
 
 from engine.engine import Engine
