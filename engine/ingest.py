@@ -40,6 +40,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
+import datetime
 import hashlib
 import logging
 import queue
@@ -70,7 +71,7 @@ from adapters.hl7v2.structure import unexpected_segment
 from engine import fhirjson, heap
 from engine.audit.events import INSTITUTION, now_instant, patients_of
 from engine.audit.record import Facts, Requestor, facts
-from engine.errors import FhirError
+from engine.errors import Conflict, FhirError
 from engine.inflight import POISON_DEATHS, InFlightJournal
 from engine.merge_rules import Untimely, field_of
 from engine.message_time import Decision, Stamp, stamp
@@ -430,6 +431,7 @@ class Ingestor:
                         or header.application_code != application_of(doc)):
                     raise ValueError("a corrected message must keep MSH-3.1, MSH-4.1 and MSH-10 of the original "
                                      f"({application_of(doc)!r}, {doc['facility']!r}, {doc['control_id']!r})")
+            refused_at = str(doc.get("processed_at") or "")  # (when it was refused: ``_stored_since``)
             with self.store.transaction():
                 doc = self.messages.reopen(doc_id, actor=actor, raw=raw, decided_at=decided.at if decided else None)
             assert doc is not None
@@ -451,12 +453,42 @@ class Ingestor:
                 self._audit_replay(doc, item.outcome, actor, decided, used)
             if changed:
                 was = ", ".join(sorted(against))
+                since, unnamed = self._stored_since(changed, refused_at)
+                if since:
+                    also = (f" (and {', '.join(unnamed)}, stored before the refusal, which it did not name)"
+                            if unnamed else "")
+                    raise RecordChanged(
+                        f"the record changed after the refusal: it was refused against {was}, and what is stored now "
+                        f"is {', '.join(since)}{also}, whose order against this message cannot be told either -- the "
+                        "decision is not taken for a version you were not shown; nothing of the message was written; "
+                        "its refusal now names what is stored, decide again on that")
+                # (a refusal recorded before every version was: it named the first only -- nothing changed)
                 raise RecordChanged(
-                    f"the record changed after the refusal: it was refused against {was}, and what is stored now "
-                    f"is {', '.join(changed)}, whose order against this message cannot be told either -- the "
-                    "decision is not taken for a version you were not shown; nothing of the message was written; "
-                    "its refusal now names what is stored, decide again on that")
+                    f"the refusal did not name {', '.join(unnamed)}, stored before it (it was refused against {was} "
+                    "only: refused before every version it could not be told against was recorded), whose order "
+                    "against this message cannot be told either -- the decision is not taken for a version you "
+                    "were not shown; nothing of the message was written; its refusal now names every one, decide "
+                    "again on that")
             return item.future.result()
+
+    def _stored_since(self, versions: Sequence[str], refused_at: str) -> tuple[list[str], list[str]]:
+        """``versions`` (``Type/id/_history/n``) split into those stored after ``refused_at`` (the
+        refusal's time: the record changed since) and those stored before it (the refusal did not name
+        them: one recorded before every version was, ordfix36) -- by each version's ``lastUpdated``;
+        one whose time cannot be read is counted as changed (the 409 stands either way)."""
+        since: list[str] = []
+        before: list[str] = []
+        when = _instant(refused_at)
+        for version in versions:
+            ref, _, vid = version.rpartition("/_history/")
+            rtype, _, rid = ref.partition("/")
+            try:
+                stored = self.repository.vread(rtype, rid, vid) if self.repository is not None else {}
+            except FhirError:
+                stored = {}
+            at = _instant(str((stored.get("meta") or {}).get("lastUpdated") or ""))
+            (before if when is not None and at is not None and at <= when else since).append(version)
+        return since, before
 
     def reload_site(self, site: Any) -> None:
         with self._lock:
@@ -1256,11 +1288,18 @@ class Ingestor:
                 with (self.repository.merge.saying(said, self.repository, dates)
                       if self.repository is not None else contextlib.nullcontext()):
                     held = self.repository.merge.held if self.repository is not None else None
-                    results, listing = (self._write_signed(resources, set(create_only), item.header.message_code,
-                                                           validated=item.validated, deferred=provenances,
-                                                           named=_named(item), rewrite=rewrite, held=held,
-                                                           decided=dates.used)
-                                        if self.repository is not None else ([], _listing(resources)))
+                    try:
+                        results, listing = (self._write_signed(resources, set(create_only), item.header.message_code,
+                                                               validated=item.validated, deferred=provenances,
+                                                               named=_named(item), rewrite=rewrite, held=held,
+                                                               decided=dates.used)
+                                            if self.repository is not None else ([], _listing(resources)))
+                    except FhirError as exc:  # (a comparison not told came first: the refusal says it -- not a race)
+                        if self.repository is not None and not isinstance(exc, Conflict):
+                            self.repository.merge.refused()
+                        raise
+                    if self.repository is not None:  # (every comparison not told, refused together: ordfix36)
+                        self.repository.merge.refused()
                     kept = held() if held is not None else frozenset()
                     item.decision_used = item.decided is not None and dates.used() is not None
                 for ref, written in listing.stored.items():  # (a later message of this batch dates them by it)
@@ -1315,9 +1354,13 @@ class Ingestor:
             # usable time, 102 data type error; a stored result its message cannot be ordered against,
             # 206 application record locked -- held until an operator decides (tfix34, README)
             code = DATA_TYPE_ERROR if at is not None and at[0] == "MSH" else APPLICATION_RECORD_LOCKED
-            self._quarantine(item, [HL7Error(f"not written: {exc.diagnostics}", code=code,
-                                             **({"segment": at[0], "sequence": at[1], "field": at[2]} if at else {}))],
-                             attempts, against=[exc.version] if exc.version and code == APPLICATION_RECORD_LOCKED else ())
+            # one ERR a version it could not date, each at its own field (``Untimely.more``: every one
+            # recorded, so the operator's one decision covers them all -- rvfixord35 LOW 4, ordfix36)
+            errors = [HL7Error(f"not written: {one.diagnostics}", code=code,
+                               **({"segment": w[0], "sequence": w[1], "field": w[2]} if w else {}))
+                      for one in (exc, *exc.more)[:MAX_ACK_WARNINGS] for w in [field_of(one.location or "")]]
+            self._quarantine(item, errors, attempts,
+                             against=exc.versions if code == APPLICATION_RECORD_LOCKED else ())
         elif isinstance(exc, FhirError):
             where = ", ".join(exc.expression or [])
             text = f"FHIR resource rejected ({exc.status}): {exc.diagnostics}" + (f" at {where}" if where else "")
@@ -1628,6 +1671,15 @@ def undecidable(doc: Document) -> str:
 
 class NotDecidable(ValueError):
     """A replay "as later" of a message that was not refused for an order that cannot be told (``undecidable``)."""
+
+
+def _instant(text: str) -> datetime.datetime | None:
+    """An ISO instant (a version's ``lastUpdated``, a message's ``processed_at``), else None."""
+    try:
+        value = datetime.datetime.fromisoformat(text) if text else None
+    except ValueError:
+        return None
+    return value.replace(tzinfo=datetime.UTC) if value is not None and value.tzinfo is None else value
 
 
 def _refused_against(doc: Document) -> frozenset[str]:

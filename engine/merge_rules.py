@@ -42,7 +42,8 @@ MODES = frozenset({"replace", "keep-if-absent", "union", "by-key", "keep-stored"
 _RESERVED = frozenset({"key", "owner", "slices", "follows", "when", "was", "stands", "yields_to", "unless_deletes", "placeholders", "as_far_as",
                        "progress", "names_all_of", "another", "another_if", "status_follows", "inherits",
                        "another_person", "keeps", "history", "history_unless",
-                       "history_taken_back_by", "lines_of", "text_of", "until_later", "displays", "states"})
+                       "history_taken_back_by", "lines_of", "text_of", "until_later", "displays", "states",
+                       "not_from_older", "not_back"})
 PANEL = "; "  # between the tests a panel's ``code.text`` names (``names_all_of``)
 # ISO 21090 name/address representation (ABC | IDE | SYL): HL7 v2 XPN-8/XAD-? table 4000 in FHIR
 REPRESENTATION = "http://hl7.org/fhir/StructureDefinition/iso21090-EN-representation"
@@ -103,13 +104,26 @@ class Untimely(Unprocessable):
     """A message refused because which of it and the message that stored a version is later cannot be
     told (``MergeRules._dated``): ``location`` is the field ERR-2 names (``OBX[2]-11``, ``MSH[1]-7``);
     ``version`` the stored version it was told against (``Type/id/_history/n``): the refusal records it,
-    and an operator's replay "as later" is refused when it has changed since (ordfix35)."""
+    and an operator's replay "as later" is refused when it has changed since (ordfix35).
+    ``more``: the write's further comparisons that could not be told either (``MergeRules.refused``):
+    the refusal records every version it could not date, so one operator decision covers all the
+    operator was shown -- stopping at the first, a correction of two withdrawn lines needed two
+    rounds and its 409 called the second, unchanged result "changed" (rvfixord35 LOW 4; ordfix36).
+    ``decided``: the versions an operator's decision answered in the same write (a decided replay
+    refused over another version): still not told, so the refusal names them again beside the others."""
 
     def __init__(self, diagnostics: str, *, expression: list[str], location: str | None,
-                 version: str | None = None) -> None:
+                 version: str | None = None, more: Sequence[Untimely] = (), decided: Sequence[str] = ()) -> None:
         super().__init__(diagnostics, expression=expression)
         self.location = location
         self.version = version
+        self.more = tuple(more)
+        self.decided = tuple(decided)
+
+    @property
+    def versions(self) -> list[str]:
+        """Every stored version the refusal was told against, this one's first, each once."""
+        return list(dict.fromkeys([*(u.version for u in (self, *self.more) if u.version), *self.decided]))
 
 
 @dataclass(frozen=True, slots=True)
@@ -325,6 +339,13 @@ class ElementPlan:
     # the concept (the order message): its codings lead, and another test from it is a change of test
     # (stated whole); any other writer's coding is added only for the same test (codefix35)
     states: bool = False
+    # ``not_from_older: true`` (a report's times, OBR-22 ``issued``, OBR-7 ``effective[x]``): not written
+    # by a message the same sender's MSH-7 shows older than the one that stated the stored version
+    # (``MergeRules._older_times``); another sender, an unusable time or a client's version: as the mode says
+    not_from_older: bool = False
+    # ``not_back: {from: [final, ...], to: [preliminary, ...]}``: a stored status of ``from`` is not
+    # taken back to one of ``to`` by the writer (a result's P after its F: ``MergeRules._not_back``)
+    not_back: tuple[frozenset[str], frozenset[str]] | None = None
 
 
 @dataclass(frozen=True)
@@ -345,6 +366,8 @@ class TypePlan:
     copied: tuple[tuple[str, ElementPlan], ...] = ()  # the ``text_of`` elements
     dated: tuple[tuple[str, ElementPlan], ...] = ()  # the ``until_later`` elements
     displayed: tuple[tuple[str, ElementPlan], ...] = ()  # the ``displays`` elements
+    timed: tuple[str, ...] = ()  # the ``not_from_older`` elements
+    backed: tuple[tuple[str, ElementPlan], ...] = ()  # the ``not_back`` elements
 
 
 class Persons(Protocol):
@@ -387,11 +410,12 @@ class _Saying:
     entered again it would keep the first entry's outer values and leave its own behind on exit."""
 
     __slots__ = ("_local", "_said", "_stored", "_at", "_outer", "_entered")
+    _NONE = (None, None, None, None, None, None, None)
 
     def __init__(self, local: threading.local, said: Mapping[str, Said] | None, stored: Stored | None,
                  at: Dates | None = None) -> None:
         self._local, self._said, self._stored, self._at = local, said, stored, at
-        self._outer: tuple[Any, ...] = (None, None, None, None, None)
+        self._outer: tuple[Any, ...] = self._NONE
         self._entered = False
 
     def __enter__(self) -> None:
@@ -400,15 +424,22 @@ class _Saying:
         self._entered = True
         local = self._local
         self._outer = (getattr(local, "said", None), getattr(local, "stored", None), getattr(local, "at", None),
-                       getattr(local, "held", None), getattr(local, "provenances", None))
+                       getattr(local, "held", None), getattr(local, "provenances", None),
+                       getattr(local, "untimely", None), getattr(local, "decided", None))
         # ``held``: "Type/id" -> the words of a version this message stated that ``until_later`` left
         # out (an older statement of a withdrawn result): the report's ``lines_of`` adds none of them
         # ``provenances``: the Provenances read for the block's write (``MergeRules._provenances``)
-        local.said, local.stored, local.at, local.held, local.provenances = self._said, self._stored, self._at, None, None
+        # ``untimely``: the comparisons of the write that could not be told (``MergeRules.refused``),
+        # ``decided``: the versions an operator's decision answered (named again by a refusal)
+        (local.said, local.stored, local.at, local.held, local.provenances,
+         local.untimely, local.decided) = self._said, self._stored, self._at, None, None, [], []
 
     def __exit__(self, *exc: object) -> None:
+        left, answered = self._local.untimely, self._local.decided
         (self._local.said, self._local.stored, self._local.at, self._local.held,
-         self._local.provenances) = self._outer
+         self._local.provenances, self._local.untimely, self._local.decided) = self._outer
+        if left and exc[0] is None:  # (a write that ended without asking ``refused``: refused all the same)
+            raise _combined(left, answered)
 
 
 class MergeRules:
@@ -545,8 +576,10 @@ class MergeRules:
         # sender's older restatement of those held, ``_restated_older``)
         dated = tuple((name, e) for name, e in elements.items() if e.until_later and (e.stands or e.dated_with))
         displayed = tuple((name, e) for name, e in elements.items() if e.displays and e.mode != "replace")
+        timed = tuple(name for name, e in elements.items() if e.not_from_older and e.mode != "replace")
+        backed = tuple((name, e) for name, e in elements.items() if e.not_back and e.mode != "replace")
         plan = TypePlan(default, elements, trivial, guards, choices, follows, over, sliced, settled, inherited,
-                        persons, moved, lined, copied, dated, displayed)
+                        persons, moved, lined, copied, dated, displayed, timed, backed)
         self._plans[(rtype, source)] = plan
         return plan
 
@@ -597,6 +630,9 @@ class MergeRules:
                            until_later=bool(rule.get("until_later")),
                            displays=tuple(tuple(str(p).split(".")) for p in rule.get("displays") or ()),
                            states=bool(set(rule.get("states") or ()) & set(ladder)),
+                           not_from_older=bool(rule.get("not_from_older")),
+                           not_back=(frozenset(rule["not_back"].get("from") or ()),
+                                     frozenset(rule["not_back"].get("to") or ())) if rule.get("not_back") else None,
                            dated_with=frozenset(n for named in (rule["until_later"] if isinstance(
                                rule.get("until_later"), list) else ()) for n in _chosen(str(named), choices)),
                            was=tuple((str(element), tuple((tuple(path.split(".")), frozenset(values))
@@ -694,6 +730,13 @@ class MergeRules:
                 break
         if plan.dated and not compared and self._restated_older(rtype, plan, stored, incoming, source, said, issues):
             return Combined(dict(stored), issues)  # (the same sender's older restatement: tfix35)
+        if plan.timed and not compared:  # (a report's times from an older message: not written -- ordfix36)
+            incoming = self._older_times(rtype, plan, stored, incoming, source, said, issues)
+        if plan.backed and not compared:  # (a final result's status not taken back by a P: ordfix36)
+            kept = self._not_back(rtype, plan, stored, incoming, source, said, issues)
+            if kept is None:
+                return Combined(dict(stored), issues)
+            incoming = kept
         elements = plan.elements if not freed else _freed(plan, freed)  # (a later message: ``stands`` lifted)
         fields: dict[str, str] = {}
         status_kept = False  # the message only assumed a status and the stored one stands (an A08)
@@ -877,7 +920,10 @@ class MergeRules:
             at = said.at(name, incoming) if said is not None else None
             decide = getattr(dates, "decide", None) if verdict == "unknown" and not dates.now.unusable else None
             decided = decide(why, _version_of(rtype, stored)) if decide is not None else None  # (ordfix35)
-            if decided is not None:  # (the operator's replay "as later": what cannot be told, decided -- order35)
+            if decided is not None:
+                answered: list[str] | None = getattr(self._local, "decided", None)
+                if answered is not None:  # (named again should the write be refused over another: ``refused``)
+                    answered.append(_version_of(rtype, stored))  # (the operator's replay "as later": what cannot be told, decided -- order35)
                 issues.append({"severity": "information", "code": "informational",
                                "diagnostics": f"{rtype}.{name}: {_show(incoming[name])} over the stored "
                                               f"{_show(stored[name])} taken as later by the operator's decision "
@@ -890,11 +936,16 @@ class MergeRules:
                 continue
             if verdict == "unknown":
                 where = "MSH[1]-7" if dates.now.unusable else at
-                raise Untimely(f"{rtype}.{name}: {_show(incoming[name])} over the stored {_show(stored[name])} "
-                               f"was not written: which of the two messages is later cannot be told -- {why}. "
-                               "Nothing of the message is written; the operator may replay it once decided",
-                               expression=[f"{rtype}.{name}"], location=where,
-                               version=_version_of(rtype, stored))
+                refusal = Untimely(f"{rtype}.{name}: {_show(incoming[name])} over the stored {_show(stored[name])} "
+                                   f"was not written: which of the two messages is later cannot be told -- {why}. "
+                                   "Nothing of the message is written; the operator may replay it once decided",
+                                   expression=[f"{rtype}.{name}"], location=where,
+                                   version=_version_of(rtype, stored))
+                collected: list[Untimely] | None = getattr(self._local, "untimely", None)
+                if collected is None or dates.now.unusable:
+                    raise refusal  # (its own MSH-7 unusable: one reason, every comparison the same -- stop here)
+                collected.append(refusal)  # (the write goes on to find the others: ``refused``, rvfixord35 LOW 4)
+                return None
             text = (f"{rtype}.{name}: {_writer(source)}'s value {_show(incoming[name])} was not stored: "
                     f"{_show(stored[name])}, stated by message {by.label if by else ''} of MSH-7 "
                     f"{by.text if by else ''}, stands against this message of MSH-7 {dates.now.text} "
@@ -964,6 +1015,90 @@ class MergeRules:
             return True
         return False
 
+    def _older_times(self, rtype: str, plan: TypePlan, stored: Resource, incoming: Resource, source: str,
+                     said: Said | None, issues: list[Issue]) -> Resource:
+        """``not_from_older``: ``incoming`` without the elements it would change (a report's ``issued``,
+        OBR-22, and ``effective[x]``, OBR-7) when the same sending application's message that stated the
+        stored version is strictly later by its MSH-7 (``settle``, as ``_restated_older`` dates a
+        result's value): the LIS's 11:00 message arriving after its 12:00 re-run -- its results held,
+        or none of them changed -- wrote 11:00 as the report's issue time over the 12:00 message's
+        (thirty-sixth round, ordfix36). The ACK warns (W) of each element not stored; the rest of the
+        report (its result list, its text) merges as before. Another application, an unusable MSH-7
+        on either side, a version no message stated: merged as the mode says. Asked only when the
+        message changes one of them (one Provenance search for the report's messages, then)."""
+        dates: Dates | None = getattr(self._local, "at", None)
+        if dates is None or source in NOT_THE_FEED or dates.now.unusable:
+            return incoming
+        changed = [n for n in plan.timed if n in incoming and incoming[n] != stored.get(n, _MISSING)
+                   and (n in stored or any(m in stored for m in plan.choices.get(n, ())))]  # (none stored: filled)
+        if not changed:
+            return incoming
+        found = self._stored_stamps(rtype, stored, dates)
+        if found is None or not found[0]:
+            return incoming
+        verdict, _, by = settle(dates.now, found[0], stands=False)
+        if verdict != "older" or by is None:
+            return incoming
+        for name in changed:
+            at = said.at(name, incoming) if said is not None else None
+            issues.append({"severity": "warning", "code": "conflict", "expression": [f"{rtype}.{name}"],
+                           "diagnostics": f"{rtype}.{name}: {_writer(source)}'s value {_show(incoming[name])} was "
+                                          f"not stored: {_show(stored.get(name))}, stated by message {by.label} of "
+                                          f"MSH-7 {by.text}, stands against this message of MSH-7 {dates.now.text} "
+                                          "of the same sender (not later: older)",
+                           **({"location": [at]} if at else {})})
+        return {k: v for k, v in incoming.items() if k not in changed}
+
+    def _not_back(self, rtype: str, plan: TypePlan, stored: Resource, incoming: Resource, source: str,
+                  said: Said | None, issues: list[Issue]) -> Resource | None:
+        """``not_back``: a stored status of ``from`` (a final, corrected or amended result) that the
+        message would take back to one of ``to`` (registered, preliminary: OBX-11 P, R, S, I) stays --
+        a final result is taken back only by a correction, an amendment or a withdrawal (OBX-11 C, A/B,
+        W/D; HL7 v2.5.1 table 0085). A status change alone is not dated (``until_later`` dates the
+        value), so the LIS's P re-sent after its F set the result back to preliminary, under AA
+        (thirty-sixth round, ordfix36). The same sending application's P that its MSH-7 shows older
+        than the message that stated the stored version is held like any older restatement: the
+        stored version whole, the resource ``held``, W at the status's field (None returned). Any
+        other (later, another sender, not told): the status -- and the elements dated with it (its
+        value, flags, range: a final value changes only by a correction) -- kept as stored, the rest
+        merged, W at the status's field naming them. Returns ``incoming`` as it is to be merged."""
+        for name, ep in plan.backed:
+            assert ep.not_back is not None
+            was, told = _stood(stored.get(name, _MISSING)), _stood(incoming.get(name, _MISSING))
+            if was not in ep.not_back[0] or told not in ep.not_back[1]:
+                continue
+            at = said.at(name, incoming) if said is not None else None
+            where = {"location": [at]} if at else {}
+            dates: Dates | None = getattr(self._local, "at", None)
+            found = (self._stored_stamps(rtype, stored, dates)
+                     if dates is not None and source not in NOT_THE_FEED and not dates.now.unusable else None)
+            verdict, _, by = settle(dates.now, found[0], stands=False) if dates is not None and found else (
+                "unknown", "", None)
+            if verdict == "older" and by is not None and dates is not None:
+                issues.append({"severity": "warning", "code": "conflict", "expression": [f"{rtype}.{name}"],
+                               "diagnostics": f"{rtype}.{name}: {_writer(source)}'s {_show(incoming[name])} was "
+                                              f"not stored: the stored {_show(stored[name])}, stated by message "
+                                              f"{by.label} of MSH-7 {by.text}, stands against this message of "
+                                              f"MSH-7 {dates.now.text} of the same sender (not later: older): "
+                                              f"its version is an older statement and changes nothing of the {rtype}",
+                               **where})
+                held_words = getattr(self._local, "held", None)
+                if held_words is None:
+                    held_words = self._local.held = {}
+                held_words[f"{rtype}/{stored.get('id')}"] = _words(incoming)
+                return None
+            kept = [name, *sorted(n for n in ep.dated_with
+                                  if incoming.get(n, _MISSING) is not _MISSING and incoming.get(n) != stored.get(n))]
+            issues.append({"severity": "warning", "code": "conflict", "expression": [f"{rtype}.{n}" for n in kept],
+                           "diagnostics": f"{', '.join(f'{rtype}.{n}' for n in kept)}: {_writer(source)}'s "
+                                          f"{_show(incoming[name])} was not stored over the stored "
+                                          f"{_show(stored[name])}: a {_show(stored[name])} result is taken back "
+                                          "only by a correction, an amendment or a withdrawal (OBX-11 C, A, B, W, "
+                                          "D; table 0085) -- the stored status and value stand",
+                           **where})
+            incoming = {k: v for k, v in incoming.items() if k not in kept}
+        return incoming
+
     def _copy_held(self, rtype: str, plan: TypePlan, stored: Resource, incoming: Resource) -> bool:
         """``text_of``: a document that copies its report (an imaging report's DocumentReference, no
         number of its own) is held whole when this message's statement of that report was held
@@ -982,6 +1117,17 @@ class MergeRules:
                 held[f"{rtype}/{stored.get('id')}"] = []
                 return True
         return False
+
+    def refused(self) -> None:
+        """Raise the refusal of this block's write (``Untimely``, its ``more`` the comparisons after the
+        first) when any comparison could not be told (``_dated``): asked by ingest once the message's
+        resources are merged -- each undated one was left as stored meanwhile, and nothing of the
+        write is kept (the refusal rolls it back). Every version it could not date is recorded, so
+        the operator's one decision covers them all (rvfixord35 LOW 4; thirty-sixth round, ordfix36)."""
+        collected: list[Untimely] | None = getattr(self._local, "untimely", None)
+        if collected:
+            self._local.untimely = []
+            raise _combined(collected, getattr(self._local, "decided", None) or ())
 
     def held(self) -> frozenset[str]:
         """"Type/id" of the resources this message's write left as stored because the message was older
@@ -1022,7 +1168,11 @@ class MergeRules:
         rerun35). One search ``target=A,B,...`` (OR) is each search ``target=A`` together: the
         store's order (its row key) is one order whatever the filter, and only the targets
         ``Type/id/_history/n`` are read here (``_stored_stamps``, ``_carried``). The Provenances of this
-        message are written after its write, so none appears within the block."""
+        message are written after its write, so none appears within the block -- and none is written
+        by anything a retried write races (a claim race re-merging after another writer): the lists
+        read ahead in the first attempt, for resources it had not merged yet, are still what the
+        store holds, so serving them to the retry is right (rvfixord35 note 5; ordfix36). A change
+        that writes Provenances inside the batch must reset this read-ahead on a retry."""
         read = getattr(self._local, "provenances", None)
         if read is None or read[0] is not keeper:
             read = self._local.provenances = (keeper, {}, set())
@@ -1510,6 +1660,15 @@ class MergeRules:
                            issues if issues is not None else [])
             out[name] = stored[name]
             return
+        if (ep.as_far_as and incoming_refs and stored.get(name) in _DONE and out.get(name) in _BEFORE
+                and self._none_before(incoming_refs)):
+            # the message's results, as merged, are all final still (a result's P after its F does not
+            # take it back: ``not_back``): nor does the report go back on their account (ordfix36)
+            self._conflict(ep.conflict, f"{incoming['resourceType']}.{name}: {_writer(source)}'s value "
+                           f"{_show(out[name])} was not stored: {_show(stored[name])}, stated earlier, stands "
+                           "(its results, as stored, are not taken back)", f"{incoming['resourceType']}.{name}",
+                           issues if issues is not None else [])
+            out[name] = stored[name]
         others = [e["reference"] for e in out.get(listed) or ()
                   if isinstance(e, dict) and isinstance(e.get("reference"), str) and e["reference"] not in incoming_refs]
         if not others:
@@ -1551,6 +1710,17 @@ class MergeRules:
         if isinstance(st, dict) and isinstance(inc, dict) and not same_concept(st, inc):
             labels = [*(st["text"].split(PANEL) if not _codes(st) and st.get("text") else [concept_label(st)])]
             out[name] = {"text": PANEL.join(dict.fromkeys([*labels, concept_label(inc)]))}
+
+    def _none_before(self, refs: set[Any]) -> bool:
+        """Whether none of ``refs`` (a report's results this message lists), as this write merged them
+        (its pending versions, else the store), is at a status before final (``_BEFORE``)."""
+        keeper: Stored | None = getattr(self._local, "stored", None)
+        merged = {f"{new.get('resourceType')}/{new.get('id')}": new
+                  for new, _ in (keeper.pending() if keeper is not None else ())}
+        left = [r for r in refs if isinstance(r, str) and r not in merged]
+        if left:
+            merged.update(self._read_all(left))
+        return all(isinstance(r, str) and r in merged and merged[r].get("status") not in _BEFORE for r in refs)
 
     def _lines(self, name: str, ep: ElementPlan, stored: Resource, incoming: Resource, out: Resource) -> None:
         """``lines_of``: the stored text's lines said by a result the incoming version lists follow
@@ -1603,12 +1773,13 @@ class MergeRules:
             if at < 0:
                 if back:
                     words = _words(new)
-                    if line_run(now_lines, words) >= 0 and sources.run(ref, words, lines, withdrawn=True) < 0:
+                    if ((line_run(now_lines, words) >= 0 or (not now_lines and sources.whole(lines)))
+                            and sources.run(ref, words, lines, withdrawn=True) < 0):
                         restored.append((ref, words))
                 continue
             words = [] if new.get("status") == "entered-in-error" else _words(new)
-            if line_run(now_lines, words) < 0:
-                words = []
+            if line_run(now_lines, words) < 0 and (now_lines or not words or not sources.whole(lines)):
+                words = []  # (stating no text, a correction of one line alone rewords the whole text: ordfix36)
             if not words and line_run(now_lines, was) >= 0:
                 continue  # the words stand, said by another result of the message
             if words or new.get("status") == "entered-in-error":
@@ -1682,7 +1853,10 @@ class MergeRules:
         lines it withdraws, ``adapters.convert.settle_documents``) takes out of the stored text only
         the lines the report's merge let go (in its previous version, not in its new one); every other
         word stays, a FHIR client's own text among them, and its status (a client's entered-in-error)
-        unless no line is left (docfix32: it wrote the report's text and ``current`` over them).
+        unless no line is left (docfix32: it wrote the report's text and ``current`` over them). A
+        document still the very copy of the report's previous text takes the report's new text (a
+        withdrawn line that a correction of it alone restored, a line a correction alone reworded:
+        one line is a value, no document of the message's own; ordfix36).
 
         A document with a number of its own (``masterIdentifier``, TXA-12: an MDM's, with its order
         or not) is its own text, never the copy: written before its report (``pacs._documents_first``),
@@ -1706,8 +1880,12 @@ class MergeRules:
         if said is not None and name in said.assumed:  # (the message states no text: only what it withdraws goes)
             if found is None or found[1] is None:
                 return
-            gone = set(_text_lines(found[1].get("presentedForm"))).difference(_text_lines(found[0].get("presentedForm")))
-            lines = [line for line in had if line not in gone]
+            was, now = _text_lines(found[1].get("presentedForm")), _text_lines(found[0].get("presentedForm"))
+            if had == was and now:
+                lines = now  # (the very copy of the report: it follows the report -- a line restored or reworded)
+            else:
+                gone = set(was).difference(now)
+                lines = [line for line in had if line not in gone]
             if lines == had:
                 return
         else:
@@ -2128,6 +2306,13 @@ def _words(observation: Mapping[str, Any]) -> list[str]:
     return [line for line in value.split("\n") if line] if isinstance(value, str) else []
 
 
+def _combined(refusals: Sequence[Untimely], decided: Sequence[str] = ()) -> Untimely:
+    """The first refusal, carrying the others (``Untimely.more``) and the versions a decision answered."""
+    first = refusals[0]
+    return Untimely(first.diagnostics, expression=list(first.expression or ()), location=first.location,
+                    version=first.version, more=refusals[1:], decided=decided)
+
+
 def _version_of(rtype: str, stored: Resource) -> str:
     """``Type/id/_history/n`` of a stored version: what a refusal was told against and an operator's
     decision answers for (``Untimely.version``, ``Dates.decide``; ordfix35)."""
@@ -2161,6 +2346,15 @@ class _Sources:
             self._said = [(r, _words(found[r])) for r in order
                           if r in found and found[r].get("status") != "entered-in-error"]
         return self._said
+
+    def whole(self, lines: list[str]) -> bool:
+        """Whether ``lines`` (a report's stored text) say the words of every standing result the report
+        lists that says any (a lab's or imaging report's text document: every text result's lines --
+        not a conclusion, the impressions' alone): then a withdrawn result a message restores without
+        stating any text (one line is a value: a correction of that line alone) is one of its lines
+        again (order35's left case; thirty-sixth round, ordfix36). Read only then."""
+        said = [w for _, w in self._standing() if w]
+        return bool(said) and all(line_run(lines, w) >= 0 for w in said)
 
     def run(self, ref: str, words: list[str], lines: list[str], *, withdrawn: bool = False) -> int:
         """Where the run of ``words`` that ``ref`` said stands in ``lines`` (-1: none of them is its).

@@ -171,17 +171,25 @@ def settle(now: Stamp, then: Sequence[Stamp], *, stands: bool) -> tuple[Order, s
       round, tfix34): ``now``'s MSH-7 unusable while a message of the same sender stated it (an
       unreadable time is not ordered even within one sender: the lead's decision), a time of the
       same sender whose span overlaps ``now``'s (an hour-precision MSH-7), and a version no message
-      stated (a FHIR client's restoring PUT: no MSH-7 to compare)."""
+      stated (a FHIR client's restoring PUT: no MSH-7 to compare). Any one of the sender's
+      messages showing ``now`` older decides "older", whichever came first (thirty-sixth round,
+      ordfix36)."""
     if not then:
         return (*order(now, None), None)
     if not stands:
+        # "older" from any of the sender's statements wins over "unknown" from another (rvfixord35
+        # MED 3: an hour-precision MSH-7 that stated the version first overlaps ``now``; the same
+        # sender's precise 12:00 resend of it still shows ``now`` older)
+        unknown: tuple[Order, str, Stamp | None] | None = None
         for t in then:
             if t.sender != now.sender:
                 continue
             verdict, why = order(now, t)
-            if verdict == "older" or (verdict == "unknown" and (now.unusable or not t.unusable)):
+            if verdict == "older":
                 return verdict, why, t
-        return "later", "", None
+            if unknown is None and verdict == "unknown" and (now.unusable or not t.unusable):
+                unknown = (verdict, why, t)
+        return unknown or ("later", "", None)
     verdicts = [(order(now, t), t) for t in then]
     for wanted in ("older", "unknown"):
         for (verdict, why), t in verdicts:

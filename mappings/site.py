@@ -709,6 +709,11 @@ _MERGE_ELEMENT: dict[str, Any] = {
         # ``stands`` only against a message not later than the one that stored the value (msgtime33)
         # (a list: the elements dated with it, ``value[x]`` -- a correction over a correction, tfix34)
         "until_later": {"anyOf": [{"type": "boolean"}, _NAMES]},
+        # not written by the same sender's older message (a report's times: ordfix36)
+        "not_from_older": {"type": "boolean"},
+        # a stored status ``from`` the writer does not take back ``to`` (a final result's P: ordfix36)
+        "not_back": {"type": "object", "required": ["from", "to"], "additionalProperties": False,
+                     "properties": {"from": _NAMES, "to": _NAMES}},
         "placeholders": _NAMES,  # values a converter writes where the message states nothing
         # a status no further than the resources a list element references, in ``progress`` order
         "as_far_as": {"type": "string", "minLength": 1},

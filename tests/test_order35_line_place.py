@@ -8,7 +8,6 @@ on each storage backend (``tests.module_store``)."""
 
 from __future__ import annotations
 
-import pytest
 from fastapi.testclient import TestClient
 
 from engine.engine import Engine
@@ -65,10 +64,6 @@ def test_a_restored_line_with_no_neighbour_in_the_report_goes_back_by_the_report
     assert _report_texts(http, report_id) == [f"{FIRST}\n{SECOND}\n{IMPRESSION}\n{NEW}"] == _doc_texts(http, doc_id)
 
 
-@pytest.mark.xfail(strict=True, reason="order35 found, left: a correction carrying the withdrawn line alone states no "
-                   "report text (one line is a value, lis.py: a text document needs two lines), so `_lines` has "
-                   "no words of the message to restore -- the result is corrected, the report's text and its "
-                   "document go on without its line")
 def test_a_correction_of_the_withdrawn_line_alone_brings_it_back_into_the_report(
         engine: Engine, http: TestClient) -> None:
     doc_id, report_id = _withdrawn_second(engine, http, "6")

@@ -1,6 +1,7 @@
 """A flag rests on its prior result: the flags that named a prior are decided again when it
 leaves (withdrawn, no longer final, moved to another person) or comes back final -- whatever
-day the repeat's result is dated, and after final -> preliminary -> final.
+day the repeat's result is dated, and after final -> withdrawn -> corrected (a preliminary after the
+final no longer takes it back: ordfix36).
 
 A flag is decided on its ORDER's day (DOMAIN.md "The decision, precisely": the order's date
 minus the prior's within the window); the repeat's result may come days later, past the end of
@@ -76,7 +77,10 @@ def test_final_then_preliminary_then_final_flags_again(engine: Engine, mllp: int
     repeat(hl7, prior_days=5, repeat_days=1)
     assert flag_of(engine) == "flagged"
     hl7.send(result("HOSPA", "A1", CBC, ts(5, 10), status="P"))
-    assert flag_of(engine) == "void", flags(engine)  # a preliminary prior is no recognisable one
+    # a P after the F does not take the final result back (OBX-11 C, A/B, W/D do; table 0085,
+    # ``merge.yaml`` Observation.status ``not_back``, thirty-sixth round, ordfix36): the prior stays
+    # recognisable and the flag stands -- before, the P made the prior preliminary and voided it
+    assert flag_of(engine) == "flagged", flags(engine)
     hl7.send(result("HOSPA", "A1", CBC, ts(5, 10), status="C", control="2"))
     assert flag_of(engine) == "flagged", flags(engine)
     assert issue_status(engine) != "cancelled"
@@ -101,7 +105,8 @@ def test_only_a_result_final_before_is_marked(engine: Engine, mllp: int) -> None
     hl7.send(result("HOSPA", "A1", CBC, ts(5, 10), status="F", control="2"))
     entries = [e for e in engine.recognition.index.coll.find({}) if e["inst"] == "HOSPA"]
     assert entries and all(e["status"] == "final" and "was_final" not in e for e in entries), entries
-    hl7.send(result("HOSPA", "A1", CBC, ts(5, 10), status="P", control="3"))
+    # (left final by a withdrawal: a P after the F no longer takes it back -- ordfix36)
+    hl7.send(result("HOSPA", "A1", CBC, ts(5, 10), status="W", control="3"))
     hl7.send(result("HOSPA", "A1", CBC, ts(5, 10), status="C", control="4"))
     entries = [e for e in engine.recognition.index.coll.find({}) if e["inst"] == "HOSPA"]
     assert entries and all(e["status"] == "corrected" and e.get("was_final") for e in entries), entries

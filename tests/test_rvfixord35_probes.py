@@ -8,7 +8,6 @@ Every test sends real HL7 through ``POST /hl7v2`` into the real store on each ba
 
 from __future__ import annotations
 
-import pytest
 from fastapi.testclient import TestClient
 
 from engine.engine import Engine
@@ -97,9 +96,6 @@ def test_a_result_past_the_first_search_chunk_is_dated_by_its_own_messages(engin
     assert _value(http, ids["T001"]) == 6 and _value(http, ids["T200"]) == 6 and _value(http, ids["T201"]) == 6
 
 
-@pytest.mark.xfail(strict=True, reason="rvfixord35: MED settle(stands=False) returns the first same-sender "
-                   "stamp's 'unknown' (an hour-precision MSH-7 overlapping now) before a later one that tells "
-                   "'older': _restated_older then merges the 11:30 value over the sender's 12:00 statement, AA")
 def test_an_older_restatement_is_held_though_a_vaguer_statement_of_the_version_came_first(
         engine: Engine, http: TestClient) -> None:
     """The stored potassium 4.1 was stated by the LIS's hour-precision 11:xx message and stated again,
@@ -164,9 +160,6 @@ def test_an_older_restatement_without_a_result_status_is_held_too(engine: Engine
     assert len(held) == 1 and held[0].split("|")[2] == "OBX^1^5" and "RF35-5C" in held[0], (held, ack)
 
 
-@pytest.mark.xfail(strict=True, reason="rvfixord35: LOW the refusal records only the first undated version; the "
-                   "decided replay answers 409 'the record changed after the refusal', naming another result's "
-                   "unchanged version as 'what is stored now' -- false to the operator, two rounds needed")
 def test_a_correction_refused_over_two_withdrawals_is_decided_in_one_round(engine: Engine, http: TestClient) -> None:
     """The RIS's report (10:00); the PACS withdraws both finding lines (11:00, taken); the RIS's 12:00
     correction of both is refused (AE: which is later cannot be told). The refusal should record every

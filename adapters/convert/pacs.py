@@ -280,10 +280,12 @@ def _report_hook(group: results.Group, ctx: Context, info: dict[str, Any]) -> No
             lambda report: referral.link_report(group, ctx, info, report, ordering, interpreter)
         )
     forms = info["forms"]
-    if forms or _withdraws_text(group, ctx):
+    if forms or info["text"] or _withdraws_text(group, ctx):
         # a message carrying only the text lines it withdraws (OBX-11 D, W) writes the report's
         # document too, without content: onto a stored one only (``settle_documents``), whose text
-        # then follows the report's (``merge.yaml`` DocumentReference ``content: text_of``)
+        # then follows the report's (``merge.yaml`` DocumentReference ``content: text_of``) -- so does
+        # one carrying a text line too few for a document of its own (one line is a value: a
+        # correction of a withdrawn line alone, which the report's text takes back; ordfix36)
         info.setdefault("after_report", []).append(
             lambda report: _document_reference(group, ctx, info, report)
         )

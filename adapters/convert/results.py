@@ -93,6 +93,8 @@ _VALUE_KEYS = frozenset(
 # when an issue names one the message states -- the merge's warning of a value, range or flag it holds)
 LOCATED_LATER: tuple[tuple[str, int], ...] = (*((key, 5) for key in sorted(_VALUE_KEYS)),
                                               ("referenceRange", 7), ("interpretation", 8))
+# where a report's times were stated (the merge's warning of a time an older message states: ordfix36)
+REPORT_LOCATED_LATER: tuple[tuple[str, int], ...] = (("issued", 22), ("effectiveDateTime", 7), ("effectivePeriod", 7))
 
 
 @dataclass
@@ -1288,6 +1290,7 @@ def diagnostic_report(
     res["code"] = code
     if obr is not None:
         apply_table("diagnosticreport", {"OBR": obr}, ctx, res)
+        ctx.located_later(res, obr, REPORT_LOCATED_LATER)  # (its times a later message's: ERR-2 at OBR-22/7)
     if group.prt and "resultsInterpreter" not in res:  # v2.7+ withdrew OBR-32: PRT-4 PRI says it (IG)
         for prt in group.prt.get(-1, ()):
             who = practitioner(prt.rep(5), ctx) if prt.value(4).strip().upper() == "PRI" and prt.value(5) else None

@@ -266,7 +266,7 @@
       }
       box.scrollIntoView({ block: "nearest" });
     } catch (e) {
-      const changed = e.status === 409 && /changed after the refusal/.test(e.diag || ""); // (ingest's RecordChanged)
+      const changed = e.status === 409 && /changed after the refusal|the refusal did not name/.test(e.diag || ""); // (ingest's RecordChanged)
       if (later && changed) { // its refusal now names what is stored
         try { await load(); await openMessage(id, document.querySelector('#messages tr[data-id="' + CSS.escape(id) + '"]'), true); } catch (x) { /* the answer below stands */ }
       }
@@ -275,8 +275,12 @@
         : changed
           ? (/refused before versions were recorded/.test(e.diag)
             ? "不能按较新处理：这条消息拒收时未记录所比较的结果版本，无法确认拒收之后该结果是否已被改写。本次未写入任何内容。请先“重新处理”，让系统按现存版本再次判断，再决定。"
+            : /the refusal did not name/.test(e.diag)
+            ? "不能按较新处理：这条消息拒收时只记录了第一个无法判断先后的结果版本，另有拒收前已存的结果版本当时未列出（并非拒收后被改写）。本次未写入任何内容；拒收原因已更新为全部相关版本，请核实后再决定。"
             : "不能按较新处理：拒收之后，该结果已被其他消息改写。您的决定只针对拒收时显示的版本，本次未写入任何内容；拒收原因已更新为现存版本，请核实后再决定。")
-            + "（" + e.diag + "） Not taken as later: the record changed after the refusal; nothing was written."
+            + "（" + e.diag + "） " + (/the refusal did not name/.test(e.diag)
+              ? "Not taken as later: the refusal did not name every version; nothing was written."
+              : "Not taken as later: the record changed after the refusal; nothing was written.")
           : e.status === 409 ? "不能按较新处理（" + e.diag + "）。 Not taken as later." : e.message);
     } finally { button.disabled = false; }
   }
