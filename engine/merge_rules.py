@@ -846,6 +846,16 @@ class MergeRules:
         AA (rvmsgfix34 HIGH 1-3). The DiagnosticReport's status is dated by the same rule (OBR-25,
         ``merge.yaml``), so an older resend does not make a cancelled or corrected report final while
         its result is held (thirty-fourth round, tfix34).
+        A status placeholder (``placeholders``: OBX-11 empty, stored ``unknown``) states no status: it
+        neither withdraws nor corrects, and never lifts a stored one (the status stays, ``_element_value``).
+        It is passed over exactly where the status alone is the question -- the message restates no
+        element dated with it (``dated_with``: the same value, flags and range again; a report's status,
+        dated with nothing). Where it restates one (another value over a stored correction) that
+        statement is dated as a stated F would be: older -- held, the W at the restated element's field
+        (OBX-5, not OBX-11: the status was not stated); not told -- refused there; later -- its value
+        taken, the stored status kept. Passing it over let the LIS's 11:00 value with OBX-11 empty
+        overwrite its 12:00 correction under AA, the record calling the older value the correction
+        (review rv36a HIGH 1; thirty-sixth round, mixfix36).
         An operator's replay "as later" (``Dates.decide``, ``engine.message_time.Decision``) answers
         "later" what cannot be told -- never what the sender's own MSH-7 shows older, never for a
         message whose own MSH-7 is unusable -- and an information issue (severity I, at the same field:
@@ -859,9 +869,9 @@ class MergeRules:
         for name, ep in plan.dated:
             held = _stood(stored.get(name, _MISSING))
             told = _stood(incoming.get(name, _MISSING))
+            vague = told in ep.placeholders  # (OBX-11 empty: no status stated, the value may be)
             if (held is None or told is None or (held not in ep.stands and told not in ep.stands)
-                    or told in ep.yields_to or told in ep.placeholders
-                    or (told == held and not _restates(ep, stored, incoming))):
+                    or told in ep.yields_to or ((told == held or vague) and not _restates(ep, stored, incoming))):
                 continue
             if dates is None:  # (no message at hand: merged as the mode says, as before the rule)
                 lifted.add(name)
@@ -874,7 +884,8 @@ class MergeRules:
             if not then and held not in ep.stands:  # (a FHIR client's version of a plain value)
                 then = self._carried(rtype, stored, name, dates, provs)
             verdict, why, by = settle(dates.now, then, stands=held in ep.stands)
-            at = said.at(name, incoming) if said is not None else None
+            changed = _restated(ep, stored, incoming) if vague else (name,)
+            at = next((a for n in changed if (a := said.at(n, incoming)) is not None), None) if said is not None else None
             decide = getattr(dates, "decide", None) if verdict == "unknown" and not dates.now.unusable else None
             decided = decide(why, _version_of(rtype, stored)) if decide is not None else None  # (ordfix35)
             if decided is not None:  # (the operator's replay "as later": what cannot be told, decided -- order35)
@@ -886,7 +897,8 @@ class MergeRules:
                                "expression": [f"{rtype}.{name}"], **({"location": [at]} if at else {})})
                 verdict = "later"
             if verdict == "later":
-                lifted.add(name)
+                if not vague:  # (a placeholder lifts nothing: the stored status stays, ``_element_value``)
+                    lifted.add(name)
                 continue
             if verdict == "unknown":
                 where = "MSH[1]-7" if dates.now.unusable else at
@@ -895,12 +907,16 @@ class MergeRules:
                                "Nothing of the message is written; the operator may replay it once decided",
                                expression=[f"{rtype}.{name}"], location=where,
                                version=_version_of(rtype, stored))
-            text = (f"{rtype}.{name}: {_writer(source)}'s value {_show(incoming[name])} was not stored: "
-                    f"{_show(stored[name])}, stated by message {by.label if by else ''} of MSH-7 "
+            what = ", ".join(f"{rtype}.{n}" for n in changed)
+            stated, kept = ((f"value {_show(incoming[name])}", _show(stored[name])) if not vague else
+                            (f"statement of {', '.join(changed)} with no {name} (the placeholder "
+                             f"{_show(incoming[name])})", f"the version of {name} {_show(stored[name])}"))
+            text = (f"{what}: {_writer(source)}'s {stated} was not stored: "
+                    f"{kept}, stated by message {by.label if by else ''} of MSH-7 "
                     f"{by.text if by else ''}, stands against this message of MSH-7 {dates.now.text} "
                     f"(not later: older): its version is an older statement and changes nothing of the {rtype}")
             issues.append({"severity": "warning", "code": "conflict", "diagnostics": text,
-                           "expression": [f"{rtype}.{name}"], **({"location": [at]} if at else {})})
+                           "expression": [f"{rtype}.{n}" for n in changed], **({"location": [at]} if at else {})})
             held_words = getattr(self._local, "held", None)
             if held_words is None:
                 held_words = self._local.held = {}
@@ -2100,6 +2116,13 @@ def _restates(ep: ElementPlan, stored: Resource, incoming: Resource) -> bool:
     """Whether ``incoming``, stating the stored status, states another value of an element dated with
     it (``dated_with``: a correction over a correction, rvmsgfix34 HIGH 1)."""
     return any(incoming.get(n, _MISSING) is not _MISSING and incoming.get(n) != stored.get(n) for n in ep.dated_with)
+
+
+def _restated(ep: ElementPlan, stored: Resource, incoming: Resource) -> tuple[str, ...]:
+    """The elements dated with ``ep``'s status that ``incoming`` states otherwise than stored, the value
+    first (``_restates``'s, named: where an older statement is held, ERR-2 at the value's OBX-5)."""
+    return tuple(n for n in sorted(ep.dated_with, key=lambda n: (not n.startswith("value"), n))
+                 if incoming.get(n, _MISSING) is not _MISSING and incoming.get(n) != stored.get(n))
 
 
 def _chosen(named: str, choices: Mapping[str, frozenset[str]]) -> frozenset[str]:

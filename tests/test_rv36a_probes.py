@@ -172,10 +172,6 @@ def test_rv36a_a_later_rerun_after_a_clients_note_is_taken_and_the_note_kept(
     assert stored["valueQuantity"]["value"] == 6.1 and stored.get("note"), stored
 
 
-@pytest.mark.xfail(strict=True, reason="rv36a: HIGH the same LIS's 11:00 value with OBX-11 empty, arriving after its "
-                   "12:00 correction (C), overwrites the corrected 5.6 with 4.4 under AA while the status stays "
-                   "'corrected' (the record now calls the older value the correction); the same message with OBX-11 F "
-                   "is held -- heldfix35 dated the placeholder in _restated_older only, _dated still skips it")
 def test_rv36a_an_older_restatement_with_an_empty_status_over_a_correction_is_held(
         module_eng: Engine, http: TestClient) -> None:
     """4.1 F (10:00), the LIS's 12:00 correction 5.6 (C), then its 11:00 message arriving last with OBX-11 empty
