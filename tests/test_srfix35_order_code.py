@@ -30,7 +30,7 @@ from tests.module_store import module_eng
 from tests.test_probepay26_windows import msh, pid
 
 __all__ = ["module_eng"]
-B = "FNZYY"  # the demo site's member whose code map knows PTX (凝血) as the item COAG
+B = "FNZYY"  # the demo site's member; no code map knows PTX (凝血): not added to the order (mixfix36)
 ORDERED, RESULTED = "20260312080000+0800", "20260312100000+0800"
 LOINC = {"system": "http://loinc.org", "code": "5902-2", "display": "PT"}
 LOCAL = {"system": f"urn:huren:code:{B}", "code": "PTX", "display": "凝血"}
