@@ -889,6 +889,16 @@ class MergeRules:
         AA (rvmsgfix34 HIGH 1-3). The DiagnosticReport's status is dated by the same rule (OBR-25,
         ``merge.yaml``), so an older resend does not make a cancelled or corrected report final while
         its result is held (thirty-fourth round, tfix34).
+        A status placeholder (``placeholders``: OBX-11 empty, stored ``unknown``) states no status: it
+        neither withdraws nor corrects, and never lifts a stored one (the status stays, ``_element_value``).
+        It is passed over exactly where the status alone is the question -- the message restates no
+        element dated with it (``dated_with``: the same value, flags and range again; a report's status,
+        dated with nothing). Where it restates one (another value over a stored correction) that
+        statement is dated as a stated F would be: older -- held, the W at the restated element's field
+        (OBX-5, not OBX-11: the status was not stated); not told -- refused there; later -- its value
+        taken, the stored status kept. Passing it over let the LIS's 11:00 value with OBX-11 empty
+        overwrite its 12:00 correction under AA, the record calling the older value the correction
+        (review rv36a HIGH 1; thirty-sixth round, mixfix36).
         An operator's replay "as later" (``Dates.decide``, ``engine.message_time.Decision``) answers
         "later" what cannot be told -- never what the sender's own MSH-7 shows older, never for a
         message whose own MSH-7 is unusable -- and an information issue (severity I, at the same field:
@@ -902,9 +912,9 @@ class MergeRules:
         for name, ep in plan.dated:
             held = _stood(stored.get(name, _MISSING))
             told = _stood(incoming.get(name, _MISSING))
+            vague = told in ep.placeholders  # (OBX-11 empty: no status stated, the value may be)
             if (held is None or told is None or (held not in ep.stands and told not in ep.stands)
-                    or told in ep.yields_to or told in ep.placeholders
-                    or (told == held and not _restates(ep, stored, incoming))):
+                    or told in ep.yields_to or ((told == held or vague) and not _restates(ep, stored, incoming))):
                 continue
             if dates is None:  # (no message at hand: merged as the mode says, as before the rule)
                 lifted.add(name)
@@ -917,7 +927,8 @@ class MergeRules:
             if not then and held not in ep.stands:  # (a FHIR client's version of a plain value)
                 then = self._carried(rtype, stored, name, dates, provs)
             verdict, why, by = settle(dates.now, then, stands=held in ep.stands)
-            at = said.at(name, incoming) if said is not None else None
+            changed = _restated(ep, stored, incoming) if vague else (name,)
+            at = next((a for n in changed if (a := said.at(n, incoming)) is not None), None) if said is not None else None
             decide = getattr(dates, "decide", None) if verdict == "unknown" and not dates.now.unusable else None
             decided = decide(why, _version_of(rtype, stored)) if decide is not None else None  # (ordfix35)
             if decided is not None:
@@ -932,7 +943,8 @@ class MergeRules:
                                "expression": [f"{rtype}.{name}"], **({"location": [at]} if at else {})})
                 verdict = "later"
             if verdict == "later":
-                lifted.add(name)
+                if not vague:  # (a placeholder lifts nothing: the stored status stays, ``_element_value``)
+                    lifted.add(name)
                 continue
             if verdict == "unknown":
                 where = "MSH[1]-7" if dates.now.unusable else at
@@ -946,12 +958,16 @@ class MergeRules:
                     raise refusal  # (its own MSH-7 unusable: one reason, every comparison the same -- stop here)
                 collected.append(refusal)  # (the write goes on to find the others: ``refused``, rvfixord35 LOW 4)
                 return None
-            text = (f"{rtype}.{name}: {_writer(source)}'s value {_show(incoming[name])} was not stored: "
-                    f"{_show(stored[name])}, stated by message {by.label if by else ''} of MSH-7 "
+            what = ", ".join(f"{rtype}.{n}" for n in changed)
+            stated, kept = ((f"value {_show(incoming[name])}", _show(stored[name])) if not vague else
+                            (f"statement of {', '.join(changed)} with no {name} (the placeholder "
+                             f"{_show(incoming[name])})", f"the version of {name} {_show(stored[name])}"))
+            text = (f"{what}: {_writer(source)}'s {stated} was not stored: "
+                    f"{kept}, stated by message {by.label if by else ''} of MSH-7 "
                     f"{by.text if by else ''}, stands against this message of MSH-7 {dates.now.text} "
                     f"(not later: older): its version is an older statement and changes nothing of the {rtype}")
             issues.append({"severity": "warning", "code": "conflict", "diagnostics": text,
-                           "expression": [f"{rtype}.{name}"], **({"location": [at]} if at else {})})
+                           "expression": [f"{rtype}.{n}" for n in changed], **({"location": [at]} if at else {})})
             held_words = getattr(self._local, "held", None)
             if held_words is None:
                 held_words = self._local.held = {}
@@ -2066,65 +2082,84 @@ class MergeRules:
         the result message's (5902-2 -> PTX): the stored order no longer said what was ordered
         (thirty-fifth round, srfix35).
 
-        Codings are one concept only for the SAME TEST (codefix35, review rvfixmix35): a coding in
-        common, else not ``_another_test`` (by the recognition rules' own code maps). A
-        result message's coding of another test (PT ordered, the result coded 1020 肝功能八项) adds
-        nothing -- the order claimed PT and LFT were one concept, and its item became LFT -- and the
-        ACK warns at the field that stated it (OBR-4); the result's own report keeps its code. Its
-        codings of the same test are added after the stored ones, which stand as stored (a part they
-        leave out, a display, taken from the incoming coding of the same ``key``); ``text`` stays.
-        The writer that ``states`` the concept (an order message, XO too) leads: for the same test
-        its codings come first, in its words, and the stored ones it does not state stay after them
-        (an XO re-stating the test erased the LIS's coding; an order arriving after its result lost
-        it: arrival order no longer matters); another test from it is a change of test, stated whole."""
+        Codings are one concept only for the SAME TEST, and only what shows it is evidence: a coding
+        in common, else the recognition rules' own code maps (``_another_test``). A result message's
+        codings are judged ONE BY ONE (a coding it shares with the order says nothing of the others
+        beside it: ``5902-2^PT^LN^1020^肝功能八项^L`` made the order PT and LFT at once, its item LFT --
+        rv36a MED 2): a coding the order holds is merged into it (a part the stored one leaves out, a
+        display, filled); one the maps show is the ordered test (the LIS's PTX of a PT order, by the
+        LIS's map) is added after the stored ones, which stand as stored; one of another test (1020 =
+        LFT), and one no map knows (an LIS code nobody mapped: not evidence of the same test -- it
+        could name any test, rv36a LOW), adds nothing, and the ACK warns at the field that stated it
+        (OBR-4); the result's own report keeps its code. ``text`` stays. An order stating no coding
+        (OBR-4 text alone) takes the result's codings: nothing coded there to be another test of.
+        The writer that ``states`` the concept (an order message, XO too) leads: for the same test (a
+        coding in common, or the maps' one item) its codings come first, in its words, the stored ones
+        it does not state after them (an XO re-stating the test kept the LIS's coding; an order after
+        its result keeps it: arrival order does not matter). Anything else it states -- another test,
+        a code no map knows (an XO to the HIS's unmapped ZZ01 kept PT's LOINC, rv36a MED 3), the test
+        named by text alone (``^血常规`` was dropped under AA, MED 4) -- is a change of test, stated
+        whole, as before codefix35 (thirty-sixth round, mixfix36)."""
         key = ep.key
         codings = [c for c in stored.get("coding") or () if isinstance(c, dict)]
         told = [c for c in incoming.get("coding") or () if isinstance(c, dict)]
-        if not codings or not told:  # nothing coded on one side: the other's codings fill
-            return {**incoming, **stored, "coding": codings or told} if codings or told else {**incoming, **stored}
         held = {_key(c, key) for c in codings}
-        common = any(_key(c, key) in held for c in told)
         order = {"resourceType": rtype, name: stored}
         if ep.states:
-            if not common and self._another_test(order, {"resourceType": rtype, name: incoming}):
-                return incoming  # a change of test: the order message states its code whole
+            if not (any(_key(c, key) in held for c in told)
+                    or self._another_test(order, {"resourceType": rtype, name: incoming}) is False):
+                return incoming  # a change of test (or none known the same): the order message states it whole
             theirs = {_key(c, key): c for c in codings}
             lead = [{**theirs.get(_key(c, key), {}), **c} for c in told]
             stated = {_key(c, key) for c in told}
             return {**stored, **incoming, "coding": [*lead, *(c for c in codings if _key(c, key) not in stated)]}
+        if not codings or not told:  # nothing coded on one side: the other's codings fill
+            return {**incoming, **stored, "coding": codings or told} if codings or told else {**incoming, **stored}
         where = {_key(c, key): n for n, c in enumerate(codings)}
         other: list[dict[str, Any]] = []
+        unknown: list[dict[str, Any]] = []
         for coding in told:
             k = _key(coding, key)
             if k in where:
                 codings[where[k]] = {**coding, **codings[where[k]]}
-            elif common or not self._another_test(order, {"resourceType": rtype, name: {"coding": [coding]}}):
+                continue
+            another = self._another_test(order, {"resourceType": rtype, name: {"coding": [coding]}})
+            if another is False:
                 where[k] = len(codings)
                 codings.append(coding)
             else:
-                other.append(coding)
-        if other:
-            self._conflict("warn", f"{rtype}.{name}: {_writer(source)}'s coding "
-                           f"{', '.join(str(c.get('code')) for c in other)} ({concept_label({'coding': other})}) "
-                           f"names another test than ordered ({concept_label(stored)}): not added to the order's "
-                           "code (the result keeps its own)", f"{rtype}.{name}", issues)
+                (other if another else unknown).append(coding)
+        for left, why, more in ((other, "names another test than ordered", ""),
+                                (unknown, "is not known to name the test ordered",
+                                 " -- no code map of the recognition rules knows it as that test")):
+            if left:
+                self._conflict("warn", f"{rtype}.{name}: {_writer(source)}'s coding "
+                               f"{', '.join(str(c.get('code')) for c in left)} ({concept_label({'coding': left})}) "
+                               f"{why} ({concept_label(stored)}){more}: not added to the order's code (the result "
+                               "keeps its own)", f"{rtype}.{name}", issues)
         return {**incoming, **stored, "coding": codings}
 
-    def _another_test(self, order: Resource, other: Resource) -> bool:
-        """Whether ``other``'s ``code`` (a concept, no coding in common with the order's) names another
-        test than ``order``'s: a coding system in common (one system codes one test once: 3173-2 APTT
-        over 5902-2 PT, ``_another``'s reading), else both are recognition items and not the same one
-        (``same_test``, the recognition rules' code maps: 1020 肝功能八项 is LFT, 5902-2 is COAG). A
-        coding no map knows (the LIS's own PTX) is not known as another test: it is the sender's code of
-        the order it reports under the order's number, added beside the order's. (``same_test`` of a
-        concept with itself: whether it is a recognition item at all.)"""
+    def _another_test(self, order: Resource, other: Resource) -> bool | None:
+        """Whether ``other``'s ``code`` (a concept) names another test than ``order``'s: False (the same
+        test) for a coding in common, or -- no coding system in common -- one recognition item by the
+        recognition rules' code maps (``same_test``: the LIS's PTX, by its map, is COAG as LOINC 5902-2
+        is); True for a coding system in common (one system codes one test once: 3173-2 APTT over
+        5902-2 PT, ``_another``'s reading) or two recognition items, not the same one (1020 肝功能八项
+        is LFT); None when it cannot be told -- a side no map knows (an LIS code nobody mapped, the
+        HIS's own ZZ01, a test named by text alone), or no maps at hand: not evidence either way, and
+        the callers do not treat it as the same test (rv36a MED 3, LOW). (``same_test`` of a concept
+        with itself: whether it is a recognition item at all.)"""
         mine, theirs = _code_pairs(order), _code_pairs(other)
+        if mine & theirs:
+            return False
         if {s for s, _ in mine} & {s for s, _ in theirs}:
             return True
         same = self.same_test
-        if same is None or same(order, other):
+        if same is None:
+            return None
+        if same(order, other):
             return False
-        return same(order, order) and same(other, other)
+        return True if same(order, order) and same(other, other) else None
 
     @staticmethod
     def _split(ep: ElementPlan, value: Any) -> tuple[list[Any], list[list[Any]]]:
@@ -2293,6 +2328,13 @@ def _restates(ep: ElementPlan, stored: Resource, incoming: Resource) -> bool:
     """Whether ``incoming``, stating the stored status, states another value of an element dated with
     it (``dated_with``: a correction over a correction, rvmsgfix34 HIGH 1)."""
     return any(incoming.get(n, _MISSING) is not _MISSING and incoming.get(n) != stored.get(n) for n in ep.dated_with)
+
+
+def _restated(ep: ElementPlan, stored: Resource, incoming: Resource) -> tuple[str, ...]:
+    """The elements dated with ``ep``'s status that ``incoming`` states otherwise than stored, the value
+    first (``_restates``'s, named: where an older statement is held, ERR-2 at the value's OBX-5)."""
+    return tuple(n for n in sorted(ep.dated_with, key=lambda n: (not n.startswith("value"), n))
+                 if incoming.get(n, _MISSING) is not _MISSING and incoming.get(n) != stored.get(n))
 
 
 def _chosen(named: str, choices: Mapping[str, frozenset[str]]) -> frozenset[str]:

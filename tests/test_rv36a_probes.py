@@ -18,7 +18,7 @@ from tests.test_idfix35_owner import _referred, _restated
 from tests.test_mfix34_members import APART, FNZYY_MRN, _tokens, both
 from tests.test_rvfixord35_probes import _message, _order
 from tests.test_rvidentity32_probes import MRN, patients
-from tests.test_srfix35_order_code import LOCAL, LOINC, history, http, orm, oru, send, the_order
+from tests.test_srfix35_order_code import LOINC, history, http, orm, oru, send, the_order
 
 __all__ = ["both", "http", "module_eng"]
 
@@ -32,10 +32,6 @@ def _errs(ack: str) -> list[list[str]]:
 # --- codefix35: the order's code and a result's coding ---------------------------------------------------
 
 
-@pytest.mark.xfail(strict=True, reason="rv36a: MED a result whose OBR-4 carries the order's LOINC AND an alternate "
-                   "local code of another test (5902-2^PT^LN^1020^肝功能八项^L) has a coding in common, so "
-                   "_concept_union adds every incoming coding unchecked: the order now claims PT and LFT are one "
-                   "concept and its recognition item becomes LFT (local maps read before LOINC), no warning")
 def test_rv36a_a_result_with_the_orders_coding_and_another_tests_alternate_keeps_the_item(
         module_eng: Engine, http: TestClient) -> None:
     placer = "RV36A-ALT"
@@ -60,14 +56,10 @@ def test_rv36a_a_result_of_two_orders_warns_at_the_obr_that_named_another_test(h
     assert "MSA|AA" in ack, ack
     warned = [e for e in _errs(ack) if e[4] == "W" and "another test" in e[8]]
     assert [e[2] for e in warned] == ["OBR^2^4"], ack
-    assert the_order(http, first)["code"]["coding"] == [LOINC, LOCAL]
+    assert the_order(http, first)["code"]["coding"] == [LOINC]  # (PTX, in no map, not added: mixfix36)
     assert the_order(http, second)["code"]["coding"] == [LOINC]
 
 
-@pytest.mark.xfail(strict=True, reason="rv36a: MED an order change (ORC-1 XO) to a test coded in another system that "
-                   "no code map knows (the HIS's local ZZ01) is unioned with the stored LOINC 5902-2 (no system in "
-                   "common, not two known items: not 'another test'): the changed order still carries PT's coding, "
-                   "its recognition item stays COAG -- before codefix35 the XO stated the code whole")
 def test_rv36a_an_order_change_to_an_unmapped_test_states_it_whole(module_eng: Engine, http: TestClient) -> None:
     placer = "RV36A-XO-ZZ"
     send(http, orm(placer))
@@ -91,10 +83,6 @@ def test_rv36a_an_order_change_to_a_known_other_test_in_another_system_states_it
     assert [v["code"]["coding"][0]["code"] for v in history(http, order)][-1] == "1020"
 
 
-@pytest.mark.xfail(strict=True, reason="rv36a: MED an order change (ORC-1 XO) naming the test by text alone "
-                   "(OBR-4 ^血常规) is dropped: _concept_union's 'nothing coded on one side' branch keeps the stored "
-                   "PT coding AND the stored text 'PT' over the order message that states the code (AA, no warning); "
-                   "before codefix35 the XO stated it ({'text': '血常规'})")
 def test_rv36a_an_order_change_stating_the_test_by_text_alone_is_not_lost(http: TestClient) -> None:
     placer = "RV36A-XO-TEXT"
     send(http, orm(placer))
@@ -172,10 +160,6 @@ def test_rv36a_a_later_rerun_after_a_clients_note_is_taken_and_the_note_kept(
     assert stored["valueQuantity"]["value"] == 6.1 and stored.get("note"), stored
 
 
-@pytest.mark.xfail(strict=True, reason="rv36a: HIGH the same LIS's 11:00 value with OBX-11 empty, arriving after its "
-                   "12:00 correction (C), overwrites the corrected 5.6 with 4.4 under AA while the status stays "
-                   "'corrected' (the record now calls the older value the correction); the same message with OBX-11 F "
-                   "is held -- heldfix35 dated the placeholder in _restated_older only, _dated still skips it")
 def test_rv36a_an_older_restatement_with_an_empty_status_over_a_correction_is_held(
         module_eng: Engine, http: TestClient) -> None:
     """4.1 F (10:00), the LIS's 12:00 correction 5.6 (C), then its 11:00 message arriving last with OBX-11 empty

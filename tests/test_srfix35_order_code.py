@@ -30,7 +30,7 @@ from tests.module_store import module_eng
 from tests.test_probepay26_windows import msh, pid
 
 __all__ = ["module_eng"]
-B = "FNZYY"  # the demo site's member whose code map knows PTX (凝血) as the item COAG
+B = "FNZYY"  # the demo site's member; no code map knows PTX (凝血): not added to the order (mixfix36)
 ORDERED, RESULTED = "20260312080000+0800", "20260312100000+0800"
 LOINC = {"system": "http://loinc.org", "code": "5902-2", "display": "PT"}
 LOCAL = {"system": f"urn:huren:code:{B}", "code": "PTX", "display": "凝血"}
@@ -87,15 +87,17 @@ def history(http: TestClient, order: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 @pytest.mark.parametrize("order_message", [orm, oml], ids=["ORM", "OML"])
-def test_the_result_adds_its_code_beside_the_orders(module_eng: Engine, http: TestClient, order_message: Any) -> None:
+def test_the_result_keeps_the_orders_code(module_eng: Engine, http: TestClient, order_message: Any) -> None:
+    """(mixfix36: PTX is in no code map -- not evidence of the same test, so no longer added beside the
+    order's; a mapped LIS code of the same test is: tests/test_mixfix36_order_code.py)"""
     placer = f"SR-{order_message.__name__}"
     assert "MSA|AA" in send(http, order_message(placer))
     assert "MSA|AA" in send(http, oru(placer))
     order = the_order(http, placer)
-    # every coding present, the order's first; the order's text
-    assert order["code"] == {"coding": [LOINC, LOCAL], "text": "PT"}, order["code"]
+    # the order's coding and text, not replaced by the result's
+    assert order["code"] == {"coding": [LOINC], "text": "PT"}, order["code"]
     versions = history(http, order)
-    assert [v["code"]["coding"] for v in versions] == [[LOINC], [LOINC, LOCAL]]
+    assert [v["code"]["coding"] for v in versions] == [[LOINC], [LOINC]]
     assert versions[-1]["status"] == "completed" and versions[-1]["identifier"][-1]["value"] == f"F{placer}"
     # the order's recognition item is still read from it (the LIS's code alone named none: None before)
     assert item_for(order, module_eng.recognition.rules) == "COAG"
@@ -110,23 +112,25 @@ def test_a_result_said_again_adds_nothing_twice(http: TestClient) -> None:
     send(http, oru(placer))
     send(http, oru(placer, item="PTX^^L"))  # the same code, its display left out
     order = the_order(http, placer)
-    assert order["code"] == {"coding": [LOINC, LOCAL], "text": "PT"}
+    assert order["code"] == {"coding": [LOINC], "text": "PT"}  # (PTX, in no map, not added: mixfix36)
     assert all(v["code"]["coding"][0] == LOINC for v in history(http, order))
 
 
 def test_another_test_under_the_fillers_number_is_still_refused(http: TestClient) -> None:
     """gfix13's refusal unchanged: once the filler numbered the order, a result naming another local test
     under that number (a coding system in common with the stored codes, no code) is AE at OBR-4,
-    nothing written; the stored order keeps both codings."""
+    nothing written; the stored order keeps both codings. (mixfix36: the LIS's first code must be one a map
+    knows as the ordered test to be stored -- 1020 under an LFT order; PTX, in no map, is not.)"""
     placer = "SR-OTHER"
-    send(http, orm(placer))
-    send(http, oru(placer))
+    send(http, orm(placer).replace("|5902-2^PT^LN|", "|24325-3^肝功能^LN|"))
+    send(http, oru(placer, item="1020^肝功能八项^L"))
     before = the_order(http, placer)
+    assert {"24325-3", "1020"} <= {c["code"] for c in before["code"]["coding"]}, before["code"]
     ack = send(http, oru(placer, item="PTY^凝血酶时间^L"))
     assert "MSA|AE" in ack and "OBR^1^4" in ack, ack
     after = the_order(http, placer)
     assert after["meta"]["versionId"] == before["meta"]["versionId"]
-    assert after["code"]["coding"] == [LOINC, LOCAL]
+    assert after["code"]["coding"] == before["code"]["coding"]
 
 
 def test_the_doctor_and_the_priority_the_order_stated_stay(http: TestClient) -> None:
