@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -118,7 +118,7 @@ def department_namer(site_dir: Path | None, institutions: Mapping[str, Any],
                      parts: Callable[[str | None], tuple[str | None, str | None]],
                      read_many: Callable[[list[tuple[str, str]]], Mapping[tuple[str, str], Any]] | None,
                      latest_name: Callable[[str, str], str | None],
-                     rows: Iterable[tuple[Any, Any]] = ()) -> Callable[[Any, Any], str | None]:
+                     rows: Collection[tuple[Any, Any]] = ()) -> Callable[[Any, Any], str | None]:
     """For the recognition rate by department (``engine.recognition.reports``): a check row's stored
     department (``parts`` reads it: ``engine.recognition.facts.department_parts``) and ordering
     institution -> the row it counts in, "阜宁县人民医院 心内科病区": the institution's name first, as a
@@ -137,15 +137,18 @@ def department_namer(site_dir: Path | None, institutions: Mapping[str, Any],
     is the code 心内科, whose PL-9 name may be 心内科病区), else under the name. (Left: a name that
     only rows outside the period tie to a code reads as itself.) The current names of the ``rows``'
     wards are read at once (``current_ward_names``: one read of their Locations); answers are kept for
-    the namer's life (one report)."""
+    the namer's life (one report). ``rows``: the report's (department, institution) pairs as a collection
+    of its own, read here once, when the namer is made -- not a generator over what the report walks
+    again (rvlast34: right only while the store's ``find`` answered a list)."""
     wards = tables(site_dir)
     codes_of: dict[tuple[str, str], set[str]] = {}  # (inst, name) -> the codes the report's rows store it with
     named: list[tuple[str, str | None, str]] = []  # (inst, code, name) of each row
     for value, inst in dict.fromkeys(rows):  # (a report's rows: thousands, a few hundred distinct)
         code, name = parts(value if isinstance(value, str) else None)
+        where = _where(inst)
         if code and name:
-            codes_of.setdefault((str(inst), name), set()).add(code)
-        named.append((str(inst) if inst else "", code, name or ""))
+            codes_of.setdefault((where, name), set()).add(code)
+        named.append((where, code, name or ""))
     kept: dict[tuple[Any, Any], str | None] = {}
 
     def code_of(where: str, code: str | None, given: str | None) -> str | None:
@@ -172,7 +175,7 @@ def department_namer(site_dir: Path | None, institutions: Mapping[str, Any],
         key = (value, inst)
         if key not in kept:
             code, given = parts(value if isinstance(value, str) else None)
-            where = str(inst) if inst else ""
+            where = _where(inst)
             code = code_of(where, code, given)
             ward = ward_of(where, code) if code else given
             known = institutions.get(inst) if inst else None
@@ -180,6 +183,13 @@ def department_namer(site_dir: Path | None, institutions: Mapping[str, Any],
             kept[key] = f"{place} {ward}".strip() if ward else None
         return kept[key]
     return label
+
+
+def _where(inst: Any) -> str:
+    """The key ``department_namer`` files and looks up a row's institution under: "" for none. Why one
+    key: a row without institution was filed under "None" (``str(None)``) and looked up under "", so
+    its name never found the code the other such rows store it with."""
+    return str(inst) if inst else ""
 
 
 def ward_name(table: Mapping[str, str], inst: str, code: str, current: Mapping[tuple[str, str], str | None],
