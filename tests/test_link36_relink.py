@@ -152,3 +152,22 @@ def test_a_result_message_making_a_new_order_links_its_own_results(engine: Engin
     [flag] = rows(engine, http)
     assert flag["order"] == c1 and flag["status"] == "flagged"
     assert engine.recognition.checks.get(c1)["outcome"] == "duplicate"
+
+
+def test_both_reports_in_one_batch_link_the_same(engine: Engine, http: TestClient) -> None:  # noqa: F811
+    """The preliminary and the final report in one HL7 batch (FHS/BHS: one transaction, the hook's rows kept
+    for the batch): the final report's copy of B1 makes its check row, and the preliminary's results, stored
+    earlier in the same batch, are linked as at once as across two requests."""
+    prior(http)
+    first = oru("B1", "", LOCAL_LFT, FIRST_AT, obx((ALT, "88"), (AST, "35"), when=FIRST_AT))
+    final = oru("B1", "FB1", LFT, "20260312110000+0800", obx((ALT, "90"), (AST, "36"), when="20260312110000+0800"),
+                placed=ORDER_AT)
+    body = (f"FHS|^~\\&|LIS|{B}\nBHS|^~\\&|LIS|{B}\n" + first + final + "BTS|2\nFTS|1\n").replace("\n", "\r")
+    res = http.post("/hl7v2", content=body.encode(), headers={"Content-Type": "x-application/hl7-v2+er7"})
+    assert res.status_code == 200 and res.text.count("MSA|AA") == 2, res.text
+    b1 = order_ref(http, "B1")
+    [entry] = http.get("/fhir/DiagnosticReport", params={"identifier": "B1"}).json()["entry"]
+    assert listed_orders(engine, http, entry["resource"]) == [b1, b1]
+    [flag] = rows(engine, http)
+    assert flag["order"] == b1 and engine.recognition.checks.get(b1)["outcome"] == "duplicate"
+    assert rate(engine, http) == (0, 1)
