@@ -171,3 +171,21 @@ def test_both_reports_in_one_batch_link_the_same(engine: Engine, http: TestClien
     [flag] = rows(engine, http)
     assert flag["order"] == b1 and engine.recognition.checks.get(b1)["outcome"] == "duplicate"
     assert rate(engine, http) == (0, 1)
+
+
+def test_an_orders_own_earlier_result_is_no_recognisable_prior_of_it(engine: Engine, http: TestClient) -> None:  # noqa: F811
+    """No prior anywhere: B1's preliminary report (03-12, local code), then its next report (03-13, coded) whose
+    copy of B1 carries no ORC-9, so B1 is dated by that specimen, after its own earlier result. B1's check is made
+    before that result is linked to it: it listed the result as a recognisable prior -- a reminder in the ACK, the
+    order counted recognisable, then re-tested by its own results (0/1). Once linked, its own result is no prior:
+    nothing recognisable, no reminder, no flag, the rate 0 of 0."""
+    first = preliminary(http)
+    ack = send(http, oru("B1", "FB1", LFT, "20260313090000+0800", obx((ALT, "90"), (AST, "36"),
+                                                                        when="20260313090000+0800")))
+    b1 = order_ref(http, "B1")
+    assert listed_orders(engine, http, first) == [b1, b1]
+    assert "Recognisable prior result" not in ack, ack
+    check = engine.recognition.checks.get(b1)
+    assert check["recognisable"] == [] and check["issue"] is None, check
+    assert rows(engine, http) == []
+    assert rate(engine, http) == (0, 0)
