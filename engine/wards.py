@@ -3,7 +3,8 @@ each institution of ``HUREN_SITE/wards.yaml`` replacing its table), for the resi
 (``engine.api.ui_me``) and the recognition rate by department (``engine.recognition.reports``).
 It sits below both layers (read-only site data, no HTTP; the store only through the ``read_many``
 a report hands it) so the reports need not import the API layer. It is the one owner of a ward's
-current name for reports (``ward_name``, wardfix35).
+current name for reports (``ward_name``, wardfix35), and of the name a room or bed a message names by
+its codes alone is shown by under its ward (``place_under_ward``, link36).
 
 A PV1-3 point of care sent without its PL-9 name is stored as its codes (Location.name "NEI 301
 02", the converter's rule); a person reads a name. The page names the code from this table for the
@@ -16,7 +17,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -117,7 +118,7 @@ def department_namer(site_dir: Path | None, institutions: Mapping[str, Any],
                      parts: Callable[[str | None], tuple[str | None, str | None]],
                      read_many: Callable[[list[tuple[str, str]]], Mapping[tuple[str, str], Any]] | None,
                      latest_name: Callable[[str, str], str | None],
-                     rows: Iterable[tuple[Any, Any]] = ()) -> Callable[[Any, Any], str | None]:
+                     rows: Collection[tuple[Any, Any]] = ()) -> Callable[[Any, Any], str | None]:
     """For the recognition rate by department (``engine.recognition.reports``): a check row's stored
     department (``parts`` reads it: ``engine.recognition.facts.department_parts``) and ordering
     institution -> the row it counts in, "阜宁县人民医院 心内科病区": the institution's name first, as a
@@ -136,15 +137,18 @@ def department_namer(site_dir: Path | None, institutions: Mapping[str, Any],
     is the code 心内科, whose PL-9 name may be 心内科病区), else under the name. (Left: a name that
     only rows outside the period tie to a code reads as itself.) The current names of the ``rows``'
     wards are read at once (``current_ward_names``: one read of their Locations); answers are kept for
-    the namer's life (one report)."""
+    the namer's life (one report). ``rows``: the report's (department, institution) pairs as a collection
+    of its own, read here once, when the namer is made -- not a generator over what the report walks
+    again (rvlast34: right only while the store's ``find`` answered a list)."""
     wards = tables(site_dir)
     codes_of: dict[tuple[str, str], set[str]] = {}  # (inst, name) -> the codes the report's rows store it with
     named: list[tuple[str, str | None, str]] = []  # (inst, code, name) of each row
     for value, inst in dict.fromkeys(rows):  # (a report's rows: thousands, a few hundred distinct)
         code, name = parts(value if isinstance(value, str) else None)
+        where = _where(inst)
         if code and name:
-            codes_of.setdefault((str(inst), name), set()).add(code)
-        named.append((str(inst) if inst else "", code, name or ""))
+            codes_of.setdefault((where, name), set()).add(code)
+        named.append((where, code, name or ""))
     kept: dict[tuple[Any, Any], str | None] = {}
 
     def code_of(where: str, code: str | None, given: str | None) -> str | None:
@@ -171,7 +175,7 @@ def department_namer(site_dir: Path | None, institutions: Mapping[str, Any],
         key = (value, inst)
         if key not in kept:
             code, given = parts(value if isinstance(value, str) else None)
-            where = str(inst) if inst else ""
+            where = _where(inst)
             code = code_of(where, code, given)
             ward = ward_of(where, code) if code else given
             known = institutions.get(inst) if inst else None
@@ -179,6 +183,13 @@ def department_namer(site_dir: Path | None, institutions: Mapping[str, Any],
             kept[key] = f"{place} {ward}".strip() if ward else None
         return kept[key]
     return label
+
+
+def _where(inst: Any) -> str:
+    """The key ``department_namer`` files and looks up a row's institution under: "" for none. Why one
+    key: a row without institution was filed under "None" (``str(None)``) and looked up under "", so
+    its name never found the code the other such rows store it with."""
+    return str(inst) if inst else ""
 
 
 def ward_name(table: Mapping[str, str], inst: str, code: str, current: Mapping[tuple[str, str], str | None],
@@ -202,3 +213,29 @@ def ward_name(table: Mapping[str, str], inst: str, code: str, current: Mapping[t
         return table[code]
     name = current[inst, code] if (inst, code) in current else latest_name(inst, code)
     return name or (code if ideographic(code) else CODE_MARK.format(code=code))
+
+
+def place_under_ward(made: str, care: str, ward: str | None, stored: str | None = None) -> str | None:
+    """The name a room or bed that a message names by its codes alone (``made``: the name those codes
+    make, "XYO 301房 02床"; ``care``: its point of care as sent, "XYO") is shown by, under its ward's
+    current name ``ward`` (血液内科): "血液内科 301房 02床"; ``stored``: the name the store holds for the
+    place, if any. None where there is nothing to show but what is stored (or nothing at all): a ward
+    with no name but its code, a name not made from the point of care.
+
+    A room's or bed's name is always its ward's name then and its own parts in words -- the converter
+    takes PL-9 as the ward's name (``adapters.convert.actors._location``) and never states a bed's name
+    of its own -- so a stored name ending in the parts the codes make ("血液科病区 301房 02床") was made
+    from the ward's name of that day, and follows the ward's name now. Why (rvfixmix35 LOW 4): a ward
+    renamed through one bed (an A08's PL-9 血液内科 on 301-01) renamed that bed, its room and the ward,
+    while the ward's other stored beds kept the old name; a transfer by code alone to 301-02 showed the
+    visit at "血液科病区 301房 02床" beside the room "血液内科 301房" above it -- one chain, two names for one
+    ward. wardfix35 named a new bed from the ward (``stored`` None), and a stored bed's own name stood.
+    The Location keeps the name it was stored with (the feed's words and their history); only what a
+    code-only message shows follows: its visit's display, which the resident page reads."""
+    if not (ward and care and made.startswith(care + " ")) or ward == care:
+        return None
+    parts = made[len(care):]  # " 301房 02床"
+    if stored is not None and not stored.endswith(parts):
+        return None
+    named = ward + parts
+    return None if named == stored else named

@@ -6,7 +6,6 @@ over ``/fhir``. A probe that shows a defect is a strict xfail naming its severit
 
 from __future__ import annotations
 
-import pytest
 from fastapi.testclient import TestClient
 
 from engine.engine import Engine
@@ -109,10 +108,6 @@ def test_rvfixmix35_a_site_without_a_name_does_not_borrow_anothers(http: TestCli
     assert "血液科病区" not in display and all("血液科病区" not in loc["name"] for loc in chain), (display, chain)
 
 
-@pytest.mark.xfail(strict=True, reason="rvfixmix35: LOW a ward renamed (A08 PL-9 血液内科 through one bed) leaves "
-                   "its other stored beds named under the old ward name; a code-only transfer to such a bed shows "
-                   "the visit at '血液科病区 301房 02床' while the ward and every new bed say 血液内科 -- the stored "
-                   "bed's name stands over its ward's current one (two names for one ward on one page)")
 def test_rvfixmix35_renamed_ward_then_code_only_transfer_to_an_older_bed(http: TestClient) -> None:
     _accepted(http, _adt("RVO1", "A01", "O1", "XYO^301^02^^^^^^血液科病区"))  # bed 301-02 stored, named
     _accepted(http, _adt("RVO2", "A01", "O2", "XYO^301^01^^^^^^血液科病区"))

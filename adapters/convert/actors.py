@@ -16,6 +16,7 @@ from adapters.convert.tables import vocabulary
 from adapters.hl7v2.parser import Repetition
 from adapters.hl7v2.senders import sender_institution
 from engine.merge_rules import ideographic
+from engine.wards import place_under_ward
 
 Resource = dict[str, Any]
 
@@ -343,7 +344,8 @@ def _location(rep: Repetition, ctx: Context,
 
 def settle_ward_names(conversion: Any, read_many: Any, earlier: Sequence[Any] = ()) -> list[int]:
     """What a PL sent without PL-9 names, as the store holds the place (wardfix35; rvid35 LOW 3): a
-    Location whose name the message only assumed (``_named``) is displayed by the name stored for it;
+    Location whose name the message only assumed (``_named``) is displayed by the name stored for it,
+    a stored room's or bed's under its ward's current name (``engine.wards.place_under_ward``, link36);
     a new room or bed of a ward stored with a name (血液科病区, or stated by another PL of the message:
     an A02's PV1-6) is named from that name, its room and bed in words after it -- "血液科病区 302房 05床",
     not "RWA 302房 05床" -- the rule locfix34 applies to a stored bed, for the next bed (an A02 to it, an
@@ -367,23 +369,22 @@ def settle_ward_names(conversion: Any, read_many: Any, earlier: Sequence[Any] = 
     names = {ref: _name_as_left(ref, stored.get(tuple(ref.split("/", 1))), earlier, leaned) for ref in wanted}
     shown: dict[str, str] = {}
     for ref in assumed:
-        res, ward = made[ref], ward_of[ref]
-        if names.get(ref):  # stored (or an earlier message's) with a name: that name stands, and is shown
-            shown[ref] = names[ref]  # type: ignore[assignment]
-            continue
-        if ward is None or ward == ref:
-            continue
-        held = made[ward]
-        told = said.get(ward)
-        only_code = told is not None and "name" in told.assumed  # the message gave the ward no PL-9 name
-        ward_name = names.get(ward) if only_code else held.get("name")
-        care = next((a for a in held.get("alias") or () if a), None) or (held.get("name") if only_code else None)
-        name = res.get("name")
-        if not (ward_name and care and isinstance(name, str) and name.startswith(care + " ")) or ward_name == care:
-            continue
-        res["name"] = ward_name + name[len(care):]
-        conversion.planned.pop(ref, None)
-        shown[ref] = res["name"]
+        res, ward, stored = made[ref], ward_of[ref], names.get(ref)
+        named = None
+        if ward is not None and ward != ref:
+            held = made[ward]
+            told = said.get(ward)
+            only_code = told is not None and "name" in told.assumed  # the message gave the ward no PL-9 name
+            ward_name = names.get(ward) if only_code else held.get("name")
+            care = next((a for a in held.get("alias") or () if a), None) or (held.get("name") if only_code else None)
+            name = res.get("name")
+            if care and isinstance(name, str):  # the one rule: ``engine.wards.place_under_ward``
+                named = place_under_ward(name, care, ward_name, stored)
+        if named is not None and stored is None:  # a new room or bed: named from its ward
+            res["name"] = named
+            conversion.planned.pop(ref, None)
+        if named is not None or stored:  # else a stored name stands, and is shown
+            shown[ref] = named or stored  # type: ignore[assignment]
     if shown:  # (a display is a string as before: a plan's validation still holds)
         for ref, res in made.items():
             if ref[0] == "E" and ref.startswith("Encounter/"):

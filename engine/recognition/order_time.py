@@ -27,7 +27,7 @@ from engine.recognition.facts import (
     ref_of,
 )
 from engine.recognition.index import group_key
-from engine.recognition.state import RecognitionState, checked_order, instant, is_resulted, now
+from engine.recognition.state import RecognitionState, checked_order, instant, is_resulted, now, version_of
 
 
 class _Needs(Protocol):
@@ -144,7 +144,11 @@ class OrderTime(RecognitionState, _Others):
         if arrived:
             doc["placers"] = list(arrived)
         self._put_check(existing, doc)
-        issues: list[dict[str, Any]] = [] if same else self._results_before(ref)
+        issues: list[dict[str, Any]] = []
+        if not same:
+            issues, searched = self._results_before(ref, version_of(sr) == 1)
+            if searched and matches:
+                matches, recognisable = self._not_its_own(ref, matches, doc)
         if matches and not same:
             issue = recognisable_issue(order, matches, rules, doc["checked"])
             self._write_issue(issue)
@@ -159,30 +163,58 @@ class OrderTime(RecognitionState, _Others):
                 issues.extend(self._evaluate_flag(key_doc))
         return issues
 
-    def _results_before(self, ref: str) -> list[dict[str, Any]]:
+    def _results_before(self, ref: str, first: bool = False) -> tuple[list[dict[str, Any]], bool]:
         """An order checked (its check row new, or now of another person or item) after results
         were stored: the reports based on it, each of whose results stored in another write group
         is linked by the one rule (``Repeats.relink_listed``). A report of this group, and the
-        results this group puts, are linked as they are put. One indexed search per new check row
-        of an order message; none when the group carries a report based on the order (a result
-        message that checks its own copy of the order: its results are put in it, linked as they
-        are; the search was a third of the hook's instructions on the bench's blood counts).
+        results this group puts, are linked as they are put (``relink_listed`` skips them). One
+        indexed search per new check row; none when the order is a first version (``first``: no
+        write stored it before, so no earlier message's report was based on it) and the group
+        carries a report based on it -- a result message making its own new order, as every one
+        of the bench's blood counts does (the search was a third of the hook's instructions there).
 
         Why (rvevid35, evid35's gap): a result that arrived before its order (an LIS's ORU under
         numbers its order message placed later, or whose copy of the order named a local code, no
         recognition item, so nothing was checked) stayed unlinked, its flag naming no order and the
-        order counted recognised."""
+        order counted recognised. And (link36, linkfix35's gap) when the order's check row was made
+        by a later *result* message's copy of it (a second report under the order's numbers, now
+        coded), linkfix35 skipped the search for any group carrying a report based on the order:
+        the earlier report's results stayed nobody's until their report or they were written
+        again. An order stored before is searched whatever the group carries. Returns the issues and
+        whether the search ran (``_not_its_own`` is asked then)."""
         group = getattr(self._local, "group", None) or ()
-        for resource, _ in group:
-            if resource.get("resourceType") == "DiagnosticReport":
-                for based in resource.get("basedOn") or ():
-                    if isinstance(based, dict) and based.get("reference") == ref:
-                        return []
+        if first:
+            for resource, _ in group:
+                if resource.get("resourceType") == "DiagnosticReport":
+                    for based in resource.get("basedOn") or ():
+                        if isinstance(based, dict) and based.get("reference") == ref:
+                            return [], False
         skip = {ref_of(r) for r, _ in group}
         issues: list[dict[str, Any]] = []
         for report in search_pages(self.repository, "DiagnosticReport", [("based-on", ref)]):
             issues.extend(self.relink_listed(report, skip))
-        return issues
+        return issues, True
+
+    def _not_its_own(self, ref: str, matches: list[Recognisable], doc: dict[str, Any]
+                     ) -> tuple[list[Recognisable], list[str]]:
+        """The recognisable priors of order ``ref`` less its own results: those ``_results_before`` has
+        just linked to it (their index entry now names it; ``decision.assess`` says SAME_ORDER of such a
+        result, but the check was made before the link, which needs the check row). The row written
+        (``doc``, as the re-link left it: its outcome) is put again when one is dropped. Asked only
+        when the search ran and something was recognisable: one remembered index read a match.
+
+        Why: an order first checked by a later result message whose copy dates it after its own
+        earlier report (the LIS's copy without ORC-9, dated by its specimen's time) listed that
+        report's result as a recognisable prior -- a reminder in the ACK, the order counted in the
+        rate as recognisable and, the result being its own, re-tested (0 of 1 where nothing was
+        recognisable)."""
+        kept = [m for m in matches if (self.index.get(m.result.ref) or {}).get("order") != ref]
+        recognisable = [m.result.ref for m in kept]
+        if len(kept) != len(matches):
+            row = self.checks.get(ref) or doc
+            self._put_check(row, {**row, "recognisable": recognisable,
+                                  "issue": issue_id("rec", ref) if recognisable else None})
+        return kept, recognisable
 
     def _with_cds_reasons(self, order: Order, placers: Sequence[str] = ()) -> tuple[Order, str | None]:
         """``order`` with the re-test reason its doctor gave in CDS (an override, a "re-test"

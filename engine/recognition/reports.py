@@ -394,11 +394,12 @@ def recognition_rates(recognition: Any, flt: ReportFilter, dims: tuple[str, ...]
     # read from the store once into a list of our own: walked twice (the namer, the tally), which a
     # cursor would answer empty the second time without an error (rvlast34)
     tallies = list(recognition.check_days.find(_tally_query(flt)))
-    # the ward's current name (``engine.wards.ward_name``): its Location as stored now, read at once
+    # the ward's current name (``engine.wards.ward_name``): its Location as stored now, read at once for
+    # the distinct (department, institution) pairs, a list of their own (the tallies are walked below)
+    wards = list(dict.fromkeys((t.get("dept"), t.get("inst")) for t in tallies)) if "dept" in dims else []
     department = department_namer(getattr(getattr(recognition, "settings", None), "site", None), rules.institutions,
                                   department_parts, getattr(recognition.repository, "read_many", None),
-                                  latest_ward_name(recognition.check_days),
-                                  ((t.get("dept"), t.get("inst")) for t in tallies) if "dept" in dims else ())
+                                  latest_ward_name(recognition.check_days), wards)
     for t in tallies:
         tally(t, int(t["count"]))
     if screen is not None and screen.active:
