@@ -137,7 +137,8 @@ def check_persons(conversion: Any, read_many: Any, earlier: Sequence[Any] = (), 
         # leaning on the member's record as the batch leaves it and on the version of the sender's record
         # ``_beside`` read: either not written, the message is settled again (rvmemfix34 finding 3)
         on = sorted({*([read_at] if read_at is not None else []), *leaned[read:]})
-        _refuse_member(held, on, keyed=held.record in conversion.apart and _keyed_by(conversion, held))
+        _refuse_member(held, on, keyed=held.record in conversion.apart and _keyed_by(conversion, held),
+                       sender=f"{conversion.institution}/{conversion.application or '?'}")
     members_named = {held.member for held in conversion.members}
     for (authority, number, own, sequence), in_batch in bare:
         if in_batch or tuple(own.split("/", 1)) in stored:
@@ -408,7 +409,7 @@ def _agreed(conversion: Any, held: Any, member: dict[str, Any], earlier: Sequenc
         _rekeyed(conversion, ref, was, held.kept, held.number)
 
 
-def _refuse_member(held: Any, on: list[int], keyed: bool) -> None:
+def _refuse_member(held: Any, on: list[int], keyed: bool, sender: str = "") -> None:
     """Refuse a message naming another member institution's record number for another person than the
     member's own record of it (``_member_record``, ``contradicts_all``), unless filed beside
     (``_beside``). Filed, the sender's record would carry ``urn:huren:mrn:<member>|<number>`` under
@@ -416,7 +417,15 @@ def _refuse_member(held: Any, on: list[int], keyed: bool) -> None:
     filed without the member's system instead either: a wrong number kept quietly, the sender never
     told. A merge (``held.segment`` MRG, identity34): MRG-1 naming the member's number holds the PID's
     person; the PID naming it holds MRG-1's record (as stored), which the merge would make the member's
-    patient -- refused at MRG-1."""
+    patient -- refused at MRG-1.
+
+    The answer itself tells the sender that the member holds a record under the number and that its name and sex
+    both differ from what was sent (rvlast34: an oracle). It stays -- see the README's "(thirty-sixth round,
+    priv36)": every answer that says the same whatever the member holds either files a message under another
+    person or refuses the same person's referrals -- and is made visible instead: the refusal carries a count
+    (``Tally`` ``member_refused``) for the member's operator, keyed by the sending institution and application
+    (``sender``), which the ingest counts with the quarantine, audits, and alerts on
+    (``engine.ingest.Ingestor._member_refused``, ``HUREN_MEMBER_REFUSAL_ALERT``)."""
     if held.segment == "MRG":
         error = HL7Error(
             "MRG-1 merges a record into a record number another member institution assigned (PID-3.4 or MRG-1's "
@@ -438,9 +447,22 @@ def _refuse_member(held: Any, on: list[int], keyed: bool) -> None:
                "put it on the record)"),
             segment="PID", sequence=held.sequence, field=3, repetition=held.repetition,
             code=DUPLICATE_KEY_IDENTIFIER)
+    if held.institution:
+        error.tally = Tally(MEMBER_REFUSED, sender, held.institution, text=_REFUSED_ROW)
     if on:
         error.leaned_on = on  # type: ignore[attr-defined]
     raise error
+
+
+# the count of ``_refuse_member``'s refusals, for the member's operator (``/admin/fidelity``), per sender
+MEMBER_REFUSED = "member_refused"
+# ... its row, read by the member's operator (Chinese first, as the view's advice; the ERR text is the sender's)
+_REFUSED_ROW = (
+    "另一成员机构的发送系统（count_key：机构/应用）以本机构的病案号指称另一人（姓名、性别均不符），消息被拒收（AE 205）。偶发多为号码录入错误；"
+    "同一发送方计数持续增长，可能是在用本机构病案号探测患者信息，请与该机构核实。(A sending system of another member institution "
+    "(count_key: institution/application) named this institution's record numbers for other persons (name and sex both "
+    "differ) and was refused (AE 205). Now and then it is a mistyped number; a count that keeps growing for one sender "
+    "may be someone probing this institution's numbers: check with that institution.)")
 
 
 def _as_left(ref: str, earlier: Sequence[Any], stored: dict[Any, Any], leaned: list[int]) -> dict[str, Any] | None:
