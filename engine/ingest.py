@@ -51,7 +51,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
-from adapters.convert.persons import registered_by
+from adapters.convert.persons import MEMBER_REFUSED, registered_by
 from adapters.hl7v2.ack import build_ack, version_tuple
 from adapters.hl7v2.errors import (
     APPLICATION_INTERNAL_ERROR,
@@ -239,6 +239,7 @@ class Ingestor:
         batch_scopes: Sequence[Callable[[list[dict[str, Any]], dict[str, Any]],
                                         contextlib.AbstractContextManager[Any]]] = (),
         processing_ids: frozenset[str] = frozenset({"P"}),
+        member_refusal_alert: int = 0,
     ) -> None:
         self.store = store
         self.messages = MessageStore(store)
@@ -266,6 +267,9 @@ class Ingestor:
         # keep what they read and write for the whole batch (``Recognition.batch``)
         self.batch_scopes = tuple(batch_scopes)
         self.processing_ids = processing_ids  # MSH-11.1 values this node accepts (HUREN_PROCESSING_IDS)
+        # a sender's refusals for naming another member's record number for another person, per member: each
+        # this many, an alert (HUREN_MEMBER_REFUSAL_ALERT; 0: none; ``_member_refused``)
+        self.member_refusal_alert = member_refusal_alert
         self.stats = Stats()
         self._write_seconds = {"repository": 0.0, "audit": 0.0}  # within the current batch commit
         self.listeners: list[Any] = []  # MLLP servers feeding this ingestor (for health and metrics)
@@ -1386,8 +1390,49 @@ class Ingestor:
             else:
                 with contextlib.suppress(Exception):
                     self.audit.record(_audit_event(item, "4", None, self.origin))
+        refused = [e for e in errors if e.tally is not None and e.tally.count == MEMBER_REFUSED]
+        if refused:
+            self._member_refused(item, refused, audit_events)
         self.stats.quarantined += 1
         item.outcome = self._outcome(item, ack, errors, QUARANTINED)
+
+    def _member_refused(self, item: _Item, refused: list[HL7Error],
+                        audit_events: list[dict[str, Any] | Facts] | None) -> None:
+        """A message refused for naming another member institution's record number for another person
+        (``adapters.convert.persons._refuse_member``), made visible: its AE tells the sender that the member holds
+        a record under the number whose name and sex both differ from what it sent -- an answer that must stay
+        (README, "(thirty-sixth round, priv36)"), so a sender probing another member's numbers is counted instead:
+        for the member's operator (``/admin/fidelity`` ``member_refused``, keyed by the sending institution and
+        application; no example message: the sender's is not the member's to open), in an audit record of its own
+        (``member-number-refused``, a DICOM Security Alert: the sender, the member, the count so far; the HTTP
+        request's own record does not say why it was refused), and, each ``member_refusal_alert`` refusals of one
+        sender on one member's numbers, an alert: the record says so and the log warns. Written with the
+        quarantine, in its transaction when a batch has one."""
+        assert item.header is not None and item.doc_id is not None
+        self.messages.count_fidelity_many([Fidelity(item.header.facility_code, refused, [], item.doc_id)])
+        threshold = self.member_refusal_alert
+        for member, sender in dict.fromkeys((e.tally.institution, e.tally.key) for e in refused if e.tally):
+            total = sum(int(row.get("count") or 0) for row in self.messages.fidelity.find(
+                {"institution": member, "count_as": MEMBER_REFUSED, "count_key": sender}))
+            alert = threshold > 0 and total > 0 and total % threshold == 0
+            if alert:
+                log.warning("%s has been refused %d times for naming %s's record numbers for other persons "
+                            "(HUREN_MEMBER_REFUSAL_ALERT=%d): it may be probing them; see /admin/fidelity",
+                            sender, total, member, threshold)
+            if self.audit is None:
+                continue
+            event = facts(
+                action="member-number-refused", recorded=now_instant(), start=None, outcome="4",
+                desc="refused: names another member institution's record number for another person",
+                requestor=_sender(item), origin=self.origin,
+                detail={"message": item.doc_id, "control-id": item.header.control_id, "sender": sender,
+                        "member": member, "refusals": str(total), "alert-threshold": str(threshold),
+                        "alert": "threshold reached" if alert else None, "channel": item.channel})
+            if audit_events is not None:
+                audit_events.append(event)
+            else:
+                with contextlib.suppress(Exception):
+                    self.audit.record(event)
 
     def _finish(self, items: list[_Item]) -> None:
         for item in items:
@@ -1864,6 +1909,7 @@ def build_ingestor(engine: Any) -> Ingestor:
         sign_many=lambda pairs: sign_stored(pairs, engine.audit.keys),
         journal=InFlightJournal(engine.settings.data_dir / "inflight"),
         processing_ids=engine.settings.accepted_processing_ids,
+        member_refusal_alert=engine.settings.member_refusal_alert,
         # the write hooks' reads and writes kept per batch
         batch_scopes=[engine.identity.batch, engine.recognition.batch, engine.referrals.batch],
     )

@@ -59,6 +59,10 @@ class Settings:
     audit_checkpoint_every: int = 1000
     audit_checkpoint_seconds: float = 60.0
     audit_seal_seconds: float = 1.0
+    # a sender refused this many times for naming another member institution's record numbers for other persons
+    # (AE 205, per member) raises an alert, again at each multiple: logged, audited (member-number-refused), shown
+    # on /admin/fidelity (``engine.ingest.Ingestor._member_refused``; the README's priv36); 0: counted, no alert
+    member_refusal_alert: int = 20
     extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:

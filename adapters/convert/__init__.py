@@ -87,7 +87,7 @@ class Conversion:
     # records held against another member's own record of a number (``Context.members``), and the
     # records the message names under the institution's own MRN (``Context.owns``)
     members: list[MemberNumber] = field(default_factory=list)
-    owns: list[tuple[str, str, int]] = field(default_factory=list)
+    owns: list[tuple[str, str, int, tuple[str, ...]]] = field(default_factory=list)
     application: str = ""
     # the institution's declared registration applications (``institutions.yaml``
     # ``registration_applications``): any of them may restate a record another of them registered

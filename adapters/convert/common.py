@@ -199,6 +199,23 @@ def apart_system(code: str, authority: str) -> str:
 _MEMBER_SYSTEMS: ByIdentity[Site, dict[str, str]] = ByIdentity(16)
 
 
+# the site -> institution code -> the systems the other member institutions keep its numbers under (``apart_system``)
+_KEPT_BY_OTHERS: ByIdentity[Site, dict[str, tuple[str, ...]]] = ByIdentity(16)
+
+
+def kept_by_others(ctx: Context) -> tuple[str, ...]:
+    """``urn:huren:mrn:<other>:<this institution>`` of each other member institution: where a member's record keeps
+    this institution's number once this institution's record of it is another person (mfix34, ownfix34) -- with
+    this institution's own MRN system, the only systems its number's records can be under that the owner's
+    put-back asks (``persons._rekeyed_back``, priv36: it had searched the bare number, every authority's)."""
+    by_code = _KEPT_BY_OTHERS.get(ctx.site)
+    if by_code is None:
+        codes = sorted(ctx.site.institutions)
+        by_code = _KEPT_BY_OTHERS.put(ctx.site, {code: tuple(apart_system(other, code) for other in codes
+                                                              if other != code) for code in codes})
+    return by_code.get(ctx.code, ())
+
+
 def member_records(patient: Resource, ctx: Context) -> list[str]:
     """The "Patient/id" of each other member institution's own record of a number ``patient`` (the
     Patient a PID states) carries under that member's MRN system (``member_numbers``)."""
@@ -601,7 +618,7 @@ def patient(pid: Segment, ctx: Context) -> tuple[str, dict[str, str]]:
         system = ctx.institution.mrn_system
         for ident in held.get("identifier") or ():
             if ident.get("system") == system and ident.get("value"):
-                ctx.owns.append((reference, f"{system}|{ident['value']}", pid.sequence))
+                ctx.owns.append((reference, f"{system}|{ident['value']}", pid.sequence, kept_by_others(ctx)))
                 break
     return key, ref
 

@@ -195,7 +195,7 @@ class Context:
     # ("Patient/id" of a PID's record, "system|value" of its number under the institution's own MRN
     # system, the PID's sequence) (``common.patient``): ``persons.check_persons`` warns when another
     # member's record carries the number for another person (identity34)
-    owns: list[tuple[str, str, int]] = field(default_factory=list)
+    owns: list[tuple[str, str, int, tuple[str, ...]]] = field(default_factory=list)
 
     # per-institution values every converter reads, resolved once per message (plain attributes:
     # they are read hundreds of times per message)

@@ -137,7 +137,8 @@ def _held_to_members(mrg: Segment, ctx: Context, survivor: str, prior: str) -> N
         if named not in ctx.members:
             ctx.members.append(named)
     for held in [m for m in ctx.members if m.record == survivor and m.segment == "PID"]:
-        if (named := MemberNumber(prior, held.member, "MRG", mrg.sequence, as_stored=True)) not in ctx.members:
+        if (named := MemberNumber(prior, held.member, "MRG", mrg.sequence, as_stored=True,
+                                  institution=held.institution)) not in ctx.members:
             ctx.members.append(named)
 
 

@@ -44,6 +44,7 @@ from engine.identity.demographics import contradicts_all, demographics
 from engine.merge_rules import NOT_THE_FEED, Delete, Said
 from engine.messages import PROCESSED, application_of, message_institution, stored_instant
 from engine.repository.ids import deterministic_id
+from engine.repository.search import token_value
 
 # the advice of a refusal: an identical resend (same MSH-10) is answered from the message store
 # (``engine.ingest``), so "send it again" alone cannot work (rvidentity32 finding 6)
@@ -115,7 +116,7 @@ def check_persons(conversion: Any, read_many: Any, earlier: Sequence[Any] = (), 
         if held.as_stored and held.member in beside:
             continue  # the survivor already carried the number: the merge puts nothing new on it
         person = _as_left(held.record, earlier, stored, leaned) if held.as_stored else \
-            conversion.by_reference[held.record]
+            _survivor(conversion, held, earlier, stored, leaned) if held.prior else conversion.by_reference[held.record]
         if person is None:
             continue
         # the member's record: the same person (a referral) or none, nothing to hold (regfix33, member33)
@@ -136,7 +137,8 @@ def check_persons(conversion: Any, read_many: Any, earlier: Sequence[Any] = (), 
         # leaning on the member's record as the batch leaves it and on the version of the sender's record
         # ``_beside`` read: either not written, the message is settled again (rvmemfix34 finding 3)
         on = sorted({*([read_at] if read_at is not None else []), *leaned[read:]})
-        _refuse_member(held, on, keyed=held.record in conversion.apart and _keyed_by(conversion, held))
+        _refuse_member(held, on, keyed=held.record in conversion.apart and _keyed_by(conversion, held),
+                       sender=f"{conversion.institution}/{conversion.application or '?'}")
     members_named = {held.member for held in conversion.members}
     for (authority, number, own, sequence), in_batch in bare:
         if in_batch or tuple(own.split("/", 1)) in stored:
@@ -147,7 +149,7 @@ def check_persons(conversion: Any, read_many: Any, earlier: Sequence[Any] = (), 
         # filed before: an owner's message may have re-keyed a member's record away (``_rekeyed_back``), put back
         # only for the owner's record as this message leaves it (``_as_stored``: the record as left, then this PID)
         read: list[int] = []
-        back = {ref: _as_stored(conversion, ref, was) for ref, _, _ in anew
+        back = {ref: _as_stored(conversion, ref, was) for ref, _, _, _ in anew
                 if (was := _as_left(ref, earlier, stored, read)) is not None}
         leaned += read
         leaned += _owners_word(conversion, anew, search, read_many, earlier, back)
@@ -257,6 +259,23 @@ def _beside(conversion: Any, held: Any, earlier: Sequence[Any], stored: dict[Any
     return True
 
 
+def _survivor(conversion: Any, held: Any, earlier: Sequence[Any], stored: dict[Any, Any],
+              leaned: list[int]) -> dict[str, Any]:
+    """The person of a merge whose MRG-1 names a member's number (``held.prior``: ``his._held_to_members``), held
+    against the member's record and MRG-1's: the survivor (the PID's record) as the merge leaves it -- as stored or
+    as the batch leaves it, the name, sex and birth date the PID states laid over it (``_as_stored``) -- else, not
+    stored, the PID's Patient. Not the PID as sent: an A40's PID of the name alone contradicts no one, and a merge
+    of the member's person's record into another person's stored record had been filed AA, the member's number now
+    answering the survivor's person (priv36, after rvfixid35's LOW on ``_stale_merged``; backfix35's rule for the
+    owner's put-back)."""
+    at = len(leaned)
+    was = _as_left(held.record, earlier, stored, leaned)
+    if was is None:
+        del leaned[at:]
+        return conversion.by_reference[held.record]
+    return _as_stored(conversion, held.record, was)
+
+
 def _stale_merged(conversion: Any, held: Any, member: dict[str, Any], person: dict[str, Any], earlier: Sequence[Any],
                   stored: dict[Any, Any], leaned: list[int]) -> bool:
     """A merge (A40, A47 and kin: ``his.merge``) whose MRG-1 names, by another member's number, the sender's own
@@ -269,8 +288,18 @@ def _stale_merged(conversion: Any, held: Any, member: dict[str, Any], person: di
     The hold of the PID's person against the member's record (identity34) had refused it: a record keyed only by
     a number its owner gave another person could not be corrected over HL7 at all (ident35's note; the lead). The
     hold stays for what it guards, compared on MRG-1's stored record as the A45's is: a merge whose MRG-1 record
-    is the member's person (not stale) or is not stored, or is another person than the PID's (two people joined),
-    is refused at MRG-1 (``_refuse_member``)."""
+    is the member's person (not stale) or is not stored is refused at MRG-1 (``_refuse_member``).
+
+    ``person`` is the survivor as the merge leaves it (``_survivor``: stored, the PID's particulars over it), not
+    the PID as sent (priv36): an A40's PID of the name alone had contradicted neither record, and the merge never
+    came here -- filed AA with no warning, whatever the survivor's stored person. What "another person than the
+    PID's (two people joined)" can mean under the same-person rule (``contradicts_all``: name AND sex both differ,
+    male/female) is narrower than it reads: here MRG-1's record and the survivor both differ in sex from the
+    member's record, so not from each other, and the check below never refuses (idfix35's README says so; kept
+    so that a change of the rule cannot turn it into a silent accept). Two records of one sex and two names are
+    one person to that rule here as everywhere; a sender's merge of its own records is not otherwise
+    person-checked. The refusal that does guard is the hold before: the survivor, as left, another person than
+    the member's record while MRG-1's record is the member's person (``tests/test_priv36_identity.py``)."""
     if held.segment != "MRG" or not held.prior or held.as_stored or held.moved:
         return False
     at = len(leaned)
@@ -380,7 +409,7 @@ def _agreed(conversion: Any, held: Any, member: dict[str, Any], earlier: Sequenc
         _rekeyed(conversion, ref, was, held.kept, held.number)
 
 
-def _refuse_member(held: Any, on: list[int], keyed: bool) -> None:
+def _refuse_member(held: Any, on: list[int], keyed: bool, sender: str = "") -> None:
     """Refuse a message naming another member institution's record number for another person than the
     member's own record of it (``_member_record``, ``contradicts_all``), unless filed beside
     (``_beside``). Filed, the sender's record would carry ``urn:huren:mrn:<member>|<number>`` under
@@ -388,7 +417,15 @@ def _refuse_member(held: Any, on: list[int], keyed: bool) -> None:
     filed without the member's system instead either: a wrong number kept quietly, the sender never
     told. A merge (``held.segment`` MRG, identity34): MRG-1 naming the member's number holds the PID's
     person; the PID naming it holds MRG-1's record (as stored), which the merge would make the member's
-    patient -- refused at MRG-1."""
+    patient -- refused at MRG-1.
+
+    The answer itself tells the sender that the member holds a record under the number and that its name and sex
+    both differ from what was sent (rvlast34: an oracle). It stays -- see the README's "(thirty-sixth round,
+    priv36)": every answer that says the same whatever the member holds either files a message under another
+    person or refuses the same person's referrals -- and is made visible instead: the refusal carries a count
+    (``Tally`` ``member_refused``) for the member's operator, keyed by the sending institution and application
+    (``sender``), which the ingest counts with the quarantine, audits, and alerts on
+    (``engine.ingest.Ingestor._member_refused``, ``HUREN_MEMBER_REFUSAL_ALERT``)."""
     if held.segment == "MRG":
         error = HL7Error(
             "MRG-1 merges a record into a record number another member institution assigned (PID-3.4 or MRG-1's "
@@ -410,9 +447,22 @@ def _refuse_member(held: Any, on: list[int], keyed: bool) -> None:
                "put it on the record)"),
             segment="PID", sequence=held.sequence, field=3, repetition=held.repetition,
             code=DUPLICATE_KEY_IDENTIFIER)
+    if held.institution:
+        error.tally = Tally(MEMBER_REFUSED, sender, held.institution, text=_REFUSED_ROW)
     if on:
         error.leaned_on = on  # type: ignore[attr-defined]
     raise error
+
+
+# the count of ``_refuse_member``'s refusals, for the member's operator (``/admin/fidelity``), per sender
+MEMBER_REFUSED = "member_refused"
+# ... its row, read by the member's operator (Chinese first, as the view's advice; the ERR text is the sender's)
+_REFUSED_ROW = (
+    "另一成员机构的发送系统（count_key：机构/应用）以本机构的病案号指称另一人（姓名、性别均不符），消息被拒收（AE 205）。偶发多为号码录入错误；"
+    "同一发送方计数持续增长，可能是在用本机构病案号探测患者信息，请与该机构核实。(A sending system of another member institution "
+    "(count_key: institution/application) named this institution's record numbers for other persons (name and sex both "
+    "differ) and was refused (AE 205). Now and then it is a mistyped number; a count that keeps growing for one sender "
+    "may be someone probing this institution's numbers: check with that institution.)")
 
 
 def _as_left(ref: str, earlier: Sequence[Any], stored: dict[Any, Any], leaned: list[int]) -> dict[str, Any] | None:
@@ -448,7 +498,7 @@ def _first_filed(ref: str, earlier: Sequence[Any], stored: dict[Any, Any], conve
     return any(now[f] and now[f] != before[f] for f in ("name", "gender", "birthDate"))
 
 
-def _owners_word(conversion: Any, owned: Sequence[tuple[str, str, int]], search: Any, read_many: Any,
+def _owners_word(conversion: Any, owned: Sequence[tuple[str, str, int, tuple[str, ...]]], search: Any, read_many: Any,
                  earlier: Sequence[Any], back: Mapping[str, dict[str, Any]] | None = None) -> list[int]:
     """The number's owner speaking (identity34, the converse of ``_refuse_member``): this institution
     files, under its own record number, a person another member institution's record already names
@@ -475,7 +525,7 @@ def _owners_word(conversion: Any, owned: Sequence[tuple[str, str, int]], search:
     leaned: list[int] = []
     rekeyed: list[str] = []  # the member's records this message re-keys, for their Provenance
     restored: list[str] = []  # ... and re-keys back, the owner agreeing again (``_rekeyed_back``)
-    for ref, token, sequence in owned:
+    for ref, token, sequence, kept_by in owned:
         person = conversion.by_reference[ref]
         holders: dict[str, set[str]] = {}  # member institution -> its records naming the number
         found: dict[str, tuple[str, dict[str, Any]]] = {}  # each such record -> its institution, as read
@@ -491,9 +541,13 @@ def _owners_word(conversion: Any, owned: Sequence[tuple[str, str, int]], search:
                 holders.setdefault(c.institution, set()).update(named)
                 found.update({other: (c.institution, c.by_reference[other]) for other in named})
                 leaned.append(at)
-        # a record filed before: the bare number's records, which hold both those under this number's system and
-        # those an owner's re-key keyed apart (``_rekeyed_back``) -- one search for both
-        named = _every_patient(search, token.partition("|")[2] if ref in back else token)
+        # a record filed before: the number's records under this number's system and under each other member's
+        # kept-apart system for this institution's numbers (``kept_by``: where an owner's re-key put them,
+        # ``_rekeyed_back``) -- one search for both; not the bare number, every authority's records of the value
+        # (each member's own MRN of it, a lab's), read and dropped on every restatement (priv36)
+        system, _, value = token.partition("|")
+        systems = (system, *kept_by) if ref in back else (system,)
+        named = _every_patient(search, ",".join(token_value(s, value) for s in systems))
         others = [p for p in named if f"Patient/{p.get('id')}" != ref and _holds_number(p, token)
                   and contradicts_all(p, person)]
         organizations = {str((p.get("managingOrganization") or {}).get("reference") or "") for p in others}
@@ -593,7 +647,7 @@ def _rekeyed_back(conversion: Any, token: str, owner_person: dict[str, Any], nam
         if kept and kept.partition("|")[0] != system and _holds_number(p, kept):
             kept_of[other] = kept
     if kept_of:
-        named = _owners_rekeys(search, sorted(kept_of), owner)
+        named = _owners_rekeys(search, sorted(kept_of), owner, read_many)
         for other, kept in kept_of.items():
             version = str((candidates[other].get("meta") or {}).get("versionId") or "")
             if version and version in named.get(other, ()):
@@ -642,17 +696,25 @@ def _rekeyed_in(conversion: Any, ref: str) -> bool:
                for other, r in conversion.by_reference.items() if other.startswith("Provenance/"))
 
 
-def _owners_rekeys(search: Any, refs: Sequence[str], owner: str) -> dict[str, set[str]]:
+def _owners_rekeys(search: Any, refs: Sequence[str], owner: str, read_many: Any = None) -> dict[str, set[str]]:
     """Each record of ``refs`` ("Patient/id") -> its versions that a re-key Provenance (``rekeys``) of a message of
     ``owner`` names (``Patient/x/_history/n``: the ingest pins each target to the version filed). Searched by
     target and the re-key's agent type (assembler: huren itself), a page at a time -- not every Provenance of the
-    records (each result's names its record)."""
+    records (each result's names its record). Only the feed's own (its writer mark a message's, ``_marks``): a FHIR
+    client's Provenance with the re-key's reason and the owner's message named had put a number back (priv36);
+    no writer marks at hand, none is."""
+    marks = _marks(search, read_many)
     out: dict[str, set[str]] = {}
+    if marks is None:
+        return out
     offset = 0
     while True:
         page = search("Provenance", [("target", ",".join(refs)), ("agent-type", _ASSEMBLER), ("_sort", "_id"),
                                      ("_count", str(_OWNERS_PAGE)), ("_offset", str(offset))])
+        stored_by = marks.writers("Provenance", [str(prov.get("id")) for prov in page.resources])
         for prov in page.resources:
+            if stored_by.get(str(prov.get("id"))) in NOT_THE_FEED:
+                continue
             if rekeys(prov) and any(institution == owner for institution, _ in _named_messages(prov)):
                 for ref in refs:
                     out.setdefault(ref, set()).update(_versions_named(prov, ref) - {""})
@@ -1102,8 +1164,12 @@ def _walked(ref: str, search: Any, messages: Any, declared: Collection[str], mar
             found = writers.get(f"Provenance/{prov.get('id')}", [])
             if len({application_of(doc) for doc in found}) > 1:  # two applications' (older rules' store)
                 return None
-            registrations = [] if rekeys(prov) else [doc for doc in found if _registers_record(*_event(doc))]
-            if not found and _may_register(prov):  # not filed, or no longer kept
+            # an owner's re-key Provenance registers nothing -- the feed's own only: one a FHIR client wrote with its
+            # reason is a client's Provenance like any other (rvident35 LOW: it had been passed over, so its record's
+            # registrar was read from the rest of the trail where any other client Provenance makes it "cannot be told")
+            fed = mark not in NOT_THE_FEED
+            registrations = [] if fed and rekeys(prov) else [doc for doc in found if _registers_record(*_event(doc))]
+            if not found and _may_register(prov, fed):  # not filed, or no longer kept
                 return None
             for doc in registrations:
                 seen = (str(doc.get("received_at") or ""), application_of(doc))
@@ -1217,11 +1283,12 @@ def _named_messages(prov: dict[str, Any]) -> list[tuple[str, str]]:
     return out
 
 
-def _may_register(prov: dict[str, Any]) -> bool:
+def _may_register(prov: dict[str, Any], fed: bool = True) -> bool:
     """Could the message a Provenance was made from be a registration? Its activity's text is MSH-9
     (``ADT^A04``, ``adapters.convert.common.provenance``); none stated: it could. One naming the versions an
-    owner's message re-keyed (``rekeys``) cannot."""
-    if rekeys(prov):
+    owner's message re-keyed (``rekeys``) cannot -- when the feed wrote it (``fed``: its writer mark a message's);
+    the same reason in a FHIR client's Provenance proves nothing (priv36)."""
+    if fed and rekeys(prov):
         return False
     text = str((prov.get("activity") or {}).get("text") or "")
     if not text:

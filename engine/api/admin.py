@@ -550,8 +550,10 @@ def _remit(engine: Engine, caller: Caller) -> frozenset[str] | None:
 # authority beside the institution's own record of the value (an undeclared mrn_authorities name shows
 # here on day one; identity32), a lab's placeholder visit an admission took over, per authority of the
 # lab record's number (visfix33), and a member's record of another member's number that the number's
-# owner registered for another person, per owner (identity34)
-_TALLIES = ("kept_apart", "taken_over", "member_contradicted")
+# owner registered for another person, per owner (identity34); and the refusals of another member's messages naming
+# the institution's own record numbers for other persons, per sending institution/application (priv36: a sender
+# probing them shows here; not warnings -- the messages were refused -- and flagged past HUREN_MEMBER_REFUSAL_ALERT)
+_TALLIES = ("kept_apart", "taken_over", "member_contradicted", "member_refused")
 # the rows written before a warning stated its count (``Tally``): read back from their texts
 _LEGACY = (("kept_apart", kept_apart_authority), ("taken_over", taken_over_authority))
 
@@ -574,6 +576,10 @@ _ADVICE = {
     "member_contradicted": "号码所属机构已将该号码登记为另一人：本机构引用该号码的病历需核对更正。(The number's owner registered "
                            "another person under it: this institution's record naming the number is to be checked and "
                            "corrected.)",
+    "member_refused": "该发送方（机构/应用）的消息以本机构病案号指称另一人而被拒收。计数持续增长时请与该机构核实是否在探测本机构的病案号。"
+                      "(This sender's (institution/application) messages were refused for naming this institution's "
+                      "record numbers for other persons; if the count keeps growing, check with that institution "
+                      "whether its system is probing them.)",
 }
 
 
@@ -610,8 +616,9 @@ def fidelity(request: Request, institution: str | None = None, caller: Caller = 
         inst = report.setdefault(doc["institution"], {"unmapped": 0, "warnings": 0, "segments": {}, "codes": {},
                                                       **{count: {} for count in _TALLIES}, "items": []})
         kind = doc["kind"]
-        inst["warnings" if kind == "warning" else "unmapped"] += doc["count"]
         tally = _tally_of(doc) if kind == "warning" else None
+        if tally is None or tally[0] != "member_refused":  # (refusals, not warnings)
+            inst["warnings" if kind == "warning" else "unmapped"] += doc["count"]
         if tally is not None:
             count, key = tally
             inst[count][key] = inst[count].get(key, 0) + doc["count"]
@@ -630,6 +637,10 @@ def fidelity(request: Request, institution: str | None = None, caller: Caller = 
             item |= {"count_as": tally[0], "count_key": tally[1]}
             if doc.get("records"):
                 item["records"] = list(doc["records"])
+            threshold = engine.settings.member_refusal_alert
+            if tally[0] == "member_refused" and threshold and inst[tally[0]][tally[1]] >= threshold:
+                inst.setdefault("alerts", {})[tally[1]] = inst[tally[0]][tally[1]]
+                item["alert"] = True
         inst["items"].append(item)
     for inst in report.values():
         inst["items"].sort(key=lambda i: -i["count"])

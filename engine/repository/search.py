@@ -59,6 +59,8 @@ class ParsedSearch:
 
 def split_values(raw: str) -> list[str]:
     """Split on unescaped commas and undo the FHIR escapes ``\\, \\| \\$ \\\\``."""
+    if "\\" not in raw:  # nothing escaped: the commas all split (the loop below cost ~0.3 us a character)
+        return raw.split(",")
     out, cur, i = [], [], 0
     while i < len(raw):
         ch = raw[i]
@@ -98,7 +100,7 @@ def _split_pipe(value: str) -> list[str]:
 
 
 def _unescape(value: str) -> str:
-    return re.sub(r"\\([,|$\\])", r"\1", value)
+    return re.sub(r"\\([,|$\\])", r"\1", value) if "\\" in value else value
 
 
 def _prefix(value: str) -> tuple[str, str]:
