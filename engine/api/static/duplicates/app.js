@@ -259,8 +259,13 @@
     const placed = order.authoredOn ? beijingTime(order.authoredOn) : W.day(f.order_day);
     const parts = [testName(order) || "医嘱", ev.orderInstitution ? W.place(ev.orderInstitution) : "",
       placed ? "开单 ordered " + placed : "", ...numbers].filter(Boolean);
-    const span = dd.appendChild(text(document.createElement("span"), parts.join(" · ") + " "));
-    span.className = "order-words";
+    // each part kept whole on a line where it fits (a number's label beside its number)
+    const span = dd.appendChild(document.createElement("span")); span.className = "order-words";
+    parts.forEach((part, i) => {
+      if (i) span.appendChild(document.createTextNode(" · "));
+      text(span.appendChild(document.createElement("span")), part).className = "part";
+    });
+    dd.appendChild(document.createTextNode(" "));
     dd.appendChild(trace(["ref", f.order], ...systems.map((line) => ["code", line])));
   }
 
