@@ -68,9 +68,11 @@ def _feed(engine: Engine, http: TestClient) -> dict[str, str]:  # noqa: F811
 
 
 def _order_line(browser: Browser) -> tuple[str, str]:  # noqa: F811
-    """The 医嘱 Order line as read (its words), and its 溯源 Trace once opened."""
+    """The 医嘱 Order line as read (its words: on a phone one part a line, on a desktop one line with
+    " · " between the parts: read either way as parts joined by " · "), and its 溯源 Trace once opened."""
     words = browser.eval("(() => { const dt = [...document.querySelectorAll('#ev-facts > dt')]"
                          ".find(d => d.innerText === '医嘱 Order'); return dt.nextElementSibling.innerText; })()")
+    words = " · ".join(line.strip() for line in words.split("\n") if line.strip())
     traced = browser.eval("(() => { const dt = [...document.querySelectorAll('#ev-facts > dt')]"
                           ".find(d => d.innerText === '医嘱 Order'); const t = dt.nextElementSibling.querySelector('details.trace');"
                           " t.open = true; const said = t.innerText; t.open = false; return said; })()")

@@ -259,10 +259,11 @@
     const placed = order.authoredOn ? beijingTime(order.authoredOn) : W.day(f.order_day);
     const parts = [testName(order) || "医嘱", ev.orderInstitution ? W.place(ev.orderInstitution) : "",
       placed ? "开单 ordered " + placed : "", ...numbers].filter(Boolean);
-    // each part kept whole on a line where it fits (a number's label beside its number)
+    // each part kept whole on a line where it fits (a number's label beside its number); on a phone
+    // one part a line, the separators left out (app.css)
     const span = dd.appendChild(document.createElement("span")); span.className = "order-words";
     parts.forEach((part, i) => {
-      if (i) span.appendChild(document.createTextNode(" · "));
+      if (i) text(span.appendChild(document.createElement("span")), " · ").className = "sep";
       text(span.appendChild(document.createElement("span")), part).className = "part";
     });
     dd.appendChild(document.createTextNode(" "));
