@@ -18,6 +18,7 @@ her) at 1366 and 390 px. Screenshots go to ``$HUREN_SCREENSHOTS`` when set, else
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -48,6 +49,7 @@ REPEATS = [
     ("SN", "^^-^10", "/HP", "≤10 /HP"),                                     # an open range: its bound
     ("DTM", "20260312013000+0000", "", "2026年3月12日 09:30（北京时间）"),  # valueDateTime, Beijing's clock
 ]
+STORED = ["valueRatio", "valueRatio", "valueRange", "valueRange", "valueDateTime"]  # REPEATS' value[x]
 PEOPLE = [nid(f"320923198504120{n:02d}") for n in (5, 7, 9, 11, 13)]  # men born 1985-04-12, as PID says
 
 
@@ -97,6 +99,9 @@ def test_every_value_the_lab_reported_is_the_auditors_evidence(engine: Any, http
         _open(browser, flags[person])
         prior, repeat = _terms(browser, "#ev-prior-words"), _terms(browser, "#ev-repeat-words")
         assert prior["结果 Value"] == "阴性" and repeat.get("结果 Value") == said, (kind, prior, repeat)
+        # and the folded FHIR JSON holds the value as stored (it had kept a quantity's and a text's only)
+        stored = json.loads(browser.eval("document.querySelector('#ev-repeat').textContent"))
+        assert stored.get(STORED[n - 1]), (kind, stored)
         words, traced = _order_line(browser)
         # which order: its test, who placed it, when (Beijing), its numbers as stored; nobody named
         assert words.startswith(f"HBsAg · 阜宁县中医院（FNZYY） · 开单 ordered 2026年3月12日 08:00（北京时间） · "

@@ -179,8 +179,11 @@
 
   function summarise(resource) {
     if (!resource) return "（无权查看或已不存在 not available）";
+    // every value[x] the result may hold, as stored (a titer's valueRatio had been left out of it)
     const keep = ["resourceType", "id", "status", "code", "effectiveDateTime", "started", "issued", "performer",
-      "conclusion", "valueQuantity", "valueString", "modality", "series", "result"];
+      "conclusion", "valueQuantity", "valueString", "valueCodeableConcept", "valueInteger", "valueBoolean", "valueRange",
+      "valueRatio", "valueTime", "valueDateTime", "valuePeriod", "valueSampledData", "component", "dataAbsentReason",
+      "modality", "series", "result"];
     const out = {}; for (const k of keep) if (resource[k] !== undefined) out[k] = resource[k];
     return window.hurenExact.stringify(out, 2); // the numbers in the digits the result was sent with
   }
