@@ -235,9 +235,6 @@ def test_rv36b_a_second_report_does_not_take_the_link_by_arriving_last(engine: E
 # --- uifix35: the evidence page's values -------------------------------------------------------
 
 @pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium package is not installed")
-@pytest.mark.xfail(strict=True, reason="rv36b: LOW the auditor's evidence page draws no 结果 Value for a titer "
-                   "(OBX-2 SN 1:320 -> valueRatio) or a range (valueRange): its valueOf reads a quantity, a text "
-                   "or a coded finding only, while the resident's page (me/values.js) says both")
 def test_rv36b_a_titer_is_shown_on_the_evidence_page(engine: Engine, http: TestClient, server: str,  # noqa: F811
                                                      browser: Browser, tmp_path: Path) -> None:  # noqa: F811
     """The prior HBsAg a coded 阴性, the repeat reported as a titer (SN ``^1^:^320``, a valueRatio): the

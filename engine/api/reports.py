@@ -117,6 +117,7 @@ def duplicate(flag_id: str, request: Request, caller: Caller = Depends(get_calle
         if ref:
             rtype, rid = ref.split("/", 1)
             evidence[key + "Resource"] = read(rtype, rid)
+    evidence["orderInstitution"] = _order_shown(evidence, row, recognition)
     # what was compared, analyte by analyte, each side read as the caller (null: not available), with
     # the institution that performed it (the index's: a result names its performer by reference only);
     # and every other result of the analyte on each side (``result_also`` / ``prior_also``: a re-run,
@@ -146,6 +147,26 @@ def duplicate(flag_id: str, request: Request, caller: Caller = Depends(get_calle
          patient_ids=[row["patient"].split("/", 1)[1]] if row.get("patient") else [],
          detail={"report": "duplicate-evidence"})
     return Response(fhirjson.dumps(evidence), media_type="application/json")
+
+
+def _order_shown(evidence: dict[str, Any], row: dict[str, Any], recognition: Any) -> str | None:
+    """Where the order the flag charges was placed (its order-time check's institution), for the page
+    to say which order it is (rv36b note 10: number, test, institution, date); ``orderResource`` is
+    set to null (shown as not available) unless the order is the flag's person's -- by its check row
+    (the person the link was made by, ``repeats._checked_for``), else by its subject being the flag's
+    patient. An evidence page says nothing of another person, whatever a flag stored earlier names."""
+    order = evidence.get("orderResource")
+    if order is None:
+        return None
+    check = recognition.checks.get(row["order"])
+    if check is not None:
+        mine = check.get("person") == row.get("person")
+    else:
+        mine = (order.get("subject") or {}).get("reference") == row.get("patient")
+    if not mine:
+        evidence["orderResource"] = None
+        return None
+    return (check or {}).get("inst")
 
 
 def _pairs(recognition: Any, row: dict[str, Any], screen: FlagScreen) -> dict[str, Any]:

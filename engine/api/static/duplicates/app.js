@@ -179,8 +179,11 @@
 
   function summarise(resource) {
     if (!resource) return "（无权查看或已不存在 not available）";
+    // every value[x] the result may hold, as stored (a titer's valueRatio had been left out of it)
     const keep = ["resourceType", "id", "status", "code", "effectiveDateTime", "started", "issued", "performer",
-      "conclusion", "valueQuantity", "valueString", "modality", "series", "result"];
+      "conclusion", "valueQuantity", "valueString", "valueCodeableConcept", "valueInteger", "valueBoolean", "valueRange",
+      "valueRatio", "valueTime", "valueDateTime", "valuePeriod", "valueSampledData", "component", "dataAbsentReason",
+      "modality", "series", "result"];
     const out = {}; for (const k of keep) if (resource[k] !== undefined) out[k] = resource[k];
     return window.hurenExact.stringify(out, 2); // the numbers in the digits the result was sent with
   }
@@ -232,22 +235,56 @@
     for (const [k, v] of facts) { dl.appendChild(text(document.createElement("dt"), k)); dl.appendChild(text(document.createElement("dd"), v)); }
   }
 
+  // The order the flag charges, as an auditor tells it from another (rv36b note 10: the line had said
+  // only "医嘱" and a trace link): its test, where and when it was placed (开单, Beijing time), and its
+  // numbers as stored -- the placer's (医嘱号, ORC-2/OBR-2) and the lab's (执行号, OBR-3), each system
+  // kept under 溯源 Trace with the reference. From the record the flag names only; the server gives
+  // none of it (null: not available) unless it is the flag's person's order (reports._order_shown), and
+  // nothing of anyone in it is said (its requester, its subject). A date alone (the flag's order day)
+  // when the order states no time.
+  const NUMBER = { PLAC: "医嘱号 placer", FILL: "执行号 filler" };
+  function orderLine(dd, ev) {
+    const f = ev.flag, order = ev.orderResource;
+    if (!order) {
+      dd.appendChild(document.createTextNode("医嘱 · （无权查看或已不存在 not available） "));
+      dd.appendChild(trace(["ref", f.order]));
+      return;
+    }
+    const numbers = [], systems = [], seen = new Set();
+    for (const id of order.identifier || []) {
+      const type = ((((id || {}).type || {}).coding || [])[0] || {}).code;
+      const label = NUMBER[type] || "编号 number";
+      if (!id.value || seen.has(label + id.value)) continue;
+      seen.add(label + id.value);
+      numbers.push(label + " " + id.value);
+      systems.push(label + " " + (id.system ? id.system + "|" : "") + id.value);
+    }
+    const placed = order.authoredOn ? beijingTime(order.authoredOn) : W.day(f.order_day);
+    const parts = [testName(order) || "医嘱", ev.orderInstitution ? W.place(ev.orderInstitution) : "",
+      placed ? "开单 ordered " + placed : "", ...numbers].filter(Boolean);
+    // each part kept whole on a line where it fits (a number's label beside its number); on a phone
+    // one part a line, the separators left out (app.css)
+    const span = dd.appendChild(document.createElement("span")); span.className = "order-words";
+    parts.forEach((part, i) => {
+      if (i) text(span.appendChild(document.createElement("span")), " · ").className = "sep";
+      text(span.appendChild(document.createElement("span")), part).className = "part";
+    });
+    dd.appendChild(document.createTextNode(" "));
+    dd.appendChild(trace(["ref", f.order], ...systems.map((line) => ["code", line])));
+  }
+
   // Does the evidence pair a panel's analytes (ALT beside ALT)? Then the two whole results are not
   // what was compared: the billed result may be the repeat's AST beside the prior's ALT.
   function paired(ev) { return (ev.pairs || []).some((p) => p.analyte); }
   function analyteName(a) { return a.analyte_name ? a.analyte_name + "（" + a.analyte + "）" : a.analyte; }
 
-  // A result's value as the lab reported it: a quantity with its comparator, digits and unit
-  // ("<5 U/L", 0.50 stays 0.50: shared/exact.js's rule, the resident's page's too), a text (a smear's
-  // words), a coded finding by its words (阴性): its text, else its coding's display, else its code.
-  function valueOf(resource) {
-    if (!resource) return "";
-    if (resource.valueQuantity) return window.hurenExact.quantity(resource.valueQuantity);
-    if (resource.valueString !== undefined && resource.valueString !== null) return String(resource.valueString);
-    const cc = resource.valueCodeableConcept;
-    if (cc) return conceptWords(cc) || ((cc.coding || [])[0] || {}).code || "";
-    return "";
-  }
+  // A result's value as the lab reported it, by the rule the resident's page draws by too
+  // (shared/value.js): a quantity with its comparator, digits and unit ("<5 U/L"; 0.50 stays 0.50), a
+  // text, a coded finding by its words (阴性), a titer (1:320), a range (10–20 /HP), a yes/no, a date on
+  // Beijing's clock, why there is none -- in Chinese, then English. The page had its own reader, which
+  // knew the first three only: a titer was evidence with no value (rv36b LOW 9).
+  const VALUE_WORDS = { ...window.hurenValue.words("zh-CN", "en"), when: (t) => beijingTime(t) };
+  function valueOf(resource) { return window.hurenValue.said(resource, VALUE_WORDS); }
   // A time as Beijing's clock says it, and said so (as the refused list does, pages34): results come
   // with other offsets (OBX-14 ...+0000), shown on Beijing's clock, and nothing had said whose clock
   // it was (rvui35 LOW). A date alone says no time, so no clock either.
@@ -409,7 +446,7 @@
         ["前次结果 Prior result", [W.place(f.prior_inst) + " · " + W.day(f.prior_day) + " — ", f.prior, ev.priorResource]],
         // a panel's repeated result is where its charge line is found; what was compared is below, analyte by analyte
         [paired(ev) ? "计费结果 Billed result" : "重复结果 Repeated result", ["", f.result, ev.resultResource]],
-        ["医嘱 Order", f.order ? ["", f.order, null] : "（无 none）"],
+        ["医嘱 Order", f.order ? { order: ev } : "（无 none）"],
         // a panel's repeated analytes by name, their codes after them (丙氨酸氨基转移酶（ALT）)
         ["重复内容 Repeated", (f.analytes && f.analytes.length ? f.analytes.map((a) => { const n = W.said("analytes", a); return n ? n + "（" + a + "）" : a; }).join("、")
           + (f.partial ? "（部分重叠 partial overlap）" : "") : "整项 the whole item")],
@@ -435,6 +472,7 @@
         dl.appendChild(text(document.createElement("dt"), k));
         const dd = dl.appendChild(document.createElement("dd"));
         if (Array.isArray(v)) { named(dd, v[1], v[2]); dd.insertBefore(document.createTextNode(v[0]), dd.firstChild); }
+        else if (v && v.order) orderLine(dd, v.order);
         else if (v && typeof v === "object") {
           dd.appendChild(text(document.createElement("span"), v.note));
           if (v.recorded) {  // folded beneath the note: one click away, small, as the engine recorded it

@@ -150,13 +150,7 @@ const WORDS = {
       "entered-in-error": "医院已作废此结果（录入有误）", final: "", unknown: "" },
     // beside a value away from its row (trend, timeline): one that may change or was not completed
     obsMark: { registered: "初步", partial: "初步", preliminary: "初步", cancelled: "未完成", corrected: "已更正", amended: "已更新" },
-    // why a result has no value (data-absent-reason; "cannot-be-obtained" is the v2-to-FHIR IG's, for OBX-11 X)
-    absent: { unknown: "结果不详", "asked-unknown": "不详", "temp-unknown": "暂时不详", "not-asked": "未检测",
-      "asked-declined": "本人未提供", masked: "已隐去", "not-applicable": "不适用", unsupported: "无法显示",
-      "as-text": "见文字说明", error: "检测出错", "not-a-number": "不是数值", "negative-infinity": "低于可测范围",
-      "positive-infinity": "高于可测范围", "not-performed": "未做", "not-permitted": "不允许检测",
-      "cannot-be-obtained": "未能测出" },
-    yes: "是", no: "否",
+    // a value's words (yes/no, why a result has none) are shared/value.js's: the auditors' evidence says them too
     hrMark: "HR 互认", hrMarkLong: (s) => `可互认结果（${s}）`, hrCommunity: "医共体内互认",
     imagingFindings: "检查所见", imagingConclusion: "诊断意见", modality: "检查方式",
     who_intro: "下面是查看或改动过您档案的机构和人员。如有疑问，请到医院服务台咨询。",
@@ -317,12 +311,6 @@ const WORDS = {
       cancelled: "Not completed", "entered-in-error": "Withdrawn by the hospital (entered in error)", final: "", unknown: "" },
     obsMark: { registered: "preliminary", partial: "preliminary", preliminary: "preliminary", cancelled: "not completed",
       corrected: "corrected", amended: "updated" },
-    absent: { unknown: "Not known", "asked-unknown": "Not known", "temp-unknown": "Not known yet",
-      "not-asked": "Not tested", "asked-declined": "Declined", masked: "Withheld", "not-applicable": "Not applicable",
-      unsupported: "Cannot be shown", "as-text": "See the text", error: "Test error", "not-a-number": "Not a number",
-      "negative-infinity": "Below the measurable range", "positive-infinity": "Above the measurable range",
-      "not-performed": "Not done", "not-permitted": "Not permitted", "cannot-be-obtained": "Could not be measured" },
-    yes: "Yes", no: "No",
     hrMark: "HR recognised", hrMarkLong: (s) => `Mutually recognised result (${s})`, hrCommunity: "within the medical community",
     imagingFindings: "Findings", imagingConclusion: "Conclusion", modality: "Modality",
     who_intro: "These institutions and people looked at or changed your record. Ask at a hospital desk if anything seems wrong.",
