@@ -70,15 +70,6 @@ class WardNames:
 _BY_SITE: dict[Path | None, WardNames] = {}
 
 
-def ward_names(engine: Any) -> dict[str, dict[str, str]]:
-    """The tables for the page, keyed by the institution's name (what the page knows a record's
-    institution by): ``{"阜宁县人民医院": {"NEI": "心内科病区"}}``; an institution the site does
-    not list has no table."""
-    insts = engine.site.institutions
-    return {insts[code].name: table for code, table in tables(engine.settings.site).items()
-            if code in insts and insts[code].name}
-
-
 def tables(site_dir: Path | None) -> dict[str, dict[str, str]]:
     """The ward tables in force for a site, per institution code (read again when a file changes)."""
     return _BY_SITE.setdefault(site_dir, WardNames(site_dir)).current()
@@ -195,8 +186,8 @@ def _where(inst: Any) -> str:
 def ward_name(table: Mapping[str, str], inst: str, code: str, current: Mapping[tuple[str, str], str | None],
               latest_name: Callable[[str, str], str | None]) -> str:
     """A ward's name now, for the reports: the one rule (rvid35 LOW 4, the lead's decision, wardfix35),
-    in this order (the resident page names one visit's place by its display -- the Location's name,
-    ``actors.settle_ward_names`` -- and a code the display still carries from ``wards.yaml``):
+    in this order (the resident page shows the same name: ``engine.api.ui_me_wards`` asks this rule for
+    each ward of the resident's visits, ui36):
 
     1. the deployment's ward table's name for the code (``wards.yaml``): the official name, and how
        a site settles a ward its systems name two ways;
