@@ -16,6 +16,7 @@ from engine.engine import Engine
 from engine.messages import message_id
 from engine.repository.search import split_values, token_value
 from tests.hl7_calls import post
+from tests.test_idfix35_merges import _zy
 from tests.test_priv36_refusals import _fidelity, _lis, _refusal_records, world  # noqa: F401  (the module fixture)
 from tests.test_rvidentity32_probes import adt, oru
 
@@ -79,6 +80,8 @@ def test_the_same_persons_referral_is_never_counted_as_a_refusal(world: tuple[En
     ("a\\$b,c\\|d", ["a$b", "c|d"]),
     (",", ["", ""]),
     ("", [""]),
+    ("R6\\\\", ["R6\\"]),  # a value ending in an escaped backslash
+    ("a\\|b", ["a|b"]),
 ])
 def test_split_values_follows_fhir_escaping_with_and_without_the_fast_path(raw: str, values: list[str]) -> None:
     """priv36's fast path (no backslash: ``str.split``) and the escaping loop give FHIR R4's reading of a value list
@@ -99,7 +102,7 @@ def test_an_escaped_identifier_search_finds_exactly_its_record(world: tuple[Engi
     """Through /fhir: identifiers holding ``,`` ``$`` ``|`` ``\\`` are each found by their escaped token
     (``token_value``, what the owner's put-back now searches) and only theirs; the unescaped comma is two values."""
     _, http = world
-    ids = {v: _patient(http, v, f"RV36D{n}") for n, v in enumerate(["R6,1", "R6$2", "R6|3", "R6\\4", "R6", "1"])}
+    ids = {v: _patient(http, v, f"RV36D{n}") for n, v in enumerate(["R6,1", "R6$2", "R6|3", "R6\\4", "R6\\", "R6", "1"])}
     for value, rid in ids.items():
         r = http.get("/fhir/Patient", params={"identifier": token_value("urn:rv36d:mrn", value)})
         assert r.status_code == 200, r.text
@@ -127,4 +130,22 @@ def test_a_sender_rotating_msh3_still_raises_the_alert(world: tuple[Engine, Test
     records = _refusal_records(engine)[audited:]
     assert len(records) == 3 and {r["details"]["sender"] for r in records} == {"FNZYY/PRB1", "FNZYY/PRB2", "FNZYY/PRB3"}
     mine = _fidelity(engine, http, "FNXRMYY")
-    assert any(r["details"].get("alert") for r in records) or any(k.startswith("FNZYY/") for k in mine.get("alerts", {}))
+    assert any(r["details"].get("alert") for r in records) or any(k.startswith("FNZYY/PRB") for k in mine.get("alerts", {}))
+
+
+@pytest.mark.parametrize("thin", [True, False])
+def test_a_merge_of_the_members_persons_duplicate_into_the_same_persons_record_is_filed(
+        world: tuple[Engine, TestClient], thin: bool) -> None:  # noqa: F811
+    """Guard of priv36's survivor rule against over-refusal: FNZYY's record keyed by FNXRMYY's number and its own
+    ZRM record are both 陈四 (F, 1992), FNXRMYY's person. FNZYY's A40 merging the former into ZRM -- its PID of the
+    name alone, or in full -- is the same person's duplicate cleaned up: AA, not refused, not counted as a probe."""
+    engine, http = world
+    n = "RM1" if thin else "RM2"
+    assert ack_code_of(post(http, adt(f"{n}A", f"{n}^^^FNXRMYY^MR", "陈^四", "19920303", "F"))) == "AA"
+    assert ack_code_of(post(http, _lis(adt(f"{n}B", f"{n}^^^FNXRMYY^MR", "陈^四", "19920303", "F", "A01")))) == "AA"
+    assert ack_code_of(post(http, _lis(adt(f"{n}C", f"Z{n}^^^FNZYY^MR", "陈^四", "19920303", "F")))) == "AA"
+    counted, audited = _count(engine, http, "FNZYY/HIS"), _refused(engine)
+    ack = post(http, _zy(f"{n}D", "A40", f"Z{n}^^^FNZYY^MR", "陈^四", "" if thin else "19920303", "" if thin else "F",
+                         f"{n}^^^FNXRMYY^MR"))
+    assert ack_code_of(ack) == "AA", ack
+    assert _count(engine, http, "FNZYY/HIS") == counted and _refused(engine) == audited
