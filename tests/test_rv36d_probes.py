@@ -149,3 +149,18 @@ def test_a_merge_of_the_members_persons_duplicate_into_the_same_persons_record_i
                          f"{n}^^^FNXRMYY^MR"))
     assert ack_code_of(ack) == "AA", ack
     assert _count(engine, http, "FNZYY/HIS") == counted and _refused(engine) == audited
+
+
+@pytest.mark.xfail(strict=True, reason="rv36d: LOW the member-number-refused security record names the institution the "
+                                       "message claims (MSH-4) and the address, not the authenticated client that "
+                                       "posted it (the peer's client=<subject> is dropped)")
+def test_the_refusal_record_names_the_authenticated_client(world: tuple[Engine, TestClient]) -> None:  # noqa: F811
+    """Over POST /hl7v2 the poster is a system client (here subject ``priv36``); MSH-4 is only what the message
+    claims. The Security Alert record of a refusal should carry who was authenticated, so the alert can be traced
+    to a credential, not only to the institution a message names."""
+    engine, http = world
+    assert ack_code_of(post(http, adt("RV7A", "RV7^^^FNXRMYY^MR", "陈^四", "19920303", "F"))) == "AA"
+    audited = _refused(engine)
+    assert ack_code_of(post(http, _lis(oru("RV7B", "RV7^^^FNXRMYY^MR", "张^三", "", "M", "RVGLU7")))) == "AE"
+    (record,) = _refusal_records(engine)[audited:]
+    assert "priv36" in repr({k: v for k, v in record.items() if k != "details"}) + repr(record["details"]), record
