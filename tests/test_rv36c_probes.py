@@ -16,6 +16,8 @@ from tests.hl7_calls import err_lines, module_http, post, written
 from tests.module_store import module_eng
 from tests.test_order35_as_later import _operator
 from tests.test_ordfix36_final_back import _result
+from tests.test_rv36a_probes import _potassium
+from tests.test_rvfixord35_probes import _message, _order
 
 __all__ = ["engine", "module_http"]
 
@@ -58,3 +60,73 @@ def test_a_later_preliminary_value_does_not_overwrite_a_correction(engine: Engin
     assert b"MSA|AA" in ack, ack
     stored = _obs(http, obs_id)
     assert (stored["status"], stored["valueQuantity"]["value"]) == ("corrected", 4.3), stored
+
+
+def test_a_clients_put_of_preliminary_over_a_final(engine: Engine, http: TestClient) -> None:
+    """merge.yaml: "A FHIR client's PUT states the whole result" -- the client's PUT of the result as
+    preliminary 5.0 is either stored as it states it or refused (4xx); never a 2xx that keeps final 4.1."""
+    obs_id = _final(engine, http, "3")
+    body = _obs(http, obs_id)
+    body.pop("meta", None)
+    body["status"], body["valueQuantity"] = "preliminary", {**body["valueQuantity"], "value": 5.0}
+    put = http.put(f"/fhir/Observation/{obs_id}", json=body)
+    stored = _obs(http, obs_id)
+    if put.status_code < 300:
+        assert (stored["status"], stored["valueQuantity"]["value"]) == ("preliminary", 5.0), (put.text, stored)
+    else:
+        assert 400 <= put.status_code < 500 and stored["status"] == "final", put.text
+
+
+# --- mixfix36 ``_dated``: a status placeholder restating the value ----------------------------------
+
+def _potassium_by(app: str, control: str, stamp: str, tag: str, value: str, flag: str, status: str) -> str:
+    return _potassium(control, stamp, f"RV36CM{tag}", f"RV36CP{tag}", value, flag, status).replace(
+        "MSH|^~\\&|LIS|", f"MSH|^~\\&|{app}|", 1)
+
+
+def test_a_decided_placeholder_value_is_taken_as_later(engine: Engine, http: TestClient) -> None:
+    """The LIS's 4.1 F (10:00) and its 12:00 correction 5.6 (C, H); the POCT's 13:00 4.4 with OBX-11 empty
+    is refused (AE, at OBX^1^5); the operator replays it "as later": AA, the decision used, 4.4 stored --
+    and the stored status ``corrected`` kept (the placeholder states none)."""
+    tag = "4"
+    post(http, _potassium_by("LIS", "RV36C-4A", "20261203100000", tag, "4.1", "N", "F"))
+    (obs,) = written(engine, http, "RV36C-4A", "Observation")
+    assert b"MSA|AA" in post(http, _potassium_by("LIS", "RV36C-4B", "20261203120000", tag, "5.6", "H", "C"))
+    ack = post(http, _potassium_by("POCT", "RV36C-4C", "20261203130000", tag, "4.4", "N", ""))
+    assert b"MSA|AE" in ack, ack
+    r = http.post(f"/admin/quarantine/{message_id('FNXRMYY', 'RV36C-4C')}/replay?as=later",
+                  headers=_operator(engine))
+    assert r.status_code == 200 and r.json()["ack_code"] == "AA", r.text
+    assert r.json()["decided"]["used"] is True, r.json()
+    after = _obs(http, obs["id"])
+    assert (after["valueQuantity"]["value"], after["status"]) == (4.4, "corrected"), after
+
+
+def _two(control: str, stamp: str, tag: str, values: tuple[str, str], status: str, app: str = "LIS") -> str:
+    """Potassium and sodium under one order, OBX-11 ``status`` (OBR-25 F), from ``app``."""
+    body = _message(control, stamp, f"RV36CM{tag}", [_order(f"RV36CP{tag}", [("K", values[0], "N"),
+                                                                               ("NA", values[1], "N")])], app)
+    return body.replace("|N|||F|||", f"|N|||{status}|||")
+
+
+def test_two_placeholders_not_told_are_refused_together_and_decided_once(engine: Engine, http: TestClient) -> None:
+    """The merge's join of ordfix36's collected refusals and mixfix36's placeholder dating: the LIS's F then
+    C of K and NA; the POCT's 13:00 K and NA with OBX-11 empty -- AE with one ERR 206 at each value
+    (OBX^1^5, OBX^2^5), both corrected versions recorded; one decision takes both values, ``corrected`` kept."""
+    tag = "5"
+    post(http, _two("RV36C-5A", "20261203100000", tag, ("4.1", "140"), "F"))
+    ids = {o["code"]["coding"][0]["code"]: o["id"] for o in written(engine, http, "RV36C-5A", "Observation")}
+    assert b"MSA|AA" in post(http, _two("RV36C-5B", "20261203120000", tag, ("4.3", "141"), "C"))
+    ack = post(http, _two("RV36C-5C", "20261203130000", tag, ("4.4", "142"), "", app="POCT"))
+    assert b"MSA|AE" in ack, ack
+    refused = [e for e in err_lines(ack) if "|206^" in e]
+    assert sorted(e.split("|")[2] for e in refused) == ["OBX^1^5", "OBX^2^5"], ack
+    msg = message_id("FNXRMYY", "RV36C-5C")
+    doc = engine.ingestor.messages.get(msg)
+    assert sorted(e["resource"] for e in doc["refused_against"]) == sorted(
+        f"Observation/{i}" for i in ids.values()), doc["refused_against"]
+    r = http.post(f"/admin/quarantine/{msg}/replay?as=later", headers=_operator(engine))
+    assert r.status_code == 200 and r.json()["ack_code"] == "AA", r.text
+    got = {c: _obs(http, i) for c, i in ids.items()}
+    assert {c: (o["valueQuantity"]["value"], o["status"]) for c, o in got.items()} == {
+        "K": (4.4, "corrected"), "NA": (142, "corrected")}, got
