@@ -16,6 +16,7 @@ from tests.hl7_calls import err_lines, module_http, post, written
 from tests.module_store import module_eng
 from tests.test_order35_as_later import _operator
 from tests.test_ordfix36_final_back import _result
+from tests.test_ordfix36_report_times import _panel
 from tests.test_rv36a_probes import _potassium
 from tests.test_rvfixord35_probes import _message, _order
 
@@ -130,3 +131,52 @@ def test_two_placeholders_not_told_are_refused_together_and_decided_once(engine:
     got = {c: _obs(http, i) for c, i in ids.items()}
     assert {c: (o["valueQuantity"]["value"], o["status"]) for c, o in got.items()} == {
         "K": (4.4, "corrected"), "NA": (142, "corrected")}, got
+
+
+# --- mixfix36 ``_concept_union``: the order message states its code -------------------------------
+
+@pytest.mark.xfail(strict=True, reason="rv36c: MED an XO naming the ordered test by its own text alone "
+                   "(OBR-4 ^PT after 5902-2^PT^LN) erases the stored LOINC coding: a thinner statement of the "
+                   "same test is taken as a change of test")
+def test_an_xo_restating_the_same_test_by_its_text_keeps_the_coding(module_eng: Engine) -> None:
+    """NW PT by LOINC (5902-2^PT^LN), then an XO of the same order whose OBR-4 carries only the text ``PT``
+    -- the very text stored: the same test, said thinner; the LOINC coding is not erased."""
+    from fastapi.testclient import TestClient as Client
+
+    from engine.api.app import create_app
+    from tests.test_srfix35_order_code import LOINC, orm, send, the_order
+    with Client(create_app(module_eng)) as http:
+        http.headers["Authorization"] = "Bearer " + module_eng.auth.issue_system_token("rv36c", "system/*.cruds")
+        placer = "RV36C-XOT"
+        assert "MSA|AA" in send(http, orm(placer))
+        assert the_order(http, placer)["code"]["coding"] == [LOINC]
+        ack = send(http, orm(placer).replace("ORC|NW|", "ORC|XO|").replace("|5902-2^PT^LN|", "|^PT|"))
+        assert "MSA|AA" in ack, ack
+        code = the_order(http, placer)["code"]
+        assert LOINC["code"] in {c.get("code") for c in code.get("coding") or ()}, code
+
+
+# --- ordfix36 ``not_from_older``: a report's times ------------------------------------------------
+
+def _with_end(message: str, collected: str, end: str) -> str:
+    """``message`` with OBR-8 ``end`` (the report's effective a period, OBR-7 to OBR-8)."""
+    head, obr, tail = message.partition("\rOBR|")
+    return head + obr + tail.replace(f"|{collected}|", f"|{collected}|{end}", 1)
+
+
+def test_an_older_message_stating_a_collection_instant_leaves_the_stored_period(
+        engine: Engine, http: TestClient) -> None:
+    """12:00: the panel collected 08:00-08:15 (OBR-7/8: effectivePeriod), issued 12:00; then the LIS's 11:00
+    message with OBR-7 alone (effectiveDateTime), issued 11:00, arriving last: the report's times stay the
+    12:00 message's -- the choice sibling is not written over the stored period either."""
+    first = _with_end(_panel("RV36C-6A", "20261203120000", "RV36CM6", "RV36CP6", collected="20261203080000",
+                             issued="20261203120000", results=[("K", "4.1", "N")]), "20261203080000", "20261203081500")
+    assert b"MSA|AA" in post(http, first)
+    (report,) = written(engine, http, "RV36C-6A", "DiagnosticReport")
+    assert "effectivePeriod" in report, report
+    ack = post(http, _panel("RV36C-6B", "20261203110000", "RV36CM6", "RV36CP6", collected="20261203080500",
+                            issued="20261203110000", results=[("K", "4.1", "N")]))
+    assert b"MSA|AA" in ack, ack
+    after = http.get(f"/fhir/DiagnosticReport/{report['id']}").json()
+    assert (after.get("issued"), after.get("effectivePeriod"), after.get("effectiveDateTime")) == (
+        report.get("issued"), report["effectivePeriod"], None), after
