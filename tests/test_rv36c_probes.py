@@ -7,9 +7,12 @@ A probe that shows a defect is a strict xfail naming its severity; the others gu
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import pytest
 from fastapi.testclient import TestClient
 
+from engine.api.app import create_app
 from engine.engine import Engine
 from engine.messages import message_id
 from tests.hl7_calls import err_lines, module_http, post, written
@@ -19,6 +22,7 @@ from tests.test_ordfix36_final_back import _result
 from tests.test_ordfix36_report_times import _panel
 from tests.test_rv36a_probes import _potassium
 from tests.test_rvfixord35_probes import _message, _order
+from tests.test_srfix35_order_code import LOINC, orm, oru, send, the_order
 
 __all__ = ["engine", "module_http"]
 
@@ -135,25 +139,40 @@ def test_two_placeholders_not_told_are_refused_together_and_decided_once(engine:
 
 # --- mixfix36 ``_concept_union``: the order message states its code -------------------------------
 
+@pytest.fixture(scope="module")
+def orders(engine: Engine) -> Iterator[TestClient]:
+    """A system client of the module's engine (srfix35's order and result messages, FNZYY)."""
+    with TestClient(create_app(engine)) as client:
+        client.headers["Authorization"] = "Bearer " + engine.auth.issue_system_token("rv36c", "system/*.cruds")
+        yield client
+
+
 @pytest.mark.xfail(strict=True, reason="rv36c: MED an XO naming the ordered test by its own text alone "
                    "(OBR-4 ^PT after 5902-2^PT^LN) erases the stored LOINC coding: a thinner statement of the "
                    "same test is taken as a change of test")
-def test_an_xo_restating_the_same_test_by_its_text_keeps_the_coding(module_eng: Engine) -> None:
+def test_an_xo_restating_the_same_test_by_its_text_keeps_the_coding(orders: TestClient) -> None:
     """NW PT by LOINC (5902-2^PT^LN), then an XO of the same order whose OBR-4 carries only the text ``PT``
     -- the very text stored: the same test, said thinner; the LOINC coding is not erased."""
-    from fastapi.testclient import TestClient as Client
+    placer = "RV36C-XOT"
+    assert "MSA|AA" in send(orders, orm(placer))
+    assert the_order(orders, placer)["code"]["coding"] == [LOINC]
+    ack = send(orders, orm(placer).replace("ORC|NW|", "ORC|XO|").replace("|5902-2^PT^LN|", "|^PT|"))
+    assert "MSA|AA" in ack, ack
+    code = the_order(orders, placer)["code"]
+    assert LOINC["code"] in {c.get("code") for c in code.get("coding") or ()}, code
 
-    from engine.api.app import create_app
-    from tests.test_srfix35_order_code import LOINC, orm, send, the_order
-    with Client(create_app(module_eng)) as http:
-        http.headers["Authorization"] = "Bearer " + module_eng.auth.issue_system_token("rv36c", "system/*.cruds")
-        placer = "RV36C-XOT"
-        assert "MSA|AA" in send(http, orm(placer))
-        assert the_order(http, placer)["code"]["coding"] == [LOINC]
-        ack = send(http, orm(placer).replace("ORC|NW|", "ORC|XO|").replace("|5902-2^PT^LN|", "|^PT|"))
-        assert "MSA|AA" in ack, ack
-        code = the_order(http, placer)["code"]
-        assert LOINC["code"] in {c.get("code") for c in code.get("coding") or ()}, code
+
+@pytest.mark.xfail(strict=True, reason="rv36c: MED regression of gfix13's refusal: PT ordered, the LIS's PTX "
+                   "result (unmapped: no longer stored), then PTY (another local test) under the same filler "
+                   "number is AA and its report filed basedOn the PT order -- before mixfix36 it was AE at OBR-4")
+def test_another_local_test_under_the_fillers_number_is_refused(orders: TestClient) -> None:
+    """srfix35's original set-up: PT by LOINC, the LIS's PTX result under filler FRV36C-PTY, then its PTY
+    (凝血酶时间) under the same filler number: AE at OBR^1^4, nothing of it filed under the PT order."""
+    placer = "RV36C-PTY"
+    assert "MSA|AA" in send(orders, orm(placer))
+    assert "MSA|AA" in send(orders, oru(placer))
+    ack = send(orders, oru(placer, item="PTY^凝血酶时间^L"))
+    assert "MSA|AE" in ack and "OBR^1^4" in ack, ack
 
 
 # --- ordfix36 ``not_from_older``: a report's times ------------------------------------------------
