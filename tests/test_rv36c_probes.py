@@ -199,3 +199,18 @@ def test_an_older_message_stating_a_collection_instant_leaves_the_stored_period(
     after = http.get(f"/fhir/DiagnosticReport/{report['id']}").json()
     assert (after.get("issued"), after.get("effectivePeriod"), after.get("effectiveDateTime")) == (
         report.get("issued"), report["effectivePeriod"], None), after
+
+
+@pytest.mark.xfail(strict=True, reason="rv36c: LOW the refusal of a placeholder value (ERR at OBX^1^5) says only "
+                   "'Observation.status: \"unknown\" over the stored \"corrected\"': it names neither the value "
+                   "refused nor the element at its field")
+def test_the_refusal_of_a_placeholder_value_names_the_value(engine: Engine, http: TestClient) -> None:
+    """The LIS's F then C (5.6); the POCT's 13:00 4.4 with OBX-11 empty: the ERR 206 at OBX^1^5 names what
+    the operator is asked to decide -- the value 4.4 (valueQuantity) over the stored 5.6."""
+    tag = "7"
+    post(http, _potassium_by("LIS", "RV36C-7A", "20261203100000", tag, "4.1", "N", "F"))
+    assert b"MSA|AA" in post(http, _potassium_by("LIS", "RV36C-7B", "20261203120000", tag, "5.6", "H", "C"))
+    ack = post(http, _potassium_by("POCT", "RV36C-7C", "20261203130000", tag, "4.4", "N", ""))
+    (refused,) = [e for e in err_lines(ack) if "|206^" in e]
+    assert refused.split("|")[2] == "OBX^1^5", refused
+    assert "valueQuantity" in refused and "4.4" in refused, refused
