@@ -214,3 +214,21 @@ def test_the_refusal_of_a_placeholder_value_names_the_value(engine: Engine, http
     (refused,) = [e for e in err_lines(ack) if "|206^" in e]
     assert refused.split("|")[2] == "OBX^1^5", refused
     assert "valueQuantity" in refused and "4.4" in refused, refused
+
+
+@pytest.mark.xfail(strict=True, reason="rv36c: MED a later value with OBX-11 empty over a WITHDRAWN result is "
+                   "written into it under AA while it stays entered-in-error: the new value is stored hidden "
+                   "as withdrawn, the withdrawn value lost from the current version, no W names the value")
+def test_a_later_placeholder_value_over_a_withdrawal_is_not_hidden_as_withdrawn(
+        engine: Engine, http: TestClient) -> None:
+    """F 4.1 (10:00), the LIS's W (11:00), then its 13:00 4.4 with OBX-11 empty: mixfix36's rule "later -- its
+    value taken, the stored status kept" makes the withdrawn record carry 4.4. Either refused (AE: the status
+    it restores cannot be told) or not an entered-in-error record quietly carrying a value never withdrawn."""
+    tag = "8"
+    post(http, _potassium_by("LIS", "RV36C-8A", "20261203100000", tag, "4.1", "N", "F"))
+    (obs,) = written(engine, http, "RV36C-8A", "Observation")
+    assert b"MSA|AA" in post(http, _potassium_by("LIS", "RV36C-8B", "20261203110000", tag, "4.1", "N", "W"))
+    ack = post(http, _potassium_by("LIS", "RV36C-8C", "20261203130000", tag, "4.4", "N", ""))
+    after = _obs(http, obs["id"])
+    hidden = after["status"] == "entered-in-error" and after["valueQuantity"]["value"] == 4.4
+    assert not (b"MSA|AA" in ack and hidden), (ack, after)
