@@ -3,7 +3,7 @@ what its repeat means for payment, the money at stake, the order's outcome."""
 
 from __future__ import annotations
 
-from collections.abc import Container, Mapping, Sequence
+from collections.abc import Container, Iterator, Mapping, Sequence
 from dataclasses import replace
 from datetime import date
 from decimal import Decimal
@@ -114,7 +114,7 @@ class Repeats(RecognitionState, _Others):
         return [], doc
 
     def _linked(self, facts: PriorResult, before: dict[str, Any] | None) -> PriorResult:
-        """An Observation's facts as the reports that list it say now (``_reports_listing``): the
+        """An Observation's facts as the reports that list it say now (``_reports_of``): the
         order its report's order numbers name, for a result that names none of its own, and the day
         of its test, when a report that is itself a recognition result of its item lists it.
 
@@ -141,51 +141,56 @@ class Repeats(RecognitionState, _Others):
         drawn at 20:00 whose ALT was analysed after midnight (OBX-14 the next day) stood as two tests
         (``index.group_key``: one test is one day), flagged twice, the money counted twice. The
         Observation's entry takes its report's day (its own time of day is kept)."""
+        ref = facts.ref
         orders: set[str] = set()
         days: set[date] = set()
-        for report in self._reports_listing(facts.ref, first=before is None):
-            if report.get("status") in VOID_STATUSES or not self._of_subject(report, facts):
-                continue
+        for report in self._reports_of(ref, first=before is None):
+            # what it could say first (its item: a remembered reading; its orders: their check rows,
+            # remembered), its list, status and subject only then: a blood count's report, based on
+            # the count's order, is never scanned for its ALT
             own = self._report_facts(report)
-            if own is not None and own.item == facts.item:
-                days.add(own.day)  # the test's own entry: it carries the order
+            mine = own is not None and own.item == facts.item  # the test's own entry: it carries the order
+            fits = () if mine or facts.order is not None else [
+                o for o in _based_on(report) if o not in orders and _checked_for(self.checks.get(o), facts)]
+            if not (mine or fits) or report.get("status") in VOID_STATUSES or not any(
+                    isinstance(r, dict) and r.get("reference") == ref for r in report.get("result") or ()) \
+                    or not self._of_subject(report, facts):
                 continue
-            if facts.order is not None:
-                continue
-            for based in report.get("basedOn") or ():
-                ref = based.get("reference") if isinstance(based, dict) else None
-                if isinstance(ref, str) and ref.startswith(_ORDER_PREFIX) and ref not in orders \
-                        and _checked_for(self.checks.get(ref), facts):
-                    orders.add(ref)
+            if own is not None and mine:
+                days.add(own.day)
+            else:
+                orders.update(fits)
         if len(days) == 1:
             day = days.pop()
             if day != facts.day:
                 facts = replace(facts, day=day)
         return replace(facts, order=orders.pop()) if len(orders) == 1 else facts
 
-    def _reports_listing(self, ref: str, *, first: bool) -> list[dict[str, Any]]:
-        """The current versions of the reports that list ``ref``: those at hand (the write group's,
-        and the stored one ``relink_listed`` puts the results of again, ``_local.listing``), and the
-        stored ones (one indexed search, ``DiagnosticReport?result=``), a version at hand standing
-        for its stored one.
+    def _reports_of(self, ref: str, *, first: bool) -> Iterator[dict[str, Any]]:
+        """The reports ``_linked`` reads for ``ref``, in their current versions: those at hand (the
+        write group's, and the stored one ``relink_listed`` puts the results of again,
+        ``_local.listing``), then the stored ones that list it (one indexed search,
+        ``DiagnosticReport?result=``) that are not at hand.
 
         Why the store (rv36b): reading only the reports at hand let the last written decide -- a
         second report naming another order took the link from the stored one that still said
-        otherwise. The search is skipped for a result with no entry yet (``first``) that a report at
-        hand lists: a message's report and its results, stored together, the everyday case."""
-        found: dict[str, dict[str, Any]] = {}
+        otherwise, and a report voided, deleted or no longer listing the result left its link
+        behind. The search is skipped for a result with no entry yet (``first``) written together
+        with a report: a message's report and its results, the everyday case (nothing stored lists
+        a result before it exists but a report a FHIR client stored ahead of it, written apart)."""
         group = getattr(self._local, "group", None) or ()
         listing = getattr(self._local, "listing", None)
+        seen: set[str] = set()
         # a plain loop: this runs for each recognition Observation of a message
         for resource, _ in (*group, (listing, None)) if listing is not None else group:
-            if resource.get("resourceType") == "DiagnosticReport" and any(
-                    isinstance(r, dict) and r.get("reference") == ref for r in resource.get("result") or ()):
-                found.setdefault(ref_of(resource), resource)
-        if found and first:
-            return list(found.values())
+            if resource.get("resourceType") == "DiagnosticReport":
+                seen.add(ref_of(resource))
+                yield resource
+        if seen and first:
+            return
         for report in search_pages(self.repository, "DiagnosticReport", [("result", ref)]):
-            found.setdefault(ref_of(report), report)
-        return list(found.values())
+            if ref_of(report) not in seen:
+                yield report
 
     def _report_facts(self, report: dict[str, Any]) -> PriorResult | None:
         """A report's own facts: those the group's plan read for it (``_local.facts``), else read."""
@@ -676,6 +681,14 @@ def _other_subject(report: dict[str, Any], ref: str) -> dict[str, Any]:
                            "a report speaks only for its own subject's results, so it links no order to it "
                            "(the result keeps what its own reports say)",
             "expression": ["DiagnosticReport.result"]}
+
+
+def _based_on(report: dict[str, Any]) -> Iterator[str]:
+    """The ServiceRequests ``report`` is based on (its ``basedOn`` references to orders)."""
+    for based in report.get("basedOn") or ():
+        ref = based.get("reference") if isinstance(based, dict) else None
+        if isinstance(ref, str) and ref.startswith(_ORDER_PREFIX):
+            yield ref
 
 
 def _checked_for(check: dict[str, Any] | None, facts: PriorResult) -> bool:
