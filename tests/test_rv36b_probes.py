@@ -66,7 +66,6 @@ def unlinked_c9(engine: Engine, http: TestClient) -> tuple[str, dict[str, Any]]:
 
 # --- linkfix35: what a report at hand may decide ------------------------------------------------
 
-@pytest.mark.xfail(strict=True, reason="rv36b: HIGH a report PUT as entered-in-error or cancelled, based on B1, links its results to B1 (relink_listed/_named_by_reports read no report status): the flag names B1, B1 duplicate, rate 0/1")
 @pytest.mark.parametrize("status", ["entered-in-error", "cancelled"])
 def test_rv36b_a_void_report_links_nothing(engine: Engine, http: TestClient, status: str) -> None:  # noqa: F811
     """A report PUT as void (entered in error, cancelled) and based on B1 is no statement that its
@@ -79,7 +78,6 @@ def test_rv36b_a_void_report_links_nothing(engine: Engine, http: TestClient, sta
     assert rate(engine, http) == (1, 1)
 
 
-@pytest.mark.xfail(strict=True, reason="rv36b: MED a report marked entered-in-error keeps the link it made: flag on B1, B1 duplicate")
 def test_rv36b_a_report_voided_after_linking_takes_its_link_back(engine: Engine, http: TestClient) -> None:  # noqa: F811
     """Linked by a report PUT based on B1; the same report then marked entered-in-error (still listing
     its results, still based on B1): the link it made must go with it."""
@@ -93,7 +91,6 @@ def test_rv36b_a_report_voided_after_linking_takes_its_link_back(engine: Engine,
     assert rate(engine, http) == (1, 1)
 
 
-@pytest.mark.xfail(strict=True, reason="rv36b: LOW a deleted report leaves its results linked to its order (no relink on delete; kept-link fallback)")
 def test_rv36b_a_deleted_report_takes_its_link_back(engine: Engine, http: TestClient) -> None:  # noqa: F811
     """Linked by a report PUT based on B1; the report is then deleted (FHIR DELETE): nothing says any
     more that the results are B1's, so the link must not outlive it."""
@@ -106,7 +103,6 @@ def test_rv36b_a_deleted_report_takes_its_link_back(engine: Engine, http: TestCl
     assert engine.recognition.checks.get(b1)["outcome"] == "pending"
 
 
-@pytest.mark.xfail(strict=True, reason="rv36b: MED a report PUT without its results leaves them linked to B1 (relink_listed re-puts only listed results; the kept link outlives the report)")
 def test_rv36b_a_report_dropping_its_results_takes_their_link_back(engine: Engine, http: TestClient) -> None:  # noqa: F811
     """Linked by a report PUT based on B1; the report corrected to list none of those results (they
     were not this report's): results no report lists must not stay on B1."""
@@ -119,7 +115,6 @@ def test_rv36b_a_report_dropping_its_results_takes_their_link_back(engine: Engin
     assert engine.recognition.checks.get(b1)["outcome"] == "pending"
 
 
-@pytest.mark.xfail(strict=True, reason="rv36b: MED a DiagnosticReport of another patient listing this person's Observations is accepted and links them to this person's order (no subject check on report.result, none in _named_by_reports)")
 def test_rv36b_another_patients_report_cannot_link_a_result(engine: Engine, http: TestClient) -> None:  # noqa: F811
     """A report of another patient (its subject not the Observations') listing this person's results
     and based on this person's order B1: a report about someone else says nothing of whose order these
@@ -191,9 +186,6 @@ def test_rv36b_if_none_match_over_two_fields_answers_304(engine: Engine, bare: T
 
 # --- 8f7d9347: a report that is itself the test's entry ------------------------------------------
 
-@pytest.mark.xfail(strict=True, reason="rv36b: HIGH a liver panel drawn in the evening and analysed after "
-                   "midnight (OBX-14 the next day) is flagged twice: the report's test (B1) and the ALT's own day "
-                   "with no order -- the money counted twice; 8f7d9347 only moved the second flag off B1")
 def test_rv36b_a_panel_analysed_after_midnight_is_one_test(engine: Engine, http: TestClient) -> None:  # noqa: F811
     """A liver panel ordered in the evening (B1), drawn at 20:00 (OBR-7 the 11th), its ALT analysed at
     01:00 (OBX-14 the 12th), the report under the panel's LOINC: one performed test. The lead's fix
@@ -210,7 +202,6 @@ def test_rv36b_a_panel_analysed_after_midnight_is_one_test(engine: Engine, http:
     assert rate(engine, http) == (0, 1)
 
 
-@pytest.mark.xfail(strict=True, reason="rv36b: MED a second report (FHIR POST, based on B3) listing results the stored report FB1 links to B1 moves them to B3 and makes B3 the repeated order: only the reports at hand are read, the last written wins")
 def test_rv36b_a_second_report_does_not_take_the_link_by_arriving_last(engine: Engine, http: TestClient) -> None:  # noqa: F811
     """The LIS's report FB1 (based on B1) lists ALT and AST, linked to B1. Another report -- a FHIR
     client's summary, created apart -- lists the same results and is based on B3 (the same person's

@@ -26,7 +26,9 @@ RESULTS = "recognition_results"
 def group_key(doc: Document) -> str:
     """One performed test: institution, person, item and day. A report and its observations (which
     carry no order reference of their own), the imaging study, and a correction all fall in the same
-    group; two orders for the same item at the same institution on the same day count as one test."""
+    group; two orders for the same item at the same institution on the same day count as one test.
+    An Observation's entry is dated by its report's day when a report of its item lists it
+    (``Repeats._linked``): a panel drawn at 20:00 whose ALT was analysed after midnight is one test."""
     return f"{doc['inst']}|{doc.get('person') or doc.get('patient')}|{doc['item']}|{doc['day']}"
 
 

@@ -10,6 +10,7 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Protocol
 
 from engine.insurance.charges import latest_lines, line_key, money
+from engine.insurance.reading import search_pages
 from engine.insurance.tiers import fen, fen_text, stored_fen
 from engine.recognition.decision import JUSTIFIED as JUSTIFIED_STATUS
 from engine.recognition.decision import (
@@ -43,6 +44,7 @@ from engine.recognition.state import (
 )
 
 _ORDER_PREFIX = f"{ORDER_TYPE}/"  # a ServiceRequest reference
+_OBSERVATION_PREFIX = "Observation/"  # what a report's ``result`` lists
 
 
 class _Needs(Protocol):
@@ -89,7 +91,7 @@ class Repeats(RecognitionState, _Others):
         before = self.index.get(ref)
         kept = (getattr(self._local, "facts", None) or {}).pop(ref, None)
         facts = kept[1] if kept is not None and kept[0] is resource else self.facts.result(resource)
-        if facts is not None and facts.order is None:
+        if facts is not None and facts.ref.startswith(_OBSERVATION_PREFIX):
             facts = self._linked(facts, before)
         if facts is None:
             if before is not None:
@@ -98,6 +100,10 @@ class Repeats(RecognitionState, _Others):
                 return self._evaluate_flag(before), None
             return [], None
         doc = self.index.put(facts, instant(), before=before, read=True)
+        if before is not None and before.get("order") and before["order"] != doc["order"]:
+            # its link moved (``_linked``): the order it left goes back to what it is without it
+            # (its outcome depends on the index entries alone, the one just written among them)
+            self._unresulted(before["order"])
         entered = getattr(self._local, "entered", None)
         if entered is not None and enters(before, doc):
             entered.setdefault(group_key(doc), doc)
@@ -108,120 +114,155 @@ class Repeats(RecognitionState, _Others):
         return [], doc
 
     def _linked(self, facts: PriorResult, before: dict[str, Any] | None) -> PriorResult:
-        """A result that names no order of its own (an Observation: its report carries ``basedOn``)
-        linked to the order its report's order numbers name.
+        """An Observation's facts as the reports that list it say now (``_reports_of``): the
+        order its report's order numbers name, for a result that names none of its own, and the day
+        of its test, when a report that is itself a recognition result of its item lists it.
 
-        The converter keys a message's ServiceRequest by its order numbers (ORC-2/OBR-2 placer,
-        OBR-3 filler) and bases the report on it whatever OBR-4 says. A report under a local panel
-        code no map knows (GAN^肝功能^L) is no recognition item and has no entry: its results, the
-        Observations of ALT and AST, were nobody's, so the flag had no order and the order's check
-        row never saw its result (outcome pending, the repeat counted as recognised). Linked now by
-        a report of the same write group that lists the result, else by the link its entry already
-        holds (a later version sent without its report erases nothing) -- and only to an order whose
-        order-time check recorded this person and this item: an ALT in a blood count's report is not
-        the count's order, and numbers that name no checked order link nothing. Never a guess from a
-        code; two such orders for one result link none."""
-        fits = self._named_by_reports(facts)
-        if not fits:
-            kept = (before or {}).get("order")
-            # a report at hand that lists the result and names no fitting order takes the link back
-            # (a report corrected to numbers no order placed): it, not the old link, says whose it is
-            fits = {kept} if kept and _checked_for(self.checks.get(kept), facts) \
-                and not self._listed_at_hand(facts.ref) else set()
-        return replace(facts, order=fits.pop()) if len(fits) == 1 else facts
+        The order (evid35): the converter keys a message's ServiceRequest by its order numbers
+        (ORC-2/OBR-2 placer, OBR-3 filler) and bases the report on it whatever OBR-4 says. A report
+        under a local panel code no map knows (GAN^肝功能^L) is no recognition item and has no entry:
+        its results, the Observations of ALT and AST, were nobody's, so the flag had no order and the
+        order's check row never saw its result. Linked now to the order a listing report is based
+        on -- only to an order whose order-time check recorded this person and item: an ALT in a
+        blood count's report is not the count's order, and numbers that name no checked order link
+        nothing. Never a guess from a code; two such orders for one result link none.
 
-    def _reports_at_hand(self) -> Iterator[dict[str, Any]]:
-        """The reports ``_linked`` reads: those of the write group at hand, and the stored one whose
-        results ``relink_listed`` puts again (``_local.listing``)."""
-        for resource, _ in getattr(self._local, "group", None) or ():
-            if resource.get("resourceType") == "DiagnosticReport":
-                yield resource
-        listing = getattr(self._local, "listing", None)
-        if listing is not None:
-            yield listing
+        Only a report that stands and speaks of this result's subject says anything (relink36,
+        rv36b): a report entered in error or cancelled is no statement that its results are its
+        order's, and a report of another patient says nothing of whose order these results are (its
+        patient compared first, then its person by the identity rules, ``FactReader.person``). The
+        link is what the stored reports say now, not what was said before: a report voided, deleted
+        or corrected to list other results takes the link back; a later version of the result sent
+        without its report keeps it only because its report still lists it.
 
-    def _listed_at_hand(self, ref: str) -> bool:
-        """Does a report at hand list ``ref`` among its results?"""
-        return any(isinstance(r, dict) and r.get("reference") == ref
-                   for report in self._reports_at_hand() for r in report.get("result") or ())
+        The test (relink36): a report that is itself a recognition result of the item is the test's
+        own entry and carries the order (linking its Observations too made a second test of the same
+        order, 8f7d9347). Its results are of its test, whatever day each was analysed on: a panel
+        drawn at 20:00 whose ALT was analysed after midnight (OBX-14 the next day) stood as two tests
+        (``index.group_key``: one test is one day), flagged twice, the money counted twice. The
+        Observation's entry takes its report's day (its own time of day is kept)."""
+        ref = facts.ref
+        orders: set[str] = set()
+        days: set[date] = set()
+        for report in self._reports_of(ref, first=before is None):
+            # what it could say first (its item: a remembered reading; its orders: their check rows,
+            # remembered), its list, status and subject only then: a blood count's report, based on
+            # the count's order, is never scanned for its ALT
+            own = self._report_facts(report)
+            mine = own is not None and own.item == facts.item  # the test's own entry: it carries the order
+            fits = () if mine or facts.order is not None else [
+                o for o in _based_on(report) if o not in orders and _checked_for(self.checks.get(o), facts)]
+            if not (mine or fits) or report.get("status") in VOID_STATUSES or not any(
+                    isinstance(r, dict) and r.get("reference") == ref for r in report.get("result") or ()) \
+                    or not self._of_subject(report, facts):
+                continue
+            if own is not None and mine:
+                days.add(own.day)
+            else:
+                orders.update(fits)
+        if len(days) == 1:
+            day = days.pop()
+            if day != facts.day:
+                facts = replace(facts, day=day)
+        return replace(facts, order=orders.pop()) if len(orders) == 1 else facts
 
-    def _named_by_reports(self, facts: PriorResult) -> set[str]:
-        """The orders that reports of the write group at hand listing ``facts`` are based on, of
-        those whose order-time check is of its person and item. The check row is asked first (one
-        remembered look-up): a report's list is scanned only for an order that fits (a blood count's
-        report, based on the count's order, is never scanned for its ALT)."""
-        fits: set[str] = set()
+    def _reports_of(self, ref: str, *, first: bool) -> Iterator[dict[str, Any]]:
+        """The reports ``_linked`` reads for ``ref``, in their current versions: those at hand (the
+        write group's, and the stored one ``relink_listed`` puts the results of again,
+        ``_local.listing``), then the stored ones that list it (one indexed search,
+        ``DiagnosticReport?result=``) that are not at hand.
+
+        Why the store (rv36b): reading only the reports at hand let the last written decide -- a
+        second report naming another order took the link from the stored one that still said
+        otherwise, and a report voided, deleted or no longer listing the result left its link
+        behind. The search is skipped for a result with no entry yet (``first``) written together
+        with a report: a message's report and its results, the everyday case (nothing stored lists
+        a result before it exists but a report a FHIR client stored ahead of it, written apart)."""
         group = getattr(self._local, "group", None) or ()
         listing = getattr(self._local, "listing", None)
-        # the reports at hand (``_reports_at_hand``) read by a plain loop: this runs for each
-        # recognition result naming no order, a generator's frame a write of the group cost more
+        seen: set[str] = set()
+        # a plain loop: this runs for each recognition Observation of a message
         for resource, _ in (*group, (listing, None)) if listing is not None else group:
-            if resource.get("resourceType") != "DiagnosticReport":
-                continue
-            for based in resource.get("basedOn") or ():
-                ref = based.get("reference") if isinstance(based, dict) else None
-                if isinstance(ref, str) and ref.startswith(_ORDER_PREFIX) and ref not in fits \
-                        and _checked_for(self.checks.get(ref), facts) and any(
-                            isinstance(r, dict) and r.get("reference") == facts.ref for r in resource.get("result") or ()) \
-                        and not self._reports_the_item(resource, facts.item):
-                    fits.add(ref)
-        return fits
+            if resource.get("resourceType") == "DiagnosticReport":
+                seen.add(ref_of(resource))
+                yield resource
+        if seen and first:
+            return
+        for report in search_pages(self.repository, "DiagnosticReport", [("result", ref)]):
+            if ref_of(report) not in seen:
+                yield report
 
-    def _reports_the_item(self, report: dict[str, Any], item: str) -> bool:
-        """Is ``report`` itself a recognition result of ``item``? Then it is the test's own entry and
-        carries the order: its Observations stay as they were (no order of their own). Linking them
-        too made a second test of the same order wherever an Observation's own time fell on another
-        day than its report's (an OBX-14 of the day before): two flags, the money counted twice
-        (paymend26's panel test; the lead, thirty-fifth round). The link is for the report that is
-        no recognition item (a local panel code no map knows), as evid35 meant it."""
-        own = self.facts.result(report)
-        return own is not None and own.item == item
+    def _report_facts(self, report: dict[str, Any]) -> PriorResult | None:
+        """A report's own facts: those the group's plan read for it (``_local.facts``), else read."""
+        kept = (getattr(self._local, "facts", None) or {}).get(ref_of(report))
+        return kept[1] if kept is not None and kept[0] is report else self.facts.result(report)
 
-    def relink_listed(self, report: dict[str, Any], skip: Container[str] = ()) -> list[dict[str, Any]]:
+    def _of_subject(self, report: dict[str, Any], facts: PriorResult) -> bool:
+        """Is ``report`` about the subject of ``facts``: its Patient, or a record of the same person
+        (the identity rules' decision, ``FactReader.person``)?"""
+        patient = self.facts.patient_ref(report)
+        if patient is None:
+            return False
+        return patient == facts.patient or (facts.person is not None and self.facts.person(patient) == facts.person)
+
+    def relink_listed(self, report: dict[str, Any], skip: Container[str] = (), *,
+                      dropped: Sequence[str] = ()) -> list[dict[str, Any]]:
         """A report written (any path: a message, a FHIR PUT or POST), or the order it is based on
         checked after it (``OrderTime.on_order``): the results it lists that were stored in another
-        write group (``skip``: the group's own, which ``_linked`` links as they are put) put again,
-        so the one link rule (``_linked``) decides their order by this report; the test of each
-        result whose link moved is decided again, and an order left with no result goes back to
-        what it is without them (``_unresulted``: pending, counted recognised if never resulted).
+        write group (``skip``: the group's own, which ``_linked`` links as they are put), and those
+        its previous version listed and it no longer does (``dropped``), put again, so the one link
+        rule (``_linked``) decides their order by what the reports say now; the test of each result
+        whose link moved is decided again, and an order left with no result goes back to what it is
+        without them (``_put_result``: ``_unresulted``).
 
         Why (rvevid35): the link was made only when the result was put. A report corrected to
         another order (its ``basedOn`` changed by a PUT), a report stored after its results, or
         a result that arrived before its order was checked left the flag, its money and the
         order-time check on the old order or on none, while the report itself said otherwise.
-        A result naming an order of its own is put again unchanged (its facts keep that order)."""
+        A result naming an order of its own is put again unchanged (its facts keep that order).
+        The results a report stopped listing (rv36b) are no longer its to link."""
+        listed = [listed.get("reference") if isinstance(listed, dict) else None for listed in report.get("result") or ()]
+        local = self._local
+        outer, local.listing = getattr(local, "listing", None), report
+        try:
+            return self._relink([*listed, *dropped], skip, report)
+        finally:
+            local.listing = outer
+
+    def relink_deleted(self, report: dict[str, Any]) -> list[dict[str, Any]]:
+        """A report deleted (``report``: its last version): the results it listed put again, linked
+        by what the reports still stored say (rv36b: the link outlived a deleted report)."""
+        return self._relink([r.get("reference") if isinstance(r, dict) else None for r in report.get("result") or ()])
+
+    def _relink(self, refs: Sequence[Any], skip: Container[str] = (),
+                report: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+        """The indexed results of ``refs`` (those not in ``skip``) put again; the test of each whose
+        link moved decided again (``relink_listed``). ``report``, the report written: a result it
+        lists of another subject is named in a note (it links nothing for it, ``_linked``)."""
         entries = []
-        for listed in report.get("result") or ():
-            ref = listed.get("reference") if isinstance(listed, dict) else None
+        issues: list[dict[str, Any]] = []
+        listed = {r.get("reference") for r in (report or {}).get("result") or () if isinstance(r, dict)}
+        for ref in dict.fromkeys(refs):
             if not isinstance(ref, str) or ref in skip or ref.count("/") != 1:
                 continue
             before = self.index.get(ref)
-            if before is not None:  # a recognition result (never indexed: nothing to link)
-                entries.append((ref, before))
-        if not entries:
-            return []
-        local = self._local
-        outer, local.listing = getattr(local, "listing", None), report
-        issues: list[dict[str, Any]] = []
+            if before is None:  # no recognition result (never indexed: nothing to link)
+                continue
+            entries.append((ref, before))
+            if report is not None and ref in listed and report.get("status") not in VOID_STATUSES \
+                    and ref.startswith(_OBSERVATION_PREFIX) and not self._of_subject(report, from_doc(before)):
+                issues.append(_other_subject(report, ref))
         tests: dict[str, dict[str, Any]] = {}
-        left: list[str] = []
-        try:
-            for ref, before in entries:
-                resource = self.read(*ref.split("/", 1))
-                if resource is None:
-                    continue
-                found, doc = self._put_result(resource)
-                issues.extend(found)
-                if doc is not None and doc.get("order") != before.get("order"):
-                    tests.setdefault(group_key(doc), doc)
-                    if before.get("order"):
-                        left.append(before["order"])
-        finally:
-            local.listing = outer
+        for ref, before in entries:
+            resource = self.read(*ref.split("/", 1))
+            if resource is None:
+                continue
+            found, doc = self._put_result(resource)
+            issues.extend(found)
+            if doc is not None and doc.get("order") != before.get("order"):
+                tests.setdefault(group_key(doc), doc)
         for doc in tests.values():
             issues.extend(self._evaluate_flag(doc))
-        for order_ref in dict.fromkeys(left):
-            self._unresulted(order_ref)
         return issues
 
     def _price(self, item: Any, match: Recognisable, group: Sequence[dict[str, Any]], institution: str,
@@ -631,6 +672,23 @@ def done_analytes(members: Sequence[dict[str, Any]]) -> tuple[str, ...]:
     if not named or any(not d.get("analytes") and report(d) not in named for d in members):
         return ()
     return tuple(sorted({a for d in members for a in d.get("analytes") or ()}))
+
+
+def _other_subject(report: dict[str, Any], ref: str) -> dict[str, Any]:
+    """The note on a report that lists a result of another subject: it links no order for it."""
+    return {"severity": "warning", "code": "business-rule",
+            "diagnostics": f"DiagnosticReport/{report.get('id')} lists {ref}, a result of another patient: "
+                           "a report speaks only for its own subject's results, so it links no order to it "
+                           "(the result keeps what its own reports say)",
+            "expression": ["DiagnosticReport.result"]}
+
+
+def _based_on(report: dict[str, Any]) -> Iterator[str]:
+    """The ServiceRequests ``report`` is based on (its ``basedOn`` references to orders)."""
+    for based in report.get("basedOn") or ():
+        ref = based.get("reference") if isinstance(based, dict) else None
+        if isinstance(ref, str) and ref.startswith(_ORDER_PREFIX):
+            yield ref
 
 
 def _checked_for(check: dict[str, Any] | None, facts: PriorResult) -> bool:

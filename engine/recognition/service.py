@@ -137,6 +137,9 @@ class Recognition(HRMark, BatchScope, OrderTime, Repeats, PriorChanges, IdCorrec
         self._marks_kept: tuple[Rules | None, dict[tuple[str, str, date], tuple[tuple[str, str], ...]]] = (None, {})
         if repository is not None:
             repository.add_batch_hook(self.on_write_many)
+            add_delete_hook = getattr(repository, "add_delete_hook", None)
+            if add_delete_hook is not None:
+                add_delete_hook(self.on_delete, types=RESULT_TYPES)
             repository.add_mark(self.mark_hr, types={"Organization", *RESULT_TYPES})  # what mark_hr looks at
 
     @classmethod
@@ -324,20 +327,22 @@ class Recognition(HRMark, BatchScope, OrderTime, Repeats, PriorChanges, IdCorrec
         """The group's reports whose results were stored in another write (``relink_listed``): a
         message's report lists its own results, linked as they were put, and asks nothing more."""
         refs: set[str] | None = None  # the group's own, built once (set comprehensions and a C subset test)
-        for n, (resource, _) in enumerate(writes):
+        for n, (resource, previous) in enumerate(writes):
             if resource.get("resourceType") != "DiagnosticReport":
                 continue
             listed = resource.get("result")
-            if not listed:
+            # what its previous version listed and it no longer does (rv36b: their link outlived it)
+            dropped = _dropped(previous, listed) if previous is not None and previous.get("result") else ()
+            if not listed and not dropped:
                 continue
             if refs is None:
                 refs = {f"{r['resourceType']}/{r['id']}" for r, _ in writes}  # ``ref_of``, inline
             try:
-                wanted = {r["reference"] for r in listed}
+                wanted = {r["reference"] for r in listed or ()}
             except (KeyError, TypeError):  # a listed entry with no plain reference: look at each
                 wanted = None
-            if wanted is None or not wanted <= refs:
-                out[n].extend(self.relink_listed(resource, refs))
+            if dropped or wanted is None or not wanted <= refs:
+                out[n].extend(self.relink_listed(resource, refs, dropped=dropped))
 
     def _plan(self, writes: Sequence[tuple[dict[str, Any], dict[str, Any] | None]]
               ) -> tuple[list[int], list[tuple[str, str, str, str]]]:
@@ -407,6 +412,31 @@ class Recognition(HRMark, BatchScope, OrderTime, Repeats, PriorChanges, IdCorrec
         self.index.docs.prefetch(later)
         self.checks.prefetch_ranges(ahead)
         return todo, asks
+
+    def on_delete(self, rtype: str, rid: str) -> None:
+        """A result deleted (the repository's delete hook, inside the delete's transaction): it
+        stands no more -- its entry goes, its test is decided again without it, an order left with
+        no result goes back to pending, as for a result that stopped being a recognition item
+        (``_put_result``) -- and a report's results are linked again by what the reports still
+        stored say (``relink_deleted``: its last version's list).
+
+        Why (rv36b): nothing ran on a DELETE; a deleted report's link to its order, the flag's money
+        and the order's ``duplicate`` outlived it, and so did a deleted result as a prior and a repeat."""
+        ref = f"{rtype}/{rid}"
+
+        def decide() -> None:
+            before = self.index.get(ref)
+            if before is not None:
+                self.index.delete(ref)
+                self._recheck_dependents(before, None)
+                self._evaluate_flag(before)
+                self._unresulted(before.get("order"))
+            if rtype == "DiagnosticReport":
+                last = next(iter(self.repository.history(rtype, rid)), None)  # newest first, the deletion left out
+                if last is not None:
+                    self.relink_deleted(last)
+
+        self._in_group(decide)
 
     def on_write(self, resource: dict[str, Any], previous: dict[str, Any] | None) -> list[dict[str, Any]]:
         """The write hook for one stored version (``on_write_many`` calls it for each)."""
@@ -517,6 +547,14 @@ def _same_persons(writes: Sequence[tuple[dict[str, Any], dict[str, Any] | None]]
         if facts.person_of(resource) != facts.number(resource):  # the number person_of just read
             return False
     return bool(writes)
+
+
+def _dropped(previous: dict[str, Any], listed: Any) -> tuple[str, ...]:
+    """The results ``previous`` (a report's version before) listed that ``listed`` (its result
+    list now) no longer does."""
+    now = {r.get("reference") for r in listed or () if isinstance(r, dict)}
+    return tuple(ref for r in previous.get("result") or ()
+                 if isinstance(r, dict) and isinstance(ref := r.get("reference"), str) and ref not in now)
 
 
 def _no_organization(ref: str) -> str | None:
