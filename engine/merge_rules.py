@@ -764,7 +764,10 @@ class MergeRules:
             ep = elements.get(name, plan.default)
             if ep.unless_deletes and said is not None and any(d.element in ep.unless_deletes for d in said.deletes):
                 ep = replace(ep, stands=frozenset())  # the message takes back what made the stored value (A13)
-            if ep.another and isinstance(st, dict) and isinstance(inc, dict):
+            if ep.another and isinstance(st, dict) and isinstance(inc, dict) and (
+                    said is None or f"{rtype}.{name}" in fields):
+                # (a message's value no field of it stated -- a report's stand-in code, its group naming
+                # no test -- says nothing of the test: codefix36)
                 self._another(rtype, name, ep, stored, st, inc, source, fields, issues)
             if ep.another_person and isinstance(st, dict) and isinstance(inc, dict):
                 self._another_person(rtype, name, ep, st, inc, source, fields, issues, said,

@@ -128,3 +128,17 @@ def test_a_coding_the_maps_show_is_another_test_is_still_warned(http: TestClient
     assert "MSA|AA" in ack and len(warned) == 1 and warned[0][4] == "W", ack
     assert "1020" in warned[0][8] and "another test" in warned[0][8], warned
     assert the_order(http, placer)["code"] == {"coding": [LOINC], "text": "PT"}
+
+
+def test_a_report_whose_groups_name_no_test_is_not_refused(http: TestClient) -> None:
+    """OBR-4 empty under the filler's number: the report's code is a stand-in (its first result's, not a
+    test's), located at no field -- PT's result, then APTT's alone (LOINC both: a system in common, no
+    coding) are both AA, and the report lists both results."""
+    placer = "CF36-NOTEST"
+    send(http, orm(placer))
+    assert "MSA|AA" in send(http, oru(placer, item=""))
+    aptt = oru(placer, item="").replace("OBX|1|NM|5902-2^PT^LN|", "OBX|1|NM|3173-2^APTT^LN|")
+    ack = send(http, aptt)
+    assert "MSA|AA" in ack and not [e for e in _errs(ack) if e[4] == "E"], ack
+    (report,) = _reports(http, the_order(http, placer))
+    assert len(report["result"]) == 2, report
