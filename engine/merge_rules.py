@@ -764,7 +764,10 @@ class MergeRules:
             ep = elements.get(name, plan.default)
             if ep.unless_deletes and said is not None and any(d.element in ep.unless_deletes for d in said.deletes):
                 ep = replace(ep, stands=frozenset())  # the message takes back what made the stored value (A13)
-            if ep.another and isinstance(st, dict) and isinstance(inc, dict):
+            if ep.another and isinstance(st, dict) and isinstance(inc, dict) and (
+                    said is None or f"{rtype}.{name}" in fields):
+                # (a message's value no field of it stated -- a report's stand-in code, its group naming
+                # no test -- says nothing of the test: codefix36)
                 self._another(rtype, name, ep, stored, st, inc, source, fields, issues)
             if ep.another_person and isinstance(st, dict) and isinstance(inc, dict):
                 self._another_person(rtype, name, ep, st, inc, source, fields, issues, said,
@@ -1267,20 +1270,40 @@ class MergeRules:
         resource, not state it anew. Only when the stored version has an entry ``another_if``
         matches (an order the filler already named: its FILL identifier), so an LIS coding the
         HIS's order in its own codes is not a conflict. Refused (``reject``): located at the field
-        that stated it (``Said.fields``: OBR-4) an HL7 error for the ACK's ERR, else 422."""
+        that stated it (``Said.fields``: OBR-4) an HL7 error for the ACK's ERR, else 422.
+
+        The same for what is already filed under the filler's number (DiagnosticReport ``code``:
+        ``another_if`` through its ``basedOn`` -- an ``another_if`` path whose first step holds
+        references reads the resources they name, this write's versions first): the report keeps the
+        LIS's code of its test whether or not a map knows it, while the order keeps only codings the
+        maps show are its test (mixfix36) -- PT ordered, the LIS's PTX reported (no map: not on the
+        order), then PTY under the same filler number has no system in common with the order, but one
+        with the report, and no coding: refused, not filed under the PT order nor recoding its report
+        (thirty-sixth round, codefix36)."""
         mine, theirs = _codes(st), _codes(inc)
         if not mine or not theirs or mine & theirs or not {s for s, _ in mine} & {s for s, _ in theirs}:
             return
         for path, values in ep.another_if:
-            if not any(v in values for v in _collect(stored, path)):
+            if not any(v in values for v in self._collect_through(stored, path)):
                 return
-        text = (f"{rtype}.{name}: the order number names the stored order of another test "
+        what = {"ServiceRequest": "order", "DiagnosticReport": "report"}.get(rtype, rtype)
+        text = (f"{rtype}.{name}: the order number names the stored {what} of another test "
                 f"({concept_label(st)}, {sorted(c for _, c in mine)}); {_writer(source)}'s test "
                 f"({concept_label(inc)}, {sorted(c for _, c in theirs)}) would recode it, not stated")
         at = field_of(fields.get(f"{rtype}.{name}", ""))
         if ep.another == "reject" and at is not None:
             raise HL7Error(text, at[0], at[1], at[2], code=DUPLICATE_KEY_IDENTIFIER)
         self._conflict(ep.another, text, f"{rtype}.{name}", issues)
+
+    def _collect_through(self, resource: Resource, path: tuple[str, ...]) -> list[Any]:
+        """``_collect`` of ``path``; where its first step holds references (a report's ``basedOn``),
+        the rest of it is read from the resources they name (this write's versions, else the store)."""
+        found = _collect(resource, path)
+        if found or len(path) < 2:
+            return found
+        refs = [e["reference"] for e in _collect(resource, path[:1])
+                if isinstance(e, dict) and isinstance(e.get("reference"), str)]
+        return [v for named in self._read_all(refs).values() for v in _collect(named, path[1:])] if refs else []
 
     def _under_another_record(self, rtype: str, plan: TypePlan, stored: Resource, incoming: Resource,
                               said: Said, issues: list[Issue]) -> bool:
@@ -2090,8 +2113,11 @@ class MergeRules:
         display, filled); one the maps show is the ordered test (the LIS's PTX of a PT order, by the
         LIS's map) is added after the stored ones, which stand as stored; one of another test (1020 =
         LFT), and one no map knows (an LIS code nobody mapped: not evidence of the same test -- it
-        could name any test, rv36a LOW), adds nothing, and the ACK warns at the field that stated it
-        (OBR-4); the result's own report keeps its code. ``text`` stays. An order stating no coding
+        could name any test, rv36a LOW), adds nothing; the result's own report keeps its code.
+        ``text`` stays. The ACK warns at the field that stated it (OBR-4) of another test only: a code
+        no map knows is the deployment's mapping gap, not the sender's error -- it is counted where
+        every unmapped code is (``Context.note_unmapped``, ``GET /admin/fidelity``), and a W on every
+        result of an LIS nobody mapped told the sender nothing it could fix (codefix36). An order stating no coding
         (OBR-4 text alone) takes the result's codings: nothing coded there to be another test of.
         The writer that ``states`` the concept (an order message, XO too) leads: for the same test (a
         coding in common, or the maps' one item) its codings come first, in its words, the stored ones
@@ -2117,7 +2143,6 @@ class MergeRules:
             return {**incoming, **stored, "coding": codings or told} if codings or told else {**incoming, **stored}
         where = {_key(c, key): n for n, c in enumerate(codings)}
         other: list[dict[str, Any]] = []
-        unknown: list[dict[str, Any]] = []
         for coding in told:
             k = _key(coding, key)
             if k in where:
@@ -2127,16 +2152,13 @@ class MergeRules:
             if another is False:
                 where[k] = len(codings)
                 codings.append(coding)
-            else:
-                (other if another else unknown).append(coding)
-        for left, why, more in ((other, "names another test than ordered", ""),
-                                (unknown, "is not known to name the test ordered",
-                                 " -- no code map of the recognition rules knows it as that test")):
-            if left:
-                self._conflict("warn", f"{rtype}.{name}: {_writer(source)}'s coding "
-                               f"{', '.join(str(c.get('code')) for c in left)} ({concept_label({'coding': left})}) "
-                               f"{why} ({concept_label(stored)}){more}: not added to the order's code (the result "
-                               "keeps its own)", f"{rtype}.{name}", issues)
+            elif another:
+                other.append(coding)
+        if other:
+            self._conflict("warn", f"{rtype}.{name}: {_writer(source)}'s coding "
+                           f"{', '.join(str(c.get('code')) for c in other)} ({concept_label({'coding': other})}) "
+                           f"names another test than ordered ({concept_label(stored)}): not added to the order's "
+                           "code (the result keeps its own)", f"{rtype}.{name}", issues)
         return {**incoming, **stored, "coding": codings}
 
     def _another_test(self, order: Resource, other: Resource) -> bool | None:

@@ -1289,6 +1289,8 @@ def diagnostic_report(
         code = first["code"] if first else {"text": "report"}
     res["code"] = code
     if obr is not None:
+        if test is not None:  # another test under the filler's number is refused there (merge.yaml ``another``)
+            ctx.located(res, "code", obr, 4)
         apply_table("diagnosticreport", {"OBR": obr}, ctx, res)
         ctx.located_later(res, obr, REPORT_LOCATED_LATER)  # (its times a later message's: ERR-2 at OBR-22/7)
     if group.prt and "resultsInterpreter" not in res:  # v2.7+ withdrew OBR-32: PRT-4 PRI says it (IG)
