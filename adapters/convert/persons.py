@@ -40,7 +40,8 @@ from typing import Any, NamedTuple
 from adapters.convert.actors import INSTITUTION_SYSTEM
 from adapters.hl7v2.errors import DUPLICATE_KEY_IDENTIFIER, HL7Error, Tally
 from engine.errors import NotFound
-from engine.identity.demographics import contradicts_all, demographics
+from engine.identity.demographics import conflicts_between, contradicts_all, demographics
+from engine.identity.nationalid import is_national_id, valid_number
 from engine.merge_rules import NOT_THE_FEED, Delete, Said
 from engine.messages import PROCESSED, application_of, message_institution, stored_instant
 from engine.repository.ids import deterministic_id
@@ -677,11 +678,27 @@ _PERSON = ("name", "gender", "birthDate")
 
 
 def _same_person(a: dict[str, Any], b: dict[str, Any]) -> bool:
-    """Are two Patient versions positively one person: name, sex and birth date known on both sides and the
-    same-person rule (``contradicts_all``) finding nothing against it? What linking two records needs
-    (``_rekeyed_back``); an unknown sex or a missing birth date is no agreement."""
+    """Are two Patient versions positively one person -- what putting a number back onto a record (``_rekeyed_back``),
+    an act of linking two records, needs (DOMAIN.md "Same person": the number, with name, sex and birth date as the
+    consistency checks)? Name, sex and birth date known on both sides, and each agreeing (``conflicts_between``: the
+    name as written after trivial normalisation, the birth date each at its own precision, ``same_day``); an ID
+    number, where both carry one, the same. Not ``contradicts_all``, the rule that keys a record apart: it finds two
+    people only when name AND sex both differ, so one field in common -- a coin-flip sex -- had put FNXRMYY's number
+    back onto FNZYY's 冯三 M 1961 from an owner's record of 陈四 M 1992 (rv36a MED 5; the lead: positive agreement).
+    An unknown sex or a missing birth date is no agreement (backfix35). Between the two rules a record stays as it is:
+    陈四 M 1992 neither keys 冯三 M 1961 apart nor puts the number back."""
     known = (demographics(a), demographics(b))
-    return all(d[f] for d in known for f in _PERSON) and not contradicts_all(a, b)
+    if not all(d[f] for d in known for f in _PERSON) or conflicts_between(*known):
+        return False
+    numbers = (_id_numbers(a), _id_numbers(b))
+    return not all(numbers) or numbers[0] == numbers[1]
+
+
+def _id_numbers(patient: dict[str, Any]) -> frozenset[str]:
+    """The resident ID numbers (NNCHN) a Patient carries, each canonical when valid (``valid_number``), else as sent
+    (trimmed, upper case): a record carrying one the other does not is not positively its person."""
+    return frozenset(valid_number(str(i["value"])) or str(i["value"]).strip().upper()
+                     for i in patient.get("identifier") or () if isinstance(i, dict) and is_national_id(i) and i.get("value"))
 
 
 def _batch_writes(ref: str, earlier: Sequence[Any]) -> bool:
