@@ -7,7 +7,6 @@ over ``/fhir``. A probe that shows a defect is a strict xfail naming its severit
 
 from __future__ import annotations
 
-import pytest
 from fastapi.testclient import TestClient
 
 from engine.engine import Engine

@@ -151,7 +151,7 @@ def check_persons(conversion: Any, read_many: Any, earlier: Sequence[Any] = (), 
     if conversion.owns and search is not None:
         anew = [o for o in conversion.owns if _first_filed(o[0], earlier, stored, conversion)]
         # filed before: an owner's message may have re-keyed a member's record away (``_rekeyed_back``), put back
-        # only for the owner's record as this message leaves it (``_as_stored``: the record as left, then this PID)
+        # only for the owner's record as this message leaves it (``_as_stored``: the record as left, merged with this PID)
         read: list[int] = []
         back = {ref: _as_stored(conversion, ref, was, merge) for ref, _, _, _ in anew
                 if (was := _as_left(ref, earlier, stored, read)) is not None}
@@ -267,7 +267,7 @@ def _survivor(conversion: Any, held: Any, earlier: Sequence[Any], stored: dict[A
               leaned: list[int], merge: MergeRules | None = None) -> dict[str, Any]:
     """The person of a merge whose MRG-1 names a member's number (``held.prior``: ``his._held_to_members``), held
     against the member's record and MRG-1's: the survivor (the PID's record) as the merge leaves it -- as stored or
-    as the batch leaves it, the name, sex and birth date the PID states laid over it (``_as_stored``) -- else, not
+    as the batch leaves it, the name, sex and birth date the PID states merged over it (``_as_stored``) -- else, not
     stored, the PID's Patient. Not the PID as sent: an A40's PID of the name alone contradicts no one, and a merge
     of the member's person's record into another person's stored record had been filed AA, the member's number now
     answering the survivor's person (priv36, after rvfixid35's LOW on ``_stale_merged``; backfix35's rule for the
@@ -594,8 +594,8 @@ def _rekeyed_back(conversion: Any, token: str, owner_person: dict[str, Any], nam
                   leaned: list[int]) -> dict[str, tuple[str, dict[str, Any]]]:
     """The member records an owner's message (this institution's) re-keyed away from its number ``token``
     (``_rekeyed_by_owner``) that the owner's record, as this message leaves it (``owner_person``: ``_as_stored``),
-    is positively the same person as (``_same_person``: the rule the re-key used, with name, sex and birth date
-    known on both sides) -- "Patient/id" -> (the kept-apart token it carries, the record's identifiers as the
+    is positively the same person as (``_same_person``: name, sex and birth date known on both sides and agreeing, the
+    same ID number where both carry one -- not merely not two people by the rule the re-key used) -- "Patient/id" -> (the kept-apart token it carries, the record's identifiers as the
     write will meet them): the owner agreeing again puts them back, in its own write (rvid35 MED 1; before, one
     mistyped A08 at the owner unlinked every member's referral record of the number, and its correction relinked
     none until each member's HIS spoke again). Not the PID as sent: a thin A08 (the name alone, the birth date
