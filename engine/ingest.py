@@ -859,7 +859,8 @@ class Ingestor:
             if settle is not None:
                 try:
                     leaned = settle(getattr(self.repository, "read_many", None),
-                                    getattr(self.repository, "search", None), earlier, messages=self.messages)
+                                    getattr(self.repository, "search", None), earlier, messages=self.messages,
+                                    merge=getattr(self.repository, "merge", None))
                     item.leaned_on = [owners[i] for i in leaned or ()]
                 except HL7Error as exc:
                     item.conversion, item.errors = None, [exc]

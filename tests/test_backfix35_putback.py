@@ -45,9 +45,10 @@ def test_the_owners_restatement_of_an_unknown_sex_leaves_the_record_apart(both: 
 
 def test_a_thin_restatement_is_judged_by_the_record_it_leaves(both: Both) -> None:  # noqa: F811
     """The owner's record 陈四 F 1992 (FNZYY's 冯三 M 1961 re-keyed apart); its A08 stating the sex alone (M) leaves
-    陈四 M 1992: name, sex and birth date known on both sides, and the rule the re-key used does not find two people
-    (the sex agrees: 陈四 M 1992 never keyed 冯三 apart) -- the number goes back. The PID alone (a sex, no name, no
-    birth date) is no agreement: it is the record as left that is judged, the same reading either way."""
+    陈四 M 1992: the record as left is judged, not the PID alone (a sex, no name, no birth date) -- and 陈四 M 1992 is
+    not positively 冯三 M 1961 (name and birth date differ; the sex alone in common): the number stays apart.
+    Flipped by putback36 (rv36a MED 5, the lead's rule): backfix35 asserted the number went back, the sex agreeing
+    and ``contradicts_all`` finding no two people. 陈四 M 1992 still does not key 冯三 apart (the re-key's rule)."""
     _, http, _ = both
     own = _referred(http, "BF3")
     _restated(http, "BF3C", "BF3", "陈^四", "19920303", "M")
@@ -59,5 +60,5 @@ def test_a_thin_restatement_is_judged_by_the_record_it_leaves(both: Both) -> Non
     _restated(http, "BF3E", "BF3", "", "", "M")
     (owner,) = [p for p in patients(http, f"{MRN}|BF3") if p["id"] != own["id"]]
     assert owner["name"][0]["family"] == "陈" and owner["birthDate"] == "1992-03-03", owner  # nothing erased
-    (back,) = patients(http, f"{FNZYY_MRN}|ZBF3")
-    assert f"{MRN}|BF3" in _tokens(back) and f"{APART}|BF3" not in _tokens(back), back["identifier"]
+    (left,) = patients(http, f"{FNZYY_MRN}|ZBF3")
+    assert f"{APART}|BF3" in _tokens(left) and f"{MRN}|BF3" not in _tokens(left), left["identifier"]

@@ -7,7 +7,6 @@ over ``/fhir``. A probe that shows a defect is a strict xfail naming its severit
 
 from __future__ import annotations
 
-import pytest
 from fastapi.testclient import TestClient
 
 from engine.engine import Engine
@@ -95,10 +94,6 @@ def test_rv36a_an_order_change_stating_the_test_by_text_alone_is_not_lost(http: 
 # --- backfix35: the owner's put-back judged on its record as left -----------------------------------------
 
 
-@pytest.mark.xfail(strict=True, reason="rv36a: MED _same_person is not positive agreement: after FNXRMYY's 陈四 F 1992 "
-                   "keyed FNZYY's 冯三 M 1961 apart, its A08 as 陈四 M 1992 (name and birth date still another "
-                   "person's, only the sex in common) puts FNXRMYY's number back on 冯三's record -- two people "
-                   "linked again by a coin-flip field (contradicts_all needs every field to differ)")
 def test_rv36a_the_put_back_needs_more_than_the_sex_in_common(both: Both) -> None:
     _, http, _ = both
     own = _referred(http, "RA1")

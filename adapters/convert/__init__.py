@@ -95,10 +95,13 @@ class Conversion:
     # an ADT event that registers a person (``persons.registers_person``): what makes its application a
     # record's registering one in a batch (an update, A08/A31, registers nothing)
     registers: bool = False
+    # the writer the merge rules combine the message's resources as: its message type (MSH-9.1), as ingest writes
+    # them (``persons._as_stored`` judges a record as the merge will leave it)
+    writer: str = ""
     _bundle: dict[str, Any] | None = field(default=None, repr=False, compare=False)
 
     def settle_against_store(self, read_many: Any, search: Any, earlier: Sequence[Conversion] = (),
-                             messages: Any = None) -> list[int]:
+                             messages: Any = None, merge: Any = None) -> list[int]:
         """What the converter could not know without the store, in order (ingest asks it once, after
         converting and before validating and writing, with the repository's ``read_many`` and
         ``search``): a visit-less DG1-20's one Condition (``adopt_identified``), resources stored under
@@ -106,7 +109,8 @@ class Conversion:
         ``earlier``: the conversions of the messages before this one in its batch, settled, not written
         yet -- a D settles against the store as they leave it (dgmend26). Returns the positions in
         ``earlier`` of those its answer read (written again if one of them is not written: ingest's
-        ``_write_each``). Raises ``HL7Error`` (nothing of the message is then written)."""
+        ``_write_each``). ``merge``: the repository's merge rules, by which a record is judged as the message
+        leaves it (``persons._as_stored``). Raises ``HL7Error`` (nothing of the message is then written)."""
         leaned: set[int] = set(settle_documents(self, read_many, earlier)) if read_many is not None else set()
         if read_many is not None and self.said:
             # a PL sent by code alone: its place's stored name, a new bed's from its ward's (wardfix35)
@@ -118,7 +122,7 @@ class Conversion:
         if (self.persons or self.corrections or self.apart or self.members or self.owns) and read_many is not None:
             # after adopt_former_ids: the records as they will be written; ``messages``: the message
             # store, whose documents name the application that registered a record
-            leaned.update(check_persons(self, read_many, earlier, search, messages))
+            leaned.update(check_persons(self, read_many, earlier, search, messages, merge))
         if self.registers and read_many is not None:
             # an admission over a lab's placeholder visit under its number (``takeover``, visit33)
             leaned.update(settle_takeover(self, read_many, search, messages, earlier))
@@ -241,6 +245,7 @@ def convert(message: Message, site: Site, institution: str | None = None, applic
         application=msh.application_id,
         registrars=institution.registration_applications,
         registers=registers_person(msh.message_type, msh.trigger_event),
+        writer=msh.message_type,
     )
 
 

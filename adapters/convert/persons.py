@@ -35,13 +35,15 @@ from __future__ import annotations
 from collections.abc import Collection, Mapping, Sequence
 from copy import deepcopy
 from dataclasses import replace
+from functools import cache
 from typing import Any, NamedTuple
 
 from adapters.convert.actors import INSTITUTION_SYSTEM
 from adapters.hl7v2.errors import DUPLICATE_KEY_IDENTIFIER, HL7Error, Tally
 from engine.errors import NotFound
-from engine.identity.demographics import contradicts_all, demographics
-from engine.merge_rules import NOT_THE_FEED, Delete, Said
+from engine.identity.demographics import conflicts_between, contradicts_all, demographics
+from engine.identity.nationalid import is_national_id, valid_number
+from engine.merge_rules import NOT_THE_FEED, Delete, MergeRules, Said, shipped
 from engine.messages import PROCESSED, application_of, message_institution, stored_instant
 from engine.repository.ids import deterministic_id
 from engine.repository.search import token_value
@@ -54,7 +56,7 @@ _ADVICE = ("If the number is this patient's, have the registering system correct
 
 
 def check_persons(conversion: Any, read_many: Any, earlier: Sequence[Any] = (), search: Any = None,
-                  messages: Any = None) -> list[int]:
+                  messages: Any = None, merge: MergeRules | None = None) -> list[int]:
     """Refuse (``HL7Error``) a conversion whose PID's Patient (``conversion.persons``: reference ->
     PID's sequence) resolves to a record of another person: the version an earlier message of the
     batch will write (not written yet), else the stored one. A restatement (``conversion.corrections``)
@@ -62,7 +64,8 @@ def check_persons(conversion: Any, read_many: Any, earlier: Sequence[Any] = (), 
     the institution's declared registration applications as its registrar is (``_may_restate``), else
     warned of. A number kept apart beside a record of the institution's own MRN of that value: warned of.
     Returns the positions in ``earlier`` the answer read (their Patients were compared; the error's
-    ``leaned_on`` too)."""
+    ``leaned_on`` too). ``merge``: the repository's merge rules (the site's), by which a record is judged as this
+    message leaves it (``_as_stored``); None: the shipped ones."""
     leaned: list[int] = []
     unread: list[tuple[str, int, bool, int | None]] = []  # ... and the batch's placeholder of it, if any
     for refs, corrects in ((conversion.persons, False), (conversion.corrections, True)):
@@ -116,7 +119,8 @@ def check_persons(conversion: Any, read_many: Any, earlier: Sequence[Any] = (), 
         if held.as_stored and held.member in beside:
             continue  # the survivor already carried the number: the merge puts nothing new on it
         person = _as_left(held.record, earlier, stored, leaned) if held.as_stored else \
-            _survivor(conversion, held, earlier, stored, leaned) if held.prior else conversion.by_reference[held.record]
+            _survivor(conversion, held, earlier, stored, leaned, merge) if held.prior else \
+            conversion.by_reference[held.record]
         if person is None:
             continue
         # the member's record: the same person (a referral) or none, nothing to hold (regfix33, member33)
@@ -147,9 +151,9 @@ def check_persons(conversion: Any, read_many: Any, earlier: Sequence[Any] = (), 
     if conversion.owns and search is not None:
         anew = [o for o in conversion.owns if _first_filed(o[0], earlier, stored, conversion)]
         # filed before: an owner's message may have re-keyed a member's record away (``_rekeyed_back``), put back
-        # only for the owner's record as this message leaves it (``_as_stored``: the record as left, then this PID)
+        # only for the owner's record as this message leaves it (``_as_stored``: the record as left, merged with this PID)
         read: list[int] = []
-        back = {ref: _as_stored(conversion, ref, was) for ref, _, _, _ in anew
+        back = {ref: _as_stored(conversion, ref, was, merge) for ref, _, _, _ in anew
                 if (was := _as_left(ref, earlier, stored, read)) is not None}
         leaned += read
         leaned += _owners_word(conversion, anew, search, read_many, earlier, back)
@@ -260,10 +264,10 @@ def _beside(conversion: Any, held: Any, earlier: Sequence[Any], stored: dict[Any
 
 
 def _survivor(conversion: Any, held: Any, earlier: Sequence[Any], stored: dict[Any, Any],
-              leaned: list[int]) -> dict[str, Any]:
+              leaned: list[int], merge: MergeRules | None = None) -> dict[str, Any]:
     """The person of a merge whose MRG-1 names a member's number (``held.prior``: ``his._held_to_members``), held
     against the member's record and MRG-1's: the survivor (the PID's record) as the merge leaves it -- as stored or
-    as the batch leaves it, the name, sex and birth date the PID states laid over it (``_as_stored``) -- else, not
+    as the batch leaves it, the name, sex and birth date the PID states merged over it (``_as_stored``) -- else, not
     stored, the PID's Patient. Not the PID as sent: an A40's PID of the name alone contradicts no one, and a merge
     of the member's person's record into another person's stored record had been filed AA, the member's number now
     answering the survivor's person (priv36, after rvfixid35's LOW on ``_stale_merged``; backfix35's rule for the
@@ -273,7 +277,7 @@ def _survivor(conversion: Any, held: Any, earlier: Sequence[Any], stored: dict[A
     if was is None:
         del leaned[at:]
         return conversion.by_reference[held.record]
-    return _as_stored(conversion, held.record, was)
+    return _as_stored(conversion, held.record, was, merge)
 
 
 def _stale_merged(conversion: Any, held: Any, member: dict[str, Any], person: dict[str, Any], earlier: Sequence[Any],
@@ -590,8 +594,8 @@ def _rekeyed_back(conversion: Any, token: str, owner_person: dict[str, Any], nam
                   leaned: list[int]) -> dict[str, tuple[str, dict[str, Any]]]:
     """The member records an owner's message (this institution's) re-keyed away from its number ``token``
     (``_rekeyed_by_owner``) that the owner's record, as this message leaves it (``owner_person``: ``_as_stored``),
-    is positively the same person as (``_same_person``: the rule the re-key used, with name, sex and birth date
-    known on both sides) -- "Patient/id" -> (the kept-apart token it carries, the record's identifiers as the
+    is positively the same person as (``_same_person``: name, sex and birth date known on both sides and agreeing, the
+    same ID number where both carry one -- not merely not two people by the rule the re-key used) -- "Patient/id" -> (the kept-apart token it carries, the record's identifiers as the
     write will meet them): the owner agreeing again puts them back, in its own write (rvid35 MED 1; before, one
     mistyped A08 at the owner unlinked every member's referral record of the number, and its correction relinked
     none until each member's HIS spoke again). Not the PID as sent: a thin A08 (the name alone, the birth date
@@ -655,21 +659,35 @@ def _rekeyed_back(conversion: Any, token: str, owner_person: dict[str, Any], nam
     return out
 
 
-def _as_stored(conversion: Any, ref: str, was: dict[str, Any]) -> dict[str, Any]:
+def _as_stored(conversion: Any, ref: str, was: dict[str, Any], merge: MergeRules | None = None) -> dict[str, Any]:
     """The owner's record ``ref`` as this message leaves it, for the persons' rule: ``was`` (stored, or as the batch
-    leaves it: ``_as_left``) with the name, sex and birth date this message states over it, those it deletes
-    (HL7's ``""``) gone, those it fills without stating (``Said.assumed``) only where ``was`` has none -- a thinner
-    message never erases what an earlier one stated (the merge of the feed's Patient)."""
-    person = conversion.by_reference[ref]
-    said = conversion.said.get(ref) or Said()
-    out = dict(was)
-    for element in _PERSON:
-        if person.get(element) and (element not in said.assumed or not was.get(element)):
-            out[element] = person[element]
-    for gone in said.deletes:
-        if gone.element in _PERSON and not gone.where:
-            out.pop(gone.element, None)
-    return out
+    leaves it: ``_as_left``) with its name, sex, birth date and identifiers as the merge combines this message's over
+    them -- the merge itself, called (``MergeRules.combine`` of those elements alone, the message's writer, what it
+    said beside them: HL7's ``""`` deletes, what the converter only assumed), not a second reading of it: a thinner
+    message never erases what an earlier one stated, and a name of another kind (XPN-7's use, the representation:
+    ``by-key``) is added beside the stored names, not over them -- laid over whole (before, rv36a LOW), an A08 naming
+    冯三 as a nickname made a record officially 陈四 冯三's and put his number back. The identifiers: the ID number the
+    record will carry (``_same_person``), which the registration states whole. ``merge``: the site's rules (the
+    repository's), else the shipped ones."""
+    rules = merge if merge is not None else _shipped_rules()
+    stated = ("resourceType", "id", *_PERSON, "identifier")
+    said = conversion.said.get(ref)
+    with rules.saying({ref: said} if said is not None else None):
+        merged = rules.combine({**{k: was[k] for k in stated if k in was}, "resourceType": "Patient",
+                                "id": ref.split("/", 1)[1]},
+                               {k: v for k, v in conversion.by_reference[ref].items() if k in stated},
+                               conversion.writer or _WRITER).resource
+    return {**{k: v for k, v in was.items() if k not in stated}, **merged}
+
+
+# the writer a conversion made without its message type is combined as (an owner's restatement: its ADT)
+_WRITER = "ADT"
+
+
+@cache
+def _shipped_rules() -> MergeRules:
+    """The shipped merge rules (``engine.merge_rules.shipped``), compiled once: a caller with no repository's."""
+    return shipped()
 
 
 # the elements of a Patient the persons' rule compares (``demographics``)
@@ -677,11 +695,27 @@ _PERSON = ("name", "gender", "birthDate")
 
 
 def _same_person(a: dict[str, Any], b: dict[str, Any]) -> bool:
-    """Are two Patient versions positively one person: name, sex and birth date known on both sides and the
-    same-person rule (``contradicts_all``) finding nothing against it? What linking two records needs
-    (``_rekeyed_back``); an unknown sex or a missing birth date is no agreement."""
+    """Are two Patient versions positively one person -- what putting a number back onto a record (``_rekeyed_back``),
+    an act of linking two records, needs (DOMAIN.md "Same person": the number, with name, sex and birth date as the
+    consistency checks)? Name, sex and birth date known on both sides, and each agreeing (``conflicts_between``: the
+    name as written after trivial normalisation, the birth date each at its own precision, ``same_day``); an ID
+    number, where both carry one, the same. Not ``contradicts_all``, the rule that keys a record apart: it finds two
+    people only when name AND sex both differ, so one field in common -- a coin-flip sex -- had put FNXRMYY's number
+    back onto FNZYY's 冯三 M 1961 from an owner's record of 陈四 M 1992 (rv36a MED 5; the lead: positive agreement).
+    An unknown sex or a missing birth date is no agreement (backfix35). Between the two rules a record stays as it is:
+    陈四 M 1992 neither keys 冯三 M 1961 apart nor puts the number back."""
     known = (demographics(a), demographics(b))
-    return all(d[f] for d in known for f in _PERSON) and not contradicts_all(a, b)
+    if not all(d[f] for d in known for f in _PERSON) or conflicts_between(*known):
+        return False
+    numbers = (_id_numbers(a), _id_numbers(b))
+    return not all(numbers) or numbers[0] == numbers[1]
+
+
+def _id_numbers(patient: dict[str, Any]) -> frozenset[str]:
+    """The resident ID numbers (NNCHN) a Patient carries, each canonical when valid (``valid_number``), else as sent
+    (trimmed, upper case): a record carrying one the other does not is not positively its person."""
+    return frozenset(valid_number(str(i["value"])) or str(i["value"]).strip().upper()
+                     for i in patient.get("identifier") or () if isinstance(i, dict) and is_national_id(i) and i.get("value"))
 
 
 def _batch_writes(ref: str, earlier: Sequence[Any]) -> bool:
