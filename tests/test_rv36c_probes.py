@@ -162,9 +162,6 @@ def test_an_xo_restating_the_same_test_by_its_text_keeps_the_coding(orders: Test
     assert LOINC["code"] in {c.get("code") for c in code.get("coding") or ()}, code
 
 
-@pytest.mark.xfail(strict=True, reason="rv36c: MED regression of gfix13's refusal: PT ordered, the LIS's PTX "
-                   "result (unmapped: no longer stored), then PTY (another local test) under the same filler "
-                   "number is AA and its report filed basedOn the PT order -- before mixfix36 it was AE at OBR-4")
 def test_another_local_test_under_the_fillers_number_is_refused(orders: TestClient) -> None:
     """srfix35's original set-up: PT by LOINC, the LIS's PTX result under filler FRV36C-PTY, then its PTY
     (凝血酶时间) under the same filler number: AE at OBR^1^4, nothing of it filed under the PT order."""

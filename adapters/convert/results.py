@@ -93,8 +93,10 @@ _VALUE_KEYS = frozenset(
 # when an issue names one the message states -- the merge's warning of a value, range or flag it holds)
 LOCATED_LATER: tuple[tuple[str, int], ...] = (*((key, 5) for key in sorted(_VALUE_KEYS)),
                                               ("referenceRange", 7), ("interpretation", 8))
-# where a report's times were stated (the merge's warning of a time an older message states: ordfix36)
-REPORT_LOCATED_LATER: tuple[tuple[str, int], ...] = (("issued", 22), ("effectiveDateTime", 7), ("effectivePeriod", 7))
+# where a report's times and status were stated (the merge's warning of a time an older message states,
+# ordfix36; its refusal of a status it cannot date, one ERR each since ordfix36 collects them: OBR-25)
+REPORT_LOCATED_LATER: tuple[tuple[str, int], ...] = (("issued", 22), ("effectiveDateTime", 7), ("effectivePeriod", 7),
+                                                     ("status", 25))
 
 
 @dataclass
