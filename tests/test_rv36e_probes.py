@@ -80,11 +80,6 @@ def _places(http: TestClient, headers: dict[str, str]) -> dict[str, dict[str, An
 
 # ---- ui36: /ui/me/wards -----------------------------------------------------------------------------------
 
-@pytest.mark.xfail(strict=True, reason=(
-    "rv36e: MED /ui/me/wards names a ward at another member's facility (PL-4) by the SENDER's ward of the "
-    "same code: _key_of finds the Location under ward_key(facility, code) but ward_name/current_ward_names "
-    "look up (sender, code), i.e. ward_key(sender, code) and the sender's wards.yaml -- the resident is told "
-    "she was in 心内科病区 / 肿瘤科病区 of the county hospital when the record says 中医院脑病科病区 / 针灸科病区"))
 def test_a_ward_at_a_member_facility_is_not_named_as_the_senders_ward_of_that_code(
         fed: tuple[Engine, TestClient]) -> None:
     engine, http = fed
@@ -158,10 +153,6 @@ def _who(http: TestClient, headers: dict[str, str]) -> list[dict[str, Any]]:
     return r.json()["entries"]
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "rv36e: MED a family member's GET /ui/me/wards reads the resident's Encounters (ward, room, bed of each "
-    "visit) but leaves nothing in her who-looked trail: the route notes no audit entry naming her (the /fhir "
-    "search it mirrors does), so she is never told her son looked where she was admitted"))
 def test_a_family_members_read_of_her_visit_wards_is_in_her_who_looked(module_eng: Engine) -> None:  # noqa: F811
     from tests.test_prb22_own_entries import son_acting_for_zhao
     with TestClient(create_app(module_eng)) as http:

@@ -20,6 +20,7 @@ from starlette.concurrency import run_in_threadpool
 
 from engine.api.ui_me_wards import visit_wards
 from engine.api.ui_shared import STAFF_PAGE_HEADERS, PageFiles
+from engine.audit.note import note
 from engine.audit.who_looked import who_looked
 from engine.auth.caller import Caller
 from engine.auth.deps import engine_of, get_caller, get_repo
@@ -139,12 +140,21 @@ async def wards_of_my_visits(request: Request, caller: Caller = Depends(get_call
     ward now (``engine.wards.ward_name``, the one owner: the site's table, else the ward's current
     name as stored, ...), so the page shows what the reports say and holds no rule of its own
     (``engine.api.ui_me_wards``). Only the caller's own visits (or, for a family member acting, the
-    resident's), through the same scoped search as ``/fhir``."""
+    resident's), through the same scoped search as ``/fhir``.
+
+    The search is noted in the audit trail as ``/fhir`` notes one (``engine.audit.note``: each page's
+    query and the Encounters it found, whose patients the record names; then the Locations read above
+    them). A family member's look at where the resident was admitted, ward, room and bed, is
+    then in her who-looked list, and so are her own reads (rv36e MED 2)."""
     if caller.kind != "patient" or not caller.patient_ids:
         raise Forbidden("the wards of a resident's visits are answered for a signed-in resident, about their own visits")
     engine = engine_of(request)
-    wards = await run_in_threadpool(visit_wards, engine, repo)
-    return JSONResponse({"wards": wards}, headers={"Cache-Control": "no-store"})
+    seen = await run_in_threadpool(visit_wards, engine, repo)
+    for query, encounters in seen.searches:  # (one record: the middleware folds the notes, the first query kept)
+        note(request, action="search", resources=encounters, query=query)
+    if seen.locations:
+        note(request, action="read", resources=seen.locations)
+    return JSONResponse({"wards": seen.wards}, headers={"Cache-Control": "no-store"})
 
 
 def mount_static(app) -> None:  # noqa: ANN001
