@@ -553,7 +553,8 @@ def _remit(engine: Engine, caller: Caller) -> frozenset[str] | None:
 # lab record's number (visfix33), and a member's record of another member's number that the number's
 # owner registered for another person, per owner (identity34); and the refusals of another member's messages naming
 # the institution's own record numbers for other persons, per sending institution/application (priv36: a sender
-# probing them shows here; not warnings -- the messages were refused -- and flagged past HUREN_MEMBER_REFUSAL_ALERT)
+# probing them shows here; not warnings -- the messages were refused -- and flagged when the sending institution's
+# count, kept beside them per institution and per authenticated client, is past HUREN_MEMBER_REFUSAL_ALERT: ``_refusals``)
 _TALLIES = ("kept_apart", "taken_over", "member_contradicted", "member_refused")
 # the rows written before a warning stated its count (``Tally``): read back from their texts
 _LEGACY = (("kept_apart", kept_apart_authority), ("taken_over", taken_over_authority))
