@@ -73,6 +73,7 @@ from engine.audit.events import INSTITUTION, now_instant, patients_of
 from engine.audit.record import Facts, Requestor, facts
 from engine.errors import Conflict, FhirError
 from engine.inflight import POISON_DEATHS, InFlightJournal
+from engine.member_refusals import MemberRefusals, client_of
 from engine.merge_rules import Untimely, field_of
 from engine.message_time import Decision, Stamp, stamp
 from engine.messages import (
@@ -184,6 +185,10 @@ class _Item:
     # the stored versions (``Type/id/_history/n``) its refusal was told against: the only ones the
     # decision answers for (``refused_against``; rvorder35 MED 3, ordfix35)
     decided_against: frozenset[str] = frozenset()
+    # the operator's replay this processing is (``_item_for``: the stored message's last ``replays`` entry, who
+    # asked and whether with corrected bytes): a plain one is not the sender's message arriving again
+    # (``_member_refused``); None: the sender's own arrival (or its recovery)
+    replay: dict[str, Any] | None = None
 
 
 def _fresh(item: _Item) -> None:
@@ -243,6 +248,7 @@ class Ingestor:
     ) -> None:
         self.store = store
         self.messages = MessageStore(store)
+        self.refusals = MemberRefusals(store)  # a sender's refusals on a member's numbers (``_member_refused``)
         self.site = site
         # "Type/id/_history/n" -> the messages of this batch that stated that version, in order
         # (``_Dates.pending``): their Provenances are written once the batch merged, after a later
@@ -370,6 +376,9 @@ class Ingestor:
         # policy of its day, its MSH-11 is not judged again (``processing.kept_accepted``)
         item.accepted_before = bool(doc.get("resources")) or any(
             r.get("previous_status") == PROCESSED for r in doc.get("replays") or ())
+        # only a replay reopens a stored message (``MessageStore.reopen``): one recovered after a crash that has
+        # replays was being replayed; one never replayed is the sender's arrival (``_member_refused``)
+        item.replay = (doc.get("replays") or [None])[-1]
         return item
 
     def _old_conflict(self, item: _Item, plain: str, app: str, in_batch: dict[str, _Item],
@@ -1405,30 +1414,47 @@ class Ingestor:
         (README, "(thirty-sixth round, priv36)"), so a sender probing another member's numbers is counted instead:
         for the member's operator (``/admin/fidelity`` ``member_refused``, keyed by the sending institution and
         application; no example message: the sender's is not the member's to open), in an audit record of its own
-        (``member-number-refused``, a DICOM Security Alert: the sender, the member, the count so far; the HTTP
-        request's own record does not say why it was refused), and, each ``member_refusal_alert`` refusals of one
-        sender on one member's numbers, an alert: the record says so and the log warns. Written with the
-        quarantine, in its transaction when a batch has one."""
+        (``member-number-refused``, a DICOM Security Alert: the sender, the authenticated client, the member, the
+        counts so far; the HTTP request's own record does not say why it was refused), and, each
+        ``member_refusal_alert`` refusals on one member's numbers of one sending institution or one authenticated
+        client (``engine.member_refusals``: MSH-3 is free text, a prober rotating it split a count keyed by it --
+        rv36d MED 2), an alert: the record says so and the log warns. Written with the quarantine, in its
+        transaction when a batch has one.
+
+        Only what the sender sent is counted: an operator's replay of the stored bytes is not the sender asking
+        again (its own audit record, ``replay``, names the operator and the answer; rv36d MED 1); a corrected copy
+        is the operator's own question, counted with the operator as its client (``member_refusals.client_of``)."""
         assert item.header is not None and item.doc_id is not None
+        replay = item.replay
+        corrected = replay is not None and "previous_sha256" in replay  # (``MessageStore.reopen``)
+        if replay is not None and not corrected:
+            return
         self.messages.count_fidelity_many([Fidelity(item.header.facility_code, refused, [], item.doc_id)])
         threshold = self.member_refusal_alert
+        institution = item.header.facility_code
+        client = client_of(item.peer, str(replay.get("by") or "?") if replay is not None else "")
+        channel = "replay" if replay is not None else item.channel
         for member, sender in dict.fromkeys((e.tally.institution, e.tally.key) for e in refused if e.tally):
-            total = sum(int(row.get("count") or 0) for row in self.messages.fidelity.find(
-                {"institution": member, "count_as": MEMBER_REFUSED, "count_key": sender}))
-            alert = threshold > 0 and total > 0 and total % threshold == 0
-            if alert:
-                log.warning("%s has been refused %d times for naming %s's record numbers for other persons "
+            counts = self.refusals.count(member, {"institution": institution, "client": client})
+            crossed = [c for c in counts.values() if c.crossed(threshold)]
+            if crossed:
+                log.warning("%s (client %s) has been refused for naming %s's record numbers for other persons: %s "
                             "(HUREN_MEMBER_REFUSAL_ALERT=%d): it may be probing them; see /admin/fidelity",
-                            sender, total, member, threshold)
+                            sender, client or "unknown", member,
+                            ", ".join(f"{c.key} {c.after} times" for c in crossed), threshold)
             if self.audit is None:
                 continue
+            mine, theirs = counts.get("institution"), counts.get("client")
             event = facts(
                 action="member-number-refused", recorded=now_instant(), start=None, outcome="4",
                 desc="refused: names another member institution's record number for another person",
                 requestor=_sender(item), origin=self.origin,
                 detail={"message": item.doc_id, "control-id": item.header.control_id, "sender": sender,
-                        "member": member, "refusals": str(total), "alert-threshold": str(threshold),
-                        "alert": "threshold reached" if alert else None, "channel": item.channel})
+                        "client": client or None, "member": member,
+                        "refusals": str(mine.after) if mine else None,
+                        "client-refusals": str(theirs.after) if theirs else None, "alert-threshold": str(threshold),
+                        "alert": ("threshold reached: " + ", ".join(c.key for c in crossed)) if crossed else None,
+                        "channel": channel})
             if audit_events is not None:
                 audit_events.append(event)
             else:

@@ -92,7 +92,9 @@ def test_probing_another_members_numbers_is_counted_audited_and_alerted_on(
     assert not http.get("/fhir/Observation", params={"code": "QAGLU1"}).json().get("entry")
     mine = _fidelity(engine, http, "FNXRMYY")
     assert mine["member_refused"]["FNZYY/LIS"] == 3, mine
-    assert mine["alerts"] == {"FNZYY/LIS": 3}, mine
+    # the alert watches the sending institution and the authenticated client (count36: MSH-3 is free text)
+    assert mine["alerts"] == {"FNZYY": 3, "http:priv36": 3}, mine
+    assert mine["member_refused_by"] == {"institution": {"FNZYY": 3}, "client": {"http:priv36": 3}}, mine
     assert mine.get("warnings", 0) == before.get("warnings", 0), (before, mine)
     (row,) = [i for i in mine["items"] if i.get("count_as") == "member_refused"]
     assert row["count_key"] == "FNZYY/LIS" and row["alert"] is True and not row.get("example_message"), row

@@ -29,9 +29,6 @@ def _count(engine: Engine, http: TestClient, key: str) -> int:
     return int(_fidelity(engine, http, "FNXRMYY").get("member_refused", {}).get(key, 0))
 
 
-@pytest.mark.xfail(strict=True, reason="rv36d: MED the operator's replay of a refused message is counted and audited "
-                                       "as one more probe by the sender (member_refused, member-number-refused with the "
-                                       "sender as agent), and can raise the HUREN_MEMBER_REFUSAL_ALERT alert against it")
 def test_an_operators_replay_is_not_counted_as_the_senders_probe(world: tuple[Engine, TestClient]) -> None:  # noqa: F811
     """FNZYY's LIS is refused once (AE 205) for naming FNXRMYY's RV1 for another person: counted once. FNZYY's
     operator replays the stored message (say, after asking FNXRMYY): the replay is the operator's act, not the
@@ -112,9 +109,6 @@ def test_an_escaped_identifier_search_finds_exactly_its_record(world: tuple[Engi
     assert ids["R6"] in found and ids["R6,1"] not in found, r.json()
 
 
-@pytest.mark.xfail(strict=True, reason="rv36d: MED the probing alert is keyed by the sender's free-text MSH-3: one "
-                                       "institution's system naming a new application in each message is refused as "
-                                       "often as it likes without HUREN_MEMBER_REFUSAL_ALERT ever firing")
 def test_a_sender_rotating_msh3_still_raises_the_alert(world: tuple[Engine, TestClient]) -> None:  # noqa: F811
     """FNZYY sends three results (the engine alerts every 3 refusals) under FNXRMYY's RV4..RV6, each for another
     person than FNXRMYY registered, each with another MSH-3 (PRB1, PRB2, PRB3): refused AE 205 each, all three
@@ -151,9 +145,6 @@ def test_a_merge_of_the_members_persons_duplicate_into_the_same_persons_record_i
     assert _count(engine, http, "FNZYY/HIS") == counted and _refused(engine) == audited
 
 
-@pytest.mark.xfail(strict=True, reason="rv36d: LOW the member-number-refused security record names the institution the "
-                                       "message claims (MSH-4) and the address, not the authenticated client that "
-                                       "posted it (the peer's client=<subject> is dropped)")
 def test_the_refusal_record_names_the_authenticated_client(world: tuple[Engine, TestClient]) -> None:  # noqa: F811
     """Over POST /hl7v2 the poster is a system client (here subject ``priv36``); MSH-4 is only what the message
     claims. The Security Alert record of a refusal should carry who was authenticated, so the alert can be traced

@@ -57,6 +57,7 @@ from engine.bounds import int_query
 from engine.engine import Engine
 from engine.errors import BadRequest, Conflict, NotFound, Unprocessable
 from engine.ingest import NotDecidable
+from engine.member_refusals import alerting
 from engine.message_time import Decision, decision
 from engine.messages import PROCESSED, QUARANTINED, RECEIVED, now_iso, raw_of, summary
 from engine.repository.port import Document
@@ -552,7 +553,8 @@ def _remit(engine: Engine, caller: Caller) -> frozenset[str] | None:
 # lab record's number (visfix33), and a member's record of another member's number that the number's
 # owner registered for another person, per owner (identity34); and the refusals of another member's messages naming
 # the institution's own record numbers for other persons, per sending institution/application (priv36: a sender
-# probing them shows here; not warnings -- the messages were refused -- and flagged past HUREN_MEMBER_REFUSAL_ALERT)
+# probing them shows here; not warnings -- the messages were refused -- and flagged when the sending institution's
+# count, kept beside them per institution and per authenticated client, is past HUREN_MEMBER_REFUSAL_ALERT: ``_refusals``)
 _TALLIES = ("kept_apart", "taken_over", "member_contradicted", "member_refused")
 # the rows written before a warning stated its count (``Tally``): read back from their texts
 _LEGACY = (("kept_apart", kept_apart_authority), ("taken_over", taken_over_authority))
@@ -610,11 +612,15 @@ def fidelity(request: Request, institution: str | None = None, caller: Caller = 
     and example messages are that hospital's (twenty-seventh round, privprobe27)."""
     remit = _remit(engine, caller)
     report: dict[str, Any] = {}
+
+    def of(code: str) -> dict[str, Any]:
+        return report.setdefault(code, {"unmapped": 0, "warnings": 0, "segments": {}, "codes": {},
+                                        **{count: {} for count in _TALLIES}, "items": []})
+
     for doc in engine.ingestor.messages.fidelity_report(institution):
         if remit is not None and doc.get("institution") not in remit:
             continue
-        inst = report.setdefault(doc["institution"], {"unmapped": 0, "warnings": 0, "segments": {}, "codes": {},
-                                                      **{count: {} for count in _TALLIES}, "items": []})
+        inst = of(doc["institution"])
         kind = doc["kind"]
         tally = _tally_of(doc) if kind == "warning" else None
         if tally is None or tally[0] != "member_refused":  # (refusals, not warnings)
@@ -637,15 +643,37 @@ def fidelity(request: Request, institution: str | None = None, caller: Caller = 
             item |= {"count_as": tally[0], "count_key": tally[1]}
             if doc.get("records"):
                 item["records"] = list(doc["records"])
-            threshold = engine.settings.member_refusal_alert
-            if tally[0] == "member_refused" and threshold and inst[tally[0]][tally[1]] >= threshold:
-                inst.setdefault("alerts", {})[tally[1]] = inst[tally[0]][tally[1]]
-                item["alert"] = True
         inst["items"].append(item)
+    _refusals(engine, institution, remit, of)
     for inst in report.values():
         inst["items"].sort(key=lambda i: -i["count"])
     _note(request, "other", {"admin": "fidelity"})
     return {"institutions": report}
+
+
+def _refusals(engine: Engine, institution: str | None, remit: frozenset[str] | None,
+              of: Callable[[str], dict[str, Any]]) -> None:
+    """The refusals of senders naming each institution's record numbers for other persons, counted per sending
+    institution and per authenticated client (``engine.member_refusals``: ``member_refused_by``), and those past
+    HUREN_MEMBER_REFUSAL_ALERT (``alerts``, key -> count) -- the counts the alert watches, where priv36's counted
+    only per free-text MSH-3 (rv36d MED 2). A ``member_refused`` row (per application) is flagged ``alert`` when its
+    institution is listed: decided once every count is summed, not as the rows are read (rv36d LOW 2)."""
+    threshold = engine.settings.member_refusal_alert
+    by_member: dict[str, list[dict[str, Any]]] = {}
+    for doc in engine.ingestor.refusals.of(institution):
+        if remit is None or doc.get("member") in remit:
+            by_member.setdefault(str(doc["member"]), []).append(doc)
+    for member, rows in by_member.items():
+        inst = of(member)
+        for row in rows:
+            inst.setdefault("member_refused_by", {}).setdefault(row["by"], {})[row["key"]] = int(row["count"])
+        alerts = alerting(rows, threshold)
+        if not alerts:
+            continue
+        inst["alerts"] = alerts
+        for item in inst["items"]:
+            if item.get("count_as") == "member_refused" and str(item.get("count_key")).split("/", 1)[0] in alerts:
+                item["alert"] = True
 
 
 @router.get("/health", summary="Is the engine able to take messages")

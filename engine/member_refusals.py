@@ -1,0 +1,117 @@
+"""How often a sender was refused for naming a member institution's record numbers for other persons, per
+member, counted by who the sender is in ways it cannot change at will -- the count the probing alert watches.
+
+Why (README, "(thirty-sixth round, count36)"): the AE 205 of ``adapters.convert.persons._refuse_member`` tells the
+sender that the member holds a record under the number whose person differs from the one sent (the answer stays:
+priv36), so its refusals are counted and, every ``HUREN_MEMBER_REFUSAL_ALERT``, alerted on
+(``engine.ingest.Ingestor._member_refused``). Counted only by MSH-4/MSH-3 (priv36), a prober named a new
+application in each message (MSH-3 is free text the engine takes unchecked) and never reached the threshold
+(rv36d MED 2). The counts an alert watches are therefore kept:
+
+- per sending **institution** (MSH-4 as the site resolves it: an unknown one is refused AR before conversion, so it
+  names a declared institution), every application of it together;
+- per authenticated **client** (``client_of``: who the transport says posted it -- the system client of
+  ``POST /hl7v2``, the TLS certificate or the address of an MLLP connection, the operator of a corrected replay):
+  a client naming another institution in MSH-4 is still one client.
+
+The per-application rows (``member_refused`` on ``/admin/fidelity``) stay for the operator to read; they do not
+alert by themselves (an application's refusals are its institution's too).
+
+A count is one refused message (one answer the sender read), whatever number of its fields were refused.
+An alert is a crossing of a multiple of the threshold by this message's count (``Count.crossed``), read and
+written in one transaction of the store -- SQLite's ``BEGIN IMMEDIATE`` serialises it with every other
+process's -- so each multiple is crossed by exactly one message, where reading the total back after the write
+and alerting on ``total % threshold == 0`` let two workers counting at once both miss it (rv36d)."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from engine.messages import now_iso
+from engine.repository.port import Document, Store
+
+COLLECTION = "hl7_member_refusals"
+# the identities a count is kept by, each alerting on its own (see the module's docstring)
+BY = ("institution", "client")
+
+_CLIENT = re.compile(r"\bclient=(\S+)")  # ``adapters.listeners.http``: ``<host> client=<subject>``
+_CN = re.compile(r"\bCN=(\S+)")  # ``adapters.listeners.mllp._peer_name``: ``<host>:<port> [CN=<cn>] port=<n>``
+
+
+def client_of(peer: str, replayed_by: str = "") -> str:
+    """The authenticated client that put the message's bytes in, as the transport recorded it in ``peer``:
+    ``http:<subject>`` (the system client of ``POST /hl7v2``), ``tls:<CN>`` (an MLLP connection's client
+    certificate), else ``mllp:<host>`` (the connection's address: all a plain MLLP connection says of its
+    sender); ``replay:<operator>`` for an operator's corrected copy (``replayed_by``: its bytes are the
+    operator's); "" for a file an operator imported (``file:``: the file names no client)."""
+    if replayed_by:
+        return f"replay:{replayed_by}"
+    if not peer or peer.startswith("file:"):
+        return ""
+    if found := _CLIENT.search(peer):
+        return f"http:{found.group(1)}"
+    if found := _CN.search(peer):
+        return f"tls:{found.group(1)}"
+    host = peer.split(" ", 1)[0].rsplit(":", 1)[0]
+    return f"mllp:{host}" if host else ""
+
+
+@dataclass(frozen=True)
+class Count:
+    """One identity's count of refusals on one member's numbers, before and after this message's."""
+
+    by: str  # ``BY``
+    key: str  # the institution's code, or ``client_of``
+    before: int
+    after: int
+
+    def crossed(self, threshold: int) -> bool:
+        """Whether this message took the count across a multiple of ``threshold`` (0: never alert)."""
+        return threshold > 0 and self.before // threshold < self.after // threshold
+
+
+class MemberRefusals:
+    """The counts, one document per (member, identity): ``{"member", "by", "key", "count", "first_seen",
+    "last_seen"}``, read by ``/admin/fidelity`` under the member's institution (``engine.api.admin``)."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self.rows = store.collection(COLLECTION)
+        self.rows.ensure_index(["member"])
+
+    def count(self, member: str, keys: dict[str, str]) -> dict[str, Count]:
+        """Add one refused message to ``member``'s count of each identity in ``keys`` (``by`` -> key; an empty
+        key is not counted), read and written in one transaction (joining the caller's)."""
+        ids = {by: _row_id(member, by, key) for by, key in keys.items() if key}
+        if not ids:
+            return {}
+        stamp = now_iso()
+        counted: dict[str, Count] = {}
+        with self.store.transaction():
+            stored = {d["_id"]: d for d in self.rows.find({"_id": {"$in": list(ids.values())}})}
+            for by, row_id in ids.items():
+                doc = stored.get(row_id) or {"_id": row_id, "member": member, "by": by, "key": keys[by], "count": 0,
+                                             "first_seen": stamp}
+                before = int(doc.get("count") or 0)
+                self.rows.replace({**doc, "count": before + 1, "last_seen": stamp})
+                counted[by] = Count(by, keys[by], before, before + 1)
+        return counted
+
+    def of(self, member: str | None = None) -> list[Document]:
+        """The counts on ``member``'s numbers (None: every member's)."""
+        return self.rows.find({"member": member} if member else None, sort=[("member", 1), ("by", 1), ("key", 1)])
+
+
+def _row_id(member: str, by: str, key: str) -> str:
+    return "mr-" + hashlib.sha256("\x1f".join((member, by, key)).encode()).hexdigest()[:24]
+
+
+def alerting(rows: list[dict[str, Any]], threshold: int) -> dict[str, int]:
+    """The identities whose count on a member's numbers has reached ``threshold`` (0: none), key -> count: what
+    the operator's view lists under ``alerts``."""
+    if threshold <= 0:
+        return {}
+    return {str(r["key"]): int(r["count"]) for r in rows if r.get("by") in BY and int(r.get("count") or 0) >= threshold}
