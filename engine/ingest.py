@@ -685,9 +685,15 @@ class Ingestor:
         unstored = [d for d in new_docs if d["status"] != RECEIVED]  # the envelope's quarantine
         self._unstored = unstored
         t0 = time.perf_counter()
+        # the batch's versions, for its later messages (``_Dates.pending``): this batch's alone, as
+        # ``_phase2`` keeps them -- left from batch to batch, every message's ``_Dates`` (its item, raw
+        # bytes, conversion and the message documents it read) stayed reachable for the life of the
+        # engine, and a later batch's dating was handed them again (thirty-sixth round, perfi36b)
+        self._stamped = {}
         try:
             self._write_batch(todo, events=events, then=lambda: self.messages.insert_many(unstored), strict=True)
         finally:
+            self._stamped = {}
             self._unstored = None
             self.stats.seconds["commit"] += time.perf_counter() - t0 - sum(self._write_seconds.values())
             self._write_seconds = {"repository": 0.0, "audit": 0.0}
