@@ -694,9 +694,15 @@ class Ingestor:
         unstored = [d for d in new_docs if d["status"] != RECEIVED]  # the envelope's quarantine
         self._unstored = unstored
         t0 = time.perf_counter()
+        # the batch's versions, for its later messages (``_Dates.pending``): this batch's alone, as
+        # ``_phase2`` keeps them -- left from batch to batch, every message's ``_Dates`` (its item, raw
+        # bytes, conversion and the message documents it read) stayed reachable for the life of the
+        # engine, and a later batch's dating was handed them again (thirty-sixth round, perfi36b)
+        self._stamped = {}
         try:
             self._write_batch(todo, events=events, then=lambda: self.messages.insert_many(unstored), strict=True)
         finally:
+            self._stamped = {}
             self._unstored = None
             self.stats.seconds["commit"] += time.perf_counter() - t0 - sum(self._write_seconds.values())
             self._write_seconds = {"repository": 0.0, "audit": 0.0}
@@ -1782,7 +1788,7 @@ class _Dates:
     versions written by earlier messages of the batch (``Ingestor._stamped``), whose Provenances are
     not written yet (rvmsgtime33 finding 5)."""
 
-    __slots__ = ("_item", "_messages", "_site", "_batch", "_now", "_filed", "_answered")
+    __slots__ = ("_item", "_messages", "_site", "_batch", "_now", "_filed", "_told", "_answered")
 
     def __init__(self, item: _Item, messages: MessageStore, site: Any, batch: dict[str, list[_Dates]]) -> None:
         self._item, self._messages, self._site, self._batch = item, messages, site, batch
@@ -1791,6 +1797,12 @@ class _Dates:
         # correcting its twelve results dates each against the one message that stated them all
         # (rvmsgfix34 MED 10: twelve message-store look-ups and twelve re-read MSHs before)
         self._filed: dict[tuple[str, str], list[tuple[Document, Stamp]]] = {}
+        # ("Provenance/id", its versionId) -> the Stamps of the messages it names, read once for this
+        # message's write: a re-run of a 12-result panel asks the one Provenance that named them all
+        # twelve times, each call reading its entities and scanning the messages' resources again
+        # (thirty-sixth round, perfi36b). A version is immutable and this message's own Provenances
+        # are written after its write, so what a Provenance version told is what it tells
+        self._told: dict[tuple[str, str], list[Stamp]] = {}
         self._answered = False  # the operator's decision answered a comparison not told (``decide``)
 
     def decide(self, why: str, version: str = "") -> Decision | None:
@@ -1822,9 +1834,25 @@ class _Dates:
         return self._now
 
     def of(self, provenances: list[dict[str, Any]]) -> list[Stamp]:
-        named: list[tuple[str, list[tuple[str, str]]]] = []  # each Provenance and the messages it names
+        """The ``Stamp`` of each message the ``provenances`` name (their entities' (institution, MSH-10)
+        pairs; the message filed under a pair that lists the Provenance), in their order; a Provenance
+        whose message is no longer kept is one ``Stamp`` saying so. Each Provenance version is read
+        once for the write (``_told``), the messages of all those not read yet in one query an
+        institution (``MessageStore.filed``)."""
+        keys = [(f"Provenance/{prov.get('id')}", str((prov.get("meta") or {}).get("versionId") or ""))
+                for prov in provenances]
+        told = self._told
+        unread = [(key, prov) for key, prov in zip(keys, provenances, strict=True) if key not in told]
+        if unread:
+            self._tell(unread)
+        return [st for key in keys for st in told[key]]
+
+    def _tell(self, unread: list[tuple[tuple[str, str], dict[str, Any]]]) -> None:
+        """``of`` for the Provenance versions not read yet: their messages read (one query an
+        institution, for the pairs not read before), each one's Stamps kept in ``_told``."""
+        named: list[tuple[tuple[str, str], list[tuple[str, str]]]] = []  # each and the messages it names
         wanted: dict[str, set[str]] = {}
-        for prov in provenances:
+        for key, prov in unread:
             pairs = []
             for entity in prov.get("entity") or ():
                 identifier = (entity.get("what") or {}).get("identifier") or {}
@@ -1832,26 +1860,27 @@ class _Dates:
                 if institution is not None and identifier.get("value"):
                     pairs.append((institution, str(identifier["value"])))
                     wanted.setdefault(institution, set()).add(str(identifier["value"]))
-            if pairs:  # (a Provenance naming no message states nothing a message said)
-                named.append((f"Provenance/{prov.get('id')}", pairs))
+            named.append((key, pairs))
         for institution, controls in wanted.items():
-            unread = sorted(c for c in controls if (institution, c) not in self._filed)
-            if unread:
-                for c in unread:
+            fresh = sorted(c for c in controls if (institution, c) not in self._filed)
+            if fresh:
+                for c in fresh:
                     self._filed[(institution, c)] = []
-                for doc in self._messages.filed(institution, set(unread)):
+                for doc in self._messages.filed(institution, set(fresh)):
                     key = (institution, str(doc.get("control_id") or ""))
                     self._filed.setdefault(key, []).append((doc, _doc_stamp(doc, self._site)))
-        out: list[Stamp] = []
-        for ref, pairs in named:
+        for key, pairs in named:
+            if not pairs:  # (a Provenance naming no message states nothing a message said)
+                self._told[key] = []
+                continue
+            ref = key[0]
             found = [st for pair in dict.fromkeys(pairs) for doc, st in self._filed.get(pair, ())
                      if ref in (doc.get("resources") or ())]
-            out.extend(found)
             if not found:  # (its message is no longer kept: its time is not known -- said, never skipped)
                 label = ", ".join(f"{control} of {institution}" for institution, control in pairs)
-                out.append(Stamp("", "", None, f"the message that stated it ({label}, {ref}) is no longer kept",
-                                 None, label))
-        return out
+                found = [Stamp("", "", None, f"the message that stated it ({label}, {ref}) is no longer kept",
+                               None, label)]
+            self._told[key] = found
 
     def pending(self, ref: str) -> list[Stamp]:
         return [dates.now for dates in self._batch.get(ref) or ()]
