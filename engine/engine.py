@@ -26,7 +26,8 @@ from engine.ingest import build_ingestor
 from engine.measures import load as load_measures
 from engine.measures import publish as publish_measures
 from engine.merge_rules import MergeRules
-from engine.recognition.coding import institution_from_codes, item_for
+from engine.recognition.coding import institution_from_codes, item_for, resource_codings
+from engine.recognition.rules import Rules
 from engine.recognition.service import Recognition
 from engine.referral.service import Referrals
 from engine.referral.workflow import is_referral
@@ -142,10 +143,13 @@ class Engine:
         return fresh
 
     def _same_item(self, one: Mapping[str, Any], other: Mapping[str, Any]) -> bool:
-        """Two orders for one recognition item (``MergeRules.same_test``), by the running rules."""
+        """Two orders for one recognition item (``MergeRules.same_test``), by the running rules. An
+        order coded by nothing (OBR-4 text alone: ``^血常规``) is for the item its text names (items.yaml
+        ``name``), else none: a result's LFT coding is not the test of a CBC order named by text
+        (review rv36c MED 5; thirty-sixth round, xotext36)."""
         rules = self.recognition.rules
-        mine = item_for(dict(one), rules, institution_from_codes(dict(one), rules))
-        return mine is not None and mine == item_for(dict(other), rules, institution_from_codes(dict(other), rules))
+        mine = _item_of(dict(one), rules)
+        return mine is not None and mine == _item_of(dict(other), rules)
 
     def close(self) -> None:
         """Release the database and any background work."""
@@ -167,6 +171,20 @@ class Engine:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _item_of(resource: dict[str, Any], rules: Rules) -> str | None:
+    """The recognition item of an order's code: by its codings, or -- none stated -- by its text alone
+    when the text is an item's own name. Only here (the merge's ``same_test``), not ``item_for``: a
+    name is evidence of which test two statements of one order mean, not a code to recognise by."""
+    hit = item_for(resource, rules, institution_from_codes(resource, rules))
+    if hit is not None or resource_codings(resource):
+        return hit
+    code = resource.get("code")
+    text = str(code.get("text") or "").strip() if isinstance(code, dict) else ""
+    if not text:
+        return None
+    return next((item.code for item in rules.items.values() if item.name.strip() == text), None)
 
 
 @contextmanager

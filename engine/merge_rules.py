@@ -2118,29 +2118,35 @@ class MergeRules:
         no map knows is the deployment's mapping gap, not the sender's error -- it is counted where
         every unmapped code is (``Context.note_unmapped``, ``GET /admin/fidelity``), and a W on every
         result of an LIS nobody mapped told the sender nothing it could fix (codefix36). An order stating no coding
-        (OBR-4 text alone) takes the result's codings: nothing coded there to be another test of.
+        (OBR-4 text alone) is judged the same way, by the item its text names (``same_test``: items.yaml's
+        ``name``, 血常规 = CBC): a result's coding the maps put under that item is added, any other is not
+        -- an order ``^血常规`` had taken the LIS's 1020 (LFT) and recognition read it as LFT (review rv36c
+        MED 5; xotext36).
         The writer that ``states`` the concept (an order message, XO too) leads: for the same test (a
-        coding in common, or the maps' one item) its codings come first, in its words, the stored ones
+        coding in common, or the maps' one item, or its text alone naming the stored concept by its own
+        words -- its text or a coding's display, ``_named_again``: an XO ``^PT`` over ``5902-2^PT^LN`` had
+        erased the LOINC, rv36c MED 2) its codings come first, in its words, the stored ones
         it does not state after them (an XO re-stating the test kept the LIS's coding; an order after
         its result keeps it: arrival order does not matter). Anything else it states -- another test,
         a code no map knows (an XO to the HIS's unmapped ZZ01 kept PT's LOINC, rv36a MED 3), the test
-        named by text alone (``^血常规`` was dropped under AA, MED 4) -- is a change of test, stated
-        whole, as before codefix35 (thirty-sixth round, mixfix36)."""
+        named by another text alone (``^血常规`` over PT was dropped under AA, MED 4) -- is a change of test,
+        stated whole, as before codefix35 (thirty-sixth round, mixfix36; xotext36)."""
         key = ep.key
         codings = [c for c in stored.get("coding") or () if isinstance(c, dict)]
         told = [c for c in incoming.get("coding") or () if isinstance(c, dict)]
         held = {_key(c, key) for c in codings}
         order = {"resourceType": rtype, name: stored}
         if ep.states:
-            if not (any(_key(c, key) in held for c in told)
+            if not (any(_key(c, key) in held for c in told) or _named_again(stored, incoming)
                     or self._another_test(order, {"resourceType": rtype, name: incoming}) is False):
                 return incoming  # a change of test (or none known the same): the order message states it whole
             theirs = {_key(c, key): c for c in codings}
             lead = [{**theirs.get(_key(c, key), {}), **c} for c in told]
             stated = {_key(c, key) for c in told}
-            return {**stored, **incoming, "coding": [*lead, *(c for c in codings if _key(c, key) not in stated)]}
-        if not codings or not told:  # nothing coded on one side: the other's codings fill
-            return {**incoming, **stored, "coding": codings or told} if codings or told else {**incoming, **stored}
+            joined = [*lead, *(c for c in codings if _key(c, key) not in stated)]
+            return {**stored, **incoming, **({"coding": joined} if joined else {})}
+        if not told:  # the result message codes nothing: the order's codings stay
+            return {**incoming, **stored}
         where = {_key(c, key): n for n, c in enumerate(codings)}
         other: list[dict[str, Any]] = []
         for coding in told:
@@ -2159,7 +2165,8 @@ class MergeRules:
                            f"{', '.join(str(c.get('code')) for c in other)} ({concept_label({'coding': other})}) "
                            f"names another test than ordered ({concept_label(stored)}): not added to the order's "
                            "code (the result keeps its own)", f"{rtype}.{name}", issues)
-        return {**incoming, **stored, "coding": codings}
+        joined = {**incoming, **stored, "coding": codings}
+        return joined if codings else {k: v for k, v in joined.items() if k != "coding"}
 
     def _another_test(self, order: Resource, other: Resource) -> bool | None:
         """Whether ``other``'s ``code`` (a concept) names another test than ``order``'s: False (the same
@@ -2344,6 +2351,18 @@ def _at_path(resource: Mapping[str, Any], path: tuple[str, ...]) -> list[Any]:
     for step in path:
         value = value.get(step) if isinstance(value, Mapping) else None
     return value if isinstance(value, list) else []
+
+
+def _named_again(stored: Mapping[str, Any], incoming: Mapping[str, Any]) -> bool:
+    """Whether ``incoming``, a concept coded by nothing (OBR-4 ``^PT``), names the stored one by its own
+    words -- its text, or a display of one of its codings: the same test said thinner, whose codings
+    stay (an XO restating PT by its text had erased its LOINC: review rv36c MED 2). Another text alone
+    is not evidence of the same test (``_another_test``: the maps, by the item the text names)."""
+    if any(isinstance(c, dict) for c in incoming.get("coding") or ()):
+        return False
+    text = str(incoming.get("text") or "").strip()
+    return bool(text) and text in {str(w).strip() for w in (
+        stored.get("text"), *(c.get("display") for c in stored.get("coding") or () if isinstance(c, dict))) if w}
 
 
 def _restates(ep: ElementPlan, stored: Resource, incoming: Resource) -> bool:

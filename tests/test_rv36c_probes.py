@@ -147,9 +147,6 @@ def orders(engine: Engine) -> Iterator[TestClient]:
         yield client
 
 
-@pytest.mark.xfail(strict=True, reason="rv36c: MED an XO naming the ordered test by its own text alone "
-                   "(OBR-4 ^PT after 5902-2^PT^LN) erases the stored LOINC coding: a thinner statement of the "
-                   "same test is taken as a change of test")
 def test_an_xo_restating_the_same_test_by_its_text_keeps_the_coding(orders: TestClient) -> None:
     """NW PT by LOINC (5902-2^PT^LN), then an XO of the same order whose OBR-4 carries only the text ``PT``
     -- the very text stored: the same test, said thinner; the LOINC coding is not erased."""
@@ -231,9 +228,6 @@ def test_a_later_placeholder_value_over_a_withdrawal_is_not_hidden_as_withdrawn(
     assert not (b"MSA|AA" in ack and hidden), (ack, after)
 
 
-@pytest.mark.xfail(strict=True, reason="rv36c: MED an order named by text alone (^血常规) takes a result's coding of "
-                   "another test (1020 肝功能八项, mapped to LFT): the order then claims LFT (LOINC 24325-3, item LFT) under the text 血常规 -- "
-                   "mixfix36's own rule (a code not known as the ordered test adds nothing) is not applied here")
 def test_an_order_by_text_alone_does_not_take_another_tests_coding(orders: TestClient) -> None:
     """NW by text alone (OBR-4 ^血常规), then the LIS's result under it coded 1020 肝功能八项 (FNZYY's map: LFT):
     nothing shows 1020 is the test ordered, so the order's code does not take it."""
