@@ -936,6 +936,8 @@ class MergeRules:
             if not then and held not in ep.stands:  # (a FHIR client's version of a plain value)
                 then = self._carried(rtype, stored, name, dates, provs)
             verdict, why, by = settle(dates.now, then, stands=held in ep.stands)
+            if verdict == "unknown" and _by_results(ep, held, told):
+                verdict = "later"  # (a report's step back: its results decide it, ``_over`` -- as over a final)
             changed = _restated(ep, stored, incoming) if vague else (name,)
             at = next((a for n in changed if (a := said.at(n, incoming)) is not None), None) if said is not None else None
             decide = getattr(dates, "decide", None) if verdict == "unknown" and not dates.now.unusable else None
@@ -1137,12 +1139,17 @@ class MergeRules:
                 return None
             kept = [name, *sorted(n for n in ep.dated_with
                                   if incoming.get(n, _MISSING) is not _MISSING and incoming.get(n) != stored.get(n))]
+            # what else it states is merged (a note, NTE): said, so a note of the value not stored is not
+            # read as one of the stored value unawares (rv36c's note)
+            rest = sorted(n for n, v in incoming.items() if n not in kept and n not in ep.dated_with
+                          and n not in ("resourceType", "id", "meta") and v != stored.get(n, _MISSING))
+            also = f"; what else it states is stored ({', '.join(f'{rtype}.{n}' for n in rest)})" if rest else ""
             issues.append({"severity": "warning", "code": "conflict", "expression": [f"{rtype}.{n}" for n in kept],
                            "diagnostics": f"{', '.join(f'{rtype}.{n}' for n in kept)}: {_writer(source)}'s "
                                           f"{_show(incoming[name])} was not stored over the stored "
                                           f"{_show(stored[name])}: a {_show(stored[name])} result is taken back "
                                           "only by a correction, an amendment or a withdrawal (OBX-11 C, A, B, W, "
-                                          "D; table 0085) -- the stored status and value stand",
+                                          f"D; table 0085) -- the stored status and value stand{also}",
                            **where})
             incoming = {k: v for k, v in incoming.items() if k not in kept}
         return incoming
@@ -2366,6 +2373,18 @@ def _over(rtype: str, name: str, changed: Sequence[str], stored: Resource, incom
             f"{', '.join(_show(incoming[n]) for n in changed)} over the stored "
             f"{', '.join(_show(stored.get(n)) for n in changed)} (no {name} stated: the placeholder "
             f"{_show(incoming[name])}; the stored {name} {_show(stored[name])} stays)")
+
+
+def _by_results(ep: ElementPlan, held: Any, told: Any) -> bool:
+    """Whether ``told`` is a step back from ``held`` that the results decide (``as_far_as``: a report's
+    P over its corrected status): ``_over`` keeps the stored status unless a result, as merged, is
+    behind it -- each result dated on its own. Not told which message is later, such a step is no
+    refusal: over a final (not in ``stands``, not dated) another sender's P was AA with a W, over a
+    correction AE (review rv36c HIGH 1: one rule whichever status is stored; status36). An older one
+    is still held."""
+    progress = ep.progress
+    return (bool(ep.as_far_as) and progress is not None and isinstance(held, str) and isinstance(told, str)
+            and told in progress and held in progress and progress[told] < progress[held])
 
 
 def _backward(ep: ElementPlan, held: Any, told: Any) -> bool:
