@@ -70,10 +70,14 @@ def test_another_senders_preliminary_over_a_correction_is_kept_not_refused(engin
     """F, C 4.3, then the POCT's P 5.0 (its order cannot be told against the LIS's): as over a final --
     AA, corrected 4.3 kept, W at OBX^1^11; it was refused (AE) as a status change to be dated."""
     obs_id = _corrected(engine, http, "2")
+    (report,) = written(engine, http, "ST36-2B", "DiagnosticReport")
+    assert report["status"] == "corrected", report
     ack = post(http, _by("POCT", _result("ST36-2C", "20261203120000", "ST36M2", "ST36P2", "5.0", "P")))
     assert b"MSA|AA" in ack and b"|206^" not in ack, err_lines(ack)
     stored = _obs(http, obs_id)
     assert (stored["status"], stored["valueQuantity"]["value"]) == ("corrected", 4.3), stored
+    # the report's P (OBR-25) is as far as its results, which stay corrected: the report too
+    assert http.get(f"/fhir/DiagnosticReport/{report['id']}").json()["status"] == "corrected"
     (warned,) = _warned(ack, "taken back only")
     assert warned.split("|")[2] == "OBX^1^11", warned
 
