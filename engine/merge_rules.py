@@ -2363,6 +2363,19 @@ def _at_path(resource: Mapping[str, Any], path: tuple[str, ...]) -> list[Any]:
     return value if isinstance(value, list) else []
 
 
+def _restates(ep: ElementPlan, stored: Resource, incoming: Resource) -> bool:
+    """Whether ``incoming``, stating the stored status, states another value of an element dated with
+    it (``dated_with``: a correction over a correction, rvmsgfix34 HIGH 1)."""
+    return any(incoming.get(n, _MISSING) is not _MISSING and incoming.get(n) != stored.get(n) for n in ep.dated_with)
+
+
+def _restated(ep: ElementPlan, stored: Resource, incoming: Resource) -> tuple[str, ...]:
+    """The elements dated with ``ep``'s status that ``incoming`` states otherwise than stored, the value
+    first (``_restates``'s, named: where an older statement is held, ERR-2 at the value's OBX-5)."""
+    return tuple(n for n in sorted(ep.dated_with, key=lambda n: (not n.startswith("value"), n))
+                 if incoming.get(n, _MISSING) is not _MISSING and incoming.get(n) != stored.get(n))
+
+
 def _over(rtype: str, name: str, changed: Sequence[str], stored: Resource, incoming: Resource, vague: bool) -> str:
     """What a comparison that could not be told asks (a refusal's text, a decided replay's): the status
     over the stored one; for a placeholder (no status stated) the values it restates over the stored
@@ -2394,19 +2407,6 @@ def _backward(ep: ElementPlan, held: Any, told: Any) -> bool:
     value, where over a final it kept both (review rv36c HIGH 1; thirty-sixth round, status36)."""
     return (ep.not_back is not None and _stood(held) in ep.not_back[0]
             and _stood(told) in ep.not_back[1])
-
-
-def _restates(ep: ElementPlan, stored: Resource, incoming: Resource) -> bool:
-    """Whether ``incoming``, stating the stored status, states another value of an element dated with
-    it (``dated_with``: a correction over a correction, rvmsgfix34 HIGH 1)."""
-    return any(incoming.get(n, _MISSING) is not _MISSING and incoming.get(n) != stored.get(n) for n in ep.dated_with)
-
-
-def _restated(ep: ElementPlan, stored: Resource, incoming: Resource) -> tuple[str, ...]:
-    """The elements dated with ``ep``'s status that ``incoming`` states otherwise than stored, the value
-    first (``_restates``'s, named: where an older statement is held, ERR-2 at the value's OBX-5)."""
-    return tuple(n for n in sorted(ep.dated_with, key=lambda n: (not n.startswith("value"), n))
-                 if incoming.get(n, _MISSING) is not _MISSING and incoming.get(n) != stored.get(n))
 
 
 def _chosen(named: str, choices: Mapping[str, frozenset[str]]) -> frozenset[str]:
