@@ -43,7 +43,7 @@ _RESERVED = frozenset({"key", "owner", "slices", "follows", "when", "was", "stan
                        "progress", "names_all_of", "another", "another_if", "status_follows", "inherits",
                        "another_person", "keeps", "history", "history_unless",
                        "history_taken_back_by", "lines_of", "text_of", "until_later", "displays", "states",
-                       "not_from_older", "not_back"})
+                       "not_from_older", "not_back", "withdrawn"})
 PANEL = "; "  # between the tests a panel's ``code.text`` names (``names_all_of``)
 # ISO 21090 name/address representation (ABC | IDE | SYL): HL7 v2 XPN-8/XAD-? table 4000 in FHIR
 REPRESENTATION = "http://hl7.org/fhir/StructureDefinition/iso21090-EN-representation"
@@ -346,6 +346,9 @@ class ElementPlan:
     # ``not_back: {from: [final, ...], to: [preliminary, ...]}``: a stored status of ``from`` is not
     # taken back to one of ``to`` by the writer (a result's P after its F: ``MergeRules._not_back``)
     not_back: tuple[frozenset[str], frozenset[str]] | None = None
+    # ``withdrawn: [entered-in-error]``: stored values (in ``stands``) a placeholder's restatement is not
+    # written into -- a withdrawn result comes back only by a message stating its status (``_dated``)
+    withdrawn: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -633,6 +636,7 @@ class MergeRules:
                            not_from_older=bool(rule.get("not_from_older")),
                            not_back=(frozenset(rule["not_back"].get("from") or ()),
                                      frozenset(rule["not_back"].get("to") or ())) if rule.get("not_back") else None,
+                           withdrawn=frozenset(rule.get("withdrawn") or ()),
                            dated_with=frozenset(n for named in (rule["until_later"] if isinstance(
                                rule.get("until_later"), list) else ()) for n in _chosen(str(named), choices)),
                            was=tuple((str(element), tuple((tuple(path.split(".")), frozenset(values))
@@ -723,6 +727,8 @@ class MergeRules:
                     or (told if type(told) is str else _stood(told)) in ep.stands):
                 if held == told and not _restates(ep, stored, incoming):
                     continue  # (the same status, nothing it is dated with changed: nothing to date)
+                if _backward(ep, held, told):
+                    continue  # (a P over a correction: ``_not_back`` decides, as over a final -- rv36c HIGH 1)
                 lifted = self._dated(rtype, plan, stored, incoming, source, said, issues)
                 if lifted is None:
                     return Combined(dict(stored), issues)
@@ -919,6 +925,9 @@ class MergeRules:
             if (held is None or told is None or (held not in ep.stands and told not in ep.stands)
                     or told in ep.yields_to or ((told == held or vague) and not _restates(ep, stored, incoming))):
                 continue
+            if vague and held in ep.withdrawn:  # (whatever its time: no status stated brings it back)
+                self._not_withdrawn(rtype, name, ep, stored, incoming, source, said, issues)
+                return None
             if dates is None:  # (no message at hand: merged as the mode says, as before the rule)
                 lifted.add(name)
                 continue
@@ -930,6 +939,8 @@ class MergeRules:
             if not then and held not in ep.stands:  # (a FHIR client's version of a plain value)
                 then = self._carried(rtype, stored, name, dates, provs)
             verdict, why, by = settle(dates.now, then, stands=held in ep.stands)
+            if verdict == "unknown" and _by_results(ep, held, told):
+                verdict = "later"  # (a report's step back: its results decide it, ``_over`` -- as over a final)
             changed = _restated(ep, stored, incoming) if vague else (name,)
             at = next((a for n in changed if (a := said.at(n, incoming)) is not None), None) if said is not None else None
             decide = getattr(dates, "decide", None) if verdict == "unknown" and not dates.now.unusable else None
@@ -939,11 +950,10 @@ class MergeRules:
                 if answered is not None:  # (named again should the write be refused over another: ``refused``)
                     answered.append(_version_of(rtype, stored))  # (the operator's replay "as later": what cannot be told, decided -- order35)
                 issues.append({"severity": "information", "code": "informational",
-                               "diagnostics": f"{rtype}.{name}: {_show(incoming[name])} over the stored "
-                                              f"{_show(stored[name])} taken as later by the operator's decision "
-                                              f"({decided.by}, {decided.at}): which message is later could not be "
-                                              f"told -- {why}",
-                               "expression": [f"{rtype}.{name}"], **({"location": [at]} if at else {})})
+                               "diagnostics": f"{_over(rtype, name, changed, stored, incoming, vague)} taken as "
+                                              f"later by the operator's decision ({decided.by}, {decided.at}): "
+                                              f"which message is later could not be told -- {why}",
+                               "expression": [f"{rtype}.{n}" for n in changed], **({"location": [at]} if at else {})})
                 verdict = "later"
             if verdict == "later":
                 if not vague:  # (a placeholder lifts nothing: the stored status stays, ``_element_value``)
@@ -951,10 +961,10 @@ class MergeRules:
                 continue
             if verdict == "unknown":
                 where = "MSH[1]-7" if dates.now.unusable else at
-                refusal = Untimely(f"{rtype}.{name}: {_show(incoming[name])} over the stored {_show(stored[name])} "
-                                   f"was not written: which of the two messages is later cannot be told -- {why}. "
-                                   "Nothing of the message is written; the operator may replay it once decided",
-                                   expression=[f"{rtype}.{name}"], location=where,
+                refusal = Untimely(f"{_over(rtype, name, changed, stored, incoming, vague)} was not written: which "
+                                   f"of the two messages is later cannot be told -- {why}. Nothing of the message "
+                                   "is written; the operator may replay it once decided",
+                                   expression=[f"{rtype}.{n}" for n in changed], location=where,
                                    version=_version_of(rtype, stored))
                 collected: list[Untimely] | None = getattr(self._local, "untimely", None)
                 if collected is None or dates.now.unusable:
@@ -977,6 +987,30 @@ class MergeRules:
             held_words[f"{rtype}/{stored.get('id')}"] = _words(incoming)
             return None
         return frozenset(lifted)
+
+    def _not_withdrawn(self, rtype: str, name: str, ep: ElementPlan, stored: Resource, incoming: Resource,
+                       source: str, said: Said | None, issues: list[Issue]) -> None:
+        """``withdrawn``: a placeholder status (OBX-11 empty: no status stated) restating a value of a
+        withdrawn result (entered-in-error, OBX-11 W/D) -- the stored version stays whole, the resource
+        ``held`` (its words are no line of the report), the ACK warns at the field that stated the value
+        (OBX-5), naming it. A withdrawn result comes back only by a message stating its status (C or F;
+        table 0085); taking the value "as later" with the stored status kept (mixfix36's rule over a
+        correction) wrote it into the withdrawn record: clinicians never saw it, and the withdrawn value
+        left the current version (review rv36c MED 4; thirty-sixth round, status36). Not dated: held or
+        taken, nothing of it is written -- no refusal to decide."""
+        changed = _restated(ep, stored, incoming)
+        at = next((a for n in changed if (a := said.at(n, incoming)) is not None), None) if said is not None else None
+        values = ", ".join(f"{rtype}.{n} {_show(incoming[n])}" for n in changed)
+        issues.append({"severity": "warning", "code": "conflict", "expression": [f"{rtype}.{n}" for n in changed],
+                       "diagnostics": f"{values}: {_writer(source)}'s statement with no {name} (the placeholder "
+                                      f"{_show(incoming[name])}) was not stored: the stored {rtype} is withdrawn "
+                                      f"({name} {_show(stored[name])}) and comes back only by a message stating "
+                                      f"its {name} (OBX-11 C or F; table 0085) -- nothing of the {rtype} is written",
+                       **({"location": [at]} if at else {})})
+        held_words = getattr(self._local, "held", None)
+        if held_words is None:
+            held_words = self._local.held = {}
+        held_words[f"{rtype}/{stored.get('id')}"] = _words(incoming)
 
     def _restated_older(self, rtype: str, plan: TypePlan, stored: Resource, incoming: Resource, source: str,
                         said: Said | None, issues: list[Issue]) -> bool:
@@ -1108,12 +1142,17 @@ class MergeRules:
                 return None
             kept = [name, *sorted(n for n in ep.dated_with
                                   if incoming.get(n, _MISSING) is not _MISSING and incoming.get(n) != stored.get(n))]
+            # what else it states is merged (a note, NTE): said, so a note of the value not stored is not
+            # read as one of the stored value unawares (rv36c's note)
+            rest = sorted(n for n, v in incoming.items() if n not in kept and n not in ep.dated_with
+                          and n not in ("resourceType", "id", "meta") and v != stored.get(n, _MISSING))
+            also = f"; what else it states is stored ({', '.join(f'{rtype}.{n}' for n in rest)})" if rest else ""
             issues.append({"severity": "warning", "code": "conflict", "expression": [f"{rtype}.{n}" for n in kept],
                            "diagnostics": f"{', '.join(f'{rtype}.{n}' for n in kept)}: {_writer(source)}'s "
                                           f"{_show(incoming[name])} was not stored over the stored "
                                           f"{_show(stored[name])}: a {_show(stored[name])} result is taken back "
                                           "only by a correction, an amendment or a withdrawal (OBX-11 C, A, B, W, "
-                                          "D; table 0085) -- the stored status and value stand",
+                                          f"D; table 0085) -- the stored status and value stand{also}",
                            **where})
             incoming = {k: v for k, v in incoming.items() if k not in kept}
         return incoming
@@ -2376,6 +2415,39 @@ def _restated(ep: ElementPlan, stored: Resource, incoming: Resource) -> tuple[st
     first (``_restates``'s, named: where an older statement is held, ERR-2 at the value's OBX-5)."""
     return tuple(n for n in sorted(ep.dated_with, key=lambda n: (not n.startswith("value"), n))
                  if incoming.get(n, _MISSING) is not _MISSING and incoming.get(n) != stored.get(n))
+
+
+def _over(rtype: str, name: str, changed: Sequence[str], stored: Resource, incoming: Resource, vague: bool) -> str:
+    """What a comparison that could not be told asks (a refusal's text, a decided replay's): the status
+    over the stored one; for a placeholder (no status stated) the values it restates over the stored
+    ones -- the operator is asked of the value, not of a status the message never stated (rv36c LOW 6)."""
+    if not vague:
+        return f"{rtype}.{name}: {_show(incoming[name])} over the stored {_show(stored[name])}"
+    return (f"{', '.join(f'{rtype}.{n}' for n in changed)}: "
+            f"{', '.join(_show(incoming[n]) for n in changed)} over the stored "
+            f"{', '.join(_show(stored.get(n)) for n in changed)} (no {name} stated: the placeholder "
+            f"{_show(incoming[name])}; the stored {name} {_show(stored[name])} stays)")
+
+
+def _by_results(ep: ElementPlan, held: Any, told: Any) -> bool:
+    """Whether ``told`` is a step back from ``held`` that the results decide (``as_far_as``: a report's
+    P over its corrected status): ``_over`` keeps the stored status unless a result, as merged, is
+    behind it -- each result dated on its own. Not told which message is later, such a step is no
+    refusal: over a final (not in ``stands``, not dated) another sender's P was AA with a W, over a
+    correction AE (review rv36c HIGH 1: one rule whichever status is stored; status36). An older one
+    is still held."""
+    progress = ep.progress
+    return (bool(ep.as_far_as) and progress is not None and isinstance(held, str) and isinstance(told, str)
+            and told in progress and held in progress and progress[told] < progress[held])
+
+
+def _backward(ep: ElementPlan, held: Any, told: Any) -> bool:
+    """Whether ``told`` takes the stored ``held`` back (``not_back``: a P over a final, corrected or
+    amended result): ``MergeRules._not_back`` decides it whichever status is stored -- dating it as a
+    change of a status in ``stands`` (a correction) let a later P take the correction back, status and
+    value, where over a final it kept both (review rv36c HIGH 1; thirty-sixth round, status36)."""
+    return (ep.not_back is not None and _stood(held) in ep.not_back[0]
+            and _stood(told) in ep.not_back[1])
 
 
 def _chosen(named: str, choices: Mapping[str, frozenset[str]]) -> frozenset[str]:

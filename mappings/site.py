@@ -715,6 +715,8 @@ _MERGE_ELEMENT: dict[str, Any] = {
         "not_back": {"type": "object", "required": ["from", "to"], "additionalProperties": False,
                      "properties": {"from": _NAMES, "to": _NAMES}},
         "placeholders": _NAMES,  # values a converter writes where the message states nothing
+        # stored values a placeholder's restatement (no status stated) is not written into (status36)
+        "withdrawn": _NAMES,
         # a status no further than the resources a list element references, in ``progress`` order
         "as_far_as": {"type": "string", "minLength": 1},
         "progress": {"type": "object", "minProperties": 1, "additionalProperties": {"type": "integer"}},

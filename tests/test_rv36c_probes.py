@@ -42,8 +42,6 @@ def _final(engine: Engine, http: TestClient, tag: str, value: str = "4.1", stamp
 
 # --- ordfix36 ``not_back``: a result taken back only by C, A/B, W/D ---------------------------------
 
-@pytest.mark.xfail(strict=True, reason="rv36c: HIGH a later P over a stored correction sets it back to "
-                   "preliminary (``_not_back`` is skipped whenever ``_dated`` compared: corrected is in stands)")
 def test_a_later_preliminary_does_not_take_back_a_correction(engine: Engine, http: TestClient) -> None:
     """F 4.1 (10:00), C 4.3 (11:00), then the LIS's P 4.3 re-sent at 12:00: merge.yaml says
     ``not_back: {from: [final, corrected, amended], ...}`` -- the corrected result stays corrected."""
@@ -55,8 +53,6 @@ def test_a_later_preliminary_does_not_take_back_a_correction(engine: Engine, htt
     assert (stored["status"], stored["valueQuantity"]["value"]) == ("corrected", 4.3), stored
 
 
-@pytest.mark.xfail(strict=True, reason="rv36c: HIGH a later P with another value over a stored correction "
-                   "overwrites the corrected value and status (a final value changes only by C)")
 def test_a_later_preliminary_value_does_not_overwrite_a_correction(engine: Engine, http: TestClient) -> None:
     """F 4.1 (10:00), C 4.3 (11:00), then P 5.0 at 12:00: the corrected 4.3 stands (as P 5.0 after an F does)."""
     obs_id = _final(engine, http, "2")
@@ -195,9 +191,6 @@ def test_an_older_message_stating_a_collection_instant_leaves_the_stored_period(
         report.get("issued"), report["effectivePeriod"], None), after
 
 
-@pytest.mark.xfail(strict=True, reason="rv36c: LOW the refusal of a placeholder value (ERR at OBX^1^5) says only "
-                   "'Observation.status: \"unknown\" over the stored \"corrected\"': it names neither the value "
-                   "refused nor the element at its field")
 def test_the_refusal_of_a_placeholder_value_names_the_value(engine: Engine, http: TestClient) -> None:
     """The LIS's F then C (5.6); the POCT's 13:00 4.4 with OBX-11 empty: the ERR 206 at OBX^1^5 names what
     the operator is asked to decide -- the value 4.4 (valueQuantity) over the stored 5.6."""
@@ -210,9 +203,6 @@ def test_the_refusal_of_a_placeholder_value_names_the_value(engine: Engine, http
     assert "valueQuantity" in refused and "4.4" in refused, refused
 
 
-@pytest.mark.xfail(strict=True, reason="rv36c: MED a later value with OBX-11 empty over a WITHDRAWN result is "
-                   "written into it under AA while it stays entered-in-error: the new value is stored hidden "
-                   "as withdrawn, the withdrawn value lost from the current version, no W names the value")
 def test_a_later_placeholder_value_over_a_withdrawal_is_not_hidden_as_withdrawn(
         engine: Engine, http: TestClient) -> None:
     """F 4.1 (10:00), the LIS's W (11:00), then its 13:00 4.4 with OBX-11 empty: mixfix36's rule "later -- its
