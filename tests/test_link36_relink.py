@@ -10,6 +10,12 @@ of their own the flag named none. The one rule (``Repeats.relink_listed`` / ``_l
 third moment too; the search is skipped only for an order no earlier write stored (nothing earlier could be
 based on it: every lab message of the bench).
 
+The preliminary names the test by text alone (OBR-4 ``^肝功能``): the final report's coding then fills the
+order's code (``MergeRules._concept_union``: nothing coded there to be another test of). Under a local code
+no map knows (``GAN^肝功能^L``) the final's LOINC is not evidence of the same test and is not added (mixfix36,
+rv36a LOW): the order never becomes a recognition item, no check row is made and nothing is linked to it --
+pinned by the last test here, never a guess from the report's code (linkjoin36).
+
 Real HL7 v2 over ``POST /hl7v2`` into the real store, on SQLite and mongomock; read back over HTTP (the
 duplicates report, the signed deduction list, ``$evaluate-measure``, FHIR reads) and the index.
 """
@@ -34,6 +40,7 @@ from tests.test_evidence33_pairs import ALT, AST, LFT, LOCAL_LFT, B, http, obx, 
 from tests.test_probepay26_windows import msh, pid
 from tests.test_reports_duplicates import bearer
 
+TEXT_LFT = "^肝功能"  # the LIS's preliminary OBR-4: the test by text alone, no coding (a result's coding fills it)
 ORDER_AT, FIRST_AT = "20260312080000+0800", "20260312100000+0800"
 
 
@@ -60,16 +67,16 @@ def listed_orders(engine: Engine, http: TestClient, report: dict[str, Any]) -> l
 
 
 def preliminary(http: TestClient) -> dict[str, Any]:  # noqa: F811
-    """The LIS's first report of order B1, before the lab numbered it, under its local panel code: the report
-    keyed by the placer number, based on B1's ServiceRequest (stored under GAN: no item, nothing checked)."""
-    send(http, oru("B1", "", LOCAL_LFT, FIRST_AT, obx((ALT, "88"), (AST, "35"), when=FIRST_AT)))
+    """The LIS's first report of order B1, before the lab numbered it, naming the panel by text alone: the
+    report keyed by the placer number, based on B1's ServiceRequest (stored uncoded: no item, nothing checked)."""
+    send(http, oru("B1", "", TEXT_LFT, FIRST_AT, obx((ALT, "88"), (AST, "35"), when=FIRST_AT)))
     [entry] = http.get("/fhir/DiagnosticReport", params={"identifier": "B1"}).json()["entry"]
     return entry["resource"]
 
 
 def test_an_earlier_report_of_the_order_is_linked_when_a_later_result_message_checks_it(
         engine: Engine, http: TestClient) -> None:  # noqa: F811
-    """B1's preliminary report (local code, placer number only) names no checked order: its ALT and AST are
+    """B1's preliminary report (text alone, placer number only) names no checked order: its ALT and AST are
     nobody's. The final report comes under the filler number FB1, coded (LOINC liver panel), with the order's
     time: its copy of B1 makes B1's check row -- and B1's earlier report's results are linked to B1 at once,
     not when they are next written. One test (the same day): the flag names B1, B1 is the repeated order, 0/1."""
@@ -159,7 +166,7 @@ def test_both_reports_in_one_batch_link_the_same(engine: Engine, http: TestClien
     for the batch): the final report's copy of B1 makes its check row, and the preliminary's results, stored
     earlier in the same batch, are linked as at once as across two requests."""
     prior(http)
-    first = oru("B1", "", LOCAL_LFT, FIRST_AT, obx((ALT, "88"), (AST, "35"), when=FIRST_AT))
+    first = oru("B1", "", TEXT_LFT, FIRST_AT, obx((ALT, "88"), (AST, "35"), when=FIRST_AT))
     final = oru("B1", "FB1", LFT, "20260312110000+0800", obx((ALT, "90"), (AST, "36"), when="20260312110000+0800"),
                 placed=ORDER_AT)
     body = (f"FHS|^~\\&|LIS|{B}\nBHS|^~\\&|LIS|{B}\n" + first + final + "BTS|2\nFTS|1\n").replace("\n", "\r")
@@ -174,7 +181,7 @@ def test_both_reports_in_one_batch_link_the_same(engine: Engine, http: TestClien
 
 
 def test_an_orders_own_earlier_result_is_no_recognisable_prior_of_it(engine: Engine, http: TestClient) -> None:  # noqa: F811
-    """No prior anywhere: B1's preliminary report (03-12, local code), then its next report (03-13, coded) whose
+    """No prior anywhere: B1's preliminary report (03-12, text alone), then its next report (03-13, coded) whose
     copy of B1 carries no ORC-9, so B1 is dated by that specimen, after its own earlier result. B1's check is made
     before that result is linked to it: it listed the result as a recognisable prior -- a reminder in the ACK, the
     order counted recognisable, then re-tested by its own results (0/1). Once linked, its own result is no prior:
@@ -189,3 +196,20 @@ def test_an_orders_own_earlier_result_is_no_recognisable_prior_of_it(engine: Eng
     assert check["recognisable"] == [] and check["issue"] is None, check
     assert rows(engine, http) == []
     assert rate(engine, http) == (0, 0)
+
+
+def test_an_order_under_a_code_no_map_knows_is_not_made_a_test_by_its_reports_code(
+        engine: Engine, http: TestClient) -> None:  # noqa: F811
+    """The preliminary under the LIS's local code GAN, which no code map knows, then the final report coded
+    (LOINC liver panel): the final's coding is not evidence that GAN is that test, so it is not added to B1's
+    code (mixfix36) and B1 is never an LFT order -- no check row, and the earlier
+    report's results are linked to no order, not to one guessed from the later report's code."""
+    prior(http)
+    send(http, oru("B1", "", LOCAL_LFT, FIRST_AT, obx((ALT, "88"), (AST, "35"), when=FIRST_AT)))
+    [entry] = http.get("/fhir/DiagnosticReport", params={"identifier": "B1"}).json()["entry"]
+    send(http, oru("B1", "FB1", LFT, "20260312110000+0800", obx((ALT, "90"), (AST, "36"),
+                                                                  when="20260312110000+0800"), placed=ORDER_AT))
+    b1 = order_ref(http, "B1")
+    assert [c.get("code") for c in http.get(f"/fhir/{b1}").json()["code"]["coding"]] == ["GAN"]
+    assert engine.recognition.checks.get(b1) is None
+    assert listed_orders(engine, http, entry["resource"]) == [None, None]
