@@ -40,7 +40,6 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
-import datetime
 import hashlib
 import logging
 import queue
@@ -75,7 +74,7 @@ from engine.errors import Conflict, FhirError
 from engine.inflight import POISON_DEATHS, InFlightJournal
 from engine.member_refusals import MemberRefusals, client_of
 from engine.merge_rules import Untimely, field_of
-from engine.message_time import Decision, Stamp, stamp
+from engine.message_time import Decision, Stamp, aware_instant, stamp
 from engine.messages import (
     PROCESSED,
     QUARANTINED,
@@ -491,7 +490,7 @@ class Ingestor:
         one whose time cannot be read is counted as changed (the 409 stands either way)."""
         since: list[str] = []
         before: list[str] = []
-        when = _instant(refused_at)
+        when = aware_instant(refused_at)
         for version in versions:
             ref, _, vid = version.rpartition("/_history/")
             rtype, _, rid = ref.partition("/")
@@ -499,7 +498,7 @@ class Ingestor:
                 stored = self.repository.vread(rtype, rid, vid) if self.repository is not None else {}
             except FhirError:
                 stored = {}
-            at = _instant(str((stored.get("meta") or {}).get("lastUpdated") or ""))
+            at = aware_instant(str((stored.get("meta") or {}).get("lastUpdated") or ""))
             (before if when is not None and at is not None and at <= when else since).append(version)
         return since, before
 
@@ -1749,15 +1748,6 @@ def undecidable(doc: Document) -> str:
 
 class NotDecidable(ValueError):
     """A replay "as later" of a message that was not refused for an order that cannot be told (``undecidable``)."""
-
-
-def _instant(text: str) -> datetime.datetime | None:
-    """An ISO instant (a version's ``lastUpdated``, a message's ``processed_at``), else None."""
-    try:
-        value = datetime.datetime.fromisoformat(text) if text else None
-    except ValueError:
-        return None
-    return value.replace(tzinfo=datetime.UTC) if value is not None and value.tzinfo is None else value
 
 
 def _refused_against(doc: Document) -> frozenset[str]:

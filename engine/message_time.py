@@ -79,7 +79,7 @@ class Stamp:
 def stamp(*, application: str, institution: str, msh7: str, received_at: str | None, tz: str,
           label: str = "") -> Stamp:
     """The ``Stamp`` of a message from its MSH fields and its receipt time."""
-    received = _received(received_at)
+    received = aware_instant(received_at)
     sent: _dt.datetime | None = None
     why = ""
     if not msh7.strip():
@@ -198,7 +198,9 @@ def settle(now: Stamp, then: Sequence[Stamp], *, stands: bool) -> tuple[Order, s
     return "later", "", None
 
 
-def _received(text: str | None) -> _dt.datetime | None:
+def aware_instant(text: str | None) -> _dt.datetime | None:
+    """An ISO instant (a message's ``received_at`` or ``processed_at``, a version's ``lastUpdated``), one
+    without an offset taken as UTC; None when empty or unreadable."""
     try:
         value = _dt.datetime.fromisoformat(text) if text else None
     except ValueError:

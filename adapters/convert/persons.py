@@ -35,7 +35,6 @@ from __future__ import annotations
 from collections.abc import Collection, Mapping, Sequence
 from copy import deepcopy
 from dataclasses import replace
-from functools import cache
 from typing import Any, NamedTuple
 
 from adapters.convert.actors import INSTITUTION_SYSTEM
@@ -669,7 +668,7 @@ def _as_stored(conversion: Any, ref: str, was: dict[str, Any], merge: MergeRules
     冯三 as a nickname made a record officially 陈四 冯三's and put his number back. The identifiers: the ID number the
     record will carry (``_same_person``), which the registration states whole. ``merge``: the site's rules (the
     repository's), else the shipped ones."""
-    rules = merge if merge is not None else _shipped_rules()
+    rules = merge if merge is not None else shipped()  # (compiled once: ``shipped`` is cached)
     stated = ("resourceType", "id", *_PERSON, "identifier")
     said = conversion.said.get(ref)
     with rules.saying({ref: said} if said is not None else None):
@@ -682,12 +681,6 @@ def _as_stored(conversion: Any, ref: str, was: dict[str, Any], merge: MergeRules
 
 # the writer a conversion made without its message type is combined as (an owner's restatement: its ADT)
 _WRITER = "ADT"
-
-
-@cache
-def _shipped_rules() -> MergeRules:
-    """The shipped merge rules (``engine.merge_rules.shipped``), compiled once: a caller with no repository's."""
-    return shipped()
 
 
 # the elements of a Patient the persons' rule compares (``demographics``)
