@@ -1,0 +1,49 @@
+"""rv36g probes (thirty-sixth round review of count36, putback36, perfi36b, mewards36).
+
+Real HL7 through ``POST /hl7v2`` and the operator's ``/admin/quarantine/{id}/replay`` into the real store on each
+backend (priv36's ``world``: an engine alerting every 3 refusals), the counts read back through
+``/admin/fidelity``."""
+
+from __future__ import annotations
+
+from fastapi.testclient import TestClient
+
+from adapters.hl7v2.ack import ack_code_of
+from engine.engine import Engine
+from engine.messages import message_id
+from tests.hl7_calls import post
+from tests.test_count36_refusals import _by, _operator, _probe, _registered
+from tests.test_priv36_refusals import _refusal_records, world  # noqa: F401  (the fixture)
+
+
+def test_sender_resends_around_replays_are_counted_once_and_never_as_the_operator(
+        world: tuple[Engine, TestClient]) -> None:  # noqa: F811
+    """count36 keys "a replay" on the stored message's last ``replays`` entry (``_Item.replay``). A sender's resend
+    of the refused bytes -- before a plain replay, after it, and after the operator's corrected copy (whose entry
+    carries ``previous_sha256``) -- is answered as recorded: counted nowhere, and never under the operator's
+    client ``replay:operator36`` (the sender's probe must not be charged to the operator, nor the operator's
+    question to the sender's client). Only the first arrival and the corrected copy are counted."""
+    engine, http = world
+    _registered(http, "GA1")
+
+    def counts() -> tuple[int, int, int, int]:
+        return (_by(engine, http, "institution", "FNZYY"), _by(engine, http, "client", "http:priv36"),
+                _by(engine, http, "client", "replay:operator36"), len(_refusal_records(engine)))
+
+    inst, client, operator, audited = counts()
+    assert ack_code_of(post(http, _probe("GA1"))) == "AE"
+    assert counts() == (inst + 1, client + 1, operator, audited + 1)
+    assert ack_code_of(post(http, _probe("GA1"))) == "AE"  # the sender's resend: answered as recorded
+    assert counts() == (inst + 1, client + 1, operator, audited + 1)
+    doc_id = message_id("FNZYY", "GA1B")
+    r = http.post(f"/admin/quarantine/{doc_id}/replay", headers=_operator(engine))
+    assert r.status_code == 200 and r.json()["ack_code"] == "AE", r.text
+    assert ack_code_of(post(http, _probe("GA1"))) == "AE"
+    assert counts() == (inst + 1, client + 1, operator, audited + 1)
+    corrected = _probe("GA1", value="5.7")
+    r = http.post(f"/admin/quarantine/{doc_id}/replay", content=corrected.encode(), headers=_operator(engine))
+    assert r.status_code == 200 and r.json()["ack_code"] == "AE", r.text
+    assert counts() == (inst + 2, client + 1, operator + 1, audited + 2)
+    for again in (_probe("GA1"), corrected, _probe("GA1", value="5.9")):  # the sender again, any bytes
+        assert ack_code_of(post(http, again)) == "AE"
+    assert counts() == (inst + 2, client + 1, operator + 1, audited + 2)
