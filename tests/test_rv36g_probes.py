@@ -6,11 +6,17 @@ backend (priv36's ``world``: an engine alerting every 3 refusals), the counts re
 
 from __future__ import annotations
 
+import threading
+from typing import Any
+
+import pytest
 from fastapi.testclient import TestClient
 
 from adapters.hl7v2.ack import ack_code_of
 from engine.engine import Engine
+from engine.member_refusals import MemberRefusals
 from engine.messages import message_id
+from engine.repository.mongo_store import MongoStore
 from tests.hl7_calls import post
 from tests.test_count36_refusals import _by, _operator, _probe, _registered
 from tests.test_priv36_refusals import _refusal_records, world  # noqa: F401  (the fixture)
@@ -47,3 +53,44 @@ def test_sender_resends_around_replays_are_counted_once_and_never_as_the_operato
     for again in (_probe("GA1"), corrected, _probe("GA1", value="5.9")):  # the sender again, any bytes
         assert ack_code_of(post(http, again)) == "AE"
     assert counts() == (inst + 2, client + 1, operator + 1, audited + 2)
+
+
+@pytest.mark.xfail(strict=True, reason="rv36g: MED count36's per-member refusal count is a read-modify-write "
+                   "(find, then replace) whose isolation is SQLite's BEGIN IMMEDIATE: on MongoDB without multi-document "
+                   "transactions (standalone server, which ingest supports through mongo_store._Undo) two engine "
+                   "processes counting at once lose a count and both alert on one multiple; an atomic $inc "
+                   "(find_one_and_update) is the form that holds on every backend")
+def test_two_processes_on_a_standalone_mongodb_keep_every_refusal_count() -> None:
+    """Two engine processes on one standalone MongoDB (two ``MongoStore`` over one client, as two processes over one
+    server: mongomock has no multi-document transactions, as a standalone server has none), the race forced
+    deterministically: process A reads FNZYY's count on FNXRMYY's numbers, process B counts one refusal while A
+    holds what it read, then A writes. Two refusals must be counted, and the threshold 1's multiples 1 and 2
+    crossed once each."""
+    import mongomock
+
+    client = mongomock.MongoClient()
+    a, b = MemberRefusals(MongoStore(client, "huren")), MemberRefusals(MongoStore(client, "huren"))
+    read, b_done = threading.Event(), threading.Event()
+    found = a.rows.find
+
+    def find_then_wait(*args: Any, **kwargs: Any) -> Any:
+        out = found(*args, **kwargs)
+        read.set()
+        b_done.wait(timeout=5)
+        return out
+
+    a.rows.find = find_then_wait  # type: ignore[method-assign]  (process A paused between its read and write)
+    crossed: list[int] = []
+
+    def count_a() -> None:
+        crossed.extend(c.after for c in a.count("FNXRMYY", {"institution": "FNZYY"}).values() if c.crossed(1))
+
+    worker = threading.Thread(target=count_a)
+    worker.start()
+    assert read.wait(timeout=5)
+    crossed.extend(c.after for c in b.count("FNXRMYY", {"institution": "FNZYY"}).values() if c.crossed(1))
+    b_done.set()
+    worker.join(timeout=10)
+    a.rows.find = found  # type: ignore[method-assign]
+    (row,) = b.of("FNXRMYY")
+    assert row["count"] == 2 and sorted(crossed) == [1, 2], (row, crossed)
