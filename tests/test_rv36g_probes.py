@@ -13,8 +13,9 @@ import pytest
 from fastapi.testclient import TestClient
 
 from adapters.hl7v2.ack import ack_code_of
+from adapters.listeners.mllp import _peer_name
 from engine.engine import Engine
-from engine.member_refusals import MemberRefusals
+from engine.member_refusals import MemberRefusals, client_of
 from engine.messages import message_id
 from engine.repository.mongo_store import MongoStore
 from tests.hl7_calls import post
@@ -94,3 +95,26 @@ def test_two_processes_on_a_standalone_mongodb_keep_every_refusal_count() -> Non
     a.rows.find = found  # type: ignore[method-assign]
     (row,) = b.of("FNXRMYY")
     assert row["count"] == 2 and sorted(crossed) == [1, 2], (row, crossed)
+
+
+class _TlsConnection:
+    """What an asyncio TLS connection tells ``mllp._peer_name`` (peername, the client certificate, sockname): the
+    transport around the code under test, which is the listener's peer text and ``client_of``'s reading of it."""
+
+    def __init__(self, cn: str, host: str = "10.1.2.3", port: int = 40000) -> None:
+        self.info = {"peername": (host, port), "sockname": ("0.0.0.0", 2575),
+                     "peercert": {"subject": ((("countryName", "CN"),), (("commonName", cn),))}}
+
+    def get_extra_info(self, name: str) -> Any:
+        return self.info.get(name)
+
+
+@pytest.mark.xfail(strict=True, reason="rv36g: LOW member_refusals.client_of reads a certificate's CN as the first "
+                   "word after CN= (\\S+, as senders.py does): two member hospitals' MLLP certificates whose CNs share "
+                   "their first word are one client, so one's probes count toward and alert on the other")
+def test_two_tls_clients_whose_cn_share_a_first_word_are_two_clients() -> None:
+    """Two hospitals' MLLP clients, certificates CN 'Fengning County Hospital' and 'Fengning Zhongyi Hospital',
+    through the listener's own peer text (``mllp._peer_name``): ``client_of`` must name two clients."""
+    a = client_of(_peer_name(_TlsConnection("Fengning County Hospital")))  # type: ignore[arg-type]
+    b = client_of(_peer_name(_TlsConnection("Fengning Zhongyi Hospital", port=40001)))  # type: ignore[arg-type]
+    assert a.startswith("tls:") and b.startswith("tls:") and a != b, (a, b)
