@@ -18,9 +18,13 @@ from engine.engine import Engine
 from engine.member_refusals import MemberRefusals, client_of
 from engine.messages import message_id
 from engine.repository.mongo_store import MongoStore
-from tests.hl7_calls import post
+from tests.hl7_calls import err_lines, module_http, post, written  # noqa: F401  (module_http: the fixture ``http``)
+from tests.module_store import module_eng
 from tests.test_count36_refusals import _by, _operator, _probe, _registered
+from tests.test_perfi36b_panel_dates import _TESTS, _panel, _values
 from tests.test_priv36_refusals import _refusal_records, world  # noqa: F401  (the fixture)
+
+engine = module_eng  # control ids and filler numbers of their own (RV36G-...)
 
 
 def test_sender_resends_around_replays_are_counted_once_and_never_as_the_operator(
@@ -118,3 +122,33 @@ def test_two_tls_clients_whose_cn_share_a_first_word_are_two_clients() -> None:
     a = client_of(_peer_name(_TlsConnection("Fengning County Hospital")))  # type: ignore[arg-type]
     b = client_of(_peer_name(_TlsConnection("Fengning Zhongyi Hospital", port=40001)))  # type: ignore[arg-type]
     assert a.startswith("tls:") and b.startswith("tls:") and a != b, (a, b)
+
+
+def test_a_batch_dates_its_own_later_statement_and_the_next_batch_reads_it_stored(
+        engine: Engine, http: TestClient) -> None:  # noqa: F811
+    """perfi36b empties ``Ingestor._stamped`` at each one-commit batch's start and end. One batch
+    (``Ingestor.process``: one ``_run_batch``) of the panel stated at 10:00, restated at 12:00 with other values,
+    then restated at 11:00 with a third set: the 12:00 values taken (later than 10:00), the 11:00 held at every
+    result (older than the 12:00 of its own batch, whose Provenance is not written yet: ``_Dates.pending``). The next
+    batch's restatement at 11:30 is held too, dated against the stored Provenances (nothing of the first batch left
+    in ``_stamped`` to answer it), and one at 13:00 taken."""
+    order, lis = "RV36GB", ("mllp", "127.0.0.1:1 port=2575")
+    first = engine.ingestor.process([
+        (_panel("RV36G-B1", "20261203100000", ("5.6", "4.1", "70"), order).encode(), *lis),
+        (_panel("RV36G-B2", "20261203120000", ("6.6", "5.1", "80"), order).encode(), *lis),
+        (_panel("RV36G-B3", "20261203110000", ("7.6", "6.1", "90"), order).encode(), *lis)])
+    assert [o.code for o in first] == ["AA", "AA", "AA"], [o.ack for o in first]
+    assert engine.ingestor._stamped == {}
+    obs = written(engine, http, "RV36G-B1", "Observation")
+    by_code = {o["code"]["coding"][0]["code"]: o["id"] for o in obs}
+    ids = [by_code[code] for code, _, _ in _TESTS]
+    assert _values(http, ids) == [6.6, 5.1, 80], "the 11:00 restatement is older than the batch's 12:00"
+    assert len([e for e in err_lines(first[2].ack) if "OBX" in e]) == 3, first[2].ack
+    (late,) = engine.ingestor.process(
+        [(_panel("RV36G-B4", "20261203113000", ("8.6", "7.1", "99"), order).encode(), *lis)])
+    assert late.code == "AA" and len([e for e in err_lines(late.ack) if "OBX" in e]) == 3, late.ack
+    assert _values(http, ids) == [6.6, 5.1, 80]
+    (later,) = engine.ingestor.process(
+        [(_panel("RV36G-B5", "20261203130000", ("9.6", "8.1", "101"), order).encode(), *lis)])
+    assert later.code == "AA", later.ack
+    assert _values(http, ids) == [9.6, 8.1, 101]
