@@ -981,12 +981,18 @@ class MergeRules:
                     f"(not later: older): its version is an older statement and changes nothing of the {rtype}")
             issues.append({"severity": "warning", "code": "conflict", "diagnostics": text,
                            "expression": [f"{rtype}.{n}" for n in changed], **({"location": [at]} if at else {})})
-            held_words = getattr(self._local, "held", None)
-            if held_words is None:
-                held_words = self._local.held = {}
-            held_words[f"{rtype}/{stored.get('id')}"] = _words(incoming)
+            self._hold(rtype, stored, incoming)
             return None
         return frozenset(lifted)
+
+    def _hold(self, rtype: str, stored: Resource, incoming: Resource) -> None:
+        """Mark ``stored`` ``held``: this message's statement of it was not written (older, or a
+        placeholder over a withdrawn result) -- its Provenance names no version of it, and the words
+        it said (``_words``) are no line of the report (``_lines``)."""
+        held_words = getattr(self._local, "held", None)
+        if held_words is None:
+            held_words = self._local.held = {}
+        held_words[f"{rtype}/{stored.get('id')}"] = _words(incoming)
 
     def _not_withdrawn(self, rtype: str, name: str, ep: ElementPlan, stored: Resource, incoming: Resource,
                        source: str, said: Said | None, issues: list[Issue]) -> None:
@@ -1007,10 +1013,7 @@ class MergeRules:
                                       f"({name} {_show(stored[name])}) and comes back only by a message stating "
                                       f"its {name} (OBX-11 C or F; table 0085) -- nothing of the {rtype} is written",
                        **({"location": [at]} if at else {})})
-        held_words = getattr(self._local, "held", None)
-        if held_words is None:
-            held_words = self._local.held = {}
-        held_words[f"{rtype}/{stored.get('id')}"] = _words(incoming)
+        self._hold(rtype, stored, incoming)
 
     def _restated_older(self, rtype: str, plan: TypePlan, stored: Resource, incoming: Resource, source: str,
                         said: Said | None, issues: list[Issue]) -> bool:
@@ -1061,10 +1064,7 @@ class MergeRules:
                                           f"message of MSH-7 {dates.now.text} of the same sender (not later: older): "
                                           f"its version is an older statement and changes nothing of the {rtype}",
                            **({"location": [at]} if at else {})})
-            held_words = getattr(self._local, "held", None)
-            if held_words is None:
-                held_words = self._local.held = {}
-            held_words[f"{rtype}/{stored.get('id')}"] = _words(incoming)
+            self._hold(rtype, stored, incoming)
             return True
         return False
 
@@ -1135,10 +1135,7 @@ class MergeRules:
                                               f"MSH-7 {dates.now.text} of the same sender (not later: older): "
                                               f"its version is an older statement and changes nothing of the {rtype}",
                                **where})
-                held_words = getattr(self._local, "held", None)
-                if held_words is None:
-                    held_words = self._local.held = {}
-                held_words[f"{rtype}/{stored.get('id')}"] = _words(incoming)
+                self._hold(rtype, stored, incoming)
                 return None
             kept = [name, *sorted(n for n in ep.dated_with
                                   if incoming.get(n, _MISSING) is not _MISSING and incoming.get(n) != stored.get(n))]
