@@ -229,6 +229,11 @@ class Said:
                     return located(segment, sequence, field_no)
         return found
 
+    def first_at(self, elements: Iterable[str], resource: Mapping[str, Any]) -> str | None:
+        """``at`` of the first of ``elements`` the message located (a restatement's value before its
+        flags: ERR-2 at OBX-5); None when it located none of them."""
+        return next((a for n in elements if (a := self.at(n, resource)) is not None), None)
+
 
 def located(segment: str, sequence: int | str, field: int | str) -> str:
     """``ORC[1]-5``: a field of one segment occurrence, as an issue's ``location`` (read back for ERR-2)."""
@@ -942,7 +947,7 @@ class MergeRules:
             if verdict == "unknown" and _by_results(ep, held, told):
                 verdict = "later"  # (a report's step back: its results decide it, ``_over`` -- as over a final)
             changed = _restated(ep, stored, incoming) if vague else (name,)
-            at = next((a for n in changed if (a := said.at(n, incoming)) is not None), None) if said is not None else None
+            at = said.first_at(changed, incoming) if said is not None else None
             decide = getattr(dates, "decide", None) if verdict == "unknown" and not dates.now.unusable else None
             decided = decide(why, _version_of(rtype, stored)) if decide is not None else None  # (ordfix35)
             if decided is not None:
@@ -1005,7 +1010,7 @@ class MergeRules:
         left the current version (review rv36c MED 4; thirty-sixth round, status36). Not dated: held or
         taken, nothing of it is written -- no refusal to decide."""
         changed = _restated(ep, stored, incoming)
-        at = next((a for n in changed if (a := said.at(n, incoming)) is not None), None) if said is not None else None
+        at = said.first_at(changed, incoming) if said is not None else None
         values = ", ".join(f"{rtype}.{n} {_show(incoming[n])}" for n in changed)
         issues.append({"severity": "warning", "code": "conflict", "expression": [f"{rtype}.{n}" for n in changed],
                        "diagnostics": f"{values}: {_writer(source)}'s statement with no {name} (the placeholder "
@@ -1053,10 +1058,8 @@ class MergeRules:
             verdict, _, by = settle(dates.now, then, stands=False)
             if verdict != "older" or by is None:
                 return False
-            changed = [n for n in sorted(ep.dated_with, key=lambda n: (not n.startswith("value"), n))
-                       if incoming.get(n, _MISSING) is not _MISSING and incoming.get(n) != stored.get(n)]
-            at = (next((a for n in changed if (a := said.at(n, incoming)) is not None), said.at(name, incoming))
-                  if said is not None else None)
+            changed = _restated(ep, stored, incoming)
+            at = said.first_at((*changed, name), incoming) if said is not None else None
             what = ", ".join(f"{rtype}.{n}" for n in changed)
             issues.append({"severity": "warning", "code": "conflict", "expression": [f"{rtype}.{n}" for n in changed],
                            "diagnostics": f"{what}: {_writer(source)}'s statement was not stored: the stored one, "
