@@ -266,19 +266,16 @@ def pipeline_only(count: int) -> int:
     return 0
 
 
-def hook_instructions(count: int) -> int:
-    """A fixed run for callgrind (``--hook-instructions N``): a fresh store settled as the ingest
-    bench settles it, then ``count`` 12-OBX lab messages in batches of 50; every call of the
-    recognition hook and of its batch scope runs inside a ctypes callback, and nothing else does,
-    so the inclusive cost of ``_CallPythonObject`` in ``callgrind_annotate --inclusive=yes`` is
-    the hook's own instructions (its writes included), free of the load on the machine.
-    Run with ``PYTHONHASHSEED=0``."""
-    import contextlib
+def hook_inside(engine: Engine) -> dict[str, bool]:
+    """Wrap ``engine``'s recognition hook and its batch scope so that every call of them runs inside a
+    ctypes callback while the returned switch's ``"on"`` is true (from the start), and nothing else
+    does: the inclusive cost of ``_CallPythonObject`` in ``callgrind_annotate --inclusive=yes`` is
+    then the hook's own instructions (``hook_instructions``; ``bench/relink36_corrections.py`` turns
+    it on for a second pass only)."""
     import ctypes
 
-    from bench.ingest import settle_warm
-
     box: dict[str, Any] = {}
+    switch = {"on": True}
 
     def run() -> int:
         try:
@@ -290,6 +287,8 @@ def hook_instructions(count: int) -> int:
     trampoline = ctypes.CFUNCTYPE(ctypes.c_int)(run)
 
     def inside(fn: Any) -> Any:
+        if not switch["on"]:
+            return fn()
         box.clear()
         box["fn"] = fn
         trampoline()
@@ -297,32 +296,45 @@ def hook_instructions(count: int) -> int:
             raise box["exc"]
         return box.get("out")
 
+    rec, repo, ingestor = engine.recognition, engine.repository, engine.ingestor
+    repo._batch_hooks[:] = [(lambda *a, _h=h, **k: inside(lambda: _h(*a, **k)))
+                            if getattr(h, "__self__", None) is rec else h for h in repo._batch_hooks]
+
+    def scoped(make: Any) -> Any:
+        @contextlib.contextmanager
+        def wrapped(*args: Any, **kwargs: Any) -> Any:
+            cm = inside(lambda: make(*args, **kwargs))
+            inside(cm.__enter__)
+            try:
+                yield
+            except BaseException:
+                exc = sys.exc_info()
+                inside(lambda: cm.__exit__(*exc))
+                raise
+            inside(lambda: cm.__exit__(None, None, None))
+        return wrapped
+
+    ingestor.batch_scopes = tuple(scoped(s) if getattr(s, "__self__", None) is rec else s
+                                  for s in ingestor.batch_scopes)
+    return switch
+
+
+def hook_instructions(count: int) -> int:
+    """A fixed run for callgrind (``--hook-instructions N``): a fresh store settled as the ingest
+    bench settles it, then ``count`` 12-OBX lab messages in batches of 50; every call of the
+    recognition hook and of its batch scope runs inside a ctypes callback (``hook_inside``), and
+    nothing else does, so the inclusive cost of ``_CallPythonObject`` in ``callgrind_annotate
+    --inclusive=yes`` is the hook's own instructions (its writes included), free of the load on the
+    machine. Run with ``PYTHONHASHSEED=0``."""
+    from bench.ingest import settle_warm
+
     with tempfile.TemporaryDirectory() as tmp, \
             Engine(Settings(data_dir=Path(tmp) / "var", http_port=0, mllp_port=0)) as engine:
         settle_warm(engine, 50)
-        rec, repo, ingestor = engine.recognition, engine.repository, engine.ingestor
-        repo._batch_hooks[:] = [(lambda *a, _h=h, **k: inside(lambda: _h(*a, **k)))
-                                if getattr(h, "__self__", None) is rec else h for h in repo._batch_hooks]
-
-        def scoped(make: Any) -> Any:
-            @contextlib.contextmanager
-            def wrapped(*args: Any, **kwargs: Any) -> Any:
-                cm = inside(lambda: make(*args, **kwargs))
-                inside(cm.__enter__)
-                try:
-                    yield
-                except BaseException:
-                    exc = sys.exc_info()
-                    inside(lambda: cm.__exit__(*exc))
-                    raise
-                inside(lambda: cm.__exit__(None, None, None))
-            return wrapped
-
-        ingestor.batch_scopes = tuple(scoped(s) if getattr(s, "__self__", None) is rec else s
-                                      for s in ingestor.batch_scopes)
+        hook_inside(engine)
         messages = [(oru_lab(50_000_000 + i), "bench", "127.0.0.1:1") for i in range(count)]
         for start in range(0, count, 50):
-            ingestor.process(messages[start : start + 50])
+            engine.ingestor.process(messages[start : start + 50])
     print(f"{count} 12-OBX messages through the hook inside _CallPythonObject (read its inclusive Ir)")
     return 0
 

@@ -9,22 +9,20 @@ resource ids, a later version) has its reports read from the store as well
 (``DiagnosticReport?result=``: one indexed search per recognition Observation). This bench sends N
 12-OBX blood counts (the ingest bench's; an ALT among them, a recognition item under a local code),
 then the same N again with the ALT changed, in batches of 50; only the second pass runs inside the
-ctypes callback, so the inclusive cost of ``_CallPythonObject`` in ``callgrind_annotate
---inclusive=yes`` is the hook's instructions for the corrections alone. Asserts nothing.
+ctypes callback (``bench.recognition.hook_inside``), so the inclusive cost of ``_CallPythonObject``
+in ``callgrind_annotate --inclusive=yes`` is the hook's instructions for the corrections alone. Asserts nothing.
 """
 
 from __future__ import annotations
 
-import contextlib
-import ctypes
 import sys
 import tempfile
 from pathlib import Path
-from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.ingest import oru_lab, settle_warm  # noqa: E402
+from bench.recognition import hook_inside  # noqa: E402
 from engine.engine import Engine  # noqa: E402
 from engine.settings import Settings  # noqa: E402
 
@@ -37,51 +35,12 @@ def corrected(n: int) -> bytes:
 
 
 def main(count: int) -> int:
-    box: dict[str, Any] = {}
-    wrapping = {"on": False}
-
-    def run() -> int:
-        try:
-            box["out"] = box["fn"]()
-        except BaseException as exc:  # noqa: BLE001 -- raised again outside the callback
-            box["exc"] = exc
-        return 0
-
-    trampoline = ctypes.CFUNCTYPE(ctypes.c_int)(run)
-
-    def inside(fn: Any) -> Any:
-        if not wrapping["on"]:
-            return fn()
-        box.clear()
-        box["fn"] = fn
-        trampoline()
-        if "exc" in box:
-            raise box["exc"]
-        return box.get("out")
-
     with tempfile.TemporaryDirectory() as tmp, \
             Engine(Settings(data_dir=Path(tmp) / "var", http_port=0, mllp_port=0)) as engine:
         settle_warm(engine, 50)
         rec, repo, ingestor = engine.recognition, engine.repository, engine.ingestor
-        repo._batch_hooks[:] = [(lambda *a, _h=h, **k: inside(lambda: _h(*a, **k)))
-                                if getattr(h, "__self__", None) is rec else h for h in repo._batch_hooks]
-
-        def scoped(make: Any) -> Any:
-            @contextlib.contextmanager
-            def wrapped(*args: Any, **kwargs: Any) -> Any:
-                cm = inside(lambda: make(*args, **kwargs))
-                inside(cm.__enter__)
-                try:
-                    yield
-                except BaseException:
-                    exc = sys.exc_info()
-                    inside(lambda: cm.__exit__(*exc))
-                    raise
-                inside(lambda: cm.__exit__(None, None, None))
-            return wrapped
-
-        ingestor.batch_scopes = tuple(scoped(s) if getattr(s, "__self__", None) is rec else s
-                                      for s in ingestor.batch_scopes)
+        wrapping = hook_inside(engine)
+        wrapping["on"] = False
         first = [(oru_lab(60_000_000 + i), "bench", "127.0.0.1:1") for i in range(count)]
         again = [(corrected(60_000_000 + i), "bench", "127.0.0.1:1") for i in range(count)]
         for start in range(0, count, 50):
