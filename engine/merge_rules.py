@@ -1082,19 +1082,12 @@ class MergeRules:
         report (its result list, its text) merges as before. Another application, an unusable MSH-7
         on either side, a version no message stated: merged as the mode says. Asked only when the
         message changes one of them (one Provenance search for the report's messages, then)."""
-        dates: Dates | None = getattr(self._local, "at", None)
-        if dates is None or source in NOT_THE_FEED or dates.now.unusable:
-            return incoming
         changed = [n for n in plan.timed if n in incoming and incoming[n] != stored.get(n, _MISSING)
                    and (n in stored or any(m in stored for m in plan.choices.get(n, ())))]  # (none stored: filled)
-        if not changed:
+        older = self._older_than_stored(rtype, stored, source) if changed else None
+        if older is None:
             return incoming
-        found = self._stored_stamps(rtype, stored, dates)
-        if found is None or not found[0]:
-            return incoming
-        verdict, _, by = settle(dates.now, found[0], stands=False)
-        if verdict != "older" or by is None:
-            return incoming
+        dates, by = older
         for name in changed:
             at = said.at(name, incoming) if said is not None else None
             issues.append({"severity": "warning", "code": "conflict", "expression": [f"{rtype}.{name}"],
@@ -1104,6 +1097,20 @@ class MergeRules:
                                           "of the same sender (not later: older)",
                            **({"location": [at]} if at else {})})
         return {k: v for k, v in incoming.items() if k not in changed}
+
+    def _older_than_stored(self, rtype: str, stored: Resource, source: str) -> tuple[Dates, Stamp] | None:
+        """The message at hand's dates and the stamp of the same sending application's message that
+        stated the stored version, when that one is strictly later by MSH-7 (``settle``); None for
+        anything else -- no message at hand, a FHIR client's or the index's write, an unusable MSH-7
+        on either side, another sender, a version no message stated (``_older_times``, ``_not_back``)."""
+        dates: Dates | None = getattr(self._local, "at", None)
+        if dates is None or source in NOT_THE_FEED or dates.now.unusable:
+            return None
+        found = self._stored_stamps(rtype, stored, dates)
+        if found is None or not found[0]:
+            return None
+        verdict, _, by = settle(dates.now, found[0], stands=False)
+        return (dates, by) if verdict == "older" and by is not None else None
 
     def _not_back(self, rtype: str, plan: TypePlan, stored: Resource, incoming: Resource, source: str,
                   said: Said | None, issues: list[Issue]) -> Resource | None:
@@ -1125,12 +1132,9 @@ class MergeRules:
                 continue
             at = said.at(name, incoming) if said is not None else None
             where = {"location": [at]} if at else {}
-            dates: Dates | None = getattr(self._local, "at", None)
-            found = (self._stored_stamps(rtype, stored, dates)
-                     if dates is not None and source not in NOT_THE_FEED and not dates.now.unusable else None)
-            verdict, _, by = settle(dates.now, found[0], stands=False) if dates is not None and found else (
-                "unknown", "", None)
-            if verdict == "older" and by is not None and dates is not None:
+            older = self._older_than_stored(rtype, stored, source)
+            if older is not None:
+                dates, by = older
                 issues.append({"severity": "warning", "code": "conflict", "expression": [f"{rtype}.{name}"],
                                "diagnostics": f"{rtype}.{name}: {_writer(source)}'s {_show(incoming[name])} was "
                                               f"not stored: the stored {_show(stored[name])}, stated by message "
