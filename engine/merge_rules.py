@@ -1796,12 +1796,7 @@ class MergeRules:
     def _none_before(self, refs: set[Any]) -> bool:
         """Whether none of ``refs`` (a report's results this message lists), as this write merged them
         (its pending versions, else the store), is at a status before final (``_BEFORE``)."""
-        keeper: Stored | None = getattr(self._local, "stored", None)
-        merged = {f"{new.get('resourceType')}/{new.get('id')}": new
-                  for new, _ in (keeper.pending() if keeper is not None else ())}
-        left = [r for r in refs if isinstance(r, str) and r not in merged]
-        if left:
-            merged.update(self._read_all(left))
+        merged = self._read_all([r for r in refs if isinstance(r, str)])  # (pending first: ``_read_all``)
         return all(isinstance(r, str) and r in merged and merged[r].get("status") not in _BEFORE for r in refs)
 
     def _lines(self, name: str, ep: ElementPlan, stored: Resource, incoming: Resource, out: Resource) -> None:
