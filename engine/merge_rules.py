@@ -1126,9 +1126,7 @@ class MergeRules:
         value, flags, range: a final value changes only by a correction) -- kept as stored, the rest
         merged, W at the status's field naming them. Returns ``incoming`` as it is to be merged."""
         for name, ep in plan.backed:
-            assert ep.not_back is not None
-            was, told = _stood(stored.get(name, _MISSING)), _stood(incoming.get(name, _MISSING))
-            if was not in ep.not_back[0] or told not in ep.not_back[1]:
+            if not _backward(ep, stored.get(name, _MISSING), incoming.get(name, _MISSING)):
                 continue
             at = said.at(name, incoming) if said is not None else None
             where = {"location": [at]} if at else {}
