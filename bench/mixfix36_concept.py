@@ -16,6 +16,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -35,18 +36,20 @@ CASES = {
 }
 
 
-def main() -> None:
+def main(cases: dict[str, tuple[dict[str, Any], dict[str, Any]]] = CASES, width: int = 9) -> None:
+    """Time ``_concept_union`` of each of ``cases`` (label -> the stored code, the result's) and print it
+    (``bench/xotext36_concept.py`` runs it with its own shapes added)."""
     ap = argparse.ArgumentParser()
     ap.add_argument("--calls", type=int, default=5000)
     calls = ap.parse_args().calls
     with tempfile.TemporaryDirectory() as tmp, Engine(Settings(data_dir=Path(tmp), http_port=0, mllp_port=0)) as eng:
         merge = eng.repository.merge
         ep = merge.plan("ServiceRequest", "ORU").elements["code"]
-        for label, (stored, incoming) in CASES.items():
+        for label, (stored, incoming) in cases.items():
             start = time.process_time()
             for _ in range(calls):
                 merge._concept_union("ServiceRequest", "code", ep, stored, incoming, "ORU", [])
-            print(f"{label:9s} {(time.process_time() - start) / calls * 1e6:7.2f} us a call")
+            print(f"{label:{width}s} {(time.process_time() - start) / calls * 1e6:7.2f} us a call")
 
 
 if __name__ == "__main__":

@@ -9,18 +9,14 @@ so the same script copied into another checkout gives that tree's figures."""
 
 from __future__ import annotations
 
-import argparse
 import sys
-import tempfile
-import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.mixfix36_concept import CASES, L  # noqa: E402
-from engine.engine import Engine  # noqa: E402
-from engine.settings import Settings  # noqa: E402
+from bench.mixfix36_concept import main as timed  # noqa: E402
 
 TEXT = {
     "text-same": ({"text": "血常规"}, {"coding": [{"system": L, "code": "1001", "display": "血常规五分类"}]}),
@@ -29,17 +25,7 @@ TEXT = {
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--calls", type=int, default=5000)
-    calls = ap.parse_args().calls
-    with tempfile.TemporaryDirectory() as tmp, Engine(Settings(data_dir=Path(tmp), http_port=0, mllp_port=0)) as eng:
-        merge = eng.repository.merge
-        ep = merge.plan("ServiceRequest", "ORU").elements["code"]
-        for label, (stored, incoming) in {**CASES, **TEXT}.items():
-            start = time.process_time()
-            for _ in range(calls):
-                merge._concept_union("ServiceRequest", "code", ep, stored, incoming, "ORU", [])
-            print(f"{label:10s} {(time.process_time() - start) / calls * 1e6:7.2f} us a call")
+    timed({**CASES, **TEXT}, width=10)
 
 
 if __name__ == "__main__":

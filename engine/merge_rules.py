@@ -229,6 +229,11 @@ class Said:
                     return located(segment, sequence, field_no)
         return found
 
+    def first_at(self, elements: Iterable[str], resource: Mapping[str, Any]) -> str | None:
+        """``at`` of the first of ``elements`` the message located (a restatement's value before its
+        flags: ERR-2 at OBX-5); None when it located none of them."""
+        return next((a for n in elements if (a := self.at(n, resource)) is not None), None)
+
 
 def located(segment: str, sequence: int | str, field: int | str) -> str:
     """``ORC[1]-5``: a field of one segment occurrence, as an issue's ``location`` (read back for ERR-2)."""
@@ -942,7 +947,7 @@ class MergeRules:
             if verdict == "unknown" and _by_results(ep, held, told):
                 verdict = "later"  # (a report's step back: its results decide it, ``_over`` -- as over a final)
             changed = _restated(ep, stored, incoming) if vague else (name,)
-            at = next((a for n in changed if (a := said.at(n, incoming)) is not None), None) if said is not None else None
+            at = said.first_at(changed, incoming) if said is not None else None
             decide = getattr(dates, "decide", None) if verdict == "unknown" and not dates.now.unusable else None
             decided = decide(why, _version_of(rtype, stored)) if decide is not None else None  # (ordfix35)
             if decided is not None:
@@ -981,12 +986,18 @@ class MergeRules:
                     f"(not later: older): its version is an older statement and changes nothing of the {rtype}")
             issues.append({"severity": "warning", "code": "conflict", "diagnostics": text,
                            "expression": [f"{rtype}.{n}" for n in changed], **({"location": [at]} if at else {})})
-            held_words = getattr(self._local, "held", None)
-            if held_words is None:
-                held_words = self._local.held = {}
-            held_words[f"{rtype}/{stored.get('id')}"] = _words(incoming)
+            self._hold(rtype, stored, incoming)
             return None
         return frozenset(lifted)
+
+    def _hold(self, rtype: str, stored: Resource, incoming: Resource) -> None:
+        """Mark ``stored`` ``held``: this message's statement of it was not written (older, or a
+        placeholder over a withdrawn result) -- its Provenance names no version of it, and the words
+        it said (``_words``) are no line of the report (``_lines``)."""
+        held_words = getattr(self._local, "held", None)
+        if held_words is None:
+            held_words = self._local.held = {}
+        held_words[f"{rtype}/{stored.get('id')}"] = _words(incoming)
 
     def _not_withdrawn(self, rtype: str, name: str, ep: ElementPlan, stored: Resource, incoming: Resource,
                        source: str, said: Said | None, issues: list[Issue]) -> None:
@@ -999,7 +1010,7 @@ class MergeRules:
         left the current version (review rv36c MED 4; thirty-sixth round, status36). Not dated: held or
         taken, nothing of it is written -- no refusal to decide."""
         changed = _restated(ep, stored, incoming)
-        at = next((a for n in changed if (a := said.at(n, incoming)) is not None), None) if said is not None else None
+        at = said.first_at(changed, incoming) if said is not None else None
         values = ", ".join(f"{rtype}.{n} {_show(incoming[n])}" for n in changed)
         issues.append({"severity": "warning", "code": "conflict", "expression": [f"{rtype}.{n}" for n in changed],
                        "diagnostics": f"{values}: {_writer(source)}'s statement with no {name} (the placeholder "
@@ -1007,10 +1018,7 @@ class MergeRules:
                                       f"({name} {_show(stored[name])}) and comes back only by a message stating "
                                       f"its {name} (OBX-11 C or F; table 0085) -- nothing of the {rtype} is written",
                        **({"location": [at]} if at else {})})
-        held_words = getattr(self._local, "held", None)
-        if held_words is None:
-            held_words = self._local.held = {}
-        held_words[f"{rtype}/{stored.get('id')}"] = _words(incoming)
+        self._hold(rtype, stored, incoming)
 
     def _restated_older(self, rtype: str, plan: TypePlan, stored: Resource, incoming: Resource, source: str,
                         said: Said | None, issues: list[Issue]) -> bool:
@@ -1050,10 +1058,8 @@ class MergeRules:
             verdict, _, by = settle(dates.now, then, stands=False)
             if verdict != "older" or by is None:
                 return False
-            changed = [n for n in sorted(ep.dated_with, key=lambda n: (not n.startswith("value"), n))
-                       if incoming.get(n, _MISSING) is not _MISSING and incoming.get(n) != stored.get(n)]
-            at = (next((a for n in changed if (a := said.at(n, incoming)) is not None), said.at(name, incoming))
-                  if said is not None else None)
+            changed = _restated(ep, stored, incoming)
+            at = said.first_at((*changed, name), incoming) if said is not None else None
             what = ", ".join(f"{rtype}.{n}" for n in changed)
             issues.append({"severity": "warning", "code": "conflict", "expression": [f"{rtype}.{n}" for n in changed],
                            "diagnostics": f"{what}: {_writer(source)}'s statement was not stored: the stored one, "
@@ -1061,10 +1067,7 @@ class MergeRules:
                                           f"message of MSH-7 {dates.now.text} of the same sender (not later: older): "
                                           f"its version is an older statement and changes nothing of the {rtype}",
                            **({"location": [at]} if at else {})})
-            held_words = getattr(self._local, "held", None)
-            if held_words is None:
-                held_words = self._local.held = {}
-            held_words[f"{rtype}/{stored.get('id')}"] = _words(incoming)
+            self._hold(rtype, stored, incoming)
             return True
         return False
 
@@ -1079,19 +1082,12 @@ class MergeRules:
         report (its result list, its text) merges as before. Another application, an unusable MSH-7
         on either side, a version no message stated: merged as the mode says. Asked only when the
         message changes one of them (one Provenance search for the report's messages, then)."""
-        dates: Dates | None = getattr(self._local, "at", None)
-        if dates is None or source in NOT_THE_FEED or dates.now.unusable:
-            return incoming
         changed = [n for n in plan.timed if n in incoming and incoming[n] != stored.get(n, _MISSING)
                    and (n in stored or any(m in stored for m in plan.choices.get(n, ())))]  # (none stored: filled)
-        if not changed:
+        older = self._older_than_stored(rtype, stored, source) if changed else None
+        if older is None:
             return incoming
-        found = self._stored_stamps(rtype, stored, dates)
-        if found is None or not found[0]:
-            return incoming
-        verdict, _, by = settle(dates.now, found[0], stands=False)
-        if verdict != "older" or by is None:
-            return incoming
+        dates, by = older
         for name in changed:
             at = said.at(name, incoming) if said is not None else None
             issues.append({"severity": "warning", "code": "conflict", "expression": [f"{rtype}.{name}"],
@@ -1101,6 +1097,20 @@ class MergeRules:
                                           "of the same sender (not later: older)",
                            **({"location": [at]} if at else {})})
         return {k: v for k, v in incoming.items() if k not in changed}
+
+    def _older_than_stored(self, rtype: str, stored: Resource, source: str) -> tuple[Dates, Stamp] | None:
+        """The message at hand's dates and the stamp of the same sending application's message that
+        stated the stored version, when that one is strictly later by MSH-7 (``settle``); None for
+        anything else -- no message at hand, a FHIR client's or the index's write, an unusable MSH-7
+        on either side, another sender, a version no message stated (``_older_times``, ``_not_back``)."""
+        dates: Dates | None = getattr(self._local, "at", None)
+        if dates is None or source in NOT_THE_FEED or dates.now.unusable:
+            return None
+        found = self._stored_stamps(rtype, stored, dates)
+        if found is None or not found[0]:
+            return None
+        verdict, _, by = settle(dates.now, found[0], stands=False)
+        return (dates, by) if verdict == "older" and by is not None else None
 
     def _not_back(self, rtype: str, plan: TypePlan, stored: Resource, incoming: Resource, source: str,
                   said: Said | None, issues: list[Issue]) -> Resource | None:
@@ -1116,18 +1126,13 @@ class MergeRules:
         value, flags, range: a final value changes only by a correction) -- kept as stored, the rest
         merged, W at the status's field naming them. Returns ``incoming`` as it is to be merged."""
         for name, ep in plan.backed:
-            assert ep.not_back is not None
-            was, told = _stood(stored.get(name, _MISSING)), _stood(incoming.get(name, _MISSING))
-            if was not in ep.not_back[0] or told not in ep.not_back[1]:
+            if not _backward(ep, stored.get(name, _MISSING), incoming.get(name, _MISSING)):
                 continue
             at = said.at(name, incoming) if said is not None else None
             where = {"location": [at]} if at else {}
-            dates: Dates | None = getattr(self._local, "at", None)
-            found = (self._stored_stamps(rtype, stored, dates)
-                     if dates is not None and source not in NOT_THE_FEED and not dates.now.unusable else None)
-            verdict, _, by = settle(dates.now, found[0], stands=False) if dates is not None and found else (
-                "unknown", "", None)
-            if verdict == "older" and by is not None and dates is not None:
+            older = self._older_than_stored(rtype, stored, source)
+            if older is not None:
+                dates, by = older
                 issues.append({"severity": "warning", "code": "conflict", "expression": [f"{rtype}.{name}"],
                                "diagnostics": f"{rtype}.{name}: {_writer(source)}'s {_show(incoming[name])} was "
                                               f"not stored: the stored {_show(stored[name])}, stated by message "
@@ -1135,10 +1140,7 @@ class MergeRules:
                                               f"MSH-7 {dates.now.text} of the same sender (not later: older): "
                                               f"its version is an older statement and changes nothing of the {rtype}",
                                **where})
-                held_words = getattr(self._local, "held", None)
-                if held_words is None:
-                    held_words = self._local.held = {}
-                held_words[f"{rtype}/{stored.get('id')}"] = _words(incoming)
+                self._hold(rtype, stored, incoming)
                 return None
             kept = [name, *sorted(n for n in ep.dated_with
                                   if incoming.get(n, _MISSING) is not _MISSING and incoming.get(n) != stored.get(n))]
@@ -1792,12 +1794,7 @@ class MergeRules:
     def _none_before(self, refs: set[Any]) -> bool:
         """Whether none of ``refs`` (a report's results this message lists), as this write merged them
         (its pending versions, else the store), is at a status before final (``_BEFORE``)."""
-        keeper: Stored | None = getattr(self._local, "stored", None)
-        merged = {f"{new.get('resourceType')}/{new.get('id')}": new
-                  for new, _ in (keeper.pending() if keeper is not None else ())}
-        left = [r for r in refs if isinstance(r, str) and r not in merged]
-        if left:
-            merged.update(self._read_all(left))
+        merged = self._read_all([r for r in refs if isinstance(r, str)])  # (pending first: ``_read_all``)
         return all(isinstance(r, str) and r in merged and merged[r].get("status") not in _BEFORE for r in refs)
 
     def _lines(self, name: str, ep: ElementPlan, stored: Resource, incoming: Resource, out: Resource) -> None:
