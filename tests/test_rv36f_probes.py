@@ -14,6 +14,7 @@ from tests.module_store import module_eng
 from tests.test_ordfix36_final_back import _result
 from tests.test_rv36a_probes import _potassium
 from tests.test_rvfixord35_probes import _message, _order
+from tests.test_srfix35_order_code import orm, oru, send, the_order
 
 __all__ = ["engine", "module_http"]
 
@@ -90,3 +91,26 @@ def test_a_placeholder_over_a_withdrawal_holds_not_its_new_neighbour(engine: Eng
     assert (after["status"], after["valueQuantity"]["value"]) == ("entered-in-error", 4.1), after
     by_code = {o["code"]["coding"][0]["code"]: o for o in written(engine, http, "RV36F-4C", "Observation")}
     assert by_code["NA"]["valueQuantity"]["value"] == 140 and by_code["NA"]["status"] == "final", by_code
+
+
+def _reports(http: TestClient, order: dict) -> list[dict]:
+    found = http.get("/fhir/DiagnosticReport", params={"based-on": f"ServiceRequest/{order['id']}"}).json()
+    return [e["resource"] for e in found.get("entry") or ()]
+
+
+def test_a_clients_put_recoding_a_filed_report_is_taken(engine: Engine, http: TestClient) -> None:
+    """codefix36 put ``another: {result: reject}`` on DiagnosticReport.code (read through ``basedOn`` to the
+    FILL order): a rule of the LIS's result messages, not of a FHIR client, who states the whole resource.
+    PT ordered, the LIS's RV36FA filed, then a client PUTs the report recoded RV36FB (same system): 200,
+    stored as stated -- not a 422 nor a 500."""
+    placer = "RV36F-PUT"
+    send(http, orm(placer))
+    assert "MSA|AA" in send(http, oru(placer, item="RV36FA^凝血^L"))
+    (report,) = _reports(http, the_order(http, placer))
+    body = {**report, "code": {**report["code"], "coding": [
+        {**c, "code": "RV36FB", "display": "凝血酶时间"} if c.get("code") == "RV36FA" else c
+        for c in report["code"]["coding"]]}}
+    r = http.put(f"/fhir/DiagnosticReport/{report['id']}", json=body)
+    assert r.status_code == 200, r.text
+    (after,) = _reports(http, the_order(http, placer))
+    assert [c["code"] for c in after["code"]["coding"]] == ["RV36FB"], after["code"]
