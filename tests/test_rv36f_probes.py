@@ -114,3 +114,23 @@ def test_a_clients_put_recoding_a_filed_report_is_taken(engine: Engine, http: Te
     assert r.status_code == 200, r.text
     (after,) = _reports(http, the_order(http, placer))
     assert [c["code"] for c in after["code"]["coding"]] == ["RV36FB"], after["code"]
+
+
+@pytest.mark.xfail(strict=True, reason="rv36f: MED a P kept out of a corrected result still writes its own "
+                   "observation time (OBX-14) beside the corrected value: 4.3 is then stored as observed at the "
+                   "P's 11:30, not the 08:30 the correction stated")
+def test_a_kept_out_preliminary_does_not_redate_the_corrected_value(engine: Engine, http: TestClient) -> None:
+    """F 4.1 (10:00), C 4.3 (11:00), both observed at 08:30 (OBX-14); then the LIS's 12:00 P 5.0 of a
+    specimen observed at 11:30. status36 keeps corrected 4.3 (W at OBX^1^11) but merges 'what else it
+    states', effectiveDateTime among it: the record then says 4.3 was observed at 11:30 -- a value paired
+    with another observation's time. The value's time goes with the value (as ``until_later`` dates it)."""
+    assert b"MSA|AA" in post(http, _result("RV36F-6A", "20261203100000", "RV36FM6", "RV36FP6", "4.1", "F"))
+    (obs,) = written(engine, http, "RV36F-6A", "Observation")
+    assert b"MSA|AA" in post(http, _result("RV36F-6B", "20261203110000", "RV36FM6", "RV36FP6", "4.3", "C"))
+    before = _obs(http, obs["id"])
+    ack = post(http, _result("RV36F-6C", "20261203120000", "RV36FM6", "RV36FP6", "5.0", "P").replace(
+        "|20261203083000", "|20261203113000"))
+    assert b"MSA|AA" in ack, ack
+    after = _obs(http, obs["id"])
+    assert (after["status"], after["valueQuantity"]["value"]) == ("corrected", 4.3), after
+    assert after["effectiveDateTime"] == before["effectiveDateTime"], (before["effectiveDateTime"], after)
