@@ -77,6 +77,19 @@ def test_a_later_preliminary_does_not_revive_a_withdrawal(engine: Engine, http: 
     assert [e for e in err_lines(ack) if "|OBX^1^11|" in e and "|W|" in e], ack
 
 
+@pytest.mark.xfail(strict=True, reason="rv36f: MED a later X (cancelled: no result obtained) over a withdrawn "
+                   "result turns it into 'cancelled' carrying the X's value 5.0 (AA, no W at OBX-11): the "
+                   "withdrawal is undone and a cancelled result shows a value")
+def test_a_later_cancel_does_not_revive_a_withdrawal_with_a_value(engine: Engine, http: TestClient) -> None:
+    """F 4.1, W (11:00), then the LIS's X 5.0 at 12:00: X says no result was obtained; the withdrawn version
+    stays (entered-in-error 4.1) -- not 'cancelled' with 5.0, a value the X itself says does not exist."""
+    obs_id = _withdrawn(engine, http, "5")
+    ack = post(http, _potassium("RV36F-5C", "20261203120000", "RV36FM5", "RV36FP5", "5.0", "N", "X"))
+    assert b"MSA|AA" in ack, ack
+    after = _obs(http, obs_id)
+    assert (after["status"], after["valueQuantity"]["value"]) == ("entered-in-error", 4.1), after
+
+
 def test_a_placeholder_over_a_withdrawal_holds_not_its_new_neighbour(engine: Engine, http: TestClient) -> None:
     """F K 4.1, W, then the LIS's 13:00 message restating K 4.4 with OBX-11 empty beside a new NA 140 (F):
     K stays withdrawn (W at OBX^1^5), the new NA is stored -- 'nothing of the Observation' is that one
