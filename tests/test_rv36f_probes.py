@@ -147,3 +147,19 @@ def test_a_kept_out_preliminary_does_not_redate_the_corrected_value(engine: Engi
     after = _obs(http, obs["id"])
     assert (after["status"], after["valueQuantity"]["value"]) == ("corrected", 4.3), after
     assert after["effectiveDateTime"] == before["effectiveDateTime"], (before["effectiveDateTime"], after)
+
+
+def test_an_xo_by_the_lis_display_of_an_order_by_text_keeps_the_added_coding(engine: Engine, http: TestClient) -> None:
+    """xotext36 across both of its rules: ``^血常规`` ordered, the LIS's 1001 (血常规五分类, CBC by FNZYY's
+    map) added to it; then the HIS's XO ``^血常规五分类`` (the display of the stored 1001): the same test
+    said thinner (``_named_again``) -- the codings stay, the XO's text leads."""
+    placer = "RV36F-XODISP"
+    order_by_text = orm(placer).replace("|5902-2^PT^LN|", "|^血常规|")
+    assert "MSA|AA" in send(http, order_by_text)
+    assert "MSA|AA" in send(http, oru(placer, item="1001^血常规五分类^L"))
+    codes = {c["code"] for c in the_order(http, placer)["code"]["coding"]}
+    assert "1001" in codes, codes
+    xo = orm(placer).replace("ORC|NW|", "ORC|XO|").replace("|5902-2^PT^LN|", "|^血常规五分类|")
+    assert "MSA|AA" in send(http, xo)
+    after = the_order(http, placer)["code"]
+    assert {c["code"] for c in after["coding"]} == codes and after["text"] == "血常规五分类", after
