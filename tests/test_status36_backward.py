@@ -4,7 +4,6 @@
   ``corrected`` and the corrected value (AA, W at OBX^n^11 saying a result is taken back only by C, A/B,
   W/D); the same sender's older P is held. ``corrected`` is in ``stands`` and was dated instead, so a
   later P took the correction back, status and value (HIGH 1), and another sender's was refused (AE).
-- An X (cancelled: no result obtained) after a final is no way back either: kept, W (rv36c's note).
 - A value with OBX-11 empty (the placeholder: no status stated) over a withdrawn result is not written
   into it, whatever its time: AA, W at its OBX^n^5 naming the value; a later C brings the result back
   (MED 4). It was stored under entered-in-error, hidden from clinicians.
@@ -101,19 +100,6 @@ def test_a_correction_after_a_correction_goes_as_before(engine: Engine, http: Te
     assert b"MSA|AA" in ack and not _warned(ack, "OBX^1^"), ack
     stored = _obs(http, obs_id)
     assert (stored["status"], stored["valueQuantity"]["value"]) == ("corrected", 4.5), stored
-
-
-def test_a_cancel_after_a_final_keeps_it_final(engine: Engine, http: TestClient) -> None:
-    """F 4.1 (10:00), then the LIS's X at 12:00 (table 0085: no result obtained): the final result stays
-    final 4.1, AA, W at OBX^1^11."""
-    assert b"MSA|AA" in post(http, _result("ST36-5A", "20261203100000", "ST36M5", "ST36P5", "4.1", "F"))
-    (obs,) = written(engine, http, "ST36-5A", "Observation")
-    ack = post(http, _result("ST36-5B", "20261203120000", "ST36M5", "ST36P5", "4.1", "X"))
-    assert b"MSA|AA" in ack, ack
-    stored = _obs(http, obs["id"])
-    assert (stored["status"], stored["valueQuantity"]["value"]) == ("final", 4.1), stored
-    (warned,) = _warned(ack, "taken back only")
-    assert warned.split("|")[2] == "OBX^1^11" and "cancelled" in warned, warned
 
 
 def _withdrawn(engine: Engine, http: TestClient, tag: str) -> str:
