@@ -351,6 +351,9 @@ class ElementPlan:
     # ``not_back: {from: [final, ...], to: [preliminary, ...]}``: a stored status of ``from`` is not
     # taken back to one of ``to`` by the writer (a result's P after its F: ``MergeRules._not_back``)
     not_back: tuple[frozenset[str], frozenset[str]] | None = None
+    # ``not_back: {..., with: [effective[x]]}``: elements describing the observation kept out, kept out
+    # with its status and the elements dated with it (a P's OBX-14 beside the stored value: pdate36)
+    not_back_with: frozenset[str] = frozenset()
     # ``withdrawn: [entered-in-error]``: stored values (in ``stands``) a placeholder's restatement is not
     # written into -- a withdrawn result comes back only by a message stating its status (``_dated``)
     withdrawn: frozenset[str] = frozenset()
@@ -641,6 +644,8 @@ class MergeRules:
                            not_from_older=bool(rule.get("not_from_older")),
                            not_back=(frozenset(rule["not_back"].get("from") or ()),
                                      frozenset(rule["not_back"].get("to") or ())) if rule.get("not_back") else None,
+                           not_back_with=frozenset(n for named in ((rule.get("not_back") or {}).get("with") or ())
+                                                   for n in _chosen(str(named), choices)),
                            withdrawn=frozenset(rule.get("withdrawn") or ()),
                            dated_with=frozenset(n for named in (rule["until_later"] if isinstance(
                                rule.get("until_later"), list) else ()) for n in _chosen(str(named), choices)),
@@ -1123,8 +1128,10 @@ class MergeRules:
         than the message that stated the stored version is held like any older restatement: the
         stored version whole, the resource ``held``, W at the status's field (None returned). Any
         other (later, another sender, not told): the status -- and the elements dated with it (its
-        value, flags, range: a final value changes only by a correction) -- kept as stored, the rest
-        merged, W at the status's field naming them. Returns ``incoming`` as it is to be merged."""
+        value, flags, range: a final value changes only by a correction) and those describing the
+        observation kept out (``with``: its time, OBX-14 -- else the stored value read as observed at
+        the P's time; rv36f MED 3, pdate36) -- kept as stored, the rest merged (its note), W at the
+        status's field naming them. Returns ``incoming`` as it is to be merged."""
         for name, ep in plan.backed:
             if not _backward(ep, stored.get(name, _MISSING), incoming.get(name, _MISSING)):
                 continue
@@ -1142,11 +1149,14 @@ class MergeRules:
                                **where})
                 self._hold(rtype, stored, incoming)
                 return None
-            kept = [name, *sorted(n for n in ep.dated_with
+            # (the elements describing the observation kept out -- its time, OBX-14 -- go with its value:
+            # a later P's 11:30 stored beside the corrected 4.3 said 4.3 was observed at 11:30; rv36f MED 3)
+            out = ep.dated_with | ep.not_back_with
+            kept = [name, *sorted(n for n in out
                                   if incoming.get(n, _MISSING) is not _MISSING and incoming.get(n) != stored.get(n))]
-            # what else it states is merged (a note, NTE): said, so a note of the value not stored is not
-            # read as one of the stored value unawares (rv36c's note)
-            rest = sorted(n for n, v in incoming.items() if n not in kept and n not in ep.dated_with
+            # what else it states is merged (a note, NTE: ordfix36's test takes it): said, so a note of the
+            # value not stored is not read as one of the stored value unawares (rv36c's note)
+            rest = sorted(n for n, v in incoming.items() if n not in kept and n not in out
                           and n not in ("resourceType", "id", "meta") and v != stored.get(n, _MISSING))
             also = f"; what else it states is stored ({', '.join(f'{rtype}.{n}' for n in rest)})" if rest else ""
             issues.append({"severity": "warning", "code": "conflict", "expression": [f"{rtype}.{n}" for n in kept],
@@ -1154,7 +1164,7 @@ class MergeRules:
                                           f"{_show(incoming[name])} was not stored over the stored "
                                           f"{_show(stored[name])}: a {_show(stored[name])} result is taken back "
                                           "only by a correction, an amendment or a withdrawal (OBX-11 C, A, B, W, "
-                                          f"D; table 0085) -- the stored status and value stand{also}",
+                                          f"D; table 0085) -- the stored status, value and observation time stand{also}",
                            **where})
             incoming = {k: v for k, v in incoming.items() if k not in kept}
         return incoming

@@ -711,9 +711,10 @@ _MERGE_ELEMENT: dict[str, Any] = {
         "until_later": {"anyOf": [{"type": "boolean"}, _NAMES]},
         # not written by the same sender's older message (a report's times: ordfix36)
         "not_from_older": {"type": "boolean"},
-        # a stored status ``from`` the writer does not take back ``to`` (a final result's P: ordfix36)
+        # a stored status ``from`` the writer does not take back ``to`` (a final result's P: ordfix36);
+        # ``with``: elements describing the observation kept out, kept out too (its time: pdate36)
         "not_back": {"type": "object", "required": ["from", "to"], "additionalProperties": False,
-                     "properties": {"from": _NAMES, "to": _NAMES}},
+                     "properties": {"from": _NAMES, "to": _NAMES, "with": _NAMES}},
         "placeholders": _NAMES,  # values a converter writes where the message states nothing
         # stored values a placeholder's restatement (no status stated) is not written into (status36)
         "withdrawn": _NAMES,

@@ -114,9 +114,6 @@ def test_a_clients_put_recoding_a_filed_report_is_taken(engine: Engine, http: Te
     assert [c["code"] for c in after["code"]["coding"]] == ["RV36FB"], after["code"]
 
 
-@pytest.mark.xfail(strict=True, reason="rv36f: MED a P kept out of a corrected result still writes its own "
-                   "observation time (OBX-14) beside the corrected value: 4.3 is then stored as observed at the "
-                   "P's 11:30, not the 08:30 the correction stated")
 def test_a_kept_out_preliminary_does_not_redate_the_corrected_value(engine: Engine, http: TestClient) -> None:
     """F 4.1 (10:00), C 4.3 (11:00), both observed at 08:30 (OBX-14); then the LIS's 12:00 P 5.0 of a
     specimen observed at 11:30. status36 keeps corrected 4.3 (W at OBX^1^11) but merges 'what else it
