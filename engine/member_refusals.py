@@ -30,6 +30,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from adapters.hl7v2.senders import peer_cn
 from engine.messages import now_iso
 from engine.repository.port import Document, Store
 
@@ -38,7 +39,6 @@ COLLECTION = "hl7_member_refusals"
 BY = ("institution", "client")
 
 _CLIENT = re.compile(r"\bclient=(\S+)")  # ``adapters.listeners.http``: ``<host> client=<subject>``
-_CN = re.compile(r"\bCN=(\S+)")  # ``adapters.listeners.mllp._peer_name``: ``<host>:<port> [CN=<cn>] port=<n>``
 
 
 def client_of(peer: str, replayed_by: str = "") -> str:
@@ -53,8 +53,8 @@ def client_of(peer: str, replayed_by: str = "") -> str:
         return ""
     if found := _CLIENT.search(peer):
         return f"http:{found.group(1)}"
-    if found := _CN.search(peer):
-        return f"tls:{found.group(1)}"
+    if cn := peer_cn(peer):  # the whole CN, as the site's sender table reads it
+        return f"tls:{cn}"
     host = peer.split(" ", 1)[0].rsplit(":", 1)[0]
     return f"mllp:{host}" if host else ""
 

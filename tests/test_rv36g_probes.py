@@ -113,9 +113,6 @@ class _TlsConnection:
         return self.info.get(name)
 
 
-@pytest.mark.xfail(strict=True, reason="rv36g: LOW member_refusals.client_of reads a certificate's CN as the first "
-                   "word after CN= (\\S+, as senders.py does): two member hospitals' MLLP certificates whose CNs share "
-                   "their first word are one client, so one's probes count toward and alert on the other")
 def test_two_tls_clients_whose_cn_share_a_first_word_are_two_clients() -> None:
     """Two hospitals' MLLP clients, certificates CN 'Fengning County Hospital' and 'Fengning Zhongyi Hospital',
     through the listener's own peer text (``mllp._peer_name``): ``client_of`` must name two clients."""
