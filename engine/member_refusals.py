@@ -18,10 +18,12 @@ The per-application rows (``member_refused`` on ``/admin/fidelity``) stay for th
 alert by themselves (an application's refusals are its institution's too).
 
 A count is one refused message (one answer the sender read), whatever number of its fields were refused.
-An alert is a crossing of a multiple of the threshold by this message's count (``Count.crossed``), read and
-written in one transaction of the store -- SQLite's ``BEGIN IMMEDIATE`` serialises it with every other
-process's -- so each multiple is crossed by exactly one message, where reading the total back after the write
-and alerting on ``total % threshold == 0`` let two workers counting at once both miss it (rv36d)."""
+An alert is a crossing of a multiple of the threshold by this message's count (``Count.crossed``), the count
+added by the store's atomic ``Collection.increment`` (MongoDB's ``$inc``, SQLite's ``BEGIN IMMEDIATE``), which
+returns each value to exactly one message -- so each multiple is crossed by exactly one message on every
+backend, where reading the total back after the write and alerting on ``total % threshold == 0`` let two workers
+counting at once both miss it (rv36d), and a read then a write lost counts on a MongoDB without transactions
+(rv36g MED 1)."""
 
 from __future__ import annotations
 
@@ -30,6 +32,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from adapters.hl7v2.senders import peer_cn
 from engine.messages import now_iso
 from engine.repository.port import Document, Store
 
@@ -38,7 +41,6 @@ COLLECTION = "hl7_member_refusals"
 BY = ("institution", "client")
 
 _CLIENT = re.compile(r"\bclient=(\S+)")  # ``adapters.listeners.http``: ``<host> client=<subject>``
-_CN = re.compile(r"\bCN=(\S+)")  # ``adapters.listeners.mllp._peer_name``: ``<host>:<port> [CN=<cn>] port=<n>``
 
 
 def client_of(peer: str, replayed_by: str = "") -> str:
@@ -53,8 +55,8 @@ def client_of(peer: str, replayed_by: str = "") -> str:
         return ""
     if found := _CLIENT.search(peer):
         return f"http:{found.group(1)}"
-    if found := _CN.search(peer):
-        return f"tls:{found.group(1)}"
+    if cn := peer_cn(peer):  # the whole CN, as the site's sender table reads it
+        return f"tls:{cn}"
     host = peer.split(" ", 1)[0].rsplit(":", 1)[0]
     return f"mllp:{host}" if host else ""
 
@@ -91,13 +93,11 @@ class MemberRefusals:
         stamp = now_iso()
         counted: dict[str, Count] = {}
         with self.store.transaction():
-            stored = {d["_id"]: d for d in self.rows.find({"_id": {"$in": list(ids.values())}})}
             for by, row_id in ids.items():
-                doc = stored.get(row_id) or {"_id": row_id, "member": member, "by": by, "key": keys[by], "count": 0,
-                                             "first_seen": stamp}
-                before = int(doc.get("count") or 0)
-                self.rows.replace({**doc, "count": before + 1, "last_seen": stamp})
-                counted[by] = Count(by, keys[by], before, before + 1)
+                _, row = self.rows.increment(row_id, "count", fields={"last_seen": stamp}, on_insert={
+                    "member": member, "by": by, "key": keys[by], "first_seen": stamp})
+                after = int(row["count"])
+                counted[by] = Count(by, keys[by], after - 1, after)
         return counted
 
     def of(self, member: str | None = None) -> list[Document]:

@@ -9,7 +9,6 @@ from __future__ import annotations
 import threading
 from typing import Any
 
-import pytest
 from fastapi.testclient import TestClient
 
 from adapters.hl7v2.ack import ack_code_of
@@ -60,23 +59,22 @@ def test_sender_resends_around_replays_are_counted_once_and_never_as_the_operato
     assert counts() == (inst + 2, client + 1, operator + 1, audited + 2)
 
 
-@pytest.mark.xfail(strict=True, reason="rv36g: MED count36's per-member refusal count is a read-modify-write "
-                   "(find, then replace) whose isolation is SQLite's BEGIN IMMEDIATE: on MongoDB without multi-document "
-                   "transactions (standalone server, which ingest supports through mongo_store._Undo) two engine "
-                   "processes counting at once lose a count and both alert on one multiple; an atomic $inc "
-                   "(find_one_and_update) is the form that holds on every backend")
 def test_two_processes_on_a_standalone_mongodb_keep_every_refusal_count() -> None:
     """Two engine processes on one standalone MongoDB (two ``MongoStore`` over one client, as two processes over one
     server: mongomock has no multi-document transactions, as a standalone server has none), the race forced
     deterministically: process A reads FNZYY's count on FNXRMYY's numbers, process B counts one refusal while A
     holds what it read, then A writes. Two refusals must be counted, and the threshold 1's multiples 1 and 2
-    crossed once each."""
+    crossed once each.
+
+    (cn36: A is held at its first touch of the rows, whichever it is: after a ``find`` returns, as the read-then-
+    write count did, or before an atomic ``increment`` runs, as the count now does -- so the probe holds A at the
+    point where a lost count could arise in either form.)"""
     import mongomock
 
     client = mongomock.MongoClient()
     a, b = MemberRefusals(MongoStore(client, "huren")), MemberRefusals(MongoStore(client, "huren"))
     read, b_done = threading.Event(), threading.Event()
-    found = a.rows.find
+    found, increment = a.rows.find, a.rows.increment
 
     def find_then_wait(*args: Any, **kwargs: Any) -> Any:
         out = found(*args, **kwargs)
@@ -84,7 +82,13 @@ def test_two_processes_on_a_standalone_mongodb_keep_every_refusal_count() -> Non
         b_done.wait(timeout=5)
         return out
 
+    def wait_then_increment(*args: Any, **kwargs: Any) -> Any:
+        read.set()
+        b_done.wait(timeout=5)
+        return increment(*args, **kwargs)
+
     a.rows.find = find_then_wait  # type: ignore[method-assign]  (process A paused between its read and write)
+    a.rows.increment = wait_then_increment  # type: ignore[method-assign]
     crossed: list[int] = []
 
     def count_a() -> None:
@@ -96,7 +100,7 @@ def test_two_processes_on_a_standalone_mongodb_keep_every_refusal_count() -> Non
     crossed.extend(c.after for c in b.count("FNXRMYY", {"institution": "FNZYY"}).values() if c.crossed(1))
     b_done.set()
     worker.join(timeout=10)
-    a.rows.find = found  # type: ignore[method-assign]
+    a.rows.find, a.rows.increment = found, increment  # type: ignore[method-assign]
     (row,) = b.of("FNXRMYY")
     assert row["count"] == 2 and sorted(crossed) == [1, 2], (row, crossed)
 
@@ -113,9 +117,6 @@ class _TlsConnection:
         return self.info.get(name)
 
 
-@pytest.mark.xfail(strict=True, reason="rv36g: LOW member_refusals.client_of reads a certificate's CN as the first "
-                   "word after CN= (\\S+, as senders.py does): two member hospitals' MLLP certificates whose CNs share "
-                   "their first word are one client, so one's probes count toward and alert on the other")
 def test_two_tls_clients_whose_cn_share_a_first_word_are_two_clients() -> None:
     """Two hospitals' MLLP clients, certificates CN 'Fengning County Hospital' and 'Fengning Zhongyi Hospital',
     through the listener's own peer text (``mllp._peer_name``): ``client_of`` must name two clients."""

@@ -13,8 +13,20 @@ from __future__ import annotations
 import re
 from typing import Any
 
-_CN = re.compile(r"\bCN=(\S+)")
-_PORT = re.compile(r"\bport=(\d+)")
+# ``adapters.listeners.mllp._peer_name``: ``<host>:<port>[ CN=<cn>][ port=<listening port>]``, the CN written raw
+# (the certificate's commonName value as ``ssl`` decodes it: not an RFC 4514 DN, so nothing in it is escaped and it
+# may hold spaces): the CN is everything after `` CN=`` up to the trailing `` port=<digits>`` the listener appends.
+_CN = re.compile(r" CN=(.+?)(?: port=\d+)?$")
+_PORT = re.compile(r"\bport=(\d+)$")  # the last: a CN may hold "port=" itself
+
+
+def peer_cn(peer: str) -> str:
+    """The TLS client certificate's whole CN in the peer text the MLLP listener recorded ("" when it names none):
+    the one reading of it, for the site's sender table (``tls:<CN>``) and the refusal counts' client
+    (``engine.member_refusals.client_of``). Read to the end, so CNs sharing a first word ("Fengning County
+    Hospital", "Fengning Zhongyi Hospital") stay two (rv36g LOW 1)."""
+    found = _CN.search(peer) if peer else None
+    return found.group(1) if found else ""
 
 
 def sender_institution(facility: str, application: str, peer: str, site: Any) -> str:
@@ -34,9 +46,9 @@ def sender_institution(facility: str, application: str, peer: str, site: Any) ->
             return str(by_app)
     listeners = table.get("listeners") or {}
     if listeners and peer:
-        cn = _CN.search(peer)
-        if cn and f"tls:{cn.group(1)}" in listeners:
-            return str(listeners[f"tls:{cn.group(1)}"])
+        cn = peer_cn(peer)
+        if cn and f"tls:{cn}" in listeners:
+            return str(listeners[f"tls:{cn}"])
         port = _PORT.search(peer)
         if port and f"mllp:{port.group(1)}" in listeners:
             return str(listeners[f"mllp:{port.group(1)}"])

@@ -310,6 +310,40 @@ class MongoCollection:
             undo.wrote(self.raw, doc_id, before)
         return result.matched_count > 0
 
+    def increment(self, doc_id: str, field: str, *, by: int = 1, fields: Document | None = None,
+                  on_insert: Document | None = None) -> tuple[Document | None, Document]:
+        """``port.Collection.increment``: one ``find_one_and_update`` with ``$inc`` (upsert), atomic on the server
+        with or without transactions. It returns the document before, from which the one after is exact (the
+        update is this one step). Undone on a failed block without transactions by the inverse ``$inc`` (and
+        removing a document this call created once it is back at 0), not by the before-image: another process's
+        increments made meanwhile stay counted."""
+        set_ = dict(fields or {})
+        if "_id" in set_ or field == "_id":
+            raise ValueError("cannot change _id")
+        insert = {k: v for k, v in (on_insert or {}).items() if k not in set_ and k not in (field, "_id")}
+        update: Document = {"$inc": {field: by}}
+        if set_:
+            update["$set"] = set_
+        if insert:
+            update["$setOnInsert"] = insert
+        before = self.raw.find_one_and_update({"_id": doc_id}, update, upsert=True,
+                                              return_document=pymongo.ReturnDocument.BEFORE, **self.store.kw())
+        base = before if before is not None else {**insert, "_id": doc_id}
+        after = {**base, **set_, field: (base.get(field) or 0) + by}
+        if (undo := self.store.undo) is not None:
+            raw, previous = self.raw, {k: before[k] for k in set_ if k in before} if before is not None else {}
+
+            def put_back() -> None:
+                back: Document = {"$inc": {field: -by}}
+                if previous:
+                    back["$set"] = previous
+                raw.update_one({"_id": doc_id}, back)
+                if before is None:
+                    raw.delete_one({"_id": doc_id, field: 0})
+
+            undo.then(f"{raw.name}/{doc_id}", put_back)
+        return before, after
+
     def delete(self, doc_id: str) -> bool:
         undo = self.store.undo
         before = self.raw.find_one({"_id": doc_id}) if undo is not None else None

@@ -61,6 +61,15 @@ class Collection(Protocol):
 
     def delete(self, doc_id: str) -> bool: ...
 
+    def increment(self, doc_id: str, field: str, *, by: int = 1, fields: Document | None = None,
+                  on_insert: Document | None = None) -> tuple[Document | None, Document]:
+        """Add ``by`` to the number ``field`` (absent: 0) of document ``doc_id`` and set ``fields`` on it, in one
+        atomic step, creating the document from ``on_insert`` when there is none; returns (the document before, None
+        when it was created; the document after). Why not ``get`` then ``replace``: on a MongoDB without
+        transactions (a standalone server) two processes between their read and their write both read the same
+        number and one count is lost (rv36g MED 1); here the backend adds (Mongo ``$inc``, SQLite inside its
+        ``BEGIN IMMEDIATE``), so every increment is counted and each value is returned to exactly one caller."""
+
     def find(
         self,
         filter: Document | None = None,

@@ -530,6 +530,19 @@ class SqliteCollection:
             self.replace(doc)
             return True
 
+    def increment(self, doc_id: str, field: str, *, by: int = 1, fields: Document | None = None,
+                  on_insert: Document | None = None) -> tuple[Document | None, Document]:
+        """``port.Collection.increment``: read and written inside one ``BEGIN IMMEDIATE`` (joining the caller's),
+        which holds the file's write lock from the read on, so no other process writes between them."""
+        if "_id" in (fields or {}) or field == "_id":
+            raise ValueError("cannot change _id")
+        with self.store.transaction():
+            before = self.get(doc_id)
+            base = before if before is not None else {**(on_insert or {}), "_id": doc_id}
+            after = {**base, **(fields or {}), field: int(base.get(field) or 0) + by}
+            self.replace(after)
+        return before, after
+
     def delete(self, doc_id: str) -> bool:
         cur = self.store.execute(f"DELETE FROM {self.table} WHERE id = ?", (doc_id,))
         return cur.rowcount > 0
