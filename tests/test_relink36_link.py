@@ -23,12 +23,11 @@ from fastapi.testclient import TestClient
 
 from engine.engine import Engine
 from engine.settings import Settings
-from tests.test_evid35_linking import order_ref, prior, rate, rows
+from tests.test_evid35_linking import order_ref, prior, rate
 from tests.test_evidence33_pairs import ALT, AST, LFT, LOCAL_LFT, B, http, obx, send  # noqa: F401 (``http``: the fixture)
+from tests.test_linkfix35_relink import FHIR, ORDER_AT, REPEAT_AT, live
 from tests.test_probepay26_windows import order, result
 
-ORDER_AT, REPEAT_AT = "20260312080000+0800", "20260312100000+0800"
-FHIR = {"Content-Type": "application/fhir+json"}
 OTHER = "320923198504120036"  # another resident of the county
 
 
@@ -36,10 +35,6 @@ OTHER = "320923198504120036"  # another resident of the county
 def engine(backend_settings: Settings) -> Iterator[Engine]:
     with Engine(backend_settings) as eng:
         yield eng
-
-
-def live(engine: Engine, http: TestClient) -> list[dict[str, Any]]:  # noqa: F811
-    return [r for r in rows(engine, http) if r["status"] not in ("cancelled", "overturned")]
 
 
 def report_of(http: TestClient, filler: str) -> dict[str, Any]:  # noqa: F811

@@ -25,12 +25,11 @@ from tests.test_evidence33_pairs import ALT, AST, LFT, LOCAL_LFT, A, B, evidence
 from tests.test_evpage34_evidence import flag_of
 from tests.test_evpfix34_page import _open
 from tests.test_insurance_ui import sign_in
+from tests.test_linkfix35_relink import FHIR, ORDER_AT, REPEAT_AT, live
 from tests.test_probepay26_windows import order, result
 from tests.test_reports_ui import CHROMIUM, Browser, browser, server  # noqa: F401 - fixtures
 from tests.test_uifix35_evidence_page import LOCAL_HBV, _terms
 
-ORDER_AT, REPEAT_AT = "20260312080000+0800", "20260312100000+0800"
-FHIR = {"Content-Type": "application/fhir+json"}
 OTHER = "320923198504120036"  # another resident of the county
 
 
@@ -38,10 +37,6 @@ OTHER = "320923198504120036"  # another resident of the county
 def engine(backend_settings: Settings) -> Iterator[Engine]:
     with Engine(backend_settings) as eng:
         yield eng
-
-
-def live(engine: Engine, http: TestClient) -> list[dict[str, Any]]:  # noqa: F811
-    return [r for r in rows(engine, http) if r["status"] not in ("cancelled", "overturned")]
 
 
 def report_of(http: TestClient, filler: str) -> dict[str, Any]:  # noqa: F811
