@@ -16,6 +16,7 @@ from engine.repository.port import Store
 from tests.hl7_calls import err_lines, module_http, post, written
 from tests.module_store import module_eng
 from tests.test_ordfix36_final_back import _result
+from tests.test_rv36a_probes import _potassium
 
 __all__ = ["engine", "module_http"]
 
@@ -184,3 +185,19 @@ def test_a_kept_out_p_does_not_redate_the_final_report(engine: Engine, http: Tes
     assert after["status"] == "final", after
     assert after.get("effectiveDateTime") == before.get("effectiveDateTime"), (before.get("effectiveDateTime"),
                                                                                after.get("effectiveDateTime"), ack)
+
+
+@pytest.mark.xfail(strict=True, reason="rv37a: LOW bfe21fb3 locates the report's status refusal at OBR^1^25 even "
+                   "when OBR-25 is empty (the status read from the results): ERR-2 names a field the sender left empty")
+def test_a_report_status_refusal_names_no_empty_obr25(engine: Engine, http: TestClient) -> None:
+    """bfe21fb3: the report's status refusal is located at OBR-25 -- where the message stated it. Another
+    application's F over the LIS's correction with OBR-25 empty: whatever ERR the report's status gets, its
+    ERR-2 does not point the sender at a field it left empty."""
+    post(http, _potassium("RV37A-9A", "20261203100000", "RV37AM9", "RV37AP9", "4.1"))
+    assert b"MSA|AA" in post(http, _potassium("RV37A-9B", "20261203120000", "RV37AM9", "RV37AP9", "5.6", "H", "C"))
+    message = _potassium("RV37A-9C", "20261203130000", "RV37AM9", "RV37AP9", "4.4", "N", "F").replace(
+        "MSH|^~\\&|LIS|", "MSH|^~\\&|POCT|", 1).replace("||||CH|F\r", "||||CH|\r")
+    assert "||||CH|\r" in message
+    ack = post(http, message)
+    assert b"MSA|AE" in ack, ack
+    assert "OBR^1^25" not in [e.split("|")[2] for e in err_lines(ack)], err_lines(ack)
