@@ -201,3 +201,26 @@ def test_a_report_status_refusal_names_no_empty_obr25(engine: Engine, http: Test
     ack = post(http, message)
     assert b"MSA|AE" in ack, ack
     assert "OBR^1^25" not in [e.split("|")[2] for e in err_lines(ack)], err_lines(ack)
+
+
+
+def _spm(message: str, specimen: str, drawn: str) -> str:
+    """``message`` with its order's specimen: SPM-2 ``specimen``, collected ``drawn`` (SPM-17)."""
+    return message + f"SPM|1|{specimen}^LIS||BLD^全血^L|||||||||||||{drawn}\r"
+
+
+@pytest.mark.xfail(strict=True, reason="rv37a: MED a kept-out P of a re-drawn specimen (SPM-2 another) points the "
+                   "final 4.1 at the P's Specimen: the final value is filed under a tube it was not measured in")
+def test_a_kept_out_p_of_a_redrawn_specimen_leaves_the_final_values_specimen(engine: Engine, http: TestClient) -> None:
+    """The kept-out P of a re-drawn specimen (SPM-2 another, collected 11:00): the final 4.1 is still the first
+    specimen's -- the P's specimen goes out with its value."""
+    first = _result("RV37A-10A", "20261203100000", "RV37AM10", "RV37AP10", "4.1", "F")
+    assert b"MSA|AA" in post(http, _spm(first, "RV37AS10A", "20261203080000"))
+    (obs,) = written(engine, http, "RV37A-10A", "Observation")
+    before = _obs(http, obs["id"])
+    later = _result("RV37A-10B", "20261203120000", "RV37AM10", "RV37AP10", "5.0", "P").replace(
+        "|20261203083000", "|20261203113000")
+    assert b"MSA|AA" in post(http, _spm(later, "RV37AS10B", "20261203110000"))
+    after = _obs(http, obs["id"])
+    assert (after["status"], after["valueQuantity"]["value"]) == ("final", 4.1), after
+    assert before.get("specimen") and after.get("specimen") == before["specimen"], (before.get("specimen"), after)
