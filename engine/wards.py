@@ -230,3 +230,133 @@ def place_under_ward(made: str, care: str, ward: str | None, stored: str | None 
         return None
     named = ward + parts
     return None if named == stored else named
+
+
+# -- the ward of a place (wards37) ---------------------------------------------------------------------
+# The one reader of "which ward is this place in, and which ward is it": the walk up a place's
+# ``partOf`` chain, the point-of-care code a ward Location carries, and the (institution, code) key
+# ``ward_name`` is asked by. The recognition's department of an order's visit
+# (``engine.recognition.facts.FactReader._visit_ward``) and the resident page's wards
+# (``engine.api.ui_me_wards``) each had their own walk and code rule (and the page found a ward's
+# institution by hashing each member's Organization id, the converter's keying written again).
+
+PHYSICAL_TYPE = "http://terminology.hl7.org/CodeSystem/location-physical-type"
+# the Locations read up a chain, the place included: the converter writes a bed, its room, its ward
+# (``adapters.convert.actors._location``); a FHIR client's deeper chain, or a cycle, stops here
+LEVELS = 5
+
+ReadMany = Callable[[list[tuple[str, str]]], Mapping[tuple[str, str], dict[str, Any]]]
+
+
+def is_ward(loc: Mapping[str, Any]) -> bool:
+    """A ward: physical type ``wa`` in HL7's location-physical-type system, or in a coding that names no
+    system (a FHIR client's; the recognition read any ``wa`` as a ward before, and keeps doing so for
+    such a coding)."""
+    return any(isinstance(c, dict) and c.get("code") == "wa" and c.get("system") in (PHYSICAL_TYPE, None)
+               for c in (loc.get("physicalType") or {}).get("coding") or ())
+
+
+class PlaceWard:
+    """A place (``Location/<id>``) and the Locations read above it, the place first: up to its ward
+    when one is found (``ward``), else as far as the chain could be read."""
+
+    __slots__ = ("chain",)
+
+    def __init__(self, chain: tuple[tuple[str, dict[str, Any]], ...]) -> None:
+        self.chain = chain
+
+    @property
+    def place(self) -> dict[str, Any]:
+        return self.chain[0][1]
+
+    @property
+    def ward(self) -> tuple[str, dict[str, Any]] | None:
+        """(reference, Location) of the place's ward (the place itself where it is one), else None."""
+        last = self.chain[-1]
+        return last if is_ward(last[1]) else None
+
+    @property
+    def below(self) -> int:
+        """How many levels the place is under its ward: 0 for the ward, 1 a room, 2 a bed."""
+        return len(self.chain) - 1
+
+
+def wards_of(read_many: ReadMany, refs: Iterable[str]) -> dict[str, PlaceWard]:
+    """Each place of ``refs`` (``Location/<id>``) with the Locations above it up to its ward, read level
+    by level (one ``read_many`` a level for all the places); a place not read is left out."""
+    chains: dict[str, list[tuple[str, dict[str, Any]]]] = {}
+    wanted = {ref: ref for ref in dict.fromkeys(refs) if isinstance(ref, str) and ref.startswith("Location/")}
+    for _ in range(LEVELS):
+        if not wanted:
+            break
+        keys = [(t, i) for t, _, i in (r.partition("/") for r in dict.fromkeys(wanted.values()))]
+        got = read_many(keys)
+        nxt: dict[str, str] = {}
+        for place, ref in wanted.items():
+            loc = got.get(tuple(ref.split("/", 1)))  # type: ignore[call-overload]
+            if loc is None:
+                continue
+            chain = chains.setdefault(place, [])
+            chain.append((ref, loc))
+            up = (loc.get("partOf") or {}).get("reference")
+            if (not is_ward(loc) and isinstance(up, str) and up.startswith("Location/")
+                    and all(up != r for r, _ in chain)):
+                nxt[place] = up
+        wanted = nxt
+    return {place: PlaceWard(tuple(chain)) for place, chain in chains.items()}
+
+
+def point_of_care(ward: Mapping[str, Any]) -> str | None:
+    """A ward's point-of-care code (PV1-3 PL-1) as the converter writes it: its ``alias`` where PL-9
+    named the ward, else its ``name`` (a PL sent by code alone: NEI, or 心内科 in Chinese)."""
+    name = ward.get("name")
+    return _alias(ward) or (name if isinstance(name, str) and name else None)
+
+
+def department(ward: Mapping[str, Any]) -> tuple[str | None, str | None]:
+    """(code, name) of a ward as a reader reads it (the recognition's department, dept33): the
+    point-of-care code, and the ward's name where it is not that code. A ward sent by a Chinese word
+    alone (心内科^301^02, no alias) is that name and no code (deptfix34: a word a person reads)."""
+    name = ward.get("name") if isinstance(ward.get("name"), str) else None
+    code = point_of_care(ward)
+    if code is not None and code == name and ideographic(code) and not _alias(ward):
+        code = None
+    return code, (name if name and name != code else None)
+
+
+def _alias(ward: Mapping[str, Any]) -> str | None:
+    return next((a for a in ward.get("alias") or () if isinstance(a, str) and a), None)
+
+
+def ward_key_of(ref: str, ward: Mapping[str, Any],
+                institution: Callable[[dict[str, Any]], str | None]) -> tuple[str, str] | None:
+    """(institution, point-of-care code) of a ward ``ward_name`` and ``current_ward_names`` can be
+    asked about exactly, else None.
+
+    Their key is the converter's whole key (``actors.ward_key`` under the sending institution) only
+    where the facility (PL-4) is the sender itself or empty; a ward at another member's facility is
+    (sender, facility, code), and asking about (sender, code) would name the sender's own ward of
+    that code (rv36e MED 1). The key is read from the stored ward as the converter writes it:
+
+    - its institution is the one its ``managingOrganization`` names (``institution``: the project's
+      reader of an Organization reference, its ``urn:huren:institution`` identifier -- on the
+      reference, else on the Organization read, ``FactReader.organization_code``). The converter
+      states the sender as manager exactly when the facility is the sender. An Organization without
+      that identifier (a FHIR client's) names no institution, and the ward is left out;
+    - its code is the ward's ``alias`` (PL-1 beside a PL-9 name), or its name (sent by code alone).
+
+    One hash then confirms that the ward's id is that key's: a Location written otherwise (a FHIR
+    client's, claiming the sender and NEI) is never named by a key it was not made with, and
+    ``current_ward_names`` reads the very Location the key names."""
+    managing = ward.get("managingOrganization")
+    owner = institution(managing) if isinstance(managing, dict) else None
+    if not owner:
+        return None
+    from adapters.convert.actors import ward_key
+    from engine.repository.ids import deterministic_id
+
+    rid = ref.split("/", 1)[1]
+    for code in dict.fromkeys((*(ward.get("alias") or ()), ward.get("name"))):
+        if isinstance(code, str) and code and deterministic_id(owner, "Location", ward_key(owner, code)) == rid:
+            return owner, code
+    return None
