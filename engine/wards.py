@@ -241,7 +241,7 @@ def place_under_ward(made: str, care: str, ward: str | None, stored: str | None 
 # institution by hashing each member's Organization id, the converter's keying written again).
 
 PHYSICAL_TYPE = "http://terminology.hl7.org/CodeSystem/location-physical-type"
-# the Locations read up a chain, the place included: the converter writes a bed, its room, its ward
+# the Locations read up a chain, the place included (``_up``): the converter writes a bed, its room, its ward
 # (``adapters.convert.actors._location``); a FHIR client's deeper chain, or a cycle, stops here
 LEVELS = 5
 
@@ -252,28 +252,26 @@ def is_ward(loc: Mapping[str, Any]) -> bool:
     """A ward: physical type ``wa`` in HL7's location-physical-type system, or in a coding that names no
     system (a FHIR client's; the recognition read any ``wa`` as a ward before, and keeps doing so for
     such a coding)."""
-    return any(isinstance(c, dict) and c.get("code") == "wa" and c.get("system") in (PHYSICAL_TYPE, None)
-               for c in (loc.get("physicalType") or {}).get("coding") or ())
+    for c in (loc.get("physicalType") or {}).get("coding") or ():
+        if isinstance(c, dict) and c.get("code") == "wa" and c.get("system") in (PHYSICAL_TYPE, None):
+            return True
+    return False
 
 
 class PlaceWard:
     """A place (``Location/<id>``) and the Locations read above it, the place first: up to its ward
     when one is found (``ward``), else as far as the chain could be read."""
 
-    __slots__ = ("chain",)
+    __slots__ = ("chain", "ward")
 
-    def __init__(self, chain: tuple[tuple[str, dict[str, Any]], ...]) -> None:
+    def __init__(self, chain: list[tuple[str, dict[str, Any]]], ward: bool) -> None:
         self.chain = chain
+        # (reference, Location) of the place's ward (the place itself where it is one), else None
+        self.ward: tuple[str, dict[str, Any]] | None = chain[-1] if ward else None
 
     @property
     def place(self) -> dict[str, Any]:
         return self.chain[0][1]
-
-    @property
-    def ward(self) -> tuple[str, dict[str, Any]] | None:
-        """(reference, Location) of the place's ward (the place itself where it is one), else None."""
-        last = self.chain[-1]
-        return last if is_ward(last[1]) else None
 
     @property
     def below(self) -> int:
@@ -281,29 +279,53 @@ class PlaceWard:
         return len(self.chain) - 1
 
 
+def _up(chain: list[tuple[str, dict[str, Any]]]) -> str | None:
+    """The next Location to read up a chain (the walk's one rule): the last one's ``partOf``, unless
+    it is a ward, the chain is ``LEVELS`` long, or the reference is not a Location's or is met again."""
+    loc = chain[-1][1]
+    if len(chain) >= LEVELS or is_ward(loc):
+        return None
+    up = (loc.get("partOf") or {}).get("reference")
+    if not (isinstance(up, str) and up.startswith("Location/")):
+        return None
+    for r, _ in chain:
+        if r == up:
+            return None
+    return up
+
+
+def place_ward(read: Callable[[str, str], dict[str, Any] | None], ref: Any) -> PlaceWard | None:
+    """``wards_of`` for one place, read one Location at a time (``read(type, id)``: the recognition's
+    reader, which keeps a write group's resources at hand); None where the place is not read."""
+    chain: list[tuple[str, dict[str, Any]]] = []
+    at: str | None = ref if isinstance(ref, str) and ref.startswith("Location/") else None
+    while at is not None:
+        loc = read("Location", at[9:])
+        if not loc:
+            break
+        chain.append((at, loc))
+        at = _up(chain)
+    return PlaceWard(chain, is_ward(chain[-1][1])) if chain else None
+
+
 def wards_of(read_many: ReadMany, refs: Iterable[str]) -> dict[str, PlaceWard]:
     """Each place of ``refs`` (``Location/<id>``) with the Locations above it up to its ward, read level
     by level (one ``read_many`` a level for all the places); a place not read is left out."""
     chains: dict[str, list[tuple[str, dict[str, Any]]]] = {}
     wanted = {ref: ref for ref in dict.fromkeys(refs) if isinstance(ref, str) and ref.startswith("Location/")}
-    for _ in range(LEVELS):
-        if not wanted:
-            break
-        keys = [(t, i) for t, _, i in (r.partition("/") for r in dict.fromkeys(wanted.values()))]
-        got = read_many(keys)
+    while wanted:
+        got = read_many([("Location", r[9:]) for r in dict.fromkeys(wanted.values())])
         nxt: dict[str, str] = {}
         for place, ref in wanted.items():
-            loc = got.get(tuple(ref.split("/", 1)))  # type: ignore[call-overload]
+            loc = got.get(("Location", ref[9:]))
             if loc is None:
                 continue
             chain = chains.setdefault(place, [])
             chain.append((ref, loc))
-            up = (loc.get("partOf") or {}).get("reference")
-            if (not is_ward(loc) and isinstance(up, str) and up.startswith("Location/")
-                    and all(up != r for r, _ in chain)):
+            if (up := _up(chain)) is not None:
                 nxt[place] = up
         wanted = nxt
-    return {place: PlaceWard(tuple(chain)) for place, chain in chains.items()}
+    return {place: PlaceWard(chain, is_ward(chain[-1][1])) for place, chain in chains.items()}
 
 
 def point_of_care(ward: Mapping[str, Any]) -> str | None:

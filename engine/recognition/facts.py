@@ -24,7 +24,7 @@ from engine.merge_rules import ideographic
 from engine.recognition.coding import analytes_for, institution_from_codes, item_for
 from engine.recognition.decision import Order, PriorResult
 from engine.recognition.rules import Rules
-from engine.wards import department, wards_of
+from engine.wards import department, place_ward
 from mappings.site import DEFAULT_ZONE
 
 ORG_SYSTEM = "urn:huren:institution"
@@ -660,7 +660,7 @@ class FactReader:
 
     def _visit_ward(self, encounter: dict[str, Any]) -> str | None:
         """The department key of a visit's ward: its location where the patient is (``active``), else
-        its first; the Location read up its ``partOf`` chain to the ward (``engine.wards.wards_of``, the
+        its first; the Location read up its ``partOf`` chain to the ward (``engine.wards.place_ward``, the
         one walk the resident page takes too), named by the ward's code and name (``engine.wards.
         department``: its alias is the point of care's code when PL-9 named it). A place with no named
         ward above it (a Location stored before the chain, converted before pages33) or not readable is
@@ -671,9 +671,7 @@ class FactReader:
         if place is None:
             return None
         ref, display = place["location"].get("reference"), place["location"].get("display")
-        read = self._read
-        found = wards_of(lambda keys: {k: loc for k in keys if (loc := read(*k))}, [ref]).get(ref) \
-            if isinstance(ref, str) else None
+        found = place_ward(self._read, ref)
         ward = found.ward if found is not None else None
         if ward is not None and ward[1].get("name"):
             return department_key(*department(ward[1]))
