@@ -80,14 +80,21 @@ CODE_MARK = "{code}（院内代码）"
 
 
 def current_ward_names(read_many: Callable[[list[tuple[str, str]]], Mapping[tuple[str, str], Any]] | None,
-                       wards: Iterable[tuple[str, str]]) -> dict[tuple[str, str], str | None]:
+                       wards: Iterable[tuple[str, str]],
+                       held: Mapping[tuple[str, str], Mapping[str, Any]] | None = None,
+                       ) -> dict[tuple[str, str], str | None]:
     """(institution, point-of-care code) -> the name its ward Location has now, None where the store
     holds the Location with no name but its code; a ward whose Location is not found is left out.
 
     The Location is the one the institution's own feed keeps for the ward (``adapters.convert.actors``
     ``ward_key``: PL-4 empty or the institution itself), read by its id, all in one read: its name is
     what the feed said, a PL-9 name stated later renaming it and a code sent alone never doing so
-    (locfix34)."""
+    (locfix34).
+
+    ``held``: for a ward another member's feed holds a record of (``ward_key_of``: the county
+    hospital's Location of the traditional-medicine hospital's NEI), that Location, read where the
+    institution's own feed has stored none of the ward: the sender's PL-9 name then names it, as
+    the record does."""
     if read_many is None:
         return {}
     from adapters.convert.actors import ward_key
@@ -99,6 +106,8 @@ def current_ward_names(read_many: Callable[[list[tuple[str, str]]], Mapping[tupl
     out: dict[tuple[str, str], str | None] = {}
     for (inst, code), rid in ids.items():
         loc = found.get(("Location", rid))
+        if loc is None and held:
+            loc = held.get((inst, code))
         if loc is not None:
             name = loc.get("name")
             out[inst, code] = name if isinstance(name, str) and name.strip() and name != code else None
@@ -350,35 +359,45 @@ def _alias(ward: Mapping[str, Any]) -> str | None:
     return next((a for a in ward.get("alias") or () if isinstance(a, str) and a), None)
 
 
-def ward_key_of(ref: str, ward: Mapping[str, Any],
-                institution: Callable[[dict[str, Any]], str | None]) -> tuple[str, str] | None:
+def ward_key_of(ref: str, ward: Mapping[str, Any], institution: Callable[[dict[str, Any]], str | None],
+                senders: Iterable[str] = (), facilities: Collection[str] = ()) -> tuple[str, str] | None:
     """(institution, point-of-care code) of a ward ``ward_name`` and ``current_ward_names`` can be
     asked about exactly, else None.
 
-    Their key is the converter's whole key (``actors.ward_key`` under the sending institution) only
-    where the facility (PL-4) is the sender itself or empty; a ward at another member's facility is
-    (sender, facility, code), and asking about (sender, code) would name the sender's own ward of
-    that code (rv36e MED 1). The key is read from the stored ward as the converter writes it:
+    The converter keys a ward (``actors.ward_key``, under the sending institution) by its facility
+    (PL-4, else the sender) and its point of care; the key is read back from the stored ward as the
+    converter writes it, and one hash confirms that the ward's id is that key's -- a Location written
+    otherwise (a FHIR client's, claiming the sender and NEI) is never named by a key it was not made
+    with, and ``current_ward_names`` reads the very Location the key names:
 
-    - its institution is the one its ``managingOrganization`` names (``institution``: the project's
-      reader of an Organization reference, its ``urn:huren:institution`` identifier -- on the
-      reference, else on the Organization read, ``FactReader.organization_code``). The converter
-      states the sender as manager exactly when the facility is the sender. An Organization without
-      that identifier (a FHIR client's) names no institution, and the ward is left out;
-    - its code is the ward's ``alias`` (PL-1 beside a PL-9 name), or its name (sent by code alone).
-
-    One hash then confirms that the ward's id is that key's: a Location written otherwise (a FHIR
-    client's, claiming the sender and NEI) is never named by a key it was not made with, and
-    ``current_ward_names`` reads the very Location the key names."""
-    managing = ward.get("managingOrganization")
-    owner = institution(managing) if isinstance(managing, dict) else None
-    if not owner:
-        return None
+    - the ward's code is its ``alias`` (PL-1 beside a PL-9 name), or its name (sent by code alone);
+    - a ward with a ``managingOrganization`` is the sender's own (the converter states the sender as
+      manager exactly when the facility is the sender or empty): its institution is the one that
+      Organization names (``institution``: the project's reader of an Organization reference, its
+      ``urn:huren:institution`` identifier -- on the reference, else on the Organization read,
+      ``FactReader.organization_code``). An Organization without that identifier (a FHIR client's)
+      names no institution, and the ward is left out: not named is safe, a wrong name is not;
+    - a ward with none is one the converter keyed under a sender (``senders``: the institutions whose
+      records name the place, the visits' ``serviceProvider``) at another member's facility
+      (``facilities``: the site's member codes) -- the county hospital's HIS registering a visit at
+      the traditional-medicine hospital's ward (``NEI^5^1^FNZYY``). It is that member's ward of that
+      code, and is named by the member's rule (wards37): (FNZYY, NEI). Before, it was left out and the
+      page showed the record's words; asking about (sender, NEI) would name the sender's own NEI ward
+      (rv36e MED 1). A facility no member's code names (an alias, a name) is not found: left out."""
     from adapters.convert.actors import ward_key
     from engine.repository.ids import deterministic_id
 
     rid = ref.split("/", 1)[1]
-    for code in dict.fromkeys((*(ward.get("alias") or ()), ward.get("name"))):
-        if isinstance(code, str) and code and deterministic_id(owner, "Location", ward_key(owner, code)) == rid:
-            return owner, code
+    codes = [c for c in dict.fromkeys((*(ward.get("alias") or ()), ward.get("name"))) if isinstance(c, str) and c]
+    managing = ward.get("managingOrganization")
+    if isinstance(managing, dict):
+        owner = institution(managing)
+        return next(((owner, code) for code in codes
+                     if owner and deterministic_id(owner, "Location", ward_key(owner, code)) == rid), None)
+    for sender in dict.fromkeys(senders):
+        for facility in facilities:
+            if facility != sender:
+                for code in codes:
+                    if deterministic_id(sender, "Location", ward_key(facility, code)) == rid:
+                        return facility, code
     return None

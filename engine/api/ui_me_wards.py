@@ -46,24 +46,28 @@ class VisitWards:
     locations: list[dict[str, Any]] = field(default_factory=list)  # the places and wards read above them
 
 
-def _places(repo: ScopedRepository, seen: VisitWards) -> list[str]:
-    """The Location references of every visit the caller may read, in order, once each. The pages are
+def _places(repo: ScopedRepository, seen: VisitWards) -> dict[str, list[dict[str, Any]]]:
+    """The Location references of every visit the caller may read, in order, once each, with the
+    ``serviceProvider`` of the visits naming each (the sender whose record it is). The pages are
     walked as the search's own paging says -- its next page (``offset + count``) while it has one --
     not by what a page shows: a page whose visits are all withheld from a family member (R, V) is
     empty and has a next page all the same, and a page shows fewer than it counted (rv36e LOW 1)."""
-    refs: dict[str, None] = {}
+    refs: dict[str, list[dict[str, Any]]] = {}
     offset = 0
     while True:
         params = [("_count", str(_PAGE)), ("_offset", str(offset))]
         found = repo.search("Encounter", params)
         seen.searches.append(("Encounter?" + urlencode(params), found.resources))
         for enc in found.resources:
+            provider = enc.get("serviceProvider")
             for place in enc.get("location") or ():
                 ref = (place.get("location") or {}).get("reference")
                 if isinstance(ref, str) and ref.startswith("Location/"):
-                    refs[ref] = None
+                    providers = refs.setdefault(ref, [])
+                    if isinstance(provider, dict) and provider not in providers:
+                        providers.append(provider)
         if not found.has_next or found.count <= 0:
-            return list(refs)
+            return refs
         offset = found.offset + found.count
 
 
@@ -73,7 +77,8 @@ def visit_wards(engine: Any, repo: ScopedRepository) -> VisitWards:
     the code, which the page says in its own language as the hospital's code)."""
     seen = VisitWards()
     read_many = engine.repository.read_many
-    found = wards_of(read_many, _places(repo, seen))
+    places = _places(repo, seen)
+    found = wards_of(read_many, places)
     seen.locations = list({ref: loc for chain in found.values() for ref, loc in chain.chain}.values())
     members = engine.site.institutions
     organization = engine.recognition.facts.organization_code
@@ -84,18 +89,22 @@ def visit_wards(engine: Any, repo: ScopedRepository) -> VisitWards:
 
     keyed: dict[str, tuple[tuple[str, str], int, str]] = {}  # place -> (inst, code), levels under the ward, its name
     keys: dict[str, tuple[str, str] | None] = {}  # ward -> its key (beds of one ward: found once)
+    held: dict[tuple[str, str], dict[str, Any]] = {}  # key -> the ward Location the caller's records name
     for place, chain in found.items():
         if chain.ward is None:
             continue
         ward_ref, ward = chain.ward
         if ward_ref not in keys:
-            keys[ward_ref] = ward_key_of(ward_ref, ward, institution)
+            senders = [code for p in places[place] if (code := institution(p))]
+            key = keys[ward_ref] = ward_key_of(ward_ref, ward, institution, senders, members)
+            if key is not None:
+                held.setdefault(key, ward)
         key = keys[ward_ref]
         if key is not None:
             keyed[place] = (key, chain.below, str(chain.place.get("name") or ""))
     if not keyed:
         return seen
-    current = current_ward_names(read_many, [key for key, _, _ in keyed.values()])
+    current = current_ward_names(read_many, [key for key, _, _ in keyed.values()], held)
     latest = latest_ward_name(engine.recognition.check_days)
     table = tables(engine.settings.site)
     for place, ((inst, code), below, name) in keyed.items():
