@@ -19,7 +19,7 @@ import logging
 import threading
 from collections.abc import Callable, Collection, Iterable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from engine.merge_rules import ideographic
 from mappings.sitefiles import SiteError, check, read_yaml
@@ -359,8 +359,18 @@ def _alias(ward: Mapping[str, Any]) -> str | None:
     return next((a for a in ward.get("alias") or () if isinstance(a, str) and a), None)
 
 
+class WardKey(NamedTuple):
+    """What ``ward_key_of`` reads of a ward: the key ``ward_name`` is asked by (``institution``,
+    ``code``), and whether the ward is at another member's facility than the sender's whose record it
+    is (``elsewhere``: a page says whose ward it is, as the reports say a department's institution)."""
+
+    institution: str
+    code: str
+    elsewhere: bool = False
+
+
 def ward_key_of(ref: str, ward: Mapping[str, Any], institution: Callable[[dict[str, Any]], str | None],
-                senders: Iterable[str] = (), facilities: Collection[str] = ()) -> tuple[str, str] | None:
+                senders: Iterable[str] = (), facilities: Collection[str] = ()) -> WardKey | None:
     """(institution, point-of-care code) of a ward ``ward_name`` and ``current_ward_names`` can be
     asked about exactly, else None.
 
@@ -392,12 +402,12 @@ def ward_key_of(ref: str, ward: Mapping[str, Any], institution: Callable[[dict[s
     managing = ward.get("managingOrganization")
     if isinstance(managing, dict):
         owner = institution(managing)
-        return next(((owner, code) for code in codes
+        return next((WardKey(owner, code) for code in codes
                      if owner and deterministic_id(owner, "Location", ward_key(owner, code)) == rid), None)
     for sender in dict.fromkeys(senders):
         for facility in facilities:
             if facility != sender:
                 for code in codes:
                     if deterministic_id(sender, "Location", ward_key(facility, code)) == rid:
-                        return facility, code
+                        return WardKey(facility, code, elsewhere=True)
     return None

@@ -101,8 +101,8 @@ def test_a_ward_is_named_only_by_the_whole_key_it_was_made_with(fed: tuple[Engin
     # ZXK): no table and no ward of FNZYY's own feed name them, so the record's PL-9 name, and the code
     # said to be one -- never the county hospital's own NEI (心内科病区) or ZXK (肿瘤科病区)
     assert wards == {
-        places["MW36-V1"]["reference"]: {"name": "中医院脑病科病区", "code": "NEI", "rest": "5房 1床"},
-        places["MW36-V2"]["reference"]: {"name": "", "code": "ZXK", "rest": "6房 2床"},
+        places["MW36-V1"]["reference"]: {"name": "中医院脑病科病区", "code": "NEI", "rest": "5房 1床", "at": "阜宁县中医院"},
+        places["MW36-V2"]["reference"]: {"name": "", "code": "ZXK", "rest": "6房 2床", "at": "阜宁县中医院"},
         places["MW36-V3"]["reference"]: {"name": "中医院脑病科病区", "code": "NBK", "rest": "8房 2床"},
         places["MW36-V4"]["reference"]: {"name": "心内科病区", "code": "NEI", "rest": "302房 01床"},
     }, wards

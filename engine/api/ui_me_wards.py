@@ -30,7 +30,7 @@ from urllib.parse import urlencode
 
 from engine.recognition.reports import latest_ward_name
 from engine.repository.scoped import ScopedRepository
-from engine.wards import CODE_MARK, current_ward_names, tables, ward_key_of, ward_name, wards_of
+from engine.wards import CODE_MARK, WardKey, current_ward_names, tables, ward_key_of, ward_name, wards_of
 
 _PAGE = 100
 
@@ -74,7 +74,10 @@ def _places(repo: ScopedRepository, seen: VisitWards) -> dict[str, list[dict[str
 def visit_wards(engine: Any, repo: ScopedRepository) -> VisitWards:
     """``wards``: ``{"Location/<id>": {"name": "心内科病区", "code": "NEI", "rest": "301房 02床"}}`` for
     the places of the caller's visits: ``name`` is ``ward_name``'s answer ("" where it has no name but
-    the code, which the page says in its own language as the hospital's code)."""
+    the code, which the page says in its own language as the hospital's code); ``at``, only for a ward
+    at another member's facility than the hospital that registered the visit: that member's name
+    (阜宁县中医院), for the page shows the visit under the registering hospital's name and the ward's
+    own name (脑病科病区) no longer says whose it is, as the record's PL-9 (中医院脑病科病区) did."""
     seen = VisitWards()
     read_many = engine.repository.read_many
     places = _places(repo, seen)
@@ -87,8 +90,8 @@ def visit_wards(engine: Any, repo: ScopedRepository) -> VisitWards:
         code = organization(reference)  # its urn:huren:institution identifier, the project's one reader
         return code if code in members else None
 
-    keyed: dict[str, tuple[tuple[str, str], int, str]] = {}  # place -> (inst, code), levels under the ward, its name
-    keys: dict[str, tuple[str, str] | None] = {}  # ward -> its key (beds of one ward: found once)
+    keyed: dict[str, tuple[WardKey, int, str]] = {}  # place -> its ward's key, levels under the ward, its name
+    keys: dict[str, WardKey | None] = {}  # ward -> its key (beds of one ward: found once)
     held: dict[tuple[str, str], dict[str, Any]] = {}  # key -> the ward Location the caller's records name
     for place, chain in found.items():
         if chain.ward is None:
@@ -98,18 +101,20 @@ def visit_wards(engine: Any, repo: ScopedRepository) -> VisitWards:
             senders = [code for p in places[place] if (code := institution(p))]
             key = keys[ward_ref] = ward_key_of(ward_ref, ward, institution, senders, members)
             if key is not None:
-                held.setdefault(key, ward)
+                held.setdefault(key[:2], ward)
         key = keys[ward_ref]
         if key is not None:
             keyed[place] = (key, chain.below, str(chain.place.get("name") or ""))
     if not keyed:
         return seen
-    current = current_ward_names(read_many, [key for key, _, _ in keyed.values()], held)
+    current = current_ward_names(read_many, [key[:2] for key, _, _ in keyed.values()], held)
     latest = latest_ward_name(engine.recognition.check_days)
     table = tables(engine.settings.site)
-    for place, ((inst, code), below, name) in keyed.items():
+    for place, ((inst, code, elsewhere), below, name) in keyed.items():
         said = ward_name(table.get(inst, {}), inst, code, current, latest)
         parts = name.split(" ")
         rest = " ".join(parts[-below:]) if below and len(parts) > below else ""
         seen.wards[place] = {"name": "" if said == CODE_MARK.format(code=code) else said, "code": code, "rest": rest}
+        if elsewhere:  # whose ward it is: the visit's hospital is the one that registered it (wards37)
+            seen.wards[place]["at"] = getattr(members.get(inst), "name", "") or inst
     return seen

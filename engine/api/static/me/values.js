@@ -47,7 +47,9 @@ function institution(r) {
 function wardName(loc) {
   const ref = (loc || {}).reference, named = ref && Object.hasOwn(state.wards || {}, ref) ? state.wards[ref] : null;
   if (!named) return String((loc || {}).display || "");
-  return [named.name || named.code + W().paren(W().wardCodes), named.rest].filter(Boolean).join(" ");
+  // a ward at another member's facility says whose it is (at: 阜宁县中医院), the visit being the
+  // registering hospital's (wards37)
+  return [named.at, named.name || named.code + W().paren(W().wardCodes), named.rest].filter(Boolean).join(" ");
 }
 
 function whenOf(r) {
