@@ -3,8 +3,10 @@ each institution of ``HUREN_SITE/wards.yaml`` replacing its table), for the resi
 (``engine.api.ui_me``) and the recognition rate by department (``engine.recognition.reports``).
 It sits below both layers (read-only site data, no HTTP; the store only through the ``read_many``
 a report hands it) so the reports need not import the API layer. It is the one owner of a ward's
-current name for reports (``ward_name``, wardfix35), and of the name a room or bed a message names by
-its codes alone is shown by under its ward (``place_under_ward``, link36).
+current name for reports (``ward_name``, wardfix35), of the name a room or bed a message names by
+its codes alone is shown by under its ward (``place_under_ward``, link36), and of which ward a stored
+place is in and by which key its name is asked (``place_ward``/``wards_of``, ``ward_key_of``: the
+recognition's department of a visit and the resident page's wards, wards37).
 
 A PV1-3 point of care sent without its PL-9 name is stored as its codes (Location.name "NEI 301
 02", the converter's rule); a person reads a name. The page names the code from this table for the
