@@ -3,8 +3,10 @@ each institution of ``HUREN_SITE/wards.yaml`` replacing its table), for the resi
 (``engine.api.ui_me``) and the recognition rate by department (``engine.recognition.reports``).
 It sits below both layers (read-only site data, no HTTP; the store only through the ``read_many``
 a report hands it) so the reports need not import the API layer. It is the one owner of a ward's
-current name for reports (``ward_name``, wardfix35), and of the name a room or bed a message names by
-its codes alone is shown by under its ward (``place_under_ward``, link36).
+current name for reports (``ward_name``, wardfix35), of the name a room or bed a message names by
+its codes alone is shown by under its ward (``place_under_ward``, link36), and of which ward a stored
+place is in and by which key its name is asked (``place_ward``/``wards_of``, ``ward_key_of``: the
+recognition's department of a visit and the resident page's wards, wards37).
 
 A PV1-3 point of care sent without its PL-9 name is stored as its codes (Location.name "NEI 301
 02", the converter's rule); a person reads a name. The page names the code from this table for the
@@ -19,7 +21,7 @@ import logging
 import threading
 from collections.abc import Callable, Collection, Iterable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from engine.merge_rules import ideographic
 from mappings.sitefiles import SiteError, check, read_yaml
@@ -80,14 +82,21 @@ CODE_MARK = "{code}（院内代码）"
 
 
 def current_ward_names(read_many: Callable[[list[tuple[str, str]]], Mapping[tuple[str, str], Any]] | None,
-                       wards: Iterable[tuple[str, str]]) -> dict[tuple[str, str], str | None]:
+                       wards: Iterable[tuple[str, str]],
+                       held: Mapping[tuple[str, str], Mapping[str, Any]] | None = None,
+                       ) -> dict[tuple[str, str], str | None]:
     """(institution, point-of-care code) -> the name its ward Location has now, None where the store
     holds the Location with no name but its code; a ward whose Location is not found is left out.
 
     The Location is the one the institution's own feed keeps for the ward (``adapters.convert.actors``
     ``ward_key``: PL-4 empty or the institution itself), read by its id, all in one read: its name is
     what the feed said, a PL-9 name stated later renaming it and a code sent alone never doing so
-    (locfix34)."""
+    (locfix34).
+
+    ``held``: for a ward another member's feed holds a record of (``ward_key_of``: the county
+    hospital's Location of the traditional-medicine hospital's NEI), that Location, read where the
+    institution's own feed has stored none of the ward: the sender's PL-9 name then names it, as
+    the record does."""
     if read_many is None:
         return {}
     from adapters.convert.actors import ward_key
@@ -99,6 +108,8 @@ def current_ward_names(read_many: Callable[[list[tuple[str, str]]], Mapping[tupl
     out: dict[tuple[str, str], str | None] = {}
     for (inst, code), rid in ids.items():
         loc = found.get(("Location", rid))
+        if loc is None and held:
+            loc = held.get((inst, code))
         if loc is not None:
             name = loc.get("name")
             out[inst, code] = name if isinstance(name, str) and name.strip() and name != code else None
@@ -230,3 +241,175 @@ def place_under_ward(made: str, care: str, ward: str | None, stored: str | None 
         return None
     named = ward + parts
     return None if named == stored else named
+
+
+# -- the ward of a place (wards37) ---------------------------------------------------------------------
+# The one reader of "which ward is this place in, and which ward is it": the walk up a place's
+# ``partOf`` chain, the point-of-care code a ward Location carries, and the (institution, code) key
+# ``ward_name`` is asked by. The recognition's department of an order's visit
+# (``engine.recognition.facts.FactReader._visit_ward``) and the resident page's wards
+# (``engine.api.ui_me_wards``) each had their own walk and code rule (and the page found a ward's
+# institution by hashing each member's Organization id, the converter's keying written again).
+
+PHYSICAL_TYPE = "http://terminology.hl7.org/CodeSystem/location-physical-type"
+# the Locations read up a chain, the place included (``_up``): the converter writes a bed, its room, its ward
+# (``adapters.convert.actors._location``); a FHIR client's deeper chain, or a cycle, stops here
+LEVELS = 5
+
+ReadMany = Callable[[list[tuple[str, str]]], Mapping[tuple[str, str], dict[str, Any]]]
+
+
+def is_ward(loc: Mapping[str, Any]) -> bool:
+    """A ward: physical type ``wa`` in HL7's location-physical-type system, or in a coding that names no
+    system (a FHIR client's; the recognition read any ``wa`` as a ward before, and keeps doing so for
+    such a coding)."""
+    for c in (loc.get("physicalType") or {}).get("coding") or ():
+        if isinstance(c, dict) and c.get("code") == "wa" and c.get("system") in (PHYSICAL_TYPE, None):
+            return True
+    return False
+
+
+class PlaceWard:
+    """A place (``Location/<id>``) and the Locations read above it, the place first: up to its ward
+    when one is found (``ward``), else as far as the chain could be read."""
+
+    __slots__ = ("chain", "ward")
+
+    def __init__(self, chain: list[tuple[str, dict[str, Any]]], ward: bool) -> None:
+        self.chain = chain
+        # (reference, Location) of the place's ward (the place itself where it is one), else None
+        self.ward: tuple[str, dict[str, Any]] | None = chain[-1] if ward else None
+
+    @property
+    def place(self) -> dict[str, Any]:
+        return self.chain[0][1]
+
+    @property
+    def below(self) -> int:
+        """How many levels the place is under its ward: 0 for the ward, 1 a room, 2 a bed."""
+        return len(self.chain) - 1
+
+
+def _up(chain: list[tuple[str, dict[str, Any]]]) -> str | None:
+    """The next Location to read up a chain (the walk's one rule): the last one's ``partOf``, unless
+    it is a ward, the chain is ``LEVELS`` long, or the reference is not a Location's or is met again."""
+    loc = chain[-1][1]
+    if len(chain) >= LEVELS or is_ward(loc):
+        return None
+    up = (loc.get("partOf") or {}).get("reference")
+    if not (isinstance(up, str) and up.startswith("Location/")):
+        return None
+    for r, _ in chain:
+        if r == up:
+            return None
+    return up
+
+
+def place_ward(read: Callable[[str, str], dict[str, Any] | None], ref: Any) -> PlaceWard | None:
+    """``wards_of`` for one place, read one Location at a time (``read(type, id)``: the recognition's
+    reader, which keeps a write group's resources at hand); None where the place is not read."""
+    chain: list[tuple[str, dict[str, Any]]] = []
+    at: str | None = ref if isinstance(ref, str) and ref.startswith("Location/") else None
+    while at is not None:
+        loc = read("Location", at[9:])
+        if not loc:
+            break
+        chain.append((at, loc))
+        at = _up(chain)
+    return PlaceWard(chain, is_ward(chain[-1][1])) if chain else None
+
+
+def wards_of(read_many: ReadMany, refs: Iterable[str]) -> dict[str, PlaceWard]:
+    """Each place of ``refs`` (``Location/<id>``) with the Locations above it up to its ward, read level
+    by level (one ``read_many`` a level for all the places); a place not read is left out."""
+    chains: dict[str, list[tuple[str, dict[str, Any]]]] = {}
+    wanted = {ref: ref for ref in dict.fromkeys(refs) if isinstance(ref, str) and ref.startswith("Location/")}
+    while wanted:
+        got = read_many([("Location", r[9:]) for r in dict.fromkeys(wanted.values())])
+        nxt: dict[str, str] = {}
+        for place, ref in wanted.items():
+            loc = got.get(("Location", ref[9:]))
+            if loc is None:
+                continue
+            chain = chains.setdefault(place, [])
+            chain.append((ref, loc))
+            if (up := _up(chain)) is not None:
+                nxt[place] = up
+        wanted = nxt
+    return {place: PlaceWard(chain, is_ward(chain[-1][1])) for place, chain in chains.items()}
+
+
+def point_of_care(ward: Mapping[str, Any]) -> str | None:
+    """A ward's point-of-care code (PV1-3 PL-1) as the converter writes it: its ``alias`` where PL-9
+    named the ward, else its ``name`` (a PL sent by code alone: NEI, or 心内科 in Chinese)."""
+    name = ward.get("name")
+    return _alias(ward) or (name if isinstance(name, str) and name else None)
+
+
+def department(ward: Mapping[str, Any]) -> tuple[str | None, str | None]:
+    """(code, name) of a ward as a reader reads it (the recognition's department, dept33): the
+    point-of-care code, and the ward's name where it is not that code. A ward sent by a Chinese word
+    alone (心内科^301^02, no alias) is that name and no code (deptfix34: a word a person reads)."""
+    name = ward.get("name") if isinstance(ward.get("name"), str) else None
+    code = point_of_care(ward)
+    if code is not None and code == name and ideographic(code) and not _alias(ward):
+        code = None
+    return code, (name if name and name != code else None)
+
+
+def _alias(ward: Mapping[str, Any]) -> str | None:
+    return next((a for a in ward.get("alias") or () if isinstance(a, str) and a), None)
+
+
+class WardKey(NamedTuple):
+    """What ``ward_key_of`` reads of a ward: the key ``ward_name`` is asked by (``institution``,
+    ``code``), and whether the ward is at another member's facility than the sender's whose record it
+    is (``elsewhere``: a page says whose ward it is, as the reports say a department's institution)."""
+
+    institution: str
+    code: str
+    elsewhere: bool = False
+
+
+def ward_key_of(ref: str, ward: Mapping[str, Any], institution: Callable[[dict[str, Any]], str | None],
+                senders: Iterable[str] = (), facilities: Collection[str] = ()) -> WardKey | None:
+    """(institution, point-of-care code) of a ward ``ward_name`` and ``current_ward_names`` can be
+    asked about exactly, else None.
+
+    The converter keys a ward (``actors.ward_key``, under the sending institution) by its facility
+    (PL-4, else the sender) and its point of care; the key is read back from the stored ward as the
+    converter writes it, and one hash confirms that the ward's id is that key's -- a Location written
+    otherwise (a FHIR client's, claiming the sender and NEI) is never named by a key it was not made
+    with, and ``current_ward_names`` reads the very Location the key names:
+
+    - the ward's code is its ``alias`` (PL-1 beside a PL-9 name), or its name (sent by code alone);
+    - a ward with a ``managingOrganization`` is the sender's own (the converter states the sender as
+      manager exactly when the facility is the sender or empty): its institution is the one that
+      Organization names (``institution``: the project's reader of an Organization reference, its
+      ``urn:huren:institution`` identifier -- on the reference, else on the Organization read,
+      ``FactReader.organization_code``). An Organization without that identifier (a FHIR client's)
+      names no institution, and the ward is left out: not named is safe, a wrong name is not;
+    - a ward with none is one the converter keyed under a sender (``senders``: the institutions whose
+      records name the place, the visits' ``serviceProvider``) at another member's facility
+      (``facilities``: the site's member codes) -- the county hospital's HIS registering a visit at
+      the traditional-medicine hospital's ward (``NEI^5^1^FNZYY``). It is that member's ward of that
+      code, and is named by the member's rule (wards37): (FNZYY, NEI). Before, it was left out and the
+      page showed the record's words; asking about (sender, NEI) would name the sender's own NEI ward
+      (rv36e MED 1). A facility no member's code names (an alias, a name) is not found: left out."""
+    from adapters.convert.actors import ward_key
+    from engine.repository.ids import deterministic_id
+
+    rid = ref.split("/", 1)[1]
+    codes = [c for c in dict.fromkeys((*(ward.get("alias") or ()), ward.get("name"))) if isinstance(c, str) and c]
+    managing = ward.get("managingOrganization")
+    if isinstance(managing, dict):
+        owner = institution(managing)
+        return next((WardKey(owner, code) for code in codes
+                     if owner and deterministic_id(owner, "Location", ward_key(owner, code)) == rid), None)
+    for sender in dict.fromkeys(senders):
+        for facility in facilities:
+            if facility != sender:
+                for code in codes:
+                    if deterministic_id(sender, "Location", ward_key(facility, code)) == rid:
+                        return WardKey(facility, code, elsewhere=True)
+    return None

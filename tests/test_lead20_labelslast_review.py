@@ -140,7 +140,7 @@ def test_k_rule_at_k_minus_one_and_k(engine: Any, monkeypatch: Any) -> None:
         t = http.get(q, headers=auditor).json()["totals"]["restricted"]
         assert t["count"] == 1 and t["amount"] == 20.0, t
         csv = http.get(q + "&_format=csv", headers=auditor)
-        assert csv.status_code == 200 and "金额 ¥20.00" in csv.text, csv.text[-400:]
+        assert csv.status_code == 200 and "金额 20.00 元" in csv.text, csv.text[-400:]
 
 
 def test_deleted_order_counts_the_same_for_auditor_and_system(engine: Any) -> None:

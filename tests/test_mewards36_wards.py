@@ -86,10 +86,10 @@ def _number(enc: dict[str, Any]) -> str:
 
 
 def test_a_ward_is_named_only_by_the_whole_key_it_was_made_with(fed: tuple[Engine, TestClient]) -> None:
-    """A ward at another member's facility (PL-4), sent by PL-9 or by code alone, is left out -- the
-    page shows the record's name -- never named as the sender's ward of that code (心内科病区,
-    肿瘤科病区); the member's own feed's ward and the sender's own ward (PL-4 empty) are named by the
-    one rule: its current name, the table's name over PL-9."""
+    """A ward at another member's facility (PL-4), sent by PL-9 or by code alone, is never named as the
+    sender's ward of that code (心内科病区, 肿瘤科病区): it is the member's ward (wards37; it was left
+    out); the member's own feed's ward and the sender's own ward (PL-4 empty) are named by the one
+    rule: its current name, the table's name over PL-9."""
     engine, http = fed
     _, her = _her(engine, http)
     places = {_number(e): e["location"][0]["location"] for e in _encounters(http, her) if _number(e)}
@@ -97,11 +97,15 @@ def test_a_ward_is_named_only_by_the_whole_key_it_was_made_with(fed: tuple[Engin
     r = http.get("/ui/me/wards", headers=her)
     assert r.status_code == 200, r.text
     wards = r.json()["wards"]
+    # wards37: the two at the member's facility are named by the member's rule -- (FNZYY, NEI), (FNZYY,
+    # ZXK): no table and no ward of FNZYY's own feed name them, so the record's PL-9 name, and the code
+    # said to be one -- never the county hospital's own NEI (心内科病区) or ZXK (肿瘤科病区)
     assert wards == {
+        places["MW36-V1"]["reference"]: {"name": "中医院脑病科病区", "code": "NEI", "rest": "5房 1床", "at": "阜宁县中医院"},
+        places["MW36-V2"]["reference"]: {"name": "", "code": "ZXK", "rest": "6房 2床", "at": "阜宁县中医院"},
         places["MW36-V3"]["reference"]: {"name": "中医院脑病科病区", "code": "NBK", "rest": "8房 2床"},
         places["MW36-V4"]["reference"]: {"name": "心内科病区", "code": "NEI", "rest": "302房 01床"},
     }, wards
-    # what the page shows for the two left out: the record's own words
     assert places["MW36-V1"]["display"] == "中医院脑病科病区 5房 1床", places
     assert places["MW36-V2"]["display"] == "ZXK 6房 2床", places
 
@@ -127,7 +131,7 @@ def test_a_ward_not_made_by_the_converter_is_not_named_by_a_key_it_claims(fed: t
     assert made.status_code == 201, made.text
     wards = http.get("/ui/me/wards", headers=her).json()["wards"]
     assert "Location/mw36-client-ward" not in wards, wards
-    assert {w["code"] for w in wards.values()} == {"NBK", "NEI"} and len(wards) == 2, wards
+    assert {w["code"] for w in wards.values()} == {"NBK", "NEI", "ZXK"} and len(wards) == 4, wards
 
 
 # ---- the audit trail ----------------------------------------------------------------------------------

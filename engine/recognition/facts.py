@@ -24,6 +24,7 @@ from engine.merge_rules import ideographic
 from engine.recognition.coding import analytes_for, institution_from_codes, item_for
 from engine.recognition.decision import Order, PriorResult
 from engine.recognition.rules import Rules
+from engine.wards import department, place_ward
 from mappings.site import DEFAULT_ZONE
 
 ORG_SYSTEM = "urn:huren:institution"
@@ -659,39 +660,27 @@ class FactReader:
 
     def _visit_ward(self, encounter: dict[str, Any]) -> str | None:
         """The department key of a visit's ward: its location where the patient is (``active``), else
-        its first; the Location read up its ``partOf`` chain to the ward (physicalType ``wa``), whose
-        ``alias`` is the point of care's code when PL-9 named it (``adapters.convert.actors``). A
-        Location stored before the chain (converted before pages33) or not readable is read as the
-        PL itself: its alias, else the first word of its name or of the visit's display."""
+        its first; the Location read up its ``partOf`` chain to the ward (``engine.wards.place_ward``, the
+        one walk the resident page takes too), named by the ward's code and name (``engine.wards.
+        department``: its alias is the point of care's code when PL-9 named it). A place with no named
+        ward above it (a Location stored before the chain, converted before pages33) or not readable is
+        read as the PL itself: its alias, else the first word of its name or of the visit's display."""
         places = [loc for loc in encounter.get("location") or () if isinstance(loc, dict)
                   and isinstance(loc.get("location"), dict)]
         place = next((loc for loc in places if loc.get("status") == "active"), places[0] if places else None)
         if place is None:
             return None
         ref, display = place["location"].get("reference"), place["location"].get("display")
-        found: dict[str, Any] | None = None
-        seen: set[str] = set()
-        while isinstance(ref, str) and ref.startswith("Location/") and ref not in seen and len(seen) < 5:
-            seen.add(ref)
-            loc = self._read("Location", ref.split("/", 1)[1])
-            if not loc:
-                break
-            found = found or loc
-            kinds = {c.get("code") for c in (loc.get("physicalType") or {}).get("coding") or () if isinstance(c, dict)}
-            if "wa" in kinds and loc.get("name"):
-                # the alias is the code where PL-9 named the ward; without one the name is PL-1 as
-                # sent (a code: NEI), or PL-9 where PL-1 was empty -- a name when written in Chinese
-                # characters (心内科^301^02, ^^^FNXRMYY^^^^^心内科: deptfix34), as every reader of a ward reads it
-                code = next((a for a in loc.get("alias") or () if a), None)
-                if code is None and not ideographic(loc["name"]):
-                    code = loc["name"]
-                return department_key(code, loc["name"] if loc["name"] != code else None)
-            ref = (loc.get("partOf") or {}).get("reference")
-        text = (found or {}).get("name") or display
+        found = place_ward(self._read, ref)
+        ward = found.ward if found is not None else None
+        if ward is not None and ward[1].get("name"):
+            return department_key(*department(ward[1]))
+        first = found.place if found is not None else {}
+        text = first.get("name") or display
         if not text:
             return None
         code, name = department_parts(str(text))
-        alias = [a for a in (found or {}).get("alias") or () if a]
+        alias = [a for a in first.get("alias") or () if a]
         return department_key(alias[0] if alias else code, name)
 
 

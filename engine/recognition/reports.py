@@ -303,15 +303,16 @@ def amount_shown_from() -> int:
     return k
 
 
-def restricted_words(restricted: Mapping[str, Any], currency: str) -> str:
+def restricted_words(restricted: Mapping[str, Any], currency: str, word: str | None = None) -> str:
     """What a list says of the flags it leaves out (``totals.restricted``), in Chinese: "" for none.
-    An amount of None (fewer than ``amount_shown_from`` flags) is said to be not shown."""
+    An amount of None (fewer than ``amount_shown_from`` flags) is said to be not shown; an amount is
+    said as the pages say money (``money_words``: "金额 2,550.25 元", was "金额 ¥2550.25"); ``word``:
+    the site's word for the currency (its words file's ``currencies``), else the shipped one."""
     if not restricted or not restricted.get("count"):
         return ""
-    sign = "¥" if currency == "CNY" else f"{currency} "
     amount = restricted.get("amount")
     said = (f"金额不显示（少于 {amount_shown_from()} 条）" if amount is None
-            else f"金额 {sign}{yuan(amount)}")
+            else f"金额 {money_words(amount, currency, word)}")
     return f"另有 {restricted['count']} 条涉及受限记录的疑似重复未显示，{said}，需具备相应权限的审核员处理"
 
 
@@ -447,6 +448,29 @@ def yuan(value: Any) -> str:
         return str(value)
 
 
+@functools.cache
+def _currency_words() -> dict[str, str]:
+    """The shipped words for currency codes (``mappings/insurance/words.yaml`` ``currencies``: CNY -> 元)."""
+    doc = yaml.safe_load((DEFAULTS_DIR / "insurance" / "words.yaml").read_text(encoding="utf-8")) or {}
+    return {str(k): str(v) for k, v in (doc.get("currencies") or {}).items() if v}
+
+
+def money_words(value: Any, currency: str | None, word: str | None = None) -> str:
+    """An amount in words as the pages say it (``shared/money.js``, their one owner: ui36), for what the
+    exports write as a sentence: the figure to the fen -- rounded half up on the decimal it was written
+    as (``yuan``), never through a float -- its thousands grouped, then the currency's word (``word``,
+    else the shipped words' ``currencies``: CNY -> 元; a code they do not name follows the figure):
+    "2,550.25 元". A column of amounts stays bare digits (``yuan``: what a spreadsheet sums). "" for
+    no amount."""
+    text = yuan(value)
+    try:
+        amount = Decimal(text)
+    except InvalidOperation:
+        return text
+    figure = f"{abs(amount) if amount == 0 else amount:,.2f}"  # (exact: already to the fen; no "-0.00")
+    return f"{figure} {word or _currency_words().get(currency or '') or currency or ''}".strip()
+
+
 def csv_row(writer: Any, values: Iterable[Any]) -> None:
     """``writer.writerow`` with every cell through ``csv_cell``: the one way both exports (this
     report and ``engine.insurance.deductions``) write a row."""
@@ -561,7 +585,8 @@ def to_csv(report: dict[str, Any], names: Mapping[str, Any]) -> str:
         csv_row(writer, [n.header("by_institution"), inst, n.of("places", inst), t["count"], yuan(t["money"])])
     for item, t in totals["by_item"].items():
         csv_row(writer, [n.header("by_item"), item, n.of("items", item), t["count"], yuan(t["money"])])
-    if words := restricted_words(totals.get("restricted") or {}, report["currency"]):
+    if words := restricted_words(totals.get("restricted") or {}, report["currency"],
+                                 n.of("currencies", report["currency"])):
         left_amount = totals["restricted"].get("amount")
         csv_row(writer, [words, totals["restricted"]["count"], yuan(left_amount)])
     for inst, t in report["recognition_rate"].items():

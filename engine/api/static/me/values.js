@@ -47,7 +47,9 @@ function institution(r) {
 function wardName(loc) {
   const ref = (loc || {}).reference, named = ref && Object.hasOwn(state.wards || {}, ref) ? state.wards[ref] : null;
   if (!named) return String((loc || {}).display || "");
-  return [named.name || named.code + W().paren(W().wardCodes), named.rest].filter(Boolean).join(" ");
+  // a ward at another member's facility says whose it is (at: 阜宁县中医院), the visit being the
+  // registering hospital's (wards37)
+  return [named.at, named.name || named.code + W().paren(W().wardCodes), named.rest].filter(Boolean).join(" ");
 }
 
 function whenOf(r) {
@@ -95,12 +97,14 @@ const statusMark = (o) => { const m = W().obsMark; return Object.hasOwn(m, o.sta
  * beside its name; words (a smear's description, a coded finding) wrap like any text. */
 const isNumber = (o) => !!(o.valueQuantity || o.valueInteger !== undefined || o.valueRange || o.valueRatio);
 
+/** A result's reference range: its text as the lab wrote it (OBX-7), else its bounds said by the one
+ * owner of how a range is said (shared/value.js `hurenValue.range`): "3.90–6.10", an open end as its
+ * bound, "≤5.0 mmol/L" -- a FHIR client's range with a high only read "–5.0", a minus five (wards37). */
 function range(o) {
   const r = (o.referenceRange || [])[0];
   if (!r) return "";
   if (r.text) return r.text;
-  const lo = num(r.low), hi = num(r.high);
-  return lo !== "" || hi !== "" ? `${lo}–${hi}` : "";
+  return window.hurenValue.range(r);
 }
 
 /** The lab's own flag (interpretation H/L/HH/LL/A...), else whether a number lies outside its
