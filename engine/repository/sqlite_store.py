@@ -531,15 +531,22 @@ class SqliteCollection:
             return True
 
     def increment(self, doc_id: str, field: str, *, by: int = 1, fields: Document | None = None,
-                  on_insert: Document | None = None) -> tuple[Document | None, Document]:
+                  on_insert: Document | None = None, add: Document | None = None) -> tuple[Document | None, Document]:
         """``port.Collection.increment``: read and written inside one ``BEGIN IMMEDIATE`` (joining the caller's),
         which holds the file's write lock from the read on, so no other process writes between them."""
-        if "_id" in (fields or {}) or field == "_id":
+        adds = {k: v for k, v in (add or {}).items() if v}
+        if "_id" in (fields or {}) or field == "_id" or "_id" in adds:
             raise ValueError("cannot change _id")
+        if adds.keys() & ({*(fields or {})} | {field}):
+            raise ValueError("a field is added to and set, or counted, at once")
         with self.store.transaction():
             before = self.get(doc_id)
-            base = before if before is not None else {**(on_insert or {}), "_id": doc_id}
+            base = before if before is not None else {
+                k: v for k, v in {**(on_insert or {}), "_id": doc_id}.items() if k not in adds}
             after = {**base, **(fields or {}), field: int(base.get(field) or 0) + by}
+            for k, values in adds.items():  # (as Mongo's ``$addToSet``: each once, after those held)
+                have = list(base.get(k) or ())
+                after[k] = have + [x for x in dict.fromkeys(values) if x not in have]
             self.replace(after)
         return before, after
 
