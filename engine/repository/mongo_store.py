@@ -317,7 +317,9 @@ class MongoCollection:
         one after is exact (the update is this one step). Undone on a failed block without transactions by the
         inverse ``$inc`` and a ``$pull`` of the values this call added (and removing a document this call created
         once it is back at 0), not by the before-image: another process's increments made meanwhile stay counted
-        (a value this call added that another process added too meanwhile goes with it: it cannot be told apart)."""
+        (a value this call added that another process added too meanwhile goes with it: it cannot be told apart).
+        Two processes creating the document at once: the loser's upsert fails on the ``_id`` (MongoDB before 4.2,
+        and mongomock; later servers retry it themselves) and is sent once more, when it matches (fid37)."""
         set_ = dict(fields or {})
         adds = {k: list(dict.fromkeys(v)) for k, v in (add or {}).items() if v}
         if "_id" in set_ or field == "_id" or "_id" in adds:
@@ -332,8 +334,12 @@ class MongoCollection:
             update["$setOnInsert"] = insert
         if adds:
             update["$addToSet"] = {k: {"$each": v} for k, v in adds.items()}
-        before = self.raw.find_one_and_update({"_id": doc_id}, update, upsert=True,
-                                              return_document=pymongo.ReturnDocument.BEFORE, **self.store.kw())
+        try:
+            before = self.raw.find_one_and_update({"_id": doc_id}, update, upsert=True,
+                                                  return_document=pymongo.ReturnDocument.BEFORE, **self.store.kw())
+        except _DUP:  # another process created it between this upsert's match and its insert: now an update
+            before = self.raw.find_one_and_update({"_id": doc_id}, update, upsert=True,
+                                                  return_document=pymongo.ReturnDocument.BEFORE, **self.store.kw())
         base = before if before is not None else {**insert, "_id": doc_id}
         after = {**base, **set_, field: (base.get(field) or 0) + by}
         added = {k: [x for x in v if x not in (base.get(k) or ())] for k, v in adds.items()}

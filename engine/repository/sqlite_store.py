@@ -19,7 +19,7 @@ import threading
 import time
 import weakref
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager, nullcontext, suppress
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -533,13 +533,15 @@ class SqliteCollection:
     def increment(self, doc_id: str, field: str, *, by: int = 1, fields: Document | None = None,
                   on_insert: Document | None = None, add: Document | None = None) -> tuple[Document | None, Document]:
         """``port.Collection.increment``: read and written inside one ``BEGIN IMMEDIATE`` (joining the caller's),
-        which holds the file's write lock from the read on, so no other process writes between them."""
+        which holds the file's write lock from the read on, so no other process writes between them. Inside this
+        thread's transaction it opens no savepoint of its own: its one write is one statement, and a savepoint per
+        counter was ~50k instructions of a message's fidelity counts written alone (fid37)."""
         adds = {k: v for k, v in (add or {}).items() if v}
         if "_id" in (fields or {}) or field == "_id" or "_id" in adds:
             raise ValueError("cannot change _id")
         if adds.keys() & ({*(fields or {})} | {field}):
             raise ValueError("a field is added to and set, or counted, at once")
-        with self.store.transaction():
+        with nullcontext() if self.store.in_transaction else self.store.transaction():
             before = self.get(doc_id)
             base = before if before is not None else {
                 k: v for k, v in {**(on_insert or {}), "_id": doc_id}.items() if k not in adds}
