@@ -1426,18 +1426,23 @@ class Ingestor:
         rv36d MED 2), an alert: the record says so and the log warns. Written with the quarantine, in its
         transaction when a batch has one.
 
-        Only what the sender sent is counted: an operator's replay of the stored bytes is not the sender asking
-        again (its own audit record, ``replay``, names the operator and the answer; rv36d MED 1); a corrected copy
-        is the operator's own question, counted with the operator as its client (``member_refusals.client_of``)."""
+        Only what the sender sent is counted as the sender's: an operator's replay of the stored bytes is not the
+        sender asking again (its own audit record, ``replay``, names the operator and the answer; rv36d MED 1); a
+        corrected copy is the operator's own question, counted for the operator alone (``replay:<operator>``,
+        ``member_refusals.client_of``), its record's agent the operator -- not under the sending institution, nor on
+        its per-application row, which count what the sender sent (rv36g: each corrected copy moved the sender
+        towards an alert calling it a prober; fid37)."""
         assert item.header is not None and item.doc_id is not None
         replay = item.replay
         corrected = replay is not None and "previous_sha256" in replay  # (``MessageStore.reopen``)
         if replay is not None and not corrected:
             return
-        self.messages.count_fidelity_many([Fidelity(item.header.facility_code, refused, [], item.doc_id)])
+        operator = str(replay.get("by") or "?") if replay is not None else ""
+        if not operator:
+            self.messages.count_fidelity_many([Fidelity(item.header.facility_code, refused, [], item.doc_id)])
         threshold = self.member_refusal_alert
-        institution = item.header.facility_code
-        client = client_of(item.peer, str(replay.get("by") or "?") if replay is not None else "")
+        institution = "" if operator else item.header.facility_code
+        client = client_of(item.peer, operator)
         channel = "replay" if replay is not None else item.channel
         for member, sender in dict.fromkeys((e.tally.institution, e.tally.key) for e in refused if e.tally):
             counts = self.refusals.count(member, {"institution": institution, "client": client})
@@ -1445,7 +1450,8 @@ class Ingestor:
             if crossed:
                 log.warning("%s (client %s) has been refused for naming %s's record numbers for other persons: %s "
                             "(HUREN_MEMBER_REFUSAL_ALERT=%d): it may be probing them; see /admin/fidelity",
-                            sender, client or "unknown", member,
+                            f"the operator {operator}'s corrected copy of {sender}'s message" if operator else sender,
+                            client or "unknown", member,
                             ", ".join(f"{c.key} {c.after} times" for c in crossed), threshold)
             if self.audit is None:
                 continue
@@ -1453,7 +1459,8 @@ class Ingestor:
             event = facts(
                 action="member-number-refused", recorded=now_instant(), start=None, outcome="4",
                 desc="refused: names another member institution's record number for another person",
-                requestor=_sender(item), origin=self.origin,
+                requestor=("system", operator, None, None, None, None, None, None) if operator else _sender(item),
+                origin=self.origin,
                 detail={"message": item.doc_id, "control-id": item.header.control_id, "sender": sender,
                         "client": client or None, "member": member,
                         "refusals": str(mine.after) if mine else None,

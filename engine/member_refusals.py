@@ -15,7 +15,10 @@ application in each message (MSH-3 is free text the engine takes unchecked) and 
   a client naming another institution in MSH-4 is still one client.
 
 The per-application rows (``member_refused`` on ``/admin/fidelity``) stay for the operator to read; they do not
-alert by themselves (an application's refusals are its institution's too).
+alert by themselves (an application's refusals are its institution's too). An operator bound to the member is shown
+the counts by institution only; the counts by client name other institutions' infrastructure and are the site's
+operators' (``engine.auth.policy.refusal_count_shown``, fid37). An operator's corrected copy is counted for the
+operator alone, never under the sending institution (``engine.ingest.Ingestor._member_refused``, fid37).
 
 A count is one refused message (one answer the sender read), whatever number of its fields were refused.
 An alert is a crossing of a multiple of the threshold by this message's count (``Count.crossed``), the count
@@ -47,7 +50,7 @@ def client_of(peer: str, replayed_by: str = "") -> str:
     """The authenticated client that put the message's bytes in, as the transport recorded it in ``peer``:
     ``http:<subject>`` (the system client of ``POST /hl7v2``), ``tls:<CN>`` (an MLLP connection's client
     certificate), else ``mllp:<host>`` (the connection's address: all a plain MLLP connection says of its
-    sender); ``replay:<operator>`` for an operator's corrected copy (``replayed_by``: its bytes are the
+    sender -- so every hospital a relay forwards over one plain connection is one client: README, fid37); ``replay:<operator>`` for an operator's corrected copy (``replayed_by``: its bytes are the
     operator's); "" for a file an operator imported (``file:``: the file names no client)."""
     if replayed_by:
         return f"replay:{replayed_by}"

@@ -63,9 +63,9 @@ def test_a_plain_replay_is_not_a_probe_and_a_corrected_copy_is_the_operators(wor
     """FNZYY's LIS is refused (AE 205) for naming FNXRMYY's CA1 for 张三: counted for FNZYY and for the client that
     posted it (priv36's token). FNZYY's operator replays the stored bytes twice: refused again, neither counted nor
     audited as a refusal (the replay's own record names the operator). The operator then replays a corrected copy
-    that still names CA1 for 张三: that is the operator's own question -- counted for FNZYY and for the operator
-    (``replay:operator36``), the record saying so on the ``replay`` channel. A corrected copy under FNZYY's own
-    number is filed and counted nowhere."""
+    that still names CA1 for 张三: that is the operator's own question -- counted for the operator alone
+    (``replay:operator36``), not for FNZYY (fid37), the record saying so on the ``replay`` channel. A corrected copy
+    under FNZYY's own number is filed and counted nowhere."""
     engine, http = world
     _registered(http, "CA1")
     fnzyy, poster = _by(engine, http, "institution", "FNZYY"), _by(engine, http, "client", "http:priv36")
@@ -86,16 +86,16 @@ def test_a_plain_replay_is_not_a_probe_and_a_corrected_copy_is_the_operators(wor
     corrected = _probe("CA1", value="5.7")
     r = http.post(f"/admin/quarantine/{doc_id}/replay", content=corrected.encode(), headers=_operator(engine))
     assert r.status_code == 200 and r.json()["ack_code"] == "AE", r.text
-    assert _by(engine, http, "institution", "FNZYY") == fnzyy + 2
+    assert _by(engine, http, "institution", "FNZYY") == fnzyy + 1
     assert _by(engine, http, "client", "replay:operator36") == 1
     assert _by(engine, http, "client", "http:priv36") == poster + 1
     (record,) = _refusal_records(engine)[audited + 1:]
     assert record["details"]["client"] == "replay:operator36" and record["details"]["channel"] == "replay", record
-    assert record["details"]["refusals"] == str(fnzyy + 2) and record["details"]["client-refusals"] == "1", record
+    assert "refusals" not in record["details"] and record["details"]["client-refusals"] == "1", record
     own = corrected.replace("CA1^^^FNXRMYY^MR", "ZCA1^^^FNZYY^MR")
     r = http.post(f"/admin/quarantine/{doc_id}/replay", content=own.encode(), headers=_operator(engine))
     assert r.status_code == 200 and r.json()["ack_code"] == "AA", r.text
-    assert _by(engine, http, "institution", "FNZYY") == fnzyy + 2
+    assert _by(engine, http, "institution", "FNZYY") == fnzyy + 1
     assert len(_refusal_records(engine)) == audited + 2
 
 

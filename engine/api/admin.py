@@ -52,7 +52,7 @@ from adapters.hl7v2.structure import known_segments
 from engine.auth import confidentiality
 from engine.auth.caller import Caller
 from engine.auth.deps import get_caller, get_engine
-from engine.auth.policy import allowed, audit_remit, require_in_remit, require_operator
+from engine.auth.policy import allowed, audit_remit, refusal_count_shown, require_in_remit, require_operator
 from engine.bounds import int_query
 from engine.engine import Engine
 from engine.errors import BadRequest, Conflict, NotFound, Unprocessable
@@ -585,6 +585,15 @@ _ADVICE = {
 }
 
 
+# told to an operator bound to a remit when a client's count on their numbers is past the threshold: which client is
+# the sending institution's infrastructure (``policy.refusal_count_shown``), shown to the site's operators
+_CLIENT_ALERT = ("一个发送客户端以本机构病案号指称另一人而被拒收的次数已达告警阈值。客户端（系统客户端、证书、地址、重放的运维人员）属于发送机构，"
+                 "由全站运维人员查看并与其核实。(A sending client's refusals for naming this institution's record numbers "
+                 "for other persons reached the alert threshold. Which client it is -- a system client, a certificate, an "
+                 "address, an operator's replay -- is the sending institution's; the site's operators see it and check "
+                 "with them.)")
+
+
 def _advice(count: str, key: str, members: Any) -> str:
     """The operator's advice for a count and its key (``_ADVICE``): a kept-apart authority that is a
     member institution's code gets the member's."""
@@ -657,16 +666,27 @@ def _refusals(engine: Engine, institution: str | None, remit: frozenset[str] | N
     institution and per authenticated client (``engine.member_refusals``: ``member_refused_by``), and those past
     HUREN_MEMBER_REFUSAL_ALERT (``alerts``, key -> count) -- the counts the alert watches, where priv36's counted
     only per free-text MSH-3 (rv36d MED 2). A ``member_refused`` row (per application) is flagged ``alert`` when its
-    institution is listed: decided once every count is summed, not as the rows are read (rv36d LOW 2)."""
+    institution is listed: decided once every count is summed, not as the rows are read (rv36d LOW 2).
+
+    Which counts a caller bound to a remit sees is ``policy.refusal_count_shown``'s (the sending institutions', not
+    their clients'); of the counts withheld it is told only that a client's is past the threshold
+    (``client_alert``, the advice itself: fid37)."""
     threshold = engine.settings.member_refusal_alert
     by_member: dict[str, list[dict[str, Any]]] = {}
+    withheld: dict[str, list[dict[str, Any]]] = {}
     for doc in engine.ingestor.refusals.of(institution):
         if remit is None or doc.get("member") in remit:
-            by_member.setdefault(str(doc["member"]), []).append(doc)
-    for member, rows in by_member.items():
+            shown = refusal_count_shown(remit, doc)
+            (by_member if shown else withheld).setdefault(str(doc["member"]), []).append(doc)
+    for member in sorted(by_member.keys() | withheld.keys()):
+        rows, elsewhere = by_member.get(member, []), bool(alerting(withheld.get(member, []), threshold))
+        if not rows and not elsewhere:
+            continue
         inst = of(member)
         for row in rows:
             inst.setdefault("member_refused_by", {}).setdefault(row["by"], {})[row["key"]] = int(row["count"])
+        if elsewhere:
+            inst["client_alert"] = _CLIENT_ALERT
         alerts = alerting(rows, threshold)
         if not alerts:
             continue

@@ -24,6 +24,10 @@ rules for the operations around them, all expressed in the caller's scopes:
 - **Ingest administration** (``/admin``): a system client with ``MessageHeader`` read, or create to
   replay (a replay imports data exactly as a new message would); or a signed-in member of the
   operator role itself (the quarantine page, ``/ui/quarantine``), kept to their remit as on the reports.
+- **Refusal counts' clients** (``/admin/fidelity`` ``member_refused_by``, ``refusal_count_shown``): an operator
+  bound to a remit sees the counts on their institutions' numbers by sending institution only; which client
+  posted (a system client's id, a TLS certificate's CN, a connection's address, a replaying operator) is the
+  sending institution's infrastructure, for the site's own operators.
 - **Identity operations** (``$link``/``$unlink``): Patient update, never a patient-context token.
 - **Audit administration** (signing checkpoints, full verification): an auditor, or a system client
   allowed to read AuditEvents.
@@ -175,6 +179,24 @@ def audit_remit(caller: Caller, site: Any, site_dir: Path | str | None) -> froze
     if bound_system(caller):
         return frozenset({str(caller.institution)})
     return None
+
+
+def refusal_count_shown(remit: frozenset[str] | None, row: Mapping[str, Any]) -> bool:
+    """Whether one count of refusals on a member's numbers (``engine.member_refusals``: a row ``member``, ``by``,
+    ``key``) is shown on ``/admin/fidelity`` to a caller of ``remit`` (``audit_remit``; None: the site's own
+    operators, who see every count).
+
+    A caller bound to a remit sees the counts on their own institutions' numbers, and of those the counts by
+    sending institution only -- the institution whose messages were refused is theirs to call (priv36), and its
+    per-application rows are shown to them already. A count by authenticated client names another institution's
+    infrastructure: its system client's id, its TLS certificate's CN, the address it connects from, the operator
+    who replayed a corrected copy -- and how often each was refused. That is not the member's to see (rv36g: a
+    member's operator was shown the other hospitals' client ids, CNs and addresses); the site's operators, who
+    issue the clients and run the listeners, see them, and the member is told only that a client's count is past
+    the alert threshold (``engine.api.admin._refusals``)."""
+    if remit is None:
+        return True
+    return row.get("member") in remit and row.get("by") == "institution"
 
 
 def bound_system(caller: Caller) -> bool:

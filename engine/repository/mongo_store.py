@@ -311,32 +311,50 @@ class MongoCollection:
         return result.matched_count > 0
 
     def increment(self, doc_id: str, field: str, *, by: int = 1, fields: Document | None = None,
-                  on_insert: Document | None = None) -> tuple[Document | None, Document]:
-        """``port.Collection.increment``: one ``find_one_and_update`` with ``$inc`` (upsert), atomic on the server
-        with or without transactions. It returns the document before, from which the one after is exact (the
-        update is this one step). Undone on a failed block without transactions by the inverse ``$inc`` (and
-        removing a document this call created once it is back at 0), not by the before-image: another process's
-        increments made meanwhile stay counted."""
+                  on_insert: Document | None = None, add: Document | None = None) -> tuple[Document | None, Document]:
+        """``port.Collection.increment``: one ``find_one_and_update`` with ``$inc`` (upsert), and ``$addToSet`` for
+        ``add``, atomic on the server with or without transactions. It returns the document before, from which the
+        one after is exact (the update is this one step). Undone on a failed block without transactions by the
+        inverse ``$inc`` and a ``$pull`` of the values this call added (and removing a document this call created
+        once it is back at 0), not by the before-image: another process's increments made meanwhile stay counted
+        (a value this call added that another process added too meanwhile goes with it: it cannot be told apart).
+        Two processes creating the document at once: the loser's upsert fails on the ``_id`` (MongoDB before 4.2,
+        and mongomock; later servers retry it themselves) and is sent once more, when it matches (fid37)."""
         set_ = dict(fields or {})
-        if "_id" in set_ or field == "_id":
+        adds = {k: list(dict.fromkeys(v)) for k, v in (add or {}).items() if v}
+        if "_id" in set_ or field == "_id" or "_id" in adds:
             raise ValueError("cannot change _id")
-        insert = {k: v for k, v in (on_insert or {}).items() if k not in set_ and k not in (field, "_id")}
+        if adds.keys() & (set_.keys() | {field}):
+            raise ValueError("a field is added to and set, or counted, at once")
+        insert = {k: v for k, v in (on_insert or {}).items() if k not in set_ and k not in adds and k not in (field, "_id")}
         update: Document = {"$inc": {field: by}}
         if set_:
             update["$set"] = set_
         if insert:
             update["$setOnInsert"] = insert
-        before = self.raw.find_one_and_update({"_id": doc_id}, update, upsert=True,
-                                              return_document=pymongo.ReturnDocument.BEFORE, **self.store.kw())
+        if adds:
+            update["$addToSet"] = {k: {"$each": v} for k, v in adds.items()}
+        try:
+            before = self.raw.find_one_and_update({"_id": doc_id}, update, upsert=True,
+                                                  return_document=pymongo.ReturnDocument.BEFORE, **self.store.kw())
+        except _DUP:  # another process created it between this upsert's match and its insert: now an update
+            before = self.raw.find_one_and_update({"_id": doc_id}, update, upsert=True,
+                                                  return_document=pymongo.ReturnDocument.BEFORE, **self.store.kw())
         base = before if before is not None else {**insert, "_id": doc_id}
         after = {**base, **set_, field: (base.get(field) or 0) + by}
+        added = {k: [x for x in v if x not in (base.get(k) or ())] for k, v in adds.items()}
+        for k, new in added.items():
+            after[k] = [*(base.get(k) or ()), *new]
         if (undo := self.store.undo) is not None:
             raw, previous = self.raw, {k: before[k] for k in set_ if k in before} if before is not None else {}
+            pulled = {k: {"$in": v} for k, v in added.items() if v}
 
             def put_back() -> None:
                 back: Document = {"$inc": {field: -by}}
                 if previous:
                     back["$set"] = previous
+                if pulled:
+                    back["$pull"] = pulled
                 raw.update_one({"_id": doc_id}, back)
                 if before is None:
                     raw.delete_one({"_id": doc_id, field: 0})

@@ -62,13 +62,17 @@ class Collection(Protocol):
     def delete(self, doc_id: str) -> bool: ...
 
     def increment(self, doc_id: str, field: str, *, by: int = 1, fields: Document | None = None,
-                  on_insert: Document | None = None) -> tuple[Document | None, Document]:
+                  on_insert: Document | None = None, add: Document | None = None) -> tuple[Document | None, Document]:
         """Add ``by`` to the number ``field`` (absent: 0) of document ``doc_id`` and set ``fields`` on it, in one
         atomic step, creating the document from ``on_insert`` when there is none; returns (the document before, None
         when it was created; the document after). Why not ``get`` then ``replace``: on a MongoDB without
         transactions (a standalone server) two processes between their read and their write both read the same
         number and one count is lost (rv36g MED 1); here the backend adds (Mongo ``$inc``, SQLite inside its
-        ``BEGIN IMMEDIATE``), so every increment is counted and each value is returned to exactly one caller."""
+        ``BEGIN IMMEDIATE``), so every increment is counted and each value is returned to exactly one caller.
+
+        ``add``: list field -> values added to it in the same step, each value once (a set: Mongo ``$addToSet``),
+        after those it holds, in the order given -- a counter's list of what it counted (the fidelity rows'
+        ``records``, fid37), which a read then a write lost as it lost counts."""
 
     def find(
         self,

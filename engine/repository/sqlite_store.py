@@ -19,7 +19,7 @@ import threading
 import time
 import weakref
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager, nullcontext, suppress
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -531,15 +531,24 @@ class SqliteCollection:
             return True
 
     def increment(self, doc_id: str, field: str, *, by: int = 1, fields: Document | None = None,
-                  on_insert: Document | None = None) -> tuple[Document | None, Document]:
+                  on_insert: Document | None = None, add: Document | None = None) -> tuple[Document | None, Document]:
         """``port.Collection.increment``: read and written inside one ``BEGIN IMMEDIATE`` (joining the caller's),
-        which holds the file's write lock from the read on, so no other process writes between them."""
-        if "_id" in (fields or {}) or field == "_id":
+        which holds the file's write lock from the read on, so no other process writes between them. Inside this
+        thread's transaction it opens no savepoint of its own: its one write is one statement, and a savepoint per
+        counter was ~50k instructions of a message's fidelity counts written alone (fid37)."""
+        adds = {k: v for k, v in (add or {}).items() if v}
+        if "_id" in (fields or {}) or field == "_id" or "_id" in adds:
             raise ValueError("cannot change _id")
-        with self.store.transaction():
+        if adds.keys() & ({*(fields or {})} | {field}):
+            raise ValueError("a field is added to and set, or counted, at once")
+        with nullcontext() if self.store.in_transaction else self.store.transaction():
             before = self.get(doc_id)
-            base = before if before is not None else {**(on_insert or {}), "_id": doc_id}
+            base = before if before is not None else {
+                k: v for k, v in {**(on_insert or {}), "_id": doc_id}.items() if k not in adds}
             after = {**base, **(fields or {}), field: int(base.get(field) or 0) + by}
+            for k, values in adds.items():  # (as Mongo's ``$addToSet``: each once, after those held)
+                have = list(base.get(k) or ())
+                after[k] = have + [x for x in dict.fromkeys(values) if x not in have]
             self.replace(after)
         return before, after
 
