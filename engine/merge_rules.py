@@ -45,6 +45,10 @@ _RESERVED = frozenset({"key", "owner", "slices", "follows", "when", "was", "stan
                        "history_taken_back_by", "lines_of", "text_of", "until_later", "displays", "states",
                        "not_from_older", "not_back", "withdrawn"})
 PANEL = "; "  # between the tests a panel's ``code.text`` names (``names_all_of``)
+# on a report's ``code`` that is huren's stand-in, not the sender's statement: its groups named no test (OBR-4
+# empty) and the converter gave it its first result's code (``results.diagnostic_report``); ``_another`` does
+# not hold a test the sender never stated against the test it names later (thirty-seventh round, code37)
+STAND_IN_EXT = "urn:huren:StructureDefinition:code-stand-in"
 # ISO 21090 name/address representation (ABC | IDE | SYL): HL7 v2 XPN-8/XAD-? table 4000 in FHIR
 REPRESENTATION = "http://hl7.org/fhir/StructureDefinition/iso21090-EN-representation"
 _REPRESENTATION_KEY = ("@representation",)
@@ -1334,6 +1338,8 @@ class MergeRules:
         mine, theirs = _codes(st), _codes(inc)
         if not mine or not theirs or mine & theirs or not {s for s, _ in mine} & {s for s, _ in theirs}:
             return
+        if any(isinstance(e, dict) and e.get("url") == STAND_IN_EXT for e in st.get("extension") or ()):
+            return  # the stored code is huren's stand-in (``STAND_IN_EXT``): the sender names its test now
         for path, values in ep.another_if:
             if not any(v in values for v in self._collect_through(stored, path)):
                 return
