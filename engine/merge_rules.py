@@ -1347,6 +1347,8 @@ class MergeRules:
         for path, values in ep.another_if:
             if not any(v in values for v in self._collect_through(stored, path)):
                 return
+        if any(path[0] == "basedOn" for path, _ in ep.another_if) and self._order_states(stored, theirs):
+            return  # the report follows its order, which an order message recoded (the filler's XX): code37
         what = {"ServiceRequest": "order", "DiagnosticReport": "report"}.get(rtype, rtype)
         text = (f"{rtype}.{name}: the order number names the stored {what} of another test "
                 f"({concept_label(st)}, {sorted(c for _, c in mine)}); {_writer(source)}'s test "
@@ -1355,6 +1357,19 @@ class MergeRules:
         if ep.another == "reject" and at is not None:
             raise HL7Error(text, at[0], at[1], at[2], code=DUPLICATE_KEY_IDENTIFIER)
         self._conflict(ep.another, text, f"{rtype}.{name}", issues)
+
+    def _order_states(self, stored: Resource, theirs: set[tuple[str, str]]) -> bool:
+        """Whether an order the stored report is ``basedOn`` (this write's version, else the store's) holds a
+        coding of the incoming test: the order's own message changed the test (HL7 v2 table 0119: the
+        filler's ORC-1 XX, "order/service changed, unsolicited", or the placer's XO), and its report under
+        that number follows it -- the RIS's XX from head CT to chest CT recoded the order, then its
+        corrected report (OBR-25 C) naming chest CT was refused as "another test" at the report. A result
+        message alone changes no test (a C corrects results, table 0123): without the order's statement
+        the refusal stands (gfix13; thirty-seventh round, code37)."""
+        refs = [e["reference"] for e in stored.get("basedOn") or ()
+                if isinstance(e, dict) and isinstance(e.get("reference"), str)]
+        return bool(refs) and any(isinstance(o.get("code"), dict) and _codes(o["code"]) & theirs
+                                  for o in self._read_all(refs).values())
 
     def _collect_through(self, resource: Resource, path: tuple[str, ...]) -> list[Any]:
         """``_collect`` of ``path``; where its first step holds references (a report's ``basedOn``),
