@@ -2192,7 +2192,8 @@ class MergeRules:
         (OBR-4 text alone) is judged the same way, by the item its text names (``same_test``: items.yaml's
         ``name``, 血常规 = CBC): a result's coding the maps put under that item is added, any other is not
         -- an order ``^血常规`` had taken the LIS's 1020 (LFT) and recognition read it as LFT (review rv36c
-        MED 5; xotext36).
+        MED 5; xotext36). What the maps could not judge at all (an order's text naming no item, a local code
+        mapped with no item) is counted as an unmapped code, not answered (``_gaps``; code37).
         The writer that ``states`` the concept (an order message, XO too) leads: for the same test (a
         coding in common, or the maps' one item, or its text alone naming the stored concept by its own
         words -- its text or a coding's display, ``_named_again``: an XO ``^PT`` over ``5902-2^PT^LN`` had
