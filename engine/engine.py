@@ -26,7 +26,7 @@ from engine.ingest import build_ingestor
 from engine.measures import load as load_measures
 from engine.measures import publish as publish_measures
 from engine.merge_rules import MergeRules
-from engine.recognition.coding import institution_from_codes, item_for, resource_codings
+from engine.recognition.coding import institution_from_codes, item_for, item_named, resource_codings
 from engine.recognition.rules import Rules
 from engine.recognition.service import Recognition
 from engine.referral.service import Referrals
@@ -149,7 +149,8 @@ class Engine:
         (review rv36c MED 5; thirty-sixth round, xotext36)."""
         rules = self.recognition.rules
         mine = _item_of(dict(one), rules)
-        return mine is not None and mine == _item_of(dict(other), rules)
+        # (one concept asked of itself -- is it an item at all, ``MergeRules._another_test``: read once)
+        return mine is not None and (other is one or mine == _item_of(dict(other), rules))
 
     def close(self) -> None:
         """Release the database and any background work."""
@@ -182,9 +183,7 @@ def _item_of(resource: dict[str, Any], rules: Rules) -> str | None:
         return hit
     code = resource.get("code")
     text = str(code.get("text") or "").strip() if isinstance(code, dict) else ""
-    if not text:
-        return None
-    return next((item.code for item in rules.items.values() if item.name.strip() == text), None)
+    return item_named(text, rules) if text else None
 
 
 @contextmanager

@@ -73,7 +73,7 @@ from engine.audit.record import Facts, Requestor, facts
 from engine.errors import Conflict, FhirError
 from engine.inflight import POISON_DEATHS, InFlightJournal
 from engine.member_refusals import MemberRefusals, client_of
-from engine.merge_rules import Untimely, field_of
+from engine.merge_rules import Untimely, field_of, gap_of
 from engine.message_time import Decision, Stamp, aware_instant, stamp
 from engine.messages import (
     PROCESSED,
@@ -1327,9 +1327,13 @@ class Ingestor:
                         self._stamped.setdefault(f"{ref}/_history/{version}", []).append(dates)
                 t1 = time.perf_counter()
                 self._account("repository", t1 - t0)
+                gaps: list[dict[str, str]] = []  # the maps' gaps the merge found: counted, not answered (code37)
                 for result in results:
                     for issue in getattr(result, "issues", None) or []:
-                        warnings.append(_issue_to_warning(issue))
+                        if (gap := gap_of(issue)) is not None:
+                            gaps.append(_gap_entry(gap, issue))
+                        else:
+                            warnings.append(_issue_to_warning(issue))
                 refs = listing.refs
                 item.owners = listing.owners  # the audit names each patient whose records it wrote
                 self.messages.mark_processed(item.doc_id, ack_code="AA", warnings=warnings,
@@ -1339,7 +1343,7 @@ class Ingestor:
                 self.messages.note_registrations(item.doc_id, current, _registered_of(item, current))
                 institution = getattr(item.conversion, "institution", None) or item.header.facility_code
                 conv_warnings = getattr(item.conversion, "warnings", None) or []
-                unmapped = getattr(item.conversion, "unmapped", None) or []
+                unmapped = [*(getattr(item.conversion, "unmapped", None) or []), *gaps]
                 if conv_warnings or unmapped:
                     counted = Fidelity(institution, list(conv_warnings), list(unmapped), item.doc_id)
                     if fidelity is not None:
@@ -1896,6 +1900,13 @@ def _doc_stamp(doc: Document, site: Any) -> Stamp:
 def _zone_of(site: Any, facility: str) -> str:
     inst = (getattr(site, "institutions", None) or {}).get(facility)
     return str(getattr(inst, "timezone", None) or DEFAULT_ZONE)
+
+
+def _gap_entry(value: str, issue: dict[str, Any]) -> dict[str, str]:
+    """A ``mapping_gap`` issue as the unmapped-code entry the conversion would have noted (``Context.note_unmapped``:
+    kind ``code`` at the field that stated it, ``OBR-4``): one counter for every code the maps do not know."""
+    at = field_of((issue.get("location") or ("",))[0])
+    return {"kind": "code", "code": value, **({"where": f"{at[0]}-{at[2]}"} if at is not None else {})}
 
 
 def _issue_to_warning(issue: dict[str, Any]) -> HL7Error:

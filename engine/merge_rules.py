@@ -30,7 +30,7 @@ from engine import fhirjson
 from engine.errors import Unprocessable
 from engine.message_time import Dates, Stamp, settle
 from engine.repository.search import escape_value, token_value
-from mappings.site import DEFAULTS_DIR, OTHER_GROUP, SiteError, load_merge_file
+from mappings.site import DEFAULTS_DIR, OTHER_GROUP, SiteError, load_merge_file, local_code_system
 
 API = "api"  # FHIR REST clients (PUT, POST, transaction and batch Bundles)
 INDEX = "index"  # the master patient index
@@ -45,6 +45,14 @@ _RESERVED = frozenset({"key", "owner", "slices", "follows", "when", "was", "stan
                        "history_taken_back_by", "lines_of", "text_of", "until_later", "displays", "states",
                        "not_from_older", "not_back", "withdrawn"})
 PANEL = "; "  # between the tests a panel's ``code.text`` names (``names_all_of``)
+# on a report's ``code`` that is huren's stand-in, not the sender's statement: its groups named no test (OBR-4
+# empty) and the converter gave it its first result's code (``results.diagnostic_report``); ``_another`` does
+# not hold a test the sender never stated against the test it names later (thirty-seventh round, code37)
+STAND_IN_EXT = "urn:huren:StructureDefinition:code-stand-in"
+# an issue's ``details`` coding under this system is the deployment's mapping gap, not the sender's error: a
+# code (or an order's text) the maps could not judge, counted on ``/admin/fidelity`` as an unmapped code at
+# the field that stated it and never an ERR of the ACK (``mapping_gap``; ``engine.ingest``; code37)
+MAPPING_GAP = "urn:huren:fidelity:unmapped-code"
 # ISO 21090 name/address representation (ABC | IDE | SYL): HL7 v2 XPN-8/XAD-? table 4000 in FHIR
 REPRESENTATION = "http://hl7.org/fhir/StructureDefinition/iso21090-EN-representation"
 _REPRESENTATION_KEY = ("@representation",)
@@ -1334,9 +1342,13 @@ class MergeRules:
         mine, theirs = _codes(st), _codes(inc)
         if not mine or not theirs or mine & theirs or not {s for s, _ in mine} & {s for s, _ in theirs}:
             return
+        if any(isinstance(e, dict) and e.get("url") == STAND_IN_EXT for e in st.get("extension") or ()):
+            return  # the stored code is huren's stand-in (``STAND_IN_EXT``): the sender names its test now
         for path, values in ep.another_if:
             if not any(v in values for v in self._collect_through(stored, path)):
                 return
+        if any(path[0] == "basedOn" for path, _ in ep.another_if) and self._order_states(stored, theirs):
+            return  # the report follows its order, which an order message recoded (the filler's XX): code37
         what = {"ServiceRequest": "order", "DiagnosticReport": "report"}.get(rtype, rtype)
         text = (f"{rtype}.{name}: the order number names the stored {what} of another test "
                 f"({concept_label(st)}, {sorted(c for _, c in mine)}); {_writer(source)}'s test "
@@ -1345,6 +1357,19 @@ class MergeRules:
         if ep.another == "reject" and at is not None:
             raise HL7Error(text, at[0], at[1], at[2], code=DUPLICATE_KEY_IDENTIFIER)
         self._conflict(ep.another, text, f"{rtype}.{name}", issues)
+
+    def _order_states(self, stored: Resource, theirs: set[tuple[str, str]]) -> bool:
+        """Whether an order the stored report is ``basedOn`` (this write's version, else the store's) holds a
+        coding of the incoming test: the order's own message changed the test (HL7 v2 table 0119: the
+        filler's ORC-1 XX, "order/service changed, unsolicited", or the placer's XO), and its report under
+        that number follows it -- the RIS's XX from head CT to chest CT recoded the order, then its
+        corrected report (OBR-25 C) naming chest CT was refused as "another test" at the report. A result
+        message alone changes no test (a C corrects results, table 0123): without the order's statement
+        the refusal stands (gfix13; thirty-seventh round, code37)."""
+        refs = [e["reference"] for e in stored.get("basedOn") or ()
+                if isinstance(e, dict) and isinstance(e.get("reference"), str)]
+        return bool(refs) and any(isinstance(o.get("code"), dict) and _codes(o["code"]) & theirs
+                                  for o in self._read_all(refs).values())
 
     def _collect_through(self, resource: Resource, path: tuple[str, ...]) -> list[Any]:
         """``_collect`` of ``path``; where its first step holds references (a report's ``basedOn``),
@@ -2167,7 +2192,8 @@ class MergeRules:
         (OBR-4 text alone) is judged the same way, by the item its text names (``same_test``: items.yaml's
         ``name``, 血常规 = CBC): a result's coding the maps put under that item is added, any other is not
         -- an order ``^血常规`` had taken the LIS's 1020 (LFT) and recognition read it as LFT (review rv36c
-        MED 5; xotext36).
+        MED 5; xotext36). What the maps could not judge at all (an order's text naming no item, a local code
+        mapped with no item) is counted as an unmapped code, not answered (``_gaps``; code37).
         The writer that ``states`` the concept (an order message, XO too) leads: for the same test (a
         coding in common, or the maps' one item, or its text alone naming the stored concept by its own
         words -- its text or a coding's display, ``_named_again``: an XO ``^PT`` over ``5902-2^PT^LN`` had
@@ -2195,17 +2221,22 @@ class MergeRules:
             return {**incoming, **stored}
         where = {_key(c, key): n for n, c in enumerate(codings)}
         other: list[dict[str, Any]] = []
+        joined_any = False
         for coding in told:
             k = _key(coding, key)
             if k in where:
                 codings[where[k]] = {**coding, **codings[where[k]]}
+                joined_any = True
                 continue
             another = self._another_test(order, {"resourceType": rtype, name: {"coding": [coding]}})
             if another is False:
                 where[k] = len(codings)
                 codings.append(coding)
+                joined_any = True
             elif another:
                 other.append(coding)
+        if not joined_any and not other:
+            self._gaps(order, {"resourceType": rtype, name: incoming}, f"{rtype}.{name}", issues)
         if other:
             self._conflict("warn", f"{rtype}.{name}: {_writer(source)}'s coding "
                            f"{', '.join(str(c.get('code')) for c in other)} ({concept_label({'coding': other})}) "
@@ -2213,6 +2244,28 @@ class MergeRules:
                            "code (the result keeps its own)", f"{rtype}.{name}", issues)
         joined = {**incoming, **stored, "coding": codings}
         return joined if codings else {k: v for k, v in joined.items() if k != "coding"}
+
+    def _gaps(self, order: Resource, other: Resource, expression: str, issues: list[Issue]) -> None:
+        """A result's codes the maps could not judge against its order's (``_another_test``: not known,
+        for every coding), so nothing was added and nothing warned: the deployment's mapping gap, counted
+        (``mapping_gap`` issues, ``/admin/fidelity`` as an unmapped code at OBR-4; review rv36f LOW, code37)
+        where no conversion counted it -- an order coded by nothing whose text names no recognition item
+        (``^凝血四项``: its text), and a result's local code its map knows with no item (and no LOINC the
+        order shares: that would have been a coding in common or another test) -- its code. A local code
+        no map knows is counted again under the conversion's own key (one count a message: the fidelity
+        key's). Only with the recognition rules at hand (``same_test``)."""
+        same = self.same_test
+        if same is None:
+            return
+        gaps: list[str] = []
+        code = order.get("code")
+        text = str(code.get("text") or "").strip() if isinstance(code, dict) else ""
+        if text and not _code_pairs(order) and not same(order, order):
+            gaps.append(text)
+        if not same(other, other):
+            gaps.extend(c for system, c in sorted(_code_pairs(other)) if local_code_system(system) is not None)
+        for value in dict.fromkeys(gaps):
+            issues.append(mapping_gap(value, expression))
 
     def _another_test(self, order: Resource, other: Resource) -> bool | None:
         """Whether ``other``'s ``code`` (a concept) names another test than ``order``'s: False (the same
@@ -3348,6 +3401,23 @@ def progress_of(merge: Mapping[str, Any] | None, rtype: str, element: str) -> Ma
     rule = ((data.get("resources") or {}).get(rtype) or {}).get(element)
     progress = rule.get("progress") if isinstance(rule, Mapping) else None
     return progress if isinstance(progress, Mapping) else {}
+
+
+def mapping_gap(value: str, expression: str) -> Issue:
+    """An issue saying ``value`` (a code, an order's text) at ``expression`` is the deployment's mapping gap
+    (``MAPPING_GAP``): ingest counts it on ``/admin/fidelity`` with the unmapped codes, at the field the
+    merge locates it at, and answers no ERR for it."""
+    return {"severity": "information", "code": "not-found", "expression": [expression],
+            "details": {"coding": [{"system": MAPPING_GAP, "code": value}]},
+            "diagnostics": f"{expression}: {value!r} is known to no code map as a recognition item: not judged"}
+
+
+def gap_of(issue: Mapping[str, Any]) -> str | None:
+    """The value a ``mapping_gap`` issue counts, else None."""
+    for coding in (issue.get("details") or {}).get("coding") or ():
+        if isinstance(coding, dict) and coding.get("system") == MAPPING_GAP:
+            return str(coding.get("code") or "")
+    return None
 
 
 def concept_label(concept: Mapping[str, Any]) -> str:

@@ -20,7 +20,7 @@ from adapters.hl7v2.errors import DATA_TYPE_ERROR, REQUIRED_FIELD_MISSING
 from adapters.hl7v2.parser import Message, Segment
 from adapters.hl7v2.timestamps import TimestampError, to_fhir_date, to_fhir_datetime, zone
 from conformance.validate import MAX_STRING
-from engine.merge_rules import PANEL, concept_label, line_run, progress_of, same_concept
+from engine.merge_rules import PANEL, STAND_IN_EXT, concept_label, line_run, progress_of, same_concept
 from engine.recognition.facts import REASON_WITHDRAWN_EXT
 from engine.repository.indexing import date_range
 
@@ -1285,11 +1285,9 @@ def diagnostic_report(
     res: Resource = {"resourceType": "DiagnosticReport", "category": [REPORT_CATEGORY[category]]}
     res["status"] = status if status is not None else report_status(group, ctx, results)
     test = common.coded_item(obr.rep(4), ctx, "OBR-4") if obr is not None else None
-    code = test
-    if code is None:  # a stand-in: the group names no test
-        first = ctx.resources.get(results[0]["reference"]) if results else None
-        code = first["code"] if first else {"text": "report"}
-    res["code"] = code
+    res["code"] = test if test is not None else _stand_in(ctx, results)
+    if test is None:
+        ctx.assumed(res, "code")  # (a stored code, the sender's or a stand-in, stays)
     if obr is not None:
         if test is not None:  # another test under the filler's number is refused there (merge.yaml ``another``)
             ctx.located(res, "code", obr, 4)
@@ -1323,7 +1321,7 @@ def diagnostic_report(
     earlier = ctx.resources.get(ref)
     stated = obr is not None and _status_stated(obr, ctx)
     if earlier is not None:
-        _another_group(ctx, earlier, res, ctx.report_tests.setdefault(ref, []), test)
+        _another_group(ctx, earlier, res, ctx.report_tests.setdefault(ref, []), test, obr)
         if not stated:  # the report's status is no longer OBR-25's word alone
             ctx.unsay(earlier, "status")
     else:
@@ -1339,6 +1337,21 @@ def diagnostic_report(
     return ctx.put(res, key)
 
 
+def _stand_in(ctx: Context, results: list[dict[str, str]]) -> Concept:
+    """The code of a report whose groups name no test (OBR-4 empty; R4 requires one): its first result's,
+    marked ``STAND_IN_EXT`` -- huren's stand-in, not the sender's statement of its test. Only assumed
+    (``Context.assumed``): it fills a report not stored yet, never replaces a stored code; and a stored
+    stand-in does not hold the test the sender names later under the filler's number against it
+    (``MergeRules._another``): the LIS's result sent first with OBR-4 empty, then its final naming the
+    test in the result's own code system, had been refused as "another test" (codefix36's rule; thirty-
+    seventh round, code37). A stand-in's code is otherwise the result's as before (recognition and the
+    pages read it alike)."""
+    first = ctx.resources.get(results[0]["reference"]) if results else None
+    code: Concept = dict(first["code"]) if first else {"text": "report"}
+    code["extension"] = [*(code.get("extension") or ()), {"url": STAND_IN_EXT, "valueBoolean": True}]
+    return code
+
+
 def _status_stated(obr: Segment, ctx: Context) -> bool:
     """Whether OBR-25 states the group's report status (a code ``report_status`` maps)."""
     code = obr.value(25).strip()
@@ -1349,7 +1362,7 @@ _REPORT_LISTS = ("basedOn", "result", "specimen", "presentedForm")
 
 
 def _another_group(ctx: Context, earlier: Resource, res: Resource, tests: list[Concept],
-                   test: Concept | None) -> None:
+                   test: Concept | None, obr: Segment | None) -> None:
     """A second OBR group of the message for the same report (the same filler number: two tests on
     one specimen, or one test's results split over two groups): the report lists every group's
     results, specimens, orders and forms, and is as far as its least advanced group
@@ -1385,6 +1398,10 @@ def _another_group(ctx: Context, earlier: Resource, res: Resource, tests: list[C
     if test is not None and not any(same_concept(test, t) for t in tests):
         tests.append(test)
         earlier["code"] = test if len(tests) == 1 else {"text": PANEL.join(dict.fromkeys(concept_label(c) for c in tests))}
+        if len(tests) == 1:  # the report's stand-in gives way to the first test a group names: stated, not assumed
+            ctx.unsay(earlier, "code")
+            if obr is not None:
+                ctx.located(earlier, "code", obr, 4)
 
 
 def _holds_lines(text: str, part: str) -> bool:
