@@ -19,15 +19,25 @@ send every laboratory result's first version through the merge path.
 
 from __future__ import annotations
 
+import base64
+import binascii
 from collections.abc import Sequence
 from typing import Any, Protocol
 
+from engine.audit.events import INSTITUTION, now_instant
+from engine.audit.record import Facts, facts
 from engine.auth.confidentiality import carried, labels
-from engine.merge_rules import API, Stored
+from engine.merge_rules import API, NOT_THE_FEED, Stored
 
 _DOCUMENT = "DocumentReference/"
 _RANK = {"V": 2, "R": 1}
 _TEXTS_AT_ONCE = "1000"  # a document's text Observations read in one search (one per OBX of the message)
+# the converter's marks on its copies of a numbered document's paragraphs (+ the sender; value TXA-12):
+# a paragraph of the document's whole text, and an addendum's (``adapters.convert.pacs``)
+_PARAGRAPH = "urn:huren:document-paragraph:"
+_ADDENDUM = "urn:huren:document-addendum:"
+_DOCUMENT_NUMBER = "urn:huren:document:"  # the document's masterIdentifier system (+ the sender)
+_TEXT_PLAIN = "text/plain"
 
 
 class _Found(Protocol):
@@ -43,6 +53,15 @@ class Documents(Stored, Protocol):
 
     def update(self, resource: dict[str, Any], *, source: str = API) -> Any: ...
 
+    def delete(self, rtype: str, rid: str) -> int | None: ...
+
+    def writers(self, rtype: str, ids: Sequence[str]) -> dict[str, str | None]: ...
+
+
+class AuditSink(Protocol):
+    """The signed audit log as the deletion of a dropped paragraph records it."""
+
+    def record(self, event: Facts) -> Any: ...
 
 
 def documents_cited(resource: dict[str, Any]) -> list[str]:
@@ -78,8 +97,10 @@ class DocumentLabels:
     V, and lowering the text is a PUT of the text itself, as lowering the document is of the
     document (explicit, each record)."""
 
-    def __init__(self, repository: Documents) -> None:
+    def __init__(self, repository: Documents, audit: AuditSink | None = None, origin: str = "") -> None:
         self.repository = repository
+        self.audit = audit
+        self.origin = origin
 
     def written(self, document: dict[str, Any], previous: dict[str, Any] | None) -> list[dict[str, Any]]:
         """The write hook of a DocumentReference (twentieth round, mdmmend20): the document's write
@@ -104,6 +125,93 @@ class DocumentLabels:
         for text in self._texts(document):
             self._raised(text, document)
         return []
+
+    def settled(self, pairs: Sequence[tuple[dict[str, Any], dict[str, Any] | None]]) -> list[list[dict[str, Any]]]:
+        """The batch write hook (thirty-seventh round, old37): a numbered document the feed wrote in
+        this write group -- or whose paragraphs it wrote -- keeps as its text only the paragraph
+        copies its stored text content holds. An edit (T08, v2.5 ch. 9: "the original document is
+        edited") carries the whole edited text: a paragraph it removed was still searched and read
+        as the document's text.
+
+        Which records are copies (what the withdrawn rounds could not tell): an Observation the
+        converter marked as a paragraph of this document (``adapters.convert.pacs``: identifier
+        ``urn:huren:document-paragraph:<sender>|<TXA-12>``, the sender and number of the
+        document's ``masterIdentifier``), whose current version the feed stored
+        (``StoredResource.writer``: a FHIR client's note or PUT -- even one copying the mark -- is
+        the client's record), naming this document alone (``derivedFrom``) and its patient. An ST
+        result beside the text is not marked; an addendum's paragraph (T06, even under its parent's
+        number) carries the addendum's mark; a copy written before the mark existed carries none:
+        all are left.
+
+        Judged after the whole group is stored (a batch hook), by the document as stored: an older
+        edit held against a later one (``masterIdentifier: until_later``) leaves the later text, and
+        the paragraphs the older one wrote again go. Only text content is judged (a PDF is not),
+        and only the feed's writes start it (a records office's or clinician's PUT of the document
+        deletes nothing). Deleted, versions kept (410, ``_history``): the paragraph was a copy of a
+        part of the document, whose own history keeps it; each deletion is in the audit log."""
+        documents: dict[str, bool] = {}  # document id -> whether an addendum's paragraph was written
+        texts: list[str] = []
+        for stored, _ in pairs:
+            rtype = stored.get("resourceType")
+            if rtype == "DocumentReference":
+                if _number(stored) is not None:
+                    documents.setdefault(stored["id"], False)
+            elif rtype == "Observation" and "identifier" in stored and "derivedFrom" in stored:
+                for system, _value in _marks(stored):
+                    for ref in documents_cited(stored):
+                        rid = ref[len(_DOCUMENT):]
+                        if system.startswith(_ADDENDUM):
+                            documents[rid] = True
+                        else:
+                            documents.setdefault(rid, False)
+                            texts.append(stored["id"])
+        out: list[list[dict[str, Any]]] = [[] for _ in pairs]
+        judged = [rid for rid, addendum in documents.items() if not addendum]
+        if not judged:
+            return out
+        # only the feed's writes start it: the document's, or its paragraphs' (an older edit held)
+        fed = {rid for rid, w in self.repository.writers("DocumentReference", judged).items() if w not in NOT_THE_FEED}
+        fed_texts = {rid for rid, w in self.repository.writers("Observation", texts).items() if w not in NOT_THE_FEED}
+        for stored, _ in pairs:
+            if stored.get("resourceType") == "Observation" and stored.get("id") in fed_texts:
+                fed |= {ref[len(_DOCUMENT):] for ref in documents_cited(stored)}
+        found = self.repository.read_many([("DocumentReference", rid) for rid in judged if rid in fed])
+        for (_, _rid), document in found.items():
+            self._drop_stale(document)
+        return out
+
+    def _drop_stale(self, document: dict[str, Any]) -> None:
+        """Delete the feed's marked copies of ``document``'s paragraphs its text content no longer holds."""
+        number = _number(document)
+        lines = _text_lines(document)
+        if number is None or lines is None:
+            return
+        ref = f"{_DOCUMENT}{document['id']}"
+        mark = (_PARAGRAPH + number[0], number[1])
+        copies = [t for t in self._texts(document)
+                  if mark in _marks(t) and not any(s.startswith(_ADDENDUM) for s, _ in _marks(t))
+                  and documents_cited(t) == [ref] and t.get("subject") == document.get("subject")
+                  and not _held(t, lines)]
+        if not copies:
+            return
+        writers = self.repository.writers("Observation", [t["id"] for t in copies])
+        gone = [t for t in copies if t["id"] in writers and writers[t["id"]] not in NOT_THE_FEED]
+        deleted = [f"Observation/{t['id']}" for t in gone if self.repository.delete("Observation", t["id"]) is not None]
+        if deleted and self.audit is not None:
+            self.audit.record(self._deletion(document, number, deleted))
+
+    def _deletion(self, document: dict[str, Any], number: tuple[str, str], deleted: list[str]) -> Facts:
+        """The audit record of the copies deleted: a delete by the document's sender (the institution its
+        number names), naming the document and what went. The patient is named only for a document
+        without a label: a V document's deletions stay out of the resident's view of the log (the
+        import that wrote them names no more of it than the resident may see)."""
+        subject = str((document.get("subject") or {}).get("reference") or "")
+        patients = [subject.split("/", 1)[1]] if subject.startswith("Patient/") and not _rank(document) else []
+        return facts(action="delete", recorded=now_instant(), start=None, outcome="0",
+                     desc="an edit of the document no longer holds these paragraphs",
+                     requestor=(INSTITUTION, number[0], None, None, None, None, None, None), origin=self.origin,
+                     patients=patients, resources=[f"{_DOCUMENT}{document['id']}", *deleted],
+                     detail={"document-number": number[1], "reason": "paragraph-dropped-by-edit"})
 
     def _raised(self, text: dict[str, Any], document: dict[str, Any]) -> dict[str, Any]:
         raised = carried(text, [text, document])
@@ -157,3 +265,58 @@ class DocumentLabels:
             found.update({f"DocumentReference/{rid}": version
                           for (_, rid), version in self.repository.read_many(keys).items()})
         return list(found.values())
+
+
+def _number(document: dict[str, Any]) -> tuple[str, str] | None:
+    """(sender, TXA-12) of a numbered document (its ``masterIdentifier``, ``adapters.convert.pacs``)."""
+    master = document.get("masterIdentifier")
+    if not isinstance(master, dict):
+        return None
+    system, value = master.get("system"), master.get("value")
+    if not isinstance(system, str) or not system.startswith(_DOCUMENT_NUMBER) or not isinstance(value, str) or not value:
+        return None
+    return system[len(_DOCUMENT_NUMBER):], value
+
+
+def _marks(resource: dict[str, Any]) -> list[tuple[str, str]]:
+    """The converter's paragraph marks ``resource`` carries, (system, value); any other identifier, or
+    one not shaped as an identifier (a client's ``"identifier": 5``), is not one."""
+    listed = resource.get("identifier")
+    if not isinstance(listed, list):
+        return []
+    return [(i["system"], i["value"]) for i in listed
+            if isinstance(i, dict) and isinstance(i.get("system"), str) and isinstance(i.get("value"), str)
+            and i["system"].startswith((_PARAGRAPH, _ADDENDUM))]
+
+
+def _flat(text: str) -> list[str]:
+    return [line.strip() for line in text.splitlines() if line.strip()]
+
+
+def _text_lines(document: dict[str, Any]) -> set[str] | None:
+    """The lines of the document's text/plain content (each without its outer blanks); None when it
+    has none (an image, a PDF: not judged) or one that cannot be read."""
+    lines: set[str] = set()
+    found = False
+    for content in document.get("content") or ():
+        attachment = content.get("attachment") if isinstance(content, dict) else None
+        if not isinstance(attachment, dict) or not str(attachment.get("contentType") or "").startswith(_TEXT_PLAIN):
+            continue
+        data = attachment.get("data")
+        if not isinstance(data, str) or not data:
+            return None  # (a text held elsewhere, ``url``: not read here, so not judged)
+        try:
+            words = base64.b64decode(data, validate=True).decode("utf-8")
+        except (binascii.Error, ValueError):
+            return None
+        found = True
+        lines.update(_flat(words))
+    return lines if found else None
+
+
+def _held(text: dict[str, Any], lines: set[str]) -> bool:
+    """Whether the document's text still holds the paragraph ``text`` copies: every line of its words."""
+    words = text.get("valueString")
+    if not isinstance(words, str):
+        return True  # no words to judge by: not a paragraph's copy as the converter writes one
+    return all(line in lines for line in _flat(words))
