@@ -196,21 +196,23 @@ class DocumentLabels:
             return
         writers = self.repository.writers("Observation", [t["id"] for t in copies])
         gone = [t for t in copies if t["id"] in writers and writers[t["id"]] not in NOT_THE_FEED]
-        deleted = [f"Observation/{t['id']}" for t in gone if self.repository.delete("Observation", t["id"]) is not None]
+        deleted = [t for t in gone if self.repository.delete("Observation", t["id"]) is not None]
         if deleted and self.audit is not None:
             self.audit.record(self._deletion(document, number, deleted))
 
-    def _deletion(self, document: dict[str, Any], number: tuple[str, str], deleted: list[str]) -> Facts:
+    def _deletion(self, document: dict[str, Any], number: tuple[str, str], deleted: list[dict[str, Any]]) -> Facts:
         """The audit record of the copies deleted: a delete by the document's sender (the institution its
         number names), naming the document and what went. The patient is named only for a document
         without a label: a V document's deletions stay out of the resident's view of the log (the
         import that wrote them names no more of it than the resident may see)."""
         subject = str((document.get("subject") or {}).get("reference") or "")
-        patients = [subject.split("/", 1)[1]] if subject.startswith("Patient/") and not _rank(document) else []
+        refs = [f"{_DOCUMENT}{document['id']}", *(f"Observation/{t['id']}" for t in deleted)]
+        labelled = any(_rank(r) for r in (document, *deleted))
+        patients = [subject.split("/", 1)[1]] if subject.startswith("Patient/") and not labelled else []
         return facts(action="delete", recorded=now_instant(), start=None, outcome="0",
                      desc="an edit of the document no longer holds these paragraphs",
                      requestor=(INSTITUTION, number[0], None, None, None, None, None, None), origin=self.origin,
-                     patients=patients, resources=[f"{_DOCUMENT}{document['id']}", *deleted],
+                     patients=patients, resources=refs, owners={ref: patients for ref in refs} if patients else None,
                      detail={"document-number": number[1], "reason": "paragraph-dropped-by-edit"})
 
     def _raised(self, text: dict[str, Any], document: dict[str, Any]) -> dict[str, Any]:
