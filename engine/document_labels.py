@@ -176,16 +176,26 @@ class DocumentLabels:
             if stored.get("resourceType") == "Observation" and stored.get("id") in fed_texts:
                 fed |= {ref[len(_DOCUMENT):] for ref in documents_cited(stored)}
         found = self.repository.read_many([("DocumentReference", rid) for rid in judged if rid in fed])
+        gone: set[str] = set()
         for (_, _rid), document in found.items():
-            self._drop_stale(document)
+            gone.update(self._drop_stale(document))
+        # a copy this group wrote and then deleted (an older edit held against the stored text): said in
+        # the write's issues (the ACK's W), as the held document is
+        for (stored, _), issues in zip(pairs, out, strict=True):
+            if stored.get("resourceType") == "Observation" and stored.get("id") in gone:
+                issues.append({"severity": "warning", "code": "informational", "expression": ["Observation.valueString"],
+                               "diagnostics": "Observation.valueString: a paragraph the document's stored text no "
+                                              "longer holds is not the document's text: deleted (its versions kept, "
+                                              "_history)"})
         return out
 
-    def _drop_stale(self, document: dict[str, Any]) -> None:
-        """Delete the feed's marked copies of ``document``'s paragraphs its text content no longer holds."""
+    def _drop_stale(self, document: dict[str, Any]) -> list[str]:
+        """Delete the feed's marked copies of ``document``'s paragraphs its text content no longer holds;
+        the ids deleted."""
         number = _number(document)
         lines = _text_lines(document)
         if number is None or lines is None:
-            return
+            return []
         ref = f"{_DOCUMENT}{document['id']}"
         mark = (_PARAGRAPH + number[0], number[1])
         copies = [t for t in self._texts(document)
@@ -193,12 +203,13 @@ class DocumentLabels:
                   and documents_cited(t) == [ref] and t.get("subject") == document.get("subject")
                   and not _held(t, lines)]
         if not copies:
-            return
+            return []
         writers = self.repository.writers("Observation", [t["id"] for t in copies])
         gone = [t for t in copies if t["id"] in writers and writers[t["id"]] not in NOT_THE_FEED]
         deleted = [t for t in gone if self.repository.delete("Observation", t["id"]) is not None]
         if deleted and self.audit is not None:
             self.audit.record(self._deletion(document, number, deleted))
+        return [t["id"] for t in deleted]
 
     def _deletion(self, document: dict[str, Any], number: tuple[str, str], deleted: list[dict[str, Any]]) -> Facts:
         """The audit record of the copies deleted: a delete by the document's sender (the institution its

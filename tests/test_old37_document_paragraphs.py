@@ -159,6 +159,10 @@ def test_an_older_edit_arriving_late_leaves_the_later_text(engine: Engine, fhir:
     assert ack_code_of(acks[0]) == "AA", acks
     assert _lines(fhir, doc) == ["一段", "二段（11点）"]
     assert _texts(fhir, doc) == ["一段", "二段（11点）"]
+    # the third paragraph the late edit wrote is no text of the document: deleted, and the ACK says so
+    late = _ids(engine, "O3")
+    assert [fhir.get(f"/fhir/Observation/{o}").status_code for o in late] == [200, 200, 410]
+    assert b"no longer holds is not the document's text" in acks[0], acks[0]
 
 
 def test_a_v_document_edit_drops_the_paragraph_out_of_the_residents_view(engine: Engine, fhir: TestClient) -> None:  # noqa: F811
