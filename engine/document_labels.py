@@ -36,6 +36,8 @@ _TEXTS_AT_ONCE = "1000"  # a document's text Observations read in one search (on
 # a paragraph of the document's whole text, and an addendum's (``adapters.convert.pacs``)
 _PARAGRAPH = "urn:huren:document-paragraph:"
 _ADDENDUM = "urn:huren:document-addendum:"
+_KIND = "urn:huren:document-text"  # the mark's type: which kind of message stated the copy
+_EDIT, _ORIGINAL, _ADDENDUM_KIND = "edit", "original", "addendum"
 _DOCUMENT_NUMBER = "urn:huren:document:"  # the document's masterIdentifier system (+ the sender)
 _TEXT_PLAIN = "text/plain"
 
@@ -149,38 +151,39 @@ class DocumentLabels:
         and only the feed's writes start it (a records office's or clinician's PUT of the document
         deletes nothing). Deleted, versions kept (410, ``_history``): the paragraph was a copy of a
         part of the document, whose own history keeps it; each deletion is in the audit log."""
-        documents: dict[str, bool] = {}  # document id -> whether an addendum's paragraph was written
-        texts: list[str] = []
+        documents: dict[str, set[str]] = {}  # document id -> the kinds of the copies this group wrote of it
+        wrote: list[tuple[str, str, set[str]]] = []  # (copy, its document, its marks' kinds)
         for stored, _ in pairs:
-            # (a lab message's every version: one look-up and a comparison or two, ~0.2 us a message)
+            # (a lab message's every version: one look-up and a comparison or two)
             if "masterIdentifier" in stored:
                 if stored["resourceType"] == "DocumentReference" and _number(stored) is not None:
-                    documents.setdefault(stored["id"], False)
+                    documents.setdefault(stored["id"], set())
             elif "derivedFrom" in stored and "identifier" in stored and stored["resourceType"] == "Observation":
-                for system, _value in _marks(stored):
-                    for ref in documents_cited(stored):
-                        rid = ref[len(_DOCUMENT):]
-                        if system.startswith(_ADDENDUM):
-                            documents[rid] = True
-                        else:
-                            documents.setdefault(rid, False)
-                            texts.append(stored["id"])
+                kinds = {kind for _, _, kind in _marks(stored)}
+                for ref in documents_cited(stored) if kinds else ():
+                    documents.setdefault(ref[len(_DOCUMENT):], set())
+                    wrote.append((stored["id"], ref[len(_DOCUMENT):], kinds))
         if not documents:
             return [[]] * len(pairs)  # (nothing is added to it: one empty list for every version)
         out: list[list[dict[str, Any]]] = [[] for _ in pairs]
-        judged = [rid for rid, addendum in documents.items() if not addendum]
-        if not judged:
-            return out
-        # only the feed's writes start it: the document's, or its paragraphs' (an older edit held)
-        fed = {rid for rid, w in self.repository.writers("DocumentReference", judged).items() if w not in NOT_THE_FEED}
-        fed_texts = {rid for rid, w in self.repository.writers("Observation", texts).items() if w not in NOT_THE_FEED}
-        for stored, _ in pairs:
-            if stored.get("resourceType") == "Observation" and stored.get("id") in fed_texts:
-                fed |= {ref[len(_DOCUMENT):] for ref in documents_cited(stored)}
-        found = self.repository.read_many([("DocumentReference", rid) for rid in judged if rid in fed])
+        # only the feed's writes count: the document's, or its copies' (an older edit held against the stored one)
+        fed = {rid for rid, w in self.repository.writers("DocumentReference", list(documents)).items()
+               if w not in NOT_THE_FEED}
+        copies = self.repository.writers("Observation", [oid for oid, _, _ in wrote])
+        for oid, rid, kinds in wrote:
+            if oid in copies and copies[oid] not in NOT_THE_FEED:
+                fed.add(rid)
+                documents[rid] |= kinds
+        # an original resent (a T02 maybe thinner) or an addendum drops nothing; an edit does; the
+        # document alone (its copies unchanged) as its stored copies' kind says
+        judged = [(rid, bool(kinds)) for rid, kinds in documents.items()
+                  if rid in fed and not kinds - {_EDIT}]
+        found = self.repository.read_many([("DocumentReference", rid) for rid, _ in judged]) if judged else {}
         gone: set[str] = set()
-        for (_, _rid), document in found.items():
-            gone.update(self._drop_stale(document))
+        for rid, edited in judged:
+            document = found.get(("DocumentReference", rid))
+            if document is not None:
+                gone.update(self._drop_stale(document, edited))
         # a copy this group wrote and then deleted (an older edit held against the stored text): said in
         # the write's issues (the ACK's W), as the held document is
         for (stored, _), issues in zip(pairs, out, strict=True):
@@ -191,23 +194,29 @@ class DocumentLabels:
                                               "_history)"})
         return out
 
-    def _drop_stale(self, document: dict[str, Any]) -> list[str]:
+    def _drop_stale(self, document: dict[str, Any], edited: bool) -> list[str]:
         """Delete the feed's marked copies of ``document``'s paragraphs its text content no longer holds;
-        the ids deleted."""
+        the ids deleted. ``edited``: this group wrote an edit's copies; else (the document alone was
+        written) only when every stored copy is an edit's (an original's copies stay)."""
         number = _number(document)
         lines = _text_lines(document)
         if number is None or lines is None:
             return []
         ref = f"{_DOCUMENT}{document['id']}"
-        mark = (_PARAGRAPH + number[0], number[1])
-        copies = [t for t in self._texts(document)
-                  if mark in _marks(t) and not any(s.startswith(_ADDENDUM) for s, _ in _marks(t))
-                  and documents_cited(t) == [ref] and t.get("subject") == document.get("subject")
-                  and not _held(t, lines)]
-        if not copies:
+        system = _PARAGRAPH + number[0]
+        marked: list[tuple[dict[str, Any], set[str]]] = []
+        for text in self._texts(document):
+            marks = _marks(text)
+            if any(s == system and v == number[1] for s, v, _ in marks):
+                marked.append((text, {kind for _, _, kind in marks}))
+        if not edited and any(kinds != {_EDIT} for _, kinds in marked):
             return []
-        writers = self.repository.writers("Observation", [t["id"] for t in copies])
-        gone = [t for t in copies if t["id"] in writers and writers[t["id"]] not in NOT_THE_FEED]
+        stale = [t for t, kinds in marked if _ADDENDUM_KIND not in kinds and documents_cited(t) == [ref]
+                 and t.get("subject") == document.get("subject") and not _held(t, lines)]
+        if not stale:
+            return []
+        writers = self.repository.writers("Observation", [t["id"] for t in stale])
+        gone = [t for t in stale if t["id"] in writers and writers[t["id"]] not in NOT_THE_FEED]
         deleted = [t for t in gone if self.repository.delete("Observation", t["id"]) is not None]
         if deleted and self.audit is not None:
             self.audit.record(self._deletion(document, number, deleted))
@@ -293,15 +302,26 @@ def _number(document: dict[str, Any]) -> tuple[str, str] | None:
     return system[len(_DOCUMENT_NUMBER):], value
 
 
-def _marks(resource: dict[str, Any]) -> list[tuple[str, str]]:
-    """The converter's paragraph marks ``resource`` carries, (system, value); any other identifier, or
-    one not shaped as an identifier (a client's ``"identifier": 5``), is not one."""
+def _marks(resource: dict[str, Any]) -> list[tuple[str, str, str]]:
+    """The converter's paragraph marks ``resource`` carries, (system, value, kind); any other identifier,
+    or one not shaped as an identifier (a client's ``"identifier": 5``), is not one. The kind is the
+    mark's type (``original``, ``edit``); an addendum's mark is ``addendum`` whatever it says, and a
+    paragraph mark stating no kind is taken for an original's (one that drops nothing)."""
     listed = resource.get("identifier")
     if not isinstance(listed, list):
         return []
-    return [(i["system"], i["value"]) for i in listed
-            if isinstance(i, dict) and isinstance(i.get("system"), str) and isinstance(i.get("value"), str)
-            and i["system"].startswith((_PARAGRAPH, _ADDENDUM))]
+    out: list[tuple[str, str, str]] = []
+    for i in listed:
+        if not isinstance(i, dict) or not isinstance(i.get("system"), str) or not isinstance(i.get("value"), str):
+            continue
+        system = i["system"]
+        if system.startswith(_ADDENDUM):
+            out.append((system, i["value"], _ADDENDUM_KIND))
+        elif system.startswith(_PARAGRAPH):
+            coding = ((i.get("type") or {}).get("coding") or [None])[0] if isinstance(i.get("type"), dict) else None
+            kind = coding.get("code") if isinstance(coding, dict) and coding.get("system") == _KIND else None
+            out.append((system, i["value"], _EDIT if kind == _EDIT else _ORIGINAL))
+    return out
 
 
 def _flat(text: str) -> list[str]:

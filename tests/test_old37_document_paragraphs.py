@@ -89,7 +89,8 @@ def test_an_edit_deletes_the_dropped_paragraph_keeps_its_history_and_audits_it(
     first = written(engine, fhir, "A1", "Observation")
     (doc,) = written(engine, fhir, "A1", "DocumentReference")
     marks = [i for o in first for i in o.get("identifier") or ()]
-    assert marks == [{"system": "urn:huren:document-paragraph:FNXRMYY", "value": "DOC-37"}] * 3, marks
+    assert [(m["system"], m["value"], m["type"]["coding"][0]["code"]) for m in marks] == [
+        ("urn:huren:document-paragraph:FNXRMYY", "DOC-37", "original")] * 3, marks
     _aa(engine, mdm("A2", "T08", ["第一段", "第二段（改）"]))
     assert _texts(fhir, doc) == _lines(fhir, doc) == ["第一段", "第二段（改）"]
     # each paragraph is kept at its place (OBX-1 for the second of one code): the third place went
@@ -140,7 +141,7 @@ def test_an_addendum_under_its_parents_number_neither_drops_nor_is_dropped(engin
     parent = written(engine, fhir, "D1", "Observation")
     _aa(engine, mdm("D2", "T06", ["补充记录"], number="DOC-AD", code=_NOTE))
     (added,) = written(engine, fhir, "D2", "Observation")
-    assert added["identifier"] == [{"system": "urn:huren:document-addendum:FNXRMYY", "value": "DOC-AD"}]
+    assert [(m["system"], m["value"]) for m in added["identifier"]] == [("urn:huren:document-addendum:FNXRMYY", "DOC-AD")]
     assert [fhir.get(f"/fhir/Observation/{o['id']}").status_code for o in parent] == [200, 200]
     _aa(engine, mdm("D3", "T08", ["原文一"], number="DOC-AD"))
     assert fhir.get(f"/fhir/Observation/{added['id']}").status_code == 200
@@ -217,3 +218,25 @@ def test_the_edit_on_mongomock(settings: Any) -> None:
         first = _ids(eng, "M1")
         assert [http.get(f"/fhir/Observation/{o}").status_code for o in first] == [200, 410]
         assert _texts(http, doc) == _lines(http, doc) == ["第一段"]
+
+
+def test_an_original_resent_thinner_drops_nothing(engine: Engine, fhir: TestClient) -> None:  # noqa: F811
+    """T02 resent with one paragraph fewer (a resend may be thinner; docs21's review: not an edit): no
+    paragraph of the document is deleted; an edit afterwards judges them all."""
+    _aa(engine, mdm("R1", "T02", ["一段", "二段"], number="DOC-RS"), mdm("R2", "T02", ["一段"], number="DOC-RS"))
+    (doc,) = written(engine, fhir, "R1", "DocumentReference")
+    first = _ids(engine, "R1")
+    assert [fhir.get(f"/fhir/Observation/{o}").status_code for o in first] == [200, 200]
+    _aa(engine, mdm("R3", "T08", ["一段"], number="DOC-RS"))
+    assert [fhir.get(f"/fhir/Observation/{o}").status_code for o in first] == [200, 410]
+    assert _texts(fhir, doc) == _lines(fhir, doc) == ["一段"]
+
+
+def test_a_second_edit_resending_its_paragraphs_unchanged_still_drops_one(engine: Engine, fhir: TestClient) -> None:  # noqa: F811
+    """T08 (A, B), then T08 (A): A is not written again (unchanged, the edit's mark already), the document
+    alone is -- its stored copies are all an edit's, so B goes."""
+    _aa(engine, mdm("E1", "T02", ["甲", "乙"], number="DOC-EE"), mdm("E2", "T08", ["甲", "乙（改）"], number="DOC-EE"))
+    first = _ids(engine, "E2")
+    _aa(engine, mdm("E3", "T08", ["甲"], number="DOC-EE"))
+    assert _ids(engine, "E3") == first[:1]
+    assert [fhir.get(f"/fhir/Observation/{o}").status_code for o in first] == [200, 410]

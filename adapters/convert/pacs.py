@@ -19,10 +19,12 @@ from adapters.hl7v2.timestamps import TimestampError, to_fhir_datetime, to_fhir_
 from mappings.site import Site
 
 DOCUMENT_FILE_SYSTEM = "urn:huren:document-file:"  # + the sender (TXA-16, a file name unique at its sender)
-# the converter's mark on its copy of a paragraph of a numbered document (+ the sender; value: TXA-12),
-# and on an addendum's paragraph (``vocabulary.yaml`` ``document_text_by_event``; ``engine.document_labels``)
+# the converter's mark on its copy of a paragraph of a numbered document (+ the sender; value: TXA-12;
+# type: the kind of text the message stated, ``vocabulary.yaml`` ``document_text_by_event``, with the
+# event as sent), and on an addendum's paragraph (``engine.document_labels``)
 PARAGRAPH_SYSTEM = "urn:huren:document-paragraph:"
 ADDENDUM_SYSTEM = "urn:huren:document-addendum:"
+TEXT_KIND_SYSTEM = "urn:huren:document-text"
 _UID = re.compile(r"^[0-2](\.(0|[1-9][0-9]*))+$")
 _STUDY_UID_CODES = frozenset(
     {"110180", "113014", "STUDYUID", "STUDYINSTANCEUID", "STUDY INSTANCE UID", "STUDY_UID"}
@@ -567,7 +569,10 @@ def _mark_paragraph(text: dict[str, Any], paragraphs: set[tuple[str, str]], txa:
     copies it no longer holds are deleted by the document's write (``engine.document_labels``) -- only
     copies so marked, written by the feed, of that document alone; never a clinician's note naming the
     document nor a result that is no paragraph (an ST value: not in the text content, not marked). An
-    addendum's paragraph (T06) carries the addendum's mark: its parent's edit never drops it."""
+    addendum's paragraph (T06) carries the addendum's mark: its parent's edit never drops it. The mark's
+    type says which kind of message stated the copy (an ``edit`` drops what it no longer holds, an
+    ``original`` resent drops nothing), so a copy an edit sends again unchanged is written again under
+    the edit's mark."""
     words = text.get("valueString")
     if not isinstance(words, str):
         return
@@ -575,9 +580,11 @@ def _mark_paragraph(text: dict[str, Any], paragraphs: set[tuple[str, str]], txa:
     codes = {str(c.get("code")) for c in (text.get("code") or {}).get("coding") or () if isinstance(c, dict)}
     if not any((code, flat) in paragraphs for code in codes):
         return
-    kind = vocabulary(ctx.site, "document_text_by_event").get(ctx.message.msh.trigger_event)
+    event = ctx.message.msh.trigger_event
+    kind = str(vocabulary(ctx.site, "document_text_by_event").get(event))
     system = (ADDENDUM_SYSTEM if kind == "addendum" else PARAGRAPH_SYSTEM) + ctx.urn_code
-    mark = {"system": system, "value": txa.value(12)}
+    mark = {"type": {"coding": [{"system": TEXT_KIND_SYSTEM, "code": kind}], "text": event},
+            "system": system, "value": txa.value(12)}
     listed = [i for i in text.get("identifier") or () if not str(i.get("system") or "").startswith(
         (PARAGRAPH_SYSTEM, ADDENDUM_SYSTEM))]
     text["identifier"] = [*listed, mark]
