@@ -240,3 +240,17 @@ def test_a_second_edit_resending_its_paragraphs_unchanged_still_drops_one(engine
     _aa(engine, mdm("E3", "T08", ["甲"], number="DOC-EE"))
     assert _ids(engine, "E3") == first[:1]
     assert [fhir.get(f"/fhir/Observation/{o}").status_code for o in first] == [200, 410]
+
+
+def test_an_imaging_report_documents_results_are_not_marked(engine: Engine, fhir: TestClient) -> None:  # noqa: F811
+    """Guard: an MDM carrying its order (OBR before the OBX): its results are the report's (the report's
+    rules say which lines stand, ``lines_of``), so none is a marked copy and an edit deletes none -- a
+    deleted one would leave the report citing it."""
+    obr = "OBR|1|ORD-37|ACC-37|CT001^胸部CT^L|||20261201080000||||||||||||||||||F\r"
+    first = mdm("I1", "T02", [], number="DOC-IM", obx=obr + "OBX|1|TX|FINDINGS^所见^L||双肺纹理增多||||||F\r"
+                "OBX|2|TX|IMP^印象^L||右肺小结节||||||F\r")
+    edit = mdm("I2", "T08", [], number="DOC-IM", obx=obr + "OBX|1|TX|FINDINGS^所见^L||双肺纹理增多（复核）||||||F\r")
+    _aa(engine, first, edit)
+    ids = _ids(engine, "I1")
+    assert len(ids) == 2 and [fhir.get(f"/fhir/Observation/{o}").status_code for o in ids] == [200, 200]
+    assert not [o for o in ids if fhir.get(f"/fhir/Observation/{o}").json().get("identifier")]

@@ -536,7 +536,9 @@ def _document_reference(
     # an MDM's results are the document's text: each names it (R4 ``Observation.derivedFrom``) and
     # takes its label as stored after the merge (``engine.document_labels``); an imaging ORU's
     # report document states no label (no TXA) and its results are the report's, as before
-    paragraphs = _paragraphs(group, ctx) if txa is not None and txa.value(12) else None
+    # (an imaging report's document -- an OBR in the group -- is not: its results are the report's, whose
+    # own rules say which lines stand, ``lines_of``; a deleted one would leave the report citing it)
+    paragraphs = _paragraphs(group, ctx) if txa is not None and txa.value(12) and group.obr is None else None
     for result in info["results"] if txa is not None else ():
         text = ctx.resources.get(result["reference"])
         if text is not None and text.get("resourceType") == "Observation":
