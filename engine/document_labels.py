@@ -115,12 +115,11 @@ class DocumentLabels:
         document keeps its text's label (the text is lowered by a PUT of the text, explicit).
 
         Edited (a T08 carrying fewer paragraphs): mdmmend20 deleted the feed's copies of the
-        paragraphs the new content no longer held; its review found the test of "the feed's copy"
-        (subject, custodian as performer, one ``derivedFrom``) also deleted a clinician's own note,
-        non-text results (ST, not in the text content) and -- the hook runs unscoped -- V text a
-        clinician's PUT of the document could not read. Withdrawn: a paragraph an edit removed stays
-        (labelled as the document, never lowered), a known limit rather than a deletion that
-        cannot tell a copy from a record (the lead).
+        paragraphs the new content no longer held here; its review found the test of "the feed's
+        copy" (subject, custodian as performer, one ``derivedFrom``) also deleted a clinician's own
+        note, non-text results (ST, not in the text content) and -- the hook runs unscoped -- V text
+        a clinician's PUT of the document could not read. Withdrawn (the lead); done since by
+        ``settled`` (old37), which tells a copy by the converter's mark and the feed's writer.
         """
         if _rank(document) <= _rank(previous):
             return []

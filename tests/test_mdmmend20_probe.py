@@ -382,7 +382,7 @@ def test_an_edit_raising_to_v_with_fewer_obx_on_mongomock(mongo_engine: Engine) 
         (doc,) = written(mongo_engine, http, "M2", "DocumentReference")
         patient = doc["subject"]["reference"].split("/", 1)[1]
         texts = _texts(http, patient)
-        # every paragraph, the one the edit left out too (kept since the deletion was withdrawn), is V
+        # every paragraph left is V (the one the edit left out is deleted since old37, thirty-seventh round)
         assert "第一段（修改）" in [t["valueString"] for t in texts] and all(_label(t) == {"V"} for t in texts), texts
         for who, headers in _readers(mongo_engine, patient).items():
             assert _texts(http, patient, headers) == [], who
