@@ -38,6 +38,7 @@ _PARAGRAPH = "urn:huren:document-paragraph:"
 _ADDENDUM = "urn:huren:document-addendum:"
 _KIND = "urn:huren:document-text"  # the mark's type: which kind of message stated the copy
 _EDIT, _ORIGINAL, _ADDENDUM_KIND = "edit", "original", "addendum"
+_WITHDRAWN = frozenset({"entered-in-error", "cancelled"})
 _DOCUMENT_NUMBER = "urn:huren:document:"  # the document's masterIdentifier system (+ the sender)
 _TEXT_PLAIN = "text/plain"
 
@@ -210,8 +211,11 @@ class DocumentLabels:
                 marked.append((text, {kind for _, _, kind in marks}))
         if not edited and any(kinds != {_EDIT} for _, kinds in marked):
             return []
+        # (a copy its sender withdrew, OBX-11 W/D: entered-in-error, already says it is no text of the
+        # document, and is the record of that withdrawal: left as it is)
         stale = [t for t, kinds in marked if _ADDENDUM_KIND not in kinds and documents_cited(t) == [ref]
-                 and t.get("subject") == document.get("subject") and not _held(t, lines)]
+                 and t.get("subject") == document.get("subject") and t.get("status") not in _WITHDRAWN
+                 and not _held(t, lines)]
         if not stale:
             return []
         writers = self.repository.writers("Observation", [t["id"] for t in stale])

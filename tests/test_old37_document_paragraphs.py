@@ -254,3 +254,14 @@ def test_an_imaging_report_documents_results_are_not_marked(engine: Engine, fhir
     ids = _ids(engine, "I1")
     assert len(ids) == 2 and [fhir.get(f"/fhir/Observation/{o}").status_code for o in ids] == [200, 200]
     assert not [o for o in ids if fhir.get(f"/fhir/Observation/{o}").json().get("identifier")]
+
+
+def test_a_paragraph_its_sender_withdrew_stays_as_withdrawn(engine: Engine, fhir: TestClient) -> None:  # noqa: F811
+    """Guard: an edit withdrawing a paragraph (OBX-11 W, post original as wrong) rather than leaving it out: the
+    copy is the record of that withdrawal (entered-in-error), not deleted; the paragraph left out goes."""
+    _aa(engine, mdm("W1", "T02", ["一段", "二段", "三段"], number="DOC-WD"),
+        mdm("W2", "T08", ["一段（改）"], number="DOC-WD", obx="OBX|2|TX|18842-5^出院小结^LN||二段||||||W\r"))
+    ids = _ids(engine, "W1")
+    got = [fhir.get(f"/fhir/Observation/{o}") for o in ids]
+    assert [g.status_code for g in got] == [200, 200, 410], [g.text for g in got]
+    assert got[1].json()["status"] == "entered-in-error", got[1].json()

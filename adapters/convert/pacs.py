@@ -556,13 +556,14 @@ def _flat(text: str) -> str:
 
 
 def _paragraphs(group: results.Group, ctx: Context) -> set[tuple[str, str]] | None:
-    """(OBX-3, words) of the group's text results (OBX-2 TX, FT, not withdrawn): the paragraphs the
-    document's text content holds (``lis._text_of``), as their Observations state them; None when the
-    event's text is no paragraph of a document (``document_text_by_event``: a T01-like notification)."""
+    """(OBX-3, words) of the group's text results (OBX-2 TX, FT): the paragraphs of the document's text
+    content (``lis._text_of``), as their Observations state them -- a withdrawn one (OBX-11 W, D) too,
+    which the content leaves out and its copy states entered-in-error (the hook leaves such a copy);
+    None when the event's text is no paragraph of a document (``document_text_by_event``)."""
     if vocabulary(ctx.site, "document_text_by_event").get(ctx.message.msh.trigger_event) is None:
         return None
     return {(obx.value(3), _flat("\n".join(r.text() for r in obx.reps(5)))) for obx in group.obx
-            if obx.value(2).strip().upper() in results.TEXT_TYPES and not results.withdrawn(obx, ctx)}
+            if obx.value(2).strip().upper() in results.TEXT_TYPES}
 
 
 def _mark_paragraph(text: dict[str, Any], paragraphs: set[tuple[str, str]], txa: Segment, ctx: Context) -> None:
