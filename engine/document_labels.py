@@ -152,12 +152,14 @@ class DocumentLabels:
         deletes nothing). Deleted, versions kept (410, ``_history``): the paragraph was a copy of a
         part of the document, whose own history keeps it; each deletion is in the audit log."""
         documents: dict[str, set[str]] = {}  # document id -> the kinds of the copies this group wrote of it
+        written: list[str] = []  # the numbered documents this group wrote
         wrote: list[tuple[str, str, set[str]]] = []  # (copy, its document, its marks' kinds)
         for stored, _ in pairs:
             # (a lab message's every version: one look-up and a comparison or two)
             if "masterIdentifier" in stored:
                 if stored["resourceType"] == "DocumentReference" and _number(stored) is not None:
                     documents.setdefault(stored["id"], set())
+                    written.append(stored["id"])
             elif "derivedFrom" in stored and "identifier" in stored and stored["resourceType"] == "Observation":
                 kinds = {kind for _, _, kind in _marks(stored)}
                 for ref in documents_cited(stored) if kinds else ():
@@ -167,8 +169,9 @@ class DocumentLabels:
             return [[]] * len(pairs)  # (nothing is added to it: one empty list for every version)
         out: list[list[dict[str, Any]]] = [[] for _ in pairs]
         # only the feed's writes count: the document's, or its copies' (an older edit held against the stored one)
-        fed = {rid for rid, w in self.repository.writers("DocumentReference", list(documents)).items()
-               if w not in NOT_THE_FEED}
+        # (a document only cited by a copy a FHIR client wrote is not started by that write)
+        fed = {rid for rid, w in self.repository.writers("DocumentReference", written).items()
+               if w not in NOT_THE_FEED} if written else set()
         copies = self.repository.writers("Observation", [oid for oid, _, _ in wrote])
         for oid, rid, kinds in wrote:
             if oid in copies and copies[oid] not in NOT_THE_FEED:
