@@ -19,15 +19,28 @@ send every laboratory result's first version through the merge path.
 
 from __future__ import annotations
 
+import base64
+import binascii
 from collections.abc import Sequence
 from typing import Any, Protocol
 
+from engine.audit.events import INSTITUTION, now_instant
+from engine.audit.record import Facts, facts
 from engine.auth.confidentiality import carried, labels
-from engine.merge_rules import API, Stored
+from engine.merge_rules import API, NOT_THE_FEED, Stored
 
 _DOCUMENT = "DocumentReference/"
 _RANK = {"V": 2, "R": 1}
 _TEXTS_AT_ONCE = "1000"  # a document's text Observations read in one search (one per OBX of the message)
+# the converter's marks on its copies of a numbered document's paragraphs (+ the sender; value TXA-12):
+# a paragraph of the document's whole text, and an addendum's (``adapters.convert.pacs``)
+_PARAGRAPH = "urn:huren:document-paragraph:"
+_ADDENDUM = "urn:huren:document-addendum:"
+_KIND = "urn:huren:document-text"  # the mark's type: which kind of message stated the copy
+_EDIT, _ORIGINAL, _ADDENDUM_KIND = "edit", "original", "addendum"
+_WITHDRAWN = frozenset({"entered-in-error", "cancelled"})
+_DOCUMENT_NUMBER = "urn:huren:document:"  # the document's masterIdentifier system (+ the sender)
+_TEXT_PLAIN = "text/plain"
 
 
 class _Found(Protocol):
@@ -43,6 +56,15 @@ class Documents(Stored, Protocol):
 
     def update(self, resource: dict[str, Any], *, source: str = API) -> Any: ...
 
+    def delete(self, rtype: str, rid: str) -> int | None: ...
+
+    def writers(self, rtype: str, ids: Sequence[str]) -> dict[str, str | None]: ...
+
+
+class AuditSink(Protocol):
+    """The signed audit log as the deletion of a dropped paragraph records it."""
+
+    def record(self, event: Facts) -> Any: ...
 
 
 def documents_cited(resource: dict[str, Any]) -> list[str]:
@@ -78,8 +100,10 @@ class DocumentLabels:
     V, and lowering the text is a PUT of the text itself, as lowering the document is of the
     document (explicit, each record)."""
 
-    def __init__(self, repository: Documents) -> None:
+    def __init__(self, repository: Documents, audit: AuditSink | None = None, origin: str = "") -> None:
         self.repository = repository
+        self.audit = audit
+        self.origin = origin
 
     def written(self, document: dict[str, Any], previous: dict[str, Any] | None) -> list[dict[str, Any]]:
         """The write hook of a DocumentReference (twentieth round, mdmmend20): the document's write
@@ -92,18 +116,132 @@ class DocumentLabels:
         document keeps its text's label (the text is lowered by a PUT of the text, explicit).
 
         Edited (a T08 carrying fewer paragraphs): mdmmend20 deleted the feed's copies of the
-        paragraphs the new content no longer held; its review found the test of "the feed's copy"
-        (subject, custodian as performer, one ``derivedFrom``) also deleted a clinician's own note,
-        non-text results (ST, not in the text content) and -- the hook runs unscoped -- V text a
-        clinician's PUT of the document could not read. Withdrawn: a paragraph an edit removed stays
-        (labelled as the document, never lowered), a known limit rather than a deletion that
-        cannot tell a copy from a record (the lead).
+        paragraphs the new content no longer held here; its review found the test of "the feed's
+        copy" (subject, custodian as performer, one ``derivedFrom``) also deleted a clinician's own
+        note, non-text results (ST, not in the text content) and -- the hook runs unscoped -- V text
+        a clinician's PUT of the document could not read. Withdrawn (the lead); done since by
+        ``settled`` (old37), which tells a copy by the converter's mark and the feed's writer.
         """
         if _rank(document) <= _rank(previous):
             return []
         for text in self._texts(document):
             self._raised(text, document)
         return []
+
+    def settled(self, pairs: Sequence[tuple[dict[str, Any], dict[str, Any] | None]]) -> list[list[dict[str, Any]]]:
+        """The batch write hook (thirty-seventh round, old37): a numbered document the feed wrote in
+        this write group -- or whose paragraphs it wrote -- keeps as its text only the paragraph
+        copies its stored text content holds. An edit (T08, v2.5 ch. 9: "the original document is
+        edited") carries the whole edited text: a paragraph it removed was still searched and read
+        as the document's text.
+
+        Which records are copies (what the withdrawn rounds could not tell): an Observation the
+        converter marked as a paragraph of this document (``adapters.convert.pacs``: identifier
+        ``urn:huren:document-paragraph:<sender>|<TXA-12>``, the sender and number of the
+        document's ``masterIdentifier``), whose current version the feed stored
+        (``StoredResource.writer``: a FHIR client's note or PUT -- even one copying the mark -- is
+        the client's record), naming this document alone (``derivedFrom``) and its patient. An ST
+        result beside the text is not marked; an addendum's paragraph (T06, even under its parent's
+        number) carries the addendum's mark; a copy written before the mark existed carries none:
+        all are left.
+
+        Judged after the whole group is stored (a batch hook), by the document as stored: an older
+        edit held against a later one (``masterIdentifier: until_later``) leaves the later text, and
+        the paragraphs the older one wrote again go. Only text content is judged (a PDF is not),
+        and only the feed's writes start it (a records office's or clinician's PUT of the document
+        deletes nothing). Deleted, versions kept (410, ``_history``): the paragraph was a copy of a
+        part of the document, whose own history keeps it; each deletion is in the audit log."""
+        documents: dict[str, set[str]] = {}  # document id -> the kinds of the copies this group wrote of it
+        written: list[str] = []  # the numbered documents this group wrote
+        wrote: list[tuple[str, str, set[str]]] = []  # (copy, its document, its marks' kinds)
+        for stored, _ in pairs:
+            # (a lab message's every version: one look-up and a comparison or two)
+            if "masterIdentifier" in stored:
+                if stored["resourceType"] == "DocumentReference" and _number(stored) is not None:
+                    documents.setdefault(stored["id"], set())
+                    written.append(stored["id"])
+            elif "derivedFrom" in stored and "identifier" in stored and stored["resourceType"] == "Observation":
+                kinds = {kind for _, _, kind in _marks(stored)}
+                for ref in documents_cited(stored) if kinds else ():
+                    documents.setdefault(ref[len(_DOCUMENT):], set())
+                    wrote.append((stored["id"], ref[len(_DOCUMENT):], kinds))
+        if not documents:
+            return [[]] * len(pairs)  # (nothing is added to it: one empty list for every version)
+        out: list[list[dict[str, Any]]] = [[] for _ in pairs]
+        # only the feed's writes count: the document's, or its copies' (an older edit held against the stored one)
+        # (a document only cited by a copy a FHIR client wrote is not started by that write)
+        fed = {rid for rid, w in self.repository.writers("DocumentReference", written).items()
+               if w not in NOT_THE_FEED} if written else set()
+        copies = self.repository.writers("Observation", [oid for oid, _, _ in wrote])
+        for oid, rid, kinds in wrote:
+            if oid in copies and copies[oid] not in NOT_THE_FEED:
+                fed.add(rid)
+                documents[rid] |= kinds
+        # an original resent (a T02 maybe thinner) or an addendum drops nothing; an edit does; the
+        # document alone (its copies unchanged) as its stored copies' kind says
+        judged = [(rid, bool(kinds)) for rid, kinds in documents.items()
+                  if rid in fed and not kinds - {_EDIT}]
+        found = self.repository.read_many([("DocumentReference", rid) for rid, _ in judged]) if judged else {}
+        gone: set[str] = set()
+        for rid, edited in judged:
+            document = found.get(("DocumentReference", rid))
+            if document is not None:
+                gone.update(self._drop_stale(document, edited))
+        # a copy this group wrote and then deleted (an older edit held against the stored text): said in
+        # the write's issues (the ACK's W), as the held document is
+        for (stored, _), issues in zip(pairs, out, strict=True):
+            if stored.get("resourceType") == "Observation" and stored.get("id") in gone:
+                issues.append({"severity": "warning", "code": "informational", "expression": ["Observation.valueString"],
+                               "diagnostics": "Observation.valueString: a paragraph the document's stored text no "
+                                              "longer holds is not the document's text: deleted (its versions kept, "
+                                              "_history)"})
+        return out
+
+    def _drop_stale(self, document: dict[str, Any], edited: bool) -> list[str]:
+        """Delete the feed's marked copies of ``document``'s paragraphs its text content no longer holds;
+        the ids deleted. ``edited``: this group wrote an edit's copies; else (the document alone was
+        written) only when every stored copy is an edit's (an original's copies stay)."""
+        number = _number(document)
+        lines = _text_lines(document)
+        if number is None or lines is None:
+            return []
+        ref = f"{_DOCUMENT}{document['id']}"
+        system = _PARAGRAPH + number[0]
+        marked: list[tuple[dict[str, Any], set[str]]] = []
+        for text in self._texts(document):
+            marks = _marks(text)
+            if any(s == system and v == number[1] for s, v, _ in marks):
+                marked.append((text, {kind for _, _, kind in marks}))
+        if not edited and any(kinds != {_EDIT} for _, kinds in marked):
+            return []
+        # (a copy its sender withdrew, OBX-11 W/D: entered-in-error, already says it is no text of the
+        # document, and is the record of that withdrawal: left as it is)
+        stale = [t for t, kinds in marked if _ADDENDUM_KIND not in kinds and documents_cited(t) == [ref]
+                 and t.get("subject") == document.get("subject") and t.get("status") not in _WITHDRAWN
+                 and not _held(t, lines)]
+        if not stale:
+            return []
+        writers = self.repository.writers("Observation", [t["id"] for t in stale])
+        gone = [t for t in stale if t["id"] in writers and writers[t["id"]] not in NOT_THE_FEED]
+        deleted = [t for t in gone if self.repository.delete("Observation", t["id"]) is not None]
+        if deleted and self.audit is not None:
+            self.audit.record(self._deletion(document, number, deleted))
+        return [t["id"] for t in deleted]
+
+    def _deletion(self, document: dict[str, Any], number: tuple[str, str], deleted: list[dict[str, Any]]) -> Facts:
+        """The audit record of the copies deleted: a delete by the document's sender (the institution its
+        number names), naming the document and what went. The patient is named only for a document
+        without a label: a V document's deletions stay out of the resident's view of the log (the
+        import that wrote them names no more of it than the resident may see)."""
+        subject = str((document.get("subject") or {}).get("reference") or "")
+        refs = [f"{_DOCUMENT}{document['id']}", *(f"Observation/{t['id']}" for t in deleted)]
+        labelled = any(_rank(r) for r in (document, *deleted))
+        patients = [subject.split("/", 1)[1]] if subject.startswith("Patient/") and not labelled else []
+        return facts(action="delete", recorded=now_instant(), start=None, outcome="0",
+                     desc="an edit of the document no longer holds these paragraphs",
+                     requestor=(INSTITUTION, number[0], None, None, None, None, None, None), origin=self.origin,
+                     patients=patients, resources=refs, owners={ref: patients for ref in refs} if patients else None,
+                     detail={"document-number": number[1], "reason": "paragraph-dropped-by-edit"})
 
     def _raised(self, text: dict[str, Any], document: dict[str, Any]) -> dict[str, Any]:
         raised = carried(text, [text, document])
@@ -157,3 +295,69 @@ class DocumentLabels:
             found.update({f"DocumentReference/{rid}": version
                           for (_, rid), version in self.repository.read_many(keys).items()})
         return list(found.values())
+
+
+def _number(document: dict[str, Any]) -> tuple[str, str] | None:
+    """(sender, TXA-12) of a numbered document (its ``masterIdentifier``, ``adapters.convert.pacs``)."""
+    master = document.get("masterIdentifier")
+    if not isinstance(master, dict):
+        return None
+    system, value = master.get("system"), master.get("value")
+    if not isinstance(system, str) or not system.startswith(_DOCUMENT_NUMBER) or not isinstance(value, str) or not value:
+        return None
+    return system[len(_DOCUMENT_NUMBER):], value
+
+
+def _marks(resource: dict[str, Any]) -> list[tuple[str, str, str]]:
+    """The converter's paragraph marks ``resource`` carries, (system, value, kind); any other identifier,
+    or one not shaped as an identifier (a client's ``"identifier": 5``), is not one. The kind is the
+    mark's type (``original``, ``edit``); an addendum's mark is ``addendum`` whatever it says, and a
+    paragraph mark stating no kind is taken for an original's (one that drops nothing)."""
+    listed = resource.get("identifier")
+    if not isinstance(listed, list):
+        return []
+    out: list[tuple[str, str, str]] = []
+    for i in listed:
+        if not isinstance(i, dict) or not isinstance(i.get("system"), str) or not isinstance(i.get("value"), str):
+            continue
+        system = i["system"]
+        if system.startswith(_ADDENDUM):
+            out.append((system, i["value"], _ADDENDUM_KIND))
+        elif system.startswith(_PARAGRAPH):
+            coding = ((i.get("type") or {}).get("coding") or [None])[0] if isinstance(i.get("type"), dict) else None
+            kind = coding.get("code") if isinstance(coding, dict) and coding.get("system") == _KIND else None
+            out.append((system, i["value"], _EDIT if kind == _EDIT else _ORIGINAL))
+    return out
+
+
+def _flat(text: str) -> list[str]:
+    return [line.strip() for line in text.splitlines() if line.strip()]
+
+
+def _text_lines(document: dict[str, Any]) -> set[str] | None:
+    """The lines of the document's text/plain content (each without its outer blanks); None when it
+    has none (an image, a PDF: not judged) or one that cannot be read."""
+    lines: set[str] = set()
+    found = False
+    for content in document.get("content") or ():
+        attachment = content.get("attachment") if isinstance(content, dict) else None
+        if not isinstance(attachment, dict) or not str(attachment.get("contentType") or "").startswith(_TEXT_PLAIN):
+            continue
+        data = attachment.get("data")
+        if not isinstance(data, str) or not data:
+            return None  # (a text held elsewhere, ``url``: not read here, so not judged)
+        try:
+            words = base64.b64decode(data, validate=True).decode("utf-8")
+        except (binascii.Error, ValueError):
+            return None
+        found = True
+        lines.update(_flat(words))
+    return lines if found else None
+
+
+def _held(text: dict[str, Any], lines: set[str]) -> bool:
+    """Whether the document's text still holds the paragraph ``text`` copies: every line of its words."""
+    words = text.get("valueString")
+    if not isinstance(words, str):
+        return True  # no words to judge by: not a paragraph's copy as the converter writes one
+    return all(line in lines for line in _flat(words))

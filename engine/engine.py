@@ -14,7 +14,7 @@ from typing import Any
 from adapters.convert.his import stated_by_client
 from conformance.validate import Validator
 from engine.audit.derived import AuditViews, WithAuditViews
-from engine.audit.keys import AuditKeys
+from engine.audit.keys import AuditKeys, log_origin
 from engine.audit.log import AuditLog
 from engine.audit.store import open_audit_store
 from engine.auth.service import AuthService
@@ -88,11 +88,14 @@ class Engine:
             # two-way referral: the referral Task's workflow (a write hook) and the per-referral rows
             self.referrals = Referrals.for_engine(self)
             # a document's text (an MDM's OBX Observations) and its addenda carry the document's label as stored
-            labels = DocumentLabels(self.repository)
+            labels = DocumentLabels(self.repository, audit=self.audit, origin=log_origin(settings))
             self.repository.add_mark(labels.mark, types={"Observation", "DocumentReference"})
             # and a document's write owns its text: raised, it raises the text it did not write; edited, the
             # paragraphs its content no longer holds are no longer its text (``DocumentLabels.written``)
             self.repository.add_write_hook(labels.written, types={"DocumentReference"})
+            # and an edit's text is the document's text: the feed's marked copies of paragraphs it no longer
+            # holds are deleted, audited, once the group is stored (``DocumentLabels.settled``, old37)
+            self.repository.add_batch_hook(labels.settled)
             # a record citing a result (a report, a panel, a diagnosis's evidence) carries the result's label:
             # given as it is written, and again when the result's label rises; once for an older store
             # (``left_out_when`` names none since labelfix28: a referral citing an R/V result takes its label;

@@ -321,7 +321,6 @@ def test_a_writer_withheld_from_v_cannot_learn_a_v_documents_label_by_naming_it(
 
 # --- 11. the text as the edit left it --------------------------------------------------------------
 
-@pytest.mark.xfail(strict=True, reason="left: a paragraph an edit removed stays (labelled as the document); the deletion that removed it also deleted notes and non-text results (review of mdmmend20)")
 def test_an_edit_dropping_a_paragraph_leaves_no_stale_text(engine: Engine, fhir: TestClient) -> None:  # noqa: F811
     """T08 is "the original document is edited" (v2.5 ch. 9) and carries the whole edited text: a
     paragraph the edit removed must not still be read as the document's text."""
@@ -340,7 +339,6 @@ def test_an_edit_dropping_a_paragraph_leaves_no_stale_text(engine: Engine, fhir:
     assert any((e.get("resource") or {}).get("valueString") == "第二段（误诊，已删除）" for e in history.get("entry") or ())
 
 
-@pytest.mark.xfail(strict=True, reason="left: a paragraph an edit removed stays (labelled as the document); the deletion that removed it also deleted notes and non-text results (review of mdmmend20)")
 def test_an_edit_resending_a_paragraph_unchanged_keeps_it(engine: Engine, fhir: TestClient) -> None:  # noqa: F811
     """A paragraph the edit sends again as it was is not written again (unchanged): it stays the text."""
     acks = send(engine, mdm_many("H1", "T02", "", ["第一段", "第二段", "第三段"]),
@@ -384,7 +382,7 @@ def test_an_edit_raising_to_v_with_fewer_obx_on_mongomock(mongo_engine: Engine) 
         (doc,) = written(mongo_engine, http, "M2", "DocumentReference")
         patient = doc["subject"]["reference"].split("/", 1)[1]
         texts = _texts(http, patient)
-        # every paragraph, the one the edit left out too (kept since the deletion was withdrawn), is V
+        # every paragraph left is V (the one the edit left out is deleted since old37, thirty-seventh round)
         assert "第一段（修改）" in [t["valueString"] for t in texts] and all(_label(t) == {"V"} for t in texts), texts
         for who, headers in _readers(mongo_engine, patient).items():
             assert _texts(http, patient, headers) == [], who

@@ -163,9 +163,6 @@ def test_two_fillers_in_namespaces_of_one_kind_are_two_bookings(engine: Engine, 
                                                                   "2026-12-05T14:00:00+08:00"]
 
 
-@pytest.mark.xfail(strict=True, reason="left (schedfix25b): the FILL identifier is stored with the filler "
-                   "application's system (urn:huren:appointment:<institution>:<application>), the key of the booking; "
-                   "the EI-2 namespace as sent (urn:huren:id:HIS) is not kept beside it -- search it by that system")
 def test_the_senders_namespace_keeps_the_booking_searchable_as_sent(engine: Engine, fhir: TestClient) -> None:  # noqa: F811
     """FINDING (LOW, introduced). SCH-2 ``BK-SS^HIS`` from HIS is stored with system
     ``urn:huren:appointment:FNXRMYY:HIS``; a FHIR client searching the identifier the message stated

@@ -642,23 +642,42 @@ def _appointment_patient(res: Resource, seg: Segment | None, scope: Scope, env: 
         pid = scope.first("PID")
         system = _appointment_system(env.ctx)
         named = _names_of_sender(env.ctx)
+        sent_as: list[dict[str, Any]] = []
         for ident in res.get("identifier") or ():
+            sent = ident.get("system")
             # an EI whose namespace names the sending application (EI-2 = MSH-3's HD-1, EI-3 = its
             # HD-2) is that application's: keyed as one sent without a namespace (schedfix25), so a
             # cancel sent ``BK-1^HIS`` finds the booking sent ``BK-1`` and is not a second one
-            if ident.get("system") in named:
+            if sent in named:
                 ident["system"] = system
-            elif ident_type(ident) == "FILL" and (ns := _namespace_app(ident.get("system"))):
+            elif ident_type(ident) == "FILL" and (ns := _namespace_app(sent)):
                 # an EI-2 namespace id names the assigning authority, an application of this institution
                 # (a relay -- an ESB sending ``BK-1^HIS`` -- the HIS's id): keyed as that application's
                 # (review of schedfix25, schedfix25b), so every sender of ``BK-1^HIS`` names one booking
                 ident["system"] = f"urn:huren:appointment:{env.ctx.urn_code}:{ns}"
             ident.setdefault("system", system)
+            if ident_type(ident) == "FILL" and isinstance(sent, str) and sent and ident["system"] != sent:
+                sent_as.append(_as_sent(ident, sent))
+        if sent_as:
+            res["identifier"].extend(sent_as)
         if pid is not None and res.get("identifier"):
             env.ctx.located(res, "participant", pid, 3)
         sch = seg if seg is not None and seg.name == "SCH" else scope.first("SCH")
         if sch is not None and sch.value(2).strip():
             env.ctx.located(res, "identifier", sch, 2)  # the filler id: an ERR about it names SCH-2
+
+
+# the type of SCH-2 kept as sent beside the filler's key: no v2 0203 code, so nothing that reads the FILL
+# identifier (the booking's key, the filler checks) reads it; its own kind for the merge (by-key on type)
+_AS_SENT = {"text": "SCH-2 as sent (filler appointment id in its namespace)"}
+
+
+def _as_sent(ident: dict[str, Any], sent: str) -> dict[str, Any]:
+    """SCH-2 as the message sent it (its EI-2/EI-3 namespace: ``urn:huren:id:HIS``, an OID), kept beside the
+    identifier the booking is keyed by (the filler application's ``urn:huren:appointment:<MSH-4>:<app>``):
+    a FHIR client searching the identifier the message stated, made as every other EI-2 is, found nothing
+    (review of schedfix25b; thirty-seventh round, old37)."""
+    return {"type": dict(_AS_SENT), "system": sent, "value": ident.get("value")}
 
 
 def _filler_key(res: Resource, old: str, env: Env) -> str | None:
