@@ -159,3 +159,36 @@ def test_the_operators_corrected_copies_are_not_told_as_a_sending_clients_alert(
     assert site["member_refused_by"]["client"]["replay:opsrv37b"] == ALERT, site
     shown = http.get("/admin/fidelity", headers=mine).json()["institutions"]["FNXRMYY"]
     assert "client_alert" not in shown, shown
+
+
+def _institution_count(engine: Engine, http: TestClient, key: str) -> int:
+    ops = {"Authorization": "Bearer " + engine.auth.issue_system_token("ops-rv37b", "system/MessageHeader.cr")}
+    shown = http.get("/admin/fidelity", headers=ops).json()["institutions"].get("FNXRMYY", {})
+    return int(shown.get("member_refused_by", {}).get("institution", {}).get(key, 0))
+
+
+@pytest.mark.xfail(strict=True, reason="rv37b: MED a sending hospital's own bound client probing through corrected "
+                   "replays of its quarantined message (each naming another of FNXRMYY's numbers) is no longer "
+                   "counted under its institution: the member's operator, shown counts by institution only, cannot "
+                   "see it is FNZYY")
+def test_a_senders_own_corrected_copies_count_under_the_sender(world: tuple[Engine, TestClient]) -> None:  # noqa: F811
+    """fid37 counts a corrected copy "for the operator alone", rightly for the site's operator. But FNZYY's own
+    bound client (``his-fnzyy``, FNZYY's infrastructure) replaying corrected bytes -- MSH-3/4/10 kept, PID free,
+    here naming two more of FNXRMYY's numbers for 张三 -- is FNZYY asking: FNXRMYY's operator, who sees the counts
+    by sending institution only (``refusal_count_shown``), must see FNZYY's count rise."""
+    from engine.messages import message_id
+
+    engine, http = world
+    for n in ("RVD1", "RVD2", "RVD3"):
+        _registered(http, n)
+    his = _bound_system(engine, "FNZYY")
+    before = _institution_count(engine, http, "FNZYY")
+    assert ack_code_of(_post_as(http, his, _probe("RVD1"))) == "AE"
+    assert _institution_count(engine, http, "FNZYY") == before + 1
+    doc_id = message_id("FNZYY", "RVD1B")
+    for n in ("RVD2", "RVD3"):  # the same message (MSH-10 RVD1B), another of FNXRMYY's numbers each time
+        probe = _probe(n).replace(f"{n}B|", "RVD1B|", 1)
+        assert "|RVD1B|" in probe and f"{n}^^^FNXRMYY" in probe
+        r = http.post(f"/admin/quarantine/{doc_id}/replay", content=probe.encode(), headers=his)
+        assert r.status_code == 200 and r.json()["ack_code"] == "AE", r.text
+    assert _institution_count(engine, http, "FNZYY") == before + 3
