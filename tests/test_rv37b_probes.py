@@ -192,3 +192,30 @@ def test_a_senders_own_corrected_copies_count_under_the_sender(world: tuple[Engi
         r = http.post(f"/admin/quarantine/{doc_id}/replay", content=probe.encode(), headers=his)
         assert r.status_code == 200 and r.json()["ack_code"] == "AE", r.text
     assert _institution_count(engine, http, "FNZYY") == before + 3
+
+
+# -- fid37: the fidelity counters of a batch written twice (a failed whole attempt, then message by message) ---------
+
+def test_a_redone_batch_counts_its_fidelity_once(backend_settings: Any) -> None:
+    """Three lab messages, each with an unknown segment, the second failing at write time: the batch is written
+    whole, fails, is undone (a transaction, or on mongomock the undo journal with the increments' own undo) and
+    redone message by message. Its counters must be what three messages sent one by one, the second failing the
+    same way, count: nothing of the undone attempt kept, nothing counted twice."""
+    from bench.ingest import oru_lab
+
+    def marked(n: int, segment: str) -> tuple[bytes, str, str]:
+        return oru_lab(n) + f"{segment}|1\r".encode(), "mllp", "p"
+
+    with Engine(backend_settings) as engine:
+        def fail(resource: dict[str, Any], previous: Any) -> list[dict[str, Any]]:
+            if any(i.get("value") in ("MRN0003702", "MRN0003712") for i in resource.get("identifier", [])):
+                raise RuntimeError("disk trouble for this one")
+            return []
+
+        engine.repository.add_write_hook(fail)
+        batch = engine.ingestor.process([marked(n, "ZAA") for n in (3701, 3702, 3703)])
+        assert [o.code for o in batch] == ["AA", "AE", "AA"] and engine.ingestor.stats.redone_batches == 1
+        alone = [engine.ingestor.process([marked(n, "ZBB")])[0] for n in (3711, 3712, 3713)]
+        assert [o.code for o in alone] == ["AA", "AE", "AA"]
+        rows = {d.get("segment") or d.get("value"): d for d in engine.ingestor.messages.fidelity_report("FNXRMYY")}
+        assert rows["ZAA"]["count"] == rows["ZBB"]["count"] >= 2, (rows.get("ZAA"), rows.get("ZBB"))
