@@ -52,7 +52,6 @@ from typing import Any, Protocol
 
 from adapters.convert.persons import MEMBER_REFUSED, registered_by
 from adapters.hl7v2.ack import build_ack, version_tuple
-from adapters.hl7v2.charsets import strip_bom
 from adapters.hl7v2.errors import (
     APPLICATION_INTERNAL_ERROR,
     APPLICATION_RECORD_LOCKED,
@@ -1879,26 +1878,12 @@ class _Dates:
 
 def _doc_stamp(doc: Document, site: Any) -> Stamp:
     """The ``Stamp`` of a stored message: its MSH read again from its raw bytes (MSH-7 as sent)."""
-    header = extract_header(_msh_line(raw_of(doc)))[0]
+    header = extract_header(raw_of(doc))[0]
     facility = str(doc.get("facility") or "")
     return stamp(application=application_of(doc), institution=facility,
                  msh7=header.timestamp.split(header.component_sep or "^", 1)[0],
                  received_at=doc.get("received_at"), tz=_zone_of(site, facility),
                  label=f"{doc.get('message_type') or ''} {doc.get('control_id') or ''}".strip())
-
-
-def _msh_line(raw: bytes) -> bytes:
-    """A stored message's bytes up to the end of its MSH segment when it begins with MSH (a byte-order mark
-    before it kept), else all of them: what ``_doc_stamp`` reads -- MSH-7 and the delimiters -- is split from
-    that line alone (``extract_header``: the fields of the bytes up to MSH's first CR or LF, in MSH-18's set),
-    and the rest of the message was decoded and checked for its character set only to be dropped, once per
-    write that dates against a stored version: ~0.6 ms of a ~37 ms re-run under the profiler, the message-store
-    read beside it (thirty-seventh round, perfi37). A message with text before MSH is read whole, as received."""
-    body = strip_bom(raw)
-    if not body.startswith(b"MSH"):
-        return raw
-    ends = [at for at in (body.find(b"\r"), body.find(b"\n")) if at >= 0]
-    return raw[: len(raw) - len(body) + min(ends)] if ends else raw
 
 
 def _zone_of(site: Any, facility: str) -> str:
