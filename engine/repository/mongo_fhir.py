@@ -496,3 +496,19 @@ class MongoFhirBackend:
 
     def count(self, query: Query) -> int:
         return int(self.current_coll.count_documents(self._filter(query), **self.store.kw()))
+
+    def carrying(self, rtype: str, param: str, tokens: Sequence[tuple[str, str]]) -> list[StoredResource]:
+        """``FhirBackend.carrying``: one ``$in`` of the tokens' exact ``tok`` keys (``param␟code␟system``,
+        as a search of ``param=system|code`` matches them: ``_cond``) on the ``(type, tok)`` index, in id
+        order then ``_id`` as ``search`` under ``_sort=_id`` gives, 1,000 keys a query."""
+        keys = list(dict.fromkeys(_key(param, code, system) for system, code in tokens))
+        found: dict[str, StoredResource] = {}
+        for start in range(0, len(keys), 1000):
+            cursor = self.current_coll.find({"type": rtype, "tok": {"$in": keys[start : start + 1000]}, "deleted": False},
+                                            _FIELDS, **self.store.kw()).sort([("id", pymongo.ASCENDING),
+                                                                              ("_id", pymongo.ASCENDING)])
+            for doc in cursor:
+                rec = self._rec(doc)
+                found[rec.key] = rec
+        recs = list(found.values())
+        return recs if len(keys) <= 1000 else sorted(recs, key=lambda r: (r.id, r.key))

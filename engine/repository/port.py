@@ -167,6 +167,15 @@ class FhirBackend(Protocol):
         Not a FHIR delete (that keeps the history): for data that must not exist at all, such as
         an earlier version's audit copies that named several patients. Returns how many there were."""
 
+    def carrying(self, rtype: str, param: str, tokens: Sequence[tuple[str, str]]) -> list[StoredResource]:
+        """The current versions (deletions left out) of ``rtype`` whose token parameter ``param`` (as
+        stored: ``SearchParams.stored_as``) holds any of ``tokens`` (system, code: exactly that system
+        and that code), each once, in id order (then the row key) -- the same answer as ``search`` of
+        one clause ``param=s1|c1,s2|c2,...`` under ``_sort=_id``, read page after page, as one indexed
+        statement without the general compiler: the owner's check reads the stored records carrying a
+        record number for every record a message files anew (``adapters.convert.persons._every_patient``;
+        thirty-seventh round, perfi37)."""
+
 
 class Documents(Protocol):
     """The plain collections of one database and its write transaction: what a pass over

@@ -112,3 +112,23 @@ class Reads(GroupCommit):
     def history(self, rtype: str, rid: str) -> list[dict[str, Any]]:
         """The stored versions of a resource, newest first (deletions are left out)."""
         return [v.resource for v in self.versions(rtype, rid) if v.resource is not None]
+
+    def carrying(self, rtype: str, param: str, tokens: Sequence[tuple[str, str]]) -> list[dict[str, Any]]:
+        """The current ``rtype`` resources whose token parameter ``param`` holds any of ``tokens``
+        (system, code: exactly that system -- "" for none, as ``|code`` -- and that code), in id order:
+        the matches of ``search(rtype, [(param, "s1|c1,s2|c2,..."), ("_sort", "_id")])`` read page after
+        page, as the backend's one narrow read (``FhirBackend.carrying``). For the owner's check, which
+        reads the stored records carrying a record number for each record a message files anew
+        (``adapters.convert.persons._every_patient``): the general search cost that read its parsing and
+        its compiler's work, not SQLite's (thirty-seventh round, perfi37). A token without a code
+        (``system|``) is not one: refused, as a parameter that is not a token (or is ``_id``) is."""
+        self._check_type(rtype)
+        spec = self.params.get(rtype, param)
+        if spec is None or spec.type != "token" or param == "_id":  # (``_id``: the row's own column, no token rows)
+            raise ValueError(f"{rtype} has no token search parameter '{param}'")
+        if any(not code for _, code in tokens):
+            raise ValueError("a token of carrying names a code (system|code, or |code for none)")
+        if not tokens:
+            return []
+        recs = self.backend.carrying(rtype, self.params.stored_as(rtype, param), tokens)
+        return [fhirjson.loads(r.body) for r in recs]  # type: ignore[arg-type]
