@@ -800,7 +800,7 @@ class MergeRules:
             if kept is None:
                 return Combined(dict(stored), issues)
             incoming = kept
-        guarded = frozenset().union(*(k.guarded for k in kept_back))
+        guarded = frozenset().union(*(k.guarded for k in kept_back)) if kept_back else frozenset()
         spared: list[str] = []  # (what the message deleted of them: not deleted, named in their W)
         elements = plan.elements if not freed else _freed(plan, freed)  # (a later message: ``stands`` lifted)
         fields: dict[str, str] = {}

@@ -63,18 +63,20 @@ def test_a_later_preliminary_deleting_the_value_keeps_the_final_value(engine: En
     assert "Observation.note" in stored and "value" not in stored, stored
 
 
-def test_a_later_preliminary_deleting_the_time_keeps_the_finals_time(engine: Engine, http: TestClient) -> None:
-    """F 4.1 observed 08:30, then over MLLP the LIS's P 4.1 at 12:00 with OBX-14 ``""``: the final's time
-    stays and the W names it as stood -- the value it did not restate otherwise is not named."""
+def test_a_later_preliminary_deleting_the_flag_keeps_the_finals_flag(engine: Engine, http: TestClient) -> None:
+    """F 4.1 flagged N, then over MLLP the LIS's P 4.1 at 12:00 with OBX-8 ``""``: the final's flag stays (it
+    was deleted) and the W names it as stood -- the value it did not state otherwise is not named."""
     before = _first(engine, http, "2")
+    assert before["interpretation"][0]["coding"][0]["code"] == "N", before
     message = _result("S37K-2B", "20261203120000", "S37KM2", "S37KP2", "4.1", "P").replace(
-        "|20261203083000", '|""')
+        "|3.5-5.5|N|", '|3.5-5.5|""|')
     (ack,) = mllp(engine, message.encode())
     assert b"MSA|AA" in ack, ack
     after = _obs(http, before["id"])
-    assert (after["status"], after["effectiveDateTime"]) == ("final", before["effectiveDateTime"]), after
+    assert (after["status"], after.get("interpretation")) == ("final", before["interpretation"]), after
+    assert not [e for e in err_lines(ack) if "deleted" in e], err_lines(ack)
     at, stood, stored = _kept_warning(ack)
-    assert (at, stood, stored) == ("OBX^1^11", "Observation.status, Observation.effectiveDateTime", ""), ack
+    assert (at, stood, stored) == ("OBX^1^11", "Observation.status, Observation.interpretation", ""), ack
 
 
 def test_the_warning_names_as_stored_only_what_was_written(engine: Engine, http: TestClient) -> None:
