@@ -1215,16 +1215,16 @@ class MergeRules:
             why = step.why or (f"a {_show(stored[name])} result is taken back only by a correction, an amendment "
                                "or a withdrawal (OBX-11 C, A, B, W, D; table 0085)")
             older = self._older_than_stored(rtype, stored, source, carried=(name, ep.dated_with))
-            if older is not None:
-                dates, by = older
-                text = (f"{what}: {_writer(source)}'s {_show(incoming[name])} was not stored: the stored "
-                        f"{_show(stored[name])}, stated by message {by.label} of MSH-7 {by.text}, stands against "
-                        f"this message of MSH-7 {dates.now.text} of the same sender (not later: older): its "
-                        f"version is an older statement and changes nothing of the {rtype}")
-            elif step.whole:
-                text = (f"{what}: {_writer(source)}'s {_show(incoming[name])} was not stored over the stored "
-                        f"{_show(stored[name])}: {why} -- nothing of the {rtype} is written")
             if older is not None or step.whole:
+                if older is not None:
+                    dates, by = older
+                    text = (f"{what}: {_writer(source)}'s {_show(incoming[name])} was not stored: the stored "
+                            f"{_show(stored[name])}, stated by message {by.label} of MSH-7 {by.text}, stands "
+                            f"against this message of MSH-7 {dates.now.text} of the same sender (not later: "
+                            f"older): its version is an older statement and changes nothing of the {rtype}")
+                else:
+                    text = (f"{what}: {_writer(source)}'s {_show(incoming[name])} was not stored over the stored "
+                            f"{_show(stored[name])}: {why} -- nothing of the {rtype} is written")
                 issues.append({"severity": "warning", "code": "conflict", "diagnostics": text,
                                "expression": [f"{rtype}.{n}" for n in changed], **where})
                 self._hold(rtype, stored, incoming)
@@ -1236,7 +1236,7 @@ class MergeRules:
             guarded = frozenset((name, *out))
             issue: Issue = {"severity": "warning", "code": "conflict", **where}
             issues.append(issue)
-            kept_back.append(_Kept(issue, rtype, name, guarded, {n: incoming[n] for n in incoming},
+            kept_back.append(_Kept(issue, rtype, name, guarded, incoming,
                                    f"{_writer(source)}'s {_show(incoming[name])} was not stored over the stored "
                                    f"{_show(stored[name])}: {why}"))
             incoming = {k: v for k, v in incoming.items() if k not in guarded}
