@@ -1096,15 +1096,15 @@ class MergeRules:
         ``_dated`` asks it), and a status placeholder (OBX-11 empty: ``unknown``) is dated like a stated
         F -- the older value got through either way (rvfixord35 MED 1, 2; heldfix35). Asked per message
         only when it changes a dated element: the stored version's message is the one ``_stored_stamps``
-        finds (its look-up memoised per write)."""
+        finds (its look-up memoised per write). An older step back (``not_back``: a P over a final) is
+        ``_not_back``'s whatever value it restates -- held there, at its status (OBX-11), as over a
+        correction; asked only once found older, the common path pays nothing (status37)."""
         dates: Dates | None = getattr(self._local, "at", None)
         if dates is None or source in NOT_THE_FEED:
             return False
         for name, ep in plan.dated:
             if not ep.dated_with or name not in incoming or not _restates(ep, stored, incoming):
                 continue  # (``name`` unstated: nothing anchors the restatement -- a report's copy has no TXA-12)
-            if _backward(ep, stored.get(name, _MISSING), incoming[name]):
-                continue  # (a step back, whatever value it restates: ``_not_back``'s, held at its status -- status37)
             held, told = _stood(stored.get(name, _MISSING)), _stood(incoming.get(name, _MISSING))
             if held in ep.stands or told in ep.stands:
                 continue  # (a placeholder status, OBX-11 empty, is no reason to skip: the value is dated)
@@ -1119,6 +1119,8 @@ class MergeRules:
             verdict, _, by = settle(dates.now, then, stands=False)
             if verdict != "older" or by is None:
                 return False
+            if _backward(ep, stored.get(name, _MISSING), incoming[name]):
+                return False  # (a step back, whatever value it restates: ``_not_back`` holds it at its status -- status37)
             changed = _restated(ep, stored, incoming)
             at = said.first_at((*changed, name), incoming) if said is not None else None
             what = ", ".join(f"{rtype}.{n}" for n in changed)
