@@ -285,6 +285,25 @@ class SlicePlan:
     first: bool = False  # its entries are listed before the others (an appointment's patient)
 
 
+@dataclass(frozen=True, slots=True)
+class Back:
+    """One step of ``not_back`` (``merge.yaml``): a stored status of ``over`` (``from``) is not taken back
+    to one of ``to`` by the writer. Several steps say what one pair of sets cannot: an X (cancelled: no
+    result obtained) after F, C or A is a lab's cancel, taken; over a withdrawn result (W: posted as
+    wrong) it is not, as a P is taken over neither (review rv36f MED 2; thirty-seventh round, status37).
+    ``kept``: the elements describing the observation kept out with its status and the elements dated
+    with it (``with``: a P's OBX-14 beside the stored value, pdate36). ``whole``: the stored version stays
+    whole -- nothing of the message's statement of the resource is written, held as an older one is
+    (a withdrawn result: as a placeholder over it, ``withdrawn``). ``why``: the reason the warning gives
+    (none: a result of the stored status is taken back only by C, A/B, W/D; table 0085)."""
+
+    over: frozenset[str]
+    to: frozenset[str]
+    kept: frozenset[str] = frozenset()
+    whole: bool = False
+    why: str = ""
+
+
 @dataclass(frozen=True)
 class ElementPlan:
     """How one element combines for one writer (the rules resolved for that writer)."""
@@ -356,12 +375,9 @@ class ElementPlan:
     # by a message the same sender's MSH-7 shows older than the one that stated the stored version
     # (``MergeRules._older_times``); another sender, an unusable time or a client's version: as the mode says
     not_from_older: bool = False
-    # ``not_back: {from: [final, ...], to: [preliminary, ...]}``: a stored status of ``from`` is not
-    # taken back to one of ``to`` by the writer (a result's P after its F: ``MergeRules._not_back``)
-    not_back: tuple[frozenset[str], frozenset[str]] | None = None
-    # ``not_back: {..., with: [effective[x]]}``: elements describing the observation kept out, kept out
-    # with its status and the elements dated with it (a P's OBX-14 beside the stored value: pdate36)
-    not_back_with: frozenset[str] = frozenset()
+    # ``not_back``: the steps back the writer does not take (``Back``: a result's P after its F, an X
+    # over a withdrawn result: ``MergeRules._not_back``) -- one mapping, or a list of them
+    not_back: tuple[Back, ...] = ()
     # ``withdrawn: [entered-in-error]``: stored values (in ``stands``) a placeholder's restatement is not
     # written into -- a withdrawn result comes back only by a message stating its status (``_dated``)
     withdrawn: frozenset[str] = frozenset()
@@ -421,6 +437,37 @@ class SameTest(Protocol):
 class Combined:
     resource: Resource
     issues: list[Issue]
+
+
+@dataclass(frozen=True, slots=True)
+class _Kept:
+    """A step back ``MergeRules._not_back`` kept out of a resource merged otherwise: its warning (W at the
+    status's field, ``issue``) is worded once the merge is done (``say``) -- it names the elements that
+    stood against what the message stated of them or deleted, and as stored only what of the rest the
+    merge wrote. The list once named every element the message stated otherwise, whether written or
+    left by a rule of its own (review rv36f LOW; thirty-seventh round, status37). ``guarded``: the
+    elements kept as stored (the status, those dated with it, ``with``, what follows them); ``told``:
+    the message's version before they were taken out; ``head``: the warning's reason."""
+
+    issue: Issue
+    rtype: str
+    name: str
+    guarded: frozenset[str]
+    told: Resource
+    head: str
+
+    def say(self, stored: Resource, out: Resource, deleted: Iterable[str]) -> None:
+        gone = set(deleted)
+        told, rtype = self.told, self.rtype
+        stood = [self.name, *sorted(
+            n for n in self.guarded - {self.name} if out.get(n, _MISSING) == stored.get(n, _MISSING)
+            and ((n in gone and n in stored) or told.get(n, _MISSING) not in (_MISSING, stored.get(n, _MISSING))))]
+        written = sorted(n for n, v in told.items() if n not in self.guarded and n not in ("resourceType", "id", "meta")
+                         and v != stored.get(n, _MISSING) and out.get(n, _MISSING) != stored.get(n, _MISSING))
+        named = ", ".join(f"{rtype}.{n}" for n in stood)
+        also = f"; what else it states is stored ({', '.join(f'{rtype}.{n}' for n in written)})" if written else ""
+        self.issue["expression"] = [f"{rtype}.{n}" for n in stood]
+        self.issue["diagnostics"] = f"{named}: {self.head} -- these stand as stored{also}"
 
 
 class _Saying:
@@ -650,10 +697,9 @@ class MergeRules:
                            displays=tuple(tuple(str(p).split(".")) for p in rule.get("displays") or ()),
                            states=bool(set(rule.get("states") or ()) & set(ladder)),
                            not_from_older=bool(rule.get("not_from_older")),
-                           not_back=(frozenset(rule["not_back"].get("from") or ()),
-                                     frozenset(rule["not_back"].get("to") or ())) if rule.get("not_back") else None,
-                           not_back_with=frozenset(n for named in ((rule.get("not_back") or {}).get("with") or ())
-                                                   for n in _chosen(str(named), choices)),
+                           not_back=tuple(_back(step, choices) for step in (
+                               [rule["not_back"]] if isinstance(rule.get("not_back"), Mapping)
+                               else rule.get("not_back") or ())),
                            withdrawn=frozenset(rule.get("withdrawn") or ()),
                            dated_with=frozenset(n for named in (rule["until_later"] if isinstance(
                                rule.get("until_later"), list) else ()) for n in _chosen(str(named), choices)),
@@ -756,11 +802,14 @@ class MergeRules:
             return Combined(dict(stored), issues)  # (the same sender's older restatement: tfix35)
         if plan.timed and not compared:  # (a report's times from an older message: not written -- ordfix36)
             incoming = self._older_times(rtype, plan, stored, incoming, source, said, issues)
+        kept_back: list[_Kept] = []  # (the steps back kept out: each one's W worded after the merge)
         if plan.backed and not compared:  # (a final result's status not taken back by a P: ordfix36)
-            kept = self._not_back(rtype, plan, stored, incoming, source, said, issues)
+            kept = self._not_back(rtype, plan, stored, incoming, source, said, issues, kept_back)
             if kept is None:
                 return Combined(dict(stored), issues)
             incoming = kept
+        guarded = frozenset().union(*(k.guarded for k in kept_back)) if kept_back else frozenset()
+        spared: list[str] = []  # (what the message deleted of them: not deleted, named in their W)
         elements = plan.elements if not freed else _freed(plan, freed)  # (a later message: ``stands`` lifted)
         fields: dict[str, str] = {}
         status_kept = False  # the message only assumed a status and the stored one stands (an A08)
@@ -860,6 +909,9 @@ class MergeRules:
             left: list[tuple[str, Any]] = []
             for delete in said.deletes:
                 for name in _deleted(plan, delete.element):
+                    if name in guarded:  # (a kept-out step back's value: it stands, ``_not_back``)
+                        spared.append(name)
+                        continue
                     if _delete(out, incoming, name, delete.where) and not delete.quiet:
                         why = delete.why or 'explicit null (HL7 "")'
                         issues.append({"severity": "information", "code": "deleted", "expression": [f"{rtype}.{name}"],
@@ -876,6 +928,8 @@ class MergeRules:
             _moved_start(stored, out, said.start_alone, issues)
         if rtype == "Appointment" and source != API:
             _length_within_span(stored, incoming, out, issues)
+        for k in kept_back:
+            k.say(stored, out, spared)
         if issues and (fields or (said is not None and said.later)):
             # a value not stored, located in the message (ERR-2: ORC-5, not just "ServiceRequest.status")
             for issue in issues:
@@ -1050,7 +1104,9 @@ class MergeRules:
         ``_dated`` asks it), and a status placeholder (OBX-11 empty: ``unknown``) is dated like a stated
         F -- the older value got through either way (rvfixord35 MED 1, 2; heldfix35). Asked per message
         only when it changes a dated element: the stored version's message is the one ``_stored_stamps``
-        finds (its look-up memoised per write)."""
+        finds (its look-up memoised per write). An older step back (``not_back``: a P over a final) is
+        ``_not_back``'s whatever value it restates -- held there, at its status (OBX-11), as over a
+        correction; asked only once found older, the common path pays nothing (status37)."""
         dates: Dates | None = getattr(self._local, "at", None)
         if dates is None or source in NOT_THE_FEED:
             return False
@@ -1071,6 +1127,8 @@ class MergeRules:
             verdict, _, by = settle(dates.now, then, stands=False)
             if verdict != "older" or by is None:
                 return False
+            if _backward(ep, stored.get(name, _MISSING), incoming[name]):
+                return False  # (a step back, whatever value it restates: ``_not_back`` holds it at its status -- status37)
             changed = _restated(ep, stored, incoming)
             at = said.first_at((*changed, name), incoming) if said is not None else None
             what = ", ".join(f"{rtype}.{n}" for n in changed)
@@ -1111,70 +1169,87 @@ class MergeRules:
                            **({"location": [at]} if at else {})})
         return {k: v for k, v in incoming.items() if k not in changed}
 
-    def _older_than_stored(self, rtype: str, stored: Resource, source: str) -> tuple[Dates, Stamp] | None:
+    def _older_than_stored(self, rtype: str, stored: Resource, source: str,
+                           carried: tuple[str, frozenset[str]] | None = None) -> tuple[Dates, Stamp] | None:
         """The message at hand's dates and the stamp of the same sending application's message that
         stated the stored version, when that one is strictly later by MSH-7 (``settle``); None for
         anything else -- no message at hand, a FHIR client's or the index's write, an unusable MSH-7
-        on either side, another sender, a version no message stated (``_older_times``, ``_not_back``)."""
+        on either side, another sender, a version no message stated (``_older_times``, ``_not_back``).
+        ``carried`` (an element and those dated with it): a version no message stated that kept them as
+        the newest message's version had them (a client's note) is dated by that message (``_carried``),
+        as ``_restated_older`` dates it -- so an older P is held over it whatever value it states."""
         dates: Dates | None = getattr(self._local, "at", None)
         if dates is None or source in NOT_THE_FEED or dates.now.unusable:
             return None
         found = self._stored_stamps(rtype, stored, dates)
-        if found is None or not found[0]:
+        if found is None:
             return None
-        verdict, _, by = settle(dates.now, found[0], stands=False)
+        then, provs = found
+        if not then and carried is not None:
+            then = self._carried(rtype, stored, carried[0], dates, provs, also=carried[1])
+        if not then:
+            return None
+        verdict, _, by = settle(dates.now, then, stands=False)
         return (dates, by) if verdict == "older" and by is not None else None
 
     def _not_back(self, rtype: str, plan: TypePlan, stored: Resource, incoming: Resource, source: str,
-                  said: Said | None, issues: list[Issue]) -> Resource | None:
-        """``not_back``: a stored status of ``from`` (a final, corrected or amended result) that the
-        message would take back to one of ``to`` (registered, preliminary: OBX-11 P, R, S, I) stays --
-        a final result is taken back only by a correction, an amendment or a withdrawal (OBX-11 C, A/B,
-        W/D; HL7 v2.5.1 table 0085). A status change alone is not dated (``until_later`` dates the
-        value), so the LIS's P re-sent after its F set the result back to preliminary, under AA
-        (thirty-sixth round, ordfix36). The same sending application's P that its MSH-7 shows older
-        than the message that stated the stored version is held like any older restatement: the
-        stored version whole, the resource ``held``, W at the status's field (None returned). Any
-        other (later, another sender, not told): the status -- and the elements dated with it (its
-        value, flags, range: a final value changes only by a correction) and those describing the
-        observation kept out (``with``: its time, OBX-14 -- else the stored value read as observed at
-        the P's time; rv36f MED 3, pdate36) -- kept as stored, the rest merged (its note), W at the
-        status's field naming them. Returns ``incoming`` as it is to be merged."""
+                  said: Said | None, issues: list[Issue], kept_back: list[_Kept]) -> Resource | None:
+        """``not_back``: a stored status of a step's ``from`` (a final, corrected or amended result; a
+        withdrawn one) that the message would take back to one of its ``to`` (registered, preliminary:
+        OBX-11 P, R, S, I; over a withdrawal an X too) stays -- a final result is taken back only by a
+        correction, an amendment or a withdrawal (OBX-11 C, A/B, W/D; HL7 v2.5.1 table 0085), a withdrawn
+        one comes back only by a message stating its result (C or F). A status change alone is not
+        dated (``until_later`` dates the value), so the LIS's P re-sent after its F set the result back
+        to preliminary, under AA (thirty-sixth round, ordfix36). The same sending application's P that
+        its MSH-7 shows older than the message that stated the stored version is held like any older
+        restatement, whatever value it states: the stored version whole, the resource ``held``, W at the
+        status's field (None returned) -- one rule, one location whichever status is stored (an older P
+        with another value over a final was located at its OBX-5 by ``_restated_older``, over a
+        correction at OBX-11; thirty-seventh round, status37). A ``whole`` step (over a withdrawal) holds
+        any other alike. Any other (later, another sender, not told): the status -- and the elements
+        dated with it (its value, flags, range: a final value changes only by a correction), those
+        describing the observation kept out (``with``: its time, OBX-14 -- else the stored value read as
+        observed at the P's time; rv36f MED 3, pdate36) and what is stated with them (``follows``: the
+        value's components) -- kept as stored, none of them written nor deleted by the message (a P's
+        OBX-5 ``""`` deleted the final value the W said stood), the rest merged (its note). The W at the
+        status's field is worded once the merge is done (``_Kept.say``): it names what stood against the
+        message and only what of the rest was written. Returns ``incoming`` as it is to be merged."""
         for name, ep in plan.backed:
-            if not _backward(ep, stored.get(name, _MISSING), incoming.get(name, _MISSING)):
+            step = _backward(ep, stored.get(name, _MISSING), incoming.get(name, _MISSING))
+            if step is None:
                 continue
             at = said.at(name, incoming) if said is not None else None
             where = {"location": [at]} if at else {}
-            older = self._older_than_stored(rtype, stored, source)
-            if older is not None:
-                dates, by = older
-                issues.append({"severity": "warning", "code": "conflict", "expression": [f"{rtype}.{name}"],
-                               "diagnostics": f"{rtype}.{name}: {_writer(source)}'s {_show(incoming[name])} was "
-                                              f"not stored: the stored {_show(stored[name])}, stated by message "
-                                              f"{by.label} of MSH-7 {by.text}, stands against this message of "
-                                              f"MSH-7 {dates.now.text} of the same sender (not later: older): "
-                                              f"its version is an older statement and changes nothing of the {rtype}",
-                               **where})
+            changed = (name, *_restated(ep, stored, incoming))
+            what = ", ".join(f"{rtype}.{n}" for n in changed)
+            why = step.why or (f"a {_show(stored[name])} result is taken back only by a correction, an amendment "
+                               "or a withdrawal (OBX-11 C, A, B, W, D; table 0085)")
+            older = self._older_than_stored(rtype, stored, source, carried=(name, ep.dated_with))
+            if older is not None or step.whole:
+                if older is not None:
+                    dates, by = older
+                    text = (f"{what}: {_writer(source)}'s {_show(incoming[name])} was not stored: the stored "
+                            f"{_show(stored[name])}, stated by message {by.label} of MSH-7 {by.text}, stands "
+                            f"against this message of MSH-7 {dates.now.text} of the same sender (not later: "
+                            f"older): its version is an older statement and changes nothing of the {rtype}")
+                else:
+                    text = (f"{what}: {_writer(source)}'s {_show(incoming[name])} was not stored over the stored "
+                            f"{_show(stored[name])}: {why} -- nothing of the {rtype} is written")
+                issues.append({"severity": "warning", "code": "conflict", "diagnostics": text,
+                               "expression": [f"{rtype}.{n}" for n in changed], **where})
                 self._hold(rtype, stored, incoming)
                 return None
             # (the elements describing the observation kept out -- its time, OBX-14 -- go with its value:
             # a later P's 11:30 stored beside the corrected 4.3 said 4.3 was observed at 11:30; rv36f MED 3)
-            out = ep.dated_with | ep.not_back_with
-            kept = [name, *sorted(n for n in out
-                                  if incoming.get(n, _MISSING) is not _MISSING and incoming.get(n) != stored.get(n))]
-            # what else it states is merged (a note, NTE: ordfix36's test takes it): said, so a note of the
-            # value not stored is not read as one of the stored value unawares (rv36c's note)
-            rest = sorted(n for n, v in incoming.items() if n not in kept and n not in out
-                          and n not in ("resourceType", "id", "meta") and v != stored.get(n, _MISSING))
-            also = f"; what else it states is stored ({', '.join(f'{rtype}.{n}' for n in rest)})" if rest else ""
-            issues.append({"severity": "warning", "code": "conflict", "expression": [f"{rtype}.{n}" for n in kept],
-                           "diagnostics": f"{', '.join(f'{rtype}.{n}' for n in kept)}: {_writer(source)}'s "
-                                          f"{_show(incoming[name])} was not stored over the stored "
-                                          f"{_show(stored[name])}: a {_show(stored[name])} result is taken back "
-                                          "only by a correction, an amendment or a withdrawal (OBX-11 C, A, B, W, "
-                                          f"D; table 0085) -- the stored status, value and observation time stand{also}",
-                           **where})
-            incoming = {k: v for k, v in incoming.items() if k not in kept}
+            out = ep.dated_with | step.kept
+            out |= {n for n, followed in plan.follows if followed & out}
+            guarded = frozenset((name, *out))
+            issue: Issue = {"severity": "warning", "code": "conflict", **where}
+            issues.append(issue)
+            kept_back.append(_Kept(issue, rtype, name, guarded, incoming,
+                                   f"{_writer(source)}'s {_show(incoming[name])} was not stored over the stored "
+                                   f"{_show(stored[name])}: {why}"))
+            incoming = {k: v for k, v in incoming.items() if k not in guarded}
         return incoming
 
     def _copy_held(self, rtype: str, plan: TypePlan, stored: Resource, incoming: Resource) -> bool:
@@ -2501,13 +2576,23 @@ def _by_results(ep: ElementPlan, held: Any, told: Any) -> bool:
             and told in progress and held in progress and progress[told] < progress[held])
 
 
-def _backward(ep: ElementPlan, held: Any, told: Any) -> bool:
-    """Whether ``told`` takes the stored ``held`` back (``not_back``: a P over a final, corrected or
-    amended result): ``MergeRules._not_back`` decides it whichever status is stored -- dating it as a
-    change of a status in ``stands`` (a correction) let a later P take the correction back, status and
-    value, where over a final it kept both (review rv36c HIGH 1; thirty-sixth round, status36)."""
-    return (ep.not_back is not None and _stood(held) in ep.not_back[0]
-            and _stood(told) in ep.not_back[1])
+def _backward(ep: ElementPlan, held: Any, told: Any) -> Back | None:
+    """The ``not_back`` step ``told`` would take the stored ``held`` back by (a P over a final, corrected
+    or amended result; a P or an X over a withdrawn one), the first listed; None when it is none.
+    ``MergeRules._not_back`` decides it whichever status is stored -- dating it as a change of a status in
+    ``stands`` (a correction) let a later P take the correction back, status and value, where over a
+    final it kept both (review rv36c HIGH 1; thirty-sixth round, status36)."""
+    if not ep.not_back:
+        return None
+    was, now = _stood(held), _stood(told)
+    return next((step for step in ep.not_back if was in step.over and now in step.to), None)
+
+
+def _back(rule: Mapping[str, Any], choices: Mapping[str, frozenset[str]]) -> Back:
+    """One ``not_back`` mapping of ``merge.yaml`` read (``with``'s ``value[x]``: every value choice)."""
+    return Back(frozenset(rule.get("from") or ()), frozenset(rule.get("to") or ()),
+                frozenset(n for named in rule.get("with") or () for n in _chosen(str(named), choices)),
+                bool(rule.get("whole")), str(rule.get("why") or ""))
 
 
 def _chosen(named: str, choices: Mapping[str, frozenset[str]]) -> frozenset[str]:

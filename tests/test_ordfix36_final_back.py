@@ -87,15 +87,16 @@ def test_an_older_preliminary_is_held(engine: Engine, http: TestClient) -> None:
     assert warned.split("|")[2] == "OBX^1^11" and "OF36-7A" in warned, warned
 
 
-def test_an_older_preliminary_with_another_value_is_held_at_its_value(engine: Engine, http: TestClient) -> None:
-    """F 4.1 at 12:00, then P 3.9 of 11:00: held as an older restatement of the value (W at OBX^1^5)."""
+def test_an_older_preliminary_with_another_value_is_held_at_its_status(engine: Engine, http: TestClient) -> None:
+    """F 4.1 at 12:00, then P 3.9 of 11:00: held as an older statement, W at OBX^1^11 as over a correction
+    (one rule, one location: the step back is the reason, whatever value it states -- status37)."""
     obs_id = _first(engine, http, "OF36-8A", "20261203120000", "OF36M8", "OF36P8")
     ack = post(http, _result("OF36-8B", "20261203110000", "OF36M8", "OF36P8", "3.9", "P"))
     assert b"MSA|AA" in ack, ack
     stored = _stored(http, obs_id)
     assert stored["status"] == "final" and stored["valueQuantity"]["value"] == 4.1, stored
     (warned,) = [e for e in err_lines(ack) if "not later" in e]
-    assert warned.split("|")[2] == "OBX^1^5", warned
+    assert warned.split("|")[2] == "OBX^1^11", warned
 
 
 def test_forward_and_a_correction_go_as_before(engine: Engine, http: TestClient) -> None:

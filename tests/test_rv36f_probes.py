@@ -5,7 +5,6 @@ xotext36 changes. Real HL7 v2 through ``POST /hl7v2`` into the real store on eac
 
 from __future__ import annotations
 
-import pytest
 from fastapi.testclient import TestClient
 
 from engine.engine import Engine
@@ -61,10 +60,6 @@ def test_a_later_preliminary_does_not_revive_a_withdrawal(engine: Engine, http: 
     assert [e for e in err_lines(ack) if "|OBX^1^11|" in e and "|W|" in e], ack
 
 
-@pytest.mark.xfail(strict=True, reason="rv36f: MED a later X (cancelled: no result obtained) over a withdrawn "
-                   "result turns it into 'cancelled' carrying the X's value 5.0 -- left by the lead: an X after F/C/A "
-                   "is a lab's cancel the older tests keep taking (hooks10, hl7fix17, rvpages31), and not_back's "
-                   "from x to sets cannot say 'X, but not over a withdrawal' yet")
 def test_a_later_cancel_does_not_revive_a_withdrawal_with_a_value(engine: Engine, http: TestClient) -> None:
     """F 4.1, W (11:00), then the LIS's X 5.0 at 12:00: X says no result was obtained; the withdrawn version
     stays (entered-in-error 4.1) -- not 'cancelled' with 5.0, a value the X itself says does not exist."""
