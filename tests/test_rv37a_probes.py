@@ -80,9 +80,6 @@ def test_a_kept_out_p_does_not_put_its_method_on_the_final_value(engine: Engine,
     assert after.get("method") == before["method"], (before.get("method"), after.get("method"))
 
 
-@pytest.mark.xfail(strict=True, reason="rv37a: HIGH a kept-out P's repeated OBX-5 (5.0~5.2) is kept out as value[x] "
-                   "only: its component 5.2 is stored in the final 4.1 result (merge.yaml component follows value[x], "
-                   "not_back's kept set does not)")
 def test_a_kept_out_p_with_a_repeated_value_adds_no_component(engine: Engine, http: TestClient) -> None:
     """A later P restating OBX-5 with a repetition (5.0~5.2: the second a component of the same code) is kept
     out whole: no component of the P's is stored beside the final 4.1."""
@@ -133,8 +130,6 @@ def test_the_w_over_a_withdrawn_result_names_how_it_comes_back(engine: Engine, h
     assert "or a withdrawal" not in warned and "(OBX-11 C" in warned and "F" in warned.split("(OBX-11")[1], warned
 
 
-@pytest.mark.xfail(strict=True, reason="rv37a: LOW the lead's merge.yaml says a P over a withdrawn result is "
-                   "'kept whole', but not_back merges the rest: the P's note is written into the withdrawn result")
 def test_a_p_over_a_withdrawn_result_writes_nothing_of_it(engine: Engine, http: TestClient) -> None:
     obs_id = _withdrawn(engine, http, "7")
     before = _obs(http, obs_id)
