@@ -47,7 +47,7 @@ from engine.recognition.facts import (
     ref_of,
 )
 from engine.recognition.hr_mark import HRMark
-from engine.recognition.index import RESULTS, ResultIndex, group_key, window_end, window_start
+from engine.recognition.index import LISTED_AHEAD, RESULTS, ResultIndex, group_key, window_end, window_start
 from engine.recognition.memo import GroupMemo
 from engine.recognition.order_time import OrderTime
 from engine.recognition.prior_changes import PriorChanges
@@ -107,7 +107,7 @@ class Recognition(HRMark, BatchScope, OrderTime, Repeats, PriorChanges, IdCorrec
         self._local_loinc = local_loinc or (lambda: {})
         self._lock = threading.Lock()
         self._rules = rules or self._load()
-        self.index = ResultIndex(store.collection(RESULTS))
+        self.index = ResultIndex(store.collection(RESULTS), store.collection(LISTED_AHEAD))
         if getattr(store, "fhir", None) is not None:
             backfill_final_at(store)  # entries an earlier release stored without ``final_at``: once
         # the check and flag rows, by key: remembered for one write group (engine.recognition.memo)
@@ -409,6 +409,9 @@ class Recognition(HRMark, BatchScope, OrderTime, Repeats, PriorChanges, IdCorrec
                 else:
                     asks.append((person, found.code, window_start(hi, found.window_days), hi))
         self.index.known_absent(first)
+        if first and any(r.get("resourceType") == "DiagnosticReport" for r, _ in writes):
+            # a report stored ahead of a new result, read when one is at hand (``Repeats._reports_of``)
+            self.index.prefetch_ahead(first)
         self.index.docs.prefetch(later)
         self.checks.prefetch_ranges(ahead)
         return todo, asks
