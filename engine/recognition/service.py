@@ -55,7 +55,7 @@ from engine.recognition.repeats import Repeats
 from engine.recognition.reviews import Reviews
 from engine.recognition.rules import Institution, Rules, institution_from_site, load_rules, rule_folders
 from engine.recognition.state import CARDS, CDS_PLACERS, CDS_REASONS, CHARGES, CHECKS, FLAGS, version_of
-from engine.recognition.upgrade import LAYOUT, backfill_final_at
+from engine.recognition.upgrade import LAYOUT, backfill_final_at, report_days_once
 from engine.repository.port import is_new_store
 
 # the types the hook reads back (``read``): the versions of a write group it holds at hand
@@ -172,6 +172,7 @@ class Recognition(HRMark, BatchScope, OrderTime, Repeats, PriorChanges, IdCorrec
             rec.rekey_once(identity)
         drop_unbilled_once(rec)  # charge rows an earlier release kept for planned lines: once
         number_lines_once(rec)  # charge rows an earlier release kept without their line number: once
+        report_days_once(rec)  # Observations an earlier release dated apart from their report's test: once
         return rec
 
     def rekey_once(self, identity: PatientIndex) -> int:
