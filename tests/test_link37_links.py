@@ -194,3 +194,16 @@ def test_an_entry_without_its_reports_is_searched_once(
     assert searches == [alt]
     assert entry(engine, alt)["order"] == b1
     assert outcome(engine, b1) == "duplicate"
+
+
+def test_a_report_stored_ahead_then_its_result_alone(engine: Engine, http: TestClient) -> None:  # noqa: F811
+    """R2 stored ahead, the ALT then PUT alone (no report at hand: the store is searched, relink36):
+    linked to B1; the note is gone once the ALT's entry keeps R2."""
+    b1, alt, about = copied_alt(engine, http)
+    assert http.put("/fhir/DiagnosticReport/l37-r2", json=report("l37-r2", "肝功能", about, b1),
+                    headers=FHIR).status_code == 201
+    assert http.put("/fhir/Observation/l37-alt", json={**alt, "id": "l37-alt"}, headers=FHIR).status_code == 201
+    assert entry(engine, "Observation/l37-alt")["order"] == b1
+    assert entry(engine, "Observation/l37-alt")["reports"] == ["DiagnosticReport/l37-r2"]
+    assert engine.store.collection(LISTED_AHEAD).get("Observation/l37-alt") is None
+    assert outcome(engine, b1) == "duplicate"

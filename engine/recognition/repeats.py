@@ -210,8 +210,10 @@ class Repeats(RecognitionState, _Others):
                     seen.add(at)
                     yield resource
         known = listing_reports(before)
-        if known is None and first and seen:
-            known = self.index.listed_ahead(ref)
+        if known is None and first:
+            ahead = self.index.listed_ahead(ref)  # read alone too: the note goes once its entry is put
+            if seen:
+                known = ahead
         if known is None:
             for report in search_pages(self.repository, "DiagnosticReport", [("result", ref)]):
                 if ref_of(report) not in seen:
