@@ -103,7 +103,7 @@ class Repeats(RecognitionState, _Others):
                 return self._evaluate_flag(before), None
             return [], None
         doc = self.index.put(facts, instant(), before=before, read=True, reports=listing)
-        if before is None:
+        if before is None and listing is not None:
             self.index.drop_ahead(ref)  # its entry keeps the reports now
         if before is not None and before.get("order") and before["order"] != doc["order"]:
             # its link moved (``_linked``): the order it left goes back to what it is without it
@@ -155,8 +155,10 @@ class Repeats(RecognitionState, _Others):
         orders: set[str] = set()
         days: set[date] = set()
         listing: list[str] = []
+        plain = {"reference": ref}  # how the converter lists a result: found by one C-level ``in``
         for report in self._reports_of(ref, before, first=first):
-            if not any(isinstance(r, dict) and r.get("reference") == ref for r in report.get("result") or ()):
+            listed = report.get("result") or ()
+            if plain not in listed and not any(isinstance(r, dict) and r.get("reference") == ref for r in listed):
                 continue
             listing.append(ref_of(report))
             # what it could say first (its item: a remembered reading; its orders: their check rows,

@@ -410,8 +410,8 @@ class Recognition(HRMark, BatchScope, OrderTime, Repeats, PriorChanges, IdCorrec
                 else:
                     asks.append((person, found.code, window_start(hi, found.window_days), hi))
         self.index.known_absent(first)
-        if first and any(r.get("resourceType") == "DiagnosticReport" for r, _ in writes):
-            # a report stored ahead of a new Observation, read when one is at hand (``Repeats._reports_of``)
+        if first and not previewed:  # (an ingest batch's were read with its preview, ``_preview``)
+            # a report stored ahead of a new Observation (``Repeats._reports_of``)
             self.index.prefetch_ahead([ref for ref in first if ref.startswith("Observation/")])
         self.index.docs.prefetch(later)
         self.checks.prefetch_ranges(ahead)
