@@ -222,14 +222,22 @@ def comparable(snap: dict[str, Any]) -> dict[str, Any]:
     entry of each pair and the pairs' results among its ``implicated``); evid35's link of an
     Observation to the order its report is based on (its entry's ``order``: the base linked none, no
     Observation of the feed names an order of its own), set aside only where the snapshot's own check
-    row of that order is an order-time check of the entry's person and item."""
+    row of that order is an order-time check of the entry's person and item; link37's reports kept on
+    an Observation's entry (``reports``), its once-only marker, and its notes of reports stored ahead
+    of their results when there are none (the feed has no FHIR client)."""
     from engine.insurance.tiers import stored_fen
+    from engine.recognition.index import LISTED_AHEAD
     from engine.recognition.repricing import MONEY_RULES
+    from engine.recognition.upgrade import REPORT_DAYS
 
     docs = snap["docs"]
     checks = docs.get("recognition_checks", {})
+    if not docs.get(LISTED_AHEAD):
+        docs.pop(LISTED_AHEAD, None)
+    docs.get("recognition_layout", {}).pop(REPORT_DAYS, None)
     for key, doc in docs.get("recognition_results", {}).items():
         doc.pop("results", None)
+        doc.pop("reports", None)
         if key.startswith("Observation/") and doc.get("order"):
             check = checks.get(doc["order"]) or {}
             assert (check.get("source"), check.get("person"), check.get("item")) == \

@@ -18,7 +18,7 @@ from engine.audit.log import VIEW_PROGRESS
 from engine.engine import Engine
 from engine.identity.mpi import MERGED_KEYS
 from engine.recognition.billed_lines import drop_unbilled_once, number_lines_once
-from engine.recognition.upgrade import LAYOUT, backfill_final_at
+from engine.recognition.upgrade import LAYOUT, backfill_final_at, report_days_once
 from engine.repository import open_store
 from engine.repository.scoped import DELETED_LABELS, DeletedLabels
 from engine.result_labels import MARKER_COLLECTION, ResultLabels
@@ -28,7 +28,7 @@ from engine.settings import Settings
 MARKERS = [(MARKER_COLLECTION, "-backfilled"), (DELETED_LABELS, "-backfilled"), (VIEW_PROGRESS, PURGED),
            ("mpi_meta", MERGED_KEYS)] + [(LAYOUT, m) for m in (
                "final-at-backfilled", "same-person-of-the-index", "unbilled-charge-rows-dropped",
-               "charge-rows-numbered", "money-rules-of-round-27")]
+               "charge-rows-numbered", "money-rules-of-round-27", "report-days-relinked")]
 
 
 def _names(store: Any) -> list[str]:
@@ -68,6 +68,7 @@ def test_a_new_stores_markers_are_what_its_scans_write(backend_settings: Setting
         assert engine.recognition.rekey_once(engine.identity) == 0
         assert drop_unbilled_once(engine.recognition) == 0
         assert number_lines_once(engine.recognition) == 0  # (and the twenty-seventh round's money pass)
+        assert report_days_once(engine.recognition) == 0
         assert purge_legacy_copies(engine.audit, engine.repository, VIEW_PROGRESS) == 0
         assert engine.identity.recover_merged_keys() == 0
         store.collection("mpi_meta").replace({"_id": MERGED_KEYS, **marked[("mpi_meta", MERGED_KEYS)]})

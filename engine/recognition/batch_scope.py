@@ -106,6 +106,7 @@ class BatchScope(RecognitionState):
         skip: dict[int, tuple[Any, Any, str]] = {}
         answers: dict[Any, tuple[str | None, str | None] | None] = {}  # plan -> its kept answer
         results: list[tuple[dict[str, Any], str, str]] = []  # (result, type, "Type/id")
+        new: list[str] = []  # its recognition Observations
         seen: set[str] = set()
         twice: set[str] = set()  # result ids more than one message of the batch carries
         for r in resources:
@@ -147,6 +148,8 @@ class BatchScope(RecognitionState):
                 else:
                     facts.classify_planned(r, plan)
             result = facts.result(r, batch=True)
+            if result is not None and rtype == "Observation":
+                new.append(ref)
             found = items.get(result.item) if result is not None and result.person else None
             if found is not None and result is not None and result.person:
                 day = result.day.isoformat()
@@ -166,6 +169,7 @@ class BatchScope(RecognitionState):
         self.checks.prefetch([*orders, *self._orders_of_tests(tests)])
         self.flags.prefetch(flags)
         self.index.prefetch_patients(patients)
+        self.index.prefetch_ahead(new)  # reports stored ahead of its results (``Repeats._reports_of``)
         return NotItems(rules, skip)
 
     def _orders_of_tests(self, tests: Sequence[tuple[str, str, str, str]]) -> list[str]:

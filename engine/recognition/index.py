@@ -21,6 +21,8 @@ from engine.recognition.memo import GroupMemo
 from engine.repository.port import Collection, Document
 
 RESULTS = "recognition_results"
+# reports stored listing a result that was not stored yet, by the result's reference (``ResultIndex.listed_ahead``)
+LISTED_AHEAD = "recognition_listed_ahead"
 
 
 def group_key(doc: Document) -> str:
@@ -72,6 +74,16 @@ def to_doc(r: PriorResult, held: str | None = None) -> Document:
     return doc
 
 
+def listing_reports(doc: Document | None) -> tuple[str, ...] | None:
+    """The reports that listed the result of ``doc`` when it was last put (``reports``: every
+    stored DiagnosticReport whose ``result`` names it, whatever its status or subject), or None
+    when not known: no entry, or an entry an earlier release wrote (the store is then searched)."""
+    if doc is None:
+        return None
+    kept = doc.get("reports")
+    return tuple(kept) if kept is not None else None
+
+
 def from_doc(doc: Document) -> PriorResult:
     """The result an entry stands for; its ``held`` is when huren has held it final (``final_at``,
     written only where that is not when it was first stored: see ``ResultIndex.put``)."""
@@ -117,9 +129,12 @@ class ResultIndex:
     and each put a write.
     """
 
-    def __init__(self, collection: Collection) -> None:
+    def __init__(self, collection: Collection, ahead: Collection | None = None) -> None:
         self.coll = collection
         self.docs = GroupMemo(collection)
+        # reports stored ahead of the results they list (``listed_ahead``); None: not kept (a test's
+        # bare index)
+        self.ahead = GroupMemo(ahead) if ahead is not None else None
         self._local = threading.local()
         collection.ensure_index(["person", "item", "day"])
         collection.ensure_index(["order"])
@@ -141,13 +156,17 @@ class ResultIndex:
         if getattr(self._local, "windows", None) is not None:
             return False
         self.docs.open()
-        self._local.windows, self._local.patients = {}, {}
+        if self.ahead is not None:
+            self.ahead.open()
+        self._local.windows, self._local.patients, self._local.ahead = {}, {}, set()
         return True
 
     def close(self) -> None:
         """Forget everything, entries not yet flushed included (the write failed)."""
         self.docs.close()
-        self._local.windows = self._local.patients = None
+        if self.ahead is not None:
+            self.ahead.close()
+        self._local.windows = self._local.patients = self._local.ahead = None
 
     def flush(self) -> None:
         """Write the entries put inside the scope and not yet written: each once as it ends, the
@@ -269,14 +288,19 @@ class ResultIndex:
         found = {d["_id"]: d for d in self._find({"_id": {"$in": wanted}})}
         return [found[ref] for ref in wanted if ref in found]
 
-    def put(self, result: PriorResult, held: str, *, before: Document | None = None, read: bool = False) -> Document:
+    def put(self, result: PriorResult, held: str, *, before: Document | None = None, read: bool = False,
+            reports: Sequence[str] | None = None) -> Document:
         """Index ``result``; ``held`` is now: when huren first stored it (kept across later versions),
         and when it became final, for a later version that did (``final_at``).
         With ``read``, ``before`` is its current entry as the caller has just read it (the write
-        hook reads it anyway: one lookup per result instead of two)."""
+        hook reads it anyway: one lookup per result instead of two).
+        ``reports``: the stored reports that list it now (``listing_reports``), when the caller read
+        them all (an Observation's link, ``Repeats._linked``); None writes none."""
         if not read:
             before = self.docs.get(result.ref)
         doc = to_doc(result, (before or {}).get("held") or held)
+        if reports is not None:
+            doc["reports"] = sorted(reports)
         if before is not None and doc["status"] in FINAL_STATUSES:
             # Held *final* since (``final_at``): a result first stored preliminary, or withdrawn
             # and sent again, becomes recognisable only now. R98 ("outside record not
@@ -309,6 +333,43 @@ class ResultIndex:
         done = self.docs.delete(ref)
         self._written(ref, None, before)
         return done
+
+    def listed_ahead(self, ref: str) -> tuple[str, ...]:
+        """The reports noted as stored listing ``ref`` before it was stored (``note_ahead``); they
+        may have been changed or deleted since: the caller reads each."""
+        if self.ahead is None:
+            return ()
+        doc = self.ahead.get(ref)
+        if doc is None or not doc.get("reports"):
+            return ()
+        found = getattr(self._local, "ahead", None)
+        if found is not None:
+            found.add(ref)
+        return tuple(doc["reports"])
+
+    def prefetch_ahead(self, refs: Iterable[str]) -> None:
+        """Inside a scope: the notes of ``refs`` (a batch's or a group's new results) in one query."""
+        if self.ahead is not None:
+            self.ahead.prefetch(refs)
+
+    def note_ahead(self, ref: str, report: str) -> None:
+        """``report`` is stored listing ``ref``, which has no entry and is not stored: noted, so that
+        its first version, written together with another report, still reads this one
+        (``Repeats._reports_of``: a result's first version asks no search of the store)."""
+        if self.ahead is None:
+            return
+        doc = self.ahead.get(ref)
+        kept = list(doc.get("reports") or ()) if doc is not None else []
+        if report not in kept:
+            self.ahead.replace({"_id": ref, "reports": sorted([*kept, report])})
+
+    def drop_ahead(self, ref: str) -> None:
+        """The note of ``ref``, when this scope read one (``listed_ahead``), taken over by its entry
+        (``reports``) once it is put: deleted (no query for a result that had none)."""
+        found = getattr(self._local, "ahead", None)
+        if self.ahead is not None and found is not None and ref in found:
+            found.discard(ref)
+            self.ahead.delete(ref)
 
     def candidates(self, person: str, item: str, day: date, window_days: int) -> list[PriorResult]:
         """Results of the person for the item dated in ``[day - window, day]``: one range query."""

@@ -28,7 +28,7 @@ from engine.recognition.decision import (
 from engine.recognition.detected_issues import CODE_SYSTEM, flag_code, flag_issue, issue_id, repriced_issue
 from engine.recognition.facts import ORDER_TYPE, VOID_STATUSES, own_text, ref_of
 from engine.recognition.flags import DuplicateFlag
-from engine.recognition.index import from_doc, group_key, result_key, window_start
+from engine.recognition.index import from_doc, group_key, listing_reports, result_key, window_start
 from engine.recognition.pairs import pair_up
 from engine.recognition.prior_changes import enters
 from engine.recognition.repricing import repriced_from
@@ -41,10 +41,12 @@ from engine.recognition.state import (
     is_resulted,
     now,
     outcome_of,
+    version_of,
 )
 
 _ORDER_PREFIX = f"{ORDER_TYPE}/"  # a ServiceRequest reference
 _OBSERVATION_PREFIX = "Observation/"  # what a report's ``result`` lists
+_REPORT_PREFIX = "DiagnosticReport/"
 
 
 class _Needs(Protocol):
@@ -91,15 +93,18 @@ class Repeats(RecognitionState, _Others):
         before = self.index.get(ref)
         kept = (getattr(self._local, "facts", None) or {}).pop(ref, None)
         facts = kept[1] if kept is not None and kept[0] is resource else self.facts.result(resource)
+        listing: tuple[str, ...] | None = None
         if facts is not None and facts.ref.startswith(_OBSERVATION_PREFIX):
-            facts = self._linked(facts, before)
+            facts, listing = self._linked(facts, before, first=version_of(resource) == 1)
         if facts is None:
             if before is not None:
                 self.index.delete(ref)
                 self._recheck_dependents(before, None)
                 return self._evaluate_flag(before), None
             return [], None
-        doc = self.index.put(facts, instant(), before=before, read=True)
+        doc = self.index.put(facts, instant(), before=before, read=True, reports=listing)
+        if before is None and listing is not None:
+            self.index.drop_ahead(ref)  # its entry keeps the reports now
         if before is not None and before.get("order") and before["order"] != doc["order"]:
             # its link moved (``_linked``): the order it left goes back to what it is without it
             # (its outcome depends on the index entries alone, the one just written among them)
@@ -113,7 +118,8 @@ class Repeats(RecognitionState, _Others):
                 return [*self._evaluate_flag(doc), *self._evaluate_flag(before)], None
         return [], doc
 
-    def _linked(self, facts: PriorResult, before: dict[str, Any] | None) -> PriorResult:
+    def _linked(self, facts: PriorResult, before: dict[str, Any] | None, *, first: bool
+                ) -> tuple[PriorResult, tuple[str, ...]]:
         """An Observation's facts as the reports that list it say now (``_reports_of``): the
         order its report's order numbers name, for a result that names none of its own, and the day
         of its test, when a report that is itself a recognition result of its item lists it.
@@ -140,21 +146,28 @@ class Repeats(RecognitionState, _Others):
         order, 8f7d9347). Its results are of its test, whatever day each was analysed on: a panel
         drawn at 20:00 whose ALT was analysed after midnight (OBX-14 the next day) stood as two tests
         (``index.group_key``: one test is one day), flagged twice, the money counted twice. The
-        Observation's entry takes its report's day (its own time of day is kept)."""
+        Observation's entry takes its report's day (its own time of day is kept).
+
+        Also handed back: the references of every report that lists the result now, whatever it
+        says (link37), kept on its entry (``index.listing_reports``) so that its next version reads
+        those reports by id instead of searching the store (``_reports_of``)."""
         ref = facts.ref
         orders: set[str] = set()
         days: set[date] = set()
-        for report in self._reports_of(ref, first=before is None):
+        listing: list[str] = []
+        plain = {"reference": ref}  # how the converter lists a result: found by one C-level ``in``
+        for report in self._reports_of(ref, before, first=first):
+            listed = report.get("result") or ()
+            if plain not in listed and not any(isinstance(r, dict) and r.get("reference") == ref for r in listed):
+                continue
+            listing.append(ref_of(report))
             # what it could say first (its item: a remembered reading; its orders: their check rows,
-            # remembered), its list, status and subject only then: a blood count's report, based on
-            # the count's order, is never scanned for its ALT
+            # remembered), its status and subject only then
             own = self._report_facts(report)
             mine = own is not None and own.item == facts.item  # the test's own entry: it carries the order
             fits = () if mine or facts.order is not None else [
                 o for o in _based_on(report) if o not in orders and _checked_for(self.checks.get(o), facts)]
-            if not (mine or fits) or report.get("status") in VOID_STATUSES or not any(
-                    isinstance(r, dict) and r.get("reference") == ref for r in report.get("result") or ()) \
-                    or not self._of_subject(report, facts):
+            if not (mine or fits) or report.get("status") in VOID_STATUSES or not self._of_subject(report, facts):
                 continue
             if own is not None and mine:
                 days.add(own.day)
@@ -164,33 +177,55 @@ class Repeats(RecognitionState, _Others):
             day = days.pop()
             if day != facts.day:
                 facts = replace(facts, day=day)
-        return replace(facts, order=orders.pop()) if len(orders) == 1 else facts
+        return (replace(facts, order=orders.pop()) if len(orders) == 1 else facts), tuple(listing)
 
-    def _reports_of(self, ref: str, *, first: bool) -> Iterator[dict[str, Any]]:
+    def _reports_of(self, ref: str, before: dict[str, Any] | None, *, first: bool) -> Iterator[dict[str, Any]]:
         """The reports ``_linked`` reads for ``ref``, in their current versions: those at hand (the
         write group's, and the stored one ``relink_listed`` puts the results of again,
-        ``_local.listing``), then the stored ones that list it (one indexed search,
-        ``DiagnosticReport?result=``) that are not at hand.
+        ``_local.listing``), then the stored ones that list it and are not at hand.
 
         Why the store (rv36b): reading only the reports at hand let the last written decide -- a
         second report naming another order took the link from the stored one that still said
         otherwise, and a report voided, deleted or no longer listing the result left its link
-        behind. The search is skipped for a result with no entry yet (``first``) written together
-        with a report: a message's report and its results, the everyday case (nothing stored lists
-        a result before it exists but a report a FHIR client stored ahead of it, written apart)."""
+        behind.
+
+        Which stored ones (link37), cheapest first:
+        - an entry that kept the reports listing it when it was last put (``index.listing_reports``):
+          those, each read by id -- a report written since that lists it, or stopped listing it, or
+          was deleted, put it again (``relink_listed``, ``relink_deleted``), so the list is
+          the store's; for a lab's correction (its report at hand) nothing is read at all (the
+          search cost the hook +24 % on such a message, bench/relink36_corrections.py);
+        - a first version written together with a report (a message's report and its results, the
+          everyday case): nothing stored lists a result before it exists but a report stored ahead
+          of it, written apart, which ``_relink`` noted (``index.listed_ahead``: one query for a
+          whole ingest batch's new results, ``_preview``);
+        - otherwise (no report at hand, an entry an earlier release wrote, a later version with no
+          entry): one indexed search, ``DiagnosticReport?result=``."""
         group = getattr(self._local, "group", None) or ()
         listing = getattr(self._local, "listing", None)
         seen: set[str] = set()
         # a plain loop: this runs for each recognition Observation of a message
         for resource, _ in (*group, (listing, None)) if listing is not None else group:
             if resource.get("resourceType") == "DiagnosticReport":
-                seen.add(ref_of(resource))
-                yield resource
-        if seen and first:
+                at = ref_of(resource)
+                if at not in seen:  # the report ``relink_listed`` puts again is its group's too
+                    seen.add(at)
+                    yield resource
+        known = listing_reports(before)
+        if known is None and first:
+            ahead = self.index.listed_ahead(ref)  # read alone too: the note goes once its entry is put
+            if seen:
+                known = ahead
+        if known is None:
+            for report in search_pages(self.repository, "DiagnosticReport", [("result", ref)]):
+                if ref_of(report) not in seen:
+                    yield report
             return
-        for report in search_pages(self.repository, "DiagnosticReport", [("result", ref)]):
-            if ref_of(report) not in seen:
-                yield report
+        for kept in known:
+            if kept not in seen and kept.startswith(_REPORT_PREFIX):
+                report = self.read("DiagnosticReport", kept[len(_REPORT_PREFIX):])
+                if report is not None:
+                    yield report
 
     def _report_facts(self, report: dict[str, Any]) -> PriorResult | None:
         """A report's own facts: those the group's plan read for it (``_local.facts``), else read."""
@@ -247,6 +282,11 @@ class Repeats(RecognitionState, _Others):
                 continue
             before = self.index.get(ref)
             if before is None:  # no recognition result (never indexed: nothing to link)
+                if report is not None and ref in listed and ref.startswith(_OBSERVATION_PREFIX) \
+                        and self.read(*ref.split("/", 1)) is None:
+                    # listed ahead of the result (a FHIR client's report written first): noted, so
+                    # that its first version reads this report whatever is written with it
+                    self.index.note_ahead(ref, ref_of(report))
                 continue
             entries.append((ref, before))
             if report is not None and ref in listed and report.get("status") not in VOID_STATUSES \

@@ -47,7 +47,7 @@ from engine.recognition.facts import (
     ref_of,
 )
 from engine.recognition.hr_mark import HRMark
-from engine.recognition.index import RESULTS, ResultIndex, group_key, window_end, window_start
+from engine.recognition.index import LISTED_AHEAD, RESULTS, ResultIndex, group_key, window_end, window_start
 from engine.recognition.memo import GroupMemo
 from engine.recognition.order_time import OrderTime
 from engine.recognition.prior_changes import PriorChanges
@@ -55,7 +55,7 @@ from engine.recognition.repeats import Repeats
 from engine.recognition.reviews import Reviews
 from engine.recognition.rules import Institution, Rules, institution_from_site, load_rules, rule_folders
 from engine.recognition.state import CARDS, CDS_PLACERS, CDS_REASONS, CHARGES, CHECKS, FLAGS, version_of
-from engine.recognition.upgrade import LAYOUT, backfill_final_at
+from engine.recognition.upgrade import LAYOUT, backfill_final_at, report_days_once
 from engine.repository.port import is_new_store
 
 # the types the hook reads back (``read``): the versions of a write group it holds at hand
@@ -107,7 +107,7 @@ class Recognition(HRMark, BatchScope, OrderTime, Repeats, PriorChanges, IdCorrec
         self._local_loinc = local_loinc or (lambda: {})
         self._lock = threading.Lock()
         self._rules = rules or self._load()
-        self.index = ResultIndex(store.collection(RESULTS))
+        self.index = ResultIndex(store.collection(RESULTS), store.collection(LISTED_AHEAD))
         if getattr(store, "fhir", None) is not None:
             backfill_final_at(store)  # entries an earlier release stored without ``final_at``: once
         # the check and flag rows, by key: remembered for one write group (engine.recognition.memo)
@@ -172,6 +172,7 @@ class Recognition(HRMark, BatchScope, OrderTime, Repeats, PriorChanges, IdCorrec
             rec.rekey_once(identity)
         drop_unbilled_once(rec)  # charge rows an earlier release kept for planned lines: once
         number_lines_once(rec)  # charge rows an earlier release kept without their line number: once
+        report_days_once(rec)  # Observations an earlier release dated apart from their report's test: once
         return rec
 
     def rekey_once(self, identity: PatientIndex) -> int:
@@ -409,6 +410,9 @@ class Recognition(HRMark, BatchScope, OrderTime, Repeats, PriorChanges, IdCorrec
                 else:
                     asks.append((person, found.code, window_start(hi, found.window_days), hi))
         self.index.known_absent(first)
+        if first and not previewed:  # (an ingest batch's were read with its preview, ``_preview``)
+            # a report stored ahead of a new Observation (``Repeats._reports_of``)
+            self.index.prefetch_ahead([ref for ref in first if ref.startswith("Observation/")])
         self.index.docs.prefetch(later)
         self.checks.prefetch_ranges(ahead)
         return todo, asks

@@ -20,13 +20,21 @@ The write is a compare-and-set (``_write``): inside the write transaction each e
 again and written only if it is still final without ``final_at`` and its resource still at the
 version read. An ingest that withdrew the result and sent it final again meanwhile wrote the later
 instant itself; the pass writing its older one over it made a true R98 "contradicted by records".
+
+``report_days_once`` (link37): an Observation listed by a report that is itself a recognition
+result of its item is of that report's test, dated by the report's day (relink36,
+``Repeats._linked``). An entry stored before that release kept the Observation's own day, so a
+panel drawn at 20:00 whose ALT was analysed after midnight still stood as two tests (two flags,
+the money twice) until its results were sent again. The pass puts such results again through the
+one link rule (``Repeats._relink``), once per store, page by page with its place kept in its
+marker (a restart goes on from there), counting the entries whose day moved.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 import orjson
 
@@ -37,7 +45,11 @@ from engine.repository.port import Collection, StoredResource, is_new_store
 
 LAYOUT = "recognition_layout"
 FINAL_AT = "final-at-backfilled"
+REPORT_DAYS = "report-days-relinked"
 _PAGE = 2000
+# the index entries of reports: their ``_id`` is "DiagnosticReport/<id>", between these two keys
+_REPORTS, _REPORTS_END = "DiagnosticReport/", "DiagnosticReport0"
+_T = TypeVar("_T")
 
 
 class _Versions(Protocol):
@@ -150,3 +162,81 @@ def _micro(instant: str) -> str:
     """An instant as ``held`` writes it (UTC, microseconds, ``Z``), so the two compare as text."""
     return datetime.fromisoformat(instant.replace("Z", "+00:00")).astimezone(UTC) \
         .isoformat(timespec="microseconds").replace("+00:00", "Z")
+
+
+class _Relinks(Protocol):
+    """What ``report_days_once`` calls on ``engine.recognition.service.Recognition``."""
+
+    @property
+    def store(self) -> Any: ...
+
+    @property
+    def index(self) -> Any: ...  # engine.recognition.index.ResultIndex
+
+    @property
+    def _local(self) -> Any: ...
+
+    def _in_group(self, decide: Callable[[], _T]) -> _T: ...
+
+    def _relink(self, refs: Sequence[Any]) -> list[dict[str, Any]]: ...
+
+    def _recheck_later(self, entered: Mapping[str, dict[str, Any]]) -> None: ...
+
+
+def report_days_once(rec: _Relinks) -> int | None:
+    """Put again the Observations an earlier release indexed under their own day while a report of
+    their item lists them (see the module docstring); once per store. Returns how many entries'
+    day moved, None when the store had been through it.
+
+    Resumable: after each page of report entries the marker keeps the last one read (``after``)
+    and the count so far, each page's work committed with it; a store opened again (a worker
+    killed mid-way) goes on from there. Idempotent: a result already dated by its report is not
+    put again, and one put again that the rule leaves where it was is not counted."""
+    marks = rec.store.collection(LAYOUT)
+    mark = marks.get(REPORT_DAYS) or {}
+    if mark.get("done"):
+        return None
+    written, last = int(mark.get("written") or 0), str(mark.get("after") or _REPORTS)
+    entries = rec.index.coll
+    while not is_new_store(rec.store):  # by _id, a page of report entries at a time
+        page = entries.find({"_id": {"$gt": last, "$lt": _REPORTS_END}}, sort=[("_id", 1)], limit=_PAGE)
+        if not page:
+            break
+        last = page[-1]["_id"]
+        for ref in _dated_apart(rec.index, page):
+            with rec.store.transaction():
+                written += rec._in_group(lambda r=ref: _put_again(rec, r))
+        with rec.store.transaction():
+            marks.replace({"_id": REPORT_DAYS, "after": last, "written": written})
+    with rec.store.transaction():
+        marks.replace({"_id": REPORT_DAYS, "done": True, "written": written})
+    return written
+
+
+def _dated_apart(index: Any, reports: Sequence[Mapping[str, Any]]) -> Iterator[str]:
+    """The Observations ``reports`` (report entries) list whose entries are of the report's item and
+    dated another day, and were written by an earlier release (no ``reports`` kept): one read of the
+    entries for the whole page."""
+    listed = [ref for d in reports for ref in d.get("results") or () if ref.startswith("Observation/")]
+    found = {e["_id"]: e for e in index.get_many(listed)}
+    for d in reports:
+        for ref in d.get("results") or ():
+            e = found.get(ref)
+            if e is not None and "reports" not in e and e.get("item") == d.get("item") and e.get("day") != d.get("day"):
+                yield ref
+
+
+def _put_again(rec: _Relinks, ref: str) -> int:
+    """``ref`` put again by the link rule, its tests decided again (``Repeats._relink``), and the
+    later orders whose window it now enters re-checked, as for a result written (``on_result``):
+    1 when its day moved."""
+    before = rec.index.get(ref)
+    local = rec._local
+    outer, local.entered = getattr(local, "entered", None), {}
+    try:
+        rec._relink([ref])
+        rec._recheck_later(local.entered)
+    finally:
+        local.entered = outer
+    after = rec.index.get(ref)
+    return int(before is not None and after is not None and after.get("day") != before.get("day"))
