@@ -16,9 +16,9 @@ from fastapi.testclient import TestClient
 
 from engine.engine import Engine
 from engine.settings import Settings
+from tests.module_store import module_eng
 from tests.test_old37_document_paragraphs import _aa, _ids, mdm
 from tests.test_perfi37_carrying import SYS, _carrying, _patient, _searched
-from tests.module_store import module_eng
 
 carrying_engine = module_eng
 
@@ -82,3 +82,68 @@ def test_an_older_original_arriving_late_does_not_bring_back_a_dropped_paragraph
     _aa(eng, mdm("LO3", "T02", ["一段", "二段", "三段（删）"], number="DOC-LO", at="20261201090000"))
     assert _lines(http, doc) == ["一段", "二段"]
     assert _texts(http, doc) == ["一段", "二段"]
+
+
+_FT = "18842-5^出院小结^LN"
+
+
+def _obx(n: int, kind: str, text: str) -> str:
+    return f"OBX|{n}|{kind}|{_FT}||{text}||||||F\r"
+
+
+@pytest.mark.parametrize("text", [r"第一行\.br\第二行", r"血压 140\F\90", "甲行~乙行", r"\.sp\缩进\.in+4\段", r"\H\重点\N\内容"],
+                         ids=["br", "escape", "repeats", "sp-in", "highlight"])
+def test_an_edit_keeps_an_unchanged_formatted_paragraph(both: tuple[Engine, TestClient], text: str) -> None:
+    """Guard: a paragraph sent the same in the edit (FT formatting, an escape, TX repetitions) is still the
+    document's text: the line-by-line comparison with the stored content must not take it for dropped."""
+    eng, http = both
+    tag = str(sum(map(ord, text)) % 10_000)
+    first = mdm("FT1" + tag, "T02", [], number="DOC-FT" + tag, obx=_obx(1, "FT", text) + _obx(2, "TX", "乙"))
+    edit = mdm("FT2" + tag, "T08", [], number="DOC-FT" + tag, obx=_obx(1, "FT", text) + _obx(2, "TX", "乙（改）"))
+    _aa(eng, first, edit)
+    ids = _ids(eng, "FT1" + tag)
+    got = [http.get(f"/fhir/Observation/{o}") for o in ids]
+    assert [g.status_code for g in got] == [200, 200], text
+    # both are the converter's marked copies (so the judgment did weigh the formatted one)
+    assert [[i["value"] for i in g.json().get("identifier") or ()] for g in got] == [["DOC-FT" + tag]] * 2
+    assert "乙（改）" in _texts(http, _doc(eng, http, "FT1" + tag))
+
+
+def test_an_edit_leaves_another_senders_document_of_the_same_number(both: tuple[Engine, TestClient]) -> None:
+    """Guard: two institutions number their documents alike (TXA-12 ``DOC-SAME`` at each): one's edit
+    dropping a paragraph deletes its own copy only, never the other's copy of the same words."""
+    eng, http = both
+    ours = mdm("SN1", "T02", ["共同段", "本院段"], number="DOC-SAME")
+    theirs = mdm("SN1", "T02", ["共同段", "本院段"], number="DOC-SAME").replace(b"|FNXRMYY|", b"|FNZYY|")
+    _aa(eng, ours, theirs)
+    from engine.messages import message_id
+
+    listed = eng.ingestor.messages.get(message_id("FNZYY", "SN1"))["resources"]
+    other = [r for r in listed if r.startswith("Observation/")]
+    assert len(other) == 2
+    _aa(eng, mdm("SN2", "T08", ["共同段"], number="DOC-SAME"))
+    assert [http.get(f"/fhir/Observation/{o}").status_code for o in _ids(eng, "SN1")] == [200, 410]
+    assert [http.get(f"/fhir/{r}").status_code for r in other] == [200, 200]
+
+
+def test_carrying_answers_the_search_for_case_blanks_and_a_number_reused(carrying_engine: Engine) -> None:
+    """Guard (perfi37): a token differing only in case or outer blanks, a record deleted and written again
+    under the same id, a record that moved its number to another record: ``carrying`` answers exactly
+    what the search every page answers, on each backend."""
+    repo = carrying_engine.repository
+    n = "rv37d-Mrn-1"
+    repo.update(_patient("RV37D-lower", (SYS, n.lower())))
+    repo.update(_patient("RV37D-upper", (SYS, n.upper())))
+    repo.update(_patient("RV37D-exact", (SYS, n)))
+    repo.update(_patient("RV37D-blank", (SYS, f" {n} ")))
+    repo.update(_patient("RV37D-again", (SYS, n)))
+    repo.delete("Patient", "RV37D-again")
+    repo.update(_patient("RV37D-again", (SYS, n)))
+    repo.update(_patient("RV37D-from", (SYS, n)))
+    repo.update(_patient("RV37D-from", (SYS, "rv37d-other")))
+    for tokens in ([(SYS, n)], [(SYS, n.lower())], [(SYS, n.upper())], [(SYS, f" {n} ")], [(SYS, n), (SYS, n)],
+                   [("", n)], [(SYS, "rv37d-other"), (SYS, n.upper())]):
+        assert _carrying(carrying_engine, "Patient", "identifier", tokens) == _searched(
+            carrying_engine, "Patient", "identifier", tokens, page=2), tokens
+    assert [p["id"] for p in _carrying(carrying_engine, "Patient", "identifier", [(SYS, n)])] == [
+        "RV37D-again", "RV37D-exact"]
