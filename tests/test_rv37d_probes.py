@@ -147,3 +147,48 @@ def test_carrying_answers_the_search_for_case_blanks_and_a_number_reused(carryin
             carrying_engine, "Patient", "identifier", tokens, page=2), tokens
     assert [p["id"] for p in _carrying(carrying_engine, "Patient", "identifier", [(SYS, n)])] == [
         "RV37D-again", "RV37D-exact"]
+
+
+def test_a_deleted_v_paragraph_reads_to_the_resident_as_a_withheld_one_does(both: tuple[Engine, TestClient]) -> None:
+    """A V document's paragraph an edit dropped: to the resident (who may not see V text) its id reads as a
+    V paragraph still stored does, and as an id never stored does -- a 410 there would tell him a withheld
+    text of his existed and was removed (docs22's review: the log keeps it out of his view for that)."""
+    from tests.test_mdm20_document_label import _readers
+
+    eng, http = both
+    _aa(eng, mdm("VR1", "T02", ["第一段", "第二段（精神科）", "第三段（HIV阳性）"], number="DOC-VR", conf="V"),
+        mdm("VR2", "T08", ["第一段", "第二段（精神科）"], number="DOC-VR"))
+    kept, gone = _ids(eng, "VR1")[1], _ids(eng, "VR1")[2]
+    assert http.get(f"/fhir/Observation/{gone}").status_code == 410
+    patient = _doc(eng, http, "VR1")["subject"]["reference"].split("/", 1)[1]
+    resident = _readers(eng, patient)["resident"]
+    withheld = http.get(f"/fhir/Observation/{kept}", headers=resident).status_code
+    never = http.get("/fhir/Observation/rv37d-never-stored", headers=resident).status_code
+    assert withheld in (403, 404) and withheld == never
+    assert http.get(f"/fhir/Observation/{gone}", headers=resident).status_code == withheld
+    history = http.get(f"/fhir/Observation/{gone}/_history", headers=resident)
+    assert "HIV" not in history.text
+
+
+def test_each_deletion_is_audited_once_on_each_backend(both: tuple[Engine, TestClient]) -> None:
+    """Guard: the dropped paragraph's deletion is in the audit log on each backend (old37's own audit test runs
+    on SQLite only): one delete naming the document and the copy, by the sending institution; none for a
+    resent edit that deletes nothing."""
+    eng, http = both
+    _aa(eng, mdm("AU1", "T02", ["一段", "二段", "三段"], number="DOC-AU"), mdm("AU2", "T08", ["一段", "二段"], number="DOC-AU"))
+    doc = _doc(eng, http, "AU1")
+    gone = _ids(eng, "AU1")[2]
+    assert http.get(f"/fhir/Observation/{gone}").status_code == 410
+    patient = doc["subject"]["reference"].split("/", 1)[1]
+
+    def deletes() -> list[dict[str, Any]]:
+        found = http.get("/fhir/AuditEvent", params={"patient": patient, "_count": "200"})
+        assert found.status_code == 200, found.text
+        return [e["resource"] for e in found.json().get("entry") or ()
+                if any(c.get("code") == "delete" for c in e["resource"].get("subtype") or ())]
+
+    (record,) = deletes()
+    assert f"Observation/{gone}" in str(record.get("entity")) and f"DocumentReference/{doc['id']}" in str(record["entity"])
+    assert "FNXRMYY" in str(record.get("agent"))
+    _aa(eng, mdm("AU3", "T08", ["一段", "二段"], number="DOC-AU"))
+    assert len(deletes()) == 1
