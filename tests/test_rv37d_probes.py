@@ -17,6 +17,7 @@ from fastapi.testclient import TestClient
 from engine.engine import Engine
 from engine.settings import Settings
 from tests.module_store import module_eng
+from tests.test_convert11_thinner import send
 from tests.test_old37_document_paragraphs import _aa, _ids, mdm
 from tests.test_perfi37_carrying import SYS, _carrying, _patient, _searched
 
@@ -192,3 +193,22 @@ def test_each_deletion_is_audited_once_on_each_backend(both: tuple[Engine, TestC
     assert "FNXRMYY" in str(record.get("agent"))
     _aa(eng, mdm("AU3", "T08", ["一段", "二段"], number="DOC-AU"))
     assert len(deletes()) == 1
+
+
+def test_an_edit_filed_under_another_patient_deletes_none_of_the_first_patients_text(
+        both: tuple[Engine, TestClient]) -> None:
+    """Guard: an edit of a document number stored for one patient sent under another patient's PID (a
+    misfiled edit, a reused number): whatever the engine makes of it, no paragraph copy of the first patient
+    is deleted by it (the judgment requires the copy's subject to be the document's)."""
+    eng, http = both
+    _aa(eng, mdm("PX1", "T02", ["甲患者一段", "甲患者二段"], number="DOC-PX"))
+    first = _ids(eng, "PX1")
+    other = mdm("PX2", "T08", ["乙患者一段"], number="DOC-PX").replace(
+        b"PID|1||ZY17F^^^FNXRMYY^MR||\xe7\x8e\x8b^\xe5\xbb\xba\xe5\x9b\xbd||19850412|M",
+        "PID|1||ZY37X^^^FNXRMYY^MR||李^秀英||19700101|F".encode())
+    assert b"ZY37X" in other
+    (ack,) = send(eng, other)
+    assert b"MSA|AE|PX2" in ack and b"TXA^1^12" in ack, ack  # refused: the number is another patient's
+    got = [http.get(f"/fhir/Observation/{o}") for o in first]
+    assert [g.status_code for g in got] == [200, 200]
+    assert {g.json()["valueString"] for g in got} == {"甲患者一段", "甲患者二段"}
