@@ -92,8 +92,9 @@ def _obx(n: int, kind: str, text: str) -> str:
     return f"OBX|{n}|{kind}|{_FT}||{text}||||||F\r"
 
 
-@pytest.mark.parametrize("text", [r"第一行\.br\第二行", r"血压 140\F\90", "甲行~乙行", r"\.sp\缩进\.in+4\段", r"\H\重点\N\内容"],
-                         ids=["br", "escape", "repeats", "sp-in", "highlight"])
+@pytest.mark.parametrize("text", [r"第一行\.br\第二行", r"血压 140\F\90", "甲行~乙行", r"\.sp\缩进\.in+4\段", r"\H\重点\N\内容",
+                                  r"第一\X0D0A\第二", r"路径 C:\E\data", "  前后空格  ~~  ", r"\.nf\  表格  \.fi\续"],
+                         ids=["br", "escape", "repeats", "sp-in", "highlight", "hex", "escape-e", "blanks", "nf-fi"])
 def test_an_edit_keeps_an_unchanged_formatted_paragraph(both: tuple[Engine, TestClient], text: str) -> None:
     """Guard: a paragraph sent the same in the edit (FT formatting, an escape, TX repetitions) is still the
     document's text: the line-by-line comparison with the stored content must not take it for dropped."""
