@@ -213,3 +213,26 @@ def test_an_edit_filed_under_another_patient_deletes_none_of_the_first_patients_
     got = [http.get(f"/fhir/Observation/{o}") for o in first]
     assert [g.status_code for g in got] == [200, 200]
     assert {g.json()["valueString"] for g in got} == {"甲患者一段", "甲患者二段"}
+
+
+_V3 = "http://terminology.hl7.org/CodeSystem/v3-Confidentiality"
+
+
+@pytest.mark.xfail(strict=True, reason="rv37d: LOW (old37 names it a limit) a document the records office raised to V "
+                   "relabels its paragraph copies as a FHIR client's write (``_raised``): the feed's later edit "
+                   "dropping a paragraph deletes nothing, and the dropped V text stays the document's text")
+def test_an_edit_after_the_office_raised_the_document_to_v_still_drops_the_paragraph(
+        both: tuple[Engine, TestClient]) -> None:
+    from tests.test_old37_document_paragraphs import _system
+
+    eng, http = both
+    _aa(eng, mdm("RV1", "T02", ["一段", "二段", "三段（误）"], number="DOC-RV"))
+    doc = _doc(eng, http, "RV1")
+    body = {k: v for k, v in doc.items() if k != "meta"}
+    body["meta"] = {"security": [{"system": _V3, "code": "V"}]}
+    put = http.put(f"/fhir/DocumentReference/{doc['id']}", json=body, headers=_system(eng))
+    assert put.status_code == 200, put.text
+    _aa(eng, mdm("RV2", "T08", ["一段", "二段"], number="DOC-RV"))
+    assert _lines(http, doc) == ["一段", "二段"]
+    assert http.get(f"/fhir/Observation/{_ids(eng, 'RV1')[2]}").status_code == 410
+    assert _texts(http, doc) == ["一段", "二段"]
