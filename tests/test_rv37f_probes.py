@@ -166,3 +166,33 @@ def test_rv37f_the_upgrade_of_a_store_of_blood_counts_opens_under_sqlites_defaul
         conn.setlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER, 32766)
     assert report_days_once(rec) == 0
     assert engine.store.collection(LAYOUT).get(REPORT_DAYS) == {"_id": REPORT_DAYS, "done": True, "written": 0}
+
+
+def test_rv37f_a_fhir_report_stored_ahead_of_a_lab_message_s_result_counts(engine: Engine, http: TestClient) -> None:  # noqa: F811
+    """The ingest path (``POST /hl7v2``, the batch preview's note prefetch): a FHIR client (a regional
+    platform that knows the ids huren makes) stores report R2, based on B1, listing the ALT the lab's
+    message will create; the message then comes under numbers no order placed (C9): its own report links
+    nothing, R2 says B1 -- linked, B1 repeated; the note is taken over by the entry."""
+    from adapters.convert import convert
+    from adapters.hl7v2.parser import parse
+
+    from tests.test_evid35_linking import prior
+
+    prior(http)
+    send(http, order(B, "B1", LFT, ORDER_AT))
+    b1 = order_ref(http, "B1")
+    message = result(B, "C9", LOCAL_LFT, "20260312100000+0800", obx=obx((ALT, "88"), (AST, "35")))
+    made = [e["resource"] for e in convert(parse(message), engine.site).bundle["entry"]]
+    [lab] = [r for r in made if r["resourceType"] == "DiagnosticReport"]
+    alt = lab["result"][0]["reference"]
+    assert alt.startswith("Observation/") and http.get(f"/fhir/{alt}").status_code == 404
+    r2 = {"resourceType": "DiagnosticReport", "id": "rv37f-r2", "status": "final", "code": {"text": "肝功能"},
+          "subject": lab["subject"], "effectiveDateTime": lab.get("effectiveDateTime"),
+          "basedOn": [{"reference": b1}], "result": [{"reference": alt}]}
+    assert http.put("/fhir/DiagnosticReport/rv37f-r2", json=r2, headers=FHIR).status_code == 201
+    assert engine.store.collection(LISTED_AHEAD).get(alt) == {"_id": alt, "reports": ["DiagnosticReport/rv37f-r2"]}
+    send(http, message)
+    assert entry(engine, alt)["order"] == b1
+    assert "DiagnosticReport/rv37f-r2" in entry(engine, alt)["reports"]
+    assert engine.store.collection(LISTED_AHEAD).get(alt) is None
+    assert outcome(engine, b1) == "duplicate"
