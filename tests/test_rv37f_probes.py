@@ -7,6 +7,7 @@ A probe that shows a defect is a strict xfail naming its severity; the others gu
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Iterator
 from typing import Any
 
@@ -14,11 +15,13 @@ import pytest
 from fastapi.testclient import TestClient
 
 import engine.recognition.upgrade as upgrade
+from adapters.convert import convert
+from adapters.hl7v2.parser import parse
 from engine.engine import Engine
 from engine.recognition.index import LISTED_AHEAD
 from engine.recognition.upgrade import LAYOUT, REPORT_DAYS, report_days_once
 from engine.settings import Settings
-from tests.test_evid35_linking import order_ref
+from tests.test_evid35_linking import order_ref, prior
 from tests.test_evidence33_pairs import ALT, AST, LFT, LOCAL_LFT, B, http, obx, send  # noqa: F401 (``http``: the fixture)
 from tests.test_link37_links import copied_alt, entry, report, together
 from tests.test_link37_upgrade import after_midnight_panel, as_an_earlier_release_left_it, flagged
@@ -152,8 +155,6 @@ def test_rv37f_the_upgrade_of_a_store_of_blood_counts_opens_under_sqlites_defaul
     a report's own results on its entry), no marker. SQLite as compiled by default (3.32+: at most 32,766
     variables a statement; this machine's Debian build allows 250,000): the pass must still run -- it is
     called at every Engine open until its marker says done, so a failure here is a store that never opens."""
-    import sqlite3
-
     rec = engine.recognition
     reports = [{"_id": f"DiagnosticReport/rv37f-{n:05d}", "item": "CBC", "day": "2026-03-11", "person": "p",
                 "status": "final", "results": [f"Observation/rv37f-{n:05d}-{k:02d}" for k in range(17)]}
@@ -173,11 +174,6 @@ def test_rv37f_a_fhir_report_stored_ahead_of_a_lab_message_s_result_counts(engin
     platform that knows the ids huren makes) stores report R2, based on B1, listing the ALT the lab's
     message will create; the message then comes under numbers no order placed (C9): its own report links
     nothing, R2 says B1 -- linked, B1 repeated; the note is taken over by the entry."""
-    from adapters.convert import convert
-    from adapters.hl7v2.parser import parse
-
-    from tests.test_evid35_linking import prior
-
     prior(http)
     send(http, order(B, "B1", LFT, ORDER_AT))
     b1 = order_ref(http, "B1")
