@@ -253,3 +253,42 @@ def test_the_sqlite_index_rebuild_writes_every_row(tmp_path: Path) -> None:
     assert rows(db) == before
     with sqlite3.connect(db) as conn:
         assert conn.execute("SELECT value FROM fhir_meta WHERE key = 'indexed-by'").fetchone()[0] != "rv37e"
+
+
+
+def _older_over_final(engine: Engine, http: TestClient, tag: str, status: str, value: str) -> tuple[dict, bytes]:
+    """F 4.1 (10:00), then the same sender's ``status`` with ``value`` of 09:30 arriving last: the
+    Observation as stored after it, and the ACK."""
+    assert b"MSA|AA" in post(http, _msg(f"RV7-{tag}A", "20261203100000", f"RV7M{tag}", f"RV7P{tag}", [("4.1", "F")]))
+    (obs,) = written(engine, http, f"RV7-{tag}A", "Observation")
+    ack = post(http, _msg(f"RV7-{tag}B", "20261203093000", f"RV7M{tag}", f"RV7P{tag}", [(value, status)]))
+    assert b"MSA|AA" in ack, ack
+    return _obs(http, obs["id"]), ack
+
+
+def test_an_older_preliminary_over_a_final_is_held_at_its_status(engine: Engine, http: TestClient) -> None:
+    """status37's decision 3 guarded: an older P 5.0 -- held, final 4.1 stands, W at OBX^1^11."""
+    after, ack = _older_over_final(engine, http, "8P", "P", "5.0")
+    assert (after["status"], after["valueQuantity"]["value"]) == ("final", 4.1), after
+    assert [e.split("|")[2] for e in _warned(ack) if "older" in e] == ["OBX^1^11"], err_lines(ack)
+
+
+@pytest.mark.xfail(strict=True, reason="rv37e: MED the same sender's OLDER X restating the final's value over F "
+                                       "is taken: the final result becomes cancelled under AA, no warning")
+def test_an_older_cancel_restating_the_value_leaves_the_final(engine: Engine, http: TestClient) -> None:
+    """F 4.1 (10:00), then the LIS's X 4.1 of 09:30 arriving last (an older message changing only the
+    status): the final must stand as an older restatement does (tfix35) -- it is cancelled instead."""
+    after, ack = _older_over_final(engine, http, "8X41", "X", "4.1")
+    assert (after["status"], after["valueQuantity"]["value"]) == ("final", 4.1), after
+
+
+@pytest.mark.xfail(strict=True, reason="rv37e: LOW an older X over F is held at OBX^n^5 (naming the value or "
+                                       "dataAbsentReason), an older P at OBX^n^11: two locations for one step of status")
+def test_an_older_cancel_over_a_final_is_held_at_its_status(engine: Engine, http: TestClient) -> None:
+    """F 4.1 (10:00), then the LIS's X 5.0 of 09:30 arriving last: held, final 4.1 stands (it does), the W
+    located at OBX^1^11 as an older P's (it is at OBX^1^5). (An X with no OBX-5 is held too, its W naming
+    dataAbsentReason at OBX^1^5 when its module runs alone and at OBX^1^11 after the module's earlier
+    tests: the location depends on what the process converted before -- not pinned here, see the report.)"""
+    after, ack = _older_over_final(engine, http, "8X50", "X", "5.0")
+    assert (after["status"], after["valueQuantity"]["value"]) == ("final", 4.1), after
+    assert [e.split("|")[2] for e in _warned(ack) if "older" in e] == ["OBX^1^11"], err_lines(ack)
