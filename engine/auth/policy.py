@@ -28,6 +28,11 @@ rules for the operations around them, all expressed in the caller's scopes:
   bound to a remit sees the counts on their institutions' numbers by sending institution only; which client
   posted (a system client's id, a TLS certificate's CN, a connection's address, a replaying operator) is the
   sending institution's infrastructure, for the site's own operators.
+- **Audit events of other institutions' traffic** (``/fhir/AuditEvent``, ``audit_event_shown``): a caller bound to an
+  institution or a remit reads no AuditEvent naming a system client, a staff member or another signed-in person
+  other than itself: which client of which hospital asked what, and when, is that hospital's infrastructure, as on
+  ``/admin/fidelity`` (rv37b MED 1). An event naming institutions only (an HL7 v2 sender by its facility, a
+  refusal's ``member-number-refused`` record) is read as before.
 - **Identity operations** (``$link``/``$unlink``): Patient update, never a patient-context token.
 - **Audit administration** (signing checkpoints, full verification): an auditor, or a system client
   allowed to read AuditEvents.
@@ -53,6 +58,7 @@ from collections.abc import Callable, Collection, Mapping
 from pathlib import Path
 from typing import Any
 
+from engine.audit.events import AGENT_SYSTEMS, STAFF_SYSTEM
 from engine.auth.caller import Caller
 from engine.errors import Forbidden, NotFound
 from engine.insurance.remit import figures_within, institutions_in_remit
@@ -197,6 +203,47 @@ def refusal_count_shown(remit: frozenset[str] | None, row: Mapping[str, Any]) ->
     if remit is None:
         return True
     return row.get("member") in remit and row.get("by") == "institution"
+
+
+# the identifier systems an AuditEvent's agent names a client or a person by (``engine.audit.events``: a system
+# client, a signed-in staff member, an auditor's or a user's sign-in): the ones ``audit_event_shown`` withholds
+_NAMED_AGENTS = frozenset({AGENT_SYSTEMS["system"], AGENT_SYSTEMS["auditor"], STAFF_SYSTEM, "urn:huren:user"})
+
+
+def audit_bound(caller: Caller) -> bool:
+    """Whether ``audit_event_shown`` screens the AuditEvents ``caller`` reads: a hospital's system client bound to
+    its institution, or a staff member bound to a remit -- not the site's own clients and staff, nor a resident
+    (whose events are decided by their compartment: ``engine.repository.scoped``)."""
+    return caller.patient_ids is None and (caller.remit is not None or bound_system(caller))
+
+
+def audit_event_shown(caller: Caller, event: Mapping[str, Any]) -> bool:
+    """Whether a caller bound to an institution or a remit (``audit_bound``) reads ``event`` (an AuditEvent as
+    ``engine.audit.view`` shows it), by search, read, ``_history`` or ``_include`` alike
+    (``ScopedRepository.admit``, the one gate of all of them).
+
+    Such a caller reads no event whose agents name a system client, a staff member or another signed-in person
+    other than the caller itself. Why: the views strip network addresses, but their requesting agent was a
+    client id -- an FNXRMYY's bound client read the ``hl7v2-receive`` record of FNZYY's refused ``POST /hl7v2``,
+    ``urn:huren:client his-fnzyy``, right beside the refusal's own record: which client of the sending hospital
+    was refused, and when, the very fact ``refusal_count_shown`` withholds on ``/admin/fidelity`` (rv37b MED 1,
+    fidfix37). The event is left out whole rather than shown with its agent blanked: a search by
+    ``agent:identifier`` or ``_has:AuditEvent`` would otherwise still confirm who it was.
+
+    The audit record does not say which institution a client or a person is of, so another client or staff
+    member of the caller's own institution is left out too: the safe side. An event whose agents name only
+    institutions (an HL7 v2 sender by its facility, the ``member-number-refused`` record naming the sending
+    institution), residents (as the view shapes them) or nobody (an unauthenticated caller) is shown: an
+    institution is what the counts by institution show already."""
+    if not audit_bound(caller):
+        return True
+    own = {caller.subject, caller.client_id}
+    for agent in event.get("agent") or ():
+        who = agent.get("who") if isinstance(agent, Mapping) else None
+        ident = who.get("identifier") if isinstance(who, Mapping) else None
+        if isinstance(ident, Mapping) and ident.get("system") in _NAMED_AGENTS and ident.get("value") not in own:
+            return False
+    return True
 
 
 def bound_system(caller: Caller) -> bool:

@@ -37,6 +37,9 @@ The decisions, all here:
   except the records a route has just decided are within the remit and said so (``vouch``). Records that name no patient (a Measure,
   an Organization) read as before; of the published figures (an indicator's MeasureReport, its alert
   Flag: ``remit_reported``) only those whose every institution is in the remit (``policy.RemitView``).
+- **Audit events** (a caller bound to an institution or a remit): none naming another client or person
+  (``policy.audit_event_shown``: another hospital's client ids are its infrastructure; rv37b MED 1), in ``admit``,
+  so search, read, ``_history`` and ``_include`` agree.
 - **Conditional interactions** (``If-None-Exist``, ``PUT Type?search``, in a Bundle too): the body
   is checked as a write first, then the match is the caller's own search (``conditional_matches``),
   so neither the answer nor a 403 against a 201 tells of a record the caller may not read.
@@ -461,6 +464,8 @@ class ScopedRepository:
             return None
         if self._bound and not self._within_remit(resource):
             return None
+        if rtype == "AuditEvent" and not policy.audit_event_shown(self.caller, resource):
+            return None  # another institution's client or person named (rv37b MED 1)
         if self._compartment is None:
             if self._hidden_labels and rtype == "AuditEvent":
                 self._find_unseen(resource)
