@@ -208,6 +208,8 @@ def refusal_count_shown(remit: frozenset[str] | None, row: Mapping[str, Any]) ->
 # the identifier systems an AuditEvent's agent names a client or a person by (``engine.audit.events``: a system
 # client, a signed-in staff member, an auditor's or a user's sign-in): the ones ``audit_event_shown`` withholds
 _NAMED_AGENTS = frozenset({AGENT_SYSTEMS["system"], AGENT_SYSTEMS["auditor"], STAFF_SYSTEM, "urn:huren:user"})
+# their bytes: a stored view holding none of them names no such agent (``ScopedRepository.counts`` skips parsing it)
+NAMED_AGENT_BYTES = tuple(f'"{system}"'.encode() for system in sorted(_NAMED_AGENTS))
 
 
 def audit_bound(caller: Caller) -> bool:
