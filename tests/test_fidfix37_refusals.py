@@ -1,5 +1,5 @@
-"""fidfix37: rv37b's findings on fid37 -- what a hospital's bound client reads of other hospitals' clients on
-``/fhir/AuditEvent`` (every path), whose count a corrected replay is (the site's operator's, or the sending hospital's
+"""fidfix37: rv37b's findings on fid37 -- what a hospital's bound client reads of other hospitals' clients' message
+traffic on ``/fhir/AuditEvent`` (every path), whose count a corrected replay is (the site's operator's, or the sending hospital's
 own), and who a staff operator's replay is audited as.
 
 Real HL7 through ``POST /hl7v2`` as hospitals' bound system clients, the operator's
@@ -22,6 +22,7 @@ from engine.messages import message_id
 from tests.test_count36_refusals import _probe, _registered
 from tests.test_fid37_refusal_view import _app_row, _by, _post_as
 from tests.test_priv36_refusals import _refusal_records, world  # noqa: F401  (the fixture)
+from tests.test_rvidentity32_probes import adt
 from tests.test_rvprivprobe27_admin import _bound_system
 from tests.test_rvrvops26_quarantine_access import _session
 
@@ -33,6 +34,10 @@ def _site(engine: Engine) -> dict[str, str]:
 def _replays(engine: Engine) -> list[dict[str, Any]]:
     """The audit log's records of replays (the ``replay`` action), in order."""
     return [e for e in engine.audit.events() if any(c.get("code") == "replay" for c in e.get("subtype") or ())]
+
+
+def _codes(event: dict[str, Any]) -> set[str]:
+    return {c.get("code") for c in event.get("subtype") or ()}
 
 
 def _named(bundle: dict[str, Any], client: str) -> list[dict[str, Any]]:
@@ -48,50 +53,55 @@ def _total(http: TestClient, query: str, headers: dict[str, str]) -> int:
     return int(r.json()["total"])
 
 
-def test_a_bound_client_reads_no_event_of_another_hospitals_client_by_any_path(
+def test_a_bound_client_reads_no_traffic_event_of_another_hospitals_client_by_any_path(
         world: tuple[Engine, TestClient]) -> None:  # noqa: F811
-    """FNZYY's bound HIS is refused for naming FNXRMYY's number, then reads FNXRMYY's Patient (both audited, naming
-    ``his-fnzyy``). The site's own client finds both events by ``agent:identifier``; FNXRMYY's bound client reads
-    neither -- not by search (nor its count), not by id, not by ``_history``, not as an ``_include`` of the Patient
-    -- while its own reads, and the refusal's record naming FNZYY the institution, stay readable to it. The search
-    answers for ``his-fnzyy`` what it answers for a client that never existed."""
+    """FNZYY's bound HIS is refused for naming FNXRMYY's number, and registers a patient of its own (AA): two records
+    of its message traffic naming ``his-fnzyy``. The site's own client finds both by ``agent:identifier``;
+    FNXRMYY's bound client reads neither -- not by search (nor its count), not by id, not by ``_history``, not as a
+    ``_revinclude`` of the Patient nor in its ``$everything`` -- the search answering what it answers for a client
+    that never existed; while the refusal's record naming FNZYY the institution, and the access events (its own
+    read, and FNZYY's HIS's read of the same Patient: probe20's rule) stay readable to it."""
     engine, http = world
     _registered(http, "FX1")
     his = _bound_system(engine, "FNZYY")
     assert ack_code_of(_post_as(http, his, _probe("FX1"))) == "AE"
+    registered = adt("FXA1A", "FXA1^^^FNZYY^MR", "李^五", "19800101", "M").replace("|FNXRMYY|HUREN|", "|FNZYY|HUREN|", 1)
+    assert ack_code_of(_post_as(http, his, registered)) == "AA"
     site, mine = _site(engine), _bound_system(engine, "FNXRMYY")
-    found = http.get("/fhir/Patient", params={"identifier": "FX1"}, headers=site).json()
-    (patient,) = [e["resource"]["id"] for e in found["entry"]]
+    (patient,) = [e["resource"]["id"] for e in http.get("/fhir/Patient", params={"identifier": "FXA1"},
+                                                         headers=site).json()["entry"]]
     assert http.get(f"/fhir/Patient/{patient}", headers=his).status_code == 200
     assert http.get(f"/fhir/Patient/{patient}", headers=mine).status_code == 200
 
     query = "AuditEvent?agent:identifier=his-fnzyy&_count=200"
-    theirs = http.get(f"/fhir/{query}", headers=site).json()
-    ids = {e["id"] for e in _named(theirs, "his-fnzyy")}
-    assert len(ids) >= 2, theirs  # the refused POST's record, and the Patient read's
-    assert _total(http, query, mine) == _total(http, "AuditEvent?agent:identifier=no-such-client", mine) == 0
-    assert _total(http, "AuditEvent?agent:identifier=his-fnzyy&_summary=count", mine) == 0
+    theirs = _named(http.get(f"/fhir/{query}", headers=site).json(), "his-fnzyy")
+    traffic = {e["id"] for e in theirs if _codes(e) & {"hl7v2-receive"}}
+    assert len(traffic) == 2, theirs  # the refused POST's record, and the registration's
+    shown = _named(http.get(f"/fhir/{query}", headers=mine).json(), "his-fnzyy")
+    assert shown and all(_codes(e) == {"read"} for e in shown), shown  # its read of the Patient: an access
+    assert _total(http, "AuditEvent?agent:identifier=his-fnzyy&_summary=count", mine) == len(shown)
     every = http.get("/fhir/AuditEvent", params={"_count": "200"}, headers=mine).json()
-    assert not _named(every, "his-fnzyy") and "his-fnzyy" not in str(every), every.get("total")
+    assert not traffic & {e["resource"]["id"] for e in every["entry"]}, every.get("total")
+    assert _named(every, "his-fnxrmyy"), "its own reads stay its to read"
+    assert any("member-number-refused" in _codes(e["resource"]) for e in every["entry"]), "the refusal's record stays"
     time.sleep(0.01)  # (the events before this instant: the counting requests' own records are not among them)
     before = "AuditEvent?date=lt" + datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
     time.sleep(0.01)
     counted = _total(http, f"{before}&_summary=count", mine)
     assert _total(http, f"{before}&_count=200", mine) == counted > 0
-    assert counted < _total(http, f"{before}&_summary=count", site)
-    assert _named(every, "his-fnxrmyy"), "its own reads stay its to read"
-    assert any(c.get("code") == "member-number-refused" for e in every["entry"]
-               for c in e["resource"].get("subtype") or ()), "the refusal's record (naming FNZYY) stays"
-    for event_id in ids:
+    assert counted <= _total(http, f"{before}&_summary=count", site) - len(traffic)
+    for event_id in traffic:
         assert http.get(f"/fhir/AuditEvent/{event_id}", headers=site).status_code == 200
         assert http.get(f"/fhir/AuditEvent/{event_id}", headers=mine).status_code == 404, event_id
         assert http.get(f"/fhir/AuditEvent/{event_id}/_history", headers=mine).status_code == 404, event_id
     included = {"_id": patient, "_revinclude": "AuditEvent:patient", "_count": "200"}
-    assert _named(http.get("/fhir/Patient", params=included, headers=site).json(), "his-fnzyy")
-    shown = http.get("/fhir/Patient", params=included, headers=mine).json()
-    assert not _named(shown, "his-fnzyy") and _named(shown, "his-fnxrmyy"), shown
-    assert "his-fnzyy" not in http.get(f"/fhir/Patient/{patient}/$everything", params={"_type": "AuditEvent"},
-                                       headers=mine).text
+    assert traffic & {e["resource"]["id"] for e in http.get("/fhir/Patient", params=included,
+                                                              headers=site).json()["entry"]}
+    bundle = http.get("/fhir/Patient", params=included, headers=mine).json()
+    assert not traffic & {e["resource"]["id"] for e in bundle["entry"]} and _named(bundle, "his-fnxrmyy"), bundle
+    everything = http.get(f"/fhir/Patient/{patient}/$everything", params={"_type": "AuditEvent"}, headers=mine)
+    leaked = [e["resource"] for e in everything.json().get("entry") or () if e["resource"]["id"] in traffic]
+    assert everything.status_code == 200 and not leaked, (traffic, leaked)
 
 
 def test_a_sending_hospitals_own_staff_replay_counts_under_it_and_names_the_person(

@@ -37,9 +37,10 @@ The decisions, all here:
   except the records a route has just decided are within the remit and said so (``vouch``). Records that name no patient (a Measure,
   an Organization) read as before; of the published figures (an indicator's MeasureReport, its alert
   Flag: ``remit_reported``) only those whose every institution is in the remit (``policy.RemitView``).
-- **Audit events** (a caller bound to an institution or a remit): none naming another client or person
-  (``policy.audit_event_shown``: another hospital's client ids are its infrastructure; rv37b MED 1), in ``admit``,
-  so search, read, ``_history`` and ``_include`` agree.
+- **Audit events** (a caller bound to an institution or a remit): no record of message traffic naming another
+  client or person (``policy.audit_event_shown``: which client of another hospital was refused is its
+  infrastructure; rv37b MED 1), in ``admit`` and ``counts``, so search, count, read, ``_history`` and ``_include``
+  agree.
 - **Conditional interactions** (``If-None-Exist``, ``PUT Type?search``, in a Bundle too): the body
   is checked as a write first, then the match is the caller's own search (``conditional_matches``),
   so neither the answer nor a 403 against a 201 tells of a record the caller may not read.
@@ -738,7 +739,8 @@ class ScopedRepository:
         if self._bound:
             return None  # ``admit`` decides (the record's references)
         if (self._audit_bound and rec.type == "AuditEvent"
-                and (rec.body is None or any(s in rec.body for s in policy.NAMED_AGENT_BYTES))):
+                and (rec.body is None or (any(s in rec.body for s in policy.TRAFFIC_BYTES)
+                                          and any(s in rec.body for s in policy.NAMED_AGENT_BYTES)))):
             return None  # ``admit`` decides (``policy.audit_event_shown``: whom its agents name)
         if self._compartment is None:
             if (self._hidden_labels and rec.type == "AuditEvent" and rec.body is not None
