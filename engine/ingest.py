@@ -46,7 +46,7 @@ import queue
 import re
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
@@ -72,7 +72,7 @@ from engine.audit.events import INSTITUTION, now_instant, patients_of
 from engine.audit.record import Facts, Requestor, facts
 from engine.errors import Conflict, FhirError
 from engine.inflight import POISON_DEATHS, InFlightJournal
-from engine.member_refusals import MemberRefusals, client_of
+from engine.member_refusals import MemberRefusals, counted_under, replay_requestor
 from engine.merge_rules import Untimely, field_of, gap_of
 from engine.message_time import Decision, Stamp, aware_instant, stamp
 from engine.messages import (
@@ -411,7 +411,7 @@ class Ingestor:
         return conflict_key(key, doc["_id"]) if held is not None and application_of(held) == app else key
 
     def replay(self, doc_id: str, *, actor: str, raw: bytes | None = None,
-               decided: Decision | None = None) -> Outcome | None:
+               decided: Decision | None = None, who: Mapping[str, str] | None = None) -> Outcome | None:
         """Run a stored message through the pipeline again (after a fix in the site files, say).
 
         ``raw`` replaces the stored bytes (a corrected message); its MSH-4/MSH-10 must match.
@@ -420,6 +420,8 @@ class Ingestor:
         refused for that reason (``undecidable`` says why not), of its stored bytes; the replay entry,
         the audit record and -- when the decision answered a comparison -- the Provenance and an
         information note (severity I) name the operator (thirty-fifth round, order35).
+        ``who``: the replayer as its entry keeps it (``member_refusals.replayed_by``: a person, the sending
+        institution it is bound to), for the refusal's count and the audit records (fidfix37).
         Returns None when there is no such message.
         """
         with self._lock:
@@ -445,7 +447,8 @@ class Ingestor:
                                      f"({application_of(doc)!r}, {doc['facility']!r}, {doc['control_id']!r})")
             refused_at = str(doc.get("processed_at") or "")  # (when it was refused: ``_stored_since``)
             with self.store.transaction():
-                doc = self.messages.reopen(doc_id, actor=actor, raw=raw, decided_at=decided.at if decided else None)
+                doc = self.messages.reopen(doc_id, actor=actor, raw=raw, decided_at=decided.at if decided else None,
+                                           who=who)
             assert doc is not None
             item = self._item_for(doc)
             item.decided = decided
@@ -462,7 +465,7 @@ class Ingestor:
                 now = self.messages.get(doc_id) or {}
                 changed = sorted(_refused_against(now) - against) if now.get("status") == QUARANTINED else []
             if self.audit is not None and item.outcome is not None:
-                self._audit_replay(doc, item.outcome, actor, decided, used)
+                self._audit_replay(doc, item.outcome, replay_requestor(item.replay or {"by": actor}), decided, used)
             if changed:
                 was = ", ".join(sorted(against))
                 since, unnamed = self._stored_since(changed, refused_at)
@@ -1432,29 +1435,33 @@ class Ingestor:
 
         Only what the sender sent is counted as the sender's: an operator's replay of the stored bytes is not the
         sender asking again (its own audit record, ``replay``, names the operator and the answer; rv36d MED 1); a
-        corrected copy is the operator's own question, counted for the operator alone (``replay:<operator>``,
-        ``member_refusals.client_of``), its record's agent the operator -- not under the sending institution, nor on
-        its per-application row, which count what the sender sent (rv36g: each corrected copy moved the sender
-        towards an alert calling it a prober; fid37)."""
+        corrected copy is counted by who replayed it (``member_refusals.counted_under``): the site's operator's is
+        the operator's own question, counted for the operator alone (``replay:<operator>``) -- not under the
+        sending institution, nor on its per-application row, which count what the sender sent (rv36g: each
+        corrected copy moved the sender towards an alert calling it a prober; fid37); one replayed by a caller
+        bound to the sending institution is the sender asking, counted under it and on its row too (rv37b MED 2).
+        Its record's agent is the replayer, a person as a person (``replay_requestor``; rv37b LOW 3)."""
         assert item.header is not None and item.doc_id is not None
         replay = item.replay
         corrected = replay is not None and "previous_sha256" in replay  # (``MessageStore.reopen``)
         if replay is not None and not corrected:
             return
         operator = str(replay.get("by") or "?") if replay is not None else ""
-        if not operator:
+        keys = counted_under(item.header.facility_code, item.peer, replay)
+        if keys["institution"]:  # the sender's: as sent, or its own bound replayer's corrected copy
             self.messages.count_fidelity_many([Fidelity(item.header.facility_code, refused, [], item.doc_id)])
         threshold = self.member_refusal_alert
-        institution = "" if operator else item.header.facility_code
-        client = client_of(item.peer, operator)
+        client = keys["client"]
         channel = "replay" if replay is not None else item.channel
         for member, sender in dict.fromkeys((e.tally.institution, e.tally.key) for e in refused if e.tally):
-            counts = self.refusals.count(member, {"institution": institution, "client": client})
+            counts = self.refusals.count(member, keys)
             crossed = [c for c in counts.values() if c.crossed(threshold)]
             if crossed:
                 log.warning("%s (client %s) has been refused for naming %s's record numbers for other persons: %s "
                             "(HUREN_MEMBER_REFUSAL_ALERT=%d): it may be probing them; see /admin/fidelity",
-                            f"the operator {operator}'s corrected copy of {sender}'s message" if operator else sender,
+                            (f"{sender}'s corrected copy replayed by its own {operator}" if keys["institution"]
+                             else f"the operator {operator}'s corrected copy of {sender}'s message") if operator
+                            else sender,
                             client or "unknown", member,
                             ", ".join(f"{c.key} {c.after} times" for c in crossed), threshold)
             if self.audit is None:
@@ -1463,7 +1470,7 @@ class Ingestor:
             event = facts(
                 action="member-number-refused", recorded=now_instant(), start=None, outcome="4",
                 desc="refused: names another member institution's record number for another person",
-                requestor=("system", operator, None, None, None, None, None, None) if operator else _sender(item),
+                requestor=replay_requestor(replay) if replay is not None else _sender(item),
                 origin=self.origin,
                 detail={"message": item.doc_id, "control-id": item.header.control_id, "sender": sender,
                         "client": client or None, "member": member,
@@ -1535,19 +1542,18 @@ class Ingestor:
                        code=APPLICATION_INTERNAL_ERROR, ack_code="AE")
         return self._outcome(item, "AE", [err], status)
 
-    def _audit_replay(self, doc: Document, outcome: Outcome, actor: str, decided: Decision | None = None,
+    def _audit_replay(self, doc: Document, outcome: Outcome, requestor: Requestor, decided: Decision | None = None,
                       used: bool | None = None) -> None:
         """The replay's audit record: facts, a compact record as every import's (``_audit_event``),
         so it carries its salt (a resident's inclusion proof beside it confirms no guess about it)
-        and its AuditEvent is derived when read, like the rest. The requestor is the operator's
-        client, as it always was. A replay "as later" says so (``as``), and who decided (order35), and
+        and its AuditEvent is derived when read, like the rest. The requestor is the operator: a system
+        client by its id, a signed-in staff member as the person (``member_refusals.replay_requestor``). A replay "as later" says so (``as``), and who decided (order35), and
         whether the decision was used (``used``: it answered a comparison of the write; the sender's own
         older MSH-7 holding the message, it answered nothing -- rvorder35 LOW 5, ordfix35)."""
         patients = [r.split("/", 1)[1] for r in outcome.resources if r.startswith("Patient/")]
         record = facts(action="replay", recorded=now_instant(), start=None,
                        outcome="0" if outcome.code == "AA" else "4", desc=None,
-                       requestor=("system", actor, None, None, None, None, None, None), origin=self.origin,
-                       patients=patients,
+                       requestor=requestor, origin=self.origin, patients=patients,
                        detail={k: v for k, v in (("message", doc["_id"]), ("control-id", doc.get("control_id")),
                                                  ("ack", outcome.code), ("as", "later" if decided else None),
                                                  ("decided-by", decided.by if decided else None),

@@ -17,8 +17,11 @@ application in each message (MSH-3 is free text the engine takes unchecked) and 
 The per-application rows (``member_refused`` on ``/admin/fidelity``) stay for the operator to read; they do not
 alert by themselves (an application's refusals are its institution's too). An operator bound to the member is shown
 the counts by institution only; the counts by client name other institutions' infrastructure and are the site's
-operators' (``engine.auth.policy.refusal_count_shown``, fid37). An operator's corrected copy is counted for the
-operator alone, never under the sending institution (``engine.ingest.Ingestor._member_refused``, fid37).
+operators' (``engine.auth.policy.refusal_count_shown``, fid37). A corrected copy is counted by who replayed it
+(``counted_under``): the site's own operator's is the operator's alone, never under the sending institution
+(fid37); one replayed by a caller bound to the sending institution (its own system client, its own staff) is that
+institution asking, counted under it as what it sends is (rv37b MED 2, fidfix37). The site's operators' corrections
+tell the member no sending client is past the threshold (``sending_client``; rv37b LOW 4).
 
 A count is one refused message (one answer the sender read), whatever number of its fields were refused.
 An alert is a crossing of a multiple of the threshold by this message's count (``Count.crossed``), the count
@@ -32,6 +35,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -53,7 +57,7 @@ def client_of(peer: str, replayed_by: str = "") -> str:
     sender -- so every hospital a relay forwards over one plain connection is one client: README, fid37); ``replay:<operator>`` for an operator's corrected copy (``replayed_by``: its bytes are the
     operator's); "" for a file an operator imported (``file:``: the file names no client)."""
     if replayed_by:
-        return f"replay:{replayed_by}"
+        return f"{REPLAY}{replayed_by}"
     if not peer or peer.startswith("file:"):
         return ""
     if found := _CLIENT.search(peer):
@@ -62,6 +66,58 @@ def client_of(peer: str, replayed_by: str = "") -> str:
         return f"tls:{cn}"
     host = peer.split(" ", 1)[0].rsplit(":", 1)[0]
     return f"mllp:{host}" if host else ""
+
+
+REPLAY = "replay:"  # ``client_of``'s prefix of a corrected copy's operator
+
+
+def replayed_by(subject: str, *, kind: str, role: str | None = None, display: str | None = None,
+                client: str | None = None, bound_to: str | None = None) -> dict[str, str]:
+    """Who replays a stored message, as its replay entry keeps it (``MessageStore.reopen(who=)``): ``by`` (the
+    sign-in or client id, as before), and for a signed-in staff member (``role``) the person as the HTTP record
+    names them (``kind``, ``role``, ``display``, ``client``: ``replay_requestor``); ``bound_to``: the sending
+    institution, when the replayer is bound to it (a system client bound to it, a staff member whose remit holds
+    it: ``engine.auth.policy.audit_remit``) -- then its corrected copies are the sender's (``counted_under``)."""
+    entry = {"by": subject}
+    if role:
+        entry |= {"kind": kind, "role": role, "display": display or subject, **({"client": client} if client else {})}
+    if bound_to:
+        entry["bound_to"] = bound_to
+    return entry
+
+
+def replay_requestor(entry: Mapping[str, Any]) -> tuple[str | None, ...]:
+    """The requestor of a replay's audit records (``engine.audit.record.Requestor``) from its entry
+    (``replayed_by``): a signed-in staff member as a person -- sign-in name, name and role, as every other of their
+    actions is recorded (``engine.audit.middleware.requestor_of``) -- not as an application of that name (rv37b
+    LOW 3); a system client by its id."""
+    by = str(entry.get("by") or "?")
+    if entry.get("role"):
+        return (str(entry.get("kind") or "user"), by, None, entry.get("client"), str(entry["role"]),
+                str(entry.get("display") or by), None, None)
+    return ("system", by, None, None, None, None, None, None)
+
+
+def counted_under(institution: str, peer: str, replay: Mapping[str, Any] | None) -> dict[str, str]:
+    """The identities one refused message is counted under (``BY`` -> key; "" not counted): the sending
+    institution (MSH-4) and the client (``client_of``) of a message as sent; of a corrected copy (``replay``: its
+    entry), the replaying operator (``replay:<by>``), and the sending institution too when the replayer is bound
+    to it (``bound_to``). Why: the site's operator's corrections are not the sender asking (rv36g, fid37), but
+    the sending hospital's own bound client replaying "corrected" copies -- MSH-3/4/10 kept, PID free, each
+    naming another of the member's numbers, each AE telling it whose the number is -- is the sender probing, and
+    the member's operator, shown counts by institution only, must see the sender's count rise (rv37b MED 2)."""
+    if replay is None:
+        return {"institution": institution, "client": client_of(peer)}
+    sender = institution if replay.get("bound_to") == institution else ""
+    return {"institution": sender, "client": client_of(peer, str(replay.get("by") or "?"))}
+
+
+def sending_client(row: Mapping[str, Any]) -> bool:
+    """Whether a count by client is a sending client's (the sending institution's infrastructure, which the
+    member is told of only as ``client_alert``): not a ``replay:`` count, which the site's operators' corrected
+    copies make (a sender-bound replayer's count rises under its institution: ``counted_under``) -- those are not
+    the sending hospital's, and an alert worded as its would blame it for the site's own questions (rv37b LOW 4)."""
+    return row.get("by") == "client" and not str(row.get("key") or "").startswith(REPLAY)
 
 
 @dataclass(frozen=True)

@@ -53,7 +53,7 @@ import base64
 import hashlib
 import json
 import logging
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -414,7 +414,7 @@ class MessageStore:
             self.messages.replace({**current, **fields, "_id": doc_id})
 
     def reopen(self, doc_id: str, *, actor: str, raw: bytes | None = None,
-               decided_at: str | None = None) -> Document | None:
+               decided_at: str | None = None, who: Mapping[str, str] | None = None) -> Document | None:
         """Put a quarantined message back to ``received`` for a replay, noting who asked. ``raw``: the
         operator's corrected bytes, whose header facts (``header_facts``: MSH-9, MSH-12, MSH-11) the
         document then states -- the replay guard keeps MSH-3/4/10 only, and a document still saying
@@ -433,7 +433,11 @@ class MessageStore:
         ``decided_at``: the operator replays it as later than the stored versions its order could not
         be told against, decided at that instant (``engine.ingest.Ingestor.replay(decided=)``): the
         replay's entry says so (``"as": "later"``) with who and when -- the stored message records
-        the decision (order35)."""
+        the decision (order35).
+
+        ``who``: who replays it beyond ``actor`` (``engine.member_refusals.replayed_by``: a staff member as the
+        person, the sending institution they are bound to), kept in the entry: a corrected copy's refusal is
+        counted and audited by it (``engine.ingest.Ingestor._member_refused``; rv37b MED 2, LOW 3, fidfix37)."""
         doc = self.get(doc_id)
         if doc is None:
             return None
@@ -442,6 +446,7 @@ class MessageStore:
                                  "previous_status": doc.get("status")}
         if decided_at:
             entry["as"] = "later"
+        entry.update((k, v) for k, v in (who or {}).items() if k != "by")
         fields: dict[str, Any] = {"status": RECEIVED}
         if raw is not None:
             entry["previous_sha256"] = doc["sha256"]

@@ -107,11 +107,12 @@ def test_an_operator_bound_to_an_institution_sees_no_clients_of_another(world: t
 
 def test_a_corrected_replay_is_the_operators_and_not_the_senders(world: tuple[Engine, TestClient]) -> None:  # noqa: F811
     """FNZYY's LIS is refused (AE 205) for naming FNXRMYY's FC1 for 张三: counted for FNZYY (its institution and its
-    LIS row) and the client that posted it. Corrected copies replayed by the site's operator (``operator37``) and by
-    FNZYY's own bound client, each still naming FC1 for another person, are refused again and counted as the
-    operator's question only -- under ``replay:<operator>`` -- never adding to FNZYY's institution count or its
-    LIS row, which count what the sender sent; their Security Alert records name the operator as the agent, not
-    FNZYY. A plain replay is counted nowhere, as count36 made it."""
+    LIS row) and the client that posted it. A corrected copy replayed by the site's operator (``operator37``), still
+    naming FC1 for another person, is refused again and counted as the operator's question only -- under
+    ``replay:<operator>`` -- never adding to FNZYY's institution count or its LIS row, which count what the sender
+    sent; its Security Alert record names the operator as the agent, not FNZYY. One replayed by FNZYY's own bound
+    client is FNZYY asking: counted under ``replay:his-fnzyy`` and under FNZYY and its LIS row too (fidfix37: fid37
+    pinned it as the operator's only; rv37b MED 2). A plain replay is counted nowhere, as count36 made it."""
     engine, http = world
     _registered(http, "FC1")
     fnzyy, lis, audited = _by(engine, http, "institution", "FNZYY"), _app_row(engine, http, "FNZYY/LIS"), \
@@ -122,15 +123,16 @@ def test_a_corrected_replay_is_the_operators_and_not_the_senders(world: tuple[En
     operator = {"Authorization": "Bearer " + engine.auth.issue_system_token("operator37", "system/*.cruds")}
     r = http.post(f"/admin/quarantine/{doc_id}/replay", headers=operator)
     assert r.status_code == 200 and r.json()["ack_code"] == "AE", r.text
-    for n, (who, client) in enumerate(((operator, "replay:operator37"), (_bound_system(engine, "FNZYY"),
-                                                                          "replay:his-fnzyy")), start=1):
+    for n, (who, client, senders) in enumerate(((operator, "replay:operator37", 1),
+                                                (_bound_system(engine, "FNZYY"), "replay:his-fnzyy", 2)), start=1):
         corrected = _probe("FC1", value=f"5.{7 + n}")
         r = http.post(f"/admin/quarantine/{doc_id}/replay", content=corrected.encode(), headers=who)
         assert r.status_code == 200 and r.json()["ack_code"] == "AE", r.text
         assert _by(engine, http, "client", client) == 1, client
-        assert _by(engine, http, "institution", "FNZYY") == fnzyy + 1, "the operator's copy is not FNZYY's probe"
-        assert _app_row(engine, http, "FNZYY/LIS") == lis + 1
+        assert _by(engine, http, "institution", "FNZYY") == fnzyy + senders, "the operator's copy is not FNZYY's probe"
+        assert _app_row(engine, http, "FNZYY/LIS") == lis + senders
         (record,) = _refusal_records(engine)[audited + n:]
         assert record["details"]["client"] == client and record["details"]["channel"] == "replay", record
-        assert "refusals" not in record["details"] and record["details"]["client-refusals"] == "1", record
+        assert record["details"].get("refusals") == (None if senders == 1 else str(fnzyy + 2)), record
+        assert record["details"]["client-refusals"] == "1", record
         assert record["agent"][0]["who"]["identifier"]["value"] == client.removeprefix("replay:"), record["agent"]

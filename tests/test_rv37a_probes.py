@@ -149,12 +149,9 @@ def test_the_whole_cn_is_read_to_the_listeners_port_and_no_further() -> None:
     assert client_of("10.0.0.5:40001 port=2575") == "mllp:10.0.0.5"
 
 
-def test_an_undone_increment_puts_back_a_field_it_added(store: Store, request: pytest.FixtureRequest) -> None:
+def test_an_undone_increment_puts_back_a_field_it_added(store: Store) -> None:
     """cn36's port contract: an increment in a failed block is not kept -- nor the ``fields`` it set on a
     document that had none of them (on a MongoDB without transactions the undo ``$set`` the old values only)."""
-    if "mongo" in type(store).__name__.lower():
-        request.applymarker(pytest.mark.xfail(strict=True, reason="rv37a: LOW Mongo increment's undo restores "
-                                              "only fields the document had: one it added stays"))
     rows = store.collection("rv37a_counts")
     rows.increment("kept", "count")
     with pytest.raises(RuntimeError), store.transaction():

@@ -5,14 +5,19 @@ refusal count's clients, a corrected replay the operator's, the fidelity counter
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
 
 from adapters.hl7v2.ack import ack_code_of
+from engine.api.app import create_app
 from engine.engine import Engine
 from engine.repository.port import Store
+from engine.settings import Settings
+from tests.conftest import _BACKENDS, settings_for_backend
 from tests.test_count36_refusals import _probe, _registered
 from tests.test_priv36_refusals import world  # noqa: F401  (the fixture)
 from tests.test_rvprivprobe27_admin import _bound_system
@@ -26,10 +31,6 @@ def _post_as(http: TestClient, headers: dict[str, str], message: str) -> bytes:
 
 # -- fid37: a bound operator and the clients of another member ------------------------------------------------------
 
-@pytest.mark.xfail(strict=True, reason="rv37b: MED a hospital's bound system client reads on /fhir/AuditEvent the "
-                   "hl7v2-receive record of another hospital's refused POST /hl7v2, naming that hospital's client id "
-                   "(urn:huren:client his-fnzyy, outcome 4, beside the member-number-refused record): what fid37 "
-                   "withholds on /admin/fidelity")
 def test_bound_client_reads_no_refusal_clients_on_fhir_auditevent(world: tuple[Engine, TestClient]) -> None:  # noqa: F811
     """FNZYY's bound HIS (``his-fnzyy``) is refused for naming FNXRMYY's number. fid37 withholds which client posted
     from FNXRMYY's bound operator on /admin/fidelity (the sending institution's infrastructure). The same client id
@@ -50,9 +51,6 @@ def test_bound_client_reads_no_refusal_clients_on_fhir_auditevent(world: tuple[E
     assert not named, named
 
 
-@pytest.mark.xfail(strict=True, reason="rv37b: LOW a staff operator's corrected replay is audited as a system "
-                   "client (DICOM 110150 Application, urn:huren:client <sign-in name>), not as the person the "
-                   "replay's own record names")
 def test_a_staff_operators_corrected_copy_names_the_person_as_agent(world: tuple[Engine, TestClient]) -> None:  # noqa: F811
     """fid37 makes a corrected copy's Security Alert record name the operator "in the same form as the replay's own
     record". A staff operator signed in to the quarantine page (a person, a role) replays a corrected copy: the
@@ -98,14 +96,10 @@ def test_a_failed_blocks_added_values_are_taken_back(store: Store) -> None:
     assert now["count"] == kept["count"] == 1 and not now.get("records"), now
 
 
-def test_a_failed_blocks_add_leaves_the_row_exactly_as_it_was(store: Store, request: pytest.FixtureRequest) -> None:
+def test_a_failed_blocks_add_leaves_the_row_exactly_as_it_was(store: Store) -> None:
     """The port's contract: a failed block is undone exactly, the row as it was. SQLite's rollback does so; a
-    MongoDB without transactions (mongomock, a standalone server) undoes ``add=`` by a ``$pull``, which leaves the
-    list it created empty (``records: []``) on a row that had none."""
-    if hasattr(store, "client"):
-        request.applymarker(pytest.mark.xfail(strict=True, reason=(
-            "rv37b: LOW on MongoDB without transactions the undo of increment(add=) leaves records: [] on a row "
-            "that had no such list: not undone exactly")))
+    MongoDB without transactions (mongomock, a standalone server) undid ``add=`` by a ``$pull``, which left the
+    list it created empty (``records: []``) on a row that had none (fidfix37: ``$unset`` once empty)."""
     kept, now = _undone_exactly(store)
     assert now == kept, (kept, now)
 
@@ -131,19 +125,30 @@ def test_a_value_held_before_the_failed_block_stays(store: Store) -> None:
     assert rows.get("h") == {"_id": "h", "count": 1, "records": ["a"]}
 
 
-@pytest.mark.xfail(strict=True, reason="rv37b: LOW the site operator's own corrected copies (replay:<operator>) "
-                   "past the threshold tell the member's bound operator that 'a sending client' -- 'the sending "
-                   "institution's' -- is past it (client_alert): the count fid37 moved off the sender is blamed on it")
+@pytest.fixture(params=_BACKENDS)
+def alone(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[Engine, TestClient]]:
+    """priv36's ``world`` (an engine alerting at every ``ALERT`` refusals) of one test's own: counts from 0, whatever
+    the module's shared world holds by then (fidfix37: rv37b's caveat, a precondition that held in file order only)."""
+    from tests.test_priv36_refusals import ALERT
+
+    settings = Settings(data_dir=tmp_path / "var", http_port=0, mllp_port=0, member_refusal_alert=ALERT)
+    with settings_for_backend(request.param, settings) as chosen, Engine(chosen) as engine, \
+            TestClient(create_app(engine)) as client:
+        client.headers["Authorization"] = "Bearer " + engine.auth.issue_system_token("priv36", "system/*.cruds")
+        yield engine, client
+
+
 def test_the_operators_corrected_copies_are_not_told_as_a_sending_clients_alert(
-        world: tuple[Engine, TestClient]) -> None:  # noqa: F811
+        alone: tuple[Engine, TestClient]) -> None:
     """FNZYY's message naming FNXRMYY's number is refused; the site's operator replays corrected copies of it, each
     still refused, to the alert threshold. fid37: those are the operator's questions, not the sender's. FNXRMYY's
-    bound operator is then told (``client_alert``) that a sending client, the sending institution's
-    infrastructure, is past the threshold -- it is the site's own operator."""
+    bound operator was then told (``client_alert``) that a sending client, the sending institution's
+    infrastructure, is past the threshold -- it is the site's own operator. In a world of its own (``alone``): no
+    other test's sending client is past the threshold before it."""
     from engine.messages import message_id
     from tests.test_priv36_refusals import ALERT
 
-    engine, http = world
+    engine, http = alone
     _registered(http, "RVC1")
     feed = {"Authorization": "Bearer " + engine.auth.issue_system_token("rv37b-feed", "system/MessageHeader.c")}
     assert ack_code_of(_post_as(http, feed, _probe("RVC1"))) == "AE"
@@ -167,10 +172,6 @@ def _institution_count(engine: Engine, http: TestClient, key: str) -> int:
     return int(shown.get("member_refused_by", {}).get("institution", {}).get(key, 0))
 
 
-@pytest.mark.xfail(strict=True, reason="rv37b: MED a sending hospital's own bound client probing through corrected "
-                   "replays of its quarantined message (each naming another of FNXRMYY's numbers) is no longer "
-                   "counted under its institution: the member's operator, shown counts by institution only, cannot "
-                   "see it is FNZYY")
 def test_a_senders_own_corrected_copies_count_under_the_sender(world: tuple[Engine, TestClient]) -> None:  # noqa: F811
     """fid37 counts a corrected copy "for the operator alone", rightly for the site's operator. But FNZYY's own
     bound client (``his-fnzyy``, FNZYY's infrastructure) replaying corrected bytes -- MSH-3/4/10 kept, PID free,

@@ -57,7 +57,7 @@ from engine.bounds import int_query
 from engine.engine import Engine
 from engine.errors import BadRequest, Conflict, NotFound, Unprocessable
 from engine.ingest import NotDecidable
-from engine.member_refusals import alerting
+from engine.member_refusals import alerting, replayed_by, sending_client
 from engine.message_time import Decision, decision
 from engine.messages import PROCESSED, QUARANTINED, RECEIVED, now_iso, raw_of, summary
 from engine.repository.port import Document
@@ -490,7 +490,12 @@ async def replay_message(
     was not shown; a plain replay refuses it again against what is stored now. Any other message -- one whose own MSH-7 is unusable (102)
     among them: its corrected copy is the replay that settles it -- is 409; a body with it is 400.
     """
-    _stored(engine, caller, message_id, refused_only=False)
+    stored = _stored(engine, caller, message_id, refused_only=False)
+    # who replays it, as its entry keeps it: a person as a person; bound to the sending institution (a remit
+    # holds it: ``_stored`` let no other through), its corrected copies count as the sender's (fidfix37)
+    who = replayed_by(caller.subject, kind=caller.kind, role=caller.role, display=caller.display,
+                      client=caller.client_id, bound_to=stored.get("facility") if _remit(engine, caller) is not None
+                      else None)
     decided = None
     if as_ == "later":
         if (await request.body()).strip():
@@ -507,7 +512,7 @@ async def replay_message(
     corrected = body if body.strip() else None
     try:
         outcome = await asyncio.to_thread(engine.ingestor.replay, message_id, actor=caller.subject,
-                                          raw=corrected, decided=decided)
+                                          raw=corrected, decided=decided, who=who)
     except NotDecidable as exc:
         raise Conflict(f"not replayed as later: {exc}") from exc
     except ValueError as exc:
@@ -587,10 +592,10 @@ _ADVICE = {
 
 # told to an operator bound to a remit when a client's count on their numbers is past the threshold: which client is
 # the sending institution's infrastructure (``policy.refusal_count_shown``), shown to the site's operators
-_CLIENT_ALERT = ("一个发送客户端以本机构病案号指称另一人而被拒收的次数已达告警阈值。客户端（系统客户端、证书、地址、重放的运维人员）属于发送机构，"
+_CLIENT_ALERT = ("一个发送客户端以本机构病案号指称另一人而被拒收的次数已达告警阈值。客户端（系统客户端、证书、地址）属于发送机构，"
                  "由全站运维人员查看并与其核实。(A sending client's refusals for naming this institution's record numbers "
                  "for other persons reached the alert threshold. Which client it is -- a system client, a certificate, an "
-                 "address, an operator's replay -- is the sending institution's; the site's operators see it and check "
+                 "address -- is the sending institution's; the site's operators see it and check "
                  "with them.)")
 
 
@@ -669,8 +674,9 @@ def _refusals(engine: Engine, institution: str | None, remit: frozenset[str] | N
     institution is listed: decided once every count is summed, not as the rows are read (rv36d LOW 2).
 
     Which counts a caller bound to a remit sees is ``policy.refusal_count_shown``'s (the sending institutions', not
-    their clients'); of the counts withheld it is told only that a client's is past the threshold
-    (``client_alert``, the advice itself: fid37)."""
+    their clients'); of the counts withheld it is told only that a sending client's is past the threshold
+    (``client_alert``, the advice itself: fid37) -- not of the site's operators' corrected copies
+    (``member_refusals.sending_client``: rv37b LOW 4)."""
     threshold = engine.settings.member_refusal_alert
     by_member: dict[str, list[dict[str, Any]]] = {}
     withheld: dict[str, list[dict[str, Any]]] = {}
@@ -679,7 +685,9 @@ def _refusals(engine: Engine, institution: str | None, remit: frozenset[str] | N
             shown = refusal_count_shown(remit, doc)
             (by_member if shown else withheld).setdefault(str(doc["member"]), []).append(doc)
     for member in sorted(by_member.keys() | withheld.keys()):
-        rows, elsewhere = by_member.get(member, []), bool(alerting(withheld.get(member, []), threshold))
+        # (a sending client's count only: the site's operators' corrected copies are not the sender's; rv37b LOW 4)
+        rows = by_member.get(member, [])
+        elsewhere = bool(alerting([r for r in withheld.get(member, []) if sending_client(r)], threshold))
         if not rows and not elsewhere:
             continue
         inst = of(member)

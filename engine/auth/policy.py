@@ -28,6 +28,11 @@ rules for the operations around them, all expressed in the caller's scopes:
   bound to a remit sees the counts on their institutions' numbers by sending institution only; which client
   posted (a system client's id, a TLS certificate's CN, a connection's address, a replaying operator) is the
   sending institution's infrastructure, for the site's own operators.
+- **Audit events of other institutions' message traffic** (``/fhir/AuditEvent``, ``audit_event_shown``): a caller
+  bound to an institution or a remit reads no record of a message received, replayed or refused for a member's
+  number that names a system client, a staff member or another signed-in person other than itself: which client of
+  which hospital sent, corrected or was refused what, and when, is that hospital's infrastructure, as on
+  ``/admin/fidelity`` (rv37b MED 1). Such an event naming institutions only, and the access events, read as before.
 - **Identity operations** (``$link``/``$unlink``): Patient update, never a patient-context token.
 - **Audit administration** (signing checkpoints, full verification): an auditor, or a system client
   allowed to read AuditEvents.
@@ -53,6 +58,8 @@ from collections.abc import Callable, Collection, Mapping
 from pathlib import Path
 from typing import Any
 
+from engine.audit.events import AGENT_SYSTEMS, STAFF_SYSTEM
+from engine.audit.view import IMPORTS
 from engine.auth.caller import Caller
 from engine.errors import Forbidden, NotFound
 from engine.insurance.remit import figures_within, institutions_in_remit
@@ -197,6 +204,58 @@ def refusal_count_shown(remit: frozenset[str] | None, row: Mapping[str, Any]) ->
     if remit is None:
         return True
     return row.get("member") in remit and row.get("by") == "institution"
+
+
+# the identifier systems an AuditEvent's agent names a client or a person by (``engine.audit.events``: a system
+# client, a signed-in staff member, an auditor's or a user's sign-in): the ones ``audit_event_shown`` withholds
+_NAMED_AGENTS = frozenset({AGENT_SYSTEMS["system"], AGENT_SYSTEMS["auditor"], STAFF_SYSTEM, "urn:huren:user"})
+# the events of a sender's message traffic (``engine.audit.actions``): a message received, a stored one replayed
+# (``engine.audit.view.IMPORTS``), a refusal for another member's record number (priv36's Security Alert)
+TRAFFIC = frozenset({*IMPORTS, "member-number-refused"})
+# their bytes: a stored view holding no traffic code, or no such agent, is decided without parsing it
+# (``ScopedRepository.counts``)
+TRAFFIC_BYTES = tuple(f'"{code}"'.encode() for code in sorted(TRAFFIC))
+NAMED_AGENT_BYTES = tuple(f'"{system}"'.encode() for system in sorted(_NAMED_AGENTS))
+
+
+def audit_bound(caller: Caller) -> bool:
+    """Whether ``audit_event_shown`` screens the AuditEvents ``caller`` reads: a hospital's system client bound to
+    its institution, or a staff member bound to a remit -- not the site's own clients and staff, nor a resident
+    (whose events are decided by their compartment: ``engine.repository.scoped``)."""
+    return caller.patient_ids is None and (caller.remit is not None or bound_system(caller))
+
+
+def audit_event_shown(caller: Caller, event: Mapping[str, Any]) -> bool:
+    """Whether a caller bound to an institution or a remit (``audit_bound``) reads ``event`` (an AuditEvent as
+    ``engine.audit.view`` shows it), by search, its count, read, ``_history`` or ``_include`` alike
+    (``ScopedRepository.admit`` and ``counts``, the gates of all of them).
+
+    Such a caller reads no event of message traffic (``TRAFFIC``: a message received, replayed, refused for a
+    member's number) whose agents name a system client, a staff member or another signed-in person other than the
+    caller itself. Why: the views strip network addresses, but the requesting agent of a message posted over
+    HTTP is its client id -- FNXRMYY's bound client read the ``hl7v2-receive`` record of FNZYY's refused
+    ``POST /hl7v2``, ``urn:huren:client his-fnzyy`` outcome 4, beside the refusal's own record: which client of the
+    sending hospital was refused, and when -- what ``refusal_count_shown`` withholds on ``/admin/fidelity``
+    (rv37b MED 1, fidfix37). The event is left out whole rather than shown with its agent blanked: a search by
+    ``agent:identifier`` (or a ``_revinclude``) would otherwise still tie the client to it.
+
+    Read as before: the traffic events naming institutions only (an HL7 v2 sender by its facility over MLLP, the
+    ``member-number-refused`` record of a message as sent, naming the sending institution: what the counts by
+    institution show), and the access events -- who read or searched the shared records, which a hospital's
+    system is shown (probe20: the township's HIS sees the hospital's read of a record, naming the patient only).
+    The record does not say which institution a client or a person is of, so another client of the caller's own
+    institution is left out of the traffic events too: the safe side."""
+    if not audit_bound(caller):
+        return True
+    if not any(isinstance(c, Mapping) and c.get("code") in TRAFFIC for c in event.get("subtype") or ()):
+        return True
+    own = {caller.subject, caller.client_id}
+    for agent in event.get("agent") or ():
+        who = agent.get("who") if isinstance(agent, Mapping) else None
+        ident = who.get("identifier") if isinstance(who, Mapping) else None
+        if isinstance(ident, Mapping) and ident.get("system") in _NAMED_AGENTS and ident.get("value") not in own:
+            return False
+    return True
 
 
 def bound_system(caller: Caller) -> bool:

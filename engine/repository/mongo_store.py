@@ -315,8 +315,9 @@ class MongoCollection:
         """``port.Collection.increment``: one ``find_one_and_update`` with ``$inc`` (upsert), and ``$addToSet`` for
         ``add``, atomic on the server with or without transactions. It returns the document before, from which the
         one after is exact (the update is this one step). Undone on a failed block without transactions by the
-        inverse ``$inc`` and a ``$pull`` of the values this call added (and removing a document this call created
-        once it is back at 0), not by the before-image: another process's increments made meanwhile stay counted
+        inverse ``$inc`` and a ``$pull`` of the values this call added, ``$unset`` of the fields it set or added that
+        the document did not have (a list only once empty again), and removing a document this call created
+        once it is back at 0 -- not by the before-image: another process's increments made meanwhile stay counted
         (a value this call added that another process added too meanwhile goes with it: it cannot be told apart).
         Two processes creating the document at once: the loser's upsert fails on the ``_id`` (MongoDB before 4.2,
         and mongomock; later servers retry it themselves) and is sent once more, when it matches (fid37)."""
@@ -348,16 +349,29 @@ class MongoCollection:
         if (undo := self.store.undo) is not None:
             raw, previous = self.raw, {k: before[k] for k in set_ if k in before} if before is not None else {}
             pulled = {k: {"$in": v} for k, v in added.items() if v}
+            # what the row did not have before this call: taken off again, as a rollback does on SQLite (rv37a
+            # LOW 9, rv37b LOW 5: a ``fields`` key stayed set, an ``add=`` list stayed as ``[]``; fidfix37) -- a
+            # list only when it is empty after the pull (another process's values added meanwhile stay)
+            unset = {k: "" for k in set_ if k not in previous} if before is not None else {}
+            emptied = [k for k in added if before is not None and k not in before]
+            uncounted = before is not None and field not in before
 
             def put_back() -> None:
                 back: Document = {"$inc": {field: -by}}
                 if previous:
                     back["$set"] = previous
+                if unset:
+                    back["$unset"] = unset
                 if pulled:
                     back["$pull"] = pulled
                 raw.update_one({"_id": doc_id}, back)
                 if before is None:
                     raw.delete_one({"_id": doc_id, field: 0})
+                    return
+                for k in emptied:
+                    raw.update_one({"_id": doc_id, k: {"$size": 0}}, {"$unset": {k: ""}})
+                if uncounted:
+                    raw.update_one({"_id": doc_id, field: 0}, {"$unset": {field: ""}})
 
             undo.then(f"{raw.name}/{doc_id}", put_back)
         return before, after

@@ -37,6 +37,10 @@ The decisions, all here:
   except the records a route has just decided are within the remit and said so (``vouch``). Records that name no patient (a Measure,
   an Organization) read as before; of the published figures (an indicator's MeasureReport, its alert
   Flag: ``remit_reported``) only those whose every institution is in the remit (``policy.RemitView``).
+- **Audit events** (a caller bound to an institution or a remit): no record of message traffic naming another
+  client or person (``policy.audit_event_shown``: which client of another hospital was refused is its
+  infrastructure; rv37b MED 1), in ``admit`` and ``counts``, so search, count, read, ``_history`` and ``_include``
+  agree.
 - **Conditional interactions** (``If-None-Exist``, ``PUT Type?search``, in a Bundle too): the body
   is checked as a write first, then the match is the caller's own search (``conditional_matches``),
   so neither the answer nor a 403 against a 201 tells of a record the caller may not read.
@@ -369,6 +373,8 @@ class ScopedRepository:
         self._system_bytes = tuple(s.encode() for s in self._rules.person_systems)
         # bound to a remit (and not a resident): patients' records only as routes vouch for them
         self._bound = caller.remit is not None and self._compartment is None
+        # bound to an institution or a remit: no AuditEvent naming another client or person (``admit``, ``counts``)
+        self._audit_bound = policy.audit_bound(caller)
         self._vouched: set[tuple[str, str]] = set()
         self._numbers: frozenset[str] | None = None  # the caller's own national ID numbers (per request)
         self._record_numbers: frozenset[tuple[Any, str]] | None = None  # her Patients' identifiers (per request)
@@ -461,6 +467,8 @@ class ScopedRepository:
             return None
         if self._bound and not self._within_remit(resource):
             return None
+        if rtype == "AuditEvent" and self._audit_bound and not policy.audit_event_shown(self.caller, resource):
+            return None  # another institution's client or person named (rv37b MED 1)
         if self._compartment is None:
             if self._hidden_labels and rtype == "AuditEvent":
                 self._find_unseen(resource)
@@ -730,6 +738,10 @@ class ScopedRepository:
                     return False
         if self._bound:
             return None  # ``admit`` decides (the record's references)
+        if (self._audit_bound and rec.type == "AuditEvent"
+                and (rec.body is None or (any(s in rec.body for s in policy.TRAFFIC_BYTES)
+                                          and any(s in rec.body for s in policy.NAMED_AGENT_BYTES)))):
+            return None  # ``admit`` decides (``policy.audit_event_shown``: whom its agents name)
         if self._compartment is None:
             if (self._hidden_labels and rec.type == "AuditEvent" and rec.body is not None
                     and any(code in rec.body for code in _IMPORT_BYTES)):
