@@ -19,7 +19,10 @@ STORE = {
     ("Location", "room"): {"resourceType": "Location", "id": "room", "name": "心内科病区 301房",
                            "partOf": {"reference": "Location/ward"},
                            "physicalType": {"coding": [{"system": PHYS, "code": "ro"}]}},
+    # (the sender's own ward, as the converter writes it: with its manager -- a ward without one is at
+    # another facility, dept37's ``_ward_facility``)
     ("Location", "ward"): {"resourceType": "Location", "id": "ward", "name": "心内科病区", "alias": ["NEI"],
+                           "managingOrganization": {"reference": "Organization/county"},
                            "physicalType": {"coding": [{"system": PHYS, "code": "wa"}]}},
 }
 VISIT = {"resourceType": "Encounter", "location": [{"location": {"reference": "Location/bed",

@@ -120,7 +120,10 @@ def department_namer(site_dir: Path | None, institutions: Mapping[str, Any],
                      parts: Callable[[str | None], tuple[str | None, str | None]],
                      read_many: Callable[[list[tuple[str, str]]], Mapping[tuple[str, str], Any]] | None,
                      latest_name: Callable[[str, str], str | None],
-                     rows: Collection[tuple[Any, Any]] = ()) -> Callable[[Any, Any], str | None]:
+                     rows: Collection[tuple[Any, Any]] = (),
+                     at: Callable[[Any], str | None] | None = None,
+                     latest_unplaced: Callable[[str, str], str | None] | None = None,
+                     ) -> Callable[[Any, Any], str | None]:
     """For the recognition rate by department (``engine.recognition.reports``): a check row's stored
     department (``parts`` reads it: ``engine.recognition.facts.department_parts``) and ordering
     institution -> the row it counts in, "阜宁县人民医院 心内科病区": the institution's name first, as a
@@ -141,15 +144,32 @@ def department_namer(site_dir: Path | None, institutions: Mapping[str, Any],
     wards are read at once (``current_ward_names``: one read of their Locations); answers are kept for
     the namer's life (one report). ``rows``: the report's (department, institution) pairs as a collection
     of its own, read here once, when the namer is made -- not a generator over what the report walks
-    again (rvlast34: right only while the store's ``find`` answered a list)."""
+    again (rvlast34: right only while the store's ``find`` answered a list).
+
+    ``at`` reads the facility a stored department names (``facts.department_at``, dept37): a ward at
+    another member's facility than the ordering institution's (the county hospital's order on a visit
+    it registered at the traditional-medicine hospital's NEI) is that member's department, named by its
+    rule (``ward_key_of``'s, as the resident page names it): "阜宁县中医院 脑病科病区" -- its table, its own
+    feed's ward Location, else the record's PL-9 name, its latest tally, the code. Before, the row was
+    named by the ordering institution's table for the code: counted in "阜宁县人民医院 心内科病区". A
+    facility no member's code names ("" -- an outside hospital, a campus sent under a name of its own)
+    is shown by the record's words under the ordering institution, whose record they are: the latest
+    named tally of such rows of the code (``latest_unplaced``), else the row's name, else the code --
+    never the ordering institution's table or ward Location for the code, which name its own ward."""
     wards = tables(site_dir)
     codes_of: dict[tuple[str, str], set[str]] = {}  # (inst, name) -> the codes the report's rows store it with
     named: list[tuple[str, str | None, str]] = []  # (inst, code, name) of each row
+    held: dict[tuple[str, str], dict[str, Any]] = {}  # a member's ward -> the record's name for it
     for value, inst in dict.fromkeys(rows):  # (a report's rows: thousands, a few hundred distinct)
         code, name = parts(value if isinstance(value, str) else None)
-        where = _where(inst)
+        facility = at(value) if at is not None else None
+        if facility == "":
+            continue  # (named by the record's words: no table, no Location)
+        where = facility or _where(inst)
         if code and name:
             codes_of.setdefault((where, name), set()).add(code)
+            if facility:
+                held.setdefault((where, code), {"name": name})
         named.append((where, code, name or ""))
     kept: dict[tuple[Any, Any], str | None] = {}
 
@@ -161,7 +181,7 @@ def department_namer(site_dir: Path | None, institutions: Mapping[str, Any],
 
     listed = list(dict.fromkeys((inst, c) for inst, code, given in named if (c := code_of(inst, code, given))
                                 and not wards.get(inst, {}).get(c)))
-    current = current_ward_names(read_many, listed)
+    current = current_ward_names(read_many, listed, held)
     looked = set(listed)
     wards_of: dict[tuple[str, str], str] = {}
 
@@ -169,18 +189,33 @@ def department_namer(site_dir: Path | None, institutions: Mapping[str, Any],
         if (inst, code) not in wards_of:
             if (inst, code) not in looked and not wards.get(inst, {}).get(code):
                 looked.add((inst, code))  # (a row the namer was not given)
-                current.update(current_ward_names(read_many, [(inst, code)]))
+                current.update(current_ward_names(read_many, [(inst, code)], held))
             wards_of[inst, code] = ward_name(wards.get(inst, {}), inst, code, current, latest_name)
         return wards_of[inst, code]
+
+    unplaced: dict[tuple[str, str], str | None] = {}
+
+    def words_of(inst: str, code: str | None, given: str | None) -> str | None:
+        """A ward at a facility no member's code names, by the record's words (see above)."""
+        if not code:
+            return given
+        if (inst, code) not in unplaced:
+            unplaced[inst, code] = latest_unplaced(inst, code) if latest_unplaced is not None else None
+        return unplaced[inst, code] or given or (code if ideographic(code) else CODE_MARK.format(code=code))
 
     def label(value: Any, inst: Any) -> str | None:
         key = (value, inst)
         if key not in kept:
             code, given = parts(value if isinstance(value, str) else None)
-            where = _where(inst)
-            code = code_of(where, code, given)
-            ward = ward_of(where, code) if code else given
-            known = institutions.get(inst) if inst else None
+            facility = at(value) if at is not None else None
+            where = facility or _where(inst)
+            if facility == "":
+                ward = words_of(where, code, given)
+            else:
+                code = code_of(where, code, given)
+                ward = ward_of(where, code) if code else given
+            whose = facility or inst
+            known = institutions.get(whose) if whose else None
             place = getattr(known, "name", "") or where
             kept[key] = f"{place} {ward}".strip() if ward else None
         return kept[key]

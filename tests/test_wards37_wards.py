@@ -233,9 +233,6 @@ def test_her_page_names_a_members_ward_and_says_an_open_range_as_its_bound(phone
 
 # ---- left: the recognition rate by department (a probe) --------------------------------------------------
 
-@pytest.mark.xfail(strict=True, reason="a check row's department (dept|NEI|中医院脑病科病区 under the ordering "
-                   "institution) does not say the ward is at another member's facility, and the reports' namer "
-                   "asks the ordering institution's table for NEI: the stored key needs the facility (the lead's call)")
 def test_an_order_on_a_visit_at_a_members_ward_is_not_counted_in_the_senders_ward_of_that_code(engine: Any) -> None:
     """The county hospital orders a blood count for a patient it registered at the traditional-medicine
     hospital's NEI ward (PV1-3 ``NEI^501^01^FNZYY^^^^^中医院脑病科病区``): the auditors' recognition rate by

@@ -24,7 +24,7 @@ from engine.merge_rules import ideographic
 from engine.recognition.coding import analytes_for, institution_from_codes, item_for
 from engine.recognition.decision import Order, PriorResult
 from engine.recognition.rules import Rules
-from engine.wards import department, place_ward
+from engine.wards import department, place_ward, ward_key_of
 from mappings.site import DEFAULT_ZONE
 
 ORG_SYSTEM = "urn:huren:institution"
@@ -674,7 +674,9 @@ class FactReader:
         found = place_ward(self._read, ref)
         ward = found.ward if found is not None else None
         if ward is not None and ward[1].get("name"):
-            return department_key(*department(ward[1]))
+            if isinstance(ward[1].get("managingOrganization"), dict):  # the sender's own ward: as before
+                return department_key(*department(ward[1]))
+            return department_key(*department(ward[1]), at=self._ward_facility(ward[0], ward[1], encounter))
         first = found.place if found is not None else {}
         text = first.get("name") or display
         if not text:
@@ -683,22 +685,60 @@ class FactReader:
         alias = [a for a in first.get("alias") or () if a]
         return department_key(alias[0] if alias else code, name)
 
+    def _ward_facility(self, ref: str, ward: dict[str, Any], encounter: dict[str, Any]) -> str:
+        """The facility of a ward the converter stated no manager of -- one a sender keyed at another
+        facility than its own (PV1-3 ``NEI^501^01^FNZYY``: the county hospital registering a visit at the
+        traditional-medicine hospital's NEI; ``adapters.convert.actors._location`` states the sender as
+        manager exactly when PL-4 is the sender or empty): the member whose code that facility is, read
+        by ``engine.wards.ward_key_of`` (one hash of the converter's ward key under the visit's sender,
+        its ``serviceProvider``) -- else "", a facility no member's code names (or a FHIR client's ward
+        with no manager): the department is then shown by the record's words, never by the sender's
+        table for the code (dept37)."""
+        provider = encounter.get("serviceProvider")
+        sender = self.organization_code(provider) if isinstance(provider, dict) else None
+        if sender is None:
+            return ""
+        members = self._rules().institutions
+        key = ward_key_of(ref, ward, self.organization_code, (sender,), members)
+        return key.institution if key is not None and key.elsewhere else ""
+
 
 # A department as a check row stores it (dept33): ``dept|<code>|<name>`` -- the ward's point-of-care
 # code (PL-1) and its name where the record gives one (PL-9). Rows written before hold the visit's
 # location text ("NEI 301 02", "心内科病区 301房 02床"), read by ``department_parts`` as the converter
 # wrote it: the ward first, then room and bed.
 DEPT_KEY = "dept|"
+# A ward at another facility than the sender's own (dept37): ``dept@<facility>|<code>|<name>``, the
+# facility a member's institution code, or empty where no member's code names it (``department_at``).
+# Its own prefix, not a fourth part after the name: "@" sorts before "|", so the range of one code's
+# named tallies that ``reports.latest_ward_name`` scans (after ``dept|<code>|``, before ``dept|<code>}``)
+# never holds another facility's ward of that code, and every key stored before keeps its form and order.
+DEPT_AT = "dept@"
 
 
-def department_key(code: str | None, name: str | None) -> str | None:
-    """The stored form of a department: its code and its name (either may be missing); None for neither."""
+def department_key(code: str | None, name: str | None, at: str | None = None) -> str | None:
+    """The stored form of a department: its code and its name (either may be missing); None for neither.
+    ``at``: the facility of a ward at another one than the sender's (a member's code, "" for one no
+    member's code names); None for the sender's own ward (the form of every key before dept37)."""
     code, name = (str(code).strip() if code else ""), (str(name).strip() if name else "")
-    return f"{DEPT_KEY}{code.replace('|', ' ')}|{name}" if code or name else None
+    if not (code or name):
+        return None
+    if at is not None:
+        return f"{DEPT_AT}{at.replace('|', ' ')}|{code.replace('|', ' ')}|{name}"
+    return f"{DEPT_KEY}{code.replace('|', ' ')}|{name}"
+
+
+def department_at(stored: Any) -> str | None:
+    """The facility a stored department names (``DEPT_AT``): a member's code, "" for a facility no
+    member's code names; None for the sender's own ward (every other stored form)."""
+    if isinstance(stored, str) and stored.startswith(DEPT_AT):
+        return stored[len(DEPT_AT):].partition("|")[0]
+    return None
 
 
 def department_parts(stored: str | None) -> tuple[str | None, str | None]:
-    """(code, name) of a stored department: a ``department_key``, or a row's text from before it --
+    """(code, name) of a stored department: a ``department_key`` (of any facility: ``department_at``
+    says which), or a row's text from before it --
     the visit's location display, whose first word is the ward (the point of care's code, or PL-9's
     name, which in a Chinese feed has no blank): "NEI 301 02" is the code NEI, "心内科病区 301房 02床"
     the name 心内科病区 (a word in Chinese is a name, as the resident page reads it, ``values.js``
@@ -707,6 +747,8 @@ def department_parts(stored: str | None) -> tuple[str | None, str | None]:
     by its Chinese name, 心内科^301^02, as ``dept|心内科|``; deptfix34)."""
     if not stored:
         return None, None
+    if stored.startswith(DEPT_AT):
+        stored = DEPT_KEY + stored[len(DEPT_AT):].partition("|")[2]
     if stored.startswith(DEPT_KEY):
         code, _, name = stored[len(DEPT_KEY):].partition("|")
         if code and not name and ideographic(code):  # dept33 stored a ward's Chinese name as its code

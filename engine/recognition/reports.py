@@ -32,7 +32,7 @@ from engine.auth.caller import Caller
 from engine.errors import BadRequest
 from engine.insurance.tiers import ZERO, fen, stored_fen
 from engine.recognition import aggregates
-from engine.recognition.facts import department_key, department_parts, local_today
+from engine.recognition.facts import department_at, department_key, department_parts, local_today
 from engine.recognition.flags import STATUSES
 from engine.recognition.index import day_range, window_end
 from engine.recognition.pairs import of_flag
@@ -319,16 +319,18 @@ def restricted_words(restricted: Mapping[str, Any], currency: str, word: str | N
 RETESTED = frozenset({"duplicate", "justified", "self_pay", "reported", "retested", "retest"})
 
 
-def latest_ward_name(check_days: Any) -> Callable[[str, str], str | None]:
+def latest_ward_name(check_days: Any, at: str | None = None) -> Callable[[str, str], str | None]:
     """(institution, point-of-care code) -> the PL-9 name of its latest named check tally (the latest
     day's, then the larger name): the name its ward Location had when that order was checked -- how
     ``engine.wards.ward_name`` names a ward whose Location it does not find (wardfix35; deptfix34 took
     the first name for every ward, frozen). One query per such ward, on the index
     ``aggregates.ensure_indexes`` keeps (inst, dept, day): the named tallies of one code are the range
     of ``dept`` after ``dept|<code>|`` (the code alone) and before ``dept|<code>}``, ``}`` being the
-    character after ``|``."""
+    character after ``|``. ``at``: the tallies of a ward at another facility than the sender's
+    (``facts.DEPT_AT``; "" for a facility no member's code names, dept37): their own range, after
+    ``dept@<at>|<code>|``, which the sender's own ward of that code never shares."""
     def latest(inst: str, code: str) -> str | None:
-        key = department_key(code, None) or ""
+        key = department_key(code, None, at) or ""
         found = check_days.find({"inst": inst, "dept": {"$gt": key, "$lt": key[:-1] + "}"}},
                                 sort=[("day", -1), ("dept", -1)], limit=1)
         return next((name for t in found for _, name in (department_parts(t.get("dept")),) if name), None)
@@ -400,7 +402,8 @@ def recognition_rates(recognition: Any, flt: ReportFilter, dims: tuple[str, ...]
     wards = list(dict.fromkeys((t.get("dept"), t.get("inst")) for t in tallies)) if "dept" in dims else []
     department = department_namer(getattr(getattr(recognition, "settings", None), "site", None), rules.institutions,
                                   department_parts, getattr(recognition.repository, "read_many", None),
-                                  latest_ward_name(recognition.check_days), wards)
+                                  latest_ward_name(recognition.check_days), wards,
+                                  department_at, latest_ward_name(recognition.check_days, ""))
     for t in tallies:
         tally(t, int(t["count"]))
     if screen is not None and screen.active:
