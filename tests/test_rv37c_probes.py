@@ -8,7 +8,6 @@ shows a defect is a strict xfail naming its severity (thirty-seventh round, rv37
 
 from __future__ import annotations
 
-import pytest
 from fastapi.testclient import TestClient
 
 from engine.engine import Engine
@@ -63,7 +62,6 @@ def test_stand_in_from_a_loinc_result_then_the_senders_local_code_leaves_no_mark
     assert _refused_at_obr4(ack), ack
 
 
-@pytest.mark.xfail(strict=True, reason="rv37c: MED a FHIR client's PUT stores huren's stand-in mark (STAND_IN_EXT) on a code it stated")
 def test_a_fhir_client_cannot_set_the_stand_in_mark(http: TestClient) -> None:
     """The mark is huren's statement (the converter's), not a client's: a FHIR client's PUT of a report
     carrying ``STAND_IN_EXT`` on its code must not store it (refused with an OperationOutcome, or the mark
@@ -86,7 +84,6 @@ def test_a_fhir_client_cannot_set_the_stand_in_mark(http: TestClient) -> None:
         assert r.status_code in (400, 409, 412, 422) and r.json()["resourceType"] == "OperationOutcome", r.text
 
 
-@pytest.mark.xfail(strict=True, reason="rv37c: MED a client's code stored with the mark is replaced by the LIS's another test with AA (refused before code37)")
 def test_a_clients_marked_code_is_not_replaced_by_another_test(http: TestClient) -> None:
     """Consequence of the previous probe: the client's stored code R37Q (written with the mark it read)
     then the LIS's F naming R37Z under the same filler number: AE at OBR^1^4 (another test), the client's
