@@ -12,6 +12,7 @@ from contextlib import AbstractContextManager, contextmanager, nullcontext, supp
 from typing import Any
 
 from adapters.convert.his import stated_by_client
+from adapters.convert.results import stand_in_by_client
 from conformance.validate import Validator
 from engine.audit.derived import AuditViews, WithAuditViews
 from engine.audit.keys import AuditKeys, log_origin
@@ -109,6 +110,9 @@ class Engine:
             # a FHIR client's entered-in-error of a Condition is marked hers where the writer is known: a feed's
             # DG1 stating the diagnosis again undoes only the feed's own D (``his.withdrawn_by_sender``, dgfix26)
             self.repository.add_statement(stated_by_client, types={"Condition"})
+            # and huren's stand-in mark on a report's code is the converter's: a FHIR client's write does not set
+            # it (``results.stand_in_by_client``; codefix37)
+            self.repository.add_statement(stand_in_by_client, types={"DiagnosticReport"})
             # HL7 v2 ingest: message store + quarantine, the pipeline behind MLLP and POST /hl7v2
             self.ingestor = build_ingestor(self)
             # the tables and indexes the parts asked for, created together (SqliteStore._schema_statement):

@@ -19,7 +19,7 @@ import datetime as _dt
 import json
 import re
 import threading
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from pathlib import Path
@@ -27,7 +27,7 @@ from typing import Any, Protocol
 
 from adapters.hl7v2.errors import DUPLICATE_KEY_IDENTIFIER, HL7Error
 from engine import fhirjson
-from engine.errors import Unprocessable
+from engine.errors import NotFound, Unprocessable
 from engine.message_time import Dates, Stamp, settle
 from engine.repository.search import escape_value, token_value
 from mappings.site import DEFAULTS_DIR, OTHER_GROUP, SiteError, load_merge_file, local_code_system
@@ -1417,13 +1417,13 @@ class MergeRules:
         mine, theirs = _codes(st), _codes(inc)
         if not mine or not theirs or mine & theirs or not {s for s, _ in mine} & {s for s, _ in theirs}:
             return
-        if any(isinstance(e, dict) and e.get("url") == STAND_IN_EXT for e in st.get("extension") or ()):
+        if stand_in(st):
             return  # the stored code is huren's stand-in (``STAND_IN_EXT``): the sender names its test now
         for path, values in ep.another_if:
             if not any(v in values for v in self._collect_through(stored, path)):
                 return
-        if any(path[0] == "basedOn" for path, _ in ep.another_if) and self._order_states(stored, theirs):
-            return  # the report follows its order, which an order message recoded (the filler's XX): code37
+        if any(path[0] == "basedOn" for path, _ in ep.another_if) and self._order_states(stored, mine, theirs):
+            return  # the report follows its order, which the filler's own order message recoded (its XX): code37
         what = {"ServiceRequest": "order", "DiagnosticReport": "report"}.get(rtype, rtype)
         text = (f"{rtype}.{name}: the order number names the stored {what} of another test "
                 f"({concept_label(st)}, {sorted(c for _, c in mine)}); {_writer(source)}'s test "
@@ -1433,18 +1433,67 @@ class MergeRules:
             raise HL7Error(text, at[0], at[1], at[2], code=DUPLICATE_KEY_IDENTIFIER)
         self._conflict(ep.another, text, f"{rtype}.{name}", issues)
 
-    def _order_states(self, stored: Resource, theirs: set[tuple[str, str]]) -> bool:
-        """Whether an order the stored report is ``basedOn`` (this write's version, else the store's) holds a
-        coding of the incoming test: the order's own message changed the test (HL7 v2 table 0119: the
-        filler's ORC-1 XX, "order/service changed, unsolicited", or the placer's XO), and its report under
+    def _order_states(self, stored: Resource, mine: set[tuple[str, str]], theirs: set[tuple[str, str]]) -> bool:
+        """Whether an order the stored report is ``basedOn`` (this write's version, else the store's) was
+        recoded to the incoming test by its filler's own order message: HL7 v2 table 0119's ORC-1 XX,
+        "order/service changed, unsolicited", is the filler's change of the service, and its report under
         that number follows it -- the RIS's XX from head CT to chest CT recoded the order, then its
-        corrected report (OBR-25 C) naming chest CT was refused as "another test" at the report. A result
-        message alone changes no test (a C corrects results, table 0123): without the order's statement
-        the refusal stands (gfix13; thirty-seventh round, code37)."""
+        corrected report (OBR-25 C) naming chest CT was refused as "another test" at the report (code37).
+        A result message alone changes no test (a C corrects results, table 0123): without the filler's
+        statement the refusal stands (gfix13). Judged on the code the sender changed (the coding system
+        the report's stored code and the message's have in common: ``_another``'s reading):
+
+        - the order holds the message's coding in that system and no longer the report's -- any coding of
+          the message's test was enough, so the order's own LOINC sent beside a changed local code
+          lifted the refusal with no order message at all (rv37c MED 4);
+        - the order version that first held it so was stated by a message of the same sending
+          application (MSH-3 and institution: ``Stamp.sender``) as this one, the report's filler -- an XX
+          another application (the LIS) sent under the RIS's numbers recoded the order, and then the
+          RIS's report followed it (rv37c MED 5). No message times at hand (a FHIR client's write, no
+          ingest): not told, the refusal stands (thirty-seventh round, codefix37)."""
+        systems = {s for s, _ in mine} & {s for s, _ in theirs}
+        changed, gone = {p for p in theirs if p[0] in systems}, {p for p in mine if p[0] in systems}
+        dates: Dates | None = getattr(self._local, "at", None)
         refs = [e["reference"] for e in stored.get("basedOn") or ()
                 if isinstance(e, dict) and isinstance(e.get("reference"), str)]
-        return bool(refs) and any(isinstance(o.get("code"), dict) and _codes(o["code"]) & theirs
-                                  for o in self._read_all(refs).values())
+        if not changed or dates is None or not refs:
+            return False
+
+        def recoded(order: Resource) -> bool:
+            held = _codes(order["code"]) if isinstance(order.get("code"), dict) else set()
+            return bool(held & changed) and not held & gone
+
+        for order in self._read_all(refs).values():
+            if order.get("resourceType") != "ServiceRequest" or not recoded(order):
+                continue
+            found = self._stored_stamps("ServiceRequest", self._first_holding(order, recoded), dates)
+            stamps = found[0] if found is not None else []
+            if stamps and all(s.sender == dates.now.sender for s in stamps):
+                return True
+        return False
+
+    def _first_holding(self, resource: Resource, holds: Callable[[Resource], bool]) -> Resource:
+        """The earliest version of ``resource`` (a current one, this write's or the store's) from which on every
+        version ``holds``: the one whose writer made it so (``_order_states``: the message that recoded the
+        order, not a later one that restated it or changed its status). The store's history, newest first;
+        ``resource`` itself when it has none (this write group's first version of it)."""
+        history = getattr(getattr(self._local, "stored", None), "history", None)
+        first = resource
+        if history is None or not resource.get("id"):
+            return first
+        try:
+            versions = history(resource["resourceType"], resource["id"])
+        except NotFound:
+            return first
+        mark = int(str((resource.get("meta") or {}).get("versionId") or 0) or 0)
+        for version in versions:
+            vid = str((version.get("meta") or {}).get("versionId") or "")
+            if vid.isdigit() and mark and int(vid) >= mark:
+                continue  # the current version itself (or one this write replaced)
+            if not holds(version):
+                break
+            first = version
+        return first
 
     def _collect_through(self, resource: Resource, path: tuple[str, ...]) -> list[Any]:
         """``_collect`` of ``path``; where its first step holds references (a report's ``basedOn``),
@@ -1897,6 +1946,8 @@ class MergeRules:
                 out[name] = least
             return
         st, inc = stored.get(name), incoming.get(name)
+        if stand_in(st) or stand_in(inc):
+            return  # huren's stand-in names no test: it joins no panel, the sender's code is the report's (rv37c MED 3)
         if isinstance(st, dict) and isinstance(inc, dict) and not same_concept(st, inc):
             labels = [*(st["text"].split(PANEL) if not _codes(st) and st.get("text") else [concept_label(st)])]
             out[name] = {"text": PANEL.join(dict.fromkeys([*labels, concept_label(inc)]))}
@@ -3438,6 +3489,13 @@ def _absent(value: Any) -> bool:
     extensions = value.get("extension")
     return (type(extensions) is list and bool(extensions)
             and all(type(e) is dict and e.get("url") == DATA_ABSENT_REASON for e in extensions))
+
+
+def stand_in(concept: Any) -> bool:
+    """Whether a code is huren's stand-in (``STAND_IN_EXT``): a report whose groups named no test, filed
+    under its first result's code -- not the sender's statement of a test (code37)."""
+    return isinstance(concept, dict) and any(isinstance(e, dict) and e.get("url") == STAND_IN_EXT
+                                             for e in concept.get("extension") or ())
 
 
 def _codes(concept: Mapping[str, Any]) -> set[tuple[str, str]]:

@@ -20,7 +20,16 @@ from adapters.hl7v2.errors import DATA_TYPE_ERROR, REQUIRED_FIELD_MISSING
 from adapters.hl7v2.parser import Message, Segment
 from adapters.hl7v2.timestamps import TimestampError, to_fhir_date, to_fhir_datetime, zone
 from conformance.validate import MAX_STRING
-from engine.merge_rules import PANEL, STAND_IN_EXT, concept_label, line_run, progress_of, same_concept
+from engine.merge_rules import (
+    API,
+    PANEL,
+    STAND_IN_EXT,
+    concept_label,
+    line_run,
+    progress_of,
+    same_concept,
+    stand_in,
+)
 from engine.recognition.facts import REASON_WITHDRAWN_EXT
 from engine.repository.indexing import date_range
 
@@ -1350,6 +1359,26 @@ def _stand_in(ctx: Context, results: list[dict[str, str]]) -> Concept:
     code: Concept = dict(first["code"]) if first else {"text": "report"}
     code["extension"] = [*(code.get("extension") or ()), {"url": STAND_IN_EXT, "valueBoolean": True}]
     return code
+
+
+def stand_in_by_client(resource: Resource, previous: Resource | None, writer: str) -> Resource:
+    """A repository statement for DiagnosticReport (the writer is known here, not read from the body): the
+    stand-in mark (``STAND_IN_EXT``) is huren's statement, the converter's, never a FHIR client's. A client's
+    write (PUT, POST, a Bundle's entry) carrying it is stored without it -- a read-modify-write that put
+    the real test in ``code.coding`` and kept the extension it read left the client's code marked, and the
+    LIS's later message naming another test under the filler's number then replaced it with no refusal
+    (``MergeRules._another`` skips a stand-in; rv37c MED 1, 2). Stripped, not refused, as the feed's own
+    tag on a Condition is (``his.stated_by_client``): a client copying a report whole should not fail for
+    an engine-owned extension. A code written back exactly as stored (the stand-in, mark and all: a
+    conclusion added, a label) is still huren's stand-in and keeps it (thirty-seventh round, codefix37)."""
+    code = resource.get("code")
+    if writer != API or not stand_in(code) or (previous is not None and code == previous.get("code")):
+        return resource
+    kept = [e for e in code.get("extension") or () if not (isinstance(e, dict) and e.get("url") == STAND_IN_EXT)]
+    code = {k: v for k, v in code.items() if k != "extension"}
+    if kept:
+        code["extension"] = kept
+    return {**resource, "code": code}
 
 
 def _status_stated(obr: Segment, ctx: Context) -> bool:
