@@ -58,9 +58,6 @@ def _lines(http: TestClient, doc: dict[str, Any]) -> list[str]:
 # ---------------------------------------------------------------- old37: what an edit deletes
 
 
-@pytest.mark.xfail(strict=True, reason="rv37d: MED an edit removing a middle paragraph leaves the last place's "
-                   "copy (its words moved up a place, still in the text), so the document's text reads one "
-                   "paragraph twice")
 def test_an_edit_removing_a_middle_paragraph_leaves_each_paragraph_once(both: tuple[Engine, TestClient]) -> None:
     eng, http = both
     _aa(eng, mdm("MID1", "T02", ["第一段", "第二段（误）", "第三段"], number="DOC-MID"))
@@ -70,9 +67,6 @@ def test_an_edit_removing_a_middle_paragraph_leaves_each_paragraph_once(both: tu
     assert _texts(http, doc) == ["第一段", "第三段"]
 
 
-@pytest.mark.xfail(strict=True, reason="rv37d: MED an original (T02) arriving after the edit, older by MSH-7 "
-                   "(a replay): the document keeps the edit's text, but the paragraph the edit dropped is "
-                   "written again as the document's text and no judgment drops it")
 def test_an_older_original_arriving_late_does_not_bring_back_a_dropped_paragraph(
         both: tuple[Engine, TestClient]) -> None:
     eng, http = both
