@@ -79,6 +79,10 @@ class Documents(Stored, Protocol):
 
     def writers(self, rtype: str, ids: Sequence[str]) -> dict[str, str | None]: ...
 
+    def version_writers(self, rtype: str, rid: str) -> list[tuple[str, str | None]]: ...
+
+    def history(self, rtype: str, rid: str) -> list[dict[str, Any]]: ...
+
 
 class AuditSink(Protocol):
     """The signed audit log as the deletion of a dropped paragraph records it."""
@@ -281,11 +285,30 @@ class DocumentLabels:
         if not stale:
             return []
         writers = self.repository.writers("Observation", [t["id"] for t in stale])
-        gone = [t for t in stale if t["id"] in writers and writers[t["id"]] not in NOT_THE_FEED]
+        gone = [t for t in stale if t["id"] in writers and (writers[t["id"]] not in NOT_THE_FEED or (
+            writers[t["id"]] == API and self._relabelled(t["id"])))]
         deleted = [t for t in gone if self.repository.delete("Observation", t["id"]) is not None]
         if deleted and self.audit is not None:
             self.audit.record(self._deletion(document, number, deleted))
         return [t["id"] for t in deleted]
+
+    def _relabelled(self, oid: str) -> bool:
+        """Whether the copy's current version, a FHIR client's, only relabelled the feed's (every newer
+        version than the feed's last changed nothing but ``meta``): a document raised to V -- by the
+        records office's PUT, whose hook relabels its text (``_raised``), or an edit -- wrote its copies
+        as a FHIR client's, and the feed's next edit dropping a paragraph deleted nothing (review rv37d
+        LOW 3). A relabel is not authorship: the words are still the feed's. Asked only of a dropped
+        copy a client wrote last (two history reads)."""
+        writers = self.repository.version_writers("Observation", oid)
+        versions = self.repository.history("Observation", oid)
+        if len(writers) != len(versions):
+            return False
+        for n, (_, writer) in enumerate(writers):
+            if writer not in NOT_THE_FEED:
+                return n > 0
+            if writer != API or n + 1 >= len(versions) or _but_meta(versions[n]) != _but_meta(versions[n + 1]):
+                return False
+        return False
 
     def _deletion(self, document: dict[str, Any], number: tuple[str, str], deleted: list[dict[str, Any]]) -> Facts:
         """The audit record of the copies deleted: a delete by the document's sender (the institution its
@@ -391,6 +414,11 @@ def _marks(resource: dict[str, Any]) -> list[tuple[str, str, str]]:
 
 def _flat(text: str) -> list[str]:
     return [line.strip() for line in text.splitlines() if line.strip()]
+
+
+def _but_meta(resource: dict[str, Any]) -> dict[str, Any]:
+    """``resource`` without its version's ``meta`` (labels, version id, time): what a relabel leaves."""
+    return {k: v for k, v in resource.items() if k != "meta"}
 
 
 def _stated(statements: Statements, text: dict[str, Any]) -> bool:

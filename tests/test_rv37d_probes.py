@@ -212,9 +212,6 @@ def test_an_edit_filed_under_another_patient_deletes_none_of_the_first_patients_
 _V3 = "http://terminology.hl7.org/CodeSystem/v3-Confidentiality"
 
 
-@pytest.mark.xfail(strict=True, reason="rv37d: LOW (old37 names it a limit) a document the records office raised to V "
-                   "relabels its paragraph copies as a FHIR client's write (``_raised``): the feed's later edit "
-                   "dropping a paragraph deletes nothing, and the dropped V text stays the document's text")
 def test_an_edit_after_the_office_raised_the_document_to_v_still_drops_the_paragraph(
         both: tuple[Engine, TestClient]) -> None:
     from tests.test_old37_document_paragraphs import _system
