@@ -97,3 +97,30 @@ def test_an_edit_resent_unchanged_deletes_none_and_writes_no_version(both: tuple
     _aa(eng, mdm("UN3", "T08", ["甲段", "乙段"], number="DOC-UN"))
     assert _texts(http, doc) == _lines(http, doc) == ["乙段", "甲段"]
     assert [http.get(f"/fhir/Observation/{o}").json()["meta"]["versionId"] for o in kept] == versions
+
+
+_V3 = "http://terminology.hl7.org/CodeSystem/v3-Confidentiality"
+
+
+def test_a_copy_the_office_corrected_after_the_rise_to_v_stays(both: tuple[Engine, TestClient]) -> None:  # noqa: F811
+    """Guard (rv37d LOW 3's fix): the records office raises the document to V (its copies relabelled, a
+    client's write that changed only ``meta``), then corrects one copy's words by PUT: that copy is the
+    office's record, not the feed's -- the feed's edit dropping its paragraph leaves it; the one only
+    relabelled goes."""
+    from tests.test_old37_document_paragraphs import _system
+
+    eng, http = both
+    _aa(eng, mdm("OC1", "T02", ["一段", "二段（误）", "三段（误）"], number="DOC-OC"))
+    doc = _doc(eng, http, "OC1")
+    body = {k: v for k, v in doc.items() if k != "meta"}
+    body["meta"] = {"security": [{"system": _V3, "code": "V"}]}
+    assert http.put(f"/fhir/DocumentReference/{doc['id']}", json=body, headers=_system(eng)).status_code == 200
+    first = _ids(eng, "OC1")
+    copy = http.get(f"/fhir/Observation/{first[1]}", headers=_system(eng)).json()
+    assert [c["code"] for c in copy["meta"].get("security") or ()] == ["V"]
+    corrected = {**{k: v for k, v in copy.items() if k != "meta"}, "meta": {"security": copy["meta"]["security"]},
+                 "valueString": "二段（科室更正）"}
+    put = http.put(f"/fhir/Observation/{first[1]}", json=corrected, headers=_system(eng))
+    assert put.status_code == 200, put.text
+    _aa(eng, mdm("OC2", "T08", ["一段"], number="DOC-OC"))
+    assert [http.get(f"/fhir/Observation/{o}", headers=_system(eng)).status_code for o in first] == [200, 200, 410]
