@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+from collections import Counter
 from collections.abc import Sequence
 from typing import Any, Protocol
 
@@ -48,9 +49,27 @@ class _Found(Protocol):
     has_next: bool
 
 
+class _Statement(Protocol):
+    def at(self, element: str, resource: dict[str, Any]) -> str | None: ...
+
+
+class Statements(Protocol):
+    """The merge rules as the judgment reads this message's statement (``MergeRules.saying``): what it
+    said of a resource beside its content (``said_of``: the copies its converter marked, each located at
+    TXA-12) and which resources its write left as stored, older than the message that stored them
+    (``held``: the document's ``masterIdentifier: until_later``)."""
+
+    def said_of(self, ref: str) -> _Statement | None: ...
+
+    def held(self) -> frozenset[str]: ...
+
+
 class Documents(Stored, Protocol):
     """The repository as the document's write hook uses it: its text found by ``derived-from`` and
     written again with the document's label (a derived write of the document's write group)."""
+
+    @property
+    def merge(self) -> Statements: ...
 
     def search(self, rtype: str | None, params: Sequence[tuple[str, str]]) -> _Found: ...
 
@@ -59,6 +78,10 @@ class Documents(Stored, Protocol):
     def delete(self, rtype: str, rid: str) -> int | None: ...
 
     def writers(self, rtype: str, ids: Sequence[str]) -> dict[str, str | None]: ...
+
+    def version_writers(self, rtype: str, rid: str) -> list[tuple[str, str | None]]: ...
+
+    def history(self, rtype: str, rid: str) -> list[dict[str, Any]]: ...
 
 
 class AuditSink(Protocol):
@@ -173,21 +196,28 @@ class DocumentLabels:
         fed = {rid for rid, w in self.repository.writers("DocumentReference", written).items()
                if w not in NOT_THE_FEED} if written else set()
         copies = self.repository.writers("Observation", [oid for oid, _, _ in wrote])
+        ours: dict[str, set[str]] = {}  # document id -> the copies of it this group wrote (the feed's)
         for oid, rid, kinds in wrote:
             if oid in copies and copies[oid] not in NOT_THE_FEED:
                 fed.add(rid)
                 documents[rid] |= kinds
+                ours.setdefault(rid, set()).add(oid)
         # an original resent (a T02 maybe thinner) or an addendum drops nothing; an edit does; the
-        # document alone (its copies unchanged) as its stored copies' kind says
-        judged = [(rid, bool(kinds)) for rid, kinds in documents.items()
-                  if rid in fed and not kinds - {_EDIT}]
+        # document alone (its copies unchanged) as the copies its message stated say (``_drop_stale``).
+        # A message whose statement of the document was held (older than the one that stated the stored
+        # text: ``until_later``) is judged whatever its kind: its copies are no text of the document
+        # unless the stored text holds them (a T02 replayed after the edit brought the edit's dropped
+        # paragraph back, review rv37d MED 2)
+        held = self.repository.merge.held()
+        judged = [(rid, f"{_DOCUMENT}{rid}" in held) for rid, kinds in documents.items()
+                  if rid in fed and (f"{_DOCUMENT}{rid}" in held or not kinds - {_EDIT})]
         found = self.repository.read_many([("DocumentReference", rid) for rid, _ in judged]) if judged else {}
         gone: set[str] = set()
-        for rid, edited in judged:
+        for rid, older in judged:
             document = found.get(("DocumentReference", rid))
             if document is not None:
-                gone.update(self._drop_stale(document, edited))
-        # a copy this group wrote and then deleted (an older edit held against the stored text): said in
+                gone.update(self._drop_stale(document, ours.get(rid, set()), bool(documents[rid]), older=older))
+        # a copy this group wrote and then deleted (an older message held against the stored text): said in
         # the write's issues (the ACK's W), as the held document is
         for (stored, _), issues in zip(pairs, out, strict=True):
             if stored.get("resourceType") == "Observation" and stored.get("id") in gone:
@@ -197,36 +227,88 @@ class DocumentLabels:
                                               "_history)"})
         return out
 
-    def _drop_stale(self, document: dict[str, Any], edited: bool) -> list[str]:
-        """Delete the feed's marked copies of ``document``'s paragraphs its text content no longer holds;
-        the ids deleted. ``edited``: this group wrote an edit's copies; else (the document alone was
-        written) only when every stored copy is an edit's (an original's copies stay)."""
+    def _drop_stale(self, document: dict[str, Any], ours: set[str], edited: bool, *, older: bool) -> list[str]:
+        """Delete the feed's marked copies of ``document``'s paragraphs that are no longer its text; the ids
+        deleted. ``ours``: the copies this write group wrote of it; ``edited``: some of them an edit's.
+
+        Which copies are its text is asked of what this message stated (``_stated``: each copy its
+        converter marked, unchanged ones too), not of the copies' words: copies are kept at their
+        places (OBX-3 and OBX-1 order), so an edit removing a middle paragraph rewrites the next place
+        with the next paragraph's words and the last place's copy -- words still in the text -- read
+        one paragraph twice, as did a paragraph re-coded with its words kept (review rv37d MED 1).
+
+        - The document stated by this message (not held): an edit's copies are the whole text; every
+          other copy goes. A message stating no copy of it, or an original's (T02 resent), drops nothing.
+        - Its statement held (``older``): the stored, later text is another message's; of the copies
+          this message stated, those the stored text does not hold -- each of its lines claimed once,
+          the copies it did not state first -- go: it brings back no paragraph an edit dropped, and
+          repeats none.
+        - No statement to read (a write outside a message): the stored text judges, line by line, each
+          line claimed once, this group's copies first, as an edit's only."""
         number = _number(document)
         lines = _text_lines(document)
         if number is None or lines is None:
             return []
         ref = f"{_DOCUMENT}{document['id']}"
         system = _PARAGRAPH + number[0]
-        marked: list[tuple[dict[str, Any], set[str]]] = []
-        for text in self._texts(document):
-            marks = _marks(text)
-            if any(s == system and v == number[1] for s, v, _ in marks):
-                marked.append((text, {kind for _, _, kind in marks}))
-        if not edited and any(kinds != {_EDIT} for _, kinds in marked):
-            return []
         # (a copy its sender withdrew, OBX-11 W/D: entered-in-error, already says it is no text of the
         # document, and is the record of that withdrawal: left as it is)
-        stale = [t for t, kinds in marked if _ADDENDUM_KIND not in kinds and documents_cited(t) == [ref]
-                 and t.get("subject") == document.get("subject") and t.get("status") not in _WITHDRAWN
-                 and not _held(t, lines)]
+        candidates: list[tuple[dict[str, Any], set[str]]] = []
+        for text in self._texts(document):
+            marks = _marks(text)
+            if not any(s == system and v == number[1] for s, v, _ in marks):
+                continue
+            kinds = {kind for _, _, kind in marks}
+            if (_ADDENDUM_KIND not in kinds and documents_cited(text) == [ref]
+                    and text.get("subject") == document.get("subject") and text.get("status") not in _WITHDRAWN):
+                candidates.append((text, kinds))
+        statements = self.repository.merge
+        stated = ({t["id"] for t, _ in candidates if t["id"] in ours or _stated(statements, t)}
+                  if statements.said_of(ref) is not None else None)
+        if older:
+            if not stated:
+                return []
+            texts = [t for t, _ in candidates]
+            stale = [t for t in _unheld([t for t in texts if t["id"] not in stated] + [t for t in texts
+                                                                                       if t["id"] in stated], lines)
+                     if t["id"] in stated]
+        elif stated is not None:
+            said = [kinds for t, kinds in candidates if t["id"] in stated]
+            if not said or any(kinds != {_EDIT} for kinds in said):
+                return []
+            stale = [t for t, _ in candidates if t["id"] not in stated]
+        else:
+            if not edited and any(kinds != {_EDIT} for _, kinds in candidates):
+                return []
+            texts = [t for t, _ in candidates]
+            stale = _unheld([t for t in texts if t["id"] in ours] + [t for t in texts if t["id"] not in ours], lines)
         if not stale:
             return []
         writers = self.repository.writers("Observation", [t["id"] for t in stale])
-        gone = [t for t in stale if t["id"] in writers and writers[t["id"]] not in NOT_THE_FEED]
+        gone = [t for t in stale if t["id"] in writers and (writers[t["id"]] not in NOT_THE_FEED or (
+            writers[t["id"]] == API and self._relabelled(t["id"])))]
         deleted = [t for t in gone if self.repository.delete("Observation", t["id"]) is not None]
         if deleted and self.audit is not None:
             self.audit.record(self._deletion(document, number, deleted))
         return [t["id"] for t in deleted]
+
+    def _relabelled(self, oid: str) -> bool:
+        """Whether the copy's current version, a FHIR client's, only relabelled the feed's (every newer
+        version than the feed's last changed nothing but ``meta``): a document raised to V -- by the
+        records office's PUT, whose hook relabels its text (``_raised``), or an edit -- wrote its copies
+        as a FHIR client's, and the feed's next edit dropping a paragraph deleted nothing (review rv37d
+        LOW 3). A relabel is not authorship: the words are still the feed's. Asked only of a dropped
+        copy a client wrote last (two history reads)."""
+        writers = self.repository.version_writers("Observation", oid)
+        versions = self.repository.history("Observation", oid)
+        if len(writers) != len(versions):
+            return False
+        for n, (_, writer) in enumerate(writers):
+            if writer not in NOT_THE_FEED:
+                return n > 0
+            if writer != API or n + 1 >= len(versions) or _but_meta(versions[n]) != _but_meta(versions[n + 1]):
+                return False
+        return False
 
     def _deletion(self, document: dict[str, Any], number: tuple[str, str], deleted: list[dict[str, Any]]) -> Facts:
         """The audit record of the copies deleted: a delete by the document's sender (the institution its
@@ -334,10 +416,22 @@ def _flat(text: str) -> list[str]:
     return [line.strip() for line in text.splitlines() if line.strip()]
 
 
-def _text_lines(document: dict[str, Any]) -> set[str] | None:
-    """The lines of the document's text/plain content (each without its outer blanks); None when it
-    has none (an image, a PDF: not judged) or one that cannot be read."""
-    lines: set[str] = set()
+def _but_meta(resource: dict[str, Any]) -> dict[str, Any]:
+    """``resource`` without its version's ``meta`` (labels, version id, time): what a relabel leaves."""
+    return {k: v for k, v in resource.items() if k != "meta"}
+
+
+def _stated(statements: Statements, text: dict[str, Any]) -> bool:
+    """Whether this message stated ``text`` as a copy of its document's paragraph: its converter marks
+    each copy and locates the mark at TXA-12 (``adapters.convert.pacs``), a copy left unchanged too."""
+    said = statements.said_of(f"Observation/{text['id']}")
+    return said is not None and said.at("identifier", text) is not None
+
+
+def _text_lines(document: dict[str, Any]) -> Counter[str] | None:
+    """The lines of the document's text/plain content (each without its outer blanks), counted; None
+    when it has none (an image, a PDF: not judged) or one that cannot be read."""
+    lines: Counter[str] = Counter()
     found = False
     for content in document.get("content") or ():
         attachment = content.get("attachment") if isinstance(content, dict) else None
@@ -355,9 +449,19 @@ def _text_lines(document: dict[str, Any]) -> set[str] | None:
     return lines if found else None
 
 
-def _held(text: dict[str, Any], lines: set[str]) -> bool:
-    """Whether the document's text still holds the paragraph ``text`` copies: every line of its words."""
-    words = text.get("valueString")
-    if not isinstance(words, str):
-        return True  # no words to judge by: not a paragraph's copy as the converter writes one
-    return all(line in lines for line in _flat(words))
+def _unheld(texts: list[dict[str, Any]], lines: Counter[str]) -> list[dict[str, Any]]:
+    """The copies in ``texts`` the document's text does not hold, each of its lines held by one copy
+    only, claimed in the order given: a paragraph sent once is one copy's (two copies of one paragraph
+    read it twice). A copy without words is not a paragraph's copy as the converter writes one: kept."""
+    left = Counter(lines)
+    out: list[dict[str, Any]] = []
+    for text in texts:
+        words = text.get("valueString")
+        if not isinstance(words, str):
+            continue
+        need = Counter(_flat(words))
+        if all(left[line] >= n for line, n in need.items()):
+            left -= need
+        else:
+            out.append(text)
+    return out

@@ -58,9 +58,6 @@ def _lines(http: TestClient, doc: dict[str, Any]) -> list[str]:
 # ---------------------------------------------------------------- old37: what an edit deletes
 
 
-@pytest.mark.xfail(strict=True, reason="rv37d: MED an edit removing a middle paragraph leaves the last place's "
-                   "copy (its words moved up a place, still in the text), so the document's text reads one "
-                   "paragraph twice")
 def test_an_edit_removing_a_middle_paragraph_leaves_each_paragraph_once(both: tuple[Engine, TestClient]) -> None:
     eng, http = both
     _aa(eng, mdm("MID1", "T02", ["第一段", "第二段（误）", "第三段"], number="DOC-MID"))
@@ -70,9 +67,6 @@ def test_an_edit_removing_a_middle_paragraph_leaves_each_paragraph_once(both: tu
     assert _texts(http, doc) == ["第一段", "第三段"]
 
 
-@pytest.mark.xfail(strict=True, reason="rv37d: MED an original (T02) arriving after the edit, older by MSH-7 "
-                   "(a replay): the document keeps the edit's text, but the paragraph the edit dropped is "
-                   "written again as the document's text and no judgment drops it")
 def test_an_older_original_arriving_late_does_not_bring_back_a_dropped_paragraph(
         both: tuple[Engine, TestClient]) -> None:
     eng, http = both
@@ -218,9 +212,6 @@ def test_an_edit_filed_under_another_patient_deletes_none_of_the_first_patients_
 _V3 = "http://terminology.hl7.org/CodeSystem/v3-Confidentiality"
 
 
-@pytest.mark.xfail(strict=True, reason="rv37d: LOW (old37 names it a limit) a document the records office raised to V "
-                   "relabels its paragraph copies as a FHIR client's write (``_raised``): the feed's later edit "
-                   "dropping a paragraph deletes nothing, and the dropped V text stays the document's text")
 def test_an_edit_after_the_office_raised_the_document_to_v_still_drops_the_paragraph(
         both: tuple[Engine, TestClient]) -> None:
     from tests.test_old37_document_paragraphs import _system

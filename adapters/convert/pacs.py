@@ -591,3 +591,7 @@ def _mark_paragraph(text: dict[str, Any], paragraphs: set[tuple[str, str]], txa:
     listed = [i for i in text.get("identifier") or () if not str(i.get("system") or "").startswith(
         (PARAGRAPH_SYSTEM, ADDENDUM_SYSTEM))]
     text["identifier"] = [*listed, mark]
+    # the mark located at TXA-12: this message states this copy -- an edit's copy left unchanged too (no
+    # new version), so the judgment asks the message's statement which copies are its text, not their
+    # words (review rv37d MED 1; thirty-seventh round, docfix37)
+    ctx.located(text, "identifier", txa, 12)
