@@ -91,3 +91,29 @@ def test_two_outside_facilities_wards_of_one_code_are_two_departments(backend_se
         assert len(_rows(eng, "dept@|NEI|")) == 2
         named = {**_wards_like(_rates(eng), "外院"), **_wards_like(_rates(eng), "市一院")}
         assert named == {"阜宁县人民医院 外院心内科": 1, "阜宁县人民医院 市一院肾内科": 1}, named
+
+
+@pytest.mark.xfail(strict=True, reason="rv37g: MED a community-remit operator's corrected copy is counted under "
+                                       "the sending hospital, as if it probed")
+def test_a_community_operators_corrected_copy_is_not_the_sending_hospitals_count(
+        world: tuple[Engine, TestClient]) -> None:  # noqa: F811
+    """FNZYY's HIS is refused for naming FNXRMYY's RVG4. An operator of the county medical community (remit
+    ``funing``: every member, FNXRMYY the member whose numbers they are among them) replays a corrected copy naming
+    RVG5. That operator is not FNZYY's: like the site's operator, their question is their own (fid37), and FNZYY's
+    count -- which alerts FNXRMYY's operator that FNZYY is probing its numbers -- must not rise by it."""
+    from engine.messages import message_id
+    from tests.test_fid37_refusal_view import _by
+    from tests.test_rvrvops26_quarantine_access import _session
+
+    engine, http = world
+    for n in ("RVG4", "RVG5"):
+        _registered(http, n)
+    assert ack_code_of(_post_as(http, _bound_system(engine, "FNZYY"), _probe("RVG4"))) == "AE"
+    fnzyy = _by(engine, http, "institution", "FNZYY")
+    cookies, csrf = _session(engine, "operator", remit="funing", name="it.funing37g")
+    corrected = _probe("RVG5").replace("RVG5B|", "RVG4B|", 1)
+    r = TestClient(http.app, cookies=cookies).post(f"/admin/quarantine/{message_id('FNZYY', 'RVG4B')}/replay",
+                                                   content=corrected.encode(), headers={"X-CSRF-Token": csrf})
+    assert r.status_code == 200 and r.json()["ack_code"] == "AE", r.text
+    assert _by(engine, http, "client", "replay:it.funing37g") == 1
+    assert _by(engine, http, "institution", "FNZYY") == fnzyy, "the community's operator is not FNZYY asking"
