@@ -64,6 +64,9 @@ _MISSING: Any = object()
 # R4 diagnostic-report-status: a report done (and what may follow it), and what comes before it
 _DONE = frozenset({"final", "amended", "corrected", "appended"})
 _BEFORE = frozenset({"registered", "partial", "preliminary"})
+# what is the stored resource's own, not a statement of it: its type, id and ``meta`` (its version and,
+# by its own rule, its label -- a higher one is taken from any message: privacy first)
+_OWN = frozenset({"resourceType", "id", "meta"})
 
 _CONTAINERS = (list, dict, str)
 # how many resources' Provenances one search reads (``MergeRules._provenances``: ``target=A,B,...``),
@@ -295,13 +298,18 @@ class Back:
     with it (``with``: a P's OBX-14 beside the stored value, pdate36). ``whole``: the stored version stays
     whole -- nothing of the message's statement of the resource is written, held as an older one is
     (a withdrawn result: as a placeholder over it, ``withdrawn``). ``why``: the reason the warning gives
-    (none: a result of the stored status is taken back only by C, A/B, W/D; table 0085)."""
+    (none: a result of the stored status is taken back only by C, A/B, W/D; table 0085).
+    ``merged`` (None: not stated): the only elements of the message's statement merged -- every other
+    one it states or the stored version holds is kept as stored with the status (``kept`` named what was
+    kept out, so whatever it did not name got in: the P's observer, method and specimen were stored on
+    the final value it did not measure; review rv37a MED 2-4, thirty-seventh round, notback37)."""
 
     over: frozenset[str]
     to: frozenset[str]
     kept: frozenset[str] = frozenset()
     whole: bool = False
     why: str = ""
+    merged: frozenset[str] | None = None
 
 
 @dataclass(frozen=True)
@@ -462,7 +470,7 @@ class _Kept:
         stood = [self.name, *sorted(
             n for n in self.guarded - {self.name} if out.get(n, _MISSING) == stored.get(n, _MISSING)
             and ((n in gone and n in stored) or told.get(n, _MISSING) not in (_MISSING, stored.get(n, _MISSING))))]
-        written = sorted(n for n, v in told.items() if n not in self.guarded and n not in ("resourceType", "id", "meta")
+        written = sorted(n for n, v in told.items() if n not in self.guarded and n not in _OWN
                          and v != stored.get(n, _MISSING) and out.get(n, _MISSING) != stored.get(n, _MISSING))
         named = ", ".join(f"{rtype}.{n}" for n in stood)
         also = f"; what else it states is stored ({', '.join(f'{rtype}.{n}' for n in written)})" if written else ""
@@ -1209,9 +1217,11 @@ class MergeRules:
         any other alike. Any other (later, another sender, not told): the status -- and the elements
         dated with it (its value, flags, range: a final value changes only by a correction), those
         describing the observation kept out (``with``: its time, OBX-14 -- else the stored value read as
-        observed at the P's time; rv36f MED 3, pdate36) and what is stated with them (``follows``: the
-        value's components) -- kept as stored, none of them written nor deleted by the message (a P's
-        OBX-5 ``""`` deleted the final value the W said stood), the rest merged (its note). The W at the
+        observed at the P's time; rv36f MED 3, pdate36; ``merged``: every element but those it names --
+        the shipped step merges the note alone, so the P's observer, method and specimen go out too:
+        rv37a MED 2-4, notback37) and what is stated with them (``follows``: the value's components) --
+        kept as stored, none of them written nor deleted by the message (a P's OBX-5 ``""`` deleted the
+        final value the W said stood), the rest merged (its note). The W at the
         status's field is worded once the merge is done (``_Kept.say``): it names what stood against the
         message and only what of the rest was written. Returns ``incoming`` as it is to be merged."""
         for name, ep in plan.backed:
@@ -1240,8 +1250,11 @@ class MergeRules:
                 self._hold(rtype, stored, incoming)
                 return None
             # (the elements describing the observation kept out -- its time, OBX-14 -- go with its value:
-            # a later P's 11:30 stored beside the corrected 4.3 said 4.3 was observed at 11:30; rv36f MED 3)
+            # a later P's 11:30 stored beside the corrected 4.3 said 4.3 was observed at 11:30; rv36f MED 3;
+            # ``merged``: all of them but those it names -- its observer, method, specimen: rv37a MED 2-4)
             out = ep.dated_with | step.kept
+            if step.merged is not None:
+                out |= {n for n in (*stored, *incoming) if n not in step.merged and n not in _OWN}
             out |= {n for n, followed in plan.follows if followed & out}
             guarded = frozenset((name, *out))
             issue: Issue = {"severity": "warning", "code": "conflict", **where}
@@ -2590,9 +2603,11 @@ def _backward(ep: ElementPlan, held: Any, told: Any) -> Back | None:
 
 def _back(rule: Mapping[str, Any], choices: Mapping[str, frozenset[str]]) -> Back:
     """One ``not_back`` mapping of ``merge.yaml`` read (``with``'s ``value[x]``: every value choice)."""
+    merged = rule.get("merged")
     return Back(frozenset(rule.get("from") or ()), frozenset(rule.get("to") or ()),
                 frozenset(n for named in rule.get("with") or () for n in _chosen(str(named), choices)),
-                bool(rule.get("whole")), str(rule.get("why") or ""))
+                bool(rule.get("whole")), str(rule.get("why") or ""),
+                None if merged is None else frozenset(n for named in merged for n in _chosen(str(named), choices)))
 
 
 def _chosen(named: str, choices: Mapping[str, frozenset[str]]) -> frozenset[str]:
