@@ -43,7 +43,7 @@ _RESERVED = frozenset({"key", "owner", "slices", "follows", "when", "was", "stan
                        "progress", "names_all_of", "another", "another_if", "status_follows", "inherits",
                        "another_person", "keeps", "history", "history_unless",
                        "history_taken_back_by", "lines_of", "text_of", "until_later", "displays", "states",
-                       "not_from_older", "not_back", "withdrawn"})
+                       "not_from_older", "not_back", "withdrawn", "stands_with"})
 PANEL = "; "  # between the tests a panel's ``code.text`` names (``names_all_of``)
 # on a report's ``code`` that is huren's stand-in, not the sender's statement: its groups named no test (OBR-4
 # empty) and the converter gave it its first result's code (``results.diagnostic_report``); ``_another`` does
@@ -389,6 +389,11 @@ class ElementPlan:
     # ``withdrawn: [entered-in-error]``: stored values (in ``stands``) a placeholder's restatement is not
     # written into -- a withdrawn result comes back only by a message stating its status (``_dated``)
     withdrawn: frozenset[str] = frozenset()
+    # ``stands_with`` (an ``as_far_as`` status: a report's): the elements kept as stored with the status
+    # where a step back of it is not taken (its results kept at their status, ``not_back``; a message
+    # carrying none) -- its times (OBR-7, OBR-22): the P's re-drawn 11:00 dated the final report (rv37a
+    # MED 5; notback37)
+    stands_with: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -709,6 +714,8 @@ class MergeRules:
                                [rule["not_back"]] if isinstance(rule.get("not_back"), Mapping)
                                else rule.get("not_back") or ())),
                            withdrawn=frozenset(rule.get("withdrawn") or ()),
+                           stands_with=frozenset(n for named in rule.get("stands_with") or ()
+                                                 for n in _chosen(str(named), choices)),
                            dated_with=frozenset(n for named in (rule["until_later"] if isinstance(
                                rule.get("until_later"), list) else ()) for n in _chosen(str(named), choices)),
                            was=tuple((str(element), tuple((tuple(path.split(".")), frozenset(values))
@@ -1859,18 +1866,19 @@ class MergeRules:
             # moves forward: registered -> partial/preliminary -> final -> amended/corrected/appended)
             self._conflict(ep.conflict, f"{incoming['resourceType']}.{name}: {_writer(source)}'s value "
                            f"{_show(out[name])} was not stored: {_show(stored[name])}, stated earlier, stands "
-                           "(a report's status does not go back)", f"{incoming['resourceType']}.{name}",
-                           issues if issues is not None else [])
+                           f"(a report's status does not go back){_stands_with(ep, stored, out)}",
+                           f"{incoming['resourceType']}.{name}", issues if issues is not None else [])
             out[name] = stored[name]
             return
         if (ep.as_far_as and incoming_refs and stored.get(name) in _DONE and out.get(name) in _BEFORE
                 and self._none_before(incoming_refs)):
             # the message's results, as merged, are all final still (a result's P after its F does not
-            # take it back: ``not_back``): nor does the report go back on their account (ordfix36)
+            # take it back: ``not_back``): nor does the report go back on their account (ordfix36) -- nor
+            # take the times of the statement kept out (``stands_with``: rv37a MED 5)
             self._conflict(ep.conflict, f"{incoming['resourceType']}.{name}: {_writer(source)}'s value "
                            f"{_show(out[name])} was not stored: {_show(stored[name])}, stated earlier, stands "
-                           "(its results, as stored, are not taken back)", f"{incoming['resourceType']}.{name}",
-                           issues if issues is not None else [])
+                           f"(its results, as stored, are not taken back){_stands_with(ep, stored, out)}",
+                           f"{incoming['resourceType']}.{name}", issues if issues is not None else [])
             out[name] = stored[name]
         others = [e["reference"] for e in out.get(listed) or ()
                   if isinstance(e, dict) and isinstance(e.get("reference"), str) and e["reference"] not in incoming_refs]
@@ -2587,6 +2595,23 @@ def _by_results(ep: ElementPlan, held: Any, told: Any) -> bool:
     progress = ep.progress
     return (bool(ep.as_far_as) and progress is not None and isinstance(held, str) and isinstance(told, str)
             and told in progress and held in progress and progress[told] < progress[held])
+
+
+def _stands_with(ep: ElementPlan, stored: Resource, out: Resource) -> str:
+    """``stands_with``: put back in ``out`` the elements that stand with a status kept as stored (a
+    report's times beside its final status: the P's OBR-7 of a re-drawn specimen dated the final report
+    and its final results as of 11:00; rv37a MED 5) -- the words naming those that differed (the
+    warning names only what was kept out), empty when none did."""
+    kept = sorted(n for n in ep.stands_with if out.get(n, _MISSING) != stored.get(n, _MISSING))
+    if not kept:
+        return ""
+    said = ", ".join(f"{n} {_show(out[n])}" if n in out else f"{n} (none)" for n in kept)
+    for n in kept:
+        if n in stored:
+            out[n] = stored[n]
+        else:
+            out.pop(n, None)
+    return f"; and with it {', '.join(kept)} as stored: this message's {said} was not stored"
 
 
 def _backward(ep: ElementPlan, held: Any, told: Any) -> Back | None:

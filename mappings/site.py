@@ -721,6 +721,8 @@ _MERGE_ELEMENT: dict[str, Any] = {
         # ``merged``: the only elements of the message merged, every other kept out too (notback37)
         "not_back": {"anyOf": [_NOT_BACK, {"type": "array", "minItems": 1, "items": _NOT_BACK}]},
         "placeholders": _NAMES,  # values a converter writes where the message states nothing
+        # elements kept as stored with an ``as_far_as`` status that stands (a report's times: notback37)
+        "stands_with": _NAMES,
         # stored values a placeholder's restatement (no status stated) is not written into (status36)
         "withdrawn": _NAMES,
         # a status no further than the resources a list element references, in ``progress`` order

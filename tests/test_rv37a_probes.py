@@ -156,9 +156,6 @@ def test_an_undone_increment_puts_back_a_field_it_added(store: Store, request: p
     assert rows.get("kept") == {"_id": "kept", "count": 1}
 
 
-@pytest.mark.xfail(strict=True, reason="rv37a: MED the kept-out P's OBR-7 (11:00) replaces the final report's "
-                   "effectiveDateTime (08:00): the final report and its final results read as of the re-drawn "
-                   "specimen -- pdate36's 'with' covers the Observation only")
 def test_a_kept_out_p_does_not_redate_the_final_report(engine: Engine, http: TestClient) -> None:
     """F report of a specimen collected 08:00 (OBR-7), then the LIS's later P of a re-drawn specimen (OBR-7 11:00,
     OBX-14 11:30): its result is kept out, the report stays final -- and is still the 08:00 specimen's."""
@@ -175,8 +172,6 @@ def test_a_kept_out_p_does_not_redate_the_final_report(engine: Engine, http: Tes
                                                                                after.get("effectiveDateTime"), ack)
 
 
-@pytest.mark.xfail(strict=True, reason="rv37a: LOW bfe21fb3 locates the report's status refusal at OBR^1^25 even "
-                   "when OBR-25 is empty (the status read from the results): ERR-2 names a field the sender left empty")
 def test_a_report_status_refusal_names_no_empty_obr25(engine: Engine, http: TestClient) -> None:
     """bfe21fb3: the report's status refusal is located at OBR-25 -- where the message stated it. Another
     application's F over the LIS's correction with OBR-25 empty: whatever ERR the report's status gets, its
