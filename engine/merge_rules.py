@@ -43,7 +43,7 @@ _RESERVED = frozenset({"key", "owner", "slices", "follows", "when", "was", "stan
                        "progress", "names_all_of", "another", "another_if", "status_follows", "inherits",
                        "another_person", "keeps", "history", "history_unless",
                        "history_taken_back_by", "lines_of", "text_of", "until_later", "displays", "states",
-                       "not_from_older", "not_back", "withdrawn"})
+                       "not_from_older", "not_back", "withdrawn", "stands_with"})
 PANEL = "; "  # between the tests a panel's ``code.text`` names (``names_all_of``)
 # on a report's ``code`` that is huren's stand-in, not the sender's statement: its groups named no test (OBR-4
 # empty) and the converter gave it its first result's code (``results.diagnostic_report``); ``_another`` does
@@ -64,6 +64,9 @@ _MISSING: Any = object()
 # R4 diagnostic-report-status: a report done (and what may follow it), and what comes before it
 _DONE = frozenset({"final", "amended", "corrected", "appended"})
 _BEFORE = frozenset({"registered", "partial", "preliminary"})
+# what is the stored resource's own, not a statement of it: its type, id and ``meta`` (its version and,
+# by its own rule, its label -- a higher one is taken from any message: privacy first)
+_OWN = frozenset({"resourceType", "id", "meta"})
 
 _CONTAINERS = (list, dict, str)
 # how many resources' Provenances one search reads (``MergeRules._provenances``: ``target=A,B,...``),
@@ -295,13 +298,18 @@ class Back:
     with it (``with``: a P's OBX-14 beside the stored value, pdate36). ``whole``: the stored version stays
     whole -- nothing of the message's statement of the resource is written, held as an older one is
     (a withdrawn result: as a placeholder over it, ``withdrawn``). ``why``: the reason the warning gives
-    (none: a result of the stored status is taken back only by C, A/B, W/D; table 0085)."""
+    (none: a result of the stored status is taken back only by C, A/B, W/D; table 0085).
+    ``merged`` (None: not stated): the only elements of the message's statement merged -- every other
+    one it states or the stored version holds is kept as stored with the status (``kept`` named what was
+    kept out, so whatever it did not name got in: the P's observer, method and specimen were stored on
+    the final value it did not measure; review rv37a MED 2-4, thirty-seventh round, notback37)."""
 
     over: frozenset[str]
     to: frozenset[str]
     kept: frozenset[str] = frozenset()
     whole: bool = False
     why: str = ""
+    merged: frozenset[str] | None = None
 
 
 @dataclass(frozen=True)
@@ -381,6 +389,11 @@ class ElementPlan:
     # ``withdrawn: [entered-in-error]``: stored values (in ``stands``) a placeholder's restatement is not
     # written into -- a withdrawn result comes back only by a message stating its status (``_dated``)
     withdrawn: frozenset[str] = frozenset()
+    # ``stands_with`` (an ``as_far_as`` status: a report's): the elements kept as stored with the status
+    # where a step back of it is not taken (its results kept at their status, ``not_back``; a message
+    # carrying none) -- its times (OBR-7, OBR-22): the P's re-drawn 11:00 dated the final report (rv37a
+    # MED 5; notback37)
+    stands_with: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -462,7 +475,7 @@ class _Kept:
         stood = [self.name, *sorted(
             n for n in self.guarded - {self.name} if out.get(n, _MISSING) == stored.get(n, _MISSING)
             and ((n in gone and n in stored) or told.get(n, _MISSING) not in (_MISSING, stored.get(n, _MISSING))))]
-        written = sorted(n for n, v in told.items() if n not in self.guarded and n not in ("resourceType", "id", "meta")
+        written = sorted(n for n, v in told.items() if n not in self.guarded and n not in _OWN
                          and v != stored.get(n, _MISSING) and out.get(n, _MISSING) != stored.get(n, _MISSING))
         named = ", ".join(f"{rtype}.{n}" for n in stood)
         also = f"; what else it states is stored ({', '.join(f'{rtype}.{n}' for n in written)})" if written else ""
@@ -701,6 +714,8 @@ class MergeRules:
                                [rule["not_back"]] if isinstance(rule.get("not_back"), Mapping)
                                else rule.get("not_back") or ())),
                            withdrawn=frozenset(rule.get("withdrawn") or ()),
+                           stands_with=frozenset(n for named in rule.get("stands_with") or ()
+                                                 for n in _chosen(str(named), choices)),
                            dated_with=frozenset(n for named in (rule["until_later"] if isinstance(
                                rule.get("until_later"), list) else ()) for n in _chosen(str(named), choices)),
                            was=tuple((str(element), tuple((tuple(path.split(".")), frozenset(values))
@@ -1209,9 +1224,11 @@ class MergeRules:
         any other alike. Any other (later, another sender, not told): the status -- and the elements
         dated with it (its value, flags, range: a final value changes only by a correction), those
         describing the observation kept out (``with``: its time, OBX-14 -- else the stored value read as
-        observed at the P's time; rv36f MED 3, pdate36) and what is stated with them (``follows``: the
-        value's components) -- kept as stored, none of them written nor deleted by the message (a P's
-        OBX-5 ``""`` deleted the final value the W said stood), the rest merged (its note). The W at the
+        observed at the P's time; rv36f MED 3, pdate36; ``merged``: every element but those it names --
+        the shipped step merges the note alone, so the P's observer, method and specimen go out too:
+        rv37a MED 2-4, notback37) and what is stated with them (``follows``: the value's components) --
+        kept as stored, none of them written nor deleted by the message (a P's OBX-5 ``""`` deleted the
+        final value the W said stood), the rest merged (its note). The W at the
         status's field is worded once the merge is done (``_Kept.say``): it names what stood against the
         message and only what of the rest was written. Returns ``incoming`` as it is to be merged."""
         for name, ep in plan.backed:
@@ -1240,8 +1257,11 @@ class MergeRules:
                 self._hold(rtype, stored, incoming)
                 return None
             # (the elements describing the observation kept out -- its time, OBX-14 -- go with its value:
-            # a later P's 11:30 stored beside the corrected 4.3 said 4.3 was observed at 11:30; rv36f MED 3)
+            # a later P's 11:30 stored beside the corrected 4.3 said 4.3 was observed at 11:30; rv36f MED 3;
+            # ``merged``: all of them but those it names -- its observer, method, specimen: rv37a MED 2-4)
             out = ep.dated_with | step.kept
+            if step.merged is not None:
+                out |= {n for n in (*stored, *incoming) if n not in step.merged and n not in _OWN}
             out |= {n for n, followed in plan.follows if followed & out}
             guarded = frozenset((name, *out))
             issue: Issue = {"severity": "warning", "code": "conflict", **where}
@@ -1895,18 +1915,19 @@ class MergeRules:
             # moves forward: registered -> partial/preliminary -> final -> amended/corrected/appended)
             self._conflict(ep.conflict, f"{incoming['resourceType']}.{name}: {_writer(source)}'s value "
                            f"{_show(out[name])} was not stored: {_show(stored[name])}, stated earlier, stands "
-                           "(a report's status does not go back)", f"{incoming['resourceType']}.{name}",
-                           issues if issues is not None else [])
+                           f"(a report's status does not go back){_stands_with(ep, stored, out)}",
+                           f"{incoming['resourceType']}.{name}", issues if issues is not None else [])
             out[name] = stored[name]
             return
         if (ep.as_far_as and incoming_refs and stored.get(name) in _DONE and out.get(name) in _BEFORE
                 and self._none_before(incoming_refs)):
             # the message's results, as merged, are all final still (a result's P after its F does not
-            # take it back: ``not_back``): nor does the report go back on their account (ordfix36)
+            # take it back: ``not_back``): nor does the report go back on their account (ordfix36) -- nor
+            # take the times of the statement kept out (``stands_with``: rv37a MED 5)
             self._conflict(ep.conflict, f"{incoming['resourceType']}.{name}: {_writer(source)}'s value "
                            f"{_show(out[name])} was not stored: {_show(stored[name])}, stated earlier, stands "
-                           "(its results, as stored, are not taken back)", f"{incoming['resourceType']}.{name}",
-                           issues if issues is not None else [])
+                           f"(its results, as stored, are not taken back){_stands_with(ep, stored, out)}",
+                           f"{incoming['resourceType']}.{name}", issues if issues is not None else [])
             out[name] = stored[name]
         others = [e["reference"] for e in out.get(listed) or ()
                   if isinstance(e, dict) and isinstance(e.get("reference"), str) and e["reference"] not in incoming_refs]
@@ -2627,6 +2648,23 @@ def _by_results(ep: ElementPlan, held: Any, told: Any) -> bool:
             and told in progress and held in progress and progress[told] < progress[held])
 
 
+def _stands_with(ep: ElementPlan, stored: Resource, out: Resource) -> str:
+    """``stands_with``: put back in ``out`` the elements that stand with a status kept as stored (a
+    report's times beside its final status: the P's OBR-7 of a re-drawn specimen dated the final report
+    and its final results as of 11:00; rv37a MED 5) -- the words naming those that differed (the
+    warning names only what was kept out), empty when none did."""
+    kept = sorted(n for n in ep.stands_with if out.get(n, _MISSING) != stored.get(n, _MISSING))
+    if not kept:
+        return ""
+    said = ", ".join(f"{n} {_show(out[n])}" if n in out else f"{n} (none)" for n in kept)
+    for n in kept:
+        if n in stored:
+            out[n] = stored[n]
+        else:
+            out.pop(n, None)
+    return f"; and with it {', '.join(kept)} as stored: this message's {said} was not stored"
+
+
 def _backward(ep: ElementPlan, held: Any, told: Any) -> Back | None:
     """The ``not_back`` step ``told`` would take the stored ``held`` back by (a P over a final, corrected
     or amended result; a P or an X over a withdrawn one), the first listed; None when it is none.
@@ -2641,9 +2679,11 @@ def _backward(ep: ElementPlan, held: Any, told: Any) -> Back | None:
 
 def _back(rule: Mapping[str, Any], choices: Mapping[str, frozenset[str]]) -> Back:
     """One ``not_back`` mapping of ``merge.yaml`` read (``with``'s ``value[x]``: every value choice)."""
+    merged = rule.get("merged")
     return Back(frozenset(rule.get("from") or ()), frozenset(rule.get("to") or ()),
                 frozenset(n for named in rule.get("with") or () for n in _chosen(str(named), choices)),
-                bool(rule.get("whole")), str(rule.get("why") or ""))
+                bool(rule.get("whole")), str(rule.get("why") or ""),
+                None if merged is None else frozenset(n for named in merged for n in _chosen(str(named), choices)))
 
 
 def _chosen(named: str, choices: Mapping[str, frozenset[str]]) -> frozenset[str]:

@@ -691,7 +691,7 @@ _MERGE_MODE: dict[str, Any] = {"enum": ["replace", "keep-if-absent", "union", "b
 _NAMES: dict[str, Any] = {"type": "array", "minItems": 1, "items": {"type": "string", "minLength": 1}}
 _NOT_BACK: dict[str, Any] = {"type": "object", "required": ["from", "to"], "additionalProperties": False,
                              "properties": {"from": _NAMES, "to": _NAMES, "with": _NAMES, "whole": {"type": "boolean"},
-                                            "why": {"type": "string", "minLength": 1}}}
+                                            "why": {"type": "string", "minLength": 1}, "merged": _NAMES}}
 _MERGE_ELEMENT: dict[str, Any] = {
     "type": "object",
     "properties": {
@@ -717,9 +717,12 @@ _MERGE_ELEMENT: dict[str, Any] = {
         # a stored status ``from`` the writer does not take back ``to`` (a final result's P: ordfix36);
         # ``with``: elements describing the observation kept out, kept out too (its time: pdate36);
         # ``whole``: nothing of the message's statement written (over a withdrawal); ``why``: the W's
-        # reason. A list of such steps says what one pair of sets cannot: X, but not over W (status37)
+        # reason. A list of such steps says what one pair of sets cannot: X, but not over W (status37);
+        # ``merged``: the only elements of the message merged, every other kept out too (notback37)
         "not_back": {"anyOf": [_NOT_BACK, {"type": "array", "minItems": 1, "items": _NOT_BACK}]},
         "placeholders": _NAMES,  # values a converter writes where the message states nothing
+        # elements kept as stored with an ``as_far_as`` status that stands (a report's times: notback37)
+        "stands_with": _NAMES,
         # stored values a placeholder's restatement (no status stated) is not written into (status36)
         "withdrawn": _NAMES,
         # a status no further than the resources a list element references, in ``progress`` order

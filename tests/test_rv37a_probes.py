@@ -61,8 +61,6 @@ def _people(obs: dict) -> list[str]:
                   if str(p.get("reference") or "").startswith("Practitioner/"))
 
 
-@pytest.mark.xfail(strict=True, reason="rv37a: MED not_back.with keeps out OBX-14 only: a kept-out P's observer "
-                   "(OBX-16) replaces the final value's observer, so the record says 李四 observed 4.1")
 def test_a_kept_out_p_does_not_put_its_observer_on_the_final_value(engine: Engine, http: TestClient) -> None:
     """F 4.1 observed by D001 张三, then a later P 5.0 observed by D002 李四: the P's value is kept out, and the
     person who observed it must go with it -- the final 4.1 is still 张三's observation."""
@@ -71,8 +69,6 @@ def test_a_kept_out_p_does_not_put_its_observer_on_the_final_value(engine: Engin
     assert _people(after) == _people(before), (after.get("performer"), err_lines(ack))
 
 
-@pytest.mark.xfail(strict=True, reason="rv37a: MED not_back.with keeps out OBX-14 only: a kept-out P's method "
-                   "(OBX-17) is stored on the final value it did not measure")
 def test_a_kept_out_p_does_not_put_its_method_on_the_final_value(engine: Engine, http: TestClient) -> None:
     """F 4.1 measured by ISE (OBX-17), then a later P 5.0 by a POCT method: the final 4.1 keeps its method."""
     before, after, _ = _final_then_later_p(engine, http, "2", 17, "ISE^离子选择电极法^L", "POCT^床旁快速检测^L")
@@ -119,9 +115,6 @@ def test_a_later_p_over_a_withdrawal_keeps_it_withdrawn_with_its_time(engine: En
     assert after.get("effectiveDateTime") == before.get("effectiveDateTime"), after
 
 
-@pytest.mark.xfail(strict=True, reason="rv37a: LOW the W for a P over a withdrawn result tells the LIS it is "
-                   "'taken back only by a correction, an amendment or a withdrawal' -- a withdrawn result comes "
-                   "back by C or F (table 0085; merge.yaml withdrawn), never by another withdrawal")
 def test_the_w_over_a_withdrawn_result_names_how_it_comes_back(engine: Engine, http: TestClient) -> None:
     obs_id = _withdrawn(engine, http, "6")
     ack = post(http, _result("RV37A-6B", "20261203120000", "RV37AM6", "RV37AP6", "5.0", "P"))
@@ -160,9 +153,6 @@ def test_an_undone_increment_puts_back_a_field_it_added(store: Store) -> None:
     assert rows.get("kept") == {"_id": "kept", "count": 1}
 
 
-@pytest.mark.xfail(strict=True, reason="rv37a: MED the kept-out P's OBR-7 (11:00) replaces the final report's "
-                   "effectiveDateTime (08:00): the final report and its final results read as of the re-drawn "
-                   "specimen -- pdate36's 'with' covers the Observation only")
 def test_a_kept_out_p_does_not_redate_the_final_report(engine: Engine, http: TestClient) -> None:
     """F report of a specimen collected 08:00 (OBR-7), then the LIS's later P of a re-drawn specimen (OBR-7 11:00,
     OBX-14 11:30): its result is kept out, the report stays final -- and is still the 08:00 specimen's."""
@@ -179,8 +169,6 @@ def test_a_kept_out_p_does_not_redate_the_final_report(engine: Engine, http: Tes
                                                                                after.get("effectiveDateTime"), ack)
 
 
-@pytest.mark.xfail(strict=True, reason="rv37a: LOW bfe21fb3 locates the report's status refusal at OBR^1^25 even "
-                   "when OBR-25 is empty (the status read from the results): ERR-2 names a field the sender left empty")
 def test_a_report_status_refusal_names_no_empty_obr25(engine: Engine, http: TestClient) -> None:
     """bfe21fb3: the report's status refusal is located at OBR-25 -- where the message stated it. Another
     application's F over the LIS's correction with OBR-25 empty: whatever ERR the report's status gets, its
@@ -201,8 +189,6 @@ def _spm(message: str, specimen: str, drawn: str) -> str:
     return message + f"SPM|1|{specimen}^LIS||BLD^全血^L|||||||||||||{drawn}\r"
 
 
-@pytest.mark.xfail(strict=True, reason="rv37a: MED a kept-out P of a re-drawn specimen (SPM-2 another) points the "
-                   "final 4.1 at the P's Specimen: the final value is filed under a tube it was not measured in")
 def test_a_kept_out_p_of_a_redrawn_specimen_leaves_the_final_values_specimen(engine: Engine, http: TestClient) -> None:
     """The kept-out P of a re-drawn specimen (SPM-2 another, collected 11:00): the final 4.1 is still the first
     specimen's -- the P's specimen goes out with its value."""

@@ -103,9 +103,13 @@ _VALUE_KEYS = frozenset(
 LOCATED_LATER: tuple[tuple[str, int], ...] = (*((key, 5) for key in sorted(_VALUE_KEYS)),
                                               ("referenceRange", 7), ("interpretation", 8))
 # where a report's times and status were stated (the merge's warning of a time an older message states,
-# ordfix36; its refusal of a status it cannot date, one ERR each since ordfix36 collects them: OBR-25)
-REPORT_LOCATED_LATER: tuple[tuple[str, int], ...] = (("issued", 22), ("effectiveDateTime", 7), ("effectivePeriod", 7),
-                                                     ("status", 25))
+# ordfix36; its refusal of a status it cannot date, one ERR each since ordfix36 collects them: OBR-25) --
+# the status only where OBR-25 was sent: read from the results (OBR-25 empty), its refusal named OBR^1^25,
+# a field the sender left empty (review rv37a LOW 8; notback37). Two constants: ``Said.later`` is shared
+# by its table's identity.
+REPORT_TIMES_LOCATED_LATER: tuple[tuple[str, int], ...] = (("issued", 22), ("effectiveDateTime", 7),
+                                                           ("effectivePeriod", 7))
+REPORT_LOCATED_LATER: tuple[tuple[str, int], ...] = (*REPORT_TIMES_LOCATED_LATER, ("status", 25))
 
 
 @dataclass
@@ -1301,7 +1305,8 @@ def diagnostic_report(
         if test is not None:  # another test under the filler's number is refused there (merge.yaml ``another``)
             ctx.located(res, "code", obr, 4)
         apply_table("diagnosticreport", {"OBR": obr}, ctx, res)
-        ctx.located_later(res, obr, REPORT_LOCATED_LATER)  # (its times a later message's: ERR-2 at OBR-22/7)
+        # (its times a later message's: ERR-2 at OBR-22/7; its status at OBR-25 only when sent -- rv37a LOW 8)
+        ctx.located_later(res, obr, REPORT_LOCATED_LATER if obr.value(25).strip() else REPORT_TIMES_LOCATED_LATER)
     if group.prt and "resultsInterpreter" not in res:  # v2.7+ withdrew OBR-32: PRT-4 PRI says it (IG)
         for prt in group.prt.get(-1, ()):
             who = practitioner(prt.rep(5), ctx) if prt.value(4).strip().upper() == "PRI" and prt.value(5) else None
