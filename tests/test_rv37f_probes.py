@@ -40,8 +40,6 @@ def notes(engine: Engine) -> list[dict[str, Any]]:
     return engine.store.collection(LISTED_AHEAD).find({})
 
 
-@pytest.mark.xfail(strict=True, reason="rv37f: LOW a note of a report stored ahead outlives the report: "
-                   "deleted (or no longer listing the result) it is never dropped; notes grow for ever")
 def test_rv37f_the_note_of_a_deleted_report_goes_with_it(engine: Engine, http: TestClient) -> None:  # noqa: F811
     """A FHIR client's report lists an Observation not stored yet: noted. The report is then deleted and
     the Observation never comes: nothing is left to say about it, the note should be gone (it is kept)."""
@@ -100,8 +98,6 @@ def test_rv37f_another_patients_report_stored_ahead_links_nothing(engine: Engine
     assert all(r["order"] != b1 for r in live(engine, http))
 
 
-@pytest.mark.xfail(strict=True, reason="rv37f: LOW report_days_once loses the count of a run cut mid-page: "
-                   "the entries moved before the cut are committed but not in ``written``, and are skipped after")
 def test_rv37f_the_upgrade_count_survives_a_run_cut_mid_page(
         engine: Engine, http: TestClient, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: F811
     """The old form of an after-midnight panel; the pass is cut (a worker killed) after the ALT was
@@ -147,9 +143,6 @@ def test_rv37f_a_store_through_the_pass_is_not_scanned_again(
 
 
 @pytest.mark.parametrize("backend_settings", ["sqlite"], indirect=True)
-@pytest.mark.xfail(strict=True, reason="rv37f: MED report_days_once reads a page's listed Observations in one "
-                   "unchunked $in (2000 reports x their results): past SQLite's default 32766 variables (RHEL, "
-                   "python.org builds) Engine open fails on every start with 'too many SQL variables'")
 def test_rv37f_the_upgrade_of_a_store_of_blood_counts_opens_under_sqlites_default_limit(engine: Engine) -> None:
     """An earlier release's store: 2,000 blood-count reports, each listing its 17 results (the index keeps
     a report's own results on its entry), no marker. SQLite as compiled by default (3.32+: at most 32,766

@@ -363,6 +363,22 @@ class ResultIndex:
         if report not in kept:
             self.ahead.replace({"_id": ref, "reports": sorted([*kept, report])})
 
+    def unnote_ahead(self, ref: str, report: str) -> None:
+        """``report`` no longer lists ``ref`` (deleted, or written again without it): taken out of
+        its note, the note deleted when no report is left in it (rv37f: notes outlived their
+        reports and grew for ever)."""
+        if self.ahead is None:
+            return
+        doc = self.ahead.get(ref)
+        kept = list(doc.get("reports") or ()) if doc is not None else []
+        if report not in kept:
+            return
+        kept.remove(report)
+        if kept:
+            self.ahead.replace({"_id": ref, "reports": kept})
+        else:
+            self.ahead.delete(ref)
+
     def drop_ahead(self, ref: str) -> None:
         """The note of ``ref``, when this scope read one (``listed_ahead``), taken over by its entry
         (``reports``) once it is put: deleted (no query for a result that had none)."""

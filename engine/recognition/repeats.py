@@ -260,20 +260,25 @@ class Repeats(RecognitionState, _Others):
         local = self._local
         outer, local.listing = getattr(local, "listing", None), report
         try:
-            return self._relink([*listed, *dropped], skip, report)
+            return self._relink([*listed, *dropped], skip, report, unlisting=ref_of(report) if dropped else None)
         finally:
             local.listing = outer
 
     def relink_deleted(self, report: dict[str, Any]) -> list[dict[str, Any]]:
         """A report deleted (``report``: its last version): the results it listed put again, linked
-        by what the reports still stored say (rv36b: the link outlived a deleted report)."""
-        return self._relink([r.get("reference") if isinstance(r, dict) else None for r in report.get("result") or ()])
+        by what the reports still stored say (rv36b: the link outlived a deleted report); those with
+        no entry taken out of the notes of reports stored ahead (``index.unnote_ahead``)."""
+        return self._relink([r.get("reference") if isinstance(r, dict) else None for r in report.get("result") or ()],
+                            unlisting=ref_of(report))
 
     def _relink(self, refs: Sequence[Any], skip: Container[str] = (),
-                report: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+                report: dict[str, Any] | None = None, *, unlisting: str | None = None) -> list[dict[str, Any]]:
         """The indexed results of ``refs`` (those not in ``skip``) put again; the test of each whose
         link moved decided again (``relink_listed``). ``report``, the report written: a result it
-        lists of another subject is named in a note (it links nothing for it, ``_linked``)."""
+        lists of another subject is named in a note (it links nothing for it, ``_linked``).
+        ``unlisting``: the report that no longer lists those of ``refs`` it does not list now
+        (deleted, or written without them): a result of them with no entry leaves its note
+        (``index.unnote_ahead``; rv37f: the notes outlived their reports)."""
         entries = []
         issues: list[dict[str, Any]] = []
         listed = {r.get("reference") for r in (report or {}).get("result") or () if isinstance(r, dict)}
@@ -287,6 +292,8 @@ class Repeats(RecognitionState, _Others):
                     # listed ahead of the result (a FHIR client's report written first): noted, so
                     # that its first version reads this report whatever is written with it
                     self.index.note_ahead(ref, ref_of(report))
+                elif unlisting is not None and ref not in listed and ref.startswith(_OBSERVATION_PREFIX):
+                    self.index.unnote_ahead(ref, unlisting)
                 continue
             entries.append((ref, before))
             if report is not None and ref in listed and report.get("status") not in VOID_STATUSES \

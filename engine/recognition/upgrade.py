@@ -189,8 +189,9 @@ def report_days_once(rec: _Relinks) -> int | None:
     day moved, None when the store had been through it.
 
     Resumable: after each page of report entries the marker keeps the last one read (``after``)
-    and the count so far, each page's work committed with it; a store opened again (a worker
-    killed mid-way) goes on from there. Idempotent: a result already dated by its report is not
+    and the count so far; each move is committed with the count it makes (``after`` still the
+    page's start), so a store opened again (a worker killed mid-way) goes on from there with the
+    count exact (rv37f: the moves of a page cut short were lost from ``written``). Idempotent: a result already dated by its report is not
     put again, and one put again that the rule leaves where it was is not counted."""
     marks = rec.store.collection(LAYOUT)
     mark = marks.get(REPORT_DAYS) or {}
@@ -202,10 +203,14 @@ def report_days_once(rec: _Relinks) -> int | None:
         page = entries.find({"_id": {"$gt": last, "$lt": _REPORTS_END}}, sort=[("_id", 1)], limit=_PAGE)
         if not page:
             break
-        last = page[-1]["_id"]
+        start, last = last, page[-1]["_id"]
         for ref in _dated_apart(rec.index, page):
             with rec.store.transaction():
-                written += rec._in_group(lambda r=ref: _put_again(rec, r))
+                if rec._in_group(lambda r=ref: _put_again(rec, r)):
+                    # the count with the move, in its transaction: a run cut before the page's
+                    # marker reads the page again and skips what moved (it keeps ``reports``)
+                    written += 1
+                    marks.replace({"_id": REPORT_DAYS, "after": start, "written": written})
         with rec.store.transaction():
             marks.replace({"_id": REPORT_DAYS, "after": last, "written": written})
     with rec.store.transaction():
