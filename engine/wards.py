@@ -79,6 +79,10 @@ def tables(site_dir: Path | None) -> dict[str, dict[str, str]]:
 
 # a code no table names, said to be one (as the resident page says it: FS（院内代码）)
 CODE_MARK = "{code}（院内代码）"
+# the code alone of a ward at a facility no member's code names (``department_namer``'s ``dept@|<code>|`` row
+# with no name): not the ordering institution's own code, so never said as one -- "QQW（院内代码）" would be
+# one row with the institution's own unnamed QQW and count the other hospital's orders in it (gfix37)
+OUTSIDE_CODE_MARK = "{code}（外部代码）"
 
 
 def current_ward_names(read_many: Callable[[list[tuple[str, str]]], Mapping[tuple[str, str], Any]] | None,
@@ -122,7 +126,6 @@ def department_namer(site_dir: Path | None, institutions: Mapping[str, Any],
                      latest_name: Callable[[str, str], str | None],
                      rows: Collection[tuple[Any, Any]] = (),
                      at: Callable[[Any], str | None] | None = None,
-                     latest_unplaced: Callable[[str, str], str | None] | None = None,
                      ) -> Callable[[Any, Any], str | None]:
     """For the recognition rate by department (``engine.recognition.reports``): a check row's stored
     department (``parts`` reads it: ``engine.recognition.facts.department_parts``) and ordering
@@ -153,9 +156,12 @@ def department_namer(site_dir: Path | None, institutions: Mapping[str, Any],
     feed's ward Location, else the record's PL-9 name, its latest tally, the code. Before, the row was
     named by the ordering institution's table for the code: counted in "阜宁县人民医院 心内科病区". A
     facility no member's code names ("" -- an outside hospital, a campus sent under a name of its own)
-    is shown by the record's words under the ordering institution, whose record they are: the latest
-    named tally of such rows of the code (``latest_unplaced``), else the row's name, else the code --
-    never the ordering institution's table or ward Location for the code, which name its own ward."""
+    is shown by the record's words under the ordering institution, whose record they are: the row's own
+    name, else the code said to be another place's (``OUTSIDE_CODE_MARK``) -- never the ordering institution's table or ward Location for the code, which
+    name its own ward, and never another such row's name: every facility no member names is stored under
+    the one key ``dept@|<code>|``, so the latest name of "such rows of the code" was another hospital's
+    ward of that code as often as this one's (rv37g MED 1: 外院心内科's order counted in 市一院肾内科;
+    gfix37)."""
     wards = tables(site_dir)
     codes_of: dict[tuple[str, str], set[str]] = {}  # (inst, name) -> the codes the report's rows store it with
     named: list[tuple[str, str | None, str]] = []  # (inst, code, name) of each row
@@ -193,15 +199,11 @@ def department_namer(site_dir: Path | None, institutions: Mapping[str, Any],
             wards_of[inst, code] = ward_name(wards.get(inst, {}), inst, code, current, latest_name)
         return wards_of[inst, code]
 
-    unplaced: dict[tuple[str, str], str | None] = {}
-
-    def words_of(inst: str, code: str | None, given: str | None) -> str | None:
-        """A ward at a facility no member's code names, by the record's words (see above)."""
+    def words_of(code: str | None, given: str | None) -> str | None:
+        """A ward at a facility no member's code names, by its own row's words (see above)."""
         if not code:
             return given
-        if (inst, code) not in unplaced:
-            unplaced[inst, code] = latest_unplaced(inst, code) if latest_unplaced is not None else None
-        return unplaced[inst, code] or given or (code if ideographic(code) else CODE_MARK.format(code=code))
+        return given or OUTSIDE_CODE_MARK.format(code=code)
 
     def label(value: Any, inst: Any) -> str | None:
         key = (value, inst)
@@ -210,7 +212,7 @@ def department_namer(site_dir: Path | None, institutions: Mapping[str, Any],
             facility = at(value) if at is not None else None
             where = facility or _where(inst)
             if facility == "":
-                ward = words_of(where, code, given)
+                ward = words_of(code, given)
             else:
                 code = code_of(where, code, given)
                 ward = ward_of(where, code) if code else given

@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 from typing import Any
 
-import pytest
 from fastapi.testclient import TestClient
 
 from adapters.hl7v2.ack import ack_code_of
@@ -78,8 +77,6 @@ def _wards_like(rates: dict[str, Any], word: str) -> dict[str, int]:
     return {k: v["recognisable"] for k, v in rates.items() if word in k}
 
 
-@pytest.mark.xfail(strict=True, reason="rv37g: MED two outside facilities' wards of one code are one department "
-                                       "named by whichever was checked last")
 def test_two_outside_facilities_wards_of_one_code_are_two_departments(backend_settings: Any) -> None:
     """The county hospital orders on visits at two facilities no member's code names, both keying their ward NEI
     (PL-4 WAIYUAN with PL-9 外院心内科, PL-4 SHIYIYUAN with PL-9 市一院肾内科). Two wards of two hospitals: the rate
@@ -93,8 +90,6 @@ def test_two_outside_facilities_wards_of_one_code_are_two_departments(backend_se
         assert named == {"阜宁县人民医院 外院心内科": 1, "阜宁县人民医院 市一院肾内科": 1}, named
 
 
-@pytest.mark.xfail(strict=True, reason="rv37g: MED a community-remit operator's corrected copy is counted under "
-                                       "the sending hospital, as if it probed")
 def test_a_community_operators_corrected_copy_is_not_the_sending_hospitals_count(
         world: tuple[Engine, TestClient]) -> None:  # noqa: F811
     """FNZYY's HIS is refused for naming FNXRMYY's RVG4. An operator of the county medical community (remit

@@ -491,11 +491,14 @@ async def replay_message(
     among them: its corrected copy is the replay that settles it -- is 409; a body with it is 400.
     """
     stored = _stored(engine, caller, message_id, refused_only=False)
-    # who replays it, as its entry keeps it: a person as a person; bound to the sending institution (a remit
-    # holds it: ``_stored`` let no other through), its corrected copies count as the sender's (fidfix37)
+    # who replays it, as its entry keeps it: a person as a person; bound to the sending institution alone (a
+    # remit of exactly it: its bound client, its own staff), its corrected copies count as the sender's
+    # (fidfix37) -- a remit of more (a community's operator, ``funing``) is not that institution asking, and
+    # counts under ``replay:<by>`` as the site's operator does (fid37; rv37g MED 2, gfix37)
+    facility = stored.get("facility")
     who = replayed_by(caller.subject, kind=caller.kind, role=caller.role, display=caller.display,
-                      client=caller.client_id, bound_to=stored.get("facility") if _remit(engine, caller) is not None
-                      else None)
+                      client=caller.client_id,
+                      bound_to=facility if facility and _remit(engine, caller) == frozenset({facility}) else None)
     decided = None
     if as_ == "later":
         if (await request.body()).strip():

@@ -319,18 +319,19 @@ def restricted_words(restricted: Mapping[str, Any], currency: str, word: str | N
 RETESTED = frozenset({"duplicate", "justified", "self_pay", "reported", "retested", "retest"})
 
 
-def latest_ward_name(check_days: Any, at: str | None = None) -> Callable[[str, str], str | None]:
+def latest_ward_name(check_days: Any) -> Callable[[str, str], str | None]:
     """(institution, point-of-care code) -> the PL-9 name of its latest named check tally (the latest
     day's, then the larger name): the name its ward Location had when that order was checked -- how
     ``engine.wards.ward_name`` names a ward whose Location it does not find (wardfix35; deptfix34 took
     the first name for every ward, frozen). One query per such ward, on the index
     ``aggregates.ensure_indexes`` keeps (inst, dept, day): the named tallies of one code are the range
     of ``dept`` after ``dept|<code>|`` (the code alone) and before ``dept|<code>}``, ``}`` being the
-    character after ``|``. ``at``: the tallies of a ward at another facility than the sender's
-    (``facts.DEPT_AT``; "" for a facility no member's code names, dept37): their own range, after
-    ``dept@<at>|<code>|``, which the sender's own ward of that code never shares."""
+    character after ``|``: a ward at another facility than the sender's (``facts.DEPT_AT``,
+    ``dept@<at>|<code>|``, dept37) sorts before it, never in it. (A facility no member's code names is
+    not asked: its rows share one key whatever hospital they are, so its latest name could be another
+    hospital's -- rv37g MED 1, gfix37: such a row is named by its own words, ``engine.wards``.)"""
     def latest(inst: str, code: str) -> str | None:
-        key = department_key(code, None, at) or ""
+        key = department_key(code, None) or ""
         found = check_days.find({"inst": inst, "dept": {"$gt": key, "$lt": key[:-1] + "}"}},
                                 sort=[("day", -1), ("dept", -1)], limit=1)
         return next((name for t in found for _, name in (department_parts(t.get("dept")),) if name), None)
@@ -403,7 +404,7 @@ def recognition_rates(recognition: Any, flt: ReportFilter, dims: tuple[str, ...]
     department = department_namer(getattr(getattr(recognition, "settings", None), "site", None), rules.institutions,
                                   department_parts, getattr(recognition.repository, "read_many", None),
                                   latest_ward_name(recognition.check_days), wards,
-                                  department_at, latest_ward_name(recognition.check_days, ""))
+                                  department_at)
     for t in tallies:
         tally(t, int(t["count"]))
     if screen is not None and screen.active:
