@@ -16,15 +16,14 @@ from adapters.convert.tables import vocabulary
 from adapters.hl7v2.errors import DATA_TYPE_ERROR, TABLE_VALUE_NOT_FOUND, UNSUPPORTED_EVENT_CODE, HL7Error
 from adapters.hl7v2.parser import Message, Segment
 from adapters.hl7v2.timestamps import TimestampError, to_fhir_datetime, to_fhir_instant
+from engine.document_labels import ADDENDUM_SYSTEM, DOCUMENT_NUMBER_SYSTEM, PARAGRAPH_SYSTEM, TEXT_KIND_SYSTEM
 from mappings.site import Site
 
 DOCUMENT_FILE_SYSTEM = "urn:huren:document-file:"  # + the sender (TXA-16, a file name unique at its sender)
-# the converter's mark on its copy of a paragraph of a numbered document (+ the sender; value: TXA-12;
-# type: the kind of text the message stated, ``vocabulary.yaml`` ``document_text_by_event``, with the
-# event as sent), and on an addendum's paragraph (``engine.document_labels``)
-PARAGRAPH_SYSTEM = "urn:huren:document-paragraph:"
-ADDENDUM_SYSTEM = "urn:huren:document-addendum:"
-TEXT_KIND_SYSTEM = "urn:huren:document-text"
+# the converter's mark on its copy of a paragraph of a numbered document (``PARAGRAPH_SYSTEM`` + the sender;
+# value: TXA-12; type ``TEXT_KIND_SYSTEM``: the kind of text the message stated, ``vocabulary.yaml``
+# ``document_text_by_event``, with the event as sent), and on an addendum's paragraph (``ADDENDUM_SYSTEM``):
+# the systems are those ``engine.document_labels`` judges the copies by, taken from there
 _UID = re.compile(r"^[0-2](\.(0|[1-9][0-9]*))+$")
 _STUDY_UID_CODES = frozenset(
     {"110180", "113014", "STUDYUID", "STUDYINSTANCEUID", "STUDY INSTANCE UID", "STUDY_UID"}
@@ -491,7 +490,7 @@ def _document_reference(
         for ident in doc.get("identifier", ()):  # TXA-16: a file name is unique at its sender only
             ident.setdefault("system", f"{DOCUMENT_FILE_SYSTEM}{ctx.urn_code}")
         if txa.value(12):
-            doc["masterIdentifier"] = {"system": f"urn:huren:document:{ctx.urn_code}", "value": txa.value(12)}
+            doc["masterIdentifier"] = {"system": f"{DOCUMENT_NUMBER_SYSTEM}{ctx.urn_code}", "value": txa.value(12)}
             # (the document's text held against its sender's later edit: the ACK's W names TXA-12,
             # ``merge.yaml`` DocumentReference ``masterIdentifier: until_later``, tfix35)
             ctx.located(doc, "masterIdentifier", txa, 12)
