@@ -34,13 +34,14 @@ _DOCUMENT = "DocumentReference/"
 _RANK = {"V": 2, "R": 1}
 _TEXTS_AT_ONCE = "1000"  # a document's text Observations read in one search (one per OBX of the message)
 # the converter's marks on its copies of a numbered document's paragraphs (+ the sender; value TXA-12):
-# a paragraph of the document's whole text, and an addendum's (``adapters.convert.pacs``)
-_PARAGRAPH = "urn:huren:document-paragraph:"
-_ADDENDUM = "urn:huren:document-addendum:"
-_KIND = "urn:huren:document-text"  # the mark's type: which kind of message stated the copy
+# a paragraph of the document's whole text, and an addendum's -- written by ``adapters.convert.pacs``
+# (which takes these names from here), judged here
+PARAGRAPH_SYSTEM = "urn:huren:document-paragraph:"
+ADDENDUM_SYSTEM = "urn:huren:document-addendum:"
+TEXT_KIND_SYSTEM = "urn:huren:document-text"  # the mark's type: which kind of message stated the copy
 _EDIT, _ORIGINAL, _ADDENDUM_KIND = "edit", "original", "addendum"
 _WITHDRAWN = frozenset({"entered-in-error", "cancelled"})
-_DOCUMENT_NUMBER = "urn:huren:document:"  # the document's masterIdentifier system (+ the sender)
+DOCUMENT_NUMBER_SYSTEM = "urn:huren:document:"  # the document's masterIdentifier system (+ the sender; TXA-12)
 _TEXT_PLAIN = "text/plain"
 
 
@@ -250,7 +251,7 @@ class DocumentLabels:
         if number is None or lines is None:
             return []
         ref = f"{_DOCUMENT}{document['id']}"
-        system = _PARAGRAPH + number[0]
+        system = PARAGRAPH_SYSTEM + number[0]
         # (a copy its sender withdrew, OBX-11 W/D: entered-in-error, already says it is no text of the
         # document, and is the record of that withdrawal: left as it is)
         candidates: list[tuple[dict[str, Any], set[str]]] = []
@@ -385,9 +386,9 @@ def _number(document: dict[str, Any]) -> tuple[str, str] | None:
     if not isinstance(master, dict):
         return None
     system, value = master.get("system"), master.get("value")
-    if not isinstance(system, str) or not system.startswith(_DOCUMENT_NUMBER) or not isinstance(value, str) or not value:
+    if not isinstance(system, str) or not system.startswith(DOCUMENT_NUMBER_SYSTEM) or not isinstance(value, str) or not value:
         return None
-    return system[len(_DOCUMENT_NUMBER):], value
+    return system[len(DOCUMENT_NUMBER_SYSTEM):], value
 
 
 def _marks(resource: dict[str, Any]) -> list[tuple[str, str, str]]:
@@ -403,11 +404,11 @@ def _marks(resource: dict[str, Any]) -> list[tuple[str, str, str]]:
         if not isinstance(i, dict) or not isinstance(i.get("system"), str) or not isinstance(i.get("value"), str):
             continue
         system = i["system"]
-        if system.startswith(_ADDENDUM):
+        if system.startswith(ADDENDUM_SYSTEM):
             out.append((system, i["value"], _ADDENDUM_KIND))
-        elif system.startswith(_PARAGRAPH):
+        elif system.startswith(PARAGRAPH_SYSTEM):
             coding = ((i.get("type") or {}).get("coding") or [None])[0] if isinstance(i.get("type"), dict) else None
-            kind = coding.get("code") if isinstance(coding, dict) and coding.get("system") == _KIND else None
+            kind = coding.get("code") if isinstance(coding, dict) and coding.get("system") == TEXT_KIND_SYSTEM else None
             out.append((system, i["value"], _EDIT if kind == _EDIT else _ORIGINAL))
     return out
 

@@ -16,15 +16,14 @@ from adapters.convert.tables import vocabulary
 from adapters.hl7v2.errors import DATA_TYPE_ERROR, TABLE_VALUE_NOT_FOUND, UNSUPPORTED_EVENT_CODE, HL7Error
 from adapters.hl7v2.parser import Message, Segment
 from adapters.hl7v2.timestamps import TimestampError, to_fhir_datetime, to_fhir_instant
+from engine.document_labels import ADDENDUM_SYSTEM, DOCUMENT_NUMBER_SYSTEM, PARAGRAPH_SYSTEM, TEXT_KIND_SYSTEM
 from mappings.site import Site
 
 DOCUMENT_FILE_SYSTEM = "urn:huren:document-file:"  # + the sender (TXA-16, a file name unique at its sender)
-# the converter's mark on its copy of a paragraph of a numbered document (+ the sender; value: TXA-12;
-# type: the kind of text the message stated, ``vocabulary.yaml`` ``document_text_by_event``, with the
-# event as sent), and on an addendum's paragraph (``engine.document_labels``)
-PARAGRAPH_SYSTEM = "urn:huren:document-paragraph:"
-ADDENDUM_SYSTEM = "urn:huren:document-addendum:"
-TEXT_KIND_SYSTEM = "urn:huren:document-text"
+# the converter's mark on its copy of a paragraph of a numbered document (``PARAGRAPH_SYSTEM`` + the sender;
+# value: TXA-12; type ``TEXT_KIND_SYSTEM``: the kind of text the message stated, ``vocabulary.yaml``
+# ``document_text_by_event``, with the event as sent), and on an addendum's paragraph (``ADDENDUM_SYSTEM``):
+# the systems are those ``engine.document_labels`` judges the copies by, taken from there
 _UID = re.compile(r"^[0-2](\.(0|[1-9][0-9]*))+$")
 _STUDY_UID_CODES = frozenset(
     {"110180", "113014", "STUDYUID", "STUDYINSTANCEUID", "STUDY INSTANCE UID", "STUDY_UID"}
@@ -491,7 +490,7 @@ def _document_reference(
         for ident in doc.get("identifier", ()):  # TXA-16: a file name is unique at its sender only
             ident.setdefault("system", f"{DOCUMENT_FILE_SYSTEM}{ctx.urn_code}")
         if txa.value(12):
-            doc["masterIdentifier"] = {"system": f"urn:huren:document:{ctx.urn_code}", "value": txa.value(12)}
+            doc["masterIdentifier"] = {"system": f"{DOCUMENT_NUMBER_SYSTEM}{ctx.urn_code}", "value": txa.value(12)}
             # (the document's text held against its sender's later edit: the ACK's W names TXA-12,
             # ``merge.yaml`` DocumentReference ``masterIdentifier: until_later``, tfix35)
             ctx.located(doc, "masterIdentifier", txa, 12)
@@ -538,7 +537,10 @@ def _document_reference(
     # report document states no label (no TXA) and its results are the report's, as before
     # (an imaging report's document -- an OBR in the group -- is not: its results are the report's, whose
     # own rules say which lines stand, ``lines_of``; a deleted one would leave the report citing it)
-    paragraphs = _paragraphs(group, ctx) if txa is not None and txa.value(12) and group.obr is None else None
+    # the kind of text the event states (``document_text_by_event``; None: its text is no paragraph of a document)
+    kind = (vocabulary(ctx.site, "document_text_by_event").get(ctx.message.msh.trigger_event)
+            if txa is not None and txa.value(12) and group.obr is None else None)
+    paragraphs = _paragraphs(group) if kind is not None else None
     for result in info["results"] if txa is not None else ():
         text = ctx.resources.get(result["reference"])
         if text is not None and text.get("resourceType") == "Observation":
@@ -546,7 +548,7 @@ def _document_reference(
             if ref not in named:
                 named.append(dict(ref))
             if paragraphs is not None:
-                _mark_paragraph(text, paragraphs, txa, ctx)
+                _mark_paragraph(text, paragraphs, str(kind), txa, ctx)
 
 
 def _flat(text: str) -> str:
@@ -555,26 +557,25 @@ def _flat(text: str) -> str:
     return "\n".join(line.strip() for line in text.splitlines()).strip()
 
 
-def _paragraphs(group: results.Group, ctx: Context) -> set[tuple[str, str]] | None:
+def _paragraphs(group: results.Group) -> set[tuple[str, str]]:
     """(OBX-3, words) of the group's text results (OBX-2 TX, FT): the paragraphs of the document's text
     content (``lis._text_of``), as their Observations state them -- a withdrawn one (OBX-11 W, D) too,
-    which the content leaves out and its copy states entered-in-error (the hook leaves such a copy);
-    None when the event's text is no paragraph of a document (``document_text_by_event``)."""
-    if vocabulary(ctx.site, "document_text_by_event").get(ctx.message.msh.trigger_event) is None:
-        return None
+    which the content leaves out and its copy states entered-in-error (the hook leaves such a copy).
+    Asked only of an event whose text is a document's paragraphs (``document_text_by_event``)."""
     return {(obx.value(3), _flat("\n".join(r.text() for r in obx.reps(5)))) for obx in group.obx
             if obx.value(2).strip().upper() in results.TEXT_TYPES}
 
 
-def _mark_paragraph(text: dict[str, Any], paragraphs: set[tuple[str, str]], txa: Segment, ctx: Context) -> None:
-    """Mark the Observation ``text`` as the converter's copy of a paragraph of the document TXA-12
-    numbers (thirty-seventh round, old37): an edit (T08) carries the document's whole text, and the
-    copies it no longer holds are deleted by the document's write (``engine.document_labels``) -- only
-    copies so marked, written by the feed, of that document alone; never a clinician's note naming the
-    document nor a result that is no paragraph (an ST value: not in the text content, not marked). An
-    addendum's paragraph (T06) carries the addendum's mark: its parent's edit never drops it. The mark's
-    type says which kind of message stated the copy (an ``edit`` drops what it no longer holds, an
-    ``original`` resent drops nothing), so a copy an edit sends again unchanged is written again under
+def _mark_paragraph(text: dict[str, Any], paragraphs: set[tuple[str, str]], kind: str, txa: Segment,
+                    ctx: Context) -> None:
+    """Mark the Observation ``text`` as the converter's copy of a paragraph of the document TXA-12 numbers,
+    stated by an event of ``kind`` (``document_text_by_event``; thirty-seventh round, old37): an edit (T08)
+    carries the document's whole text, and the copies it no longer holds are deleted by the document's write
+    (``engine.document_labels``) -- only copies so marked, written by the feed, of that document alone; never a
+    clinician's note naming the document nor a result that is no paragraph (an ST value: not in the text
+    content, not marked). An addendum's paragraph (T06) carries the addendum's mark: its parent's edit never
+    drops it. The mark's type says which kind of message stated the copy (an ``edit`` drops what it no longer
+    holds, an ``original`` resent drops nothing), so a copy an edit sends again unchanged is written again under
     the edit's mark."""
     words = text.get("valueString")
     if not isinstance(words, str):
@@ -584,7 +585,6 @@ def _mark_paragraph(text: dict[str, Any], paragraphs: set[tuple[str, str]], txa:
     if not any((code, flat) in paragraphs for code in codes):
         return
     event = ctx.message.msh.trigger_event
-    kind = str(vocabulary(ctx.site, "document_text_by_event").get(event))
     system = (ADDENDUM_SYSTEM if kind == "addendum" else PARAGRAPH_SYSTEM) + ctx.urn_code
     mark = {"type": {"coding": [{"system": TEXT_KIND_SYSTEM, "code": kind}], "text": event},
             "system": system, "value": txa.value(12)}

@@ -44,6 +44,7 @@ ACTING_DETAIL = {"type": "requestor", "valueString": "acting for this patient"}
 QUERY_ROLE = "24"
 STAFF_SYSTEM, STAFF_ROLE_SYSTEM = "urn:huren:staff", "urn:huren:staff-role"  # named people signed in to the pages
 AGENT_SYSTEMS = {"system": "urn:huren:client", "patient": "urn:huren:resident", "auditor": "urn:huren:auditor"}
+USER_SYSTEM = "urn:huren:user"  # any other signed-in requestor's kind (``AGENT_SYSTEMS`` names none for it)
 FAMILY_SYSTEM = "urn:huren:family"  # a family member acting for a resident, by their person key
 INSTITUTION, INSTITUTION_SYSTEM = "institution", "urn:huren:institution"  # requestor kind of an HL7 v2 sender
 
@@ -212,7 +213,7 @@ def _build_requestor_agent(*, kind: str | None, subject: str | None, address: st
                  "who": {"identifier": {"system": AGENT_SYSTEMS["system"], "value": subject}},
                  "requestor": True, **network}]
     agents = [{"type": {"coding": [{"system": PARTICIPATION, "code": "IRCP", "display": "information recipient"}]},
-               "who": {"identifier": {"system": AGENT_SYSTEMS.get(kind, "urn:huren:user"), "value": subject}},
+               "who": {"identifier": {"system": AGENT_SYSTEMS.get(kind, USER_SYSTEM), "value": subject}},
                "requestor": True, **network}]
     if acting:
         agents[0]["who"] = {"reference": f"RelatedPerson/{acting}", "identifier": {"system": FAMILY_SYSTEM, "value": subject}}

@@ -58,7 +58,7 @@ from collections.abc import Callable, Collection, Mapping
 from pathlib import Path
 from typing import Any
 
-from engine.audit.events import AGENT_SYSTEMS, STAFF_SYSTEM
+from engine.audit.events import AGENT_SYSTEMS, STAFF_SYSTEM, USER_SYSTEM
 from engine.audit.view import IMPORTS
 from engine.auth.caller import Caller
 from engine.errors import Forbidden, NotFound
@@ -208,7 +208,7 @@ def refusal_count_shown(remit: frozenset[str] | None, row: Mapping[str, Any]) ->
 
 # the identifier systems an AuditEvent's agent names a client or a person by (``engine.audit.events``: a system
 # client, a signed-in staff member, an auditor's or a user's sign-in): the ones ``audit_event_shown`` withholds
-_NAMED_AGENTS = frozenset({AGENT_SYSTEMS["system"], AGENT_SYSTEMS["auditor"], STAFF_SYSTEM, "urn:huren:user"})
+_NAMED_AGENTS = frozenset({AGENT_SYSTEMS["system"], AGENT_SYSTEMS["auditor"], STAFF_SYSTEM, USER_SYSTEM})
 # the events of a sender's message traffic (``engine.audit.actions``): a message received, a stored one replayed
 # (``engine.audit.view.IMPORTS``), a refusal for another member's record number (priv36's Security Alert)
 TRAFFIC = frozenset({*IMPORTS, "member-number-refused"})
