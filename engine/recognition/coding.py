@@ -8,7 +8,7 @@ local map can override what a LOINC coding would say.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 from engine.recognition.rules import CodeMaps, Rules
@@ -149,21 +149,8 @@ def analytes_for(resource: dict[str, Any], rules: Rules, item: str, institution:
     return tuple(sorted(found))
 
 
-# id(rules.items) -> (the items, their names -> item code): the rules are swapped whole on a reload
-_NAMED: dict[int, tuple[Mapping[str, Any], dict[str, str]]] = {}
-
-
 def item_named(text: str, rules: Rules) -> str | None:
     """The recognition item whose items.yaml ``name`` is ``text`` (stripped), the first one listed: one
-    dict read, where the merge's ``same_test`` of an order by text alone went through every item's name
-    (thirty-seventh round, code37)."""
-    items = rules.items
-    hit = _NAMED.get(id(items))
-    if hit is None or hit[0] is not items:
-        if len(_NAMED) >= 4:  # (rules reloaded: the old ones dropped)
-            _NAMED.clear()
-        names: dict[str, str] = {}
-        for item in items.values():
-            names.setdefault(item.name.strip(), item.code)
-        hit = _NAMED[id(items)] = (items, names)
-    return hit[1].get(text.strip())
+    dict read (``Rules.item_names``), where the merge's ``same_test`` of an order by text alone went
+    through every item's name (thirty-seventh round, code37)."""
+    return rules.item_names.get(text.strip())

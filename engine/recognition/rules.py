@@ -14,6 +14,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date
 from decimal import Decimal
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -148,6 +149,15 @@ class Rules:
     policy: PaymentPolicy = field(default_factory=lambda: PaymentPolicy({}))
     community_policies: Mapping[str, PaymentPolicy] = field(default_factory=dict)
     sources: tuple[str, ...] = ()
+
+    @cached_property
+    def item_names(self) -> Mapping[str, str]:
+        """items.yaml ``name`` (stripped) -> its item's code, the first item listed under a name
+        (``coding.item_named``): built once per loaded rules, which a reload replaces whole."""
+        names: dict[str, str] = {}
+        for item in self.items.values():
+            names.setdefault(item.name.strip(), item.code)
+        return names
 
     # -- questions the decision asks ------------------------------------------------------
     def qc_passed(self, institution: str, item: str, on: date) -> bool:
