@@ -691,7 +691,7 @@ _MERGE_MODE: dict[str, Any] = {"enum": ["replace", "keep-if-absent", "union", "b
 _NAMES: dict[str, Any] = {"type": "array", "minItems": 1, "items": {"type": "string", "minLength": 1}}
 _NOT_BACK: dict[str, Any] = {"type": "object", "required": ["from", "to"], "additionalProperties": False,
                              "properties": {"from": _NAMES, "to": _NAMES, "with": _NAMES, "whole": {"type": "boolean"},
-                                            "why": {"type": "string", "minLength": 1}}}
+                                            "why": {"type": "string", "minLength": 1}, "unless_states": _NAMES}}
 _MERGE_ELEMENT: dict[str, Any] = {
     "type": "object",
     "properties": {
@@ -717,7 +717,8 @@ _MERGE_ELEMENT: dict[str, Any] = {
         # a stored status ``from`` the writer does not take back ``to`` (a final result's P: ordfix36);
         # ``with``: elements describing the observation kept out, kept out too (its time: pdate36);
         # ``whole``: nothing of the message's statement written (over a withdrawal); ``why``: the W's
-        # reason. A list of such steps says what one pair of sets cannot: X, but not over W (status37)
+        # reason. A list of such steps says what one pair of sets cannot: X, but not over W (status37);
+        # ``unless_states``: a message stating one of these is no such step (a value over W: statfix37)
         "not_back": {"anyOf": [_NOT_BACK, {"type": "array", "minItems": 1, "items": _NOT_BACK}]},
         "placeholders": _NAMES,  # values a converter writes where the message states nothing
         # stored values a placeholder's restatement (no status stated) is not written into (status36)
