@@ -1111,7 +1111,10 @@ class MergeRules:
         only when it changes a dated element: the stored version's message is the one ``_stored_stamps``
         finds (its look-up memoised per write). An older step back (``not_back``: a P over a final) is
         ``_not_back``'s whatever value it restates -- held there, at its status (OBX-11), as over a
-        correction; asked only once found older, the common path pays nothing (status37)."""
+        correction; asked only once found older, the common path pays nothing (status37). A message
+        stating another status (``_moves``) is dated as one stating another value: the LIS's older X
+        restating the final's value made it cancelled under AA -- held, W at the status's field (OBX-11),
+        as an older P is (review rv37e MED 2, LOW 3; thirty-seventh round, statfix37)."""
         dates: Dates | None = getattr(self._local, "at", None)
         if dates is None or source in NOT_THE_FEED:
             return False
