@@ -2617,7 +2617,7 @@ def _back(rule: Mapping[str, Any], choices: Mapping[str, frozenset[str]]) -> Bac
     return Back(frozenset(rule.get("from") or ()), frozenset(rule.get("to") or ()),
                 frozenset(n for named in rule.get("with") or () for n in _chosen(str(named), choices)),
                 bool(rule.get("whole")), str(rule.get("why") or ""),
-                frozenset(n for named in rule.get("unless_states") or () for n in _chosen(str(named), choices)))
+                unless=frozenset(n for named in rule.get("unless_states") or () for n in _chosen(str(named), choices)))
 
 
 def _chosen(named: str, choices: Mapping[str, frozenset[str]]) -> frozenset[str]:
