@@ -302,7 +302,11 @@ class Back:
     ``merged`` (None: not stated): the only elements of the message's statement merged -- every other
     one it states or the stored version holds is kept as stored with the status (``kept`` named what was
     kept out, so whatever it did not name got in: the P's observer, method and specimen were stored on
-    the final value it did not measure; review rv37a MED 2-4, thirty-seventh round, notback37)."""
+    the final value it did not measure; review rv37a MED 2-4, thirty-seventh round, notback37). ``unless``
+    (``unless_states``): the step is no step for a message stating one of these -- over a withdrawal a
+    U, F, C or A stating no value (OBX-5 empty: a status alone, U "status change to final without
+    retransmitting results") is held whole, one stating its value is a result and brings it back
+    (review rv37e MED 1; thirty-seventh round, statfix37)."""
 
     over: frozenset[str]
     to: frozenset[str]
@@ -310,6 +314,7 @@ class Back:
     whole: bool = False
     why: str = ""
     merged: frozenset[str] | None = None
+    unless: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -806,7 +811,7 @@ class MergeRules:
                     or (told if type(told) is str else _stood(told)) in ep.stands):
                 if held == told and not _restates(ep, stored, incoming):
                     continue  # (the same status, nothing it is dated with changed: nothing to date)
-                if _backward(ep, held, told):
+                if _backward(ep, held, told, incoming):
                     continue  # (a P over a correction: ``_not_back`` decides, as over a final -- rv36c HIGH 1)
                 lifted = self._dated(rtype, plan, stored, incoming, source, said, issues)
                 if lifted is None:
@@ -1121,16 +1126,22 @@ class MergeRules:
         only when it changes a dated element: the stored version's message is the one ``_stored_stamps``
         finds (its look-up memoised per write). An older step back (``not_back``: a P over a final) is
         ``_not_back``'s whatever value it restates -- held there, at its status (OBX-11), as over a
-        correction; asked only once found older, the common path pays nothing (status37)."""
+        correction; asked only once found older, the common path pays nothing (status37). A message
+        stating another status (``_moves``) is dated as one stating another value: the LIS's older X
+        restating the final's value made it cancelled under AA -- held, W at the status's field (OBX-11),
+        as an older P is (review rv37e MED 2, LOW 3; thirty-seventh round, statfix37)."""
         dates: Dates | None = getattr(self._local, "at", None)
         if dates is None or source in NOT_THE_FEED:
             return False
         for name, ep in plan.dated:
-            if not ep.dated_with or name not in incoming or not _restates(ep, stored, incoming):
+            if not ep.dated_with or name not in incoming:
                 continue  # (``name`` unstated: nothing anchors the restatement -- a report's copy has no TXA-12)
             held, told = _stood(stored.get(name, _MISSING)), _stood(incoming.get(name, _MISSING))
             if held in ep.stands or told in ep.stands:
                 continue  # (a placeholder status, OBX-11 empty, is no reason to skip: the value is dated)
+            moved = _moves(ep, held, told, incoming)  # (another status stated: dated as a value is -- statfix37)
+            if not moved and not _restates(ep, stored, incoming):
+                continue
             if dates.now.unusable:
                 return False  # (an unusable MSH-7 is never older: nothing to look up)
             found = self._stored_stamps(rtype, stored, dates)
@@ -1142,9 +1153,9 @@ class MergeRules:
             verdict, _, by = settle(dates.now, then, stands=False)
             if verdict != "older" or by is None:
                 return False
-            if _backward(ep, stored.get(name, _MISSING), incoming[name]):
+            if _backward(ep, stored.get(name, _MISSING), incoming[name], incoming):
                 return False  # (a step back, whatever value it restates: ``_not_back`` holds it at its status -- status37)
-            changed = _restated(ep, stored, incoming)
+            changed = (name, *_restated(ep, stored, incoming)) if moved else _restated(ep, stored, incoming)
             at = said.first_at((*changed, name), incoming) if said is not None else None
             what = ", ".join(f"{rtype}.{n}" for n in changed)
             issues.append({"severity": "warning", "code": "conflict", "expression": [f"{rtype}.{n}" for n in changed],
@@ -1232,7 +1243,7 @@ class MergeRules:
         status's field is worded once the merge is done (``_Kept.say``): it names what stood against the
         message and only what of the rest was written. Returns ``incoming`` as it is to be merged."""
         for name, ep in plan.backed:
-            step = _backward(ep, stored.get(name, _MISSING), incoming.get(name, _MISSING))
+            step = _backward(ep, stored.get(name, _MISSING), incoming.get(name, _MISSING), incoming)
             if step is None:
                 continue
             at = said.at(name, incoming) if said is not None else None
@@ -2617,6 +2628,17 @@ def _restates(ep: ElementPlan, stored: Resource, incoming: Resource) -> bool:
     return any(incoming.get(n, _MISSING) is not _MISSING and incoming.get(n) != stored.get(n) for n in ep.dated_with)
 
 
+def _moves(ep: ElementPlan, held: Any, told: Any, incoming: Resource) -> bool:
+    """Whether ``told`` states another status than the stored ``held`` -- a change of status an older
+    message makes is dated as a changed value is (``MergeRules._restated_older``): the LIS's 09:30 X
+    restating the value of its 10:00 final cancelled it under AA (review rv37e MED 2). Not a change:
+    a placeholder on either side (OBX-11 empty states no status; a stored one no later message
+    stated), nor a step forward over a status that would be a ``not_back`` step from it (the older F
+    over a later P: in MSH-7 order the P was kept out -- the F stands either way; statfix37)."""
+    return (told != held and isinstance(told, str) and isinstance(held, str) and told not in ep.placeholders
+            and held not in ep.placeholders and _backward(ep, told, held, incoming) is None)
+
+
 def _restated(ep: ElementPlan, stored: Resource, incoming: Resource) -> tuple[str, ...]:
     """The elements dated with ``ep``'s status that ``incoming`` states otherwise than stored, the value
     first (``_restates``'s, named: where an older statement is held, ERR-2 at the value's OBX-5)."""
@@ -2665,16 +2687,18 @@ def _stands_with(ep: ElementPlan, stored: Resource, out: Resource) -> str:
     return f"; and with it {', '.join(kept)} as stored: this message's {said} was not stored"
 
 
-def _backward(ep: ElementPlan, held: Any, told: Any) -> Back | None:
+def _backward(ep: ElementPlan, held: Any, told: Any, incoming: Resource) -> Back | None:
     """The ``not_back`` step ``told`` would take the stored ``held`` back by (a P over a final, corrected
-    or amended result; a P or an X over a withdrawn one), the first listed; None when it is none.
-    ``MergeRules._not_back`` decides it whichever status is stored -- dating it as a change of a status in
-    ``stands`` (a correction) let a later P take the correction back, status and value, where over a
-    final it kept both (review rv36c HIGH 1; thirty-sixth round, status36)."""
+    or amended result; a P or an X over a withdrawn one; a status alone over a withdrawn one), the first
+    listed; None when it is none. ``MergeRules._not_back`` decides it whichever status is stored -- dating
+    it as a change of a status in ``stands`` (a correction) let a later P take the correction back, status
+    and value, where over a final it kept both (review rv36c HIGH 1; thirty-sixth round, status36).
+    A step ``unless`` ``incoming`` states one of its elements (a value: a result) is none (statfix37)."""
     if not ep.not_back:
         return None
     was, now = _stood(held), _stood(told)
-    return next((step for step in ep.not_back if was in step.over and now in step.to), None)
+    return next((step for step in ep.not_back if was in step.over and now in step.to
+                 and not (step.unless and any(n in incoming for n in step.unless))), None)
 
 
 def _back(rule: Mapping[str, Any], choices: Mapping[str, frozenset[str]]) -> Back:
@@ -2683,7 +2707,8 @@ def _back(rule: Mapping[str, Any], choices: Mapping[str, frozenset[str]]) -> Bac
     return Back(frozenset(rule.get("from") or ()), frozenset(rule.get("to") or ()),
                 frozenset(n for named in rule.get("with") or () for n in _chosen(str(named), choices)),
                 bool(rule.get("whole")), str(rule.get("why") or ""),
-                None if merged is None else frozenset(n for named in merged for n in _chosen(str(named), choices)))
+                None if merged is None else frozenset(n for named in merged for n in _chosen(str(named), choices)),
+                unless=frozenset(n for named in rule.get("unless_states") or () for n in _chosen(str(named), choices)))
 
 
 def _chosen(named: str, choices: Mapping[str, frozenset[str]]) -> frozenset[str]:

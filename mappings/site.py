@@ -691,7 +691,8 @@ _MERGE_MODE: dict[str, Any] = {"enum": ["replace", "keep-if-absent", "union", "b
 _NAMES: dict[str, Any] = {"type": "array", "minItems": 1, "items": {"type": "string", "minLength": 1}}
 _NOT_BACK: dict[str, Any] = {"type": "object", "required": ["from", "to"], "additionalProperties": False,
                              "properties": {"from": _NAMES, "to": _NAMES, "with": _NAMES, "whole": {"type": "boolean"},
-                                            "why": {"type": "string", "minLength": 1}, "merged": _NAMES}}
+                                            "why": {"type": "string", "minLength": 1}, "merged": _NAMES,
+                                            "unless_states": _NAMES}}
 _MERGE_ELEMENT: dict[str, Any] = {
     "type": "object",
     "properties": {
@@ -719,6 +720,7 @@ _MERGE_ELEMENT: dict[str, Any] = {
         # ``whole``: nothing of the message's statement written (over a withdrawal); ``why``: the W's
         # reason. A list of such steps says what one pair of sets cannot: X, but not over W (status37);
         # ``merged``: the only elements of the message merged, every other kept out too (notback37)
+        # ``unless_states``: a message stating one of these is no such step (a value over W: statfix37)
         "not_back": {"anyOf": [_NOT_BACK, {"type": "array", "minItems": 1, "items": _NOT_BACK}]},
         "placeholders": _NAMES,  # values a converter writes where the message states nothing
         # elements kept as stored with an ``as_far_as`` status that stands (a report's times: notback37)

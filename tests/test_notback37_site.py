@@ -30,7 +30,7 @@ def _written(tmp_path: Path, step: str = _STEP, stands: str = _STANDS) -> Path:
 def test_the_shipped_rules_keep_all_but_the_note_and_the_reports_times() -> None:
     """What the shipped file says, as the merge reads it: the step over a final merges the note alone, the
     step over a withdrawal holds the result whole, the report's times stand with its status."""
-    final, withdrawn = shipped().plan("Observation", "ORU").elements["status"].not_back
+    final, withdrawn, _alone = shipped().plan("Observation", "ORU").elements["status"].not_back
     assert final.merged == frozenset({"note"}) and not final.whole, final
     assert withdrawn.whole and "OBX-11 C or F" in withdrawn.why, withdrawn
     stands = shipped().plan("DiagnosticReport", "ORU").elements["status"].stands_with

@@ -66,8 +66,6 @@ def _warned(ack: bytes) -> list[str]:
 # -- status37: table 0085 sequences ------------------------------------------------------------------
 
 
-@pytest.mark.xfail(strict=True, reason="rv37e: MED a status-only U, F or A (no OBX-5) over a withdrawn result revives "
-                                       "the withdrawn (posted as wrong, e.g. wrong-patient) value as current, AA")
 @pytest.mark.parametrize("status", ["U", "F", "A"])
 def test_a_status_only_final_over_a_withdrawal_does_not_revive_its_value(
         engine: Engine, http: TestClient, status: str) -> None:
@@ -273,8 +271,6 @@ def test_an_older_preliminary_over_a_final_is_held_at_its_status(engine: Engine,
     assert [e.split("|")[2] for e in _warned(ack) if "older" in e] == ["OBX^1^11"], err_lines(ack)
 
 
-@pytest.mark.xfail(strict=True, reason="rv37e: MED the same sender's OLDER X restating the final's value over F "
-                                       "is taken: the final result becomes cancelled under AA, no warning")
 def test_an_older_cancel_restating_the_value_leaves_the_final(engine: Engine, http: TestClient) -> None:
     """F 4.1 (10:00), then the LIS's X 4.1 of 09:30 arriving last (an older message changing only the
     status): the final must stand as an older restatement does (tfix35) -- it is cancelled instead."""
@@ -282,8 +278,6 @@ def test_an_older_cancel_restating_the_value_leaves_the_final(engine: Engine, ht
     assert (after["status"], after["valueQuantity"]["value"]) == ("final", 4.1), after
 
 
-@pytest.mark.xfail(strict=True, reason="rv37e: LOW an older X over F is held at OBX^n^5 (naming the value or "
-                                       "dataAbsentReason), an older P at OBX^n^11: two locations for one step of status")
 def test_an_older_cancel_over_a_final_is_held_at_its_status(engine: Engine, http: TestClient) -> None:
     """F 4.1 (10:00), then the LIS's X 5.0 of 09:30 arriving last: held, final 4.1 stands (it does), the W
     located at OBX^1^11 as an older P's (it is at OBX^1^5). (An X with no OBX-5 is held too, its W naming

@@ -99,8 +99,11 @@ _VALUE_KEYS = frozenset(
     }
 )
 # where an Observation's elements were stated, beside OBX-11 (``Context.located_later``: located only
-# when an issue names one the message states -- the merge's warning of a value, range or flag it holds)
-LOCATED_LATER: tuple[tuple[str, int], ...] = (*((key, 5) for key in sorted(_VALUE_KEYS)),
+# when an issue names one the message states -- the merge's warning of a value, range or flag it holds).
+# ``dataAbsentReason`` (an empty OBX-5) too: located eagerly by the ordinary path alone, a result a
+# compiled plan made (``plans.build``, the second OBX of its shape) named none, and the same held message
+# was located at OBX-5 the first time, at OBX-11 after (review rv37e LOW 4; thirty-seventh round, statfix37)
+LOCATED_LATER: tuple[tuple[str, int], ...] = (*((key, 5) for key in sorted(_VALUE_KEYS)), ("dataAbsentReason", 5),
                                               ("referenceRange", 7), ("interpretation", 8))
 # where a report's times and status were stated (the merge's warning of a time an older message states,
 # ordfix36; its refusal of a status it cannot date, one ERR each since ordfix36 collects them: OBR-25) --
@@ -788,8 +791,7 @@ def _observation(
                 "coding": [{"system": "http://terminology.hl7.org/CodeSystem/data-absent-reason", "code": reason}]
             }
             # beside a stored value the reason is not stored (a value stands until OBX-5 "" deletes
-            # it): the ACK's warning names the empty OBX-5, not just the element
-            ctx.located(res, "dataAbsentReason", obx, 5)
+            # it): the ACK's warning names the empty OBX-5, not just the element (``LOCATED_LATER``)
     ranges = _reference_range(obx, ctx, res)
     if ranges:
         res["referenceRange"] = ranges
