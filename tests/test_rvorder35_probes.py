@@ -263,7 +263,9 @@ def test_on_a_phone_the_confirmation_fits_and_the_answer_says_who_decided(site) 
         doc = engine.ingestor.messages.get(message_id("FNXRMYY", "OQ35-3C"))
         assert doc["status"] == "processed" and doc["replays"][-1] | {"at": ""} == {
             "at": "", "by": "it.ro35", "as": "later", "previous_reason": doc["replays"][-1]["previous_reason"],
-            "previous_status": "quarantined"}, doc["replays"]
+            "previous_status": "quarantined",
+            # who replayed, as a person (fidfix37: a staff replayer is recorded as the person, not a client)
+            "client": "huren-staff-pages", "display": "罗运维", "kind": "user", "role": "operator"}, doc["replays"]
     finally:
         b.close()
 
