@@ -13,6 +13,7 @@ from fastapi.testclient import TestClient
 from engine.engine import Engine
 from engine.merge_rules import STAND_IN_EXT
 from tests.module_store import module_eng
+from tests.test_code37_gaps import _codes_counted
 from tests.test_codefix36_order_code import _errs, _reports
 from tests.test_probepay26_windows import msh, pid
 from tests.test_srfix35_order_code import ORDERED, RESULTED, B, http, orm, oru, send, the_order
@@ -205,17 +206,6 @@ def test_an_xx_from_another_application_does_not_make_the_report_follow(http: Te
 # --- mapping gaps counted -------------------------------------------------------------------------------
 
 
-def _counted(engine: Engine, http: TestClient) -> dict[str, list[tuple[str, int]]]:
-    ops = engine.auth.issue_system_token("ops", "system/MessageHeader.cr")
-    r = http.get("/admin/fidelity", params={"institution": B}, headers={"Authorization": f"Bearer {ops}"})
-    assert r.status_code == 200, r.text
-    rows: dict[str, list[tuple[str, int]]] = {}
-    for i in (r.json()["institutions"].get(B) or {}).get("items") or ():
-        if i["kind"] == "code":
-            rows.setdefault(i["value"], []).append((i["where"], i["count"]))
-    return rows
-
-
 def test_a_refused_message_counts_no_gap(module_eng: Engine, http: TestClient) -> None:
     """A gap is counted only for a stored message: an ORU refused (AE at OBR-4, nothing written) under an
     order by a text naming no item counts nothing for the text."""
@@ -223,10 +213,10 @@ def test_a_refused_message_counts_no_gap(module_eng: Engine, http: TestClient) -
     from tests.test_xotext36_order_text import _by_text
     assert "MSA|AA" in send(http, _by_text(placer, text))
     assert "MSA|AA" in send(http, oru(placer, item="R37E^凝血^L", status="P"))
-    before = _counted(module_eng, http).get(text)
+    before = _codes_counted(module_eng, http).get(text)
     ack = send(http, oru(placer, item="R37F^凝血酶时间^L", status="C"))
     assert _refused_at_obr4(ack), ack
-    assert _counted(module_eng, http).get(text) == before
+    assert _codes_counted(module_eng, http).get(text) == before
 
 
 def test_a_re_sent_message_is_counted_once(module_eng: Engine, http: TestClient) -> None:
@@ -237,4 +227,4 @@ def test_a_re_sent_message_is_counted_once(module_eng: Engine, http: TestClient)
     msg = oru(placer, item=LFT_LOCAL)
     send(http, msg)
     send(http, msg)
-    assert _counted(module_eng, http)[text] == [("OBR-4", 1)]
+    assert _codes_counted(module_eng, http)[text] == [("OBR-4", 1)]
