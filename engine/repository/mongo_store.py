@@ -22,6 +22,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import threading
+import weakref
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
@@ -35,8 +36,28 @@ try:  # mongomock keeps its own DuplicateKeyError (a pymongo subclass in recent 
     import mongomock
 
     _DUP: tuple[type[BaseException], ...] = (pymongo.errors.DuplicateKeyError, mongomock.DuplicateKeyError)
+    _IN_PROCESS: tuple[type, ...] = (mongomock.MongoClient,)
 except ImportError:  # pragma: no cover - mongomock is a test dependency
     _DUP = (pymongo.errors.DuplicateKeyError,)
+    _IN_PROCESS = ()
+
+_CLIENT_LOCKS: weakref.WeakKeyDictionary[Any, threading.Lock] = weakref.WeakKeyDictionary()
+_CLIENT_LOCKS_GUARD = threading.Lock()
+
+
+def _one_step(client: Any) -> contextlib.AbstractContextManager[Any]:
+    """What makes a ``find_one_and_update`` one step on ``client``: nothing on a server (it is atomic there);
+    on mongomock one lock per client, shared by every store over it. mongomock runs it as a ``find_one`` and then
+    an update in the calling thread, so two threads could both be handed the same before-image while both
+    ``$inc``s land (CI 136: two counters returned 149, none 150, the total right). The port promises each
+    caller its own value (``Collection.increment``); the in-process double now keeps that promise too."""
+    if not isinstance(client, _IN_PROCESS):
+        return contextlib.nullcontext()
+    with _CLIENT_LOCKS_GUARD:
+        lock = _CLIENT_LOCKS.get(client)
+        if lock is None:
+            lock = _CLIENT_LOCKS[client] = threading.Lock()
+    return lock
 
 log = logging.getLogger("huren.repository")
 
@@ -335,12 +356,13 @@ class MongoCollection:
             update["$setOnInsert"] = insert
         if adds:
             update["$addToSet"] = {k: {"$each": v} for k, v in adds.items()}
-        try:
-            before = self.raw.find_one_and_update({"_id": doc_id}, update, upsert=True,
-                                                  return_document=pymongo.ReturnDocument.BEFORE, **self.store.kw())
-        except _DUP:  # another process created it between this upsert's match and its insert: now an update
-            before = self.raw.find_one_and_update({"_id": doc_id}, update, upsert=True,
-                                                  return_document=pymongo.ReturnDocument.BEFORE, **self.store.kw())
+        with _one_step(self.store.client):
+            try:
+                before = self.raw.find_one_and_update({"_id": doc_id}, update, upsert=True,
+                                                      return_document=pymongo.ReturnDocument.BEFORE, **self.store.kw())
+            except _DUP:  # another process created it between this upsert's match and its insert: now an update
+                before = self.raw.find_one_and_update({"_id": doc_id}, update, upsert=True,
+                                                      return_document=pymongo.ReturnDocument.BEFORE, **self.store.kw())
         base = before if before is not None else {**insert, "_id": doc_id}
         after = {**base, **set_, field: (base.get(field) or 0) + by}
         added = {k: [x for x in v if x not in (base.get(k) or ())] for k, v in adds.items()}
