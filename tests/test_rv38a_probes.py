@@ -20,7 +20,7 @@ from tests.test_codefix36_order_code import _reports
 from tests.test_notback37_kept_whole import _REDRAWN
 from tests.test_notback37_kept_whole import _result as _nb_result
 from tests.test_ordfix36_final_back import _result
-from tests.test_srfix35_order_code import RESULTED, orm, oru, send, the_order
+from tests.test_srfix35_order_code import orm, oru, send, the_order
 
 __all__ = ["engine", "module_http"]
 
@@ -85,8 +85,8 @@ def _interpreted(message: str, interpreter: str) -> str:
 
 
 @pytest.mark.xfail(strict=True, reason="rv38a: HIGH a kept-out P's OBR-32 interpreter silently replaces the "
-                                       "final report's, no W (predates notback37, whose stands_with keeps the report's times alone: "
-                                       "the listing it inverted for the result)")
+                                       "final report's, no W (predates notback37; its stands_with keeps the "
+                                       "report's times alone: the listing it inverted for the result)")
 def test_a_kept_out_p_does_not_rename_the_final_reports_interpreter(engine: Engine, http: TestClient) -> None:
     """F 4.1 signed by 张三 (OBR-32 D001), then the LIS's later P 5.0 of a re-drawn tube signed by 李四
     (OBR-32 D002): the result is kept out whole, the report stays final with its times -- and the final
@@ -192,3 +192,20 @@ def test_an_older_status_alone_does_not_bring_back_a_later_withdrawal(engine: En
     ack = post(http, _result("RV38A-8C", "20261203093000", "RV38AM8", "RV38AP8", "", "U"))
     after = _read(http, f"Observation/{before['id']}")
     assert (after["status"], after["valueQuantity"]["value"]) == ("entered-in-error", 4.1), (after, err_lines(ack))
+
+
+@pytest.mark.xfail(strict=True, reason="rv38a: MED a kept-out P's NTE replaces the final result's note (notback37's "
+                                       "merged: [note] merges it as a correction's, which replaces whole)")
+def test_a_kept_out_p_does_not_erase_the_final_results_note(engine: Engine, http: TestClient) -> None:
+    """F 4.1 with the note 危急值已电话通知张医生 (the critical value was phoned), then the LIS's later P 5.0
+    of a re-drawn tube with the note 溶血: the P's note is what notback37 merges -- beside the final's, never
+    instead of it (the call the lab made about the final value is not erased by a preliminary kept out)."""
+    tag = "RV38A9"
+    first = _nb_result("RV38A-9A", "20261203100000", tag, "4.1", "F", tube="RV38AS9A", note="危急值已电话通知张医生")
+    assert b"MSA|AA" in post(http, first)
+    (obs,) = written(engine, http, "RV38A-9A", "Observation")
+    ack = post(http, _nb_result("RV38A-9B", "20261203120000", tag, "5.0", "P", tube="RV38AS9B", **_REDRAWN))
+    assert b"MSA|AA" in ack, ack
+    after = _read(http, f"Observation/{obs['id']}")
+    assert (after["status"], after["valueQuantity"]["value"]) == ("final", 4.1), after
+    assert "危急值已电话通知张医生" in [n.get("text") for n in after.get("note") or ()], (after, err_lines(ack))
