@@ -8,6 +8,7 @@ others guard what the changes claim.
 
 from __future__ import annotations
 
+import base64
 from typing import Any
 
 import pytest
@@ -57,6 +58,26 @@ def test_an_older_edit_arriving_late_brings_back_no_paragraph_the_later_edit_dro
     assert _texts(http, doc) == _lines(http, doc) == ["乙段", "甲段"]
     assert [http.get(f"/fhir/Observation/{o}").status_code for o in first] == [200, 200, 410]
 
+
+
+def test_an_edit_raising_the_document_to_v_still_drops_the_paragraph_it_left_out(
+        both: tuple[Engine, TestClient]) -> None:  # noqa: F811
+    """T02 [甲, 乙, 丙] (N), then a T08 [甲, 乙] that raises the document to V (TXA-18): the group relabels the
+    document's text as it judges it -- the paragraph the edit left out is still deleted (not kept as one of
+    the group's writes), the two it states stay, labelled V."""
+    from tests.test_old37_document_paragraphs import _system
+
+    eng, http = both
+    _aa(eng, mdm("RV1", "T02", ["甲段", "乙段", "丙段"], number="DOC-RV"))
+    doc = _doc(eng, http, "RV1")
+    _aa(eng, mdm("RV2", "T08", ["甲段", "乙段"], number="DOC-RV", conf="V"))
+    first, office = _ids(eng, "RV1"), _system(eng)
+    assert [http.get(f"/fhir/Observation/{o}", headers=office).status_code for o in first] == [200, 200, 410]
+    kept = [http.get(f"/fhir/Observation/{o}", headers=office).json() for o in first[:2]]
+    assert [[c["code"] for c in o["meta"].get("security") or ()] for o in kept] == [["V"], ["V"]]
+    now = http.get(f"/fhir/DocumentReference/{doc['id']}", headers=office).json()
+    assert sorted(line for c in now["content"] if c["attachment"].get("contentType", "").startswith("text/plain")
+                  for line in base64.b64decode(c["attachment"]["data"]).decode().splitlines()) == ["乙段", "甲段"]
 
 # -- perfi37 (the owner's check reads the number's records by ``carrying``) -------------------------------
 
