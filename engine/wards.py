@@ -238,9 +238,11 @@ def department_namer(site_dir: Path | None, institutions: Mapping[str, Any],
             if rid not in outside:  # (a row the namer was not given)
                 outside[rid] = code
                 now_outside.update(outside_ward_names(read_many, [(rid, code)]))
-            if (facility, inst, code) not in latest_outside:  # (one scan per ward, whatever names its rows hold)
-                latest_outside[facility, inst, code] = latest_name(inst, code, facility) if code else None
-            name = now_outside.get(rid) or latest_outside[facility, inst, code]
+            name = now_outside.get(rid)
+            if not name and code:  # (one scan per ward, whatever names its rows hold)
+                if (facility, inst, code) not in latest_outside:
+                    latest_outside[facility, inst, code] = latest_name(inst, code, facility)
+                name = latest_outside[facility, inst, code]
             if name:
                 return name
         if not code:
