@@ -83,6 +83,11 @@ CODE_MARK = "{code}（院内代码）"
 # with no name): not the ordering institution's own code, so never said as one -- "QQW（院内代码）" would be
 # one row with the institution's own unnamed QQW and count the other hospital's orders in it (gfix37)
 OUTSIDE_CODE_MARK = "{code}（外部代码）"
+# the facility part of a stored department (``facts.department_key``'s ``at``) for a ward at a facility no
+# member's code names: this mark, then the ward Location's own id (``WardKey.outside``; wardlink38). A row
+# stored with an empty facility (dept37/gfix37: ``dept@|<code>|``, one key for every such facility) is
+# still read, by its own words.
+OUTSIDE_AT = "~"
 
 
 def current_ward_names(read_many: Callable[[list[tuple[str, str]]], Mapping[tuple[str, str], Any]] | None,
@@ -115,15 +120,32 @@ def current_ward_names(read_many: Callable[[list[tuple[str, str]]], Mapping[tupl
         if loc is None and held:
             loc = held.get((inst, code))
         if loc is not None:
-            name = loc.get("name")
-            out[inst, code] = name if isinstance(name, str) and name.strip() and name != code else None
+            out[inst, code] = _named(loc, code)
     return out
+
+
+def _named(loc: Mapping[str, Any], code: str | None) -> str | None:
+    """A ward Location's name as a name: None where it holds none but its code (sent without PL-9)."""
+    name = loc.get("name")
+    return name if isinstance(name, str) and name.strip() and name != code else None
+
+
+def outside_ward_names(read_many: Callable[[list[tuple[str, str]]], Mapping[tuple[str, str], Any]] | None,
+                       wards: Iterable[tuple[str, str | None]]) -> dict[str, str | None]:
+    """``current_ward_names`` for wards at a facility no member's code names, by their Location's own id
+    (``WardKey.outside``) and code: id -> the name the Location has now (None where it holds only its
+    code); a Location not found is left out. One read for all of them."""
+    codes = dict(wards)
+    if read_many is None or not codes:
+        return {}
+    found = read_many([("Location", rid) for rid in codes])
+    return {rid: _named(loc, codes[rid]) for rid in codes if (loc := found.get(("Location", rid))) is not None}
 
 
 def department_namer(site_dir: Path | None, institutions: Mapping[str, Any],
                      parts: Callable[[str | None], tuple[str | None, str | None]],
                      read_many: Callable[[list[tuple[str, str]]], Mapping[tuple[str, str], Any]] | None,
-                     latest_name: Callable[[str, str], str | None],
+                     latest_name: Callable[..., str | None],
                      rows: Collection[tuple[Any, Any]] = (),
                      at: Callable[[Any], str | None] | None = None,
                      ) -> Callable[[Any, Any], str | None]:
@@ -155,22 +177,28 @@ def department_namer(site_dir: Path | None, institutions: Mapping[str, Any],
     rule (``ward_key_of``'s, as the resident page names it): "阜宁县中医院 脑病科病区" -- its table, its own
     feed's ward Location, else the record's PL-9 name, its latest tally, the code. Before, the row was
     named by the ordering institution's table for the code: counted in "阜宁县人民医院 心内科病区". A
-    facility no member's code names ("" -- an outside hospital, a campus sent under a name of its own)
-    is shown by the record's words under the ordering institution, whose record they are: the row's own
-    name, else the code said to be another place's (``OUTSIDE_CODE_MARK``) -- never the ordering institution's table or ward Location for the code, which
-    name its own ward, and never another such row's name: every facility no member names is stored under
-    the one key ``dept@|<code>|``, so the latest name of "such rows of the code" was another hospital's
-    ward of that code as often as this one's (rv37g MED 1: 外院心内科's order counted in 市一院肾内科;
-    gfix37)."""
+    facility no member's code names (an outside hospital, a campus sent under a name of its own) is
+    shown under the ordering institution, whose record it is, never by its table or ward Location for
+    the code, which name its own ward. Its row holds the ward Location's own id (``OUTSIDE_AT``,
+    ``ward_key_of``'s ``outside``; wardlink38): one row per facility's ward, named as ``ward_name``
+    names a ward -- the name that Location has now (a PL-9 rename renames it: 血液科病区, then 血液内科,
+    is one row 血液内科), else the latest named tally of that ward's own rows, else the row's name, else
+    the code said to be another place's (``OUTSIDE_CODE_MARK``). A row stored before with no facility
+    (``dept@|<code>|``, dept37/gfix37: one key for every such facility) is named by its own words only:
+    the latest name of "such rows of the code" was another hospital's ward of that code as often as this
+    one's (rv37g MED 1: 外院心内科's order counted in 市一院肾内科; gfix37)."""
     wards = tables(site_dir)
     codes_of: dict[tuple[str, str], set[str]] = {}  # (inst, name) -> the codes the report's rows store it with
     named: list[tuple[str, str | None, str]] = []  # (inst, code, name) of each row
     held: dict[tuple[str, str], dict[str, Any]] = {}  # a member's ward -> the record's name for it
+    outside: dict[str, str | None] = {}  # an outside ward's Location id -> its code
     for value, inst in dict.fromkeys(rows):  # (a report's rows: thousands, a few hundred distinct)
         code, name = parts(value if isinstance(value, str) else None)
         facility = at(value) if at is not None else None
-        if facility == "":
-            continue  # (named by the record's words: no table, no Location)
+        if facility is not None and facility[:1] in ("", OUTSIDE_AT):
+            if facility:
+                outside.setdefault(facility[1:], code)
+            continue  # (no member's table or Location: read by its own id, or the record's words)
         where = facility or _where(inst)
         if code and name:
             codes_of.setdefault((where, name), set()).add(code)
@@ -199,8 +227,24 @@ def department_namer(site_dir: Path | None, institutions: Mapping[str, Any],
             wards_of[inst, code] = ward_name(wards.get(inst, {}), inst, code, current, latest_name)
         return wards_of[inst, code]
 
-    def words_of(code: str | None, given: str | None) -> str | None:
-        """A ward at a facility no member's code names, by its own row's words (see above)."""
+    now_outside = outside_ward_names(read_many, outside.items())
+    latest_outside: dict[tuple[str, str, str | None], str | None] = {}
+
+    def words_of(code: str | None, given: str | None, facility: str, inst: str) -> str | None:
+        """A ward at a facility no member's code names (see above): by its Location's id, else (a row
+        stored with no facility) by its own row's words."""
+        if facility:
+            rid = facility[len(OUTSIDE_AT):]
+            if rid not in outside:  # (a row the namer was not given)
+                outside[rid] = code
+                now_outside.update(outside_ward_names(read_many, [(rid, code)]))
+            name = now_outside.get(rid)
+            if not name and code:  # (one scan per ward, whatever names its rows hold)
+                if (facility, inst, code) not in latest_outside:
+                    latest_outside[facility, inst, code] = latest_name(inst, code, facility)
+                name = latest_outside[facility, inst, code]
+            if name:
+                return name
         if not code:
             return given
         return given or OUTSIDE_CODE_MARK.format(code=code)
@@ -210,10 +254,12 @@ def department_namer(site_dir: Path | None, institutions: Mapping[str, Any],
         if key not in kept:
             code, given = parts(value if isinstance(value, str) else None)
             facility = at(value) if at is not None else None
-            where = facility or _where(inst)
-            if facility == "":
-                ward = words_of(code, given)
+            if facility is not None and facility[:1] in ("", OUTSIDE_AT):  # (under the ordering institution)
+                where = _where(inst)
+                ward = words_of(code, given, facility, where)
+                facility = None
             else:
+                where = facility or _where(inst)
                 code = code_of(where, code, given)
                 ward = ward_of(where, code) if code else given
             whose = facility or inst
@@ -401,15 +447,20 @@ def _alias(ward: Mapping[str, Any]) -> str | None:
 class WardKey(NamedTuple):
     """What ``ward_key_of`` reads of a ward: the key ``ward_name`` is asked by (``institution``,
     ``code``), and whether the ward is at another member's facility than the sender's whose record it
-    is (``elsewhere``: a page says whose ward it is, as the reports say a department's institution)."""
+    is (``elsewhere``: a page says whose ward it is, as the reports say a department's institution).
+    ``outside``: for a ward at a facility no member's code names (asked for with ``outside=True``;
+    ``institution`` then ""), the ward Location's own id -- the one identity of that facility the store
+    keeps (wardlink38)."""
 
     institution: str
     code: str
     elsewhere: bool = False
+    outside: str = ""
 
 
 def ward_key_of(ref: str, ward: Mapping[str, Any], institution: Callable[[dict[str, Any]], str | None],
-                senders: Iterable[str] = (), facilities: Collection[str] = ()) -> WardKey | None:
+                senders: Iterable[str] = (), facilities: Collection[str] = (), *,
+                outside: bool = False) -> WardKey | None:
     """(institution, point-of-care code) of a ward ``ward_name`` and ``current_ward_names`` can be
     asked about exactly, else None.
 
@@ -432,7 +483,16 @@ def ward_key_of(ref: str, ward: Mapping[str, Any], institution: Callable[[dict[s
       the traditional-medicine hospital's ward (``NEI^5^1^FNZYY``). It is that member's ward of that
       code, and is named by the member's rule (wards37): (FNZYY, NEI). Before, it was left out and the
       page showed the record's words; asking about (sender, NEI) would name the sender's own NEI ward
-      (rv36e MED 1). A facility no member's code names (an alias, a name) is not found: left out."""
+      (rv36e MED 1). A facility no member's code names (an alias, a name) is not found: left out --
+      unless ``outside`` (the recognition's department, ``FactReader._ward_facility``): then the ward's
+      key is its own Location id (``WardKey.outside``), institution "".
+
+    Why the id (wardlink38, gfix37's strict xfail): which facility PL-4 named cannot be read back --
+    the converter keeps PL-4 only inside the ward's id (a hash of sender, facility and code) and states
+    no Organization for it -- and a key without it is one key for every such facility: a renamed ward
+    at one outside hospital could not be told from two outside hospitals' wards of one code (rv37g MED
+    1). The id is exactly that facility's ward of that code: a PL-9 rename keeps it (the converter keys
+    by codes), another facility's ward of the code has another."""
     from adapters.convert.actors import ward_key
     from engine.repository.ids import deterministic_id
 
@@ -449,4 +509,4 @@ def ward_key_of(ref: str, ward: Mapping[str, Any], institution: Callable[[dict[s
                 for code in codes:
                     if deterministic_id(sender, "Location", ward_key(facility, code)) == rid:
                         return WardKey(facility, code, elsewhere=True)
-    return None
+    return WardKey("", point_of_care(ward) or "", elsewhere=True, outside=rid) if outside and rid else None

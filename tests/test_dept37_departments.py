@@ -131,7 +131,10 @@ def test_a_facility_no_member_names_is_shown_by_the_records_words(backend_settin
         before = _rates(eng)[COUNTY]["recognisable"]
         _ingest(eng, _zhao_order(1, "NEI^7^1^WAIYUAN^^^^^外院心内科"), _zhao_order(2, "NEI^8^1^WAIYUAN", "20250325"),
                 _zhao_order(3, "QQW^9^1^WAIYUAN", "20250326"))
-        assert sorted(r["dept"] for r in _rows(eng, "dept@")) == ["dept@|NEI|外院心内科", "dept@|NEI|外院心内科", "dept@|QQW|"]
+        # (wardlink38: the facility part is now "~" and the ward Location's id -- NEI's twice, QQW's another)
+        depts = sorted(r["dept"] for r in _rows(eng, "dept@~"))
+        assert [d.partition("|")[2] for d in depts] == ["NEI|外院心内科", "NEI|外院心内科", "QQW|"], depts
+        assert depts[0].partition("|")[0] == depts[1].partition("|")[0] != depts[2].partition("|")[0]
         named = _wards(_rates(eng), "外院", "心内科", "QQW")
         assert named == {"阜宁县人民医院 外院心内科": 2, "阜宁县人民医院 QQW（外部代码）": 1, COUNTY: before}, named
 

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import pytest
 from fastapi.testclient import TestClient
 
 from engine.engine import Engine
@@ -196,9 +195,6 @@ def test_a_ward_renamed_after_its_orders_is_reported_under_its_new_name(backend_
             "阜宁县人民医院 血液内科": 1}
 
 
-@pytest.mark.xfail(strict=True, reason="gfix37 (rv37g MED 1): a ward at a facility no member names is stored "
-                                       "dept@|<code>|<name>, one key for every such facility, so its rows are named by "
-                                       "their own words: a renamed one is two rows until the key holds the facility")
 def test_a_ward_whose_location_is_not_found_is_named_by_its_latest_tally(backend_settings: Any) -> None:
     """PL-4 names the facility otherwise than the sender's code (FNXRMYY-ZY): the ward Location is keyed by
     that facility, and the report does not find it by (institution, code) -- the latest named tally's name,

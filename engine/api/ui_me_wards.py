@@ -110,7 +110,7 @@ def visit_wards(engine: Any, repo: ScopedRepository) -> VisitWards:
     current = current_ward_names(read_many, [key[:2] for key, _, _ in keyed.values()], held)
     latest = latest_ward_name(engine.recognition.check_days)
     table = tables(engine.settings.site)
-    for place, ((inst, code, elsewhere), below, name) in keyed.items():
+    for place, ((inst, code, elsewhere, _), below, name) in keyed.items():
         said = ward_name(table.get(inst, {}), inst, code, current, latest)
         parts = name.split(" ")
         rest = " ".join(parts[-below:]) if below and len(parts) > below else ""

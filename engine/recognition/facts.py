@@ -24,7 +24,7 @@ from engine.merge_rules import ideographic
 from engine.recognition.coding import analytes_for, institution_from_codes, item_for
 from engine.recognition.decision import Order, PriorResult
 from engine.recognition.rules import Rules
-from engine.wards import department, place_ward, ward_key_of
+from engine.wards import OUTSIDE_AT, department, place_ward, ward_key_of
 from mappings.site import DEFAULT_ZONE
 
 ORG_SYSTEM = "urn:huren:institution"
@@ -691,16 +691,18 @@ class FactReader:
         traditional-medicine hospital's NEI; ``adapters.convert.actors._location`` states the sender as
         manager exactly when PL-4 is the sender or empty): the member whose code that facility is, read
         by ``engine.wards.ward_key_of`` (one hash of the converter's ward key under the visit's sender,
-        its ``serviceProvider``) -- else "", a facility no member's code names (or a FHIR client's ward
-        with no manager): the department is then shown by the record's words, never by the sender's
-        table for the code (dept37)."""
+        its ``serviceProvider``) -- else, a facility no member's code names (or a FHIR client's ward with
+        no manager), ``OUTSIDE_AT`` and the ward Location's own id (``ward_key_of``'s ``outside``,
+        wardlink38): never the sender's table for the code (dept37), and never one key for every such
+        facility (dept37 wrote "", rv37g MED 1): a renamed ward there stays one department, two outside
+        hospitals' wards of one code stay two."""
         provider = encounter.get("serviceProvider")
         sender = self.organization_code(provider) if isinstance(provider, dict) else None
-        if sender is None:
-            return ""
         members = self._rules().institutions
-        key = ward_key_of(ref, ward, self.organization_code, (sender,), members)
-        return key.institution if key is not None and key.elsewhere else ""
+        key = ward_key_of(ref, ward, self.organization_code, (sender,) if sender else (), members, outside=True)
+        if key is None or not key.elsewhere:
+            return ""
+        return key.institution or OUTSIDE_AT + key.outside
 
 
 # A department as a check row stores it (dept33): ``dept|<code>|<name>`` -- the ward's point-of-care
@@ -709,7 +711,8 @@ class FactReader:
 # wrote it: the ward first, then room and bed.
 DEPT_KEY = "dept|"
 # A ward at another facility than the sender's own (dept37): ``dept@<facility>|<code>|<name>``, the
-# facility a member's institution code, or empty where no member's code names it (``department_at``).
+# facility a member's institution code, or where no member's code names it ``~`` and the ward Location's
+# id (``engine.wards.OUTSIDE_AT``, wardlink38; rows stored before hold "" there: ``department_at``).
 # Its own prefix, not a fourth part after the name: "@" sorts before "|", so the range of one code's
 # named tallies that ``reports.latest_ward_name`` scans (after ``dept|<code>|``, before ``dept|<code>}``)
 # never holds another facility's ward of that code, and every key stored before keeps its form and order.
@@ -718,8 +721,9 @@ DEPT_AT = "dept@"
 
 def department_key(code: str | None, name: str | None, at: str | None = None) -> str | None:
     """The stored form of a department: its code and its name (either may be missing); None for neither.
-    ``at``: the facility of a ward at another one than the sender's (a member's code, "" for one no
-    member's code names); None for the sender's own ward (the form of every key before dept37)."""
+    ``at``: the facility of a ward at another one than the sender's (a member's code, ``OUTSIDE_AT`` and
+    the ward's Location id for one no member's code names); None for the sender's own ward (the form of
+    every key before dept37)."""
     code, name = (str(code).strip() if code else ""), (str(name).strip() if name else "")
     if not (code or name):
         return None
@@ -729,8 +733,9 @@ def department_key(code: str | None, name: str | None, at: str | None = None) ->
 
 
 def department_at(stored: Any) -> str | None:
-    """The facility a stored department names (``DEPT_AT``): a member's code, "" for a facility no
-    member's code names; None for the sender's own ward (every other stored form)."""
+    """The facility a stored department names (``DEPT_AT``): a member's code, ``OUTSIDE_AT`` and the ward
+    Location's id for a facility no member's code names ("" in a row stored before wardlink38); None for
+    the sender's own ward (every other stored form)."""
     if isinstance(stored, str) and stored.startswith(DEPT_AT):
         return stored[len(DEPT_AT):].partition("|")[0]
     return None

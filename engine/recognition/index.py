@@ -379,6 +379,20 @@ class ResultIndex:
         else:
             self.ahead.delete(ref)
 
+    def drop_stored(self, refs: Sequence[str]) -> None:
+        """The notes of ``refs``, results stored in an earlier write group (their first versions put:
+        a note is read only for a first version), deleted where there are any: one query for all of
+        them (inside a scope through what is remembered, ``GroupMemo.prefetch``)."""
+        if self.ahead is None or not refs:
+            return
+        if getattr(self._local, "windows", None) is not None:
+            self.ahead.prefetch(refs)
+            noted = [ref for ref in refs if self.ahead.get(ref) is not None]
+        else:
+            noted = [d["_id"] for d in self.ahead.coll.find({"_id": {"$in": list(dict.fromkeys(refs))}})]
+        for ref in noted:
+            self.ahead.delete(ref)
+
     def drop_ahead(self, ref: str) -> None:
         """The note of ``ref``, when this scope read one (``listed_ahead``), taken over by its entry
         (``reports``) once it is put: deleted (no query for a result that had none)."""

@@ -319,7 +319,7 @@ def restricted_words(restricted: Mapping[str, Any], currency: str, word: str | N
 RETESTED = frozenset({"duplicate", "justified", "self_pay", "reported", "retested", "retest"})
 
 
-def latest_ward_name(check_days: Any) -> Callable[[str, str], str | None]:
+def latest_ward_name(check_days: Any) -> Callable[..., str | None]:
     """(institution, point-of-care code) -> the PL-9 name of its latest named check tally (the latest
     day's, then the larger name): the name its ward Location had when that order was checked -- how
     ``engine.wards.ward_name`` names a ward whose Location it does not find (wardfix35; deptfix34 took
@@ -327,11 +327,17 @@ def latest_ward_name(check_days: Any) -> Callable[[str, str], str | None]:
     ``aggregates.ensure_indexes`` keeps (inst, dept, day): the named tallies of one code are the range
     of ``dept`` after ``dept|<code>|`` (the code alone) and before ``dept|<code>}``, ``}`` being the
     character after ``|``: a ward at another facility than the sender's (``facts.DEPT_AT``,
-    ``dept@<at>|<code>|``, dept37) sorts before it, never in it. (A facility no member's code names is
-    not asked: its rows share one key whatever hospital they are, so its latest name could be another
-    hospital's -- rv37g MED 1, gfix37: such a row is named by its own words, ``engine.wards``.)"""
-    def latest(inst: str, code: str) -> str | None:
-        key = department_key(code, None) or ""
+    ``dept@<at>|<code>|``, dept37) sorts before it, never in it.
+
+    ``at``: that ward's own range instead, ``dept@<at>|<code>|`` -- asked only for a ward at a facility
+    no member's code names, by its Location's id (``engine.wards.OUTSIDE_AT``, wardlink38), whose rows
+    are that one ward's. Never for a row stored with an empty facility (``dept@|<code>|``): those rows
+    share one key whatever hospital they are, so their latest name could be another hospital's (rv37g
+    MED 1, gfix37: such a row is named by its own words)."""
+    def latest(inst: str, code: str, at: str | None = None) -> str | None:
+        if at == "":
+            return None
+        key = department_key(code, None, at) or ""
         found = check_days.find({"inst": inst, "dept": {"$gt": key, "$lt": key[:-1] + "}"}},
                                 sort=[("day", -1), ("dept", -1)], limit=1)
         return next((name for t in found for _, name in (department_parts(t.get("dept")),) if name), None)
