@@ -473,6 +473,9 @@ class _Kept:
     guarded: frozenset[str]
     told: Resource
     head: str
+    # the merged list elements the message added to beside the stored entries (``_beside``: a kept-out P's
+    # note beside the final's): named so, not as replacing them (rv38a MED 3; pfix38)
+    beside: frozenset[str] = frozenset()
 
     def say(self, stored: Resource, out: Resource, deleted: Iterable[str]) -> None:
         gone = set(deleted)
@@ -483,7 +486,9 @@ class _Kept:
         written = sorted(n for n, v in told.items() if n not in self.guarded and n not in _OWN
                          and v != stored.get(n, _MISSING) and out.get(n, _MISSING) != stored.get(n, _MISSING))
         named = ", ".join(f"{rtype}.{n}" for n in stood)
-        also = f"; what else it states is stored ({', '.join(f'{rtype}.{n}' for n in written)})" if written else ""
+        also = "; what else it states is stored ({})".format(", ".join(
+            f"{rtype}.{n}, beside the {n} stored, which stays" if n in self.beside else f"{rtype}.{n}"
+            for n in written)) if written else ""
         self.issue["expression"] = [f"{rtype}.{n}" for n in stood]
         self.issue["diagnostics"] = f"{named}: {self.head} -- these stand as stored{also}"
 
@@ -1271,16 +1276,19 @@ class MergeRules:
             # a later P's 11:30 stored beside the corrected 4.3 said 4.3 was observed at 11:30; rv36f MED 3;
             # ``merged``: all of them but those it names -- its observer, method, specimen: rv37a MED 2-4)
             out = ep.dated_with | step.kept
+            beside: dict[str, Any] = {}
             if step.merged is not None:
                 out |= {n for n in (*stored, *incoming) if n not in step.merged and n not in _OWN}
+                beside, standing = _beside(stored, incoming, step.merged)
+                out |= standing
             out |= {n for n, followed in plan.follows if followed & out}
             guarded = frozenset((name, *out))
             issue: Issue = {"severity": "warning", "code": "conflict", **where}
             issues.append(issue)
             kept_back.append(_Kept(issue, rtype, name, guarded, incoming,
                                    f"{_writer(source)}'s {_show(incoming[name])} was not stored over the stored "
-                                   f"{_show(stored[name])}: {why}"))
-            incoming = {k: v for k, v in incoming.items() if k not in guarded}
+                                   f"{_show(stored[name])}: {why}", frozenset(beside)))
+            incoming = {k: beside.get(k, v) for k, v in incoming.items() if k not in guarded}
         return incoming
 
     def _copy_held(self, rtype: str, plan: TypePlan, stored: Resource, incoming: Resource) -> bool:
@@ -2668,6 +2676,31 @@ def _by_results(ep: ElementPlan, held: Any, told: Any) -> bool:
     progress = ep.progress
     return (bool(ep.as_far_as) and progress is not None and isinstance(held, str) and isinstance(told, str)
             and told in progress and held in progress and progress[told] < progress[held])
+
+
+def _beside(stored: Resource, incoming: Resource, merged: frozenset[str]) -> tuple[dict[str, Any], set[str]]:
+    """What of a kept-out statement ``not_back``'s ``merged`` names is taken, and how: it adds to the stored
+    version, never takes its place -- the step keeps the final statement whole, and a change of a final is a
+    correction's (OBX-11 C). A list element both hold (a note) is the stored entries, in their order, and
+    then the message's entries new to them (the first of the returned pair); any other element the stored
+    version holds stands as stored (the second: kept out with the status). Merged by its mode, the P's note
+    replaced the final's whole -- 危急值已电话通知张医生 (the critical value phoned) gone for 溶血 (review
+    rv38a MED 3; thirty-eighth round, pfix38). An element the stored version lacks is the message's."""
+    beside: dict[str, Any] = {}
+    standing: set[str] = set()
+    for n in merged:
+        now, was = _present(incoming.get(n, _MISSING)), _present(stored.get(n, _MISSING))
+        if now is _MISSING or was is _MISSING:
+            continue
+        if isinstance(now, list) and isinstance(was, list):
+            added: list[Any] = list(was)
+            for entry in now:
+                if entry not in added:
+                    added.append(entry)
+            beside[n] = added
+        else:
+            standing.add(n)
+    return beside, standing
 
 
 def _stands_with(ep: ElementPlan, stored: Resource, out: Resource) -> str:

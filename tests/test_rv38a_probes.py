@@ -194,8 +194,6 @@ def test_an_older_status_alone_does_not_bring_back_a_later_withdrawal(engine: En
     assert (after["status"], after["valueQuantity"]["value"]) == ("entered-in-error", 4.1), (after, err_lines(ack))
 
 
-@pytest.mark.xfail(strict=True, reason="rv38a: MED a kept-out P's NTE replaces the final result's note (notback37's "
-                                       "merged: [note] merges it as a correction's, which replaces whole)")
 def test_a_kept_out_p_does_not_erase_the_final_results_note(engine: Engine, http: TestClient) -> None:
     """F 4.1 with the note 危急值已电话通知张医生 (the critical value was phoned), then the LIS's later P 5.0
     of a re-drawn tube with the note 溶血: the P's note is what notback37 merges -- beside the final's, never
