@@ -399,6 +399,11 @@ class ElementPlan:
     # carrying none) -- its times (OBR-7, OBR-22): the P's re-drawn 11:00 dated the final report (rv37a
     # MED 5; notback37)
     stands_with: frozenset[str] = frozenset()
+    # ``stands_with: {merged: [...]}``: the inverted form -- every element but these (and the resource's own,
+    # ``_OWN``) stands with the status; None: not stated (the list form above says what stands). Listing what
+    # stands let the kept-out P's interpreter (OBR-32), draft impression and re-drawn tube into the final
+    # report (review rv38a HIGH 1-2; thirty-eighth round, pfix38)
+    merged_with: frozenset[str] | None = None
 
 
 @dataclass(frozen=True)
@@ -701,6 +706,9 @@ class MergeRules:
                                     bool(sl.get("first"))))
         another_if = tuple((tuple(path.split(".")), tuple([v] if isinstance(v, str) else v))
                            for path, v in (rule.get("another_if") or {}).items())
+        # ``stands_with``: a list names what stands with the status; a mapping's ``merged``, what does not
+        stands_with = rule.get("stands_with")
+        inverted = isinstance(stands_with, Mapping)
         return ElementPlan(mode, key, conflict, owners, tuple(slices), follows, stands, yields_to, placeholders,
                            str(rule.get("as_far_as") or ""), rule.get("progress"), str(rule.get("names_all_of") or ""),
                            str(self._pick(rule.get("another") or {}, ladder, "")), another_if,
@@ -724,8 +732,10 @@ class MergeRules:
                                [rule["not_back"]] if isinstance(rule.get("not_back"), Mapping)
                                else rule.get("not_back") or ())),
                            withdrawn=frozenset(rule.get("withdrawn") or ()),
-                           stands_with=frozenset(n for named in rule.get("stands_with") or ()
+                           stands_with=frozenset(n for named in (() if inverted else stands_with or ())
                                                  for n in _chosen(str(named), choices)),
+                           merged_with=frozenset(n for named in stands_with.get("merged") or ()
+                                                 for n in _chosen(str(named), choices)) if inverted else None,
                            dated_with=frozenset(n for named in (rule["until_later"] if isinstance(
                                rule.get("until_later"), list) else ()) for n in _chosen(str(named), choices)),
                            was=tuple((str(element), tuple((tuple(path.split(".")), frozenset(values))
@@ -906,13 +916,20 @@ class MergeRules:
                 for sibling in siblings:
                     if sibling not in incoming:
                         out.pop(sibling, None)
-        for name, ep in plan.over:
-            self._over(name, ep, stored, incoming, out, plan.over, fields, source, issues)
+        stood: frozenset[str] = frozenset()  # (what stands with a report's status kept as stored: ``stands_with``)
+        if plan.over:
+            deleting = frozenset(n.split(".", 1)[0] for d in said.deletes for n in _deleted(plan, d.element)) \
+                if said is not None and said.deletes else frozenset()
+            for name, ep in plan.over:
+                if name not in stood:
+                    stood |= self._over(name, ep, stored, incoming, out, plan.over, fields, source, issues, deleting)
         for name, ep in plan.inherited:
             self._inherit(rtype, name, ep, out, issues, fields)
         for name, ep in plan.lined:
             # (asked first: a lab report stores neither, and pays one lookup; ``held``: a withdrawn
             # result's words an older message stated again, which a report without text must not take)
+            if name in stood:
+                continue  # (the words of a statement kept out: rv38a HIGH 2)
             if name in stored or (name in out and getattr(self._local, "held", None)):
                 self._lines(name, ep, stored, incoming, out)
         for name, ep in plan.copied:
@@ -934,7 +951,8 @@ class MergeRules:
             left: list[tuple[str, Any]] = []
             for delete in said.deletes:
                 for name in _deleted(plan, delete.element):
-                    if name in guarded:  # (a kept-out step back's value: it stands, ``_not_back``)
+                    if name in guarded or (stood and name.split(".", 1)[0] in stood):
+                        # (a kept-out step back's value: it stands, ``_not_back``; a report's, ``stands_with``)
                         spared.append(name)
                         continue
                     if _delete(out, incoming, name, delete.where) and not delete.quiet:
@@ -1905,7 +1923,7 @@ class MergeRules:
 
     def _over(self, name: str, ep: ElementPlan, stored: Resource, incoming: Resource, out: Resource,
               over: tuple[tuple[str, ElementPlan], ...], fields: Mapping[str, str], source: str = "",
-              issues: list[Issue] | None = None) -> None:
+              issues: list[Issue] | None = None, deleting: frozenset[str] = frozenset()) -> frozenset[str]:
         """``as_far_as`` / ``names_all_of``: the combined list element (a report's ``result``) keeps
         entries the incoming version does not list -- a later message carried only some of the
         report's groups (one filler number, two tests). The element then speaks for them too:
@@ -1926,37 +1944,46 @@ class MergeRules:
         when the incoming version lists no result at all, its status is stated by a field of the
         message (``Said.fields``: OBR-25, not inferred) and it names every test the stored one names
         (``names_all_of``'s element: the same test, or a panel of them all), every one: the message
-        states the whole report (OBR-25 X: the order cancelled, no results)."""
+        states the whole report (OBR-25 X: the order cancelled, no results).
+
+        Returns the elements that stand with a status kept as stored (``stands_with``; ``deleting``: what the
+        message deletes, named in its warning): the merge's later steps leave them as stored."""
         listed = ep.as_far_as or ep.names_all_of
         incoming_refs = {e.get("reference") for e in incoming.get(listed) or () if isinstance(e, dict)}
         if ep.as_far_as and not incoming_refs and stored.get(name) in _DONE and out.get(name) in _BEFORE:
             # a message carrying no result does not take a final report back (R4's report status only
             # moves forward: registered -> partial/preliminary -> final -> amended/corrected/appended)
+            told, stood = out[name], _stands_with(ep, name, stored, out, deleting)
             self._conflict(ep.conflict, f"{incoming['resourceType']}.{name}: {_writer(source)}'s value "
-                           f"{_show(out[name])} was not stored: {_show(stored[name])}, stated earlier, stands "
-                           f"(a report's status does not go back){_stands_with(ep, stored, out)}",
+                           f"{_show(told)} was not stored: {_show(stored[name])}, stated earlier, stands "
+                           f"(a report's status does not go back){stood[0]}",
                            f"{incoming['resourceType']}.{name}", issues if issues is not None else [])
             out[name] = stored[name]
-            return
+            return stood[1]
         if (ep.as_far_as and incoming_refs and stored.get(name) in _DONE and out.get(name) in _BEFORE
                 and self._none_before(incoming_refs)):
             # the message's results, as merged, are all final still (a result's P after its F does not
             # take it back: ``not_back``): nor does the report go back on their account (ordfix36) -- nor
-            # take the times of the statement kept out (``stands_with``: rv37a MED 5)
+            # take the times of the statement kept out (``stands_with``: rv37a MED 5) -- nor anything
+            # else of it but what ``merged`` names, its results' references (rv38a HIGH 1-2; pfix38)
+            told, stood = out[name], _stands_with(ep, name, stored, out, deleting)
             self._conflict(ep.conflict, f"{incoming['resourceType']}.{name}: {_writer(source)}'s value "
-                           f"{_show(out[name])} was not stored: {_show(stored[name])}, stated earlier, stands "
-                           f"(its results, as stored, are not taken back){_stands_with(ep, stored, out)}",
+                           f"{_show(told)} was not stored: {_show(stored[name])}, stated earlier, stands "
+                           f"(its results, as stored, are not taken back){stood[0]}",
                            f"{incoming['resourceType']}.{name}", issues if issues is not None else [])
             out[name] = stored[name]
+            standing = stood[1]
+        else:
+            standing = frozenset()
         others = [e["reference"] for e in out.get(listed) or ()
                   if isinstance(e, dict) and isinstance(e.get("reference"), str) and e["reference"] not in incoming_refs]
         if not others:
-            return
+            return standing
         if ep.as_far_as:
             if not incoming_refs and f"{incoming['resourceType']}.{name}" in fields:
                 named = next((n for n, e in over if e.names_all_of == ep.as_far_as), "")
                 if named and names_every_test(stored.get(named), incoming.get(named)):
-                    return
+                    return standing
             # results the stored report did not list (a new id): one may be a stored one said again
             stored_refs = {e.get("reference") for e in stored.get(listed) or () if isinstance(e, dict)}
             new_refs = [ref for ref in incoming_refs if isinstance(ref, str) and ref not in stored_refs]
@@ -1984,13 +2011,14 @@ class MergeRules:
                     _second_at_one_time(beside, alone, incoming, issues)
             if least is not None:
                 out[name] = least
-            return
+            return standing
         st, inc = stored.get(name), incoming.get(name)
         if stand_in(st) or stand_in(inc):
-            return  # huren's stand-in names no test: it joins no panel, the sender's code is the report's (rv37c MED 3)
+            return standing  # huren's stand-in names no test: it joins no panel, the sender's code is its (rv37c MED 3)
         if isinstance(st, dict) and isinstance(inc, dict) and not same_concept(st, inc):
             labels = [*(st["text"].split(PANEL) if not _codes(st) and st.get("text") else [concept_label(st)])]
             out[name] = {"text": PANEL.join(dict.fromkeys([*labels, concept_label(inc)]))}
+        return standing
 
     def _none_before(self, refs: set[Any]) -> bool:
         """Whether none of ``refs`` (a report's results this message lists), as this write merged them
@@ -2703,21 +2731,33 @@ def _beside(stored: Resource, incoming: Resource, merged: frozenset[str]) -> tup
     return beside, standing
 
 
-def _stands_with(ep: ElementPlan, stored: Resource, out: Resource) -> str:
-    """``stands_with``: put back in ``out`` the elements that stand with a status kept as stored (a
-    report's times beside its final status: the P's OBR-7 of a re-drawn specimen dated the final report
-    and its final results as of 11:00; rv37a MED 5) -- the words naming those that differed (the
-    warning names only what was kept out), empty when none did."""
-    kept = sorted(n for n in ep.stands_with if out.get(n, _MISSING) != stored.get(n, _MISSING))
-    if not kept:
-        return ""
-    said = ", ".join(f"{n} {_show(out[n])}" if n in out else f"{n} (none)" for n in kept)
-    for n in kept:
+def _stands_with(ep: ElementPlan, name: str, stored: Resource, out: Resource,
+                 deleting: frozenset[str]) -> tuple[str, frozenset[str]]:
+    """``stands_with``: put back in ``out`` the elements that stand with the status ``name`` kept as stored (a
+    report's times beside its final status: the P's OBR-7 of a re-drawn specimen dated the final report and
+    its final results as of 11:00; rv37a MED 5) -- in the inverted form (``merged_with``) every element but
+    those it names: the P's interpreter (OBR-32), its draft impression's lines in the conclusion and text, its
+    re-drawn tube in the specimen list (review rv38a HIGH 1-2; pfix38). Returns the words naming those that
+    differed or that the message deletes (``deleting``: not deleted either; the warning names only what was
+    kept out), empty when none did, and every element that stands: no later step of the merge writes them
+    (``lines_of``, a delete)."""
+    if ep.merged_with is None:
+        standing = ep.stands_with
+    else:
+        standing = frozenset(n for n in (*stored, *out)
+                             if n != name and n not in ep.merged_with and n not in _OWN)
+    kept = sorted(n for n in standing if out.get(n, _MISSING) != stored.get(n, _MISSING)
+                  or (n in deleting and n in stored))
+    said = ", ".join(f'{n} "" (a delete)' if n in deleting and out.get(n, _MISSING) == stored.get(n, _MISSING)
+                     else f"{n} {_show(out[n])}" if n in out else f"{n} (none)" for n in kept)
+    for n in standing:
         if n in stored:
             out[n] = stored[n]
         else:
             out.pop(n, None)
-    return f"; and with it {', '.join(kept)} as stored: this message's {said} was not stored"
+    if not kept:
+        return "", standing
+    return f"; and with it {', '.join(kept)} as stored: this message's {said} was not stored", standing
 
 
 def _backward(ep: ElementPlan, held: Any, told: Any, incoming: Resource) -> Back | None:
