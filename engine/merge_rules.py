@@ -504,7 +504,7 @@ class _Saying:
     entered again it would keep the first entry's outer values and leave its own behind on exit."""
 
     __slots__ = ("_local", "_said", "_stored", "_at", "_outer", "_entered")
-    _NONE = (None, None, None, None, None, None, None)
+    _NONE = (None, None, None, None, None, None, None, None)
 
     def __init__(self, local: threading.local, said: Mapping[str, Said] | None, stored: Stored | None,
                  at: Dates | None = None) -> None:
@@ -519,19 +519,21 @@ class _Saying:
         local = self._local
         self._outer = (getattr(local, "said", None), getattr(local, "stored", None), getattr(local, "at", None),
                        getattr(local, "held", None), getattr(local, "provenances", None),
-                       getattr(local, "untimely", None), getattr(local, "decided", None))
+                       getattr(local, "untimely", None), getattr(local, "decided", None), getattr(local, "kept", None))
         # ``held``: "Type/id" -> the words of a version this message stated that ``until_later`` left
         # out (an older statement of a withdrawn result): the report's ``lines_of`` adds none of them
         # ``provenances``: the Provenances read for the block's write (``MergeRules._provenances``)
         # ``untimely``: the comparisons of the write that could not be told (``MergeRules.refused``),
         # ``decided``: the versions an operator's decision answered (named again by a refusal)
+        # ``kept``: "Type/id" of the reports whose text stood with a status kept as stored (``stands_with``):
+        # the document copying the text is not written either (``_copy_held``; pfix38)
         (local.said, local.stored, local.at, local.held, local.provenances,
-         local.untimely, local.decided) = self._said, self._stored, self._at, None, None, [], []
+         local.untimely, local.decided, local.kept) = self._said, self._stored, self._at, None, None, [], [], None
 
     def __exit__(self, *exc: object) -> None:
         left, answered = self._local.untimely, self._local.decided
         (self._local.said, self._local.stored, self._local.at, self._local.held,
-         self._local.provenances, self._local.untimely, self._local.decided) = self._outer
+         self._local.provenances, self._local.untimely, self._local.decided, self._local.kept) = self._outer
         if left and exc[0] is None:  # (a write that ended without asking ``refused``: refused all the same)
             raise _combined(left, answered)
 
@@ -816,7 +818,8 @@ class MergeRules:
                         **{k: v for k, v in incoming.items() if k in said.only}}
             said = replace(said, deletes=tuple(d for d in said.deletes if d.element.split(".", 1)[0] in said.only),
                            assumed=frozenset())
-        if plan.copied and getattr(self._local, "held", None) and self._copy_held(rtype, plan, stored, incoming):
+        if plan.copied and (getattr(self._local, "held", None) or getattr(self._local, "kept", None)) \
+                and self._copy_held(rtype, plan, stored, incoming):
             return Combined(dict(stored), issues)  # (a copy of a report this message's older statement left: tfix35)
         freed: frozenset[str] = frozenset()
         compared = False
@@ -923,6 +926,10 @@ class MergeRules:
             for name, ep in plan.over:
                 if name not in stood:
                     stood |= self._over(name, ep, stored, incoming, out, plan.over, fields, source, issues, deleting)
+            if "presentedForm" in stood:  # (its copy, an imaging report's document, is not written either)
+                if getattr(self._local, "kept", None) is None:
+                    self._local.kept = set()
+                self._local.kept.add(f"{rtype}/{stored.get('id')}")
         for name, ep in plan.inherited:
             self._inherit(rtype, name, ep, out, issues, fields)
         for name, ep in plan.lined:
@@ -1317,15 +1324,24 @@ class MergeRules:
         against a cancelled or corrected report made its document current or final again (rvres35
         HIGH 1, MED 2; thirty-fifth round, tfix35). The report is combined first (its write group's
         order); its ACK warning (OBR-25) says what was held. The document is ``held`` too: this
-        message's Provenance names none of its versions."""
-        held: dict[str, list[str]] = self._local.held
+        message's Provenance names none of its versions.
+
+        Likewise when the report's text stood with its status kept as stored (``kept``: a later P kept out
+        of a final report, ``stands_with``): the PACS's draft re-read made the final report's document
+        ``preliminary`` with the draft impression while the report kept the final words (review rv38a
+        HIGH 2's document; thirty-eighth round, pfix38). The report's W at OBR-25 names the text."""
+        held: dict[str, list[str]] = self._local.held or {}
+        kept: set[str] = self._local.kept or set()
         if incoming.get("masterIdentifier"):
             return False  # (a document with its own number, TXA-12: its own text, ``_text_copied``)
         for _, ep in plan.copied:
-            if any(isinstance(r, dict) and str(r.get("reference") or "").startswith("DiagnosticReport/")
-                   and r.get("reference") in held for r in _at_path(incoming, ep.text_of)):
+            refs = [r.get("reference") for r in _at_path(incoming, ep.text_of) if isinstance(r, dict)
+                    and str(r.get("reference") or "").startswith("DiagnosticReport/")]
+            if any(ref in held for ref in refs):
                 held[f"{rtype}/{stored.get('id')}"] = []
                 return True
+            if any(ref in kept for ref in refs):
+                return True  # (stored whole: no version of it is written, so no Provenance names one)
         return False
 
     def refused(self) -> None:
@@ -1953,7 +1969,7 @@ class MergeRules:
         if ep.as_far_as and not incoming_refs and stored.get(name) in _DONE and out.get(name) in _BEFORE:
             # a message carrying no result does not take a final report back (R4's report status only
             # moves forward: registered -> partial/preliminary -> final -> amended/corrected/appended)
-            told, stood = out[name], _stands_with(ep, name, stored, out, deleting)
+            told, stood = out[name], _stands_with(ep, name, stored, incoming, out, deleting)
             self._conflict(ep.conflict, f"{incoming['resourceType']}.{name}: {_writer(source)}'s value "
                            f"{_show(told)} was not stored: {_show(stored[name])}, stated earlier, stands "
                            f"(a report's status does not go back){stood[0]}",
@@ -1966,7 +1982,7 @@ class MergeRules:
             # take it back: ``not_back``): nor does the report go back on their account (ordfix36) -- nor
             # take the times of the statement kept out (``stands_with``: rv37a MED 5) -- nor anything
             # else of it but what ``merged`` names, its results' references (rv38a HIGH 1-2; pfix38)
-            told, stood = out[name], _stands_with(ep, name, stored, out, deleting)
+            told, stood = out[name], _stands_with(ep, name, stored, incoming, out, deleting)
             self._conflict(ep.conflict, f"{incoming['resourceType']}.{name}: {_writer(source)}'s value "
                            f"{_show(told)} was not stored: {_show(stored[name])}, stated earlier, stands "
                            f"(its results, as stored, are not taken back){stood[0]}",
@@ -2731,7 +2747,7 @@ def _beside(stored: Resource, incoming: Resource, merged: frozenset[str]) -> tup
     return beside, standing
 
 
-def _stands_with(ep: ElementPlan, name: str, stored: Resource, out: Resource,
+def _stands_with(ep: ElementPlan, name: str, stored: Resource, incoming: Resource, out: Resource,
                  deleting: frozenset[str]) -> tuple[str, frozenset[str]]:
     """``stands_with``: put back in ``out`` the elements that stand with the status ``name`` kept as stored (a
     report's times beside its final status: the P's OBR-7 of a re-drawn specimen dated the final report and
@@ -2739,8 +2755,8 @@ def _stands_with(ep: ElementPlan, name: str, stored: Resource, out: Resource,
     those it names: the P's interpreter (OBR-32), its draft impression's lines in the conclusion and text, its
     re-drawn tube in the specimen list (review rv38a HIGH 1-2; pfix38). Returns the words naming those that
     differed or that the message deletes (``deleting``: not deleted either; the warning names only what was
-    kept out), empty when none did, and every element that stands: no later step of the merge writes them
-    (``lines_of``, a delete)."""
+    kept out, each with the value the message stated), empty when none did, and every element that stands:
+    no later step of the merge writes them (``lines_of``, a delete)."""
     if ep.merged_with is None:
         standing = ep.stands_with
     else:
@@ -2749,7 +2765,7 @@ def _stands_with(ep: ElementPlan, name: str, stored: Resource, out: Resource,
     kept = sorted(n for n in standing if out.get(n, _MISSING) != stored.get(n, _MISSING)
                   or (n in deleting and n in stored))
     said = ", ".join(f'{n} "" (a delete)' if n in deleting and out.get(n, _MISSING) == stored.get(n, _MISSING)
-                     else f"{n} {_show(out[n])}" if n in out else f"{n} (none)" for n in kept)
+                     else f"{n} {_show(incoming[n])}" if n in incoming else f"{n} (none)" for n in kept)
     for n in standing:
         if n in stored:
             out[n] = stored[n]
