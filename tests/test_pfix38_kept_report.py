@@ -241,3 +241,28 @@ def test_a_kept_out_p_deleting_the_interpreter_keeps_it(deleting_site: tuple[obj
     after = _read(http, f"DiagnosticReport/{before['id']}")
     assert after["resultsInterpreter"] == before["resultsInterpreter"], after
     assert 'resultsInterpreter "" (a delete)' in _report_warning(ack), err_lines(ack)
+
+
+def test_what_a_site_merges_of_a_kept_out_p_adds_and_never_replaces(tmp_path: Path) -> None:
+    """A site's step ``merged: [note, bodySite]`` (notback37's site test's): the merge (``combine``, the rules
+    read from the site's file) adds the P's note beside the final's, and keeps the final's body site -- one
+    value, nothing to add beside: it stands with the status, and the W names it so (a change of a final is a
+    correction's); a body site the final did not state is the P's to fill."""
+    text = (DEFAULTS_DIR / "merge.yaml").read_text(encoding="utf-8")
+    step = "{from: [final, corrected, amended], to: [registered, preliminary], merged: [note]}"
+    assert text.count(step) == 1
+    path = tmp_path / "merge.yaml"
+    path.write_text(text.replace(step, step.replace("[note]", "[note, bodySite]")), encoding="utf-8")
+    rules = MergeRules(load_merge_file(path))
+    left, right = {"text": "左臂"}, {"text": "右臂"}
+    final = {"resourceType": "Observation", "id": "o1", "status": "final", "code": {"text": "钾"},
+             "valueQuantity": {"value": 4.1}, "bodySite": left, "note": [{"text": "危急值已电话通知"}]}
+    p = {**final, "status": "preliminary", "valueQuantity": {"value": 5.0}, "bodySite": right, "note": [{"text": "溶血"}]}
+    combined = rules.combine(final, p, "ORU")
+    out = combined.resource
+    assert (out["status"], out["valueQuantity"], out["bodySite"]) == ("final", {"value": 4.1}, left), out
+    assert out["note"] == [{"text": "危急值已电话通知"}, {"text": "溶血"}], out
+    (warned,) = [i["diagnostics"] for i in combined.issues if "taken back only" in i["diagnostics"]]
+    assert warned.startswith("Observation.status, Observation.bodySite, Observation.valueQuantity:"), warned
+    unsited = {k: v for k, v in final.items() if k != "bodySite"}
+    assert rules.combine(unsited, p, "ORU").resource["bodySite"] == right
