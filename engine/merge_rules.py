@@ -399,6 +399,11 @@ class ElementPlan:
     # carrying none) -- its times (OBR-7, OBR-22): the P's re-drawn 11:00 dated the final report (rv37a
     # MED 5; notback37)
     stands_with: frozenset[str] = frozenset()
+    # ``stands_with: {merged: [...]}``: the inverted form -- every element but these (and the resource's own,
+    # ``_OWN``) stands with the status; None: not stated (the list form above says what stands). Listing what
+    # stands let the kept-out P's interpreter (OBR-32), draft impression and re-drawn tube into the final
+    # report (review rv38a HIGH 1-2; thirty-eighth round, pfix38)
+    merged_with: frozenset[str] | None = None
 
 
 @dataclass(frozen=True)
@@ -473,6 +478,9 @@ class _Kept:
     guarded: frozenset[str]
     told: Resource
     head: str
+    # the merged list elements the message added to beside the stored entries (``_beside``: a kept-out P's
+    # note beside the final's): named so, not as replacing them (rv38a MED 3; pfix38)
+    beside: frozenset[str] = frozenset()
 
     def say(self, stored: Resource, out: Resource, deleted: Iterable[str]) -> None:
         gone = set(deleted)
@@ -483,7 +491,9 @@ class _Kept:
         written = sorted(n for n, v in told.items() if n not in self.guarded and n not in _OWN
                          and v != stored.get(n, _MISSING) and out.get(n, _MISSING) != stored.get(n, _MISSING))
         named = ", ".join(f"{rtype}.{n}" for n in stood)
-        also = f"; what else it states is stored ({', '.join(f'{rtype}.{n}' for n in written)})" if written else ""
+        also = "; what else it states is stored ({})".format(", ".join(
+            f"{rtype}.{n}, beside the {n} stored, which stays" if n in self.beside else f"{rtype}.{n}"
+            for n in written)) if written else ""
         self.issue["expression"] = [f"{rtype}.{n}" for n in stood]
         self.issue["diagnostics"] = f"{named}: {self.head} -- these stand as stored{also}"
 
@@ -494,7 +504,7 @@ class _Saying:
     entered again it would keep the first entry's outer values and leave its own behind on exit."""
 
     __slots__ = ("_local", "_said", "_stored", "_at", "_outer", "_entered")
-    _NONE = (None, None, None, None, None, None, None)
+    _NONE = (None, None, None, None, None, None, None, None)
 
     def __init__(self, local: threading.local, said: Mapping[str, Said] | None, stored: Stored | None,
                  at: Dates | None = None) -> None:
@@ -509,19 +519,21 @@ class _Saying:
         local = self._local
         self._outer = (getattr(local, "said", None), getattr(local, "stored", None), getattr(local, "at", None),
                        getattr(local, "held", None), getattr(local, "provenances", None),
-                       getattr(local, "untimely", None), getattr(local, "decided", None))
+                       getattr(local, "untimely", None), getattr(local, "decided", None), getattr(local, "kept", None))
         # ``held``: "Type/id" -> the words of a version this message stated that ``until_later`` left
         # out (an older statement of a withdrawn result): the report's ``lines_of`` adds none of them
         # ``provenances``: the Provenances read for the block's write (``MergeRules._provenances``)
         # ``untimely``: the comparisons of the write that could not be told (``MergeRules.refused``),
         # ``decided``: the versions an operator's decision answered (named again by a refusal)
+        # ``kept``: "Type/id" of the reports whose text stood with a status kept as stored (``stands_with``):
+        # the document copying the text is not written either (``_copy_held``; pfix38)
         (local.said, local.stored, local.at, local.held, local.provenances,
-         local.untimely, local.decided) = self._said, self._stored, self._at, None, None, [], []
+         local.untimely, local.decided, local.kept) = self._said, self._stored, self._at, None, None, [], [], None
 
     def __exit__(self, *exc: object) -> None:
         left, answered = self._local.untimely, self._local.decided
         (self._local.said, self._local.stored, self._local.at, self._local.held,
-         self._local.provenances, self._local.untimely, self._local.decided) = self._outer
+         self._local.provenances, self._local.untimely, self._local.decided, self._local.kept) = self._outer
         if left and exc[0] is None:  # (a write that ended without asking ``refused``: refused all the same)
             raise _combined(left, answered)
 
@@ -696,6 +708,9 @@ class MergeRules:
                                     bool(sl.get("first"))))
         another_if = tuple((tuple(path.split(".")), tuple([v] if isinstance(v, str) else v))
                            for path, v in (rule.get("another_if") or {}).items())
+        # ``stands_with``: a list names what stands with the status; a mapping's ``merged``, what does not
+        stands_with = rule.get("stands_with")
+        inverted = isinstance(stands_with, Mapping)
         return ElementPlan(mode, key, conflict, owners, tuple(slices), follows, stands, yields_to, placeholders,
                            str(rule.get("as_far_as") or ""), rule.get("progress"), str(rule.get("names_all_of") or ""),
                            str(self._pick(rule.get("another") or {}, ladder, "")), another_if,
@@ -719,8 +734,10 @@ class MergeRules:
                                [rule["not_back"]] if isinstance(rule.get("not_back"), Mapping)
                                else rule.get("not_back") or ())),
                            withdrawn=frozenset(rule.get("withdrawn") or ()),
-                           stands_with=frozenset(n for named in rule.get("stands_with") or ()
+                           stands_with=frozenset(n for named in (() if inverted else stands_with or ())
                                                  for n in _chosen(str(named), choices)),
+                           merged_with=frozenset(n for named in stands_with.get("merged") or ()
+                                                 for n in _chosen(str(named), choices)) if inverted else None,
                            dated_with=frozenset(n for named in (rule["until_later"] if isinstance(
                                rule.get("until_later"), list) else ()) for n in _chosen(str(named), choices)),
                            was=tuple((str(element), tuple((tuple(path.split(".")), frozenset(values))
@@ -801,7 +818,8 @@ class MergeRules:
                         **{k: v for k, v in incoming.items() if k in said.only}}
             said = replace(said, deletes=tuple(d for d in said.deletes if d.element.split(".", 1)[0] in said.only),
                            assumed=frozenset())
-        if plan.copied and getattr(self._local, "held", None) and self._copy_held(rtype, plan, stored, incoming):
+        if plan.copied and (getattr(self._local, "held", None) or getattr(self._local, "kept", None)) \
+                and self._copy_held(rtype, plan, stored, incoming):
             return Combined(dict(stored), issues)  # (a copy of a report this message's older statement left: tfix35)
         freed: frozenset[str] = frozenset()
         compared = False
@@ -901,13 +919,24 @@ class MergeRules:
                 for sibling in siblings:
                     if sibling not in incoming:
                         out.pop(sibling, None)
-        for name, ep in plan.over:
-            self._over(name, ep, stored, incoming, out, plan.over, fields, source, issues)
+        stood: frozenset[str] = frozenset()  # (what stands with a report's status kept as stored: ``stands_with``)
+        if plan.over:
+            deleting = frozenset(n.split(".", 1)[0] for d in said.deletes for n in _deleted(plan, d.element)) \
+                if said is not None and said.deletes else frozenset()
+            for name, ep in plan.over:
+                if name not in stood:
+                    stood |= self._over(name, ep, stored, incoming, out, plan.over, fields, source, issues, deleting)
+            if "presentedForm" in stood:  # (its copy, an imaging report's document, is not written either)
+                if getattr(self._local, "kept", None) is None:
+                    self._local.kept = set()
+                self._local.kept.add(f"{rtype}/{stored.get('id')}")
         for name, ep in plan.inherited:
             self._inherit(rtype, name, ep, out, issues, fields)
         for name, ep in plan.lined:
             # (asked first: a lab report stores neither, and pays one lookup; ``held``: a withdrawn
             # result's words an older message stated again, which a report without text must not take)
+            if name in stood:
+                continue  # (the words of a statement kept out: rv38a HIGH 2)
             if name in stored or (name in out and getattr(self._local, "held", None)):
                 self._lines(name, ep, stored, incoming, out)
         for name, ep in plan.copied:
@@ -929,7 +958,8 @@ class MergeRules:
             left: list[tuple[str, Any]] = []
             for delete in said.deletes:
                 for name in _deleted(plan, delete.element):
-                    if name in guarded:  # (a kept-out step back's value: it stands, ``_not_back``)
+                    if name in guarded or (stood and name.split(".", 1)[0] in stood):
+                        # (a kept-out step back's value: it stands, ``_not_back``; a report's, ``stands_with``)
                         spared.append(name)
                         continue
                     if _delete(out, incoming, name, delete.where) and not delete.quiet:
@@ -1271,16 +1301,19 @@ class MergeRules:
             # a later P's 11:30 stored beside the corrected 4.3 said 4.3 was observed at 11:30; rv36f MED 3;
             # ``merged``: all of them but those it names -- its observer, method, specimen: rv37a MED 2-4)
             out = ep.dated_with | step.kept
+            beside: dict[str, Any] = {}
             if step.merged is not None:
                 out |= {n for n in (*stored, *incoming) if n not in step.merged and n not in _OWN}
+                beside, standing = _beside(stored, incoming, step.merged)
+                out |= standing
             out |= {n for n, followed in plan.follows if followed & out}
             guarded = frozenset((name, *out))
             issue: Issue = {"severity": "warning", "code": "conflict", **where}
             issues.append(issue)
             kept_back.append(_Kept(issue, rtype, name, guarded, incoming,
                                    f"{_writer(source)}'s {_show(incoming[name])} was not stored over the stored "
-                                   f"{_show(stored[name])}: {why}"))
-            incoming = {k: v for k, v in incoming.items() if k not in guarded}
+                                   f"{_show(stored[name])}: {why}", frozenset(beside)))
+            incoming = {k: beside.get(k, v) for k, v in incoming.items() if k not in guarded}
         return incoming
 
     def _copy_held(self, rtype: str, plan: TypePlan, stored: Resource, incoming: Resource) -> bool:
@@ -1291,15 +1324,24 @@ class MergeRules:
         against a cancelled or corrected report made its document current or final again (rvres35
         HIGH 1, MED 2; thirty-fifth round, tfix35). The report is combined first (its write group's
         order); its ACK warning (OBR-25) says what was held. The document is ``held`` too: this
-        message's Provenance names none of its versions."""
-        held: dict[str, list[str]] = self._local.held
+        message's Provenance names none of its versions.
+
+        Likewise when the report's text stood with its status kept as stored (``kept``: a later P kept out
+        of a final report, ``stands_with``): the PACS's draft re-read made the final report's document
+        ``preliminary`` with the draft impression while the report kept the final words (review rv38a
+        HIGH 2's document; thirty-eighth round, pfix38). The report's W at OBR-25 names the text."""
+        held: dict[str, list[str]] = self._local.held or {}
+        kept: set[str] = self._local.kept or set()
         if incoming.get("masterIdentifier"):
             return False  # (a document with its own number, TXA-12: its own text, ``_text_copied``)
         for _, ep in plan.copied:
-            if any(isinstance(r, dict) and str(r.get("reference") or "").startswith("DiagnosticReport/")
-                   and r.get("reference") in held for r in _at_path(incoming, ep.text_of)):
+            refs = [r.get("reference") for r in _at_path(incoming, ep.text_of) if isinstance(r, dict)
+                    and str(r.get("reference") or "").startswith("DiagnosticReport/")]
+            if any(ref in held for ref in refs):
                 held[f"{rtype}/{stored.get('id')}"] = []
                 return True
+            if any(ref in kept for ref in refs):
+                return True  # (stored whole: no version of it is written, so no Provenance names one)
         return False
 
     def refused(self) -> None:
@@ -1897,7 +1939,7 @@ class MergeRules:
 
     def _over(self, name: str, ep: ElementPlan, stored: Resource, incoming: Resource, out: Resource,
               over: tuple[tuple[str, ElementPlan], ...], fields: Mapping[str, str], source: str = "",
-              issues: list[Issue] | None = None) -> None:
+              issues: list[Issue] | None = None, deleting: frozenset[str] = frozenset()) -> frozenset[str]:
         """``as_far_as`` / ``names_all_of``: the combined list element (a report's ``result``) keeps
         entries the incoming version does not list -- a later message carried only some of the
         report's groups (one filler number, two tests). The element then speaks for them too:
@@ -1918,37 +1960,46 @@ class MergeRules:
         when the incoming version lists no result at all, its status is stated by a field of the
         message (``Said.fields``: OBR-25, not inferred) and it names every test the stored one names
         (``names_all_of``'s element: the same test, or a panel of them all), every one: the message
-        states the whole report (OBR-25 X: the order cancelled, no results)."""
+        states the whole report (OBR-25 X: the order cancelled, no results).
+
+        Returns the elements that stand with a status kept as stored (``stands_with``; ``deleting``: what the
+        message deletes, named in its warning): the merge's later steps leave them as stored."""
         listed = ep.as_far_as or ep.names_all_of
         incoming_refs = {e.get("reference") for e in incoming.get(listed) or () if isinstance(e, dict)}
         if ep.as_far_as and not incoming_refs and stored.get(name) in _DONE and out.get(name) in _BEFORE:
             # a message carrying no result does not take a final report back (R4's report status only
             # moves forward: registered -> partial/preliminary -> final -> amended/corrected/appended)
+            told, stood = out[name], _stands_with(ep, name, stored, incoming, out, deleting)
             self._conflict(ep.conflict, f"{incoming['resourceType']}.{name}: {_writer(source)}'s value "
-                           f"{_show(out[name])} was not stored: {_show(stored[name])}, stated earlier, stands "
-                           f"(a report's status does not go back){_stands_with(ep, stored, out)}",
+                           f"{_show(told)} was not stored: {_show(stored[name])}, stated earlier, stands "
+                           f"(a report's status does not go back){stood[0]}",
                            f"{incoming['resourceType']}.{name}", issues if issues is not None else [])
             out[name] = stored[name]
-            return
+            return stood[1]
         if (ep.as_far_as and incoming_refs and stored.get(name) in _DONE and out.get(name) in _BEFORE
                 and self._none_before(incoming_refs)):
             # the message's results, as merged, are all final still (a result's P after its F does not
             # take it back: ``not_back``): nor does the report go back on their account (ordfix36) -- nor
-            # take the times of the statement kept out (``stands_with``: rv37a MED 5)
+            # take the times of the statement kept out (``stands_with``: rv37a MED 5) -- nor anything
+            # else of it but what ``merged`` names, its results' references (rv38a HIGH 1-2; pfix38)
+            told, stood = out[name], _stands_with(ep, name, stored, incoming, out, deleting)
             self._conflict(ep.conflict, f"{incoming['resourceType']}.{name}: {_writer(source)}'s value "
-                           f"{_show(out[name])} was not stored: {_show(stored[name])}, stated earlier, stands "
-                           f"(its results, as stored, are not taken back){_stands_with(ep, stored, out)}",
+                           f"{_show(told)} was not stored: {_show(stored[name])}, stated earlier, stands "
+                           f"(its results, as stored, are not taken back){stood[0]}",
                            f"{incoming['resourceType']}.{name}", issues if issues is not None else [])
             out[name] = stored[name]
+            standing = stood[1]
+        else:
+            standing = frozenset()
         others = [e["reference"] for e in out.get(listed) or ()
                   if isinstance(e, dict) and isinstance(e.get("reference"), str) and e["reference"] not in incoming_refs]
         if not others:
-            return
+            return standing
         if ep.as_far_as:
             if not incoming_refs and f"{incoming['resourceType']}.{name}" in fields:
                 named = next((n for n, e in over if e.names_all_of == ep.as_far_as), "")
                 if named and names_every_test(stored.get(named), incoming.get(named)):
-                    return
+                    return standing
             # results the stored report did not list (a new id): one may be a stored one said again
             stored_refs = {e.get("reference") for e in stored.get(listed) or () if isinstance(e, dict)}
             new_refs = [ref for ref in incoming_refs if isinstance(ref, str) and ref not in stored_refs]
@@ -1976,13 +2027,14 @@ class MergeRules:
                     _second_at_one_time(beside, alone, incoming, issues)
             if least is not None:
                 out[name] = least
-            return
+            return standing
         st, inc = stored.get(name), incoming.get(name)
         if stand_in(st) or stand_in(inc):
-            return  # huren's stand-in names no test: it joins no panel, the sender's code is the report's (rv37c MED 3)
+            return standing  # huren's stand-in names no test: it joins no panel, the sender's code is its (rv37c MED 3)
         if isinstance(st, dict) and isinstance(inc, dict) and not same_concept(st, inc):
             labels = [*(st["text"].split(PANEL) if not _codes(st) and st.get("text") else [concept_label(st)])]
             out[name] = {"text": PANEL.join(dict.fromkeys([*labels, concept_label(inc)]))}
+        return standing
 
     def _none_before(self, refs: set[Any]) -> bool:
         """Whether none of ``refs`` (a report's results this message lists), as this write merged them
@@ -2670,21 +2722,58 @@ def _by_results(ep: ElementPlan, held: Any, told: Any) -> bool:
             and told in progress and held in progress and progress[told] < progress[held])
 
 
-def _stands_with(ep: ElementPlan, stored: Resource, out: Resource) -> str:
-    """``stands_with``: put back in ``out`` the elements that stand with a status kept as stored (a
-    report's times beside its final status: the P's OBR-7 of a re-drawn specimen dated the final report
-    and its final results as of 11:00; rv37a MED 5) -- the words naming those that differed (the
-    warning names only what was kept out), empty when none did."""
-    kept = sorted(n for n in ep.stands_with if out.get(n, _MISSING) != stored.get(n, _MISSING))
-    if not kept:
-        return ""
-    said = ", ".join(f"{n} {_show(out[n])}" if n in out else f"{n} (none)" for n in kept)
-    for n in kept:
+def _beside(stored: Resource, incoming: Resource, merged: frozenset[str]) -> tuple[dict[str, Any], set[str]]:
+    """What of a kept-out statement ``not_back``'s ``merged`` names is taken, and how: it adds to the stored
+    version, never takes its place -- the step keeps the final statement whole, and a change of a final is a
+    correction's (OBX-11 C). A list element both hold (a note) is the stored entries, in their order, and
+    then the message's entries new to them (the first of the returned pair); any other element the stored
+    version holds stands as stored (the second: kept out with the status). Merged by its mode, the P's note
+    replaced the final's whole -- 危急值已电话通知张医生 (the critical value phoned) gone for 溶血 (review
+    rv38a MED 3; thirty-eighth round, pfix38). An element the stored version lacks is the message's."""
+    beside: dict[str, Any] = {}
+    standing: set[str] = set()
+    for n in merged:
+        now, was = _present(incoming.get(n, _MISSING)), _present(stored.get(n, _MISSING))
+        if now is _MISSING or was is _MISSING:
+            continue
+        if isinstance(now, list) and isinstance(was, list):
+            added: list[Any] = list(was)
+            for entry in now:
+                if entry not in added:
+                    added.append(entry)
+            beside[n] = added
+        else:
+            standing.add(n)
+    return beside, standing
+
+
+def _stands_with(ep: ElementPlan, name: str, stored: Resource, incoming: Resource, out: Resource,
+                 deleting: frozenset[str]) -> tuple[str, frozenset[str]]:
+    """``stands_with``: put back in ``out`` the elements that stand with the status ``name`` kept as stored (a
+    report's times beside its final status: the P's OBR-7 of a re-drawn specimen dated the final report and
+    its final results as of 11:00; rv37a MED 5) -- in the inverted form (``merged_with``) every element but
+    those it names: the P's interpreter (OBR-32), its draft impression's lines in the conclusion and text, its
+    re-drawn tube in the specimen list (review rv38a HIGH 1-2; pfix38). Returns the words naming those that
+    differed or that the message deletes (``deleting``: not deleted either; the warning names only what was
+    kept out, each with the value the message stated), empty when none did, and every element that stands:
+    no later step of the merge writes them (``lines_of``, a delete)."""
+    if ep.merged_with is None:
+        standing = ep.stands_with
+    else:
+        standing = frozenset(n for n in (*stored, *out)
+                             if n != name and n not in ep.merged_with and n not in _OWN)
+    kept = sorted(n for n in standing if out.get(n, _MISSING) != stored.get(n, _MISSING)
+                  or (n in deleting and n in stored))
+    said = ", ".join(f'{n} "" (a delete)' if n in deleting and out.get(n, _MISSING) == stored.get(n, _MISSING)
+                     else f"{n} {_show(incoming[n])}" if n in incoming else f"{n} (none)" for n in kept)
+    for n in standing:
         if n in stored:
             out[n] = stored[n]
         else:
             out.pop(n, None)
-    return f"; and with it {', '.join(kept)} as stored: this message's {said} was not stored"
+    if not kept:
+        return "", standing
+    return f"; and with it {', '.join(kept)} as stored: this message's {said} was not stored", standing
 
 
 def _backward(ep: ElementPlan, held: Any, told: Any, incoming: Resource) -> Back | None:

@@ -723,8 +723,11 @@ _MERGE_ELEMENT: dict[str, Any] = {
         # ``unless_states``: a message stating one of these is no such step (a value over W: statfix37)
         "not_back": {"anyOf": [_NOT_BACK, {"type": "array", "minItems": 1, "items": _NOT_BACK}]},
         "placeholders": _NAMES,  # values a converter writes where the message states nothing
-        # elements kept as stored with an ``as_far_as`` status that stands (a report's times: notback37)
-        "stands_with": _NAMES,
+        # elements kept as stored with an ``as_far_as`` status that stands (a report's times: notback37);
+        # ``{merged: [...]}``: every element but these stands (pfix38; the list form keeps its meaning)
+        "stands_with": {"anyOf": [_NAMES, {"type": "object", "required": ["merged"], "additionalProperties": False,
+                                           "properties": {"merged": {"type": "array", "items": {
+                                               "type": "string", "minLength": 1}}}}]},
         # stored values a placeholder's restatement (no status stated) is not written into (status36)
         "withdrawn": _NAMES,
         # a status no further than the resources a list element references, in ``progress`` order

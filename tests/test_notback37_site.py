@@ -14,7 +14,7 @@ from engine.merge_rules import shipped
 from mappings.site import DEFAULTS_DIR, SiteError, load_merge_file
 
 _STEP = "{from: [final, corrected, amended], to: [registered, preliminary], merged: [note]}"
-_STANDS = '      stands_with: [issued, "effective[x]"]\n'
+_STANDS = "      stands_with: {merged: [result]}\n"  # (inverted by pfix38: every element but these stands)
 
 
 def _written(tmp_path: Path, step: str = _STEP, stands: str = _STANDS) -> Path:
@@ -29,12 +29,13 @@ def _written(tmp_path: Path, step: str = _STEP, stands: str = _STANDS) -> Path:
 
 def test_the_shipped_rules_keep_all_but_the_note_and_the_reports_times() -> None:
     """What the shipped file says, as the merge reads it: the step over a final merges the note alone, the
-    step over a withdrawal holds the result whole, the report's times stand with its status."""
+    step over a withdrawal holds the result whole, everything of the report but its result list stands with its
+    status (pfix38's inverted form: ``merged_with``; the list form, ``stands_with``, names nothing)."""
     final, withdrawn, _alone = shipped().plan("Observation", "ORU").elements["status"].not_back
     assert final.merged == frozenset({"note"}) and not final.whole, final
     assert withdrawn.whole and "OBX-11 C or F" in withdrawn.why, withdrawn
-    stands = shipped().plan("DiagnosticReport", "ORU").elements["status"].stands_with
-    assert stands == frozenset({"issued", "effectiveDateTime", "effectivePeriod"}), stands
+    status = shipped().plan("DiagnosticReport", "ORU").elements["status"]
+    assert (status.merged_with, status.stands_with) == (frozenset({"result"}), frozenset()), status
 
 
 def test_merged_and_stands_with_load(tmp_path: Path) -> None:

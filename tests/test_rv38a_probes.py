@@ -10,7 +10,6 @@ a strict xfail naming its severity (thirty-eighth round, rv38a).
 
 from __future__ import annotations
 
-import pytest
 from fastapi.testclient import TestClient
 
 from engine.engine import Engine
@@ -84,9 +83,6 @@ def _interpreted(message: str, interpreter: str) -> str:
     return "\r".join(lines)
 
 
-@pytest.mark.xfail(strict=True, reason="rv38a: HIGH a kept-out P's OBR-32 interpreter silently replaces the "
-                                       "final report's, no W (predates notback37; its stands_with keeps the "
-                                       "report's times alone: the listing it inverted for the result)")
 def test_a_kept_out_p_does_not_rename_the_final_reports_interpreter(engine: Engine, http: TestClient) -> None:
     """F 4.1 signed by 张三 (OBR-32 D001), then the LIS's later P 5.0 of a re-drawn tube signed by 李四
     (OBR-32 D002): the result is kept out whole, the report stays final with its times -- and the final
@@ -154,9 +150,6 @@ def _xray(control: str, stamp: str, status: str, impression: str) -> str:
         f"OBX|2|TX|IMP^诊断意见^L||{impression}||||||{status}|||20261202093000"]) + "\r"
 
 
-@pytest.mark.xfail(strict=True, reason="rv38a: HIGH a kept-out P's draft impression is added to the final "
-                                       "imaging report's conclusion and text (its results stay final; "
-                                       "predates notback37, which kept the report's times alone)")
 def test_a_kept_out_preliminary_leaves_the_final_imaging_conclusion(engine: Engine, http: TestClient) -> None:
     """The PACS's final chest film (impression 心肺膈未见明显异常。), then its later P (a draft re-read,
     impression 右肺上叶结节。): both results kept at final, the report stays final -- its conclusion and
@@ -194,8 +187,6 @@ def test_an_older_status_alone_does_not_bring_back_a_later_withdrawal(engine: En
     assert (after["status"], after["valueQuantity"]["value"]) == ("entered-in-error", 4.1), (after, err_lines(ack))
 
 
-@pytest.mark.xfail(strict=True, reason="rv38a: MED a kept-out P's NTE replaces the final result's note (notback37's "
-                                       "merged: [note] merges it as a correction's, which replaces whole)")
 def test_a_kept_out_p_does_not_erase_the_final_results_note(engine: Engine, http: TestClient) -> None:
     """F 4.1 with the note 危急值已电话通知张医生 (the critical value was phoned), then the LIS's later P 5.0
     of a re-drawn tube with the note 溶血: the P's note is what notback37 merges -- beside the final's, never
