@@ -185,6 +185,8 @@ def _filed_as_own(conversion: Any, earlier: Sequence[Any], stored: dict[Any, Any
     number as sent that exists already (stored, or made by an earlier message of the batch: the split is
     there, an operator links the two at the desk), a message naming the own record itself (a merge)."""
     moves: dict[str, str] = {}
+    if not conversion.apart:
+        return moves
     members = {held.member for held in conversion.members}
     for ref, (authority, number, own, sequence) in conversion.apart.items():
         if f"Patient/{deterministic_id(authority, 'Patient', number)}" in members or own in conversion.by_reference:
