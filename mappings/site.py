@@ -285,7 +285,8 @@ def laid_over(shipped: Mapping[str, Any], site: Mapping[str, Any], origin: Path 
     (replacing the file whole left a copy made before a round without that round's rules: at c48f504
     it lacked ``Encounter.period`` by parts, and a discharge erased the admission time, eighteenth
     round). A shipped element rule naming a group the site does not define is left out: the site's
-    file alone said nothing of that element. Why not group by group (review of the eighteenth round):
+    file alone said nothing of that element -- unless those names are only in its ``another_person``
+    guard, which is laid with them named by their writers (``_guard_laid``, ident38). Why not group by group (review of the eighteenth round):
     a shipped group the site never named came back and moved writers out of the site's groups -- a
     copy from before ``referral`` (REF in ``other``, keep-if-absent) put REF in a group with no mode in
     the site's defaults (``replace``: a thinner REF^I13 erased the performer, notes and reasons); and
@@ -311,7 +312,8 @@ def laid_over(shipped: Mapping[str, Any], site: Mapping[str, Any], origin: Path 
     private = set(shipped.get("privacy") or ())
     resources: dict[str, dict[str, Any]] = {}
     for rtype, rules in shipped["resources"].items():
-        kept = {element: rule for element, rule in rules.items() if rule_names(rule) <= known}
+        kept = {element: laid for element, rule in rules.items()
+                if (laid := rule if rule_names(rule) <= known else _guard_laid(rule, known, shipped["sources"]))}
         for element, rule in rules.items():
             if f"{rtype}.{element}" not in private or element in (site["resources"].get(rtype) or {}):
                 continue
@@ -335,6 +337,28 @@ def laid_over(shipped: Mapping[str, Any], site: Mapping[str, Any], origin: Path 
             if carried:
                 laid[element] = {**rule, **carried}
     return {"sources": dict(groups), "defaults": site["defaults"], "resources": resources}
+
+
+def _guard_laid(rule: Mapping[str, Any], known: set[str], shipped_groups: Mapping[str, list[str]]) -> dict[str, Any] | None:
+    """A shipped row whose only names a site does not define are in its ``another_person`` map (a refusal of
+    another patient's write under one number, ``Encounter.subject``) laid for that site, else None (left out
+    as any other row naming them). Each group the site lacks is named by the writers the shipped group held
+    that the site's file names (the shipped treatment for them, as ``_also_for`` keeps a privacy row); a
+    writer the site names nowhere is in its ``other`` group and takes ``other``'s treatment. Why not left
+    out whole: the guard is a refusal, like a privacy row -- naming ``problem`` (PPR's patient 2 under patient
+    1's visit number, visitlast20) dropped the visit guard from every site merge.yaml without that group, and
+    ``feed``'s ADT, ORM and ORU wrote another patient over a stored visit there (ident38). None when nothing
+    the site knows is left to name (then the site's file alone says nothing of the element)."""
+    guard = rule.get("another_person") or {}
+    rest = {key: value for key, value in rule.items() if key != "another_person"}
+    if not guard or not rule_names(rest) <= known:
+        return None
+    laid = {name: treatment for name, treatment in guard.items() if name in known}
+    for name, treatment in guard.items():
+        if name not in known:
+            for writer in sorted(_writers({name}, shipped_groups) & known):
+                laid.setdefault(writer, treatment)
+    return {**rest, "another_person": laid} if laid else None
 
 
 def _taken_back(merge: Mapping[str, Any]) -> frozenset[str]:

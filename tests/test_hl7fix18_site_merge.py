@@ -116,5 +116,8 @@ def test_the_site_names_its_sources_and_defaults_whole(settings: Settings, tmp_p
                                                 "status": {"stands": {"hl7": ["final"]}},
                                                 "meta": {"hl7": "parts", "stands": {"hl7": ["V", "R"]},
                                                          "yields_to": ["V"]}}
-    assert site["resources"]["Encounter"] == {"location": shipped["resources"]["Encounter"]["location"]}
+    # the visit guard (``another_person`` alone names the groups it lacks) is laid with their writers (ident38)
+    guard = {w: "reject" for w in ("ADT", "ORM", "OML", "OMG", "ORU", "OUL", "MDM", "PPR", "REF", "RRI", "other")}
+    assert site["resources"]["Encounter"] == {"location": shipped["resources"]["Encounter"]["location"],
+                                              "subject": {"another_person": guard}}
     assert "*" not in site["resources"]

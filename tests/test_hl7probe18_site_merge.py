@@ -52,7 +52,9 @@ def test_what_the_site_names_is_its_truth_and_the_rest_is_shipped(settings: Sett
     site = Site.load(settings.with_(site=tmp_path)).merge
     assert site["sources"] == {"registration": ["ADT", "ZHS"], "feed": ["registration"]}
     assert site["defaults"] == {"modes": {"other": "replace"}, "conflict": {}}
-    assert site["resources"]["Encounter"] == {**shipped["resources"]["Encounter"], "period": {"feed": "keep-if-absent"}}
+    # (the visit guard laid without ``problem``, a group this site lacks: PPR is in its ``other``, ident38)
+    assert site["resources"]["Encounter"] == {**shipped["resources"]["Encounter"], "period": {"feed": "keep-if-absent"},
+                                              "subject": {"another_person": {"feed": "reject", "other": "reject"}}}
     assert site["resources"]["*"] == shipped["resources"]["*"]
     # a shipped rule naming a group the site does not define (index, order, api, problem) is left out
     # (Condition.meta names ``feed``, which this site defines: kept -- labelmark27)

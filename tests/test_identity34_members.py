@@ -209,11 +209,11 @@ def test_the_kept_apart_warning_for_a_member_s_code_does_not_advise_declaring_it
 
 def test_the_fidelity_rows_carry_their_count_and_old_text_rows_are_still_counted(
         both: tuple[Engine, TestClient]) -> None:
-    """A kept-apart warning's row stores ``count_as``/``count_key``; a row a release before wrote (text
+    """(L2 without a birth date: not positively the record's person, so kept apart -- ident38.) A kept-apart warning's row stores ``count_as``/``count_key``; a row a release before wrote (text
     only, for a kept-apart and a taken-over warning) is counted from its text as before."""
     engine, http = both
     assert ack_code_of(post(http, adt("L1", "ML1^^^FNXRMYY^MR", "杨^十", "19650110", "M"))) == "AA"
-    assert _warnings(post(http, oru("L2", "ML1^^^LISL^PI", "杨^十", "19650110", "M", "I34L")))
+    assert _warnings(post(http, oru("L2", "ML1^^^LISL^PI", "杨^十", "", "M", "I34L")))
     rows = [d for d in engine.ingestor.messages.fidelity_report("FNXRMYY") if d.get("count_key") == "LISL"]
     assert [(d["count_as"], d["count"]) for d in rows] == [("kept_apart", 1)], rows
     messages = engine.ingestor.messages

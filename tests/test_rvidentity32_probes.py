@@ -64,13 +64,6 @@ def _nid(body17: str) -> str:
 # --- an existing deployment whose HIS always wrote CX-4 = "HIS" ------------------------------------
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "rvidentity32: HIGH -- a deployment whose HIS always wrote 123^^^HIS^MR: its stored records are "
-    "keyed by the bare MRN (the old converter dropped CX-4); after this release each returning patient's "
-    "next message makes a second record keyed auth|HIS|123, answered plain AA with no warning, and her "
-    "earlier results stay on the first: the record a clinician opens is split. No start-up check, no "
-    "ERR/warning, no upgrade step finds the site's undeclared mrn_authorities, and without a national ID "
-    "the patient index does not link the two records"))
 @pytest.mark.parametrize("n, cx4", [(1, "HIS"), (2, "&1.2.156.112604.1.2.9&ISO"), (3, "MRN")],
                          ids=["application-name", "oid-only", "type-written-in-cx4"])
 def test_a_returning_patient_of_a_his_writing_its_own_name_in_cx4_keeps_one_record(

@@ -166,7 +166,8 @@ def both(module_eng: Engine) -> Iterator[tuple[Engine, TestClient]]:  # noqa: F8
 def test_the_registering_application_on_each_backend(both: tuple[Engine, TestClient]) -> None:
     """SQLite and mongomock: a result placeholder, then the HIS's A04 registering the record (so the
     oldest Provenance is not the registration), then the LIS's A08 restating it as another person:
-    AE; the HIS's: AA with the W; a number kept apart beside it: W, counted per authority."""
+    AE; the HIS's: AA with the W; a number kept apart beside it (no birth date: not positively the record's
+    person, ident38): W, counted per authority."""
     engine, http = both
     assert ack_code_of(post(http, oru("FXB1", "FXB^^^FNXRMYY^MR", "张^三", "19850412", "M", "FXBGLU"))) == "AA"
     assert ack_code_of(post(http, adt("FXB2", "FXB^^^FNXRMYY^MR", "张^三", "19850412", "M"))) == "AA"
@@ -174,7 +175,7 @@ def test_the_registering_application_on_each_backend(both: tuple[Engine, TestCli
     assert ack_code_of(ack) == "AE" and "did not register" in ack.decode("utf-8"), ack
     ack = post(http, adt("FXB4", "FXB^^^FNXRMYY^MR", "李^四", "19900101", "F", event="A08"))
     assert ack_code_of(ack) == "AA" and "restated as another person" in ack.decode("utf-8"), ack
-    ack = post(http, oru("FXB5", "FXB^^^HISY^MR", "李^四", "19900101", "F", "FXBY"))
+    ack = post(http, oru("FXB5", "FXB^^^HISY^MR", "李^四", "", "F", "FXBY"))
     (err,) = err_lines(ack)
     assert "'HISY'" in err and "|W|" in err and "FXB" not in err.replace("HISY", ""), err
     r = http.get("/admin/fidelity", params={"institution": "FNXRMYY"}, headers=_ops(engine))
@@ -231,7 +232,8 @@ def test_a_batch_does_not_make_its_sender_the_registrar_of_an_unknown_record(htt
 
 
 def test_the_kept_apart_count_is_one_per_message_filed(engine: Engine, http: TestClient) -> None:
-    """The HIS holds FXK under its MRN. A message under CX-4 "HISK" with FXK: counted once; the same
+    """The HIS holds FXK under its MRN. A message under CX-4 "HISK" with FXK (no birth date: kept apart,
+    ident38): counted once; the same
     bytes sent again (answered from the message store): not counted again; a message under "HISK"
     refused for another reason (a result naming another person under the HIS record): not counted."""
     def count() -> int:
@@ -239,7 +241,7 @@ def test_the_kept_apart_count_is_one_per_message_filed(engine: Engine, http: Tes
         return r.json()["institutions"].get("FNXRMYY", {}).get("kept_apart", {}).get("HISK", 0)
 
     assert ack_code_of(post(http, adt("FXK1", "FXK^^^FNXRMYY^MR", "梁^一", "19600101", "M"))) == "AA"
-    first = oru("FXK2", "FXK^^^HISK^MR", "梁^一", "19600101", "M", "FXKGLU")
+    first = oru("FXK2", "FXK^^^HISK^MR", "梁^一", "", "M", "FXKGLU")
     assert ack_code_of(post(http, first)) == "AA"
     assert count() == 1
     post(http, first)

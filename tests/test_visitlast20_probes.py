@@ -7,7 +7,6 @@ visit's patient), a mistyped ID number in PID-21 refusing an adult's A01; the ot
 
 from __future__ import annotations
 
-import pytest
 from fastapi.testclient import TestClient
 
 from engine.engine import Engine
@@ -260,8 +259,6 @@ def test_stored_patient_keys_are_unchanged_by_record_key(engine: Engine, mllp: i
         assert got.status_code == 200, (key, got.status_code)
 
 
-@pytest.mark.xfail(strict=True, reason="left (visitlast20): naming ``problem`` in the Encounter.subject row drops "
-                   "the whole row from a site merge.yaml without that group (mappings/site.py overlay)")
 def test_problem_list_of_another_patient_under_a_stored_visit_number(
         engine: Engine, mllp: int, fhir: TestClient) -> None:
     """PPR (group ``problem``) is neither ``feed`` nor ``other``: patient 2's problem under patient 1's

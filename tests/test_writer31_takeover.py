@@ -154,11 +154,13 @@ def test_a_site_without_the_groups_keeps_the_visit_guard_and_takes_over_is_no_ke
     ``registration`` keeps it; a site's own rule naming ``takes_over`` is refused at load (the key is
     gone with the rule, writerfix31), not read as nothing."""
     shipped = load_merge_file(DEFAULTS_DIR / "merge.yaml")
-    assert shipped["resources"]["Encounter"]["subject"] == {"another_person": {"feed": "reject", "other": "reject"}}
+    assert shipped["resources"]["Encounter"]["subject"] == {"another_person": {"feed": "reject", "problem": "reject",
+                                                                                "other": "reject"}}
     defaults = {"modes": {"feed": "keep-if-absent", "api": "replace"}, "conflict": {"feed": "warn", "api": "reject"}}
     site = {"sources": {"his": ["ADT"], "result": ["ORU"], "feed": ["his", "result"], "api": ["api"]},
             "defaults": defaults, "resources": {}}
     rules = laid_over(shipped, site)
+    # (``problem``, a group this site lacks, and PPR named nowhere: PPR is in the site's ``other``, ident38)
     assert rules["resources"]["Encounter"]["subject"] == {"another_person": {"feed": "reject", "other": "reject"}}
     assert MergeRules(rules).plan("Encounter", "ADT").elements["subject"].another_person == "reject"
 

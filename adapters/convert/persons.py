@@ -95,7 +95,11 @@ def check_persons(conversion: Any, read_many: Any, earlier: Sequence[Any] = (), 
     wanted += [tuple(held.prior.split("/", 1)) for held, _ in members if held.prior]  # a merge's MRG-1 record
     wanted = list(dict.fromkeys(wanted))
     stored = read_many(wanted) if wanted else {}
+    # a number kept apart whose institution's own record of the value is positively this person: filed there
+    moved = _filed_as_own(conversion, earlier, stored, leaned)
     for ref, sequence, corrects, made in unread:
+        if ref in moved:
+            continue  # the record it was filed under is the PID's person (``_same_person``): nothing to hold
         was, at = stored.get(tuple(ref.split("/", 1))), None
         if was is None:  # not stored: an earlier message of the batch writing it only when absent makes it
             if made is None:
@@ -144,6 +148,8 @@ def check_persons(conversion: Any, read_many: Any, earlier: Sequence[Any] = (), 
                        sender=f"{conversion.institution}/{conversion.application or '?'}")
     members_named = {held.member for held in conversion.members}
     for (authority, number, own, sequence), in_batch in bare:
+        if own in moved.values():
+            continue  # filed under the institution's own record (``_filed_as_own``), warned of there
         if in_batch or tuple(own.split("/", 1)) in stored:
             member = f"Patient/{deterministic_id(authority, 'Patient', number)}" in members_named
             conversion.warnings.append(_kept_apart(authority, sequence, member))
@@ -157,6 +163,79 @@ def check_persons(conversion: Any, read_many: Any, earlier: Sequence[Any] = (), 
         leaned += read
         leaned += _owners_word(conversion, anew, search, read_many, earlier, back)
     return leaned
+
+
+def _filed_as_own(conversion: Any, earlier: Sequence[Any], stored: dict[Any, Any], leaned: list[int]) -> dict[str, str]:
+    """A PID-3 number keyed apart under an assigning authority ``institutions.yaml`` ``mrn_authorities`` does
+    not declare (``Context.apart``: ``123^^^HIS^MR``), while the institution holds its own record of the
+    value -- stored, or as the batch leaves it -- that is positively this PID's person (``_same_person``, the
+    converter's one rule for joining two records: name, sex and birth date known on both sides and agreeing,
+    the ID numbers the same where both carry one): the message is filed under that record, with an ERR W at
+    PID-3 naming the authority, counted per authority in the fidelity view (``filed_as_own``, the record
+    listed for the operator). Returns the records moved ("Patient/<apart>" -> "Patient/<own>").
+
+    Why: a deployment whose HIS always wrote its own name (an OID, "MRN") in CX-4 holds records an earlier
+    release keyed by the bare number (it dropped CX-4); keyed apart now, every returning patient's next
+    message made a second record, her earlier results on the first (rvidentity32 HIGH 1: the record a
+    clinician opens is split). The same number of the same institution, for the same person, is one record.
+    Never two people's: a record another person's (name, sex, birth date or ID number disagreeing, or one of
+    them unknown on either side) is not joined -- the number stays keyed apart as identity32 decided, with the
+    kept-apart warning (a LIS's own number of the value, another woman). Not joined either: a number that is
+    another member institution's (its record is that institution's, one number one owner), a record of the
+    number as sent that exists already (stored, or made by an earlier message of the batch: the split is
+    there, an operator links the two at the desk), a message naming the own record itself (a merge)."""
+    moves: dict[str, str] = {}
+    if not conversion.apart:
+        return moves
+    members = {held.member for held in conversion.members}
+    for ref, (authority, number, own, sequence) in conversion.apart.items():
+        if f"Patient/{deterministic_id(authority, 'Patient', number)}" in members or own in conversion.by_reference:
+            continue
+        if tuple(ref.split("/", 1)) in stored or batch_version(ref, earlier) is not None:
+            continue
+        read: list[int] = []
+        was = _as_left(own, earlier, stored, read)
+        patient = conversion.by_reference[ref]
+        if was is None or not _same_person(was, patient):
+            continue
+        leaned += read
+        moves[ref] = own
+        # the own record's identifiers of the number (its MRN as the earlier release stored it) stay: a
+        # registration states the identifiers whole (``merge.yaml``), and the number names that record now
+        have = {(i.get("system"), i.get("value")) for i in patient.get("identifier") or ()}
+        kept = [deepcopy(i) for i in was.get("identifier") or ()
+                if i.get("value") == number and (i.get("system"), i.get("value")) not in have]
+        patient["identifier"] = [*kept, *(patient.get("identifier") or ())]
+        conversion.warnings.append(_filed_own_warning(authority, sequence, own))
+    if not moves:
+        return moves
+    from adapters.convert import _take  # (the package imports this module)
+
+    _take(conversion, moves)
+    conversion.persons = {moves.get(r, r): n for r, n in conversion.persons.items()}
+    conversion.corrections = {moves.get(r, r): n for r, n in conversion.corrections.items()}
+    conversion.apart = {r: v for r, v in conversion.apart.items() if r not in moves}
+    conversion.members[:] = [held._replace(record=moves.get(held.record, held.record)) for held in conversion.members]
+    conversion.owns[:] = [(moves.get(o[0], o[0]), *o[1:]) for o in conversion.owns]
+    return moves
+
+
+def _filed_own_warning(authority: str, sequence: int, own: str) -> HL7Error:
+    """The W of a number under an undeclared authority filed under the institution's own record of its value
+    (``_filed_as_own``): the authority named, the number and the person not echoed."""
+    warning = HL7Error(
+        f"PID-3 record number under assigning authority {authority!r} (PID-3.4), which institutions.yaml "
+        "mrn_authorities does not declare, filed under the institution's own record of the same number: that "
+        "record is this patient's (name, sex and birth date agree; the ID number too where both carry one). If "
+        "this authority is the institution's own record numbering, declare it in institutions.yaml mrn_authorities",
+        segment="PID", sequence=sequence, field=3, code=DUPLICATE_KEY_IDENTIFIER,
+        tally=Tally(FILED_AS_OWN, authority, records=(own,)))
+    warning.severity = "W"
+    return warning
+
+
+# the fidelity view's count of ``_filed_own_warning`` (``engine.api.admin``)
+FILED_AS_OWN = "filed_as_own"
 
 
 def _refuse(sequence: int, leaned: list[int]) -> None:

@@ -563,7 +563,7 @@ def _remit(engine: Engine, caller: Caller) -> frozenset[str] | None:
 # the institution's own record numbers for other persons, per sending institution/application (priv36: a sender
 # probing them shows here; not warnings -- the messages were refused -- and flagged when the sending institution's
 # count, kept beside them per institution and per authenticated client, is past HUREN_MEMBER_REFUSAL_ALERT: ``_refusals``)
-_TALLIES = ("kept_apart", "taken_over", "member_contradicted", "member_refused")
+_TALLIES = ("kept_apart", "filed_as_own", "taken_over", "member_contradicted", "member_refused")
 # the rows written before a warning stated its count (``Tally``): read back from their texts
 _LEGACY = (("kept_apart", kept_apart_authority), ("taken_over", taken_over_authority))
 
@@ -581,6 +581,11 @@ _ADVICE = {
                          "institution's record number, kept as that institution's; it cannot be declared in "
                          "mrn_authorities. Nothing to do if the patient is that institution's; else the sending system "
                          "leaves PID-3.4 empty or names this institution.)",
+    "filed_as_own": "该分配机构（未在 mrn_authorities 中声明）的号码已归入本机构同号病历：该病历的姓名、性别、出生日期均一致（都有身份证号时也一致）。"
+                    "若该分配机构名称就是本机构自己的病案号，请在 institutions.yaml 的 mrn_authorities 中声明。(Numbers of this "
+                    "undeclared authority were filed under the institution's own record of the same number, whose name, "
+                    "sex and birth date agree; if the authority is the institution's own numbering, declare it in "
+                    "institutions.yaml mrn_authorities.)",
     "taken_over": "住院登记接管了检验系统占位的就诊；若两份病历是同一人，请在前台关联（Patient/$link）。(An admission took over "
                   "a lab's placeholder visit; if the two records are one person, link them at the desk.)",
     "member_contradicted": "号码所属机构已将该号码登记为另一人：本机构引用该号码的病历需核对更正。(The number's owner registered "

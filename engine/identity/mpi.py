@@ -38,12 +38,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
+from adapters.convert.actors import INSTITUTION_SYSTEM
 from adapters.hl7v2.errors import DUPLICATE_KEY_IDENTIFIER, HL7Error
 from engine import fhirjson
 from engine.errors import BadRequest, FhirError, Gone, NotFound, Unprocessable
 from engine.identity import demographics as dm
 from engine.identity import nationalid
 from engine.merge_rules import API, INDEX, field_of
+from engine.repository.ids import deterministic_id
 from engine.repository.port import Store, is_new_store, write_out
 from engine.repository.search import token_value
 
@@ -693,7 +695,35 @@ class IdentityService:
             person = person_of(new)
             if person and any(person == person_of(pid) for pid in self.person_compartment(known)):
                 return True
-        return False
+        return self._keyed_by_its_number(one, other, entry) or self._keyed_by_its_number(other, one, entry)
+
+    def _keyed_by_its_number(self, holder: str, keyed: str, entry: Callable[[str], dict[str, Any] | None]) -> bool:
+        """Is ``keyed`` the id of the record ``holder``'s institution keys by the ID number ``holder`` stands
+        for (``nid|<number>``, ``adapters.convert.common.record_key``), while no such record exists (no entry
+        in the index, none this write group stores)? A message naming a person by her ID number alone -- a
+        newborn's PID-21 naming the mother, whose record is keyed by her MRN (v2.5.1 3.4.1.21) -- names that
+        key; the person it names is the number's, and ``holder`` is that person's record when the index has
+        it linked to the number's person (``same_person_number``: not a record in conflict, a son filed under
+        his father's number). Asked only where "same person" would otherwise be refused (the merge rules'
+        ``another_person``); two reads (the record and its managing organisation, the institution keying it)."""
+        if self.repository is None or entry(keyed) is not None or entry(holder) is None:
+            return False
+        if any(v.get("id") == keyed and v.get("resourceType") == "Patient" for v, _ in self.repository.pending()):
+            return False
+        try:
+            patient = self.repository.read("Patient", holder)
+            number = nationalid.patient_number(patient)
+            if number is None or self.same_person_number(patient, number) != number:
+                return False
+            org = (patient.get("managingOrganization") or {}).get("reference") or ""
+            if not org.startswith("Organization/"):
+                return False
+            organization = self.repository.read("Organization", org.removeprefix("Organization/"))
+        except FhirError:
+            return False
+        codes = [str(i["value"]) for i in organization.get("identifier") or ()
+                 if i.get("system") == INSTITUTION_SYSTEM and i.get("value")]
+        return any(keyed == deterministic_id(code, "Patient", f"nid|{number}") for code in codes)
 
     def _entries(self) -> Callable[[str], dict[str, Any] | None]:
         """The index entry of a record as this thread's write group finds it: the statement made
