@@ -641,7 +641,7 @@ def _appointment_patient(res: Resource, seg: Segment | None, scope: Scope, env: 
         # refused at PID-3), and another sender's same number is not (twenty-fourth round)
         pid = scope.first("PID")
         system = _appointment_system(env.ctx)
-        named = _names_of_sender(env.ctx)
+        named = datatypes.sender_names(env.ctx)
         sent_as: list[dict[str, Any]] = []
         for ident in res.get("identifier") or ():
             sent = ident.get("system")
@@ -715,13 +715,13 @@ def _namespace_app(system: Any) -> str:
 def _filler_aliases(system: str, ctx: Context) -> frozenset[str]:
     """The systems a booking of this filler was stored with before: its own, the EI-2 namespace id naming
     the application (``urn:huren:id:HIS``, as the code before the twenty-fifth round stored ``BK-1^HIS``) and,
-    for the sending application's, the sender's OID or URI (``_names_of_sender``) -- review of schedfix25."""
+    for the sending application's, the sender's OID or URI (``datatypes.sender_names``) -- review of schedfix25."""
     out = {system}
     prefix = f"urn:huren:appointment:{ctx.urn_code}:"
     if system.startswith(prefix):
         out.add(f"urn:huren:id:{system.removeprefix(prefix)}")
     if system == _appointment_system(ctx):
-        out.update(_names_of_sender(ctx))
+        out.update(datatypes.sender_names(ctx))
     return frozenset(out)
 
 
@@ -757,22 +757,6 @@ def _patient_ref(res: Resource) -> str | None:
         if isinstance(ref, str) and ref.startswith("Patient/"):
             return ref
     return None
-
-
-def _names_of_sender(ctx: Context) -> frozenset[str]:
-    """The systems ``ei`` makes of an EI naming the sending application (MSH-3, HD): its namespace id
-    (HD-1, as EI-2: ``urn:huren:id:<HD-1>``) and its universal id (HD-2/HD-3, as EI-3/EI-4: an OID or
-    a URI). v2.5.1 2.A.24 EI: EI-2..4 are the assigning authority's HD, here the filler application
-    itself -- the same filler as an SCH-2 sent without one (``_appointment_system``)."""
-    msh = ctx.message.msh
-    names: set[str] = set()
-    app, universal, kind = msh.value(3).strip(), msh.value(3, comp=2).strip(), msh.value(3, comp=3).strip().upper()
-    if app:
-        names.add(f"urn:huren:id:{urn_part(app)}")
-    system = datatypes.universal_system(universal, kind)
-    if system:
-        names.add(system)
-    return frozenset(names)
 
 
 def _appointment_system(ctx: Context) -> str:
