@@ -657,7 +657,7 @@ def _appointment_patient(res: Resource, seg: Segment | None, scope: Scope, env: 
                 ident["system"] = f"urn:huren:appointment:{env.ctx.urn_code}:{ns}"
             ident.setdefault("system", system)
             if ident_type(ident) == "FILL" and isinstance(sent, str) and sent and ident["system"] != sent:
-                sent_as.append(_as_sent(ident, sent))
+                sent_as.append(_as_sent(ident, sent, env.ctx))
         if sent_as:
             res["identifier"].extend(sent_as)
         if pid is not None and res.get("identifier"):
@@ -672,12 +672,26 @@ def _appointment_patient(res: Resource, seg: Segment | None, scope: Scope, env: 
 _AS_SENT = {"text": "SCH-2 as sent (filler appointment id in its namespace)"}
 
 
-def _as_sent(ident: dict[str, Any], sent: str) -> dict[str, Any]:
-    """SCH-2 as the message sent it (its EI-2/EI-3 namespace: ``urn:huren:id:HIS``, an OID), kept beside the
-    identifier the booking is keyed by (the filler application's ``urn:huren:appointment:<MSH-4>:<app>``):
-    a FHIR client searching the identifier the message stated, made as every other EI-2 is, found nothing
-    (review of schedfix25b; thirty-seventh round, old37)."""
-    return {"type": dict(_AS_SENT), "system": sent, "value": ident.get("value")}
+def _as_sent(ident: dict[str, Any], sent: str, ctx: Context) -> dict[str, Any]:
+    """SCH-2 as the message sent it, kept beside the identifier the booking is keyed by (the filler
+    application's ``urn:huren:appointment:<MSH-4>:<app>``): a FHIR client searching the identifier the message
+    stated found nothing (review of schedfix25b; thirty-seventh round, old37).
+
+    Its system is the sender's: an EI-2 namespace id under the sending institution, ``urn:huren:id:<MSH-4>:
+    <HD-1>`` (``as_sent_system``), as the record numbers of another authority are kept under the institution's
+    and the authority's (``common.apart_system``) -- ``urn:huren:id:HIS`` is every hospital's HIS, so two
+    institutions' ``BK-1^HIS`` met in one search, for two patients (review rv37d LOW 5). An EI-3 universal
+    id (an OID, a URI) names one authority the world over: kept as sent. A copy stored before (``urn:huren:
+    id:HIS``) stays readable and searchable as it was, and the booking's next message puts the sender's in its
+    place (by-key on ``type``). (Thirty-eighth round, codedoc38.)"""
+    return {"type": dict(_AS_SENT), "system": as_sent_system(sent, ctx), "value": ident.get("value")}
+
+
+def as_sent_system(sent: str, ctx: Context) -> str:
+    """The system SCH-2 as sent is kept under (``_as_sent``): an EI-2 namespace id's under the sending
+    institution, a universal id's as sent."""
+    ns = _namespace_app(sent)
+    return f"urn:huren:id:{ctx.urn_code}:{ns}" if ns else sent
 
 
 def _filler_key(res: Resource, old: str, env: Env) -> str | None:
