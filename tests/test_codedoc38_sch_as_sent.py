@@ -20,7 +20,6 @@ from engine.engine import Engine
 from tests.test_convert11_thinner import fhir, send  # noqa: F401  (the reader fixture)
 from tests.test_convmend20_probes import PID, siu
 from tests.test_old37_sch_sent_as import _found, _with
-from tests.test_sched21_status_times import sch
 from tests.test_sched22_rv_probes import _text
 
 __all__ = ["fhir"]
