@@ -112,7 +112,7 @@ class _Transaction:
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: object) -> None:
         store = self.store
         depth = self.depth
-        undone: list[Callable[[], None]] = []
+        undone: Sequence[Callable[[], None]] = ()  # (no list made on the everyday path)
         try:
             store._depth = depth
             if self.joined:
@@ -132,8 +132,9 @@ class _Transaction:
                     store._on_rollback = [(at, cb) for at, cb in store._on_rollback if at <= depth]
                 return
             if depth == 0:
-                store._on_rollback = []
                 conn.execute("COMMIT")
+                if store._on_rollback:  # (committed: nothing of them to undo)
+                    store._on_rollback = []
                 checkpointer = store.checkpointer
                 if checkpointer is not None and not checkpointer.committed():
                     store._autocheckpoint(checkpointer.pages)  # SQLite's own again, as before
