@@ -103,3 +103,16 @@ def test_numbers_without_a_namespace_are_the_senders_own(http: TestClient) -> No
     found = http.get("/fhir/ServiceRequest", params={"identifier": f"urn:huren:order:{B}|{placer}"}).json()
     (order,) = [e["resource"] for e in found.get("entry") or ()]
     assert "3001" in _codes(order) and "3002" not in _codes(order), order["code"]
+
+
+def test_the_placers_cancel_is_not_judged_as_a_fillers_statement(http: TestClient) -> None:
+    """Guard: ORC-1 CA (the placer's request, table 0119) from an MSH-3 its numbers do not name is no filler's
+    statement: no W at OBR-4, the order cancelled as before."""
+    placer = "D38O-CA"
+    send(http, _ordered(placer))
+    assert "MSA|AA" in send(http, _ris(oru(placer, item=HEAD, status="P")))
+    ca = (msh(B, "HISAPP", "ORM^O01^ORM_O01", RESULTED) + pid(B)
+          + f"ORC|CA|{placer}^HIS|F{placer}^RIS||CA\n" + f"OBR|1|{placer}^HIS|F{placer}^RIS|{HEAD}|||{ORDERED}\n")
+    ack = send(http, ca)
+    assert "MSA|AA" in ack and not _warned_at_obr4(ack), ack
+    assert "3002" in _codes(the_order(http, placer))

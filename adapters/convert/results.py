@@ -422,9 +422,14 @@ def service_request(
     return ref
 
 
+# ORC-1 codes by which the placer asks the filler (table 0119: cancel, discontinue, hold, release the hold): the
+# placer's, not the filler's statements, though ``_PLACER_STATES`` leaves them out (their ORC-16 is the request's reason)
+_PLACER_ASKS = frozenset({"CA", "DC", "HD", "RL"})
+
+
 def _not_the_orders(group: Group, ctx: Context, res: Resource, obr: Segment) -> None:
-    """A filler's statement of an order (ORC-1 XX, SC, RU ...) from an application that is not the order's
-    filler does not recode it.
+    """A filler's statement of an order (ORC-1 XX, SC, RU ...; not the placer's statements nor its requests,
+    ``_PLACER_ASKS``) from an application that is not the order's filler does not recode it.
 
     v2.5 ch. 4 gives the placer the change of the order (ORC-1 XO, RP: ``_PLACER_STATES``) and the filler
     its own, under its filler number (XX "order/service changed, unsolicited", RU: table 0119).
@@ -445,7 +450,8 @@ def _not_the_orders(group: Group, ctx: Context, res: Resource, obr: Segment) -> 
     are judged by the ``another`` rule (and a report follows only its filler's own change:
     ``MergeRules._order_states``). (Review rv37c; codefix37's "left alone"; thirty-eighth round, codedoc38.)"""
     orc = group.orc
-    if orc is None or not _filler_in_an_order_message(orc, ctx) or not ctx.message.msh.value(3).strip():
+    if (orc is None or not _filler_in_an_order_message(orc, ctx) or orc.value(1).strip().upper() in _PLACER_ASKS
+            or not ctx.message.msh.value(3).strip()):
         return
     msh = ctx.message.msh
     facility = hd_system(msh.value(4).strip(), msh.value(4, comp=2).strip(), msh.value(4, comp=3).strip())
