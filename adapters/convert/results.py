@@ -428,8 +428,9 @@ _PLACER_ASKS = frozenset({"CA", "DC", "HD", "RL"})
 
 
 def _not_the_orders(group: Group, ctx: Context, res: Resource, obr: Segment) -> None:
-    """A filler's statement of an order (ORC-1 XX, SC, RU ...; not the placer's statements nor its requests,
-    ``_PLACER_ASKS``) from an application that is not the order's filler does not recode it.
+    """A filler's statement of an order (ORC-1 XX, SC, OK ...; not the placer's statements, ``_PLACER_STATES``
+    -- the replacements RP/RU/RQ among them --, nor its requests, ``_PLACER_ASKS``) from an application that is
+    not the order's filler does not recode it.
 
     v2.5 ch. 4 gives the placer the change of the order (ORC-1 XO, RP: ``_PLACER_STATES``) and the filler
     its own, under its filler number (XX "order/service changed, unsolicited", RU: table 0119).
