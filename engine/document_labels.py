@@ -124,10 +124,14 @@ class DocumentLabels:
     V, and lowering the text is a PUT of the text itself, as lowering the document is of the
     document (explicit, each record)."""
 
-    def __init__(self, repository: Documents, audit: AuditSink | None = None, origin: str = "") -> None:
+    def __init__(self, repository: Documents, audit: AuditSink | None = None, origin: str = "",
+                 store: object | None = None) -> None:
+        """``store``: the store the repository writes through (its ``on_rollback`` tells a deletion rolled
+        back with its write group, ``_compensated``)."""
         self.repository = repository
         self.audit = audit
         self.origin = origin
+        self.store = store
 
     def written(self, document: dict[str, Any], previous: dict[str, Any] | None) -> list[dict[str, Any]]:
         """The write hook of a DocumentReference (twentieth round, mdmmend20): the document's write
@@ -291,7 +295,36 @@ class DocumentLabels:
         deleted = [t for t in gone if self.repository.delete("Observation", t["id"]) is not None]
         if deleted and self.audit is not None:
             self.audit.record(self._deletion(document, number, deleted))
+            self._compensated(document, number, deleted)
         return [t["id"] for t in deleted]
+
+    def _compensated(self, document: dict[str, Any], number: tuple[str, str], deleted: list[dict[str, Any]]) -> None:
+        """The deletion's record is appended inside the write group (a deletion is never stored unaudited:
+        an audit log that cannot append fails the group). On SQLite the log is a file of its own, outside
+        the group's transaction: a group failing after the deletion (a later hook, a later message of a
+        batch written as one) rolled the deletion back and left its record saying the copies were
+        deleted (review rv37d LOW 4). So a rollback of the block the deletion was made in appends a
+        compensating record (``_restored``), through the store's ``on_rollback``. Not on MongoDB, where
+        the log shares the repository's store and its append is undone with the block (``audit.store`` is
+        the store: nothing to compensate). (Thirty-eighth round, codedoc38.)"""
+        audit, store = self.audit, self.store
+        on_rollback = getattr(store, "on_rollback", None)
+        if audit is None or on_rollback is None or getattr(audit, "store", None) is store:
+            return
+        restored = self._restored(document, number, deleted)
+        on_rollback(lambda: audit.record(restored))
+
+    def _restored(self, document: dict[str, Any], number: tuple[str, str], deleted: list[dict[str, Any]]) -> Facts:
+        """The compensating record of a deletion rolled back with its write group: the same requestor,
+        document, copies and patients as the deletion's record (``_deletion``), outcome 8 (the deletion
+        failed: the copies are stored as they were), its reason saying so."""
+        done = self._deletion(document, number, deleted)
+        return facts(action="delete", recorded=now_instant(), start=None, outcome="8",
+                     desc="the deletion of these paragraphs recorded before was rolled back with its write group: "
+                          "nothing was deleted",
+                     requestor=done.requestor, origin=self.origin, patients=done.patients, resources=done.resources,
+                     owners=dict(done.owners) if done.owners else None,
+                     detail={"document-number": number[1], "reason": "paragraph-deletion-rolled-back"})
 
     def _relabelled(self, oid: str) -> bool:
         """Whether the copy's current version, a FHIR client's, only relabelled the feed's (every newer

@@ -89,7 +89,7 @@ class Engine:
             # two-way referral: the referral Task's workflow (a write hook) and the per-referral rows
             self.referrals = Referrals.for_engine(self)
             # a document's text (an MDM's OBX Observations) and its addenda carry the document's label as stored
-            labels = DocumentLabels(self.repository, audit=self.audit, origin=log_origin(settings))
+            labels = DocumentLabels(self.repository, audit=self.audit, origin=log_origin(settings), store=self.store)
             self.repository.add_mark(labels.mark, types={"Observation", "DocumentReference"})
             # and a document's write owns its text: raised, it raises the text it did not write; edited, the
             # paragraphs its content no longer holds are no longer its text (``DocumentLabels.written``)

@@ -1331,10 +1331,11 @@ class Ingestor:
                 t1 = time.perf_counter()
                 self._account("repository", t1 - t0)
                 gaps: list[dict[str, str]] = []  # the maps' gaps the merge found: counted, not answered (code37)
+                unmapped_noted = getattr(item.conversion, "unmapped", None) or []
                 for result in results:
                     for issue in getattr(result, "issues", None) or []:
                         if (gap := gap_of(issue)) is not None:
-                            gaps.append(_gap_entry(gap, issue))
+                            gaps.append(_gap_entry(gap, issue, result.resource, unmapped_noted))
                         else:
                             warnings.append(_issue_to_warning(issue))
                 refs = listing.refs
@@ -1346,7 +1347,7 @@ class Ingestor:
                 self.messages.note_registrations(item.doc_id, current, _registered_of(item, current))
                 institution = getattr(item.conversion, "institution", None) or item.header.facility_code
                 conv_warnings = getattr(item.conversion, "warnings", None) or []
-                unmapped = [*(getattr(item.conversion, "unmapped", None) or []), *gaps]
+                unmapped = [*unmapped_noted, *gaps]
                 if conv_warnings or unmapped:
                     counted = Fidelity(institution, list(conv_warnings), list(unmapped), item.doc_id)
                     if fidelity is not None:
@@ -1908,11 +1909,24 @@ def _zone_of(site: Any, facility: str) -> str:
     return str(getattr(inst, "timezone", None) or DEFAULT_ZONE)
 
 
-def _gap_entry(value: str, issue: dict[str, Any]) -> dict[str, str]:
+def _gap_entry(value: str, issue: dict[str, Any], order: dict[str, Any],
+               noted: list[dict[str, str]]) -> dict[str, str]:
     """A ``mapping_gap`` issue as the unmapped-code entry the conversion would have noted (``Context.note_unmapped``:
-    kind ``code`` at the field that stated it, ``OBR-4``): one counter for every code the maps do not know."""
+    kind ``code`` at the field that stated it, ``OBR-4``): one counter for every code the maps do not know.
+
+    What the gap is goes with it (``gap``), so the fidelity row says it (``engine.messages.GAP_ROWS``): the
+    order's text naming no item (``order`` -- the ServiceRequest the issue was found on -- coded by nothing,
+    its text the value: ``order_text``), or a code its map knows with no item (``no_item``: a code no map
+    knows the conversion counted already, under the same key, and keeps its row). Both had read "unmapped
+    code" (review rv37c LOW; thirty-eighth round, codedoc38)."""
     at = field_of((issue.get("location") or ("",))[0])
-    return {"kind": "code", "code": value, **({"where": f"{at[0]}-{at[2]}"} if at is not None else {})}
+    entry = {"kind": "code", "code": value, **({"where": f"{at[0]}-{at[2]}"} if at is not None else {})}
+    code = order.get("code")
+    if isinstance(code, dict) and not code.get("coding") and str(code.get("text") or "").strip() == value:
+        entry["gap"] = "order_text"
+    elif not any(u.get("code") == value and u.get("where", "") == entry.get("where", "") for u in noted):
+        entry["gap"] = "no_item"
+    return entry
 
 
 def _issue_to_warning(issue: dict[str, Any]) -> HL7Error:

@@ -505,8 +505,11 @@ class MessageStore:
         stamp = now_iso()
         for key, (entry, n, example) in seen.items():
             records = entry.get("records")  # the records each message named, kept: the operator's list to correct
+            # a mapping gap's row says what it is on each count: a row an earlier release wrote for it read
+            # "unmapped code" (``GAP_ROWS``; codedoc38)
+            said = {"message": entry["message"], "gap": entry["gap"]} if entry.get("gap") else {}
             self.fidelity.increment(  # ``count``: the messages in which it occurred
-                key, "count", by=n, fields={"last_seen": stamp, "example_message": example},
+                key, "count", by=n, fields={"last_seen": stamp, "example_message": example, **said},
                 on_insert={**entry, "first_seen": stamp}, add={"records": records} if records else None)
 
     # -- reads --------------------------------------------------------------------------
@@ -591,6 +594,22 @@ class Fidelity:
     example: str  # the message's document id
 
 
+# what a mapping gap the merge found (``engine.ingest._gap_entry``'s ``gap``) is, as its fidelity row says it: Chinese
+# first, as the page's advice (the operator reads it; engine.api.admin ``_ADVICE``), then English. An order's text
+# and a code its map knows with no item had read "unmapped code", which neither is (review rv37c LOW, code37's
+# "row wording"; thirty-eighth round, codedoc38)
+GAP_ROWS = {
+    "order_text": "医嘱文字“{value}”（{where}）未指明任何识别项目：结果的编码无法与该医嘱比对，未加入医嘱。请让 HIS 发送医嘱编码，"
+                  "或在 items.yaml 中以此名称登记项目。(Order text {value!r} at {where} names no recognition item: the "
+                  "result's codes could not be judged against the order and were not added to it. Have the HIS send "
+                  "the order's code, or name an item so in items.yaml.)",
+    "no_item": "本地编码“{value}”（{where}）已映射但没有识别项目：无法判断是否与医嘱同一检验，未加入医嘱。请在 "
+               "mappings/codes/<机构>.yaml 中为其填写 item。(Local code {value!r} at {where} is mapped with no "
+               "recognition item: it could not be judged the ordered test and was not added to the order. Give it "
+               "an item in mappings/codes/<INST>.yaml.)",
+}
+
+
 def _fidelity_entries(m: Fidelity) -> dict[str, dict[str, Any]]:
     """The counters one message adds to, each once however often it occurs in the message."""
     entries: dict[str, dict[str, Any]] = {}
@@ -599,9 +618,14 @@ def _fidelity_entries(m: Fidelity) -> dict[str, dict[str, Any]]:
         value = u.get("code") or u.get("segment") or ""
         where = u.get("where", "")
         inst = u.get("institution") or m.institution
-        entries.setdefault(_fid_key(inst, kind, value, where, ""), {
-            "institution": inst, "kind": kind, "value": value, "where": where, "code": "103",
-            "message": f"unmapped {kind} {value!r}" + (f" at {where}" if where else "")})
+        gap = u.get("gap") or ""
+        row = GAP_ROWS.get(gap)
+        entry = {"institution": inst, "kind": kind, "value": value, "where": where, "code": "103",
+                 "message": row.format(value=value, where=where or "?") if row is not None
+                 else f"unmapped {kind} {value!r}" + (f" at {where}" if where else "")}
+        if row is not None:
+            entry["gap"] = gap
+        entries.setdefault(_fid_key(inst, kind, value, where, ""), entry)
     # a value left out counted once: its unmapped entry, not again as the W 103 the sender was told at the
     # same field (hl7fix28; rvhl7left28 finding 8)
     dropped = {u.get("where") for u in m.unmapped if u.get("where")}

@@ -40,12 +40,12 @@ def test_the_ei_as_sent_and_the_key_name_one_booking(engine: Engine, fhir: TestC
     acks = send(engine, siu("SA1", "S12", _with("SA", "BK-SA^HIS"), PID),
                 siu("SA2", "S15", sch("SA", status="Cancelled"), PID))
     assert [ack_code_of(a) for a in acks] == ["AA", "AA"], [_text(a) for a in acks]
-    (as_sent,) = _found(fhir, "urn:huren:id:HIS|BK-SA")
+    (as_sent,) = _found(fhir, "urn:huren:id:FNXRMYY:HIS|BK-SA")  # (the sender's: codedoc38)
     (keyed,) = _found(fhir, "urn:huren:appointment:FNXRMYY:HIS|BK-SA")
     assert as_sent["id"] == keyed["id"] and as_sent["status"] == "cancelled", as_sent
-    sent = [i for i in as_sent["identifier"] if i.get("system") == "urn:huren:id:HIS"]
+    sent = [i for i in as_sent["identifier"] if i.get("system") == "urn:huren:id:FNXRMYY:HIS"]
     assert sent == [{"type": {"text": "SCH-2 as sent (filler appointment id in its namespace)"},
-                     "system": "urn:huren:id:HIS", "value": "BK-SA"}], as_sent["identifier"]
+                     "system": "urn:huren:id:FNXRMYY:HIS", "value": "BK-SA"}], as_sent["identifier"]
     fill = [i for i in as_sent["identifier"] if "coding" in (i.get("type") or {})
             and i["type"]["coding"][0]["code"] == "FILL"]
     assert [i["system"] for i in fill] == ["urn:huren:appointment:FNXRMYY:HIS"], fill
@@ -57,7 +57,7 @@ def test_a_relay_sending_the_his_namespace_is_found_as_sent(engine: Engine, fhir
     relayed = siu("RL1", "S12", _with("RL", "BK-RL^HIS"), PID).replace(b"MSH|^~\\&|HIS|", b"MSH|^~\\&|ESB|", 1)
     acks = send(engine, relayed, siu("RL2", "S14", sch("RL", timing="^^^20261207100000"), PID))
     assert [ack_code_of(a) for a in acks] == ["AA", "AA"], [_text(a) for a in acks]
-    (booking,) = _found(fhir, "urn:huren:id:HIS|BK-RL")
+    (booking,) = _found(fhir, "urn:huren:id:FNXRMYY:HIS|BK-RL")
     assert booking["start"] == "2026-12-07T10:00:00+08:00", booking
     assert [b["id"] for b in _found(fhir, "BK-RL")] == [booking["id"]]
 

@@ -169,7 +169,8 @@ def test_the_senders_namespace_keeps_the_booking_searchable_as_sent(engine: Engi
     (``urn:huren:id:HIS|BK-SS``, as every other EI-2 is made) finds nothing."""
     (ack,) = send(engine, siu("SS1", "S12", _with(sch("SS"), "SS", "BK-SS^HIS"), PID))
     assert ack_code_of(ack) == "AA", _text(ack)
-    bundle = fhir.get("/fhir/Appointment", params={"identifier": "urn:huren:id:HIS|BK-SS"}).json()
+    # (the EI-2 under the sending institution since codedoc38: ``urn:huren:id:HIS`` is every hospital's HIS)
+    bundle = fhir.get("/fhir/Appointment", params={"identifier": "urn:huren:id:FNXRMYY:HIS|BK-SS"}).json()
     assert bundle.get("entry"), bundle
 
 

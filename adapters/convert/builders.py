@@ -641,7 +641,7 @@ def _appointment_patient(res: Resource, seg: Segment | None, scope: Scope, env: 
         # refused at PID-3), and another sender's same number is not (twenty-fourth round)
         pid = scope.first("PID")
         system = _appointment_system(env.ctx)
-        named = _names_of_sender(env.ctx)
+        named = datatypes.sender_names(env.ctx)
         sent_as: list[dict[str, Any]] = []
         for ident in res.get("identifier") or ():
             sent = ident.get("system")
@@ -657,7 +657,7 @@ def _appointment_patient(res: Resource, seg: Segment | None, scope: Scope, env: 
                 ident["system"] = f"urn:huren:appointment:{env.ctx.urn_code}:{ns}"
             ident.setdefault("system", system)
             if ident_type(ident) == "FILL" and isinstance(sent, str) and sent and ident["system"] != sent:
-                sent_as.append(_as_sent(ident, sent))
+                sent_as.append(_as_sent(ident, sent, env.ctx))
         if sent_as:
             res["identifier"].extend(sent_as)
         if pid is not None and res.get("identifier"):
@@ -672,12 +672,26 @@ def _appointment_patient(res: Resource, seg: Segment | None, scope: Scope, env: 
 _AS_SENT = {"text": "SCH-2 as sent (filler appointment id in its namespace)"}
 
 
-def _as_sent(ident: dict[str, Any], sent: str) -> dict[str, Any]:
-    """SCH-2 as the message sent it (its EI-2/EI-3 namespace: ``urn:huren:id:HIS``, an OID), kept beside the
-    identifier the booking is keyed by (the filler application's ``urn:huren:appointment:<MSH-4>:<app>``):
-    a FHIR client searching the identifier the message stated, made as every other EI-2 is, found nothing
-    (review of schedfix25b; thirty-seventh round, old37)."""
-    return {"type": dict(_AS_SENT), "system": sent, "value": ident.get("value")}
+def _as_sent(ident: dict[str, Any], sent: str, ctx: Context) -> dict[str, Any]:
+    """SCH-2 as the message sent it, kept beside the identifier the booking is keyed by (the filler
+    application's ``urn:huren:appointment:<MSH-4>:<app>``): a FHIR client searching the identifier the message
+    stated found nothing (review of schedfix25b; thirty-seventh round, old37).
+
+    Its system is the sender's: an EI-2 namespace id under the sending institution, ``urn:huren:id:<MSH-4>:
+    <HD-1>`` (``as_sent_system``), as the record numbers of another authority are kept under the institution's
+    and the authority's (``common.apart_system``) -- ``urn:huren:id:HIS`` is every hospital's HIS, so two
+    institutions' ``BK-1^HIS`` met in one search, for two patients (review rv37d LOW 5). An EI-3 universal
+    id (an OID, a URI) names one authority the world over: kept as sent. A copy stored before (``urn:huren:
+    id:HIS``) stays readable and searchable as it was, and the booking's next message puts the sender's in its
+    place (by-key on ``type``). (Thirty-eighth round, codedoc38.)"""
+    return {"type": dict(_AS_SENT), "system": as_sent_system(sent, ctx), "value": ident.get("value")}
+
+
+def as_sent_system(sent: str, ctx: Context) -> str:
+    """The system SCH-2 as sent is kept under (``_as_sent``): an EI-2 namespace id's under the sending
+    institution, a universal id's as sent."""
+    ns = _namespace_app(sent)
+    return f"urn:huren:id:{ctx.urn_code}:{ns}" if ns else sent
 
 
 def _filler_key(res: Resource, old: str, env: Env) -> str | None:
@@ -715,13 +729,13 @@ def _namespace_app(system: Any) -> str:
 def _filler_aliases(system: str, ctx: Context) -> frozenset[str]:
     """The systems a booking of this filler was stored with before: its own, the EI-2 namespace id naming
     the application (``urn:huren:id:HIS``, as the code before the twenty-fifth round stored ``BK-1^HIS``) and,
-    for the sending application's, the sender's OID or URI (``_names_of_sender``) -- review of schedfix25."""
+    for the sending application's, the sender's OID or URI (``datatypes.sender_names``) -- review of schedfix25."""
     out = {system}
     prefix = f"urn:huren:appointment:{ctx.urn_code}:"
     if system.startswith(prefix):
         out.add(f"urn:huren:id:{system.removeprefix(prefix)}")
     if system == _appointment_system(ctx):
-        out.update(_names_of_sender(ctx))
+        out.update(datatypes.sender_names(ctx))
     return frozenset(out)
 
 
@@ -757,22 +771,6 @@ def _patient_ref(res: Resource) -> str | None:
         if isinstance(ref, str) and ref.startswith("Patient/"):
             return ref
     return None
-
-
-def _names_of_sender(ctx: Context) -> frozenset[str]:
-    """The systems ``ei`` makes of an EI naming the sending application (MSH-3, HD): its namespace id
-    (HD-1, as EI-2: ``urn:huren:id:<HD-1>``) and its universal id (HD-2/HD-3, as EI-3/EI-4: an OID or
-    a URI). v2.5.1 2.A.24 EI: EI-2..4 are the assigning authority's HD, here the filler application
-    itself -- the same filler as an SCH-2 sent without one (``_appointment_system``)."""
-    msh = ctx.message.msh
-    names: set[str] = set()
-    app, universal, kind = msh.value(3).strip(), msh.value(3, comp=2).strip(), msh.value(3, comp=3).strip().upper()
-    if app:
-        names.add(f"urn:huren:id:{urn_part(app)}")
-    system = datatypes.universal_system(universal, kind)
-    if system:
-        names.add(system)
-    return frozenset(names)
 
 
 def _appointment_system(ctx: Context) -> str:

@@ -344,8 +344,25 @@ def ei(rep: Repetition, rule: Rule, ctx: Context) -> dict[str, Any] | None:
 def hd_system(namespace: str, universal: str, universal_type: str) -> str | None:
     """The system an assigning authority (HD: CX-4, EI-2..4) names: its universal id by its type
     (``universal_system``), else its namespace id as ``urn:huren:id:<HD-1>``; none: None. The one
-    rule of CX, EI and the sending application's names (``builders._names_of_sender``)."""
+    rule of CX, EI and the sending application's names (``sender_names``)."""
     return universal_system(universal, universal_type) or (f"urn:huren:id:{urn_part(namespace)}" if namespace else None)
+
+
+def sender_names(ctx: Context) -> frozenset[str]:
+    """The systems ``ei`` makes of an EI naming the sending application (MSH-3, HD): its namespace id
+    (HD-1, as EI-2: ``urn:huren:id:<HD-1>``) and its universal id (HD-2/HD-3, as EI-3/EI-4: an OID or
+    a URI). v2.5.1 2.A.24 EI: EI-2..4 are the assigning authority's HD, here the filler application
+    itself -- the same filler as an SCH-2 sent without one (``builders._appointment_system``); an order
+    number's, its placer or filler (``results.order_owner``)."""
+    msh = ctx.message.msh
+    names: set[str] = set()
+    app, universal, kind = msh.value(3).strip(), msh.value(3, comp=2).strip(), msh.value(3, comp=3).strip().upper()
+    if app:
+        names.add(f"urn:huren:id:{urn_part(app)}")
+    system = universal_system(universal, kind)
+    if system:
+        names.add(system)
+    return frozenset(names)
 
 
 def universal_system(universal: str, universal_type: str) -> str | None:

@@ -578,11 +578,14 @@ def _mark_paragraph(text: dict[str, Any], paragraphs: set[tuple[str, str]], kind
     holds, an ``original`` resent drops nothing), so a copy an edit sends again unchanged is written again under
     the edit's mark."""
     words = text.get("valueString")
-    if not isinstance(words, str):
-        return
-    flat = _flat(words)
     codes = {str(c.get("code")) for c in (text.get("code") or {}).get("coding") or () if isinstance(c, dict)}
-    if not any((code, flat) in paragraphs for code in codes):
+    if not isinstance(words, str) or not any((code, _flat(words)) in paragraphs for code in codes):
+        # no paragraph (an ST value, a number): a paragraph copy stored at its place (same OBX-3, same OBX-1
+        # order) loses the mark -- a message stating no identifier keeps the stored one (keep-if-absent), so
+        # an edit's ST where a text paragraph stood kept it, and the value was judged a paragraph the edit did
+        # not state: deleted (old37's "left"; thirty-eighth round, codedoc38)
+        ctx.delete(text, "identifier", (("system", (PARAGRAPH_SYSTEM + ctx.urn_code, ADDENDUM_SYSTEM + ctx.urn_code)),),
+                   why="no paragraph of the document's text (OBX-2 not TX/FT)")
         return
     event = ctx.message.msh.trigger_event
     system = (ADDENDUM_SYSTEM if kind == "addendum" else PARAGRAPH_SYSTEM) + ctx.urn_code

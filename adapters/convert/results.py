@@ -13,10 +13,10 @@ from typing import Any
 from adapters.convert import actors, common, plans
 from adapters.convert.actors import performing_organization, practitioner
 from adapters.convert.context import Concept, Context
-from adapters.convert.datatypes import CONVERTERS, cwe, decimal, ei
+from adapters.convert.datatypes import CONVERTERS, cwe, decimal, ei, hd_system, sender_names
 from adapters.convert.engine import apply_table, json_copy
 from adapters.convert.tables import vocabulary
-from adapters.hl7v2.errors import DATA_TYPE_ERROR, REQUIRED_FIELD_MISSING
+from adapters.hl7v2.errors import APPLICATION_RECORD_LOCKED, DATA_TYPE_ERROR, REQUIRED_FIELD_MISSING
 from adapters.hl7v2.parser import Message, Segment
 from adapters.hl7v2.timestamps import TimestampError, to_fhir_date, to_fhir_datetime, zone
 from conformance.validate import MAX_STRING
@@ -349,6 +349,7 @@ def service_request(
         assert obr is not None
         # another test's order under the same number is refused there (merge.yaml ``another``)
         ctx.located(res, "code", obr, 4)
+        _not_the_orders(group, ctx, res, obr)
     else:
         # the results matter more than the order code: store the order with the code marked absent
         # (and counted in the fidelity report) rather than refuse the lab's results over it
@@ -419,6 +420,60 @@ def service_request(
         ctx.located(ctx.resources[ref["reference"]], "status", orc, stated_by)
     _number_located(ctx, ctx.resources[ref["reference"]], group, filler_first=False)
     return ref
+
+
+# ORC-1 codes by which the placer asks the filler (table 0119: cancel, discontinue, hold, release the hold): the
+# placer's, not the filler's statements, though ``_PLACER_STATES`` leaves them out (their ORC-16 is the request's reason)
+_PLACER_ASKS = frozenset({"CA", "DC", "HD", "RL"})
+
+
+def _not_the_orders(group: Group, ctx: Context, res: Resource, obr: Segment) -> None:
+    """A filler's statement of an order (ORC-1 XX, SC, OK ...; not the placer's statements, ``_PLACER_STATES``
+    -- the replacements RP/RU/RQ among them --, nor its requests, ``_PLACER_ASKS``) from an application that is
+    not the order's filler does not recode it.
+
+    v2.5 ch. 4 gives the placer the change of the order (ORC-1 XO, RP: ``_PLACER_STATES``) and the filler
+    its own, under its filler number (XX "order/service changed, unsolicited", RU: table 0119).
+    ``merge.yaml``'s ``states: [order]`` took the test of any order message, so a third application's ORM
+    under the RIS's numbers (the LIS's XX naming chest CT over the RIS's head CT) recoded the RIS's order
+    (codefix37 kept only its report from following). Whose filler number it is its EI-2/EI-3 says
+    (``hd_system``, against the sending application's names, ``sender_names``, and its facility's, MSH-4 --
+    the nHapi samples' filler ``OF`` at ``Chemistry`` numbers ``555^chemistry``; case aside): another's ->
+    the message's test is only assumed (``Context.assumed``: it fills an order not stored yet, never
+    replaces a stored order's code) and the ACK warns at OBR-4 (AA, the rest stored, the message kept as
+    sent). A filler number sent without a namespace is the sender's own numbering (as SCH-2's,
+    ``builders._appointment_system``); a message whose placer number names the sender is the placer's; a
+    message naming no sending application tells nothing: all as before.
+
+    The placer's statements are not judged by the number's namespace: a placer's EI-2/EI-3 is often its
+    assigning authority, not MSH-3 (the NIST and nHapi OML samples: ORC-2 ``^^<OID .24>`` from MSH-3 ``<OID
+    .22>``, ``12345678^gastric`` from ``OP``), so it would have held the placer's own XO. Result messages
+    are judged by the ``another`` rule (and a report follows only its filler's own change:
+    ``MergeRules._order_states``). (Review rv37c; codefix37's "left alone"; thirty-eighth round, codedoc38.)"""
+    orc = group.orc
+    if (orc is None or not _filler_in_an_order_message(orc, ctx) or orc.value(1).strip().upper() in _PLACER_ASKS
+            or not ctx.message.msh.value(3).strip()):
+        return
+    msh = ctx.message.msh
+    facility = hd_system(msh.value(4).strip(), msh.value(4, comp=2).strip(), msh.value(4, comp=3).strip())
+    names = {n.lower() for n in (*sender_names(ctx), facility) if n}
+    placer, pf, filler, ff = _order_numbers(group)
+    if filler is None:
+        return
+    owner = filler.rep(ff)
+    system = hd_system(owner.comp(2).strip(), owner.comp(3).strip(), owner.comp(4).strip())
+    if system is None or system.lower() in names:
+        return  # (the sender's own filler number)
+    if placer is not None and str(hd_system(placer.rep(pf).comp(2).strip(), placer.rep(pf).comp(3).strip(),
+                                            placer.rep(pf).comp(4).strip())).lower() in names:
+        return  # (the placer's own message)
+    ctx.assumed(res, "code")
+    app, control = ctx.message.msh.value(3).strip(), orc.value(1).strip().upper()
+    ctx.warn(obr.error(
+        f"OBR-4: ORC-1 {control} is the filler's statement and the sending application {app} is not this "
+        f"order's filler ({filler.name}-{ff} names {owner.comp(2).strip() or owner.comp(3).strip()}): its test is "
+        "kept only for an order not stored yet and does not change a stored order's test (the filler's XX or "
+        "the placer's XO does)", 4, code=APPLICATION_RECORD_LOCKED))
 
 
 _RETEST_REASON: tuple[tuple[str, tuple[str, ...]], ...] = (("coding.system", (common.RECOGNITION_REASON,)),)

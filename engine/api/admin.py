@@ -659,6 +659,8 @@ def fidelity(request: Request, institution: str | None = None, caller: Caller = 
             codes[doc["value"]] = codes.get(doc["value"], 0) + doc["count"]
         item = {k: doc.get(k) for k in ("kind", "value", "where", "code", "message", "count",
                                          "first_seen", "last_seen", "example_message")}
+        if doc.get("gap"):  # a mapping gap the merge found: an order's text or a code mapped with no item (codedoc38)
+            item["gap"] = doc["gap"]
         if tally is not None:
             # which count and key the row is (two owners' rows read alike), and the records of the
             # institution's own it names (``Tally.records``: the operator's to open and correct; idfix34)

@@ -13,12 +13,13 @@ expression indexes with exactly the same text so the planner can use them.
 
 from __future__ import annotations
 
+import logging
 import re
 import sqlite3
 import threading
 import time
 import weakref
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, nullcontext, suppress
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -29,6 +30,8 @@ from engine.repository.port import Document, DuplicateKey
 
 if TYPE_CHECKING:
     from engine.repository.sqlite_fhir import SqliteFhirBackend
+
+log = logging.getLogger(__name__)
 
 _NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,62}$")
 _FIELD = re.compile(r"^[A-Za-z0-9_$-]+(\.[A-Za-z0-9_$-]+)*$")
@@ -109,6 +112,7 @@ class _Transaction:
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: object) -> None:
         store = self.store
         depth = self.depth
+        undone: Sequence[Callable[[], None]] = ()  # (no list made on the everyday path)
         try:
             store._depth = depth
             if self.joined:
@@ -123,9 +127,14 @@ class _Transaction:
                 else:
                     conn.execute(f"ROLLBACK TO sp{depth}")
                     conn.execute(f"RELEASE sp{depth}")
+                if store._on_rollback:  # (run once the lock is let go: ``on_rollback``)
+                    undone = [cb for at, cb in store._on_rollback if at > depth]
+                    store._on_rollback = [(at, cb) for at, cb in store._on_rollback if at <= depth]
                 return
             if depth == 0:
                 conn.execute("COMMIT")
+                if store._on_rollback:  # (committed: nothing of them to undo)
+                    store._on_rollback = []
                 checkpointer = store.checkpointer
                 if checkpointer is not None and not checkpointer.committed():
                     store._autocheckpoint(checkpointer.pages)  # SQLite's own again, as before
@@ -134,6 +143,11 @@ class _Transaction:
                 conn.execute(f"RELEASE sp{depth}")
         finally:
             store.lock.release()
+            for callback in undone:
+                try:
+                    callback()
+                except Exception:
+                    log.exception("SQLite: a rollback callback failed")
 
 
 class SqliteStore:
@@ -195,6 +209,7 @@ class SqliteStore:
         # transaction (the rids it gave) holds while this is unchanged (``SqliteFhirBackend``)
         self.generation = 0
         self._flat = self._spoiled = False  # see flat_transaction()
+        self._on_rollback: list[tuple[int, Callable[[], None]]] = []  # (the depth it was asked at, callback)
         self._owner: int | None = None  # the thread holding the open transaction
         self._readers = threading.local()  # one read-only connection per reading thread
         self._reader_conns: list[sqlite3.Connection] = []
@@ -310,6 +325,18 @@ class SqliteStore:
     def _autocheckpoint(self, pages: int) -> None:
         """SQLite's own checkpoint, run by the COMMIT that takes the WAL past ``pages`` frames."""
         self._conn.execute(f"PRAGMA wal_autocheckpoint={int(pages)}")
+
+    def on_rollback(self, callback: Callable[[], None]) -> None:
+        """Run ``callback`` (once) after the block of this thread's transaction it was asked in is rolled
+        back -- the whole transaction, or the savepoint of a nested block that failed (a message's write
+        group in a batch written one savepoint a message) -- outside the store's lock; nothing when the
+        transaction commits, or outside one. As ``MongoStore.on_rollback``, which knows the outermost block
+        only. Why: a participant that recorded something outside the transaction about what it wrote (a
+        deletion's audit record, appended to the audit log's own file) must learn its writes are gone
+        (thirty-eighth round, codedoc38)."""
+        if not self.in_transaction:
+            return
+        self._on_rollback.append((self._depth, callback))
 
     @property
     def in_transaction(self) -> bool:
