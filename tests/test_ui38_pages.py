@@ -1,0 +1,156 @@
+"""ui38: huren's pages walked as their people use them, in headless Chromium at 1366x768 and 390x844,
+against one engine fed real HL7 v2 over ``POST /hl7v2`` (the demo month of ``examples/feeds``: results,
+a repeat flagged not payable, a self-pay repeat, a justified one; a result with a local code the site
+has not mapped; a message refused AE (no patient identifier) and one AR (an unregistered hospital)).
+
+What a person stumbled on, each pinned here:
+- ``/admin/fidelity`` (the operator's count of unmapped codes) opened in a browser showed its raw JSON
+  -- ``{"institutions":{}}`` when nothing was unmapped -- and an auditor an OperationOutcome in English:
+  a browser now gets the report as a page in Chinese (institutions named, kinds in words, times in
+  Beijing time, an empty state that says what it means), a person not signed in is sent to sign in and
+  back, an auditor told in Chinese that it is not theirs (403); a program still gets the JSON.
+Screenshots: ``HUREN_UI38_SHOTS`` (else the test's temporary folder).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from engine.auth.staff import StaffDirectory
+from engine.engine import Engine
+from engine.settings import Settings
+from tests.test_reports_ui import AUDITOR_PASSWORD, Browser
+from tests.test_resident_record_ui import _http, hl7, msh
+from tests.test_resident_ui import CHROMIUM, _free_port, serving
+from tests.test_staff_signin import rfc6238
+from tests.test_ui12_phone import outside
+
+pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="Chromium is not installed (Debian package 'chromium')")
+
+REPO = Path(__file__).resolve().parent.parent
+DESKTOP = {"width": 1366, "height": 768, "deviceScaleFactor": 1, "mobile": False}
+PHONE = {"width": 390, "height": 844, "deviceScaleFactor": 2, "mobile": True}
+ER7 = "x-application/hl7-v2+er7"
+
+
+class Site:
+    def __init__(self, engine: Engine, shots: Path) -> None:
+        self.engine, self.base, self.shots = engine, engine.settings.public_base_url, shots
+        self.secrets: dict[str, str] = {}
+
+    def staff(self, name: str, role: str, display: str) -> None:
+        self.secrets[name] = StaffDirectory(self.engine.settings.data_dir).add(
+            name, role=role, institution="YBJ", password=AUDITOR_PASSWORD, display=display,
+            roles=self.engine.staff.roles).secret
+
+    def shot(self, b: Browser, name: str) -> None:
+        data = b.send("Page.captureScreenshot", format="png", captureBeyondViewport=True)["data"]
+        (self.shots / f"{name}.png").write_bytes(base64.b64decode(data))
+
+
+def _messages() -> list[bytes]:
+    feeds = [p.read_bytes() for p in sorted((REPO / "examples" / "feeds").glob("*.hl7"))]
+    # a trace element the county hospital's LIS codes locally and the site has not mapped
+    zinc = hl7(msh("LIS", "FNZYY", "20250325100000", "ORU^R01^ORU_R01", "UI38-ZN-1"),
+               "PID|1||320923198809030023^^^^NNCHN~MZ0088123^^^FNZYY^PI||李秀英||19880903|F",
+               "ORC|RE|UI38-ZN-O^HIS|UI38-ZN-F^LIS||CM",
+               "OBR|1|UI38-ZN-O^HIS|UI38-ZN-F^LIS|WLYS^微量元素^L|||20250325080000||||||||BLD&血液|Z2001^周^红||||||"
+               "20250325093000|||F",
+               "OBX|1|NM|ZN9^锌^L||76.5|umol/L|76.5-170|N|||F|||20250325090000")
+    return feeds + [zinc]
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
+    root = tmp_path_factory.mktemp("ui38")
+    folder = root / "site"
+    folder.mkdir()
+    (folder / "institutions.yaml").write_text((REPO / "mappings" / "institutions.yaml").read_text(encoding="utf-8"),
+                                              encoding="utf-8")
+    engine = Engine(Settings(data_dir=root / "var", http_port=_free_port(), mllp_port=0, site=folder))
+    shots = Path(os.environ.get("HUREN_UI38_SHOTS") or root / "shots")
+    shots.mkdir(parents=True, exist_ok=True)
+    with serving(engine):
+        s = Site(engine, shots)
+        sender = engine.auth.issue_system_token("interface-engine", "system/MessageHeader.c")
+        for body in _messages():
+            status, headers, ack = _http("POST", s.base + "/hl7v2", sender, body, ER7)
+            assert status == 200 and headers.get("x-hl7-ack-code") == "AA", ack
+        s.staff("qian.ui38", "operator", "钱运维")
+        s.staff("zhao.ui38", "auditor", "赵审核")
+        yield s
+    engine.close()
+
+
+def _sign_in(b: Browser, site: Site, name: str, page: str) -> None:
+    """Open ``page``, be sent to sign in, type name, password and code, be back at ``page``."""
+    b.send("Page.enable")
+    b.send("Page.navigate", url=site.base + page)
+    b.wait_for("location.pathname === '/ui/signin' && document.readyState === 'complete'")
+    b.eval(f"document.querySelector('#name').value = {json.dumps(name)};"
+           f"document.querySelector('#password').value = {json.dumps(AUDITOR_PASSWORD)};"
+           f"document.querySelector('#code').value = {json.dumps(rfc6238(site.secrets[name], time.time()))};"
+           "document.querySelector('#signin').submit(); true")
+    b.wait_for(f"location.pathname === {json.dumps(page.split('?')[0])} && document.readyState === 'complete'")
+
+
+# ---- /admin/fidelity in a browser -----------------------------------------------------------------------
+
+def test_the_fidelity_report_is_a_chinese_page_to_an_operator_and_json_to_a_program(site: Site) -> None:
+    b = Browser(site.shots / "profile-op")
+    try:
+        b.send("Emulation.setDeviceMetricsOverride", **DESKTOP)
+        _sign_in(b, site, "qian.ui38", "/admin/fidelity")  # sent to sign in, and back to the report
+        text = b.eval("document.body.innerText")
+        assert not text.lstrip().startswith("{") and "institutions" not in text, text
+        assert "未映射代码统计" in text and b.eval("document.documentElement.lang") == "zh-CN", text
+        [zn] = b.eval("[...document.querySelectorAll('section.institution')].filter(s => s.innerText.includes('ZN9'))"
+                      ".map(s => s.innerText)")
+        assert zn.startswith("阜宁县中医院（FNZYY）"), zn  # the institution named, not its bare code
+        row = b.eval("[...document.querySelectorAll('table.items tbody tr')].find(r => r.innerText.includes('ZN9'))"
+                     ".innerText")
+        assert "未映射的代码" in row and "年" in row and "T0" not in row, row  # a date in words
+        assert "OBX-3 的代码“ZN9”不在站点的代码对照表中" in row and "unmapped code" not in row, row
+        site.shot(b, "ui38-fidelity-operator-desktop")
+        # filtered to a hospital with nothing unmapped: said in words, not an empty table or "{}"
+        b.send("Page.navigate", url=site.base + "/admin/fidelity?institution=FNYLWSY")
+        b.wait_for("document.readyState === 'complete' && !!document.querySelector('#fidelity')")
+        empty = b.eval("document.querySelector('#empty') && document.querySelector('#empty').innerText")
+        assert empty and "FNYLWSY" in empty and "没有未映射" in empty, empty
+        # on a phone: every row inside the screen
+        b.send("Emulation.setDeviceMetricsOverride", **PHONE)
+        b.send("Page.navigate", url=site.base + "/admin/fidelity")
+        b.wait_for("document.readyState === 'complete' && document.querySelectorAll('table.items tbody tr').length > 0")
+        assert outside(b, PHONE) == []
+        site.shot(b, "ui38-fidelity-operator-phone")
+    finally:
+        b.close()
+    # a program asking with its token still gets the report's JSON
+    reader = site.engine.auth.issue_system_token("ops-monitor", "system/MessageHeader.r")
+    req = urllib.request.Request(site.base + "/admin/fidelity", headers={"Authorization": f"Bearer {reader}",
+                                                                          "Accept": "text/html,application/json"})
+    with urllib.request.urlopen(req, timeout=10) as r:  # noqa: S310 - the test's own server
+        body = json.loads(r.read())
+    assert "ZN9" in json.dumps(body["institutions"]["FNZYY"], ensure_ascii=False), body
+
+
+def test_an_auditor_opening_the_fidelity_report_is_told_in_chinese(site: Site) -> None:
+    b = Browser(site.shots / "profile-aud")
+    try:
+        b.send("Emulation.setDeviceMetricsOverride", **PHONE)
+        _sign_in(b, site, "zhao.ui38", "/admin/fidelity")
+        text = b.eval("document.body.innerText")
+        assert "您无权查看未映射代码统计" in text and "审核员" in text and "拒收消息" not in text, text
+        assert "OperationOutcome" not in text and "forbidden" not in text and "{" not in text, text
+        assert outside(b, PHONE) == []
+        site.shot(b, "ui38-fidelity-auditor-phone")
+    finally:
+        b.close()
