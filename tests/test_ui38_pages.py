@@ -68,6 +68,19 @@ def _messages() -> list[bytes]:
     return feeds + [zinc]
 
 
+def _refused() -> list[tuple[bytes, str]]:
+    """A result with no patient identifier at all (AE) and a registration from a hospital the site has
+    not registered (AR)."""
+    no_id = hl7(msh("LIS", "FNZYY", "20250321110000", "ORU^R01^ORU_R01", "UI38-NOID-1"),
+                "PID|1||^^^公安部^NNCHN||李^秀英||19880903|F", "ORC|RE|UI38-O^HIS|UI38-F^LIS||CM",
+                "OBR|1|UI38-O^HIS|UI38-F^LIS|XCG^血常规^L|||20250321080000||||||||BLD&血液|D9^王^医生||||||"
+                "20250321103000|||F",
+                "OBX|1|NM|HGB^血红蛋白^L||120|g/L|115-150|N|||F|||20250321100000")
+    new = hl7(msh("HIS", "FNNEWHOSP", "20250322100000", "ADT^A04^ADT_A01", "UI38-NEW-1"), "EVN|A04|20250322100000",
+              "PID|1||320923199001010016^^^公安部^NNCHN~NH0001^^^FNNEWHOSP^MR||孙^新院||19900101|M", "PV1|1|O")
+    return [(no_id, "AE"), (new, "AR")]
+
+
 @pytest.fixture(scope="module")
 def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
     root = tmp_path_factory.mktemp("ui38")
@@ -84,8 +97,12 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
         for body in _messages():
             status, headers, ack = _http("POST", s.base + "/hl7v2", sender, body, ER7)
             assert status == 200 and headers.get("x-hl7-ack-code") == "AA", ack
+        for body, code in _refused():
+            status, headers, ack = _http("POST", s.base + "/hl7v2", sender, body, ER7)
+            assert status == 200 and headers.get("x-hl7-ack-code") == code, ack
         s.staff("qian.ui38", "operator", "钱运维")
         s.staff("zhao.ui38", "auditor", "赵审核")
+        s.staff("sun.ui38", "operator", "孙运维")  # the keyboard's own: a code is taken once per account
         yield s
     engine.close()
 
@@ -152,5 +169,81 @@ def test_an_auditor_opening_the_fidelity_report_is_told_in_chinese(site: Site) -
         assert "OperationOutcome" not in text and "forbidden" not in text and "{" not in text, text
         assert outside(b, PHONE) == []
         site.shot(b, "ui38-fidelity-auditor-phone")
+    finally:
+        b.close()
+
+
+# ---- the keyboard only --------------------------------------------------------------------------------
+
+def _key(b: Browser, name: str, code: int) -> None:
+    enter = {"text": "\r"} if name == "Enter" else {}
+    b.send("Input.dispatchKeyEvent", type="keyDown" if enter else "rawKeyDown", key=name, code=name,
+           windowsVirtualKeyCode=code, **enter)
+    b.send("Input.dispatchKeyEvent", type="keyUp", key=name, code=name, windowsVirtualKeyCode=code)
+
+
+def _focused(b: Browser) -> str:
+    return b.eval("(() => { const e = document.activeElement; return (e.id || e.tagName) + ' ' + (e.innerText || '').slice(0, 40); })()")
+
+
+def _tab_to(b: Browser, test: str, most: int = 30) -> None:
+    for _ in range(most):
+        _key(b, "Tab", 9)
+        if b.eval(f"(() => {{ const e = document.activeElement; return !!({test}); }})()"):
+            return
+    raise AssertionError(f"never reached {test} by Tab; at {_focused(b)}")
+
+
+OUTLINE = """(() => {
+  // the focus ring as drawn: the element's box grown by its outline's offset and width
+  const e = document.activeElement, s = getComputedStyle(e), r = e.getBoundingClientRect();
+  const grow = parseFloat(s.outlineOffset) + parseFloat(s.outlineWidth);
+  return {style: s.outlineStyle, width: parseFloat(s.outlineWidth), left: r.left - grow, right: r.right + grow,
+          top: r.top - grow, bottom: r.bottom + grow};
+})()"""
+
+
+def _crosses(ring: dict[str, float], b: Browser, selector: str) -> bool:
+    box = b.eval(f"(() => {{ const r = document.querySelector({json.dumps(selector)}).getBoundingClientRect();"
+                 " return {left: r.left, right: r.right, top: r.top, bottom: r.bottom}; })()")
+    return not (box["right"] <= ring["left"] or box["left"] >= ring["right"] or box["bottom"] <= ring["top"]
+                or box["top"] >= ring["bottom"])
+
+
+def test_an_operator_signs_in_and_opens_a_refused_message_with_the_keyboard_only(site: Site) -> None:
+    """Name, Tab, password, Tab, code, Enter; Tab to a message and Enter: its detail's heading takes the
+    focus with a ring that is drawn clear of the 返回清单 button beside it (the ring had run through
+    the button at 1366 px), and Tab reaches that button next."""
+    b = Browser(site.shots / "profile-kb")
+    try:
+        b.send("Emulation.setDeviceMetricsOverride", **DESKTOP)
+        b.send("Page.enable")
+        b.send("Page.navigate", url=site.base + "/ui/quarantine")
+        b.wait_for("location.pathname === '/ui/signin' && document.readyState === 'complete'")
+        assert b.eval("document.activeElement.id") == "name"  # the sign-in page starts in its first box
+        b.send("Input.insertText", text="sun.ui38")
+        _key(b, "Tab", 9)
+        b.send("Input.insertText", text=AUDITOR_PASSWORD)
+        _key(b, "Tab", 9)
+        b.send("Input.insertText", text=rfc6238(site.secrets["sun.ui38"], time.time()))
+        _key(b, "Enter", 13)
+        b.wait_for("location.pathname === '/ui/quarantine' && document.querySelectorAll('#messages tbody tr button.open').length > 0")
+        _tab_to(b, "e.matches('#messages tbody tr button.open')")
+        ring = b.eval(OUTLINE)
+        assert ring["style"] != "none" and ring["width"] >= 2, ring  # the focus is seen
+        _key(b, "Enter", 13)
+        b.wait_for("!document.querySelector('#detail').hidden && document.activeElement.id === 'd-title'")
+        ring = b.eval(OUTLINE)
+        assert ring["style"] != "none" and ring["width"] >= 2, ring
+        assert not _crosses(ring, b, "#d-close"), (ring, "the focus ring runs through 返回清单")
+        # and the button is where it was: inside the detail, beside its heading, not over the list
+        inside = b.eval("(() => { const s = document.querySelector('#detail').getBoundingClientRect(),"
+                        " c = document.querySelector('#d-close').getBoundingClientRect(),"
+                        " h = document.querySelector('#d-title').getBoundingClientRect();"
+                        " return c.top >= s.top && c.bottom <= s.bottom && c.top < h.bottom && c.left >= h.right; })()")
+        assert inside, "返回清单 left its place beside the heading"
+        site.shot(b, "ui38-quarantine-keyboard-detail-desktop")
+        _key(b, "Tab", 9)
+        assert b.eval("document.activeElement.id") == "d-close", _focused(b)
     finally:
         b.close()
