@@ -9,6 +9,10 @@ What a person stumbled on, each pinned here:
   a browser now gets the report as a page in Chinese (institutions named, kinds in words, times in
   Beijing time, an empty state that says what it means), a person not signed in is sent to sign in and
   back, an auditor told in Chinese that it is not theirs (403); a program still gets the JSON.
+- a refused message's (and a flag's) heading, focused as it opens, drew its focus ring the section's whole
+  width, through the 返回清单 button beside it (1366 px): the ring ends before the button now;
+- the resident's CT card said "Study Instance UID：1.2.156…" -- the PACS's OBX-3 display, in English, on
+  her Chinese page: the study's DICOM UID is named in the page's words (影像检查号（调阅影像用）).
 Screenshots: ``HUREN_UI38_SHOTS`` (else the test's temporary folder).
 """
 
@@ -27,9 +31,10 @@ import pytest
 from engine.auth.staff import StaffDirectory
 from engine.engine import Engine
 from engine.settings import Settings
+from tests.test_pagesfix31_withdrawn_cards import signed_in_phone
 from tests.test_reports_ui import AUDITOR_PASSWORD, Browser
 from tests.test_resident_record_ui import _http, hl7, msh
-from tests.test_resident_ui import CHROMIUM, _free_port, serving
+from tests.test_resident_ui import CHROMIUM, Phone, _free_port, serving
 from tests.test_staff_signin import rfc6238
 from tests.test_ui12_phone import outside
 
@@ -247,3 +252,53 @@ def test_an_operator_signs_in_and_opens_a_refused_message_with_the_keyboard_only
         assert b.eval("document.activeElement.id") == "d-close", _focused(b)
     finally:
         b.close()
+
+
+# ---- the resident's phone -----------------------------------------------------------------------------
+
+WANG = "32092319850412001X"  # 王建国 of examples/feeds (his CT at 阜宁县人民医院 carries its study UID in an OBX)
+LI = "320923198809030023"  # 李秀英, another resident of the same feeds
+
+
+@pytest.fixture(scope="module")
+def phone(site: Site) -> Iterator[Phone]:
+    yield from signed_in_phone(site.engine, site.shots, WANG)
+
+
+def _lines(phone: Phone, tab: str) -> list[str]:
+    return phone.cdp.eval(f"(() => {{ document.querySelector('[data-tab={tab}]').click();"
+                          " return document.querySelector('main').innerText.split('\\n'); })()")
+
+
+def test_her_ct_names_its_study_number_in_her_words(phone: Phone) -> None:
+    lines = _lines(phone, "imaging")
+    uid = [line for line in lines if "1.2.156.112604.1.2.3209231.20250311.7" in line]
+    assert uid == ["影像检查号（调阅影像用）：1.2.156.112604.1.2.3209231.20250311.7"], lines
+    assert not any("Study Instance UID" in line for line in lines), lines
+    assert outside(phone.cdp, {"width": 390}) == []
+    phone.shot("ui38-resident-imaging-phone")
+    phone.click("#lang")
+    try:
+        phone.cdp.wait("document.documentElement.lang === 'en'")
+        english = _lines(phone, "imaging")
+        assert "Study Instance UID (to fetch the images): 1.2.156.112604.1.2.3209231.20250311.7" in english, english
+    finally:
+        phone.click("#lang")
+        phone.cdp.wait("document.documentElement.lang === 'zh-CN'")
+
+
+def test_another_residents_record_is_not_hers_by_address(site: Site, phone: Phone) -> None:
+    """Her own token, asking for 李秀英's Patient by its id and for results by 李秀英's identifier: nothing
+    of hers is answered (404 / an empty search), and her page still shows only her."""
+    system = site.engine.auth.issue_system_token("his-ui38", "system/*.cruds")
+    status, _, body = _http("GET", site.base + f"/fhir/Patient?identifier={LI}", system)
+    others = {e["resource"]["id"] for e in json.loads(body)["entry"]}  # her record at each hospital
+    other = sorted(others)[0]
+    asked = phone.cdp.eval(f"""(async () => {{
+      const s = JSON.parse(sessionStorage.getItem('session')), h = {{Authorization: 'Bearer ' + s.token}};
+      const one = await fetch('/fhir/Patient/{other}', {{headers: h}});
+      const many = await fetch('/fhir/Observation?patient=Patient/{other}', {{headers: h}});
+      return [one.status, many.status, many.ok ? ((await many.json()).entry || []).length : -1];
+    }})()""")
+    assert asked[0] in (403, 404) and (asked[1] in (403, 404) or asked[2] == 0), asked
+    assert "李秀英" not in phone.cdp.eval("document.body.innerText")
