@@ -13,6 +13,8 @@ What a person stumbled on, each pinned here:
   width, through the 返回清单 button beside it (1366 px): the ring ends before the button now;
 - the resident's CT card said "Study Instance UID：1.2.156…" -- the PACS's OBX-3 display, in English, on
   her Chinese page: the study's DICOM UID is named in the page's words (影像检查号（调阅影像用）).
+- the page a mistyped address shows offered the auditors' and the residents' pages only: an operator who
+  typed /ui/quarantne had no way to the refused messages; it lists the operators' two pages too.
 Screenshots: ``HUREN_UI38_SHOTS`` (else the test's temporary folder).
 """
 
@@ -174,6 +176,25 @@ def test_an_auditor_opening_the_fidelity_report_is_told_in_chinese(site: Site) -
         assert "OperationOutcome" not in text and "forbidden" not in text and "{" not in text, text
         assert outside(b, PHONE) == []
         site.shot(b, "ui38-fidelity-auditor-phone")
+    finally:
+        b.close()
+
+
+def test_a_mistyped_address_offers_the_operators_pages_too(site: Site) -> None:
+    b = Browser(site.shots / "profile-404")
+    try:
+        b.send("Emulation.setDeviceMetricsOverride", **PHONE)
+        b.send("Page.enable")
+        b.send("Page.navigate", url=site.base + "/ui/quarantne")
+        b.wait_for("document.readyState === 'complete' && document.title.includes('找不到这个页面')")
+        links = dict(b.eval("[...document.querySelectorAll('main a')].map(a => [a.getAttribute('href'), a.innerText])"))
+        assert links.get("/ui/quarantine") == "拒收消息（运维）" and links.get("/admin/fidelity") == "未映射代码统计（运维）", links
+        assert outside(b, PHONE) == []
+        site.shot(b, "ui38-notfound-phone")
+        # followed, nobody signed in: to sign in, and back to the operator's page afterwards
+        b.eval("document.querySelector('main a[href=\"/admin/fidelity\"]').click(); true")
+        b.wait_for("location.pathname === '/ui/signin' && new URLSearchParams(location.search).get('next') === '/admin/fidelity'")
+        assert b.eval("document.querySelector('#signin input[name=next]').value") == "/admin/fidelity"
     finally:
         b.close()
 
