@@ -110,6 +110,7 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
         s.staff("qian.ui38", "operator", "钱运维")
         s.staff("zhao.ui38", "auditor", "赵审核")
         s.staff("sun.ui38", "operator", "孙运维")  # the keyboard's own: a code is taken once per account
+        s.staff("zhou.ui38", "auditor", "周审核")
         yield s
     engine.close()
 
@@ -271,6 +272,24 @@ def test_an_operator_signs_in_and_opens_a_refused_message_with_the_keyboard_only
         site.shot(b, "ui38-quarantine-keyboard-detail-desktop")
         _key(b, "Tab", 9)
         assert b.eval("document.activeElement.id") == "d-close", _focused(b)
+    finally:
+        b.close()
+
+
+
+def test_an_auditor_opens_a_flag_with_the_keyboard_and_its_ring_clears_the_button(site: Site) -> None:
+    b = Browser(site.shots / "profile-kb-aud")
+    try:
+        b.send("Emulation.setDeviceMetricsOverride", **DESKTOP)
+        _sign_in(b, site, "zhou.ui38", "/ui/duplicates")
+        b.wait_for("document.body.dataset.loaded === '1' && document.querySelectorAll('#flags tbody tr.flag').length > 0")
+        _tab_to(b, "e.matches('#flags tbody tr.flag button.open')", most=60)
+        _key(b, "Enter", 13)
+        b.wait_for("!document.querySelector('#evidence').hidden && document.activeElement.id === 'ev-title'")
+        ring = b.eval(OUTLINE)
+        assert ring["style"] != "none" and ring["width"] >= 2, ring
+        assert not _crosses(ring, b, "#ev-close"), (ring, "the focus ring runs through 返回清单")
+        site.shot(b, "ui38-duplicates-keyboard-evidence-desktop")
     finally:
         b.close()
 
