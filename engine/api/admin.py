@@ -49,6 +49,7 @@ from adapters.convert.persons import kept_apart_authority
 from adapters.convert.takeover import taken_over_authority
 from adapters.hl7v2.processing import parse_ids
 from adapters.hl7v2.structure import known_segments
+from engine.api import ui_fidelity
 from engine.auth import confidentiality
 from engine.auth.caller import Caller
 from engine.auth.deps import get_caller, get_engine
@@ -626,12 +627,25 @@ def _tally_of(doc: dict[str, Any]) -> tuple[str, str] | None:
     return None
 
 
-@router.get("/fidelity", summary="Unmapped codes and segments, counted per institution")
-def fidelity(request: Request, institution: str | None = None, caller: Caller = Depends(operator("read")),
-             engine: Engine = Depends(get_engine)) -> dict[str, Any]:
+async def _fidelity_reader(request: Request) -> Caller | Response:
+    """The operator's own check for a program; a person's browser opening the address is let in, sent
+    to sign in, or told it is not theirs as the refused-messages page does (``ui_fidelity.gate``)."""
+    if ui_fidelity.wants_page(request):
+        return ui_fidelity.gate(request)
+    caller = await get_caller(request)
+    require_operator(caller, "read")
+    return caller
+
+
+@router.get("/fidelity", summary="Unmapped codes and segments, counted per institution", response_model=None)
+def fidelity(request: Request, institution: str | None = None, caller: Caller | Response = Depends(_fidelity_reader),
+             engine: Engine = Depends(get_engine)) -> dict[str, Any] | Response:
     """A staff member bound to a remit is counted the institutions in it only (``institution``
     outside it: none), as on the quarantine list: another hospital's unmapped codes, their counts
-    and example messages are that hospital's (twenty-seventh round, privprobe27)."""
+    and example messages are that hospital's (twenty-seventh round, privprobe27). A person's browser
+    is answered the same report as a page in Chinese (``ui_fidelity``; ui38), not its JSON."""
+    if isinstance(caller, Response):
+        return caller
     remit = _remit(engine, caller)
     report: dict[str, Any] = {}
 
@@ -672,6 +686,8 @@ def fidelity(request: Request, institution: str | None = None, caller: Caller = 
     for inst in report.values():
         inst["items"].sort(key=lambda i: -i["count"])
     _note(request, "other", {"admin": "fidelity"})
+    if ui_fidelity.wants_page(request):
+        return ui_fidelity.render(request, {"institutions": report}, institution)
     return {"institutions": report}
 
 

@@ -144,10 +144,13 @@ def _caller(request: Request) -> Caller | None:
     return None
 
 
-def _refused(request: Request, caller: Caller) -> Response:
+def _refused(request: Request, caller: Caller, page: tuple[str, str] | None = None) -> Response:
+    """The 403 page in Chinese; ``page`` names another operator's page it refuses (zh, en: ``ui_fidelity``)."""
     role = engine_of(request).staff.roles.get(caller.role or "") if caller.role else None
     who = role.label_zh if role is not None else ("居民" if caller.kind == "patient" else "")
-    return templates.TemplateResponse(request, "refused.html", {"who": who, "staff": caller.role is not None},
+    zh, en = page or ("", "")
+    return templates.TemplateResponse(request, "refused.html", {"who": who, "staff": caller.role is not None,
+                                                                "page_zh": zh, "page_en": en},
                                       status_code=403, headers=_HEADERS)
 
 

@@ -73,9 +73,15 @@ def _secure(request: Request) -> bool:
     return request.url.scheme == "https" or engine_of(request).settings.public_base_url.startswith("https:")
 
 
+# the pages served outside /ui/ (an API address a browser is answered as a page: ``ui_fidelity``)
+_OTHER_PAGES = ("/admin/fidelity",)
+
+
 def _next(value: str | None) -> str:
     """Only this server's own pages: an open redirect would make the sign-in page a phishing aid."""
-    if value and value.startswith("/ui/") and not value.startswith("//") and "\\" not in value:
+    if not value or value.startswith("//") or "\\" in value:
+        return HOME
+    if value.startswith("/ui/") or any(value == p or value.startswith(p + "?") for p in _OTHER_PAGES):
         return value
     return HOME
 

@@ -371,6 +371,10 @@ function renderTrends() {
 }
 
 const findingsOf = (r) => (r.result || []).map((x) => state.obsById[x.reference]).filter(Boolean);
+/** The result that only carries the study's DICOM UID (OBX-3 113014 or 110180, DICOM's codes): named in
+ * the page's words -- its OBX-3 display, "Study Instance UID", had stood in English on her Chinese page (ui38). */
+const STUDY_UID_CODES = new Set(["113014", "110180"]);
+const isStudyUid = (o) => ((o.code || {}).coding || []).some((c) => STUDY_UID_CODES.has(c.code) && /dicom|^DCM$/i.test(c.system || ""));
 /** The lines that are the words of a withdrawn finding of these reports: the converter writes a
  * report's conclusion and its text document from every OBX whatever its OBX-11 (left to the HL7
  * side), so wherever the page shows such text it leaves these lines out. */
@@ -397,7 +401,7 @@ function renderImaging() {
     return { when: whenOf(r), node: recordCard(r, "imaging", text(r.code), [day(r), institution(r), statusWords(r)], hrMark(r),
       // a finding the hospital withdrew: its name and that it was withdrawn, not its words; one
       // corrected or preliminary says so after its words
-      ...obs.map((o) => line(text(o.code) || w.imagingFindings, withdrawn(o) ? statusWords(o)
+      ...obs.map((o) => line((isStudyUid(o) ? w.studyUid : text(o.code)) || w.imagingFindings, withdrawn(o) ? statusWords(o)
         : [valueOf(o), statusWords(o) && w.paren(statusWords(o))].filter(Boolean).join(""))),
       // the report's text carries every OBX, withdrawn ones too: shown only where there are no findings
       obs.length ? null : attachmentLinks(texts),

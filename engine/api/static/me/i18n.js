@@ -152,7 +152,7 @@ const WORDS = {
     obsMark: { registered: "初步", partial: "初步", preliminary: "初步", cancelled: "未完成", corrected: "已更正", amended: "已更新" },
     // a value's words (yes/no, why a result has none) are shared/value.js's: the auditors' evidence says them too
     hrMark: "HR 互认", hrMarkLong: (s) => `可互认结果（${s}）`, hrCommunity: "医共体内互认",
-    imagingFindings: "检查所见", imagingConclusion: "诊断意见", modality: "检查方式",
+    imagingFindings: "检查所见", imagingConclusion: "诊断意见", modality: "检查方式", studyUid: "影像检查号（调阅影像用）",
     who_intro: "下面是查看或改动过您档案的机构和人员。如有疑问，请到医院服务台咨询。",
     who_hideOwn: "不显示我本人的查看", refresh: "刷新",
     who_none: "暂无记录。",
@@ -312,7 +312,7 @@ const WORDS = {
     obsMark: { registered: "preliminary", partial: "preliminary", preliminary: "preliminary", cancelled: "not completed",
       corrected: "corrected", amended: "updated" },
     hrMark: "HR recognised", hrMarkLong: (s) => `Mutually recognised result (${s})`, hrCommunity: "within the medical community",
-    imagingFindings: "Findings", imagingConclusion: "Conclusion", modality: "Modality",
+    imagingFindings: "Findings", imagingConclusion: "Conclusion", modality: "Modality", studyUid: "Study Instance UID (to fetch the images)",
     who_intro: "These institutions and people looked at or changed your record. Ask at a hospital desk if anything seems wrong.",
     who_hideOwn: "Hide my own views", refresh: "Refresh",
     who_none: "Nothing recorded yet.",
