@@ -5,6 +5,8 @@ Real HL7 over ``POST /hl7v2`` into a real store on each backend, read back over 
 ``/admin/fidelity``. A probe showing a defect is a strict xfail naming its severity; a probe that passes
 guards behaviour worth keeping."""
 
+# ruff: noqa: F811 -- the fixtures imported are the tests' arguments
+
 from __future__ import annotations
 
 from collections.abc import Iterator
@@ -17,7 +19,12 @@ from engine.api.app import create_app
 from engine.engine import Engine
 from tests.hl7_calls import err_lines, post
 from tests.module_store import module_eng  # noqa: F401 -- one engine a module on each backend
+from tests.test_lead20_visitlast_newborn import _result
+from tests.test_placer19_two_patients import nid
+from tests.test_recognition_policy_e2e import ts
 from tests.test_rvidentity32_probes import MRN, adt, merge, oru, patients, subjects
+from tests.test_visit20_reused_numbers import accepted, engine, fhir, read, send  # noqa: F401 -- fixtures
+from tests.test_visit20_reused_numbers import adt as adt20
 
 
 @pytest.fixture(scope="module")
@@ -201,3 +208,18 @@ def test_her_result_is_never_filed_under_another_woman_after_her_number_was_file
     others = [s for s in subjects(http, "HCGLU") if s != f"Patient/{old['id']}"]
     ack = post(http, oru("HD", "R38H^^^LIS^PI", "柳^十一", "19611111", "F", "HDGLU"))
     assert not set(others) & set(subjects(http, "HDGLU")), (ack, others, subjects(http, "HDGLU"))
+
+
+@pytest.mark.xfail(strict=True, reason="rv38e: LOW PID-21 (the MOTHER's identifier) naming a man -- by MRN (older) "
+                   "or by an ID number whose sequence digit says male (ident38's new path) -- files a newborn's "
+                   "result under his inpatient visit as rooming-in")
+@pytest.mark.parametrize("mother_field", ["MRN-F^^^HOSPA^MR", f"{nid(3)}^^^公安部^NNCHN"])
+def test_a_man_is_not_the_mother_named_in_pid_21(engine: Engine, mllp: int, fhir: TestClient,
+                                                 mother_field: str) -> None:
+    """PID-21 is the MOTHER's identifier (v2.5.1 3.4.1.21): a newborn's result naming a man -- by his MRN, or by
+    his ID number (odd sequence digit: male), the form ident38's ``_keyed_by_its_number`` newly resolves --
+    under his inpatient visit is not rooming-in: refused at PV1-19, nothing filed under his visit."""
+    accepted(mllp, adt20("A01", "F1", ("MRN-F", 3, "李^三"), "V100", ts(10)))
+    code, errs = send(mllp, _result("F1N", ts(2)[:8], mother_field, ts(1)))
+    assert code == "AE" and any(e[2] == "PV1^1^19" for e in errs), (code, errs)
+    assert read(fhir, "DiagnosticReport") == []
