@@ -82,7 +82,15 @@ CODE_MARK = "{code}（院内代码）"
 # the code alone of a ward at a facility no member's code names (``department_namer``'s ``dept@|<code>|`` row
 # with no name): not the ordering institution's own code, so never said as one -- "QQW（院内代码）" would be
 # one row with the institution's own unnamed QQW and count the other hospital's orders in it (gfix37)
-OUTSIDE_CODE_MARK = "{code}（外部代码）"
+OUTSIDE_CODE_MARK = "{code}（外部代码{more}）"
+# the name of a ward at such a facility, said to be another place's: "心内科病区（外院）". Plain, it was one row with
+# the ordering institution's own ward of that name ("阜宁县人民医院 心内科病区") and counted the other hospital's
+# orders in it (rv38b LOW 1; wfix38). ``more``: what tells two such wards' rows of one label apart
+# (``department_namer``: the code, then the ward Location's id)
+OUTSIDE_MARK = "{name}（外院{more}）"
+# said of a row stored with no facility (``dept@|``), where two labels would be one: which facility it was is not
+# recorded
+OUTSIDE_UNKNOWN = "院别未记"
 # the facility part of a stored department (``facts.department_key``'s ``at``) for a ward at a facility no
 # member's code names: this mark, then the ward Location's own id (``WardKey.outside``; wardlink38). A row
 # stored with an empty facility (dept37/gfix37: ``dept@|<code>|``, one key for every such facility) is
@@ -188,6 +196,13 @@ def department_namer(site_dir: Path | None, institutions: Mapping[str, Any],
     the latest name of "such rows of the code" was another hospital's ward of that code as often as this
     one's (rv37g MED 1: 外院心内科's order counted in 市一院肾内科; gfix37)."""
     wards = tables(site_dir)
+
+    def is_outside(value: Any) -> bool:
+        """A row of a ward at a facility no member's code names: stored with its Location id, or (before
+        wardlink38) with no facility."""
+        facility = at(value) if at is not None else None
+        return facility is not None and facility[:1] in ("", OUTSIDE_AT)
+
     codes_of: dict[tuple[str, str], set[str]] = {}  # (inst, name) -> the codes the report's rows store it with
     named: list[tuple[str, str | None, str]] = []  # (inst, code, name) of each row
     held: dict[tuple[str, str], dict[str, Any]] = {}  # a member's ward -> the record's name for it
@@ -230,9 +245,9 @@ def department_namer(site_dir: Path | None, institutions: Mapping[str, Any],
     now_outside = outside_ward_names(read_many, outside.items())
     latest_outside: dict[tuple[str, str, str | None], str | None] = {}
 
-    def words_of(code: str | None, given: str | None, facility: str, inst: str) -> str | None:
+    def words_of(code: str | None, given: str | None, facility: str, inst: str) -> tuple[str | None, bool]:
         """A ward at a facility no member's code names (see above): by its Location's id, else (a row
-        stored with no facility) by its own row's words."""
+        stored with no facility) by its own row's words; and whether they are a name (else its code)."""
         if facility:
             rid = facility[len(OUTSIDE_AT):]
             if rid not in outside:  # (a row the namer was not given)
@@ -244,24 +259,76 @@ def department_namer(site_dir: Path | None, institutions: Mapping[str, Any],
                     latest_outside[facility, inst, code] = latest_name(inst, code, facility)
                 name = latest_outside[facility, inst, code]
             if name:
-                return name
-        if not code:
-            return given
-        return given or OUTSIDE_CODE_MARK.format(code=code)
+                return name, True
+        if given or not code:
+            return given, True
+        return code, False
+
+    def outside_labels(value: Any, inst: Any) -> tuple[tuple[str, str], list[str]] | None:
+        """An outside row's ward (its Location id, or the row itself where it holds none) and its labels,
+        plainest first: its words said to be another place's (``OUTSIDE_MARK``, ``OUTSIDE_CODE_MARK``),
+        then with its code, the first characters of its Location id, the whole id -- the last one no
+        other ward's. None for a row with no words."""
+        code, given = parts(value if isinstance(value, str) else None)
+        facility = (at(value) if at is not None else None) or ""
+        where = _where(inst)
+        words, named = words_of(code, given, facility, where)
+        if not words:
+            return None
+        rid = facility[len(OUTSIDE_AT):]
+        known = institutions.get(inst) if inst else None
+        place = getattr(known, "name", "") or where
+        tags = [rid[:8], rid] if rid else [OUTSIDE_UNKNOWN, f"{OUTSIDE_UNKNOWN} {where}".strip()]
+        mores = ["", *([f" {code}"] if code and named else []), *(f" {code} {t}" if code and named else f" {t}"
+                                                                  for t in tags)]
+        mark = OUTSIDE_MARK if named else OUTSIDE_CODE_MARK
+        return (facility or str(value), where), [
+            f"{place} {mark.format(name=words, code=words, more=more)}".strip() for more in mores]
+
+    # each outside ward's label, never another's: rows of two wards never add up under one label (rv38b LOW 1,
+    # wardlink38's two outside wards of one name). The report's rows first: where two wards' rows would share a
+    # label, each takes its next one, until none is shared; a row the namer was not given takes the first label
+    # no other ward holds.
+    claimed: dict[str, tuple[str, str]] = {}  # label -> the ward holding it
+    levels: dict[tuple[str, str], int] = {}  # ward -> which of its labels
+    given_outside = {key: made for key in dict.fromkeys(rows)
+                     if is_outside(key[0]) and (made := outside_labels(*key)) is not None}
+    moved = True
+    while moved:
+        moved, holders = False, {}
+        for ward, said in given_outside.values():
+            holders.setdefault(said[min(levels.get(ward, 0), len(said) - 1)], set()).add(ward)
+        for sharing in holders.values():
+            for ward in sharing if len(sharing) > 1 else ():
+                last = max(len(said) for w, said in given_outside.values() if w == ward) - 1
+                if levels.get(ward, 0) < last:
+                    levels[ward] = levels.get(ward, 0) + 1
+                    moved = True
+    for ward, said in given_outside.values():
+        claimed.setdefault(said[min(levels.get(ward, 0), len(said) - 1)], ward)
+
+    def outside_label(value: Any, inst: Any) -> str | None:
+        made = given_outside.get((value, inst)) or outside_labels(value, inst)
+        if made is None:
+            return None
+        ward, said = made
+        level = min(levels.get(ward, 0), len(said) - 1)
+        while claimed.setdefault(said[level], ward) != ward and level < len(said) - 1:
+            level += 1
+        levels[ward] = level
+        return said[level]
 
     def label(value: Any, inst: Any) -> str | None:
         key = (value, inst)
         if key not in kept:
             code, given = parts(value if isinstance(value, str) else None)
+            if is_outside(value):  # (under the ordering institution)
+                kept[key] = outside_label(value, inst)
+                return kept[key]
             facility = at(value) if at is not None else None
-            if facility is not None and facility[:1] in ("", OUTSIDE_AT):  # (under the ordering institution)
-                where = _where(inst)
-                ward = words_of(code, given, facility, where)
-                facility = None
-            else:
-                where = facility or _where(inst)
-                code = code_of(where, code, given)
-                ward = ward_of(where, code) if code else given
+            where = facility or _where(inst)
+            code = code_of(where, code, given)
+            ward = ward_of(where, code) if code else given
             whose = facility or inst
             known = institutions.get(whose) if whose else None
             place = getattr(known, "name", "") or where
