@@ -191,28 +191,28 @@ def department_namer(site_dir: Path | None, institutions: Mapping[str, Any],
     ``ward_key_of``'s ``outside``; wardlink38): one row per facility's ward, named as ``ward_name``
     names a ward -- the name that Location has now (a PL-9 rename renames it: 血液科病区, then 血液内科,
     is one row 血液内科), else the latest named tally of that ward's own rows, else the row's name, else
-    the code said to be another place's (``OUTSIDE_CODE_MARK``). A row stored before with no facility
+    the code said to be another place's (``OUTSIDE_CODE_MARK``) -- its name said to be another place's
+    too (``OUTSIDE_MARK``, "阜宁县人民医院 心内科病区（外院）"; wfix38): plain, it was one row with the institution's
+    own ward of that name and counted the other hospital's orders in it (rv38b LOW 1). Two such wards' rows
+    never share a label: where they would, each says its code, then its Location id (``outside_labels``).
+    A row stored before with no facility
     (``dept@|<code>|``, dept37/gfix37: one key for every such facility) is named by its own words only:
     the latest name of "such rows of the code" was another hospital's ward of that code as often as this
     one's (rv37g MED 1: 外院心内科's order counted in 市一院肾内科; gfix37)."""
     wards = tables(site_dir)
 
-    def is_outside(value: Any) -> bool:
-        """A row of a ward at a facility no member's code names: stored with its Location id, or (before
-        wardlink38) with no facility."""
-        facility = at(value) if at is not None else None
-        return facility is not None and facility[:1] in ("", OUTSIDE_AT)
-
     codes_of: dict[tuple[str, str], set[str]] = {}  # (inst, name) -> the codes the report's rows store it with
     named: list[tuple[str, str | None, str]] = []  # (inst, code, name) of each row
     held: dict[tuple[str, str], dict[str, Any]] = {}  # a member's ward -> the record's name for it
     outside: dict[str, str | None] = {}  # an outside ward's Location id -> its code
+    outside_rows: dict[tuple[Any, Any], tuple[str | None, str | None, str]] = {}  # -> (code, name, facility)
     for value, inst in dict.fromkeys(rows):  # (a report's rows: thousands, a few hundred distinct)
         code, name = parts(value if isinstance(value, str) else None)
         facility = at(value) if at is not None else None
         if facility is not None and facility[:1] in ("", OUTSIDE_AT):
             if facility:
                 outside.setdefault(facility[1:], code)
+            outside_rows[value, inst] = (code, name, facility)
             continue  # (no member's table or Location: read by its own id, or the record's words)
         where = facility or _where(inst)
         if code and name:
@@ -264,13 +264,13 @@ def department_namer(site_dir: Path | None, institutions: Mapping[str, Any],
             return given, True
         return code, False
 
-    def outside_labels(value: Any, inst: Any) -> tuple[tuple[str, str], list[str]] | None:
-        """An outside row's ward (its Location id, or the row itself where it holds none) and its labels,
-        plainest first: its words said to be another place's (``OUTSIDE_MARK``, ``OUTSIDE_CODE_MARK``),
-        then with its code, the first characters of its Location id, the whole id -- the last one no
-        other ward's. None for a row with no words."""
-        code, given = parts(value if isinstance(value, str) else None)
-        facility = (at(value) if at is not None else None) or ""
+    def outside_labels(value: Any, inst: Any) -> tuple[tuple[str, str], _Said] | None:
+        """An outside row's ward (its Location id, or the row itself where it holds none) and its label at
+        each level, plainest first (0 to ``LAST``): its words said to be another place's (``OUTSIDE_MARK``,
+        ``OUTSIDE_CODE_MARK``), then with its code, the first characters of its Location id, the whole id --
+        the last no other ward's. None for a row with no words. (Made on demand: most rows need level 0.)"""
+        code, given, facility = outside_rows.get((value, inst)) or (
+            *parts(value if isinstance(value, str) else None), (at(value) if at is not None else None) or "")
         where = _where(inst)
         words, named = words_of(code, given, facility, where)
         if not words:
@@ -278,54 +278,56 @@ def department_namer(site_dir: Path | None, institutions: Mapping[str, Any],
         rid = facility[len(OUTSIDE_AT):]
         known = institutions.get(inst) if inst else None
         place = getattr(known, "name", "") or where
-        tags = [rid[:8], rid] if rid else [OUTSIDE_UNKNOWN, f"{OUTSIDE_UNKNOWN} {where}".strip()]
-        mores = ["", *([f" {code}"] if code and named else []), *(f" {code} {t}" if code and named else f" {t}"
-                                                                  for t in tags)]
-        mark = OUTSIDE_MARK if named else OUTSIDE_CODE_MARK
-        return (facility or str(value), where), [
-            f"{place} {mark.format(name=words, code=words, more=more)}".strip() for more in mores]
+        tags = (rid[:8], rid) if rid else (OUTSIDE_UNKNOWN, f"{OUTSIDE_UNKNOWN} {where}".strip())
+        pre = f" {code}" if code and named else ""
+        mores = ("", pre or f" {tags[0]}", f"{pre} {tags[0]}", f"{pre} {tags[1]}")
+        return (facility or str(value), where), _Said(place, OUTSIDE_MARK if named else OUTSIDE_CODE_MARK, words, mores)
 
     # each outside ward's label, never another's: rows of two wards never add up under one label (rv38b LOW 1,
     # wardlink38's two outside wards of one name). The report's rows first: where two wards' rows would share a
     # label, each takes its next one, until none is shared; a row the namer was not given takes the first label
     # no other ward holds.
+    last = 3
     claimed: dict[str, tuple[str, str]] = {}  # label -> the ward holding it
     levels: dict[tuple[str, str], int] = {}  # ward -> which of its labels
-    given_outside = {key: made for key in dict.fromkeys(rows)
-                     if is_outside(key[0]) and (made := outside_labels(*key)) is not None}
-    moved = True
-    while moved:
-        moved, holders = False, {}
-        for ward, said in given_outside.values():
-            holders.setdefault(said[min(levels.get(ward, 0), len(said) - 1)], set()).add(ward)
-        for sharing in holders.values():
-            for ward in sharing if len(sharing) > 1 else ():
-                last = max(len(said) for w, said in given_outside.values() if w == ward) - 1
-                if levels.get(ward, 0) < last:
-                    levels[ward] = levels.get(ward, 0) + 1
-                    moved = True
-    for ward, said in given_outside.values():
-        claimed.setdefault(said[min(levels.get(ward, 0), len(said) - 1)], ward)
+    given_outside = {key: made for key in outside_rows if (made := outside_labels(*key)) is not None}
+    labelled = {key: said(0) for key, (_, said) in given_outside.items()}
+    while True:
+        holders: dict[str, set[tuple[str, str]]] = {}
+        for key, (ward, _) in given_outside.items():
+            holders.setdefault(labelled[key], set()).add(ward)
+        moved = {ward for sharing in holders.values() if len(sharing) > 1 for ward in sharing
+                 if levels.get(ward, 0) < last}
+        if not moved:
+            break
+        for ward in moved:
+            levels[ward] = levels.get(ward, 0) + 1
+        for key, (ward, said) in given_outside.items():
+            if ward in moved:
+                labelled[key] = said(levels[ward])
+    for key, (ward, _) in given_outside.items():
+        claimed.setdefault(labelled[key], ward)
+        kept[key] = labelled[key]
 
     def outside_label(value: Any, inst: Any) -> str | None:
         made = given_outside.get((value, inst)) or outside_labels(value, inst)
         if made is None:
             return None
         ward, said = made
-        level = min(levels.get(ward, 0), len(said) - 1)
-        while claimed.setdefault(said[level], ward) != ward and level < len(said) - 1:
+        level = levels.get(ward, 0)
+        while claimed.setdefault(said(level), ward) != ward and level < last:
             level += 1
         levels[ward] = level
-        return said[level]
+        return said(level)
 
     def label(value: Any, inst: Any) -> str | None:
         key = (value, inst)
         if key not in kept:
-            code, given = parts(value if isinstance(value, str) else None)
-            if is_outside(value):  # (under the ordering institution)
+            facility = at(value) if at is not None else None
+            if facility is not None and facility[:1] in ("", OUTSIDE_AT):  # (outside: under the ordering institution)
                 kept[key] = outside_label(value, inst)
                 return kept[key]
-            facility = at(value) if at is not None else None
+            code, given = parts(value if isinstance(value, str) else None)
             where = facility or _where(inst)
             code = code_of(where, code, given)
             ward = ward_of(where, code) if code else given
@@ -335,6 +337,18 @@ def department_namer(site_dir: Path | None, institutions: Mapping[str, Any],
             kept[key] = f"{place} {ward}".strip() if ward else None
         return kept[key]
     return label
+
+
+class _Said(NamedTuple):
+    """An outside row's label at each level (``department_namer``'s ``outside_labels``), made on demand."""
+
+    place: str
+    mark: str
+    words: str
+    mores: tuple[str, str, str, str]
+
+    def __call__(self, level: int) -> str:
+        return f"{self.place} {self.mark.format(name=self.words, code=self.words, more=self.mores[level])}".strip()
 
 
 def _where(inst: Any) -> str:
