@@ -83,11 +83,13 @@ CODE_MARK = "{code}（院内代码）"
 # with no name): not the ordering institution's own code, so never said as one -- "QQW（院内代码）" would be
 # one row with the institution's own unnamed QQW and count the other hospital's orders in it (gfix37)
 OUTSIDE_CODE_MARK = "{code}（外部代码{more}）"
-# the name of a ward at such a facility, said to be another place's: "心内科病区（外院）". Plain, it was one row with
+# the name of a ward at such a facility, said to be another place's: "心内科病区（外部）". Plain, it was one row with
 # the ordering institution's own ward of that name ("阜宁县人民医院 心内科病区") and counted the other hospital's
-# orders in it (rv38b LOW 1; wfix38). ``more``: what tells two such wards' rows of one label apart
-# (``department_namer``: the code, then the ward Location's id)
-OUTSIDE_MARK = "{name}（外院{more}）"
+# orders in it (rv38b LOW 1; wfix38). "外部", as the code's mark says it, not "外院": the facility may be another
+# hospital or a campus of the institution's sent under a name of its own (PL-4 FNXRMYY-ZY) -- which, no table says.
+# ``more``: what tells two such wards' rows of one label apart (``department_namer``: the code, then the ward
+# Location's id)
+OUTSIDE_MARK = "{name}（外部{more}）"
 # said of a row stored with no facility (``dept@|``), where two labels would be one: which facility it was is not
 # recorded
 OUTSIDE_UNKNOWN = "院别未记"
@@ -192,7 +194,7 @@ def department_namer(site_dir: Path | None, institutions: Mapping[str, Any],
     names a ward -- the name that Location has now (a PL-9 rename renames it: 血液科病区, then 血液内科,
     is one row 血液内科), else the latest named tally of that ward's own rows, else the row's name, else
     the code said to be another place's (``OUTSIDE_CODE_MARK``) -- its name said to be another place's
-    too (``OUTSIDE_MARK``, "阜宁县人民医院 心内科病区（外院）"; wfix38): plain, it was one row with the institution's
+    too (``OUTSIDE_MARK``, "阜宁县人民医院 心内科病区（外部）"; wfix38): plain, it was one row with the institution's
     own ward of that name and counted the other hospital's orders in it (rv38b LOW 1). Two such wards' rows
     never share a label: where they would, each says its code, then its Location id (``outside_labels``).
     A row stored before with no facility

@@ -36,7 +36,7 @@ def test_an_outside_ward_named_like_the_countys_own_ward_is_its_own_row(backend_
         _feed(eng)
         before = _rates(eng)[COUNTY]["recognisable"]
         _ingest(eng, _zhao_order(1, "NEI^7^1^WAIYUAN^^^^^心内科病区"), _zhao_order(2, "NEI^8^1^WAIYUAN", "20250325"))
-        want = {COUNTY: before, "阜宁县人民医院 心内科病区（外院）": 2}
+        want = {COUNTY: before, "阜宁县人民医院 心内科病区（外部）": 2}
         assert _wards(_rates(eng), "心内科") == want
         assert {k: v for k, v in _measure_departments(eng).items() if "心内科" in k} == want
 
@@ -54,12 +54,12 @@ def test_two_hospitals_wards_of_one_name_are_two_rows(backend_settings: Any) -> 
                 _zhao_order(5, "QQW^6^1^SHIYIYUAN^^^^^外院内科", "20250325"))
         waiyuan, shiyiyuan = _ward_id("WAIYUAN", "NEI")[:8], _ward_id("SHIYIYUAN", "NEI")[:8]
         assert waiyuan != shiyiyuan
-        want = {f"阜宁县人民医院 外院心内科（外院 NEI {waiyuan}）": 2, f"阜宁县人民医院 外院心内科（外院 NEI {shiyiyuan}）": 1,
-                "阜宁县人民医院 外院内科（外院 XYQ）": 1, "阜宁县人民医院 外院内科（外院 QQW）": 1}
+        want = {f"阜宁县人民医院 外院心内科（外部 NEI {waiyuan}）": 2, f"阜宁县人民医院 外院心内科（外部 NEI {shiyiyuan}）": 1,
+                "阜宁县人民医院 外院内科（外部 XYQ）": 1, "阜宁县人民医院 外院内科（外部 QQW）": 1}
         assert _outside(eng) == want
         assert {k: v for k, v in _measure_departments(eng).items() if "外院" in k} == want
         assert _wards(_rates(eng, **{"from": "2025-03-26", "to": "2025-03-26"}), "外院") == {
-            "阜宁县人民医院 外院心内科（外院）": 1}
+            "阜宁县人民医院 外院心内科（外部）": 1}
 
 
 def test_a_row_stored_before_is_not_added_to_a_ward_of_its_name(backend_settings: Any) -> None:
@@ -72,4 +72,4 @@ def test_a_row_stored_before_is_not_added_to_a_ward_of_its_name(backend_settings
             {"_id": f"wf38-old-{i}", "dept": "dept@|NEI|外院心内科", "inst": "FNXRMYY", "day": day, "item": "CBC",
              "outcome": "recognised", "count": 1} for i, day in enumerate(("2025-03-24", "2025-03-25"))])
         rid = _ward_id("WAIYUAN", "NEI")[:8]
-        assert _outside(eng) == {f"阜宁县人民医院 外院心内科（外院 NEI {rid}）": 1, "阜宁县人民医院 外院心内科（外院 NEI 院别未记）": 2}
+        assert _outside(eng) == {f"阜宁县人民医院 外院心内科（外部 NEI {rid}）": 1, "阜宁县人民医院 外院心内科（外部 NEI 院别未记）": 2}
