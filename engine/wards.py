@@ -82,7 +82,17 @@ CODE_MARK = "{code}（院内代码）"
 # the code alone of a ward at a facility no member's code names (``department_namer``'s ``dept@|<code>|`` row
 # with no name): not the ordering institution's own code, so never said as one -- "QQW（院内代码）" would be
 # one row with the institution's own unnamed QQW and count the other hospital's orders in it (gfix37)
-OUTSIDE_CODE_MARK = "{code}（外部代码）"
+OUTSIDE_CODE_MARK = "{code}（外部代码{more}）"
+# the name of a ward at such a facility, said to be another place's: "心内科病区（外部）". Plain, it was one row with
+# the ordering institution's own ward of that name ("阜宁县人民医院 心内科病区") and counted the other hospital's
+# orders in it (rv38b LOW 1; wfix38). "外部", as the code's mark says it, not "外院": the facility may be another
+# hospital or a campus of the institution's sent under a name of its own (PL-4 FNXRMYY-ZY) -- which, no table says.
+# ``more``: what tells two such wards' rows of one label apart (``department_namer``: the code, then the ward
+# Location's id)
+OUTSIDE_MARK = "{name}（外部{more}）"
+# said of a row stored with no facility (``dept@|``), where two labels would be one: which facility it was is not
+# recorded
+OUTSIDE_UNKNOWN = "院别未记"
 # the facility part of a stored department (``facts.department_key``'s ``at``) for a ward at a facility no
 # member's code names: this mark, then the ward Location's own id (``WardKey.outside``; wardlink38). A row
 # stored with an empty facility (dept37/gfix37: ``dept@|<code>|``, one key for every such facility) is
@@ -183,21 +193,28 @@ def department_namer(site_dir: Path | None, institutions: Mapping[str, Any],
     ``ward_key_of``'s ``outside``; wardlink38): one row per facility's ward, named as ``ward_name``
     names a ward -- the name that Location has now (a PL-9 rename renames it: 血液科病区, then 血液内科,
     is one row 血液内科), else the latest named tally of that ward's own rows, else the row's name, else
-    the code said to be another place's (``OUTSIDE_CODE_MARK``). A row stored before with no facility
+    the code said to be another place's (``OUTSIDE_CODE_MARK``) -- its name said to be another place's
+    too (``OUTSIDE_MARK``, "阜宁县人民医院 心内科病区（外部）"; wfix38): plain, it was one row with the institution's
+    own ward of that name and counted the other hospital's orders in it (rv38b LOW 1). Two such wards' rows
+    never share a label: where they would, each says its code, then its Location id (``outside_labels``).
+    A row stored before with no facility
     (``dept@|<code>|``, dept37/gfix37: one key for every such facility) is named by its own words only:
     the latest name of "such rows of the code" was another hospital's ward of that code as often as this
     one's (rv37g MED 1: 外院心内科's order counted in 市一院肾内科; gfix37)."""
     wards = tables(site_dir)
+
     codes_of: dict[tuple[str, str], set[str]] = {}  # (inst, name) -> the codes the report's rows store it with
     named: list[tuple[str, str | None, str]] = []  # (inst, code, name) of each row
     held: dict[tuple[str, str], dict[str, Any]] = {}  # a member's ward -> the record's name for it
     outside: dict[str, str | None] = {}  # an outside ward's Location id -> its code
+    outside_rows: dict[tuple[Any, Any], tuple[str | None, str | None, str]] = {}  # -> (code, name, facility)
     for value, inst in dict.fromkeys(rows):  # (a report's rows: thousands, a few hundred distinct)
         code, name = parts(value if isinstance(value, str) else None)
         facility = at(value) if at is not None else None
         if facility is not None and facility[:1] in ("", OUTSIDE_AT):
             if facility:
                 outside.setdefault(facility[1:], code)
+            outside_rows[value, inst] = (code, name, facility)
             continue  # (no member's table or Location: read by its own id, or the record's words)
         where = facility or _where(inst)
         if code and name:
@@ -230,9 +247,9 @@ def department_namer(site_dir: Path | None, institutions: Mapping[str, Any],
     now_outside = outside_ward_names(read_many, outside.items())
     latest_outside: dict[tuple[str, str, str | None], str | None] = {}
 
-    def words_of(code: str | None, given: str | None, facility: str, inst: str) -> str | None:
+    def words_of(code: str | None, given: str | None, facility: str, inst: str) -> tuple[str | None, bool]:
         """A ward at a facility no member's code names (see above): by its Location's id, else (a row
-        stored with no facility) by its own row's words."""
+        stored with no facility) by its own row's words; and whether they are a name (else its code)."""
         if facility:
             rid = facility[len(OUTSIDE_AT):]
             if rid not in outside:  # (a row the namer was not given)
@@ -244,30 +261,96 @@ def department_namer(site_dir: Path | None, institutions: Mapping[str, Any],
                     latest_outside[facility, inst, code] = latest_name(inst, code, facility)
                 name = latest_outside[facility, inst, code]
             if name:
-                return name
-        if not code:
-            return given
-        return given or OUTSIDE_CODE_MARK.format(code=code)
+                return name, True
+        if given or not code:
+            return given, True
+        return code, False
+
+    def outside_labels(value: Any, inst: Any) -> tuple[tuple[str, str], _Said] | None:
+        """An outside row's ward (its Location id, or the row itself where it holds none) and its label at
+        each level, plainest first (0 to ``LAST``): its words said to be another place's (``OUTSIDE_MARK``,
+        ``OUTSIDE_CODE_MARK``), then with its code, the first characters of its Location id, the whole id --
+        the last no other ward's. None for a row with no words. (Made on demand: most rows need level 0.)"""
+        code, given, facility = outside_rows.get((value, inst)) or (
+            *parts(value if isinstance(value, str) else None), (at(value) if at is not None else None) or "")
+        where = _where(inst)
+        words, named = words_of(code, given, facility, where)
+        if not words:
+            return None
+        rid = facility[len(OUTSIDE_AT):]
+        known = institutions.get(inst) if inst else None
+        place = getattr(known, "name", "") or where
+        tags = (rid[:8], rid) if rid else (OUTSIDE_UNKNOWN, f"{OUTSIDE_UNKNOWN} {where}".strip())
+        pre = f" {code}" if code and named else ""
+        mores = ("", pre or f" {tags[0]}", f"{pre} {tags[0]}", f"{pre} {tags[1]}")
+        return (facility or str(value), where), _Said(place, OUTSIDE_MARK if named else OUTSIDE_CODE_MARK, words, mores)
+
+    # each outside ward's label, never another's: rows of two wards never add up under one label (rv38b LOW 1,
+    # wardlink38's two outside wards of one name). The report's rows first: where two wards' rows would share a
+    # label, each takes its next one, until none is shared; a row the namer was not given takes the first label
+    # no other ward holds.
+    last = 3
+    claimed: dict[str, tuple[str, str]] = {}  # label -> the ward holding it
+    levels: dict[tuple[str, str], int] = {}  # ward -> which of its labels
+    given_outside = {key: made for key in outside_rows if (made := outside_labels(*key)) is not None}
+    labelled = {key: said(0) for key, (_, said) in given_outside.items()}
+    while True:
+        holders: dict[str, set[tuple[str, str]]] = {}
+        for key, (ward, _) in given_outside.items():
+            holders.setdefault(labelled[key], set()).add(ward)
+        moved = {ward for sharing in holders.values() if len(sharing) > 1 for ward in sharing
+                 if levels.get(ward, 0) < last}
+        if not moved:
+            break
+        for ward in moved:
+            levels[ward] = levels.get(ward, 0) + 1
+        for key, (ward, said) in given_outside.items():
+            if ward in moved:
+                labelled[key] = said(levels[ward])
+    for key, (ward, _) in given_outside.items():
+        claimed.setdefault(labelled[key], ward)
+        kept[key] = labelled[key]
+
+    def outside_label(value: Any, inst: Any) -> str | None:
+        made = given_outside.get((value, inst)) or outside_labels(value, inst)
+        if made is None:
+            return None
+        ward, said = made
+        level = levels.get(ward, 0)
+        while claimed.setdefault(said(level), ward) != ward and level < last:
+            level += 1
+        levels[ward] = level
+        return said(level)
 
     def label(value: Any, inst: Any) -> str | None:
         key = (value, inst)
         if key not in kept:
-            code, given = parts(value if isinstance(value, str) else None)
             facility = at(value) if at is not None else None
-            if facility is not None and facility[:1] in ("", OUTSIDE_AT):  # (under the ordering institution)
-                where = _where(inst)
-                ward = words_of(code, given, facility, where)
-                facility = None
-            else:
-                where = facility or _where(inst)
-                code = code_of(where, code, given)
-                ward = ward_of(where, code) if code else given
+            if facility is not None and facility[:1] in ("", OUTSIDE_AT):  # (outside: under the ordering institution)
+                kept[key] = outside_label(value, inst)
+                return kept[key]
+            code, given = parts(value if isinstance(value, str) else None)
+            where = facility or _where(inst)
+            code = code_of(where, code, given)
+            ward = ward_of(where, code) if code else given
             whose = facility or inst
             known = institutions.get(whose) if whose else None
             place = getattr(known, "name", "") or where
             kept[key] = f"{place} {ward}".strip() if ward else None
         return kept[key]
     return label
+
+
+class _Said(NamedTuple):
+    """An outside row's label at each level (``department_namer``'s ``outside_labels``), made on demand."""
+
+    place: str
+    mark: str
+    words: str
+    mores: tuple[str, str, str, str]
+
+    def __call__(self, level: int) -> str:
+        return f"{self.place} {self.mark.format(name=self.words, code=self.words, more=self.mores[level])}".strip()
 
 
 def _where(inst: Any) -> str:

@@ -136,7 +136,7 @@ def test_a_facility_no_member_names_is_shown_by_the_records_words(backend_settin
         assert [d.partition("|")[2] for d in depts] == ["NEI|外院心内科", "NEI|外院心内科", "QQW|"], depts
         assert depts[0].partition("|")[0] == depts[1].partition("|")[0] != depts[2].partition("|")[0]
         named = _wards(_rates(eng), "外院", "心内科", "QQW")
-        assert named == {"阜宁县人民医院 外院心内科": 2, "阜宁县人民医院 QQW（外部代码）": 1, COUNTY: before}, named
+        assert named == {"阜宁县人民医院 外院心内科（外部）": 2, "阜宁县人民医院 QQW（外部代码）": 1, COUNTY: before}, named
 
 
 def test_one_codes_latest_name_is_its_own_facilitys(backend_settings: Any) -> None:
@@ -152,4 +152,4 @@ def test_one_codes_latest_name_is_its_own_facilitys(backend_settings: Any) -> No
         # (the outside row stored by code alone is not 外院血液科's: no member names its facility, which may be another
         # hospital than 外院血液科's -- rv37g MED 1; nor the county's own XYQ: its code said as another place's, gfix37)
         assert _wards(_rates(eng), "XYQ", "血液") == {"阜宁县人民医院 XYQ（院内代码）": 1, "阜宁县中医院 中医院血液科": 1,
-                                                     "阜宁县人民医院 外院血液科": 1, "阜宁县人民医院 XYQ（外部代码）": 1}
+                                                     "阜宁县人民医院 外院血液科（外部）": 1, "阜宁县人民医院 XYQ（外部代码）": 1}

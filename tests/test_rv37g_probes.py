@@ -87,7 +87,7 @@ def test_two_outside_facilities_wards_of_one_code_are_two_departments(backend_se
                 _zhao_order(2, "NEI^8^1^SHIYIYUAN^^^^^市一院肾内科", "20250325"))
         assert len({r["dept"].partition("|")[0] for r in _rows(eng, "dept@~") if "|NEI|" in r["dept"]}) == 2  # (wardlink38)
         named = {**_wards_like(_rates(eng), "外院"), **_wards_like(_rates(eng), "市一院")}
-        assert named == {"阜宁县人民医院 外院心内科": 1, "阜宁县人民医院 市一院肾内科": 1}, named
+        assert named == {"阜宁县人民医院 外院心内科（外部）": 1, "阜宁县人民医院 市一院肾内科（外部）": 1}, named
 
 
 def test_a_community_operators_corrected_copy_is_not_the_sending_hospitals_count(

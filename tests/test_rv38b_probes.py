@@ -11,7 +11,6 @@ from __future__ import annotations
 import base64
 from typing import Any
 
-import pytest
 from fastapi.testclient import TestClient
 
 from engine.engine import Engine
@@ -25,8 +24,6 @@ from tests.test_rvlast34_probes import _feed, _rates, _zhao_order
 
 # -- gfix37 (dept37's outside facility) ---------------------------------------------------------------------
 
-@pytest.mark.xfail(strict=True, reason="rv38b: LOW an outside facility's ward named like the ordering "
-                   "institution's own ward is one row with it: its orders counted in the institution's ward")
 def test_an_outside_ward_named_like_an_own_ward_is_not_counted_in_it(backend_settings: Settings) -> None:
     """An order at a facility no member's code names (PL-4 WAIYUAN), its ward named "心内科病区" (PL-9) -- the
     county hospital's own NEI's name by its table. gfix37 said an outside ward stored by code alone as

@@ -40,7 +40,7 @@ def test_an_outside_ward_sent_by_code_first_is_named_by_its_later_name(engine: E
     rows = _rows(engine, "dept@~")
     assert len(rows) == 3 and len({r["dept"].partition("|")[0] for r in rows}) == 2, [r["dept"] for r in rows]
     rates = _rates(engine)
-    assert _wards(rates, "外院", "QQW", "XYQ") == {"阜宁县人民医院 外院急诊科": 2, "阜宁县人民医院 外院血液科": 1}
+    assert _wards(rates, "外院", "QQW", "XYQ") == {"阜宁县人民医院 外院急诊科（外部）": 2, "阜宁县人民医院 外院血液科（外部）": 1}
     assert {k: v["recognisable"] for k, v in rates.items() if k in before} == before
 
 

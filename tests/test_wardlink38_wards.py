@@ -50,10 +50,10 @@ def test_a_renamed_outside_ward_is_one_row_two_hospitals_wards_of_one_code_two(b
         waiyuan = {at for d, at in ids.items() if "市一院" not in d}
         assert len(waiyuan) == 1 and ids[next(d for d in ids if "市一院" in d)] not in waiyuan, ids
         assert not _rows(eng, "dept@|"), "no row is stored under the one key of every outside facility any more"
-        want = {"阜宁县人民医院 外院心血管科": 3, "阜宁县人民医院 市一院肾内科": 1}
+        want = {"阜宁县人民医院 外院心血管科（外部）": 3, "阜宁县人民医院 市一院肾内科（外部）": 1}
         assert _outside(_rates(eng)) == want
         # a report of the first day alone: its one row said 外院心内科; the ward is named as it is now
-        assert _outside(_rates(eng, **{"from": "2025-03-24", "to": "2025-03-24"})) == {"阜宁县人民医院 外院心血管科": 1}
+        assert _outside(_rates(eng, **{"from": "2025-03-24", "to": "2025-03-24"})) == {"阜宁县人民医院 外院心血管科（外部）": 1}
         assert {k: v for k, v in _measure_departments(eng).items() if k in want} == want
         # the county's own NEI (心内科病区 in its table) counts none of them
         assert "阜宁县人民医院 心内科病区" not in _outside(_rates(eng))
@@ -72,7 +72,7 @@ def test_rows_stored_before_are_read_by_their_own_words(backend_settings: Any) -
              "count": 1} for i, (d, day) in enumerate((("dept@|NEI|外院心内科", "2025-03-24"),
                                                        ("dept@|NEI|外院心内科", "2025-03-25"), ("dept@|NEI|", "2025-03-25")))])
         named = _wards(_rates(eng), "外院", "外部代码", "心内科")
-        assert named == {"阜宁县人民医院 外院心血管科": 1, "阜宁县人民医院 外院心内科": 2, "阜宁县人民医院 NEI（外部代码）": 1,
+        assert named == {"阜宁县人民医院 外院心血管科（外部）": 1, "阜宁县人民医院 外院心内科（外部）": 2, "阜宁县人民医院 NEI（外部代码）": 1,
                          "阜宁县人民医院 心内科病区": county}, named
 
 
@@ -88,7 +88,7 @@ def test_a_ward_whose_location_is_not_found_is_named_by_its_own_rows_latest_name
             {"_id": f"wl38-{i}", "dept": d, "inst": "FNXRMYY", "day": day, "item": "CBC", "outcome": "recognised",
              "count": 1} for i, (d, day) in enumerate(rows)])
         assert _wards(_rates(eng), "XYQ", "甲", "乙", "丙", "血液") == {
-            "阜宁县人民医院 乙": 3, "阜宁县人民医院 丙": 1, "阜宁县人民医院 XYQ（外部代码）": 1, "阜宁县人民医院 县医院血液科": 1}
+            "阜宁县人民医院 乙（外部）": 3, "阜宁县人民医院 丙（外部）": 1, "阜宁县人民医院 XYQ（外部代码）": 1, "阜宁县人民医院 县医院血液科": 1}
 
 
 def test_her_page_leaves_an_outside_ward_to_the_records_words(backend_settings: Any) -> None:

@@ -382,15 +382,19 @@ class ResultIndex:
     def drop_stored(self, refs: Sequence[str]) -> None:
         """The notes of ``refs``, results stored in an earlier write group (their first versions put:
         a note is read only for a first version), deleted where there are any: one query for all of
-        them (inside a scope through what is remembered, ``GroupMemo.prefetch``)."""
+        them, through what the scope remembers (``GroupMemo.prefetch``).
+
+        Always inside a write group's scope: the one caller is ``Repeats._note_unindexed``, reached
+        only from ``relink_listed`` (a report given), whose callers -- the group's reports
+        (``_relink_reports``) and an order checked (``on_order``, through ``on_write``) -- run only in
+        ``_decide_writes``, under ``_in_group``'s memo scope; the upgrade's ``_relink([ref])`` gives no
+        report and collects none. wardlink38's branch for no scope (a query of the collection of its
+        own) was never run (rv38c) and is gone (wfix38); were a caller to come without a scope, the
+        memo reads each note by id (``GroupMemo.get``): the same answer, a read apiece."""
         if self.ahead is None or not refs:
             return
-        if getattr(self._local, "windows", None) is not None:
-            self.ahead.prefetch(refs)
-            noted = [ref for ref in refs if self.ahead.get(ref) is not None]
-        else:
-            noted = [d["_id"] for d in self.ahead.coll.find({"_id": {"$in": list(dict.fromkeys(refs))}})]
-        for ref in noted:
+        self.ahead.prefetch(refs)
+        for ref in [ref for ref in dict.fromkeys(refs) if self.ahead.get(ref) is not None]:
             self.ahead.delete(ref)
 
     def drop_ahead(self, ref: str) -> None:
