@@ -208,10 +208,6 @@ def test_a_failed_block_inside_a_flat_transaction_fires_its_callback_once(tmp_pa
 # --- who may recode an order (ORC-1 a filler's statement) ------------------------------------------------
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "rv38f: MED -- the filler number's owner is compared by hd_system alone, which prefers EI-3/EI-4 (an OID) "
-    "over EI-2: the RIS's own XX under F^RIS^<OID>^ISO from MSH-3 RIS is judged another application's ('the "
-    "sending application RIS is not this order's filler (OBR-3 names RIS)') and the order keeps the old test"))
 def test_the_fillers_own_xx_under_its_namespace_and_an_oid_recodes_the_order(http: TestClient) -> None:
     """Head CT ordered by the HIS and reported by the RIS; the RIS's XX to chest CT under its filler number as
     many senders write it, namespace and universal id (``F...^RIS^1.2.156.112604.1.2.3^ISO``; EI-2 is MSH-3):
