@@ -25,6 +25,7 @@ from collections import Counter
 from collections.abc import Sequence
 from typing import Any, Protocol
 
+from engine.audit.appends import event_id
 from engine.audit.events import INSTITUTION, now_instant
 from engine.audit.record import Facts, facts
 from engine.auth.confidentiality import carried, labels
@@ -88,7 +89,7 @@ class Documents(Stored, Protocol):
 class AuditSink(Protocol):
     """The signed audit log as the deletion of a dropped paragraph records it."""
 
-    def record(self, event: Facts) -> Any: ...
+    def record(self, event: Facts) -> Any: ...  # (``Appended``: its ``seq`` names the record)
 
 
 def documents_cited(resource: dict[str, Any]) -> list[str]:
@@ -294,11 +295,12 @@ class DocumentLabels:
             writers[t["id"]] == API and self._relabelled(t["id"])))]
         deleted = [t for t in gone if self.repository.delete("Observation", t["id"]) is not None]
         if deleted and self.audit is not None:
-            self.audit.record(self._deletion(document, number, deleted))
-            self._compensated(document, number, deleted)
+            appended = self.audit.record(self._deletion(document, number, deleted))
+            self._compensated(document, number, deleted, getattr(appended, "seq", None))
         return [t["id"] for t in deleted]
 
-    def _compensated(self, document: dict[str, Any], number: tuple[str, str], deleted: list[dict[str, Any]]) -> None:
+    def _compensated(self, document: dict[str, Any], number: tuple[str, str], deleted: list[dict[str, Any]],
+                     seq: int | None) -> None:
         """The deletion's record is appended inside the write group (a deletion is never stored unaudited:
         an audit log that cannot append fails the group). On SQLite the log is a file of its own, outside
         the group's transaction: a group failing after the deletion (a later hook, a later message of a
@@ -306,15 +308,19 @@ class DocumentLabels:
         deleted (review rv37d LOW 4). So a rollback of the block the deletion was made in appends a
         compensating record (``_restored``), through the store's ``on_rollback``. Not on MongoDB, where
         the log shares the repository's store and its append is undone with the block (``audit.store`` is
-        the store: nothing to compensate). (Thirty-eighth round, codedoc38.)"""
+        the store: nothing to compensate). (Thirty-eighth round, codedoc38.) ``seq``: the deletion record's
+        number, which the compensation names (``compensates: audit-<seq>``): several tries of one edit (the
+        batch's one-commit attempt, then its redo) record the same deletion more than once, and an auditor
+        reading the chain offline must tell which of them was undone (review rv38f LOW L1; cdfix38)."""
         audit, store = self.audit, self.store
         on_rollback = getattr(store, "on_rollback", None)
         if audit is None or on_rollback is None or getattr(audit, "store", None) is store:
             return
-        restored = self._restored(document, number, deleted)
+        restored = self._restored(document, number, deleted, seq)
         on_rollback(lambda: audit.record(restored))
 
-    def _restored(self, document: dict[str, Any], number: tuple[str, str], deleted: list[dict[str, Any]]) -> Facts:
+    def _restored(self, document: dict[str, Any], number: tuple[str, str], deleted: list[dict[str, Any]],
+                  seq: int | None) -> Facts:
         """The compensating record of a deletion rolled back with its write group: the same requestor,
         document, copies and patients as the deletion's record (``_deletion``), outcome 8 (the deletion
         failed: the copies are stored as they were), its reason saying so."""
@@ -324,7 +330,8 @@ class DocumentLabels:
                           "nothing was deleted",
                      requestor=done.requestor, origin=self.origin, patients=done.patients, resources=done.resources,
                      owners=dict(done.owners) if done.owners else None,
-                     detail={"document-number": number[1], "reason": "paragraph-deletion-rolled-back"})
+                     detail={"document-number": number[1], "reason": "paragraph-deletion-rolled-back",
+                             "compensates": event_id(seq) if seq is not None else None})
 
     def _relabelled(self, oid: str) -> bool:
         """Whether the copy's current version, a FHIR client's, only relabelled the feed's (every newer

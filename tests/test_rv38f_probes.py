@@ -66,10 +66,6 @@ def _reader(eng: Engine, fhir: TestClient) -> None:
     fhir.headers["Authorization"] = "Bearer " + eng.auth.issue_system_token("reader", "system/*.rs")
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "rv38f: HIGH -- SqliteStore.on_rollback keeps a released savepoint's callback at the savepoint's depth, so "
-    "the next sibling savepoint that rolls back (another message of the batch, refused) fires it: the edit's "
-    "deletion is stored (410) yet the log says 'rolled back: nothing was deleted' for every deletion of it"))
 def test_a_stored_deletion_is_not_compensated_when_another_message_of_its_batch_is_refused(
         settings: Settings) -> None:
     """SQLite. The batch's one-commit attempt fails (the refused report) and is rolled back: its deletion record
@@ -97,10 +93,6 @@ def test_on_mongodb_the_stored_deletion_of_a_refused_batch_is_recorded_once(sett
         assert _deletions(fhir, patient) == ["0"]
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "rv38f: LOW -- the compensating record (outcome 8) names the same entities as the deletion but not the "
-    "deletion record it undoes (its audit-<seq>): an auditor reading the chain offline pairs them by order "
-    "alone, and cannot tell which of several deletions of one copy was undone"))
 def test_the_compensation_names_the_deletion_record_it_undoes(settings: Settings) -> None:
     """SQLite: a single edit whose write group is refused after the deletion (the batch's attempt, then the
     message alone): each compensation should cite the record it compensates."""
@@ -120,10 +112,6 @@ def test_the_compensation_names_the_deletion_record_it_undoes(settings: Settings
 # --- SqliteStore.on_rollback itself (the real store, no engine) -------------------------------------------
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "rv38f: HIGH (root cause of the batch probe above) -- a callback asked in a savepoint that was RELEASED "
-    "stays at that depth and fires when a later sibling savepoint rolls back, though its block's writes stand "
-    "and the transaction commits"))
 def test_a_released_savepoints_callback_is_not_fired_by_a_siblings_rollback(tmp_path: Path) -> None:
     store = SqliteStore(tmp_path / "db.sqlite3")
     coll = store.collection("t")
@@ -220,10 +208,6 @@ def test_a_failed_block_inside_a_flat_transaction_fires_its_callback_once(tmp_pa
 # --- who may recode an order (ORC-1 a filler's statement) ------------------------------------------------
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "rv38f: MED -- the filler number's owner is compared by hd_system alone, which prefers EI-3/EI-4 (an OID) "
-    "over EI-2: the RIS's own XX under F^RIS^<OID>^ISO from MSH-3 RIS is judged another application's ('the "
-    "sending application RIS is not this order's filler (OBR-3 names RIS)') and the order keeps the old test"))
 def test_the_fillers_own_xx_under_its_namespace_and_an_oid_recodes_the_order(http: TestClient) -> None:
     """Head CT ordered by the HIS and reported by the RIS; the RIS's XX to chest CT under its filler number as
     many senders write it, namespace and universal id (``F...^RIS^1.2.156.112604.1.2.3^ISO``; EI-2 is MSH-3):

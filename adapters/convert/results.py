@@ -13,10 +13,10 @@ from typing import Any
 from adapters.convert import actors, common, plans
 from adapters.convert.actors import performing_organization, practitioner
 from adapters.convert.context import Concept, Context
-from adapters.convert.datatypes import CONVERTERS, cwe, decimal, ei, hd_system, sender_names
+from adapters.convert.datatypes import CONVERTERS, cwe, decimal, ei, hd_names, sender_names
 from adapters.convert.engine import apply_table, json_copy
 from adapters.convert.tables import vocabulary
-from adapters.hl7v2.errors import APPLICATION_RECORD_LOCKED, DATA_TYPE_ERROR, REQUIRED_FIELD_MISSING
+from adapters.hl7v2.errors import DATA_TYPE_ERROR, REQUIRED_FIELD_MISSING, UNKNOWN_KEY_IDENTIFIER
 from adapters.hl7v2.parser import Message, Segment
 from adapters.hl7v2.timestamps import TimestampError, to_fhir_date, to_fhir_datetime, zone
 from conformance.validate import MAX_STRING
@@ -437,11 +437,15 @@ def _not_the_orders(group: Group, ctx: Context, res: Resource, obr: Segment) -> 
     ``merge.yaml``'s ``states: [order]`` took the test of any order message, so a third application's ORM
     under the RIS's numbers (the LIS's XX naming chest CT over the RIS's head CT) recoded the RIS's order
     (codefix37 kept only its report from following). Whose filler number it is its EI-2/EI-3 says
-    (``hd_system``, against the sending application's names, ``sender_names``, and its facility's, MSH-4 --
-    the nHapi samples' filler ``OF`` at ``Chemistry`` numbers ``555^chemistry``; case aside): another's ->
-    the message's test is only assumed (``Context.assumed``: it fills an order not stored yet, never
-    replaces a stored order's code) and the ACK warns at OBR-4 (AA, the rest stored, the message kept as
-    sent). A filler number sent without a namespace is the sender's own numbering (as SCH-2's,
+    (``hd_names``: its namespace and its universal id, each compared -- HL7's HD names one application by
+    either; against the sending application's names, ``sender_names``, and its facility's, MSH-4 -- the nHapi
+    samples' filler ``OF`` at ``Chemistry`` numbers ``555^chemistry``; case aside): another's -> the
+    message's test is only assumed (``Context.assumed``: it fills an order not stored yet, never replaces a
+    stored order's code) and the ACK warns at OBR-4 (AA, the rest stored, the message kept as sent). The
+    warning's ERR-3 is 204 (unknown key identifier: the filler number is no key of the sending
+    application's), not 206 (application record locked), which table 0357 describes as a storage-level
+    lock and sender engines read as "retry later" -- a resend of the same XX is held the same way; nor 207,
+    which says huren failed (review rv38f L3, cdfix38). A filler number sent without a namespace is the sender's own numbering (as SCH-2's,
     ``builders._appointment_system``); a message whose placer number names the sender is the placer's; a
     message naming no sending application tells nothing: all as before.
 
@@ -455,17 +459,17 @@ def _not_the_orders(group: Group, ctx: Context, res: Resource, obr: Segment) -> 
             or not ctx.message.msh.value(3).strip()):
         return
     msh = ctx.message.msh
-    facility = hd_system(msh.value(4).strip(), msh.value(4, comp=2).strip(), msh.value(4, comp=3).strip())
-    names = {n.lower() for n in (*sender_names(ctx), facility) if n}
+    names = {n.lower() for n in (*sender_names(ctx), *hd_names(msh.value(4).strip(), msh.value(4, comp=2).strip(),
+                                                                 msh.value(4, comp=3).strip()))}
     placer, pf, filler, ff = _order_numbers(group)
     if filler is None:
         return
     owner = filler.rep(ff)
-    system = hd_system(owner.comp(2).strip(), owner.comp(3).strip(), owner.comp(4).strip())
-    if system is None or system.lower() in names:
-        return  # (the sender's own filler number)
-    if placer is not None and str(hd_system(placer.rep(pf).comp(2).strip(), placer.rep(pf).comp(3).strip(),
-                                            placer.rep(pf).comp(4).strip())).lower() in names:
+    systems = hd_names(owner.comp(2).strip(), owner.comp(3).strip(), owner.comp(4).strip())
+    if not systems or any(n.lower() in names for n in systems):
+        return  # (the sender's own filler number: its namespace or its universal id names the sender)
+    if placer is not None and any(n.lower() in names for n in hd_names(
+            placer.rep(pf).comp(2).strip(), placer.rep(pf).comp(3).strip(), placer.rep(pf).comp(4).strip())):
         return  # (the placer's own message)
     ctx.assumed(res, "code")
     app, control = ctx.message.msh.value(3).strip(), orc.value(1).strip().upper()
@@ -473,7 +477,7 @@ def _not_the_orders(group: Group, ctx: Context, res: Resource, obr: Segment) -> 
         f"OBR-4: ORC-1 {control} is the filler's statement and the sending application {app} is not this "
         f"order's filler ({filler.name}-{ff} names {owner.comp(2).strip() or owner.comp(3).strip()}): its test is "
         "kept only for an order not stored yet and does not change a stored order's test (the filler's XX or "
-        "the placer's XO does)", 4, code=APPLICATION_RECORD_LOCKED))
+        "the placer's XO does)", 4, code=UNKNOWN_KEY_IDENTIFIER))
 
 
 _RETEST_REASON: tuple[tuple[str, tuple[str, ...]], ...] = (("coding.system", (common.RECOGNITION_REASON,)),)

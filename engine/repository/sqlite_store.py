@@ -141,6 +141,8 @@ class _Transaction:
                     store.checkpointer = None
             else:
                 conn.execute(f"RELEASE sp{depth}")
+                if store._on_rollback:  # (released: its writes now stand or fall with the block around it)
+                    store._on_rollback = [(min(at, depth), cb) for at, cb in store._on_rollback]
         finally:
             store.lock.release()
             for callback in undone:
@@ -329,11 +331,17 @@ class SqliteStore:
     def on_rollback(self, callback: Callable[[], None]) -> None:
         """Run ``callback`` (once) after the block of this thread's transaction it was asked in is rolled
         back -- the whole transaction, or the savepoint of a nested block that failed (a message's write
-        group in a batch written one savepoint a message) -- outside the store's lock; nothing when the
-        transaction commits, or outside one. As ``MongoStore.on_rollback``, which knows the outermost block
-        only. Why: a participant that recorded something outside the transaction about what it wrote (a
-        deletion's audit record, appended to the audit log's own file) must learn its writes are gone
-        (thirty-eighth round, codedoc38)."""
+        group in a batch written one savepoint a message); nothing when the transaction commits, or outside
+        one. A block that is released (its savepoint kept) hands its callbacks to the block around it: its
+        writes now stand or fall with that block, so a later sibling's rollback does not fire them (review
+        rv38f HIGH H1, cdfix38). When they run: after the block is undone and the lock it took let go --
+        outside the store's lock when the outermost transaction rolled back; after a nested block's
+        rollback, while the transaction around it is still open in this thread and holds the lock, so a
+        callback writing to this same store joins that transaction and is undone if it is (the deletion's
+        compensation writes the audit log's own store, not this one). As ``MongoStore.on_rollback``, which
+        knows the outermost block only. Why: a participant that recorded something outside the transaction
+        about what it wrote (a deletion's audit record, appended to the audit log's own file) must learn
+        its writes are gone (thirty-eighth round, codedoc38)."""
         if not self.in_transaction:
             return
         self._on_rollback.append((self._depth, callback))
