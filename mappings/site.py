@@ -751,7 +751,7 @@ _MERGE_ELEMENT: dict[str, Any] = {
         # ``{merged: [...]}``: every element but these stands (pfix38; the list form keeps its meaning)
         "stands_with": {"anyOf": [_NAMES, {"type": "object", "required": ["merged"], "additionalProperties": False,
                                            "properties": {"merged": {"type": "array", "items": {
-                                               "type": "string", "minLength": 1}}}}]},
+                                               "type": "string", "minLength": 1}}, "taken": _NAMES}}]},
         # stored values a placeholder's restatement (no status stated) is not written into (status36)
         "withdrawn": _NAMES,
         # a status no further than the resources a list element references, in ``progress`` order

@@ -14,7 +14,7 @@ from engine.merge_rules import shipped
 from mappings.site import DEFAULTS_DIR, SiteError, load_merge_file
 
 _STEP = "{from: [final, corrected, amended], to: [registered, preliminary], merged: [note]}"
-_STANDS = "      stands_with: {merged: [result]}\n"  # (inverted by pfix38: every element but these stands)
+_STANDS = "      stands_with: {merged: [result], taken: [issued, \"effective[x]\"]}\n"  # (inverted: pfix38, pffix38)
 
 
 def _written(tmp_path: Path, step: str = _STEP, stands: str = _STANDS) -> Path:

@@ -33,7 +33,7 @@ __all__ = ["engine", "module_http"]
 
 engine = module_eng
 
-_SHIPPED = "      stands_with: {merged: [result]}\n"
+_SHIPPED = "      stands_with: {merged: [result], taken: [issued, \"effective[x]\"]}\n"  # (pffix38: taken)
 _OLD = '      stands_with: [issued, "effective[x]"]\n'  # (notback37's line: the times alone stand)
 
 
