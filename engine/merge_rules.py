@@ -2089,7 +2089,7 @@ class MergeRules:
         refs = {e["reference"] for e in incoming.get(ep.lines_of) or ()
                 if isinstance(e, dict) and isinstance(e.get("reference"), str)}
         filtered = False  # the incoming text said words of a withdrawn result it stated again, older
-        out_words = _kept_out_words(self, refs, kept_out) if kept_out else set()
+        out_words = self._kept_out_words(refs, kept_out) if kept_out else set()
         if held or out_words:  # (``until_later`` left that result as stored: its words are not the report's
             # either; nor those of a result ``not_back`` kept out beside the message's stored ones: pffix38)
             gone = {line for ref, words in (held or {}).items() if ref in refs for line in words} | out_words
@@ -2142,6 +2142,16 @@ class MergeRules:
             return
         lines += [line for line in now_lines if line not in lines]
         _put_text(out, name, _with_text(stored.get(name), out.get(name), lines))
+
+    def _kept_out_words(self, refs: set[str], kept_out: Mapping[str, Resource]) -> set[str]:
+        """The lines the message's results that ``not_back`` kept out stated (their versions in ``kept_out``)
+        and none of its other results ``refs`` lists states as stored -- a draft impression (OBX-11 P) beside
+        a correction of the findings under one OBR-25 P is not the report's (review rv38d; pffix38)."""
+        words = {line for ref in refs if ref in kept_out for line in _words(kept_out[ref])}
+        if not words:
+            return set()
+        read = self._read_all(sorted(r for r in refs if r not in kept_out))
+        return words - {line for version in read.values() for line in _words(version)}
 
     def _line_place(self, ref: str, words: list[str], lines: list[str], now_lines: list[str], listed: Any,
                     changed: Mapping[str, tuple[Resource, Resource | None]]) -> int:
@@ -2806,17 +2816,6 @@ def _stands_with(ep: ElementPlan, name: str, stored: Resource, incoming: Resourc
     if not kept:
         return "", standing
     return f"; and with it {', '.join(kept)} as stored: this message's {said} was not stored", standing
-
-
-def _kept_out_words(rules: MergeRules, refs: set[str], kept_out: Mapping[str, Resource]) -> set[str]:
-    """The lines the message's results that ``not_back`` kept out stated (their versions in ``kept_out``)
-    and none of its other results ``refs`` lists states as stored -- a draft impression (OBX-11 P) beside
-    a correction of the findings under one OBR-25 P is not the report's (review rv38d; pffix38)."""
-    words = {line for ref in refs if ref in kept_out for line in _words(kept_out[ref])}
-    if not words:
-        return set()
-    read = rules._read_all(sorted(r for r in refs if r not in kept_out))
-    return words - {line for version in read.values() for line in _words(version)}
 
 
 def _theirs_alone(stored: Resource, out: Resource, kept_out: Sequence[Resource], taken: Sequence[Resource],
