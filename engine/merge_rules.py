@@ -2822,16 +2822,21 @@ def _theirs_alone(stored: Resource, out: Resource, kept_out: Sequence[Resource],
                   skip: frozenset[str] | set[str]) -> str:
     """What of a report only the message's kept-out results stated, taken out of ``out`` where some of its
     results were stored: the entries of a list element (but ``skip``'s) that the message added, whose
-    reference one of ``kept_out`` (the versions it stated of those results) names and none of ``taken`` (its
-    stored results, as merged) -- the P's re-drawn tube beside a new final result of another tube, while the
-    final result's tube joins the report that lists it (review rv38d MED 3; pffix38). Returns the words the
-    W adds, naming them (empty when none)."""
-    theirs, ours = set(_references(kept_out)), set(_references(taken))
+    reference the element of that name of one of ``kept_out`` (the versions it stated of those results)
+    names and that of none of ``taken`` (its stored results, as merged) -- the P's re-drawn tube beside a
+    correction measured on another tube, while that tube joins the report that lists it (review rv38d MED 3;
+    pffix38). Element by element: the report's OBR-32 signer, named by no result's element of its name,
+    signs the stored results too and is the message's. Returns the words the W adds, naming them (empty
+    when none)."""
     gone: list[str] = []
     for n in sorted(out):
         value = out[n]
         if n in skip or n in _OWN or not isinstance(value, list):
             continue
+        theirs = set(_references(v.get(n) for v in kept_out))
+        if not theirs:
+            continue
+        ours = set(_references(v.get(n) for v in taken))
         had = {e.get("reference") for e in stored.get(n) or () if isinstance(e, dict)}
         left = [e for e in value if not (isinstance(e, dict) and (ref := e.get("reference")) in theirs
                                          and ref not in ours and ref not in had)]

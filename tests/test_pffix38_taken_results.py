@@ -197,11 +197,11 @@ def test_a_kept_out_ps_placer_number_links_the_report_to_its_order(engine: Engin
 
 
 def _two_groups(control: str, stamp: str, tag: str, potassium: tuple[str, str, str], sodium: tuple[str, str, str],
-                **kw: str) -> str:
+                signer: str, **kw: str) -> str:
     """The LIS's message of filler number NB37F``tag``, two groups: potassium and sodium, each (value, OBX-11
-    and OBR-25, its tube's SPM-2)."""
+    and OBR-25, its tube's SPM-2), both signed by ``signer`` (OBR-32)."""
     k, k_status, k_tube = potassium
-    lines = _potassium(control, stamp, tag, k, k_status, tube=k_tube, **kw).rstrip("\r").split("\r")
+    lines = _signed(_potassium(control, stamp, tag, k, k_status, tube=k_tube, **kw), signer).rstrip("\r").split("\r")
     obr = next(line for line in lines if line.startswith("OBR|")).split("|")
     na, na_status, na_tube = sodium
     obr[1], obr[4], obr[25] = "2", "NA^钠^L", na_status
@@ -214,13 +214,15 @@ def test_a_kept_out_ps_tube_stays_out_beside_a_correction_of_another_tube(engine
     """Potassium and sodium final on tube A (one filler number, two groups), then the LIS's message: potassium P
     of a re-drawn tube B (kept out) and a correction of sodium (OBX-11 C) measured on tube C. The report lists
     both corrected and kept results, takes tube C (the corrected result's specimen) and not tube B, which only
-    the kept-out P named; the W at OBR-25 names tube B as not stored."""
+    the kept-out P named, and names 李四, who signed the correction (OBR-32), though the P's OBX-16 named him
+    too; the W at OBR-25 names tube B as not stored."""
     assert b"MSA|AA" in post(http, _two_groups("PF38-T1A", "20261204100000", "PF38T1", ("4.1", "F", "PF38ST1A"),
-                                               ("140", "F", "PF38ST1A")))
+                                               ("140", "F", "PF38ST1A"), "D001&张&三"))
     (report,) = written(engine, http, "PF38-T1A", "DiagnosticReport")
     assert len(report["result"]) == 2 and len(report["specimen"]) == 1, report
     ack = post(http, _two_groups("PF38-T1B", "20261204120000", "PF38T1", ("5.0", "P", "PF38ST1B"),
-                                 ("138", "C", "PF38ST1C"), **{k: v for k, v in _REDRAWN.items() if k != "note"}))
+                                 ("138", "C", "PF38ST1C"), "D002&李&四",
+                                 **{k: v for k, v in _REDRAWN.items() if k != "note"}))
     assert b"MSA|AA" in ack, ack
     after = http.get(f"/fhir/DiagnosticReport/{report['id']}").json()
     results = {o["code"]["coding"][0]["code"]: o for o in (http.get(f"/fhir/{r['reference']}").json()
@@ -231,5 +233,7 @@ def test_a_kept_out_ps_tube_stays_out_beside_a_correction_of_another_tube(engine
     assert sorted(tubes.values()) == ["PF38ST1A", "PF38ST1C"], (tubes, after)
     assert results["NA"]["specimen"] in after["specimen"], (results["NA"], after)
     assert after["status"] == "final", after
+    # (李四 signed the correction too: the kept-out P's OBX-16 naming him takes nothing of that away)
+    assert [r.get("display") for r in after["resultsInterpreter"]] == ["李四"], after
     warned = _report_warning(ack)
-    assert "specimen" in warned and "kept out alone" in warned, warned
+    assert "specimen" in warned and "kept out alone" in warned and "resultsInterpreter" not in warned, warned
