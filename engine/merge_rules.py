@@ -19,7 +19,7 @@ import datetime as _dt
 import json
 import re
 import threading
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from pathlib import Path
@@ -404,6 +404,11 @@ class ElementPlan:
     # stands let the kept-out P's interpreter (OBR-32), draft impression and re-drawn tube into the final
     # report (review rv38a HIGH 1-2; thirty-eighth round, pfix38)
     merged_with: frozenset[str] | None = None
+    # ``stands_with: {merged: [...], taken: [...]}``: what stands when the message's results were not all kept
+    # out (a correction, OBX-11 C; a final restated; a new final result) -- only what the kept-out results
+    # alone stated stays out beside it (``_over``): the inverted form had kept a correction's words, signer
+    # and tube out of the report it was listed in (review rv38d HIGH 1-2, MED 3-4; pffix38)
+    taken_with: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -504,7 +509,7 @@ class _Saying:
     entered again it would keep the first entry's outer values and leave its own behind on exit."""
 
     __slots__ = ("_local", "_said", "_stored", "_at", "_outer", "_entered")
-    _NONE = (None, None, None, None, None, None, None, None)
+    _NONE = (None, None, None, None, None, None, None, None, None)
 
     def __init__(self, local: threading.local, said: Mapping[str, Said] | None, stored: Stored | None,
                  at: Dates | None = None) -> None:
@@ -519,7 +524,8 @@ class _Saying:
         local = self._local
         self._outer = (getattr(local, "said", None), getattr(local, "stored", None), getattr(local, "at", None),
                        getattr(local, "held", None), getattr(local, "provenances", None),
-                       getattr(local, "untimely", None), getattr(local, "decided", None), getattr(local, "kept", None))
+                       getattr(local, "untimely", None), getattr(local, "decided", None), getattr(local, "kept", None),
+                       getattr(local, "out", None))
         # ``held``: "Type/id" -> the words of a version this message stated that ``until_later`` left
         # out (an older statement of a withdrawn result): the report's ``lines_of`` adds none of them
         # ``provenances``: the Provenances read for the block's write (``MergeRules._provenances``)
@@ -527,13 +533,17 @@ class _Saying:
         # ``decided``: the versions an operator's decision answered (named again by a refusal)
         # ``kept``: "Type/id" of the reports whose text stood with a status kept as stored (``stands_with``):
         # the document copying the text is not written either (``_copy_held``; pfix38)
+        # ``out``: "Type/id" -> the version this message stated of a result whose step back ``not_back`` kept
+        # out (a P after its F): a report judges by it what of the message was kept out (``_over``; pffix38)
         (local.said, local.stored, local.at, local.held, local.provenances,
-         local.untimely, local.decided, local.kept) = self._said, self._stored, self._at, None, None, [], [], None
+         local.untimely, local.decided, local.kept, local.out) = (self._said, self._stored, self._at, None, None,
+                                                                  [], [], None, None)
 
     def __exit__(self, *exc: object) -> None:
         left, answered = self._local.untimely, self._local.decided
         (self._local.said, self._local.stored, self._local.at, self._local.held,
-         self._local.provenances, self._local.untimely, self._local.decided, self._local.kept) = self._outer
+         self._local.provenances, self._local.untimely, self._local.decided, self._local.kept,
+         self._local.out) = self._outer
         if left and exc[0] is None:  # (a write that ended without asking ``refused``: refused all the same)
             raise _combined(left, answered)
 
@@ -738,6 +748,8 @@ class MergeRules:
                                                  for n in _chosen(str(named), choices)),
                            merged_with=frozenset(n for named in stands_with.get("merged") or ()
                                                  for n in _chosen(str(named), choices)) if inverted else None,
+                           taken_with=frozenset(n for named in (stands_with.get("taken") or () if inverted else ())
+                                                for n in _chosen(str(named), choices)),
                            dated_with=frozenset(n for named in (rule["until_later"] if isinstance(
                                rule.get("until_later"), list) else ()) for n in _chosen(str(named), choices)),
                            was=tuple((str(element), tuple((tuple(path.split(".")), frozenset(values))
@@ -1310,6 +1322,9 @@ class MergeRules:
             guarded = frozenset((name, *out))
             issue: Issue = {"severity": "warning", "code": "conflict", **where}
             issues.append(issue)
+            if getattr(self._local, "out", None) is None:
+                self._local.out = {}
+            self._local.out[f"{rtype}/{stored.get('id')}"] = incoming  # (its report judges by it: ``_over``)
             kept_back.append(_Kept(issue, rtype, name, guarded, incoming,
                                    f"{_writer(source)}'s {_show(incoming[name])} was not stored over the stored "
                                    f"{_show(stored[name])}: {why}", frozenset(beside)))
@@ -1981,11 +1996,22 @@ class MergeRules:
             # the message's results, as merged, are all final still (a result's P after its F does not
             # take it back: ``not_back``): nor does the report go back on their account (ordfix36) -- nor
             # take the times of the statement kept out (``stands_with``: rv37a MED 5) -- nor anything
-            # else of it but what ``merged`` names, its results' references (rv38a HIGH 1-2; pfix38)
-            told, stood = out[name], _stands_with(ep, name, stored, incoming, out, deleting)
+            # else of it but what ``merged`` names, its results' references (rv38a HIGH 1-2; pfix38) -- when
+            # every result it lists was kept out; when some were stored (a correction, a final restated, a
+            # new final), what they state reaches the report and only what the kept-out ones alone stated
+            # stays out (``taken``; review rv38d HIGH 1-2, MED 3-4; pffix38)
+            kept_out: dict[str, Resource] = getattr(self._local, "out", None) or {}
+            held: dict[str, list[str]] = getattr(self._local, "held", None) or {}
+            taken = sorted(r for r in incoming_refs if isinstance(r, str) and r not in kept_out and r not in held)
+            told, stood = out[name], _stands_with(ep, name, stored, incoming, out, deleting, taken=bool(taken))
+            alone = ""
+            if taken and any(r in kept_out for r in incoming_refs):
+                read = self._read_all(taken)
+                alone = _theirs_alone(stored, out, [kept_out[r] for r in sorted(incoming_refs) if r in kept_out],
+                                      [read[r] for r in taken if r in read], stood[1] | (ep.merged_with or set()))
             self._conflict(ep.conflict, f"{incoming['resourceType']}.{name}: {_writer(source)}'s value "
                            f"{_show(told)} was not stored: {_show(stored[name])}, stated earlier, stands "
-                           f"(its results, as stored, are not taken back){stood[0]}",
+                           f"(its results, as stored, are not taken back){stood[0]}{alone}",
                            f"{incoming['resourceType']}.{name}", issues if issues is not None else [])
             out[name] = stored[name]
             standing = stood[1]
@@ -2056,14 +2082,17 @@ class MergeRules:
         client) states the whole text and is not asked."""
         before = _text_lines(stored.get(name))
         held: dict[str, list[str]] | None = getattr(self._local, "held", None)
-        if not before and not held:  # (a lab report: no conclusion, nothing read)
+        kept_out: dict[str, Resource] = getattr(self._local, "out", None) or {}
+        if not before and not held and not kept_out:  # (a lab report: no conclusion, nothing read)
             return
         now_lines = _text_lines(incoming.get(name))
         refs = {e["reference"] for e in incoming.get(ep.lines_of) or ()
                 if isinstance(e, dict) and isinstance(e.get("reference"), str)}
         filtered = False  # the incoming text said words of a withdrawn result it stated again, older
-        if held:  # (``until_later`` left that result as stored: its words are not the report's either)
-            gone = {line for ref, words in held.items() if ref in refs for line in words}
+        out_words = self._kept_out_words(refs, kept_out) if kept_out else set()
+        if held or out_words:  # (``until_later`` left that result as stored: its words are not the report's
+            # either; nor those of a result ``not_back`` kept out beside the message's stored ones: pffix38)
+            gone = {line for ref, words in (held or {}).items() if ref in refs for line in words} | out_words
             kept = [line for line in now_lines if line not in gone]
             filtered = len(kept) != len(now_lines)
             now_lines = kept
@@ -2113,6 +2142,16 @@ class MergeRules:
             return
         lines += [line for line in now_lines if line not in lines]
         _put_text(out, name, _with_text(stored.get(name), out.get(name), lines))
+
+    def _kept_out_words(self, refs: set[str], kept_out: Mapping[str, Resource]) -> set[str]:
+        """The lines the message's results that ``not_back`` kept out stated (their versions in ``kept_out``)
+        and none of its other results ``refs`` lists states as stored -- a draft impression (OBX-11 P) beside
+        a correction of the findings under one OBR-25 P is not the report's (review rv38d; pffix38)."""
+        words = {line for ref in refs if ref in kept_out for line in _words(kept_out[ref])}
+        if not words:
+            return set()
+        read = self._read_all(sorted(r for r in refs if r not in kept_out))
+        return words - {line for version in read.values() for line in _words(version)}
 
     def _line_place(self, ref: str, words: list[str], lines: list[str], now_lines: list[str], listed: Any,
                     changed: Mapping[str, tuple[Resource, Resource | None]]) -> int:
@@ -2748,7 +2787,7 @@ def _beside(stored: Resource, incoming: Resource, merged: frozenset[str]) -> tup
 
 
 def _stands_with(ep: ElementPlan, name: str, stored: Resource, incoming: Resource, out: Resource,
-                 deleting: frozenset[str]) -> tuple[str, frozenset[str]]:
+                 deleting: frozenset[str], *, taken: bool = False) -> tuple[str, frozenset[str]]:
     """``stands_with``: put back in ``out`` the elements that stand with the status ``name`` kept as stored (a
     report's times beside its final status: the P's OBR-7 of a re-drawn specimen dated the final report and
     its final results as of 11:00; rv37a MED 5) -- in the inverted form (``merged_with``) every element but
@@ -2756,9 +2795,12 @@ def _stands_with(ep: ElementPlan, name: str, stored: Resource, incoming: Resourc
     re-drawn tube in the specimen list (review rv38a HIGH 1-2; pfix38). Returns the words naming those that
     differed or that the message deletes (``deleting``: not deleted either; the warning names only what was
     kept out, each with the value the message stated), empty when none did, and every element that stands:
-    no later step of the merge writes them (``lines_of``, a delete)."""
+    no later step of the merge writes them (``lines_of``, a delete). ``taken``: some of the message's
+    results were stored (not kept out): the inverted form's ``taken`` stands alone (its times; pffix38)."""
     if ep.merged_with is None:
         standing = ep.stands_with
+    elif taken:
+        standing = ep.taken_with
     else:
         standing = frozenset(n for n in (*stored, *out)
                              if n != name and n not in ep.merged_with and n not in _OWN)
@@ -2774,6 +2816,52 @@ def _stands_with(ep: ElementPlan, name: str, stored: Resource, incoming: Resourc
     if not kept:
         return "", standing
     return f"; and with it {', '.join(kept)} as stored: this message's {said} was not stored", standing
+
+
+def _theirs_alone(stored: Resource, out: Resource, kept_out: Sequence[Resource], taken: Sequence[Resource],
+                  skip: frozenset[str] | set[str]) -> str:
+    """What of a report only the message's kept-out results stated, taken out of ``out`` where some of its
+    results were stored: the entries of a list element (but ``skip``'s) that the message added, whose
+    reference the element of that name of one of ``kept_out`` (the versions it stated of those results)
+    names and that of none of ``taken`` (its stored results, as merged) -- the P's re-drawn tube beside a
+    correction measured on another tube, while that tube joins the report that lists it (review rv38d MED 3;
+    pffix38). Element by element: the report's OBR-32 signer, named by no result's element of its name,
+    signs the stored results too and is the message's. Returns the words the W adds, naming them (empty
+    when none)."""
+    gone: list[str] = []
+    for n in sorted(out):
+        value = out[n]
+        if n in skip or n in _OWN or not isinstance(value, list):
+            continue
+        theirs = set(_references(v.get(n) for v in kept_out))
+        if not theirs:
+            continue
+        ours = set(_references(v.get(n) for v in taken))
+        had = {e.get("reference") for e in stored.get(n) or () if isinstance(e, dict)}
+        left = [e for e in value if not (isinstance(e, dict) and (ref := e.get("reference")) in theirs
+                                         and ref not in ours and ref not in had)]
+        if len(left) == len(value):
+            continue
+        gone.append(f"{n} {_show([e for e in value if e not in left])}")
+        if left:
+            out[n] = left
+        elif n in stored:
+            out[n] = stored[n]
+        else:
+            out.pop(n, None)
+    return f"; nor {', '.join(gone)}, stated by its results kept out alone" if gone else ""
+
+
+def _references(resources: Iterable[Any]) -> Iterator[str]:
+    """Every reference string inside ``resources`` (``{"reference": ...}`` at any depth)."""
+    for value in resources:
+        if isinstance(value, dict):
+            ref = value.get("reference")
+            if isinstance(ref, str):
+                yield ref
+            yield from _references(value.values())
+        elif isinstance(value, list):
+            yield from _references(value)
 
 
 def _backward(ep: ElementPlan, held: Any, told: Any, incoming: Resource) -> Back | None:

@@ -263,6 +263,12 @@ def load_merge_file(path: Path, known: frozenset[str] = frozenset()) -> dict[str
     shipped = path.is_relative_to(DEFAULTS_DIR)
     for rtype, rules in (data.get("resources") or {}).items():
         for element, rule in rules.items():
+            for steps, named in _element_lists(rule):
+                for n, name in enumerate(named):
+                    if not _is_element(rtype, name):
+                        raise locate(doc, ["resources", rtype, element, *steps, n],
+                                     f"{name!r} is not an element of an R4 {rtype} (a misspelt name here would "
+                                     "make every other element stand, or none; pffix38)")
             events = rule.get("history_taken_back_by")
             if events is None:
                 continue
@@ -275,6 +281,38 @@ def load_merge_file(path: Path, known: frozenset[str] = frozenset()) -> dict[str
                     raise locate(doc, [*where, n], f"{event!r} is not a trigger event of HL7 table 0003 "
                                  "(the event as MSH-9.2 and EVN-1 name it, e.g. A12)")
     return data
+
+
+def _element_lists(rule: Mapping[str, Any]) -> list[tuple[list[str | int], list[str]]]:
+    """The lists of element names an element rule names (``stands_with`` in either form, each ``not_back``
+    step's ``merged``, ``with`` and ``unless_states``), each with its steps from the rule."""
+    found: list[tuple[list[str | int], list[str]]] = []
+    stands = rule.get("stands_with")
+    if isinstance(stands, Mapping):
+        found += [(["stands_with", key], list(stands[key])) for key in ("merged", "taken") if stands.get(key)]
+    elif stands:
+        found.append((["stands_with"], list(stands)))
+    back = rule.get("not_back")
+    steps: list[tuple[list[str | int], Mapping[str, Any]]] = (
+        [(["not_back"], back)] if isinstance(back, Mapping) else [(["not_back", i], b) for i, b in enumerate(back or ())])
+    for at, step in steps:
+        found += [([*at, key], list(step[key])) for key in ("merged", "with", "unless_states") if step.get(key)]
+    return found
+
+
+def _is_element(rtype: str, name: str) -> bool:
+    """Whether ``name`` (``value[x]``: a choice) is a top-level element of an R4 ``rtype``, as the R4 schema the
+    validator uses lists them (a type the schema does not know: not judged here)."""
+    from conformance.validate import load_schema  # (loaded once a process: the merge rules read it too)
+
+    definition = load_schema().get("definitions", {}).get(rtype)
+    if not isinstance(definition, dict):
+        return True
+    names = definition.get("properties") or {}
+    if name.endswith("[x]"):
+        stem = name[:-3]
+        return any(n.startswith(stem) and n[len(stem):len(stem) + 1].isupper() for n in names)
+    return name in names and not name.startswith("_")
 
 
 def laid_over(shipped: Mapping[str, Any], site: Mapping[str, Any], origin: Path | str = "merge.yaml") -> dict[str, Any]:
@@ -751,7 +789,7 @@ _MERGE_ELEMENT: dict[str, Any] = {
         # ``{merged: [...]}``: every element but these stands (pfix38; the list form keeps its meaning)
         "stands_with": {"anyOf": [_NAMES, {"type": "object", "required": ["merged"], "additionalProperties": False,
                                            "properties": {"merged": {"type": "array", "items": {
-                                               "type": "string", "minLength": 1}}}}]},
+                                               "type": "string", "minLength": 1}}, "taken": _NAMES}}]},
         # stored values a placeholder's restatement (no status stated) is not written into (status36)
         "withdrawn": _NAMES,
         # a status no further than the resources a list element references, in ``progress`` order

@@ -14,7 +14,7 @@ from engine.merge_rules import shipped
 from mappings.site import DEFAULTS_DIR, SiteError, load_merge_file
 
 _STEP = "{from: [final, corrected, amended], to: [registered, preliminary], merged: [note]}"
-_STANDS = "      stands_with: {merged: [result]}\n"  # (inverted by pfix38: every element but these stands)
+_STANDS = "      stands_with: {merged: [result, identifier, basedOn], taken: [issued, \"effective[x]\"]}\n"  # (inverted: pfix38, pffix38)
 
 
 def _written(tmp_path: Path, step: str = _STEP, stands: str = _STANDS) -> Path:
@@ -35,7 +35,7 @@ def test_the_shipped_rules_keep_all_but_the_note_and_the_reports_times() -> None
     assert final.merged == frozenset({"note"}) and not final.whole, final
     assert withdrawn.whole and "OBX-11 C or F" in withdrawn.why, withdrawn
     status = shipped().plan("DiagnosticReport", "ORU").elements["status"]
-    assert (status.merged_with, status.stands_with) == (frozenset({"result"}), frozenset()), status
+    assert (status.merged_with, status.stands_with) == (frozenset({"result", "identifier", "basedOn"}), frozenset()), status
 
 
 def test_merged_and_stands_with_load(tmp_path: Path) -> None:

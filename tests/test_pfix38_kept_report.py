@@ -33,7 +33,7 @@ __all__ = ["engine", "module_http"]
 
 engine = module_eng
 
-_SHIPPED = "      stands_with: {merged: [result]}\n"
+_SHIPPED = "      stands_with: {merged: [result, identifier, basedOn], taken: [issued, \"effective[x]\"]}\n"  # (pffix38: taken)
 _OLD = '      stands_with: [issued, "effective[x]"]\n'  # (notback37's line: the times alone stand)
 
 
@@ -159,7 +159,7 @@ def test_the_list_form_and_the_inverted_form_as_the_merge_reads_them(tmp_path: P
     """The list names what stands (notback37's meaning, nothing inverted); the mapping what is merged --
     ``merged: []`` (nothing) loads too."""
     for line, stands, merged in ((_OLD, {"issued", "effectiveDateTime", "effectivePeriod"}, None),
-                                 (_SHIPPED, set(), {"result"}),
+                                 (_SHIPPED, set(), {"result", "identifier", "basedOn"}),
                                  ("      stands_with: {merged: []}\n", set(), set())):
         path = tmp_path / "merge.yaml"
         path.write_text(_site_text(line), encoding="utf-8")

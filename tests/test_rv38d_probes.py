@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import base64
 
-import pytest
 from fastapi.testclient import TestClient
 
 from engine.engine import Engine
@@ -62,8 +61,6 @@ def _final_then(engine: Engine, http: TestClient, tag: str, obx11: str) -> tuple
     return after, results, ack
 
 
-@pytest.mark.xfail(strict=True, reason="rv38d: HIGH a report kept final keeps the words of results since corrected: "
-                   "its conclusion, text and document say 'no abnormality' while its corrected impression says nodule")
 def test_a_corrected_impression_under_obr25_p_reaches_the_reports_words(engine: Engine, http: TestClient) -> None:
     """Final film (心肺膈未见明显异常。), then the PACS's correction of the impression (OBX-11 C) sent with
     OBR-25 P: the results are corrected (not a step back: they are stored), the report's status stays final
@@ -78,8 +75,6 @@ def test_a_corrected_impression_under_obr25_p_reaches_the_reports_words(engine: 
     assert _texts(http, after["id"]) == [f"双肺纹理清晰。\n{_NODULE}"]
 
 
-@pytest.mark.xfail(strict=True, reason="rv38d: HIGH a report kept final keeps the words of results restated final "
-                   "with other words: the report contradicts the final results it lists")
 def test_a_final_impression_restated_under_obr25_p_reaches_the_reports_words(engine: Engine, http: TestClient) -> None:
     """Final film, then the PACS's message with OBR-25 P whose results are final (OBX-11 F) with another
     impression: the results are stored final with the new words (a final over a final), the report stays
@@ -117,8 +112,6 @@ def test_a_kept_out_ps_empty_note_deletes_nothing_of_the_finals(engine: Engine, 
     assert [n["text"] for n in after["note"]] == ["危急值已电话通知张医生"], after
 
 
-@pytest.mark.xfail(strict=True, reason="rv38d: MED a final result new to a kept-final report is listed but its tube "
-                   "is not: the report's specimen list names none of the specimens its new result was measured on")
 def test_a_new_final_results_tube_joins_the_report_it_is_listed_in(engine: Engine, http: TestClient) -> None:
     """F potassium of tube A, then the LIS's message (OBR-25 P) of tube B: potassium P 5.0 (kept out) and sodium
     F 140 (a final result new to the report, stored, listed by the report). The report's specimen list must
@@ -137,8 +130,6 @@ def test_a_new_final_results_tube_joins_the_report_it_is_listed_in(engine: Engin
     assert sodium["status"] == "final" and sodium["specimen"] in after["specimen"], (sodium["specimen"], after["specimen"])
 
 
-@pytest.mark.xfail(strict=True, reason="rv38d: MED a correction under OBR-25 P is stored but its signer (OBR-32) is "
-                   "dropped: the report names the interpreter of the value it no longer holds")
 def test_a_correction_under_obr25_p_names_who_signed_it(engine: Engine, http: TestClient) -> None:
     """F 4.1 signed by 张三 (OBR-32), then the LIS's correction 4.3 (OBX-11 C) signed by 李四, sent with OBR-25 P:
     the result is corrected (stored), the report stays final (its results are not taken back) -- and the report
