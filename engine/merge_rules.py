@@ -1129,7 +1129,13 @@ class MergeRules:
         correction; asked only once found older, the common path pays nothing (status37). A message
         stating another status (``_moves``) is dated as one stating another value: the LIS's older X
         restating the final's value made it cancelled under AA -- held, W at the status's field (OBX-11),
-        as an older P is (review rv37e MED 2, LOW 3; thirty-seventh round, statfix37)."""
+        as an older P is (review rv37e MED 2, LOW 3; thirty-seventh round, statfix37).
+        A step forward over a stored status that would be a ``not_back`` step from the message's (the
+        LIS's F of 09:30 arriving after its P of 10:00) is no older restatement, whatever value it
+        states: in MSH-7 order that P would have been kept out of the final -- its value, time and all
+        (``not_back``: a final value changes only by C) -- so the F is the result either way, and the
+        result is the same in either arrival order. It had left "preliminary 5.0" (tfix35's hold of the
+        F's 4.1), the lab's final word lost to its earlier preliminary (thirty-eighth round, status38)."""
         dates: Dates | None = getattr(self._local, "at", None)
         if dates is None or source in NOT_THE_FEED:
             return False
@@ -1139,7 +1145,9 @@ class MergeRules:
             held, told = _stood(stored.get(name, _MISSING)), _stood(incoming.get(name, _MISSING))
             if held in ep.stands or told in ep.stands:
                 continue  # (a placeholder status, OBX-11 empty, is no reason to skip: the value is dated)
-            moved = _moves(ep, held, told, incoming)  # (another status stated: dated as a value is -- statfix37)
+            if told != held and _backward(ep, told, held, incoming) is not None:
+                continue  # (a step forward the stored status would be kept out of: the older F over a later P -- status38)
+            moved = _moves(ep, held, told)  # (another status stated: dated as a value is -- statfix37)
             if not moved and not _restates(ep, stored, incoming):
                 continue
             if dates.now.unusable:
@@ -2628,15 +2636,16 @@ def _restates(ep: ElementPlan, stored: Resource, incoming: Resource) -> bool:
     return any(incoming.get(n, _MISSING) is not _MISSING and incoming.get(n) != stored.get(n) for n in ep.dated_with)
 
 
-def _moves(ep: ElementPlan, held: Any, told: Any, incoming: Resource) -> bool:
+def _moves(ep: ElementPlan, held: Any, told: Any) -> bool:
     """Whether ``told`` states another status than the stored ``held`` -- a change of status an older
     message makes is dated as a changed value is (``MergeRules._restated_older``): the LIS's 09:30 X
     restating the value of its 10:00 final cancelled it under AA (review rv37e MED 2). Not a change:
     a placeholder on either side (OBX-11 empty states no status; a stored one no later message
-    stated), nor a step forward over a status that would be a ``not_back`` step from it (the older F
-    over a later P: in MSH-7 order the P was kept out -- the F stands either way; statfix37)."""
+    stated). (A step forward over a status that would be a ``not_back`` step from it -- the older F
+    over a later P -- is not dated at all, its value neither: ``_restated_older`` passes it first;
+    statfix37, status38.)"""
     return (told != held and isinstance(told, str) and isinstance(held, str) and told not in ep.placeholders
-            and held not in ep.placeholders and _backward(ep, told, held, incoming) is None)
+            and held not in ep.placeholders)
 
 
 def _restated(ep: ElementPlan, stored: Resource, incoming: Resource) -> tuple[str, ...]:

@@ -14,7 +14,7 @@ from engine.merge_rules import shipped
 from mappings.site import DEFAULTS_DIR, SiteError, load_merge_file
 
 _STEP = "{from: [final, corrected, amended], to: [registered, preliminary], merged: [note]}"
-_STANDS = '      stands_with: [issued, "effective[x]"]\n'
+_STANDS = '      stands_with: [issued, "effective[x]", specimen]\n'
 
 
 def _written(tmp_path: Path, step: str = _STEP, stands: str = _STANDS) -> Path:
@@ -34,7 +34,7 @@ def test_the_shipped_rules_keep_all_but_the_note_and_the_reports_times() -> None
     assert final.merged == frozenset({"note"}) and not final.whole, final
     assert withdrawn.whole and "OBX-11 C or F" in withdrawn.why, withdrawn
     stands = shipped().plan("DiagnosticReport", "ORU").elements["status"].stands_with
-    assert stands == frozenset({"issued", "effectiveDateTime", "effectivePeriod"}), stands
+    assert stands == frozenset({"issued", "effectiveDateTime", "effectivePeriod", "specimen"}), stands  # (status38)
 
 
 def test_merged_and_stands_with_load(tmp_path: Path) -> None:
