@@ -43,7 +43,7 @@ _RESERVED = frozenset({"key", "owner", "slices", "follows", "when", "was", "stan
                        "progress", "names_all_of", "another", "another_if", "status_follows", "inherits",
                        "another_person", "keeps", "history", "history_unless",
                        "history_taken_back_by", "lines_of", "text_of", "until_later", "displays", "states",
-                       "not_from_older", "not_back", "withdrawn", "stands_with"})
+                       "not_from_older", "not_back", "withdrawn", "stands_with", "all_results"})
 PANEL = "; "  # between the tests a panel's ``code.text`` names (``names_all_of``)
 # on a report's ``code`` that is huren's stand-in, not the sender's statement: its groups named no test (OBR-4
 # empty) and the converter gave it its first result's code (``results.diagnostic_report``); ``_another`` does
@@ -399,6 +399,10 @@ class ElementPlan:
     # carrying none) -- its times (OBR-7, OBR-22): the P's re-drawn 11:00 dated the final report (rv37a
     # MED 5; notback37)
     stands_with: frozenset[str] = frozenset()
+    # ``all_results`` (an ``as_far_as`` status: a report's): status -> result statuses; the report whose
+    # every listed result, as merged, is of one of them is of that status, the first that holds -- all
+    # withdrawn: entered-in-error; none obtained or withdrawn: cancelled (status38)
+    all_results: tuple[tuple[str, frozenset[str]], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -721,6 +725,7 @@ class MergeRules:
                            withdrawn=frozenset(rule.get("withdrawn") or ()),
                            stands_with=frozenset(n for named in rule.get("stands_with") or ()
                                                  for n in _chosen(str(named), choices)),
+                           all_results=all_results_in(rule),
                            dated_with=frozenset(n for named in (rule["until_later"] if isinstance(
                                rule.get("until_later"), list) else ()) for n in _chosen(str(named), choices)),
                            was=tuple((str(element), tuple((tuple(path.split(".")), frozenset(values))
@@ -1031,8 +1036,8 @@ class MergeRules:
             if not then and held not in ep.stands:  # (a FHIR client's version of a plain value)
                 then = self._carried(rtype, stored, name, dates, provs)
             verdict, why, by = settle(dates.now, then, stands=held in ep.stands)
-            if verdict == "unknown" and _by_results(ep, held, told):
-                verdict = "later"  # (a report's step back: its results decide it, ``_over`` -- as over a final)
+            if verdict == "unknown" and (_by_results(ep, held, told) or _of_results(ep, name, told, said, incoming)):
+                verdict = "later"  # (a report's step back, or its status read off its results: they decide it, ``_over``)
             changed = _restated(ep, stored, incoming) if vague else (name,)
             at = said.first_at(changed, incoming) if said is not None else None
             decide = getattr(dates, "decide", None) if verdict == "unknown" and not dates.now.unusable else None
@@ -1938,6 +1943,9 @@ class MergeRules:
                            f"{incoming['resourceType']}.{name}", issues if issues is not None else [])
             out[name] = stored[name]
             return
+        if ep.all_results and incoming_refs and self._none_standing(name, ep, incoming, out, incoming_refs, fields,
+                                                                    source, issues):
+            return  # (every result it lists withdrawn or not obtained, as merged: the report with them -- status38)
         if (ep.as_far_as and incoming_refs and stored.get(name) in _DONE and out.get(name) in _BEFORE
                 and self._none_before(incoming_refs)):
             # the message's results, as merged, are all final still (a result's P after its F does not
@@ -1991,6 +1999,47 @@ class MergeRules:
         if isinstance(st, dict) and isinstance(inc, dict) and not same_concept(st, inc):
             labels = [*(st["text"].split(PANEL) if not _codes(st) and st.get("text") else [concept_label(st)])]
             out[name] = {"text": PANEL.join(dict.fromkeys([*labels, concept_label(inc)]))}
+
+    def _none_standing(self, name: str, ep: ElementPlan, incoming: Resource, out: Resource, refs: set[Any],
+                       fields: Mapping[str, str], source: str, issues: list[Issue] | None) -> bool:
+        """``all_results``: a report none of whose listed results stands as merged -- each withdrawn
+        (entered-in-error) or not obtained (cancelled) -- is of the status the first entry that holds
+        gives (R4 diagnostic-report-status: entered-in-error, "withdrawn following a previous final
+        release"; cancelled, "not started or not completed"), unless the message's OBR-25 states a
+        status beside the path itself (X: the lab's cancel of the order, cancelled -- R4: "if real-world
+        activity has occurred, the status should be cancelled rather than entered-in-error"; the RIS's
+        X with every line W is cancelled, rvres35). Asked only where the two can differ: the status was
+        read off the message's results (OBR-25 empty: the LIS's X over a withdrawn result, held by
+        ``not_back``, made the report cancelled beside its one result still withdrawn), or one of its
+        results was ``held`` in this write while the message states a status on the path (an A, or a
+        status alone with OBR-25 F, over W: the report read corrected or final with nothing standing).
+        Otherwise each result was merged as stated and the message's status is the sender's word on
+        them (as before). True when decided (``out`` set; W at the status's field when the message's
+        value is not the one stored; thirty-eighth round, status38)."""
+        beside = frozenset().union(*(of for _, of in ep.all_results))
+        if out.get(name) in beside:
+            if f"{incoming['resourceType']}.{name}" in fields:
+                return False  # (OBR-25 X stated: the sender's cancel stands)
+        else:
+            held = getattr(self._local, "held", None)
+            if not (held and any(r in held for r in refs)):
+                return False
+        listed = [e["reference"] for e in out.get(ep.as_far_as) or ()
+                  if isinstance(e, dict) and isinstance(e.get("reference"), str)]
+        read = self._read_all(listed)
+        statuses = {(read.get(ref) or {}).get("status") for ref in listed}
+        status = next((s for s, of in ep.all_results if statuses and statuses <= of), None)
+        if status is None:
+            return False
+        if out.get(name) != status:
+            told = incoming.get(name, _MISSING)
+            if told is not _MISSING and told != status:
+                self._conflict(ep.conflict, f"{incoming['resourceType']}.{name}: {_writer(source)}'s "
+                               f"value {_show(told)} was not stored: every result the report lists is, as stored, "
+                               f"{' or '.join(sorted(statuses))} -- the report is {_show(status)}",
+                               f"{incoming['resourceType']}.{name}", issues if issues is not None else [])
+            out[name] = status
+        return True
 
     def _none_before(self, refs: set[Any]) -> bool:
         """Whether none of ``refs`` (a report's results this message lists), as this write merged them
@@ -2694,6 +2743,17 @@ def _stands_with(ep: ElementPlan, stored: Resource, out: Resource) -> str:
         else:
             out.pop(n, None)
     return f"; and with it {', '.join(kept)} as stored: this message's {said} was not stored"
+
+
+def _of_results(ep: ElementPlan, name: str, told: Any, said: Said | None, incoming: Resource) -> bool:
+    """Whether ``told`` is a report status read off the message's results (OBR-25 stating none: no
+    ``Said.fields`` entry) that ``all_results`` gives -- cancelled (X), entered-in-error (W). The results
+    are each dated on their own and the report follows them as merged (``MergeRules._none_standing``):
+    not told which message is later, no refusal -- another sender's X over a withdrawn result is held
+    there (AA), and its report read cancelled had been refused (AE) for a status no field stated
+    (thirty-eighth round, status38)."""
+    return (bool(ep.all_results) and said is not None and any(told == s for s, _ in ep.all_results)
+            and bool(incoming.get(ep.as_far_as)) and all(n != name for n, _ in said.fields))
 
 
 def _backward(ep: ElementPlan, held: Any, told: Any, incoming: Resource) -> Back | None:
@@ -3607,6 +3667,19 @@ def names_every_test(stored: Any, incoming: Any) -> bool:
         return False
     wanted = _tests(stored)
     return set(wanted if wanted is not None else [concept_label(stored)]) <= set(panel)
+
+
+def all_results_in(rule: Mapping[str, Any]) -> tuple[tuple[str, frozenset[str]], ...]:
+    """An element rule's ``all_results`` (status -> result statuses), in its order."""
+    return tuple((str(status), frozenset(of)) for status, of in (rule.get("all_results") or {}).items())
+
+
+def all_results_of(merge: Mapping[str, Any] | None, rtype: str, element: str) -> tuple[tuple[str, frozenset[str]], ...]:
+    """The ``all_results`` of an element's rule (DiagnosticReport ``status``) in a site's merge.yaml data,
+    else the shipped file's: the converter reads it for one group's results (OBR-25 empty), the merge
+    for the report's results as merged (``MergeRules._none_standing``)."""
+    rule = (((merge or shipped().data).get("resources") or {}).get(rtype) or {}).get(element)
+    return all_results_in(rule) if isinstance(rule, Mapping) else ()
 
 
 def progress_of(merge: Mapping[str, Any] | None, rtype: str, element: str) -> Mapping[str, int]:
