@@ -1036,7 +1036,7 @@ class MergeRules:
             if not then and held not in ep.stands:  # (a FHIR client's version of a plain value)
                 then = self._carried(rtype, stored, name, dates, provs)
             verdict, why, by = settle(dates.now, then, stands=held in ep.stands)
-            if verdict == "unknown" and (_by_results(ep, held, told) or _of_results(ep, name, told, said, incoming)):
+            if verdict == "unknown" and (_by_results(ep, held, told) or _of_results(ep, told, incoming)):
                 verdict = "later"  # (a report's step back, or its status read off its results: they decide it, ``_over``)
             changed = _restated(ep, stored, incoming) if vague else (name,)
             at = said.first_at(changed, incoming) if said is not None else None
@@ -2745,15 +2745,15 @@ def _stands_with(ep: ElementPlan, stored: Resource, out: Resource) -> str:
     return f"; and with it {', '.join(kept)} as stored: this message's {said} was not stored"
 
 
-def _of_results(ep: ElementPlan, name: str, told: Any, said: Said | None, incoming: Resource) -> bool:
-    """Whether ``told`` is a report status read off the message's results (OBR-25 stating none: no
-    ``Said.fields`` entry) that ``all_results`` gives -- cancelled (X), entered-in-error (W). The results
-    are each dated on their own and the report follows them as merged (``MergeRules._none_standing``):
-    not told which message is later, no refusal -- another sender's X over a withdrawn result is held
-    there (AA), and its report read cancelled had been refused (AE) for a status no field stated
-    (thirty-eighth round, status38)."""
-    return (bool(ep.all_results) and said is not None and any(told == s for s, _ in ep.all_results)
-            and bool(incoming.get(ep.as_far_as)) and all(n != name for n, _ in said.fields))
+def _of_results(ep: ElementPlan, told: Any, incoming: Resource) -> bool:
+    """Whether ``told`` is a report status beside the path that ``all_results`` gives (cancelled: X;
+    entered-in-error: W read off the results) in a message listing results. Each result is dated on its
+    own and the report follows them as merged (``MergeRules._none_standing``) -- or, OBR-25 X stated, is
+    the lab's cancel: either way no result comes back by it, so not told which message is later is no
+    refusal. Another sender's X over a withdrawn result is held (AA, status37) and its report, read
+    cancelled, had been refused (AE) for want of a time (thirty-eighth round, status38)."""
+    return (bool(ep.all_results) and any(told == s for s, _ in ep.all_results)
+            and bool(incoming.get(ep.as_far_as)))
 
 
 def _backward(ep: ElementPlan, held: Any, told: Any, incoming: Resource) -> Back | None:
