@@ -818,6 +818,8 @@ class MergeRules:
                     continue  # (the same status, nothing it is dated with changed: nothing to date)
                 if _backward(ep, held, told, incoming):
                     continue  # (a P over a correction: ``_not_back`` decides, as over a final -- rv36c HIGH 1)
+                if _backward(ep, told, held, incoming):
+                    continue  # (the older C over a later P: in MSH-7 order the P was kept out -- status38)
                 lifted = self._dated(rtype, plan, stored, incoming, source, said, issues)
                 if lifted is None:
                     return Combined(dict(stored), issues)
@@ -1052,6 +1054,8 @@ class MergeRules:
                                               f"which message is later could not be told -- {why}",
                                "expression": [f"{rtype}.{n}" for n in changed], **({"location": [at]} if at else {})})
                 verdict = "later"
+            if verdict == "older" and held in _BEFORE and self._results_stepped(ep, incoming):
+                verdict = "later"  # (its results, each dated, stepped forward past their later P: status38)
             if verdict == "later":
                 if not vague:  # (a placeholder lifts nothing: the stored status stays, ``_element_value``)
                     lifted.add(name)
@@ -1081,6 +1085,17 @@ class MergeRules:
             self._hold(rtype, stored, incoming)
             return None
         return frozenset(lifted)
+
+    def _results_stepped(self, ep: ElementPlan, incoming: Resource) -> bool:
+        """``as_far_as``: whether an older message's report status over a stored one before final (its
+        later P) follows its results as merged -- each dated on its own, none ``held`` in this write and
+        none before final: they stepped forward past the later P, which in MSH-7 order would have been
+        kept out of them (``not_back``). The LIS's C or W of 09:30 arriving after its P of 10:00 left the
+        report preliminary (held as older) beside its result corrected or withdrawn (thirty-eighth round,
+        status38)."""
+        refs = {e.get("reference") for e in incoming.get(ep.as_far_as) or () if isinstance(e, dict)}
+        held = getattr(self._local, "held", None) or {}
+        return bool(refs) and not any(r in held for r in refs) and self._none_before(refs)
 
     def _hold(self, rtype: str, stored: Resource, incoming: Resource) -> None:
         """Mark ``stored`` ``held``: this message's statement of it was not written (older, or a
