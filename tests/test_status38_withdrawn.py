@@ -19,11 +19,14 @@ Real HL7 v2 through ``POST /hl7v2`` (one over MLLP) into the real store on each 
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from fastapi.testclient import TestClient
 
 from engine.engine import Engine
-from engine.merge_rules import shipped
+from engine.merge_rules import MergeRules, all_results_of, shipped
+from mappings.site import DEFAULTS_DIR, SiteError, load_merge_file
 from tests.hl7_calls import err_lines, mllp, module_http, post, written
 from tests.module_store import module_eng
 from tests.test_ordfix36_final_back import _result
@@ -182,3 +185,29 @@ def test_a_withdrawn_result_beside_one_standing_leaves_the_report_with_that_one(
                       for r in _get(http, "DiagnosticReport", report["id"])["result"])
     assert statuses == ["entered-in-error", "final"], statuses
     assert _get(http, "DiagnosticReport", report["id"])["status"] == "final"
+
+
+_ALL = "      all_results: {entered-in-error: [entered-in-error], cancelled: [cancelled, entered-in-error]}\n"
+
+
+def _site(tmp_path: Path, line: str) -> Path:
+    """The shipped ``merge.yaml`` with DiagnosticReport.status's ``all_results`` line replaced by ``line``."""
+    text = (DEFAULTS_DIR / "merge.yaml").read_text(encoding="utf-8")
+    assert text.count(_ALL) == 1
+    path = tmp_path / "merge.yaml"
+    path.write_text(text.replace(_ALL, line), encoding="utf-8")
+    return path
+
+
+def test_a_sites_all_results_loads_in_its_order_and_a_bad_one_is_refused(tmp_path: Path) -> None:
+    """The shipped entries, as the merge and the converter read them (in their order: entered-in-error
+    first); a site's own loads; one naming no status list is refused at load, naming the file."""
+    assert all_results_of(None, "DiagnosticReport", "status") == (
+        ("entered-in-error", frozenset({"entered-in-error"})),
+        ("cancelled", frozenset({"cancelled", "entered-in-error"})))
+    rules = MergeRules(load_merge_file(_site(tmp_path, "      all_results: {cancelled: [cancelled]}\n")))
+    assert rules.plan("DiagnosticReport", "ORU").elements["status"].all_results == (
+        ("cancelled", frozenset({"cancelled"})),)
+    for bad in ("      all_results: {cancelled: []}\n", "      all_results: cancelled\n"):
+        with pytest.raises(SiteError, match="merge.yaml"):
+            load_merge_file(_site(tmp_path, bad))
