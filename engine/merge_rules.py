@@ -391,6 +391,9 @@ class ElementPlan:
     # ``not_back``: the steps back the writer does not take (``Back``: a result's P after its F, an X
     # over a withdrawn result: ``MergeRules._not_back``) -- one mapping, or a list of them
     not_back: tuple[Back, ...] = ()
+    # every (from, to) pair a ``not_back`` step names: a look-up before ``_backward`` where most statuses
+    # are no step (a correction over a final, asked the other way round for each result: status38)
+    back_pairs: frozenset[tuple[str, str]] = frozenset()
     # ``withdrawn: [entered-in-error]``: stored values (in ``stands``) a placeholder's restatement is not
     # written into -- a withdrawn result comes back only by a message stating its status (``_dated``)
     withdrawn: frozenset[str] = frozenset()
@@ -722,6 +725,10 @@ class MergeRules:
                            not_back=tuple(_back(step, choices) for step in (
                                [rule["not_back"]] if isinstance(rule.get("not_back"), Mapping)
                                else rule.get("not_back") or ())),
+                           back_pairs=frozenset((str(o), str(t)) for step in (
+                               [rule["not_back"]] if isinstance(rule.get("not_back"), Mapping)
+                               else rule.get("not_back") or ()) for o in step.get("from") or ()
+                               for t in step.get("to") or ()),
                            withdrawn=frozenset(rule.get("withdrawn") or ()),
                            stands_with=frozenset(n for named in rule.get("stands_with") or ()
                                                  for n in _chosen(str(named), choices)),
@@ -818,7 +825,8 @@ class MergeRules:
                     continue  # (the same status, nothing it is dated with changed: nothing to date)
                 if _backward(ep, held, told, incoming):
                     continue  # (a P over a correction: ``_not_back`` decides, as over a final -- rv36c HIGH 1)
-                if _backward(ep, told, held, incoming):
+                if type(told) is str and type(held) is str and (told, held) in ep.back_pairs \
+                        and _backward(ep, told, held, incoming):
                     continue  # (the older C over a later P: in MSH-7 order the P was kept out -- status38)
                 lifted = self._dated(rtype, plan, stored, incoming, source, said, issues)
                 if lifted is None:
