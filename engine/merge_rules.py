@@ -825,9 +825,12 @@ class MergeRules:
                     continue  # (the same status, nothing it is dated with changed: nothing to date)
                 if _backward(ep, held, told, incoming):
                     continue  # (a P over a correction: ``_not_back`` decides, as over a final -- rv36c HIGH 1)
+                # (the older C over a later P: in MSH-7 order the P was kept out -- status38; asked as the
+                # stored statement over the message's: a later F stating its value over an older W with none
+                # is a result, not a status alone, so the W is dated and held)
                 if type(told) is str and type(held) is str and (told, held) in ep.back_pairs \
-                        and _backward(ep, told, held, incoming):
-                    continue  # (the older C over a later P: in MSH-7 order the P was kept out -- status38)
+                        and _backward(ep, told, held, stored):
+                    continue
                 lifted = self._dated(rtype, plan, stored, incoming, source, said, issues)
                 if lifted is None:
                     return Combined(dict(stored), issues)
@@ -1173,7 +1176,7 @@ class MergeRules:
             held, told = _stood(stored.get(name, _MISSING)), _stood(incoming.get(name, _MISSING))
             if held in ep.stands or told in ep.stands:
                 continue  # (a placeholder status, OBX-11 empty, is no reason to skip: the value is dated)
-            if told != held and _backward(ep, told, held, incoming) is not None:
+            if told != held and _backward(ep, told, held, stored) is not None:
                 continue  # (a step forward the stored status would be kept out of: the older F over a later P -- status38)
             moved = _moves(ep, held, told)  # (another status stated: dated as a value is -- statfix37)
             if not moved and not _restates(ep, stored, incoming):
