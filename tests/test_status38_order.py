@@ -143,3 +143,11 @@ def test_the_status_fixtures_send_obr25_where_hl7_puts_it() -> None:
                         _potassium("S38O-F", "20261203100000", "S38OMF", "S38OPF", "4.1", "N", status)):
             (obr,) = [s.split("|") for s in message.split("\r") if s.startswith("OBR|")]
             assert (obr[24], obr[25]) == ("CH", obr25), (status, obr)
+
+
+def test_an_older_withdrawal_stating_no_value_under_a_later_final_is_held(engine: Engine, http: TestClient) -> None:
+    """F 4.1 (10:00), then the LIS's W of 09:30 with OBX-5 empty arriving last: in MSH-7 order the W, then the
+    F stating its value (a result, which brings a withdrawal back) -- so final 4.1. The step forward is asked
+    of the stored statement (its value), not the W's (none): the W is dated and held, not taken."""
+    state, ack = _two_orders(engine, http, "10", ("20261203100000", "4.1", "F"), ("20261203093000", "", "W"))
+    assert state[:2] == ("final", 4.1), (state, err_lines(ack))
