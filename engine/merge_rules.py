@@ -43,7 +43,7 @@ _RESERVED = frozenset({"key", "owner", "slices", "follows", "when", "was", "stan
                        "progress", "names_all_of", "another", "another_if", "status_follows", "inherits",
                        "another_person", "keeps", "history", "history_unless",
                        "history_taken_back_by", "lines_of", "text_of", "until_later", "displays", "states",
-                       "not_from_older", "not_back", "withdrawn", "stands_with"})
+                       "not_from_older", "not_back", "withdrawn", "stands_with", "all_results"})
 PANEL = "; "  # between the tests a panel's ``code.text`` names (``names_all_of``)
 # on a report's ``code`` that is huren's stand-in, not the sender's statement: its groups named no test (OBR-4
 # empty) and the converter gave it its first result's code (``results.diagnostic_report``); ``_another`` does
@@ -391,6 +391,9 @@ class ElementPlan:
     # ``not_back``: the steps back the writer does not take (``Back``: a result's P after its F, an X
     # over a withdrawn result: ``MergeRules._not_back``) -- one mapping, or a list of them
     not_back: tuple[Back, ...] = ()
+    # every (from, to) pair a ``not_back`` step names: a look-up before ``_backward`` where most statuses
+    # are no step (a correction over a final, asked the other way round for each result: status38)
+    back_pairs: frozenset[tuple[str, str]] = frozenset()
     # ``withdrawn: [entered-in-error]``: stored values (in ``stands``) a placeholder's restatement is not
     # written into -- a withdrawn result comes back only by a message stating its status (``_dated``)
     withdrawn: frozenset[str] = frozenset()
@@ -409,6 +412,10 @@ class ElementPlan:
     # alone stated stays out beside it (``_over``): the inverted form had kept a correction's words, signer
     # and tube out of the report it was listed in (review rv38d HIGH 1-2, MED 3-4; pffix38)
     taken_with: frozenset[str] = frozenset()
+    # ``all_results`` (an ``as_far_as`` status: a report's): status -> result statuses; the report whose
+    # every listed result, as merged, is of one of them is of that status, the first that holds -- all
+    # withdrawn: entered-in-error; none obtained or withdrawn: cancelled (status38)
+    all_results: tuple[tuple[str, frozenset[str]], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -743,6 +750,10 @@ class MergeRules:
                            not_back=tuple(_back(step, choices) for step in (
                                [rule["not_back"]] if isinstance(rule.get("not_back"), Mapping)
                                else rule.get("not_back") or ())),
+                           back_pairs=frozenset((str(o), str(t)) for step in (
+                               [rule["not_back"]] if isinstance(rule.get("not_back"), Mapping)
+                               else rule.get("not_back") or ()) for o in step.get("from") or ()
+                               for t in step.get("to") or ()),
                            withdrawn=frozenset(rule.get("withdrawn") or ()),
                            stands_with=frozenset(n for named in (() if inverted else stands_with or ())
                                                  for n in _chosen(str(named), choices)),
@@ -750,6 +761,7 @@ class MergeRules:
                                                  for n in _chosen(str(named), choices)) if inverted else None,
                            taken_with=frozenset(n for named in (stands_with.get("taken") or () if inverted else ())
                                                 for n in _chosen(str(named), choices)),
+                           all_results=all_results_in(rule),
                            dated_with=frozenset(n for named in (rule["until_later"] if isinstance(
                                rule.get("until_later"), list) else ()) for n in _chosen(str(named), choices)),
                            was=tuple((str(element), tuple((tuple(path.split(".")), frozenset(values))
@@ -843,6 +855,12 @@ class MergeRules:
                     continue  # (the same status, nothing it is dated with changed: nothing to date)
                 if _backward(ep, held, told, incoming):
                     continue  # (a P over a correction: ``_not_back`` decides, as over a final -- rv36c HIGH 1)
+                # (the older C over a later P: in MSH-7 order the P was kept out -- status38; asked as the
+                # stored statement over the message's: a later F stating its value over an older W with none
+                # is a result, not a status alone, so the W is dated and held)
+                if type(told) is str and type(held) is str and (told, held) in ep.back_pairs \
+                        and _backward(ep, told, held, stored):
+                    continue
                 lifted = self._dated(rtype, plan, stored, incoming, source, said, issues)
                 if lifted is None:
                     return Combined(dict(stored), issues)
@@ -1073,8 +1091,8 @@ class MergeRules:
             if not then and held not in ep.stands:  # (a FHIR client's version of a plain value)
                 then = self._carried(rtype, stored, name, dates, provs)
             verdict, why, by = settle(dates.now, then, stands=held in ep.stands)
-            if verdict == "unknown" and _by_results(ep, held, told):
-                verdict = "later"  # (a report's step back: its results decide it, ``_over`` -- as over a final)
+            if verdict == "unknown" and (_by_results(ep, held, told) or _of_results(ep, told, incoming)):
+                verdict = "later"  # (a report's step back, or its status read off its results: they decide it, ``_over``)
             changed = _restated(ep, stored, incoming) if vague else (name,)
             at = said.first_at(changed, incoming) if said is not None else None
             decide = getattr(dates, "decide", None) if verdict == "unknown" and not dates.now.unusable else None
@@ -1089,6 +1107,8 @@ class MergeRules:
                                               f"which message is later could not be told -- {why}",
                                "expression": [f"{rtype}.{n}" for n in changed], **({"location": [at]} if at else {})})
                 verdict = "later"
+            if verdict == "older" and held in _BEFORE and self._results_stepped(ep, incoming):
+                verdict = "later"  # (its results, each dated, stepped forward past their later P: status38)
             if verdict == "later":
                 if not vague:  # (a placeholder lifts nothing: the stored status stays, ``_element_value``)
                     lifted.add(name)
@@ -1118,6 +1138,17 @@ class MergeRules:
             self._hold(rtype, stored, incoming)
             return None
         return frozenset(lifted)
+
+    def _results_stepped(self, ep: ElementPlan, incoming: Resource) -> bool:
+        """``as_far_as``: whether an older message's report status over a stored one before final (its
+        later P) follows its results as merged -- each dated on its own, none ``held`` in this write and
+        none before final: they stepped forward past the later P, which in MSH-7 order would have been
+        kept out of them (``not_back``). The LIS's C or W of 09:30 arriving after its P of 10:00 left the
+        report preliminary (held as older) beside its result corrected or withdrawn (thirty-eighth round,
+        status38)."""
+        refs = {e.get("reference") for e in incoming.get(ep.as_far_as) or () if isinstance(e, dict)}
+        held = getattr(self._local, "held", None) or {}
+        return bool(refs) and not any(r in held for r in refs) and self._none_before(refs)
 
     def _hold(self, rtype: str, stored: Resource, incoming: Resource) -> None:
         """Mark ``stored`` ``held``: this message's statement of it was not written (older, or a
@@ -1171,7 +1202,13 @@ class MergeRules:
         correction; asked only once found older, the common path pays nothing (status37). A message
         stating another status (``_moves``) is dated as one stating another value: the LIS's older X
         restating the final's value made it cancelled under AA -- held, W at the status's field (OBX-11),
-        as an older P is (review rv37e MED 2, LOW 3; thirty-seventh round, statfix37)."""
+        as an older P is (review rv37e MED 2, LOW 3; thirty-seventh round, statfix37).
+        A step forward over a stored status that would be a ``not_back`` step from the message's (the
+        LIS's F of 09:30 arriving after its P of 10:00) is no older restatement, whatever value it
+        states: in MSH-7 order that P would have been kept out of the final -- its value, time and all
+        (``not_back``: a final value changes only by C) -- so the F is the result either way, and the
+        result is the same in either arrival order. It had left "preliminary 5.0" (tfix35's hold of the
+        F's 4.1), the lab's final word lost to its earlier preliminary (thirty-eighth round, status38)."""
         dates: Dates | None = getattr(self._local, "at", None)
         if dates is None or source in NOT_THE_FEED:
             return False
@@ -1181,7 +1218,9 @@ class MergeRules:
             held, told = _stood(stored.get(name, _MISSING)), _stood(incoming.get(name, _MISSING))
             if held in ep.stands or told in ep.stands:
                 continue  # (a placeholder status, OBX-11 empty, is no reason to skip: the value is dated)
-            moved = _moves(ep, held, told, incoming)  # (another status stated: dated as a value is -- statfix37)
+            if told != held and _backward(ep, told, held, stored) is not None:
+                continue  # (a step forward the stored status would be kept out of: the older F over a later P -- status38)
+            moved = _moves(ep, held, told)  # (another status stated: dated as a value is -- statfix37)
             if not moved and not _restates(ep, stored, incoming):
                 continue
             if dates.now.unusable:
@@ -1991,6 +2030,9 @@ class MergeRules:
                            f"{incoming['resourceType']}.{name}", issues if issues is not None else [])
             out[name] = stored[name]
             return stood[1]
+        if ep.all_results and incoming_refs and self._none_standing(name, ep, incoming, out, incoming_refs, fields,
+                                                                    source, issues):
+            return frozenset()  # (every result it lists withdrawn or not obtained, as merged: the report with them -- status38)
         if (ep.as_far_as and incoming_refs and stored.get(name) in _DONE and out.get(name) in _BEFORE
                 and self._none_before(incoming_refs)):
             # the message's results, as merged, are all final still (a result's P after its F does not
@@ -2061,6 +2103,47 @@ class MergeRules:
             labels = [*(st["text"].split(PANEL) if not _codes(st) and st.get("text") else [concept_label(st)])]
             out[name] = {"text": PANEL.join(dict.fromkeys([*labels, concept_label(inc)]))}
         return standing
+
+    def _none_standing(self, name: str, ep: ElementPlan, incoming: Resource, out: Resource, refs: set[Any],
+                       fields: Mapping[str, str], source: str, issues: list[Issue] | None) -> bool:
+        """``all_results``: a report none of whose listed results stands as merged -- each withdrawn
+        (entered-in-error) or not obtained (cancelled) -- is of the status the first entry that holds
+        gives (R4 diagnostic-report-status: entered-in-error, "withdrawn following a previous final
+        release"; cancelled, "not started or not completed"), unless the message's OBR-25 states a
+        status beside the path itself (X: the lab's cancel of the order, cancelled -- R4: "if real-world
+        activity has occurred, the status should be cancelled rather than entered-in-error"; the RIS's
+        X with every line W is cancelled, rvres35). Asked only where the two can differ: the status was
+        read off the message's results (OBR-25 empty: the LIS's X over a withdrawn result, held by
+        ``not_back``, made the report cancelled beside its one result still withdrawn), or one of its
+        results was ``held`` in this write while the message states a status on the path (an A, or a
+        status alone with OBR-25 F, over W: the report read corrected or final with nothing standing).
+        Otherwise each result was merged as stated and the message's status is the sender's word on
+        them (as before). True when decided (``out`` set; W at the status's field when the message's
+        value is not the one stored; thirty-eighth round, status38)."""
+        beside = frozenset().union(*(of for _, of in ep.all_results))
+        if out.get(name) in beside:
+            if f"{incoming['resourceType']}.{name}" in fields:
+                return False  # (OBR-25 X stated: the sender's cancel stands)
+        else:
+            held = getattr(self._local, "held", None)
+            if not (held and any(r in held for r in refs)):
+                return False
+        listed = [e["reference"] for e in out.get(ep.as_far_as) or ()
+                  if isinstance(e, dict) and isinstance(e.get("reference"), str)]
+        read = self._read_all(listed)
+        statuses = {(read.get(ref) or {}).get("status") for ref in listed}
+        status = next((s for s, of in ep.all_results if statuses and statuses <= of), None)
+        if status is None:
+            return False
+        if out.get(name) != status:
+            told = incoming.get(name, _MISSING)
+            if told is not _MISSING and told != status:
+                self._conflict(ep.conflict, f"{incoming['resourceType']}.{name}: {_writer(source)}'s "
+                               f"value {_show(told)} was not stored: every result the report lists is, as stored, "
+                               f"{' or '.join(sorted(statuses))} -- the report is {_show(status)}",
+                               f"{incoming['resourceType']}.{name}", issues if issues is not None else [])
+            out[name] = status
+        return True
 
     def _none_before(self, refs: set[Any]) -> bool:
         """Whether none of ``refs`` (a report's results this message lists), as this write merged them
@@ -2719,15 +2802,16 @@ def _restates(ep: ElementPlan, stored: Resource, incoming: Resource) -> bool:
     return any(incoming.get(n, _MISSING) is not _MISSING and incoming.get(n) != stored.get(n) for n in ep.dated_with)
 
 
-def _moves(ep: ElementPlan, held: Any, told: Any, incoming: Resource) -> bool:
+def _moves(ep: ElementPlan, held: Any, told: Any) -> bool:
     """Whether ``told`` states another status than the stored ``held`` -- a change of status an older
     message makes is dated as a changed value is (``MergeRules._restated_older``): the LIS's 09:30 X
     restating the value of its 10:00 final cancelled it under AA (review rv37e MED 2). Not a change:
     a placeholder on either side (OBX-11 empty states no status; a stored one no later message
-    stated), nor a step forward over a status that would be a ``not_back`` step from it (the older F
-    over a later P: in MSH-7 order the P was kept out -- the F stands either way; statfix37)."""
+    stated). (A step forward over a status that would be a ``not_back`` step from it -- the older F
+    over a later P -- is not dated at all, its value neither: ``_restated_older`` passes it first;
+    statfix37, status38.)"""
     return (told != held and isinstance(told, str) and isinstance(held, str) and told not in ep.placeholders
-            and held not in ep.placeholders and _backward(ep, told, held, incoming) is None)
+            and held not in ep.placeholders)
 
 
 def _restated(ep: ElementPlan, stored: Resource, incoming: Resource) -> tuple[str, ...]:
@@ -2862,6 +2946,17 @@ def _references(resources: Iterable[Any]) -> Iterator[str]:
             yield from _references(value.values())
         elif isinstance(value, list):
             yield from _references(value)
+
+
+def _of_results(ep: ElementPlan, told: Any, incoming: Resource) -> bool:
+    """Whether ``told`` is a report status beside the path that ``all_results`` gives (cancelled: X;
+    entered-in-error: W read off the results) in a message listing results. Each result is dated on its
+    own and the report follows them as merged (``MergeRules._none_standing``) -- or, OBR-25 X stated, is
+    the lab's cancel: either way no result comes back by it, so not told which message is later is no
+    refusal. Another sender's X over a withdrawn result is held (AA, status37) and its report, read
+    cancelled, had been refused (AE) for want of a time (thirty-eighth round, status38)."""
+    return (bool(ep.all_results) and any(told == s for s, _ in ep.all_results)
+            and bool(incoming.get(ep.as_far_as)))
 
 
 def _backward(ep: ElementPlan, held: Any, told: Any, incoming: Resource) -> Back | None:
@@ -3775,6 +3870,19 @@ def names_every_test(stored: Any, incoming: Any) -> bool:
         return False
     wanted = _tests(stored)
     return set(wanted if wanted is not None else [concept_label(stored)]) <= set(panel)
+
+
+def all_results_in(rule: Mapping[str, Any]) -> tuple[tuple[str, frozenset[str]], ...]:
+    """An element rule's ``all_results`` (status -> result statuses), in its order."""
+    return tuple((str(status), frozenset(of)) for status, of in (rule.get("all_results") or {}).items())
+
+
+def all_results_of(merge: Mapping[str, Any] | None, rtype: str, element: str) -> tuple[tuple[str, frozenset[str]], ...]:
+    """The ``all_results`` of an element's rule (DiagnosticReport ``status``) in a site's merge.yaml data,
+    else the shipped file's: the converter reads it for one group's results (OBR-25 empty), the merge
+    for the report's results as merged (``MergeRules._none_standing``)."""
+    rule = (((merge or shipped().data).get("resources") or {}).get(rtype) or {}).get(element)
+    return all_results_in(rule) if isinstance(rule, Mapping) else ()
 
 
 def progress_of(merge: Mapping[str, Any] | None, rtype: str, element: str) -> Mapping[str, int]:

@@ -795,6 +795,9 @@ _MERGE_ELEMENT: dict[str, Any] = {
         # a status no further than the resources a list element references, in ``progress`` order
         "as_far_as": {"type": "string", "minLength": 1},
         "progress": {"type": "object", "minProperties": 1, "additionalProperties": {"type": "integer"}},
+        # status -> result statuses: every listed result, as merged, of one of them (withdrawn, not
+        # obtained) gives the status its key names, the first that holds (status38)
+        "all_results": {"type": "object", "minProperties": 1, "additionalProperties": _NAMES},
         "names_all_of": {"type": "string", "minLength": 1},  # a concept naming every referenced test
         # text whose lines the resources a list element references say (a report's conclusion)
         "lines_of": {"type": "string", "minLength": 1},

@@ -96,15 +96,16 @@ def test_another_applications_value_over_a_correction_is_refused_alike(
         module_eng: Engine, http: TestClient, status: str) -> None:
     """Another sending application's 13:00 value over the LIS's correction cannot be dated against it: AE,
     nothing written -- with OBX-11 empty (ERR at the value, OBX^1^5) as with a stated F (at OBX^1^11, and
-    the report's F over its stored corrected: every comparison that cannot be told is named since ordfix36.
-    The fixture's OBR-25 is empty -- its F sits in OBR-24 -- so the report's F was read from the result and
-    its ERR names no field: OBR^1^25 only where it was sent; review rv37a LOW 8, notback37)."""
+    the report's F over its stored corrected at OBR^1^25: every comparison that cannot be told is named
+    since ordfix36). The fixture now sends OBR-25 where HL7 puts it, F beside the F and empty beside the
+    empty OBX-11 (its F sat in OBR-24, OBR-25 always empty: the report's F was read off the result and its
+    ERR named no field -- rv37a LOW 8, notback37; thirty-eighth round, status38)."""
     tag = f"5{status or 'E'}"
     before = _corrected(module_eng, http, tag)
     message = _potassium(f"MF36-{tag}C", "20261203130000", f"MF36M{tag}", f"MF36P{tag}", "4.4", "N", status)
     ack = post(http, message.replace("MSH|^~\\&|LIS|", "MSH|^~\\&|POCT|", 1))
     assert b"MSA|AE" in ack, ack
     assert [e.split("|")[2] for e in err_lines(ack) if e.split("|")[4] == "E"] == \
-        (["OBX^1^5"] if not status else ["OBX^1^11", ""]), ack
+        (["OBX^1^5"] if not status else ["OBX^1^11", "OBR^1^25"]), ack
     after = _k(http, before["id"])
     assert after["valueQuantity"]["value"] == 5.6 and after["status"] == "corrected", after

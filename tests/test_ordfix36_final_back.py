@@ -24,12 +24,27 @@ __all__ = ["engine", "module_http"]
 engine = module_eng
 
 
-def _result(control: str, stamp: str, mrn: str, order: str, value: str, status: str, *, note: str = "") -> str:
-    """One LIS ORU: potassium ``value`` with OBX-11 ``status`` (OBR-25 the same), MSH-7 ``stamp``."""
+# OBX-11 (table 0085) -> the OBR-25 (table 0123) a lab sends beside it: the codes both tables give the same
+# meaning; any other (W, D withdrawn, A/B amended, U, N, S -- 0123 S is "procedure scheduled", A "some
+# results available") leaves OBR-25 empty, the report's status read off its results. The status sat in
+# OBR-24 (``...||||CH|F``: CH in OBR-23), so OBR-25 was always empty (notback37; thirty-eighth round, status38)
+_REPORT_OF = {"F": "F", "C": "C", "P": "P", "R": "R", "I": "I", "X": "X"}
+
+
+def report_of(status: str) -> str:
+    """The OBR-25 a lab sends beside results of OBX-11 ``status`` (``_REPORT_OF``; "" for any other)."""
+    return _REPORT_OF.get(status, "")
+
+
+def _result(control: str, stamp: str, mrn: str, order: str, value: str, status: str, *, note: str = "",
+            report: str | None = None) -> str:
+    """One LIS ORU: potassium ``value`` with OBX-11 ``status``, MSH-7 ``stamp``; OBR-24 the section (CH),
+    OBR-25 ``report`` (None: ``report_of(status)``)."""
+    obr25 = report_of(status) if report is None else report
     lines = [f"MSH|^~\\&|LIS|FNXRMYY|HUREN|FNYGT|{stamp}||ORU^R01^ORU_R01|{control}|P|2.5.1",
              f"PID|1||{mrn}^^^FNXRMYY^MR||郑^七||19750621|M",
              f"ORC|RE|{order}P^HIS|{order}^LIS||CM",
-             f"OBR|1|{order}P^HIS|{order}^LIS|CHEM^生化^L|||20261203080000||||||||||||||||CH|{status}",
+             f"OBR|1|{order}P^HIS|{order}^LIS|CHEM^生化^L|||20261203080000|||||||||||||||||CH|{obr25}",
              f"OBX|1|NM|K^K^L||{value}|mmol/L|3.5-5.5|N|||{status}|||20261203083000"]
     if note:
         lines.append(f"NTE|1||{note}")

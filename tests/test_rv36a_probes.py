@@ -15,6 +15,7 @@ from tests.hl7_calls import err_lines, post, written
 from tests.module_store import module_eng
 from tests.test_idfix35_owner import _referred, _restated
 from tests.test_mfix34_members import APART, FNZYY_MRN, _tokens, both
+from tests.test_ordfix36_final_back import report_of
 from tests.test_rvfixord35_probes import _message, _order
 from tests.test_rvidentity32_probes import MRN, patients
 from tests.test_srfix35_order_code import LOINC, history, http, orm, oru, send, the_order
@@ -120,9 +121,13 @@ def test_rv36a_the_owner_agreeing_in_full_puts_the_number_back(both: Both) -> No
 # --- heldfix35: the same sender's older restatement, OBX-11 empty or over a client's note -------------------
 
 def _potassium(control: str, stamp: str, mrn: str, placer: str, value: str, flag: str = "N",
-               status: str = "F") -> str:
+               status: str = "F", report: str | None = None) -> str:
+    """The LIS's potassium ``value`` with OBX-11 ``status``; OBR-25 ``report`` (None: the one a lab sends
+    beside that status, ``report_of``: F, C, P, X alike, "" beside an empty or withdrawn one -- it was F
+    whatever the result said; thirty-eighth round, status38)."""
+    obr25 = report_of(status) if report is None else report
     return _message(control, stamp, mrn, [_order(placer, [("K", value, flag)])]).replace(
-        f"|{flag}|||F|||", f"|{flag}|||{status}|||")
+        f"|{flag}|||F|||", f"|{flag}|||{status}|||").replace("|CH|F\r", f"|CH|{obr25}\r", 1)
 
 
 def _k(http: TestClient, obs_id: str) -> dict:

@@ -21,20 +21,21 @@ from engine.settings import Settings
 from mappings.site import DEFAULTS_DIR, load_merge_file
 from tests.hl7_calls import err_lines, module_http, post, written
 from tests.module_store import module_eng
+from tests.test_ordfix36_final_back import report_of
 
 __all__ = ["engine", "module_http"]
 
 engine = module_eng
 
 
-def _msg(control: str, stamp: str, mrn: str, order: str, obx: list[tuple[str, str]], *, report: str = "",
+def _msg(control: str, stamp: str, mrn: str, order: str, obx: list[tuple[str, str]], *, report: str | None = None,
          note: str = "", app: str = "LIS") -> str:
     """One ORU: OBX n is potassium-like test ``K{n}`` with (value, OBX-11) ``obx[n-1]``; OBR-25 ``report``
-    (else the first OBX's status)."""
+    (None: the one a lab sends beside the first OBX's status, ``report_of``; OBR-24 the section -- status38)."""
     lines = [f"MSH|^~\\&|{app}|FNXRMYY|HUREN|FNYGT|{stamp}||ORU^R01^ORU_R01|{control}|P|2.5.1",
              f"PID|1||{mrn}^^^FNXRMYY^MR||郑^七||19750621|M",
              f"ORC|RE|{order}P^HIS|{order}^LIS||CM",
-             f"OBR|1|{order}P^HIS|{order}^LIS|CHEM^生化^L|||20261203080000||||||||||||||||CH|{report or obx[0][1]}"]
+             f"OBR|1|{order}P^HIS|{order}^LIS|CHEM^生化^L|||20261203080000|||||||||||||||||CH|{report_of(obx[0][1]) if report is None else report}"]
     for n, (value, status) in enumerate(obx, 1):
         lines.append(f"OBX|{n}|NM|K{n}^K{n}^L||{value}|mmol/L|3.5-5.5|N|||{status}|||20261203083000")
         if note and n == len(obx):

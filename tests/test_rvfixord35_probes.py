@@ -30,7 +30,7 @@ def _msh(control: str, stamp: str, app: str = "LIS") -> str:
 def _order(order: str, results: list[tuple[str, str, str]], code: str = "CHEM") -> list[str]:
     """One ORC/OBR group under filler ``order``; ``results``: (code, value, flag), set ids from 1."""
     lines = [f"ORC|RE|{order}P^HIS|{order}^LIS||CM",
-             f"OBR|1|{order}P^HIS|{order}^LIS|{code}^生化^L|||20261203080000||||||||||||||||CH|F"]
+             f"OBR|1|{order}P^HIS|{order}^LIS|{code}^生化^L|||20261203080000|||||||||||||||||CH|F"]  # (OBR-25: status38)
     for n, (rcode, value, flag) in enumerate(results, 1):
         lines.append(f"OBX|{n}|NM|{rcode}^{rcode}^L||{value}|mmol/L|1-9|{flag}|||F|||20261203083000")
     return lines

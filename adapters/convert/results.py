@@ -24,6 +24,7 @@ from engine.merge_rules import (
     API,
     PANEL,
     STAND_IN_EXT,
+    all_results_of,
     concept_label,
     line_run,
     progress_of,
@@ -1517,10 +1518,14 @@ def _status_from_results(ctx: Context, results: list[dict[str, str]]) -> str:
     withdrawn (OBX-11 W/D, OBR-25 not stating a status): the report is withdrawn with them
     (entered-in-error) -- it stayed ``unknown``, which never replaces a stated status, so the
     report stayed final and counted as a recognisable prior: "not payable" against results the
-    lab had withdrawn."""
+    lab had withdrawn. Every one withdrawn or not obtained (X, N), some not obtained: cancelled
+    -- it stayed ``unknown`` too, a final report final beside its only result cancelled. Both are
+    ``merge.yaml``'s ``all_results`` (DiagnosticReport.status), which the merge reads for the
+    report's results as merged (thirty-eighth round, status38)."""
     statuses = {ctx.resources[r["reference"]]["status"] for r in results if r["reference"] in ctx.resources}
-    if statuses == {"entered-in-error"}:
-        return "entered-in-error"
+    for status, of in all_results_of(ctx.site.merge, "DiagnosticReport", "status") if statuses else ():
+        if statuses <= of:
+            return status  # (every one withdrawn: entered-in-error; withdrawn or not obtained: cancelled)
     statuses -= _GIVE_WAY
     if statuses and statuses <= {"final"}:
         return "final"
