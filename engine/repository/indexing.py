@@ -38,7 +38,7 @@ _REF = re.compile(r"^(?:.*/)?([A-Z][A-Za-z]+)/([A-Za-z0-9\-.]{1,64})(?:/_history
 _REF_PLAIN = re.compile(r"([A-Z][A-Za-z]+)/([A-Za-z0-9\-.]{1,64})(?:/_history/[^/]+)?$")
 
 
-@dataclass
+@dataclass(slots=True)  # slots: the plans set its fields one by one (``index_plan._NEW_ROWS``)
 class IndexRows:
     tokens: list[tuple[str, str, str]] = field(default_factory=list)  # (param, system or "", code)
     refs: list[tuple[str, str, str]] = field(default_factory=list)  # (param, type or "", id or url)
@@ -166,7 +166,7 @@ class Indexer:
         self._shaped: dict[Shape, RowsFunction] = {}  # per shape (``index_plan.shape_of``)
         self._shape_count: dict[str, int] = {}
         self._refs: dict[str, dict[str, tuple[str, str, str]]] = {}  # per reference parameter
-        self._namespace = {"IndexRows": IndexRows, "ref_rows": self._ref_rows, "ref_row": self._ref_row,
+        self._namespace = {"IndexRows": IndexRows, "new_": object.__new__, "ref_rows": self._ref_rows, "ref_row": self._ref_row,
                            "date_range": date_range, "choice": choice, "FAR_PAST": FAR_PAST,
                            "FAR_FUTURE": FAR_FUTURE, "CONTACT_SYSTEMS": _CONTACT_SYSTEMS}
 
