@@ -111,6 +111,16 @@ _SORT_AFTER = {
                   "    sort[{c}] = f\"{{rt_}}/{{rid_}}\" if rt_ else rid_\n"),
 }
 _COUNTED = {"token": "tokens", "reference": "refs"}
+# The plan's ``IndexRows``, its fields set without the dataclass's ``__init__`` (``new_`` is
+# ``object.__new__``): the Python call of ``__init__`` with nine arguments was ~2 k instructions a
+# resource (perf38a), of the ~25 k a Provenance's or a Patient's rows cost. Every field is set here,
+# in the order of ``IndexRows``'s fields; ``tests/test_perf38a_plan_rows.py`` holds the two to each other.
+_NEW_ROWS = ("out = new_(IndexRows); out.tokens = tokens; out.refs = refs; out.dates = dates; "
+             "out.strings = strings; out.quantities = quantities; out.uris = uris; out.systems = []; "
+             "out.compartments = set(); out.sort = sort")
+# the bound ``append``s a plan may use, each bound only when its body does (a Patient's plan appends
+# no quantity, an Observation's no URI): a bound method made and freed per resource for nothing
+_APPENDS = ("tokens_append", "refs_append", "dates_append", "quantities_append", "uris_append")
 
 
 class _Source:
@@ -237,9 +247,8 @@ def generate(rtype: str, entries: Sequence[PlanEntry], compartment_params: Seque
     extra: dict[str, Any] = {}
     src.add(0, "def rows(r):")
     src.add(1, "tokens = []; refs = []; dates = []; strings = []; quantities = []; uris = []; sort = {}")
-    src.add(1, "out = IndexRows(tokens, refs, dates, strings, quantities, uris, [], set(), sort)")
-    src.add(1, "tokens_append = tokens.append; refs_append = refs.append; dates_append = dates.append")
-    src.add(1, "quantities_append = quantities.append; uris_append = uris.append")
+    src.add(1, _NEW_ROWS)
+    prelude = len(src.lines)  # the ``*_append`` names the body uses are bound here, once it is written
 
     for i, entry in enumerate(entries):
         code = repr(entry.code)
@@ -278,6 +287,8 @@ def generate(rtype: str, entries: Sequence[PlanEntry], compartment_params: Seque
         extra["COMP_"] = frozenset(compartment_params)
         src.add(1, "for p_, rt_, rid_ in refs:\n    if rt_ == 'Patient' and p_ in COMP_:\n        comp.add(rid_)")
     src.add(1, "return out")
+    body = "\n".join(src.lines[prelude:])
+    src.lines[prelude:prelude] = [f"    {name} = {name[:-7]}.append" for name in _APPENDS if name in body]
     return "\n".join(src.lines) + "\n", extra
 
 
