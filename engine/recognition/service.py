@@ -363,7 +363,7 @@ class Recognition(HRMark, BatchScope, OrderTime, Repeats, PriorChanges, IdCorrec
         previewed = getattr(self._local, "previewed", False)
         # the preview's pass-overs (``_not_item``), asked once for the group, not once per result
         skip = getattr(self._local, "not_items", None) if previewed else None
-        passed = skip.codes if skip is not None and skip.rules is rules else None
+        passed = skip if skip is not None and skip.rules is rules else None
         todo: list[int] = []
         asks: list[tuple[str, str, str, str]] = []
         first: list[str] = []
@@ -373,13 +373,13 @@ class Recognition(HRMark, BatchScope, OrderTime, Repeats, PriorChanges, IdCorrec
             rtype = resource.get("resourceType")
             if rtype in RESULT_TYPES:
                 first_version = version_of(resource) == 1
-                if passed is not None and first_version:
-                    code = resource.get("code")
-                    seen = passed.get(id(code))
-                    if seen is not None and seen[0] is code and seen[1] is resource.get("performer") \
-                            and seen[2] == rtype:
+                if passed is not None and passed.passes(resource):
+                    if first_version:
                         continue  # no recognition item, never indexed: nothing to do (``_not_item``)
-                facts = self.facts.result(resource, batch=previewed)
+                    # no recognition item (``facts.result`` would answer None): an entry it had goes
+                    facts = None
+                else:
+                    facts = self.facts.result(resource, batch=previewed)
                 ref = ref_of(resource)
                 if first_version:
                     if facts is None:
