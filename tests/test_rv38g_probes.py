@@ -3,6 +3,8 @@
 Real HL7 v2 over ``POST /hl7v2`` into the real store on each backend (``tests.module_store``); the report read
 over real HTTP through FastAPI's TestClient, as a program (bearer token, ``Accept: */*`` or none) and as a
 person (a staff session signed in with password and TOTP through ``/ui/signin``, ``Accept: text/html``).
+The six findings these probed as strict xfails (the page's read audited as nobody, the gap rows, an empty
+field, a bound operator's other hospital, Accept's q values, Vary) were fixed by ufix38: plain tests now.
 """
 
 from __future__ import annotations
@@ -100,9 +102,6 @@ def test_a_browser_not_signed_in_is_sent_to_sign_in_and_back_with_its_filter(fed
     assert re.search(r'name="next" value="/admin/fidelity\?institution=FNZYY"', form.text), form.text
 
 
-@pytest.mark.xfail(strict=True, reason="rv38g: LOW ui_fidelity.wants_page reads any 'text/html' in Accept as a "
-                   "browser's, whatever its q: a signed-in page's script (or a client) stating it prefers JSON "
-                   "(text/html;q=0.1, or q=0: not acceptable, RFC 9110 12.5.1) is answered the HTML page")
 def test_an_accept_preferring_json_gets_json(operator: TestClient) -> None:
     for accept in ("application/json, text/html;q=0.1", "application/json, text/html;q=0"):
         r = operator.get("/admin/fidelity", headers={"Accept": accept})
@@ -163,10 +162,6 @@ def test_an_operator_bound_to_a_hospital_sees_its_rows_only_on_the_page(bound: T
     assert other.status_code == 200 and _sections(other.text) == set() and "RV38GQ" not in other.text, other.text
 
 
-@pytest.mark.xfail(strict=True, reason="rv38g: LOW an operator bound to FNZYY filtering for FNXRMYY is told in words "
-                   "'机构“FNXRMYY”没有未映射的代码或段' (and 'every message received was converted in full'): a statement "
-                   "about a hospital outside the remit that is false when it has unmapped codes (the JSON's {} says "
-                   "nothing; the page asserts it); it should say the institution is outside the person's remit")
 def test_a_bound_operator_is_not_told_that_another_hospital_has_nothing_unmapped(bound: TestClient) -> None:
     other = bound.get("/admin/fidelity", params={"institution": OTHER}, headers={"Accept": HTML})
     assert "没有未映射的代码或段" not in other.text and "converted in full" not in other.text, other.text
@@ -208,10 +203,6 @@ def test_a_senders_markup_and_the_filter_are_escaped_on_the_page(operator: TestC
 
 # ---- codedoc38's mapping-gap rows -------------------------------------------------------------------------
 
-@pytest.mark.xfail(strict=True, reason="rv38g: MED the page drops codedoc38's gap rows' own text (row['message'], "
-                   "row['gap']) and says of an order's text naming no item and of a MAPPED local code with no item "
-                   "'OBR-4 的代码…不在站点的代码对照表中，请补充对照' -- false for 100101 (it is mapped) and the wrong "
-                   "action for both (items.yaml / the code's item, or the HIS sending the code); the JSON says it right")
 def test_the_gap_rows_say_on_the_page_what_the_gap_is(operator: TestClient) -> None:
     page = operator.get("/admin/fidelity", params={"institution": B}, headers={"Accept": HTML}).text
     text, no_item = _row(page, "凝血检查十项"), _row(page, "100101")
@@ -219,10 +210,6 @@ def test_the_gap_rows_say_on_the_page_what_the_gap_is(operator: TestClient) -> N
     assert "不在站点的代码对照表中" not in text and "未指明任何识别项目" in text, text
 
 
-@pytest.mark.xfail(strict=True, reason="rv38g: LOW a field the sender left EMPTY (OBR-4, kind 'absent': "
-                   "results.absent_concept) reads on the page '未映射的代码 Unmapped code（absent）' and 'OBR-4 的代码"
-                   "“ServiceRequest.code”不在站点的代码对照表中，请补充对照': there is no code to map, the sender must "
-                   "fill OBR-4 (ui_fidelity._detail treats every kind but segment and warning as an unmapped code)")
 def test_an_empty_field_is_said_empty_on_the_page(operator: TestClient) -> None:
     page = operator.get("/admin/fidelity", params={"institution": B}, headers={"Accept": HTML}).text
     row = _row(page, "ServiceRequest.code")
@@ -248,10 +235,6 @@ def test_the_json_read_by_a_session_names_the_operator(fed: Engine, operator: Te
     assert who and who[0].get("identifier", {}).get("value") == "op.rv38g", who
 
 
-@pytest.mark.xfail(strict=True, reason="rv38g: MED the page's read of /admin/fidelity is audited as 'unauthenticated "
-                   "caller': ui_fidelity.gate finds the person through ui_quarantine._caller, which never sets "
-                   "request.state.caller (get_caller's), so the audit middleware names nobody for a report of every "
-                   "institution's codes and example messages read by a signed-in operator")
 def test_the_pages_read_names_the_operator_in_the_audit(fed: Engine, operator: TestClient) -> None:
     r = operator.get("/admin/fidelity", headers={"Accept": HTML})
     assert r.status_code == 200
@@ -259,9 +242,6 @@ def test_the_pages_read_names_the_operator_in_the_audit(fed: Engine, operator: T
     assert who and who[0].get("identifier", {}).get("value") == "op.rv38g", who
 
 
-@pytest.mark.xfail(strict=True, reason="rv38g: LOW /admin/fidelity now answers one address with JSON or HTML by "
-                   "Accept but neither answer says 'Vary: Accept' (RFC 9110 12.5.5), and the JSON carries no "
-                   "Cache-Control: a cache keyed on the address alone may hand one form to the other's asker")
 def test_both_forms_of_the_report_say_they_vary_by_accept(operator: TestClient) -> None:
     for accept in (HTML, "*/*"):
         r = operator.get("/admin/fidelity", headers={"Accept": accept})

@@ -56,7 +56,7 @@ from engine.auth.deps import get_caller, get_engine
 from engine.auth.policy import allowed, audit_remit, refusal_count_shown, require_in_remit, require_operator
 from engine.bounds import int_query
 from engine.engine import Engine
-from engine.errors import BadRequest, Conflict, NotFound, Unprocessable
+from engine.errors import BadRequest, Conflict, Forbidden, NotFound, Unauthorized, Unprocessable
 from engine.ingest import NotDecidable
 from engine.member_refusals import alerting, replayed_by, sending_client
 from engine.message_time import Decision, decision
@@ -628,22 +628,31 @@ def _tally_of(doc: dict[str, Any]) -> tuple[str, str] | None:
 
 
 async def _fidelity_reader(request: Request) -> Caller | Response:
-    """The operator's own check for a program; a person's browser opening the address is let in, sent
-    to sign in, or told it is not theirs as the refused-messages page does (``ui_fidelity.gate``)."""
-    if ui_fidelity.wants_page(request):
-        return ui_fidelity.gate(request)
-    caller = await get_caller(request)
-    require_operator(caller, "read")
+    """Who reads the report, decided in one place for a program and a person: ``get_caller`` (a bearer
+    token, or the page session's cookie -- the caller left on the request, so the audit names who read
+    it) and the operator's check. A person's browser (``ui_fidelity.wants_page``) is told a refusal as a
+    page: sent to sign in, or told it is not theirs as the refused-messages page does. The page's read
+    had been let in by a check of its own that left the caller unset: audited as an "unauthenticated
+    caller" (review rv38g)."""
+    try:
+        caller = await get_caller(request)
+        require_operator(caller, "read")
+    except (Unauthorized, Forbidden) as exc:
+        if ui_fidelity.wants_page(request):
+            return ui_fidelity.refusal(request, exc)
+        raise
     return caller
 
 
 @router.get("/fidelity", summary="Unmapped codes and segments, counted per institution", response_model=None)
-def fidelity(request: Request, institution: str | None = None, caller: Caller | Response = Depends(_fidelity_reader),
+def fidelity(request: Request, response: Response, institution: str | None = None,
+             caller: Caller | Response = Depends(_fidelity_reader),
              engine: Engine = Depends(get_engine)) -> dict[str, Any] | Response:
     """A staff member bound to a remit is counted the institutions in it only (``institution``
     outside it: none), as on the quarantine list: another hospital's unmapped codes, their counts
     and example messages are that hospital's (twenty-seventh round, privprobe27). A person's browser
-    is answered the same report as a page in Chinese (``ui_fidelity``; ui38), not its JSON."""
+    is answered the same report as a page in Chinese (``ui_fidelity``; ui38), not its JSON; both
+    forms say they vary by ``Accept`` and are kept by no cache (ufix38)."""
     if isinstance(caller, Response):
         return caller
     remit = _remit(engine, caller)
@@ -687,7 +696,8 @@ def fidelity(request: Request, institution: str | None = None, caller: Caller | 
         inst["items"].sort(key=lambda i: -i["count"])
     _note(request, "other", {"admin": "fidelity"})
     if ui_fidelity.wants_page(request):
-        return ui_fidelity.render(request, {"institutions": report}, institution)
+        return ui_fidelity.render(request, {"institutions": report}, institution, remit)
+    response.headers.update({"Cache-Control": "no-store", **ui_fidelity.NEGOTIATED})
     return {"institutions": report}
 
 

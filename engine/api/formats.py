@@ -105,6 +105,21 @@ def _weights(accept: str) -> dict[str, float]:
     return weights
 
 
+def quality(accept: str, media: str) -> float:
+    """The q an ``Accept`` header (RFC 9110 12.5.1) gives ``media`` (``type/subtype``, lower case), the most
+    specific range naming it deciding: the type itself, else ``type/*``, else ``*/*``; 0 when none names it
+    (not acceptable), 1 when the header is blank (anything is). What ``accepts_json`` decides for JSON,
+    for any type: an address answering two representations (``/admin/fidelity``: its JSON, or a page
+    for a browser; ui_fidelity) weighs them by it."""
+    weights = _weights(accept)
+    if not weights:
+        return 1.0
+    for media_range in (media, media.split("/", 1)[0] + "/*", "*/*", "*"):
+        if media_range in weights:
+            return weights[media_range]
+    return 0.0
+
+
 def json_label(accept: str, formats: list[str]) -> str | None:
     """The generic type a JSON answer is labelled with instead of ``application/fhir+json``, or None:
     ``_format=application/json`` (it overrides Accept), or, without ``_format``, the generic type

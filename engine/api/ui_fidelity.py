@@ -1,16 +1,27 @@
 """``/admin/fidelity`` opened in a browser: the same report as a page an operator reads in Chinese.
 
 The route (``engine.api.admin.fidelity``) stays the one place that builds the report and decides who
-may read it; a program (a bearer token, or an ``Accept`` without ``text/html``) still gets JSON. A
+may read it -- for a program and a person alike: ``get_caller`` (a bearer token, or the page session's
+cookie; the caller left on the request, so the audit names who read it) and ``require_operator``. A
 person opening the address had been shown the raw JSON -- ``{"institutions":{}}`` when nothing was
 unmapped -- and an auditor an OperationOutcome in English (thirty-eighth round, ui38). Here the
-report is rendered server-side (no script: the page only shows what the route answered), with the
-gate the refused-messages page uses: nobody signed in is sent to sign in and back, a signed-in
-person whose role may not read it is told so in Chinese (403), as on ``/ui/quarantine``.
+report is rendered server-side (no script: the page only shows what the route answered), and a
+refusal is said as the refused-messages page says it: nobody signed in is sent to sign in and back, a
+signed-in person whose role may not read it is told so in Chinese (403), as on ``/ui/quarantine``.
+
+Which answer a request gets is content negotiation (RFC 9110 12.5.1): the page when the request's
+``Accept`` weighs ``text/html`` above JSON (``formats.quality``: a browser's own navigation), else the
+JSON; a bearer token always gets the JSON. Both answers say ``Vary: Accept`` and ``no-store``.
+
+What each row is comes from ``static/fidelity/kinds.yaml`` (words as data): a code the maps do not
+know, a field the sender left empty, a unit, a coding system, a vocabulary value, and codedoc38's
+mapping gaps, which are said in their stored words (the JSON's). The first page had said every row
+but a segment or a warning was a code missing from the code table (review rv38g, fixed by ufix38).
 """
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -18,70 +29,118 @@ from fastapi import Request
 from fastapi.templating import Jinja2Templates
 from starlette.responses import Response
 
-from engine.api.ui_quarantine import _caller, _refused
+from engine.api.formats import quality
+from engine.api.ui_quarantine import _refused
 from engine.api.ui_shared import STAFF_PAGE_HEADERS
 from engine.api.ui_signin import signin_redirect
 from engine.auth.caller import Caller
-from engine.auth.deps import engine_of
-from engine.auth.policy import allowed, require_operator
+from engine.auth.deps import engine_of, state_of
+from engine.errors import FhirError, Forbidden
+from engine.messages import GAP_ROWS
 from engine.recognition.review_note import local_words
 from mappings.site import DEFAULT_ZONE
+from mappings.sitefiles import check, read_yaml
 
 STATIC = Path(__file__).resolve().parent / "static" / "fidelity"
 templates = Jinja2Templates(directory=str(STATIC))
 
 TITLE_ZH, TITLE_EN = "未映射代码统计", "Unmapped codes"
-# what a row's ``kind`` is, said in words (a code table's name is kept after them: the analyst's key)
-KINDS = {"segment": "未识别的段 Unknown segment", "warning": "转换警告 Conversion warning",
-         "code": "未映射的代码 Unmapped code"}
+# one address, two representations chosen by Accept: every answer of it says so (RFC 9110 12.5.5), so no cache
+# hands the page to a program or the JSON to a browser
+NEGOTIATED = {"Vary": "Accept"}
+PAGE_HEADERS = {**STAFF_PAGE_HEADERS, **NEGOTIATED}
+
+_WORDS = {"type": "object", "additionalProperties": False, "required": ["kind"],
+          "properties": {"kind": {"type": "string", "minLength": 1}, "detail": {"type": "string", "minLength": 1}}}
+_SCHEMA = {"type": "object", "additionalProperties": False, "required": ["kinds", "gaps"],
+           "properties": {"kinds": {"type": "object", "additionalProperties": {**_WORDS, "required": ["kind", "detail"]},
+                                    "required": ["code", "segment", "absent", "vocabulary"]},
+                          "gaps": {"type": "object", "additionalProperties": _WORDS, "required": ["default"]}}}
+KINDS_FILE = STATIC / "kinds.yaml"
+_KINDS: dict[str, Any] = check(read_yaml(KINDS_FILE), _SCHEMA)  # shipped words: a mistake stops the start, with its line
+
+# a bilingual text's English part: "…。(English …)" -- shown smaller, under the Chinese
+_ENGLISH = re.compile(r"(?<=[。；])\s*(?=\()")
 
 
 def wants_page(request: Request) -> bool:
-    """A browser's own GET of the address (``text/html`` asked, no bearer token): a program keeps JSON."""
-    return (request.method == "GET" and "text/html" in request.headers.get("accept", "")
-            and not request.headers.getlist("authorization"))
+    """A browser's own GET of the address: no bearer token, and an ``Accept`` weighing ``text/html`` above
+    JSON (RFC 9110 12.5.1, q values counted: Chromium's ``text/html,…,*/*;q=0.8`` does;
+    ``application/json, text/html;q=0.1``, ``*/*`` and no Accept do not). A program keeps the JSON."""
+    if request.method != "GET" or request.headers.getlist("authorization"):
+        return False
+    accept = ",".join(request.headers.getlist("accept"))
+    page = quality(accept, "text/html")
+    return page > 0 and page > quality(accept, "application/json")
 
 
-def gate(request: Request) -> Caller | Response:
-    """The person who may read the page, else the answer to give them instead (sign in, or not allowed)."""
-    caller = _caller(request)
-    if caller is None:
+def refusal(request: Request, exc: FhirError) -> Response:
+    """A refusal the route's access check raised, said to a person's browser: a person signed in whose role
+    may not read the report is told so in Chinese (403, the caller ``get_caller`` left on the request);
+    anyone else -- no session, an expired one -- is sent to sign in and back here with the filter."""
+    caller = state_of(request).get("caller")
+    if isinstance(exc, Forbidden) and isinstance(caller, Caller):
+        answer: Response = _refused(request, caller, (TITLE_ZH, TITLE_EN))
+    else:
         query = request.url.query
-        return signin_redirect(request.url.path + (f"?{query}" if query else ""))
-    if not allowed(require_operator, caller, "read"):
-        return _refused(request, caller, (TITLE_ZH, TITLE_EN))
-    return caller
+        answer = signin_redirect(request.url.path + (f"?{query}" if query else ""))
+    answer.headers.update(NEGOTIATED)
+    return answer
 
 
-def _kind(kind: str) -> str:
-    return KINDS.get(kind, f"未映射的代码 Unmapped code（{kind}）")
-
-
-def _detail(item: dict[str, Any]) -> str:
-    """A row's detail in Chinese: an unmapped code's or segment's stored text is English
-    ("unmapped code 'ZN9' at OBX-3") and says nothing the row's columns do not; a conversion
-    warning's text is the engine's own (its advice beside it)."""
+def _words(item: dict[str, Any]) -> tuple[str, str]:
+    """A row's kind and detail in words (``kinds.yaml``). A conversion warning's text is the engine's own (its
+    advice beside it); a mapping gap's is its stored message; an unmapped code's or segment's stored text is
+    English ("unmapped code 'ZN9' at OBX-3") and says nothing the row's columns do not."""
     kind, value, where = str(item.get("kind") or ""), str(item.get("value") or ""), str(item.get("where") or "")
     if kind == "warning":
-        return str(item.get("message") or "")
-    if kind == "segment":
-        return f"段“{value}”本系统不认识，其内容未转换。"
-    return f"{where + ' 的' if where else ''}代码“{value}”不在站点的代码对照表中，请补充对照。"
+        return "转换警告 Conversion warning", str(item.get("message") or "")
+    fill = {"value": value, "where": where or "?", "at": f"{where} 的" if where else "", "kind": kind}
+    gap = str(item.get("gap") or "")
+    if gap in GAP_ROWS:  # (a gap with no words of its own yet is still no "unmapped code")
+        said = str(item.get("message") or "") or GAP_ROWS[gap].format(value=value, where=where or "?")
+        return (_KINDS["gaps"].get(gap) or _KINDS["gaps"]["default"])["kind"].format(**fill), said
+    words = _KINDS["kinds"].get(kind) or _KINDS["kinds"]["vocabulary"]
+    return words["kind"].format(**fill), words["detail"].format(**fill)
 
 
-def render(request: Request, report: dict[str, Any], institution: str | None) -> Response:
-    """The report, institution by institution, named as the site names them, times in the site's zone."""
+def _bilingual(text: str) -> tuple[str, str]:
+    """(Chinese, English) of a text written "中文。(English)", else (the text, "")."""
+    parts = _ENGLISH.split(text, maxsplit=1)
+    return (parts[0], parts[1]) if len(parts) == 2 else (text, "")
+
+
+def _named(site: Any, codes: list[str]) -> str:
+    """Institutions as the site names them: "阜宁县中医院（FNZYY）"."""
+    return "、".join(f"{known.name}（{code}）" if (known := site.institution(code)) is not None else code
+                    for code in codes)
+
+
+def render(request: Request, report: dict[str, Any], institution: str | None,
+           remit: frozenset[str] | None) -> Response:
+    """The report, institution by institution, named as the site names them, times in the site's zone.
+
+    ``remit`` (``admin._remit``: None, every institution) is the reader's own: an institution asked for
+    outside it is said to be outside it -- not "nothing unmapped", which the page cannot know and would
+    state of another hospital (rv38g)."""
     site = engine_of(request).site
     blocks = []
     for code in sorted(report["institutions"]):
         inst = report["institutions"][code]
         known = site.institution(code)
         zone = known.timezone if known is not None else DEFAULT_ZONE
-        rows = [{**item, "kind_words": _kind(str(item.get("kind") or "")), "detail": _detail(item),
-                 "last": local_words(str(item.get("last_seen") or ""), zone)} for item in inst["items"]]
+        rows = []
+        for item in inst["items"]:
+            kind_words, detail = _words(item)
+            zh, en = _bilingual(detail)
+            rows.append({**item, "kind_words": kind_words, "detail": zh, "detail_en": en,
+                         "records": [str(r) for r in item.get("records") or ()],
+                         "last": local_words(str(item.get("last_seen") or ""), zone)})
         advice = sorted({text for by_key in (inst.get("advice") or {}).values() for text in by_key.values()})
         blocks.append({"code": code, "name": known.name if known is not None else "", "unmapped": inst["unmapped"],
                        "warnings": inst["warnings"], "rows": rows, "advice": advice,
                        "alerts": sorted(inst.get("alerts") or {}), "client_alert": inst.get("client_alert")})
-    return templates.TemplateResponse(request, "index.html", {"blocks": blocks, "institution": institution or ""},
-                                      headers=STAFF_PAGE_HEADERS)
+    outside = bool(institution) and remit is not None and institution not in remit
+    context = {"blocks": blocks, "institution": institution or "", "outside": outside,
+               "remit": _named(site, sorted(remit)) if remit is not None else ""}
+    return templates.TemplateResponse(request, "index.html", context, headers=PAGE_HEADERS)

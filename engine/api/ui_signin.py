@@ -13,7 +13,7 @@ import hmac
 import secrets
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, unquote
 
 from fastapi import APIRouter, Request
 from fastapi.templating import Jinja2Templates
@@ -77,12 +77,29 @@ def _secure(request: Request) -> bool:
 _OTHER_PAGES = ("/admin/fidelity",)
 
 
+# what a return place keeps unencoded: the set Starlette's ``RedirectResponse`` keeps in a ``Location``
+_URL_SAFE = ":/%#?=@[]!$&'()*+,;"
+
+
 def _next(value: str | None) -> str:
-    """Only this server's own pages: an open redirect would make the sign-in page a phishing aid."""
+    """Only this server's own pages: an open redirect would make the sign-in page a phishing aid. The one
+    check of a return place, wherever it comes from (``next`` of the form, of the OIDC start, the place
+    the OIDC sign-in stored) and wherever it goes (a ``Location``, the OIDC page's ``Refresh`` header, a
+    form field, a link).
+
+    It comes back percent-encoded as a ``Location`` is (RFC 3986: CR, LF, tabs, spaces, non-ASCII): the
+    ``Refresh`` header took it as it was, so a CR/LF in it went into the header and a Chinese filter
+    (``?institution=阜宁``) could not be written at all (a 500: headers are Latin-1) -- review rv38g. A dot
+    segment (``/ui/../fhir``, ``/ui/%2e%2e/admin``) is refused too: a browser resolves it to a page outside
+    the ones named here."""
     if not value or value.startswith("//") or "\\" in value:
         return HOME
-    if value.startswith("/ui/") or any(value == p or value.startswith(p + "?") for p in _OTHER_PAGES):
-        return value
+    place = quote(value, safe=_URL_SAFE)
+    path = place.split("?", 1)[0].split("#", 1)[0]
+    if any(unquote(segment) in (".", "..") for segment in path.split("/")):
+        return HOME
+    if place.startswith("/ui/") or any(place == p or place.startswith(p + "?") for p in _OTHER_PAGES):
+        return place
     return HOME
 
 
@@ -231,7 +248,8 @@ def oidc_callback(request: Request, state: str = "", code: str = "", error: str 
     try:
         if error:
             raise OidcRefused("oidc-state", f"the provider answered {error}")
-        person, next_path = staff.oidc.finish(state=state, code=code, binding=request.cookies.get(OIDC_COOKIE))
+        person, stored = staff.oidc.finish(state=state, code=code, binding=request.cookies.get(OIDC_COOKIE))
+        next_path = _next(stored)  # checked again as it leaves: it goes into a header (``Refresh``)
         role = staff.roles[person.role]
     except OidcRefused as exc:
         note(request, action="login", outcome="4", detail={"oidc": staff.oidc.config.issuer, "refused": str(exc)[:200]})
