@@ -170,34 +170,60 @@ def _filed_as_own(conversion: Any, earlier: Sequence[Any], stored: dict[Any, Any
     not declare (``Context.apart``: ``123^^^HIS^MR``), while the institution holds its own record of the
     value -- stored, or as the batch leaves it -- that is positively this PID's person (``_same_person``, the
     converter's one rule for joining two records: name, sex and birth date known on both sides and agreeing,
-    the ID numbers the same where both carry one): the message is filed under that record, with an ERR W at
-    PID-3 naming the authority, counted per authority in the fidelity view (``filed_as_own``, the record
-    listed for the operator). Returns the records moved ("Patient/<apart>" -> "Patient/<own>").
+    the ID numbers the same where both carry one; the birth dates each a full day, ``_to_the_day``): the
+    message is filed under that record, with an ERR W at PID-3 naming the authority, counted per authority in
+    the fidelity view (``filed_as_own``, the record listed for the operator). Returns the records moved
+    ("Patient/<apart>" -> "Patient/<own>").
 
     Why: a deployment whose HIS always wrote its own name (an OID, "MRN") in CX-4 holds records an earlier
     release keyed by the bare number (it dropped CX-4); keyed apart now, every returning patient's next
     message made a second record, her earlier results on the first (rvidentity32 HIGH 1: the record a
     clinician opens is split). The same number of the same institution, for the same person, is one record.
     Never two people's: a record another person's (name, sex, birth date or ID number disagreeing, or one of
-    them unknown on either side) is not joined -- the number stays keyed apart as identity32 decided, with the
-    kept-apart warning (a LIS's own number of the value, another woman). Not joined either: a number that is
-    another member institution's (its record is that institution's, one number one owner), a record of the
-    number as sent that exists already (stored, or made by an earlier message of the batch: the split is
-    there, an operator links the two at the desk), a message naming the own record itself (a merge)."""
+    them unknown on either side, or a birth date known only to the year or month: a year agrees with every day
+    of it, and 张伟 M 1961 is no evidence) is not joined -- the number stays keyed apart as identity32 decided,
+    with the kept-apart warning (a LIS's own number of the value, another woman). Not joined either: a number
+    that is another member institution's (its record is that institution's, one number one owner), a message
+    naming the own record itself (a merge).
+
+    Remembered (idfix38, rv38e findings 1-3): a number filed under the record stays on it -- its identifier
+    as sent (``urn:huren:mrn:<institution>:<authority>``), written by a result too (the identifier alone,
+    ``_remember``). From then on the number names that record, whatever a later message says: one agreeing
+    or thin (nothing of name, sex, birth date or ID number disagreeing: a LIS that sometimes sends only an age)
+    is filed under it; one disagreeing is refused (``_refuse_filed``: AE at PID-3, nothing filed under the record
+    nor as a new record of the number) -- before, each message was decided afresh, so a thin message or another
+    person's made the record of the number as sent, and from then on her own agreeing results went to it (to
+    another woman's record). A record of the number as sent that exists already (stored, or made by an earlier
+    message of the batch: a split of releases 32-37, or one made before the number was remembered) keeps the
+    messages positively its person's (the split stays for the desk's ``$link``); a message positively the own
+    record's person and not that record's is filed under the own record, never under the other."""
+    from adapters.convert.common import apart_system  # (common imports this module)
+
     moves: dict[str, str] = {}
     if not conversion.apart:
         return moves
     members = {held.member for held in conversion.members}
+    remember: list[tuple[str, str, dict[str, Any]]] = []  # (own record, token, as read) to write the number on
     for ref, (authority, number, own, sequence) in conversion.apart.items():
         if f"Patient/{deterministic_id(authority, 'Patient', number)}" in members or own in conversion.by_reference:
             continue
-        if tuple(ref.split("/", 1)) in stored or batch_version(ref, earlier) is not None:
-            continue
         read: list[int] = []
         was = _as_left(own, earlier, stored, read)
-        patient = conversion.by_reference[ref]
-        if was is None or not _same_person(was, patient):
+        if was is None:
             continue
+        patient = conversion.by_reference[ref]
+        token = f"{apart_system(conversion.institution, authority)}|{number}"
+        remembered = _holds_number(was, token)
+        if remembered:
+            if _another_person(was, patient):
+                _refuse_filed(authority, sequence, read)
+        elif not (_to_the_day(was, patient) and _same_person(was, patient)):
+            continue
+        elif tuple(ref.split("/", 1)) in stored or batch_version(ref, earlier) is not None:
+            apart_read: list[int] = []
+            split = _as_left(ref, earlier, stored, apart_read)
+            if split is not None and _same_person(split, patient):
+                continue  # a split record of the number, positively this person too: it stays hers (the desk links)
         leaned += read
         moves[ref] = own
         # the own record's identifiers of the number (its MRN as the earlier release stored it) stay: a
@@ -206,7 +232,9 @@ def _filed_as_own(conversion: Any, earlier: Sequence[Any], stored: dict[Any, Any
         kept = [deepcopy(i) for i in was.get("identifier") or ()
                 if i.get("value") == number and (i.get("system"), i.get("value")) not in have]
         patient["identifier"] = [*kept, *(patient.get("identifier") or ())]
-        conversion.warnings.append(_filed_own_warning(authority, sequence, own))
+        conversion.warnings.append(_filed_own_warning(authority, sequence, own, remembered))
+        if not remembered and ref in conversion.create_only:
+            remember.append((own, token, was))
     if not moves:
         return moves
     from adapters.convert import _take  # (the package imports this module)
@@ -217,17 +245,72 @@ def _filed_as_own(conversion: Any, earlier: Sequence[Any], stored: dict[Any, Any
     conversion.apart = {r: v for r, v in conversion.apart.items() if r not in moves}
     conversion.members[:] = [held._replace(record=moves.get(held.record, held.record)) for held in conversion.members]
     conversion.owns[:] = [(moves.get(o[0], o[0]), *o[1:]) for o in conversion.owns]
+    for own, token, was in remember:
+        _remember(conversion, own, token, was)
     return moves
 
 
-def _filed_own_warning(authority: str, sequence: int, own: str) -> HL7Error:
+def _to_the_day(a: dict[str, Any], b: dict[str, Any]) -> bool:
+    """Are both birth dates known to the day (``YYYY-MM-DD``)? Joining a number to a record needs it: ``_same_person``
+    compares each date at its own precision (``same_day``), and a year alone -- many county LIS derive it from an
+    age -- agrees with every day of that year (rv38e finding 5)."""
+    return all(len(str(p.get("birthDate") or "")) >= 10 for p in (a, b))
+
+
+def _another_person(a: dict[str, Any], b: dict[str, Any]) -> bool:
+    """Does anything both Patient versions state disagree -- name, sex or birth date (``conflicts_between``), or the
+    ID number where both carry one (``_id_numbers``)? Not ``contradicts_all`` (name AND sex): under a number this
+    institution joined to a record only on positive agreement, another woman of the same sex is another person."""
+    if conflicts_between(demographics(a), demographics(b)):
+        return True
+    numbers = (_id_numbers(a), _id_numbers(b))
+    return all(numbers) and numbers[0] != numbers[1]
+
+
+def _remember(conversion: Any, own: str, token: str, was: dict[str, Any]) -> None:
+    """A result (or order: ``create_only``, the ADT feed owns the record) filed under the institution's own record
+    (``_filed_as_own``) writes that record's identifier alone, the number as sent added (the feed's identifiers
+    combine by union: nothing stored is taken away; ``Said.only``), so the number names the record from then on.
+    An ADT states its Patient's identifiers, the number among them."""
+    patient = conversion.by_reference[own]
+    ident = next((deepcopy(i) for i in patient.get("identifier") or () if _token(i) == token), None)
+    if ident is None:
+        return
+    patient["identifier"] = [*deepcopy(was.get("identifier") or []), ident]
+    conversion.create_only[:] = [r for r in conversion.create_only if r != own]
+    conversion.planned.pop(own, None)
+    said = conversion.said.get(own) or Said()
+    conversion.said[own] = replace(said, only=said.only | {"identifier"})
+    conversion._bundle = None
+
+
+def _refuse_filed(authority: str, sequence: int, leaned: list[int]) -> None:
+    """A number under an undeclared authority that an earlier message filed under the institution's own record
+    (remembered there: ``_filed_as_own``), now sent for someone that record's person is not: refused, nothing
+    filed -- neither under that record (another person's) nor as a new record of the number (it names hers)."""
+    error = HL7Error(
+        f"PID-3 record number under assigning authority {authority!r} (PID-3.4), which institutions.yaml "
+        "mrn_authorities does not declare, names the institution's own record of the same number (an earlier "
+        "message of this authority was filed under it as that record's patient); this PID's name, sex, birth date "
+        "or ID number (PID-5, PID-8, PID-7, PID-3) differs from that record's: nothing of the message is filed, "
+        f"neither under that record nor as a new one. {_ADVICE}",
+        segment="PID", sequence=sequence, field=3, code=DUPLICATE_KEY_IDENTIFIER)
+    if leaned:
+        error.leaned_on = leaned  # type: ignore[attr-defined]
+    raise error
+
+
+def _filed_own_warning(authority: str, sequence: int, own: str, remembered: bool = False) -> HL7Error:
     """The W of a number under an undeclared authority filed under the institution's own record of its value
-    (``_filed_as_own``): the authority named, the number and the person not echoed."""
+    (``_filed_as_own``): the authority named, the number and the person not echoed. ``remembered``: the number
+    was filed under that record before (nothing of this PID disagrees with it)."""
+    why = ("an earlier message of this authority was filed under it as its patient, and nothing of this PID "
+           "disagrees with it" if remembered else
+           "that record is this patient's (name, sex and birth date agree; the ID number too where both carry one)")
     warning = HL7Error(
         f"PID-3 record number under assigning authority {authority!r} (PID-3.4), which institutions.yaml "
-        "mrn_authorities does not declare, filed under the institution's own record of the same number: that "
-        "record is this patient's (name, sex and birth date agree; the ID number too where both carry one). If "
-        "this authority is the institution's own record numbering, declare it in institutions.yaml mrn_authorities",
+        f"mrn_authorities does not declare, filed under the institution's own record of the same number: {why}. "
+        "If this authority is the institution's own record numbering, declare it in institutions.yaml mrn_authorities",
         segment="PID", sequence=sequence, field=3, code=DUPLICATE_KEY_IDENTIFIER,
         tally=Tally(FILED_AS_OWN, authority, records=(own,)))
     warning.severity = "W"
