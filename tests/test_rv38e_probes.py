@@ -111,9 +111,6 @@ def test_after_a_merge_the_number_as_sent_follows_the_bare_number(both: tuple[En
     assert subjects(http, "MEGLU") == subjects(http, "MDGLU")
 
 
-@pytest.mark.xfail(strict=True, reason="rv38e: MED an A40 under the undeclared authority: its PID is filed under "
-                   "the bare survivor (filed_as_own W) but MRG-1 stays keyed apart, so the survivor 'replaces' a "
-                   "phantom HIS|R38N1 record, the real duplicate (with her results) stays live, and the ACK is AA")
 def test_a_merge_under_the_undeclared_authority_names_no_other_record(both: tuple[Engine, TestClient]) -> None:
     """After her result under ``R38N1^^^HIS^MR`` was filed under her bare record R38N1, the HIS's A40 under the
     same authority merges R38N1 into R38N2: the bare record R38N1 (where her result is) must not stay live

@@ -93,10 +93,14 @@ def check_persons(conversion: Any, read_many: Any, earlier: Sequence[Any] = (), 
     # carries the number (``_beside``; mostly read already: the PID's own record is held above)
     wanted += [tuple(held.record.split("/", 1)) for held, _ in members if held.as_stored or held.number]
     wanted += [tuple(held.prior.split("/", 1)) for held, _ in members if held.prior]  # a merge's MRG-1 record
+    # a merge's MRG-1 under an undeclared authority: its record, and the institution's own of the value
+    wanted += [tuple(r.split("/", 1)) for prior, (_, _, own, _) in conversion.merged_apart.items() for r in (prior, own)]
     wanted = list(dict.fromkeys(wanted))
     stored = read_many(wanted) if wanted else {}
     # a number kept apart whose institution's own record of the value is positively this person: filed there
     moved = _filed_as_own(conversion, earlier, stored, leaned)
+    if conversion.merged_apart:
+        _merged_apart(conversion, earlier, stored, leaned)
     for ref, sequence, corrects, made in unread:
         if ref in moved:
             continue  # the record it was filed under is the PID's person (``_same_person``): nothing to hold
@@ -248,6 +252,50 @@ def _filed_as_own(conversion: Any, earlier: Sequence[Any], stored: dict[Any, Any
     for own, token, was in remember:
         _remember(conversion, own, token, was)
     return moves
+
+
+def _merged_apart(conversion: Any, earlier: Sequence[Any], stored: dict[Any, Any], leaned: list[int]) -> None:
+    """A merge (A40/A34...) whose MRG-1 number is under an assigning authority ``mrn_authorities`` does not declare
+    (``Conversion.merged_apart``), while the institution holds its own record of the value: the number names that
+    record once it was filed under it (remembered there, ``_filed_as_own``) -- the merge moves that record, as a
+    PID under the number would be filed there; else which record the merge names cannot be told, and the message is
+    refused (AE at MRG-1, nothing merged). Before (rv38e finding 4), MRG-1 stayed keyed apart while its PID was
+    filed under the institution's own record: the real survivor was linked as replacing a phantom record of the
+    number as sent, the real duplicate (with her results) stayed live, answered AA. A record of the number as sent
+    that exists already (stored, or made by an earlier message of the batch), the number not remembered on the own
+    record, is the one it names, as before; with no own record of the value, nothing changes either."""
+    from adapters.convert import _take  # (the package imports this module)
+    from adapters.convert.common import apart_system  # (common imports this module)
+
+    moves: dict[str, str] = {}
+    for prior, (authority, number, own, sequence) in conversion.merged_apart.items():
+        read: list[int] = []
+        was = _as_left(own, earlier, stored, read)
+        if was is None:
+            continue
+        remembered = _holds_number(was, f"{apart_system(conversion.institution, authority)}|{number}")
+        if not remembered and _as_left(prior, earlier, stored, read) is not None:
+            continue
+        leaned += read
+        if not remembered or own in conversion.by_reference:
+            error = HL7Error(
+                f"MRG-1 record number under assigning authority {authority!r} (MRG-1.4), which institutions.yaml "
+                "mrn_authorities does not declare: the institution holds its own record of the same number, "
+                + ("which is the surviving patient itself (PID-3)" if remembered else
+                   "which no message of this authority was filed under, and no record of the number as sent")
+                + "; which record the merge names cannot be told, nothing is merged. Send MRG-1 under the "
+                "institution's own record number, or declare the authority in institutions.yaml mrn_authorities "
+                "if it is the institution's own record numbering",
+                segment="MRG", sequence=sequence, field=1, code=DUPLICATE_KEY_IDENTIFIER)
+            if read:
+                error.leaned_on = read  # type: ignore[attr-defined]
+            raise error
+        moves[prior] = own
+    if moves:
+        _take(conversion, moves)
+        conversion.members[:] = [held._replace(record=moves.get(held.record, held.record),
+                                               prior=moves.get(held.prior, held.prior) if held.prior else held.prior)
+                                 for held in conversion.members]
 
 
 def _to_the_day(a: dict[str, Any], b: dict[str, Any]) -> bool:
