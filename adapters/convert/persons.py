@@ -85,6 +85,9 @@ def check_persons(conversion: Any, read_many: Any, earlier: Sequence[Any] = (), 
     bare = [(r, any(r[2] in c.by_reference for c in earlier)) for r in conversion.apart.values()]
     wanted = [tuple(ref.split("/", 1)) for ref, _, _, _ in unread]
     wanted += [tuple(b[2].split("/", 1)) for b, in_batch in bare if not in_batch]
+    # ... and one the batch names without stating it (a result filed under it, its number remembered: ``_remember``)
+    wanted += [tuple(b[2].split("/", 1)) for b, in_batch in bare
+               if in_batch and _stated_in(b[2], earlier) is None]
     # another member's number (``common.member_records``): its record, as the batch leaves it or stored;
     # a merge's prior record held as stored too
     members = [(held, _stated_in(held.member, earlier)) for held in conversion.members]
@@ -290,6 +293,9 @@ def _merged_apart(conversion: Any, earlier: Sequence[Any], stored: dict[Any, Any
             if read:
                 error.leaned_on = read  # type: ignore[attr-defined]
             raise error
+        # the record keeps its identifiers of the number (a merge states them whole: a bare MRG-1's record keeps its MRN)
+        conversion.by_reference[prior]["identifier"] = [deepcopy(i) for i in was.get("identifier") or ()
+                                                      if i.get("value") == number]
         moves[prior] = own
     if moves:
         _take(conversion, moves)
