@@ -38,6 +38,7 @@ from dataclasses import replace
 from typing import Any, NamedTuple
 
 from adapters.convert.actors import INSTITUTION_SYSTEM
+from adapters.convert.engine import json_copy
 from adapters.hl7v2.errors import DUPLICATE_KEY_IDENTIFIER, HL7Error, Tally
 from engine.errors import NotFound
 from engine.identity.demographics import conflicts_between, contradicts_all, demographics
@@ -204,11 +205,11 @@ def _filed_as_own(conversion: Any, earlier: Sequence[Any], stored: dict[Any, Any
     message of the batch: a split of releases 32-37, or one made before the number was remembered) keeps the
     messages positively its person's (the split stays for the desk's ``$link``); a message positively the own
     record's person and not that record's is filed under the own record, never under the other."""
-    from adapters.convert.common import apart_system  # (common imports this module)
-
     moves: dict[str, str] = {}
     if not conversion.apart:
         return moves
+    from adapters.convert.common import apart_system  # (common imports this module; not on the common path)
+
     members = {held.member for held in conversion.members}
     remember: list[tuple[str, str, dict[str, Any]]] = []  # (own record, token, as read) to write the number on
     for ref, (authority, number, own, sequence) in conversion.apart.items():
@@ -294,7 +295,7 @@ def _merged_apart(conversion: Any, earlier: Sequence[Any], stored: dict[Any, Any
                 error.leaned_on = read  # type: ignore[attr-defined]
             raise error
         # the record keeps its identifiers of the number (a merge states them whole: a bare MRG-1's record keeps its MRN)
-        conversion.by_reference[prior]["identifier"] = [deepcopy(i) for i in was.get("identifier") or ()
+        conversion.by_reference[prior]["identifier"] = [json_copy(i) for i in was.get("identifier") or ()
                                                       if i.get("value") == number]
         moves[prior] = own
     if moves:
@@ -327,10 +328,10 @@ def _remember(conversion: Any, own: str, token: str, was: dict[str, Any]) -> Non
     combine by union: nothing stored is taken away; ``Said.only``), so the number names the record from then on.
     An ADT states its Patient's identifiers, the number among them."""
     patient = conversion.by_reference[own]
-    ident = next((deepcopy(i) for i in patient.get("identifier") or () if _token(i) == token), None)
+    ident = next((i for i in patient.get("identifier") or () if _token(i) == token), None)
     if ident is None:
         return
-    patient["identifier"] = [*deepcopy(was.get("identifier") or []), ident]
+    patient["identifier"] = [*json_copy(was.get("identifier") or []), json_copy(ident)]  # (not the read's own objects)
     conversion.create_only[:] = [r for r in conversion.create_only if r != own]
     conversion.planned.pop(own, None)
     said = conversion.said.get(own) or Said()
