@@ -68,9 +68,6 @@ def test_a_bare_record_without_birth_date_is_not_joined(both: tuple[Engine, Test
     assert subjects(http, "NBB") != [f"Patient/{old['id']}"]
 
 
-@pytest.mark.xfail(strict=True, reason="rv38e: MED a birth YEAR on one side is taken as positive agreement "
-                   "(_same_person via same_day): a namesake of the same sex and birth year under another "
-                   "system's number is filed under the institution's record of the number")
 def test_a_birth_year_alone_is_not_positive_agreement(both: tuple[Engine, TestClient]) -> None:
     """The HIS's record 张伟 M 1961-05-05 under MRN R38Y; the LIS (many county LIS send an age, the year
     derived) files its own number R38Y for 张伟 M born '1961' -- the most common name in China. A year agrees
@@ -114,9 +111,6 @@ def test_after_a_merge_the_number_as_sent_follows_the_bare_number(both: tuple[En
     assert subjects(http, "MEGLU") == subjects(http, "MDGLU")
 
 
-@pytest.mark.xfail(strict=True, reason="rv38e: MED an A40 under the undeclared authority: its PID is filed under "
-                   "the bare survivor (filed_as_own W) but MRG-1 stays keyed apart, so the survivor 'replaces' a "
-                   "phantom HIS|R38N1 record, the real duplicate (with her results) stays live, and the ACK is AA")
 def test_a_merge_under_the_undeclared_authority_names_no_other_record(both: tuple[Engine, TestClient]) -> None:
     """After her result under ``R38N1^^^HIS^MR`` was filed under her bare record R38N1, the HIS's A40 under the
     same authority merges R38N1 into R38N2: the bare record R38N1 (where her result is) must not stay live
@@ -152,9 +146,6 @@ def test_the_warning_and_fidelity_echo_no_person(both: tuple[Engine, TestClient]
     assert "柳" not in body and "R38W" not in body and "19610808" not in body
 
 
-@pytest.mark.xfail(strict=True, reason="rv38e: MED after her LIS number was filed under her record, the LIS's "
-                   "same number for another person (other name, sex, birth date) is accepted AA as a new record "
-                   "(it was refused before ident38), and her own next result under that number is then refused")
 def test_another_person_under_a_lis_number_filed_as_hers(both: tuple[Engine, TestClient]) -> None:
     """Her LIS number R38L was filed under her bare record (positively her); the LIS then sends R38L for a man
     of another name, sex and birth date: one LIS number, two people -- refused (AE at PID-3) as the guard
@@ -172,9 +163,6 @@ def test_another_person_under_a_lis_number_filed_as_hers(both: tuple[Engine, Tes
     assert ack_code_of(hers) == "AA" and subjects(http, "LDGLU") == [f"Patient/{old['id']}"], hers
 
 
-@pytest.mark.xfail(strict=True, reason="rv38e: MED one thin message (no birth date) under the number as sent "
-                   "makes the auth| record; from then on every message of hers, positively agreeing, goes to it: "
-                   "the split ident38 removed comes back for a LIS that sometimes omits PID-7")
 def test_a_thin_message_does_not_split_her_record_again(both: tuple[Engine, TestClient]) -> None:
     """Her bare record R38S; her HIS^MR result (all particulars) is filed under it; one result without a birth
     date (keyed apart, as ident38 keeps it); then her next result with all particulars again: under her
@@ -188,11 +176,6 @@ def test_a_thin_message_does_not_split_her_record_again(both: tuple[Engine, Test
     assert subjects(http, "SDGLU") == subjects(http, "SBGLU") == [f"Patient/{old['id']}"]
 
 
-@pytest.mark.xfail(strict=True, reason="rv38e: HIGH once another woman's result under the LIS number made the "
-                   "LIS| record, her own next result -- name, sex and birth date agreeing with her bare record -- "
-                   "is filed under the other woman's record (stored LIS| record wins; same sex, so not "
-                   "contradicts_all) although her bare record positively agrees; before ident38 this result went to her (the "
-                   "other woman's went to her record instead: contradicts_all's same-sex weakness, older)")
 def test_her_result_is_never_filed_under_another_woman_after_her_number_was_filed_as_own(
         both: tuple[Engine, TestClient]) -> None:
     """Her bare record 柳十一 F 1961-11-11 under R38H; her LIS result under ``R38H^^^LIS^PI`` is filed under it

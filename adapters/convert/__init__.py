@@ -84,6 +84,7 @@ class Conversion:
     # its number keyed apart (``Context.apart``), and the sending application (MSH-3), for ``check_persons``
     corrections: dict[str, int] = field(default_factory=dict)
     apart: dict[str, tuple[str, str, str, int]] = field(default_factory=dict)
+    merged_apart: dict[str, tuple[str, str, str, int]] = field(default_factory=dict)  # MRG-1's (``Context``)
     # records held against another member's own record of a number (``Context.members``), and the
     # records the message names under the institution's own MRN (``Context.owns``)
     members: list[MemberNumber] = field(default_factory=list)
@@ -119,7 +120,8 @@ class Conversion:
             adopt_identified(self, search)
         if self.formerly and read_many is not None:
             adopt_former_ids(self, read_many)
-        if (self.persons or self.corrections or self.apart or self.members or self.owns) and read_many is not None:
+        if (self.persons or self.corrections or self.apart or self.merged_apart or self.members or self.owns) \
+                and read_many is not None:
             # after adopt_former_ids: the records as they will be written; ``messages``: the message
             # store, whose documents name the application that registered a record
             leaned.update(check_persons(self, read_many, earlier, search, messages, merge))
@@ -240,6 +242,7 @@ def convert(message: Message, site: Site, institution: str | None = None, applic
         persons=ctx.persons,
         corrections=ctx.corrections,
         apart=ctx.apart,
+        merged_apart=ctx.merged_apart,
         members=ctx.members,
         owns=ctx.owns,
         application=msh.application_id,

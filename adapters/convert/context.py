@@ -188,6 +188,9 @@ class Context:
     # "Patient/id" keyed apart (``auth|``) -> (authority, number, the "Patient/id" the bare number
     # keys, the PID's sequence): ``persons.warn_kept_apart`` warns when the institution holds that one
     apart: dict[str, tuple[str, str, str, int]] = field(default_factory=dict)
+    # ... the same of a merge's MRG-1 record (``his.merge``, the MRG's sequence): ``persons._merged_apart`` decides
+    # which record a merge under an undeclared authority names
+    merged_apart: dict[str, tuple[str, str, str, int]] = field(default_factory=dict)
     # each record held against another member institution's own record of a number named under that
     # member's MRN system (``MemberNumber``, ``common.member_records``): ``persons.check_persons``
     # refuses the message when the member's record is another person

@@ -38,6 +38,7 @@ from dataclasses import replace
 from typing import Any, NamedTuple
 
 from adapters.convert.actors import INSTITUTION_SYSTEM
+from adapters.convert.engine import json_copy
 from adapters.hl7v2.errors import DUPLICATE_KEY_IDENTIFIER, HL7Error, Tally
 from engine.errors import NotFound
 from engine.identity.demographics import conflicts_between, contradicts_all, demographics
@@ -85,6 +86,9 @@ def check_persons(conversion: Any, read_many: Any, earlier: Sequence[Any] = (), 
     bare = [(r, any(r[2] in c.by_reference for c in earlier)) for r in conversion.apart.values()]
     wanted = [tuple(ref.split("/", 1)) for ref, _, _, _ in unread]
     wanted += [tuple(b[2].split("/", 1)) for b, in_batch in bare if not in_batch]
+    # ... and one the batch names without stating it (a result filed under it, its number remembered: ``_remember``)
+    wanted += [tuple(b[2].split("/", 1)) for b, in_batch in bare
+               if in_batch and _stated_in(b[2], earlier) is None]
     # another member's number (``common.member_records``): its record, as the batch leaves it or stored;
     # a merge's prior record held as stored too
     members = [(held, _stated_in(held.member, earlier)) for held in conversion.members]
@@ -93,10 +97,14 @@ def check_persons(conversion: Any, read_many: Any, earlier: Sequence[Any] = (), 
     # carries the number (``_beside``; mostly read already: the PID's own record is held above)
     wanted += [tuple(held.record.split("/", 1)) for held, _ in members if held.as_stored or held.number]
     wanted += [tuple(held.prior.split("/", 1)) for held, _ in members if held.prior]  # a merge's MRG-1 record
+    # a merge's MRG-1 under an undeclared authority: its record, and the institution's own of the value
+    wanted += [tuple(r.split("/", 1)) for prior, (_, _, own, _) in conversion.merged_apart.items() for r in (prior, own)]
     wanted = list(dict.fromkeys(wanted))
     stored = read_many(wanted) if wanted else {}
     # a number kept apart whose institution's own record of the value is positively this person: filed there
     moved = _filed_as_own(conversion, earlier, stored, leaned)
+    if conversion.merged_apart:
+        _merged_apart(conversion, earlier, stored, leaned)
     for ref, sequence, corrects, made in unread:
         if ref in moved:
             continue  # the record it was filed under is the PID's person (``_same_person``): nothing to hold
@@ -170,34 +178,60 @@ def _filed_as_own(conversion: Any, earlier: Sequence[Any], stored: dict[Any, Any
     not declare (``Context.apart``: ``123^^^HIS^MR``), while the institution holds its own record of the
     value -- stored, or as the batch leaves it -- that is positively this PID's person (``_same_person``, the
     converter's one rule for joining two records: name, sex and birth date known on both sides and agreeing,
-    the ID numbers the same where both carry one): the message is filed under that record, with an ERR W at
-    PID-3 naming the authority, counted per authority in the fidelity view (``filed_as_own``, the record
-    listed for the operator). Returns the records moved ("Patient/<apart>" -> "Patient/<own>").
+    the ID numbers the same where both carry one; the birth dates each a full day, ``_to_the_day``): the
+    message is filed under that record, with an ERR W at PID-3 naming the authority, counted per authority in
+    the fidelity view (``filed_as_own``, the record listed for the operator). Returns the records moved
+    ("Patient/<apart>" -> "Patient/<own>").
 
     Why: a deployment whose HIS always wrote its own name (an OID, "MRN") in CX-4 holds records an earlier
     release keyed by the bare number (it dropped CX-4); keyed apart now, every returning patient's next
     message made a second record, her earlier results on the first (rvidentity32 HIGH 1: the record a
     clinician opens is split). The same number of the same institution, for the same person, is one record.
     Never two people's: a record another person's (name, sex, birth date or ID number disagreeing, or one of
-    them unknown on either side) is not joined -- the number stays keyed apart as identity32 decided, with the
-    kept-apart warning (a LIS's own number of the value, another woman). Not joined either: a number that is
-    another member institution's (its record is that institution's, one number one owner), a record of the
-    number as sent that exists already (stored, or made by an earlier message of the batch: the split is
-    there, an operator links the two at the desk), a message naming the own record itself (a merge)."""
+    them unknown on either side, or a birth date known only to the year or month: a year agrees with every day
+    of it, and 张伟 M 1961 is no evidence) is not joined -- the number stays keyed apart as identity32 decided,
+    with the kept-apart warning (a LIS's own number of the value, another woman). Not joined either: a number
+    that is another member institution's (its record is that institution's, one number one owner), a message
+    naming the own record itself (a merge).
+
+    Remembered (idfix38, rv38e findings 1-3): a number filed under the record stays on it -- its identifier
+    as sent (``urn:huren:mrn:<institution>:<authority>``), written by a result too (the identifier alone,
+    ``_remember``). From then on the number names that record, whatever a later message says: one agreeing
+    or thin (nothing of name, sex, birth date or ID number disagreeing: a LIS that sometimes sends only an age)
+    is filed under it; one disagreeing is refused (``_refuse_filed``: AE at PID-3, nothing filed under the record
+    nor as a new record of the number) -- before, each message was decided afresh, so a thin message or another
+    person's made the record of the number as sent, and from then on her own agreeing results went to it (to
+    another woman's record). A record of the number as sent that exists already (stored, or made by an earlier
+    message of the batch: a split of releases 32-37, or one made before the number was remembered) keeps the
+    messages positively its person's (the split stays for the desk's ``$link``); a message positively the own
+    record's person and not that record's is filed under the own record, never under the other."""
     moves: dict[str, str] = {}
     if not conversion.apart:
         return moves
+    from adapters.convert.common import apart_system  # (common imports this module; not on the common path)
+
     members = {held.member for held in conversion.members}
+    remember: list[tuple[str, str, dict[str, Any]]] = []  # (own record, token, as read) to write the number on
     for ref, (authority, number, own, sequence) in conversion.apart.items():
         if f"Patient/{deterministic_id(authority, 'Patient', number)}" in members or own in conversion.by_reference:
             continue
-        if tuple(ref.split("/", 1)) in stored or batch_version(ref, earlier) is not None:
-            continue
         read: list[int] = []
         was = _as_left(own, earlier, stored, read)
-        patient = conversion.by_reference[ref]
-        if was is None or not _same_person(was, patient):
+        if was is None:
             continue
+        patient = conversion.by_reference[ref]
+        token = f"{apart_system(conversion.institution, authority)}|{number}"
+        remembered = _holds_number(was, token)
+        if remembered:
+            if _another_person(was, patient):
+                _refuse_filed(authority, sequence, read)
+        elif not (_to_the_day(was, patient) and _same_person(was, patient)):
+            continue
+        elif tuple(ref.split("/", 1)) in stored or batch_version(ref, earlier) is not None:
+            apart_read: list[int] = []
+            split = _as_left(ref, earlier, stored, apart_read)
+            if split is not None and _same_person(split, patient):
+                continue  # a split record of the number, positively this person too: it stays hers (the desk links)
         leaned += read
         moves[ref] = own
         # the own record's identifiers of the number (its MRN as the earlier release stored it) stay: a
@@ -206,7 +240,9 @@ def _filed_as_own(conversion: Any, earlier: Sequence[Any], stored: dict[Any, Any
         kept = [deepcopy(i) for i in was.get("identifier") or ()
                 if i.get("value") == number and (i.get("system"), i.get("value")) not in have]
         patient["identifier"] = [*kept, *(patient.get("identifier") or ())]
-        conversion.warnings.append(_filed_own_warning(authority, sequence, own))
+        conversion.warnings.append(_filed_own_warning(authority, sequence, own, remembered))
+        if not remembered and ref in conversion.create_only:
+            remember.append((own, token, was))
     if not moves:
         return moves
     from adapters.convert import _take  # (the package imports this module)
@@ -217,17 +253,119 @@ def _filed_as_own(conversion: Any, earlier: Sequence[Any], stored: dict[Any, Any
     conversion.apart = {r: v for r, v in conversion.apart.items() if r not in moves}
     conversion.members[:] = [held._replace(record=moves.get(held.record, held.record)) for held in conversion.members]
     conversion.owns[:] = [(moves.get(o[0], o[0]), *o[1:]) for o in conversion.owns]
+    for own, token, was in remember:
+        _remember(conversion, own, token, was)
     return moves
 
 
-def _filed_own_warning(authority: str, sequence: int, own: str) -> HL7Error:
+def _merged_apart(conversion: Any, earlier: Sequence[Any], stored: dict[Any, Any], leaned: list[int]) -> None:
+    """A merge (A40/A34...) whose MRG-1 number is under an assigning authority ``mrn_authorities`` does not declare
+    (``Conversion.merged_apart``), while the institution holds its own record of the value: the number names that
+    record once it was filed under it (remembered there, ``_filed_as_own``) -- the merge moves that record, as a
+    PID under the number would be filed there; else which record the merge names cannot be told, and the message is
+    refused (AE at MRG-1, nothing merged). Before (rv38e finding 4), MRG-1 stayed keyed apart while its PID was
+    filed under the institution's own record: the real survivor was linked as replacing a phantom record of the
+    number as sent, the real duplicate (with her results) stayed live, answered AA. A record of the number as sent
+    that exists already (stored, or made by an earlier message of the batch), the number not remembered on the own
+    record, is the one it names, as before; with no own record of the value, nothing changes either."""
+    from adapters.convert import _take  # (the package imports this module)
+    from adapters.convert.common import apart_system  # (common imports this module)
+
+    moves: dict[str, str] = {}
+    for prior, (authority, number, own, sequence) in conversion.merged_apart.items():
+        read: list[int] = []
+        was = _as_left(own, earlier, stored, read)
+        if was is None:
+            continue
+        remembered = _holds_number(was, f"{apart_system(conversion.institution, authority)}|{number}")
+        if not remembered and _as_left(prior, earlier, stored, read) is not None:
+            continue
+        leaned += read
+        if not remembered or own in conversion.by_reference:
+            error = HL7Error(
+                f"MRG-1 record number under assigning authority {authority!r} (MRG-1.4), which institutions.yaml "
+                "mrn_authorities does not declare: the institution holds its own record of the same number, "
+                + ("which is the surviving patient itself (PID-3)" if remembered else
+                   "which no message of this authority was filed under, and no record of the number as sent")
+                + "; which record the merge names cannot be told, nothing is merged. Send MRG-1 under the "
+                "institution's own record number, or declare the authority in institutions.yaml mrn_authorities "
+                "if it is the institution's own record numbering",
+                segment="MRG", sequence=sequence, field=1, code=DUPLICATE_KEY_IDENTIFIER)
+            if read:
+                error.leaned_on = read  # type: ignore[attr-defined]
+            raise error
+        # the record keeps its identifiers of the number (a merge states them whole: a bare MRG-1's record keeps its MRN)
+        conversion.by_reference[prior]["identifier"] = [json_copy(i) for i in was.get("identifier") or ()
+                                                      if i.get("value") == number]
+        moves[prior] = own
+    if moves:
+        _take(conversion, moves)
+        conversion.members[:] = [held._replace(record=moves.get(held.record, held.record),
+                                               prior=moves.get(held.prior, held.prior) if held.prior else held.prior)
+                                 for held in conversion.members]
+
+
+def _to_the_day(a: dict[str, Any], b: dict[str, Any]) -> bool:
+    """Are both birth dates known to the day (``YYYY-MM-DD``)? Joining a number to a record needs it: ``_same_person``
+    compares each date at its own precision (``same_day``), and a year alone -- many county LIS derive it from an
+    age -- agrees with every day of that year (rv38e finding 5)."""
+    return all(len(str(p.get("birthDate") or "")) >= 10 for p in (a, b))
+
+
+def _another_person(a: dict[str, Any], b: dict[str, Any]) -> bool:
+    """Does anything both Patient versions state disagree -- name, sex or birth date (``conflicts_between``), or the
+    ID number where both carry one (``_id_numbers``)? Not ``contradicts_all`` (name AND sex): under a number this
+    institution joined to a record only on positive agreement, another woman of the same sex is another person."""
+    if conflicts_between(demographics(a), demographics(b)):
+        return True
+    numbers = (_id_numbers(a), _id_numbers(b))
+    return all(numbers) and numbers[0] != numbers[1]
+
+
+def _remember(conversion: Any, own: str, token: str, was: dict[str, Any]) -> None:
+    """A result (or order: ``create_only``, the ADT feed owns the record) filed under the institution's own record
+    (``_filed_as_own``) writes that record's identifier alone, the number as sent added (the feed's identifiers
+    combine by union: nothing stored is taken away; ``Said.only``), so the number names the record from then on.
+    An ADT states its Patient's identifiers, the number among them."""
+    patient = conversion.by_reference[own]
+    ident = next((i for i in patient.get("identifier") or () if _token(i) == token), None)
+    if ident is None:
+        return
+    patient["identifier"] = [*json_copy(was.get("identifier") or []), json_copy(ident)]  # (not the read's own objects)
+    conversion.create_only[:] = [r for r in conversion.create_only if r != own]
+    conversion.planned.pop(own, None)
+    said = conversion.said.get(own) or Said()
+    conversion.said[own] = replace(said, only=said.only | {"identifier"})
+    conversion._bundle = None
+
+
+def _refuse_filed(authority: str, sequence: int, leaned: list[int]) -> None:
+    """A number under an undeclared authority that an earlier message filed under the institution's own record
+    (remembered there: ``_filed_as_own``), now sent for someone that record's person is not: refused, nothing
+    filed -- neither under that record (another person's) nor as a new record of the number (it names hers)."""
+    error = HL7Error(
+        f"PID-3 record number under assigning authority {authority!r} (PID-3.4), which institutions.yaml "
+        "mrn_authorities does not declare, names the institution's own record of the same number (an earlier "
+        "message of this authority was filed under it as that record's patient); this PID's name, sex, birth date "
+        "or ID number (PID-5, PID-8, PID-7, PID-3) differs from that record's: nothing of the message is filed, "
+        f"neither under that record nor as a new one. {_ADVICE}",
+        segment="PID", sequence=sequence, field=3, code=DUPLICATE_KEY_IDENTIFIER)
+    if leaned:
+        error.leaned_on = leaned  # type: ignore[attr-defined]
+    raise error
+
+
+def _filed_own_warning(authority: str, sequence: int, own: str, remembered: bool = False) -> HL7Error:
     """The W of a number under an undeclared authority filed under the institution's own record of its value
-    (``_filed_as_own``): the authority named, the number and the person not echoed."""
+    (``_filed_as_own``): the authority named, the number and the person not echoed. ``remembered``: the number
+    was filed under that record before (nothing of this PID disagrees with it)."""
+    why = ("an earlier message of this authority was filed under it as its patient, and nothing of this PID "
+           "disagrees with it" if remembered else
+           "that record is this patient's (name, sex and birth date agree; the ID number too where both carry one)")
     warning = HL7Error(
         f"PID-3 record number under assigning authority {authority!r} (PID-3.4), which institutions.yaml "
-        "mrn_authorities does not declare, filed under the institution's own record of the same number: that "
-        "record is this patient's (name, sex and birth date agree; the ID number too where both carry one). If "
-        "this authority is the institution's own record numbering, declare it in institutions.yaml mrn_authorities",
+        f"mrn_authorities does not declare, filed under the institution's own record of the same number: {why}. "
+        "If this authority is the institution's own record numbering, declare it in institutions.yaml mrn_authorities",
         segment="PID", sequence=sequence, field=3, code=DUPLICATE_KEY_IDENTIFIER,
         tally=Tally(FILED_AS_OWN, authority, records=(own,)))
     warning.severity = "W"
