@@ -129,7 +129,7 @@ def test_the_compensation_verifies_offline_and_its_compensates_is_under_the_sign
         events = [(seq, eng.audit.events(seq, 1)[0]) for seq in range(before, eng.audit.size)]
         deletes = [(seq, e) for seq, e in events if any(c.get("code") == "delete" for c in e.get("subtype") or ())]
         done = [seq for seq, e in deletes if e.get("outcome") == "0"]
-        (undone,) = [_detail(e, "compensates") for _, e in deletes if e.get("outcome") == "8"]
+        ((compensation, undone),) = [(seq, _detail(e, "compensates")) for seq, e in deletes if e.get("outcome") == "8"]
         assert len(done) == 2 and undone == f"audit-{done[0]}", (done, undone)
         path = tmp_path / "audit.jsonl"
         with path.open("wb") as out:
@@ -138,11 +138,14 @@ def test_the_compensation_verifies_offline_and_its_compensates_is_under_the_sign
         report = verify_export(path, pems)
         assert report.ok and report.proven, report.text()
         text = path.read_text(encoding="utf-8")
-        assert text.count(f"audit-{done[0]}") >= 1
-        forged = text.replace(f"audit-{done[0]}", f"audit-{done[1]}")
-        assert forged != text
+        lines = text.splitlines(keepends=True)
+        (at,) = [i for i, line in enumerate(lines) if "paragraph-deletion-rolled-back" in line]
+        assert f"audit-{done[0]}" in lines[at]
+        lines[at] = lines[at].replace(f"audit-{done[0]}", f"audit-{done[1]}")  # (the compensation's line only)
+        forged = "".join(lines)
         path.write_text(forged, encoding="utf-8")
-        assert not verify_export(path, pems).ok  # (the pointer is signed: moving it is found)
+        forged_report = verify_export(path, pems)  # (the pointer is signed: moving it is found, at that record)
+        assert not forged_report.ok and forged_report.first_bad_record == compensation, forged_report.text()
 
 
 # --- who fills the order: HD equality must not match too much ------------------------------------------------
