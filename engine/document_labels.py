@@ -295,12 +295,12 @@ class DocumentLabels:
             writers[t["id"]] == API and self._relabelled(t["id"])))]
         deleted = [t for t in gone if self.repository.delete("Observation", t["id"]) is not None]
         if deleted and self.audit is not None:
-            appended = self.audit.record(self._deletion(document, number, deleted))
-            self._compensated(document, number, deleted, getattr(appended, "seq", None))
+            done = self._deletion(document, number, deleted)
+            appended = self.audit.record(done)
+            self._compensated(done, number, getattr(appended, "seq", None))
         return [t["id"] for t in deleted]
 
-    def _compensated(self, document: dict[str, Any], number: tuple[str, str], deleted: list[dict[str, Any]],
-                     seq: int | None) -> None:
+    def _compensated(self, done: Facts, number: tuple[str, str], seq: int | None) -> None:
         """The deletion's record is appended inside the write group (a deletion is never stored unaudited:
         an audit log that cannot append fails the group). On SQLite the log is a file of its own, outside
         the group's transaction: a group failing after the deletion (a later hook, a later message of a
@@ -316,15 +316,13 @@ class DocumentLabels:
         on_rollback = getattr(store, "on_rollback", None)
         if audit is None or on_rollback is None or getattr(audit, "store", None) is store:
             return
-        restored = self._restored(document, number, deleted, seq)
+        restored = self._restored(done, number, seq)
         on_rollback(lambda: audit.record(restored))
 
-    def _restored(self, document: dict[str, Any], number: tuple[str, str], deleted: list[dict[str, Any]],
-                  seq: int | None) -> Facts:
+    def _restored(self, done: Facts, number: tuple[str, str], seq: int | None) -> Facts:
         """The compensating record of a deletion rolled back with its write group: the same requestor,
-        document, copies and patients as the deletion's record (``_deletion``), outcome 8 (the deletion
-        failed: the copies are stored as they were), its reason saying so."""
-        done = self._deletion(document, number, deleted)
+        document, copies and patients as the deletion's record (``done``, ``_deletion``'s), outcome 8 (the
+        deletion failed: the copies are stored as they were), its reason saying so."""
         return facts(action="delete", recorded=now_instant(), start=None, outcome="8",
                      desc="the deletion of these paragraphs recorded before was rolled back with its write group: "
                           "nothing was deleted",

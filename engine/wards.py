@@ -268,7 +268,7 @@ def department_namer(site_dir: Path | None, institutions: Mapping[str, Any],
 
     def outside_labels(value: Any, inst: Any) -> tuple[tuple[str, str], _Said] | None:
         """An outside row's ward (its Location id, or the row itself where it holds none) and its label at
-        each level, plainest first (0 to ``LAST``): its words said to be another place's (``OUTSIDE_MARK``,
+        each level, plainest first (0 to ``last``): its words said to be another place's (``OUTSIDE_MARK``,
         ``OUTSIDE_CODE_MARK``), then with its code, the first characters of its Location id, the whole id --
         the last no other ward's. None for a row with no words. (Made on demand: most rows need level 0.)"""
         code, given, facility = outside_rows.get((value, inst)) or (
@@ -312,7 +312,8 @@ def department_namer(site_dir: Path | None, institutions: Mapping[str, Any],
         kept[key] = labelled[key]
 
     def outside_label(value: Any, inst: Any) -> str | None:
-        made = given_outside.get((value, inst)) or outside_labels(value, inst)
+        """A row not labelled above (one the namer was not given; a given one with no words)."""
+        made = outside_labels(value, inst)
         if made is None:
             return None
         ward, said = made

@@ -39,6 +39,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from adapters.convert.actors import INSTITUTION_SYSTEM
+from adapters.convert.common import record_key
 from adapters.hl7v2.errors import DUPLICATE_KEY_IDENTIFIER, HL7Error
 from engine import fhirjson
 from engine.errors import BadRequest, FhirError, Gone, NotFound, Unprocessable
@@ -723,7 +724,8 @@ class IdentityService:
             return False
         codes = [str(i["value"]) for i in organization.get("identifier") or ()
                  if i.get("system") == INSTITUTION_SYSTEM and i.get("value")]
-        return any(keyed == deterministic_id(code, "Patient", f"nid|{number}") for code in codes)
+        key = record_key("", number, "")
+        return any(keyed == deterministic_id(code, "Patient", key) for code in codes)
 
     def _entries(self) -> Callable[[str], dict[str, Any] | None]:
         """The index entry of a record as this thread's write group finds it: the statement made
