@@ -166,9 +166,6 @@ def _held(http: TestClient, placer: str, ack: str) -> None:
     assert "3002" in codes and "3001" not in codes, codes
 
 
-@pytest.mark.xfail(strict=True, reason="rv38i: HIGH (regression) two applications sharing a namespace id (RIS) under different "
-                   "universal ids are one application to hd_names' any-form match: the other RIS's XX recodes the "
-                   "order with no warning; HL7 HD: when both HDs carry a universal id, it decides")
 def test_another_application_sharing_the_namespace_but_not_the_oid_is_held(http: TestClient) -> None:
     """Filler ``F...^RIS^<OID>^ISO`` (the county RIS), sent by ``RIS^<another OID>^ISO`` (another hospital's RIS,
     its namespace id the same common word): the universal ids differ, so the number is not the sender's --
@@ -178,9 +175,6 @@ def test_another_application_sharing_the_namespace_but_not_the_oid_is_held(http:
     _held(http, placer, ack)
 
 
-@pytest.mark.xfail(strict=True, reason="rv38i: MED the facility (MSH-4) now matches by its namespace id too: a filler "
-                   "number under FNZYY^<another OID>^ISO, sent by the LIS at FNZYY^<OID>^ISO, is taken as the "
-                   "sender's (held before cdfix38)")
 def test_a_filler_sharing_only_the_facilitys_namespace_is_held(http: TestClient) -> None:
     """MSH-3 ``LIS``, MSH-4 ``FNZYY^<OID>^ISO``; filler ``F...^FNZYY^<another OID>^ISO``: another authority that
     happens to share the facility's namespace id -- held: W at OBR-4, 204, the order still head CT."""

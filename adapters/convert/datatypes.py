@@ -361,6 +361,18 @@ def hd_names(namespace: str, universal: str, universal_type: str) -> tuple[str, 
     return tuple(n for n in (local, system) if n)
 
 
+def same_hd(one: tuple[str, str, str], other: tuple[str, str, str]) -> bool:
+    """Whether two HDs (namespace id, universal id, universal id type) name one application. HL7 v2.5.1
+    2.A.33: HD-1 is a local name, HD-2/HD-3 the universal one -- where both carry a universal id, it alone
+    decides (two hospitals' RIS may both call themselves ``RIS``: review rv38i HIGH, where any shared form
+    let another hospital's RIS recode the order); else their namespace ids, case aside. An HD with neither
+    names nothing."""
+    mine, theirs = universal_system(one[1], one[2]), universal_system(other[1], other[2])
+    if mine and theirs:
+        return mine.lower() == theirs.lower()
+    return bool(one[0]) and one[0].lower() == other[0].lower()
+
+
 def sender_names(ctx: Context) -> frozenset[str]:
     """The systems ``ei`` makes of an EI naming the sending application (MSH-3, HD): its namespace id
     (HD-1, as EI-2: ``urn:huren:id:<HD-1>``) and its universal id (HD-2/HD-3, as EI-3/EI-4: an OID or

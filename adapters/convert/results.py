@@ -13,7 +13,7 @@ from typing import Any
 from adapters.convert import actors, common, plans
 from adapters.convert.actors import performing_organization, practitioner
 from adapters.convert.context import Concept, Context
-from adapters.convert.datatypes import CONVERTERS, cwe, decimal, ei, hd_names, sender_names
+from adapters.convert.datatypes import CONVERTERS, cwe, decimal, ei, hd_names, same_hd
 from adapters.convert.engine import apply_table, json_copy
 from adapters.convert.tables import vocabulary
 from adapters.hl7v2.errors import DATA_TYPE_ERROR, REQUIRED_FIELD_MISSING, UNKNOWN_KEY_IDENTIFIER
@@ -438,8 +438,9 @@ def _not_the_orders(group: Group, ctx: Context, res: Resource, obr: Segment) -> 
     ``merge.yaml``'s ``states: [order]`` took the test of any order message, so a third application's ORM
     under the RIS's numbers (the LIS's XX naming chest CT over the RIS's head CT) recoded the RIS's order
     (codefix37 kept only its report from following). Whose filler number it is its EI-2/EI-3 says
-    (``hd_names``: its namespace and its universal id, each compared -- HL7's HD names one application by
-    either; against the sending application's names, ``sender_names``, and its facility's, MSH-4 -- the nHapi
+    (``same_hd``: the universal ids where both carry one, else the namespace ids -- rv38i HIGH: any shared
+    form let another hospital's ``RIS`` recode it; against the sending application, MSH-3, and its facility,
+    MSH-4 -- the nHapi
     samples' filler ``OF`` at ``Chemistry`` numbers ``555^chemistry``; case aside): another's -> the
     message's test is only assumed (``Context.assumed``: it fills an order not stored yet, never replaces a
     stored order's code) and the ACK warns at OBR-4 (AA, the rest stored, the message kept as sent). The
@@ -460,18 +461,18 @@ def _not_the_orders(group: Group, ctx: Context, res: Resource, obr: Segment) -> 
             or not ctx.message.msh.value(3).strip()):
         return
     msh = ctx.message.msh
-    names = {n.lower() for n in (*sender_names(ctx), *hd_names(msh.value(4).strip(), msh.value(4, comp=2).strip(),
-                                                                 msh.value(4, comp=3).strip()))}
+    sender = tuple((msh.value(n).strip(), msh.value(n, comp=2).strip(), msh.value(n, comp=3).strip()) for n in (3, 4))
     placer, pf, filler, ff = _order_numbers(group)
     if filler is None:
         return
     owner = filler.rep(ff)
-    systems = hd_names(owner.comp(2).strip(), owner.comp(3).strip(), owner.comp(4).strip())
-    if not systems or any(n.lower() in names for n in systems):
-        return  # (the sender's own filler number: its namespace or its universal id names the sender)
-    if placer is not None and any(n.lower() in names for n in hd_names(
-            placer.rep(pf).comp(2).strip(), placer.rep(pf).comp(3).strip(), placer.rep(pf).comp(4).strip())):
-        return  # (the placer's own message)
+    theirs = (owner.comp(2).strip(), owner.comp(3).strip(), owner.comp(4).strip())
+    if not hd_names(*theirs) or any(same_hd(theirs, hd) for hd in sender):
+        return  # (the sender's own filler number: its HD names the sending application or facility)
+    if placer is not None:
+        p = placer.rep(pf)
+        if any(same_hd((p.comp(2).strip(), p.comp(3).strip(), p.comp(4).strip()), hd) for hd in sender):
+            return  # (the placer's own message)
     ctx.assumed(res, "code")
     app, control = ctx.message.msh.value(3).strip(), orc.value(1).strip().upper()
     ctx.warn(obr.error(
