@@ -13,6 +13,7 @@ single messages over ``POST /hl7v2``), read back over ``/fhir`` and from the aud
 
 from __future__ import annotations
 
+import sqlite3
 from pathlib import Path
 from typing import Any
 
@@ -148,3 +149,33 @@ def test_another_application_under_the_fillers_namespace_and_its_own_oid_is_held
     assert "application LIS" in "|".join(warned), warned
     codes = _codes(the_order(http, placer))
     assert "3002" in codes and "3001" not in codes, codes
+
+
+def test_a_failed_commit_runs_the_blocks_callbacks_and_leaves_none_behind(tmp_path: Path) -> None:
+    """A COMMIT that fails stores nothing (here a deferred foreign key, checked only at COMMIT, which SQLite
+    refuses and leaves the transaction open): the transaction is rolled back, its callbacks fire once, and
+    none stays to fire at a later, unrelated rollback (reviews rv38f L3, rv38i)."""
+    store = SqliteStore(tmp_path / "db.sqlite3")
+    conn = store._conn
+    conn.execute("PRAGMA foreign_keys = ON")
+    conn.execute("CREATE TABLE parent (id TEXT PRIMARY KEY)")
+    conn.execute("CREATE TABLE child (id TEXT PRIMARY KEY, parent TEXT REFERENCES parent(id) "
+                 "DEFERRABLE INITIALLY DEFERRED)")
+    coll = store.collection("t")
+    fired: list[str] = []
+    try:
+        with pytest.raises(sqlite3.IntegrityError), store.transaction():
+            coll.insert({"_id": "written"})
+            with store.transaction():
+                store.on_rollback(lambda: fired.append(f"undone={coll.get('written') is None}"))
+            conn.execute("INSERT INTO child VALUES ('c', 'no such parent')")
+        assert fired == ["undone=True"], fired
+        assert not conn.in_transaction and coll.get("written") is None
+        with pytest.raises(ValueError), store.transaction():
+            raise ValueError("a later, unrelated rollback")
+        assert fired == ["undone=True"], fired
+        with store.transaction():
+            coll.insert({"_id": "after"})
+        assert coll.get("after") == {"_id": "after"}
+    finally:
+        store.close()
