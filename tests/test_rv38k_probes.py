@@ -21,7 +21,7 @@ __all__ = ["fed", "http", "module_eng", "operator"]
 
 # ---- ufix38: every answer of the negotiated address says it varies by Accept --------------------------------
 
-@pytest.mark.xfail(strict=True, reason="rv38k: LOW the 401 a program without a token is told (and a 400) carries no "
+@pytest.mark.xfail(strict=True, reason="rv38k: LOW the 401 a program without a token is told carries no "
                                        "Vary: Accept, though the same address answers a browser a 303 for the same "
                                        "request: ufix38 says every answer of the address says it varies")
 @pytest.mark.parametrize("accept", ["*/*", "application/json"])
