@@ -21,9 +21,6 @@ __all__ = ["fed", "http", "module_eng", "operator"]
 
 # ---- ufix38: every answer of the negotiated address says it varies by Accept --------------------------------
 
-@pytest.mark.xfail(strict=True, reason="rv38k: LOW the 401 a program without a token is told carries no "
-                                       "Vary: Accept, though the same address answers a browser a 303 for the same "
-                                       "request: ufix38 says every answer of the address says it varies")
 @pytest.mark.parametrize("accept", ["*/*", "application/json"])
 def test_rv38k_a_refused_program_is_told_the_answer_varies_by_accept(fed: Engine, accept: str) -> None:
     with TestClient(create_app(fed), base_url=BASE) as anon:

@@ -640,6 +640,7 @@ async def _fidelity_reader(request: Request) -> Caller | Response:
     except (Unauthorized, Forbidden) as exc:
         if ui_fidelity.wants_page(request):
             return ui_fidelity.refusal(request, exc)
+        exc.headers.update(ui_fidelity.NEGOTIATED)  # (a refusal varies by ``Accept`` too: rv38k LOW)
         raise
     return caller
 
