@@ -603,9 +603,8 @@ def patient(pid: Segment, ctx: Context) -> tuple[str, dict[str, str]]:
         ctx.corrections.setdefault(reference, pid.sequence)
     elif reference not in ctx.persons:
         ctx.persons[reference] = pid.sequence
-    if key.startswith("auth|") and reference not in ctx.apart:
-        authority, number = key[5:].rsplit("|", 1)
-        ctx.apart[reference] = (authority, number, patient_ref(ctx, number)["reference"], pid.sequence)
+    if reference not in ctx.apart and (apart := kept_apart(ctx, key, pid.sequence)) is not None:
+        ctx.apart[reference] = apart
     held = ctx.resources[reference]
     for member, code, number in member_numbers(held, ctx):
         value = number.partition("|")[2]
@@ -732,6 +731,16 @@ def _following(seg: Segment, name: str, ctx: Context) -> Segment | None:
 
 def patient_ref(ctx: Context, key: str) -> dict[str, str]:
     return ctx.ref("Patient", key)
+
+
+def kept_apart(ctx: Context, key: str, sequence: int) -> tuple[str, str, str, int] | None:
+    """A record keyed apart (``auth|<authority>|<number>``, ``record_key``) as ``Context.apart`` (a PID's) and
+    ``Context.merged_apart`` (MRG-1's) hold it: (authority, number, the "Patient/id" the bare number keys, the
+    segment's sequence); None for a key of any other kind."""
+    if not key.startswith("auth|"):
+        return None
+    authority, number = key[5:].rsplit("|", 1)
+    return authority, number, patient_ref(ctx, number)["reference"], sequence
 
 
 # --- Encounter -----------------------------------------------------------------------------------

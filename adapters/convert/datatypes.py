@@ -351,11 +351,10 @@ def hd_system(namespace: str, universal: str, universal_type: str) -> str | None
 def hd_names(namespace: str, universal: str, universal_type: str) -> tuple[str, ...]:
     """Every system an HD (an EI-2..4 assigning authority, MSH-3 or MSH-4) names, each of its forms: the
     namespace id as ``urn:huren:id:<HD-1>`` and the universal id by its type (``universal_system``). HL7
-    v2.5.1 2.A.33 HD: HD-1 is the local name, HD-2/HD-3 the universal one, and an HD sent with both names
-    the same application by either -- so two HDs are one application when a form of one is a form of the
-    other (namespace to namespace, universal id to universal id). ``hd_system`` picks one of them for an
-    identifier's ``system``; whose a number is asks every form (``results._not_the_orders``: a filler
-    number ``F^RIS^<OID>^ISO`` from MSH-3 ``RIS`` is the RIS's -- review rv38f MED M1, cdfix38)."""
+    v2.5.1 2.A.33 HD: HD-1 is the local name, HD-2/HD-3 the universal one. ``hd_system`` picks one of them
+    for an identifier's ``system``; an EI naming the sending application is found by either
+    (``sender_names``). Whether two HDs are one application is not a shared form: ``same_hd`` (rv38i HIGH);
+    an HD naming no form names nothing (``results._not_the_orders``)."""
     system = universal_system(universal, universal_type)
     local = f"urn:huren:id:{urn_part(namespace)}" if namespace else None
     return tuple(n for n in (local, system) if n)
@@ -377,8 +376,7 @@ def sender_names(ctx: Context) -> frozenset[str]:
     """The systems ``ei`` makes of an EI naming the sending application (MSH-3, HD): its namespace id
     (HD-1, as EI-2: ``urn:huren:id:<HD-1>``) and its universal id (HD-2/HD-3, as EI-3/EI-4: an OID or
     a URI). v2.5.1 2.A.24 EI: EI-2..4 are the assigning authority's HD, here the filler application
-    itself -- the same filler as an SCH-2 sent without one (``builders._appointment_system``); an order
-    number's, its placer or filler (``results.order_owner``)."""
+    itself -- the same filler as an SCH-2 sent without one (``builders._appointment_system``)."""
     msh = ctx.message.msh
     return frozenset(hd_names(msh.value(3).strip(), msh.value(3, comp=2).strip(), msh.value(3, comp=3).strip()))
 

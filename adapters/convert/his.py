@@ -108,10 +108,8 @@ def merge(mrg: Segment, ctx: Context, survivor: tuple[str, dict[str, str]]) -> N
             }
         ]
     old_ref = ctx.put(old, old_key)
-    if old_key.startswith("auth|"):  # another authority's number: which record it names is the store's to tell
-        authority, number = old_key[5:].rsplit("|", 1)
-        ctx.merged_apart[old_ref["reference"]] = (authority, number, common.patient_ref(ctx, number)["reference"],
-                                                 mrg.sequence)
+    if (apart := common.kept_apart(ctx, old_key, mrg.sequence)) is not None:
+        ctx.merged_apart[old_ref["reference"]] = apart  # another authority's number: which record, the store's to tell
     _held_to_members(mrg, ctx, sref["reference"], old_ref["reference"])
     # MRG-1 states the merge: a merge the patient index refuses (two records of two ID numbers,
     # ``IdentityService.merge_refusal``) is located there in the ACK's ERR

@@ -301,8 +301,7 @@ def _merged_apart(conversion: Any, earlier: Sequence[Any], stored: dict[Any, Any
     if moves:
         _take(conversion, moves)
         conversion.members[:] = [held._replace(record=moves.get(held.record, held.record),
-                                               prior=moves.get(held.prior, held.prior) if held.prior else held.prior)
-                                 for held in conversion.members]
+                                               prior=moves.get(held.prior, held.prior)) for held in conversion.members]
 
 
 def _to_the_day(a: dict[str, Any], b: dict[str, Any]) -> bool:

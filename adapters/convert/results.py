@@ -17,7 +17,7 @@ from adapters.convert.datatypes import CONVERTERS, cwe, decimal, ei, hd_names, s
 from adapters.convert.engine import apply_table, json_copy
 from adapters.convert.tables import vocabulary
 from adapters.hl7v2.errors import DATA_TYPE_ERROR, REQUIRED_FIELD_MISSING, UNKNOWN_KEY_IDENTIFIER
-from adapters.hl7v2.parser import Message, Segment
+from adapters.hl7v2.parser import Message, Repetition, Segment
 from adapters.hl7v2.timestamps import TimestampError, to_fhir_date, to_fhir_datetime, zone
 from conformance.validate import MAX_STRING
 from engine.merge_rules import (
@@ -456,30 +456,32 @@ def _not_the_orders(group: Group, ctx: Context, res: Resource, obr: Segment) -> 
     .22>``, ``12345678^gastric`` from ``OP``), so it would have held the placer's own XO. Result messages
     are judged by the ``another`` rule (and a report follows only its filler's own change:
     ``MergeRules._order_states``). (Review rv37c; codefix37's "left alone"; thirty-eighth round, codedoc38.)"""
-    orc = group.orc
+    orc, msh = group.orc, ctx.message.msh
     if (orc is None or not _filler_in_an_order_message(orc, ctx) or orc.value(1).strip().upper() in _PLACER_ASKS
-            or not ctx.message.msh.value(3).strip()):
+            or not msh.value(3).strip()):
         return
-    msh = ctx.message.msh
     sender = tuple((msh.value(n).strip(), msh.value(n, comp=2).strip(), msh.value(n, comp=3).strip()) for n in (3, 4))
     placer, pf, filler, ff = _order_numbers(group)
     if filler is None:
         return
     owner = filler.rep(ff)
-    theirs = (owner.comp(2).strip(), owner.comp(3).strip(), owner.comp(4).strip())
+    theirs = _ei_authority(owner)
     if not hd_names(*theirs) or any(same_hd(theirs, hd) for hd in sender):
         return  # (the sender's own filler number: its HD names the sending application or facility)
-    if placer is not None:
-        p = placer.rep(pf)
-        if any(same_hd((p.comp(2).strip(), p.comp(3).strip(), p.comp(4).strip()), hd) for hd in sender):
-            return  # (the placer's own message)
+    if placer is not None and any(same_hd(_ei_authority(placer.rep(pf)), hd) for hd in sender):
+        return  # (the placer's own message)
     ctx.assumed(res, "code")
-    app, control = ctx.message.msh.value(3).strip(), orc.value(1).strip().upper()
+    app, control = msh.value(3).strip(), orc.value(1).strip().upper()
     ctx.warn(obr.error(
         f"OBR-4: ORC-1 {control} is the filler's statement and the sending application {app} is not this "
         f"order's filler ({filler.name}-{ff} names {owner.comp(2).strip() or owner.comp(3).strip()}): its test is "
         "kept only for an order not stored yet and does not change a stored order's test (the filler's XX or "
         "the placer's XO does)", 4, code=UNKNOWN_KEY_IDENTIFIER))
+
+
+def _ei_authority(rep: Repetition) -> tuple[str, str, str]:
+    """An EI's assigning authority (EI-2..4) as the HD ``same_hd`` compares: namespace id, universal id, its type."""
+    return rep.comp(2).strip(), rep.comp(3).strip(), rep.comp(4).strip()
 
 
 _RETEST_REASON: tuple[tuple[str, tuple[str, ...]], ...] = (("coding.system", (common.RECOGNITION_REASON,)),)
