@@ -91,7 +91,7 @@ def test_a_result_under_the_remembered_number_after_her_record_was_merged(both: 
     assert ack_code_of(post(http, merge("JFY", "J38F2^^^FNXRMYY^MR", "柳^己", "19610606", "F",
                                         "J38F1^^^FNXRMYY^MR"))) == "AA"
     bare = post(http, oru("JFZ", "J38F1", "柳^己", "19610606", "F", "JFZ", app="HIS"))
-    assert ack_code_of(bare) in ("AA", "AE"), bare
+    assert ack_code_of(bare) == "AA", bare
     ack = post(http, oru("JFW", "J38F1^^^LIS^PI", "柳^己", "19610606", "F", "JFW"))
     assert ack_code_of(ack) == ack_code_of(bare), (bare, ack)
     assert subjects(http, "JFW") == subjects(http, "JFZ"), (one["id"], bare, ack)
@@ -107,13 +107,8 @@ def test_after_her_registration_drops_the_number_a_merge_under_it_is_refused(bot
     (one,) = patients(http, f"{MRN}|J38G1")
     assert ack_code_of(post(http, adt("JGD", "J38G1^^^FNXRMYY^MR", "柳^庚", "19610707", "F", event="A08"))) == "AA"
     ack = post(http, merge("JGE", "J38G2^^^HIS^MR", "柳^庚", "19610707", "F", "J38G1^^^HIS^MR"))
-    assert ack_code_of(ack) in ("AA", "AE"), ack
-    after = http.get(f"/fhir/Patient/{one['id']}").json()
-    if ack_code_of(ack) == "AE":
-        assert any("|MRG^1^1|" in e for e in err_lines(ack)), ack
-        assert after.get("active") is not False
-    else:  # merged: then it must be her record that was merged, not a phantom
-        assert after.get("active") is False, (ack, after)
+    assert ack_code_of(ack) == "AE" and any("|MRG^1^1|" in e for e in err_lines(ack)), ack
+    assert http.get(f"/fhir/Patient/{one['id']}").json().get("active") is not False
 
 
 def test_a_batch_her_result_then_a_thin_one_under_the_number(both: tuple[Engine, TestClient]) -> None:
@@ -146,3 +141,20 @@ def test_a_batch_a_man_first_then_her_under_the_number(both: tuple[Engine, TestC
     assert b"MSA|AA|JKC" in ack, ack
     assert subjects(http, "JKC") == [f"Patient/{old['id']}"]
     assert f"Patient/{old['id']}" not in subjects(http, "JKB")
+
+
+@pytest.mark.xfail(strict=True, reason="rv38j: LOW the HIS's A40 merging her bare record (MRG-1 the bare MRN) states the "
+                   "merged record's identifiers whole (his.merge: MRG-1 only) and drops the remembered LIS number, as "
+                   "idfix38's A08 limit does: another person's result under the number is then kept apart as a new "
+                   "record (AA) instead of refused; a second path to the pinned limit, not covered by its xfail")
+def test_the_number_outlives_a_merge_of_her_record(both: tuple[Engine, TestClient]) -> None:
+    """Her remembered record J38L1 merged into J38L2 by the HIS (bare MRG-1): the LIS number stays on the merged
+    record, and a man's result under it is refused, never a new record of the number."""
+    engine, http = both
+    one = _hers(http, "J38L1", "柳^癸", "19611212", "JL")
+    assert ack_code_of(post(http, adt("JLX", "J38L2^^^FNXRMYY^MR", "柳^癸", "19611212", "F"))) == "AA"
+    assert ack_code_of(post(http, merge("JLY", "J38L2^^^FNXRMYY^MR", "柳^癸", "19611212", "F",
+                                        "J38L1^^^FNXRMYY^MR"))) == "AA"
+    ack = post(http, oru("JLZ", "J38L1^^^LIS^PI", "李^癸", "19901212", "M", "JLZ"))
+    assert ack_code_of(ack) == "AE" and subjects(http, "JLZ") == [], ack
+    assert f"{MRN}:LIS|J38L1" in _tokens(http.get(f"/fhir/Patient/{one['id']}").json())
