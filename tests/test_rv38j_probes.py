@@ -158,3 +158,15 @@ def test_the_number_outlives_a_merge_of_her_record(both: tuple[Engine, TestClien
     ack = post(http, oru("JLZ", "J38L1^^^LIS^PI", "李^癸", "19901212", "M", "JLZ"))
     assert ack_code_of(ack) == "AE" and subjects(http, "JLZ") == [], ack
     assert f"{MRN}:LIS|J38L1" in _tokens(http.get(f"/fhir/Patient/{one['id']}").json())
+
+
+def test_her_newborns_result_under_her_remembered_number_is_refused(both: tuple[Engine, TestClient]) -> None:
+    """A newborn's result labelled with the mother's LIS number (another name and birth date, the same sex; no
+    PID-21): refused at PID-3, never filed under the mother's record nor as a record of the number. (Under her
+    own MRN the same result is filed under her record -- the own-MRN guard is ``contradicts_all``, name AND sex;
+    pre-existing, not idfix38's.)"""
+    engine, http = both
+    old = _hers(http, "J38M", "柳^子", "19610101", "JM")
+    ack = post(http, oru("JMD", "J38M^^^LIS^PI", "柳子之女", "20261130", "F", "JMD"))
+    assert ack_code_of(ack) == "AE" and subjects(http, "JMD") == [], ack
+    assert [p["id"] for p in patients(http, "J38M")] == [old["id"]]
