@@ -170,3 +170,24 @@ def test_her_newborns_result_under_her_remembered_number_is_refused(both: tuple[
     ack = post(http, oru("JMD", "J38M^^^LIS^PI", "柳子之女", "20261130", "F", "JMD"))
     assert ack_code_of(ack) == "AE" and subjects(http, "JMD") == [], ack
     assert [p["id"] for p in patients(http, "J38M")] == [old["id"]]
+
+
+def test_a_batch_her_result_then_a_merge_under_the_number(both: tuple[Engine, TestClient]) -> None:
+    """One batch: her result under ``J38Q1^^^HIS^MR`` (filed under her bare record, remembered as the batch leaves
+    it), then the HIS's A40 whose MRG-1 is ``J38Q1^^^HIS^MR``: the merge moves her record, as sent singly."""
+    engine, http = both
+    for c, number in (("JQA", "J38Q1"), ("JQB", "J38Q2")):
+        assert ack_code_of(post(http, adt(c, f"{number}^^^FNXRMYY^MR", "柳^卯", "19610303", "F"))) == "AA"
+    (one,) = patients(http, f"{MRN}|J38Q1")
+    (two,) = patients(http, f"{MRN}|J38Q2")
+    body = ("FHS|^~\\&|HIS|FNXRMYY\rBHS|^~\\&|HIS|FNXRMYY\r"
+            + oru("JQC", "J38Q1^^^HIS^MR", "柳^卯", "19610303", "F", "JQC", app="HIS")
+            + merge("JQD", "J38Q2^^^HIS^MR", "柳^卯", "19610303", "F", "J38Q1^^^HIS^MR")
+            + "BTS|2\rFTS|1\r")
+    ack = post(http, body)
+    assert b"MSA|AA|JQC" in ack and b"MSA|AA|JQD" in ack, ack
+    assert subjects(http, "JQC") == [f"Patient/{one['id']}"]
+    after = http.get(f"/fhir/Patient/{one['id']}").json()
+    assert after.get("active") is False, after
+    assert {"other": {"reference": f"Patient/{two['id']}"}, "type": "replaced-by"} in after["link"], after["link"]
+    assert sorted(p["id"] for p in patients(http, "J38Q1")) == [one["id"]]
