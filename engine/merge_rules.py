@@ -1274,7 +1274,10 @@ class MergeRules:
                 return None
             refs = {e.get("reference") for e in incoming.get(ep.as_far_as) or () if isinstance(e, dict)}
             had = {e.get("reference") for e in stored.get(ep.as_far_as) or () if isinstance(e, dict)}
-            if not had <= refs or self._older_than_stored(rtype, stored, source) is None:
+            if not had <= refs or not any(incoming[n] != stored.get(n, _MISSING) for n in incoming
+                                          if n != name and n not in _OWN and n not in ep.merged_with):
+                return None  # (nothing of the report to give the F's value to: no Provenance asked -- P -> F)
+            if self._older_than_stored(rtype, stored, source) is None:
                 return None  # (in MSH-7 order: the F's times and tubes merge as they always did)
             return name if self._results_stepped(ep, incoming) else None
         return None
