@@ -868,8 +868,11 @@ class MergeRules:
                 break
         if plan.dated and not compared and self._restated_older(rtype, plan, stored, incoming, source, said, issues):
             return Combined(dict(stored), issues)  # (the same sender's older restatement: tfix35)
+        over_p: str | None = None  # (the older final over its later P: the report as in MSH-7 order -- stfix38)
         if plan.timed and not compared:  # (a report's times from an older message: not written -- ordfix36)
-            incoming = self._older_times(rtype, plan, stored, incoming, source, said, issues)
+            over_p = self._over_later_p(rtype, plan, stored, incoming, source)
+            if over_p is None:
+                incoming = self._older_times(rtype, plan, stored, incoming, source, said, issues)
         kept_back: list[_Kept] = []  # (the steps back kept out: each one's W worded after the merge)
         if plan.backed and not compared:  # (a final result's status not taken back by a P: ordfix36)
             kept = self._not_back(rtype, plan, stored, incoming, source, said, issues, kept_back)
@@ -950,12 +953,15 @@ class MergeRules:
                     if sibling not in incoming:
                         out.pop(sibling, None)
         stood: frozenset[str] = frozenset()  # (what stands with a report's status kept as stored: ``stands_with``)
+        taken_whole: frozenset[str] = frozenset()  # (what the older final states over its later P: ``_over_later_p``)
         if plan.over:
             deleting = frozenset(n.split(".", 1)[0] for d in said.deletes for n in _deleted(plan, d.element)) \
                 if said is not None and said.deletes else frozenset()
             for name, ep in plan.over:
                 if name not in stood:
                     stood |= self._over(name, ep, stored, incoming, out, plan.over, fields, source, issues, deleting)
+            if over_p is not None:
+                taken_whole = _as_in_order(plan.elements[over_p], over_p, incoming, out)
             if "presentedForm" in stood:  # (its copy, an imaging report's document, is not written either)
                 if getattr(self._local, "kept", None) is None:
                     self._local.kept = set()
@@ -965,8 +971,8 @@ class MergeRules:
         for name, ep in plan.lined:
             # (asked first: a lab report stores neither, and pays one lookup; ``held``: a withdrawn
             # result's words an older message stated again, which a report without text must not take)
-            if name in stood:
-                continue  # (the words of a statement kept out: rv38a HIGH 2)
+            if name in stood or name in taken_whole:
+                continue  # (the words of a statement kept out: rv38a HIGH 2; or the older final's own: stfix38)
             if name in stored or (name in out and getattr(self._local, "held", None)):
                 self._lines(name, ep, stored, incoming, out)
         for name, ep in plan.copied:
@@ -1248,6 +1254,33 @@ class MergeRules:
             self._hold(rtype, stored, incoming)
             return True
         return False
+
+    def _over_later_p(self, rtype: str, plan: TypePlan, stored: Resource, incoming: Resource,
+                      source: str) -> str | None:
+        """The name of the report status (``as_far_as`` with ``stands_with``'s ``merged``) under which this
+        older message's report replaces what the same sender's later message stated before final: the LIS's
+        F of 09:30 arriving after its P of 12:00, its results stepped forward past the P (``_results_stepped``:
+        each dated on its own, none held, none before final, ``_restated_older``) and listing every result the
+        stored report lists. In MSH-7 order that P was kept out of the final report whole but its results'
+        references (``stands_with``, pfix38); in arrival order the final report kept the P's times (the F's
+        dropped as older, ``not_from_older``) and listed the P's re-drawn tube beside the F's -- dated and
+        specimened by a preliminary measurement none of its results carries (review rv38h MED 2). Now the
+        F's report stands as it would have in MSH-7 order (``_as_in_order``). None otherwise: one of the
+        stored results the message does not list may be the P's own (its tube is then the report's)."""
+        for name, ep in plan.over:
+            if not ep.as_far_as or ep.merged_with is None:
+                continue
+            if stored.get(name) not in _BEFORE or incoming.get(name) not in _DONE:
+                return None
+            refs = {e.get("reference") for e in incoming.get(ep.as_far_as) or () if isinstance(e, dict)}
+            had = {e.get("reference") for e in stored.get(ep.as_far_as) or () if isinstance(e, dict)}
+            if not had <= refs or not any(incoming[n] != stored.get(n, _MISSING) for n in incoming
+                                          if n != name and n not in _OWN and n not in ep.merged_with):
+                return None  # (nothing of the report to give the F's value to: no Provenance asked -- P -> F)
+            if self._older_than_stored(rtype, stored, source) is None:
+                return None  # (in MSH-7 order: the F's times and tubes merge as they always did)
+            return name if self._results_stepped(ep, incoming) else None
+        return None
 
     def _older_times(self, rtype: str, plan: TypePlan, stored: Resource, incoming: Resource, source: str,
                      said: Said | None, issues: list[Issue]) -> Resource:
@@ -2030,9 +2063,11 @@ class MergeRules:
                            f"{incoming['resourceType']}.{name}", issues if issues is not None else [])
             out[name] = stored[name]
             return stood[1]
-        if ep.all_results and incoming_refs and self._none_standing(name, ep, incoming, out, incoming_refs, fields,
-                                                                    source, issues):
-            return frozenset()  # (every result it lists withdrawn or not obtained, as merged: the report with them -- status38)
+        if ep.all_results and incoming_refs:
+            decided = self._none_standing(name, ep, stored, incoming, out, incoming_refs, fields, source, issues,
+                                          deleting)
+            if decided is not None:
+                return decided  # (every result it lists withdrawn or not obtained, as merged: the report with them -- status38)
         if (ep.as_far_as and incoming_refs and stored.get(name) in _DONE and out.get(name) in _BEFORE
                 and self._none_before(incoming_refs)):
             # the message's results, as merged, are all final still (a result's P after its F does not
@@ -2104,8 +2139,9 @@ class MergeRules:
             out[name] = {"text": PANEL.join(dict.fromkeys([*labels, concept_label(inc)]))}
         return standing
 
-    def _none_standing(self, name: str, ep: ElementPlan, incoming: Resource, out: Resource, refs: set[Any],
-                       fields: Mapping[str, str], source: str, issues: list[Issue] | None) -> bool:
+    def _none_standing(self, name: str, ep: ElementPlan, stored: Resource, incoming: Resource, out: Resource,
+                       refs: set[Any], fields: Mapping[str, str], source: str, issues: list[Issue] | None,
+                       deleting: frozenset[str] = frozenset()) -> frozenset[str] | None:
         """``all_results``: a report none of whose listed results stands as merged -- each withdrawn
         (entered-in-error) or not obtained (cancelled) -- is of the status the first entry that holds
         gives (R4 diagnostic-report-status: entered-in-error, "withdrawn following a previous final
@@ -2118,32 +2154,51 @@ class MergeRules:
         results was ``held`` in this write while the message states a status on the path (an A, or a
         status alone with OBR-25 F, over W: the report read corrected or final with nothing standing).
         Otherwise each result was merged as stated and the message's status is the sender's word on
-        them (as before). True when decided (``out`` set; W at the status's field when the message's
-        value is not the one stored; thirty-eighth round, status38)."""
+        them (as before) -- but for a final report whose message, stating a status before final (OBR-25
+        P), lists only results that are, as merged, withdrawn or not obtained: the LIS's W under OBR-25 P
+        left the report final beside its one result withdrawn, its W saying the results "are not taken
+        back" (``_none_before`` counts entered-in-error as final still; review rv38h HIGH 1). Asked there
+        only where ``_over``'s next branch would read the same results anyway.
+        When every result the message lists was held or kept out (a P or X over a withdrawn result, held
+        whole), nothing it alone stated reaches the report either: ``stands_with`` keeps the report's
+        times and tubes as stored, as it does over a final (pfix38), and the W names them -- the held P
+        of a re-drawn tube had re-dated the withdrawn report and added its tube, unwarned (review rv38h
+        MED 1; thirty-eighth round, stfix38).
+        Returns the elements standing with the status when decided (``out`` set; W at the status's field
+        when the message's value is not the one stored; thirty-eighth round, status38), None when not."""
         beside = frozenset().union(*(of for _, of in ep.all_results))
+        held: dict[str, list[str]] = getattr(self._local, "held", None) or {}
+        kept_out: dict[str, Resource] = getattr(self._local, "out", None) or {}
         if out.get(name) in beside:
             if f"{incoming['resourceType']}.{name}" in fields:
-                return False  # (OBR-25 X stated: the sender's cancel stands)
-        else:
-            held = getattr(self._local, "held", None)
-            if not (held and any(r in held for r in refs)):
-                return False
+                return None  # (OBR-25 X stated: the sender's cancel stands)
+        elif not any(r in held for r in refs):
+            if not (ep.as_far_as and stored.get(name) in _DONE and out.get(name) in _BEFORE):
+                return None
+            merged = self._read_all([r for r in refs if isinstance(r, str)])  # (pending first, as ``_none_before``)
+            if not all(isinstance(r, str) and (merged.get(r) or {}).get("status") in beside for r in refs):
+                return None  # (a result of the message stands: the report's status as ``_none_before`` gives)
         listed = [e["reference"] for e in out.get(ep.as_far_as) or ()
                   if isinstance(e, dict) and isinstance(e.get("reference"), str)]
         read = self._read_all(listed)
         statuses = {(read.get(ref) or {}).get("status") for ref in listed}
         status = next((s for s, of in ep.all_results if statuses and statuses <= of), None)
         if status is None:
-            return False
-        if out.get(name) != status:
-            told = incoming.get(name, _MISSING)
-            if told is not _MISSING and told != status:
-                self._conflict(ep.conflict, f"{incoming['resourceType']}.{name}: {_writer(source)}'s "
-                               f"value {_show(told)} was not stored: every result the report lists is, as stored, "
-                               f"{' or '.join(sorted(statuses))} -- the report is {_show(status)}",
-                               f"{incoming['resourceType']}.{name}", issues if issues is not None else [])
-            out[name] = status
-        return True
+            return None
+        whole = all(isinstance(r, str) and (r in held or r in kept_out) for r in refs)
+        words, standing = _stands_with(ep, name, stored, incoming, out, deleting) if whole else ("", frozenset())
+        told = incoming.get(name, _MISSING)
+        where = f"{incoming['resourceType']}.{name}"
+        if out.get(name) != status and told is not _MISSING and told != status:
+            self._conflict(ep.conflict, f"{where}: {_writer(source)}'s value {_show(told)} was not stored: every "
+                           f"result the report lists is, as stored, {' or '.join(sorted(statuses))} -- the report "
+                           f"is {_show(status)}{words}", where, issues if issues is not None else [])
+        elif words:
+            self._conflict(ep.conflict, f"{where}: {_show(status)} stands: every result the report lists is, as "
+                           f"stored, {' or '.join(sorted(statuses))} and this message's are held{words}",
+                           where, issues if issues is not None else [])
+        out[name] = status
+        return standing
 
     def _none_before(self, refs: set[Any]) -> bool:
         """Whether none of ``refs`` (a report's results this message lists), as this write merged them
@@ -2900,6 +2955,18 @@ def _stands_with(ep: ElementPlan, name: str, stored: Resource, incoming: Resourc
     if not kept:
         return "", standing
     return f"; and with it {', '.join(kept)} as stored: this message's {said} was not stored", standing
+
+
+def _as_in_order(ep: ElementPlan, name: str, incoming: Resource, out: Resource) -> frozenset[str]:
+    """``MergeRules._over_later_p``: each element the older final's report states, but ``stands_with``'s
+    ``merged`` (its results, order numbers: merged as they are), is its value in ``out`` -- what MSH-7 order
+    gives, the later P kept out (its times, its re-drawn tube). An element only the P stated stays (a later
+    message's statement is not erased by a thinner older one). Returns the names taken."""
+    taken = frozenset(n for n in incoming
+                      if n != name and n not in _OWN and n not in (ep.merged_with or ()))
+    for n in taken:
+        out[n] = incoming[n]
+    return taken
 
 
 def _theirs_alone(stored: Resource, out: Resource, kept_out: Sequence[Resource], taken: Sequence[Resource],

@@ -46,8 +46,6 @@ def _withdrawn(engine: Engine, http: TestClient, tag: str) -> tuple[dict, dict]:
     return _read(http, f"Observation/{obs['id']}"), report
 
 
-@pytest.mark.xfail(strict=True, reason="rv38h: HIGH a W under OBR-25 P leaves the report final (W says 'its results "
-                                       "are not taken back') beside its only result withdrawn")
 def test_a_withdrawal_under_obr25_p_takes_the_report_with_it(engine: Engine, http: TestClient) -> None:
     """F 4.1, then the LIS's W at 11:00 with OBR-25 P. The result is withdrawn (entered-in-error); the report,
     none of whose results stands, is entered-in-error as it is with OBR-25 empty (status38's ``all_results``).
@@ -88,8 +86,6 @@ def test_a_held_message_over_a_withdrawal_keeps_the_report_entered_in_error(
 
 
 @pytest.mark.parametrize("status", ["P", "X"])
-@pytest.mark.xfail(strict=True, reason="rv38h: MED a P/X held whole over a withdrawn result still re-dates the report "
-                                       "(OBR-7/OBR-22) and adds its re-drawn tube to report.specimen, unwarned")
 def test_a_held_message_over_a_withdrawal_leaves_the_report_its_times_and_tubes(
         engine: Engine, http: TestClient, status: str) -> None:
     """As above. The held message's result is written in no part, so nothing it alone stated reaches the
@@ -157,8 +153,6 @@ def test_an_older_final_after_a_later_p_makes_the_result_the_final_one(engine: E
     assert report["status"] == "final", report
 
 
-@pytest.mark.xfail(strict=True, reason="rv38h: MED an older F after a later re-drawn P: the final report keeps the "
-                                       "P's times (11:00/11:45) and lists tube B -- not as in MSH-7 order")
 def test_an_older_final_after_a_later_p_dates_the_report_as_in_msh_order(engine: Engine, http: TestClient) -> None:
     """As above. In MSH-7 order the report is dated by the F (drawn 08:00, issued 09:30) and lists tube A
     alone (``test_a_later_redrawn_p_after_the_final_leaves_the_report_as_the_final_stated``); status38 says
