@@ -85,3 +85,15 @@ def test_rv38k_a_reference_in_each_form_is_found_by_its_search(module_eng: Engin
         assert [e["resource"]["id"] for e in found.get("entry") or ()] == [oid], (form, query, found)
     everything = writer.get(f"/fhir/Patient/{pid}/$everything").json()
     assert oid in {e["resource"]["id"] for e in everything.get("entry") or ()}, everything
+
+
+def test_rv38k_a_fhir_client_preferring_fhir_json_is_told_401_not_sent_to_sign_in(fed: Engine) -> None:
+    """rv38k (noted): ``application/fhir+json`` is JSON as much as ``application/json`` -- a FHIR client without
+    a token preferring it over a page is a program (401 OperationOutcome), not a browser (303 to sign in)."""
+    with TestClient(create_app(fed), base_url=BASE) as anon:
+        r = anon.get("/admin/fidelity", headers={"Accept": "application/fhir+json, text/html;q=0.9"},
+                     follow_redirects=False)
+        page = anon.get("/admin/fidelity", headers={"Accept": "text/html, application/fhir+json;q=0.9"},
+                        follow_redirects=False)
+    assert r.status_code == 401 and r.json()["resourceType"] == "OperationOutcome", r.status_code
+    assert page.status_code == 303, page.status_code

@@ -48,6 +48,7 @@ TITLE_ZH, TITLE_EN = "未映射代码统计", "Unmapped codes"
 # one address, two representations chosen by Accept: every answer of it says so (RFC 9110 12.5.5), so no cache
 # hands the page to a program or the JSON to a browser
 NEGOTIATED = {"Vary": "Accept"}
+JSON_TYPES = ("application/json", "application/fhir+json", "text/json")  # (what a program asks JSON by)
 PAGE_HEADERS = {**STAFF_PAGE_HEADERS, **NEGOTIATED}
 
 _WORDS = {"type": "object", "additionalProperties": False, "required": ["kind"],
@@ -66,12 +67,13 @@ _ENGLISH = re.compile(r"(?<=[。；])\s*(?=\()")
 def wants_page(request: Request) -> bool:
     """A browser's own GET of the address: no bearer token, and an ``Accept`` weighing ``text/html`` above
     JSON (RFC 9110 12.5.1, q values counted: Chromium's ``text/html,…,*/*;q=0.8`` does;
-    ``application/json, text/html;q=0.1``, ``*/*`` and no Accept do not). A program keeps the JSON."""
+    ``application/json, text/html;q=0.1``, ``*/*`` and no Accept do not). A program keeps the JSON, named by
+    any of its types (``JSON_TYPES``: a FHIR client's ``application/fhir+json`` too -- rv38k)."""
     if request.method != "GET" or request.headers.getlist("authorization"):
         return False
     accept = ",".join(request.headers.getlist("accept"))
     page = quality(accept, "text/html")
-    return page > 0 and page > quality(accept, "application/json")
+    return page > 0 and page > max(quality(accept, json) for json in JSON_TYPES)
 
 
 def refusal(request: Request, exc: FhirError) -> Response:
