@@ -380,7 +380,8 @@ def _refuse(sequence: int, leaned: list[int]) -> None:
     # is not the sender's patient's
     error = HL7Error(
         "PID-3 names the record of another person: the stored record's name and sex (and birth date, when "
-        "both state one) differ from this PID's (PID-5, PID-8, PID-7); nothing of the message is filed under "
+        "both state one), or its name and day of birth, differ from this PID's (PID-5, PID-8, PID-7); nothing "
+        "of the message is filed under "
         f"it. {_ADVICE}",
         segment="PID", sequence=sequence, field=3, code=DUPLICATE_KEY_IDENTIFIER)
     if leaned:
