@@ -514,10 +514,11 @@ def _stale_merged(conversion: Any, held: Any, member: dict[str, Any], person: di
     the PID as sent (priv36): an A40's PID of the name alone had contradicted neither record, and the merge never
     came here -- filed AA with no warning, whatever the survivor's stored person. What "another person than the
     PID's (two people joined)" can mean under the same-person rule (``contradicts_all``: name AND sex both differ,
-    male/female) is narrower than it reads: here MRG-1's record and the survivor both differ in sex from the
-    member's record, so not from each other, and the check below never refuses (idfix35's README says so; kept
-    so that a change of the rule cannot turn it into a silent accept). Two records of one sex and two names are
-    one person to that rule here as everywhere; a sender's merge of its own records is not otherwise
+    male/female; or name AND a day of birth, nbfix38) is narrower than it reads: by name and sex, MRG-1's record
+    and the survivor both differ in sex from the member's record, so not from each other (idfix35's README); by
+    name and day of birth the check below can refuse -- kept so that a change of the rule cannot turn it into a
+    silent accept. Two records of one sex and two names and no two days of birth are one person to that rule
+    here as everywhere; a sender's merge of its own records is not otherwise
     person-checked. The refusal that does guard is the hold before: the survivor, as left, another person than
     the member's record while MRG-1's record is the member's person (``tests/test_priv36_identity.py``)."""
     if held.segment != "MRG" or not held.prior or held.as_stored or held.moved:
