@@ -41,7 +41,7 @@ from adapters.convert.actors import INSTITUTION_SYSTEM
 from adapters.convert.engine import json_copy
 from adapters.hl7v2.errors import DUPLICATE_KEY_IDENTIFIER, HL7Error, Tally
 from engine.errors import NotFound
-from engine.identity.demographics import conflicts_between, contradicts_all, demographics
+from engine.identity.demographics import conflicts_between, contradicts_all, demographics, to_the_day
 from engine.identity.nationalid import is_national_id, valid_number
 from engine.merge_rules import NOT_THE_FEED, Delete, MergeRules, Said, shipped
 from engine.messages import PROCESSED, application_of, message_institution, stored_instant
@@ -308,7 +308,7 @@ def _to_the_day(a: dict[str, Any], b: dict[str, Any]) -> bool:
     """Are both birth dates known to the day (``YYYY-MM-DD``)? Joining a number to a record needs it: ``_same_person``
     compares each date at its own precision (``same_day``), and a year alone -- many county LIS derive it from an
     age -- agrees with every day of that year (rv38e finding 5)."""
-    return all(len(str(p.get("birthDate") or "")) >= 10 for p in (a, b))
+    return all(to_the_day(p.get("birthDate")) for p in (a, b))
 
 
 def _another_person(a: dict[str, Any], b: dict[str, Any]) -> bool:

@@ -76,19 +76,21 @@ def contradicts_all(stored: dict[str, Any], incoming: dict[str, Any]) -> bool:
     张三之子, then named) is not compared (``demographics``). Why name AND a full birth date, whatever
     the sex: a newborn's result sent under the mother's own MRN (another name, another birth date,
     often the same sex) was filed under the mother (rv38j); a name and a day of birth corrected in one
-    message is the sender's A08/A47 correction, not a result's. A birth date known only to the year or
-    the month is no conflict (``same_day``) and no reason here. Why not all three: many county LIS send
-    an age, not PID-7, and a missing birth date made a result naming another name and sex under a stored
-    record pass (rvidentity32 finding 4). A birth date both state and that agrees is a reason to believe
-    the record is the same person: no refusal then."""
+    message is the registering application's A08/A31 restatement (accepted with a warning), not a
+    result's. A birth date known only to the year or the month is no conflict (``same_day``) and no
+    reason here. Why not all three: many county LIS send an age, not PID-7, and a missing birth date
+    made a result naming another name and sex under a stored record pass (rvidentity32 finding 4). A
+    birth date both state and that agrees is a reason to believe the record is the same person: no
+    refusal then."""
     a, b = demographics(stored), demographics(incoming)
     compared = {f for f in ("name", "gender", "birthDate") if a.get(f) and b.get(f)}
     conflicts = set(conflicts_between(a, b))
     if {"name", "gender"} <= compared and conflicts == compared:
         return True
-    return {"name", "birthDate"} <= conflicts and all(_to_the_day(d["birthDate"]) for d in (a, b))
+    return {"name", "birthDate"} <= conflicts and all(to_the_day(d["birthDate"]) for d in (a, b))
 
 
-def _to_the_day(date: str | None) -> bool:
-    """A FHIR date that names a day (``YYYY-MM-DD``), not only a year or a month."""
+def to_the_day(date: str | None) -> bool:
+    """A FHIR date that names a day (``YYYY-MM-DD``), not only a year or a month: a year alone -- many county
+    LIS derive it from an age -- agrees with every day of it (``same_day``) and contradicts none."""
     return bool(date) and len(date) >= 10
