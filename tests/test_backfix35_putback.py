@@ -48,12 +48,13 @@ def test_a_thin_restatement_is_judged_by_the_record_it_leaves(both: Both) -> Non
     陈四 M 1992: the record as left is judged, not the PID alone (a sex, no name, no birth date) -- and 陈四 M 1992 is
     not positively 冯三 M 1961 (name and birth date differ; the sex alone in common): the number stays apart.
     Flipped by putback36 (rv36a MED 5, the lead's rule): backfix35 asserted the number went back, the sex agreeing
-    and ``contradicts_all`` finding no two people. 陈四 M 1992 still does not key 冯三 apart (the re-key's rule)."""
+    and ``contradicts_all`` finding no two people. Since nbfix38 陈四 M 1992-03-03 keys 冯三 M 1961-01-01 apart at
+    once (the re-key's rule, ``contradicts_all``: the name and a day of birth both differ, whatever the sex)."""
     _, http, _ = both
     own = _referred(http, "BF3")
     _restated(http, "BF3C", "BF3", "陈^四", "19920303", "M")
     (kept,) = patients(http, f"{FNZYY_MRN}|ZBF3")
-    assert f"{MRN}|BF3" in _tokens(kept), kept["identifier"]  # 陈四 M 1992 is not another person by the rule
+    assert f"{APART}|BF3" in _tokens(kept) and f"{MRN}|BF3" not in _tokens(kept), kept["identifier"]
     _restated(http, "BF3D", "BF3", "陈^四", "19920303", "F")
     (apart,) = patients(http, f"{FNZYY_MRN}|ZBF3")
     assert f"{APART}|BF3" in _tokens(apart), apart["identifier"]

@@ -163,8 +163,8 @@ def test_the_number_outlives_a_merge_of_her_record(both: tuple[Engine, TestClien
 def test_her_newborns_result_under_her_remembered_number_is_refused(both: tuple[Engine, TestClient]) -> None:
     """A newborn's result labelled with the mother's LIS number (another name and birth date, the same sex; no
     PID-21): refused at PID-3, never filed under the mother's record nor as a record of the number. (Under her
-    own MRN the same result is filed under her record -- the own-MRN guard is ``contradicts_all``, name AND sex;
-    pre-existing, not idfix38's.)"""
+    own MRN the same result is refused too since nbfix38: ``contradicts_all``, name and a day of birth both
+    differing, ``tests/test_nbfix38_newborn.py``.)"""
     engine, http = both
     old = _hers(http, "J38M", "柳^子", "19610101", "JM")
     ack = post(http, oru("JMD", "J38M^^^LIS^PI", "柳子之女", "20261130", "F", "JMD"))

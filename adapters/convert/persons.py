@@ -41,7 +41,7 @@ from adapters.convert.actors import INSTITUTION_SYSTEM
 from adapters.convert.engine import json_copy
 from adapters.hl7v2.errors import DUPLICATE_KEY_IDENTIFIER, HL7Error, Tally
 from engine.errors import NotFound
-from engine.identity.demographics import conflicts_between, contradicts_all, demographics
+from engine.identity.demographics import conflicts_between, contradicts_all, demographics, to_the_day
 from engine.identity.nationalid import is_national_id, valid_number
 from engine.merge_rules import NOT_THE_FEED, Delete, MergeRules, Said, shipped
 from engine.messages import PROCESSED, application_of, message_institution, stored_instant
@@ -308,7 +308,7 @@ def _to_the_day(a: dict[str, Any], b: dict[str, Any]) -> bool:
     """Are both birth dates known to the day (``YYYY-MM-DD``)? Joining a number to a record needs it: ``_same_person``
     compares each date at its own precision (``same_day``), and a year alone -- many county LIS derive it from an
     age -- agrees with every day of that year (rv38e finding 5)."""
-    return all(len(str(p.get("birthDate") or "")) >= 10 for p in (a, b))
+    return all(to_the_day(p.get("birthDate")) for p in (a, b))
 
 
 def _another_person(a: dict[str, Any], b: dict[str, Any]) -> bool:
@@ -380,7 +380,8 @@ def _refuse(sequence: int, leaned: list[int]) -> None:
     # is not the sender's patient's
     error = HL7Error(
         "PID-3 names the record of another person: the stored record's name and sex (and birth date, when "
-        "both state one) differ from this PID's (PID-5, PID-8, PID-7); nothing of the message is filed under "
+        "both state one), or its name and day of birth, differ from this PID's (PID-5, PID-8, PID-7); nothing "
+        "of the message is filed under "
         f"it. {_ADVICE}",
         segment="PID", sequence=sequence, field=3, code=DUPLICATE_KEY_IDENTIFIER)
     if leaned:
@@ -513,10 +514,11 @@ def _stale_merged(conversion: Any, held: Any, member: dict[str, Any], person: di
     the PID as sent (priv36): an A40's PID of the name alone had contradicted neither record, and the merge never
     came here -- filed AA with no warning, whatever the survivor's stored person. What "another person than the
     PID's (two people joined)" can mean under the same-person rule (``contradicts_all``: name AND sex both differ,
-    male/female) is narrower than it reads: here MRG-1's record and the survivor both differ in sex from the
-    member's record, so not from each other, and the check below never refuses (idfix35's README says so; kept
-    so that a change of the rule cannot turn it into a silent accept). Two records of one sex and two names are
-    one person to that rule here as everywhere; a sender's merge of its own records is not otherwise
+    male/female; or name AND a day of birth, nbfix38) is narrower than it reads: by name and sex, MRG-1's record
+    and the survivor both differ in sex from the member's record, so not from each other (idfix35's README); by
+    name and day of birth the check below can refuse -- kept so that a change of the rule cannot turn it into a
+    silent accept. Two records of one sex and two names and no two days of birth are one person to that rule
+    here as everywhere; a sender's merge of its own records is not otherwise
     person-checked. The refusal that does guard is the hold before: the survivor, as left, another person than
     the member's record while MRG-1's record is the member's person (``tests/test_priv36_identity.py``)."""
     if held.segment != "MRG" or not held.prior or held.as_stored or held.moved:

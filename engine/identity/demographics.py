@@ -62,17 +62,35 @@ def conflicts_between(a: dict[str, str | None], b: dict[str, str | None]) -> lis
 
 
 def contradicts_all(stored: dict[str, Any], incoming: dict[str, Any]) -> bool:
-    """Do two Patient versions name two people? Every one of name, sex and birth date that both state
-    differs (``conflicts_between``), and name and sex are among them. The guard of a message filed
-    under a stored record (``adapters.convert.persons``).
+    """Do two Patient versions name two people? Two readings, either is enough:
 
-    Why name AND sex at least: one field differing is no reason (a typo corrected, a name in another
-    script, a birth date known only to the year, ``same_day``); sex stated male/female on both sides
-    is rarely corrected together with the name, and a sex recorded "unknown" (a newborn registered
-    张三之子, then named) is not compared (``demographics``). Why not all three: many county LIS
-    send an age, not PID-7, and a missing birth date made a result naming another name and sex
-    under a stored record pass (rvidentity32 finding 4). A birth date both state and that agrees
-    is a reason to believe the record is the same person: no refusal then."""
+    - every one of name, sex and birth date that both state differs (``conflicts_between``), and name
+      and sex are among them;
+    - the name differs and so does a birth date both state to the day, whatever the sex.
+
+    The guard of a message filed under a stored record (``adapters.convert.persons``).
+
+    Why two fields at least: one field differing is no reason (a typo corrected, a name in another
+    script, a birth date corrected alone). Why name AND sex: sex stated male/female on both sides is
+    rarely corrected together with the name, and a sex recorded "unknown" (a newborn registered
+    张三之子, then named) is not compared (``demographics``). Why name AND a full birth date, whatever
+    the sex: a newborn's result sent under the mother's own MRN (another name, another birth date,
+    often the same sex) was filed under the mother (rv38j); a name and a day of birth corrected in one
+    message is the registering application's A08/A31 restatement (accepted with a warning), not a
+    result's. A birth date known only to the year or the month is no conflict (``same_day``) and no
+    reason here. Why not all three: many county LIS send an age, not PID-7, and a missing birth date
+    made a result naming another name and sex under a stored record pass (rvidentity32 finding 4). A
+    birth date both state and that agrees is a reason to believe the record is the same person: no
+    refusal then."""
     a, b = demographics(stored), demographics(incoming)
     compared = {f for f in ("name", "gender", "birthDate") if a.get(f) and b.get(f)}
-    return {"name", "gender"} <= compared and set(conflicts_between(a, b)) == compared
+    conflicts = set(conflicts_between(a, b))
+    if {"name", "gender"} <= compared and conflicts == compared:
+        return True
+    return {"name", "birthDate"} <= conflicts and all(to_the_day(d["birthDate"]) for d in (a, b))
+
+
+def to_the_day(date: str | None) -> bool:
+    """A FHIR date that names a day (``YYYY-MM-DD``), not only a year or a month: a year alone -- many county
+    LIS derive it from an age -- agrees with every day of it (``same_day``) and contradicts none."""
+    return bool(date) and len(date) >= 10
