@@ -22,7 +22,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import threading
-import weakref
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
@@ -41,23 +40,20 @@ except ImportError:  # pragma: no cover - mongomock is a test dependency
     _DUP = (pymongo.errors.DuplicateKeyError,)
     _IN_PROCESS = ()
 
-_CLIENT_LOCKS: weakref.WeakKeyDictionary[Any, threading.Lock] = weakref.WeakKeyDictionary()
-_CLIENT_LOCKS_GUARD = threading.Lock()
+_IN_PROCESS_STEP = threading.Lock()
 
 
 def _one_step(client: Any) -> contextlib.AbstractContextManager[Any]:
     """What makes a ``find_one_and_update`` one step on ``client``: nothing on a server (it is atomic there);
-    on mongomock one lock per client, shared by every store over it. mongomock runs it as a ``find_one`` and then
-    an update in the calling thread, so two threads could both be handed the same before-image while both
-    ``$inc``s land (CI 136: two counters returned 149, none 150, the total right). The port promises each
-    caller its own value (``Collection.increment``); the in-process double now keeps that promise too."""
-    if not isinstance(client, _IN_PROCESS):
-        return contextlib.nullcontext()
-    with _CLIENT_LOCKS_GUARD:
-        lock = _CLIENT_LOCKS.get(client)
-        if lock is None:
-            lock = _CLIENT_LOCKS[client] = threading.Lock()
-    return lock
+    on mongomock one lock for every in-process client. mongomock runs it as a ``find_one`` and then an update
+    in the calling thread, so two threads could both be handed the same before-image while both ``$inc``s
+    land (CI 136: two counters returned 149, none 150, the total right). The port promises each caller its
+    own value (``Collection.increment``); the in-process double now keeps that promise too. One lock, not
+    one a client: mongomock clients are equal (and hash alike) by address, so a table of locks keyed by
+    client handed two threads two locks when an equal client's entry was collected between their look-ups
+    (CI 140)."""
+    return _IN_PROCESS_STEP if isinstance(client, _IN_PROCESS) else contextlib.nullcontext()
+
 
 log = logging.getLogger("huren.repository")
 
