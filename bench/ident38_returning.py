@@ -22,16 +22,9 @@ from adapters.convert import convert  # noqa: E402
 from adapters.convert.persons import check_persons  # noqa: E402
 from adapters.hl7v2.parser import parse  # noqa: E402
 from bench.common import cpu_per_call  # noqa: E402
+from bench.identity32_guard import oru  # noqa: E402  # (the same one-result message)
 from engine.engine import Engine  # noqa: E402
 from engine.settings import Settings  # noqa: E402
-
-
-def oru(control: str, pid3: str) -> str:
-    return (f"MSH|^~\\&|LIS|FNXRMYY|HUREN|FNYGT|20261201101500||ORU^R01^ORU_R01|{control}|P|2.5.1\r"
-            f"PID|1||{pid3}||张^三||19850412|M\r"
-            f"OBR|1|O{control}|L{control}|GLU^血糖^L|||20261201083000||||G|||20261201083500|BLD"
-            "||||||||20261201091000|||F\r"
-            "OBX|1|NM|GLU^血糖^L||5.6|mmol/L|||||F|||20261201090000\r")
 
 
 def main() -> None:

@@ -342,16 +342,12 @@ def _refuse_filed(authority: str, sequence: int, leaned: list[int]) -> None:
     """A number under an undeclared authority that an earlier message filed under the institution's own record
     (remembered there: ``_filed_as_own``), now sent for someone that record's person is not: refused, nothing
     filed -- neither under that record (another person's) nor as a new record of the number (it names hers)."""
-    error = HL7Error(
+    _refused_at_pid3(
         f"PID-3 record number under assigning authority {authority!r} (PID-3.4), which institutions.yaml "
         "mrn_authorities does not declare, names the institution's own record of the same number (an earlier "
         "message of this authority was filed under it as that record's patient); this PID's name, sex, birth date "
         "or ID number (PID-5, PID-8, PID-7, PID-3) differs from that record's: nothing of the message is filed, "
-        f"neither under that record nor as a new one. {_ADVICE}",
-        segment="PID", sequence=sequence, field=3, code=DUPLICATE_KEY_IDENTIFIER)
-    if leaned:
-        error.leaned_on = leaned  # type: ignore[attr-defined]
-    raise error
+        f"neither under that record nor as a new one. {_ADVICE}", sequence, leaned)
 
 
 def _filed_own_warning(authority: str, sequence: int, own: str, remembered: bool = False) -> HL7Error:
@@ -378,12 +374,17 @@ FILED_AS_OWN = "filed_as_own"
 def _refuse(sequence: int, leaned: list[int]) -> None:
     # the stored person's particulars are not echoed: the ACK goes back to the sender, and the record
     # is not the sender's patient's
-    error = HL7Error(
+    _refused_at_pid3(
         "PID-3 names the record of another person: the stored record's name and sex (and birth date, when "
         "both state one), or its name and day of birth, differ from this PID's (PID-5, PID-8, PID-7); nothing "
         "of the message is filed under "
-        f"it. {_ADVICE}",
-        segment="PID", sequence=sequence, field=3, code=DUPLICATE_KEY_IDENTIFIER)
+        f"it. {_ADVICE}", sequence, leaned)
+
+
+def _refused_at_pid3(text: str, sequence: int, leaned: list[int]) -> None:
+    """The AE of a PID whose record is another person's (``_refuse``, ``_refuse_filed``, ``_restated``): at PID-3,
+    205, the batch positions it leaned on kept for the redo."""
+    error = HL7Error(text, segment="PID", sequence=sequence, field=3, code=DUPLICATE_KEY_IDENTIFIER)
     if leaned:
         error.leaned_on = leaned  # type: ignore[attr-defined]
     raise error
@@ -1102,16 +1103,12 @@ def _restated(conversion: Any, sequence: int, registrar: str | None, leaned: lis
     filed under the record now reads as the new person's: an operator should see it); from another
     application, or when the registering one is not known, refused."""
     if not _may_restate(conversion, registrar):
-        error = HL7Error(
+        _refused_at_pid3(
             "PID-3 names a record this update (ADT^A08/A31) restates as another person (name, sex and birth "
             "date differ from the stored record's), and this application (MSH-3) did not register the record "
             "(or no filed registration of it is known): only the registering application, or another of the "
             "institution's registration_applications (institutions.yaml), may correct who its record's person is; "
-            "nothing is filed. Ask the registering system or the operator to correct the record",
-            segment="PID", sequence=sequence, field=3, code=DUPLICATE_KEY_IDENTIFIER)
-        if leaned:
-            error.leaned_on = leaned  # type: ignore[attr-defined]
-        raise error
+            "nothing is filed. Ask the registering system or the operator to correct the record", sequence, leaned)
     warning = HL7Error(
         "PID-3's record restated as another person by its registering application: name, sex and birth date "
         "all changed at once (ADT^A08/A31); accepted as the registration's correction, and every result filed "
