@@ -24,6 +24,13 @@ def _type(page: Browser, selector: str, text: str) -> None:
     page.send("Input.insertText", text=text)
 
 
+def _who(page: Browser, word: str) -> str:
+    """The header's role line once the page has written it (it is filled after the page's own call
+    for who is signed in, which a busy machine answers after the load); the wait fails if it never is."""
+    return page.wait_for("(() => { const t = document.querySelector('#who-role').innerText;"
+                         f" return t.includes({json.dumps(word)}) ? t : ''; }})()")
+
+
 def test_a_date_is_typed_year_month_day_and_another_form_is_refused_in_chinese(
         engine: Any, server: str, browser: Browser) -> None:  # noqa: F811
     browser.send("Emulation.setDeviceMetricsOverride", width=1366, height=768, deviceScaleFactor=1, mobile=False)
@@ -61,12 +68,12 @@ def test_the_month_field_says_the_month_in_chinese_and_wants_one(engine: Any, se
 def test_a_remit_is_named(engine: Any, server: str, browser: Browser) -> None:  # noqa: F811
     browser.send("Emulation.setDeviceMetricsOverride", width=1366, height=768, deviceScaleFactor=1, mobile=False)
     sign_in(browser, server, engine, "/ui/insurance", "zhou.remit", "auditor", remit="FNZYY")
-    role = browser.eval("document.querySelector('#who-role').innerText")
+    role = _who(browser, "监管范围")
     assert "阜宁县医疗保障局（YBJ）" in role and "监管范围 remit 阜宁县中医院（FNZYY）" in role, role
 
 
 def test_a_body_the_site_names_nowhere_is_said_to_be_a_code(engine: Any, server: str, browser: Browser) -> None:  # noqa: F811
     browser.send("Emulation.setDeviceMetricsOverride", width=390, height=844, deviceScaleFactor=1, mobile=True)
     sign_in(browser, server, engine, "/ui/duplicates", "qian.fn", "auditor", institution="FNYBJ")
-    role = browser.eval("document.querySelector('#who-role').innerText")
+    role = _who(browser, "机构代码")
     assert "机构代码 FNYBJ（本站未登记名称" in role, role

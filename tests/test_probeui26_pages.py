@@ -505,7 +505,9 @@ def test_staff_sign_in_by_keyboard_alone_with_focus_shown(site, desk: Browser) -
         roles=engine.staff.roles).secret
     desk.send("Page.enable")
     desk.send("Page.navigate", url=base + "/ui/duplicates")
-    desk.wait_for("location.pathname === '/ui/signin' && document.readyState === 'complete'")
+    # ``autofocus`` lands at a rendering update after the load, later than ``complete`` on a busy machine
+    desk.wait_for("location.pathname === '/ui/signin' && document.readyState === 'complete'"
+                  " && document.activeElement.id === 'name'")
     def key(k: str, code: int, text: str = "") -> None:
         desk.send("Input.dispatchKeyEvent", type="keyDown", key=k, code=k, windowsVirtualKeyCode=code,
                   **({"text": text} if text else {}))
