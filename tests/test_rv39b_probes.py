@@ -18,7 +18,7 @@ from engine.api.app import create_app
 from engine.engine import Engine
 from tests.hl7_calls import err_lines, post
 from tests.module_store import module_eng  # noqa: F401 -- one engine a module on each backend
-from tests.test_rvidentity32_probes import MRN, adt, merge, oru, patients, subjects
+from tests.test_rvidentity32_probes import MRN, _nid, adt, merge, oru, patients, subjects
 
 BASE = "https://huren.example"  # module_eng's public base (the session cookie is Secure)
 
@@ -48,6 +48,26 @@ def test_twins_of_the_other_sex_one_result_under_the_others_mrn(both: tuple[Engi
     _registered(http, "TW2", "TW2A", "王^二弟", "20261101", "M")
     ack = post(http, oru("TW1B", "TW1^^^FNXRMYY^MR", "王^二弟", "20261101", "M", "TW1GLU"))
     assert subjects(http, "TW1GLU") != [f"Patient/{girl['id']}"], ack
+    assert ack_code_of(ack) == "AE", ack
+
+
+@pytest.mark.xfail(strict=True, reason="HIGH: a twin sister's result under the other's MRN, carrying her own valid "
+                   "national ID (PID-3 NNCHN) and her own name, is answered AA and filed under the other twin: "
+                   "contradicts_all never compares the ID number")
+def test_same_sex_twins_told_apart_by_their_id_numbers(both: tuple[Engine, TestClient]) -> None:
+    """Same-sex twins (王大丫, 王二丫, born 2010-03-01) each registered with her own resident ID number; the LIS sends
+    the second's result under the first's MRN with the second's name AND ID number. Name and ID number both differ
+    -- the one datum that tells same-sex twins apart names another person -- yet nothing of it is weighed: the
+    result is filed under the first twin, no ERR."""
+    _, http = both
+    first, second = _nid("32092320100301002"), _nid("32092320100301024")
+    ack = post(http, adt("TW3A", f"TW3^^^FNXRMYY^MR~{first}^^^^NNCHN", "王^大丫", "20100301", "F"))
+    assert ack_code_of(ack) == "AA", ack
+    (record,) = patients(http, f"{MRN}|TW3")
+    ack = post(http, adt("TW4A", f"TW4^^^FNXRMYY^MR~{second}^^^^NNCHN", "王^二丫", "20100301", "F"))
+    assert ack_code_of(ack) == "AA", ack
+    ack = post(http, oru("TW3B", f"TW3^^^FNXRMYY^MR~{second}^^^^NNCHN", "王^二丫", "20100301", "F", "TW3GLU"))
+    assert subjects(http, "TW3GLU") != [f"Patient/{record['id']}"], ack
     assert ack_code_of(ack) == "AE", ack
 
 
