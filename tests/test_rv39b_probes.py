@@ -101,6 +101,35 @@ def test_a40_merging_a_duplicate_registered_with_a_homophone_name_and_a_mistyped
     assert [p["id"] for p in patients(http, f"{MRN}|MG1")] == [survivor["id"]]
 
 
+def _fnzyy(message: str) -> str:
+    return message.replace("|FNXRMYY|HUREN|", "|FNZYY|HUREN|", 1)
+
+
+@pytest.mark.xfail(strict=True, reason="MED: a member hospital's referral registration of a woman the county registered, "
+                   "her county number beside its own, her name written with a homophone and her birthday lunar "
+                   "(正月十五 = 1980-03-01): refused AE since nbfix38 (name and day differ), filed before")
+def test_a_referral_with_a_homophone_name_and_a_lunar_birthday(both: tuple[Engine, TestClient]) -> None:
+    """Rural registrations take the birthday as the person says it (lunar) and the name as heard: FNXRMYY
+    registered 王丽 born 1980-03-01 (her ID card); FNZYY, a member, registers her on referral under its own number
+    with FNXRMYY's beside it, as 王莉 born 19800115 (lunar 1980 正月十五, the same day). One woman; the member-number
+    guard (persons.py:139) refuses the registration by the new name+day reading."""
+    _, http = both
+    _registered(http, "LN1", "LN1A", "王^丽", "19800301", "F")
+    ack = post(http, _fnzyy(adt("LN1B", "ZL1^^^FNZYY^MR~LN1^^^FNXRMYY^MR", "王^莉", "19800115", "F")))
+    assert ack_code_of(ack) == "AA", ack
+
+
+@pytest.mark.xfail(strict=True, reason="LOW: the member-number guard's texts (persons.py:469, 543, 664, 786, 1059, "
+                   "1082) tell the operator 'name and sex ... differ' of two women: since nbfix38 name and day of "
+                   "birth alone refuse, the sex is the same")
+def test_the_member_refusal_says_what_differs(both: tuple[Engine, TestClient]) -> None:
+    _, http = both
+    _registered(http, "LN2", "LN2A", "王^丽", "19800301", "F")
+    ack = post(http, _fnzyy(oru("LN2B", "ZL2^^^FNZYY^MR~LN2^^^FNXRMYY^MR", "陈^四", "19920303", "F", "LN2GLU")))
+    (said,) = err_lines(ack)
+    assert "|205" in said and "name and sex" not in said, said
+
+
 @pytest.mark.xfail(strict=True, reason="LOW: the registrar's A08 correcting name and day of birth of the same sex is "
                    "warned of as 'name, sex and birth date all changed at once' (and its refusal from another "
                    "application says 'name, sex and birth date differ'): the sex did not change")
