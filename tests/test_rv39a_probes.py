@@ -82,6 +82,25 @@ def test_a_withdrawal_under_obr25_p_after_a_preliminary_takes_the_report_with_it
     assert after["status"] == "entered-in-error", (after["status"], err_lines(ack))
 
 
+@pytest.mark.xfail(strict=True, reason="rv39a: HIGH the LIS's W under OBR-25 P re-sent (a new control id, the same "
+                                       "content) takes the withdrawn report back to preliminary, unwarned: stfix38's "
+                                       "branch asks only over a report stored final, and it is stored entered-in-error")
+def test_a_withdrawal_under_obr25_p_resent_leaves_the_report_withdrawn(engine: Engine, http: TestClient) -> None:
+    """F 4.1, the LIS's W under OBR-25 P (the report entered-in-error: stfix38), then the same W again under a
+    new MSH-10 (a resend after a lost ACK). Nothing changed: the report must stay entered-in-error. What
+    happens: the equal MSH-7 dates the resend as later (arrival), ``stands`` is lifted, the message's
+    "preliminary" replaces entered-in-error, and ``_none_standing`` is not asked (stored not final)."""
+    obs, report = _first(engine, http, "11")
+    withdrawal = _potassium("RV39A-11B", "20261203110000", "A11", "4.1", "W", obr25="P", tube="RV39AS11A")
+    assert b"MSA|AA" in post(http, withdrawal)
+    assert _read(http, f"DiagnosticReport/{report['id']}")["status"] == "entered-in-error"
+    ack = post(http, withdrawal.replace("RV39A-11B", "RV39A-11C"))
+    assert b"MSA|AA" in ack, ack
+    assert _read(http, f"Observation/{obs['id']}")["status"] == "entered-in-error"
+    after = _read(http, f"DiagnosticReport/{report['id']}")
+    assert after["status"] == "entered-in-error", (after["status"], err_lines(ack))
+
+
 # -- ordinary sequences: guards --------------------------------------------------------------------------------
 
 def test_p_then_f_then_c_moves_the_report_status_times_and_interpreter(engine: Engine, http: TestClient) -> None:
