@@ -26,12 +26,10 @@ from pathlib import Path
 from typing import Any
 
 from fastapi import Request
-from fastapi.templating import Jinja2Templates
 from starlette.responses import Response
 
 from engine.api.formats import quality
-from engine.api.ui_quarantine import _refused
-from engine.api.ui_shared import STAFF_PAGE_HEADERS
+from engine.api.ui_shared import STAFF_PAGE_HEADERS, refused, staff_page, staff_templates
 from engine.api.ui_signin import signin_redirect
 from engine.auth.caller import Caller
 from engine.auth.deps import engine_of, state_of
@@ -42,7 +40,7 @@ from mappings.site import DEFAULT_ZONE
 from mappings.sitefiles import check, read_yaml
 
 STATIC = Path(__file__).resolve().parent / "static" / "fidelity"
-templates = Jinja2Templates(directory=str(STATIC))
+templates = staff_templates(STATIC)  # the staff pages' header and refusal are ui_shared's
 
 TITLE_ZH, TITLE_EN = "未映射代码统计", "Unmapped codes"
 # one address, two representations chosen by Accept: every answer of it says so (RFC 9110 12.5.5), so no cache
@@ -82,7 +80,7 @@ def refusal(request: Request, exc: FhirError) -> Response:
     anyone else -- no session, an expired one -- is sent to sign in and back here with the filter."""
     caller = state_of(request).get("caller")
     if isinstance(exc, Forbidden) and isinstance(caller, Caller):
-        answer: Response = _refused(request, caller, (TITLE_ZH, TITLE_EN))
+        answer: Response = refused(request, caller, (TITLE_ZH, TITLE_EN), headers=PAGE_HEADERS)
     else:
         query = request.url.query
         answer = signin_redirect(request.url.path + (f"?{query}" if query else ""))
@@ -145,4 +143,4 @@ def render(request: Request, report: dict[str, Any], institution: str | None,
     outside = bool(institution) and remit is not None and institution not in remit
     context = {"blocks": blocks, "institution": institution or "", "outside": outside,
                "remit": _named(site, sorted(remit)) if remit is not None else ""}
-    return templates.TemplateResponse(request, "index.html", context, headers=PAGE_HEADERS)
+    return staff_page(request, templates, "index.html", "fidelity", context, headers=PAGE_HEADERS)

@@ -34,11 +34,9 @@ from pathlib import Path
 from typing import Any
 
 from fastapi import APIRouter, Request
-from fastapi.templating import Jinja2Templates
-from starlette.responses import FileResponse, JSONResponse, Response
+from starlette.responses import JSONResponse, Response
 
-from engine.api.ui_shared import STAFF_PAGE_HEADERS as _HEADERS
-from engine.api.ui_shared import PageFiles
+from engine.api.ui_shared import PageFiles, refused, staff_page, staff_templates
 from engine.api.ui_signin import current_session, signin_redirect
 from engine.auth.caller import Caller
 from engine.auth.deps import engine_of
@@ -52,7 +50,7 @@ WORDS_FILE = "quarantine/words.yaml"
 SHIPPED = Path(__file__).resolve().parent.parent.parent / "mappings" / WORDS_FILE
 
 router = APIRouter(include_in_schema=False)
-templates = Jinja2Templates(directory=str(STATIC))
+templates = staff_templates(STATIC)  # the page's header is the shared one (ui_shared)
 
 _TEXTS = {"type": "object", "additionalProperties": {"type": "string", "minLength": 1}}
 _REASONS = {"type": "array", "items": {
@@ -144,16 +142,6 @@ def _caller(request: Request) -> Caller | None:
     return None
 
 
-def _refused(request: Request, caller: Caller, page: tuple[str, str] | None = None) -> Response:
-    """The 403 page in Chinese; ``page`` names another operator's page it refuses (zh, en: ``ui_fidelity``)."""
-    role = engine_of(request).staff.roles.get(caller.role or "") if caller.role else None
-    who = role.label_zh if role is not None else ("居民" if caller.kind == "patient" else "")
-    zh, en = page or ("", "")
-    return templates.TemplateResponse(request, "refused.html", {"who": who, "staff": caller.role is not None,
-                                                                "page_zh": zh, "page_en": en},
-                                      status_code=403, headers=_HEADERS)
-
-
 @router.get("/ui/quarantine")
 def page(request: Request) -> Response:
     caller = _caller(request)
@@ -161,8 +149,8 @@ def page(request: Request) -> Response:
         query = request.url.query
         return signin_redirect("/ui/quarantine" + (f"?{query}" if query else ""))
     if not allowed(require_operator, caller, "read"):
-        return _refused(request, caller)
-    return FileResponse(STATIC / "index.html", media_type="text/html; charset=utf-8", headers=_HEADERS)
+        return refused(request, caller)
+    return staff_page(request, templates, "index.html", "quarantine")
 
 
 @router.get("/ui/quarantine/words")
