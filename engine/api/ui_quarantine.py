@@ -128,6 +128,26 @@ class QuarantineWords:
 WORDS = QuarantineWords()
 
 
+def _filled(zh: str, groups: dict[str, str | None]) -> str:
+    """A reason's words with {name} filled from its pattern's groups; a group that took no part stays
+    "{name}", as the script leaves it."""
+    return re.sub(r"\{(\w+)\}", lambda m: m[0] if groups.get(m[1]) is None else str(groups[m[1]]), zh)
+
+
+def err_said(words: dict[str, Any], code: str, text: str) -> tuple[str, str]:
+    """What an ERR (or a conversion warning: an ERR of severity W) says in Chinese, from the words:
+    (the first of huren's own reasons whose pattern matches its English text, {name} filled from the
+    pattern's groups -- else "" --, the words of its table-0357 code, "" if the table does not list it).
+    What the refused-messages page's script does in the browser (``explain`` in ``app.js``), for a page
+    the server draws (``ui_fidelity``)."""
+    said = str((words.get("codes") or {}).get(str(code), ""))
+    for item in words.get("reasons") or []:
+        found = re.search(_python_pattern(item["match"]), text)
+        if found is not None:
+            return _filled(item["zh"], found.groupdict()), said
+    return "", said
+
+
 def _caller(request: Request) -> Caller | None:
     """The page session's person, else a bearer token's caller (a resident's phone app); None: nobody."""
     session = current_session(request)
