@@ -68,6 +68,8 @@ def fed(site: Site) -> Site:  # noqa: F811 - ui38's fixture, imported above
     site.staff("wu.ui39", "operator", "吴运维")
     site.staff("he.ui39", "operator", "何运维")
     site.staff("zheng.ui39", "auditor", "郑审核")
+    site.staff("feng.ui39", "auditor", "冯审核")
+    site.staff("chen.ui39", "operator", "陈运维")
     return site
 
 
@@ -115,6 +117,30 @@ def test_the_fidelity_page_has_the_staff_pages_header(fed: Site, browser: Browse
     b.wait_for("location.pathname === '/ui/signin' && new URLSearchParams(location.search).get('out') === '1'")
     b.send("Page.navigate", url=fed.base + "/admin/fidelity")
     b.wait_for("location.pathname === '/ui/signin' && new URLSearchParams(location.search).get('next') === '/admin/fidelity'")
+
+
+@pytest.mark.parametrize(("name", "pages"), [
+    ("chen.ui39", ["/ui/quarantine", "/admin/fidelity", "/ui/duplicates"]),
+    ("feng.ui39", ["/ui/duplicates", "/ui/insurance"]),
+])
+def test_every_staff_page_draws_the_one_header(fed: Site, browser: Browser, name: str, pages: list[str]) -> None:
+    """An operator and an auditor walk their pages at both sizes: each shows the same links (what the person
+    may open) and the same bar, its own link marked current, nothing outside a phone's screen."""
+    b = browser
+    _sign_in(b, fed, name, pages[0])
+    seen = []
+    for device, size in ((DESKTOP, "desktop"), (PHONE, "phone")):
+        b.send("Emulation.setDeviceMetricsOverride", **device)
+        for page in pages:
+            b.send("Page.navigate", url=fed.base + page)
+            b.wait_for(f"location.pathname === {json.dumps(page)} && " + HEADER_FILLED)
+            current = b.eval("document.querySelector('header nav a[aria-current=page]').getAttribute('href')")
+            assert current == page, (page, current)
+            seen.append((tuple(b.eval(SHOWN_LINKS)), b.eval("document.querySelector('#who').innerText")))
+            if size == "phone":
+                assert outside(b, PHONE) == [], page
+            fed.shot(b, f"ui39-header-{name.split('.')[0]}{page.replace('/', '-')}-{size}")
+    assert len(set(seen)) == 1, seen
 
 
 def test_a_warning_row_says_chinese_first_and_its_english_after_smaller(fed: Site, browser: Browser) -> None:
