@@ -101,6 +101,12 @@ def test_the_fidelity_page_has_the_staff_pages_header(fed: Site, browser: Browse
     assert "/ui/quarantine" in links and "/admin/fidelity" in links, links
     assert b.eval("document.querySelector('header nav a[aria-current=page]').getAttribute('href')") == "/admin/fidelity"
     fed.shot(b, "ui39-fidelity-header-desktop")
+    # the filter takes the institution by its name, as the other staff pages' filters do
+    b.eval("document.querySelector('#filters [name=institution]').value = '阜宁县中医院';"
+           "document.querySelector('#apply').click(); true")
+    b.wait_for("new URLSearchParams(location.search).get('institution') === 'FNZYY' && document.readyState === 'complete'"
+               " && document.querySelectorAll('section.institution').length === 1")
+    assert b.eval("document.querySelector('section.institution').dataset.code") == "FNZYY"
     # the refused-messages page draws the same header for the same person
     b.send("Page.navigate", url=fed.base + "/ui/quarantine")
     b.wait_for("location.pathname === '/ui/quarantine' && " + HEADER_FILLED)

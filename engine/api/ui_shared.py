@@ -28,7 +28,7 @@ from engine.auth.caller import Caller
 from engine.auth.deps import engine_of
 
 STATIC = Path(__file__).parent / "static" / "shared"
-# The pages' documents (the staff pages -- duplicates, insurance, quarantine -- and the resident's /ui/me):
+# The pages' documents (the staff pages -- duplicates, insurance, quarantine, fidelity -- and the resident's /ui/me):
 # scripts and styles of this origin only, never framed, never cached (they are filled with patient data
 # by their scripts), no referrer (the resident's callback URL carries the authorization code).
 STAFF_PAGE_HEADERS = {

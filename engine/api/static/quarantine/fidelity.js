@@ -8,6 +8,7 @@
   window.hurenStaff.whoami(location.pathname + location.search); // (sends to sign in when the session ended)
   form.addEventListener("submit", (e) => {
     const box = form.elements.institution;
+    if (!W.names.places) return; // the site's names not come yet: what was typed goes as it is
     try { box.value = W.codeFor("places", box.value); said.textContent = ""; } // a name typed: its code
     catch (err) { e.preventDefault(); said.textContent = err.message; box.focus(); } // a name naming none: said
   });
