@@ -290,3 +290,23 @@ def test_her_tabs_show_no_english_only_words(phone: Phone) -> None:  # noqa: F81
         if words:
             found[tab] = words
     assert found == {}, found
+
+
+def test_her_sign_in_names_the_page_in_her_words(fed: Site, tmp_path_factory: pytest.TempPathFactory) -> None:
+    """The sign-in page she is sent to names what asks for her records: the resident page had been registered
+    as "huren 我的健康档案" -- a Latin word she does not read -- there and in 谁看过我的档案."""
+    p = Phone(tmp_path_factory.mktemp("ui39-her-signin"))
+    try:
+        for (width, height, mobile), size in (((390, 844, True), "phone"), ((1366, 768, False), "desktop")):
+            p.size(width, height, mobile=mobile)
+            p.cdp.call("Page.navigate", url=fed.base + "/ui/me/")
+            p.cdp.wait("location.pathname === '/ui/me/' && document.getElementById('signin')?.hidden === false")
+            p.cdp.eval("document.getElementById('login').click()")
+            p.cdp.wait("location.pathname === '/auth/authorize' && !!document.getElementById('national_id')")
+            text = p.cdp.eval("document.body.innerText")
+            assert "互认·我的健康档案 请求读取" in text and "huren" not in text.lower(), text
+            assert "huren" not in p.cdp.eval("document.title"), p.cdp.eval("document.title")
+            assert outside(p.cdp, {"width": width}) == []
+            p.shot(f"ui39-resident-signin-{size}")
+    finally:
+        p.close()
