@@ -47,9 +47,9 @@ window.hurenStaff = (function () {
     document.querySelector("#who-role").textContent = session.role_zh + " " + session.role_en + " · " +
       whose(session.institution) + (session.remit ? " · 监管范围 remit " + window.hurenWords.unit(session.remit) : "");
     document.querySelector("#signout [name=csrf]").value = session.csrf;
-    document.querySelector("#who").hidden = false;
     // the header's links to the other staff pages (ui_shared.STAFF_PAGES): each shown as the policy allows
     for (const link of document.querySelectorAll("header nav a[data-can]")) link.hidden = !(session.can && session.can[link.dataset.can]);
+    document.querySelector("#who").hidden = false; // (last: a shown bar is a filled header)
     return session;
   }
   return { whoami };
