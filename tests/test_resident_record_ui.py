@@ -324,7 +324,7 @@ def test_elderly_resident_reads_her_whole_record_on_a_small_phone(community, tmp
         assert "阜宁县人民医院 HIS（医院信息系统）查看了您的检验结果" in who or \
                "阜宁县人民医院 HIS（医院信息系统）查询了您的检验结果" in who, who
         assert "钱" not in who and "unauthenticated" not in who and "Provenance" not in who
-        assert "另一位居民（通过「huren 我的健康档案」）试图查看您的档案 — 被拒绝" in who, who
+        assert "另一位居民（通过「互认·我的健康档案」）试图查看您的档案 — 被拒绝" in who, who
         phone.shot("08-who-big-360")
         cdp.eval("document.getElementById('who-hide-own').click()")
         assert "您本人" in phone.text("who")  # her own views, on request

@@ -12,6 +12,7 @@ that admits no JSON (``application/fhir+xml`` alone; JSON only at ``q=0``) is re
 
 from __future__ import annotations
 
+import re
 from typing import Any
 from urllib.parse import parse_qs  # here: inside a function each call paid urllib.parse's __getattr__ miss
 
@@ -85,23 +86,30 @@ FHIR_JSON_TYPE = b"application/fhir+json"
 PLAIN_JSON_TYPE = b"application/json"
 
 
+# RFC 9110 12.4.2: ``qvalue = ( "0" [ "." 0*3DIGIT ] ) / ( "1" [ "." 0*3("0") ] )``
+_QVALUE = re.compile(r"0(?:\.[0-9]{0,3})?|1(?:\.0{0,3})?")
+
+
 def _weights(accept: str) -> dict[str, float]:
-    """Each media range of an Accept header with its highest q (a malformed q counts as 1)."""
+    """Each media range of an Accept header with its highest q. A range whose weight is not a qvalue
+    (RFC 9110 12.4.2: ``q=abc``, ``q=2``, ``q=-1``, ``q=0.5000``, ``q=nan``) is left out, as if not sent
+    -- the sender's preference for it cannot be read, and ``float`` had read ``abc`` as 1 and ``2`` as
+    2 (above every well-formed weight), so one malformed range outranked the rest (ui39). A header of
+    malformed ranges only is a header that ranks nothing: as blank, anything is acceptable."""
     weights: dict[str, float] = {}
     for item in accept.split(","):
         media, *params = item.split(";")
         media = media.strip().lower()
         if not media:
             continue
-        q = 1.0
+        q: float | None = 1.0
         for param in params:
             name, _, value = param.partition("=")
             if name.strip().lower() == "q":
-                try:
-                    q = float(value.strip())
-                except ValueError:
-                    q = 1.0
-        weights[media] = max(q, weights.get(media, q))
+                value = value.strip()
+                q = float(value) if _QVALUE.fullmatch(value) else None
+        if q is not None:
+            weights[media] = max(q, weights.get(media, q))
     return weights
 
 

@@ -15,13 +15,13 @@ from __future__ import annotations
 from pathlib import Path
 
 from fastapi import APIRouter, Request
-from starlette.responses import FileResponse, Response
+from starlette.responses import Response
 
-from engine.api.ui_shared import STAFF_PAGE_HEADERS as _HEADERS
-from engine.api.ui_shared import PageFiles
+from engine.api.ui_shared import PageFiles, staff_page, staff_templates
 from engine.api.ui_signin import current_session, signin_redirect
 
 STATIC = Path(__file__).resolve().parent / "static" / "duplicates"
+templates = staff_templates(STATIC)  # the pages' header is the shared one (ui_shared)
 
 router = APIRouter()
 
@@ -30,7 +30,7 @@ router = APIRouter()
 def page(request: Request) -> Response:
     if current_session(request) is None:
         return signin_redirect("/ui/duplicates")
-    return FileResponse(STATIC / "index.html", media_type="text/html; charset=utf-8", headers=_HEADERS)
+    return staff_page(request, templates, "index.html", "duplicates")
 
 
 @router.get("/ui/insurance", include_in_schema=False)
@@ -38,7 +38,7 @@ def insurance_page(request: Request) -> Response:
     if current_session(request) is None:  # back to the same month and year after signing in
         query = request.url.query
         return signin_redirect("/ui/insurance" + (f"?{query}" if query else ""))
-    return FileResponse(STATIC / "insurance.html", media_type="text/html; charset=utf-8", headers=_HEADERS)
+    return staff_page(request, templates, "insurance.html", "insurance")
 
 
 def mount_static(app: object) -> None:

@@ -17,6 +17,13 @@ What each row is comes from ``static/fidelity/kinds.yaml`` (words as data): a co
 know, a field the sender left empty, a unit, a coding system, a vocabulary value, and codedoc38's
 mapping gaps, which are said in their stored words (the JSON's). The first page had said every row
 but a segment or a warning was a code missing from the code table (review rv38g, fixed by ufix38).
+A conversion warning -- the English ERR text the sender was answered -- is said in Chinese first by
+the words of the ERR texts (``mappings/quarantine/words.yaml``, the refused-messages page's), its
+English and ERR-3 code after it, smaller (ui39).
+
+The page's header is the staff pages' one (``ui_shared``: who is signed in, 退出登录, the links to the
+other staff pages), filled by the same script as theirs (ui39: it had a link to the refused messages
+only, and no way to see who was signed in or to sign out).
 """
 
 from __future__ import annotations
@@ -26,12 +33,12 @@ from pathlib import Path
 from typing import Any
 
 from fastapi import Request
-from fastapi.templating import Jinja2Templates
 from starlette.responses import Response
 
 from engine.api.formats import quality
-from engine.api.ui_quarantine import _refused
-from engine.api.ui_shared import STAFF_PAGE_HEADERS
+from engine.api.ui_quarantine import WORDS as QUARANTINE_WORDS
+from engine.api.ui_quarantine import err_said
+from engine.api.ui_shared import STAFF_PAGE_HEADERS, refused, staff_page, staff_templates
 from engine.api.ui_signin import signin_redirect
 from engine.auth.caller import Caller
 from engine.auth.deps import engine_of, state_of
@@ -42,7 +49,7 @@ from mappings.site import DEFAULT_ZONE
 from mappings.sitefiles import check, read_yaml
 
 STATIC = Path(__file__).resolve().parent / "static" / "fidelity"
-templates = Jinja2Templates(directory=str(STATIC))
+templates = staff_templates(STATIC)  # the staff pages' header and refusal are ui_shared's
 
 TITLE_ZH, TITLE_EN = "未映射代码统计", "Unmapped codes"
 # one address, two representations chosen by Accept: every answer of it says so (RFC 9110 12.5.5), so no cache
@@ -53,10 +60,11 @@ PAGE_HEADERS = {**STAFF_PAGE_HEADERS, **NEGOTIATED}
 
 _WORDS = {"type": "object", "additionalProperties": False, "required": ["kind"],
           "properties": {"kind": {"type": "string", "minLength": 1}, "detail": {"type": "string", "minLength": 1}}}
-_SCHEMA = {"type": "object", "additionalProperties": False, "required": ["kinds", "gaps"],
+_SCHEMA = {"type": "object", "additionalProperties": False, "required": ["kinds", "gaps", "counts"],
            "properties": {"kinds": {"type": "object", "additionalProperties": {**_WORDS, "required": ["kind", "detail"]},
-                                    "required": ["code", "segment", "absent", "vocabulary"]},
-                          "gaps": {"type": "object", "additionalProperties": _WORDS, "required": ["default"]}}}
+                                    "required": ["code", "segment", "absent", "vocabulary", "warning"]},
+                          "gaps": {"type": "object", "additionalProperties": _WORDS, "required": ["default"]},
+                          "counts": {"type": "object", "additionalProperties": {"type": "string", "minLength": 1}}}}
 KINDS_FILE = STATIC / "kinds.yaml"
 _KINDS: dict[str, Any] = check(read_yaml(KINDS_FILE), _SCHEMA)  # shipped words: a mistake stops the start, with its line
 
@@ -82,7 +90,7 @@ def refusal(request: Request, exc: FhirError) -> Response:
     anyone else -- no session, an expired one -- is sent to sign in and back here with the filter."""
     caller = state_of(request).get("caller")
     if isinstance(exc, Forbidden) and isinstance(caller, Caller):
-        answer: Response = _refused(request, caller, (TITLE_ZH, TITLE_EN))
+        answer: Response = refused(request, caller, (TITLE_ZH, TITLE_EN), headers=PAGE_HEADERS)
     else:
         query = request.url.query
         answer = signin_redirect(request.url.path + (f"?{query}" if query else ""))
@@ -90,20 +98,40 @@ def refusal(request: Request, exc: FhirError) -> Response:
     return answer
 
 
-def _words(item: dict[str, Any]) -> tuple[str, str]:
-    """A row's kind and detail in words (``kinds.yaml``). A conversion warning's text is the engine's own (its
-    advice beside it); a mapping gap's is its stored message; an unmapped code's or segment's stored text is
-    English ("unmapped code 'ZN9' at OBX-3") and says nothing the row's columns do not."""
+def _words(item: dict[str, Any], err_words: dict[str, Any]) -> tuple[str, str, str]:
+    """A row's kind, and its detail in Chinese and in English (``kinds.yaml``; "" no English). A mapping
+    gap's detail is its stored message; an unmapped code's or segment's stored text is English ("unmapped
+    code 'ZN9' at OBX-3") and says nothing the row's columns do not. A conversion warning's stored text is
+    the English the sender was answered: said in Chinese first by ``_warning``."""
     kind, value, where = str(item.get("kind") or ""), str(item.get("value") or ""), str(item.get("where") or "")
-    if kind == "warning":
-        return "转换警告 Conversion warning", str(item.get("message") or "")
     fill = {"value": value, "where": where or "?", "at": f"{where} 的" if where else "", "kind": kind}
+    if kind == "warning":
+        return (_KINDS["kinds"]["warning"]["kind"], *_warning(item, fill, err_words))
     gap = str(item.get("gap") or "")
     if gap in GAP_ROWS:  # (a gap with no words of its own yet is still no "unmapped code")
         said = str(item.get("message") or "") or GAP_ROWS[gap].format(value=value, where=where or "?")
-        return (_KINDS["gaps"].get(gap) or _KINDS["gaps"]["default"])["kind"].format(**fill), said
+        return ((_KINDS["gaps"].get(gap) or _KINDS["gaps"]["default"])["kind"].format(**fill), *_bilingual(said))
     words = _KINDS["kinds"].get(kind) or _KINDS["kinds"]["vocabulary"]
-    return words["kind"].format(**fill), words["detail"].format(**fill)
+    return (words["kind"].format(**fill), *_bilingual(words["detail"].format(**fill)))
+
+
+def _warning(item: dict[str, Any], fill: dict[str, str], err_words: dict[str, Any]) -> tuple[str, str]:
+    """A conversion warning's (Chinese, English): its text as written when it is in both languages (a row
+    worded for another institution's operator, ``Tally.text``); else the Chinese of the ERR texts
+    (``ui_quarantine.err_said`` over ``mappings/quarantine/words.yaml``), of the identity's count
+    (``kinds.yaml`` ``counts``), or of its table-0357 code -- with the English text and its ERR-3 code after
+    it. The page had shown the English alone (ui39)."""
+    text, code = str(item.get("message") or ""), str(item.get("code") or "")
+    zh, en = _bilingual(text)
+    if en:
+        return zh, en
+    reason, code_words = err_said(err_words, code, text)
+    count = _KINDS["counts"].get(str(item.get("count_as") or ""))
+    if not reason and count is not None:
+        reason = count.format(key=str(item.get("count_key") or "?"))
+    if not reason:
+        reason = _KINDS["kinds"]["warning"]["detail"].format(**fill, said=code_words or f"错误代码 {code}")
+    return reason, (f"ERR-3 {code}{' ' + code_words if code_words else ''} · {text}" if code else text)
 
 
 def _bilingual(text: str) -> tuple[str, str]:
@@ -125,7 +153,8 @@ def render(request: Request, report: dict[str, Any], institution: str | None,
     ``remit`` (``admin._remit``: None, every institution) is the reader's own: an institution asked for
     outside it is said to be outside it -- not "nothing unmapped", which the page cannot know and would
     state of another hospital (rv38g)."""
-    site = engine_of(request).site
+    engine = engine_of(request)
+    site, err_words = engine.site, QUARANTINE_WORDS.current(engine.settings.site)
     blocks = []
     for code in sorted(report["institutions"]):
         inst = report["institutions"][code]
@@ -133,8 +162,7 @@ def render(request: Request, report: dict[str, Any], institution: str | None,
         zone = known.timezone if known is not None else DEFAULT_ZONE
         rows = []
         for item in inst["items"]:
-            kind_words, detail = _words(item)
-            zh, en = _bilingual(detail)
+            kind_words, zh, en = _words(item, err_words)
             rows.append({**item, "kind_words": kind_words, "detail": zh, "detail_en": en,
                          "records": [str(r) for r in item.get("records") or ()],
                          "last": local_words(str(item.get("last_seen") or ""), zone)})
@@ -145,4 +173,4 @@ def render(request: Request, report: dict[str, Any], institution: str | None,
     outside = bool(institution) and remit is not None and institution not in remit
     context = {"blocks": blocks, "institution": institution or "", "outside": outside,
                "remit": _named(site, sorted(remit)) if remit is not None else ""}
-    return templates.TemplateResponse(request, "index.html", context, headers=PAGE_HEADERS)
+    return staff_page(request, templates, "index.html", "fidelity", context, headers=PAGE_HEADERS)

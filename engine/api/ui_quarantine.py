@@ -34,11 +34,9 @@ from pathlib import Path
 from typing import Any
 
 from fastapi import APIRouter, Request
-from fastapi.templating import Jinja2Templates
-from starlette.responses import FileResponse, JSONResponse, Response
+from starlette.responses import JSONResponse, Response
 
-from engine.api.ui_shared import STAFF_PAGE_HEADERS as _HEADERS
-from engine.api.ui_shared import PageFiles
+from engine.api.ui_shared import PageFiles, refused, staff_page, staff_templates
 from engine.api.ui_signin import current_session, signin_redirect
 from engine.auth.caller import Caller
 from engine.auth.deps import engine_of
@@ -52,7 +50,7 @@ WORDS_FILE = "quarantine/words.yaml"
 SHIPPED = Path(__file__).resolve().parent.parent.parent / "mappings" / WORDS_FILE
 
 router = APIRouter(include_in_schema=False)
-templates = Jinja2Templates(directory=str(STATIC))
+templates = staff_templates(STATIC)  # the page's header is the shared one (ui_shared)
 
 _TEXTS = {"type": "object", "additionalProperties": {"type": "string", "minLength": 1}}
 _REASONS = {"type": "array", "items": {
@@ -130,6 +128,26 @@ class QuarantineWords:
 WORDS = QuarantineWords()
 
 
+def _filled(zh: str, groups: dict[str, str | None]) -> str:
+    """A reason's words with {name} filled from its pattern's groups; a group that took no part stays
+    "{name}", as the script leaves it."""
+    return re.sub(r"\{(\w+)\}", lambda m: m[0] if groups.get(m[1]) is None else str(groups[m[1]]), zh)
+
+
+def err_said(words: dict[str, Any], code: str, text: str) -> tuple[str, str]:
+    """What an ERR (or a conversion warning: an ERR of severity W) says in Chinese, from the words:
+    (the first of huren's own reasons whose pattern matches its English text, {name} filled from the
+    pattern's groups -- else "" --, the words of its table-0357 code, "" if the table does not list it).
+    What the refused-messages page's script does in the browser (``explain`` in ``app.js``), for a page
+    the server draws (``ui_fidelity``)."""
+    said = str((words.get("codes") or {}).get(str(code), ""))
+    for item in words.get("reasons") or []:
+        found = re.search(_python_pattern(item["match"]), text)
+        if found is not None:
+            return _filled(item["zh"], found.groupdict()), said
+    return "", said
+
+
 def _caller(request: Request) -> Caller | None:
     """The page session's person, else a bearer token's caller (a resident's phone app); None: nobody."""
     session = current_session(request)
@@ -144,16 +162,6 @@ def _caller(request: Request) -> Caller | None:
     return None
 
 
-def _refused(request: Request, caller: Caller, page: tuple[str, str] | None = None) -> Response:
-    """The 403 page in Chinese; ``page`` names another operator's page it refuses (zh, en: ``ui_fidelity``)."""
-    role = engine_of(request).staff.roles.get(caller.role or "") if caller.role else None
-    who = role.label_zh if role is not None else ("居民" if caller.kind == "patient" else "")
-    zh, en = page or ("", "")
-    return templates.TemplateResponse(request, "refused.html", {"who": who, "staff": caller.role is not None,
-                                                                "page_zh": zh, "page_en": en},
-                                      status_code=403, headers=_HEADERS)
-
-
 @router.get("/ui/quarantine")
 def page(request: Request) -> Response:
     caller = _caller(request)
@@ -161,8 +169,8 @@ def page(request: Request) -> Response:
         query = request.url.query
         return signin_redirect("/ui/quarantine" + (f"?{query}" if query else ""))
     if not allowed(require_operator, caller, "read"):
-        return _refused(request, caller)
-    return FileResponse(STATIC / "index.html", media_type="text/html; charset=utf-8", headers=_HEADERS)
+        return refused(request, caller)
+    return staff_page(request, templates, "index.html", "quarantine")
 
 
 @router.get("/ui/quarantine/words")

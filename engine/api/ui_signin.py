@@ -217,6 +217,8 @@ def session_info(request: Request) -> Response:
                                  "review": allowed(require_auditor, caller, review=True),
                                  "insurance": allowed(require_insurance_report, caller, "ChargeItem", "Encounter"),
                                  "quarantine": allowed(require_operator, caller, "read"),
+                                 # /admin/fidelity's page: the route's own check (admin._fidelity_reader)
+                                 "fidelity": allowed(require_operator, caller, "read"),
                                  "replay": allowed(require_operator, caller, "replay")}},
                         headers={"Cache-Control": "no-store"})
 

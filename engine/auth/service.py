@@ -64,7 +64,8 @@ class AuthService:
         self.store = store
         self.registry = ClientRegistry(settings.data_dir, builtin=[Client(
             ME_CLIENT_ID, "patient-app", ["launch/patient", "openid", "fhirUser", "patient/*.rs"],
-            redirect_uris=[settings.public_base_url + "/ui/me/"], name="huren 我的健康档案")])
+            # named in her words where she reads it (the sign-in page, 谁看过我的档案): not the Latin "huren" (ui39)
+            redirect_uris=[settings.public_base_url + "/ui/me/"], name="互认·我的健康档案")])
         self.key, _ = load_or_create(settings.data_dir)
         self._id_token_key = None  # RSA, made on first use: generating it costs ~100 ms
         self.issuer = settings.public_base_url

@@ -514,7 +514,6 @@
     // the status filter's choices in the session's words (the page's HTML names them only as a fallback)
     for (const opt of $("#filters").elements.status.options) if (opt.value) text(opt, W.status(opt.value).join(" "));
     if (!session.can.review) $("#review").remove(); // the API refuses it too; the page does not offer it
-    if (session.can.insurance) $("#nav-insurance").hidden = false;
     return true;
   }
 

@@ -1,5 +1,6 @@
 // What the staff pages share (the duplicate-test page and the settlement and indicators page): bar
-// charts (SVG, no library) and the signed-in person in the header.
+// charts (SVG, no library) and the signed-in person in the header (every staff page's: the header is
+// ui_shared's staff_header.html, on the refused-messages and fidelity pages too).
 "use strict";
 window.hurenStaff = (function () {
   // Who is signed in (/ui/session), shown in the header with the sign-out form's CSRF token; null
@@ -46,9 +47,9 @@ window.hurenStaff = (function () {
     document.querySelector("#who-role").textContent = session.role_zh + " " + session.role_en + " · " +
       whose(session.institution) + (session.remit ? " · 监管范围 remit " + window.hurenWords.unit(session.remit) : "");
     document.querySelector("#signout [name=csrf]").value = session.csrf;
-    document.querySelector("#who").hidden = false;
-    const refused = document.querySelector("#nav-quarantine"); // the operator's page of refused messages
-    if (refused) refused.hidden = !(session.can && session.can.quarantine);
+    // the header's links to the other staff pages (ui_shared.STAFF_PAGES): each shown as the policy allows
+    for (const link of document.querySelectorAll("header nav a[data-can]")) link.hidden = !(session.can && session.can[link.dataset.can]);
+    document.querySelector("#who").hidden = false; // (last: a shown bar is a filled header)
     return session;
   }
   return { whoami };

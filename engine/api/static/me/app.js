@@ -651,7 +651,7 @@ async function exportEverything(s) {
   const bundle = { resourceType: "Bundle", type: "collection", timestamp: new Date().toISOString(), total: entries.length, entry: entries };
   // every number as the server sent it (1.50, not 1.5): the download is the record, not a copy of it
   saveBlob(new Blob([window.hurenExact.stringify(bundle, 2)], { type: "application/fhir+json" }),
-    `health-record-${beijingDay()}.json`);
+    w.exportName(beijingDay())); // her words: the file she finds in her downloads is named as the button says
   say("exported");
 }
 

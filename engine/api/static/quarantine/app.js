@@ -315,7 +315,6 @@
   async function start() {
     session = await window.hurenStaff.whoami("/ui/quarantine" + location.search);
     if (!session) return;
-    $("#nav-duplicates").hidden = !session.can.duplicates; $("#nav-insurance").hidden = !session.can.insurance;
     try {
       words = Object.assign(words, await api("/ui/quarantine/words"));
       patterns = (words.reasons || []).map((r) => { try { return [new RegExp(r.match), r.zh]; } catch (e) { return null; } }).filter(Boolean);
