@@ -43,7 +43,7 @@ _RESERVED = frozenset({"key", "owner", "slices", "follows", "when", "was", "stan
                        "progress", "names_all_of", "another", "another_if", "status_follows", "inherits",
                        "another_person", "keeps", "history", "history_unless",
                        "history_taken_back_by", "lines_of", "text_of", "until_later", "displays", "states",
-                       "not_from_older", "not_back", "withdrawn", "stands_with", "all_results"})
+                       "not_from_older", "not_back", "withdrawn", "stands_with", "all_results", "beside"})
 PANEL = "; "  # between the tests a panel's ``code.text`` names (``names_all_of``)
 # on a report's ``code`` that is huren's stand-in, not the sender's statement: its groups named no test (OBR-4
 # empty) and the converter gave it its first result's code (``results.diagnostic_report``); ``_another`` does
@@ -416,6 +416,11 @@ class ElementPlan:
     # every listed result, as merged, is of one of them is of that status, the first that holds -- all
     # withdrawn: entered-in-error; none obtained or withdrawn: cancelled (status38)
     all_results: tuple[tuple[str, frozenset[str]], ...] = ()
+    # ``beside: {<writer>: {kind: [...], where: [...]}}`` (a list the writer replaces): the stored entries matching
+    # one ``where`` are not the writer's to take away -- they stay beside its list unless it states an entry of
+    # their ``kind`` (``_beside``): the registration's identifiers (ident39)
+    beside: tuple[Slice, ...] = ()
+    beside_kind: tuple[tuple[str, ...], ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -641,6 +646,7 @@ class MergeRules:
                 check(rule.get("another") or {}, where + ".another")
                 check(rule.get("another_person") or {}, where + ".another_person")
                 check(rule.get("states") or (), where + ".states")
+                check(rule.get("beside") or {}, where + ".beside")
                 for n, sl in enumerate(rule.get("slices") or ()):
                     check(sl["owner"], f"{where}.slices[{n}].owner")
                     check(sl.get("modes") or {}, f"{where}.slices[{n}].modes")
@@ -672,7 +678,7 @@ class MergeRules:
         elements = {name: self._element(rule, ladder, default_mode, conflict, choices) for name, rule in rules.items()}
         trivial = default_mode == "replace" and all(
             e.mode == "replace" and not e.slices and not e.stands and not e.another and not e.another_person
-            for e in elements.values())  # (placeholders, as_far_as, names_all_of: not under replace)
+            and not e.beside for e in elements.values())  # (placeholders, as_far_as, names_all_of: not under replace)
         guards = any(not sp.own for e in elements.values() for sp in e.slices)
         follows = tuple((name, e.follows) for name, e in elements.items() if e.follows)
         moved = tuple((name, e.was) for name, e in elements.items() if e.was)
@@ -725,6 +731,7 @@ class MergeRules:
                                     bool(sl.get("first"))))
         another_if = tuple((tuple(path.split(".")), tuple([v] if isinstance(v, str) else v))
                            for path, v in (rule.get("another_if") or {}).items())
+        beside = self._pick(rule.get("beside") or {}, ladder, None)
         # ``stands_with``: a list names what stands with the status; a mapping's ``merged``, what does not
         stands_with = rule.get("stands_with")
         inverted = isinstance(stands_with, Mapping)
@@ -762,6 +769,10 @@ class MergeRules:
                            taken_with=frozenset(n for named in (stands_with.get("taken") or () if inverted else ())
                                                 for n in _chosen(str(named), choices)),
                            all_results=all_results_in(rule),
+                           beside=tuple(Slice("beside", "", tuple(
+                               (tuple(path.split(".")), frozenset([wanted] if isinstance(wanted, str) else wanted), ())
+                               for path, wanted in where.items())) for where in beside["where"]) if beside else (),
+                           beside_kind=tuple(tuple(p.split(".")) for p in beside["kind"]) if beside else None,
                            dated_with=frozenset(n for named in (rule["until_later"] if isinstance(
                                rule.get("until_later"), list) else ()) for n in _chosen(str(named), choices)),
                            was=tuple((str(element), tuple((tuple(path.split(".")), frozenset(values))
@@ -2523,7 +2534,7 @@ class MergeRules:
             return st
         mode = ep.mode
         if mode == "replace":
-            return inc
+            return _beside(ep, st, inc) if ep.beside else inc
         if inc is _MISSING:
             return st
         if st is _MISSING:
@@ -4095,6 +4106,27 @@ def _by_key(stored: list[Any], incoming: list[Any], key: tuple[tuple[str, ...], 
                 placed[n] = True
     out.extend(e for n, e in enumerate(incoming) if not placed[n])
     return out
+
+
+def _beside(ep: ElementPlan, stored: Any, incoming: Any) -> Any:
+    """A list the writer replaces (``replace``: its list is the truth, an entry it leaves out removed) but for the
+    stored entries that are not its to take away (``beside``: one ``where`` matching) -- each stays, after the
+    writer's own entries, unless the writer states an entry of its ``kind`` (then the writer's entries of that kind
+    replace it) or that very entry (``key``). Why: the registration states its identifiers whole -- its MRN, and a
+    corrected ID number must not leave the wrong one behind -- but not the numbers huren keeps on the record that
+    are not the HIS's: the ID number the patient index links the person's records on, left out of an A08 that
+    restates the MRN alone (rv38j), and a number another authority of the institution assigned that huren filed
+    under the record as the institution's own (``adapters.convert.persons._filed_as_own``, which marks it): its
+    next A08 or an A40 of the record dropped it, and another person's result under the number was then kept apart
+    as a new record instead of refused (idfix38's limit, rv38j; ident39)."""
+    if not isinstance(stored, list) or ep.beside_kind is None:
+        return incoming
+    mine = incoming if isinstance(incoming, list) else []
+    kinds = {_key(e, ep.beside_kind) for e in mine}
+    keys = {_key(e, ep.key) for e in mine}
+    kept = [e for e in stored if any(w.matches(e) for w in ep.beside)
+            and _key(e, ep.beside_kind) not in kinds and _key(e, ep.key) not in keys]
+    return [*mine, *kept] if kept else incoming
 
 
 def _kind(entry: Any, key: tuple[tuple[str, ...], ...]) -> tuple[bytes | None, ...]:

@@ -234,6 +234,7 @@ def _filed_as_own(conversion: Any, earlier: Sequence[Any], stored: dict[Any, Any
                 continue  # a split record of the number, positively this person too: it stays hers (the desk links)
         leaned += read
         moves[ref] = own
+        _mark_filed(patient, token)
         # the own record's identifiers of the number (its MRN as the earlier release stored it) stay: a
         # registration states the identifiers whole (``merge.yaml``), and the number names that record now
         have = {(i.get("system"), i.get("value")) for i in patient.get("identifier") or ()}
@@ -319,6 +320,22 @@ def _another_person(a: dict[str, Any], b: dict[str, Any]) -> bool:
         return True
     numbers = (_id_numbers(a), _id_numbers(b))
     return all(numbers) and numbers[0] != numbers[1]
+
+
+# on the identifier of a number filed under the institution's own record (``_filed_as_own``): huren filed it there,
+# the HIS did not state it -- ``merge.yaml`` ``Patient.identifier`` ``beside``: the registration's identifiers,
+# stated whole, leave it on the record unless they state one under its system (ident39)
+FILED_AS_OWN_EXT = "urn:huren:StructureDefinition:filed-as-own"
+
+
+def _mark_filed(patient: dict[str, Any], token: str) -> None:
+    """Mark the message's identifier of the number filed as the institution's own (``FILED_AS_OWN_EXT``), so a
+    registration that does not state it -- the HIS's next A08 under the bare MRN, an A40 merging the record --
+    leaves it on the record: the number remembered there names the record (idfix38), and the HIS, which never
+    stated it, has no say over it."""
+    for ident in patient.get("identifier") or ():
+        if _token(ident) == token and not any(e.get("url") == FILED_AS_OWN_EXT for e in ident.get("extension") or ()):
+            ident["extension"] = [*(ident.get("extension") or ()), {"url": FILED_AS_OWN_EXT, "valueBoolean": True}]
 
 
 def _remember(conversion: Any, own: str, token: str, was: dict[str, Any]) -> None:
