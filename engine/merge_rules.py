@@ -278,6 +278,27 @@ class Slice:
 
 
 @dataclass(frozen=True)
+class Beside:
+    """One rule of ``beside`` (``merge.yaml``): the stored entries ``where`` matches stay beside the list a writer
+    replaces unless it states one of their ``kind``; not where the incoming version matches ``unless`` (a
+    registration stating the record merged away: its identifiers are MRG-1's)."""
+
+    kind: tuple[tuple[str, ...], ...]
+    where: Slice
+    unless: Slice | None = None
+
+
+def _slice_of(name: str, where: Mapping[str, Any]) -> Slice:
+    """A ``where`` of ``merge.yaml`` (dotted path -> a value or values; one ending in ``*`` a prefix) as a ``Slice``."""
+    parsed = []
+    for path, wanted in where.items():
+        values = [wanted] if isinstance(wanted, str) else list(wanted)
+        parsed.append((tuple(path.split(".")), frozenset(v for v in values if not v.endswith("*")),
+                       tuple(v[:-1] for v in values if v.endswith("*"))))
+    return Slice(name, "", tuple(parsed))
+
+
+@dataclass(frozen=True)
 class SlicePlan:
     slice: Slice
     own: bool  # the writer is an owner of the slice
@@ -416,11 +437,10 @@ class ElementPlan:
     # every listed result, as merged, is of one of them is of that status, the first that holds -- all
     # withdrawn: entered-in-error; none obtained or withdrawn: cancelled (status38)
     all_results: tuple[tuple[str, frozenset[str]], ...] = ()
-    # ``beside: {<writer>: {kind: [...], where: [...]}}`` (a list the writer replaces): the stored entries matching
-    # one ``where`` are not the writer's to take away -- they stay beside its list unless it states an entry of
-    # their ``kind`` (``_beside``): the registration's identifiers (ident39)
-    beside: tuple[Slice, ...] = ()
-    beside_kind: tuple[tuple[str, ...], ...] | None = None
+    # ``beside: {<writer>: [{kind, where, unless}, ...]}`` (a list the writer replaces): the stored entries a rule's
+    # ``where`` matches are not the writer's to take away -- they stay beside its list unless it states an entry of
+    # their ``kind`` (``_not_theirs``): the registration's identifiers (ident39)
+    beside: tuple[Beside, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -769,10 +789,9 @@ class MergeRules:
                            taken_with=frozenset(n for named in (stands_with.get("taken") or () if inverted else ())
                                                 for n in _chosen(str(named), choices)),
                            all_results=all_results_in(rule),
-                           beside=tuple(Slice("beside", "", tuple(
-                               (tuple(path.split(".")), frozenset([wanted] if isinstance(wanted, str) else wanted), ())
-                               for path, wanted in where.items())) for where in beside["where"]) if beside else (),
-                           beside_kind=tuple(tuple(p.split(".")) for p in beside["kind"]) if beside else None,
+                           beside=tuple(Beside(tuple(tuple(p.split(".")) for p in b["kind"]), _slice_of("beside", b["where"]),
+                                               _slice_of("unless", b["unless"]) if b.get("unless") else None)
+                                        for b in beside or ()),
                            dated_with=frozenset(n for named in (rule["until_later"] if isinstance(
                                rule.get("until_later"), list) else ()) for n in _chosen(str(named), choices)),
                            was=tuple((str(element), tuple((tuple(path.split(".")), frozenset(values))
@@ -936,7 +955,7 @@ class MergeRules:
             elif ep.slices and (isinstance(st, list) or isinstance(inc, list)):
                 value = self._sliced(rtype, name, ep, st, inc, source, issues)
             else:
-                value = self._element_value(rtype, name, ep, st, inc, source, issues)
+                value = self._element_value(rtype, name, ep, st, inc, source, issues, incoming)
             if value is not _MISSING:
                 out[name] = value
         for name, followed in plan.follows:
@@ -2524,7 +2543,7 @@ class MergeRules:
                            "not stored: a value stated earlier stands", f"{rtype}.dataAbsentReason", issues)
 
     def _element_value(self, rtype: str, name: str, ep: ElementPlan, st: Any, inc: Any, source: str,
-                       issues: list[Issue]) -> Any:
+                       issues: list[Issue], version: Resource | None = None) -> Any:
         if (ep.stands and inc is not _MISSING and (held := _stood(st)) is not None and held in ep.stands
                 and (said := _stood(inc)) is not None and said != held and said not in ep.yields_to):
             # a stored value this writer may not take back (a completed order, for an order message
@@ -2534,7 +2553,7 @@ class MergeRules:
             return st
         mode = ep.mode
         if mode == "replace":
-            return _beside(ep, st, inc) if ep.beside else inc
+            return _not_theirs(ep, st, inc, version or {}) if ep.beside else inc
         if inc is _MISSING:
             return st
         if st is _MISSING:
@@ -4108,25 +4127,30 @@ def _by_key(stored: list[Any], incoming: list[Any], key: tuple[tuple[str, ...], 
     return out
 
 
-def _beside(ep: ElementPlan, stored: Any, incoming: Any) -> Any:
+def _not_theirs(ep: ElementPlan, stored: Any, incoming: Any, version: Resource) -> Any:
     """A list the writer replaces (``replace``: its list is the truth, an entry it leaves out removed) but for the
-    stored entries that are not its to take away (``beside``: one ``where`` matching) -- each stays, after the
-    writer's own entries, unless the writer states an entry of its ``kind`` (then the writer's entries of that kind
-    replace it) or that very entry (``key``). Why: the registration states its identifiers whole -- its MRN, and a
-    corrected ID number must not leave the wrong one behind -- but not the numbers huren keeps on the record that
-    are not the HIS's: the ID number the patient index links the person's records on, left out of an A08 that
-    restates the MRN alone (rv38j), and a number another authority of the institution assigned that huren filed
-    under the record as the institution's own (``adapters.convert.persons._filed_as_own``, which marks it): its
-    next A08 or an A40 of the record dropped it, and another person's result under the number was then kept apart
-    as a new record instead of refused (idfix38's limit, rv38j; ident39)."""
-    if not isinstance(stored, list) or ep.beside_kind is None:
+    stored entries that are not its to take away (``beside``: a rule's ``where`` matching, its ``unless`` not
+    matching the incoming ``version``) -- each stays, after the writer's own entries, unless the writer states an
+    entry of the rule's ``kind`` (then the writer's entries of that kind replace it) or that very entry (``key``).
+    Why: the registration states its identifiers whole -- its MRN, and a corrected ID number must not leave the
+    wrong one behind -- but not the numbers huren keeps on the record that are not the HIS's: the ID number the
+    patient index links the person's records on, left out of an A08 that restates the MRN alone (rv38j), and a
+    number another authority of the institution assigned that huren filed under the record as the institution's
+    own (``adapters.convert.persons._filed_as_own``, which marks it): its next A08 or an A40 of the record dropped
+    it, and another person's result under the number was then kept apart as a new record instead of refused
+    (idfix38's limit, rv38j; ident39)."""
+    if not isinstance(stored, list):
         return incoming
     mine = incoming if isinstance(incoming, list) else []
-    kinds = {_key(e, ep.beside_kind) for e in mine}
     keys = {_key(e, ep.key) for e in mine}
-    kept = [e for e in stored if any(w.matches(e) for w in ep.beside)
-            and _key(e, ep.beside_kind) not in kinds and _key(e, ep.key) not in keys]
-    return [*mine, *kept] if kept else incoming
+    kept: list[Any] = []
+    for rule in ep.beside:
+        if rule.unless is not None and rule.unless.matches(version):
+            continue
+        kinds = {_key(e, rule.kind) for e in mine}
+        kept.extend(e for e in stored if rule.where.matches(e) and e not in kept
+                    and _key(e, rule.kind) not in kinds and _key(e, ep.key) not in keys)
+    return [*mine, *(e for e in stored if e in kept)] if kept else incoming
 
 
 def _kind(entry: Any, key: tuple[tuple[str, ...], ...]) -> tuple[bytes | None, ...]:
