@@ -4152,15 +4152,24 @@ def _not_theirs(ep: ElementPlan, stored: Any, incoming: Any, version: Resource) 
     if not isinstance(stored, list):
         return incoming
     mine = incoming if isinstance(incoming, list) else []
-    keys = {_key(e, ep.key) for e in mine}
-    kept: list[Any] = []
-    for rule in ep.beside:
-        if rule.unless is not None and rule.unless.matches(version):
-            continue
-        kinds = {_key(e, rule.kind) for e in mine}
-        kept.extend(e for e in stored if rule.where.matches(e) and e not in kept
-                    and _key(e, rule.kind) not in kinds and _key(e, ep.key) not in keys)
-    return [*mine, *(e for e in stored if e in kept)] if kept else incoming
+    left = [e for e in stored if e not in mine]  # (an A08 restating every identifier: none, nothing more to ask)
+    if not left:
+        return incoming
+    rules = [r for r in ep.beside if r.unless is None or not r.unless.matches(version)]
+    kept = [entry for entry in left if any(
+        rule.where.matches(entry) and not any(_same_parts(entry, e, rule.kind) or _same_parts(entry, e, ep.key)
+                                              for e in mine) for rule in rules)]
+    return [*mine, *kept] if kept else incoming
+
+
+def _same_parts(one: Any, other: Any, key: tuple[tuple[str, ...], ...] | None) -> bool:
+    """Do two entries state alike every part ``key`` names (``_key``'s reading, compared, not serialised: a few
+    entries, asked once a write)? No key: never (an entry equal to another is found by equality)."""
+    if key is None or not isinstance(one, dict) or not isinstance(other, dict):
+        return False
+    # (a top-level part, ``system``: the element itself -- a list the same as ``_collect`` spreads it)
+    return all(one.get(path[0]) == other.get(path[0]) if len(path) == 1 and path[0][0] != "@"
+               else _part(one, path) == _part(other, path) for path in key)
 
 
 def _kind(entry: Any, key: tuple[tuple[str, ...], ...]) -> tuple[bytes | None, ...]:

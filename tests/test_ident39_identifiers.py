@@ -23,7 +23,7 @@ from engine.engine import Engine
 from tests.hl7_calls import mllp, post
 from tests.module_store import module_eng  # noqa: F401 -- one engine a module on each backend
 from tests.test_mfix34_members import _fnzyy
-from tests.test_rvidentity32_probes import MRN, _nid, adt, oru, patients, subjects
+from tests.test_rvidentity32_probes import MRN, _nid, adt, merge, oru, patients, subjects
 
 NNCHN_SYSTEM = "urn:huren:id:NNCHN"  # mappings/hl7v2/identifiers.yaml national_id_system
 
@@ -127,3 +127,26 @@ def test_a_fhir_clients_update_still_states_the_identifiers_whole(both: tuple[En
     put = http.put(f"/fhir/Patient/{old['id']}", json=body)
     assert put.status_code == 200, put.text
     assert _tokens(_read(http, old["id"])) == {f"{MRN}|I39E"}
+
+
+def test_the_record_an_a40_merges_away_keeps_its_remembered_number_not_its_id_number(
+        both: tuple[Engine, TestClient]) -> None:
+    """Her record I39F1 (MRN, ID number, her LIS number remembered) merged into I39F2 by the HIS (A40, bare MRG-1):
+    the merged record keeps the LIS number (it names her record, a man's result under it refused) but not the ID
+    number (``unless`` replaced-by: its identifiers are MRG-1's; left there it would link it to the survivor a
+    second time) -- a search by the ID number finds the survivor alone."""
+    engine, http = both
+    nid = _nid("32092319610909002")
+    assert ack_code_of(post(http, adt("IFA", f"I39F1^^^FNXRMYY^MR~{nid}^^^^NNCHN", "柳^己", "19610909", "F"))) == "AA"
+    (one,) = patients(http, f"{MRN}|I39F1")
+    assert ack_code_of(post(http, oru("IFB", "I39F1^^^LIS^PI", "柳^己", "19610909", "F", "IFB"))) == "AA"
+    assert ack_code_of(post(http, adt("IFC", f"I39F2^^^FNXRMYY^MR~{nid}^^^^NNCHN", "柳^己", "19610909", "F"))) == "AA"
+    (two,) = patients(http, f"{MRN}|I39F2")
+    assert ack_code_of(post(http, merge("IFD", f"I39F2^^^FNXRMYY^MR~{nid}^^^^NNCHN", "柳^己", "19610909", "F",
+                                        "I39F1^^^FNXRMYY^MR"))) == "AA"
+    merged = _read(http, one["id"])
+    assert merged.get("active") is False, merged
+    assert f"{MRN}:LIS|I39F1" in _tokens(merged) and f"{NNCHN_SYSTEM}|{nid}" not in _tokens(merged), merged
+    assert [p["id"] for p in patients(http, nid)] == [two["id"]]
+    ack = post(http, oru("IFE", "I39F1^^^LIS^PI", "李^己", "19900909", "M", "IFE"))
+    assert ack_code_of(ack) == "AE" and subjects(http, "IFE") == [], ack
