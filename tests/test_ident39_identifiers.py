@@ -150,3 +150,18 @@ def test_the_record_an_a40_merges_away_keeps_its_remembered_number_not_its_id_nu
     assert [p["id"] for p in patients(http, nid)] == [two["id"]]
     ack = post(http, oru("IFE", "I39F1^^^LIS^PI", "李^己", "19900909", "M", "IFE"))
     assert ack_code_of(ack) == "AE" and subjects(http, "IFE") == [], ack
+
+
+def test_a_number_an_adt_filed_as_own_outlives_the_his_next_a08(both: tuple[Engine, TestClient]) -> None:
+    """The HIS's own A04 under ``I39G^^^HIS^MR`` (an undeclared authority) filed under her bare record (ident38: the
+    number as sent kept beside her MRN, marked filed-as-own); its next A08 under the bare MRN leaves the number on the
+    record, and a man's result under ``I39G^^^HIS^MR`` is refused, not a new record of the number."""
+    engine, http = both
+    assert ack_code_of(post(http, adt("IGA", "I39G^^^FNXRMYY^MR", "柳^庚", "19611010", "F"))) == "AA"
+    (old,) = patients(http, f"{MRN}|I39G")
+    assert ack_code_of(post(http, adt("IGB", "I39G^^^HIS^MR", "柳^庚", "19611010", "F"))) == "AA"
+    assert ack_code_of(post(http, adt("IGC", "I39G^^^FNXRMYY^MR", "柳^庚", "19611010", "F", event="A08"))) == "AA"
+    assert f"{MRN}:HIS|I39G" in _tokens(_read(http, old["id"]))
+    ack = post(http, oru("IGD", "I39G^^^HIS^MR", "李^庚", "19901010", "M", "IGD", app="HIS"))
+    assert ack_code_of(ack) == "AE" and subjects(http, "IGD") == [], ack
+    assert [p["id"] for p in patients(http, "I39G")] == [old["id"]]
