@@ -289,14 +289,15 @@ class Beside:
     unless: Slice | None = None
 
 
-def _slice_of(name: str, where: Mapping[str, Any]) -> Slice:
-    """A ``where`` of ``merge.yaml`` (dotted path -> a value or values; one ending in ``*`` a prefix) as a ``Slice``."""
+def _slice_of(name: str, where: Mapping[str, Any], why: str = "") -> Slice:
+    """A ``where`` of ``merge.yaml`` (dotted path -> a value or values; one ending in ``*`` a prefix) as a ``Slice``:
+    a slice's, a ``beside`` rule's."""
     parsed = []
     for path, wanted in where.items():
         values = [wanted] if isinstance(wanted, str) else list(wanted)
         parsed.append((tuple(path.split(".")), frozenset(v for v in values if not v.endswith("*")),
                        tuple(v[:-1] for v in values if v.endswith("*"))))
-    return Slice(name, "", tuple(parsed))
+    return Slice(name, why, tuple(parsed))
 
 
 @dataclass(frozen=True)
@@ -741,13 +742,8 @@ class MergeRules:
             mode = "keep-stored"
         slices = []
         for sl in rule.get("slices") or ():
-            where = []
-            for path, wanted in sl["where"].items():
-                values = [wanted] if isinstance(wanted, str) else list(wanted)
-                where.append((tuple(path.split(".")), frozenset(v for v in values if not v.endswith("*")),
-                              tuple(v[:-1] for v in values if v.endswith("*"))))
             own = bool(set(sl["owner"]) & set(ladder))
-            slices.append(SlicePlan(Slice(sl["name"], sl.get("why", ""), tuple(where)), own,
+            slices.append(SlicePlan(_slice_of(sl["name"], sl["where"], sl.get("why", "")), own,
                                     self._pick(sl.get("modes") or {}, ladder, mode), tuple(sl.get("keeps") or ()),
                                     bool(sl.get("first"))))
         another_if = tuple((tuple(path.split(".")), tuple([v] if isinstance(v, str) else v))
@@ -790,7 +786,8 @@ class MergeRules:
                            taken_with=frozenset(n for named in (stands_with.get("taken") or () if inverted else ())
                                                 for n in _chosen(str(named), choices)),
                            all_results=all_results_in(rule),
-                           beside=tuple(Beside(tuple(tuple(p.split(".")) for p in b["kind"]), _slice_of("beside", b["where"]),
+                           beside=tuple(Beside(tuple(tuple(p.split(".")) for p in b["kind"]),
+                                               _slice_of("beside", b["where"]),
                                                _slice_of("unless", b["unless"]) if b.get("unless") else None)
                                         for b in beside or ()),
                            dated_with=frozenset(n for named in (rule["until_later"] if isinstance(
