@@ -28,6 +28,7 @@ from typing import Any, Protocol
 from adapters.hl7v2.errors import DUPLICATE_KEY_IDENTIFIER, HL7Error
 from engine import fhirjson
 from engine.errors import NotFound, Unprocessable
+from engine.identity.demographics import a_man
 from engine.message_time import Dates, Stamp, settle
 from engine.repository.search import escape_value, token_value
 from mappings.site import DEFAULTS_DIR, OTHER_GROUP, SiteError, load_merge_file, local_code_system
@@ -43,7 +44,7 @@ _RESERVED = frozenset({"key", "owner", "slices", "follows", "when", "was", "stan
                        "progress", "names_all_of", "another", "another_if", "status_follows", "inherits",
                        "another_person", "keeps", "history", "history_unless",
                        "history_taken_back_by", "lines_of", "text_of", "until_later", "displays", "states",
-                       "not_from_older", "not_back", "withdrawn", "stands_with", "all_results"})
+                       "not_from_older", "not_back", "withdrawn", "stands_with", "all_results", "beside"})
 PANEL = "; "  # between the tests a panel's ``code.text`` names (``names_all_of``)
 # on a report's ``code`` that is huren's stand-in, not the sender's statement: its groups named no test (OBR-4
 # empty) and the converter gave it its first result's code (``results.diagnostic_report``); ``_another`` does
@@ -278,6 +279,28 @@ class Slice:
 
 
 @dataclass(frozen=True)
+class Beside:
+    """One rule of ``beside`` (``merge.yaml``): the stored entries ``where`` matches stay beside the list a writer
+    replaces unless it states one of their ``kind``; not where the incoming version matches ``unless`` (a
+    registration stating the record merged away: its identifiers are MRG-1's)."""
+
+    kind: tuple[tuple[str, ...], ...]
+    where: Slice
+    unless: Slice | None = None
+
+
+def _slice_of(name: str, where: Mapping[str, Any], why: str = "") -> Slice:
+    """A ``where`` of ``merge.yaml`` (dotted path -> a value or values; one ending in ``*`` a prefix) as a ``Slice``:
+    a slice's, a ``beside`` rule's."""
+    parsed = []
+    for path, wanted in where.items():
+        values = [wanted] if isinstance(wanted, str) else list(wanted)
+        parsed.append((tuple(path.split(".")), frozenset(v for v in values if not v.endswith("*")),
+                       tuple(v[:-1] for v in values if v.endswith("*"))))
+    return Slice(name, why, tuple(parsed))
+
+
+@dataclass(frozen=True)
 class SlicePlan:
     slice: Slice
     own: bool  # the writer is an owner of the slice
@@ -416,6 +439,10 @@ class ElementPlan:
     # every listed result, as merged, is of one of them is of that status, the first that holds -- all
     # withdrawn: entered-in-error; none obtained or withdrawn: cancelled (status38)
     all_results: tuple[tuple[str, frozenset[str]], ...] = ()
+    # ``beside: {<writer>: [{kind, where, unless}, ...]}`` (a list the writer replaces): the stored entries a rule's
+    # ``where`` matches are not the writer's to take away -- they stay beside its list unless it states an entry of
+    # their ``kind`` (``_not_theirs``): the registration's identifiers (ident39)
+    beside: tuple[Beside, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -641,6 +668,7 @@ class MergeRules:
                 check(rule.get("another") or {}, where + ".another")
                 check(rule.get("another_person") or {}, where + ".another_person")
                 check(rule.get("states") or (), where + ".states")
+                check(rule.get("beside") or {}, where + ".beside")
                 for n, sl in enumerate(rule.get("slices") or ()):
                     check(sl["owner"], f"{where}.slices[{n}].owner")
                     check(sl.get("modes") or {}, f"{where}.slices[{n}].modes")
@@ -672,7 +700,7 @@ class MergeRules:
         elements = {name: self._element(rule, ladder, default_mode, conflict, choices) for name, rule in rules.items()}
         trivial = default_mode == "replace" and all(
             e.mode == "replace" and not e.slices and not e.stands and not e.another and not e.another_person
-            for e in elements.values())  # (placeholders, as_far_as, names_all_of: not under replace)
+            and not e.beside for e in elements.values())  # (placeholders, as_far_as, names_all_of: not under replace)
         guards = any(not sp.own for e in elements.values() for sp in e.slices)
         follows = tuple((name, e.follows) for name, e in elements.items() if e.follows)
         moved = tuple((name, e.was) for name, e in elements.items() if e.was)
@@ -714,17 +742,13 @@ class MergeRules:
             mode = "keep-stored"
         slices = []
         for sl in rule.get("slices") or ():
-            where = []
-            for path, wanted in sl["where"].items():
-                values = [wanted] if isinstance(wanted, str) else list(wanted)
-                where.append((tuple(path.split(".")), frozenset(v for v in values if not v.endswith("*")),
-                              tuple(v[:-1] for v in values if v.endswith("*"))))
             own = bool(set(sl["owner"]) & set(ladder))
-            slices.append(SlicePlan(Slice(sl["name"], sl.get("why", ""), tuple(where)), own,
+            slices.append(SlicePlan(_slice_of(sl["name"], sl["where"], sl.get("why", "")), own,
                                     self._pick(sl.get("modes") or {}, ladder, mode), tuple(sl.get("keeps") or ()),
                                     bool(sl.get("first"))))
         another_if = tuple((tuple(path.split(".")), tuple([v] if isinstance(v, str) else v))
                            for path, v in (rule.get("another_if") or {}).items())
+        beside = self._pick(rule.get("beside") or {}, ladder, None)
         # ``stands_with``: a list names what stands with the status; a mapping's ``merged``, what does not
         stands_with = rule.get("stands_with")
         inverted = isinstance(stands_with, Mapping)
@@ -762,6 +786,10 @@ class MergeRules:
                            taken_with=frozenset(n for named in (stands_with.get("taken") or () if inverted else ())
                                                 for n in _chosen(str(named), choices)),
                            all_results=all_results_in(rule),
+                           beside=tuple(Beside(tuple(tuple(p.split(".")) for p in b["kind"]),
+                                               _slice_of("beside", b["where"]),
+                                               _slice_of("unless", b["unless"]) if b.get("unless") else None)
+                                        for b in beside or ()),
                            dated_with=frozenset(n for named in (rule["until_later"] if isinstance(
                                rule.get("until_later"), list) else ()) for n in _chosen(str(named), choices)),
                            was=tuple((str(element), tuple((tuple(path.split(".")), frozenset(values))
@@ -925,7 +953,7 @@ class MergeRules:
             elif ep.slices and (isinstance(st, list) or isinstance(inc, list)):
                 value = self._sliced(rtype, name, ep, st, inc, source, issues)
             else:
-                value = self._element_value(rtype, name, ep, st, inc, source, issues)
+                value = self._element_value(rtype, name, ep, st, inc, source, issues, incoming)
             if value is not _MISSING:
                 out[name] = value
         for name, followed in plan.follows:
@@ -1745,7 +1773,7 @@ class MergeRules:
             return
         mother = dict(said.mother).get(name) if left and said is not None else None
         if mother is not None and (mother == mine or (mother.startswith("Patient/") and persons.same_person(
-                one, mother.removeprefix("Patient/")))):
+                one, mother.removeprefix("Patient/")))) and not self._a_man(mine):
             return
         at = field_of(fields.get(f"{rtype}.{name}", ""))
         number = f"the number that keys it ({at[0]}-{at[2]})" if at is not None else "the number that keys it"
@@ -1756,6 +1784,15 @@ class MergeRules:
                 f"person: it would re-file that patient's {rtype}, not stated (an order, visit, specimen "
                 "or document number is unique only while its sender does not restart or reuse it)")
         self._another_patient(ep, text, at, f"{rtype}.{name}", issues)
+
+    def _a_man(self, ref: str) -> bool:
+        """Is the stored record ``ref`` -- the one a newborn's PID-21 named as the mother, whose visit the newborn's
+        message names -- a man's (``demographics.a_man``: sex male, or his ID number's sex digit)? Then PID-21
+        (the mother's identifier) named a man, by his MRN or by his ID number, and the visit is not a rooming-in
+        mother's: the newborn's message is another patient's under his visit number (rv38e LOW 6). Read only
+        where the rooming-in rule would otherwise let the message pass; unreadable: not known to be a man."""
+        record = self._read_all([ref]).get(ref)
+        return record is not None and a_man(record)
 
     def _taken_over(self, rtype: str, rid: str, version: str, judged: str, one: str, other: str,
                     persons: Persons) -> bool:
@@ -2513,7 +2550,7 @@ class MergeRules:
                            "not stored: a value stated earlier stands", f"{rtype}.dataAbsentReason", issues)
 
     def _element_value(self, rtype: str, name: str, ep: ElementPlan, st: Any, inc: Any, source: str,
-                       issues: list[Issue]) -> Any:
+                       issues: list[Issue], version: Resource | None = None) -> Any:
         if (ep.stands and inc is not _MISSING and (held := _stood(st)) is not None and held in ep.stands
                 and (said := _stood(inc)) is not None and said != held and said not in ep.yields_to):
             # a stored value this writer may not take back (a completed order, for an order message
@@ -2523,7 +2560,7 @@ class MergeRules:
             return st
         mode = ep.mode
         if mode == "replace":
-            return inc
+            return _not_theirs(ep, st, inc, version or {}) if ep.beside else inc
         if inc is _MISSING:
             return st
         if st is _MISSING:
@@ -4095,6 +4132,41 @@ def _by_key(stored: list[Any], incoming: list[Any], key: tuple[tuple[str, ...], 
                 placed[n] = True
     out.extend(e for n, e in enumerate(incoming) if not placed[n])
     return out
+
+
+def _not_theirs(ep: ElementPlan, stored: Any, incoming: Any, version: Resource) -> Any:
+    """A list the writer replaces (``replace``: its list is the truth, an entry it leaves out removed) but for the
+    stored entries that are not its to take away (``beside``: a rule's ``where`` matching, its ``unless`` not
+    matching the incoming ``version``) -- each stays, after the writer's own entries, unless the writer states an
+    entry of the rule's ``kind`` (then the writer's entries of that kind replace it) or that very entry (``key``).
+    Why: the registration states its identifiers whole -- its MRN, and a corrected ID number must not leave the
+    wrong one behind -- but not the numbers huren keeps on the record that are not the HIS's: the ID number the
+    patient index links the person's records on, left out of an A08 that restates the MRN alone (rv38j), and a
+    number another authority of the institution assigned that huren filed under the record as the institution's
+    own (``adapters.convert.persons._filed_as_own``, which marks it): its next A08 or an A40 of the record dropped
+    it, and another person's result under the number was then kept apart as a new record instead of refused
+    (idfix38's limit, rv38j; ident39)."""
+    if not isinstance(stored, list):
+        return incoming
+    mine = incoming if isinstance(incoming, list) else []
+    left = [e for e in stored if e not in mine]  # (an A08 restating every identifier: none, nothing more to ask)
+    if not left:
+        return incoming
+    rules = [r for r in ep.beside if r.unless is None or not r.unless.matches(version)]
+    kept = [entry for entry in left if any(
+        rule.where.matches(entry) and not any(_same_parts(entry, e, rule.kind) or _same_parts(entry, e, ep.key)
+                                              for e in mine) for rule in rules)]
+    return [*mine, *kept] if kept else incoming
+
+
+def _same_parts(one: Any, other: Any, key: tuple[tuple[str, ...], ...] | None) -> bool:
+    """Do two entries state alike every part ``key`` names (``_key``'s reading, compared, not serialised: a few
+    entries, asked once a write)? No key: never (an entry equal to another is found by equality)."""
+    if key is None or not isinstance(one, dict) or not isinstance(other, dict):
+        return False
+    # (a top-level part, ``system``: the element itself -- a list the same as ``_collect`` spreads it)
+    return all(one.get(path[0]) == other.get(path[0]) if len(path) == 1 and path[0][0] != "@"
+               else _part(one, path) == _part(other, path) for path in key)
 
 
 def _kind(entry: Any, key: tuple[tuple[str, ...], ...]) -> tuple[bytes | None, ...]:

@@ -456,10 +456,10 @@ def _also_for(rule: Any, group: str, writers: list[str]) -> Any:
 
 def rule_names(rule: Mapping[str, Any]) -> set[str]:
     """The writers and source groups an element rule of ``merge.yaml`` names (its mode keys, owners,
-    ``stands``, ``another``, ``another_person``, ``states`` and its slices' owners and modes)."""
+    ``stands``, ``another``, ``another_person``, ``states``, ``beside`` and its slices' owners and modes)."""
     names = {key for key in rule if key not in _MERGE_ELEMENT["properties"]}
     names.update(rule.get("owner") or (), rule.get("stands") or {}, rule.get("another") or {},
-                 rule.get("another_person") or {}, rule.get("states") or ())
+                 rule.get("another_person") or {}, rule.get("states") or (), rule.get("beside") or {})
     for sl in rule.get("slices") or ():
         names.update(sl.get("owner") or (), sl.get("modes") or {})
     return names
@@ -751,6 +751,9 @@ def _load_code_map(path: Path, code: str) -> CodeMap:
 
 _MERGE_MODE: dict[str, Any] = {"enum": ["replace", "keep-if-absent", "union", "by-key", "keep-stored", "parts"]}
 _NAMES: dict[str, Any] = {"type": "array", "minItems": 1, "items": {"type": "string", "minLength": 1}}
+# entries of a list matched by dotted path -> a value or values (one ending in ``*``: a prefix)
+_WHERE: dict[str, Any] = {"type": "object", "minProperties": 1,
+                          "additionalProperties": {"anyOf": [{"type": "string", "minLength": 1}, _NAMES]}}
 _NOT_BACK: dict[str, Any] = {"type": "object", "required": ["from", "to"], "additionalProperties": False,
                              "properties": {"from": _NAMES, "to": _NAMES, "with": _NAMES, "whole": {"type": "boolean"},
                                             "why": {"type": "string", "minLength": 1}, "merged": _NAMES,
@@ -792,6 +795,11 @@ _MERGE_ELEMENT: dict[str, Any] = {
                                                "type": "string", "minLength": 1}}, "taken": _NAMES}}]},
         # stored values a placeholder's restatement (no status stated) is not written into (status36)
         "withdrawn": _NAMES,
+        # writer -> rules naming the stored entries of a list it replaces that are not its to take away (``where``),
+        # kept unless it states an entry of their ``kind``; not over an incoming version ``unless`` matches (ident39)
+        "beside": {"type": "object", "additionalProperties": {"type": "array", "minItems": 1, "items": {
+            "type": "object", "required": ["kind", "where"], "additionalProperties": False,
+            "properties": {"kind": _NAMES, "where": _WHERE, "unless": _WHERE}}}},
         # a status no further than the resources a list element references, in ``progress`` order
         "as_far_as": {"type": "string", "minLength": 1},
         "progress": {"type": "object", "minProperties": 1, "additionalProperties": {"type": "integer"}},

@@ -178,11 +178,6 @@ def test_in_one_batch_her_result_then_another_persons_under_the_number(both: tup
     assert [p["id"] for p in patients(http, "F38I")] == [old["id"]]
 
 
-@pytest.mark.xfail(strict=True, reason="idfix38: LOW the remembered number is an identifier on her record, and the HIS's "
-                   "registration states her identifiers whole (merge.yaml Patient.identifier registration: replace): its "
-                   "next A08 drops it; then another person's result under the number is kept apart as a new record (AA, "
-                   "the kept-apart W) instead of refused, as before ident38. Her own results still go to her record "
-                   "(the guard below) and remember the number again")
 def test_the_number_outlives_her_next_registration(both: tuple[Engine, TestClient]) -> None:
     """After her number was remembered, the HIS's A08 of her bare record (its own identifiers only): a man's
     result under the LIS's number is still refused."""
@@ -195,15 +190,16 @@ def test_the_number_outlives_her_next_registration(both: tuple[Engine, TestClien
 
 
 def test_after_her_registration_her_results_are_still_hers(both: tuple[Engine, TestClient]) -> None:
-    """The HIS's A08 of her bare record dropped the remembered number (above); another person's result made the
-    record of the number as sent; her next result, positively her, is still filed under her record -- never under
-    the other person's -- and the number is remembered again, so the other person's next result is refused."""
+    """The HIS's A08 of her bare record leaves the remembered number on it (ident39; it had dropped it, and
+    another person's result then made the record of the number as sent): another person's result under the
+    number is refused, her next result, positively her, is filed under her record, the other's next refused."""
     engine, http = both
     old = _hers(http, "F38K", "柳^十一", "19611111", "FK")
     assert ack_code_of(post(http, adt("FKC", "F38K^^^FNXRMYY^MR", "柳^十一", "19611111", "F", event="A08"))) == "AA"
-    post(http, oru("FKD", "F38K^^^LIS^PI", "李^十一", "19901111", "F", "FKD"))
-    assert f"Patient/{old['id']}" not in subjects(http, "FKD")
+    ack = post(http, oru("FKD", "F38K^^^LIS^PI", "李^十一", "19901111", "F", "FKD"))
+    assert ack_code_of(ack) == "AE" and subjects(http, "FKD") == [], ack
     ack = post(http, oru("FKE", "F38K^^^LIS^PI", "柳^十一", "19611111", "F", "FKE"))
     assert ack_code_of(ack) == "AA" and subjects(http, "FKE") == [f"Patient/{old['id']}"], ack
     ack = post(http, oru("FKF", "F38K^^^LIS^PI", "李^十一", "19901111", "F", "FKF"))
     assert ack_code_of(ack) == "AE" and subjects(http, "FKF") == [], ack
+    assert [p["id"] for p in patients(http, "F38K")] == [old["id"]]

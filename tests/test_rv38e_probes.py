@@ -193,9 +193,6 @@ def test_her_result_is_never_filed_under_another_woman_after_her_number_was_file
     assert not set(others) & set(subjects(http, "HDGLU")), (ack, others, subjects(http, "HDGLU"))
 
 
-@pytest.mark.xfail(strict=True, reason="rv38e: LOW PID-21 (the MOTHER's identifier) naming a man -- by MRN (older) "
-                   "or by an ID number whose sequence digit says male (ident38's new path) -- files a newborn's "
-                   "result under his inpatient visit as rooming-in")
 @pytest.mark.parametrize("mother_field", ["MRN-F^^^HOSPA^MR", f"{nid(3)}^^^公安部^NNCHN"])
 def test_a_man_is_not_the_mother_named_in_pid_21(engine: Engine, mllp: int, fhir: TestClient,
                                                  mother_field: str) -> None:

@@ -2,8 +2,9 @@
 
 The converter keys a Patient by what PID-3 says (``common.patient_key``); whether the record under
 that key is the same person is known only from the store. A message whose PID resolves to a stored
-record whose name, sex AND birth date all contradict its own (``demographics.contradicts_all``)
-names another person under that record's number -- a record number the HIS gave two people, a
+record it names as another person (``demographics.contradicts_all``: name and sex both differing, and the birth
+date where both state one; or the name and a day of birth both differing) names another person under that record's
+number -- a record number the HIS gave two people, a
 sender's number misread as the institution's -- and its results, orders or visits would be filed
 under the stored person, answered AA (lead, thirty-first round). So it is refused: AE, ERR at the
 PID's PID-3 (the identifier that resolved to the record), nothing written, the raw message kept for
@@ -234,6 +235,7 @@ def _filed_as_own(conversion: Any, earlier: Sequence[Any], stored: dict[Any, Any
                 continue  # a split record of the number, positively this person too: it stays hers (the desk links)
         leaned += read
         moves[ref] = own
+        _mark_filed(patient, token)
         # the own record's identifiers of the number (its MRN as the earlier release stored it) stay: a
         # registration states the identifiers whole (``merge.yaml``), and the number names that record now
         have = {(i.get("system"), i.get("value")) for i in patient.get("identifier") or ()}
@@ -313,12 +315,34 @@ def _to_the_day(a: dict[str, Any], b: dict[str, Any]) -> bool:
 
 def _another_person(a: dict[str, Any], b: dict[str, Any]) -> bool:
     """Does anything both Patient versions state disagree -- name, sex or birth date (``conflicts_between``), or the
-    ID number where both carry one (``_id_numbers``)? Not ``contradicts_all`` (name AND sex): under a number this
-    institution joined to a record only on positive agreement, another woman of the same sex is another person."""
+    ID number where both carry one (``_id_numbers``)? Not ``contradicts_all`` (name and sex, or name and a day of birth,
+    both differing): under a number this institution joined to a record only on positive agreement, another woman of
+    the same sex is another person, whatever her birth date is known to."""
     if conflicts_between(demographics(a), demographics(b)):
         return True
     numbers = (_id_numbers(a), _id_numbers(b))
     return all(numbers) and numbers[0] != numbers[1]
+
+
+# what ``demographics.contradicts_all`` holds for two people, as the answers it decides word it (ident39: they said
+# "name and sex" alone after nbfix38 added the name and a day of birth)
+_TWO_PEOPLE = "name and sex differ, and birth date when both state one; or name and day of birth differ"
+
+
+# on the identifier of a number filed under the institution's own record (``_filed_as_own``): huren filed it there,
+# the HIS did not state it -- ``merge.yaml`` ``Patient.identifier`` ``beside``: the registration's identifiers,
+# stated whole, leave it on the record unless they state one under its system (ident39)
+FILED_AS_OWN_EXT = "urn:huren:StructureDefinition:filed-as-own"
+
+
+def _mark_filed(patient: dict[str, Any], token: str) -> None:
+    """Mark the message's identifier of the number filed as the institution's own (``FILED_AS_OWN_EXT``), so a
+    registration that does not state it -- the HIS's next A08 under the bare MRN, an A40 merging the record --
+    leaves it on the record: the number remembered there names the record (idfix38), and the HIS, which never
+    stated it, has no say over it."""
+    for ident in patient.get("identifier") or ():
+        if _token(ident) == token and not any(e.get("url") == FILED_AS_OWN_EXT for e in ident.get("extension") or ()):
+            ident["extension"] = [*(ident.get("extension") or ()), {"url": FILED_AS_OWN_EXT, "valueBoolean": True}]
 
 
 def _remember(conversion: Any, own: str, token: str, was: dict[str, Any]) -> None:
@@ -466,8 +490,8 @@ def _beside(conversion: Any, held: Any, earlier: Sequence[Any], stored: dict[Any
     conversion.planned.pop(ref, None)  # no longer the resource its plan made
     warning = HL7Error(
         "PID-3 lists a record number another member institution assigned (PID-3.4 names it), and that "
-        "institution's own record of the number is another person (name and sex, and birth date when both "
-        "state one, differ from this PID's: PID-5, PID-8, PID-7); the number does not key this record: the "
+        "institution's own record of the number is another person (" + _TWO_PEOPLE
+        + ", against this PID's: PID-5, PID-8, PID-7); the number does not key this record: the "
         "message is filed under the record PID-3's other identifier keys, "
         + ("which already carries the number: kept as sent, apart under this institution's system for other "
            "authorities' numbers, so that it does not answer that institution's record number"
@@ -540,8 +564,8 @@ def _stale_merged(conversion: Any, held: Any, member: dict[str, Any], person: di
         conversion._bundle = None
     warning = HL7Error(
         "MRG-1 names, by a record number another member institution assigned (MRG-1's CX-4 names it), this "
-        "institution's own record, and that institution's own record of the number is another person (name and sex, "
-        "and birth date when both state one, differ): the merge of this institution's record is filed as its "
+        "institution's own record, and that institution's own record of the number is another person ("
+        + _TWO_PEOPLE + "): the merge of this institution's record is filed as its "
         "correction, the number kept on the merged record as sent, apart under this institution's system for other "
         "authorities' numbers, so that it does not answer that institution's record number. Take the number off "
         "this patient's identifiers in the sending system", segment="MRG", sequence=held.sequence, field=1,
@@ -564,7 +588,7 @@ def _moved_off_stale(held: Any) -> HL7Error:
     warning = HL7Error(
         "MRG-1 names the record the visit moves from by a record number another member institution assigned "
         "(MRG-1's CX-4 names it), and that institution's own record of the number is another person than that "
-        "record (name and sex, and birth date when both state one, differ): the move is filed, nothing is filed "
+        "record (" + _TWO_PEOPLE + "): the move is filed, nothing is filed "
         "under that record. Its number is stale: have the sending system take the number off that record, or merge "
         "it into this institution's own record of its patient (ADT^A40/A47)", segment="MRG", sequence=held.sequence,
         field=1, code=DUPLICATE_KEY_IDENTIFIER, tally=Tally("member_contradicted", held.institution))
@@ -641,9 +665,10 @@ def _refuse_member(held: Any, on: list[int], keyed: bool, sender: str = "") -> N
     person; the PID naming it holds MRG-1's record (as stored), which the merge would make the member's
     patient -- refused at MRG-1.
 
-    The answer itself tells the sender that the member holds a record under the number and that its name and sex
-    both differ from what was sent (rvlast34: an oracle). It stays -- see the README's "(thirty-sixth round,
-    priv36)": every answer that says the same whatever the member holds either files a message under another
+    The answer itself tells the sender that the member holds a record under the number and that its person is
+    another than the one sent (``contradicts_all``: name and sex, or name and a day of birth, differing; rvlast34: an
+    oracle). It stays -- see the README's "(thirty-sixth round, priv36)": every answer that says the same whatever
+    the member holds either files a message under another
     person or refuses the same person's referrals -- and is made visible instead: the refusal carries a count
     (``Tally`` ``member_refused``) for the member's operator, keyed by the sending institution and application
     (``sender``), which the ingest counts with the quarantine, audits, and alerts on
@@ -652,7 +677,7 @@ def _refuse_member(held: Any, on: list[int], keyed: bool, sender: str = "") -> N
         error = HL7Error(
             "MRG-1 merges a record into a record number another member institution assigned (PID-3.4 or MRG-1's "
             "CX-4 names it), and that institution's own record of the number is another person than the record "
-            "merged (name and sex, and birth date when both state one, differ); nothing of the merge is filed. "
+            "merged (" + _TWO_PEOPLE + "); nothing of the merge is filed. "
             "If the two are one person, have that institution correct its record; else merge under this "
             "institution's own numbers", segment="MRG", sequence=held.sequence, field=1,
             code=DUPLICATE_KEY_IDENTIFIER)
@@ -661,8 +686,8 @@ def _refuse_member(held: Any, on: list[int], keyed: bool, sender: str = "") -> N
         # "send this institution's own number" would be wrong (rvlast34): the number is to come off
         error = HL7Error(
             "PID-3 names a record number another member institution assigned (PID-3.4 names it), and that "
-            "institution's own record of the number is another person (name and sex, and birth date when both "
-            "state one, differ from this PID's: PID-5, PID-8, PID-7); nothing of the message is filed. If the "
+            "institution's own record of the number is another person (" + _TWO_PEOPLE
+            + ", against this PID's: PID-5, PID-8, PID-7); nothing of the message is filed. If the "
             "number is this patient's, have that institution correct its record; else "
             + ("send this institution's own number" if keyed else
                "take the number off this patient's identifiers in the registering system (this message would "
@@ -680,10 +705,10 @@ def _refuse_member(held: Any, on: list[int], keyed: bool, sender: str = "") -> N
 MEMBER_REFUSED = "member_refused"
 # ... its row, read by the member's operator (Chinese first, as the view's advice; the ERR text is the sender's)
 _REFUSED_ROW = (
-    "另一成员机构的发送系统（count_key：机构/应用）以本机构的病案号指称另一人（姓名、性别均不符），消息被拒收（AE 205）。偶发多为号码录入错误；"
+    "另一成员机构的发送系统（count_key：机构/应用）以本机构的病案号指称另一人（姓名与性别不符，或姓名与出生日期不符），消息被拒收（AE 205）。偶发多为号码录入错误；"
     "同一发送方计数持续增长，可能是在用本机构病案号探测患者信息，请与该机构核实。(A sending system of another member institution "
-    "(count_key: institution/application) named this institution's record numbers for other persons (name and sex both "
-    "differ) and was refused (AE 205). Now and then it is a mistyped number; a count that keeps growing for one sender "
+    "(count_key: institution/application) named this institution's record numbers for other persons (" + _TWO_PEOPLE + ") "
+    "and was refused (AE 205). Now and then it is a mistyped number; a count that keeps growing for one sender "
     "may be someone probing this institution's numbers: check with that institution.)")
 
 
@@ -783,7 +808,7 @@ def _owners_word(conversion: Any, owned: Sequence[tuple[str, str, int, tuple[str
         for holder, records in sorted(holders.items()):
             warning = HL7Error(
                 "PID-3's record number, this institution's own, is also named by another member institution's "
-                "record of another person (name and sex, and birth date when both state one, differ): filed under "
+                "record of another person (" + _TWO_PEOPLE + "): filed under "
                 "this institution's record, the number being this institution's to give; the two records are not "
                 "merged, and the other institution's reference is counted for its operator to correct",
                 segment="PID", sequence=sequence, field=3, code=DUPLICATE_KEY_IDENTIFIER,
@@ -912,10 +937,11 @@ def _same_person(a: dict[str, Any], b: dict[str, Any]) -> bool:
     consistency checks)? Name, sex and birth date known on both sides, and each agreeing (``conflicts_between``: the
     name as written after trivial normalisation, the birth date each at its own precision, ``same_day``); an ID
     number, where both carry one, the same. Not ``contradicts_all``, the rule that keys a record apart: it finds two
-    people only when name AND sex both differ, so one field in common -- a coin-flip sex -- had put FNXRMYY's number
-    back onto FNZYY's 冯三 M 1961 from an owner's record of 陈四 M 1992 (rv36a MED 5; the lead: positive agreement).
-    An unknown sex or a missing birth date is no agreement (backfix35). Between the two rules a record stays as it is:
-    陈四 M 1992 neither keys 冯三 M 1961 apart nor puts the number back."""
+    people only when name and sex both differ, or the name and a day of birth (nbfix38), so one field in common -- a
+    coin-flip sex -- had put FNXRMYY's number back onto FNZYY's 冯三 M 1961 from an owner's record of 陈四 M 1992 (rv36a
+    MED 5; the lead: positive agreement). An unknown sex or a missing birth date is no agreement (backfix35). Between
+    the two rules a record stays as it is: 陈四 M born 1992 (a year, no day) neither keys 冯三 M 1961 apart nor puts the
+    number back."""
     known = (demographics(a), demographics(b))
     if not all(d[f] for d in known for f in _PERSON) or conflicts_between(*known):
         return False
@@ -1056,8 +1082,8 @@ def _rekeying_provenance(conversion: Any, refs: Sequence[str], back: Sequence[st
 REKEYED = {"system": "urn:huren:provenance-reason", "code": "member-number-contradicted",
            "display": "another member institution's number contradicted by that institution"}
 _REKEYED_TEXT = (
-    "the institution that assigned the record number registered it as another person (name and sex, and birth "
-    "date when both state one, differ): the number is kept, as sent, under this record's institution's system for "
+    "the institution that assigned the record number registered it as another person (" + _TWO_PEOPLE
+    + "): the number is kept, as sent, under this record's institution's system for "
     "other authorities' numbers, so that it no longer answers that institution's record number")
 
 # ... of the records it re-keys back (``_rekeyed_back``): the same Provenance, the owner agreeing again
@@ -1076,10 +1102,10 @@ def rekeys(provenance: dict[str, Any]) -> bool:
 # the member's fidelity row of ``_owners_word``'s warning: read by the member's operator, whose records
 # the row lists (``records``), Chinese first as the view's advice (idfix34; the ERR text is the owner's)
 _MEMBERS_ROW = (
-    "本机构病历引用的另一成员机构病案号（PID-3.4 为该机构），已由该机构登记为另一人（姓名、性别及出生日期不符）：号码归该机构分配，"
+    "本机构病历引用的另一成员机构病案号（PID-3.4 为该机构），已由该机构登记为另一人（姓名与性别不符，或姓名与出生日期不符）：号码归该机构分配，"
     "两份病历未合并。请核对 records 所列本机构病历，更正该号码。(A record number another member institution assigned, "
     "named by this institution's records listed (records), is also named by that institution's registration of "
-    "another person (name and sex, and birth date when both state one, differ): the number is that institution's "
+    "another person (" + _TWO_PEOPLE + "): the number is that institution's "
     "to give and the two records are not merged; correct the number on the records listed.)")
 
 
@@ -1104,14 +1130,14 @@ def _restated(conversion: Any, sequence: int, registrar: str | None, leaned: lis
     application, or when the registering one is not known, refused."""
     if not _may_restate(conversion, registrar):
         _refused_at_pid3(
-            "PID-3 names a record this update (ADT^A08/A31) restates as another person (name, sex and birth "
-            "date differ from the stored record's), and this application (MSH-3) did not register the record "
+            "PID-3 names a record this update (ADT^A08/A31) restates as another person (against the stored "
+            "record's, " + _TWO_PEOPLE + "), and this application (MSH-3) did not register the record "
             "(or no filed registration of it is known): only the registering application, or another of the "
             "institution's registration_applications (institutions.yaml), may correct who its record's person is; "
             "nothing is filed. Ask the registering system or the operator to correct the record", sequence, leaned)
     warning = HL7Error(
-        "PID-3's record restated as another person by its registering application: name, sex and birth date "
-        "all changed at once (ADT^A08/A31); accepted as the registration's correction, and every result filed "
+        "PID-3's record restated as another person by its registering application (" + _TWO_PEOPLE
+        + ": changed at once, ADT^A08/A31); accepted as the registration's correction, and every result filed "
         "under the record now reads as this person's -- check it is not a number given to someone else",
         segment="PID", sequence=sequence, field=3, code=DUPLICATE_KEY_IDENTIFIER)
     warning.severity = "W"

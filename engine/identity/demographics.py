@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from engine.identity.nationalid import NationalId
+from engine.identity.nationalid import NationalId, is_national_id, parse, valid_number
 
 
 def name_of(patient: dict[str, Any]) -> str | None:
@@ -94,3 +94,17 @@ def to_the_day(date: str | None) -> bool:
     """A FHIR date that names a day (``YYYY-MM-DD``), not only a year or a month: a year alone -- many county
     LIS derive it from an age -- agrees with every day of it (``same_day``) and contradicts none."""
     return bool(date) and len(date) >= 10
+
+
+def a_man(patient: dict[str, Any]) -> bool:
+    """Is the Patient a man: its sex stated male, or a valid ID number it carries encoding male (the 17th digit odd:
+    ``nationalid.parse``, the one reading of the number)? Asked of the record a newborn's PID-21 names as its
+    mother (``engine.merge_rules``, rooming-in): PID-21 is the MOTHER's identifier (v2.5.1 3.4.1.21), and a man's
+    inpatient visit is not the one a newborn is filed under -- by his MRN, or by his ID number (rv38e LOW 6)."""
+    if demographics(patient)["gender"] == "male":
+        return True
+    for ident in patient.get("identifier") or ():
+        number = valid_number(ident.get("value")) if isinstance(ident, dict) and is_national_id(ident) else None
+        if number is not None and parse(number).gender == "male":
+            return True
+    return False
