@@ -14,11 +14,16 @@ import re
 import pytest
 from fastapi.testclient import TestClient
 
+from engine.auth.staff import StaffDirectory
 from engine.engine import Engine
+from tests.test_reports_ui import Browser
+from tests.test_resident_ui import CHROMIUM
 from tests.test_rv38g_probes import HTML, XSS, auditor, fed, http, module_eng, operator, staff_client
 from tests.test_srfix35_order_code import send
+from tests.test_ui12_phone import outside
+from tests.test_ui38_pages import AUDITOR_PASSWORD, DESKTOP, PHONE, Site, _sign_in, site
 
-__all__ = ["auditor", "fed", "http", "module_eng", "operator", "staff_client"]
+__all__ = ["auditor", "fed", "http", "module_eng", "operator", "site", "staff_client"]
 
 
 def _rows(page: str) -> list[str]:
@@ -103,3 +108,57 @@ def test_the_session_says_fidelity_as_the_route_decides(fed: Engine, operator: T
     assert auditor.get("/ui/session").json()["can"]["fidelity"] is False
     r = auditor.get("/admin/fidelity", headers={"Accept": HTML})
     assert r.status_code == 403 and 'class="institution"' not in r.text, r.text
+
+
+# ---- walked in headless Chromium: a bound operator, an auditor, markup in a display name -------------------
+
+chromium = pytest.mark.skipif(CHROMIUM is None, reason="Chromium is not installed (Debian package 'chromium')")
+FILLED = ("!document.querySelector('#who').hidden && document.querySelector('#who-role').innerText.length > 0"
+          " && document.querySelector('#signout [name=csrf]').value.length > 0")
+SHOWN = "[...document.querySelectorAll('header nav a')].filter(a => !a.hidden).map(a => a.getAttribute('href'))"
+
+
+@chromium
+def test_a_bound_operator_and_an_auditor_walk_the_staff_pages(site: Site) -> None:  # noqa: F811 - ui38's site
+    """A operator bound to 阜宁县中医院 (FNZYY) sees the one header on the fidelity page with the links her role
+    opens, only her hospital's rows, the filter taking another hospital's name told it is outside her remit;
+    an auditor is shown no fidelity link on her pages and is refused the page itself; a display name written
+    as markup is shown as text in the header."""
+    site.secrets["lin.rv39c"] = StaffDirectory(site.engine.settings.data_dir).add(
+        "lin.rv39c", role="operator", institution="FNZYY", password=AUDITOR_PASSWORD, display="林<b>运维</b><img src=x>",
+        roles=site.engine.staff.roles, remit="FNZYY").secret
+    site.staff("ma.rv39c", "auditor", "马审核")
+    b = Browser(site.shots / "profile-rv39c")
+    try:
+        b.send("Emulation.setDeviceMetricsOverride", **DESKTOP)
+        _sign_in(b, site, "lin.rv39c", "/admin/fidelity")
+        b.wait_for(FILLED)
+        assert b.eval("document.querySelector('#who-name').innerText").startswith("林<b>运维</b><img src=x>")
+        assert b.eval("document.querySelectorAll('#who img, #who-name b').length") == 0
+        assert "/ui/quarantine" in b.eval(SHOWN) and "/admin/fidelity" in b.eval(SHOWN)
+        assert b.eval("[...document.querySelectorAll('section.institution')].map(s => s.dataset.code)") in ([], ["FNZYY"])
+        site.shot(b, "rv39c-bound-operator-fidelity-desktop")
+        b.eval("document.querySelector('#filters [name=institution]').value = '阜宁县人民医院';"
+               "document.querySelector('#apply').click(); true")
+        b.wait_for("new URLSearchParams(location.search).get('institution') === 'FNXRMYY' && document.readyState === 'complete'"
+                   " && !!document.querySelector('#outside')")
+        b.send("Emulation.setDeviceMetricsOverride", **PHONE)
+        b.wait_for(FILLED)
+        assert outside(b, PHONE) == []
+        site.shot(b, "rv39c-bound-operator-outside-phone")
+    finally:
+        b.close()
+    b = Browser(site.shots / "profile-rv39c-auditor")
+    try:
+        b.send("Emulation.setDeviceMetricsOverride", **DESKTOP)
+        _sign_in(b, site, "ma.rv39c", "/ui/duplicates")
+        b.wait_for(FILLED)
+        assert "/admin/fidelity" not in b.eval(SHOWN) and "/ui/quarantine" not in b.eval(SHOWN), b.eval(SHOWN)
+        site.shot(b, "rv39c-auditor-duplicates-desktop")
+        b.send("Page.navigate", url=site.base + "/admin/fidelity")
+        b.wait_for("location.pathname === '/admin/fidelity' && document.readyState === 'complete'")
+        text = b.eval("document.body.innerText")
+        assert "未映射代码统计" in text and "section" not in text and not b.eval("!!document.querySelector('table.items')"), text
+        site.shot(b, "rv39c-auditor-fidelity-refused-desktop")
+    finally:
+        b.close()
