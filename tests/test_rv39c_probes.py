@@ -162,3 +162,24 @@ def test_a_bound_operator_and_an_auditor_walk_the_staff_pages(site: Site) -> Non
         site.shot(b, "rv39c-auditor-fidelity-refused-desktop")
     finally:
         b.close()
+
+
+# ---- every route that negotiates weighs Accept by the one rule (formats.quality) ---------------------------
+
+@pytest.mark.xfail(strict=True, reason=(
+    "MED: reports.py:65 (and insurance.py:99 for the deduction list, admin.py:780 for /admin/metrics) choose "
+    "CSV by the substring 'text/csv' in Accept, not by formats.quality: 'text/csv;q=0' (RFC 9110 12.4.2: not "
+    "acceptable) is answered CSV, the type the client refused; ui39's q-value rule has one owner these bypass"))
+def test_a_refused_csv_is_not_what_the_duplicates_report_answers(auditor: TestClient) -> None:
+    r = auditor.get("/reports/duplicates", headers={"Accept": "text/csv;q=0, application/json"})
+    assert r.status_code == 200, r.text
+    assert not r.headers["content-type"].startswith("text/csv"), r.headers["content-type"]
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "LOW: admin.py:780 answers Prometheus text for 'Accept: text/plain;q=0, application/json' (substring test, "
+    "q ignored); formats.quality is the rule"))
+def test_a_refused_text_plain_is_not_what_metrics_answers(http: TestClient) -> None:
+    r = http.get("/admin/metrics", headers={"Accept": "text/plain;q=0, application/json"})
+    assert r.status_code == 200, r.text
+    assert r.headers["content-type"].startswith("application/json"), r.headers["content-type"]
