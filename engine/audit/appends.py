@@ -169,8 +169,8 @@ class Appends(_Needs):
                         self._store_checkpoint(cp)
             if rows:
                 self._signed_through(cps)
-                # the store holds these records now, so a rollback of a block around this one (MongoDB's,
-                # or a caller's transaction on the log's store) may undo them: then the right edge is
+                # the store holds these records now, so a rollback of a block around this one (MongoDB's:
+                # SQLite's flat transaction is always the outermost) may undo them: then the right edge is
                 # reloaded. Not on the segment's path above: a record written to the segment file is in
                 # no transaction of the store, so nothing the store rolls back can take it away (each
                 # lone read paid the look-up and the call for nothing; thirty-ninth round, perf39r)
