@@ -2068,6 +2068,7 @@ class MergeRules:
                                           deleting)
             if decided is not None:
                 return decided  # (every result it lists withdrawn or not obtained, as merged: the report with them -- status38)
+            self._revived(name, ep, stored, incoming, out, incoming_refs, source, issues)
         if (ep.as_far_as and incoming_refs and stored.get(name) in _DONE and out.get(name) in _BEFORE
                 and self._none_before(incoming_refs)):
             # the message's results, as merged, are all final still (a result's P after its F does not
@@ -2199,6 +2200,31 @@ class MergeRules:
                            where, issues if issues is not None else [])
         out[name] = status
         return standing
+
+    def _revived(self, name: str, ep: ElementPlan, stored: Resource, incoming: Resource, out: Resource,
+                 refs: set[Any], source: str, issues: list[Issue] | None) -> None:
+        """A report stored of an ``all_results`` status (withdrawn, not obtained) whose message states a status
+        before final (OBR-25 P) while the results it lists are, as merged, final or past it: the report is as
+        far as they are (``progress``), not the P -- the LIS's C 4.3 under OBR-25 P over a withdrawn result
+        brought the result back corrected and left its report preliminary, a released report taken back by a
+        status no result of it holds (table 0123: C, "correction to results"; R4: a report only moves
+        forward from final). The results that give way (withdrawn, not obtained) state no progress; one held
+        keeps its stored status. W at the status (OBR-25 when sent) naming the status not stored (thirty-
+        ninth round, stat39)."""
+        beside = frozenset().union(*(of for _, of in ep.all_results))
+        if stored.get(name) not in beside or out.get(name) not in _BEFORE:
+            return
+        merged = self._read_all([r for r in refs if isinstance(r, str)])  # (pending first: ``_read_all``)
+        statuses = {(merged.get(r) or {}).get("status") for r in refs} - beside
+        if not statuses or not statuses <= _DONE:
+            return  # (a result not stored, or before final: the message's status stands as it said)
+        progress = ep.progress or {}
+        told, status = out[name], min(statuses, key=lambda s: progress.get(s, 99))
+        where = f"{incoming['resourceType']}.{name}"
+        self._conflict(ep.conflict, f"{where}: {_writer(source)}'s value {_show(told)} was not stored: the results "
+                       f"it lists are, as stored, {' or '.join(sorted(statuses))} -- the report is {_show(status)}",
+                       where, issues if issues is not None else [])
+        out[name] = status
 
     def _none_before(self, refs: set[Any]) -> bool:
         """Whether none of ``refs`` (a report's results this message lists), as this write merged them
