@@ -43,7 +43,7 @@ _RESERVED = frozenset({"key", "owner", "slices", "follows", "when", "was", "stan
                        "progress", "names_all_of", "another", "another_if", "status_follows", "inherits",
                        "another_person", "keeps", "history", "history_unless",
                        "history_taken_back_by", "lines_of", "text_of", "until_later", "displays", "states",
-                       "not_from_older", "not_back", "withdrawn", "stands_with", "all_results"})
+                       "not_from_older", "not_back", "withdrawn", "stands_with", "all_results", "over_value"})
 PANEL = "; "  # between the tests a panel's ``code.text`` names (``names_all_of``)
 # on a report's ``code`` that is huren's stand-in, not the sender's statement: its groups named no test (OBR-4
 # empty) and the converter gave it its first result's code (``results.diagnostic_report``); ``_another`` does
@@ -416,6 +416,10 @@ class ElementPlan:
     # every listed result, as merged, is of one of them is of that status, the first that holds -- all
     # withdrawn: entered-in-error; none obtained or withdrawn: cancelled (status38)
     all_results: tuple[tuple[str, frozenset[str]], ...] = ()
+    # ``over_value`` (a result's ``dataAbsentReason``): the resource statuses, as merged, beside which the reason
+    # a message states replaces a stored value (X, "results cannot be obtained": cancelled) -- elsewhere a
+    # reason without a value leaves the stored value (a re-send with OBX-5 empty; thirty-ninth round, stat39)
+    over_value: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -762,6 +766,7 @@ class MergeRules:
                            taken_with=frozenset(n for named in (stands_with.get("taken") or () if inverted else ())
                                                 for n in _chosen(str(named), choices)),
                            all_results=all_results_in(rule),
+                           over_value=frozenset(rule.get("over_value") or ()),
                            dated_with=frozenset(n for named in (rule["until_later"] if isinstance(
                                rule.get("until_later"), list) else ()) for n in _chosen(str(named), choices)),
                            was=tuple((str(element), tuple((tuple(path.split(".")), frozenset(values))
@@ -2525,7 +2530,11 @@ class MergeRules:
         """A value and the reason it is absent are never stored together (R4 obs-6): a later value
         replaces a stored reason; a later reason without a value (a result re-sent with OBX-5 empty)
         does not erase the stored value, and is reported as not stored like any other value the
-        rules keep out. Both from the writer itself are left to validation."""
+        rules keep out -- unless the result, as merged, is of a status the reason's ``over_value`` names
+        (cancelled: OBX-11 X, "results cannot be obtained for this observation", table 0085): then the
+        reason replaces the value and what follows it (its components), which the result's history keeps.
+        The LIS's X after its final left "cancelled 4.1" -- a value beside the statement that none could
+        be obtained (thirty-ninth round, stat39). Both from the writer itself are left to validation."""
         if not any(n.startswith("value") and n in plan.choices for n in out):
             return
         value_in = any(n.startswith("value") and n in plan.choices for n in incoming)
@@ -2533,8 +2542,13 @@ class MergeRules:
         if value_in and not reason_in:
             out.pop("dataAbsentReason")
         elif reason_in and not value_in:
-            reason = out.pop("dataAbsentReason")
             ep = plan.elements.get("dataAbsentReason", plan.default)
+            if out.get("status") in ep.over_value:
+                values = {n for n in out if n.startswith("value") and n in plan.choices}
+                for name in [*values, *(n for n, followed in plan.follows if followed & values)]:
+                    out.pop(name, None)
+                return
+            reason = out.pop("dataAbsentReason")
             self._conflict(ep.conflict, f"{rtype}.dataAbsentReason: {_writer(source)}'s value {_show(reason)} was "
                            "not stored: a value stated earlier stands", f"{rtype}.dataAbsentReason", issues)
 

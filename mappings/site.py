@@ -792,6 +792,8 @@ _MERGE_ELEMENT: dict[str, Any] = {
                                                "type": "string", "minLength": 1}}, "taken": _NAMES}}]},
         # stored values a placeholder's restatement (no status stated) is not written into (status36)
         "withdrawn": _NAMES,
+        # a reason's statuses (as merged) beside which it replaces a stored value: cancelled (X; stat39)
+        "over_value": _NAMES,
         # a status no further than the resources a list element references, in ``progress`` order
         "as_far_as": {"type": "string", "minLength": 1},
         "progress": {"type": "object", "minProperties": 1, "additionalProperties": {"type": "integer"}},
