@@ -2191,8 +2191,13 @@ class MergeRules:
         status = next((s for s, of in ep.all_results if statuses and statuses <= of), None)
         if status is None:
             return None
-        whole = all(isinstance(r, str) and (r in held or r in kept_out) for r in refs)
-        words, standing = _stands_with(ep, name, stored, incoming, out, deleting) if whole else ("", frozenset())
+        # (some held or kept out, some stored: the times stand, as ``taken`` says beside a final -- the held P's
+        # re-drawn OBR-7 and OBR-22 dated the withdrawn report by a statement none of its results carries;
+        # pffix38's form over a final, here where nothing stands: thirty-ninth round, stat39)
+        some = any(isinstance(r, str) and (r in held or r in kept_out) for r in refs)
+        whole = some and all(isinstance(r, str) and (r in held or r in kept_out) for r in refs)
+        words, standing = (_stands_with(ep, name, stored, incoming, out, deleting, taken=not whole) if some
+                           else ("", frozenset()))
         told = incoming.get(name, _MISSING)
         where = f"{incoming['resourceType']}.{name}"
         if out.get(name) != status and told is not _MISSING and told != status:
@@ -2201,7 +2206,7 @@ class MergeRules:
                            f"is {_show(status)}{words}", where, issues if issues is not None else [])
         elif words:
             self._conflict(ep.conflict, f"{where}: {_show(status)} stands: every result the report lists is, as "
-                           f"stored, {' or '.join(sorted(statuses))} and this message's are held{words}",
+                           f"stored, {' or '.join(sorted(statuses))} and {'' if whole else 'some of '}this message's are held{words}",
                            where, issues if issues is not None else [])
         out[name] = status
         return standing

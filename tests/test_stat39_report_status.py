@@ -186,3 +186,17 @@ def test_an_element_only_the_later_p_stated_goes_with_it(engine: Engine, http: T
     after = _read(http, f"DiagnosticReport/{first['id']}")
     assert after["status"] == "final", after
     assert "resultsInterpreter" not in after, after
+
+
+def test_the_partly_held_message_says_which_times_it_did_not_store(engine: Engine, http: TestClient) -> None:
+    """The same message as above: its W at the report's status names the times not stored, and that only
+    some of the message's results were held."""
+    _final(engine, http, "12", sodium=True)
+    withdraw = _potassium("ST39-12B", "20261203110000", "T12", "4.1", "W", obr25="", tube="ST39S12A")
+    assert b"MSA|AA" in post(http, _with_sodium(withdraw, "F"))
+    message = _potassium("ST39-12C", "20261203120000", "T12", "5.0", "P", obr25="", tube="ST39S12B", **_REDRAWN)
+    ack = post(http, _with_sodium(message, "W"))
+    (warned,) = [e for e in err_lines(ack) if "every result the report lists" in e]
+    assert "|W|" in warned, warned
+    stated = warned.split("and with it", 1)[1]
+    assert "issued" in stated and "effectiveDateTime" in stated and "2026-12-03T11:00" in stated, warned
