@@ -966,7 +966,7 @@ class MergeRules:
                 if name not in stood:
                     stood |= self._over(name, ep, stored, incoming, out, plan.over, fields, source, issues, deleting)
             if over_p is not None:
-                taken_whole = _as_in_order(plan.elements[over_p], over_p, incoming, out)
+                taken_whole = _as_in_order(plan.elements[over_p], over_p, stored, incoming, out)
             if "presentedForm" in stood:  # (its copy, an imaging report's document, is not written either)
                 if getattr(self._local, "kept", None) is None:
                     self._local.kept = set()
@@ -1279,7 +1279,8 @@ class MergeRules:
                 return None
             refs = {e.get("reference") for e in incoming.get(ep.as_far_as) or () if isinstance(e, dict)}
             had = {e.get("reference") for e in stored.get(ep.as_far_as) or () if isinstance(e, dict)}
-            if not had <= refs or not any(incoming[n] != stored.get(n, _MISSING) for n in incoming
+            if not had <= refs or not any(incoming.get(n, _MISSING) != stored.get(n, _MISSING)
+                                          for n in (*incoming, *stored)
                                           if n != name and n not in _OWN and n not in ep.merged_with):
                 return None  # (nothing of the report to give the F's value to: no Provenance asked -- P -> F)
             if self._older_than_stored(rtype, stored, source) is None:
@@ -3002,16 +3003,22 @@ def _stands_with(ep: ElementPlan, name: str, stored: Resource, incoming: Resourc
     return f"; and with it {', '.join(kept)} as stored: this message's {said} was not stored", standing
 
 
-def _as_in_order(ep: ElementPlan, name: str, incoming: Resource, out: Resource) -> frozenset[str]:
+def _as_in_order(ep: ElementPlan, name: str, stored: Resource, incoming: Resource, out: Resource) -> frozenset[str]:
     """``MergeRules._over_later_p``: each element the older final's report states, but ``stands_with``'s
     ``merged`` (its results, order numbers: merged as they are), is its value in ``out`` -- what MSH-7 order
-    gives, the later P kept out (its times, its re-drawn tube). An element only the P stated stays (a later
-    message's statement is not erased by a thinner older one). Returns the names taken."""
-    taken = frozenset(n for n in incoming
-                      if n != name and n not in _OWN and n not in (ep.merged_with or ()))
+    gives, the later P kept out (its times, its re-drawn tube). An element the stored report holds and the
+    final states none of goes too (``stored``): in MSH-7 order the P was kept out whole, so what only it
+    stated -- its interpreter (OBR-32), its draft words -- was never the final report's; stfix38 had kept
+    it, 李四 named as interpreting a final report he signed no part of (thirty-ninth round, stat39).
+    Returns the names taken or taken out."""
+    merged = ep.merged_with or frozenset()
+    taken = frozenset(n for n in incoming if n != name and n not in _OWN and n not in merged)
     for n in taken:
         out[n] = incoming[n]
-    return taken
+    gone = frozenset(n for n in stored if n not in incoming and n != name and n not in _OWN and n not in merged)
+    for n in gone:
+        out.pop(n, None)
+    return taken | gone
 
 
 def _theirs_alone(stored: Resource, out: Resource, kept_out: Sequence[Resource], taken: Sequence[Resource],
