@@ -43,7 +43,8 @@ _RESERVED = frozenset({"key", "owner", "slices", "follows", "when", "was", "stan
                        "progress", "names_all_of", "another", "another_if", "status_follows", "inherits",
                        "another_person", "keeps", "history", "history_unless",
                        "history_taken_back_by", "lines_of", "text_of", "until_later", "displays", "states",
-                       "not_from_older", "not_back", "withdrawn", "stands_with", "all_results", "over_value"})
+                       "not_from_older", "not_back", "withdrawn", "stands_with", "all_results", "over_value",
+                       "withdrawal_keeps"})
 PANEL = "; "  # between the tests a panel's ``code.text`` names (``names_all_of``)
 # on a report's ``code`` that is huren's stand-in, not the sender's statement: its groups named no test (OBR-4
 # empty) and the converter gave it its first result's code (``results.diagnostic_report``); ``_another`` does
@@ -420,6 +421,11 @@ class ElementPlan:
     # a message states replaces a stored value (X, "results cannot be obtained": cancelled) -- elsewhere a
     # reason without a value leaves the stored value (a re-send with OBX-5 empty; thirty-ninth round, stat39)
     over_value: frozenset[str] = frozenset()
+    # ``withdrawal_keeps`` (a ``withdrawn`` status: a result's): the elements a message taking the stored resource
+    # to one of ``withdrawn`` leaves as stored -- a withdrawal (OBX-11 W/D: "post original as wrong") says the
+    # original was wrong, nothing new of where it was measured: the group's SPM, a kept-out P's re-drawn tube
+    # beside it, was filed on the withdrawn result (thirty-ninth round, stat39)
+    withdrawal_keeps: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -767,6 +773,8 @@ class MergeRules:
                                                 for n in _chosen(str(named), choices)),
                            all_results=all_results_in(rule),
                            over_value=frozenset(rule.get("over_value") or ()),
+                           withdrawal_keeps=frozenset(n for named in rule.get("withdrawal_keeps") or ()
+                                                      for n in _chosen(str(named), choices)),
                            dated_with=frozenset(n for named in (rule["until_later"] if isinstance(
                                rule.get("until_later"), list) else ()) for n in _chosen(str(named), choices)),
                            was=tuple((str(element), tuple((tuple(path.split(".")), frozenset(values))
@@ -957,6 +965,11 @@ class MergeRules:
                 for sibling in siblings:
                     if sibling not in incoming:
                         out.pop(sibling, None)
+        for name, ep in plan.backed:  # (a withdrawal leaves what describes the original: ``withdrawal_keeps``)
+            if ep.withdrawal_keeps and out.get(name) in ep.withdrawn and stored.get(name) not in ep.withdrawn:
+                for n in ep.withdrawal_keeps:
+                    if n in stored:
+                        out[n] = stored[n]
         stood: frozenset[str] = frozenset()  # (what stands with a report's status kept as stored: ``stands_with``)
         taken_whole: frozenset[str] = frozenset()  # (what the older final states over its later P: ``_over_later_p``)
         if plan.over:

@@ -145,7 +145,9 @@ def test_a_placeholder_without_value_keeps_the_final_value(engine: Engine, http:
 
 def test_a_withdrawal_beside_a_kept_out_p_keeps_its_own_tube(engine: Engine, http: TestClient) -> None:
     """F of potassium and sodium (tube A), then the LIS's W of sodium beside potassium's P of a re-drawn
-    tube B (kept out): sodium, withdrawn, was measured in tube A and stays filed under it."""
+    tube B (kept out): sodium, withdrawn, was measured in tube A and stays filed under it (``merge.yaml``
+    Observation.status ``withdrawal_keeps``); tube B, now named by the kept-out P alone, does not join the
+    final report (pffix38's ``_theirs_alone``)."""
     results, report = _final(engine, http, "9", sodium=True)
     before = {o["id"]: _read(http, f"Observation/{o['id']}")["specimen"] for o in results}
     message = _potassium("ST39-9B", "20261203120000", "T9", "5.0", "P", tube="ST39S9B", **_REDRAWN)
@@ -154,6 +156,8 @@ def test_a_withdrawal_beside_a_kept_out_p_keeps_its_own_tube(engine: Engine, htt
     after = {o["id"]: _read(http, f"Observation/{o['id']}") for o in results}
     assert sorted(a["status"] for a in after.values()) == ["entered-in-error", "final"]
     assert {i: a["specimen"] for i, a in after.items()} == before, after
+    listed = _read(http, f"DiagnosticReport/{report['id']}")["specimen"]
+    assert listed == report["specimen"], (listed, report["specimen"])  # (tube B: the kept-out P's alone)
 
 
 def test_a_message_partly_held_does_not_date_the_withdrawn_report(engine: Engine, http: TestClient) -> None:
