@@ -1153,13 +1153,8 @@ class MergeRules:
             stated, kept = ((f"value {_show(incoming[name])}", _show(stored[name])) if not vague else
                             (f"statement of {', '.join(changed)} with no {name} (the placeholder "
                              f"{_show(incoming[name])})", f"the version of {name} {_show(stored[name])}"))
-            text = (f"{what}: {_writer(source)}'s {stated} was not stored: "
-                    f"{kept}, stated by message {by.label if by else ''} of MSH-7 "
-                    f"{by.text if by else ''}, stands against this message of MSH-7 {dates.now.text} "
-                    f"(not later: older): its version is an older statement and changes nothing of the {rtype}")
-            issues.append({"severity": "warning", "code": "conflict", "diagnostics": text,
-                           "expression": [f"{rtype}.{n}" for n in changed], **({"location": [at]} if at else {})})
-            self._hold(rtype, stored, incoming)
+            self._held(issues, rtype, stored, incoming, changed, at, _older_text(
+                what, f"{_writer(source)}'s {stated}", kept, by, dates.now.text, rtype, same_sender=False))
             return None
         return frozenset(lifted)
 
@@ -1183,6 +1178,16 @@ class MergeRules:
             held_words = self._local.held = {}
         held_words[f"{rtype}/{stored.get('id')}"] = _words(incoming)
 
+    def _held(self, issues: list[Issue], rtype: str, stored: Resource, incoming: Resource, changed: Sequence[str],
+              at: str | None, text: str) -> None:
+        """The one shape of a statement held whole (older, or a step back over a withdrawal): its W -- the
+        ``changed`` elements, located at ``at`` when the message said where -- and ``_hold``. ``_dated``,
+        ``_not_withdrawn``, ``_restated_older`` and ``_not_back`` had each built the issue and held it
+        (thirty-ninth round, stat39: one helper, the same issues)."""
+        issues.append({"severity": "warning", "code": "conflict", "diagnostics": text,
+                       "expression": [f"{rtype}.{n}" for n in changed], **({"location": [at]} if at else {})})
+        self._hold(rtype, stored, incoming)
+
     def _not_withdrawn(self, rtype: str, name: str, ep: ElementPlan, stored: Resource, incoming: Resource,
                        source: str, said: Said | None, issues: list[Issue]) -> None:
         """``withdrawn``: a placeholder status (OBX-11 empty: no status stated) restating a value of a
@@ -1196,13 +1201,11 @@ class MergeRules:
         changed = _restated(ep, stored, incoming)
         at = said.first_at(changed, incoming) if said is not None else None
         values = ", ".join(f"{rtype}.{n} {_show(incoming[n])}" for n in changed)
-        issues.append({"severity": "warning", "code": "conflict", "expression": [f"{rtype}.{n}" for n in changed],
-                       "diagnostics": f"{values}: {_writer(source)}'s statement with no {name} (the placeholder "
-                                      f"{_show(incoming[name])}) was not stored: the stored {rtype} is withdrawn "
-                                      f"({name} {_show(stored[name])}) and comes back only by a message stating "
-                                      f"its {name} (OBX-11 C or F; table 0085) -- nothing of the {rtype} is written",
-                       **({"location": [at]} if at else {})})
-        self._hold(rtype, stored, incoming)
+        self._held(issues, rtype, stored, incoming, changed, at,
+                   f"{values}: {_writer(source)}'s statement with no {name} (the placeholder "
+                   f"{_show(incoming[name])}) was not stored: the stored {rtype} is withdrawn "
+                   f"({name} {_show(stored[name])}) and comes back only by a message stating "
+                   f"its {name} (OBX-11 C or F; table 0085) -- nothing of the {rtype} is written")
 
     def _restated_older(self, rtype: str, plan: TypePlan, stored: Resource, incoming: Resource, source: str,
                         said: Said | None, issues: list[Issue]) -> bool:
@@ -1263,13 +1266,8 @@ class MergeRules:
             changed = (name, *_restated(ep, stored, incoming)) if moved else _restated(ep, stored, incoming)
             at = said.first_at((*changed, name), incoming) if said is not None else None
             what = ", ".join(f"{rtype}.{n}" for n in changed)
-            issues.append({"severity": "warning", "code": "conflict", "expression": [f"{rtype}.{n}" for n in changed],
-                           "diagnostics": f"{what}: {_writer(source)}'s statement was not stored: the stored one, "
-                                          f"stated by message {by.label} of MSH-7 {by.text}, stands against this "
-                                          f"message of MSH-7 {dates.now.text} of the same sender (not later: older): "
-                                          f"its version is an older statement and changes nothing of the {rtype}",
-                           **({"location": [at]} if at else {})})
-            self._hold(rtype, stored, incoming)
+            self._held(issues, rtype, stored, incoming, changed, at, _older_text(
+                what, f"{_writer(source)}'s statement", "the stored one", by, dates.now.text, rtype, same_sender=True))
             return True
         return False
 
@@ -1389,16 +1387,12 @@ class MergeRules:
             if older is not None or step.whole:
                 if older is not None:
                     dates, by = older
-                    text = (f"{what}: {_writer(source)}'s {_show(incoming[name])} was not stored: the stored "
-                            f"{_show(stored[name])}, stated by message {by.label} of MSH-7 {by.text}, stands "
-                            f"against this message of MSH-7 {dates.now.text} of the same sender (not later: "
-                            f"older): its version is an older statement and changes nothing of the {rtype}")
+                    text = _older_text(what, f"{_writer(source)}'s {_show(incoming[name])}",
+                                       f"the stored {_show(stored[name])}", by, dates.now.text, rtype, same_sender=True)
                 else:
                     text = (f"{what}: {_writer(source)}'s {_show(incoming[name])} was not stored over the stored "
                             f"{_show(stored[name])}: {why} -- nothing of the {rtype} is written")
-                issues.append({"severity": "warning", "code": "conflict", "diagnostics": text,
-                               "expression": [f"{rtype}.{n}" for n in changed], **where})
-                self._hold(rtype, stored, incoming)
+                self._held(issues, rtype, stored, incoming, changed, at, text)
                 return None
             # (the elements describing the observation kept out -- its time, OBX-14 -- go with its value:
             # a later P's 11:30 stored beside the corrected 4.3 said 4.3 was observed at 11:30; rv36f MED 3;
@@ -3120,6 +3114,17 @@ def _chosen(named: str, choices: Mapping[str, frozenset[str]]) -> frozenset[str]
     return frozenset(n for n in choices if n.startswith(named[:-3])) if named.endswith("[x]") else frozenset((named,))
 
 
+def _older_text(what: str, stated: str, kept: str, by: Any, now: str, rtype: str, *, same_sender: bool) -> str:
+    """The W of a statement held as older than the one that stored the version (``by``: that message's
+    label and MSH-7 text, None when unknown): "``what``: ``stated`` was not stored: ``kept``, stated by
+    message ... stands against this message of MSH-7 ``now`` (not later: older) ..." -- one wording for
+    ``_dated``, ``_restated_older`` and ``_not_back`` (stat39)."""
+    sender = " of the same sender" if same_sender else ""
+    return (f"{what}: {stated} was not stored: {kept}, stated by message {by.label if by else ''} of MSH-7 "
+            f"{by.text if by else ''}, stands against this message of MSH-7 {now}{sender} (not later: older): its "
+            f"version is an older statement and changes nothing of the {rtype}")
+
+
 def _words(observation: Mapping[str, Any]) -> list[str]:
     """The lines an Observation's text value says (a TX/FT OBX-5's repetitions, one a line)."""
     value = observation.get("valueString")
@@ -4009,12 +4014,27 @@ def all_results_in(rule: Mapping[str, Any]) -> tuple[tuple[str, frozenset[str]],
     return tuple((str(status), frozenset(of)) for status, of in (rule.get("all_results") or {}).items())
 
 
+# (id of a site's merge data, type, element) -> (that data, its ``all_results``): read once per site's data, not
+# once per report -- the data is held beside its answer, so its id is not another's while the entry lives
+_ALL_RESULTS: dict[tuple[int, str, str], tuple[Any, tuple[tuple[str, frozenset[str]], ...]]] = {}
+
+
 def all_results_of(merge: Mapping[str, Any] | None, rtype: str, element: str) -> tuple[tuple[str, frozenset[str]], ...]:
     """The ``all_results`` of an element's rule (DiagnosticReport ``status``) in a site's merge.yaml data,
     else the shipped file's: the converter reads it for one group's results (OBR-25 empty), the merge
-    for the report's results as merged (``MergeRules._none_standing``)."""
+    for the report's results as merged (``MergeRules._none_standing``). Built once per merge data (a
+    site's, loaded once and not changed after): each report read it anew, ~12k instructions a group
+    whose OBR-25 is empty (thirty-ninth round, stat39)."""
+    key = (id(merge), rtype, element)
+    hit = _ALL_RESULTS.get(key)
+    if hit is not None and hit[0] is merge:
+        return hit[1]
     rule = (((merge or shipped().data).get("resources") or {}).get(rtype) or {}).get(element)
-    return all_results_in(rule) if isinstance(rule, Mapping) else ()
+    found = all_results_in(rule) if isinstance(rule, Mapping) else ()
+    if len(_ALL_RESULTS) >= 64:  # (sites loaded and let go, in a test run: no entry outlives its use for long)
+        _ALL_RESULTS.clear()
+    _ALL_RESULTS[key] = (merge, found)
+    return found
 
 
 def progress_of(merge: Mapping[str, Any] | None, rtype: str, element: str) -> Mapping[str, int]:
