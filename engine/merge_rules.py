@@ -44,7 +44,8 @@ _RESERVED = frozenset({"key", "owner", "slices", "follows", "when", "was", "stan
                        "progress", "names_all_of", "another", "another_if", "status_follows", "inherits",
                        "another_person", "keeps", "history", "history_unless",
                        "history_taken_back_by", "lines_of", "text_of", "until_later", "displays", "states",
-                       "not_from_older", "not_back", "withdrawn", "stands_with", "all_results", "beside"})
+                       "not_from_older", "not_back", "withdrawn", "stands_with", "all_results", "beside",
+                       "over_value", "withdrawal_keeps"})
 PANEL = "; "  # between the tests a panel's ``code.text`` names (``names_all_of``)
 # on a report's ``code`` that is huren's stand-in, not the sender's statement: its groups named no test (OBR-4
 # empty) and the converter gave it its first result's code (``results.diagnostic_report``); ``_another`` does
@@ -443,6 +444,15 @@ class ElementPlan:
     # ``where`` matches are not the writer's to take away -- they stay beside its list unless it states an entry of
     # their ``kind`` (``_not_theirs``): the registration's identifiers (ident39)
     beside: tuple[Beside, ...] = ()
+    # ``over_value`` (a result's ``dataAbsentReason``): the resource statuses, as merged, beside which the reason
+    # a message states replaces a stored value (X, "results cannot be obtained": cancelled) -- elsewhere a
+    # reason without a value leaves the stored value (a re-send with OBX-5 empty; thirty-ninth round, stat39)
+    over_value: frozenset[str] = frozenset()
+    # ``withdrawal_keeps`` (a ``withdrawn`` status: a result's): the elements a message taking the stored resource
+    # to one of ``withdrawn`` leaves as stored -- a withdrawal (OBX-11 W/D: "post original as wrong") says the
+    # original was wrong, nothing new of where it was measured: the group's SPM, a kept-out P's re-drawn tube
+    # beside it, was filed on the withdrawn result (thirty-ninth round, stat39)
+    withdrawal_keeps: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -790,6 +800,9 @@ class MergeRules:
                                                _slice_of("beside", b["where"]),
                                                _slice_of("unless", b["unless"]) if b.get("unless") else None)
                                         for b in beside or ()),
+                           over_value=frozenset(rule.get("over_value") or ()),
+                           withdrawal_keeps=frozenset(n for named in rule.get("withdrawal_keeps") or ()
+                                                      for n in _chosen(str(named), choices)),
                            dated_with=frozenset(n for named in (rule["until_later"] if isinstance(
                                rule.get("until_later"), list) else ()) for n in _chosen(str(named), choices)),
                            was=tuple((str(element), tuple((tuple(path.split(".")), frozenset(values))
@@ -980,6 +993,11 @@ class MergeRules:
                 for sibling in siblings:
                     if sibling not in incoming:
                         out.pop(sibling, None)
+        for name, ep in plan.backed:  # (a withdrawal leaves what describes the original: ``withdrawal_keeps``)
+            if ep.withdrawal_keeps and out.get(name) in ep.withdrawn and stored.get(name) not in ep.withdrawn:
+                for n in ep.withdrawal_keeps:
+                    if n in stored:
+                        out[n] = stored[n]
         stood: frozenset[str] = frozenset()  # (what stands with a report's status kept as stored: ``stands_with``)
         taken_whole: frozenset[str] = frozenset()  # (what the older final states over its later P: ``_over_later_p``)
         if plan.over:
@@ -989,7 +1007,7 @@ class MergeRules:
                 if name not in stood:
                     stood |= self._over(name, ep, stored, incoming, out, plan.over, fields, source, issues, deleting)
             if over_p is not None:
-                taken_whole = _as_in_order(plan.elements[over_p], over_p, incoming, out)
+                taken_whole = _as_in_order(plan.elements[over_p], over_p, stored, incoming, out)
             if "presentedForm" in stood:  # (its copy, an imaging report's document, is not written either)
                 if getattr(self._local, "kept", None) is None:
                     self._local.kept = set()
@@ -1163,13 +1181,8 @@ class MergeRules:
             stated, kept = ((f"value {_show(incoming[name])}", _show(stored[name])) if not vague else
                             (f"statement of {', '.join(changed)} with no {name} (the placeholder "
                              f"{_show(incoming[name])})", f"the version of {name} {_show(stored[name])}"))
-            text = (f"{what}: {_writer(source)}'s {stated} was not stored: "
-                    f"{kept}, stated by message {by.label if by else ''} of MSH-7 "
-                    f"{by.text if by else ''}, stands against this message of MSH-7 {dates.now.text} "
-                    f"(not later: older): its version is an older statement and changes nothing of the {rtype}")
-            issues.append({"severity": "warning", "code": "conflict", "diagnostics": text,
-                           "expression": [f"{rtype}.{n}" for n in changed], **({"location": [at]} if at else {})})
-            self._hold(rtype, stored, incoming)
+            self._held(issues, rtype, stored, incoming, changed, at, _older_text(
+                what, f"{_writer(source)}'s {stated}", kept, by, dates.now.text, rtype, same_sender=False))
             return None
         return frozenset(lifted)
 
@@ -1193,6 +1206,16 @@ class MergeRules:
             held_words = self._local.held = {}
         held_words[f"{rtype}/{stored.get('id')}"] = _words(incoming)
 
+    def _held(self, issues: list[Issue], rtype: str, stored: Resource, incoming: Resource, changed: Sequence[str],
+              at: str | None, text: str) -> None:
+        """The one shape of a statement held whole (older, or a step back over a withdrawal): its W -- the
+        ``changed`` elements, located at ``at`` when the message said where -- and ``_hold``. ``_dated``,
+        ``_not_withdrawn``, ``_restated_older`` and ``_not_back`` had each built the issue and held it
+        (thirty-ninth round, stat39: one helper, the same issues)."""
+        issues.append({"severity": "warning", "code": "conflict", "diagnostics": text,
+                       "expression": [f"{rtype}.{n}" for n in changed], **({"location": [at]} if at else {})})
+        self._hold(rtype, stored, incoming)
+
     def _not_withdrawn(self, rtype: str, name: str, ep: ElementPlan, stored: Resource, incoming: Resource,
                        source: str, said: Said | None, issues: list[Issue]) -> None:
         """``withdrawn``: a placeholder status (OBX-11 empty: no status stated) restating a value of a
@@ -1206,13 +1229,11 @@ class MergeRules:
         changed = _restated(ep, stored, incoming)
         at = said.first_at(changed, incoming) if said is not None else None
         values = ", ".join(f"{rtype}.{n} {_show(incoming[n])}" for n in changed)
-        issues.append({"severity": "warning", "code": "conflict", "expression": [f"{rtype}.{n}" for n in changed],
-                       "diagnostics": f"{values}: {_writer(source)}'s statement with no {name} (the placeholder "
-                                      f"{_show(incoming[name])}) was not stored: the stored {rtype} is withdrawn "
-                                      f"({name} {_show(stored[name])}) and comes back only by a message stating "
-                                      f"its {name} (OBX-11 C or F; table 0085) -- nothing of the {rtype} is written",
-                       **({"location": [at]} if at else {})})
-        self._hold(rtype, stored, incoming)
+        self._held(issues, rtype, stored, incoming, changed, at,
+                   f"{values}: {_writer(source)}'s statement with no {name} (the placeholder "
+                   f"{_show(incoming[name])}) was not stored: the stored {rtype} is withdrawn "
+                   f"({name} {_show(stored[name])}) and comes back only by a message stating "
+                   f"its {name} (OBX-11 C or F; table 0085) -- nothing of the {rtype} is written")
 
     def _restated_older(self, rtype: str, plan: TypePlan, stored: Resource, incoming: Resource, source: str,
                         said: Said | None, issues: list[Issue]) -> bool:
@@ -1273,13 +1294,8 @@ class MergeRules:
             changed = (name, *_restated(ep, stored, incoming)) if moved else _restated(ep, stored, incoming)
             at = said.first_at((*changed, name), incoming) if said is not None else None
             what = ", ".join(f"{rtype}.{n}" for n in changed)
-            issues.append({"severity": "warning", "code": "conflict", "expression": [f"{rtype}.{n}" for n in changed],
-                           "diagnostics": f"{what}: {_writer(source)}'s statement was not stored: the stored one, "
-                                          f"stated by message {by.label} of MSH-7 {by.text}, stands against this "
-                                          f"message of MSH-7 {dates.now.text} of the same sender (not later: older): "
-                                          f"its version is an older statement and changes nothing of the {rtype}",
-                           **({"location": [at]} if at else {})})
-            self._hold(rtype, stored, incoming)
+            self._held(issues, rtype, stored, incoming, changed, at, _older_text(
+                what, f"{_writer(source)}'s statement", "the stored one", by, dates.now.text, rtype, same_sender=True))
             return True
         return False
 
@@ -1302,7 +1318,8 @@ class MergeRules:
                 return None
             refs = {e.get("reference") for e in incoming.get(ep.as_far_as) or () if isinstance(e, dict)}
             had = {e.get("reference") for e in stored.get(ep.as_far_as) or () if isinstance(e, dict)}
-            if not had <= refs or not any(incoming[n] != stored.get(n, _MISSING) for n in incoming
+            if not had <= refs or not any(incoming.get(n, _MISSING) != stored.get(n, _MISSING)
+                                          for n in (*incoming, *stored)
                                           if n != name and n not in _OWN and n not in ep.merged_with):
                 return None  # (nothing of the report to give the F's value to: no Provenance asked -- P -> F)
             if self._older_than_stored(rtype, stored, source) is None:
@@ -1398,16 +1415,12 @@ class MergeRules:
             if older is not None or step.whole:
                 if older is not None:
                     dates, by = older
-                    text = (f"{what}: {_writer(source)}'s {_show(incoming[name])} was not stored: the stored "
-                            f"{_show(stored[name])}, stated by message {by.label} of MSH-7 {by.text}, stands "
-                            f"against this message of MSH-7 {dates.now.text} of the same sender (not later: "
-                            f"older): its version is an older statement and changes nothing of the {rtype}")
+                    text = _older_text(what, f"{_writer(source)}'s {_show(incoming[name])}",
+                                       f"the stored {_show(stored[name])}", by, dates.now.text, rtype, same_sender=True)
                 else:
                     text = (f"{what}: {_writer(source)}'s {_show(incoming[name])} was not stored over the stored "
                             f"{_show(stored[name])}: {why} -- nothing of the {rtype} is written")
-                issues.append({"severity": "warning", "code": "conflict", "diagnostics": text,
-                               "expression": [f"{rtype}.{n}" for n in changed], **where})
-                self._hold(rtype, stored, incoming)
+                self._held(issues, rtype, stored, incoming, changed, at, text)
                 return None
             # (the elements describing the observation kept out -- its time, OBX-14 -- go with its value:
             # a later P's 11:30 stored beside the corrected 4.3 said 4.3 was observed at 11:30; rv36f MED 3;
@@ -2105,6 +2118,7 @@ class MergeRules:
                                           deleting)
             if decided is not None:
                 return decided  # (every result it lists withdrawn or not obtained, as merged: the report with them -- status38)
+            self._revived(name, ep, stored, incoming, out, incoming_refs, source, issues)
         if (ep.as_far_as and incoming_refs and stored.get(name) in _DONE and out.get(name) in _BEFORE
                 and self._none_before(incoming_refs)):
             # the message's results, as merged, are all final still (a result's P after its F does not
@@ -2222,8 +2236,13 @@ class MergeRules:
         status = next((s for s, of in ep.all_results if statuses and statuses <= of), None)
         if status is None:
             return None
-        whole = all(isinstance(r, str) and (r in held or r in kept_out) for r in refs)
-        words, standing = _stands_with(ep, name, stored, incoming, out, deleting) if whole else ("", frozenset())
+        # (some held or kept out, some stored: the times stand, as ``taken`` says beside a final -- the held P's
+        # re-drawn OBR-7 and OBR-22 dated the withdrawn report by a statement none of its results carries;
+        # pffix38's form over a final, here where nothing stands: thirty-ninth round, stat39)
+        some = any(isinstance(r, str) and (r in held or r in kept_out) for r in refs)
+        whole = some and all(isinstance(r, str) and (r in held or r in kept_out) for r in refs)
+        words, standing = (_stands_with(ep, name, stored, incoming, out, deleting, taken=not whole) if some
+                           else ("", frozenset()))
         told = incoming.get(name, _MISSING)
         where = f"{incoming['resourceType']}.{name}"
         if out.get(name) != status and told is not _MISSING and told != status:
@@ -2232,10 +2251,35 @@ class MergeRules:
                            f"is {_show(status)}{words}", where, issues if issues is not None else [])
         elif words:
             self._conflict(ep.conflict, f"{where}: {_show(status)} stands: every result the report lists is, as "
-                           f"stored, {' or '.join(sorted(statuses))} and this message's are held{words}",
+                           f"stored, {' or '.join(sorted(statuses))} and {'' if whole else 'some of '}this message's are held{words}",
                            where, issues if issues is not None else [])
         out[name] = status
         return standing
+
+    def _revived(self, name: str, ep: ElementPlan, stored: Resource, incoming: Resource, out: Resource,
+                 refs: set[Any], source: str, issues: list[Issue] | None) -> None:
+        """A report stored of an ``all_results`` status (withdrawn, not obtained) whose message states a status
+        before final (OBR-25 P) while the results it lists are, as merged, final or past it: the report is as
+        far as they are (``progress``), not the P -- the LIS's C 4.3 under OBR-25 P over a withdrawn result
+        brought the result back corrected and left its report preliminary, a released report taken back by a
+        status no result of it holds (table 0123: C, "correction to results"; R4: a report only moves
+        forward from final). The results that give way (withdrawn, not obtained) state no progress; one held
+        keeps its stored status. W at the status (OBR-25 when sent) naming the status not stored (thirty-
+        ninth round, stat39)."""
+        beside = frozenset().union(*(of for _, of in ep.all_results))
+        if stored.get(name) not in beside or out.get(name) not in _BEFORE:
+            return
+        merged = self._read_all([r for r in refs if isinstance(r, str)])  # (pending first: ``_read_all``)
+        statuses = {(merged.get(r) or {}).get("status") for r in refs} - beside
+        if not statuses or not statuses <= _DONE:
+            return  # (a result not stored, or before final: the message's status stands as it said)
+        progress = ep.progress or {}
+        told, status = out[name], min(statuses, key=lambda s: progress.get(s, 99))
+        where = f"{incoming['resourceType']}.{name}"
+        self._conflict(ep.conflict, f"{where}: {_writer(source)}'s value {_show(told)} was not stored: the results "
+                       f"it lists are, as stored, {' or '.join(sorted(statuses))} -- the report is {_show(status)}",
+                       where, issues if issues is not None else [])
+        out[name] = status
 
     def _none_before(self, refs: set[Any]) -> bool:
         """Whether none of ``refs`` (a report's results this message lists), as this write merged them
@@ -2536,7 +2580,11 @@ class MergeRules:
         """A value and the reason it is absent are never stored together (R4 obs-6): a later value
         replaces a stored reason; a later reason without a value (a result re-sent with OBX-5 empty)
         does not erase the stored value, and is reported as not stored like any other value the
-        rules keep out. Both from the writer itself are left to validation."""
+        rules keep out -- unless the result, as merged, is of a status the reason's ``over_value`` names
+        (cancelled: OBX-11 X, "results cannot be obtained for this observation", table 0085): then the
+        reason replaces the value and what follows it (its components), which the result's history keeps.
+        The LIS's X after its final left "cancelled 4.1" -- a value beside the statement that none could
+        be obtained (thirty-ninth round, stat39). Both from the writer itself are left to validation."""
         if not any(n.startswith("value") and n in plan.choices for n in out):
             return
         value_in = any(n.startswith("value") and n in plan.choices for n in incoming)
@@ -2544,8 +2592,13 @@ class MergeRules:
         if value_in and not reason_in:
             out.pop("dataAbsentReason")
         elif reason_in and not value_in:
-            reason = out.pop("dataAbsentReason")
             ep = plan.elements.get("dataAbsentReason", plan.default)
+            if out.get("status") in ep.over_value:
+                values = {n for n in out if n.startswith("value") and n in plan.choices}
+                for name in [*values, *(n for n, followed in plan.follows if followed & values)]:
+                    out.pop(name, None)
+                return
+            reason = out.pop("dataAbsentReason")
             self._conflict(ep.conflict, f"{rtype}.dataAbsentReason: {_writer(source)}'s value {_show(reason)} was "
                            "not stored: a value stated earlier stands", f"{rtype}.dataAbsentReason", issues)
 
@@ -2994,16 +3047,22 @@ def _stands_with(ep: ElementPlan, name: str, stored: Resource, incoming: Resourc
     return f"; and with it {', '.join(kept)} as stored: this message's {said} was not stored", standing
 
 
-def _as_in_order(ep: ElementPlan, name: str, incoming: Resource, out: Resource) -> frozenset[str]:
+def _as_in_order(ep: ElementPlan, name: str, stored: Resource, incoming: Resource, out: Resource) -> frozenset[str]:
     """``MergeRules._over_later_p``: each element the older final's report states, but ``stands_with``'s
     ``merged`` (its results, order numbers: merged as they are), is its value in ``out`` -- what MSH-7 order
-    gives, the later P kept out (its times, its re-drawn tube). An element only the P stated stays (a later
-    message's statement is not erased by a thinner older one). Returns the names taken."""
-    taken = frozenset(n for n in incoming
-                      if n != name and n not in _OWN and n not in (ep.merged_with or ()))
+    gives, the later P kept out (its times, its re-drawn tube). An element the stored report holds and the
+    final states none of goes too (``stored``): in MSH-7 order the P was kept out whole, so what only it
+    stated -- its interpreter (OBR-32), its draft words -- was never the final report's; stfix38 had kept
+    it, 李四 named as interpreting a final report he signed no part of (thirty-ninth round, stat39).
+    Returns the names taken or taken out."""
+    merged = ep.merged_with or frozenset()
+    taken = frozenset(n for n in incoming if n != name and n not in _OWN and n not in merged)
     for n in taken:
         out[n] = incoming[n]
-    return taken
+    gone = frozenset(n for n in stored if n not in incoming and n != name and n not in _OWN and n not in merged)
+    for n in gone:
+        out.pop(n, None)
+    return taken | gone
 
 
 def _theirs_alone(stored: Resource, out: Resource, kept_out: Sequence[Resource], taken: Sequence[Resource],
@@ -3090,6 +3149,17 @@ def _back(rule: Mapping[str, Any], choices: Mapping[str, frozenset[str]]) -> Bac
 def _chosen(named: str, choices: Mapping[str, frozenset[str]]) -> frozenset[str]:
     """``value[x]``: every value choice of the type (as ``follows`` reads it); else the element named."""
     return frozenset(n for n in choices if n.startswith(named[:-3])) if named.endswith("[x]") else frozenset((named,))
+
+
+def _older_text(what: str, stated: str, kept: str, by: Any, now: str, rtype: str, *, same_sender: bool) -> str:
+    """The W of a statement held as older than the one that stored the version (``by``: that message's
+    label and MSH-7 text, None when unknown): "``what``: ``stated`` was not stored: ``kept``, stated by
+    message ... stands against this message of MSH-7 ``now`` (not later: older) ..." -- one wording for
+    ``_dated``, ``_restated_older`` and ``_not_back`` (stat39)."""
+    sender = " of the same sender" if same_sender else ""
+    return (f"{what}: {stated} was not stored: {kept}, stated by message {by.label if by else ''} of MSH-7 "
+            f"{by.text if by else ''}, stands against this message of MSH-7 {now}{sender} (not later: older): its "
+            f"version is an older statement and changes nothing of the {rtype}")
 
 
 def _words(observation: Mapping[str, Any]) -> list[str]:
@@ -3981,12 +4051,27 @@ def all_results_in(rule: Mapping[str, Any]) -> tuple[tuple[str, frozenset[str]],
     return tuple((str(status), frozenset(of)) for status, of in (rule.get("all_results") or {}).items())
 
 
+# (id of a site's merge data, type, element) -> (that data, its ``all_results``): read once per site's data, not
+# once per report -- the data is held beside its answer, so its id is not another's while the entry lives
+_ALL_RESULTS: dict[tuple[int, str, str], tuple[Any, tuple[tuple[str, frozenset[str]], ...]]] = {}
+
+
 def all_results_of(merge: Mapping[str, Any] | None, rtype: str, element: str) -> tuple[tuple[str, frozenset[str]], ...]:
     """The ``all_results`` of an element's rule (DiagnosticReport ``status``) in a site's merge.yaml data,
     else the shipped file's: the converter reads it for one group's results (OBR-25 empty), the merge
-    for the report's results as merged (``MergeRules._none_standing``)."""
+    for the report's results as merged (``MergeRules._none_standing``). Built once per merge data (a
+    site's, loaded once and not changed after): each report read it anew, ~12k instructions a group
+    whose OBR-25 is empty (thirty-ninth round, stat39)."""
+    key = (id(merge), rtype, element)
+    hit = _ALL_RESULTS.get(key)
+    if hit is not None and hit[0] is merge:
+        return hit[1]
     rule = (((merge or shipped().data).get("resources") or {}).get(rtype) or {}).get(element)
-    return all_results_in(rule) if isinstance(rule, Mapping) else ()
+    found = all_results_in(rule) if isinstance(rule, Mapping) else ()
+    if len(_ALL_RESULTS) >= 64:  # (sites loaded and let go, in a test run: no entry outlives its use for long)
+        _ALL_RESULTS.clear()
+    _ALL_RESULTS[key] = (merge, found)
+    return found
 
 
 def progress_of(merge: Mapping[str, Any] | None, rtype: str, element: str) -> Mapping[str, int]:

@@ -131,16 +131,18 @@ def test_a_document_s_file_name_is_its_sender_s_and_a_new_one_replaces_it(engine
 
 
 def test_a_cancel_without_a_value_leaves_a_stated_value_and_says_where(engine: Engine, fhir: TestClient) -> None:  # noqa: F811
-    """OBX-11 X (results cannot be obtained) with OBX-5 empty does not take back a value reported
-    before: an empty field is "no change" and X withdraws nothing (HL7 deletes with OBX-5 ``""``, or
-    OBX-11 D/W). The reason is not stored, and the ACK's warning now names the empty OBX-5 (ERR-2
-    was empty); the sender's ``""`` deletes the value and stores the reason."""
+    """OBX-11 X (results cannot be obtained) with OBX-5 empty after a final: reversed by stat39 (thirty-ninth
+    round) -- hl7fix17 kept the value ("an empty field is no change"), which left ``cancelled`` beside 7, a
+    value beside the lab's statement that none could be obtained. The reason now replaces it (``merge.yaml``
+    Observation.dataAbsentReason ``over_value``), no warning; the history keeps 7. A reason without a value
+    under another status still leaves the value (``tests/test_stat39_report_status.py``'s control). The
+    sender's ``""`` deletes the value and stores the reason, as before."""
     acks = send(engine, lab("X1", "OBX|1|NM|X1^t^L||7||||||F\r"), lab("X2", "OBX|1|NM|X1^t^L||||||||X\r"))
     assert [ack_code_of(a) for a in acks] == ["AA", "AA"], acks
-    (warning,) = [e for e in err_fields(acks[1]) if "dataAbsentReason" in e[-1]]
-    assert warning[2] == "OBX^1^5" and "a value stated earlier stands" in warning[-1], acks[1]
+    assert not [e for e in err_fields(acks[1]) if "dataAbsentReason" in e[-1]], acks[1]
     (kept,) = written(engine, fhir, "X2", "Observation")
-    assert kept["valueQuantity"]["value"] == 7 and "dataAbsentReason" not in kept
+    assert "valueQuantity" not in kept and kept["status"] == "cancelled", kept
+    assert kept["dataAbsentReason"]["coding"][0]["code"] == "cannot-be-obtained", kept
     (ack,) = send(engine, lab("X3", 'OBX|1|NM|X1^t^L||""||||||X\r'))
     assert ack_code_of(ack) == "AA", ack
     (gone,) = written(engine, fhir, "X3", "Observation")

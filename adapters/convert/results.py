@@ -650,7 +650,19 @@ def report_status(group: Group, ctx: Context, results: list[dict[str, str]]) -> 
         if status_code:
             ctx.note_unmapped("report_status", status_code, "OBR-25")
         status = _status_from_results(ctx, results)
+    elif status == "final" and _corrected(ctx, results):
+        # OBR-25 F beside a result the lab corrected (OBX-11 C) or amended (A): table 0123's F "can only
+        # be changed with a corrected result", and the group carries one -- R4's corrected, "modified
+        # subsequent to being final ... to correct an error in the report or referenced results", as
+        # OBR-25 empty already read it (``_status_from_results``). The report stayed final beside its
+        # result corrected (thirty-ninth round, stat39)
+        status = "corrected"
     return status
+
+
+def _corrected(ctx: Context, results: list[dict[str, str]]) -> bool:
+    """Whether one of a group's ``results`` was corrected or amended after its final (``_CORRECTED``)."""
+    return any((ctx.resources.get(r["reference"]) or {}).get("status") in _CORRECTED for r in results)
 
 
 def withdrawn(obx: Segment, ctx: Context) -> bool:
@@ -1413,7 +1425,15 @@ def diagnostic_report(
             ctx.located(res, "status", obr, 25)
     if earlier is None:
         _number_located(ctx, res, group, filler_first=True)
-    return ctx.put(res, key)
+    made = ctx.put(res, key)
+    if earlier is not None:
+        # written after this group's results, not where the first group put it: the merge weighs the
+        # report by its results as this write merged them (``MergeRules._over`` reads the pending
+        # versions), and a result new to the report combined after it was read as not stored -- a P group
+        # kept out of its final result beside a new F group took the final report back to preliminary
+        # (thirty-ninth round, stat39)
+        ctx.resources[ref] = ctx.resources.pop(ref)
+    return made
 
 
 def _stand_in(ctx: Context, results: list[dict[str, str]]) -> Concept:
@@ -1511,6 +1531,8 @@ def _holds_lines(text: str, part: str) -> bool:
 # results that will not come (OBX-11 X, N: cannot be obtained) or were withdrawn (D, W): R4's cancelled
 # and entered-in-error are beside a report's path (``merge.yaml`` DiagnosticReport ``status.progress``)
 _GIVE_WAY = frozenset({"cancelled", "entered-in-error"})
+# results changed after their final (OBX-11 C, A): their report is ``corrected`` (R4 diagnostic-report-status)
+_CORRECTED = frozenset({"corrected", "amended"})
 
 
 def _status_from_results(ctx: Context, results: list[dict[str, str]]) -> str:
@@ -1532,7 +1554,7 @@ def _status_from_results(ctx: Context, results: list[dict[str, str]]) -> str:
     statuses -= _GIVE_WAY
     if statuses and statuses <= {"final"}:
         return "final"
-    if "corrected" in statuses or "amended" in statuses:
+    if statuses & _CORRECTED:
         return "corrected"
     if statuses & {"preliminary", "final"}:
         return "partial"
