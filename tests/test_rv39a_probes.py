@@ -201,9 +201,6 @@ def _two_groups(tag: str, control: str, stamp: str, status: str, k: str, na: str
     return "\r".join(lines) + "\r"
 
 
-@pytest.mark.xfail(strict=True, reason="rv39a: MED two OBR groups under one filler number: the older F after the "
-                                       "later re-drawn P leaves the final report the P's times (11:00/11:45, W at "
-                                       "OBR^2^7/22) and both tubes -- stfix38's _over_later_p does not fire")
 def test_an_older_final_of_two_groups_after_a_later_p_dates_the_report_as_in_msh_order(
         engine: Engine, http: TestClient) -> None:
     """The LIS's panel (K1 and NA1 under one filler number): its later P of a re-drawn tube B (12:00, drawn
