@@ -17,7 +17,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from engine.engine import Engine
-from engine.repository.sqlite_store import SqliteStore
+from engine.repository.sqlite_store import SqliteStore, TransactionLost
 from tests.hl7_calls import err_lines, module_http, post, written
 from tests.module_store import module_eng
 from tests.test_notback37_kept_whole import _REDRAWN
@@ -269,9 +269,6 @@ def _fill(store: SqliteStore) -> None:
         coll.insert({"_id": f"big{i}", "x": "y" * 4000})
 
 
-@pytest.mark.xfail(strict=True, reason="rv39a: MED a block whose statement fails with SQLITE_FULL (SQLite rolls the "
-                                       "whole transaction back itself): __exit__'s ROLLBACK raises 'no transaction "
-                                       "is active' over the real error and the rollback callbacks stay behind")
 def test_a_transaction_sqlite_rolled_back_itself_runs_its_callbacks_once(tmp_path: Path) -> None:
     """A write failing with SQLITE_FULL (also IOERR, NOMEM, an interrupt) makes SQLite roll the whole transaction
     back. The block's callbacks must run once, now (a deletion's compensating audit record), and the error
@@ -296,10 +293,6 @@ def test_a_transaction_sqlite_rolled_back_itself_runs_its_callbacks_once(tmp_pat
         store.close()
 
 
-@pytest.mark.xfail(strict=True, reason="rv39a: MED a nested block failing with SQLITE_FULL, caught as _write_each "
-                                       "catches a message's failure: later blocks commit on their own outside the "
-                                       "outer transaction (SAVEPOINT/RELEASE in autocommit), the earlier ones are "
-                                       "gone, and the committed block's rollback callback runs at the failed COMMIT")
 def test_a_savepoint_after_sqlite_rolled_back_the_transaction_commits_nothing_alone(tmp_path: Path) -> None:
     """The batch's way (``ingest._write_each``): one transaction, a savepoint a message, a failing message's
     exception caught and the next message written. Message 2 fails with SQLITE_FULL, which rolls the whole
@@ -307,21 +300,34 @@ def test_a_savepoint_after_sqlite_rolled_back_the_transaction_commits_nothing_al
     transaction any more), or if stored, its rollback callback must not run. What happens: message 3's
     SAVEPOINT opens a new transaction and its RELEASE commits it; the outer COMMIT fails ("no transaction is
     active") and f26a6713's path runs every callback -- message 3's too, whose writes stand (a deletion's
-    "the deletion failed" record appended for copies that are deleted)."""
+    "the deletion failed" record appended for copies that are deleted). Fixed (thirty-ninth round, stfix39) as
+    this review's fix proposed: message 3's block is refused at its entry (``TransactionLost``, naming the
+    disk-full error) and never runs -- so it registers no callback to fire; a write outside any nested block is
+    refused too, and the outermost block, ending without an error, raises rather than end in COMMIT."""
     store, conn, pages = _full_store(tmp_path)
     coll = store.collection("t")
     fired: list[str] = []
+    ran: list[str] = []
     try:
-        with pytest.raises(sqlite3.OperationalError), store.transaction():
+        with pytest.raises(TransactionLost, match="full") as outer, store.transaction():
             coll.insert({"_id": "message 1"})
             conn.execute(f"PRAGMA max_page_count={pages + 2}")
-            with pytest.raises(sqlite3.OperationalError), store.transaction():
+            with pytest.raises(sqlite3.OperationalError, match="full"), store.transaction():
                 _fill(store)
             conn.execute("PRAGMA max_page_count=1073741823")
-            with store.transaction():
+            with pytest.raises(TransactionLost, match="full"), store.transaction():
+                ran.append("message 3")
                 coll.insert({"_id": "message 3"})
                 store.on_rollback(lambda: fired.append("message 3 undone"))
-        assert coll.get("message 1") is None
-        assert (coll.get("message 3"), fired) == (None, ["message 3 undone"]), (coll.get("message 3"), fired)
+            with pytest.raises(TransactionLost, match="full"):
+                coll.insert({"_id": "message 4, outside a block of its own"})
+        assert "full" in str(outer.value.__cause__), outer.value
+        assert not conn.in_transaction
+        assert [coll.get(k) for k in ("message 1", "message 3", "message 4, outside a block of its own")] == \
+            [None, None, None]
+        assert (ran, fired) == ([], []), (ran, fired)
+        with store.transaction():  # (the store goes on: the next transaction is an ordinary one)
+            coll.insert({"_id": "after"})
+        assert coll.get("after") is not None
     finally:
         store.close()
