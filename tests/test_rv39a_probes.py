@@ -47,9 +47,6 @@ def _first(engine: Engine, http: TestClient, tag: str, status: str = "F") -> tup
 # -- stfix38 (1): a report none of whose results stands -----------------------------------------------------
 
 @pytest.mark.parametrize("obr25", ["C", "F"])
-@pytest.mark.xfail(strict=True, reason="rv39a: HIGH a W under OBR-25 C or F (a lab's usual OBR-25 after a final) "
-                                       "leaves the report corrected/final -- a recognisable prior (FINAL_STATUSES) "
-                                       "-- beside its only result withdrawn, no W; stfix38 took only OBR-25 P")
 def test_a_withdrawal_under_obr25_c_or_f_takes_the_report_with_it(
         engine: Engine, http: TestClient, obr25: str) -> None:
     """F 4.1, then the LIS's W (11:00) under OBR-25 C ("correction to results", table 0123) or F. The result is
@@ -67,9 +64,6 @@ def test_a_withdrawal_under_obr25_c_or_f_takes_the_report_with_it(
     assert after["status"] == "entered-in-error", (after["status"], err_lines(ack))
 
 
-@pytest.mark.xfail(strict=True, reason="rv39a: MED a W under OBR-25 P over a PRELIMINARY report leaves it "
-                                       "preliminary beside its only result withdrawn (stfix38's branch asks only "
-                                       "over a report stored final)")
 def test_a_withdrawal_under_obr25_p_after_a_preliminary_takes_the_report_with_it(
         engine: Engine, http: TestClient) -> None:
     """P 4.1, then the LIS's W under OBR-25 P: the only result is entered-in-error; the report should be too,
@@ -82,9 +76,6 @@ def test_a_withdrawal_under_obr25_p_after_a_preliminary_takes_the_report_with_it
     assert after["status"] == "entered-in-error", (after["status"], err_lines(ack))
 
 
-@pytest.mark.xfail(strict=True, reason="rv39a: HIGH the LIS's W under OBR-25 P re-sent (a new control id, the same "
-                                       "content) takes the withdrawn report back to preliminary, unwarned: stfix38's "
-                                       "branch asks only over a report stored final, and it is stored entered-in-error")
 def test_a_withdrawal_under_obr25_p_resent_leaves_the_report_withdrawn(engine: Engine, http: TestClient) -> None:
     """F 4.1, the LIS's W under OBR-25 P (the report entered-in-error: stfix38), then the same W again under a
     new MSH-10 (a resend after a lost ACK). Nothing changed: the report must stay entered-in-error. What
