@@ -2205,11 +2205,16 @@ class MergeRules:
         results was ``held`` in this write while the message states a status on the path (an A, or a
         status alone with OBR-25 F, over W: the report read corrected or final with nothing standing).
         Otherwise each result was merged as stated and the message's status is the sender's word on
-        them (as before) -- but for a final report whose message, stating a status before final (OBR-25
-        P), lists only results that are, as merged, withdrawn or not obtained: the LIS's W under OBR-25 P
-        left the report final beside its one result withdrawn, its W saying the results "are not taken
-        back" (``_none_before`` counts entered-in-error as final still; review rv38h HIGH 1). Asked there
-        only where ``_over``'s next branch would read the same results anyway.
+        them (as before) -- but for a message listing only results that are, as merged, withdrawn or not
+        obtained, whatever status on the path its OBR-25 states and whatever the report's stored status:
+        the LIS's W under OBR-25 P left a final report final beside its one result withdrawn (review
+        rv38h HIGH 1), and, asked then only over a report stored final under a status before final
+        (stfix38), under OBR-25 C or F -- what a lab commonly sends after a final -- the report stayed
+        corrected or final, a recognisable prior (``recognition.decision.FINAL_STATUSES``) of a withdrawn
+        result; over a preliminary it stayed preliminary; and the same W re-sent took the withdrawn
+        report back to preliminary (review rv39a HIGH 1-2, MED 3; thirty-ninth round, stfix39). Asked
+        where this write withdrew or cancelled a result the message lists, or the report is stored of
+        such a status: the store is not read for an ordinary report.
         When every result the message lists was held or kept out (a P or X over a withdrawn result, held
         whole), nothing it alone stated reaches the report either: ``stands_with`` keeps the report's
         times and tubes as stored, as it does over a final (pfix38), and the W names them -- the held P
@@ -2224,8 +2229,11 @@ class MergeRules:
             if f"{incoming['resourceType']}.{name}" in fields:
                 return None  # (OBR-25 X stated: the sender's cancel stands)
         elif not any(r in held for r in refs):
-            if not (ep.as_far_as and stored.get(name) in _DONE and out.get(name) in _BEFORE):
-                return None
+            keeper: Stored | None = getattr(self._local, "stored", None)
+            if not ep.as_far_as or not (stored.get(name) in beside or keeper is not None and any(
+                    v.get("status") in beside and f"{v.get('resourceType')}/{v.get('id')}" in refs
+                    for v, _ in keeper.pending())):
+                return None  # (nothing withdrawn now nor before: no store read on an ordinary report)
             merged = self._read_all([r for r in refs if isinstance(r, str)])  # (pending first, as ``_none_before``)
             if not all(isinstance(r, str) and (merged.get(r) or {}).get("status") in beside for r in refs):
                 return None  # (a result of the message stands: the report's status as ``_none_before`` gives)

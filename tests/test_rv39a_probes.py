@@ -17,7 +17,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from engine.engine import Engine
-from engine.repository.sqlite_store import SqliteStore
+from engine.repository.sqlite_store import SqliteStore, TransactionLost
 from tests.hl7_calls import err_lines, module_http, post, written
 from tests.module_store import module_eng
 from tests.test_notback37_kept_whole import _REDRAWN
@@ -47,9 +47,6 @@ def _first(engine: Engine, http: TestClient, tag: str, status: str = "F") -> tup
 # -- stfix38 (1): a report none of whose results stands -----------------------------------------------------
 
 @pytest.mark.parametrize("obr25", ["C", "F"])
-@pytest.mark.xfail(strict=True, reason="rv39a: HIGH a W under OBR-25 C or F (a lab's usual OBR-25 after a final) "
-                                       "leaves the report corrected/final -- a recognisable prior (FINAL_STATUSES) "
-                                       "-- beside its only result withdrawn, no W; stfix38 took only OBR-25 P")
 def test_a_withdrawal_under_obr25_c_or_f_takes_the_report_with_it(
         engine: Engine, http: TestClient, obr25: str) -> None:
     """F 4.1, then the LIS's W (11:00) under OBR-25 C ("correction to results", table 0123) or F. The result is
@@ -67,9 +64,6 @@ def test_a_withdrawal_under_obr25_c_or_f_takes_the_report_with_it(
     assert after["status"] == "entered-in-error", (after["status"], err_lines(ack))
 
 
-@pytest.mark.xfail(strict=True, reason="rv39a: MED a W under OBR-25 P over a PRELIMINARY report leaves it "
-                                       "preliminary beside its only result withdrawn (stfix38's branch asks only "
-                                       "over a report stored final)")
 def test_a_withdrawal_under_obr25_p_after_a_preliminary_takes_the_report_with_it(
         engine: Engine, http: TestClient) -> None:
     """P 4.1, then the LIS's W under OBR-25 P: the only result is entered-in-error; the report should be too,
@@ -82,9 +76,6 @@ def test_a_withdrawal_under_obr25_p_after_a_preliminary_takes_the_report_with_it
     assert after["status"] == "entered-in-error", (after["status"], err_lines(ack))
 
 
-@pytest.mark.xfail(strict=True, reason="rv39a: HIGH the LIS's W under OBR-25 P re-sent (a new control id, the same "
-                                       "content) takes the withdrawn report back to preliminary, unwarned: stfix38's "
-                                       "branch asks only over a report stored final, and it is stored entered-in-error")
 def test_a_withdrawal_under_obr25_p_resent_leaves_the_report_withdrawn(engine: Engine, http: TestClient) -> None:
     """F 4.1, the LIS's W under OBR-25 P (the report entered-in-error: stfix38), then the same W again under a
     new MSH-10 (a resend after a lost ACK). Nothing changed: the report must stay entered-in-error. What
@@ -266,9 +257,6 @@ def _fill(store: SqliteStore) -> None:
         coll.insert({"_id": f"big{i}", "x": "y" * 4000})
 
 
-@pytest.mark.xfail(strict=True, reason="rv39a: MED a block whose statement fails with SQLITE_FULL (SQLite rolls the "
-                                       "whole transaction back itself): __exit__'s ROLLBACK raises 'no transaction "
-                                       "is active' over the real error and the rollback callbacks stay behind")
 def test_a_transaction_sqlite_rolled_back_itself_runs_its_callbacks_once(tmp_path: Path) -> None:
     """A write failing with SQLITE_FULL (also IOERR, NOMEM, an interrupt) makes SQLite roll the whole transaction
     back. The block's callbacks must run once, now (a deletion's compensating audit record), and the error
@@ -293,10 +281,6 @@ def test_a_transaction_sqlite_rolled_back_itself_runs_its_callbacks_once(tmp_pat
         store.close()
 
 
-@pytest.mark.xfail(strict=True, reason="rv39a: MED a nested block failing with SQLITE_FULL, caught as _write_each "
-                                       "catches a message's failure: later blocks commit on their own outside the "
-                                       "outer transaction (SAVEPOINT/RELEASE in autocommit), the earlier ones are "
-                                       "gone, and the committed block's rollback callback runs at the failed COMMIT")
 def test_a_savepoint_after_sqlite_rolled_back_the_transaction_commits_nothing_alone(tmp_path: Path) -> None:
     """The batch's way (``ingest._write_each``): one transaction, a savepoint a message, a failing message's
     exception caught and the next message written. Message 2 fails with SQLITE_FULL, which rolls the whole
@@ -304,21 +288,34 @@ def test_a_savepoint_after_sqlite_rolled_back_the_transaction_commits_nothing_al
     transaction any more), or if stored, its rollback callback must not run. What happens: message 3's
     SAVEPOINT opens a new transaction and its RELEASE commits it; the outer COMMIT fails ("no transaction is
     active") and f26a6713's path runs every callback -- message 3's too, whose writes stand (a deletion's
-    "the deletion failed" record appended for copies that are deleted)."""
+    "the deletion failed" record appended for copies that are deleted). Fixed (thirty-ninth round, stfix39) as
+    this review's fix proposed: message 3's block is refused at its entry (``TransactionLost``, naming the
+    disk-full error) and never runs -- so it registers no callback to fire; a write outside any nested block is
+    refused too, and the outermost block, ending without an error, raises rather than end in COMMIT."""
     store, conn, pages = _full_store(tmp_path)
     coll = store.collection("t")
     fired: list[str] = []
+    ran: list[str] = []
     try:
-        with pytest.raises(sqlite3.OperationalError), store.transaction():
+        with pytest.raises(TransactionLost, match="full") as outer, store.transaction():
             coll.insert({"_id": "message 1"})
             conn.execute(f"PRAGMA max_page_count={pages + 2}")
-            with pytest.raises(sqlite3.OperationalError), store.transaction():
+            with pytest.raises(sqlite3.OperationalError, match="full"), store.transaction():
                 _fill(store)
             conn.execute("PRAGMA max_page_count=1073741823")
-            with store.transaction():
+            with pytest.raises(TransactionLost, match="full"), store.transaction():
+                ran.append("message 3")
                 coll.insert({"_id": "message 3"})
                 store.on_rollback(lambda: fired.append("message 3 undone"))
-        assert coll.get("message 1") is None
-        assert (coll.get("message 3"), fired) == (None, ["message 3 undone"]), (coll.get("message 3"), fired)
+            with pytest.raises(TransactionLost, match="full"):
+                coll.insert({"_id": "message 4, outside a block of its own"})
+        assert "full" in str(outer.value.__cause__), outer.value
+        assert not conn.in_transaction
+        assert [coll.get(k) for k in ("message 1", "message 3", "message 4, outside a block of its own")] == \
+            [None, None, None]
+        assert (ran, fired) == ([], []), (ran, fired)
+        with store.transaction():  # (the store goes on: the next transaction is an ordinary one)
+            coll.insert({"_id": "after"})
+        assert coll.get("after") is not None
     finally:
         store.close()

@@ -76,6 +76,19 @@ class FlatTransactionFailed(Exception):
     """A nested block failed inside ``flat_transaction()``; everything in it was rolled back."""
 
 
+class TransactionLost(sqlite3.OperationalError):
+    """This thread's transaction is gone: SQLite rolled it back itself, and the block asking (a nested block
+    entered, a statement run, a block ending without an error) is refused rather than run outside it.
+
+    Why: on SQLITE_FULL ("database or disk is full"), IOERR, NOMEM or BUSY SQLite may roll the whole
+    transaction back on its own (https://www.sqlite.org/lang_transaction.html, "Response To Errors Within A
+    Transaction"). A caller that catches a nested block's error and goes on (``ingest._write_each``: a
+    savepoint a message, a failing one quarantined and the next written) then wrote in autocommit: the next
+    SAVEPOINT opened a transaction of its own and its RELEASE committed that message alone, while the earlier
+    ones were gone and the batch was answered AE (review rv39a MED; thirty-ninth round, stfix39). An
+    ``OperationalError``, as the error it follows: its text names that error (``__cause__`` when known)."""
+
+
 class _Transaction:
     """``SqliteStore.transaction()``: the store's lock held from enter to exit; at depth 0 BEGIN
     IMMEDIATE and COMMIT (ROLLBACK on an exception), deeper a SAVEPOINT released (or rolled back
@@ -94,6 +107,8 @@ class _Transaction:
         store.lock.acquire()
         try:
             depth = self.depth = store._depth
+            if depth > 0 and not store._conn.in_transaction:  # (SQLite rolled it back: nothing to nest in)
+                raise store._lost_error()
             if depth > 0 and store._flat:  # inside flat_transaction(): join it, no savepoint
                 self.joined = True
             elif depth == 0:
@@ -120,6 +135,23 @@ class _Transaction:
                     store._spoiled = True  # even if the caller catches it: the whole block must go
                 return
             conn = store._conn
+            if not conn.in_transaction:
+                # SQLite rolled the whole transaction back itself (SQLITE_FULL, IOERR, NOMEM, BUSY: "Response To
+                # Errors Within A Transaction"): no ROLLBACK or savepoint is left to end -- asked, "no transaction
+                # is active" hid the block's own error and left its callbacks for a later, unrelated rollback --
+                # every block's callbacks run now, once, and a block ending without an error is told its writes
+                # are gone (its caller caught the error that lost them); until the outermost block ends, nothing
+                # more runs outside the transaction (``__enter__``, ``conn``: review rv39a MED; stfix39)
+                store.generation += 1
+                if exc is not None and store._lost is None:
+                    store._lost = exc
+                undone, store._on_rollback = [cb for _, cb in store._on_rollback], []
+                lost = store._lost_error() if exc_type is None else None
+                if depth == 0:
+                    store._lost = None
+                if lost is not None:
+                    raise lost
+                return
             if exc_type is not None:
                 store.generation += 1
                 if depth == 0:
@@ -224,6 +256,7 @@ class SqliteStore:
         self.generation = 0
         self._flat = self._spoiled = False  # see flat_transaction()
         self._on_rollback: list[tuple[int, Callable[[], None]]] = []  # (the depth it was asked at, callback)
+        self._lost: BaseException | None = None  # the error with which SQLite rolled this transaction back itself
         self._owner: int | None = None  # the thread holding the open transaction
         self._readers = threading.local()  # one read-only connection per reading thread
         self._reader_conns: list[sqlite3.Connection] = []
@@ -255,7 +288,16 @@ class SqliteStore:
         """The writer connection, the schema asked for so far created first (``_schema_statement``)."""
         if self._pending:
             self.flush_schema()
+        if self._depth and not self._conn.in_transaction:  # (in autocommit it would be stored alone)
+            raise self._lost_error()
         return self._conn
+
+    def _lost_error(self) -> TransactionLost:
+        """``TransactionLost`` for this thread's transaction, which SQLite rolled back itself (see there)."""
+        error = TransactionLost(f"SQLite rolled the transaction back itself ({self._lost or 'an error'}): nothing "
+                                "written in it is stored, and nothing more is run until its outermost block ends")
+        error.__cause__ = self._lost
+        return error
 
     def _schema_statement(self, name: str, sql: str) -> None:
         """Create table or index ``name`` by ``sql`` (a ``CREATE ... IF NOT EXISTS``) before anything
