@@ -122,3 +122,39 @@ def test_a_mark_a_fhir_client_writes_does_not_bind_the_registration(both: tuple[
     assert http.put(f"/fhir/Patient/{old['id']}", json=body).status_code == 200
     assert ack_code_of(post(http, adt("PEB", "P39E^^^FNXRMYY^MR", "岳^戊", "19620505", "F", event="A08"))) == "AA"
     assert _tokens(_read(http, old["id"])) == {f"{MRN}|P39E"}
+
+
+def test_a_corrected_id_number_under_another_spelling_of_its_authority_replaces_the_wrong_one(
+        both: tuple[Engine, TestClient]) -> None:
+    """The registration names the ID number's authority 公安部, the correcting A08 by its OID
+    (``&2.16.156.10011.1.3&ISO``): the converter gives every NNCHN entry one system whatever CX-4 says, so the
+    corrected number is of the wrong one's ``kind`` and replaces it -- two numbers kept would link two people."""
+    engine, http = both
+    wrong, right = _nid("32092319620808002"), _nid("32092319620808024")
+    assert ack_code_of(post(http, adt("PHA", f"P39H^^^FNXRMYY^MR~{wrong}^^^公安部^NNCHN", "岳^辛", "19620808",
+                                      "F"))) == "AA"
+    ack = post(http, adt("PHB", f"P39H^^^FNXRMYY^MR~{right}^^^&2.16.156.10011.1.3&ISO^NNCHN", "岳^辛", "19620808",
+                         "F", event="A08"))
+    assert ack_code_of(ack) == "AA", ack
+    (now,) = patients(http, f"{MRN}|P39H")
+    assert _tokens(now) == {f"{MRN}|P39H", f"{NNCHN_SYSTEM}|{right}"}, now["identifier"]
+    assert patients(http, wrong) == []
+
+
+@pytest.mark.xfail(strict=True, reason="rv39d MED: an A08 under the bare MRN correcting PID-8 to F is answered AA (W: "
+                   "not linked) and leaves a female record carrying the kept male ID number -- the pair the same A08 "
+                   "with the number in PID-3 is refused for (AE, PID-8 disagrees with the ID number); ``a_man`` then "
+                   "calls her a man by the digit")
+def test_a_thin_a08_does_not_leave_a_sex_contradicting_the_kept_id_number(both: tuple[Engine, TestClient]) -> None:
+    """Registered M with a male ID number; the registrar's A08 states the MRN alone and sex F. The ID number kept
+    by ``beside`` and the stated sex cannot both stand: the A08 is refused at PID-8 (as with the number stated) or
+    the number does not stay on a record it contradicts."""
+    engine, http = both
+    nid = _nid("32092319620909001")  # 17th digit odd: male
+    assert ack_code_of(post(http, adt("PIA", f"P39I^^^FNXRMYY^MR~{nid}^^^^NNCHN", "岳^壬", "19620909", "M"))) == "AA"
+    full = post(http, adt("PIX", f"P39I^^^FNXRMYY^MR~{nid}^^^^NNCHN", "岳^壬", "19620909", "F", event="A08"))
+    assert ack_code_of(full) == "AE", full  # stated with the number: refused, PID-8
+    ack = post(http, adt("PIB", "P39I^^^FNXRMYY^MR", "岳^壬", "19620909", "F", event="A08"))
+    (now,) = patients(http, f"{MRN}|P39I")
+    assert ack_code_of(ack) == "AE" or not (now.get("gender") == "female" and f"{NNCHN_SYSTEM}|{nid}" in _tokens(now)), (
+        ack, now)
