@@ -205,3 +205,26 @@ def test_a_mistyped_mothers_id_number_in_pid21_is_named_in_the_answer(engine: En
     bad = nid(6)[:-1] + ("0" if nid(6)[-1] != "0" else "1")
     code, errs = send(mllp, _result("R1N", ts(2)[:8], f"{bad}^^^公安部^NNCHN", ts(1)))
     assert any(e[2].startswith("PID^1^21") for e in errs), (code, errs)
+
+
+@pytest.mark.xfail(strict=True, reason="rv39d HIGH: the NNCHN `beside` rule's `kind` is `system`: an ID number a FHIR "
+                   "client wrote under the GB OID spelling (urn:oid:2.16.156.10011.1.3) survives the HIS's A08 stating "
+                   "the corrected number under urn:huren:id:NNCHN -- two ID numbers on one record, a search by the wrong "
+                   "one answers her (before ident39 the A08 took it off)")
+def test_the_his_corrected_id_number_replaces_one_stored_under_another_system(both: tuple[Engine, TestClient]) -> None:
+    """A FHIR client (a regional platform) adds her ID number under the GB OID system, mistyped; the HIS's A08 then
+    states her MRN and her right ID number: the HIS's NNCHN states her ID number, so the wrong one goes."""
+    engine, http = both
+    wrong, right = _nid("32092319621010002"), _nid("32092319621010024")
+    assert ack_code_of(post(http, adt("PJA", "P39J^^^FNXRMYY^MR", "岳^癸", "19621010", "F"))) == "AA"
+    (old,) = patients(http, f"{MRN}|P39J")
+    now = _read(http, old["id"])
+    body = {k: v for k, v in now.items() if k not in ("meta", "text")}
+    body["identifier"] = [*now["identifier"], {"use": "official", "type": {"coding": [
+        {"system": "http://terminology.hl7.org/CodeSystem/v2-0203", "code": "NNCHN"}]},
+        "system": "urn:oid:2.16.156.10011.1.3", "value": wrong}]
+    assert http.put(f"/fhir/Patient/{old['id']}", json=body).status_code == 200
+    ack = post(http, adt("PJB", f"P39J^^^FNXRMYY^MR~{right}^^^^NNCHN", "岳^癸", "19621010", "F", event="A08"))
+    assert ack_code_of(ack) == "AA", ack
+    assert _tokens(_read(http, old["id"])) == {f"{MRN}|P39J", f"{NNCHN_SYSTEM}|{right}"}
+    assert patients(http, wrong) == []
