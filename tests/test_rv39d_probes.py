@@ -228,3 +228,4 @@ def test_the_his_corrected_id_number_replaces_one_stored_under_another_system(bo
     assert ack_code_of(ack) == "AA", ack
     assert _tokens(_read(http, old["id"])) == {f"{MRN}|P39J", f"{NNCHN_SYSTEM}|{right}"}
     assert patients(http, wrong) == []
+
