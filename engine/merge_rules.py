@@ -4247,12 +4247,12 @@ def _not_theirs(ep: ElementPlan, stored: Any, incoming: Any, version: Resource) 
         return incoming
     rules = [r for r in ep.beside if r.unless is None or not r.unless.matches(version)]
     kept = [entry for entry in left if any(
-        rule.where.matches(entry) and not any(_same_parts(entry, e, rule.kind) or _same_parts(entry, e, ep.key)
+        rule.where.matches(entry) and not any(_same_by_key(entry, e, rule.kind) or _same_by_key(entry, e, ep.key)
                                               for e in mine) for rule in rules)]
     return [*mine, *kept] if kept else incoming
 
 
-def _same_parts(one: Any, other: Any, key: tuple[tuple[str, ...], ...] | None) -> bool:
+def _same_by_key(one: Any, other: Any, key: tuple[tuple[str, ...], ...] | None) -> bool:
     """Do two entries state alike every part ``key`` names (``_key``'s reading, compared, not serialised: a few
     entries, asked once a write)? No key: never (an entry equal to another is found by equality)."""
     if key is None or not isinstance(one, dict) or not isinstance(other, dict):

@@ -207,10 +207,6 @@ def test_a_mistyped_mothers_id_number_in_pid21_is_named_in_the_answer(engine: En
     assert any(e[2].startswith("PID^1^21") for e in errs), (code, errs)
 
 
-@pytest.mark.xfail(strict=True, reason="rv39d HIGH: the NNCHN `beside` rule's `kind` is `system`: an ID number a FHIR "
-                   "client wrote under the GB OID spelling (urn:oid:2.16.156.10011.1.3) survives the HIS's A08 stating "
-                   "the corrected number under urn:huren:id:NNCHN -- two ID numbers on one record, a search by the wrong "
-                   "one answers her (before ident39 the A08 took it off)")
 def test_the_his_corrected_id_number_replaces_one_stored_under_another_system(both: tuple[Engine, TestClient]) -> None:
     """A FHIR client (a regional platform) adds her ID number under the GB OID system, mistyped; the HIS's A08 then
     states her MRN and her right ID number: the HIS's NNCHN states her ID number, so the wrong one goes."""

@@ -4,7 +4,6 @@
 
 from __future__ import annotations
 
-import pytest
 from fastapi.testclient import TestClient
 
 from engine.engine import Engine
@@ -12,11 +11,6 @@ from tests.test_convert11_thinner import fhir  # noqa: F401  (the reader fixture
 from tests.test_sched22_rv_probes import AN, AT, D01, D05, _actors, _run, _show, _text
 
 
-@pytest.mark.xfail(strict=True, reason="rv39d HIGH: ident39 defined a second module-level `_same_parts` in "
-                   "engine/merge_rules.py (:4162, identifier keys) that replaces the scheduling one (:3731) `_on_set_id` "
-                   "calls (:3633): an SIU re-stating a participant under its set id (AIP A or X, same person, same role) "
-                   "is taken for another resource, and NONE of the message's participant changes is filed (W) -- a "
-                   "doctor added beside it is lost; three sched22 tests fail on main")
 def test_an_s14_re_stating_the_doctor_and_adding_another_keeps_both(engine: Engine, fhir: TestClient) -> None:  # noqa: F811
     """S12 books 王明 (AIP set id 1); an S14 re-states him unchanged (``AIP|1|A``) and adds 孙力 as anaesthetist
     (``AIP|2|A``): both are the appointment's participants, and nothing is said at AIP-1."""
