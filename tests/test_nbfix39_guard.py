@@ -161,6 +161,26 @@ def test_what_is_not_the_registrars_former_statement_stays_refused(both: tuple[E
     assert now["name"][0]["text"] == "刘庚", now
 
 
+def test_in_one_batch_the_registrars_correction_then_the_lis_result_of_the_former_person(
+        both: tuple[Engine, TestClient]) -> None:
+    """One batch: the HIS's A08 correcting name and day of birth, then the LIS's result with the former ones (the
+    record as the batch leaves it contradicts it; the stored version the HIS registered does not): filed with the
+    W, under the record; a result in the same batch naming someone the record never was: refused."""
+    _, http = both
+    record = _registered(http, "NB1", "NB1A", "柳^庚", "19700101", "F")
+    body = ("FHS|^~\\&|HIS|FNXRMYY\rBHS|^~\\&|HIS|FNXRMYY\r"
+            + adt("NB1B", "NB1^^^FNXRMYY^MR", "刘^庚", "19701001", "F", event="A08")
+            + oru("NB1C", "NB1^^^FNXRMYY^MR", "柳^庚", "19700101", "F", "NB1GLU")
+            + oru("NB1D", "NB1^^^FNXRMYY^MR", "陈^庚", "19550505", "F", "NB1XGLU")
+            + "BTS|3\rFTS|1\r")
+    ack = post(http, body)
+    assert b"MSA|AA|NB1B" in ack and b"MSA|AA|NB1C" in ack and b"MSA|AE|NB1D" in ack, ack
+    assert b"the record's former name (PID-5) and birth date (PID-7)" in ack, ack
+    assert subjects(http, "NB1GLU") == [f"Patient/{record['id']}"] and subjects(http, "NB1XGLU") == []
+    (now,) = patients(http, f"{MRN}|NB1")
+    assert now["name"][0]["text"] == "刘庚", now
+
+
 # --- MED 2: an A40 joining two people --------------------------------------------------------------------------------
 
 
