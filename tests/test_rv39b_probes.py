@@ -36,8 +36,6 @@ def _registered(http: TestClient, number: str, control: str, name: str, birth: s
     return record
 
 
-@pytest.mark.xfail(strict=True, reason="HIGH: a boy twin's result under his sister's MRN (name and sex differ, same day "
-                   "of birth) is answered AA and filed under her: an agreeing birth date cancels name AND sex")
 def test_twins_of_the_other_sex_one_result_under_the_others_mrn(both: tuple[Engine, TestClient]) -> None:
     """Twins born the same day, a girl and a boy, each registered; the LIS sends the boy's result under his sister's
     MRN (name and sex both differ, the day of birth the same). Name AND sex stated male/female on both sides is the
@@ -51,9 +49,6 @@ def test_twins_of_the_other_sex_one_result_under_the_others_mrn(both: tuple[Engi
     assert ack_code_of(ack) == "AE", ack
 
 
-@pytest.mark.xfail(strict=True, reason="HIGH: a twin sister's result under the other's MRN, carrying her own valid "
-                   "national ID (PID-3 NNCHN) and her own name, is answered AA and filed under the other twin: "
-                   "contradicts_all never compares the ID number")
 def test_same_sex_twins_told_apart_by_their_id_numbers(both: tuple[Engine, TestClient]) -> None:
     """Same-sex twins (王大丫, 王二丫, born 2010-03-01) each registered with her own resident ID number; the LIS sends
     the second's result under the first's MRN with the second's name AND ID number. Name and ID number both differ
@@ -71,9 +66,6 @@ def test_same_sex_twins_told_apart_by_their_id_numbers(both: tuple[Engine, TestC
     assert ack_code_of(ack) == "AE", ack
 
 
-@pytest.mark.xfail(strict=True, reason="MED: after the registrar's own A08 corrected name and day of birth, a LIS result "
-                   "stating the record's former name and day of birth (same sex) is refused AE -- the same person, "
-                   "the result's flow stopped; filed before nbfix38")
 def test_a_lis_result_with_the_demographics_the_registrar_just_corrected(both: tuple[Engine, TestClient]) -> None:
     """The HIS registered 柳庚 born 1970-01-01 and corrected both (刘庚, 1970-10-01) by its own A08 (accepted with
     the warning); the LIS, whose copy of the registration is a day old, sends her result with the old name and day
@@ -105,18 +97,21 @@ def _fnzyy(message: str) -> str:
     return message.replace("|FNXRMYY|HUREN|", "|FNZYY|HUREN|", 1)
 
 
-@pytest.mark.xfail(strict=True, reason="MED: a member hospital's referral registration of a woman the county registered, "
-                   "her county number beside its own, her name written with a homophone and her birthday lunar "
-                   "(正月十五 = 1980-03-01): refused AE since nbfix38 (name and day differ), filed before")
 def test_a_referral_with_a_homophone_name_and_a_lunar_birthday(both: tuple[Engine, TestClient]) -> None:
     """Rural registrations take the birthday as the person says it (lunar) and the name as heard: FNXRMYY
     registered 王丽 born 1980-03-01 (her ID card); FNZYY, a member, registers her on referral under its own number
-    with FNXRMYY's beside it, as 王莉 born 19800115 (lunar 1980 正月十五, the same day). One woman; the member-number
-    guard (persons.py:139) refuses the registration by the new name+day reading."""
+    with FNXRMYY's beside it, as 王莉 born 19800115 (lunar 1980 正月十五, the same day). The lead's decision (nbfix39):
+    the refusal stands -- name and a full birth date both differ and nothing else ties them; a wrong filing costs a
+    resident her privacy, a refusal keeps the raw message for replay. The AE names the fields (PID-5, PID-7) and
+    says what an operator can do (replay once corrected, or a corrected copy)."""
     _, http = both
     _registered(http, "LN1", "LN1A", "王^丽", "19800301", "F")
     ack = post(http, _fnzyy(adt("LN1B", "ZL1^^^FNZYY^MR~LN1^^^FNXRMYY^MR", "王^莉", "19800115", "F")))
-    assert ack_code_of(ack) == "AA", ack
+    assert ack_code_of(ack) == "AE", ack
+    (said,) = err_lines(ack)
+    assert "|205" in said and "PID-5" in said and "PID-7" in said, said
+    assert "operator" in said and "replays" in said and "corrected copy" in said, said
+    assert patients(http, "urn:huren:mrn:FNZYY|ZL1") == []
 
 
 @pytest.mark.xfail(strict=True, reason="LOW: the member-number guard's texts (persons.py:469, 543, 664, 786, 1059, "
@@ -143,9 +138,6 @@ def test_the_restatement_warning_says_what_changed(both: tuple[Engine, TestClien
         assert "sex" not in said.split("(PID")[0] or "name and day of birth" in said, said
 
 
-@pytest.mark.xfail(strict=True, reason="MED: an A40 merging a daughter's record (another name, another full birth "
-                   "date) into her mother's is AA without a word: the guard that warns of an A08 restating a record "
-                   "as another person says nothing of a merge joining two people by its own rule")
 def test_a40_of_a_newborn_into_the_mothers_record_is_refused(both: tuple[Engine, TestClient]) -> None:
     """The wrong merge -- the HIS's A40 naming the mother's record as survivor and her daughter's as
     MRG-1 (another name, another full birth date, the same sex) -- is not filed silently: not AA without a word."""

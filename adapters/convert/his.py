@@ -111,6 +111,7 @@ def merge(mrg: Segment, ctx: Context, survivor: tuple[str, dict[str, str]]) -> N
     if (apart := common.kept_apart(ctx, old_key, mrg.sequence)) is not None:
         ctx.merged_apart[old_ref["reference"]] = apart  # another authority's number: which record, the store's to tell
     _held_to_members(mrg, ctx, sref["reference"], old_ref["reference"])
+    ctx.merges.append((sref["reference"], old_ref["reference"], mrg.sequence))  # (two people? ``persons``, nbfix39)
     # MRG-1 states the merge: a merge the patient index refuses (two records of two ID numbers,
     # ``IdentityService.merge_refusal``) is located there in the ACK's ERR
     ctx.located(ctx.resources[old_ref["reference"]], "link", mrg, 1)

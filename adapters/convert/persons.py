@@ -42,8 +42,14 @@ from adapters.convert.actors import INSTITUTION_SYSTEM
 from adapters.convert.engine import json_copy
 from adapters.hl7v2.errors import DUPLICATE_KEY_IDENTIFIER, HL7Error, Tally
 from engine.errors import NotFound
-from engine.identity.demographics import conflicts_between, contradicts_all, demographics, to_the_day
-from engine.identity.nationalid import is_national_id, valid_number
+from engine.identity.demographics import (
+    conflicts_between,
+    contradicts_all,
+    demographics,
+    id_numbers,
+    id_numbers_differ,
+    to_the_day,
+)
 from engine.merge_rules import NOT_THE_FEED, Delete, MergeRules, Said, shipped
 from engine.messages import PROCESSED, application_of, message_institution, stored_instant
 from engine.repository.ids import deterministic_id
@@ -79,7 +85,10 @@ def check_persons(conversion: Any, read_many: Any, earlier: Sequence[Any] = (), 
             leaned.append(at)
             if contradicts_all(earlier[at].by_reference[ref], conversion.by_reference[ref]):
                 if not corrects:
-                    _refuse(sequence, [at])
+                    if not _formerly(conversion, ref, sequence, earlier[at].by_reference[ref], search, read_many,
+                                     messages):
+                        _refuse(sequence, [at])
+                    continue  # (the record's former person, as its registrar stated it: filed with the W)
                 # stored before the batch: its registering message is in the store; else the batch's
                 registrar = _registered(ref, search, messages, conversion.registrars, read_many)
                 registrar = _with_batch(registrar, ref, earlier, conversion.registrars)
@@ -100,12 +109,15 @@ def check_persons(conversion: Any, read_many: Any, earlier: Sequence[Any] = (), 
     wanted += [tuple(held.prior.split("/", 1)) for held, _ in members if held.prior]  # a merge's MRG-1 record
     # a merge's MRG-1 under an undeclared authority: its record, and the institution's own of the value
     wanted += [tuple(r.split("/", 1)) for prior, (_, _, own, _) in conversion.merged_apart.items() for r in (prior, own)]
+    wanted += [tuple(prior.split("/", 1)) for _, prior, _ in conversion.merges]  # a merge's MRG-1 record (``_joined``)
     wanted = list(dict.fromkeys(wanted))
     stored = read_many(wanted) if wanted else {}
     # a number kept apart whose institution's own record of the value is positively this person: filed there
     moved = _filed_as_own(conversion, earlier, stored, leaned)
     if conversion.merged_apart:
         _merged_apart(conversion, earlier, stored, leaned)
+    if conversion.merges:
+        _joined(conversion, earlier, stored, leaned)
     for ref, sequence, corrects, made in unread:
         if ref in moved:
             continue  # the record it was filed under is the PID's person (``_same_person``): nothing to hold
@@ -120,7 +132,9 @@ def check_persons(conversion: Any, read_many: Any, earlier: Sequence[Any] = (), 
             continue
         on = [at] if at is not None else []
         if not corrects:
-            _refuse(sequence, on)
+            if at is not None or not _formerly(conversion, ref, sequence, was, search, read_many, messages):
+                _refuse(sequence, on)
+            continue  # (the record's former person, as its registrar stated it: filed with the W)
         # made in the batch only by a message writing it when absent (a result's placeholder): as the
         # store would answer once that message is filed, unregistered until a registration of the batch
         registrar = (_registered_in_batch(ref, earlier, conversion.registrars) or _UNREGISTERED
@@ -315,18 +329,18 @@ def _to_the_day(a: dict[str, Any], b: dict[str, Any]) -> bool:
 
 def _another_person(a: dict[str, Any], b: dict[str, Any]) -> bool:
     """Does anything both Patient versions state disagree -- name, sex or birth date (``conflicts_between``), or the
-    ID number where both carry one (``_id_numbers``)? Not ``contradicts_all`` (name and sex, or name and a day of birth,
-    both differing): under a number this institution joined to a record only on positive agreement, another woman of
-    the same sex is another person, whatever her birth date is known to."""
+    ID number where both carry one (``demographics.id_numbers``)? Not ``contradicts_all`` (the name and one of sex, a
+    day of birth or the ID numbers differing): under a number this institution joined to a record only on positive
+    agreement, another woman of the same sex is another person, whatever her birth date is known to."""
     if conflicts_between(demographics(a), demographics(b)):
         return True
-    numbers = (_id_numbers(a), _id_numbers(b))
+    numbers = (id_numbers(a), id_numbers(b))
     return all(numbers) and numbers[0] != numbers[1]
 
 
 # what ``demographics.contradicts_all`` holds for two people, as the answers it decides word it (ident39: they said
 # "name and sex" alone after nbfix38 added the name and a day of birth)
-_TWO_PEOPLE = "name and sex differ, and birth date when both state one; or name and day of birth differ"
+_TWO_PEOPLE = "name and sex differ; or name and day of birth differ; or name and resident ID numbers differ"
 
 
 # on the identifier of a number filed under the institution's own record (``_filed_as_own``): huren filed it there,
@@ -691,7 +705,7 @@ def _refuse_member(held: Any, on: list[int], keyed: bool, sender: str = "") -> N
             "number is this patient's, have that institution correct its record; else "
             + ("send this institution's own number" if keyed else
                "take the number off this patient's identifiers in the registering system (this message would "
-               "put it on the record)"),
+               "put it on the record)") + _MEMBER_OPERATOR,
             segment="PID", sequence=held.sequence, field=3, repetition=held.repetition,
             code=DUPLICATE_KEY_IDENTIFIER)
     if held.institution:
@@ -699,6 +713,14 @@ def _refuse_member(held: Any, on: list[int], keyed: bool, sender: str = "") -> N
     if on:
         error.leaned_on = on  # type: ignore[attr-defined]
     raise error
+
+
+# what an operator can do with ``_refuse_member``'s refused message (kept, raw): no path files it as sent under a record
+# the operator chooses -- a wrong filing costs a resident their privacy (the lead, nbfix39: rv39b MED 3's referral
+# with a homophone name and a lunar birthday stays refused); the operator checks, then replays
+_MEMBER_OPERATOR = (". The message is kept: an operator who has checked the two are one person replays it once that "
+                    "institution's record is corrected, or replays a corrected copy (same MSH-10) stating the name and "
+                    "birth date the record holds (PID-5, PID-7) or without that institution's number")
 
 
 # the count of ``_refuse_member``'s refusals, for the member's operator (``/admin/fidelity``), per sender
@@ -945,15 +967,8 @@ def _same_person(a: dict[str, Any], b: dict[str, Any]) -> bool:
     known = (demographics(a), demographics(b))
     if not all(d[f] for d in known for f in _PERSON) or conflicts_between(*known):
         return False
-    numbers = (_id_numbers(a), _id_numbers(b))
+    numbers = (id_numbers(a), id_numbers(b))
     return not all(numbers) or numbers[0] == numbers[1]
-
-
-def _id_numbers(patient: dict[str, Any]) -> frozenset[str]:
-    """The resident ID numbers (NNCHN) a Patient carries, each canonical when valid (``valid_number``), else as sent
-    (trimmed, upper case): a record carrying one the other does not is not positively its person."""
-    return frozenset(valid_number(str(i["value"])) or str(i["value"]).strip().upper()
-                     for i in patient.get("identifier") or () if isinstance(i, dict) and is_national_id(i) and i.get("value"))
 
 
 def _batch_writes(ref: str, earlier: Sequence[Any]) -> bool:
@@ -1637,3 +1652,103 @@ def _stated_in(ref: str, earlier: Sequence[Any]) -> int | None:
     """The position of the last earlier conversion of the batch that states ``ref`` (``batch_version``)."""
     left = batch_version(ref, earlier)
     return left.at if left is not None and left.states else None
+
+
+# what the person guard's warnings name of two Patient versions that differ (``_differing``): the field and where
+# a PID states it
+_STATED_AT = {"name": "name (PID-5)", "gender": "sex (PID-8)", "birthDate": "birth date (PID-7)"}
+
+
+def _differing(a: dict[str, Any], b: dict[str, Any]) -> str:
+    """What differs between two Patient versions, worded for an ERR (``_STATED_AT``): the fields
+    ``conflicts_between`` finds, and the resident ID number where each carries a valid one and none in common
+    (``demographics.id_numbers_differ``) -- the person guard's own reading (``contradicts_all``), named."""
+    said = [_STATED_AT[f] for f in conflicts_between(demographics(a), demographics(b))]
+    if id_numbers_differ(a, b):
+        said.append("resident ID number (PID-3)")
+    return " and ".join(said) or "nothing"
+
+
+def _formerly(conversion: Any, ref: str, sequence: int, current: dict[str, Any], search: Any, read_many: Any,
+              messages: Any) -> bool:
+    """A result's or order's PID (the record written only when absent: ``create_only``) that the person guard finds
+    another person than the record ``ref`` (``current``) yet that states a FORMER version of the same record, as
+    the application that registered it stated it (``_registered``; the version's own message, read through the
+    Provenance naming that version): the same person, filed, with a W naming what was stated. The registrar
+    corrected name and birth date by its own A08; a LIS refreshes its patient copy at order time and sends the
+    day-old ones -- refused, the result's flow stopped, the refusal's advice ("have the registering system correct
+    the record") already done (rv39b MED 1). An ADT stating the person is not passed (it would write the former
+    person over the correction), nor a version a FHIR client wrote or another application's message stated.
+
+    Asked only on the refusal path: the record's versions and the Provenances naming it are read then, never for
+    a message the guard lets through. "States" is positive: the version's name the PID's, and nothing else both
+    state differs (``conflicts_between``). Appends the W (``conversion.warnings``) and answers True; False: the
+    refusal stands."""
+    marks = _marks(search, read_many)
+    if ref not in conversion.create_only or marks is None or messages is None:
+        return False
+    said = demographics(conversion.by_reference[ref])
+    rtype, _, rid = ref.partition("/")
+    try:
+        versions = marks.versions(rtype, rid)
+    except NotFound:
+        return False
+    former = {str(v.version) for v in versions if v.resource is not None
+              and demographics(v.resource)["name"] == said["name"] and not conflicts_between(demographics(v.resource), said)}
+    if not former or not said["name"]:
+        return False
+    registrar = _registered(ref, search, messages, conversion.registrars, read_many)
+    if registrar in (None, _UNSPOKEN, _UNREGISTERED) or not _stated_by(ref, former, str(registrar), search, messages,
+                                                                       marks):
+        return False
+    warning = HL7Error(
+        f"PID-3's record: this PID states the record's former {_differing(current, conversion.by_reference[ref])}, "
+        "as the application that registered the record stated them before correcting them (ADT^A08/A31): filed "
+        "under the record, which keeps the corrected ones. The sending system's copy of the patient predates the "
+        "correction: have it refresh the patient's details", segment="PID", sequence=sequence, field=3,
+        code=DUPLICATE_KEY_IDENTIFIER)
+    warning.severity = "W"
+    conversion.warnings.append(warning)
+    return True
+
+
+def _stated_by(ref: str, versions: set[str], application: str, search: Any, messages: Any, marks: Any) -> bool:
+    """Did a filed message of ``application`` (MSH-3) write one of ``versions`` of the record ``ref``? Read from the
+    Provenances naming the record (each names the exact versions its message filed: ``_versions_named``), the
+    feed's own only (a FHIR client's Provenance proves nothing: its writer mark), and the message each names
+    (``applications_of``), a page at a time as ``_walked`` reads them."""
+    for n in range(_PAGES):
+        page = search("Provenance", [("target", ref), ("_sort", "_lastUpdated"), ("_count", str(_PAGE)),
+                                     ("_offset", str(n * _PAGE))])
+        naming = [prov for prov in page.resources if _versions_named(prov, ref) & versions]
+        if naming:
+            stored_by = marks.writers("Provenance", [str(prov.get("id")) for prov in naming])
+            fed = [prov for prov in naming if stored_by.get(str(prov.get("id"))) not in NOT_THE_FEED]
+            if any(application in apps for apps in applications_of(fed, messages).values()):
+                return True
+        if not page.has_next:
+            return False
+    return False
+
+
+def _joined(conversion: Any, earlier: Sequence[Any], stored: dict[Any, Any], leaned: list[int]) -> None:
+    """A merge (A40/A34...) whose MRG-1 record -- as the batch leaves it, else stored -- is another person than the
+    PID's by the person guard's rule (``contradicts_all``): filed, the registering system's explicit instruction,
+    with a W at MRG-1 naming what differs (rv39b MED 2: a daughter's record merged into her mother's was AA without
+    a word, while an A08 restating a record as another person is warned of). Never refused: the commonest real
+    duplicate -- the same woman registered twice with a homophone name and a mistyped day -- meets the same rule,
+    and its merge is the very correction merges exist for. The W goes where the restatement's does
+    (``conversion.warnings``: the ACK's ERR, and the operator's fidelity view counts it)."""
+    for survivor, prior, sequence in conversion.merges:
+        was = _as_left(prior, earlier, stored, leaned)
+        person = conversion.by_reference.get(survivor)
+        if was is None or person is None or not contradicts_all(was, person):
+            continue
+        warning = HL7Error(
+            f"MRG-1's record and this PID's person differ in {_differing(was, person)}: by the person guard's rule two "
+            "people. The merge is filed as the registering system's instruction, and every result of the merged "
+            "record now reads as this person's -- check the two records were one person; if not, unlink them "
+            "(ADT^A37) and correct the registration", segment="MRG", sequence=sequence, field=1,
+            code=DUPLICATE_KEY_IDENTIFIER)
+        warning.severity = "W"
+        conversion.warnings.append(warning)

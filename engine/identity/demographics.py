@@ -62,32 +62,69 @@ def conflicts_between(a: dict[str, str | None], b: dict[str, str | None]) -> lis
 
 
 def contradicts_all(stored: dict[str, Any], incoming: dict[str, Any]) -> bool:
-    """Do two Patient versions name two people? Two readings, either is enough:
+    """Do two Patient versions name two people? Three readings, any is enough:
 
-    - every one of name, sex and birth date that both state differs (``conflicts_between``), and name
-      and sex are among them;
-    - the name differs and so does a birth date both state to the day, whatever the sex.
+    - the name differs and so does the sex, both stating male or female (``conflicts_between``), whatever
+      the birth date;
+    - the name differs and so does a birth date both state to the day, whatever the sex;
+    - the name differs and so do the resident ID numbers both carry valid (``valid_id_numbers``: no number in
+      common), whatever the sex and birth date.
 
-    The guard of a message filed under a stored record (``adapters.convert.persons``).
+    The guard of a message filed under a stored record (``adapters.convert.persons``), and the one owner of
+    "two people" every caller of the identity files reads.
 
-    Why two fields at least: one field differing is no reason (a typo corrected, a name in another
-    script, a birth date corrected alone). Why name AND sex: sex stated male/female on both sides is
-    rarely corrected together with the name, and a sex recorded "unknown" (a newborn registered
-    张三之子, then named) is not compared (``demographics``). Why name AND a full birth date, whatever
-    the sex: a newborn's result sent under the mother's own MRN (another name, another birth date,
-    often the same sex) was filed under the mother (rv38j); a name and a day of birth corrected in one
+    Why the name always: one field differing alone is no reason (a typo corrected, a name in another
+    script, a birth date or a sex corrected alone), and a name corrected with a sex or a day of birth in one
     message is the registering application's A08/A31 restatement (accepted with a warning), not a
-    result's. A birth date known only to the year or the month is no conflict (``same_day``) and no
-    reason here. Why not all three: many county LIS send an age, not PID-7, and a missing birth date
-    made a result naming another name and sex under a stored record pass (rvidentity32 finding 4). A
-    birth date both state and that agrees is a reason to believe the record is the same person: no
-    refusal then."""
+    result's. Why name AND sex, whatever the birth date: sex stated male/female on both sides is rarely
+    corrected together with the name, and twins of the other sex share the birth date -- an agreeing day
+    had let a boy's result be filed under his twin sister (rv39b HIGH 1). A sex recorded "unknown" (a newborn
+    registered 张三之子, then named) is not compared (``demographics``). Why name AND a full birth date,
+    whatever the sex: a newborn's result sent under the mother's own MRN (another name, another birth date,
+    often the same sex) was filed under the mother (rv38j). A birth date known only to the year or the
+    month is no conflict (``same_day``) and no reason here. Why name AND the ID numbers: same-sex twins
+    share everything else, and each has her own number; a result naming the other twin and her number was
+    filed under the first (rv39b HIGH 2). An ID number both carry and that AGREES is no reason to overrule a
+    name and a day that differ: a newborn is often registered under the mother's number. Why not all
+    three fields: many county LIS send an age, not PID-7, and a missing birth date made a result naming
+    another name and sex under a stored record pass (rvidentity32 finding 4).
+
+    The name is compared first and decides alone when it agrees (the common path: a returning patient's
+    result): the ID numbers are read only where the name differs."""
     a, b = demographics(stored), demographics(incoming)
-    compared = {f for f in ("name", "gender", "birthDate") if a.get(f) and b.get(f)}
-    conflicts = set(conflicts_between(a, b))
-    if {"name", "gender"} <= compared and conflicts == compared:
+    if not (a["name"] and b["name"] and a["name"] != b["name"]):
+        return False
+    conflicts = conflicts_between(a, b)
+    if "gender" in conflicts:
         return True
-    return {"name", "birthDate"} <= conflicts and all(to_the_day(d["birthDate"]) for d in (a, b))
+    if "birthDate" in conflicts and to_the_day(a["birthDate"]) and to_the_day(b["birthDate"]):
+        return True
+    return id_numbers_differ(stored, incoming)
+
+
+def id_numbers_differ(a: dict[str, Any], b: dict[str, Any]) -> bool:
+    """Do two Patient versions each carry a valid resident ID number (``valid_id_numbers``) and none in common --
+    two people's numbers? A record without one, or with an invalid one, says nothing (``contradicts_all``'s third
+    reading; the warning that names what differs asks it too)."""
+    numbers = valid_id_numbers(a), valid_id_numbers(b)
+    return bool(numbers[0] and numbers[1]) and not numbers[0] & numbers[1]
+
+
+def id_numbers(patient: dict[str, Any]) -> frozenset[str]:
+    """The resident ID numbers (NNCHN) a Patient carries, each canonical when valid (``nationalid.valid_number``,
+    the one owner of validity), else as sent (trimmed, upper case): what ``adapters.convert.persons`` compares
+    to join two records positively (a record carrying one the other does not is not positively its person)
+    and to find another person under a remembered number."""
+    return frozenset(valid_number(str(i["value"])) or str(i["value"]).strip().upper()
+                     for i in patient.get("identifier") or () if isinstance(i, dict) and is_national_id(i) and i.get("value"))
+
+
+def valid_id_numbers(patient: dict[str, Any]) -> frozenset[str]:
+    """The VALID resident ID numbers a Patient carries, canonical (``nationalid.valid_number``): what tells two
+    people apart (``contradicts_all``). A number that fails its check digit or names no real region proves
+    nothing -- a mistyped number is not another person."""
+    return frozenset(n for i in patient.get("identifier") or ()
+                     if isinstance(i, dict) and is_national_id(i) and (n := valid_number(str(i.get("value") or ""))))
 
 
 def to_the_day(date: str | None) -> bool:
