@@ -42,8 +42,19 @@ def accepts_json(accept: str) -> bool:
     the types not named (it admitted JSON until txfix25). A blank header admits anything; a range
     whose weight cannot be read counts as named, below every weight that can (``quality``)."""
     weights = _weights(accept)
-    named = [media for media in ACCEPTED_JSON if media in weights]
-    return max(quality(accept, media, weights) for media in named or ("application/fhir+json",)) > 0
+    if not weights:
+        return True
+    if UNREAD in weights.values():  # a weight not read: ``quality`` reads the naming (the rare header)
+        named = [media for media in weights if media in ACCEPTED_JSON]
+        return max(quality(accept, media, weights) for media in named or ("application/fhir+json",)) > 0
+    # every weight written (the common header, every /fhir request): what ``quality`` gives, without its walk
+    written = [q for media, q in weights.items() if media in ACCEPTED_JSON]
+    if written:
+        return max(written) > 0
+    if "application/*" in weights:
+        return weights["application/*"] > 0
+    wild = [weights[media] for media in ("*/*", "*") if media in weights]
+    return bool(wild) and max(wild) > 0
 
 
 def require_json_accept(request: Request) -> None:
