@@ -164,3 +164,36 @@ def test_the_filter_takes_a_code_the_report_shows_that_the_site_does_not_name(si
         site.shot(b, "ufix39-filter-shown-code-desktop")
     finally:
         b.close()
+
+
+# ---- a filler status the tables do not name is said in Chinese too; the 404 page by the one rule -------------
+
+def _siu(control: str) -> str:
+    aip = "|".join(["AIP", "1", "", "D7^王^医生", "", "", "20261205083000", "", "", "", "", "", "ZZ"])
+    return (f"MSH|^~\\&|HIS|FNXRMYY|HUREN|FNYGT|20261201091500||SIU^S12^SIU_S12|{control}|P|2.5.1\r"
+            f"SCH|AP-{control}|BK-{control}||||||NORMAL|||||||||||||||||Pencilled\r"
+            "TQ1|1||||||20261205083000\r"
+            f"PID|1||{control}^^^FNXRMYY^MR||李^小明||19800101|M\r"
+            f"RGS|1\r{aip}\r")
+
+
+def test_a_filler_status_not_read_is_said_as_its_english_says(fed: Engine, http: TestClient,
+                                                               operator: TestClient) -> None:
+    ack = send(http, _siu("UF39-SCH"))
+    assert "MSA|AA" in ack and "SCH-25: filler status 'Pencilled'" in ack and "AIP-12: filler status 'ZZ'" in ack, ack
+    page = operator.get("/admin/fidelity", params={"institution": "FNXRMYY"}, headers={"Accept": HTML}).text
+    zh, en = _said(page, "SCH-25: filler status 'Pencilled'")
+    assert "the status is not taken from it" in en and "“Pencilled”" in zh and "未据此设置预约状态" in zh, zh
+    zh, en = _said(page, "AIP-12: filler status 'ZZ'")
+    assert "participant's status is not taken" in en and "AIP-12" in zh and "参与者的状态" in zh, zh
+
+
+@pytest.mark.parametrize(("accept", "page"), [
+    (HTML, True), ("text/html", True), ("text/html;q=0, application/json", False), ("*/*", False),
+    ("application/json, text/html;q=0.5", False)])
+def test_the_not_found_page_under_ui_is_chosen_by_weight(fed: Engine, accept: str, page: bool) -> None:
+    with TestClient(create_app(fed), base_url=BASE) as anon:
+        r = anon.get("/ui/no-such-page-ufix39", headers={"Accept": accept})
+    assert r.status_code == 404, r.text
+    kind = r.headers["content-type"]
+    assert kind.startswith("text/html") if page else not kind.startswith("text/html"), (accept, kind)
