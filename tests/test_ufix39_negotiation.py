@@ -24,10 +24,12 @@ from tests.test_insurance_deductions import MONTH, upheld
 from tests.test_recognition_world import B
 from tests.test_reports_duplicates import bearer, county
 from tests.test_reports_ui import Browser
+from tests.test_resident_record_ui import _http
 from tests.test_resident_ui import CHROMIUM
 from tests.test_rv38g_probes import BASE, HTML, auditor, fed, http, module_eng, operator
 from tests.test_srfix35_order_code import send
-from tests.test_ui38_pages import DESKTOP, Site, _sign_in, site
+from tests.test_ui12_phone import outside
+from tests.test_ui38_pages import DESKTOP, ER7, PHONE, Site, _sign_in, site
 
 __all__ = ["auditor", "county", "fed", "http", "module_eng", "operator", "site"]
 
@@ -162,6 +164,20 @@ def test_the_filter_takes_a_code_the_report_shows_that_the_site_does_not_name(si
                    " && document.readyState === 'complete' && !!document.querySelector('section.institution')")
         assert b.eval("document.querySelector('#message').textContent") == ""
         site.shot(b, "ufix39-filter-shown-code-desktop")
+        # the appointment warnings said in Chinese as their English says, on a phone too
+        sender = site.engine.auth.issue_system_token("interface-engine", "system/MessageHeader.c")
+        siu = _siu("UF39-WALK").replace("TQ1|1||||||20261205083000", "TQ1|1|||||30^FORTNIGHTS|20261205083000")
+        status, headers, ack = _http("POST", site.base + "/hl7v2", sender, siu.encode("utf-8"), ER7)
+        assert status == 200 and headers.get("x-hl7-ack-code") == "AA", ack
+        b.send("Page.navigate", url=site.base + "/admin/fidelity?institution=FNXRMYY")
+        b.wait_for("document.readyState === 'complete' && !!document.querySelector('section.institution')")
+        text = b.eval("document.querySelector('section.institution').innerText")
+        assert "未与预约的时长核对" in text and "未据此设置预约状态" in text and "参与者的状态" in text, text
+        site.shot(b, "ufix39-appointment-warnings-desktop")
+        b.send("Emulation.setDeviceMetricsOverride", **PHONE)
+        b.wait_for("document.readyState === 'complete'")
+        assert outside(b, PHONE) == []
+        site.shot(b, "ufix39-appointment-warnings-phone")
     finally:
         b.close()
 
