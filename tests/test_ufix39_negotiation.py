@@ -173,6 +173,7 @@ def test_the_filter_takes_a_code_the_report_shows_that_the_site_does_not_name(si
         b.wait_for("document.readyState === 'complete' && !!document.querySelector('section.institution')")
         text = b.eval("document.querySelector('section.institution').innerText")
         assert "未与预约的时长核对" in text and "未据此设置预约状态" in text and "参与者的状态" in text, text
+        assert "不是预约的时长，不据此推算结束时间" in text and "TQ1-6 (30 FORTNIGHTS)" in text, text
         site.shot(b, "ufix39-appointment-warnings-desktop")
         b.send("Emulation.setDeviceMetricsOverride", **PHONE)
         b.wait_for("document.readyState === 'complete'")
@@ -202,6 +203,8 @@ def test_a_filler_status_not_read_is_said_as_its_english_says(fed: Engine, http:
     assert "the status is not taken from it" in en and "“Pencilled”" in zh and "未据此设置预约状态" in zh, zh
     zh, en = _said(page, "AIP-12: filler status 'ZZ'")
     assert "participant's status is not taken" in en and "AIP-12" in zh and "参与者的状态" in zh, zh
+    zh, en = _said(page, "TQ1-7: the start '20261205083000' comes with no end and no duration to end it")
+    assert "neither is taken" in en and "开始和结束时间均未采用" in zh and "20261205083000" in zh, zh
 
 
 @pytest.mark.parametrize(("accept", "page"), [
