@@ -45,10 +45,6 @@ SIU = ("MSH|^~\\&|HIS|FNXRMYY|HUREN|FNYGT|20261201091500||SIU^S12^SIU_S12|RV39C-
        "PID|1||RV39C1^^^FNXRMYY^MR||李^小明||19800101|M\r")
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "MED: words.yaml w-duration-unit says 未据此计算时长或结束时间 (no duration or end taken) for every "
-    "'duration unit ... is not one huren reads' warning; TQ1-6/13's English says 'the length is not compared "
-    "with the appointment's' -- the appointment's own duration/end are untouched, the operator is told otherwise"))
 def test_a_tq1_duration_unit_warning_is_said_as_its_english_says(fed: Engine, http: TestClient,
                                                                   operator: TestClient) -> None:
     ack = send(http, SIU)
@@ -63,10 +59,6 @@ def test_a_tq1_duration_unit_warning_is_said_as_its_english_says(fed: Engine, ht
 
 # ---- q values: a generic JSON type asked for with a malformed weight -----------------------------------
 
-@pytest.mark.xfail(strict=True, reason=(
-    "LOW: formats._weights drops a range whose q is malformed; 'Accept: application/json;q=abc' (the only "
-    "range) now reads as blank, so json_label labels the answer application/fhir+json -- a type the client "
-    "did not list (FHIR R4 http.html: a generic type asked SHOULD be answered in it); it was application/json"))
 def test_a_generic_json_asked_with_a_malformed_weight_is_answered_in_it(http: TestClient) -> None:
     r = http.get("/fhir/metadata", headers={"Accept": "application/json;q=abc"})
     assert r.status_code == 200, r.text
@@ -166,19 +158,12 @@ def test_a_bound_operator_and_an_auditor_walk_the_staff_pages(site: Site) -> Non
 
 # ---- every route that negotiates weighs Accept by the one rule (formats.quality) ---------------------------
 
-@pytest.mark.xfail(strict=True, reason=(
-    "MED: reports.py:65 (and insurance.py:99 for the deduction list, admin.py:780 for /admin/metrics) choose "
-    "CSV by the substring 'text/csv' in Accept, not by formats.quality: 'text/csv;q=0' (RFC 9110 12.4.2: not "
-    "acceptable) is answered CSV, the type the client refused; ui39's q-value rule has one owner these bypass"))
 def test_a_refused_csv_is_not_what_the_duplicates_report_answers(auditor: TestClient) -> None:
     r = auditor.get("/reports/duplicates", headers={"Accept": "text/csv;q=0, application/json"})
     assert r.status_code == 200, r.text
     assert not r.headers["content-type"].startswith("text/csv"), r.headers["content-type"]
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "LOW: admin.py:780 answers Prometheus text for 'Accept: text/plain;q=0, application/json' (substring test, "
-    "q ignored); formats.quality is the rule"))
 def test_a_refused_text_plain_is_not_what_metrics_answers(http: TestClient) -> None:
     r = http.get("/admin/metrics", headers={"Accept": "text/plain;q=0, application/json"})
     assert r.status_code == 200, r.text

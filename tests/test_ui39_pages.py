@@ -26,7 +26,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from engine.api.formats import accepts_json, quality
+from engine.api.formats import LISTED, UNLISTED, accepts_json, quality
 from tests.test_reports_ui import Browser
 from tests.test_resident_record_ui import _http, hl7, msh
 from tests.test_resident_ui import CHROMIUM, Phone
@@ -181,16 +181,20 @@ def test_a_warning_row_says_chinese_first_and_its_english_after_smaller(fed: Sit
 # ---- a malformed q --------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize(("accept", "media", "q"), [
-    ("text/html;q=abc, application/json;q=0.5", "text/html", 0.0),  # left out: the rest decides
-    ("text/html;q=2, application/json;q=0.5", "text/html", 0.0),
+    # named, its weight not read (ufix39): below every written weight, so the rest decides
+    ("text/html;q=abc, application/json;q=0.5", "text/html", LISTED),
+    ("text/html;q=2, application/json;q=0.5", "text/html", LISTED),
+    ("text/html;q=2, application/json;q=0.5", "application/json", 0.5),
     ("text/html;q=-1, */*;q=0.3", "text/html", 0.3),  # left out: the wildcard speaks for it
-    ("text/html;q=0.5000", "text/html", 1.0),  # four digits: left out; nothing left ranks: anything goes
-    ("text/html;q=nan", "text/html", 1.0),
+    # four digits: not read; nothing written ranks: anything goes, what it named first (ufix39)
+    ("text/html;q=0.5000", "text/html", LISTED),
+    ("text/html;q=nan", "text/html", LISTED),
+    ("text/html;q=nan", "application/json", UNLISTED),
     ("text/html;q=1.", "text/html", 1.0),  # the grammar's own forms
     ("text/html;q=0.125", "text/html", 0.125),
     ("text/html;Q=0", "text/html", 0.0),  # (a parameter's name in any case)
 ])
-def test_a_weight_that_is_no_qvalue_is_left_out(accept: str, media: str, q: float) -> None:
+def test_a_weight_that_is_no_qvalue_is_not_read(accept: str, media: str, q: float) -> None:
     assert quality(accept, media) == q
 
 
@@ -205,12 +209,13 @@ def _status(url: str, accept: str) -> int:
 
 def test_a_malformed_q_over_http(fed: Site, browser: Browser) -> None:
     """Through the real server: a FHIR client asking JSON alone with a malformed weight gets it (``q=-1``
-    had refused it 406), and one weighing JSON ``q=2`` beside XML is not answered JSON over XML by it;
+    had refused it 406), and one weighing JSON ``q=2`` beside XML gets JSON as a type it listed (ufix39: 406 before);
     a person's page is chosen by well-formed weights only (``text/html;q=2`` had outranked the JSON)."""
     metadata = fed.base + "/fhir/metadata"
     assert _status(metadata, "application/fhir+json;q=-1") == 200
     assert _status(metadata, "application/fhir+json;q=abc") == 200
-    assert _status(metadata, "application/fhir+xml, application/fhir+json;q=2") == 406
+    # JSON named beside XML with a weight not read: not above XML, but listed, and XML huren has not (ufix39)
+    assert _status(metadata, "application/fhir+xml, application/fhir+json;q=2") == 200
     assert accepts_json("application/fhir+json;q=-1")  # (the rule the server applied)
     b = browser
     b.send("Emulation.setDeviceMetricsOverride", **DESKTOP)

@@ -39,13 +39,18 @@ def accepts_json(accept: str) -> bool:
     """Whether an ``Accept`` header (RFC 9110 12.5.1) admits FHIR JSON, the most specific range
     deciding: a JSON media type named in it (its highest q) over ``application/*`` over ``*/*``.
     ``application/fhir+json;q=0, application/json;q=0, */*`` refuses JSON: the wildcard speaks for
-    the types not named (it admitted JSON until txfix25). A blank header admits anything."""
+    the types not named (it admitted JSON until txfix25). A blank header admits anything; a range
+    whose weight cannot be read counts as named, below every weight that can (``quality``)."""
     weights = _weights(accept)
     if not weights:
         return True
-    named = [q for media, q in weights.items() if media in ACCEPTED_JSON]
-    if named:
-        return max(named) > 0
+    if UNREAD in weights.values():  # a weight not read: ``quality`` reads the naming (the rare header)
+        named = [media for media in weights if media in ACCEPTED_JSON]
+        return max(quality(accept, media, weights) for media in named or ("application/fhir+json",)) > 0
+    # every weight written (the common header, every /fhir request): what ``quality`` gives, without its walk
+    written = [q for media, q in weights.items() if media in ACCEPTED_JSON]
+    if written:
+        return max(written) > 0
     if "application/*" in weights:
         return weights["application/*"] > 0
     wild = [weights[media] for media in ("*/*", "*") if media in weights]
@@ -88,64 +93,104 @@ PLAIN_JSON_TYPE = b"application/json"
 
 # RFC 9110 12.4.2: ``qvalue = ( "0" [ "." 0*3DIGIT ] ) / ( "1" [ "." 0*3("0") ] )``
 _QVALUE = re.compile(r"0(?:\.[0-9]{0,3})?|1(?:\.0{0,3})?")
+# A range whose weight is not a qvalue: the sender named it, its preference cannot be read (``_weights``).
+UNREAD = -1.0
+# What such a range gives the types it names when no range with a weight that can be read names them: below
+# the least weight a sender can write (0.001), above "not acceptable" -- the client listed it (ufix39)
+LISTED = 0.0005
+# What a header of unreadable ranges only gives a type it does not name: acceptable, as under a blank header
+# (ui39), but below what it named, so the answer is a type the client listed whenever one can be had (ufix39)
+UNLISTED = 0.0001
 
 
 def _weights(accept: str) -> dict[str, float]:
-    """Each media range of an Accept header with its highest q. A range whose weight is not a qvalue
-    (RFC 9110 12.4.2: ``q=abc``, ``q=2``, ``q=-1``, ``q=0.5000``, ``q=nan``) is left out, as if not sent
-    -- the sender's preference for it cannot be read, and ``float`` had read ``abc`` as 1 and ``2`` as
-    2 (above every well-formed weight), so one malformed range outranked the rest (ui39). A header of
-    malformed ranges only is a header that ranks nothing: as blank, anything is acceptable."""
+    """Each media range of an Accept header with its highest q; a range whose weight is not a qvalue
+    (RFC 9110 12.4.2: ``q=abc``, ``q=2``, ``q=-1``, ``q=0.5000``, ``q=nan``) with ``UNREAD`` unless the
+    same range is also sent with a weight that can be read. ``float`` had read ``2`` as 2 (above every
+    well-formed weight), so one malformed range outranked the rest; ui39 left such a range out as if not
+    sent, which answered ``application/json;q=abc`` in ``application/fhir+json``, a type the client did not
+    list (rv39c LOW). ``quality`` reads the mark: the range's weight is ignored, its naming is not."""
     weights: dict[str, float] = {}
     for item in accept.split(","):
         media, *params = item.split(";")
         media = media.strip().lower()
         if not media:
             continue
-        q: float | None = 1.0
+        q = 1.0
         for param in params:
             name, _, value = param.partition("=")
             if name.strip().lower() == "q":
                 value = value.strip()
-                q = float(value) if _QVALUE.fullmatch(value) else None
-        if q is not None:
-            weights[media] = max(q, weights.get(media, q))
+                q = float(value) if _QVALUE.fullmatch(value) else UNREAD
+        weights[media] = max(q, weights.get(media, q))
     return weights
 
 
-def quality(accept: str, media: str) -> float:
+def quality(accept: str, media: str, weights: dict[str, float] | None = None) -> float:
     """The q an ``Accept`` header (RFC 9110 12.5.1) gives ``media`` (``type/subtype``, lower case), the most
     specific range naming it deciding: the type itself, else ``type/*``, else ``*/*``; 0 when none names it
     (not acceptable), 1 when the header is blank (anything is). What ``accepts_json`` decides for JSON,
-    for any type: an address answering two representations (``/admin/fidelity``: its JSON, or a page
-    for a browser; ui_fidelity) weighs them by it."""
-    weights = _weights(accept)
+    for any type: every address answering two representations weighs them by it (``prefers``).
+
+    A range whose weight cannot be read (``UNREAD``) is passed over for the next, less specific one; when
+    none with a readable weight names ``media``, one that cannot gives it ``LISTED`` (named, preference
+    unknown: below every written weight), and a header with no readable weight at all gives a type it does
+    not name ``UNLISTED`` (acceptable, as blank, below what it named). So the answer is never a type the
+    client did not list when it listed one the address has (ufix39; ui39 kept: the unread weight outranks
+    nothing that was written). ``weights``: the header's ``_weights`` when the caller has them."""
+    if weights is None:
+        weights = _weights(accept)
     if not weights:
         return 1.0
+    listed = False
     for media_range in (media, media.split("/", 1)[0] + "/*", "*/*", "*"):
-        if media_range in weights:
-            return weights[media_range]
-    return 0.0
+        q = weights.get(media_range)
+        if q is None:
+            continue
+        if q != UNREAD:
+            return q
+        listed = True
+    if listed:
+        return LISTED
+    return UNLISTED if all(q == UNREAD for q in weights.values()) else 0.0
+
+
+def prefers(accept: str, media: str, *others: str) -> bool:
+    """Whether an ``Accept`` header weighs ``media`` above each of ``others`` (``quality``): the choice of an
+    address that answers ``others[0]`` unless asked for ``media`` -- CSV or JSON (``/reports/duplicates``,
+    ``/reports/deductions``), Prometheus text or JSON (``/admin/metrics``). A tie, ``*/*`` and a blank header
+    keep the address's own; ``text/csv;q=0`` is never CSV (RFC 9110 12.4.2: not acceptable). They had chosen
+    by the substring ``text/csv`` in the header, its weight unread (rv39c MED)."""
+    weights = _weights(accept)
+    q = quality(accept, media, weights)
+    return q > 0 and all(q > quality(accept, other, weights) for other in others)
+
+
+def names(accept: str, media: str) -> bool:
+    """Whether an ``Accept`` header writes ``media`` itself (whatever its weight), not through a wildcard."""
+    return media in _weights(accept)
 
 
 def json_label(accept: str, formats: list[str]) -> str | None:
     """The generic type a JSON answer is labelled with instead of ``application/fhir+json``, or None:
     ``_format=application/json`` (it overrides Accept), or, without ``_format``, the generic type
-    (``application/json``, ``text/json``: GENERIC_JSON) an Accept weighs above whatever admits the FHIR
-    type (``application/fhir+json`` or ``application/json+fhir`` if named, else ``application/*``, else
-    ``*/*``). A tie keeps the FHIR type: it is the more specific name of the same body; between the two
-    generic types, application/json."""
+    (``application/json``, ``text/json``: GENERIC_JSON) an Accept names and weighs above whatever admits the
+    FHIR type (``application/fhir+json`` or ``application/json+fhir`` if named, else ``application/*``, else
+    ``*/*``; ``quality``, an unreadable weight as it reads it). A tie keeps the FHIR type: it is the more
+    specific name of the same body; between the two generic types, application/json."""
     if formats:
         return "application/json" if formats[0].split(";")[0].strip().lower() == "application/json" else None
     if "/json" not in accept.lower():
         return None
     weights = _weights(accept)
-    named = [weights[t] for t in ("application/fhir+json", "application/json+fhir") if t in weights]
+    named = [t for t in ("application/fhir+json", "application/json+fhir") if t in weights]
     # the most specific range admitting the FHIR type decides (RFC 9110 12.5.1), as in ``accepts_json``
-    best_q = max(named) if named else weights.get("application/*", weights.get("*/*", weights.get("*", 0.0)))
+    best_q = max(quality(accept, t, weights) for t in named or ("application/fhir+json",))
     label = None
     for generic in GENERIC_JSON:
-        q = weights.get(generic, 0.0)
+        if generic not in weights:  # a generic type is the label only where the client wrote it
+            continue
+        q = quality(accept, generic, weights)
         if q > 0 and q > best_q:
             label, best_q = generic, q
     return label

@@ -17,6 +17,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from starlette.responses import Response
 
 from engine import fhirjson
+from engine.api.formats import prefers
 from engine.api.ui_words import site_names
 from engine.audit.note import note
 from engine.auth.caller import Caller
@@ -89,14 +90,16 @@ def settlement(request: Request, year: int = Query(..., ge=1900, le=9999), commu
 def deductions(request: Request, institution: str = Query(..., min_length=1), month: str = Query(...),
                fmt: str | None = Query(None, alias="_format"), caller: Caller = Depends(get_caller)) -> Response:
     """The institution's deduction list for ``month`` (YYYY-MM): a signed FHIR Bundle (default,
-    ``_format=json``) or CSV (``_format=csv`` or ``Accept: text/csv``)."""
+    ``_format=json``) or CSV (``_format=csv`` or an ``Accept`` weighing
+    ``text/csv`` above the Bundle's JSON: ``formats.prefers``; ``text/csv;q=0`` is never the unsigned CSV)."""
     require_insurance_report(caller)
     engine = engine_of(request)
     require_in_remit(caller, institution, engine.site, engine.settings.site, "institution")
     dl = deduction_list(engine.recognition, engine.repository, institution, month,
                         screen=FlagScreen(engine.repository, caller))
     wants_csv = (fmt or "").lower() in ("csv", "text/csv") or (
-        fmt is None and "text/csv" in request.headers.get("accept", ""))
+        fmt is None and prefers(",".join(request.headers.getlist("accept")), "text/csv", "application/fhir+json",
+                                "application/json"))
     if not wants_csv and dl.restricted_count:
         # A signed payment document is whole: the same List (institution|month) totalled 60.00 for
         # an auditor some labels are withheld from and 80.00 for the system (the review of

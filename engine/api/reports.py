@@ -2,7 +2,7 @@
 
 Filters: ``from`` / ``to`` (the repeated test's day, inclusive), ``institution`` (the repeating
 institution), ``item``, ``category`` (检验 / 检查), ``status`` (flagged, upheld, overturned,
-justified, void); ``_format=csv`` or ``Accept: text/csv`` for CSV (every row); ``_count`` (default
+justified, void); ``_format=csv`` or an ``Accept`` weighing ``text/csv`` above JSON (``formats.prefers``) for CSV (every row); ``_count`` (default
 100 in JSON) / ``_offset`` page the rows (newest day first, then by flag id: a fixed order across
 pages); totals always cover every matching flag the caller may be shown. A flag whose DetectedIssue
 is withheld from the caller for a label (``FlagScreen``) is not listed nor totalled: ``totals.restricted``
@@ -17,6 +17,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from starlette.responses import Response
 
 from engine import fhirjson
+from engine.api.formats import prefers
 from engine.api.ui_words import site_names
 from engine.audit.note import note
 from engine.auth.caller import Caller
@@ -62,7 +63,7 @@ def duplicates(
     require_auditor(caller)
     flt = report_filter(start, end, institution, item, category, status, _remit(request, caller))
     wants_csv = (fmt or "").lower() in ("csv", "text/csv") or (
-        fmt is None and "text/csv" in request.headers.get("accept", ""))
+        fmt is None and prefers(",".join(request.headers.getlist("accept")), "text/csv", "application/json"))
     # JSON pages 100 rows unless asked; CSV is the full export
     limit = count if count is not None else (None if wants_csv else 100)
     engine = engine_of(request)

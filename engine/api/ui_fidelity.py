@@ -35,7 +35,7 @@ from typing import Any
 from fastapi import Request
 from starlette.responses import Response
 
-from engine.api.formats import quality
+from engine.api.formats import names, prefers
 from engine.api.ui_quarantine import WORDS as QUARANTINE_WORDS
 from engine.api.ui_quarantine import err_said
 from engine.api.ui_shared import STAFF_PAGE_HEADERS, refused, staff_page, staff_templates
@@ -55,7 +55,9 @@ TITLE_ZH, TITLE_EN = "未映射代码统计", "Unmapped codes"
 # one address, two representations chosen by Accept: every answer of it says so (RFC 9110 12.5.5), so no cache
 # hands the page to a program or the JSON to a browser
 NEGOTIATED = {"Vary": "Accept"}
-JSON_TYPES = ("application/json", "application/fhir+json", "text/json")  # (what a program asks JSON by)
+# what a program asks the JSON by; ``text/json`` (R4's generic type) only where it is written: through
+# ``text/*`` it had tied the page, so a client asking any text was told 401 in JSON (rv39b LOW)
+JSON_TYPES = ("application/json", "application/fhir+json")
 PAGE_HEADERS = {**STAFF_PAGE_HEADERS, **NEGOTIATED}
 
 _WORDS = {"type": "object", "additionalProperties": False, "required": ["kind"],
@@ -76,12 +78,12 @@ def wants_page(request: Request) -> bool:
     """A browser's own GET of the address: no bearer token, and an ``Accept`` weighing ``text/html`` above
     JSON (RFC 9110 12.5.1, q values counted: Chromium's ``text/html,…,*/*;q=0.8`` does;
     ``application/json, text/html;q=0.1``, ``*/*`` and no Accept do not). A program keeps the JSON, named by
-    any of its types (``JSON_TYPES``: a FHIR client's ``application/fhir+json`` too -- rv38k)."""
+    any of its types (``JSON_TYPES``: a FHIR client's ``application/fhir+json`` too -- rv38k; ``text/json``
+    where the header writes it). ``text/*`` asks for any text, the page among them: it is sent to sign in."""
     if request.method != "GET" or request.headers.getlist("authorization"):
         return False
     accept = ",".join(request.headers.getlist("accept"))
-    page = quality(accept, "text/html")
-    return page > 0 and page > max(quality(accept, json) for json in JSON_TYPES)
+    return prefers(accept, "text/html", *JSON_TYPES, *(("text/json",) if names(accept, "text/json") else ()))
 
 
 def refusal(request: Request, exc: FhirError) -> Response:
