@@ -248,10 +248,6 @@ def test_a_third_applications_assumed_test_gives_way_to_the_placers_order(http: 
     assert "3002" in codes and "3001" not in codes, codes
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "rv38f: MED -- same judgement on a real sample's numbering (node-hl7-complete realm-hepatitis-c-virus: "
-    "MSH-3 Lab1^1234^CLIA, filler 9700123^Lab^2.16.840.1.113883.19.3.1.6^ISO): the lab that reported the order "
-    "under that filler number is held when it changes the test (XX); the order's own history names it its filler"))
 def test_the_lab_that_reported_under_its_filler_number_may_change_the_test(http: TestClient) -> None:
     """The HIS orders head CT; the lab (MSH-3 ``Lab1^1234^CLIA``, a CLIA id, no OID) reports it under the filler
     number as the sample numbers it (EI-2 ``Lab``, EI-3 an OID); the same sender's XX to chest CT under the same

@@ -453,7 +453,8 @@ class Writes(GroupCommit, Searching):
                     own = first[key[0]]
                 except KeyError:
                     own = self._first_of(key[0], source)
-                if own is not None:
+                # (unless the message states part of it only as its number's owner: combined, to be said)
+                if own is not None and not self.merge.owned_of(key[0], r):
                     for n in own:
                         r = marks[n](r)
                     if updated is None:
