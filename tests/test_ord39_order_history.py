@@ -19,6 +19,7 @@ from typing import Any
 
 from fastapi.testclient import TestClient
 
+from engine.engine import Engine
 from tests.module_store import module_eng
 from tests.test_cdfix38_fixes import OID
 from tests.test_code37_ris_change import CHEST, HEAD, _changed, _ordered, _ris
@@ -173,3 +174,16 @@ def test_an_xo_under_a_placer_number_naming_its_sender_is_not_asked_of_the_histo
     placer = "O39-NS"
     assert "MSA|AA" in send(http, _placed_by("HISAPP", placer))
     _taken(http, placer, send(http, _xo("HIS", placer, CHEST)))
+
+
+def test_in_one_batch_the_relays_report_makes_its_change_its_own(module_eng: Engine, http: TestClient) -> None:
+    """One MLLP batch (``Ingestor.process``, the handler's call: one write group): the platform's report under the
+    RIS's number, then its XX -- the number stored by the batch's earlier message (its Provenance not written yet:
+    ``Dates.pending``) is the platform's: taken."""
+    placer = "O39-BATCH"
+    send(http, _ordered(placer))
+    batch = [_from("ESB", _ris(oru(placer, item=HEAD))), _from("ESB", _changed(placer, CHEST))]
+    outcomes = module_eng.ingestor.process([(m.replace("\n", "\r").encode(), "mllp", "p") for m in batch])
+    assert [o.code for o in outcomes] == ["AA", "AA"], outcomes
+    codes = _codes(the_order(http, placer))
+    assert "3001" in codes and "3002" not in codes, codes
