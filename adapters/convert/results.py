@@ -468,13 +468,18 @@ def _not_the_orders(group: Group, ctx: Context, res: Resource, obr: Segment) -> 
     are judged by the ``another`` rule (and a report follows only its filler's own change:
     ``MergeRules._order_states``)."""
     orc, msh = group.orc, ctx.message.msh
-    if orc is None or not msh.value(3).strip():
-        return  # (a message naming no sending application tells nothing)
+    if orc is None:
+        return
     control = orc.value(1).strip().upper()
+    placing = control == "XO" and _placers_statement(orc, ctx)
+    if not placing and (not _filler_in_an_order_message(orc, ctx) or control in _PLACER_ASKS):
+        return  # (neither judged: asked first, as every result group comes here)
+    app = msh.value(3).strip()
+    if not app:
+        return  # (a message naming no sending application tells nothing)
     sender = tuple((msh.value(n).strip(), msh.value(n, comp=2).strip(), msh.value(n, comp=3).strip()) for n in (3, 4))
     placer, pf, filler, ff = _order_numbers(group)
-    app = msh.value(3).strip()
-    if control == "XO" and _placers_statement(orc, ctx):
+    if placing:
         if placer is None or any(same_hd(_ei_authority(placer.rep(pf)), hd) for hd in sender):
             return  # (the placer's own number, by its namespace)
         number = _identifier_of(res, "PLAC")
@@ -486,7 +491,7 @@ def _not_the_orders(group: Group, ctx: Context, res: Resource, obr: Segment) -> 
                 "not stored yet and does not change a stored order's test (the placer's XO or the filler's XX "
                 "does)", UNKNOWN_KEY_IDENTIFIER, through="order", unknown=False))
         return
-    if not _filler_in_an_order_message(orc, ctx) or control in _PLACER_ASKS or filler is None:
+    if filler is None:
         return
     owner = filler.rep(ff)
     theirs = _ei_authority(owner)
