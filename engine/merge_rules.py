@@ -612,9 +612,18 @@ class MergeRules:
     def owned_of(self, rtype: str, resource: Mapping[str, Any]) -> tuple[Owned, ...]:
         """What this thread's message states of ``resource`` only as the application that stored its number
         (``Said.owned``): a first version carrying any is combined, not stored inline (``Writes.write_many``),
-        so its ACK still warns and the message's claim to the number is not stored (thirty-ninth round, ord39)."""
+        so its ACK still warns and the message's claim to the number is not stored (thirty-ninth round, ord39).
+        Asked of every first version (~17 a 12-OBX lab result): whether the message said any is read once a
+        message (``_local.owning``: its ``said`` and the refs carrying some), so one saying none pays no key."""
         saids = getattr(self._local, "said", None)
-        told = saids.get(f"{rtype}/{resource.get('id')}") if saids else None
+        if not saids:
+            return ()
+        owning = getattr(self._local, "owning", None)
+        if owning is None or owning[0] is not saids:
+            owning = self._local.owning = (saids, any(told.owned for told in saids.values()))
+        if not owning[1]:
+            return ()
+        told = saids.get(f"{rtype}/{resource.get('id')}")
         return told.owned if told is not None else ()
 
     def said_of(self, ref: str) -> Said | None:
