@@ -14,6 +14,7 @@ from typing import Any
 from adapters.convert.his import stated_by_client
 from adapters.convert.results import stand_in_by_client
 from conformance.validate import Validator
+from engine import booking_as_sent
 from engine.audit.derived import AuditViews, WithAuditViews
 from engine.audit.keys import AuditKeys, log_origin
 from engine.audit.log import AuditLog
@@ -107,6 +108,9 @@ class Engine:
             results.backfill()
             # a record deleted while labelled stays withheld where a search decides from labelled ids (last20a)
             DeletedLabels(self.repository).attach()
+            # SCH-2 as-sent copies an earlier release kept under every hospital's ``urn:huren:id:<HD-1>`` moved, once,
+            # under their senders' ``urn:huren:id:<MSH-4>:<HD-1>`` (``engine.booking_as_sent``; ord39)
+            booking_as_sent.backfill(self.repository)
             # a FHIR client's entered-in-error of a Condition is marked hers where the writer is known: a feed's
             # DG1 stating the diagnosis again undoes only the feed's own D (``his.withdrawn_by_sender``, dgfix26)
             self.repository.add_statement(stated_by_client, types={"Condition"})

@@ -73,8 +73,8 @@ from engine.audit.record import Facts, Requestor, facts
 from engine.errors import Conflict, FhirError
 from engine.inflight import POISON_DEATHS, InFlightJournal
 from engine.member_refusals import MemberRefusals, counted_under, replay_requestor
-from engine.merge_rules import Untimely, field_of, gap_of
-from engine.message_time import Decision, Stamp, aware_instant, stamp
+from engine.merge_rules import V2_0357, Untimely, field_of, gap_of
+from engine.message_time import Decision, Stamp, aware_instant, header_hd, stamp
 from engine.messages import (
     PROCESSED,
     QUARANTINED,
@@ -1839,7 +1839,9 @@ class _Dates:
             self._now = stamp(application=h.application_code, institution=str(doc.get("facility") or h.facility_code),
                               msh7=h.timestamp.split(h.component_sep or "^", 1)[0],
                               received_at=doc.get("received_at"), tz=_zone_of(self._site, h.facility_code),
-                              label=f"{message_type_of(h)} {h.control_id}")
+                              label=f"{message_type_of(h)} {h.control_id}",
+                              hd=header_hd(h.sending_application, h.component_sep),
+                              message=h.message_code)
         return self._now
 
     def of(self, provenances: list[dict[str, Any]]) -> list[Stamp]:
@@ -1902,7 +1904,9 @@ def _doc_stamp(doc: Document, site: Any) -> Stamp:
     return stamp(application=application_of(doc), institution=facility,
                  msh7=header.timestamp.split(header.component_sep or "^", 1)[0],
                  received_at=doc.get("received_at"), tz=_zone_of(site, facility),
-                 label=f"{doc.get('message_type') or ''} {doc.get('control_id') or ''}".strip())
+                 label=f"{doc.get('message_type') or ''} {doc.get('control_id') or ''}".strip(),
+                 hd=header_hd(header.sending_application, header.component_sep),
+                 message=header.message_code)
 
 
 def _zone_of(site: Any, facility: str) -> str:
@@ -1935,10 +1939,14 @@ def _issue_to_warning(issue: dict[str, Any]) -> HL7Error:
     severity = "I" if issue.get("severity") == "information" else "W"
     # the field that stated the value (``ORC[1]-5``, engine.merge_rules.located/field_of): ERR-2 (mfix12)
     at = field_of((issue.get("location") or ("",))[0])
+    # ERR-3: the table 0357 code the merge gave (204 for an order's test held from an application that did not
+    # store its number: ``merge_rules.Owned``), else 0 -- the message accepted
+    code = next((str(c.get("code")) for c in (issue.get("details") or {}).get("coding") or ()
+                 if isinstance(c, dict) and c.get("system") == V2_0357 and c.get("code")), MESSAGE_ACCEPTED)
     if at is not None:
-        return HL7Error(str(text), segment=at[0], sequence=at[1], field=at[2], code=MESSAGE_ACCEPTED,
+        return HL7Error(str(text), segment=at[0], sequence=at[1], field=at[2], code=code,
                         severity=severity, ack_code="AA")
-    return HL7Error(str(text), code=MESSAGE_ACCEPTED, severity=severity, ack_code="AA")
+    return HL7Error(str(text), code=code, severity=severity, ack_code="AA")
 
 
 def _sender(item: _Item) -> Requestor:

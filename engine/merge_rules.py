@@ -34,6 +34,9 @@ from engine.repository.search import escape_value, token_value
 from mappings.site import DEFAULTS_DIR, OTHER_GROUP, SiteError, load_merge_file, local_code_system
 
 API = "api"  # FHIR REST clients (PUT, POST, transaction and batch Bundles)
+# HL7 table 0357 (message error condition codes): an issue's ``details`` coding in it is the ERR-3 its ACK warning
+# carries (``engine.ingest._issue_to_warning``; 0, message accepted, when none)
+V2_0357 = "http://terminology.hl7.org/CodeSystem/v2-0357"
 INDEX = "index"  # the master patient index
 # the writer marks of what no message of the feed wrote (a FHIR client, the patient index): the one
 # set the registrar, the Provenance-trail mark and the settlement ask
@@ -162,6 +165,37 @@ class Change:
     status: str = ""
 
 
+@dataclass(frozen=True, slots=True)
+class Owned:
+    """An element a message states only as the application that stored its number of the order (an order's
+    ``code`` that ORC-1 XX states under a filler number whose EI-2/EI-3 names another application, or that ORC-1
+    XO states: ``adapters.convert.results._not_the_orders``). The converter cannot tell whose number it is --
+    a relay (MSH-3 ``ESB``) passes on its lab's numbers, and a lab's filler number is often its assigning
+    authority, not its MSH-3 -- but the order's history can: ``MergeRules._numbered`` finds the message that
+    first stored this identifier on the order. Its sending application (MSH-3 by ``datatypes.same_hd``, at the
+    same institution) is this message's: stated. Anyone else's, or none stored (``unknown`` says which): the
+    element only fills an order not stored yet, and the ACK warns at ``at`` with ERR-3 ``code`` (``text``,
+    ``unknown`` appended when no message stored it); the message's own identifier of that kind, when the stored
+    order does not hold it, is not stored either -- a held claim to a number would make its sender the first to
+    store it (thirty-ninth round, ord39).
+
+    - ``kind``: the identifier's v2 0203 type (FILL, PLAC); ``system``/``value``: this message's number of it;
+    - ``through``: a merge.yaml source group the storing message must be of ("" any): a result message repeats
+      the placer's number (ORC-2) but places nothing, so the placer is the first ``order`` message to store it;
+    - ``unknown``: True -- a number no message stored names no one, and the element is held (the filler's, whose
+      namespace already named another); False -- taken (the placer's: nothing in the history to hold it by)."""
+
+    element: str
+    kind: str
+    system: str
+    value: str
+    at: str
+    text: str
+    code: str
+    through: str = ""
+    unknown: bool = True
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Said:
     """What one message said of one resource beside its content, for the merge (``MergeRules.saying``):
@@ -227,6 +261,8 @@ class Said:
     # states (the ACK's warning of a restatement held names the field: tfix35). Made eagerly, three
     # located texts an OBX cost ~2 % of a first version, whose merge asks none (thirty-fifth round, rerun35)
     later: tuple[str, int, tuple[tuple[str, int], ...]] | tuple[()] = ()
+    # elements stated only as the application that stored the order's number they come under (``Owned``)
+    owned: tuple[Owned, ...] = ()
 
     def at(self, element: str, resource: Mapping[str, Any]) -> str | None:
         """Where the message stated ``element`` of ``resource`` (the version it states): ``fields``, else
@@ -610,6 +646,28 @@ class MergeRules:
         # recognition item under two codes); the engine sets the recognition rules' reading here
         self.same_test: SameTest | None = None
 
+    def owned_of(self, rtype: str, resource: Mapping[str, Any]) -> tuple[Owned, ...]:
+        """What this thread's message states of ``resource`` only as the application that stored its number
+        (``Said.owned``): a first version carrying any is combined, not stored inline (``Writes.write_many``),
+        so its ACK still warns and the message's claim to the number is not stored (thirty-ninth round, ord39).
+        ``Writes.write_many`` asks ``owning`` once a group first: a 12-OBX lab result's ~17 first versions each
+        paid this call (~0.4 % of its instructions with the rest of the change)."""
+        if not self.owning():
+            return ()
+        told = self._local.said.get(f"{rtype}/{resource.get('id')}")
+        return told.owned if told is not None else ()
+
+    def owning(self) -> bool:
+        """Whether this thread's message said of any resource what it states only as the number's owner
+        (``Said.owned``): read once a message (``_local.owning``: its ``said`` and the answer)."""
+        saids = getattr(self._local, "said", None)
+        if not saids:
+            return False
+        owning = getattr(self._local, "owning", None)
+        if owning is None or owning[0] is not saids:
+            owning = self._local.owning = (saids, any(told.owned for told in saids.values()))
+        return bool(owning[1])
+
     def said_of(self, ref: str) -> Said | None:
         """What this thread's message said of ``ref`` ("Type/id") beside its content, if anything
         (``saying``): the patient index locates a merge it refuses at the field that stated it."""
@@ -824,6 +882,8 @@ class MergeRules:
         plan = self.plan(rtype, source)
         if plan.trivial:
             return True
+        if creating and resource is not None and self.owned_of(rtype, resource):
+            return False  # an element stated only as the number's owner (``Owned``): said even of a create
         if creating and plan.inherited and (resource is None or any(
                 resource.get(ep.inherits[0]) for _, ep in plan.inherited if ep.inherits)):
             return False  # a create naming what it ``inherits`` from (a replacement order) is combined
@@ -865,6 +925,9 @@ class MergeRules:
                 at = {f"{rtype}.{element}": where for element, where in told.fields} if told is not None else {}
                 for name, ep in plan.inherited:
                     self._inherit(rtype, name, ep, out, issues, at)
+            owned = self.owned_of(rtype, incoming) if source != API else ()
+            if owned:
+                out = self._not_numbered(rtype, None, out, owned, issues)
             return Combined(out, issues)
         if plan.moved:  # what older code stored elsewhere is read where it is stored now (``was``)
             stored = _moved(stored, plan.moved)
@@ -932,6 +995,8 @@ class MergeRules:
                 if assumed:
                     incoming = {k: v for k, v in incoming.items() if k not in assumed}
                     status_kept = "status" in assumed
+            if said.owned:  # (stated only by the number's owner: else as assumed, and said)
+                incoming = self._not_numbered(rtype, stored, incoming, said.owned, issues)
         out = {}
         for name in (*incoming, *(k for k in stored if k not in incoming)):
             if name in ("resourceType", "id"):
@@ -1695,6 +1760,78 @@ class MergeRules:
                 break
             first = version
         return first
+
+    def _not_numbered(self, rtype: str, stored: Resource | None, incoming: Resource, owned: tuple[Owned, ...],
+                      issues: list[Issue]) -> Resource:
+        """``incoming`` without what it states only as the application that stored the order's number
+        (``Owned``) when the order's history names another (``_numbered``), or none for a number that must
+        have one: such an element only fills an order not stored yet (``stored`` None: a create, or one
+        stored without it), the message's own identifier of that kind is not stored unless the order holds
+        it already or it is all the order is found by, and the ACK warns at the field that stated it with
+        the ERR-3 the converter chose (``Owned.code``: 204, the number is no key of the sender's)."""
+        dates: Dates | None = getattr(self._local, "at", None)
+        for own in owned:
+            if own.element not in incoming:
+                continue
+            stamps = self._numbered(rtype, stored, own) if stored is not None else None
+            if stamps is None:
+                if not own.unknown:
+                    continue  # (nothing in the history to hold it by: the placer's, as before)
+                why = f"no message stored {own.kind} {own.value} on it before"
+            elif dates is not None and all(_same_application(s, dates.now) for s in stamps):
+                continue  # (the application that stored the number: its own statement)
+            else:
+                first = stamps[0]
+                who = first.sender.replace("^", " of ") if first.sender.strip("^") else first.unusable
+                why = f"the order's history names {who} (message {first.label}) as the one that stored {own.kind} {own.value}"
+            if stored is not None and own.element in stored:
+                incoming = {k: v for k, v in incoming.items() if k != own.element}
+            idents = incoming.get("identifier")
+            if isinstance(idents, list) and not any(_is_number(i, own) for i in (stored or {}).get("identifier") or ()):
+                rest = [i for i in idents if not _is_number(i, own)]
+                if rest and len(rest) < len(idents):
+                    incoming = {**incoming, "identifier": rest}
+            issues.append({"severity": "warning", "code": "conflict", "expression": [f"{rtype}.{own.element}"],
+                           "location": [own.at], "diagnostics": f"{own.text} ({why})",
+                           "details": {"coding": [{"system": V2_0357, "code": own.code}]}})
+        return incoming
+
+    def _numbered(self, rtype: str, stored: Resource, own: Owned) -> list[Stamp] | None:
+        """The ``Stamp`` of the message that first stored ``own``'s number (its kind, system and value) on
+        ``stored`` -- the one owner of "whose number is it", for the filler's (FILL) and the placer's (PLAC)
+        alike: the earliest of the versions, newest back, that all hold it, and the messages whose Provenances
+        name that version (and this batch's earlier messages that wrote it: ``Dates.pending``). With
+        ``own.through`` (a source group) the first such version a message of that group wrote. None when the
+        stored order does not hold the number, no message stated the version (a FHIR client's), or there are
+        no message times or history to read (no ingest)."""
+        dates: Dates | None = getattr(self._local, "at", None)
+        keeper = getattr(self._local, "stored", None)
+        history, search = getattr(keeper, "history", None), getattr(keeper, "search", None)
+        if dates is None or history is None or search is None or not stored.get("id") \
+                or not any(_is_number(i, own) for i in stored.get("identifier") or ()):
+            return None
+        try:
+            versions = history(rtype, stored["id"])
+        except NotFound:
+            return None
+        run = []  # (the versions holding it, newest first, back to the first that does not)
+        for version in versions:
+            if not any(_is_number(i, own) for i in version.get("identifier") or ()):
+                break
+            run.append(version)
+        ref = f"{rtype}/{stored['id']}"
+        _every, by_version = self._provenances(keeper, search, rtype, ref)
+        group = self._groups.get(own.through) if own.through else None
+        for version in reversed(run):
+            target = f"{ref}/_history/{(version.get('meta') or {}).get('versionId')}"
+            provs = by_version.get(target, ())
+            stamps = [*(dates.of(provs) if provs else ()), *dates.pending(target)]
+            if group is None:
+                return stamps or None
+            stamps = [s for s in stamps if s.message in group]
+            if stamps:
+                return stamps
+        return None
 
     def _collect_through(self, resource: Resource, path: tuple[str, ...]) -> list[Any]:
         """``_collect`` of ``path``; where its first step holds references (a report's ``basedOn``),
@@ -3256,6 +3393,22 @@ def line_run(lines: list[str], part: list[str]) -> int:
         return -1
     width = len(part)
     return next((i for i in range(len(lines) - width + 1) if lines[i:i + width] == part), -1)
+
+
+def _is_number(ident: Any, own: Owned) -> bool:
+    """Whether an Identifier is ``own``'s number: its kind (v2 0203), system and value."""
+    return (isinstance(ident, dict) and ident.get("value") == own.value and ident.get("system") == own.system
+            and ident_type(ident) == own.kind)
+
+
+def _same_application(one: Stamp, other: Stamp) -> bool:
+    """Whether two messages came from one sending application: one institution, and MSH-3 one application
+    by ``datatypes.same_hd`` (the universal ids where both carry one, else the namespace ids) -- ``sender``'s
+    MSH-3.1 alone would make another hospital's ``RIS^<OID>^ISO`` ours (rv38i HIGH)."""
+    from adapters.convert.datatypes import same_hd  # (datatypes imports this module: asked at run time)
+
+    return (bool(one.sender.strip("^")) and one.sender.rsplit("^", 1)[-1] == other.sender.rsplit("^", 1)[-1]
+            and same_hd(one.application, other.application))
 
 
 def ident_type(ident: Mapping[str, Any]) -> str:

@@ -63,7 +63,12 @@ class Stamp:
     - ``sent``: MSH-7 read (institution's zone when it states no offset), None when not usable;
     - ``unusable``: why not ("" usable): missing, unreadable, ahead of the receipt;
     - ``received``: the message's receipt (the message store's ``received_at``): arrival order;
-    - ``label``: the message named in a reason ("ORU^R01 MT33-0001")."""
+    - ``label``: the message named in a reason ("ORU^R01 MT33-0001");
+    - ``application``: MSH-3 whole as an HD (namespace id, universal id, its type), which ``sender``'s
+      MSH-3.1 alone cannot tell apart from another hospital's application of the same common name
+      (``RIS^<OID>^ISO``): who stored an order's number is that application (``MergeRules._numbered``,
+      compared by ``datatypes.same_hd``; thirty-ninth round, ord39);
+    - ``message``: MSH-9.1, the message's code (ORM, ORU): which writer of the merge rules it was."""
 
     sender: str
     text: str
@@ -74,11 +79,14 @@ class Stamp:
     # the end of the span MSH-7 names when sent coarser than a second ("2026120211": any time of that
     # hour; exclusive); None: a point in time (to the second or finer) -- ``order``
     until: _dt.datetime | None = None
+    application: tuple[str, str, str] = ("", "", "")
+    message: str = ""
 
 
 def stamp(*, application: str, institution: str, msh7: str, received_at: str | None, tz: str,
-          label: str = "") -> Stamp:
-    """The ``Stamp`` of a message from its MSH fields and its receipt time."""
+          label: str = "", hd: tuple[str, str, str] = ("", "", ""), message: str = "") -> Stamp:
+    """The ``Stamp`` of a message from its MSH fields and its receipt time (``hd``: MSH-3 whole,
+    ``message``: MSH-9.1)."""
     received = aware_instant(received_at)
     sent: _dt.datetime | None = None
     why = ""
@@ -95,7 +103,13 @@ def stamp(*, application: str, institution: str, msh7: str, received_at: str | N
                        f"({received.isoformat(timespec='seconds')}): the sender's clock is not to be trusted")
                 sent = None
     return Stamp(f"{application}^{institution}", msh7, sent, why, received, label,
-                 _span_end(msh7.strip(), sent) if sent is not None else None)
+                 _span_end(msh7.strip(), sent) if sent is not None else None, hd, message)
+
+
+def header_hd(value: str, separator: str) -> tuple[str, str, str]:
+    """An HD field as sent (MSH-3 in the sender's delimiters) as (namespace id, universal id, its type)."""
+    parts = [p.strip() for p in value.split(separator or "^")[:3]] + ["", ""]
+    return parts[0], parts[1], parts[2]
 
 
 _DIGITS = re.compile(r"\d*")

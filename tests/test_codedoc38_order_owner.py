@@ -69,9 +69,11 @@ def test_the_placers_change_recodes_the_order(http: TestClient) -> None:
     """Guard: the placer's XO changing head CT to chest CT after the RIS's report recodes the order, with no W at
     OBR-4 -- though its MSH-3 (HISAPP) is not the placer number's namespace (HIS): a placer's EI-2 is often its
     assigning authority, not its application (the NIST and nHapi OML samples), so a placer's statement is not
-    judged by it."""
+    judged by it. (Since ord39 the order's history is: HISAPP placed it -- its NW stored the placer number; an XO
+    from an application that did not is held, ``tests/test_ord39_order_history.py``.)"""
     placer = "D38O-XO"
-    send(http, _ordered(placer))
+    assert "|HIS|FNZYY|" in _ordered(placer)
+    send(http, _ordered(placer).replace("|HIS|FNZYY|", "|HISAPP|FNZYY|", 1))
     assert "MSA|AA" in send(http, _ris(oru(placer, item=HEAD)))
     xo = (msh(B, "HISAPP", "ORM^O01^ORM_O01", RESULTED) + pid(B)
           + f"ORC|XO|{placer}^HIS|F{placer}^RIS||IP\n" + f"OBR|1|{placer}^HIS|F{placer}^RIS|{CHEST}|||{ORDERED}\n")

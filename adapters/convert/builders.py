@@ -694,6 +694,36 @@ def as_sent_system(sent: str, ctx: Context) -> str:
     return f"urn:huren:id:{ctx.urn_code}:{ns}" if ns else sent
 
 
+AS_SENT_MARK = _AS_SENT["text"].encode()  # (a stored booking's JSON holding a copy holds these bytes: ``as_sent_upgraded``)
+
+
+def as_sent_upgraded(identifiers: Any) -> list[Any] | None:
+    """A booking's identifiers with each SCH-2 as-sent copy an earlier release kept under the bare namespace
+    system (``urn:huren:id:<HD-1>``: old37, before codedoc38) put under the sender's, ``urn:huren:id:<MSH-4>:
+    <HD-1>`` (``as_sent_system``) -- the institution read from the booking's own key beside it, the FILL
+    identifier ``urn:huren:appointment:<MSH-4>:<HD-1>`` of the same value (``_appointment_patient`` made both
+    from one SCH-2: the sender's own namespace or an application of its institution). None when no copy is to
+    move (none of the old form, or no key naming one institution for it). The once-per-store pass of
+    ``engine.booking_as_sent`` writes what this gives (review rv38f LOW; thirty-ninth round, ord39)."""
+    if not isinstance(identifiers, list):
+        return None
+    keys = [(str(i.get("system") or ""), i.get("value")) for i in identifiers
+            if isinstance(i, dict) and ident_type(i) == "FILL"]
+    out, moved = [], False
+    for ident in identifiers:
+        ns = _namespace_app(ident.get("system")) if isinstance(ident, dict) else ""
+        if ns and ":" not in ns and (ident.get("type") or {}).get("text") == _AS_SENT["text"] \
+                and not (ident.get("type") or {}).get("coding"):
+            at = {system.removeprefix("urn:huren:appointment:").partition(":")[0] for system, value in keys
+                  if value == ident.get("value") and system.startswith("urn:huren:appointment:")
+                  and system.endswith(f":{ns}") and system.count(":") == 4}
+            if len(at) == 1:
+                ident = {**ident, "system": f"urn:huren:id:{at.pop()}:{ns}"}
+                moved = True
+        out.append(ident)
+    return out if moved else None
+
+
 def _filler_key(res: Resource, old: str, env: Env) -> str | None:
     """``key_by: filler_id``: an Appointment is the filler's appointment -- its id (SCH-2, FILL) in the
     filler's namespace (the EI's, else the sending application's, ``_appointment_system``) keys it, not

@@ -16,7 +16,7 @@ from typing import Any, NamedTuple
 
 from adapters.hl7v2.errors import HL7Error
 from adapters.hl7v2.parser import Message, Segment
-from engine.merge_rules import Change, Delete, Said, Where, located
+from engine.merge_rules import Change, Delete, Owned, Said, Where, located
 from engine.repository.ids import id_maker
 from mappings.site import Institution, Site, urn_part
 
@@ -165,6 +165,8 @@ class Context:
     identified: dict[str, tuple[str, str, tuple[str, int, int]]] = field(default_factory=dict)
     # (resource, element): a create-only resource the message states this element of (``Said.only``)
     stated_only: list[tuple[Resource, str]] = field(default_factory=list)
+    # (resource, what it states only as the application that stored the order's number: ``Said.owned``)
+    owned_by_number: list[tuple[Resource, Owned]] = field(default_factory=list)
     # "Type/id" of a Condition a DG1-21 D withdraws -> (subject, its stay's "Type/id" or "", its code,
     # DG1-20, the warning said when nothing stored is that diagnosis): written only onto a stored one
     # (``settle_withdrawn``, dgfix25b)
@@ -355,20 +357,25 @@ class Context:
         stored length (``Said.start_alone``)."""
         self.starts_alone.append((resource, (start, sent, at)))
 
+    def numbered(self, resource: Resource, owned: Owned) -> None:
+        """``owned.element`` of ``resource`` is stated only if the order's history names this message's
+        sender as the application that stored its number (``Said.owned``: the merge decides, on the store)."""
+        self.owned_by_number.append((resource, owned))
+
     def said_count(self) -> int:
         """How many things the message said beside the resources' content so far (a conversion
         that said any cannot be replaced by a copy of an earlier one's resources)."""
         return (len(self.deletes) + len(self.assumptions) + len(self.fields) + len(self.later) + len(self.told_apart)
                 + len(self.moves)
                 + len(self.mothers) + len(self.referrals) + len(self.changed) + len(self.starts_alone)
-                + len(self.stated_only))
+                + len(self.stated_only) + len(self.owned_by_number))
 
     def said(self) -> dict[str, Said]:
         """What the message said of each resource beside its content, by "Type/id" (a resource
         merged into another by ``put`` is that one)."""
         if not (self.deletes or self.assumptions or self.fields or self.later or self.told_apart or self.moves
                 or self.mothers
-                or self.referrals or self.changed or self.starts_alone or self.stated_only):
+                or self.referrals or self.changed or self.starts_alone or self.stated_only or self.owned_by_number):
             return {}
         deletes: dict[str, list[Delete]] = {}
         assumed: dict[str, set[str]] = {}
@@ -417,7 +424,12 @@ class Context:
             ref = _ref_of(resource)
             if ref is not None:
                 only.setdefault(ref, set()).add(element)
-        others = {*deletes, *apart, *moves, *mothers, *referred, *changed, *alone, *only}
+        owned: dict[str, list[Owned]] = {}
+        for resource, own in self.owned_by_number:
+            ref = _ref_of(resource)
+            if ref is not None:
+                owned.setdefault(ref, []).append(own)
+        others = {*deletes, *apart, *moves, *mothers, *referred, *changed, *alone, *only, *owned}
         # (only assumed -- a Patient's active, a Location's name made from a PL's codes: one shared Said)
         others.update(ref for ref in later if ref not in fields)
         out = {ref: _assumed_only(frozenset(elements)) for ref, elements in assumed.items()
@@ -428,7 +440,7 @@ class Context:
                          mother=tuple(mothers.get(ref, ())), referred=frozenset(referred.get(ref, ())),
                          changes=tuple((changed.get(ref) or {}).items()),
                          start_alone=alone.get(ref, ()), only=frozenset(only.get(ref, ())),
-                         later=later.get(ref, ()))
+                         later=later.get(ref, ()), owned=tuple(owned.get(ref, ())))
                for ref in others}
         for ref, located_at in fields.items():  # (a result's OBX-11 alone, the commonest: one shared Said)
             if ref not in others:

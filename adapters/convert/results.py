@@ -24,9 +24,11 @@ from engine.merge_rules import (
     API,
     PANEL,
     STAND_IN_EXT,
+    Owned,
     all_results_of,
     concept_label,
     line_run,
+    located,
     progress_of,
     same_concept,
     stand_in,
@@ -429,39 +431,66 @@ _PLACER_ASKS = frozenset({"CA", "DC", "HD", "RL"})
 
 
 def _not_the_orders(group: Group, ctx: Context, res: Resource, obr: Segment) -> None:
-    """A filler's statement of an order (ORC-1 XX, SC, OK ...; not the placer's statements, ``_PLACER_STATES``
-    -- the replacements RP/RU/RQ among them --, nor its requests, ``_PLACER_ASKS``) from an application that is
-    not the order's filler does not recode it.
+    """An order message's test from an application that is neither the order's filler (its filler's statements:
+    ORC-1 XX, SC, OK ...) nor its placer (ORC-1 XO) does not recode a stored order.
 
     v2.5 ch. 4 gives the placer the change of the order (ORC-1 XO, RP: ``_PLACER_STATES``) and the filler
     its own, under its filler number (XX "order/service changed, unsolicited", RU: table 0119).
     ``merge.yaml``'s ``states: [order]`` took the test of any order message, so a third application's ORM
     under the RIS's numbers (the LIS's XX naming chest CT over the RIS's head CT) recoded the RIS's order
-    (codefix37 kept only its report from following). Whose filler number it is its EI-2/EI-3 says
-    (``same_hd``: the universal ids where both carry one, else the namespace ids -- rv38i HIGH: any shared
-    form let another hospital's ``RIS`` recode it; against the sending application, MSH-3, and its facility,
-    MSH-4 -- the nHapi
-    samples' filler ``OF`` at ``Chemistry`` numbers ``555^chemistry``; case aside): another's -> the
-    message's test is only assumed (``Context.assumed``: it fills an order not stored yet, never replaces a
-    stored order's code) and the ACK warns at OBR-4 (AA, the rest stored, the message kept as sent). The
-    warning's ERR-3 is 204 (unknown key identifier: the filler number is no key of the sending
-    application's), not 206 (application record locked), which table 0357 describes as a storage-level
-    lock and sender engines read as "retry later" -- a resend of the same XX is held the same way; nor 207,
-    which says huren failed (review rv38f L3, cdfix38). A filler number sent without a namespace is the sender's own numbering (as SCH-2's,
-    ``builders._appointment_system``); a message whose placer number names the sender is the placer's; a
-    message naming no sending application tells nothing: all as before.
+    (codefix37 kept only its report from following). (Review rv37c; thirty-eighth round, codedoc38.)
 
-    The placer's statements are not judged by the number's namespace: a placer's EI-2/EI-3 is often its
-    assigning authority, not MSH-3 (the NIST and nHapi OML samples: ORC-2 ``^^<OID .24>`` from MSH-3 ``<OID
-    .22>``, ``12345678^gastric`` from ``OP``), so it would have held the placer's own XO. Result messages
+    *The filler's statements* (not the placer's statements, ``_PLACER_STATES`` -- the replacements RP/RU/RQ
+    among them --, nor its requests, ``_PLACER_ASKS``). A filler number whose EI-2/EI-3 names the sending
+    application (MSH-3) or its facility (MSH-4) is the sender's (``same_hd``: the universal ids where both
+    carry one, else the namespace ids -- rv38i HIGH: any shared form let another hospital's ``RIS`` recode it;
+    the nHapi samples' filler ``OF`` at ``Chemistry`` numbers ``555^chemistry``; case aside); so is one sent
+    without a namespace (the sender's own numbering, as SCH-2's, ``builders._appointment_system``), and a
+    message whose placer number names the sender is the placer's. Any other is decided by the order's
+    history, which the converter cannot read: the test is stated only if the application that first stored
+    this filler number (FILL) on the order is this message's sender (``Context.numbered``: ``merge_rules.Owned``,
+    decided by ``MergeRules._numbered``) -- a relay (MSH-3 ``ESB``) passing on its lab's numbers, a lab whose
+    filler number's authority is not its MSH-3 (node-hl7-complete's ``Lab1^1234^CLIA`` numbering
+    ``^Lab^<OID>^ISO``) stored the number with its report, and its XX is its own (review rv38f MED; cdfix38's
+    "left"; thirty-ninth round, ord39). A number no message stored, or another's: the test only fills an order
+    not stored yet and the ACK warns at OBR-4 with ERR-3 204 (unknown key identifier: the filler number is no
+    key of the sending application's), not 206 (application record locked: read as "retry later"), nor 207
+    (huren failed) -- review rv38f L3, cdfix38; AA, the rest stored, the message kept as sent.
+
+    *The placer's change* (ORC-1 XO). The placer number's namespace is not judged by itself -- a placer's
+    EI-2/EI-3 is often its assigning authority, not MSH-3 (the NIST and nHapi OML samples: ORC-2 ``^^<OID
+    .24>`` from MSH-3 ``<OID .22>``, ``12345678^gastric`` from ``OP``; a first cut judging it held the placer's
+    own XO in 10 golden samples) -- but it still says the sender's own when it names it. Otherwise the history
+    decides, by the same owner: the application whose order message (merge.yaml ``order``) first stored the
+    placer number (PLAC) is the placer -- a result message repeats ORC-2 and places nothing. A third
+    application's XO under it is held as above (review codedoc38's "a third application's XO ... still recodes
+    the order"; ord39); a number no order message stored names no placer: taken, as before. Result messages
     are judged by the ``another`` rule (and a report follows only its filler's own change:
-    ``MergeRules._order_states``). (Review rv37c; codefix37's "left alone"; thirty-eighth round, codedoc38.)"""
+    ``MergeRules._order_states``)."""
     orc, msh = group.orc, ctx.message.msh
-    if (orc is None or not _filler_in_an_order_message(orc, ctx) or orc.value(1).strip().upper() in _PLACER_ASKS
-            or not msh.value(3).strip()):
+    if orc is None:
         return
+    control = orc.value(1).strip().upper()
+    placing = control == "XO" and _placers_statement(orc, ctx)
+    if not placing and (not _filler_in_an_order_message(orc, ctx) or control in _PLACER_ASKS):
+        return  # (neither judged: asked first, as every result group comes here)
+    app = msh.value(3).strip()
+    if not app:
+        return  # (a message naming no sending application tells nothing)
     sender = tuple((msh.value(n).strip(), msh.value(n, comp=2).strip(), msh.value(n, comp=3).strip()) for n in (3, 4))
     placer, pf, filler, ff = _order_numbers(group)
+    if placing:
+        if placer is None or any(same_hd(_ei_authority(placer.rep(pf)), hd) for hd in sender):
+            return  # (the placer's own number, by its namespace)
+        number = _identifier_of(res, "PLAC")
+        if number is not None:
+            ctx.numbered(res, Owned(
+                "code", "PLAC", number[0], number[1], located(obr.name, obr.sequence, 4),
+                f"OBR-4: ORC-1 XO is the placer's change of the order and the sending application {app} is not "
+                f"this order's placer ({placer.name}-{pf} {placer.value(pf)}): its test is kept only for an order "
+                "not stored yet and does not change a stored order's test (the placer's XO or the filler's XX "
+                "does)", UNKNOWN_KEY_IDENTIFIER, through="order", unknown=False))
+        return
     if filler is None:
         return
     owner = filler.rep(ff)
@@ -470,13 +499,25 @@ def _not_the_orders(group: Group, ctx: Context, res: Resource, obr: Segment) -> 
         return  # (the sender's own filler number: its HD names the sending application or facility)
     if placer is not None and any(same_hd(_ei_authority(placer.rep(pf)), hd) for hd in sender):
         return  # (the placer's own message)
-    ctx.assumed(res, "code")
-    app, control = msh.value(3).strip(), orc.value(1).strip().upper()
-    ctx.warn(obr.error(
+    number = _identifier_of(res, "FILL")
+    if number is None:
+        return
+    ctx.numbered(res, Owned(
+        "code", "FILL", number[0], number[1], located(obr.name, obr.sequence, 4),
         f"OBR-4: ORC-1 {control} is the filler's statement and the sending application {app} is not this "
         f"order's filler ({filler.name}-{ff} names {owner.comp(2).strip() or owner.comp(3).strip()}): its test is "
         "kept only for an order not stored yet and does not change a stored order's test (the filler's XX or "
-        "the placer's XO does)", 4, code=UNKNOWN_KEY_IDENTIFIER))
+        "the placer's XO does)", UNKNOWN_KEY_IDENTIFIER))
+
+
+def _identifier_of(res: Resource, kind: str) -> tuple[str, str] | None:
+    """The (system, value) of ``res``'s identifier of v2 0203 type ``kind`` (FILL, PLAC), as ``service_request``
+    made it from the order number: the number the merge looks for in the order's history."""
+    for ident in res.get("identifier") or ():
+        coding = ((ident.get("type") or {}).get("coding") or [{}])[0]
+        if coding.get("code") == kind and ident.get("system") and ident.get("value"):
+            return str(ident["system"]), str(ident["value"])
+    return None
 
 
 def _ei_authority(rep: Repetition) -> tuple[str, str, str]:
