@@ -1,6 +1,6 @@
 """A SQLite put's first versions (thirty-ninth round, perf39): their rows go into flat lists as the put
 makes them (``sqlite_fhir.insert_flat``, no tuple a row and no pass flattening them again), and the
-blobs of their resource rows (the body, ``hkeys``) are bound as ``bytearray``, which the sqlite3
+blobs of their resource rows (the body, ``hkeys``; a later version's UPDATE too) are bound as ``bytearray``, which the sqlite3
 module binds as it is, where a ``bytes`` value first costs a look-up in its adapter registry and the
 ``__adapt__``/``__conform__`` protocol (CPython's ``_need_adapt``). The same rows and the same BLOBs
 are stored; a body is read back as the ``bytes`` it was.
@@ -33,7 +33,7 @@ PUT_TABLES = ("fhir_resource", "ix_hash", "ix_date", "ix_string", "ix_quantity")
 
 
 class _Recording:
-    """The writer connection, its INSERT statements' parameters into the put's tables recorded."""
+    """The writer connection, its INSERT and UPDATE statements' parameters on the put's tables recorded."""
 
     def __init__(self, conn: sqlite3.Connection) -> None:
         object.__setattr__(self, "_conn", conn)
@@ -46,7 +46,7 @@ class _Recording:
         setattr(self._conn, name, value)
 
     def _note(self, sql: str, rows: list[Any]) -> None:
-        if sql.startswith("INSERT") and any(f" {t} " in sql or f" {t}(" in sql for t in PUT_TABLES):
+        if sql.startswith(("INSERT", "UPDATE")) and any(f" {t} " in sql or f" {t}(" in sql for t in PUT_TABLES):
             self.bound.extend((sql.split(" VALUES")[0], v) for row in rows for v in row)
 
     def execute(self, sql: str, *args: Any) -> Any:
@@ -112,6 +112,7 @@ def test_write_groups_bind_no_bytes_and_store_their_bodies_as_bytes(tmp_path: Pa
                                          {"reference": "Patient/p1"}]}])
             repo.write_many([{**_obs("A"), "valueQuantity": {"value": 14.0, "unit": "g/dL"}}, _obs("C")])
         assert len(recording.bound) > 60
+        assert any(head.startswith("UPDATE fhir_resource") for head, _v in recording.bound)  # A's second version
         assert _bytes_bound(recording) == []
         store._conn = recording._conn  # type: ignore[assignment]
         _assert_stored_as_their_bodies_say(SimpleNamespace(repository=repo, store=store))  # type: ignore[arg-type]

@@ -483,8 +483,10 @@ class SqliteFhirBackend(SqliteSearch):
                         sortkeys, keys, ranges = None, (), None
                     replaced[rid] = (rtype, target, keys)
                     given[(rtype, rec.id)] = rid
-                    updates.append((rec.version, rec.updated, int(rec.deleted), rec.body, sortkeys, _pack(keys),
-                                    ranges, rec.writer, rid))
+                    body = rec.body  # (bound as ``bytearray``, as a first version's: see below)
+                    updates.append((rec.version, rec.updated, int(rec.deleted),
+                                    bytearray(body) if type(body) is bytes else body, sortkeys,
+                                    bytearray(_pack(keys)), ranges, rec.writer, rid))
                     rec.key = rid
                     continue
                 rid = next_rid
