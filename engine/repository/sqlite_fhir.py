@@ -157,10 +157,18 @@ _ROWS_AT_ONCE = (64, 16, 4)
 _INSERTS: dict[tuple[str, int, int], str] = {}  # (head, columns, rows) -> its statement
 
 
+def _statement(head: str, width: int, size: int) -> str:
+    """``head VALUES (?, ...), ...``: ``size`` rows of ``width`` values (made once a process)."""
+    sql = _INSERTS.get((head, width, size))
+    if sql is None:
+        one = "(" + ", ".join("?" * width) + ")"
+        sql = _INSERTS[(head, width, size)] = f"{head} VALUES {', '.join([one] * size)}"
+    return sql
+
+
 def insert_many(conn: Any, head: str, rows: Sequence[tuple[Any, ...]]) -> None:
     """``head VALUES (?, ...), (?, ...) ...`` for ``rows`` (each of the same width, the order
-    kept), as few statements of ``_ROWS_AT_ONCE`` rows as fit, each run by one ``executemany``
-    over the chunks of its size, and one ``executemany`` of single rows for the rest.
+    kept): ``insert_flat`` of their values one after the other.
 
     Why not one ``executemany`` of single rows: the sqlite3 module steps a statement once per row,
     and each step releases and retakes the GIL and SQLite's connection mutex and resets the
@@ -169,19 +177,36 @@ def insert_many(conn: Any, head: str, rows: Sequence[tuple[Any, ...]]) -> None:
     pays it once. The rows, their order and the conflict rule are the statement's (``INSERT OR
     IGNORE`` ignores a duplicate row of a multi-row statement as it does one of its own), so what
     is stored is the same; an error aborts the statement and the caller's transaction as before."""
-    width = len(rows[0])
-    start, n = 0, len(rows)
+    insert_flat(conn, head, len(rows[0]), list(_flat(rows)))
+
+
+def insert_flat(conn: Any, head: str, width: int, values: list[Any]) -> None:
+    """``insert_many`` of rows given as one flat list (``width`` values a row, row after row): as
+    few statements of ``_ROWS_AT_ONCE`` rows as fit, each run by one ``executemany`` over the
+    slices of its size, and one ``executemany`` of single rows for the rest.
+
+    Why flat: the put's first versions write their rows here as they make them (``put_many``), so
+    no tuple is made per row and no pass flattens them again; a statement's parameters are then a
+    slice of the list (callgrind, perf39: ``chain``'s flattening alone was ~0.1 M instructions of a
+    12-OBX message's put; with the blobs bound as ``bytearray``, the message 13.90 -> 13.79 M)."""
+    n = len(values) // width
+    start = 0
     for size in _ROWS_AT_ONCE:
         whole = (n - start) // size * size
         if whole:
-            sql = _INSERTS.get((head, width, size))
-            if sql is None:
-                one = "(" + ", ".join("?" * width) + ")"
-                sql = _INSERTS[(head, width, size)] = f"{head} VALUES {', '.join([one] * size)}"
-            conn.executemany(sql, [list(_flat(rows[at : at + size])) for at in range(start, start + whole, size)])
+            step = size * width
+            conn.executemany(_statement(head, width, size),
+                             [values[at : at + step] for at in range(start * width, (start + whole) * width, step)])
             start += whole
     if start < n:
-        conn.executemany(f"{head} VALUES ({', '.join('?' * width)})", rows[start:] if start else rows)
+        conn.executemany(_statement(head, width, 1),
+                         [values[at : at + width] for at in range(start * width, n * width, width)])
+
+
+_INSERT_RESOURCE = ("INSERT INTO fhir_resource (rid, type, id, version, updated, deleted, body, sortkeys, hkeys, "
+                    "ranges, idh, writer)")
+_INSERT_OR_IGNORE = {table: f"INSERT OR IGNORE INTO {table}" for table in ("ix_hash", *_RANGE_TABLES)}
+_WIDTH = {"ix_hash": 3, **{table: len(columns) for table, columns in _RANGE_COLUMNS.items()}}
 
 
 def _add_writer(conn: Any) -> None:
@@ -429,14 +454,21 @@ class SqliteFhirBackend(SqliteSearch):
             next_rid = self._first_rid(conn)
             given = self._given_rids()  # read once: the put adds each rid it gives (below)
             rids = self._target_rids(items, next_rid, given)
-            inserts, updates = [], []
+            updates: list[tuple[Any, ...]] = []
             replaced: dict[int, tuple[str, dict[str, list[tuple[Any, ...]]], Collection[tuple[int, int]]]] = {}
-            tables = self._empty_tables()
-            # a first version's rows go straight into the tables' lists (the ingest path: ~17
-            # resources a message, so what is done per resource is written out here once)
-            add_hash, add_date = tables["ix_hash"].append, tables["ix_date"].append
-            add_string, add_quantity = tables["ix_string"].append, tables["ix_quantity"].append
-            add_insert = inserts.append
+            tables = self._empty_tables()  # the rows replaced versions add (``_replace_rows``)
+            # a first version's rows go straight into flat lists, row after row, as ``insert_flat``
+            # takes them (the ingest path: ~17 resources a message, so what is done per resource is
+            # written out here once); its blobs (body, hkeys) as ``bytearray``: the sqlite3 module
+            # binds a str, int, float or bytearray as it is, but asks its adapter registry and the
+            # object's ``__adapt__``/``__conform__`` first for anything else, ``bytes`` too
+            # (CPython's ``_need_adapt``: ~3 k instructions a value under callgrind, against a
+            # copy of ~1.4 KB); the same BLOB is stored, and read back as ``bytes``
+            inserts: list[Any] = []
+            hash_rows: list[Any] = []
+            date_rows: list[Any] = []
+            string_rows: list[Any] = []
+            quantity_rows: list[Any] = []
             hashers, dumps, dumps_ranges = self._hashers, _sort_keys, orjson.dumps
             for rec, rows, previous in items:
                 rtype = rec.type
@@ -451,8 +483,10 @@ class SqliteFhirBackend(SqliteSearch):
                         sortkeys, keys, ranges = None, (), None
                     replaced[rid] = (rtype, target, keys)
                     given[(rtype, rec.id)] = rid
-                    updates.append((rec.version, rec.updated, int(rec.deleted), rec.body, sortkeys, _pack(keys),
-                                    ranges, rec.writer, rid))
+                    body = rec.body  # (bound as ``bytearray``, as a first version's: see below)
+                    updates.append((rec.version, rec.updated, int(rec.deleted),
+                                    bytearray(body) if type(body) is bytes else body, sortkeys,
+                                    bytearray(_pack(keys)), ranges, rec.writer, rid))
                     rec.key = rid
                     continue
                 rid = next_rid
@@ -464,25 +498,28 @@ class SqliteFhirBackend(SqliteSearch):
                     sortkeys = dumps(rows.sort)
                     keys = hasher.keys(rows, rids)
                     if keys:
-                        blob = _packer(2 * len(keys)).pack(*_flat(keys)) + PAIRS
+                        blob = bytearray(_packer(2 * len(keys)).pack(*_flat(keys)))
+                        blob += PAIRS
                         for h, q in keys:
-                            add_hash((h, rid, q))
+                            hash_rows += (h, rid, q)
                     else:
                         blob = PAIRS
                     dates, strings, quantities = rows.dates, rows.strings, rows.quantities
                     if dates or strings or quantities:  # as _collect
                         hp = hasher.hp
                         for p, lo, hi in dates:
-                            add_date((hp[p], lo, hi, rid))
+                            date_rows += (hp[p], lo, hi, rid)
                         for p, n, raw in strings:
-                            add_string((hp[p], n, raw, rid))
+                            string_rows += (hp[p], n, raw, rid)
                         for p, v, system, code in quantities:
-                            add_quantity((hp[p], v, system, code, rid))
+                            quantity_rows += (hp[p], v, system, code, rid)
                         ranges = dumps_ranges((dates, strings, quantities)).decode()
                     else:
                         ranges = None
-                add_insert((rid, rtype, rec.id, rec.version, rec.updated, int(rec.deleted), rec.body,
-                            sortkeys, blob, ranges, id_hash(rtype, rec.id), rec.writer))
+                body = rec.body
+                inserts += (rid, rtype, rec.id, rec.version, rec.updated, int(rec.deleted),
+                            bytearray(body) if type(body) is bytes else body, sortkeys, blob, ranges,
+                            id_hash(rtype, rec.id), rec.writer)
                 if rids is None:  # (else ``_target_rids`` gave it this very rid already)
                     given[(rtype, rec.id)] = rid
                 rec.key = rid
@@ -497,9 +534,14 @@ class SqliteFhirBackend(SqliteSearch):
                 conn.executemany("UPDATE fhir_resource SET version = ?, updated = ?, deleted = ?, body = ?, "
                                  "sortkeys = ?, hkeys = ?, ranges = ?, writer = ? WHERE rid = ?", updates)
             if inserts:
-                insert_many(conn, "INSERT INTO fhir_resource (rid, type, id, version, updated, deleted, body, sortkeys, "
-                                  "hkeys, ranges, idh, writer)", inserts)
-            self._insert_rows(tables)
+                insert_flat(conn, _INSERT_RESOURCE, 12, inserts)
+            for table, flat in (("ix_hash", hash_rows), ("ix_date", date_rows), ("ix_string", string_rows),
+                                ("ix_quantity", quantity_rows)):
+                added = tables[table]
+                if added:  # (after the first versions' rows, as when they shared one list)
+                    flat += _flat(added)
+                if flat:
+                    insert_flat(conn, _INSERT_OR_IGNORE[table], _WIDTH[table], flat)
 
     def _first_rid(self, conn: Any) -> int:
         """The rid the put's first new resource gets: ``max(rid) + 1`` read once per transaction
