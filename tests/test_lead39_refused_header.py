@@ -42,6 +42,9 @@ def test_an_auditor_refused_an_operators_page_keeps_the_staff_header(fed: Site, 
     assert display in who and "退出登录" in who, who
     assert b.eval(SHOWN_LINKS) == ["/ui/duplicates", "/ui/insurance"]  # her own pages, no operator's
     assert b.eval("document.querySelector('header nav a[aria-current=page]')") is None
+    # "back to your pages" leads to the first page the header shows her
+    b.wait_for("!document.querySelector('#back').hidden")
+    assert b.eval("document.querySelector('#back').getAttribute('href')") == "/ui/duplicates"
     fed.shot(b, f"lead39-refused{page.replace('/', '-')}-desktop")
     b.send("Emulation.setDeviceMetricsOverride", **PHONE)
     b.send("Page.reload")
@@ -53,3 +56,17 @@ def test_an_auditor_refused_an_operators_page_keeps_the_staff_header(fed: Site, 
     b.wait_for("location.pathname === '/ui/signin' && new URLSearchParams(location.search).get('out') === '1'")
     b.send("Page.navigate", url=fed.base + "/ui/duplicates")
     b.wait_for("location.pathname === '/ui/signin'")
+
+
+def test_a_clinician_refused_is_offered_no_page_that_refuses_him_too(fed: Site, browser: Browser) -> None:  # noqa: F811
+    """A clinician opens none of the auditors' or operators' pages: his refusal shows who he is and 退出登录,
+    no links, and no "back to your pages" leading to another refusal (rv39h LOW: it led to /ui/duplicates)."""
+    fed.staff("xu.lead39", "clinician", "许医生")
+    b = browser
+    b.send("Emulation.setDeviceMetricsOverride", **DESKTOP)
+    _sign_in(b, fed, "xu.lead39", "/ui/quarantine")
+    b.wait_for("document.querySelector('#refused') !== null && " + HEADER_FILLED)
+    assert "许医生" in b.eval("document.querySelector('#who').innerText")
+    assert b.eval(SHOWN_LINKS) == []
+    assert b.eval("document.querySelector('#back').hidden") is True
+    fed.shot(b, "lead39-refused-clinician-desktop")

@@ -18,6 +18,8 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
+import pytest
+
 from adapters.hl7v2.ack import ack_code_of
 from bench.ingest import oru_lab
 from engine import fhirjson
@@ -148,3 +150,13 @@ def test_a_lab_message_through_the_pipeline_binds_no_bytes_and_its_rows_are_as_i
         assert _bytes_bound(recording) == []
         assert sum(type(v) is bytearray for v in resource_rows) >= 2 * 2 * 15
         assert _assert_stored_as_their_bodies_say(engine) >= 2 * 15  # type: ignore[arg-type]
+
+
+def test_insert_flat_refuses_values_that_are_not_whole_rows() -> None:
+    """A list one value short of whole rows is refused, not written with its tail dropped and a later row's
+    columns shifted (rv39h LOW, by reading: no writer sends one today)."""
+    conn = sqlite3.connect(":memory:")
+    conn.execute("CREATE TABLE t (a, b, c)")
+    with pytest.raises(ValueError, match="not rows of 3"):
+        insert_flat(conn, "INSERT INTO t", 3, [1, 2, 3, 4, 5])
+    assert conn.execute("SELECT count(*) FROM t").fetchone() == (0,)

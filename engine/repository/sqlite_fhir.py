@@ -189,7 +189,9 @@ def insert_flat(conn: Any, head: str, width: int, values: list[Any]) -> None:
     no tuple is made per row and no pass flattens them again; a statement's parameters are then a
     slice of the list (callgrind, perf39: ``chain``'s flattening alone was ~0.1 M instructions of a
     12-OBX message's put; with the blobs bound as ``bytearray``, the message 13.90 -> 13.79 M)."""
-    n = len(values) // width
+    n, left = divmod(len(values), width)
+    if left:  # (a short row would drop the tail and shift every later row's columns: rv39h LOW)
+        raise ValueError(f"insert_flat: {len(values)} values are not rows of {width}")
     start = 0
     for size in _ROWS_AT_ONCE:
         whole = (n - start) // size * size
