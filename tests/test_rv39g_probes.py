@@ -10,13 +10,15 @@ from __future__ import annotations
 import pytest
 from fastapi.testclient import TestClient
 
+from engine.engine import Engine
+from engine.messages import message_id
 from tests.module_store import module_eng
 from tests.test_cdfix38_fixes import OID
 from tests.test_code37_ris_change import CHEST, HEAD, _changed, _ordered, _ris
 from tests.test_codedoc38_order_owner import _codes, _warned_at_obr4
 from tests.test_ord39_order_history import _fillers, _from, _held, _placed_by, _taken, _xo
 from tests.test_rv38i_probes import OTHER_OID
-from tests.test_srfix35_order_code import http, oru, send, the_order
+from tests.test_srfix35_order_code import B, history, http, oru, send, the_order
 
 __all__ = ["http", "module_eng"]
 
@@ -142,3 +144,48 @@ def test_a_third_apps_nw_under_the_placers_number_does_not_recode_the_order(http
     ack = send(http, _xo("EMR", placer, CHEST).replace("ORC|XO|", "ORC|NW|"))
     order = the_order(http, placer)
     assert "3002" in _codes(order) and "3001" not in _codes(order), ack  # (fails here: chest CT)
+
+
+# --- an operator's replay of a held message ------------------------------------------------------------------
+
+
+def test_a_held_xo_replayed_by_the_operator_is_held_again_and_as_later_is_no_decision(
+        module_eng: Engine, http: TestClient) -> None:
+    """Guard. The EMR's XO held (W 204); the operator replays it: held again, the same W, the order as it was (the
+    history still names HISAPP) -- no 500, nothing written twice. ``as=later`` is the decision for 206 alone: 409
+    (there is no operator's decision that an application owns a number; the order is corrected over FHIR)."""
+    placer = "RV39G-REPLAY"
+    assert "MSA|AA" in send(http, _placed_by("HISAPP", placer))
+    assert "MSA|AA" in send(http, _ris(oru(placer, item=HEAD)))
+    xo = _xo("EMR", placer, CHEST)
+    _held(http, placer, send(http, xo), "ORC-1 XO")
+    versions = len(history(http, the_order(http, placer)))
+    control = xo.split("\n", 1)[0].split("|")[9]
+    ops = {"Authorization": "Bearer " + module_eng.auth.issue_system_token("ops-desk", "system/MessageHeader.cr")}
+    again = http.post(f"/admin/quarantine/{message_id(B, control)}/replay", headers=ops)
+    assert again.status_code == 200 and again.json()["ack_code"] == "AA", again.text
+    assert [e["code"] for e in again.json()["errors"] if e.get("location", "").startswith("OBR")
+            or "XO" in e.get("message", "")] == ["204"], again.json()
+    order = the_order(http, placer)
+    assert "3002" in _codes(order) and "3001" not in _codes(order)
+    assert len(history(http, order)) == versions
+    later = http.post(f"/admin/quarantine/{message_id(B, control)}/replay?as=later", headers=ops)
+    assert later.status_code == 409, later.text
+
+
+# --- a hospital OID in every application's MSH-3 ---------------------------------------------------------------
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "rv39g LOW: where a site puts the hospital's OID in every application's MSH-3.2 (RIS^<OID>^ISO, EMR^<OID>^ISO "
+    "-- seen in county feeds that fill MSH-3 from the institution's registration), same_hd makes every application "
+    "of the hospital one (universal ids alone decide), so the EMR's XX under the RIS's number recodes the RIS's "
+    "order: the history names 'RIS^<OID>^ISO', which same_hd says is the EMR"))
+def test_applications_sharing_the_hospitals_oid_in_msh3_are_not_one(http: TestClient) -> None:
+    placer = "RV39G-SHAREDOID"
+    send(http, _ordered(placer))
+    number = f"F{placer}^RADIOLOGY"
+    assert "MSA|AA" in send(http, _numbered(_from(f"RIS^{OID}^ISO", _ris(oru(placer, item=HEAD))), placer, number))
+    ack = send(http, _numbered(_from(f"EMR^{OID}^ISO", _changed(placer, CHEST)), placer, number))
+    order = the_order(http, placer)
+    assert "3002" in _codes(order) and "3001" not in _codes(order), ack
