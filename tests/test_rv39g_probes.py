@@ -189,3 +189,23 @@ def test_applications_sharing_the_hospitals_oid_in_msh3_are_not_one(http: TestCl
     ack = send(http, _numbered(_from(f"EMR^{OID}^ISO", _changed(placer, CHEST)), placer, number))
     order = the_order(http, placer)
     assert "3002" in _codes(order) and "3001" not in _codes(order), ack
+
+
+# --- a third application's XO under a placer number the order does not hold ------------------------------------
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "rv39g MED: the EMR's XO under a placer number no order holds (``<n>^OTHER``) and the RIS's filler number is "
+    "taken as a new order (the XO rule: a PLAC no order message stored names no placer) that also stores the RIS's "
+    "FILL identifier -- a search by the RIS's accession then finds two orders, one chest CT, which the RIS never "
+    "did; the held-claim rule (ord39 (2): a held message's claim to a number is not stored) does not cover it, "
+    "and an XO (a change) of an order not known is not refused"))
+def test_a_third_apps_xo_under_an_unknown_placer_number_makes_no_second_order_of_the_ris_number(
+        http: TestClient) -> None:
+    placer = "RV39G-XONEW"
+    assert "MSA|AA" in send(http, _placed_by("HISAPP", placer))
+    assert "MSA|AA" in send(http, _ris(oru(placer, item=HEAD)))
+    ack = send(http, _xo("EMR", placer, CHEST).replace(f"|{placer}^HIS|", f"|{placer}^OTHER|"))
+    found = http.get("/fhir/ServiceRequest", params={"identifier": f"urn:huren:id:RIS|F{placer}"}).json()
+    orders = [e["resource"] for e in found.get("entry") or ()]
+    assert len(orders) == 1 and "3001" not in _codes(orders[0]), (ack, [_codes(o) for o in orders])
