@@ -209,3 +209,19 @@ def test_a_third_apps_xo_under_an_unknown_placer_number_makes_no_second_order_of
     found = http.get("/fhir/ServiceRequest", params={"identifier": f"urn:huren:id:RIS|F{placer}"}).json()
     orders = [e["resource"] for e in found.get("entry") or ()]
     assert len(orders) == 1 and "3001" not in _codes(orders[0]), (ack, [_codes(o) for o in orders])
+
+
+# --- the placer: "first stored", or first written? -----------------------------------------------------------
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "rv39g MED: MergeRules._numbered with through='order' names the first ORDER message that wrote any version "
+    "holding the PLAC, not the one that stored it (README: 'first stored that PLAC identifier'): the RIS's report "
+    "creates the order, the RIS's own XX (an ORM) then makes the RIS 'the placer', and HISAPP's placing order and "
+    "its XO after it are held (W 204 whose text says the RIS 'stored PLAC'): the placer's own change held"))
+def test_the_fillers_own_xx_does_not_make_it_the_placer(http: TestClient) -> None:
+    placer = "RV39G-FILLPL"
+    assert "MSA|AA" in send(http, _ris(oru(placer, item=HEAD)))
+    assert "MSA|AA" in send(http, _changed(placer, HEAD))  # (the RIS's own XX: taken, an order message)
+    assert "MSA|AA" in send(http, _placed_by("HISAPP", placer))
+    _taken(http, placer, send(http, _xo("HISAPP", placer, CHEST)))
