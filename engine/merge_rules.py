@@ -834,6 +834,19 @@ class MergeRules:
         return creating and resource is not None and not any(isinstance(resource.get(name), list)
                                                               for name in plan.sliced)
 
+    def kept_beside(self, rtype: str, element: str, source: str, held: Any, stated: Any) -> list[Any]:
+        """The entries of another record's ``held`` list that ``element``'s ``beside`` rules keep beside the
+        ``stated`` one (``_not_theirs``, the one reading; no ``unless`` asked): what a merge (A40/A47) carries from
+        the record it merges away to the survivor -- her ID number and the numbers remembered as the institution's
+        own (``adapters.convert.persons._carried``), unless the survivor states one of their ``kind``. Why: the
+        merged-away record drops them (``unless: replaced-by``), and a PID-3 stating the survivor's MRN alone
+        erased them from the store (rv39d HIGH 3; idfix39)."""
+        ep = self.plan(rtype, source).elements.get(element)
+        if ep is None or not ep.beside or not isinstance(held, list):
+            return []
+        mine = list(stated) if isinstance(stated, list) else []
+        return list(_not_theirs(ep, held, mine, {})[len(mine):])
+
     def combine(self, stored: Resource | None, incoming: Resource, source: str) -> Combined:
         """The version to store when ``source`` writes ``incoming`` over ``stored`` (None: a create).
 

@@ -38,9 +38,6 @@ def _read(http: TestClient, pid: str) -> dict:
     return got.json()
 
 
-@pytest.mark.xfail(strict=True, reason="rv39d HIGH: an A40 whose PID-3 states the survivor's MRN alone erases the "
-                   "merged-away record's ID number from the store (ident39's `unless: replaced-by` drops it there, "
-                   "nothing carries it to the survivor): a search by it finds nobody, the index link is gone")
 def test_an_a40_keeps_the_merged_records_id_number_on_the_survivor(both: tuple[Engine, TestClient]) -> None:
     """R1 (MRN + ID number) merged into R2 (MRN alone) by an A40 whose PID-3 states R2's MRN alone (MRG-1 R1's MRN):
     HL7 v2.5.1 3.3.40 -- R1's identifiers merge into R2; her ID number, stated by the HIS, must answer on R2."""
@@ -54,9 +51,6 @@ def test_an_a40_keeps_the_merged_records_id_number_on_the_survivor(both: tuple[E
     assert [p["id"] for p in patients(http, nid)] == [two["id"]]
 
 
-@pytest.mark.xfail(strict=True, reason="rv39d HIGH: an A47 changing her MRN (PID-3 the new MRN alone) erases her ID "
-                   "number from the store: the old record (replaced-by) drops it by ident39's `unless`, the new "
-                   "record never gets it; her remembered LIS number stays on the inactive record only")
 def test_an_a47_keeps_her_id_number_and_remembered_number_on_the_new_record(both: tuple[Engine, TestClient]) -> None:
     """P39G (MRN, ID number, LIS number remembered) renumbered Q39G by A47 (MRG-1 P39G, PID-3 Q39G): the ID number
     and the remembered number are still hers, on the record that answers Q39G."""

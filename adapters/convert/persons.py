@@ -109,7 +109,8 @@ def check_persons(conversion: Any, read_many: Any, earlier: Sequence[Any] = (), 
     wanted += [tuple(held.prior.split("/", 1)) for held, _ in members if held.prior]  # a merge's MRG-1 record
     # a merge's MRG-1 under an undeclared authority: its record, and the institution's own of the value
     wanted += [tuple(r.split("/", 1)) for prior, (_, _, own, _) in conversion.merged_apart.items() for r in (prior, own)]
-    wanted += [tuple(prior.split("/", 1)) for _, prior, _ in conversion.merges]  # a merge's MRG-1 record (``_joined``)
+    # a merge's MRG-1 record (``_joined``), and its survivor (``_carried``: what it holds of the numbers carried)
+    wanted += [tuple(ref.split("/", 1)) for merged in conversion.merges for ref in merged[:2]]
     wanted = list(dict.fromkeys(wanted))
     stored = read_many(wanted) if wanted else {}
     # a number kept apart whose institution's own record of the value is positively this person: filed there
@@ -118,6 +119,7 @@ def check_persons(conversion: Any, read_many: Any, earlier: Sequence[Any] = (), 
         _merged_apart(conversion, earlier, stored, leaned)
     if conversion.merges:
         _joined(conversion, earlier, stored, leaned)
+        _carried(conversion, earlier, stored, leaned, merge)
     for ref, sequence, corrects, made in unread:
         if ref in moved:
             continue  # the record it was filed under is the PID's person (``_same_person``): nothing to hold
@@ -1752,3 +1754,28 @@ def _joined(conversion: Any, earlier: Sequence[Any], stored: dict[Any, Any], lea
             code=DUPLICATE_KEY_IDENTIFIER)
         warning.severity = "W"
         conversion.warnings.append(warning)
+
+
+def _carried(conversion: Any, earlier: Sequence[Any], stored: dict[Any, Any], leaned: list[int],
+             merge: MergeRules | None) -> None:
+    """A merge (A40/A34, A47 and kin: ``conversion.merges``) carries to the survivor's version the numbers the record
+    it merges away held that the registration does not take away (``merge.yaml`` ``Patient.identifier`` ``beside``,
+    read by ``MergeRules.kept_beside``): her resident ID number, the numbers remembered as the institution's own
+    (``_mark_filed``, mark and all). The merged-away record drops them (``unless: replaced-by``: its identifiers are
+    MRG-1's), so a PID-3 stating the survivor's MRN alone erased her ID number from the store -- a search by it found
+    nobody, the index link to her other institutions' records was gone -- and an A47 left her remembered number on
+    the inactive record only (rv39d HIGH 3; HL7 v2.5.1 3.3.40: MRG-1's identifiers merge into the survivor). Not
+    carried: a number of a ``kind`` the survivor states or already holds -- a different ID number on it stays hers,
+    and the person guard's rule tells the two people apart (``_joined``'s W, nbfix39)."""
+    rules = merge if merge is not None else shipped()
+    writer = conversion.writer or _WRITER
+    for survivor, prior, _ in conversion.merges:
+        person = conversion.by_reference.get(survivor)
+        was = _as_left(prior, earlier, stored, leaned)
+        if person is None or was is None or not was.get("identifier"):
+            continue
+        held = _as_left(survivor, earlier, stored, leaned) or {}
+        stated = [*(person.get("identifier") or ()), *(held.get("identifier") or ())]
+        carried = rules.kept_beside("Patient", "identifier", writer, json_copy(was["identifier"]), stated)
+        if carried:
+            person["identifier"] = [*(person.get("identifier") or ()), *carried]
