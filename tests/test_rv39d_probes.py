@@ -135,10 +135,6 @@ def test_a_corrected_id_number_under_another_spelling_of_its_authority_replaces_
     assert patients(http, wrong) == []
 
 
-@pytest.mark.xfail(strict=True, reason="rv39d MED: an A08 under the bare MRN correcting PID-8 to F is answered AA (W: "
-                   "not linked) and leaves a female record carrying the kept male ID number -- the pair the same A08 "
-                   "with the number in PID-3 is refused for (AE, PID-8 disagrees with the ID number); ``a_man`` then "
-                   "calls her a man by the digit")
 def test_a_thin_a08_does_not_leave_a_sex_contradicting_the_kept_id_number(both: tuple[Engine, TestClient]) -> None:
     """Registered M with a male ID number; the registrar's A08 states the MRN alone and sex F. The ID number kept
     by ``beside`` and the stated sex cannot both stand: the A08 is refused at PID-8 (as with the number stated) or

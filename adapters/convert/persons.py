@@ -40,10 +40,11 @@ from typing import Any, NamedTuple
 
 from adapters.convert.actors import INSTITUTION_SYSTEM
 from adapters.convert.engine import json_copy
-from adapters.hl7v2.errors import DUPLICATE_KEY_IDENTIFIER, HL7Error, Tally
+from adapters.hl7v2.errors import DATA_TYPE_ERROR, DUPLICATE_KEY_IDENTIFIER, HL7Error, Tally
 from engine.errors import NotFound
 from engine.identity.demographics import (
     conflicts_between,
+    conflicts_with_own_ids,
     contradicts_all,
     demographics,
     id_numbers,
@@ -83,6 +84,7 @@ def check_persons(conversion: Any, read_many: Any, earlier: Sequence[Any] = (), 
                 continue
             at = left.at
             leaned.append(at)
+            _against_kept_number(conversion, ref, sequence, earlier[at].by_reference[ref], merge, [at])
             if contradicts_all(earlier[at].by_reference[ref], conversion.by_reference[ref]):
                 if not corrects:
                     if not _formerly(conversion, ref, sequence, earlier[at].by_reference[ref], search, read_many,
@@ -130,6 +132,7 @@ def check_persons(conversion: Any, read_many: Any, earlier: Sequence[Any] = (), 
             at = made
             leaned.append(at)
             was = earlier[at].by_reference[ref]
+        _against_kept_number(conversion, ref, sequence, was, merge, [at] if at is not None else [])
         if not contradicts_all(was, conversion.by_reference[ref]):
             continue
         on = [at] if at is not None else []
@@ -1779,3 +1782,35 @@ def _carried(conversion: Any, earlier: Sequence[Any], stored: dict[Any, Any], le
         carried = rules.kept_beside("Patient", "identifier", writer, json_copy(was["identifier"]), stated)
         if carried:
             person["identifier"] = [*(person.get("identifier") or ()), *carried]
+
+
+def _against_kept_number(conversion: Any, ref: str, sequence: int, was: dict[str, Any], merge: MergeRules | None,
+                         leaned: list[int]) -> None:
+    """Refuse (AE at PID-8, or PID-7) a registration whose PID-3 states no resident ID number when the record as it
+    leaves it -- the stored number kept beside its identifiers (``merge.yaml`` ``Patient.identifier`` ``beside``),
+    the PID's sex and birth date over the stored -- contradicts that number (``demographics.conflicts_with_own_ids``):
+    the same rule, both ways, as the same PID stating the number is refused by (``common._check_demographics``). An
+    A08 under the bare MRN with sex F left a female record holding a male ID number, answered AA, and ``a_man`` then
+    called her a man (rv39d MED 4). Only a writer whose identifiers keep a number beside them is asked (the
+    registration: a result's PID changes no record's sex), and only when the record holds a number and the PID
+    states none. The stored number is not echoed (the ACK goes back to the sender)."""
+    person = conversion.by_reference[ref]
+    if id_numbers(person) or not id_numbers(was):
+        return
+    rules = merge if merge is not None else shipped()
+    ep = rules.plan("Patient", conversion.writer or _WRITER).elements.get("identifier")
+    if ep is None or not ep.beside:
+        return
+    wrong = conflicts_with_own_ids(_as_stored(conversion, ref, was, merge))
+    if not wrong:
+        return
+    field = 8 if any(w.startswith("gender") for w in wrong) else 7
+    error = HL7Error(
+        f"PID-{field} {'sex' if field == 8 else 'birth date'} disagrees with the resident ID number the record holds "
+        f"({'; '.join(wrong)}): PID-3 does not state it, and the registration's identifiers leave it on the record; "
+        "nothing of the message is filed. State the corrected ID number in PID-3 with the corrected "
+        f"{'sex' if field == 8 else 'birth date'}, or correct PID-{field}",
+        segment="PID", sequence=sequence, field=field, code=DATA_TYPE_ERROR)
+    if leaned:
+        error.leaned_on = leaned  # type: ignore[attr-defined]
+    raise error

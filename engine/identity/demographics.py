@@ -51,6 +51,16 @@ def conflicts_with_id(demo: dict[str, str | None], nid: NationalId) -> list[str]
     return out
 
 
+def conflicts_with_own_ids(patient: dict[str, Any]) -> list[str]:
+    """What of a Patient version contradicts a VALID resident ID number it carries (``conflicts_with_id`` of each,
+    read by ``nationalid.parse``): asked of the record as a registration leaves it when the number is one the
+    registration did not state but the merge keeps beside it (``adapters.convert.persons._against_kept_number``;
+    rv39d MED 4). Sex "unknown"/"other" is no contradiction (``demographics`` reads male/female only: PID-8 U is
+    not compared, the same as ``common._check_demographics``)."""
+    demo = demographics(patient)
+    return [wrong for number in valid_id_numbers(patient) for wrong in conflicts_with_id(demo, parse(number))]
+
+
 def conflicts_between(a: dict[str, str | None], b: dict[str, str | None]) -> list[str]:
     """Fields present in both records that disagree."""
     out = []
