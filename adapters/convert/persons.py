@@ -1687,7 +1687,9 @@ def _formerly(conversion: Any, ref: str, sequence: int, current: dict[str, Any],
 
     Asked only on the refusal path: the record's versions and the Provenances naming it are read then, never for
     a message the guard lets through. "States" is positive: the version's name the PID's, and nothing else both
-    state differs (``conflicts_between``). Appends the W (``conversion.warnings``) and answers True; False: the
+    state differs (``conflicts_between``). Not a former version of another sex than the record's now (male/female
+    both stated): an A08 changing name, sex and birth date together may be the MRN given to someone else, not a
+    correction -- the former person's result is refused as before (nbfix39's MED, idfix39). Appends the W (``conversion.warnings``) and answers True; False: the
     refusal stands."""
     marks = _marks(search, read_many)
     if ref not in conversion.create_only or marks is None or messages is None:
@@ -1698,8 +1700,10 @@ def _formerly(conversion: Any, ref: str, sequence: int, current: dict[str, Any],
         versions = marks.versions(rtype, rid)
     except NotFound:
         return False
+    now = demographics(current)["gender"]
     former = {str(v.version) for v in versions if v.resource is not None
-              and demographics(v.resource)["name"] == said["name"] and not conflicts_between(demographics(v.resource), said)}
+              and demographics(v.resource)["name"] == said["name"] and not conflicts_between(demographics(v.resource), said)
+              and not (now and demographics(v.resource)["gender"] not in (None, now))}
     if not former or not said["name"]:
         return False
     registrar = _registered(ref, search, messages, conversion.registrars, read_many)
