@@ -175,9 +175,6 @@ def test_a_man_of_stated_sex_named_by_his_mrn_in_pid21_is_not_the_mother(engine:
     assert read(fhir, "DiagnosticReport") == []
 
 
-@pytest.mark.xfail(strict=True, reason="rv39d LOW: the rooming-in rule asks whether the visit's owner is known to be a "
-                   "man, not known to be a woman: a patient of unstated sex without an ID number named in PID-21 by MRN "
-                   "is taken for the mother and the newborn's result filed under his visit (AA)")
 def test_a_patient_of_unknown_sex_named_in_pid21_is_not_taken_for_the_mother(engine: Engine, mllp: int,
                                                                              fhir: TestClient) -> None:
     accepted(mllp, _admitted("R1", "MRN-R", None, "孙^七", "U"))
