@@ -183,9 +183,6 @@ def test_a_patient_of_unknown_sex_named_in_pid21_is_not_taken_for_the_mother(eng
     assert read(fhir, "DiagnosticReport") == []
 
 
-@pytest.mark.xfail(strict=True, reason="rv39d LOW: PID-21 naming the mother by an ID number with a bad check character: "
-                   "the newborn's result is refused at PV1-19 as another patient's, and the AE drops the PID-21 warning "
-                   "(list_key strict=False) -- the sender is not told the mother's number is what failed")
 def test_a_mistyped_mothers_id_number_in_pid21_is_named_in_the_answer(engine: Engine, mllp: int,
                                                                       fhir: TestClient) -> None:
     accepted(mllp, _admitted("R1", "MRN-R", nid(6), "赵^六", "U"))

@@ -313,6 +313,7 @@ def list_key(seg: Segment, field_no: int, ctx: Context, strict: bool = True) -> 
             except HL7Error as err:
                 if strict:
                     raise
+                err.with_refusal = True  # (a refusal it leads to names it too: ``HL7Error.with_refusal``)
                 ctx.warn(err)  # names nobody, not even as a plain id
                 continue
             national = national or number
