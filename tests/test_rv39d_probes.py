@@ -102,9 +102,6 @@ def test_other_registration_events_keep_the_id_number_and_the_remembered_number(
     assert lis.get("extension") == [{"url": MARK, "valueBoolean": True}], lis
 
 
-@pytest.mark.xfail(strict=True, reason="rv39d LOW: the filed-as-own mark is engine state kept in client-writable "
-                   "content: a FHIR client's PUT marking any identifier makes the HIS unable to take it off by "
-                   "leaving it out (the mark is also served to every reader of the Patient)")
 def test_a_mark_a_fhir_client_writes_does_not_bind_the_registration(both: tuple[Engine, TestClient]) -> None:
     engine, http = both
     assert ack_code_of(post(http, adt("PEA", "P39E^^^FNXRMYY^MR~OLD1^^^^PI", "岳^戊", "19620505", "F"))) == "AA"

@@ -364,6 +364,37 @@ def _mark_filed(patient: dict[str, Any], token: str) -> None:
             ident["extension"] = [*(ident.get("extension") or ()), {"url": FILED_AS_OWN_EXT, "valueBoolean": True}]
 
 
+def marked_by_client(resource: dict[str, Any], previous: dict[str, Any] | None, writer: str) -> dict[str, Any]:
+    """A repository statement for Patient (the writer is known here, not read from the body): the filed-as-own mark
+    (``FILED_AS_OWN_EXT``) is huren's to set (``_mark_filed``), never a FHIR client's -- a client's write keeps it
+    only on an identifier the stored version carries marked (the record read and written back as read), and drops it
+    from any other. Why: it binds the registration (``merge.yaml`` ``beside``: a marked number outlives the HIS's
+    next A08 leaving it out), so a PUT marking any identifier made the HIS unable to take that number off (rv39d LOW
+    6). One place: every client write path (PUT, POST, conditional update, Bundles) reaches the repository's
+    statements with its writer (``engine.engine`` registers it)."""
+    from engine.merge_rules import API
+
+    if writer != API:
+        return resource
+    idents = resource.get("identifier")
+    if not isinstance(idents, list) or not any(isinstance(i, dict) and _marked(i) for i in idents):
+        return resource
+    held = {_token(i) for i in (previous or {}).get("identifier") or () if isinstance(i, dict) and _marked(i)}
+    out = []
+    for ident in idents:
+        if isinstance(ident, dict) and _marked(ident) and _token(ident) not in held:
+            rest = [e for e in ident["extension"] if not (isinstance(e, dict) and e.get("url") == FILED_AS_OWN_EXT)]
+            ident = {k: v for k, v in ident.items() if k != "extension"} | ({"extension": rest} if rest else {})
+        out.append(ident)
+    return {**resource, "identifier": out}
+
+
+def _marked(ident: dict[str, Any]) -> bool:
+    extensions = ident.get("extension")
+    return isinstance(extensions, list) and any(isinstance(e, dict) and e.get("url") == FILED_AS_OWN_EXT
+                                                for e in extensions)
+
+
 def _remember(conversion: Any, own: str, token: str, was: dict[str, Any]) -> None:
     """A result (or order: ``create_only``, the ADT feed owns the record) filed under the institution's own record
     (``_filed_as_own``) writes that record's identifier alone, the number as sent added (the feed's identifiers
