@@ -836,11 +836,11 @@ class MergeRules:
 
     def kept_beside(self, rtype: str, element: str, source: str, held: Any, stated: Any) -> list[Any]:
         """The entries of another record's ``held`` list that ``element``'s ``beside`` rules keep beside the
-        ``stated`` one (``_not_theirs``, the one reading; no ``unless`` asked): what a merge (A40/A47) carries from
-        the record it merges away to the survivor -- her ID number and the numbers remembered as the institution's
-        own (``adapters.convert.persons._carried``), unless the survivor states one of their ``kind``. Why: the
-        merged-away record drops them (``unless: replaced-by``), and a PID-3 stating the survivor's MRN alone
-        erased them from the store (rv39d HIGH 3; idfix39)."""
+        ``stated`` one (``_not_theirs``, the one reading; no ``unless`` asked): what a renumbering (A47) carries from
+        the renumbered record to the new one -- her ID number and the numbers remembered as the institution's own
+        (``adapters.convert.persons._carried``), unless the new record states one of their ``kind``. Why: the
+        renumbered record drops them (``unless: replaced-by``), and a PID-3 stating the new MRN alone erased them
+        from the store (rv39d HIGH 3b; idfix39)."""
         ep = self.plan(rtype, source).elements.get(element)
         if ep is None or not ep.beside or not isinstance(held, list):
             return []

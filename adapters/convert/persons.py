@@ -111,8 +111,9 @@ def check_persons(conversion: Any, read_many: Any, earlier: Sequence[Any] = (), 
     wanted += [tuple(held.prior.split("/", 1)) for held, _ in members if held.prior]  # a merge's MRG-1 record
     # a merge's MRG-1 under an undeclared authority: its record, and the institution's own of the value
     wanted += [tuple(r.split("/", 1)) for prior, (_, _, own, _) in conversion.merged_apart.items() for r in (prior, own)]
-    # a merge's MRG-1 record (``_joined``), and its survivor (``_carried``: what it holds of the numbers carried)
-    wanted += [tuple(ref.split("/", 1)) for merged in conversion.merges for ref in merged[:2]]
+    # a merge's MRG-1 record (``_joined``), and a renumbering's new record (``_carried``: what it holds already)
+    wanted += [tuple(ref.split("/", 1)) for survivor, prior, _, renumbered in conversion.merges
+               for ref in ((prior, survivor) if renumbered else (prior,))]
     wanted = list(dict.fromkeys(wanted))
     stored = read_many(wanted) if wanted else {}
     # a number kept apart whose institution's own record of the value is positively this person: filed there
@@ -1779,7 +1780,7 @@ def _joined(conversion: Any, earlier: Sequence[Any], stored: dict[Any, Any], lea
     duplicate -- the same woman registered twice with a homophone name and a mistyped day -- meets the same rule,
     and its merge is the very correction merges exist for. The W goes where the restatement's does
     (``conversion.warnings``: the ACK's ERR, and the operator's fidelity view counts it)."""
-    for survivor, prior, sequence in conversion.merges:
+    for survivor, prior, sequence, _ in conversion.merges:
         was = _as_left(prior, earlier, stored, leaned)
         person = conversion.by_reference.get(survivor)
         if was is None or person is None or not contradicts_all(was, person):
@@ -1796,18 +1797,22 @@ def _joined(conversion: Any, earlier: Sequence[Any], stored: dict[Any, Any], lea
 
 def _carried(conversion: Any, earlier: Sequence[Any], stored: dict[Any, Any], leaned: list[int],
              merge: MergeRules | None) -> None:
-    """A merge (A40/A34, A47 and kin: ``conversion.merges``) carries to the survivor's version the numbers the record
-    it merges away held that the registration does not take away (``merge.yaml`` ``Patient.identifier`` ``beside``,
-    read by ``MergeRules.kept_beside``): her resident ID number, the numbers remembered as the institution's own
-    (``_mark_filed``, mark and all). The merged-away record drops them (``unless: replaced-by``: its identifiers are
-    MRG-1's), so a PID-3 stating the survivor's MRN alone erased her ID number from the store -- a search by it found
-    nobody, the index link to her other institutions' records was gone -- and an A47 left her remembered number on
-    the inactive record only (rv39d HIGH 3; HL7 v2.5.1 3.3.40: MRG-1's identifiers merge into the survivor). Not
-    carried: a number of a ``kind`` the survivor states or already holds -- a different ID number on it stays hers,
-    and the person guard's rule tells the two people apart (``_joined``'s W, nbfix39)."""
+    """A renumbering (A47/A46: ``his.RENUMBERING``, one record under a new identifier) carries to the new record's
+    version the numbers the renumbered record held that the registration does not take away (``merge.yaml``
+    ``Patient.identifier`` ``beside``, read by ``MergeRules.kept_beside``): her resident ID number, the numbers
+    remembered as the institution's own (``_mark_filed``, mark and all). The renumbered record drops the ID number
+    (``unless: replaced-by``: its identifiers are MRG-1's), so an A47 whose PID-3 states the new MRN alone erased her
+    ID number from the store and left her remembered number on the inactive record only (rv39d HIGH 3b). Not
+    carried: a number of a ``kind`` the new record states or already holds (a different ID number on it stays; the
+    patient index refuses joining two numbers). Not a merge of two records (A40/A34): carried onto the survivor, the
+    number stayed there after the A37 that undid a wrong merge, and the index, which keeps the merged-away record's
+    numbers along its chain, then refused the survivor's next right merge (lastfix25, identity27, mergemend25 went
+    red) -- rv39d HIGH 3a stays, a strict xfail (idfix39's report)."""
     rules = merge if merge is not None else shipped()
     writer = conversion.writer or _WRITER
-    for survivor, prior, _ in conversion.merges:
+    for survivor, prior, _, renumbered in conversion.merges:
+        if not renumbered:
+            continue
         person = conversion.by_reference.get(survivor)
         was = _as_left(prior, earlier, stored, leaned)
         if person is None or was is None or not was.get("identifier"):
