@@ -1834,9 +1834,11 @@ def _against_kept_number(conversion: Any, ref: str, sequence: int, was: dict[str
     called her a man (rv39d MED 4). Only a writer whose identifiers keep a number beside them is asked (the
     registration: a result's PID changes no record's sex), and only when the record holds a number and the PID
     states none. The stored number is not echoed (the ACK goes back to the sender)."""
+    if ref in conversion.create_only:
+        return  # (a result's or order's PID: its record is written only when absent, no sex of it changed)
     rules = merge if merge is not None else shipped()
-    ep = rules.plan("Patient", conversion.writer or _WRITER).elements.get("identifier")  # (cached: a result's PID
-    if ep is None or not ep.beside:  # stops here, its writer keeps nothing beside)
+    ep = rules.plan("Patient", conversion.writer or _WRITER).elements.get("identifier")
+    if ep is None or not ep.beside:
         return
     person = conversion.by_reference[ref]
     if id_numbers(person) or not id_numbers(was):
