@@ -12,6 +12,7 @@ from contextlib import AbstractContextManager, contextmanager, nullcontext, supp
 from typing import Any
 
 from adapters.convert.his import stated_by_client
+from adapters.convert.persons import marked_by_client
 from adapters.convert.results import stand_in_by_client
 from conformance.validate import Validator
 from engine import booking_as_sent
@@ -117,6 +118,8 @@ class Engine:
             # and huren's stand-in mark on a report's code is the converter's: a FHIR client's write does not set
             # it (``results.stand_in_by_client``; codefix37)
             self.repository.add_statement(stand_in_by_client, types={"DiagnosticReport"})
+            # ... and so is its filed-as-own mark on a Patient's identifier (``persons.marked_by_client``; idfix39)
+            self.repository.add_statement(marked_by_client, types={"Patient"})
             # HL7 v2 ingest: message store + quarantine, the pipeline behind MLLP and POST /hl7v2
             self.ingestor = build_ingestor(self)
             # the tables and indexes the parts asked for, created together (SqliteStore._schema_statement):

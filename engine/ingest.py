@@ -1374,7 +1374,9 @@ class Ingestor:
     def _failed(self, item: _Item, exc: Exception, attempts: int) -> None:
         """Quarantine a message whose resources could not be stored, with the reason."""
         if isinstance(exc, HL7Error):
-            self._quarantine(item, [exc], attempts)
+            # the converter's warnings that may be why (``HL7Error.with_refusal``: PID-21's mistyped mother's number)
+            why = [w for w in getattr(item.conversion, "warnings", None) or () if w.with_refusal and w is not exc]
+            self._quarantine(item, [exc, *why[:MAX_ACK_WARNINGS]], attempts)
         elif isinstance(exc, Untimely):  # (located: ERR-2 at the result's OBX-11, or MSH-7)
             at = field_of(exc.location or "")
             # ERR-3 is the sender's, never 207 (huren's fault: retried unchanged): its own MSH-7 not a

@@ -28,7 +28,7 @@ from typing import Any, Protocol
 from adapters.hl7v2.errors import DUPLICATE_KEY_IDENTIFIER, HL7Error
 from engine import fhirjson
 from engine.errors import NotFound, Unprocessable
-from engine.identity.demographics import a_man
+from engine.identity.demographics import a_woman
 from engine.message_time import Dates, Stamp, settle
 from engine.repository.search import escape_value, token_value
 from mappings.site import DEFAULTS_DIR, OTHER_GROUP, SiteError, load_merge_file, local_code_system
@@ -893,6 +893,19 @@ class MergeRules:
             return True
         return creating and resource is not None and not any(isinstance(resource.get(name), list)
                                                               for name in plan.sliced)
+
+    def kept_beside(self, rtype: str, element: str, source: str, held: Any, stated: Any) -> list[Any]:
+        """The entries of another record's ``held`` list that ``element``'s ``beside`` rules keep beside the
+        ``stated`` one (``_not_theirs``, the one reading; no ``unless`` asked): what a renumbering (A47) carries from
+        the renumbered record to the new one -- her ID number and the numbers remembered as the institution's own
+        (``adapters.convert.persons._carried``), unless the new record states one of their ``kind``. Why: the
+        renumbered record drops them (``unless: replaced-by``), and a PID-3 stating the new MRN alone erased them
+        from the store (rv39d HIGH 3b; idfix39)."""
+        ep = self.plan(rtype, source).elements.get(element)
+        if ep is None or not ep.beside or not isinstance(held, list):
+            return []
+        mine = list(stated) if isinstance(stated, list) else []
+        return list(_not_theirs(ep, held, mine, {})[len(mine):])
 
     def combine(self, stored: Resource | None, incoming: Resource, source: str) -> Combined:
         """The version to store when ``source`` writes ``incoming`` over ``stored`` (None: a create).
@@ -1923,7 +1936,7 @@ class MergeRules:
             return
         mother = dict(said.mother).get(name) if left and said is not None else None
         if mother is not None and (mother == mine or (mother.startswith("Patient/") and persons.same_person(
-                one, mother.removeprefix("Patient/")))) and not self._a_man(mine):
+                one, mother.removeprefix("Patient/")))) and self._a_woman(mine):
             return
         at = field_of(fields.get(f"{rtype}.{name}", ""))
         number = f"the number that keys it ({at[0]}-{at[2]})" if at is not None else "the number that keys it"
@@ -1935,14 +1948,15 @@ class MergeRules:
                 "or document number is unique only while its sender does not restart or reuse it)")
         self._another_patient(ep, text, at, f"{rtype}.{name}", issues)
 
-    def _a_man(self, ref: str) -> bool:
+    def _a_woman(self, ref: str) -> bool:
         """Is the stored record ``ref`` -- the one a newborn's PID-21 named as the mother, whose visit the newborn's
-        message names -- a man's (``demographics.a_man``: sex male, or his ID number's sex digit)? Then PID-21
-        (the mother's identifier) named a man, by his MRN or by his ID number, and the visit is not a rooming-in
-        mother's: the newborn's message is another patient's under his visit number (rv38e LOW 6). Read only
-        where the rooming-in rule would otherwise let the message pass; unreadable: not known to be a man."""
+        message names -- known to be a woman's (``demographics.a_woman``: sex female, or her valid ID number's sex
+        digit)? Else PID-21 (the mother's identifier) named a man or someone not known to be a woman, by MRN or by ID
+        number, and the visit is not a rooming-in mother's: the newborn's message is another patient's under that
+        visit number (rv38e LOW 6, rv39d LOW 7). Read only where the rooming-in rule would otherwise let the message
+        pass; unreadable: not known to be a woman."""
         record = self._read_all([ref]).get(ref)
-        return record is not None and a_man(record)
+        return record is not None and a_woman(record)
 
     def _taken_over(self, rtype: str, rid: str, version: str, judged: str, one: str, other: str,
                     persons: Persons) -> bool:

@@ -85,7 +85,8 @@ class Conversion:
     corrections: dict[str, int] = field(default_factory=dict)
     apart: dict[str, tuple[str, str, str, int]] = field(default_factory=dict)
     merged_apart: dict[str, tuple[str, str, str, int]] = field(default_factory=dict)  # MRG-1's (``Context``)
-    merges: list[tuple[str, str, int]] = field(default_factory=list)  # (survivor, MRG-1's record, MRG) (``Context``)
+    # (survivor, MRG-1's record, MRG, a renumbering: ``his.RENUMBERING``) (``Context``)
+    merges: list[tuple[str, str, int, bool]] = field(default_factory=list)
     # records held against another member's own record of a number (``Context.members``), and the
     # records the message names under the institution's own MRN (``Context.owns``)
     members: list[MemberNumber] = field(default_factory=list)
@@ -354,7 +355,7 @@ def _take(conversion: Conversion, moves: dict[str, str]) -> None:
         conversion.planned.pop(ref, None)  # its plan's id is the new one: validated whole instead
     conversion.withdrawn = {moves.get(ref, ref): v for ref, v in conversion.withdrawn.items()}
     conversion.restated = {moves.get(ref, ref): v for ref, v in conversion.restated.items()}
-    conversion.merges[:] = [(moves.get(s, s), moves.get(p, p), n) for s, p, n in conversion.merges]
+    conversion.merges[:] = [(moves.get(s, s), moves.get(p, p), n, r) for s, p, n, r in conversion.merges]
     conversion._bundle = None
 
 

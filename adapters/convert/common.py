@@ -313,6 +313,7 @@ def list_key(seg: Segment, field_no: int, ctx: Context, strict: bool = True) -> 
             except HL7Error as err:
                 if strict:
                     raise
+                err.with_refusal = True  # (a refusal it leads to names it too: ``HL7Error.with_refusal``)
                 ctx.warn(err)  # names nobody, not even as a plain id
                 continue
             national = national or number
@@ -588,6 +589,27 @@ def _identifiers(pid: Segment) -> tuple[tuple[str, ...], ...]:
     return ids or (("19", pid.value(19).strip()), ("20", pid.value(20).strip()))
 
 
+# the stored entries of ``Patient.identifier`` a PID-3 repetition ``""^^^^NNCHN`` deletes (``_national_deleted``)
+_NATIONAL_ENTRIES = (("type.coding.code", ("NNCHN",)),)
+
+
+def _national_deleted(pid: Segment, ctx: Context) -> bool:
+    """Does PID-3 carry a repetition whose ID (CX-1) is HL7's explicit null ``""`` and whose identifier type (CX-5)
+    is the resident ID number's (NNCHN), while no repetition states a number of that kind? HL7 v2.5 2.5.3: a
+    component sent as ``""`` deletes the stored value, an empty one leaves it -- the registrar's one way over HL7 to
+    take a wrong ID number off a record (a twin sister's, which passed the checks: same day and sex), since an A08
+    stating the MRN alone is a thinner message and keeps it (``merge.yaml`` ``beside``; rv39d MED 5, idfix39). A
+    corrected number stated beside it replaces the wrong one anyway: the ``""`` then says nothing more."""
+    null = False
+    for rep in pid.reps(3):
+        if not _is_national(rep.comp(5).strip().upper(), ctx):
+            continue
+        if rep.comp(1).strip():
+            return False
+        null = null or rep.raw.split(pid.enc.component, 1)[0] == '""'
+    return null
+
+
 def patient(pid: Segment, ctx: Context) -> tuple[str, dict[str, str]]:
     """PID → Patient; returns (local key, Reference). No PID field states whether the record is in
     use: ``active`` true is the converter's assumption (it fills only a Patient stored without it)
@@ -597,6 +619,8 @@ def patient(pid: Segment, ctx: Context) -> tuple[str, dict[str, str]]:
     key, ref = _patient_ref(pid, ctx)
     if not ctx.states_active:
         ctx.assumed(ctx.resources[ref["reference"]], "active")
+    if _national_deleted(pid, ctx):
+        ctx.delete(ctx.resources[ref["reference"]], "identifier", _NATIONAL_ENTRIES)
     reference = ref["reference"]
     msh = ctx.message.msh
     if corrects_person(msh.message_type, msh.trigger_event):

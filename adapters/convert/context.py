@@ -195,7 +195,7 @@ class Context:
     merged_apart: dict[str, tuple[str, str, str, int]] = field(default_factory=dict)
     # each merge's (survivor "Patient/id", MRG-1's "Patient/id", the MRG's sequence) (``his.merge``):
     # ``persons.check_persons`` warns when the two records are two people by the person guard's rule
-    merges: list[tuple[str, str, int]] = field(default_factory=list)
+    merges: list[tuple[str, str, int, bool]] = field(default_factory=list)  # (... a renumbering: ``his.RENUMBERING``)
     # each record held against another member institution's own record of a number named under that
     # member's MRN system (``MemberNumber``, ``common.member_records``): ``persons.check_persons``
     # refuses the message when the member's record is another person

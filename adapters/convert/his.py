@@ -86,6 +86,14 @@ def _moved_from_member(mrg: Segment, ctx: Context, prior: str, key: str) -> None
             ctx.members.append(named)
 
 
+# the events that change a record's identifier rather than merge two records (v2.5.1 3.3.46/3.3.47: "change patient
+# ID", "change patient identifier list"): the record named by MRG-1 and the PID's are one record renumbered, so the
+# numbers it held that the registration does not take away go with it (``persons._carried``, idfix39). Not a merge of
+# two records (A40/A34...): the patient index keeps the merged-away record's numbers along its chain, and an unlink
+# (A37) must leave the survivor as it was -- a number carried onto it would stay after the unlink
+RENUMBERING = frozenset({"A46", "A47"})
+
+
 def merge(mrg: Segment, ctx: Context, survivor: tuple[str, dict[str, str]]) -> None:
     skey, sref = survivor
     old_key, old_mrn = prior_patient(mrg, ctx)
@@ -111,7 +119,9 @@ def merge(mrg: Segment, ctx: Context, survivor: tuple[str, dict[str, str]]) -> N
     if (apart := common.kept_apart(ctx, old_key, mrg.sequence)) is not None:
         ctx.merged_apart[old_ref["reference"]] = apart  # another authority's number: which record, the store's to tell
     _held_to_members(mrg, ctx, sref["reference"], old_ref["reference"])
-    ctx.merges.append((sref["reference"], old_ref["reference"], mrg.sequence))  # (two people? ``persons``, nbfix39)
+    # (two people? ``persons``, nbfix39; a renumbering carries the record's numbers over: ``persons._carried``)
+    ctx.merges.append((sref["reference"], old_ref["reference"], mrg.sequence,
+                       ctx.message.msh.trigger_event in RENUMBERING))
     # MRG-1 states the merge: a merge the patient index refuses (two records of two ID numbers,
     # ``IdentityService.merge_refusal``) is located there in the ACK's ERR
     ctx.located(ctx.resources[old_ref["reference"]], "link", mrg, 1)

@@ -40,10 +40,11 @@ from typing import Any, NamedTuple
 
 from adapters.convert.actors import INSTITUTION_SYSTEM
 from adapters.convert.engine import json_copy
-from adapters.hl7v2.errors import DUPLICATE_KEY_IDENTIFIER, HL7Error, Tally
+from adapters.hl7v2.errors import DATA_TYPE_ERROR, DUPLICATE_KEY_IDENTIFIER, HL7Error, Tally
 from engine.errors import NotFound
 from engine.identity.demographics import (
     conflicts_between,
+    conflicts_with_own_ids,
     contradicts_all,
     demographics,
     id_numbers,
@@ -83,6 +84,7 @@ def check_persons(conversion: Any, read_many: Any, earlier: Sequence[Any] = (), 
                 continue
             at = left.at
             leaned.append(at)
+            _against_kept_number(conversion, ref, sequence, earlier[at].by_reference[ref], merge, [at])
             if contradicts_all(earlier[at].by_reference[ref], conversion.by_reference[ref]):
                 if not corrects:
                     if not _formerly(conversion, ref, sequence, earlier[at].by_reference[ref], search, read_many,
@@ -109,7 +111,9 @@ def check_persons(conversion: Any, read_many: Any, earlier: Sequence[Any] = (), 
     wanted += [tuple(held.prior.split("/", 1)) for held, _ in members if held.prior]  # a merge's MRG-1 record
     # a merge's MRG-1 under an undeclared authority: its record, and the institution's own of the value
     wanted += [tuple(r.split("/", 1)) for prior, (_, _, own, _) in conversion.merged_apart.items() for r in (prior, own)]
-    wanted += [tuple(prior.split("/", 1)) for _, prior, _ in conversion.merges]  # a merge's MRG-1 record (``_joined``)
+    # a merge's MRG-1 record (``_joined``), and a renumbering's new record (``_carried``: what it holds already)
+    wanted += [tuple(ref.split("/", 1)) for survivor, prior, _, renumbered in conversion.merges
+               for ref in ((prior, survivor) if renumbered else (prior,))]
     wanted = list(dict.fromkeys(wanted))
     stored = read_many(wanted) if wanted else {}
     # a number kept apart whose institution's own record of the value is positively this person: filed there
@@ -118,6 +122,7 @@ def check_persons(conversion: Any, read_many: Any, earlier: Sequence[Any] = (), 
         _merged_apart(conversion, earlier, stored, leaned)
     if conversion.merges:
         _joined(conversion, earlier, stored, leaned)
+        _carried(conversion, earlier, stored, leaned, merge)
     for ref, sequence, corrects, made in unread:
         if ref in moved:
             continue  # the record it was filed under is the PID's person (``_same_person``): nothing to hold
@@ -128,6 +133,7 @@ def check_persons(conversion: Any, read_many: Any, earlier: Sequence[Any] = (), 
             at = made
             leaned.append(at)
             was = earlier[at].by_reference[ref]
+        _against_kept_number(conversion, ref, sequence, was, merge, [at] if at is not None else [])
         if not contradicts_all(was, conversion.by_reference[ref]):
             continue
         on = [at] if at is not None else []
@@ -357,6 +363,37 @@ def _mark_filed(patient: dict[str, Any], token: str) -> None:
     for ident in patient.get("identifier") or ():
         if _token(ident) == token and not any(e.get("url") == FILED_AS_OWN_EXT for e in ident.get("extension") or ()):
             ident["extension"] = [*(ident.get("extension") or ()), {"url": FILED_AS_OWN_EXT, "valueBoolean": True}]
+
+
+def marked_by_client(resource: dict[str, Any], previous: dict[str, Any] | None, writer: str) -> dict[str, Any]:
+    """A repository statement for Patient (the writer is known here, not read from the body): the filed-as-own mark
+    (``FILED_AS_OWN_EXT``) is huren's to set (``_mark_filed``), never a FHIR client's -- a client's write keeps it
+    only on an identifier the stored version carries marked (the record read and written back as read), and drops it
+    from any other. Why: it binds the registration (``merge.yaml`` ``beside``: a marked number outlives the HIS's
+    next A08 leaving it out), so a PUT marking any identifier made the HIS unable to take that number off (rv39d LOW
+    6). One place: every client write path (PUT, POST, conditional update, Bundles) reaches the repository's
+    statements with its writer (``engine.engine`` registers it)."""
+    from engine.merge_rules import API
+
+    if writer != API:
+        return resource
+    idents = resource.get("identifier")
+    if not isinstance(idents, list) or not any(isinstance(i, dict) and _marked(i) for i in idents):
+        return resource
+    held = {_token(i) for i in (previous or {}).get("identifier") or () if isinstance(i, dict) and _marked(i)}
+    out = []
+    for ident in idents:
+        if isinstance(ident, dict) and _marked(ident) and _token(ident) not in held:
+            rest = [e for e in ident["extension"] if not (isinstance(e, dict) and e.get("url") == FILED_AS_OWN_EXT)]
+            ident = {k: v for k, v in ident.items() if k != "extension"} | ({"extension": rest} if rest else {})
+        out.append(ident)
+    return {**resource, "identifier": out}
+
+
+def _marked(ident: dict[str, Any]) -> bool:
+    extensions = ident.get("extension")
+    return isinstance(extensions, list) and any(isinstance(e, dict) and e.get("url") == FILED_AS_OWN_EXT
+                                                for e in extensions)
 
 
 def _remember(conversion: Any, own: str, token: str, was: dict[str, Any]) -> None:
@@ -1682,7 +1719,9 @@ def _formerly(conversion: Any, ref: str, sequence: int, current: dict[str, Any],
 
     Asked only on the refusal path: the record's versions and the Provenances naming it are read then, never for
     a message the guard lets through. "States" is positive: the version's name the PID's, and nothing else both
-    state differs (``conflicts_between``). Appends the W (``conversion.warnings``) and answers True; False: the
+    state differs (``conflicts_between``). Not a former version of another sex than the record's now (male/female
+    both stated): an A08 changing name, sex and birth date together may be the MRN given to someone else, not a
+    correction -- the former person's result is refused as before (nbfix39's MED, idfix39). Appends the W (``conversion.warnings``) and answers True; False: the
     refusal stands."""
     marks = _marks(search, read_many)
     if ref not in conversion.create_only or marks is None or messages is None:
@@ -1693,8 +1732,10 @@ def _formerly(conversion: Any, ref: str, sequence: int, current: dict[str, Any],
         versions = marks.versions(rtype, rid)
     except NotFound:
         return False
+    now = demographics(current)["gender"]
     former = {str(v.version) for v in versions if v.resource is not None
-              and demographics(v.resource)["name"] == said["name"] and not conflicts_between(demographics(v.resource), said)}
+              and demographics(v.resource)["name"] == said["name"] and not conflicts_between(demographics(v.resource), said)
+              and not (now and demographics(v.resource)["gender"] not in (None, now))}
     if not former or not said["name"]:
         return False
     registrar = _registered(ref, search, messages, conversion.registrars, read_many)
@@ -1739,7 +1780,7 @@ def _joined(conversion: Any, earlier: Sequence[Any], stored: dict[Any, Any], lea
     duplicate -- the same woman registered twice with a homophone name and a mistyped day -- meets the same rule,
     and its merge is the very correction merges exist for. The W goes where the restatement's does
     (``conversion.warnings``: the ACK's ERR, and the operator's fidelity view counts it)."""
-    for survivor, prior, sequence in conversion.merges:
+    for survivor, prior, sequence, _ in conversion.merges:
         was = _as_left(prior, earlier, stored, leaned)
         person = conversion.by_reference.get(survivor)
         if was is None or person is None or not contradicts_all(was, person):
@@ -1752,3 +1793,66 @@ def _joined(conversion: Any, earlier: Sequence[Any], stored: dict[Any, Any], lea
             code=DUPLICATE_KEY_IDENTIFIER)
         warning.severity = "W"
         conversion.warnings.append(warning)
+
+
+def _carried(conversion: Any, earlier: Sequence[Any], stored: dict[Any, Any], leaned: list[int],
+             merge: MergeRules | None) -> None:
+    """A renumbering (A47/A46: ``his.RENUMBERING``, one record under a new identifier) carries to the new record's
+    version the numbers the renumbered record held that the registration does not take away (``merge.yaml``
+    ``Patient.identifier`` ``beside``, read by ``MergeRules.kept_beside``): her resident ID number, the numbers
+    remembered as the institution's own (``_mark_filed``, mark and all). The renumbered record drops the ID number
+    (``unless: replaced-by``: its identifiers are MRG-1's), so an A47 whose PID-3 states the new MRN alone erased her
+    ID number from the store and left her remembered number on the inactive record only (rv39d HIGH 3b). Not
+    carried: a number of a ``kind`` the new record states or already holds (a different ID number on it stays; the
+    patient index refuses joining two numbers). Not a merge of two records (A40/A34): carried onto the survivor, the
+    number stayed there after the A37 that undid a wrong merge, and the index, which keeps the merged-away record's
+    numbers along its chain, then refused the survivor's next right merge (lastfix25, identity27, mergemend25 went
+    red) -- rv39d HIGH 3a stays, a strict xfail (idfix39's report)."""
+    rules = merge if merge is not None else shipped()
+    writer = conversion.writer or _WRITER
+    for survivor, prior, _, renumbered in conversion.merges:
+        if not renumbered:
+            continue
+        person = conversion.by_reference.get(survivor)
+        was = _as_left(prior, earlier, stored, leaned)
+        if person is None or was is None or not was.get("identifier"):
+            continue
+        held = _as_left(survivor, earlier, stored, leaned) or {}
+        stated = [*(person.get("identifier") or ()), *(held.get("identifier") or ())]
+        carried = rules.kept_beside("Patient", "identifier", writer, json_copy(was["identifier"]), stated)
+        if carried:
+            person["identifier"] = [*(person.get("identifier") or ()), *carried]
+
+
+def _against_kept_number(conversion: Any, ref: str, sequence: int, was: dict[str, Any], merge: MergeRules | None,
+                         leaned: list[int]) -> None:
+    """Refuse (AE at PID-8, or PID-7) a registration whose PID-3 states no resident ID number when the record as it
+    leaves it -- the stored number kept beside its identifiers (``merge.yaml`` ``Patient.identifier`` ``beside``),
+    the PID's sex and birth date over the stored -- contradicts that number (``demographics.conflicts_with_own_ids``):
+    the same rule, both ways, as the same PID stating the number is refused by (``common._check_demographics``). An
+    A08 under the bare MRN with sex F left a female record holding a male ID number, answered AA, and ``a_man`` then
+    called her a man (rv39d MED 4). Only a writer whose identifiers keep a number beside them is asked (the
+    registration: a result's PID changes no record's sex), and only when the record holds a number and the PID
+    states none. The stored number is not echoed (the ACK goes back to the sender)."""
+    if ref in conversion.create_only:
+        return  # (a result's or order's PID: its record is written only when absent, no sex of it changed)
+    rules = merge if merge is not None else shipped()
+    ep = rules.plan("Patient", conversion.writer or _WRITER).elements.get("identifier")
+    if ep is None or not ep.beside:
+        return
+    person = conversion.by_reference[ref]
+    if id_numbers(person) or not id_numbers(was):
+        return
+    wrong = conflicts_with_own_ids(_as_stored(conversion, ref, was, merge))
+    if not wrong:
+        return
+    field = 8 if any(w.startswith("gender") for w in wrong) else 7
+    error = HL7Error(
+        f"PID-{field} {'sex' if field == 8 else 'birth date'} disagrees with the resident ID number the record holds "
+        f"({'; '.join(wrong)}): PID-3 does not state it, and the registration's identifiers leave it on the record; "
+        "nothing of the message is filed. State the corrected ID number in PID-3 with the corrected "
+        f"{'sex' if field == 8 else 'birth date'}, or correct PID-{field}",
+        segment="PID", sequence=sequence, field=field, code=DATA_TYPE_ERROR)
+    if leaned:
+        error.leaned_on = leaned  # type: ignore[attr-defined]
+    raise error

@@ -62,6 +62,10 @@ class HL7Error(Exception):
     repetition: int | None = None
     # a warning the operator's fidelity view counts by kind and key (``Tally``); None: counted as a warning only
     tally: Tally | None = None
+    # a warning that may be why the message is then refused (PID-21's mother's ID number failing its check: the
+    # newborn's rule names nobody, and the result under the mother's visit is refused at PV1-19): carried into the
+    # AE's ERR list beside the refusal (``engine.ingest``), so the sender is told the real cause (rv39d LOW 8)
+    with_refusal: bool = False
 
     def __post_init__(self) -> None:
         super().__init__(self.message)

@@ -51,6 +51,16 @@ def conflicts_with_id(demo: dict[str, str | None], nid: NationalId) -> list[str]
     return out
 
 
+def conflicts_with_own_ids(patient: dict[str, Any]) -> list[str]:
+    """What of a Patient version contradicts a VALID resident ID number it carries (``conflicts_with_id`` of each,
+    read by ``nationalid.parse``): asked of the record as a registration leaves it when the number is one the
+    registration did not state but the merge keeps beside it (``adapters.convert.persons._against_kept_number``;
+    rv39d MED 4). Sex "unknown"/"other" is no contradiction (``demographics`` reads male/female only: PID-8 U is
+    not compared, the same as ``common._check_demographics``)."""
+    demo = demographics(patient)
+    return [wrong for number in valid_id_numbers(patient) for wrong in conflicts_with_id(demo, parse(number))]
+
+
 def conflicts_between(a: dict[str, str | None], b: dict[str, str | None]) -> list[str]:
     """Fields present in both records that disagree."""
     out = []
@@ -133,15 +143,15 @@ def to_the_day(date: str | None) -> bool:
     return bool(date) and len(date) >= 10
 
 
-def a_man(patient: dict[str, Any]) -> bool:
-    """Is the Patient a man: its sex stated male, or a valid ID number it carries encoding male (the 17th digit odd:
-    ``nationalid.parse``, the one reading of the number)? Asked of the record a newborn's PID-21 names as its
-    mother (``engine.merge_rules``, rooming-in): PID-21 is the MOTHER's identifier (v2.5.1 3.4.1.21), and a man's
-    inpatient visit is not the one a newborn is filed under -- by his MRN, or by his ID number (rv38e LOW 6)."""
-    if demographics(patient)["gender"] == "male":
-        return True
-    for ident in patient.get("identifier") or ():
-        number = valid_number(ident.get("value")) if isinstance(ident, dict) and is_national_id(ident) else None
-        if number is not None and parse(number).gender == "male":
-            return True
-    return False
+def a_woman(patient: dict[str, Any]) -> bool:
+    """Is the Patient known to be a woman: its sex stated female (and no valid ID number it carries encoding male),
+    or no sex stated and every valid ID number it carries encoding female (the 17th digit even: ``nationalid.parse``,
+    the one reading of the number)? Asked of the record a newborn's PID-21 names as its mother (``engine.merge_rules``,
+    rooming-in): PID-21 is the MOTHER's identifier (v2.5.1 3.4.1.21), and only a woman's inpatient visit is the one a
+    newborn is filed under -- positive agreement, not "not known to be a man": a patient of sex unknown with no ID
+    number named in PID-21 (a father, say) was taken for the mother (rv39d LOW 7; before, ``a_man``: rv38e LOW 6)."""
+    gender = demographics(patient)["gender"]
+    sexes = {parse(number).gender for number in valid_id_numbers(patient)}
+    if gender == "female":
+        return "male" not in sexes
+    return gender is None and sexes == {"female"}
