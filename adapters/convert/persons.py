@@ -1680,8 +1680,11 @@ def _formerly(conversion: Any, ref: str, sequence: int, current: dict[str, Any],
 
     Asked only on the refusal path: the record's versions and the Provenances naming it are read then, never for
     a message the guard lets through. "States" is positive: the version's name the PID's, and nothing else both
-    state differs (``conflicts_between``). Appends the W (``conversion.warnings``) and answers True; False: the
-    refusal stands."""
+    state differs (``conflicts_between``). Only a version the current record CORRECTS (``_corrected_alone``: name
+    and/or birth date changed, not the sex nor the ID number) -- a version another person was written over is an
+    overlay, and its person's result refused (rv39f HIGH 1); the versions of the records this one replaces (an
+    A47, an A40) too (``_former_versions``, rv39f MED 7). Appends the W (``conversion.warnings``) and answers True;
+    False: the refusal stands."""
     marks = _marks(search, read_many)
     if ref not in conversion.create_only or marks is None or messages is None:
         return False
