@@ -1729,14 +1729,16 @@ def _former_versions(ref: str, current: dict[str, Any], said: dict[str, str | No
         try:
             versions = marks.versions(rtype, rid)
         except NotFound:
-            continue
+            versions = []  # (not stored: the links the batch gives it are still followed)
         found = {str(v.version) for v in versions if v.resource is not None
                  and demographics(v.resource)["name"] == said["name"]
                  and not conflicts_between(demographics(v.resource), said) and _corrected_alone(v.resource, current)}
         if found:
             out[record] = found
-        latest = current if record == ref else next((v.resource for v in versions if v.resource), None)  # (newest first)
-        for link in (latest or {}).get("link") or ():
+        latest = next((v.resource for v in versions if v.resource), None) or {}  # (newest first)
+        # (the record's own: as the batch leaves it too, an earlier message's merge not stored yet)
+        links = [*(current.get("link") or ()), *(latest.get("link") or ())] if record == ref else latest.get("link") or ()
+        for link in links:
             other = str(((link or {}).get("other") or {}).get("reference") or "")
             if link.get("type") == "replaces" and other.startswith("Patient/") and other not in seen \
                     and len(seen) < _REPLACED_AT_MOST:
