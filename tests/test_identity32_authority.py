@@ -120,8 +120,9 @@ def test_an_a08_corrects_the_records_person_and_later_results_follow(http: TestC
     """ADT A08 (update patient information) from the registration system restates who the record's
     person is: not refused, even with all three changed; a result naming the corrected person is
     then filed under the record. One naming the old person, as the registrar itself stated it before, is
-    refused: the A08 changed the sex too, so it may be the MRN given to someone else (nbfix39's former-person pass
-    is for a version of the record's sex, idfix39); one naming a person the record never was is refused."""
+    refused: the A08 changed the sex with the name, an overlay (another person written over the record), not
+    the name-and-day correction nbfix39's former-person pass is for (nmfix39, rv39f HIGH 1: the old person's
+    result would read as the new person's); one naming a person the record never was is refused too."""
     assert ack_code_of(post(http, adt("I32E1", "E77^^^FNXRMYY^MR", "钱^九", "19700303", "M"))) == "AA"
     record = patients(http, f"{MRN}|E77")[0]["id"]
     assert ack_code_of(post(http, adt("I32E2", "E77^^^FNXRMYY^MR", "吴^十", "19881212", "F", "A08"))) == "AA"

@@ -33,9 +33,6 @@ def _registered(http: TestClient, number: str, control: str, name: str, birth: s
     return record
 
 
-@pytest.mark.xfail(strict=True, reason="rv39f HIGH 1: persons._formerly files a result of the record's FORMER person "
-                   "under the record after the registrar's A08 overlaid it with another person (other sex, other "
-                   "birth date, other valid ID number): the overlay's victim's result reads as the new person's")
 def test_an_overlaid_records_former_persons_result_is_not_filed_under_the_new_person(
         both: tuple[Engine, TestClient]) -> None:
     """The registrar's clerk opens MRN FO1 (李梅, F, 1980-01-01, her ID number) and overwrites it with another
@@ -79,9 +76,6 @@ def test_a_15_digit_old_id_number_is_refused_clearly_not_filed(both: tuple[Engin
     assert b"PID-3" in ack and b"must be 18 characters" in ack, ack
 
 
-@pytest.mark.xfail(strict=True, reason="rv39f MED 2: demographics.name_of folds only whitespace and case: a middle "
-                   "dot written otherwise (U+00B7 vs full-width U+FF0E, U+30FB, U+2022) makes one name two, so with a "
-                   "mistyped day the one person's result is refused (contradicts_all: name AND day)")
 def test_a_middle_dot_written_otherwise_and_a_mistyped_day(both: tuple[Engine, TestClient]) -> None:
     """The HIS writes 阿依古丽·买买提 (U+00B7, the form of the ID card), the LIS 阿依古丽．买买提 (full-width full
     stop) -- one name -- with a day of birth mistyped: one field differs, which is no reason; filed."""
@@ -91,9 +85,6 @@ def test_a_middle_dot_written_otherwise_and_a_mistyped_day(both: tuple[Engine, T
     assert subjects(http, "FD1GLU") == [f"Patient/{record['id']}"], ack
 
 
-@pytest.mark.xfail(strict=True, reason="rv39f LOW 3: words.yaml w-escape (ufix39) fills {read} from the English's "
-                   "Python repr ('^~\\\\&'), so the Chinese tells the operator MSH-2 was read as ^~\\\\& -- the doubled "
-                   "escape it says was repaired -- not ^~\\& as the engine read it")
 def test_the_doubled_escape_warning_says_in_chinese_the_characters_read(both: tuple[Engine, TestClient]) -> None:
     """An MSH-2 doubling its escape character (``^~\\\\&``) is read as the standard ``^~\\&`` (a W in the ACK). The
     Chinese the fidelity page shows for the W (``ui_quarantine.err_said`` over the shipped words, as
@@ -112,10 +103,6 @@ def test_the_doubled_escape_warning_says_in_chinese_the_characters_read(both: tu
     assert "“^~\\&”" in zh, (zh, text)
 
 
-@pytest.mark.xfail(strict=True, reason="rv39f MED 4: nbfix39's new Ws (persons._joined at MRG-1: a merge of two people; "
-                   "persons._formerly: a result filed under the record's former person) have no words in "
-                   "mappings/quarantine/words.yaml: the operator's Chinese row says only 'accepted, as the English says' "
-                   "-- not that the merge may join two people nor to unlink by A37")
 def test_the_two_people_merge_warning_is_said_in_chinese(both: tuple[Engine, TestClient]) -> None:
     """An A40 merging 王芳 (F, 1980-01-01) into 李强 (M, 1975-05-05): filed with a W at MRG-1 (nbfix39). The Chinese the
     fidelity page gives that W (``err_said`` over the shipped words, as ``ui_fidelity`` draws it) is its own."""
@@ -133,9 +120,6 @@ def test_the_two_people_merge_warning_is_said_in_chinese(both: tuple[Engine, Tes
     assert zh, line
 
 
-@pytest.mark.xfail(strict=True, reason="rv39f MED 7: the former-person pass (persons._formerly) reads the versions of the "
-                   "PID's record only: after an A47 moved the record to a new MRN, the LIS's copy predating the "
-                   "registrar's name-and-day correction is refused under the new MRN (filed under the old one)")
 def test_the_former_person_pass_follows_an_a47(both: tuple[Engine, TestClient]) -> None:
     """孙丽 F 1970-01-01 at FQ1, corrected by the registrar's A08 to 孙丽丽 1970-03-03, then moved by its A47 to FQ2. The
     LIS's result with the day-old copy under FQ2 is the same person the registrar corrected: filed with the W, as it
@@ -153,9 +137,6 @@ def test_the_former_person_pass_follows_an_a47(both: tuple[Engine, TestClient]) 
     assert ack_code_of(ack) == "AA" and subjects(http, "FQ2GLU") == [f"Patient/{record['id']}"], ack
 
 
-@pytest.mark.xfail(strict=True, reason="rv39f LOW 6: the person guard's refusal (persons.py:416, _refuse) still words the "
-                   "pre-nbfix39 rule -- 'name and sex (and birth date, when both state one)' -- not _TWO_PEOPLE, the "
-                   "words the merge resolution gave the rule: twins of one day are told their birth dates differ")
 def test_the_refusal_says_the_rule_in_its_one_wording(both: tuple[Engine, TestClient]) -> None:
     """The boy's result under his twin sister's MRN (same day) is refused; the ERR says the rule as the module's one
     wording of it (``persons._TWO_PEOPLE``), which the merge refusals say too."""

@@ -217,7 +217,9 @@ def convert(message: Message, site: Site, institution: str | None = None, applic
         )
     ctx = Context(message=message, site=site, institution=institution, application=application)
     if encoding_repaired(msh):
-        ctx.warn(HL7Error(f"MSH-2 {msh.field(2)!r} doubles the escape character; read as {msh.enc.msh2!r}",
+        # the characters themselves, quoted -- not a Python repr, which doubles a backslash: the W (and its Chinese,
+        # words.yaml w-escape) said MSH-2 was read as the very doubled escape it repairs (rv39f LOW 3)
+        ctx.warn(HL7Error(f"MSH-2 '{msh.field(2)}' doubles the escape character; read as '{msh.enc.msh2}'",
                           segment="MSH", sequence=1, field=2, code=DATA_TYPE_ERROR))
     if message.derived_control_id:
         ctx.warn(HL7Error(f"MSH-10 (message control id) is empty; the message is known by its content "

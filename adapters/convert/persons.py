@@ -450,10 +450,8 @@ def _refuse(sequence: int, leaned: list[int]) -> None:
     # the stored person's particulars are not echoed: the ACK goes back to the sender, and the record
     # is not the sender's patient's
     _refused_at_pid3(
-        "PID-3 names the record of another person: the stored record's name and sex (and birth date, when "
-        "both state one), or its name and day of birth, differ from this PID's (PID-5, PID-8, PID-7); nothing "
-        "of the message is filed under "
-        f"it. {_ADVICE}", sequence, leaned)
+        f"PID-3 names the record of another person: between the stored record and this PID (PID-5, PID-8, PID-7, "
+        f"PID-3) the {_TWO_PEOPLE}; nothing of the message is filed under it. {_ADVICE}", sequence, leaned)
 
 
 def _refused_at_pid3(text: str, sequence: int, leaned: list[int]) -> None:
@@ -1719,28 +1717,23 @@ def _formerly(conversion: Any, ref: str, sequence: int, current: dict[str, Any],
 
     Asked only on the refusal path: the record's versions and the Provenances naming it are read then, never for
     a message the guard lets through. "States" is positive: the version's name the PID's, and nothing else both
-    state differs (``conflicts_between``). Not a former version of another sex than the record's now (male/female
-    both stated): an A08 changing name, sex and birth date together may be the MRN given to someone else, not a
-    correction -- the former person's result is refused as before (nbfix39's MED, idfix39). Appends the W (``conversion.warnings``) and answers True; False: the
-    refusal stands."""
+    state differs (``conflicts_between``). Only a version the current record CORRECTS (``_corrected_alone``: name
+    and/or birth date changed, not the sex nor the ID number) -- a version another person was written over is an
+    overlay, and its person's result refused (rv39f HIGH 1); the versions of the records this one replaces (an
+    A47, an A40) too (``_former_versions``, rv39f MED 7). Appends the W (``conversion.warnings``) and answers True;
+    False: the refusal stands."""
     marks = _marks(search, read_many)
     if ref not in conversion.create_only or marks is None or messages is None:
         return False
     said = demographics(conversion.by_reference[ref])
-    rtype, _, rid = ref.partition("/")
-    try:
-        versions = marks.versions(rtype, rid)
-    except NotFound:
+    if not said["name"]:
         return False
-    now = demographics(current)["gender"]
-    former = {str(v.version) for v in versions if v.resource is not None
-              and demographics(v.resource)["name"] == said["name"] and not conflicts_between(demographics(v.resource), said)
-              and not (now and demographics(v.resource)["gender"] not in (None, now))}
-    if not former or not said["name"]:
+    former = _former_versions(ref, current, said, marks)
+    if not former:
         return False
     registrar = _registered(ref, search, messages, conversion.registrars, read_many)
-    if registrar in (None, _UNSPOKEN, _UNREGISTERED) or not _stated_by(ref, former, str(registrar), search, messages,
-                                                                       marks):
+    if registrar in (None, _UNSPOKEN, _UNREGISTERED) or not any(
+            _stated_by(record, versions, str(registrar), search, messages, marks) for record, versions in former.items()):
         return False
     warning = HL7Error(
         f"PID-3's record: this PID states the record's former {_differing(current, conversion.by_reference[ref])}, "
@@ -1751,6 +1744,55 @@ def _formerly(conversion: Any, ref: str, sequence: int, current: dict[str, Any],
     warning.severity = "W"
     conversion.warnings.append(warning)
     return True
+
+
+# how many records ``_former_versions`` reads across merges and MRN changes (a record replacing one that replaced
+# another...): a bound on the reads of the refusal path, far above any real chain of A47s
+_REPLACED_AT_MOST = 8
+
+
+def _former_versions(ref: str, current: dict[str, Any], said: dict[str, str | None], marks: Any) -> dict[str, set[str]]:
+    """The stored versions, per record, of ``ref`` and of the records it replaces -- an A47 (MRN change) or an A40
+    moved the record's person there (``his.merge``: ``Patient.link`` ``replaces``, followed through each replaced
+    record's own latest version) -- that state the PID's person (the name the PID's, nothing else both state
+    differing: ``conflicts_between``) and from which ``current`` is a correction of name and/or birth date alone
+    (``_corrected_alone``). Empty: no such version, the refusal stands (rv39f MED 7: the LIS's day-old copy was
+    filed under the old MRN and refused under the new one)."""
+    out: dict[str, set[str]] = {}
+    seen, queue = {ref}, [ref]
+    while queue:
+        record = queue.pop(0)
+        rtype, _, rid = record.partition("/")
+        try:
+            versions = marks.versions(rtype, rid)
+        except NotFound:
+            versions = []  # (not stored: the links the batch gives it are still followed)
+        found = {str(v.version) for v in versions if v.resource is not None
+                 and demographics(v.resource)["name"] == said["name"]
+                 and not conflicts_between(demographics(v.resource), said) and _corrected_alone(v.resource, current)}
+        if found:
+            out[record] = found
+        latest = next((v.resource for v in versions if v.resource), None) or {}  # (newest first)
+        # (the record's own: as the batch leaves it too, an earlier message's merge not stored yet)
+        links = [*(current.get("link") or ()), *(latest.get("link") or ())] if record == ref else latest.get("link") or ()
+        for link in links:
+            other = str(((link or {}).get("other") or {}).get("reference") or "")
+            if link.get("type") == "replaces" and other.startswith("Patient/") and other not in seen \
+                    and len(seen) < _REPLACED_AT_MOST:
+                seen.add(other)
+                queue.append(other)
+    return out
+
+
+def _corrected_alone(former: dict[str, Any], current: dict[str, Any]) -> bool:
+    """Is ``current`` a correction of ``former``'s name and/or birth date alone -- the registrar's A08 fixing a typo
+    or a day, what ``_formerly`` lets a day-old copy through for? Not when the sex differs where both state male or
+    female, nor when both carry valid resident ID numbers and none in common (``demographics.id_numbers_differ``):
+    the readings that mark two people, so such a change is an overlay -- the registrar wrote ANOTHER person over
+    the record -- and the former person's result filed there would read as the new person's (rv39f HIGH 1). This
+    rule contains "a former version whose sex also differs" (idfix39)."""
+    return "gender" not in conflicts_between(demographics(former), demographics(current)) \
+        and not id_numbers_differ(former, current)
 
 
 def _stated_by(ref: str, versions: set[str], application: str, search: Any, messages: Any, marks: Any) -> bool:

@@ -1,24 +1,54 @@
 """The consistency checks that guard every automatic link: name, sex and birth date.
 
-No fuzzy logic on purpose: values are compared after trivial normalisation (whitespace, case),
-and a mismatch is a conflict for an operator to resolve, never a guess.
+No fuzzy logic on purpose: values are compared after normalisation -- a name as a person reads it
+(``name_of``: Unicode NFKC, name separators and whitespace dropped, case folded) -- and a mismatch is a
+conflict for an operator to resolve, never a guess.
 """
 
 from __future__ import annotations
 
+import re
+import unicodedata
 from typing import Any
 
 from engine.identity.nationalid import NationalId, is_national_id, parse, valid_number
 
+# the separators Chinese registrations write between the parts of a minority or foreign name, in every form a
+# keyboard or an ID-card reader gives them, after NFKC (which already folds U+FF0E, U+FE52 to ".", U+FF0D to "-",
+# U+FF65 to U+30FB, U+0387 to U+00B7): middle dot, katakana middle dot, bullet, hyphenation point, bullet and dot
+# operators, full stop, and the hyphen-like marks -- dropped with the whitespace (U+3000 too), as a reader does
+# not read them
+_UNREAD = re.compile("[\\s\u00b7\u30fb\u2022\u2027\u2219\u22c5\u2e31\u318d.\u2010-\u2015\u2212\ufe63-]+")
+
+
+def fold_name(text: str) -> str:
+    """A name as a person reading it compares it: Unicode NFKC (full-width Latin ``ＷＡＮＧ`` is ``WANG``, the
+    full-width full stop a full stop), the name separators and whitespace (``_UNREAD``) dropped, case folded.
+    阿依古丽·买买提 (the ID card's U+00B7), 阿依古丽．买买提, 阿依古丽・买买提 and 阿依古丽 买买提 are one name (rv39f
+    MED 2: with a mistyped day they were "name and day differ", two people). Not pinyin against hanzi nor any
+    other likeness: what differs in letters a person reads differs (no fuzzy logic).
+
+    A name of letters alone (``str.isalpha``: 张三, the common path) has nothing to drop and skips the pattern."""
+    text = unicodedata.normalize("NFKC", text)
+    return (text if text.isalpha() else _UNREAD.sub("", text)).casefold()
+
 
 def name_of(patient: dict[str, Any]) -> str | None:
+    """The official name (else the first) as compared (``fold_name``); None: no name."""
     names = patient.get("name") or []
     chosen = next((n for n in names if n.get("use") == "official"), names[0] if names else None)
     if not chosen:
         return None
     text = chosen.get("text") or "".join([chosen.get("family", ""), *chosen.get("given", [])])
-    norm = "".join(text.split()).casefold()
-    return norm or None
+    return fold_name(text) or None
+
+
+def same_name(a: str, b: str) -> bool:
+    """Two names ``name_of`` gave the same? Folded again where they differ: the patient index keeps the
+    demographics of each entry (``mpi``: ``demo``), and an entry written before ``fold_name`` dropped the
+    separators holds 阿依古丽·买买提 with its dot -- the same name as the dotless one read now. (Equal strings,
+    the common path, answer without folding.)"""
+    return a == b or fold_name(a) == fold_name(b)
 
 
 def demographics(patient: dict[str, Any]) -> dict[str, str | None]:
@@ -66,7 +96,8 @@ def conflicts_between(a: dict[str, str | None], b: dict[str, str | None]) -> lis
     out = []
     for field in ("name", "gender", "birthDate"):
         va, vb = a.get(field), b.get(field)
-        if va and vb and (not same_day(va, vb) if field == "birthDate" else va != vb):
+        if va and vb and (not same_day(va, vb) if field == "birthDate" else
+                          not same_name(va, vb) if field == "name" else va != vb):
             out.append(field)
     return out
 
@@ -102,7 +133,7 @@ def contradicts_all(stored: dict[str, Any], incoming: dict[str, Any]) -> bool:
     The name is compared first and decides alone when it agrees (the common path: a returning patient's
     result): the ID numbers are read only where the name differs."""
     a, b = demographics(stored), demographics(incoming)
-    if not (a["name"] and b["name"] and a["name"] != b["name"]):
+    if not (a["name"] and b["name"] and not same_name(a["name"], b["name"])):
         return False
     conflicts = conflicts_between(a, b)
     if "gender" in conflicts:
