@@ -16,7 +16,7 @@ from tests import test_id17_revisit as revisit
 from tests import test_idfix18_desk_link as desk_link
 from tests.operator_calls import before_linkmend26, index_state, operate
 from tests.test_id17_operator_merge import RELATIVE, _merge
-from tests.test_idfix18_desk_link import NID, OTHER, _signs_in, _three
+from tests.test_idfix18_desk_link import ER7, NID, OTHER, _adt, _signs_in, _three
 from tests.test_idfix18_no_person_message import _login_phone
 
 desk = desk_link.desk  # the fixture: the engine, HTTP as the desk, and an HL7 feed with phones
@@ -86,7 +86,10 @@ def test_the_same_link_clicked_twice_leaves_the_state_of_one_click(desk):
     operate(http, "link", r1, r2)
     assert {pid: engine.identity.record(pid) for pid in (r1, r2, r3)} == once
     assert not engine.identity.record(r1)["manual"]
-    send("FNXRMYY", "ZY0001", OTHER, "张小明")  # R1 is 张小明's, the hospital now says
+    # R1 is 张小明's, the hospital now says -- by its A08, the registration's restatement (accepted with its W): an
+    # A04 naming another name and another resident ID number under R1's MRN is refused since nbfix39 (two people)
+    restated = _adt("FNXRMYY", "ZY0001", OTHER, "张小明", "", 90).replace(b"ADT^A04^", b"ADT^A08^").replace(b"EVN|A04", b"EVN|A08")
+    assert http.post("/hl7v2", content=restated, headers={"Content-Type": ER7}).headers["x-hl7-ack-code"] == "AA"
     assert r1 not in engine.identity.person_compartment(r3)
     assert r1 not in engine.identity.patients_for_number(NID)
 
