@@ -45,7 +45,7 @@ _RESERVED = frozenset({"key", "owner", "slices", "follows", "when", "was", "stan
                        "another_person", "keeps", "history", "history_unless",
                        "history_taken_back_by", "lines_of", "text_of", "until_later", "displays", "states",
                        "not_from_older", "not_back", "withdrawn", "stands_with", "all_results", "beside",
-                       "over_value", "withdrawal_keeps"})
+                       "over_value", "over_value_with", "withdrawal_keeps"})
 PANEL = "; "  # between the tests a panel's ``code.text`` names (``names_all_of``)
 # on a report's ``code`` that is huren's stand-in, not the sender's statement: its groups named no test (OBR-4
 # empty) and the converter gave it its first result's code (``results.diagnostic_report``); ``_another`` does
@@ -66,6 +66,9 @@ _MISSING: Any = object()
 # R4 diagnostic-report-status: a report done (and what may follow it), and what comes before it
 _DONE = frozenset({"final", "amended", "corrected", "appended"})
 _BEFORE = frozenset({"registered", "partial", "preliminary"})
+# results changed after their final (OBX-11 C, A): their report is ``corrected`` (R4 diagnostic-report-status) --
+# the converter (``results._status_from_results``, ``report_status``) and ``MergeRules._revived`` read this one set
+CORRECTED = frozenset({"corrected", "amended"})
 # what is the stored resource's own, not a statement of it: its type, id and ``meta`` (its version and,
 # by its own rule, its label -- a higher one is taken from any message: privacy first)
 _OWN = frozenset({"resourceType", "id", "meta"})
@@ -448,6 +451,9 @@ class ElementPlan:
     # a message states replaces a stored value (X, "results cannot be obtained": cancelled) -- elsewhere a
     # reason without a value leaves the stored value (a re-send with OBX-5 empty; thirty-ninth round, stat39)
     over_value: frozenset[str] = frozenset()
+    # ``over_value_with``: what describes the value and goes with it there (its interpretation, its reference
+    # range): an X after a final of 6.1 H stood "High" beside no value (review rv39e LOW 6; sfix39)
+    over_value_with: frozenset[str] = frozenset()
     # ``withdrawal_keeps`` (a ``withdrawn`` status: a result's): the elements a message taking the stored resource
     # to one of ``withdrawn`` leaves as stored -- a withdrawal (OBX-11 W/D: "post original as wrong") says the
     # original was wrong, nothing new of where it was measured: the group's SPM, a kept-out P's re-drawn tube
@@ -801,6 +807,8 @@ class MergeRules:
                                                _slice_of("unless", b["unless"]) if b.get("unless") else None)
                                         for b in beside or ()),
                            over_value=frozenset(rule.get("over_value") or ()),
+                           over_value_with=frozenset(n for named in rule.get("over_value_with") or ()
+                                                     for n in _chosen(str(named), choices)),
                            withdrawal_keeps=frozenset(n for named in rule.get("withdrawal_keeps") or ()
                                                       for n in _chosen(str(named), choices)),
                            dated_with=frozenset(n for named in (rule["until_later"] if isinstance(
@@ -829,6 +837,9 @@ class MergeRules:
             return False  # a create naming what it ``inherits`` from (a replacement order) is combined
         if creating and any(plan.elements[name].slices for name in plan.persons):
             return False  # a list element's ``another_person`` (an Appointment's patient) is asked of a create (``_claimed``)
+        if creating and plan.over and any(ep.all_results for _, ep in plan.over) and (
+                resource is None or self._withdrawn_first(plan, resource)):
+            return False  # a first report listing a result this write withdrew: ``all_results`` is asked (sfix39)
         if creating and not plan.guards_create:
             return True
         return creating and resource is not None and not any(isinstance(resource.get(name), list)
@@ -859,12 +870,16 @@ class MergeRules:
                         out.pop(name)
                     else:
                         out[name] = value
-            if plan.inherited:
+            if plan.inherited or plan.over:
                 saids = getattr(self._local, "said", None)
                 told: Said | None = saids.get(f"{rtype}/{incoming.get('id')}") if saids else None
                 at = {f"{rtype}.{element}": where for element, where in told.fields} if told is not None else {}
                 for name, ep in plan.inherited:
                     self._inherit(rtype, name, ep, out, issues, at)
+                for name, ep in plan.over:  # (a first report none of whose results stands: ``_withdrawn_first``)
+                    if ep.all_results and self._withdrawn_first(plan, incoming):
+                        refs = {e.get("reference") for e in incoming.get(ep.as_far_as) or () if isinstance(e, dict)}
+                        self._none_standing(name, ep, {}, incoming, out, refs, at, source, issues)
             return Combined(out, issues)
         if plan.moved:  # what older code stored elsewhere is read where it is stored now (``was``)
             stored = _moved(stored, plan.moved)
@@ -998,6 +1013,9 @@ class MergeRules:
                 for n in ep.withdrawal_keeps:
                     if n in stored:
                         out[n] = stored[n]
+                    else:  # (none stored: the withdrawal states none either -- a tubeless sodium's W beside
+                        # potassium's kept-out P took the P's re-drawn tube; review rv39e MED 4, sfix39)
+                        out.pop(n, None)
         stood: frozenset[str] = frozenset()  # (what stands with a report's status kept as stored: ``stands_with``)
         taken_whole: frozenset[str] = frozenset()  # (what the older final states over its later P: ``_over_later_p``)
         if plan.over:
@@ -2190,6 +2208,32 @@ class MergeRules:
             out[name] = {"text": PANEL.join(dict.fromkeys([*labels, concept_label(inc)]))}
         return standing
 
+    def _withdrawn_first(self, plan: TypePlan, resource: Resource) -> bool:
+        """Whether a first version of a report (nothing stored) lists a result this write took to an
+        ``all_results`` status (withdrawn, not obtained: its pending version) while stating a status on the
+        path -- the first message huren met of a report (its final quarantined, or sent before go-live) was the
+        LIS's W of its one result under OBR-25 F or C, stored final or corrected: a recognisable prior
+        (``recognition.decision.FINAL_STATUSES``) of a result the lab withdrew, and a repeat elsewhere was
+        flagged not payable against it (review rv39e HIGH 2; thirty-ninth round, sfix39). ``_none_standing``,
+        the one rule over a stored report, is then asked of the first version too (``combine``). A report
+        already of such a status (OBR-25 X, or read off its results with OBR-25 empty) and an ordinary one
+        (no result of the message withdrawn) are taken as they are: one pass over this write's pending
+        versions, no store read."""
+        keeper: Stored | None = getattr(self._local, "stored", None)
+        if keeper is None:
+            return False
+        for name, ep in plan.over:
+            if not ep.all_results:
+                continue
+            beside = frozenset().union(*(of for _, of in ep.all_results))
+            if resource.get(name) in beside:
+                continue
+            refs = {e.get("reference") for e in resource.get(ep.as_far_as) or () if isinstance(e, dict)}
+            if refs and any(v.get("status") in beside and f"{v.get('resourceType')}/{v.get('id')}" in refs
+                            for v, _ in keeper.pending()):
+                return True
+        return False
+
     def _none_standing(self, name: str, ep: ElementPlan, stored: Resource, incoming: Resource, out: Resource,
                        refs: set[Any], fields: Mapping[str, str], source: str, issues: list[Issue] | None,
                        deleting: frozenset[str] = frozenset()) -> frozenset[str] | None:
@@ -2247,7 +2291,7 @@ class MergeRules:
         # (some held or kept out, some stored: the times stand, as ``taken`` says beside a final -- the held P's
         # re-drawn OBR-7 and OBR-22 dated the withdrawn report by a statement none of its results carries;
         # pffix38's form over a final, here where nothing stands: thirty-ninth round, stat39)
-        some = any(isinstance(r, str) and (r in held or r in kept_out) for r in refs)
+        some = bool(stored) and any(isinstance(r, str) and (r in held or r in kept_out) for r in refs)  # (a first: none stands)
         whole = some and all(isinstance(r, str) and (r in held or r in kept_out) for r in refs)
         words, standing = (_stands_with(ep, name, stored, incoming, out, deleting, taken=not whole) if some
                            else ("", frozenset()))
@@ -2273,16 +2317,24 @@ class MergeRules:
         status no result of it holds (table 0123: C, "correction to results"; R4: a report only moves
         forward from final). The results that give way (withdrawn, not obtained) state no progress; one held
         keeps its stored status. W at the status (OBR-25 when sent) naming the status not stored (thirty-
-        ninth round, stat39)."""
+        ninth round, stat39).
+        Only a correction revives: a listed result corrected or amended as merged (``CORRECTED``) -- R4's
+        corrected is "modified subsequent to being final", which a preliminary report cannot be, so the C
+        under P is the one status the P cannot hold. Results merely final beside the P stay what the message
+        gives a new report, preliminary (table 0123 P: "verified early result available, final results not
+        yet obtained"): the LIS's re-issue of potassium F under OBR-25 P over a withdrawn report of potassium
+        and sodium (sodium not yet re-measured) went final beside sodium still withdrawn -- a recognisable
+        prior (``recognition.decision.FINAL_STATUSES``) the lab called preliminary, and the flag its
+        withdrawal voided came back (review rv39e HIGH 1; thirty-ninth round, sfix39)."""
         beside = frozenset().union(*(of for _, of in ep.all_results))
         if stored.get(name) not in beside or out.get(name) not in _BEFORE:
             return
         merged = self._read_all([r for r in refs if isinstance(r, str)])  # (pending first: ``_read_all``)
         statuses = {(merged.get(r) or {}).get("status") for r in refs} - beside
-        if not statuses or not statuses <= _DONE:
-            return  # (a result not stored, or before final: the message's status stands as it said)
+        if not statuses or not statuses <= _DONE or not statuses & CORRECTED:
+            return  # (a result not stored, before final, or final only: the message's status stands as it said)
         progress = ep.progress or {}
-        told, status = out[name], min(statuses, key=lambda s: progress.get(s, 99))
+        told, status = out[name], min(statuses & CORRECTED, key=lambda s: progress.get(s, 99))
         where = f"{incoming['resourceType']}.{name}"
         self._conflict(ep.conflict, f"{where}: {_writer(source)}'s value {_show(told)} was not stored: the results "
                        f"it lists are, as stored, {' or '.join(sorted(statuses))} -- the report is {_show(status)}",
@@ -2592,7 +2644,10 @@ class MergeRules:
         (cancelled: OBX-11 X, "results cannot be obtained for this observation", table 0085): then the
         reason replaces the value and what follows it (its components), which the result's history keeps.
         The LIS's X after its final left "cancelled 4.1" -- a value beside the statement that none could
-        be obtained (thirty-ninth round, stat39). Both from the writer itself are left to validation."""
+        be obtained (thirty-ninth round, stat39) -- and with it what describes that value (``over_value_with``:
+        its interpretation, its reference range), which the message states none of: "High" stood beside no
+        value (review rv39e LOW 6; thirty-ninth round, sfix39). Both from the writer itself are left to
+        validation."""
         if not any(n.startswith("value") and n in plan.choices for n in out):
             return
         value_in = any(n.startswith("value") and n in plan.choices for n in incoming)
@@ -2604,6 +2659,8 @@ class MergeRules:
             if out.get("status") in ep.over_value:
                 values = {n for n in out if n.startswith("value") and n in plan.choices}
                 for name in [*values, *(n for n, followed in plan.follows if followed & values)]:
+                    out.pop(name, None)
+                for name in ep.over_value_with.difference(incoming):  # (one the message states is its own)
                     out.pop(name, None)
                 return
             reason = out.pop("dataAbsentReason")
