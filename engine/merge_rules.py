@@ -27,7 +27,7 @@ from typing import Any, Protocol
 
 from adapters.hl7v2.errors import DUPLICATE_KEY_IDENTIFIER, HL7Error
 from engine import fhirjson
-from engine.errors import NotFound, Unprocessable
+from engine.errors import FhirError, NotFound, Unprocessable
 from engine.identity.demographics import a_man
 from engine.message_time import Dates, Stamp, settle
 from engine.repository.search import escape_value, token_value
@@ -924,6 +924,9 @@ class MergeRules:
                 break
         if plan.dated and not compared and self._restated_older(rtype, plan, stored, incoming, source, said, issues):
             return Combined(dict(stored), issues)  # (the same sender's older restatement: tfix35)
+        before: tuple[frozenset[str], Resource] | None = None  # (the older final over its later P: a result's, sfix39)
+        if plan.backed and not compared:
+            before = self._older_over_later(rtype, plan, stored, incoming, source)
         over_p: str | None = None  # (the older final over its later P: the report as in MSH-7 order -- stfix38)
         if plan.timed and not compared:  # (a report's times from an older message: not written -- ordfix36)
             over_p = self._over_later_p(rtype, plan, stored, incoming, source)
@@ -1016,6 +1019,8 @@ class MergeRules:
                     else:  # (none stored: the withdrawal states none either -- a tubeless sodium's W beside
                         # potassium's kept-out P took the P's re-drawn tube; review rv39e MED 4, sfix39)
                         out.pop(n, None)
+        if before is not None:
+            _as_before(out, *before)
         stood: frozenset[str] = frozenset()  # (what stands with a report's status kept as stored: ``stands_with``)
         taken_whole: frozenset[str] = frozenset()  # (what the older final states over its later P: ``_over_later_p``)
         if plan.over:
@@ -1025,7 +1030,8 @@ class MergeRules:
                 if name not in stood:
                     stood |= self._over(name, ep, stored, incoming, out, plan.over, fields, source, issues, deleting)
             if over_p is not None:
-                taken_whole = _as_in_order(plan.elements[over_p], over_p, stored, incoming, out)
+                taken_whole = _as_in_order(plan.elements[over_p], over_p, stored, incoming, out,
+                                           self._before_later(rtype, stored))
             if "presentedForm" in stood:  # (its copy, an imaging report's document, is not written either)
                 if getattr(self._local, "kept", None) is None:
                     self._local.kept = set()
@@ -1344,6 +1350,61 @@ class MergeRules:
                 return None  # (in MSH-7 order: the F's times and tubes merge as they always did)
             return name if self._results_stepped(ep, incoming) else None
         return None
+
+    def _older_over_later(self, rtype: str, plan: TypePlan, stored: Resource, incoming: Resource,
+                          source: str) -> tuple[frozenset[str], Resource] | None:
+        """A result's ``_as_in_order``: the elements this older message steps forward over (a ``not_back``
+        step from its status to the stored one's: the LIS's F of 11:50 over its P of 12:00) without stating
+        them, each to be what the version before the later statements held (``_before_later``), with that
+        version -- None when the message states them all (the ordinary P -> F: nothing read) or is not older
+        by MSH-7. In MSH-7 order the P was kept out of the final but its ``merged`` (its note): the P's
+        re-drawn tube B (drawn 11:00) stayed on the final 4.1 observed at 08:30, sent without SPM as many LIS
+        send it, and through it on the final report (review rv39a MED 3 / finding 5; thirty-ninth round,
+        sfix39)."""
+        for name, ep in plan.backed:
+            held, told = stored.get(name), incoming.get(name)
+            if told == held or type(told) is not str or type(held) is not str:
+                continue
+            step = _backward(ep, told, held, stored)
+            if step is None:
+                continue
+            keep = step.merged or frozenset()
+            gone = frozenset(n for n in stored if n not in incoming and n != name and n not in _OWN and n not in keep
+                             and not n.startswith("_"))
+            if not gone or self._older_than_stored(rtype, stored, source) is None:
+                return None
+            return gone, self._before_later(rtype, stored)
+        return None
+
+    def _before_later(self, rtype: str, stored: Resource) -> Resource:
+        """The stored version as of the newest message no later than the one at hand (``settle``): what
+        ``stored`` was before the later statements this older message comes under (the LIS's P of 12:00
+        over which its final of 11:50 arrives) -- the version an even older message (its P of 09:00) made.
+        Empty when every version is later (the later P created it) or none can be read as of a message
+        (no store, no Provenances); a version that cannot be told later counts as before (what it holds
+        is kept). Asked only where an older final replaces a later P (``_as_in_order``,
+        ``_older_over_later``): one Provenance look-up (``_provenances``) and one version read (thirty-ninth
+        round, sfix39)."""
+        keeper = getattr(self._local, "stored", None)
+        dates: Dates | None = getattr(self._local, "at", None)
+        search, vread = getattr(keeper, "search", None), getattr(keeper, "vread", None)
+        version = str((stored.get("meta") or {}).get("versionId") or "")
+        rid = stored.get("id")
+        if dates is None or search is None or vread is None or not version.isdigit() or not isinstance(rid, str):
+            return {}
+        ref = f"{rtype}/{rid}"
+        _, by_version = self._provenances(keeper, search, rtype, ref)
+        for k in range(int(version) - 1, 0, -1):
+            target = f"{ref}/_history/{k}"
+            provs = by_version.get(target, ())
+            then = [*(dates.of(provs) if provs else ()), *dates.pending(target)]
+            if settle(dates.now, then, stands=False)[0] == "older":
+                continue  # (a later statement too: the version before it is asked)
+            try:
+                return vread(rtype, rid, str(k))
+            except FhirError:  # (not found, a deletion: nothing of it before)
+                return {}
+        return {}
 
     def _older_times(self, rtype: str, plan: TypePlan, stored: Resource, incoming: Resource, source: str,
                      said: Said | None, issues: list[Issue]) -> Resource:
@@ -3112,22 +3173,37 @@ def _stands_with(ep: ElementPlan, name: str, stored: Resource, incoming: Resourc
     return f"; and with it {', '.join(kept)} as stored: this message's {said} was not stored", standing
 
 
-def _as_in_order(ep: ElementPlan, name: str, stored: Resource, incoming: Resource, out: Resource) -> frozenset[str]:
+def _as_in_order(ep: ElementPlan, name: str, stored: Resource, incoming: Resource, out: Resource,
+                 prior: Resource) -> frozenset[str]:
     """``MergeRules._over_later_p``: each element the older final's report states, but ``stands_with``'s
     ``merged`` (its results, order numbers: merged as they are), is its value in ``out`` -- what MSH-7 order
     gives, the later P kept out (its times, its re-drawn tube). An element the stored report holds and the
     final states none of goes too (``stored``): in MSH-7 order the P was kept out whole, so what only it
     stated -- its interpreter (OBR-32), its draft words -- was never the final report's; stfix38 had kept
     it, 李四 named as interpreting a final report he signed no part of (thirty-ninth round, stat39).
+    Only what the later statements alone stated goes: such an element is what ``prior`` (the stored
+    version as of the newest message no later than the final, ``MergeRules._before_later``; empty when
+    none) held of it, absent when it held none -- an even older P's interpreter (OBR-32 王五 at 09:00, the
+    later P of 12:00 naming none) stood before the final in MSH-7 order, and the final, naming none, does
+    not erase it: stat39 had taken it out unwarned (review rv39e HIGH 3; thirty-ninth round, sfix39).
     Returns the names taken or taken out."""
     merged = ep.merged_with or frozenset()
     taken = frozenset(n for n in incoming if n != name and n not in _OWN and n not in merged)
     for n in taken:
         out[n] = incoming[n]
     gone = frozenset(n for n in stored if n not in incoming and n != name and n not in _OWN and n not in merged)
-    for n in gone:
-        out.pop(n, None)
+    _as_before(out, gone, prior)
     return taken | gone
+
+
+def _as_before(out: Resource, names: Iterable[str], prior: Resource) -> None:
+    """Each of ``names`` in ``out`` as ``prior`` holds it (the version before the later statements an older
+    message comes under), taken out where it holds none."""
+    for n in names:
+        if n in prior:
+            out[n] = prior[n]
+        else:
+            out.pop(n, None)
 
 
 def _theirs_alone(stored: Resource, out: Resource, kept_out: Sequence[Resource], taken: Sequence[Resource],
