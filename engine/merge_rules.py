@@ -575,7 +575,7 @@ class _Saying:
         self._outer = (getattr(local, "said", None), getattr(local, "stored", None), getattr(local, "at", None),
                        getattr(local, "held", None), getattr(local, "provenances", None),
                        getattr(local, "untimely", None), getattr(local, "decided", None), getattr(local, "kept", None),
-                       getattr(local, "out", None))
+                       getattr(local, "out", None), getattr(local, "held_said", None))
         # ``held``: "Type/id" -> the words of a version this message stated that ``until_later`` left
         # out (an older statement of a withdrawn result): the report's ``lines_of`` adds none of them
         # ``provenances``: the Provenances read for the block's write (``MergeRules._provenances``)
@@ -585,15 +585,17 @@ class _Saying:
         # the document copying the text is not written either (``_copy_held``; pfix38)
         # ``out``: "Type/id" -> the version this message stated of a result whose step back ``not_back`` kept
         # out (a P after its F): a report judges by it what of the message was kept out (``_over``; pffix38)
+        # ``held_said``: "Type/id" -> the version this message stated of a result ``held`` (``_hold``): a report
+        # none of whose results stands judges by it what only the held ones stated (``_none_standing``; sfix39)
         (local.said, local.stored, local.at, local.held, local.provenances,
-         local.untimely, local.decided, local.kept, local.out) = (self._said, self._stored, self._at, None, None,
-                                                                  [], [], None, None)
+         local.untimely, local.decided, local.kept, local.out, local.held_said) = (
+            self._said, self._stored, self._at, None, None, [], [], None, None, None)
 
     def __exit__(self, *exc: object) -> None:
         left, answered = self._local.untimely, self._local.decided
         (self._local.said, self._local.stored, self._local.at, self._local.held,
          self._local.provenances, self._local.untimely, self._local.decided, self._local.kept,
-         self._local.out) = self._outer
+         self._local.out, self._local.held_said) = self._outer
         if left and exc[0] is None:  # (a write that ended without asking ``refused``: refused all the same)
             raise _combined(left, answered)
 
@@ -1229,6 +1231,10 @@ class MergeRules:
         if held_words is None:
             held_words = self._local.held = {}
         held_words[f"{rtype}/{stored.get('id')}"] = _words(incoming)
+        held_said = getattr(self._local, "held_said", None)
+        if held_said is None:
+            held_said = self._local.held_said = {}
+        held_said[f"{rtype}/{stored.get('id')}"] = incoming
 
     def _held(self, issues: list[Issue], rtype: str, stored: Resource, incoming: Resource, changed: Sequence[str],
               at: str | None, text: str) -> None:
@@ -2356,6 +2362,17 @@ class MergeRules:
         whole = some and all(isinstance(r, str) and (r in held or r in kept_out) for r in refs)
         words, standing = (_stands_with(ep, name, stored, incoming, out, deleting, taken=not whole) if some
                            else ("", frozenset()))
+        if some and not whole:
+            # (nor the tubes only the held or kept-out ones stated -- the held P's re-drawn tube B joined the
+            # withdrawn report's specimen list, no result of it measured there: ``_theirs_alone`` as over a
+            # final, judged by the held statements too; stat39's own MED, review rv39e MED 5; sfix39)
+            held_said: dict[str, Resource] = getattr(self._local, "held_said", None) or {}
+            theirs = [v for r in sorted(r for r in refs if isinstance(r, str))
+                      if (v := kept_out.get(r) or held_said.get(r)) is not None]
+            taken_refs = [r for r in refs if isinstance(r, str) and r not in held and r not in kept_out]
+            now = self._read_all(taken_refs)
+            words += _theirs_alone(stored, out, theirs, [now[r] for r in taken_refs if r in now],
+                                   standing | (ep.merged_with or frozenset()))
         told = incoming.get(name, _MISSING)
         where = f"{incoming['resourceType']}.{name}"
         if out.get(name) != status and told is not _MISSING and told != status:

@@ -88,9 +88,6 @@ def test_an_x_after_a_final_voids_the_report_and_keeps_a_trend_free_of_a_value(
     assert http.get(f"/fhir/{patient}/$everything").status_code == 200
 
 
-@pytest.mark.xfail(strict=True, reason="rv39e MED (stat39's own MED, confirmed): a partly held message's P tube "
-                   "joins the withdrawn report's specimen list -- merge_rules._none_standing asks no _theirs_alone "
-                   "when some of the message's results are held")
 def test_a_partly_held_message_adds_no_tube_to_the_withdrawn_report(engine: Engine, http: TestClient) -> None:
     """stat39's own MED, confirmed: F of potassium and sodium (tube A), W of potassium, then potassium's P of
     a re-drawn tube B (held whole over its withdrawal) beside sodium's W (stored): every result withdrawn,
