@@ -882,6 +882,7 @@ class MergeRules:
                     if ep.all_results and self._withdrawn_first(plan, incoming):
                         refs = {e.get("reference") for e in incoming.get(ep.as_far_as) or () if isinstance(e, dict)}
                         self._none_standing(name, ep, {}, incoming, out, refs, at, source, issues)
+                _locate(issues, rtype, at, told, incoming)
             return Combined(out, issues)
         if plan.moved:  # what older code stored elsewhere is read where it is stored now (``was``)
             stored = _moved(stored, plan.moved)
@@ -1088,15 +1089,7 @@ class MergeRules:
             _length_within_span(stored, incoming, out, issues)
         for k in kept_back:
             k.say(stored, out, spared)
-        if issues and (fields or (said is not None and said.later)):
-            # a value not stored, located in the message (ERR-2: ORC-5, not just "ServiceRequest.status")
-            for issue in issues:
-                expression = (issue.get("expression") or [""])[0]
-                at = fields.get(expression)
-                if at is None and said is not None and said.later and expression.startswith(rtype + "."):
-                    at = said.at(expression[len(rtype) + 1:], incoming)  # (``Said.later``: OBX-5, 7, 8)
-                if at is not None and not issue.get("location"):
-                    issue["location"] = [at]
+        _locate(issues, rtype, fields, said, incoming)
         return Combined(out, issues)
 
     def _dated(self, rtype: str, plan: TypePlan, stored: Resource, incoming: Resource, source: str,
@@ -3211,6 +3204,21 @@ def _as_in_order(ep: ElementPlan, name: str, stored: Resource, incoming: Resourc
     gone = frozenset(n for n in stored if n not in incoming and n != name and n not in _OWN and n not in merged)
     _as_before(out, gone, prior)
     return taken | gone
+
+
+def _locate(issues: list[Issue], rtype: str, fields: Mapping[str, str], said: Said | None, incoming: Resource) -> None:
+    """Each of ``issues`` (a value not stored) located in the message where it stated the element (ERR-2:
+    ORC-5, not just "ServiceRequest.status"): ``fields``, else ``Said.later`` (OBX-5, 7, 8; OBR-25 when sent)
+    -- for a first version too (a first report's status not stored: ``MergeRules._withdrawn_first``)."""
+    if not issues or not (fields or (said is not None and said.later)):
+        return
+    for issue in issues:
+        expression = (issue.get("expression") or [""])[0]
+        at = fields.get(expression)
+        if at is None and said is not None and said.later and expression.startswith(rtype + "."):
+            at = said.at(expression[len(rtype) + 1:], incoming)  # (``Said.later``: OBX-5, 7, 8)
+        if at is not None and not issue.get("location"):
+            issue["location"] = [at]
 
 
 def _as_before(out: Resource, names: Iterable[str], prior: Resource) -> None:
