@@ -1089,7 +1089,8 @@ class MergeRules:
             _length_within_span(stored, incoming, out, issues)
         for k in kept_back:
             k.say(stored, out, spared)
-        _locate(issues, rtype, fields, said, incoming)
+        if issues:
+            _locate(issues, rtype, fields, said, incoming)
         return Combined(out, issues)
 
     def _dated(self, rtype: str, plan: TypePlan, stored: Resource, incoming: Resource, source: str,
@@ -1360,6 +1361,9 @@ class MergeRules:
         re-drawn tube B (drawn 11:00) stayed on the final 4.1 observed at 08:30, sent without SPM as many LIS
         send it, and through it on the final report (review rv39a MED 3 / finding 5; thirty-ninth round,
         sfix39)."""
+        left = stored.keys() - incoming.keys()  # (the ordinary P -> F states all the P did: nothing more asked)
+        if not left.difference(_OWN):
+            return None
         for name, ep in plan.backed:
             held, told = stored.get(name), incoming.get(name)
             if told == held or type(told) is not str or type(held) is not str:
@@ -1368,8 +1372,7 @@ class MergeRules:
             if step is None:
                 continue
             keep = step.merged or frozenset()
-            gone = frozenset(n for n in stored if n not in incoming and n != name and n not in _OWN and n not in keep
-                             and not n.startswith("_"))
+            gone = frozenset(n for n in left if n != name and n not in _OWN and n not in keep and not n.startswith("_"))
             if not gone or self._older_than_stored(rtype, stored, source) is None:
                 return None
             return gone, self._before_later(rtype, stored)
