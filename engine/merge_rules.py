@@ -1361,9 +1361,7 @@ class MergeRules:
         re-drawn tube B (drawn 11:00) stayed on the final 4.1 observed at 08:30, sent without SPM as many LIS
         send it, and through it on the final report (review rv39a MED 3 / finding 5; thirty-ninth round,
         sfix39)."""
-        if stored.keys() <= incoming.keys():
-            return None  # (the ordinary P -> F states all the P did: nothing more asked -- one C-level test)
-        left = stored.keys() - incoming.keys()
+        left = stored.keys() - incoming.keys()  # (the ordinary P -> F states all the P did: nothing more asked)
         if not left.difference(_OWN):
             return None
         for name, ep in plan.backed:
