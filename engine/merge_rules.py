@@ -928,8 +928,8 @@ class MergeRules:
         if plan.dated and not compared and self._restated_older(rtype, plan, stored, incoming, source, said, issues):
             return Combined(dict(stored), issues)  # (the same sender's older restatement: tfix35)
         before: tuple[frozenset[str], Resource] | None = None  # (the older final over its later P: a result's, sfix39)
-        if plan.backed and not compared:
-            before = self._older_over_later(rtype, plan, stored, incoming, source)
+        if plan.backed and not compared and not stored.keys() - incoming.keys() <= _OWN:
+            before = self._older_over_later(rtype, plan, stored, incoming, source)  # (it leaves out what was stored)
         over_p: str | None = None  # (the older final over its later P: the report as in MSH-7 order -- stfix38)
         if plan.timed and not compared:  # (a report's times from an older message: not written -- ordfix36)
             over_p = self._over_later_p(rtype, plan, stored, incoming, source)
@@ -1361,9 +1361,7 @@ class MergeRules:
         re-drawn tube B (drawn 11:00) stayed on the final 4.1 observed at 08:30, sent without SPM as many LIS
         send it, and through it on the final report (review rv39a MED 3 / finding 5; thirty-ninth round,
         sfix39)."""
-        left = stored.keys() - incoming.keys()  # (the ordinary P -> F states all the P did: nothing more asked)
-        if not left.difference(_OWN):
-            return None
+        left = stored.keys() - incoming.keys()  # (asked by ``combine`` only when it leaves out one: not the ordinary P -> F)
         for name, ep in plan.backed:
             held, told = stored.get(name), incoming.get(name)
             if told == held or type(told) is not str or type(held) is not str:
