@@ -27,7 +27,7 @@ from typing import Any, Protocol
 
 from adapters.hl7v2.errors import DUPLICATE_KEY_IDENTIFIER, HL7Error
 from engine import fhirjson
-from engine.errors import NotFound, Unprocessable
+from engine.errors import FhirError, NotFound, Unprocessable
 from engine.identity.demographics import a_woman
 from engine.message_time import Dates, Stamp, settle
 from engine.repository.search import escape_value, token_value
@@ -48,7 +48,7 @@ _RESERVED = frozenset({"key", "owner", "slices", "follows", "when", "was", "stan
                        "another_person", "keeps", "history", "history_unless",
                        "history_taken_back_by", "lines_of", "text_of", "until_later", "displays", "states",
                        "not_from_older", "not_back", "withdrawn", "stands_with", "all_results", "beside",
-                       "over_value", "withdrawal_keeps"})
+                       "over_value", "over_value_with", "withdrawal_keeps"})
 PANEL = "; "  # between the tests a panel's ``code.text`` names (``names_all_of``)
 # on a report's ``code`` that is huren's stand-in, not the sender's statement: its groups named no test (OBR-4
 # empty) and the converter gave it its first result's code (``results.diagnostic_report``); ``_another`` does
@@ -69,6 +69,9 @@ _MISSING: Any = object()
 # R4 diagnostic-report-status: a report done (and what may follow it), and what comes before it
 _DONE = frozenset({"final", "amended", "corrected", "appended"})
 _BEFORE = frozenset({"registered", "partial", "preliminary"})
+# results changed after their final (OBX-11 C, A): their report is ``corrected`` (R4 diagnostic-report-status) --
+# the converter (``results._status_from_results``, ``report_status``) and ``MergeRules._revived`` read this one set
+CORRECTED = frozenset({"corrected", "amended"})
 # what is the stored resource's own, not a statement of it: its type, id and ``meta`` (its version and,
 # by its own rule, its label -- a higher one is taken from any message: privacy first)
 _OWN = frozenset({"resourceType", "id", "meta"})
@@ -484,6 +487,9 @@ class ElementPlan:
     # a message states replaces a stored value (X, "results cannot be obtained": cancelled) -- elsewhere a
     # reason without a value leaves the stored value (a re-send with OBX-5 empty; thirty-ninth round, stat39)
     over_value: frozenset[str] = frozenset()
+    # ``over_value_with``: what describes the value and goes with it there (its interpretation, its reference
+    # range): an X after a final of 6.1 H stood "High" beside no value (review rv39e LOW 6; sfix39)
+    over_value_with: frozenset[str] = frozenset()
     # ``withdrawal_keeps`` (a ``withdrawn`` status: a result's): the elements a message taking the stored resource
     # to one of ``withdrawn`` leaves as stored -- a withdrawal (OBX-11 W/D: "post original as wrong") says the
     # original was wrong, nothing new of where it was measured: the group's SPM, a kept-out P's re-drawn tube
@@ -605,7 +611,7 @@ class _Saying:
         self._outer = (getattr(local, "said", None), getattr(local, "stored", None), getattr(local, "at", None),
                        getattr(local, "held", None), getattr(local, "provenances", None),
                        getattr(local, "untimely", None), getattr(local, "decided", None), getattr(local, "kept", None),
-                       getattr(local, "out", None))
+                       getattr(local, "out", None), getattr(local, "held_said", None))
         # ``held``: "Type/id" -> the words of a version this message stated that ``until_later`` left
         # out (an older statement of a withdrawn result): the report's ``lines_of`` adds none of them
         # ``provenances``: the Provenances read for the block's write (``MergeRules._provenances``)
@@ -615,15 +621,17 @@ class _Saying:
         # the document copying the text is not written either (``_copy_held``; pfix38)
         # ``out``: "Type/id" -> the version this message stated of a result whose step back ``not_back`` kept
         # out (a P after its F): a report judges by it what of the message was kept out (``_over``; pffix38)
+        # ``held_said``: "Type/id" -> the version this message stated of a result ``held`` (``_hold``): a report
+        # none of whose results stands judges by it what only the held ones stated (``_none_standing``; sfix39)
         (local.said, local.stored, local.at, local.held, local.provenances,
-         local.untimely, local.decided, local.kept, local.out) = (self._said, self._stored, self._at, None, None,
-                                                                  [], [], None, None)
+         local.untimely, local.decided, local.kept, local.out, local.held_said) = (
+            self._said, self._stored, self._at, None, None, [], [], None, None, None)
 
     def __exit__(self, *exc: object) -> None:
         left, answered = self._local.untimely, self._local.decided
         (self._local.said, self._local.stored, self._local.at, self._local.held,
          self._local.provenances, self._local.untimely, self._local.decided, self._local.kept,
-         self._local.out) = self._outer
+         self._local.out, self._local.held_said) = self._outer
         if left and exc[0] is None:  # (a write that ended without asking ``refused``: refused all the same)
             raise _combined(left, answered)
 
@@ -859,6 +867,8 @@ class MergeRules:
                                                _slice_of("unless", b["unless"]) if b.get("unless") else None)
                                         for b in beside or ()),
                            over_value=frozenset(rule.get("over_value") or ()),
+                           over_value_with=frozenset(n for named in rule.get("over_value_with") or ()
+                                                     for n in _chosen(str(named), choices)),
                            withdrawal_keeps=frozenset(n for named in rule.get("withdrawal_keeps") or ()
                                                       for n in _chosen(str(named), choices)),
                            dated_with=frozenset(n for named in (rule["until_later"] if isinstance(
@@ -889,6 +899,9 @@ class MergeRules:
             return False  # a create naming what it ``inherits`` from (a replacement order) is combined
         if creating and any(plan.elements[name].slices for name in plan.persons):
             return False  # a list element's ``another_person`` (an Appointment's patient) is asked of a create (``_claimed``)
+        if creating and plan.over and any(ep.all_results for _, ep in plan.over) and (
+                resource is None or self._withdrawn_first(plan, resource)):
+            return False  # a first report listing a result this write withdrew: ``all_results`` is asked (sfix39)
         if creating and not plan.guards_create:
             return True
         return creating and resource is not None and not any(isinstance(resource.get(name), list)
@@ -932,12 +945,17 @@ class MergeRules:
                         out.pop(name)
                     else:
                         out[name] = value
-            if plan.inherited:
+            if plan.inherited or plan.over:
                 saids = getattr(self._local, "said", None)
                 told: Said | None = saids.get(f"{rtype}/{incoming.get('id')}") if saids else None
                 at = {f"{rtype}.{element}": where for element, where in told.fields} if told is not None else {}
                 for name, ep in plan.inherited:
                     self._inherit(rtype, name, ep, out, issues, at)
+                for name, ep in plan.over:  # (a first report none of whose results stands: ``_withdrawn_first``)
+                    if ep.all_results and self._withdrawn_first(plan, incoming):
+                        refs = {e.get("reference") for e in incoming.get(ep.as_far_as) or () if isinstance(e, dict)}
+                        self._none_standing(name, ep, {}, incoming, out, refs, at, source, issues)
+                _locate(issues, rtype, at, told, incoming)
             owned = self.owned_of(rtype, incoming) if source != API else ()
             if owned:
                 out = self._not_numbered(rtype, None, out, owned, issues)
@@ -985,6 +1003,9 @@ class MergeRules:
                 break
         if plan.dated and not compared and self._restated_older(rtype, plan, stored, incoming, source, said, issues):
             return Combined(dict(stored), issues)  # (the same sender's older restatement: tfix35)
+        before: tuple[frozenset[str], Resource] | None = None  # (the older final over its later P: a result's, sfix39)
+        if plan.backed and not compared and not stored.keys() - incoming.keys() <= _OWN:
+            before = self._older_over_later(rtype, plan, stored, incoming, source)  # (it leaves out what was stored)
         over_p: str | None = None  # (the older final over its later P: the report as in MSH-7 order -- stfix38)
         if plan.timed and not compared:  # (a report's times from an older message: not written -- ordfix36)
             over_p = self._over_later_p(rtype, plan, stored, incoming, source)
@@ -1076,6 +1097,11 @@ class MergeRules:
                 for n in ep.withdrawal_keeps:
                     if n in stored:
                         out[n] = stored[n]
+                    else:  # (none stored: the withdrawal states none either -- a tubeless sodium's W beside
+                        # potassium's kept-out P took the P's re-drawn tube; review rv39e MED 4, sfix39)
+                        out.pop(n, None)
+        if before is not None:
+            _as_before(out, *before)
         stood: frozenset[str] = frozenset()  # (what stands with a report's status kept as stored: ``stands_with``)
         taken_whole: frozenset[str] = frozenset()  # (what the older final states over its later P: ``_over_later_p``)
         if plan.over:
@@ -1085,7 +1111,8 @@ class MergeRules:
                 if name not in stood:
                     stood |= self._over(name, ep, stored, incoming, out, plan.over, fields, source, issues, deleting)
             if over_p is not None:
-                taken_whole = _as_in_order(plan.elements[over_p], over_p, stored, incoming, out)
+                taken_whole = _as_in_order(plan.elements[over_p], over_p, stored, incoming, out,
+                                           self._before_later(rtype, stored))
             if "presentedForm" in stood:  # (its copy, an imaging report's document, is not written either)
                 if getattr(self._local, "kept", None) is None:
                     self._local.kept = set()
@@ -1140,15 +1167,8 @@ class MergeRules:
             _length_within_span(stored, incoming, out, issues)
         for k in kept_back:
             k.say(stored, out, spared)
-        if issues and (fields or (said is not None and said.later)):
-            # a value not stored, located in the message (ERR-2: ORC-5, not just "ServiceRequest.status")
-            for issue in issues:
-                expression = (issue.get("expression") or [""])[0]
-                at = fields.get(expression)
-                if at is None and said is not None and said.later and expression.startswith(rtype + "."):
-                    at = said.at(expression[len(rtype) + 1:], incoming)  # (``Said.later``: OBX-5, 7, 8)
-                if at is not None and not issue.get("location"):
-                    issue["location"] = [at]
+        if issues:
+            _locate(issues, rtype, fields, said, incoming)
         return Combined(out, issues)
 
     def _dated(self, rtype: str, plan: TypePlan, stored: Resource, incoming: Resource, source: str,
@@ -1283,6 +1303,10 @@ class MergeRules:
         if held_words is None:
             held_words = self._local.held = {}
         held_words[f"{rtype}/{stored.get('id')}"] = _words(incoming)
+        held_said = getattr(self._local, "held_said", None)
+        if held_said is None:
+            held_said = self._local.held_said = {}
+        held_said[f"{rtype}/{stored.get('id')}"] = incoming
 
     def _held(self, issues: list[Issue], rtype: str, stored: Resource, incoming: Resource, changed: Sequence[str],
               at: str | None, text: str) -> None:
@@ -1404,6 +1428,61 @@ class MergeRules:
                 return None  # (in MSH-7 order: the F's times and tubes merge as they always did)
             return name if self._results_stepped(ep, incoming) else None
         return None
+
+    def _older_over_later(self, rtype: str, plan: TypePlan, stored: Resource, incoming: Resource,
+                          source: str) -> tuple[frozenset[str], Resource] | None:
+        """A result's ``_as_in_order``: the elements this older message steps forward over (a ``not_back``
+        step from its status to the stored one's: the LIS's F of 11:50 over its P of 12:00) without stating
+        them, each to be what the version before the later statements held (``_before_later``), with that
+        version -- None when the message states them all (the ordinary P -> F: nothing read) or is not older
+        by MSH-7. In MSH-7 order the P was kept out of the final but its ``merged`` (its note): the P's
+        re-drawn tube B (drawn 11:00) stayed on the final 4.1 observed at 08:30, sent without SPM as many LIS
+        send it, and through it on the final report (review rv39a MED 3 / finding 5; thirty-ninth round,
+        sfix39)."""
+        left = stored.keys() - incoming.keys()  # (asked by ``combine`` only when it leaves out one: not the ordinary P -> F)
+        for name, ep in plan.backed:
+            held, told = stored.get(name), incoming.get(name)
+            if told == held or type(told) is not str or type(held) is not str:
+                continue
+            step = _backward(ep, told, held, stored)
+            if step is None:
+                continue
+            keep = step.merged or frozenset()
+            gone = frozenset(n for n in left if n != name and n not in _OWN and n not in keep and not n.startswith("_"))
+            if not gone or self._older_than_stored(rtype, stored, source) is None:
+                return None
+            return gone, self._before_later(rtype, stored)
+        return None
+
+    def _before_later(self, rtype: str, stored: Resource) -> Resource:
+        """The stored version as of the newest message no later than the one at hand (``settle``): what
+        ``stored`` was before the later statements this older message comes under (the LIS's P of 12:00
+        over which its final of 11:50 arrives) -- the version an even older message (its P of 09:00) made.
+        Empty when every version is later (the later P created it) or none can be read as of a message
+        (no store, no Provenances); a version that cannot be told later counts as before (what it holds
+        is kept). Asked only where an older final replaces a later P (``_as_in_order``,
+        ``_older_over_later``): one Provenance look-up (``_provenances``) and one version read (thirty-ninth
+        round, sfix39)."""
+        keeper = getattr(self._local, "stored", None)
+        dates: Dates | None = getattr(self._local, "at", None)
+        search, vread = getattr(keeper, "search", None), getattr(keeper, "vread", None)
+        version = str((stored.get("meta") or {}).get("versionId") or "")
+        rid = stored.get("id")
+        if dates is None or search is None or vread is None or not version.isdigit() or not isinstance(rid, str):
+            return {}
+        ref = f"{rtype}/{rid}"
+        _, by_version = self._provenances(keeper, search, rtype, ref)
+        for k in range(int(version) - 1, 0, -1):
+            target = f"{ref}/_history/{k}"
+            provs = by_version.get(target, ())
+            then = [*(dates.of(provs) if provs else ()), *dates.pending(target)]
+            if settle(dates.now, then, stands=False)[0] == "older":
+                continue  # (a later statement too: the version before it is asked)
+            try:
+                return vread(rtype, rid, str(k))
+            except FhirError:  # (not found, a deletion: nothing of it before)
+                return {}
+        return {}
 
     def _older_times(self, rtype: str, plan: TypePlan, stored: Resource, incoming: Resource, source: str,
                      said: Said | None, issues: list[Issue]) -> Resource:
@@ -2341,6 +2420,32 @@ class MergeRules:
             out[name] = {"text": PANEL.join(dict.fromkeys([*labels, concept_label(inc)]))}
         return standing
 
+    def _withdrawn_first(self, plan: TypePlan, resource: Resource) -> bool:
+        """Whether a first version of a report (nothing stored) lists a result this write took to an
+        ``all_results`` status (withdrawn, not obtained: its pending version) while stating a status on the
+        path -- the first message huren met of a report (its final quarantined, or sent before go-live) was the
+        LIS's W of its one result under OBR-25 F or C, stored final or corrected: a recognisable prior
+        (``recognition.decision.FINAL_STATUSES``) of a result the lab withdrew, and a repeat elsewhere was
+        flagged not payable against it (review rv39e HIGH 2; thirty-ninth round, sfix39). ``_none_standing``,
+        the one rule over a stored report, is then asked of the first version too (``combine``). A report
+        already of such a status (OBR-25 X, or read off its results with OBR-25 empty) and an ordinary one
+        (no result of the message withdrawn) are taken as they are: one pass over this write's pending
+        versions, no store read."""
+        keeper: Stored | None = getattr(self._local, "stored", None)
+        if keeper is None:
+            return False
+        for name, ep in plan.over:
+            if not ep.all_results:
+                continue
+            beside = frozenset().union(*(of for _, of in ep.all_results))
+            if resource.get(name) in beside:
+                continue
+            refs = {e.get("reference") for e in resource.get(ep.as_far_as) or () if isinstance(e, dict)}
+            if refs and any(v.get("status") in beside and f"{v.get('resourceType')}/{v.get('id')}" in refs
+                            for v, _ in keeper.pending()):
+                return True
+        return False
+
     def _none_standing(self, name: str, ep: ElementPlan, stored: Resource, incoming: Resource, out: Resource,
                        refs: set[Any], fields: Mapping[str, str], source: str, issues: list[Issue] | None,
                        deleting: frozenset[str] = frozenset()) -> frozenset[str] | None:
@@ -2398,10 +2503,21 @@ class MergeRules:
         # (some held or kept out, some stored: the times stand, as ``taken`` says beside a final -- the held P's
         # re-drawn OBR-7 and OBR-22 dated the withdrawn report by a statement none of its results carries;
         # pffix38's form over a final, here where nothing stands: thirty-ninth round, stat39)
-        some = any(isinstance(r, str) and (r in held or r in kept_out) for r in refs)
+        some = bool(stored) and any(isinstance(r, str) and (r in held or r in kept_out) for r in refs)  # (a first: none stands)
         whole = some and all(isinstance(r, str) and (r in held or r in kept_out) for r in refs)
         words, standing = (_stands_with(ep, name, stored, incoming, out, deleting, taken=not whole) if some
                            else ("", frozenset()))
+        if some and not whole:
+            # (nor the tubes only the held or kept-out ones stated -- the held P's re-drawn tube B joined the
+            # withdrawn report's specimen list, no result of it measured there: ``_theirs_alone`` as over a
+            # final, judged by the held statements too; stat39's own MED, review rv39e MED 5; sfix39)
+            held_said: dict[str, Resource] = getattr(self._local, "held_said", None) or {}
+            theirs = [v for r in sorted(r for r in refs if isinstance(r, str))
+                      if (v := kept_out.get(r) or held_said.get(r)) is not None]
+            taken_refs = [r for r in refs if isinstance(r, str) and r not in held and r not in kept_out]
+            now = self._read_all(taken_refs)
+            words += _theirs_alone(stored, out, theirs, [now[r] for r in taken_refs if r in now],
+                                   standing | (ep.merged_with or frozenset()))
         told = incoming.get(name, _MISSING)
         where = f"{incoming['resourceType']}.{name}"
         if out.get(name) != status and told is not _MISSING and told != status:
@@ -2424,16 +2540,24 @@ class MergeRules:
         status no result of it holds (table 0123: C, "correction to results"; R4: a report only moves
         forward from final). The results that give way (withdrawn, not obtained) state no progress; one held
         keeps its stored status. W at the status (OBR-25 when sent) naming the status not stored (thirty-
-        ninth round, stat39)."""
+        ninth round, stat39).
+        Only a correction revives: a listed result corrected or amended as merged (``CORRECTED``) -- R4's
+        corrected is "modified subsequent to being final", which a preliminary report cannot be, so the C
+        under P is the one status the P cannot hold. Results merely final beside the P stay what the message
+        gives a new report, preliminary (table 0123 P: "verified early result available, final results not
+        yet obtained"): the LIS's re-issue of potassium F under OBR-25 P over a withdrawn report of potassium
+        and sodium (sodium not yet re-measured) went final beside sodium still withdrawn -- a recognisable
+        prior (``recognition.decision.FINAL_STATUSES``) the lab called preliminary, and the flag its
+        withdrawal voided came back (review rv39e HIGH 1; thirty-ninth round, sfix39)."""
         beside = frozenset().union(*(of for _, of in ep.all_results))
         if stored.get(name) not in beside or out.get(name) not in _BEFORE:
             return
         merged = self._read_all([r for r in refs if isinstance(r, str)])  # (pending first: ``_read_all``)
         statuses = {(merged.get(r) or {}).get("status") for r in refs} - beside
-        if not statuses or not statuses <= _DONE:
-            return  # (a result not stored, or before final: the message's status stands as it said)
+        if not statuses or not statuses <= _DONE or not statuses & CORRECTED:
+            return  # (a result not stored, before final, or final only: the message's status stands as it said)
         progress = ep.progress or {}
-        told, status = out[name], min(statuses, key=lambda s: progress.get(s, 99))
+        told, status = out[name], min(statuses & CORRECTED, key=lambda s: progress.get(s, 99))
         where = f"{incoming['resourceType']}.{name}"
         self._conflict(ep.conflict, f"{where}: {_writer(source)}'s value {_show(told)} was not stored: the results "
                        f"it lists are, as stored, {' or '.join(sorted(statuses))} -- the report is {_show(status)}",
@@ -2743,7 +2867,10 @@ class MergeRules:
         (cancelled: OBX-11 X, "results cannot be obtained for this observation", table 0085): then the
         reason replaces the value and what follows it (its components), which the result's history keeps.
         The LIS's X after its final left "cancelled 4.1" -- a value beside the statement that none could
-        be obtained (thirty-ninth round, stat39). Both from the writer itself are left to validation."""
+        be obtained (thirty-ninth round, stat39) -- and with it what describes that value (``over_value_with``:
+        its interpretation, its reference range), which the message states none of: "High" stood beside no
+        value (review rv39e LOW 6; thirty-ninth round, sfix39). Both from the writer itself are left to
+        validation."""
         if not any(n.startswith("value") and n in plan.choices for n in out):
             return
         value_in = any(n.startswith("value") and n in plan.choices for n in incoming)
@@ -2755,6 +2882,8 @@ class MergeRules:
             if out.get("status") in ep.over_value:
                 values = {n for n in out if n.startswith("value") and n in plan.choices}
                 for name in [*values, *(n for n, followed in plan.follows if followed & values)]:
+                    out.pop(name, None)
+                for name in ep.over_value_with.difference(incoming):  # (one the message states is its own)
                     out.pop(name, None)
                 return
             reason = out.pop("dataAbsentReason")
@@ -3206,22 +3335,52 @@ def _stands_with(ep: ElementPlan, name: str, stored: Resource, incoming: Resourc
     return f"; and with it {', '.join(kept)} as stored: this message's {said} was not stored", standing
 
 
-def _as_in_order(ep: ElementPlan, name: str, stored: Resource, incoming: Resource, out: Resource) -> frozenset[str]:
+def _as_in_order(ep: ElementPlan, name: str, stored: Resource, incoming: Resource, out: Resource,
+                 prior: Resource) -> frozenset[str]:
     """``MergeRules._over_later_p``: each element the older final's report states, but ``stands_with``'s
     ``merged`` (its results, order numbers: merged as they are), is its value in ``out`` -- what MSH-7 order
     gives, the later P kept out (its times, its re-drawn tube). An element the stored report holds and the
     final states none of goes too (``stored``): in MSH-7 order the P was kept out whole, so what only it
     stated -- its interpreter (OBR-32), its draft words -- was never the final report's; stfix38 had kept
     it, 李四 named as interpreting a final report he signed no part of (thirty-ninth round, stat39).
+    Only what the later statements alone stated goes: such an element is what ``prior`` (the stored
+    version as of the newest message no later than the final, ``MergeRules._before_later``; empty when
+    none) held of it, absent when it held none -- an even older P's interpreter (OBR-32 王五 at 09:00, the
+    later P of 12:00 naming none) stood before the final in MSH-7 order, and the final, naming none, does
+    not erase it: stat39 had taken it out unwarned (review rv39e HIGH 3; thirty-ninth round, sfix39).
     Returns the names taken or taken out."""
     merged = ep.merged_with or frozenset()
     taken = frozenset(n for n in incoming if n != name and n not in _OWN and n not in merged)
     for n in taken:
         out[n] = incoming[n]
     gone = frozenset(n for n in stored if n not in incoming and n != name and n not in _OWN and n not in merged)
-    for n in gone:
-        out.pop(n, None)
+    _as_before(out, gone, prior)
     return taken | gone
+
+
+def _locate(issues: list[Issue], rtype: str, fields: Mapping[str, str], said: Said | None, incoming: Resource) -> None:
+    """Each of ``issues`` (a value not stored) located in the message where it stated the element (ERR-2:
+    ORC-5, not just "ServiceRequest.status"): ``fields``, else ``Said.later`` (OBX-5, 7, 8; OBR-25 when sent)
+    -- for a first version too (a first report's status not stored: ``MergeRules._withdrawn_first``)."""
+    if not issues or not (fields or (said is not None and said.later)):
+        return
+    for issue in issues:
+        expression = (issue.get("expression") or [""])[0]
+        at = fields.get(expression)
+        if at is None and said is not None and said.later and expression.startswith(rtype + "."):
+            at = said.at(expression[len(rtype) + 1:], incoming)  # (``Said.later``: OBX-5, 7, 8)
+        if at is not None and not issue.get("location"):
+            issue["location"] = [at]
+
+
+def _as_before(out: Resource, names: Iterable[str], prior: Resource) -> None:
+    """Each of ``names`` in ``out`` as ``prior`` holds it (the version before the later statements an older
+    message comes under), taken out where it holds none."""
+    for n in names:
+        if n in prior:
+            out[n] = prior[n]
+        else:
+            out.pop(n, None)
 
 
 def _theirs_alone(stored: Resource, out: Resource, kept_out: Sequence[Resource], taken: Sequence[Resource],

@@ -285,10 +285,12 @@ def load_merge_file(path: Path, known: frozenset[str] = frozenset()) -> dict[str
 
 def _element_lists(rule: Mapping[str, Any]) -> list[tuple[list[str | int], list[str]]]:
     """The lists of element names an element rule names (``stands_with`` in either form, each ``not_back``
-    step's ``merged``, ``with`` and ``unless_states``, ``withdrawal_keeps``), each with its steps from the rule."""
+    step's ``merged``, ``with`` and ``unless_states``, ``withdrawal_keeps``, ``over_value_with``), each with its steps from the rule."""
     found: list[tuple[list[str | int], list[str]]] = []
     if rule.get("withdrawal_keeps"):
         found.append((["withdrawal_keeps"], list(rule["withdrawal_keeps"])))
+    if rule.get("over_value_with"):
+        found.append((["over_value_with"], list(rule["over_value_with"])))
     stands = rule.get("stands_with")
     if isinstance(stands, Mapping):
         found += [(["stands_with", key], list(stands[key])) for key in ("merged", "taken") if stands.get(key)]
@@ -804,6 +806,8 @@ _MERGE_ELEMENT: dict[str, Any] = {
             "properties": {"kind": _NAMES, "where": _WHERE, "unless": _WHERE}}}},
         # a reason's statuses (as merged) beside which it replaces a stored value: cancelled (X; stat39)
         "over_value": _NAMES,
+        # what describes the value and goes with it there: its interpretation, its reference range (sfix39)
+        "over_value_with": _NAMES,
         # elements a message withdrawing the resource (to a ``withdrawn`` status) leaves as stored (stat39)
         "withdrawal_keeps": _NAMES,
         # a status no further than the resources a list element references, in ``progress`` order

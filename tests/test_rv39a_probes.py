@@ -217,9 +217,6 @@ def test_an_older_final_of_two_groups_after_a_later_p_dates_the_report_as_in_msh
     assert pair("10", (1, 0)) == in_order
 
 
-@pytest.mark.xfail(strict=True, reason="rv39a: MED an older F sent without SPM after its later re-drawn P: the final "
-                                       "result 4.1 (observed 08:30) and the final report name tube B, drawn 11:00 "
-                                       "for the P -- in MSH-7 order neither names a tube")
 def test_an_older_final_without_a_tube_does_not_take_the_later_ps_tube(engine: Engine, http: TestClient) -> None:
     """The later P 5.0 of a re-drawn tube B (12:00, SPM drawn 11:00), then its older F 4.1 (11:50) with no SPM
     (many LIS send none). In MSH-7 order (F, then the P kept out) neither result nor report names a specimen.

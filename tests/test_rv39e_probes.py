@@ -61,9 +61,6 @@ def test_an_older_correction_under_f_does_not_make_the_report_corrected(engine: 
     assert (result["status"], after["status"]) == ("final", "final"), (result, after, err_lines(ack))
 
 
-@pytest.mark.xfail(strict=True, reason="rv39e MED: merge.yaml Observation.status withdrawal_keeps keeps the stored "
-                   "specimen only when one is stored (merge_rules.combine: `if n in stored`): a W over a tubeless final "
-                   "beside a kept-out P of re-drawn tube B files the withdrawn result under tube B")
 def test_a_tubeless_withdrawal_beside_a_kept_out_p_takes_no_redrawn_tube(engine: Engine, http: TestClient) -> None:
     """F of potassium and sodium with no SPM, then the LIS's W of sodium beside potassium's P of a re-drawn
     tube B (kept out of its final): the withdrawn sodium was never measured in tube B."""
@@ -91,9 +88,6 @@ def test_an_x_after_a_final_voids_the_report_and_keeps_a_trend_free_of_a_value(
     assert http.get(f"/fhir/{patient}/$everything").status_code == 200
 
 
-@pytest.mark.xfail(strict=True, reason="rv39e MED (stat39's own MED, confirmed): a partly held message's P tube "
-                   "joins the withdrawn report's specimen list -- merge_rules._none_standing asks no _theirs_alone "
-                   "when some of the message's results are held")
 def test_a_partly_held_message_adds_no_tube_to_the_withdrawn_report(engine: Engine, http: TestClient) -> None:
     """stat39's own MED, confirmed: F of potassium and sodium (tube A), W of potassium, then potassium's P of
     a re-drawn tube B (held whole over its withdrawal) beside sodium's W (stored): every result withdrawn,
@@ -164,9 +158,6 @@ def test_a_correction_under_p_after_a_withdrawal_restores_the_flag(community: En
         assert flag_of(community) == "flagged", flags(community)
 
 
-@pytest.mark.xfail(strict=True, reason="rv39e LOW: merge.yaml Observation.dataAbsentReason over_value takes the value "
-                   "and its components away (merge_rules._value_or_absent) but not what describes the value "
-                   "(interpretation, referenceRange): an X after a final of 6.1 H is cancelled, no value, 'High'")
 def test_an_x_after_a_final_leaves_no_interpretation_of_the_value_taken(engine: Engine, http: TestClient) -> None:
     """F 6.1 flagged H (OBX-8), then the LIS's X with OBX-5, OBX-6, OBX-7 and OBX-8 empty: the value is taken
     away (stat39), so nothing should still call it high beside "cannot be obtained"."""
@@ -195,10 +186,6 @@ def test_a_fresh_report_under_p_with_its_result_final_is_preliminary(
     assert report["status"] == "preliminary", report
 
 
-@pytest.mark.xfail(strict=True, reason="rv39e HIGH: merge_rules._revived (stat39) takes a withdrawn report re-issued "
-                   "under OBR-25 P with its results F to final -- the same message on a fresh report is "
-                   "preliminary (table 0123 P: final results not yet obtained); final is a recognisable prior "
-                   "(recognition.decision.FINAL_STATUSES), so a repeat is flagged not payable on it")
 def test_a_withdrawn_report_reissued_under_p_stays_preliminary(engine: Engine, http: TestClient) -> None:
     """F of potassium and sodium, W of both (OBR-25 empty: entered-in-error), then the LIS re-issues
     potassium F 4.2 under OBR-25 P (sodium not yet re-measured): the lab says the report is preliminary,
@@ -215,9 +202,6 @@ def test_a_withdrawn_report_reissued_under_p_stays_preliminary(engine: Engine, h
     assert after["status"] not in ("final", "corrected", "amended"), (after["status"], err_lines(ack))
 
 
-@pytest.mark.xfail(strict=True, reason="rv39e HIGH: as above, through recognition -- merge_rules._revived makes "
-                   "HOSPA's report re-issued under OBR-25 P final, and the flag its withdrawal voided on HOSPB's "
-                   "repeat comes back (not payable) on a report the lab calls preliminary")
 def test_a_withdrawn_prior_reissued_under_p_restores_no_flag(community: Engine) -> None:
     with running_mllp(community) as port:
         hl7 = Sender(port)
@@ -231,10 +215,6 @@ def test_a_withdrawn_prior_reissued_under_p_restores_no_flag(community: Engine) 
         assert _hospa_report(community)["status"] == "preliminary", (_hospa_report(community)["status"], ack)
 
 
-@pytest.mark.xfail(strict=True, reason="rv39e HIGH (stfix39's LOW, re-ranked: wrong money): a report whose first "
-                   "message is a W under OBR-25 F or C is stored final or corrected beside its only result "
-                   "withdrawn -- adapters/convert/results.report_status reads the results only when OBR-25 is empty "
-                   "and merge_rules._none_standing is not asked on a create")
 @pytest.mark.parametrize("obr25", ["F", "C"])
 def test_a_report_first_met_withdrawn_is_no_final_report(engine: Engine, http: TestClient, obr25: str) -> None:
     """stfix39's own LOW, probed: the first message huren meets of a report (its final was never received --
@@ -250,8 +230,6 @@ def test_a_report_first_met_withdrawn_is_no_final_report(engine: Engine, http: T
     assert report["status"] not in ("final", "corrected", "amended", "appended"), report
 
 
-@pytest.mark.xfail(strict=True, reason="rv39e HIGH: as above, through recognition -- HOSPB's repeat is flagged "
-                   "(not payable) against HOSPA's report whose only result was withdrawn")
 def test_a_prior_first_met_withdrawn_flags_no_repeat(community: Engine) -> None:
     """The same through recognition: HOSPA's order, then its first result message the W of its blood count
     under OBR-25 C (the final never received); HOSPB's repeat must not be flagged against it."""
@@ -265,9 +243,6 @@ def test_a_prior_first_met_withdrawn_flags_no_repeat(community: Engine) -> None:
         assert flag_of(community) in (None, "void"), (flags(community), ack)
 
 
-@pytest.mark.xfail(strict=True, reason="rv39e HIGH (data lost, silently): stat39's merge_rules._as_in_order `gone` takes "
-                   "out every stored report element the older final does not state -- also one an even older P "
-                   "stated (OBR-32), which in MSH-7 order stands before the final; no W says so")
 def test_an_older_final_keeps_what_an_even_older_p_stated(engine: Engine, http: TestClient) -> None:
     """The LIS's P at 09:00 naming an interpreter (OBR-32 王五), its P of a re-drawn tube at 12:00 naming none,
     then its final at 11:50 naming none (delivered late). In MSH-7 order: P 09:00, F 11:50, P 12:00 (kept out)

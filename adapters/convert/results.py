@@ -22,6 +22,7 @@ from adapters.hl7v2.timestamps import TimestampError, to_fhir_date, to_fhir_date
 from conformance.validate import MAX_STRING
 from engine.merge_rules import (
     API,
+    CORRECTED,
     PANEL,
     STAND_IN_EXT,
     Owned,
@@ -702,8 +703,8 @@ def report_status(group: Group, ctx: Context, results: list[dict[str, str]]) -> 
 
 
 def _corrected(ctx: Context, results: list[dict[str, str]]) -> bool:
-    """Whether one of a group's ``results`` was corrected or amended after its final (``_CORRECTED``)."""
-    return any((ctx.resources.get(r["reference"]) or {}).get("status") in _CORRECTED for r in results)
+    """Whether one of a group's ``results`` was corrected or amended after its final (``CORRECTED``)."""
+    return any((ctx.resources.get(r["reference"]) or {}).get("status") in CORRECTED for r in results)
 
 
 def withdrawn(obx: Segment, ctx: Context) -> bool:
@@ -1572,8 +1573,6 @@ def _holds_lines(text: str, part: str) -> bool:
 # results that will not come (OBX-11 X, N: cannot be obtained) or were withdrawn (D, W): R4's cancelled
 # and entered-in-error are beside a report's path (``merge.yaml`` DiagnosticReport ``status.progress``)
 _GIVE_WAY = frozenset({"cancelled", "entered-in-error"})
-# results changed after their final (OBX-11 C, A): their report is ``corrected`` (R4 diagnostic-report-status)
-_CORRECTED = frozenset({"corrected", "amended"})
 
 
 def _status_from_results(ctx: Context, results: list[dict[str, str]]) -> str:
@@ -1595,7 +1594,7 @@ def _status_from_results(ctx: Context, results: list[dict[str, str]]) -> str:
     statuses -= _GIVE_WAY
     if statuses and statuses <= {"final"}:
         return "final"
-    if statuses & _CORRECTED:
+    if statuses & CORRECTED:
         return "corrected"
     if statuses & {"preliminary", "final"}:
         return "partial"
