@@ -51,7 +51,7 @@ from engine.identity.demographics import (
     id_numbers_differ,
     to_the_day,
 )
-from engine.merge_rules import NOT_THE_FEED, Delete, MergeRules, Said, shipped
+from engine.merge_rules import API, NOT_THE_FEED, Delete, MergeRules, Said, shipped
 from engine.messages import PROCESSED, application_of, message_institution, stored_instant
 from engine.repository.ids import deterministic_id
 from engine.repository.search import token_value
@@ -373,8 +373,6 @@ def marked_by_client(resource: dict[str, Any], previous: dict[str, Any] | None, 
     next A08 leaving it out), so a PUT marking any identifier made the HIS unable to take that number off (rv39d LOW
     6). One place: every client write path (PUT, POST, conditional update, Bundles) reaches the repository's
     statements with its writer (``engine.engine`` registers it)."""
-    from engine.merge_rules import API
-
     if writer != API:
         return resource
     idents = resource.get("identifier")
