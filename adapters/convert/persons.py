@@ -361,7 +361,7 @@ def _mark_filed(patient: dict[str, Any], token: str) -> None:
     leaves it on the record: the number remembered there names the record (idfix38), and the HIS, which never
     stated it, has no say over it."""
     for ident in patient.get("identifier") or ():
-        if _token(ident) == token and not any(e.get("url") == FILED_AS_OWN_EXT for e in ident.get("extension") or ()):
+        if _token(ident) == token and not _marked(ident):
             ident["extension"] = [*(ident.get("extension") or ()), {"url": FILED_AS_OWN_EXT, "valueBoolean": True}]
 
 
