@@ -2,8 +2,8 @@
 
 The converter keys a Patient by what PID-3 says (``common.patient_key``); whether the record under
 that key is the same person is known only from the store. A message whose PID resolves to a stored
-record it names as another person (``demographics.contradicts_all``: name and sex both differing, and the birth
-date where both state one; or the name and a day of birth both differing) names another person under that record's
+record it names as another person (``demographics.contradicts_all``: the name differing, and the sex, a day of
+birth or the valid resident ID numbers too -- ``_TWO_PEOPLE``) names another person under that record's
 number -- a record number the HIS gave two people, a
 sender's number misread as the institution's -- and its results, orders or visits would be filed
 under the stored person, answered AA (lead, thirty-first round). So it is refused: AE, ERR at the
@@ -713,7 +713,7 @@ def _refuse_member(held: Any, on: list[int], keyed: bool, sender: str = "") -> N
     patient -- refused at MRG-1.
 
     The answer itself tells the sender that the member holds a record under the number and that its person is
-    another than the one sent (``contradicts_all``: name and sex, or name and a day of birth, differing; rvlast34: an
+    another than the one sent (``contradicts_all``: ``_TWO_PEOPLE``; rvlast34: an
     oracle). It stays -- see the README's "(thirty-sixth round, priv36)": every answer that says the same whatever
     the member holds either files a message under another
     person or refuses the same person's referrals -- and is made visible instead: the refusal carries a count
@@ -992,7 +992,7 @@ def _same_person(a: dict[str, Any], b: dict[str, Any]) -> bool:
     consistency checks)? Name, sex and birth date known on both sides, and each agreeing (``conflicts_between``: the
     name as written after trivial normalisation, the birth date each at its own precision, ``same_day``); an ID
     number, where both carry one, the same. Not ``contradicts_all``, the rule that keys a record apart: it finds two
-    people only when name and sex both differ, or the name and a day of birth (nbfix38), so one field in common -- a
+    people only when the name differs and the sex, a day of birth (nbfix38) or the ID numbers (nbfix39) too, so one field in common -- a
     coin-flip sex -- had put FNXRMYY's number back onto FNZYY's 冯三 M 1961 from an owner's record of 陈四 M 1992 (rv36a
     MED 5; the lead: positive agreement). An unknown sex or a missing birth date is no agreement (backfix35). Between
     the two rules a record stays as it is: 陈四 M born 1992 (a year, no day) neither keys 冯三 M 1961 apart nor puts the
