@@ -1766,8 +1766,8 @@ def _former_versions(ref: str, current: dict[str, Any], said: dict[str, str | No
         except NotFound:
             versions = []  # (not stored: the links the batch gives it are still followed)
         found = {str(v.version) for v in versions if v.resource is not None
-                 and demographics(v.resource)["name"] == said["name"]
-                 and not conflicts_between(demographics(v.resource), said) and _corrected_alone(v.resource, current)}
+                 and (stated := demographics(v.resource))["name"] == said["name"]
+                 and not conflicts_between(stated, said) and _corrected_alone(v.resource, current)}
         if found:
             out[record] = found
         latest = next((v.resource for v in versions if v.resource), None) or {}  # (newest first)
