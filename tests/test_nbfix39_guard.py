@@ -23,6 +23,7 @@ from engine.messages import message_id
 from tests.hl7_calls import err_lines, post
 from tests.identity39_calls import engine_and_client, registered
 from tests.module_store import module_eng  # noqa: F401 -- one engine a module on each backend
+from tests.test_mfix34_members import _fnzyy
 from tests.test_rvidentity32_probes import MRN, _nid, adt, merge, oru, patients, subjects
 
 both = engine_and_client("nbfix39")
@@ -191,10 +192,6 @@ def test_an_a40_joining_two_people_is_filed_with_a_warning_counted(both: tuple[E
 
 
 # --- MED 3: the referral refused; what the operator can do ----------------------------------------------------------
-
-
-def _fnzyy(message: str) -> str:
-    return message.replace("|FNXRMYY|HUREN|", "|FNZYY|HUREN|", 1)
 
 
 def test_the_operators_corrected_copy_files_a_refused_referral(both: tuple[Engine, TestClient]) -> None:

@@ -17,6 +17,7 @@ from engine.engine import Engine
 from tests.hl7_calls import err_lines, post
 from tests.identity39_calls import engine_and_client, registered
 from tests.module_store import module_eng  # noqa: F401 -- one engine a module on each backend
+from tests.test_mfix34_members import _fnzyy
 from tests.test_rvidentity32_probes import MRN, _nid, adt, merge, oru, patients, subjects
 
 BASE = "https://huren.example"  # module_eng's public base (the session cookie is Secure)
@@ -80,10 +81,6 @@ def test_a40_merging_a_duplicate_registered_with_a_homophone_name_and_a_mistyped
     ack = post(http, merge("MG1B", "MG1^^^FNXRMYY^MR", "王^丽", "19800101", "F", "MG2^^^FNXRMYY^MR"))
     assert ack_code_of(ack) == "AA", (ack, err_lines(ack))
     assert [p["id"] for p in patients(http, f"{MRN}|MG1")] == [survivor["id"]]
-
-
-def _fnzyy(message: str) -> str:
-    return message.replace("|FNXRMYY|HUREN|", "|FNZYY|HUREN|", 1)
 
 
 def test_a_referral_with_a_homophone_name_and_a_lunar_birthday(both: tuple[Engine, TestClient]) -> None:
