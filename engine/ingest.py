@@ -1426,7 +1426,7 @@ class Ingestor:
         """A message refused for naming another member institution's record number for another person
         (``adapters.convert.persons._refuse_member``), made visible: its AE tells the sender that the member holds
         a record under the number whose person is another than the one it sent (``demographics.contradicts_all``: name
-        and sex, or name and a day of birth, differing) -- an answer that must stay
+        and sex, name and a day of birth, or name and the valid resident ID numbers differing) -- an answer that must stay
         (README, "(thirty-sixth round, priv36)"), so a sender probing another member's numbers is counted instead:
         for the member's operator (``/admin/fidelity`` ``member_refused``, keyed by the sending institution and
         application; no example message: the sender's is not the member's to open), in an audit record of its own

@@ -12,37 +12,17 @@ Real HL7 over ``POST /hl7v2`` (one exchange over MLLP) into a real store on each
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
-import pytest
 from fastapi.testclient import TestClient
 
 from adapters.hl7v2.ack import ack_code_of
-from engine.api.app import create_app
 from engine.engine import Engine
 from tests.hl7_calls import mllp, post
+from tests.identity39_calls import NNCHN_SYSTEM, engine_and_client, read_patient, tokens
 from tests.module_store import module_eng  # noqa: F401 -- one engine a module on each backend
 from tests.test_mfix34_members import _fnzyy
 from tests.test_rvidentity32_probes import MRN, _nid, adt, merge, oru, patients, subjects
 
-NNCHN_SYSTEM = "urn:huren:id:NNCHN"  # mappings/hl7v2/identifiers.yaml national_id_system
-
-
-@pytest.fixture(scope="module")
-def both(module_eng: Engine) -> Iterator[tuple[Engine, TestClient]]:
-    with TestClient(create_app(module_eng)) as client:
-        client.headers["Authorization"] = "Bearer " + module_eng.auth.issue_system_token("ident39", "system/*.cruds")
-        yield module_eng, client
-
-
-def _tokens(patient: dict) -> set[str]:
-    return {f"{i.get('system')}|{i.get('value')}" for i in patient.get("identifier", ())}
-
-
-def _read(http: TestClient, pid: str) -> dict:
-    got = http.get(f"/fhir/Patient/{pid}")
-    assert got.status_code == 200, got.text
-    return got.json()
+both = engine_and_client("ident39")
 
 
 def test_an_a08_restating_the_mrn_alone_keeps_the_id_number_the_index_links_on(
@@ -60,8 +40,8 @@ def test_an_a08_restating_the_mrn_alone_keeps_the_id_number_the_index_links_on(
     assert engine.identity.same_person(mine["id"], theirs["id"])
     (ack,) = mllp(engine, adt("IAC", "I39A^^^FNXRMYY^MR", "柳^甲", "19610404", "F", event="A08").encode())
     assert ack_code_of(ack) == "AA", ack
-    now = _read(http, mine["id"])
-    assert f"{NNCHN_SYSTEM}|{nid}" in _tokens(now) and f"{MRN}|I39A" in _tokens(now), now["identifier"]
+    now = read_patient(http, mine["id"])
+    assert f"{NNCHN_SYSTEM}|{nid}" in tokens(now) and f"{MRN}|I39A" in tokens(now), now["identifier"]
     assert sorted(p["id"] for p in patients(http, nid)) == sorted([mine["id"], theirs["id"]])
     assert engine.identity.same_person(mine["id"], theirs["id"])
 
@@ -75,7 +55,7 @@ def test_a_corrected_id_number_still_replaces_the_wrong_one(both: tuple[Engine, 
     assert ack_code_of(post(http, adt("IBB", f"I39B^^^FNXRMYY^MR~{right}^^^^NNCHN", "柳^乙", "19610505", "F",
                                       event="A08"))) == "AA"
     (now,) = patients(http, f"{MRN}|I39B")
-    assert f"{NNCHN_SYSTEM}|{right}" in _tokens(now) and f"{NNCHN_SYSTEM}|{wrong}" not in _tokens(now), now
+    assert f"{NNCHN_SYSTEM}|{right}" in tokens(now) and f"{NNCHN_SYSTEM}|{wrong}" not in tokens(now), now
     assert patients(http, wrong) == []
 
 
@@ -89,10 +69,10 @@ def test_an_a08_stating_another_number_under_the_remembered_system_replaces_it(
     (old,) = patients(http, f"{MRN}|I39C")
     assert ack_code_of(post(http, oru("ICB", "I39C^^^LIS^PI", "柳^丙", "19610606", "F", "ICB"))) == "AA"
     assert subjects(http, "ICB") == [f"Patient/{old['id']}"]
-    assert f"{MRN}:LIS|I39C" in _tokens(_read(http, old["id"]))
+    assert f"{MRN}:LIS|I39C" in tokens(read_patient(http, old["id"]))
     ack = post(http, adt("ICC", "I39C^^^FNXRMYY^MR~L39C^^^LIS^PI", "柳^丙", "19610606", "F", event="A08"))
     assert ack_code_of(ack) == "AA", ack
-    now = _tokens(_read(http, old["id"]))
+    now = tokens(read_patient(http, old["id"]))
     assert f"{MRN}:LIS|L39C" in now and f"{MRN}:LIS|I39C" not in now, now
 
 
@@ -120,13 +100,13 @@ def test_a_fhir_clients_update_still_states_the_identifiers_whole(both: tuple[En
     assert ack_code_of(post(http, adt("IEA", f"I39E^^^FNXRMYY^MR~{nid}^^^^NNCHN", "柳^戊", "19610808", "F"))) == "AA"
     (old,) = patients(http, f"{MRN}|I39E")
     assert ack_code_of(post(http, oru("IEB", "I39E^^^LIS^PI", "柳^戊", "19610808", "F", "IEB"))) == "AA"
-    now = _read(http, old["id"])
-    assert {f"{MRN}:LIS|I39E", f"{NNCHN_SYSTEM}|{nid}"} <= _tokens(now), now["identifier"]
+    now = read_patient(http, old["id"])
+    assert {f"{MRN}:LIS|I39E", f"{NNCHN_SYSTEM}|{nid}"} <= tokens(now), now["identifier"]
     body = {k: v for k, v in now.items() if k not in ("meta", "text")}
     body["identifier"] = [i for i in now["identifier"] if i.get("system") == MRN]
     put = http.put(f"/fhir/Patient/{old['id']}", json=body)
     assert put.status_code == 200, put.text
-    assert _tokens(_read(http, old["id"])) == {f"{MRN}|I39E"}
+    assert tokens(read_patient(http, old["id"])) == {f"{MRN}|I39E"}
 
 
 def test_the_record_an_a40_merges_away_keeps_its_remembered_number_not_its_id_number(
@@ -144,9 +124,9 @@ def test_the_record_an_a40_merges_away_keeps_its_remembered_number_not_its_id_nu
     (two,) = patients(http, f"{MRN}|I39F2")
     assert ack_code_of(post(http, merge("IFD", f"I39F2^^^FNXRMYY^MR~{nid}^^^^NNCHN", "柳^己", "19610909", "F",
                                         "I39F1^^^FNXRMYY^MR"))) == "AA"
-    merged = _read(http, one["id"])
+    merged = read_patient(http, one["id"])
     assert merged.get("active") is False, merged
-    assert f"{MRN}:LIS|I39F1" in _tokens(merged) and f"{NNCHN_SYSTEM}|{nid}" not in _tokens(merged), merged
+    assert f"{MRN}:LIS|I39F1" in tokens(merged) and f"{NNCHN_SYSTEM}|{nid}" not in tokens(merged), merged
     assert [p["id"] for p in patients(http, nid)] == [two["id"]]
     ack = post(http, oru("IFE", "I39F1^^^LIS^PI", "李^己", "19900909", "M", "IFE"))
     assert ack_code_of(ack) == "AE" and subjects(http, "IFE") == [], ack
@@ -161,7 +141,7 @@ def test_a_number_an_adt_filed_as_own_outlives_the_his_next_a08(both: tuple[Engi
     (old,) = patients(http, f"{MRN}|I39G")
     assert ack_code_of(post(http, adt("IGB", "I39G^^^HIS^MR", "柳^庚", "19611010", "F"))) == "AA"
     assert ack_code_of(post(http, adt("IGC", "I39G^^^FNXRMYY^MR", "柳^庚", "19611010", "F", event="A08"))) == "AA"
-    assert f"{MRN}:HIS|I39G" in _tokens(_read(http, old["id"]))
+    assert f"{MRN}:HIS|I39G" in tokens(read_patient(http, old["id"]))
     ack = post(http, oru("IGD", "I39G^^^HIS^MR", "李^庚", "19901010", "M", "IGD", app="HIS"))
     assert ack_code_of(ack) == "AE" and subjects(http, "IGD") == [], ack
     assert [p["id"] for p in patients(http, "I39G")] == [old["id"]]

@@ -7,7 +7,6 @@ back over ``/fhir``."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -16,31 +15,14 @@ from fastapi.testclient import TestClient
 
 from adapters.convert.persons import FILED_AS_OWN_EXT
 from adapters.hl7v2.ack import ack_code_of
-from engine.api.app import create_app
 from engine.engine import Engine
 from engine.identity.demographics import a_woman
 from tests.hl7_calls import err_lines, post
+from tests.identity39_calls import NNCHN_SYSTEM, engine_and_client, read_patient, tokens
 from tests.module_store import module_eng  # noqa: F401 -- one engine a module on each backend
 from tests.test_rvidentity32_probes import MRN, _nid, adt, merge, oru, patients
 
-NNCHN_SYSTEM = "urn:huren:id:NNCHN"
-
-
-@pytest.fixture(scope="module")
-def both(module_eng: Engine) -> Iterator[tuple[Engine, TestClient]]:
-    with TestClient(create_app(module_eng)) as client:
-        client.headers["Authorization"] = "Bearer " + module_eng.auth.issue_system_token("idfix39", "system/*.cruds")
-        yield module_eng, client
-
-
-def _tokens(patient: dict) -> set[str]:
-    return {f"{i.get('system')}|{i.get('value')}" for i in patient.get("identifier", ())}
-
-
-def _read(http: TestClient, pid: str) -> dict:
-    got = http.get(f"/fhir/Patient/{pid}")
-    assert got.status_code == 200, got.text
-    return got.json()
+both = engine_and_client("idfix39")
 
 
 @pytest.mark.parametrize("stated", [False, True])
@@ -62,7 +44,7 @@ def test_an_a40_of_two_records_of_two_id_numbers_carries_nothing(both: tuple[Eng
     pid3 = f"X39A{n}2^^^FNXRMYY^MR" + (f"~{two}^^^^NNCHN" if stated else "")
     ack = post(http, merge(f"XA{n}4", pid3, "岳^甲", f"1963010{n}", "F", f"X39A{n}1^^^FNXRMYY^MR"))
     assert ack_code_of(ack) == "AE", ack
-    assert _tokens(_read(http, survivor["id"])) == {f"{MRN}|X39A{n}2", f"{NNCHN_SYSTEM}|{two}"}
+    assert tokens(read_patient(http, survivor["id"])) == {f"{MRN}|X39A{n}2", f"{NNCHN_SYSTEM}|{two}"}
     assert [p["id"] for p in patients(http, two)] == [survivor["id"]]
 
 
@@ -79,11 +61,11 @@ def test_an_a47_moves_the_id_number_to_the_new_record(both: tuple[Engine, TestCl
                "EVN|A47|20261201121500\rPID|1||Y39G^^^FNXRMYY^MR||岳^辛||19630808|F\rMRG|X39G^^^FNXRMYY^MR\r")
     assert ack_code_of(ack) == "AA", ack
     (new,) = patients(http, f"{MRN}|Y39G")
-    assert _tokens(new) == {f"{MRN}|Y39G", f"{NNCHN_SYSTEM}|{nid}", f"{MRN}:LIS|X39G"}, new
+    assert tokens(new) == {f"{MRN}|Y39G", f"{NNCHN_SYSTEM}|{nid}", f"{MRN}:LIS|X39G"}, new
     (lis,) = [i for i in new["identifier"] if i.get("system") == f"{MRN}:LIS"]
     assert lis.get("extension") == [{"url": FILED_AS_OWN_EXT, "valueBoolean": True}], lis
     assert [p["id"] for p in patients(http, nid)] == [new["id"]]
-    assert f"{NNCHN_SYSTEM}|{nid}" not in _tokens(_read(http, old["id"]))
+    assert f"{NNCHN_SYSTEM}|{nid}" not in tokens(read_patient(http, old["id"]))
 
 
 def test_a_thin_registration_agreeing_with_the_kept_number_passes_and_one_against_its_day_is_refused(
@@ -101,11 +83,11 @@ def test_a_thin_registration_agreeing_with_the_kept_number_passes_and_one_agains
     ack = post(http, adt("XC4", "X39C^^^FNXRMYY^MR", "岳^丙", "19630304", "M", event="A08"))
     assert ack_code_of(ack) == "AE", ack
     assert any("|PID^1^7|" in line for line in err_lines(ack)), ack
-    now = _read(http, old["id"])
-    assert now["birthDate"] == "1963-03-03" and f"{NNCHN_SYSTEM}|{nid}" in _tokens(now), now
+    now = read_patient(http, old["id"])
+    assert now["birthDate"] == "1963-03-03" and f"{NNCHN_SYSTEM}|{nid}" in tokens(now), now
     ack = post(http, adt("XC5", "X39C^^^FNXRMYY^MR", "岳^丙", "19630303", "F", event="A08"))
     assert ack_code_of(ack) == "AE" and any("|PID^1^8|" in line for line in err_lines(ack)), ack
-    assert _read(http, old["id"])["gender"] in ("male", "unknown")
+    assert read_patient(http, old["id"])["gender"] in ("male", "unknown")
 
 
 def test_a_corrected_id_number_with_the_corrected_sex_passes(both: tuple[Engine, TestClient]) -> None:
@@ -117,7 +99,7 @@ def test_a_corrected_id_number_with_the_corrected_sex_passes(both: tuple[Engine,
     ack = post(http, adt("XD2", f"X39D^^^FNXRMYY^MR~{right}^^^^NNCHN", "岳^丁", "19630404", "F", event="A08"))
     assert ack_code_of(ack) == "AA", ack
     (now,) = patients(http, f"{MRN}|X39D")
-    assert now["gender"] == "female" and _tokens(now) == {f"{MRN}|X39D", f"{NNCHN_SYSTEM}|{right}"}, now
+    assert now["gender"] == "female" and tokens(now) == {f"{MRN}|X39D", f"{NNCHN_SYSTEM}|{right}"}, now
 
 
 def test_a_null_national_repetition_beside_a_number_changes_nothing_more(both: tuple[Engine, TestClient]) -> None:
@@ -127,7 +109,7 @@ def test_a_null_national_repetition_beside_a_number_changes_nothing_more(both: t
     ack = post(http, adt("XE1", f'X39E^^^FNXRMYY^MR~""^^^^NNCHN~{nid}^^^^NNCHN', "岳^戊", "19630505", "F"))
     assert ack_code_of(ack) == "AA", ack
     (now,) = patients(http, f"{MRN}|X39E")
-    assert _tokens(now) == {f"{MRN}|X39E", f"{NNCHN_SYSTEM}|{nid}"}, now
+    assert tokens(now) == {f"{MRN}|X39E", f"{NNCHN_SYSTEM}|{nid}"}, now
 
 
 def test_a_client_writing_back_a_marked_identifier_as_read_keeps_the_mark(both: tuple[Engine, TestClient]) -> None:
@@ -137,11 +119,11 @@ def test_a_client_writing_back_a_marked_identifier_as_read_keeps_the_mark(both: 
     assert ack_code_of(post(http, adt("XF1", "X39F^^^FNXRMYY^MR", "岳^己", "19630606", "F"))) == "AA"
     assert ack_code_of(post(http, oru("XF2", "X39F^^^LIS^PI", "岳^己", "19630606", "F", "XF2"))) == "AA"
     (old,) = patients(http, f"{MRN}|X39F")
-    now = _read(http, old["id"])
+    now = read_patient(http, old["id"])
     body = {k: v for k, v in now.items() if k not in ("meta", "text")}
     body["telecom"] = [{"system": "phone", "value": "13800000000"}]
     assert http.put(f"/fhir/Patient/{old['id']}", json=body).status_code == 200
-    (lis,) = [i for i in _read(http, old["id"])["identifier"] if i.get("system") == f"{MRN}:LIS"]
+    (lis,) = [i for i in read_patient(http, old["id"])["identifier"] if i.get("system") == f"{MRN}:LIS"]
     assert lis.get("extension") == [{"url": FILED_AS_OWN_EXT, "valueBoolean": True}], lis
 
 

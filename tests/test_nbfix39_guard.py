@@ -14,33 +14,19 @@ Real HL7 over ``POST /hl7v2`` into a real store on each backend (``module_eng``)
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
-import pytest
 from fastapi.testclient import TestClient
 
 from adapters.hl7v2.ack import ack_code_of
-from engine.api.app import create_app
 from engine.engine import Engine
 from engine.identity.demographics import contradicts_all
 from engine.messages import message_id
 from tests.hl7_calls import err_lines, post
+from tests.identity39_calls import engine_and_client, registered
 from tests.module_store import module_eng  # noqa: F401 -- one engine a module on each backend
+from tests.test_mfix34_members import _fnzyy
 from tests.test_rvidentity32_probes import MRN, _nid, adt, merge, oru, patients, subjects
 
-
-@pytest.fixture(scope="module")
-def both(module_eng: Engine) -> Iterator[tuple[Engine, TestClient]]:
-    with TestClient(create_app(module_eng)) as client:
-        client.headers["Authorization"] = "Bearer " + module_eng.auth.issue_system_token("nbfix39", "system/*.cruds")
-        yield module_eng, client
-
-
-def _registered(http: TestClient, number: str, control: str, name: str, birth: str, sex: str, ids: str = "") -> dict:
-    ack = post(http, adt(control, f"{number}^^^FNXRMYY^MR{ids}", name, birth, sex))
-    assert ack_code_of(ack) == "AA", ack
-    (record,) = patients(http, f"{MRN}|{number}")
-    return record
+both = engine_and_client("nbfix39")
 
 
 def _fidelity_items(engine: Engine, http: TestClient, words: str) -> list[dict]:
@@ -59,8 +45,8 @@ def test_twins_of_the_other_sex_each_filed_under_their_own_and_refused_under_the
     sister's is refused at PID-3 (name and sex differ; the day they share says nothing), nothing filed, the ACK
     echoing neither name. A sex corrected alone (same name, same day) is still filed: one field is no reason."""
     _, http = both
-    girl = _registered(http, "NT1", "NT1A", "王^小妹", "20261102", "F")
-    boy = _registered(http, "NT2", "NT2A", "王^小弟", "20261102", "M")
+    girl = registered(http, "NT1", "NT1A", "王^小妹", "20261102", "F")
+    boy = registered(http, "NT2", "NT2A", "王^小弟", "20261102", "M")
     assert ack_code_of(post(http, oru("NT1B", "NT1^^^FNXRMYY^MR", "王^小妹", "20261102", "F", "NT1GLU"))) == "AA"
     assert ack_code_of(post(http, oru("NT2B", "NT2^^^FNXRMYY^MR", "王^小弟", "20261102", "M", "NT2GLU"))) == "AA"
     assert subjects(http, "NT1GLU") == [f"Patient/{girl['id']}"]
@@ -81,8 +67,8 @@ def test_same_sex_twins_with_their_own_id_numbers(both: tuple[Engine, TestClient
     a valid number typed for another): filed -- the name is always one of the fields that tell two people apart."""
     _, http = both
     first, second = _nid("32092320100301102"), _nid("32092320100301124")
-    one = _registered(http, "NT3", "NT3A", "王^大丫", "20100301", "F", f"~{first}^^^^NNCHN")
-    two = _registered(http, "NT4", "NT4A", "王^二丫", "20100301", "F", f"~{second}^^^^NNCHN")
+    one = registered(http, "NT3", "NT3A", "王^大丫", "20100301", "F", f"~{first}^^^^NNCHN")
+    two = registered(http, "NT4", "NT4A", "王^二丫", "20100301", "F", f"~{second}^^^^NNCHN")
     ack = post(http, oru("NT3B", f"NT3^^^FNXRMYY^MR~{second}^^^^NNCHN", "王^二丫", "20100301", "F", "NT3GLU"))
     assert ack_code_of(ack) == "AE" and subjects(http, "NT3GLU") == [], ack
     assert first not in ack.decode("utf-8") and second not in ack.decode("utf-8"), ack
@@ -125,7 +111,7 @@ def test_a_result_stating_the_former_person_the_registrar_corrected_is_filed_wit
     result with the old ones is the same woman: AA, ERR W at PID-3 naming the record's former name and birth date,
     filed under the record, which keeps the corrected ones; the W is counted in the fidelity view."""
     engine, http = both
-    record = _registered(http, "NF1", "NF1A", "柳^庚", "19700101", "F")
+    record = registered(http, "NF1", "NF1A", "柳^庚", "19700101", "F")
     assert ack_code_of(post(http, adt("NF1B", "NF1^^^FNXRMYY^MR", "刘^庚", "19701001", "F", event="A08"))) == "AA"
     ack = post(http, oru("NF1C", "NF1^^^FNXRMYY^MR", "柳^庚", "19700101", "F", "NF1GLU"))
     assert ack_code_of(ack) == "AA", ack
@@ -144,7 +130,7 @@ def test_what_is_not_the_registrars_former_statement_stays_refused(both: tuple[E
     A08 wrote (a name changed alone, accepted then) -- not what the registering application stated; and the LIS's
     A04 stating the former person (an ADT writes the person: filed, it would undo the registrar's correction)."""
     _, http = both
-    _registered(http, "NF2", "NF2A", "柳^庚", "19700101", "F")
+    registered(http, "NF2", "NF2A", "柳^庚", "19700101", "F")
     assert ack_code_of(post(http, adt("NF2B", "NF2^^^FNXRMYY^MR", "柳^赓", "19700101", "F", event="A08",
                                       app="LIS"))) == "AA"
     (stated,) = patients(http, f"{MRN}|NF2")
@@ -167,7 +153,7 @@ def test_in_one_batch_the_registrars_correction_then_the_lis_result_of_the_forme
     record as the batch leaves it contradicts it; the stored version the HIS registered does not): filed with the
     W, under the record; a result in the same batch naming someone the record never was: refused."""
     _, http = both
-    record = _registered(http, "NB1", "NB1A", "柳^庚", "19700101", "F")
+    record = registered(http, "NB1", "NB1A", "柳^庚", "19700101", "F")
     body = ("FHS|^~\\&|HIS|FNXRMYY\rBHS|^~\\&|HIS|FNXRMYY\r"
             + adt("NB1B", "NB1^^^FNXRMYY^MR", "刘^庚", "19701001", "F", event="A08")
             + oru("NB1C", "NB1^^^FNXRMYY^MR", "柳^庚", "19700101", "F", "NB1GLU")
@@ -190,8 +176,8 @@ def test_an_a40_joining_two_people_is_filed_with_a_warning_counted(both: tuple[E
     naming name and birth date, counted in the fidelity view. The merge of a duplicate with the same name and a
     mistyped day (one field) is AA without a word."""
     engine, http = both
-    _registered(http, "NM1", "NM1A", "柳^壬", "19900101", "F")
-    _registered(http, "NM2", "NM2A", "柳壬之女", "20261130", "F")
+    registered(http, "NM1", "NM1A", "柳^壬", "19900101", "F")
+    registered(http, "NM2", "NM2A", "柳壬之女", "20261130", "F")
     ack = post(http, merge("NM1B", "NM1^^^FNXRMYY^MR", "柳^壬", "19900101", "F", "NM2^^^FNXRMYY^MR"))
     assert ack_code_of(ack) == "AA", ack
     (said,) = err_lines(ack)
@@ -199,8 +185,8 @@ def test_an_a40_joining_two_people_is_filed_with_a_warning_counted(both: tuple[E
     (merged,) = patients(http, f"{MRN}|NM2")
     assert merged["active"] is False, merged
     assert _fidelity_items(engine, http, "MRG-1's record and this PID's person differ")
-    _registered(http, "NM3", "NM3A", "吴^敏", "19750505", "F")
-    _registered(http, "NM4", "NM4A", "吴^敏", "19750515", "F")
+    registered(http, "NM3", "NM3A", "吴^敏", "19750505", "F")
+    registered(http, "NM4", "NM4A", "吴^敏", "19750515", "F")
     ack = post(http, merge("NM3B", "NM3^^^FNXRMYY^MR", "吴^敏", "19750505", "F", "NM4^^^FNXRMYY^MR"))
     assert ack_code_of(ack) == "AA" and err_lines(ack) == [], ack
 
@@ -208,16 +194,12 @@ def test_an_a40_joining_two_people_is_filed_with_a_warning_counted(both: tuple[E
 # --- MED 3: the referral refused; what the operator can do ----------------------------------------------------------
 
 
-def _fnzyy(message: str) -> str:
-    return message.replace("|FNXRMYY|HUREN|", "|FNZYY|HUREN|", 1)
-
-
 def test_the_operators_corrected_copy_files_a_refused_referral(both: tuple[Engine, TestClient]) -> None:
     """FNZYY's referral registration of FNXRMYY's 王丽 as 王莉 born 19800115 (lunar) is refused (the lead's decision);
     the ERR says the operator may replay a corrected copy. The operator, having checked, replays one stating the
     name and birth date FNXRMYY's record holds: filed, FNZYY's record carrying the county number."""
     engine, http = both
-    _registered(http, "NL1", "NL1A", "王^丽", "19800301", "F")
+    registered(http, "NL1", "NL1A", "王^丽", "19800301", "F")
     sent = _fnzyy(adt("NL1B", "ZN1^^^FNZYY^MR~NL1^^^FNXRMYY^MR", "王^莉", "19800115", "F"))
     ack = post(http, sent)
     assert ack_code_of(ack) == "AE" and "corrected copy" in err_lines(ack)[0], ack

@@ -16,34 +16,20 @@ Real HL7 over ``POST /hl7v2`` into a real store on each backend (``module_eng``:
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 from fastapi.testclient import TestClient
 
 from adapters.hl7v2.ack import ack_code_of
 from adapters.hl7v2.escapes import unescape
-from engine.api.app import create_app
 from engine.api.ui_quarantine import WORDS, err_said
 from engine.engine import Engine
 from engine.identity.demographics import conflicts_between, contradicts_all, demographics, fold_name
 from tests.hl7_calls import err_lines, post
+from tests.identity39_calls import engine_and_client, registered
 from tests.module_store import module_eng  # noqa: F401 -- one engine a module on each backend
-from tests.test_rvidentity32_probes import MRN, _nid, adt, oru, patients, subjects
+from tests.test_rvidentity32_probes import _nid, adt, oru, subjects
 
-
-@pytest.fixture(scope="module")
-def both(module_eng: Engine) -> Iterator[tuple[Engine, TestClient]]:
-    with TestClient(create_app(module_eng)) as client:
-        client.headers["Authorization"] = "Bearer " + module_eng.auth.issue_system_token("nmfix39", "system/*.cruds")
-        yield module_eng, client
-
-
-def _registered(http: TestClient, number: str, control: str, name: str, birth: str, sex: str, ids: str = "") -> dict:
-    ack = post(http, adt(control, f"{number}^^^FNXRMYY^MR{ids}", name, birth, sex))
-    assert ack_code_of(ack) == "AA", ack
-    (record,) = patients(http, f"{MRN}|{number}")
-    return record
+both = engine_and_client("nmfix39")
 
 
 def _chinese(engine: Engine, ack: str, code: str = "205") -> str:
@@ -62,7 +48,7 @@ def test_an_overlay_of_the_same_sex_with_another_id_number_is_refused(both: tupl
     张敏's record as "the record's former person" (it was, before)."""
     engine, http = both
     hers, other = _nid("32092319850303002"), _nid("32092319900707004")
-    _registered(http, "NMO1", "NMO1A", "王^丽", "19850303", "F", f"~{hers}^^^^NNCHN")
+    registered(http, "NMO1", "NMO1A", "王^丽", "19850303", "F", f"~{hers}^^^^NNCHN")
     ack = post(http, adt("NMO1B", f"NMO1^^^FNXRMYY^MR~{other}^^^^NNCHN", "张^敏", "19900707", "F", event="A08"))
     assert ack_code_of(ack) == "AA", ack
     for control, pid3 in (("NMO1C", f"NMO1^^^FNXRMYY^MR~{hers}^^^^NNCHN"), ("NMO1D", "NMO1^^^FNXRMYY^MR")):
@@ -76,7 +62,7 @@ def test_an_overlay_of_the_other_sex_without_id_numbers_is_refused(both: tuple[E
     changed with the name is no correction (the rule contains idfix39's "a former version whose sex also
     differs")."""
     _, http = both
-    _registered(http, "NMO2", "NMO2A", "李^梅", "19800101", "F")
+    registered(http, "NMO2", "NMO2A", "李^梅", "19800101", "F")
     assert ack_code_of(post(http, adt("NMO2B", "NMO2^^^FNXRMYY^MR", "赵^强", "19750505", "M", event="A08"))) == "AA"
     ack = post(http, oru("NMO2C", "NMO2^^^FNXRMYY^MR", "李^梅", "19800101", "F", "NMO2GLU"))
     assert ack_code_of(ack) == "AE" and subjects(http, "NMO2GLU") == [], ack
@@ -87,7 +73,7 @@ def test_a_correction_that_added_the_id_number_is_still_filed(both: tuple[Engine
     (the ID card read at the desk): name and day corrected, the sex the same, no two numbers -- the LIS's day-old
     copy is the same woman, filed with the W, which the fidelity page says in Chinese."""
     engine, http = both
-    record = _registered(http, "NMC1", "NMC1A", "柳^庚", "19700101", "F")
+    record = registered(http, "NMC1", "NMC1A", "柳^庚", "19700101", "F")
     number = _nid("32092319701001002")
     ack = post(http, adt("NMC1B", f"NMC1^^^FNXRMYY^MR~{number}^^^^NNCHN", "刘^庚", "19701001", "F", event="A08"))
     assert ack_code_of(ack) == "AA", ack
@@ -105,7 +91,7 @@ def test_an_overlay_then_an_a47_stays_refused_under_the_new_mrn(both: tuple[Engi
     reads the versions of the record NMA2 replaces, and HIGH 1's limit holds there too -- 李梅's result under NMA2
     is refused, nothing filed under 赵强."""
     _, http = both
-    _registered(http, "NMA1", "NMA1A", "李^梅", "19800101", "F")
+    registered(http, "NMA1", "NMA1A", "李^梅", "19800101", "F")
     assert ack_code_of(post(http, adt("NMA1B", "NMA1^^^FNXRMYY^MR", "赵^强", "19750505", "M", event="A08"))) == "AA"
     a47 = ("MSH|^~\\&|HIS|FNXRMYY|HUREN|FNYGT|20261201121500||ADT^A47^ADT_A30|NMA1C|P|2.5.1\r"
            "EVN|A47|20261201121500\rPID|1||NMA2^^^FNXRMYY^MR||赵^强||19750505|M\rMRG|NMA1^^^FNXRMYY^MR\r")
@@ -122,7 +108,7 @@ def test_a_name_in_full_width_letters_with_a_mistyped_day_is_one_person(both: tu
     name (NFKC), one field differing -- filed. Pinyin against hanzi is still another name (no guessing): 王芳 with
     the mistyped day is refused."""
     _, http = both
-    record = _registered(http, "NMN1", "NMN1A", "WANG^FANG", "19900501", "F")
+    record = registered(http, "NMN1", "NMN1A", "WANG^FANG", "19900501", "F")
     ack = post(http, oru("NMN1B", "NMN1^^^FNXRMYY^MR", "ＷＡＮＧ^ＦＡＮＧ", "19900510", "F", "NMN1GLU"))
     assert subjects(http, "NMN1GLU") == [f"Patient/{record['id']}"], ack
     ack = post(http, oru("NMN1C", "NMN1^^^FNXRMYY^MR", "王^芳", "19900510", "F", "NMN1CGLU"))

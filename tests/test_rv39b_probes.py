@@ -8,8 +8,6 @@ through FastAPI for the admin address."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 from fastapi.testclient import TestClient
 
@@ -17,23 +15,15 @@ from adapters.hl7v2.ack import ack_code_of
 from engine.api.app import create_app
 from engine.engine import Engine
 from tests.hl7_calls import err_lines, post
+from tests.identity39_calls import engine_and_client, registered
 from tests.module_store import module_eng  # noqa: F401 -- one engine a module on each backend
+from tests.test_mfix34_members import _fnzyy
 from tests.test_rvidentity32_probes import MRN, _nid, adt, merge, oru, patients, subjects
 
 BASE = "https://huren.example"  # module_eng's public base (the session cookie is Secure)
 
 
-@pytest.fixture(scope="module")
-def both(module_eng: Engine) -> Iterator[tuple[Engine, TestClient]]:
-    with TestClient(create_app(module_eng)) as client:
-        client.headers["Authorization"] = "Bearer " + module_eng.auth.issue_system_token("rv39b", "system/*.cruds")
-        yield module_eng, client
-
-
-def _registered(http: TestClient, number: str, control: str, name: str, birth: str, sex: str) -> dict:
-    assert ack_code_of(post(http, adt(control, f"{number}^^^FNXRMYY^MR", name, birth, sex))) == "AA"
-    (record,) = patients(http, f"{MRN}|{number}")
-    return record
+both = engine_and_client("rv39b")
 
 
 def test_twins_of_the_other_sex_one_result_under_the_others_mrn(both: tuple[Engine, TestClient]) -> None:
@@ -42,8 +32,8 @@ def test_twins_of_the_other_sex_one_result_under_the_others_mrn(both: tuple[Engi
     guard's own reading of two people -- but a birth date that agrees cancels it, so the boy's glucose is filed
     under the girl."""
     _, http = both
-    girl = _registered(http, "TW1", "TW1A", "王^大妹", "20261101", "F")
-    _registered(http, "TW2", "TW2A", "王^二弟", "20261101", "M")
+    girl = registered(http, "TW1", "TW1A", "王^大妹", "20261101", "F")
+    registered(http, "TW2", "TW2A", "王^二弟", "20261101", "M")
     ack = post(http, oru("TW1B", "TW1^^^FNXRMYY^MR", "王^二弟", "20261101", "M", "TW1GLU"))
     assert subjects(http, "TW1GLU") != [f"Patient/{girl['id']}"], ack
     assert ack_code_of(ack) == "AE", ack
@@ -73,7 +63,7 @@ def test_a_lis_result_with_the_demographics_the_registrar_just_corrected(both: t
     refused now -- before nbfix38 (name AND sex) filed; the refusal's advice ("have the registering system correct
     the record") was already done."""
     _, http = both
-    record = _registered(http, "ST1", "ST1A", "柳^庚", "19700101", "F")
+    record = registered(http, "ST1", "ST1A", "柳^庚", "19700101", "F")
     ack = post(http, adt("ST1B", "ST1^^^FNXRMYY^MR", "刘^庚", "19701001", "F", event="A08"))
     assert ack_code_of(ack) == "AA", ack
     ack = post(http, oru("ST1C", "ST1^^^FNXRMYY^MR", "柳^庚", "19700101", "F", "ST1GLU"))
@@ -86,15 +76,11 @@ def test_a40_merging_a_duplicate_registered_with_a_homophone_name_and_a_mistyped
     once as 王莉 born 1980-01-10 (a homophone and a mistyped day). The HIS's A40 merges the duplicate into the
     right record -- the very correction merges exist for."""
     _, http = both
-    survivor = _registered(http, "MG1", "MG1A", "王^丽", "19800101", "F")
-    _registered(http, "MG2", "MG2A", "王^莉", "19800110", "F")
+    survivor = registered(http, "MG1", "MG1A", "王^丽", "19800101", "F")
+    registered(http, "MG2", "MG2A", "王^莉", "19800110", "F")
     ack = post(http, merge("MG1B", "MG1^^^FNXRMYY^MR", "王^丽", "19800101", "F", "MG2^^^FNXRMYY^MR"))
     assert ack_code_of(ack) == "AA", (ack, err_lines(ack))
     assert [p["id"] for p in patients(http, f"{MRN}|MG1")] == [survivor["id"]]
-
-
-def _fnzyy(message: str) -> str:
-    return message.replace("|FNXRMYY|HUREN|", "|FNZYY|HUREN|", 1)
 
 
 def test_a_referral_with_a_homophone_name_and_a_lunar_birthday(both: tuple[Engine, TestClient]) -> None:
@@ -105,7 +91,7 @@ def test_a_referral_with_a_homophone_name_and_a_lunar_birthday(both: tuple[Engin
     resident her privacy, a refusal keeps the raw message for replay. The AE names the fields (PID-5, PID-7) and
     says what an operator can do (replay once corrected, or a corrected copy)."""
     _, http = both
-    _registered(http, "LN1", "LN1A", "王^丽", "19800301", "F")
+    registered(http, "LN1", "LN1A", "王^丽", "19800301", "F")
     ack = post(http, _fnzyy(adt("LN1B", "ZL1^^^FNZYY^MR~LN1^^^FNXRMYY^MR", "王^莉", "19800115", "F")))
     assert ack_code_of(ack) == "AE", ack
     (said,) = err_lines(ack)
@@ -119,7 +105,7 @@ def test_a_referral_with_a_homophone_name_and_a_lunar_birthday(both: tuple[Engin
                    "birth alone refuse, the sex is the same")
 def test_the_member_refusal_says_what_differs(both: tuple[Engine, TestClient]) -> None:
     _, http = both
-    _registered(http, "LN2", "LN2A", "王^丽", "19800301", "F")
+    registered(http, "LN2", "LN2A", "王^丽", "19800301", "F")
     ack = post(http, _fnzyy(oru("LN2B", "ZL2^^^FNZYY^MR~LN2^^^FNXRMYY^MR", "陈^四", "19920303", "F", "LN2GLU")))
     (said,) = err_lines(ack)
     assert "|205" in said and "name and sex" not in said, said
@@ -130,7 +116,7 @@ def test_the_restatement_warning_says_what_changed(both: tuple[Engine, TestClien
     texts still say all three changed -- the operator reading the fidelity view is told a sex change that was not
     sent."""
     _, http = both
-    _registered(http, "WT1", "WT1A", "柳^辛", "19610101", "F")
+    registered(http, "WT1", "WT1A", "柳^辛", "19610101", "F")
     refused = post(http, adt("WT1B", "WT1^^^FNXRMYY^MR", "吴^辛", "19700505", "F", event="A08", app="LIS"))
     ack = post(http, adt("WT1C", "WT1^^^FNXRMYY^MR", "吴^辛", "19700505", "F", event="A08"))
     assert ack_code_of(refused) == "AE" and ack_code_of(ack) == "AA", (refused, ack)
@@ -142,8 +128,8 @@ def test_a40_of_a_newborn_into_the_mothers_record_is_refused(both: tuple[Engine,
     """The wrong merge -- the HIS's A40 naming the mother's record as survivor and her daughter's as
     MRG-1 (another name, another full birth date, the same sex) -- is not filed silently: not AA without a word."""
     _, http = both
-    _registered(http, "MG5", "MG5A", "柳^壬", "19900101", "F")
-    _registered(http, "MG6", "MG6A", "柳壬之女", "20261130", "F")
+    registered(http, "MG5", "MG5A", "柳^壬", "19900101", "F")
+    registered(http, "MG6", "MG6A", "柳壬之女", "20261130", "F")
     ack = post(http, merge("MG5B", "MG5^^^FNXRMYY^MR", "柳^壬", "19900101", "F", "MG6^^^FNXRMYY^MR"))
     assert ack_code_of(ack) != "AA" or err_lines(ack), (ack, patients(http, f"{MRN}|MG6"))
 

@@ -5,37 +5,18 @@ a man). Real HL7 over ``POST /hl7v2`` into a real store on each backend, read ba
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 from fastapi.testclient import TestClient
 
+from adapters.convert.persons import FILED_AS_OWN_EXT
 from adapters.hl7v2.ack import ack_code_of
-from engine.api.app import create_app
 from engine.engine import Engine
 from tests.hl7_calls import post
+from tests.identity39_calls import NNCHN_SYSTEM, engine_and_client, read_patient, tokens
 from tests.module_store import module_eng  # noqa: F401 -- one engine a module on each backend
 from tests.test_rvidentity32_probes import MRN, _nid, adt, merge, oru, patients
 
-NNCHN_SYSTEM = "urn:huren:id:NNCHN"
-MARK = "urn:huren:StructureDefinition:filed-as-own"
-
-
-@pytest.fixture(scope="module")
-def both(module_eng: Engine) -> Iterator[tuple[Engine, TestClient]]:
-    with TestClient(create_app(module_eng)) as client:
-        client.headers["Authorization"] = "Bearer " + module_eng.auth.issue_system_token("rv39d", "system/*.cruds")
-        yield module_eng, client
-
-
-def _tokens(patient: dict) -> set[str]:
-    return {f"{i.get('system')}|{i.get('value')}" for i in patient.get("identifier", ())}
-
-
-def _read(http: TestClient, pid: str) -> dict:
-    got = http.get(f"/fhir/Patient/{pid}")
-    assert got.status_code == 200, got.text
-    return got.json()
+both = engine_and_client("rv39d")
 
 
 @pytest.mark.xfail(strict=True, reason="rv39d HIGH 3a (left by idfix39): an A40 whose PID-3 states the survivor's "
@@ -67,7 +48,7 @@ def test_an_a47_keeps_her_id_number_and_remembered_number_on_the_new_record(both
                "EVN|A47|20261201121500\rPID|1||Q39G^^^FNXRMYY^MR||岳^庚||19620707|F\rMRG|P39G^^^FNXRMYY^MR\r")
     assert ack_code_of(ack) == "AA", ack
     (new,) = patients(http, f"{MRN}|Q39G")
-    assert {f"{NNCHN_SYSTEM}|{nid}", f"{MRN}:LIS|P39G"} <= _tokens(new), new["identifier"]
+    assert {f"{NNCHN_SYSTEM}|{nid}", f"{MRN}:LIS|P39G"} <= tokens(new), new["identifier"]
 
 
 def test_an_a08_taking_a_wrong_id_number_off_is_heard(both: tuple[Engine, TestClient]) -> None:
@@ -85,7 +66,7 @@ def test_an_a08_taking_a_wrong_id_number_off_is_heard(both: tuple[Engine, TestCl
     ack = post(http, adt("PDE", 'P39D2^^^FNXRMYY^MR~""^^^^NNCHN', "岳^戊", "19620404", "F", event="A08"))
     assert ack_code_of(ack) == "AA", ack
     assert [p["id"] for p in patients(http, nid)] == [sister["id"]]
-    assert _tokens(_read(http, twin["id"])) == {f"{MRN}|P39D2"}
+    assert tokens(read_patient(http, twin["id"])) == {f"{MRN}|P39D2"}
 
 
 @pytest.mark.parametrize("event", ["A31", "A28"])
@@ -103,23 +84,23 @@ def test_other_registration_events_keep_the_id_number_and_the_remembered_number(
                                       f"PF{n}B"))) == "AA"
     ack = post(http, adt(f"PF{n}C", f"P39F{n}^^^FNXRMYY^MR", "岳^己", f"1962060{n}", "F", event=event))
     assert ack_code_of(ack) == "AA", ack
-    now = _read(http, old["id"])
-    assert {f"{NNCHN_SYSTEM}|{nid}", f"{MRN}:LIS|P39F{n}"} <= _tokens(now), now["identifier"]
+    now = read_patient(http, old["id"])
+    assert {f"{NNCHN_SYSTEM}|{nid}", f"{MRN}:LIS|P39F{n}"} <= tokens(now), now["identifier"]
     (lis,) = [i for i in now["identifier"] if i.get("system") == f"{MRN}:LIS"]
-    assert lis.get("extension") == [{"url": MARK, "valueBoolean": True}], lis
+    assert lis.get("extension") == [{"url": FILED_AS_OWN_EXT, "valueBoolean": True}], lis
 
 
 def test_a_mark_a_fhir_client_writes_does_not_bind_the_registration(both: tuple[Engine, TestClient]) -> None:
     engine, http = both
     assert ack_code_of(post(http, adt("PEA", "P39E^^^FNXRMYY^MR~OLD1^^^^PI", "岳^戊", "19620505", "F"))) == "AA"
     (old,) = patients(http, f"{MRN}|P39E")
-    now = _read(http, old["id"])
+    now = read_patient(http, old["id"])
     body = {k: v for k, v in now.items() if k not in ("meta", "text")}
-    body["identifier"] = [dict(i, extension=[{"url": MARK, "valueBoolean": True}]) if i.get("value") == "OLD1" else i
+    body["identifier"] = [dict(i, extension=[{"url": FILED_AS_OWN_EXT, "valueBoolean": True}]) if i.get("value") == "OLD1" else i
                           for i in now["identifier"]]
     assert http.put(f"/fhir/Patient/{old['id']}", json=body).status_code == 200
     assert ack_code_of(post(http, adt("PEB", "P39E^^^FNXRMYY^MR", "岳^戊", "19620505", "F", event="A08"))) == "AA"
-    assert _tokens(_read(http, old["id"])) == {f"{MRN}|P39E"}
+    assert tokens(read_patient(http, old["id"])) == {f"{MRN}|P39E"}
 
 
 def test_a_corrected_id_number_under_another_spelling_of_its_authority_replaces_the_wrong_one(
@@ -135,7 +116,7 @@ def test_a_corrected_id_number_under_another_spelling_of_its_authority_replaces_
                          "F", event="A08"))
     assert ack_code_of(ack) == "AA", ack
     (now,) = patients(http, f"{MRN}|P39H")
-    assert _tokens(now) == {f"{MRN}|P39H", f"{NNCHN_SYSTEM}|{right}"}, now["identifier"]
+    assert tokens(now) == {f"{MRN}|P39H", f"{NNCHN_SYSTEM}|{right}"}, now["identifier"]
     assert patients(http, wrong) == []
 
 
@@ -150,7 +131,7 @@ def test_a_thin_a08_does_not_leave_a_sex_contradicting_the_kept_id_number(both: 
     assert ack_code_of(full) == "AE", full  # stated with the number: refused, PID-8
     ack = post(http, adt("PIB", "P39I^^^FNXRMYY^MR", "岳^壬", "19620909", "F", event="A08"))
     (now,) = patients(http, f"{MRN}|P39I")
-    assert ack_code_of(ack) == "AE" or not (now.get("gender") == "female" and f"{NNCHN_SYSTEM}|{nid}" in _tokens(now)), (
+    assert ack_code_of(ack) == "AE" or not (now.get("gender") == "female" and f"{NNCHN_SYSTEM}|{nid}" in tokens(now)), (
         ack, now)
 
 
@@ -202,7 +183,7 @@ def test_the_his_corrected_id_number_replaces_one_stored_under_another_system(bo
     wrong, right = _nid("32092319621010002"), _nid("32092319621010024")
     assert ack_code_of(post(http, adt("PJA", "P39J^^^FNXRMYY^MR", "岳^癸", "19621010", "F"))) == "AA"
     (old,) = patients(http, f"{MRN}|P39J")
-    now = _read(http, old["id"])
+    now = read_patient(http, old["id"])
     body = {k: v for k, v in now.items() if k not in ("meta", "text")}
     body["identifier"] = [*now["identifier"], {"use": "official", "type": {"coding": [
         {"system": "http://terminology.hl7.org/CodeSystem/v2-0203", "code": "NNCHN"}]},
@@ -210,6 +191,6 @@ def test_the_his_corrected_id_number_replaces_one_stored_under_another_system(bo
     assert http.put(f"/fhir/Patient/{old['id']}", json=body).status_code == 200
     ack = post(http, adt("PJB", f"P39J^^^FNXRMYY^MR~{right}^^^^NNCHN", "岳^癸", "19621010", "F", event="A08"))
     assert ack_code_of(ack) == "AA", ack
-    assert _tokens(_read(http, old["id"])) == {f"{MRN}|P39J", f"{NNCHN_SYSTEM}|{right}"}
+    assert tokens(read_patient(http, old["id"])) == {f"{MRN}|P39J", f"{NNCHN_SYSTEM}|{right}"}
     assert patients(http, wrong) == []
 

@@ -6,31 +6,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
-import pytest
 from fastapi.testclient import TestClient
 
 from adapters.hl7v2.ack import ack_code_of
-from engine.api.app import create_app
 from engine.engine import Engine
 from tests.hl7_calls import post
+from tests.identity39_calls import engine_and_client, registered
 from tests.module_store import module_eng  # noqa: F401 -- one engine a module on each backend
 from tests.test_rvidentity32_probes import MRN, _nid, adt, merge, oru, patients, subjects
 
-
-@pytest.fixture(scope="module")
-def both(module_eng: Engine) -> Iterator[tuple[Engine, TestClient]]:
-    with TestClient(create_app(module_eng)) as client:
-        client.headers["Authorization"] = "Bearer " + module_eng.auth.issue_system_token("rv39f", "system/*.cruds")
-        yield module_eng, client
-
-
-def _registered(http: TestClient, number: str, control: str, name: str, birth: str, sex: str, ids: str = "") -> dict:
-    ack = post(http, adt(control, f"{number}^^^FNXRMYY^MR{ids}", name, birth, sex))
-    assert ack_code_of(ack) == "AA", ack
-    (record,) = patients(http, f"{MRN}|{number}")
-    return record
+both = engine_and_client("rv39f")
 
 
 def test_an_overlaid_records_former_persons_result_is_not_filed_under_the_new_person(
@@ -43,7 +28,7 @@ def test_an_overlaid_records_former_persons_result_is_not_filed_under_the_new_pe
     refused, as the guard refuses any other person's result -- ``_formerly`` files it with a W instead."""
     _, http = both
     hers, his = _nid("32092319800101002"), _nid("32092319750505001")
-    record = _registered(http, "FO1", "FO1A", "李^梅", "19800101", "F", f"~{hers}^^^^NNCHN")
+    record = registered(http, "FO1", "FO1A", "李^梅", "19800101", "F", f"~{hers}^^^^NNCHN")
     ack = post(http, adt("FO1B", f"FO1^^^FNXRMYY^MR~{his}^^^^NNCHN", "赵^强", "19750505", "M", event="A08"))
     assert ack_code_of(ack) == "AA", ack
     ack = post(http, oru("FO1C", f"FO1^^^FNXRMYY^MR~{hers}^^^^NNCHN", "李^梅", "19800101", "F", "FO1GLU"))
@@ -57,7 +42,7 @@ def test_an_id_number_with_a_lower_case_x_is_the_same_number(both: tuple[Engine,
     _, http = both
     number = _nid("65010219900501068")  # (its check character X)
     assert number.endswith("X")
-    record = _registered(http, "FX1", "FX1A", "阿依古丽·买买提", "19900501", "F", f"~{number}^^^^NNCHN")
+    record = registered(http, "FX1", "FX1A", "阿依古丽·买买提", "19900501", "F", f"~{number}^^^^NNCHN")
     ack = post(http, oru("FX1B", f"FX1^^^FNXRMYY^MR~{number.lower()}^^^^NNCHN", "阿依古丽买买提", "19900501", "F",
                          "FX1GLU"))
     assert ack_code_of(ack) in ("AA", "AE") and subjects(http, "FX1GLU") == [f"Patient/{record['id']}"], ack
@@ -70,7 +55,7 @@ def test_a_15_digit_old_id_number_is_refused_clearly_not_filed(both: tuple[Engin
     _, http = both
     number = _nid("32092319650301002")
     old = number[:6] + number[8:17]  # GB 11643: drop the century and the check character
-    _registered(http, "F15", "F15A", "孙^兰", "19650301", "F", f"~{number}^^^^NNCHN")
+    registered(http, "F15", "F15A", "孙^兰", "19650301", "F", f"~{number}^^^^NNCHN")
     ack = post(http, oru("F15B", f"F15^^^FNXRMYY^MR~{old}^^^^NNCHN", "孙^兰", "19650301", "F", "F15GLU"))
     assert ack_code_of(ack) == "AE" and subjects(http, "F15GLU") == [], ack
     assert b"PID-3" in ack and b"must be 18 characters" in ack, ack
@@ -80,7 +65,7 @@ def test_a_middle_dot_written_otherwise_and_a_mistyped_day(both: tuple[Engine, T
     """The HIS writes 阿依古丽·买买提 (U+00B7, the form of the ID card), the LIS 阿依古丽．买买提 (full-width full
     stop) -- one name -- with a day of birth mistyped: one field differs, which is no reason; filed."""
     _, http = both
-    record = _registered(http, "FD1", "FD1A", "阿依古丽·买买提", "19900501", "F")
+    record = registered(http, "FD1", "FD1A", "阿依古丽·买买提", "19900501", "F")
     ack = post(http, oru("FD1B", "FD1^^^FNXRMYY^MR", "阿依古丽．买买提", "19900510", "F", "FD1GLU"))
     assert subjects(http, "FD1GLU") == [f"Patient/{record['id']}"], ack
 
@@ -111,8 +96,8 @@ def test_the_two_people_merge_warning_is_said_in_chinese(both: tuple[Engine, Tes
     from tests.hl7_calls import err_lines
 
     engine, http = both
-    _registered(http, "FJ1", "FJ1A", "王^芳", "19800101", "F")
-    _registered(http, "FJ2", "FJ2A", "李^强", "19750505", "M")
+    registered(http, "FJ1", "FJ1A", "王^芳", "19800101", "F")
+    registered(http, "FJ2", "FJ2A", "李^强", "19750505", "M")
     ack = post(http, merge("FJ2B", "FJ2^^^FNXRMYY^MR", "李^强", "19750505", "M", "FJ1^^^FNXRMYY^MR"))
     assert ack_code_of(ack) == "AA", ack
     (line,) = [e for e in err_lines(ack) if "|MRG^1^1|" in e]
@@ -125,7 +110,7 @@ def test_the_former_person_pass_follows_an_a47(both: tuple[Engine, TestClient]) 
     LIS's result with the day-old copy under FQ2 is the same person the registrar corrected: filed with the W, as it
     is under FQ1."""
     _, http = both
-    _registered(http, "FQ1", "FQ1A", "孙^丽", "19700101", "F")
+    registered(http, "FQ1", "FQ1A", "孙^丽", "19700101", "F")
     assert ack_code_of(post(http, adt("FQ1B", "FQ1^^^FNXRMYY^MR", "孙^丽丽", "19700303", "F", event="A08"))) == "AA"
     a47 = ("MSH|^~\\&|HIS|FNXRMYY|HUREN|FNYGT|20261201121500||ADT^A47^ADT_A30|FQ1C|P|2.5.1\r"
            "EVN|A47|20261201121500\rPID|1||FQ2^^^FNXRMYY^MR||孙^丽丽||19700303|F\rMRG|FQ1^^^FNXRMYY^MR\r")
@@ -144,7 +129,7 @@ def test_the_refusal_says_the_rule_in_its_one_wording(both: tuple[Engine, TestCl
     from tests.hl7_calls import err_lines
 
     _, http = both
-    _registered(http, "FT1", "FT1A", "周^小妹", "20261102", "F")
+    registered(http, "FT1", "FT1A", "周^小妹", "20261102", "F")
     ack = post(http, oru("FT1B", "FT1^^^FNXRMYY^MR", "周^小弟", "20261102", "M", "FT1GLU"))
     assert ack_code_of(ack) == "AE" and subjects(http, "FT1GLU") == [], ack
     (line,) = err_lines(ack)

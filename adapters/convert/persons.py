@@ -2,8 +2,8 @@
 
 The converter keys a Patient by what PID-3 says (``common.patient_key``); whether the record under
 that key is the same person is known only from the store. A message whose PID resolves to a stored
-record it names as another person (``demographics.contradicts_all``: name and sex both differing, and the birth
-date where both state one; or the name and a day of birth both differing) names another person under that record's
+record it names as another person (``demographics.contradicts_all``: the name differing, and the sex, a day of
+birth or the valid resident ID numbers too -- ``_TWO_PEOPLE``) names another person under that record's
 number -- a record number the HIS gave two people, a
 sender's number misread as the institution's -- and its results, orders or visits would be filed
 under the stored person, answered AA (lead, thirty-first round). So it is refused: AE, ERR at the
@@ -51,7 +51,7 @@ from engine.identity.demographics import (
     id_numbers_differ,
     to_the_day,
 )
-from engine.merge_rules import NOT_THE_FEED, Delete, MergeRules, Said, shipped
+from engine.merge_rules import API, NOT_THE_FEED, Delete, MergeRules, Said, shipped
 from engine.messages import PROCESSED, application_of, message_institution, stored_instant
 from engine.repository.ids import deterministic_id
 from engine.repository.search import token_value
@@ -361,7 +361,7 @@ def _mark_filed(patient: dict[str, Any], token: str) -> None:
     leaves it on the record: the number remembered there names the record (idfix38), and the HIS, which never
     stated it, has no say over it."""
     for ident in patient.get("identifier") or ():
-        if _token(ident) == token and not any(e.get("url") == FILED_AS_OWN_EXT for e in ident.get("extension") or ()):
+        if _token(ident) == token and not _marked(ident):
             ident["extension"] = [*(ident.get("extension") or ()), {"url": FILED_AS_OWN_EXT, "valueBoolean": True}]
 
 
@@ -373,8 +373,6 @@ def marked_by_client(resource: dict[str, Any], previous: dict[str, Any] | None, 
     next A08 leaving it out), so a PUT marking any identifier made the HIS unable to take that number off (rv39d LOW
     6). One place: every client write path (PUT, POST, conditional update, Bundles) reaches the repository's
     statements with its writer (``engine.engine`` registers it)."""
-    from engine.merge_rules import API
-
     if writer != API:
         return resource
     idents = resource.get("identifier")
@@ -715,7 +713,7 @@ def _refuse_member(held: Any, on: list[int], keyed: bool, sender: str = "") -> N
     patient -- refused at MRG-1.
 
     The answer itself tells the sender that the member holds a record under the number and that its person is
-    another than the one sent (``contradicts_all``: name and sex, or name and a day of birth, differing; rvlast34: an
+    another than the one sent (``contradicts_all``: ``_TWO_PEOPLE``; rvlast34: an
     oracle). It stays -- see the README's "(thirty-sixth round, priv36)": every answer that says the same whatever
     the member holds either files a message under another
     person or refuses the same person's referrals -- and is made visible instead: the refusal carries a count
@@ -994,7 +992,7 @@ def _same_person(a: dict[str, Any], b: dict[str, Any]) -> bool:
     consistency checks)? Name, sex and birth date known on both sides, and each agreeing (``conflicts_between``: the
     name as written after trivial normalisation, the birth date each at its own precision, ``same_day``); an ID
     number, where both carry one, the same. Not ``contradicts_all``, the rule that keys a record apart: it finds two
-    people only when name and sex both differ, or the name and a day of birth (nbfix38), so one field in common -- a
+    people only when the name differs and the sex, a day of birth (nbfix38) or the ID numbers (nbfix39) too, so one field in common -- a
     coin-flip sex -- had put FNXRMYY's number back onto FNZYY's 冯三 M 1961 from an owner's record of 陈四 M 1992 (rv36a
     MED 5; the lead: positive agreement). An unknown sex or a missing birth date is no agreement (backfix35). Between
     the two rules a record stays as it is: 陈四 M born 1992 (a year, no day) neither keys 冯三 M 1961 apart nor puts the
@@ -1768,8 +1766,8 @@ def _former_versions(ref: str, current: dict[str, Any], said: dict[str, str | No
         except NotFound:
             versions = []  # (not stored: the links the batch gives it are still followed)
         found = {str(v.version) for v in versions if v.resource is not None
-                 and demographics(v.resource)["name"] == said["name"]
-                 and not conflicts_between(demographics(v.resource), said) and _corrected_alone(v.resource, current)}
+                 and (stated := demographics(v.resource))["name"] == said["name"]
+                 and not conflicts_between(stated, said) and _corrected_alone(v.resource, current)}
         if found:
             out[record] = found
         latest = next((v.resource for v in versions if v.resource), None) or {}  # (newest first)

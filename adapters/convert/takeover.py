@@ -30,7 +30,7 @@ under another person: rvwriter31; a refusal leaves the message for the operator'
   HIS's own, and another patient under its number is a reused number; the lab restating its own
   placeholder by an A08 -- rvidfix32's pattern -- is not the HIS speaking: rvvisit33 LOW 4);
 - the person guard does not call them two people (``demographics.contradicts_all`` of the two
-  Patients: name and sex, and birth date when both state one; or name and a day of birth);
+  Patients: the name differing, and the sex, a day of birth or the valid resident ID numbers too);
 - nothing of the batch before this message names the visit or the placeholder (the store would not
   be what the merge finds: refused as before, never guessed).
 

@@ -1,4 +1,4 @@
-"""The consistency checks that guard every automatic link: name, sex and birth date.
+"""The consistency checks that guard every automatic link: name, sex, birth date and the resident ID number.
 
 No fuzzy logic on purpose: values are compared after normalisation -- a name as a person reads it
 (``name_of``: Unicode NFKC, name separators and whitespace dropped, case folded) -- and a mismatch is a
