@@ -13,6 +13,7 @@ from __future__ import annotations
 import pytest
 
 from tests.test_reports_ui import Browser
+from tests.test_resident_ui import CHROMIUM
 from tests.test_ui12_phone import outside
 from tests.test_ui38_pages import DESKTOP, PHONE, Site, _sign_in
 from tests.test_ui39_pages import (  # noqa: F401 - ui39's fed site and browser, reused by import
@@ -23,8 +24,7 @@ from tests.test_ui39_pages import (  # noqa: F401 - ui39's fed site and browser,
     site,
 )
 
-pytestmark = pytest.mark.skipif(__import__("tests.test_resident_ui", fromlist=["CHROMIUM"]).CHROMIUM is None,
-                                reason="Chromium is not installed (Debian package 'chromium')")
+pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="Chromium is not installed (Debian package 'chromium')")
 
 
 @pytest.mark.parametrize(("page", "name", "display"), [

@@ -11,25 +11,11 @@ from __future__ import annotations
 
 import pytest
 
-from engine.audit.keys import AuditKeys
 from engine.audit.log import AuditLog
-from engine.audit.record import seal
-from engine.audit.store import open_audit_store
 from engine.audit.verify import verify_online
 from engine.settings import Settings
+from tests.test_audit35_append_guarantees import _open, _sealed
 from tests.test_audit_log import quiet
-
-
-def _sealed(patient: str) -> object:
-    """A request's record as the audit middleware seals it."""
-    doc = {"f": 2, "act": "read", "at": "2026-01-01T00:00:00.000Z", "by": ["system", "his-a", None, "his-a",
-           None, None, None, None], "node": "test", "out": "0", "pat": [patient], "res": ["Observation/o1"]}
-    return seal(doc, (f"p:{patient}",), "2026-01-01T00:00:00.000Z")
-
-
-def _open(settings: Settings) -> AuditLog:
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
-    return AuditLog(open_audit_store(settings), settings, AuditKeys.load(settings, create=True))
 
 
 def _asked(log: AuditLog, monkeypatch: pytest.MonkeyPatch) -> list[object]:

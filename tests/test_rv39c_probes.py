@@ -22,6 +22,7 @@ from tests.test_rv38g_probes import HTML, XSS, auditor, fed, http, module_eng, o
 from tests.test_srfix35_order_code import send
 from tests.test_ui12_phone import outside
 from tests.test_ui38_pages import AUDITOR_PASSWORD, DESKTOP, PHONE, Site, _sign_in, site
+from tests.test_ui39_pages import HEADER_FILLED, SHOWN_LINKS
 
 __all__ = ["auditor", "fed", "http", "module_eng", "operator", "site", "staff_client"]
 
@@ -105,9 +106,6 @@ def test_the_session_says_fidelity_as_the_route_decides(fed: Engine, operator: T
 # ---- walked in headless Chromium: a bound operator, an auditor, markup in a display name -------------------
 
 chromium = pytest.mark.skipif(CHROMIUM is None, reason="Chromium is not installed (Debian package 'chromium')")
-FILLED = ("!document.querySelector('#who').hidden && document.querySelector('#who-role').innerText.length > 0"
-          " && document.querySelector('#signout [name=csrf]').value.length > 0")
-SHOWN = "[...document.querySelectorAll('header nav a')].filter(a => !a.hidden).map(a => a.getAttribute('href'))"
 
 
 @chromium
@@ -124,10 +122,10 @@ def test_a_bound_operator_and_an_auditor_walk_the_staff_pages(site: Site) -> Non
     try:
         b.send("Emulation.setDeviceMetricsOverride", **DESKTOP)
         _sign_in(b, site, "lin.rv39c", "/admin/fidelity")
-        b.wait_for(FILLED)
+        b.wait_for(HEADER_FILLED)
         assert b.eval("document.querySelector('#who-name').innerText").startswith("林<b>运维</b><img src=x>")
         assert b.eval("document.querySelectorAll('#who img, #who-name b').length") == 0
-        assert "/ui/quarantine" in b.eval(SHOWN) and "/admin/fidelity" in b.eval(SHOWN)
+        assert "/ui/quarantine" in b.eval(SHOWN_LINKS) and "/admin/fidelity" in b.eval(SHOWN_LINKS)
         assert b.eval("[...document.querySelectorAll('section.institution')].map(s => s.dataset.code)") in ([], ["FNZYY"])
         site.shot(b, "rv39c-bound-operator-fidelity-desktop")
         b.eval("document.querySelector('#filters [name=institution]').value = '阜宁县人民医院';"
@@ -135,7 +133,7 @@ def test_a_bound_operator_and_an_auditor_walk_the_staff_pages(site: Site) -> Non
         b.wait_for("new URLSearchParams(location.search).get('institution') === 'FNXRMYY' && document.readyState === 'complete'"
                    " && !!document.querySelector('#outside')")
         b.send("Emulation.setDeviceMetricsOverride", **PHONE)
-        b.wait_for(FILLED)
+        b.wait_for(HEADER_FILLED)
         assert outside(b, PHONE) == []
         site.shot(b, "rv39c-bound-operator-outside-phone")
     finally:
@@ -144,8 +142,9 @@ def test_a_bound_operator_and_an_auditor_walk_the_staff_pages(site: Site) -> Non
     try:
         b.send("Emulation.setDeviceMetricsOverride", **DESKTOP)
         _sign_in(b, site, "ma.rv39c", "/ui/duplicates")
-        b.wait_for(FILLED)
-        assert "/admin/fidelity" not in b.eval(SHOWN) and "/ui/quarantine" not in b.eval(SHOWN), b.eval(SHOWN)
+        b.wait_for(HEADER_FILLED)
+        shown = b.eval(SHOWN_LINKS)
+        assert "/admin/fidelity" not in shown and "/ui/quarantine" not in shown, shown
         site.shot(b, "rv39c-auditor-duplicates-desktop")
         b.send("Page.navigate", url=site.base + "/admin/fidelity")
         b.wait_for("location.pathname === '/admin/fidelity' && document.readyState === 'complete'")

@@ -13,7 +13,6 @@ ended answered AE and its messages ``received`` (their stored documents said oth
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -22,16 +21,9 @@ from bench.ingest import oru_lab
 from engine.engine import Engine
 from engine.messages import PROCESSED, RECEIVED, message_id
 from engine.repository.sqlite_store import SqliteStore
-from engine.settings import Settings
 from tests.test_mongo10_failed_message_undone import BAD, PEER, _of_bad_message, _watch
 
 _UNCAPPED = 1073741823  # (SQLite's default max_page_count)
-
-
-@pytest.fixture
-def engine(settings: Settings) -> Iterator[Engine]:
-    with Engine(settings) as e:  # (SQLite: the store whose own rollback is tested)
-        yield e
 
 
 class DiskFull:

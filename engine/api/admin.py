@@ -50,7 +50,7 @@ from adapters.convert.takeover import taken_over_authority
 from adapters.hl7v2.processing import parse_ids
 from adapters.hl7v2.structure import known_segments
 from engine.api import ui_fidelity
-from engine.api.formats import prefers
+from engine.api.formats import accept_of, prefers
 from engine.auth import confidentiality
 from engine.auth.caller import Caller
 from engine.auth.deps import get_caller, get_engine
@@ -778,7 +778,7 @@ def metrics(request: Request, format: str = Query("json", pattern="^(json|promet
     data: dict[str, Any] = ({"remit": sorted(remit), "messages": messages} if remit is not None else {
         "ingest": ingestor.stats.as_dict(), "messages": messages,
         "mllp": [s.stats.as_dict() for s in ingestor.listeners]})
-    if format == "prometheus" or prefers(",".join(request.headers.getlist("accept")), "text/plain", "application/json"):
+    if format == "prometheus" or prefers(accept_of(request), "text/plain", "application/json"):
         return PlainTextResponse(_prometheus(data), media_type="text/plain; version=0.0.4")
     return JSONResponse(data)
 

@@ -57,11 +57,17 @@ def accepts_json(accept: str) -> bool:
     return bool(wild) and max(wild) > 0
 
 
+def accept_of(request: Request) -> str:
+    """The request's ``Accept`` as one header: fields sent more than once joined by commas (RFC 9110 5.3),
+    as every choice of representation here reads it."""
+    return ",".join(request.headers.getlist("accept"))
+
+
 def require_json_accept(request: Request) -> None:
     """406 when the request has no ``_format`` (which overrides Accept) and its ``Accept`` admits no JSON."""
     if request.query_params.getlist("_format"):
         return
-    accept = ",".join(request.headers.getlist("accept"))
+    accept = accept_of(request)
     if not accepts_json(accept):
         raise FhirError(f"Accept {accept[:80]!r} admits no representation huren has; huren speaks "
                         "application/fhir+json", status=406, code="not-supported")

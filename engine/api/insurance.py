@@ -17,7 +17,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from starlette.responses import Response
 
 from engine import fhirjson
-from engine.api.formats import prefers
+from engine.api.formats import accept_of, prefers
 from engine.api.ui_words import site_names
 from engine.audit.note import note
 from engine.auth.caller import Caller
@@ -98,8 +98,7 @@ def deductions(request: Request, institution: str = Query(..., min_length=1), mo
     dl = deduction_list(engine.recognition, engine.repository, institution, month,
                         screen=FlagScreen(engine.repository, caller))
     wants_csv = (fmt or "").lower() in ("csv", "text/csv") or (
-        fmt is None and prefers(",".join(request.headers.getlist("accept")), "text/csv", "application/fhir+json",
-                                "application/json"))
+        fmt is None and prefers(accept_of(request), "text/csv", "application/fhir+json", "application/json"))
     if not wants_csv and dl.restricted_count:
         # A signed payment document is whole: the same List (institution|month) totalled 60.00 for
         # an auditor some labels are withheld from and 80.00 for the system (the review of

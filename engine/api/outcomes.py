@@ -12,7 +12,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import HTMLResponse, Response
 
 from engine import fhirjson
-from engine.api.formats import prefers
+from engine.api.formats import accept_of, prefers
 from engine.auth.secret_file import SecretFileUnreadable
 from engine.errors import FhirError
 
@@ -90,8 +90,7 @@ def _wants_page(request: Request) -> bool:
     """A browser opening an address under ``/ui/`` (the pages' own tree); ``/fhir``, ``/auth``, the
     reports and the rest stay JSON whatever they are asked with. The page when ``Accept`` weighs ``text/html``
     above JSON (``formats.prefers``; it had looked for the substring, ``text/html;q=0`` included: ufix39)."""
-    return _under_ui(request) and prefers(",".join(request.headers.getlist("accept")), "text/html",
-                                          "application/json", "application/fhir+json")
+    return _under_ui(request) and prefers(accept_of(request), "text/html", "application/json", "application/fhir+json")
 
 
 def _under_ui(request: Request) -> bool:

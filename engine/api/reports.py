@@ -17,7 +17,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from starlette.responses import Response
 
 from engine import fhirjson
-from engine.api.formats import prefers
+from engine.api.formats import accept_of, prefers
 from engine.api.ui_words import site_names
 from engine.audit.note import note
 from engine.auth.caller import Caller
@@ -63,7 +63,7 @@ def duplicates(
     require_auditor(caller)
     flt = report_filter(start, end, institution, item, category, status, _remit(request, caller))
     wants_csv = (fmt or "").lower() in ("csv", "text/csv") or (
-        fmt is None and prefers(",".join(request.headers.getlist("accept")), "text/csv", "application/json"))
+        fmt is None and prefers(accept_of(request), "text/csv", "application/json"))
     # JSON pages 100 rows unless asked; CSV is the full export
     limit = count if count is not None else (None if wants_csv else 100)
     engine = engine_of(request)

@@ -35,7 +35,7 @@ from typing import Any
 from fastapi import Request
 from starlette.responses import Response
 
-from engine.api.formats import names, prefers
+from engine.api.formats import accept_of, names, prefers
 from engine.api.ui_quarantine import WORDS as QUARANTINE_WORDS
 from engine.api.ui_quarantine import err_said
 from engine.api.ui_shared import STAFF_PAGE_HEADERS, refused, staff_page, staff_templates
@@ -82,7 +82,7 @@ def wants_page(request: Request) -> bool:
     where the header writes it). ``text/*`` asks for any text, the page among them: it is sent to sign in."""
     if request.method != "GET" or request.headers.getlist("authorization"):
         return False
-    accept = ",".join(request.headers.getlist("accept"))
+    accept = accept_of(request)
     return prefers(accept, "text/html", *JSON_TYPES, *(("text/json",) if names(accept, "text/json") else ()))
 
 

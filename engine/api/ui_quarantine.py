@@ -64,6 +64,10 @@ SCHEMA: dict[str, Any] = {"type": "object", "additionalProperties": False, "prop
 SITE_SCHEMA: dict[str, Any] = {"type": ["object", "null"], "additionalProperties": False, "properties": _PROPERTIES}
 
 
+# a reason's {name}: one of its pattern's named groups (checked at load by ``_checked``, filled by ``_filled``)
+_PLACEHOLDER = re.compile(r"\{(\w+)\}")
+
+
 def _python_pattern(pattern: str) -> str:
     """The page's patterns are JavaScript's (``(?<name>...)``); Python spells a named group ``(?P<name>``."""
     return re.sub(r"\(\?<(?=[A-Za-z_])", "(?P<", pattern)
@@ -77,7 +81,7 @@ def _checked(words: dict[str, Any], path: Path) -> dict[str, Any]:
             compiled = re.compile(_python_pattern(reason["match"]))
         except re.error as exc:
             raise SiteError(path, None, f"reasons[{reason['id']}].match", f"not a regular expression: {exc}") from exc
-        unknown = set(re.findall(r"\{(\w+)\}", reason["zh"])) - set(compiled.groupindex)
+        unknown = set(_PLACEHOLDER.findall(reason["zh"])) - set(compiled.groupindex)
         if unknown:
             raise SiteError(path, None, f"reasons[{reason['id']}].zh",
                             f"names {', '.join(sorted(unknown))}, which the pattern does not capture")
@@ -131,7 +135,7 @@ WORDS = QuarantineWords()
 def _filled(zh: str, groups: dict[str, str | None]) -> str:
     """A reason's words with {name} filled from its pattern's groups; a group that took no part stays
     "{name}", as the script leaves it."""
-    return re.sub(r"\{(\w+)\}", lambda m: m[0] if groups.get(m[1]) is None else str(groups[m[1]]), zh)
+    return _PLACEHOLDER.sub(lambda m: m[0] if groups.get(m[1]) is None else str(groups[m[1]]), zh)
 
 
 def err_said(words: dict[str, Any], code: str, text: str) -> tuple[str, str]:

@@ -433,7 +433,7 @@ class SqliteFhirBackend(SqliteSearch):
         conn = self.store.conn
         for table, values in tables.items():
             if values:
-                insert_many(conn, f"INSERT OR IGNORE INTO {table}", values)
+                insert_many(conn, _INSERT_OR_IGNORE[table], values)
 
     def put_many(self, items: Sequence[tuple[StoredResource, IndexRows | None, StoredResource | None]]) -> None:
         """Store new versions with one ``executemany`` per table (the group-commit path of ingest).
