@@ -471,13 +471,13 @@ def _not_the_orders(group: Group, ctx: Context, res: Resource, obr: Segment) -> 
     if orc is None:
         return
     control = orc.value(1).strip().upper()
-    placing = control == "XO" and _placers_statement(orc, ctx)
+    placing = _placers_statement(orc, ctx)
     if not placing and (not _filler_in_an_order_message(orc, ctx) or control in _PLACER_ASKS):
         return  # (neither judged: asked first, as every result group comes here)
-    app = msh.value(3).strip()
-    if not app:
-        return  # (a message naming no sending application tells nothing)
     sender = tuple((msh.value(n).strip(), msh.value(n, comp=2).strip(), msh.value(n, comp=3).strip()) for n in (3, 4))
+    if not any(sender[0]):
+        return  # (a message naming no sending application, by neither of its names, tells nothing)
+    app = sender[0][0] or sender[0][1]  # (MSH-3 ``^<OID>^ISO``, the NIST/IHE form: named by its universal id)
     placer, pf, filler, ff = _order_numbers(group)
     if placing:
         if placer is None or any(same_hd(_ei_authority(placer.rep(pf)), hd) for hd in sender):
@@ -486,10 +486,21 @@ def _not_the_orders(group: Group, ctx: Context, res: Resource, obr: Segment) -> 
         if number is not None:
             ctx.numbered(res, Owned(
                 "code", "PLAC", number[0], number[1], located(obr.name, obr.sequence, 4),
-                f"OBR-4: ORC-1 XO is the placer's change of the order and the sending application {app} is not "
-                f"this order's placer ({placer.name}-{pf} {placer.value(pf)}): its test is kept only for an order "
-                "not stored yet and does not change a stored order's test (the placer's XO or the filler's XX "
-                "does)", UNKNOWN_KEY_IDENTIFIER, through="order", unknown=False))
+                f"OBR-4: ORC-1 {control} is the placer's statement of the order and the sending application {app} "
+                f"is not this order's placer ({placer.name}-{pf} {placer.value(pf)}): its test is kept only for an "
+                "order not stored yet and does not change a stored order's test (the placer's XO or the filler's "
+                "XX does)", UNKNOWN_KEY_IDENTIFIER, through="order", unknown=False))
+        theirs = _ei_authority(filler.rep(ff)) if filler is not None else ("", "", "")
+        fill = _identifier_of(res, "FILL")
+        if fill is not None and hd_names(*theirs) and not any(same_hd(theirs, hd) for hd in sender):
+            # (another application's filler number: a placer number no order holds makes a new order, which
+            # must not carry a number another order holds -- review rv39g MED 4)
+            assert filler is not None
+            ctx.numbered(res, Owned(
+                "code", "FILL", fill[0], fill[1], located(obr.name, obr.sequence, 4),
+                f"OBR-4: ORC-1 {control} under the filler number {filler.name}-{ff} {filler.value(ff)} of another "
+                f"order, which the sending application {app} did not store: its test is kept only for an order "
+                "not stored yet, without that number", UNKNOWN_KEY_IDENTIFIER, elsewhere=True))
         return
     if filler is None:
         return
