@@ -187,6 +187,10 @@ class Owned:
       for the placer);
     - ``unknown``: True -- a number no message stored names no one, and the element is held (the filler's, whose
       namespace already named another); False -- taken (the placer's: nothing in the history to hold it by);
+    - ``placing``: only a message stating the number as the placer's counts (``Stamp.placed``: an order
+      message's ORC-1 NW, XO, RO ... under it): the first such to write a version holding it is the placer --
+      a result message (that stored it first, arriving before the order) or the filler's own XX under it
+      places nothing;
     - ``elsewhere``: the number is judged on *another* order that holds it, not on this one: a placer's
       statement under a placer number no order holds makes a new order, which must not carry the filler
       number of another (review rv39g MED 4) -- held unless that order's history names this sender."""
@@ -201,6 +205,7 @@ class Owned:
     through: str = ""
     unknown: bool = True
     elsewhere: bool = False
+    placing: bool = False
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -1845,9 +1850,10 @@ class MergeRules:
         ``stored`` -- the one owner of "whose number is it", for the filler's (FILL) and the placer's (PLAC)
         alike: the earliest of the versions, newest back, that all hold it, and the messages whose Provenances
         name that version (and this batch's earlier messages that wrote it: ``Dates.pending``). With
-        ``own.through`` (a source group) only a message of that group that stored it counts: the first version
-        holding it written by one, else None -- a later version of that group holds the number it did not
-        store (the filler's own XX after its report first stored the placer number: review rv39g MED 3). None
+        ``own.through`` (a source group) only a message of that group counts, and with ``own.placing`` only one
+        that states the number as the placer's (``Stamp.placed``): the first version holding it written by
+        one -- ord39 took the first version any order message wrote, so the filler's own XX after its report
+        (which first stored the placer number) made the filler the placer (review rv39g MED 3; ofix39). None
         when the stored order does not hold the number, no message stated the version (a FHIR client's), or
         there are no message times or history to read (no ingest)."""
         dates: Dates | None = getattr(self._local, "at", None)
@@ -1874,7 +1880,13 @@ class MergeRules:
             stamps = [*(dates.of(provs) if provs else ()), *dates.pending(target)]
             if group is not None:
                 stamps = [s for s in stamps if s.message in group]
-            return stamps or None
+            if own.placing:
+                stamps = [s for s in stamps if own.value in s.placed]
+                if not stamps:
+                    continue  # (a version that holds the number but whose writer did not place it)
+            # the first of them stored it: a later message that changed nothing (a held one among them) names
+            # the same version in its Provenance, and is no storer of the number (ofix39)
+            return stamps[:1] or None
         return None
 
     def _collect_through(self, resource: Resource, path: tuple[str, ...]) -> list[Any]:

@@ -68,7 +68,10 @@ class Stamp:
       MSH-3.1 alone cannot tell apart from another hospital's application of the same common name
       (``RIS^<OID>^ISO``): who stored an order's number is that application (``MergeRules._numbered``,
       compared by ``datatypes.same_hd``; thirty-ninth round, ord39);
-    - ``message``: MSH-9.1, the message's code (ORM, ORU): which writer of the merge rules it was."""
+    - ``message``: MSH-9.1, the message's code (ORM, ORU): which writer of the merge rules it was;
+    - ``placed``: the placer numbers (EI-1) the message states as the placer's (an order message's ORC-1 NW, XO,
+      RO, RP ...: ``adapters.convert.results.placed_numbers``): who placed an order is the first such message
+      to write a version holding its number (``MergeRules._numbered``; review rv39g MED 3, ofix39)."""
 
     sender: str
     text: str
@@ -81,12 +84,14 @@ class Stamp:
     until: _dt.datetime | None = None
     application: tuple[str, str, str] = ("", "", "")
     message: str = ""
+    placed: frozenset[str] = frozenset()
 
 
 def stamp(*, application: str, institution: str, msh7: str, received_at: str | None, tz: str,
-          label: str = "", hd: tuple[str, str, str] = ("", "", ""), message: str = "") -> Stamp:
+          label: str = "", hd: tuple[str, str, str] = ("", "", ""), message: str = "",
+          placed: frozenset[str] = frozenset()) -> Stamp:
     """The ``Stamp`` of a message from its MSH fields and its receipt time (``hd``: MSH-3 whole,
-    ``message``: MSH-9.1)."""
+    ``message``: MSH-9.1, ``placed``: the placer numbers it states as the placer's)."""
     received = aware_instant(received_at)
     sent: _dt.datetime | None = None
     why = ""
@@ -103,7 +108,7 @@ def stamp(*, application: str, institution: str, msh7: str, received_at: str | N
                        f"({received.isoformat(timespec='seconds')}): the sender's clock is not to be trusted")
                 sent = None
     return Stamp(f"{application}^{institution}", msh7, sent, why, received, label,
-                 _span_end(msh7.strip(), sent) if sent is not None else None, hd, message)
+                 _span_end(msh7.strip(), sent) if sent is not None else None, hd, message, placed)
 
 
 def header_hd(value: str, separator: str) -> tuple[str, str, str]:

@@ -7,7 +7,6 @@ severity.
 
 from __future__ import annotations
 
-import pytest
 from fastapi.testclient import TestClient
 
 from engine.engine import Engine

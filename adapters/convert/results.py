@@ -17,7 +17,7 @@ from adapters.convert.datatypes import CONVERTERS, cwe, decimal, ei, hd_names, s
 from adapters.convert.engine import apply_table, json_copy
 from adapters.convert.tables import vocabulary
 from adapters.hl7v2.errors import DATA_TYPE_ERROR, REQUIRED_FIELD_MISSING, UNKNOWN_KEY_IDENTIFIER
-from adapters.hl7v2.parser import Message, Repetition, Segment
+from adapters.hl7v2.parser import Message, Repetition, Segment, parse
 from adapters.hl7v2.timestamps import TimestampError, to_fhir_date, to_fhir_datetime, zone
 from conformance.validate import MAX_STRING
 from engine.merge_rules import (
@@ -489,7 +489,7 @@ def _not_the_orders(group: Group, ctx: Context, res: Resource, obr: Segment) -> 
                 f"OBR-4: ORC-1 {control} is the placer's statement of the order and the sending application {app} "
                 f"is not this order's placer ({placer.name}-{pf} {placer.value(pf)}): its test is kept only for an "
                 "order not stored yet and does not change a stored order's test (the placer's XO or the filler's "
-                "XX does)", UNKNOWN_KEY_IDENTIFIER, through="order", unknown=False))
+                "XX does)", UNKNOWN_KEY_IDENTIFIER, through="order", unknown=False, placing=True))
         theirs = _ei_authority(filler.rep(ff)) if filler is not None else ("", "", "")
         fill = _identifier_of(res, "FILL")
         if fill is not None and hd_names(*theirs) and not any(same_hd(theirs, hd) for hd in sender):
@@ -578,6 +578,28 @@ def _reason_taken_back(orc: Segment | None, res: Resource, ctx: Context) -> None
 # that request's reason (CA/DC/HD cancel, discontinue, hold).
 _PLACER_STATES = frozenset({"NW", "XO", "RO"}) | REPLACED
 _ORDER_MESSAGES = frozenset({"ORM", "OML", "OMG"})  # merge.yaml ``sources.order``
+
+
+def placed_numbers(message_code: str, text: str) -> frozenset[str]:
+    """The placer numbers (EI-1 of ORC-2, else of its OBR-2) an order message (``_ORDER_MESSAGES``, by its
+    MSH-9.1 ``message_code``) states as the placer's (ORC-1 in ``_PLACER_STATES``; ``text``: the message as
+    stored): what the merge counts as placing an order (``engine.message_time.Stamp.placed``) -- the filler's
+    own XX under the placer number after its report stored it places nothing (review rv39g MED 3; ofix39).
+    Any other message places none, and is not parsed."""
+    if message_code.strip().upper() not in _ORDER_MESSAGES:
+        return frozenset()
+    placed: set[str] = set()
+    control, number = "", ""
+    for seg in parse(text):
+        if seg.name == "ORC":
+            control, number = seg.value(1).strip().upper(), seg.value(2).strip()
+        elif seg.name == "OBR" and not number:
+            number = seg.value(2).strip()
+        else:
+            continue
+        if number and control in _PLACER_STATES:
+            placed.add(number)
+    return frozenset(placed)
 
 
 def _filler_in_an_order_message(orc: Segment, ctx: Context) -> bool:
