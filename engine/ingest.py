@@ -1842,7 +1842,7 @@ class _Dates:
                               received_at=doc.get("received_at"), tz=_zone_of(self._site, h.facility_code),
                               label=f"{message_type_of(h)} {h.control_id}",
                               hd=header_hd(h.sending_application, h.component_sep),
-                              message=h.message_code, placed=placed_numbers(h.message_code, self._item.text))
+                              message=h.message_code, placed=_placed(h.message_code, self._item.text))
         return self._now
 
     def of(self, provenances: list[dict[str, Any]]) -> list[Stamp]:
@@ -1907,7 +1907,18 @@ def _doc_stamp(doc: Document, site: Any) -> Stamp:
                  received_at=doc.get("received_at"), tz=_zone_of(site, facility),
                  label=f"{doc.get('message_type') or ''} {doc.get('control_id') or ''}".strip(),
                  hd=header_hd(header.sending_application, header.component_sep),
-                 message=header.message_code, placed=placed_numbers(header.message_code, text))
+                 message=header.message_code, placed=_placed(header.message_code, text))
+
+
+def _placed(message_code: str, text: str) -> Callable[[], frozenset[str]]:
+    """``Stamp.placed`` of a message: ``placed_numbers`` read on the first ask, once."""
+    read: list[frozenset[str]] = []
+
+    def placed() -> frozenset[str]:
+        if not read:
+            read.append(placed_numbers(message_code, text))
+        return read[0]
+    return placed
 
 
 def _zone_of(site: Any, facility: str) -> str:

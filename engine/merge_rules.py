@@ -1881,7 +1881,7 @@ class MergeRules:
             if group is not None:
                 stamps = [s for s in stamps if s.message in group]
             if own.placing:
-                stamps = [s for s in stamps if own.value in s.placed]
+                stamps = [s for s in stamps if own.value in s.placed()]
                 if not stamps:
                     continue  # (a version that holds the number but whose writer did not place it)
             # the first of them stored it: a later message that changed nothing (a held one among them) names
