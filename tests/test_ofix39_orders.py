@@ -108,8 +108,10 @@ def test_placed_numbers_are_the_placers_statements_of_an_order_message() -> None
 
 
 def test_a_held_xx_naming_the_reports_version_does_not_hold_the_fillers_own(http: TestClient) -> None:
-    """The RIS reports (the version that stores its number); the ESB's XX under it is held, its message naming that
-    version again; the RIS's own XX then: the first message to store the number is the RIS's -- taken."""
+    """Guard (the filler's side of "the first message of a version is its storer"): the RIS reports (the version
+    that stores its number); the ESB's XX under it is held; the RIS's own XX then: taken. (Here the held message
+    writes a version of its own; where it names the storer's version again -- the placer's side, the first test
+    -- counting all of a version's messages held the placer's own change.)"""
     placer = "OF39-HELDNAMES"
     send(http, _ordered(placer))
     assert "MSA|AA" in send(http, _ris(oru(placer, item=HEAD)))
