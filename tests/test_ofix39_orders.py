@@ -98,11 +98,12 @@ def test_same_hd_of_two_msh3s_asks_hd1_where_both_carry_one() -> None:
 
 def test_placed_numbers_are_the_placers_statements_of_an_order_message() -> None:
     """``placed_numbers``: ORC-1 NW/XO/RO/RP under ORC-2 (or OBR-2 when ORC-2 is empty) of an order message; the
-    filler's XX and any result message place nothing."""
+    filler's XX, its replacement (RU) and any result message place nothing."""
     assert placed_numbers("ORM", _placed_by("HISAPP", "P1").replace("\n", "\r")) == {"P1"}
     assert placed_numbers("ORM", _xo("EMR", "P2", CHEST).replace("\n", "\r")) == {"P2"}
     assert placed_numbers("ORM", _changed("P3", CHEST).replace("\n", "\r")) == frozenset()
     assert placed_numbers("ORU", oru("P4").replace("\n", "\r")) == frozenset()
+    assert placed_numbers("ORM", _xo("LIS", "P6", CHEST).replace("ORC|XO|", "ORC|RU|").replace("\n", "\r")) == set()
     bare = _xo("EMR", "P5", CHEST).replace("ORC|XO|P5^HIS|", "ORC|XO||").replace("\n", "\r")
     assert placed_numbers("ORM", bare) == {"P5"}
 

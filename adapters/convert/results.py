@@ -471,7 +471,7 @@ def _not_the_orders(group: Group, ctx: Context, res: Resource, obr: Segment) -> 
     if orc is None:
         return
     control = orc.value(1).strip().upper()
-    placing = _placers_statement(orc, ctx)
+    placing = _placers_statement(orc, ctx) and control not in _FILLERS_REPLACEMENTS
     if not placing and (not _filler_in_an_order_message(orc, ctx) or control in _PLACER_ASKS):
         return  # (neither judged: asked first, as every result group comes here)
     sender = tuple((msh.value(n).strip(), msh.value(n, comp=2).strip(), msh.value(n, comp=3).strip()) for n in (3, 4))
@@ -578,6 +578,10 @@ def _reason_taken_back(orc: Segment | None, res: Resource, ctx: Context) -> None
 # that request's reason (CA/DC/HD cancel, discontinue, hold).
 _PLACER_STATES = frozenset({"NW", "XO", "RO"}) | REPLACED
 _ORDER_MESSAGES = frozenset({"ORM", "OML", "OMG"})  # merge.yaml ``sources.order``
+# of ``REPLACED``, the filler's (RU: replaced unsolicited, RQ: its answer to the placer's RP): among the states
+# above for the reason they pass on, but no placer's statement -- they neither place an order nor are judged as
+# the placer's (ofix39)
+_FILLERS_REPLACEMENTS = frozenset({"RU", "RQ"})
 
 
 def placed_numbers(message_code: str, text: str) -> frozenset[str]:
@@ -597,7 +601,7 @@ def placed_numbers(message_code: str, text: str) -> frozenset[str]:
             number = seg.value(2).strip()
         else:
             continue
-        if number and control in _PLACER_STATES:
+        if number and control in _PLACER_STATES and control not in _FILLERS_REPLACEMENTS:
             placed.add(number)
     return frozenset(placed)
 
