@@ -51,6 +51,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
 from adapters.convert.persons import MEMBER_REFUSED, registered_by
+from adapters.convert.results import placed_numbers
 from adapters.hl7v2.ack import build_ack, version_tuple
 from adapters.hl7v2.errors import (
     APPLICATION_INTERNAL_ERROR,
@@ -1843,7 +1844,7 @@ class _Dates:
                               received_at=doc.get("received_at"), tz=_zone_of(self._site, h.facility_code),
                               label=f"{message_type_of(h)} {h.control_id}",
                               hd=header_hd(h.sending_application, h.component_sep),
-                              message=h.message_code)
+                              message=h.message_code, placed=_placed(h.message_code, self._item.text))
         return self._now
 
     def of(self, provenances: list[dict[str, Any]]) -> list[Stamp]:
@@ -1901,14 +1902,25 @@ class _Dates:
 
 def _doc_stamp(doc: Document, site: Any) -> Stamp:
     """The ``Stamp`` of a stored message: its MSH read again from its raw bytes (MSH-7 as sent)."""
-    header = extract_header(raw_of(doc))[0]
+    header, text = extract_header(raw_of(doc))
     facility = str(doc.get("facility") or "")
     return stamp(application=application_of(doc), institution=facility,
                  msh7=header.timestamp.split(header.component_sep or "^", 1)[0],
                  received_at=doc.get("received_at"), tz=_zone_of(site, facility),
                  label=f"{doc.get('message_type') or ''} {doc.get('control_id') or ''}".strip(),
                  hd=header_hd(header.sending_application, header.component_sep),
-                 message=header.message_code)
+                 message=header.message_code, placed=_placed(header.message_code, text))
+
+
+def _placed(message_code: str, text: str) -> Callable[[], frozenset[str]]:
+    """``Stamp.placed`` of a message: ``placed_numbers`` read on the first ask, once."""
+    read: list[frozenset[str]] = []
+
+    def placed() -> frozenset[str]:
+        if not read:
+            read.append(placed_numbers(message_code, text))
+        return read[0]
+    return placed
 
 
 def _zone_of(site: Any, facility: str) -> str:

@@ -184,9 +184,19 @@ class Owned:
 
     - ``kind``: the identifier's v2 0203 type (FILL, PLAC); ``system``/``value``: this message's number of it;
     - ``through``: a merge.yaml source group the storing message must be of ("" any): a result message repeats
-      the placer's number (ORC-2) but places nothing, so the placer is the first ``order`` message to store it;
+      the placer's number (ORC-2) but places nothing, so the placer is the application whose ``order`` message
+      stored it -- the version that first held it written by such a message; one a result message first stored
+      names no placer (review rv39g MED 3: any later order message, the filler's own XX among them, was taken
+      for the placer);
     - ``unknown``: True -- a number no message stored names no one, and the element is held (the filler's, whose
-      namespace already named another); False -- taken (the placer's: nothing in the history to hold it by)."""
+      namespace already named another); False -- taken (the placer's: nothing in the history to hold it by);
+    - ``placing``: only a message stating the number as the placer's counts (``Stamp.placed``: an order
+      message's ORC-1 NW, XO, RO ... under it): the first such to write a version holding it is the placer --
+      a result message (that stored it first, arriving before the order) or the filler's own XX under it
+      places nothing;
+    - ``elsewhere``: the number is judged on *another* order that holds it, not on this one: a placer's
+      statement under a placer number no order holds makes a new order, which must not carry the filler
+      number of another (review rv39g MED 4) -- held unless that order's history names this sender."""
 
     element: str
     kind: str
@@ -197,6 +207,8 @@ class Owned:
     code: str
     through: str = ""
     unknown: bool = True
+    elsewhere: bool = False
+    placing: bool = False
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -1865,6 +1877,23 @@ class MergeRules:
         for own in owned:
             if own.element not in incoming:
                 continue
+            if own.elsewhere:
+                other = self._held_elsewhere(rtype, stored, own)
+                if other is None:
+                    continue  # (no other order holds it: nothing to hold it by)
+                holder, stamps = other
+                if stamps and dates is not None and all(_same_application(s, dates.now) for s in stamps):
+                    continue  # (its own number on another order of its own)
+                first = stamps[0] if stamps else None
+                who = ("no message" if first is None else first.sender.replace("^", " of ") if first.sender.strip("^")
+                       else first.unusable)
+                why = (f"{holder} holds {own.kind} {own.value}: its history names {who}"
+                       + (f" (message {first.label})" if first is not None else "") + " as the one that stored it")
+                incoming = self._without_number(stored, incoming, own)
+                issues.append({"severity": "warning", "code": "conflict", "expression": [f"{rtype}.{own.element}"],
+                               "location": [own.at], "diagnostics": f"{own.text} ({why})",
+                               "details": {"coding": [{"system": V2_0357, "code": own.code}]}})
+                continue
             stamps = self._numbered(rtype, stored, own) if stored is not None else None
             if stamps is None:
                 if not own.unknown:
@@ -1878,24 +1907,47 @@ class MergeRules:
                 why = f"the order's history names {who} (message {first.label}) as the one that stored {own.kind} {own.value}"
             if stored is not None and own.element in stored:
                 incoming = {k: v for k, v in incoming.items() if k != own.element}
-            idents = incoming.get("identifier")
-            if isinstance(idents, list) and not any(_is_number(i, own) for i in (stored or {}).get("identifier") or ()):
-                rest = [i for i in idents if not _is_number(i, own)]
-                if rest and len(rest) < len(idents):
-                    incoming = {**incoming, "identifier": rest}
+            incoming = self._without_number(stored, incoming, own)
             issues.append({"severity": "warning", "code": "conflict", "expression": [f"{rtype}.{own.element}"],
                            "location": [own.at], "diagnostics": f"{own.text} ({why})",
                            "details": {"coding": [{"system": V2_0357, "code": own.code}]}})
         return incoming
+
+    @staticmethod
+    def _without_number(stored: Resource | None, incoming: Resource, own: Owned) -> Resource:
+        """``incoming`` without the message's own identifier of ``own``'s number when ``stored`` does not hold it
+        already and it is not all the resource is found by: a held claim to a number is not stored."""
+        idents = incoming.get("identifier")
+        if isinstance(idents, list) and not any(_is_number(i, own) for i in (stored or {}).get("identifier") or ()):
+            rest = [i for i in idents if not _is_number(i, own)]
+            if rest and len(rest) < len(idents):
+                incoming = {**incoming, "identifier": rest}
+        return incoming
+
+    def _held_elsewhere(self, rtype: str, stored: Resource | None, own: Owned) -> tuple[str, list[Stamp]] | None:
+        """Another ``rtype`` than ``stored`` holding ``own``'s number ("Type/id") and the messages that first
+        stored it there (``_numbered``; none when no message did), else None (``Owned.elsewhere``)."""
+        keeper = getattr(self._local, "stored", None)
+        search = getattr(keeper, "search", None)
+        if search is None:
+            return None
+        mine = (stored or {}).get("id")
+        for other in _every(search, rtype, [("identifier", f"{own.system}|{own.value}")]):
+            if other.get("id") != mine and any(_is_number(i, own) for i in other.get("identifier") or ()):
+                return f"{rtype}/{other.get('id')}", self._numbered(rtype, other, own) or []
+        return None
 
     def _numbered(self, rtype: str, stored: Resource, own: Owned) -> list[Stamp] | None:
         """The ``Stamp`` of the message that first stored ``own``'s number (its kind, system and value) on
         ``stored`` -- the one owner of "whose number is it", for the filler's (FILL) and the placer's (PLAC)
         alike: the earliest of the versions, newest back, that all hold it, and the messages whose Provenances
         name that version (and this batch's earlier messages that wrote it: ``Dates.pending``). With
-        ``own.through`` (a source group) the first such version a message of that group wrote. None when the
-        stored order does not hold the number, no message stated the version (a FHIR client's), or there are
-        no message times or history to read (no ingest)."""
+        ``own.through`` (a source group) only a message of that group counts, and with ``own.placing`` only one
+        that states the number as the placer's (``Stamp.placed``): the first version holding it written by
+        one -- ord39 took the first version any order message wrote, so the filler's own XX after its report
+        (which first stored the placer number) made the filler the placer (review rv39g MED 3; ofix39). None
+        when the stored order does not hold the number, no message stated the version (a FHIR client's), or
+        there are no message times or history to read (no ingest)."""
         dates: Dates | None = getattr(self._local, "at", None)
         keeper = getattr(self._local, "stored", None)
         history, search = getattr(keeper, "history", None), getattr(keeper, "search", None)
@@ -1918,11 +1970,15 @@ class MergeRules:
             target = f"{ref}/_history/{(version.get('meta') or {}).get('versionId')}"
             provs = by_version.get(target, ())
             stamps = [*(dates.of(provs) if provs else ()), *dates.pending(target)]
-            if group is None:
-                return stamps or None
-            stamps = [s for s in stamps if s.message in group]
-            if stamps:
-                return stamps
+            if group is not None:
+                stamps = [s for s in stamps if s.message in group]
+            if own.placing:
+                stamps = [s for s in stamps if own.value in s.placed()]
+                if not stamps:
+                    continue  # (a version that holds the number but whose writer did not place it)
+            # the first of them stored it: a later message that changed nothing (a held one among them) names
+            # the same version in its Provenance, and is no storer of the number (ofix39)
+            return stamps[:1] or None
         return None
 
     def _collect_through(self, resource: Resource, path: tuple[str, ...]) -> list[Any]:
@@ -3576,12 +3632,14 @@ def _is_number(ident: Any, own: Owned) -> bool:
 
 def _same_application(one: Stamp, other: Stamp) -> bool:
     """Whether two messages came from one sending application: one institution, and MSH-3 one application
-    by ``datatypes.same_hd`` (the universal ids where both carry one, else the namespace ids) -- ``sender``'s
-    MSH-3.1 alone would make another hospital's ``RIS^<OID>^ISO`` ours (rv38i HIGH)."""
+    by ``datatypes.same_hd`` (the universal ids where both carry one, and then the namespace ids too where both
+    carry one -- two MSH-3s' HD-1 are names of one table, HL7 table 0361: ``RIS^<OID>^ISO`` and ``EMR^<OID>^ISO``
+    are two applications of a site that put the hospital's OID in each, review rv39g LOW 5; else the namespace
+    ids) -- ``sender``'s MSH-3.1 alone would make another hospital's ``RIS^<OID>^ISO`` ours (rv38i HIGH)."""
     from adapters.convert.datatypes import same_hd  # (datatypes imports this module: asked at run time)
 
     return (bool(one.sender.strip("^")) and one.sender.rsplit("^", 1)[-1] == other.sender.rsplit("^", 1)[-1]
-            and same_hd(one.application, other.application))
+            and same_hd(one.application, other.application, one_table=True))
 
 
 def ident_type(ident: Mapping[str, Any]) -> str:

@@ -39,8 +39,8 @@ from __future__ import annotations
 import calendar
 import datetime as _dt
 import re
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
 from adapters.hl7v2.timestamps import TimestampError, to_datetime
@@ -68,7 +68,12 @@ class Stamp:
       MSH-3.1 alone cannot tell apart from another hospital's application of the same common name
       (``RIS^<OID>^ISO``): who stored an order's number is that application (``MergeRules._numbered``,
       compared by ``datatypes.same_hd``; thirty-ninth round, ord39);
-    - ``message``: MSH-9.1, the message's code (ORM, ORU): which writer of the merge rules it was."""
+    - ``message``: MSH-9.1, the message's code (ORM, ORU): which writer of the merge rules it was;
+    - ``placed``: the placer numbers (EI-1) the message states as the placer's (an order message's ORC-1 NW, XO,
+      RO, RP ...: ``adapters.convert.results.placed_numbers``), asked when wanted and read once: who placed an
+      order is the first such message to write a version holding its number (``MergeRules._numbered``; review
+      rv39g MED 3, ofix39). Reading an order message's ORCs costs ~0.1 ms, and every result dated against its
+      order's version reads that ORM's Stamp: only the placer's judgement pays it."""
 
     sender: str
     text: str
@@ -81,12 +86,14 @@ class Stamp:
     until: _dt.datetime | None = None
     application: tuple[str, str, str] = ("", "", "")
     message: str = ""
+    placed: Callable[[], frozenset[str]] = field(default=lambda: frozenset(), compare=False, repr=False)
 
 
 def stamp(*, application: str, institution: str, msh7: str, received_at: str | None, tz: str,
-          label: str = "", hd: tuple[str, str, str] = ("", "", ""), message: str = "") -> Stamp:
+          label: str = "", hd: tuple[str, str, str] = ("", "", ""), message: str = "",
+          placed: Callable[[], frozenset[str]] | None = None) -> Stamp:
     """The ``Stamp`` of a message from its MSH fields and its receipt time (``hd``: MSH-3 whole,
-    ``message``: MSH-9.1)."""
+    ``message``: MSH-9.1, ``placed``: the placer numbers it states as the placer's)."""
     received = aware_instant(received_at)
     sent: _dt.datetime | None = None
     why = ""
@@ -103,7 +110,8 @@ def stamp(*, application: str, institution: str, msh7: str, received_at: str | N
                        f"({received.isoformat(timespec='seconds')}): the sender's clock is not to be trusted")
                 sent = None
     return Stamp(f"{application}^{institution}", msh7, sent, why, received, label,
-                 _span_end(msh7.strip(), sent) if sent is not None else None, hd, message)
+                 _span_end(msh7.strip(), sent) if sent is not None else None, hd, message,
+                 placed or (lambda: frozenset()))
 
 
 def header_hd(value: str, separator: str) -> tuple[str, str, str]:

@@ -193,10 +193,6 @@ def test_in_one_batch_the_relays_report_makes_its_change_its_own(module_eng: Eng
 # --- left (strict xfails: what the history cannot tell) ------------------------------------------------------
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "ord39 left, LOW: a third application's held XX that creates the order is the first ORDER message to store the "
-    "placer number, so the placer whose numbers do not name it (NIST style) is held on its own XO -- the history "
-    "does not tell a held filler's statement from a placing one"))
 def test_a_held_xx_before_the_order_does_not_make_its_sender_the_placer(http: TestClient) -> None:
     """The LIS's XX under ``<n>^HIS``/``F<n>^RIS`` first (held, it fills the new order), then HISAPP's order (head
     CT), then HISAPP's XO to chest CT: the placer's own change -- taken, no W."""

@@ -7,7 +7,6 @@ severity.
 
 from __future__ import annotations
 
-import pytest
 from fastapi.testclient import TestClient
 
 from engine.engine import Engine
@@ -70,20 +69,33 @@ def test_the_lis_adding_its_oid_to_msh3_keeps_its_own_change(http: TestClient) -
 
 
 def test_the_lis_sending_msh3_as_an_oid_alone_keeps_its_own_change(http: TestClient) -> None:
-    """Guard. As above, the upgraded LIS sends MSH-3 ``^<OID>^ISO`` (HD-1 empty, the NIST form): its own XX is
-    taken (a message whose MSH-3.1 is empty is not judged at all -- see the next probe for the other side)."""
+    """Guard. As above, the LIS (MSH-3 ``LIS^<another OID>^ISO``) reports under ``F<n>^LAB^<OID>^ISO``; after an
+    upgrade it sends MSH-3 ``^<another OID>^ISO`` (HD-1 empty, the NIST form) and XX under the same number: one
+    application by ``same_hd`` (its universal id, the one name both carry) -- taken, now that such a message is
+    judged (review rv39g MED 1; ofix39). (rv39g's first cut had the LIS report as plain ``LIS``: nothing ties
+    ``LIS`` to ``^<OID>^ISO`` -- the very message of the next probe, from a third application -- so that one is
+    held now, ERR-3 204 naming the LIS.)"""
     placer = "RV39G-OIDONLY"
+    number = f"F{placer}^LAB^{OID}^ISO"
+    send(http, _ordered(placer))
+    report = _from(f"LIS^{OTHER_OID}^ISO", _ris(oru(placer, item=HEAD)))
+    assert "MSA|AA" in send(http, _numbered(report, placer, number))
+    _taken(http, placer, send(http, _numbered(_from(f"^{OTHER_OID}^ISO", _changed(placer, CHEST)), placer, number)))
+
+
+def test_the_lis_plain_then_oid_alone_is_held_as_two_applications(http: TestClient) -> None:
+    """The LIS reports as plain ``LIS``; a message from ``^<another OID>^ISO`` under its number names no form the
+    LIS ever sent (HL7 2.A.33: a local name and a universal id are not compared): held, W 204 naming the LIS --
+    an upgraded LIS is told by sending its OID with its name once, or by a relay of its own (ofix39)."""
+    placer = "RV39G-OIDONLY2"
     number = f"F{placer}^LAB^{OID}^ISO"
     send(http, _ordered(placer))
     assert "MSA|AA" in send(http, _numbered(_ris(oru(placer, item=HEAD)).replace("|RIS|FNZYY|", "|LIS|FNZYY|", 1),
                                             placer, number))
-    _taken(http, placer, send(http, _numbered(_from(f"^{OTHER_OID}^ISO", _changed(placer, CHEST)), placer, number)))
+    _held(http, placer, send(http, _numbered(_from(f"^{OTHER_OID}^ISO", _changed(placer, CHEST)), placer, number)),
+          f"history names LIS of {B}")
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "rv39g MED: an XX from an application whose MSH-3 carries no HD-1 (``^<OID>^ISO``, the NIST/IHE form) is never "
-    "judged (results._not_the_orders returns on an empty MSH-3.1), so a third application of the same institution "
-    "recodes the RIS's order under the RIS's filler number, which the history names as the RIS's"))
 def test_a_third_app_with_an_oid_only_msh3_does_not_recode_the_ris_order(http: TestClient) -> None:
     placer = "RV39G-OIDXX"
     send(http, _ordered(placer))
@@ -132,10 +144,6 @@ def test_an_order_a_result_created_is_held_from_a_third_app(http: TestClient) ->
 # --- NW re-sent by a third application (ord39: "not judged") --------------------------------------------------
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "rv39g MED (ord39 called it LOW): ORC-1 NW is never judged, so a third application that cannot get its XO "
-    "taken (held, W 204) re-sends the order as NW under the HIS's placer number and the RIS's filler number and "
-    "the stored order is recoded -- the XO rule ord39 added is closed by one control code"))
 def test_a_third_apps_nw_under_the_placers_number_does_not_recode_the_order(http: TestClient) -> None:
     placer = "RV39G-NW"
     assert "MSA|AA" in send(http, _placed_by("HISAPP", placer))
@@ -176,11 +184,6 @@ def test_a_held_xo_replayed_by_the_operator_is_held_again_and_as_later_is_no_dec
 # --- a hospital OID in every application's MSH-3 ---------------------------------------------------------------
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "rv39g LOW: where a site puts the hospital's OID in every application's MSH-3.2 (RIS^<OID>^ISO, EMR^<OID>^ISO "
-    "-- seen in county feeds that fill MSH-3 from the institution's registration), same_hd makes every application "
-    "of the hospital one (universal ids alone decide), so the EMR's XX under the RIS's number recodes the RIS's "
-    "order: the history names 'RIS^<OID>^ISO', which same_hd says is the EMR"))
 def test_applications_sharing_the_hospitals_oid_in_msh3_are_not_one(http: TestClient) -> None:
     placer = "RV39G-SHAREDOID"
     send(http, _ordered(placer))
@@ -194,12 +197,6 @@ def test_applications_sharing_the_hospitals_oid_in_msh3_are_not_one(http: TestCl
 # --- a third application's XO under a placer number the order does not hold ------------------------------------
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "rv39g MED: the EMR's XO under a placer number no order holds (``<n>^OTHER``) and the RIS's filler number is "
-    "taken as a new order (the XO rule: a PLAC no order message stored names no placer) that also stores the RIS's "
-    "FILL identifier -- a search by the RIS's accession then finds two orders, one chest CT, which the RIS never "
-    "did; the held-claim rule (ord39 (2): a held message's claim to a number is not stored) does not cover it, "
-    "and an XO (a change) of an order not known is not refused"))
 def test_a_third_apps_xo_under_an_unknown_placer_number_makes_no_second_order_of_the_ris_number(
         http: TestClient) -> None:
     placer = "RV39G-XONEW"
@@ -214,11 +211,6 @@ def test_a_third_apps_xo_under_an_unknown_placer_number_makes_no_second_order_of
 # --- the placer: "first stored", or first written? -----------------------------------------------------------
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "rv39g MED: MergeRules._numbered with through='order' names the first ORDER message that wrote any version "
-    "holding the PLAC, not the one that stored it (README: 'first stored that PLAC identifier'): the RIS's report "
-    "creates the order, the RIS's own XX (an ORM) then makes the RIS 'the placer', and HISAPP's placing order and "
-    "its XO after it are held (W 204 whose text says the RIS 'stored PLAC'): the placer's own change held"))
 def test_the_fillers_own_xx_does_not_make_it_the_placer(http: TestClient) -> None:
     placer = "RV39G-FILLPL"
     assert "MSA|AA" in send(http, _ris(oru(placer, item=HEAD)))

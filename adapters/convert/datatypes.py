@@ -360,15 +360,22 @@ def hd_names(namespace: str, universal: str, universal_type: str) -> tuple[str, 
     return tuple(n for n in (local, system) if n)
 
 
-def same_hd(one: tuple[str, str, str], other: tuple[str, str, str]) -> bool:
+def same_hd(one: tuple[str, str, str], other: tuple[str, str, str], *, one_table: bool = False) -> bool:
     """Whether two HDs (namespace id, universal id, universal id type) name one application. HL7 v2.5.1
-    2.A.33: HD-1 is a local name, HD-2/HD-3 the universal one -- where both carry a universal id, it alone
-    decides (two hospitals' RIS may both call themselves ``RIS``: review rv38i HIGH, where any shared form
-    let another hospital's RIS recode the order); else their namespace ids, case aside. An HD with neither
-    names nothing."""
+    2.A.33: HD-1 is a local name (from a user-defined table), HD-2/HD-3 the universal one, and both name one
+    entity -- where both carry a universal id, it decides (two hospitals' RIS may both call themselves ``RIS``:
+    review rv38i HIGH, where any shared form let another hospital's RIS recode the order); else their namespace
+    ids, case aside. An HD with neither names nothing.
+
+    ``one_table``: both HD-1s are names of one table -- two MSH-3s (the sending applications, table 0361) --
+    so where both are sent they must agree as well: HD-2 is the *application's* universal id, and a site that
+    puts the hospital's OID in every application's MSH-3 (``RIS^<OID>^ISO``, ``EMR^<OID>^ISO``) tells its
+    applications apart by HD-1 alone (review rv39g LOW 5). An EI's assigning authority (EI-2, table 0363)
+    against MSH-3 is not one table: a lab numbering ``F^LAB^<OID>^ISO`` from MSH-3 ``LIS^<OID>^ISO`` is one."""
     mine, theirs = universal_system(one[1], one[2]), universal_system(other[1], other[2])
     if mine and theirs:
-        return mine.lower() == theirs.lower()
+        return mine.lower() == theirs.lower() and (
+            not one_table or not (one[0] and other[0]) or one[0].lower() == other[0].lower())
     return bool(one[0]) and one[0].lower() == other[0].lower()
 
 

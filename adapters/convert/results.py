@@ -17,7 +17,7 @@ from adapters.convert.datatypes import CONVERTERS, cwe, decimal, ei, hd_names, s
 from adapters.convert.engine import apply_table, json_copy
 from adapters.convert.tables import vocabulary
 from adapters.hl7v2.errors import DATA_TYPE_ERROR, REQUIRED_FIELD_MISSING, UNKNOWN_KEY_IDENTIFIER
-from adapters.hl7v2.parser import Message, Repetition, Segment
+from adapters.hl7v2.parser import Message, Repetition, Segment, parse
 from adapters.hl7v2.timestamps import TimestampError, to_fhir_date, to_fhir_datetime, zone
 from conformance.validate import MAX_STRING
 from engine.merge_rules import (
@@ -472,13 +472,13 @@ def _not_the_orders(group: Group, ctx: Context, res: Resource, obr: Segment) -> 
     if orc is None:
         return
     control = orc.value(1).strip().upper()
-    placing = control == "XO" and _placers_statement(orc, ctx)
+    placing = _placers_statement(orc, ctx) and control not in _FILLERS_REPLACEMENTS
     if not placing and (not _filler_in_an_order_message(orc, ctx) or control in _PLACER_ASKS):
         return  # (neither judged: asked first, as every result group comes here)
-    app = msh.value(3).strip()
-    if not app:
-        return  # (a message naming no sending application tells nothing)
     sender = tuple((msh.value(n).strip(), msh.value(n, comp=2).strip(), msh.value(n, comp=3).strip()) for n in (3, 4))
+    if not any(sender[0]):
+        return  # (a message naming no sending application, by neither of its names, tells nothing)
+    app = sender[0][0] or sender[0][1]  # (MSH-3 ``^<OID>^ISO``, the NIST/IHE form: named by its universal id)
     placer, pf, filler, ff = _order_numbers(group)
     if placing:
         if placer is None or any(same_hd(_ei_authority(placer.rep(pf)), hd) for hd in sender):
@@ -487,10 +487,21 @@ def _not_the_orders(group: Group, ctx: Context, res: Resource, obr: Segment) -> 
         if number is not None:
             ctx.numbered(res, Owned(
                 "code", "PLAC", number[0], number[1], located(obr.name, obr.sequence, 4),
-                f"OBR-4: ORC-1 XO is the placer's change of the order and the sending application {app} is not "
-                f"this order's placer ({placer.name}-{pf} {placer.value(pf)}): its test is kept only for an order "
-                "not stored yet and does not change a stored order's test (the placer's XO or the filler's XX "
-                "does)", UNKNOWN_KEY_IDENTIFIER, through="order", unknown=False))
+                f"OBR-4: ORC-1 {control} is the placer's statement of the order and the sending application {app} "
+                f"is not this order's placer ({placer.name}-{pf} {placer.value(pf)}): its test is kept only for an "
+                "order not stored yet and does not change a stored order's test (the placer's XO or the filler's "
+                "XX does)", UNKNOWN_KEY_IDENTIFIER, through="order", unknown=False, placing=True))
+        theirs = _ei_authority(filler.rep(ff)) if filler is not None else ("", "", "")
+        fill = _identifier_of(res, "FILL")
+        if fill is not None and hd_names(*theirs) and not any(same_hd(theirs, hd) for hd in sender):
+            # (another application's filler number: a placer number no order holds makes a new order, which
+            # must not carry a number another order holds -- review rv39g MED 4)
+            assert filler is not None
+            ctx.numbered(res, Owned(
+                "code", "FILL", fill[0], fill[1], located(obr.name, obr.sequence, 4),
+                f"OBR-4: ORC-1 {control} under the filler number {filler.name}-{ff} {filler.value(ff)} of another "
+                f"order, which the sending application {app} did not store: its test is kept only for an order "
+                "not stored yet, without that number", UNKNOWN_KEY_IDENTIFIER, elsewhere=True))
         return
     if filler is None:
         return
@@ -568,6 +579,32 @@ def _reason_taken_back(orc: Segment | None, res: Resource, ctx: Context) -> None
 # that request's reason (CA/DC/HD cancel, discontinue, hold).
 _PLACER_STATES = frozenset({"NW", "XO", "RO"}) | REPLACED
 _ORDER_MESSAGES = frozenset({"ORM", "OML", "OMG"})  # merge.yaml ``sources.order``
+# of ``REPLACED``, the filler's (RU: replaced unsolicited, RQ: its answer to the placer's RP): among the states
+# above for the reason they pass on, but no placer's statement -- they neither place an order nor are judged as
+# the placer's (ofix39)
+_FILLERS_REPLACEMENTS = frozenset({"RU", "RQ"})
+
+
+def placed_numbers(message_code: str, text: str) -> frozenset[str]:
+    """The placer numbers (EI-1 of ORC-2, else of its OBR-2) an order message (``_ORDER_MESSAGES``, by its
+    MSH-9.1 ``message_code``) states as the placer's (ORC-1 in ``_PLACER_STATES``; ``text``: the message as
+    stored): what the merge counts as placing an order (``engine.message_time.Stamp.placed``) -- the filler's
+    own XX under the placer number after its report stored it places nothing (review rv39g MED 3; ofix39).
+    Any other message places none, and is not parsed."""
+    if message_code.strip().upper() not in _ORDER_MESSAGES:
+        return frozenset()
+    placed: set[str] = set()
+    control, number = "", ""
+    for seg in parse(text):
+        if seg.name == "ORC":
+            control, number = seg.value(1).strip().upper(), seg.value(2).strip()
+        elif seg.name == "OBR" and not number:
+            number = seg.value(2).strip()
+        else:
+            continue
+        if number and control in _PLACER_STATES and control not in _FILLERS_REPLACEMENTS:
+            placed.add(number)
+    return frozenset(placed)
 
 
 def _filler_in_an_order_message(orc: Segment, ctx: Context) -> bool:
