@@ -1977,7 +1977,10 @@ class MergeRules:
                 if not stamps:
                     continue  # (a version that holds the number but whose writer did not place it)
             # the first of them stored it: a later message that changed nothing (a held one among them) names
-            # the same version in its Provenance, and is no storer of the number (ofix39)
+            # the same version in its Provenance, and is no storer of the number (ofix39) -- first by arrival
+            # (``received``; this batch's own, not yet received, after the stored): the Provenances come in no
+            # set order (on MongoDB the held XO's was read first at times, making the held sender the placer)
+            stamps.sort(key=lambda s: (s.received is None, s.received or _dt.datetime.min.replace(tzinfo=_dt.UTC)))
             return stamps[:1] or None
         return None
 
