@@ -6,7 +6,6 @@ Real HL7 over ``POST /hl7v2`` into a real store on each backend (``module_eng``)
 
 from __future__ import annotations
 
-import pytest
 from fastapi.testclient import TestClient
 
 from adapters.hl7v2.ack import ack_code_of
@@ -20,10 +19,6 @@ from tests.test_rvidentity32_probes import _nid, adt
 both = engine_and_client("lastread1")
 
 
-@pytest.mark.xfail(strict=True, reason="lastread1 LOW: the member operator's fidelity row of a refusal for another "
-                   "member's number says in Chinese 姓名与性别不符，或姓名与出生日期不符 -- the English beside it says "
-                   "persons._TWO_PEOPLE (and name and resident ID numbers differ), nbfix39's third reading; a refusal "
-                   "by that reading alone (same sex, no birth date) is worded in Chinese by readings that do not hold")
 def test_the_member_operators_row_names_the_id_number_reading_in_chinese(both: tuple[Engine, TestClient]) -> None:
     """FNXRMYY registers 韩梅 (F, 1985-05-05, her ID number) under LR1. FNZYY's HIS registers 韩雪 (F, no birth date,
     her own valid ID number) listing FNXRMYY's LR1: name and ID numbers differ -- two people by ``contradicts_all``'s

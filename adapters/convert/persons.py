@@ -760,7 +760,7 @@ _MEMBER_OPERATOR = (". The message is kept: an operator who has checked the two 
 MEMBER_REFUSED = "member_refused"
 # ... its row, read by the member's operator (Chinese first, as the view's advice; the ERR text is the sender's)
 _REFUSED_ROW = (
-    "另一成员机构的发送系统（count_key：机构/应用）以本机构的病案号指称另一人（姓名与性别不符，或姓名与出生日期不符），消息被拒收（AE 205）。偶发多为号码录入错误；"
+    "另一成员机构的发送系统（count_key：机构/应用）以本机构的病案号指称另一人（姓名不同，且性别、出生日期或居民身份证号之一不符），消息被拒收（AE 205）。偶发多为号码录入错误；"
     "同一发送方计数持续增长，可能是在用本机构病案号探测患者信息，请与该机构核实。(A sending system of another member institution "
     "(count_key: institution/application) named this institution's record numbers for other persons (" + _TWO_PEOPLE + ") "
     "and was refused (AE 205). Now and then it is a mistyped number; a count that keeps growing for one sender "
@@ -1150,7 +1150,7 @@ def rekeys(provenance: dict[str, Any]) -> bool:
 # the member's fidelity row of ``_owners_word``'s warning: read by the member's operator, whose records
 # the row lists (``records``), Chinese first as the view's advice (idfix34; the ERR text is the owner's)
 _MEMBERS_ROW = (
-    "本机构病历引用的另一成员机构病案号（PID-3.4 为该机构），已由该机构登记为另一人（姓名与性别不符，或姓名与出生日期不符）：号码归该机构分配，"
+    "本机构病历引用的另一成员机构病案号（PID-3.4 为该机构），已由该机构登记为另一人（姓名不同，且性别、出生日期或居民身份证号之一不符）：号码归该机构分配，"
     "两份病历未合并。请核对 records 所列本机构病历，更正该号码。(A record number another member institution assigned, "
     "named by this institution's records listed (records), is also named by that institution's registration of "
     "another person (" + _TWO_PEOPLE + "): the number is that institution's "
