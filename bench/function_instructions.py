@@ -24,16 +24,13 @@ import json
 import operator
 import sys
 import tempfile
-import threading
 from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 from bench.ingest import one_at_a_time, oru_lab, settle_warm  # noqa: E402
-from bench.stage_instructions import PAIRS, _counts, build  # noqa: E402
-
-OUTSIDE = "(outside)"
+from bench.stage_instructions import OUTSIDE, StageCalls, _counts, build  # noqa: E402
 
 
 def report(callgrind_out: Path, pairs_file: Path, messages: int, wrapper: float = 4500.0) -> None:
@@ -75,35 +72,9 @@ def measure(out: Path, count: int, bench: str, specs: list[str]) -> None:
     from engine.settings import Settings
 
     with tempfile.TemporaryDirectory() as tmp:
-        module = build(Path(tmp))
-        tramps = [getattr(module, f"s{n:03d}") for n in range(PAIRS)]
-        pairs: dict[tuple[str, str], int] = {}
-        made = [0] * PAIRS
-        local = threading.local()
-        measuring = threading.get_ident()
-
-        def wrap(fn: Any, name: str) -> Any:
-            def counted(*args: Any, **kwargs: Any) -> Any:
-                if threading.get_ident() != measuring:
-                    return fn(*args, **kwargs)
-                stack = getattr(local, "stack", None)
-                if stack is None:
-                    stack = local.stack = []
-                parent = stack[-1] if stack else OUTSIDE
-                if parent == name:
-                    return fn(*args, **kwargs)
-                k = pairs.get((parent, name))
-                if k is None:
-                    k = pairs[(parent, name)] = len(pairs)
-                made[k] += 1
-                stack.append(name)
-                try:
-                    return tramps[k](fn, args, kwargs or None)
-                finally:
-                    stack.pop()
-
-            return counted
-
+        # the stage benchmark's wrapper (one C trampoline per (caller, callee) pair), a function for a stage
+        calls = StageCalls(build(Path(tmp)))
+        wrap = calls.wrap
         for spec in specs:
             module_name, qualname = spec.split(":")
             found = importlib.import_module(module_name)
@@ -119,7 +90,7 @@ def measure(out: Path, count: int, bench: str, specs: list[str]) -> None:
             settle_warm(engine, 50)
             if bench == "first":
                 messages = [(oru_lab(50_000_000 + i), "bench", "127.0.0.1:1") for i in range(count)]
-                made[:] = [0] * PAIRS
+                calls.reset()
 
                 def timed() -> None:
                     for start in range(0, count, 50):
@@ -133,9 +104,9 @@ def measure(out: Path, count: int, bench: str, specs: list[str]) -> None:
                 engine.ingestor.process([(oru_lab(first + i), "bench", "127.0.0.1:1") for i in range(count)])
                 engine.ingestor.process([(oru_lab(first + 10_000), "bench", "127.0.0.1:1")])  # (warm)
                 engine.ingestor.process([(rerun(first + 10_000), "bench", "127.0.0.1:1")])
-                made[:] = [0] * PAIRS
+                calls.reset()
                 one_at_a_time(engine, [rerun(first + i) for i in range(count)])
-    out.write_text(json.dumps([[parent, name, k, made[k]] for (parent, name), k in pairs.items()]))
+    calls.save(out)
 
 
 def main() -> None:
