@@ -11,28 +11,17 @@ over ``/fhir``."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 from fastapi.testclient import TestClient
 
 from adapters.hl7v2.ack import ack_code_of
-from engine.api.app import create_app
 from engine.engine import Engine
 from tests.hl7_calls import err_lines, mllp, post
+from tests.identity39_calls import engine_and_client, tokens
 from tests.module_store import module_eng  # noqa: F401 -- one engine a module on each backend
 from tests.test_rvidentity32_probes import MRN, adt, merge, oru, patients, subjects
 
-
-@pytest.fixture(scope="module")
-def both(module_eng: Engine) -> Iterator[tuple[Engine, TestClient]]:
-    with TestClient(create_app(module_eng)) as client:
-        client.headers["Authorization"] = "Bearer " + module_eng.auth.issue_system_token("idfix38", "system/*.cruds")
-        yield module_eng, client
-
-
-def _tokens(patient: dict) -> set[str]:
-    return {f"{i.get('system')}|{i.get('value')}" for i in patient.get("identifier", ())}
+both = engine_and_client("idfix38")
 
 
 def _hers(http: TestClient, number: str, name: str, birth: str, control: str) -> dict:
@@ -51,7 +40,7 @@ def test_a_result_filed_as_own_leaves_the_number_on_her_record(both: tuple[Engin
     engine, http = both
     old = _hers(http, "F38A", "柳^一", "19610101", "FA")
     now = http.get(f"/fhir/Patient/{old['id']}").json()
-    assert {f"{MRN}|F38A", f"{MRN}:LIS|F38A"} <= _tokens(now), now["identifier"]
+    assert {f"{MRN}|F38A", f"{MRN}:LIS|F38A"} <= tokens(now), now["identifier"]
     assert (now["name"], now["gender"], now["birthDate"]) == (old["name"], old["gender"], old["birthDate"])
     assert [p["id"] for p in patients(http, f"{MRN}:LIS|F38A")] == [old["id"]]
 
@@ -105,7 +94,7 @@ def test_her_agreeing_result_goes_to_her_record_not_to_a_thin_split(both: tuple[
     assert split != f"Patient/{old['id']}"
     ack = post(http, oru("FDC", "F38D^^^LIS^PI", "柳^四", "19610404", "F", "FDC"))
     assert ack_code_of(ack) == "AA" and subjects(http, "FDC") == [f"Patient/{old['id']}"], ack
-    assert f"{MRN}:LIS|F38D" in _tokens(http.get(f"/fhir/Patient/{old['id']}").json())
+    assert f"{MRN}:LIS|F38D" in tokens(http.get(f"/fhir/Patient/{old['id']}").json())
 
 
 @pytest.mark.parametrize("birth", ["1961", "196105"])
@@ -119,7 +108,7 @@ def test_a_birth_date_short_of_the_day_does_not_join(both: tuple[Engine, TestCli
     ack = post(http, oru(f"FE{len(birth)}B", f"{number}^^^LIS^PI", "张^伟", birth, "M", f"FE{len(birth)}B"))
     assert ack_code_of(ack) == "AA" and any("kept apart" in e for e in err_lines(ack)), ack
     assert f"Patient/{old['id']}" not in subjects(http, f"FE{len(birth)}B")
-    assert f"{MRN}:LIS|{number}" not in _tokens(http.get(f"/fhir/Patient/{old['id']}").json())
+    assert f"{MRN}:LIS|{number}" not in tokens(http.get(f"/fhir/Patient/{old['id']}").json())
 
 
 def test_a_merge_under_the_remembered_number_moves_her_record(both: tuple[Engine, TestClient]) -> None:

@@ -6,29 +6,17 @@ Real HL7 over ``POST /hl7v2`` into a real store on each backend (``module_eng``)
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
-import pytest
 from fastapi.testclient import TestClient
 
 from adapters.hl7v2.ack import ack_code_of
-from engine.api.app import create_app
 from engine.engine import Engine
 from engine.messages import message_id, raw_of
 from tests.hl7_calls import post
+from tests.identity39_calls import engine_and_client, tokens
 from tests.module_store import module_eng  # noqa: F401 -- one engine a module on each backend
 from tests.test_rvidentity32_probes import MRN, _nid, adt, merge, oru, patients, subjects
 
-
-@pytest.fixture(scope="module")
-def both(module_eng: Engine) -> Iterator[tuple[Engine, TestClient]]:
-    with TestClient(create_app(module_eng)) as client:
-        client.headers["Authorization"] = "Bearer " + module_eng.auth.issue_system_token("rv38j", "system/*.cruds")
-        yield module_eng, client
-
-
-def _tokens(patient: dict) -> set[str]:
-    return {f"{i.get('system')}|{i.get('value')}" for i in patient.get("identifier", ())}
+both = engine_and_client("rv38j")
 
 
 def _hers(http: TestClient, number: str, name: str, birth: str, control: str, extra_id: str = "") -> dict:
@@ -49,7 +37,7 @@ def test_the_remembered_write_keeps_every_identifier_as_stated_in_order(both: tu
     old = _hers(http, "J38A", "柳^甲", "19610101", "JA", f"{nid}^^^^NNCHN")
     now = http.get(f"/fhir/Patient/{old['id']}").json()
     assert now["identifier"][:len(old["identifier"])] == old["identifier"], (old["identifier"], now["identifier"])
-    assert f"{MRN}:LIS|J38A" in _tokens(now)
+    assert f"{MRN}:LIS|J38A" in tokens(now)
     assert (now["name"], now["gender"], now["birthDate"]) == (old["name"], old["gender"], old["birthDate"])
 
 
@@ -110,7 +98,7 @@ def test_after_her_registration_a_merge_under_the_number_still_moves_her_record(
     (one,) = patients(http, f"{MRN}|J38G1")
     (two,) = patients(http, f"{MRN}|J38G2")
     assert ack_code_of(post(http, adt("JGD", "J38G1^^^FNXRMYY^MR", "柳^庚", "19610707", "F", event="A08"))) == "AA"
-    assert f"{MRN}:HIS|J38G1" in _tokens(http.get(f"/fhir/Patient/{one['id']}").json())
+    assert f"{MRN}:HIS|J38G1" in tokens(http.get(f"/fhir/Patient/{one['id']}").json())
     ack = post(http, merge("JGE", "J38G2^^^HIS^MR", "柳^庚", "19610707", "F", "J38G1^^^HIS^MR"))
     assert ack_code_of(ack) == "AA", ack
     after = http.get(f"/fhir/Patient/{one['id']}").json()
@@ -161,7 +149,7 @@ def test_the_number_outlives_a_merge_of_her_record(both: tuple[Engine, TestClien
                                         "J38L1^^^FNXRMYY^MR"))) == "AA"
     ack = post(http, oru("JLZ", "J38L1^^^LIS^PI", "李^癸", "19901212", "M", "JLZ"))
     assert ack_code_of(ack) == "AE" and subjects(http, "JLZ") == [], ack
-    assert f"{MRN}:LIS|J38L1" in _tokens(http.get(f"/fhir/Patient/{one['id']}").json())
+    assert f"{MRN}:LIS|J38L1" in tokens(http.get(f"/fhir/Patient/{one['id']}").json())
 
 
 def test_her_newborns_result_under_her_remembered_number_is_refused(both: tuple[Engine, TestClient]) -> None:
