@@ -182,3 +182,85 @@ def test_a_correction_with_the_value_unchanged_keeps_the_flag(community: Engine)
         assert prior_result(community, "A-F")["status"] == "corrected"
         assert prior_report(community, "A-F")["status"] == "corrected"
         assert flag_of(community) == "flagged", flags(community)
+
+
+def two_groups(s1: str, r1: str, s2: str, r2: str, when: str, control: str) -> str:
+    """HOSPA's blood count in two OBR groups under one placer and filler number: WBC (OBX-11 ``s1``, OBR-25
+    ``r1``) and HGB (``s2``, OBR-25 ``r2``) -- as an LIS splits one tube's panel by analyser."""
+    obr = f"OBR|{{n}}|A1^HIS|FA1^LIS|{CBC}|||{when}|||||||||D7^张^医生||||||{when}|||{{r}}\n"
+    return (msh("HOSPA", "LIS", "ORU^R01^ORU_R01", when, control) + pid("HOSPA")
+            + "ORC|RE|A1^HIS|FA1^LIS||CM\n" + obr.format(n=1, r=r1)
+            + f"OBX|1|NM|WBC^白细胞^L||6.1|10*9/L|||||{s1}|||{when}\n" + obr.format(n=2, r=r2)
+            + f"OBX|1|NM|HGB^血红蛋白^L||135|g/L|||||{s2}|||{when}\n")
+
+
+def test_two_groups_both_withdrawn_under_mixed_obr25_void_the_flag(community: Engine) -> None:
+    """F of both groups; HOSPB repeats; then W of both under OBR-25 C (group 1) and F (group 2): no result
+    of the report stands -- entered-in-error, the flag void."""
+    with running_mllp(community) as port:
+        hl7 = Sender(port)
+        hl7.send(order("HOSPA", "A1", CBC, ts(5)))
+        hl7.send(two_groups("F", "F", "F", "F", ts(5, 10), "A-F"))
+        repeat_at_b(hl7)
+        assert flag_of(community) == "flagged", flags(community)
+        ack = hl7.send(two_groups("W", "C", "W", "F", ts(5, 12), "A-W"))
+        assert prior_report(community, "A-F")["status"] == "entered-in-error", ack
+        assert flag_of(community) == "void", flags(community)
+
+
+def test_two_groups_first_met_withdrawn_flag_no_repeat(community: Engine) -> None:
+    """The first result message huren meets is the W of both groups, one under OBR-25 F, one under C: the
+    report is no final (``_withdrawn_first``), and HOSPB's repeat is not flagged against it."""
+    with running_mllp(community) as port:
+        hl7 = Sender(port)
+        hl7.send(order("HOSPA", "A1", CBC, ts(5)))
+        ack = hl7.send(two_groups("W", "F", "W", "C", ts(5, 12), "A-W"))
+        assert prior_report(community, "A-W")["status"] not in ("final", "corrected", "amended"), ack
+        repeat_at_b(hl7)
+        assert flag_of(community) in (None, "void"), flags(community)
+
+
+def test_one_group_withdrawn_one_corrected_keeps_the_flag(community: Engine) -> None:
+    """F of both groups; then WBC W (OBR-25 C) beside HGB C (OBR-25 C): HGB stands corrected, the report is
+    corrected, still a recognisable prior of the panel: the flag stands (the rule stat39 set)."""
+    with running_mllp(community) as port:
+        hl7 = Sender(port)
+        hl7.send(order("HOSPA", "A1", CBC, ts(5)))
+        hl7.send(two_groups("F", "F", "F", "F", ts(5, 10), "A-F"))
+        repeat_at_b(hl7)
+        ack = hl7.send(two_groups("W", "C", "C", "C", ts(5, 12), "A-W"))
+        assert prior_report(community, "A-F")["status"] == "corrected", ack
+        assert flag_of(community) == "flagged", flags(community)
+
+
+def test_the_final_resent_under_another_control_id_after_the_w_restores_no_flag(community: Engine) -> None:
+    """F at 10:00, W at 12:00; the LIS's queue re-sends the 10:00 F (the same bytes but MSH-10): older than
+    the withdrawal, it does not bring the result back -- the flag stays void. The same MSH-10: a duplicate."""
+    with running_mllp(community) as port:
+        hl7 = Sender(port)
+        hl7.send(order("HOSPA", "A1", CBC, ts(5)))
+        hl7.send(lab("F", "F", "6.1", ts(5, 10), "A-F"))
+        repeat_at_b(hl7)
+        hl7.send(lab("W", "C", "6.1", ts(5, 12), "A-W"))
+        assert flag_of(community) == "void", flags(community)
+        hl7.send(lab("F", "F", "6.1", ts(5, 10), "A-F"))
+        ack = hl7.send(lab("F", "F", "6.1", ts(5, 10), "A-F-RESENT"))
+        assert prior_result(community, "A-F")["status"] == "entered-in-error", ack
+        assert prior_report(community, "A-F")["status"] == "entered-in-error", ack
+        assert flag_of(community) == "void", flags(community)
+
+
+@pytest.mark.parametrize("obr25", ["P", "C"])
+def test_an_older_correction_after_the_withdrawal_restores_no_flag(community: Engine, obr25: str) -> None:
+    """F at 10:00, W at 12:00; a C stamped 11:00 (under OBR-25 ``obr25``) arrives after the W: in MSH-7 order
+    the withdrawal is the lab's last word, so the result and report stay withdrawn and the flag void."""
+    with running_mllp(community) as port:
+        hl7 = Sender(port)
+        hl7.send(order("HOSPA", "A1", CBC, ts(5)))
+        hl7.send(lab("F", "F", "6.1", ts(5, 10), "A-F"))
+        repeat_at_b(hl7)
+        hl7.send(lab("W", "C", "6.1", ts(5, 12), "A-W"))
+        ack = hl7.send(lab("C", obr25, "6.3", ts(5, 11), "A-C"))
+        assert prior_result(community, "A-F")["status"] == "entered-in-error", ack
+        assert prior_report(community, "A-F")["status"] == "entered-in-error", ack
+        assert flag_of(community) == "void", flags(community)
