@@ -8,7 +8,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from fastapi.testclient import TestClient
 
+from engine.api.app import create_app
 from engine.engine import Engine
 from engine.messages import message_id
 from engine.settings import Settings
@@ -264,3 +266,41 @@ def test_an_older_correction_after_the_withdrawal_restores_no_flag(community: En
         assert prior_result(community, "A-F")["status"] == "entered-in-error", ack
         assert prior_report(community, "A-F")["status"] == "entered-in-error", ack
         assert flag_of(community) == "void", flags(community)
+
+
+def test_a_first_met_withdrawal_then_its_older_final_flags_no_repeat(community: Engine) -> None:
+    """The W of 12:00 (under OBR-25 F) is the first result message huren meets; the F of 10:00 it withdrew
+    arrives after it (released late): in MSH-7 order the W is the lab's last word -- the report is no final,
+    and HOSPB's repeat is not flagged against it."""
+    with running_mllp(community) as port:
+        hl7 = Sender(port)
+        hl7.send(order("HOSPA", "A1", CBC, ts(5)))
+        hl7.send(lab("W", "F", "6.1", ts(5, 12), "A-W"))
+        ack = hl7.send(lab("F", "F", "6.1", ts(5, 10), "A-F"))
+        assert prior_result(community, "A-W")["status"] == "entered-in-error", ack
+        assert prior_report(community, "A-W")["status"] not in ("final", "corrected", "amended"), ack
+        repeat_at_b(hl7)
+        assert flag_of(community) in (None, "void"), flags(community)
+
+
+def test_a_clients_version_between_the_final_and_the_w_leaves_the_flag_to_the_w(community: Engine) -> None:
+    """F; a FHIR client adds a note to HOSPA's result (PUT); the W: withdrawn, the flag void; then the C:
+    corrected, the flag back."""
+    with running_mllp(community) as port:
+        hl7 = Sender(port)
+        hl7.send(order("HOSPA", "A1", CBC, ts(5)))
+        hl7.send(lab("F", "F", "6.1", ts(5, 10), "A-F"))
+        repeat_at_b(hl7)
+        result = prior_result(community, "A-F")
+        result.setdefault("note", []).append({"text": "已电话通知"})
+        with TestClient(create_app(community)) as http:
+            token = community.auth.issue_system_token("rv40b-nurse", "system/*.cruds")
+            put = http.put(f"/fhir/Observation/{result['id']}", json=result,
+                           headers={"Authorization": f"Bearer {token}"})
+            assert put.status_code == 200, put.text
+        hl7.send(lab("W", "C", "6.1", ts(5, 12), "A-W"))
+        assert prior_report(community, "A-F")["status"] == "entered-in-error"
+        assert flag_of(community) == "void", flags(community)
+        hl7.send(lab("C", "C", "6.3", ts(5, 13), "A-C"))
+        assert prior_report(community, "A-F")["status"] == "corrected"
+        assert flag_of(community) == "flagged", flags(community)
