@@ -83,7 +83,7 @@ def test_p_f_c_w_c_flag_follows_each_step(community: Engine) -> None:
         assert flag_of(community) == "flagged", flags(community)
 
 
-@pytest.mark.parametrize("obr25", ["C", "X"])
+@pytest.mark.parametrize("obr25", ["C", "X", "P", "F", ""])
 def test_x_after_a_correction_voids_the_flag(community: Engine, obr25: str) -> None:
     """F, C, then X (cannot be obtained, no value): the report is cancelled, no recognisable prior."""
     with running_mllp(community) as port:
@@ -304,3 +304,17 @@ def test_a_clients_version_between_the_final_and_the_w_leaves_the_flag_to_the_w(
         hl7.send(lab("C", "C", "6.3", ts(5, 13), "A-C"))
         assert prior_report(community, "A-F")["status"] == "corrected"
         assert flag_of(community) == "flagged", flags(community)
+
+
+@pytest.mark.parametrize(("obx11", "obr25"), [("X", "F"), ("D", "F"), ("D", "C"), ("X", "")])
+def test_a_first_met_cancellation_or_deletion_flags_no_repeat(community: Engine, obx11: str, obr25: str) -> None:
+    """The first result message huren meets of HOSPA's blood count states OBX-11 ``obx11`` (X: cannot be
+    obtained; D: deletes the OBX record) under OBR-25 ``obr25``: no result stands, so the report is no final
+    and HOSPB's repeat is not flagged against it."""
+    with running_mllp(community) as port:
+        hl7 = Sender(port)
+        hl7.send(order("HOSPA", "A1", CBC, ts(5)))
+        ack = hl7.send(lab(obx11, obr25, "", ts(5, 12), "A-1"))
+        assert prior_report(community, "A-1")["status"] not in ("final", "corrected", "amended"), ack
+        repeat_at_b(hl7)
+        assert flag_of(community) in (None, "void"), flags(community)
