@@ -318,3 +318,34 @@ def test_a_first_met_cancellation_or_deletion_flags_no_repeat(community: Engine,
         assert prior_report(community, "A-1")["status"] not in ("final", "corrected", "amended"), ack
         repeat_at_b(hl7)
         assert flag_of(community) in (None, "void"), flags(community)
+
+
+@pytest.mark.parametrize("obr25", ["F", "C"])
+def test_a_correction_under_a_done_obr25_after_the_w_brings_the_flag_back(community: Engine, obr25: str) -> None:
+    """F, W, then the re-measured C 6.3 under OBR-25 ``obr25`` (an LIS sends its corrections under F too):
+    the result is corrected, the report a recognisable prior again -- the flag comes back."""
+    with running_mllp(community) as port:
+        hl7 = Sender(port)
+        hl7.send(order("HOSPA", "A1", CBC, ts(5)))
+        hl7.send(lab("F", "F", "6.1", ts(5, 10), "A-F"))
+        repeat_at_b(hl7)
+        hl7.send(lab("W", "C", "6.1", ts(5, 12), "A-W"))
+        assert flag_of(community) == "void", flags(community)
+        ack = hl7.send(lab("C", obr25, "6.3", ts(5, 13), "A-C"))
+        assert prior_result(community, "A-F")["status"] == "corrected", ack
+        assert prior_report(community, "A-F")["status"] in ("corrected", "final"), ack
+        assert flag_of(community) == "flagged", flags(community)
+
+
+def test_an_older_w_after_the_final_leaves_the_flag(community: Engine) -> None:
+    """F at 10:00 arrives; then a W stamped 09:00 (older: it withdrew an earlier statement, delivered late):
+    in MSH-7 order the F is the lab's last word -- final, the flag stands."""
+    with running_mllp(community) as port:
+        hl7 = Sender(port)
+        hl7.send(order("HOSPA", "A1", CBC, ts(5)))
+        hl7.send(lab("F", "F", "6.1", ts(5, 10), "A-F"))
+        repeat_at_b(hl7)
+        ack = hl7.send(lab("W", "C", "6.1", ts(5, 9), "A-W"))
+        assert prior_result(community, "A-F")["status"] == "final", ack
+        assert prior_report(community, "A-F")["status"] == "final", ack
+        assert flag_of(community) == "flagged", flags(community)
