@@ -179,6 +179,22 @@ def test_the_placers_own_order_after_a_filler_only_report_keeps_the_accession(ht
     assert not _held_at_obr4(ack), ack
 
 
+@pytest.mark.xfail(strict=True, reason=(
+    "rv40c MED 7: ORC-1 RU/RQ (the filler's replacements) are judged neither as the placer's (ofix39's "
+    "_FILLERS_REPLACEMENTS) nor as the filler's (_filler_in_an_order_message: RU is in _PLACER_STATES): a third "
+    "application's RU under the RIS's number recodes the order, AA without a W, where its XX is held"))
+def test_a_third_apps_ru_under_the_fillers_number_is_held_as_its_xx(http: TestClient) -> None:
+    """The HIS orders head CT, the RIS reports under ``F<n>^RIS``; the LIS sends ORC-1 RU (replaced unsolicited)
+    naming chest CT under the RIS's numbers: held as its XX is (W 204 at OBR-4), the order still head CT."""
+    placer = "RV40C-RU"
+    assert "MSA|AA" in send(http, _order("HIS", placer, "HIS"))
+    assert "MSA|AA" in send(http, _report("RIS", placer, "HIS", f"F{placer}^RIS"))
+    ack = send(http, _order("LIS", placer, "HIS", "RU", CHEST, f"F{placer}^RIS"))
+    codes = _codes(_one(http, "urn:huren:id:HIS", placer))
+    assert "3002" in codes and "3001" not in codes, codes
+    assert len(_held_at_obr4(ack)) == 1, ack
+
+
 # --- the placer number: two owners of which field it is ----------------------------------------------------------
 
 
@@ -222,3 +238,26 @@ def test_a_held_change_is_shown_to_the_operator(http: TestClient) -> None:
     shown = http.get(f"/admin/quarantine/{message_id(B, control)}")
     assert shown.status_code == 200, shown.text
     assert f"ORC|XO|{placer}^HIS" in shown.json()["text"]
+
+
+# --- the 403 page to a resident ----------------------------------------------------------------------------------
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "rv40c LOW 9: the refused page tells a resident (a patient's token) '您的角色是“居民”。如需查看，请联系系统管理员"
+    "为您开通运维人员角色' -- to ask for the operators' role over every institution's refused messages"))
+def test_a_residents_refusal_does_not_invite_her_to_ask_for_the_operators_role(module_eng: Any,
+                                                                             http: TestClient) -> None:
+    """A resident's token at /ui/quarantine: 403, in Chinese, no staff header and no "back to your pages" (as
+    lead39 has it) -- and no advice to have an operator's role opened for her."""
+    assert "MSA|AA" in send(http, msh(B, "HIS", "ADT^A04^ADT_A01", ORDERED) + f"EVN|A04|{ORDERED}\n" + pid(B)
+                            + "PV1|1|O\n")
+    from tests.test_probepay26_windows import WANG
+
+    patient = module_eng.identity.patients_for_number(WANG)[0]
+    token, _ = module_eng.auth.issue_token(subject="person-rv40c", kind="patient", client_id="phr",
+                                           scopes=["patient/*.rs"], patient=patient)
+    r = http.get("/ui/quarantine", headers={"Authorization": f"Bearer {token}", "Accept": "text/html"})
+    assert r.status_code == 403 and "您无权查看" in r.text, r.text
+    assert 'id="who"' not in r.text and 'id="back"' not in r.text, r.text
+    assert "运维人员角色" not in r.text, r.text
