@@ -147,6 +147,24 @@ def test_another_hospitals_accession_does_not_strip_ours(http: TestClient) -> No
 
 
 @pytest.mark.xfail(strict=True, reason=(
+    "rv40c LOW 8: the elsewhere W says 'its test is kept only for an order not stored yet, without that number' "
+    "on an XO whose stored order was recoded (only the identifier is dropped): the ACK says the opposite of what "
+    "was stored"))
+def test_the_elsewhere_warning_says_what_was_stored(http: TestClient) -> None:
+    """FNZYY's order holds ``ACC-<n>^RIS``; FNXRMYY's HISAPP places ``<n>B^HIS``, its RIS reports under its own
+    ``ACC-<n>^RIS``, then HISAPP's XO to chest CT: the order is chest CT -- and no W at OBR-4 tells the HIS its
+    test was not stored."""
+    placer, accession = "RV40C-W", "ACC-RV40C-W"
+    assert "MSA|AA" in send(http, _order("HISAPP", placer, "HIS"))
+    assert "MSA|AA" in send(http, _report("RIS", placer, "HIS", f"{accession}^RIS"))
+    assert "MSA|AA" in send(http, _order("HISAPP", placer + "B", "HIS", inst=OTHER))
+    assert "MSA|AA" in send(http, _report("RIS", placer + "B", "HIS", f"{accession}^RIS", inst=OTHER))
+    ack = send(http, _order("HISAPP", placer + "B", "HIS", "XO", CHEST, f"{accession}^RIS", inst=OTHER))
+    assert "3001" in _codes(_one(http, "urn:huren:id:HIS", placer + "B"))
+    assert not any("test is kept only for an order not stored yet" in e[8] for e in _held_at_obr4(ack)), ack
+
+
+@pytest.mark.xfail(strict=True, reason=(
     "rv40c MED 3: rv39g MED 4 is mended only for a placer number whose namespace does not name the sender -- "
     "results._not_the_orders returns (the placer's own number) before the filler number is judged, so the EMR's "
     "NW under <n>^EMR (its own namespace, the common form) makes a second order carrying the RIS's accession"))
