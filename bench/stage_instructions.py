@@ -111,9 +111,10 @@ class StageCalls(StageClock):
                 return fn(*args, **kwargs)
             n = pairs.get((parent, stage))
             if n is None:
-                n = pairs[(parent, stage)] = len(pairs)
-                if n >= PAIRS:
+                n = len(pairs)
+                if n >= PAIRS:  # (checked before the pair is kept: save() reads made[n] of every kept pair)
                     raise RuntimeError(f"more than {PAIRS} stage pairs: raise PAIRS")
+                pairs[(parent, stage)] = n
             made[n] += 1
             stack.append(stage)
             try:
