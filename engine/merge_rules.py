@@ -196,7 +196,8 @@ class Owned:
       places nothing;
     - ``elsewhere``: the number is judged on *another* order that holds it, not on this one: a placer's
       statement under a placer number no order holds makes a new order, which must not carry the filler
-      number of another (review rv39g MED 4) -- held unless that order's history names this sender."""
+      number of another (review rv39g MED 4) -- held unless that order's history names this sender; the other
+      order is one of the sender's institution, placed (``_held_elsewhere``, review rv40c)."""
 
     element: str
     kind: str

@@ -441,11 +441,17 @@ def _not_the_orders(group: Group, ctx: Context, res: Resource, obr: Segment) -> 
     under the RIS's numbers (the LIS's XX naming chest CT over the RIS's head CT) recoded the RIS's order
     (codefix37 kept only its report from following). (Review rv37c; thirty-eighth round, codedoc38.)
 
-    *The filler's statements* (not the placer's statements, ``_PLACER_STATES`` -- the replacements RP/RU/RQ
-    among them --, nor its requests, ``_PLACER_ASKS``). A filler number whose EI-2/EI-3 names the sending
+    *The filler's statements* (not the placer's statements, ``_PLACER_STATES``, nor its requests,
+    ``_PLACER_ASKS``; the filler's replacements RU/RQ are among ``_PLACER_STATES`` for the reason a replacement
+    inherits, but table 0119 makes them the filler's -- "replaced unsolicited", "replaced as requested" -- and
+    they are judged as its XX is: review rv40c MED 7). A filler number whose EI-2/EI-3 names the sending
     application (MSH-3) or its facility (MSH-4) is the sender's (``same_hd``: the universal ids where both
-    carry one, else the namespace ids -- rv38i HIGH: any shared form let another hospital's ``RIS`` recode it;
-    the nHapi samples' filler ``OF`` at ``Chemistry`` numbers ``555^chemistry``; case aside); so is one sent
+    carry one, and the namespace ids too where both carry one, else the namespace ids -- rv38i HIGH: any
+    shared form let another hospital's ``RIS`` recode it; rv40c MED 1: a site that puts the hospital's OID in
+    every HD let the OID alone make ``F^RIS^<OID>^ISO`` the LIS's ``LIS^<OID>^ISO`` -- the shortcut only
+    passes a number, and what it does not pass the history judges, as it judges ``F^LAB^<OID>^ISO`` from
+    ``LIS^<OID>^ISO`` after the LIS's report stored it; the nHapi samples' filler ``OF`` at ``Chemistry``
+    numbers ``555^chemistry``; case aside); so is one sent
     without a namespace (the sender's own numbering, as SCH-2's, ``builders._appointment_system``), and a
     message whose placer number names the sender is the placer's. Any other is decided by the order's
     history, which the converter cannot read: the test is stated only if the application that first stored
@@ -461,13 +467,19 @@ def _not_the_orders(group: Group, ctx: Context, res: Resource, obr: Segment) -> 
     *The placer's change* (ORC-1 XO). The placer number's namespace is not judged by itself -- a placer's
     EI-2/EI-3 is often its assigning authority, not MSH-3 (the NIST and nHapi OML samples: ORC-2 ``^^<OID
     .24>`` from MSH-3 ``<OID .22>``, ``12345678^gastric`` from ``OP``; a first cut judging it held the placer's
-    own XO in 10 golden samples) -- but it still says the sender's own when it names it. Otherwise the history
+    own XO in 10 golden samples) -- but it still says the sender's own when it names it (HD-1 agreeing where
+    both carry one, as for the filler number). Otherwise the history
     decides, by the same owner: the application whose order message (merge.yaml ``order``) first stored the
     placer number (PLAC) is the placer -- a result message repeats ORC-2 and places nothing. A third
     application's XO under it is held as above (review codedoc38's "a third application's XO ... still recodes
     the order"; ord39); a number no order message stored names no placer: taken, as before. Result messages
     are judged by the ``another`` rule (and a report follows only its filler's own change:
-    ``MergeRules._order_states``)."""
+    ``MergeRules._order_states``).
+
+    *Another order's filler number* in a placer's statement (review rv39g MED 4): judged whether or not the
+    placer number names the sender -- an EMR's NW under its own ``<n>^EMR`` naming the RIS's ``F<n>^RIS`` made a
+    second order holding the RIS's accession (rv40c MED 3) -- among the sender's institution's placed orders
+    (``MergeRules._held_elsewhere``); an order keyed by its filler number alone is found by it and keeps it."""
     orc, msh = group.orc, ctx.message.msh
     if orc is None:
         return
