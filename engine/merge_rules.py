@@ -196,7 +196,8 @@ class Owned:
       places nothing;
     - ``elsewhere``: the number is judged on *another* order that holds it, not on this one: a placer's
       statement under a placer number no order holds makes a new order, which must not carry the filler
-      number of another (review rv39g MED 4) -- held unless that order's history names this sender."""
+      number of another (review rv39g MED 4) -- held unless that order's history names this sender; the other
+      order is one of the sender's institution, placed (``_held_elsewhere``, review rv40c)."""
 
     element: str
     kind: str
@@ -1878,7 +1879,7 @@ class MergeRules:
             if own.element not in incoming:
                 continue
             if own.elsewhere:
-                other = self._held_elsewhere(rtype, stored, own)
+                other = self._held_elsewhere(rtype, stored, incoming, own)
                 if other is None:
                     continue  # (no other order holds it: nothing to hold it by)
                 holder, stamps = other
@@ -1924,17 +1925,40 @@ class MergeRules:
                 incoming = {**incoming, "identifier": rest}
         return incoming
 
-    def _held_elsewhere(self, rtype: str, stored: Resource | None, own: Owned) -> tuple[str, list[Stamp]] | None:
-        """Another ``rtype`` than ``stored`` holding ``own``'s number ("Type/id") and the messages that first
-        stored it there (``_numbered``; none when no message did), else None (``Owned.elsewhere``)."""
+    def _held_elsewhere(self, rtype: str, stored: Resource | None, incoming: Resource,
+                        own: Owned) -> tuple[str, list[Stamp]] | None:
+        """Another ``rtype`` than ``stored`` of the sender's institution, placed, holding ``own``'s number
+        ("Type/id") and the messages that first stored it there (``_numbered``; none when no message did), else
+        None (``Owned.elsewhere``). Review rv40c:
+
+        - *the sender's institution* (HIGH 2): identifier systems are not institution-scoped -- two county
+          hospitals' RIS both send ``RIS`` and number accessions alike (``urn:huren:id:RIS|ACC-1``) -- so another
+          member's order holding the number is no order of this sender's: it neither withholds the number nor
+          is named in the ACK (its id, application and control id are that member's). An order's institution is
+          its patient record's (``managingOrganization``, ``_same_sender``): orders and patients are filed under
+          the sender's institution (``Context.put``);
+        - *placed* (MED 4): an order holding no placer number (PLAC) was made by the filler's result under its
+          number alone (HL7 v2.5.1 4.5.1.3: ORC-3 is the filler's number of the order the placer numbers in
+          ORC-2/OBR-2) -- the same exam, whose placer's order carries the number (the two are not joined);
+        - not asked when ``stored`` holds the number already (a statement of the order that holds it: nothing to
+          withhold); searched escaped (``token_value``: an accession holding a comma is one value, LOW 10)."""
+        if stored is not None and any(_is_number(i, own) for i in stored.get("identifier") or ()):
+            return None
         keeper = getattr(self._local, "stored", None)
         search = getattr(keeper, "search", None)
-        if search is None:
+        theirs = (incoming.get("subject") or {}).get("reference") if isinstance(incoming.get("subject"), dict) else None
+        if search is None or not isinstance(theirs, str):
             return None
         mine = (stored or {}).get("id")
-        for other in _every(search, rtype, [("identifier", f"{own.system}|{own.value}")]):
-            if other.get("id") != mine and any(_is_number(i, own) for i in other.get("identifier") or ()):
-                return f"{rtype}/{other.get('id')}", self._numbered(rtype, other, own) or []
+        for other in _every(search, rtype, [("identifier", token_value(own.system, own.value))]):
+            idents = other.get("identifier") or ()
+            if other.get("id") == mine or not any(_is_number(i, own) for i in idents) \
+                    or not any(isinstance(i, dict) and ident_type(i) == "PLAC" for i in idents):
+                continue
+            subject = (other.get("subject") or {}).get("reference") if isinstance(other.get("subject"), dict) else None
+            if not isinstance(subject, str) or (subject != theirs and not self._same_sender(keeper, subject, theirs)):
+                continue  # (another institution's order, or one filed under no patient: not this sender's to hold by)
+            return f"{rtype}/{other.get('id')}", self._numbered(rtype, other, own) or []
         return None
 
     def _numbered(self, rtype: str, stored: Resource, own: Owned) -> list[Stamp] | None:

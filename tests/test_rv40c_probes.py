@@ -67,11 +67,6 @@ def _held_at_obr4(ack: str) -> list[list[str]]:
 # --- the hospital's OID in every HD: the namespace shortcut lets the OID alone decide ----------------------------
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "rv40c MED 1: the LIS sharing the hospital's OID (MSH-3 LIS^<OID>^ISO) recodes the RIS's order numbered "
-    "F^RIS^<OID>^ISO, AA without a W: results._not_the_orders asks same_hd(EI authority, MSH-3) without "
-    "one_table, so the shared OID alone makes the RIS's number the LIS's (ofix39 fixed LOW 5 in the history "
-    "compare only)"))
 def test_an_lis_sharing_the_hospital_oid_does_not_recode_the_ris_order(http: TestClient) -> None:
     """The HIS orders head CT; the RIS (``RIS^<OID>^ISO``) reports under ``F<n>^RIS^<OID>^ISO``; the LIS
     (``LIS^<OID>^ISO``, the same hospital OID, as rv39g LOW 5's site puts it in every MSH-3) sends XX to chest CT
@@ -87,9 +82,6 @@ def test_an_lis_sharing_the_hospital_oid_does_not_recode_the_ris_order(http: Tes
     assert len(_held_at_obr4(ack)) == 1, ack
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "rv40c MED 1: an EMR sharing the hospital's OID (MSH-3 EMR^<OID>^ISO) recodes the HIS's order placed under "
-    "<n>^HIS^<OID>^ISO, AA without a W: the placer number's namespace is judged against MSH-3 by the OID alone"))
 def test_an_emr_sharing_the_hospital_oid_does_not_recode_the_his_order(http: TestClient) -> None:
     """The county HIS (MSH-3 ``HIS``) places head CT under ``<n>^HIS^<OID>^ISO``; the RIS reports; the EMR
     (``EMR^<OID>^ISO``) sends XO to chest CT under the HIS's number: held, the order still head CT."""
@@ -127,10 +119,6 @@ def test_the_his_after_an_upgrade_to_an_oid_in_msh3_changes_its_own_order(http: 
 # --- whose number's namespace names it ---------------------------------------------------------------------------
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "rv40c HIGH 2: MergeRules._held_elsewhere searches every order by identifier, any institution: another "
-    "member's order holding the same accession (both RIS number ACC-...) strips this hospital's new order of its "
-    "own RIS's number, and the ACK's W 204 names the other member's ServiceRequest id, application and message"))
 def test_another_hospitals_accession_does_not_strip_ours(http: TestClient) -> None:
     """FNZYY's HISAPP places, its RIS reports under ``ACC-<n>^RIS``. At FNXRMYY (another member, its RIS also
     called RIS) HISAPP places a new order under ``<n>B^HIS`` carrying its own RIS's accession ``ACC-<n>^RIS``: the
@@ -146,10 +134,6 @@ def test_another_hospitals_accession_does_not_strip_ours(http: TestClient) -> No
     assert _fillers(theirs) == [f"urn:huren:id:RIS|{accession}"], theirs
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "rv40c LOW 8: the elsewhere W says 'its test is kept only for an order not stored yet, without that number' "
-    "on an XO whose stored order was recoded (only the identifier is dropped): the ACK says the opposite of what "
-    "was stored"))
 def test_the_elsewhere_warning_says_what_was_stored(http: TestClient) -> None:
     """FNZYY's order holds ``ACC-<n>^RIS``; FNXRMYY's HISAPP places ``<n>B^HIS``, its RIS reports under its own
     ``ACC-<n>^RIS``, then HISAPP's XO to chest CT: the order is chest CT -- and no W at OBR-4 tells the HIS its
@@ -164,10 +148,6 @@ def test_the_elsewhere_warning_says_what_was_stored(http: TestClient) -> None:
     assert not any("test is kept only for an order not stored yet" in e[8] for e in _held_at_obr4(ack)), ack
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "rv40c MED 3: rv39g MED 4 is mended only for a placer number whose namespace does not name the sender -- "
-    "results._not_the_orders returns (the placer's own number) before the filler number is judged, so the EMR's "
-    "NW under <n>^EMR (its own namespace, the common form) makes a second order carrying the RIS's accession"))
 def test_a_placer_under_its_own_namespace_does_not_take_another_orders_filler_number(http: TestClient) -> None:
     """The HIS places head CT, the RIS reports under ``F<n>^RIS``; the EMR's NW of a new order under ``<n>E^EMR``
     naming ``F<n>^RIS``: made without that number (W 204), so the RIS's number finds one order."""
@@ -181,10 +161,6 @@ def test_a_placer_under_its_own_namespace_does_not_take_another_orders_filler_nu
     assert len(_held_at_obr4(ack)) == 1, ack
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "rv40c MED 4: an order a result created under its filler number alone (no ORC-2/OBR-2) counts as 'another "
-    "order': the placer's own NW under that accession then makes its order WITHOUT the accession (W 204 telling "
-    "the HIS the number is another order's) -- the exam is left as two orders neither of which has both numbers"))
 def test_the_placers_own_order_after_a_filler_only_report_keeps_the_accession(http: TestClient) -> None:
     """The RIS reports first under ``F<n>^RIS`` alone (no placer number: it makes an order keyed by the filler
     number); HISAPP's NW under ``<n>^HIS`` naming the same accession: the order it makes keeps ``F<n>^RIS`` and the
@@ -197,10 +173,6 @@ def test_the_placers_own_order_after_a_filler_only_report_keeps_the_accession(ht
     assert not _held_at_obr4(ack), ack
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "rv40c MED 7: ORC-1 RU/RQ (the filler's replacements) are judged neither as the placer's (ofix39's "
-    "_FILLERS_REPLACEMENTS) nor as the filler's (_filler_in_an_order_message: RU is in _PLACER_STATES): a third "
-    "application's RU under the RIS's number recodes the order, AA without a W, where its XX is held"))
 def test_a_third_apps_ru_under_the_fillers_number_is_held_as_its_xx(http: TestClient) -> None:
     """The HIS orders head CT, the RIS reports under ``F<n>^RIS``; the LIS sends ORC-1 RU (replaced unsolicited)
     naming chest CT under the RIS's numbers: held as its XX is (W 204 at OBR-4), the order still head CT."""
@@ -213,10 +185,6 @@ def test_a_third_apps_ru_under_the_fillers_number_is_held_as_its_xx(http: TestCl
     assert len(_held_at_obr4(ack)) == 1, ack
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "rv40c LOW 10: MergeRules._held_elsewhere searches identifier=f'{system}|{value}' unescaped (the owner, "
-    "search.token_value, escapes ',', '|', '$', '\\'): an accession holding a comma is read as two alternatives, "
-    "the other order is not found, and the new order takes the RIS's number after all"))
 def test_a_new_order_does_not_take_another_orders_filler_number_holding_a_comma(http: TestClient) -> None:
     """As ofix39's MED 4 test, the RIS's accession ``ACC,<n>-9^RIS`` (a comma is no HL7 delimiter): the EMR's XO under
     ``<n>^OTHER`` naming it makes its order without that number, so the RIS's number finds one order."""
@@ -235,10 +203,6 @@ def test_a_new_order_does_not_take_another_orders_filler_number_holding_a_comma(
 # --- the placer number: two owners of which field it is ----------------------------------------------------------
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "rv40c MED 5: results.placed_numbers reads ORC-2 before OBR-2, the order's PLAC identifier is OBR-2 before "
-    "ORC-2 (_read_order_numbers: 'OBR when valued'); an HIS whose ORC-2 (request form) differs from OBR-2 (the "
-    "order) is never found as the placer, and a third application's XO recodes its order, AA without a W"))
 def test_a_third_apps_xo_is_held_when_orc2_and_obr2_differ(http: TestClient) -> None:
     """HISAPP's NW: ORC-2 ``REQ-<n>^HIS`` (the request form), OBR-2 ``<n>^HIS``; the RIS reports; the EMR's XO to
     chest CT with the same numbers: held, the order still head CT."""

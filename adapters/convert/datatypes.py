@@ -371,7 +371,11 @@ def same_hd(one: tuple[str, str, str], other: tuple[str, str, str], *, one_table
     so where both are sent they must agree as well: HD-2 is the *application's* universal id, and a site that
     puts the hospital's OID in every application's MSH-3 (``RIS^<OID>^ISO``, ``EMR^<OID>^ISO``) tells its
     applications apart by HD-1 alone (review rv39g LOW 5). An EI's assigning authority (EI-2, table 0363)
-    against MSH-3 is not one table: a lab numbering ``F^LAB^<OID>^ISO`` from MSH-3 ``LIS^<OID>^ISO`` is one."""
+    against MSH-3 is not one table -- a lab numbering ``F^LAB^<OID>^ISO`` from MSH-3 ``LIS^<OID>^ISO`` may be
+    one -- yet the order numbers' shortcut (``results._not_the_orders``) asks it too: it only *passes* a number
+    as the sender's, and under that site's convention the OID names the hospital, so the OID alone let any of
+    its applications recode another's order (review rv40c MED 1); what it does not pass the order's history
+    judges (the lab's report stored ``F^LAB^<OID>^ISO``: its own)."""
     mine, theirs = universal_system(one[1], one[2]), universal_system(other[1], other[2])
     if mine and theirs:
         return mine.lower() == theirs.lower() and (

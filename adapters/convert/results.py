@@ -441,11 +441,17 @@ def _not_the_orders(group: Group, ctx: Context, res: Resource, obr: Segment) -> 
     under the RIS's numbers (the LIS's XX naming chest CT over the RIS's head CT) recoded the RIS's order
     (codefix37 kept only its report from following). (Review rv37c; thirty-eighth round, codedoc38.)
 
-    *The filler's statements* (not the placer's statements, ``_PLACER_STATES`` -- the replacements RP/RU/RQ
-    among them --, nor its requests, ``_PLACER_ASKS``). A filler number whose EI-2/EI-3 names the sending
+    *The filler's statements* (not the placer's statements, ``_PLACER_STATES``, nor its requests,
+    ``_PLACER_ASKS``; the filler's replacements RU/RQ are among ``_PLACER_STATES`` for the reason a replacement
+    inherits, but table 0119 makes them the filler's -- "replaced unsolicited", "replaced as requested" -- and
+    they are judged as its XX is: review rv40c MED 7). A filler number whose EI-2/EI-3 names the sending
     application (MSH-3) or its facility (MSH-4) is the sender's (``same_hd``: the universal ids where both
-    carry one, else the namespace ids -- rv38i HIGH: any shared form let another hospital's ``RIS`` recode it;
-    the nHapi samples' filler ``OF`` at ``Chemistry`` numbers ``555^chemistry``; case aside); so is one sent
+    carry one, and the namespace ids too where both carry one, else the namespace ids -- rv38i HIGH: any
+    shared form let another hospital's ``RIS`` recode it; rv40c MED 1: a site that puts the hospital's OID in
+    every HD let the OID alone make ``F^RIS^<OID>^ISO`` the LIS's ``LIS^<OID>^ISO`` -- the shortcut only
+    passes a number, and what it does not pass the history judges, as it judges ``F^LAB^<OID>^ISO`` from
+    ``LIS^<OID>^ISO`` after the LIS's report stored it; the nHapi samples' filler ``OF`` at ``Chemistry``
+    numbers ``555^chemistry``; case aside); so is one sent
     without a namespace (the sender's own numbering, as SCH-2's, ``builders._appointment_system``), and a
     message whose placer number names the sender is the placer's. Any other is decided by the order's
     history, which the converter cannot read: the test is stated only if the application that first stored
@@ -461,19 +467,28 @@ def _not_the_orders(group: Group, ctx: Context, res: Resource, obr: Segment) -> 
     *The placer's change* (ORC-1 XO). The placer number's namespace is not judged by itself -- a placer's
     EI-2/EI-3 is often its assigning authority, not MSH-3 (the NIST and nHapi OML samples: ORC-2 ``^^<OID
     .24>`` from MSH-3 ``<OID .22>``, ``12345678^gastric`` from ``OP``; a first cut judging it held the placer's
-    own XO in 10 golden samples) -- but it still says the sender's own when it names it. Otherwise the history
+    own XO in 10 golden samples) -- but it still says the sender's own when it names it (HD-1 agreeing where
+    both carry one, as for the filler number). Otherwise the history
     decides, by the same owner: the application whose order message (merge.yaml ``order``) first stored the
     placer number (PLAC) is the placer -- a result message repeats ORC-2 and places nothing. A third
     application's XO under it is held as above (review codedoc38's "a third application's XO ... still recodes
     the order"; ord39); a number no order message stored names no placer: taken, as before. Result messages
     are judged by the ``another`` rule (and a report follows only its filler's own change:
-    ``MergeRules._order_states``)."""
+    ``MergeRules._order_states``).
+
+    *Another order's filler number* in a placer's statement (review rv39g MED 4): judged whether or not the
+    placer number names the sender -- an EMR's NW under its own ``<n>^EMR`` naming the RIS's ``F<n>^RIS`` made a
+    second order holding the RIS's accession (rv40c MED 3) -- among the sender's institution's placed orders
+    (``MergeRules._held_elsewhere``); an order keyed by its filler number alone is found by it and keeps it."""
     orc, msh = group.orc, ctx.message.msh
     if orc is None:
         return
     control = orc.value(1).strip().upper()
     placing = _placers_statement(orc, ctx) and control not in _FILLERS_REPLACEMENTS
-    if not placing and (not _filler_in_an_order_message(orc, ctx) or control in _PLACER_ASKS):
+    # the filler's replacements (RU, RQ) are the filler's statements, judged as its XX is (review rv40c MED 7)
+    filling = _filler_in_an_order_message(orc, ctx) or (control in _FILLERS_REPLACEMENTS
+                                                        and _placers_statement(orc, ctx))
+    if not placing and (not filling or control in _PLACER_ASKS):
         return  # (neither judged: asked first, as every result group comes here)
     sender = tuple((msh.value(n).strip(), msh.value(n, comp=2).strip(), msh.value(n, comp=3).strip()) for n in (3, 4))
     if not any(sender[0]):
@@ -481,10 +496,11 @@ def _not_the_orders(group: Group, ctx: Context, res: Resource, obr: Segment) -> 
     app = sender[0][0] or sender[0][1]  # (MSH-3 ``^<OID>^ISO``, the NIST/IHE form: named by its universal id)
     placer, pf, filler, ff = _order_numbers(group)
     if placing:
-        if placer is None or any(same_hd(_ei_authority(placer.rep(pf)), hd) for hd in sender):
-            return  # (the placer's own number, by its namespace)
-        number = _identifier_of(res, "PLAC")
+        # (the placer's own number, by its namespace -- and its HD-1 where both carry one: rv40c MED 1)
+        mine = placer is not None and any(same_hd(_ei_authority(placer.rep(pf)), hd, one_table=True) for hd in sender)
+        number = _identifier_of(res, "PLAC") if placer is not None and not mine else None
         if number is not None:
+            assert placer is not None
             ctx.numbered(res, Owned(
                 "code", "PLAC", number[0], number[1], located(obr.name, obr.sequence, 4),
                 f"OBR-4: ORC-1 {control} is the placer's statement of the order and the sending application {app} "
@@ -492,24 +508,26 @@ def _not_the_orders(group: Group, ctx: Context, res: Resource, obr: Segment) -> 
                 "order not stored yet and does not change a stored order's test (the placer's XO or the filler's "
                 "XX does)", UNKNOWN_KEY_IDENTIFIER, through="order", unknown=False, placing=True))
         theirs = _ei_authority(filler.rep(ff)) if filler is not None else ("", "", "")
-        fill = _identifier_of(res, "FILL")
-        if fill is not None and hd_names(*theirs) and not any(same_hd(theirs, hd) for hd in sender):
+        fill = _identifier_of(res, "FILL") if placer is not None else None
+        if fill is not None and hd_names(*theirs) and not any(same_hd(theirs, hd, one_table=True) for hd in sender):
             # (another application's filler number: a placer number no order holds makes a new order, which
-            # must not carry a number another order holds -- review rv39g MED 4)
+            # must not carry a number another order holds -- review rv39g MED 4 -- whether or not the placer
+            # number names the sender, as it usually does: rv40c MED 3. An order keyed by the filler number
+            # alone is found by it and keeps it: not judged)
             assert filler is not None
             ctx.numbered(res, Owned(
                 "code", "FILL", fill[0], fill[1], located(obr.name, obr.sequence, 4),
-                f"OBR-4: ORC-1 {control} under the filler number {filler.name}-{ff} {filler.value(ff)} of another "
-                f"order, which the sending application {app} did not store: its test is kept only for an order "
-                "not stored yet, without that number", UNKNOWN_KEY_IDENTIFIER, elsewhere=True))
+                f"OBR-4: ORC-1 {control} under the filler number {filler.name}-{ff} {filler.value(ff)}, which "
+                f"another order holds and the sending application {app} did not store: this order is stored "
+                "without that number", UNKNOWN_KEY_IDENTIFIER, elsewhere=True))
         return
     if filler is None:
         return
     owner = filler.rep(ff)
     theirs = _ei_authority(owner)
-    if not hd_names(*theirs) or any(same_hd(theirs, hd) for hd in sender):
+    if not hd_names(*theirs) or any(same_hd(theirs, hd, one_table=True) for hd in sender):
         return  # (the sender's own filler number: its HD names the sending application or facility)
-    if placer is not None and any(same_hd(_ei_authority(placer.rep(pf)), hd) for hd in sender):
+    if placer is not None and any(same_hd(_ei_authority(placer.rep(pf)), hd, one_table=True) for hd in sender):
         return  # (the placer's own message)
     number = _identifier_of(res, "FILL")
     if number is None:
@@ -586,23 +604,24 @@ _FILLERS_REPLACEMENTS = frozenset({"RU", "RQ"})
 
 
 def placed_numbers(message_code: str, text: str) -> frozenset[str]:
-    """The placer numbers (EI-1 of ORC-2, else of its OBR-2) an order message (``_ORDER_MESSAGES``, by its
-    MSH-9.1 ``message_code``) states as the placer's (ORC-1 in ``_PLACER_STATES``; ``text``: the message as
-    stored): what the merge counts as placing an order (``engine.message_time.Stamp.placed``) -- the filler's
-    own XX under the placer number after its report stored it places nothing (review rv39g MED 3; ofix39).
-    Any other message places none, and is not parsed."""
+    """The placer numbers (EI-1) an order message (``_ORDER_MESSAGES``, by its MSH-9.1 ``message_code``) states
+    as the placer's (its order groups' ORC-1 in ``_PLACER_STATES``; ``text``: the message as stored): what the
+    merge counts as placing an order (``engine.message_time.Stamp.placed``) -- the filler's own XX under the
+    placer number after its report stored it places nothing (review rv39g MED 3; ofix39). Each group's placer
+    number is the field the order's placer identifier (PLAC) is made from, ``_order_numbers``: OBR-2 when
+    valued, else ORC-2 -- read here ORC-2 first, an HIS whose ORC-2 (its request form) differs from OBR-2 never
+    placed the order it placed, and a third application's XO recoded it (review rv40c MED 5). Any other message
+    places none, and is not parsed."""
     if message_code.strip().upper() not in _ORDER_MESSAGES:
         return frozenset()
     placed: set[str] = set()
-    control, number = "", ""
-    for seg in parse(text):
-        if seg.name == "ORC":
-            control, number = seg.value(1).strip().upper(), seg.value(2).strip()
-        elif seg.name == "OBR" and not number:
-            number = seg.value(2).strip()
-        else:
+    for group in grouped(parse(text))[0]:
+        control = group.orc.value(1).strip().upper() if group.orc is not None else ""
+        if control not in _PLACER_STATES or control in _FILLERS_REPLACEMENTS:
             continue
-        if number and control in _PLACER_STATES and control not in _FILLERS_REPLACEMENTS:
+        placer, pf, _, _ = _order_numbers(group)
+        number = placer.value(pf).strip() if placer is not None else ""
+        if number:
             placed.add(number)
     return frozenset(placed)
 
