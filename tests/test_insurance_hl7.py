@@ -31,7 +31,7 @@ DFT = message(
 )
 
 
-def amount_site(tmp_path: Path) -> Path:
+def hl7_billing_site(tmp_path: Path) -> Path:
     """``tmp_path/site``: the shipped settlement rules with the required overspend share set, settled on the
     charges' amount, and small budgets (employee 2,000, resident 1,000). moneymend20's credit test's too."""
     site = tmp_path / "site"
@@ -55,7 +55,7 @@ def settlement(engine: Engine, http: TestClient) -> dict[str, Any]:
 
 
 def test_dft_charges_settle_on_their_amount_with_the_coverage_type(settings: Settings, tmp_path: Path) -> None:
-    with Engine(settings.with_(site=amount_site(tmp_path))) as engine, TestClient(create_app(engine)) as http:
+    with Engine(settings.with_(site=hl7_billing_site(tmp_path))) as engine, TestClient(create_app(engine)) as http:
         http.headers["Authorization"] = "Bearer " + engine.auth.issue_system_token("his-feed", "system/*.cruds")
         assert post(http, BAR) == "AA" and post(http, DFT) == "AA"
         report = settlement(engine, http)

@@ -15,7 +15,7 @@ from engine.engine import Engine
 from engine.settings import Settings
 from tests import test_money19_charge_lines
 from tests.test_convert_families import PV1, message, msh, post
-from tests.test_insurance_hl7 import BAR, DFT, PID_ACCOUNT, amount_site, settlement
+from tests.test_insurance_hl7 import BAR, DFT, PID_ACCOUNT, hl7_billing_site, settlement
 from tests.test_money19_charge_lines import flagged
 from tests.test_money20_charge_tests import put_shared
 from tests.test_recognition_e2e import Sender
@@ -75,7 +75,7 @@ def test_an_hl7_credit_reverses_its_charge_in_the_settlement(settings: Settings,
     spending must not count the reversed ¥2300.50 -- whichever sign the sender gives a credit's
     amount (a positive one, the transaction type giving the sign, was counted as a second charge:
     the lead's mend after moneymend20)."""
-    with Engine(settings.with_(site=amount_site(tmp_path))) as eng, TestClient(create_app(eng)) as http:
+    with Engine(settings.with_(site=hl7_billing_site(tmp_path))) as eng, TestClient(create_app(eng)) as http:
         http.headers["Authorization"] = "Bearer " + eng.auth.issue_system_token("his-feed", "system/*.cruds")
         credit = message(
             msh("DFT^P03^DFT_P03", "S3"), "EVN|P03|20261102", PID_ACCOUNT, PV1,
