@@ -21,6 +21,16 @@ from tests.test_rvidentity32_probes import MRN, _nid, adt, merge, oru, patients,
 both = engine_and_client("rv38j")
 
 
+def _merged_away(http: TestClient, stem: str, name: str, birth: str, control: str) -> dict:
+    """Her record ``<stem>1`` with the LIS's number remembered (``_hers``), then the HIS's second record of her,
+    ``<stem>2``, and its A40 merging ``<stem>1`` into it under the bare MRN (both AA): her first record."""
+    one = _hers(http, f"{stem}1", name, birth, control)
+    assert ack_code_of(post(http, adt(f"{control}X", f"{stem}2^^^FNXRMYY^MR", name, birth, "F"))) == "AA"
+    assert ack_code_of(post(http, merge(f"{control}Y", f"{stem}2^^^FNXRMYY^MR", name, birth, "F",
+                                        f"{stem}1^^^FNXRMYY^MR"))) == "AA"
+    return one
+
+
 def test_the_remembered_write_keeps_every_identifier_as_stated_in_order(both: tuple[Engine, TestClient]) -> None:
     """The identifier-alone write (``_remember``): her identifiers as the HIS stated them -- MRN and national ID,
     each with its type, use and order -- stay exactly, the LIS's number added after them."""
@@ -66,10 +76,7 @@ def test_a_result_under_the_remembered_number_after_her_record_was_merged(both: 
     """Her remembered record J38F1 merged into J38F2 (A40 under the bare MRN); the LIS's next result under
     ``J38F1^^^LIS^PI`` goes where her result under the bare J38F1 goes -- not a new record of the number."""
     engine, http = both
-    one = _hers(http, "J38F1", "柳^己", "19610606", "JF")
-    assert ack_code_of(post(http, adt("JFX", "J38F2^^^FNXRMYY^MR", "柳^己", "19610606", "F"))) == "AA"
-    assert ack_code_of(post(http, merge("JFY", "J38F2^^^FNXRMYY^MR", "柳^己", "19610606", "F",
-                                        "J38F1^^^FNXRMYY^MR"))) == "AA"
+    one = _merged_away(http, "J38F", "柳^己", "19610606", "JF")
     bare = post(http, oru("JFZ", "J38F1", "柳^己", "19610606", "F", "JFZ", app="HIS"))
     assert ack_code_of(bare) == "AA", bare
     ack = post(http, oru("JFW", "J38F1^^^LIS^PI", "柳^己", "19610606", "F", "JFW"))
@@ -129,10 +136,7 @@ def test_the_number_outlives_a_merge_of_her_record(both: tuple[Engine, TestClien
     """Her remembered record J38L1 merged into J38L2 by the HIS (bare MRG-1): the LIS number stays on the merged
     record, and a man's result under it is refused, never a new record of the number."""
     engine, http = both
-    one = _hers(http, "J38L1", "柳^癸", "19611212", "JL")
-    assert ack_code_of(post(http, adt("JLX", "J38L2^^^FNXRMYY^MR", "柳^癸", "19611212", "F"))) == "AA"
-    assert ack_code_of(post(http, merge("JLY", "J38L2^^^FNXRMYY^MR", "柳^癸", "19611212", "F",
-                                        "J38L1^^^FNXRMYY^MR"))) == "AA"
+    one = _merged_away(http, "J38L", "柳^癸", "19611212", "JL")
     ack = post(http, oru("JLZ", "J38L1^^^LIS^PI", "李^癸", "19901212", "M", "JLZ"))
     assert ack_code_of(ack) == "AE" and subjects(http, "JLZ") == [], ack
     assert f"{MRN}:LIS|J38L1" in tokens(http.get(f"/fhir/Patient/{one['id']}").json())
