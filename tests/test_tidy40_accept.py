@@ -5,7 +5,8 @@ R4 http.html#version-parameter: ``application/fhir+json; fhirVersion=4.0`` asks 
 another release (``fhirVersion=3.0``) names a representation huren has not, so unless another range or a wildcard
 admits R4 the answer is 406 with an OperationOutcome (it had been R4 JSON under a 200: the parameter was passed
 over). ``charset=utf-8`` is what huren writes; another character set is not. The rule is ``engine.api.formats``'
-(``SERVED_PARAMETERS``), on the routed /fhir, the fast read and ``metadata`` alike.
+(``SERVED_PARAMETERS``), on the routed /fhir, the fast read and ``metadata`` alike; a body's ``Content-Type`` naming
+another release is 415 (``formats.body_served``).
 
 The fidelity page had drawn an unmapped code's and an unknown segment's rows in Chinese alone, every other kind with
 its English beneath (``kinds.yaml``).
@@ -17,6 +18,7 @@ HL7 v2 over ``POST /hl7v2``; the operator signed in with password and TOTP.
 from __future__ import annotations
 
 import html
+import json
 import re
 from urllib.parse import quote
 
@@ -84,6 +86,26 @@ def test_a_format_naming_another_fhir_version_is_406(fed: object, http: TestClie
         assert r.status_code == status, (address, fmt, r.text)
         if status == 406:
             assert r.json()["resourceType"] == "OperationOutcome", r.text
+
+
+@pytest.mark.parametrize(("content_type", "status"), [
+    ("application/fhir+json; fhirVersion=4.0", 201), ("application/fhir+json; charset=utf-8", 201),
+    ("application/json;charset=UTF-8;fhirVersion=4.0.1", 201),
+    ("application/fhir+json; fhirVersion=3.0", 415), ("application/fhir+json; charset=iso-8859-1", 415),
+])
+def test_a_body_of_another_fhir_version_is_415(fed: object, http: TestClient, content_type: str, status: int) -> None:
+    """A create whose Content-Type names another FHIR release (or character set) is not read as R4 in UTF-8: 415 with
+    an OperationOutcome, nothing written; R4 and UTF-8 named are created as a bare type is."""
+    family = f"TIDY40-{abs(hash(content_type)) % 10**8}"
+    body = json.dumps({"resourceType": "Patient", "name": [{"family": family}], "gender": "female"}).encode()
+    r = http.post("/fhir/Patient", content=body, headers={"Content-Type": content_type})
+    assert r.status_code == status, (content_type, r.status_code, r.text)
+    found = http.get("/fhir/Patient", params={"family": family}).json().get("entry") or []
+    if status == 415:
+        assert r.json()["resourceType"] == "OperationOutcome" and "fhirVersion=4.0" in r.text, r.text
+        assert found == [], found
+    else:
+        assert [e["resource"]["id"] for e in found] == [r.json()["id"]], found
 
 
 def test_every_row_of_the_fidelity_page_has_its_english(fed: object, http: TestClient,

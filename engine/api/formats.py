@@ -51,6 +51,13 @@ def _served(params: list[str]) -> bool:
     return all(_serves(name.strip().lower(), value) for name, _, value in (p.partition("=") for p in params))
 
 
+def body_served(content_type: str) -> bool:
+    """Whether a request body's ``Content-Type`` (``type/subtype; name=value...``) names what huren reads: FHIR R4 in
+    UTF-8 when its parameters say which (``_served``) -- an STU3 body (``fhirVersion=3.0``) or a Latin-1 one would be
+    read as R4 in UTF-8, its meaning or its characters changed (the writes answer it 415)."""
+    return _served(content_type.split(";")[1:])
+
+
 def require_json(value: str | None) -> None:
     """Raise 406 unless ``value`` (a ``_format``; None: not given) names FHIR JSON -- R4's, in UTF-8, when its
     parameters say which (``_served``)."""
