@@ -42,6 +42,8 @@ def _fnzyy(message: str) -> str:
 
 
 def _fidelity(engine: Engine, http: TestClient, institution: str) -> dict:
+    """``/admin/fidelity``'s JSON row of ``institution`` as an operator's system token reads it ({} if none): the
+    round-34/36 identity tests' (idfix34_owner, rvidentity34, priv36_refusals import it)."""
     ops = engine.auth.issue_system_token("ops", "system/MessageHeader.cr")
     r = http.get("/admin/fidelity", params={"institution": institution}, headers={"Authorization": f"Bearer {ops}"})
     assert r.status_code == 200, r.text

@@ -23,6 +23,7 @@ from engine.engine import Engine
 from tests.hl7_calls import err_lines, post
 from tests.identity39_calls import engine_and_client
 from tests.module_store import module_eng  # noqa: F401 -- one engine a module on each backend
+from tests.test_identity34_members import _fidelity
 from tests.test_rvidentity32_probes import MRN, adt, patients
 
 both = engine_and_client("idfix34")
@@ -30,13 +31,6 @@ both = engine_and_client("idfix34")
 
 def _as(institution: str, message: str) -> str:
     return message.replace("|FNXRMYY|HUREN|", f"|{institution}|HUREN|", 1)
-
-
-def _fidelity(engine: Engine, http: TestClient, institution: str) -> dict:
-    ops = engine.auth.issue_system_token("ops", "system/MessageHeader.cr")
-    r = http.get("/admin/fidelity", params={"institution": institution}, headers={"Authorization": f"Bearer {ops}"})
-    assert r.status_code == 200, r.text
-    return r.json()["institutions"].get(institution, {})
 
 
 def _rows(engine: Engine, http: TestClient, owner: str = "FNXRMYY") -> list[dict]:
