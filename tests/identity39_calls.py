@@ -4,7 +4,9 @@ identifiers as ``system|value`` tokens, a record registered by the HIS's A04 -- 
 read of the round). The messages themselves are ``tests.test_rvidentity32_probes``' builders.
 
 A module binds the fixture under the name its tests ask for, with its own token's client id:
-``both = engine_and_client("rv39d")`` (and imports ``module_eng`` from ``tests.module_store``, which it asks for)."""
+``both = engine_and_client("rv39d")`` (and imports ``module_eng`` from ``tests.module_store``, which it asks for).
+The identity files of rounds 33-38 bind it too (tidy40: seventeen more copies of the same fixture);
+``tests/test_rvidentity32_probes.py`` keeps its own, this module importing its builders."""
 
 from __future__ import annotations
 

@@ -23,20 +23,28 @@ from engine.settings import Settings
 from tests.test_aud19_signed_header import _event
 
 
-def test_a_checkpoint_signed_by_a_retired_key_after_the_rotation_is_noted(settings: Settings,
-                                                                          tmp_path: Path) -> None:
+def rotated_log(settings: Settings, per_key: int) -> tuple[Settings, AuditLog, AuditKeys]:
+    """A log (no checkpoint but forced ones, no seal) of ``per_key`` events and a checkpoint under the first key,
+    the key rotated (``rotate_keys``: the old one retired, kept), and ``per_key`` more events under the new key,
+    not yet checkpointed: its settings, the log (open) and its keys. audmend19's and audlast19's key tests too."""
     s = settings.with_(audit_checkpoint_every=10**9, audit_checkpoint_seconds=3600, audit_seal_seconds=0)
     s.data_dir.mkdir(parents=True, exist_ok=True)
     log = AuditLog(open_audit_store(s), s, AuditKeys.load(s, create=True))
-    for i in range(3):
+    for i in range(per_key):
         log.record(_event(i))
     log.checkpoint(force=True)
     log.close()
     rotate_keys(s)
     keys = AuditKeys.load(s)
     log = AuditLog(open_audit_store(s), s, keys)
-    for i in range(3, 6):
+    for i in range(per_key, 2 * per_key):
         log.record(_event(i))
+    return s, log, keys
+
+
+def test_a_checkpoint_signed_by_a_retired_key_after_the_rotation_is_noted(settings: Settings,
+                                                                          tmp_path: Path) -> None:
+    s, log, keys = rotated_log(settings, 3)
     log.checkpoint(force=True)
     trusted = AuditKeys.from_public_pems(KEY_NAME, [k.pem.encode() for k in keys.public.values()])
     clean = verify_online(log, trusted)

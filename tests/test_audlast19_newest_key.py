@@ -17,12 +17,10 @@ from cryptography.hazmat.primitives import serialization
 
 from engine.audit.checkpoint import signed_note
 from engine.audit.export import header_body, write_export
-from engine.audit.keys import KEY_NAME, AuditKeys, rotate_keys
-from engine.audit.log import AuditLog
-from engine.audit.store import open_audit_store
+from engine.audit.keys import KEY_NAME, AuditKeys
 from engine.cli import main
 from engine.settings import Settings
-from tests.test_aud19_signed_header import _event
+from tests.test_aud19_retired_key import rotated_log
 
 
 def _verify(path: Path, pems: list[Path], capsys: pytest.CaptureFixture[str], *, text: bool = False) -> tuple[int, str]:
@@ -35,18 +33,7 @@ def _verify(path: Path, pems: list[Path], capsys: pytest.CaptureFixture[str], *,
 def _rotated_export(settings: Settings, tmp_path: Path) -> tuple[Path, list[Path], str, str]:
     """An export of a log whose key was rotated between its two checkpoints, and its public keys
     as PEM files, oldest first."""
-    s = settings.with_(audit_checkpoint_every=10**9, audit_checkpoint_seconds=3600, audit_seal_seconds=0)
-    s.data_dir.mkdir(parents=True, exist_ok=True)
-    log = AuditLog(open_audit_store(s), s, AuditKeys.load(s, create=True))
-    for i in range(3):
-        log.record(_event(i))
-    log.checkpoint(force=True)
-    log.close()
-    rotate_keys(s)
-    keys = AuditKeys.load(s)
-    log = AuditLog(open_audit_store(s), s, keys)
-    for i in range(3, 6):
-        log.record(_event(i))
+    s, log, keys = rotated_log(settings, 3)
     path = tmp_path / "audit.jsonl"
     with path.open("wb") as out:
         write_export(log, out)  # (signs a checkpoint of its size first, with the new key)

@@ -19,12 +19,10 @@ from cryptography.hazmat.primitives import serialization
 from engine.audit import merkle
 from engine.audit.checkpoint import signed_note
 from engine.audit.export import header_body, write_export
-from engine.audit.keys import KEY_NAME, AuditKeys, rotate_keys
-from engine.audit.log import AuditLog
-from engine.audit.store import open_audit_store
+from engine.audit.keys import KEY_NAME, AuditKeys
 from engine.cli import main
 from engine.settings import Settings
-from tests.test_aud19_signed_header import _event
+from tests.test_aud19_retired_key import rotated_log
 
 
 def _verify(path: Path, pems: list[Path], capsys: pytest.CaptureFixture[str]) -> tuple[int, dict]:
@@ -35,18 +33,7 @@ def _verify(path: Path, pems: list[Path], capsys: pytest.CaptureFixture[str]) ->
 
 def test_a_cut_back_export_resigned_by_the_retired_key_is_noted(settings: Settings, tmp_path: Path,
                                                                 capsys: pytest.CaptureFixture[str]) -> None:
-    s = settings.with_(audit_checkpoint_every=10**9, audit_checkpoint_seconds=3600, audit_seal_seconds=0)
-    s.data_dir.mkdir(parents=True, exist_ok=True)
-    log = AuditLog(open_audit_store(s), s, AuditKeys.load(s, create=True))
-    for i in range(4):
-        log.record(_event(i))
-    log.checkpoint(force=True)
-    log.close()
-    rotate_keys(s)
-    keys = AuditKeys.load(s)
-    log = AuditLog(open_audit_store(s), s, keys)
-    for i in range(4, 8):
-        log.record(_event(i))
+    s, log, keys = rotated_log(settings, 4)
     log.checkpoint(force=True)
     path = tmp_path / "audit.jsonl"
     with path.open("wb") as out:

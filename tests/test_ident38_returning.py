@@ -10,24 +10,17 @@ batch too) into a real store on each backend, read back over ``/fhir`` and ``/ad
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 from fastapi.testclient import TestClient
 
 from adapters.hl7v2.ack import ack_code_of
-from engine.api.app import create_app
 from engine.engine import Engine
 from tests.hl7_calls import err_lines, post
+from tests.identity39_calls import engine_and_client
 from tests.module_store import module_eng  # noqa: F401 -- one engine a module on each backend
 from tests.test_rvidentity32_probes import MRN, _nid, adt, oru, patients, subjects
 
-
-@pytest.fixture(scope="module")
-def both(module_eng: Engine) -> Iterator[tuple[Engine, TestClient]]:  # noqa: F811 -- the imported fixture
-    with TestClient(create_app(module_eng)) as client:
-        client.headers["Authorization"] = "Bearer " + module_eng.auth.issue_system_token("i38", "system/*.cruds")
-        yield module_eng, client
+both = engine_and_client("i38")
 
 
 def _fidelity(engine: Engine, http: TestClient) -> dict:

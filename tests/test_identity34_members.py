@@ -19,27 +19,22 @@ Real HL7 over ``POST /hl7v2`` into the real store on each backend (SQLite, mongo
 from __future__ import annotations
 
 import base64
-from collections.abc import Iterator
 
 import pytest
 from fastapi.testclient import TestClient
 
 from adapters.hl7v2.ack import ack_code_of
-from engine.api.app import create_app
 from engine.engine import Engine
 from engine.messages import message_id
 from tests.hl7_calls import err_lines, post
+from tests.identity39_calls import engine_and_client
 from tests.module_store import module_eng  # noqa: F401 -- one engine a module on each backend
 from tests.test_rvidentity32_probes import MRN, adt, merge, oru, patients, subjects
 
 FNZYY_MRN = "urn:huren:mrn:FNZYY"
 
 
-@pytest.fixture(scope="module")
-def both(module_eng: Engine) -> Iterator[tuple[Engine, TestClient]]:  # noqa: F811 -- the imported fixture
-    with TestClient(create_app(module_eng)) as client:
-        client.headers["Authorization"] = "Bearer " + module_eng.auth.issue_system_token("i34", "system/*.cruds")
-        yield module_eng, client
+both = engine_and_client("i34")
 
 
 def _fnzyy(message: str) -> str:
@@ -47,6 +42,8 @@ def _fnzyy(message: str) -> str:
 
 
 def _fidelity(engine: Engine, http: TestClient, institution: str) -> dict:
+    """``/admin/fidelity``'s JSON row of ``institution`` as an operator's system token reads it ({} if none): the
+    round-34/36 identity tests' (idfix34_owner, rvidentity34, priv36_refusals import it)."""
     ops = engine.auth.issue_system_token("ops", "system/MessageHeader.cr")
     r = http.get("/admin/fidelity", params={"institution": institution}, headers={"Authorization": f"Bearer {ops}"})
     assert r.status_code == 200, r.text

@@ -16,35 +16,21 @@ Real HL7 over ``POST /hl7v2`` into the real store on each backend (SQLite, mongo
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
-import pytest
 from fastapi.testclient import TestClient
 
 from adapters.hl7v2.ack import ack_code_of
-from engine.api.app import create_app
 from engine.engine import Engine
 from tests.hl7_calls import err_lines, post
+from tests.identity39_calls import engine_and_client
 from tests.module_store import module_eng  # noqa: F401 -- one engine a module on each backend
+from tests.test_identity34_members import _fidelity
 from tests.test_rvidentity32_probes import MRN, adt, patients
 
-
-@pytest.fixture(scope="module")
-def both(module_eng: Engine) -> Iterator[tuple[Engine, TestClient]]:  # noqa: F811 -- the imported fixture
-    with TestClient(create_app(module_eng)) as client:
-        client.headers["Authorization"] = "Bearer " + module_eng.auth.issue_system_token("idfix34", "system/*.cruds")
-        yield module_eng, client
+both = engine_and_client("idfix34")
 
 
 def _as(institution: str, message: str) -> str:
     return message.replace("|FNXRMYY|HUREN|", f"|{institution}|HUREN|", 1)
-
-
-def _fidelity(engine: Engine, http: TestClient, institution: str) -> dict:
-    ops = engine.auth.issue_system_token("ops", "system/MessageHeader.cr")
-    r = http.get("/admin/fidelity", params={"institution": institution}, headers={"Authorization": f"Bearer {ops}"})
-    assert r.status_code == 200, r.text
-    return r.json()["institutions"].get(institution, {})
 
 
 def _rows(engine: Engine, http: TestClient, owner: str = "FNXRMYY") -> list[dict]:

@@ -17,17 +17,18 @@ from fastapi.testclient import TestClient
 from adapters.hl7v2.ack import ack_code_of
 from engine.engine import Engine
 from tests.hl7_calls import err_lines, mllp, post
-from tests.identity39_calls import engine_and_client, tokens
+from tests.identity39_calls import engine_and_client, registered, tokens
 from tests.module_store import module_eng  # noqa: F401 -- one engine a module on each backend
+from tests.test_regapp33_registrar import _batch
 from tests.test_rvidentity32_probes import MRN, adt, merge, oru, patients, subjects
 
 both = engine_and_client("idfix38")
 
 
-def _hers(http: TestClient, number: str, name: str, birth: str, control: str) -> dict:
-    """Her bare record, registered by the HIS, and her LIS result under ``^^^LIS^PI`` filed under it."""
-    assert ack_code_of(post(http, adt(f"{control}A", f"{number}^^^FNXRMYY^MR", name, birth, "F"))) == "AA"
-    (old,) = patients(http, f"{MRN}|{number}")
+def _hers(http: TestClient, number: str, name: str, birth: str, control: str, extra_id: str = "") -> dict:
+    """Her bare record, registered by the HIS (``extra_id``: a further PID-3 repetition), and her LIS result under
+    ``^^^LIS^PI`` filed under it (the number remembered). rv38j's probes use it too."""
+    old = registered(http, number, f"{control}A", name, birth, "F", f"~{extra_id}" if extra_id else "")
     ack = post(http, oru(f"{control}B", f"{number}^^^LIS^PI", name, birth, "F", f"{control}B"))
     assert ack_code_of(ack) == "AA" and subjects(http, f"{control}B") == [f"Patient/{old['id']}"], ack
     return old
@@ -87,8 +88,7 @@ def test_her_agreeing_result_goes_to_her_record_not_to_a_thin_split(both: tuple[
     positively her). Her next result, positively her: under her record, not under the thin split record (which
     is not positively her) -- and the number is then remembered on her record."""
     engine, http = both
-    assert ack_code_of(post(http, adt("FDA", "F38D^^^FNXRMYY^MR", "柳^四", "19610404", "F"))) == "AA"
-    (old,) = patients(http, f"{MRN}|F38D")
+    old = registered(http, "F38D", "FDA", "柳^四", "19610404", "F")
     assert ack_code_of(post(http, oru("FDB", "F38D^^^LIS^PI", "柳^四", "", "F", "FDB"))) == "AA"
     (split,) = [s for s in subjects(http, "FDB")]
     assert split != f"Patient/{old['id']}"
@@ -155,12 +155,9 @@ def test_in_one_batch_her_result_then_another_persons_under_the_number(both: tup
     """A batch: her result under ``^^^LIS^PI`` (filed under her bare record, the number remembered as the batch
     leaves it), then the same number for a man: refused as the two sent singly are; hers filed."""
     engine, http = both
-    assert ack_code_of(post(http, adt("FIA", "F38I^^^FNXRMYY^MR", "柳^九", "19610909", "F"))) == "AA"
-    (old,) = patients(http, f"{MRN}|F38I")
-    body = ("FHS|^~\\&|LIS|FNXRMYY\rBHS|^~\\&|LIS|FNXRMYY\r"
-            + oru("FIB", "F38I^^^LIS^PI", "柳^九", "19610909", "F", "FIB")
-            + oru("FIC", "F38I^^^LIS^PI", "李^九", "19900909", "M", "FIC")
-            + "BTS|2\rFTS|1\r")
+    old = registered(http, "F38I", "FIA", "柳^九", "19610909", "F")
+    body = _batch(oru("FIB", "F38I^^^LIS^PI", "柳^九", "19610909", "F", "FIB"),
+                  oru("FIC", "F38I^^^LIS^PI", "李^九", "19900909", "M", "FIC"))
     ack = post(http, body)
     assert b"MSA|AA|FIB" in ack and b"MSA|AE|FIC" in ack, ack
     assert subjects(http, "FIB") == [f"Patient/{old['id']}"] and subjects(http, "FIC") == []

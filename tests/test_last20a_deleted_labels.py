@@ -24,26 +24,15 @@ from fastapi.testclient import TestClient
 from adapters.hl7v2.ack import ack_code_of
 from engine.api.app import create_app
 from engine.engine import Engine
-from engine.messages import message_id
 from engine.repository.scoped import DELETED_LABELS, DeletedLabels
 from engine.settings import Settings
 from tests.test_convert11_thinner import fhir, result, send  # noqa: F401  (the reader fixture)
 from tests.test_hl7fix17_review import document
+from tests.test_lead20_provenance_writes import _token, _written
 
 __all__ = ["fhir"]
 
 _R = {"system": "http://terminology.hl7.org/CodeSystem/v3-Confidentiality", "code": "R"}
-
-
-def _token(engine: Engine, kind: str, scopes: list[str], **kw: Any) -> dict[str, str]:
-    token, _ = engine.auth.issue_token(subject=f"{kind}-x", kind=kind, client_id=f"{kind}-app", scopes=scopes, **kw)
-    return {"Authorization": f"Bearer {token}"}
-
-
-def _written(engine: Engine, control: str) -> dict[str, str]:
-    doc = engine.ingestor.messages.get(message_id("FNXRMYY", control))
-    assert doc is not None
-    return {ref.split("/", 1)[0]: ref for ref in doc["resources"]}
 
 
 def _lower_report(fhir: TestClient, hospital: dict[str, str], ref: str) -> None:

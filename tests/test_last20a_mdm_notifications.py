@@ -15,7 +15,6 @@ through FastAPI, real tokens, the real store (SQLite).
 from __future__ import annotations
 
 import base64
-from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
@@ -26,6 +25,7 @@ from engine.messages import message_id
 from tests.test_convert11_thinner import fhir, send  # noqa: F401  (the reader fixture)
 from tests.test_hl7fix17_review import PID, document
 from tests.test_ingest_durability import err_fields
+from tests.test_lead20_provenance_writes import _token, _written
 
 __all__ = ["fhir"]
 
@@ -38,17 +38,6 @@ def mdm(control: str, event: str, number: str, *, txa18: str = "", txa19: str = 
             + f"TXA|1|DS^出院小结^HL70270|TX|20261201080000|||||D001^李^明|||{number}||||{number}.rtf|AU"
               f"|{txa18}|{txa19}\r"
             + (f"OBX|1|TX|18842-5^出院小结^LN||{text}||||||F|||20261201100000\r" if text else "")).encode()
-
-
-def _token(engine: Engine, kind: str, scopes: list[str], **kw: Any) -> dict[str, str]:
-    token, _ = engine.auth.issue_token(subject=f"{kind}-x", kind=kind, client_id=f"{kind}-app", scopes=scopes, **kw)
-    return {"Authorization": f"Bearer {token}"}
-
-
-def _written(engine: Engine, control: str) -> dict[str, str]:
-    doc = engine.ingestor.messages.get(message_id("FNXRMYY", control))
-    assert doc is not None
-    return {ref.split("/", 1)[0]: ref for ref in doc["resources"]}
 
 
 @pytest.mark.parametrize("event", ["T01", "T03", "T05", "T07", "T09", "T11"])

@@ -28,6 +28,8 @@ CONF = "http://terminology.hl7.org/CodeSystem/v3-Confidentiality"
 
 
 def _token(engine: Engine, kind: str, scopes: list[str], **kw: Any) -> dict[str, str]:
+    """A bearer header for a ``kind`` (user, patient, system) token of ``scopes``: the round-20 label and
+    provenance tests' (seven files import it and ``_written``)."""
     token, _ = engine.auth.issue_token(subject=f"{kind}-x", kind=kind, client_id=f"{kind}-app", scopes=scopes, **kw)
     return {"Authorization": f"Bearer {token}"}
 

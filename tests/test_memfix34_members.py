@@ -15,10 +15,8 @@ read back over ``/fhir`` and ``/admin/fidelity``."""
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
 from fastapi.testclient import TestClient
 
 from adapters.hl7v2.ack import ack_code_of
@@ -26,6 +24,7 @@ from engine.api.app import create_app
 from engine.engine import Engine
 from engine.settings import Settings
 from tests.hl7_calls import err_lines, mllp, post
+from tests.identity39_calls import engine_and_client
 from tests.module_store import module_eng  # noqa: F401 -- one engine a module on each backend
 from tests.test_rvidentity32_probes import MRN, adt, oru, patients, subjects
 from tests.test_rvlast34_probes import _site_sharing_his
@@ -33,11 +32,7 @@ from tests.test_rvlast34_probes import _site_sharing_his
 FNZYY_MRN = "urn:huren:mrn:FNZYY"
 
 
-@pytest.fixture(scope="module")
-def both(module_eng: Engine) -> Iterator[tuple[Engine, TestClient]]:  # noqa: F811 -- the imported fixture
-    with TestClient(create_app(module_eng)) as client:
-        client.headers["Authorization"] = "Bearer " + module_eng.auth.issue_system_token("mf34", "system/*.cruds")
-        yield module_eng, client
+both = engine_and_client("mf34")
 
 
 def _fnzyy(message: str) -> str:

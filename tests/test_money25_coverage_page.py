@@ -26,6 +26,27 @@ from tests.test_reports_ui import Browser
 server, browser, pytestmark = ui.server, ui.browser, ui.pytestmark
 
 
+def settlement_captions(engine: Engine, server: str, browser: Browser, tmp_path: Path,
+                        shot: str) -> tuple[str, str, list[str], str]:
+    """The auditor signed in, March 2026's insurance page as drawn at 1280 px (a screenshot ``shot``): the employee
+    fund's and the resident fund's settlement captions (there must be those two), every caption, and the
+    settlement's text. moneyfix25's page test reads it too."""
+    browser.send("Emulation.setDeviceMetricsOverride", width=1280, height=1800, deviceScaleFactor=1, mobile=False)
+    sign_in(browser, server, engine, "/ui/insurance?month=2026-03&year=2026", "zhao.min", "auditor")
+    browser.send("Page.navigate", url=f"{server}/ui/insurance?month=2026-03&year=2026")
+    browser.wait_for("document.body.dataset.loaded === '1' && document.querySelector('#settlement') "
+                     "&& document.querySelector('#settlement').dataset.loaded === '1'")
+    captions = browser.eval("[...document.querySelectorAll('#settlement table.steps caption')].map(c => c.innerText)")
+    text = str(browser.eval("document.querySelector('#settlement').innerText"))
+    shots = Path(os.environ.get("HUREN_UI_SCREENSHOT_DIR") or tmp_path)
+    screenshot(browser, shots / f"{shot}.png")
+    by_name = {c.split("：")[0]: c for c in captions}
+    assert len(by_name) == 2, captions
+    employee = next(c for name, c in by_name.items() if "职工" in name)
+    resident = next(c for name, c in by_name.items() if "居民" in name)
+    return employee, resident, captions, text
+
+
 @pytest.fixture
 def engine(settings: Settings, tmp_path: Path) -> Iterator[Engine]:
     folder = amount_site(tmp_path)
@@ -47,18 +68,7 @@ def test_page_counts_each_line_under_its_days_coverage(engine: Engine, server: s
                   "FT1|2|T-8002||20260915100000||CG|DRUG-7^头孢曲松^L||1|1||40.00&CNY")
     assert post_hl7(http, bar) == "AA" and post_hl7(http, dft) == "AA"
 
-    browser.send("Emulation.setDeviceMetricsOverride", width=1280, height=1800, deviceScaleFactor=1, mobile=False)
-    sign_in(browser, server, engine, "/ui/insurance?month=2026-03&year=2026", "zhao.min", "auditor")
-    browser.send("Page.navigate", url=f"{server}/ui/insurance?month=2026-03&year=2026")
-    browser.wait_for("document.body.dataset.loaded === '1' && document.querySelector('#settlement') "
-                     "&& document.querySelector('#settlement').dataset.loaded === '1'")
-    captions = browser.eval("[...document.querySelectorAll('#settlement table.steps caption')].map(c => c.innerText)")
-    text = str(browser.eval("document.querySelector('#settlement').innerText"))
-    shots = Path(os.environ.get("HUREN_UI_SCREENSHOT_DIR") or tmp_path)
-    screenshot(browser, shots / "money25-coverage-by-day.png")
-    by_name = {c.split("：")[0]: c for c in captions}
-    assert len(by_name) == 2, captions
-    employee = next(c for name, c in by_name.items() if "职工" in name)
-    resident = next(c for name, c in by_name.items() if "居民" in name)
+    employee, resident, captions, text = settlement_captions(engine, server, browser, tmp_path,
+                                                             "money25-coverage-by-day")
     assert "1 条费用明细" in employee and "1 条费用明细" in resident, captions
     assert "支出 340.00" in text, text

@@ -7,7 +7,6 @@ account's coverage list and March had no insurance type (the page showed the emp
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 from fastapi.testclient import TestClient
@@ -17,8 +16,7 @@ from engine.engine import Engine
 from tests import test_reports_ui as ui
 from tests.test_convert_families import PV1, message, msh
 from tests.test_convert_families import post as post_hl7
-from tests.test_insurance_ui import screenshot, sign_in
-from tests.test_money25_coverage_page import engine
+from tests.test_money25_coverage_page import engine, settlement_captions
 from tests.test_money25_coverage_period import ACCOUNT
 from tests.test_moneyfix25_rv_coverage import EMPLOYEE, RESIDENT
 from tests.test_reports_ui import Browser
@@ -40,19 +38,8 @@ def test_page_keeps_the_earlier_months_under_the_earlier_coverage(engine: Engine
                   "FT1|2|T-8002||20260915100000||CG|DRUG-7^头孢曲松^L||1|1||40.00&CNY")
     assert post_hl7(http, dft) == "AA"
 
-    browser.send("Emulation.setDeviceMetricsOverride", width=1280, height=1800, deviceScaleFactor=1, mobile=False)
-    sign_in(browser, server, engine, "/ui/insurance?month=2026-03&year=2026", "zhao.min", "auditor")
-    browser.send("Page.navigate", url=f"{server}/ui/insurance?month=2026-03&year=2026")
-    browser.wait_for("document.body.dataset.loaded === '1' && document.querySelector('#settlement') "
-                     "&& document.querySelector('#settlement').dataset.loaded === '1'")
-    captions = browser.eval("[...document.querySelectorAll('#settlement table.steps caption')].map(c => c.innerText)")
-    text = str(browser.eval("document.querySelector('#settlement').innerText"))
-    shots = Path(os.environ.get("HUREN_UI_SCREENSHOT_DIR") or tmp_path)
-    screenshot(browser, shots / "moneyfix25-coverage-accumulates.png")
-    by_name = {c.split("：")[0]: c for c in captions}
-    assert len(by_name) == 2, captions
-    employee = next(c for name, c in by_name.items() if "职工" in name)
-    resident = next(c for name, c in by_name.items() if "居民" in name)
+    employee, resident, captions, text = settlement_captions(engine, server, browser, tmp_path,
+                                                             "moneyfix25-coverage-accumulates")
     assert "1 条费用明细" in employee and "1 条费用明细" in resident, captions
     assert "支出 340.00" in text, text
     assert "no-insurance-type" not in text and "无险种" not in text, text

@@ -8,32 +8,25 @@ Real HL7 over ``POST /hl7v2`` into a real store on each backend (``module_eng``)
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable
 
 import pytest
 from fastapi.testclient import TestClient
 
 from adapters.hl7v2.ack import ack_code_of
-from engine.api.app import create_app
 from engine.engine import Engine
 from engine.messages import message_id, raw_of
 from tests.hl7_calls import err_lines, post
+from tests.identity39_calls import engine_and_client, registered
 from tests.module_store import module_eng  # noqa: F401 -- one engine a module on each backend
 from tests.test_rvidentity32_probes import MRN, adt, oru, patients, subjects
 
-
-@pytest.fixture(scope="module")
-def both(module_eng: Engine) -> Iterator[tuple[Engine, TestClient]]:
-    with TestClient(create_app(module_eng)) as client:
-        client.headers["Authorization"] = "Bearer " + module_eng.auth.issue_system_token("nb38", "system/*.cruds")
-        yield module_eng, client
+both = engine_and_client("nb38")
 
 
 def _mother(http: TestClient, number: str, control: str, name: str = "柳^甲", birth: str = "19610101") -> dict:
     """Her record, registered by the HIS under its own MRN."""
-    assert ack_code_of(post(http, adt(control, f"{number}^^^FNXRMYY^MR", name, birth, "F"))) == "AA"
-    (record,) = patients(http, f"{MRN}|{number}")
-    return record
+    return registered(http, number, control, name, birth, "F")
 
 
 def test_a_newborns_result_under_the_mothers_own_mrn_is_refused(both: tuple[Engine, TestClient]) -> None:
@@ -67,30 +60,25 @@ def test_the_same_from_the_lis_and_of_the_other_sex_is_refused(both: tuple[Engin
         assert ack_code_of(ack) == "AE" and subjects(http, control) == [], ack
 
 
-def test_a_name_correction_alone_is_accepted(both: tuple[Engine, TestClient]) -> None:
-    """A result under her MRN whose name is written another way (same sex, same birth date): filed under her; the
-    HIS's A08 correcting the name alone: filed, the record renamed, no warning."""
+@pytest.mark.parametrize(("number", "was", "name", "birth", "read", "corrected"), [
+    # a name written another way (same sex, same birth date): the record renamed
+    pytest.param("NB3", "柳^乙", "刘^乙", "19610101", lambda p: p["name"][0]["text"], "刘乙", id="name"),
+    # the same name and sex, another day of birth (a typo corrected): the record's birth date corrected
+    pytest.param("NB4", "柳^丙", "柳^丙", "19610110", lambda p: p["birthDate"], "1961-01-10", id="birth_date"),
+])
+def test_a_correction_of_one_field_alone_is_accepted(both: tuple[Engine, TestClient], number: str, was: str,
+                                                     name: str, birth: str, read: Callable[[dict], str],
+                                                     corrected: str) -> None:
+    """A result under her MRN that differs from her record in one field alone (the name, or the day of birth;
+    same sex): filed under her; the HIS's A08 correcting that field alone: filed, no warning, the record corrected."""
     _, http = both
-    mother = _mother(http, "NB3", "NB3A", name="柳^乙")
-    ack = post(http, oru("NB3B", "NB3^^^FNXRMYY^MR", "刘^乙", "19610101", "F", "NB3GLU"))
-    assert ack_code_of(ack) == "AA" and subjects(http, "NB3GLU") == [f"Patient/{mother['id']}"], ack
-    ack = post(http, adt("NB3C", "NB3^^^FNXRMYY^MR", "刘^乙", "19610101", "F", event="A08"))
+    mother = _mother(http, number, f"{number}A", name=was)
+    ack = post(http, oru(f"{number}B", f"{number}^^^FNXRMYY^MR", name, birth, "F", f"{number}GLU"))
+    assert ack_code_of(ack) == "AA" and subjects(http, f"{number}GLU") == [f"Patient/{mother['id']}"], ack
+    ack = post(http, adt(f"{number}C", f"{number}^^^FNXRMYY^MR", name, birth, "F", event="A08"))
     assert ack_code_of(ack) == "AA" and err_lines(ack) == [], ack
-    (now,) = patients(http, f"{MRN}|NB3")
-    assert now["id"] == mother["id"] and now["name"][0]["text"] == "刘乙", now["name"]
-
-
-def test_a_birth_date_correction_alone_is_accepted(both: tuple[Engine, TestClient]) -> None:
-    """The same name and sex, another day of birth (a typo corrected): the result is filed under her; the HIS's
-    A08 correcting the day: filed, the record's birth date corrected."""
-    _, http = both
-    mother = _mother(http, "NB4", "NB4A", name="柳^丙")
-    ack = post(http, oru("NB4B", "NB4^^^FNXRMYY^MR", "柳^丙", "19610110", "F", "NB4GLU"))
-    assert ack_code_of(ack) == "AA" and subjects(http, "NB4GLU") == [f"Patient/{mother['id']}"], ack
-    ack = post(http, adt("NB4C", "NB4^^^FNXRMYY^MR", "柳^丙", "19610110", "F", event="A08"))
-    assert ack_code_of(ack) == "AA" and err_lines(ack) == [], ack
-    (now,) = patients(http, f"{MRN}|NB4")
-    assert now["id"] == mother["id"] and now["birthDate"] == "1961-01-10", now
+    (now,) = patients(http, f"{MRN}|{number}")
+    assert now["id"] == mother["id"] and read(now) == corrected, now
 
 
 def test_a_year_only_birth_date_with_another_name_is_accepted(both: tuple[Engine, TestClient]) -> None:

@@ -9,24 +9,16 @@ Real HL7 over ``POST /hl7v2`` (one FHS/BHS batch) into the real store on each ba
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
-import pytest
 from fastapi.testclient import TestClient
 
-from engine.api.app import create_app
 from engine.engine import Engine
 from tests.hl7_calls import post
+from tests.identity39_calls import engine_and_client
 from tests.module_store import module_eng  # noqa: F401 -- one engine a module on each backend
 from tests.test_idfix34_owner import _as, _count, _one, _rows
 from tests.test_rvidentity32_probes import MRN, adt
 
-
-@pytest.fixture(scope="module")
-def both(module_eng: Engine) -> Iterator[tuple[Engine, TestClient]]:  # noqa: F811 -- the imported fixture
-    with TestClient(create_app(module_eng)) as client:
-        client.headers["Authorization"] = "Bearer " + module_eng.auth.issue_system_token("perfi36", "system/*.cruds")
-        yield module_eng, client
+both = engine_and_client("perfi36")
 
 
 def test_the_owners_own_messages_around_the_members_leave_its_count_as_it_was(both: tuple[Engine, TestClient]) -> None:

@@ -28,6 +28,7 @@ from tests.hl7_calls import err_lines, module_http, post, written
 from tests.module_store import module_eng
 from tests.test_notback37_kept_whole import _REDRAWN
 from tests.test_notback37_kept_whole import _result as _potassium
+from tests.test_rv38d_probes import _texts
 
 __all__ = ["engine", "module_http"]
 
@@ -49,13 +50,6 @@ def _film(tag: str, control: str, stamp: str, obr25: str, findings: tuple[str, s
         f"|PF38X-{tag}F||||20261204095000||DX|{obr25}",
         f"OBX|1|TX|FINDINGS^检查所见^L||{findings[0]}||||||{findings[1]}|||20261204093000",
         f"OBX|2|TX|IMP^诊断意见^L||{impression[0]}||||||{impression[1]}|||20261204093000"]) + "\r"
-
-
-def _texts(http: TestClient, report_id: str) -> list[str]:
-    """The texts of the imaging report's documents (the copies of its text)."""
-    bundle = http.get("/fhir/DocumentReference", params={"related": f"DiagnosticReport/{report_id}"}).json()
-    return [base64.b64decode(c["attachment"]["data"]).decode() for e in bundle.get("entry", ())
-            for c in e["resource"]["content"] if c["attachment"].get("contentType", "").startswith("text/plain")]
 
 
 def _report_warning(ack: bytes) -> str:

@@ -28,6 +28,7 @@ from engine.messages import message_id
 from engine.settings import Settings
 from tests.conftest import _BACKENDS, settings_for_backend
 from tests.hl7_calls import err_lines, mllp_exchange, post
+from tests.test_identity34_members import _fidelity
 from tests.test_mfix34_members import _fnzyy
 from tests.test_rvidentity32_probes import adt, oru
 
@@ -43,13 +44,6 @@ def world(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFacto
             TestClient(create_app(engine)) as client:
         client.headers["Authorization"] = "Bearer " + engine.auth.issue_system_token("priv36", "system/*.cruds")
         yield engine, client
-
-
-def _fidelity(engine: Engine, http: TestClient, institution: str) -> dict[str, Any]:
-    ops = engine.auth.issue_system_token("ops", "system/MessageHeader.cr")
-    r = http.get("/admin/fidelity", params={"institution": institution}, headers={"Authorization": f"Bearer {ops}"})
-    assert r.status_code == 200, r.text
-    return r.json()["institutions"].get(institution, {})
 
 
 def _refusal_records(engine: Engine) -> list[dict[str, Any]]:

@@ -23,13 +23,9 @@ from engine.engine import Engine
 from engine.messages import message_id
 from tests.test_convert11_thinner import fhir, send  # noqa: F401  (the reader fixture)
 from tests.test_hl7fix17_review import document
+from tests.test_lead20_provenance_writes import _token
 
 __all__ = ["fhir"]
-
-
-def _token(engine: Engine, kind: str, scopes: list[str], **kw: Any) -> dict[str, str]:
-    token, _ = engine.auth.issue_token(subject=f"{kind}-x", kind=kind, client_id=f"{kind}-app", scopes=scopes, **kw)
-    return {"Authorization": f"Bearer {token}"}
 
 
 def _written(engine: Engine, control: str, rtype: str) -> str:

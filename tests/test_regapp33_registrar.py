@@ -9,16 +9,14 @@ into a real store, read back over ``/fhir``; the replay probe also on mongomock 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 from fastapi.testclient import TestClient
 
 from adapters.hl7v2.ack import ack_code_of
-from engine.api.app import create_app
 from engine.engine import Engine
 from engine.messages import message_id
 from tests.hl7_calls import module_engine, module_http, post  # noqa: F401 -- the module's engine and client
+from tests.identity39_calls import engine_and_client
 from tests.module_store import module_eng  # noqa: F401 -- one engine a module on each backend
 from tests.test_rvidentity32_probes import MRN, adt, oru, patients
 
@@ -103,11 +101,7 @@ def test_a_record_made_over_fhir_is_registered_by_the_batchs_registration(engine
 # --- both backends ----------------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def both(module_eng: Engine) -> Iterator[tuple[Engine, TestClient]]:  # noqa: F811 -- the imported fixture
-    with TestClient(create_app(module_eng)) as client:
-        client.headers["Authorization"] = "Bearer " + module_eng.auth.issue_system_token("rg", "system/*.cruds")
-        yield module_eng, client
+both = engine_and_client("rg")
 
 
 def test_the_replayed_pair_on_each_backend(both: tuple[Engine, TestClient]) -> None:

@@ -9,16 +9,14 @@ registering application had accepted is refused."""
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator
 
-import pytest
 from fastapi.testclient import TestClient
 
 from adapters.hl7v2.ack import ack_code_of
-from engine.api.app import create_app
 from engine.engine import Engine
 from engine.messages import conflict_id, message_id
 from tests.hl7_calls import module_engine, module_http, post  # noqa: F401 -- the module's engine and client
+from tests.identity39_calls import engine_and_client
 from tests.module_store import module_eng  # noqa: F401 -- one engine a module on each backend
 from tests.test_regapp33_registration_apps import declared  # noqa: F401 -- the site declaring [HIS, TJXT]
 from tests.test_rvidentity32_probes import MRN, adt, oru, patients
@@ -143,11 +141,7 @@ def test_a_declared_sites_batch_answers_as_its_messages_one_by_one(declared: Tes
 # --- the operator's replays, on both backends ---------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def both(module_eng: Engine) -> Iterator[tuple[Engine, TestClient]]:  # noqa: F811 -- the imported fixture
-    with TestClient(create_app(module_eng)) as client:
-        client.headers["Authorization"] = "Bearer " + module_eng.auth.issue_system_token("rf", "system/*.cruds")
-        yield module_eng, client
+both = engine_and_client("rf")
 
 
 def test_a_corrected_replay_states_its_corrected_header(both: tuple[Engine, TestClient]) -> None:

@@ -8,7 +8,6 @@ from the table (``persons._registered``) is the walk's (``persons._walked``) for
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -24,16 +23,12 @@ from engine.repository.mongo_fhir import MongoFhirBackend
 from engine.repository.trail import TRAIL_MARKS
 from engine.settings import Settings
 from tests.hl7_calls import post
+from tests.identity39_calls import engine_and_client
 from tests.module_store import module_eng  # noqa: F401 -- one engine a module on each backend
 from tests.test_rvidentity32_probes import MRN, adt, oru, patients
 from tests.test_rvregistry34_probes import _answers, _old_release, _ops, _pid
 
-
-@pytest.fixture(scope="module")
-def both(module_eng: Engine) -> Iterator[tuple[Engine, TestClient]]:  # noqa: F811 -- the imported fixture
-    with TestClient(create_app(module_eng)) as client:
-        client.headers["Authorization"] = "Bearer " + module_eng.auth.issue_system_token("rf34", "system/*.cruds")
-        yield module_eng, client
+both = engine_and_client("rf34")
 
 
 def _marked(engine: Engine, ref: str) -> bool:

@@ -11,7 +11,6 @@ ones regapp33, regfix33, rvregapp33 and member33 pinned (their tests run unchang
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -26,15 +25,11 @@ from engine.messages import MessageStore, message_id
 from engine.repository.trail import TRAIL_MARKS
 from engine.settings import Settings
 from tests.hl7_calls import post
+from tests.identity39_calls import engine_and_client
 from tests.module_store import module_eng  # noqa: F401 -- one engine a module on each backend
 from tests.test_rvidentity32_probes import MRN, adt, merge, oru, patients
 
-
-@pytest.fixture(scope="module")
-def both(module_eng: Engine) -> Iterator[tuple[Engine, TestClient]]:  # noqa: F811 -- the imported fixture
-    with TestClient(create_app(module_eng)) as client:
-        client.headers["Authorization"] = "Bearer " + module_eng.auth.issue_system_token("r34", "system/*.cruds")
-        yield module_eng, client
+both = engine_and_client("r34")
 
 
 @pytest.fixture

@@ -9,15 +9,13 @@ guards behaviour worth keeping."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 from fastapi.testclient import TestClient
 
 from adapters.hl7v2.ack import ack_code_of
-from engine.api.app import create_app
 from engine.engine import Engine
 from tests.hl7_calls import err_lines, post
+from tests.identity39_calls import engine_and_client
 from tests.module_store import module_eng  # noqa: F401 -- one engine a module on each backend
 from tests.test_lead20_visitlast_newborn import _result
 from tests.test_placer19_two_patients import nid
@@ -26,12 +24,7 @@ from tests.test_rvidentity32_probes import MRN, adt, merge, oru, patients, subje
 from tests.test_visit20_reused_numbers import accepted, engine, fhir, read, send  # noqa: F401 -- fixtures
 from tests.test_visit20_reused_numbers import adt as adt20
 
-
-@pytest.fixture(scope="module")
-def both(module_eng: Engine) -> Iterator[tuple[Engine, TestClient]]:  # noqa: F811 -- the imported fixture
-    with TestClient(create_app(module_eng)) as client:
-        client.headers["Authorization"] = "Bearer " + module_eng.auth.issue_system_token("rv38e", "system/*.cruds")
-        yield module_eng, client
+both = engine_and_client("rv38e")
 
 
 def _kept_apart(ack: bytes) -> bool:

@@ -12,21 +12,23 @@ from adapters.hl7v2.ack import ack_code_of
 from engine.engine import Engine
 from engine.messages import message_id, raw_of
 from tests.hl7_calls import post
-from tests.identity39_calls import engine_and_client, tokens
+from tests.identity39_calls import engine_and_client, registered, tokens
 from tests.module_store import module_eng  # noqa: F401 -- one engine a module on each backend
+from tests.test_idfix38_remembered import _hers
+from tests.test_regapp33_registrar import _batch
 from tests.test_rvidentity32_probes import MRN, _nid, adt, merge, oru, patients, subjects
 
 both = engine_and_client("rv38j")
 
 
-def _hers(http: TestClient, number: str, name: str, birth: str, control: str, extra_id: str = "") -> dict:
-    """Her bare record (the HIS), then her LIS result under ``^^^LIS^PI`` filed under it (remembered)."""
-    pid3 = f"{number}^^^FNXRMYY^MR" + (f"~{extra_id}" if extra_id else "")
-    assert ack_code_of(post(http, adt(f"{control}A", pid3, name, birth, "F"))) == "AA"
-    (old,) = patients(http, f"{MRN}|{number}")
-    ack = post(http, oru(f"{control}B", f"{number}^^^LIS^PI", name, birth, "F", f"{control}B"))
-    assert ack_code_of(ack) == "AA" and subjects(http, f"{control}B") == [f"Patient/{old['id']}"], ack
-    return old
+def _merged_away(http: TestClient, stem: str, name: str, birth: str, control: str) -> dict:
+    """Her record ``<stem>1`` with the LIS's number remembered (``_hers``), then the HIS's second record of her,
+    ``<stem>2``, and its A40 merging ``<stem>1`` into it under the bare MRN (both AA): her first record."""
+    one = _hers(http, f"{stem}1", name, birth, control)
+    assert ack_code_of(post(http, adt(f"{control}X", f"{stem}2^^^FNXRMYY^MR", name, birth, "F"))) == "AA"
+    assert ack_code_of(post(http, merge(f"{control}Y", f"{stem}2^^^FNXRMYY^MR", name, birth, "F",
+                                        f"{stem}1^^^FNXRMYY^MR"))) == "AA"
+    return one
 
 
 def test_the_remembered_write_keeps_every_identifier_as_stated_in_order(both: tuple[Engine, TestClient]) -> None:
@@ -74,10 +76,7 @@ def test_a_result_under_the_remembered_number_after_her_record_was_merged(both: 
     """Her remembered record J38F1 merged into J38F2 (A40 under the bare MRN); the LIS's next result under
     ``J38F1^^^LIS^PI`` goes where her result under the bare J38F1 goes -- not a new record of the number."""
     engine, http = both
-    one = _hers(http, "J38F1", "柳^己", "19610606", "JF")
-    assert ack_code_of(post(http, adt("JFX", "J38F2^^^FNXRMYY^MR", "柳^己", "19610606", "F"))) == "AA"
-    assert ack_code_of(post(http, merge("JFY", "J38F2^^^FNXRMYY^MR", "柳^己", "19610606", "F",
-                                        "J38F1^^^FNXRMYY^MR"))) == "AA"
+    one = _merged_away(http, "J38F", "柳^己", "19610606", "JF")
     bare = post(http, oru("JFZ", "J38F1", "柳^己", "19610606", "F", "JFZ", app="HIS"))
     assert ack_code_of(bare) == "AA", bare
     ack = post(http, oru("JFW", "J38F1^^^LIS^PI", "柳^己", "19610606", "F", "JFW"))
@@ -111,12 +110,9 @@ def test_a_batch_her_result_then_a_thin_one_under_the_number(both: tuple[Engine,
     """One batch: her result (files as own, remembers), then a thin one (no birth date) under the same number:
     both filed under her record, no record of the number as sent."""
     engine, http = both
-    assert ack_code_of(post(http, adt("JHA", "J38H^^^FNXRMYY^MR", "柳^辛", "19610808", "F"))) == "AA"
-    (old,) = patients(http, f"{MRN}|J38H")
-    body = ("FHS|^~\\&|LIS|FNXRMYY\rBHS|^~\\&|LIS|FNXRMYY\r"
-            + oru("JHB", "J38H^^^LIS^PI", "柳^辛", "19610808", "F", "JHB")
-            + oru("JHC", "J38H^^^LIS^PI", "柳^辛", "", "F", "JHC")
-            + "BTS|2\rFTS|1\r")
+    old = registered(http, "J38H", "JHA", "柳^辛", "19610808", "F")
+    body = _batch(oru("JHB", "J38H^^^LIS^PI", "柳^辛", "19610808", "F", "JHB"),
+                  oru("JHC", "J38H^^^LIS^PI", "柳^辛", "", "F", "JHC"))
     ack = post(http, body)
     assert b"MSA|AA|JHB" in ack and b"MSA|AA|JHC" in ack, ack
     assert subjects(http, "JHB") == subjects(http, "JHC") == [f"Patient/{old['id']}"]
@@ -127,12 +123,9 @@ def test_a_batch_a_man_first_then_her_under_the_number(both: tuple[Engine, TestC
     """One batch, nothing remembered yet: a man's result under ``J38K^^^LIS^PI`` (not positively her: kept apart,
     a record of the number as sent), then hers: hers filed under her record, never under his."""
     engine, http = both
-    assert ack_code_of(post(http, adt("JKA", "J38K^^^FNXRMYY^MR", "柳^壬", "19610909", "F"))) == "AA"
-    (old,) = patients(http, f"{MRN}|J38K")
-    body = ("FHS|^~\\&|LIS|FNXRMYY\rBHS|^~\\&|LIS|FNXRMYY\r"
-            + oru("JKB", "J38K^^^LIS^PI", "李^壬", "19900909", "M", "JKB")
-            + oru("JKC", "J38K^^^LIS^PI", "柳^壬", "19610909", "F", "JKC")
-            + "BTS|2\rFTS|1\r")
+    old = registered(http, "J38K", "JKA", "柳^壬", "19610909", "F")
+    body = _batch(oru("JKB", "J38K^^^LIS^PI", "李^壬", "19900909", "M", "JKB"),
+                  oru("JKC", "J38K^^^LIS^PI", "柳^壬", "19610909", "F", "JKC"))
     ack = post(http, body)
     assert b"MSA|AA|JKC" in ack, ack
     assert subjects(http, "JKC") == [f"Patient/{old['id']}"]
@@ -143,10 +136,7 @@ def test_the_number_outlives_a_merge_of_her_record(both: tuple[Engine, TestClien
     """Her remembered record J38L1 merged into J38L2 by the HIS (bare MRG-1): the LIS number stays on the merged
     record, and a man's result under it is refused, never a new record of the number."""
     engine, http = both
-    one = _hers(http, "J38L1", "柳^癸", "19611212", "JL")
-    assert ack_code_of(post(http, adt("JLX", "J38L2^^^FNXRMYY^MR", "柳^癸", "19611212", "F"))) == "AA"
-    assert ack_code_of(post(http, merge("JLY", "J38L2^^^FNXRMYY^MR", "柳^癸", "19611212", "F",
-                                        "J38L1^^^FNXRMYY^MR"))) == "AA"
+    one = _merged_away(http, "J38L", "柳^癸", "19611212", "JL")
     ack = post(http, oru("JLZ", "J38L1^^^LIS^PI", "李^癸", "19901212", "M", "JLZ"))
     assert ack_code_of(ack) == "AE" and subjects(http, "JLZ") == [], ack
     assert f"{MRN}:LIS|J38L1" in tokens(http.get(f"/fhir/Patient/{one['id']}").json())
@@ -172,10 +162,8 @@ def test_a_batch_her_result_then_a_merge_under_the_number(both: tuple[Engine, Te
         assert ack_code_of(post(http, adt(c, f"{number}^^^FNXRMYY^MR", "柳^卯", "19610303", "F"))) == "AA"
     (one,) = patients(http, f"{MRN}|J38Q1")
     (two,) = patients(http, f"{MRN}|J38Q2")
-    body = ("FHS|^~\\&|HIS|FNXRMYY\rBHS|^~\\&|HIS|FNXRMYY\r"
-            + oru("JQC", "J38Q1^^^HIS^MR", "柳^卯", "19610303", "F", "JQC", app="HIS")
-            + merge("JQD", "J38Q2^^^HIS^MR", "柳^卯", "19610303", "F", "J38Q1^^^HIS^MR")
-            + "BTS|2\rFTS|1\r")
+    body = _batch(oru("JQC", "J38Q1^^^HIS^MR", "柳^卯", "19610303", "F", "JQC", app="HIS"),
+                  merge("JQD", "J38Q2^^^HIS^MR", "柳^卯", "19610303", "F", "J38Q1^^^HIS^MR"), app="HIS")
     ack = post(http, body)
     assert b"MSA|AA|JQC" in ack and b"MSA|AA|JQD" in ack, ack
     assert subjects(http, "JQC") == [f"Patient/{one['id']}"]

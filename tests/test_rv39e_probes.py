@@ -142,20 +142,27 @@ def test_an_x_after_the_final_voids_the_flag(community: Engine, obr25: str) -> N
         assert flag_of(community) == "void", flags(community)
 
 
-def test_a_correction_under_p_after_a_withdrawal_restores_the_flag(community: Engine) -> None:
-    """HOSPA's final flags HOSPB's repeat; HOSPA's W (OBR-25 C) voids it; HOSPA's C 6.3 under OBR-25 P brings
-    the result back corrected and its report with it (stat39 ``_revived``) -- a recognisable prior again, so
-    the flag its withdrawal voided comes back (``recognition.prior_changes``)."""
+@pytest.mark.parametrize(("status", "value", "control", "report", "flag"), [
+    # a correction: the result back corrected and its report with it (stat39 ``_revived``) -- a recognisable
+    # prior again, so the flag its withdrawal voided comes back (``recognition.prior_changes``)
+    pytest.param("C", "6.3", "c", "corrected", "flagged", id="a_correction_restores_the_flag"),
+    # a re-issue F under P: the lab says the report is preliminary -- no recognisable prior, no flag back
+    pytest.param("F", "6.2", "p", "preliminary", "void", id="a_reissue_restores_no_flag"),
+])
+def test_a_p_after_a_withdrawal_of_the_prior(community: Engine, status: str, value: str, control: str, report: str,
+                                            flag: str) -> None:
+    """HOSPA's final flags HOSPB's repeat; HOSPA's W (OBR-25 C) voids it; HOSPA's ``status`` ``value`` under
+    OBR-25 P: its report ``report``, the flag ``flag``."""
     with running_mllp(community) as port:
         hl7 = Sender(port)
         repeat(hl7, prior_days=5, repeat_days=1)
         assert flag_of(community) == "flagged", flags(community)
         assert "MSA|AA" in hl7.send(_later("W", "C", "6.1", 12, "w"))
         assert flag_of(community) == "void", flags(community)
-        ack = hl7.send(_later("C", "P", "6.3", 13, "c"))
+        ack = hl7.send(_later(status, "P", value, 13, control))
         assert "MSA|AA" in ack, ack
-        assert _hospa_report(community)["status"] == "corrected", ack
-        assert flag_of(community) == "flagged", flags(community)
+        assert _hospa_report(community)["status"] == report, (_hospa_report(community)["status"], ack)
+        assert flag_of(community) == flag, (_hospa_report(community)["status"], flags(community))
 
 
 def test_an_x_after_a_final_leaves_no_interpretation_of_the_value_taken(engine: Engine, http: TestClient) -> None:
@@ -200,19 +207,6 @@ def test_a_withdrawn_report_reissued_under_p_stays_preliminary(engine: Engine, h
     assert statuses == ["entered-in-error", "final"], statuses
     after = _read(http, f"DiagnosticReport/{report['id']}")
     assert after["status"] not in ("final", "corrected", "amended"), (after["status"], err_lines(ack))
-
-
-def test_a_withdrawn_prior_reissued_under_p_restores_no_flag(community: Engine) -> None:
-    with running_mllp(community) as port:
-        hl7 = Sender(port)
-        repeat(hl7, prior_days=5, repeat_days=1)
-        assert flag_of(community) == "flagged", flags(community)
-        assert "MSA|AA" in hl7.send(_later("W", "C", "6.1", 12, "w"))
-        assert flag_of(community) == "void", flags(community)
-        ack = hl7.send(_later("F", "P", "6.2", 13, "p"))
-        assert "MSA|AA" in ack, ack
-        assert flag_of(community) == "void", (_hospa_report(community)["status"], flags(community))
-        assert _hospa_report(community)["status"] == "preliminary", (_hospa_report(community)["status"], ack)
 
 
 @pytest.mark.parametrize("obr25", ["F", "C"])

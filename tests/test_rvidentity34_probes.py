@@ -8,17 +8,16 @@ mongomock), read back over ``/fhir`` and ``/admin/fidelity``. A probe showing a 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
-import pytest
 from fastapi.testclient import TestClient
 
 from adapters.hl7v2.ack import ack_code_of
-from engine.api.app import create_app
 from engine.engine import Engine
 from tests.hl7_calls import err_lines, post
+from tests.identity39_calls import engine_and_client
 from tests.module_store import module_eng  # noqa: F401 -- one engine a module on each backend
 from tests.test_identity34_batch import _cr, _filed_in_the_stay
+from tests.test_identity34_members import _fidelity
+from tests.test_idfix34_owner import _as
 from tests.test_recognition_policy_e2e import msh, ts
 from tests.test_rvidentity32_probes import MRN, adt, merge, oru, patients
 from tests.test_visit20_reused_numbers import (  # noqa: F401 -- fixtures
@@ -32,23 +31,7 @@ from tests.test_visit20_reused_numbers import (  # noqa: F401 -- fixtures
 from tests.test_visit20_reused_numbers import adt as visit_adt
 from tests.test_visit33_takeover import ADMITTED, _lab
 
-
-@pytest.fixture(scope="module")
-def both(module_eng: Engine) -> Iterator[tuple[Engine, TestClient]]:
-    with TestClient(create_app(module_eng)) as client:
-        client.headers["Authorization"] = "Bearer " + module_eng.auth.issue_system_token("rv34", "system/*.cruds")
-        yield module_eng, client
-
-
-def _as(institution: str, message: str) -> str:
-    return message.replace("|FNXRMYY|HUREN|", f"|{institution}|HUREN|", 1)
-
-
-def _fidelity(engine: Engine, http: TestClient, institution: str) -> dict:
-    ops = engine.auth.issue_system_token("ops", "system/MessageHeader.cr")
-    r = http.get("/admin/fidelity", params={"institution": institution}, headers={"Authorization": f"Bearer {ops}"})
-    assert r.status_code == 200, r.text
-    return r.json()["institutions"].get(institution, {})
+both = engine_and_client("rv34")
 
 
 def _contradicted(engine: Engine, http: TestClient) -> dict[str, int]:

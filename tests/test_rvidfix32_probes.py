@@ -8,7 +8,6 @@ passes guards behaviour worth keeping."""
 from __future__ import annotations
 
 import argparse
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -20,6 +19,7 @@ from engine.engine import Engine
 from engine.identity.cli import identity_authorities
 from engine.settings import Settings
 from tests.hl7_calls import err_lines, module_engine, module_http, post  # noqa: F401 -- the module's engine and client
+from tests.identity39_calls import engine_and_client
 from tests.module_store import module_eng  # noqa: F401 -- one engine a module on each backend
 from tests.test_rvidentity32_probes import MRN, adt, oru, patients, subjects
 
@@ -156,11 +156,7 @@ def test_the_registrar_is_found_past_a_hundred_results(http: TestClient) -> None
 # --- both backends ----------------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def both(module_eng: Engine) -> Iterator[tuple[Engine, TestClient]]:  # noqa: F811 -- the imported fixture
-    with TestClient(create_app(module_eng)) as client:
-        client.headers["Authorization"] = "Bearer " + module_eng.auth.issue_system_token("rv", "system/*.cruds")
-        yield module_eng, client
+both = engine_and_client("rv")
 
 
 def test_the_registering_application_on_each_backend(both: tuple[Engine, TestClient]) -> None:

@@ -15,7 +15,6 @@ probe showing a defect is a strict xfail naming its severity; a passing probe gu
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +26,7 @@ from engine.api.app import create_app
 from engine.engine import Engine
 from engine.messages import message_id
 from tests.hl7_calls import err_lines, mllp, post
+from tests.identity39_calls import engine_and_client
 from tests.module_store import module_eng  # noqa: F401 -- one engine a module on each backend
 from tests.test_rvidentity32_probes import MRN, adt, oru, patients, subjects
 
@@ -36,11 +36,7 @@ FNZYY_MRN = "urn:huren:mrn:FNZYY"
 # --- member33 --------------------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def both(module_eng: Engine) -> Iterator[tuple[Engine, TestClient]]:  # noqa: F811 -- the imported fixture
-    with TestClient(create_app(module_eng)) as client:
-        client.headers["Authorization"] = "Bearer " + module_eng.auth.issue_system_token("rv34", "system/*.cruds")
-        yield module_eng, client
+both = engine_and_client("rv34")
 
 
 def _fnzyy(message: str) -> str:

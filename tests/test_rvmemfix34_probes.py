@@ -8,7 +8,6 @@ read back over ``/fhir``."""
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -19,6 +18,7 @@ from engine.api.app import create_app
 from engine.engine import Engine
 from engine.settings import Settings
 from tests.hl7_calls import err_lines, post
+from tests.identity39_calls import engine_and_client
 from tests.module_store import module_eng  # noqa: F401 -- one engine a module on each backend
 from tests.test_rvidentity32_probes import MRN, _nid, adt, oru, patients, subjects
 from tests.test_rvlast34_probes import _site_sharing_his
@@ -28,11 +28,7 @@ FNZYY_MRN = "urn:huren:mrn:FNZYY"
 _AT_PID3 = re.compile(r"\|PID\^1\^3(\^\d+)?\|")
 
 
-@pytest.fixture(scope="module")
-def both(module_eng: Engine) -> Iterator[tuple[Engine, TestClient]]:  # noqa: F811 -- the imported fixture
-    with TestClient(create_app(module_eng)) as client:
-        client.headers["Authorization"] = "Bearer " + module_eng.auth.issue_system_token("rvmf34", "system/*.cruds")
-        yield module_eng, client
+both = engine_and_client("rvmf34")
 
 
 def _fnzyy(message: str) -> str:

@@ -10,7 +10,6 @@ record on the same store. A probe showing a defect is a strict xfail naming its 
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -28,15 +27,11 @@ from engine.repository import trail, versioning
 from engine.repository.trail import TRAIL_MARKS
 from engine.settings import Settings
 from tests.hl7_calls import mllp, post
+from tests.identity39_calls import engine_and_client
 from tests.module_store import module_eng  # noqa: F401 -- one engine a module on each backend
 from tests.test_rvidentity32_probes import MRN, adt, oru, patients
 
-
-@pytest.fixture(scope="module")
-def both(module_eng: Engine) -> Iterator[tuple[Engine, TestClient]]:  # noqa: F811 -- the imported fixture
-    with TestClient(create_app(module_eng)) as client:
-        client.headers["Authorization"] = "Bearer " + module_eng.auth.issue_system_token("rv34", "system/*.cruds")
-        yield module_eng, client
+both = engine_and_client("rv34")
 
 
 def _pid(http: TestClient, number: str) -> str:

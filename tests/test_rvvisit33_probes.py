@@ -13,6 +13,7 @@ from fastapi.testclient import TestClient
 from engine.engine import Engine
 from engine.messages import message_id
 from tests.test_recognition_policy_e2e import msh, ts
+from tests.test_visfix33_takeover import _lis_id
 from tests.test_visit20_reused_numbers import (  # noqa: F401 -- fixtures
     accepted,
     adt,
@@ -25,11 +26,6 @@ from tests.test_visit20_reused_numbers import (  # noqa: F401 -- fixtures
     send,
 )
 from tests.test_visit33_takeover import ADMITTED, _lab, _refused_at_the_visit_number, _stays
-
-
-def _lis_id(fhir: TestClient, number: str = "L-77") -> str:
-    (lis,) = read(fhir, "Patient", identifier=number)
-    return str(lis["id"])
 
 
 @pytest.mark.parametrize("who", ["王^二||19800101|M", "王^二|||M"], ids=["birth-date", "age-only"])

@@ -122,17 +122,24 @@ from tests.test_convmend20_probes import siu
 from tests.test_sched21_status_times import sch
 from tests.test_schedfix24_rv_probes import OTHER
 eng = Engine(Settings(data_dir=Path(sys.argv[1]), http_port=0, mllp_port=0))
-print(*(ack_code_of(a) for a in send(eng, siu("OB1", "S12", sch("OB"), OTHER), siu("OC1", "S12", sch("OC"), OTHER))))
+print(*(ack_code_of(a) for a in send(eng, siu("{first}1", "S12", sch("{first}"), OTHER), siu("{second}1", "S12", sch("{second}"), OTHER))))
 eng.close()
 """
+
+
+def old_bookings(tmp_path: Path, first: str, second: str) -> Path:
+    """A data directory holding ZY24R's HIS bookings BK-``first`` and BK-``second`` (FNXRMYY), written by the code
+    before this round (``BASE``); schedfix25's probes read one too."""
+    script = _BASE_S12.format(first=first, second=second)
+    out = run_old_code(BASE, script, tmp_path, ["old"])  # once a module; each test its own copy
+    assert out.stdout.split() == ["AA", "AA"], out.stderr[-2000:]
+    return tmp_path / "old"
 
 
 @pytest.fixture
 def base_store(tmp_path: Path) -> Path:
     """A data directory holding ZY24R's bookings BK-OB and BK-OC written by the code before this round."""
-    out = run_old_code(BASE, _BASE_S12, tmp_path, ["old"])  # once a module; each test its own copy
-    assert out.stdout.split() == ["AA", "AA"], out.stderr[-2000:]
-    return tmp_path / "old"
+    return old_bookings(tmp_path, "OB", "OC")
 
 
 def test_a_booking_stored_before_is_rescheduled_where_it_is(base_store: Path) -> None:

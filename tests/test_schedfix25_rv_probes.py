@@ -14,13 +14,12 @@ from adapters.hl7v2.ack import ack_code_of
 from engine.engine import Engine
 from tests.test_convert11_thinner import fhir, send  # noqa: F401  (the reader fixture)
 from tests.test_convmend20_probes import PID, siu
-from tests.test_moneylast19_charges import run_old_code
 from tests.test_sched21_status_times import sch
 from tests.test_sched22_rv_probes import _text
+from tests.test_sched25_bookings import old_bookings
 from tests.test_schedfix24_rv2_probes import _from
 from tests.test_schedfix24_rv_probes import OTHER, _all, _booked, _reopened
 
-BASE = "1be59db"  # main before the twenty-fifth round
 THIRD = "PID|1||ZY25T^^^FNXRMYY^MR||孙^七||19900303|M"
 WANG_ID = "32092319850412001X"  # a valid national resident ID (tests/test_community_e2e.py)
 WANG_X = f"PID|1||{WANG_ID}^^^^NNCHN~ZY25W^^^FNXRMYY^MR||王^建国||19850412|M"  # 王建国 at FNXRMYY
@@ -124,28 +123,10 @@ def test_a_cancel_without_pid_under_a_booked_filler_id_is_not_a_second_appointme
 
 # --- bookings stored before this round: the old key is the value under the patient, whoever filled it -----
 
-_BASE_S12 = """
-import sys
-from pathlib import Path
-from engine.settings import Settings
-from engine.engine import Engine
-from adapters.hl7v2.ack import ack_code_of
-from tests.test_convert11_thinner import send
-from tests.test_convmend20_probes import siu
-from tests.test_sched21_status_times import sch
-from tests.test_schedfix24_rv_probes import OTHER
-eng = Engine(Settings(data_dir=Path(sys.argv[1]), http_port=0, mllp_port=0))
-print(*(ack_code_of(a) for a in send(eng, siu("OA1", "S12", sch("OA"), OTHER), siu("OF1", "S12", sch("OF"), OTHER))))
-eng.close()
-"""
-
-
 @pytest.fixture
 def base_store(tmp_path: Path) -> Path:
     """A data directory holding ZY24R's HIS bookings BK-OA and BK-OF (FNXRMYY), written by the base code."""
-    out = run_old_code(BASE, _BASE_S12, tmp_path, ["old"])  # once a module; each test its own copy
-    assert out.stdout.split() == ["AA", "AA"], out.stderr[-2000:]
-    return tmp_path / "old"
+    return old_bookings(tmp_path, "OA", "OF")
 
 
 def test_another_fillers_same_number_for_one_patient_does_not_land_on_a_booking_stored_before(

@@ -17,18 +17,11 @@ from engine.engine import Engine
 from tests.hl7_calls import err_lines, mllp, module_http, post, written
 from tests.module_store import module_eng
 from tests.test_ordfix36_final_back import _result
+from tests.test_status36_backward import _by, _obs
 
 __all__ = ["engine", "module_http"]
 
 engine = module_eng
-
-
-def _obs(http: TestClient, obs_id: str) -> dict:
-    return http.get(f"/fhir/Observation/{obs_id}").json()
-
-
-def _by(app: str, message: str) -> str:
-    return message.replace("MSH|^~\\&|LIS|", f"MSH|^~\\&|{app}|", 1)
 
 
 def _withdrawn(engine: Engine, http: TestClient, tag: str) -> dict:

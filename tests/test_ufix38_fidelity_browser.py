@@ -15,22 +15,18 @@ audited as an "unauthenticated caller". Screenshots: ``HUREN_UFIX38_SHOTS`` (els
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
 from engine.auth.staff import StaffDirectory
 from engine.engine import Engine
-from engine.settings import Settings
 from tests.test_reports_ui import AUDITOR_PASSWORD, Browser
-from tests.test_resident_record_ui import _http
-from tests.test_resident_ui import CHROMIUM, _free_port, serving
+from tests.test_resident_ui import CHROMIUM
 from tests.test_rvidentity32_probes import adt
 from tests.test_srfix35_order_code import oru
 from tests.test_ui12_phone import outside
-from tests.test_ui38_pages import DESKTOP, ER7, PHONE, REPO, Site, _sign_in
+from tests.test_ui38_pages import DESKTOP, PHONE, Site, _sign_in, fed_site
 from tests.test_xotext36_order_text import LFT_LOCAL, _by_text
 
 pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="Chromium is not installed (Debian package 'chromium')")
@@ -52,26 +48,13 @@ def _messages() -> list[str]:
 
 @pytest.fixture(scope="module")
 def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
-    root = tmp_path_factory.mktemp("ufix38")
-    folder = root / "site"
-    folder.mkdir()
-    (folder / "institutions.yaml").write_text((REPO / "mappings" / "institutions.yaml").read_text(encoding="utf-8"),
-                                              encoding="utf-8")
-    engine = Engine(Settings(data_dir=root / "var", http_port=_free_port(), mllp_port=0, site=folder))
-    shots = Path(os.environ.get("HUREN_UFIX38_SHOTS") or root / "shots")
-    shots.mkdir(parents=True, exist_ok=True)
-    with serving(engine):
-        s = Site(engine, shots)
-        sender = engine.auth.issue_system_token("interface-engine", "system/MessageHeader.c")
-        for body in _messages():
-            status, headers, ack = _http("POST", s.base + "/hl7v2", sender, body.replace("\n", "\r").encode(), ER7)
-            assert status == 200 and headers.get("x-hl7-ack-code") == "AA", ack
+    fed = [(body.replace("\n", "\r").encode(), "AA") for body in _messages()]
+    with fed_site(tmp_path_factory.mktemp("ufix38"), "HUREN_UFIX38_SHOTS", fed) as s:
         s.staff("qian.ufix38", "operator", "钱运维")
-        s.secrets["wu.ufix38"] = StaffDirectory(engine.settings.data_dir).add(
+        s.secrets["wu.ufix38"] = StaffDirectory(s.engine.settings.data_dir).add(
             "wu.ufix38", role="operator", institution="YBJ", password=AUDITOR_PASSWORD, display="吴运维",
-            roles=engine.staff.roles, remit="FNZYY").secret
+            roles=s.engine.staff.roles, remit="FNZYY").secret
         yield s
-    engine.close()
 
 
 def _row(b: Browser, value: str) -> str:

@@ -25,7 +25,8 @@ import json
 import os
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -88,31 +89,37 @@ def _refused() -> list[tuple[bytes, str]]:
     return [(no_id, "AE"), (new, "AR")]
 
 
-@pytest.fixture(scope="module")
-def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
-    root = tmp_path_factory.mktemp("ui38")
+@contextmanager
+def fed_site(root: Path, shots_variable: str, messages: Iterable[tuple[bytes, str]]) -> Iterator[Site]:
+    """An engine of its own under ``root`` (the repository's institutions.yaml its site), served over real HTTP and
+    fed ``messages`` over ``POST /hl7v2`` as the interface engine, each answered with its ACK code (body, code);
+    screenshots in the folder ``$shots_variable`` names, else ``root/shots``. ui38's and ufix38's set-up (one copy)."""
     folder = root / "site"
     folder.mkdir()
     (folder / "institutions.yaml").write_text((REPO / "mappings" / "institutions.yaml").read_text(encoding="utf-8"),
                                               encoding="utf-8")
     engine = Engine(Settings(data_dir=root / "var", http_port=_free_port(), mllp_port=0, site=folder))
-    shots = Path(os.environ.get("HUREN_UI38_SHOTS") or root / "shots")
+    shots = Path(os.environ.get(shots_variable) or root / "shots")
     shots.mkdir(parents=True, exist_ok=True)
     with serving(engine):
         s = Site(engine, shots)
         sender = engine.auth.issue_system_token("interface-engine", "system/MessageHeader.c")
-        for body in _messages():
-            status, headers, ack = _http("POST", s.base + "/hl7v2", sender, body, ER7)
-            assert status == 200 and headers.get("x-hl7-ack-code") == "AA", ack
-        for body, code in _refused():
+        for body, code in messages:
             status, headers, ack = _http("POST", s.base + "/hl7v2", sender, body, ER7)
             assert status == 200 and headers.get("x-hl7-ack-code") == code, ack
+        yield s
+    engine.close()
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
+    fed = [*((body, "AA") for body in _messages()), *_refused()]
+    with fed_site(tmp_path_factory.mktemp("ui38"), "HUREN_UI38_SHOTS", fed) as s:
         s.staff("qian.ui38", "operator", "钱运维")
         s.staff("zhao.ui38", "auditor", "赵审核")
         s.staff("sun.ui38", "operator", "孙运维")  # the keyboard's own: a code is taken once per account
         s.staff("zhou.ui38", "auditor", "周审核")
         yield s
-    engine.close()
 
 
 def _sign_in(b: Browser, site: Site, name: str, page: str) -> None:

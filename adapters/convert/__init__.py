@@ -138,6 +138,12 @@ class Conversion:
             leaned.update(settle_withdrawn(self, read_many, search, earlier))
         return sorted(leaned)
 
+    def warn(self, warning: HL7Error) -> None:
+        """A settle step's warning (ERR severity W, the message filed): the conversion's one way to report one,
+        as ``Context.warn`` is the converter's -- the severity set here, not by each step after building it."""
+        warning.severity = "W"
+        self.warnings.append(warning)
+
     @property
     def bundle(self) -> dict[str, Any]:
         """The FHIR ``transaction`` Bundle of PUTs (built once, on first use)."""
@@ -418,9 +424,9 @@ def _settle_deleted(conversion: Conversion, stored: dict[Any, Any], search: Any,
             # entered-in-error still; the feed's D makes the withdrawal its own: its A then undoes it,
             # dgmend26) -- it does not go on to the stay's other Condition of that code, which the sender
             # never deleted (review rvrvdg26, dgfix26); the sender is told it was withdrawn already
-            conversion.warnings.append(HL7Error(
+            conversion.warn(HL7Error(
                 "DG1-21 D (diagnosis action code: delete): the diagnosis it names was entered-in-error already, "
-                "not by this sender; it stays so", **where, code=TABLE_VALUE_NOT_FOUND, severity="W"))
+                "not by this sender; it stays so", **where, code=TABLE_VALUE_NOT_FOUND))
             continue
         if now is not None and not (by_code and withdrawn_by_sender(now)):
             continue
@@ -443,8 +449,7 @@ def _settle_deleted(conversion: Conversion, stored: dict[Any, Any], search: Any,
             moves[ref] = old
         elif now is None:
             drops.append(ref)
-            warning.severity = "W"
-            conversion.warnings.append(warning)
+            conversion.warn(warning)
         # (else: the one under its key, withdrawn already and none of that code standing -- as before)
     for ref in drops:
         conversion.by_reference.pop(ref, None)

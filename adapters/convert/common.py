@@ -167,7 +167,7 @@ def _shared_authority(authority: str, pid: Segment, index: int, ctx: Context) ->
         "(institutions.yaml mrn_authorities): whose record number it is cannot be told, so it is kept apart "
         "as another authority's number of this institution, under no member's record number (a record filed "
         "under this number before the site declared the name for several is not this one). Send the "
-        "institution's code in PID-3.4", 3, 4, code=DUPLICATE_KEY_IDENTIFIER, severity="W",
+        "institution's code in PID-3.4", 3, 4, code=DUPLICATE_KEY_IDENTIFIER,
         repetition=index + 1 if index else None))
 
 

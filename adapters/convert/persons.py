@@ -168,7 +168,7 @@ def check_persons(conversion: Any, read_many: Any, earlier: Sequence[Any] = (), 
         if _stale_merged(conversion, held, was, person, earlier, stored, leaned):
             continue
         if held.moved:  # an A45's MRG-1 record stale: the move off it is filed, with the warning
-            conversion.warnings.append(_moved_off_stale(held))
+            conversion.warn(_moved_off_stale(held))
             continue
         # leaning on the member's record as the batch leaves it and on the version of the sender's record
         # ``_beside`` read: either not written, the message is settled again (rvmemfix34 finding 3)
@@ -181,7 +181,7 @@ def check_persons(conversion: Any, read_many: Any, earlier: Sequence[Any] = (), 
             continue  # filed under the institution's own record (``_filed_as_own``), warned of there
         if in_batch or tuple(own.split("/", 1)) in stored:
             member = f"Patient/{deterministic_id(authority, 'Patient', number)}" in members_named
-            conversion.warnings.append(_kept_apart(authority, sequence, member))
+            conversion.warn(_kept_apart(authority, sequence, member))
     if conversion.owns and search is not None:
         anew = [o for o in conversion.owns if _first_filed(o[0], earlier, stored, conversion)]
         # filed before: an owner's message may have re-keyed a member's record away (``_rekeyed_back``), put back
@@ -262,7 +262,7 @@ def _filed_as_own(conversion: Any, earlier: Sequence[Any], stored: dict[Any, Any
         kept = [deepcopy(i) for i in was.get("identifier") or ()
                 if i.get("value") == number and (i.get("system"), i.get("value")) not in have]
         patient["identifier"] = [*kept, *(patient.get("identifier") or ())]
-        conversion.warnings.append(_filed_own_warning(authority, sequence, own, remembered))
+        conversion.warn(_filed_own_warning(authority, sequence, own, remembered))
         if not remembered and ref in conversion.create_only:
             remember.append((own, token, was))
     if not moves:
@@ -436,7 +436,6 @@ def _filed_own_warning(authority: str, sequence: int, own: str, remembered: bool
         "If this authority is the institution's own record numbering, declare it in institutions.yaml mrn_authorities",
         segment="PID", sequence=sequence, field=3, code=DUPLICATE_KEY_IDENTIFIER,
         tally=Tally(FILED_AS_OWN, authority, records=(own,)))
-    warning.severity = "W"
     return warning
 
 
@@ -546,8 +545,7 @@ def _beside(conversion: Any, held: Any, earlier: Sequence[Any], stored: dict[Any
         + ". If the number is this patient's, have that institution correct its record; else take the number "
         "off this patient's identifiers in the sending system", segment="PID", sequence=held.sequence, field=3,
         repetition=held.repetition, code=DUPLICATE_KEY_IDENTIFIER, tally=Tally("member_contradicted", held.institution))
-    warning.severity = "W"
-    conversion.warnings.append(warning)
+    conversion.warn(warning)
     return True
 
 
@@ -617,8 +615,7 @@ def _stale_merged(conversion: Any, held: Any, member: dict[str, Any], person: di
         "authorities' numbers, so that it does not answer that institution's record number. Take the number off "
         "this patient's identifiers in the sending system", segment="MRG", sequence=held.sequence, field=1,
         code=DUPLICATE_KEY_IDENTIFIER, tally=Tally("member_contradicted", held.institution))
-    warning.severity = "W"
-    conversion.warnings.append(warning)
+    conversion.warn(warning)
     return True
 
 
@@ -639,7 +636,6 @@ def _moved_off_stale(held: Any) -> HL7Error:
         "under that record. Its number is stale: have the sending system take the number off that record, or merge "
         "it into this institution's own record of its patient (ADT^A40/A47)", segment="MRG", sequence=held.sequence,
         field=1, code=DUPLICATE_KEY_IDENTIFIER, tally=Tally("member_contradicted", held.institution))
-    warning.severity = "W"
     return warning
 
 
@@ -869,8 +865,7 @@ def _owners_word(conversion: Any, owned: Sequence[tuple[str, str, int, tuple[str
                 segment="PID", sequence=sequence, field=3, code=DUPLICATE_KEY_IDENTIFIER,
                 tally=Tally("member_contradicted", conversion.institution, holder, tuple(sorted(records)),
                             _MEMBERS_ROW))
-            warning.severity = "W"
-            conversion.warnings.append(warning)
+            conversion.warn(warning)
         for other, (holder, was) in found.items():
             if other not in conversion.by_reference:
                 _rekeyed_by_owner(conversion, other, was, token, holder)
@@ -1188,8 +1183,7 @@ def _restated(conversion: Any, sequence: int, registrar: str | None, leaned: lis
         + ": changed at once, ADT^A08/A31); accepted as the registration's correction, and every result filed "
         "under the record now reads as this person's -- check it is not a number given to someone else",
         segment="PID", sequence=sequence, field=3, code=DUPLICATE_KEY_IDENTIFIER)
-    warning.severity = "W"
-    conversion.warnings.append(warning)
+    conversion.warn(warning)
 
 
 def _may_restate(conversion: Any, registrar: str | None) -> bool:
@@ -1248,7 +1242,6 @@ def _kept_apart(authority: str, sequence: int, member: bool) -> HL7Error:
                   "record numbering, declare it in institutions.yaml mrn_authorities")
     warning = HL7Error(f"{_APART_HEAD}{authority!r}{_APART_TAIL} {advice}", segment="PID", sequence=sequence,
                        field=3, code=DUPLICATE_KEY_IDENTIFIER, tally=Tally("kept_apart", authority))
-    warning.severity = "W"
     return warning
 
 
@@ -1739,8 +1732,7 @@ def _formerly(conversion: Any, ref: str, sequence: int, current: dict[str, Any],
         "under the record, which keeps the corrected ones. The sending system's copy of the patient predates the "
         "correction: have it refresh the patient's details", segment="PID", sequence=sequence, field=3,
         code=DUPLICATE_KEY_IDENTIFIER)
-    warning.severity = "W"
-    conversion.warnings.append(warning)
+    conversion.warn(warning)
     return True
 
 
@@ -1831,8 +1823,7 @@ def _joined(conversion: Any, earlier: Sequence[Any], stored: dict[Any, Any], lea
             "record now reads as this person's -- check the two records were one person; if not, unlink them "
             "(ADT^A37) and correct the registration", segment="MRG", sequence=sequence, field=1,
             code=DUPLICATE_KEY_IDENTIFIER)
-        warning.severity = "W"
-        conversion.warnings.append(warning)
+        conversion.warn(warning)
 
 
 def _carried(conversion: Any, earlier: Sequence[Any], stored: dict[Any, Any], leaned: list[int],

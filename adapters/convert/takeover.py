@@ -129,7 +129,7 @@ def settle_takeover(conversion: Any, read_many: Any, search: Any, messages: Any,
         said = conversion.said.get(ref) or Said()
         conversion.said[ref] = replace(said, taken_from=(*said.taken_from, ("subject", mine)),
                                        taken_at=str((visit.get("meta") or {}).get("versionId") or ""))
-        conversion.warnings.append(_taken_over(placeholder, prefix, dict(said.fields).get("subject")))
+        conversion.warn(_taken_over(placeholder, prefix, dict(said.fields).get("subject")))
     return leaned
 
 
@@ -165,7 +165,7 @@ def _settle_in_batch(conversion: Any, wanted: dict[str, str], read_many: Any, se
             continue
         said = conversion.said.get(ref) or Said()
         conversion.said[ref] = replace(said, taken_from=(*said.taken_from, ("subject", mine)), taken_at="1")
-        conversion.warnings.append(_taken_over(placeholder, prefix, dict(said.fields).get("subject")))
+        conversion.warn(_taken_over(placeholder, prefix, dict(said.fields).get("subject")))
         leaned += sorted({at, *stating})
     return leaned
 
@@ -365,7 +365,7 @@ def _no_owner_named(visit: str, search: Any, messages: Any, conversion: Any) -> 
 
 
 def _taken_over(placeholder: dict[str, Any], prefix: str, at: str | None) -> HL7Error:
-    """The take-over's warning (ERR W at the visit number): one text per authority of the placeholder's
+    """The take-over's warning (ERR W at the visit number: ``Conversion.warn``): one text per authority of the placeholder's
     number, no number nor name echoed (the fidelity view counts it per institution and authority)."""
     authority = sorted(str(i.get("system"))[len(prefix):] for i in placeholder.get("identifier") or ())[0]
     where = field_of(at or "")
@@ -375,5 +375,4 @@ def _taken_over(placeholder: dict[str, Any], prefix: str, at: str | None) -> HL7
         "person, the desk links them (Patient/$link); if the visit number was another patient's, ask the "
         "operator", segment=where[0] if where else "", sequence=where[1] if where else None,
         field=where[2] if where else None, code=DUPLICATE_KEY_IDENTIFIER, tally=Tally("taken_over", authority))
-    warning.severity = "W"
     return warning

@@ -28,7 +28,7 @@ from starlette.responses import Response
 from starlette.types import Scope
 
 from engine import fhirjson
-from engine.api.formats import fhir_negotiation
+from engine.api.formats import body_served, fhir_negotiation
 from engine.api.outcomes import FHIR_JSON, fhir_response
 from engine.audit.note import note
 from engine.auth.deps import engine_of, get_repo, header_list, header_of
@@ -81,10 +81,14 @@ def _params(request: Request) -> list[tuple[str, str]]:
 
 
 async def _body(request: Request) -> Any:
-    ctype = (header_of(request, "content-type") or "").split(";")[0].strip().lower()
+    sent = header_of(request, "content-type") or ""
+    ctype = sent.split(";")[0].strip().lower()
     if ctype and ctype not in _JSON_TYPES:
         raise FhirError(f"content type '{ctype}' is not supported; send application/fhir+json", status=415,
                         code="not-supported")
+    if not body_served(sent):
+        raise FhirError(f"content type {sent[:80]!r} names a FHIR version or character set huren does not read; send "
+                        "FHIR R4 (fhirVersion=4.0) as application/fhir+json in UTF-8", status=415, code="not-supported")
     raw = await request.body()
     if not raw:
         raise BadRequest("the request has no body")

@@ -7,7 +7,9 @@ routes as on ``metadata``: answering JSON under a 200 to a client that asked for
 it did not ask for and cannot parse. On the FHIR routes (``/fhir``, ``metadata``) an ``Accept``
 that admits no JSON (``application/fhir+xml`` alone; JSON only at ``q=0``) is refused the same way
 (``fhir_negotiation``; twenty-fifth round, txmend25); a missing Accept, ``*/*`` or
-``application/*`` take JSON.
+``application/*`` take JSON. A range's or ``_format``'s ``fhirVersion`` and ``charset`` parameters are read
+(``SERVED_PARAMETERS``): R4 (``4.0``) and UTF-8 are what huren has, another version or character set is not
+(fortieth round, tidy40).
 """
 
 from __future__ import annotations
@@ -28,10 +30,46 @@ GENERIC_JSON = ("application/json", "text/json")
 ACCEPTED_JSON = JSON_FORMATS | frozenset(GENERIC_JSON)
 
 
+# The media-type parameters whose value says whether a representation huren has is the one named, and the values
+# huren answers: R4 http.html#version-parameter -- ``fhirVersion`` is the FHIR release's major.minor, R4's ``4.0``
+# (its full versions 4.0.0 and 4.0.1 name the same release, as the CapabilityStatement's fhirVersion does); every
+# answer huren writes is UTF-8 (R4 http.html#mime-type). A range or ``_format`` naming another value (``fhirVersion=3.0``,
+# ``charset=iso-8859-1``) names a representation huren has not. Other parameters (``version`` of Prometheus's text, any
+# a client adds) say nothing huren can tell and are passed over, as before.
+SERVED_PARAMETERS = {"fhirversion": frozenset({"4.0", "4.0.0", "4.0.1"}), "charset": frozenset({"utf-8"})}
+
+
+def _serves(name: str, value: str) -> bool:
+    """Whether a media range's parameter ``name`` (lower case) ``=value`` admits what huren answers: one of
+    ``SERVED_PARAMETERS`` has one of its values (case-insensitive, a quoted value unquoted); any other passes."""
+    allowed = SERVED_PARAMETERS.get(name)
+    return allowed is None or value.strip().strip('"').lower() in allowed
+
+
+def _served(params: list[str]) -> bool:
+    """Whether a media range's or ``_format``'s parameters (each ``name=value``) all admit what huren answers."""
+    return all(_serves(name.strip().lower(), value) for name, _, value in (p.partition("=") for p in params))
+
+
+def body_served(content_type: str) -> bool:
+    """Whether a request body's ``Content-Type`` (``type/subtype; name=value...``) names what huren reads: FHIR R4 in
+    UTF-8 when its parameters say which (``_served``) -- an STU3 body (``fhirVersion=3.0``) or a Latin-1 one would be
+    read as R4 in UTF-8, its meaning or its characters changed (the writes answer it 415)."""
+    return _served(content_type.split(";")[1:])
+
+
 def require_json(value: str | None) -> None:
-    """Raise 406 unless ``value`` (a ``_format``; None: not given) names FHIR JSON."""
-    if value is not None and value.split(";")[0].strip().lower() not in JSON_FORMATS:
+    """Raise 406 unless ``value`` (a ``_format``; None: not given) names FHIR JSON -- R4's, in UTF-8, when its
+    parameters say which (``_served``)."""
+    if value is None:
+        return
+    media, *params = value.split(";")
+    if media.strip().lower() not in JSON_FORMATS:
         raise FhirError(f"_format {value!r} is not supported; huren speaks application/fhir+json",
+                        status=406, code="not-supported")
+    if not _served(params):
+        raise FhirError(f"_format {value!r} names a FHIR version or character set huren does not answer in; huren "
+                        "speaks FHIR R4 (fhirVersion=4.0) as application/fhir+json in UTF-8",
                         status=406, code="not-supported")
 
 
@@ -69,8 +107,8 @@ def require_json_accept(request: Request) -> None:
         return
     accept = accept_of(request)
     if not accepts_json(accept):
-        raise FhirError(f"Accept {accept[:80]!r} admits no representation huren has; huren speaks "
-                        "application/fhir+json", status=406, code="not-supported")
+        raise FhirError(f"Accept {accept[:80]!r} admits no representation huren has; huren speaks FHIR R4 "
+                        "(fhirVersion=4.0) as application/fhir+json", status=406, code="not-supported")
 
 
 async def json_only(request: Request) -> None:
@@ -115,19 +153,31 @@ def _weights(accept: str) -> dict[str, float]:
     same range is also sent with a weight that can be read. ``float`` had read ``2`` as 2 (above every
     well-formed weight), so one malformed range outranked the rest; ui39 left such a range out as if not
     sent, which answered ``application/json;q=abc`` in ``application/fhir+json``, a type the client did not
-    list (rv39c LOW). ``quality`` reads the mark: the range's weight is ignored, its naming is not."""
+    list (rv39c LOW). ``quality`` reads the mark: the range's weight is ignored, its naming is not.
+
+    A range whose parameters name a representation huren has not (``_serves``: ``application/fhir+json;
+    fhirVersion=3.0``) matches none huren answers (RFC 9110 12.5.1: a range's parameters are part of what it names):
+    it is kept under its whole text, weighed 0, so it decides nothing for the types it names -- a wildcard or another
+    range still may -- and a header of such ranges alone is not read as blank (which admits anything). They had been
+    read as their bare type: ``fhirVersion=3.0`` was answered R4 JSON under a 200."""
     weights: dict[str, float] = {}
     for item in accept.split(","):
         media, *params = item.split(";")
         media = media.strip().lower()
         if not media:
             continue
-        q = 1.0
+        q, served = 1.0, True
         for param in params:
             name, _, value = param.partition("=")
-            if name.strip().lower() == "q":
+            name = name.strip().lower()
+            if name == "q":
                 value = value.strip()
                 q = float(value) if _QVALUE.fullmatch(value) else UNREAD
+            elif not _serves(name, value):
+                served = False
+        if not served:
+            weights[item.strip().lower()] = 0.0
+            continue
         weights[media] = max(q, weights.get(media, q))
     return weights
 
