@@ -1,0 +1,103 @@
+"""rv40d: review probes of ofix40 (order ownership scoped to the sender's institution, HD-1 in the namespace
+shortcuts, RU/RQ judged as the filler's, ``placed_numbers`` through ``_order_numbers``).
+
+Real HL7 v2 over ``POST /hl7v2`` into the real store on each backend (``tests.module_store``), read back over
+``/fhir`` and the message store. Each test uses order numbers of its own. A probe showing a defect is a strict
+xfail naming its severity."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from engine.messages import message_id
+from tests.module_store import module_eng
+from tests.test_cdfix38_fixes import OID
+from tests.test_code37_ris_change import CHEST, HEAD
+from tests.test_codedoc38_order_owner import _codes
+from tests.test_probepay26_windows import msh, pid
+from tests.test_rv40c_probes import OTHER, _fillers, _held_at_obr4, _one, _order, _report
+from tests.test_srfix35_order_code import ORDERED, B, http, send
+
+__all__ = ["http", "module_eng"]
+
+REASONS = "urn:huren:recognition-reason"
+R01 = f"R01^病情变化^{REASONS}"
+R07 = f"R07^患者或家属要求^{REASONS}"
+
+
+def _stated(app: str, placer: str, control: str, item: str, filler: str, orc16: str, inst: str = B) -> str:
+    """An order message from MSH-3 ``app``: ORC-1 ``control`` under ``<placer>^HIS`` and ``filler``, ORC-16
+    ``orc16`` (empty: not sent; ``""``: delete), the test ``item``."""
+    return (msh(inst, app, "ORM^O01^ORM_O01", ORDERED) + pid(inst)
+            + f"ORC|{control}|{placer}^HIS|{filler}||IP||||{ORDERED}|||D7^张^医生||||{orc16}\n"
+            + f"OBR|1|{placer}^HIS|{filler}|{item}|||{ORDERED}\n")
+
+
+def _reasons(order: dict[str, Any]) -> list[str]:
+    return [c["code"] for r in order.get("reasonCode") or () for c in r.get("coding") or ()
+            if c.get("system") == REASONS]
+
+
+def _control(ack: str) -> str:
+    return next(s for s in ack.replace("\n", "\r").split("\r") if s.startswith("MSA|")).split("|")[2]
+
+
+# --- RU/RQ from a third application: the test held, the doctor's re-test reason? ---------------------------------
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "rv40d HIGH 1: a third application's RQ under the RIS's numbers is held for its test (W 204), yet its ORC-16 "
+    "\"\" deletes the doctor's R01 (_reason_taken_back asks _placers_statement, which RU/RQ pass) -- the "
+    "re-test reason that decides payment is lost, and the ACK says nothing of it"))
+def test_a_third_apps_rq_deleting_orc16_leaves_the_doctors_reason(http: TestClient) -> None:
+    """The HIS orders head CT with R01 (ORC-16); the RIS reports under ``F<n>^RIS``; the LIS sends RQ (replaced as
+    requested, the filler's -- not the LIS's to send) under the RIS's numbers with ORC-16 ``""``: its test is held
+    (W 204) -- and the doctor's R01 must stand too (it decides payment)."""
+    placer = "RV40D-RQDEL"
+    assert "MSA|AA" in send(http, _stated("HIS", placer, "NW", HEAD, "", R01))
+    assert "MSA|AA" in send(http, _report("RIS", placer, "HIS", f"F{placer}^RIS"))
+    assert _reasons(_one(http, "urn:huren:id:HIS", placer)) == ["R01"]
+    ack = send(http, _stated("LIS", placer, "RQ", CHEST, f"F{placer}^RIS", '""'))
+    assert len(_held_at_obr4(ack)) == 1, ack
+    assert _reasons(_one(http, "urn:huren:id:HIS", placer)) == ["R01"], ack
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "rv40d HIGH 1: a third application's RU is held for its test, yet its ORC-16 R07 replaces the doctor's R01 "
+    "(merge.yaml reasonCode keep-if-absent for an order message; no Owned holds reasonCode)"))
+def test_a_third_apps_ru_stating_another_reason_leaves_the_doctors_reason(http: TestClient) -> None:
+    """As above, the LIS's RU with ORC-16 R07 (self-pay at the family's wish): held -- R01 stays the reason."""
+    placer = "RV40D-RUR07"
+    assert "MSA|AA" in send(http, _stated("HIS", placer, "NW", HEAD, "", R01))
+    assert "MSA|AA" in send(http, _report("RIS", placer, "HIS", f"F{placer}^RIS"))
+    ack = send(http, _stated("LIS", placer, "RU", CHEST, f"F{placer}^RIS", R07))
+    assert len(_held_at_obr4(ack)) == 1, ack
+    assert _reasons(_one(http, "urn:huren:id:HIS", placer)) == ["R01"], ack
+
+
+def test_the_fillers_own_ru_keeps_the_reason_when_orc16_is_empty(http: TestClient) -> None:
+    """Guard: the RIS's own RU (ORC-16 empty, not sent) to chest CT: taken, and R01 stays."""
+    placer = "RV40D-RUOWN"
+    assert "MSA|AA" in send(http, _stated("HIS", placer, "NW", HEAD, "", R01))
+    assert "MSA|AA" in send(http, _report("RIS", placer, "HIS", f"F{placer}^RIS"))
+    ack = send(http, _stated("RIS", placer, "RU", CHEST, f"F{placer}^RIS", ""))
+    assert "MSA|AA" in ack and not _held_at_obr4(ack), ack
+    order = _one(http, "urn:huren:id:HIS", placer)
+    assert "3001" in _codes(order) and _reasons(order) == ["R01"], order
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "rv40d HIGH 1: a third application's XO is held for its test (W 204 naming HISAPP as placer), yet its "
+    "ORC-16 R07 replaces the doctor's R01 on the order"))
+def test_a_third_apps_xo_with_another_reason_leaves_the_doctors_reason(http: TestClient) -> None:
+    """HISAPP places head CT with R01, the RIS reports; the EMR's XO (held as a third application's: W 204) to chest
+    CT with ORC-16 R07: the held statement must not restate the reason either -- R01 stays."""
+    placer = "RV40D-XOR07"
+    assert "MSA|AA" in send(http, _stated("HISAPP", placer, "NW", HEAD, "", R01))
+    assert "MSA|AA" in send(http, _report("RIS", placer, "HIS", f"F{placer}^RIS"))
+    ack = send(http, _stated("EMR", placer, "XO", CHEST, f"F{placer}^RIS", R07))
+    assert len(_held_at_obr4(ack)) == 1, ack
+    assert _reasons(_one(http, "urn:huren:id:HIS", placer)) == ["R01"], ack
