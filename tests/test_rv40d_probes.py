@@ -177,3 +177,42 @@ def test_the_placers_replacement_keeps_the_fillers_accession(http: TestClient) -
     new = _one(http, "urn:huren:id:HIS", placer + "R")
     assert _fillers(new) == [f"urn:huren:id:RIS|F{placer}"], new
     assert not _held_at_obr4(ack), ack
+
+
+# --- one hospital, two records of one person ---------------------------------------------------------------------
+
+
+def test_the_same_hospitals_order_under_the_persons_other_record_still_holds_the_number(http: TestClient) -> None:
+    """Guard (ofix40's institution is the order's patient record's ``managingOrganization``): FNZYY's HISAPP orders
+    head CT for WANG under ``MRN-A``, its RIS reports under ``ACC-<n>^RIS``; FNZYY's EMR then places a new order for
+    WANG under another record of his at FNZYY (``MRN-B``, a second registration) naming that accession: the
+    other record's order is FNZYY's -- held (W 204 naming it and FNZYY's RIS), the EMR's order made without it."""
+    placer, accession = "RV40D-TWOREC", "ACC-RV40D-TWOREC"
+    first = _order("HISAPP", placer, "HIS").replace("MRN-FNZYY", "MRN-A-RV40D")
+    assert "MSA|AA" in send(http, first)
+    assert "MSA|AA" in send(http, _report("RIS", placer, "HIS", f"{accession}^RIS").replace("MRN-FNZYY", "MRN-A-RV40D"))
+    ours = _one(http, "urn:huren:id:HIS", placer)
+    ack = send(http, _order("EMR", placer + "E", "EMR", "NW", CHEST, f"{accession}^RIS")
+               .replace("MRN-FNZYY", "MRN-B-RV40D"))
+    assert "MSA|AA" in ack, ack
+    theirs = _one(http, "urn:huren:id:EMR", placer + "E")
+    assert theirs["subject"] != ours["subject"], (theirs["subject"], ours["subject"])
+    (held,) = _held_at_obr4(ack)
+    assert f"ServiceRequest/{ours['id']} holds FILL {accession}" in held[8] and f"RIS of {B}" in held[8], held
+    assert _fillers(theirs) == [], theirs
+
+
+# --- the refused page: the resident's advice to every caller who is not staff ------------------------------------
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "rv40d LOW 4: a30ca8bb branches on `staff` only, so a program's token (a member's system client without the "
+    "operators' scope) refused /ui/quarantine is told '您本人的健康档案请在我的健康档案中查看' / 'Your own records are "
+    "under My health records' -- the resident's advice, to a client that has no records"))
+def test_a_programs_refusal_is_not_given_the_residents_advice(module_eng: Any, http: TestClient) -> None:
+    """A system client's token with ``system/Observation.rs`` only, at /ui/quarantine as HTML: 403 in Chinese,
+    and no pointer to a resident's own health records."""
+    token = module_eng.auth.issue_system_token("rv40d-narrow", "system/Observation.rs")
+    r = http.get("/ui/quarantine", headers={"Authorization": f"Bearer {token}", "Accept": "text/html"})
+    assert r.status_code == 403 and "您无权查看" in r.text, r.text
+    assert 'href="/ui/me/"' not in r.text and "您本人的健康档案" not in r.text, r.text
