@@ -133,15 +133,18 @@ def _lab_report(app: str, placer: str, filler: str, item: str) -> str:
     "rv40d MED 2 (ofix40 MED 1's regression; ofix40 rated it LOW): the LIS's SC and XX under F^LAB^<OID>^ISO from "
     "LIS^<OID>^ISO are both held (W 204 'no message stored FILL on it before'), so the order stays head CT while the "
     "lab's report is chest CT ('not added to the order's code'): the filler's test change is lost -- passes with "
-    "results.py's one_table=True reverted"))
-def test_a_lab_sharing_the_hospital_oid_changes_its_own_order_before_its_report(http: TestClient) -> None:
+    "results.py's one_table=True reverted; the same with the LIS's own OID, HL7's conforming form"))
+@pytest.mark.parametrize("oid", [OID, "2.16.156.10011.1.9.40"], ids=["hospital-oid", "lab-oid"])
+def test_a_lab_numbering_under_its_oid_changes_its_own_order_before_its_report(http: TestClient, oid: str) -> None:
     """The HIS orders head CT; the LIS (``LIS^<OID>^ISO``, the site's OID in every HD) numbers the order
     ``F<n>^LAB^<OID>^ISO`` and says so first in an SC (specimen in progress), then changes the test (XX, chest CT)
     before its report, then reports chest CT. The LIS is the order's filler from its first statement: its XX is
-    its own -- the order is chest CT, and the report is filed."""
-    placer = "RV40D-LABSC"
-    filler = f"F{placer}^LAB^{OID}^ISO"
-    lis = f"LIS^{OID}^ISO"
+    its own -- the order is chest CT, and the report is filed. The same for a site that gives the LIS an OID of its
+    own (``LIS^<lab OID>^ISO`` numbering ``F<n>^LAB^<lab OID>^ISO``: HL7 v2.5.1 2.A.33, the universal id names
+    the one application whatever its local name)."""
+    placer = f"RV40D-LABSC-{oid[-2:]}"
+    filler = f"F{placer}^LAB^{oid}^ISO"
+    lis = f"LIS^{oid}^ISO"
     assert "MSA|AA" in send(http, _order("HIS", placer, "HIS"))
     sc = send(http, _order(lis, placer, "HIS", "SC", HEAD, filler))
     xx = send(http, _order(lis, placer, "HIS", "XX", CHEST, filler))
