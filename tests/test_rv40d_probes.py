@@ -219,3 +219,24 @@ def test_a_programs_refusal_is_not_given_the_residents_advice(module_eng: Any, h
     r = http.get("/ui/quarantine", headers={"Authorization": f"Bearer {token}", "Accept": "text/html"})
     assert r.status_code == 403 and "您无权查看" in r.text, r.text
     assert 'href="/ui/me/"' not in r.text and "您本人的健康档案" not in r.text, r.text
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "rv40d HIGH 2: a third application's XO held for its test (W 204: 'does not change a stored order's test') "
+    "still rewrites the order's authoredOn (12th -> 20th: the order time the recognition windows read) and its "
+    "requester (张医生 -> 李医生), and the ACK says nothing of either -- the hold (Owned) covers OBR-4 only"))
+def test_a_held_xo_changes_nothing_else_of_the_order_either(http: TestClient) -> None:
+    """HISAPP orders head CT (ORC-9 the 12th, Dr Zhang D7), the RIS reports; the EMR's XO -- held as a third
+    application's (W 204) -- to chest CT, ORC-9 the 20th, requester D9: the order's time and requester are the
+    placer's and stay."""
+    placer = "RV40D-XOELSE"
+    assert "MSA|AA" in send(http, _stated("HISAPP", placer, "NW", HEAD, "", ""))
+    assert "MSA|AA" in send(http, _report("RIS", placer, "HIS", f"F{placer}^RIS"))
+    before = _one(http, "urn:huren:id:HIS", placer)
+    xo = (_stated("EMR", placer, "XO", CHEST, f"F{placer}^RIS", "")
+          .replace(f"||||{ORDERED}|||D7^张^医生", "||||20260320080000+0800|||D9^李^医生"))
+    ack = send(http, xo)
+    assert len(_held_at_obr4(ack)) == 1, ack
+    after = _one(http, "urn:huren:id:HIS", placer)
+    assert after.get("authoredOn") == before.get("authoredOn"), (before.get("authoredOn"), after.get("authoredOn"))
+    assert after.get("requester") == before.get("requester"), (before.get("requester"), after.get("requester"))
