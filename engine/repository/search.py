@@ -16,6 +16,7 @@ from decimal import Decimal, InvalidOperation
 
 from engine.bounds import parse_int
 from engine.errors import BadRequest
+from engine.identity.nationalid import valid_number
 from engine.repository.indexing import date_range, normalise, parse_reference
 from engine.repository.query import (
     Clause,
@@ -113,9 +114,13 @@ def _prefix(value: str) -> tuple[str, str]:
 
 
 class SearchParser:
-    def __init__(self, params: SearchParams, base_url: str = "") -> None:
+    def __init__(self, params: SearchParams, base_url: str = "", number_systems: frozenset[str] = frozenset()) -> None:
         self.params = params
         self.base_url = base_url.rstrip("/")
+        # the identifier systems of national resident ID numbers (the site's ``national_id_system``, confined.yaml's
+        # ``number_systems``; set by the engine, which reads the site): a token value under one of them is read as
+        # ``nationalid`` reads a number (``_as_number``)
+        self.number_systems = number_systems
 
     def parse(
         self,
@@ -229,7 +234,7 @@ class SearchParser:
         prefixes = set()
         for value in values:
             cond, prefix = self._cond(rtype, param, key, modifier, value)
-            alts.append(cond)
+            alts.extend(self._as_number(cond))
             prefixes.add(prefix)
         if "ne" in prefixes:
             if len(values) > 1:
@@ -305,6 +310,23 @@ class SearchParser:
             return QuantityCond(code, "eq" if eq else prefix, float(number - half), float(number + half), system,
                                 unit), prefix
         return UriCond(code, _unescape(value)), "eq"
+
+    def _as_number(self, cond: Cond) -> tuple[Cond, ...]:
+        """A token condition whose value is a valid resident ID number written otherwise than its canonical form
+        (``32092319760807034x``, a lower-case check character, or with spaces), under a national ID system
+        (``number_systems``) or under none (``value``, ``|value``): that condition and the same for the canonical
+        number (``nationalid.valid_number``, the one reading of a number: GB 11643 reads ``x`` as ``X``). The HL7
+        path stores a number canonical (``common._check_national_id``), so ``Patient?identifier=urn:huren:id:NNCHN|
+        ...x`` found nobody (rv40a LOW 6); a FHIR client's own ``...x`` is still found by the value as sent.
+        Every form passes here -- a token's ``:not``, a reference's ``:identifier``, a chain's inner search -- and
+        ``:missing`` has no value. The value is a token's code, which another system's identifier or code never
+        has read this way (its own ``x`` is its own); a canonical value, the common path, is one ``isalnum``."""
+        if not isinstance(cond, TokenCond) or cond.code is None or len(cond.code) < 18:
+            return (cond,)
+        if (cond.code.isalnum() and cond.code[-1] != "x") or (cond.system and cond.system not in self.number_systems):
+            return (cond,)
+        number = valid_number(cond.code)
+        return (cond,) if number is None or number == cond.code else (cond, TokenCond(cond.param, cond.system, number))
 
     @staticmethod
     def _token(code: str, value: str) -> TokenCond:
