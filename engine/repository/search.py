@@ -312,21 +312,27 @@ class SearchParser:
         return UriCond(code, _unescape(value)), "eq"
 
     def _as_number(self, cond: Cond) -> tuple[Cond, ...]:
-        """A token condition whose value is a valid resident ID number written otherwise than its canonical form
-        (``32092319760807034x``, a lower-case check character, or with spaces), under a national ID system
-        (``number_systems``) or under none (``value``, ``|value``): that condition and the same for the canonical
-        number (``nationalid.valid_number``, the one reading of a number: GB 11643 reads ``x`` as ``X``). The HL7
-        path stores a number canonical (``common._check_national_id``), so ``Patient?identifier=urn:huren:id:NNCHN|
-        ...x`` found nobody (rv40a LOW 6); a FHIR client's own ``...x`` is still found by the value as sent.
-        Every form passes here -- a token's ``:not``, a reference's ``:identifier``, a chain's inner search -- and
-        ``:missing`` has no value. The value is a token's code, which another system's identifier or code never
-        has read this way (its own ``x`` is its own); a canonical value, the common path, is one ``isalnum``."""
-        if not isinstance(cond, TokenCond) or cond.code is None or len(cond.code) < 18:
+        """A token condition whose value is a valid resident ID number, under a national ID system
+        (``number_systems``) or under none (``value``, ``|value``), and whose check character is an X or that is
+        written otherwise than canonical (spaces): that condition and the same for each form of the number --
+        canonical (``nationalid.valid_number``, the one reading of a number: GB 11643 reads ``x`` as ``X``) and
+        with a lower-case ``x``. The HL7 path stores a number canonical (``common._check_national_id``), so
+        ``Patient?identifier=urn:huren:id:NNCHN|...x`` found nobody (rv40a LOW 6); a FHIR client's write keeps the
+        value it sent, ``...x`` included, and the canonical ``...X`` finds that one too.
+
+        Every form of a token search passes here -- ``:not``, a reference's ``:identifier``, a chain's inner search;
+        ``:missing`` has no value. Another system's identifier is its own (its ``x`` not read so). A number whose
+        check character is a digit, written canonical (ten in eleven of them), is passed on as it came: one
+        ``isdigit``."""
+        if not isinstance(cond, TokenCond) or cond.code is None or len(cond.code) < 18 or cond.code.isdigit():
             return (cond,)
-        if (cond.code.isalnum() and cond.code[-1] != "x") or (cond.system and cond.system not in self.number_systems):
+        if cond.system and cond.system not in self.number_systems:
             return (cond,)
         number = valid_number(cond.code)
-        return (cond,) if number is None or number == cond.code else (cond, TokenCond(cond.param, cond.system, number))
+        if number is None:
+            return (cond,)
+        forms = dict.fromkeys((cond.code, number, number[:17] + "x" if number[17] == "X" else number))
+        return tuple(TokenCond(cond.param, cond.system, form) for form in forms)
 
     @staticmethod
     def _token(code: str, value: str) -> TokenCond:
