@@ -72,9 +72,9 @@ def test_every_form_of_a_search_by_her_number_written_with_a_lower_case_x_finds_
 def test_a_clients_lower_case_x_is_found_by_either_form_and_another_system_keeps_its_own(
         both: tuple[Engine, TestClient]) -> None:
     """A FHIR client's Patient keeps the ``...x`` it sent (exactly what was sent comes back); ``...X`` finds it as
-    ``...x`` does. The same characters under another system (a card's number) are that system's own: ``x`` is not
+    ``...x`` does, after the site is read again too. The same characters under another system (a card's number) are that system's own: ``x`` is not
     read as ``X`` there."""
-    _, http = both
+    engine, http = both
     up = _nid("32092319810214019")
     assert up.endswith("X")
     low = up[:-1] + "x"
@@ -87,6 +87,8 @@ def test_a_clients_lower_case_x_is_found_by_either_form_and_another_system_keeps
     assert made.json()["identifier"][0]["value"] == low
     for value in (f"{NNCHN_SYSTEM}|{low}", f"{NNCHN_SYSTEM}|{up}", up):
         assert _ids(http, "Patient", [("identifier", value)]) == [pid], value
+    engine.reload_site()  # (the site read again: its national system still the search's)
+    assert _ids(http, "Patient", [("identifier", f"{NNCHN_SYSTEM}|{up}")]) == [pid]
     card = http.post("/fhir/Patient", json={"resourceType": "Patient", "name": [{"text": "岳巳"}],
                                             "identifier": [{"system": "urn:example:card", "value": up}]})
     assert card.status_code == 201, card.text
