@@ -158,3 +158,16 @@ def test_fold_name_drops_every_format_character_and_keeps_every_letter() -> None
     # a space after an inner tsheg is dropped and the tsheg still parts the syllables
     assert fold_name("བཀྲ་ཤིས་ བདེ་ལེགས") == fold_name("བཀྲ་ཤིས་བདེ་ལེགས") != fold_name("བཀྲ་ཤིསབདེ་ལེགས")
     assert not same_name(fold_name("李娜"), "李\u200b丽") and same_name("李娜", "李\u200b娜")
+
+
+def test_a_logical_reference_by_her_number_is_found_by_the_lower_case_x(both: tuple[Engine, TestClient]) -> None:
+    """A reference's ``:identifier`` (a logical reference by the number, ``Reference.identifier``: a record linked
+    ``seealso`` to hers): ``...x`` finds the record that names her by ``...X``."""
+    _, http = both
+    up = _nid("32092319700101013")
+    assert up.endswith("X")
+    made = http.post("/fhir/Patient", json={
+        "resourceType": "Patient", "name": [{"text": "岳未"}],
+        "link": [{"type": "seealso", "other": {"identifier": {"system": NNCHN_SYSTEM, "value": up}}}]})
+    assert made.status_code == 201, made.text
+    assert _ids(http, "Patient", [("link:identifier", f"{NNCHN_SYSTEM}|{up[:-1]}x")]) == [made.json()["id"]]
