@@ -37,7 +37,7 @@ from engine.referral.workflow import is_referral
 from engine.repository import open_store
 from engine.repository.fhir import FhirRepository
 from engine.repository.port import Store, is_new_store
-from engine.repository.scoped import DeletedLabels
+from engine.repository.scoped import DeletedLabels, confined_rules
 from engine.repository.sqlite_store import SqliteStore
 from engine.result_labels import CITATIONS, ResultLabels
 from engine.settings import Settings
@@ -58,6 +58,9 @@ class Engine:
             # ... and the site's merge rules: how each writer's version combines with the stored one
             self.repository = FhirRepository(self.store, validator=self.validator, base_url=settings.fhir_base_url,
                                              merge=MergeRules.from_site(self.site))
+            # ... whose searches read a resident ID number under the site's national ID systems as the identity
+            # reads it (``SearchParser._as_number``: ``...x`` is ``...X``; nfix40)
+            self.repository.parser.number_systems = number_systems(self.site)
             self.auth = AuthService(settings, store=self.store)
             # The MPI links Patients at ingest (a repository write hook) and gives residents their compartment.
             self.identity = IdentityService(self.store, self.repository,
@@ -152,6 +155,7 @@ class Engine:
         self.ingestor.reload_site(fresh)
         merge.same_test = self._same_item
         self.repository.merge = merge
+        self.repository.parser.number_systems = number_systems(fresh)
         self.measures = measures
         publish_measures(self.repository, list(measures.by_id.values()))
         return fresh
@@ -186,6 +190,15 @@ class Engine:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def number_systems(site: Site) -> frozenset[str]:
+    """The identifier systems of national resident ID numbers: the site's ``national_id_system``
+    (``mappings/hl7v2/identifiers.yaml``, what the converters write) and ``confined.yaml``'s ``number_systems``
+    (the national OID a logical reference carries). A search's token value under one of them is a number
+    (``SearchParser._as_number``)."""
+    national = (site.tables.get("identifiers") or {}).get("national_id_system")
+    return confined_rules().number_systems | ({national} if isinstance(national, str) and national else set())
 
 
 def _item_of(resource: dict[str, Any], rules: Rules) -> str | None:

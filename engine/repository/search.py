@@ -16,6 +16,7 @@ from decimal import Decimal, InvalidOperation
 
 from engine.bounds import parse_int
 from engine.errors import BadRequest
+from engine.identity.nationalid import valid_number
 from engine.repository.indexing import date_range, normalise, parse_reference
 from engine.repository.query import (
     Clause,
@@ -113,9 +114,13 @@ def _prefix(value: str) -> tuple[str, str]:
 
 
 class SearchParser:
-    def __init__(self, params: SearchParams, base_url: str = "") -> None:
+    def __init__(self, params: SearchParams, base_url: str = "", number_systems: frozenset[str] = frozenset()) -> None:
         self.params = params
         self.base_url = base_url.rstrip("/")
+        # the identifier systems of national resident ID numbers (the site's ``national_id_system``, confined.yaml's
+        # ``number_systems``; set by the engine, which reads the site): a token value under one of them is read as
+        # ``nationalid`` reads a number (``_as_number``)
+        self.number_systems = number_systems
 
     def parse(
         self,
@@ -229,7 +234,10 @@ class SearchParser:
         prefixes = set()
         for value in values:
             cond, prefix = self._cond(rtype, param, key, modifier, value)
-            alts.append(cond)
+            if type(cond) is TokenCond and cond.code is not None and len(cond.code) >= 18 and not cond.code.isdigit():
+                alts.extend(self._as_number(cond))  # (asked here: a call for every value cost +1.5 k instructions)
+            else:
+                alts.append(cond)
             prefixes.add(prefix)
         if "ne" in prefixes:
             if len(values) > 1:
@@ -305,6 +313,27 @@ class SearchParser:
             return QuantityCond(code, "eq" if eq else prefix, float(number - half), float(number + half), system,
                                 unit), prefix
         return UriCond(code, _unescape(value)), "eq"
+
+    def _as_number(self, cond: TokenCond) -> tuple[TokenCond, ...]:
+        """A token condition whose value is a valid resident ID number, under a national ID system
+        (``number_systems``) or under none (``value``, ``|value``), and whose check character is an X or that is
+        written otherwise than canonical (spaces): that condition and the same for each form of the number --
+        canonical (``nationalid.valid_number``, the one reading of a number: GB 11643 reads ``x`` as ``X``) and
+        with a lower-case ``x``. The HL7 path stores a number canonical (``common._check_national_id``), so
+        ``Patient?identifier=urn:huren:id:NNCHN|...x`` found nobody (rv40a LOW 6); a FHIR client's write keeps the
+        value it sent, ``...x`` included, and the canonical ``...X`` finds that one too.
+
+        Every form of a token search passes here -- ``:not``, a reference's ``:identifier``, a chain's inner search;
+        ``:missing`` has no value. Another system's identifier is its own (its ``x`` not read so). Asked by
+        ``_clause`` of a value of 18 characters or more, not all digits: a number whose check character is a digit,
+        written canonical (ten in eleven of them), and a short code never come here."""
+        if cond.system and cond.system not in self.number_systems:
+            return (cond,)
+        number = valid_number(cond.code)
+        if number is None:
+            return (cond,)
+        forms = dict.fromkeys((number, number[:17] + "x" if number[17] == "X" else number))
+        return (cond, *(TokenCond(cond.param, cond.system, form) for form in forms if form != cond.code))
 
     @staticmethod
     def _token(code: str, value: str) -> TokenCond:
