@@ -150,3 +150,18 @@ def test_r4_weighed_zero_by_its_own_range_is_not_served(both: tuple[Engine, Test
     _, http = both
     r = http.get("/fhir/metadata", headers={"Accept": "application/fhir+json;fhirVersion=4.0;q=0, application/fhir+json"})
     assert r.status_code == 406, (r.status_code, r.text[:200])
+
+
+@pytest.mark.xfail(strict=True, reason="LOW (before tidy40 too; tidy40 reads _format 'the same' only in the query): "
+                   "POST _search's form body may carry _format (R4: a search's parameters go in the body), but "
+                   "fhir.search_post drops it (_CONTROL) unread -- '_format=xml' or '_format=application/fhir+json;"
+                   "fhirVersion=3.0' in the body is answered R4 JSON under a 200, where the same in the query is 406")
+@pytest.mark.parametrize("fmt", [b"xml", b"application/fhir%2Bjson;fhirVersion=3.0"], ids=["xml", "stu3"])
+def test_a_format_in_the_search_form_body_is_read_as_in_the_query(both: tuple[Engine, TestClient], fmt: bytes) -> None:
+    _, http = both
+    in_query = http.post(f"/fhir/Patient/_search?_format={fmt.decode()}", content=b"family=RV40E-FMT",
+                         headers={"Content-Type": FORM})
+    assert in_query.status_code == 406, in_query.text
+    in_body = http.post("/fhir/Patient/_search", content=b"family=RV40E-FMT&_format=" + fmt,
+                        headers={"Content-Type": FORM})
+    assert in_body.status_code == 406, (in_body.status_code, in_body.text[:200])
