@@ -1874,9 +1874,12 @@ class MergeRules:
         it already or it is all the order is found by, and the ACK warns at the field that stated it with
         the ERR-3 the converter chose (``Owned.code``: 204, the number is no key of the sender's)."""
         dates: Dates | None = getattr(self._local, "at", None)
+        hold, owns = getattr(dates, "hold", None), getattr(dates, "owns", None)
         for own in owned:
             if own.element not in incoming:
                 continue
+            claim = f"{own.kind}|{own.system}|{own.value}"
+            ref = f"{rtype}/{(stored or incoming).get('id')}"
             if own.elsewhere:
                 other = self._held_elsewhere(rtype, stored, own)
                 if other is None:
@@ -1893,7 +1896,11 @@ class MergeRules:
                 issues.append({"severity": "warning", "code": "conflict", "expression": [f"{rtype}.{own.element}"],
                                "location": [own.at], "diagnostics": f"{own.text} ({why})",
                                "details": {"coding": [{"system": V2_0357, "code": own.code}]}})
+                if hold is not None:  # (another order's number: no operator's decision makes it this order's)
+                    hold({"claim": claim, "resource": ref, "element": own.element, "at": own.at, "elsewhere": True})
                 continue
+            if owns is not None and owns(claim, ref) is not None:
+                continue  # (the operator decided this message's change is the number's owner's: ord40)
             stamps = self._numbered(rtype, stored, own) if stored is not None else None
             if stamps is None:
                 if not own.unknown:
@@ -1911,6 +1918,9 @@ class MergeRules:
             issues.append({"severity": "warning", "code": "conflict", "expression": [f"{rtype}.{own.element}"],
                            "location": [own.at], "diagnostics": f"{own.text} ({why})",
                            "details": {"coding": [{"system": V2_0357, "code": own.code}]}})
+            if hold is not None:  # (kept with the message: its claim stores no number, ``_numbered``; and an
+                # operator may decide it, ``owns``)
+                hold({"claim": claim, "resource": ref, "element": own.element, "at": own.at, "elsewhere": False})
         return incoming
 
     @staticmethod
@@ -1976,6 +1986,13 @@ class MergeRules:
                 stamps = [s for s in stamps if own.value in s.placed()]
                 if not stamps:
                     continue  # (a version that holds the number but whose writer did not place it)
+            # a message whose claim to this number was held stored nothing of it -- though its write created the
+            # order that holds it, a filler number alone finding nothing else (ord39's left, LOW; ord40)
+            claim = f"{own.kind}|{own.system}|{own.value}"
+            unheld = [s for s in stamps if claim not in s.claims()]
+            if stamps and not unheld:
+                continue  # (held claims alone wrote it: the next version's writer stored it, if any)
+            stamps = unheld
             # the first of them stored it: a later message that changed nothing (a held one among them) names
             # the same version in its Provenance, and is no storer of the number (ofix39) -- first by arrival
             # (``received``; this batch's own, not yet received, after the stored): the Provenances come in no
