@@ -50,6 +50,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
+from adapters.convert.applications import canonical
 from adapters.convert.persons import MEMBER_REFUSED, registered_by
 from adapters.convert.results import placed_numbers
 from adapters.hl7v2.ack import build_ack, version_tuple
@@ -1913,11 +1914,13 @@ class _Dates:
             h = self._item.header
             assert h is not None
             doc = self._item.doc or {}
-            self._now = stamp(application=h.application_code, institution=str(doc.get("facility") or h.facility_code),
+            institution = str(doc.get("facility") or h.facility_code)
+            self._now = stamp(application=h.application_code, institution=institution,
                               msh7=h.timestamp.split(h.component_sep or "^", 1)[0],
                               received_at=doc.get("received_at"), tz=_zone_of(self._site, h.facility_code),
                               label=f"{message_type_of(h)} {h.control_id}",
-                              hd=header_hd(h.sending_application, h.component_sep),
+                              # (MSH-3 as the application the site's aliases name it: ``applications.canonical``)
+                              hd=canonical(institution, header_hd(h.sending_application, h.component_sep), self._site),
                               message=h.message_code, placed=_placed(h.message_code, self._item.text),
                               claims=self._claims)
         return self._now
@@ -1988,7 +1991,7 @@ def _doc_stamp(doc: Document, site: Any) -> Stamp:
                  msh7=header.timestamp.split(header.component_sep or "^", 1)[0],
                  received_at=doc.get("received_at"), tz=_zone_of(site, facility),
                  label=f"{doc.get('message_type') or ''} {doc.get('control_id') or ''}".strip(),
-                 hd=header_hd(header.sending_application, header.component_sep),
+                 hd=canonical(facility, header_hd(header.sending_application, header.component_sep), site),
                  message=header.message_code, placed=_placed(header.message_code, text),
                  claims=lambda: claims)
 
