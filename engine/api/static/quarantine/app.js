@@ -345,10 +345,16 @@
     try {
       const outcome = await api("/admin/quarantine/" + encodeURIComponent(id) + "/owner",
         { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ reason: reason }) });
-      await loadHeld();
-      await openMessage(id, document.querySelector('#held tr[data-id="' + CSS.escape(id) + '"]'), true);
-      box.replaceChildren(); box.dataset.ack = outcome.ack_code || "";
+      await loadHeld(); // a change taken leaves the list
       const d = outcome.decided || {};
+      if (current && current.id === id) { // no longer held: the page says what the decision made of it from its answer
+        details.drop();
+        const entry = { at: d.at, by: d.by, as: "owner", reason: d.reason };
+        show(Object.assign({}, current, outcome.already ? {} : { status: outcome.status, ack_code: outcome.ack_code,
+          errors: outcome.errors || [], held_claims: outcome.held_claims || [],
+          replays: (current.replays || []).concat([entry]) }), null, true);
+      }
+      box.replaceChildren(); box.dataset.ack = outcome.ack_code || "";
       if (outcome.already) {
         box.className = "ok";
         box.appendChild(el("p", "这条消息的更改此前已按号码所有者的更改处理（决定人 " + (d.by || "") + "，" + W.instant(d.at) + "，理由："
@@ -378,6 +384,7 @@
       return;
     }
     $("#owner-reason").removeAttribute("aria-invalid");
+    text($("#replay-said"), ""); $("#replay-said").className = ""; // (the ask for a reason, answered)
     text($("#confirm-owner-text"), "消息 " + (current.control_id || current.id) + "（" + facility(current.facility) + "）将按原样重新处理一次，"
       + "其对医嘱的更改按号码所有者的更改采用。理由：" + reason + "。您的姓名、时间和理由将记入审计日志和写入的记录（Provenance）。此决定只执行一次。");
     $("#confirm-owner").returnValue = "";
