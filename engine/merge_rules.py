@@ -180,7 +180,9 @@ class Owned:
     element only fills an order not stored yet, and the ACK warns at ``at`` with ERR-3 ``code`` (``text``,
     ``unknown`` appended when no message stored it); the message's own identifier of that kind, when the stored
     order does not hold it, is not stored either -- a held claim to a number would make its sender the first to
-    store it (thirty-ninth round, ord39).
+    store it (thirty-ninth round, ord39). Each hold is kept with its message (``Dates.hold``: the message document's
+    ``held_claims``), so a held claim makes its sender no storer even where its write created the order (``Stamp.claims``),
+    and an operator may decide one held message's change is the owner's (``Dates.owns``; fortieth round, ord40).
 
     - ``kind``: the identifier's v2 0203 type (FILL, PLAC); ``system``/``value``: this message's number of it;
     - ``through``: a merge.yaml source group the storing message must be of ("" any): a result message repeats
@@ -1953,9 +1955,11 @@ class MergeRules:
         alike: the earliest of the versions, newest back, that all hold it, and the messages whose Provenances
         name that version (and this batch's earlier messages that wrote it: ``Dates.pending``). With
         ``own.through`` (a source group) only a message of that group counts, and with ``own.placing`` only one
-        that states the number as the placer's (``Stamp.placed``): the first version holding it written by
+        one that states the number as the placer's (``Stamp.placed``): the first version holding it written by
         one -- ord39 took the first version any order message wrote, so the filler's own XX after its report
-        (which first stored the placer number) made the filler the placer (review rv39g MED 3; ofix39). None
+        (which first stored the placer number) made the filler the placer (review rv39g MED 3; ofix39). A message
+        whose claim to this number was held (``Stamp.claims``) stored none of it, though its write created the
+        order holding it (a filler number alone: ord39's LOW left; ord40). None
         when the stored order does not hold the number, no message stated the version (a FHIR client's), or
         there are no message times or history to read (no ingest)."""
         dates: Dates | None = getattr(self._local, "at", None)
@@ -3655,7 +3659,9 @@ def _same_application(one: Stamp, other: Stamp) -> bool:
     by ``datatypes.same_hd`` (the universal ids where both carry one, and then the namespace ids too where both
     carry one -- two MSH-3s' HD-1 are names of one table, HL7 table 0361: ``RIS^<OID>^ISO`` and ``EMR^<OID>^ISO``
     are two applications of a site that put the hospital's OID in each, review rv39g LOW 5; else the namespace
-    ids) -- ``sender``'s MSH-3.1 alone would make another hospital's ``RIS^<OID>^ISO`` ours (rv38i HIGH)."""
+    ids) -- ``sender``'s MSH-3.1 alone would make another hospital's ``RIS^<OID>^ISO`` ours (rv38i HIGH). Each
+    ``Stamp.application`` is MSH-3 as the site's aliases name the application (``adapters.convert.applications.canonical``,
+    made by ingest): an LIS that moved from ``LIS`` to ``^<OID>^ISO`` is one where the site says so (ord40)."""
     from adapters.convert.datatypes import same_hd  # (datatypes imports this module: asked at run time)
 
     return (bool(one.sender.strip("^")) and one.sender.rsplit("^", 1)[-1] == other.sender.rsplit("^", 1)[-1]

@@ -13,10 +13,16 @@ A message document::
      "status": "received" | "processed" | "quarantined",
      "ack_code": "AA" | "AE" | "AR", "errors": [ERR as dict, ...], "reason": "first error, readable",
      "conflict_of": "<_id of the message with the same control id>" | None,
-     "attempts": 1, "processed_at": ..., "resources": ["Patient/..", ...], "replays": [...]}
+     "attempts": 1, "processed_at": ..., "resources": ["Patient/..", ...], "replays": [...],
+     "held_claims": [{"claim": "FILL|<system>|<value>", "resource": "ServiceRequest/..", "versionId": "3",
+                      "element": "code", "at": "OBR[1]-4", "elsewhere": false}, ...]}
+
+(``held_claims``: the order numbers an accepted message's change was held under, W 204 -- listed in ``hl7_held``
+for the operator until it is processed again without any: ord40)
 
 (a replay's entry: ``{"at", "by", "previous_reason", "previous_status"}``, ``"as": "later"`` when the
-operator decided the message is later than a stored version it could not be ordered against)
+operator decided the message is later than a stored version it could not be ordered against, ``"as": "owner"``
+with the operator's ``reason`` when they took its held change as the number's owner's)
 
 The idempotency key of DESIGN.md §4 is (sending institution, sending application, MSH-10):
 HL7 v2 makes MSH-10 unique per sending *system*, MSH-3 + MSH-4, and a hospital's HIS and LIS

@@ -24,7 +24,10 @@ an operator's session, a bound hospital system) is shown with its content masked
 other field and the ERR stay, enough to fix a site configuration): on /fhir such a caller is refused
 the R/V records this message would have written (the review of privprobe27, the lead's decision).
 The replay runs the stored bytes; ``?as=later`` is the operator's decision for a message refused because
-its order against a stored result cannot be told (ERR-3 206; order35, see ``replay_message``).
+its order against a stored result cannot be told (ERR-3 206; order35, see ``replay_message``). A message accepted
+with its change of an order held (W 204: the order's history names another application for its number) is listed
+by ``GET /admin/held`` and shown as a refused one is; ``POST /admin/quarantine/{id}/owner`` with a reason is the
+operator's decision that its change is the owner's (fortieth round, ord40; see ``decide_owner``).
 
 Responses are plain JSON (these are not FHIR resources); errors are OperationOutcomes.
 """
