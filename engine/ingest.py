@@ -2008,8 +2008,8 @@ def _held_versions(claims: list[dict[str, Any]], listing: _Listing) -> list[dict
     out = []
     for claim in claims:
         written = listing.stored.get(str(claim.get("resource")))
-        version = getattr(written, "version", None)
-        out.append({**claim, **({"versionId": str(version)} if version is not None else {})})
+        version = getattr(written, "version", None) or claim.get("judged")  # (not written: the one held against)
+        out.append({**claim, **({"versionId": str(version)} if version else {})})
     return out
 
 

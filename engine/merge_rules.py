@@ -1882,6 +1882,7 @@ class MergeRules:
                 continue
             claim = f"{own.kind}|{own.system}|{own.value}"
             ref = f"{rtype}/{(stored or incoming).get('id')}"
+            judged = str(((stored or {}).get("meta") or {}).get("versionId") or "")  # (the version it was held against)
             if own.elsewhere:
                 other = self._held_elsewhere(rtype, stored, own)
                 if other is None:
@@ -1899,7 +1900,8 @@ class MergeRules:
                                "location": [own.at], "diagnostics": f"{own.text} ({why})",
                                "details": {"coding": [{"system": V2_0357, "code": own.code}]}})
                 if hold is not None:  # (another order's number: no operator's decision makes it this order's)
-                    hold({"claim": claim, "resource": ref, "element": own.element, "at": own.at, "elsewhere": True})
+                    hold({"claim": claim, "resource": ref, "element": own.element, "at": own.at, "elsewhere": True,
+                          "judged": judged})
                 continue
             if owns is not None and owns(claim, ref) is not None:
                 continue  # (the operator decided this message's change is the number's owner's: ord40)
@@ -1922,7 +1924,8 @@ class MergeRules:
                            "details": {"coding": [{"system": V2_0357, "code": own.code}]}})
             if hold is not None:  # (kept with the message: its claim stores no number, ``_numbered``; and an
                 # operator may decide it, ``owns``)
-                hold({"claim": claim, "resource": ref, "element": own.element, "at": own.at, "elsewhere": False})
+                hold({"claim": claim, "resource": ref, "element": own.element, "at": own.at, "elsewhere": False,
+                      "judged": judged})
         return incoming
 
     @staticmethod

@@ -415,10 +415,17 @@ class MessageStore:
         errs = [error_to_dict(e) for e in errors]
         refused = [{"resource": ref, "versionId": vid} for v in against
                    for ref, _, vid in [v.rpartition("/_history/")] if ref and vid]
-        self._set(doc_id, current, {
+        fields: dict[str, Any] = {
             "status": QUARANTINED, "ack_code": ack_code, "errors": errs, "reason": _reason(errs),
-            "processed_at": now_iso(), "attempts": attempts, "refused_against": refused,
-        }, unstored)
+            "processed_at": now_iso(), "attempts": attempts, "refused_against": refused}
+        # a message held before and refused on its replay: its holds are no longer what it is (it is refused), and
+        # the held list is for accepted messages (ord40)
+        held = (current if current is not None else (self.get(doc_id) or {})).get("held_claims")
+        if held:
+            fields["held_claims"] = []
+        self._set(doc_id, current, fields, unstored)
+        if held:
+            self.held_changes.delete(doc_id)
 
     def _set(self, doc_id: str, current: Document | None, fields: Document,
              unstored: list[Document] | None = None) -> None:

@@ -116,6 +116,7 @@ def test_a_held_change_is_listed_and_taken_as_the_owners_once_with_who_when_and_
     (claim,) = item["held_claims"]
     assert claim["claim"] == f"FILL|urn:huren:id:RIS|F{placer}" and claim["resource"] == f"ServiceRequest/{order['id']}"
     assert claim["elsewhere"] is False and claim["versionId"] == order["meta"]["versionId"], claim
+    assert claim["at"] == "OBR[1]-4" and claim["element"] == "code", claim
     assert http.get(f"/admin/quarantine/{msg}", headers=ops).json()["text"].startswith("MSH|")  # (shown as refused ones)
 
     # who may not: no reason (400), a read-only client, a resident, a clinician (403) -- nothing written
