@@ -19,6 +19,7 @@ TestClient with real tokens and staff sessions. Each test uses order numbers of 
 
 from __future__ import annotations
 
+import getpass
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -30,6 +31,7 @@ from fastapi.testclient import TestClient
 
 from adapters.convert.applications import canonical, forms, one_application
 from engine.api.app import create_app
+from engine.cli import main
 from engine.engine import Engine
 from engine.messages import message_id
 from engine.settings import Settings
@@ -38,10 +40,13 @@ from tests.conftest import _BACKENDS, settings_for_backend
 from tests.test_cdfix38_fixes import OID
 from tests.test_code37_ris_change import CHEST, HEAD, _changed, _ordered, _ris
 from tests.test_codedoc38_order_owner import _codes, _warned_at_obr4
+from tests.test_ingest_replay import site_env
 from tests.test_ord39_order_history import _from, _held, _placed_by, _taken, _xo
 from tests.test_order35_as_later import _audited_replays, _details, _operator
 from tests.test_rvrvops26_quarantine_access import _session
 from tests.test_srfix35_order_code import B, history, oru, send, the_order
+
+__all__ = ["site_env"]
 
 ALIAS_OID = "1.2.156.112604.1.2.40"  # the RIS's universal id since its interface moved (the site's alias)
 REASON = "放射科 RIS 自 12 月 1 日起 MSH-3 改为 ^1.2.156.112604.1.2.3^ISO（接口厂商更换），与原 RIS 为同一系统"
@@ -258,3 +263,29 @@ def test_a_mistaken_alias_stops_the_site_load_naming_it(tmp_path: Path, aliases:
     with pytest.raises(SiteError) as raised:
         Site.load(Settings(site=tmp_path))
     assert said in str(raised.value) and "senders.yaml" in str(raised.value), raised.value
+
+
+def test_the_console_takes_a_held_change_as_the_owners_once(site_env: Settings, tmp_path: Path,
+                                                           capsys: pytest.CaptureFixture[str]) -> None:
+    """``huren quarantine replay ID --as-owner REASON``: the same decision from the server's console (its account
+    named), applied once; without words, with --all or --as-later: 2. SQLite only: the CLI opens the store anew
+    each time, which an in-process mongomock does not keep (as order35's console test)."""
+    placer = "O40-CLI"
+    held = _from(f"^{OID}^ISO", _changed(placer, CHEST))
+    for n, message in enumerate((_ordered(placer), _ris(oru(placer, item=HEAD)), held)):
+        (tmp_path / f"{n}.hl7").write_bytes(message.replace("\n", "\r").encode("utf-8"))
+        assert main(["replay", str(tmp_path / f"{n}.hl7"), "--quiet"]) == 0
+    msg = message_id(B, _control(held))
+    capsys.readouterr()
+    assert main(["quarantine", "replay", msg, "--as-owner", "  "]) == 2
+    assert main(["quarantine", "replay", "--all", "--as-owner", REASON]) == 2
+    assert main(["quarantine", "replay", msg, "--as-later", "--as-owner", REASON]) == 2
+    assert main(["quarantine", "replay", msg, "--as-owner", REASON]) == 0
+    assert f"{msg}: AA processed taken as the owner's" in capsys.readouterr().out
+    assert main(["quarantine", "replay", msg, "--as-owner", "再次"]) == 0
+    assert f"{msg}: already taken as the owner's by cli:{getpass.getuser()}" in capsys.readouterr().out
+    with Engine(site_env) as engine:
+        doc = engine.ingestor.messages.get(msg)
+        assert [(r["by"], r["as"], r["reason"]) for r in doc["replays"]] == [(f"cli:{getpass.getuser()}", "owner", REASON)]
+        (order_ref,) = [r for r in doc["resources"] if r.startswith("ServiceRequest/")]
+        assert "3001" in _codes(engine.repository.read(*order_ref.split("/")))
