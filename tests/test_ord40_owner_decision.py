@@ -134,6 +134,10 @@ def test_a_held_change_is_listed_and_taken_as_the_owners_once_with_who_when_and_
     page = TestClient(http.app)  # (a session, not the module client's system token)
     clinician, csrf = _session(engine, "clinician", name="dr.li40")
     assert _owner(page, msg, {"X-CSRF-Token": csrf}, cookies=clinician).status_code == 403
+    # an operator bound to another hospital: not listed, 404 as an unknown message (the quarantine's remit rule)
+    elsewhere, csrf = _session(engine, "operator", remit="FNXRMYY", name="it.a40")
+    assert msg not in [i["id"] for i in page.get("/admin/held", cookies=elsewhere).json()["items"]]
+    assert _owner(page, msg, {"X-CSRF-Token": csrf}, cookies=elsewhere).status_code == 404
     assert not engine.ingestor.messages.get(msg).get("replays")
     assert "3002" in _codes(the_order(http, placer))
 
