@@ -1958,7 +1958,7 @@ class MergeRules:
         alike: the earliest of the versions, newest back, that all hold it, and the messages whose Provenances
         name that version (and this batch's earlier messages that wrote it: ``Dates.pending``). With
         ``own.through`` (a source group) only a message of that group counts, and with ``own.placing`` only one
-        one that states the number as the placer's (``Stamp.placed``): the first version holding it written by
+        that states the number as the placer's (``Stamp.placed``): the first version holding it written by
         one -- ord39 took the first version any order message wrote, so the filler's own XX after its report
         (which first stored the placer number) made the filler the placer (review rv39g MED 3; ofix39). A message
         whose claim to this number was held (``Stamp.claims``) stored none of it, though its write created the
