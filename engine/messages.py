@@ -570,11 +570,14 @@ class MessageStore:
         return self.messages.find(flt, sort=[("received_at", -1)], limit=limit, skip=skip)
 
     def held(self, *, facility: str | None = None, limit: int = 50, skip: int = 0,
+             since: str | None = None, before: str | None = None,
              facilities: Collection[str] | None = None) -> tuple[int, list[Document]]:
         """The messages accepted with a change held (``hl7_held``, ``mark_processed(held=)``), newest first, and
-        how many there are: ``facilities`` as ``quarantined``'s (a caller's remit)."""
+        how many there are: ``facilities``, ``since`` and ``before`` as ``quarantined``'s (a caller's remit, the
+        messages' receipt)."""
         flt: dict[str, Any] = {}
         _facility(flt, facility, facilities)
+        _received(flt, since, before)
         rows = self.held_changes.find(flt, sort=[("received_at", -1)], limit=limit, skip=skip)
         docs = self.get_many([r["_id"] for r in rows])
         return self.held_changes.count(flt), [docs[r["_id"]] for r in rows if r["_id"] in docs]

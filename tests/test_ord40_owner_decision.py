@@ -117,6 +117,11 @@ def test_a_held_change_is_listed_and_taken_as_the_owners_once_with_who_when_and_
     ops = _operator(engine, "system/MessageHeader.cr", "ops-desk")
     listed = http.get("/admin/held", headers=ops).json()
     (item,) = [i for i in listed["items"] if i["id"] == msg]
+    received = engine.ingestor.messages.get(msg)["received_at"]  # (the quarantine's date filters: instants with offset)
+    later = http.get("/admin/held", headers=ops, params={"since": received[:-1] + "+00:00"}).json()["items"]
+    earlier = http.get("/admin/held", headers=ops, params={"before": received[:-1] + "+00:00"}).json()["items"]
+    assert msg in [i["id"] for i in later] and msg not in [i["id"] for i in earlier]
+    assert http.get("/admin/held", headers=ops, params={"since": "2026-12-01"}).status_code == 400
     order = the_order(http, placer)
     (claim,) = item["held_claims"]
     assert claim["claim"] == f"FILL|urn:huren:id:RIS|F{placer}" and claim["resource"] == f"ServiceRequest/{order['id']}"

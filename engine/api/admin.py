@@ -565,6 +565,8 @@ _REASON_MAX = 500
 def list_held(
     request: Request,
     facility: str | None = Query(None, description="sending facility (MSH-4.1)"),
+    since: str | None = Query(None, description="received at or after this instant (ISO 8601 with its offset)"),
+    before: str | None = Query(None, description="received before this instant (ISO 8601 with its offset)"),
     count: int = int_query(50, alias="_count", ge=1, le=500),
     offset: int = int_query(0, alias="_offset"),
     caller: Caller = Depends(operator("read")),
@@ -576,6 +578,7 @@ def list_held(
     (``POST /admin/quarantine/{id}/owner``). A remit-bound caller lists its institutions' only, as the
     quarantine (fortieth round, ord40)."""
     total, docs = engine.ingestor.messages.held(facility=facility, limit=count, skip=offset,
+                                                since=_instant("since", since), before=_instant("before", before),
                                                 facilities=_remit(engine, caller))
     items = [_shown(engine, caller, d)[0] for d in docs]
     _note(request, "other", {"admin": "held-list", "count": str(len(items))})

@@ -147,9 +147,8 @@
   }
   // the messages accepted with a change held (W 204, GET /admin/held; ord40): the operator decides on them
   async function loadHeld() {
-    const q = new URLSearchParams(), f = $("#filters").elements;
-    const code = W.codeFor("places", f.facility.value);
-    if (code) q.set("facility", code);
+    let q;
+    try { q = filterQuery(); } catch (e) { return; } // (a wrong range: the refused list says so)
     q.set("_count", String(PAGE));
     try {
       const page = await api("/admin/held?" + q.toString());
