@@ -50,6 +50,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
+from adapters.convert.applications import canonical
 from adapters.convert.persons import MEMBER_REFUSED, registered_by
 from adapters.convert.results import placed_numbers
 from adapters.hl7v2.ack import build_ack, version_tuple
@@ -185,6 +186,9 @@ class _Item:
     # the stored versions (``Type/id/_history/n``) its refusal was told against: the only ones the
     # decision answers for (``refused_against``; rvorder35 MED 3, ordfix35)
     decided_against: frozenset[str] = frozenset()
+    # the order numbers its write held its change under (``merge_rules.Owned``: AA, W 204), each as
+    # ``_Dates.hold`` got it -- kept on its message document (``held_claims``; fortieth round, ord40)
+    held_claims: list[dict[str, Any]] = field(default_factory=list)
     # the operator's replay this processing is (``_item_for``: the stored message's last ``replays`` entry, who
     # asked and whether with corrected bytes): a plain one is not the sender's message arriving again
     # (``_member_refused``); None: the sender's own arrival (or its recovery)
@@ -429,7 +433,12 @@ class Ingestor:
             doc = self.messages.get(doc_id)
             if doc is None:
                 return None
-            if decided is not None:
+            if decided is not None and decided.kind == "owner":
+                if raw is not None:
+                    raise NotDecidable("a corrected copy is not decided: the decision is about the message as it "
+                                       "was held")
+                against = self._owner_decidable(doc)
+            elif decided is not None:
                 why = undecidable(doc) or ("a corrected copy is not replayed as later: the decision is about "
                                            "the message as it was refused" if raw is not None else "")
                 if why:
@@ -449,7 +458,8 @@ class Ingestor:
             refused_at = str(doc.get("processed_at") or "")  # (when it was refused: ``_stored_since``)
             with self.store.transaction():
                 doc = self.messages.reopen(doc_id, actor=actor, raw=raw, decided_at=decided.at if decided else None,
-                                           who=who)
+                                           who=who, decided_as=decided.kind if decided else "",
+                                           reason=decided.reason if decided else "")
             assert doc is not None
             item = self._item_for(doc)
             item.decided = decided
@@ -464,7 +474,8 @@ class Ingestor:
                 with self.store.transaction():
                     self.messages.decision_used(doc_id, used)
                 now = self.messages.get(doc_id) or {}
-                changed = sorted(_refused_against(now) - against) if now.get("status") == QUARANTINED else []
+                changed = (sorted(_refused_against(now) - against)
+                           if now.get("status") == QUARANTINED and decided.kind == "later" else [])
             if self.audit is not None and item.outcome is not None:
                 self._audit_replay(doc, item.outcome, replay_requestor(item.replay or {"by": actor}), decided, used)
             if changed:
@@ -1307,6 +1318,7 @@ class Ingestor:
                 # the writer, for the merge rules, is the message type (MSH-9.1): ORM, ORU, ADT ...
                 # (and what it deleted with HL7's explicit null "": merge11, engine.merge_rules)
                 said = getattr(item.conversion, "said", None)  # (and what the rules read: the repository)
+                item.held_claims = []  # (this write's: a batch redone message by message holds them again)
                 dates = _Dates(item, self.messages, self.site, self._stamped)
                 with (self.repository.merge.saying(said, self.repository, dates)
                       if self.repository is not None else contextlib.nullcontext()):
@@ -1343,7 +1355,8 @@ class Ingestor:
                 item.owners = listing.owners  # the audit names each patient whose records it wrote
                 self.messages.mark_processed(item.doc_id, ack_code="AA", warnings=warnings,
                                              resources=refs, attempts=attempts, current=current,
-                                             unstored=self._unstored if item.in_batch_new else None)
+                                             unstored=self._unstored if item.in_batch_new else None,
+                                             held=_held_versions(item.held_claims, listing))
                 # who registered a record: kept with the filing, in its transaction (registry34)
                 self.messages.note_registrations(item.doc_id, current, _registered_of(item, current))
                 institution = getattr(item.conversion, "institution", None) or item.header.facility_code
@@ -1540,6 +1553,43 @@ class Ingestor:
         errors = [error_from_dict(e) for e in doc.get("errors") or []]
         return self._outcome(item, doc.get("ack_code") or "AA", errors, doc["status"], duplicate=True)
 
+    def _owner_decidable(self, doc: Document) -> frozenset[str]:
+        """The holds (``ref|claim``) an operator's decision that ``doc``'s change is the number's owner's answers
+        (``_Dates.owns``): the claims its processing held (``held_claims``), but those under another order's
+        number (``elsewhere``: a new order carrying it would be a second order with one accession). Raises
+        ``AlreadyDecided`` when nothing is held and its last decision was this one (a second request: applied
+        once), ``NotDecidable`` when nothing else is, ``RecordChanged`` when an order was written since the
+        hold -- the decision would be about a version the operator was not shown (as ordfix35's "as later"):
+        a plain replay holds it again against what is stored now (ord40)."""
+        claims = [c for c in doc.get("held_claims") or () if isinstance(c, dict) and not c.get("elsewhere")]
+        if not claims:
+            prior = doc.get("decision") or {}
+            if prior.get("as") == "owner" and prior.get("used"):
+                raise AlreadyDecided(prior)
+            why = ("it holds only another order's number, which no decision makes this order's"
+                   if doc.get("held_claims") else "nothing of it was held as another application's change")
+            raise NotDecidable(f"the message is {doc.get('status')} and {why}: there is nothing to decide")
+        if doc.get("status") != PROCESSED:
+            raise NotDecidable(f"the message is {doc.get('status')}, not accepted with a held change")
+        changed = []
+        for claim in claims:
+            ref = str(claim.get("resource") or "")
+            rtype, _, rid = ref.partition("/")
+            try:
+                now = str(((self.repository.read(rtype, rid) if self.repository is not None else {}).get("meta")
+                           or {}).get("versionId") or "")
+            except FhirError:
+                now = ""
+            if now != str(claim.get("versionId") or ""):
+                changed.append(f"{ref} (held against version {claim.get('versionId') or '?'}, now "
+                               f"{now or 'not readable'})")
+        if changed:
+            raise RecordChanged(
+                f"the order changed after the hold: {', '.join(changed)} -- the decision is not taken for a version "
+                "you were not shown; replay the message plainly to hold it again against what is stored now, then "
+                "decide on that")
+        return frozenset(f"{c['resource']}|{c['claim']}" for c in claims)
+
     def _internal_error(self, item: _Item, exc: BaseException, status: str = RECEIVED) -> Outcome:
         if item.header is None:
             item.header, item.text = extract_header(item.raw)
@@ -1560,8 +1610,9 @@ class Ingestor:
                        outcome="0" if outcome.code == "AA" else "4", desc=None,
                        requestor=requestor, origin=self.origin, patients=patients,
                        detail={k: v for k, v in (("message", doc["_id"]), ("control-id", doc.get("control_id")),
-                                                 ("ack", outcome.code), ("as", "later" if decided else None),
+                                                 ("ack", outcome.code), ("as", decided.kind if decided else None),
                                                  ("decided-by", decided.by if decided else None),
+                                                 ("reason", decided.reason if decided else None),
                                                  ("used", ("true" if used else "false") if decided else None))
                                if v})
         with self.store.transaction():
@@ -1779,6 +1830,16 @@ def _refused_against(doc: Document) -> frozenset[str]:
                      if isinstance(e, dict) and e.get("resource") and e.get("versionId"))
 
 
+class AlreadyDecided(NotDecidable):
+    """An operator's decision that a message's change is the number's owner's, asked again after it was applied:
+    ``decision`` is the one applied (its ``at``, ``by``, ``reason``) -- the request is answered by it, nothing
+    written again (ord40)."""
+
+    def __init__(self, decision: Mapping[str, Any]) -> None:
+        super().__init__("the message's change was already taken as the number's owner's")
+        self.decision = dict(decision)
+
+
 class RecordChanged(NotDecidable):
     """A replay "as later" of a message whose refusal's stored versions have changed since (or were
     never recorded): the decision would answer for a record the operator was not shown (ordfix35)."""
@@ -1824,7 +1885,7 @@ class _Dates:
         refuses the message as it would without the decision (``Ingestor.replay``: 409). ``why`` (what
         was not told) is said by the merge's information note; here only that one was answered counts."""
         decided = self._item.decided
-        if decided is None or version not in self._item.decided_against:
+        if decided is None or decided.kind != "later" or version not in self._item.decided_against:
             return None
         self._answered = True
         return decided
@@ -1833,19 +1894,40 @@ class _Dates:
         """The operator's decision when it answered a comparison of this write (its Provenance names them)."""
         return self._item.decided if self._answered else None
 
+    def owns(self, claim: str, ref: str) -> Decision | None:
+        """The operator's decision that this message's change under ``claim`` (``KIND|system|value``) of ``ref``
+        is the number's owner's: only a decision of that kind (``Decision.kind`` owner), and only for a claim
+        the message's hold named (``_Item.decided_against``: ``ref|claim``) -- ord40."""
+        decided = self._item.decided
+        if decided is None or decided.kind != "owner" or f"{ref}|{claim}" not in self._item.decided_against:
+            return None
+        self._answered = True
+        return decided
+
+    def hold(self, claim: dict[str, Any]) -> None:
+        """A claim the merge held (``merge_rules.Owned``): kept with the message (``_Item.held_claims``)."""
+        self._item.held_claims.append(claim)
+
     @property
     def now(self) -> Stamp:
         if self._now is None:
             h = self._item.header
             assert h is not None
             doc = self._item.doc or {}
-            self._now = stamp(application=h.application_code, institution=str(doc.get("facility") or h.facility_code),
+            institution = str(doc.get("facility") or h.facility_code)
+            self._now = stamp(application=h.application_code, institution=institution,
                               msh7=h.timestamp.split(h.component_sep or "^", 1)[0],
                               received_at=doc.get("received_at"), tz=_zone_of(self._site, h.facility_code),
                               label=f"{message_type_of(h)} {h.control_id}",
-                              hd=header_hd(h.sending_application, h.component_sep),
-                              message=h.message_code, placed=_placed(h.message_code, self._item.text))
+                              # (MSH-3 as the application the site's aliases name it: ``applications.canonical``)
+                              hd=canonical(institution, header_hd(h.sending_application, h.component_sep), self._site),
+                              message=h.message_code, placed=_placed(h.message_code, self._item.text),
+                              claims=self._claims)
         return self._now
+
+    def _claims(self) -> frozenset[str]:
+        """``Stamp.claims`` of this message as a later message of its batch reads it (``pending``): its write's holds."""
+        return frozenset(str(c.get("claim")) for c in self._item.held_claims)
 
     def of(self, provenances: list[dict[str, Any]]) -> list[Stamp]:
         """The ``Stamp`` of each message the ``provenances`` name (their entities' (institution, MSH-10)
@@ -1904,12 +1986,31 @@ def _doc_stamp(doc: Document, site: Any) -> Stamp:
     """The ``Stamp`` of a stored message: its MSH read again from its raw bytes (MSH-7 as sent)."""
     header, text = extract_header(raw_of(doc))
     facility = str(doc.get("facility") or "")
+    claims = held_claims(doc)
     return stamp(application=application_of(doc), institution=facility,
                  msh7=header.timestamp.split(header.component_sep or "^", 1)[0],
                  received_at=doc.get("received_at"), tz=_zone_of(site, facility),
                  label=f"{doc.get('message_type') or ''} {doc.get('control_id') or ''}".strip(),
-                 hd=header_hd(header.sending_application, header.component_sep),
-                 message=header.message_code, placed=_placed(header.message_code, text))
+                 hd=canonical(facility, header_hd(header.sending_application, header.component_sep), site),
+                 message=header.message_code, placed=_placed(header.message_code, text),
+                 claims=lambda: claims)
+
+
+def held_claims(doc: Document) -> frozenset[str]:
+    """The order numbers (``KIND|system|value``) a stored message's change was held under (``held_claims``)."""
+    return frozenset(str(c.get("claim")) for c in doc.get("held_claims") or () if isinstance(c, dict))
+
+
+def _held_versions(claims: list[dict[str, Any]], listing: _Listing) -> list[dict[str, Any]]:
+    """The claims a message's write held, each with the version of its order the write left (``versionId``:
+    the one it wrote, else the one stored) -- an operator's decision is about that version, and one written
+    since is a record they were not shown (``Ingestor.decide_owner``; as ordfix35 binds "as later")."""
+    out = []
+    for claim in claims:
+        written = listing.stored.get(str(claim.get("resource")))
+        version = getattr(written, "version", None) or claim.get("judged")  # (not written: the one held against)
+        out.append({**claim, **({"versionId": str(version)} if version else {})})
+    return out
 
 
 def _placed(message_code: str, text: str) -> Callable[[], frozenset[str]]:

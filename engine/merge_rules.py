@@ -180,7 +180,9 @@ class Owned:
     element only fills an order not stored yet, and the ACK warns at ``at`` with ERR-3 ``code`` (``text``,
     ``unknown`` appended when no message stored it); the message's own identifier of that kind, when the stored
     order does not hold it, is not stored either -- a held claim to a number would make its sender the first to
-    store it (thirty-ninth round, ord39).
+    store it (thirty-ninth round, ord39). Each hold is kept with its message (``Dates.hold``: the message document's
+    ``held_claims``), so a held claim makes its sender no storer even where its write created the order (``Stamp.claims``),
+    and an operator may decide one held message's change is the owner's (``Dates.owns``; fortieth round, ord40).
 
     - ``kind``: the identifier's v2 0203 type (FILL, PLAC); ``system``/``value``: this message's number of it;
     - ``through``: a merge.yaml source group the storing message must be of ("" any): a result message repeats
@@ -1875,9 +1877,13 @@ class MergeRules:
         it already or it is all the order is found by, and the ACK warns at the field that stated it with
         the ERR-3 the converter chose (``Owned.code``: 204, the number is no key of the sender's)."""
         dates: Dates | None = getattr(self._local, "at", None)
+        hold, owns = getattr(dates, "hold", None), getattr(dates, "owns", None)
         for own in owned:
             if own.element not in incoming:
                 continue
+            claim = f"{own.kind}|{own.system}|{own.value}"
+            ref = f"{rtype}/{(stored or incoming).get('id')}"
+            judged = str(((stored or {}).get("meta") or {}).get("versionId") or "")  # (the version it was held against)
             if own.elsewhere:
                 other = self._held_elsewhere(rtype, stored, incoming, own)
                 if other is None:
@@ -1894,7 +1900,12 @@ class MergeRules:
                 issues.append({"severity": "warning", "code": "conflict", "expression": [f"{rtype}.{own.element}"],
                                "location": [own.at], "diagnostics": f"{own.text} ({why})",
                                "details": {"coding": [{"system": V2_0357, "code": own.code}]}})
+                if hold is not None:  # (another order's number: no operator's decision makes it this order's)
+                    hold({"claim": claim, "resource": ref, "element": own.element, "at": own.at, "elsewhere": True,
+                          "judged": judged})
                 continue
+            if owns is not None and owns(claim, ref) is not None:
+                continue  # (the operator decided this message's change is the number's owner's: ord40)
             stamps = self._numbered(rtype, stored, own) if stored is not None else None
             if stamps is None:
                 if not own.unknown:
@@ -1912,6 +1923,10 @@ class MergeRules:
             issues.append({"severity": "warning", "code": "conflict", "expression": [f"{rtype}.{own.element}"],
                            "location": [own.at], "diagnostics": f"{own.text} ({why})",
                            "details": {"coding": [{"system": V2_0357, "code": own.code}]}})
+            if hold is not None:  # (kept with the message: its claim stores no number, ``_numbered``; and an
+                # operator may decide it, ``owns``)
+                hold({"claim": claim, "resource": ref, "element": own.element, "at": own.at, "elsewhere": False,
+                      "judged": judged})
         return incoming
 
     @staticmethod
@@ -1969,7 +1984,9 @@ class MergeRules:
         ``own.through`` (a source group) only a message of that group counts, and with ``own.placing`` only one
         that states the number as the placer's (``Stamp.placed``): the first version holding it written by
         one -- ord39 took the first version any order message wrote, so the filler's own XX after its report
-        (which first stored the placer number) made the filler the placer (review rv39g MED 3; ofix39). None
+        (which first stored the placer number) made the filler the placer (review rv39g MED 3; ofix39). A message
+        whose claim to this number was held (``Stamp.claims``) stored none of it, though its write created the
+        order holding it (a filler number alone: ord39's LOW left; ord40). None
         when the stored order does not hold the number, no message stated the version (a FHIR client's), or
         there are no message times or history to read (no ingest)."""
         dates: Dates | None = getattr(self._local, "at", None)
@@ -2000,6 +2017,13 @@ class MergeRules:
                 stamps = [s for s in stamps if own.value in s.placed()]
                 if not stamps:
                     continue  # (a version that holds the number but whose writer did not place it)
+            # a message whose claim to this number was held stored nothing of it -- though its write created the
+            # order that holds it, a filler number alone finding nothing else (ord39's left, LOW; ord40)
+            claim = f"{own.kind}|{own.system}|{own.value}"
+            unheld = [s for s in stamps if claim not in s.claims()]
+            if stamps and not unheld:
+                continue  # (held claims alone wrote it: the next version's writer stored it, if any)
+            stamps = unheld
             # the first of them stored it: a later message that changed nothing (a held one among them) names
             # the same version in its Provenance, and is no storer of the number (ofix39) -- first by arrival
             # (``received``; this batch's own, not yet received, after the stored): the Provenances come in no
@@ -3662,7 +3686,9 @@ def _same_application(one: Stamp, other: Stamp) -> bool:
     by ``datatypes.same_hd`` (the universal ids where both carry one, and then the namespace ids too where both
     carry one -- two MSH-3s' HD-1 are names of one table, HL7 table 0361: ``RIS^<OID>^ISO`` and ``EMR^<OID>^ISO``
     are two applications of a site that put the hospital's OID in each, review rv39g LOW 5; else the namespace
-    ids) -- ``sender``'s MSH-3.1 alone would make another hospital's ``RIS^<OID>^ISO`` ours (rv38i HIGH)."""
+    ids) -- ``sender``'s MSH-3.1 alone would make another hospital's ``RIS^<OID>^ISO`` ours (rv38i HIGH). Each
+    ``Stamp.application`` is MSH-3 as the site's aliases name the application (``adapters.convert.applications.canonical``,
+    made by ingest): an LIS that moved from ``LIS`` to ``^<OID>^ISO`` is one where the site says so (ord40)."""
     from adapters.convert.datatypes import same_hd  # (datatypes imports this module: asked at run time)
 
     return (bool(one.sender.strip("^")) and one.sender.rsplit("^", 1)[-1] == other.sender.rsplit("^", 1)[-1]

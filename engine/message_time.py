@@ -73,7 +73,11 @@ class Stamp:
       RO, RP ...: ``adapters.convert.results.placed_numbers``), asked when wanted and read once: who placed an
       order is the first such message to write a version holding its number (``MergeRules._numbered``; review
       rv39g MED 3, ofix39). Reading an order message's ORCs costs ~0.1 ms, and every result dated against its
-      order's version reads that ORM's Stamp: only the placer's judgement pays it."""
+      order's version reads that ORM's Stamp: only the placer's judgement pays it;
+    - ``claims``: the order numbers (``KIND|system|value``) whose owner's change the message stated and was held
+      from (ERR-3 204: ``merge_rules.Owned``), as its message document keeps them (``held_claims``): a held claim
+      makes its sender no storer of the number, though its write created the order holding it (a filler number
+      alone finds nothing else) -- ``MergeRules._numbered`` skips it (fortieth round, ord40)."""
 
     sender: str
     text: str
@@ -87,13 +91,16 @@ class Stamp:
     application: tuple[str, str, str] = ("", "", "")
     message: str = ""
     placed: Callable[[], frozenset[str]] = field(default=lambda: frozenset(), compare=False, repr=False)
+    claims: Callable[[], frozenset[str]] = field(default=lambda: frozenset(), compare=False, repr=False)
 
 
 def stamp(*, application: str, institution: str, msh7: str, received_at: str | None, tz: str,
           label: str = "", hd: tuple[str, str, str] = ("", "", ""), message: str = "",
-          placed: Callable[[], frozenset[str]] | None = None) -> Stamp:
+          placed: Callable[[], frozenset[str]] | None = None,
+          claims: Callable[[], frozenset[str]] | None = None) -> Stamp:
     """The ``Stamp`` of a message from its MSH fields and its receipt time (``hd``: MSH-3 whole,
-    ``message``: MSH-9.1, ``placed``: the placer numbers it states as the placer's)."""
+    ``message``: MSH-9.1, ``placed``: the placer numbers it states as the placer's, ``claims``: the numbers
+    its claim to was held)."""
     received = aware_instant(received_at)
     sent: _dt.datetime | None = None
     why = ""
@@ -111,7 +118,7 @@ def stamp(*, application: str, institution: str, msh7: str, received_at: str | N
                 sent = None
     return Stamp(f"{application}^{institution}", msh7, sent, why, received, label,
                  _span_end(msh7.strip(), sent) if sent is not None else None, hd, message,
-                 placed or (lambda: frozenset()))
+                 placed or (lambda: frozenset()), claims or (lambda: frozenset()))
 
 
 def header_hd(value: str, separator: str) -> tuple[str, str, str]:
@@ -239,33 +246,45 @@ def _span(delta: _dt.timedelta) -> str:
 
 @dataclass(frozen=True, slots=True)
 class Decision:
-    """An operator's decision that one refused message is later than the stored versions its order
-    could not be told against (``POST /admin/quarantine/{id}/replay?as=later``, ``huren quarantine
-    replay --as-later``): who (``by``: the operator's sign-in or client id, ``agent``: them as a
-    ``Provenance.agent``) and when (``at``, an instant)."""
+    """An operator's decision about one message: who (``by``: the operator's sign-in or client id, ``agent``:
+    them as a ``Provenance.agent``), when (``at``, an instant), what (``kind``) and why (``reason``).
+
+    - ``later`` (order35): a refused message is later than the stored versions its order could not be told
+      against (``POST /admin/quarantine/{id}/replay?as=later``, ``huren quarantine replay --as-later``);
+    - ``owner`` (fortieth round, ord40): a message held because its sending application is not the one the
+      order's history names for the number its change came under (AA, W 204: ``merge_rules.Owned``) states the
+      number's owner's change -- the interface analyst knows the LIS moved to another MSH-3, or a relay was
+      added (``POST /admin/quarantine/{id}/owner``, a reason required: an integration engine's error queue
+      decision, Rhapsody's or Mirth's, is kept with its words)."""
 
     by: str
     at: str
     agent: dict[str, Any]
+    kind: str = "later"
+    reason: str = ""
 
 
 # the operator's part in what a decided message wrote (``Provenance.agent``): R4's participant type
 # "verifier" (who checked what the message states and vouched for it -- here, its order against the
-# stored version), the decision itself said in ``role``'s text
+# stored version, or its sender as the number's owner), the decision itself said in ``role``'s text
 _DECIDER = {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/provenance-participant-type",
                         "code": "verifier", "display": "Verifier"}]}
-_DECIDED = {"text": "decided this message is later than the stored version its order could not be told "
-                    "against (the operator's replay as later)"}
+_DECIDED = {"later": "decided this message is later than the stored version its order could not be told "
+                     "against (the operator's replay as later)",
+            "owner": "decided this message's change is the order number's owner's, though the order's history "
+                     "names another application (the operator's decision on a held change)"}
 
 
-def decision(*, by: str, system: str, at: str, display: str = "") -> Decision:
+def decision(*, by: str, system: str, at: str, display: str = "", kind: str = "later", reason: str = "") -> Decision:
     """The ``Decision`` of the operator ``by`` (an identifier in ``system``: a staff sign-in, a
-    system client, the server's own account for the CLI), named ``display``, at the instant ``at``."""
+    system client, the server's own account for the CLI), named ``display``, at the instant ``at``;
+    ``kind`` one of ``_DECIDED``'s, ``reason`` the operator's words (said in the Provenance's role too)."""
     who: dict[str, Any] = {"identifier": {"system": system, "value": by}}
     if display and display != by:
         who["display"] = display
-    return Decision(by, at, {"type": {"coding": [dict(c) for c in _DECIDER["coding"]]}, "role": [dict(_DECIDED)],
-                             "who": who})
+    role = _DECIDED[kind] + (f": {reason}" if reason else "")
+    return Decision(by, at, {"type": {"coding": [dict(c) for c in _DECIDER["coding"]]}, "role": [{"text": role}],
+                             "who": who}, kind, reason)
 
 
 class Dates(Protocol):
@@ -276,7 +295,10 @@ class Dates(Protocol):
     ``of`` gives a ``Stamp`` whose ``unusable`` says why for a message a Provenance names that the
     message store no longer keeps (never silently none). ``decide``: the operator's decision that
     this message is later, when its replay carries one (``Decision``), noting that it answered
-    ``why`` (a comparison not told); None: no decision -- the message is refused."""
+    ``why`` (a comparison not told); None: no decision -- the message is refused. ``owns``: the
+    operator's decision that this message's change under the order number ``claim`` (``KIND|system|value``)
+    is the owner's (``Decision.kind`` owner), noting that it answered; ``hold``: a claim the merge held
+    (``merge_rules.Owned``), kept with the message (ord40). Both optional for a caller with no messages."""
 
     now: Stamp
 

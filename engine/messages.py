@@ -13,10 +13,16 @@ A message document::
      "status": "received" | "processed" | "quarantined",
      "ack_code": "AA" | "AE" | "AR", "errors": [ERR as dict, ...], "reason": "first error, readable",
      "conflict_of": "<_id of the message with the same control id>" | None,
-     "attempts": 1, "processed_at": ..., "resources": ["Patient/..", ...], "replays": [...]}
+     "attempts": 1, "processed_at": ..., "resources": ["Patient/..", ...], "replays": [...],
+     "held_claims": [{"claim": "FILL|<system>|<value>", "resource": "ServiceRequest/..", "versionId": "3",
+                      "element": "code", "at": "OBR[1]-4", "elsewhere": false}, ...]}
+
+(``held_claims``: the order numbers an accepted message's change was held under, W 204 -- listed in ``hl7_held``
+for the operator until it is processed again without any: ord40)
 
 (a replay's entry: ``{"at", "by", "previous_reason", "previous_status"}``, ``"as": "later"`` when the
-operator decided the message is later than a stored version it could not be ordered against)
+operator decided the message is later than a stored version it could not be ordered against, ``"as": "owner"``
+with the operator's ``reason`` when they took its held change as the number's owner's)
 
 The idempotency key of DESIGN.md §4 is (sending institution, sending application, MSH-10):
 HL7 v2 makes MSH-10 unique per sending *system*, MSH-3 + MSH-4, and a hospital's HIS and LIS
@@ -232,6 +238,10 @@ class MessageStore:
         self.messages.ensure_index(["status", "received_at"])
         self.messages.ensure_index(["facility", "control_id"])
         self.fidelity.ensure_index(["institution", "where"])
+        # the messages accepted with a change held (ERR-3 204, ``merge_rules.Owned``): one row each, for the
+        # operator's list (``held``) -- written only for them, so an ordinary message pays nothing (ord40)
+        self.held_changes = store.collection("hl7_held")
+        self.held_changes.ensure_index(["facility", "received_at"])
         self.registrations = store.collection("hl7_registrations")
         self.registrations.ensure_index(["record"])
         self._epoch: Document | None = None
@@ -366,16 +376,32 @@ class MessageStore:
 
     def mark_processed(self, doc_id: str, *, ack_code: str, warnings: Iterable[HL7Error],
                        resources: list[str], attempts: int, current: Document | None = None,
-                       unstored: list[Document] | None = None) -> None:
+                       unstored: list[Document] | None = None, held: list[dict[str, Any]] | None = None) -> None:
         """``current``: the document as stored, when the caller holds it; ``unstored``: see ``_set``.
         Stamped as filed by a release keeping the registrations table (``_NOTED``: the ingest writes the
-        message's rows in this transaction; ``registrations_epoch``)."""
+        message's rows in this transaction; ``registrations_epoch``).
+
+        ``held``: the claims its write held (``engine.ingest._Item.held_claims``: the order number, its order and
+        the version the write left), kept as ``held_claims`` and listed in ``hl7_held`` for the operator
+        (``held``); a message processed again without any (an operator's decision, a replay after the owner's
+        change) leaves the list (ord40)."""
         errs = [error_to_dict(e) for e in warnings]
         at = now_iso()
-        self._set(doc_id, current, {
+        fields: dict[str, Any] = {
             "status": PROCESSED, "ack_code": ack_code, "errors": errs, "reason": None,
-            "processed_at": at, _NOTED: at, "resources": resources, "attempts": attempts,
-        }, unstored)
+            "processed_at": at, _NOTED: at, "resources": resources, "attempts": attempts}
+        doc = current if current is not None else (self.get(doc_id) or {})
+        was = doc.get("held_claims")
+        if held or was:
+            fields["held_claims"] = held or []
+        self._set(doc_id, current, fields, unstored)
+        if held:
+            self.held_changes.replace({
+                "_id": doc_id, "facility": doc.get("facility"), "received_at": doc.get("received_at"),
+                "message_type": doc.get("message_type"), "control_id": doc.get("control_id"),
+                "held_at": at, "claims": held})
+        elif was:
+            self.held_changes.delete(doc_id)
 
     def quarantine(self, doc_id: str, *, ack_code: str, errors: Iterable[HL7Error], attempts: int,
                    current: Document | None = None, unstored: list[Document] | None = None,
@@ -389,10 +415,17 @@ class MessageStore:
         errs = [error_to_dict(e) for e in errors]
         refused = [{"resource": ref, "versionId": vid} for v in against
                    for ref, _, vid in [v.rpartition("/_history/")] if ref and vid]
-        self._set(doc_id, current, {
+        fields: dict[str, Any] = {
             "status": QUARANTINED, "ack_code": ack_code, "errors": errs, "reason": _reason(errs),
-            "processed_at": now_iso(), "attempts": attempts, "refused_against": refused,
-        }, unstored)
+            "processed_at": now_iso(), "attempts": attempts, "refused_against": refused}
+        # a message held before and refused on its replay: its holds are no longer what it is (it is refused), and
+        # the held list is for accepted messages (ord40)
+        held = (current if current is not None else (self.get(doc_id) or {})).get("held_claims")
+        if held:
+            fields["held_claims"] = []
+        self._set(doc_id, current, fields, unstored)
+        if held:
+            self.held_changes.delete(doc_id)
 
     def _set(self, doc_id: str, current: Document | None, fields: Document,
              unstored: list[Document] | None = None) -> None:
@@ -414,7 +447,8 @@ class MessageStore:
             self.messages.replace({**current, **fields, "_id": doc_id})
 
     def reopen(self, doc_id: str, *, actor: str, raw: bytes | None = None,
-               decided_at: str | None = None, who: Mapping[str, str] | None = None) -> Document | None:
+               decided_at: str | None = None, who: Mapping[str, str] | None = None,
+               decided_as: str = "", reason: str = "") -> Document | None:
         """Put a quarantined message back to ``received`` for a replay, noting who asked. ``raw``: the
         operator's corrected bytes, whose header facts (``header_facts``: MSH-9, MSH-12, MSH-11) the
         document then states -- the replay guard keeps MSH-3/4/10 only, and a document still saying
@@ -444,8 +478,10 @@ class MessageStore:
         replays = list(doc.get("replays") or [])
         entry: dict[str, Any] = {"at": decided_at or now_iso(), "by": actor, "previous_reason": doc.get("reason"),
                                  "previous_status": doc.get("status")}
-        if decided_at:
-            entry["as"] = "later"
+        if decided_at:  # ("owner": the change taken as the number's owner's, with the operator's reason; ord40)
+            entry["as"] = decided_as or "later"
+            if reason:
+                entry["reason"] = reason
         entry.update((k, v) for k, v in (who or {}).items() if k != "by")
         fields: dict[str, Any] = {"status": RECEIVED}
         if raw is not None:
@@ -470,10 +506,13 @@ class MessageStore:
         thirty-fifth round, ordfix35)."""
         doc = self.get(doc_id)
         replays = (doc or {}).get("replays") or []
-        if not replays or replays[-1].get("as") != "later":
+        if not replays or replays[-1].get("as") not in ("later", "owner"):
             return
         last = replays[-1]
-        self.messages.update(doc_id, {"decision": {"at": last.get("at"), "by": last.get("by"), "used": used}})
+        self.messages.update(doc_id, {"decision": {
+            "at": last.get("at"), "by": last.get("by"), "used": used,
+            **({"as": last["as"]} if last.get("as") != "later" else {}),  # (order35's shape kept for "later")
+            **({"reason": last["reason"]} if last.get("reason") else {})}})
 
     def count_fidelity(self, institution: str, warnings: Iterable[HL7Error],
                        unmapped: Iterable[dict[str, str]], example: str) -> None:
@@ -529,6 +568,19 @@ class MessageStore:
         _facility(flt, facility, facilities)
         _received(flt, since, before)
         return self.messages.find(flt, sort=[("received_at", -1)], limit=limit, skip=skip)
+
+    def held(self, *, facility: str | None = None, limit: int = 50, skip: int = 0,
+             since: str | None = None, before: str | None = None,
+             facilities: Collection[str] | None = None) -> tuple[int, list[Document]]:
+        """The messages accepted with a change held (``hl7_held``, ``mark_processed(held=)``), newest first, and
+        how many there are: ``facilities``, ``since`` and ``before`` as ``quarantined``'s (a caller's remit, the
+        messages' receipt)."""
+        flt: dict[str, Any] = {}
+        _facility(flt, facility, facilities)
+        _received(flt, since, before)
+        rows = self.held_changes.find(flt, sort=[("received_at", -1)], limit=limit, skip=skip)
+        docs = self.get_many([r["_id"] for r in rows])
+        return self.held_changes.count(flt), [docs[r["_id"]] for r in rows if r["_id"] in docs]
 
     def count(self, status: str | None = None, facility: str | None = None, *,
               since: str | None = None, before: str | None = None,

@@ -539,6 +539,11 @@ _TABLE_SCHEMAS: dict[str, dict[str, Any]] = {
             {"const": "*"},
             {"type": "array", "minItems": 1, "items": {"type": "string", "minLength": 1}},
         ]},
+    }, "application_aliases": {  # ``adapters.convert.applications``: an institution's MSH-3s that are one application
+        "type": ["object", "null"],
+        "additionalProperties": {"type": "array", "items": {
+            "type": "array", "minItems": 2, "uniqueItems": True,
+            "items": {"type": "string", "pattern": r"^[^|~\\&\r\n]*[^|~\\&\s^][^|~\\&\r\n]*$"}}},
     }, "message_structure": {  # ``adapters.hl7v2.sequence``: a misspelt level must not read as "standard"
         "type": ["object", "null"],
         "additionalProperties": {"oneOf": [
@@ -555,7 +560,7 @@ _TABLE_SCHEMAS: dict[str, dict[str, Any]] = {
 
 # the senders.yaml keys whose entries are institutions' codes (``adapters.hl7v2.processing``,
 # ``adapters.hl7v2.sequence``): each checked by ``_declared_institutions``
-_INSTITUTION_KEYED = ("production_marked_training", "message_structure")
+_INSTITUTION_KEYED = ("production_marked_training", "message_structure", "application_aliases")
 
 
 def _declared_institutions(path: Path, node: Any, data: Any, institutions: Mapping[str, Institution]) -> None:
@@ -572,6 +577,22 @@ def _declared_institutions(path: Path, node: Any, data: Any, institutions: Mappi
                                 f"institution {str(code)!r} is not in institutions.yaml (declare an institution "
                                 f"by its code, one of {', '.join(sorted(institutions)[:8])}"
                                 f"{', ...' if len(institutions) > 8 else ''})")
+    for code, groups in ((data or {}).get("application_aliases") or {}).items():
+        seen: dict[str, int] = {}
+        for i, group in enumerate(groups or ()):
+            for j, form in enumerate(group):
+                parts = [p.strip() for p in (str(form).split("^") + ["", ""])[:3]]
+                key = "^".join(p.lower() for p in parts)
+                if not parts[0] and not (parts[1] and parts[2].upper() in ("ISO", "OID", "URI", "URL")):
+                    raise SiteError(path, node.line_of(["application_aliases", code, i, j]),
+                                    f"application_aliases.{code}[{i}][{j}]",
+                                    f"{form!r} names no application: an MSH-3 is a name (HD-1), or a universal id "
+                                    "with its type (^2.16.840.1.113883.19.4.6^ISO)")
+                if key in seen and seen[key] != i:  # (one MSH-3 in two groups: two applications or one?)
+                    raise SiteError(path, node.line_of(["application_aliases", code, i, j]),
+                                    f"application_aliases.{code}[{i}][{j}]",
+                                    f"{form!r} is in group {seen[key]} as well: an MSH-3 names one application")
+                seen[key] = i
 
 
 _CODE = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"

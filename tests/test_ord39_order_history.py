@@ -17,7 +17,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import pytest
 from fastapi.testclient import TestClient
 
 from engine.engine import Engine
@@ -190,7 +189,7 @@ def test_in_one_batch_the_relays_report_makes_its_change_its_own(module_eng: Eng
     assert "3001" in codes and "3002" not in codes, codes
 
 
-# --- left (strict xfails: what the history cannot tell) ------------------------------------------------------
+# --- left by ord39 (strict xfails then; both pass now: ofix39, ord40) ----------------------------------------
 
 
 def test_a_held_xx_before_the_order_does_not_make_its_sender_the_placer(http: TestClient) -> None:
@@ -202,13 +201,11 @@ def test_a_held_xx_before_the_order_does_not_make_its_sender_the_placer(http: Te
     _taken(http, placer, send(http, _xo("HISAPP", placer, CHEST)))
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "ord39 left, LOW: an order a third application's held XX creates under a filler number alone (no placer "
-    "number) keeps that number -- nothing else finds the order -- so the history names that application its "
-    "filler and its next XX recodes the order"))
 def test_a_held_claim_on_a_filler_number_alone_stays_held(http: TestClient) -> None:
     """The LIS's XX naming chest CT under ``F<n>^RIS`` alone, before anything (held: fills the new order); the RIS's
-    own XX to head CT (taken); the LIS's XX to chest CT again: held -- the RIS's number is not the LIS's."""
+    own XX to head CT (taken); the LIS's XX to chest CT again: held -- the RIS's number is not the LIS's. (ord39's
+    left, LOW: the held XX's write created the order holding the number, so the history named the LIS; a held
+    claim is kept with its message and makes no storer since ord40, ``Stamp.claims``.)"""
     placer = "O39-FILLONLY"
 
     def alone(item: str) -> str:  # (a message of its own each time: a control id of its own)

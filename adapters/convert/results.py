@@ -10,7 +10,7 @@ from datetime import datetime
 from functools import lru_cache
 from typing import Any
 
-from adapters.convert import actors, common, plans
+from adapters.convert import actors, applications, common, plans
 from adapters.convert.actors import performing_organization, practitioner
 from adapters.convert.context import Concept, Context
 from adapters.convert.datatypes import CONVERTERS, cwe, decimal, ei, hd_names, same_hd
@@ -490,9 +490,11 @@ def _not_the_orders(group: Group, ctx: Context, res: Resource, obr: Segment) -> 
                                                         and _placers_statement(orc, ctx))
     if not placing and (not filling or control in _PLACER_ASKS):
         return  # (neither judged: asked first, as every result group comes here)
-    sender = tuple((msh.value(n).strip(), msh.value(n, comp=2).strip(), msh.value(n, comp=3).strip()) for n in (3, 4))
-    if not any(sender[0]):
+    msh3, msh4 = ((msh.value(n).strip(), msh.value(n, comp=2).strip(), msh.value(n, comp=3).strip()) for n in (3, 4))
+    if not any(msh3):
         return  # (a message naming no sending application, by neither of its names, tells nothing)
+    # MSH-3 by each name the site's aliases give the application (``applications.forms``: MSH-3 first), and MSH-4
+    sender = (*applications.forms(getattr(ctx.institution, "code", ""), msh3, ctx.site), msh4)
     app = sender[0][0] or sender[0][1]  # (MSH-3 ``^<OID>^ISO``, the NIST/IHE form: named by its universal id)
     placer, pf, filler, ff = _order_numbers(group)
     if placing:

@@ -1,5 +1,6 @@
 """CLI verbs of ingest: ``serve``, ``replay FILE...``, ``quarantine list|show|replay`` (``replay ID --as-later``:
-the operator's decision that a message refused for an order that cannot be told is later; order35).
+the operator's decision that a message refused for an order that cannot be told is later; order35; ``replay ID
+--as-owner REASON``: that a message accepted with its change of an order held is the number's owner's; ord40).
 
 ``serve`` runs uvicorn (the FastAPI app) and the MLLP listener in one process and one event
 loop, after finishing any message stored but not processed and replaying the files given
@@ -57,6 +58,10 @@ def register(sub: argparse._SubParsersAction, serve: argparse.ArgumentParser | N
     qreplay.add_argument("--as-later", action="store_true",
                          help="the operator's decision: take each named message (refused ERR-3 206, its order "
                               "against a stored result not told) as later; named ids only, not with --all or --file")
+    qreplay.add_argument("--as-owner", metavar="REASON",
+                         help="the operator's decision, with its reason: take each named message's held change of an "
+                              "order (AA, W 204: the order's history names another application for its number) as "
+                              "the number's owner's; applied once; named ids only, not with --all or --file")
     quarantine.set_defaults(handler=cmd_quarantine)
 
 
@@ -159,16 +164,28 @@ def cmd_quarantine(args: argparse.Namespace, settings: Settings) -> int:
             print("huren quarantine replay: --file needs exactly one id", file=sys.stderr)
             return 2
         as_later = bool(getattr(args, "as_later", False))
+        owner = getattr(args, "as_owner", None)
         if as_later and (args.all or corrected is not None):
             print("huren quarantine replay: --as-later decides for the messages named, as they were refused "
                   "(not with --all or --file)", file=sys.stderr)
             return 2
+        if owner is not None and (args.all or corrected is not None or as_later or not " ".join(owner.split())):
+            print("huren quarantine replay: --as-owner REASON decides for the messages named, as they were held, with "
+                  "words saying why (not with --all, --file or --as-later)", file=sys.stderr)
+            return 2
+        from engine.ingest import AlreadyDecided
+
         failed = 0
         for doc_id in ids:
-            decided = _decision() if as_later else None
+            decided = (_decision() if as_later else _decision("owner", " ".join(owner.split())) if owner is not None
+                       else None)
             try:
                 outcome = engine.ingestor.replay(doc_id, actor=decided.by if decided else "cli", raw=corrected,
                                                  decided=decided)
+            except AlreadyDecided as exc:  # (applied once: the decision applied is the answer)
+                print(f"{doc_id}: already taken as the owner's by {exc.decision.get('by')} at "
+                      f"{exc.decision.get('at')} ({exc.decision.get('reason')})")
+                continue
             except ValueError as exc:
                 print(f"{doc_id}: {exc}", file=sys.stderr)
                 failed += 1
@@ -180,15 +197,17 @@ def cmd_quarantine(args: argparse.Namespace, settings: Settings) -> int:
             reason = next((str(e) for e in outcome.errors if e.severity in ("E", "F")), "")
             if decided is not None and outcome.code == "AA":  # (whether the decision answered anything: ordfix35)
                 used = ((messages.get(doc_id) or {}).get("decision") or {}).get("used")
-                reason = "taken as later" if used else "decision not used: the order was told without it"
+                reason = (("taken as the owner's" if used else "decision not used: nothing of it was held")
+                          if decided.kind == "owner" else
+                          "taken as later" if used else "decision not used: the order was told without it")
             print(f"{doc_id}: {outcome.code} {outcome.status} {reason}".rstrip())
             failed += outcome.code != "AA"
         return 0 if failed == 0 else 1
 
 
-def _decision() -> Any:
+def _decision(kind: str = "later", reason: str = "") -> Any:
     """The decision of whoever runs the CLI on the server (its account: the one a console names),
-    ``engine.message_time.decision`` (order35)."""
+    ``engine.message_time.decision`` (order35; ``kind`` owner with its ``reason``: ord40)."""
     import getpass
 
     from engine.message_time import decision
@@ -198,7 +217,7 @@ def _decision() -> Any:
         user = getpass.getuser()
     except (KeyError, OSError):
         user = "?"
-    return decision(by=f"cli:{user}", system="urn:huren:cli-user", at=now_iso())
+    return decision(by=f"cli:{user}", system="urn:huren:cli-user", at=now_iso(), kind=kind, reason=reason)
 
 
 # -- serve ----------------------------------------------------------------------------------------

@@ -24,7 +24,10 @@ an operator's session, a bound hospital system) is shown with its content masked
 other field and the ERR stay, enough to fix a site configuration): on /fhir such a caller is refused
 the R/V records this message would have written (the review of privprobe27, the lead's decision).
 The replay runs the stored bytes; ``?as=later`` is the operator's decision for a message refused because
-its order against a stored result cannot be told (ERR-3 206; order35, see ``replay_message``).
+its order against a stored result cannot be told (ERR-3 206; order35, see ``replay_message``). A message accepted
+with its change of an order held (W 204: the order's history names another application for its number) is listed
+by ``GET /admin/held`` and shown as a refused one is; ``POST /admin/quarantine/{id}/owner`` with a reason is the
+operator's decision that its change is the owner's (fortieth round, ord40; see ``decide_owner``).
 
 Responses are plain JSON (these are not FHIR resources); errors are OperationOutcomes.
 """
@@ -58,7 +61,7 @@ from engine.auth.policy import allowed, audit_remit, refusal_count_shown, requir
 from engine.bounds import int_query
 from engine.engine import Engine
 from engine.errors import BadRequest, Conflict, Forbidden, NotFound, Unauthorized, Unprocessable
-from engine.ingest import NotDecidable
+from engine.ingest import AlreadyDecided, NotDecidable
 from engine.member_refusals import alerting, replayed_by, sending_client
 from engine.message_time import Decision, decision
 from engine.messages import PROCESSED, QUARANTINED, RECEIVED, now_iso, raw_of, summary
@@ -85,10 +88,12 @@ def _note(request: Request, action: str, detail: dict[str, Any], outcome: str = 
 
 def _stored(engine: Engine, caller: Caller, message_id: str, *, refused_only: bool) -> Document:
     """The stored message the caller may reach, else 404 with the same words as for no message at
-    all: an accepted one when ``refused_only`` (the show), one of an institution outside the caller's
+    all: an accepted one when ``refused_only`` (the show) -- but one accepted with a change held (``held_claims``,
+    listed by ``/admin/held``), one of an institution outside the caller's
     remit (``require_in_remit``, the reports' rule), so neither says that such a message exists."""
     doc = engine.ingestor.messages.get(message_id)
-    if (doc is None or (refused_only and doc.get("status") != QUARANTINED)
+    # (a message accepted with a change held is the operator's to read as a refused one is: ord40)
+    if (doc is None or (refused_only and doc.get("status") != QUARANTINED and not doc.get("held_claims"))
             or not allowed(require_in_remit, caller, doc.get("facility"), engine.site, engine.settings.site)):
         raise NotFound(f"no {'refused' if refused_only else 'stored'} message {message_id!r}")
     return doc
@@ -542,13 +547,111 @@ async def replay_message(
     return _shown(engine, caller, replayed, shown=answer)[0]  # an ERR quoting a masked value: scrubbed
 
 
-def _decision(caller: Caller) -> Decision:
-    """The caller's decision that a message is later (``engine.message_time.decision``), named as the
-    audit names them: a signed-in operator by their staff sign-in and name, a system client by its id."""
+def _decision(caller: Caller, kind: str = "later", reason: str = "") -> Decision:
+    """The caller's decision that a message is later (``engine.message_time.decision``), or (``kind`` owner) that
+    its held change is the number's owner's, named as the audit names them: a signed-in operator by their staff
+    sign-in and name, a system client by its id."""
     from engine.audit.events import AGENT_SYSTEMS, STAFF_SYSTEM
 
     return decision(by=caller.subject, system=STAFF_SYSTEM if caller.role else AGENT_SYSTEMS["system"],
-                    display=caller.display or "", at=now_iso())
+                    display=caller.display or "", at=now_iso(), kind=kind, reason=reason)
+
+
+# a decision's reason: said in words (the audit's and the Provenance's ``why``), bounded as a note is
+_REASON_MAX = 500
+
+
+@router.get("/held", summary="Messages accepted with a change held (ERR-3 204), newest first")
+def list_held(
+    request: Request,
+    facility: str | None = Query(None, description="sending facility (MSH-4.1)"),
+    since: str | None = Query(None, description="received at or after this instant (ISO 8601 with its offset)"),
+    before: str | None = Query(None, description="received before this instant (ISO 8601 with its offset)"),
+    count: int = int_query(50, alias="_count", ge=1, le=500),
+    offset: int = int_query(0, alias="_offset"),
+    caller: Caller = Depends(operator("read")),
+    engine: Engine = Depends(get_engine),
+) -> dict[str, Any]:
+    """The messages accepted (AA) whose change of an order was held because the order's history names another
+    application for the number it came under (W 204 at OBR-4: ``merge_rules.Owned``), each with its held claims
+    (``held_claims``: the number, the order, the version the hold left) -- what an operator decides on
+    (``POST /admin/quarantine/{id}/owner``). A remit-bound caller lists its institutions' only, as the
+    quarantine (fortieth round, ord40)."""
+    total, docs = engine.ingestor.messages.held(facility=facility, limit=count, skip=offset,
+                                                since=_instant("since", since), before=_instant("before", before),
+                                                facilities=_remit(engine, caller))
+    items = [_shown(engine, caller, d)[0] for d in docs]
+    _note(request, "other", {"admin": "held-list", "count": str(len(items))})
+    return {"total": total, "offset": offset, "count": len(items), "items": items}
+
+
+@router.post("/quarantine/{message_id}/owner",
+             summary="Take a held change as the order number's owner's (the operator's decision)")
+async def decide_owner(request: Request, message_id: str, caller: Caller = Depends(operator("replay")),
+                       engine: Engine = Depends(get_engine)) -> dict[str, Any]:
+    """Body ``{"reason": "..."}`` (required, words: why the operator knows it is the owner's -- "the LIS moved to
+    MSH-3 LIS^<OID>^ISO on 12-01", "the platform relays the RIS"). The operator's decision on a message accepted
+    with its change held (AA, W 204: the order's history names another application as the one that stored the
+    number its change came under; an integration engine's error queue asks a person the same -- Rhapsody's,
+    Mirth's): its stored bytes are run again with that hold answered "the owner's" for this one message
+    (``engine.message_time.Decision`` kind owner), and the order takes its change. Who, when and why are kept:
+    the Provenance of what it wrote names the operator (agent ``verifier``, the reason in its role), the message's
+    replay entry and ``decision`` keep them, the signed audit log records the replay (``as`` owner,
+    ``decided-by``, ``reason``) and this request.
+
+    Applied once: asked again after it was applied, the answer is the decision applied (``already: true``),
+    nothing written again. 409 when nothing of the message is held that a decision answers (another order's
+    number held, a refused message, an accepted one held nothing) or when the order was written since the hold
+    (the decision would be about a version the operator was not shown: a plain replay holds it again against
+    what is stored now). 400 without a reason. A resident, a clinician, an auditor: 403 (``require_operator``)."""
+    reason = _reason_of(await request.body())
+    stored = _stored(engine, caller, message_id, refused_only=False)
+    facility = stored.get("facility")
+    who = replayed_by(caller.subject, kind=caller.kind, role=caller.role, display=caller.display,
+                      client=caller.client_id,
+                      bound_to=facility if facility and _remit(engine, caller) == frozenset({facility}) else None)
+    decided = _decision(caller, "owner", reason)
+    patients = _patients_named(engine, stored)
+    try:
+        outcome = await asyncio.to_thread(engine.ingestor.replay, message_id, actor=caller.subject,
+                                          decided=decided, who=who)
+    except AlreadyDecided as exc:
+        _note(request, "replay", {"message": message_id, "as": "owner", "already": "true",
+                                  "decided-by": str(exc.decision.get("by") or "")}, patients=patients)
+        return {"id": message_id, "already": True, "status": stored.get("status"), "ack_code": stored.get("ack_code"),
+                "as": "owner", "decided": {k: exc.decision.get(k) for k in ("by", "at", "reason", "used")}}
+    except NotDecidable as exc:
+        raise Conflict(f"not taken as the owner's: {exc}") from exc
+    if outcome is None:
+        raise NotFound(f"no stored message {message_id!r}")
+    replayed = engine.ingestor.messages.get(message_id) or {}
+    used = bool((replayed.get("decision") or {}).get("used"))
+    _note(request, "replay", {"message": message_id, "ack": outcome.code, "as": "owner", "decided-by": decided.by,
+                              "reason": reason, "used": "true" if used else "false"},
+          outcome="0" if outcome.code == "AA" else "4", patients=_patients_named(engine, replayed) or patients)
+    answer = {"id": message_id, "already": False, "ack_code": outcome.code, "status": outcome.status,
+              "errors": [{"location": e.location(), "code": e.code, "severity": e.severity, "message": e.message}
+                         for e in outcome.errors],
+              "resources": outcome.resources, "ack": outcome.ack.decode(outcome.codec, "replace"),
+              "as": "owner", "decided": {"by": decided.by, "at": decided.at, "reason": reason, "used": used},
+              "held_claims": replayed.get("held_claims") or []}
+    return _shown(engine, caller, replayed, shown=answer)[0] if outcome.errors else answer
+
+
+def _reason_of(body: bytes) -> str:
+    """The decision's reason from its JSON body (``{"reason": "..."}``): words, trimmed, at most ``_REASON_MAX``
+    characters; none, blank, or not JSON: 400 saying what is wanted."""
+    try:
+        data = json.loads(body or b"null")
+    except (ValueError, UnicodeDecodeError):
+        raise BadRequest('the body must be JSON: {"reason": "why this change is the owner\'s"}') from None
+    reason = data.get("reason") if isinstance(data, dict) else None
+    if not isinstance(reason, str) or not reason.strip():
+        raise BadRequest('a reason is required: {"reason": "why this change is the owner\'s"} (请填写理由)')
+    reason = " ".join(reason.split())
+    if len(reason) > _REASON_MAX:
+        raise BadRequest(f"the reason is {len(reason)} characters; at most {_REASON_MAX}")
+    return reason
 
 
 def _remit(engine: Engine, caller: Caller) -> frozenset[str] | None:

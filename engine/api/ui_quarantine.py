@@ -20,6 +20,11 @@ showing the message older -- is said as not used, never as taken; a 409 because 
 again after the refusal (the decision is bound to the versions the refusal showed) is said in Chinese,
 and the message shown again with its refusal naming what is stored now (ordfix35).
 
+A message accepted with its change of an order held (W 204, ``merge_rules.Owned``) is listed beneath the refused
+ones (暂未采用的医嘱更改, ``GET /admin/held``); opened, it offers the operator's decision 按号码所有者的更改处理 (take as
+the owner's change: ``POST /admin/quarantine/{id}/owner``) with a reason the page asks for before anything is sent,
+and a confirmation that says the operator, the time and the reason are recorded (fortieth round, ord40).
+
 Who may open the page is decided by the same rule as the API: a signed-in person whose role may not
 read the quarantine (an auditor, a clinician), or a resident's token, is answered 403 with a page
 that says so in Chinese; nobody signed in is sent to sign in.

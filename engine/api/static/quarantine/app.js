@@ -100,7 +100,7 @@
     for (const name of ["facility", "from", "to"]) if (f[name].value) q.set(name, f[name].value);
     history.replaceState(null, "", "/ui/quarantine" + (q.toString() ? "?" + q.toString() : ""));
   }
-  function row(m) {
+  function row(m, held) {
     const tr = document.createElement("tr"); tr.className = "msg"; tr.dataset.id = m.id;
     const first = cell(tr, "", "when", "接收时间（北京时间） Received");
     const open = el("button", W.instant(m.received_at), "open"); open.type = "button";
@@ -110,7 +110,8 @@
     cell(tr, messageType(m.message_type), "", "消息类型 Type");
     cell(tr, m.control_id || "—", "", "控制号 Control id");
     cell(tr, ack(m.ack_code), "ack ack-" + m.ack_code, "应答 ACK");
-    const errs = (m.errors || []).filter((e) => e.severity !== "W" && e.severity !== "I");
+    // a held change's row says the hold (its W 204), a refused message's its first error (ord40)
+    const errs = (m.errors || []).filter(held ? (e) => String(e.code) === "204" : (e) => e.severity !== "W" && e.severity !== "I");
     const first_ = errs[0] || (m.errors || [])[0];
     const reason = first_ ? explain(first_).reason + (errs.length > 1 ? "（另有 " + (errs.length - 1) + " 项）" : "") : (m.reason || "—");
     cell(tr, reason, "reason", "原因 Reason");
@@ -144,6 +145,26 @@
       counted(); message(""); document.body.dataset.loaded = "1";
     } catch (e) { if (lists.counts(mine)) message(e.message); }
   }
+  // the messages accepted with a change held (W 204, GET /admin/held; ord40): the operator decides on them
+  async function loadHeld() {
+    let q;
+    try { q = filterQuery(); } catch (e) { return; } // (a wrong range: the refused list says so)
+    q.set("_count", String(PAGE));
+    try {
+      const page = await api("/admin/held?" + q.toString());
+      const body = $("#held tbody"); body.replaceChildren();
+      for (const m of page.items) body.appendChild(row(m, true));
+      if (!page.total) {
+        const tr = document.createElement("tr"); tr.className = "empty";
+        const td = el("td", "没有暂未采用的医嘱更改。 No held changes."); td.colSpan = 6;
+        tr.appendChild(td); body.appendChild(tr);
+      }
+      text($("#held-count"), page.total ? (page.count < page.total ? "已显示 " + page.count + " 条，共 " + page.total + " 条" : "共 " + page.total + " 条")
+        + " · " + page.total + " held" : "");
+      $("#held-count").dataset.total = page.total;
+      document.body.dataset.held = "1";
+    } catch (e) { message(e.message); }
+  }
   async function more() {
     const button = $("#more"); if (button.disabled) return;
     button.disabled = true;
@@ -168,7 +189,7 @@
   }
   function show(m, tr, keep) {
     current = m;
-    document.querySelectorAll("#messages tr.selected").forEach((r) => r.classList.remove("selected"));
+    document.querySelectorAll("#messages tr.selected, #held tr.selected").forEach((r) => r.classList.remove("selected"));
     if (tr) tr.classList.add("selected");
     text($("#d-id"), m.id);
     const facts = [["接收时间 Received", W.instant(m.received_at) + "（北京时间）"],
@@ -183,6 +204,11 @@
     for (const r of m.replays || []) {
       const unused = r.as === "later" && (r.used === false
         || (m.decision && m.decision.at === r.at && m.decision.used === false));
+      if (r.as === "owner") { // the operator's decision on a held change, with its reason (ord40)
+        facts.push(["按号码所有者的更改处理 Taken as the owner's", W.instant(r.at) + "（北京时间） · 决定人 " + r.by
+          + (r.reason ? " · 理由：" + r.reason : "")]);
+        continue;
+      }
       facts.push([r.as !== "later" ? "重新处理 Replayed" : unused ? "要求按较新处理（未使用） Asked as later, not used"
         : "按较新处理 Taken as later",
         W.instant(r.at) + "（北京时间） · " + (r.as === "later" ? "决定人 " : "操作人 ") + r.by]);
@@ -205,6 +231,8 @@
     text($("#d-codec"), m.text_codec ? "（字符集 " + m.text_codec + "）" : "");
     $("#replay-box").hidden = !(session.can.replay && m.status === "quarantined");
     $("#later-box").hidden = !(session.can.replay && m.status === "quarantined" && untold(m));
+    $("#owner-box").hidden = !(session.can.replay && m.status === "processed" && ownable(m));
+    if (!keep) { $("#owner-reason").value = ""; $("#owner-reason").removeAttribute("aria-invalid"); }
     if (!keep) { text($("#replay-said"), ""); $("#replay-said").className = ""; }
     $("#detail").hidden = false;
     $("#d-title").focus({ preventScroll: true });
@@ -215,6 +243,9 @@
   // refused because its order against a stored result cannot be told (ERR-3 206): the operator may decide
   // it is the later one (POST .../replay?as=later, order35); never one whose own MSH-7 is unusable (102)
   function untold(m) { return (m.errors || []).some((e) => String(e.code) === "206" && (e.severity || "E") === "E"); }
+  // accepted with a change held under a number of this order (not another order's: no decision makes it this one's):
+  // the operator may take it as the owner's (POST .../owner, ord40)
+  function ownable(m) { return (m.held_claims || []).some((c) => !c.elsewhere); }
 
   function said(outcome) { // the replay's answer, in Chinese: the new ACK and why
     const box = $("#replay-said"); box.replaceChildren();
@@ -304,11 +335,67 @@
     $("#confirm-later-no").focus();
   });
   $("#confirm-later").addEventListener("close", () => { if ($("#confirm-later").returnValue === "yes") replay(true); else $("#later").focus(); });
+  // the operator's decision on a held change: a reason first (required), a confirmation, then POST .../owner (ord40)
+  async function takeAsOwner() {
+    if (!current) return;
+    const id = current.id, button = $("#owner"), box = $("#replay-said"), reason = $("#owner-reason").value.trim();
+    if (button.disabled) return;
+    button.disabled = true; box.className = "busy"; text(box, "正在按号码所有者的更改处理…… Taking it as the owner's…");
+    try {
+      const outcome = await api("/admin/quarantine/" + encodeURIComponent(id) + "/owner",
+        { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ reason: reason }) });
+      await loadHeld(); // a change taken leaves the list
+      const d = outcome.decided || {};
+      if (current && current.id === id) { // no longer held: the page says what the decision made of it from its answer
+        details.drop();
+        const entry = { at: d.at, by: d.by, as: "owner", reason: d.reason };
+        show(Object.assign({}, current, outcome.already ? {} : { status: outcome.status, ack_code: outcome.ack_code,
+          errors: outcome.errors || [], held_claims: outcome.held_claims || [],
+          replays: (current.replays || []).concat([entry]) }), null, true);
+      }
+      box.replaceChildren(); box.dataset.ack = outcome.ack_code || "";
+      if (outcome.already) {
+        box.className = "ok";
+        box.appendChild(el("p", "这条消息的更改此前已按号码所有者的更改处理（决定人 " + (d.by || "") + "，" + W.instant(d.at) + "，理由："
+          + (d.reason || "") + "），本次未重复处理。 Already taken as the owner's; nothing was done again."));
+      } else if (outcome.ack_code === "AA" && d.used) {
+        box.className = "ok";
+        box.appendChild(el("p", "已按号码所有者的更改处理：医嘱已采用本消息的更改。决定人 " + d.by + "，理由：" + d.reason
+          + "。写入的记录（Provenance）与审计日志已注明。 Taken as the owner's change; the order took it, and you are recorded with your reason."));
+      } else {
+        box.className = "bad";
+        box.appendChild(el("p", "处理后仍未采用：" + ack(outcome.ack_code) + "。 The change was still not taken."));
+      }
+    } catch (e) {
+      box.className = "bad";
+      text(box, e.status === 409 && /changed after the hold/.test(e.diag || "")
+        ? "不能按号码所有者的更改处理：暂未采用之后，该医嘱已被其他消息改写。您的决定只针对当时显示的版本，本次未写入任何内容。请先“重新处理”，让系统按现存医嘱再次判断，再决定。（" + e.diag + "） Not taken: the order changed after the hold; nothing was written."
+        : e.status === 409 ? "不能按号码所有者的更改处理（" + e.diag + "）。 Not taken as the owner's."
+        : e.status === 400 ? "请填写理由。（" + e.diag + "） A reason is required." : e.message);
+    } finally { button.disabled = false; }
+  }
+  $("#owner").addEventListener("click", () => {
+    if (!current) return;
+    const reason = $("#owner-reason").value.trim();
+    if (!reason) { // said at the box, the focus put there: no request without words
+      $("#owner-reason").setAttribute("aria-invalid", "true"); $("#owner-reason").focus();
+      const box = $("#replay-said"); box.className = "bad"; text(box, "请先填写理由：为什么确认这是号码所有者的更改。 Please give a reason first.");
+      return;
+    }
+    $("#owner-reason").removeAttribute("aria-invalid");
+    text($("#replay-said"), ""); $("#replay-said").className = ""; // (the ask for a reason, answered)
+    text($("#confirm-owner-text"), "消息 " + (current.control_id || current.id) + "（" + facility(current.facility) + "）将按原样重新处理一次，"
+      + "其对医嘱的更改按号码所有者的更改采用。理由：" + reason + "。您的姓名、时间和理由将记入审计日志和写入的记录（Provenance）。此决定只执行一次。");
+    $("#confirm-owner").returnValue = "";
+    $("#confirm-owner").showModal();
+    $("#confirm-owner-no").focus();
+  });
+  $("#confirm-owner").addEventListener("close", () => { if ($("#confirm-owner").returnValue === "yes") takeAsOwner(); else $("#owner").focus(); });
   $("#d-close").addEventListener("click", () => {
     details.drop(); $("#detail").hidden = true; current = null;
-    const back = document.querySelector("#messages tr.selected button.open"); if (back) back.focus();
+    const back = document.querySelector("#messages tr.selected button.open, #held tr.selected button.open"); if (back) back.focus();
   });
-  $("#filters").addEventListener("submit", (e) => { e.preventDefault(); details.drop(); $("#detail").hidden = true; load(); });
+  $("#filters").addEventListener("submit", (e) => { e.preventDefault(); details.drop(); $("#detail").hidden = true; load(); loadHeld(); });
   $("#more").addEventListener("click", () => more());
   for (const picker of $("#filters").querySelectorAll("input[data-picker]")) W.sayPicked(picker);
 
@@ -322,6 +409,7 @@
     const params = new URLSearchParams(location.search), f = $("#filters").elements;
     for (const name of ["facility", "from", "to"]) if (params.get(name)) { f[name].value = params.get(name); f[name].dispatchEvent(new Event("change")); }
     await load();
+    await loadHeld();
   }
   start();
 })();
