@@ -223,10 +223,6 @@ def test_a_third_apps_xo_is_held_when_orc2_and_obr2_differ(http: TestClient) -> 
 # --- a held message: kept, but can the operator find it? --------------------------------------------------------
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "rv40c MED 6: a held order message (AA, W 204: its test not stored) is kept, but no /admin page shows it -- "
-    "/admin/quarantine lists refused messages only and /admin/quarantine/<id> answers 404 'no refused message'; "
-    "the hold is known only from the ACK the sender got"))
 def test_a_held_change_is_shown_to_the_operator(http: TestClient) -> None:
     """HISAPP places, the RIS reports; the EMR's XO is held (W 204). The operator can open that message at
     /admin with its raw text."""
