@@ -180,7 +180,9 @@ class Owned:
     element only fills an order not stored yet, and the ACK warns at ``at`` with ERR-3 ``code`` (``text``,
     ``unknown`` appended when no message stored it); the message's own identifier of that kind, when the stored
     order does not hold it, is not stored either -- a held claim to a number would make its sender the first to
-    store it (thirty-ninth round, ord39).
+    store it (thirty-ninth round, ord39). A held statement is held whole: on a stored order, nothing else the
+    placer states of it (merge.yaml ``placer``: its time, requester, priority, re-test reason and that reason's
+    withdrawal) is written or deleted either (``MergeRules._placers_held``; review rv40d HIGH 1-2).
 
     - ``kind``: the identifier's v2 0203 type (FILL, PLAC); ``system``/``value``: this message's number of it;
     - ``through``: a merge.yaml source group the storing message must be of ("" any): a result message repeats

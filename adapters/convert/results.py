@@ -442,10 +442,12 @@ def _not_the_orders(group: Group, ctx: Context, res: Resource, obr: Segment) -> 
     under the RIS's numbers (the LIS's XX naming chest CT over the RIS's head CT) recoded the RIS's order
     (codefix37 kept only its report from following). (Review rv37c; thirty-eighth round, codedoc38.)
 
-    *The filler's statements* (not the placer's statements, ``_PLACER_STATES``, nor its requests,
-    ``_PLACER_ASKS``; the filler's replacements RU/RQ are among ``_PLACER_STATES`` for the reason a replacement
-    inherits, but table 0119 makes them the filler's -- "replaced unsolicited", "replaced as requested" -- and
-    they are judged as its XX is: review rv40c MED 7). A filler number whose EI-2/EI-3 names the sending
+    Whose statement the ORC is, ``statement_of`` decides (the one owner, ``_whose``: review rv40d HIGH 1).
+
+    *The filler's statements* (``FILLER``: not the placer's statements nor its requests, ``_PLACER_ASKS``; the
+    filler's replacements RU/RQ are among ``_PLACER_STATES`` for the reason a replacement inherits, but table
+    0119 makes them the filler's -- "replaced unsolicited", "replaced as requested" -- and they are judged as its
+    XX is: review rv40c MED 7). A filler number whose EI-2/EI-3 names the sending
     application (MSH-3) or its facility (MSH-4) is the sender's (``same_hd``: the universal ids where both
     carry one, and the namespace ids too where both carry one, else the namespace ids -- rv38i HIGH: any
     shared form let another hospital's ``RIS`` recode it; rv40c MED 1: a site that puts the hospital's OID in
@@ -564,8 +566,9 @@ def _reason_taken_back(orc: Segment | None, res: Resource, ctx: Context) -> None
     re-test reason away; a reason in huren's system replaces it by the merge rule itself
     (``merge.yaml`` ServiceRequest.reasonCode: keep-if-absent for an order message).
 
-    Only the placer's statements of the order (``_PLACER_STATES``) in an order message may withdraw
-    it: a filler's status change (ORM ORC-1 SC/OK/NA from the LIS) and any result message (ORU ORC-1
+    Only the placer's statements of the order in an order message (``statement_of``: NW, XO, RO, RP --
+    not the filler's replacements RU/RQ, whose ORC-16 is their own event's reason: review rv40d HIGH 1) may
+    withdraw it: a filler's status change (ORM ORC-1 SC/OK/NA from the LIS) and any result message (ORU ORC-1
     RE, SC or blank) are no request of the doctor's -- money20 spared only RE, and an LIS's SC with
     ORC-16 ``""`` deleted the doctor's stored R01 (twentieth round, moneymend20). Anything else in
     ORC-16 (a local code, a text only) is HL7 v2.5's *order control code reason* -- why the order was
