@@ -48,7 +48,7 @@ _RESERVED = frozenset({"key", "owner", "slices", "follows", "when", "was", "stan
                        "another_person", "keeps", "history", "history_unless",
                        "history_taken_back_by", "lines_of", "text_of", "until_later", "displays", "states",
                        "not_from_older", "not_back", "withdrawn", "stands_with", "all_results", "beside",
-                       "over_value", "over_value_with", "withdrawal_keeps"})
+                       "over_value", "over_value_with", "withdrawal_keeps", "placer"})
 PANEL = "; "  # between the tests a panel's ``code.text`` names (``names_all_of``)
 # on a report's ``code`` that is huren's stand-in, not the sender's statement: its groups named no test (OBR-4
 # empty) and the converter gave it its first result's code (``results.diagnostic_report``); ``_another`` does
@@ -180,9 +180,12 @@ class Owned:
     element only fills an order not stored yet, and the ACK warns at ``at`` with ERR-3 ``code`` (``text``,
     ``unknown`` appended when no message stored it); the message's own identifier of that kind, when the stored
     order does not hold it, is not stored either -- a held claim to a number would make its sender the first to
-    store it (thirty-ninth round, ord39). Each hold is kept with its message (``Dates.hold``: the message document's
-    ``held_claims``), so a held claim makes its sender no storer even where its write created the order (``Stamp.claims``),
-    and an operator may decide one held message's change is the owner's (``Dates.owns``; fortieth round, ord40).
+    store it (thirty-ninth round, ord39). A held statement is held whole: on a stored order, nothing else the
+    placer states of it (merge.yaml ``placer``: its time, requester, priority, re-test reason and that reason's
+    withdrawal) is written or deleted either (``MergeRules._placers_held``; review rv40d HIGH 1-2). Each hold is
+    kept with its message (``Dates.hold``: the message document's ``held_claims``), so a held claim makes its sender
+    no storer even where its write created the order (``Stamp.claims``), and an operator may decide one held
+    message's change is the owner's (``Dates.owns``; fortieth round, ord40).
 
     - ``kind``: the identifier's v2 0203 type (FILL, PLAC); ``system``/``value``: this message's number of it;
     - ``through``: a merge.yaml source group the storing message must be of ("" any): a result message repeats
@@ -342,6 +345,18 @@ class Beside:
     kind: tuple[tuple[str, ...], ...]
     where: Slice
     unless: Slice | None = None
+
+
+def _deletes_part(delete: Delete, name: str, part: Slice | None) -> bool:
+    """Whether ``delete`` takes away (some of) the element ``name``'s ``part`` (None: the whole element; a
+    slice: a delete of entries matching it -- every path of its ``where`` the slice's, with a value of it)."""
+    if delete.element.split(".", 1)[0] != name:
+        return False
+    if part is None:
+        return True
+    paths = {path: values for path, values, _ in part.where}
+    return bool(delete.where) and all(tuple(p.split(".")) in paths and set(v) & paths[tuple(p.split("."))]
+                                      for p, v in delete.where)
 
 
 def _slice_of(name: str, where: Mapping[str, Any], why: str = "") -> Slice:
@@ -664,6 +679,7 @@ class MergeRules:
         self._resources: Mapping[str, Mapping[str, Any]] = data.get("resources") or {}
         self._check_names()
         self._plans: dict[tuple[str, str], TypePlan] = {}
+        self._placer_parts: dict[str, tuple[tuple[str, Slice | None], ...]] = {}  # (``_placers``)
         self._local = threading.local()
         # ``inherits``: orders a shared code does not tell are for the same test may still be (one
         # recognition item under two codes); the engine sets the recognition rules' reading here
@@ -973,7 +989,7 @@ class MergeRules:
                 _locate(issues, rtype, at, told, incoming)
             owned = self.owned_of(rtype, incoming) if source != API else ()
             if owned:
-                out = self._not_numbered(rtype, None, out, owned, issues)
+                out, _ = self._not_numbered(rtype, None, out, owned, issues)
             return Combined(out, issues)
         if plan.moved:  # what older code stored elsewhere is read where it is stored now (``was``)
             stored = _moved(stored, plan.moved)
@@ -1045,7 +1061,7 @@ class MergeRules:
                     incoming = {k: v for k, v in incoming.items() if k not in assumed}
                     status_kept = "status" in assumed
             if said.owned:  # (stated only by the number's owner: else as assumed, and said)
-                incoming = self._not_numbered(rtype, stored, incoming, said.owned, issues)
+                incoming, said = self._not_numbered(rtype, stored, incoming, said.owned, issues, said)
         out = {}
         for name in (*incoming, *(k for k in stored if k not in incoming)):
             if name in ("resourceType", "id"):
@@ -1869,13 +1885,17 @@ class MergeRules:
         return first
 
     def _not_numbered(self, rtype: str, stored: Resource | None, incoming: Resource, owned: tuple[Owned, ...],
-                      issues: list[Issue]) -> Resource:
-        """``incoming`` without what it states only as the application that stored the order's number
-        (``Owned``) when the order's history names another (``_numbered``), or none for a number that must
-        have one: such an element only fills an order not stored yet (``stored`` None: a create, or one
+                      issues: list[Issue], said: Said | None = None) -> tuple[Resource, Said | None]:
+        """``incoming`` (and ``said``) without what it states only as the application that stored the order's
+        number (``Owned``) when the order's history names another (``_numbered``), or none for a number that
+        must have one: such an element only fills an order not stored yet (``stored`` None: a create, or one
         stored without it), the message's own identifier of that kind is not stored unless the order holds
         it already or it is all the order is found by, and the ACK warns at the field that stated it with
-        the ERR-3 the converter chose (``Owned.code``: 204, the number is no key of the sender's)."""
+        the ERR-3 the converter chose (``Owned.code``: 204, the number is no key of the sender's). The statement
+        is held whole: on a stored order nothing the placer states of it (merge.yaml ``placer``, ``_placers``:
+        its time, requester, priority, re-test reason and that reason's withdrawal -- stated or deleted) is
+        written either, and the W names what was held with the element (review rv40d HIGH 1-2: the test alone
+        was held, and a held XO still rewrote the order time, the requester and the re-test reason)."""
         dates: Dates | None = getattr(self._local, "at", None)
         hold, owns = getattr(dates, "hold", None), getattr(dates, "owns", None)
         for own in owned:
@@ -1919,15 +1939,64 @@ class MergeRules:
                 why = f"the order's history names {who} (message {first.label}) as the one that stored {own.kind} {own.value}"
             if stored is not None and own.element in stored:
                 incoming = {k: v for k, v in incoming.items() if k != own.element}
+            also: list[str] = []
+            if stored is not None:
+                incoming, said, also = self._placers_held(rtype, incoming, said, own.element)
             incoming = self._without_number(stored, incoming, own)
-            issues.append({"severity": "warning", "code": "conflict", "expression": [f"{rtype}.{own.element}"],
-                           "location": [own.at], "diagnostics": f"{own.text} ({why})",
+            held_too = f"; held with it, what else it states of the placer's: {', '.join(also)}" if also else ""
+            issues.append({"severity": "warning", "code": "conflict",
+                           "expression": [f"{rtype}.{own.element}", *(f"{rtype}.{name}" for name in also)],
+                           "location": [own.at], "diagnostics": f"{own.text} ({why}{held_too})",
                            "details": {"coding": [{"system": V2_0357, "code": own.code}]}})
             if hold is not None:  # (kept with the message: its claim stores no number, ``_numbered``; and an
                 # operator may decide it, ``owns``)
                 hold({"claim": claim, "resource": ref, "element": own.element, "at": own.at, "elsewhere": False,
                       "judged": judged})
-        return incoming
+        return incoming, said
+
+    def _placers(self, rtype: str) -> tuple[tuple[str, Slice | None], ...]:
+        """What the placer states of a ``rtype`` (merge.yaml ``placer``, the one list): each element, with the
+        slice of its entries that is the placer's (None: the whole element). Read once a type."""
+        parts = self._placer_parts.get(rtype)
+        if parts is None:
+            found: list[tuple[str, Slice | None]] = []
+            for name, rule in (self._resources.get(rtype) or {}).items():
+                mark = rule.get("placer") if isinstance(rule, Mapping) else None
+                if mark is True:
+                    found.append((name, None))
+                elif isinstance(mark, Mapping) and mark:
+                    found.append((name, _slice_of(f"the placer's {name}", mark)))
+            parts = self._placer_parts[rtype] = tuple(found)
+        return parts
+
+    def _placers_held(self, rtype: str, incoming: Resource, said: Said | None,
+                      element: str) -> tuple[Resource, Said | None, list[str]]:
+        """``incoming`` and ``said`` without what a held statement (``_not_numbered``) states or deletes of the
+        placer's parts of a stored ``rtype`` (``_placers``), and the names of the elements it stated of them
+        beside ``element`` (the one its ``Owned`` holds): the stored parts stand."""
+        stated: list[str] = []
+        out = dict(incoming)
+        for name, part in self._placers(rtype):
+            value = out.get(name, _MISSING)
+            if part is None:
+                if value is not _MISSING:
+                    out.pop(name)
+                    stated.append(name)
+            elif isinstance(value, list):
+                rest = [e for e in value if not part.matches(e)]
+                if len(rest) < len(value):
+                    stated.append(name)
+                    if rest:
+                        out[name] = rest
+                    else:
+                        out.pop(name)
+        if said is not None and said.deletes:
+            kept = tuple(d for d in said.deletes if not any(_deletes_part(d, name, part)
+                                                            for name, part in self._placers(rtype)))
+            if len(kept) < len(said.deletes):
+                stated.extend(d.element.split(".", 1)[0] for d in said.deletes if d not in kept)
+                said = replace(said, deletes=kept)
+        return out, said, [n for n in dict.fromkeys(stated) if n != element]
 
     @staticmethod
     def _without_number(stored: Resource | None, incoming: Resource, own: Owned) -> Resource:
@@ -1955,6 +2024,11 @@ class MergeRules:
         - *placed* (MED 4): an order holding no placer number (PLAC) was made by the filler's result under its
           number alone (HL7 v2.5.1 4.5.1.3: ORC-3 is the filler's number of the order the placer numbers in
           ORC-2/OBR-2) -- the same exam, whose placer's order carries the number (the two are not joined);
+        - *holding it still* (review rv40d MED 3): an order this one replaces (``replaces``: the RP before its
+          RO, ch. 4 4.5.1.1, both under the accession the filler keeps), or one revoked or entered in error
+          (``_LET_GO`` -- as this write leaves it: the RP in the RO's own message; a CA then a new NW of the
+          exam under the kept accession), is another order no longer: the HIS's own replacement was made
+          without the RIS's accession and told it was "another order's";
         - not asked when ``stored`` holds the number already (a statement of the order that holds it: nothing to
           withhold); searched escaped (``token_value``: an accession holding a comma is one value, LOW 10)."""
         if stored is not None and any(_is_number(i, own) for i in stored.get("identifier") or ()):
@@ -1965,11 +2039,15 @@ class MergeRules:
         if search is None or not isinstance(theirs, str):
             return None
         mine = (stored or {}).get("id")
+        replaced = {r.get("reference") for r in incoming.get("replaces") or () if isinstance(r, dict)}
         for other in _every(search, rtype, [("identifier", token_value(own.system, own.value))]):
             idents = other.get("identifier") or ()
             if other.get("id") == mine or not any(_is_number(i, own) for i in idents) \
                     or not any(isinstance(i, dict) and ident_type(i) == "PLAC" for i in idents):
                 continue
+            ref = f"{rtype}/{other.get('id')}"
+            if ref in replaced or self._read_all([ref]).get(ref, other).get("status") in _LET_GO:
+                continue  # (an order this one replaces, or one cancelled -- in this write too: no longer holding it)
             subject = (other.get("subject") or {}).get("reference") if isinstance(other.get("subject"), dict) else None
             if not isinstance(subject, str) or (subject != theirs and not self._same_sender(keeper, subject, theirs)):
                 continue  # (another institution's order, or one filed under no patient: not this sender's to hold by)
@@ -3258,6 +3336,10 @@ def _moved_start(stored: Resource | None, out: Resource, start_alone: tuple[str,
 # an Appointment status that frees its filler id for another patient's booking: an S17 (deleted, the
 # booking entered in error) -- the correction ch. 10 offers, an S14 not changing the patient
 _RELEASED = frozenset({"entered-in-error"})
+# an order's statuses by which it no longer holds its numbers for another of the placer's (``_held_elsewhere``):
+# cancelled or replaced (HL7 v2.5.1 table 0119: CA/OC/DC, RP -> revoked; its own RO is the same exam, 4.5.1.1),
+# or entered in error. ``completed`` still holds it: the exam done is that accession's (review rv40d MED 3)
+_LET_GO = frozenset({"revoked"}) | _RELEASED
 
 
 _TEXT_FORM = "text/plain"  # the text document a converter builds from a report's text results

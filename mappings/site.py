@@ -813,6 +813,9 @@ _MERGE_ELEMENT: dict[str, Any] = {
         # ``unless_states``: a message stating one of these is no such step (a value over W: statfix37)
         "not_back": {"anyOf": [_NOT_BACK, {"type": "array", "minItems": 1, "items": _NOT_BACK}]},
         "placeholders": _NAMES,  # values a converter writes where the message states nothing
+        # the placer's statement of the order (``true``: the element; a ``where``: its entries that match): a
+        # statement held as not the order's placer's or filler's (``merge_rules.Owned``) changes none of it (ofix40b)
+        "placer": {"anyOf": [{"const": True}, _WHERE]},
         # elements kept as stored with an ``as_far_as`` status that stands (a report's times: notback37);
         # ``{merged: [...]}``: every element but these stands (pfix38; the list form keeps its meaning)
         "stands_with": {"anyOf": [_NAMES, {"type": "object", "required": ["merged"], "additionalProperties": False,

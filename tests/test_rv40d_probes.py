@@ -47,10 +47,6 @@ def _control(ack: str) -> str:
 # --- RU/RQ from a third application: the test held, the doctor's re-test reason? ---------------------------------
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "rv40d HIGH 1: a third application's RQ under the RIS's numbers is held for its test (W 204), yet its ORC-16 "
-    "\"\" deletes the doctor's R01 (_reason_taken_back asks _placers_statement, which RU/RQ pass) -- the "
-    "re-test reason that decides payment is lost, and the ACK says nothing of it"))
 def test_a_third_apps_rq_deleting_orc16_leaves_the_doctors_reason(http: TestClient) -> None:
     """The HIS orders head CT with R01 (ORC-16); the RIS reports under ``F<n>^RIS``; the LIS sends RQ (replaced as
     requested, the filler's -- not the LIS's to send) under the RIS's numbers with ORC-16 ``""``: its test is held
@@ -64,9 +60,6 @@ def test_a_third_apps_rq_deleting_orc16_leaves_the_doctors_reason(http: TestClie
     assert _reasons(_one(http, "urn:huren:id:HIS", placer)) == ["R01"], ack
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "rv40d HIGH 1: a third application's RU is held for its test, yet its ORC-16 R07 replaces the doctor's R01 "
-    "(merge.yaml reasonCode keep-if-absent for an order message; no Owned holds reasonCode)"))
 def test_a_third_apps_ru_stating_another_reason_leaves_the_doctors_reason(http: TestClient) -> None:
     """As above, the LIS's RU with ORC-16 R07 (self-pay at the family's wish): held -- R01 stays the reason."""
     placer = "RV40D-RUR07"
@@ -77,10 +70,6 @@ def test_a_third_apps_ru_stating_another_reason_leaves_the_doctors_reason(http: 
     assert _reasons(_one(http, "urn:huren:id:HIS", placer)) == ["R01"], ack
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "rv40d HIGH 1: the RIS's own RU (the filler's statement, table 0119) with ORC-16 \"\" deletes the doctor's "
-    "R01: _reason_taken_back counts RU/RQ as the placer's statement, _not_the_orders as the filler's -- two "
-    "owners of whose statement RU/RQ is; ORC-16 of a filler's statement is the order control code reason"))
 def test_the_fillers_own_ru_does_not_withdraw_the_doctors_reason(http: TestClient) -> None:
     """The RIS's own RU to chest CT with ORC-16 ``""``: its test taken -- the doctor's R01 is no filler's to
     withdraw (moneymend20: only the placer's own statement withdraws it)."""
@@ -104,9 +93,6 @@ def test_the_fillers_own_ru_keeps_the_reason_when_orc16_is_empty(http: TestClien
     assert "3001" in _codes(order) and _reasons(order) == ["R01"], order
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "rv40d HIGH 1: a third application's XO is held for its test (W 204 naming HISAPP as placer), yet its "
-    "ORC-16 R07 replaces the doctor's R01 on the order"))
 def test_a_third_apps_xo_with_another_reason_leaves_the_doctors_reason(http: TestClient) -> None:
     """HISAPP places head CT with R01, the RIS reports; the EMR's XO (held as a third application's: W 204) to chest
     CT with ORC-16 R07: the held statement must not restate the reason either -- R01 stays."""
@@ -158,11 +144,6 @@ def test_a_lab_numbering_under_its_oid_changes_its_own_order_before_its_report(h
 # --- the placer's own replacement under the filler's accession --------------------------------------------------
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "rv40d MED 3 (ofix40 MED 3's regression): the HIS's own RO (in the message whose RP revokes the old order) "
-    "under the accession the RIS keeps is held against the order it replaces -- made without F<n>^RIS, W 204 "
-    "'another order holds' it; _held_elsewhere counts a revoked/replaced order, and the placer-namespace return "
-    "no longer spares the placer's own message (passes with 3a355545^1's results.py)"))
 def test_the_placers_replacement_keeps_the_fillers_accession(http: TestClient) -> None:
     """The HIS orders head CT under ``<n>^HIS``; the RIS accepts it under ``F<n>^RIS`` (SC). The HIS replaces the
     order (ch. 4 4.3.2: ORC-1 RP for the order replaced, RO for its replacement ``<n>R^HIS``, both under the one
@@ -208,10 +189,6 @@ def test_the_same_hospitals_order_under_the_persons_other_record_still_holds_the
 # --- the refused page: the resident's advice to every caller who is not staff ------------------------------------
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "rv40d LOW 4: a30ca8bb branches on `staff` only, so a program's token (a member's system client without the "
-    "operators' scope) refused /ui/quarantine is told '您本人的健康档案请在我的健康档案中查看' / 'Your own records are "
-    "under My health records' -- the resident's advice, to a client that has no records"))
 def test_a_programs_refusal_is_not_given_the_residents_advice(module_eng: Any, http: TestClient) -> None:
     """A system client's token with ``system/Observation.rs`` only, at /ui/quarantine as HTML: 403 in Chinese,
     and no pointer to a resident's own health records."""
@@ -221,10 +198,6 @@ def test_a_programs_refusal_is_not_given_the_residents_advice(module_eng: Any, h
     assert 'href="/ui/me/"' not in r.text and "您本人的健康档案" not in r.text, r.text
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "rv40d HIGH 2: a third application's XO held for its test (W 204: 'does not change a stored order's test') "
-    "still rewrites the order's authoredOn (12th -> 20th: the order time the recognition windows read) and its "
-    "requester (张医生 -> 李医生), and the ACK says nothing of either -- the hold (Owned) covers OBR-4 only"))
 def test_a_held_xo_changes_nothing_else_of_the_order_either(http: TestClient) -> None:
     """HISAPP orders head CT (ORC-9 the 12th, Dr Zhang D7), the RIS reports; the EMR's XO -- held as a third
     application's (W 204) -- to chest CT, ORC-9 the 20th, requester D9: the order's time and requester are the

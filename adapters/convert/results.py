@@ -364,10 +364,11 @@ def service_request(
     for prt in group.prt.get(-1, ()):
         _participant(prt, ctx, res, "requester" if prt.value(4).upper() in ("OP", "ORD") else "performer")
     reason = common.retest_reason(orc, ctx)
-    if reason and orc is not None and _filler_in_an_order_message(orc, ctx) and _in_reason_system(reason):
-        # an order message's filler statement (ORM ORC-1 SC from the LIS): its ORC-16 is the reason
-        # for that status change (v2.5: order control code reason), and in an order message it would
-        # replace the doctor's reason (merge.yaml keep-if-absent): only the placer states it
+    if reason and orc is not None and statement_of(orc, ctx) not in ("", PLACER) and _in_reason_system(reason):
+        # an order message's filler statement (ORM ORC-1 SC from the LIS; its replacement RU/RQ) or the
+        # placer's request (CA, DC ...): its ORC-16 is the reason for that event (v2.5.1 ORC-16: order
+        # control code reason), and in an order message it would replace the doctor's reason (merge.yaml
+        # keep-if-absent): only the placer's statement of the order states it (rv40d HIGH 1)
         reason = None
     if reason:
         res.setdefault("reasonCode", []).insert(0, reason)
@@ -441,10 +442,12 @@ def _not_the_orders(group: Group, ctx: Context, res: Resource, obr: Segment) -> 
     under the RIS's numbers (the LIS's XX naming chest CT over the RIS's head CT) recoded the RIS's order
     (codefix37 kept only its report from following). (Review rv37c; thirty-eighth round, codedoc38.)
 
-    *The filler's statements* (not the placer's statements, ``_PLACER_STATES``, nor its requests,
-    ``_PLACER_ASKS``; the filler's replacements RU/RQ are among ``_PLACER_STATES`` for the reason a replacement
-    inherits, but table 0119 makes them the filler's -- "replaced unsolicited", "replaced as requested" -- and
-    they are judged as its XX is: review rv40c MED 7). A filler number whose EI-2/EI-3 names the sending
+    Whose statement the ORC is, ``statement_of`` decides (the one owner, ``_whose``: review rv40d HIGH 1).
+
+    *The filler's statements* (``FILLER``: not the placer's statements nor its requests, ``_PLACER_ASKS``; the
+    filler's replacements RU/RQ are among ``_PLACER_STATES`` for the reason a replacement inherits, but table
+    0119 makes them the filler's -- "replaced unsolicited", "replaced as requested" -- and they are judged as its
+    XX is: review rv40c MED 7). A filler number whose EI-2/EI-3 names the sending
     application (MSH-3) or its facility (MSH-4) is the sender's (``same_hd``: the universal ids where both
     carry one, and the namespace ids too where both carry one, else the namespace ids -- rv38i HIGH: any
     shared form let another hospital's ``RIS`` recode it; rv40c MED 1: a site that puts the hospital's OID in
@@ -484,12 +487,11 @@ def _not_the_orders(group: Group, ctx: Context, res: Resource, obr: Segment) -> 
     if orc is None:
         return
     control = orc.value(1).strip().upper()
-    placing = _placers_statement(orc, ctx) and control not in _FILLERS_REPLACEMENTS
-    # the filler's replacements (RU, RQ) are the filler's statements, judged as its XX is (review rv40c MED 7)
-    filling = _filler_in_an_order_message(orc, ctx) or (control in _FILLERS_REPLACEMENTS
-                                                        and _placers_statement(orc, ctx))
-    if not placing and (not filling or control in _PLACER_ASKS):
-        return  # (neither judged: asked first, as every result group comes here)
+    # (whose statement, by the one owner: the filler's replacements RU/RQ judged as its XX is -- rv40c MED 7)
+    whose = statement_of(orc, ctx)
+    placing, filling = whose == PLACER, whose == FILLER
+    if not placing and not filling:
+        return  # (neither judged -- the placer's requests, a result message: asked first, as every result group comes here)
     msh3, msh4 = ((msh.value(n).strip(), msh.value(n, comp=2).strip(), msh.value(n, comp=3).strip()) for n in (3, 4))
     if not any(msh3):
         return  # (a message naming no sending application, by neither of its names, tells nothing)
@@ -566,16 +568,19 @@ def _reason_taken_back(orc: Segment | None, res: Resource, ctx: Context) -> None
     re-test reason away; a reason in huren's system replaces it by the merge rule itself
     (``merge.yaml`` ServiceRequest.reasonCode: keep-if-absent for an order message).
 
-    Only the placer's statements of the order (``_PLACER_STATES``) in an order message may withdraw
-    it: a filler's status change (ORM ORC-1 SC/OK/NA from the LIS) and any result message (ORU ORC-1
+    Only the placer's statements of the order in an order message (``statement_of``: NW, XO, RO, RP --
+    not the filler's replacements RU/RQ, whose ORC-16 is their own event's reason: review rv40d HIGH 1) may
+    withdraw it: a filler's status change (ORM ORC-1 SC/OK/NA from the LIS) and any result message (ORU ORC-1
     RE, SC or blank) are no request of the doctor's -- money20 spared only RE, and an LIS's SC with
     ORC-16 ``""`` deleted the doctor's stored R01 (twentieth round, moneymend20). Anything else in
     ORC-16 (a local code, a text only) is HL7 v2.5's *order control code reason* -- why the order was
     changed (a haemolysed specimen recollected) -- not a withdrawal: the stored re-test reason stands
     and the stated one is kept beside it under its own system (``retest_reason``: any other reason as
     sent; ``merge.yaml``: the rest of reasonCode is a union)."""
-    # only the placer's own statement of the order withdraws a reason or states one again
-    if orc is None or not _placers_statement(orc, ctx):
+    # only the placer's own statement of the order withdraws a reason or states one again: whose it is,
+    # ``statement_of`` decides -- RU/RQ are the filler's (rv40d HIGH 1: they withdrew the doctor's R01 here
+    # while ``_not_the_orders`` judged them the filler's)
+    if orc is None or statement_of(orc, ctx) != PLACER:
         return
     if orc.field(16) != '""':
         if any(_in_reason_system(r) for r in res.get("reasonCode") or ()):
@@ -618,8 +623,8 @@ def placed_numbers(message_code: str, text: str) -> frozenset[str]:
         return frozenset()
     placed: set[str] = set()
     for group in grouped(parse(text))[0]:
-        control = group.orc.value(1).strip().upper() if group.orc is not None else ""
-        if control not in _PLACER_STATES or control in _FILLERS_REPLACEMENTS:
+        control = group.orc.value(1) if group.orc is not None else ""
+        if _whose(message_code, control) != PLACER:
             continue
         placer, pf, _, _ = _order_numbers(group)
         number = placer.value(pf).strip() if placer is not None else ""
@@ -628,11 +633,36 @@ def placed_numbers(message_code: str, text: str) -> frozenset[str]:
     return frozenset(placed)
 
 
-def _filler_in_an_order_message(orc: Segment, ctx: Context) -> bool:
-    """An order message's ORC whose ORC-1 is stated and none of the placer's (``_PLACER_STATES``)."""
-    control = orc.value(1).strip().upper()
-    return (ctx.message.msh.message_type.strip().upper() in _ORDER_MESSAGES
-            and bool(control) and control not in _PLACER_STATES)
+PLACER, PLACERS_REQUEST, FILLER = "placer", "placer's request", "filler"
+
+
+def _whose(message_code: str, control: str) -> str:
+    """Whose statement an ORC is, by its message (MSH-9.1 ``message_code``) and ORC-1 ``control`` (HL7 v2.5.1
+    ch. 4, table 0119) -- the one owner of it (review rv40d HIGH 1: ``_placers_statement``, the filler test and
+    ``_not_the_orders``' own pair were three, and RU/RQ were the filler's for the test but the placer's for the
+    re-test reason):
+
+    - ``PLACER``: the placer's statement of the order as it now is (``_PLACER_STATES`` but the filler's
+      replacements): NW, XO, RO, RP -- its ORC-16 states the re-test reason or, ``""``, withdraws it;
+    - ``PLACERS_REQUEST``: the placer asks the filler (CA, DC, HD, RL): its ORC-16 is why it asks;
+    - ``FILLER``: any other stated code of an order message -- the filler's (SC, OK, XX ... and RU "replaced
+      unsolicited", RQ "replaced as requested", which table 0119 gives the filler): its ORC-16 is the order
+      control code reason of its own event, no re-test reason of the doctor's;
+    - ``""``: no order message (a result message's ORC repeats the order and states nothing of it), or ORC-1
+      empty."""
+    control = control.strip().upper()
+    if message_code.strip().upper() not in _ORDER_MESSAGES or not control:
+        return ""
+    if control in _PLACER_ASKS:
+        return PLACERS_REQUEST
+    if control in _PLACER_STATES and control not in _FILLERS_REPLACEMENTS:
+        return PLACER
+    return FILLER
+
+
+def statement_of(orc: Segment, ctx: Context) -> str:
+    """Whose statement this message's ``orc`` is (``_whose``)."""
+    return _whose(ctx.message.msh.message_type, orc.value(1))
 
 
 def _in_reason_system(reason: Concept) -> bool:
@@ -641,9 +671,9 @@ def _in_reason_system(reason: Concept) -> bool:
 
 
 def _placers_statement(orc: Segment, ctx: Context) -> bool:
-    """Is this ORC the placer's own statement of the order (an order message, ORC-1 NW, XO or RO)?"""
-    return (ctx.message.msh.message_type.strip().upper() in _ORDER_MESSAGES
-            and orc.value(1).strip().upper() in _PLACER_STATES)
+    """Is this ORC the placer's own statement of the order (an order message, ORC-1 NW, XO, RO or RP:
+    ``statement_of``)?"""
+    return statement_of(orc, ctx) == PLACER
 
 
 def _number_located(ctx: Context, res: Resource, group: Group, *, filler_first: bool) -> None:

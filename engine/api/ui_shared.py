@@ -72,11 +72,14 @@ def refused(request: Request, caller: Caller, page: tuple[str, str] | None = Non
     """The 403 page in Chinese, to a signed-in person (or a resident's token) whose role may not open an
     operator's page: the refused messages by default, ``page`` (zh, en) another (``ui_fidelity``). A staff
     member's has the staff pages' header (who is signed in, 退出登录, the pages they may open; no link marked
-    current: the page refused is not theirs); a resident's has none."""
+    current: the page refused is not theirs); a resident's has none, and is pointed to her own records. A program's
+    token (a system client without the operators' scope) gets neither advice: it has no role to ask for and no
+    records of its own (review rv40d LOW 4: every caller but staff was told of 我的健康档案)."""
     role = engine_of(request).staff.roles.get(caller.role or "") if caller.role else None
     who = role.label_zh if role is not None else ("居民" if caller.kind == "patient" else "")
     zh, en = page or ("", "")
     return _TEMPLATES.TemplateResponse(request, "refused.html", {"who": who, "staff": caller.role is not None,
+                                                                 "resident": caller.kind == "patient",
                                                                  "page_zh": zh, "page_en": en,
                                                                  "staff_pages": STAFF_PAGES, "current": None},
                                        status_code=403, headers=headers if headers is not None else STAFF_PAGE_HEADERS)
