@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import re
 
-import pytest
 from fastapi.testclient import TestClient
 
 from engine.engine import Engine
@@ -20,11 +19,6 @@ from tests.test_srfix35_order_code import B, http, send, the_order
 __all__ = ["http", "module_eng"]
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "rv40b MED: _numbered orders a version's Provenances by the message's received_at (c63bd673); a message "
-    "quarantined on arrival and replayed after the placer's NW keeps its first receipt, so the held EMR XO's "
-    "Provenance (naming the placer's version, no change of its own) sorts first: EMR becomes the placer and "
-    "HISAPP's own XO is held (W 204 'history names EMR')"))
 def test_a_replayed_third_app_xo_does_not_become_the_placer(http: TestClient, module_eng: Engine) -> None:
     """The EMR's XO (chest CT) under the HIS's number arrives first but is quarantined (PID-3 empty: AE);
     HISAPP then places head CT (NW); the EMR's XO, corrected, is replayed: held (W 204, HISAPP placed it),
