@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from adapters.convert import common
+from adapters.convert import common, persons
 from adapters.convert.context import Context, MemberNumber
 from adapters.convert.datatypes import cwe
 from adapters.convert.engine import apply_table
@@ -157,6 +157,7 @@ def _held_to_members(mrg: Segment, ctx: Context, survivor: str, prior: str) -> N
 
 MERGED_BACK = "merge (PID beside MRG-1): the earlier merge the other way round is undone"
 UNLINKED = "unlink (A37): the two records are distinct and both in use"
+UNCARRIED = "unlink (A37): the number a merge carried from the other record goes back to it"
 
 
 def _link_to(reference: str, *types: str) -> tuple[tuple[str, tuple[str, ...]], ...]:
@@ -170,11 +171,16 @@ def unlink(ctx: Context, patients: list[str]) -> None:
     (both ways), and keeps every other link (a merge with a third record, the patient index's
     ``seealso`` by ID number, a client's). The event states both are in use (``states_active``), so
     the links that said one of them must no longer be used go with them: R4 reads a record with
-    ``replaced-by`` as one not to use, whatever its ``active``."""
+    ``replaced-by`` as one not to use, whatever its ``active``. The unlink undoes what a merge carried too: each
+    loses the identifiers a merge carried onto it from another (``persons.carried_from``: her ID number merged onto
+    the survivor), which go back to that record (``Context.unlinked``, ``persons._given_back``) -- left, the number
+    kept the survivor in the other person's chain (id40)."""
     for ref in patients:
         others = [o for o in patients if o != ref]
         for other in others:
             ctx.delete(ctx.resources[ref], "link", _link_to(other, "replaces", "replaced-by"), UNLINKED)
+            ctx.delete(ctx.resources[ref], "identifier", persons.carried_from(other), UNCARRIED)
+            ctx.unlinked.append((ref, other))
 
 
 def related_person(nk1: Segment, ctx: Context, pref: dict[str, str], pkey: str) -> dict[str, str] | None:

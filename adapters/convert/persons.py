@@ -51,6 +51,7 @@ from engine.identity.demographics import (
     id_numbers_differ,
     to_the_day,
 )
+from engine.identity.nationalid import CARRIED_FROM_EXT
 from engine.merge_rules import API, NOT_THE_FEED, Delete, MergeRules, Said, shipped
 from engine.messages import PROCESSED, application_of, message_institution, stored_instant
 from engine.repository.ids import deterministic_id
@@ -111,9 +112,10 @@ def check_persons(conversion: Any, read_many: Any, earlier: Sequence[Any] = (), 
     wanted += [tuple(held.prior.split("/", 1)) for held, _ in members if held.prior]  # a merge's MRG-1 record
     # a merge's MRG-1 under an undeclared authority: its record, and the institution's own of the value
     wanted += [tuple(r.split("/", 1)) for prior, (_, _, own, _) in conversion.merged_apart.items() for r in (prior, own)]
-    # a merge's MRG-1 record (``_joined``), and a renumbering's new record (``_carried``: what it holds already)
-    wanted += [tuple(ref.split("/", 1)) for survivor, prior, _, renumbered in conversion.merges
-               for ref in ((prior, survivor) if renumbered else (prior,))]
+    # a merge's MRG-1 record (``_joined``), and its survivor (``_carried``: what it holds already)
+    wanted += [tuple(ref.split("/", 1)) for survivor, prior, _, _ in conversion.merges for ref in (prior, survivor)]
+    # an unlink's records: what a merge carried from one onto the other (``_given_back``)
+    wanted += [tuple(ref.split("/", 1)) for pair in conversion.unlinked for ref in pair]
     wanted = list(dict.fromkeys(wanted))
     stored = read_many(wanted) if wanted else {}
     # a number kept apart whose institution's own record of the value is positively this person: filed there
@@ -123,6 +125,8 @@ def check_persons(conversion: Any, read_many: Any, earlier: Sequence[Any] = (), 
     if conversion.merges:
         _joined(conversion, earlier, stored, leaned)
         _carried(conversion, earlier, stored, leaned, merge)
+    if conversion.unlinked:
+        _given_back(conversion, earlier, stored, leaned, merge)
     for ref, sequence, corrects, made in unread:
         if ref in moved:
             continue  # the record it was filed under is the PID's person (``_same_person``): nothing to hold
@@ -366,26 +370,36 @@ def _mark_filed(patient: dict[str, Any], token: str) -> None:
 
 
 def marked_by_client(resource: dict[str, Any], previous: dict[str, Any] | None, writer: str) -> dict[str, Any]:
-    """A repository statement for Patient (the writer is known here, not read from the body): the filed-as-own mark
-    (``FILED_AS_OWN_EXT``) is huren's to set (``_mark_filed``), never a FHIR client's -- a client's write keeps it
-    only on an identifier the stored version carries marked (the record read and written back as read), and drops it
-    from any other. Why: it binds the registration (``merge.yaml`` ``beside``: a marked number outlives the HIS's
+    """A repository statement for Patient (the writer is known here, not read from the body): huren's marks on an
+    identifier -- filed-as-own (``FILED_AS_OWN_EXT``, ``_mark_filed``) and carried-from (``CARRIED_FROM_EXT``,
+    ``_carried``) -- are huren's to set, never a FHIR client's: a client's write keeps a mark only on an identifier
+    the stored version carries with that very mark (the record read and written back as read), and drops it from any
+    other. Why: filed-as-own binds the registration (``merge.yaml`` ``beside``: a marked number outlives the HIS's
     next A08 leaving it out), so a PUT marking any identifier made the HIS unable to take that number off (rv39d LOW
-    6). One place: every client write path (PUT, POST, conditional update, Bundles) reaches the repository's
-    statements with its writer (``engine.engine`` registers it)."""
+    6); carried-from names what an unlink (A37) takes off a record and gives another. One place: every client write
+    path (PUT, POST, conditional update, Bundles) reaches the repository's statements with its writer
+    (``engine.engine`` registers it)."""
     if writer != API:
         return resource
     idents = resource.get("identifier")
-    if not isinstance(idents, list) or not any(isinstance(i, dict) and _marked(i) for i in idents):
+    if not isinstance(idents, list) or not any(_huren_marks(i) for i in idents if isinstance(i, dict)):
         return resource
-    held = {_token(i) for i in (previous or {}).get("identifier") or () if isinstance(i, dict) and _marked(i)}
+    held = {(_token(i), repr(e)) for i in (previous or {}).get("identifier") or () if isinstance(i, dict)
+            for e in _huren_marks(i)}
     out = []
     for ident in idents:
-        if isinstance(ident, dict) and _marked(ident) and _token(ident) not in held:
-            rest = [e for e in ident["extension"] if not (isinstance(e, dict) and e.get("url") == FILED_AS_OWN_EXT)]
+        if isinstance(ident, dict) and any((_token(ident), repr(e)) not in held for e in _huren_marks(ident)):
+            rest = [e for e in ident["extension"] if e not in _huren_marks(ident) or (_token(ident), repr(e)) in held]
             ident = {k: v for k, v in ident.items() if k != "extension"} | ({"extension": rest} if rest else {})
         out.append(ident)
     return {**resource, "identifier": out}
+
+
+def _huren_marks(ident: dict[str, Any]) -> list[Any]:
+    """The extensions of ``ident`` that are huren's marks (``FILED_AS_OWN_EXT``, ``CARRIED_FROM_EXT``)."""
+    extensions = ident.get("extension")
+    return [e for e in extensions if isinstance(e, dict) and e.get("url") in (FILED_AS_OWN_EXT, CARRIED_FROM_EXT)] \
+        if isinstance(extensions, list) else []
 
 
 def _marked(ident: dict[str, Any]) -> bool:
@@ -1837,22 +1851,22 @@ def _joined(conversion: Any, earlier: Sequence[Any], stored: dict[Any, Any], lea
 
 def _carried(conversion: Any, earlier: Sequence[Any], stored: dict[Any, Any], leaned: list[int],
              merge: MergeRules | None) -> None:
-    """A renumbering (A47/A46: ``his.RENUMBERING``, one record under a new identifier) carries to the new record's
-    version the numbers the renumbered record held that the registration does not take away (``merge.yaml``
-    ``Patient.identifier`` ``beside``, read by ``MergeRules.kept_beside``): her resident ID number, the numbers
-    remembered as the institution's own (``_mark_filed``, mark and all). The renumbered record drops the ID number
-    (``unless: replaced-by``: its identifiers are MRG-1's), so an A47 whose PID-3 states the new MRN alone erased her
-    ID number from the store and left her remembered number on the inactive record only (rv39d HIGH 3b). Not
-    carried: a number of a ``kind`` the new record states or already holds (a different ID number on it stays; the
-    patient index refuses joining two numbers). Not a merge of two records (A40/A34): carried onto the survivor, the
-    number stayed there after the A37 that undid a wrong merge, and the index, which keeps the merged-away record's
-    numbers along its chain, then refused the survivor's next right merge (lastfix25, identity27, mergemend25 went
-    red) -- rv39d HIGH 3a stays, a strict xfail (idfix39's report)."""
+    """A merge (A40/A34..., HL7 v2.5.1 3.3.40: "the identifiers ... merge") or a renumbering (A47/A46:
+    ``his.RENUMBERING``, one record under a new identifier) carries to the survivor's version the numbers the record
+    merged away held that the registration does not take away (``merge.yaml`` ``Patient.identifier`` ``beside``,
+    read by ``MergeRules.kept_beside``): her resident ID number, the numbers remembered as the institution's own
+    (``_mark_filed``, mark and all). The record merged away drops the ID number (``unless: replaced-by``: its
+    identifiers are MRG-1's), so a merge whose PID-3 states the survivor's MRN alone erased her ID number from the
+    store (an A47: rv39d HIGH 3b, idfix39; an A40: rv39d HIGH 3a, id40). Not carried: a number of a ``kind`` the
+    survivor states or already holds (a different ID number on it stays; the patient index refuses joining two
+    numbers). What a merge of two records carries is marked ``CARRIED_FROM_EXT`` naming the record it came from, so
+    the unlink (A37) that undoes a wrong merge takes exactly it back (``his.unlink``, ``_given_back``): left there,
+    the number kept the survivor in the other person's chain and the index refused its next right merge (idfix39's
+    reason; lastfix25, identity27, mergemend25). A renumbering's is not marked: the number moved with the one
+    record (3.3.47), an unlink has nothing of it to undo."""
     rules = merge if merge is not None else shipped()
     writer = conversion.writer or _WRITER
     for survivor, prior, _, renumbered in conversion.merges:
-        if not renumbered:
-            continue
         person = conversion.by_reference.get(survivor)
         was = _as_left(prior, earlier, stored, leaned)
         if person is None or was is None or not was.get("identifier"):
@@ -1860,8 +1874,51 @@ def _carried(conversion: Any, earlier: Sequence[Any], stored: dict[Any, Any], le
         held = _as_left(survivor, earlier, stored, leaned) or {}
         stated = [*(person.get("identifier") or ()), *(held.get("identifier") or ())]
         carried = rules.kept_beside("Patient", "identifier", writer, json_copy(was["identifier"]), stated)
+        if not renumbered:
+            for ident in carried:
+                ident["extension"] = [*(ident.get("extension") or ()), _carried_from(prior)]
         if carried:
             person["identifier"] = [*(person.get("identifier") or ()), *carried]
+
+
+def _carried_from(prior: str) -> dict[str, Any]:
+    """The mark (``nationalid.CARRIED_FROM_EXT``) on an identifier a merge carried from ``prior``: the unlink (A37)
+    undoing the merge takes it off the survivor (``his.unlink``) and gives it back (``_given_back``); the patient
+    index does not count it as the survivor's own number (``nationalid.raw_national_id``)."""
+    return {"url": CARRIED_FROM_EXT, "valueReference": {"reference": prior}}
+
+
+def carried_from(prior: str) -> tuple[tuple[str, tuple[str, ...]], ...]:
+    """The identifiers a merge carried from record ``prior`` (``_carried``'s mark), as a delete's ``where``: the
+    one reading ``his.unlink`` takes them off the survivor by."""
+    return (("extension.url", (CARRIED_FROM_EXT,)), ("extension.valueReference.reference", (prior,)))
+
+
+def _given_back(conversion: Any, earlier: Sequence[Any], stored: dict[Any, Any], leaned: list[int],
+                merge: MergeRules | None) -> None:
+    """An unlink (A37: ``Conversion.unlinked``, each record and the other it names) gives the record each number a
+    merge had carried from it onto the other (``_carried``'s mark naming it, on the other as the batch leaves it,
+    else stored), the mark naming it taken off -- unless the A37's PID of it states, or it holds, a number of that
+    kind (``MergeRules.kept_beside``, the merge's own reading). ``his.unlink`` takes them off the other: the undo
+    of the merge's carrying, exactly what it carried and no more."""
+    rules = merge if merge is not None else shipped()
+    writer = conversion.writer or _WRITER
+    for ref, other in conversion.unlinked:
+        person = conversion.by_reference.get(ref)
+        held = _as_left(other, earlier, stored, leaned)
+        if person is None or held is None:
+            continue
+        mark = _carried_from(ref)
+        back = [{k: v for k, v in i.items() if k != "extension"}
+                | ({"extension": rest} if (rest := [e for e in i.get("extension") or () if e != mark]) else {})
+                for i in json_copy(held.get("identifier") or []) if mark in (i.get("extension") or ())]
+        if not back:
+            continue
+        mine = _as_left(ref, earlier, stored, leaned) or {}
+        stated = [*(person.get("identifier") or ()), *(mine.get("identifier") or ())]
+        given = rules.kept_beside("Patient", "identifier", writer, back, stated)
+        if given:
+            person["identifier"] = [*(person.get("identifier") or ()), *given]
 
 
 def _against_kept_number(conversion: Any, ref: str, sequence: int, was: dict[str, Any], merge: MergeRules | None,
