@@ -10,11 +10,13 @@ from __future__ import annotations
 from fastapi.testclient import TestClient
 
 from adapters.hl7v2.ack import ack_code_of
+from adapters.hl7v2.escapes import unescape
+from engine.api.ui_quarantine import WORDS, err_said
 from engine.engine import Engine
-from tests.hl7_calls import post
+from tests.hl7_calls import err_lines, post
 from tests.identity39_calls import NNCHN_SYSTEM, engine_and_client, read_patient, registered, tokens
 from tests.module_store import module_eng  # noqa: F401 -- one engine a module on each backend
-from tests.test_rvidentity32_probes import MRN, _nid, merge, patients
+from tests.test_rvidentity32_probes import MRN, _nid, adt, merge, oru, patients, subjects
 
 both = engine_and_client("id40")
 CARRIED_FROM_EXT = "urn:huren:StructureDefinition:carried-from"  # engine.identity.nationalid.CARRIED_FROM_EXT
@@ -86,3 +88,75 @@ def test_a_fhir_client_cannot_write_the_carried_mark(both: tuple[Engine, TestCli
     assert not _carried_marks(read_patient(http, mine["id"]))
     assert ack_code_of(post(http, unlink("ICD", "I40C1", "I40C2"))) == "AA"
     assert [p["id"] for p in patients(http, nid)] == [mine["id"]]
+
+
+def test_an_a47_moves_the_remembered_number_to_the_new_record(both: tuple[Engine, TestClient]) -> None:
+    """P (MRN, ID number, her LIS number remembered) renumbered Q by an A47 stating Q's MRN alone: HL7 v2.5.1 3.3.47,
+    the identifier moves -- the LIS number and the ID number are on the new record only (they were on both), the
+    LIS's next result under it is filed there (it went to the renumbered record), and the patient index holds the ID
+    number as the new record's alone (the renumbered record's entry keeps it as the chain's ``merged_key``)."""
+    engine, http = both
+    nid = _nid("32092319620707012")
+    old = registered(http, "I40D1", "IDA", "岳^庚", "19620707", "F", f"~{nid}^^^^NNCHN")
+    assert ack_code_of(post(http, oru("IDB", "I40D1^^^LIS^PI", "岳^庚", "19620707", "F", "IDB"))) == "AA"
+    ack = post(http, "MSH|^~\\&|HIS|FNXRMYY|HUREN|FNYGT|20261201121500||ADT^A47^ADT_A30|IDC|P|2.5.1\r"
+               "EVN|A47|20261201121500\rPID|1||I40D2^^^FNXRMYY^MR||岳^庚||19620707|F\rMRG|I40D1^^^FNXRMYY^MR\r")
+    assert ack_code_of(ack) == "AA", ack
+    (new,) = patients(http, f"{MRN}|I40D2")
+    assert [p["id"] for p in patients(http, f"{MRN}:LIS|I40D1")] == [new["id"]]
+    assert [p["id"] for p in patients(http, nid)] == [new["id"]]
+    assert tokens(read_patient(http, old["id"])) == {f"{MRN}|I40D1"}
+    ack = post(http, oru("IDD", "I40D1^^^LIS^PI", "岳^庚", "19620707", "F", "IDD"))
+    assert ack_code_of(ack) == "AA", ack
+    assert subjects(http, "IDD") == [f"Patient/{new['id']}"]
+    assert engine.identity.record(old["id"])["nid_key"] is None
+    assert engine.identity.record(new["id"])["nid_key"] == engine.identity.nid_key(nid)
+    assert engine.identity.same_person(old["id"], new["id"])
+
+
+def test_a_thin_a08_refused_over_a_wrong_kept_number_is_mended_by_stating_the_number_or_deleting_it(
+        both: tuple[Engine, TestClient]) -> None:
+    """Her record keeps an ID number whose sex digit is a man's (mistyped at registration, no sex stated then). The
+    HIS's thin A08 with sex F is refused at PID-8 (idfix39: the record as it leaves it contradicts the number), and
+    the ERR says how to mend it: state the corrected number -- which is taken, the wrong one gone (NNCHN replaced
+    whatever its system) -- or send ``""^^^^NNCHN`` (HL7 v2.5 2.5.3), which deletes it though it contradicts the
+    PID's sex (nothing is left to contradict)."""
+    engine, http = both
+    wrong, right = _nid("32092319620808011"), _nid("32092319620808022")
+    for number, c in (("I40E1", "IEA"), ("I40E2", "IEB")):
+        registered(http, number, c, "岳^辛", "19620808", "", f"~{wrong}^^^^NNCHN")
+    ack = post(http, adt("IEC", "I40E1^^^FNXRMYY^MR", "岳^辛", "19620808", "F", event="A08"))
+    assert ack_code_of(ack) == "AE" and b"PID^1^8" in ack and b"State the corrected ID number" in ack, ack
+    ack = post(http, adt("IED", f"I40E1^^^FNXRMYY^MR~{right}^^^公安部^NNCHN", "岳^辛", "19620808", "F", event="A08"))
+    assert ack_code_of(ack) == "AA", ack
+    (one,) = patients(http, f"{MRN}|I40E1")
+    assert [i["value"] for i in one["identifier"] if i.get("type", {}).get("coding", [{}])[0].get("code") == "NNCHN"] \
+        == [right], one["identifier"]
+    assert one["gender"] == "female"
+    ack = post(http, adt("IEE", 'I40E2^^^FNXRMYY^MR~""^^^^NNCHN', "岳^辛", "19620808", "F", event="A08"))
+    assert ack_code_of(ack) == "AA", ack
+    (two,) = patients(http, f"{MRN}|I40E2")
+    assert tokens(two) == {f"{MRN}|I40E2"} and two["gender"] == "female", two
+    assert [p["id"] for p in patients(http, wrong)] == []
+
+
+def test_an_explicit_null_of_another_authoritys_number(both: tuple[Engine, TestClient]) -> None:
+    """PID-3 ``""^^^<authority>^MR`` (HL7 v2.5 2.5.3: delete that value). The number of another member (FNZYY) that
+    the HIS listed on its own record is its own to take back: gone, AA, no word; FNZYY's own record of the number is
+    not this message's. The LIS number huren remembered on the record (filed-as-own: the HIS never stated it) is
+    not the HIS's to delete: kept, AA with ERR W 205 at that repetition, in English and Chinese."""
+    engine, http = both
+    rec = registered(http, "I40F", "IFA", "岳^壬", "19620909", "F", "~Z40F^^^FNZYY^MR")
+    assert ack_code_of(post(http, oru("IFB", "I40F^^^LIS^PI", "岳^壬", "19620909", "F", "IFB"))) == "AA"
+    assert tokens(read_patient(http, rec["id"])) == {f"{MRN}|I40F", "urn:huren:mrn:FNZYY|Z40F", f"{MRN}:LIS|I40F"}
+    ack = post(http, adt("IFC", 'I40F^^^FNXRMYY^MR~""^^^FNZYY^MR', "岳^壬", "19620909", "F", event="A08"))
+    assert ack_code_of(ack) == "AA" and not err_lines(ack), ack
+    assert tokens(read_patient(http, rec["id"])) == {f"{MRN}|I40F", f"{MRN}:LIS|I40F"}
+    ack = post(http, adt("IFD", 'I40F^^^FNXRMYY^MR~""^^^LIS^PI', "岳^壬", "19620909", "F", event="A08"))
+    assert ack_code_of(ack) == "AA", ack
+    (line,) = err_lines(ack)
+    assert line.split("|")[2:5] == ["PID^1^3^2", "205^Duplicate key identifier^HL70357", "W"], line
+    assert "'LIS'" in line and "is kept" in line, line
+    zh, _ = err_said(WORDS.current(engine.settings.site), "205", unescape(line.split("|")[8]))
+    assert "第 2 个重复" in zh and "“LIS”" in zh and "予以保留" in zh, zh
+    assert tokens(read_patient(http, rec["id"])) == {f"{MRN}|I40F", f"{MRN}:LIS|I40F"}

@@ -116,6 +116,11 @@ def merge(mrg: Segment, ctx: Context, survivor: tuple[str, dict[str, str]]) -> N
             }
         ]
     old_ref = ctx.put(old, old_key)
+    if ctx.message.msh.trigger_event in RENUMBERING:
+        # the identifier moves (3.3.47): the numbers remembered on the record go to the new one (``persons._carried``)
+        # and leave the renumbered one -- left on both, two records answered the LIS's number (id40)
+        ctx.delete(ctx.resources[old_ref["reference"]], "identifier", (("extension.url", (persons.FILED_AS_OWN_EXT,)),),
+                   RENUMBERED)
     if (apart := common.kept_apart(ctx, old_key, mrg.sequence)) is not None:
         ctx.merged_apart[old_ref["reference"]] = apart  # another authority's number: which record, the store's to tell
     _held_to_members(mrg, ctx, sref["reference"], old_ref["reference"])
@@ -157,6 +162,7 @@ def _held_to_members(mrg: Segment, ctx: Context, survivor: str, prior: str) -> N
 
 MERGED_BACK = "merge (PID beside MRG-1): the earlier merge the other way round is undone"
 UNLINKED = "unlink (A37): the two records are distinct and both in use"
+RENUMBERED = "renumbering (A46/A47): the numbers remembered on the record moved with it to the new identifier"
 UNCARRIED = "unlink (A37): the number a merge carried from the other record goes back to it"
 
 

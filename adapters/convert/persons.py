@@ -114,12 +114,14 @@ def check_persons(conversion: Any, read_many: Any, earlier: Sequence[Any] = (), 
     wanted += [tuple(r.split("/", 1)) for prior, (_, _, own, _) in conversion.merged_apart.items() for r in (prior, own)]
     # a merge's MRG-1 record (``_joined``), and its survivor (``_carried``: what it holds already)
     wanted += [tuple(ref.split("/", 1)) for survivor, prior, _, _ in conversion.merges for ref in (prior, survivor)]
+    # a PID-3 ``""`` of another authority's number: whether the record holds one the sender never stated
+    wanted += [tuple(ref.split("/", 1)) for ref, *_ in conversion.nulled]
     # an unlink's records: what a merge carried from one onto the other (``_given_back``)
     wanted += [tuple(ref.split("/", 1)) for pair in conversion.unlinked for ref in pair]
     wanted = list(dict.fromkeys(wanted))
     stored = read_many(wanted) if wanted else {}
     # a number kept apart whose institution's own record of the value is positively this person: filed there
-    moved = _filed_as_own(conversion, earlier, stored, leaned)
+    moved = _filed_as_own(conversion, earlier, stored, leaned, read_many)
     if conversion.merged_apart:
         _merged_apart(conversion, earlier, stored, leaned)
     if conversion.merges:
@@ -127,6 +129,8 @@ def check_persons(conversion: Any, read_many: Any, earlier: Sequence[Any] = (), 
         _carried(conversion, earlier, stored, leaned, merge)
     if conversion.unlinked:
         _given_back(conversion, earlier, stored, leaned, merge)
+    if conversion.nulled:
+        _not_theirs_to_delete(conversion, earlier, stored, leaned)
     for ref, sequence, corrects, made in unread:
         if ref in moved:
             continue  # the record it was filed under is the PID's person (``_same_person``): nothing to hold
@@ -198,7 +202,8 @@ def check_persons(conversion: Any, read_many: Any, earlier: Sequence[Any] = (), 
     return leaned
 
 
-def _filed_as_own(conversion: Any, earlier: Sequence[Any], stored: dict[Any, Any], leaned: list[int]) -> dict[str, str]:
+def _filed_as_own(conversion: Any, earlier: Sequence[Any], stored: dict[Any, Any], leaned: list[int],
+                  read_many: Any = None) -> dict[str, str]:
     """A PID-3 number keyed apart under an assigning authority ``institutions.yaml`` ``mrn_authorities`` does
     not declare (``Context.apart``: ``123^^^HIS^MR``), while the institution holds its own record of the
     value -- stored, or as the batch leaves it -- that is positively this PID's person (``_same_person``, the
@@ -229,7 +234,9 @@ def _filed_as_own(conversion: Any, earlier: Sequence[Any], stored: dict[Any, Any
     another woman's record). A record of the number as sent that exists already (stored, or made by an earlier
     message of the batch: a split of releases 32-37, or one made before the number was remembered) keeps the
     messages positively its person's (the split stays for the desk's ``$link``); a message positively the own
-    record's person and not that record's is filed under the own record, never under the other."""
+    record's person and not that record's is filed under the own record, never under the other. The own record
+    merged away (an A40 or A47 naming its MRN in MRG-1), the number moved with it to the survivor, which the
+    message is filed under (``_moved_with``, id40)."""
     moves: dict[str, str] = {}
     if not conversion.apart:
         return moves
@@ -247,6 +254,10 @@ def _filed_as_own(conversion: Any, earlier: Sequence[Any], stored: dict[Any, Any
         patient = conversion.by_reference[ref]
         token = f"{apart_system(conversion.institution, authority)}|{number}"
         remembered = _holds_number(was, token)
+        if not remembered and (moved := _moved_with(was, token, earlier, stored, read_many, read)) is not None:
+            own, was, remembered = moved[0], moved[1], True
+            if own in conversion.by_reference:
+                continue
         if remembered:
             if _another_person(was, patient):
                 _refuse_filed(authority, sequence, read)
@@ -282,6 +293,27 @@ def _filed_as_own(conversion: Any, earlier: Sequence[Any], stored: dict[Any, Any
     for own, token, was in remember:
         _remember(conversion, own, token, was)
     return moves
+
+
+def _moved_with(was: dict[str, Any], token: str, earlier: Sequence[Any], stored: dict[Any, Any], read_many: Any,
+                read: list[int]) -> tuple[str, dict[str, Any]] | None:
+    """The survivor an institution's own record was merged into (its ``replaced-by`` link: an A40, an A47), when
+    that survivor -- as the batch leaves it, else stored -- holds the remembered number ``token``: ("Patient/id",
+    the record). A merge carries the remembered number to the survivor and the record merged away drops it
+    (``_carried``; ``merge.yaml`` ``beside`` ``unless: replaced-by``: HL7 v2.5.1 3.3.40/3.3.47, the identifier
+    moves), so the LIS's next result under the number is filed where the number is now. Before, both records held
+    it and the result went to the record merged away (id40). One step: the survivor is the one the merge named."""
+    for link in was.get("link") or ():
+        survivor = (link.get("other") or {}).get("reference") if link.get("type") == "replaced-by" else None
+        if not isinstance(survivor, str) or not survivor.startswith("Patient/"):
+            continue
+        key = tuple(survivor.split("/", 1))
+        if key not in stored and batch_version(survivor, earlier) is None and read_many is not None:
+            stored.update(read_many([key]))
+        later = _as_left(survivor, earlier, stored, read)
+        if later is not None and _holds_number(later, token):
+            return survivor, later
+    return None
 
 
 def _merged_apart(conversion: Any, earlier: Sequence[Any], stored: dict[Any, Any], leaned: list[int]) -> None:
@@ -1854,10 +1886,12 @@ def _carried(conversion: Any, earlier: Sequence[Any], stored: dict[Any, Any], le
     """A merge (A40/A34..., HL7 v2.5.1 3.3.40: "the identifiers ... merge") or a renumbering (A47/A46:
     ``his.RENUMBERING``, one record under a new identifier) carries to the survivor's version the numbers the record
     merged away held that the registration does not take away (``merge.yaml`` ``Patient.identifier`` ``beside``,
-    read by ``MergeRules.kept_beside``): her resident ID number, the numbers remembered as the institution's own
-    (``_mark_filed``, mark and all). The record merged away drops the ID number (``unless: replaced-by``: its
-    identifiers are MRG-1's), so a merge whose PID-3 states the survivor's MRN alone erased her ID number from the
-    store (an A47: rv39d HIGH 3b, idfix39; an A40: rv39d HIGH 3a, id40). Not carried: a number of a ``kind`` the
+    read by ``MergeRules.kept_beside``): her resident ID number; a renumbering the numbers remembered as the
+    institution's own too (``_mark_filed``, mark and all), which the renumbered record drops (``his.merge``: the
+    identifier moves, 3.3.47) -- a merge of two records leaves them on the record merged away, where the LIS's next
+    result goes as her result under the bare MRN does (rv38j, ident39). The record merged away drops the ID number
+    (``unless: replaced-by``: its identifiers are MRG-1's), so a merge whose PID-3 states the survivor's MRN alone
+    erased her ID number from the store (an A47: rv39d HIGH 3b, idfix39; an A40: rv39d HIGH 3a, id40). Not carried: a number of a ``kind`` the
     survivor states or already holds (a different ID number on it stays; the patient index refuses joining two
     numbers). What a merge of two records carries is marked ``CARRIED_FROM_EXT`` naming the record it came from, so
     the unlink (A37) that undoes a wrong merge takes exactly it back (``his.unlink``, ``_given_back``): left there,
@@ -1874,7 +1908,8 @@ def _carried(conversion: Any, earlier: Sequence[Any], stored: dict[Any, Any], le
         held = _as_left(survivor, earlier, stored, leaned) or {}
         stated = [*(person.get("identifier") or ()), *(held.get("identifier") or ())]
         carried = rules.kept_beside("Patient", "identifier", writer, json_copy(was["identifier"]), stated)
-        if not renumbered:
+        if not renumbered:  # (the record merged away keeps its remembered numbers: rv38j, ident39)
+            carried = [i for i in carried if not _marked(i)]
             for ident in carried:
                 ident["extension"] = [*(ident.get("extension") or ()), _carried_from(prior)]
         if carried:
@@ -1892,6 +1927,30 @@ def carried_from(prior: str) -> tuple[tuple[str, tuple[str, ...]], ...]:
     """The identifiers a merge carried from record ``prior`` (``_carried``'s mark), as a delete's ``where``: the
     one reading ``his.unlink`` takes them off the survivor by."""
     return (("extension.url", (CARRIED_FROM_EXT,)), ("extension.valueReference.reference", (prior,)))
+
+
+def _not_theirs_to_delete(conversion: Any, earlier: Sequence[Any], stored: dict[Any, Any], leaned: list[int]) -> None:
+    """A PID-3 repetition ``""`` under another authority (``Conversion.nulled``, ``common._others_nulled``) whose
+    record -- as the batch leaves it, else stored -- holds a number under that authority's system which huren filed
+    there as the institution's own (``_marked``: remembered from another application's messages, never stated by
+    the sender): kept (``merge.yaml`` ``beside``), and the sender told so -- ERR W 205 at that repetition. HL7 v2.5
+    2.5.3 makes ``""`` a delete, but a hospital deletes only what it stated: the number names the record for the
+    application that sent it (idfix38), and the registration taking it off made that application's next result a
+    record of its own. Silently ignored before (AA, nothing said: id40)."""
+    for ref, system, authority, sequence, repetition in conversion.nulled:
+        if ref in conversion.create_only:
+            continue  # (a result's or order's PID: its record's identifiers are not written over)
+        was = _as_left(ref, earlier, stored, leaned)
+        if was is None or not any(i.get("system") == system and _marked(i) for i in was.get("identifier") or ()):
+            continue
+        warning = HL7Error(
+            f"PID-3 repetition {repetition} asks to delete the record's number under assigning authority "
+            f"'{authority}' (\"\"): that number was filed under the record from another application's messages, "
+            "not stated by this system, and is kept -- a system deletes only the numbers it states. If it is wrong, "
+            "ask the operator to correct the record", segment="PID", sequence=sequence, field=3,
+            code=DUPLICATE_KEY_IDENTIFIER, repetition=repetition if repetition > 1 else None)
+        warning.severity = "W"
+        conversion.warnings.append(warning)
 
 
 def _given_back(conversion: Any, earlier: Sequence[Any], stored: dict[Any, Any], leaned: list[int],
