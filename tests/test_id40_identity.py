@@ -160,3 +160,21 @@ def test_an_explicit_null_of_another_authoritys_number(both: tuple[Engine, TestC
     zh, _ = err_said(WORDS.current(engine.settings.site), "205", unescape(line.split("|")[8]))
     assert "第 2 个重复" in zh and "“LIS”" in zh and "予以保留" in zh, zh
     assert tokens(read_patient(http, rec["id"])) == {f"{MRN}|I40F", f"{MRN}:LIS|I40F"}
+
+
+def test_a_stored_sex_its_own_id_number_contradicts_is_no_second_person(both: tuple[Engine, TestClient]) -> None:
+    """rv39h LOW over ``POST /hl7v2``: his record (MRN, his valid ID number, sex M); a FHIR client sets the stored sex
+    to female; the HIS's A01 with his name corrected (same MRN, same number, M) is taken -- the stored sex his own
+    number contradicts is not a differing sex (``demographics._sex_disowned``). Guard: where the stored sex agrees
+    with its number, a name and a sex both differing still name two people (a result refused at PID-3)."""
+    engine, http = both
+    nid = _nid("11010119750512011")
+    rec = registered(http, "I40G", "IGA", "王^芳", nid[6:14], "M", f"~{nid}^^^^NNCHN")
+    body = {k: v for k, v in read_patient(http, rec["id"]).items() if k not in ("meta", "text")}
+    assert http.put(f"/fhir/Patient/{rec['id']}", json={**body, "gender": "female"}).status_code == 200
+    ack = post(http, adt("IGB", f"I40G^^^FNXRMYY^MR~{nid}^^^^NNCHN", "王^芳芳", nid[6:14], "M", event="A01"))
+    assert ack_code_of(ack) == "AA", ack
+    assert "芳芳" in str(read_patient(http, rec["id"])["name"])
+    registered(http, "I40H", "IHA", "王^芳", nid[6:14], "M", f"~{nid}^^^^NNCHN")
+    ack = post(http, oru("IHB", "I40H^^^FNXRMYY^MR", "李^丽", nid[6:14], "F", "IHB", app="HIS"))
+    assert ack_code_of(ack) == "AE" and b"PID^1^3" in ack and subjects(http, "IHB") == [], ack
