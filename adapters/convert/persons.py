@@ -170,7 +170,8 @@ def check_persons(conversion: Any, read_many: Any, earlier: Sequence[Any] = (), 
                 _agreed(conversion, held, was, earlier, stored, leaned)
             continue
         read = len(leaned)
-        if _beside(conversion, held, earlier, stored, leaned):
+        differs = _differing(was, person)  # (named in the W or the refusal: rv39b LOW, id40)
+        if _beside(conversion, held, earlier, stored, leaned, differs):
             beside.add(held.member)
             continue
         if _stale_merged(conversion, held, was, person, earlier, stored, leaned):
@@ -181,7 +182,7 @@ def check_persons(conversion: Any, read_many: Any, earlier: Sequence[Any] = (), 
         # leaning on the member's record as the batch leaves it and on the version of the sender's record
         # ``_beside`` read: either not written, the message is settled again (rvmemfix34 finding 3)
         on = sorted({*([read_at] if read_at is not None else []), *leaned[read:]})
-        _refuse_member(held, on, keyed=held.record in conversion.apart and _keyed_by(conversion, held),
+        _refuse_member(held, on, keyed=held.record in conversion.apart and _keyed_by(conversion, held), differs=differs,
                        sender=f"{conversion.institution}/{conversion.application or '?'}")
     members_named = {held.member for held in conversion.members}
     for (authority, number, own, sequence), in_batch in bare:
@@ -534,7 +535,7 @@ def _keyed_by(conversion: Any, held: Any) -> bool:
 
 
 def _beside(conversion: Any, held: Any, earlier: Sequence[Any], stored: dict[Any, Any],
-            leaned: list[int]) -> bool:
+            leaned: list[int], differs: str = "") -> bool:
     """A PID naming a member's number for another person than the member's record, where the number does
     not key the record -- the sender's own MRN (or ID number, or another authority's number) does:
     filed under that record, the number never under the member's MRN system there, ERR W at the PID-3
@@ -583,8 +584,8 @@ def _beside(conversion: Any, held: Any, earlier: Sequence[Any], stored: dict[Any
     conversion.planned.pop(ref, None)  # no longer the resource its plan made
     warning = HL7Error(
         "PID-3 lists a record number another member institution assigned (PID-3.4 names it), and that "
-        "institution's own record of the number is another person (" + _TWO_PEOPLE
-        + ", against this PID's: PID-5, PID-8, PID-7); the number does not key this record: the "
+        f"institution's own record of the number is another person: its {differs or 'name'} differ from this PID's "
+        f"(by the person guard's rule: {_TWO_PEOPLE}); the number does not key this record: the "
         "message is filed under the record PID-3's other identifier keys, "
         + ("which already carries the number: kept as sent, apart under this institution's system for other "
            "authorities' numbers, so that it does not answer that institution's record number"
@@ -748,7 +749,7 @@ def _agreed(conversion: Any, held: Any, member: dict[str, Any], earlier: Sequenc
         _rekeyed(conversion, ref, was, held.kept, held.number)
 
 
-def _refuse_member(held: Any, on: list[int], keyed: bool, sender: str = "") -> None:
+def _refuse_member(held: Any, on: list[int], keyed: bool, sender: str = "", differs: str = "") -> None:
     """Refuse a message naming another member institution's record number for another person than the
     member's own record of it (``_member_record``, ``contradicts_all``), unless filed beside
     (``_beside``). Filed, the sender's record would carry ``urn:huren:mrn:<member>|<number>`` under
@@ -765,12 +766,17 @@ def _refuse_member(held: Any, on: list[int], keyed: bool, sender: str = "") -> N
     person or refuses the same person's referrals -- and is made visible instead: the refusal carries a count
     (``Tally`` ``member_refused``) for the member's operator, keyed by the sending institution and application
     (``sender``), which the ingest counts with the quarantine, audits, and alerts on
-    (``engine.ingest.Ingestor._member_refused``, ``HUREN_MEMBER_REFUSAL_ALERT``)."""
+    (``engine.ingest.Ingestor._member_refused``, ``HUREN_MEMBER_REFUSAL_ALERT``). It names what differs
+    (``differs``, ``_differing``: name and sex, birth date or ID number), as the merge's warning does -- the general
+    rule it had stated told the operator "name and sex differ" of two women (rv39b LOW, id40). Naming them tells a
+    sender nothing the answer did not: a field differing or not is already learnt by sending the message with it
+    changed and reading AA or AE."""
     if held.segment == "MRG":
         error = HL7Error(
             "MRG-1 merges a record into a record number another member institution assigned (PID-3.4 or MRG-1's "
             "CX-4 names it), and that institution's own record of the number is another person than the record "
-            "merged (" + _TWO_PEOPLE + "); nothing of the merge is filed. "
+            f"merged: their {differs or 'name'} differ (by the person guard's rule: {_TWO_PEOPLE}); nothing of the "
+            "merge is filed. "
             "If the two are one person, have that institution correct its record; else merge under this "
             "institution's own numbers", segment="MRG", sequence=held.sequence, field=1,
             code=DUPLICATE_KEY_IDENTIFIER)
@@ -779,8 +785,8 @@ def _refuse_member(held: Any, on: list[int], keyed: bool, sender: str = "") -> N
         # "send this institution's own number" would be wrong (rvlast34): the number is to come off
         error = HL7Error(
             "PID-3 names a record number another member institution assigned (PID-3.4 names it), and that "
-            "institution's own record of the number is another person (" + _TWO_PEOPLE
-            + ", against this PID's: PID-5, PID-8, PID-7); nothing of the message is filed. If the "
+            f"institution's own record of the number is another person: its {differs or 'name'} differ from this "
+            f"PID's (by the person guard's rule: {_TWO_PEOPLE}); nothing of the message is filed. If the "
             "number is this patient's, have that institution correct its record; else "
             + ("send this institution's own number" if keyed else
                "take the number off this patient's identifiers in the registering system (this message would "
