@@ -178,3 +178,22 @@ def test_a_stored_sex_its_own_id_number_contradicts_is_no_second_person(both: tu
     registered(http, "I40H", "IHA", "王^芳", nid[6:14], "M", f"~{nid}^^^^NNCHN")
     ack = post(http, oru("IHB", "I40H^^^FNXRMYY^MR", "李^丽", nid[6:14], "F", "IHB", app="HIS"))
     assert ack_code_of(ack) == "AE" and b"PID^1^3" in ack and subjects(http, "IHB") == [], ack
+
+
+def test_a_survivor_written_back_as_read_keeps_the_carried_mark(both: tuple[Engine, TestClient]) -> None:
+    """A FHIR client writing the survivor back as read -- an extension's keys in another order -- keeps the mark, so
+    the A37 still takes the carried number back."""
+    engine, http = both
+    nid = _nid("32092319620303042")
+    one = registered(http, "I40J1", "IJA", "岳^丙", "19620303", "F", f"~{nid}^^^^NNCHN")
+    two = registered(http, "I40J2", "IJB", "岳^丙", "19620303", "F")
+    ack = post(http, merge("IJC", "I40J2^^^FNXRMYY^MR", "岳^丙", "19620303", "F", "I40J1^^^FNXRMYY^MR"))
+    assert ack_code_of(ack) == "AA", ack
+    now = read_patient(http, two["id"])
+    body = {k: v for k, v in now.items() if k not in ("meta", "text")}
+    body["identifier"] = [dict(i, extension=[dict(reversed(list(e.items()))) for e in i["extension"]])
+                          if i.get("extension") else i for i in now["identifier"]]
+    assert http.put(f"/fhir/Patient/{two['id']}", json=body).status_code == 200
+    assert len(_carried_marks(read_patient(http, two["id"]))) == 1
+    assert ack_code_of(post(http, unlink("IJD", "I40J2", "I40J1"))) == "AA"
+    assert [p["id"] for p in patients(http, nid)] == [one["id"]]

@@ -33,6 +33,7 @@ in CX-4 sees on day one that its numbers were kept apart, and how to declare the
 
 from __future__ import annotations
 
+import json
 from collections.abc import Collection, Mapping, Sequence
 from copy import deepcopy
 from dataclasses import replace
@@ -417,15 +418,22 @@ def marked_by_client(resource: dict[str, Any], previous: dict[str, Any] | None, 
     idents = resource.get("identifier")
     if not isinstance(idents, list) or not any(_huren_marks(i) for i in idents if isinstance(i, dict)):
         return resource
-    held = {(_token(i), repr(e)) for i in (previous or {}).get("identifier") or () if isinstance(i, dict)
+    held = {(_token(i), _mark_key(e)) for i in (previous or {}).get("identifier") or () if isinstance(i, dict)
             for e in _huren_marks(i)}
     out = []
     for ident in idents:
-        if isinstance(ident, dict) and any((_token(ident), repr(e)) not in held for e in _huren_marks(ident)):
-            rest = [e for e in ident["extension"] if e not in _huren_marks(ident) or (_token(ident), repr(e)) in held]
+        if isinstance(ident, dict) and any((_token(ident), _mark_key(e)) not in held for e in _huren_marks(ident)):
+            rest = [e for e in ident["extension"]
+                    if e not in _huren_marks(ident) or (_token(ident), _mark_key(e)) in held]
             ident = {k: v for k, v in ident.items() if k != "extension"} | ({"extension": rest} if rest else {})
         out.append(ident)
     return {**resource, "identifier": out}
+
+
+def _mark_key(extension: dict[str, Any]) -> str:
+    """One mark as compared between a client's body and the stored version: its JSON with sorted keys (a client
+    writing the record back as read may order an extension's keys otherwise)."""
+    return json.dumps(extension, sort_keys=True, ensure_ascii=False)
 
 
 def _huren_marks(ident: dict[str, Any]) -> list[Any]:
