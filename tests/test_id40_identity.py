@@ -165,7 +165,7 @@ def test_an_explicit_null_of_another_authoritys_number(both: tuple[Engine, TestC
 def test_a_stored_sex_its_own_id_number_contradicts_is_no_second_person(both: tuple[Engine, TestClient]) -> None:
     """rv39h LOW over ``POST /hl7v2``: his record (MRN, his valid ID number, sex M); a FHIR client sets the stored sex
     to female; the HIS's A01 with his name corrected (same MRN, same number, M) is taken -- the stored sex his own
-    number contradicts is not a differing sex (``demographics._sex_disowned``). Guard: where the stored sex agrees
+    number contradicts is not a differing sex (``demographics.sex_disowned``). Guard: where the stored sex agrees
     with its number, a name and a sex both differing still name two people (a result refused at PID-3)."""
     engine, http = both
     nid = _nid("11010119750512011")

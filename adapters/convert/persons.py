@@ -50,6 +50,7 @@ from engine.identity.demographics import (
     demographics,
     id_numbers,
     id_numbers_differ,
+    sex_disowned,
     to_the_day,
 )
 from engine.identity.nationalid import CARRIED_FROM_EXT
@@ -1756,7 +1757,9 @@ def _differing(a: dict[str, Any], b: dict[str, Any]) -> str:
     """What differs between two Patient versions, worded for an ERR (``_STATED_AT``): the fields
     ``conflicts_between`` finds, and the resident ID number where each carries a valid one and none in common
     (``demographics.id_numbers_differ``) -- the person guard's own reading (``contradicts_all``), named."""
-    said = [_STATED_AT[f] for f in conflicts_between(demographics(a), demographics(b))]
+    da, db = demographics(a), demographics(b)
+    said = [_STATED_AT[f] for f in conflicts_between(da, db)
+            if f != "gender" or not (sex_disowned(a, da) or sex_disowned(b, db))]
     if id_numbers_differ(a, b):
         said.append("resident ID number (PID-3)")
     return " and ".join(said) or "nothing"
