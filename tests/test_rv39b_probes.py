@@ -12,7 +12,9 @@ import pytest
 from fastapi.testclient import TestClient
 
 from adapters.hl7v2.ack import ack_code_of
+from adapters.hl7v2.escapes import unescape
 from engine.api.app import create_app
+from engine.api.ui_quarantine import WORDS, err_said
 from engine.engine import Engine
 from tests.hl7_calls import err_lines, post
 from tests.identity39_calls import engine_and_client, registered
@@ -100,15 +102,26 @@ def test_a_referral_with_a_homophone_name_and_a_lunar_birthday(both: tuple[Engin
     assert patients(http, "urn:huren:mrn:FNZYY|ZL1") == []
 
 
-@pytest.mark.xfail(strict=True, reason="LOW: the member-number guard's texts (persons.py:469, 543, 664, 786, 1059, "
-                   "1082) tell the operator 'name and sex ... differ' of two women: since nbfix38 name and day of "
-                   "birth alone refuse, the sex is the same")
 def test_the_member_refusal_says_what_differs(both: tuple[Engine, TestClient]) -> None:
-    _, http = both
+    """The member-number guard's answers name what differs (id40; the premise of this probe -- its texts said "name
+    and sex differ" of two women -- was outdated since lastread1 wrote the rule's three readings instead): the W of a
+    result filed beside (two women: name and birth date), the AE of a registration (a man under a woman's number:
+    name and sex), in English and, through the words the operator's pages show, in Chinese."""
+    engine, http = both
+    words = WORDS.current(engine.settings.site)
     registered(http, "LN2", "LN2A", "王^丽", "19800301", "F")
     ack = post(http, _fnzyy(oru("LN2B", "ZL2^^^FNZYY^MR~LN2^^^FNXRMYY^MR", "陈^四", "19920303", "F", "LN2GLU")))
     (said,) = err_lines(ack)
-    assert "|205" in said and "name and sex" not in said, said
+    assert "|205" in said and "|W|" in said, said
+    assert "its name (PID-5) and birth date (PID-7) differ from this PID's" in said and "sex (PID-8) and" not in said
+    zh, _ = err_said(words, "205", unescape(said.split("|")[8]))
+    assert "其姓名、出生日期与本消息不符" in zh, zh
+    registered(http, "LN3", "LN3A", "王^丽", "19800301", "F")
+    ack = post(http, _fnzyy(adt("LN3B", "ZL3^^^FNZYY^MR~LN3^^^FNXRMYY^MR", "陈^四", "19800301", "M")))
+    (said,) = err_lines(ack)
+    assert ack_code_of(ack) == "AE" and "its name (PID-5) and sex (PID-8) differ from this PID's" in said, said
+    zh, _ = err_said(words, "205", unescape(said.split("|")[8]))
+    assert "其姓名、性别与本消息不符" in zh and "消息未处理" in zh, zh
 
 
 def test_the_restatement_warning_says_what_changed(both: tuple[Engine, TestClient]) -> None:

@@ -19,11 +19,6 @@ from tests.test_rvidentity32_probes import MRN, _nid, adt, merge, oru, patients
 both = engine_and_client("rv39d")
 
 
-@pytest.mark.xfail(strict=True, reason="rv39d HIGH 3a (left by idfix39): an A40 whose PID-3 states the survivor's "
-                   "MRN alone erases the merged-away record's ID number from the FHIR store (the patient index keeps it "
-                   "along the merge chain). Carrying it onto the survivor (as an A47 now does) left it there after an "
-                   "A37 undid the merge, and the index then refused the survivor's next merge (lastfix25, identity27, "
-                   "mergemend25 red): needs the carried number taken back by the unlink")
 def test_an_a40_keeps_the_merged_records_id_number_on_the_survivor(both: tuple[Engine, TestClient]) -> None:
     """R1 (MRN + ID number) merged into R2 (MRN alone) by an A40 whose PID-3 states R2's MRN alone (MRG-1 R1's MRN):
     HL7 v2.5.1 3.3.40 -- R1's identifiers merge into R2; her ID number, stated by the HIS, must answer on R2."""

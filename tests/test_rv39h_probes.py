@@ -48,12 +48,6 @@ def test_a_withdrawal_refused_over_a_corrected_report_names_both_fields(engine: 
     assert _status(http, obs_id) == "corrected"
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "LOW (rv39h): the HIS's replayed A01 -- same MRN, same valid resident ID number 110101197505120112 whose sex "
-    "digit says male, the sex it always stated (M), a corrected name -- is refused AE 'PID-3 names the record of "
-    "another person' because a FHIR client set the stored sex to female in between: contradicts_all weighs a "
-    "stored sex its own ID number contradicts (an A08 of the same is taken with a W); 484b7827 changed writer30's "
-    "test to a telephone edit without recording this"))
 def test_the_feeds_name_correction_after_a_clients_sex_edit_is_taken(settings: Settings) -> None:
     with Engine(settings) as eng, TestClient(create_app(eng)) as http:
         (out,) = eng.ingestor.process([(adt("RV39H-W2"), "mllp", "peer")])

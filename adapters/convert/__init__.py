@@ -87,6 +87,8 @@ class Conversion:
     merged_apart: dict[str, tuple[str, str, str, int]] = field(default_factory=dict)  # MRG-1's (``Context``)
     # (survivor, MRG-1's record, MRG, a renumbering: ``his.RENUMBERING``) (``Context``)
     merges: list[tuple[str, str, int, bool]] = field(default_factory=list)
+    unlinked: list[tuple[str, str]] = field(default_factory=list)  # (record, the other an A37 names) (``Context``)
+    nulled: list[tuple[str, str, str, int, int]] = field(default_factory=list)  # PID-3 ``""``s (``Context``)
     # records held against another member's own record of a number (``Context.members``), and the
     # records the message names under the institution's own MRN (``Context.owns``)
     members: list[MemberNumber] = field(default_factory=list)
@@ -254,6 +256,8 @@ def convert(message: Message, site: Site, institution: str | None = None, applic
         apart=ctx.apart,
         merged_apart=ctx.merged_apart,
         merges=ctx.merges,
+        unlinked=ctx.unlinked,
+        nulled=ctx.nulled,
         members=ctx.members,
         owns=ctx.owns,
         application=msh.application_id,
@@ -364,6 +368,8 @@ def _take(conversion: Conversion, moves: dict[str, str]) -> None:
     conversion.withdrawn = {moves.get(ref, ref): v for ref, v in conversion.withdrawn.items()}
     conversion.restated = {moves.get(ref, ref): v for ref, v in conversion.restated.items()}
     conversion.merges[:] = [(moves.get(s, s), moves.get(p, p), n, r) for s, p, n, r in conversion.merges]
+    conversion.unlinked[:] = [(moves.get(r, r), moves.get(o, o)) for r, o in conversion.unlinked]
+    conversion.nulled[:] = [(moves.get(r, r), *rest) for r, *rest in conversion.nulled]
     conversion._bundle = None
 
 

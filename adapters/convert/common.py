@@ -610,6 +610,26 @@ def _national_deleted(pid: Segment, ctx: Context) -> bool:
     return null
 
 
+def _others_nulled(pid: Segment, ctx: Context, reference: str) -> None:
+    """PID-3 repetitions whose ID (CX-1) is HL7's explicit null ``""`` under another authority than the institution's
+    own (CX-4 another member, a LIS...; not the ID number's: ``_national_deleted``): HL7 v2.5 2.5.3, delete that
+    authority's value. What the sender listed itself under it on this record is its own to take back, and a
+    registration stating its identifiers whole already drops it (``merge.yaml`` ``replace``; rvmfix34) -- the
+    ``""`` says no more. A number it never stated is not its to delete: another member's own record of the
+    number is that member's (never touched: a message changes only the records it names), and a number huren
+    filed under the record as the institution's own (``filed-as-own``, remembered from another application's
+    messages) stays (``beside``) -- the sender is told so, a W at that repetition (``Context.nulled``,
+    ``persons._not_theirs_to_delete``), not refused: the rest of the registration is the sender's to state
+    (id40)."""
+    for index, rep in enumerate(pid.reps(3)):
+        if rep.raw.split(pid.enc.component, 1)[0] != '""' or _is_national(rep.comp(5).strip().upper(), ctx):
+            continue
+        authority = authority_of(rep, ctx.institution, ctx.site)
+        system = record_number_system(rep, ctx.institution, ctx.site)
+        if authority is not None and system is not None:
+            ctx.nulled.append((reference, system, authority, pid.sequence, index + 1))
+
+
 def patient(pid: Segment, ctx: Context) -> tuple[str, dict[str, str]]:
     """PID → Patient; returns (local key, Reference). No PID field states whether the record is in
     use: ``active`` true is the converter's assumption (it fills only a Patient stored without it)
@@ -622,6 +642,7 @@ def patient(pid: Segment, ctx: Context) -> tuple[str, dict[str, str]]:
     if _national_deleted(pid, ctx):
         ctx.delete(ctx.resources[ref["reference"]], "identifier", _NATIONAL_ENTRIES)
     reference = ref["reference"]
+    _others_nulled(pid, ctx, reference)
     msh = ctx.message.msh
     if corrects_person(msh.message_type, msh.trigger_event):
         ctx.corrections.setdefault(reference, pid.sequence)

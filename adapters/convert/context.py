@@ -196,6 +196,13 @@ class Context:
     # each merge's (survivor "Patient/id", MRG-1's "Patient/id", the MRG's sequence) (``his.merge``):
     # ``persons.check_persons`` warns when the two records are two people by the person guard's rule
     merges: list[tuple[str, str, int, bool]] = field(default_factory=list)  # (... a renumbering: ``his.RENUMBERING``)
+    # each (record, another record) an unlink (A37, ``his.unlink``) names, both ways: ``persons._given_back`` gives
+    # the record what a merge had carried from it onto the other
+    unlinked: list[tuple[str, str]] = field(default_factory=list)
+    # each PID-3 repetition ``""`` of another authority's record number (HL7 v2.5 2.5.3: delete): (the record
+    # "Patient/id", the number's Identifier.system, the authority, the PID's sequence, the repetition) --
+    # ``persons._not_theirs_to_delete`` warns when the record holds a number under it the sender never stated
+    nulled: list[tuple[str, str, str, int, int]] = field(default_factory=list)
     # each record held against another member institution's own record of a number named under that
     # member's MRN system (``MemberNumber``, ``common.member_records``): ``persons.check_persons``
     # refuses the message when the member's record is another person

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from adapters.convert import common
+from adapters.convert import common, persons
 from adapters.convert.context import Context, MemberNumber
 from adapters.convert.datatypes import cwe
 from adapters.convert.engine import apply_table
@@ -116,6 +116,11 @@ def merge(mrg: Segment, ctx: Context, survivor: tuple[str, dict[str, str]]) -> N
             }
         ]
     old_ref = ctx.put(old, old_key)
+    if ctx.message.msh.trigger_event in RENUMBERING:
+        # the identifier moves (3.3.47): the numbers remembered on the record go to the new one (``persons._carried``)
+        # and leave the renumbered one -- left on both, two records answered the LIS's number (id40)
+        ctx.delete(ctx.resources[old_ref["reference"]], "identifier", (("extension.url", (persons.FILED_AS_OWN_EXT,)),),
+                   RENUMBERED)
     if (apart := common.kept_apart(ctx, old_key, mrg.sequence)) is not None:
         ctx.merged_apart[old_ref["reference"]] = apart  # another authority's number: which record, the store's to tell
     _held_to_members(mrg, ctx, sref["reference"], old_ref["reference"])
@@ -157,6 +162,8 @@ def _held_to_members(mrg: Segment, ctx: Context, survivor: str, prior: str) -> N
 
 MERGED_BACK = "merge (PID beside MRG-1): the earlier merge the other way round is undone"
 UNLINKED = "unlink (A37): the two records are distinct and both in use"
+RENUMBERED = "renumbering (A46/A47): the numbers remembered on the record moved with it to the new identifier"
+UNCARRIED = "unlink (A37): the number a merge carried from the other record goes back to it"
 
 
 def _link_to(reference: str, *types: str) -> tuple[tuple[str, tuple[str, ...]], ...]:
@@ -170,11 +177,16 @@ def unlink(ctx: Context, patients: list[str]) -> None:
     (both ways), and keeps every other link (a merge with a third record, the patient index's
     ``seealso`` by ID number, a client's). The event states both are in use (``states_active``), so
     the links that said one of them must no longer be used go with them: R4 reads a record with
-    ``replaced-by`` as one not to use, whatever its ``active``."""
+    ``replaced-by`` as one not to use, whatever its ``active``. The unlink undoes what a merge carried too: each
+    loses the identifiers a merge carried onto it from another (``persons.carried_from``: her ID number merged onto
+    the survivor), which go back to that record (``Context.unlinked``, ``persons._given_back``) -- left, the number
+    kept the survivor in the other person's chain (id40)."""
     for ref in patients:
         others = [o for o in patients if o != ref]
         for other in others:
             ctx.delete(ctx.resources[ref], "link", _link_to(other, "replaces", "replaced-by"), UNLINKED)
+            ctx.delete(ctx.resources[ref], "identifier", persons.carried_from(other), UNCARRIED)
+            ctx.unlinked.append((ref, other))
 
 
 def related_person(nk1: Segment, ctx: Context, pref: dict[str, str], pkey: str) -> dict[str, str] | None:

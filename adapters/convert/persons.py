@@ -33,6 +33,7 @@ in CX-4 sees on day one that its numbers were kept apart, and how to declare the
 
 from __future__ import annotations
 
+import json
 from collections.abc import Collection, Mapping, Sequence
 from copy import deepcopy
 from dataclasses import replace
@@ -49,8 +50,10 @@ from engine.identity.demographics import (
     demographics,
     id_numbers,
     id_numbers_differ,
+    sex_disowned,
     to_the_day,
 )
+from engine.identity.nationalid import CARRIED_FROM_EXT
 from engine.merge_rules import API, NOT_THE_FEED, Delete, MergeRules, Said, shipped
 from engine.messages import PROCESSED, application_of, message_institution, stored_instant
 from engine.repository.ids import deterministic_id
@@ -111,18 +114,25 @@ def check_persons(conversion: Any, read_many: Any, earlier: Sequence[Any] = (), 
     wanted += [tuple(held.prior.split("/", 1)) for held, _ in members if held.prior]  # a merge's MRG-1 record
     # a merge's MRG-1 under an undeclared authority: its record, and the institution's own of the value
     wanted += [tuple(r.split("/", 1)) for prior, (_, _, own, _) in conversion.merged_apart.items() for r in (prior, own)]
-    # a merge's MRG-1 record (``_joined``), and a renumbering's new record (``_carried``: what it holds already)
-    wanted += [tuple(ref.split("/", 1)) for survivor, prior, _, renumbered in conversion.merges
-               for ref in ((prior, survivor) if renumbered else (prior,))]
+    # a merge's MRG-1 record (``_joined``), and its survivor (``_carried``: what it holds already)
+    wanted += [tuple(ref.split("/", 1)) for survivor, prior, _, _ in conversion.merges for ref in (prior, survivor)]
+    # a PID-3 ``""`` of another authority's number: whether the record holds one the sender never stated
+    wanted += [tuple(ref.split("/", 1)) for ref, *_ in conversion.nulled]
+    # an unlink's records: what a merge carried from one onto the other (``_given_back``)
+    wanted += [tuple(ref.split("/", 1)) for pair in conversion.unlinked for ref in pair]
     wanted = list(dict.fromkeys(wanted))
     stored = read_many(wanted) if wanted else {}
     # a number kept apart whose institution's own record of the value is positively this person: filed there
-    moved = _filed_as_own(conversion, earlier, stored, leaned)
+    moved = _filed_as_own(conversion, earlier, stored, leaned, read_many)
     if conversion.merged_apart:
         _merged_apart(conversion, earlier, stored, leaned)
     if conversion.merges:
         _joined(conversion, earlier, stored, leaned)
         _carried(conversion, earlier, stored, leaned, merge)
+    if conversion.unlinked:
+        _given_back(conversion, earlier, stored, leaned, merge)
+    if conversion.nulled:
+        _not_theirs_to_delete(conversion, earlier, stored, leaned)
     for ref, sequence, corrects, made in unread:
         if ref in moved:
             continue  # the record it was filed under is the PID's person (``_same_person``): nothing to hold
@@ -162,7 +172,8 @@ def check_persons(conversion: Any, read_many: Any, earlier: Sequence[Any] = (), 
                 _agreed(conversion, held, was, earlier, stored, leaned)
             continue
         read = len(leaned)
-        if _beside(conversion, held, earlier, stored, leaned):
+        differs = _differing(was, person)  # (named in the W or the refusal: rv39b LOW, id40)
+        if _beside(conversion, held, earlier, stored, leaned, differs):
             beside.add(held.member)
             continue
         if _stale_merged(conversion, held, was, person, earlier, stored, leaned):
@@ -173,7 +184,7 @@ def check_persons(conversion: Any, read_many: Any, earlier: Sequence[Any] = (), 
         # leaning on the member's record as the batch leaves it and on the version of the sender's record
         # ``_beside`` read: either not written, the message is settled again (rvmemfix34 finding 3)
         on = sorted({*([read_at] if read_at is not None else []), *leaned[read:]})
-        _refuse_member(held, on, keyed=held.record in conversion.apart and _keyed_by(conversion, held),
+        _refuse_member(held, on, keyed=held.record in conversion.apart and _keyed_by(conversion, held), differs=differs,
                        sender=f"{conversion.institution}/{conversion.application or '?'}")
     members_named = {held.member for held in conversion.members}
     for (authority, number, own, sequence), in_batch in bare:
@@ -194,7 +205,8 @@ def check_persons(conversion: Any, read_many: Any, earlier: Sequence[Any] = (), 
     return leaned
 
 
-def _filed_as_own(conversion: Any, earlier: Sequence[Any], stored: dict[Any, Any], leaned: list[int]) -> dict[str, str]:
+def _filed_as_own(conversion: Any, earlier: Sequence[Any], stored: dict[Any, Any], leaned: list[int],
+                  read_many: Any = None) -> dict[str, str]:
     """A PID-3 number keyed apart under an assigning authority ``institutions.yaml`` ``mrn_authorities`` does
     not declare (``Context.apart``: ``123^^^HIS^MR``), while the institution holds its own record of the
     value -- stored, or as the batch leaves it -- that is positively this PID's person (``_same_person``, the
@@ -225,7 +237,9 @@ def _filed_as_own(conversion: Any, earlier: Sequence[Any], stored: dict[Any, Any
     another woman's record). A record of the number as sent that exists already (stored, or made by an earlier
     message of the batch: a split of releases 32-37, or one made before the number was remembered) keeps the
     messages positively its person's (the split stays for the desk's ``$link``); a message positively the own
-    record's person and not that record's is filed under the own record, never under the other."""
+    record's person and not that record's is filed under the own record, never under the other. The own record
+    merged away (an A40 or A47 naming its MRN in MRG-1), the number moved with it to the survivor, which the
+    message is filed under (``_moved_with``, id40)."""
     moves: dict[str, str] = {}
     if not conversion.apart:
         return moves
@@ -243,6 +257,10 @@ def _filed_as_own(conversion: Any, earlier: Sequence[Any], stored: dict[Any, Any
         patient = conversion.by_reference[ref]
         token = f"{apart_system(conversion.institution, authority)}|{number}"
         remembered = _holds_number(was, token)
+        if not remembered and (moved := _moved_with(was, token, earlier, stored, read_many, read)) is not None:
+            own, was, remembered = moved[0], moved[1], True
+            if own in conversion.by_reference:
+                continue
         if remembered:
             if _another_person(was, patient):
                 _refuse_filed(authority, sequence, read)
@@ -278,6 +296,27 @@ def _filed_as_own(conversion: Any, earlier: Sequence[Any], stored: dict[Any, Any
     for own, token, was in remember:
         _remember(conversion, own, token, was)
     return moves
+
+
+def _moved_with(was: dict[str, Any], token: str, earlier: Sequence[Any], stored: dict[Any, Any], read_many: Any,
+                read: list[int]) -> tuple[str, dict[str, Any]] | None:
+    """The survivor an institution's own record was merged into (its ``replaced-by`` link: an A40, an A47), when
+    that survivor -- as the batch leaves it, else stored -- holds the remembered number ``token``: ("Patient/id",
+    the record). A merge carries the remembered number to the survivor and the record merged away drops it
+    (``_carried``; ``merge.yaml`` ``beside`` ``unless: replaced-by``: HL7 v2.5.1 3.3.40/3.3.47, the identifier
+    moves), so the LIS's next result under the number is filed where the number is now. Before, both records held
+    it and the result went to the record merged away (id40). One step: the survivor is the one the merge named."""
+    for link in was.get("link") or ():
+        survivor = (link.get("other") or {}).get("reference") if link.get("type") == "replaced-by" else None
+        if not isinstance(survivor, str) or not survivor.startswith("Patient/"):
+            continue
+        key = tuple(survivor.split("/", 1))
+        if key not in stored and batch_version(survivor, earlier) is None and read_many is not None:
+            stored.update(read_many([key]))
+        later = _as_left(survivor, earlier, stored, read)
+        if later is not None and _holds_number(later, token):
+            return survivor, later
+    return None
 
 
 def _merged_apart(conversion: Any, earlier: Sequence[Any], stored: dict[Any, Any], leaned: list[int]) -> None:
@@ -366,26 +405,43 @@ def _mark_filed(patient: dict[str, Any], token: str) -> None:
 
 
 def marked_by_client(resource: dict[str, Any], previous: dict[str, Any] | None, writer: str) -> dict[str, Any]:
-    """A repository statement for Patient (the writer is known here, not read from the body): the filed-as-own mark
-    (``FILED_AS_OWN_EXT``) is huren's to set (``_mark_filed``), never a FHIR client's -- a client's write keeps it
-    only on an identifier the stored version carries marked (the record read and written back as read), and drops it
-    from any other. Why: it binds the registration (``merge.yaml`` ``beside``: a marked number outlives the HIS's
+    """A repository statement for Patient (the writer is known here, not read from the body): huren's marks on an
+    identifier -- filed-as-own (``FILED_AS_OWN_EXT``, ``_mark_filed``) and carried-from (``CARRIED_FROM_EXT``,
+    ``_carried``) -- are huren's to set, never a FHIR client's: a client's write keeps a mark only on an identifier
+    the stored version carries with that very mark (the record read and written back as read), and drops it from any
+    other. Why: filed-as-own binds the registration (``merge.yaml`` ``beside``: a marked number outlives the HIS's
     next A08 leaving it out), so a PUT marking any identifier made the HIS unable to take that number off (rv39d LOW
-    6). One place: every client write path (PUT, POST, conditional update, Bundles) reaches the repository's
-    statements with its writer (``engine.engine`` registers it)."""
+    6); carried-from names what an unlink (A37) takes off a record and gives another. One place: every client write
+    path (PUT, POST, conditional update, Bundles) reaches the repository's statements with its writer
+    (``engine.engine`` registers it)."""
     if writer != API:
         return resource
     idents = resource.get("identifier")
-    if not isinstance(idents, list) or not any(isinstance(i, dict) and _marked(i) for i in idents):
+    if not isinstance(idents, list) or not any(_huren_marks(i) for i in idents if isinstance(i, dict)):
         return resource
-    held = {_token(i) for i in (previous or {}).get("identifier") or () if isinstance(i, dict) and _marked(i)}
+    held = {(_token(i), _mark_key(e)) for i in (previous or {}).get("identifier") or () if isinstance(i, dict)
+            for e in _huren_marks(i)}
     out = []
     for ident in idents:
-        if isinstance(ident, dict) and _marked(ident) and _token(ident) not in held:
-            rest = [e for e in ident["extension"] if not (isinstance(e, dict) and e.get("url") == FILED_AS_OWN_EXT)]
+        if isinstance(ident, dict) and any((_token(ident), _mark_key(e)) not in held for e in _huren_marks(ident)):
+            rest = [e for e in ident["extension"]
+                    if e not in _huren_marks(ident) or (_token(ident), _mark_key(e)) in held]
             ident = {k: v for k, v in ident.items() if k != "extension"} | ({"extension": rest} if rest else {})
         out.append(ident)
     return {**resource, "identifier": out}
+
+
+def _mark_key(extension: dict[str, Any]) -> str:
+    """One mark as compared between a client's body and the stored version: its JSON with sorted keys (a client
+    writing the record back as read may order an extension's keys otherwise)."""
+    return json.dumps(extension, sort_keys=True, ensure_ascii=False)
+
+
+def _huren_marks(ident: dict[str, Any]) -> list[Any]:
+    """The extensions of ``ident`` that are huren's marks (``FILED_AS_OWN_EXT``, ``CARRIED_FROM_EXT``)."""
+    extensions = ident.get("extension")
+    return [e for e in extensions if isinstance(e, dict) and e.get("url") in (FILED_AS_OWN_EXT, CARRIED_FROM_EXT)] \
+        if isinstance(extensions, list) else []
 
 
 def _marked(ident: dict[str, Any]) -> bool:
@@ -487,7 +543,7 @@ def _keyed_by(conversion: Any, held: Any) -> bool:
 
 
 def _beside(conversion: Any, held: Any, earlier: Sequence[Any], stored: dict[Any, Any],
-            leaned: list[int]) -> bool:
+            leaned: list[int], differs: str = "") -> bool:
     """A PID naming a member's number for another person than the member's record, where the number does
     not key the record -- the sender's own MRN (or ID number, or another authority's number) does:
     filed under that record, the number never under the member's MRN system there, ERR W at the PID-3
@@ -536,8 +592,8 @@ def _beside(conversion: Any, held: Any, earlier: Sequence[Any], stored: dict[Any
     conversion.planned.pop(ref, None)  # no longer the resource its plan made
     warning = HL7Error(
         "PID-3 lists a record number another member institution assigned (PID-3.4 names it), and that "
-        "institution's own record of the number is another person (" + _TWO_PEOPLE
-        + ", against this PID's: PID-5, PID-8, PID-7); the number does not key this record: the "
+        f"institution's own record of the number is another person: its {differs or 'name'} differ from this PID's "
+        f"(by the person guard's rule: {_TWO_PEOPLE}); the number does not key this record: the "
         "message is filed under the record PID-3's other identifier keys, "
         + ("which already carries the number: kept as sent, apart under this institution's system for other "
            "authorities' numbers, so that it does not answer that institution's record number"
@@ -698,7 +754,7 @@ def _agreed(conversion: Any, held: Any, member: dict[str, Any], earlier: Sequenc
         _rekeyed(conversion, ref, was, held.kept, held.number)
 
 
-def _refuse_member(held: Any, on: list[int], keyed: bool, sender: str = "") -> None:
+def _refuse_member(held: Any, on: list[int], keyed: bool, sender: str = "", differs: str = "") -> None:
     """Refuse a message naming another member institution's record number for another person than the
     member's own record of it (``_member_record``, ``contradicts_all``), unless filed beside
     (``_beside``). Filed, the sender's record would carry ``urn:huren:mrn:<member>|<number>`` under
@@ -715,12 +771,17 @@ def _refuse_member(held: Any, on: list[int], keyed: bool, sender: str = "") -> N
     person or refuses the same person's referrals -- and is made visible instead: the refusal carries a count
     (``Tally`` ``member_refused``) for the member's operator, keyed by the sending institution and application
     (``sender``), which the ingest counts with the quarantine, audits, and alerts on
-    (``engine.ingest.Ingestor._member_refused``, ``HUREN_MEMBER_REFUSAL_ALERT``)."""
+    (``engine.ingest.Ingestor._member_refused``, ``HUREN_MEMBER_REFUSAL_ALERT``). It names what differs
+    (``differs``, ``_differing``: name and sex, birth date or ID number), as the merge's warning does -- the general
+    rule it had stated told the operator "name and sex differ" of two women (rv39b LOW, id40). Naming them tells a
+    sender nothing the answer did not: a field differing or not is already learnt by sending the message with it
+    changed and reading AA or AE."""
     if held.segment == "MRG":
         error = HL7Error(
             "MRG-1 merges a record into a record number another member institution assigned (PID-3.4 or MRG-1's "
             "CX-4 names it), and that institution's own record of the number is another person than the record "
-            "merged (" + _TWO_PEOPLE + "); nothing of the merge is filed. "
+            f"merged: their {differs or 'name'} differ (by the person guard's rule: {_TWO_PEOPLE}); nothing of the "
+            "merge is filed. "
             "If the two are one person, have that institution correct its record; else merge under this "
             "institution's own numbers", segment="MRG", sequence=held.sequence, field=1,
             code=DUPLICATE_KEY_IDENTIFIER)
@@ -729,8 +790,8 @@ def _refuse_member(held: Any, on: list[int], keyed: bool, sender: str = "") -> N
         # "send this institution's own number" would be wrong (rvlast34): the number is to come off
         error = HL7Error(
             "PID-3 names a record number another member institution assigned (PID-3.4 names it), and that "
-            "institution's own record of the number is another person (" + _TWO_PEOPLE
-            + ", against this PID's: PID-5, PID-8, PID-7); nothing of the message is filed. If the "
+            f"institution's own record of the number is another person: its {differs or 'name'} differ from this "
+            f"PID's (by the person guard's rule: {_TWO_PEOPLE}); nothing of the message is filed. If the "
             "number is this patient's, have that institution correct its record; else "
             + ("send this institution's own number" if keyed else
                "take the number off this patient's identifiers in the registering system (this message would "
@@ -1689,7 +1750,9 @@ def _differing(a: dict[str, Any], b: dict[str, Any]) -> str:
     """What differs between two Patient versions, worded for an ERR (``_STATED_AT``): the fields
     ``conflicts_between`` finds, and the resident ID number where each carries a valid one and none in common
     (``demographics.id_numbers_differ``) -- the person guard's own reading (``contradicts_all``), named."""
-    said = [_STATED_AT[f] for f in conflicts_between(demographics(a), demographics(b))]
+    da, db = demographics(a), demographics(b)
+    said = [_STATED_AT[f] for f in conflicts_between(da, db)
+            if f != "gender" or not (sex_disowned(a, da) or sex_disowned(b, db))]
     if id_numbers_differ(a, b):
         said.append("resident ID number (PID-3)")
     return " and ".join(said) or "nothing"
@@ -1828,22 +1891,24 @@ def _joined(conversion: Any, earlier: Sequence[Any], stored: dict[Any, Any], lea
 
 def _carried(conversion: Any, earlier: Sequence[Any], stored: dict[Any, Any], leaned: list[int],
              merge: MergeRules | None) -> None:
-    """A renumbering (A47/A46: ``his.RENUMBERING``, one record under a new identifier) carries to the new record's
-    version the numbers the renumbered record held that the registration does not take away (``merge.yaml``
-    ``Patient.identifier`` ``beside``, read by ``MergeRules.kept_beside``): her resident ID number, the numbers
-    remembered as the institution's own (``_mark_filed``, mark and all). The renumbered record drops the ID number
-    (``unless: replaced-by``: its identifiers are MRG-1's), so an A47 whose PID-3 states the new MRN alone erased her
-    ID number from the store and left her remembered number on the inactive record only (rv39d HIGH 3b). Not
-    carried: a number of a ``kind`` the new record states or already holds (a different ID number on it stays; the
-    patient index refuses joining two numbers). Not a merge of two records (A40/A34): carried onto the survivor, the
-    number stayed there after the A37 that undid a wrong merge, and the index, which keeps the merged-away record's
-    numbers along its chain, then refused the survivor's next right merge (lastfix25, identity27, mergemend25 went
-    red) -- rv39d HIGH 3a stays, a strict xfail (idfix39's report)."""
+    """A merge (A40/A34..., HL7 v2.5.1 3.3.40: "the identifiers ... merge") or a renumbering (A47/A46:
+    ``his.RENUMBERING``, one record under a new identifier) carries to the survivor's version the numbers the record
+    merged away held that the registration does not take away (``merge.yaml`` ``Patient.identifier`` ``beside``,
+    read by ``MergeRules.kept_beside``): her resident ID number; a renumbering the numbers remembered as the
+    institution's own too (``_mark_filed``, mark and all), which the renumbered record drops (``his.merge``: the
+    identifier moves, 3.3.47) -- a merge of two records leaves them on the record merged away, where the LIS's next
+    result goes as her result under the bare MRN does (rv38j, ident39). The record merged away drops the ID number
+    (``unless: replaced-by``: its identifiers are MRG-1's), so a merge whose PID-3 states the survivor's MRN alone
+    erased her ID number from the store (an A47: rv39d HIGH 3b, idfix39; an A40: rv39d HIGH 3a, id40). Not carried: a number of a ``kind`` the
+    survivor states or already holds (a different ID number on it stays; the patient index refuses joining two
+    numbers). What a merge of two records carries is marked ``CARRIED_FROM_EXT`` naming the record it came from, so
+    the unlink (A37) that undoes a wrong merge takes exactly it back (``his.unlink``, ``_given_back``): left there,
+    the number kept the survivor in the other person's chain and the index refused its next right merge (idfix39's
+    reason; lastfix25, identity27, mergemend25). A renumbering's is not marked: the number moved with the one
+    record (3.3.47), an unlink has nothing of it to undo."""
     rules = merge if merge is not None else shipped()
     writer = conversion.writer or _WRITER
     for survivor, prior, _, renumbered in conversion.merges:
-        if not renumbered:
-            continue
         person = conversion.by_reference.get(survivor)
         was = _as_left(prior, earlier, stored, leaned)
         if person is None or was is None or not was.get("identifier"):
@@ -1851,8 +1916,76 @@ def _carried(conversion: Any, earlier: Sequence[Any], stored: dict[Any, Any], le
         held = _as_left(survivor, earlier, stored, leaned) or {}
         stated = [*(person.get("identifier") or ()), *(held.get("identifier") or ())]
         carried = rules.kept_beside("Patient", "identifier", writer, json_copy(was["identifier"]), stated)
+        if not renumbered:  # (the record merged away keeps its remembered numbers: rv38j, ident39)
+            carried = [i for i in carried if not _marked(i)]
+            for ident in carried:
+                ident["extension"] = [*(ident.get("extension") or ()), _carried_from(prior)]
         if carried:
             person["identifier"] = [*(person.get("identifier") or ()), *carried]
+
+
+def _carried_from(prior: str) -> dict[str, Any]:
+    """The mark (``nationalid.CARRIED_FROM_EXT``) on an identifier a merge carried from ``prior``: the unlink (A37)
+    undoing the merge takes it off the survivor (``his.unlink``) and gives it back (``_given_back``); the patient
+    index does not count it as the survivor's own number (``nationalid.raw_national_id``)."""
+    return {"url": CARRIED_FROM_EXT, "valueReference": {"reference": prior}}
+
+
+def carried_from(prior: str) -> tuple[tuple[str, tuple[str, ...]], ...]:
+    """The identifiers a merge carried from record ``prior`` (``_carried``'s mark), as a delete's ``where``: the
+    one reading ``his.unlink`` takes them off the survivor by."""
+    return (("extension.url", (CARRIED_FROM_EXT,)), ("extension.valueReference.reference", (prior,)))
+
+
+def _not_theirs_to_delete(conversion: Any, earlier: Sequence[Any], stored: dict[Any, Any], leaned: list[int]) -> None:
+    """A PID-3 repetition ``""`` under another authority (``Conversion.nulled``, ``common._others_nulled``) whose
+    record -- as the batch leaves it, else stored -- holds a number under that authority's system which huren filed
+    there as the institution's own (``_marked``: remembered from another application's messages, never stated by
+    the sender): kept (``merge.yaml`` ``beside``), and the sender told so -- ERR W 205 at that repetition. HL7 v2.5
+    2.5.3 makes ``""`` a delete, but a hospital deletes only what it stated: the number names the record for the
+    application that sent it (idfix38), and the registration taking it off made that application's next result a
+    record of its own. Silently ignored before (AA, nothing said: id40)."""
+    for ref, system, authority, sequence, repetition in conversion.nulled:
+        if ref in conversion.create_only:
+            continue  # (a result's or order's PID: its record's identifiers are not written over)
+        was = _as_left(ref, earlier, stored, leaned)
+        if was is None or not any(i.get("system") == system and _marked(i) for i in was.get("identifier") or ()):
+            continue
+        warning = HL7Error(
+            f"PID-3 repetition {repetition} asks to delete the record's number under assigning authority "
+            f"'{authority}' (\"\"): that number was filed under the record from another application's messages, "
+            "not stated by this system, and is kept -- a system deletes only the numbers it states. If it is wrong, "
+            "ask the operator to correct the record", segment="PID", sequence=sequence, field=3,
+            code=DUPLICATE_KEY_IDENTIFIER, repetition=repetition if repetition > 1 else None)
+        warning.severity = "W"
+        conversion.warnings.append(warning)
+
+
+def _given_back(conversion: Any, earlier: Sequence[Any], stored: dict[Any, Any], leaned: list[int],
+                merge: MergeRules | None) -> None:
+    """An unlink (A37: ``Conversion.unlinked``, each record and the other it names) gives the record each number a
+    merge had carried from it onto the other (``_carried``'s mark naming it, on the other as the batch leaves it,
+    else stored), the mark naming it taken off -- unless the A37's PID of it states, or it holds, a number of that
+    kind (``MergeRules.kept_beside``, the merge's own reading). ``his.unlink`` takes them off the other: the undo
+    of the merge's carrying, exactly what it carried and no more."""
+    rules = merge if merge is not None else shipped()
+    writer = conversion.writer or _WRITER
+    for ref, other in conversion.unlinked:
+        person = conversion.by_reference.get(ref)
+        held = _as_left(other, earlier, stored, leaned)
+        if person is None or held is None:
+            continue
+        mark = _carried_from(ref)
+        back = [{k: v for k, v in i.items() if k != "extension"}
+                | ({"extension": rest} if (rest := [e for e in i.get("extension") or () if e != mark]) else {})
+                for i in json_copy(held.get("identifier") or []) if mark in (i.get("extension") or ())]
+        if not back:
+            continue
+        mine = _as_left(ref, earlier, stored, leaned) or {}
+        stated = [*(person.get("identifier") or ()), *(mine.get("identifier") or ())]
+        given = rules.kept_beside("Patient", "identifier", writer, back, stated)
+        if given:
+            person["identifier"] = [*(person.get("identifier") or ()), *given]
 
 
 def _against_kept_number(conversion: Any, ref: str, sequence: int, was: dict[str, Any], merge: MergeRules | None,

@@ -61,7 +61,10 @@ _TEXTS = {"type": "object", "additionalProperties": {"type": "string", "minLengt
 _REASONS = {"type": "array", "items": {
     "type": "object", "additionalProperties": False, "required": ["id", "match", "zh"],
     "properties": {"id": {"type": "string", "minLength": 1}, "match": {"type": "string", "minLength": 1},
-                   "zh": {"type": "string", "minLength": 1}}}}
+                   "zh": {"type": "string", "minLength": 1},
+                   # English words a filled {name} may hold -> their Chinese (``_termed``): "name (PID-5) and sex
+                   # (PID-8)" said 姓名（PID-5）、性别（PID-8） -- what differs named in Chinese too (id40)
+                   "terms": _TEXTS}}}
 _PROPERTIES = {"codes": _TEXTS, "reasons": _REASONS, "acks": _TEXTS, "severities": _TEXTS, "segments": _TEXTS,
                "fields": _TEXTS, "messages": _TEXTS, "channels": _TEXTS}
 SCHEMA: dict[str, Any] = {"type": "object", "additionalProperties": False, "properties": _PROPERTIES,
@@ -137,10 +140,19 @@ class QuarantineWords:
 WORDS = QuarantineWords()
 
 
-def _filled(zh: str, groups: dict[str, str | None]) -> str:
-    """A reason's words with {name} filled from its pattern's groups; a group that took no part stays
-    "{name}", as the script leaves it."""
-    return _PLACEHOLDER.sub(lambda m: m[0] if groups.get(m[1]) is None else str(groups[m[1]]), zh)
+def _filled(zh: str, groups: dict[str, str | None], terms: dict[str, str] | None = None) -> str:
+    """A reason's words with {name} filled from its pattern's groups, each value's English ``terms`` said in
+    Chinese (``_termed``); a group that took no part stays "{name}", as the script leaves it."""
+    return _PLACEHOLDER.sub(lambda m: m[0] if groups.get(m[1]) is None else _termed(str(groups[m[1]]), terms or {}),
+                            zh)
+
+
+def _termed(value: str, terms: dict[str, str]) -> str:
+    """``value`` with each of a reason's ``terms`` (English -> Chinese) replaced, the longest first -- what the
+    page's script does (``termed`` in ``app.js``)."""
+    for english in sorted(terms, key=len, reverse=True):
+        value = value.replace(english, terms[english])
+    return value
 
 
 def err_said(words: dict[str, Any], code: str, text: str) -> tuple[str, str]:
@@ -153,7 +165,7 @@ def err_said(words: dict[str, Any], code: str, text: str) -> tuple[str, str]:
     for item in words.get("reasons") or []:
         found = re.search(_python_pattern(item["match"]), text)
         if found is not None:
-            return _filled(item["zh"], found.groupdict()), said
+            return _filled(item["zh"], found.groupdict(), item.get("terms")), said
     return "", said
 
 

@@ -127,7 +127,7 @@ def contradicts_all(stored: dict[str, Any], incoming: dict[str, Any]) -> bool:
     """Do two Patient versions name two people? Three readings, any is enough:
 
     - the name differs and so does the sex, both stating male or female (``conflicts_between``), whatever
-      the birth date;
+      the birth date -- a sex the side's own valid ID number contradicts not counted (``sex_disowned``);
     - the name differs and so does a birth date both state to the day, whatever the sex;
     - the name differs and so do the resident ID numbers both carry valid (``valid_id_numbers``: no number in
       common), whatever the sex and birth date.
@@ -157,11 +157,21 @@ def contradicts_all(stored: dict[str, Any], incoming: dict[str, Any]) -> bool:
     if not (a["name"] and b["name"] and not same_name(a["name"], b["name"])):
         return False
     conflicts = conflicts_between(a, b)
-    if "gender" in conflicts:
+    if "gender" in conflicts and not (sex_disowned(stored, a) or sex_disowned(incoming, b)):
         return True
     if "birthDate" in conflicts and to_the_day(a["birthDate"]) and to_the_day(b["birthDate"]):
         return True
     return id_numbers_differ(stored, incoming)
+
+
+def sex_disowned(patient: dict[str, Any], demo: dict[str, str | None]) -> bool:
+    """Does the Patient's own valid resident ID number (``valid_id_numbers``) encode another sex than the one it
+    states? Then its sex is no evidence of another person in ``contradicts_all``: the number, checked by its digit,
+    says who the record is, and the stated sex is the error -- a FHIR client that set the stored sex to female over
+    a man's record and his number made the HIS's next A01 with a corrected name (same MRN, same number, sex M) a
+    refusal as another person (rv39h LOW; id40). The other readings still hold (a full birth date, the ID numbers)."""
+    gender = demo["gender"]
+    return gender is not None and any(parse(number).gender != gender for number in valid_id_numbers(patient))
 
 
 def id_numbers_differ(a: dict[str, Any], b: dict[str, Any]) -> bool:

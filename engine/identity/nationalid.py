@@ -118,18 +118,33 @@ def is_national_id(identifier: dict[str, Any], type_code: str = NNCHN) -> bool:
     return any(c.get("code") == type_code for c in (identifier.get("type") or {}).get("coding", []))
 
 
+# on an identifier a merge of two records carried from the record merged away onto the survivor (HL7 v2.5.1 3.3.40,
+# ``adapters.convert.persons._carried``), naming that record (``valueReference``): huren's mark, never a client's
+CARRIED_FROM_EXT = "urn:huren:StructureDefinition:carried-from"
+
+
+def carried(identifier: dict[str, Any]) -> bool:
+    """Did a merge carry this identifier from the record merged away (``CARRIED_FROM_EXT``)?"""
+    return any(isinstance(e, dict) and e.get("url") == CARRIED_FROM_EXT for e in identifier.get("extension") or ())
+
+
 def raw_national_id(patient: dict[str, Any] | None) -> str | None:
-    """The value of the Patient's (first) NNCHN identifier, unvalidated; None when absent."""
+    """The value of the Patient's (first) NNCHN identifier, unvalidated; None when absent. Not one a merge carried
+    from the record merged away (``carried``): that number is the merged record's, which the patient index already
+    follows along the merge chain (``merged_key``) -- counted again as the survivor's own, a survivor an operator had
+    linked by hand left its person as "renumbered", and a numberless survivor joined the number's person, so an
+    unlink (A37) had more to undo than the merge did (id40)."""
     for ident in (patient or {}).get("identifier", []):
-        if isinstance(ident, dict) and is_national_id(ident) and ident.get("value"):
+        if isinstance(ident, dict) and is_national_id(ident) and ident.get("value") and not carried(ident):
             return str(ident["value"])
     return None
 
 
 def patient_number(patient: dict[str, Any] | None) -> str | None:
-    """The Patient's (first) valid national resident ID in canonical form, or None — never guessed."""
+    """The Patient's (first) valid national resident ID in canonical form, or None — never guessed; not one a merge
+    carried (``raw_national_id``)."""
     for ident in (patient or {}).get("identifier", []):
-        if isinstance(ident, dict) and is_national_id(ident):
+        if isinstance(ident, dict) and is_national_id(ident) and not carried(ident):
             number = valid_number(ident.get("value"))
             if number:
                 return number

@@ -52,6 +52,11 @@
     }
     return parts.join(" · ");
   }
+  // a filled value's English terms in Chinese (a reason's ``terms``, the longest first): ui_quarantine._termed
+  function termed(value, terms) {
+    for (const english of Object.keys(terms).sort((a, b) => b.length - a.length)) value = value.split(english).join(terms[english]);
+    return value;
+  }
   function explain(e) {
     if (!e.segment && e.location) { // a replay's answer names the place as "PID-3.1"
       const at = /^([A-Z][A-Z0-9]{2})(?:-(\d+)(?:\.(\d+))?)?$/.exec(e.location);
@@ -63,9 +68,9 @@
     const field = key ? key + (e.component != null ? "." + e.component : "") + (words.fields[key] ? " " + words.fields[key] : "") : "—";
     const english = String(e.message || "");
     let reason = "";
-    for (const [re, zh] of patterns) {
+    for (const [re, zh, terms] of patterns) {
       const m = re.exec(english);
-      if (m) { reason = zh.replace(/\{(\w+)\}/g, (all, k) => (m.groups && m.groups[k] != null ? m.groups[k] : all)); break; }
+      if (m) { reason = zh.replace(/\{(\w+)\}/g, (all, k) => (m.groups && m.groups[k] != null ? termed(m.groups[k], terms) : all)); break; }
     }
     const said = codeWords(e.code);
     if (!reason) reason = said || "错误代码 " + e.code; // a code the table does not list stays its code
@@ -404,7 +409,7 @@
     if (!session) return;
     try {
       words = Object.assign(words, await api("/ui/quarantine/words"));
-      patterns = (words.reasons || []).map((r) => { try { return [new RegExp(r.match), r.zh]; } catch (e) { return null; } }).filter(Boolean);
+      patterns = (words.reasons || []).map((r) => { try { return [new RegExp(r.match), r.zh, r.terms || {}]; } catch (e) { return null; } }).filter(Boolean);
     } catch (e) { message(e.message); return; }
     const params = new URLSearchParams(location.search), f = $("#filters").elements;
     for (const name of ["facility", "from", "to"]) if (params.get(name)) { f[name].value = params.get(name); f[name].dispatchEvent(new Event("change")); }
