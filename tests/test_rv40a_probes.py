@@ -146,9 +146,6 @@ def test_a_number_taken_off_no_longer_links_her_record(both: tuple[Engine, TestC
     assert [p["id"] for p in patients(http, number)] == [sister["id"]]
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "rv40a LOW: ``\"\"`` in another authority's PID-3 repetition (``\"\"^^^LIS^PI``) is dropped without a word -- "
-    "rightly not deleting the number huren remembers, but the ACK does not tell the HIS its null was not taken"))
 def test_a_null_under_another_authority_is_answered(both: tuple[Engine, TestClient]) -> None:
     _, http = both
     rec = registered(http, "RQ", "RQ1", "岳^丑", "19750114", "F")
