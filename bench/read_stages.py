@@ -42,11 +42,13 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 # the read's stages (``STAGES=read``; nested: the append's inside ``submit``)
 READ = ["authenticate", "read_response", "read_raw", "note", "facts_for_request", "submit", "try_record_many",
-        "_prepare", "encode", "Segment.append", "_sync_segment", "_note_keys", "revocation get", "_client_holds"]
+        "_append_sealed", "_prepare", "encode", "Segment.append", "_sync_segment", "_note_keys", "revocation get",
+        "_client_holds"]
 
 # the append's own steps (``STAGES=append``)
-APPEND = ["try_record_many", "_prepare", "encode", "Segment.append", "_sync_segment", "_note_keys",
-          "Segment.acquire", "_checkpoint_due", "_refuse_if_damaged", "Segment.keep", "Frontier.push", "leaf sha256"]
+APPEND = ["try_record_many", "_append_sealed", "_prepare", "encode", "Segment.append", "_sync_segment",
+          "_note_keys", "Segment.acquire", "_checkpoint_due", "_refuse_if_damaged", "Segment.keep", "Frontier.push",
+          "leaf sha256"]
 
 
 def _where() -> dict[str, tuple[Any, str]]:
@@ -62,6 +64,7 @@ def _where() -> dict[str, tuple[Any, str]]:
         "read_raw": (ScopedRepository, "read_raw"), "note": (fhir, "note"),
         "facts_for_request": (middleware, "facts_for_request"), "submit": (GroupCommitter, "submit"),
         "try_record_many": (appends.Appends, "try_record_many"), "_prepare": (appends.Appends, "_prepare"),
+        "_append_sealed": (appends.Appends, "_append_sealed"),  # (lone mode's one record: fortieth round)
         "encode": (appends, "encode"), "Segment.append": (segment.Segment, "append"),
         "_sync_segment": (loading.Loading, "_sync_segment"), "_note_keys": (appends.Appends, "_note_keys"),
         "Segment.acquire": (segment.Segment, "acquire"), "_checkpoint_due": (signing.Signing, "_checkpoint_due"),
