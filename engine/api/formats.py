@@ -20,6 +20,7 @@ import codecs
 import encodings
 import encodings.aliases
 import re
+from functools import lru_cache
 from typing import Any
 from urllib.parse import parse_qs  # here: inside a function each call paid urllib.parse's __getattr__ miss
 
@@ -55,6 +56,7 @@ READ_PARAMETERS = {**SERVED_PARAMETERS, "charset": frozenset({"utf-8", "ascii"})
 _CHARSET_NAMES = frozenset(encodings.aliases.aliases) | frozenset(encodings.aliases.aliases.values())
 
 
+@lru_cache(maxsize=256)  # bounded: a header's label is the sender's; the common few are read once
 def _charset(label: str) -> str:
     """The canonical name Python's codecs give a charset ``label`` (``utf8``, ``UTF-8``, ``u8`` -> ``utf-8``;
     ``us-ascii`` -> ``ascii``; ``latin1`` -> ``iso8859-1``), or the label lower-cased when no codec has it (then
