@@ -96,7 +96,7 @@ def require_body_served(request: Request) -> None:
     """415 with an OperationOutcome, before the body is read, when the request's ``Content-Type`` parameters name a
     FHIR version or character set huren does not read (``body_served``). The one check of every route that reads a
     body: the /fhir router's JSON (``fhir._body``) and its ``_search`` form, and the operations' JSON (``$match``,
-    ``$link``/``$unlink``, ``$check-recognition``, the CDS hooks, the duplicate review), which had read a
+    ``$link``/``$unlink``, ``$login-phone`` and the family operations (``identity._parameters``), ``$check-recognition``, the CDS hooks, the duplicate review), which had read a
     ``fhirVersion=3.0`` body as R4 (rv40e LOW 7). The bare type stays each route's own: a form or JSON."""
     sent = request.headers.get("content-type") or ""
     if not body_served(sent):
