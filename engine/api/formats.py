@@ -95,9 +95,10 @@ def body_served(content_type: str) -> bool:
 def require_body_served(request: Request) -> None:
     """415 with an OperationOutcome, before the body is read, when the request's ``Content-Type`` parameters name a
     FHIR version or character set huren does not read (``body_served``). The one check of every route that reads a
-    body: the /fhir router's JSON (``fhir._body``) and its ``_search`` form, and the operations' JSON (``$match``,
-    ``$link``/``$unlink``, ``$login-phone`` and the family operations (``identity._parameters``), ``$check-recognition``, the CDS hooks, the duplicate review), which had read a
-    ``fhirVersion=3.0`` body as R4 (rv40e LOW 7). The bare type stays each route's own: a form or JSON."""
+    body: the /fhir router's JSON (``fhir._body``) and its ``_search`` form, and the operations' JSON
+    (``identity._parameters``: ``$match``, ``$link``/``$unlink``, ``$login-phone``, the family operations;
+    ``$check-recognition``, the CDS hooks, the duplicate review), which had read a ``fhirVersion=3.0`` body as R4
+    (rv40e LOW 7). The bare type stays each route's own: a form or JSON."""
     sent = request.headers.get("content-type") or ""
     if not body_served(sent):
         raise FhirError(f"content type {sent[:80]!r} names a FHIR version or character set huren does not read; send "
