@@ -177,3 +177,23 @@ def test_a_json_format_in_the_search_form_body_labels_the_answer(both: tuple[Eng
                       headers={"Content-Type": FORM})
         assert r.status_code == 200 and r.json()["resourceType"] == "Bundle", r.text
         assert r.headers["content-type"] == f"{label}; charset=utf-8", (fmt, r.headers["content-type"])
+
+
+@pytest.mark.parametrize(("accept", "fmt", "status", "label"), [
+    ("application/fhir+xml", b"json", 200, "application/fhir+json"),  # the body's _format overrides Accept
+    ("application/json", b"application/fhir%2Bjson", 200, "application/fhir+json"),  # not relabelled by Accept
+    ("application/fhir+xml", b"", 406, None),  # no _format anywhere: the Accept decides, as on GET
+    ("application/json", b"", 200, "application/json"),  # Accept's generic label, as on GET
+])
+def test_the_search_form_bodys_format_overrides_accept(both: tuple[Engine, TestClient], accept: str, fmt: bytes,
+                                                       status: int, label: str | None) -> None:
+    """LOW 4: R4 http.html#mime-type -- ``_format`` overrides Accept; a form body's as the query's (ffix40's
+    ``formats.negotiate_form``), and without one the Accept header decides as for any request."""
+    _, http = both
+    body = b"family=RV40E-FMT" + (b"&_format=" + fmt if fmt else b"")
+    r = http.post("/fhir/Patient/_search", content=body, headers={"Content-Type": FORM, "Accept": accept})
+    assert r.status_code == status, (accept, fmt, r.status_code, r.text[:200])
+    if label is not None:
+        assert r.headers["content-type"] == f"{label}; charset=utf-8", (accept, fmt, r.headers["content-type"])
+    else:
+        assert r.json()["resourceType"] == "OperationOutcome", r.text

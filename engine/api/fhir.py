@@ -28,7 +28,7 @@ from starlette.responses import Response
 from starlette.types import Scope
 
 from engine import fhirjson
-from engine.api.formats import accept_of, fhir_negotiation, json_label, require_body_served, require_json
+from engine.api.formats import fhir_negotiation, negotiate_form, require_body_served
 from engine.api.outcomes import FHIR_JSON, fhir_response
 from engine.audit.note import note
 from engine.auth.deps import engine_of, get_repo, header_list, header_of
@@ -190,8 +190,8 @@ async def search_post(rtype: str, request: Request, repo: ScopedRepository = Dep
     """Search with the parameters in a form body (and the query). The Content-Type's parameters are read as every
     body's are (``formats.require_body_served``): ``charset=ISO-8859-1`` is 415 -- R4 reads UTF-8 only, and a
     Latin-1 ``%FC`` read as UTF-8 had searched for another name under a 200 (rv40e LOW 3). A ``_format`` in the
-    body is read as the query's (``formats.require_json``: not JSON, 406; ``application/json``: the answer's
-    label), not dropped unread (rv40e LOW 4)."""
+    body is read as the query's (``formats.negotiate_form``: not JSON, 406; over the Accept header;
+    ``application/json``: the answer's label), not dropped unread (rv40e LOW 4)."""
     repo.require(rtype, "s")
     ctype = (header_of(request, "content-type") or "").split(";")[0].strip().lower()
     if ctype not in ("application/x-www-form-urlencoded", ""):
@@ -199,17 +199,13 @@ async def search_post(rtype: str, request: Request, repo: ScopedRepository = Dep
                         code="not-supported")
     require_body_served(request)
     form = _form(await request.body())
-    formats = [v for k, v in form if k == "_format"]
-    for value in formats:
-        require_json(value)
+    label = negotiate_form(request, [v for k, v in form if k == "_format"])
     params = _params(request) + [(k, v) for k, v in form if k not in _CONTROL]
     params = _handled(request, repo, rtype, params)
     result = await run_in_threadpool(repo.search, rtype, params)
     response = _search_bundle(request, result, rtype, params)
-    if formats and not request.query_params.getlist("_format"):  # the query's _format is JsonLabel's to read
-        label = json_label(accept_of(request), formats)
-        if label is not None:
-            response.headers["content-type"] = label + FHIR_JSON[len("application/fhir+json"):]
+    if label is not None:  # the body's _format decided: its label, the charset kept
+        response.headers["content-type"] = label + FHIR_JSON[len("application/fhir+json"):]
     return response
 
 

@@ -166,9 +166,34 @@ async def json_only(request: Request) -> None:
 
 async def fhir_negotiation(request: Request) -> None:
     """Router dependency of the FHIR routes: every ``_format`` names JSON, and without one the
-    ``Accept`` header admits JSON (R4 http.html#mime-type)."""
+    ``Accept`` header admits JSON (R4 http.html#mime-type). ``POST _search`` leaves the Accept to
+    ``negotiate_form``: its form body may hold the ``_format`` that overrides it."""
     await json_only(request)
+    if request.method == "POST" and request.scope["path"].endswith("/_search"):
+        return
     require_json_accept(request)
+
+
+# Set in a request's scope by a route that read a ``_format`` the query does not carry (a ``POST _search`` form's):
+# the answer is labelled by the route from it, and ``JsonLabel`` (which reads the query and Accept) leaves it so.
+FORMAT_IN_BODY = "huren.format_in_body"
+
+
+def negotiate_form(request: Request, formats: list[str]) -> str | None:
+    """The representation of a ``POST _search`` whose form body holds ``formats`` (its ``_format`` values), read as
+    the query's are (rv40e LOW 4: they had been dropped unread): each names FHIR R4 JSON (``require_json``: else 406);
+    a ``_format`` in the query still comes first, none at all leaves the ``Accept`` header to decide
+    (``require_json_accept``). The label the route answers with when the body's ``_format`` decided it
+    (``application/json`` or the FHIR type: ``json_label``), else None (``JsonLabel`` labels as for any request)."""
+    for value in formats:
+        require_json(value)
+    if request.query_params.getlist("_format"):
+        return None
+    if not formats:
+        require_json_accept(request)
+        return None
+    request.scope[FORMAT_IN_BODY] = True
+    return json_label("", formats) or FHIR_JSON_TYPE.decode()
 
 
 # --- the label of a JSON answer ------------------------------------------------------------------
@@ -338,13 +363,14 @@ def plain_json_asked(scope: dict) -> str | None:
     return json_label(accept.decode("latin-1"), formats)
 
 
-def relabel_plain_json(send: Any, label: str = "application/json") -> Any:
+def relabel_plain_json(send: Any, label: str = "application/json", scope: dict | None = None) -> Any:
     """``send`` with a FHIR JSON answer's Content-Type named ``label`` (a generic JSON type, its
-    parameters kept); any other answer (HTML, text) passes as it is."""
+    parameters kept); any other answer (HTML, text), or one whose route labelled it from a ``_format``
+    of the body (``FORMAT_IN_BODY`` in ``scope``), passes as it is."""
     named = label.encode("ascii")
 
     async def sending(message: dict) -> None:
-        if message["type"] == "http.response.start":
+        if message["type"] == "http.response.start" and (scope is None or FORMAT_IN_BODY not in scope):
             headers = list(message.get("headers") or ())
             for i, (name, value) in enumerate(headers):
                 if name.lower() == b"content-type" and value.lower().startswith(FHIR_JSON_TYPE):
@@ -367,5 +393,5 @@ class JsonLabel:
         if scope["type"] == "http" and scope["path"].startswith("/fhir"):
             label = plain_json_asked(scope)
             if label is not None:
-                send = relabel_plain_json(send, label)
+                send = relabel_plain_json(send, label, scope)
         await self.app(scope, receive, send)
