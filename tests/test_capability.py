@@ -170,7 +170,7 @@ def client(engine: Engine) -> TestClient:
 def test_metadata_is_served_without_a_token_as_fhir_json(client: TestClient, engine: Engine) -> None:
     response = client.get("/fhir/metadata")
     assert response.status_code == 200
-    assert response.headers["content-type"] == "application/fhir+json"
+    assert response.headers["content-type"] == "application/fhir+json; charset=utf-8"  # R4 http.html#mime-type (ffix40)
     body = response.json()
     engine.validator.validate(body)
     assert body["resourceType"] == "CapabilityStatement"

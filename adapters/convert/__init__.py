@@ -141,8 +141,11 @@ class Conversion:
         return sorted(leaned)
 
     def warn(self, warning: HL7Error) -> None:
-        """A settle step's warning (ERR severity W, the message filed): the conversion's one way to report one,
-        as ``Context.warn`` is the converter's -- the severity set here, not by each step after building it."""
+        """A settle step's warning (ERR severity W, the message filed), as ``Context.warn`` is the converter's: each
+        settle step reports through it, the severity set here, not by each step after building it. Not the only way
+        into ``warnings``: the ingestor puts the segment-order warnings of ``adapters.hl7v2.sequence.judged`` (built
+        with severity W there) in front of them as they are (``engine.ingest``), answered and counted as the
+        converter's own."""
         warning.severity = "W"
         self.warnings.append(warning)
 

@@ -188,7 +188,7 @@ class Context:
     # ``persons.check_persons`` holds a restatement as another person to the registering application
     corrections: dict[str, int] = field(default_factory=dict)
     # "Patient/id" keyed apart (``auth|``) -> (authority, number, the "Patient/id" the bare number
-    # keys, the PID's sequence): ``persons.warn_kept_apart`` warns when the institution holds that one
+    # keys, the PID's sequence): ``persons.check_persons`` warns (``persons._kept_apart``) when the institution holds that one
     apart: dict[str, tuple[str, str, str, int]] = field(default_factory=dict)
     # ... the same of a merge's MRG-1 record (``his.merge``, the MRG's sequence): ``persons._merged_apart`` decides
     # which record a merge under an undeclared authority names

@@ -23,6 +23,7 @@ from fastapi import APIRouter, Depends, Request
 from starlette.responses import Response
 
 from engine import fhirjson
+from engine.api.formats import require_body_served
 from engine.audit.events import patients_of
 from engine.audit.note import note
 from engine.auth.caller import Caller
@@ -171,11 +172,13 @@ def _card(recognition: Any, request: Request, hook_instance: str, sid: str, draf
 
 async def _call_body(service_id: str, request: Request, caller: Caller) -> tuple[str, Any]:
     """What a service call and its feedback check first, in this order: the service exists (404),
-    the caller may record order decisions (403), the body is JSON (400)."""
+    the caller may record order decisions (403), the Content-Type's parameters name UTF-8 (415:
+    ``formats.require_body_served``, the one check of every body), the body is JSON (400)."""
     hook = SERVICES.get(service_id)
     if hook is None:
         raise NotFound(f"no CDS service {service_id!r}")
     require_order_decision(caller)
+    require_body_served(request)
     try:
         return hook, fhirjson.loads(await request.body())
     except fhirjson.DecodeError as exc:

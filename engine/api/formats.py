@@ -9,12 +9,18 @@ that admits no JSON (``application/fhir+xml`` alone; JSON only at ``q=0``) is re
 (``fhir_negotiation``; twenty-fifth round, txmend25); a missing Accept, ``*/*`` or
 ``application/*`` take JSON. A range's or ``_format``'s ``fhirVersion`` and ``charset`` parameters are read
 (``SERVED_PARAMETERS``): R4 (``4.0``) and UTF-8 are what huren has, another version or character set is not
-(fortieth round, tidy40).
+(fortieth round, tidy40); a charset by the name Python's codecs give it, a more specific range's weight over its bare
+type's (ffix40). A request body's ``Content-Type`` parameters are read by the same rule on every route that reads
+one (``require_body_served``; a body may also be ASCII).
 """
 
 from __future__ import annotations
 
+import codecs
+import encodings
+import encodings.aliases
 import re
+from functools import lru_cache
 from typing import Any
 from urllib.parse import parse_qs  # here: inside a function each call paid urllib.parse's __getattr__ miss
 
@@ -35,27 +41,68 @@ ACCEPTED_JSON = JSON_FORMATS | frozenset(GENERIC_JSON)
 # (its full versions 4.0.0 and 4.0.1 name the same release, as the CapabilityStatement's fhirVersion does); every
 # answer huren writes is UTF-8 (R4 http.html#mime-type). A range or ``_format`` naming another value (``fhirVersion=3.0``,
 # ``charset=iso-8859-1``) names a representation huren has not. Other parameters (``version`` of Prometheus's text, any
-# a client adds) say nothing huren can tell and are passed over, as before.
+# a client adds) say nothing huren can tell and are passed over, as before. A charset is compared by the canonical name
+# Python's codecs give it (``_charset``), so each label of UTF-8 (``utf8``, ``UTF8``, ``u8``) is UTF-8 (ffix40).
 SERVED_PARAMETERS = {"fhirversion": frozenset({"4.0", "4.0.0", "4.0.1"}), "charset": frozenset({"utf-8"})}
+# What a request body may be labelled: also ASCII, whose every byte string is the same text read as UTF-8 (a body
+# labelled ``charset=us-ascii`` is read right; tidy40 had refused it 415, rv40e LOW 2). Not for Accept: an answer
+# holds Chinese names, which a client asking for ASCII alone cannot read -- such a range stays not served (406).
+READ_PARAMETERS = {**SERVED_PARAMETERS, "charset": frozenset({"utf-8", "ascii"})}
+
+# Every name Python's codecs know a character set by (its aliases and its codec modules' own names), normalised as
+# ``encodings.search_function`` normalises them: a label outside it is one huren cannot read nor write. Asked before
+# ``codecs.lookup``, because ``encodings`` caches every name it is asked, the unknown ones too (as None) -- a header's
+# invented charsets would otherwise grow that cache without bound.
+_CHARSET_NAMES = frozenset(encodings.aliases.aliases) | frozenset(encodings.aliases.aliases.values())
 
 
-def _serves(name: str, value: str) -> bool:
-    """Whether a media range's parameter ``name`` (lower case) ``=value`` admits what huren answers: one of
-    ``SERVED_PARAMETERS`` has one of its values (case-insensitive, a quoted value unquoted); any other passes."""
-    allowed = SERVED_PARAMETERS.get(name)
-    return allowed is None or value.strip().strip('"').lower() in allowed
+@lru_cache(maxsize=256)  # bounded: a header's label is the sender's; the common few are read once
+def _charset(label: str) -> str:
+    """The canonical name Python's codecs give a charset ``label`` (``utf8``, ``UTF-8``, ``u8`` -> ``utf-8``;
+    ``us-ascii`` -> ``ascii``; ``latin1`` -> ``iso8859-1``), or the label lower-cased when no codec has it (then
+    it names nothing huren has)."""
+    label = label.strip().strip('"').lower()
+    name = encodings.normalize_encoding(label)
+    if name not in _CHARSET_NAMES:
+        return label
+    return codecs.lookup(name).name
 
 
-def _served(params: list[str]) -> bool:
-    """Whether a media range's or ``_format``'s parameters (each ``name=value``) all admit what huren answers."""
-    return all(_serves(name.strip().lower(), value) for name, _, value in (p.partition("=") for p in params))
+def _serves(name: str, value: str, parameters: dict[str, frozenset[str]] = SERVED_PARAMETERS) -> bool:
+    """Whether a media range's parameter ``name`` (lower case) ``=value`` admits what huren answers (or, given
+    ``READ_PARAMETERS``, reads): one of ``parameters`` has one of its values (case-insensitive, a quoted value
+    unquoted, a charset by its canonical name: ``_charset``); any other passes."""
+    allowed = parameters.get(name)
+    if allowed is None:
+        return True
+    return (_charset(value) if name == "charset" else value.strip().strip('"').lower()) in allowed
+
+
+def _served(params: list[str], parameters: dict[str, frozenset[str]] = SERVED_PARAMETERS) -> bool:
+    """Whether a media range's or ``_format``'s parameters (each ``name=value``) all admit what huren answers (or,
+    given ``READ_PARAMETERS``, reads)."""
+    return all(_serves(name.strip().lower(), value, parameters) for name, _, value in (p.partition("=") for p in params))
 
 
 def body_served(content_type: str) -> bool:
     """Whether a request body's ``Content-Type`` (``type/subtype; name=value...``) names what huren reads: FHIR R4 in
-    UTF-8 when its parameters say which (``_served``) -- an STU3 body (``fhirVersion=3.0``) or a Latin-1 one would be
-    read as R4 in UTF-8, its meaning or its characters changed (the writes answer it 415)."""
-    return _served(content_type.split(";")[1:])
+    UTF-8 (or ASCII, the same bytes) when its parameters say which (``READ_PARAMETERS``) -- an STU3 body
+    (``fhirVersion=3.0``) or a Latin-1 one would be read as R4 in UTF-8, its meaning or its characters changed (the
+    writes answer it 415)."""
+    return _served(content_type.split(";")[1:], READ_PARAMETERS)
+
+
+def require_body_served(request: Request) -> None:
+    """415 with an OperationOutcome, before the body is read, when the request's ``Content-Type`` parameters name a
+    FHIR version or character set huren does not read (``body_served``). The one check of every route that reads a
+    body: the /fhir router's JSON (``fhir._body``) and its ``_search`` form, and the operations' JSON
+    (``identity._parameters``: ``$match``, ``$link``/``$unlink``, ``$login-phone``, the family operations;
+    ``$check-recognition``, the CDS hooks, the duplicate review), which had read a ``fhirVersion=3.0`` body as R4
+    (rv40e LOW 7). The bare type stays each route's own: a form or JSON."""
+    sent = request.headers.get("content-type") or ""
+    if not body_served(sent):
+        raise FhirError(f"content type {sent[:80]!r} names a FHIR version or character set huren does not read; send "
+                        "FHIR R4 (fhirVersion=4.0) in UTF-8", status=415, code="not-supported")
 
 
 def require_json(value: str | None) -> None:
@@ -119,9 +166,34 @@ async def json_only(request: Request) -> None:
 
 async def fhir_negotiation(request: Request) -> None:
     """Router dependency of the FHIR routes: every ``_format`` names JSON, and without one the
-    ``Accept`` header admits JSON (R4 http.html#mime-type)."""
+    ``Accept`` header admits JSON (R4 http.html#mime-type). ``POST _search`` leaves the Accept to
+    ``negotiate_form``: its form body may hold the ``_format`` that overrides it."""
     await json_only(request)
+    if request.method == "POST" and request.scope["path"].endswith("/_search"):
+        return
     require_json_accept(request)
+
+
+# Set in a request's scope by a route that read a ``_format`` the query does not carry (a ``POST _search`` form's):
+# the answer is labelled by the route from it, and ``JsonLabel`` (which reads the query and Accept) leaves it so.
+FORMAT_IN_BODY = "huren.format_in_body"
+
+
+def negotiate_form(request: Request, formats: list[str]) -> str | None:
+    """The representation of a ``POST _search`` whose form body holds ``formats`` (its ``_format`` values), read as
+    the query's are (rv40e LOW 4: they had been dropped unread): each names FHIR R4 JSON (``require_json``: else 406);
+    a ``_format`` in the query still comes first, none at all leaves the ``Accept`` header to decide
+    (``require_json_accept``). The label the route answers with when the body's ``_format`` decided it
+    (``application/json`` or the FHIR type: ``json_label``), else None (``JsonLabel`` labels as for any request)."""
+    for value in formats:
+        require_json(value)
+    if request.query_params.getlist("_format"):
+        return None
+    if not formats:
+        require_json_accept(request)
+        return None
+    request.scope[FORMAT_IN_BODY] = True
+    return json_label("", formats) or FHIR_JSON_TYPE.decode()
 
 
 # --- the label of a JSON answer ------------------------------------------------------------------
@@ -159,26 +231,41 @@ def _weights(accept: str) -> dict[str, float]:
     fhirVersion=3.0``) matches none huren answers (RFC 9110 12.5.1: a range's parameters are part of what it names):
     it is kept under its whole text, weighed 0, so it decides nothing for the types it names -- a wildcard or another
     range still may -- and a header of such ranges alone is not read as blank (which admits anything). They had been
-    read as their bare type: ``fhirVersion=3.0`` was answered R4 JSON under a 200."""
+    read as their bare type: ``fhirVersion=3.0`` was answered R4 JSON under a 200.
+
+    A range whose parameters all admit what huren answers names huren's answer more specifically than its bare type
+    does (RFC 9110 12.5.1: "the most specific reference has precedence"), so its weight is its type's over the bare
+    range's: ``application/fhir+json;fhirVersion=4.0;q=0, application/fhir+json`` refuses R4 JSON (it had been folded
+    into the bare type by the higher q and served, rv40e LOW 6). Between ranges of one type: a readable weight over an
+    unread one (``quality`` passes an unread weight over for a less specific range), then the one with more
+    parameters, then the higher q, as before."""
     weights: dict[str, float] = {}
+    ranks: dict[str, tuple[bool, int]] = {}
     for item in accept.split(","):
         media, *params = item.split(";")
         media = media.strip().lower()
         if not media:
             continue
-        q, served = 1.0, True
+        q, served, named = 1.0, True, 0
         for param in params:
             name, _, value = param.partition("=")
             name = name.strip().lower()
             if name == "q":
                 value = value.strip()
                 q = float(value) if _QVALUE.fullmatch(value) else UNREAD
-            elif not _serves(name, value):
-                served = False
+            else:
+                named += 1
+                if not _serves(name, value):
+                    served = False
         if not served:
             weights[item.strip().lower()] = 0.0
             continue
-        weights[media] = max(q, weights.get(media, q))
+        rank = (q != UNREAD, named)
+        held = ranks.get(media)
+        if held is None or rank > held:
+            weights[media], ranks[media] = q, rank
+        elif rank == held:
+            weights[media] = max(q, weights[media])
     return weights
 
 
@@ -276,13 +363,14 @@ def plain_json_asked(scope: dict) -> str | None:
     return json_label(accept.decode("latin-1"), formats)
 
 
-def relabel_plain_json(send: Any, label: str = "application/json") -> Any:
+def relabel_plain_json(send: Any, label: str = "application/json", scope: dict | None = None) -> Any:
     """``send`` with a FHIR JSON answer's Content-Type named ``label`` (a generic JSON type, its
-    parameters kept); any other answer (HTML, text) passes as it is."""
+    parameters kept); any other answer (HTML, text), or one whose route labelled it from a ``_format``
+    of the body (``FORMAT_IN_BODY`` in ``scope``), passes as it is."""
     named = label.encode("ascii")
 
     async def sending(message: dict) -> None:
-        if message["type"] == "http.response.start":
+        if message["type"] == "http.response.start" and (scope is None or FORMAT_IN_BODY not in scope):
             headers = list(message.get("headers") or ())
             for i, (name, value) in enumerate(headers):
                 if name.lower() == b"content-type" and value.lower().startswith(FHIR_JSON_TYPE):
@@ -305,5 +393,5 @@ class JsonLabel:
         if scope["type"] == "http" and scope["path"].startswith("/fhir"):
             label = plain_json_asked(scope)
             if label is not None:
-                send = relabel_plain_json(send, label)
+                send = relabel_plain_json(send, label, scope)
         await self.app(scope, receive, send)

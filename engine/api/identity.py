@@ -16,7 +16,7 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
 
 from engine import fhirjson
-from engine.api.formats import fhir_negotiation
+from engine.api.formats import fhir_negotiation, require_body_served
 from engine.api.outcomes import fhir_response
 from engine.audit.note import note
 from engine.auth.caller import Caller
@@ -32,6 +32,7 @@ MATCH_GRADE = "http://hl7.org/fhir/StructureDefinition/match-grade"
 
 
 async def _parameters(request: Request) -> list[dict[str, Any]]:
+    require_body_served(request)
     try:
         body = fhirjson.loads(await request.body())
     except fhirjson.DecodeError:

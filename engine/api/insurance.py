@@ -18,6 +18,7 @@ from starlette.responses import Response
 
 from engine import fhirjson
 from engine.api.formats import accept_of, prefers
+from engine.api.outcomes import FHIR_JSON
 from engine.api.ui_words import site_names
 from engine.audit.note import note
 from engine.auth.caller import Caller
@@ -116,7 +117,7 @@ def deductions(request: Request, institution: str = Query(..., min_length=1), mo
     if fmt not in (None, "json", "application/json", "application/fhir+json"):
         raise BadRequest("_format must be json or csv", expression=["_format"])
     bundle = to_bundle(dl, engine.repository, engine.settings.fhir_base_url, site_names(engine))
-    return Response(sign_bundle(bundle, engine.audit.keys), media_type="application/fhir+json",
+    return Response(sign_bundle(bundle, engine.audit.keys), media_type=FHIR_JSON,
                     headers={"Content-Disposition": f'attachment; filename="{name}.json"'})
 
 
@@ -163,4 +164,4 @@ def indicator_report(request: Request, month: str = Query(...), community: str |
               "entry": [{"fullUrl": f"{base}/{r['resourceType']}/{r['id']}", "resource": r} for r in reports + active]}
     note(request, action="report-view", query=str(request.url.query) or None,
          detail={"report": "indicators", "month": month, "alerts": len(active)})
-    return Response(fhirjson.dumps(bundle), media_type="application/fhir+json")
+    return Response(fhirjson.dumps(bundle), media_type=FHIR_JSON)

@@ -15,6 +15,7 @@ from starlette.responses import Response
 
 from engine import fhirjson
 from engine.api.formats import fhir_negotiation
+from engine.api.outcomes import FHIR_JSON
 from engine.audit.note import note
 from engine.auth.caller import Caller
 from engine.auth.deps import engine_of, get_caller
@@ -67,4 +68,4 @@ def evaluate_measure(measure_id: str, request: Request, caller: Caller = Depends
         raise NotFound(f"huren computes no indicator {m.indicator!r}")
     note(request, action="report-view", query=str(request.url.query) or None,
          detail={"report": "measure", "measure": measure_id})
-    return Response(fhirjson.dumps(report), media_type="application/fhir+json")
+    return Response(fhirjson.dumps(report), media_type=FHIR_JSON)

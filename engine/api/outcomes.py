@@ -16,7 +16,13 @@ from engine.api.formats import accept_of, prefers
 from engine.auth.secret_file import SecretFileUnreadable
 from engine.errors import FhirError
 
-FHIR_JSON = "application/fhir+json"
+# R4 http.html#mime-type: "requests and responses SHALL explicitly set the character encoding to UTF-8 using the
+# charset parameter of the MIME-type in the Content-Type header" -- HTTP/1.1 had defaulted a body with none to
+# ISO-8859-1, and a generic client (Python requests, for one) guesses the encoding of an application/fhir+json it
+# does not know as JSON. Every FHIR answer huren writes is labelled by this (ffix40; rv40e LOW 5): the routed /fhir,
+# the fast read, metadata, every OperationOutcome, the operations, the reports' Bundles, the limiter's and CORS's and
+# the audit's refusals. ``formats.relabel_plain_json`` keeps the parameter when it names the type application/json.
+FHIR_JSON = "application/fhir+json; charset=utf-8"
 
 
 def fhir_response(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:

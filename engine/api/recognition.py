@@ -18,7 +18,7 @@ from starlette.responses import Response
 
 from engine import fhirjson
 from engine.api.cds import disclosed
-from engine.api.formats import fhir_negotiation, json_only
+from engine.api.formats import fhir_negotiation, json_only, require_body_served
 from engine.api.outcomes import fhir_response
 from engine.audit.note import note
 from engine.auth.caller import Caller
@@ -36,6 +36,7 @@ router = APIRouter(dependencies=[Depends(json_only)])
 
 
 async def _json_body(request: Request) -> dict[str, Any]:
+    require_body_served(request)
     try:
         body = fhirjson.loads(await request.body())
     except fhirjson.DecodeError as exc:

@@ -17,7 +17,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from starlette.responses import Response
 
 from engine import fhirjson
-from engine.api.formats import accept_of, prefers
+from engine.api.formats import accept_of, prefers, require_body_served
 from engine.api.ui_words import site_names
 from engine.audit.note import note
 from engine.auth.caller import Caller
@@ -196,6 +196,7 @@ def _pairs(recognition: Any, row: dict[str, Any], screen: FlagScreen) -> dict[st
 async def review(flag_id: str, request: Request, caller: Caller = Depends(get_caller)) -> Response:
     """Body: ``{"decision": "upheld" | "overturned", "reason": "..."}``."""
     require_auditor(caller, review=True)
+    require_body_served(request)
     try:
         body = fhirjson.loads(await request.body())
     except fhirjson.DecodeError as exc:

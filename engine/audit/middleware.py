@@ -29,6 +29,7 @@ import orjson
 from fastapi import FastAPI
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from engine.api.outcomes import FHIR_JSON
 from engine.audit import record as _record
 from engine.audit.events import OUTCOMES, instant_of, outcome_for_status, worst
 from engine.audit.group_commit import GroupCommitter
@@ -285,7 +286,7 @@ async def _refuse(send: Send) -> None:
     """Send the 503 that replaces a response whose audit record could not be written (the refusal
     is logged by the caller, in its ``except`` block, where ``log.exception`` has the traceback)."""
     await send({"type": "http.response.start", "status": 503, "headers": [
-        (b"content-type", b"application/fhir+json"), (b"content-length", str(len(FAILURE_BODY)).encode())]})
+        (b"content-type", FHIR_JSON.encode()), (b"content-length", str(len(FAILURE_BODY)).encode())]})
     await send({"type": "http.response.body", "body": FAILURE_BODY})
 
 
