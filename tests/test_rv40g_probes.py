@@ -216,3 +216,30 @@ def test_an_a40_deleting_the_id_number_leaves_the_survivor_without_it(both: tupl
     assert tokens(read_patient(http, two["id"])) == {f"{MRN}|G40I2"}
     assert two["id"] not in [q["id"] for q in patients(http, nid)]
     assert engine is not None
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "rv40g MED 4: an A37 of a chain's survivor and a record two merges back (R1 -> R2 -> R3, A37 R3/R1) takes the "
+    "ID number off R3, the record in use, though it keeps every link (his.unlink deletes by a carried-from mark "
+    "naming R1 anywhere, persons.carried_from), and gives it to R1 -- still merged away -- marked carried-from R2: "
+    "the number answers an inactive record and the index no longer counts it as R1's own"))
+def test_an_a37_two_merges_back_leaves_the_survivor_its_number(both: tuple[Engine, TestClient]) -> None:
+    """R1 (ID number) merged into R2, R2 into R3; the HIS then unlinks R3 and R1 (no merge joined those two
+    directly: huren keeps R1 -> R2 -> R3). Either both stay as the chain is -- R3, in use, answers the number -- or
+    the chain is cut and R1 holds its number unmarked; never the number on R1 merged away with another record's
+    mark."""
+    engine, http = both
+    nid = _nid("32092319620303212")
+    person = ("岳^辛", "19620303", "F")
+    one = registered(http, "G40J1", "GJA", *person, f"~{nid}^^^^NNCHN")
+    registered(http, "G40J2", "GJB", *person)
+    three = registered(http, "G40J3", "GJC", *person)
+    assert ack_code_of(post(http, merge("GJD", "G40J2^^^FNXRMYY^MR", *person, "G40J1^^^FNXRMYY^MR"))) == "AA"
+    assert ack_code_of(post(http, merge("GJE", "G40J3^^^FNXRMYY^MR", *person, "G40J2^^^FNXRMYY^MR"))) == "AA"
+    assert ack_code_of(post(http, unlink("GJF", ("G40J3", *person), ("G40J1", *person)))) == "AA"
+    r1 = read_patient(http, one["id"])
+    (holder,) = patients(http, nid)
+    if holder["id"] == three["id"]:
+        return  # the chain stands, and its survivor answers the number
+    assert holder["id"] == one["id"] and not r1.get("link") and not marks(r1), r1
+    assert engine is not None
