@@ -311,7 +311,7 @@ def full_path(count: int, connections: int, window: int, only: int | None = None
         if name != "all"))
 
 
-def instructions(count: int, batch: int = 50, by_stage: Path | None = None) -> None:
+def instructions(count: int, batch: int = 50, by_stage: Path | None = None, sizes: Sequence[int] = ()) -> None:
     """The ``--stages`` run without the stage clock, its timed messages inside one call of
     ``operator.call`` (a C function nothing else in the engine calls), so that
 
@@ -326,7 +326,10 @@ def instructions(count: int, batch: int = 50, by_stage: Path | None = None) -> N
     this CPU does in hardware: compare trees, not the share of hashing.
 
     ``by_stage``: each stage's calls go through a C function of their own, whose pairs are
-    written to that file for ``bench/stage_instructions.py`` (the split by stage)."""
+    written to that file for ``bench/stage_instructions.py`` (the split by stage). ``sizes``
+    (``--batch-sizes 30,38,32``): the timed messages in batches of these sizes in turn instead of
+    ``batch`` each, as a queue's varied batches come (statements whose text depends on a batch's
+    length are then compiled inside the count: perf40)."""
     from engine.engine import Engine
     from engine.settings import Settings
 
@@ -342,9 +345,15 @@ def instructions(count: int, batch: int = 50, by_stage: Path | None = None) -> N
                 calls = StageCalls(build(Path(tmp)))
                 calls.attach(engine)
 
+            cuts, at = [], 0
+            while at < count:
+                size = sizes[len(cuts) % len(sizes)] if sizes else batch
+                cuts.append((at, min(at + size, count)))
+                at += size
+
             def timed() -> None:
-                for start in range(0, count, batch):
-                    engine.ingestor.process(messages[start : start + batch])
+                for start, stop in cuts:
+                    engine.ingestor.process(messages[start:stop])
 
             cpu0 = time.process_time()
             if calls is not None:
@@ -353,7 +362,8 @@ def instructions(count: int, batch: int = 50, by_stage: Path | None = None) -> N
             spent = time.process_time() - cpu0
             if calls is not None and by_stage is not None:
                 calls.save(by_stage)
-    print(f"{count} lab messages in batches of {batch} after the warm-up: {spent / count * 1e6:,.0f} us/msg "
+    told = ",".join(map(str, sizes)) if sizes else batch
+    print(f"{count} lab messages in batches of {told} after the warm-up: {spent / count * 1e6:,.0f} us/msg "
           f"of CPU ({load_note()}); under callgrind, divide the collected instructions by {count}")
 
 
@@ -876,6 +886,8 @@ def main() -> None:
     parser.add_argument("--by-stage", type=Path, default=None, metavar="PAIRS.json",
                         help="with --instructions: each stage's calls through a C function of their own, "
                              "their pairs written here for bench/stage_instructions.py")
+    parser.add_argument("--batch-sizes", default="", metavar="N,N,...",
+                        help="with --instructions: the timed messages in batches of these sizes in turn (not 50 each)")
     parser.add_argument("--only", choices=["lab", "adt", "imaging"],
                         help="only the MLLP run (c) of this message kind: for paired runs")
     parser.add_argument("--obx23", default="", metavar="XON",
@@ -902,7 +914,7 @@ def main() -> None:
         counts(count)
         return
     if args.instructions:
-        instructions(count, by_stage=args.by_stage)
+        instructions(count, by_stage=args.by_stage, sizes=[int(n) for n in args.batch_sizes.split(",") if n])
         return
     print(f"huren ingest benchmark (pid {os.getpid()}, python {sys.version.split()[0]})")
     if args.only:

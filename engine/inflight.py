@@ -33,7 +33,7 @@ import fcntl
 import logging
 import os
 import secrets
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -70,12 +70,18 @@ class InFlightJournal:
         self._dirty = False
 
     # -- this process's journal -----------------------------------------------------------
-    def begin(self, messages: list[tuple[bytes, str, str, int]]) -> None:
-        """Record the batch about to be processed: ``(raw, channel, peer, tries)`` each."""
+    def begin(self, messages: list[tuple[bytes, str, str, int]], encoded: Sequence[str] | None = None) -> None:
+        """Record the batch about to be processed: ``(raw, channel, peer, tries)`` each. ``encoded``:
+        each raw's base64 text already made (the ingest makes it once for the journal and the
+        message's document: ``engine.messages.raw_text``), else made here."""
         fd = self._fd if self._fd is not None else self._open()
+        if encoded is None:
+            encoded = [base64.b64encode(raw).decode("ascii") for raw, _c, _p, _t in messages]
+        elif len(encoded) != len(messages):
+            raise ValueError(f"in-flight journal: {len(encoded)} encoded texts for {len(messages)} messages")
         line = orjson.dumps({"n": len(messages), "m": [
-            {"raw": base64.b64encode(raw).decode("ascii"), "channel": channel, "peer": peer, "tries": tries}
-            for raw, channel, peer, tries in messages]}) + b"\n"
+            {"raw": text, "channel": channel, "peer": peer, "tries": tries}
+            for text, (_raw, channel, peer, tries) in zip(encoded, messages, strict=True)]}) + b"\n"
         os.pwrite(fd, line, 0)
         os.ftruncate(fd, len(line))
         self._dirty = True

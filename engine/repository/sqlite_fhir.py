@@ -62,8 +62,8 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Collection, Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from collections.abc import Collection, Iterator, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import orjson
 
@@ -203,6 +203,30 @@ def insert_flat(conn: Any, head: str, width: int, values: list[Any]) -> None:
     if start < n:
         conn.executemany(_statement(head, width, 1),
                          [values[at : at + width] for at in range(start * width, n * width, width)])
+
+
+# Keys one ``VALUES`` key list of a read by key takes, largest first (``key_slices``)
+_KEYS_AT_ONCE = (256, 64, 16, 4, 1)
+_Key = TypeVar("_Key")
+
+
+def key_slices(keys: Sequence[_Key]) -> Iterator[Sequence[_Key]]:
+    """``keys`` in slices of the ``_KEYS_AT_ONCE`` sizes, as many of the largest as fit, then of
+    the next (852 keys: three of 256, then 64, 16 and 4), for the reads that join a ``VALUES``
+    list of keys to the resource rows (``current_many``, ``_stored_rids``).
+
+    Why: SQLite compiles a statement for its number of ``VALUES`` rows, and the sqlite3 module
+    keeps 128 compiled statements a connection, by their text. A read of any number of keys up
+    to 500 was a statement of that many rows, so an ingest batch whose key count had not come
+    lately (batches are as long as the queue: 1 to 50 messages, ~19 keys each) compiled one anew
+    -- ~7.8 k instructions a key under callgrind, as much again as reading them (fortieth round,
+    perf40). Five sizes are compiled once a connection; a read is then a few more statements
+    (~20-25 k instructions each), the same rows found."""
+    at, n = 0, len(keys)
+    for size in _KEYS_AT_ONCE:
+        while n - at >= size:
+            yield keys[at : at + size]
+            at += size
 
 
 _INSERT_RESOURCE = ("INSERT INTO fhir_resource (rid, type, id, version, updated, deleted, body, sortkeys, hkeys, "
@@ -372,9 +396,7 @@ class SqliteFhirBackend(SqliteSearch):
         types: one ``IN`` list per type was seven statements): the keys are a ``VALUES`` table
         joined to the ``idh`` index, one probe each."""
         out: dict[tuple[str, str], StoredResource] = {}
-        unique = list(dict.fromkeys(keys))
-        for start in range(0, len(unique), 500):
-            chunk = unique[start : start + 500]
+        for chunk in key_slices(list(dict.fromkeys(keys))):
             rows = self.store.query(
                 f"SELECT {_COLS} FROM (VALUES {','.join(['(?, ?, ?)'] * len(chunk))}) k "
                 "CROSS JOIN fhir_resource r ON r.idh = k.column1 AND r.type = k.column2 AND r.id = k.column3",
@@ -602,8 +624,7 @@ class SqliteFhirBackend(SqliteSearch):
         for good, unless it is expunged, which re-keys the rows naming it: ``_unkey_targets``)."""
         out: dict[tuple[str, str], int] = {}
         conn = self.store.conn
-        for start in range(0, len(keys), 300):
-            chunk = keys[start : start + 300]
+        for chunk in key_slices(keys):
             for found_type, found_id, rid in conn.execute(
                     f"SELECT r.type, r.id, r.rid FROM (VALUES {','.join(['(?, ?, ?)'] * len(chunk))}) k "
                     "CROSS JOIN fhir_resource r ON r.idh = k.column1 AND r.type = k.column2 AND r.id = k.column3",
