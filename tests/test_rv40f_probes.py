@@ -387,3 +387,23 @@ def test_the_console_bounds_the_reason_as_the_api_does(site_env: Settings, tmp_p
     assert main(["quarantine", "replay", msg, "--as-owner", "同一系统" * 150]) == 2
     with Engine(site_env) as engine:
         assert not engine.ingestor.messages.get(msg).get("replays")
+
+
+def test_a_placers_held_xo_is_taken_as_the_owners(engine: Engine, http: TestClient) -> None:
+    """The placer side (ord40's tests decide the filler's XX only): HISAPP places head CT, the RIS reports it; the
+    EMR's XO to chest CT is held (W 204, ORC-1 XO, the application that placed it named). Decided: taken, once."""
+    from tests.test_ord39_order_history import _placed_by, _xo
+
+    placer = "RV40F-XO"
+    assert "MSA|AA" in send(http, _placed_by("HISAPP", placer))
+    assert "MSA|AA" in send(http, _ris(oru(placer, item=HEAD)))
+    message = _xo("EMR", placer, CHEST)
+    _held(http, placer, send(http, message), "ORC-1 XO", "not this order's placer")
+    msg = message_id(B, _control(message))
+    (claim,) = engine.ingestor.messages.get(msg)["held_claims"]
+    assert claim["claim"].startswith("PLAC|") and claim["elsewhere"] is False, claim
+    ops = _operator(engine, "system/MessageHeader.cr", "ops-desk")
+    r = _owner(http, msg, ops)
+    assert r.status_code == 200 and r.json()["decided"]["used"] is True, r.text
+    _taken(http, placer, r.json()["ack"])
+    assert _owner(http, msg, ops).json()["already"] is True
