@@ -407,3 +407,32 @@ def test_a_placers_held_xo_is_taken_as_the_owners(engine: Engine, http: TestClie
     assert r.status_code == 200 and r.json()["decided"]["used"] is True, r.text
     _taken(http, placer, r.json()["ack"])
     assert _owner(http, msg, ops).json()["already"] is True
+
+
+def test_an_alias_added_at_run_time_takes_a_held_change_on_its_replay(tmp_path: Path) -> None:
+    """SQLite. The RIS reported as plain ``RIS``; its new interface's XX (``^<new OID>^ISO``) is held. The site adds
+    the alias while the server runs: a mistaken one (a form in two groups) is 422 and the running site stays (still
+    held on a replay); the right one, read by the replay's ``reload_site``: taken, and the message leaves the held
+    list."""
+    site = tmp_path / "site"
+    (site / "hl7v2").mkdir(parents=True)
+    senders = site / "hl7v2" / "senders.yaml"
+    senders.write_text(_senders({}), encoding="utf-8")
+    moved = "1.2.156.112604.1.2.42"
+    settings = Settings(data_dir=tmp_path / "var", http_port=0, mllp_port=0, site=site)
+    with Engine(settings) as engine, TestClient(create_app(engine)) as http:
+        http.headers["Authorization"] = "Bearer " + engine.auth.issue_system_token("rv40f", "system/*.cruds")
+        ops = _operator(engine, "system/MessageHeader.cr", "ops-desk")
+        placer = "RV40F-RELOAD"
+        msg = _held_message(http, placer, app=f"^{moved}^ISO")
+        senders.write_text(_senders({B: [["RIS", f"^{moved}^ISO"], ["ris", "EMR"]]}), encoding="utf-8")
+        r = http.post(f"/admin/quarantine/{msg}/replay?reload_site=true", headers=ops)
+        assert r.status_code == 422 and "group 0" in r.text, r.text
+        again = http.post(f"/admin/quarantine/{msg}/replay", headers=ops).json()
+        assert "204" in [e["code"] for e in again["errors"]], again
+        senders.write_text(_senders({B: [["RIS", f"^{moved}^ISO"]]}), encoding="utf-8")
+        r = http.post(f"/admin/quarantine/{msg}/replay?reload_site=true", headers=ops)
+        assert r.status_code == 200 and r.json()["ack_code"] == "AA", r.text
+        assert "204" not in [e["code"] for e in r.json()["errors"]], r.json()["errors"]
+        assert "3001" in _codes(the_order(http, placer))
+        assert msg not in [i["id"] for i in http.get("/admin/held", headers=ops).json()["items"]]
