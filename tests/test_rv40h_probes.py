@@ -22,6 +22,7 @@ from tests import test_money19_cds_orders
 from tests.module_store import module_eng
 from tests.test_code37_ris_change import CHEST, HEAD
 from tests.test_codedoc38_order_owner import _codes
+from tests.test_codefix36_order_code import _errs
 from tests.test_money20_reason_change import prior
 from tests.test_order35_as_later import _operator
 from tests.test_recognition_e2e import Sender
@@ -321,3 +322,18 @@ def test_the_operators_decision_takes_the_held_xos_withdrawal_too(module_eng: En
     after = _one(http, "urn:huren:id:HIS", placer)
     assert "3001" in _codes(after) and _reasons(after) == [], after
     assert [e for e in after.get("extension") or () if e.get("url") == REASON_WITHDRAWN_EXT], after
+
+
+@pytest.mark.xfail(strict=True, reason="LOW: the filler's RO after its own RU (table 0119: RO is P or F) is judged "
+                                       "the placer's statement (results._whose): the RIS's own replacement gets W 204 "
+                                       "'RIS is not this order's placer' at OBR-4 of its RO")
+def test_the_fillers_own_ru_ro_is_not_warned_as_a_third_applications(http: TestClient) -> None:
+    """The HIS orders head CT, the RIS accepts it (SC ``F<n>^RIS``), then replaces it on its own: RU for the old
+    filler number, RO for its new one under the same placer number -- the filler's statement, no W 204."""
+    placer = "RV40H-RURO"
+    assert "MSA|AA" in send(http, _stated("HIS", placer, "NW", HEAD, "", R01))
+    assert "MSA|AA" in send(http, _stated("RIS", placer, "SC", HEAD, f"F{placer}^RIS", ""))
+    ru = _stated("RIS", placer, "RU", HEAD, f"F{placer}^RIS", "")
+    ro = _stated("RIS", placer, "RO", HEAD, f"F{placer}R^RIS", "").split("\n", 2)[2].replace("OBR|1|", "OBR|2|")
+    ack = send(http, ru + ro)
+    assert "MSA|AA" in ack and not [e for e in _errs(ack) if e[3].split("^")[0] == "204"], ack
