@@ -130,3 +130,36 @@ def test_the_member_refusals_replay_advice_names_what_differs(both: tuple[Engine
     zh, _ = err_said(WORDS.current(engine.settings.site), "205", text)
     assert "其姓名、居民身份证号与本消息不符" in zh and "其姓名、居民身份证号按该机构病历填写" in zh, zh
     assert "{what}" not in zh and "PID-" not in zh.split("（同一 MSH-10）")[1], zh
+
+
+
+def test_an_a37_of_a_merge_whose_number_moved_on_is_refused_until_the_later_merge_is_undone(
+        both: tuple[Engine, TestClient]) -> None:
+    """R1 (ID number) wrongly merged into R2, then R2 rightly into R3 (the number carried on to R3, marked from both).
+    The HIS's A37 of R2 and R1 names that merge, but the number it carried sits on R3, which the A37 does not name:
+    refused AE 204 at the second PID's PID-3, naming R3 and R2, nothing changed. The sender undoes the later merge
+    (A37 R3/R2), then this one (A37 R2/R1), merges R2 into R3 again: R1 holds its number unmarked, R3 none, and the
+    index keeps R1 apart. Fails without idfix40b (AA: R1 parted, R3 kept R1's number and answered it)."""
+    engine, http = both
+    nid = _nid("32092319620303412")
+    person = ("岳^子", "19620303", "F")
+    one = registered(http, "F40E1", "FEA", *person, f"~{nid}^^^^NNCHN")
+    two = registered(http, "F40E2", "FEB", *person)
+    three = registered(http, "F40E3", "FEC", *person)
+    assert ack_code_of(post(http, merge("FED", "F40E2^^^FNXRMYY^MR", *person, "F40E1^^^FNXRMYY^MR"))) == "AA"
+    assert ack_code_of(post(http, merge("FEE", "F40E3^^^FNXRMYY^MR", *person, "F40E2^^^FNXRMYY^MR"))) == "AA"
+    before = {p: read_patient(http, p) for p in (one["id"], two["id"], three["id"])}
+    ack = post(http, unlink("FEF", ("F40E2", *person), ("F40E1", *person)))
+    (line,) = err_lines(ack)
+    assert ack_code_of(ack) == "AE" and line.split("|")[2:5] == ["PID^2^3", "204^Unknown key identifier^HL70357", "E"]
+    assert "the A37 of 'F40E3' and 'F40E2'" in line, line
+    for pid, was in before.items():
+        now = read_patient(http, pid)
+        assert (now.get("link"), now.get("identifier")) == (was.get("link"), was.get("identifier")), pid
+    assert ack_code_of(post(http, unlink("FEG", ("F40E3", *person), ("F40E2", *person)))) == "AA"
+    assert ack_code_of(post(http, unlink("FEH", ("F40E2", *person), ("F40E1", *person)))) == "AA"
+    assert ack_code_of(post(http, merge("FEI", "F40E3^^^FNXRMYY^MR", *person, "F40E2^^^FNXRMYY^MR"))) == "AA"
+    assert [p["id"] for p in patients(http, nid)] == [one["id"]]
+    assert not marks(read_patient(http, one["id"])) and tokens(read_patient(http, three["id"])) == {f"{MRN}|F40E3"}
+    assert not engine.identity.same_person(one["id"], three["id"])
+    assert engine.identity.same_person(two["id"], three["id"])

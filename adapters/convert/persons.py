@@ -1987,26 +1987,76 @@ def _undoes_no_merge(conversion: Any, earlier: Sequence[Any], stored: dict[Any, 
     merged away, marked from R2, while every link stood (rv40g MED 4; idfix40b). The sender is told which records
     lie between, so it names one merge: the A37 of R3 and R2, or of R2 and R1. Two records no merge joins at all
     are already apart: the A37 is answered AA and changes nothing, as before. Looked for up to ``_CHAIN_READ``
-    records along the links (a longer chain: not refused, the links as they stand)."""
+    records along the links (a longer chain: not refused, the links as they stand).
+
+    Refused too (``_carried_on``): the A37 of a merge it names (R2 and R1) when what that merge carried -- R1's ID
+    number -- a later merge carried on (R2 into R3): the number sits on R3, which the A37 does not name and so does
+    not change; taken, the A37 parted R1 from the chain while R3 kept R1's number, and ``Patient?identifier=`` the
+    number answered R3, by the HIS's own word another person's record (idfix40b). The sender undoes the later merge
+    first (the A37 of R3 and R2: the number back on R2), then this one (back on R1), and merges R2 into R3 again."""
     for ref, other in conversion.unlinked:
         if ref > other and (other, ref) in conversion.unlinked:
             continue  # (each pair once: ``his.unlink`` lists both ways)
-        between = _merged_between(ref, other, earlier, stored, leaned, read_many)
-        if not between:
-            continue
         systems = {str(i.get("system")) for i in (_as_left(ref, earlier, stored, leaned) or {}).get("identifier") or ()
                    if _typed_mr(i)}
-        named = [_mrn_of(_as_left(r, earlier, stored, leaned), systems) for r in between]
-        error = HL7Error(
-            "the A37 unlinks two records no merge joined directly: merges join them through the record"
-            f"{'s' if len(named) > 1 else ''} {', '.join(named)} between, and an A37 undoes a merge it names (HL7 "
-            "v2.5.1 3.3.37) -- which merge of them was wrong the message does not say; nothing of it is filed. Send "
-            "the A37 of the two records of the wrong merge (a record and the one it was merged into)",
-            segment="PID", sequence=max(conversion.persons.get(r, 2) for r in (ref, other)), field=3,
-            code=UNKNOWN_KEY_IDENTIFIER)
-        if leaned:
-            error.leaned_on = leaned  # type: ignore[attr-defined]
-        raise error
+        sequence = max(conversion.persons.get(r, 2) for r in (ref, other))
+        between = _merged_between(ref, other, earlier, stored, leaned, read_many)
+        if between:
+            named = [_mrn_of(_as_left(r, earlier, stored, leaned), systems) for r in between]
+            _refuse_unlink(
+                "the A37 unlinks two records no merge joined directly: merges join them through the record"
+                f"{'s' if len(named) > 1 else ''} {', '.join(named)} between, and an A37 undoes a merge it names (HL7 "
+                "v2.5.1 3.3.37) -- which merge of them was wrong the message does not say; nothing of it is filed. "
+                "Send the A37 of the two records of the wrong merge (a record and the one it was merged into)",
+                sequence, leaned)
+        on = _carried_on(ref, other, earlier, stored, leaned, read_many)
+        if on is not None:
+            holder, before = (_mrn_of(_as_left(r, earlier, stored, leaned), systems) for r in on)
+            _refuse_unlink(
+                "the A37 undoes a merge whose carried numbers (the resident ID number) a later merge carried on to "
+                f"the record {holder}, merged from {before}: this A37 does not name it, and an A37 changes only the "
+                "records it names (HL7 v2.5.1 3.3.37) -- left there, the number would answer for another person; "
+                f"nothing of it is filed. Undo the later merge first (the A37 of {holder} and {before}), then send "
+                "this A37 again", sequence, leaned)
+
+
+def _refuse_unlink(text: str, sequence: int, leaned: list[int]) -> None:
+    """Raise ``_undoes_no_merge``'s refusal: AE 204 at the A37's second PID-3."""
+    error = HL7Error(text, segment="PID", sequence=sequence, field=3, code=UNKNOWN_KEY_IDENTIFIER)
+    if leaned:
+        error.leaned_on = leaned  # type: ignore[attr-defined]
+    raise error
+
+
+def _carried_on(ref: str, other: str, earlier: Sequence[Any], stored: dict[Any, Any], leaned: list[int],
+                read_many: Any) -> tuple[str, str] | None:
+    """Of a merge the A37 names directly (one record ``replaces`` the other): the record further along the survivor's
+    ``replaced-by`` links (the survivor merged on into a third) holding an identifier the merge carried from the
+    record merged away (``_carried_from``'s mark naming it), and the record it was merged from -- (holder, before);
+    None: none such (up to ``_CHAIN_READ`` records)."""
+    one, two = _as_left(ref, earlier, stored, leaned), _as_left(other, earlier, stored, leaned)
+    replaces = [(r, p, rec) for r, p, rec in ((ref, other, one), (other, ref, two))
+                if any(link.get("type") == "replaces" and (link.get("other") or {}).get("reference") == p
+                       for link in (rec or {}).get("link") or () if isinstance(link, dict))]
+    if not replaces:
+        return None
+    survivor, prior, record = replaces[0]
+    mark, at, seen = _carried_from(prior), survivor, {survivor}
+    while len(seen) <= _CHAIN_READ:
+        nxt = next((str(link["other"]["reference"]) for link in (record or {}).get("link") or ()
+                    if isinstance(link, dict) and link.get("type") == "replaced-by"
+                    and isinstance(link.get("other"), dict) and link["other"].get("reference")), None)
+        if nxt is None or nxt in seen:
+            return None
+        if tuple(nxt.split("/", 1)) not in stored:
+            stored.update(read_many([tuple(nxt.split("/", 1))]))
+        record = _as_left(nxt, earlier, stored, leaned)
+        if any(mark in (i.get("extension") or ()) for i in (record or {}).get("identifier") or ()
+               if isinstance(i, dict)):
+            return nxt, at
+        seen.add(nxt)
+        at = nxt
+    return None
 
 
 def _typed_mr(identifier: Any) -> bool:
