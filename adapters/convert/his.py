@@ -180,7 +180,9 @@ def unlink(ctx: Context, patients: list[str]) -> None:
     ``replaced-by`` as one not to use, whatever its ``active``. The unlink undoes what a merge carried too: each
     loses the identifiers a merge carried onto it from another (``persons.carried_from``: her ID number merged onto
     the survivor), which go back to that record (``Context.unlinked``, ``persons._given_back``) -- left, the number
-    kept the survivor in the other person's chain (id40)."""
+    kept the survivor in the other person's chain (id40). An A37 undoes a merge it names: one of two records merges
+    join only through others, or of a merge whose carried number a later merge carried on to a record it does not
+    name, is refused before anything is filed (``persons._undoes_no_merge``; idfix40b)."""
     for ref in patients:
         others = [o for o in patients if o != ref]
         for other in others:

@@ -41,7 +41,13 @@ from typing import Any, NamedTuple
 
 from adapters.convert.actors import INSTITUTION_SYSTEM
 from adapters.convert.engine import json_copy
-from adapters.hl7v2.errors import DATA_TYPE_ERROR, DUPLICATE_KEY_IDENTIFIER, HL7Error, Tally
+from adapters.hl7v2.errors import (
+    DATA_TYPE_ERROR,
+    DUPLICATE_KEY_IDENTIFIER,
+    UNKNOWN_KEY_IDENTIFIER,
+    HL7Error,
+    Tally,
+)
 from engine.errors import NotFound
 from engine.identity.demographics import (
     conflicts_between,
@@ -130,6 +136,7 @@ def check_persons(conversion: Any, read_many: Any, earlier: Sequence[Any] = (), 
         _joined(conversion, earlier, stored, leaned)
         _carried(conversion, earlier, stored, leaned, merge)
     if conversion.unlinked:
+        _undoes_no_merge(conversion, earlier, stored, leaned, read_many)
         _given_back(conversion, earlier, stored, leaned, merge)
     if conversion.nulled:
         _not_theirs_to_delete(conversion, earlier, stored, leaned)
@@ -795,7 +802,7 @@ def _refuse_member(held: Any, on: list[int], keyed: bool, sender: str = "", diff
             "number is this patient's, have that institution correct its record; else "
             + ("send this institution's own number" if keyed else
                "take the number off this patient's identifiers in the registering system (this message would "
-               "put it on the record)") + _MEMBER_OPERATOR,
+               "put it on the record)") + _member_operator(differs or "name"),
             segment="PID", sequence=held.sequence, field=3, repetition=held.repetition,
             code=DUPLICATE_KEY_IDENTIFIER)
     if held.institution:
@@ -805,12 +812,16 @@ def _refuse_member(held: Any, on: list[int], keyed: bool, sender: str = "", diff
     raise error
 
 
-# what an operator can do with ``_refuse_member``'s refused message (kept, raw): no path files it as sent under a record
-# the operator chooses -- a wrong filing costs a resident their privacy (the lead, nbfix39: rv39b MED 3's referral
-# with a homophone name and a lunar birthday stays refused); the operator checks, then replays
-_MEMBER_OPERATOR = (". The message is kept: an operator who has checked the two are one person replays it once that "
-                    "institution's record is corrected, or replays a corrected copy (same MSH-10) stating the name and "
-                    "birth date the record holds (PID-5, PID-7) or without that institution's number")
+def _member_operator(differs: str) -> str:
+    """What an operator can do with ``_refuse_member``'s refused message (kept, raw): no path files it as sent under a
+    record the operator chooses -- a wrong filing costs a resident their privacy (the lead, nbfix39: rv39b MED 3's
+    referral with a homophone name and a lunar birthday stays refused); the operator checks, then replays. The
+    corrected copy states what differs (``differs``, ``_differing``: the same fields the refusal names) as that
+    institution's record holds it -- "the name and birth date" whatever differed told the operator to correct a birth
+    date that agreed and not the ID number that differed (rv40g LOW 5; idfix40b)."""
+    return (". The message is kept: an operator who has checked the two are one person replays it once that "
+            f"institution's record is corrected, or replays a corrected copy (same MSH-10) stating the {differs} as "
+            "that record holds them, or without that institution's number")
 
 
 # the count of ``_refuse_member``'s refusals, for the member's operator (``/admin/fidelity``), per sender
@@ -1959,6 +1970,148 @@ def _not_theirs_to_delete(conversion: Any, earlier: Sequence[Any], stored: dict[
             code=DUPLICATE_KEY_IDENTIFIER, repetition=repetition if repetition > 1 else None)
         warning.severity = "W"
         conversion.warnings.append(warning)
+
+
+# how far an unlink looks along a chain of merges for the other record it names (``_undoes_no_merge``): records read
+_CHAIN_READ = 64
+
+
+def _undoes_no_merge(conversion: Any, earlier: Sequence[Any], stored: dict[Any, Any], leaned: list[int],
+                     read_many: Any) -> None:
+    """Refuse (AE 204 at the second record's PID-3) an unlink (A37) of two records no merge joined directly -- neither
+    holds a ``replaces``/``replaced-by`` link to the other, as the batch leaves it, else stored -- that merges join
+    through other records (R1 merged into R2, R2 into R3; the A37 names R3 and R1). An A37 undoes a merge it names
+    (HL7 v2.5.1 3.3.37: it unlinks the two identifiers it names); which merge of the chain was wrong -- R1 into R2 or
+    R2 into R3 -- the message does not say, and either undo files another person's records apart. ``his.unlink``
+    took the ID number off R3, the record in use, by the mark naming R1 anywhere on it, and gave it to R1, still
+    merged away, marked from R2, while every link stood (rv40g MED 4; idfix40b). The sender is told which records
+    lie between, so it names one merge: the A37 of R3 and R2, or of R2 and R1. Two records no merge joins at all
+    are already apart: the A37 is answered AA and changes nothing, as before. Looked for up to ``_CHAIN_READ``
+    records along the links (a longer chain: not refused, the links as they stand).
+
+    Refused too (``_carried_on``): the A37 of a merge it names (R2 and R1) when what that merge carried -- R1's ID
+    number -- a later merge carried on (R2 into R3): the number sits on R3, which the A37 does not name and so does
+    not change; taken, the A37 parted R1 from the chain while R3 kept R1's number, and ``Patient?identifier=`` the
+    number answered R3, by the HIS's own word another person's record (idfix40b). The sender undoes the later merge
+    first (the A37 of R3 and R2: the number back on R2), then this one (back on R1), and merges R2 into R3 again."""
+    for ref, other in conversion.unlinked:
+        if ref > other and (other, ref) in conversion.unlinked:
+            continue  # (each pair once: ``his.unlink`` lists both ways)
+        systems = {str(i.get("system")) for i in (_as_left(ref, earlier, stored, leaned) or {}).get("identifier") or ()
+                   if _typed_mr(i)}
+        sequence = max(conversion.persons.get(r, 2) for r in (ref, other))
+        between = _merged_between(ref, other, earlier, stored, leaned, read_many)
+        if between:
+            named = [_mrn_of(_as_left(r, earlier, stored, leaned), systems) for r in between]
+            _refuse_unlink(
+                "the A37 unlinks two records no merge joined directly: merges join them through the record"
+                f"{'s' if len(named) > 1 else ''} {', '.join(named)} between, and an A37 undoes a merge it names (HL7 "
+                "v2.5.1 3.3.37) -- which merge of them was wrong the message does not say; nothing of it is filed. "
+                "Send the A37 of the two records of the wrong merge (a record and the one it was merged into)",
+                sequence, leaned)
+        on = _carried_on(ref, other, earlier, stored, leaned, read_many)
+        if on is not None:
+            holder, before = (_mrn_of(_as_left(r, earlier, stored, leaned), systems) for r in on)
+            _refuse_unlink(
+                "the A37 undoes a merge whose carried numbers (the resident ID number) a later merge carried on to "
+                f"the record {holder}, merged from {before}: this A37 does not name it, and an A37 changes only the "
+                "records it names (HL7 v2.5.1 3.3.37) -- left there, the number would answer for another person; "
+                f"nothing of it is filed. Undo the later merge first (the A37 of {holder} and {before}), then send "
+                "this A37 again", sequence, leaned)
+
+
+def _refuse_unlink(text: str, sequence: int, leaned: list[int]) -> None:
+    """Raise ``_undoes_no_merge``'s refusal: AE 204 at the A37's second PID-3."""
+    error = HL7Error(text, segment="PID", sequence=sequence, field=3, code=UNKNOWN_KEY_IDENTIFIER)
+    if leaned:
+        error.leaned_on = leaned  # type: ignore[attr-defined]
+    raise error
+
+
+def _carried_on(ref: str, other: str, earlier: Sequence[Any], stored: dict[Any, Any], leaned: list[int],
+                read_many: Any) -> tuple[str, str] | None:
+    """Of a merge the A37 names directly (one record ``replaces`` the other): the record further along the survivor's
+    ``replaced-by`` links (the survivor merged on into a third) holding an identifier the merge carried from the
+    record merged away (``_carried_from``'s mark naming it), and the record it was merged from -- (holder, before);
+    None: none such (up to ``_CHAIN_READ`` records)."""
+    one, two = _as_left(ref, earlier, stored, leaned), _as_left(other, earlier, stored, leaned)
+    replaces = [(r, p, rec) for r, p, rec in ((ref, other, one), (other, ref, two))
+                if any(link.get("type") == "replaces" and (link.get("other") or {}).get("reference") == p
+                       for link in (rec or {}).get("link") or () if isinstance(link, dict))]
+    if not replaces:
+        return None
+    survivor, prior, record = replaces[0]
+    mark, at, seen = _carried_from(prior), survivor, {survivor}
+    while len(seen) <= _CHAIN_READ:
+        nxt = next((str(link["other"]["reference"]) for link in (record or {}).get("link") or ()
+                    if isinstance(link, dict) and link.get("type") == "replaced-by"
+                    and isinstance(link.get("other"), dict) and link["other"].get("reference")), None)
+        if nxt is None or nxt in seen:
+            return None
+        if tuple(nxt.split("/", 1)) not in stored:
+            stored.update(read_many([tuple(nxt.split("/", 1))]))
+        record = _as_left(nxt, earlier, stored, leaned)
+        if any(mark in (i.get("extension") or ()) for i in (record or {}).get("identifier") or ()
+               if isinstance(i, dict)):
+            return nxt, at
+        seen.add(nxt)
+        at = nxt
+    return None
+
+
+def _typed_mr(identifier: Any) -> bool:
+    """An identifier typed MR (the record number, HL7 table 0203)."""
+    return isinstance(identifier, dict) and any(
+        c.get("code") == "MR" for c in (identifier.get("type") or {}).get("coding") or () if isinstance(c, dict))
+
+
+def _mrn_of(record: dict[str, Any] | None, systems: Collection[str]) -> str:
+    """A record as the sender knows it: its record number (MR, current or ``old``) under one of ``systems`` (the
+    named record's own), quoted; else "of another assigning authority" (its number not the sender's to read)."""
+    value = next((str(i.get("value")) for i in (record or {}).get("identifier") or ()
+                  if _typed_mr(i) and str(i.get("system")) in systems and i.get("value")), None)
+    return f"'{value}'" if value is not None else "of another assigning authority"
+
+
+def _merge_links(record: dict[str, Any] | None) -> list[str]:
+    """The records ``record`` replaces or is replaced by (``Patient.link``): the merges that touch it."""
+    return [str(link["other"]["reference"]) for link in (record or {}).get("link") or ()
+            if isinstance(link, dict) and link.get("type") in ("replaces", "replaced-by")
+            and isinstance(link.get("other"), dict) and link["other"].get("reference")]
+
+
+def _merged_between(ref: str, other: str, earlier: Sequence[Any], stored: dict[Any, Any], leaned: list[int],
+                    read_many: Any) -> list[str]:
+    """The records between ``ref`` and ``other`` along the merges' links (``_merge_links``, each record as the batch
+    leaves it, else stored; read in rounds), when the two are joined only through others; [] when one links the
+    other directly, or no chain of at most ``_CHAIN_READ`` records joins them."""
+    first = _as_left(ref, earlier, stored, leaned)
+    if other in _merge_links(first) or ref in _merge_links(_as_left(other, earlier, stored, leaned)):
+        return []
+    came: dict[str, str] = {ref: ""}
+    frontier = [ref]
+    records = {ref: first}
+    while frontier and len(came) <= _CHAIN_READ:
+        unread = [tuple(r.split("/", 1)) for r in frontier if r not in records]
+        if unread:
+            stored.update(read_many(unread))
+        step = []
+        for at in frontier:
+            if at not in records:
+                records[at] = _as_left(at, earlier, stored, leaned)
+            for nxt in _merge_links(records[at]):
+                if nxt in came:
+                    continue
+                came[nxt] = at
+                if nxt == other:
+                    path, back = [], at
+                    while back != ref:
+                        path.append(back)
+                        back = came[back]
+                    return path[::-1]
+                step.append(nxt)
+        frontier = step
+    return []
 
 
 def _given_back(conversion: Any, earlier: Sequence[Any], stored: dict[Any, Any], leaned: list[int],

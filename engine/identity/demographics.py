@@ -127,7 +127,8 @@ def contradicts_all(stored: dict[str, Any], incoming: dict[str, Any]) -> bool:
     """Do two Patient versions name two people? Three readings, any is enough:
 
     - the name differs and so does the sex, both stating male or female (``conflicts_between``), whatever
-      the birth date -- a sex the side's own valid ID number contradicts not counted (``sex_disowned``);
+      the birth date -- a sex the side's own valid ID number (its birth date the record's day: ``own_id_numbers``)
+      contradicts not counted (``sex_disowned``);
     - the name differs and so does a birth date both state to the day, whatever the sex;
     - the name differs and so do the resident ID numbers both carry valid (``valid_id_numbers``: no number in
       common), whatever the sex and birth date.
@@ -165,13 +166,30 @@ def contradicts_all(stored: dict[str, Any], incoming: dict[str, Any]) -> bool:
 
 
 def sex_disowned(patient: dict[str, Any], demo: dict[str, str | None]) -> bool:
-    """Does the Patient's own valid resident ID number (``valid_id_numbers``) encode another sex than the one it
+    """Does the Patient's OWN valid resident ID number (``own_id_numbers``) encode another sex than the one it
     states? Then its sex is no evidence of another person in ``contradicts_all``: the number, checked by its digit,
     says who the record is, and the stated sex is the error -- a FHIR client that set the stored sex to female over
     a man's record and his number made the HIS's next A01 with a corrected name (same MRN, same number, sex M) a
-    refusal as another person (rv39h LOW; id40). The other readings still hold (a full birth date, the ID numbers)."""
+    refusal as another person (rv39h LOW; id40). The other readings still hold (a full birth date, the ID numbers).
+    Only the record's own number disowns its sex: a newborn registered under the mother's number (sex U, no PID-7),
+    then recorded male, had his sex discounted by her number, and his twin sister's result under his MRN (another
+    name, sex F) was filed as his (rv40g HIGH 2; idfix40b)."""
     gender = demo["gender"]
-    return gender is not None and any(parse(number).gender != gender for number in valid_id_numbers(patient))
+    return gender is not None and any(parse(number).gender != gender for number in own_id_numbers(patient, demo))
+
+
+def own_id_numbers(patient: dict[str, Any], demo: dict[str, str | None]) -> frozenset[str]:
+    """The valid resident ID numbers (``valid_id_numbers``) that are the Patient's OWN: the birth date each encodes
+    (GB 11643: characters 7-14, ``nationalid.parse``) is the day the record states (``demo``'s ``birthDate``, to
+    the day). A number is not always its holder's: a newborn is registered under the mother's number (DOMAIN.md,
+    identity facts; ``contradicts_all``), and no other field of the number can tell whose it is -- the sex is the
+    very thing asked, the region is the mother's too. A record stating no birth date, or only a year or a month
+    (an age a county LIS sends), owns none: a year agrees with every day of it (``same_day``) and says nothing of
+    whose the number is; the discount it grants overrules the person guard, so it needs the day positively."""
+    day = demo["birthDate"]
+    if not to_the_day(day):
+        return frozenset()
+    return frozenset(n for n in valid_id_numbers(patient) if parse(n).birth_date.isoformat() == day[:10])
 
 
 def id_numbers_differ(a: dict[str, Any], b: dict[str, Any]) -> bool:
