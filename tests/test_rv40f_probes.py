@@ -302,13 +302,6 @@ def test_a_mistyped_oid_in_an_alias_stops_the_site_load(tmp_path: Path) -> None:
         Site.load(Settings(site=tmp_path))
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "HIGH: 'applied once' holds only within one process -- Ingestor._lock is per process and the check "
-    "(_owner_decidable) is not bound to the write (reopen sets no condition on the held claims it read): on `huren "
-    "serve --workers N` a second worker's decision taken while the first is between its check and its reopen is "
-    "applied again -- both answered 'taken' (already: false), two replay entries, two audited replays, the "
-    "Provenance rewritten (v2 names the operator whose decision changed the order, v3 the other) and the message's "
-    "decision naming the second"))
 def test_two_decisions_on_two_workers_are_applied_once(tmp_path: Path, site_dir: Path) -> None:
     """Two workers (two Engines over one SQLite data directory, as ``huren serve --workers 2`` forks them), each
     request through its worker's own app. Worker one's request is held between its check (``_owner_decidable``) and its reopen (the
