@@ -57,13 +57,20 @@ from engine.api.formats import accept_of, prefers
 from engine.auth import confidentiality
 from engine.auth.caller import Caller
 from engine.auth.deps import get_caller, get_engine
-from engine.auth.policy import allowed, audit_remit, refusal_count_shown, require_in_remit, require_operator
+from engine.auth.policy import (
+    allowed,
+    audit_remit,
+    refusal_count_shown,
+    require_in_remit,
+    require_operator,
+    require_owner_decider,
+)
 from engine.bounds import int_query
 from engine.engine import Engine
 from engine.errors import BadRequest, Conflict, Forbidden, NotFound, Unauthorized, Unprocessable
 from engine.ingest import AlreadyDecided, NotDecidable
 from engine.member_refusals import alerting, replayed_by, sending_client
-from engine.message_time import Decision, decision
+from engine.message_time import Decision, decision, reason_of
 from engine.messages import PROCESSED, QUARANTINED, RECEIVED, now_iso, raw_of, summary
 from engine.repository.port import Document
 from mappings.sitefiles import check, read_yaml
@@ -557,10 +564,6 @@ def _decision(caller: Caller, kind: str = "later", reason: str = "") -> Decision
                     display=caller.display or "", at=now_iso(), kind=kind, reason=reason)
 
 
-# a decision's reason: said in words (the audit's and the Provenance's ``why``), bounded as a note is
-_REASON_MAX = 500
-
-
 @router.get("/held", summary="Messages accepted with a change held (ERR-3 204), newest first")
 def list_held(
     request: Request,
@@ -587,7 +590,7 @@ def list_held(
 
 @router.post("/quarantine/{message_id}/owner",
              summary="Take a held change as the order number's owner's (the operator's decision)")
-async def decide_owner(request: Request, message_id: str, caller: Caller = Depends(operator("replay")),
+async def decide_owner(request: Request, message_id: str, caller: Caller = Depends(operator("decide")),
                        engine: Engine = Depends(get_engine)) -> dict[str, Any]:
     """Body ``{"reason": "..."}`` (required, words: why the operator knows it is the owner's -- "the LIS moved to
     MSH-3 LIS^<OID>^ISO on 12-01", "the platform relays the RIS"). The operator's decision on a message accepted
@@ -606,6 +609,7 @@ async def decide_owner(request: Request, message_id: str, caller: Caller = Depen
     what is stored now). 400 without a reason. A resident, a clinician, an auditor: 403 (``require_operator``)."""
     reason = _reason_of(await request.body())
     stored = _stored(engine, caller, message_id, refused_only=False)
+    require_owner_decider(caller, str(stored.get("peer") or ""))
     facility = stored.get("facility")
     who = replayed_by(caller.subject, kind=caller.kind, role=caller.role, display=caller.display,
                       client=caller.client_id,
@@ -639,8 +643,9 @@ async def decide_owner(request: Request, message_id: str, caller: Caller = Depen
 
 
 def _reason_of(body: bytes) -> str:
-    """The decision's reason from its JSON body (``{"reason": "..."}``): words, trimmed, at most ``_REASON_MAX``
-    characters; none, blank, or not JSON: 400 saying what is wanted."""
+    """The decision's reason from its JSON body (``{"reason": "..."}``), as ``message_time.reason_of`` keeps it
+    (exactly as typed but for its ends; at most ``REASON_MAX`` characters; no control character but tab and line
+    breaks); none, blank, not JSON, or refused by that rule: 400 saying what is wanted."""
     try:
         data = json.loads(body or b"null")
     except (ValueError, UnicodeDecodeError):
@@ -648,10 +653,10 @@ def _reason_of(body: bytes) -> str:
     reason = data.get("reason") if isinstance(data, dict) else None
     if not isinstance(reason, str) or not reason.strip():
         raise BadRequest('a reason is required: {"reason": "why this change is the owner\'s"} (请填写理由)')
-    reason = " ".join(reason.split())
-    if len(reason) > _REASON_MAX:
-        raise BadRequest(f"the reason is {len(reason)} characters; at most {_REASON_MAX}")
-    return reason
+    try:
+        return reason_of(reason)
+    except ValueError as exc:
+        raise BadRequest(str(exc)) from None
 
 
 def _remit(engine: Engine, caller: Caller) -> frozenset[str] | None:
