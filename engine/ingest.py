@@ -83,6 +83,7 @@ from engine.messages import (
     RECEIVED,
     Fidelity,
     MessageStore,
+    Superseded,
     anonymous_id,
     application_of,
     collided,
@@ -468,10 +469,21 @@ class Ingestor:
                     raise ValueError("a corrected message must keep MSH-3.1, MSH-4.1 and MSH-10 of the original "
                                      f"({application_of(doc)!r}, {doc['facility']!r}, {doc['control_id']!r})")
             refused_at = str(doc.get("processed_at") or "")  # (when it was refused: ``_stored_since``)
-            with self.store.transaction():
-                doc = self.messages.reopen(doc_id, actor=actor, raw=raw, decided_at=decided.at if decided else None,
-                                           who=who, decided_as=decided.kind if decided else "",
-                                           reason=decided.reason if decided else "")
+            # an owner's decision reopens the message only as it was checked (``_owner_decidable``), in one
+            # conditional write: ``_lock`` is this process's, and a second worker or the console may have checked
+            # it too -- the one whose write finds it changed is answered by what it now is (rv40f HIGH 1)
+            expect = ({"status": PROCESSED, "processed_at": doc.get("processed_at")}
+                      if decided is not None and decided.kind == "owner" else None)
+            try:
+                with self.store.transaction():
+                    doc = self.messages.reopen(doc_id, actor=actor, raw=raw,
+                                               decided_at=decided.at if decided else None, who=who,
+                                               decided_as=decided.kind if decided else "",
+                                               reason=decided.reason if decided else "", expect=expect)
+            except Superseded:
+                self._owner_decidable(self.messages.get(doc_id) or {})  # (already / being decided: raised)
+                raise RecordChanged("the message was processed again while this decision was asked: nothing of it "
+                                    "was written; look at it again and decide on what it is now") from None
             assert doc is not None
             item = self._item_for(doc)
             item.decided = decided
@@ -1370,7 +1382,8 @@ class Ingestor:
                 self.messages.mark_processed(item.doc_id, ack_code="AA", warnings=warnings,
                                              resources=refs, attempts=attempts, current=current,
                                              unstored=self._unstored if item.in_batch_new else None,
-                                             held=_held_versions(item.held_claims, listing))
+                                             held=_held_versions(item.held_claims, listing),
+                                             decided=item.decision_used if item.decided is not None else None)
                 # who registered a record: kept with the filing, in its transaction (registry34)
                 self.messages.note_registrations(item.doc_id, current, _registered_of(item, current))
                 institution = getattr(item.conversion, "institution", None) or item.header.facility_code
@@ -1436,7 +1449,8 @@ class Ingestor:
         assert item.doc_id is not None
         ack = "AR" if any(e.ack_code == "AR" for e in errors) else "AE"
         self.messages.quarantine(item.doc_id, ack_code=ack, errors=errors, attempts=attempts, current=item.doc,
-                                 unstored=self._unstored if item.in_batch_new else None, against=against)
+                                 unstored=self._unstored if item.in_batch_new else None, against=against,
+                                 decided=item.decided is not None)
         if self.audit is not None and item.channel != "http":
             if audit_events is not None:
                 audit_events.append(_audit_event(item, "4", None, self.origin))
@@ -1576,6 +1590,10 @@ class Ingestor:
         hold -- the decision would be about a version the operator was not shown (as ordfix35's "as later"):
         a plain replay holds it again against what is stored now (ord40)."""
         claims = [c for c in doc.get("held_claims") or () if isinstance(c, dict) and not c.get("elsewhere")]
+        last = (doc.get("replays") or [{}])[-1]
+        if doc.get("status") == RECEIVED and last.get("as") == "owner":  # (reopened by a decision, in flight)
+            raise NotDecidable(f"it is being taken as the owner's by {last.get('by')} (asked at {last.get('at')}): "
+                               "ask again in a moment to see that decision")
         if not claims:
             prior = doc.get("decision") or {}
             if prior.get("as") == "owner" and prior.get("used"):

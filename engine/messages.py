@@ -86,6 +86,22 @@ _CENSUS_PAGE = 500
 log = logging.getLogger("huren.ingest")
 
 
+class Superseded(RuntimeError):
+    """A conditional reopen (``MessageStore.reopen(expect=)``) found the message changed since the caller read it."""
+
+
+def _decision_of(doc: Document, used: bool) -> dict[str, Any] | None:
+    """The message's ``decision`` after a replay carrying an operator's decision (its last replay entry ``as`` later
+    or owner): who, when, whether used, and for an owner's decision ``as`` and the reason; None for another."""
+    replays = doc.get("replays") or []
+    if not replays or replays[-1].get("as") not in ("later", "owner"):
+        return None
+    last = replays[-1]
+    return {"at": last.get("at"), "by": last.get("by"), "used": used,
+            **({"as": last["as"]} if last.get("as") != "later" else {}),  # (order35's shape kept for "later")
+            **({"reason": last["reason"]} if last.get("reason") else {})}
+
+
 def now_iso() -> str:
     """This instant, UTC, to the microsecond (``2026-11-23T11:00:00.123456Z``).
 
@@ -386,7 +402,8 @@ class MessageStore:
 
     def mark_processed(self, doc_id: str, *, ack_code: str, warnings: Iterable[HL7Error],
                        resources: list[str], attempts: int, current: Document | None = None,
-                       unstored: list[Document] | None = None, held: list[dict[str, Any]] | None = None) -> None:
+                       unstored: list[Document] | None = None, held: list[dict[str, Any]] | None = None,
+                       decided: bool | None = None) -> None:
         """``current``: the document as stored, when the caller holds it; ``unstored``: see ``_set``.
         Stamped as filed by a release keeping the registrations table (``_NOTED``: the ingest writes the
         message's rows in this transaction; ``registrations_epoch``).
@@ -394,13 +411,19 @@ class MessageStore:
         ``held``: the claims its write held (``engine.ingest._Item.held_claims``: the order number, its order and
         the version the write left), kept as ``held_claims`` and listed in ``hl7_held`` for the operator
         (``held``); a message processed again without any (an operator's decision, a replay after the owner's
-        change) leaves the list (ord40)."""
+        change) leaves the list (ord40).
+
+        ``decided``: the replay carried an operator's decision, and whether it was used (``decision_used``): the
+        message's ``decision`` is written in this same write, so no reader (another worker asked the same decision)
+        ever sees it holding nothing and decided nothing (rv40f HIGH 1, ordfix40)."""
         errs = [error_to_dict(e) for e in warnings]
         at = now_iso()
         fields: dict[str, Any] = {
             "status": PROCESSED, "ack_code": ack_code, "errors": errs, "reason": None,
             "processed_at": at, _NOTED: at, "resources": resources, "attempts": attempts}
         doc = current if current is not None else (self.get(doc_id) or {})
+        if decided is not None and (said := _decision_of(doc, decided)) is not None:
+            fields["decision"] = said
         was = doc.get("held_claims")
         if held or was:
             fields["held_claims"] = held or []
@@ -415,19 +438,23 @@ class MessageStore:
 
     def quarantine(self, doc_id: str, *, ack_code: str, errors: Iterable[HL7Error], attempts: int,
                    current: Document | None = None, unstored: list[Document] | None = None,
-                   against: Iterable[str] = ()) -> None:
+                   against: Iterable[str] = (), decided: bool = False) -> None:
         """Refuse a message, with why. ``against``: the stored versions (``Type/id/_history/n``) a
         message refused because its order cannot be told (ERR-3 206) was told against -- recorded as
         ``refused_against`` (``{"resource", "versionId"}`` each), which an operator's replay "as later"
         checks: one changed since, the decision would be about a version they were never shown
         (``engine.ingest.Ingestor.replay``; rvorder35 MED 3, thirty-fifth round, ordfix35). Every
-        refusal states it afresh (empty for any other refusal)."""
+        refusal states it afresh (empty for any other refusal). ``decided``: the replay carried an operator's
+        decision, refused all the same -- its ``decision`` (not used) is written here, as ``mark_processed``'s."""
         errs = [error_to_dict(e) for e in errors]
         refused = [{"resource": ref, "versionId": vid} for v in against
                    for ref, _, vid in [v.rpartition("/_history/")] if ref and vid]
         fields: dict[str, Any] = {
             "status": QUARANTINED, "ack_code": ack_code, "errors": errs, "reason": _reason(errs),
             "processed_at": now_iso(), "attempts": attempts, "refused_against": refused}
+        if decided and (said := _decision_of(current if current is not None else (self.get(doc_id) or {}),
+                                             False)) is not None:
+            fields["decision"] = said
         # a message held before and refused on its replay: its holds are no longer what it is (it is refused), and
         # the held list is for accepted messages (ord40)
         held = (current if current is not None else (self.get(doc_id) or {})).get("held_claims")
@@ -458,7 +485,7 @@ class MessageStore:
 
     def reopen(self, doc_id: str, *, actor: str, raw: bytes | None = None,
                decided_at: str | None = None, who: Mapping[str, str] | None = None,
-               decided_as: str = "", reason: str = "") -> Document | None:
+               decided_as: str = "", reason: str = "", expect: Document | None = None) -> Document | None:
         """Put a quarantined message back to ``received`` for a replay, noting who asked. ``raw``: the
         operator's corrected bytes, whose header facts (``header_facts``: MSH-9, MSH-12, MSH-11) the
         document then states -- the replay guard keeps MSH-3/4/10 only, and a document still saying
@@ -481,7 +508,13 @@ class MessageStore:
 
         ``who``: who replays it beyond ``actor`` (``engine.member_refusals.replayed_by``: a staff member as the
         person, the sending institution they are bound to), kept in the entry: a corrected copy's refusal is
-        counted and audited by it (``engine.ingest.Ingestor._member_refused``; rv37b MED 2, LOW 3, fidfix37)."""
+        counted and audited by it (``engine.ingest.Ingestor._member_refused``; rv37b MED 2, LOW 3, fidfix37).
+
+        ``expect``: the fields the message had when the caller decided on it (an operator's decision on a held
+        change: ``status`` processed and the ``processed_at`` of the processing that held it). It is reopened only
+        while it still has them, in one conditional write (``Collection.update_if``); otherwise ``Superseded`` is
+        raised and nothing is written -- another process (a second worker of ``huren serve --workers N``, the
+        console) opened or finished a decision on it since (rv40f HIGH 1, ordfix40)."""
         doc = self.get(doc_id)
         if doc is None:
             return None
@@ -501,7 +534,10 @@ class MessageStore:
             entry.update({f"previous_{k}": doc.get(k) for k in ("message_type", "version")})
         replays.append(entry)
         fields["replays"] = replays
-        self.messages.update(doc_id, fields)
+        if expect is None:
+            self.messages.update(doc_id, fields)
+        elif any(doc.get(k) != v for k, v in expect.items()) or not self.messages.update_if(doc_id, expect, fields):
+            raise Superseded(f"message {doc_id} changed since it was decided on (it is {doc.get('status')} now)")
         if doc.get("status") == PROCESSED and _registers(str(doc.get("message_type") or "")):
             # its rows say what it registered as filed; a replay (corrected bytes) may say otherwise
             trail.mark(self.store, trail.patients(doc.get("resources") or ()), "a filed registration reopened")
@@ -515,14 +551,9 @@ class MessageStore:
         either way -- the request made -- and the page had read it as taken (rvorder35 LOW 5;
         thirty-fifth round, ordfix35)."""
         doc = self.get(doc_id)
-        replays = (doc or {}).get("replays") or []
-        if not replays or replays[-1].get("as") not in ("later", "owner"):
-            return
-        last = replays[-1]
-        self.messages.update(doc_id, {"decision": {
-            "at": last.get("at"), "by": last.get("by"), "used": used,
-            **({"as": last["as"]} if last.get("as") != "later" else {}),  # (order35's shape kept for "later")
-            **({"reason": last["reason"]} if last.get("reason") else {})}})
+        said = _decision_of(doc or {}, used)
+        if said is not None:
+            self.messages.update(doc_id, {"decision": said})
 
     def count_fidelity(self, institution: str, warnings: Iterable[HL7Error],
                        unmapped: Iterable[dict[str, str]], example: str) -> None:

@@ -577,22 +577,12 @@ def _declared_institutions(path: Path, node: Any, data: Any, institutions: Mappi
                                 f"institution {str(code)!r} is not in institutions.yaml (declare an institution "
                                 f"by its code, one of {', '.join(sorted(institutions)[:8])}"
                                 f"{', ...' if len(institutions) > 8 else ''})")
+    from adapters.convert.applications import mistakes  # (the module that owns the rule: one rule, one owner)
+
     for code, groups in ((data or {}).get("application_aliases") or {}).items():
-        seen: dict[str, int] = {}
-        for i, group in enumerate(groups or ()):
-            for j, form in enumerate(group):
-                parts = [p.strip() for p in (str(form).split("^") + ["", ""])[:3]]
-                key = "^".join(p.lower() for p in parts)
-                if not parts[0] and not (parts[1] and parts[2].upper() in ("ISO", "OID", "URI", "URL")):
-                    raise SiteError(path, node.line_of(["application_aliases", code, i, j]),
-                                    f"application_aliases.{code}[{i}][{j}]",
-                                    f"{form!r} names no application: an MSH-3 is a name (HD-1), or a universal id "
-                                    "with its type (^2.16.840.1.113883.19.4.6^ISO)")
-                if key in seen and seen[key] != i:  # (one MSH-3 in two groups: two applications or one?)
-                    raise SiteError(path, node.line_of(["application_aliases", code, i, j]),
-                                    f"application_aliases.{code}[{i}][{j}]",
-                                    f"{form!r} is in group {seen[key]} as well: an MSH-3 names one application")
-                seen[key] = i
+        for i, j, why in mistakes([[str(form) for form in group] for group in groups or ()]):
+            raise SiteError(path, node.line_of(["application_aliases", code, i, j]),
+                            f"application_aliases.{code}[{i}][{j}]", why)
 
 
 _CODE = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"

@@ -13,7 +13,12 @@ ofix39's left). The site knows; it says so as data, ``senders.yaml`` ``applicati
         - [LIS, "^2.16.840.1.113883.19.4.6^ISO"]   # one application, its MSH-3s as sent
 
 Each group is one application of that institution: its first form is how the application is named
-(``canonical``), every form matches an MSH-3 by ``same_hd(one_table=True)``. This module is the one place that
+(``canonical``), and a form matches an MSH-3 as sent (``as_sent``: its three components, case aside) -- not by
+``same_hd``, under which a bare ``^<OID>^ISO`` form would be every MSH-3 carrying that OID, and a site that puts
+the hospital's OID in each application's MSH-3 (``EMR^<OID>^ISO``) would have named its EMR the RIS (rv40c MED 1
+again through site data: rv40f MED 3, ordfix40). What the canonical names then are to each other is HL7's rule
+(``one_application``: ``same_hd``), so the site's load asks ``mistakes`` -- this module -- whether two groups are
+one application by it, and whether a form can name any MSH-3 at all (rv40f MED 4, LOW 8). This module is the one place that
 decides it: the converter's "the filler number names the sender" (``results._not_the_orders``: ``forms``) and the
 merge's "the same application stored the number" (``merge_rules._same_application`` compares the Stamps'
 ``application``, which ingest makes ``canonical``) both ask it (fortieth round, ord40).
@@ -21,9 +26,10 @@ merge's "the same application stored the number" (``merge_rules._same_applicatio
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Sequence
 from typing import Any
 
-from adapters.convert.datatypes import same_hd
+from adapters.convert.datatypes import same_hd, universal_system
 
 HD = tuple[str, str, str]
 
@@ -34,6 +40,48 @@ def hd_of(text: str) -> HD:
     return parts[0], parts[1], parts[2]
 
 
+def as_sent(one: HD, other: HD) -> bool:
+    """Whether an MSH-3 is an alias form as the site wrote it: all three components equal, case aside (HD-1 is a
+    name, HD-3 a code of table 0301, an OID has no case)."""
+    return all(a.lower() == b.lower() for a, b in zip(one, other, strict=True))
+
+
+def form_mistake(hd: HD) -> str:
+    """Why an alias form can name no MSH-3 (""  when it can): neither a name (HD-1) nor a universal id with its
+    type; or a universal id its type does not allow (``datatypes.universal_system``: an ISO OID of digits and dots,
+    a URI without spaces -- ``^1.2.156.x^ISO``, a typo, would match an MSH-3 that no comparison reads as an OID,
+    and the moved interface stays held with no word: rv40f LOW 8)."""
+    name, universal, kind = hd
+    if universal and kind.upper() in ("ISO", "OID", "URI", "URL") and universal_system(universal, kind) is None:
+        return (f"its universal id {universal!r} is no {'OID (digits and dots)' if kind.upper() in ('ISO', 'OID') else 'URI'}"
+                f" of type {kind}")
+    if not name and not (universal and universal_system(universal, kind)):
+        return ("names no application: an MSH-3 is a name (HD-1), or a universal id with its type "
+                "(^2.16.840.1.113883.19.4.6^ISO)")
+    return ""
+
+
+def mistakes(groups: Sequence[Sequence[str]]) -> Iterator[tuple[int, int, str]]:
+    """The site's alias groups of one institution as written (each a list of MSH-3 texts), checked by this module's
+    rules: (group, form, why) for a form that names nothing (``form_mistake``), and for a form that is, by
+    ``same_hd(one_table=True)`` -- what ``one_application`` compares the groups' names by -- an application of an
+    earlier group too (``RIS`` in one group and ``RIS^<OID>^ISO`` in another: one application to HL7's rule, so
+    the second group's applications would be the first's: rv40f MED 4). The load (``mappings.site``) says each
+    with the file and the line."""
+    seen: list[tuple[int, HD]] = []
+    for i, group in enumerate(groups):
+        for j, text in enumerate(group):
+            hd = hd_of(text)
+            if why := form_mistake(hd):
+                yield i, j, f"{text!r} {why}"
+                continue
+            other = next((k for k, form in seen if k != i and same_hd(hd, form, one_table=True)), None)
+            if other is not None:
+                yield i, j, (f"{text!r} is in group {other} as well (one application to HL7's rule, same_hd): an "
+                             "MSH-3 names one application")
+            seen.append((i, hd))
+
+
 def _groups(institution: str, site: Any) -> list[list[HD]]:
     table = (getattr(site, "tables", None) or {}).get("senders") or {}
     groups = (table.get("application_aliases") or {}).get(institution) or ()
@@ -42,18 +90,19 @@ def _groups(institution: str, site: Any) -> list[list[HD]]:
 
 def forms(institution: str, hd: HD, site: Any) -> tuple[HD, ...]:
     """``hd`` (an MSH-3 as sent), then every other form the site's alias group holding it lists for the
-    ``institution``: what a number's assigning authority may name to be this application's."""
+    ``institution`` (``hd`` one of its forms as sent): what a number's assigning authority may name to be this
+    application's."""
     for group in _groups(institution, site):
-        if any(same_hd(hd, form, one_table=True) for form in group):
-            return (hd, *(form for form in group if form != hd))
+        if any(as_sent(hd, form) for form in group):
+            return (hd, *(form for form in group if not as_sent(form, hd)))
     return (hd,)
 
 
 def canonical(institution: str, hd: HD, site: Any) -> HD:
     """The name of the application ``hd`` (an MSH-3 as sent) is: the first form of the site's alias group
-    holding it, else ``hd`` itself -- two MSH-3s of one group are one application to ``same_hd``."""
+    holding it (``as_sent``), else ``hd`` itself -- two MSH-3s of one group are one application to ``same_hd``."""
     for group in _groups(institution, site):
-        if any(same_hd(hd, form, one_table=True) for form in group):
+        if any(as_sent(hd, form) for form in group):
             return group[0]
     return hd
 

@@ -169,16 +169,23 @@ def cmd_quarantine(args: argparse.Namespace, settings: Settings) -> int:
             print("huren quarantine replay: --as-later decides for the messages named, as they were refused "
                   "(not with --all or --file)", file=sys.stderr)
             return 2
-        if owner is not None and (args.all or corrected is not None or as_later or not " ".join(owner.split())):
+        if owner is not None and (args.all or corrected is not None or as_later or not owner.strip()):
             print("huren quarantine replay: --as-owner REASON decides for the messages named, as they were held, with "
                   "words saying why (not with --all, --file or --as-later)", file=sys.stderr)
             return 2
+        if owner is not None:  # (the reason as the API keeps it, by its one rule: ``message_time.reason_of``)
+            from engine.message_time import reason_of
+
+            try:
+                owner = reason_of(owner)
+            except ValueError as exc:
+                print(f"huren quarantine replay: --as-owner: {exc}", file=sys.stderr)
+                return 2
         from engine.ingest import AlreadyDecided
 
         failed = 0
         for doc_id in ids:
-            decided = (_decision() if as_later else _decision("owner", " ".join(owner.split())) if owner is not None
-                       else None)
+            decided = _decision() if as_later else _decision("owner", owner) if owner is not None else None
             try:
                 outcome = engine.ingestor.replay(doc_id, actor=decided.by if decided else "cli", raw=corrected,
                                                  decided=decided)

@@ -5,13 +5,14 @@ quarantine page ``/ui/quarantine``; ``engine.auth.policy.require_operator`` deci
 action: ``read`` or ``replay``). A system client reads (quarantine, fidelity, health, metrics) with
 ``MessageHeader`` read (``system/MessageHeader.r``) and replays with ``MessageHeader`` create
 (``system/MessageHeader.c``, the scope that posts messages), since a replay imports data exactly as
-a new message would; ``system/*.cruds`` covers both. A staff session is let through by the operator
-role itself. Quarantined messages hold patient data, so residents and auditors get 403.
+a new message would; ``system/*.cruds`` covers both. The decision on a held change needs both, and not
+the client that sent it (``require_owner_decider``: a feed's post-only token decides nothing). A staff session
+is let through by the operator role itself. Quarantined messages hold patient data, so residents and auditors get 403.
 
 What a caller sees of the stored messages: ``GET /admin/quarantine/{id}`` shows a refused message
-(status ``quarantined``) only -- an accepted one is 404 as an unknown one (its raw text names every
-patient of the feed; the CLI on the server, ``huren quarantine show``, and the replay reach those through their own
-paths). A staff member bound to a remit (``Caller.remit``) lists, reads and replays the messages of the
+(status ``quarantined``) and one accepted with a change held (``held_claims``: what an operator decides on, ord40);
+any other accepted one is 404 as an unknown one (its raw text names every patient of the feed; the CLI on the
+server, ``huren quarantine show``, and the replay reach those through their own paths). A staff member bound to a remit (``Caller.remit``) lists, reads and replays the messages of the
 institutions in it only (``engine.auth.policy.audit_remit``/``require_in_remit``, as the reports);
 another institution's is 404 as if unknown; so does a hospital's system client bound to its institution
 (``Caller.institution``, the same rule). Reading or replaying a message is audited against the
@@ -57,13 +58,20 @@ from engine.api.formats import accept_of, prefers
 from engine.auth import confidentiality
 from engine.auth.caller import Caller
 from engine.auth.deps import get_caller, get_engine
-from engine.auth.policy import allowed, audit_remit, refusal_count_shown, require_in_remit, require_operator
+from engine.auth.policy import (
+    allowed,
+    audit_remit,
+    refusal_count_shown,
+    require_in_remit,
+    require_operator,
+    require_owner_decider,
+)
 from engine.bounds import int_query
 from engine.engine import Engine
 from engine.errors import BadRequest, Conflict, Forbidden, NotFound, Unauthorized, Unprocessable
 from engine.ingest import AlreadyDecided, NotDecidable
 from engine.member_refusals import alerting, replayed_by, sending_client
-from engine.message_time import Decision, decision
+from engine.message_time import Decision, decision, reason_of
 from engine.messages import PROCESSED, QUARANTINED, RECEIVED, now_iso, raw_of, summary
 from engine.repository.port import Document
 from mappings.sitefiles import check, read_yaml
@@ -87,10 +95,10 @@ def _note(request: Request, action: str, detail: dict[str, Any], outcome: str = 
 
 
 def _stored(engine: Engine, caller: Caller, message_id: str, *, refused_only: bool) -> Document:
-    """The stored message the caller may reach, else 404 with the same words as for no message at
-    all: an accepted one when ``refused_only`` (the show) -- but one accepted with a change held (``held_claims``,
-    listed by ``/admin/held``), one of an institution outside the caller's
-    remit (``require_in_remit``, the reports' rule), so neither says that such a message exists."""
+    """The stored message the caller may reach, else 404 with the same words as for no message at all, so that
+    neither says such a message exists: with ``refused_only`` (the show), an accepted one that holds no change
+    (one accepted with a change held, ``held_claims``, is shown as a refused one is: ``/admin/held`` lists it,
+    ord40); and one of an institution outside the caller's remit (``require_in_remit``, the reports' rule)."""
     doc = engine.ingestor.messages.get(message_id)
     # (a message accepted with a change held is the operator's to read as a refused one is: ord40)
     if (doc is None or (refused_only and doc.get("status") != QUARANTINED and not doc.get("held_claims"))
@@ -557,10 +565,6 @@ def _decision(caller: Caller, kind: str = "later", reason: str = "") -> Decision
                     display=caller.display or "", at=now_iso(), kind=kind, reason=reason)
 
 
-# a decision's reason: said in words (the audit's and the Provenance's ``why``), bounded as a note is
-_REASON_MAX = 500
-
-
 @router.get("/held", summary="Messages accepted with a change held (ERR-3 204), newest first")
 def list_held(
     request: Request,
@@ -587,7 +591,7 @@ def list_held(
 
 @router.post("/quarantine/{message_id}/owner",
              summary="Take a held change as the order number's owner's (the operator's decision)")
-async def decide_owner(request: Request, message_id: str, caller: Caller = Depends(operator("replay")),
+async def decide_owner(request: Request, message_id: str, caller: Caller = Depends(operator("decide")),
                        engine: Engine = Depends(get_engine)) -> dict[str, Any]:
     """Body ``{"reason": "..."}`` (required, words: why the operator knows it is the owner's -- "the LIS moved to
     MSH-3 LIS^<OID>^ISO on 12-01", "the platform relays the RIS"). The operator's decision on a message accepted
@@ -595,17 +599,23 @@ async def decide_owner(request: Request, message_id: str, caller: Caller = Depen
     number its change came under; an integration engine's error queue asks a person the same -- Rhapsody's,
     Mirth's): its stored bytes are run again with that hold answered "the owner's" for this one message
     (``engine.message_time.Decision`` kind owner), and the order takes its change. Who, when and why are kept:
-    the Provenance of what it wrote names the operator (agent ``verifier``, the reason in its role), the message's
-    replay entry and ``decision`` keep them, the signed audit log records the replay (``as`` owner,
+    the Provenance of what it wrote names the operator (agent ``verifier``), the message's replay entry and
+    ``decision`` keep who, when and the reason, the signed audit log records the replay (``as`` owner,
     ``decided-by``, ``reason``) and this request.
 
-    Applied once: asked again after it was applied, the answer is the decision applied (``already: true``),
-    nothing written again. 409 when nothing of the message is held that a decision answers (another order's
-    number held, a refused message, an accepted one held nothing) or when the order was written since the hold
-    (the decision would be about a version the operator was not shown: a plain replay holds it again against
-    what is stored now). 400 without a reason. A resident, a clinician, an auditor: 403 (``require_operator``)."""
+    Applied once, across processes too (a second worker, the console: the message is reopened by a conditional
+    write of the store, ``MessageStore.reopen(expect=)``; ordfix40): asked again after it was applied, the answer is
+    the decision applied (``already: true``), nothing written again; asked while another's decision is being
+    applied, 409 naming who. 409 as well when nothing of the message is held that a decision answers (another
+    order's number held, a refused message, an accepted one held nothing) or when the order was written since the
+    hold (the decision would be about a version the operator was not shown: a plain replay holds it again against
+    what is stored now). 400 without a reason, or one ``message_time.reason_of`` refuses (over 500 characters, a
+    control character). A resident, a clinician, an auditor, a feed's post-only client, the client that sent the
+    message: 403 (``policy.require_owner_decider``). The reason is kept as typed on the message and in the audit
+    log; the Provenance says the decision in fixed words (the patient reads it: ordfix40)."""
     reason = _reason_of(await request.body())
     stored = _stored(engine, caller, message_id, refused_only=False)
+    require_owner_decider(caller, str(stored.get("peer") or ""))
     facility = stored.get("facility")
     who = replayed_by(caller.subject, kind=caller.kind, role=caller.role, display=caller.display,
                       client=caller.client_id,
@@ -639,8 +649,9 @@ async def decide_owner(request: Request, message_id: str, caller: Caller = Depen
 
 
 def _reason_of(body: bytes) -> str:
-    """The decision's reason from its JSON body (``{"reason": "..."}``): words, trimmed, at most ``_REASON_MAX``
-    characters; none, blank, or not JSON: 400 saying what is wanted."""
+    """The decision's reason from its JSON body (``{"reason": "..."}``), as ``message_time.reason_of`` keeps it
+    (exactly as typed but for its ends; at most ``REASON_MAX`` characters; no control character but tab and line
+    breaks); none, blank, not JSON, or refused by that rule: 400 saying what is wanted."""
     try:
         data = json.loads(body or b"null")
     except (ValueError, UnicodeDecodeError):
@@ -648,10 +659,10 @@ def _reason_of(body: bytes) -> str:
     reason = data.get("reason") if isinstance(data, dict) else None
     if not isinstance(reason, str) or not reason.strip():
         raise BadRequest('a reason is required: {"reason": "why this change is the owner\'s"} (请填写理由)')
-    reason = " ".join(reason.split())
-    if len(reason) > _REASON_MAX:
-        raise BadRequest(f"the reason is {len(reason)} characters; at most {_REASON_MAX}")
-    return reason
+    try:
+        return reason_of(reason)
+    except ValueError as exc:
+        raise BadRequest(str(exc)) from None
 
 
 def _remit(engine: Engine, caller: Caller) -> frozenset[str] | None:

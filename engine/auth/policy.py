@@ -118,14 +118,17 @@ def require_rules_admin(caller: Caller) -> None:
 # the staff role whose members run the ingest (运维, ``mappings/staff/roles.yaml``; the name is a
 # configuration name and stays stable) and what ``require_operator``'s named actions need of a system client
 OPERATOR_ROLE = "operator"
-OPERATOR_ACTIONS = {"read": "r", "replay": "c"}
+# ``decide`` (an operator's decision on a held change: ``require_owner_decider``) needs both: a feed posts with
+# ``MessageHeader`` create alone, and the decision is a person's -- an ops client reads what it decides on
+OPERATOR_ACTIONS = {"read": "r", "replay": "c", "decide": "rc"}
 
 
 def require_operator(caller: Caller, action: str) -> None:
     """``/admin`` (the quarantine, its replay, fidelity, health, metrics) and the page ``/ui/quarantine``.
 
-    ``action``: ``read`` or ``replay``. A system client needs ``MessageHeader`` read, or create to
-    replay (the scope that posts messages: a replay imports data as a new message would). A named
+    ``action``: ``read``, ``replay`` or ``decide``. A system client needs ``MessageHeader`` read, or create to
+    replay (the scope that posts messages: a replay imports data as a new message would), both to decide (see
+    ``require_owner_decider``). A named
     staff member signed in to the pages (``caller.role``: only a staff session carries one) is let
     through by the operator role itself (``OPERATOR_ROLE``), for both: no FHIR scope decides it, so
     the role needs no write scope on ``MessageHeader`` that ``/fhir`` would honour too (review of
@@ -143,7 +146,25 @@ def require_operator(caller: Caller, action: str) -> None:
         return
     if caller.kind != "system":
         raise Forbidden("the admin API is for system clients and signed-in operators")
-    caller.require("MessageHeader", letter)
+    for one in letter:
+        caller.require("MessageHeader", one)
+
+
+def require_owner_decider(caller: Caller, peer: str) -> None:
+    """``POST /admin/quarantine/{id}/owner`` (and the page's button): the decision that a held change (W 204) is the
+    order number's owner's is a person's, kept with their reason -- the Provenance names them its ``verifier``. A
+    signed-in operator (the role), or a system client that reads the held list as well as replays
+    (``MessageHeader`` read and create: ``require_operator(..., "decide")``); never a feed's post-only credential
+    (``system/MessageHeader.c``, the scope an interface engine holds to ``POST /hl7v2``), and never the client
+    that sent the message (``peer``: its transport's record, ``engine.member_refusals.client_of``) -- the party
+    the hold protects the order against would otherwise clear it with no person involved: an automated retry, a
+    misconfigured interface engine (rv40f MED 2, ordfix40)."""
+    from engine.member_refusals import client_of
+
+    require_operator(caller, "decide")
+    if caller.role is None and client_of(peer or "") == f"http:{caller.subject}":
+        raise Forbidden("the client that sent a held message does not decide that its change is the owner's: an "
+                        "operator does (发送该消息的客户端不能自行认定为号码所有者的更改)")
 
 
 def require_identity_operator(caller: Caller) -> None:

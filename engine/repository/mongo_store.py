@@ -327,6 +327,18 @@ class MongoCollection:
             undo.wrote(self.raw, doc_id, before)
         return result.matched_count > 0
 
+    def update_if(self, doc_id: str, where: Document, fields: Document) -> bool:
+        """``port.Collection.update_if``: one ``find_one_and_update`` whose filter is ``_id`` and ``where``, atomic on
+        the server with or without transactions; the document before it is what a failed block puts back."""
+        if "_id" in fields or "_id" in where:
+            raise ValueError("cannot change _id")
+        before = self.raw.find_one_and_update({**where, "_id": doc_id}, {"$set": dict(fields)}, **self.store.kw())
+        if before is None:
+            return False
+        if (undo := self.store.undo) is not None:
+            undo.wrote(self.raw, doc_id, before)
+        return True
+
     def increment(self, doc_id: str, field: str, *, by: int = 1, fields: Document | None = None,
                   on_insert: Document | None = None, add: Document | None = None) -> tuple[Document | None, Document]:
         """``port.Collection.increment``: one ``find_one_and_update`` with ``$inc`` (upsert), and ``$addToSet`` for

@@ -629,6 +629,22 @@ class SqliteCollection:
             self.replace(doc)
             return True
 
+    def update_if(self, doc_id: str, where: Document, fields: Document) -> bool:
+        """``port.Collection.update_if``: one ``UPDATE ... WHERE id = ? AND <where>`` (``where_sql``, ``find``'s
+        translation), the new body made from the document read in the same ``BEGIN IMMEDIATE`` -- the statement's
+        own condition decides, so a row another process changed since is left as it is (rowcount 0)."""
+        if "_id" in fields:
+            raise ValueError("cannot change _id")
+        cond, params = where_sql(where)
+        with self.store.transaction():
+            doc = self.get(doc_id)
+            if doc is None:
+                return False
+            _, body = self._split({**doc, **fields})
+            cur = self.store.execute(f"UPDATE {self.table} SET body = ? WHERE id = ? AND {cond}",
+                                     (body, doc_id, *params))
+            return cur.rowcount > 0
+
     def increment(self, doc_id: str, field: str, *, by: int = 1, fields: Document | None = None,
                   on_insert: Document | None = None, add: Document | None = None) -> tuple[Document | None, Document]:
         """``port.Collection.increment``: read and written inside one ``BEGIN IMMEDIATE`` (joining the caller's),

@@ -354,9 +354,14 @@
       if (current && current.id === id) { // no longer held: the page says what the decision made of it from its answer
         details.drop();
         const entry = { at: d.at, by: d.by, as: "owner", reason: d.reason };
-        show(Object.assign({}, current, outcome.already ? {} : { status: outcome.status, ack_code: outcome.ack_code,
-          errors: outcome.errors || [], held_claims: outcome.held_claims || [],
-          replays: (current.replays || []).concat([entry]) }), null, true);
+        // decided already (by another operator, another tab): held no longer, its decision shown and the reason
+        // box gone -- there is nothing left to decide (rv40f LOW 9, ordfix40)
+        const had = (current.replays || []).some((r) => r.as === "owner" && r.at === d.at);
+        show(Object.assign({}, current, outcome.already
+          ? { held_claims: [], decision: d, replays: had ? current.replays : (current.replays || []).concat([entry]) }
+          : { status: outcome.status, ack_code: outcome.ack_code,
+            errors: outcome.errors || [], held_claims: outcome.held_claims || [],
+            replays: (current.replays || []).concat([entry]) }), null, true);
       }
       box.replaceChildren(); box.dataset.ack = outcome.ack_code || "";
       if (outcome.already) {
@@ -366,7 +371,7 @@
       } else if (outcome.ack_code === "AA" && d.used) {
         box.className = "ok";
         box.appendChild(el("p", "已按号码所有者的更改处理：医嘱已采用本消息的更改。决定人 " + d.by + "，理由：" + d.reason
-          + "。写入的记录（Provenance）与审计日志已注明。 Taken as the owner's change; the order took it, and you are recorded with your reason."));
+          + "。写入的记录（Provenance）已注明决定人，理由记入审计日志与本消息的处理记录。 Taken as the owner's change; the order took it, and you are recorded with your reason."));
       } else {
         box.className = "bad";
         box.appendChild(el("p", "处理后仍未采用：" + ack(outcome.ack_code) + "。 The change was still not taken."));
@@ -376,7 +381,7 @@
       text(box, e.status === 409 && /changed after the hold/.test(e.diag || "")
         ? "不能按号码所有者的更改处理：暂未采用之后，该医嘱已被其他消息改写。您的决定只针对当时显示的版本，本次未写入任何内容。请先“重新处理”，让系统按现存医嘱再次判断，再决定。（" + e.diag + "） Not taken: the order changed after the hold; nothing was written."
         : e.status === 409 ? "不能按号码所有者的更改处理（" + e.diag + "）。 Not taken as the owner's."
-        : e.status === 400 ? "请填写理由。（" + e.diag + "） A reason is required." : e.message);
+        : e.status === 400 ? "理由未被接受（" + e.diag + "）。 The reason was not taken." : e.message);
     } finally { button.disabled = false; }
   }
   $("#owner").addEventListener("click", () => {
@@ -390,7 +395,7 @@
     $("#owner-reason").removeAttribute("aria-invalid");
     text($("#replay-said"), ""); $("#replay-said").className = ""; // (the ask for a reason, answered)
     text($("#confirm-owner-text"), "消息 " + (current.control_id || current.id) + "（" + facility(current.facility) + "）将按原样重新处理一次，"
-      + "其对医嘱的更改按号码所有者的更改采用。理由：" + reason + "。您的姓名、时间和理由将记入审计日志和写入的记录（Provenance）。此决定只执行一次。");
+      + "其对医嘱的更改按号码所有者的更改采用。理由：" + reason + "。您的姓名和时间将记入写入的记录（Provenance），理由记入审计日志与本消息的处理记录（患者看不到理由）。此决定只执行一次。");
     $("#confirm-owner").returnValue = "";
     $("#confirm-owner").showModal();
     $("#confirm-owner-no").focus();
