@@ -1461,7 +1461,9 @@ class MergeRules:
                 continue
             keep = step.merged or frozenset()
             gone = frozenset(n for n in left if n != name and n not in _OWN and n not in keep and not n.startswith("_"))
-            if not gone or self._older_than_stored(rtype, stored, source) is None:
+            # (a stored version no message stated -- a client's note on the later P -- dated as ``_not_back``
+            # dates it: by the message whose status and value it kept, ``carried``; fortieth round, st40)
+            if not gone or self._older_than_stored(rtype, stored, source, carried=(name, ep.dated_with)) is None:
                 return None
             return gone, self._before_later(rtype, stored)
         return None
@@ -1471,10 +1473,20 @@ class MergeRules:
         ``stored`` was before the later statements this older message comes under (the LIS's P of 12:00
         over which its final of 11:50 arrives) -- the version an even older message (its P of 09:00) made.
         Empty when every version is later (the later P created it) or none can be read as of a message
-        (no store, no Provenances); a version that cannot be told later counts as before (what it holds
-        is kept). Asked only where an older final replaces a later P (``_as_in_order``,
+        (no store, no Provenances); a version of a message that cannot be told later counts as before (what
+        it holds is kept). Asked only where an older final replaces a later P (``_as_in_order``,
         ``_older_over_later``): one Provenance look-up (``_provenances``) and one version read (thirty-ninth
-        round, sfix39)."""
+        round, sfix39).
+
+        A version no message stated (a FHIR client's PUT, a records office's note) is not weighed by its own
+        time -- its ``lastUpdated`` is the server's clock at arrival, the feed's order is each sender's MSH-7,
+        and the two are never compared (``settle``: a client's version is "not told") -- nor on its own at
+        all: it holds what the version it was written over held, and its client's word. It is as before or
+        as later as that version: written over the later P it carries the P's re-drawn tube (later, passed
+        over), written over the 09:00 P it holds no later statement and its client's word (before: it is
+        the one given, the newest of a run of them). It had counted as before whatever it was written over,
+        so a client's note added after the later P gave the older final the later P's tube (sfix39's LOW;
+        fortieth round, st40)."""
         keeper = getattr(self._local, "stored", None)
         dates: Dates | None = getattr(self._local, "at", None)
         search, vread = getattr(keeper, "search", None), getattr(keeper, "vread", None)
@@ -1484,17 +1496,27 @@ class MergeRules:
             return {}
         ref = f"{rtype}/{rid}"
         _, by_version = self._provenances(keeper, search, rtype, ref)
+        client: int | None = None  # (the newest of the clients' versions over the one asked next)
         for k in range(int(version) - 1, 0, -1):
             target = f"{ref}/_history/{k}"
             provs = by_version.get(target, ())
             then = [*(dates.of(provs) if provs else ()), *dates.pending(target)]
+            if not then:
+                client = k if client is None else client
+                continue  # (a client's: as the version it was written over)
             if settle(dates.now, then, stands=False)[0] == "older":
-                continue  # (a later statement too: the version before it is asked)
-            try:
-                return vread(rtype, rid, str(k))
-            except FhirError:  # (not found, a deletion: nothing of it before)
-                return {}
-        return {}
+                client = None
+                continue  # (a later statement too, and the clients' versions over it: the version before it is asked)
+            return self._vread(vread, rtype, rid, k if client is None else client)
+        return {} if client is None else self._vread(vread, rtype, rid, client)
+
+    @staticmethod
+    def _vread(vread: Any, rtype: str, rid: str, k: int) -> Resource:
+        """Version ``k`` of ``rtype/rid`` (``_before_later``), empty when it is not found (a deletion)."""
+        try:
+            return vread(rtype, rid, str(k))
+        except FhirError:  # (not found, a deletion: nothing of it before)
+            return {}
 
     def _older_times(self, rtype: str, plan: TypePlan, stored: Resource, incoming: Resource, source: str,
                      said: Said | None, issues: list[Issue]) -> Resource:
@@ -2607,14 +2629,23 @@ class MergeRules:
         yet obtained"): the LIS's re-issue of potassium F under OBR-25 P over a withdrawn report of potassium
         and sodium (sodium not yet re-measured) went final beside sodium still withdrawn -- a recognisable
         prior (``recognition.decision.FINAL_STATUSES``) the lab called preliminary, and the flag its
-        withdrawal voided came back (review rv39e HIGH 1; thirty-ninth round, sfix39)."""
+        withdrawal voided came back (review rv39e HIGH 1; thirty-ninth round, sfix39).
+        Nor while a result the report lists -- the message's or one only stored -- is still withdrawn or not
+        obtained: the P then says what table 0123 says of it, "final results not yet obtained" (sodium, withdrawn,
+        to be measured again), and R4's preliminary, "not all results are final", holds; only a report every
+        result of which is final or past it contradicts the P. The withdrawn one gave way (``progress``), and
+        the LIS's C of potassium under P beside sodium still withdrawn made the report corrected -- a
+        recognisable prior whose sodium the lab says was wrong, and the flag sodium's withdrawal voided came
+        back "not payable" (sfix39's LOW; fortieth round, st40)."""
         beside = frozenset().union(*(of for _, of in ep.all_results))
         if stored.get(name) not in beside or out.get(name) not in _BEFORE:
             return
-        merged = self._read_all([r for r in refs if isinstance(r, str)])  # (pending first: ``_read_all``)
-        statuses = {(merged.get(r) or {}).get("status") for r in refs} - beside
+        listed = {e["reference"] for e in out.get(ep.as_far_as) or ()
+                  if isinstance(e, dict) and isinstance(e.get("reference"), str)}
+        merged = self._read_all(sorted(listed | {r for r in refs if isinstance(r, str)}))  # (pending first)
+        statuses = {(merged.get(r) or {}).get("status") for r in refs | listed}
         if not statuses or not statuses <= _DONE or not statuses & CORRECTED:
-            return  # (a result not stored, before final, or final only: the message's status stands as it said)
+            return  # (a result not stored, before final, withdrawn, or final only: the message's status stands)
         progress = ep.progress or {}
         told, status = out[name], min(statuses & CORRECTED, key=lambda s: progress.get(s, 99))
         where = f"{incoming['resourceType']}.{name}"

@@ -1,0 +1,210 @@
+"""st40 (fortieth round): the report, result and order statuses sfix39 left (its LOWs) -- real ORU^R01 over
+``POST /hl7v2`` into the real store on each backend (``tests.module_store``), read back over ``/fhir``; the money
+through the policy community over real MLLP (``recognition``: HOSPB's repeat flagged "not payable" or not).
+
+1. a correction under OBR-25 P beside a result still withdrawn: the report is the lab's preliminary, not corrected
+   (``MergeRules._revived``);
+2. a report first met as a withdrawal: its order is not completed (``results.status_from_report``);
+3. a FHIR client's version between the feed's: as before or as later as the version it was written over
+   (``MergeRules._before_later``), the stored one dated by what it kept (``_older_over_later``);
+4. ``_older_over_later`` and its neighbours for P, C, W and X arriving older after a later version.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+from engine.engine import Engine
+from engine.messages import message_id
+from tests.conftest import running_mllp
+from tests.hl7_calls import err_lines, module_http, post, written
+from tests.module_store import module_eng
+from tests.test_hooks11_policy_edges import flag_of, flags, repeat, result
+from tests.test_notback37_kept_whole import _REDRAWN
+from tests.test_notback37_kept_whole import _result as _potassium
+from tests.test_recognition_e2e import Sender
+from tests.test_recognition_policy_e2e import CBC, community_engine, order, ts
+from tests.test_stfix38_report_follows import _with_sodium
+
+__all__ = ["engine", "module_http"]
+
+engine = module_eng
+
+
+def _read(http: TestClient, ref: str) -> dict:
+    return http.get(f"/fhir/{ref}").json()
+
+
+def _final_panel(engine: Engine, http: TestClient, tag: str) -> tuple[dict[str, dict], dict]:
+    """F of potassium 4.1 and sodium 140 (tube A) at 10:00, then the W of both at 11:00 (OBR-25 empty): the
+    results by code and the report as stored, entered-in-error."""
+    message = _potassium(f"ST40-{tag}A", "20261203100000", f"T{tag}", "4.1", "F", tube=f"ST40S{tag}A")
+    assert b"MSA|AA" in post(http, _with_sodium(message, "F"))
+    results = {o["code"]["coding"][0]["code"]: o for o in written(engine, http, f"ST40-{tag}A", "Observation")}
+    (report,) = written(engine, http, f"ST40-{tag}A", "DiagnosticReport")
+    withdraw = _potassium(f"ST40-{tag}B", "20261203110000", f"T{tag}", "4.1", "W", obr25="", tube=f"ST40S{tag}A")
+    assert b"MSA|AA" in post(http, _with_sodium(withdraw, "W"))
+    assert _read(http, f"DiagnosticReport/{report['id']}")["status"] == "entered-in-error"
+    return results, report
+
+
+# --- 1. a correction under OBR-25 P beside a result still withdrawn ------------------------------------------
+
+
+def test_a_correction_under_p_beside_a_result_still_withdrawn_leaves_the_report_preliminary(
+        engine: Engine, http: TestClient) -> None:
+    """F of potassium and sodium, W of both, then the LIS's C 4.3 of potassium alone under OBR-25 P (sodium to
+    be measured again): table 0123 P, "final results not yet obtained", and R4's preliminary, "not all results
+    are final", both hold -- sodium is withdrawn. The report is preliminary, as the lab says, unwarned at
+    OBR-25; it had gone corrected (a recognisable prior) beside sodium still withdrawn."""
+    results, report = _final_panel(engine, http, "1")
+    ack = post(http, _potassium("ST40-1C", "20261203120000", "T1", "4.3", "C", obr25="P", tube="ST40S1A"))
+    assert b"MSA|AA" in ack, ack
+    after = {code: _read(http, f"Observation/{o['id']}")["status"] for code, o in results.items()}
+    assert after == {"K": "corrected", "NA": "entered-in-error"}, after
+    assert _read(http, f"DiagnosticReport/{report['id']}")["status"] == "preliminary", err_lines(ack)
+    assert not [e for e in err_lines(ack) if e.split("|")[2] == "OBR^1^25"], err_lines(ack)
+
+
+def test_the_same_correction_listing_sodium_still_withdrawn_leaves_it_preliminary(
+        engine: Engine, http: TestClient) -> None:
+    """The same C of potassium under OBR-25 P, the message listing sodium's W again: one rule for the results
+    the message lists and those only stored -- preliminary."""
+    _, report = _final_panel(engine, http, "2")
+    message = _potassium("ST40-2C", "20261203120000", "T2", "4.3", "C", obr25="P", tube="ST40S2A")
+    ack = post(http, _with_sodium(message, "W"))
+    assert b"MSA|AA" in ack, ack
+    assert _read(http, f"DiagnosticReport/{report['id']}")["status"] == "preliminary", err_lines(ack)
+
+
+def test_a_correction_of_every_result_under_p_makes_the_withdrawn_report_corrected(
+        engine: Engine, http: TestClient) -> None:
+    """Control (stat39's rule stands): the C of potassium and of sodium under OBR-25 P -- every result the
+    report lists is corrected, so nothing is "not yet obtained" and the report is corrected, the W at
+    OBR^1^25 naming the P not stored."""
+    _, report = _final_panel(engine, http, "3")
+    message = _potassium("ST40-3C", "20261203120000", "T3", "4.3", "C", obr25="P", tube="ST40S3A")
+    ack = post(http, _with_sodium(message, "C", value="141"))
+    assert b"MSA|AA" in ack, ack
+    assert _read(http, f"DiagnosticReport/{report['id']}")["status"] == "corrected", err_lines(ack)
+    (warned,) = [e for e in err_lines(ack) if e.split("|")[2] == "OBR^1^25"]
+    assert '"preliminary" was not stored' in warned, warned
+
+
+@pytest.fixture
+def community(tmp_path: Path) -> Iterator[Engine]:
+    """The policy tests' community (HOSPA, HOSPB, HOSPC; QC passed) on its own store."""
+    yield from community_engine(tmp_path)
+
+
+_HGB = "OBX|2|NM|HGB^血红蛋白^L||135|g/L|||||{status}|||{when}\n"
+
+
+def _hospa(status: str, obr25: str, hours: int, control: str, *, wbc: str = "6.1", hgb: str | None = "135",
+           hgb_status: str | None = None) -> str:
+    """HOSPA's blood count (placer A1, drawn five days ago): WBC ``wbc`` at OBX-11 ``status`` and, unless
+    ``hgb`` is None, HGB ``hgb`` at ``hgb_status`` (default ``status``), under OBR-25 ``obr25``, MSH-7 ``hours``
+    o'clock that day."""
+    when = ts(5, 10)
+    sent = result("HOSPA", "A1", CBC, when, status=status, control=control)
+    obr = {"W": "X"}.get(status, status)
+    sent = sent.replace(f"|||{obr}\n", f"|||{obr25}\n").replace(f"|C1|{when}|", f"|C1|{ts(5, hours)}|")
+    sent = sent.replace("||6.1|10*9/L|", f"||{wbc}|10*9/L|")
+    if hgb is not None:
+        sent += _HGB.format(status=hgb_status or status, when=when).replace("||135|", f"||{hgb}|")
+    return sent
+
+
+def _report_of(community: Engine, control: str) -> dict:
+    doc = community.ingestor.messages.get(message_id("HOSPA", control))
+    assert doc is not None, control
+    (ref,) = [r for r in doc["resources"] if r.startswith("DiagnosticReport/")]
+    return community.repository.read("DiagnosticReport", ref.split("/")[1])
+
+
+def _order_of(community: Engine, report: dict) -> dict:
+    (based,) = report["basedOn"]
+    return community.repository.read("ServiceRequest", based["reference"].split("/")[1])
+
+
+def test_through_the_panel_the_flag_follows_what_the_report_is_after_each_step(community: Engine) -> None:
+    """HOSPA's final blood count (WBC and HGB) flags HOSPB's repeat; HOSPA withdraws both (OBR-25 C): void;
+    HOSPA's C of WBC under OBR-25 P, HGB still withdrawn: the report is preliminary, no recognisable prior --
+    the flag stays void (it came back "not payable" against a report whose HGB the lab says was wrong); HOSPA's
+    C of HGB under OBR-25 C: every result corrected, the report corrected, and the flag back."""
+    with running_mllp(community) as port:
+        hl7 = Sender(port)
+        hl7.send(order("HOSPA", "A1", CBC, ts(5)))
+        assert "MSA|AA" in hl7.send(_hospa("F", "F", 10, "f"))
+        hl7.send(order("HOSPB", "B1", CBC, ts(1)))
+        hl7.send(result("HOSPB", "B1", CBC, ts(1, 10)))
+        assert flag_of(community) == "flagged", flags(community)
+        assert "MSA|AA" in hl7.send(_hospa("W", "C", 12, "w"))
+        assert _report_of(community, "HOSPA-ORU-A1-Ww")["status"] == "entered-in-error"
+        assert flag_of(community) == "void", flags(community)
+        ack = hl7.send(_hospa("C", "P", 13, "c1", wbc="6.3", hgb=None))
+        assert "MSA|AA" in ack, ack
+        assert _report_of(community, "HOSPA-ORU-A1-Cc1")["status"] == "preliminary", ack
+        assert flag_of(community) == "void", flags(community)
+        ack = hl7.send(_hospa("C", "C", 14, "c2", wbc="6.3", hgb="136"))
+        assert "MSA|AA" in ack, ack
+        assert _report_of(community, "HOSPA-ORU-A1-Cc2")["status"] == "corrected", ack
+        assert flag_of(community) == "flagged", flags(community)
+
+
+# --- 2. a report first met as a withdrawal: its order ----------------------------------------------------------
+
+
+@pytest.mark.parametrize("obr25", ["F", "C"])
+def test_a_report_first_met_withdrawn_leaves_its_order_active(community: Engine, obr25: str) -> None:
+    """HOSPA's order (active), then its first result message the W of both results under OBR-25 ``obr25`` (the
+    final never received): the report is entered-in-error and the order not "fully completed" (R4 completed) --
+    nor revoked nor entered-in-error: the lab withdrew its results, not the order -- it stays active; HOSPB's
+    repeat is not flagged. The lab's re-issued final then completes the order and flags the repeat."""
+    with running_mllp(community) as port:
+        hl7 = Sender(port)
+        hl7.send(order("HOSPA", "A1", CBC, ts(5)))
+        ack = hl7.send(_hospa("W", obr25, 12, "w"))
+        assert "MSA|AA" in ack, ack
+        report = _report_of(community, "HOSPA-ORU-A1-Ww")
+        assert report["status"] == "entered-in-error", report
+        assert _order_of(community, report)["status"] == "active", ack
+        assert "ORC^1^5" in ack and "ORC-5 'CM' (completed) was not stored" in ack, ack  # (its ORC-5 CM)
+        hl7.send(order("HOSPB", "B1", CBC, ts(1)))
+        hl7.send(result("HOSPB", "B1", CBC, ts(1, 10)))
+        assert flag_of(community) in (None, "void"), flags(community)
+        assert "MSA|AA" in hl7.send(_hospa("F", "F", 13, "f"))
+        assert _order_of(community, report)["status"] == "completed"
+
+
+@pytest.mark.parametrize(("status", "order_status"), [("W", "active"), ("X", "revoked")])
+def test_a_first_report_none_of_whose_results_stands_completes_no_order(
+        engine: Engine, http: TestClient, status: str, order_status: str) -> None:
+    """The LIS's first message of an order it created (no ORM before) is a W (or X) of its one result under
+    OBR-25 F: W leaves the order active (it was not wrong, nor called off); X -- results cannot be obtained --
+    revokes it, as the same X under OBR-25 empty does (control below)."""
+    ack = post(http, _potassium(f"ST40-6{status}", "20261203110000", f"T6{status}", "" if status == "X" else "4.1",
+                                status, obr25="F", tube=f"ST40S6{status}"))
+    assert b"MSA|AA" in ack, ack
+    (report,) = written(engine, http, f"ST40-6{status}", "DiagnosticReport")
+    (request,) = written(engine, http, f"ST40-6{status}", "ServiceRequest")
+    assert report["status"] in ("entered-in-error", "cancelled"), report
+    assert request["status"] == order_status, request
+    control = _potassium(f"ST40-7{status}", "20261203110000", f"T7{status}", "" if status == "X" else "4.1",
+                         status, obr25="", tube=f"ST40S7{status}")
+    assert b"MSA|AA" in post(http, control)
+    (request,) = written(engine, http, f"ST40-7{status}", "ServiceRequest")
+    assert request["status"] == order_status, request
+
+
+def test_a_first_report_with_a_result_standing_completes_its_order(engine: Engine, http: TestClient) -> None:
+    """Control: potassium W beside sodium F under OBR-25 F -- a result stands, the report is final and the
+    order completed."""
+    message = _potassium("ST40-8A", "20261203110000", "T8", "4.1", "W", obr25="F", tube="ST40S8A")
+    assert b"MSA|AA" in post(http, _with_sodium(message, "F"))
+    (request,) = written(engine, http, "ST40-8A", "ServiceRequest")
+    assert request["status"] == "completed", request
