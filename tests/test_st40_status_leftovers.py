@@ -208,3 +208,80 @@ def test_a_first_report_with_a_result_standing_completes_its_order(engine: Engin
     assert b"MSA|AA" in post(http, _with_sodium(message, "F"))
     (request,) = written(engine, http, "ST40-8A", "ServiceRequest")
     assert request["status"] == "completed", request
+
+
+# --- 3. a FHIR client's version between the feed's ------------------------------------------------------------
+
+
+def _tube(http: TestClient, resource: dict) -> str | None:
+    """The SPM-2 of the tube ``resource`` (a result) names, read through its Specimen."""
+    ref = (resource.get("specimen") or {}).get("reference")
+    return _read(http, ref)["identifier"][0]["value"] if ref else None
+
+
+def _clients_note(http: TestClient, obs_id: str, text: str) -> None:
+    """A records office's PUT of the result as stored with a note added (a FHIR client's version)."""
+    body = _read(http, f"Observation/{obs_id}")
+    body["note"] = [*body.get("note", ()), {"text": text}]
+    assert http.put(f"/fhir/Observation/{obs_id}", json=body).status_code == 200
+
+
+def test_a_clients_note_on_the_later_p_gives_the_older_final_none_of_its_tube(
+        engine: Engine, http: TestClient) -> None:
+    """P 4.0 of tube A at 09:00, the later P 5.0 of re-drawn tube B at 12:00, an office's note on it (a FHIR
+    client's version), the LIS's P 5.1 of tube B at 12:10, then the F 4.1 of 11:50 with no SPM (delivered
+    late): in MSH-7 order the F comes over the 09:00 P. The client's version was written over the 12:00 P and
+    carries its tube B -- as later as that P, not "before": the final names tube A."""
+    assert b"MSA|AA" in post(http, _potassium("ST40-9A", "20261203090000", "T9", "4.0", "P", tube="ST40S9A"))
+    (obs,) = written(engine, http, "ST40-9A", "Observation")
+    later = _potassium("ST40-9B", "20261203120000", "T9", "5.0", "P", tube="ST40S9B", **_REDRAWN)
+    assert b"MSA|AA" in post(http, later)
+    _clients_note(http, obs["id"], "已电话通知病房")
+    again = _potassium("ST40-9C", "20261203121000", "T9", "5.1", "P", tube="ST40S9B", **_REDRAWN)
+    assert b"MSA|AA" in post(http, again)
+    assert _tube(http, _read(http, f"Observation/{obs['id']}")) == "ST40S9B"
+    ack = post(http, _potassium("ST40-9D", "20261203115000", "T9", "4.1", "F"))
+    assert b"MSA|AA" in ack, ack
+    result = _read(http, f"Observation/{obs['id']}")
+    assert (result["status"], result["valueQuantity"]["value"]) == ("final", 4.1), result
+    assert _tube(http, result) == "ST40S9A", (result, err_lines(ack))
+
+
+def test_a_clients_note_stored_on_the_later_p_dates_it_by_that_p(engine: Engine, http: TestClient) -> None:
+    """P of tube A at 09:00, the later P of tube B at 12:00, an office's note on it (the stored version a
+    client's), then the F of 11:50 with no SPM: the client kept the P's status and value, so the stored
+    version is dated by the 12:00 P (``carried``, as ``_not_back`` dates it) and the F is older -- tube A; the
+    office's note stays (a note is merged)."""
+    assert b"MSA|AA" in post(http, _potassium("ST40-10A", "20261203090000", "T10", "4.0", "P", tube="ST40S10A"))
+    (obs,) = written(engine, http, "ST40-10A", "Observation")
+    later = _potassium("ST40-10B", "20261203120000", "T10", "5.0", "P", tube="ST40S10B", **_REDRAWN)
+    assert b"MSA|AA" in post(http, later)
+    _clients_note(http, obs["id"], "已电话通知病房")
+    ack = post(http, _potassium("ST40-10C", "20261203115000", "T10", "4.1", "F"))
+    assert b"MSA|AA" in ack, ack
+    result = _read(http, f"Observation/{obs['id']}")
+    assert (result["status"], _tube(http, result)) == ("final", "ST40S10A"), (result, err_lines(ack))
+    assert "已电话通知病房" in [n.get("text") for n in result.get("note", ())], result
+
+
+def test_a_clients_version_over_the_even_older_p_is_what_the_older_final_comes_over(
+        engine: Engine, http: TestClient) -> None:
+    """Control: P of tube A at 09:00, an office's PUT over it naming tube C (a client's version written over
+    the 09:00 P: before), the later P of tube B at 12:00, then the F of 11:50 with no SPM: the final comes over
+    the client's version -- tube C, the client's word, not the 09:00 P's tube A nor the later P's B."""
+    assert b"MSA|AA" in post(http, _potassium("ST40-11A", "20261203090000", "T11", "4.0", "P", tube="ST40S11A"))
+    (obs,) = written(engine, http, "ST40-11A", "Observation")
+    body = _read(http, f"Observation/{obs['id']}")
+    tube = {"resourceType": "Specimen", "identifier": [{"system": "urn:st40:office", "value": "ST40S11C"}],
+            "subject": body["subject"]}
+    created = http.post("/fhir/Specimen", json=tube)
+    assert created.status_code == 201, created.text
+    body["specimen"] = {"reference": f"Specimen/{created.json()['id']}"}
+    assert http.put(f"/fhir/Observation/{obs['id']}", json=body).status_code == 200
+    later = _potassium("ST40-11B", "20261203120000", "T11", "5.0", "P", tube="ST40S11B", **_REDRAWN)
+    assert b"MSA|AA" in post(http, later)
+    assert _tube(http, _read(http, f"Observation/{obs['id']}")) == "ST40S11B"
+    ack = post(http, _potassium("ST40-11C", "20261203115000", "T11", "4.1", "F"))
+    assert b"MSA|AA" in ack, ack
+    result = _read(http, f"Observation/{obs['id']}")
+    assert (result["status"], _tube(http, result)) == ("final", "ST40S11C"), (result, err_lines(ack))
