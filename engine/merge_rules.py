@@ -1023,6 +1023,8 @@ class MergeRules:
             over_p = self._over_later_p(rtype, plan, stored, incoming, source)
             if over_p is None:
                 incoming = self._older_times(rtype, plan, stored, incoming, source, said, issues)
+        elif plan.timed and freed:  # (an older C or W whose results stepped past the later P: ``_dated`` lifted it)
+            over_p = self._over_later_p(rtype, plan, stored, incoming, source)
         kept_back: list[_Kept] = []  # (the steps back kept out: each one's W worded after the merge)
         if plan.backed and not compared:  # (a final result's status not taken back by a P: ordfix36)
             kept = self._not_back(rtype, plan, stored, incoming, source, said, issues, kept_back)
@@ -1428,7 +1430,8 @@ class MergeRules:
         for name, ep in plan.over:
             if not ep.as_far_as or ep.merged_with is None:
                 continue
-            if stored.get(name) not in _BEFORE or incoming.get(name) not in _DONE:
+            if stored.get(name) not in _BEFORE or (incoming.get(name) not in _DONE and not any(
+                    incoming.get(name) in of for _, of in ep.all_results)):
                 return None
             refs = {e.get("reference") for e in incoming.get(ep.as_far_as) or () if isinstance(e, dict)}
             had = {e.get("reference") for e in stored.get(ep.as_far_as) or () if isinstance(e, dict)}

@@ -285,3 +285,68 @@ def test_a_clients_version_over_the_even_older_p_is_what_the_older_final_comes_o
     assert b"MSA|AA" in ack, ack
     result = _read(http, f"Observation/{obs['id']}")
     assert (result["status"], _tube(http, result)) == ("final", "ST40S11C"), (result, err_lines(ack))
+
+
+# --- 4. P, C, W and X arriving older after a later version: what MSH-7 order gives -----------------------------
+
+
+_OLDER = {"P": "4.1", "C": "4.3", "W": "4.0", "X": "", "F": "4.1"}  # the 11:50 message's OBX-5 by its OBX-11
+
+
+def _three(tag: str, later: str, older: str, *, in_order: bool) -> list[str]:
+    """P 4.0 of tube A at 09:00; the ``later`` at 12:00 (P: 5.0 of a re-drawn tube B; F: 4.2 of tube A); the
+    ``older`` of 11:50 with no SPM (OBR-25 its status, empty for W and X) -- in MSH-7 order, or as delivered
+    (the 11:50 one late, after the 12:00 one)."""
+    first = _potassium(f"ST40-{tag}A", "20261203090000", tag, "4.0", "P", tube=f"ST40S{tag}A")
+    twelve = (_potassium(f"ST40-{tag}B", "20261203120000", tag, "5.0", "P", tube=f"ST40S{tag}B", **_REDRAWN)
+              if later == "P" else _potassium(f"ST40-{tag}B", "20261203120000", tag, "4.2", "F", tube=f"ST40S{tag}A"))
+    late = _potassium(f"ST40-{tag}C", "20261203115000", tag, _OLDER[older], older,
+                      obr25="" if older in ("W", "X") else older)
+    return [first, late, twelve] if in_order else [first, twelve, late]
+
+
+def _as_sent(engine: Engine, http: TestClient, tag: str, later: str, older: str, *, in_order: bool) -> dict:
+    """What the result and its report are after ``_three``'s messages: statuses, value, tube letters, notes."""
+    for message in _three(tag, later, older, in_order=in_order):
+        ack = post(http, message)
+        assert b"MSA|A" in ack, ack
+    (obs,) = written(engine, http, f"ST40-{tag}A", "Observation")
+    (report,) = written(engine, http, f"ST40-{tag}A", "DiagnosticReport")
+    tubes = sorted(_read(http, s["reference"])["identifier"][0]["value"][-1] for s in report.get("specimen", ()))
+    tube = _tube(http, obs)
+    return {"status": obs["status"], "value": (obs.get("valueQuantity") or {}).get("value"),
+            "tube": tube[-1] if tube else None, "notes": [n.get("text") for n in obs.get("note", ())],
+            "report": report["status"], "report tubes": tubes}
+
+
+# what MSH-7 order gives (older, later): the result's status, value and tube, the report's status and tubes.
+# Under the later P of tube B: the P stands over a P (the later one) and over an X (nothing obtained: the re-drawn
+# tube's P is a result), is kept out of a C or F (its note merged, ``not_back``) and held whole over a W; under the
+# later F (4.2): the F stands over each.
+_IN_ORDER = {
+    ("P", "P"): ("preliminary", 5.0, "B", "preliminary", ["A", "B"]),
+    ("C", "P"): ("corrected", 4.3, "A", "corrected", ["A"]),
+    ("W", "P"): ("entered-in-error", 4.0, "A", "entered-in-error", ["A"]),
+    ("X", "P"): ("preliminary", 5.0, "B", "preliminary", ["A", "B"]),
+    ("F", "P"): ("final", 4.1, "A", "final", ["A"]),
+    **{(older, "F"): ("final", 4.2, "A", "final", ["A"]) for older in "PCWXF"},
+}
+
+
+@pytest.mark.parametrize("later", ["P", "F"])
+@pytest.mark.parametrize("older", ["P", "C", "W", "X", "F"])
+def test_an_older_message_after_a_later_one_gives_what_msh7_order_gives(
+        engine: Engine, http: TestClient, older: str, later: str) -> None:
+    """The LIS's P of tube A at 09:00, its ``later`` at 12:00 and its ``older`` of 11:50 (no SPM): sent in
+    MSH-7 order to one order, and delivered late -- the 11:50 one after the 12:00 one -- to another. The result
+    (status, value, tube, notes) and its report (status, tubes) are the same either way (``_older_over_later``,
+    ``_dated``, ``_restated_older``, ``_not_back``; the report's ``_over_later_p``) -- and what ``_IN_ORDER``
+    says. The report of the older C or W had kept the later P's tube B (``_dated`` lifted its status, its
+    results having stepped past the P, and ``_over_later_p`` was not asked)."""
+    tag = f"U{older}{later}"
+    in_order = _as_sent(engine, http, f"{tag}1", later, older, in_order=True)
+    late = _as_sent(engine, http, f"{tag}2", later, older, in_order=False)
+    assert late == in_order
+    status, value, tube, report, tubes = _IN_ORDER[(older, later)]
+    assert (in_order["status"], in_order["value"], in_order["tube"]) == (status, value, tube), in_order
+    assert (in_order["report"], in_order["report tubes"]) == (report, tubes), in_order
