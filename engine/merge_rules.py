@@ -1426,7 +1426,11 @@ class MergeRules:
         dropped as older, ``not_from_older``) and listed the P's re-drawn tube beside the F's -- dated and
         specimened by a preliminary measurement none of its results carries (review rv38h MED 2). Now the
         F's report stands as it would have in MSH-7 order (``_as_in_order``). None otherwise: one of the
-        stored results the message does not list may be the P's own (its tube is then the report's)."""
+        stored results the message does not list may be the P's own (its tube is then the report's).
+        Likewise an older C, or an older W (the report of a status none of whose results stands:
+        ``all_results``), whose results stepped past the later P -- ``_dated`` lifts such a report's status
+        (status38), and ``combine`` asked nothing more: the corrected or withdrawn report kept the later P's
+        re-drawn tube B, which in MSH-7 order was kept out of it (fortieth round, st40)."""
         for name, ep in plan.over:
             if not ep.as_far_as or ep.merged_with is None:
                 continue

@@ -23,7 +23,7 @@ from engine.messages import message_id
 from tests.conftest import running_mllp
 from tests.hl7_calls import err_lines, module_http, post, written
 from tests.module_store import module_eng
-from tests.test_hooks11_policy_edges import flag_of, flags, repeat, result
+from tests.test_hooks11_policy_edges import flag_of, flags, result
 from tests.test_notback37_kept_whole import _REDRAWN
 from tests.test_notback37_kept_whole import _result as _potassium
 from tests.test_recognition_e2e import Sender
