@@ -1019,9 +1019,11 @@ class MergeRules:
         # what the stored version holds and the message leaves out, in the stored order: read once, here and by the
         # merge's loop below when the message is still this one -- the set difference sfix39 asked here cost ~8.7k
         # instructions a result, all of its +0.4 % on a 12-result panel's P -> F (callgrind; fortieth round, st40)
-        said_as_sent, left = incoming, [k for k in stored if k not in incoming]
-        if plan.backed and not compared and not _OWN.issuperset(left):
-            before = self._older_over_later(rtype, plan, stored, incoming, source, left)  # (it leaves out what was stored)
+        said_as_sent, left = incoming, None
+        if plan.backed and not compared:
+            left = [k for k in stored if k not in incoming]
+            if not _OWN.issuperset(left):
+                before = self._older_over_later(rtype, plan, stored, incoming, source, left)  # (it leaves out what was stored)
         over_p: str | None = None  # (the older final over its later P: the report as in MSH-7 order -- stfix38)
         if plan.timed and not compared:  # (a report's times from an older message: not written -- ordfix36)
             over_p = self._over_later_p(rtype, plan, stored, incoming, source)
@@ -1050,7 +1052,8 @@ class MergeRules:
             if said.owned:  # (stated only by the number's owner: else as assumed, and said)
                 incoming = self._not_numbered(rtype, stored, incoming, said.owned, issues)
         out = {}
-        for name in (*incoming, *(left if incoming is said_as_sent else [k for k in stored if k not in incoming])):
+        for name in (*incoming, *(left if left is not None and incoming is said_as_sent
+                                  else (k for k in stored if k not in incoming))):
             if name in ("resourceType", "id"):
                 out[name] = incoming[name]
                 continue
