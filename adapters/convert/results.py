@@ -720,12 +720,11 @@ def status_from_report(group: Group, ctx: Context, request: dict[str, str], stat
     if group.orc is not None and group.orc.value(5):
         if none is None or ctx.resources[ref].get("status") != "completed":
             return
+        given = vocabulary(ctx.site, "order_status_by_report").get(none)
         ctx.warn(group.orc.error(
             f"ORC-5 '{group.orc.value(5)}' (completed) was not stored: every result of the order's group is "
             f"{'withdrawn' if none == 'entered-in-error' else 'withdrawn or not obtained'} (OBX-11) -- "
-            + ("the order stays as it stands" if vocabulary(ctx.site, "order_status_by_report").get(none) is None
-               else f"the order is {vocabulary(ctx.site, 'order_status_by_report')[none]}"),
-            5, code=MESSAGE_ACCEPTED))
+            + (f"the order is {given}" if given else "the order stays as it stands"), 5, code=MESSAGE_ACCEPTED))
     state = none or state
     earlier = ctx.order_progress.get(ref)
     if earlier is not None and not _less_advanced(ctx, state, earlier):
