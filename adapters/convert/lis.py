@@ -210,7 +210,7 @@ def convert_orders(
             )
             info["report"] = report
             if request is not None:  # the order is completed only by a final result (OBR-25 F, C)
-                results.status_from_report(group, ctx, request, state)
+                results.status_from_report(group, ctx, request, state, refs)
             for after in info.get("after_report", ()):
                 after(report)
         elif request is not None and refs:

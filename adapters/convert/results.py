@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import lru_cache
@@ -16,7 +17,12 @@ from adapters.convert.context import Concept, Context
 from adapters.convert.datatypes import CONVERTERS, cwe, decimal, ei, hd_names, same_hd
 from adapters.convert.engine import apply_table, json_copy
 from adapters.convert.tables import vocabulary
-from adapters.hl7v2.errors import DATA_TYPE_ERROR, REQUIRED_FIELD_MISSING, UNKNOWN_KEY_IDENTIFIER
+from adapters.hl7v2.errors import (
+    DATA_TYPE_ERROR,
+    MESSAGE_ACCEPTED,
+    REQUIRED_FIELD_MISSING,
+    UNKNOWN_KEY_IDENTIFIER,
+)
 from adapters.hl7v2.parser import Message, Repetition, Segment, parse
 from adapters.hl7v2.timestamps import TimestampError, to_fhir_date, to_fhir_datetime, zone
 from conformance.validate import MAX_STRING
@@ -729,7 +735,8 @@ def _intent_of_another_group(order: Resource, res: Resource, ctx: Context) -> No
         ctx.unsay(order, "intent")
 
 
-def status_from_report(group: Group, ctx: Context, request: dict[str, str], state: str) -> None:
+def status_from_report(group: Group, ctx: Context, request: dict[str, str], state: str,
+                       results: Sequence[dict[str, str]] = ()) -> None:
     """A result message states how far its order got by its own group's report status ``state``
     (``report_status``: the group's OBR-25, else its own OBX-11s), unless ORC-5 states the order's
     own status: ``vocabulary.yaml`` ``order_status_by_report`` -- final or corrected: completed;
@@ -741,10 +748,35 @@ def status_from_report(group: Group, ctx: Context, request: dict[str, str], stat
     filler number) but name two orders (two OBR-4 tests), and the combined report is as far as its
     least advanced group -- before, a final UREA group after a preliminary CREA group left UREA's
     order active. Only groups naming the same order make it as far as the least advanced of them
-    (``merge.yaml`` DiagnosticReport ``status.progress``), as they do its report."""
-    if group.orc is not None and group.orc.value(5):
-        return
+    (``merge.yaml`` DiagnosticReport ``status.progress``), as they do its report.
+
+    A group none of whose ``results`` stands (``_none_stands``: each withdrawn, or not obtained) states of
+    its order what its results give, whatever status on the path OBR-25 states: OBR-25 F or C beside W alone
+    completed the order -- the first message huren met of a report being the LIS's withdrawal (its final
+    quarantined, or sent before go-live), the report entered-in-error (``MergeRules._withdrawn_first``) and
+    its order "fully completed. No further activity will occur" (R4 request-status ``completed``), though
+    the lab says the one result it posted was wrong and a re-measurement may follow. Every one withdrawn
+    (entered-in-error) maps to no order status: the order stays as it stands (``active`` fills one stored
+    without a status) -- R4's ``entered-in-error`` ("this request should never have existed") and
+    ``revoked`` ("terminated prior to ... completion") would say the order was wrong or called off, and
+    table 0085's W says only that the result was ("post original as wrong"). Some not obtained (cancelled)
+    revokes it, as the same results under OBR-25 empty always did: "results cannot be obtained" ends the
+    request before its completion. ORC-5 is the order's own status and stands -- but for a completion
+    (CM: ``completed``), which such a group's results do not bear out any more than OBR-25's F does the
+    report's: many LIS send ORC-5 CM on every result message, the W too. It is not taken (W at ORC-5) and
+    the order is as the results give it (sfix39's LOW; fortieth round, st40)."""
+    none = _none_stands(ctx, {ctx.resources[r["reference"]]["status"] for r in results
+                              if r["reference"] in ctx.resources}) if results else None
     ref = request["reference"]
+    if group.orc is not None and group.orc.value(5):
+        if none is None or ctx.resources[ref].get("status") != "completed":
+            return
+        given = vocabulary(ctx.site, "order_status_by_report").get(none)
+        ctx.warn(group.orc.error(
+            f"ORC-5 '{group.orc.value(5)}' (completed) was not stored: every result of the order's group is "
+            f"{'withdrawn' if none == 'entered-in-error' else 'withdrawn or not obtained'} (OBX-11) -- "
+            + (f"the order is {given}" if given else "the order stays as it stands"), 5, code=MESSAGE_ACCEPTED))
+    state = none or state
     earlier = ctx.order_progress.get(ref)
     if earlier is not None and not _less_advanced(ctx, state, earlier):
         return  # an earlier group of the message naming this order is as far or less: it stands
@@ -758,6 +790,16 @@ def status_from_report(group: Group, ctx: Context, request: dict[str, str], stat
         ctx.assumed(order, "status")
     elif group.obr is not None and group.obr.value(25):
         ctx.located(order, "status", group.obr, 25)
+
+
+def _none_stands(ctx: Context, statuses: set[str]) -> str | None:
+    """The report status a group's results' ``statuses`` give when none of them stands -- ``merge.yaml``'s
+    ``all_results`` (DiagnosticReport.status), the first entry that holds: every one withdrawn (OBX-11 W/D),
+    entered-in-error; withdrawn or not obtained (X), cancelled -- else None (one stands, or none is sent)."""
+    for status, of in all_results_of(ctx.site.merge, "DiagnosticReport", "status") if statuses else ():
+        if statuses <= of:
+            return status
+    return None
 
 
 def _less_advanced(ctx: Context, status: str, than: str) -> bool:
@@ -1676,9 +1718,9 @@ def _status_from_results(ctx: Context, results: list[dict[str, str]]) -> str:
     ``merge.yaml``'s ``all_results`` (DiagnosticReport.status), which the merge reads for the
     report's results as merged (thirty-eighth round, status38)."""
     statuses = {ctx.resources[r["reference"]]["status"] for r in results if r["reference"] in ctx.resources}
-    for status, of in all_results_of(ctx.site.merge, "DiagnosticReport", "status") if statuses else ():
-        if statuses <= of:
-            return status  # (every one withdrawn: entered-in-error; withdrawn or not obtained: cancelled)
+    none_stands = _none_stands(ctx, statuses)
+    if none_stands is not None:
+        return none_stands  # (every one withdrawn: entered-in-error; withdrawn or not obtained: cancelled)
     statuses -= _GIVE_WAY
     if statuses and statuses <= {"final"}:
         return "final"
