@@ -22,10 +22,6 @@ def _read(http: TestClient, ref: str) -> dict:
     return http.get(f"/fhir/{ref}").json()
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "rv40b MED: _older_over_later asks _older_than_stored without ``carried``, so over a FHIR client's "
-    "version (a note-only PUT carrying the later P's content) the older tubeless final is not 'older' and "
-    "takes the later P's re-drawn tube B, while its report names tube A: rv39a finding 5 back"))
 def test_an_older_tubeless_final_keeps_tube_a_past_a_clients_note(engine: Engine, http: TestClient) -> None:
     """P 4.0 of tube A at 09:00; the later P 5.0 of a re-drawn tube B at 12:00; a nurse station's FHIR client
     adds a note to the result (PUT, the rest as read); then the F 4.1 of 11:50 with no SPM. In MSH-7 order the

@@ -19,9 +19,10 @@ from tests.test_convmend20_probes import PID, siu
 from tests.test_moneylast19_charges import run_old_code
 from tests.test_sched21_status_times import sch
 from tests.test_sched22_rv_probes import _text
+from tests.test_sched25_bookings import BASE
 from tests.test_schedfix24_rv2_probes import _from
 from tests.test_schedfix24_rv_probes import OTHER, _all, _booked, _reopened
-from tests.test_schedfix25_rv_probes import BASE, THIRD, WANG_X, WANG_Z, _a40, _patient_id
+from tests.test_schedfix25_rv_probes import THIRD, WANG_X, WANG_Z, _a40, _patient_id
 
 OID = "1.2.156.112604.1.2"
 
