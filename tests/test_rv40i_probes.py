@@ -204,3 +204,39 @@ def test_an_a37_across_a_chain_after_an_a47_names_the_middle_record_by_its_numbe
     (line,) = err_lines(ack)
     assert ack_code_of(ack) == "AE" and "no merge joined directly" in line, line
     assert "'F40J2N'" in line and "'F40J2'" not in line, line
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "rv40i MED: a decision whose processing fails once on the store (a commit refused: 'database is locked' under a "
+    "second worker) leaves the message 'received' with its replay entry 'as: owner'; ordfix40's in-flight check "
+    "(ingest._owner_decidable) then answers every later decision 409 'it is being taken as the owner's ... ask again "
+    "in a moment' -- no one is taking it and nothing will until the service restarts (recover): the operator is told "
+    "to wait for nothing, and the held change cannot be decided"))
+def test_a_decision_whose_commit_failed_once_can_be_asked_again(engine: Engine, http: TestClient) -> None:
+    """The store refuses the decision's write once (injected at the ingest's batch write, as SQLite's busy
+    timeout would); the failure clears; the operator asks again: the decision is taken (or at least not answered
+    'being taken' by a decision no process is applying)."""
+    import sqlite3
+
+    placer = "RV40I-BUSY"
+    msg = _held_message(http, placer)
+    ingestor = engine.ingestor
+    failures = {"left": 1}
+    write_batch = ingestor._write_batch
+
+    def busy_once(items: list) -> bool:
+        if failures["left"]:
+            failures["left"] -= 1
+            raise sqlite3.OperationalError("database is locked")
+        return write_batch(items)
+
+    ingestor._write_batch = busy_once  # type: ignore[method-assign]
+    try:
+        first = _owner(http, msg, _bound_ops(engine, B, "ops-busy"), reason="第一次")
+    finally:
+        del ingestor._write_batch
+    assert first.status_code != 500, first.text
+    assert "3002" in _codes(the_order(http, placer))
+    again = _owner(http, msg, _bound_ops(engine, B, "ops-busy"), reason="第二次")
+    assert again.status_code == 200, (first.status_code, first.text, again.status_code, again.text)
+    assert "3001" in _codes(the_order(http, placer))
