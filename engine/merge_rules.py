@@ -182,7 +182,7 @@ class Owned:
     order does not hold it, is not stored either -- a held claim to a number would make its sender the first to
     store it (thirty-ninth round, ord39). A held statement is held whole: on a stored order, nothing else the
     placer states of it (merge.yaml ``placer``: its time, requester, priority, re-test reason and that reason's
-    withdrawal) is written or deleted either (``MergeRules._placers_held``; review rv40d HIGH 1-2). Each hold is
+    withdrawal -- and its status, the filler's or the placer's request's: review rv40h MED 5) is written or deleted either (``MergeRules._placers_held``; review rv40d HIGH 1-2). Each hold is
     kept with its message (``Dates.hold``: the message document's ``held_claims``), so a held claim makes its sender
     no storer even where its write created the order (``Stamp.claims``), and an operator may decide one held
     message's change is the owner's (``Dates.owns``; fortieth round, ord40).

@@ -12,11 +12,14 @@ dropped). Real HL7 v2 over MLLP (the payment: the recognition row of the repeat 
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from fastapi.testclient import TestClient
 
 from adapters.convert.results import placed_numbers
 from engine.engine import Engine
+from engine.recognition.facts import REASON_WITHDRAWN_EXT
 from tests import test_money19_cds_orders
 from tests.module_store import module_eng
 from tests.test_code37_ris_change import HEAD
@@ -31,6 +34,10 @@ from tests.test_srfix35_order_code import http, send
 
 __all__ = ["http", "module_eng"]
 engine = test_money19_cds_orders.engine
+
+
+def _withdrawn(order: dict[str, Any]) -> list[dict[str, Any]]:
+    return [e for e in order.get("extension") or () if e.get("url") == REASON_WITHDRAWN_EXT]
 
 
 def _hospb_flags(engine: Engine) -> list[tuple[str, object]]:
@@ -57,6 +64,10 @@ def test_the_placers_xo_withdrawing_the_replacements_inherited_reason_stays_with
     assert "MSA|AA" in ack, ack
     hl7.send(oru("HOSPB", "B1R", CBC, ts(1, 10)))
     assert _hospb_flags(engine) == [("flagged", None)], ack
+    # (and the replacement states no reason beside the mark of its withdrawal: two contradicting statements)
+    (b1r,) = [sr for sr in engine.repository.search("ServiceRequest", []).resources
+              if any(i.get("value") == "B1R" for i in sr.get("identifier") or ())]
+    assert _reasons(b1r) == [] and _withdrawn(b1r), b1r
 
 
 @pytest.mark.parametrize("obr4", ["", '""'], ids=["obr4-empty", "obr4-null"])
