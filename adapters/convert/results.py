@@ -629,7 +629,8 @@ def _reason_taken_back(orc: Segment | None, res: Resource, ctx: Context, whose: 
 # change order request, a replacement order and the replace requests naming the order it replaces
 # (``REPLACED``, whose reason a replacement inherits: merge.yaml ``inherits``). Its other codes are the filler's statements (SC status
 # changed, OK/NA/UA accepted/number assigned, RE observations to follow) or a request whose ORC-16 is
-# that request's reason (CA/DC/HD cancel, discontinue, hold).
+# that request's reason (CA/DC/HD cancel, discontinue, hold). RO is either side's (table 0119): whose, ``_whose``
+# decides by the replaced order before it (rv40h HIGH 3).
 _PLACER_STATES = frozenset({"NW", "XO", "RO"}) | REPLACED
 _ORDER_MESSAGES = frozenset({"ORM", "OML", "OMG"})  # merge.yaml ``sources.order``
 # of ``REPLACED``, the filler's (RU: replaced unsolicited, RQ: its answer to the placer's RP): among the states
