@@ -182,7 +182,7 @@ class Owned:
     order does not hold it, is not stored either -- a held claim to a number would make its sender the first to
     store it (thirty-ninth round, ord39). A held statement is held whole: on a stored order, nothing else the
     placer states of it (merge.yaml ``placer``: its time, requester, priority, re-test reason and that reason's
-    withdrawal) is written or deleted either (``MergeRules._placers_held``; review rv40d HIGH 1-2). Each hold is
+    withdrawal -- and its status, the filler's or the placer's request's: review rv40h MED 5) is written or deleted either (``MergeRules._placers_held``; review rv40d HIGH 1-2). Each hold is
     kept with its message (``Dates.hold``: the message document's ``held_claims``), so a held claim makes its sender
     no storer even where its write created the order (``Stamp.claims``), and an operator may decide one held
     message's change is the owner's (``Dates.owns``; fortieth round, ord40).
@@ -981,7 +981,7 @@ class MergeRules:
                 told: Said | None = saids.get(f"{rtype}/{incoming.get('id')}") if saids else None
                 at = {f"{rtype}.{element}": where for element, where in told.fields} if told is not None else {}
                 for name, ep in plan.inherited:
-                    self._inherit(rtype, name, ep, out, issues, at)
+                    self._inherit(rtype, name, ep, out, issues, at, said=told)
                 for name, ep in plan.over:  # (a first report none of whose results stands: ``_withdrawn_first``)
                     if ep.all_results and self._withdrawn_first(plan, incoming):
                         refs = {e.get("reference") for e in incoming.get(ep.as_far_as) or () if isinstance(e, dict)}
@@ -1158,7 +1158,7 @@ class MergeRules:
                     self._local.kept = set()
                 self._local.kept.add(f"{rtype}/{stored.get('id')}")
         for name, ep in plan.inherited:
-            self._inherit(rtype, name, ep, out, issues, fields)
+            self._inherit(rtype, name, ep, out, issues, fields, stored=stored, said=said)
         for name, ep in plan.lined:
             # (asked first: a lab report stores neither, and pays one lookup; ``held``: a withdrawn
             # result's words an older message stated again, which a report without text must not take)
@@ -1980,7 +1980,7 @@ class MergeRules:
             if stored is not None:
                 incoming, said, also = self._placers_held(rtype, incoming, said, own.element)
             incoming = self._without_number(stored, incoming, own)
-            held_too = f"; held with it, what else it states of the placer's: {', '.join(also)}" if also else ""
+            held_too = f"; held with it, what else it states of the order: {', '.join(also)}" if also else ""
             issues.append({"severity": "warning", "code": "conflict",
                            "expression": [f"{rtype}.{own.element}", *(f"{rtype}.{name}" for name in also)],
                            "location": [own.at], "diagnostics": f"{own.text} ({why}{held_too})",
@@ -1992,8 +1992,10 @@ class MergeRules:
         return incoming, said
 
     def _placers(self, rtype: str) -> tuple[tuple[str, Slice | None], ...]:
-        """What the placer states of a ``rtype`` (merge.yaml ``placer``, the one list): each element, with the
-        slice of its entries that is the placer's (None: the whole element). Read once a type."""
+        """What a held statement writes none of on a stored ``rtype`` (merge.yaml ``placer``, the one list): what
+        the placer states of it, and its status, which the placer's requests and the filler's statements state
+        alike (a third application's held OC still revoked the RIS's order: review rv40h MED 5) -- each element,
+        with the slice of its entries that is held (None: the whole element). Read once a type."""
         parts = self._placer_parts.get(rtype)
         if parts is None:
             found: list[tuple[str, Slice | None]] = []
@@ -3009,7 +3011,7 @@ class MergeRules:
                      for i, c in enumerate(content)]
 
     def _inherit(self, rtype: str, name: str, ep: ElementPlan, out: Resource, issues: list[Issue],
-                 fields: Mapping[str, str]) -> None:
+                 fields: Mapping[str, str], *, stored: Resource | None = None, said: Said | None = None) -> None:
         """``inherits``: a resource stating no entry of ``name`` in the rule's coding system takes the
         entries in that system of the resources its reference list names (``through``) -- only of
         those for the same test (a shared code, or one recognition item by ``same_test``). A
@@ -3020,14 +3022,24 @@ class MergeRules:
         the CBC repeat passed as justified (review of the nineteenth round); such a replacement takes
         nothing and a warning at the field it would have stated (ORC-16) says why. The reason stays
         the doctor's, the one given at that order's time; the issue names where it came from. An
-        entry of its own in that system, or nothing referenced, leaves the element as it is."""
+        entry of its own in that system, or nothing referenced, leaves the element as it is.
+
+        Taken once, by the write that links it (a reference ``stored`` did not hold), and not by one whose
+        message deletes the entries in that system (``said``: ORC-16 ``""`` on the placer's RO): the replacement
+        took R01 through ``replaces`` although its own RO withdrew it, and any later message of it (its result)
+        took it again -- the repeat the doctor gave no reason for was paid as justified (review rv40h HIGH 2).
+        What the replacement states of its reason after its link (the placer's XO withdrawing it) is its own."""
         assert ep.inherits is not None
         through, system = ep.inherits
         listed = out.get(name) if isinstance(out.get(name), list) else []
         if any(_in_system(entry, system) for entry in listed):
             return
+        if said is not None and any(_deletes_part(d, name, _slice_of(name, {"coding.system": [system]}))
+                                    for d in said.deletes):
+            return  # (the message itself withdraws it: nothing to inherit)
+        linked = {str(r.get("reference")) for r in (stored or {}).get(through) or () if isinstance(r, dict)}
         refs = [str(r.get("reference")) for r in out.get(through) or () if isinstance(r, dict) and r.get("reference")]
-        refs = [r for r in refs if r != f"{rtype}/{out.get('id')}"]
+        refs = [r for r in refs if r != f"{rtype}/{out.get('id')}" and r not in linked]
         if not refs:
             return
         taken: list[Any] = []

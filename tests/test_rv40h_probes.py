@@ -51,7 +51,6 @@ def _hospb_flags(engine: Engine) -> list[tuple[str, Any]]:
 # --- money: the doctor's R01 after another application's statement -------------------------------------------
 
 
-@pytest.mark.xfail(strict=True, reason="HIGH: a third application's XO with OBR-4 empty is never judged (results.service_request calls _not_the_orders only when a code is mapped), so nothing is held and its ORC-16 \"\" withdraws the doctor's R01: the repeat is flagged, not payable")
 @pytest.mark.parametrize("obr4", ["", '""'], ids=["obr4-empty", "obr4-null"])
 def test_a_third_apps_xo_naming_no_test_does_not_withdraw_the_doctors_reason(engine: Engine, mllp: int,
                                                                              obr4: str) -> None:
@@ -187,7 +186,6 @@ def test_the_operators_decision_takes_the_held_xos_reason_and_requester_too(modu
     assert (after.get("requester") or {}).get("reference") != (before.get("requester") or {}).get("reference"), after
 
 
-@pytest.mark.xfail(strict=True, reason="HIGH: MergeRules._inherit takes R01 through replaces although the RO's own ORC-16 \"\" withdrew it (the replacement stores R01 beside the withdrawal mark): a repeat the doctor gave no reason for is paid as justified")
 def test_the_placers_rp_ro_withdrawing_the_reason_on_the_ro_leaves_none(engine: Engine, mllp: int) -> None:
     """The HIS's own RP B1 + RO B1R, the RO's ORC-16 ``""``: the placer states the replacement has no re-test
     reason -- it must not inherit R01 through ``replaces`` (moneymend20's RO-before-RU case, in ch. 4's order)."""
@@ -208,7 +206,6 @@ def _fill_only(engine: Engine, value: str) -> list[dict[str, Any]]:
             if any(i.get("value") == value for i in sr.get("identifier") or ())]
 
 
-@pytest.mark.xfail(strict=True, reason="MED: the filler's RO (table 0119: P or F) is PLACER by results._whose, so its ORC-16 \"\" writes the retest-reason-withdrawn mark beside the inherited R01 -- two contradicting statements, and the mark voids a CDS-answer reason (money29)")
 def test_the_fillers_unplaced_ro_writes_no_withdrawal_of_the_doctors_reason(engine: Engine, mllp: int) -> None:
     """The LIS's RU B1 + RO under its new number FB1R alone (no placer number: the filler has none for it), ORC-16
     ``""`` on both (an LIS that sends ``""`` for every empty field). The replacement inherits R01 -- and must not
@@ -229,7 +226,7 @@ def test_the_fillers_unplaced_ro_writes_no_withdrawal_of_the_doctors_reason(engi
     assert not marks, replacement
 
 
-@pytest.mark.xfail(strict=True, reason="MED: an XO naming only the filler number is not matched to the order holding it nor judged (_not_the_orders asks FILL only with a placer number): a second active order holds the LIS's accession, carrying a withdrawal mark")
+@pytest.mark.xfail(strict=True, reason="MED: an XO naming only the filler number is not matched to the order holding it nor judged (_not_the_orders asks FILL only with a placer number): a second active order holds the LIS's accession, carrying a withdrawal mark (left by ofix40c: keyed by the filler number, it is another order's key than the placer's order holding it -- the two are not joined, ofix40's left)")
 def test_a_third_apps_xo_under_the_accession_alone_makes_no_second_order(engine: Engine, mllp: int) -> None:
     """The EMR's XO naming the LIS's accession FB1^LIS alone (ORC-2/OBR-2 empty): a change of the order that holds
     it -- it must not make a second active order holding the same accession (nor mark a reason withdrawn on it)."""
@@ -245,7 +242,6 @@ def test_a_third_apps_xo_under_the_accession_alone_makes_no_second_order(engine:
     assert len(holding) == 1, [(sr.get("identifier"), sr.get("status"), sr.get("extension")) for sr in holding]
 
 
-@pytest.mark.xfail(strict=True, reason="HIGH: the filler's RO is judged the placer's statement (results._whose), and an RO under no placer number is never held: its ORC-16 R07 replaces the doctor's R01 on the replacement -- the repeat becomes self-pay")
 def test_the_fillers_unplaced_ro_stating_a_reason_does_not_replace_the_doctors(engine: Engine, mllp: int) -> None:
     """The LIS's RU B1 + RO under FB1R alone, the RO's ORC-16 R07 (the filler's reason for its replacement, in
     huren's system): table 0119 gives RO to the filler too, and only the placer states the re-test reason -- the
@@ -266,7 +262,6 @@ def test_the_fillers_unplaced_ro_stating_a_reason_does_not_replace_the_doctors(e
     assert _hospb_flags(engine) == [("justified", "R01")], ack
 
 
-@pytest.mark.xfail(strict=True, reason="MED: a third application's OC held (W 204, \"held with it ...\") still writes ORC-5 CA: the RIS's order is revoked -- the hold covers the test and the placer parts, not the status")
 def test_a_third_apps_held_status_change_does_not_cancel_the_order(http: TestClient) -> None:
     """The HIS orders head CT, the RIS accepts it (SC, ``F<n>^RIS``); the EMR's OC ("order cancelled", the
     filler's code) under those numbers, ORC-5 CA: held as not the filler's (W 204) -- and, held, it must not
@@ -293,7 +288,6 @@ def test_a_result_messages_orc16_does_not_change_the_doctors_reason(engine: Engi
     assert _hospb_flags(engine) == [("justified", "R01")], ack
 
 
-@pytest.mark.xfail(strict=True, reason="MED: the placer's requests (CA/DC, PLACERS_REQUEST) are never judged (_not_the_orders returns for them): a third application's CA revokes the HIS's order with a bare AA, and, revoked, the order no longer holds the RIS's accession (ofix40b _LET_GO)")
 @pytest.mark.parametrize("control", ["CA", "DC"])
 def test_a_third_apps_cancel_request_does_not_cancel_the_placers_order(http: TestClient, control: str) -> None:
     """The HIS orders head CT, the RIS accepts it; the EMR's CA / DC (the placer's requests, table 0119) under the
@@ -324,9 +318,6 @@ def test_the_operators_decision_takes_the_held_xos_withdrawal_too(module_eng: En
     assert [e for e in after.get("extension") or () if e.get("url") == REASON_WITHDRAWN_EXT], after
 
 
-@pytest.mark.xfail(strict=True, reason="LOW: the filler's RO after its own RU (table 0119: RO is P or F) is judged "
-                                       "the placer's statement (results._whose): the RIS's own replacement gets W 204 "
-                                       "'RIS is not this order's placer' at OBR-4 of its RO")
 def test_the_fillers_own_ru_ro_is_not_warned_as_a_third_applications(http: TestClient) -> None:
     """The HIS orders head CT, the RIS accepts it (SC ``F<n>^RIS``), then replaces it on its own: RU for the old
     filler number, RO for its new one under the same placer number -- the filler's statement, no W 204."""

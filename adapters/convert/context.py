@@ -104,6 +104,9 @@ class Context:
     # "Type/id" of the orders a replace request (ORC-1 RP) named, not yet taken by a replacement
     # order (ORC-1 RO) of the message (``results.service_request``: the RO ``replaces`` them)
     replace_requests: list[str] = field(default_factory=list)
+    # ORC-1 of the last of those (RP the placer's request, RU/RQ the filler's replacement; "" none pending): whose
+    # statement the RO after it is (table 0119 gives RO to either side: ``results._whose``; review rv40h HIGH 3)
+    replaced_by: str = ""
     # "Type/id" of an order → how far the message's groups naming it got (the least advanced report
     # status so far, ``results.status_from_report``)
     order_progress: dict[str, str] = field(default_factory=dict)

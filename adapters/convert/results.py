@@ -353,24 +353,27 @@ def service_request(
             stated_by = 1 if status else 0
         if status:
             res["status"] = status
+    whose = statement_of(group, ctx)  # (whose statement the ORC is: the one owner, asked once a group)
     code = common.coded_item(obr.rep(4), ctx, "OBR-4") if obr is not None else None
     if code:
         res["code"] = code
         assert obr is not None
         # another test's order under the same number is refused there (merge.yaml ``another``)
         ctx.located(res, "code", obr, 4)
-        _not_the_orders(group, ctx, res, obr)
     else:
         # the results matter more than the order code: store the order with the code marked absent
         # (and counted in the fidelity report) rather than refuse the lab's results over it
         seg = obr if obr is not None else group.orc
         assert seg is not None
         res["code"] = absent_concept(ctx, seg, 4 if obr is not None else 0, "ServiceRequest.code")
+    # every statement of an order message is judged, whatever test it names: a third application's XO with
+    # OBR-4 empty or ``""`` was never judged, and its ORC-16 ``""`` deleted the doctor's R01 (review rv40h HIGH 1)
+    _not_the_orders(group, ctx, res, whose)
     apply_table("servicerequest", {"ORC": orc, "OBR": obr, "TQ1": group.tq1}, ctx, res)
     for prt in group.prt.get(-1, ()):
         _participant(prt, ctx, res, "requester" if prt.value(4).upper() in ("OP", "ORD") else "performer")
     reason = common.retest_reason(orc, ctx)
-    if reason and orc is not None and statement_of(orc, ctx) not in ("", PLACER) and _in_reason_system(reason):
+    if reason and orc is not None and whose not in ("", PLACER) and _in_reason_system(reason):
         # an order message's filler statement (ORM ORC-1 SC from the LIS; its replacement RU/RQ) or the
         # placer's request (CA, DC ...): its ORC-16 is the reason for that event (v2.5.1 ORC-16: order
         # control code reason), and in an order message it would replace the doctor's reason (merge.yaml
@@ -378,7 +381,7 @@ def service_request(
         reason = None
     if reason:
         res.setdefault("reasonCode", []).insert(0, reason)
-    _reason_taken_back(orc, res, ctx)
+    _reason_taken_back(orc, res, ctx, whose)
     res["subject"] = subject
     if encounter:
         res["encounter"] = encounter
@@ -397,6 +400,8 @@ def service_request(
     if replacing:  # the replacement order replaces the RP orders before it
         res["replaces"] = [{"reference": r} for r in ctx.replace_requests]
         ctx.replace_requests = []
+    if control == "RO":
+        ctx.replaced_by = ""  # (the replaced orders taken: a later RO is judged alone)
     ref = ctx.put(res, order_key(group, ctx, pkey))
     if replacing and not reason and ctx.resources[ref["reference"]] is res:
         # the reason a replacement may inherit (merge.yaml ``inherits``) is for ORC-16: a replaced
@@ -410,8 +415,10 @@ def service_request(
             stored["replaces"] = others
         else:
             stored.pop("replaces", None)
-    if control in REPLACED and ref["reference"] not in ctx.replace_requests:
-        ctx.replace_requests.append(ref["reference"])
+    if control in REPLACED:
+        ctx.replaced_by = control  # (whose the RO after it is: ``_whose``)
+        if ref["reference"] not in ctx.replace_requests:
+            ctx.replace_requests.append(ref["reference"])
     if notes and ctx.resources[ref["reference"]] is not res:
         _notes_of_another_group(ctx.resources[ref["reference"]], res)
     if res.get("reasonCode") and ctx.resources[ref["reference"]] is not res:
@@ -438,7 +445,7 @@ def service_request(
 _PLACER_ASKS = frozenset({"CA", "DC", "HD", "RL"})
 
 
-def _not_the_orders(group: Group, ctx: Context, res: Resource, obr: Segment) -> None:
+def _not_the_orders(group: Group, ctx: Context, res: Resource, whose: str) -> None:
     """An order message's test from an application that is neither the order's filler (its filler's statements:
     ORC-1 XX, SC, OK ...) nor its placer (ORC-1 XO) does not recode a stored order.
 
@@ -448,7 +455,15 @@ def _not_the_orders(group: Group, ctx: Context, res: Resource, obr: Segment) -> 
     under the RIS's numbers (the LIS's XX naming chest CT over the RIS's head CT) recoded the RIS's order
     (codefix37 kept only its report from following). (Review rv37c; thirty-eighth round, codedoc38.)
 
-    Whose statement the ORC is, ``statement_of`` decides (the one owner, ``_whose``: review rv40d HIGH 1).
+    Whose statement the ORC is, ``statement_of`` decides (``whose``; the one owner, ``_whose``: review rv40d
+    HIGH 1). Every statement is judged, whatever test OBR-4 names -- none, ``""``, no OBR (the hold is on ``code``,
+    the data-absent concept then, located at OBR-4 or ORC-1): a third application's XO naming no test was never
+    judged, and its ORC-16 ``""`` deleted the doctor's R01 (review rv40h HIGH 1).
+
+    *The placer's requests* (``PLACERS_REQUEST``: CA, DC, HD, RL) are judged by the placer number's owner as its
+    statements are -- only the placer asks the filler to cancel its order; a third application's CA under the
+    HIS's and the RIS's numbers revoked the HIS's order with a bare AA (review rv40h MED 6). Held, the hold is on
+    ``status`` (what a request changes), located at ORC-1, and W 204 says so as for an XO.
 
     *The filler's statements* (``FILLER``: not the placer's statements nor its requests, ``_PLACER_ASKS``; the
     filler's replacements RU/RQ are among ``_PLACER_STATES`` for the reason a replacement inherits, but table
@@ -489,15 +504,17 @@ def _not_the_orders(group: Group, ctx: Context, res: Resource, obr: Segment) -> 
     placer number names the sender -- an EMR's NW under its own ``<n>^EMR`` naming the RIS's ``F<n>^RIS`` made a
     second order holding the RIS's accession (rv40c MED 3) -- among the sender's institution's placed orders
     (``MergeRules._held_elsewhere``); an order keyed by its filler number alone is found by it and keeps it."""
-    orc, msh = group.orc, ctx.message.msh
+    orc, obr, msh = group.orc, group.obr, ctx.message.msh
     if orc is None:
         return
     control = orc.value(1).strip().upper()
     # (whose statement, by the one owner: the filler's replacements RU/RQ judged as its XX is -- rv40c MED 7)
-    whose = statement_of(orc, ctx)
-    placing, filling = whose == PLACER, whose == FILLER
+    asking = whose == PLACERS_REQUEST
+    placing, filling = whose == PLACER or asking, whose == FILLER
     if not placing and not filling:
-        return  # (neither judged -- the placer's requests, a result message: asked first, as every result group comes here)
+        return  # (neither judged -- a result message: asked first, as every result group comes here)
+    test_at = located(obr.name, obr.sequence, 4) if obr is not None else located(orc.name, orc.sequence, 1)
+    test_field = f"{obr.name}-4" if obr is not None else "ORC-1"
     msh3, msh4 = ((msh.value(n).strip(), msh.value(n, comp=2).strip(), msh.value(n, comp=3).strip()) for n in (3, 4))
     if not any(msh3):
         return  # (a message naming no sending application, by neither of its names, tells nothing)
@@ -509,14 +526,24 @@ def _not_the_orders(group: Group, ctx: Context, res: Resource, obr: Segment) -> 
         # (the placer's own number, by its namespace -- and its HD-1 where both carry one: rv40c MED 1)
         mine = placer is not None and any(same_hd(_ei_authority(placer.rep(pf)), hd, one_table=True) for hd in sender)
         number = _identifier_of(res, "PLAC") if placer is not None and not mine else None
-        if number is not None:
+        if number is not None and asking:
             assert placer is not None
             ctx.numbered(res, Owned(
-                "code", "PLAC", number[0], number[1], located(obr.name, obr.sequence, 4),
-                f"OBR-4: ORC-1 {control} is the placer's statement of the order and the sending application {app} "
-                f"is not this order's placer ({placer.name}-{pf} {placer.value(pf)}): its test is kept only for an "
-                "order not stored yet and does not change a stored order's test (the placer's XO or the filler's "
-                "XX does)", UNKNOWN_KEY_IDENTIFIER, through="order", unknown=False, placing=True))
+                "status", "PLAC", number[0], number[1], located(orc.name, orc.sequence, 1),
+                f"ORC-1: ORC-1 {control} is the placer's request and the sending application {app} is not this "
+                f"order's placer ({placer.name}-{pf} {placer.value(pf)}): it does not change a stored order's "
+                "status (the placer's own request does)", UNKNOWN_KEY_IDENTIFIER, through="order", unknown=False,
+                placing=True))
+        elif number is not None:
+            assert placer is not None
+            ctx.numbered(res, Owned(
+                "code", "PLAC", number[0], number[1], test_at,
+                f"{test_field}: ORC-1 {control} is the placer's statement of the order and the sending application "
+                f"{app} is not this order's placer ({placer.name}-{pf} {placer.value(pf)}): its test is kept only "
+                "for an order not stored yet and does not change a stored order's test (the placer's XO or the "
+                "filler's XX does)", UNKNOWN_KEY_IDENTIFIER, through="order", unknown=False, placing=True))
+        if asking:
+            return  # (a request makes no order of its own: no other order's number to withhold from one)
         theirs = _ei_authority(filler.rep(ff)) if filler is not None else ("", "", "")
         fill = _identifier_of(res, "FILL") if placer is not None else None
         if fill is not None and hd_names(*theirs) and not any(same_hd(theirs, hd, one_table=True) for hd in sender):
@@ -526,8 +553,8 @@ def _not_the_orders(group: Group, ctx: Context, res: Resource, obr: Segment) -> 
             # alone is found by it and keeps it: not judged)
             assert filler is not None
             ctx.numbered(res, Owned(
-                "code", "FILL", fill[0], fill[1], located(obr.name, obr.sequence, 4),
-                f"OBR-4: ORC-1 {control} under the filler number {filler.name}-{ff} {filler.value(ff)}, which "
+                "code", "FILL", fill[0], fill[1], test_at,
+                f"{test_field}: ORC-1 {control} under the filler number {filler.name}-{ff} {filler.value(ff)}, which "
                 f"another order holds and the sending application {app} did not store: this order is stored "
                 "without that number", UNKNOWN_KEY_IDENTIFIER, elsewhere=True))
         return
@@ -543,8 +570,8 @@ def _not_the_orders(group: Group, ctx: Context, res: Resource, obr: Segment) -> 
     if number is None:
         return
     ctx.numbered(res, Owned(
-        "code", "FILL", number[0], number[1], located(obr.name, obr.sequence, 4),
-        f"OBR-4: ORC-1 {control} is the filler's statement and the sending application {app} is not this "
+        "code", "FILL", number[0], number[1], test_at,
+        f"{test_field}: ORC-1 {control} is the filler's statement and the sending application {app} is not this "
         f"order's filler ({filler.name}-{ff} names {owner.comp(2).strip() or owner.comp(3).strip()}): its test is "
         "kept only for an order not stored yet and does not change a stored order's test (the filler's XX or "
         "the placer's XO does)", UNKNOWN_KEY_IDENTIFIER))
@@ -569,13 +596,14 @@ _RETEST_REASON: tuple[tuple[str, tuple[str, ...]], ...] = (("coding.system", (co
 _WITHDRAWN_MARK: tuple[tuple[str, tuple[str, ...]], ...] = (("url", (REASON_WITHDRAWN_EXT,)),)
 
 
-def _reason_taken_back(orc: Segment | None, res: Resource, ctx: Context) -> None:
+def _reason_taken_back(orc: Segment | None, res: Resource, ctx: Context, whose: str) -> None:
     """ORC-16 sent as ``""`` (v2 ch. 2: delete) by the placer's own order statement takes the stored
     re-test reason away; a reason in huren's system replaces it by the merge rule itself
     (``merge.yaml`` ServiceRequest.reasonCode: keep-if-absent for an order message).
 
-    Only the placer's statements of the order in an order message (``statement_of``: NW, XO, RO, RP --
-    not the filler's replacements RU/RQ, whose ORC-16 is their own event's reason: review rv40d HIGH 1) may
+    Only the placer's statements of the order in an order message (``whose``, ``statement_of``: NW, XO, RP, the
+    placer's RO -- not the filler's replacements RU/RQ nor the RO after them, whose ORC-16 is their own event's
+    reason: review rv40d HIGH 1, rv40h MED 4) may
     withdraw it: a filler's status change (ORM ORC-1 SC/OK/NA from the LIS) and any result message (ORU ORC-1
     RE, SC or blank) are no request of the doctor's -- money20 spared only RE, and an LIS's SC with
     ORC-16 ``""`` deleted the doctor's stored R01 (twentieth round, moneymend20). Anything else in
@@ -586,7 +614,7 @@ def _reason_taken_back(orc: Segment | None, res: Resource, ctx: Context) -> None
     # only the placer's own statement of the order withdraws a reason or states one again: whose it is,
     # ``statement_of`` decides -- RU/RQ are the filler's (rv40d HIGH 1: they withdrew the doctor's R01 here
     # while ``_not_the_orders`` judged them the filler's)
-    if orc is None or statement_of(orc, ctx) != PLACER:
+    if orc is None or whose != PLACER:
         return
     if orc.field(16) != '""':
         if any(_in_reason_system(r) for r in res.get("reasonCode") or ()):
@@ -607,7 +635,8 @@ def _reason_taken_back(orc: Segment | None, res: Resource, ctx: Context) -> None
 # change order request, a replacement order and the replace requests naming the order it replaces
 # (``REPLACED``, whose reason a replacement inherits: merge.yaml ``inherits``). Its other codes are the filler's statements (SC status
 # changed, OK/NA/UA accepted/number assigned, RE observations to follow) or a request whose ORC-16 is
-# that request's reason (CA/DC/HD cancel, discontinue, hold).
+# that request's reason (CA/DC/HD cancel, discontinue, hold). RO is either side's (table 0119): whose, ``_whose``
+# decides by the replaced order before it (rv40h HIGH 3).
 _PLACER_STATES = frozenset({"NW", "XO", "RO"}) | REPLACED
 _ORDER_MESSAGES = frozenset({"ORM", "OML", "OMG"})  # merge.yaml ``sources.order``
 # of ``REPLACED``, the filler's (RU: replaced unsolicited, RQ: its answer to the placer's RP): among the states
@@ -618,23 +647,25 @@ _FILLERS_REPLACEMENTS = frozenset({"RU", "RQ"})
 
 def placed_numbers(message_code: str, text: str) -> frozenset[str]:
     """The placer numbers (EI-1) an order message (``_ORDER_MESSAGES``, by its MSH-9.1 ``message_code``) states
-    as the placer's (its order groups' ORC-1 in ``_PLACER_STATES``; ``text``: the message as stored): what the
-    merge counts as placing an order (``engine.message_time.Stamp.placed``) -- the filler's own XX under the
-    placer number after its report stored it places nothing (review rv39g MED 3; ofix39). Each group's placer
-    number is the field the order's placer identifier (PLAC) is made from, ``_order_numbers``: OBR-2 when
-    valued, else ORC-2 -- read here ORC-2 first, an HIS whose ORC-2 (its request form) differs from OBR-2 never
-    placed the order it placed, and a third application's XO recoded it (review rv40c MED 5). Any other message
-    places none, and is not parsed."""
+    as the placer's (its order groups the one owner, ``_whose``, finds the placer's statements: NW, XO, RP, and an
+    RO after an RP or naming a placer number; ``text``: the message as stored): what the merge counts as placing
+    an order (``engine.message_time.Stamp.placed``) -- the filler's own XX under the placer number after its
+    report stored it places nothing (review rv39g MED 3; ofix39), nor its RU/RQ and the RO after them (rv40h
+    HIGH 3). Each group's placer number is the field the order's placer identifier (PLAC) is made from,
+    ``_order_numbers``: OBR-2 when valued, else ORC-2 -- read here ORC-2 first, an HIS whose ORC-2 (its request
+    form) differs from OBR-2 never placed the order it placed, and a third application's XO recoded it (review
+    rv40c MED 5). Any other message places none, and is not parsed."""
     if message_code.strip().upper() not in _ORDER_MESSAGES:
         return frozenset()
     placed: set[str] = set()
+    after = ""  # (the replaced order's ORC-1 before an RO, as the converter's ``Context.replaced_by``)
     for group in grouped(parse(text))[0]:
-        control = group.orc.value(1) if group.orc is not None else ""
-        if _whose(message_code, control) != PLACER:
-            continue
+        control = group.orc.value(1).strip().upper() if group.orc is not None else ""
         placer, pf, _, _ = _order_numbers(group)
         number = placer.value(pf).strip() if placer is not None else ""
-        if number:
+        whose = _whose(message_code, control, after=after, placed=bool(number))
+        after = control if control in REPLACED else "" if control == "RO" else after
+        if whose == PLACER and number:
             placed.add(number)
     return frozenset(placed)
 
@@ -642,44 +673,56 @@ def placed_numbers(message_code: str, text: str) -> frozenset[str]:
 PLACER, PLACERS_REQUEST, FILLER = "placer", "placer's request", "filler"
 
 
-def _whose(message_code: str, control: str) -> str:
+def _whose(message_code: str, control: str, *, after: str = "", placed: bool = True) -> str:
     """Whose statement an ORC is, by its message (MSH-9.1 ``message_code``) and ORC-1 ``control`` (HL7 v2.5.1
     ch. 4, table 0119) -- the one owner of it (review rv40d HIGH 1: ``_placers_statement``, the filler test and
     ``_not_the_orders``' own pair were three, and RU/RQ were the filler's for the test but the placer's for the
     re-test reason):
 
     - ``PLACER``: the placer's statement of the order as it now is (``_PLACER_STATES`` but the filler's
-      replacements): NW, XO, RO, RP -- its ORC-16 states the re-test reason or, ``""``, withdraws it;
+      replacements): NW, XO, RP, and RO as below -- its ORC-16 states the re-test reason or, ``""``, withdraws it;
     - ``PLACERS_REQUEST``: the placer asks the filler (CA, DC, HD, RL): its ORC-16 is why it asks;
     - ``FILLER``: any other stated code of an order message -- the filler's (SC, OK, XX ... and RU "replaced
       unsolicited", RQ "replaced as requested", which table 0119 gives the filler): its ORC-16 is the order
       control code reason of its own event, no re-test reason of the doctor's;
     - ``""``: no order message (a result message's ORC repeats the order and states nothing of it), or ORC-1
-      empty."""
+      empty.
+
+    RO, the replacement order, table 0119 gives to *either* side: ch. 4 sends it after the order it replaces, the
+    placer's RP (its replace request) or the filler's RU/RQ (replaced unsolicited, as requested) -- ``after``, the
+    ORC-1 of that group in the message (``Context.replaced_by``). After RU/RQ it is the filler's replacement (the
+    LIS's RU + RO under its new number with ORC-16 R07 replaced the doctor's R01 and the repeat became self-pay;
+    with ``""`` it marked the reason withdrawn; the RIS's own RU + RO was warned W 204 as a third application's
+    placer statement: review rv40h HIGH 3, MED 4, LOW 8); after RP, the placer's. An RO alone names none: it is the
+    placer's when it carries the placer's number (``placed``: ORC-2/OBR-2 valued, the number the placer gives
+    every order it places, ch. 4 4.5.1.2) -- judged then by the order's history as any placer statement is
+    (``_not_the_orders``) -- and the filler's when it carries only the filler's."""
     control = control.strip().upper()
     if message_code.strip().upper() not in _ORDER_MESSAGES or not control:
         return ""
     if control in _PLACER_ASKS:
         return PLACERS_REQUEST
+    if control == "RO":
+        after = after.strip().upper()
+        return FILLER if after in _FILLERS_REPLACEMENTS or (not after and not placed) else PLACER
     if control in _PLACER_STATES and control not in _FILLERS_REPLACEMENTS:
         return PLACER
     return FILLER
 
 
-def statement_of(orc: Segment, ctx: Context) -> str:
-    """Whose statement this message's ``orc`` is (``_whose``)."""
-    return _whose(ctx.message.msh.message_type, orc.value(1))
+def statement_of(group: Group, ctx: Context) -> str:
+    """Whose statement this message's order ``group`` is (``_whose``: its ORC-1, the replaced order's ORC-1 before
+    it in the message, and whether it names a placer number); "" for a group without an ORC."""
+    if group.orc is None:
+        return ""
+    placer, pf, _, _ = _order_numbers(group)
+    return _whose(ctx.message.msh.message_type, group.orc.value(1), after=ctx.replaced_by,
+                  placed=placer is not None and bool(placer.value(pf).strip()))
 
 
 def _in_reason_system(reason: Concept) -> bool:
     return any(isinstance(c, dict) and c.get("system") == common.RECOGNITION_REASON
                for c in reason.get("coding") or ())
-
-
-def _placers_statement(orc: Segment, ctx: Context) -> bool:
-    """Is this ORC the placer's own statement of the order (an order message, ORC-1 NW, XO, RO or RP:
-    ``statement_of``)?"""
-    return statement_of(orc, ctx) == PLACER
 
 
 def _number_located(ctx: Context, res: Resource, group: Group, *, filler_first: bool) -> None:
