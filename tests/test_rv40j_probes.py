@@ -48,7 +48,7 @@ _KILL_MID_BATCH = """
 import os, signal, sys
 from pathlib import Path
 sys.path.insert(0, sys.argv[2])
-from tests.test_rv40j_probes import message
+from tests.test_rv40j_probes import message, peer
 from engine.engine import Engine
 from engine.settings import Settings
 
@@ -57,7 +57,7 @@ plan = [[tuple(m.split(":")) for m in batch.split(",")] for batch in sys.argv[3]
 die_at = int(sys.argv[4])
 with Engine(settings) as engine:
     for batch in plan[:-1]:
-        outcomes = engine.ingestor.process([(message(kind, int(n)), "mllp", "p") for kind, n in batch])
+        outcomes = engine.ingestor.process([(message(kind, int(n)), "mllp", peer(int(n))) for kind, n in batch])
         print(" ".join(o.code for o in outcomes), flush=True)  # these are ACKed
     written = []
 
@@ -68,7 +68,7 @@ with Engine(settings) as engine:
         return []
 
     engine.repository.add_write_hook(die)
-    engine.ingestor.process([(message(kind, int(n)), "mllp", "p") for kind, n in plan[-1]])
+    engine.ingestor.process([(message(kind, int(n)), "mllp", peer(int(n))) for kind, n in plan[-1]])
     print("not killed", flush=True)
 """
 
@@ -76,6 +76,11 @@ with Engine(settings) as engine:
 def message(kind: str, n: int) -> bytes:
     """The message the kill probe's child and parent both make (``kind``: utf8, gb, big)."""
     return _MAKE[kind](n)
+
+
+def peer(n: int) -> str:
+    """Each message's own sender address: the journal's record of a batch keeps each raw with its own."""
+    return f"10.0.{n % 250}.1:{n}"
 
 
 def _control(raw: bytes) -> str:
@@ -125,6 +130,7 @@ def test_kill_9_mid_batch_keeps_every_acked_raw_exactly_and_recovers_the_killed_
             doc = ing.messages.get(message_id("FNXRMYY", _control(raw)))
             assert doc is not None and doc["status"] == PROCESSED, _control(raw)
             assert raw_of(doc) == raw and doc["size"] == len(raw)
+            assert doc["peer"] == peer(int(_control(raw)[3:]))
         outcomes = ing.process([(raw, "mllp", "p") for raw in acked + killed])
         assert [(o.code, o.duplicate) for o in outcomes] == [("AA", True)] * len(outcomes)
         assert engine.repository.search("Observation", [("_summary", "count")]).total == 12 * len(outcomes)
@@ -161,7 +167,7 @@ def test_reads_by_key_find_what_one_key_at_a_time_finds_on_both_backends(backend
 # --- perf40r: the lone path and the group's in one segment, two processes, one killed -------------------------
 
 _APPENDER = """
-import os, sys
+import os, sys, time
 from pathlib import Path
 sys.path.insert(0, sys.argv[2])
 from engine.audit.keys import AuditKeys
@@ -171,7 +177,7 @@ from engine.audit.store import open_audit_store
 from engine.settings import Settings
 
 settings = Settings(data_dir=Path(sys.argv[1]), http_port=0, mllp_port=0).with_(
-    audit_checkpoint_every=7, audit_checkpoint_seconds=3600, audit_seal_seconds=3600)
+    audit_checkpoint_every=50, audit_checkpoint_seconds=3600, audit_seal_seconds=3600)
 who, count = sys.argv[3], int(sys.argv[4])
 log = AuditLog(open_audit_store(settings), settings, AuditKeys.load(settings))
 
@@ -208,6 +214,7 @@ while i < count:
         i += 1
     else:  # a group of four, through the general path
         got = log.record_many([sealed(i + j) for j in range(4)])
+        time.sleep(0.0005)  # (between the lone process's appends, not only while it waits for the lock)
         done = list(zip(range(i, i + 4), got))
         i += 4
     path = ("sealed" if taken and taken[-1] else "general") if who == "lone" else "group"
@@ -231,7 +238,7 @@ def _answered(out: bytes) -> dict[int, tuple[int, str]]:
 def test_two_processes_one_lone_one_grouped_one_killed_every_answered_record_kept_and_the_log_verifies(
         settings: Settings, tmp_path: Path) -> None:
     """Two processes append to one segment file at once: one record a call through ``_append_sealed`` (its
-    lock kept now and then), the other groups of four through the general path; a checkpoint falls due every 7
+    lock kept now and then), the other groups of four through the general path; a checkpoint falls due every 50
     records, so at lone records and inside groups alike. The lone process is killed with SIGKILL mid-stream.
     Every record either process was answered for is in the log under its number with its leaf, no number twice,
     and the log verifies online and offline (``huren audit export``, then ``verify --export`` with the keys)."""
