@@ -120,6 +120,24 @@ def test_the_lis_null_is_answered_and_the_his_null_taken(both: tuple[Engine, Tes
     assert tokens(read_patient(http, rec["id"])) == {f"{MRN}|AD"}
 
 
+def test_only_the_registrar_replaces_the_id_number(both: tuple[Engine, TestClient]) -> None:
+    """The LIS's A08 stating another valid ID number (same name, day and sex: the checks pass) over the HIS's
+    record: AA, the record keeps its number, ERR W 205 at PID-3 says why (English and Chinese); the HIS's own A08
+    stating it replaces the number."""
+    engine, http = both
+    nid, other = _nid("32092319630806002"), _nid("32092319630806022")
+    rec = registered(http, "AR", "AR1", "岳^己", "19630806", "F", f"~{nid}^^^^NNCHN")
+    ack = post(http, adt("AR2", f"AR^^^FNXRMYY^MR~{other}^^^^NNCHN", "岳^己", "19630806", "F", event="A08", app="LIS"))
+    assert ack_code_of(ack) == "AA" and [p["id"] for p in patients(http, nid)] == [rec["id"]], ack
+    assert patients(http, other) == []
+    (line,) = [x for x in err_lines(ack) if x.startswith("ERR||PID^1^3|")]  # (beside the area code's W)
+    assert "|205^" in line and "|W|" in line and "other than the one the record holds" in line, err_lines(ack)
+    assert "身份证号保留" in _zh(engine, ack, "ERR||PID^1^3|")
+    ack = post(http, adt("AR3", f"AR^^^FNXRMYY^MR~{other}^^^^NNCHN", "岳^己", "19630806", "F", event="A08"))
+    assert ack_code_of(ack) == "AA" and not any("record holds" in x for x in err_lines(ack)), ack
+    assert [p["id"] for p in patients(http, other)] == [rec["id"]] and patients(http, nid) == []
+
+
 def test_a_client_keeping_the_number_keeps_its_mark_and_may_still_remove_it(both: tuple[Engine, TestClient]) -> None:
     """A client's PUT leaving out the filed-as-own extension: the mark stays, and the HIS's next thin A08 keeps the
     LIS's number; a PUT leaving the identifier out takes it off (the identifiers stated whole, the client's right)."""

@@ -129,6 +129,7 @@ def check_persons(conversion: Any, read_many: Any, earlier: Sequence[Any] = (), 
         _merged_apart(conversion, earlier, stored, leaned)
     if conversion.id_nulled:  # (before the carry: a null not taken leaves the carry as it was)
         _registrars_null(conversion, earlier, stored, leaned, search, messages, read_many)
+    _registrars_number(conversion, earlier, stored, leaned, search, messages, read_many)
     if conversion.merges:
         _joined(conversion, earlier, stored, leaned)
         _carried(conversion, earlier, stored, leaned, merge)
@@ -1968,6 +1969,44 @@ def _kept_on(conversion: Any, prior: str, where: tuple[tuple[str, tuple[str, ...
         conversion.said[prior] = replace(said, deletes=deletes)
         conversion.planned.pop(prior, None)
         conversion._bundle = None
+
+
+def _registrars_number(conversion: Any, earlier: Sequence[Any], stored: dict[Any, Any], leaned: list[int],
+                       search: Any, messages: Any, read_many: Any) -> None:
+    """A registration's PID-3 stating a resident ID number other than the one its record holds (as the batch leaves
+    it, else stored) -- which would replace it (``merge.yaml`` ``beside``: a number of that kind stated replaces
+    the kept one): taken only from the record's registrar or another of the site's ``registration_applications``,
+    as the null is (``_registrars_null``; the decision on rv40a MED 4's pre-existing half). From any other
+    application the record keeps its number -- the PID's numbers of that kind are left out of what it writes -- and
+    ERR W 205 at PID-3 says why. Why the same rule: a replacement takes the held number off exactly as the null
+    does (the number the patient index links the person's records on), and a LIS's walk-in A04 or an undeclared
+    EMR's A08 stating another valid number for the same name had moved her record out of her person on a word
+    that registers nothing; the number it states passed the digit and demographic checks, which tell a wrong
+    number from a right one no better than the null's sender can. Not refused: the rest of the message is the
+    sender's to state. Records not held yet, or holding no number, are this message's to number."""
+    for refs in (conversion.persons, conversion.corrections):
+        for ref, sequence in refs.items():
+            person = conversion.by_reference.get(ref)
+            if ref in conversion.create_only or person is None or not (stated := id_numbers(person)):
+                continue
+            was = _as_left(ref, earlier, stored, leaned)
+            if was is None or not (id_numbers(was) - stated):
+                continue
+            registrar = _registered(ref, search, messages, conversion.registrars, read_many)
+            if _may_restate(conversion, _with_batch(registrar, ref, earlier, conversion.registrars)):
+                continue
+            person["identifier"] = [i for i in person.get("identifier") or ()
+                                    if not (isinstance(i, dict) and is_national_id(i))]
+            conversion.planned.pop(ref, None)
+            conversion._bundle = None
+            warning = HL7Error(
+                "PID-3 states a resident ID number other than the one the record holds: not taken, the record keeps "
+                "its number -- only the application that registered the record, or another of the institution's "
+                "registration_applications (institutions.yaml), replaces it. If the record's number is wrong, ask the "
+                "registering system to correct it, or the operator", segment="PID", sequence=sequence, field=3,
+                code=DUPLICATE_KEY_IDENTIFIER)
+            warning.severity = "W"
+            conversion.warnings.append(warning)
 
 
 def _registrars_null(conversion: Any, earlier: Sequence[Any], stored: dict[Any, Any], leaned: list[int],
