@@ -1927,7 +1927,16 @@ def _carried(conversion: Any, earlier: Sequence[Any], stored: dict[Any, Any], le
     the unlink (A37) that undoes a wrong merge takes exactly it back (``his.unlink``, ``_given_back``): left there,
     the number kept the survivor in the other person's chain and the index refused its next right merge (idfix39's
     reason; lastfix25, identity27, mergemend25). A renumbering's is not marked: the number moved with the one
-    record (3.3.47), an unlink has nothing of it to undo."""
+    record (3.3.47), an unlink has nothing of it to undo.
+
+    A number goes only where it agrees with the record as this message leaves it (rv40a, a47fix40): nothing is
+    carried when the two records are two people by the person guard's rule (``contradicts_all``, ``_joined``'s W) --
+    王丽's ID number had landed on 张敏's record, and the search by it answered 张敏 (HIGH 1) -- and a renumbering's
+    remembered numbers then stay on the renumbered record (``_kept_on``: its queued move taken back); an ID number
+    the survivor's sex or birth date contradicts (``conflicts_with_own_ids``) refuses the message at PID-8/7 with
+    the thin A08's words (``_refuse_against_number``; MED 2: the same state, the same answer, and the registrar
+    mends it over HL7 by stating the corrected number or ``""^^^^NNCHN``); what the message's ``""`` deletes of the
+    survivor is not carried back onto it (``kept_beside``'s ``deletes``; MED 3)."""
     rules = merge if merge is not None else shipped()
     writer = conversion.writer or _WRITER
     for survivor, prior, _, renumbered in conversion.merges:
