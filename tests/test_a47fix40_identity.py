@@ -46,15 +46,24 @@ def _zh(engine: Engine, ack: bytes, field: str) -> str:
 def test_an_a40_of_two_people_does_not_give_the_survivor_her_id_number(both: tuple[Engine, TestClient]) -> None:
     """id40's A40 carry had rv40a's HIGH 1 hole: 王丽 F 1985-03-03 (her ID number) under AW merged by an A40 into
     张敏 F 1990-07-07's record AQ stating 张敏's particulars -- filed with _joined's two-people W, and 张敏's record
-    then answered 王丽's ID number (marked carried-from, but the FHIR search reads the identifier)."""
-    _, http = both
+    then answered 王丽's ID number (marked carried-from, but the FHIR search reads the identifier). Her number stays
+    on her record (the merge's rule had dropped it from the record merged away: in no record), and the A37 undoing
+    the wrong merge leaves her record in use with it."""
+    engine, http = both
     hers = _nid("32092319850303012")
     registered(http, "AW", "AW1", "王^丽", "19850303", "F", f"~{hers}^^^^NNCHN")
     q = registered(http, "AQ", "AQ1", "张^敏", "19900707", "F")
     ack = post(http, merge("AQ2", "AQ^^^FNXRMYY^MR", "张^敏", "19900707", "F", "AW^^^FNXRMYY^MR"))
     assert ack_code_of(ack) == "AA" and any("MRG^1^1" in x for x in err_lines(ack)), ack
     assert f"{NNCHN_SYSTEM}|{hers}" not in tokens(read_patient(http, q["id"])), ack
-    assert q["id"] not in [p["id"] for p in patients(http, hers)]
+    (wang,) = patients(http, f"{MRN}|AW")
+    assert [p["id"] for p in patients(http, hers)] == [wang["id"]]  # (kept on her record, not lost)
+    ack = post(http, "MSH|^~\\&|HIS|FNXRMYY|HUREN|FNYGT|20261201131500||ADT^A37^ADT_A37|AQ3|P|2.5.1\r"
+                     "EVN|A37|20261201131500\rPID|1||AW^^^FNXRMYY^MR||王^丽||19850303|F\r"
+                     "PID|2||AQ^^^FNXRMYY^MR||张^敏||19900707|F\r")
+    assert ack_code_of(ack) == "AA", ack
+    assert [(p["id"], p["active"]) for p in patients(http, hers)] == [(wang["id"], True)]
+    assert not engine.identity.same_person(wang["id"], q["id"])
 
 
 def test_an_a47_of_two_people_leaves_the_lis_number_on_her_record(both: tuple[Engine, TestClient]) -> None:

@@ -1947,6 +1947,7 @@ def _carried(conversion: Any, earlier: Sequence[Any], stored: dict[Any, Any], le
         if contradicts_all(was, person):  # two people (``_joined``'s W): her numbers are not the survivor's
             if renumbered:
                 _kept_on(conversion, prior, FILED_AS_OWN_ENTRIES)
+            _stays_on(conversion, prior, was)
             continue
         held = _as_left(survivor, earlier, stored, leaned) or {}
         stated = [*(person.get("identifier") or ()), *(held.get("identifier") or ())]
@@ -1965,6 +1966,18 @@ def _carried(conversion: Any, earlier: Sequence[Any], stored: dict[Any, Any], le
             sequence = conversion.persons.get(survivor) or conversion.corrections.get(survivor) or 1
             _refuse_against_number(wrong, sequence, "PID-3 does not state it, and the merge carries it from MRG-1's "
                                    "record onto this one", leaned)
+
+
+def _stays_on(conversion: Any, prior: str, was: dict[str, Any]) -> None:
+    """The record merged away, of another person than the survivor (``_carried``), keeps its resident ID number: the
+    merge's version of it states MRG-1's identifiers alone and the registration's rule drops the number from a record
+    merged away (``merge.yaml`` ``unless: replaced-by``) -- not carried either, her number was in no record."""
+    mine = conversion.by_reference.get(prior)
+    if mine is None:
+        return
+    numbers = [json_copy(i) for i in was.get("identifier") or () if isinstance(i, dict) and is_national_id(i)]
+    if numbers:
+        mine["identifier"] = [*(mine.get("identifier") or ()), *numbers]
 
 
 def _kept_on(conversion: Any, prior: str, where: tuple[tuple[str, tuple[str, ...]], ...]) -> None:
