@@ -1931,8 +1931,9 @@ def _carried(conversion: Any, earlier: Sequence[Any], stored: dict[Any, Any], le
 
     A number goes only where it agrees with the record as this message leaves it (rv40a, a47fix40): nothing is
     carried when the two records are two people by the person guard's rule (``contradicts_all``, ``_joined``'s W) --
-    王丽's ID number had landed on 张敏's record, and the search by it answered 张敏 (HIGH 1) -- and a renumbering's
-    remembered numbers then stay on the renumbered record (``_kept_on``: its queued move taken back); an ID number
+    王丽's ID number had landed on 张敏's record, and the search by it answered 张敏 (HIGH 1) -- her ID number stays on
+    the record merged away (``_stays_on``) and a renumbering's remembered numbers too (``_kept_on``: its queued move
+    taken back); an ID number
     the survivor's sex or birth date contradicts (``conflicts_with_own_ids``) refuses the message at PID-8/7 with
     the thin A08's words (``_refuse_against_number``; MED 2: the same state, the same answer, and the registrar
     mends it over HL7 by stating the corrected number or ``""^^^^NNCHN``); what the message's ``""`` deletes of the
