@@ -938,18 +938,23 @@ class MergeRules:
         return creating and resource is not None and not any(isinstance(resource.get(name), list)
                                                               for name in plan.sliced)
 
-    def kept_beside(self, rtype: str, element: str, source: str, held: Any, stated: Any) -> list[Any]:
+    def kept_beside(self, rtype: str, element: str, source: str, held: Any, stated: Any,
+                    deletes: Sequence[Delete] = ()) -> list[Any]:
         """The entries of another record's ``held`` list that ``element``'s ``beside`` rules keep beside the
         ``stated`` one (``_not_theirs``, the one reading; no ``unless`` asked): what a renumbering (A47) carries from
         the renumbered record to the new one -- her ID number and the numbers remembered as the institution's own
         (``adapters.convert.persons._carried``), unless the new record states one of their ``kind``. Why: the
         renumbered record drops them (``unless: replaced-by``), and a PID-3 stating the new MRN alone erased them
-        from the store (rv39d HIGH 3b; idfix39)."""
+        from the store (rv39d HIGH 3b; idfix39). ``deletes``: what the message deleted of the record they would go
+        to (HL7's ``""``, ``Said.deletes``): an entry one of them matches (``_deleted_entry``, ``_delete``'s reading)
+        is not kept -- an A47 stating ``""^^^^NNCHN`` took the number off, and carried it came back (rv40a MED 3)."""
         ep = self.plan(rtype, source).elements.get(element)
         if ep is None or not ep.beside or not isinstance(held, list):
             return []
         mine = list(stated) if isinstance(stated, list) else []
-        return list(_not_theirs(ep, held, mine, {})[len(mine):])
+        kept = list(_not_theirs(ep, held, mine, {})[len(mine):])
+        gone = [d.where for d in deletes if d.element == element and d.where]
+        return [e for e in kept if not any(_deleted_entry(e, where) for where in gone)]
 
     def combine(self, stored: Resource | None, incoming: Resource, source: str) -> Combined:
         """The version to store when ``source`` writes ``incoming`` over ``stored`` (None: a create).
@@ -4990,14 +4995,18 @@ def _delete(out: Resource, incoming: Resource, element: str, where: Where) -> bo
     if not isinstance(value, list):
         return False
     again = stated if isinstance(stated, list) else []
-    paths = [(tuple(path.split(".")), values) for path, values in where]
-    kept = [e for e in value if any(e == s for s in again)
-            or not all(any(v in values for v in _part(e, path)) for path, values in paths)]
+    kept = [e for e in value if any(e == s for s in again) or not _deleted_entry(e, where)]
     if kept:
         out[element] = kept
     else:
         out.pop(element)
     return len(kept) < len(value)
+
+
+def _deleted_entry(entry: Any, where: Where) -> bool:
+    """Does an explicit null's ``where`` match a list's entry -- each path holding one of its values (a path read as a
+    merge key's part)? The one reading of ``_delete`` and ``MergeRules.kept_beside``."""
+    return all(any(v in values for v in _part(entry, tuple(path.split(".")))) for path, values in where)
 
 
 def _delete_part(out: Resource, parent: str, whole: list[Any], again: Any, part: str, where: Where) -> bool:

@@ -8,7 +8,6 @@ Real HL7 over ``POST /hl7v2`` into a real store on each backend (``module_eng``:
 
 from __future__ import annotations
 
-import pytest
 from fastapi.testclient import TestClient
 
 from adapters.convert.persons import FILED_AS_OWN_EXT
@@ -38,11 +37,6 @@ def _fnzyy(message: str) -> str:
 # --- idfix39's A47 carry (persons._carried) --------------------------------------------------------------------------
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "rv40a HIGH: persons._carried carries the renumbered record's resident ID number onto the A47's target record "
-    "even when that record is another person (the A47's own W: 'MRG-1's record and this PID's person differ ... two "
-    "people') and its birth date contradicts the number -- Patient?identifier=<王丽's ID number> then answers "
-    "张敏's record, and 王丽's record has lost it (the index says 'not linked, conflicting data')"))
 def test_an_a47_onto_another_persons_record_does_not_give_it_her_id_number(both: tuple[Engine, TestClient]) -> None:
     """王丽 F 1985-03-03 (her ID number) under RN; 张敏 F 1990-07-07 (no number) under RNQ. The HIS's A47 moves RN
     to RNQ with 张敏's particulars (a wrong renumbering; huren files it with the two-people W). 张敏's record must
@@ -57,10 +51,6 @@ def test_an_a47_onto_another_persons_record_does_not_give_it_her_id_number(both:
     assert q["id"] not in [p["id"] for p in patients(http, hers)]
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "rv40a MED: an A47 whose PID-8/PID-7 contradict the renumbered record's ID number is AA, and _carried puts that "
-    "number on the new record (male, born a day later, holding a female number of the day before) -- the state "
-    "idfix39's _against_kept_number refuses for the thin A08 (AE at PID-8); the carry skips the rule"))
 def test_an_a47_does_not_carry_a_number_its_pid_contradicts(both: tuple[Engine, TestClient]) -> None:
     """岳辛 F 1963-08-14 with her ID number; the A47 to RKN states sex M and 1963-08-15: refused at PID-8/7 as the
     A08 would be, or at least the new record does not hold a number its own sex and birth date contradict."""
@@ -73,10 +63,6 @@ def test_an_a47_does_not_carry_a_number_its_pid_contradicts(both: tuple[Engine, 
         assert f"{NNCHN_SYSTEM}|{nid}" not in tokens(new), (ack, new)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "rv40a MED: an A47 whose PID-3 sends the explicit null ``\"\"^^^^NNCHN`` (the registrar taking a wrong ID number "
-    "off while renumbering) still leaves the number on the new record: _carried adds it from the old record after "
-    "common._national_deleted asked for its deletion"))
 def test_an_a47_with_the_null_id_number_leaves_none(both: tuple[Engine, TestClient]) -> None:
     _, http = both
     nid = _nid("32092319631010002")
@@ -107,10 +93,6 @@ def test_an_a47_then_the_lis_under_the_old_numbers_stays_with_her(both: tuple[En
 # --- idfix39's ""^^^^NNCHN (common._national_deleted) ----------------------------------------------------------------
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "rv40a MED: ``\"\"^^^^NNCHN`` deletes the ID number whichever application sends the A08 -- the LIS's (or any "
-    "undeclared EMR's) A08 takes the HIS-registered record's ID number off, though the README calls it 'the "
-    "registrar's way'; the number the index links on is lost on a non-registrar's word"))
 def test_only_the_registrar_takes_the_id_number_off(both: tuple[Engine, TestClient]) -> None:
     _, http = both
     nid = _nid("32092319630801002")
@@ -158,10 +140,6 @@ def test_a_null_under_another_authority_is_answered(both: tuple[Engine, TestClie
 # --- the filed-as-own mark on the FHIR write path (persons.marked_by_client) ---------------------------------------
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "rv40a LOW: the filed-as-own mark is 'huren's to set, never a FHIR client's', yet a client PUT keeping the "
-    "identifier but leaving out the extension takes the mark off (marked_by_client drops added marks only) -- the "
-    "HIS's next thin A08 then drops the remembered number"))
 def test_a_client_cannot_take_the_mark_off_an_identifier_it_keeps(both: tuple[Engine, TestClient]) -> None:
     _, http = both
     rec = registered(http, "RH", "RH1", "岳^辛", "19630813", "F")

@@ -89,6 +89,7 @@ class Conversion:
     merges: list[tuple[str, str, int, bool]] = field(default_factory=list)
     unlinked: list[tuple[str, str]] = field(default_factory=list)  # (record, the other an A37 names) (``Context``)
     nulled: list[tuple[str, str, str, int, int]] = field(default_factory=list)  # PID-3 ``""``s (``Context``)
+    id_nulled: list[tuple[str, int, int]] = field(default_factory=list)  # PID-3 ``""^^^^NNCHN``s (``Context``)
     # records held against another member's own record of a number (``Context.members``), and the
     # records the message names under the institution's own MRN (``Context.owns``)
     members: list[MemberNumber] = field(default_factory=list)
@@ -261,6 +262,7 @@ def convert(message: Message, site: Site, institution: str | None = None, applic
         merges=ctx.merges,
         unlinked=ctx.unlinked,
         nulled=ctx.nulled,
+        id_nulled=ctx.id_nulled,
         members=ctx.members,
         owns=ctx.owns,
         application=msh.application_id,
@@ -373,6 +375,7 @@ def _take(conversion: Conversion, moves: dict[str, str]) -> None:
     conversion.merges[:] = [(moves.get(s, s), moves.get(p, p), n, r) for s, p, n, r in conversion.merges]
     conversion.unlinked[:] = [(moves.get(r, r), moves.get(o, o)) for r, o in conversion.unlinked]
     conversion.nulled[:] = [(moves.get(r, r), *rest) for r, *rest in conversion.nulled]
+    conversion.id_nulled[:] = [(moves.get(r, r), *rest) for r, *rest in conversion.id_nulled]
     conversion._bundle = None
 
 

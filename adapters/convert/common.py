@@ -16,7 +16,7 @@ from adapters.convert.by_identity import ByIdentity
 from adapters.convert.context import Context, MemberNumber
 from adapters.convert.datatypes import V2_0203, cwe, cx, universal_system
 from adapters.convert.engine import apply_table, json_copy
-from adapters.convert.persons import corrects_person
+from adapters.convert.persons import NATIONAL_ENTRIES, corrects_person
 from adapters.convert.tables import coding_system, table, vocabulary
 from adapters.hl7v2.control_id import keyed_control_id
 from adapters.hl7v2.errors import (
@@ -589,24 +589,23 @@ def _identifiers(pid: Segment) -> tuple[tuple[str, ...], ...]:
     return ids or (("19", pid.value(19).strip()), ("20", pid.value(20).strip()))
 
 
-# the stored entries of ``Patient.identifier`` a PID-3 repetition ``""^^^^NNCHN`` deletes (``_national_deleted``)
-_NATIONAL_ENTRIES = (("type.coding.code", ("NNCHN",)),)
-
-
-def _national_deleted(pid: Segment, ctx: Context) -> bool:
+def _national_deleted(pid: Segment, ctx: Context) -> int | None:
     """Does PID-3 carry a repetition whose ID (CX-1) is HL7's explicit null ``""`` and whose identifier type (CX-5)
     is the resident ID number's (NNCHN), while no repetition states a number of that kind? HL7 v2.5 2.5.3: a
     component sent as ``""`` deletes the stored value, an empty one leaves it -- the registrar's one way over HL7 to
     take a wrong ID number off a record (a twin sister's, which passed the checks: same day and sex), since an A08
     stating the MRN alone is a thinner message and keeps it (``merge.yaml`` ``beside``; rv39d MED 5, idfix39). A
-    corrected number stated beside it replaces the wrong one anyway: the ``""`` then says nothing more."""
-    null = False
-    for rep in pid.reps(3):
+    corrected number stated beside it replaces the wrong one anyway: the ``""`` then says nothing more. Returns the
+    repetition (1-based) of the null, else None. Whose word it is -- the record's registrar's alone -- is asked where
+    the record is read (``persons._registrars_null``; rv40a MED 4)."""
+    null = None
+    for index, rep in enumerate(pid.reps(3)):
         if not _is_national(rep.comp(5).strip().upper(), ctx):
             continue
         if rep.comp(1).strip():
-            return False
-        null = null or rep.raw.split(pid.enc.component, 1)[0] == '""'
+            return None
+        if null is None and rep.raw.split(pid.enc.component, 1)[0] == '""':
+            null = index + 1
     return null
 
 
@@ -639,9 +638,10 @@ def patient(pid: Segment, ctx: Context) -> tuple[str, dict[str, str]]:
     key, ref = _patient_ref(pid, ctx)
     if not ctx.states_active:
         ctx.assumed(ctx.resources[ref["reference"]], "active")
-    if _national_deleted(pid, ctx):
-        ctx.delete(ctx.resources[ref["reference"]], "identifier", _NATIONAL_ENTRIES)
     reference = ref["reference"]
+    if (repetition := _national_deleted(pid, ctx)) is not None:
+        ctx.delete(ctx.resources[reference], "identifier", NATIONAL_ENTRIES)
+        ctx.id_nulled.append((reference, pid.sequence, repetition))
     _others_nulled(pid, ctx, reference)
     msh = ctx.message.msh
     if corrects_person(msh.message_type, msh.trigger_event):

@@ -206,6 +206,10 @@ class Context:
     # "Patient/id", the number's Identifier.system, the authority, the PID's sequence, the repetition) --
     # ``persons._not_theirs_to_delete`` warns when the record holds a number under it the sender never stated
     nulled: list[tuple[str, str, str, int, int]] = field(default_factory=list)
+    # each PID-3 repetition ``""^^^^NNCHN`` (``common._national_deleted``): (the record "Patient/id", the PID's
+    # sequence, the repetition) -- ``persons._registrars_null`` keeps the ID number, with a W, when the sender is not
+    # the record's registrar (rv40a MED 4)
+    id_nulled: list[tuple[str, int, int]] = field(default_factory=list)
     # each record held against another member institution's own record of a number named under that
     # member's MRN system (``MemberNumber``, ``common.member_records``): ``persons.check_persons``
     # refuses the message when the member's record is another person

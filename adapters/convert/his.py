@@ -119,8 +119,7 @@ def merge(mrg: Segment, ctx: Context, survivor: tuple[str, dict[str, str]]) -> N
     if ctx.message.msh.trigger_event in RENUMBERING:
         # the identifier moves (3.3.47): the numbers remembered on the record go to the new one (``persons._carried``)
         # and leave the renumbered one -- left on both, two records answered the LIS's number (id40)
-        ctx.delete(ctx.resources[old_ref["reference"]], "identifier", (("extension.url", (persons.FILED_AS_OWN_EXT,)),),
-                   RENUMBERED)
+        ctx.delete(ctx.resources[old_ref["reference"]], "identifier", persons.FILED_AS_OWN_ENTRIES, RENUMBERED)
     if (apart := common.kept_apart(ctx, old_key, mrg.sequence)) is not None:
         ctx.merged_apart[old_ref["reference"]] = apart  # another authority's number: which record, the store's to tell
     _held_to_members(mrg, ctx, sref["reference"], old_ref["reference"])

@@ -59,7 +59,7 @@ from engine.identity.demographics import (
     sex_disowned,
     to_the_day,
 )
-from engine.identity.nationalid import CARRIED_FROM_EXT
+from engine.identity.nationalid import CARRIED_FROM_EXT, is_national_id
 from engine.merge_rules import API, NOT_THE_FEED, Delete, MergeRules, Said, shipped
 from engine.messages import PROCESSED, application_of, message_institution, stored_instant
 from engine.repository.ids import deterministic_id
@@ -122,8 +122,9 @@ def check_persons(conversion: Any, read_many: Any, earlier: Sequence[Any] = (), 
     wanted += [tuple(r.split("/", 1)) for prior, (_, _, own, _) in conversion.merged_apart.items() for r in (prior, own)]
     # a merge's MRG-1 record (``_joined``), and its survivor (``_carried``: what it holds already)
     wanted += [tuple(ref.split("/", 1)) for survivor, prior, _, _ in conversion.merges for ref in (prior, survivor)]
-    # a PID-3 ``""`` of another authority's number: whether the record holds one the sender never stated
-    wanted += [tuple(ref.split("/", 1)) for ref, *_ in conversion.nulled]
+    # a PID-3 ``""`` of another authority's number: whether the record holds one the sender never stated; of the ID
+    # number: whether the record holds one (``_registrars_null``)
+    wanted += [tuple(ref.split("/", 1)) for ref, *_ in (*conversion.nulled, *conversion.id_nulled)]
     # an unlink's records: what a merge carried from one onto the other (``_given_back``)
     wanted += [tuple(ref.split("/", 1)) for pair in conversion.unlinked for ref in pair]
     wanted = list(dict.fromkeys(wanted))
@@ -132,6 +133,9 @@ def check_persons(conversion: Any, read_many: Any, earlier: Sequence[Any] = (), 
     moved = _filed_as_own(conversion, earlier, stored, leaned, read_many)
     if conversion.merged_apart:
         _merged_apart(conversion, earlier, stored, leaned)
+    if conversion.id_nulled:  # (before the carry: a null not taken leaves the carry as it was)
+        _registrars_null(conversion, earlier, stored, leaned, search, messages, read_many)
+    _registrars_number(conversion, earlier, stored, leaned, search, messages, read_many)
     if conversion.merges:
         _joined(conversion, earlier, stored, leaned)
         _carried(conversion, earlier, stored, leaned, merge)
@@ -399,6 +403,10 @@ _TWO_PEOPLE = "name and sex differ; or name and day of birth differ; or name and
 # the HIS did not state it -- ``merge.yaml`` ``Patient.identifier`` ``beside``: the registration's identifiers,
 # stated whole, leave it on the record unless they state one under its system (ident39)
 FILED_AS_OWN_EXT = "urn:huren:StructureDefinition:filed-as-own"
+# the entries of ``Patient.identifier`` so marked, as a delete's ``where`` (a renumbering's: ``his.merge``)
+FILED_AS_OWN_ENTRIES = (("extension.url", (FILED_AS_OWN_EXT,)),)
+# ... and its resident ID number's, as a delete's ``where`` (PID-3 ``""^^^^NNCHN``: ``common._national_deleted``)
+NATIONAL_ENTRIES = (("type.coding.code", ("NNCHN",)),)
 
 
 def _mark_filed(patient: dict[str, Any], token: str) -> None:
@@ -414,28 +422,42 @@ def _mark_filed(patient: dict[str, Any], token: str) -> None:
 def marked_by_client(resource: dict[str, Any], previous: dict[str, Any] | None, writer: str) -> dict[str, Any]:
     """A repository statement for Patient (the writer is known here, not read from the body): huren's marks on an
     identifier -- filed-as-own (``FILED_AS_OWN_EXT``, ``_mark_filed``) and carried-from (``CARRIED_FROM_EXT``,
-    ``_carried``) -- are huren's to set, never a FHIR client's: a client's write keeps a mark only on an identifier
-    the stored version carries with that very mark (the record read and written back as read), and drops it from any
-    other. Why: filed-as-own binds the registration (``merge.yaml`` ``beside``: a marked number outlives the HIS's
-    next A08 leaving it out), so a PUT marking any identifier made the HIS unable to take that number off (rv39d LOW
-    6); carried-from names what an unlink (A37) takes off a record and gives another. One place: every client write
-    path (PUT, POST, conditional update, Bundles) reaches the repository's statements with its writer
-    (``engine.engine`` registers it)."""
+    ``_carried``) -- are huren's to set and to take off, never a FHIR client's: a client's write keeps a mark only on
+    an identifier the stored version carries with that very mark (the record read and written back as read), and
+    drops it from any other; an identifier the client keeps (the same ``system|value``) that the stored version
+    carries marked keeps its marks, the body stating them or not. Why: filed-as-own binds the registration
+    (``merge.yaml`` ``beside``: a marked number outlives the HIS's next A08 leaving it out), so a PUT marking any
+    identifier made the HIS unable to take that number off (rv39d LOW 6), and a PUT keeping the LIS's number but
+    leaving its extension out made the HIS's next thin A08 drop the number the LIS's results are filed by (rv40a LOW
+    5); carried-from names what an unlink (A37) takes off a record and gives another. Leaving the identifier out
+    entirely stays the client's right (the identifiers stated whole). One place: every client write path (PUT, POST,
+    conditional update, Bundles) reaches the repository's statements with its writer (``engine.engine`` registers
+    it)."""
     if writer != API:
         return resource
     idents = resource.get("identifier")
-    if not isinstance(idents, list) or not any(_huren_marks(i) for i in idents if isinstance(i, dict)):
+    if not isinstance(idents, list):
         return resource
-    held = {(_token(i), _mark_key(e)) for i in (previous or {}).get("identifier") or () if isinstance(i, dict)
-            for e in _huren_marks(i)}
-    out = []
+    held: dict[str, list[Any]] = {}  # the stored version's marks, by identifier
+    for ident in (previous or {}).get("identifier") or ():
+        if isinstance(ident, dict) and (marks := _huren_marks(ident)):
+            held.setdefault(_token(ident), []).extend(marks)
+    if not held and not any(_huren_marks(i) for i in idents if isinstance(i, dict)):
+        return resource
+    out, changed = [], False
     for ident in idents:
-        if isinstance(ident, dict) and any((_token(ident), _mark_key(e)) not in held for e in _huren_marks(ident)):
-            rest = [e for e in ident["extension"]
-                    if e not in _huren_marks(ident) or (_token(ident), _mark_key(e)) in held]
-            ident = {k: v for k, v in ident.items() if k != "extension"} | ({"extension": rest} if rest else {})
+        if isinstance(ident, dict) and (_huren_marks(ident) or _token(ident) in held):
+            kept = {_mark_key(e): e for e in held.get(_token(ident), ())}
+            stated = ident.get("extension") if isinstance(ident.get("extension"), list) else []
+            mine = _huren_marks(ident)
+            rest = [e for e in stated if e not in mine or _mark_key(e) in kept]
+            have = {_mark_key(e) for e in rest if e in mine}
+            rest += [json_copy(e) for key, e in kept.items() if key not in have]
+            if rest != stated:
+                ident = {k: v for k, v in ident.items() if k != "extension"} | ({"extension": rest} if rest else {})
+                changed = True
         out.append(ident)
-    return {**resource, "identifier": out}
+    return {**resource, "identifier": out} if changed else resource
 
 
 def _mark_key(extension: dict[str, Any]) -> str:
@@ -1916,7 +1938,17 @@ def _carried(conversion: Any, earlier: Sequence[Any], stored: dict[Any, Any], le
     the unlink (A37) that undoes a wrong merge takes exactly it back (``his.unlink``, ``_given_back``): left there,
     the number kept the survivor in the other person's chain and the index refused its next right merge (idfix39's
     reason; lastfix25, identity27, mergemend25). A renumbering's is not marked: the number moved with the one
-    record (3.3.47), an unlink has nothing of it to undo."""
+    record (3.3.47), an unlink has nothing of it to undo.
+
+    A number goes only where it agrees with the record as this message leaves it (rv40a, a47fix40): nothing is
+    carried when the two records are two people by the person guard's rule (``contradicts_all``, ``_joined``'s W) --
+    王丽's ID number had landed on 张敏's record, and the search by it answered 张敏 (HIGH 1) -- her ID number stays on
+    the record merged away (``_stays_on``) and a renumbering's remembered numbers too (``_kept_on``: its queued move
+    taken back); an ID number
+    the survivor's sex or birth date contradicts (``conflicts_with_own_ids``) refuses the message at PID-8/7 with
+    the thin A08's words (``_refuse_against_number``; MED 2: the same state, the same answer, and the registrar
+    mends it over HL7 by stating the corrected number or ``""^^^^NNCHN``); what the message's ``""`` deletes of the
+    survivor is not carried back onto it (``kept_beside``'s ``deletes``; MED 3)."""
     rules = merge if merge is not None else shipped()
     writer = conversion.writer or _WRITER
     for survivor, prior, _, renumbered in conversion.merges:
@@ -1924,15 +1956,123 @@ def _carried(conversion: Any, earlier: Sequence[Any], stored: dict[Any, Any], le
         was = _as_left(prior, earlier, stored, leaned)
         if person is None or was is None or not was.get("identifier"):
             continue
+        if contradicts_all(was, person):  # two people (``_joined``'s W): her numbers are not the survivor's
+            if renumbered:
+                _kept_on(conversion, prior, FILED_AS_OWN_ENTRIES)
+            _stays_on(conversion, prior, was)
+            continue
         held = _as_left(survivor, earlier, stored, leaned) or {}
         stated = [*(person.get("identifier") or ()), *(held.get("identifier") or ())]
-        carried = rules.kept_beside("Patient", "identifier", writer, json_copy(was["identifier"]), stated)
+        said = conversion.said.get(survivor)
+        carried = rules.kept_beside("Patient", "identifier", writer, json_copy(was["identifier"]), stated,
+                                    said.deletes if said is not None else ())
         if not renumbered:  # (the record merged away keeps its remembered numbers: rv38j, ident39)
             carried = [i for i in carried if not _marked(i)]
             for ident in carried:
                 ident["extension"] = [*(ident.get("extension") or ()), _carried_from(prior)]
-        if carried:
-            person["identifier"] = [*(person.get("identifier") or ()), *carried]
+        if not carried:
+            continue
+        person["identifier"] = [*(person.get("identifier") or ()), *carried]
+        if id_numbers({"identifier": carried}) and (wrong := conflicts_with_own_ids(
+                _as_stored(conversion, survivor, held, merge))):
+            sequence = conversion.persons.get(survivor) or conversion.corrections.get(survivor) or 1
+            _refuse_against_number(wrong, sequence, "PID-3 does not state it, and the merge carries it from MRG-1's "
+                                   "record onto this one", leaned)
+
+
+def _stays_on(conversion: Any, prior: str, was: dict[str, Any]) -> None:
+    """The record merged away, of another person than the survivor (``_carried``), keeps its resident ID number: the
+    merge's version of it states MRG-1's identifiers alone and the registration's rule drops the number from a record
+    merged away (``merge.yaml`` ``unless: replaced-by``) -- not carried either, her number was in no record."""
+    mine = conversion.by_reference.get(prior)
+    if mine is None:
+        return
+    numbers = [json_copy(i) for i in was.get("identifier") or () if isinstance(i, dict) and is_national_id(i)]
+    if numbers:
+        mine["identifier"] = [*(mine.get("identifier") or ()), *numbers]
+
+
+def _kept_on(conversion: Any, prior: str, where: tuple[tuple[str, tuple[str, ...]], ...]) -> None:
+    """The delete of ``prior``'s identifiers ``where`` matches, which a renumbering queued because they move to the new
+    record (``his.merge``), taken back: not carried (``_carried``: two people), they stay where they were."""
+    said = conversion.said.get(prior)
+    if said is None:
+        return
+    deletes = tuple(d for d in said.deletes if not (d.element == "identifier" and d.where == where))
+    if len(deletes) != len(said.deletes):
+        conversion.said[prior] = replace(said, deletes=deletes)
+        conversion.planned.pop(prior, None)
+        conversion._bundle = None
+
+
+def _registrars_number(conversion: Any, earlier: Sequence[Any], stored: dict[Any, Any], leaned: list[int],
+                       search: Any, messages: Any, read_many: Any) -> None:
+    """A registration's PID-3 stating a resident ID number other than the one its record holds (as the batch leaves
+    it, else stored) -- which would replace it (``merge.yaml`` ``beside``: a number of that kind stated replaces
+    the kept one): taken only from the record's registrar or another of the site's ``registration_applications``,
+    as the null is (``_registrars_null``; the decision on rv40a MED 4's pre-existing half). From any other
+    application the record keeps its number -- the PID's numbers of that kind are left out of what it writes -- and
+    ERR W 205 at PID-3 says why. Why the same rule: a replacement takes the held number off exactly as the null
+    does (the number the patient index links the person's records on), and a LIS's walk-in A04 or an undeclared
+    EMR's A08 stating another valid number for the same name had moved her record out of her person on a word
+    that registers nothing; the number it states passed the digit and demographic checks, which tell a wrong
+    number from a right one no better than the null's sender can. Not refused: the rest of the message is the
+    sender's to state. Records not held yet, or holding no number, are this message's to number."""
+    for refs in (conversion.persons, conversion.corrections):
+        for ref, sequence in refs.items():
+            person = conversion.by_reference.get(ref)
+            if ref in conversion.create_only or person is None or not (stated := id_numbers(person)):
+                continue
+            was = _as_left(ref, earlier, stored, leaned)
+            if was is None or not (id_numbers(was) - stated):
+                continue
+            registrar = _registered(ref, search, messages, conversion.registrars, read_many)
+            if _may_restate(conversion, _with_batch(registrar, ref, earlier, conversion.registrars)):
+                continue
+            person["identifier"] = [i for i in person.get("identifier") or ()
+                                    if not (isinstance(i, dict) and is_national_id(i))]
+            conversion.planned.pop(ref, None)
+            conversion._bundle = None
+            warning = HL7Error(
+                "PID-3 states a resident ID number other than the one the record holds: not taken, the record keeps "
+                "its number -- only the application that registered the record, or another of the institution's "
+                "registration_applications (institutions.yaml), replaces it. If the record's number is wrong, ask the "
+                "registering system to correct it, or the operator", segment="PID", sequence=sequence, field=3,
+                code=DUPLICATE_KEY_IDENTIFIER)
+            warning.severity = "W"
+            conversion.warnings.append(warning)
+
+
+def _registrars_null(conversion: Any, earlier: Sequence[Any], stored: dict[Any, Any], leaned: list[int],
+                     search: Any, messages: Any, read_many: Any) -> None:
+    """PID-3 ``""^^^^NNCHN`` (``Conversion.id_nulled``, ``common._national_deleted``) over a record that holds a
+    resident ID number -- as the batch leaves it, else stored: taken (the number deleted) only from the record's
+    registrar or another of the site's ``registration_applications`` (``_registered``, ``_may_restate``: the rule of
+    who may say who the record's person is); from any other application the number stays, and ERR W 205 at that
+    repetition says why. The README calls the null "the registrar's way" to take a twin sister's number off: the
+    number is the one the patient index links the person's records on, and a LIS's or an undeclared system's A08
+    taking it off lost it on a word that registered nothing (rv40a MED 4). A W, not an AE: the rest of the message
+    (its name, address...) is the sender's to state, as a ``""`` of another authority's number is answered
+    (``_not_theirs_to_delete``). A result's or order's PID (``create_only``) deletes nothing anyway; a record not
+    held yet (an A47's new record) is this message's registration: its null stands (it leaves out the carry)."""
+    for ref, sequence, repetition in conversion.id_nulled:
+        if ref in conversion.create_only:
+            continue
+        was = _as_left(ref, earlier, stored, leaned)
+        if was is None or not any(is_national_id(i) for i in was.get("identifier") or () if isinstance(i, dict)):
+            continue
+        registrar = _registered(ref, search, messages, conversion.registrars, read_many)
+        if _may_restate(conversion, _with_batch(registrar, ref, earlier, conversion.registrars)):
+            continue
+        _kept_on(conversion, ref, NATIONAL_ENTRIES)
+        warning = HL7Error(
+            f"PID-3 repetition {repetition} asks to delete the record's resident ID number (\"\"^^^^NNCHN): not "
+            "taken, the ID number is kept -- only the application that registered the record, or another of the "
+            "institution's registration_applications (institutions.yaml), takes it off. If it is wrong, ask the "
+            "registering system to send the null, or the operator to correct the record", segment="PID",
+            sequence=sequence, field=3, code=DUPLICATE_KEY_IDENTIFIER, repetition=repetition if repetition > 1 else None)
+        warning.severity = "W"
+        conversion.warnings.append(warning)
 
 
 def _carried_from(prior: str) -> dict[str, Any]:
@@ -2161,15 +2301,23 @@ def _against_kept_number(conversion: Any, ref: str, sequence: int, was: dict[str
     if id_numbers(person) or not id_numbers(was):
         return
     wrong = conflicts_with_own_ids(_as_stored(conversion, ref, was, merge))
-    if not wrong:
-        return
+    if wrong:
+        _refuse_against_number(wrong, sequence, "PID-3 does not state it, and the registration's identifiers leave it "
+                               "on the record", leaned)
+
+
+def _refuse_against_number(wrong: list[str], sequence: int, why: str, leaned: list[int]) -> None:
+    """The AE at PID-8 (or PID-7) of a registration leaving its record with a resident ID number its sex or birth
+    date contradicts (``demographics.conflicts_with_own_ids``' ``wrong``), the number not stated by the PID: ``why``
+    it is there -- kept beside the registration's identifiers (``_against_kept_number``), or carried by a merge
+    (``_carried``; rv40a MED 2: the A47 onto a record of the other sex put a number there the thin A08 is refused
+    for). The stored number is not echoed (the ACK goes back to the sender)."""
     field = 8 if any(w.startswith("gender") for w in wrong) else 7
     error = HL7Error(
         f"PID-{field} {'sex' if field == 8 else 'birth date'} disagrees with the resident ID number the record holds "
-        f"({'; '.join(wrong)}): PID-3 does not state it, and the registration's identifiers leave it on the record; "
-        "nothing of the message is filed. State the corrected ID number in PID-3 with the corrected "
-        f"{'sex' if field == 8 else 'birth date'}, or correct PID-{field}",
-        segment="PID", sequence=sequence, field=field, code=DATA_TYPE_ERROR)
+        f"({'; '.join(wrong)}): {why}; nothing of the message is filed. State the corrected ID number in PID-3 with "
+        f"the corrected {'sex' if field == 8 else 'birth date'}, take a wrong one off with \"\"^^^^NNCHN in PID-3, "
+        f"or correct PID-{field}", segment="PID", sequence=sequence, field=field, code=DATA_TYPE_ERROR)
     if leaned:
         error.leaned_on = leaned  # type: ignore[attr-defined]
     raise error
