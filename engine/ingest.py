@@ -2036,7 +2036,7 @@ def held_claims(doc: Document) -> frozenset[str]:
 def _held_versions(claims: list[dict[str, Any]], listing: _Listing) -> list[dict[str, Any]]:
     """The claims a message's write held, each with the version of its order the write left (``versionId``:
     the one it wrote, else the one stored) -- an operator's decision is about that version, and one written
-    since is a record they were not shown (``Ingestor.decide_owner``; as ordfix35 binds "as later")."""
+    since is a record they were not shown (``Ingestor._owner_decidable``; as ordfix35 binds "as later")."""
     out = []
     for claim in claims:
         written = listing.stored.get(str(claim.get("resource")))
