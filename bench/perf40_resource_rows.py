@@ -13,7 +13,7 @@ Variants take one thing away or change one thing, to see what it costs: ``stored
 is), ``no-key`` (without the ``idh`` index), ``no-updated`` (without the ``(type, updated)`` index),
 ``no-indexes`` (neither), ``no-body`` (the body NULL), ``int-updated`` (one integer key, type code
 << 44 | milliseconds, indexed instead of ``(type, updated)``), ``one-statement`` (a message's rows
-in one statement rather than 4 + 4 + 4 + 4 + 1).
+in one statement rather than 16 + 1: ``insert_flat``'s ``_ROWS_AT_ONCE`` is 64, 16, 4).
 
 Why here and not in ``bench/ingest.py``: the put's statements are ~0.2 M instructions of a 13.9 M
 message each, too small a share to see a variant in the whole message's count."""

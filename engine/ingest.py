@@ -46,7 +46,7 @@ import queue
 import re
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
@@ -1959,7 +1959,7 @@ class _Dates:
 
     def _claims(self) -> frozenset[str]:
         """``Stamp.claims`` of this message as a later message of its batch reads it (``pending``): its write's holds."""
-        return frozenset(str(c.get("claim")) for c in self._item.held_claims)
+        return _held_numbers(self._item.held_claims)
 
     def of(self, provenances: list[dict[str, Any]]) -> list[Stamp]:
         """The ``Stamp`` of each message the ``provenances`` name (their entities' (institution, MSH-10)
@@ -2018,7 +2018,7 @@ def _doc_stamp(doc: Document, site: Any) -> Stamp:
     """The ``Stamp`` of a stored message: its MSH read again from its raw bytes (MSH-7 as sent)."""
     header, text = extract_header(raw_of(doc))
     facility = str(doc.get("facility") or "")
-    claims = held_claims(doc)
+    claims = _held_numbers(doc.get("held_claims") or ())
     return stamp(application=application_of(doc), institution=facility,
                  msh7=header.timestamp.split(header.component_sep or "^", 1)[0],
                  received_at=doc.get("received_at"), tz=_zone_of(site, facility),
@@ -2028,15 +2028,16 @@ def _doc_stamp(doc: Document, site: Any) -> Stamp:
                  claims=lambda: claims)
 
 
-def held_claims(doc: Document) -> frozenset[str]:
-    """The order numbers (``KIND|system|value``) a stored message's change was held under (``held_claims``)."""
-    return frozenset(str(c.get("claim")) for c in doc.get("held_claims") or () if isinstance(c, dict))
+def _held_numbers(claims: Iterable[Any]) -> frozenset[str]:
+    """The order numbers (``KIND|system|value``) a message's change was held under: of its write's holds
+    (``_Item.held_claims``) or of a stored message's (its document's ``held_claims``) -- ``Stamp.claims``."""
+    return frozenset(str(c.get("claim")) for c in claims if isinstance(c, dict))
 
 
 def _held_versions(claims: list[dict[str, Any]], listing: _Listing) -> list[dict[str, Any]]:
     """The claims a message's write held, each with the version of its order the write left (``versionId``:
     the one it wrote, else the one stored) -- an operator's decision is about that version, and one written
-    since is a record they were not shown (``Ingestor.decide_owner``; as ordfix35 binds "as later")."""
+    since is a record they were not shown (``Ingestor._owner_decidable``; as ordfix35 binds "as later")."""
     out = []
     for claim in claims:
         written = listing.stored.get(str(claim.get("resource")))

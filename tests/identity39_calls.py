@@ -6,7 +6,9 @@ read of the round). The messages themselves are ``tests.test_rvidentity32_probes
 A module binds the fixture under the name its tests ask for, with its own token's client id:
 ``both = engine_and_client("rv39d")`` (and imports ``module_eng`` from ``tests.module_store``, which it asks for).
 The identity files of rounds 33-38 bind it too (tidy40: seventeen more copies of the same fixture);
-``tests/test_rvidentity32_probes.py`` keeps its own, this module importing its builders."""
+``tests/test_rvidentity32_probes.py`` keeps its own, this module importing its builders. The fortieth round's
+identity files (id40, rv40g, idfix40b) share the A37 builder and the carried-from marks here (each had its copy:
+lastread2)."""
 
 from __future__ import annotations
 
@@ -19,6 +21,7 @@ from fastapi.testclient import TestClient
 from adapters.hl7v2.ack import ack_code_of
 from engine.api.app import create_app
 from engine.engine import Engine
+from engine.identity.nationalid import CARRIED_FROM_EXT
 from tests.hl7_calls import post
 from tests.test_rvidentity32_probes import MRN, adt, patients
 
@@ -58,3 +61,19 @@ def registered(http: TestClient, number: str, control: str, name: str, birth: st
     assert ack_code_of(ack) == "AA", ack
     (record,) = patients(http, f"{MRN}|{number}")
     return record
+
+
+def unlink(control: str, first: tuple[str, str, str, str], second: tuple[str, str, str, str],
+           sender: str = "FNXRMYY") -> str:
+    """ADT^A37 naming two records, each PID its MRN (FNXRMYY's), name, birth date and sex: the two are distinct
+    and both in use (HL7 v2.5.1 3.3.37)."""
+    (m1, n1, b1, s1), (m2, n2, b2, s2) = first, second
+    return (f"MSH|^~\\&|HIS|{sender}|HUREN|FNYGT|20261201131500||ADT^A37^ADT_A37|{control}|P|2.5.1\r"
+            f"EVN|A37|20261201131500\rPID|1||{m1}^^^FNXRMYY^MR||{n1}||{b1}|{s1}\r"
+            f"PID|2||{m2}^^^FNXRMYY^MR||{n2}||{b2}|{s2}\r")
+
+
+def carried_marks(patient: dict) -> list[dict]:
+    """The carried-from marks (``nationalid.CARRIED_FROM_EXT``: what a merge carried from the record merged away) on
+    the Patient's identifiers."""
+    return [e for i in patient.get("identifier", ()) for e in i.get("extension", ()) if e.get("url") == CARRIED_FROM_EXT]

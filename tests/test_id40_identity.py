@@ -13,24 +13,22 @@ from adapters.hl7v2.ack import ack_code_of
 from adapters.hl7v2.escapes import unescape
 from engine.api.ui_quarantine import WORDS, err_said
 from engine.engine import Engine
+from engine.identity.nationalid import CARRIED_FROM_EXT
 from tests.hl7_calls import err_lines, post
-from tests.identity39_calls import NNCHN_SYSTEM, engine_and_client, read_patient, registered, tokens
+from tests.identity39_calls import (
+    NNCHN_SYSTEM,
+    carried_marks,
+    engine_and_client,
+    read_patient,
+    registered,
+    tokens,
+    unlink,
+)
 from tests.module_store import module_eng  # noqa: F401 -- one engine a module on each backend
 from tests.test_rvidentity32_probes import MRN, _nid, adt, merge, oru, patients, subjects
 
 both = engine_and_client("id40")
-CARRIED_FROM_EXT = "urn:huren:StructureDefinition:carried-from"  # engine.identity.nationalid.CARRIED_FROM_EXT
-
-
-def unlink(control: str, first: str, second: str) -> str:
-    """ADT^A37 naming two records (each PID-3 its MRN alone): they are distinct and both in use."""
-    return (f"MSH|^~\\&|HIS|FNXRMYY|HUREN|FNYGT|20261201131500||ADT^A37^ADT_A37|{control}|P|2.5.1\r"
-            f"EVN|A37|20261201131500\rPID|1||{first}^^^FNXRMYY^MR||岳^丙||19620303|F\r"
-            f"PID|2||{second}^^^FNXRMYY^MR||岳^丙||19620303|F\r")
-
-
-def _carried_marks(patient: dict) -> list[dict]:
-    return [e for i in patient.get("identifier", ()) for e in i.get("extension", ()) if e.get("url") == CARRIED_FROM_EXT]
+BING = ("岳^丙", "19620303", "F")  # the person of the A37s' records
 
 
 def test_an_a37_takes_back_exactly_what_the_a40_carried(both: tuple[Engine, TestClient]) -> None:
@@ -45,15 +43,15 @@ def test_an_a37_takes_back_exactly_what_the_a40_carried(both: tuple[Engine, Test
     assert ack_code_of(ack) == "AA", ack
     assert [p["id"] for p in patients(http, nid)] == [two["id"]]
     survivor = read_patient(http, two["id"])
-    assert _carried_marks(survivor) == [{"url": CARRIED_FROM_EXT, "valueReference": {"reference": f"Patient/{one['id']}"}}]
+    assert carried_marks(survivor) == [{"url": CARRIED_FROM_EXT, "valueReference": {"reference": f"Patient/{one['id']}"}}]
     assert engine.identity.same_person(one["id"], two["id"])
-    ack = post(http, unlink("IAD", "I40A2", "I40A1"))
+    ack = post(http, unlink("IAD", ("I40A2", *BING), ("I40A1", *BING)))
     assert ack_code_of(ack) == "AA", ack
     assert [p["id"] for p in patients(http, nid)] == [one["id"]]
     assert tokens(read_patient(http, two["id"])) == {f"{MRN}|I40A2"}
     back = read_patient(http, one["id"])
     assert tokens(back) == {f"{MRN}|I40A1", f"{NNCHN_SYSTEM}|{nid}"}, back["identifier"]
-    assert not _carried_marks(back) and not back.get("link"), back
+    assert not carried_marks(back) and not back.get("link"), back
     assert not engine.identity.same_person(one["id"], two["id"])
 
 
@@ -66,8 +64,8 @@ def test_an_a37_leaves_a_number_the_survivor_was_registered_with(both: tuple[Eng
     two = registered(http, "I40B2", "IBB", "岳^丙", "19620303", "F", f"~{nid}^^^^NNCHN")
     ack = post(http, merge("IBC", f"I40B2^^^FNXRMYY^MR~{nid}^^^^NNCHN", "岳^丙", "19620303", "F", "I40B1^^^FNXRMYY^MR"))
     assert ack_code_of(ack) == "AA", ack
-    assert not _carried_marks(read_patient(http, two["id"]))
-    ack = post(http, unlink("IBD", "I40B2", "I40B1"))
+    assert not carried_marks(read_patient(http, two["id"]))
+    ack = post(http, unlink("IBD", ("I40B2", *BING), ("I40B1", *BING)))
     assert ack_code_of(ack) == "AA", ack
     assert f"{NNCHN_SYSTEM}|{nid}" in tokens(read_patient(http, two["id"]))
     assert one["id"] != two["id"]
@@ -85,8 +83,8 @@ def test_a_fhir_client_cannot_write_the_carried_mark(both: tuple[Engine, TestCli
     mark = {"url": CARRIED_FROM_EXT, "valueReference": {"reference": f"Patient/{other['id']}"}}
     body["identifier"] = [dict(i, extension=[mark]) if i.get("value") == nid else i for i in now["identifier"]]
     assert http.put(f"/fhir/Patient/{mine['id']}", json=body).status_code == 200
-    assert not _carried_marks(read_patient(http, mine["id"]))
-    assert ack_code_of(post(http, unlink("ICD", "I40C1", "I40C2"))) == "AA"
+    assert not carried_marks(read_patient(http, mine["id"]))
+    assert ack_code_of(post(http, unlink("ICD", ("I40C1", *BING), ("I40C2", *BING)))) == "AA"
     assert [p["id"] for p in patients(http, nid)] == [mine["id"]]
 
 
@@ -194,6 +192,6 @@ def test_a_survivor_written_back_as_read_keeps_the_carried_mark(both: tuple[Engi
     body["identifier"] = [dict(i, extension=[dict(reversed(list(e.items()))) for e in i["extension"]])
                           if i.get("extension") else i for i in now["identifier"]]
     assert http.put(f"/fhir/Patient/{two['id']}", json=body).status_code == 200
-    assert len(_carried_marks(read_patient(http, two["id"]))) == 1
-    assert ack_code_of(post(http, unlink("IJD", "I40J2", "I40J1"))) == "AA"
+    assert len(carried_marks(read_patient(http, two["id"]))) == 1
+    assert ack_code_of(post(http, unlink("IJD", ("I40J2", *BING), ("I40J1", *BING)))) == "AA"
     assert [p["id"] for p in patients(http, nid)] == [one["id"]]

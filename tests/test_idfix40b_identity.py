@@ -17,10 +17,17 @@ from engine.api.ui_quarantine import WORDS, err_said
 from engine.engine import Engine
 from engine.identity.demographics import contradicts_all, demographics, own_id_numbers
 from tests.hl7_calls import err_lines, post
-from tests.identity39_calls import NNCHN_SYSTEM, engine_and_client, read_patient, registered, tokens
+from tests.identity39_calls import (
+    NNCHN_SYSTEM,
+    carried_marks,
+    engine_and_client,
+    read_patient,
+    registered,
+    tokens,
+    unlink,
+)
 from tests.module_store import module_eng  # noqa: F401 -- one engine a module on each backend
 from tests.test_mfix34_members import _fnzyy
-from tests.test_rv40g_probes import marks, unlink
 from tests.test_rvidentity32_probes import MRN, _nid, adt, merge, oru, patients, subjects
 
 both = engine_and_client("idfix40b")
@@ -104,7 +111,7 @@ def test_an_a37_naming_records_a_chain_joins_through_another_is_refused(both: tu
         now = read_patient(http, pid)
         assert (now.get("link"), now.get("identifier")) == (was.get("link"), was.get("identifier")), pid
     assert [p["id"] for p in patients(http, nid)] == [three["id"]]
-    assert len(marks(read_patient(http, three["id"]))) == 2
+    assert len(carried_marks(read_patient(http, three["id"]))) == 2
     assert engine.identity.same_person(one["id"], three["id"])
     assert ack_code_of(post(http, unlink("FCG", ("F40C3", *person), ("F40C2", *person)))) == "AA"
     assert [p["id"] for p in patients(http, nid)] == [two["id"]]
@@ -160,6 +167,6 @@ def test_an_a37_of_a_merge_whose_number_moved_on_is_refused_until_the_later_merg
     assert ack_code_of(post(http, unlink("FEH", ("F40E2", *person), ("F40E1", *person)))) == "AA"
     assert ack_code_of(post(http, merge("FEI", "F40E3^^^FNXRMYY^MR", *person, "F40E2^^^FNXRMYY^MR"))) == "AA"
     assert [p["id"] for p in patients(http, nid)] == [one["id"]]
-    assert not marks(read_patient(http, one["id"])) and tokens(read_patient(http, three["id"])) == {f"{MRN}|F40E3"}
+    assert not carried_marks(read_patient(http, one["id"])) and tokens(read_patient(http, three["id"])) == {f"{MRN}|F40E3"}
     assert not engine.identity.same_person(one["id"], three["id"])
     assert engine.identity.same_person(two["id"], three["id"])

@@ -16,6 +16,7 @@ from engine.engine import Engine
 from tests.hl7_calls import err_lines, post
 from tests.identity39_calls import NNCHN_SYSTEM, engine_and_client, read_patient, registered, tokens
 from tests.module_store import module_eng  # noqa: F401 -- one engine a module on each backend
+from tests.test_mfix34_members import _fnzyy
 from tests.test_rvidentity32_probes import MRN, _nid, adt, oru, patients, subjects
 
 both = engine_and_client("rv40a")
@@ -27,11 +28,6 @@ def _a47(control: str, new: str, old: str, name: str, birth: str, sex: str) -> s
     MRG-1 the old MRN."""
     return (f"MSH|^~\\&|HIS|FNXRMYY|HUREN|FNYGT|20261201121500||ADT^A47^ADT_A30|{control}|P|2.5.1\r"
             f"EVN|A47|20261201121500\rPID|1||{new}||{name}||{birth}|{sex}\rMRG|{old}^^^FNXRMYY^MR\r")
-
-
-def _fnzyy(message: str) -> str:
-    """The same message sent by the member hospital FNZYY (MSH-4)."""
-    return message.replace("|FNXRMYY|HUREN|", "|FNZYY|HUREN|", 1)
 
 
 # --- idfix39's A47 carry (persons._carried) --------------------------------------------------------------------------

@@ -13,29 +13,20 @@ from fastapi.testclient import TestClient
 from adapters.hl7v2.ack import ack_code_of
 from engine.engine import Engine
 from tests.hl7_calls import err_lines, post
-from tests.identity39_calls import NNCHN_SYSTEM, engine_and_client, read_patient, registered, tokens
+from tests.identity39_calls import (
+    NNCHN_SYSTEM,
+    carried_marks,
+    engine_and_client,
+    read_patient,
+    registered,
+    tokens,
+    unlink,
+)
 from tests.module_store import module_eng  # noqa: F401 -- one engine a module on each backend
+from tests.test_mfix34_members import _fnzyy
 from tests.test_rvidentity32_probes import MRN, _nid, adt, merge, oru, patients, subjects
 
 both = engine_and_client("rv40g")
-CARRIED_FROM_EXT = "urn:huren:StructureDefinition:carried-from"  # engine.identity.nationalid.CARRIED_FROM_EXT
-
-
-def unlink(control: str, first: tuple[str, str, str, str], second: tuple[str, str, str, str],
-           sender: str = "FNXRMYY") -> str:
-    """ADT^A37 naming two records, each PID its MRN (FNXRMYY's), name, birth date and sex: the two are distinct
-    and both in use (HL7 v2.5.1 3.3.37)."""
-    (m1, n1, b1, s1), (m2, n2, b2, s2) = first, second
-    return (f"MSH|^~\\&|HIS|{sender}|HUREN|FNYGT|20261201131500||ADT^A37^ADT_A37|{control}|P|2.5.1\r"
-            f"EVN|A37|20261201131500\rPID|1||{m1}^^^FNXRMYY^MR||{n1}||{b1}|{s1}\r"
-            f"PID|2||{m2}^^^FNXRMYY^MR||{n2}||{b2}|{s2}\r")
-
-
-def marks(patient: dict) -> list[dict]:
-    """The carried-from marks on the Patient's identifiers."""
-    return [e for i in patient.get("identifier", ()) for e in i.get("extension", ()) if e.get("url") == CARRIED_FROM_EXT]
-
-
 def resident(engine: Engine, pid: str) -> dict[str, str]:
     """Headers of a resident (the PHR app's patient token) bound to record ``pid``."""
     token, _ = engine.auth.issue_token(subject=f"person-{pid}", kind="patient", client_id="phr",
@@ -64,18 +55,18 @@ def test_an_a40_chain_and_its_a37s_give_each_record_back_exactly_its_number(both
     assert ack_code_of(post(http, merge("GAD", "G40A2^^^FNXRMYY^MR", *person, "G40A1^^^FNXRMYY^MR"))) == "AA"
     assert ack_code_of(post(http, merge("GAE", "G40A3^^^FNXRMYY^MR", *person, "G40A2^^^FNXRMYY^MR"))) == "AA"
     assert [p["id"] for p in patients(http, nid)] == [three["id"]]
-    assert {m["valueReference"]["reference"] for m in marks(read_patient(http, three["id"]))} == {
+    assert {m["valueReference"]["reference"] for m in carried_marks(read_patient(http, three["id"]))} == {
         f"Patient/{one['id']}", f"Patient/{two['id']}"}
     assert ack_code_of(post(http, unlink("GAF", ("G40A3", *person), ("G40A2", *person)))) == "AA"
     assert [p["id"] for p in patients(http, nid)] == [two["id"]]
     assert tokens(read_patient(http, three["id"])) == {f"{MRN}|G40A3"}
-    assert [m["valueReference"]["reference"] for m in marks(read_patient(http, two["id"]))] == [f"Patient/{one['id']}"]
+    assert [m["valueReference"]["reference"] for m in carried_marks(read_patient(http, two["id"]))] == [f"Patient/{one['id']}"]
     assert ack_code_of(post(http, unlink("GAG", ("G40A2", *person), ("G40A1", *person)))) == "AA"
     assert [p["id"] for p in patients(http, nid)] == [one["id"]]
-    assert not marks(read_patient(http, one["id"])) and tokens(read_patient(http, two["id"])) == {f"{MRN}|G40A2"}
+    assert not carried_marks(read_patient(http, one["id"])) and tokens(read_patient(http, two["id"])) == {f"{MRN}|G40A2"}
     assert ack_code_of(post(http, merge("GAH", "G40A2^^^FNXRMYY^MR", *person, "G40A1^^^FNXRMYY^MR"))) == "AA"
     assert [p["id"] for p in patients(http, nid)] == [two["id"]]
-    assert len(marks(read_patient(http, two["id"]))) == 1
+    assert len(carried_marks(read_patient(http, two["id"]))) == 1
     assert engine.identity.same_person(one["id"], two["id"]) and not engine.identity.same_person(two["id"], three["id"])
 
 
@@ -90,7 +81,7 @@ def test_an_a40_of_two_records_each_with_its_own_valid_number_is_refused(both: t
     ack = post(http, merge("GBC", "G40B2^^^FNXRMYY^MR", "张^伟", "19800101", "M", "G40B1^^^FNXRMYY^MR"))
     assert ack_code_of(ack) == "AE" and any("MRG^1" in e for e in err_lines(ack)), ack
     assert [p["id"] for p in patients(http, n1)] == [one["id"]] and [p["id"] for p in patients(http, n2)] == [two["id"]]
-    assert not marks(read_patient(http, two["id"])) and not read_patient(http, one["id"]).get("link")
+    assert not carried_marks(read_patient(http, two["id"])) and not read_patient(http, one["id"]).get("link")
     assert not engine.identity.same_person(one["id"], two["id"])
 
 
@@ -131,7 +122,7 @@ def test_an_a37_undoing_a_wrong_a40_leaves_each_resident_exactly_her_records(bot
     ack = post(http, unlink("GED", ("G40E2", *zhang), ("G40E1", *wang)))
     assert ack_code_of(ack) == "AA", ack
     assert [p["id"] for p in patients(http, nid)] == [her["id"]]
-    assert not marks(read_patient(http, other["id"])) and not marks(read_patient(http, her["id"]))
+    assert not carried_marks(read_patient(http, other["id"])) and not carried_marks(read_patient(http, her["id"]))
     (obs,) = subjects(http, "GEOBS")
     assert obs == f"Patient/{her['id']}"
     mine = everything(http, her["id"], resident(engine, her["id"]))
@@ -182,15 +173,14 @@ def test_another_members_a40_naming_this_hospitals_record_carries_nothing(both: 
     nid = _nid("32092319660606112")
     p = ("岳^己", "19660606", "F")
     x = registered(http, "G40H1", "GHA", *p, f"~{nid}^^^^NNCHN")
-    ack = post(http, adt("GHB", "Z40H2^^^FNZYY^MR", *p).replace("|FNXRMYY|HUREN|", "|FNZYY|HUREN|", 1))
+    ack = post(http, _fnzyy(adt("GHB", "Z40H2^^^FNZYY^MR", *p)))
     assert ack_code_of(ack) == "AA", ack
-    ack = post(http, merge("GHC", "Z40H2^^^FNZYY^MR", *p, "G40H1^^^FNXRMYY^MR").replace(
-        "|FNXRMYY|HUREN|", "|FNZYY|HUREN|", 1))
+    ack = post(http, _fnzyy(merge("GHC", "Z40H2^^^FNZYY^MR", *p, "G40H1^^^FNXRMYY^MR")))
     assert ack_code_of(ack) in ("AA", "AE"), ack
     mine = read_patient(http, x["id"])
     assert tokens(mine) == {f"{MRN}|G40H1", f"{NNCHN_SYSTEM}|{nid}"} and not mine.get("link"), mine
     (theirs,) = patients(http, "urn:huren:mrn:FNZYY|Z40H2")
-    assert tokens(theirs) == {"urn:huren:mrn:FNZYY|Z40H2"} and not marks(theirs), theirs
+    assert tokens(theirs) == {"urn:huren:mrn:FNZYY|Z40H2"} and not carried_marks(theirs), theirs
     assert [q["id"] for q in patients(http, nid)] == [x["id"]]
     assert engine is not None
 
@@ -237,5 +227,5 @@ def test_an_a37_two_merges_back_leaves_the_survivor_its_number(both: tuple[Engin
     (holder,) = patients(http, nid)
     if holder["id"] == three["id"]:
         return  # the chain stands, and its survivor answers the number
-    assert holder["id"] == one["id"] and not r1.get("link") and not marks(r1), r1
+    assert holder["id"] == one["id"] and not r1.get("link") and not carried_marks(r1), r1
     assert engine is not None

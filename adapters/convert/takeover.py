@@ -365,14 +365,14 @@ def _no_owner_named(visit: str, search: Any, messages: Any, conversion: Any) -> 
 
 
 def _taken_over(placeholder: dict[str, Any], prefix: str, at: str | None) -> HL7Error:
-    """The take-over's warning (ERR W at the visit number: ``Conversion.warn``): one text per authority of the placeholder's
-    number, no number nor name echoed (the fidelity view counts it per institution and authority)."""
+    """The take-over's warning (ERR W at the visit number: ``Conversion.warn`` sets the severity): one text per
+    authority of the placeholder's number, no number nor name echoed (the fidelity view counts it per institution
+    and authority)."""
     authority = sorted(str(i.get("system"))[len(prefix):] for i in placeholder.get("identifier") or ())[0]
     where = field_of(at or "")
-    warning = HL7Error(
+    return HL7Error(
         f"{_TAKEN_HEAD}{authority!r}{_TAKEN_TAIL}: the visit is filed under this message's patient; the lab's "
         "results keep naming the lab's record (its _history keeps the visit's). If the two records are one "
         "person, the desk links them (Patient/$link); if the visit number was another patient's, ask the "
         "operator", segment=where[0] if where else "", sequence=where[1] if where else None,
         field=where[2] if where else None, code=DUPLICATE_KEY_IDENTIFIER, tally=Tally("taken_over", authority))
-    return warning

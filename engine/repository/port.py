@@ -62,8 +62,8 @@ class Collection(Protocol):
     def update_if(self, doc_id: str, where: Document, fields: Document) -> bool:
         """Set top-level ``fields`` of document ``doc_id`` only while it matches ``where`` (equality on its fields, as
         ``find``'s filter), in one conditional write: SQLite ``UPDATE ... WHERE id = ? AND <where>``, Mongo
-        ``update_one`` with ``where`` in its filter. False when it does not exist or no longer matches -- another
-        process changed it since the caller read it. Why not ``get`` then ``update``: the check and the write are
+        ``find_one_and_update`` with ``where`` in its filter. False when it does not exist or no longer matches --
+        another process changed it since the caller read it. Why not ``get`` then ``update``: the check and the write are
         then two steps, and two processes (``huren serve --workers N``, the console beside the server) both pass
         the check before either writes (an operator's decision applied twice: rv40f HIGH 1, ordfix40)."""
 

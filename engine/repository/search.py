@@ -114,13 +114,14 @@ def _prefix(value: str) -> tuple[str, str]:
 
 
 class SearchParser:
-    def __init__(self, params: SearchParams, base_url: str = "", number_systems: frozenset[str] = frozenset()) -> None:
+    def __init__(self, params: SearchParams, base_url: str = "") -> None:
         self.params = params
         self.base_url = base_url.rstrip("/")
         # the identifier systems of national resident ID numbers (the site's ``national_id_system``, confined.yaml's
-        # ``number_systems``; set by the engine, which reads the site): a token value under one of them is read as
-        # ``nationalid`` reads a number (``_as_number``)
-        self.number_systems = number_systems
+        # ``number_systems``; set by the engine, which reads the site, at start and on each ``reload_site``:
+        # ``engine.number_systems``): a token value under one of them is read as ``nationalid`` reads a number
+        # (``_as_number``)
+        self.number_systems: frozenset[str] = frozenset()
 
     def parse(
         self,

@@ -392,9 +392,9 @@ class SqliteFhirBackend(SqliteSearch):
         return self._rec(rows[0]) if rows else None
 
     def current_many(self, keys: Sequence[tuple[str, str]]) -> dict[tuple[str, str], StoredResource]:
-        """One statement for the keys of every type (a message's resources are of some seven
-        types: one ``IN`` list per type was seven statements): the keys are a ``VALUES`` table
-        joined to the ``idh`` index, one probe each."""
+        """The keys of every type together (a message's resources are of some seven types: one
+        ``IN`` list per type was seven statements), a statement a slice of ``key_slices``' five
+        sizes: the keys are a ``VALUES`` table joined to the ``idh`` index, one probe each."""
         out: dict[tuple[str, str], StoredResource] = {}
         for chunk in key_slices(list(dict.fromkeys(keys))):
             rows = self.store.query(
