@@ -7,7 +7,6 @@ index."""
 
 from __future__ import annotations
 
-import pytest
 from fastapi.testclient import TestClient
 
 from adapters.hl7v2.ack import ack_code_of
@@ -85,11 +84,6 @@ def test_an_a40_of_two_records_each_with_its_own_valid_number_is_refused(both: t
     assert not engine.identity.same_person(one["id"], two["id"])
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "rv40g HIGH 1: an A40 huren itself answers 'two people' (W at MRG-1) still carries the merged-away woman's "
-    "resident ID number onto the other woman's record (persons._carried: no contradicts_all / conflicts_with_own_ids "
-    "check) -- Patient?identifier=<her number> returns the other person, whose resident reads the number; "
-    "the A40 path of rv40a HIGH 1 (A47)"))
 def test_an_a40_huren_calls_two_people_does_not_give_the_survivor_her_id_number(
         both: tuple[Engine, TestClient]) -> None:
     """王丽 F 1985 (ID number) merged by an A40 into 张敏 F 1990 (no number): huren files the merge as the HIS's
@@ -185,10 +179,6 @@ def test_another_members_a40_naming_this_hospitals_record_carries_nothing(both: 
     assert engine is not None
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "rv40g MED 3: an A40 whose PID-3 deletes the ID number (\"\"^^^^NNCHN) gets it back from the merged-away record "
-    "(persons._carried ignores the survivor's queued delete) -- the A40 path of rv40a MED 3 (A47), new with id40's "
-    "A40 carry"))
 def test_an_a40_deleting_the_id_number_leaves_the_survivor_without_it(both: tuple[Engine, TestClient]) -> None:
     """The registrar merges R1 (ID number) into R2 and, in the same A40, takes the number off (HL7 v2.5 2.5.3 ``""``):
     R2 must hold no ID number after the merge."""
