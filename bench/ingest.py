@@ -861,6 +861,17 @@ def counts(count: int, batch: int = 50) -> None:
           f"hkeys {hkeys * per:,.0f} B, ranges {ranges * per:,.0f} B")
 
 
+
+def _batch_sizes(text: str) -> list[int]:
+    """``--batch-sizes``: whole numbers of at least 1, comma-separated (a size of 0 would never end the run)."""
+    try:
+        sizes = [int(n) for n in text.split(",") if n.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not whole numbers: {text!r}") from None
+    if any(n < 1 for n in sizes):
+        raise argparse.ArgumentTypeError(f"a batch holds at least one message: {text!r}")
+    return sizes
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="small run (make bench)")
@@ -886,7 +897,7 @@ def main() -> None:
     parser.add_argument("--by-stage", type=Path, default=None, metavar="PAIRS.json",
                         help="with --instructions: each stage's calls through a C function of their own, "
                              "their pairs written here for bench/stage_instructions.py")
-    parser.add_argument("--batch-sizes", default="", metavar="N,N,...",
+    parser.add_argument("--batch-sizes", default=[], type=_batch_sizes, metavar="N,N,...",
                         help="with --instructions: the timed messages in batches of these sizes in turn (not 50 each)")
     parser.add_argument("--only", choices=["lab", "adt", "imaging"],
                         help="only the MLLP run (c) of this message kind: for paired runs")
@@ -914,7 +925,7 @@ def main() -> None:
         counts(count)
         return
     if args.instructions:
-        instructions(count, by_stage=args.by_stage, sizes=[int(n) for n in args.batch_sizes.split(",") if n])
+        instructions(count, by_stage=args.by_stage, sizes=args.batch_sizes)
         return
     print(f"huren ingest benchmark (pid {os.getpid()}, python {sys.version.split()[0]})")
     if args.only:
