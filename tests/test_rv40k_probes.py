@@ -81,11 +81,10 @@ def test_the_labs_w_first_then_p_and_f_with_orc5_cm_complete_the_order_and_flag_
     assert [s for s, _ in _hospb(engine)] == ["flagged"], (_hospb(engine), ack)
 
 
-def test_the_priors_x_after_its_final_makes_the_repeat_payable_and_its_refinal_not(engine: Engine,
+def test_the_priors_x_after_its_final_makes_the_repeat_payable(engine: Engine,
                                                                                   mllp: int) -> None:
-    """HOSPA's final WBC, then HOSPA's LIS's X of it (OBR-25 X): a revoked order's result is no prior -- HOSPB's
-    repeat is not flagged. HOSPA's lab then re-measures and posts the final again: a prior once more, and HOSPB's
-    repeat resulted after it is not payable."""
+    """HOSPA's final WBC, then HOSPA's LIS's X of it (OBR-25 X): its result is no prior any more -- HOSPB's
+    repeat is not flagged (payable)."""
     hl7 = Sender(mllp)
     hl7.send(order("HOSPA", "A1", CBC, ts(5)))
     hl7.send(_lis("HOSPA", "A1", ts(5, 10), "f", obr25="F", obx11="F"))
@@ -95,6 +94,22 @@ def test_the_priors_x_after_its_final_makes_the_repeat_payable_and_its_refinal_n
     hl7.send(order("HOSPB", "B1", CBC, ts(1)))
     hl7.send(_lis("HOSPB", "B1", ts(1, 10), "f", obr25="F", obx11="F"))
     assert not [s for s, _ in _hospb(engine) if s == "flagged"], _hospb(engine)
+
+
+def test_the_priors_remeasured_final_after_its_x_is_a_prior_again(engine: Engine, mllp: int) -> None:
+    """HOSPA's final, its X (OBR-25 X: the order revoked, the report cancelled), then the lab's re-measured final
+    of the same order: the report is final again and the order completed (revoked does not stand against a
+    final) -- HOSPB's repeat after it, with no reason, is not payable."""
+    hl7 = Sender(mllp)
+    hl7.send(order("HOSPA", "A1", CBC, ts(5)))
+    hl7.send(_lis("HOSPA", "A1", ts(5, 10), "f", obr25="F", obx11="F"))
+    hl7.send(_lis("HOSPA", "A1", ts(5, 12), "x", obr25="X", obx11="X", value=""))
+    ack = hl7.send(_lis("HOSPA", "A1", ts(5, 14), "f2", obr25="F", obx11="F", value="6.2"))
+    assert "MSA|AA" in ack, ack
+    assert _order(engine, "A1")["status"] == "completed", ack
+    hl7.send(order("HOSPB", "B1", CBC, ts(1)))
+    hl7.send(_lis("HOSPB", "B1", ts(1, 10), "f", obr25="F", obx11="F"))
+    assert [s for s, _ in _hospb(engine)] == ["flagged"], _hospb(engine)
 
 
 def _checks(engine: Engine, inst: str = "HOSPB") -> list[str]:
