@@ -118,10 +118,11 @@ def _checks(engine: Engine, inst: str = "HOSPB") -> list[str]:
 
 
 @pytest.mark.xfail(strict=True, reason=(
-    "MED (rate, not money): the lab's OBX-11 X under OBR-25 F on a reminded repeat now revokes the order (st40), and "
-    "engine/recognition/order_time.py on_order reads any revoked order with a pending recognisable check as the "
-    "doctor cancelling it for the prior -- the repeat counts as 'recognised' in the 互认率 though the doctor "
-    "cancelled nothing (DOMAIN: recognised = ORC-1 CA/OC); it stays so if the lab never re-draws"))
+    "LOW (rate, not money; a policy question): the lab's OBX-11 X under OBR-25 F on a reminded repeat now revokes "
+    "the order (st40), and engine/recognition/order_time.py on_order reads any revoked order with a pending "
+    "recognisable check as cancelled for the prior -- the repeat counts 'recognised' in the 互认率 though no one "
+    "cancelled it for the prior (DOMAIN: 'cancelled (ORC-1 CA/OC, ServiceRequest revoked)'); it stays so if the "
+    "lab never re-draws. Its re-measured final turns it 'duplicate' (money sound)"))
 def test_the_labs_x_on_a_reminded_repeat_is_not_counted_recognised(engine: Engine, mllp: int) -> None:
     """HOSPB's repeat B1 is reminded of HOSPA's prior (check pending); HOSPB's LIS posts WBC X (haemolysed tube)
     under OBR-25 F: the lab could not measure -- the doctor did not give the test up for the prior."""
