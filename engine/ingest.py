@@ -539,7 +539,7 @@ class Ingestor:
         such message is. The put-back failing too (the store still failing) leaves it ``received`` as a crash does:
         the next start's ``recover`` processes it plainly, held again."""
         doc_id = str(doc["_id"])
-        put_back = False
+        put_back: bool | None = None  # (None: the put-back's own write failed)
         try:
             with self.store.transaction():
                 put_back = self.messages.put_back(doc_id, decided.at, written=item.kept)
@@ -555,13 +555,14 @@ class Ingestor:
                 "the store failed while the decision was written, and writes of the message stayed stored that "
                 "could not be taken back: it is kept as received -- replay it plainly to file it as it is (its change "
                 "held again), then decide", again=False)
+        busy = "the store was busy or unreachable and the decision could not be written: nothing of it was applied"
         if put_back:
-            raise DecisionNotWritten(
-                "the store was busy (another process held it) and the decision could not be written: nothing of it "
-                "was applied, the message is held as before -- ask again in a moment", again=True)
+            raise DecisionNotWritten(f"{busy}, the message is held as before -- ask again in a moment", again=True)
+        if put_back is False:  # (no longer this decision's reopen: a plain replay reopened it meanwhile)
+            raise DecisionNotWritten(f"{busy}, and the message was replayed meanwhile -- look at it again and decide "
+                                     "on what it is now", again=False)
         raise DecisionNotWritten(
-            "the store was busy (another process held it) and the decision could not be written: nothing of it was "
-            "applied, but the message could not be put back either -- it stays received until the service's next "
+            f"{busy}, but the message could not be put back either -- it stays received until the service's next "
             "start processes it again (held as before), then decide", again=False)
 
     def _stored_since(self, versions: Sequence[str], refused_at: str) -> tuple[list[str], list[str]]:
