@@ -252,3 +252,40 @@ def test_a_plain_replay_meanwhile_is_not_put_back(engine: Engine, http: TestClie
         assert not messages.put_back(msg, at)
     assert messages.get(msg) == stale
     engine.ingestor.recover()  # (the plain replay's processing, as the next start would finish it)
+
+
+def test_a_decision_failed_while_a_plain_replay_reopened_it_is_told_to_look_again(
+        engine: Engine, http: TestClient) -> None:
+    """The decision's write fails at the store just after a plain replay (another worker, the console) reopened the
+    message: the put-back finds it no longer this decision's and leaves it to that replay -- 409 "replayed
+    meanwhile", not 503 (asking again at once would find it being replayed); the replay finished (here by
+    ``recover``), the message is held again and the decision is taken."""
+    placer = "DF40-MEANWHILE"
+    msg = _held_message(http, placer)
+    ingestor = engine.ingestor
+    write_batch = ingestor._write_batch
+    left = {"n": 1}
+    error = _store_error(engine)
+
+    def replayed_then_failed(items: list[Any], **kw: Any) -> bool:
+        if left["n"]:
+            left["n"] -= 1
+            with engine.store.transaction():
+                ingestor.messages.reopen(msg, actor="ops-console")
+            raise error
+        return write_batch(items, **kw)
+
+    ingestor._write_batch = replayed_then_failed  # type: ignore[method-assign]
+    try:
+        r = _owner(http, msg, _ops(engine), reason="同时重放")
+    finally:
+        del ingestor._write_batch
+    assert r.status_code == 409 and "replayed meanwhile" in r.text, r.text
+    doc = ingestor.messages.get(msg)
+    assert doc["status"] == "received" and doc[DECIDING] is None, doc
+    assert [e.get("as") for e in doc["replays"]] == ["owner", None], doc["replays"]  # (both kept, as asked)
+    ingestor.recover()
+    assert ingestor.messages.get(msg)["held_claims"] and "3002" in _codes(the_order(http, placer))
+    taken = _owner(http, msg, _ops(engine), reason="重放之后")
+    assert taken.status_code == 200 and taken.json()["decided"]["used"] is True, taken.text
+    assert "3001" in _codes(the_order(http, placer))
