@@ -78,6 +78,7 @@ from engine.member_refusals import MemberRefusals, counted_under, replay_request
 from engine.merge_rules import V2_0357, Untimely, field_of, gap_of
 from engine.message_time import Decision, Stamp, aware_instant, header_hd, stamp
 from engine.messages import (
+    DECIDING,
     PROCESSED,
     QUARANTINED,
     RECEIVED,
@@ -491,6 +492,9 @@ class Ingestor:
                 item.decided_against = against
             self._phase2([item])
             self._finish([item])
+            assert item.outcome is not None
+            if decided is not None and decided.kind == "owner" and item.outcome.status == RECEIVED:
+                self._decision_failed(doc, item, decided, actor)  # (raises: nothing of it applied)
             used = None
             changed: list[str] = []
             if decided is not None:  # (the entry says whether the decision answered anything: rvorder35 LOW 5)
@@ -521,6 +525,45 @@ class Ingestor:
                     "were not shown; nothing of the message was written; its refusal now names every one, decide "
                     "again on that")
             return item.future.result()
+
+    def _decision_failed(self, doc: Document, item: _Item, decided: Decision, actor: str) -> None:
+        """An owner's decision whose processing failed at the store (``_phase2``: the batch could not commit -- SQLite
+        busy under another worker's write lock, a MongoDB error -- the message left ``received``): the message is
+        put back as it was before the decision reopened it (``MessageStore.put_back``), decidable again, the attempt
+        audited (ack AE), and ``DecisionNotWritten`` raised for the operator's answer. Why here, in the failure's
+        own path: left ``received`` with its entry "as owner", every later decision was answered 409 "being taken"
+        by a decision no process was applying, until a restart (rv40i MED 1, dfix40). Not a lease with an expiry:
+        a decision slower than it (a long busy wait) would be taken by a second worker as well.
+
+        A failure that left writes of it stored (``_Item.kept``) keeps it ``received`` for a plain replay, as every
+        such message is. The put-back failing too (the store still failing) leaves it ``received`` as a crash does:
+        the next start's ``recover`` processes it plainly, held again."""
+        doc_id = str(doc["_id"])
+        put_back: bool | None = None  # (None: the put-back's own write failed)
+        try:
+            with self.store.transaction():
+                put_back = self.messages.put_back(doc_id, decided.at, written=item.kept)
+        except Exception:
+            log.exception("an owner's decision on message %s failed and the message could not be put back", doc_id)
+        if self.audit is not None and item.outcome is not None:
+            try:
+                self._audit_replay(doc, item.outcome, replay_requestor(item.replay or {"by": actor}), decided, False)
+            except Exception:  # (the store failing: nothing of the decision was written to audit either)
+                log.exception("the failed owner's decision on message %s could not be audited", doc_id)
+        if item.kept:
+            raise DecisionNotWritten(
+                "the store failed while the decision was written, and writes of the message stayed stored that "
+                "could not be taken back: it is kept as received -- replay it plainly to file it as it is (its change "
+                "held again), then decide", again=False)
+        busy = "the store was busy or unreachable and the decision could not be written: nothing of it was applied"
+        if put_back:
+            raise DecisionNotWritten(f"{busy}, the message is held as before -- ask again in a moment", again=True)
+        if put_back is False:  # (no longer this decision's reopen: a plain replay reopened it meanwhile)
+            raise DecisionNotWritten(f"{busy}, and the message was replayed meanwhile -- look at it again and decide "
+                                     "on what it is now", again=False)
+        raise DecisionNotWritten(
+            f"{busy}, but the message could not be put back either -- it stays received until the service's next "
+            "start processes it again (held as before), then decide", again=False)
 
     def _stored_since(self, versions: Sequence[str], refused_at: str) -> tuple[list[str], list[str]]:
         """``versions`` (``Type/id/_history/n``) split into those stored after ``refused_at`` (the
@@ -1592,8 +1635,13 @@ class Ingestor:
         claims = [c for c in doc.get("held_claims") or () if isinstance(c, dict) and not c.get("elsewhere")]
         last = (doc.get("replays") or [{}])[-1]
         if doc.get("status") == RECEIVED and last.get("as") == "owner":  # (reopened by a decision, in flight)
+            if DECIDING in doc and doc[DECIDING] is None:  # (its failure left writes stored: ``put_back(written=)``)
+                raise NotDecidable(f"the decision of {last.get('by')} (asked at {last.get('at')}) failed at the store "
+                                   "with writes of the message left stored: replay it plainly to file it as it is "
+                                   "(its change held again), then decide")
             raise NotDecidable(f"it is being taken as the owner's by {last.get('by')} (asked at {last.get('at')}): "
-                               "ask again in a moment to see that decision")
+                               "ask again in a moment to see that decision (a decision the store failed is put back "
+                               "at once; one whose process stopped is taken up again at the service's next start)")
         if not claims:
             prior = doc.get("decision") or {}
             if prior.get("as") == "owner" and prior.get("used"):
@@ -1870,6 +1918,17 @@ class AlreadyDecided(NotDecidable):
     def __init__(self, decision: Mapping[str, Any]) -> None:
         super().__init__("the message's change was already taken as the number's owner's")
         self.decision = dict(decision)
+
+
+class DecisionNotWritten(NotDecidable):
+    """An owner's decision whose processing failed at the store (``Ingestor._decision_failed``): nothing of it was
+    applied. ``again``: the message was put back as it was and the same decision may be asked again in a moment
+    (the API's 503 with Retry-After); else it stays ``received`` and the words say what settles it (409) -- never the
+    200 with ack AE it was answered before, whose message then stayed "being taken" (rv40i MED 1, dfix40)."""
+
+    def __init__(self, message: str, *, again: bool) -> None:
+        super().__init__(message)
+        self.again = again
 
 
 class RecordChanged(NotDecidable):

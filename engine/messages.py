@@ -22,7 +22,8 @@ for the operator until it is processed again without any: ord40)
 
 (a replay's entry: ``{"at", "by", "previous_reason", "previous_status"}``, ``"as": "later"`` when the
 operator decided the message is later than a stored version it could not be ordered against, ``"as": "owner"``
-with the operator's ``reason`` when they took its held change as the number's owner's)
+with the operator's ``reason`` when they took its held change as the number's owner's; ``"deciding"``: that owner's
+decision's ``at`` while it is applied -- ``DECIDING``, ``MessageStore.put_back``)
 
 The idempotency key of DESIGN.md §4 is (sending institution, sending application, MSH-10):
 HL7 v2 makes MSH-10 unique per sending *system*, MSH-3 + MSH-4, and a hospital's HIS and LIS
@@ -81,6 +82,9 @@ _CENSUS = "processing-ids"  # the remembered count's document in ``hl7_census``
 _EPOCH = "registrations"  # when the registrations table began, in ``hl7_census`` (``registrations_epoch``)
 # on a filed message document: its ``processed_at`` as this release filed it, with its registrations rows
 _NOTED = "registrations_noted"
+# on a message an owner's decision reopened: that decision's ``at`` while it is being applied, the token its failure
+# path puts the message back by (``MessageStore.put_back``); None once a failure left writes of it stored (dfix40)
+DECIDING = "deciding"
 _CENSUS_PAGE = 500
 
 log = logging.getLogger("huren.ingest")
@@ -424,6 +428,8 @@ class MessageStore:
         doc = current if current is not None else (self.get(doc_id) or {})
         if decided is not None and (said := _decision_of(doc, decided)) is not None:
             fields["decision"] = said
+        if doc.get(DECIDING):
+            fields[DECIDING] = None  # (a decision applied, or one a crash left taken up plainly: none in flight)
         was = doc.get("held_claims")
         if held or was:
             fields["held_claims"] = held or []
@@ -457,9 +463,12 @@ class MessageStore:
             fields["decision"] = said
         # a message held before and refused on its replay: its holds are no longer what it is (it is refused), and
         # the held list is for accepted messages (ord40)
-        held = (current if current is not None else (self.get(doc_id) or {})).get("held_claims")
+        was = current if current is not None else (self.get(doc_id) or {})
+        held = was.get("held_claims")
         if held:
             fields["held_claims"] = []
+        if was.get(DECIDING):
+            fields[DECIDING] = None  # (refused, a decision with it or not: none in flight)
         self._set(doc_id, current, fields, unstored)
         if held:
             self.held_changes.delete(doc_id)
@@ -527,6 +536,10 @@ class MessageStore:
                 entry["reason"] = reason
         entry.update((k, v) for k, v in (who or {}).items() if k != "by")
         fields: dict[str, Any] = {"status": RECEIVED}
+        if decided_at and decided_as == "owner":
+            fields[DECIDING] = decided_at  # (``put_back``'s token: this reopen, not a later one)
+        elif DECIDING in doc:
+            fields[DECIDING] = None  # (a plain replay's reopen: a failing decision's put-back no longer matches)
         if raw is not None:
             entry["previous_sha256"] = doc["sha256"]
             fields.update(raw=raw_text(raw), size=len(raw),
@@ -542,6 +555,33 @@ class MessageStore:
             # its rows say what it registered as filed; a replay (corrected bytes) may say otherwise
             trail.mark(self.store, trail.patients(doc.get("resources") or ()), "a filed registration reopened")
         return self.get(doc_id)
+
+    def put_back(self, doc_id: str, decided_at: str, *, written: bool = False) -> bool:
+        """Take back the reopen of an owner's decision (``reopen(decided_as="owner")``, its ``at`` ``decided_at``)
+        whose processing failed at the store -- SQLite's busy timeout under a second worker's write lock, a MongoDB
+        error: the message as it was before it (status and replay entries), decidable again. Why: left ``received``
+        with its entry "as owner", every later decision was answered 409 "being taken" by a decision no process was
+        applying, until ``recover`` at the next start (rv40i MED 1, dfix40).
+
+        ``written``: writes of the failed processing stayed stored (``engine.ingest._Item.kept``: a block without
+        transactions whose undo failed) -- then it is not put back (held again over writes left stored, its next
+        processing would find them unchanged and run no hooks: ``engine.ingest.Ingestor._left_stored``): it stays
+        ``received`` for a plain replay, its ``deciding`` set to None, which ``Ingestor._owner_decidable`` answers
+        so.
+
+        One conditional write (``Collection.update_if``) on ``status`` received and ``deciding`` still this
+        decision's ``at``: a plain replay that reopened it meanwhile (it clears ``deciding``) is left alone, and
+        while it is ``received`` no other decision can have reopened it (``reopen(expect=)`` wants it processed),
+        so no two processes ever apply a decision on it. False when it no longer matched."""
+        doc = self.get(doc_id)
+        replays = list((doc or {}).get("replays") or [])
+        if (doc is None or doc.get("status") != RECEIVED or doc.get(DECIDING) != decided_at or not replays
+                or replays[-1].get("as") != "owner" or replays[-1].get("at") != decided_at):
+            return False
+        fields: dict[str, Any] = {DECIDING: None}
+        if not written:
+            fields.update(status=replays[-1].get("previous_status") or PROCESSED, replays=replays[:-1])
+        return self.messages.update_if(doc_id, {"status": RECEIVED, DECIDING: decided_at}, fields)
 
     def decision_used(self, doc_id: str, used: bool) -> None:
         """Record on the message (``decision``: the last replay "as later"'s ``at``, ``by`` and ``used``)

@@ -206,12 +206,6 @@ def test_an_a37_across_a_chain_after_an_a47_names_the_middle_record_by_its_numbe
     assert "'F40J2N'" in line and "'F40J2'" not in line, line
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "rv40i MED: a decision whose processing fails once on the store (a commit refused: 'database is locked' under a "
-    "second worker) leaves the message 'received' with its replay entry 'as: owner'; ordfix40's in-flight check "
-    "(ingest._owner_decidable) then answers every later decision 409 'it is being taken as the owner's ... ask again "
-    "in a moment' -- no one is taking it and nothing will until the service restarts (recover): the operator is told "
-    "to wait for nothing, and the held change cannot be decided"))
 def test_a_decision_whose_commit_failed_once_can_be_asked_again(engine: Engine, http: TestClient) -> None:
     """The store refuses the decision's write once (injected at the ingest's batch write, as SQLite's busy
     timeout would); the failure clears; the operator asks again: the decision is taken (or at least not answered

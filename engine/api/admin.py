@@ -68,8 +68,8 @@ from engine.auth.policy import (
 )
 from engine.bounds import int_query
 from engine.engine import Engine
-from engine.errors import BadRequest, Conflict, Forbidden, NotFound, Unauthorized, Unprocessable
-from engine.ingest import AlreadyDecided, NotDecidable
+from engine.errors import BadRequest, Conflict, FhirError, Forbidden, NotFound, Unauthorized, Unprocessable
+from engine.ingest import AlreadyDecided, DecisionNotWritten, NotDecidable
 from engine.member_refusals import alerting, replayed_by, sending_client
 from engine.message_time import Decision, decision, reason_of
 from engine.messages import PROCESSED, QUARANTINED, RECEIVED, now_iso, raw_of, summary
@@ -609,7 +609,9 @@ async def decide_owner(request: Request, message_id: str, caller: Caller = Depen
     applied, 409 naming who. 409 as well when nothing of the message is held that a decision answers (another
     order's number held, a refused message, an accepted one held nothing) or when the order was written since the
     hold (the decision would be about a version the operator was not shown: a plain replay holds it again against
-    what is stored now). 400 without a reason, or one ``message_time.reason_of`` refuses (over 500 characters, a
+    what is stored now). 503 (Retry-After) when the store was busy and the decision could not be written: nothing
+    of it applied, the message held as before and decidable again at once (``Ingestor._decision_failed``; 409 when
+    the failure left it otherwise, the words saying what settles it; dfix40). 400 without a reason, or one ``message_time.reason_of`` refuses (over 500 characters, a
     control character). A resident, a clinician, an auditor, a feed's post-only client, the client that sent the
     message: 403 (``policy.require_owner_decider``). The reason is kept as typed on the message and in the audit
     log; the Provenance says the decision in fixed words (the patient reads it: ordfix40)."""
@@ -630,6 +632,13 @@ async def decide_owner(request: Request, message_id: str, caller: Caller = Depen
                                   "decided-by": str(exc.decision.get("by") or "")}, patients=patients)
         return {"id": message_id, "already": True, "status": stored.get("status"), "ack_code": stored.get("ack_code"),
                 "as": "owner", "decided": {k: exc.decision.get(k) for k in ("by", "at", "reason", "used")}}
+    except DecisionNotWritten as exc:  # (the store failed under it: nothing applied -- never a 200 with AE: dfix40)
+        _note(request, "replay", {"message": message_id, "ack": "AE", "as": "owner", "decided-by": decided.by,
+                                  "reason": reason, "used": "false"}, outcome="4", patients=patients)
+        if exc.again:
+            raise FhirError(f"not taken as the owner's: {exc}", status=503, code="transient",
+                            headers={"Retry-After": "5"}) from exc
+        raise Conflict(f"not taken as the owner's: {exc}") from exc
     except NotDecidable as exc:
         raise Conflict(f"not taken as the owner's: {exc}") from exc
     if outcome is None:
