@@ -506,14 +506,7 @@ async def replay_message(
     among them: its corrected copy is the replay that settles it -- is 409; a body with it is 400.
     """
     stored = _stored(engine, caller, message_id, refused_only=False)
-    # who replays it, as its entry keeps it: a person as a person; bound to the sending institution alone (a
-    # remit of exactly it: its bound client, its own staff), its corrected copies count as the sender's
-    # (fidfix37) -- a remit of more (a community's operator, ``funing``) is not that institution asking, and
-    # counts under ``replay:<by>`` as the site's operator does (fid37; rv37g MED 2, gfix37)
-    facility = stored.get("facility")
-    who = replayed_by(caller.subject, kind=caller.kind, role=caller.role, display=caller.display,
-                      client=caller.client_id,
-                      bound_to=facility if facility and _remit(engine, caller) == frozenset({facility}) else None)
+    who = _replayer(engine, caller, stored)
     decided = None
     if as_ == "later":
         if (await request.body()).strip():
@@ -553,6 +546,18 @@ async def replay_message(
     if replayed is None or not outcome.errors:
         return answer
     return _shown(engine, caller, replayed, shown=answer)[0]  # an ERR quoting a masked value: scrubbed
+
+
+def _replayer(engine: Engine, caller: Caller, stored: Document) -> dict[str, str]:
+    """Who replays the ``stored`` message, as its entry keeps it (``member_refusals.replayed_by``): a person as a
+    person; bound to the sending institution alone (a remit of exactly it: its bound client, its own staff), its
+    corrected copies count as the sender's (fidfix37) -- a remit of more (a community's operator, ``funing``) is
+    not that institution asking, and counts under ``replay:<by>`` as the site's operator does (fid37; rv37g MED 2,
+    gfix37). The replay and the owner's decision alike."""
+    facility = stored.get("facility")
+    return replayed_by(caller.subject, kind=caller.kind, role=caller.role, display=caller.display,
+                       client=caller.client_id,
+                       bound_to=facility if facility and _remit(engine, caller) == frozenset({facility}) else None)
 
 
 def _decision(caller: Caller, kind: str = "later", reason: str = "") -> Decision:
@@ -616,10 +621,7 @@ async def decide_owner(request: Request, message_id: str, caller: Caller = Depen
     reason = _reason_of(await request.body())
     stored = _stored(engine, caller, message_id, refused_only=False)
     require_owner_decider(caller, str(stored.get("peer") or ""))
-    facility = stored.get("facility")
-    who = replayed_by(caller.subject, kind=caller.kind, role=caller.role, display=caller.display,
-                      client=caller.client_id,
-                      bound_to=facility if facility and _remit(engine, caller) == frozenset({facility}) else None)
+    who = _replayer(engine, caller, stored)
     decided = _decision(caller, "owner", reason)
     patients = _patients_named(engine, stored)
     try:
