@@ -1,33 +1,34 @@
 """``/admin``: the operator's view of ingest -- quarantine, replay, fidelity, health, metrics.
 
 Every route needs a bearer token of a **system** client, or a signed-in operator's page session (the
-quarantine page ``/ui/quarantine``; ``engine.auth.policy.require_operator`` decides both, by a named
-action: ``read`` or ``replay``). A system client reads (quarantine, fidelity, health, metrics) with
+quarantine page ``/ui/quarantine``; ``engine.auth.policy.require_operator`` decides both, by a named action:
+``read``, ``replay`` or ``decide``). A system client reads (quarantine, fidelity, health, metrics) with
 ``MessageHeader`` read (``system/MessageHeader.r``) and replays with ``MessageHeader`` create
-(``system/MessageHeader.c``, the scope that posts messages), since a replay imports data exactly as
-a new message would; ``system/*.cruds`` covers both. The decision on a held change needs both, and not
-the client that sent it (``require_owner_decider``: a feed's post-only token decides nothing). A staff session
-is let through by the operator role itself. Quarantined messages hold patient data, so residents and auditors get 403.
+(``system/MessageHeader.c``, the scope that posts messages), since a replay imports data exactly as a new
+message would; ``system/*.cruds`` covers both. The decision on a held change needs both, and not the client
+that sent it (``require_owner_decider``: a feed's post-only token decides nothing). A staff session is let
+through by the operator role itself. Quarantined messages hold patient data, so residents and auditors get
+403.
 
-What a caller sees of the stored messages: ``GET /admin/quarantine/{id}`` shows a refused message
-(status ``quarantined``) and one accepted with a change held (``held_claims``: what an operator decides on, ord40);
+What a caller sees of the stored messages: ``GET /admin/quarantine/{id}`` shows a refused message (status
+``quarantined``) and one accepted with a change held (``held_claims``: what an operator decides on, ord40);
 any other accepted one is 404 as an unknown one (its raw text names every patient of the feed; the CLI on the
-server, ``huren quarantine show``, and the replay reach those through their own paths). A staff member bound to a remit (``Caller.remit``) lists, reads and replays the messages of the
-institutions in it only (``engine.auth.policy.audit_remit``/``require_in_remit``, as the reports);
-another institution's is 404 as if unknown; so does a hospital's system client bound to its institution
-(``Caller.institution``, the same rule). Reading or replaying a message is audited against the
-Patients the store knows it names (``_patients_named``).
+server, ``huren quarantine show``, and the replay reach those through their own paths). A staff member bound
+to a remit (``Caller.remit``) lists, reads and replays the messages of the institutions in it only
+(``engine.auth.policy.audit_remit``/``require_in_remit``, as the reports); another institution's is 404 as if
+unknown; so does a hospital's system client bound to its institution (``Caller.institution``, the same rule).
+Reading or replaying a message is audited against the Patients the store knows it names (``_patients_named``).
 
 A refused message carrying a confidentiality label (TXA-18, read by the converter's own reader
-``adapters.convert.pacs.txa_labels``) that the caller is not shown (``confidentiality.withheld_codes``:
-an operator's session, a bound hospital system) is shown with its content masked
-(``mappings/quarantine/withheld.yaml``: OBX-5 and NTE-3 replaced by words saying why; segments, every
-other field and the ERR stay, enough to fix a site configuration): on /fhir such a caller is refused
-the R/V records this message would have written (the review of privprobe27, the lead's decision).
-The replay runs the stored bytes; ``?as=later`` is the operator's decision for a message refused because
-its order against a stored result cannot be told (ERR-3 206; order35, see ``replay_message``). A message accepted
-with its change of an order held (W 204: the order's history names another application for its number) is listed
-by ``GET /admin/held`` and shown as a refused one is; ``POST /admin/quarantine/{id}/owner`` with a reason is the
+``adapters.convert.pacs.txa_labels``) that the caller is not shown (``confidentiality.withheld_codes``: an
+operator's session, a bound hospital system) is shown with its content masked
+(``mappings/quarantine/withheld.yaml``: OBX-5 and NTE-3 replaced by words saying why; segments, every other
+field and the ERR stay, enough to fix a site configuration): on /fhir such a caller is refused the R/V records
+this message would have written (the review of privprobe27, the lead's decision). The replay runs the stored
+bytes; ``?as=later`` is the operator's decision for a message refused because its order against a stored
+result cannot be told (ERR-3 206; order35, see ``replay_message``). A message accepted with its change of an
+order held (W 204: the order's history names another application for its number) is listed by
+``GET /admin/held`` and shown as a refused one is; ``POST /admin/quarantine/{id}/owner`` with a reason is the
 operator's decision that its change is the owner's (fortieth round, ord40; see ``decide_owner``).
 
 Responses are plain JSON (these are not FHIR resources); errors are OperationOutcomes.
