@@ -19,10 +19,9 @@ from tests.identity39_calls import engine_and_client
 from tests.module_store import module_eng  # noqa: F401 -- one engine a module on each backend
 from tests.test_ord40_owner_decision import _aliased, _client, _engine_on, _held_message
 from tests.test_order35_as_later import _operator
+from tests.test_rv40e_probes import FORM
 
 both = engine_and_client("lastread1")
-
-FORM = "application/x-www-form-urlencoded"
 
 
 @pytest.mark.xfail(strict=True, reason="LOW: a _format=application/json in a POST _search form body labels the "
