@@ -70,7 +70,7 @@ from engine.auth.policy import (
 from engine.bounds import int_query
 from engine.engine import Engine
 from engine.errors import BadRequest, Conflict, Forbidden, NotFound, Unauthorized, Unprocessable
-from engine.ingest import AlreadyDecided, NotDecidable
+from engine.ingest import AlreadyDecided, NotDecidable, Outcome
 from engine.member_refusals import alerting, replayed_by, sending_client
 from engine.message_time import Decision, decision, reason_of
 from engine.messages import PROCESSED, QUARANTINED, RECEIVED, now_iso, raw_of, summary
@@ -539,14 +539,20 @@ async def replay_message(
                                  if decided else {})},
           outcome="0" if outcome.code == "AA" else "4",
           patients=_patients_named(engine, replayed) if replayed is not None else None)
-    answer = {"id": message_id, "ack_code": outcome.code, "status": outcome.status,
-              "errors": [{"location": e.location(), "code": e.code, "severity": e.severity, "message": e.message}
-                         for e in outcome.errors],
-              "resources": outcome.resources, "ack": outcome.ack.decode(outcome.codec, "replace"),
+    answer = {"id": message_id, **_outcome_shown(outcome),
               **({"as": "later", "decided": {"by": decided.by, "at": decided.at, "used": used}} if decided else {})}
     if replayed is None or not outcome.errors:
         return answer
     return _shown(engine, caller, replayed, shown=answer)[0]  # an ERR quoting a masked value: scrubbed
+
+
+def _outcome_shown(outcome: Outcome) -> dict[str, Any]:
+    """What a replay's answer says of its outcome (the replay and the owner's decision alike): the new ACK code and
+    status, each error with its place, the resources written, the ACK itself."""
+    return {"ack_code": outcome.code, "status": outcome.status,
+            "errors": [{"location": e.location(), "code": e.code, "severity": e.severity, "message": e.message}
+                       for e in outcome.errors],
+            "resources": outcome.resources, "ack": outcome.ack.decode(outcome.codec, "replace")}
 
 
 def _replayer(engine: Engine, caller: Caller, stored: Document) -> dict[str, str]:
@@ -642,11 +648,7 @@ async def decide_owner(request: Request, message_id: str, caller: Caller = Depen
     _note(request, "replay", {"message": message_id, "ack": outcome.code, "as": "owner", "decided-by": decided.by,
                               "reason": reason, "used": "true" if used else "false"},
           outcome="0" if outcome.code == "AA" else "4", patients=_patients_named(engine, replayed) or patients)
-    answer = {"id": message_id, "already": False, "ack_code": outcome.code, "status": outcome.status,
-              "errors": [{"location": e.location(), "code": e.code, "severity": e.severity, "message": e.message}
-                         for e in outcome.errors],
-              "resources": outcome.resources, "ack": outcome.ack.decode(outcome.codec, "replace"),
-              "as": "owner", "decided": {"by": decided.by, "at": decided.at, "reason": reason, "used": used},
+    answer = {"id": message_id, "already": False, **_outcome_shown(outcome), "as": "owner", "decided": {"by": decided.by, "at": decided.at, "reason": reason, "used": used},
               "held_claims": replayed.get("held_claims") or []}
     return _shown(engine, caller, replayed, shown=answer)[0] if outcome.errors else answer
 
