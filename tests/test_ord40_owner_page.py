@@ -75,6 +75,13 @@ def _held_row(b: Browser, control: str) -> str | None:
                   "?.innerText")
 
 
+def _open(b: Browser, control: str) -> None:
+    """Open the held row of message ``control`` (its button, as a click) and wait for its details and owner box."""
+    b.eval(f"[...document.querySelectorAll('#held tbody tr')].find(r => r.innerText.includes({json.dumps(control)}))"
+           ".querySelector('button.open').click(); true")
+    b.wait_for("!document.querySelector('#detail').hidden && !document.querySelector('#owner-box').hidden")
+
+
 def _order(engine: Engine, placer: str) -> dict:
     found = engine.repository.search("ServiceRequest", [("identifier", f"urn:huren:id:HIS|{placer}")])
     (order,) = found.resources if hasattr(found, "resources") else found
@@ -93,9 +100,7 @@ def test_the_operator_takes_a_held_change_as_the_owners_giving_a_reason(site: tu
         assert "应答" in b.eval("document.querySelector('#held thead').innerText")
         _shot(b, "01-held-list-desktop")
 
-        b.eval(f"[...document.querySelectorAll('#held tbody tr')].find(r => r.innerText.includes({json.dumps(first)}))"
-               ".querySelector('button.open').click(); true")
-        b.wait_for("!document.querySelector('#detail').hidden && !document.querySelector('#owner-box').hidden")
+        _open(b, first)
         errs = b.eval("document.querySelector('#errs').innerText")
         assert "暂未采用：ORC-1 XX" in errs and "医嘱的历史记录表明是 FNZYY 的 RIS" in errs and "204" in errs, errs
         assert b.eval("document.querySelector('#replay-box').hidden") and b.eval("document.querySelector('#later-box').hidden")

@@ -19,7 +19,7 @@ import pytest
 from engine.engine import Engine
 from engine.messages import message_id
 from tests.test_opspage26_quarantine import DESKTOP, sign_in
-from tests.test_ord40_owner_page import _serving_held
+from tests.test_ord40_owner_page import _open, _serving_held
 from tests.test_ord40_owner_page import _shot as _shots
 from tests.test_reports_ui import Browser
 from tests.test_resident_ui import CHROMIUM
@@ -38,12 +38,6 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Engine, str
 
 def _shot(b: Browser, name: str) -> None:
     _shots(b, name, SHOTS)
-
-
-def _open(b: Browser, control: str) -> None:
-    b.eval(f"[...document.querySelectorAll('#held tbody tr')].find(r => r.innerText.includes({json.dumps(control)}))"
-           ".querySelector('button.open').click(); true")
-    b.wait_for("!document.querySelector('#detail').hidden && !document.querySelector('#owner-box').hidden")
 
 
 def _decide_in_page(b: Browser, reason: str) -> str:
