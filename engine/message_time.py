@@ -329,9 +329,11 @@ class Dates(Protocol):
     message store no longer keeps (never silently none). ``decide``: the operator's decision that
     this message is later, when its replay carries one (``Decision``), noting that it answered
     ``why`` (a comparison not told); None: no decision -- the message is refused. ``owns``: the
-    operator's decision that this message's change under the order number ``claim`` (``KIND|system|value``)
-    is the owner's (``Decision.kind`` owner), noting that it answered; ``hold``: a claim the merge held
-    (``merge_rules.Owned``), kept with the message (ord40). Both optional for a caller with no messages."""
+    operator's decision that this message's change under the order number ``claim``
+    (``KIND|system|value``) of the order ``ref`` is the owner's (``Decision.kind`` owner), noting that it
+    answered; ``hold``: a claim the merge held (``merge_rules.Owned``), kept with the message (ord40).
+    Both optional for a caller with no messages, so not members here (``MergeRules`` asks them by
+    ``getattr``)."""
 
     now: Stamp
 

@@ -22,6 +22,7 @@ from __future__ import annotations
 import getpass
 import json
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -58,27 +59,44 @@ def _senders(aliases: dict[str, Any]) -> str:
     return yaml.safe_dump({**shipped, "application_aliases": aliases}, allow_unicode=True)
 
 
+def _aliased(folder: Path, aliases: dict[str, Any]) -> Path:
+    """``folder`` made a site folder whose ``senders.yaml`` is the shipped one with these ``application_aliases``."""
+    (folder / "hl7v2").mkdir(parents=True)
+    (folder / "hl7v2" / "senders.yaml").write_text(_senders(aliases), encoding="utf-8")
+    return folder
+
+
+@contextmanager
+def _engine_on(backend: str, root: Path, site_dir: Path) -> Iterator[Engine]:
+    """An engine on ``backend`` storing under ``root``, its site read from ``site_dir``."""
+    settings = Settings(data_dir=root / "var", http_port=0, mllp_port=0, base_url="https://huren.example",
+                        site=site_dir)
+    with settings_for_backend(backend, settings) as chosen, Engine(chosen) as eng:
+        yield eng
+
+
+@contextmanager
+def _client(engine: Engine, subject: str) -> Iterator[TestClient]:
+    """The app over FastAPI's TestClient with the token of system client ``subject`` (``system/*.cruds``)."""
+    with TestClient(create_app(engine)) as client:
+        client.headers["Authorization"] = "Bearer " + engine.auth.issue_system_token(subject, "system/*.cruds")
+        yield client
+
+
 @pytest.fixture(scope="module")
 def site_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    folder = tmp_path_factory.mktemp("ord40site")
-    (folder / "hl7v2").mkdir()
-    (folder / "hl7v2" / "senders.yaml").write_text(_senders({B: [["RIS", f"^{ALIAS_OID}^ISO"]]}), encoding="utf-8")
-    return folder
+    return _aliased(tmp_path_factory.mktemp("ord40site"), {B: [["RIS", f"^{ALIAS_OID}^ISO"]]})
 
 
 @pytest.fixture(scope="module", params=_BACKENDS)
 def engine(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, site_dir: Path) -> Iterator[Engine]:
-    root = tmp_path_factory.mktemp("ord40")
-    settings = Settings(data_dir=root / "var", http_port=0, mllp_port=0, base_url="https://huren.example",
-                        site=site_dir)
-    with settings_for_backend(request.param, settings) as chosen, Engine(chosen) as eng:
+    with _engine_on(request.param, tmp_path_factory.mktemp("ord40"), site_dir) as eng:
         yield eng
 
 
 @pytest.fixture(scope="module")
 def http(engine: Engine) -> Iterator[TestClient]:
-    with TestClient(create_app(engine)) as client:
-        client.headers["Authorization"] = "Bearer " + engine.auth.issue_system_token("ord40", "system/*.cruds")
+    with _client(engine, "ord40") as client:
         yield client
 
 
@@ -96,8 +114,11 @@ def _held_message(http: TestClient, placer: str, app: str = f"^{OID}^ISO") -> st
     return message_id(B, _control(message))
 
 
-def _owner(http: TestClient, msg: str, headers: dict[str, str], reason: Any = REASON, **kw: Any) -> Any:
-    body = json.dumps({"reason": reason}) if reason is not None else ""
+def _owner(http: TestClient, msg: str, headers: dict[str, str], reason: Any = REASON, *, ascii_only: bool = True,
+           **kw: Any) -> Any:
+    """``POST /admin/quarantine/{msg}/owner`` with ``{"reason": reason}`` (None: no body); ``ascii_only`` False
+    sends the reason's own UTF-8 bytes rather than JSON's ``\\u`` escapes."""
+    body = json.dumps({"reason": reason}, ensure_ascii=ascii_only) if reason is not None else ""
     return http.post(f"/admin/quarantine/{msg}/owner", content=body,
                      headers=headers | {"Content-Type": "application/json"}, **kw)
 
@@ -273,10 +294,8 @@ def test_the_alias_module_decides_by_same_hd_within_the_institution(site_dir: Pa
     ({B: [["RIS"]]}, "is too short"),
 ], ids=["two-groups", "no-name", "unknown-institution", "one-form"])
 def test_a_mistaken_alias_stops_the_site_load_naming_it(tmp_path: Path, aliases: dict[str, Any], said: str) -> None:
-    (tmp_path / "hl7v2").mkdir()
-    (tmp_path / "hl7v2" / "senders.yaml").write_text(_senders(aliases), encoding="utf-8")
     with pytest.raises(SiteError) as raised:
-        Site.load(Settings(site=tmp_path))
+        Site.load(Settings(site=_aliased(tmp_path, aliases)))
     assert said in str(raised.value) and "senders.yaml" in str(raised.value), raised.value
 
 

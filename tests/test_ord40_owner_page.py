@@ -16,6 +16,7 @@ import json
 import os
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -36,36 +37,49 @@ SHOTS = Path(os.environ.get("HUREN_ORD40_SHOTS") or "/dev/shm/ord40.shots")
 REASON = "放射科 RIS 自 12 月 1 日起 MSH-3 改为 OID 形式（接口厂商更换），与原 RIS 为同一系统"
 
 
-def _held(base: str, token: str, placer: str) -> str:
-    """The HIS orders head CT, the RIS reports it; the RIS's interface, now ``^<OID>^ISO``, sends XX to chest CT:
-    held (AA, W 204). Returns its control id."""
+def _held(base: str, token: str, placer: str, app: str = f"^{OID}^ISO") -> str:
+    """The HIS orders head CT, the RIS reports it; ``app`` (by default the RIS's interface, now ``^<OID>^ISO``)
+    sends XX to chest CT: held (AA, W 204). Returns its control id."""
     for message in (_ordered(placer), _ris(oru(placer, item=HEAD))):
         assert _post(base, token, message.replace("\n", "\r").encode()) == "AA"
-    held = _from(f"^{OID}^ISO", _changed(placer, CHEST))
+    held = _from(app, _changed(placer, CHEST))
     assert _post(base, token, held.replace("\n", "\r").encode()) == "AA"
     return held.split("\n", 1)[0].split("|")[9]
 
 
-@pytest.fixture(scope="module")
-def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Engine, str, str, str]]:
-    root = tmp_path_factory.mktemp("ord40page")
-    engine = Engine(Settings(data_dir=root / "var", http_port=_free_port(), mllp_port=0))
+def _serving_held(tmp_path_factory: pytest.TempPathFactory, name: str, *placers: str,
+                  app: str = f"^{OID}^ISO") -> Iterator[tuple[Any, ...]]:
+    """The real app served (uvicorn) on a store of its own, and one held message per placer number sent by an
+    interface engine's post-only token: yields the engine, the base URL, then each held message's control id."""
+    engine = Engine(Settings(data_dir=tmp_path_factory.mktemp(name) / "var", http_port=_free_port(), mllp_port=0))
     with serving(engine):
         base = engine.settings.public_base_url
         sender = engine.auth.issue_system_token("interface-engine", "system/MessageHeader.c")
-        yield engine, base, _held(base, sender, "O40-PAGE1"), _held(base, sender, "O40-PAGE2")
+        yield (engine, base, *(_held(base, sender, placer, app) for placer in placers))
     engine.close()
 
 
-def _shot(b: Browser, name: str) -> None:
-    SHOTS.mkdir(parents=True, exist_ok=True)
+@pytest.fixture(scope="module")
+def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Engine, str, str, str]]:
+    yield from _serving_held(tmp_path_factory, "ord40page", "O40-PAGE1", "O40-PAGE2")
+
+
+def _shot(b: Browser, name: str, folder: Path = SHOTS) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
     data = b.send("Page.captureScreenshot", format="png", captureBeyondViewport=True)["data"]
-    (SHOTS / f"{name}.png").write_bytes(base64.b64decode(data))
+    (folder / f"{name}.png").write_bytes(base64.b64decode(data))
 
 
 def _held_row(b: Browser, control: str) -> str | None:
     return b.eval(f"[...document.querySelectorAll('#held tbody tr')].find(r => r.innerText.includes({json.dumps(control)}))"
                   "?.innerText")
+
+
+def _open(b: Browser, control: str) -> None:
+    """Open the held row of message ``control`` (its button, as a click) and wait for its details and owner box."""
+    b.eval(f"[...document.querySelectorAll('#held tbody tr')].find(r => r.innerText.includes({json.dumps(control)}))"
+           ".querySelector('button.open').click(); true")
+    b.wait_for("!document.querySelector('#detail').hidden && !document.querySelector('#owner-box').hidden")
 
 
 def _order(engine: Engine, placer: str) -> dict:
@@ -86,9 +100,7 @@ def test_the_operator_takes_a_held_change_as_the_owners_giving_a_reason(site: tu
         assert "应答" in b.eval("document.querySelector('#held thead').innerText")
         _shot(b, "01-held-list-desktop")
 
-        b.eval(f"[...document.querySelectorAll('#held tbody tr')].find(r => r.innerText.includes({json.dumps(first)}))"
-               ".querySelector('button.open').click(); true")
-        b.wait_for("!document.querySelector('#detail').hidden && !document.querySelector('#owner-box').hidden")
+        _open(b, first)
         errs = b.eval("document.querySelector('#errs').innerText")
         assert "暂未采用：ORC-1 XX" in errs and "医嘱的历史记录表明是 FNZYY 的 RIS" in errs and "204" in errs, errs
         assert b.eval("document.querySelector('#replay-box').hidden") and b.eval("document.querySelector('#later-box').hidden")

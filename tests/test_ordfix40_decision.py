@@ -17,20 +17,20 @@ import pytest
 from fastapi.testclient import TestClient
 
 from adapters.convert.applications import as_sent, canonical, forms, mistakes, one_application
-from engine.api.app import create_app
 from engine.engine import Engine
 from engine.message_time import REASON_MAX, reason_of
 from engine.messages import Superseded, message_id, now_iso
 from engine.settings import Settings
 from mappings.site import Site, SiteError
-from tests.conftest import _BACKENDS, settings_for_backend
+from tests.conftest import _BACKENDS
 from tests.test_cdfix38_fixes import OID
 from tests.test_code37_ris_change import CHEST, HEAD, _changed, _ordered, _ris
 from tests.test_codedoc38_order_owner import _codes
 from tests.test_ingest_replay import site_env
 from tests.test_ord39_order_history import _from
+from tests.test_ord40_owner_decision import _aliased, _client, _control, _engine_on
 from tests.test_order35_as_later import _operator
-from tests.test_rv40f_probes import _control, _held_message, _owner, _senders
+from tests.test_rv40f_probes import _held_message, _owner
 from tests.test_srfix35_order_code import B, oru, send, the_order
 
 __all__ = ["site_env"]
@@ -40,26 +40,19 @@ MOVED = "1.2.156.112604.1.2.43"  # the RIS's interface since it moved (the site'
 
 @pytest.fixture(scope="module")
 def site_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    folder = tmp_path_factory.mktemp("ordfix40site")
-    (folder / "hl7v2").mkdir()
-    (folder / "hl7v2" / "senders.yaml").write_text(_senders({B: [["RIS", f"^{MOVED}^ISO"]]}), encoding="utf-8")
-    return folder
+    return _aliased(tmp_path_factory.mktemp("ordfix40site"), {B: [["RIS", f"^{MOVED}^ISO"]]})
 
 
 @pytest.fixture(scope="module", params=_BACKENDS)
 def engine(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory,
            site_dir: Path) -> Iterator[Engine]:
-    root = tmp_path_factory.mktemp("ordfix40")
-    settings = Settings(data_dir=root / "var", http_port=0, mllp_port=0, base_url="https://huren.example",
-                        site=site_dir)
-    with settings_for_backend(request.param, settings) as chosen, Engine(chosen) as eng:
+    with _engine_on(request.param, tmp_path_factory.mktemp("ordfix40"), site_dir) as eng:
         yield eng
 
 
 @pytest.fixture(scope="module")
 def http(engine: Engine) -> Iterator[TestClient]:
-    with TestClient(create_app(engine)) as client:
-        client.headers["Authorization"] = "Bearer " + engine.auth.issue_system_token("ordfix40", "system/*.cruds")
+    with _client(engine, "ordfix40") as client:
         yield client
 
 
@@ -246,10 +239,8 @@ def test_the_aliased_oid_under_another_name_is_held(engine: Engine, http: TestCl
 def test_a_mistaken_alias_is_refused_at_load_by_the_alias_module(tmp_path: Path, groups: list[list[str]], at: str,
                                                                  said: str) -> None:
     assert any(said in why for _, _, why in mistakes(groups)), list(mistakes(groups))
-    (tmp_path / "hl7v2").mkdir()
-    (tmp_path / "hl7v2" / "senders.yaml").write_text(_senders({B: groups}), encoding="utf-8")
     with pytest.raises(SiteError) as raised:
-        Site.load(Settings(site=tmp_path))
+        Site.load(Settings(site=_aliased(tmp_path, {B: groups})))
     text = str(raised.value)
     assert "senders.yaml" in text and f"application_aliases.{B}{at}" in text and said in text, text
     assert not list(mistakes([["RIS", f"^{OID}^ISO"], ["PACS", "^1.2.3^ISO"]]))

@@ -9,7 +9,6 @@ Screenshots: /dev/shm/ordfix40.shots."""
 
 from __future__ import annotations
 
-import base64
 import json
 import urllib.request
 from collections.abc import Iterator
@@ -19,14 +18,12 @@ import pytest
 
 from engine.engine import Engine
 from engine.messages import message_id
-from engine.settings import Settings
-from tests.test_cdfix38_fixes import OID
-from tests.test_code37_ris_change import CHEST, HEAD, _changed, _ordered, _ris
-from tests.test_opspage26_quarantine import DESKTOP, _post, sign_in
-from tests.test_ord39_order_history import _from
+from tests.test_opspage26_quarantine import DESKTOP, sign_in
+from tests.test_ord40_owner_page import _open, _serving_held
+from tests.test_ord40_owner_page import _shot as _shots
 from tests.test_reports_ui import Browser
-from tests.test_resident_ui import CHROMIUM, _free_port, serving
-from tests.test_srfix35_order_code import B, oru
+from tests.test_resident_ui import CHROMIUM
+from tests.test_srfix35_order_code import B
 
 pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="Chromium is not installed (Debian package 'chromium')")
 
@@ -34,35 +31,13 @@ SHOTS = Path("/dev/shm/ordfix40.shots")
 LINES = "接口更换：\n1. MSH-3 改为 OID 形式\n2.\t已与厂商核实"
 
 
-def _held(base: str, token: str, placer: str) -> str:
-    for message in (_ordered(placer), _ris(oru(placer, item=HEAD))):
-        assert _post(base, token, message.replace("\n", "\r").encode()) == "AA"
-    held = _from(f"^{OID}^ISO", _changed(placer, CHEST))
-    assert _post(base, token, held.replace("\n", "\r").encode()) == "AA"
-    return held.split("\n", 1)[0].split("|")[9]
-
-
 @pytest.fixture(scope="module")
 def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Engine, str, str, str]]:
-    root = tmp_path_factory.mktemp("ordfix40page")
-    engine = Engine(Settings(data_dir=root / "var", http_port=_free_port(), mllp_port=0))
-    with serving(engine):
-        base = engine.settings.public_base_url
-        sender = engine.auth.issue_system_token("interface-engine", "system/MessageHeader.c")
-        yield engine, base, _held(base, sender, "OF40-PAGE1"), _held(base, sender, "OF40-PAGE2")
-    engine.close()
+    yield from _serving_held(tmp_path_factory, "ordfix40page", "OF40-PAGE1", "OF40-PAGE2")
 
 
 def _shot(b: Browser, name: str) -> None:
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    data = b.send("Page.captureScreenshot", format="png", captureBeyondViewport=True)["data"]
-    (SHOTS / f"{name}.png").write_bytes(base64.b64decode(data))
-
-
-def _open(b: Browser, control: str) -> None:
-    b.eval(f"[...document.querySelectorAll('#held tbody tr')].find(r => r.innerText.includes({json.dumps(control)}))"
-           ".querySelector('button.open').click(); true")
-    b.wait_for("!document.querySelector('#detail').hidden && !document.querySelector('#owner-box').hidden")
+    _shots(b, name, SHOTS)
 
 
 def _decide_in_page(b: Browser, reason: str) -> str:

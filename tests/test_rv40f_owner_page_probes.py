@@ -7,7 +7,6 @@ signs in with password and TOTP. Screenshots: /dev/shm/rv40f.shots (looked at by
 
 from __future__ import annotations
 
-import base64
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,13 +15,12 @@ import pytest
 
 from engine.engine import Engine
 from engine.messages import message_id
-from engine.settings import Settings
-from tests.test_code37_ris_change import CHEST, HEAD, _changed, _ordered, _ris
-from tests.test_opspage26_quarantine import DESKTOP, _post, sign_in
-from tests.test_ord39_order_history import _from
+from tests.test_opspage26_quarantine import DESKTOP, sign_in
+from tests.test_ord40_owner_page import _serving_held
+from tests.test_ord40_owner_page import _shot as _shots
 from tests.test_reports_ui import Browser
-from tests.test_resident_ui import CHROMIUM, _free_port, serving
-from tests.test_srfix35_order_code import B, oru
+from tests.test_resident_ui import CHROMIUM
+from tests.test_srfix35_order_code import B
 
 pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="Chromium is not installed (Debian package 'chromium')")
 
@@ -33,24 +31,11 @@ REASON = '<script>window.__xss=2</script><img src=y onerror="window.__xss=3">经
 
 @pytest.fixture(scope="module")
 def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Engine, str, str]]:
-    root = tmp_path_factory.mktemp("rv40fpage")
-    engine = Engine(Settings(data_dir=root / "var", http_port=_free_port(), mllp_port=0))
-    with serving(engine):
-        base = engine.settings.public_base_url
-        sender = engine.auth.issue_system_token("interface-engine", "system/MessageHeader.c")
-        placer = "RV40F-PAGE"
-        for message in (_ordered(placer), _ris(oru(placer, item=HEAD))):
-            assert _post(base, sender, message.replace("\n", "\r").encode()) == "AA"
-        held = _from(APP, _changed(placer, CHEST))
-        assert _post(base, sender, held.replace("\n", "\r").encode()) == "AA"
-        yield engine, base, held.split("\n", 1)[0].split("|")[9]
-    engine.close()
+    yield from _serving_held(tmp_path_factory, "rv40fpage", "RV40F-PAGE", app=APP)
 
 
 def _shot(b: Browser, name: str) -> None:
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    data = b.send("Page.captureScreenshot", format="png", captureBeyondViewport=True)["data"]
-    (SHOTS / f"{name}.png").write_bytes(base64.b64decode(data))
+    _shots(b, name, SHOTS)
 
 
 def _key(b: Browser, key: str, code: int, shift: bool = False, text: str = "") -> None:

@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 from fastapi.testclient import TestClient
 
 from engine.api.app import create_app
@@ -25,13 +24,15 @@ from engine.audit.export import verify_export, write_export
 from engine.engine import Engine
 from engine.messages import message_id
 from engine.settings import Settings
-from mappings.site import DEFAULTS_DIR
-from tests.conftest import _BACKENDS, settings_for_backend
+from tests.conftest import _BACKENDS
 from tests.test_cdfix38_fixes import OID
 from tests.test_code37_ris_change import CHEST, HEAD, _changed, _ordered, _ris
 from tests.test_codedoc38_order_owner import _codes
 from tests.test_ingest_replay import site_env
 from tests.test_ord39_order_history import _from, _held, _taken
+from tests.test_ord40_owner_decision import _aliased, _client, _control, _engine_on, _senders
+from tests.test_ord40_owner_decision import _held_message as _held_by
+from tests.test_ord40_owner_decision import _owner as _owner_asking
 from tests.test_order35_as_later import _audited_replays, _details, _operator
 from tests.test_resident_ui import _free_port, serving
 from tests.test_rvrvops26_quarantine_access import _session
@@ -42,55 +43,36 @@ __all__ = ["site_env"]
 REASON = "检验科 LIS 接口于 12 月 1 日更换厂商，MSH-3 改为 OID 形式，与原系统为同一系统"
 
 
-def _senders(aliases: dict[str, Any]) -> str:
-    shipped = yaml.safe_load((DEFAULTS_DIR / "hl7v2" / "senders.yaml").read_text(encoding="utf-8"))
-    return yaml.safe_dump({**shipped, "application_aliases": aliases}, allow_unicode=True)
-
-
 @pytest.fixture(scope="module")
 def site_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The RIS's interface said to have moved to the bare ``^<OID>^ISO`` (the NIST form) -- where ``OID`` is the
     hospital's own OID, which this site (as rv39g LOW 5's) also puts in its other applications' MSH-3s."""
-    folder = tmp_path_factory.mktemp("rv40fsite")
-    (folder / "hl7v2").mkdir()
-    (folder / "hl7v2" / "senders.yaml").write_text(_senders({B: [["RIS", f"^{OID}^ISO"]]}), encoding="utf-8")
-    return folder
+    return _aliased(tmp_path_factory.mktemp("rv40fsite"), {B: [["RIS", f"^{OID}^ISO"]]})
 
 
 @pytest.fixture(scope="module", params=_BACKENDS)
 def engine(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory,
            site_dir: Path) -> Iterator[Engine]:
-    root = tmp_path_factory.mktemp("rv40f")
-    settings = Settings(data_dir=root / "var", http_port=0, mllp_port=0, base_url="https://huren.example",
-                        site=site_dir)
-    with settings_for_backend(request.param, settings) as chosen, Engine(chosen) as eng:
+    with _engine_on(request.param, tmp_path_factory.mktemp("rv40f"), site_dir) as eng:
         yield eng
 
 
 @pytest.fixture(scope="module")
 def http(engine: Engine) -> Iterator[TestClient]:
-    with TestClient(create_app(engine)) as client:
-        client.headers["Authorization"] = "Bearer " + engine.auth.issue_system_token("rv40f", "system/*.cruds")
+    with _client(engine, "rv40f") as client:
         yield client
 
 
-def _control(message: str) -> str:
-    return message.split("\n", 1)[0].split("|")[9]
-
-
 def _held_message(http: TestClient, placer: str, app: str = "EMR") -> str:
-    """The HIS orders head CT, the RIS reports it under ``F<placer>^RIS``; ``app`` (not the RIS, not aliased) sends
-    XX to chest CT under that number: held (AA, W 204 naming the RIS). Returns the held message's id."""
-    send(http, _ordered(placer))
-    assert "MSA|AA" in send(http, _ris(oru(placer, item=HEAD)))
-    message = _from(app, _changed(placer, CHEST))
-    _held(http, placer, send(http, message), f"history names RIS of {B}")
-    return message_id(B, _control(message))
+    """ord40's held message sent by ``app`` -- here by default one that is not the RIS and not aliased (``EMR``):
+    the HIS orders head CT, the RIS reports it under ``F<placer>^RIS``, ``app`` sends XX to chest CT under that
+    number: held (AA, W 204 naming the RIS). Returns the held message's id."""
+    return _held_by(http, placer, app)
 
 
 def _owner(http: TestClient, msg: str, headers: dict[str, str], reason: Any = REASON, **kw: Any) -> Any:
-    return http.post(f"/admin/quarantine/{msg}/owner", content=json.dumps({"reason": reason}, ensure_ascii=False),
-                     headers=headers | {"Content-Type": "application/json"}, **kw)
+    """ord40's decision request with this file's reason, sent as its own UTF-8 bytes."""
+    return _owner_asking(http, msg, headers, reason, ascii_only=False, **kw)
 
 
 # --- who may decide ---------------------------------------------------------------------------------------------
@@ -271,11 +253,9 @@ def test_two_alias_groups_stay_two_applications(tmp_path: Path) -> None:
     running site -- had it been a reload -- stays."""
     from mappings.site import Site, SiteError
 
-    (tmp_path / "site" / "hl7v2").mkdir(parents=True)
-    (tmp_path / "site" / "hl7v2" / "senders.yaml").write_text(
-        _senders({B: [["RIS", "^1.2.156.112604.1.2.41^ISO"], [f"RIS^{OID}^ISO", "PACS"]]}), encoding="utf-8")
+    site = _aliased(tmp_path / "site", {B: [["RIS", "^1.2.156.112604.1.2.41^ISO"], [f"RIS^{OID}^ISO", "PACS"]]})
     with pytest.raises(SiteError) as raised:
-        Site.load(Settings(site=tmp_path / "site"))
+        Site.load(Settings(site=site))
     said = str(raised.value)
     assert "senders.yaml" in said and f"application_aliases.{B}[1][0]" in said and "group 0" in said, said
 
@@ -283,10 +263,8 @@ def test_two_alias_groups_stay_two_applications(tmp_path: Path) -> None:
 def test_a_mistyped_oid_in_an_alias_stops_the_site_load(tmp_path: Path) -> None:
     from mappings.site import Site, SiteError
 
-    (tmp_path / "hl7v2").mkdir()
-    (tmp_path / "hl7v2" / "senders.yaml").write_text(_senders({B: [["RIS", "^1.2.156.x^ISO"]]}), encoding="utf-8")
     with pytest.raises(SiteError) as raised:
-        Site.load(Settings(site=tmp_path))
+        Site.load(Settings(site=_aliased(tmp_path, {B: [["RIS", "^1.2.156.x^ISO"]]})))
     said = str(raised.value)
     assert "senders.yaml" in said and f"application_aliases.{B}[0][1]" in said and "1.2.156.x" in said, said
 
@@ -389,10 +367,8 @@ def test_an_alias_added_at_run_time_takes_a_held_change_on_its_replay(tmp_path: 
     the alias while the server runs: a mistaken one (a form in two groups) is 422 and the running site stays (still
     held on a replay); the right one, read by the replay's ``reload_site``: taken, and the message leaves the held
     list."""
-    site = tmp_path / "site"
-    (site / "hl7v2").mkdir(parents=True)
+    site = _aliased(tmp_path / "site", {})
     senders = site / "hl7v2" / "senders.yaml"
-    senders.write_text(_senders({}), encoding="utf-8")
     moved = "1.2.156.112604.1.2.42"
     settings = Settings(data_dir=tmp_path / "var", http_port=0, mllp_port=0, site=site)
     with Engine(settings) as engine, TestClient(create_app(engine)) as http:

@@ -1,33 +1,34 @@
 """``/admin``: the operator's view of ingest -- quarantine, replay, fidelity, health, metrics.
 
 Every route needs a bearer token of a **system** client, or a signed-in operator's page session (the
-quarantine page ``/ui/quarantine``; ``engine.auth.policy.require_operator`` decides both, by a named
-action: ``read`` or ``replay``). A system client reads (quarantine, fidelity, health, metrics) with
+quarantine page ``/ui/quarantine``; ``engine.auth.policy.require_operator`` decides both, by a named action:
+``read``, ``replay`` or ``decide``). A system client reads (quarantine, fidelity, health, metrics) with
 ``MessageHeader`` read (``system/MessageHeader.r``) and replays with ``MessageHeader`` create
-(``system/MessageHeader.c``, the scope that posts messages), since a replay imports data exactly as
-a new message would; ``system/*.cruds`` covers both. The decision on a held change needs both, and not
-the client that sent it (``require_owner_decider``: a feed's post-only token decides nothing). A staff session
-is let through by the operator role itself. Quarantined messages hold patient data, so residents and auditors get 403.
+(``system/MessageHeader.c``, the scope that posts messages), since a replay imports data exactly as a new
+message would; ``system/*.cruds`` covers both. The decision on a held change needs both, and not the client
+that sent it (``require_owner_decider``: a feed's post-only token decides nothing). A staff session is let
+through by the operator role itself. Quarantined messages hold patient data, so residents and auditors get
+403.
 
-What a caller sees of the stored messages: ``GET /admin/quarantine/{id}`` shows a refused message
-(status ``quarantined``) and one accepted with a change held (``held_claims``: what an operator decides on, ord40);
+What a caller sees of the stored messages: ``GET /admin/quarantine/{id}`` shows a refused message (status
+``quarantined``) and one accepted with a change held (``held_claims``: what an operator decides on, ord40);
 any other accepted one is 404 as an unknown one (its raw text names every patient of the feed; the CLI on the
-server, ``huren quarantine show``, and the replay reach those through their own paths). A staff member bound to a remit (``Caller.remit``) lists, reads and replays the messages of the
-institutions in it only (``engine.auth.policy.audit_remit``/``require_in_remit``, as the reports);
-another institution's is 404 as if unknown; so does a hospital's system client bound to its institution
-(``Caller.institution``, the same rule). Reading or replaying a message is audited against the
-Patients the store knows it names (``_patients_named``).
+server, ``huren quarantine show``, and the replay reach those through their own paths). A staff member bound
+to a remit (``Caller.remit``) lists, reads and replays the messages of the institutions in it only
+(``engine.auth.policy.audit_remit``/``require_in_remit``, as the reports); another institution's is 404 as if
+unknown; so does a hospital's system client bound to its institution (``Caller.institution``, the same rule).
+Reading or replaying a message is audited against the Patients the store knows it names (``_patients_named``).
 
 A refused message carrying a confidentiality label (TXA-18, read by the converter's own reader
-``adapters.convert.pacs.txa_labels``) that the caller is not shown (``confidentiality.withheld_codes``:
-an operator's session, a bound hospital system) is shown with its content masked
-(``mappings/quarantine/withheld.yaml``: OBX-5 and NTE-3 replaced by words saying why; segments, every
-other field and the ERR stay, enough to fix a site configuration): on /fhir such a caller is refused
-the R/V records this message would have written (the review of privprobe27, the lead's decision).
-The replay runs the stored bytes; ``?as=later`` is the operator's decision for a message refused because
-its order against a stored result cannot be told (ERR-3 206; order35, see ``replay_message``). A message accepted
-with its change of an order held (W 204: the order's history names another application for its number) is listed
-by ``GET /admin/held`` and shown as a refused one is; ``POST /admin/quarantine/{id}/owner`` with a reason is the
+``adapters.convert.pacs.txa_labels``) that the caller is not shown (``confidentiality.withheld_codes``: an
+operator's session, a bound hospital system) is shown with its content masked
+(``mappings/quarantine/withheld.yaml``: OBX-5 and NTE-3 replaced by words saying why; segments, every other
+field and the ERR stay, enough to fix a site configuration): on /fhir such a caller is refused the R/V records
+this message would have written (the review of privprobe27, the lead's decision). The replay runs the stored
+bytes; ``?as=later`` is the operator's decision for a message refused because its order against a stored
+result cannot be told (ERR-3 206; order35, see ``replay_message``). A message accepted with its change of an
+order held (W 204: the order's history names another application for its number) is listed by
+``GET /admin/held`` and shown as a refused one is; ``POST /admin/quarantine/{id}/owner`` with a reason is the
 operator's decision that its change is the owner's (fortieth round, ord40; see ``decide_owner``).
 
 Responses are plain JSON (these are not FHIR resources); errors are OperationOutcomes.
@@ -69,7 +70,7 @@ from engine.auth.policy import (
 from engine.bounds import int_query
 from engine.engine import Engine
 from engine.errors import BadRequest, Conflict, FhirError, Forbidden, NotFound, Unauthorized, Unprocessable
-from engine.ingest import AlreadyDecided, DecisionNotWritten, NotDecidable
+from engine.ingest import AlreadyDecided, DecisionNotWritten, NotDecidable, Outcome
 from engine.member_refusals import alerting, replayed_by, sending_client
 from engine.message_time import Decision, decision, reason_of
 from engine.messages import PROCESSED, QUARANTINED, RECEIVED, now_iso, raw_of, summary
@@ -506,14 +507,7 @@ async def replay_message(
     among them: its corrected copy is the replay that settles it -- is 409; a body with it is 400.
     """
     stored = _stored(engine, caller, message_id, refused_only=False)
-    # who replays it, as its entry keeps it: a person as a person; bound to the sending institution alone (a
-    # remit of exactly it: its bound client, its own staff), its corrected copies count as the sender's
-    # (fidfix37) -- a remit of more (a community's operator, ``funing``) is not that institution asking, and
-    # counts under ``replay:<by>`` as the site's operator does (fid37; rv37g MED 2, gfix37)
-    facility = stored.get("facility")
-    who = replayed_by(caller.subject, kind=caller.kind, role=caller.role, display=caller.display,
-                      client=caller.client_id,
-                      bound_to=facility if facility and _remit(engine, caller) == frozenset({facility}) else None)
+    who = _replayer(engine, caller, stored)
     decided = None
     if as_ == "later":
         if (await request.body()).strip():
@@ -545,14 +539,32 @@ async def replay_message(
                                  if decided else {})},
           outcome="0" if outcome.code == "AA" else "4",
           patients=_patients_named(engine, replayed) if replayed is not None else None)
-    answer = {"id": message_id, "ack_code": outcome.code, "status": outcome.status,
-              "errors": [{"location": e.location(), "code": e.code, "severity": e.severity, "message": e.message}
-                         for e in outcome.errors],
-              "resources": outcome.resources, "ack": outcome.ack.decode(outcome.codec, "replace"),
+    answer = {"id": message_id, **_outcome_shown(outcome),
               **({"as": "later", "decided": {"by": decided.by, "at": decided.at, "used": used}} if decided else {})}
     if replayed is None or not outcome.errors:
         return answer
     return _shown(engine, caller, replayed, shown=answer)[0]  # an ERR quoting a masked value: scrubbed
+
+
+def _outcome_shown(outcome: Outcome) -> dict[str, Any]:
+    """What a replay's answer says of its outcome (the replay and the owner's decision alike): the new ACK code and
+    status, each error with its place, the resources written, the ACK itself."""
+    return {"ack_code": outcome.code, "status": outcome.status,
+            "errors": [{"location": e.location(), "code": e.code, "severity": e.severity, "message": e.message}
+                       for e in outcome.errors],
+            "resources": outcome.resources, "ack": outcome.ack.decode(outcome.codec, "replace")}
+
+
+def _replayer(engine: Engine, caller: Caller, stored: Document) -> dict[str, str]:
+    """Who replays the ``stored`` message, as its entry keeps it (``member_refusals.replayed_by``): a person as a
+    person; bound to the sending institution alone (a remit of exactly it: its bound client, its own staff), its
+    corrected copies count as the sender's (fidfix37) -- a remit of more (a community's operator, ``funing``) is
+    not that institution asking, and counts under ``replay:<by>`` as the site's operator does (fid37; rv37g MED 2,
+    gfix37). The replay and the owner's decision alike."""
+    facility = stored.get("facility")
+    return replayed_by(caller.subject, kind=caller.kind, role=caller.role, display=caller.display,
+                       client=caller.client_id,
+                       bound_to=facility if facility and _remit(engine, caller) == frozenset({facility}) else None)
 
 
 def _decision(caller: Caller, kind: str = "later", reason: str = "") -> Decision:
@@ -611,17 +623,14 @@ async def decide_owner(request: Request, message_id: str, caller: Caller = Depen
     hold (the decision would be about a version the operator was not shown: a plain replay holds it again against
     what is stored now). 503 (Retry-After) when the store was busy and the decision could not be written: nothing
     of it applied, the message held as before and decidable again at once (``Ingestor._decision_failed``; 409 when
-    the failure left it otherwise, the words saying what settles it; dfix40). 400 without a reason, or one ``message_time.reason_of`` refuses (over 500 characters, a
-    control character). A resident, a clinician, an auditor, a feed's post-only client, the client that sent the
+    the failure left it otherwise, the words saying what settles it; dfix40). 400 without a reason, or one
+    ``message_time.reason_of`` refuses (over 500 characters, a control character). A resident, a clinician, an auditor, a feed's post-only client, the client that sent the
     message: 403 (``policy.require_owner_decider``). The reason is kept as typed on the message and in the audit
     log; the Provenance says the decision in fixed words (the patient reads it: ordfix40)."""
     reason = _reason_of(await request.body())
     stored = _stored(engine, caller, message_id, refused_only=False)
     require_owner_decider(caller, str(stored.get("peer") or ""))
-    facility = stored.get("facility")
-    who = replayed_by(caller.subject, kind=caller.kind, role=caller.role, display=caller.display,
-                      client=caller.client_id,
-                      bound_to=facility if facility and _remit(engine, caller) == frozenset({facility}) else None)
+    who = _replayer(engine, caller, stored)
     decided = _decision(caller, "owner", reason)
     patients = _patients_named(engine, stored)
     try:
@@ -648,11 +657,8 @@ async def decide_owner(request: Request, message_id: str, caller: Caller = Depen
     _note(request, "replay", {"message": message_id, "ack": outcome.code, "as": "owner", "decided-by": decided.by,
                               "reason": reason, "used": "true" if used else "false"},
           outcome="0" if outcome.code == "AA" else "4", patients=_patients_named(engine, replayed) or patients)
-    answer = {"id": message_id, "already": False, "ack_code": outcome.code, "status": outcome.status,
-              "errors": [{"location": e.location(), "code": e.code, "severity": e.severity, "message": e.message}
-                         for e in outcome.errors],
-              "resources": outcome.resources, "ack": outcome.ack.decode(outcome.codec, "replace"),
-              "as": "owner", "decided": {"by": decided.by, "at": decided.at, "reason": reason, "used": used},
+    answer = {"id": message_id, "already": False, **_outcome_shown(outcome), "as": "owner",
+              "decided": {"by": decided.by, "at": decided.at, "reason": reason, "used": used},
               "held_claims": replayed.get("held_claims") or []}
     return _shown(engine, caller, replayed, shown=answer)[0] if outcome.errors else answer
 

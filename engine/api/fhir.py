@@ -81,8 +81,7 @@ def _params(request: Request) -> list[tuple[str, str]]:
 
 
 async def _body(request: Request) -> Any:
-    sent = header_of(request, "content-type") or ""
-    ctype = sent.split(";")[0].strip().lower()
+    ctype = (header_of(request, "content-type") or "").split(";")[0].strip().lower()
     if ctype and ctype not in _JSON_TYPES:
         raise FhirError(f"content type '{ctype}' is not supported; send application/fhir+json", status=415,
                         code="not-supported")

@@ -87,8 +87,8 @@ def _served(params: list[str], parameters: dict[str, frozenset[str]] = SERVED_PA
 def body_served(content_type: str) -> bool:
     """Whether a request body's ``Content-Type`` (``type/subtype; name=value...``) names what huren reads: FHIR R4 in
     UTF-8 (or ASCII, the same bytes) when its parameters say which (``READ_PARAMETERS``) -- an STU3 body
-    (``fhirVersion=3.0``) or a Latin-1 one would be read as R4 in UTF-8, its meaning or its characters changed (the
-    writes answer it 415)."""
+    (``fhirVersion=3.0``) or a Latin-1 one would be read as R4 in UTF-8, its meaning or its characters changed (each
+    route that reads a body answers it 415: ``require_body_served``)."""
     return _served(content_type.split(";")[1:], READ_PARAMETERS)
 
 

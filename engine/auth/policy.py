@@ -128,15 +128,14 @@ def require_operator(caller: Caller, action: str) -> None:
 
     ``action``: ``read``, ``replay`` or ``decide``. A system client needs ``MessageHeader`` read, or create to
     replay (the scope that posts messages: a replay imports data as a new message would), both to decide (see
-    ``require_owner_decider``). A named
-    staff member signed in to the pages (``caller.role``: only a staff session carries one) is let
-    through by the operator role itself (``OPERATOR_ROLE``), for both: no FHIR scope decides it, so
-    the role needs no write scope on ``MessageHeader`` that ``/fhir`` would honour too (review of
-    opspage26: ``user/MessageHeader.crs`` let the page session create MessageHeader records).
+    ``require_owner_decider``). A named staff member signed in to the pages (``caller.role``: only a staff
+    session carries one) is let through by the operator role itself (``OPERATOR_ROLE``), for each action: no
+    FHIR scope decides it, so the role needs no write scope on ``MessageHeader`` that ``/fhir`` would honour
+    too (review of opspage26: ``user/MessageHeader.crs`` let the page session create MessageHeader records).
     Residents, bearer tokens of persons, auditors and clinicians are refused. Which messages a
     remit-bound operator sees is ``audit_remit``'s, as on the reports."""
-    letter = OPERATOR_ACTIONS.get(action)
-    if letter is None:
+    letters = OPERATOR_ACTIONS.get(action)
+    if letters is None:
         raise ValueError(f"unknown operator action {action!r} (one of {', '.join(OPERATOR_ACTIONS)})")
     if caller.restricted:
         raise Forbidden("the admin API is for system clients and signed-in operators")
@@ -146,8 +145,8 @@ def require_operator(caller: Caller, action: str) -> None:
         return
     if caller.kind != "system":
         raise Forbidden("the admin API is for system clients and signed-in operators")
-    for one in letter:
-        caller.require("MessageHeader", one)
+    for letter in letters:
+        caller.require("MessageHeader", letter)
 
 
 def require_owner_decider(caller: Caller, peer: str) -> None:

@@ -237,8 +237,10 @@
     $("#replay-box").hidden = !(session.can.replay && m.status === "quarantined");
     $("#later-box").hidden = !(session.can.replay && m.status === "quarantined" && untold(m));
     $("#owner-box").hidden = !(session.can.replay && m.status === "processed" && ownable(m));
-    if (!keep) { $("#owner-reason").value = ""; $("#owner-reason").removeAttribute("aria-invalid"); }
-    if (!keep) { text($("#replay-said"), ""); $("#replay-said").className = ""; }
+    if (!keep) {
+      $("#owner-reason").value = ""; $("#owner-reason").removeAttribute("aria-invalid");
+      text($("#replay-said"), ""); $("#replay-said").className = "";
+    }
     $("#detail").hidden = false;
     $("#d-title").focus({ preventScroll: true });
     if (!keep) $("#detail").scrollIntoView({ block: "start" });
