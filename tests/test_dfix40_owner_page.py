@@ -20,7 +20,8 @@ from engine.messages import message_id
 from engine.settings import Settings
 from tests.test_dfix40_decision_retry import _failing_once
 from tests.test_opspage26_quarantine import DESKTOP, sign_in
-from tests.test_ordfix40_owner_page import _decide_in_page, _held, _open
+from tests.test_ord40_owner_page import _held, _open
+from tests.test_ordfix40_owner_page import _decide_in_page
 from tests.test_reports_ui import Browser
 from tests.test_resident_ui import CHROMIUM, _free_port, serving
 from tests.test_srfix35_order_code import B
