@@ -54,11 +54,6 @@ def held(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactor
         yield eng, c
 
 
-@pytest.mark.xfail(strict=True, reason="LOW: POST /admin/quarantine/{id}/owner reads its JSON body without "
-                   "formats.require_body_served -- a body labelled charset=ISO-8859-1 is read as UTF-8 (its Latin-1 "
-                   "reason answered 400 'the body must be JSON', not 415 naming the character set), where the "
-                   "duplicate review, $match, the CDS hooks and the /fhir writes answer 415 (ffix40: 'one owner of "
-                   "a body's label ... on every route that reads one')")
 def test_the_owner_decision_reads_its_body_label_as_every_body_route(held: tuple[Engine, TestClient]) -> None:
     """The operator's client labels its decision ``application/json; charset=ISO-8859-1`` and sends the reason in
     Latin-1: refused 415 with an OperationOutcome naming the character set, as every other route that reads a body

@@ -55,7 +55,7 @@ from adapters.convert.takeover import taken_over_authority
 from adapters.hl7v2.processing import parse_ids
 from adapters.hl7v2.structure import known_segments
 from engine.api import ui_fidelity
-from engine.api.formats import accept_of, prefers
+from engine.api.formats import accept_of, prefers, require_body_served
 from engine.auth import confidentiality
 from engine.auth.caller import Caller
 from engine.auth.deps import get_caller, get_engine
@@ -627,6 +627,7 @@ async def decide_owner(request: Request, message_id: str, caller: Caller = Depen
     ``message_time.reason_of`` refuses (over 500 characters, a control character). A resident, a clinician, an auditor, a feed's post-only client, the client that sent the
     message: 403 (``policy.require_owner_decider``). The reason is kept as typed on the message and in the audit
     log; the Provenance says the decision in fixed words (the patient reads it: ordfix40)."""
+    require_body_served(request)  # (a body labelled another character set: 415, as every route reading one)
     reason = _reason_of(await request.body())
     stored = _stored(engine, caller, message_id, refused_only=False)
     require_owner_decider(caller, str(stored.get("peer") or ""))
