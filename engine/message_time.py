@@ -282,6 +282,11 @@ REASON_MAX = 500
 _KEPT_CONTROLS = frozenset("\t\n\r")  # (a line break typed in a text box or a console, a tab: part of the words)
 
 
+# Unicode's embeddings, overrides and isolates (UAX #9): inside a reason they make the page and the audit log show its
+# words in another order than the operator typed them (U+202E turns "已核实" around) -- the trojan-source trick; the
+# marks LRM/RLM (U+200E/F) only hint a direction and stay (lastread1 LOW, fortieth round).
+_BIDI_OVERRIDES = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+
 def reason_of(text: str) -> str:
     """The reason of an operator's decision as it is kept: exactly as typed but for white space at its two ends --
     line breaks, tabs, ideographic spaces (U+3000) and every other character inside stay (an operator's numbered
@@ -298,6 +303,11 @@ def reason_of(text: str) -> str:
     if bad is not None:
         raise ValueError(f"the reason holds the control character U+{ord(bad):04X} (at {reason.index(bad) + 1}): "
                          "words, line breaks and tabs only (理由中含有控制字符)")
+    turned = next((c for c in reason if c in _BIDI_OVERRIDES), None)
+    if turned is not None:
+        raise ValueError(f"the reason holds the direction control U+{ord(turned):04X} (at "
+                         f"{reason.index(turned) + 1}): it would show the words in another order than typed "
+                         "(理由中含有改变文字方向的控制字符)")
     return reason
 
 

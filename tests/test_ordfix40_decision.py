@@ -167,11 +167,15 @@ def test_the_reason_rule_keeps_the_words_and_refuses_what_is_not(engine: Engine,
     assert reason_of("  一\r\n二\t三\u3000四 \n") == "一\r\n二\t三\u3000四"
     assert reason_of("理" * REASON_MAX) == "理" * REASON_MAX
     for bad, said in (("", "required"), (" \n\t", "required"), ("理" * (REASON_MAX + 1), "at most"),
-                      ("a\x7fb", "U+007F"), ("a\x85b", "U+0085")):
+                      ("a\x7fb", "U+007F"), ("a\x85b", "U+0085"), ("同一\u202e统系", "U+202E"),
+                      ("a\u2066b\u2069", "U+2066")):
         with pytest.raises(ValueError, match=re.escape(said)):
             reason_of(bad)
     msg = _held_message(http, "OF40-CRLF")
     assert _owner(http, msg, _ops(engine), reason="同一\x7f系统").status_code == 400
+    turned = _owner(http, msg, _ops(engine), reason="已核实\u202e统系一同")  # (shows as "已核实同一系统")
+    assert turned.status_code == 400 and "U+202E" in turned.text, turned.text
+    assert reason_of("接口\u200f更换") == "接口\u200f更换"  # (a mark, not an override: kept)
     typed = "接口更换：\r\n1. 原 RIS\r\n2. 已核实"
     r = _owner(http, msg, _ops(engine), reason=typed + "\n")
     assert r.status_code == 200 and engine.ingestor.messages.get(msg)["decision"]["reason"] == typed, r.text
