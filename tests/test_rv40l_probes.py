@@ -97,3 +97,24 @@ def test_the_w_205_is_worded_in_chinese_on_the_fidelity_page(both: tuple[Engine,
         staff.close()
     assert page.status_code == 200 and page.headers["content-type"].startswith("text/html"), page.text[:300]
     assert "要求删除病历中的居民身份证号，未予执行" in page.text and "未予替换，病历身份证号保留" in page.text
+
+
+def test_an_a40_onto_a_survivor_of_no_sex_carries_and_onto_a_male_one_is_refused(both: tuple[Engine, TestClient]) \
+        -> None:
+    """The A40's survivor of no sex stated (record and message): her ID number is carried (nothing contradicts it);
+    a survivor recorded male, the A40's PID-8 empty: refused AE at PID-8, nothing carried; the message's PID-8 ``""``
+    (the sex taken off by the registrar) then carries it."""
+    _, http = both
+    nid, nid2 = _nid("32092319630903002"), _nid("32092319630904002")
+    registered(http, "LE", "LE1", "岳^丙", "19630903", "F", f"~{nid}^^^^NNCHN")
+    survivor = registered(http, "LF", "LF1", "岳^丙", "19630903", "")
+    assert ack_code_of(post(http, merge("LF2", "LF^^^FNXRMYY^MR", "岳^丙", "19630903", "", "LE^^^FNXRMYY^MR"))) == "AA"
+    assert f"{NNCHN_SYSTEM}|{nid}" in tokens(read_patient(http, survivor["id"]))
+    registered(http, "LG", "LG1", "岳^丁", "19630904", "F", f"~{nid2}^^^^NNCHN")
+    male = registered(http, "LH", "LH1", "岳^丁", "19630904", "M")
+    ack = post(http, merge("LH2", "LH^^^FNXRMYY^MR", "岳^丁", "19630904", "", "LG^^^FNXRMYY^MR"))
+    assert ack_code_of(ack) == "AE" and b"PID^1^8" in ack, ack
+    assert tokens(read_patient(http, male["id"])) == {f"{MRN}|LH"}
+    ack = post(http, merge("LH3", "LH^^^FNXRMYY^MR", "岳^丁", "19630904", '""', "LG^^^FNXRMYY^MR"))
+    assert ack_code_of(ack) == "AA", ack
+    assert f"{NNCHN_SYSTEM}|{nid2}" in tokens(read_patient(http, male["id"]))
