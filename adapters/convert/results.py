@@ -831,9 +831,9 @@ def status_from_report(group: Group, ctx: Context, request: dict[str, str], stat
             f"ORC-5 '{group.orc.value(5)}' (completed) was not stored: every result of the order's group is "
             f"{'withdrawn' if none == 'entered-in-error' else 'withdrawn or not obtained'} (OBX-11) -- "
             + (f"the order is {given}" if given else "the order stays as it stands"), 5, code=MESSAGE_ACCEPTED))
+    state = none or state
     if group.orc is not None and group.orc.value(5):
         ctx.progress_warned[ref] = ctx.warnings[-1]  # (the W just said: a later group completing the order unsays it)
-    state = none or state
     if _earlier_stands(ctx, ref, state):
         return  # an earlier group of the message naming this order is as far or less: it stands
     ctx.order_progress[ref] = state
