@@ -117,12 +117,6 @@ def _checks(engine: Engine, inst: str = "HOSPB") -> list[str]:
     return [c.get("outcome") for c in engine.recognition.checks.find({}) if c.get("inst") == inst]
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "LOW (rate, not money; a policy question): the lab's OBX-11 X under OBR-25 F on a reminded repeat now revokes "
-    "the order (st40), and engine/recognition/order_time.py on_order reads any revoked order with a pending "
-    "recognisable check as cancelled for the prior -- the repeat counts 'recognised' in the 互认率 though no one "
-    "cancelled it for the prior (DOMAIN: 'cancelled (ORC-1 CA/OC, ServiceRequest revoked)'); it stays so if the "
-    "lab never re-draws. Its re-measured final turns it 'duplicate' (money sound)"))
 def test_the_labs_x_on_a_reminded_repeat_is_not_counted_recognised(engine: Engine, mllp: int) -> None:
     """HOSPB's repeat B1 is reminded of HOSPA's prior (check pending); HOSPB's LIS posts WBC X (haemolysed tube)
     under OBR-25 F: the lab could not measure -- the doctor did not give the test up for the prior."""
@@ -141,12 +135,6 @@ def _request(app: str, control: str, n: int) -> str:
             + f"ORC|{control}|B1^HIS|FB1^LIS||||||{when}|||D7^张^医生\n" + f"OBR|1|B1^HIS|FB1^LIS|{CBC}|||{when}\n")
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "MED: after the HIS's own CA (order revoked, its check 'recognised'), its RL (release hold) or a replay of its NW "
-    "(same placer number, a new control id) takes the cancelled order back to active, unwarned -- merge.yaml "
-    "ServiceRequest status stands only for completed (table 0119: RL releases a hold, the filler answers a release "
-    "or a re-order of a cancelled order 'unable'; a later message erases what the cancel stated); the check stays "
-    "'recognised' beside an active order (money sound: a result then makes it 'duplicate')"))
 @pytest.mark.parametrize("again", ["RL", "NW"])
 def test_the_his_release_or_reorder_after_its_cancel_does_not_revive_the_order(engine: Engine, mllp: int,
                                                                               again: str) -> None:
@@ -208,18 +196,16 @@ def _split(orc5: str, first: str, second: str) -> str:
             + group.format(n=2, code="HGB^血红蛋白^L", value="135", unit="g/L", status=second))
 
 
-@pytest.mark.parametrize("orc5", ["", pytest.param("CM", marks=pytest.mark.xfail(strict=True, reason=(
-    "MED: with ORC-5 CM the first group returns before ``ctx.order_progress`` records its final "
-    "(adapters/convert/results.py status_from_report: ORC-5 valued), so the second, withdrawn-only group finds "
-    "the order 'completed', warns 'ORC-5 CM not stored' and sets it active (assumed) -- the order of a final WBC "
-    "never completes; the ACK's W at ORC^2^5 is false of the order")))], ids=["orc5-empty", "orc5-CM"])
+@pytest.mark.parametrize("orc5", ["", "CM"], ids=["orc5-empty", "orc5-CM"])
 def test_a_withdrawn_group_beside_a_final_group_of_the_same_order_leaves_it_completed(
         engine: Engine, mllp: int, orc5: str) -> None:
     """One ORU, two groups of order B1 (results split over OBRs): WBC F, then HGB W, OBR-25 F. WBC stands, so the
     order is completed -- with ORC-5 empty (``order_progress``: the earlier group's final stands) and with ORC-5
     CM on both, the first county LIS habit."""
     hl7 = Sender(mllp)
+    prior(hl7)
     hl7.send(order("HOSPB", "B1", CBC, ts(1)))
     ack = hl7.send(_split(orc5, "F", "W"))
-    assert "MSA|AA" in ack, ack
+    assert "MSA|AA" in ack and "ORC^2^5" not in ack, ack  # (the CM stands: no W saying it was not stored)
     assert _order(engine, "B1")["status"] == "completed", ack
+    assert [s for s, _ in _hospb(engine)] == ["flagged"], (_hospb(engine), ack)  # WBC final: a repeat

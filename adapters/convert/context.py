@@ -110,6 +110,9 @@ class Context:
     # "Type/id" of an order → how far the message's groups naming it got (the least advanced report
     # status so far, ``results.status_from_report``)
     order_progress: dict[str, str] = field(default_factory=dict)
+    # "Type/id" of an order → the W at ORC-5 a group of the message said of it (its CM not stored beside
+    # withdrawn results), taken back when a later group of the message completes the order (``results``)
+    progress_warned: dict[str, HL7Error] = field(default_factory=dict)
     # a patient-level result's key (ADT OBX: patient, test, time) → the key each OBX of that test and
     # time takes, by its fields after OBX-1 (``builders._another_result`` ranks them once a message)
     patient_results: dict[str, dict[tuple[str, ...], str]] = field(default_factory=dict)

@@ -316,6 +316,21 @@ def report_key(group: Group, ctx: Context, pkey: str) -> str:
 REPLACED = frozenset({"RP", "RU", "RQ"})
 
 
+def order_status_stated(orc: Segment | None, ctx: Context) -> tuple[str | None, int]:
+    """The status an ORC states of its order and the field stating it: ORC-5 (table 0038, ``order_status``),
+    else ORC-1 (table 0119, ``order_control_status``); (None, 0) where neither maps."""
+    if orc is None:
+        return None, 0
+    status = vocabulary(ctx.site, "order_status").get(orc.value(5)) if orc.value(5) else None
+    if status is not None:
+        return status, 5
+    if orc.value(1):
+        status = vocabulary(ctx.site, "order_control_status").get(orc.value(1))
+        if status is not None:
+            return status, 1
+    return None, 0
+
+
 def service_request(
     group: Group,
     ctx: Context,
@@ -344,15 +359,9 @@ def service_request(
     if identifiers:
         res["identifier"] = identifiers
     orc, obr = group.orc, group.obr
-    stated_by = 0  # the ORC field the status comes from (located in the ACK when it is not stored)
-    if orc is not None:
-        status = vocabulary(ctx.site, "order_status").get(orc.value(5)) if orc.value(5) else None
-        stated_by = 5 if status else 0
-        if status is None and orc.value(1):
-            status = vocabulary(ctx.site, "order_control_status").get(orc.value(1))
-            stated_by = 1 if status else 0
-        if status:
-            res["status"] = status
+    status, stated_by = order_status_stated(orc, ctx)  # (stated_by: located in the ACK when it is not stored)
+    if status:
+        res["status"] = status
     whose = statement_of(group, ctx)  # (whose statement the ORC is: the one owner, asked once a group)
     code = common.coded_item(obr.rep(4), ctx, "OBR-4") if obr is not None else None
     if code:
@@ -813,15 +822,19 @@ def status_from_report(group: Group, ctx: Context, request: dict[str, str], stat
     ref = request["reference"]
     if group.orc is not None and group.orc.value(5):
         if none is None or ctx.resources[ref].get("status") != "completed":
+            _stated_progress(group, ctx, ref, none or state)
             return
+        if _earlier_stands(ctx, ref, none):
+            return  # an earlier group of the message naming this order completed it: its CM stands, no W
         given = vocabulary(ctx.site, "order_status_by_report").get(none)
         ctx.warn(group.orc.error(
             f"ORC-5 '{group.orc.value(5)}' (completed) was not stored: every result of the order's group is "
             f"{'withdrawn' if none == 'entered-in-error' else 'withdrawn or not obtained'} (OBX-11) -- "
             + (f"the order is {given}" if given else "the order stays as it stands"), 5, code=MESSAGE_ACCEPTED))
     state = none or state
-    earlier = ctx.order_progress.get(ref)
-    if earlier is not None and not _less_advanced(ctx, state, earlier):
+    if group.orc is not None and group.orc.value(5):
+        ctx.progress_warned[ref] = ctx.warnings[-1]  # (the W just said: a later group completing the order unsays it)
+    if _earlier_stands(ctx, ref, state):
         return  # an earlier group of the message naming this order is as far or less: it stands
     ctx.order_progress[ref] = state
     order = ctx.resources[ref]
@@ -833,6 +846,49 @@ def status_from_report(group: Group, ctx: Context, request: dict[str, str], stat
         ctx.assumed(order, "status")
     elif group.obr is not None and group.obr.value(25):
         ctx.located(order, "status", group.obr, 25)
+    _completed_unsays(ctx, ref, order)
+
+
+def _earlier_stands(ctx: Context, ref: str, state: str) -> bool:
+    """Whether an earlier group of the message naming order ``ref`` got as far as report status ``state``
+    or less (``order_progress``; ``_less_advanced``: withdrawn and not obtained state no progress and give
+    way): the order is as far as the least advanced of its groups, whichever states it first."""
+    earlier = ctx.order_progress.get(ref)
+    return earlier is not None and not _less_advanced(ctx, state, earlier)
+
+
+def _stated_progress(group: Group, ctx: Context, ref: str, state: str) -> None:
+    """A group whose ORC-5 states its order's status (taken: ``status_from_report``) records how far its report
+    got (``state``) as every other group of the message naming the order does (``order_progress``). It returned
+    before recording any: beside its final WBC (ORC-5 CM) the same order's withdrawn HGB group (ORC-5 CM too,
+    the county LIS habit) found no earlier progress, warned that the CM was not stored and set the order
+    active, so the order of a final result never completed (review rv40k MED 1; fortieth round, kfix40).
+    Where it is less advanced than an earlier group's (the withdrawn group first), the order is what this
+    group's ORC states (``order_status_stated``): its CM completes what the withdrawn group left active."""
+    if _earlier_stands(ctx, ref, state):
+        return
+    first = ref not in ctx.order_progress
+    ctx.order_progress[ref] = state
+    if first:
+        return  # (the order is this group's own: ``service_request`` made it from this ORC)
+    status, field_no = order_status_stated(group.orc, ctx)
+    if status is None:
+        return
+    order = ctx.resources[ref]
+    ctx.unsay(order, "status")
+    order["status"] = status
+    assert group.orc is not None
+    ctx.located(order, "status", group.orc, field_no)
+    _completed_unsays(ctx, ref, order)
+
+
+def _completed_unsays(ctx: Context, ref: str, order: Resource) -> None:
+    """An order a later group of the message completes takes back the W at ORC-5 an earlier group said of it
+    ("ORC-5 'CM' (completed) was not stored ... the order stays as it stands" beside that group's withdrawn
+    results): the message's CM is stored after all and the W would be false of the order."""
+    said = ctx.progress_warned.pop(ref, None) if order.get("status") == "completed" else None
+    if said is not None:
+        ctx.warnings[:] = [w for w in ctx.warnings if w is not said]
 
 
 def _none_stands(ctx: Context, statuses: set[str]) -> str | None:

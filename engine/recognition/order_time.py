@@ -73,9 +73,12 @@ class OrderTime(RecognitionState, _Others):
         status = sr.get("status")
         if status in ("revoked", "entered-in-error"):
             if existing:
-                # a reminded order cancelled before any result (ORC-1 CA/OC, status revoked) was recognised
+                # a reminded order cancelled before any result (ORC-1 CA/OC, status revoked) was recognised; one
+                # its result's message revoked (the lab's OBX-11 / OBR-25 X: "results cannot be obtained") was
+                # not given up for the prior -- its check stays as it is (``_in_group_with_result``)
                 outcome = "void" if status == "entered-in-error" else (
-                    "recognised" if existing.get("outcome") == "pending" and existing.get("recognisable") else existing["outcome"])
+                    "recognised" if existing.get("outcome") == "pending" and existing.get("recognisable")
+                    and not self._in_group_with_result(ref) else existing["outcome"])
                 self._put_check(existing, {**existing, "outcome": outcome})
             return []
         order = self._order_facts(sr)
@@ -380,6 +383,19 @@ class OrderTime(RecognitionState, _Others):
         taken = set(check.get("reasons") or ()) - set(order.reasons) if not check.get("reason_from") else set()
         if not reasons and text is None and not taken:
             return False
+        return self._in_group_with_result(ref)
+
+    def _in_group_with_result(self, ref: str) -> bool:
+        """Whether the write group of order ``ref``'s version holds a result based on it (a result message, or
+        a Bundle with both): the version is the result's statement of the order, not an order message's.
+
+        Also why a revoked version beside its result (the lab's X: OBX-11 or OBR-25 "results cannot be
+        obtained", a haemolysed tube) is no cancellation for the 互认率: DOMAIN.md's numerator is "cancelled
+        (ORC-1 CA/OC, ServiceRequest revoked)" -- the placer's cancel, the doctor giving the repeat up for
+        the prior -- and the lab that could not measure gave nothing up. Its check stays pending: the lab's
+        re-drawn final makes it a repeat, and with none it counts recognised as "never resulted within the
+        item's window" once the window has passed (``reports``). It counted recognised at once, and so
+        stayed (review rv40k LOW 3; fortieth round, kfix40)."""
         for resource, _ in getattr(self._local, "group", None) or ():
             if resource.get("resourceType") in RESULT_TYPES and any(
                     r.get("reference") == ref for r in resource.get("basedOn") or () if isinstance(r, dict)):
