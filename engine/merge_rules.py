@@ -1508,7 +1508,9 @@ class MergeRules:
         over which its final of 11:50 arrives) -- the version an even older message (its P of 09:00) made.
         Empty when every version is later (the later P created it) or none can be read as of a message
         (no store, no Provenances); a version of a message that cannot be told later counts as before (what
-        it holds is kept). Asked only where an older final replaces a later P (``_as_in_order``,
+        it holds is kept). A version is dated by the message that made it (``_made_by``), not by a later one
+        that only names it: the 09:00 P re-sent unchanged at 10:00 had made the 09:00 version "later" than
+        the 09:30 final, which lost its tube and interpreter (review rv40b HIGH 1; stfix40). Asked only where an older final replaces a later P (``_as_in_order``,
         ``_older_over_later``): one Provenance look-up (``_provenances``) and one version read (thirty-ninth
         round, sfix39).
 
@@ -2092,8 +2094,10 @@ class MergeRules:
     def _numbered(self, rtype: str, stored: Resource, own: Owned) -> list[Stamp] | None:
         """The ``Stamp`` of the message that first stored ``own``'s number (its kind, system and value) on
         ``stored`` -- the one owner of "whose number is it", for the filler's (FILL) and the placer's (PLAC)
-        alike: the earliest of the versions, newest back, that all hold it, and the messages whose Provenances
-        name that version (and this batch's earlier messages that wrote it: ``Dates.pending``). With
+        alike: the earliest of the versions, newest back, that all hold it, and the message that made that
+        version (``_made_by``: of those whose Provenances name it and this batch's earlier ones that wrote it,
+        ``Dates.pending``, the one whose write did not leave it unchanged -- a resend naming the version it
+        found stored none of it; stfix40). With
         ``own.through`` (a source group) only a message of that group counts, and with ``own.placing`` only one
         that states the number as the placer's (``Stamp.placed``): the first version holding it written by
         one -- ord39 took the first version any order message wrote, so the filler's own XX after its report
