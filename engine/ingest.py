@@ -195,6 +195,10 @@ class _Item:
     # the order numbers its write held its change under (``merge_rules.Owned``: AA, W 204), each as
     # ``_Dates.hold`` got it -- kept on its message document (``held_claims``; fortieth round, ord40)
     held_claims: list[dict[str, Any]] = field(default_factory=list)
+    # the resources (``Type/id``) its write left as stored (no new version): its Provenance names a version
+    # another message made (``Stamp.unchanged``, ``_unchanged``) -- kept on its message document (``unchanged``;
+    # fortieth round, stfix40)
+    unchanged: frozenset[str] = frozenset()
     # the operator's replay this processing is (``_item_for``: the stored message's last ``replays`` entry, who
     # asked and whether with corrected bytes): a plain one is not the sender's message arriving again
     # (``_member_refused``); None: the sender's own arrival (or its recovery)
@@ -1406,6 +1410,7 @@ class Ingestor:
                         self.repository.merge.refused()
                     kept = held() if held is not None else frozenset()
                     item.decision_used = item.decided is not None and dates.used() is not None
+                item.unchanged = _unchanged(listing.stored, current)
                 for ref, written in listing.stored.items():  # (a later message of this batch dates them by it)
                     version = getattr(written, "version", None)
                     if version is not None and ref not in kept:
@@ -1426,7 +1431,8 @@ class Ingestor:
                                              resources=refs, attempts=attempts, current=current,
                                              unstored=self._unstored if item.in_batch_new else None,
                                              held=_held_versions(item.held_claims, listing),
-                                             decided=item.decision_used if item.decided is not None else None)
+                                             decided=item.decision_used if item.decided is not None else None,
+                                             unchanged=sorted(item.unchanged))
                 # who registered a record: kept with the filing, in its transaction (registry34)
                 self.messages.note_registrations(item.doc_id, current, _registered_of(item, current))
                 institution = getattr(item.conversion, "institution", None) or item.header.facility_code
@@ -2013,8 +2019,12 @@ class _Dates:
                               # (MSH-3 as the application the site's aliases name it: ``applications.canonical``)
                               hd=canonical(institution, header_hd(h.sending_application, h.component_sep), self._site),
                               message=h.message_code, placed=_placed(h.message_code, self._item.text),
-                              claims=self._claims)
+                              claims=self._claims, unchanged=self._unchanged)
         return self._now
+
+    def _unchanged(self) -> frozenset[str]:
+        """``Stamp.unchanged`` of this message as a later message of its batch reads it (``pending``)."""
+        return self._item.unchanged
 
     def _claims(self) -> frozenset[str]:
         """``Stamp.claims`` of this message as a later message of its batch reads it (``pending``): its write's holds."""
@@ -2078,13 +2088,27 @@ def _doc_stamp(doc: Document, site: Any) -> Stamp:
     header, text = extract_header(raw_of(doc))
     facility = str(doc.get("facility") or "")
     claims = _held_numbers(doc.get("held_claims") or ())
+    unchanged = frozenset(str(r) for r in doc.get("unchanged") or ())
     return stamp(application=application_of(doc), institution=facility,
                  msh7=header.timestamp.split(header.component_sep or "^", 1)[0],
                  received_at=doc.get("received_at"), tz=_zone_of(site, facility),
                  label=f"{doc.get('message_type') or ''} {doc.get('control_id') or ''}".strip(),
                  hd=canonical(facility, header_hd(header.sending_application, header.component_sep), site),
                  message=header.message_code, placed=_placed(header.message_code, text),
-                 claims=lambda: claims)
+                 claims=lambda: claims, unchanged=lambda: unchanged)
+
+
+def _unchanged(stored: dict[str, Any], doc: Document | None) -> frozenset[str]:
+    """The resources (``Type/id``) a message's write left as they were stored (``WriteResult.changed`` False: no
+    new version) -- its Provenance names the version it found, which it did not make (``Stamp.unchanged``). A
+    message processed again (an operator's replay, a recovery) finds what its first processing made unchanged:
+    those stay its own (``doc``: its document as stored, what that processing wrote and did not find unchanged),
+    or a version would be left with no maker at all."""
+    found = frozenset(ref for ref, written in stored.items() if getattr(written, "changed", True) is False)
+    if not found or not doc:
+        return found
+    made = set(doc.get("resources") or ()) - set(doc.get("unchanged") or ())
+    return found - made
 
 
 def _held_numbers(claims: Iterable[Any]) -> frozenset[str]:

@@ -1513,7 +1513,9 @@ class MergeRules:
         over which its final of 11:50 arrives) -- the version an even older message (its P of 09:00) made.
         Empty when every version is later (the later P created it) or none can be read as of a message
         (no store, no Provenances); a version of a message that cannot be told later counts as before (what
-        it holds is kept). Asked only where an older final replaces a later P (``_as_in_order``,
+        it holds is kept). A version is dated by the message that made it (``_made_by``), not by a later one
+        that only names it: the 09:00 P re-sent unchanged at 10:00 had made the 09:00 version "later" than
+        the 09:30 final, which lost its tube and interpreter (review rv40b HIGH 1; stfix40). Asked only where an older final replaces a later P (``_as_in_order``,
         ``_older_over_later``): one Provenance look-up (``_provenances``) and one version read (thirty-ninth
         round, sfix39).
 
@@ -1537,9 +1539,7 @@ class MergeRules:
         _, by_version = self._provenances(keeper, search, rtype, ref)
         client: int | None = None  # (the newest of the clients' versions over the one asked next)
         for k in range(int(version) - 1, 0, -1):
-            target = f"{ref}/_history/{k}"
-            provs = by_version.get(target, ())
-            then = [*(dates.of(provs) if provs else ()), *dates.pending(target)]
+            then = _made_by(dates, by_version, ref, k)
             if not then:
                 client = k if client is None else client
                 continue  # (a client's: as the version it was written over)
@@ -2101,8 +2101,10 @@ class MergeRules:
     def _numbered(self, rtype: str, stored: Resource, own: Owned) -> list[Stamp] | None:
         """The ``Stamp`` of the message that first stored ``own``'s number (its kind, system and value) on
         ``stored`` -- the one owner of "whose number is it", for the filler's (FILL) and the placer's (PLAC)
-        alike: the earliest of the versions, newest back, that all hold it, and the messages whose Provenances
-        name that version (and this batch's earlier messages that wrote it: ``Dates.pending``). With
+        alike: the earliest of the versions, newest back, that all hold it, and the message that made that
+        version (``_made_by``: of those whose Provenances name it and this batch's earlier ones that wrote it,
+        ``Dates.pending``, the one whose write did not leave it unchanged -- a resend naming the version it
+        found stored none of it; stfix40). With
         ``own.through`` (a source group) only a message of that group counts, and with ``own.placing`` only one
         that states the number as the placer's (``Stamp.placed``): the first version holding it written by
         one -- ord39 took the first version any order message wrote, so the filler's own XX after its report
@@ -2130,9 +2132,7 @@ class MergeRules:
         _every, by_version = self._provenances(keeper, search, rtype, ref)
         group = self._groups.get(own.through) if own.through else None
         for version in reversed(run):
-            target = f"{ref}/_history/{(version.get('meta') or {}).get('versionId')}"
-            provs = by_version.get(target, ())
-            stamps = [*(dates.of(provs) if provs else ()), *dates.pending(target)]
+            stamps = _made_by(dates, by_version, ref, (version.get("meta") or {}).get("versionId"))
             if group is not None:
                 stamps = [s for s in stamps if s.message in group]
             if own.placing:
@@ -2146,11 +2146,13 @@ class MergeRules:
             if stamps and not unheld:
                 continue  # (held claims alone wrote it: the next version's writer stored it, if any)
             stamps = unheld
-            # the first of them stored it: a later message that changed nothing (a held one among them) names
-            # the same version in its Provenance, and is no storer of the number (ofix39) -- first by arrival
-            # (``received``; this batch's own, not yet received, after the stored): the Provenances come in no
-            # set order (on MongoDB the held XO's was read first at times, making the held sender the placer)
-            stamps.sort(key=lambda s: (s.received is None, s.received or _dt.datetime.min.replace(tzinfo=_dt.UTC)))
+            # the one that made the version stored it (``_made_by``: a later message that changed nothing names
+            # the same version in its Provenance and is no storer of the number -- ofix39, stfix40); should more
+            # than one remain (a message filed before its document kept what it left unchanged), the first by
+            # arrival (``received``; this batch's own, not yet received, after the stored), then by sender and
+            # message (MSH-3^MSH-4, MSH-10: the message store's key) -- the Provenances come in no set order, and
+            # an equal receipt was decided by the order they were read in (review rv40b LOW 4)
+            stamps.sort(key=_arrival)
             return stamps[:1] or None
         return None
 
@@ -3818,6 +3820,29 @@ def line_run(lines: list[str], part: list[str]) -> int:
         return -1
     width = len(part)
     return next((i for i in range(len(lines) - width + 1) if lines[i:i + width] == part), -1)
+
+
+def _made_by(dates: Dates, by_version: Mapping[str, list[Resource]], ref: str, version: Any) -> list[Stamp]:
+    """The ``Stamp`` of the message that made version ``version`` of ``ref`` (``Type/id``): of the messages whose
+    Provenances name it (``by_version``: ``MergeRules._provenances``) and this batch's earlier ones that wrote it
+    (``Dates.pending``), those whose write did not leave it as stored (``Stamp.unchanged``) -- the one owner of
+    "which message made a version", for its date (``_before_later``) and for who stored an order's number
+    (``_numbered``). A message that changed nothing (the LIS's P re-sent unchanged at 10:00, a held statement)
+    names the version it found, which an earlier message made: dated by it, the 09:00 P's version read "later"
+    than the 09:30 final, which lost its tube and its interpreter, unwarned (review rv40b HIGH 1; fortieth round,
+    stfix40). Empty: no message made it (a FHIR client's version), whatever message restated it since."""
+    target = f"{ref}/_history/{version}"
+    provs = by_version.get(target, ())
+    stamps = [*(dates.of(provs) if provs else ()), *dates.pending(target)]
+    return [s for s in stamps if ref not in s.unchanged()]
+
+
+def _arrival(stamp: Stamp) -> tuple[bool, _dt.datetime, str, str]:
+    """A message's place in arrival order (``_numbered``): its receipt (none, this batch's own: after every
+    stored one), then its sender and its label (MSH-3^MSH-4, MSH-9 MSH-10: the message store's key) -- a total
+    order on both backends, whatever order the Provenances were read in (review rv40b LOW 4)."""
+    return (stamp.received is None, stamp.received or _dt.datetime.min.replace(tzinfo=_dt.UTC),
+            stamp.sender, stamp.label)
 
 
 def _is_number(ident: Any, own: Owned) -> bool:

@@ -78,7 +78,11 @@ class Stamp:
     - ``claims``: the order numbers (``KIND|system|value``) whose owner's change the message stated and was held
       from (ERR-3 204: ``merge_rules.Owned``), as its message document keeps them (``held_claims``): a held claim
       makes its sender no storer of the number, though its write created the order holding it (a filler number
-      alone finds nothing else) -- ``MergeRules._numbered`` skips it (fortieth round, ord40)."""
+      alone finds nothing else) -- ``MergeRules._numbered`` skips it (fortieth round, ord40);
+    - ``unchanged``: the resources (``Type/id``) the message's write left as they were stored (no new version:
+      a resend of the same P, a held statement), as its message document keeps them (``unchanged``): its
+      Provenance names the version it found, which another message made -- a version is dated and owned only by
+      the message that made it (``MergeRules._made_by``; review rv40b HIGH 1, fortieth round, stfix40)."""
 
     sender: str
     text: str
@@ -93,15 +97,17 @@ class Stamp:
     message: str = ""
     placed: Callable[[], frozenset[str]] = field(default=lambda: frozenset(), compare=False, repr=False)
     claims: Callable[[], frozenset[str]] = field(default=lambda: frozenset(), compare=False, repr=False)
+    unchanged: Callable[[], frozenset[str]] = field(default=lambda: frozenset(), compare=False, repr=False)
 
 
 def stamp(*, application: str, institution: str, msh7: str, received_at: str | None, tz: str,
           label: str = "", hd: tuple[str, str, str] = ("", "", ""), message: str = "",
           placed: Callable[[], frozenset[str]] | None = None,
-          claims: Callable[[], frozenset[str]] | None = None) -> Stamp:
+          claims: Callable[[], frozenset[str]] | None = None,
+          unchanged: Callable[[], frozenset[str]] | None = None) -> Stamp:
     """The ``Stamp`` of a message from its MSH fields and its receipt time (``hd``: MSH-3 whole,
     ``message``: MSH-9.1, ``placed``: the placer numbers it states as the placer's, ``claims``: the numbers
-    its claim to was held)."""
+    its claim to was held, ``unchanged``: the resources its write left as stored)."""
     received = aware_instant(received_at)
     sent: _dt.datetime | None = None
     why = ""
@@ -119,7 +125,8 @@ def stamp(*, application: str, institution: str, msh7: str, received_at: str | N
                 sent = None
     return Stamp(f"{application}^{institution}", msh7, sent, why, received, label,
                  _span_end(msh7.strip(), sent) if sent is not None else None, hd, message,
-                 placed or (lambda: frozenset()), claims or (lambda: frozenset()))
+                 placed or (lambda: frozenset()), claims or (lambda: frozenset()),
+                 unchanged or (lambda: frozenset()))
 
 
 def header_hd(value: str, separator: str) -> tuple[str, str, str]:

@@ -18,7 +18,9 @@ A message document::
                       "element": "code", "at": "OBR[1]-4", "elsewhere": false}, ...]}
 
 (``held_claims``: the order numbers an accepted message's change was held under, W 204 -- listed in ``hl7_held``
-for the operator until it is processed again without any: ord40)
+for the operator until it is processed again without any: ord40; ``"unchanged": ["Observation/..", ...]``, when
+there are any: the resources its write left as stored -- a resend of the same result -- whose versions its
+Provenance names but another message made: stfix40)
 
 (a replay's entry: ``{"at", "by", "previous_reason", "previous_status"}``, ``"as": "later"`` when the
 operator decided the message is later than a stored version it could not be ordered against, ``"as": "owner"``
@@ -407,7 +409,7 @@ class MessageStore:
     def mark_processed(self, doc_id: str, *, ack_code: str, warnings: Iterable[HL7Error],
                        resources: list[str], attempts: int, current: Document | None = None,
                        unstored: list[Document] | None = None, held: list[dict[str, Any]] | None = None,
-                       decided: bool | None = None) -> None:
+                       decided: bool | None = None, unchanged: list[str] | None = None) -> None:
         """``current``: the document as stored, when the caller holds it; ``unstored``: see ``_set``.
         Stamped as filed by a release keeping the registrations table (``_NOTED``: the ingest writes the
         message's rows in this transaction; ``registrations_epoch``).
@@ -419,7 +421,11 @@ class MessageStore:
 
         ``decided``: the replay carried an operator's decision, and whether it was used (``decision_used``): the
         message's ``decision`` is written in this same write, so no reader (another worker asked the same decision)
-        ever sees it holding nothing and decided nothing (rv40f HIGH 1, ordfix40)."""
+        ever sees it holding nothing and decided nothing (rv40f HIGH 1, ordfix40).
+
+        ``unchanged``: the resources (``Type/id``) its write left as stored (no new version: a resend, a held
+        statement), kept as ``unchanged`` when there are any -- its Provenance names versions another message
+        made, and a version is dated and owned by the message that made it (``Stamp.unchanged``; stfix40)."""
         errs = [error_to_dict(e) for e in warnings]
         at = now_iso()
         fields: dict[str, Any] = {
@@ -430,6 +436,8 @@ class MessageStore:
             fields["decision"] = said
         if doc.get(DECIDING):
             fields[DECIDING] = None  # (a decision applied, or one a crash left taken up plainly: none in flight)
+        if unchanged or doc.get("unchanged"):
+            fields["unchanged"] = unchanged or []
         was = doc.get("held_claims")
         if held or was:
             fields["held_claims"] = held or []

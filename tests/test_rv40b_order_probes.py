@@ -4,7 +4,6 @@ real store on each backend (``tests.module_store``)."""
 
 from __future__ import annotations
 
-import pytest
 from fastapi.testclient import TestClient
 
 from engine.engine import Engine
@@ -45,10 +44,6 @@ def test_an_older_tubeless_final_keeps_tube_a_past_a_clients_note(engine: Engine
     assert result.get("specimen") == obs["specimen"], (result.get("specimen"), obs["specimen"], err_lines(ack))
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "rv40b HIGH (data lost): _before_later dates a version by every message naming it; the 09:00 P re-sent "
-    "identically at 10:00 (no new version, its Provenance names v1) makes v1 'later' than the 09:30 final, so "
-    "prior is {} and the final result loses its tube, the report its tube and interpreter 王五 -- unwarned"))
 def test_an_older_final_keeps_what_a_p_resent_unchanged_stated(engine: Engine, http: TestClient) -> None:
     """P 4.0 of tube A at 09:00 interpreted by 王五; the LIS re-sends that P unchanged at 10:00 (another MSH-10:
     no new version); the P of a re-drawn tube B at 12:00 by 李四; then the F 4.1 of 09:30 without SPM or

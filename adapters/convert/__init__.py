@@ -75,6 +75,8 @@ class Conversion:
     identified: dict[str, tuple[str, str, tuple[str, int, int]]] = field(default_factory=dict)
     # "Type/id" -> (subject, stay, code, DG1-20, warning): ``Context.withdrawn``, for ``settle_withdrawn``
     withdrawn: dict[str, tuple[str, str, str, str, HL7Error]] = field(default_factory=dict)
+    # "Type/id" of an order -> its ORC-5 W: ``Context.completion_unsaid``, for ``settle_completion``
+    completion_unsaid: dict[str, HL7Error] = field(default_factory=dict)
     # "Type/id" of the Conditions a DG1 states -> said D of first: ``Context.restated``, for ``settle_withdrawn``
     restated: dict[str, bool] = field(default_factory=dict)
     # "Patient/id" -> the PID's sequence, of each PID's record the message names but does not correct
@@ -139,6 +141,8 @@ class Conversion:
             leaned.update(settle_stay(self, read_many, search, messages, earlier))
         if (self.withdrawn or self.restated) and read_many is not None:
             leaned.update(settle_withdrawn(self, read_many, search, earlier))
+        if self.completion_unsaid and read_many is not None:
+            leaned.update(settle_completion(self, read_many, earlier))
         return sorted(leaned)
 
     def warn(self, warning: HL7Error) -> None:
@@ -255,6 +259,7 @@ def convert(message: Message, site: Site, institution: str | None = None, applic
         identified=ctx.identified,
         withdrawn=ctx.withdrawn,
         restated=ctx.restated,
+        completion_unsaid=ctx.completion_unsaid,
         persons=ctx.persons,
         corrections=ctx.corrections,
         apart=ctx.apart,
@@ -377,6 +382,32 @@ def _take(conversion: Conversion, moves: dict[str, str]) -> None:
     conversion.nulled[:] = [(moves.get(r, r), *rest) for r, *rest in conversion.nulled]
     conversion.id_nulled[:] = [(moves.get(r, r), *rest) for r, *rest in conversion.id_nulled]
     conversion._bundle = None
+
+
+def settle_completion(conversion: Conversion, read_many: Any, earlier: Sequence[Conversion] = ()) -> list[int]:
+    """The W at ORC-5 of a group none of whose results stands (``results.status_from_report``: "ORC-5 'CM' ...
+    was not stored ... the order stays as it stands") is taken back where the order stands completed already --
+    stored so, or so written by an earlier message of the batch (``earlier``, in message order; one that only
+    assumed a status, ``Said.assumed``, fills none over a stored one). The LIS's W after its final, the final's
+    CM stored: the order stays completed, the message's CM would have changed nothing, and the W read to an
+    operator as the order taken back (st40's LOW; fortieth round, stfix40). Where it is not completed (the W
+    first met, the final never received) the W stays: the order is not what ORC-5 said. Returns the positions
+    in ``earlier`` of the conversions the answer read."""
+    leaned: set[int] = set()
+    stored = read_many([_key_of(ref) for ref in conversion.completion_unsaid])
+    for ref, said in conversion.completion_unsaid.items():
+        status = (stored.get(_key_of(ref)) or {}).get("status")
+        for i, c in enumerate(earlier):
+            res = c.by_reference.get(ref)
+            if res is None or not res.get("status"):
+                continue
+            leaned.add(i)
+            assumed = "status" in (getattr(c.said.get(ref), "assumed", None) or ())
+            if not assumed or status is None:
+                status = res["status"]
+        if status == "completed":
+            conversion.warnings[:] = [w for w in conversion.warnings if w is not said]
+    return sorted(leaned)
 
 
 def settle_withdrawn(conversion: Conversion, read_many: Any, search: Any,

@@ -181,6 +181,9 @@ class Context:
     # one a feed's D withdrew (``his.withdrawn_by_sender``), or this message's own D, is no longer
     # entered-in-error (``settle_withdrawn``, dgfix25b; dgmend26)
     restated: dict[str, bool] = field(default_factory=dict)
+    # "Type/id" of an order -> the W at its ORC-5 saying its CM was not stored beside a group of withdrawn results
+    # and the order stays as it stands: not said where it stands completed already (``settle_completion``, stfix40)
+    completion_unsaid: dict[str, HL7Error] = field(default_factory=dict)
     # "Type/id" of a Condition -> what DG1-21 said of it in this message ("D", or "A" for A/U/empty)
     diagnosis_said: dict[str, str] = field(default_factory=dict)
     # OBX-23's raw XON -> the performer reference it makes (``actors.performing_organization``): worked

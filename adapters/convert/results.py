@@ -816,7 +816,10 @@ def status_from_report(group: Group, ctx: Context, request: dict[str, str], stat
     request before its completion. ORC-5 is the order's own status and stands -- but for a completion
     (CM: ``completed``), which such a group's results do not bear out any more than OBR-25's F does the
     report's: many LIS send ORC-5 CM on every result message, the W too. It is not taken (W at ORC-5) and
-    the order is as the results give it (sfix39's LOW; fortieth round, st40)."""
+    the order is as the results give it (sfix39's LOW; fortieth round, st40). Where the order stays as it
+    stands and it stands completed already (the LIS's W after its final: the final's CM stored), the W is not
+    said (``settle_completion``): nothing of the order was changed or left unchanged by it -- an operator read
+    it as the order taken back (st40's LOW; fortieth round, stfix40)."""
     none = _none_stands(ctx, {ctx.resources[r["reference"]]["status"] for r in results
                               if r["reference"] in ctx.resources}) if results else None
     ref = request["reference"]
@@ -827,10 +830,13 @@ def status_from_report(group: Group, ctx: Context, request: dict[str, str], stat
         if _earlier_stands(ctx, ref, none):
             return  # an earlier group of the message naming this order completed it: its CM stands, no W
         given = vocabulary(ctx.site, "order_status_by_report").get(none)
-        ctx.warn(group.orc.error(
+        said = group.orc.error(
             f"ORC-5 '{group.orc.value(5)}' (completed) was not stored: every result of the order's group is "
             f"{'withdrawn' if none == 'entered-in-error' else 'withdrawn or not obtained'} (OBX-11) -- "
-            + (f"the order is {given}" if given else "the order stays as it stands"), 5, code=MESSAGE_ACCEPTED))
+            + (f"the order is {given}" if given else "the order stays as it stands"), 5, code=MESSAGE_ACCEPTED)
+        ctx.warn(said)
+        if not given:  # (said only where the order is not completed already: ``settle_completion``, stfix40)
+            ctx.completion_unsaid[ref] = said
     state = none or state
     if group.orc is not None and group.orc.value(5):
         ctx.progress_warned[ref] = ctx.warnings[-1]  # (the W just said: a later group completing the order unsays it)
