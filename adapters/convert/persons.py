@@ -85,8 +85,8 @@ def check_persons(conversion: Any, read_many: Any, earlier: Sequence[Any] = (), 
     message leaves it (``_as_stored``); None: the shipped ones."""
     leaned: list[int] = []
     unread: list[tuple[str, int, bool, int | None]] = []  # ... and the batch's placeholder of it, if any
-    left_out: dict[str, str] = {}  # a record whose PID-3 number ``_registrars_number`` left out -> who may renumber
-    def renumber(ref: str) -> tuple[bool, str]:  # (the refusal's advice: ``_against_kept_number``)
+    left_out: dict[str, Renumber] = {}  # a record whose PID-3 number ``_registrars_number`` left out -> who may renumber
+    def renumber(ref: str) -> Renumber:  # (the refusal's advice: ``_against_kept_number``)
         return _may_renumber(conversion, ref, earlier, search, messages, read_many)
     # a record an earlier message of the batch states: a number this application may not replace is left out
     # before the check against the kept number (below), as it is for a stored record (rv40l MED 3)
@@ -1308,8 +1308,21 @@ def _may_restate(conversion: Any, registrar: str | None) -> bool:
     return registrar == conversion.application or (conversion.application in declared and registrar in declared)
 
 
+class Renumber(NamedTuple):
+    """``_may_renumber``'s answer: whether this message may, and who may (``rule`` and the ``apps`` it names by
+    MSH-3, for the W 205 and the refusal's advice -- never patient data)."""
+    may: bool
+    rule: str = ""
+    apps: tuple[str, ...] = ()
+
+    @property
+    def who(self) -> str:
+        """The rule with the applications it names: "... (MSH-3 HIS, TJXT)" (words.yaml reads the names)."""
+        return f"{self.rule} (MSH-3 {', '.join(self.apps) or 'unknown'})"
+
+
 def _may_renumber(conversion: Any, ref: str, earlier: Sequence[Any], search: Any, messages: Any,
-                  read_many: Any) -> tuple[bool, str]:
+                  read_many: Any) -> Renumber:
     """May this message replace or take off (``""^^^^NNCHN``) the resident ID number record ``ref`` holds? The
     one rule of it (``_registrars_number``, ``_registrars_null``, and the refusal's advice: ``_against_kept_number``),
     with who may, in words, for the W or the AE that says no (never patient data: MSH-3 names).
@@ -1335,27 +1348,22 @@ def _may_renumber(conversion: Any, ref: str, earlier: Sequence[Any], search: Any
     app = conversion.application
     if declared:
         if app in declared:
-            return True, ""
+            return Renumber(True)
         registrar = _with_batch(_registered(ref, search, messages, declared, read_many), ref, earlier, declared)
-        return registrar == app, RENUMBER_DECLARED + _who(declared)
+        return Renumber(registrar == app, RENUMBER_DECLARED, tuple(declared))
     registrants = _registrants(ref, search, messages, read_many)
     if registrants == {_UNREGISTERED} or conversion.registers:
-        return True, ""
+        return Renumber(True)
     registrants = (registrants or set()) - {_UNREGISTERED, _UNSPOKEN}
     registrants |= {c.application for c in earlier if c.registers and ref in c.by_reference
                     and ref not in c.create_only and not _rekeyed_alone(c, ref)}
-    return app in registrants, RENUMBER_REGISTRANTS + _who(sorted(registrants))
+    return Renumber(app in registrants, RENUMBER_REGISTRANTS, tuple(sorted(registrants)))
 
 
 # who may replace or take off a record's ID number (``_may_renumber``), as the W 205 and the refusal's advice say it
 # (words.yaml ``w-id-number-not-registrar``, ``w-id-null-not-registrar`` read the MSH-3 names after "MSH-3 ")
 RENUMBER_DECLARED = "the institution's registration_applications (institutions.yaml)"
 RENUMBER_REGISTRANTS = "a registration (ADT^A01/A04/A05/A28), or an update from an application that registered the record"
-
-
-def _who(applications: Sequence[str]) -> str:
-    """The applications named after ``RENUMBER_*``: MSH-3 names, no patient data."""
-    return " (MSH-3 " + (", ".join(applications) or "unknown") + ")"
 
 
 def _registrants(ref: str, search: Any, messages: Any, read_many: Any) -> set[str] | None:
@@ -2082,7 +2090,7 @@ def _kept_on(conversion: Any, prior: str, where: tuple[tuple[str, tuple[str, ...
 
 
 def _registrars_number(conversion: Any, earlier: Sequence[Any], stored: dict[Any, Any], leaned: list[int],
-                       search: Any, messages: Any, read_many: Any, left_out: dict[str, str],
+                       search: Any, messages: Any, read_many: Any, left_out: dict[str, Renumber],
                        only: Collection[str] | None = None) -> None:
     """A registration's PID-3 stating a resident ID number other than the one its record holds (as the batch leaves
     it, else stored) -- which would replace it (``merge.yaml`` ``beside``: a number of that kind stated replaces
@@ -2108,18 +2116,18 @@ def _registrars_number(conversion: Any, earlier: Sequence[Any], stored: dict[Any
             was = _as_left(ref, earlier, stored, leaned)
             if was is None or not (id_numbers(was) - stated):
                 continue
-            may, who = _may_renumber(conversion, ref, earlier, search, messages, read_many)
-            if may:
+            answer = _may_renumber(conversion, ref, earlier, search, messages, read_many)
+            if answer.may:
                 continue
             person["identifier"] = [i for i in person.get("identifier") or ()
                                     if not (isinstance(i, dict) and is_national_id(i))]
             conversion.planned.pop(ref, None)
             conversion._bundle = None
-            left_out[ref] = who
+            left_out[ref] = answer
             warning = HL7Error(
                 "PID-3 states a resident ID number other than the one the record holds: not taken, the record keeps "
-                f"its number -- only {who} replaces it. If the record's number is wrong, ask that application to "
-                "correct it, or the operator", segment="PID", sequence=sequence, field=3,
+                f"its number -- only {answer.who} replaces it. If the record's number is wrong, ask that application "
+                "to correct it, or the operator", segment="PID", sequence=sequence, field=3,
                 code=DUPLICATE_KEY_IDENTIFIER)
             warning.severity = "W"
             conversion.warnings.append(warning)
@@ -2143,13 +2151,13 @@ def _registrars_null(conversion: Any, earlier: Sequence[Any], stored: dict[Any, 
         was = _as_left(ref, earlier, stored, leaned)
         if was is None or not any(is_national_id(i) for i in was.get("identifier") or () if isinstance(i, dict)):
             continue
-        may, who = _may_renumber(conversion, ref, earlier, search, messages, read_many)
-        if may:
+        answer = _may_renumber(conversion, ref, earlier, search, messages, read_many)
+        if answer.may:
             continue
         _kept_on(conversion, ref, NATIONAL_ENTRIES)
         warning = HL7Error(
             f"PID-3 repetition {repetition} asks to delete the record's resident ID number (\"\"^^^^NNCHN): not "
-            f"taken, the ID number is kept -- only {who} takes it off. If it is wrong, ask that application to send "
+            f"taken, the ID number is kept -- only {answer.who} takes it off. If it is wrong, ask that application to send "
             "the null, or the operator to correct the record", segment="PID",
             sequence=sequence, field=3, code=DUPLICATE_KEY_IDENTIFIER, repetition=repetition if repetition > 1 else None)
         warning.severity = "W"
@@ -2363,8 +2371,8 @@ def _given_back(conversion: Any, earlier: Sequence[Any], stored: dict[Any, Any],
 
 
 def _against_kept_number(conversion: Any, ref: str, sequence: int, was: dict[str, Any], merge: MergeRules | None,
-                         leaned: list[int], left_out: Mapping[str, str] | None = None,
-                         renumber: Callable[[str], tuple[bool, str]] | None = None) -> None:
+                         leaned: list[int], left_out: Mapping[str, Renumber] | None = None,
+                         renumber: Callable[[str], Renumber] | None = None) -> None:
     """Refuse (AE at PID-8, or PID-7) a registration whose PID-3 states no resident ID number when the record as it
     leaves it -- the stored number kept beside its identifiers (``merge.yaml`` ``Patient.identifier`` ``beside``),
     the PID's sex and birth date over the stored -- contradicts that number (``demographics.conflicts_with_own_ids``):
@@ -2394,12 +2402,13 @@ def _against_kept_number(conversion: Any, ref: str, sequence: int, was: dict[str
         _refuse_against_number(wrong, sequence, "PID-3's resident ID number is left out (ERR W 205: not this "
                                "application's to replace), and the registration's identifiers leave the record's on "
                                "it", leaned, who=left_out[ref])
-    may, who = renumber(ref) if renumber is not None else (True, "")
+    answer = renumber(ref) if renumber is not None else Renumber(True)
     _refuse_against_number(wrong, sequence, "PID-3 does not state it, and the registration's identifiers leave it "
-                           "on the record", leaned, who=None if may else who)
+                           "on the record", leaned, who=None if answer.may else answer)
 
 
-def _refuse_against_number(wrong: list[str], sequence: int, why: str, leaned: list[int], who: str | None = None) -> None:
+def _refuse_against_number(wrong: list[str], sequence: int, why: str, leaned: list[int],
+                           who: Renumber | None = None) -> None:
     """The AE at PID-8 (or PID-7) of a registration leaving its record with a resident ID number its sex or birth
     date contradicts (``demographics.conflicts_with_own_ids``' ``wrong``), the number not stated by the PID: ``why``
     it is there -- kept beside the registration's identifiers (``_against_kept_number``), or carried by a merge
@@ -2410,7 +2419,8 @@ def _refuse_against_number(wrong: list[str], sequence: int, why: str, leaned: li
     what = "sex" if field == 8 else "birth date"
     advice = (f"State the corrected ID number in PID-3 with the corrected {what}, take a wrong one off with "
               f"\"\"^^^^NNCHN in PID-3, or correct PID-{field}") if who is None else \
-        f"Correct PID-{field}, or have {who}, or the operator, correct the record's ID number"
+        (f"Correct PID-{field}, or have the application that may (MSH-3 {', '.join(who.apps) or 'unknown'}) or the "
+         f"operator correct the record's ID number -- only {who.rule} replaces or takes it off")
     error = HL7Error(
         f"PID-{field} {what} disagrees with the resident ID number the record holds "
         f"({'; '.join(wrong)}): {why}; nothing of the message is filed. {advice}", segment="PID", sequence=sequence,
