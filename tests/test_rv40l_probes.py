@@ -35,10 +35,6 @@ def replaced(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestClient]:
         yield client
 
 
-@pytest.mark.xfail(strict=True, reason="MED: a county that replaced its HIS (MSH-3 HIS -> HIS2) and declares the new "
-                   "one its registration_applications cannot correct a wrong ID number over HL7 on any record the "
-                   "old HIS registered: _may_restate wants the registrar itself declared too, the new HIS's A08 is "
-                   "answered W 205 and the wrong number kept")
 def test_the_new_his_corrects_a_number_the_old_his_registered(replaced: TestClient) -> None:
     wrong, right = _nid("32092319630901002"), _nid("32092319630901022")
     assert ack_code_of(post(replaced, adt("LA1", f"LA^^^FNXRMYY^MR~{wrong}^^^^NNCHN", "岳^甲", "19630901",
@@ -49,10 +45,6 @@ def test_the_new_his_corrects_a_number_the_old_his_registered(replaced: TestClie
     assert len(patients(replaced, right)) == 1 and patients(replaced, wrong) == [], err_lines(ack)
 
 
-@pytest.mark.xfail(strict=True, reason="HIGH: on the shipped site (no registration_applications) a LIS walk-in A04 "
-                   "stating the HIS's MRN with a wrong (valid) ID number makes the LIS the record's registrar; the "
-                   "HIS's own A04 and A08 stating the right number are answered W 205 and the wrong number is kept "
-                   "for good (persons._registrars_number; before a47fix40 the HIS's A04 replaced it)")
 def test_the_his_corrects_a_number_a_lis_walk_in_stated_first(both: tuple[Engine, TestClient]) -> None:
     _, http = both
     wrong, right = _nid("32092319630906002"), _nid("32092319630906022")
@@ -66,10 +58,6 @@ def test_the_his_corrects_a_number_a_lis_walk_in_stated_first(both: tuple[Engine
         err_lines(ack)
 
 
-@pytest.mark.xfail(strict=True, reason="LOW: the thin A08's AE at PID-8 tells a non-registrar (the LIS) to 'take a "
-                   "wrong one off with \"\"^^^^NNCHN' or 'state the corrected ID number', both of which a47fix40 "
-                   "no longer takes from it; following the advice gets the same AE, saying 'PID-3 does not state it' "
-                   "of a PID-3 that states it")
 def test_the_refusal_advises_a_non_registrar_only_what_it_may_do(both: tuple[Engine, TestClient]) -> None:
     _, http = both
     female, male = _nid("32092319630905002"), _nid("32092319630905011")
@@ -120,11 +108,6 @@ def test_an_a40_onto_a_survivor_of_no_sex_carries_and_onto_a_male_one_is_refused
     assert f"{NNCHN_SYSTEM}|{nid2}" in tokens(read_patient(http, male["id"]))
 
 
-@pytest.mark.xfail(strict=True, reason="MED: in a batch (BHS) the HIS's A04 (female ID number) then the LIS's A08 "
-                   "stating sex M and a male ID number: _registrars_number leaves the LIS's number out after "
-                   "_against_kept_number ran, so the record is filed male beside the female number it keeps -- the "
-                   "state sent singly is refused AE at PID-8 -- and the index unlinks it from her person "
-                   "(a47fix40's own LOW, under-ranked)")
 def test_a_batch_does_not_file_a_sex_the_kept_number_contradicts(both: tuple[Engine, TestClient]) -> None:
     _, http = both
     female, male = _nid("32092319630908002"), _nid("32092319630908011")

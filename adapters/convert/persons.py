@@ -34,7 +34,7 @@ in CX-4 sees on day one that its numbers were kept apart, and how to declare the
 from __future__ import annotations
 
 import json
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from copy import deepcopy
 from dataclasses import replace
 from typing import Any, NamedTuple
@@ -85,6 +85,15 @@ def check_persons(conversion: Any, read_many: Any, earlier: Sequence[Any] = (), 
     message leaves it (``_as_stored``); None: the shipped ones."""
     leaned: list[int] = []
     unread: list[tuple[str, int, bool, int | None]] = []  # ... and the batch's placeholder of it, if any
+    left_out: dict[str, Renumber] = {}  # a record whose PID-3 number ``_registrars_number`` left out -> who may renumber
+    def renumber(ref: str) -> Renumber:  # (the refusal's advice: ``_against_kept_number``)
+        return _may_renumber(conversion, ref, earlier, search, messages, read_many)
+    # a record an earlier message of the batch states: a number this application may not replace is left out
+    # before the check against the kept number (below), as it is for a stored record (rv40l MED 3)
+    stating = {ref for refs in (conversion.persons, conversion.corrections) for ref in refs
+               if (left := batch_version(ref, earlier)) is not None and left.states}
+    if stating:
+        _registrars_number(conversion, earlier, {}, leaned, search, messages, read_many, left_out, stating)
     for refs, corrects in ((conversion.persons, False), (conversion.corrections, True)):
         for ref, sequence in refs.items():
             left = batch_version(ref, earlier)
@@ -93,7 +102,8 @@ def check_persons(conversion: Any, read_many: Any, earlier: Sequence[Any] = (), 
                 continue
             at = left.at
             leaned.append(at)
-            _against_kept_number(conversion, ref, sequence, earlier[at].by_reference[ref], merge, [at])
+            _against_kept_number(conversion, ref, sequence, earlier[at].by_reference[ref], merge, [at], left_out,
+                                 renumber)
             if contradicts_all(earlier[at].by_reference[ref], conversion.by_reference[ref]):
                 if not corrects:
                     if not _formerly(conversion, ref, sequence, earlier[at].by_reference[ref], search, read_many,
@@ -135,7 +145,7 @@ def check_persons(conversion: Any, read_many: Any, earlier: Sequence[Any] = (), 
         _merged_apart(conversion, earlier, stored, leaned)
     if conversion.id_nulled:  # (before the carry: a null not taken leaves the carry as it was)
         _registrars_null(conversion, earlier, stored, leaned, search, messages, read_many)
-    _registrars_number(conversion, earlier, stored, leaned, search, messages, read_many)
+    _registrars_number(conversion, earlier, stored, leaned, search, messages, read_many, left_out)
     if conversion.merges:
         _joined(conversion, earlier, stored, leaned)
         _carried(conversion, earlier, stored, leaned, merge)
@@ -154,7 +164,8 @@ def check_persons(conversion: Any, read_many: Any, earlier: Sequence[Any] = (), 
             at = made
             leaned.append(at)
             was = earlier[at].by_reference[ref]
-        _against_kept_number(conversion, ref, sequence, was, merge, [at] if at is not None else [])
+        _against_kept_number(conversion, ref, sequence, was, merge, [at] if at is not None else [], left_out,
+                             renumber)
         if not contradicts_all(was, conversion.by_reference[ref]):
             continue
         on = [at] if at is not None else []
@@ -1297,6 +1308,79 @@ def _may_restate(conversion: Any, registrar: str | None) -> bool:
     return registrar == conversion.application or (conversion.application in declared and registrar in declared)
 
 
+class Renumber(NamedTuple):
+    """``_may_renumber``'s answer: whether this message may, and who may (``rule`` and the ``apps`` it names by
+    MSH-3, for the W 205 and the refusal's advice -- never patient data)."""
+    may: bool
+    rule: str = ""
+    apps: tuple[str, ...] = ()
+
+    @property
+    def who(self) -> str:
+        """The rule with the applications it names: "... (MSH-3 HIS, TJXT)" (words.yaml reads the names)."""
+        return f"{self.rule} (MSH-3 {', '.join(self.apps) or 'unknown'})"
+
+
+def _may_renumber(conversion: Any, ref: str, earlier: Sequence[Any], search: Any, messages: Any,
+                  read_many: Any) -> Renumber:
+    """May this message replace or take off (``""^^^^NNCHN``) the resident ID number record ``ref`` holds? The
+    one rule of it (``_registrars_number``, ``_registrars_null``, and the refusal's advice: ``_against_kept_number``),
+    with who may, in words, for the W or the AE that says no (never patient data: MSH-3 names).
+
+    The site declares its ``registration_applications``: any of them may, whoever registered the record -- a
+    county that replaced its HIS (MSH-3 HIS -> HIS2, only HIS2 declared) corrects over HL7 the records the old
+    HIS registered (rv40l MED 2), and a declared application already wins the registrar's place from an undeclared
+    one (``_registered``); an undeclared application only on a record it is the registrar of (one no declared
+    application registered stays its own, as ``_may_restate`` has it).
+
+    None declared: nothing tells the HIS from a LIS sending ADT under the HIS's MRN (PID-3.4 the institution's
+    authority either way), so "the first registration received" (``_registered``) is no owner of the number -- a
+    LIS's walk-in A04 stating the HIS's MRN with a wrong valid number had made the LIS that owner, and the HIS's
+    own A04, A08 and ``""^^^^NNCHN`` could never correct it (rv40l HIGH 1). The rule is then: an application
+    that registers the record -- this message a registration event (A01/A04/A05/A28, a merge naming its survivor:
+    ``registers_person``), or its application's registration of the record filed before (the registrations
+    table, any application's first, not only the first of all) or earlier in the batch. An update (A08/A31) from
+    an application that never registered the record (the LIS's A08 on the HIS's record: a47fix40) may not. A
+    record only a result's placeholder made (``_UNREGISTERED``) is anyone's to number, as ``_may_restate`` says;
+    one whose registrations cannot be told (None) or no registration spoke for (``_UNSPOKEN``): only a
+    registration event."""
+    declared = conversion.registrars
+    app = conversion.application
+    if declared:
+        if app in declared:
+            return Renumber(True)
+        registrar = _with_batch(_registered(ref, search, messages, declared, read_many), ref, earlier, declared)
+        return Renumber(registrar == app, RENUMBER_DECLARED, tuple(declared))
+    registrants = _registrants(ref, search, messages, read_many)
+    if registrants == {_UNREGISTERED} or conversion.registers:
+        return Renumber(True)
+    registrants = (registrants or set()) - {_UNREGISTERED, _UNSPOKEN}
+    registrants |= {c.application for c in earlier if c.registers and ref in c.by_reference
+                    and ref not in c.create_only and not _rekeyed_alone(c, ref)}
+    return Renumber(app in registrants, RENUMBER_REGISTRANTS, tuple(sorted(registrants)))
+
+
+# who may replace or take off a record's ID number (``_may_renumber``), as the W 205 and the refusal's advice say it
+# (words.yaml ``w-id-number-not-registrar``, ``w-id-null-not-registrar`` read the MSH-3 names after "MSH-3 ")
+RENUMBER_DECLARED = "the institution's registration_applications (institutions.yaml)"
+RENUMBER_REGISTRANTS = "a registration (ADT^A01/A04/A05/A28), or an update from an application that registered the record"
+
+
+def _registrants(ref: str, search: Any, messages: Any, read_many: Any) -> set[str] | None:
+    """Every application that registered the stored record ``ref`` (the registrations table's rows: each
+    application's first registration), where the table's word is the whole truth (``_table``); elsewhere the
+    one ``_registered`` tells (the first received), or ``{_UNREGISTERED}``/``{_UNSPOKEN}``; None: cannot be told.
+    Asked by ``_may_renumber`` on a site declaring no registration applications."""
+    marks = _marks(search, read_many)
+    if marks is None or messages is None:
+        return None
+    rows = _table(ref, marks, messages)
+    if rows:
+        return {str(row.get("application") or "") for row in rows}
+    registrar = _registered(ref, search, messages, (), read_many)
+    return None if registrar is None else {registrar}
+
+
 # the kept-apart warning's text before and after the authority: what the rows written before the
 # warning stated its count (``Tally``, identity34) are read back by (``kept_apart_authority``)
 _APART_HEAD = "PID-3 record number under assigning authority "
@@ -2006,7 +2090,8 @@ def _kept_on(conversion: Any, prior: str, where: tuple[tuple[str, tuple[str, ...
 
 
 def _registrars_number(conversion: Any, earlier: Sequence[Any], stored: dict[Any, Any], leaned: list[int],
-                       search: Any, messages: Any, read_many: Any) -> None:
+                       search: Any, messages: Any, read_many: Any, left_out: dict[str, Renumber],
+                       only: Collection[str] | None = None) -> None:
     """A registration's PID-3 stating a resident ID number other than the one its record holds (as the batch leaves
     it, else stored) -- which would replace it (``merge.yaml`` ``beside``: a number of that kind stated replaces
     the kept one): taken only from the record's registrar or another of the site's ``registration_applications``,
@@ -2017,27 +2102,32 @@ def _registrars_number(conversion: Any, earlier: Sequence[Any], stored: dict[Any
     EMR's A08 stating another valid number for the same name had moved her record out of her person on a word
     that registers nothing; the number it states passed the digit and demographic checks, which tell a wrong
     number from a right one no better than the null's sender can. Not refused: the rest of the message is the
-    sender's to state. Records not held yet, or holding no number, are this message's to number."""
+    sender's to state. Records not held yet, or holding no number, are this message's to number. Who may is
+    ``_may_renumber``'s rule; ``left_out`` gets each record whose number was left out -> who may (the refusal of the
+    sex the kept number then contradicts advises that: ``_against_kept_number``). ``only``: these records alone (a
+    batch's, asked before the rest are read)."""
     for refs in (conversion.persons, conversion.corrections):
         for ref, sequence in refs.items():
+            if only is not None and ref not in only:
+                continue
             person = conversion.by_reference.get(ref)
             if ref in conversion.create_only or person is None or not (stated := id_numbers(person)):
                 continue
             was = _as_left(ref, earlier, stored, leaned)
             if was is None or not (id_numbers(was) - stated):
                 continue
-            registrar = _registered(ref, search, messages, conversion.registrars, read_many)
-            if _may_restate(conversion, _with_batch(registrar, ref, earlier, conversion.registrars)):
+            answer = _may_renumber(conversion, ref, earlier, search, messages, read_many)
+            if answer.may:
                 continue
             person["identifier"] = [i for i in person.get("identifier") or ()
                                     if not (isinstance(i, dict) and is_national_id(i))]
             conversion.planned.pop(ref, None)
             conversion._bundle = None
+            left_out[ref] = answer
             warning = HL7Error(
                 "PID-3 states a resident ID number other than the one the record holds: not taken, the record keeps "
-                "its number -- only the application that registered the record, or another of the institution's "
-                "registration_applications (institutions.yaml), replaces it. If the record's number is wrong, ask the "
-                "registering system to correct it, or the operator", segment="PID", sequence=sequence, field=3,
+                f"its number -- only {answer.who} replaces it. If the record's number is wrong, ask that application "
+                "to correct it, or the operator", segment="PID", sequence=sequence, field=3,
                 code=DUPLICATE_KEY_IDENTIFIER)
             warning.severity = "W"
             conversion.warnings.append(warning)
@@ -2061,15 +2151,14 @@ def _registrars_null(conversion: Any, earlier: Sequence[Any], stored: dict[Any, 
         was = _as_left(ref, earlier, stored, leaned)
         if was is None or not any(is_national_id(i) for i in was.get("identifier") or () if isinstance(i, dict)):
             continue
-        registrar = _registered(ref, search, messages, conversion.registrars, read_many)
-        if _may_restate(conversion, _with_batch(registrar, ref, earlier, conversion.registrars)):
+        answer = _may_renumber(conversion, ref, earlier, search, messages, read_many)
+        if answer.may:
             continue
         _kept_on(conversion, ref, NATIONAL_ENTRIES)
         warning = HL7Error(
             f"PID-3 repetition {repetition} asks to delete the record's resident ID number (\"\"^^^^NNCHN): not "
-            "taken, the ID number is kept -- only the application that registered the record, or another of the "
-            "institution's registration_applications (institutions.yaml), takes it off. If it is wrong, ask the "
-            "registering system to send the null, or the operator to correct the record", segment="PID",
+            f"taken, the ID number is kept -- only {answer.who} takes it off. If it is wrong, ask that application to send "
+            "the null, or the operator to correct the record", segment="PID",
             sequence=sequence, field=3, code=DUPLICATE_KEY_IDENTIFIER, repetition=repetition if repetition > 1 else None)
         warning.severity = "W"
         conversion.warnings.append(warning)
@@ -2282,7 +2371,8 @@ def _given_back(conversion: Any, earlier: Sequence[Any], stored: dict[Any, Any],
 
 
 def _against_kept_number(conversion: Any, ref: str, sequence: int, was: dict[str, Any], merge: MergeRules | None,
-                         leaned: list[int]) -> None:
+                         leaned: list[int], left_out: Mapping[str, Renumber] | None = None,
+                         renumber: Callable[[str], Renumber] | None = None) -> None:
     """Refuse (AE at PID-8, or PID-7) a registration whose PID-3 states no resident ID number when the record as it
     leaves it -- the stored number kept beside its identifiers (``merge.yaml`` ``Patient.identifier`` ``beside``),
     the PID's sex and birth date over the stored -- contradicts that number (``demographics.conflicts_with_own_ids``):
@@ -2290,7 +2380,12 @@ def _against_kept_number(conversion: Any, ref: str, sequence: int, was: dict[str
     A08 under the bare MRN with sex F left a female record holding a male ID number, answered AA, and ``a_man`` then
     called her a man (rv39d MED 4). Only a writer whose identifiers keep a number beside them is asked (the
     registration: a result's PID changes no record's sex), and only when the record holds a number and the PID
-    states none. The stored number is not echoed (the ACK goes back to the sender)."""
+    states none. The stored number is not echoed (the ACK goes back to the sender).
+
+    The advice is what the sender may do (rv40l LOW 4): a PID-3 number ``_registrars_number`` left out (``left_out``:
+    who may replace it) is said to be left out, not "not stated"; an application that may not replace or take off the
+    number (``renumber``: ``_may_renumber``) is told to correct PID-8/PID-7 or have the application that may, or the
+    operator, correct the number -- not to send the number or ``""^^^^NNCHN``, which it would be answered W 205 for."""
     if ref in conversion.create_only:
         return  # (a result's or order's PID: its record is written only when absent, no sex of it changed)
     rules = merge if merge is not None else shipped()
@@ -2301,23 +2396,35 @@ def _against_kept_number(conversion: Any, ref: str, sequence: int, was: dict[str
     if id_numbers(person) or not id_numbers(was):
         return
     wrong = conflicts_with_own_ids(_as_stored(conversion, ref, was, merge))
-    if wrong:
-        _refuse_against_number(wrong, sequence, "PID-3 does not state it, and the registration's identifiers leave it "
-                               "on the record", leaned)
+    if not wrong:
+        return
+    if left_out and ref in left_out:
+        _refuse_against_number(wrong, sequence, "PID-3's resident ID number is left out (ERR W 205: not this "
+                               "application's to replace), and the registration's identifiers leave the record's on "
+                               "it", leaned, who=left_out[ref])
+    answer = renumber(ref) if renumber is not None else Renumber(True)
+    _refuse_against_number(wrong, sequence, "PID-3 does not state it, and the registration's identifiers leave it "
+                           "on the record", leaned, who=None if answer.may else answer)
 
 
-def _refuse_against_number(wrong: list[str], sequence: int, why: str, leaned: list[int]) -> None:
+def _refuse_against_number(wrong: list[str], sequence: int, why: str, leaned: list[int],
+                           who: Renumber | None = None) -> None:
     """The AE at PID-8 (or PID-7) of a registration leaving its record with a resident ID number its sex or birth
     date contradicts (``demographics.conflicts_with_own_ids``' ``wrong``), the number not stated by the PID: ``why``
     it is there -- kept beside the registration's identifiers (``_against_kept_number``), or carried by a merge
     (``_carried``; rv40a MED 2: the A47 onto a record of the other sex put a number there the thin A08 is refused
-    for). The stored number is not echoed (the ACK goes back to the sender)."""
+    for). The stored number is not echoed (the ACK goes back to the sender). ``who``: the sender may not replace nor
+    take off the number (``_may_renumber``), these may -- the advice names them instead of the two HL7 mends."""
     field = 8 if any(w.startswith("gender") for w in wrong) else 7
+    what = "sex" if field == 8 else "birth date"
+    advice = (f"State the corrected ID number in PID-3 with the corrected {what}, take a wrong one off with "
+              f"\"\"^^^^NNCHN in PID-3, or correct PID-{field}") if who is None else \
+        (f"Correct PID-{field}, or have the application that may (MSH-3 {', '.join(who.apps) or 'unknown'}) or the "
+         f"operator correct the record's ID number -- only {who.rule} replaces or takes it off")
     error = HL7Error(
-        f"PID-{field} {'sex' if field == 8 else 'birth date'} disagrees with the resident ID number the record holds "
-        f"({'; '.join(wrong)}): {why}; nothing of the message is filed. State the corrected ID number in PID-3 with "
-        f"the corrected {'sex' if field == 8 else 'birth date'}, take a wrong one off with \"\"^^^^NNCHN in PID-3, "
-        f"or correct PID-{field}", segment="PID", sequence=sequence, field=field, code=DATA_TYPE_ERROR)
+        f"PID-{field} {what} disagrees with the resident ID number the record holds "
+        f"({'; '.join(wrong)}): {why}; nothing of the message is filed. {advice}", segment="PID", sequence=sequence,
+        field=field, code=DATA_TYPE_ERROR)
     if leaned:
         error.leaned_on = leaned  # type: ignore[attr-defined]
     raise error
