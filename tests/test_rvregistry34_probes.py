@@ -268,11 +268,10 @@ def _old_release(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def _old_mark_processed(self: MessageStore, doc_id: str, *, ack_code: str, warnings: Any, resources: list[str],
-                        attempts: int, current: Any = None, unstored: Any = None, held: Any = None,
-                        decided: Any = None) -> None:
+                        attempts: int, current: Any = None, unstored: Any = None, **newer: Any) -> None:
     """``MessageStore.mark_processed`` of the release before the table (regfix34: this release stamps each
-    filing as seen by the table; that one did not). ``held``/``decided``: what this release's ingest passes
-    (ord40, ordfix40), which that release had no use for."""
+    filing as seen by the table; that one did not). ``newer``: what later releases' ingest passes besides
+    (``held``, ``decided``, ``unchanged``: ord40, ordfix40, stfix40), which that release had no use for."""
     self._set(doc_id, current, {
         "status": PROCESSED, "ack_code": ack_code, "errors": [error_to_dict(e) for e in warnings], "reason": None,
         "processed_at": now_iso(), "resources": resources, "attempts": attempts,

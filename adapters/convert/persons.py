@@ -1354,6 +1354,8 @@ def _may_renumber(conversion: Any, ref: str, earlier: Sequence[Any], search: Any
     registrants = _registrants(ref, search, messages, read_many)
     if registrants == {_UNREGISTERED} or conversion.registers:
         return Renumber(True)
+    if registrants == {_UNSPOKEN} and _placeholder_in_batch(ref, earlier):
+        return Renumber(True)  # (as it will be once the batch's earlier messages are filed: ``_UNREGISTERED``)
     registrants = (registrants or set()) - {_UNREGISTERED, _UNSPOKEN}
     registrants |= {c.application for c in earlier if c.registers and ref in c.by_reference
                     and ref not in c.create_only and not _rekeyed_alone(c, ref)}
@@ -1364,6 +1366,15 @@ def _may_renumber(conversion: Any, ref: str, earlier: Sequence[Any], search: Any
 # (words.yaml ``w-id-number-not-registrar``, ``w-id-null-not-registrar`` read the MSH-3 names after "MSH-3 ")
 RENUMBER_DECLARED = "the institution's registration_applications (institutions.yaml)"
 RENUMBER_REGISTRANTS = "a registration (ADT^A01/A04/A05/A28), or an update from an application that registered the record"
+
+
+def _placeholder_in_batch(ref: str, earlier: Sequence[Any]) -> bool:
+    """Whether an earlier message of the batch made the record ``ref`` nothing stored names yet, and none of them
+    registers it: the placeholder a result or an order made, which ``_registered`` reads ``_UNREGISTERED`` once they
+    are filed -- a batch must decide as the same messages sent one by one (the HIS's A08 correcting the number its
+    own ORM placed on a record it made, in one batch with it, had been refused AE at PID-8: hooks19)."""
+    naming = [c for c in earlier if ref in c.by_reference and not _rekeyed_alone(c, ref)]
+    return bool(naming) and not any(c.registers for c in naming)
 
 
 def _registrants(ref: str, search: Any, messages: Any, read_many: Any) -> set[str] | None:
