@@ -24,7 +24,8 @@ from engine.audit.derived import facts_keys
 from engine.audit.key_index import KEYS_NOTED
 from engine.audit.leaves import Leaf
 from engine.audit.loading import AuditLogDamaged
-from engine.audit.record import Facts, Sealed, event_of
+from engine.audit.merkle import LEAF_PREFIX
+from engine.audit.record import SEALED_FORMAT, Facts, Sealed, event_of
 from engine.audit.segment import encode
 from engine.repository.port import DuplicateKey
 
@@ -232,7 +233,7 @@ class Appends(_Needs):
         self._refuse_if_damaged()
         frontier = self._frontier.copy()
         push = frontier.push
-        sha = _sha256
+        sha, prefix, sealed_format = _sha256, LEAF_PREFIX, SEALED_FORMAT
         results: list[Appended | Exception] = []
         rows: list[Leaf] = []
         made = _tuple_new  # ``Appended(...)`` without its Python-level ``__new__`` (one per audited request)
@@ -240,7 +241,7 @@ class Appends(_Needs):
             seq = frontier.size
             kind = type(event)
             if kind is Sealed:  # a request's record, its bytes but the number made (Sealed.data)
-                data = b'%s,"id":"audit-%d"%s' % (event[0], seq, event[1])  # type: ignore[index]  # (head, tail)
+                data = sealed_format % (event[0], seq, event[1])  # type: ignore[index]  # (head, tail)
             else:
                 try:
                     if kind is Facts:  # an HTTP interaction's compact record (engine.audit.record)
@@ -251,7 +252,7 @@ class Appends(_Needs):
                 except Exception as exc:  # this record only; the rest of the group goes on
                     results.append(exc)
                     continue
-            leaf = sha(b"\x00" + data).digest()  # merkle.leaf_hash
+            leaf = sha(prefix + data).digest()  # (``merkle.leaf_hash``, in place)
             rows.append((seq, leaf, data, push(leaf)))  # with the nodes it completes, level 1 up
             results.append(made(Appended, (seq, leaf, data)))
         return results, rows, frontier
@@ -310,8 +311,8 @@ class Appends(_Needs):
                 if self._checkpoint_due(seq, seq + 1):
                     return None  # (the segment's lock let go below, before the database's is asked)
                 frontier = self._frontier.copy()
-                data = b'%s,"id":"audit-%d"%s' % (event[0], seq, event[1])  # (``Sealed.data``)
-                leaf = _sha256(b"\x00" + data).digest()  # merkle.leaf_hash
+                data = SEALED_FORMAT % (event[0], seq, event[1])  # (``Sealed.data``)
+                leaf = _sha256(LEAF_PREFIX + data).digest()  # (``merkle.leaf_hash``, in place)
                 row = (seq, leaf, data, frontier.push(leaf))
                 seg.append(encode((row,)))  # type: ignore[union-attr]
                 self._unmoved.append(row)

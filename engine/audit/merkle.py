@@ -25,8 +25,13 @@ EMPTY_ROOT = _sha256(b"").digest()
 GetSubtree = Callable[[int, int], bytes]  # (level, index) -> hash of that perfect subtree
 
 
+# What a leaf's bytes are prefixed with before hashing (RFC 9162 §2.1.1), so that no leaf hashes as a
+# node. The log's append paths and the verifier hash in place with it (a call a record saved).
+LEAF_PREFIX = b"\x00"
+
+
 def leaf_hash(data: bytes) -> bytes:
-    return _sha256(b"\x00" + data).digest()
+    return _sha256(LEAF_PREFIX + data).digest()
 
 
 def node_hash(left: bytes, right: bytes) -> bytes:

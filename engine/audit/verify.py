@@ -301,7 +301,7 @@ class Verifier:
     def add_records(self, docs: Iterable[dict[str, Any]],
                     stored_nodes: Any | None = None) -> None:
         """``docs``: ``{seq, hash, data}`` in ascending ``seq`` order."""
-        sha = hashlib.sha256
+        sha, prefix = hashlib.sha256, merkle.LEAF_PREFIX
         frontier = self._frontier
         made_nodes: dict[tuple[int, int], bytes] = {}
         for doc in docs:
@@ -323,7 +323,7 @@ class Verifier:
                 self._broken = True
                 self._expected = seq
             raw = data.encode()
-            leaf = sha(b"\x00" + raw).digest()
+            leaf = sha(prefix + raw).digest()  # (``merkle.leaf_hash``, in place)
             if doc.get("hash") != leaf.hex():
                 self.problem("altered", f"record {seq}: content altered (does not match its leaf hash)", record=seq)
             # Canonical JSON of record audit-<seq> (an AuditEvent, or a compact record of format 2): a

@@ -62,8 +62,8 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Collection, Iterator, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, TypeVar
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
@@ -205,28 +205,44 @@ def insert_flat(conn: Any, head: str, width: int, values: list[Any]) -> None:
                          [values[at : at + width] for at in range(start * width, n * width, width)])
 
 
-# Keys one ``VALUES`` key list of a read by key takes, largest first (``key_slices``)
-_KEYS_AT_ONCE = (256, 64, 16, 4, 1)
-_Key = TypeVar("_Key")
+# Fewer keys than this are read by a ``VALUES`` list of their own count; more by one JSON array
+# (``keyed_rows``)
+KEYS_LISTED = 16
 
 
-def key_slices(keys: Sequence[_Key]) -> Iterator[Sequence[_Key]]:
-    """``keys`` in slices of the ``_KEYS_AT_ONCE`` sizes, as many of the largest as fit, then of
-    the next (852 keys: three of 256, then 64, 16 and 4), for the reads that join a ``VALUES``
-    list of keys to the resource rows (``current_many``, ``_stored_rids``).
+def keyed_rows(run: Callable[[str, Sequence[Any]], Iterable[Any]], columns: str,
+               keys: Sequence[tuple[str, str]], type_at: int) -> Iterator[Any]:
+    """The current rows of ``keys`` (each a ``(type, id)``; an absent one finds none), read by
+    ``run(sql, params)`` as ``SELECT columns`` over ``fhir_resource r`` -- ``columns`` name the
+    row's ``r.type`` at ``type_at`` and its ``r.id`` next -- for the reads by key, ``current_many``
+    and ``_stored_rids``.
 
-    Why: SQLite compiles a statement for its number of ``VALUES`` rows, and the sqlite3 module
-    keeps 128 compiled statements a connection, by their text. A read of any number of keys up
-    to 500 was a statement of that many rows, so an ingest batch whose key count had not come
-    lately (batches are as long as the queue: 1 to 50 messages, ~19 keys each) compiled one anew
-    -- ~7.8 k instructions a key under callgrind, as much again as reading them (fortieth round,
-    perf40). Five sizes are compiled once a connection; a read is then a few more statements
-    (~20-25 k instructions each), the same rows found."""
-    at, n = 0, len(keys)
-    for size in _KEYS_AT_ONCE:
-        while n - at >= size:
-            yield keys[at : at + size]
-            at += size
+    Fewer than ``KEYS_LISTED`` keys are a ``VALUES`` table of as many ``(idh, type, id)`` rows
+    joined to the ``idh`` index, so ``type`` and ``id`` are checked in the probe: one statement
+    text per count, fifteen in all, each compiled once a connection (the sqlite3 module keeps 128
+    by their text) -- what a FHIR write's checks, an ``_include`` and a lone message read.
+    More keys are one statement for any count: their ``idh`` hashes as one JSON array joined
+    through ``json_each(?)``, and a row whose ``(type, id)`` is not among the keys (a 64-bit
+    collision with another stored resource) is dropped here, never answered for a key.
+
+    Why: a statement of as many ``VALUES`` rows as keys, for every count, made an ingest batch
+    whose key count had not come lately (batches are as long as the queue, ~19 keys a message)
+    compile one anew, ~7.7 k instructions a key under callgrind (perf40); slices of five fixed sizes
+    (perf40's cut) made small counts several statements, 3 keys 71 -> 131 k instructions (rv40j
+    LOW 1). Callgrind, instructions a read of 600 stored Patients, compiled either way, one
+    statement of as many rows / five sizes / this (fortieth round, pfix40): 3 keys 71 / 131 / 76 k,
+    10 keys 172 / 260 / 177 k, 19 keys 313 / 401 / 322 k, 50 keys 782 / 924 / 773 k, 570 keys
+    8.95 / 9.20 / 8.76 M. JSON below 16 keys costs ~13-18 k a read more than the list (parsing the
+    array, a table-valued function's cursor); a ``VALUES`` list above it more than the JSON, and
+    its compiling on a miss."""
+    if len(keys) < KEYS_LISTED:
+        return iter(run(f"SELECT {columns} FROM (VALUES {','.join(['(?, ?, ?)'] * len(keys))}) k "
+                        "CROSS JOIN fhir_resource r ON r.idh = k.column1 AND r.type = k.column2 AND r.id = k.column3",
+                        [v for rtype, id_ in keys for v in (id_hash(rtype, id_), rtype, id_)]))
+    wanted = set(keys)
+    rows = run(f"SELECT {columns} FROM json_each(?) k CROSS JOIN fhir_resource r ON r.idh = k.value",
+               [orjson.dumps([id_hash(rtype, id_) for rtype, id_ in wanted]).decode()])
+    return (row for row in rows if (row[type_at], row[type_at + 1]) in wanted)
 
 
 _INSERT_RESOURCE = ("INSERT INTO fhir_resource (rid, type, id, version, updated, deleted, body, sortkeys, hkeys, "
@@ -392,16 +408,12 @@ class SqliteFhirBackend(SqliteSearch):
         return self._rec(rows[0]) if rows else None
 
     def current_many(self, keys: Sequence[tuple[str, str]]) -> dict[tuple[str, str], StoredResource]:
-        """The keys of every type together (a message's resources are of some seven types: one
-        ``IN`` list per type was seven statements), a statement a slice of ``key_slices``' five
-        sizes: the keys are a ``VALUES`` table joined to the ``idh`` index, one probe each."""
+        """One statement for the keys of every type (a message's resources are of some seven
+        types: one ``IN`` list per type was seven statements): the keys joined to the ``idh``
+        index, one probe each (``keyed_rows``)."""
         out: dict[tuple[str, str], StoredResource] = {}
-        for chunk in key_slices(list(dict.fromkeys(keys))):
-            rows = self.store.query(
-                f"SELECT {_COLS} FROM (VALUES {','.join(['(?, ?, ?)'] * len(chunk))}) k "
-                "CROSS JOIN fhir_resource r ON r.idh = k.column1 AND r.type = k.column2 AND r.id = k.column3",
-                [v for rtype, id_ in chunk for v in (id_hash(rtype, id_), rtype, id_)])
-            for row in rows:
+        if keys:
+            for row in keyed_rows(self.store.query, _COLS, list(dict.fromkeys(keys)), 1):
                 rec = self._rec(row)
                 out[(rec.type, rec.id)] = rec
         return out
@@ -622,15 +634,10 @@ class SqliteFhirBackend(SqliteSearch):
     def _stored_rids(self, keys: Sequence[tuple[str, str]]) -> dict[tuple[str, str], int]:
         """The rids of the stored resources among ``keys`` (deleted ones too: a rid is a resource's
         for good, unless it is expunged, which re-keys the rows naming it: ``_unkey_targets``)."""
-        out: dict[tuple[str, str], int] = {}
-        conn = self.store.conn
-        for chunk in key_slices(keys):
-            for found_type, found_id, rid in conn.execute(
-                    f"SELECT r.type, r.id, r.rid FROM (VALUES {','.join(['(?, ?, ?)'] * len(chunk))}) k "
-                    "CROSS JOIN fhir_resource r ON r.idh = k.column1 AND r.type = k.column2 AND r.id = k.column3",
-                    [v for rtype, id_ in chunk for v in (id_hash(rtype, id_), rtype, id_)]):
-                out[(found_type, found_id)] = rid
-        return out
+        if not keys:
+            return {}
+        return {(found_type, found_id): rid
+                for found_type, found_id, rid in keyed_rows(self.store.conn.execute, "r.type, r.id, r.rid", keys, 0)}
 
     def _replace_rows(self, replaced: Mapping[int, tuple[str, dict[str, list[tuple[Any, ...]]],
                                                          Collection[tuple[int, int]]]],
