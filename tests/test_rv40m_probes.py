@@ -7,12 +7,15 @@ kfix40 revoked/split groups): real HL7 into a real store on each backend (``modu
 from __future__ import annotations
 
 import re
+from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
 
 from engine.engine import Engine
-from tests import test_money19_cds_orders
+from engine.messages import MessageStore, message_id
+from tests import test_money19_cds_orders, test_stfix40_status_made_by
+from tests.conftest import running_mllp
 from tests.hl7_calls import post
 from tests.identity39_calls import NNCHN_SYSTEM, engine_and_client, registered, tokens
 from tests.module_store import module_eng  # noqa: F401 -- one engine a module on each backend
@@ -21,6 +24,8 @@ from tests.test_recognition_e2e import Sender
 from tests.test_recognition_policy_e2e import CBC, order, ts
 from tests.test_rv40k_probes import _checks, _hospb, _lis, _order, _request, _split
 from tests.test_rvidentity32_probes import MRN, _nid, adt, oru, patients
+from tests.test_st40_status_leftovers import _hospa, _report_of
+from tests.test_stfix40_status_made_by import _interpreted
 
 both = engine_and_client("rv40m")
 
@@ -150,3 +155,41 @@ def test_split_groups_in_one_batch_with_the_order(engine: Engine, mllp: int, fir
     assert "ORC^2^5" not in acks[1] and "ORC^1^5" not in acks[1], acks[1]
     assert _order(engine, "B1")["status"] == "completed"
     assert [s for s, _ in _hospb(engine)] == ["flagged"], _hospb(engine)
+
+
+# --- stfix40: a message filed before ``unchanged`` existed ---------------------------------------------------------
+
+community = test_stfix40_status_made_by.community
+
+
+@pytest.mark.xfail(strict=True, reason="MED (rv40m 3): a P re-sent unchanged and filed by the release before "
+                   "stfix40 (no ``unchanged`` on its document) still dates the older P's version later than the "
+                   "late F: after the upgrade the final report loses its interpreter, unwarned (rv40b HIGH 1 over "
+                   "history; no backfill, nothing tells the operator)")
+def test_a_resend_filed_before_unchanged_existed_still_dates_the_older_version(
+        community: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
+    """stfix40's first test, the 10:00 re-send filed as the release before stfix40 filed it (its document has no
+    ``unchanged``: ``MessageStore.mark_processed`` given none), then the upgrade: the 12:00 P, the late F of 09:00.
+    The final report must name 王五 as it does when the re-send was filed by this release."""
+    real = MessageStore.mark_processed
+
+    def old_for_the_resend(self: MessageStore, doc_id: str, **kw: Any) -> Any:
+        if doc_id == message_id("HOSPA", "HOSPA-ORU-A1-Pp2"):
+            kw["unchanged"] = []  # (the release before stfix40 kept no such list)
+        return real(self, doc_id, **kw)
+
+    with running_mllp(community) as port:
+        hl7 = Sender(port)
+        hl7.send(order("HOSPA", "A1", CBC, ts(5)))
+        hl7.send(_interpreted(_hospa("P", "P", 8, "p1"), "D003&王&五"))
+        first = _report_of(community, "HOSPA-ORU-A1-Pp1")
+        monkeypatch.setattr(MessageStore, "mark_processed", old_for_the_resend)
+        hl7.send(_interpreted(_hospa("P", "P", 10, "p2"), "D003&王&五"))
+        monkeypatch.setattr(MessageStore, "mark_processed", real)
+        resent = community.ingestor.messages.get(message_id("HOSPA", "HOSPA-ORU-A1-Pp2"))
+        assert resent is not None and not resent.get("unchanged"), resent.get("unchanged")
+        hl7.send(_interpreted(_hospa("P", "P", 12, "p3", wbc="6.5"), "D002&李&四"))
+        ack = hl7.send(_hospa("F", "F", 9, "f", wbc="6.2"))
+        final = _report_of(community, "HOSPA-ORU-A1-Ff")
+        assert final["status"] == "final", final
+        assert final.get("resultsInterpreter") == first["resultsInterpreter"], (final, ack)
