@@ -193,3 +193,32 @@ def test_a_resend_filed_before_unchanged_existed_still_dates_the_older_version(
         final = _report_of(community, "HOSPA-ORU-A1-Ff")
         assert final["status"] == "final", final
         assert final.get("resultsInterpreter") == first["resultsInterpreter"], (final, ack)
+
+
+
+@pytest.mark.xfail(strict=True, reason="MED (rv40m 4): an older P (MSH-7 08:00, OBR-32 王五) arriving or replayed "
+                   "after the newer P (12:00, 李四) renames the report's interpreter to 王五 while its results stay "
+                   "the 12:00 ones (OBX W: older, not stored) -- resultsInterpreter has no not_from_older as issued "
+                   "and effective have (merge.yaml DiagnosticReport)")
+@pytest.mark.parametrize("how", ["late", "replay"])
+def test_an_older_p_does_not_rename_the_newer_ps_interpreter(community: Engine, how: str) -> None:
+    """HOSPA's P of 12:00 interpreted by 李四 is filed; the P of 08:00 by 王五 then arrives late -- or, already
+    filed before the 12:00 one, is replayed plainly by the operator. Its value is kept out (W: older); its
+    interpreter must be too: the report's results are 李四's 12:00 ones, and a replay that changes nothing
+    leaves the report's version as it was."""
+    with running_mllp(community) as port:
+        hl7 = Sender(port)
+        hl7.send(order("HOSPA", "A1", CBC, ts(5)))
+        if how == "replay":
+            hl7.send(_interpreted(_hospa("P", "P", 8, "p1"), "D003&王&五"))
+        hl7.send(_interpreted(_hospa("P", "P", 12, "p3", wbc="6.5"), "D002&李&四"))
+        newer = _report_of(community, "HOSPA-ORU-A1-Pp3")
+        if how == "replay":
+            again = community.ingestor.replay(message_id("HOSPA", "HOSPA-ORU-A1-Pp1"), actor="rv40m")
+            assert again is not None and b"MSA|AA" in again.ack and b"older statement" in again.ack, again
+        else:
+            ack = hl7.send(_interpreted(_hospa("P", "P", 8, "p1"), "D003&王&五"))
+            assert "older statement" in ack, ack
+        now = _report_of(community, "HOSPA-ORU-A1-Pp3")
+        assert now.get("resultsInterpreter") == newer["resultsInterpreter"], now.get("resultsInterpreter")
+        assert now["meta"]["versionId"] == newer["meta"]["versionId"]
