@@ -196,10 +196,6 @@ def test_a_resend_filed_before_unchanged_existed_still_dates_the_older_version(
 
 
 
-@pytest.mark.xfail(strict=True, reason="MED (rv40m 4): an older P (MSH-7 08:00, OBR-32 王五) arriving or replayed "
-                   "after the newer P (12:00, 李四) renames the report's interpreter to 王五 while its results stay "
-                   "the 12:00 ones (OBX W: older, not stored) -- resultsInterpreter has no not_from_older as issued "
-                   "and effective have (merge.yaml DiagnosticReport)")
 @pytest.mark.parametrize("how", ["late", "replay"])
 def test_an_older_p_does_not_rename_the_newer_ps_interpreter(community: Engine, how: str) -> None:
     """HOSPA's P of 12:00 interpreted by 李四 is filed; the P of 08:00 by 王五 then arrives late -- or, already
