@@ -2105,8 +2105,9 @@ def _registrars_number(conversion: Any, earlier: Sequence[Any], stored: dict[Any
                        only: Collection[str] | None = None) -> None:
     """A registration's PID-3 stating a resident ID number other than the one its record holds (as the batch leaves
     it, else stored) -- which would replace it (``merge.yaml`` ``beside``: a number of that kind stated replaces
-    the kept one): taken only from the record's registrar or another of the site's ``registration_applications``,
-    as the null is (``_registrars_null``; the decision on rv40a MED 4's pre-existing half). From any other
+    the kept one): taken only from an application ``_may_renumber`` says may (the one rule: a declared
+    ``registration_applications`` one; none declared, a registration event or an application that registered the
+    record -- regfix40), as the null is (``_registrars_null``; the decision on rv40a MED 4's pre-existing half). From any other
     application the record keeps its number -- the PID's numbers of that kind are left out of what it writes -- and
     ERR W 205 at PID-3 says why. Why the same rule: a replacement takes the held number off exactly as the null
     does (the number the patient index links the person's records on), and a LIS's walk-in A04 or an undeclared
@@ -2147,9 +2148,9 @@ def _registrars_number(conversion: Any, earlier: Sequence[Any], stored: dict[Any
 def _registrars_null(conversion: Any, earlier: Sequence[Any], stored: dict[Any, Any], leaned: list[int],
                      search: Any, messages: Any, read_many: Any) -> None:
     """PID-3 ``""^^^^NNCHN`` (``Conversion.id_nulled``, ``common._national_deleted``) over a record that holds a
-    resident ID number -- as the batch leaves it, else stored: taken (the number deleted) only from the record's
-    registrar or another of the site's ``registration_applications`` (``_registered``, ``_may_restate``: the rule of
-    who may say who the record's person is); from any other application the number stays, and ERR W 205 at that
+    resident ID number -- as the batch leaves it, else stored: taken (the number deleted) only from an application
+    ``_may_renumber`` says may (the one rule of who may replace or take off the number: regfix40); from any other
+    application the number stays, and ERR W 205 at that
     repetition says why. The README calls the null "the registrar's way" to take a twin sister's number off: the
     number is the one the patient index links the person's records on, and a LIS's or an undeclared system's A08
     taking it off lost it on a word that registered nothing (rv40a MED 4). A W, not an AE: the rest of the message
