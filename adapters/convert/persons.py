@@ -2136,13 +2136,11 @@ def _registrars_number(conversion: Any, earlier: Sequence[Any], stored: dict[Any
             conversion.planned.pop(ref, None)
             conversion._bundle = None
             left_out[ref] = answer
-            warning = HL7Error(
+            conversion.warn(HL7Error(
                 "PID-3 states a resident ID number other than the one the record holds: not taken, the record keeps "
                 f"its number -- only {answer.who} replaces it. If the record's number is wrong, ask that application "
                 "to correct it, or the operator", segment="PID", sequence=sequence, field=3,
-                code=DUPLICATE_KEY_IDENTIFIER)
-            warning.severity = "W"
-            conversion.warnings.append(warning)
+                code=DUPLICATE_KEY_IDENTIFIER))
 
 
 def _registrars_null(conversion: Any, earlier: Sequence[Any], stored: dict[Any, Any], leaned: list[int],
@@ -2167,13 +2165,11 @@ def _registrars_null(conversion: Any, earlier: Sequence[Any], stored: dict[Any, 
         if answer.may:
             continue
         _kept_on(conversion, ref, NATIONAL_ENTRIES)
-        warning = HL7Error(
+        conversion.warn(HL7Error(
             f"PID-3 repetition {repetition} asks to delete the record's resident ID number (\"\"^^^^NNCHN): not "
             f"taken, the ID number is kept -- only {answer.who} takes it off. If it is wrong, ask that application to send "
             "the null, or the operator to correct the record", segment="PID",
-            sequence=sequence, field=3, code=DUPLICATE_KEY_IDENTIFIER, repetition=repetition if repetition > 1 else None)
-        warning.severity = "W"
-        conversion.warnings.append(warning)
+            sequence=sequence, field=3, code=DUPLICATE_KEY_IDENTIFIER, repetition=repetition if repetition > 1 else None))
 
 
 def _carried_from(prior: str) -> dict[str, Any]:
@@ -2203,14 +2199,12 @@ def _not_theirs_to_delete(conversion: Any, earlier: Sequence[Any], stored: dict[
         was = _as_left(ref, earlier, stored, leaned)
         if was is None or not any(i.get("system") == system and _marked(i) for i in was.get("identifier") or ()):
             continue
-        warning = HL7Error(
+        conversion.warn(HL7Error(
             f"PID-3 repetition {repetition} asks to delete the record's number under assigning authority "
             f"'{authority}' (\"\"): that number was filed under the record from another application's messages, "
             "not stated by this system, and is kept -- a system deletes only the numbers it states. If it is wrong, "
             "ask the operator to correct the record", segment="PID", sequence=sequence, field=3,
-            code=DUPLICATE_KEY_IDENTIFIER, repetition=repetition if repetition > 1 else None)
-        warning.severity = "W"
-        conversion.warnings.append(warning)
+            code=DUPLICATE_KEY_IDENTIFIER, repetition=repetition if repetition > 1 else None))
 
 
 # how far an unlink looks along a chain of merges for the other record it names (``_undoes_no_merge``): records read
