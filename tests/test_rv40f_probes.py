@@ -121,20 +121,20 @@ def test_the_reason_is_kept_exactly_as_typed(engine: Engine, http: TestClient) -
 
 def test_a_reason_of_500_characters_with_html_and_control_characters_is_kept_and_the_audit_log_verifies(
         engine: Engine, http: TestClient, tmp_path: Path) -> None:
-    """Chinese, HTML, a right-to-left override, a line break and a tab, 500 characters: 200, kept in the message's
+    """Chinese, HTML, a right-to-left mark, a line break and a tab, 500 characters: 200, kept in the message's
     decision and both audit records; 501: 400, nothing written. A NUL, BEL or ESC (a terminal's escape sequence in
-    the audit log): 400 OperationOutcome naming it, nothing written (ordfix40: control characters but tab and line
-    breaks refused). The Provenance's verifier says the decision in fixed words, not the reason (ordfix40: the
+    the audit log) or a right-to-left override: 400 OperationOutcome naming it, nothing written (ordfix40: control
+    characters but tab and line breaks refused; the lead: direction overrides, which show other words than typed). The Provenance's verifier says the decision in fixed words, not the reason (ordfix40: the
     patient reads it). The signed audit log, exported after the decision, verifies offline against the served
     public key (the project's verifier)."""
     placer = "RV40F-REASON"
     msg = _held_message(http, placer)
     ops = _operator(engine, "system/MessageHeader.cr", "ops-desk")
-    for control in ("\x00", "\x07", "\x1b[31m"):
+    for control in ("\x00", "\x07", "\x1b[31m", "\u202e"):
         refused = _owner(http, msg, ops, reason=f"同一系统{control}确认")
         assert refused.status_code == 400 and refused.json()["resourceType"] == "OperationOutcome", refused.text
         assert f"U+{ord(control[0]):04X}" in refused.text, refused.text
-    odd = "<img src=x onerror=alert(1)>\u202e理由\n\t"
+    odd = "<img src=x onerror=alert(1)>\u200f理由\n\t"
     reason = odd + "经核实为同一系统" * ((500 - len(odd)) // 8)
     reason += "核" * (500 - len(reason))
     assert len(reason) == 500
