@@ -1357,8 +1357,7 @@ def _may_renumber(conversion: Any, ref: str, earlier: Sequence[Any], search: Any
     if registrants == {_UNSPOKEN} and _placeholder_in_batch(ref, earlier):
         return Renumber(True)  # (as it will be once the batch's earlier messages are filed: ``_UNREGISTERED``)
     registrants = (registrants or set()) - {_UNREGISTERED, _UNSPOKEN}
-    registrants |= {c.application for c in earlier if c.registers and ref in c.by_reference
-                    and ref not in c.create_only and not _rekeyed_alone(c, ref)}
+    registrants |= set(_batch_registrants(ref, earlier))
     return Renumber(app in registrants, RENUMBER_REGISTRANTS, tuple(sorted(registrants)))
 
 
@@ -1373,8 +1372,7 @@ def _placeholder_in_batch(ref: str, earlier: Sequence[Any]) -> bool:
     registers it: the placeholder a result or an order made, which ``_registered`` reads ``_UNREGISTERED`` once they
     are filed -- a batch must decide as the same messages sent one by one (the HIS's A08 correcting the number its
     own ORM placed on a record it made, in one batch with it, had been refused AE at PID-8: hooks19)."""
-    naming = [c for c in earlier if ref in c.by_reference and not _rekeyed_alone(c, ref)]
-    return bool(naming) and not any(c.registers for c in naming)
+    return any(ref in c.by_reference for c in earlier) and not _batch_registrants(ref, earlier)
 
 
 def _registrants(ref: str, search: Any, messages: Any, read_many: Any) -> set[str] | None:
@@ -1513,9 +1511,15 @@ def _registered_in_batch(ref: str, earlier: Sequence[Any], declared: Collection[
     record's identifier alone (``_rekeyed_alone``: the owner's A04 re-keying a member's record) does not register it,
     as ``registered_by`` does not count it once filed (rkfix35: the batch had made the owner's HIS the registrar of
     FNZYY's placeholder and refused FNZYY's LIS restating it, which sent singly is accepted)."""
-    apps = [c.application for c in earlier if c.registers and ref in c.by_reference and ref not in c.create_only
-            and not _rekeyed_alone(c, ref)]
+    apps = _batch_registrants(ref, earlier)
     return next((a for a in apps if a in declared), apps[0] if apps else None)
+
+
+def _batch_registrants(ref: str, earlier: Sequence[Any]) -> list[str]:
+    """The applications (MSH-3) of the batch's earlier messages that register ``ref``, in order -- the one reading
+    of "registers it in this batch" (``_registered_in_batch``, ``_may_renumber``, ``_placeholder_in_batch``)."""
+    return [c.application for c in earlier if c.registers and ref in c.by_reference and ref not in c.create_only
+            and not _rekeyed_alone(c, ref)]
 
 
 def _with_batch(registrar: str | None, ref: str, earlier: Sequence[Any], declared: Collection[str]) -> str | None:
