@@ -835,11 +835,10 @@ def status_from_report(group: Group, ctx: Context, request: dict[str, str], stat
             f"{'withdrawn' if none == 'entered-in-error' else 'withdrawn or not obtained'} (OBX-11) -- "
             + (f"the order is {given}" if given else "the order stays as it stands"), 5, code=MESSAGE_ACCEPTED)
         ctx.warn(said)
+        ctx.progress_warned[ref] = said  # (a later group of the message completing the order unsays it: kfix40)
         if not given:  # (said only where the order is not completed already: ``settle_completion``, stfix40)
             ctx.completion_unsaid[ref] = said
     state = none or state
-    if group.orc is not None and group.orc.value(5):
-        ctx.progress_warned[ref] = ctx.warnings[-1]  # (the W just said: a later group completing the order unsays it)
     if _earlier_stands(ctx, ref, state):
         return  # an earlier group of the message naming this order is as far or less: it stands
     ctx.order_progress[ref] = state
