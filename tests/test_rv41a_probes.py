@@ -10,25 +10,35 @@ Every probe goes through the real path: HL7 v2 over ``POST /hl7v2`` or the inges
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
 
 from engine.engine import Engine
+from engine.identity.nationalid import is_national_id
 from engine.messages import message_id
 from engine.settings import Settings
+from tests import test_stfix40_status_made_by
+from tests.conftest import running_mllp
 from tests.test_code37_ris_change import CHEST, HEAD, _changed, _ordered, _ris
+from tests.test_hooks19_batch_hazards import _engine as _hooks19_engine
+from tests.test_hooks19_batch_hazards import _number, _pid, _result
 from tests.test_ingest_replay import site_env
 from tests.test_ord39_order_history import _from
 from tests.test_ord40_owner_decision import _control
-from tests.test_ordfix40_decision import _ops, engine, http, site_dir  # noqa: F401 (fixtures)
-from tests.test_srfix35_order_code import B, oru
 from tests.test_ord40_owner_decision import _owner as _owner_asking
+from tests.test_ordfix40_decision import _ops, engine, http, site_dir  # noqa: F401 (fixtures)
+from tests.test_rec14_mixed_batch import _msh
+from tests.test_recognition_batch import _state, _warnings
+from tests.test_recognition_e2e import Sender
+from tests.test_recognition_policy_e2e import CBC, order, ts
 from tests.test_rv40f_probes import _held_message
+from tests.test_srfix35_order_code import B, oru
+from tests.test_st40_status_leftovers import _hospa, _report_of
+from tests.test_stfix40_status_made_by import _interpreted
 
-__all__ = ["engine", "http", "site_dir", "site_env"]
+__all__ = ["community", "engine", "http", "site_dir", "site_env"]
 
 
 # --- (4) reason_of: every reason is a 4xx OperationOutcome or kept as typed, never a 500 -------------------------
@@ -100,3 +110,125 @@ def test_the_console_refuses_a_reason_its_terminal_did_not_send_as_utf8(
     with Engine(site_env) as engine:
         doc = engine.ingestor.messages.get(msg)
         assert not doc.get("replays") and doc["status"] == "processed", doc
+
+
+# --- (2) the identity mends: a batch decides who may renumber as the same messages sent one by one -----------------
+
+# (number, name, birth date, sex): each number states its birth date and sex; the *2 numbers are the same person's
+# demographics under another sequence (a registration desk's typo), the second person another person's
+P1 = (_number("32092319800101001"), "赵^一", "19800101", "M")
+P1b = (_number("32092319800101011"), "赵^一", "19800101", "M")
+P1c = (_number("32092319800101031"), "赵^一", "19800101", "M")
+P2 = (_number("32092319810202002"), "钱^二", "19810202", "F")
+P2b = (_number("32092319810202022"), "钱^二", "19810202", "F")
+P3 = (_number("32092319820303003"), "孙^三", "19820303", "M")
+P3b = (_number("32092319820303013"), "孙^三", "19820303", "M")
+P4 = (_number("32092319830404004"), "李^四", "19830404", "F")
+P4b = (_number("32092319830404024"), "李^四", "19830404", "F")
+P5 = (_number("32092319840505005"), "周^五", "19840505", "M")
+P6 = (_number("32092319850606006"), "吴^六", "19850606", "F")
+
+
+def _adt(app: str, event: str, pid: str, control: str) -> str:
+    return (_msh("HOSPB", app, f"ADT^{event}^ADT_A01", ts(0), control) + f"EVN|{event}|{ts(0)}\n" + pid
+            + "PV1|1|O\n")
+
+
+def _orm(app: str, pid: str, placer: str) -> str:
+    when = ts(1)
+    return (_msh("HOSPB", app, "ORM^O01^ORM_O01", when, f"HOSPB-{app}-ORM-{placer}") + pid
+            + f"ORC|NW|{placer}^{app}|||||||{when}|||D7^张^医生\n" + f"OBR|1|{placer}^{app}||{CBC}|||{when}\n")
+
+
+def _identity_feed() -> list[bytes]:
+    def pid(who: tuple[str, str, str, str], mrn: str) -> str:
+        return _pid("HOSPB", who, mrn)
+
+    texts = [
+        # R1: the HIS registers it (A04); a third application's order and the LIS's result in the same batch state
+        # another number of the same demographics: not theirs to renumber
+        _adt("HIS", "A04", pid(P1, "R1"), "R1-A04"), _orm("EMR", pid(P1b, "R1"), "R1O"),
+        _result("HOSPB", pid(P1c, "R1"), "R1O", 1),
+        # R2: the LIS's result makes a placeholder; the RIS's A08 (another application) states another number: the
+        # placeholder is anyone's to number
+        _result("HOSPB", pid(P2, "R2"), "R2O", 1), _adt("RIS", "A08", pid(P2b, "R2"), "R2-A08"),
+        # R3: placeholder, the HIS's A04, then the RIS's A08 with another number: the HIS registered it
+        _result("HOSPB", pid(P3, "R3"), "R3O", 1), _adt("HIS", "A04", pid(P3, "R3"), "R3-A04"),
+        _adt("RIS", "A08", pid(P3b, "R3"), "R3-A08"),
+        # R4: the HIS's A04, the LIS's A08 with another number
+        _adt("HIS", "A04", pid(P4, "R4"), "R4-A04"), _adt("LIS", "A08", pid(P4b, "R4"), "R4-A08"),
+        # R5: two people -- the LIS's placeholder of one, the RIS's A08 naming another person on it
+        _result("HOSPB", pid(P5, "R5"), "R5O", 1), _adt("RIS", "A08", pid(P6, "R5"), "R5-A08"),
+    ]
+    return [t.replace("\n", "\r").encode("utf-8") for t in texts]
+
+
+def _numbers(engine: Engine) -> dict[str, list[str]]:
+    """Each record's (by its MRN) resident ID numbers."""
+    out: dict[str, list[str]] = {}
+    for mrn in ("R1", "R2", "R3", "R4", "R5"):
+        [found] = engine.repository.search("Patient", [("identifier", mrn)]).resources
+        out[mrn] = sorted(str(i.get("value")) for i in found.get("identifier") or () if is_national_id(i))
+    return out
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "mongomock"])
+def test_a_batch_renumbers_exactly_what_the_same_messages_one_by_one_do(tmp_path: Path, backend: str) -> None:
+    raws = [(raw, "mllp", "t") for raw in _identity_feed()]
+    with _hooks19_engine(tmp_path, backend, "single") as eng:
+        reference = [_warnings(o.ack) for raw in raws for o in eng.ingestor.process([raw])]
+        expected, numbers = _state(eng), _numbers(eng)
+    # decided as meant, one by one: the registered records keep the registration's number
+    assert numbers["R1"] == [P1[0]] and numbers["R3"] == [P3[0]] and numbers["R4"] == [P4[0]], numbers
+    assert numbers["R2"] == [P2b[0]], numbers  # (the placeholder renumbered by the A08)
+    with _hooks19_engine(tmp_path, backend, "batch") as eng:
+        batched = [_warnings(o.ack) for o in eng.ingestor.process(raws)]
+        assert eng.ingestor.stats.redone_batches == 0
+        assert _numbers(eng) == numbers
+        assert _state(eng) == expected
+    assert batched == reference
+
+
+# --- (3) DiagnosticReport.resultsInterpreter not_from_older ---------------------------------------------------------
+
+community = test_stfix40_status_made_by.community
+
+
+def _wbc(community: Engine, report: dict) -> list[str]:  # noqa: F811
+    out = []
+    for r in report.get("result") or ():
+        obs = community.repository.read("Observation", r["reference"].split("/")[1])
+        if "6690-2" in json.dumps(obs) or "WBC" in json.dumps(obs, ensure_ascii=False):
+            out.append(str((obs.get("valueQuantity") or {}).get("value")))
+    return out
+
+
+def test_a_newer_message_without_an_interpreter_keeps_the_one_stated(community: Engine) -> None:  # noqa: F811
+    """The P of 08:00 names 王五 (OBR-32); the P of 12:00 names none: the report keeps 王五 -- a thinner message
+    erases nothing."""
+    with running_mllp(community) as port:
+        hl7 = Sender(port)
+        hl7.send(order("HOSPA", "A1", CBC, ts(5)))
+        hl7.send(_interpreted(_hospa("P", "P", 8, "p1"), "D003&王&五"))
+        first = _report_of(community, "HOSPA-ORU-A1-Pp1")
+        assert first.get("resultsInterpreter"), first
+        ack = hl7.send(_hospa("P", "P", 12, "p3", wbc="6.5"))
+        assert "MSA|AA" in ack, ack
+        now = _report_of(community, "HOSPA-ORU-A1-Pp3")
+        assert now.get("resultsInterpreter") == first["resultsInterpreter"], now.get("resultsInterpreter")
+
+
+def test_a_late_final_is_one_message_its_results_and_its_interpreter_alike(community: Engine) -> None:  # noqa: F811
+    """The P of 12:00 by 李四 is filed; the F of 09:00 by 王五 (the final, sent late) then arrives. Whatever the
+    report keeps of the F's results, its interpreter is the same message's word: the report must not show the
+    F's WBC under the P's interpreter, nor the P's WBC under the F's."""
+    with running_mllp(community) as port:
+        hl7 = Sender(port)
+        hl7.send(order("HOSPA", "A1", CBC, ts(5)))
+        hl7.send(_interpreted(_hospa("P", "P", 12, "p3", wbc="6.5"), "D002&李&四"))
+        ack = hl7.send(_interpreted(_hospa("F", "F", 9, "f", wbc="6.2"), "D003&王&五"))
+        assert "MSA|AA" in ack, ack
+        final = _report_of(community, "HOSPA-ORU-A1-Ff")
+        who = json.dumps(final.get("resultsInterpreter"), ensure_ascii=False)
+        wbc = _wbc(community, final)
+        assert (wbc == ["6.2"] and "王五" in who) or (wbc == ["6.5"] and "李四" in who), (final["status"], wbc, who)
