@@ -18,9 +18,13 @@ from fastapi.testclient import TestClient
 from engine.engine import Engine
 from engine.identity.nationalid import is_national_id
 from engine.messages import message_id
+from engine.repository.sqlite_fhir import KEYS_LISTED
+from engine.repository.sqlite_rows import id_hash
 from engine.settings import Settings
 from tests import test_stfix40_status_made_by
 from tests.conftest import running_mllp
+from tests.identity39_calls import engine_and_client
+from tests.module_store import module_eng  # noqa: F401 -- one engine a module on each backend
 from tests.test_code37_ris_change import CHEST, HEAD, _changed, _ordered, _ris
 from tests.test_hooks19_batch_hazards import _engine as _hooks19_engine
 from tests.test_hooks19_batch_hazards import _number, _pid, _result
@@ -38,7 +42,7 @@ from tests.test_srfix35_order_code import B, oru
 from tests.test_st40_status_leftovers import _hospa, _report_of
 from tests.test_stfix40_status_made_by import _interpreted
 
-__all__ = ["community", "engine", "http", "site_dir", "site_env"]
+__all__ = ["community", "engine", "http", "module_eng", "site_dir", "site_env"]
 
 
 # --- (4) reason_of: every reason is a 4xx OperationOutcome or kept as typed, never a 500 -------------------------
@@ -232,3 +236,48 @@ def test_a_late_final_is_one_message_its_results_and_its_interpreter_alike(commu
         who = json.dumps(final.get("resultsInterpreter"), ensure_ascii=False)
         wbc = _wbc(community, final)
         assert (wbc == ["6.2"] and "王五" in who) or (wbc == ["6.5"] and "李四" in who), (final["status"], wbc, who)
+
+
+# --- (1) pfix40's reads by key through _include and $everything, both backends ----------------------------------
+
+both = engine_and_client("rv41a")
+_PERFORMERS = ("Practitioner", "Organization", "PractitionerRole")
+
+
+@pytest.mark.parametrize("n", (KEYS_LISTED - 1, KEYS_LISTED, KEYS_LISTED + 1, 40))
+def test_include_and_everything_read_exactly_the_targets_named(both: tuple[Engine, TestClient], n: int) -> None:
+    """``n`` Observations of one Patient, each naming a performer of one of three types (``n`` keys: one under, at
+    and over ``KEYS_LISTED``, and 40), one performer deleted and one never stored; on SQLite two stored decoys whose
+    ``idh`` is the hash of the absent one and of a present one (64-bit collisions made by hand). ``_include`` and
+    ``$everything`` answer exactly the stored, current targets -- each once, never a decoy."""
+    eng, http = both
+    tag = f"rv41a{n}"
+    patient = f"{tag}-pat"
+    performers = [(_PERFORMERS[j % 3], f"{tag}-{j}") for j in range(n - 1)] + [("Practitioner", f"{tag}-ghost")]
+    repo = eng.repository
+    repo.write_many([{"resourceType": "Patient", "id": patient, "active": True}]
+                    + [{"resourceType": t, "id": i, "active": True} for t, i in performers[:-1]]
+                    + [{"resourceType": "Organization", "id": f"{tag}-decoy{k}", "active": True} for k in (0, 1)])
+    repo.write_many([{"resourceType": "Observation", "id": f"{tag}-o{j}", "status": "final",
+                      "code": {"text": "WBC"}, "effectiveDateTime": "2026-12-01T08:00:00+08:00", "subject": {"reference": f"Patient/{patient}"},
+                      "performer": [{"reference": f"{t}/{i}"}]} for j, (t, i) in enumerate(performers)])
+    repo.delete(*performers[0])
+    store = eng.store
+    if hasattr(store, "conn"):  # SQLite: the collisions
+        with store.transaction(), store.lock:
+            for k, (t, i) in enumerate((performers[-1], performers[1])):
+                store.conn.execute("UPDATE fhir_resource SET idh = ? WHERE type = 'Organization' AND id = ?",
+                                   (id_hash(t, i), f"{tag}-decoy{k}"))
+    wanted = sorted({f"{t}/{i}" for t, i in performers[1:-1]})
+    r = http.get("/fhir/Observation", params={"subject": f"Patient/{patient}", "_count": "100",
+                                              "_include": "Observation:performer"})
+    assert r.status_code == 200, r.text
+    entries = r.json().get("entry") or []
+    included = [f"{e['resource']['resourceType']}/{e['resource']['id']}" for e in entries
+                if e["search"]["mode"] == "include"]
+    assert sorted(included) == wanted, included
+    r = http.get(f"/fhir/Patient/{patient}/$everything", params={"_count": "100"})
+    assert r.status_code == 200, r.text
+    got = sorted(f"{e['resource']['resourceType']}/{e['resource']['id']}" for e in r.json().get("entry") or []
+                 if e["resource"]["resourceType"] in _PERFORMERS or "decoy" in e["resource"]["id"])
+    assert got == wanted, got
