@@ -10,6 +10,7 @@ Every probe goes through the real path: HL7 v2 over ``POST /hl7v2`` or the inges
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -21,7 +22,7 @@ from engine.messages import message_id
 from engine.repository.sqlite_fhir import KEYS_LISTED
 from engine.repository.sqlite_rows import id_hash
 from engine.settings import Settings
-from tests import test_stfix40_status_made_by
+from tests import test_money19_cds_orders, test_stfix40_status_made_by
 from tests.conftest import running_mllp
 from tests.identity39_calls import engine_and_client
 from tests.module_store import module_eng  # noqa: F401 -- one engine a module on each backend
@@ -36,13 +37,14 @@ from tests.test_ordfix40_decision import _ops, engine, http, site_dir  # noqa: F
 from tests.test_rec14_mixed_batch import _msh
 from tests.test_recognition_batch import _state, _warnings
 from tests.test_recognition_e2e import Sender
-from tests.test_recognition_policy_e2e import CBC, order, ts
+from tests.test_recognition_policy_e2e import CBC, msh, order, pid, ts
 from tests.test_rv40f_probes import _held_message
+from tests.test_rv40k_probes import _order
 from tests.test_srfix35_order_code import B, oru
 from tests.test_st40_status_leftovers import _hospa, _report_of
 from tests.test_stfix40_status_made_by import _interpreted
 
-__all__ = ["community", "engine", "http", "module_eng", "site_dir", "site_env"]
+__all__ = ["community", "engine", "money_engine", "http", "module_eng", "site_dir", "site_env"]
 
 
 # --- (4) reason_of: every reason is a 4xx OperationOutcome or kept as typed, never a 500 -------------------------
@@ -281,3 +283,39 @@ def test_include_and_everything_read_exactly_the_targets_named(both: tuple[Engin
     got = sorted(f"{e['resource']['resourceType']}/{e['resource']['id']}" for e in r.json().get("entry") or []
                  if e["resource"]["resourceType"] in _PERFORMERS or "decoy" in e["resource"]["id"])
     assert got == wanted, got
+
+
+# --- (5) status_from_report: the ORC-5 W a later group takes back (progress_warned = said) ------------------------
+
+money_engine = test_money19_cds_orders.engine
+
+
+def _groups(orc5: str, statuses: tuple[str, ...], control: str) -> str:
+    """HOSPB's LIS's one ORU of order B1, its blood count split over ``len(statuses)`` groups naming the same order,
+    each one result at its OBX-11 status, OBR-25 F, ORC-5 ``orc5`` on every ORC (rv40k's ``_split``, n groups)."""
+    when = ts(1, 10)
+    group = (f"ORC|RE|B1^HIS|FB1^LIS||{orc5}\n"
+             f"OBR|{{n}}|B1^HIS|FB1^LIS|{CBC}|||{when}|||||||||D7^张^医生||||||{when}|||F\n"
+             f"OBX|1|NM|{{code}}||{{value}}|{{unit}}|||||{{status}}|||{when}\n")
+    tests = (("WBC^白细胞^L", "6.1", "10*9/L"), ("HGB^血红蛋白^L", "135", "g/L"), ("PLT^血小板^L", "210", "10*9/L"))
+    return (msh("HOSPB", "LIS", "ORU^R01^ORU_R01", when, control) + pid("HOSPB")
+            + "".join(group.format(n=n + 1, code=c, value=v, unit=u, status=s)
+                      for n, ((c, v, u), s) in enumerate(zip(tests, statuses, strict=False))))
+
+
+@pytest.mark.parametrize("statuses", [("W", "W", "F"), ("W", "F", "W"), ("W",)])
+def test_the_orc5_w_stands_only_where_no_later_group_completes_the_order(
+        money_engine: Engine, statuses: tuple[str, ...]) -> None:
+    """One ORU naming order B1 in several groups, ORC-5 CM on each: withdrawn groups then a final one (or a final
+    one between them) -- the order is completed and no ORC-5 W is left in the ACK (the final group's CM stands);
+    a withdrawn group alone -- the W stands, the order not completed."""
+    with running_mllp(money_engine) as port:
+        hl7 = Sender(port)
+        hl7.send(order("HOSPB", "B1", CBC, ts(1)))
+        ack = hl7.send(_groups("CM", statuses, "HOSPB-ORU-B1-" + "".join(statuses)))
+    assert "MSA|AA" in ack, ack
+    said = re.findall(r"ORC\^\d\^5", ack)
+    if "F" in statuses:
+        assert not said and _order(money_engine, "B1")["status"] == "completed", (said, ack)
+    else:
+        assert said == ["ORC^1^5"] and _order(money_engine, "B1")["status"] != "completed", (said, ack)
