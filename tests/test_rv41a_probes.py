@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
+from engine.api.app import create_app
 from engine.engine import Engine
 from engine.identity.nationalid import is_national_id
 from engine.messages import message_id
@@ -319,3 +320,38 @@ def test_the_orc5_w_stands_only_where_no_later_group_completes_the_order(
         assert not said and _order(money_engine, "B1")["status"] == "completed", (said, ack)
     else:
         assert said == ["ORC^1^5"] and _order(money_engine, "B1")["status"] != "completed", (said, ack)
+
+
+def _fhir_made(eng: Engine, patient: dict) -> None:
+    """``patient`` PUT over ``/fhir`` by a FHIR client (no message names it: ``_UNSPOKEN``)."""
+    with TestClient(create_app(eng)) as client:
+        token = eng.auth.issue_system_token("rv41a-emr", "system/*.cruds")
+        r = client.put(f"/fhir/Patient/{patient['id']}", json=patient, headers={"Authorization": f"Bearer {token}"})
+        assert r.status_code in (200, 201), r.text
+
+
+@pytest.mark.xfail(strict=True, reason="rv41a MED (pre-existing rule, for the lead): a record a FHIR client made with "
+                   "its ID number is no one's to renumber but a registration's (_UNSPOKEN) -- until a LIS result "
+                   "names it (create-only: writing nothing of it); then it reads _UNREGISTERED and the RIS's A08, no "
+                   "registration, replaces the number the client stated, unwarned; one by one and in a batch alike")
+def test_a_result_naming_a_fhir_clients_record_does_not_open_it_to_renumbering(tmp_path: Path) -> None:
+    """A record a FHIR client made (number N1), no message naming it. The LIS's result names it (its PID
+    create-only: the record is not written), then the RIS's A08 states another number of the same demographics.
+    The A08 is no registration, and no registration spoke for the record: the number stays (W 205), one by one
+    and in one batch alike (``_placeholder_in_batch`` must not read the result, which made nothing, as a
+    placeholder's maker)."""
+    texts = [_result("HOSPB", _pid("HOSPB", P1, "R7"), "R7O", 1), _adt("RIS", "A08", _pid("HOSPB", P1b, "R7"), "R7-A08")]
+    raws = [(t.replace("\n", "\r").encode("utf-8"), "mllp", "t") for t in texts]
+    with _hooks19_engine(tmp_path, "sqlite", "scratch") as eng:  # the record's id and identifiers, as a message keys them
+        eng.ingestor.process(raws[:1])
+        [made] = eng.repository.search("Patient", [("identifier", "R7")]).resources
+    made = {k: v for k, v in made.items() if k not in ("meta", "text")}
+    answers, numbers = {}, {}
+    for name, batches in (("single", [raws[:1], raws[1:]]), ("batch", [raws])):
+        with _hooks19_engine(tmp_path, "sqlite", name) as eng:
+            _fhir_made(eng, made)
+            answers[name] = [_warnings(o.ack) for batch in batches for o in eng.ingestor.process(batch)]
+            [rec] = eng.repository.search("Patient", [("identifier", "R7")]).resources
+            numbers[name] = sorted(str(i.get("value")) for i in rec.get("identifier") or () if is_national_id(i))
+    assert answers["batch"] == answers["single"] and numbers["batch"] == numbers["single"], (answers, numbers)
+    assert numbers["single"] == [P1[0]], (numbers, answers)  # (not the RIS's to renumber)
