@@ -294,6 +294,7 @@ _KEPT_CONTROLS = frozenset("\t\n\r")  # (a line break typed in a text box or a c
 # marks LRM/RLM (U+200E/F) only hint a direction and stay (lastread1 LOW, fortieth round).
 _BIDI_OVERRIDES = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
 
+
 def reason_of(text: str) -> str:
     """The reason of an operator's decision as it is kept: exactly as typed but for white space at its two ends --
     line breaks, tabs, ideographic spaces (U+3000) and every other character inside stay (an operator's numbered
@@ -310,6 +311,13 @@ def reason_of(text: str) -> str:
     if bad is not None:
         raise ValueError(f"the reason holds the control character U+{ord(bad):04X} (at {reason.index(bad) + 1}): "
                          "words, line breaks and tabs only (理由中含有控制字符)")
+    # a lone surrogate (JSON "\ud800", or a console's argv bytes that were not UTF-8, kept by Python as U+DC80-DCFF)
+    # is no character at all: it cannot be stored as UTF-8 (the API had answered 500 and the console a traceback --
+    # rv41a MED 1/2)
+    broken = next((c for c in reason if unicodedata.category(c) == "Cs"), None)
+    if broken is not None:
+        raise ValueError(f"the reason holds U+{ord(broken):04X} (at {reason.index(broken) + 1}), half of a character "
+                         "or bytes that were not UTF-8: send the words as UTF-8 (理由中含有无法识别的字符)")
     turned = next((c for c in reason if c in _BIDI_OVERRIDES), None)
     if turned is not None:
         raise ValueError(f"the reason holds the direction control U+{ord(turned):04X} (at "

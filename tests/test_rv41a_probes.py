@@ -68,10 +68,6 @@ def test_an_invisible_format_character_in_the_reason_is_refused_or_kept_as_typed
         assert r.json()["resourceType"] == "OperationOutcome"
 
 
-@pytest.mark.xfail(strict=True, reason="rv41a MED: a lone surrogate (JSON \\ud800) in an operator's reason passes "
-                   "reason_of (category Cs, not Cc) and the decision's write fails in the store's JSON encoder: a 500, "
-                   "never the 400 OperationOutcome; on MongoDB the held message is then left received with its "
-                   "deciding mark, and a decision with words is refused 409 until a plain replay or a restart")
 def test_a_lone_surrogate_in_the_reason_is_a_400_never_a_500(engine: Engine, http: TestClient) -> None:  # noqa: F811
     msg = _held_message(http, "RV41A-SURR")
     transport = http._transport  # (the server's exception answered as the 500 a caller gets)
@@ -94,9 +90,6 @@ def test_a_blank_or_overlong_reason_is_a_400(engine: Engine, http: TestClient, r
     assert not engine.ingestor.messages.get(msg).get("replays")
 
 
-@pytest.mark.xfail(strict=True, reason="rv41a MED: the console's --as-owner reason with a lone surrogate (argv bytes "
-                   "not UTF-8 -- a GBK terminal -- decode by surrogateescape to U+DCxx) passes reason_of and the "
-                   "replay's write raises, where exit 2 naming it was meant")
 def test_the_console_refuses_a_reason_its_terminal_did_not_send_as_utf8(
         site_env: Settings, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:  # noqa: F811
     from engine.cli import main
