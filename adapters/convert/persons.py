@@ -150,7 +150,7 @@ def check_persons(conversion: Any, read_many: Any, earlier: Sequence[Any] = (), 
         _joined(conversion, earlier, stored, leaned)
         _carried(conversion, earlier, stored, leaned, merge)
     if conversion.unlinked:
-        _undoes_no_merge(conversion, earlier, stored, leaned, read_many)
+        _undoes_no_merge(conversion, earlier, stored, leaned, read_many, search)
         _given_back(conversion, earlier, stored, leaned, merge)
     if conversion.nulled:
         _not_theirs_to_delete(conversion, earlier, stored, leaned)
@@ -1800,11 +1800,17 @@ def _may_register(prov: dict[str, Any], fed: bool = True) -> bool:
     the same reason in a FHIR client's Provenance proves nothing (priv36)."""
     if fed and rekeys(prov):
         return False
-    text = str((prov.get("activity") or {}).get("text") or "")
-    if not text:
+    kind, event = _activity(prov)
+    if not (kind or event):
         return True
-    kind, _, event = text.partition("^")
-    return _registers_record(kind, event.partition("^")[0]) or not event
+    return _registers_record(kind, event) or not event
+
+
+def _activity(prov: dict[str, Any]) -> tuple[str, str]:
+    """(MSH-9.1, MSH-9.2) of the message a Provenance was made from: its activity's text is MSH-9 (``ADT^A04``,
+    ``adapters.convert.common.provenance``); ("", "") when none is stated."""
+    kind, _, event = str((prov.get("activity") or {}).get("text") or "").partition("^")
+    return kind, event.partition("^")[0]
 
 
 def _event(doc: dict[str, Any]) -> tuple[str, str]:
@@ -2216,7 +2222,7 @@ _CHAIN_READ = 64
 
 
 def _undoes_no_merge(conversion: Any, earlier: Sequence[Any], stored: dict[Any, Any], leaned: list[int],
-                     read_many: Any) -> None:
+                     read_many: Any, search: Any = None) -> None:
     """Refuse (AE 204 at the second record's PID-3) an unlink (A37) of two records no merge joined directly -- neither
     holds a ``replaces``/``replaced-by`` link to the other, as the batch leaves it, else stored -- that merges join
     through other records (R1 merged into R2, R2 into R3; the A37 names R3 and R1). An A37 undoes a merge it names
@@ -2241,7 +2247,7 @@ def _undoes_no_merge(conversion: Any, earlier: Sequence[Any], stored: dict[Any, 
         sequence = max(conversion.persons.get(r, 2) for r in (ref, other))
         between = _merged_between(ref, other, earlier, stored, leaned, read_many)
         if between:
-            named = [_mrn_of(_as_left(r, earlier, stored, leaned), systems) for r in between]
+            named = _named_between([ref, *between, other], systems, earlier, stored, leaned, search, read_many)
             _refuse_unlink(
                 "the A37 unlinks two records no merge joined directly: merges join them through the record"
                 f"{'s' if len(named) > 1 else ''} {', '.join(named)} between, and an A37 undoes a merge it names (HL7 "
@@ -2257,6 +2263,66 @@ def _undoes_no_merge(conversion: Any, earlier: Sequence[Any], stored: dict[Any, 
                 "records it names (HL7 v2.5.1 3.3.37) -- left there, the number would answer for another person; "
                 f"nothing of it is filed. Undo the later merge first (the A37 of {holder} and {before}), then send "
                 "this A37 again", sequence, leaned)
+
+
+def _named_between(path: list[str], systems: Collection[str], earlier: Sequence[Any], stored: dict[Any, Any],
+                   leaned: list[int], search: Any, read_many: Any) -> list[str]:
+    """The records between a chain's two ends (``path``: the A37's two records and ``_merged_between``'s between
+    them), each once, as the sender knows it now (``_mrn_of``): a record a renumbering (A46/A47: ``_renumbered``)
+    replaced is that record under its former number, so it is named by the number in use -- the record that
+    replaced it, named already -- and not as a record of its own (rv40i LOW 3: "through the records 'F40J2N',
+    'F40J2'" named one record twice, and invited an A37 of the retired number). One renumbered into an end of the
+    chain (the A37 names the record by its new number) is named by its former number with the one in use, the merge
+    having been made under it: nothing else lies between."""
+    named = []
+    for at in range(1, len(path) - 1):
+        record = path[at]
+        into = next((n for n in (path[at - 1], path[at + 1]) if _renumbered(n, record, earlier, stored, leaned, search,
+                                                                            read_many)), None)
+        if into is None:
+            named.append(_mrn_of(_as_left(record, earlier, stored, leaned), systems))
+        elif into in (path[0], path[-1]):
+            named.append(f"{_mrn_of(_as_left(record, earlier, stored, leaned), systems)} (renumbered "
+                         f"{_mrn_of(_as_left(into, earlier, stored, leaned), systems)} since: ADT^A46/A47)")
+    return named
+
+
+def _renumbered(newer: str, older: str, earlier: Sequence[Any], stored: dict[Any, Any], leaned: list[int],
+                search: Any, read_many: Any) -> bool:
+    """Is ``newer`` the record ``older`` was renumbered into -- ``newer`` ``replaces`` it by an A46/A47
+    (``his.RENUMBERING``: one record under a new identifier, HL7 v2.5.1 3.3.47), not by a merge of two records? The
+    link does not say (``his.merge`` writes the same ``replaces``/``replaced-by`` for both), so the message that made
+    it does: the batch's last merge of the two (``Conversion.merges``' renumbering flag), else the newest of the
+    feed's Provenances naming both whose activity (MSH-9) is a merge event (``_MERGING``); a Provenance a FHIR client
+    wrote proves nothing (its writer mark). False when it cannot be told (no store at hand). Asked only for the words
+    of ``_undoes_no_merge``'s refusal."""
+    from adapters.convert.his import RENUMBERING  # (his imports this module)
+
+    linked = _as_left(newer, earlier, stored, leaned)
+    if not any(isinstance(link, dict) and link.get("type") == "replaces"
+               and (link.get("other") or {}).get("reference") == older for link in (linked or {}).get("link") or ()):
+        return False
+    for at in range(len(earlier) - 1, -1, -1):
+        said = [renumbers for survivor, prior, _, renumbers in earlier[at].merges if (survivor, prior) == (newer, older)]
+        if said:
+            leaned.append(at)
+            return said[-1]
+    marks = _marks(search, read_many)
+    if marks is None:
+        return False
+    newest: tuple[str, str] | None = None
+    for n in range(_PAGES):
+        page = search("Provenance", [("target", older), ("_sort", "_lastUpdated"), ("_count", str(_PAGE)),
+                                     ("_offset", str(n * _PAGE))])
+        naming = [prov for prov in page.resources if _versions_named(prov, older) and _versions_named(prov, newer)
+                  and _activity(prov) in _MERGING]
+        if naming:
+            stored_by = marks.writers("Provenance", [str(prov.get("id")) for prov in naming])
+            fed = [prov for prov in naming if stored_by.get(str(prov.get("id"))) not in NOT_THE_FEED]
+            newest = _activity(fed[-1]) if fed else newest
+        if not page.has_next:
+            break
+    return newest is not None and newest[1] in RENUMBERING
 
 
 def _refuse_unlink(text: str, sequence: int, leaned: list[int]) -> None:
