@@ -164,11 +164,6 @@ def test_a_process_killed_mid_decision_leaves_the_message_recoverable_and_decida
 both = engine_and_client("rv40i")
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "rv40i LOW: idfix40b's own_id_numbers owns no number for a record without PID-7, so rv39h's case comes back for "
-    "a man the HIS registered with his ID number and no birth date: a FHIR client's wrong sex F, then the HIS's A01 "
-    "correcting his name (same MRN, same number, M) is refused AE as another person -- his own number, checked by "
-    "its digit and his sex, is no longer evidence; contained (refused, raw kept), not a wrong filing"))
 def test_a_man_registered_with_his_number_and_no_birth_date_is_not_two_people(both: tuple[Engine, TestClient]) -> None:
     engine, http = both
     nid = _nid("11010119750512031")

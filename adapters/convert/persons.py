@@ -56,6 +56,7 @@ from engine.identity.demographics import (
     demographics,
     id_numbers,
     id_numbers_differ,
+    numbers_against_sex,
     sex_disowned,
     to_the_day,
 )
@@ -166,7 +167,8 @@ def check_persons(conversion: Any, read_many: Any, earlier: Sequence[Any] = (), 
             was = earlier[at].by_reference[ref]
         _against_kept_number(conversion, ref, sequence, was, merge, [at] if at is not None else [], left_out,
                              renumber)
-        if not contradicts_all(was, conversion.by_reference[ref]):
+        if not (contradicts_all(was, conversion.by_reference[ref]) if at is not None
+                else _two_people(conversion, ref, was, search, messages, read_many)):
             continue
         on = [at] if at is not None else []
         if not corrects:
@@ -1987,10 +1989,18 @@ def _corrected_alone(former: dict[str, Any], current: dict[str, Any]) -> bool:
 
 
 def _stated_by(ref: str, versions: set[str], application: str, search: Any, messages: Any, marks: Any) -> bool:
-    """Did a filed message of ``application`` (MSH-3) write one of ``versions`` of the record ``ref``? Read from the
-    Provenances naming the record (each names the exact versions its message filed: ``_versions_named``), the
+    """Did a filed message of ``application`` (MSH-3) write one of ``versions`` of the record ``ref``
+    (``_versions_stated_by``)?"""
+    return bool(_versions_stated_by(ref, versions, application, search, messages, marks))
+
+
+def _versions_stated_by(ref: str, versions: set[str], application: str, search: Any, messages: Any,
+                        marks: Any) -> set[str]:
+    """Which of ``versions`` of the record ``ref`` did a filed message of ``application`` (MSH-3) write? Read from
+    the Provenances naming the record (each names the exact versions its message filed: ``_versions_named``), the
     feed's own only (a FHIR client's Provenance proves nothing: its writer mark), and the message each names
     (``applications_of``), a page at a time as ``_walked`` reads them."""
+    out: set[str] = set()
     for n in range(_PAGES):
         page = search("Provenance", [("target", ref), ("_sort", "_lastUpdated"), ("_count", str(_PAGE)),
                                      ("_offset", str(n * _PAGE))])
@@ -1998,11 +2008,46 @@ def _stated_by(ref: str, versions: set[str], application: str, search: Any, mess
         if naming:
             stored_by = marks.writers("Provenance", [str(prov.get("id")) for prov in naming])
             fed = [prov for prov in naming if stored_by.get(str(prov.get("id"))) not in NOT_THE_FEED]
-            if any(application in apps for apps in applications_of(fed, messages).values()):
-                return True
+            written = applications_of(fed, messages)
+            out.update(v for prov in fed if application in written.get(f"Provenance/{prov.get('id')}", ())
+                       for v in _versions_named(prov, ref) & versions)
         if not page.has_next:
-            return False
-    return False
+            break
+    return out
+
+
+def _two_people(conversion: Any, ref: str, was: dict[str, Any], search: Any, messages: Any, read_many: Any) -> bool:
+    """Are the stored record ``ref`` (``was``) and the PID's two people (``demographics.contradicts_all``)? Where the
+    answer is yes and the record's registrar could say otherwise -- the record states a sex and no day, and carries
+    a valid ID number of the other sex (``numbers_against_sex``) -- asked again with the record as its registrar last
+    stated it (``_as_registered``: whose the number is, ``own_id_numbers``): the HIS registered a man with his
+    number, sex M and no PID-7, a FHIR client set his sex to female, and the HIS's A01 correcting his name was
+    refused as another person (rv40i LOW 2). Only then is the store read (the refusal path)."""
+    person = conversion.by_reference[ref]
+    if not contradicts_all(was, person):
+        return False
+    if not numbers_against_sex(was, demographics(was)):
+        return True
+    registered = _as_registered(ref, search, messages, conversion.registrars, read_many)
+    return registered is None or contradicts_all(was, person, registered)
+
+
+def _as_registered(ref: str, search: Any, messages: Any, declared: Collection[str],
+                   read_many: Any) -> dict[str, Any] | None:
+    """The stored record ``ref`` as the application that registered it (``_registered``) last stated it: the newest
+    of its versions a filed message of that application wrote (``_versions_stated_by``). None: no such version, or
+    no registrar to tell (a record a FHIR client made, one only a result's placeholder made, "cannot be told")."""
+    marks = _marks(search, read_many)
+    registrar = _registered(ref, search, messages, declared, read_many)
+    if marks is None or registrar in (None, _UNSPOKEN, _UNREGISTERED):
+        return None
+    rtype, _, rid = ref.partition("/")
+    try:
+        versions = [v for v in marks.versions(rtype, rid) if v.resource is not None]  # (newest first)
+    except NotFound:
+        return None
+    stated = _versions_stated_by(ref, {str(v.version) for v in versions}, str(registrar), search, messages, marks)
+    return next((v.resource for v in versions if str(v.version) in stated), None)
 
 
 def _joined(conversion: Any, earlier: Sequence[Any], stored: dict[Any, Any], leaned: list[int]) -> None:
