@@ -151,7 +151,7 @@ def check_persons(conversion: Any, read_many: Any, earlier: Sequence[Any] = (), 
         _joined(conversion, earlier, stored, leaned)
         _carried(conversion, earlier, stored, leaned, merge)
     if conversion.unlinked:
-        _undoes_no_merge(conversion, earlier, stored, leaned, read_many, search)
+        _undoes_no_merge(conversion, earlier, stored, leaned, read_many, search, merge)
         _given_back(conversion, earlier, stored, leaned, merge)
     if conversion.nulled:
         _not_theirs_to_delete(conversion, earlier, stored, leaned)
@@ -2267,7 +2267,7 @@ _CHAIN_READ = 64
 
 
 def _undoes_no_merge(conversion: Any, earlier: Sequence[Any], stored: dict[Any, Any], leaned: list[int],
-                     read_many: Any, search: Any = None) -> None:
+                     read_many: Any, search: Any = None, merge: MergeRules | None = None) -> None:
     """Refuse (AE 204 at the second record's PID-3) an unlink (A37) of two records no merge joined directly -- neither
     holds a ``replaces``/``replaced-by`` link to the other, as the batch leaves it, else stored -- that merges join
     through other records (R1 merged into R2, R2 into R3; the A37 names R3 and R1). An A37 undoes a merge it names
@@ -2290,16 +2290,16 @@ def _undoes_no_merge(conversion: Any, earlier: Sequence[Any], stored: dict[Any, 
         systems = {str(i.get("system")) for i in (_as_left(ref, earlier, stored, leaned) or {}).get("identifier") or ()
                    if _typed_mr(i)}
         sequence = max(conversion.persons.get(r, 2) for r in (ref, other))
-        between = _merged_between(ref, other, earlier, stored, leaned, read_many)
+        between = _merged_between(ref, other, earlier, stored, leaned, read_many, merge)
         if between:
-            named = _named_between([ref, *between, other], systems, earlier, stored, leaned, search, read_many)
+            named = _named_between([ref, *between, other], systems, earlier, stored, leaned, search, read_many, merge)
             _refuse_unlink(
                 "the A37 unlinks two records no merge joined directly: merges join them through the record"
                 f"{'s' if len(named) > 1 else ''} {', '.join(named)} between, and an A37 undoes a merge it names (HL7 "
                 "v2.5.1 3.3.37) -- which merge of them was wrong the message does not say; nothing of it is filed. "
                 "Send the A37 of the two records of the wrong merge (a record and the one it was merged into)",
                 sequence, leaned)
-        on = _carried_on(ref, other, earlier, stored, leaned, read_many)
+        on = _carried_on(ref, other, earlier, stored, leaned, read_many, merge)
         if on is not None:
             holder, before = (_mrn_of(_as_left(r, earlier, stored, leaned), systems) for r in on)
             _refuse_unlink(
@@ -2311,7 +2311,7 @@ def _undoes_no_merge(conversion: Any, earlier: Sequence[Any], stored: dict[Any, 
 
 
 def _named_between(path: list[str], systems: Collection[str], earlier: Sequence[Any], stored: dict[Any, Any],
-                   leaned: list[int], search: Any, read_many: Any) -> list[str]:
+                   leaned: list[int], search: Any, read_many: Any, merge: MergeRules | None) -> list[str]:
     """The records between a chain's two ends (``path``: the A37's two records and ``_merged_between``'s between
     them), each once, as the sender knows it now (``_mrn_of``): a record a renumbering (A46/A47: ``_renumbered``)
     replaced is that record under its former number, so it is named by the number in use -- the record that
@@ -2322,18 +2322,18 @@ def _named_between(path: list[str], systems: Collection[str], earlier: Sequence[
     named = []
     for at in range(1, len(path) - 1):
         record = path[at]
-        into = next((n for n in (path[at - 1], path[at + 1]) if _renumbered(n, record, earlier, stored, leaned, search,
-                                                                            read_many)), None)
+        into = next((n for n in (path[at - 1], path[at + 1])
+                     if _renumbered(n, record, earlier, stored, leaned, search, read_many, merge)), None)
         if into is None:
             named.append(_mrn_of(_as_left(record, earlier, stored, leaned), systems))
         elif into in (path[0], path[-1]):
             named.append(f"{_mrn_of(_as_left(record, earlier, stored, leaned), systems)} (renumbered "
-                         f"{_mrn_of(_as_left(into, earlier, stored, leaned), systems)} since: ADT^A46/A47)")
+                         f"{_mrn_of(_as_left(into, earlier, stored, leaned), systems)} since by an A46/A47)")
     return named
 
 
 def _renumbered(newer: str, older: str, earlier: Sequence[Any], stored: dict[Any, Any], leaned: list[int],
-                search: Any, read_many: Any) -> bool:
+                search: Any, read_many: Any, merge: MergeRules | None) -> bool:
     """Is ``newer`` the record ``older`` was renumbered into -- ``newer`` ``replaces`` it by an A46/A47
     (``his.RENUMBERING``: one record under a new identifier, HL7 v2.5.1 3.3.47), not by a merge of two records? The
     link does not say (``his.merge`` writes the same ``replaces``/``replaced-by`` for both), so the message that made
@@ -2343,7 +2343,7 @@ def _renumbered(newer: str, older: str, earlier: Sequence[Any], stored: dict[Any
     of ``_undoes_no_merge``'s refusal."""
     from adapters.convert.his import RENUMBERING  # (his imports this module)
 
-    linked = _as_left(newer, earlier, stored, leaned)
+    linked = _as_left_linked(newer, earlier, stored, leaned, merge)
     if not any(isinstance(link, dict) and link.get("type") == "replaces"
                and (link.get("other") or {}).get("reference") == older for link in (linked or {}).get("link") or ()):
         return False
@@ -2379,12 +2379,12 @@ def _refuse_unlink(text: str, sequence: int, leaned: list[int]) -> None:
 
 
 def _carried_on(ref: str, other: str, earlier: Sequence[Any], stored: dict[Any, Any], leaned: list[int],
-                read_many: Any) -> tuple[str, str] | None:
+                read_many: Any, merge: MergeRules | None = None) -> tuple[str, str] | None:
     """Of a merge the A37 names directly (one record ``replaces`` the other): the record further along the survivor's
     ``replaced-by`` links (the survivor merged on into a third) holding an identifier the merge carried from the
     record merged away (``_carried_from``'s mark naming it), and the record it was merged from -- (holder, before);
-    None: none such (up to ``_CHAIN_READ`` records)."""
-    one, two = _as_left(ref, earlier, stored, leaned), _as_left(other, earlier, stored, leaned)
+    None: none such (up to ``_CHAIN_READ`` records). Each record's links as the batch leaves them (``_as_left_linked``)."""
+    one, two = (_as_left_linked(r, earlier, stored, leaned, merge) for r in (ref, other))
     replaces = [(r, p, rec) for r, p, rec in ((ref, other, one), (other, ref, two))
                 if any(link.get("type") == "replaces" and (link.get("other") or {}).get("reference") == p
                        for link in (rec or {}).get("link") or () if isinstance(link, dict))]
@@ -2400,7 +2400,7 @@ def _carried_on(ref: str, other: str, earlier: Sequence[Any], stored: dict[Any, 
             return None
         if tuple(nxt.split("/", 1)) not in stored:
             stored.update(read_many([tuple(nxt.split("/", 1))]))
-        record = _as_left(nxt, earlier, stored, leaned)
+        record = _as_left_linked(nxt, earlier, stored, leaned, merge)
         if any(mark in (i.get("extension") or ()) for i in (record or {}).get("identifier") or ()
                if isinstance(i, dict)):
             return nxt, at
@@ -2423,6 +2423,36 @@ def _mrn_of(record: dict[str, Any] | None, systems: Collection[str]) -> str:
     return f"'{value}'" if value is not None else "of another assigning authority"
 
 
+def _as_left_linked(ref: str, earlier: Sequence[Any], stored: dict[Any, Any], leaned: list[int],
+                    merge: MergeRules | None) -> dict[str, Any] | None:
+    """The record ``ref`` as the batch leaves it (``_as_left``), its ``Patient.link`` as the batch leaves it too: the
+    stored links with each earlier message's version of the record combined over them in turn (``MergeRules.combine``
+    of ``link`` alone, as the write does: a merge's link added, ``feed: union``; an unlink's or a merge back's taken
+    off, what its message said it deleted). One message's version of a record holds only the links that message
+    states -- an A40's record merged away its ``replaced-by`` alone -- so read alone it lost the chain's other links:
+    in one batch (A40 R1 into R2, A40 R2 into R3, the A37 of R3 and R1) the chain was not seen and the A37 took the
+    ID number off R3, the refusal one by one gives bypassed (found by idlow41). ``merge``: the site's rules (the
+    repository's), else the shipped ones."""
+    record = _as_left(ref, earlier, stored, leaned)
+    writes = [at for at, conversion in enumerate(earlier)
+              if ref in conversion.by_reference and ref not in conversion.create_only]
+    if record is None or not writes:
+        return record
+    rules = merge if merge is not None else shipped()
+    rtype, _, rid = ref.partition("/")
+    links = (stored.get((rtype, rid)) or {}).get("link")
+    for at in writes:
+        conversion = earlier[at]
+        said = conversion.said.get(ref)
+        stated = conversion.by_reference[ref].get("link")
+        with rules.saying({ref: said} if said is not None else None):
+            links = rules.combine({"resourceType": rtype, "id": rid, **({"link": links} if links else {})},
+                                  {"resourceType": rtype, "id": rid, **({"link": stated} if stated else {})},
+                                  conversion.writer or _WRITER).resource.get("link")
+        leaned.append(at)
+    return {**{k: v for k, v in record.items() if k != "link"}, **({"link": links} if links else {})}
+
+
 def _merge_links(record: dict[str, Any] | None) -> list[str]:
     """The records ``record`` replaces or is replaced by (``Patient.link``): the merges that touch it."""
     return [str(link["other"]["reference"]) for link in (record or {}).get("link") or ()
@@ -2431,12 +2461,12 @@ def _merge_links(record: dict[str, Any] | None) -> list[str]:
 
 
 def _merged_between(ref: str, other: str, earlier: Sequence[Any], stored: dict[Any, Any], leaned: list[int],
-                    read_many: Any) -> list[str]:
-    """The records between ``ref`` and ``other`` along the merges' links (``_merge_links``, each record as the batch
-    leaves it, else stored; read in rounds), when the two are joined only through others; [] when one links the
-    other directly, or no chain of at most ``_CHAIN_READ`` records joins them."""
-    first = _as_left(ref, earlier, stored, leaned)
-    if other in _merge_links(first) or ref in _merge_links(_as_left(other, earlier, stored, leaned)):
+                    read_many: Any, merge: MergeRules | None = None) -> list[str]:
+    """The records between ``ref`` and ``other`` along the merges' links (``_merge_links``, each record's links as the
+    batch leaves them: ``_as_left_linked``; read in rounds), when the two are joined only through others; [] when one
+    links the other directly, or no chain of at most ``_CHAIN_READ`` records joins them."""
+    first = _as_left_linked(ref, earlier, stored, leaned, merge)
+    if other in _merge_links(first) or ref in _merge_links(_as_left_linked(other, earlier, stored, leaned, merge)):
         return []
     came: dict[str, str] = {ref: ""}
     frontier = [ref]
@@ -2448,7 +2478,7 @@ def _merged_between(ref: str, other: str, earlier: Sequence[Any], stored: dict[A
         step = []
         for at in frontier:
             if at not in records:
-                records[at] = _as_left(at, earlier, stored, leaned)
+                records[at] = _as_left_linked(at, earlier, stored, leaned, merge)
             for nxt in _merge_links(records[at]):
                 if nxt in came:
                     continue
