@@ -175,19 +175,21 @@ def test_an_a37_across_a_chain_merged_in_the_same_batch_is_refused_as_one_by_one
     """One batch: A40 R1 (ID number) into R2, A40 R2 into R3, the A37 of R3 and R1 -- refused AE 204 naming R2, as
     one by one (idfix40b); R3 keeps the number, R1 stays merged away. A message's version of a record states only
     its own merge's link, so read alone R2's lost its ``replaces`` R1 and the chain was not seen: the A37 was taken,
-    R1 active again holding the number, R3 without it (``persons._as_left_linked``). Fails without idlow41 (AA)."""
+    R1 active again holding the number, R3 without it (``persons._as_left_linked``). The walk starts from the record
+    whose id sorts first: R3's here (the MRNs chosen so), from which R2's version of the second A40 leads nowhere.
+    Fails without idlow41 (AA)."""
     _, http = both
     nid = _nid("32092319620303712")
     person = ("岳^巳", "19620303", "F")
-    one = registered(http, "L41F1", "LFA", *person, f"~{nid}^^^^NNCHN")
-    registered(http, "L41F2", "LFB", *person)
-    three = registered(http, "L41F3", "LFC", *person)
-    ack = post(http, _batch(merge("LFD", "L41F2^^^FNXRMYY^MR", *person, "L41F1^^^FNXRMYY^MR"),
-                            merge("LFE", "L41F3^^^FNXRMYY^MR", *person, "L41F2^^^FNXRMYY^MR"),
-                            unlink("LFF", ("L41F3", *person), ("L41F1", *person))))
-    assert [_answer(ack, c)[0] for c in ("LFD", "LFE")] == ["AA", "AA"], ack
-    code, (line,) = _answer(ack, "LFF")
-    assert code == "AE" and line.split("|")[2] == "PID^2^3" and "through the record 'L41F2' between" in line, line
+    one = registered(http, "L41K1", "LKA", *person, f"~{nid}^^^^NNCHN")
+    registered(http, "L41K2", "LKB", *person)
+    three = registered(http, "L41K3", "LKC", *person)
+    ack = post(http, _batch(merge("LKD", "L41K2^^^FNXRMYY^MR", *person, "L41K1^^^FNXRMYY^MR"),
+                            merge("LKE", "L41K3^^^FNXRMYY^MR", *person, "L41K2^^^FNXRMYY^MR"),
+                            unlink("LKF", ("L41K3", *person), ("L41K1", *person))))
+    assert [_answer(ack, c)[0] for c in ("LKD", "LKE")] == ["AA", "AA"], ack
+    code, (line,) = _answer(ack, "LKF")
+    assert code == "AE" and line.split("|")[2] == "PID^2^3" and "through the record 'L41K2' between" in line, line
     assert [p["id"] for p in patients(http, nid)] == [three["id"]]
     assert read_patient(http, one["id"])["active"] is False
 
