@@ -10,6 +10,7 @@ of it."""
 
 from __future__ import annotations
 
+import pytest
 from fastapi.testclient import TestClient
 
 from adapters.hl7v2.ack import ack_code_of
@@ -211,3 +212,23 @@ def test_an_a37_of_a_merge_whose_number_moved_on_in_the_same_batch_is_refused_as
     code, (line,) = _answer(ack, "LGF")
     assert code == "AE" and "the A37 of 'L41G3' and 'L41G2'" in line, line
     assert [p["id"] for p in patients(http, nid)] == [three["id"]]
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "idlow41 LOW (found, left): an A37 naming the survivor of a merge by the number an A47 gave it since (R1 merged "
+    "into R2, R2 renumbered R2N, the A37 of R2N and R1) is refused as across a chain -- to the HIS it is the merge of "
+    "R1 into its record, which it names; undoing it (parting R1 from R2, the number the merge carried back to R1 off "
+    "R2N) is an A37 reading through a renumbering, not built (persons._undoes_no_merge, his.unlink)"))
+def test_an_a37_naming_the_renumbered_survivor_undoes_the_merge_made_under_its_former_number(
+        both: tuple[Engine, TestClient]) -> None:
+    _, http = both
+    nid = _nid("32092319620303912")
+    person = ("岳^未", "19620303", "F")
+    one = registered(http, "L41H1", "LHA", *person, f"~{nid}^^^^NNCHN")
+    registered(http, "L41H2", "LHB", *person)
+    assert ack_code_of(post(http, merge("LHC", "L41H2^^^FNXRMYY^MR", *person, "L41H1^^^FNXRMYY^MR"))) == "AA"
+    assert ack_code_of(post(http, _a47("LHD", "L41H2N", person, "L41H2"))) == "AA"
+    ack = post(http, unlink("LHE", ("L41H2N", *person), ("L41H1", *person)))
+    assert ack_code_of(ack) == "AA", ack
+    assert [p["id"] for p in patients(http, nid)] == [one["id"]]
+    assert read_patient(http, one["id"]).get("active") is True
