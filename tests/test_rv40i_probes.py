@@ -164,11 +164,6 @@ def test_a_process_killed_mid_decision_leaves_the_message_recoverable_and_decida
 both = engine_and_client("rv40i")
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "rv40i LOW: idfix40b's own_id_numbers owns no number for a record without PID-7, so rv39h's case comes back for "
-    "a man the HIS registered with his ID number and no birth date: a FHIR client's wrong sex F, then the HIS's A01 "
-    "correcting his name (same MRN, same number, M) is refused AE as another person -- his own number, checked by "
-    "its digit and his sex, is no longer evidence; contained (refused, raw kept), not a wrong filing"))
 def test_a_man_registered_with_his_number_and_no_birth_date_is_not_two_people(both: tuple[Engine, TestClient]) -> None:
     engine, http = both
     nid = _nid("11010119750512031")
@@ -179,11 +174,6 @@ def test_a_man_registered_with_his_number_and_no_birth_date_is_not_two_people(bo
     assert ack_code_of(ack) == "AA", ack
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "rv40i LOW: idfix40b's chain refusal after an A47 in the middle names the renumbered record twice, as two records "
-    "'between' ('F40J2N', 'F40J2'): the A47's retired number is listed as a record of its own, which the HIS does "
-    "not have (one record, renumbered) -- the advice 'send the A37 of the two records of the wrong merge' then "
-    "invites an A37 naming a retired number (persons._merged_between walks the A47's link as a merge; _mrn_of)"))
 def test_an_a37_across_a_chain_after_an_a47_names_the_middle_record_by_its_number_now(
         both: tuple[Engine, TestClient]) -> None:
     """R1 (ID number) merged into R2; R2 renumbered by an A47 (F40J2 -> F40J2N); R2 merged into R3; the A37 of R3 and

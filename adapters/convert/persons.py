@@ -56,6 +56,7 @@ from engine.identity.demographics import (
     demographics,
     id_numbers,
     id_numbers_differ,
+    numbers_against_sex,
     sex_disowned,
     to_the_day,
 )
@@ -150,7 +151,7 @@ def check_persons(conversion: Any, read_many: Any, earlier: Sequence[Any] = (), 
         _joined(conversion, earlier, stored, leaned)
         _carried(conversion, earlier, stored, leaned, merge)
     if conversion.unlinked:
-        _undoes_no_merge(conversion, earlier, stored, leaned, read_many)
+        _undoes_no_merge(conversion, earlier, stored, leaned, read_many, search, merge)
         _given_back(conversion, earlier, stored, leaned, merge)
     if conversion.nulled:
         _not_theirs_to_delete(conversion, earlier, stored, leaned)
@@ -166,7 +167,8 @@ def check_persons(conversion: Any, read_many: Any, earlier: Sequence[Any] = (), 
             was = earlier[at].by_reference[ref]
         _against_kept_number(conversion, ref, sequence, was, merge, [at] if at is not None else [], left_out,
                              renumber)
-        if not contradicts_all(was, conversion.by_reference[ref]):
+        if not (contradicts_all(was, conversion.by_reference[ref]) if at is not None
+                else _two_people(conversion, ref, was, search, messages, read_many)):
             continue
         on = [at] if at is not None else []
         if not corrects:
@@ -1800,11 +1802,17 @@ def _may_register(prov: dict[str, Any], fed: bool = True) -> bool:
     the same reason in a FHIR client's Provenance proves nothing (priv36)."""
     if fed and rekeys(prov):
         return False
-    text = str((prov.get("activity") or {}).get("text") or "")
-    if not text:
+    kind, event = _activity(prov)
+    if not (kind or event):
         return True
-    kind, _, event = text.partition("^")
-    return _registers_record(kind, event.partition("^")[0]) or not event
+    return _registers_record(kind, event) or not event
+
+
+def _activity(prov: dict[str, Any]) -> tuple[str, str]:
+    """(MSH-9.1, MSH-9.2) of the message a Provenance was made from: its activity's text is MSH-9 (``ADT^A04``,
+    ``adapters.convert.common.provenance``); ("", "") when none is stated."""
+    kind, _, event = str((prov.get("activity") or {}).get("text") or "").partition("^")
+    return kind, event.partition("^")[0]
 
 
 def _event(doc: dict[str, Any]) -> tuple[str, str]:
@@ -1981,10 +1989,18 @@ def _corrected_alone(former: dict[str, Any], current: dict[str, Any]) -> bool:
 
 
 def _stated_by(ref: str, versions: set[str], application: str, search: Any, messages: Any, marks: Any) -> bool:
-    """Did a filed message of ``application`` (MSH-3) write one of ``versions`` of the record ``ref``? Read from the
-    Provenances naming the record (each names the exact versions its message filed: ``_versions_named``), the
+    """Did a filed message of ``application`` (MSH-3) write one of ``versions`` of the record ``ref``
+    (``_versions_stated_by``)?"""
+    return bool(_versions_stated_by(ref, versions, application, search, messages, marks))
+
+
+def _versions_stated_by(ref: str, versions: set[str], application: str, search: Any, messages: Any,
+                        marks: Any) -> set[str]:
+    """Which of ``versions`` of the record ``ref`` did a filed message of ``application`` (MSH-3) write? Read from
+    the Provenances naming the record (each names the exact versions its message filed: ``_versions_named``), the
     feed's own only (a FHIR client's Provenance proves nothing: its writer mark), and the message each names
     (``applications_of``), a page at a time as ``_walked`` reads them."""
+    out: set[str] = set()
     for n in range(_PAGES):
         page = search("Provenance", [("target", ref), ("_sort", "_lastUpdated"), ("_count", str(_PAGE)),
                                      ("_offset", str(n * _PAGE))])
@@ -1992,11 +2008,46 @@ def _stated_by(ref: str, versions: set[str], application: str, search: Any, mess
         if naming:
             stored_by = marks.writers("Provenance", [str(prov.get("id")) for prov in naming])
             fed = [prov for prov in naming if stored_by.get(str(prov.get("id"))) not in NOT_THE_FEED]
-            if any(application in apps for apps in applications_of(fed, messages).values()):
-                return True
+            written = applications_of(fed, messages)
+            out.update(v for prov in fed if application in written.get(f"Provenance/{prov.get('id')}", ())
+                       for v in _versions_named(prov, ref) & versions)
         if not page.has_next:
-            return False
-    return False
+            break
+    return out
+
+
+def _two_people(conversion: Any, ref: str, was: dict[str, Any], search: Any, messages: Any, read_many: Any) -> bool:
+    """Are the stored record ``ref`` (``was``) and the PID's two people (``demographics.contradicts_all``)? Where the
+    answer is yes and the record's registrar could say otherwise -- the record states a sex and no day, and carries
+    a valid ID number of the other sex (``numbers_against_sex``) -- asked again with the record as its registrar last
+    stated it (``_as_registered``: whose the number is, ``own_id_numbers``): the HIS registered a man with his
+    number, sex M and no PID-7, a FHIR client set his sex to female, and the HIS's A01 correcting his name was
+    refused as another person (rv40i LOW 2). Only then is the store read (the refusal path)."""
+    person = conversion.by_reference[ref]
+    if not contradicts_all(was, person):
+        return False
+    if not numbers_against_sex(was, demographics(was)):
+        return True
+    registered = _as_registered(ref, search, messages, conversion.registrars, read_many)
+    return registered is None or contradicts_all(was, person, registered)
+
+
+def _as_registered(ref: str, search: Any, messages: Any, declared: Collection[str],
+                   read_many: Any) -> dict[str, Any] | None:
+    """The stored record ``ref`` as the application that registered it (``_registered``) last stated it: the newest
+    of its versions a filed message of that application wrote (``_versions_stated_by``). None: no such version, or
+    no registrar to tell (a record a FHIR client made, one only a result's placeholder made, "cannot be told")."""
+    marks = _marks(search, read_many)
+    registrar = _registered(ref, search, messages, declared, read_many)
+    if marks is None or registrar in (None, _UNSPOKEN, _UNREGISTERED):
+        return None
+    rtype, _, rid = ref.partition("/")
+    try:
+        versions = [v for v in marks.versions(rtype, rid) if v.resource is not None]  # (newest first)
+    except NotFound:
+        return None
+    stated = _versions_stated_by(ref, {str(v.version) for v in versions}, str(registrar), search, messages, marks)
+    return next((v.resource for v in versions if str(v.version) in stated), None)
 
 
 def _joined(conversion: Any, earlier: Sequence[Any], stored: dict[Any, Any], leaned: list[int]) -> None:
@@ -2216,7 +2267,7 @@ _CHAIN_READ = 64
 
 
 def _undoes_no_merge(conversion: Any, earlier: Sequence[Any], stored: dict[Any, Any], leaned: list[int],
-                     read_many: Any) -> None:
+                     read_many: Any, search: Any = None, merge: MergeRules | None = None) -> None:
     """Refuse (AE 204 at the second record's PID-3) an unlink (A37) of two records no merge joined directly -- neither
     holds a ``replaces``/``replaced-by`` link to the other, as the batch leaves it, else stored -- that merges join
     through other records (R1 merged into R2, R2 into R3; the A37 names R3 and R1). An A37 undoes a merge it names
@@ -2239,16 +2290,16 @@ def _undoes_no_merge(conversion: Any, earlier: Sequence[Any], stored: dict[Any, 
         systems = {str(i.get("system")) for i in (_as_left(ref, earlier, stored, leaned) or {}).get("identifier") or ()
                    if _typed_mr(i)}
         sequence = max(conversion.persons.get(r, 2) for r in (ref, other))
-        between = _merged_between(ref, other, earlier, stored, leaned, read_many)
+        between = _merged_between(ref, other, earlier, stored, leaned, read_many, merge)
         if between:
-            named = [_mrn_of(_as_left(r, earlier, stored, leaned), systems) for r in between]
+            named = _named_between([ref, *between, other], systems, earlier, stored, leaned, search, read_many, merge)
             _refuse_unlink(
                 "the A37 unlinks two records no merge joined directly: merges join them through the record"
                 f"{'s' if len(named) > 1 else ''} {', '.join(named)} between, and an A37 undoes a merge it names (HL7 "
                 "v2.5.1 3.3.37) -- which merge of them was wrong the message does not say; nothing of it is filed. "
                 "Send the A37 of the two records of the wrong merge (a record and the one it was merged into)",
                 sequence, leaned)
-        on = _carried_on(ref, other, earlier, stored, leaned, read_many)
+        on = _carried_on(ref, other, earlier, stored, leaned, read_many, merge)
         if on is not None:
             holder, before = (_mrn_of(_as_left(r, earlier, stored, leaned), systems) for r in on)
             _refuse_unlink(
@@ -2257,6 +2308,66 @@ def _undoes_no_merge(conversion: Any, earlier: Sequence[Any], stored: dict[Any, 
                 "records it names (HL7 v2.5.1 3.3.37) -- left there, the number would answer for another person; "
                 f"nothing of it is filed. Undo the later merge first (the A37 of {holder} and {before}), then send "
                 "this A37 again", sequence, leaned)
+
+
+def _named_between(path: list[str], systems: Collection[str], earlier: Sequence[Any], stored: dict[Any, Any],
+                   leaned: list[int], search: Any, read_many: Any, merge: MergeRules | None) -> list[str]:
+    """The records between a chain's two ends (``path``: the A37's two records and ``_merged_between``'s between
+    them), each once, as the sender knows it now (``_mrn_of``): a record a renumbering (A46/A47: ``_renumbered``)
+    replaced is that record under its former number, so it is named by the number in use -- the record that
+    replaced it, named already -- and not as a record of its own (rv40i LOW 3: "through the records 'F40J2N',
+    'F40J2'" named one record twice, and invited an A37 of the retired number). One renumbered into an end of the
+    chain (the A37 names the record by its new number) is named by its former number with the one in use, the merge
+    having been made under it: nothing else lies between."""
+    named = []
+    for at in range(1, len(path) - 1):
+        record = path[at]
+        into = next((n for n in (path[at - 1], path[at + 1])
+                     if _renumbered(n, record, earlier, stored, leaned, search, read_many, merge)), None)
+        if into is None:
+            named.append(_mrn_of(_as_left(record, earlier, stored, leaned), systems))
+        elif into in (path[0], path[-1]):
+            named.append(f"{_mrn_of(_as_left(record, earlier, stored, leaned), systems)} (renumbered "
+                         f"{_mrn_of(_as_left(into, earlier, stored, leaned), systems)} since by an A46/A47)")
+    return named
+
+
+def _renumbered(newer: str, older: str, earlier: Sequence[Any], stored: dict[Any, Any], leaned: list[int],
+                search: Any, read_many: Any, merge: MergeRules | None) -> bool:
+    """Is ``newer`` the record ``older`` was renumbered into -- ``newer`` ``replaces`` it by an A46/A47
+    (``his.RENUMBERING``: one record under a new identifier, HL7 v2.5.1 3.3.47), not by a merge of two records? The
+    link does not say (``his.merge`` writes the same ``replaces``/``replaced-by`` for both), so the message that made
+    it does: the batch's last merge of the two (``Conversion.merges``' renumbering flag), else the newest of the
+    feed's Provenances naming both whose activity (MSH-9) is a merge event (``_MERGING``); a Provenance a FHIR client
+    wrote proves nothing (its writer mark). False when it cannot be told (no store at hand). Asked only for the words
+    of ``_undoes_no_merge``'s refusal."""
+    from adapters.convert.his import RENUMBERING  # (his imports this module)
+
+    linked = _as_left_linked(newer, earlier, stored, leaned, merge)
+    if not any(isinstance(link, dict) and link.get("type") == "replaces"
+               and (link.get("other") or {}).get("reference") == older for link in (linked or {}).get("link") or ()):
+        return False
+    for at in range(len(earlier) - 1, -1, -1):
+        said = [renumbers for survivor, prior, _, renumbers in earlier[at].merges if (survivor, prior) == (newer, older)]
+        if said:
+            leaned.append(at)
+            return said[-1]
+    marks = _marks(search, read_many)
+    if marks is None:
+        return False
+    newest: tuple[str, str] | None = None
+    for n in range(_PAGES):
+        page = search("Provenance", [("target", older), ("_sort", "_lastUpdated"), ("_count", str(_PAGE)),
+                                     ("_offset", str(n * _PAGE))])
+        naming = [prov for prov in page.resources if _versions_named(prov, older) and _versions_named(prov, newer)
+                  and _activity(prov) in _MERGING]
+        if naming:
+            stored_by = marks.writers("Provenance", [str(prov.get("id")) for prov in naming])
+            fed = [prov for prov in naming if stored_by.get(str(prov.get("id"))) not in NOT_THE_FEED]
+            newest = _activity(fed[-1]) if fed else newest
+        if not page.has_next:
+            break
+    return newest is not None and newest[1] in RENUMBERING
 
 
 def _refuse_unlink(text: str, sequence: int, leaned: list[int]) -> None:
@@ -2268,12 +2379,12 @@ def _refuse_unlink(text: str, sequence: int, leaned: list[int]) -> None:
 
 
 def _carried_on(ref: str, other: str, earlier: Sequence[Any], stored: dict[Any, Any], leaned: list[int],
-                read_many: Any) -> tuple[str, str] | None:
+                read_many: Any, merge: MergeRules | None = None) -> tuple[str, str] | None:
     """Of a merge the A37 names directly (one record ``replaces`` the other): the record further along the survivor's
     ``replaced-by`` links (the survivor merged on into a third) holding an identifier the merge carried from the
     record merged away (``_carried_from``'s mark naming it), and the record it was merged from -- (holder, before);
-    None: none such (up to ``_CHAIN_READ`` records)."""
-    one, two = _as_left(ref, earlier, stored, leaned), _as_left(other, earlier, stored, leaned)
+    None: none such (up to ``_CHAIN_READ`` records). Each record's links as the batch leaves them (``_as_left_linked``)."""
+    one, two = (_as_left_linked(r, earlier, stored, leaned, merge) for r in (ref, other))
     replaces = [(r, p, rec) for r, p, rec in ((ref, other, one), (other, ref, two))
                 if any(link.get("type") == "replaces" and (link.get("other") or {}).get("reference") == p
                        for link in (rec or {}).get("link") or () if isinstance(link, dict))]
@@ -2289,7 +2400,7 @@ def _carried_on(ref: str, other: str, earlier: Sequence[Any], stored: dict[Any, 
             return None
         if tuple(nxt.split("/", 1)) not in stored:
             stored.update(read_many([tuple(nxt.split("/", 1))]))
-        record = _as_left(nxt, earlier, stored, leaned)
+        record = _as_left_linked(nxt, earlier, stored, leaned, merge)
         if any(mark in (i.get("extension") or ()) for i in (record or {}).get("identifier") or ()
                if isinstance(i, dict)):
             return nxt, at
@@ -2312,6 +2423,36 @@ def _mrn_of(record: dict[str, Any] | None, systems: Collection[str]) -> str:
     return f"'{value}'" if value is not None else "of another assigning authority"
 
 
+def _as_left_linked(ref: str, earlier: Sequence[Any], stored: dict[Any, Any], leaned: list[int],
+                    merge: MergeRules | None) -> dict[str, Any] | None:
+    """The record ``ref`` as the batch leaves it (``_as_left``), its ``Patient.link`` as the batch leaves it too: the
+    stored links with each earlier message's version of the record combined over them in turn (``MergeRules.combine``
+    of ``link`` alone, as the write does: a merge's link added, ``feed: union``; an unlink's or a merge back's taken
+    off, what its message said it deleted). One message's version of a record holds only the links that message
+    states -- an A40's record merged away its ``replaced-by`` alone -- so read alone it lost the chain's other links:
+    in one batch (A40 R1 into R2, A40 R2 into R3, the A37 of R3 and R1) the chain was not seen and the A37 took the
+    ID number off R3, the refusal one by one gives bypassed (found by idlow41). ``merge``: the site's rules (the
+    repository's), else the shipped ones."""
+    record = _as_left(ref, earlier, stored, leaned)
+    writes = [at for at, conversion in enumerate(earlier)
+              if ref in conversion.by_reference and ref not in conversion.create_only]
+    if record is None or not writes:
+        return record
+    rules = merge if merge is not None else shipped()
+    rtype, _, rid = ref.partition("/")
+    links = (stored.get((rtype, rid)) or {}).get("link")
+    for at in writes:
+        conversion = earlier[at]
+        said = conversion.said.get(ref)
+        stated = conversion.by_reference[ref].get("link")
+        with rules.saying({ref: said} if said is not None else None):
+            links = rules.combine({"resourceType": rtype, "id": rid, **({"link": links} if links else {})},
+                                  {"resourceType": rtype, "id": rid, **({"link": stated} if stated else {})},
+                                  conversion.writer or _WRITER).resource.get("link")
+        leaned.append(at)
+    return {**{k: v for k, v in record.items() if k != "link"}, **({"link": links} if links else {})}
+
+
 def _merge_links(record: dict[str, Any] | None) -> list[str]:
     """The records ``record`` replaces or is replaced by (``Patient.link``): the merges that touch it."""
     return [str(link["other"]["reference"]) for link in (record or {}).get("link") or ()
@@ -2320,12 +2461,12 @@ def _merge_links(record: dict[str, Any] | None) -> list[str]:
 
 
 def _merged_between(ref: str, other: str, earlier: Sequence[Any], stored: dict[Any, Any], leaned: list[int],
-                    read_many: Any) -> list[str]:
-    """The records between ``ref`` and ``other`` along the merges' links (``_merge_links``, each record as the batch
-    leaves it, else stored; read in rounds), when the two are joined only through others; [] when one links the
-    other directly, or no chain of at most ``_CHAIN_READ`` records joins them."""
-    first = _as_left(ref, earlier, stored, leaned)
-    if other in _merge_links(first) or ref in _merge_links(_as_left(other, earlier, stored, leaned)):
+                    read_many: Any, merge: MergeRules | None = None) -> list[str]:
+    """The records between ``ref`` and ``other`` along the merges' links (``_merge_links``, each record's links as the
+    batch leaves them: ``_as_left_linked``; read in rounds), when the two are joined only through others; [] when one
+    links the other directly, or no chain of at most ``_CHAIN_READ`` records joins them."""
+    first = _as_left_linked(ref, earlier, stored, leaned, merge)
+    if other in _merge_links(first) or ref in _merge_links(_as_left_linked(other, earlier, stored, leaned, merge)):
         return []
     came: dict[str, str] = {ref: ""}
     frontier = [ref]
@@ -2337,7 +2478,7 @@ def _merged_between(ref: str, other: str, earlier: Sequence[Any], stored: dict[A
         step = []
         for at in frontier:
             if at not in records:
-                records[at] = _as_left(at, earlier, stored, leaned)
+                records[at] = _as_left_linked(at, earlier, stored, leaned, merge)
             for nxt in _merge_links(records[at]):
                 if nxt in came:
                     continue

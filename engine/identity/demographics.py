@@ -123,12 +123,13 @@ def conflicts_between(a: dict[str, str | None], b: dict[str, str | None]) -> lis
     return out
 
 
-def contradicts_all(stored: dict[str, Any], incoming: dict[str, Any]) -> bool:
+def contradicts_all(stored: dict[str, Any], incoming: dict[str, Any], registered: dict[str, Any] | None = None) -> bool:
     """Do two Patient versions name two people? Three readings, any is enough:
 
     - the name differs and so does the sex, both stating male or female (``conflicts_between``), whatever
-      the birth date -- a sex the side's own valid ID number (its birth date the record's day: ``own_id_numbers``)
-      contradicts not counted (``sex_disowned``);
+      the birth date -- a sex the side's own valid ID number (its birth date the record's day, or for a stored record
+      stating no day the number as its registrar stated it, ``registered``: ``own_id_numbers``) contradicts not
+      counted (``sex_disowned``);
     - the name differs and so does a birth date both state to the day, whatever the sex;
     - the name differs and so do the resident ID numbers both carry valid (``valid_id_numbers``: no number in
       common), whatever the sex and birth date.
@@ -153,19 +154,23 @@ def contradicts_all(stored: dict[str, Any], incoming: dict[str, Any]) -> bool:
     another name and sex under a stored record pass (rvidentity32 finding 4).
 
     The name is compared first and decides alone when it agrees (the common path: a returning patient's
-    result): the ID numbers are read only where the name differs."""
+    result): the ID numbers are read only where the name differs.
+
+    ``registered``: ``stored`` as the application that registered it last stated it (a version its message wrote),
+    read by the caller from the store where it could decide (``numbers_against_sex``; ``adapters.convert.persons``'
+    refusal path): the evidence whose a number is when the record states no day. None: no such evidence."""
     a, b = demographics(stored), demographics(incoming)
     if not (a["name"] and b["name"] and not same_name(a["name"], b["name"])):
         return False
     conflicts = conflicts_between(a, b)
-    if "gender" in conflicts and not (sex_disowned(stored, a) or sex_disowned(incoming, b)):
+    if "gender" in conflicts and not (sex_disowned(stored, a, registered) or sex_disowned(incoming, b)):
         return True
     if "birthDate" in conflicts and to_the_day(a["birthDate"]) and to_the_day(b["birthDate"]):
         return True
     return id_numbers_differ(stored, incoming)
 
 
-def sex_disowned(patient: dict[str, Any], demo: dict[str, str | None]) -> bool:
+def sex_disowned(patient: dict[str, Any], demo: dict[str, str | None], registered: dict[str, Any] | None = None) -> bool:
     """Does the Patient's OWN valid resident ID number (``own_id_numbers``) encode another sex than the one it
     states? Then its sex is no evidence of another person in ``contradicts_all``: the number, checked by its digit,
     says who the record is, and the stated sex is the error -- a FHIR client that set the stored sex to female over
@@ -173,23 +178,55 @@ def sex_disowned(patient: dict[str, Any], demo: dict[str, str | None]) -> bool:
     refusal as another person (rv39h LOW; id40). The other readings still hold (a full birth date, the ID numbers).
     Only the record's own number disowns its sex: a newborn registered under the mother's number (sex U, no PID-7),
     then recorded male, had his sex discounted by her number, and his twin sister's result under his MRN (another
-    name, sex F) was filed as his (rv40g HIGH 2; idfix40b)."""
+    name, sex F) was filed as his (rv40g HIGH 2; idfix40b). ``registered``: the record as its registrar stated it
+    (``own_id_numbers``)."""
     gender = demo["gender"]
-    return gender is not None and any(parse(number).gender != gender for number in own_id_numbers(patient, demo))
+    return gender is not None and any(parse(number).gender != gender
+                                      for number in own_id_numbers(patient, demo, registered))
 
 
-def own_id_numbers(patient: dict[str, Any], demo: dict[str, str | None]) -> frozenset[str]:
-    """The valid resident ID numbers (``valid_id_numbers``) that are the Patient's OWN: the birth date each encodes
-    (GB 11643: characters 7-14, ``nationalid.parse``) is the day the record states (``demo``'s ``birthDate``, to
-    the day). A number is not always its holder's: a newborn is registered under the mother's number (DOMAIN.md,
-    identity facts; ``contradicts_all``), and no other field of the number can tell whose it is -- the sex is the
-    very thing asked, the region is the mother's too. A record stating no birth date, or only a year or a month
-    (an age a county LIS sends), owns none: a year agrees with every day of it (``same_day``) and says nothing of
-    whose the number is; the discount it grants overrules the person guard, so it needs the day positively."""
+def own_id_numbers(patient: dict[str, Any], demo: dict[str, str | None],
+                   registered: dict[str, Any] | None = None) -> frozenset[str]:
+    """The valid resident ID numbers (``valid_id_numbers``) that are the Patient's OWN. A number is not always its
+    holder's: a newborn is registered under the mother's number (DOMAIN.md, identity facts; ``contradicts_all``), and
+    no other field of the number can tell whose it is -- the sex is the very thing asked, the region is the mother's
+    too. Two kinds of evidence, and the discount this grants overrules the person guard, so each is positive:
+
+    - the record states a day of birth: the numbers whose encoded birth date (GB 11643: characters 7-14,
+      ``nationalid.parse``) is that day. A year or a month (an age a county LIS sends) agrees with every day in it
+      (``same_day``) and says nothing of whose the number is.
+    - the record states no day (none, or a year or a month): the numbers its registrar stated as the record's own
+      (``registered``: the record as the application that registered it last stated it, a version its message
+      wrote; read by the caller) -- the registration carries the number and states the sex the number encodes
+      (male or female, not unknown), nothing it states of the birth date contradicting the number
+      (``conflicts_with_id``), under the name the record still bears (``same_name``); and what the record itself
+      states of the date is the number's. A man the HIS registered with his number, his sex and no PID-7, whose sex
+      a FHIR client then set to female, is still the man his number says (rv40i LOW 2: the HIS's A01 correcting
+      his name was refused as another person). A newborn the registrar put under the mother's number stated no sex
+      (U) or not hers, so the registration owns it nothing (rv40g HIGH 2 holds: the boy recorded male by the ward,
+      his twin sister's result refused); a record renamed since (the ward's correction of a registration that mixed
+      up twins) is no longer what the registrar stated. Without ``registered`` such a record owns none."""
     day = demo["birthDate"]
-    if not to_the_day(day):
+    if to_the_day(day):
+        return frozenset(n for n in valid_id_numbers(patient) if parse(n).birth_date.isoformat() == day[:10])
+    if registered is None:
         return frozenset()
-    return frozenset(n for n in valid_id_numbers(patient) if parse(n).birth_date.isoformat() == day[:10])
+    said = demographics(registered)
+    if said["gender"] is None or not (said["name"] and demo["name"] and same_name(said["name"], demo["name"])):
+        return frozenset()
+    return frozenset(n for n in valid_id_numbers(patient) & valid_id_numbers(registered)
+                     if not conflicts_with_id(said, nid := parse(n))
+                     and not (day and not same_day(day, nid.birth_date.isoformat())))
+
+
+def numbers_against_sex(patient: dict[str, Any], demo: dict[str, str | None]) -> bool:
+    """Could the record's registrar's word (``own_id_numbers``' ``registered``) disown its sex -- the record states a
+    sex and no day, and carries a valid number encoding the other sex and agreeing with what it states of the date?
+    Asked before the store is read for that word (``adapters.convert.persons``: only then is it read)."""
+    day, gender = demo["birthDate"], demo["gender"]
+    return gender is not None and not to_the_day(day) and any(
+        nid.gender != gender and not (day and not same_day(day, nid.birth_date.isoformat()))
+        for nid in map(parse, valid_id_numbers(patient)))
 
 
 def id_numbers_differ(a: dict[str, Any], b: dict[str, Any]) -> bool:
