@@ -28,7 +28,7 @@ from starlette.responses import Response
 from starlette.types import Scope
 
 from engine import fhirjson
-from engine.api.formats import fhir_negotiation, negotiate_form, require_body_served
+from engine.api.formats import body_served, fhir_negotiation, negotiate_form, require_body_served
 from engine.api.outcomes import FHIR_JSON, fhir_response
 from engine.audit.note import note
 from engine.auth.deps import engine_of, get_repo, header_list, header_of
@@ -184,28 +184,51 @@ def _form(body: bytes) -> list[tuple[str, str]]:
                          "parameters percent-encoded in UTF-8", expression=["body"]) from None
 
 
+_FORM_TYPES = ("application/x-www-form-urlencoded", "")
+
+
+def _form_type(request: Request) -> str:
+    """The bare type of a ``POST _search``'s Content-Type (lower case; empty when none is sent)."""
+    return (header_of(request, "content-type") or "").split(";")[0].strip().lower()
+
+
+async def _search_form(request: Request) -> list[tuple[str, str]] | None:
+    """A ``POST _search``'s form, read before the caller is known (the route names it before ``get_repo``), and the
+    request negotiated by it (``formats.negotiate_form``): its ``_format`` labels every answer of the request -- a
+    401, 403 or 400 OperationOutcome too, not only the Bundle (http41; lastread1 LOW) -- and a ``_format=xml`` or an
+    Accept admitting no JSON is 406 before the 401, as on every other /fhir route (ffix40 had negotiated after the
+    body was read in the route, so a 401/403 had come first). None when the body is no form huren reads (another
+    type, a label naming another charset, bytes that are not UTF-8): the route refuses it, once the caller is known
+    -- the Accept header decides meanwhile."""
+    form = None
+    if _form_type(request) in _FORM_TYPES and body_served(header_of(request, "content-type") or ""):
+        try:
+            form = _form(await request.body())
+        except BadRequest:
+            form = None
+    negotiate_form(request, [v for k, v in form or () if k == "_format"])
+    return form
+
+
 @router.post("/{rtype:fhirtype}/_search")
-async def search_post(rtype: str, request: Request, repo: ScopedRepository = Depends(get_repo)) -> Response:
+async def search_post(rtype: str, request: Request, form: list[tuple[str, str]] | None = Depends(_search_form),
+                      repo: ScopedRepository = Depends(get_repo)) -> Response:
     """Search with the parameters in a form body (and the query). The Content-Type's parameters are read as every
     body's are (``formats.require_body_served``): ``charset=ISO-8859-1`` is 415 -- R4 reads UTF-8 only, and a
     Latin-1 ``%FC`` read as UTF-8 had searched for another name under a 200 (rv40e LOW 3). A ``_format`` in the
-    body is read as the query's (``formats.negotiate_form``: not JSON, 406; over the Accept header;
-    ``application/json``: the answer's label), not dropped unread (rv40e LOW 4)."""
+    body is read as the query's (``_search_form``; ``form`` comes before ``repo``: FastAPI solves them in that
+    order), not dropped unread (rv40e LOW 4)."""
     repo.require(rtype, "s")
-    ctype = (header_of(request, "content-type") or "").split(";")[0].strip().lower()
-    if ctype not in ("application/x-www-form-urlencoded", ""):
+    if _form_type(request) not in _FORM_TYPES:
         raise FhirError("POST _search takes application/x-www-form-urlencoded parameters", status=415,
                         code="not-supported")
     require_body_served(request)
-    form = _form(await request.body())
-    label = negotiate_form(request, [v for k, v in form if k == "_format"])
+    if form is None:  # not UTF-8: the 400 naming the body
+        form = _form(await request.body())
     params = _params(request) + [(k, v) for k, v in form if k not in _CONTROL]
     params = _handled(request, repo, rtype, params)
     result = await run_in_threadpool(repo.search, rtype, params)
-    response = _search_bundle(request, result, rtype, params)
-    if label is not None:  # the body's _format decided: its label, the charset kept
-        response.headers["content-type"] = label + FHIR_JSON[len("application/fhir+json"):]
-    return response
+    return _search_bundle(request, result, rtype, params)
 
 
 @router.post("/{rtype:fhirtype}")
