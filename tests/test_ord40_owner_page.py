@@ -62,10 +62,13 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Engine, str
     yield from _serving_held(tmp_path_factory, "ord40page", "O40-PAGE1", "O40-PAGE2")
 
 
-def _shot(b: Browser, name: str, folder: Path) -> None:
-    """The page as it is now, saved as ``folder``/``name``.png (``folder``: the test's ``shots``)."""
-    data = b.send("Page.captureScreenshot", format="png", captureBeyondViewport=True)["data"]
-    (folder / f"{name}.png").write_bytes(base64.b64decode(data))
+def _shot(b: Browser, name: str, folder: Path, full: bool = True) -> Path:
+    """The page as it is now, saved as ``folder``/``name``.png (``folder``: the test's ``shots``): the whole page, or
+    with ``full`` False the viewport as the person sees it. The one screenshot of the quarantine page tests."""
+    data = b.send("Page.captureScreenshot", format="png", captureBeyondViewport=full)["data"]
+    out = folder / f"{name}.png"
+    out.write_bytes(base64.b64decode(data))
+    return out
 
 
 def _held_row(b: Browser, control: str) -> str | None:
