@@ -185,7 +185,8 @@ def require_json_accept(request: Request, formats: list[str] | tuple[str, ...] =
     http.html#mime-type names it beside Accept's ``charset`` as the client's way to ask for a character set, Accept's
     ``charset=iso-8859-1`` is already 406 (tidy40: one answer to one question), and a client reading huren's UTF-8
     as Latin-1 reads every Chinese name wrong under a 200. ``_format`` stands for Accept, not for Accept-Charset."""
-    charsets = ",".join(request.headers.getlist("accept-charset"))
+    sent = [value for name, value in request.scope["headers"] if name == b"accept-charset"]  # (raw: no Headers view)
+    charsets = b",".join(sent).decode("latin-1") if sent else ""
     if charsets and not accepts_utf8(charsets):
         raise FhirError(f"Accept-Charset {charsets[:80]!r} admits no UTF-8; huren answers in UTF-8 only "
                         "(FHIR R4 http.html#mime-type)", status=406, code="not-supported")

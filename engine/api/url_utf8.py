@@ -65,7 +65,7 @@ def url_refusal(scope: Scope) -> BadRequest | None:
             return BadRequest(f"the URL path '{_shown(raw_path)}' cannot be read as UTF-8 text: {why}",
                               expression=["path"])
     query: bytes = scope.get("query_string") or b""
-    if query.isascii() and query.find(b"%") < 0:
+    if _unreadable(query) is None:  # the whole query at once (``&`` and ``=`` are ASCII: no part reads otherwise)
         return None
     for pair in query.split(b"&"):
         name, _, value = pair.partition(b"=")
