@@ -18,6 +18,7 @@ from urllib.parse import quote
 import pytest
 from fastapi.testclient import TestClient
 
+from engine.api.fhir import _form, _form_formats
 from engine.api.url_utf8 import url_refusal
 from engine.engine import Engine
 from tests.conftest import _BACKENDS
@@ -208,3 +209,13 @@ def test_an_invisible_character_in_the_reason_is_400_naming_it(held: tuple[Engin
     r = _owner(http, msg, ops, reason=typed)
     assert r.status_code == 200, r.text
     assert engine.ingestor.messages.get(msg)["decision"]["reason"] == typed
+
+
+@pytest.mark.parametrize("body", [b"family=x&_format=application/json", b"%5Fformat=xml", b"%5f%66ormat=json", b"_format",
+                                  b"a_format=1&_formats=2", b"_format=application%2Ffhir%2Bjson", b"x=1&&_format=json&",
+                                  b"_format=a&_format=b", b"_format=json+x", b"family=%E7%8E%8B"])
+def test_the_scan_before_the_caller_reads_format_as_the_form_does(body: bytes) -> None:
+    """``fhir._form_formats`` (the scan ``_search_form`` makes before the caller is known, so an anonymous client's
+    7 MiB form is not parsed on the event loop to be told 401) finds the ``_format`` values ``fhir._form`` (the
+    route's parse) reads: plain or escaped names, blank values, repeats, ``+``; none in a form without one."""
+    assert _form_formats(body) == [v for k, v in _form(body) if k == "_format"]
