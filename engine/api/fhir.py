@@ -203,9 +203,9 @@ _FORMAT_PAIR = re.compile(rb"&" + b"".join(_escaped(c) for c in "_format") + rb"
 def _form_formats(body: bytes) -> list[str] | None:
     """The ``_format`` values of a ``POST _search`` form ``body`` as ``_form`` reads them (percent-escapes and ``+``
     read as UTF-8), found by one C-speed scan -- for the negotiation made before the caller is known: parsing the
-    whole form there (up to ``HUREN_MAX_REQUEST_BYTES``: 3.7 s of CPU on the event loop for a 7 MiB form of 400,000
-    pairs; this scan 25 ms) would hand an anonymous client that cost, where it had been told 401 unread. None when a value is not
-    UTF-8 (the route refuses the body, once the caller is known)."""
+    whole form there (up to ``HUREN_MAX_REQUEST_BYTES``: 3.7 s of CPU on the event loop for a 7 MiB form of
+    400,000 pairs; this scan 25 ms) would hand an anonymous client that cost, where it had been told 401 unread.
+    None when a value is not UTF-8 (the route refuses the body, once the caller is known)."""
     try:
         return [unquote_to_bytes((m[1] or b"").replace(b"+", b" ")).decode("utf-8")
                 for m in _FORMAT_PAIR.finditer(b"&" + body)]
@@ -220,12 +220,13 @@ def _form_type(request: Request) -> str:
 
 async def _search_form(request: Request) -> None:
     """A ``POST _search`` negotiated by its form's ``_format`` (``formats.negotiate_form``) before the caller is
-    known (the route names this before ``get_repo``): the body's ``_format`` labels every answer of the request -- a
-    401, 403 or 400 OperationOutcome too, not only the Bundle (http41; lastread1 LOW) -- and a ``_format=xml`` or an
-    Accept admitting no JSON is 406 before the 401, as on every other /fhir route (ffix40 had negotiated after the
-    body was read in the route, so a 401/403 had come first). The values are found by ``_form_formats``'s scan, the
-    form itself parsed by the route. A body that is no form huren reads (another type, a label naming another
-    charset, a ``_format`` that is not UTF-8) is left to the Accept header here and refused by the route."""
+    known (a dependency of the route, solved before its ``get_repo``): the body's ``_format`` labels every answer of
+    the request -- a 401, 403 or 400 OperationOutcome too, not only the Bundle (http41; lastread1 LOW) -- and a
+    ``_format=xml`` or an Accept admitting no JSON is 406 before the 401, as on every other /fhir route (ffix40 had
+    negotiated after the body was read in the route, so a 401/403 had come first). The values are found by
+    ``_form_formats``'s scan, the form itself parsed by the route. A body that is no form huren reads (another type,
+    a label naming another charset, a ``_format`` that is not UTF-8) is left to the Accept header here and refused
+    by the route."""
     formats = None
     if _form_type(request) in _FORM_TYPES and body_served(header_of(request, "content-type") or ""):
         formats = _form_formats(await request.body())
