@@ -293,15 +293,51 @@ _KEPT_CONTROLS = frozenset("\t\n\r")  # (a line break typed in a text box or a c
 # words in another order than the operator typed them (U+202E turns "已核实" around) -- the trojan-source trick; the
 # marks LRM/RLM (U+200E/F) only hint a direction and stay (lastread1 LOW, fortieth round).
 _BIDI_OVERRIDES = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+# The format characters (Unicode category Cf) a reason keeps: the implicit direction marks of UAX #9 2.6 -- LRM, RLM
+# and the Arabic letter mark ALM (U+061C, the same kind of mark for Arabic script, which Uyghur is written in) --
+# which settle where a neutral character (a bracket, a full stop) sits and hide no word. Every other Cf is refused
+# (http41, the lead's question from lastread1): it shows nothing, so the reason an auditor reads is not the one
+# kept -- a zero-width space (U+200B) or joiner splits a word so a search for it misses, the tags U+E0020-E007F spell
+# whole ASCII sentences no page shows (the "ASCII smuggling" of text to a program reading the audit log), a soft
+# hyphen or U+FEFF hides between two characters. ZERO WIDTH JOINER stays inside an emoji sequence only
+# (``_in_emoji``: 👩‍⚕️, ❤️‍🔥), where it joins two pictures into one, as a phone's keyboard types it.
+_KEPT_FORMAT = frozenset("\u200e\u200f\u061c")
+_ZWJ = "\u200d"
+# what may stand between an emoji and the joiner after it: VARIATION SELECTOR-16 (emoji presentation) and the five
+# skin-tone modifiers (U+1F3FB-1F3FF)
+_EMOJI_TRAILERS = frozenset("\ufe0f\U0001f3fb\U0001f3fc\U0001f3fd\U0001f3fe\U0001f3ff")
+
+
+def _in_emoji(text: str, at: int) -> bool:
+    """Whether the joiner at ``text[at]`` joins two emoji: a symbol (category So, as every emoji base and component
+    is) before it, past any variation selector or skin tone, and a symbol right after it."""
+    before = at - 1
+    while before >= 0 and text[before] in _EMOJI_TRAILERS:
+        before -= 1
+    return (before >= 0 and at + 1 < len(text) and unicodedata.category(text[before]) == "So"
+            and unicodedata.category(text[at + 1]) == "So")
+
+
+def _hidden(reason: str) -> int | None:
+    """The index of the first character of ``reason`` that is no visible word: a format character (Cf) other than
+    the kept marks and an emoji's joiner, or a lone surrogate (Cs: JSON's ``\\ud800`` decodes to one; no UTF-8 can
+    store it); None when there is none."""
+    for at, c in enumerate(reason):
+        kind = unicodedata.category(c)
+        if kind == "Cs" or (kind == "Cf" and c not in _KEPT_FORMAT and not (c == _ZWJ and _in_emoji(reason, at))):
+            return at
+    return None
+
 
 
 def reason_of(text: str) -> str:
     """The reason of an operator's decision as it is kept: exactly as typed but for white space at its two ends --
     line breaks, tabs, ideographic spaces (U+3000) and every other character inside stay (an operator's numbered
     list is not run together: rv40f LOW 5). Raises ``ValueError`` saying why for none (blank), for more than
-    ``REASON_MAX`` characters, and for a control character other than a tab or a line break (NUL, ESC, BEL: no
-    words, and an escape sequence would act in a terminal that shows the audit log). The one rule, asked by the
-    API (400) and the console (exit 2) alike (rv40f LOW 7, ordfix40)."""
+    ``REASON_MAX`` characters, for a control character other than a tab or a line break (NUL, ESC, BEL: no
+    words, and an escape sequence would act in a terminal that shows the audit log), for a direction override or
+    isolate, and for any other invisible format character (``_hidden``: what is read would not be what is kept;
+    http41). The one rule, asked by the API (400) and the console (exit 2) alike (rv40f LOW 7, ordfix40)."""
     reason = text.strip()
     if not reason:
         raise ValueError("a reason is required: why this change is the owner's (请填写理由)")
@@ -323,6 +359,14 @@ def reason_of(text: str) -> str:
         raise ValueError(f"the reason holds the direction control U+{ord(turned):04X} (at "
                          f"{reason.index(turned) + 1}): it would show the words in another order than typed "
                          "(理由中含有改变文字方向的控制字符)")
+    hidden = _hidden(reason)
+    if hidden is not None and unicodedata.category(reason[hidden]) == "Cs":
+        raise ValueError(f"the reason holds U+{ord(reason[hidden]):04X} (at {hidden + 1}), half of a UTF-16 pair and "
+                         "no character: it cannot be kept as text (理由中含有无效字符)")
+    if hidden is not None:
+        raise ValueError(f"the reason holds the invisible character U+{ord(reason[hidden]):04X} (at {hidden + 1}): "
+                         "it shows nothing, so the words read would not be the words kept; type the reason "
+                         "again without it (理由中含有不可见的格式字符)")
     return reason
 
 

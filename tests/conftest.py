@@ -209,6 +209,20 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
 
 
 @pytest.fixture
+def shots(request: pytest.FixtureRequest, tmp_path: Path) -> Path:
+    """The folder a page test saves its screenshots in, its own: ``$HUREN_SCREENSHOTS/<test file>`` when that is set
+    (a round's report folder, chosen by whoever runs the test), else ``shots`` under the test's ``tmp_path`` (pytest
+    keeps the last three runs' folders). Page tests had written to fixed folders (``/dev/shm/ord40.shots``, ...), so
+    two runs at once -- two helpers, or xdist workers -- wrote over each other's pictures (http41). The folder is
+    printed: ``-s`` shows it, and a failing test's captured output names it."""
+    root = os.environ.get("HUREN_SCREENSHOTS")
+    folder = Path(root) / request.path.stem if root else tmp_path / "shots"
+    folder.mkdir(parents=True, exist_ok=True)
+    print(f"screenshots: {folder}")
+    return folder
+
+
+@pytest.fixture
 def settings(tmp_path: Path) -> Settings:
     return Settings(data_dir=tmp_path / "var", http_port=0, mllp_port=0)
 

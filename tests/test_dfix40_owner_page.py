@@ -3,12 +3,12 @@ the message held as before, ask again -- with its reason box still there, and as
 
 Headless Chromium through the real app (uvicorn, the engine in this process), the real store, real HL7 over ``POST
 /hl7v2``; the operator signs in with password and TOTP. The store's failure is the backend's own error raised at the
-decision's batch write once (``tests.test_dfix40_decision_retry._failing_once``). Screenshots: /dev/shm/dfix40.shots.
+decision's batch write once (``tests.test_dfix40_decision_retry._failing_once``). Screenshots: the test's own folder
+(the ``shots`` fixture).
 """
 
 from __future__ import annotations
 
-import base64
 import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,22 +20,13 @@ from engine.messages import message_id
 from engine.settings import Settings
 from tests.test_dfix40_decision_retry import _failing_once
 from tests.test_opspage26_quarantine import DESKTOP, sign_in
-from tests.test_ord40_owner_page import _held, _open
+from tests.test_ord40_owner_page import _held, _open, _shot
 from tests.test_ordfix40_owner_page import _decide_in_page
 from tests.test_reports_ui import Browser
 from tests.test_resident_ui import CHROMIUM, _free_port, serving
 from tests.test_srfix35_order_code import B
 
 pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="Chromium is not installed (Debian package 'chromium')")
-
-SHOTS = Path("/dev/shm/dfix40.shots")
-
-
-def _shot(b: Browser, name: str) -> None:
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    data = b.send("Page.captureScreenshot", format="png", captureBeyondViewport=True)["data"]
-    (SHOTS / f"{name}.png").write_bytes(base64.b64decode(data))
-
 
 @pytest.fixture(scope="module")
 def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Engine, str, str]]:
@@ -48,10 +39,11 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Engine, str
     engine.close()
 
 
-def test_a_decision_the_store_was_too_busy_for_is_said_so_and_asked_again(site: tuple[Engine, str, str]) -> None:
+def test_a_decision_the_store_was_too_busy_for_is_said_so_and_asked_again(site: tuple[Engine, str, str],
+                                                                         shots: Path) -> None:
     engine, base, control = site
     msg = message_id(B, control)
-    b = Browser(SHOTS / "profile")
+    b = Browser(shots)
     try:
         b.send("Emulation.setDeviceMetricsOverride", **DESKTOP)
         sign_in(b, engine, base, "it.dfix40", "operator", "郑运维", "/ui/quarantine")
@@ -62,13 +54,13 @@ def test_a_decision_the_store_was_too_busy_for_is_said_so_and_asked_again(site: 
         assert said.startswith("数据库正忙，本次决定未写入任何内容") and "ask again in a moment" in said, said
         assert "服务器出错" not in said, said
         assert not b.eval("document.querySelector('#owner-box').hidden"), "the reason box went after a busy store"
-        _shot(b, "01-busy-desktop")
+        _shot(b, "01-busy-desktop", shots)
         doc = engine.ingestor.messages.get(msg)
         assert doc["status"] == "processed" and doc["held_claims"] and not doc.get("replays"), doc
         b.eval("document.querySelector('#owner-reason').value = ''; true")
         said = _decide_in_page(b, "接口已更换（再次）")
         assert said.startswith("已按号码所有者的更改处理"), said
-        _shot(b, "02-taken-desktop")
+        _shot(b, "02-taken-desktop", shots)
         assert engine.ingestor.messages.get(msg)["decision"]["reason"] == "接口已更换（再次）"
     finally:
         b.close()

@@ -21,7 +21,6 @@ from tests.test_rvidentity32_probes import adt
 pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="Chromium is not installed (Debian package 'chromium')")
 
 REFUSED = "ID40M-B"
-SHOTS = Path("/dev/shm/id40.shots")  # (the profile argument; nothing is saved there)
 
 
 @pytest.fixture(scope="module")
@@ -38,9 +37,9 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Engine, str
     engine.close()
 
 
-def test_the_member_refusal_names_what_differs_in_chinese_on_the_page(site: tuple[Engine, str]) -> None:
+def test_the_member_refusal_names_what_differs_in_chinese_on_the_page(site: tuple[Engine, str], tmp_path: Path) -> None:
     engine, base = site
-    b = Browser(SHOTS)
+    b = Browser(tmp_path)  # (the profile argument, unused since browser_pool: nothing is saved)
     try:
         b.send("Emulation.setDeviceMetricsOverride", **DESKTOP)
         sign_in(b, engine, base, "it.id40", "operator", "吴运维", "/ui/quarantine")

@@ -1,5 +1,6 @@
 """lastread1: the last read of the fortieth round -- behaviour defects found while reading, each shown through the real
-path and left for a fixer (a strict xfail naming its severity; nothing here is fixed).
+path and left for a fixer (a strict xfail naming its severity). The body's ``_format`` labelling a refusal is mended
+(forty-first round, http41: ``formats.negotiate_form`` sets the label ``JsonLabel`` reads; the mark dropped).
 
 Real HTTP through FastAPI (TestClient) into the real store on each backend (SQLite, mongomock); the held message is
 real HL7 over ``POST /hl7v2`` (ord40's helpers).
@@ -24,15 +25,11 @@ from tests.test_rv40e_probes import FORM
 both = engine_and_client("lastread1")
 
 
-@pytest.mark.xfail(strict=True, reason="LOW: a _format=application/json in a POST _search form body labels the "
-                   "200 Bundle application/json but not a 4xx OperationOutcome (still application/fhir+json), where "
-                   "the same _format in the query labels both (formats.negotiate_form: 'read as the query's are'; "
-                   "FORMAT_IN_BODY keeps JsonLabel off and only search_post's success path relabels)")
 @pytest.mark.parametrize("body", [b"bogusparam=1", b"birthdate=notadate"], ids=["unknown-parameter", "bad-date"])
 def test_a_body_format_labels_a_refusal_as_the_query_format_does(both: tuple[Engine, TestClient], body: bytes) -> None:
     """R4 http.html#mime-type: a client naming ``application/json`` is answered in it -- an OperationOutcome too.
     With ``_format`` in the query the 400 is labelled ``application/json`` (``JsonLabel``); the same ``_format`` in
-    the form body (ffix40's ``negotiate_form``, "read as the query's are") leaves the 400 ``application/fhir+json``."""
+    the form body (ffix40's ``negotiate_form``, "read as the query's are") had left the 400 ``application/fhir+json``."""
     _, http = both
     headers = {"Content-Type": FORM, "Prefer": "handling=strict"}
     in_query = http.post("/fhir/Patient/_search?_format=application/json", content=body, headers=headers)

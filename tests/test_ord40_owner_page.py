@@ -7,13 +7,12 @@ without one, types it, confirms, and is told the order took the change, with the
 leaves the held list and its facts say who decided and why. On a phone the held list reads as cards.
 
 Headless Chromium through the real app (uvicorn), the real store, real HL7 over ``POST /hl7v2``; the operator
-signs in with password and TOTP. Screenshots go to /dev/shm/ord40.shots (``HUREN_ORD40_SHOTS`` overrides)."""
+signs in with password and TOTP. Screenshots: the test's own folder (the ``shots`` fixture)."""
 
 from __future__ import annotations
 
 import base64
 import json
-import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -33,7 +32,6 @@ from tests.test_srfix35_order_code import B, oru
 
 pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="Chromium is not installed (Debian package 'chromium')")
 
-SHOTS = Path(os.environ.get("HUREN_ORD40_SHOTS") or "/dev/shm/ord40.shots")
 REASON = "放射科 RIS 自 12 月 1 日起 MSH-3 改为 OID 形式（接口厂商更换），与原 RIS 为同一系统"
 
 
@@ -64,10 +62,13 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Engine, str
     yield from _serving_held(tmp_path_factory, "ord40page", "O40-PAGE1", "O40-PAGE2")
 
 
-def _shot(b: Browser, name: str, folder: Path = SHOTS) -> None:
-    folder.mkdir(parents=True, exist_ok=True)
-    data = b.send("Page.captureScreenshot", format="png", captureBeyondViewport=True)["data"]
-    (folder / f"{name}.png").write_bytes(base64.b64decode(data))
+def _shot(b: Browser, name: str, folder: Path, full: bool = True) -> Path:
+    """The page as it is now, saved as ``folder``/``name``.png (``folder``: the test's ``shots``): the whole page, or
+    with ``full`` False the viewport as the person sees it. The one screenshot of the quarantine page tests."""
+    data = b.send("Page.captureScreenshot", format="png", captureBeyondViewport=full)["data"]
+    out = folder / f"{name}.png"
+    out.write_bytes(base64.b64decode(data))
+    return out
 
 
 def _held_row(b: Browser, control: str) -> str | None:
@@ -88,9 +89,10 @@ def _order(engine: Engine, placer: str) -> dict:
     return order
 
 
-def test_the_operator_takes_a_held_change_as_the_owners_giving_a_reason(site: tuple[Engine, str, str, str]) -> None:
+def test_the_operator_takes_a_held_change_as_the_owners_giving_a_reason(site: tuple[Engine, str, str, str],
+                                                                       shots: Path) -> None:
     engine, base, first, second = site
-    b = Browser(SHOTS / "profile")
+    b = Browser(shots)
     try:
         b.send("Emulation.setDeviceMetricsOverride", **DESKTOP)
         sign_in(b, engine, base, "it.ord40", "operator", "吴运维", "/ui/quarantine")
@@ -98,7 +100,7 @@ def test_the_operator_takes_a_held_change_as_the_owners_giving_a_reason(site: tu
         row = _held_row(b, first)
         assert row is not None and "暂未采用" in row and "AA 已接收" in row, row
         assert "应答" in b.eval("document.querySelector('#held thead').innerText")
-        _shot(b, "01-held-list-desktop")
+        _shot(b, "01-held-list-desktop", shots)
 
         _open(b, first)
         errs = b.eval("document.querySelector('#errs').innerText")
@@ -112,7 +114,7 @@ def test_the_operator_takes_a_held_change_as_the_owners_giving_a_reason(site: tu
         assert b.eval("document.querySelector('#owner-reason').getAttribute('aria-invalid')") == "true"
         assert not b.eval("document.querySelector('#confirm-owner').open")
         assert not engine.ingestor.messages.get(message_id(B, first)).get("replays")
-        _shot(b, "02-reason-required-desktop")
+        _shot(b, "02-reason-required-desktop", shots)
         # typed as a person types, then confirmed
         b.send("Input.insertText", text=REASON)
         b.eval("document.querySelector('#owner').click(); true")
@@ -120,7 +122,7 @@ def test_the_operator_takes_a_held_change_as_the_owners_giving_a_reason(site: tu
         asked = b.eval("document.querySelector('#confirm-owner').innerText")
         assert "确认按号码所有者的更改处理" in asked and REASON in asked and "审计日志" in asked, asked
         assert b.eval("document.querySelector('#replay-said').innerText") == ""  # (the ask for a reason, answered)
-        _shot(b, "03-confirm-desktop")
+        _shot(b, "03-confirm-desktop", shots)
         b.eval("document.querySelector('#replay-said').dataset.ack = ''; document.querySelector('#confirm-owner-yes').click(); true")
         b.wait_for("!!document.querySelector('#replay-said').dataset.ack || document.querySelector('#replay-said').className === 'bad'")
         said = b.eval("document.querySelector('#replay-said').innerText")
@@ -129,7 +131,7 @@ def test_the_operator_takes_a_held_change_as_the_owners_giving_a_reason(site: tu
         assert "按号码所有者的更改处理" in facts and "决定人 it.ord40" in facts and REASON in facts, facts
         assert b.eval("document.querySelector('#owner-box').hidden")
         assert _held_row(b, first) is None and _held_row(b, second) is not None
-        _shot(b, "04-taken-desktop")
+        _shot(b, "04-taken-desktop", shots)
         doc = engine.ingestor.messages.get(message_id(B, first))
         assert doc["decision"]["as"] == "owner" and doc["decision"]["reason"] == REASON and doc["decision"]["used"]
         assert doc["replays"][-1]["by"] == "it.ord40"
@@ -140,6 +142,6 @@ def test_the_operator_takes_a_held_change_as_the_owners_giving_a_reason(site: tu
         b.wait_for("document.body.dataset.held === '1'")
         assert _held_row(b, second) is not None
         assert b.eval("document.documentElement.scrollWidth <= window.innerWidth + 1")
-        _shot(b, "05-held-list-phone")
+        _shot(b, "05-held-list-phone", shots)
     finally:
         b.close()

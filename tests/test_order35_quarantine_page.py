@@ -3,13 +3,11 @@ refused because its order against a stored result cannot be told (ERR-3 206) -- 
 one whose own MSH-7 is unusable (102). Headless Chromium through the real app (uvicorn), the real store,
 real HL7 over ``POST /hl7v2``; the operator signs in with password and TOTP, reads why in Chinese, reads
 the one-line explanation, confirms, and the page says what the decision made of it. Screenshots go to
-/work/team/reports35/order35/ (``HUREN_ORDER35_SHOTS`` overrides)."""
+the test's own folder (the ``shots`` fixture; they had overwritten /work/team/reports35/order35/ each run)."""
 
 from __future__ import annotations
 
-import base64
 import json
-import os
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,22 +20,14 @@ from engine.messages import QUARANTINED, message_id
 from engine.settings import Settings
 from tests.test_msgfix34_cross_sender import FIXED, _by, _correction, _withdrawal
 from tests.test_opspage26_quarantine import DESKTOP, PHONE, _open, _post, _row, sign_in
+from tests.test_ord40_owner_page import _shot
 from tests.test_reports_ui import Browser
 from tests.test_resident_ui import CHROMIUM, _free_port, serving
 from tests.test_rvdocref32_probes import _three
 
 pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="Chromium is not installed (Debian package 'chromium')")
 
-SHOTS = Path(os.environ.get("HUREN_ORDER35_SHOTS") or "/work/team/reports35/order35")
 UNTOLD, OWN_TIME = "OQ35-1C", "OQ35-2W"
-
-
-def _shot(browser: Browser, name: str, full: bool = True) -> Path:
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    data = base64.b64decode(browser.send("Page.captureScreenshot", format="png", captureBeyondViewport=full)["data"])
-    out = SHOTS / f"{name}.png"
-    out.write_bytes(data)
-    return out
 
 
 @pytest.fixture(scope="module")
@@ -64,9 +54,9 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Engine, str
     engine.close()
 
 
-def test_the_operator_takes_a_message_as_later_after_reading_why(site) -> None:
+def test_the_operator_takes_a_message_as_later_after_reading_why(site, shots: Path) -> None:
     engine, base = site
-    b = Browser(SHOTS)
+    b = Browser(shots)
     try:
         b.send("Emulation.setDeviceMetricsOverride", **DESKTOP)
         sign_in(b, engine, base, "it.zhou35", "operator", "周运维", "/ui/quarantine")
@@ -90,14 +80,14 @@ def test_the_operator_takes_a_message_as_later_after_reading_why(site) -> None:
         assert b.eval("document.querySelector('#later').innerText").startswith("按较新处理")
         box = b.eval("JSON.stringify(document.querySelector('#later').getBoundingClientRect())")
         assert json.loads(box)["width"] > 0
-        _shot(b, "01-untold-offered-desktop")
+        _shot(b, "01-untold-offered-desktop", shots)
 
         # cancelled: nothing happens
         b.eval("document.querySelector('#later').click(); true")
         b.wait_for("document.querySelector('#confirm-later').open")
         asked = b.eval("document.querySelector('#confirm-later').innerText")
         assert asked.startswith("确认按较新处理") and UNTOLD in asked and "决定人" in asked and "审计" in asked, asked
-        _shot(b, "02-confirm-desktop", full=False)
+        _shot(b, "02-confirm-desktop", shots, full=False)
         b.eval("document.querySelector('#confirm-later-no').click(); true")
         b.wait_for("!document.querySelector('#confirm-later').open")
         assert engine.ingestor.messages.get(message_id("FNXRMYY", UNTOLD))["status"] == QUARANTINED
@@ -113,7 +103,7 @@ def test_the_operator_takes_a_message_as_later_after_reading_why(site) -> None:
         facts = b.eval("document.querySelector('#d-facts').innerText")
         assert "按较新处理 Taken as later" in facts and "决定人 it.zhou35" in facts and "已处理" in facts, facts
         assert b.eval("document.querySelector('#later-box').hidden")
-        _shot(b, "03-taken-as-later-desktop")
+        _shot(b, "03-taken-as-later-desktop", shots)
         b.wait_for("document.querySelector('#list-count').dataset.total === '2'")
         assert _row(b, UNTOLD) is None
 
@@ -140,10 +130,10 @@ def test_the_operator_takes_a_message_as_later_after_reading_why(site) -> None:
         later = json.loads(b.eval("JSON.stringify(document.querySelector('#later').getBoundingClientRect())"))
         assert later["left"] >= 0 and later["right"] <= b.eval("window.innerWidth"), later
         assert b.eval("document.documentElement.scrollWidth <= window.innerWidth + 1")
-        _shot(b, "04-untold-offered-phone")
+        _shot(b, "04-untold-offered-phone", shots)
         _open(b, OWN_TIME)
         assert b.eval("document.querySelector('#later-box').hidden")
         assert b.eval("document.documentElement.scrollWidth <= window.innerWidth + 1")
-        _shot(b, "05-own-time-phone")
+        _shot(b, "05-own-time-phone", shots)
     finally:
         b.close()

@@ -3,13 +3,11 @@ decision the write did not use (the sender's own time showing the message older)
 never as taken; a decision refused because the result was written again after the refusal (409) is
 said in Chinese, and the message shown again with its refusal naming what is stored now (rvorder35 LOW 5,
 MED 3). Headless Chromium through the real app (uvicorn), the real store, real HL7 over ``POST /hl7v2``;
-the operator signs in with password and TOTP. Screenshots go to /work/team/reports35/ordfix35/
-(``HUREN_ORDFIX35_SHOTS`` overrides)."""
+the operator signs in with password and TOTP. Screenshots go to the test's own folder
+(the ``shots`` fixture)."""
 
 from __future__ import annotations
 
-import base64
-import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -21,13 +19,13 @@ from engine.messages import QUARANTINED, message_id, now_iso
 from engine.settings import Settings
 from tests.test_msgfix34_cross_sender import _by, _correction, _withdrawal
 from tests.test_opspage26_quarantine import DESKTOP, _open, _post, _row, sign_in
+from tests.test_ord40_owner_page import _shot
 from tests.test_reports_ui import Browser
 from tests.test_resident_ui import CHROMIUM, _free_port, serving
 from tests.test_rvdocref32_probes import F1, IMP, _obx, _oru, _three
 
 pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="Chromium is not installed (Debian package 'chromium')")
 
-SHOTS = Path(os.environ.get("HUREN_ORDFIX35_SHOTS") or "/work/team/reports35/ordfix35")
 HELD, CHANGED = "OP35-1C", "OP35-2C"
 PACS = "右肺上叶结节影，建议复查。"
 
@@ -58,12 +56,6 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Engine, str
     engine.close()
 
 
-def _shot(b: Browser, name: str) -> None:
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    data = b.send("Page.captureScreenshot", format="png", captureBeyondViewport=True)["data"]
-    (SHOTS / f"{name}.png").write_bytes(base64.b64decode(data))
-
-
 def _decide(b: Browser) -> str:
     b.eval("document.querySelector('#later').click(); true")
     b.wait_for("document.querySelector('#confirm-later').open")
@@ -73,9 +65,9 @@ def _decide(b: Browser) -> str:
     return b.eval("document.querySelector('#replay-said').innerText")
 
 
-def test_a_decision_not_used_is_said_so_and_a_record_changed_after_the_refusal_is_409_in_chinese(site) -> None:
+def test_a_decision_not_used_is_said_so_and_a_record_changed_after_the_refusal_is_409_in_chinese(site, shots: Path) -> None:
     engine, base = site
-    b = Browser(SHOTS)
+    b = Browser(shots)
     try:
         b.send("Emulation.setDeviceMetricsOverride", **DESKTOP)
         sign_in(b, engine, base, "it.fix35", "operator", "吴运维", "/ui/quarantine")
@@ -88,7 +80,7 @@ def test_a_decision_not_used_is_said_so_and_a_record_changed_after_the_refusal_i
         assert "已按较新处理" not in said and "注明由您决定" not in said, said
         facts = b.eval("document.querySelector('#d-facts').innerText")
         assert "要求按较新处理（未使用）" in facts and "Taken as later" not in facts, facts
-        _shot(b, "01-decision-not-used-desktop")
+        _shot(b, "01-decision-not-used-desktop", shots)
         assert engine.ingestor.messages.get(message_id("FNXRMYY", HELD))["decision"]["used"] is False
 
         # the result written again after the refusal: 409, said in Chinese, nothing written, the refusal renewed
@@ -101,6 +93,6 @@ def test_a_decision_not_used_is_said_so_and_a_record_changed_after_the_refusal_i
         doc = engine.ingestor.messages.get(msg)
         assert doc["status"] == QUARANTINED and doc["refused_against"] != before, doc["refused_against"]
         assert _row(b, CHANGED) is not None and not b.eval("document.querySelector('#later-box').hidden")
-        _shot(b, "02-record-changed-409-desktop")
+        _shot(b, "02-record-changed-409-desktop", shots)
     finally:
         b.close()

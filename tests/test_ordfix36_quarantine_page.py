@@ -3,12 +3,10 @@ named the first result's version only) as what it is -- a version stored before 
 not name, not "改写" (changed) after it -- shows the message again with its refusal now naming both, and
 the operator's next decision takes the correction. Headless Chromium through the real app (uvicorn), the
 real store, real HL7 over ``POST /hl7v2``; the operator signs in with password and TOTP. Screenshots go
-to /work/team/reports36/ordfix36/ (``HUREN_ORDFIX36_SHOTS`` overrides)."""
+to the test's own folder (the ``shots`` fixture)."""
 
 from __future__ import annotations
 
-import base64
-import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,6 +17,7 @@ from engine.messages import QUARANTINED, message_id
 from engine.settings import Settings
 from tests.test_msgfix34_cross_sender import _by
 from tests.test_opspage26_quarantine import DESKTOP, _open, _post, sign_in
+from tests.test_ord40_owner_page import _shot
 from tests.test_ordfix35_quarantine_page import _decide
 from tests.test_reports_ui import Browser
 from tests.test_resident_ui import CHROMIUM, _free_port, serving
@@ -26,7 +25,6 @@ from tests.test_rvdocref32_probes import F1, IMP, _obx, _oru
 
 pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="Chromium is not installed (Debian package 'chromium')")
 
-SHOTS = Path(os.environ.get("HUREN_ORDFIX36_SHOTS") or "/work/team/reports36/ordfix36")
 REFUSED = "OQ36-1C"
 LINE1, LINE2, IMPRESSION = "双肺纹理增粗。", "右肺上叶见结节影。", "慢性支气管炎。"
 
@@ -55,16 +53,10 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Engine, str
     engine.close()
 
 
-def _shot(b: Browser, name: str) -> None:
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    data = b.send("Page.captureScreenshot", format="png", captureBeyondViewport=True)["data"]
-    (SHOTS / f"{name}.png").write_bytes(base64.b64decode(data))
-
-
-def test_a_version_the_old_refusal_did_not_name_is_said_as_not_named_then_one_decision_takes_it(site) -> None:
+def test_a_version_the_old_refusal_did_not_name_is_said_as_not_named_then_one_decision_takes_it(site, shots: Path) -> None:
     engine, base = site
     msg = message_id("FNXRMYY", REFUSED)
-    b = Browser(SHOTS)
+    b = Browser(shots)
     try:
         b.send("Emulation.setDeviceMetricsOverride", **DESKTOP)
         sign_in(b, engine, base, "it.fix36", "operator", "褚运维", "/ui/quarantine")
@@ -75,11 +67,11 @@ def test_a_version_the_old_refusal_did_not_name_is_said_as_not_named_then_one_de
         assert "已被其他消息改写" not in said and "the record changed" not in said, said
         doc = engine.ingestor.messages.get(msg)
         assert doc["status"] == QUARANTINED and len(doc["refused_against"]) == 2, doc["refused_against"]
-        _shot(b, "01-refusal-did-not-name-409-desktop")
+        _shot(b, "01-refusal-did-not-name-409-desktop", shots)
         _open(b, REFUSED)
         said = _decide(b)
         assert "已按较新处理" in said, said
         assert engine.ingestor.messages.get(msg)["status"] != QUARANTINED
-        _shot(b, "02-decided-in-one-more-round-desktop")
+        _shot(b, "02-decided-in-one-more-round-desktop", shots)
     finally:
         b.close()

@@ -5,7 +5,7 @@ not to what the patient reads.
 
 Headless Chromium through the real app (uvicorn), the real store, real HL7 over ``POST /hl7v2``; the operator
 signs in with password and TOTP; the other operator decides over ``/admin`` with their client's token.
-Screenshots: /dev/shm/ordfix40.shots."""
+Screenshots: the test's own folder (the ``shots`` fixture)."""
 
 from __future__ import annotations
 
@@ -19,25 +19,19 @@ import pytest
 from engine.engine import Engine
 from engine.messages import message_id
 from tests.test_opspage26_quarantine import DESKTOP, sign_in
-from tests.test_ord40_owner_page import _open, _serving_held
-from tests.test_ord40_owner_page import _shot as _shots
+from tests.test_ord40_owner_page import _open, _serving_held, _shot
 from tests.test_reports_ui import Browser
 from tests.test_resident_ui import CHROMIUM
 from tests.test_srfix35_order_code import B
 
 pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="Chromium is not installed (Debian package 'chromium')")
 
-SHOTS = Path("/dev/shm/ordfix40.shots")
 LINES = "接口更换：\n1. MSH-3 改为 OID 形式\n2.\t已与厂商核实"
 
 
 @pytest.fixture(scope="module")
 def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Engine, str, str, str]]:
     yield from _serving_held(tmp_path_factory, "ordfix40page", "OF40-PAGE1", "OF40-PAGE2")
-
-
-def _shot(b: Browser, name: str) -> None:
-    _shots(b, name, SHOTS)
 
 
 def _decide_in_page(b: Browser, reason: str) -> str:
@@ -52,9 +46,10 @@ def _decide_in_page(b: Browser, reason: str) -> str:
     return str(b.eval("document.querySelector('#replay-said').innerText"))
 
 
-def test_a_change_decided_meanwhile_is_answered_already_and_its_box_goes(site: tuple[Engine, str, str, str]) -> None:
+def test_a_change_decided_meanwhile_is_answered_already_and_its_box_goes(site: tuple[Engine, str, str, str],
+                                                                        shots: Path) -> None:
     engine, base, first, second = site
-    b = Browser(SHOTS / "profile")
+    b = Browser(shots)
     try:
         b.send("Emulation.setDeviceMetricsOverride", **DESKTOP)
         sign_in(b, engine, base, "it.ordfix40", "operator", "吴运维", "/ui/quarantine")
@@ -72,7 +67,7 @@ def test_a_change_decided_meanwhile_is_answered_already_and_its_box_goes(site: t
         assert b.eval("document.querySelector('#owner-box').hidden"), "the reason box stays after already"
         facts = b.eval("document.querySelector('#d-facts').innerText")
         assert "决定人 ops-desk" in facts and "运维乙：同一系统" in facts, facts
-        _shot(b, "01-already-desktop")
+        _shot(b, "01-already-desktop", shots)
         doc = engine.ingestor.messages.get(message_id(B, first))
         assert [r["by"] for r in doc["replays"]] == ["ops-desk"], doc["replays"]
 
@@ -92,7 +87,7 @@ def test_a_change_decided_meanwhile_is_answered_already_and_its_box_goes(site: t
         facts = b.eval("document.querySelector('#d-facts').innerText")
         assert LINES in facts, facts
         assert b.eval("getComputedStyle(document.querySelector('#d-facts dd')).whiteSpace") == "pre-wrap"
-        _shot(b, "02-lines-desktop")
+        _shot(b, "02-lines-desktop", shots)
         assert engine.ingestor.messages.get(message_id(B, second))["decision"]["reason"] == LINES
     finally:
         b.close()

@@ -3,7 +3,8 @@ markup in the sender's MSH-3 (quoted by the 204 text the page explains) and in t
 as text everywhere (the row, the errors, the confirmation, the answer, the facts), nothing run.
 
 Headless Chromium through the real app (uvicorn), the real store, real HL7 over ``POST /hl7v2``; the operator
-signs in with password and TOTP. Screenshots: /dev/shm/rv40f.shots (looked at by the reviewer)."""
+signs in with password and TOTP. Screenshots: the test's own folder (the ``shots`` fixture: ``HUREN_SCREENSHOTS`` for
+the reviewer)."""
 
 from __future__ import annotations
 
@@ -16,15 +17,13 @@ import pytest
 from engine.engine import Engine
 from engine.messages import message_id
 from tests.test_opspage26_quarantine import DESKTOP, sign_in
-from tests.test_ord40_owner_page import _serving_held
-from tests.test_ord40_owner_page import _shot as _shots
+from tests.test_ord40_owner_page import _serving_held, _shot
 from tests.test_reports_ui import Browser
 from tests.test_resident_ui import CHROMIUM
 from tests.test_srfix35_order_code import B
 
 pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="Chromium is not installed (Debian package 'chromium')")
 
-SHOTS = Path("/dev/shm/rv40f.shots")
 APP = "<img src=x onerror=window.__xss=1>"  # an MSH-3 with markup: the 204 text quotes it
 REASON = '<script>window.__xss=2</script><img src=y onerror="window.__xss=3">经核实为同一系统'
 
@@ -32,10 +31,6 @@ REASON = '<script>window.__xss=2</script><img src=y onerror="window.__xss=3">经
 @pytest.fixture(scope="module")
 def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Engine, str, str]]:
     yield from _serving_held(tmp_path_factory, "rv40fpage", "RV40F-PAGE", app=APP)
-
-
-def _shot(b: Browser, name: str) -> None:
-    _shots(b, name, SHOTS)
 
 
 def _key(b: Browser, key: str, code: int, shift: bool = False, text: str = "") -> None:
@@ -58,9 +53,10 @@ def _no_markup_ran(b: Browser) -> None:
     assert b.eval("document.querySelectorAll('main img, main script').length") == 0
 
 
-def test_keyboard_only_with_markup_in_the_sender_and_the_reason(site: tuple[Engine, str, str]) -> None:
+def test_keyboard_only_with_markup_in_the_sender_and_the_reason(site: tuple[Engine, str, str],
+                                                                shots: Path) -> None:
     engine, base, control = site
-    b = Browser(SHOTS / "profile")
+    b = Browser(shots)
     try:
         b.send("Emulation.setDeviceMetricsOverride", **DESKTOP)
         sign_in(b, engine, base, "it.rv40f", "operator", "审运维", "/ui/quarantine")
@@ -68,7 +64,7 @@ def test_keyboard_only_with_markup_in_the_sender_and_the_reason(site: tuple[Engi
         row = b.eval(f"[...document.querySelectorAll('#held tbody tr')].find(r => r.innerText.includes({json.dumps(control)}))?.innerText")
         assert row is not None and APP in row and "暂未采用" in row, row  # (Chinese first, the markup as text)
         _no_markup_ran(b)
-        _shot(b, "01-held-row-markup")
+        _shot(b, "01-held-row-markup", shots)
         # Tab to the held row's open button, Enter: the detail, focus on its title
         _tab_to(b, "#held tbody tr button.open")
         _key(b, "Enter", 13, text="\r")
@@ -92,7 +88,7 @@ def test_keyboard_only_with_markup_in_the_sender_and_the_reason(site: tuple[Engi
         asked = b.eval("document.querySelector('#confirm-owner').innerText")
         assert REASON in asked, asked
         _no_markup_ran(b)
-        _shot(b, "02-confirm-markup-reason")
+        _shot(b, "02-confirm-markup-reason", shots)
         _key(b, "Escape", 27)  # (changed their mind: nothing sent, back on the button)
         b.wait_for("!document.querySelector('#confirm-owner').open")
         assert b.eval("document.activeElement.id") == "owner"
@@ -109,7 +105,7 @@ def test_keyboard_only_with_markup_in_the_sender_and_the_reason(site: tuple[Engi
         facts = b.eval("document.querySelector('#d-facts').innerText")
         assert REASON in facts and "决定人 it.rv40f" in facts, facts
         _no_markup_ran(b)
-        _shot(b, "03-taken-markup-reason")
+        _shot(b, "03-taken-markup-reason", shots)
         doc = engine.ingestor.messages.get(message_id(B, control))
         assert doc["decision"]["reason"] == REASON and doc["decision"]["used"] is True
     finally:

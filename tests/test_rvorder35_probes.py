@@ -8,7 +8,6 @@ shows a defect is a strict xfail naming its severity; the rest guard what was fo
 
 from __future__ import annotations
 
-import base64
 import json
 from pathlib import Path
 
@@ -23,6 +22,7 @@ from tests.module_store import module_eng
 from tests.test_msgfix34_cross_sender import _by, _refused
 from tests.test_msgtime33_withdrawal_time import _status
 from tests.test_opspage26_quarantine import PHONE, _open, sign_in
+from tests.test_ord40_owner_page import _shot
 from tests.test_order35_as_later import _audited_replays, _details, _operator, _refused_correction
 from tests.test_order35_line_place import _bm, _marrow
 from tests.test_order35_quarantine_page import CHROMIUM, Browser, site
@@ -215,15 +215,6 @@ def test_the_decision_does_not_override_a_version_stored_after_the_refusal(engin
 
 # --- the page at 390 px (headless Chromium, the real app under uvicorn) ----------------------------
 
-SHOTS = Path("/work/team/reports35/rvorder35")
-
-
-def _view(b: Browser, name: str) -> None:
-    """The viewport as the operator sees it (not the full page: readable at 390 px)."""
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    (SHOTS / f"{name}.png").write_bytes(base64.b64decode(b.send("Page.captureScreenshot", format="png")["data"]))
-
-
 def _inside(b: Browser, selector: str) -> dict:
     box = json.loads(b.eval(f"JSON.stringify(document.querySelector('{selector}').getBoundingClientRect())"))
     assert box["width"] > 0 and box["left"] >= 0 and box["right"] <= b.eval("window.innerWidth") + 0.5, (selector, box)
@@ -231,11 +222,11 @@ def _inside(b: Browser, selector: str) -> dict:
 
 
 @pytest.mark.skipif(CHROMIUM is None, reason="Chromium is not installed (Debian package 'chromium')")
-def test_on_a_phone_the_confirmation_fits_and_the_answer_says_who_decided(site) -> None:
+def test_on_a_phone_the_confirmation_fits_and_the_answer_says_who_decided(site, shots: Path) -> None:
     """At 390 px: the yellow box and its button inside the screen; the confirmation dialog (its Chinese text,
     both buttons) inside the screen, nothing sideways; confirmed, the answer says the decision and who."""
     engine, base = site
-    b = Browser(SHOTS)
+    b = Browser(shots)
     try:
         b.send("Emulation.setDeviceMetricsOverride", **PHONE)
         sign_in(b, engine, base, "it.ro35", "operator", "罗运维", "/ui/quarantine")
@@ -244,7 +235,7 @@ def test_on_a_phone_the_confirmation_fits_and_the_answer_says_who_decided(site) 
         b.eval("document.querySelector('#later-box').scrollIntoView({block: 'center'}); true")
         _inside(b, "#later-box")
         _inside(b, "#later")
-        _view(b, "11-later-box-phone")
+        _shot(b, "11-later-box-phone", shots, full=False)  # (the viewport: readable at 390 px)
         b.eval("document.querySelector('#later').click(); true")
         b.wait_for("document.querySelector('#confirm-later').open")
         box = _inside(b, "#confirm-later")
@@ -252,14 +243,14 @@ def test_on_a_phone_the_confirmation_fits_and_the_answer_says_who_decided(site) 
         _inside(b, "#confirm-later-yes")
         _inside(b, "#confirm-later-no")
         assert b.eval("document.documentElement.scrollWidth <= window.innerWidth + 1")
-        _view(b, "12-confirm-phone")
+        _shot(b, "12-confirm-phone", shots, full=False)  # (the viewport: readable at 390 px)
         b.eval("document.querySelector('#replay-said').dataset.ack = ''; document.querySelector('#confirm-later-yes').click(); true")
         b.wait_for("!!document.querySelector('#replay-said').dataset.ack")
         said = b.eval("document.querySelector('#replay-said').innerText")
         assert "已按较新处理：决定人 it.ro35" in said, said
         b.eval("document.querySelector('#replay-said').scrollIntoView({block: 'center'}); true")
         assert b.eval("document.documentElement.scrollWidth <= window.innerWidth + 1")
-        _view(b, "13-taken-phone")
+        _shot(b, "13-taken-phone", shots, full=False)  # (the viewport: readable at 390 px)
         doc = engine.ingestor.messages.get(message_id("FNXRMYY", "OQ35-3C"))
         assert doc["status"] == "processed" and doc["replays"][-1] | {"at": ""} == {
             "at": "", "by": "it.ro35", "as": "later", "previous_reason": doc["replays"][-1]["previous_reason"],

@@ -33,6 +33,7 @@ from engine.api.formats import JsonLabel
 from engine.api.limits import RequestLimits
 from engine.api.no_store import NoStore
 from engine.api.outcomes import install_error_handlers
+from engine.api.url_utf8 import Utf8Url
 from engine.audit.middleware import install_audit
 from engine.engine import Engine
 
@@ -103,6 +104,8 @@ def create_app(engine: Engine) -> FastAPI:
     app.add_middleware(FastRead)  # GET /fhir/{type}/{id} without the router, same decision
     app.add_middleware(RequestLimits, max_bytes=int(engine.settings.max_request_bytes),
                        max_depth=int(engine.settings.max_json_depth))
+    # a URL that cannot be read as the text sent (``?name=%FC``) is a 400 before any route reads it; audited
+    app.add_middleware(Utf8Url)
     install_audit(app)  # last: wraps every route, writes one AuditEvent per request
     # a client asking for application/json gets its answers named so -- the limits' 413 and the audit's
     # refusals included (outside them)

@@ -55,15 +55,23 @@ class FastRead:
             return
         request = Request(scope, receive)
         # as the router's ``fhir_negotiation`` (no query: no _format): the Accept headers joined as
-        # Starlette's ``headers.getlist`` and ``require_json_accept`` join them
-        accept = b",".join([value for key, value in scope["headers"] if key == b"accept"])
+        # Starlette's ``headers.getlist`` and ``require_json_accept`` join them; a request naming
+        # ``Accept-Charset`` (rare: browsers no longer send it) is decided by ``require_json_accept`` itself
+        accepts: list[bytes] = []
+        charsets = False
+        for key, value in scope["headers"]:
+            if key == b"accept":
+                accepts.append(value)
+            elif key == b"accept-charset":
+                charsets = True
+        accept = b",".join(accepts)
         admits = _ACCEPT_ADMITS.get(accept)
         if admits is None:
             admits = accepts_json(accept.decode("latin-1"))
             if len(_ACCEPT_ADMITS) < _ACCEPT_KEPT:
                 _ACCEPT_ADMITS[accept] = admits
         try:
-            if not admits:
+            if not admits or charsets:
                 require_json_accept(request)  # the 406 and its words, from their one owner
             response = read_response(request, await get_repo(request), match[1], match[2])
         except FhirError as exc:

@@ -11,7 +11,8 @@ that admits no JSON (``application/fhir+xml`` alone; JSON only at ``q=0``) is re
 (``SERVED_PARAMETERS``): R4 (``4.0``) and UTF-8 are what huren has, another version or character set is not
 (fortieth round, tidy40); a charset by the name Python's codecs give it, a more specific range's weight over its bare
 type's (ffix40). A request body's ``Content-Type`` parameters are read by the same rule on every route that reads
-one (``require_body_served``; a body may also be ASCII).
+one (``require_body_served``; a body may also be ASCII). ``Accept-Charset`` is honoured: one admitting no UTF-8 is
+406 (``require_json_accept``, http41).
 """
 
 from __future__ import annotations
@@ -148,9 +149,48 @@ def accept_of(request: Request) -> str:
     return ",".join(request.headers.getlist("accept"))
 
 
-def require_json_accept(request: Request) -> None:
-    """406 when the request has no ``_format`` (which overrides Accept) and its ``Accept`` admits no JSON."""
-    if request.query_params.getlist("_format"):
+def accepts_utf8(accept_charset: str) -> bool:
+    """Whether an ``Accept-Charset`` header (RFC 9110 12.5.2) admits UTF-8, the one character set huren writes: the
+    most specific range deciding -- one naming UTF-8 (by its canonical name, ``_charset``: ``utf8``, ``UTF-8``) by
+    its highest q, else ``*`` (every charset not named elsewhere); ``q=0`` is "not acceptable", so ``utf-8;q=0, *``
+    refuses it. A range whose weight is not a qvalue is named, its preference unknown: it admits (as ``quality``
+    reads such a range of Accept). A blank header admits anything; one naming only other charsets refuses."""
+    named: dict[str, list[float]] = {}
+    for item in accept_charset.split(","):
+        label, *params = item.split(";")
+        label = label.strip()
+        if not label:
+            continue
+        q = 1.0
+        for param in params:
+            name, _, value = param.partition("=")
+            if name.strip().lower() == "q":
+                value = value.strip()
+                q = float(value) if _QVALUE.fullmatch(value) else UNREAD
+        named.setdefault("*" if label == "*" else _charset(label), []).append(q)
+    if not named:
+        return True
+    for label in ("utf-8", "*"):
+        weights = named.get(label)
+        if weights is not None:
+            written = [q for q in weights if q != UNREAD]
+            return max(written) > 0 if written else True
+    return False
+
+
+def require_json_accept(request: Request, formats: list[str] | tuple[str, ...] = ()) -> None:
+    """406 when the request's ``Accept-Charset`` admits no UTF-8 (``accepts_utf8``), or when it has no ``_format``
+    (the query's, or ``formats``: a ``POST _search`` form's), which overrides Accept, and its ``Accept`` admits no
+    JSON. *Decided* (http41): Accept-Charset is honoured, not passed over as RFC 9110 12.5.2 allows -- R4
+    http.html#mime-type names it beside Accept's ``charset`` as the client's way to ask for a character set, Accept's
+    ``charset=iso-8859-1`` is already 406 (tidy40: one answer to one question), and a client reading huren's UTF-8
+    as Latin-1 reads every Chinese name wrong under a 200. ``_format`` stands for Accept, not for Accept-Charset."""
+    sent = [value for name, value in request.scope["headers"] if name == b"accept-charset"]  # (raw: no Headers view)
+    charsets = b",".join(sent).decode("latin-1") if sent else ""
+    if charsets and not accepts_utf8(charsets):
+        raise FhirError(f"Accept-Charset {charsets[:80]!r} admits no UTF-8; huren answers in UTF-8 only "
+                        "(FHIR R4 http.html#mime-type)", status=406, code="not-supported")
+    if formats or request.query_params.getlist("_format"):
         return
     accept = accept_of(request)
     if not accepts_json(accept):
@@ -165,35 +205,38 @@ async def json_only(request: Request) -> None:
 
 
 async def fhir_negotiation(request: Request) -> None:
-    """Router dependency of the FHIR routes: every ``_format`` names JSON, and without one the
-    ``Accept`` header admits JSON (R4 http.html#mime-type). ``POST _search`` leaves the Accept to
-    ``negotiate_form``: its form body may hold the ``_format`` that overrides it."""
+    """Router dependency of the FHIR routes: every ``_format`` names JSON, without one the ``Accept`` header admits
+    JSON (R4 http.html#mime-type), and ``Accept-Charset`` admits UTF-8 (``require_json_accept``). ``POST _search``
+    leaves both to ``negotiate_form``, which its route's form dependency calls (``fhir._search_form``, before the
+    caller is known, as this runs): its form body may hold the ``_format`` that overrides Accept."""
     await json_only(request)
     if request.method == "POST" and request.scope["path"].endswith("/_search"):
         return
     require_json_accept(request)
 
 
-# Set in a request's scope by a route that read a ``_format`` the query does not carry (a ``POST _search`` form's):
-# the answer is labelled by the route from it, and ``JsonLabel`` (which reads the query and Accept) leaves it so.
+# The label a ``POST _search`` form's ``_format`` chose (``negotiate_form``), kept in the request's scope: the query
+# does not carry it, so ``JsonLabel`` (which reads the query and Accept before the route runs) labels every answer of
+# the request by it once it is set -- the Bundle and each 4xx OperationOutcome alike (http41; lastread1 LOW: only the
+# route's 200 had been relabelled, a refusal kept application/fhir+json).
 FORMAT_IN_BODY = "huren.format_in_body"
 
 
-def negotiate_form(request: Request, formats: list[str]) -> str | None:
-    """The representation of a ``POST _search`` whose form body holds ``formats`` (its ``_format`` values), read as
-    the query's are (rv40e LOW 4: they had been dropped unread): each names FHIR R4 JSON (``require_json``: else 406);
-    a ``_format`` in the query still comes first, none at all leaves the ``Accept`` header to decide
-    (``require_json_accept``). The label the route answers with when the body's ``_format`` decided it
-    (``application/json`` or the FHIR type: ``json_label``), else None (``JsonLabel`` labels as for any request)."""
+def negotiate_form(request: Request, formats: list[str]) -> None:
+    """Negotiate a ``POST _search`` whose form body holds ``formats`` (its ``_format`` values), read as the query's
+    are (rv40e LOW 4: they had been dropped unread): each names FHIR R4 JSON (``require_json``: else 406); a
+    ``_format`` in the query still comes first, none at all leaves the ``Accept`` header to decide
+    (``require_json_accept``). When the body's ``_format`` decides, its label (``application/json`` or the FHIR type:
+    ``json_label``) is set in the scope (``FORMAT_IN_BODY``) for ``JsonLabel`` to label the request's every answer.
+    ``Accept-Charset`` is read in each case (``require_json_accept``): ``_format`` stands for Accept only."""
     for value in formats:
         require_json(value)
     if request.query_params.getlist("_format"):
-        return None
-    if not formats:
-        require_json_accept(request)
-        return None
-    request.scope[FORMAT_IN_BODY] = True
-    return json_label("", formats) or FHIR_JSON_TYPE.decode()
+        require_json_accept(request)  # Accept-Charset only: the query's _format overrides Accept
+        return
+    if formats:
+        request.scope[FORMAT_IN_BODY] = json_label("", formats) or FHIR_JSON_TYPE.decode()
+    require_json_accept(request, formats)
 
 
 # --- the label of a JSON answer ------------------------------------------------------------------
@@ -363,28 +406,37 @@ def plain_json_asked(scope: dict) -> str | None:
     return json_label(accept.decode("latin-1"), formats)
 
 
-def relabel_plain_json(send: Any, label: str = "application/json", scope: dict | None = None) -> Any:
-    """``send`` with a FHIR JSON answer's Content-Type named ``label`` (a generic JSON type, its
-    parameters kept); any other answer (HTML, text), or one whose route labelled it from a ``_format``
-    of the body (``FORMAT_IN_BODY`` in ``scope``), passes as it is."""
-    named = label.encode("ascii")
+def relabel_plain_json(send: Any, label: str | None = "application/json", scope: dict | None = None) -> Any:
+    """``send`` with a FHIR JSON answer's Content-Type named ``label`` (a generic JSON type, its parameters kept) --
+    or, once the route has set one in ``scope``, the label a ``POST _search`` form's ``_format`` chose
+    (``FORMAT_IN_BODY``: ``negotiate_form``), whichever answer the request gets (the Bundle, a 4xx
+    OperationOutcome). ``label`` None: only such a form's label applies. Any other answer (HTML, text) passes as it
+    is."""
 
     async def sending(message: dict) -> None:
-        if message["type"] == "http.response.start" and (scope is None or FORMAT_IN_BODY not in scope):
-            headers = list(message.get("headers") or ())
-            for i, (name, value) in enumerate(headers):
-                if name.lower() == b"content-type" and value.lower().startswith(FHIR_JSON_TYPE):
-                    headers[i] = (name, named + value[len(FHIR_JSON_TYPE):])
-                    message = {**message, "headers": headers}
-                    break
+        if message["type"] == "http.response.start":
+            chosen = label if scope is None else scope.get(FORMAT_IN_BODY, label)
+            if chosen is not None and chosen != "application/fhir+json":
+                message = _labelled(message, chosen.encode("ascii"))
         await send(message)
 
     return sending
 
 
+def _labelled(message: dict, named: bytes) -> dict:
+    """An ``http.response.start`` message whose FHIR JSON Content-Type is named ``named`` instead."""
+    headers = list(message.get("headers") or ())
+    for i, (name, value) in enumerate(headers):
+        if name.lower() == b"content-type" and value.lower().startswith(FHIR_JSON_TYPE):
+            headers[i] = (name, named + value[len(FHIR_JSON_TYPE):])
+            return {**message, "headers": headers}
+    return message
+
+
 class JsonLabel:
     """ASGI middleware around the ``/fhir`` routes (the fast read included): a FHIR JSON answer is
-    labelled ``application/json`` when that is what the client asked for (``wants_plain_json``)."""
+    labelled ``application/json`` when that is what the client asked for (``wants_plain_json``), by the query's
+    ``_format`` and Accept or, on a ``POST _search``, by its form body's ``_format`` (``FORMAT_IN_BODY``)."""
 
     def __init__(self, app: Any) -> None:
         self.app = app
@@ -392,6 +444,6 @@ class JsonLabel:
     async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
         if scope["type"] == "http" and scope["path"].startswith("/fhir"):
             label = plain_json_asked(scope)
-            if label is not None:
+            if label is not None or (scope["method"] == "POST" and scope["path"].endswith("/_search")):
                 send = relabel_plain_json(send, label, scope)
         await self.app(scope, receive, send)

@@ -45,7 +45,8 @@ def capability_statement(request: Request, _format: str | None = None) -> Respon
     except KeyError:  # the first request only
         body = orjson.dumps(statement_for(request.app))
         request.app.state["capability_statement"] = body
-    return Response(body, media_type=FHIR_JSON, headers={"Cache-Control": "public, max-age=300", "Vary": "Accept"})
+    return Response(body, media_type=FHIR_JSON, headers={"Cache-Control": "public, max-age=300",
+                                                                "Vary": "Accept, Accept-Charset"})
 
 
 def statement_for(app: FastAPI) -> dict[str, Any]:

@@ -1,0 +1,94 @@
+"""A request's URL is read as sent or refused: its path and query are UTF-8, percent-encoded.
+
+Starlette reads a query's percent-escapes as UTF-8 with ``errors="replace"`` and the servers (uvicorn, the test
+client) unquote the path the same way, so ``?name=%FC`` -- Latin-1's ü, no character in UTF-8 -- reached every
+route as ``name=\ufffd``: a FHIR search for U+FFFD, an empty Bundle under a 200 (ffix40 LOW), where R4's search
+must not search for another value than sent; ``/fhir/Patient/%FC`` read a record named U+FFFD. RFC 3986 2.1 and
+2.5 (a URI's characters, percent-encoded as UTF-8) and the WHATWG URL Standard (a query's bytes read as UTF-8) say
+how a URL carries text; one that does not is a 400 OperationOutcome naming the query parameter or the path, before
+any route reads it (forty-first round, http41). Refused alike, since neither can be read as the value sent:
+
+- an escape whose bytes are not UTF-8 (``%FC``, ``%C3`` alone, ``%ED%A0%80``: a surrogate);
+- a ``%`` not followed by two hex digits (``%ZZ``, ``50%``): not an escape, and read literally it is a different
+  value from the one a client that forgot to write ``%25`` meant;
+- a raw byte outside ASCII in the query (a client that did not percent-encode): Starlette reads it as Latin-1, so
+  raw UTF-8 ``王`` became three other characters. (A raw byte in the path never gets here: the servers refuse it.)
+
+Every route, not only ``/fhir``: the sign-in's and the reports' parameters are read by the same Starlette. The
+common URL pays one ``bytes.find`` for ``%`` and an ``isascii`` on each of path and query.
+"""
+
+from __future__ import annotations
+
+import re
+from urllib.parse import unquote_to_bytes
+
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from engine.api.no_store import mark_no_store
+from engine.api.outcomes import error_response
+from engine.errors import BadRequest
+
+# a ``%`` that does not begin an escape (RFC 3986 2.1: ``pct-encoded = "%" HEXDIG HEXDIG``)
+_NOT_AN_ESCAPE = re.compile(rb"%(?![0-9A-Fa-f]{2})")
+
+
+def _unreadable(part: bytes) -> str | None:
+    """Why ``part`` (a path, or a query's name or value, as sent) cannot be read as text, or None when it can."""
+    if not part.isascii():
+        byte = next(b for b in part if b > 0x7F)
+        return f"the byte 0x{byte:02X} is sent unencoded (percent-encode it as UTF-8)"
+    if part.find(b"%") < 0:
+        return None
+    loose = _NOT_AN_ESCAPE.search(part)
+    if loose is not None:
+        return f"'{part[loose.start():loose.start() + 3].decode('ascii')}' is not a percent-escape (write % as %25)"
+    try:
+        unquote_to_bytes(part).decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return f"its escapes hold 0x{exc.object[exc.start]:02X}, which is not UTF-8"
+    return None
+
+
+def _shown(raw: bytes) -> str:
+    """A name or path as sent, for the diagnostics (its escapes left as written)."""
+    return raw[:80].decode("ascii", errors="backslashreplace")
+
+
+def url_refusal(scope: Scope) -> BadRequest | None:
+    """The 400 for a request whose path or query cannot be read as the text sent (module docstring), else None. The
+    query is named by its parameter (``expression``: its name as sent), the path as a whole."""
+    raw_path = scope.get("raw_path")
+    if raw_path is not None:
+        why = _unreadable(raw_path)
+        if why is not None:
+            return BadRequest(f"the URL path '{_shown(raw_path)}' cannot be read as UTF-8 text: {why}",
+                              expression=["path"])
+    query: bytes = scope.get("query_string") or b""
+    if _unreadable(query) is None:  # the whole query at once (``&`` and ``=`` are ASCII: no part reads otherwise)
+        return None
+    for pair in query.split(b"&"):
+        name, _, value = pair.partition(b"=")
+        for part, what in ((name, "name"), (value, "value")):
+            why = _unreadable(part)
+            if why is not None:
+                shown = _shown(name)
+                return BadRequest(f"the query parameter '{shown}' cannot be read as UTF-8 text ({what}: {why}); "
+                                  "huren does not search for another value than the one sent", expression=[shown])
+    return None
+
+
+class Utf8Url:
+    """Pure ASGI middleware: ``url_refusal``'s 400 OperationOutcome (``Cache-Control: no-store``) instead of the
+    route, for every HTTP request."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            refused = url_refusal(scope)
+            if refused is not None:
+                await mark_no_store(error_response(refused))(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
