@@ -347,13 +347,6 @@ def reason_of(text: str) -> str:
     if bad is not None:
         raise ValueError(f"the reason holds the control character U+{ord(bad):04X} (at {reason.index(bad) + 1}): "
                          "words, line breaks and tabs only (理由中含有控制字符)")
-    # a lone surrogate (JSON "\ud800", or a console's argv bytes that were not UTF-8, kept by Python as U+DC80-DCFF)
-    # is no character at all: it cannot be stored as UTF-8 (the API had answered 500 and the console a traceback --
-    # rv41a MED 1/2)
-    broken = next((c for c in reason if unicodedata.category(c) == "Cs"), None)
-    if broken is not None:
-        raise ValueError(f"the reason holds U+{ord(broken):04X} (at {reason.index(broken) + 1}), half of a character "
-                         "or bytes that were not UTF-8: send the words as UTF-8 (理由中含有无法识别的字符)")
     turned = next((c for c in reason if c in _BIDI_OVERRIDES), None)
     if turned is not None:
         raise ValueError(f"the reason holds the direction control U+{ord(turned):04X} (at "

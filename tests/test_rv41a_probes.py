@@ -371,11 +371,12 @@ def test_a_result_naming_a_fhir_clients_record_does_not_open_it_to_renumbering(t
     assert numbers["single"] == [P1[0]], (numbers, answers)  # (not the RIS's to renumber)
 
 
-def test_the_console_refuses_a_blank_or_overlong_reason_and_keeps_an_invisible_one_as_typed(
+def test_the_console_refuses_a_blank_overlong_or_invisible_reason(
         site_env: Settings, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:  # noqa: F811
     """``huren quarantine replay ID --as-owner``: spaces only, ideographic spaces only and 10,000 characters exit 2
-    with nothing replayed; a reason holding U+200B, U+FEFF and U+2060 (format characters, no direction control) is
-    taken and kept exactly as typed -- the API's rule (``reason_of``)."""
+    with nothing replayed, and so does a reason holding U+200B, U+FEFF or U+2060 (invisible format characters:
+    http41 refuses them, the words read would not be the words kept); the words without them are taken and kept
+    exactly as typed -- the API's rule (``reason_of``)."""
     from engine.cli import main
 
     placer = "RV41A-CLI2"
@@ -384,13 +385,13 @@ def test_the_console_refuses_a_blank_or_overlong_reason_and_keeps_an_invisible_o
         (tmp_path / f"{n}.hl7").write_bytes(message.replace("\n", "\r").encode("utf-8"))
         assert main(["replay", str(tmp_path / f"{n}.hl7"), "--quiet"]) == 0
     msg = message_id(B, _control(held))
-    for bad in (" " * 40, "\u3000\u3000", "理" * 10_000):
+    for bad in (" " * 40, "\u3000\u3000", "理" * 10_000, "同一\u200b系统", "同一系统\ufeff已核实", "已\u2060核实"):
         capsys.readouterr()
         assert main(["quarantine", "replay", msg, "--as-owner", bad]) == 2
         assert capsys.readouterr().err
     with Engine(site_env) as eng:
         assert not eng.ingestor.messages.get(msg).get("replays")
-    typed = "同一\u200b系统\ufeff已\u2060核实"
+    typed = "同一系统已核实"
     assert main(["quarantine", "replay", msg, "--as-owner", typed]) == 0
     with Engine(site_env) as eng:
         assert eng.ingestor.messages.get(msg)["decision"]["reason"] == typed
