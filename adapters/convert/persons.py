@@ -1427,17 +1427,19 @@ def _number_owners(conversion: Any, ref: str, numbers: frozenset[str], registran
     """The application that registered the valid resident ID ``numbers`` record ``ref`` holds: of the versions
     holding them since they came (the run: the stored versions, then the batch's earlier messages stating the
     record, back to the first stating other numbers -- one stating none leaves the number as it was, ``merge.yaml``
-    ``beside``), the sender of the first one made by an application that registered the record (``registrants``:
-    the registrations table's, the batch's). A version's maker is read from the Provenances naming that very version
-    and their filed messages (``_makers``): not one that left it as stored (a re-send naming the version it found:
-    ``unchanged``, as ``merge_rules._made_by`` reads it), nor one whose own number was held (its ``held_claims``:
-    it kept the number, it did not state it). Empty when the record holds no valid number, or no registering
-    application made a version of the run (a result's placeholder numbered by a LIS's ORU and never registered, a
-    FHIR client's record): ``_may_renumber`` then answers by the registrants' rule. Read only when a message would
-    replace or take off the number (a PID's number differs from the record's), never on the common path."""
-    if not numbers or not registrants:
+    ``beside``), the sender of the first one made by a registration (its message a registration event:
+    ``registers_person``) or by an application that registered the record (``registrants``: the registrations
+    table's, the batch's -- the HIS's A08 correcting the number of a record it registered). A version's maker is read
+    from the Provenances naming that very version and their filed messages (``_makers``): not one that left it as
+    stored (a re-send naming the version it found: ``unchanged``, as ``merge_rules._made_by`` reads it), nor one
+    whose own number was held (its ``held_claims``: it kept the number, it did not state it). Empty when the record
+    holds no valid number, or no registering message made a version of the run (a result's placeholder numbered by
+    a LIS's ORU and never registered, a FHIR client's record): ``_may_renumber`` then answers by the registrants'
+    rule. Read only when a message would replace or take off the number (a PID's number differs from the
+    record's), never on the common path."""
+    if not numbers:
         return set()
-    batch: list[str] = []  # the batch's makers of the run, newest first
+    batch: list[tuple[str, bool]] = []  # the batch's makers of the run, newest first
     whole = True  # the run reaches back into the store
     for c in reversed(earlier):
         person = c.by_reference.get(ref)
@@ -1446,8 +1448,8 @@ def _number_owners(conversion: Any, ref: str, numbers: frozenset[str], registran
         if not numbers <= theirs:
             whole = False
             break
-        batch.append(c.application)
-    makers: list[set[str]] = []  # oldest first
+        batch.append((c.application, bool(c.registers)))
+    makers: list[set[tuple[str, bool]]] = []  # oldest first
     marks = _marks(search, read_many)
     if whole and marks is not None and messages is not None:
         rtype, _, rid = ref.partition("/")
@@ -1467,25 +1469,26 @@ def _number_owners(conversion: Any, ref: str, numbers: frozenset[str], registran
         if run:
             made = _makers(ref, set(run), search, messages, marks)
             makers = [made.get(v, set()) for v in reversed(run)]
-    makers += [{app} for app in reversed(batch)]
-    for apps in makers:
-        if owners := {app for app in apps if app in registrants}:
+    makers += [{maker} for maker in reversed(batch)]
+    for found in makers:
+        if owners := {app for app, registers in found if registers or app in registrants}:
             return owners
     return set()
 
 
-def _makers(ref: str, versions: set[str], search: Any, messages: Any, marks: Any) -> dict[str, set[str]]:
-    """Version of ``ref`` -> the applications (MSH-3) of the filed messages that made it, of ``versions``: the
-    Provenances naming that very version (``_versions_named``), the feed's own (``_stating``'s reading), and of
+def _makers(ref: str, versions: set[str], search: Any, messages: Any, marks: Any) -> dict[str, set[tuple[str, bool]]]:
+    """Version of ``ref`` -> (application (MSH-3), whether a registration event) of each filed message that made it, of
+    ``versions``: the Provenances naming that very version (``_versions_named``), the feed's own (``_naming``), and of
     their messages those whose write did not leave the record as stored (``unchanged``) nor held its renumbering
     (``held_claims``' ``RENUMBER_CLAIM`` for it)."""
-    out: dict[str, set[str]] = {}
+    out: dict[str, set[tuple[str, bool]]] = {}
     for prov, docs in _naming(ref, versions, search, messages, marks):
-        apps = {application_of(doc) for doc in docs if ref not in (doc.get("unchanged") or ())
+        made = {(application_of(doc), registers_person(*_event(doc))) for doc in docs
+                if ref not in (doc.get("unchanged") or ())
                 and not any(isinstance(c, dict) and c.get("claim") == RENUMBER_CLAIM and c.get("resource") == ref
                             for c in doc.get("held_claims") or ())}
         for version in _versions_named(prov, ref) & versions:
-            out.setdefault(version, set()).update(apps)
+            out.setdefault(version, set()).update(made)
     return out
 
 
