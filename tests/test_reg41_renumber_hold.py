@@ -73,7 +73,7 @@ def test_a_lis_walk_in_stating_another_womans_number_is_held(both: tuple[Engine,
     assert "|W|" in line and "(MSH-3 HIS) replaces it" in line and "(MSH-3 LIS) is another" in line, line
     assert a.encode() not in ack and b.encode() not in ack, ack
     zh = _zh(engine, ack, "ERR||PID^1^3|")
-    assert "暂未采用" in zh and "由 HIS 登记" in zh and "LIS" in zh and "按号码所有者的更改处理" in zh, zh
+    assert "暂未采用" in zh and "由 MSH-3 HIS 登记" in zh and "MSH-3 LIS" in zh and "按号码所有者的更改处理" in zh, zh
     (rec,) = patients(http, f"{MRN}|GA")
     assert f"{NNCHN_SYSTEM}|{a}" in tokens(rec) and f"{NNCHN_SYSTEM}|{b}" not in tokens(rec), tokens(rec)
     assert not rec.get("link") and len(patients(http, f"{NNCHN_SYSTEM}|{b}")) == 1
