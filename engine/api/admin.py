@@ -605,7 +605,7 @@ def list_held(
 
 
 @router.post("/quarantine/{message_id}/owner",
-             summary="Take a held change as the order number's owner's (the operator's decision)")
+             summary="Take a held change as the number's owner's -- an order number's, a resident ID number's (the operator's decision)")
 async def decide_owner(request: Request, message_id: str, caller: Caller = Depends(operator("decide")),
                        engine: Engine = Depends(get_engine)) -> dict[str, Any]:
     """Body ``{"reason": "..."}`` (required, words: why the operator knows it is the owner's -- "the LIS moved to
