@@ -1676,7 +1676,8 @@ class Ingestor:
                                f"{now or 'not readable'})")
         if changed:
             raise RecordChanged(
-                f"the order changed after the hold: {', '.join(changed)} -- the decision is not taken for a version "
+                f"the {_held_kind(claims)} changed after the hold: {', '.join(changed)} -- the decision is not taken "
+                "for a version "
                 "you were not shown; replay the message plainly to hold it again against what is stored now, then "
                 "decide on that")
         return frozenset(f"{c['resource']}|{c['claim']}" for c in claims)
@@ -2116,6 +2117,13 @@ def _unchanged(stored: dict[str, Any], doc: Document | None) -> frozenset[str]:
         return found
     made = set(doc.get("resources") or ()) - set(doc.get("unchanged") or ())
     return found - made
+
+
+def _held_kind(claims: Iterable[dict[str, Any]]) -> str:
+    """What a message's holds are about, in the words of its refusal to decide: "order" (ord40's), "record" (a
+    resident ID number's: ``persons.RENUMBER_CLAIM``; reg41), or both."""
+    kinds = {"record" if c.get("claim") == RENUMBER_CLAIM else "order" for c in claims}
+    return " and ".join(k for k in ("order", "record") if k in kinds) or "order"
 
 
 def _decided_renumbers(against: Iterable[str]) -> frozenset[str]:

@@ -115,6 +115,30 @@ def test_the_his_after_a_lis_walk_in_is_held_and_the_operator_takes_it(both: tup
     assert patients(http, right) == [] and patients(http, wrong) == []
 
 
+def test_a_decision_on_a_record_written_since_is_not_taken(both: tuple[Engine, TestClient]) -> None:
+    """The decision is bound to the record's version the hold left (as ord40's to the order's): the HIS's A08 writes
+    the record after the hold -- 409 naming the record, nothing written; a plain replay holds it again against what
+    is stored now, and that hold is then taken."""
+    engine, http = both
+    wrong, right = _nid("32092319700212002"), _nid("32092319700212022")
+    assert ack_code_of(post(http, adt("GL1", f"GL^^^FNXRMYY^MR~{wrong}^^^^NNCHN", "甲^十二", "19700212", "F",
+                                      app="LIS"))) == "AA"
+    _held_line(post(http, adt("GL2", f"GL^^^FNXRMYY^MR~{right}^^^^NNCHN", "甲^十二", "19700212", "F")))
+    assert ack_code_of(post(http, adt("GL3", "GL^^^FNXRMYY^MR", "甲^十贰", "19700212", "F", event="A08"))) == "AA"
+    ops = {**_operator(engine, "system/MessageHeader.cr", "reg41-ops"), "Content-Type": "application/json"}
+    msg = message_id("FNXRMYY", "GL2")
+    refused = http.post(f"/admin/quarantine/{msg}/owner", headers=ops, content=json.dumps({"reason": REASON}))
+    assert refused.status_code == 409 and "the record changed after the hold" in refused.text, refused.text
+    (rec,) = patients(http, f"{MRN}|GL")
+    assert f"{NNCHN_SYSTEM}|{wrong}" in tokens(rec), tokens(rec)
+    replayed = http.post(f"/admin/quarantine/{msg}/replay", headers=ops)
+    assert replayed.status_code == 200 and replayed.json()["ack_code"] == "AA", replayed.text
+    assert "GL2" in _held(http, engine)
+    assert _owner(http, engine, "GL2")["decided"]["used"] is True
+    (rec,) = patients(http, f"{MRN}|GL")
+    assert f"{NNCHN_SYSTEM}|{right}" in tokens(rec) and f"{NNCHN_SYSTEM}|{wrong}" not in tokens(rec), tokens(rec)
+
+
 def test_the_registering_application_itself_still_renumbers(both: tuple[Engine, TestClient]) -> None:
     """The HIS re-sending its A08, then its A04, each with a corrected number: taken, no W 205."""
     _, http = both

@@ -393,7 +393,8 @@
     } catch (e) {
       box.className = "bad";
       text(box, e.status === 409 && /changed after the hold/.test(e.diag || "")
-        ? "不能按号码所有者的更改处理：暂未采用之后，该医嘱已被其他消息改写。您的决定只针对当时显示的版本，本次未写入任何内容。请先“重新处理”，让系统按现存医嘱再次判断，再决定。（" + e.diag + "） Not taken: the order changed after the hold; nothing was written."
+        ? (wasIdNumber ? "不能按号码所有者的更改处理：暂未采用之后，该病历已被其他消息改写。您的决定只针对当时显示的版本，本次未写入任何内容。请先“重新处理”，让系统按现存病历再次判断，再决定。（" + e.diag + "） Not taken: the record changed after the hold; nothing was written."
+          : "不能按号码所有者的更改处理：暂未采用之后，该医嘱已被其他消息改写。您的决定只针对当时显示的版本，本次未写入任何内容。请先“重新处理”，让系统按现存医嘱再次判断，再决定。（" + e.diag + "） Not taken: the order changed after the hold; nothing was written.")
         : e.status === 503 ? "数据库正忙，本次决定未写入任何内容，消息仍按原样暂未采用，请稍后再决定一次（" + e.diag + "）。 The store was busy: nothing was written, the message is held as before; ask again in a moment." // (dfix40)
         : e.status === 409 ? "不能按号码所有者的更改处理（" + e.diag + "）。 Not taken as the owner's."
         : e.status === 400 ? "理由未被接受（" + e.diag + "）。 The reason was not taken." : e.message);
