@@ -51,7 +51,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
 from adapters.convert.applications import canonical
-from adapters.convert.persons import MEMBER_REFUSED, registered_by
+from adapters.convert.persons import MEMBER_REFUSED, RENUMBER_CLAIM, registered_by
 from adapters.convert.results import placed_numbers
 from adapters.hl7v2.ack import build_ack, version_tuple
 from adapters.hl7v2.errors import (
@@ -955,6 +955,9 @@ class Ingestor:
             item.conversion, item.errors = (None, [_poisoned()]) if item.poison else self._convert(item)
             item.converted, item.converted_for = True, item.sender_key
             item.leaned_on = []
+            if item.conversion is not None and item.decided is not None and item.decided.kind == "owner":
+                # the held renumberings the operator took as the number's owner's (``persons._may_renumber``; reg41)
+                item.conversion.decided_renumbers = _decided_renumbers(item.decided_against)
             # what the converter cannot know without the store (a resource stored under an earlier key,
             # a visit-less DG1-20's Condition, a DG1-21 D's stored diagnosis): ``Conversion.settle_against_store``
             settle = getattr(item.conversion, "settle_against_store", None)
@@ -1391,7 +1394,9 @@ class Ingestor:
                 # the writer, for the merge rules, is the message type (MSH-9.1): ORM, ORU, ADT ...
                 # (and what it deleted with HL7's explicit null "": merge11, engine.merge_rules)
                 said = getattr(item.conversion, "said", None)  # (and what the rules read: the repository)
-                item.held_claims = []  # (this write's: a batch redone message by message holds them again)
+                # (this write's: a batch redone message by message holds them again); first the settle steps' holds
+                # (``Conversion.held``: a renumbering another application registered the number of; reg41)
+                item.held_claims = [dict(c) for c in getattr(item.conversion, "held", None) or ()]
                 dates = _Dates(item, self.messages, self.site, self._stamped)
                 with (self.repository.merge.saying(said, self.repository, dates)
                       if self.repository is not None else contextlib.nullcontext()):
@@ -1671,7 +1676,8 @@ class Ingestor:
                                f"{now or 'not readable'})")
         if changed:
             raise RecordChanged(
-                f"the order changed after the hold: {', '.join(changed)} -- the decision is not taken for a version "
+                f"the {_held_kind(claims)} changed after the hold: {', '.join(changed)} -- the decision is not taken "
+                "for a version "
                 "you were not shown; replay the message plainly to hold it again against what is stored now, then "
                 "decide on that")
         return frozenset(f"{c['resource']}|{c['claim']}" for c in claims)
@@ -1988,8 +1994,10 @@ class _Dates:
         return decided
 
     def used(self) -> Decision | None:
-        """The operator's decision when it answered a comparison of this write (its Provenance names them)."""
-        return self._item.decided if self._answered else None
+        """The operator's decision when it answered a comparison of this write (its Provenance names them), or a
+        renumbering the conversion's settle held for it (``Conversion.decision_answered``; reg41)."""
+        answered = self._answered or bool(getattr(self._item.conversion, "decision_answered", False))
+        return self._item.decided if answered else None
 
     def owns(self, claim: str, ref: str) -> Decision | None:
         """The operator's decision that this message's change under ``claim`` (``KIND|system|value``) of ``ref``
@@ -2109,6 +2117,19 @@ def _unchanged(stored: dict[str, Any], doc: Document | None) -> frozenset[str]:
         return found
     made = set(doc.get("resources") or ()) - set(doc.get("unchanged") or ())
     return found - made
+
+
+def _held_kind(claims: Iterable[dict[str, Any]]) -> str:
+    """What a message's holds are about, in the words of its refusal to decide: "order" (ord40's), "record" (a
+    resident ID number's: ``persons.RENUMBER_CLAIM``; reg41), or both."""
+    kinds = {"record" if c.get("claim") == RENUMBER_CLAIM else "order" for c in claims}
+    return " and ".join(k for k in ("order", "record") if k in kinds) or "order"
+
+
+def _decided_renumbers(against: Iterable[str]) -> frozenset[str]:
+    """The records (``Patient/x``) whose held renumbering an owner's decision answers: the holds (``ref|claim``,
+    ``Ingestor._owner_decidable``) of the record's resident ID number (``persons.RENUMBER_CLAIM``)."""
+    return frozenset(ref for ref, _, claim in (h.partition("|") for h in against) if claim == RENUMBER_CLAIM)
 
 
 def _held_numbers(claims: Iterable[Any]) -> frozenset[str]:

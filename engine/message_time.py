@@ -260,8 +260,9 @@ class Decision:
     - ``later`` (order35): a refused message is later than the stored versions its order could not be told
       against (``POST /admin/quarantine/{id}/replay?as=later``, ``huren quarantine replay --as-later``);
     - ``owner`` (fortieth round, ord40): a message held because its sending application is not the one the
-      order's history names for the number its change came under (AA, W 204: ``merge_rules.Owned``) states the
-      number's owner's change -- the interface analyst knows the LIS moved to another MSH-3, or a relay was
+      order's history names for the number its change came under (AA, W 204: ``merge_rules.Owned``) -- or, a
+      registration from another application than the one that registered the record's resident ID number (AA, W 205:
+      ``adapters.convert.persons._may_renumber``; forty-first round, reg41) -- states the number's owner's change -- the interface analyst knows the LIS moved to another MSH-3, or a relay was
       added (``POST /admin/quarantine/{id}/owner``, a reason required: an integration engine's error queue
       decision, Rhapsody's or Mirth's, is kept with its words)."""
 
@@ -279,9 +280,10 @@ _DECIDER = {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/provena
                         "code": "verifier", "display": "Verifier"}]}
 _DECIDED = {"later": "decided this message is later than the stored version its order could not be told "
                      "against (the operator's replay as later)",
-            "owner": "decided this message's change is the order number's owner's, though the order's history "
-                     "names another application (the operator's decision on a held change; the reason is kept "
-                     "with the message's decision and in the audit log)"}
+            "owner": "decided this message's change is the number's owner's -- the order number's, or the resident "
+                     "ID number's (the application that registered it) -- though the record's history names another "
+                     "application (the operator's decision on a held change; the reason is kept with the message's "
+                     "decision and in the audit log)"}
 
 
 # a decision's reason: the operator's words, bounded as a note is (the API's 400, the console's exit 2: ``reason_of``)

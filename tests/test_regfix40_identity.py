@@ -17,11 +17,13 @@ from fastapi.testclient import TestClient
 from adapters.hl7v2.ack import ack_code_of
 from engine.api.app import create_app
 from engine.engine import Engine
+from engine.messages import message_id
 from engine.settings import Settings
 from tests.hl7_calls import err_lines, post
 from tests.identity39_calls import NNCHN_SYSTEM, engine_and_client, registered, tokens
 from tests.module_store import module_eng  # noqa: F401 -- one engine a module on each backend
 from tests.test_a47fix40_identity import _zh
+from tests.test_order35_as_later import _operator
 from tests.test_regapp33_registration_apps import _site
 from tests.test_rvidentity32_probes import MRN, _nid, adt, patients
 
@@ -79,15 +81,20 @@ def test_the_w_205_names_who_may_replace_it(both: tuple[Engine, TestClient]) -> 
 def test_after_a_lis_walk_in_the_his_registration_corrects_and_nulls(both: tuple[Engine, TestClient]) -> None:
     """A LIS walk-in A04 under the HIS's MRN with a wrong valid number: the HIS's A08 before any registration of
     its own is answered W 205 naming the LIS (nothing on a site declaring nothing tells the HIS from the LIS); its
-    A04 takes the right number; its ``""^^^^NNCHN`` then takes the number off."""
-    _, http = both
+    A04 is held for the operator too (reg41: the LIS registered the number -- rv40m HIGH 1), whose decision takes
+    the right number; its ``""^^^^NNCHN`` then takes the number off."""
+    engine, http = both
     wrong, right = _nid("32092319630913002"), _nid("32092319630913022")
     assert ack_code_of(post(http, adt("RC1", f"RC^^^FNXRMYY^MR~{wrong}^^^^NNCHN", "岳^丙", "19630913", "F",
                                       app="LIS"))) == "AA"
     ack = post(http, adt("RC2", f"RC^^^FNXRMYY^MR~{right}^^^^NNCHN", "岳^丙", "19630913", "F", event="A08"))
     assert any("(MSH-3 LIS)" in x for x in err_lines(ack)), err_lines(ack)
-    assert ack_code_of(post(http, adt("RC3", f"RC^^^FNXRMYY^MR~{right}^^^^NNCHN", "岳^丙", "19630913",
-                                      "F"))) == "AA"
+    ack = post(http, adt("RC3", f"RC^^^FNXRMYY^MR~{right}^^^^NNCHN", "岳^丙", "19630913", "F"))
+    assert ack_code_of(ack) == "AA" and any("(MSH-3 LIS) replaces it" in x for x in err_lines(ack)), err_lines(ack)
+    decided = http.post(f"/admin/quarantine/{message_id('FNXRMYY', 'RC3')}/owner", content='{"reason": "已核对证件"}',
+                        headers={**_operator(engine, "system/MessageHeader.cr", "regfix40-ops"),
+                                 "Content-Type": "application/json"})
+    assert decided.status_code == 200 and decided.json()["decided"]["used"] is True, decided.text
     (record,) = patients(http, f"{MRN}|RC")
     assert f"{NNCHN_SYSTEM}|{right}" in tokens(record) and f"{NNCHN_SYSTEM}|{wrong}" not in tokens(record)
     ack = post(http, adt("RC4", 'RC^^^FNXRMYY^MR~""^^^^NNCHN', "岳^丙", "19630913", "F", event="A08"))

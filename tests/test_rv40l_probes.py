@@ -13,10 +13,12 @@ from fastapi.testclient import TestClient
 from adapters.hl7v2.ack import ack_code_of
 from engine.api.app import create_app
 from engine.engine import Engine
+from engine.messages import message_id
 from engine.settings import Settings
 from tests.hl7_calls import err_lines, post
 from tests.identity39_calls import NNCHN_SYSTEM, engine_and_client, read_patient, registered, tokens
 from tests.module_store import module_eng  # noqa: F401 -- one engine a module on each backend
+from tests.test_order35_as_later import _operator
 from tests.test_regapp33_registration_apps import _site
 from tests.test_rv38g_probes import HTML, staff_client
 from tests.test_rvidentity32_probes import MRN, _nid, adt, merge, patients
@@ -46,11 +48,19 @@ def test_the_new_his_corrects_a_number_the_old_his_registered(replaced: TestClie
 
 
 def test_the_his_corrects_a_number_a_lis_walk_in_stated_first(both: tuple[Engine, TestClient]) -> None:
-    _, http = both
+    """(reg41) The HIS is no longer locked out, but its A04 replacing the number the LIS's walk-in registered is held
+    for the operator (nothing on a site declaring nothing tells which of the two is right: rv40m HIGH 1); the
+    operator's decision takes it, and the HIS's A08 is then the number's registrar's own."""
+    engine, http = both
     wrong, right = _nid("32092319630906002"), _nid("32092319630906022")
     assert ack_code_of(post(http, adt("LB1", f"LB^^^FNXRMYY^MR~{wrong}^^^^NNCHN", "岳^己", "19630906", "F",
                                       app="LIS"))) == "AA"
-    assert ack_code_of(post(http, adt("LB2", f"LB^^^FNXRMYY^MR~{right}^^^^NNCHN", "岳^己", "19630906", "F"))) == "AA"
+    ack = post(http, adt("LB2", f"LB^^^FNXRMYY^MR~{right}^^^^NNCHN", "岳^己", "19630906", "F"))
+    assert ack_code_of(ack) == "AA" and b"held for the operator" in ack, ack
+    decided = http.post(f"/admin/quarantine/{message_id('FNXRMYY', 'LB2')}/owner", content='{"reason": "已核对证件"}',
+                        headers={**_operator(engine, "system/MessageHeader.cr", "rv40l-ops"),
+                                 "Content-Type": "application/json"})
+    assert decided.status_code == 200 and decided.json()["decided"]["used"] is True, decided.text
     ack = post(http, adt("LB3", f"LB^^^FNXRMYY^MR~{right}^^^^NNCHN", "岳^己", "19630906", "F", event="A08"))
     assert ack_code_of(ack) == "AA", ack
     (record,) = patients(http, f"{MRN}|LB")

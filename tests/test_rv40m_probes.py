@@ -30,9 +30,6 @@ from tests.test_stfix40_status_made_by import _interpreted
 both = engine_and_client("rv40m")
 
 
-@pytest.mark.xfail(strict=True, reason="HIGH (rv40m 1): on a site declaring nothing a LIS walk-in A04 replaces the "
-                   "number the HIS registered with another person's number -- the HIS's number is lost and the two "
-                   "persons' records are linked (seealso) and found together by the ID number")
 def test_a_lis_walk_in_a04_stating_another_persons_number(both: tuple[Engine, TestClient]) -> None:
     """Site declaring nothing: the HIS registers two women of one name and birth date, MA (number A) and MB (number
     B); the LIS then sends a walk-in A04 under MA's MRN stating B (the clerk picked the wrong 甲一 from the list).

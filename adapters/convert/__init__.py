@@ -106,6 +106,17 @@ class Conversion:
     # the writer the merge rules combine the message's resources as: its message type (MSH-9.1), as ingest writes
     # them (``persons._as_stored`` judges a record as the merge will leave it)
     writer: str = ""
+    # the site (``mappings.site``), for what the settle steps ask of its data: which MSH-3s name one application
+    # (``applications.same_code``, senders.yaml ``application_aliases``)
+    site: Any = field(default=None, repr=False, compare=False)
+    # the changes a settle step held for the operator's decision (``persons._registrars_number``: a registration
+    # from another application than the one that registered the record's ID number), each as ``held_claims`` keeps
+    # it (the ingest adds them to the merge's holds: ``engine.ingest._Item.held_claims``; forty-first round, reg41)
+    held: list[dict[str, Any]] = field(default_factory=list)
+    # the records whose held renumbering the operator took as the number's owner's on this replay
+    # (``Decision`` kind owner, the message's ``held_claims``), and whether that decision answered one
+    decided_renumbers: frozenset[str] = frozenset()
+    decision_answered: bool = False
     _bundle: dict[str, Any] | None = field(default=None, repr=False, compare=False)
 
     def settle_against_store(self, read_many: Any, search: Any, earlier: Sequence[Conversion] = (),
@@ -274,6 +285,7 @@ def convert(message: Message, site: Site, institution: str | None = None, applic
         registrars=institution.registration_applications,
         registers=registers_person(msh.message_type, msh.trigger_event),
         writer=msh.message_type,
+        site=site,
     )
 
 

@@ -111,3 +111,18 @@ def one_application(institution: str, one: HD, other: HD, site: Any) -> bool:
     """Whether two MSH-3s of ``institution`` name one application: ``same_hd(one_table=True)`` of their
     ``canonical`` names."""
     return same_hd(canonical(institution, one, site), canonical(institution, other, site), one_table=True)
+
+
+def same_code(institution: str, one: str, other: str, site: Any) -> bool:
+    """Whether two application codes of ``institution`` -- MSH-3 as ``Header.application_code`` keeps it (HD-1, else
+    HD-2: the registrations table's and the person checks' names) -- name one application: equal, or each a form of
+    one alias group, a form matching a code by its name (HD-1) or, naming none, by its universal id (HD-2). Asked by
+    ``adapters.convert.persons._may_renumber`` (who registered a record's ID number: a LIS that moved from ``LIS`` to
+    ``^<OID>^ISO`` is the application that registered it; forty-first round, reg41)."""
+    if one == other:
+        return True
+    def group(code: str) -> int | None:
+        return next((i for i, forms_ in enumerate(_groups(institution, site))
+                     if any((form[0] or form[1]) == code for form in forms_)), None)
+    found = group(one)
+    return found is not None and found == group(other)

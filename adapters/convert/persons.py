@@ -34,12 +34,13 @@ in CX-4 sees on day one that its numbers were kept apart, and how to declare the
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from copy import deepcopy
 from dataclasses import replace
 from typing import Any, NamedTuple
 
 from adapters.convert.actors import INSTITUTION_SYSTEM
+from adapters.convert.applications import same_code
 from adapters.convert.engine import json_copy
 from adapters.hl7v2.errors import (
     DATA_TYPE_ERROR,
@@ -60,7 +61,7 @@ from engine.identity.demographics import (
     sex_disowned,
     to_the_day,
 )
-from engine.identity.nationalid import CARRIED_FROM_EXT, is_national_id
+from engine.identity.nationalid import CARRIED_FROM_EXT, is_national_id, valid_number
 from engine.merge_rules import API, NOT_THE_FEED, Delete, MergeRules, Said, shipped
 from engine.messages import PROCESSED, application_of, message_institution, stored_instant
 from engine.repository.ids import deterministic_id
@@ -1312,10 +1313,13 @@ def _may_restate(conversion: Any, registrar: str | None) -> bool:
 
 class Renumber(NamedTuple):
     """``_may_renumber``'s answer: whether this message may, and who may (``rule`` and the ``apps`` it names by
-    MSH-3, for the W 205 and the refusal's advice -- never patient data)."""
+    MSH-3, for the W 205 and the refusal's advice -- never patient data). ``held``: the no is the operator's to
+    overrule -- another application registered the record's number (``RENUMBER_OWNER``): the change is kept with
+    the message (``held_claims``) and listed for the operator's decision (``GET /admin/held``; reg41)."""
     may: bool
     rule: str = ""
     apps: tuple[str, ...] = ()
+    held: bool = False
 
     @property
     def who(self) -> str:
@@ -1324,10 +1328,11 @@ class Renumber(NamedTuple):
 
 
 def _may_renumber(conversion: Any, ref: str, earlier: Sequence[Any], search: Any, messages: Any,
-                  read_many: Any) -> Renumber:
+                  read_many: Any, numbers: frozenset[str] | None = None) -> Renumber:
     """May this message replace or take off (``""^^^^NNCHN``) the resident ID number record ``ref`` holds? The
     one rule of it (``_registrars_number``, ``_registrars_null``, and the refusal's advice: ``_against_kept_number``),
-    with who may, in words, for the W or the AE that says no (never patient data: MSH-3 names).
+    with who may, in words, for the W or the AE that says no (never patient data: MSH-3 names). ``numbers``: the
+    ID numbers the record holds as the batch leaves it, else stored (``_numbers_left``; read here when not given).
 
     The site declares its ``registration_applications``: any of them may, whoever registered the record -- a
     county that replaced its HIS (MSH-3 HIS -> HIS2, only HIS2 declared) corrects over HL7 the records the old
@@ -1335,17 +1340,29 @@ def _may_renumber(conversion: Any, ref: str, earlier: Sequence[Any], search: Any
     one (``_registered``); an undeclared application only on a record it is the registrar of (one no declared
     application registered stays its own, as ``_may_restate`` has it).
 
-    None declared: nothing tells the HIS from a LIS sending ADT under the HIS's MRN (PID-3.4 the institution's
-    authority either way), so "the first registration received" (``_registered``) is no owner of the number -- a
-    LIS's walk-in A04 stating the HIS's MRN with a wrong valid number had made the LIS that owner, and the HIS's
-    own A04, A08 and ``""^^^^NNCHN`` could never correct it (rv40l HIGH 1). The rule is then: an application
-    that registers the record -- this message a registration event (A01/A04/A05/A28, a merge naming its survivor:
-    ``registers_person``), or its application's registration of the record filed before (the registrations
-    table, any application's first, not only the first of all) or earlier in the batch. An update (A08/A31) from
-    an application that never registered the record (the LIS's A08 on the HIS's record: a47fix40) may not. A
-    record only a result's placeholder made (``_UNREGISTERED``) is anyone's to number, as ``_may_restate`` says;
-    one whose registrations cannot be told (None) or no registration spoke for (``_UNSPOKEN``): only a
-    registration event."""
+    None declared (the shipped default): nothing tells the HIS from a LIS sending ADT under the HIS's MRN (PID-3.4
+    the institution's authority either way), so "the first registration received" (``_registered``) is no owner of
+    the record's number (rv40l HIGH 1) -- the number's own history is (forty-first round, reg41). The record holds a
+    valid number that an application which registered the record stated (``_number_owners``: the messages that
+    wrote the versions holding it since it came, those of a registering application): that application may
+    replace or take it off -- the HIS re-sending its A04/A08 corrected, as before -- and any other may not, its
+    registration event either. A LIS's walk-in A04 under the HIS's MRN stating another valid number (the clerk
+    picked the wrong 甲一 of two women of one name and birth date) had replaced the HIS's number with the other
+    woman's, linked the two records and filed one woman's results as the other's priors (rv40m HIGH 1); and the
+    walk-in made the LIS a registrant for good, whose later A08s and null then replaced the HIS's number too. Which
+    of the two is right only a person can tell, so the change is held, not refused: the record keeps its number,
+    ERR W 205 names both applications, and the message is listed for the operator's decision (``Renumber.held``,
+    ord40's ``POST /admin/quarantine/{id}/owner``: the same hold, audit and page as a held order change), whose
+    replay takes it (``Conversion.decided_renumbers``). Two MSH-3s the site names one application
+    (senders.yaml ``application_aliases``) are one (``applications.same_code``).
+
+    Else (the number no registering application's: a placeholder's, a FHIR client's, one whose history cannot be
+    read): an application that registers the record -- this message a registration event (A01/A04/A05/A28, a
+    merge naming its survivor: ``registers_person``), or its application's registration of the record filed before
+    (the registrations table, any application's first) or earlier in the batch. An update (A08/A31) from an
+    application that never registered the record (the LIS's A08 on the HIS's record: a47fix40) may not. A record
+    only a result's placeholder made (``_UNREGISTERED``) is anyone's to number, as ``_may_restate`` says; one whose
+    registrations cannot be told (None) or no registration spoke for (``_UNSPOKEN``): only a registration event."""
     declared = conversion.registrars
     app = conversion.application
     if declared:
@@ -1354,19 +1371,157 @@ def _may_renumber(conversion: Any, ref: str, earlier: Sequence[Any], search: Any
         registrar = _with_batch(_registered(ref, search, messages, declared, read_many), ref, earlier, declared)
         return Renumber(registrar == app, RENUMBER_DECLARED, tuple(declared))
     registrants = _registrants(ref, search, messages, read_many)
-    if registrants == {_UNREGISTERED} or conversion.registers:
+    if registrants == {_UNREGISTERED}:
         return Renumber(True)
     if registrants == {_UNSPOKEN} and _placeholder_in_batch(ref, earlier):
         return Renumber(True)  # (as it will be once the batch's earlier messages are filed: ``_UNREGISTERED``)
     registrants = (registrants or set()) - {_UNREGISTERED, _UNSPOKEN}
     registrants |= set(_batch_registrants(ref, earlier))
+    if numbers is None:
+        numbers = _numbers_left(ref, earlier, read_many([tuple(ref.split("/", 1))]) if read_many is not None else {},
+                                [])
+    owners = _number_owners(conversion, ref, frozenset(n for n in numbers if valid_number(n)), registrants, earlier,
+                            search, messages, read_many)
+    if owners:
+        if any(same_code(conversion.institution, app, owner, conversion.site) for owner in owners):
+            return Renumber(True)
+        if ref in conversion.decided_renumbers:  # (the operator took this message's change as the owner's)
+            conversion.decision_answered = True
+            return Renumber(True)
+        return Renumber(False, RENUMBER_OWNER, tuple(sorted(owners)), held=True)
+    if conversion.registers:
+        return Renumber(True)
     return Renumber(app in registrants, RENUMBER_REGISTRANTS, tuple(sorted(registrants)))
+
+
+def _numbers_left(ref: str, earlier: Sequence[Any], stored: dict[Any, Any], leaned: list[int]) -> frozenset[str]:
+    """The resident ID numbers (``id_numbers``) record ``ref`` holds as the batch's earlier messages leave it, else
+    stored: the last earlier message stating numbers of it; one stating none, or whose numbers were left out
+    (``_registrars_number``), or whose null was not taken, leaves them as they were (``merge.yaml`` ``beside``) --
+    a null taken (its delete still said) takes them off. ``_as_left``'s version is the PID as written, without the
+    numbers left out of it, so a batch had read a number kept by a W as no number at all and decided otherwise than
+    the same messages one by one (hooks19's rule). Else the stored record's, else a placeholder's the batch makes."""
+    made = None
+    for at in range(len(earlier) - 1, -1, -1):
+        c = earlier[at]
+        person = c.by_reference.get(ref)
+        if person is None:
+            continue
+        if ref in c.create_only:
+            made = at
+            continue
+        if numbers := id_numbers(person):
+            leaned.append(at)
+            return numbers
+        said = c.said.get(ref)
+        if said is not None and any(d.element == "identifier" and d.where == NATIONAL_ENTRIES for d in said.deletes):
+            leaned.append(at)
+            return frozenset()
+    was = stored.get(tuple(ref.split("/", 1)))
+    if was is None and made is not None:
+        leaned.append(made)
+        was = earlier[made].by_reference[ref]
+    return id_numbers(was) if was is not None else frozenset()
+
+
+def _number_owners(conversion: Any, ref: str, numbers: frozenset[str], registrants: Collection[str],
+                   earlier: Sequence[Any], search: Any, messages: Any, read_many: Any) -> set[str]:
+    """The application that registered the valid resident ID ``numbers`` record ``ref`` holds: of the versions
+    holding them since they came (the run: the stored versions, then the batch's earlier messages stating the
+    record, back to the first stating other numbers -- one stating none leaves the number as it was, ``merge.yaml``
+    ``beside``), the sender of the first one made by a registration (its message a registration event:
+    ``registers_person``) or by an application that registered the record (``registrants``: the registrations
+    table's, the batch's -- the HIS's A08 correcting the number of a record it registered). A version's maker is read
+    from the Provenances naming that very version and their filed messages (``_makers``): not one that left it as
+    stored (a re-send naming the version it found: ``unchanged``, as ``merge_rules._made_by`` reads it), nor one
+    whose own number was held (its ``held_claims``: it kept the number, it did not state it). Empty when the record
+    holds no valid number, or no registering message made a version of the run (a result's placeholder numbered by
+    a LIS's ORU and never registered, a FHIR client's record): ``_may_renumber`` then answers by the registrants'
+    rule. Read only when a message would replace or take off the number (a PID's number differs from the
+    record's), never on the common path."""
+    if not numbers:
+        return set()
+    batch: list[tuple[str, bool]] = []  # the batch's makers of the run, newest first
+    whole = True  # the run reaches back into the store
+    for c in reversed(earlier):
+        person = c.by_reference.get(ref)
+        if person is None or ref in c.create_only or not (theirs := id_numbers(person)):
+            continue
+        if not numbers <= theirs:
+            whole = False
+            break
+        batch.append((c.application, bool(c.registers)))
+    makers: list[set[tuple[str, bool]]] = []  # oldest first
+    marks = _marks(search, read_many)
+    if whole and marks is not None and messages is not None:
+        rtype, _, rid = ref.partition("/")
+        try:
+            versions = marks.versions(rtype, rid)
+        except NotFound:
+            versions = []
+        run: list[str] = []  # newest first
+        for version in versions:
+            if version.resource is None:
+                break
+            theirs = id_numbers(version.resource)
+            if theirs and not numbers <= theirs:
+                break
+            if theirs:
+                run.append(str(version.version))
+        if run:
+            made = _makers(ref, set(run), search, messages, marks)
+            makers = [made.get(v, set()) for v in reversed(run)]
+    makers += [{maker} for maker in reversed(batch)]
+    for found in makers:
+        if owners := {app for app, registers in found if registers or app in registrants}:
+            return owners
+    return set()
+
+
+def _makers(ref: str, versions: set[str], search: Any, messages: Any, marks: Any) -> dict[str, set[tuple[str, bool]]]:
+    """Version of ``ref`` -> (application (MSH-3), whether a registration event) of each filed message that made it, of
+    ``versions``: the Provenances naming that very version (``_versions_named``), the feed's own (``_naming``), and of
+    their messages those whose write did not leave the record as stored (``unchanged``) nor held its renumbering
+    (``held_claims``' ``RENUMBER_CLAIM`` for it)."""
+    out: dict[str, set[tuple[str, bool]]] = {}
+    for prov, docs in _naming(ref, versions, search, messages, marks):
+        made = {(application_of(doc), registers_person(*_event(doc))) for doc in docs
+                if ref not in (doc.get("unchanged") or ())
+                and not any(isinstance(c, dict) and c.get("claim") == RENUMBER_CLAIM and c.get("resource") == ref
+                            for c in doc.get("held_claims") or ())}
+        for version in _versions_named(prov, ref) & versions:
+            out.setdefault(version, set()).update(made)
+    return out
 
 
 # who may replace or take off a record's ID number (``_may_renumber``), as the W 205 and the refusal's advice say it
 # (words.yaml ``w-id-number-not-registrar``, ``w-id-null-not-registrar`` read the MSH-3 names after "MSH-3 ")
 RENUMBER_DECLARED = "the institution's registration_applications (institutions.yaml)"
 RENUMBER_REGISTRANTS = "a registration (ADT^A01/A04/A05/A28), or an update from an application that registered the record"
+RENUMBER_OWNER = "the application that registered the record's ID number"
+# a held renumbering's claim (``held_claims``' ``claim``: what an order's hold names ``KIND|system|value``): the
+# record's resident ID number, never the number itself -- the list is read by staff, the number is another person's
+RENUMBER_CLAIM = "NNCHN"
+
+
+def _hold_renumber(conversion: Any, ref: str, sequence: int, repetition: int | None = None) -> None:
+    """Keep the renumbering this message was not let make (``Renumber.held``) with the message, as the merge keeps a
+    held order change (``held_claims``: ``engine.ingest`` adds ``Conversion.held``): the operator's list and
+    decision (``GET /admin/held``, ``POST /admin/quarantine/{id}/owner``) are ord40's, one machinery."""
+    at = f"PID[{sequence}]-3" + (f"[{repetition}]" if repetition and repetition > 1 else "")
+    claim = {"claim": RENUMBER_CLAIM, "resource": ref, "element": "identifier", "at": at, "elsewhere": False,
+             "kind": "id-number"}
+    if claim not in conversion.held:
+        conversion.held.append(claim)
+
+
+def _held_words(answer: Renumber, app: str) -> str:
+    """What a W 205 adds for a held renumbering (``Renumber.held``): both applications by MSH-3, and that the
+    operator decides (words.yaml reads the names)."""
+    if not answer.held:
+        return ""
+    return (f"; this message's application (MSH-3 {app or 'unknown'}) is another: held for the operator, who may take "
+            "it as the number's owner's change")
 
 
 def _placeholder_in_batch(ref: str, earlier: Sequence[Any]) -> bool:
@@ -1989,18 +2144,26 @@ def _corrected_alone(former: dict[str, Any], current: dict[str, Any]) -> bool:
 
 
 def _stated_by(ref: str, versions: set[str], application: str, search: Any, messages: Any, marks: Any) -> bool:
-    """Did a filed message of ``application`` (MSH-3) write one of ``versions`` of the record ``ref``
-    (``_versions_stated_by``)?"""
-    return bool(_versions_stated_by(ref, versions, application, search, messages, marks))
+    """Did a filed message of ``application`` (MSH-3) write one of ``versions`` of the record ``ref``? Read from the
+    Provenances naming the record (``_naming``), stopping at the first."""
+    return any(application in {application_of(doc) for doc in docs}
+               for _, docs in _naming(ref, versions, search, messages, marks))
 
 
 def _versions_stated_by(ref: str, versions: set[str], application: str, search: Any, messages: Any,
                         marks: Any) -> set[str]:
     """Which of ``versions`` of the record ``ref`` did a filed message of ``application`` (MSH-3) write? Read from
-    the Provenances naming the record (each names the exact versions its message filed: ``_versions_named``), the
-    feed's own only (a FHIR client's Provenance proves nothing: its writer mark), and the message each names
-    (``applications_of``), a page at a time as ``_walked`` reads them."""
-    out: set[str] = set()
+    the Provenances naming the record (``_naming``), every page."""
+    return {version for prov, docs in _naming(ref, versions, search, messages, marks)
+            if application in {application_of(doc) for doc in docs}
+            for version in _versions_named(prov, ref) & versions}
+
+
+def _naming(ref: str, versions: set[str], search: Any, messages: Any, marks: Any) -> Iterator[tuple[dict[str, Any],
+                                                                                                  list[dict[str, Any]]]]:
+    """Each Provenance naming one of ``versions`` of the record ``ref`` (each names the exact versions its message
+    filed: ``_versions_named``), the feed's own only (a FHIR client's Provenance proves nothing: its writer mark),
+    with the filed messages that wrote it (``_writers``), a page at a time as ``_walked`` reads them."""
     for n in range(_PAGES):
         page = search("Provenance", [("target", ref), ("_sort", "_lastUpdated"), ("_count", str(_PAGE)),
                                      ("_offset", str(n * _PAGE))])
@@ -2008,12 +2171,11 @@ def _versions_stated_by(ref: str, versions: set[str], application: str, search: 
         if naming:
             stored_by = marks.writers("Provenance", [str(prov.get("id")) for prov in naming])
             fed = [prov for prov in naming if stored_by.get(str(prov.get("id"))) not in NOT_THE_FEED]
-            written = applications_of(fed, messages)
-            out.update(v for prov in fed if application in written.get(f"Provenance/{prov.get('id')}", ())
-                       for v in _versions_named(prov, ref) & versions)
+            writers = _writers(fed, messages)
+            for prov in fed:
+                yield prov, writers.get(f"Provenance/{prov.get('id')}", [])
         if not page.has_next:
-            break
-    return out
+            return
 
 
 def _two_people(conversion: Any, ref: str, was: dict[str, Any], search: Any, messages: Any, read_many: Any) -> bool:
@@ -2180,10 +2342,10 @@ def _registrars_number(conversion: Any, earlier: Sequence[Any], stored: dict[Any
             person = conversion.by_reference.get(ref)
             if ref in conversion.create_only or person is None or not (stated := id_numbers(person)):
                 continue
-            was = _as_left(ref, earlier, stored, leaned)
-            if was is None or not (id_numbers(was) - stated):
+            held = _numbers_left(ref, earlier, stored, leaned)
+            if not (held - stated):
                 continue
-            answer = _may_renumber(conversion, ref, earlier, search, messages, read_many)
+            answer = _may_renumber(conversion, ref, earlier, search, messages, read_many, held)
             if answer.may:
                 continue
             person["identifier"] = [i for i in person.get("identifier") or ()
@@ -2191,11 +2353,13 @@ def _registrars_number(conversion: Any, earlier: Sequence[Any], stored: dict[Any
             conversion.planned.pop(ref, None)
             conversion._bundle = None
             left_out[ref] = answer
+            if answer.held:
+                _hold_renumber(conversion, ref, sequence)
             conversion.warn(HL7Error(
                 "PID-3 states a resident ID number other than the one the record holds: not taken, the record keeps "
-                f"its number -- only {answer.who} replaces it. If the record's number is wrong, ask that application "
-                "to correct it, or the operator", segment="PID", sequence=sequence, field=3,
-                code=DUPLICATE_KEY_IDENTIFIER))
+                f"its number -- only {answer.who} replaces it{_held_words(answer, conversion.application)}. If the "
+                "record's number is wrong, ask that application to correct it, or the operator", segment="PID",
+                sequence=sequence, field=3, code=DUPLICATE_KEY_IDENTIFIER))
 
 
 def _registrars_null(conversion: Any, earlier: Sequence[Any], stored: dict[Any, Any], leaned: list[int],
@@ -2213,17 +2377,19 @@ def _registrars_null(conversion: Any, earlier: Sequence[Any], stored: dict[Any, 
     for ref, sequence, repetition in conversion.id_nulled:
         if ref in conversion.create_only:
             continue
-        was = _as_left(ref, earlier, stored, leaned)
-        if was is None or not any(is_national_id(i) for i in was.get("identifier") or () if isinstance(i, dict)):
+        held = _numbers_left(ref, earlier, stored, leaned)
+        if not held:
             continue
-        answer = _may_renumber(conversion, ref, earlier, search, messages, read_many)
+        answer = _may_renumber(conversion, ref, earlier, search, messages, read_many, held)
         if answer.may:
             continue
         _kept_on(conversion, ref, NATIONAL_ENTRIES)
+        if answer.held:
+            _hold_renumber(conversion, ref, sequence, repetition)
         conversion.warn(HL7Error(
             f"PID-3 repetition {repetition} asks to delete the record's resident ID number (\"\"^^^^NNCHN): not "
-            f"taken, the ID number is kept -- only {answer.who} takes it off. If it is wrong, ask that application to send "
-            "the null, or the operator to correct the record", segment="PID",
+            f"taken, the ID number is kept -- only {answer.who} takes it off{_held_words(answer, conversion.application)}."
+            " If it is wrong, ask that application to send the null, or the operator to correct the record", segment="PID",
             sequence=sequence, field=3, code=DUPLICATE_KEY_IDENTIFIER, repetition=repetition if repetition > 1 else None))
 
 

@@ -60,7 +60,8 @@ def register(sub: argparse._SubParsersAction, serve: argparse.ArgumentParser | N
                               "against a stored result not told) as later; named ids only, not with --all or --file")
     qreplay.add_argument("--as-owner", metavar="REASON",
                          help="the operator's decision, with its reason: take each named message's held change of an "
-                              "order (AA, W 204: the order's history names another application for its number) as "
+                              "order (AA, W 204: the order's history names another application for its number), or "
+                              "of a record's resident ID number (AA, W 205: another application registered it), as "
                               "the number's owner's; applied once; named ids only, not with --all or --file")
     quarantine.set_defaults(handler=cmd_quarantine)
 

@@ -577,7 +577,7 @@ def _decision(caller: Caller, kind: str = "later", reason: str = "") -> Decision
                     display=caller.display or "", at=now_iso(), kind=kind, reason=reason)
 
 
-@router.get("/held", summary="Messages accepted with a change held (ERR-3 204), newest first")
+@router.get("/held", summary="Messages accepted with a change held (ERR-3 204 an order's, 205 an ID number's), newest first")
 def list_held(
     request: Request,
     facility: str | None = Query(None, description="sending facility (MSH-4.1)"),
@@ -592,7 +592,10 @@ def list_held(
     application for the number it came under (W 204 at OBR-4: ``merge_rules.Owned``), each with its held claims
     (``held_claims``: the number, the order, the version the hold left) -- what an operator decides on
     (``POST /admin/quarantine/{id}/owner``). A remit-bound caller lists its institutions' only, as the
-    quarantine (fortieth round, ord40)."""
+    quarantine (fortieth round, ord40). Listed the same way: a registration whose replacement or null of a record's
+    resident ID number was held because another application registered that number (W 205 at PID-3; its claim
+    ``kind`` ``id-number``, ``claim`` ``NNCHN``, the record and its version -- never the number:
+    ``adapters.convert.persons._may_renumber``; forty-first round, reg41)."""
     total, docs = engine.ingestor.messages.held(facility=facility, limit=count, skip=offset,
                                                 since=_instant("since", since), before=_instant("before", before),
                                                 facilities=_remit(engine, caller))
@@ -602,7 +605,7 @@ def list_held(
 
 
 @router.post("/quarantine/{message_id}/owner",
-             summary="Take a held change as the order number's owner's (the operator's decision)")
+             summary="Take a held change as the number's owner's -- an order number's, a resident ID number's (the operator's decision)")
 async def decide_owner(request: Request, message_id: str, caller: Caller = Depends(operator("decide")),
                        engine: Engine = Depends(get_engine)) -> dict[str, Any]:
     """Body ``{"reason": "..."}`` (required, words: why the operator knows it is the owner's -- "the LIS moved to

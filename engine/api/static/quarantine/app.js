@@ -114,9 +114,10 @@
     cell(tr, facility(m.facility), "", "发送机构 Institution");
     cell(tr, messageType(m.message_type), "", "消息类型 Type");
     cell(tr, m.control_id || "—", "", "控制号 Control id");
+    if (held) cell(tr, kinds(m).map((k) => KINDS[k]).join("、"), "kind", "类别 Kind"); // (reg41)
     cell(tr, ack(m.ack_code), "ack ack-" + m.ack_code, "应答 ACK");
-    // a held change's row says the hold (its W 204), a refused message's its first error (ord40)
-    const errs = (m.errors || []).filter(held ? (e) => String(e.code) === "204" : (e) => e.severity !== "W" && e.severity !== "I");
+    // a held change's row says the hold (its W 204, or W 205: an ID number's; reg41), a refused message's its first error (ord40)
+    const errs = (m.errors || []).filter(held ? (e) => HELD_CODES.has(String(e.code)) && e.severity === "W" : (e) => e.severity !== "W" && e.severity !== "I");
     const first_ = errs[0] || (m.errors || [])[0];
     const reason = first_ ? explain(first_).reason + (errs.length > 1 ? "（另有 " + (errs.length - 1) + " 项）" : "") : (m.reason || "—");
     cell(tr, reason, "reason", "原因 Reason");
@@ -161,7 +162,7 @@
       for (const m of page.items) body.appendChild(row(m, true));
       if (!page.total) {
         const tr = document.createElement("tr"); tr.className = "empty";
-        const td = el("td", "没有暂未采用的医嘱更改。 No held changes."); td.colSpan = 6;
+        const td = el("td", "没有暂未采用的更改。 No held changes."); td.colSpan = 7;
         tr.appendChild(td); body.appendChild(tr);
       }
       text($("#held-count"), page.total ? (page.count < page.total ? "已显示 " + page.count + " 条，共 " + page.total + " 条" : "共 " + page.total + " 条")
@@ -237,6 +238,7 @@
     $("#replay-box").hidden = !(session.can.replay && m.status === "quarantined");
     $("#later-box").hidden = !(session.can.replay && m.status === "quarantined" && untold(m));
     $("#owner-box").hidden = !(session.can.replay && m.status === "processed" && ownable(m));
+    $("#owner-why").hidden = aboutIdNumber(m); $("#owner-why-id").hidden = !kinds(m).includes("id-number"); // (reg41)
     if (!keep) {
       $("#owner-reason").value = ""; $("#owner-reason").removeAttribute("aria-invalid");
       text($("#replay-said"), ""); $("#replay-said").className = "";
@@ -253,6 +255,15 @@
   // accepted with a change held under a number of this order (not another order's: no decision makes it this one's):
   // the operator may take it as the owner's (POST .../owner, ord40)
   function ownable(m) { return (m.held_claims || []).some((c) => !c.elsewhere); }
+  // what a held message's holds are about (reg41): an order's change (ord40's claims, no kind) or a record's resident ID
+  // number (persons._hold_renumber: kind "id-number") -- the list's 类别 column and the decision's words
+  const KINDS = { order: "医嘱更改 Order", "id-number": "身份证号更改 ID number" };
+  const HELD_CODES = new Set(["204", "205"]);
+  function kinds(m) {
+    const found = new Set((m.held_claims || []).map((c) => c.kind === "id-number" ? "id-number" : "order"));
+    return ["order", "id-number"].filter((k) => found.has(k));
+  }
+  function aboutIdNumber(m) { const k = kinds(m); return k.length === 1 && k[0] === "id-number"; }
 
   function said(outcome) { // the replay's answer, in Chinese: the new ACK and why
     const box = $("#replay-said"); box.replaceChildren();
@@ -348,6 +359,7 @@
     const id = current.id, button = $("#owner"), box = $("#replay-said"), reason = $("#owner-reason").value.trim();
     if (button.disabled) return;
     button.disabled = true; box.className = "busy"; text(box, "正在按号码所有者的更改处理…… Taking it as the owner's…");
+    const wasIdNumber = aboutIdNumber(current); // (what was held: the words of the answer; reg41)
     try {
       const outcome = await api("/admin/quarantine/" + encodeURIComponent(id) + "/owner",
         { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ reason: reason }) });
@@ -372,7 +384,7 @@
           + (d.reason || "") + "），本次未重复处理。 Already taken as the owner's; nothing was done again."));
       } else if (outcome.ack_code === "AA" && d.used) {
         box.className = "ok";
-        box.appendChild(el("p", "已按号码所有者的更改处理：医嘱已采用本消息的更改。决定人 " + d.by + "，理由：" + d.reason
+        box.appendChild(el("p", "已按号码所有者的更改处理：" + (wasIdNumber ? "病历已采用本消息的身份证号" : "医嘱已采用本消息的更改") + "。决定人 " + d.by + "，理由：" + d.reason
           + "。写入的记录（Provenance）已注明决定人，理由记入审计日志与本消息的处理记录。 Taken as the owner's change; the order took it, and you are recorded with your reason."));
       } else {
         box.className = "bad";
@@ -381,7 +393,8 @@
     } catch (e) {
       box.className = "bad";
       text(box, e.status === 409 && /changed after the hold/.test(e.diag || "")
-        ? "不能按号码所有者的更改处理：暂未采用之后，该医嘱已被其他消息改写。您的决定只针对当时显示的版本，本次未写入任何内容。请先“重新处理”，让系统按现存医嘱再次判断，再决定。（" + e.diag + "） Not taken: the order changed after the hold; nothing was written."
+        ? (wasIdNumber ? "不能按号码所有者的更改处理：暂未采用之后，该病历已被其他消息改写。您的决定只针对当时显示的版本，本次未写入任何内容。请先“重新处理”，让系统按现存病历再次判断，再决定。（" + e.diag + "） Not taken: the record changed after the hold; nothing was written."
+          : "不能按号码所有者的更改处理：暂未采用之后，该医嘱已被其他消息改写。您的决定只针对当时显示的版本，本次未写入任何内容。请先“重新处理”，让系统按现存医嘱再次判断，再决定。（" + e.diag + "） Not taken: the order changed after the hold; nothing was written.")
         : e.status === 503 ? "数据库正忙，本次决定未写入任何内容，消息仍按原样暂未采用，请稍后再决定一次（" + e.diag + "）。 The store was busy: nothing was written, the message is held as before; ask again in a moment." // (dfix40)
         : e.status === 409 ? "不能按号码所有者的更改处理（" + e.diag + "）。 Not taken as the owner's."
         : e.status === 400 ? "理由未被接受（" + e.diag + "）。 The reason was not taken." : e.message);
@@ -398,7 +411,7 @@
     $("#owner-reason").removeAttribute("aria-invalid");
     text($("#replay-said"), ""); $("#replay-said").className = ""; // (the ask for a reason, answered)
     text($("#confirm-owner-text"), "消息 " + (current.control_id || current.id) + "（" + facility(current.facility) + "）将按原样重新处理一次，"
-      + "其对医嘱的更改按号码所有者的更改采用。理由：" + reason + "。您的姓名和时间将记入写入的记录（Provenance），理由记入审计日志与本消息的处理记录（患者看不到理由）。此决定只执行一次。");
+      + (aboutIdNumber(current) ? "其对病历身份证号的更改" : "其对医嘱的更改") + "按号码所有者的更改采用。理由：" + reason + "。您的姓名和时间将记入写入的记录（Provenance），理由记入审计日志与本消息的处理记录（患者看不到理由）。此决定只执行一次。");
     $("#confirm-owner").returnValue = "";
     $("#confirm-owner").showModal();
     $("#confirm-owner-no").focus();
