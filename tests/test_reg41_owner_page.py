@@ -7,11 +7,10 @@ reason, confirms (the confirmation names the ID number), and is told the record 
 it, the message leaves the list.
 
 Headless Chromium through the real app (uvicorn), the real store, real HL7 over ``POST /hl7v2``; the operator
-signs in with password and TOTP. Screenshots go to /dev/shm/reg41.shots (``HUREN_REG41_SHOTS`` overrides)."""
+signs in with password and TOTP. Screenshots go to the ``shots`` folder (tests/conftest.py)."""
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -27,7 +26,6 @@ from tests.test_rvidentity32_probes import MRN, _nid, adt
 
 pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="Chromium is not installed (Debian package 'chromium')")
 
-SHOTS = Path(os.environ.get("HUREN_REG41_SHOTS") or "/dev/shm/reg41.shots")
 REASON = "已核对居民身份证：检验科自助登记时录入的号码有误，HIS 的号码正确"
 WRONG, RIGHT = _nid("32092319700211002"), _nid("32092319700211022")
 
@@ -54,10 +52,10 @@ def _numbers(engine: Engine) -> set[str]:
     return {i["value"] for i in record.get("identifier") or () if i.get("system") == "urn:huren:id:NNCHN"}
 
 
-def test_the_operator_takes_a_held_id_number_giving_a_reason(site: tuple[Engine, str]) -> None:
+def test_the_operator_takes_a_held_id_number_giving_a_reason(site: tuple[Engine, str], shots: Path) -> None:
     engine, base = site
     assert _numbers(engine) == {WRONG}
-    b = Browser(SHOTS / "profile")
+    b = Browser(shots / "profile")
     try:
         b.send("Emulation.setDeviceMetricsOverride", **DESKTOP)
         sign_in(b, engine, base, "it.reg41", "operator", "吴运维", "/ui/quarantine")
@@ -67,7 +65,7 @@ def test_the_operator_takes_a_held_id_number_giving_a_reason(site: tuple[Engine,
         row = _held_row(b, "GK2")
         assert row is not None and "身份证号更改" in row and "医嘱更改" not in row and "暂未采用" in row, row
         assert WRONG not in row and RIGHT not in row, row
-        _shot(b, "01-held-id-number", SHOTS)
+        _shot(b, "01-held-id-number", shots)
 
         _open(b, "GK2")
         errs = b.eval("document.querySelector('#errs').innerText")
@@ -80,13 +78,13 @@ def test_the_operator_takes_a_held_id_number_giving_a_reason(site: tuple[Engine,
         b.wait_for("document.querySelector('#confirm-owner').open")
         asked = b.eval("document.querySelector('#confirm-owner').innerText")
         assert "其对病历身份证号的更改" in asked and REASON in asked, asked
-        _shot(b, "02-confirm-id-number", SHOTS)
+        _shot(b, "02-confirm-id-number", shots)
         b.eval("document.querySelector('#replay-said').dataset.ack = ''; document.querySelector('#confirm-owner-yes').click(); true")
         b.wait_for("!!document.querySelector('#replay-said').dataset.ack || document.querySelector('#replay-said').className === 'bad'")
         said = b.eval("document.querySelector('#replay-said').innerText")
         assert said.startswith("已按号码所有者的更改处理：病历已采用本消息的身份证号。决定人 it.reg41") and REASON in said, said
         assert _held_row(b, "GK2") is None
-        _shot(b, "03-taken-id-number", SHOTS)
+        _shot(b, "03-taken-id-number", shots)
     finally:
         b.close()
     assert _numbers(engine) == {RIGHT}
