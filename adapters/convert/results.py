@@ -412,6 +412,12 @@ def service_request(
     if control == "RO":
         ctx.replaced_by = ""  # (the replaced orders taken: a later RO is judged alone)
     ref = ctx.put(res, order_key(group, ctx, pkey))
+    if placer is None and filler is not None and ctx.resources[ref["reference"]] is res:
+        # named by the filler's number alone: the patient's order holding it, whichever number keyed it, is the one
+        # (``adopt_filled``, on the store) -- a second order holding the accession was made (review rv40h MED 7)
+        fill = _identifier_of(res, "FILL")
+        if fill is not None:
+            ctx.filled[ref["reference"]] = (*fill, subject["reference"], (filler.name, filler.sequence, ff))
     if replacing and not reason and ctx.resources[ref["reference"]] is res:
         # the reason a replacement may inherit (merge.yaml ``inherits``) is for ORC-16: a replaced
         # order for another test gives none, and the warning saying so names that field (convmend19)
@@ -535,20 +541,25 @@ def _not_the_orders(group: Group, ctx: Context, res: Resource, whose: str) -> No
         # (the placer's own number, by its namespace -- and its HD-1 where both carry one: rv40c MED 1)
         mine = placer is not None and any(same_hd(_ei_authority(placer.rep(pf)), hd, one_table=True) for hd in sender)
         number = _identifier_of(res, "PLAC") if placer is not None and not mine else None
+        named = f"{placer.name}-{pf} {placer.value(pf)}" if placer is not None else ""
+        if placer is None and filler is not None:
+            # named by the filler's number alone (ORC-2/OBR-2 empty): the order holding it (``adopt_filled``) is
+            # judged by the placer number it holds, as any placer's statement naming that number is -- the stored
+            # one, ``Owned`` with no value (``MergeRules._its_number``; review rv40h MED 7)
+            number = ("", "")
+            named = f"it names the order by {filler.name}-{ff} {filler.value(ff)} alone"
         if number is not None and asking:
-            assert placer is not None
             ctx.numbered(res, Owned(
                 "status", "PLAC", number[0], number[1], located(orc.name, orc.sequence, 1),
                 f"ORC-1: ORC-1 {control} is the placer's request and the sending application {app} is not this "
-                f"order's placer ({placer.name}-{pf} {placer.value(pf)}): it does not change a stored order's "
+                f"order's placer ({named}): it does not change a stored order's "
                 "status (the placer's own request does)", UNKNOWN_KEY_IDENTIFIER, through="order", unknown=False,
                 placing=True))
         elif number is not None:
-            assert placer is not None
             ctx.numbered(res, Owned(
                 "code", "PLAC", number[0], number[1], test_at,
                 f"{test_field}: ORC-1 {control} is the placer's statement of the order and the sending application "
-                f"{app} is not this order's placer ({placer.name}-{pf} {placer.value(pf)}): its test is kept only "
+                f"{app} is not this order's placer ({named}): its test is kept only "
                 "for an order not stored yet and does not change a stored order's test (the placer's XO or the "
                 "filler's XX does)", UNKNOWN_KEY_IDENTIFIER, through="order", unknown=False, placing=True))
         if asking:
@@ -578,12 +589,17 @@ def _not_the_orders(group: Group, ctx: Context, res: Resource, whose: str) -> No
     number = _identifier_of(res, "FILL")
     if number is None:
         return
+    # (a number whose authority names the sending application -- by HL7's HD rule, the universal id deciding, not
+    # the MSH-3s' stricter one the shortcut asks: ``LIS^<OID>^ISO`` numbering ``F^LAB^<OID>^ISO`` -- is the filler's
+    # own assignment on an order no filler has numbered yet: ``Owned.assigns``, decided on the store; rv40d MED 2.
+    # Not where MSH-4 carries that universal id: it is the facility's then, and names none of its applications)
+    assigns = any(same_hd(theirs, hd) for hd in sender[:-1]) and not same_hd(("", *theirs[1:]), ("", *msh4[1:]))
     ctx.numbered(res, Owned(
         "code", "FILL", number[0], number[1], test_at,
         f"{test_field}: ORC-1 {control} is the filler's statement and the sending application {app} is not this "
         f"order's filler ({filler.name}-{ff} names {owner.comp(2).strip() or owner.comp(3).strip()}): its test is "
         "kept only for an order not stored yet and does not change a stored order's test (the filler's XX or "
-        "the placer's XO does)", UNKNOWN_KEY_IDENTIFIER))
+        "the placer's XO does)", UNKNOWN_KEY_IDENTIFIER, assigns=assigns))
 
 
 def _identifier_of(res: Resource, kind: str) -> tuple[str, str] | None:
