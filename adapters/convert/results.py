@@ -498,7 +498,12 @@ def _not_the_orders(group: Group, ctx: Context, res: Resource, whose: str) -> No
     decided by ``MergeRules._numbered``) -- a relay (MSH-3 ``ESB``) passing on its lab's numbers, a lab whose
     filler number's authority is not its MSH-3 (node-hl7-complete's ``Lab1^1234^CLIA`` numbering
     ``^Lab^<OID>^ISO``) stored the number with its report, and its XX is its own (review rv38f MED; cdfix38's
-    "left"; thirty-ninth round, ord39). A number no message stored, or another's: the test only fills an order
+    "left"; thirty-ninth round, ord39). A number whose authority names the sender by HL7's own HD rule (the
+    universal id deciding: ``LIS^<OID>^ISO`` numbering ``F^LAB^<OID>^ISO``, the lab's own OID or the hospital's
+    where MSH-4 does not carry it) and that no message stored is the filler assigning it when the order holds no
+    filler number yet -- HL7 v2.5 4.5.1.3, its first statement (the SC naming the placer's number and its own) is
+    its own, and its XX after it by the history (``Owned.assigns``; review rv40d MED 2: both were held, and the
+    lab's test change before its report was lost). A number no message stored, or another's: the test only fills an order
     not stored yet and the ACK warns at OBR-4 with ERR-3 204 (unknown key identifier: the filler number is no
     key of the sending application's), not 206 (application record locked: read as "retry later"), nor 207
     (huren failed) -- review rv38f L3, cdfix38; AA, the rest stored, the message kept as sent.
@@ -511,7 +516,11 @@ def _not_the_orders(group: Group, ctx: Context, res: Resource, whose: str) -> No
     decides, by the same owner: the application whose order message (merge.yaml ``order``) first stored the
     placer number (PLAC) is the placer -- a result message repeats ORC-2 and places nothing. A third
     application's XO under it is held as above (review codedoc38's "a third application's XO ... still recodes
-    the order"; ord39); a number no order message stored names no placer: taken, as before. Result messages
+    the order"; ord39); a number no order message stored names no placer: taken, as before. A statement naming
+    its order by the filler's number alone (ORC-2/OBR-2 empty) is a statement of the patient's order holding that
+    number (``adopt_filled``) and is judged by the placer number that order holds (``Owned`` with no value:
+    ``MergeRules._its_number``) -- the EMR's XO under the LIS's accession alone made a second order holding it
+    (review rv40h MED 7). Result messages
     are judged by the ``another`` rule (and a report follows only its filler's own change:
     ``MergeRules._order_states``).
 
