@@ -38,11 +38,12 @@ RIS = "urn:huren:id:RIS"
 LAB_OID = "2.16.156.10011.1.9.41"
 
 
-def _by_filler(app: str, control: str, item: str, filler: str, orc16: str = "", inst: str = B) -> str:
+def _by_filler(app: str, control: str, item: str, filler: str, orc16: str = "", inst: str = B,
+               status: str = "IP") -> str:
     """An order message from MSH-3 ``app`` naming its order by the filler number ``filler`` alone (ORC-2, OBR-2
-    empty): ORC-1 ``control``, the test ``item``, ORC-16 ``orc16``."""
+    empty): ORC-1 ``control``, ORC-5 ``status``, the test ``item``, ORC-16 ``orc16``."""
     return (msh(inst, app, "ORM^O01^ORM_O01", ORDERED) + pid(inst)
-            + f"ORC|{control}||{filler}||IP||||{ORDERED}|||D7^张^医生||||{orc16}\n"
+            + f"ORC|{control}||{filler}||{status}||||{ORDERED}|||D7^张^医生||||{orc16}\n"
             + f"OBR|1||{filler}|{item}|||{ORDERED}\n")
 
 
@@ -73,6 +74,21 @@ def test_a_third_apps_xo_by_the_accession_alone_is_held_on_the_order_holding_it(
     (order,) = _orders(http, RIS, f"F{placer}")
     assert order["id"] == _one(http, "urn:huren:id:HIS", placer)["id"], order
     assert "3002" in _codes(order) and _reasons(order) == ["R01"] and not _marks(order), order
+
+
+def test_a_third_apps_cancel_by_the_accession_alone_is_held_on_the_order_holding_it(http: TestClient) -> None:
+    """The EMR's CA (the placer's request) under ``F<n>^RIS`` alone: held on the HIS's order (W 204 at ORC-1), which
+    stays active; the HIS's own CA by the accession alone cancels it."""
+    placer = "XO41-CA"
+    _numbered(http, placer)
+    ack = send(http, _by_filler("EMR", "CA", HEAD, f"F{placer}^RIS", status="CA"))
+    (held,) = [e for e in _errs(ack) if e[2] == "ORC^1^1" and e[4] == "W"]
+    assert held[3].split("^")[0] == "204" and "is not this order's placer" in held[8], held
+    assert _one(http, "urn:huren:id:HIS", placer)["status"] == "active", ack
+    ack = send(http, _by_filler("HIS", "CA", HEAD, f"F{placer}^RIS", status="CA"))
+    assert "MSA|AA" in ack and not [e for e in _errs(ack) if e[4] == "W"], ack
+    (order,) = _orders(http, RIS, f"F{placer}")
+    assert order["status"] == "revoked", order
 
 
 def test_the_placers_own_xo_by_the_accession_alone_changes_its_order(http: TestClient) -> None:

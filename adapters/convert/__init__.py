@@ -618,14 +618,19 @@ def adopt_filled(conversion: Conversion, read_many: Any, search: Any, earlier: S
             continue  # (stored under its own key, or made so earlier in the batch: that one)
         found: dict[str, dict[str, Any]] = {f"{rtype}/{r.get('id')}": r for r in
                                             search(rtype, [("identifier", token_value(system, value))]).resources}
+        holding = {ref for ref, r in found.items() if _holds_fill(r, system, value)}
         for i, c in enumerate(earlier):  # (as the batch leaves them: an earlier message's version over the store's)
             for ref, resource in c.by_reference.items():
-                if ref.startswith(f"{rtype}/") and (ref in found or _holds_fill(resource, system, value)):
+                if not ref.startswith(f"{rtype}/"):
+                    continue
+                claims = _claims_fill(resource, c.said.get(ref), system, value)
+                if ref in found or claims:
                     found[ref] = {**found.get(ref, {}), **resource}
+                    holding.update((ref,) if claims else ())
                     leaned.add(i)
         mine = [ref for ref, r in found.items()
-                if ref != new and ref not in conversion.by_reference and ref not in moves.values()
-                and (r.get("subject") or {}).get("reference") == subject and _holds_fill(r, system, value)]
+                if ref != new and ref in holding and ref not in conversion.by_reference and ref not in moves.values()
+                and (r.get("subject") or {}).get("reference") == subject]
         held = [ref for ref in mine if found[ref].get("status") not in LET_GO] or mine
         if len(held) > 1:
             codes = _codings(conversion.by_reference[new].get("code"))
@@ -647,6 +652,17 @@ def _holds_fill(order: dict[str, Any], system: str, value: str) -> bool:
     """Whether ``order`` holds the filler's number ``system``/``value`` as its FILL identifier (v2 0203)."""
     return any(isinstance(i, dict) and i.get("system") == system and i.get("value") == value
                and ident_type(i) == "FILL" for i in order.get("identifier") or ())
+
+
+def _claims_fill(order: dict[str, Any], said: Said | None, system: str, value: str) -> bool:
+    """Whether a batch's earlier message leaves ``order`` holding the filler's number: it states it, and not as a
+    claim the merge may hold (``Said.owned``: a FILL judged by the order's history is kept off the order when held,
+    so one by one the number would not be found on it) -- but for the filler's first assignment (``Owned.assigns``,
+    stored with it on an order no filler numbered), as it is one by one."""
+    if not _holds_fill(order, system, value):
+        return False
+    return all(own.assigns for own in (said.owned if said is not None else ())
+               if own.kind == "FILL" and own.system == system and own.value == value)
 
 
 def _codings(concept: Any) -> set[tuple[str, str]]:
