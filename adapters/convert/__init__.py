@@ -614,7 +614,8 @@ def adopt_filled(conversion: Conversion, read_many: Any, search: Any, earlier: S
     leaned: set[int] = set()
     for new, (system, value, subject, (segment, sequence, fno)) in conversion.filled.items():
         rtype = new.split("/", 1)[0]
-        if read_many([_key_of(new)]) or any(new in c.by_reference for c in earlier):
+        if new not in conversion.by_reference or read_many([_key_of(new)]) \
+                or any(new in c.by_reference for c in earlier):
             continue  # (stored under its own key, or made so earlier in the batch: that one)
         found: dict[str, dict[str, Any]] = {f"{rtype}/{r.get('id')}": r for r in
                                             search(rtype, [("identifier", token_value(system, value))]).resources}
