@@ -205,7 +205,8 @@ class Owned:
       order is one of the sender's institution, placed (``_held_elsewhere``, review rv40c);
     - ``assigns``: the filler number's assigning authority (EI-2..4) names the sending application by HL7's own
       HD rule (2.A.33, ``same_hd``: the universal id decides where both carry one), though not by the MSH-3s'
-      stricter one (HD-1 agreeing too, ``one_table``): a number no message stored is the filler *assigning* it
+      stricter one (HD-1 agreeing too, ``one_table``), in a statement by which the filler accepts the order (ORC-1
+      OK, NA, SC: ``results._ASSIGNING``): a number no message stored is the filler *assigning* it
       when the order holds no number of that kind yet -- HL7 v2.5 4.5.1.3, the filler assigns its number and owns
       it from then on, so its first statement (the SC or OK naming the placer's number and its own) is its own,
       and the history names it the filler afterwards. An order that already holds a filler's number is judged by

@@ -198,14 +198,29 @@ def test_an_order_another_filler_numbered_is_judged_by_its_history(http: TestCli
     assert _fillers(order) == [f"{RIS}|F{placer}"] and "3002" in _codes(order), order
 
 
+def test_a_change_before_the_fillers_first_statement_assigns_nothing(http: TestClient) -> None:
+    """Guard: the LIS ``LIS^<OID>^ISO`` (MSH-4 plain) sends XX to chest CT under the RIS's ``F<n>^RIS^<OID>^ISO``
+    before the RIS has said a word -- a change of the order, not the filler accepting it (table 0119: OK, NA, SC):
+    held, its number not stored; the RIS's own report of head CT is then filed on the order."""
+    placer = "XO41-CHANGE"
+    filler = f"F{placer}^RIS^{OID}^ISO"
+    assert "MSA|AA" in send(http, _order("HIS", placer, "HIS"))
+    (held,) = _held_at_obr4(send(http, _order(f"LIS^{OID}^ISO", placer, "HIS", "XX", CHEST, filler)))
+    assert "no message stored FILL" in held[8], held
+    assert "MSA|AA" in send(http, _report(f"RIS^{OID}^ISO", placer, "HIS", filler))
+    order = _one(http, "urn:huren:id:HIS", placer)
+    assert _fillers(order) == [f"urn:oid:{OID}|F{placer}"] and "3002" in _codes(order), order
+
+
 def test_the_hospitals_oid_in_msh4_names_no_application(http: TestClient) -> None:
     """Guard (rv40c MED 1 stays closed): a site putting the hospital's OID in every HD, MSH-4 ``<inst>^<OID>^ISO``
-    too -- the OID is the facility's; the LIS ``LIS^<OID>^ISO`` claiming ``F<n>^RIS^<OID>^ISO`` before the RIS has
-    said a word assigns nothing: held, its number not stored; the RIS's own report then stores it."""
+    too -- the OID is the facility's; the LIS ``LIS^<OID>^ISO`` accepting the order (SC) under the RIS's
+    ``F<n>^RIS^<OID>^ISO`` before the RIS has said a word assigns nothing: held, its number not stored; the RIS's
+    own report then stores it."""
     placer = "XO41-FACILITY"
     filler = f"F{placer}^RIS^{OID}^ISO"
     assert "MSA|AA" in send(http, _order("HIS", placer, "HIS"))
-    ack = send(http, _order(f"LIS^{OID}^ISO", placer, "HIS", "XX", CHEST, filler, msh4=f"{B}^{OID}^ISO"))
+    ack = send(http, _order(f"LIS^{OID}^ISO", placer, "HIS", "SC", CHEST, filler, msh4=f"{B}^{OID}^ISO"))
     (held,) = _held_at_obr4(ack)
     assert "no message stored FILL" in held[8], held
     assert _fillers(_one(http, "urn:huren:id:HIS", placer)) == []

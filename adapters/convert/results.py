@@ -455,6 +455,12 @@ def service_request(
     return ref
 
 
+# ORC-1 codes by which the filler accepts an order and gives it its number (table 0119: OK "order/service accepted &
+# OK", NA "number assigned", SC "status changed" -- the specimen received, in progress): its first statement, with
+# which it assigns its filler number (HL7 v2.5 4.5.1.3; ``Owned.assigns``). An XX, a *change* of the order, assigns
+# nothing: the LIS's XX under the RIS's ``F^RIS^<OID>^ISO`` before the RIS has said a word stays held
+_ASSIGNING = frozenset({"OK", "NA", "SC"})
+
 # ORC-1 codes by which the placer asks the filler (table 0119: cancel, discontinue, hold, release the hold): the
 # placer's, not the filler's statements, though ``_PLACER_STATES`` leaves them out (their ORC-16 is the request's reason)
 _PLACER_ASKS = frozenset({"CA", "DC", "HD", "RL"})
@@ -600,9 +606,11 @@ def _not_the_orders(group: Group, ctx: Context, res: Resource, whose: str) -> No
         return
     # (a number whose authority names the sending application -- by HL7's HD rule, the universal id deciding, not
     # the MSH-3s' stricter one the shortcut asks: ``LIS^<OID>^ISO`` numbering ``F^LAB^<OID>^ISO`` -- is the filler's
-    # own assignment on an order no filler has numbered yet: ``Owned.assigns``, decided on the store; rv40d MED 2.
-    # Not where MSH-4 carries that universal id: it is the facility's then, and names none of its applications)
-    assigns = any(same_hd(theirs, hd) for hd in sender[:-1]) and not same_hd(("", *theirs[1:]), ("", *msh4[1:]))
+    # own assignment on an order no filler has numbered yet, when the statement is one by which the filler accepts
+    # the order (``_ASSIGNING``): ``Owned.assigns``, decided on the store; rv40d MED 2. Not where MSH-4 carries that
+    # universal id: it is the facility's then, and names none of its applications)
+    assigns = (control in _ASSIGNING and any(same_hd(theirs, hd) for hd in sender[:-1])
+               and not same_hd(("", *theirs[1:]), ("", *msh4[1:])))
     ctx.numbered(res, Owned(
         "code", "FILL", number[0], number[1], test_at,
         f"{test_field}: ORC-1 {control} is the filler's statement and the sending application {app} is not this "
