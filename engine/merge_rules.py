@@ -202,7 +202,20 @@ class Owned:
     - ``elsewhere``: the number is judged on *another* order that holds it, not on this one: a placer's
       statement under a placer number no order holds makes a new order, which must not carry the filler
       number of another (review rv39g MED 4) -- held unless that order's history names this sender; the other
-      order is one of the sender's institution, placed (``_held_elsewhere``, review rv40c)."""
+      order is one of the sender's institution, placed (``_held_elsewhere``, review rv40c);
+    - ``assigns``: the filler number's assigning authority (EI-2..4) names the sending application by HL7's own
+      HD rule (2.A.33, ``same_hd``: the universal id decides where both carry one), though not by the MSH-3s'
+      stricter one (HD-1 agreeing too, ``one_table``), in a statement by which the filler accepts the order (ORC-1
+      OK, NA, SC: ``results._ASSIGNING``): a number no message stored is the filler *assigning* it
+      when the order holds no number of that kind yet -- HL7 v2.5 4.5.1.3, the filler assigns its number and owns
+      it from then on, so its first statement (the SC or OK naming the placer's number and its own) is its own,
+      and the history names it the filler afterwards. An order that already holds a filler's number is judged by
+      its history as before (review rv40d MED 2: the LIS ``LIS^<OID>^ISO`` numbering ``F^LAB^<OID>^ISO`` was held
+      for its SC and then its XX before its report, and the filler's own test change was lost);
+    - ``value`` empty (``system`` too): the statement names the order by another number alone (an XO under the
+      filler's accession, ORC-2/OBR-2 empty: ``results.service_request`` finds the order holding it) and is
+      judged under the order's own number of ``kind`` as stored (``_its_number``); an order holding none has
+      nothing to judge by (review rv40h MED 7)."""
 
     element: str
     kind: str
@@ -215,6 +228,7 @@ class Owned:
     unknown: bool = True
     elsewhere: bool = False
     placing: bool = False
+    assigns: bool = False
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -1940,9 +1954,12 @@ class MergeRules:
         was held, and a held XO still rewrote the order time, the requester and the re-test reason)."""
         dates: Dates | None = getattr(self._local, "at", None)
         hold, owns = getattr(dates, "hold", None), getattr(dates, "owns", None)
-        for own in owned:
-            if own.element not in incoming:
+        for named in owned:
+            if named.element not in incoming:
                 continue
+            own = self._its_number(stored, named)
+            if own is None:
+                continue  # (named by another number, and the order holds none of this kind: nothing to judge by)
             claim = f"{own.kind}|{own.system}|{own.value}"
             ref = f"{rtype}/{(stored or incoming).get('id')}"
             judged = str(((stored or {}).get("meta") or {}).get("versionId") or "")  # (the version it was held against)
@@ -1972,6 +1989,9 @@ class MergeRules:
             if stamps is None:
                 if not own.unknown:
                     continue  # (nothing in the history to hold it by: the placer's, as before)
+                if own.assigns and not any(isinstance(i, dict) and ident_type(i) == own.kind
+                                           for i in (stored or {}).get("identifier") or ()):
+                    continue  # (the filler assigning its number to an order none has numbered: its own, 4.5.1.3)
                 why = f"no message stored {own.kind} {own.value} on it before"
             elif dates is not None and all(_same_application(s, dates.now) for s in stamps):
                 continue  # (the application that stored the number: its own statement)
@@ -1995,6 +2015,21 @@ class MergeRules:
                 hold({"claim": claim, "resource": ref, "element": own.element, "at": own.at, "elsewhere": False,
                       "judged": judged})
         return incoming, said
+
+    @staticmethod
+    def _its_number(stored: Resource | None, own: Owned) -> Owned | None:
+        """``own`` as judged: itself when it names its number; when the statement named the order by another number
+        alone (``own.value`` empty: an XO under the filler's accession, ORC-2/OBR-2 empty, joined to the order that
+        holds it -- review rv40h MED 7), ``own`` under the stored order's first number of ``own.kind`` (its placer
+        number: the one its history is read by, as for any statement naming it); None when there is no stored order
+        or it holds no number of that kind (made by the filler's result alone: nothing placed it, nothing to hold
+        by)."""
+        if own.value:
+            return own
+        for ident in (stored or {}).get("identifier") or ():
+            if isinstance(ident, dict) and ident_type(ident) == own.kind and ident.get("system") and ident.get("value"):
+                return replace(own, system=str(ident["system"]), value=str(ident["value"]))
+        return None
 
     def _placers(self, rtype: str) -> tuple[tuple[str, Slice | None], ...]:
         """What a held statement writes none of on a stored ``rtype`` (merge.yaml ``placer``, the one list): what
@@ -2070,7 +2105,7 @@ class MergeRules:
           ORC-2/OBR-2) -- the same exam, whose placer's order carries the number (the two are not joined);
         - *holding it still* (review rv40d MED 3): an order this one replaces (``replaces``: the RP before its
           RO, ch. 4 4.5.1.1, both under the accession the filler keeps), or one revoked or entered in error
-          (``_LET_GO`` -- as this write leaves it: the RP in the RO's own message; a CA then a new NW of the
+          (``LET_GO`` -- as this write leaves it: the RP in the RO's own message; a CA then a new NW of the
           exam under the kept accession), is another order no longer: the HIS's own replacement was made
           without the RIS's accession and told it was "another order's";
         - not asked when ``stored`` holds the number already (a statement of the order that holds it: nothing to
@@ -2090,7 +2125,7 @@ class MergeRules:
                     or not any(isinstance(i, dict) and ident_type(i) == "PLAC" for i in idents):
                 continue
             ref = f"{rtype}/{other.get('id')}"
-            if ref in replaced or self._read_all([ref]).get(ref, other).get("status") in _LET_GO:
+            if ref in replaced or self._read_all([ref]).get(ref, other).get("status") in LET_GO:
                 continue  # (an order this one replaces, or one cancelled -- in this write too: no longer holding it)
             subject = (other.get("subject") or {}).get("reference") if isinstance(other.get("subject"), dict) else None
             if not isinstance(subject, str) or (subject != theirs and not self._same_sender(keeper, subject, theirs)):
@@ -3403,8 +3438,9 @@ def _moved_start(stored: Resource | None, out: Resource, start_alone: tuple[str,
 _RELEASED = frozenset({"entered-in-error"})
 # an order's statuses by which it no longer holds its numbers for another of the placer's (``_held_elsewhere``):
 # cancelled or replaced (HL7 v2.5.1 table 0119: CA/OC/DC, RP -> revoked; its own RO is the same exam, 4.5.1.1),
-# or entered in error. ``completed`` still holds it: the exam done is that accession's (review rv40d MED 3)
-_LET_GO = frozenset({"revoked"}) | _RELEASED
+# or entered in error. ``completed`` still holds it: the exam done is that accession's (review rv40d MED 3). Asked
+# too when a statement naming only the filler's number finds its order (``adapters.convert.adopt_filled``)
+LET_GO = frozenset({"revoked"}) | _RELEASED
 
 
 _TEXT_FORM = "text/plain"  # the text document a converter builds from a report's text results

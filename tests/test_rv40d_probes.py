@@ -115,11 +115,6 @@ def _lab_report(app: str, placer: str, filler: str, item: str) -> str:
             + f"OBX|1|TX|{item}||未见异常||||||F\n")
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "rv40d MED 2 (ofix40 MED 1's regression; ofix40 rated it LOW): the LIS's SC and XX under F^LAB^<OID>^ISO from "
-    "LIS^<OID>^ISO are both held (W 204 'no message stored FILL on it before'), so the order stays head CT while the "
-    "lab's report is chest CT ('not added to the order's code'): the filler's test change is lost -- passes with "
-    "results.py's one_table=True reverted; the same with the LIS's own OID, HL7's conforming form"))
 @pytest.mark.parametrize("oid", [OID, "2.16.156.10011.1.9.40"], ids=["hospital-oid", "lab-oid"])
 def test_a_lab_numbering_under_its_oid_changes_its_own_order_before_its_report(http: TestClient, oid: str) -> None:
     """The HIS orders head CT; the LIS (``LIS^<OID>^ISO``, the site's OID in every HD) numbers the order

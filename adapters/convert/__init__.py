@@ -36,7 +36,7 @@ from adapters.hl7v2.errors import (
 from adapters.hl7v2.header import msh_warnings
 from adapters.hl7v2.parser import Message, encoding_repaired
 from adapters.hl7v2.senders import sender_institution
-from engine.merge_rules import Delete, Said
+from engine.merge_rules import LET_GO, Delete, Said, ident_type
 from engine.repository.references import rewrite_references
 from mappings.site import Site
 
@@ -73,6 +73,8 @@ class Conversion:
     formerly: dict[str, tuple[str, str, str | Holds]] = field(default_factory=dict)
     # "Type/id" -> (identifier value, subject, where): ``Context.identified``, for ``adopt_identified``
     identified: dict[str, tuple[str, str, tuple[str, int, int]]] = field(default_factory=dict)
+    # "Type/id" -> (FILL system, value, subject, where): ``Context.filled``, for ``adopt_filled``
+    filled: dict[str, tuple[str, str, str, tuple[str, int, int]]] = field(default_factory=dict)
     # "Type/id" -> (subject, stay, code, DG1-20, warning): ``Context.withdrawn``, for ``settle_withdrawn``
     withdrawn: dict[str, tuple[str, str, str, str, HL7Error]] = field(default_factory=dict)
     # "Type/id" of an order -> its ORC-5 W: ``Context.completion_unsaid``, for ``settle_completion``
@@ -123,7 +125,8 @@ class Conversion:
                              messages: Any = None, merge: Any = None) -> list[int]:
         """What the converter could not know without the store, in order (ingest asks it once, after
         converting and before validating and writing, with the repository's ``read_many`` and
-        ``search``): a visit-less DG1-20's one Condition (``adopt_identified``), resources stored under
+        ``search``): a visit-less DG1-20's one Condition (``adopt_identified``), the order a group names by its
+        filler number alone (``adopt_filled``), resources stored under
         an earlier key (``adopt_former_ids``), a DG1-21 D's stored diagnosis (``settle_withdrawn``).
         ``earlier``: the conversions of the messages before this one in its batch, settled, not written
         yet -- a D settles against the store as they leave it (dgmend26). Returns the positions in
@@ -136,6 +139,8 @@ class Conversion:
             leaned.update(settle_ward_names(self, read_many, earlier))
         if self.identified and search is not None:
             adopt_identified(self, search)
+        if self.filled and search is not None and read_many is not None:
+            leaned.update(adopt_filled(self, read_many, search, earlier))
         if self.formerly and read_many is not None:
             adopt_former_ids(self, read_many)
         if (self.persons or self.corrections or self.apart or self.merged_apart or self.members or self.owns) \
@@ -268,6 +273,7 @@ def convert(message: Message, site: Site, institution: str | None = None, applic
         said=ctx.said(),
         formerly=ctx.former,
         identified=ctx.identified,
+        filled=ctx.filled,
         withdrawn=ctx.withdrawn,
         restated=ctx.restated,
         completion_unsaid=ctx.completion_unsaid,
@@ -592,6 +598,90 @@ def adopt_identified(conversion: Conversion, search: Any) -> None:
                            "it with its visit", segment, sequence, fno, code=DUPLICATE_KEY_IDENTIFIER)
         if len(found) == 1 and (old := f"{rtype}/{next(iter(found))}") != new:
             conversion.formerly[new] = (old, "", "")
+
+
+def adopt_filled(conversion: Conversion, read_many: Any, search: Any, earlier: Sequence[Conversion] = ()) -> list[int]:
+    """An order group naming its order by the filler's number alone (``Context.filled``: ORC-2/OBR-2 empty, ORC-3
+    or OBR-3 valued -- the EMR's XO under the LIS's accession, the lab's SC or report) is a statement of the order
+    of this patient that holds that number (its FILL identifier: the filler application's system and the value),
+    whichever number keyed it: HL7 v2.5.1 4.5.1.3, the filler order number identifies the order as the placer's
+    does (4.5.1.2). Keyed by the filler's number, the group made a second order holding the accession -- with a
+    third application's withdrawal of the re-test reason on it -- and a later message under the number alone could
+    file to either (review rv40h MED 7). Now it takes that order's id (``_take``, as ``adopt_former_ids`` does), and
+    the merge judges it as any statement of the order (``results._not_the_orders``: an XO by the placer number
+    the order holds, ``MergeRules._its_number``).
+
+    The order is the patient's (``subject`` the same record: orders are filed under the sender's institution's
+    record, so another member's order is never found -- ofix40's rule), found in the store (``search``) and in
+    this batch's earlier conversions as they leave it (a batch decides as one by one; their positions are
+    returned: ``settle_against_store``). An order stored under the group's own key stays the one (an order the
+    filler's result made under its number alone, ofix40 MED 4: not joined to the placer's); so does an order of
+    this message. Of several, those not let go (``merge_rules.LET_GO``: revoked, entered in error -- an RP's old
+    order beside its replacement under the one accession) count, then those coded as the group's test (one
+    accession for two tests of a slip); still several: which is meant is not said -- the group keeps its own key,
+    and a W at the number says so (ERR-3 205)."""
+    from engine.repository.search import token_value
+
+    moves: dict[str, str] = {}
+    leaned: set[int] = set()
+    for new, (system, value, subject, (segment, sequence, fno)) in conversion.filled.items():
+        rtype = new.split("/", 1)[0]
+        if new not in conversion.by_reference or read_many([_key_of(new)]) \
+                or any(new in c.by_reference for c in earlier):
+            continue  # (stored under its own key, or made so earlier in the batch: that one)
+        found: dict[str, dict[str, Any]] = {f"{rtype}/{r.get('id')}": r for r in
+                                            search(rtype, [("identifier", token_value(system, value))]).resources}
+        holding = {ref for ref, r in found.items() if _holds_fill(r, system, value)}
+        for i, c in enumerate(earlier):  # (as the batch leaves them: an earlier message's version over the store's)
+            for ref, resource in c.by_reference.items():
+                if not ref.startswith(f"{rtype}/"):
+                    continue
+                claims = _claims_fill(resource, c.said.get(ref), system, value)
+                if ref in found or claims:
+                    found[ref] = {**found.get(ref, {}), **resource}
+                    holding.update((ref,) if claims else ())
+                    leaned.add(i)
+        mine = [ref for ref, r in found.items()
+                if ref != new and ref in holding and ref not in conversion.by_reference and ref not in moves.values()
+                and (r.get("subject") or {}).get("reference") == subject]
+        held = [ref for ref in mine if found[ref].get("status") not in LET_GO] or mine
+        if len(held) > 1:
+            codes = _codings(conversion.by_reference[new].get("code"))
+            held = [ref for ref in held if codes & _codings(found[ref].get("code"))] or held
+        if len(held) == 1:
+            moves[new] = held[0]
+        elif held:
+            conversion.warn(HL7Error(
+                f"{segment}-{fno} (filler order number) {value!r} with no placer number names {len(held)} orders of "
+                "this patient (none cancelled, each coded as this one or none so): which one is meant is not said; "
+                "the message's order is stored under the filler number alone -- send it with its placer number",
+                segment, sequence, fno, code=DUPLICATE_KEY_IDENTIFIER))
+    if moves:
+        _take(conversion, moves)
+    return sorted(leaned)
+
+
+def _holds_fill(order: dict[str, Any], system: str, value: str) -> bool:
+    """Whether ``order`` holds the filler's number ``system``/``value`` as its FILL identifier (v2 0203)."""
+    return any(isinstance(i, dict) and i.get("system") == system and i.get("value") == value
+               and ident_type(i) == "FILL" for i in order.get("identifier") or ())
+
+
+def _claims_fill(order: dict[str, Any], said: Said | None, system: str, value: str) -> bool:
+    """Whether a batch's earlier message leaves ``order`` holding the filler's number: it states it, and not as a
+    claim the merge may hold (``Said.owned``: a FILL judged by the order's history is kept off the order when held,
+    so one by one the number would not be found on it) -- but for the filler's first assignment (``Owned.assigns``,
+    stored with it on an order no filler numbered), as it is one by one."""
+    if not _holds_fill(order, system, value):
+        return False
+    return all(own.assigns for own in (said.owned if said is not None else ())
+               if own.kind == "FILL" and own.system == system and own.value == value)
+
+
+def _codings(concept: Any) -> set[tuple[str, str]]:
+    """The (system, code) pairs of a CodeableConcept (an order's test)."""
+    return {(str(c.get("system")), str(c.get("code"))) for c in (concept or {}).get("coding") or ()
+            if isinstance(c, dict) and c.get("code")} if isinstance(concept, dict) else set()
 
 
 def _verification(condition: dict[str, Any] | None) -> str | None:

@@ -169,6 +169,10 @@ class Context:
     # "Type/id" -> (identifier value, subject "Type/id", (segment, sequence, field)): a visit-less DG1-20
     # -- the one Condition of that id under the patient, whichever stay keyed it (``adopt_identified``, dgfix25)
     identified: dict[str, tuple[str, str, tuple[str, int, int]]] = field(default_factory=dict)
+    # "Type/id" of an order a group names by its filler number alone -> (the FILL identifier's system, value, the
+    # subject "Type/id", (segment, sequence, field)): the order of the patient that holds it, whichever number keyed
+    # it (``adopt_filled``, review rv40h MED 7)
+    filled: dict[str, tuple[str, str, str, tuple[str, int, int]]] = field(default_factory=dict)
     # (resource, element): a create-only resource the message states this element of (``Said.only``)
     stated_only: list[tuple[Resource, str]] = field(default_factory=list)
     # (resource, what it states only as the application that stored the order's number: ``Said.owned``)

@@ -412,6 +412,12 @@ def service_request(
     if control == "RO":
         ctx.replaced_by = ""  # (the replaced orders taken: a later RO is judged alone)
     ref = ctx.put(res, order_key(group, ctx, pkey))
+    if placer is None and filler is not None and ctx.resources[ref["reference"]] is res:
+        # named by the filler's number alone: the patient's order holding it, whichever number keyed it, is the one
+        # (``adopt_filled``, on the store) -- a second order holding the accession was made (review rv40h MED 7)
+        fill = _identifier_of(res, "FILL")
+        if fill is not None:
+            ctx.filled[ref["reference"]] = (*fill, subject["reference"], (filler.name, filler.sequence, ff))
     if replacing and not reason and ctx.resources[ref["reference"]] is res:
         # the reason a replacement may inherit (merge.yaml ``inherits``) is for ORC-16: a replaced
         # order for another test gives none, and the warning saying so names that field (convmend19)
@@ -448,6 +454,12 @@ def service_request(
     _number_located(ctx, ctx.resources[ref["reference"]], group, filler_first=False)
     return ref
 
+
+# ORC-1 codes by which the filler accepts an order and gives it its number (table 0119: OK "order/service accepted &
+# OK", NA "number assigned", SC "status changed" -- the specimen received, in progress): its first statement, with
+# which it assigns its filler number (HL7 v2.5 4.5.1.3; ``Owned.assigns``). An XX, a *change* of the order, assigns
+# nothing: the LIS's XX under the RIS's ``F^RIS^<OID>^ISO`` before the RIS has said a word stays held
+_ASSIGNING = frozenset({"OK", "NA", "SC"})
 
 # ORC-1 codes by which the placer asks the filler (table 0119: cancel, discontinue, hold, release the hold): the
 # placer's, not the filler's statements, though ``_PLACER_STATES`` leaves them out (their ORC-16 is the request's reason)
@@ -492,7 +504,12 @@ def _not_the_orders(group: Group, ctx: Context, res: Resource, whose: str) -> No
     decided by ``MergeRules._numbered``) -- a relay (MSH-3 ``ESB``) passing on its lab's numbers, a lab whose
     filler number's authority is not its MSH-3 (node-hl7-complete's ``Lab1^1234^CLIA`` numbering
     ``^Lab^<OID>^ISO``) stored the number with its report, and its XX is its own (review rv38f MED; cdfix38's
-    "left"; thirty-ninth round, ord39). A number no message stored, or another's: the test only fills an order
+    "left"; thirty-ninth round, ord39). A number whose authority names the sender by HL7's own HD rule (the
+    universal id deciding: ``LIS^<OID>^ISO`` numbering ``F^LAB^<OID>^ISO``, the lab's own OID or the hospital's
+    where MSH-4 does not carry it) and that no message stored is the filler assigning it when the order holds no
+    filler number yet -- HL7 v2.5 4.5.1.3, its first statement (the SC naming the placer's number and its own) is
+    its own, and its XX after it by the history (``Owned.assigns``; review rv40d MED 2: both were held, and the
+    lab's test change before its report was lost). A number no message stored, or another's: the test only fills an order
     not stored yet and the ACK warns at OBR-4 with ERR-3 204 (unknown key identifier: the filler number is no
     key of the sending application's), not 206 (application record locked: read as "retry later"), nor 207
     (huren failed) -- review rv38f L3, cdfix38; AA, the rest stored, the message kept as sent.
@@ -505,7 +522,11 @@ def _not_the_orders(group: Group, ctx: Context, res: Resource, whose: str) -> No
     decides, by the same owner: the application whose order message (merge.yaml ``order``) first stored the
     placer number (PLAC) is the placer -- a result message repeats ORC-2 and places nothing. A third
     application's XO under it is held as above (review codedoc38's "a third application's XO ... still recodes
-    the order"; ord39); a number no order message stored names no placer: taken, as before. Result messages
+    the order"; ord39); a number no order message stored names no placer: taken, as before. A statement naming
+    its order by the filler's number alone (ORC-2/OBR-2 empty) is a statement of the patient's order holding that
+    number (``adopt_filled``) and is judged by the placer number that order holds (``Owned`` with no value:
+    ``MergeRules._its_number``) -- the EMR's XO under the LIS's accession alone made a second order holding it
+    (review rv40h MED 7). Result messages
     are judged by the ``another`` rule (and a report follows only its filler's own change:
     ``MergeRules._order_states``).
 
@@ -535,20 +556,25 @@ def _not_the_orders(group: Group, ctx: Context, res: Resource, whose: str) -> No
         # (the placer's own number, by its namespace -- and its HD-1 where both carry one: rv40c MED 1)
         mine = placer is not None and any(same_hd(_ei_authority(placer.rep(pf)), hd, one_table=True) for hd in sender)
         number = _identifier_of(res, "PLAC") if placer is not None and not mine else None
+        named = f"{placer.name}-{pf} {placer.value(pf)}" if placer is not None else ""
+        if placer is None and filler is not None:
+            # named by the filler's number alone (ORC-2/OBR-2 empty): the order holding it (``adopt_filled``) is
+            # judged by the placer number it holds, as any placer's statement naming that number is -- the stored
+            # one, ``Owned`` with no value (``MergeRules._its_number``; review rv40h MED 7)
+            number = ("", "")
+            named = f"it names the order by {filler.name}-{ff} {filler.value(ff)} alone"
         if number is not None and asking:
-            assert placer is not None
             ctx.numbered(res, Owned(
                 "status", "PLAC", number[0], number[1], located(orc.name, orc.sequence, 1),
                 f"ORC-1: ORC-1 {control} is the placer's request and the sending application {app} is not this "
-                f"order's placer ({placer.name}-{pf} {placer.value(pf)}): it does not change a stored order's "
+                f"order's placer ({named}): it does not change a stored order's "
                 "status (the placer's own request does)", UNKNOWN_KEY_IDENTIFIER, through="order", unknown=False,
                 placing=True))
         elif number is not None:
-            assert placer is not None
             ctx.numbered(res, Owned(
                 "code", "PLAC", number[0], number[1], test_at,
                 f"{test_field}: ORC-1 {control} is the placer's statement of the order and the sending application "
-                f"{app} is not this order's placer ({placer.name}-{pf} {placer.value(pf)}): its test is kept only "
+                f"{app} is not this order's placer ({named}): its test is kept only "
                 "for an order not stored yet and does not change a stored order's test (the placer's XO or the "
                 "filler's XX does)", UNKNOWN_KEY_IDENTIFIER, through="order", unknown=False, placing=True))
         if asking:
@@ -578,12 +604,19 @@ def _not_the_orders(group: Group, ctx: Context, res: Resource, whose: str) -> No
     number = _identifier_of(res, "FILL")
     if number is None:
         return
+    # (a number whose authority names the sending application -- by HL7's HD rule, the universal id deciding, not
+    # the MSH-3s' stricter one the shortcut asks: ``LIS^<OID>^ISO`` numbering ``F^LAB^<OID>^ISO`` -- is the filler's
+    # own assignment on an order no filler has numbered yet, when the statement is one by which the filler accepts
+    # the order (``_ASSIGNING``): ``Owned.assigns``, decided on the store; rv40d MED 2. Not where MSH-4 carries that
+    # universal id: it is the facility's then, and names none of its applications)
+    assigns = (control in _ASSIGNING and any(same_hd(theirs, hd) for hd in sender[:-1])
+               and not same_hd(("", *theirs[1:]), ("", *msh4[1:])))
     ctx.numbered(res, Owned(
         "code", "FILL", number[0], number[1], test_at,
         f"{test_field}: ORC-1 {control} is the filler's statement and the sending application {app} is not this "
         f"order's filler ({filler.name}-{ff} names {owner.comp(2).strip() or owner.comp(3).strip()}): its test is "
         "kept only for an order not stored yet and does not change a stored order's test (the filler's XX or "
-        "the placer's XO does)", UNKNOWN_KEY_IDENTIFIER))
+        "the placer's XO does)", UNKNOWN_KEY_IDENTIFIER, assigns=assigns))
 
 
 def _identifier_of(res: Resource, kind: str) -> tuple[str, str] | None:
