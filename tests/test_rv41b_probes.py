@@ -107,14 +107,19 @@ def _chain_run(http: TestClient, prefix: str, nid: str, steps: list[tuple[str, .
     return codes, _chain_state(http, prefix, nid)
 
 
-@pytest.mark.parametrize("prefix", ["QAA", "QAB", "QAE", "QAH", "QAI", "QAJ"])  # the six orders of the three ids
+# the MRN prefixes (``prefix + named + n``) whose three records' ids sort in each of the six orders
+@pytest.mark.parametrize("named, prefix", [("3", p) for p in ("QAA", "QAC", "QAD", "QAG", "QAH", "QAO")]
+                         + [("2", p) for p in ("QAA", "QAB", "QAE", "QAF", "QAJ", "QAP")])
 def test_an_a37_across_a_batchs_chain_is_refused_whatever_order_the_ids_sort_in(
-        both: tuple[Engine, TestClient], prefix: str) -> None:
-    """idlow41's MED (A40 R1->R2, A40 R2->R3, the A37 of R3 and R1 in one batch) with the three records' ids in each
-    of the six orders: refused each time, R3 keeping the number."""
+        both: tuple[Engine, TestClient], prefix: str, named: str) -> None:
+    """idlow41's MED (A40 R1->R2, A40 R2->R3, then the A37 of R3 and R1 -- across the chain -- or of R2 and R1 -- the
+    number carried on to R3 -- in one batch) with the three records' ids in each of the six orders: refused each time,
+    R3 keeping the number. On 14a1342b^1 three of the six orders took the A37 across the chain, and all six the
+    carried-on one."""
     _, http = both
-    nid = _female(ord(prefix[2]) - ord("A"))
-    codes, state = _chain_run(http, prefix, nid, [("A40", "2", "1"), ("A40", "3", "2"), ("A37", "3", "1")], True)
+    prefix += named
+    nid = _female(ord(prefix[2]) - ord("A") + 20 * int(named))
+    codes, state = _chain_run(http, prefix, nid, [("A40", "2", "1"), ("A40", "3", "2"), ("A37", named, "1")], True)
     assert codes == ["AA", "AA", "AE"], (codes, state)
     assert state[1] == ["3"], state
 
@@ -130,7 +135,7 @@ def test_merges_and_unlinks_in_one_batch_decide_as_one_by_one(both: tuple[Engine
     """The model of ``tests/test_hooks19_batch_hazards.py``: the same A40s and A37s sent one by one and in one
     batch are answered the same, and leave the three records (active, links, who holds the ID number) the same."""
     _, http = both
-    runs = [_chain_run(http, f"Z{mode}{n}", _female(50 + 2 * n + batch), steps, batch)
+    runs = [_chain_run(http, f"Z{mode}{n}", _female(80 + 2 * n + batch), steps, batch)
             for mode, batch in (("S", False), ("B", True))]
     assert runs[1] == runs[0], runs
 
