@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from urllib.parse import quote
 
 import pytest
@@ -17,13 +18,19 @@ from fastapi.testclient import TestClient
 
 from engine.api.app import create_app
 from engine.engine import Engine
+from engine.messages import message_id
+from engine.settings import Settings
 from tests.conftest import _BACKENDS
 from tests.identity39_calls import engine_and_client
 from tests.module_store import module_eng  # noqa: F401 -- one engine a module on each backend
+from tests.test_code37_ris_change import CHEST, HEAD, _changed, _ordered, _ris
+from tests.test_ingest_replay import site_env  # noqa: F401 -- HUREN_DATA_DIR for the console
 from tests.test_labels20_report_flags import _auditor, _county
-from tests.test_ord40_owner_decision import _aliased, _client, _engine_on
+from tests.test_ord39_order_history import _from
+from tests.test_ord40_owner_decision import _aliased, _client, _control, _engine_on
 from tests.test_order35_as_later import _operator
 from tests.test_rv40f_probes import _held_message, _owner
+from tests.test_srfix35_order_code import B, oru
 
 both = engine_and_client("rv41c")
 
@@ -198,3 +205,37 @@ def test_the_auditors_review_reason_is_held_to_the_reason_rule(engine: Engine) -
             assert r.status_code == 400, (repr(reason[:8]), r.status_code, r.text[:200])
 
 
+
+
+@pytest.mark.xfail(strict=True, reason="LOW rv41c 9: d811e1ce kept http41's words for a lone surrogate ('half of a "
+                   "UTF-16 pair and no character'), dropping the removed refusal's 'bytes that were not UTF-8: send "
+                   "the words as UTF-8' -- the one cause a console operator meets (a GBK terminal's argv, read by "
+                   "Python as U+DC80-DCFF) is no longer named, and what to do is not said")
+def test_the_console_says_a_gbk_terminals_reason_was_not_utf8(
+        site_env: Settings, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:  # noqa: F811
+    """``huren quarantine replay ID --as-owner`` typed on a GBK terminal (rv41a's case): exit 2, nothing replayed,
+    and the refusal names the encoding the operator must fix, as the refusal before d811e1ce did."""
+    from engine.cli import main
+
+    placer = "RV41C-GBK"
+    held = _from("EMR", _changed(placer, CHEST))
+    for n, message in enumerate((_ordered(placer), _ris(oru(placer, item=HEAD)), held)):
+        (tmp_path / f"{n}.hl7").write_bytes(message.replace("\n", "\r").encode("utf-8"))
+        assert main(["replay", str(tmp_path / f"{n}.hl7"), "--quiet"]) == 0
+    msg = message_id(B, _control(held))
+    capsys.readouterr()
+    typed = "已核实，同一系统".encode("gbk").decode("utf-8", "surrogateescape")
+    assert main(["quarantine", "replay", msg, "--as-owner", typed]) == 2
+    err = capsys.readouterr().err
+    assert "UTF-8" in err, err
+
+
+@pytest.mark.xfail(strict=True, reason="LOW rv41c 10: JsonLabel's plain_json_asked looks for b'format' in the raw "
+                   "query before parsing it, so '_%66ormat=application/json' (the router reads it as _format, as "
+                   "http41's own form scan reads %66) is answered 200 but labelled application/fhir+json")
+def test_a_query_format_with_an_escaped_letter_labels_the_answer_as_asked(both: tuple[Engine, TestClient],
+                                                                          patient: str) -> None:
+    _, http = both
+    for query in ("%5Fformat=application%2Fjson", "_%66ormat=application%2Fjson"):
+        r = http.get(f"/fhir/Patient/{patient}?{query}")
+        assert r.status_code == 200 and r.headers["content-type"].startswith("application/json"), (query, r.headers)
