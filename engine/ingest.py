@@ -2095,7 +2095,9 @@ def _doc_stamp(doc: Document, site: Any) -> Stamp:
                  label=f"{doc.get('message_type') or ''} {doc.get('control_id') or ''}".strip(),
                  hd=canonical(facility, header_hd(header.sending_application, header.component_sep), site),
                  message=header.message_code, placed=_placed(header.message_code, text),
-                 claims=lambda: claims, unchanged=lambda: unchanged)
+                 claims=lambda: claims, unchanged=lambda: unchanged,
+                 # (filed before the release keeping the list: what it left unchanged is told by its receipt, st41)
+                 unchanged_kept="unchanged" in doc)
 
 
 def _unchanged(stored: dict[str, Any], doc: Document | None) -> frozenset[str]:

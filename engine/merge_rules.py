@@ -29,7 +29,7 @@ from adapters.hl7v2.errors import DUPLICATE_KEY_IDENTIFIER, HL7Error
 from engine import fhirjson
 from engine.errors import FhirError, NotFound, Unprocessable
 from engine.identity.demographics import a_woman
-from engine.message_time import Dates, Stamp, settle
+from engine.message_time import Dates, Stamp, aware_instant, settle, written_before_receipt
 from engine.repository.search import escape_value, token_value
 from mappings.site import DEFAULTS_DIR, OTHER_GROUP, SiteError, load_merge_file, local_code_system
 
@@ -680,7 +680,7 @@ class MergeRules:
         self._resources: Mapping[str, Mapping[str, Any]] = data.get("resources") or {}
         self._check_names()
         self._plans: dict[tuple[str, str], TypePlan] = {}
-        self._held_parts: dict[str, tuple[tuple[str, Slice | None], ...]] = {}  # (``_held``)
+        self._held_parts: dict[str, tuple[tuple[str, Slice | None], ...]] = {}  # (``_held_whole``)
         self._local = threading.local()
         # ``inherits``: orders a shared code does not tell are for the same test may still be (one
         # recognition item under two codes); the engine sets the recognition rules' reading here
@@ -1540,7 +1540,8 @@ class MergeRules:
         _, by_version = self._provenances(keeper, search, rtype, ref)
         client: int | None = None  # (the newest of the clients' versions over the one asked next)
         for k in range(int(version) - 1, 0, -1):
-            then = _made_by(dates, by_version, ref, k)
+            then = _made_by(dates, by_version, ref, k, written=lambda k=k: aware_instant(
+                (self._vread(vread, rtype, rid, k).get("meta") or {}).get("lastUpdated")))
             if not then:
                 client = k if client is None else client
                 continue  # (a client's: as the version it was written over)
@@ -1935,7 +1936,7 @@ class MergeRules:
         stored without it), the message's own identifier of that kind is not stored unless the order holds
         it already or it is all the order is found by, and the ACK warns at the field that stated it with
         the ERR-3 the converter chose (``Owned.code``: 204, the number is no key of the sender's). The statement
-        is held whole: on a stored order nothing of what merge.yaml marks ``held`` (``_held``: what the placer
+        is held whole: on a stored order nothing of what merge.yaml marks ``held`` (``_held_whole``: what the placer
         states of it -- its time, requester, priority, re-test reason and that reason's withdrawal -- and its
         status; stated or deleted) is written either, and the W names what was held with the element (review rv40d HIGH 1-2: the test alone
         was held, and a held XO still rewrote the order time, the requester and the re-test reason)."""
@@ -1997,7 +1998,7 @@ class MergeRules:
                       "judged": judged})
         return incoming, said
 
-    def _held(self, rtype: str) -> tuple[tuple[str, Slice | None], ...]:
+    def _held_whole(self, rtype: str) -> tuple[tuple[str, Slice | None], ...]:
         """What a held statement writes none of on a stored ``rtype`` (merge.yaml ``held``, the one list): what
         the placer states of it, and its status, which the placer's requests and the filler's statements state
         alike (a third application's held OC still revoked the RIS's order: review rv40h MED 5) -- each element,
@@ -2018,11 +2019,11 @@ class MergeRules:
     def _without_held(self, rtype: str, incoming: Resource, said: Said | None,
                       element: str) -> tuple[Resource, Said | None, list[str]]:
         """``incoming`` and ``said`` without what a held statement (``_not_numbered``) states or deletes of the
-        held parts of a stored ``rtype`` (``_held``), and the names of the elements it stated of them beside
+        held parts of a stored ``rtype`` (``_held_whole``), and the names of the elements it stated of them beside
         ``element`` (the one its ``Owned`` holds): the stored parts stand."""
         stated: list[str] = []
         out = dict(incoming)
-        for name, part in self._held(rtype):
+        for name, part in self._held_whole(rtype):
             value = out.get(name, _MISSING)
             if part is None:
                 if value is not _MISSING:
@@ -2038,7 +2039,7 @@ class MergeRules:
                         out.pop(name)
         if said is not None and said.deletes:
             kept = tuple(d for d in said.deletes if not any(_deletes_part(d, name, part)
-                                                            for name, part in self._held(rtype)))
+                                                            for name, part in self._held_whole(rtype)))
             if len(kept) < len(said.deletes):
                 stated.extend(d.element.split(".", 1)[0] for d in said.deletes if d not in kept)
                 said = replace(said, deletes=kept)
@@ -2134,7 +2135,9 @@ class MergeRules:
         _every, by_version = self._provenances(keeper, search, rtype, ref)
         group = self._groups.get(own.through) if own.through else None
         for version in reversed(run):
-            stamps = _made_by(dates, by_version, ref, (version.get("meta") or {}).get("versionId"))
+            meta = version.get("meta") or {}
+            stamps = _made_by(dates, by_version, ref, meta.get("versionId"),
+                              written=lambda meta=meta: aware_instant(meta.get("lastUpdated")))
             if group is not None:
                 stamps = [s for s in stamps if s.message in group]
             if own.placing:
@@ -3824,7 +3827,8 @@ def line_run(lines: list[str], part: list[str]) -> int:
     return next((i for i in range(len(lines) - width + 1) if lines[i:i + width] == part), -1)
 
 
-def _made_by(dates: Dates, by_version: Mapping[str, list[Resource]], ref: str, version: Any) -> list[Stamp]:
+def _made_by(dates: Dates, by_version: Mapping[str, list[Resource]], ref: str, version: Any,
+             written: Callable[[], _dt.datetime | None] | None = None) -> list[Stamp]:
     """The ``Stamp`` of the message that made version ``version`` of ``ref`` (``Type/id``): of the messages whose
     Provenances name it (``by_version``: ``MergeRules._provenances``) and this batch's earlier ones that wrote it
     (``Dates.pending``), those whose write did not leave it as stored (``Stamp.unchanged``) -- the one owner of
@@ -3832,11 +3836,22 @@ def _made_by(dates: Dates, by_version: Mapping[str, list[Resource]], ref: str, v
     (``_numbered``). A message that changed nothing (the LIS's P re-sent unchanged at 10:00, a held statement)
     names the version it found, which an earlier message made: dated by it, the 09:00 P's version read "later"
     than the 09:30 final, which lost its tube and its interpreter, unwarned (review rv40b HIGH 1; fortieth round,
-    stfix40). Empty: no message made it (a FHIR client's version), whatever message restated it since."""
+    stfix40). Empty: no message made it (a FHIR client's version), whatever message restated it since.
+
+    A message filed before its document kept that list (``Stamp.unchanged_kept`` False: the release before stfix40)
+    made no version stored before it was received (``message_time.written_before_receipt``, asked of ``written``:
+    the version's ``meta.lastUpdated``, read only then) -- its 10:00 re-send of the 09:00 P, filed before the
+    upgrade, still dated the P's version "later" than the late 09:30 final, which lost its interpreter after the
+    upgrade (review rv40m MED 3; forty-first round, st41). One received before the version was written stays a
+    maker, as it was: what it left unchanged is not told by its document."""
     target = f"{ref}/_history/{version}"
     provs = by_version.get(target, ())
     stamps = [*(dates.of(provs) if provs else ()), *dates.pending(target)]
-    return [s for s in stamps if ref not in s.unchanged()]
+    made = [s for s in stamps if ref not in s.unchanged()]
+    if written is None or all(s.unchanged_kept for s in made):
+        return made
+    at = written()
+    return [s for s in made if s.unchanged_kept or not written_before_receipt(s, at)]
 
 
 def _arrival(stamp: Stamp) -> tuple[bool, _dt.datetime, str, str]:
