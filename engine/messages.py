@@ -439,8 +439,8 @@ class MessageStore:
             fields["decision"] = said
         if doc.get(DECIDING):
             fields[DECIDING] = None  # (a decision applied, or one a crash left taken up plainly: none in flight)
-        if unchanged is not None or doc.get("unchanged"):
-            fields["unchanged"] = unchanged or []
+        if unchanged is not None:
+            fields["unchanged"] = list(unchanged)
         was = doc.get("held_claims")
         if held or was:
             fields["held_claims"] = held or []
