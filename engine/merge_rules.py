@@ -3851,7 +3851,7 @@ def _made_by(dates: Dates, by_version: Mapping[str, list[Resource]], ref: str, v
     if written is None or all(s.unchanged_kept for s in made):
         return made
     at = written()
-    return [s for s in made if s.unchanged_kept or not written_before_receipt(s, at)]
+    return [s for s in made if s.unchanged_kept or not written_before_receipt(s.received, at)]
 
 
 def _arrival(stamp: Stamp) -> tuple[bool, _dt.datetime, str, str]:

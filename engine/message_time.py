@@ -253,18 +253,17 @@ def aware_instant(text: str | None) -> _dt.datetime | None:
     return value
 
 
-def written_before_receipt(stamp: Stamp, written: _dt.datetime | None) -> bool:
-    """Whether a version stored at ``written`` (its ``meta.lastUpdated``) was stored before the message of ``stamp``
-    was received (its document's ``received_at``): then that message's write did not make it -- a message is
+def written_before_receipt(received: _dt.datetime | None, written: _dt.datetime | None) -> bool:
+    """Whether a version stored at ``written`` (its ``meta.lastUpdated``) was stored before a message was
+    ``received`` (its document's ``received_at``, ``Stamp.received``): then that message's write did not make it -- a message is
     written after it is received, so a version older than its receipt is one its write found stored (a resend of
     the same P, naming it in its Provenance, as its document keeps in ``unchanged`` since the fortieth round).
     Both instants are the receiving process's clock: ``received_at`` to the microsecond, ``lastUpdated`` to the
     millisecond and never earlier than the write (``VersionClock`` counts on past the clock when it must), so the
     receipt is cut to its millisecond and only a version strictly before that millisecond is told; one written in
     the millisecond of the receipt, or a time missing, is not told (False). Asked only of a message whose document
-    did not keep the list (``Stamp.unchanged_kept``: filed before stfix40; review rv40m MED 3, forty-first round,
-    st41)."""
-    received = stamp.received
+    did not keep the list (``Stamp.unchanged_kept``: filed before stfix40 -- ``merge_rules._made_by``, and its
+    replay's ``engine.ingest._unchanged``; review rv40m MED 3, forty-first round, st41)."""
     if written is None or received is None:
         return False
     return written < received.replace(microsecond=received.microsecond // 1000 * 1000)

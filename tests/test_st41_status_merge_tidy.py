@@ -16,7 +16,6 @@ community of ``test_stfix40_status_made_by`` for 3)."""
 
 from __future__ import annotations
 
-import datetime as dt
 import time
 from pathlib import Path
 from typing import Any
@@ -24,7 +23,7 @@ from typing import Any
 import pytest
 
 from engine.engine import Engine
-from engine.message_time import stamp, written_before_receipt
+from engine.message_time import aware_instant, written_before_receipt
 from engine.messages import MessageStore, message_id
 from mappings.site import DEFAULTS_DIR, load_merge_file
 from mappings.sitefiles import SiteError
@@ -163,6 +162,34 @@ def test_a_maker_filed_by_the_old_release_is_still_the_maker(community: Engine,
         assert final.get("resultsInterpreter") == first["resultsInterpreter"], (final, ack)
 
 
+def test_the_old_releases_resend_replayed_after_the_upgrade_is_still_no_maker(community: Engine,
+                                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """rv40m MED 3's re-send (filed by the old release: no ``unchanged``) replayed plainly by the operator after the
+    upgrade, before the 12:00 P and the late F: its replay finds the 08:00 P's version unchanged and its document
+    says nothing of what its first processing made -- the version was written before the re-send was received, so
+    it is kept in ``unchanged`` (``engine.ingest._unchanged``), and the final keeps 王五. Before, a replay took
+    everything such a document named as its own making."""
+    with running_mllp(community) as port:
+        hl7 = Sender(port)
+        hl7.send(order("HOSPA", "A1", CBC, ts(5)))
+        hl7.send(_interpreted(_hospa("P", "P", 8, "p1"), "D003&王&五"))
+        first = _report_of(community, "HOSPA-ORU-A1-Pp1")
+        resend = message_id("HOSPA", "HOSPA-ORU-A1-Pp2")
+        monkeypatch.setattr(MessageStore, "mark_processed", _filed_by_the_old_release({resend}))
+        time.sleep(0.002)
+        hl7.send(_interpreted(_hospa("P", "P", 10, "p2"), "D003&王&五"))
+        monkeypatch.undo()
+        again = community.ingestor.replay(resend, actor="st41")
+        assert again is not None and b"MSA|AA" in again.ack, again
+        replayed = community.ingestor.messages.get(resend)
+        assert replayed is not None and f"DiagnosticReport/{first['id']}" in replayed.get("unchanged", ()), replayed
+        hl7.send(_interpreted(_hospa("P", "P", 12, "p3", wbc="6.5"), "D002&李&四"))
+        ack = hl7.send(_hospa("F", "F", 9, "f", wbc="6.2"))
+        final = _report_of(community, "HOSPA-ORU-A1-Ff")
+        assert final["status"] == "final", final
+        assert final.get("resultsInterpreter") == first["resultsInterpreter"], (final, ack)
+
+
 def test_a_message_filed_with_nothing_unchanged_keeps_an_empty_list(community: Engine) -> None:
     """This release keeps ``unchanged`` on every document it files, empty too: a document without it is one filed
     before the list was kept (it was left out when empty, and the two could not be told apart)."""
@@ -184,6 +211,4 @@ def test_written_before_receipt_tells_only_a_version_before_the_receipts_millise
         received: str | None, written: str, told: bool) -> None:
     """``lastUpdated`` is kept to the millisecond and never before the write; ``received_at`` to the microsecond: a
     version of the receipt's own millisecond may be the message's own write, and is not told."""
-    s = stamp(application="LIS", institution="HOSPA", msh7="20261205100000", received_at=received, tz="Asia/Shanghai")
-    at = dt.datetime.fromisoformat(written)
-    assert written_before_receipt(s, at) is told
+    assert written_before_receipt(aware_instant(received), aware_instant(written)) is told
