@@ -76,7 +76,7 @@ from engine.errors import Conflict, FhirError
 from engine.inflight import POISON_DEATHS, InFlightJournal
 from engine.member_refusals import MemberRefusals, counted_under, replay_requestor
 from engine.merge_rules import V2_0357, Untimely, field_of, gap_of
-from engine.message_time import Decision, Stamp, aware_instant, header_hd, stamp
+from engine.message_time import Decision, Stamp, aware_instant, header_hd, stamp, written_before_receipt
 from engine.messages import (
     DECIDING,
     PROCESSED,
@@ -2103,7 +2103,9 @@ def _doc_stamp(doc: Document, site: Any) -> Stamp:
                  label=f"{doc.get('message_type') or ''} {doc.get('control_id') or ''}".strip(),
                  hd=canonical(facility, header_hd(header.sending_application, header.component_sep), site),
                  message=header.message_code, placed=_placed(header.message_code, text),
-                 claims=lambda: claims, unchanged=lambda: unchanged)
+                 claims=lambda: claims, unchanged=lambda: unchanged,
+                 # (filed before the release keeping the list: what it left unchanged is told by its receipt, st41)
+                 unchanged_kept="unchanged" in doc)
 
 
 def _unchanged(stored: dict[str, Any], doc: Document | None) -> frozenset[str]:
@@ -2111,11 +2113,18 @@ def _unchanged(stored: dict[str, Any], doc: Document | None) -> frozenset[str]:
     new version) -- its Provenance names the version it found, which it did not make (``Stamp.unchanged``). A
     message processed again (an operator's replay, a recovery) finds what its first processing made unchanged:
     those stay its own (``doc``: its document as stored, what that processing wrote and did not find unchanged),
-    or a version would be left with no maker at all."""
+    or a version would be left with no maker at all. A document filed before the list was kept (no ``unchanged``)
+    does not say what its first processing made: a version found that was written before the message was received
+    is none of its making (``message_time.written_before_receipt``) -- its replay had made the old release's
+    re-send the maker of the version it names after all (review rv40m MED 3; forty-first round, st41)."""
     found = frozenset(ref for ref, written in stored.items() if getattr(written, "changed", True) is False)
     if not found or not doc:
         return found
     made = set(doc.get("resources") or ()) - set(doc.get("unchanged") or ())
+    if "unchanged" not in doc:
+        received = aware_instant(doc.get("received_at"))
+        made -= {ref for ref in found if written_before_receipt(received, aware_instant(
+            ((getattr(stored[ref], "resource", None) or {}).get("meta") or {}).get("lastUpdated")))}
     return found - made
 
 

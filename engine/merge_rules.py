@@ -29,7 +29,7 @@ from adapters.hl7v2.errors import DUPLICATE_KEY_IDENTIFIER, HL7Error
 from engine import fhirjson
 from engine.errors import FhirError, NotFound, Unprocessable
 from engine.identity.demographics import a_woman
-from engine.message_time import Dates, Stamp, settle
+from engine.message_time import Dates, Stamp, aware_instant, settle, written_before_receipt
 from engine.repository.search import escape_value, token_value
 from mappings.site import DEFAULTS_DIR, OTHER_GROUP, SiteError, load_merge_file, local_code_system
 
@@ -48,7 +48,7 @@ _RESERVED = frozenset({"key", "owner", "slices", "follows", "when", "was", "stan
                        "another_person", "keeps", "history", "history_unless",
                        "history_taken_back_by", "lines_of", "text_of", "until_later", "displays", "states",
                        "not_from_older", "not_back", "withdrawn", "stands_with", "all_results", "beside",
-                       "over_value", "over_value_with", "withdrawal_keeps", "placer"})
+                       "over_value", "over_value_with", "withdrawal_keeps", "held"})
 PANEL = "; "  # between the tests a panel's ``code.text`` names (``names_all_of``)
 # on a report's ``code`` that is huren's stand-in, not the sender's statement: its groups named no test (OBR-4
 # empty) and the converter gave it its first result's code (``results.diagnostic_report``); ``_another`` does
@@ -180,9 +180,10 @@ class Owned:
     element only fills an order not stored yet, and the ACK warns at ``at`` with ERR-3 ``code`` (``text``,
     ``unknown`` appended when no message stored it); the message's own identifier of that kind, when the stored
     order does not hold it, is not stored either -- a held claim to a number would make its sender the first to
-    store it (thirty-ninth round, ord39). A held statement is held whole: on a stored order, nothing else the
-    placer states of it (merge.yaml ``placer``: its time, requester, priority, re-test reason and that reason's
-    withdrawal -- and its status, the filler's or the placer's request's: review rv40h MED 5) is written or deleted either (``MergeRules._placers_held``; review rv40d HIGH 1-2). Each hold is
+    store it (thirty-ninth round, ord39). A held statement is held whole: on a stored order, nothing else of what
+    merge.yaml marks ``held`` is written or deleted either -- what the placer states of it (its time, requester,
+    priority, re-test reason and that reason's withdrawal) and its status, the filler's or the placer's request's
+    (review rv40h MED 5) (``MergeRules._without_held``; review rv40d HIGH 1-2). Each hold is
     kept with its message (``Dates.hold``: the message document's ``held_claims``), so a held claim makes its sender
     no storer even where its write created the order (``Stamp.claims``), and an operator may decide one held
     message's change is the owner's (``Dates.owns``; fortieth round, ord40).
@@ -693,7 +694,7 @@ class MergeRules:
         self._resources: Mapping[str, Mapping[str, Any]] = data.get("resources") or {}
         self._check_names()
         self._plans: dict[tuple[str, str], TypePlan] = {}
-        self._placer_parts: dict[str, tuple[tuple[str, Slice | None], ...]] = {}  # (``_placers``)
+        self._held_parts: dict[str, tuple[tuple[str, Slice | None], ...]] = {}  # (``_held_whole``)
         self._local = threading.local()
         # ``inherits``: orders a shared code does not tell are for the same test may still be (one
         # recognition item under two codes); the engine sets the recognition rules' reading here
@@ -1553,7 +1554,8 @@ class MergeRules:
         _, by_version = self._provenances(keeper, search, rtype, ref)
         client: int | None = None  # (the newest of the clients' versions over the one asked next)
         for k in range(int(version) - 1, 0, -1):
-            then = _made_by(dates, by_version, ref, k)
+            then = _made_by(dates, by_version, ref, k, written=lambda k=k: aware_instant(
+                (self._vread(vread, rtype, rid, k).get("meta") or {}).get("lastUpdated")))
             if not then:
                 client = k if client is None else client
                 continue  # (a client's: as the version it was written over)
@@ -1948,9 +1950,9 @@ class MergeRules:
         stored without it), the message's own identifier of that kind is not stored unless the order holds
         it already or it is all the order is found by, and the ACK warns at the field that stated it with
         the ERR-3 the converter chose (``Owned.code``: 204, the number is no key of the sender's). The statement
-        is held whole: on a stored order nothing the placer states of it (merge.yaml ``placer``, ``_placers``:
-        its time, requester, priority, re-test reason and that reason's withdrawal -- stated or deleted) is
-        written either, and the W names what was held with the element (review rv40d HIGH 1-2: the test alone
+        is held whole: on a stored order nothing of what merge.yaml marks ``held`` (``_held_whole``: what the placer
+        states of it -- its time, requester, priority, re-test reason and that reason's withdrawal -- and its
+        status; stated or deleted) is written either, and the W names what was held with the element (review rv40d HIGH 1-2: the test alone
         was held, and a held XO still rewrote the order time, the requester and the re-test reason)."""
         dates: Dates | None = getattr(self._local, "at", None)
         hold, owns = getattr(dates, "hold", None), getattr(dates, "owns", None)
@@ -2003,7 +2005,7 @@ class MergeRules:
                 incoming = {k: v for k, v in incoming.items() if k != own.element}
             also: list[str] = []
             if stored is not None:
-                incoming, said, also = self._placers_held(rtype, incoming, said, own.element)
+                incoming, said, also = self._without_held(rtype, incoming, said, own.element)
             incoming = self._without_number(stored, incoming, own)
             held_too = f"; held with it, what else it states of the order: {', '.join(also)}" if also else ""
             issues.append({"severity": "warning", "code": "conflict",
@@ -2031,31 +2033,32 @@ class MergeRules:
                 return replace(own, system=str(ident["system"]), value=str(ident["value"]))
         return None
 
-    def _placers(self, rtype: str) -> tuple[tuple[str, Slice | None], ...]:
-        """What a held statement writes none of on a stored ``rtype`` (merge.yaml ``placer``, the one list): what
+    def _held_whole(self, rtype: str) -> tuple[tuple[str, Slice | None], ...]:
+        """What a held statement writes none of on a stored ``rtype`` (merge.yaml ``held``, the one list): what
         the placer states of it, and its status, which the placer's requests and the filler's statements state
         alike (a third application's held OC still revoked the RIS's order: review rv40h MED 5) -- each element,
-        with the slice of its entries that is held (None: the whole element). Read once a type."""
-        parts = self._placer_parts.get(rtype)
+        with the slice of its entries that is held (None: the whole element). Read once a type. (The key was
+        ``placer`` while it held the placer's parts alone; named for what it does since: forty-first round.)"""
+        parts = self._held_parts.get(rtype)
         if parts is None:
             found: list[tuple[str, Slice | None]] = []
             for name, rule in (self._resources.get(rtype) or {}).items():
-                mark = rule.get("placer") if isinstance(rule, Mapping) else None
+                mark = rule.get("held") if isinstance(rule, Mapping) else None
                 if mark is True:
                     found.append((name, None))
                 elif isinstance(mark, Mapping) and mark:
                     found.append((name, _slice_of(f"the placer's {name}", mark)))
-            parts = self._placer_parts[rtype] = tuple(found)
+            parts = self._held_parts[rtype] = tuple(found)
         return parts
 
-    def _placers_held(self, rtype: str, incoming: Resource, said: Said | None,
+    def _without_held(self, rtype: str, incoming: Resource, said: Said | None,
                       element: str) -> tuple[Resource, Said | None, list[str]]:
         """``incoming`` and ``said`` without what a held statement (``_not_numbered``) states or deletes of the
-        placer's parts of a stored ``rtype`` (``_placers``), and the names of the elements it stated of them
-        beside ``element`` (the one its ``Owned`` holds): the stored parts stand."""
+        held parts of a stored ``rtype`` (``_held_whole``), and the names of the elements it stated of them beside
+        ``element`` (the one its ``Owned`` holds): the stored parts stand."""
         stated: list[str] = []
         out = dict(incoming)
-        for name, part in self._placers(rtype):
+        for name, part in self._held_whole(rtype):
             value = out.get(name, _MISSING)
             if part is None:
                 if value is not _MISSING:
@@ -2071,7 +2074,7 @@ class MergeRules:
                         out.pop(name)
         if said is not None and said.deletes:
             kept = tuple(d for d in said.deletes if not any(_deletes_part(d, name, part)
-                                                            for name, part in self._placers(rtype)))
+                                                            for name, part in self._held_whole(rtype)))
             if len(kept) < len(said.deletes):
                 stated.extend(d.element.split(".", 1)[0] for d in said.deletes if d not in kept)
                 said = replace(said, deletes=kept)
@@ -2167,7 +2170,9 @@ class MergeRules:
         _every, by_version = self._provenances(keeper, search, rtype, ref)
         group = self._groups.get(own.through) if own.through else None
         for version in reversed(run):
-            stamps = _made_by(dates, by_version, ref, (version.get("meta") or {}).get("versionId"))
+            meta = version.get("meta") or {}
+            stamps = _made_by(dates, by_version, ref, meta.get("versionId"),
+                              written=lambda meta=meta: aware_instant(meta.get("lastUpdated")))
             if group is not None:
                 stamps = [s for s in stamps if s.message in group]
             if own.placing:
@@ -3858,7 +3863,8 @@ def line_run(lines: list[str], part: list[str]) -> int:
     return next((i for i in range(len(lines) - width + 1) if lines[i:i + width] == part), -1)
 
 
-def _made_by(dates: Dates, by_version: Mapping[str, list[Resource]], ref: str, version: Any) -> list[Stamp]:
+def _made_by(dates: Dates, by_version: Mapping[str, list[Resource]], ref: str, version: Any,
+             written: Callable[[], _dt.datetime | None] | None = None) -> list[Stamp]:
     """The ``Stamp`` of the message that made version ``version`` of ``ref`` (``Type/id``): of the messages whose
     Provenances name it (``by_version``: ``MergeRules._provenances``) and this batch's earlier ones that wrote it
     (``Dates.pending``), those whose write did not leave it as stored (``Stamp.unchanged``) -- the one owner of
@@ -3866,11 +3872,22 @@ def _made_by(dates: Dates, by_version: Mapping[str, list[Resource]], ref: str, v
     (``_numbered``). A message that changed nothing (the LIS's P re-sent unchanged at 10:00, a held statement)
     names the version it found, which an earlier message made: dated by it, the 09:00 P's version read "later"
     than the 09:30 final, which lost its tube and its interpreter, unwarned (review rv40b HIGH 1; fortieth round,
-    stfix40). Empty: no message made it (a FHIR client's version), whatever message restated it since."""
+    stfix40). Empty: no message made it (a FHIR client's version), whatever message restated it since.
+
+    A message filed before its document kept that list (``Stamp.unchanged_kept`` False: the release before stfix40)
+    made no version stored before it was received (``message_time.written_before_receipt``, asked of ``written``:
+    the version's ``meta.lastUpdated``, read only then) -- its 10:00 re-send of the 09:00 P, filed before the
+    upgrade, still dated the P's version "later" than the late 09:30 final, which lost its interpreter after the
+    upgrade (review rv40m MED 3; forty-first round, st41). One received before the version was written stays a
+    maker, as it was: what it left unchanged is not told by its document."""
     target = f"{ref}/_history/{version}"
     provs = by_version.get(target, ())
     stamps = [*(dates.of(provs) if provs else ()), *dates.pending(target)]
-    return [s for s in stamps if ref not in s.unchanged()]
+    made = [s for s in stamps if ref not in s.unchanged()]
+    if written is None or all(s.unchanged_kept for s in made):
+        return made
+    at = written()
+    return [s for s in made if s.unchanged_kept or not written_before_receipt(s.received, at)]
 
 
 def _arrival(stamp: Stamp) -> tuple[bool, _dt.datetime, str, str]:

@@ -82,7 +82,11 @@ class Stamp:
     - ``unchanged``: the resources (``Type/id``) the message's write left as they were stored (no new version:
       a resend of the same P, a held statement), as its message document keeps them (``unchanged``): its
       Provenance names the version it found, which another message made -- a version is dated and owned only by
-      the message that made it (``MergeRules._made_by``; review rv40b HIGH 1, fortieth round, stfix40)."""
+      the message that made it (``MergeRules._made_by``; review rv40b HIGH 1, fortieth round, stfix40);
+    - ``unchanged_kept``: whether ``unchanged`` is known -- its document was filed by a release that keeps the list
+      (the field present, empty or not); False: filed before (no such field), when a version written before the
+      message was received (``received``) is still known to be none of its making (``MergeRules._made_by``;
+      review rv40m MED 3, forty-first round, st41)."""
 
     sender: str
     text: str
@@ -98,16 +102,18 @@ class Stamp:
     placed: Callable[[], frozenset[str]] = field(default=lambda: frozenset(), compare=False, repr=False)
     claims: Callable[[], frozenset[str]] = field(default=lambda: frozenset(), compare=False, repr=False)
     unchanged: Callable[[], frozenset[str]] = field(default=lambda: frozenset(), compare=False, repr=False)
+    unchanged_kept: bool = True
 
 
 def stamp(*, application: str, institution: str, msh7: str, received_at: str | None, tz: str,
           label: str = "", hd: tuple[str, str, str] = ("", "", ""), message: str = "",
           placed: Callable[[], frozenset[str]] | None = None,
           claims: Callable[[], frozenset[str]] | None = None,
-          unchanged: Callable[[], frozenset[str]] | None = None) -> Stamp:
+          unchanged: Callable[[], frozenset[str]] | None = None, unchanged_kept: bool = True) -> Stamp:
     """The ``Stamp`` of a message from its MSH fields and its receipt time (``hd``: MSH-3 whole,
     ``message``: MSH-9.1, ``placed``: the placer numbers it states as the placer's, ``claims``: the numbers
-    its claim to was held, ``unchanged``: the resources its write left as stored)."""
+    its claim to was held, ``unchanged``: the resources its write left as stored, ``unchanged_kept``: whether
+    that is known)."""
     received = aware_instant(received_at)
     sent: _dt.datetime | None = None
     why = ""
@@ -126,7 +132,7 @@ def stamp(*, application: str, institution: str, msh7: str, received_at: str | N
     return Stamp(f"{application}^{institution}", msh7, sent, why, received, label,
                  _span_end(msh7.strip(), sent) if sent is not None else None, hd, message,
                  placed or (lambda: frozenset()), claims or (lambda: frozenset()),
-                 unchanged or (lambda: frozenset()))
+                 unchanged or (lambda: frozenset()), unchanged_kept)
 
 
 def header_hd(value: str, separator: str) -> tuple[str, str, str]:
@@ -245,6 +251,22 @@ def aware_instant(text: str | None) -> _dt.datetime | None:
     if value is not None and value.tzinfo is None:
         value = value.replace(tzinfo=_dt.UTC)
     return value
+
+
+def written_before_receipt(received: _dt.datetime | None, written: _dt.datetime | None) -> bool:
+    """Whether a version stored at ``written`` (its ``meta.lastUpdated``) was stored before a message was
+    ``received`` (its document's ``received_at``, ``Stamp.received``): then that message's write did not make it -- a message is
+    written after it is received, so a version older than its receipt is one its write found stored (a resend of
+    the same P, naming it in its Provenance, as its document keeps in ``unchanged`` since the fortieth round).
+    Both instants are the receiving process's clock: ``received_at`` to the microsecond, ``lastUpdated`` to the
+    millisecond and never earlier than the write (``VersionClock`` counts on past the clock when it must), so the
+    receipt is cut to its millisecond and only a version strictly before that millisecond is told; one written in
+    the millisecond of the receipt, or a time missing, is not told (False). Asked only of a message whose document
+    did not keep the list (``Stamp.unchanged_kept``: filed before stfix40 -- ``merge_rules._made_by``, and its
+    replay's ``engine.ingest._unchanged``; review rv40m MED 3, forty-first round, st41)."""
+    if written is None or received is None:
+        return False
+    return written < received.replace(microsecond=received.microsecond // 1000 * 1000)
 
 
 def _span(delta: _dt.timedelta) -> str:

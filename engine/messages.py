@@ -18,9 +18,10 @@ A message document::
                       "element": "code", "at": "OBR[1]-4", "elsewhere": false}, ...]}
 
 (``held_claims``: the order numbers an accepted message's change was held under, W 204 -- listed in ``hl7_held``
-for the operator until it is processed again without any: ord40; ``"unchanged": ["Observation/..", ...]``, when
-there are any: the resources its write left as stored -- a resend of the same result -- whose versions its
-Provenance names but another message made: stfix40)
+for the operator until it is processed again without any: ord40; ``"unchanged": ["Observation/..", ...]``: the
+resources its write left as stored -- a resend of the same result -- whose versions its Provenance names but another
+message made: stfix40; kept empty too since the forty-first round, so a document without it is one filed before the
+list was kept, its resends told by their receipt: st41)
 
 (a replay's entry: ``{"at", "by", "previous_reason", "previous_status"}``, ``"as": "later"`` when the
 operator decided the message is later than a stored version it could not be ordered against, ``"as": "owner"``
@@ -424,8 +425,10 @@ class MessageStore:
         ever sees it holding nothing and decided nothing (rv40f HIGH 1, ordfix40).
 
         ``unchanged``: the resources (``Type/id``) its write left as stored (no new version: a resend, a held
-        statement), kept as ``unchanged`` when there are any -- its Provenance names versions another message
-        made, and a version is dated and owned by the message that made it (``Stamp.unchanged``; stfix40)."""
+        statement), kept as ``unchanged`` -- its Provenance names versions another message made, and a version is
+        dated and owned by the message that made it (``Stamp.unchanged``; stfix40). Kept empty too (it was left out
+        when empty): a document without the field is one filed before the list was kept, whose resends are told by
+        their receipt instead (``Stamp.unchanged_kept``; forty-first round, st41). None: nothing said, as stored."""
         errs = [error_to_dict(e) for e in warnings]
         at = now_iso()
         fields: dict[str, Any] = {
@@ -436,8 +439,8 @@ class MessageStore:
             fields["decision"] = said
         if doc.get(DECIDING):
             fields[DECIDING] = None  # (a decision applied, or one a crash left taken up plainly: none in flight)
-        if unchanged or doc.get("unchanged"):
-            fields["unchanged"] = unchanged or []
+        if unchanged is not None:
+            fields["unchanged"] = list(unchanged)
         was = doc.get("held_claims")
         if held or was:
             fields["held_claims"] = held or []

@@ -34,7 +34,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from adapters.hl7v2.tables import trigger_events
 from engine.recognition.qc import DeclaredQc
 from mappings.pagewords import PageWords
-from mappings.sitefiles import SiteError, load_checked, locate
+from mappings.sitefiles import SiteError, YamlDocument, check, load_checked, locate, read_yaml
 
 DEFAULTS_DIR = Path(__file__).resolve().parent
 OTHER_GROUP = "other"  # merge.yaml: the group of any writer no group names (engine.merge_rules.OTHER)
@@ -259,7 +259,10 @@ def load_merge_file(path: Path, known: frozenset[str] = frozenset()) -> dict[str
     ``known`` (the shipped file's): reading the table costs hl7apy's table modules (~0.7 s for
     every version, once a process), so the shipped file's events, which a test checks against the
     table (``tests/test_convfix29_site_rules.py``), and a site copy's same events do not pay it."""
-    data, doc = load_checked(path, _MERGE_SCHEMA)
+    doc = read_yaml(path)
+    _no_renamed_keys(doc)
+    check(doc, _MERGE_SCHEMA)
+    data = doc.data
     shipped = path.is_relative_to(DEFAULTS_DIR)
     for rtype, rules in (data.get("resources") or {}).items():
         for element, rule in rules.items():
@@ -281,6 +284,22 @@ def load_merge_file(path: Path, known: frozenset[str] = frozenset()) -> dict[str
                     raise locate(doc, [*where, n], f"{event!r} is not a trigger event of HL7 table 0003 "
                                  "(the event as MSH-9.2 and EVN-1 name it, e.g. A12)")
     return data
+
+
+# element-rule keys merge.yaml once had -> their name now: a site's copy made before the rename is refused naming the
+# new key (the schema alone said "True is not one of ['replace', ...]", reading the old key as a writer group)
+_RENAMED_KEYS = {"placer": "held (forty-first round: it marks what a held statement writes none of, the order's "
+                           "status among it, not only the placer's parts)"}
+
+
+def _no_renamed_keys(doc: YamlDocument) -> None:
+    """A site's ``merge.yaml`` naming an element-rule key by a name it no longer has (``_RENAMED_KEYS``) is refused at
+    that key's line with the name it has now, before the schema reads the old one as a writer group."""
+    data = doc.data if isinstance(doc.data, Mapping) else {}
+    for rtype, rules in (data.get("resources") or {}).items():
+        for element, rule in (rules or {}).items() if isinstance(rules, Mapping) else ():
+            for old in _RENAMED_KEYS.keys() & (rule.keys() if isinstance(rule, Mapping) else set()):
+                raise locate(doc, ["resources", rtype, element, old], f"{old!r} is now {_RENAMED_KEYS[old]}")
 
 
 def _element_lists(rule: Mapping[str, Any]) -> list[tuple[list[str | int], list[str]]]:
@@ -803,9 +822,10 @@ _MERGE_ELEMENT: dict[str, Any] = {
         # ``unless_states``: a message stating one of these is no such step (a value over W: statfix37)
         "not_back": {"anyOf": [_NOT_BACK, {"type": "array", "minItems": 1, "items": _NOT_BACK}]},
         "placeholders": _NAMES,  # values a converter writes where the message states nothing
-        # the placer's statement of the order (``true``: the element; a ``where``: its entries that match): a
-        # statement held as not the order's placer's or filler's (``merge_rules.Owned``) changes none of it (ofix40b)
-        "placer": {"anyOf": [{"const": True}, _WHERE]},
+        # what a statement held as not the order's placer's or filler's (``merge_rules.Owned``) writes none of on a
+        # stored order (``true``: the element; a ``where``: its entries that match): the placer's parts (ofix40b) and
+        # the status (ofix40c); ``placer`` until the forty-first round (st41)
+        "held": {"anyOf": [{"const": True}, _WHERE]},
         # elements kept as stored with an ``as_far_as`` status that stands (a report's times: notback37);
         # ``{merged: [...]}``: every element but these stands (pfix38; the list form keeps its meaning)
         "stands_with": {"anyOf": [_NAMES, {"type": "object", "required": ["merged"], "additionalProperties": False,

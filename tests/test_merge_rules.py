@@ -102,7 +102,7 @@ def test_a_client_creating_with_its_own_links_is_untouched() -> None:
 
 def test_the_rules_come_from_the_data_file() -> None:
     text = (REPO / "mappings" / "merge.yaml").read_text("utf-8")
-    assert "authoredOn: {owner: [order, api], placer: true}" in text  # the row above that keeps the order time
+    assert "authoredOn: {owner: [order, api], held: true}" in text  # the row above that keeps the order time
     assert shipped().plan("ServiceRequest", "ORU").elements["authoredOn"].mode == "keep-stored"
     assert shipped().plan("ServiceRequest", "ORM").elements["authoredOn"].mode == "keep-if-absent"
     assert shipped().plan("Observation", "api").trivial  # a client's resource is stored as sent

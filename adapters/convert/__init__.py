@@ -77,8 +77,8 @@ class Conversion:
     filled: dict[str, tuple[str, str, str, tuple[str, int, int]]] = field(default_factory=dict)
     # "Type/id" -> (subject, stay, code, DG1-20, warning): ``Context.withdrawn``, for ``settle_withdrawn``
     withdrawn: dict[str, tuple[str, str, str, str, HL7Error]] = field(default_factory=dict)
-    # "Type/id" of an order -> its ORC-5 W: ``Context.completion_unsaid``, for ``settle_completion``
-    completion_unsaid: dict[str, HL7Error] = field(default_factory=dict)
+    # "Type/id" of an order -> its ORC-5 W: ``Context.completion_warned``, for ``settle_completion``
+    completion_warned: dict[str, HL7Error] = field(default_factory=dict)
     # "Type/id" of the Conditions a DG1 states -> said D of first: ``Context.restated``, for ``settle_withdrawn``
     restated: dict[str, bool] = field(default_factory=dict)
     # "Patient/id" -> the PID's sequence, of each PID's record the message names but does not correct
@@ -157,7 +157,7 @@ class Conversion:
             leaned.update(settle_stay(self, read_many, search, messages, earlier))
         if (self.withdrawn or self.restated) and read_many is not None:
             leaned.update(settle_withdrawn(self, read_many, search, earlier))
-        if self.completion_unsaid and read_many is not None:
+        if self.completion_warned:  # (the message's own final status first: no read where it decides)
             leaned.update(settle_completion(self, read_many, earlier))
         return sorted(leaned)
 
@@ -276,7 +276,7 @@ def convert(message: Message, site: Site, institution: str | None = None, applic
         filled=ctx.filled,
         withdrawn=ctx.withdrawn,
         restated=ctx.restated,
-        completion_unsaid=ctx.completion_unsaid,
+        completion_warned=ctx.completion_warned,
         persons=ctx.persons,
         corrections=ctx.corrections,
         apart=ctx.apart,
@@ -395,6 +395,7 @@ def _take(conversion: Conversion, moves: dict[str, str]) -> None:
         conversion.planned.pop(ref, None)  # its plan's id is the new one: validated whole instead
     conversion.withdrawn = {moves.get(ref, ref): v for ref, v in conversion.withdrawn.items()}
     conversion.restated = {moves.get(ref, ref): v for ref, v in conversion.restated.items()}
+    conversion.completion_warned = {moves.get(ref, ref): v for ref, v in conversion.completion_warned.items()}
     conversion.merges[:] = [(moves.get(s, s), moves.get(p, p), n, r) for s, p, n, r in conversion.merges]
     conversion.unlinked[:] = [(moves.get(r, r), moves.get(o, o)) for r, o in conversion.unlinked]
     conversion.nulled[:] = [(moves.get(r, r), *rest) for r, *rest in conversion.nulled]
@@ -404,28 +405,49 @@ def _take(conversion: Conversion, moves: dict[str, str]) -> None:
 
 def settle_completion(conversion: Conversion, read_many: Any, earlier: Sequence[Conversion] = ()) -> list[int]:
     """The W at ORC-5 of a group none of whose results stands (``results.status_from_report``: "ORC-5 'CM' ...
-    was not stored ... the order stays as it stands") is taken back where the order stands completed already --
-    stored so, or so written by an earlier message of the batch (``earlier``, in message order; one that only
-    assumed a status, ``Said.assumed``, fills none over a stored one). The LIS's W after its final, the final's
-    CM stored: the order stays completed, the message's CM would have changed nothing, and the W read to an
-    operator as the order taken back (st40's LOW; fortieth round, stfix40). Where it is not completed (the W
-    first met, the final never received) the W stays: the order is not what ORC-5 said. Returns the positions
-    in ``earlier`` of the conversions the answer read."""
+    was not stored ...", ``Conversion.completion_warned``) is taken back where the order stands completed after
+    all, as the message leaves it: its own final status of the order where it states one (a later group of the
+    message completing it: the withdrawn HGB group's W beside the final WBC group's, review rv40k MED 1, kfix40),
+    else -- the message leaves the order as it stands, its ``active`` only assumed (``Said.assumed``) -- as the
+    order stands stored or written by an earlier message of the batch (``earlier``, in message order, each
+    read by the same rule: one that only assumed a status fills none over a stored one). The LIS's W after its
+    final, the final's CM stored: the order stays completed, the message's CM would have changed nothing, and
+    the W read to an operator as the order taken back (st40's LOW; stfix40). Where the order is not completed
+    (the W first met, the final never received; the group's X revoking it; a later group of the message
+    leaving it active) the W stays: the order is not what ORC-5 said.
+
+    One step for both: kfix40 took the W back inside the converter as a later group completed the order
+    (``Context.progress_warned``) and stfix40 here against the store (``completion_unsaid``), two maps of
+    the same W of the same order (forty-first round, st41). ``read_many`` None: the message's own status
+    alone. Returns the positions in ``earlier`` of the conversions the answer read."""
     leaned: set[int] = set()
-    stored = read_many([_key_of(ref) for ref in conversion.completion_unsaid])
-    for ref, said in conversion.completion_unsaid.items():
-        status = (stored.get(_key_of(ref)) or {}).get("status")
-        for i, c in enumerate(earlier):
-            res = c.by_reference.get(ref)
-            if res is None or not res.get("status"):
-                continue
-            leaned.add(i)
-            assumed = "status" in (getattr(c.said.get(ref), "assumed", None) or ())
-            if not assumed or status is None:
-                status = res["status"]
+    own = {ref: _status_stated(conversion, ref) for ref in conversion.completion_warned}
+    asked = [ref for ref, status in own.items() if status is None]
+    stored = read_many([_key_of(ref) for ref in asked]) if asked and read_many is not None else {}
+    for ref, said in conversion.completion_warned.items():
+        status = own[ref]
+        if status is None:
+            status = (stored.get(_key_of(ref)) or {}).get("status")
+            for i, c in enumerate(earlier):
+                res = c.by_reference.get(ref)
+                if res is None or not res.get("status"):
+                    continue
+                leaned.add(i)
+                if status is None or _status_stated(c, ref) is not None:
+                    status = res["status"]
+            if status is None:  # (nothing stored, nothing earlier: the message's assumed ``active``)
+                status = (conversion.by_reference.get(ref) or {}).get("status")
         if status == "completed":
             conversion.warnings[:] = [w for w in conversion.warnings if w is not said]
     return sorted(leaned)
+
+
+def _status_stated(conversion: Conversion, ref: str) -> str | None:
+    """The status ``conversion`` states of resource ``ref`` (None: it writes none, or only assumed one --
+    ``Said.assumed`` -- which fills a resource stored without one and changes no stored status)."""
+    status = (conversion.by_reference.get(ref) or {}).get("status")
+    said = conversion.said.get(ref)
+    return None if not status or (said is not None and "status" in said.assumed) else status
 
 
 def settle_withdrawn(conversion: Conversion, read_many: Any, search: Any,

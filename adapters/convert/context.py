@@ -110,9 +110,6 @@ class Context:
     # "Type/id" of an order → how far the message's groups naming it got (the least advanced report
     # status so far, ``results.status_from_report``)
     order_progress: dict[str, str] = field(default_factory=dict)
-    # "Type/id" of an order → the W at ORC-5 a group of the message said of it (its CM not stored beside
-    # withdrawn results), taken back when a later group of the message completes the order (``results``)
-    progress_warned: dict[str, HL7Error] = field(default_factory=dict)
     # a patient-level result's key (ADT OBX: patient, test, time) → the key each OBX of that test and
     # time takes, by its fields after OBX-1 (``builders._another_result`` ranks them once a message)
     patient_results: dict[str, dict[tuple[str, ...], str]] = field(default_factory=dict)
@@ -185,9 +182,11 @@ class Context:
     # one a feed's D withdrew (``his.withdrawn_by_sender``), or this message's own D, is no longer
     # entered-in-error (``settle_withdrawn``, dgfix25b; dgmend26)
     restated: dict[str, bool] = field(default_factory=dict)
-    # "Type/id" of an order -> the W at its ORC-5 saying its CM was not stored beside a group of withdrawn results
-    # and the order stays as it stands: not said where it stands completed already (``settle_completion``, stfix40)
-    completion_unsaid: dict[str, HL7Error] = field(default_factory=dict)
+    # "Type/id" of an order -> the W at its ORC-5 saying its CM was not stored beside a group of withdrawn results:
+    # taken back where the order stands completed after all, as the message leaves it (a later group of the message
+    # completing it, kfix40) or, where the message leaves its status as it stands, as stored or written by an earlier
+    # message of the batch (stfix40) -- one step, ``convert.settle_completion`` (forty-first round, st41)
+    completion_warned: dict[str, HL7Error] = field(default_factory=dict)
     # "Type/id" of a Condition -> what DG1-21 said of it in this message ("D", or "A" for A/U/empty)
     diagnosis_said: dict[str, str] = field(default_factory=dict)
     # OBX-23's raw XON -> the performer reference it makes (``actors.performing_organization``): worked

@@ -849,10 +849,12 @@ def status_from_report(group: Group, ctx: Context, request: dict[str, str], stat
     request before its completion. ORC-5 is the order's own status and stands -- but for a completion
     (CM: ``completed``), which such a group's results do not bear out any more than OBR-25's F does the
     report's: many LIS send ORC-5 CM on every result message, the W too. It is not taken (W at ORC-5) and
-    the order is as the results give it (sfix39's LOW; fortieth round, st40). Where the order stays as it
-    stands and it stands completed already (the LIS's W after its final: the final's CM stored), the W is not
-    said (``settle_completion``): nothing of the order was changed or left unchanged by it -- an operator read
-    it as the order taken back (st40's LOW; fortieth round, stfix40)."""
+    the order is as the results give it (sfix39's LOW; fortieth round, st40). Where the order stands completed
+    after all -- a later group of the message completes it (kfix40), or the message leaves it as it stands and
+    it stands completed already (the LIS's W after its final: the final's CM stored; stfix40) -- the W is taken
+    back (``Context.completion_warned``, one settle step reading the message's own final status of the order:
+    ``convert.settle_completion``): nothing of the order was changed or left unchanged by the CM, and an
+    operator read the W as the order taken back."""
     none = _none_stands(ctx, {ctx.resources[r["reference"]]["status"] for r in results
                               if r["reference"] in ctx.resources}) if results else None
     ref = request["reference"]
@@ -868,9 +870,7 @@ def status_from_report(group: Group, ctx: Context, request: dict[str, str], stat
             f"{'withdrawn' if none == 'entered-in-error' else 'withdrawn or not obtained'} (OBX-11) -- "
             + (f"the order is {given}" if given else "the order stays as it stands"), 5, code=MESSAGE_ACCEPTED)
         ctx.warn(said)
-        ctx.progress_warned[ref] = said  # (a later group of the message completing the order unsays it: kfix40)
-        if not given:  # (said only where the order is not completed already: ``settle_completion``, stfix40)
-            ctx.completion_unsaid[ref] = said
+        ctx.completion_warned[ref] = said  # (taken back where the order stands completed after all: settle_completion)
     state = none or state
     if _earlier_stands(ctx, ref, state):
         return  # an earlier group of the message naming this order is as far or less: it stands
@@ -884,7 +884,6 @@ def status_from_report(group: Group, ctx: Context, request: dict[str, str], stat
         ctx.assumed(order, "status")
     elif group.obr is not None and group.obr.value(25):
         ctx.located(order, "status", group.obr, 25)
-    _completed_unsays(ctx, ref, order)
 
 
 def _earlier_stands(ctx: Context, ref: str, state: str) -> bool:
@@ -917,16 +916,6 @@ def _stated_progress(group: Group, ctx: Context, ref: str, state: str) -> None:
     order["status"] = status
     assert group.orc is not None
     ctx.located(order, "status", group.orc, field_no)
-    _completed_unsays(ctx, ref, order)
-
-
-def _completed_unsays(ctx: Context, ref: str, order: Resource) -> None:
-    """An order a later group of the message completes takes back the W at ORC-5 an earlier group said of it
-    ("ORC-5 'CM' (completed) was not stored ... the order stays as it stands" beside that group's withdrawn
-    results): the message's CM is stored after all and the W would be false of the order."""
-    said = ctx.progress_warned.pop(ref, None) if order.get("status") == "completed" else None
-    if said is not None:
-        ctx.warnings[:] = [w for w in ctx.warnings if w is not said]
 
 
 def _none_stands(ctx: Context, statuses: set[str]) -> str | None:
