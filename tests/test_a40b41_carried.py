@@ -1,0 +1,139 @@
+"""a40b41: merges filed before id40's carry (an earlier release's A40) given it once, at the engine's start
+(``engine.carried_numbers``) -- the record merged away's ID number on its survivor, marked carried-from it, by the
+merge's own rule (``persons.merge_carries``), audited, reported by ``huren identity carried``; idempotent, and a run
+cut short finishes on the next start doubling nothing. The old release's A40 is filed through its code path (real
+HL7 over ``POST /hl7v2``): the carry an A40 makes since id40 taken out, as the release before it had none; then the
+engine is started again on the same store and the number is searched for over ``/fhir``."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from adapters.convert import persons
+from adapters.hl7v2.ack import ack_code_of
+from engine import carried_numbers
+from engine.api.app import create_app
+from engine.audit.record import event_of
+from engine.cli import main as huren
+from engine.engine import Engine
+from engine.identity.nationalid import CARRIED_FROM_EXT
+from engine.settings import Settings
+from tests.hl7_calls import post
+from tests.identity39_calls import NNCHN_SYSTEM, carried_marks, read_patient, registered, tokens, unlink
+from tests.test_rvidentity32_probes import MRN, _nid, merge, patients
+
+BING = ("岳^丙", "19620303", "F")
+NID = _nid("32092319620303012")  # 岳丙's: a woman's, born 1962-03-03
+
+
+@contextlib.contextmanager
+def opened(settings: Settings) -> Iterator[tuple[Engine, TestClient]]:
+    """An Engine started on ``settings``' store (its once-per-store upgrades run at this start) and a client allowed
+    every FHIR interaction."""
+    with Engine(settings) as engine, TestClient(create_app(engine)) as http:
+        http.headers["Authorization"] = "Bearer " + engine.auth.issue_system_token("a40b41", "system/*.cruds")
+        yield engine, http
+
+
+@contextlib.contextmanager
+def old_release(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """The release before id40: a merge of two records carried nothing (``_carried`` then served the renumbering,
+    A46/A47, alone) -- its A40 dropped the record merged away's ID number (``unless: replaced-by``) and put it
+    nowhere. The carry's one owner, ``persons.merge_carries``, answers as that release did while the block runs."""
+    real = persons.merge_carries
+
+    def none_for_a_merge(*args: Any, renumbered: bool = False, **kwargs: Any) -> list[dict[str, Any]] | None:
+        return real(*args, renumbered=renumbered, **kwargs) if renumbered else []
+
+    with monkeypatch.context() as patched:
+        patched.setattr(persons, "merge_carries", none_for_a_merge)
+        yield
+
+
+def _old_merge(http: TestClient, n: str, one: tuple[str, ...] = BING, two: tuple[str, ...] = BING,
+               number: str = NID, sent: tuple[str, ...] | None = None) -> tuple[str, str]:
+    """R1 (MRN B41<n>1, ``one``'s name/birth/sex, ID ``number``) merged into R2 (MRN B41<n>2 alone, ``two``'s) by an A40
+    stating R2's MRN alone (PID ``sent``, else ``two``), as the old release filed it (inside ``old_release``).
+    Returns (R1's id, R2's id)."""
+    first = registered(http, f"B41{n}1", f"B{n}A", *one, f"~{number}^^^^NNCHN")
+    second = registered(http, f"B41{n}2", f"B{n}B", *two)
+    ack = post(http, merge(f"B{n}C", f"B41{n}2^^^FNXRMYY^MR", *(sent or two), f"B41{n}1^^^FNXRMYY^MR"))
+    assert ack_code_of(ack) == "AA", ack
+    return first["id"], second["id"]
+
+
+def _as_an_earlier_release_left_it(engine: Engine) -> None:
+    """The pass never ran on this store (an earlier release's): its marker taken out."""
+    engine.store.collection(carried_numbers.MARKER_COLLECTION).delete(carried_numbers.DONE)
+
+
+def _event(engine: Engine, seq: int) -> dict[str, Any]:
+    leaf = engine.audit.get(seq)
+    assert leaf is not None
+    return event_of(leaf["data"])
+
+
+@pytest.mark.parametrize("backend_settings", ["sqlite", "mongomock"], indirect=True)
+def test_an_old_merges_number_is_carried_to_its_survivor_once(backend_settings: Settings,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """The old release's A40: the number on no record, the search by it finds nothing. The pass (as the start runs
+    it): the survivor holds it, marked carried-from R1, the index keeps the two one person, one signed audit record
+    names the survivor's version. Run again: nothing. The A37 then takes back exactly what the pass carried (id40)."""
+    with opened(backend_settings) as (engine, http):
+        with old_release(monkeypatch):
+            one, two = _old_merge(http, "A")
+        assert patients(http, NID) == [], "the old release's A40 put the number nowhere"
+        _as_an_earlier_release_left_it(engine)
+        done = carried_numbers.backfill(engine.repository, engine.audit, "test-node")
+        assert done is not None and done.carried == 1 and len(done.written) == 1
+        assert [p["id"] for p in patients(http, NID)] == [two], "the search by the number finds the survivor"
+        survivor = read_patient(http, two)
+        assert carried_marks(survivor) == [{"url": CARRIED_FROM_EXT, "valueReference": {"reference": f"Patient/{one}"}}]
+        assert tokens(survivor) == {f"{MRN}|B41A2", f"{NNCHN_SYSTEM}|{NID}"}
+        assert engine.identity.same_person(one, two)
+        # the signed record naming what it did: the survivor's version, its patient, huren itself as the requestor
+        (seq,) = done.audited
+        event = _event(engine, seq)
+        version = f"Patient/{two}/_history/{survivor['meta']['versionId']}"
+        assert done.written == [version]
+        detail = {d["type"]: d["valueString"] for e in event["entity"] for d in e.get("detail", ())}
+        assert detail["versions"] == version and detail["upgrade"] == "carried-numbers", event
+        assert "carried to its survivor" in event["outcomeDesc"]
+        assert f"Patient/{two}" in {e["what"]["reference"] for e in event["entity"] if "what" in e}
+        assert [a["who"]["identifier"]["value"] for a in event["agent"] if a.get("requestor")] == ["huren"]
+        assert carried_numbers.report(engine.repository)["written"] == 1
+        # again (the marker emptied): the number is held, nothing written, nothing audited
+        _as_an_earlier_release_left_it(engine)
+        again = carried_numbers.backfill(engine.repository, engine.audit, "test-node")
+        assert again is not None and again.written == [] and again.held == 1 and again.audited == []
+        assert read_patient(http, two)["meta"]["versionId"] == survivor["meta"]["versionId"]
+        ack = post(http, unlink("BAD", ("B41A2", *BING), ("B41A1", *BING)))
+        assert ack_code_of(ack) == "AA", ack
+        assert [p["id"] for p in patients(http, NID)] == [one]
+        assert tokens(read_patient(http, two)) == {f"{MRN}|B41A2"}
+        assert not carried_marks(read_patient(http, one))
+
+
+def test_the_engines_start_carries_it_and_the_cli_reports_it(settings: Settings, monkeypatch: pytest.MonkeyPatch,
+                                                              capsys: pytest.CaptureFixture[str]) -> None:
+    """SQLite (the store outlives the process's Engine): the old release's store, the engine started on it -- the
+    search by the number finds the survivor; ``huren identity carried`` reports what the start did."""
+    with opened(settings) as (engine, http):
+        with old_release(monkeypatch):
+            one, two = _old_merge(http, "S")
+        assert patients(http, NID) == []
+        _as_an_earlier_release_left_it(engine)
+    with opened(settings) as (engine, http):
+        assert [p["id"] for p in patients(http, NID)] == [two]
+        (seq,) = carried_numbers.report(engine.repository)["audited"]
+    for name, value in (("DATA_DIR", str(settings.data_dir)), ("HTTP_PORT", "0"), ("MLLP_PORT", "0")):
+        monkeypatch.setenv(f"HUREN_{name}", value)
+    capsys.readouterr()
+    assert huren(["identity", "carried"]) == 0
+    said = capsys.readouterr().out
+    assert "merges\t1\t" in said and "written\t1\t" in said and f"audit-{seq}" in said, said
