@@ -10,7 +10,9 @@ record, and what is keyed by the number misses the merged record's results. This
 the carry the merge would give it now, by the merge's own rule (``persons.merge_carries``: nothing between two
 people by the person guard's rule, nothing of a kind the survivor states or holds, the same mark) and the same check
 (``demographics.conflicts_with_own_ids``: a number the survivor's sex or birth date contradicts is not carried --
-the merge would have been refused; here it is filed already, so it is left where it was and counted).
+the merge would have been refused; here it is filed already, so it is left where it was and counted). A merge of
+two people carries nothing and the record merged away gets its own number back (``persons.stays_on``), as the merge
+leaves it since a47fix40.
 
 Which merges: every Patient whose current version states a ``replaced-by`` link (a merge in force: one an A37 took
 back states none -- nothing to carry), whose current version holds no resident ID number (an earlier release's A40
@@ -18,8 +20,8 @@ dropped it; one that kept it -- an operator's merge through the index, or id40's
 nothing), and whose version just before the merge held one (``mpi._before_merge``, the one reading of "as it stood at
 the merge", which ``recover_merged_keys`` uses too). Chains (R1 into R2, R2 into R3) are walked from their first
 records on, as the merges were filed: what R2 received goes on with R2's merge, marked once per merge it came through
-(``merge_carries``), so each A37 of the chain takes back its own (``his.unlink``, ``persons._carried_on``); only a
-record in use (the end of a chain) is written.
+(``merge_carries``), so each A37 of the chain takes back its own (``his.unlink``, ``persons._carried_on``); what is
+carried is written on the record in use at the end of the chain.
 
 Idempotent and safe to kill: each transaction writes up to ``_AT_ONCE`` survivors and the progress beside them; a
 survivor carrying the number already is stated it (``kept_beside``: the kind is held) and gets nothing the second
@@ -42,7 +44,7 @@ from copy import deepcopy
 from dataclasses import dataclass, field
 from typing import Any
 
-from adapters.convert.persons import merge_carries
+from adapters.convert.persons import merge_carries, stays_on
 from engine import fhirjson
 from engine.audit.events import now_instant
 from engine.audit.record import facts
@@ -171,28 +173,33 @@ def _merged_away(repo: FhirRepository) -> tuple[dict[str, str], dict[str, dict[s
 
 def _carries(repo: FhirRepository, into: dict[str, str], before: dict[str, dict[str, Any]],
              out: Outcome) -> dict[str, list[dict[str, Any]]]:
-    """The identifiers to add to each record in use (id -> list), the merges walked from each chain's first record
-    on (``_walk``): a merge carries from its record as it stood at the merge (``before``) plus what the merges into it
+    """The identifiers to add to each record (id -> list), the merges walked from each chain's first record on
+    (``_walk``): a merge carries from its record as it stood at the merge (``before``) plus what the merges into it
     carried, onto its survivor -- a record merged away on (carried further by its own merge), or one in use (written).
-    A record merged away still holding an ID number lost nothing (the module's docstring): it carries nothing."""
+    A merge of two people carries nothing, and the record merged away gets its own number back (``stays_on``: what
+    the merge leaves since a47fix40 -- the one write to a record merged away). A record merged away still holding an
+    ID number lost nothing (the module's docstring): it carries nothing."""
     current = _current(repo, into)
     received: dict[str, list[dict[str, Any]]] = {}
+    kept: dict[str, list[dict[str, Any]]] = {}  # a record merged away into another person's: its own number back
     rules = repo.merge
     for prior in _walk(into):
         survivor = into[prior]
-        was = before.get(prior)
-        now = current.get(prior)
-        if was is None or now is None or id_numbers(now) or not id_numbers(was):
+        was, now = before.get(prior), current.get(prior)
+        if was is None or now is None or id_numbers(now):
             continue
         was = {**was, "identifier": [*(was.get("identifier") or ()), *received.get(prior, ())]}
+        if not id_numbers(was):
+            continue  # (no number at the merge, none carried onto it before: nothing lost)
         # the survivor as it stood at the merge: merged away on, its version before that merge; else its current one
         held = before.get(survivor) if survivor in into else current.get(survivor)
         if held is None:
             continue
         held = {**held, "identifier": [*(held.get("identifier") or ()), *received.get(survivor, ())]}
         carried = merge_carries(was, held, held, f"Patient/{prior}", rules)
-        if carried is None:
+        if carried is None:  # two people: her number stays on her record, as the merge leaves it since (a47fix40)
             out.two_people += 1
+            kept.setdefault(prior, []).extend(stays_on(was))
             continue
         if not carried:
             out.held += 1
@@ -203,7 +210,11 @@ def _carries(repo: FhirRepository, into: dict[str, str], before: dict[str, dict[
             continue
         received.setdefault(survivor, []).extend(carried)
         out.carried += 1
-    return {pid: ids for pid, ids in received.items() if pid not in into and pid in current}
+    written = {pid: ids for pid, ids in received.items() if pid not in into and pid in current}
+    for pid, ids in kept.items():
+        if ids:
+            written.setdefault(pid, []).extend(ids)
+    return written
 
 
 def _current(repo: FhirRepository, into: dict[str, str]) -> dict[str, dict[str, Any]]:

@@ -137,3 +137,116 @@ def test_the_engines_start_carries_it_and_the_cli_reports_it(settings: Settings,
     assert huren(["identity", "carried"]) == 0
     said = capsys.readouterr().out
     assert "merges\t1\t" in said and "written\t1\t" in said and f"audit-{seq}" in said, said
+
+
+WANG = ("王^丽", "19620303", "F")  # the number's person
+ZHANG = ("张^强", "19580101", "M")  # another person: name, sex and day differ
+YUE_M = ("岳^丙", "19620303", "M")  # her name and day, registered male: her (female) number contradicts the sex
+
+
+@pytest.mark.parametrize("backend_settings", ["sqlite", "mongomock"], indirect=True)
+def test_the_merges_own_rules_decide_what_the_pass_carries(backend_settings: Settings,
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    """Four old merges, one pass. Two people (王丽 merged into 张强's record): nothing carried, her number back on her
+    record, as the merge leaves it since a47fix40. Her number against the survivor's sex (a male record of her name and
+    day): not carried, counted. Undone by an A37 before the upgrade: nothing to carry. A survivor registered with its
+    own number: it keeps its own alone."""
+    wang, yue, undone, own = (_nid(f"32092319620303{n}{n}2") for n in (1, 2, 3, 4))
+    with opened(backend_settings) as (engine, http):
+        with old_release(monkeypatch):
+            w1, w2 = _old_merge(http, "W", WANG, ZHANG, number=wang)
+            m1, m2 = _old_merge(http, "M", BING, YUE_M, number=yue)
+            u1, u2 = _old_merge(http, "U", number=undone)
+            ack = post(http, unlink("BUD", ("B41U2", *BING), ("B41U1", *BING)))
+            assert ack_code_of(ack) == "AA", ack
+            registered(http, "B41O1", "BOA", *BING, f"~{own}^^^^NNCHN")
+            second = registered(http, "B41O2", "BOB", *BING, f"~{own}^^^^NNCHN")
+            ack = post(http, merge("BOC", f"B41O2^^^FNXRMYY^MR~{own}^^^^NNCHN", *BING, "B41O1^^^FNXRMYY^MR"))
+            assert ack_code_of(ack) == "AA", ack
+        before = {pid: read_patient(http, pid)["meta"]["versionId"] for pid in (m1, m2, u1, u2, second["id"])}
+        assert patients(http, wang) == [] and patients(http, yue) == []
+        _as_an_earlier_release_left_it(engine)
+        done = carried_numbers.backfill(engine.repository, engine.audit, "test-node")
+        assert done is not None
+        assert (done.carried, done.two_people, done.against, done.held) == (0, 1, 1, 1), done
+        # 王丽's number: on her own record (merged away, unmarked), never on 张强's
+        assert [p["id"] for p in patients(http, wang)] == [w1]
+        assert not carried_marks(read_patient(http, w1))
+        assert tokens(read_patient(http, w2)) == {f"{MRN}|B41W2"}
+        assert done.written == [f"Patient/{w1}/_history/{read_patient(http, w1)['meta']['versionId']}"]
+        # the others: not a version written
+        assert {pid: read_patient(http, pid)["meta"]["versionId"] for pid in before} == before
+        assert patients(http, yue) == []
+        assert [p["id"] for p in patients(http, own)] == [second["id"]]
+        assert not carried_marks(read_patient(http, second["id"]))
+
+
+@pytest.mark.parametrize("backend_settings", ["sqlite", "mongomock"], indirect=True)
+def test_a_chain_of_old_merges_carries_on_and_each_a37_takes_back_its_own(backend_settings: Settings,
+                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """R1 into R2, then R2 into R3, both by the old release. The pass walks the chain as the merges were filed: R1's
+    number ends on R3, marked carried-from R1 and from R2 -- as id40's two A40s leave it. Then the undo idfix40b
+    checks for id40's chain: A37 R3/R2 gives it back to R2 (R1's mark kept), A37 R2/R1 to R1, unmarked."""
+    with opened(backend_settings) as (engine, http):
+        with old_release(monkeypatch):
+            r1, r2 = _old_merge(http, "C")
+            r3 = registered(http, "B41C3", "BCD", *BING)["id"]
+            ack = post(http, merge("BCE", "B41C3^^^FNXRMYY^MR", *BING, "B41C2^^^FNXRMYY^MR"))
+            assert ack_code_of(ack) == "AA", ack
+        assert patients(http, NID) == []
+        _as_an_earlier_release_left_it(engine)
+        done = carried_numbers.backfill(engine.repository, engine.audit, "test-node")
+        assert done is not None and done.carried == 2 and len(done.written) == 1, done
+        assert [p["id"] for p in patients(http, NID)] == [r3]
+        assert carried_marks(read_patient(http, r3)) == [
+            {"url": CARRIED_FROM_EXT, "valueReference": {"reference": f"Patient/{r1}"}},
+            {"url": CARRIED_FROM_EXT, "valueReference": {"reference": f"Patient/{r2}"}}]
+        ack = post(http, unlink("BCF", ("B41C3", *BING), ("B41C2", *BING)))
+        assert ack_code_of(ack) == "AA", ack
+        assert [p["id"] for p in patients(http, NID)] == [r2]
+        assert carried_marks(read_patient(http, r2)) == [
+            {"url": CARRIED_FROM_EXT, "valueReference": {"reference": f"Patient/{r1}"}}]
+        ack = post(http, unlink("BCG", ("B41C2", *BING), ("B41C1", *BING)))
+        assert ack_code_of(ack) == "AA", ack
+        assert [p["id"] for p in patients(http, NID)] == [r1]
+        assert not carried_marks(read_patient(http, r1))
+
+
+@pytest.mark.parametrize("backend_settings", ["sqlite", "mongomock"], indirect=True)
+def test_a_run_cut_between_its_commit_and_its_audit_record_finishes_doubling_nothing(
+        backend_settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Three old merges, one survivor a transaction. The run stops dead after its first commit, before the audit
+    record (the log's append raises, as a kill -9 there leaves it). The next run records that commit first, writes the
+    other two, each survivor one version, one number each; four runs on, nothing more."""
+    numbers = [_nid(f"32092319620303{n}{n}2") for n in (5, 6, 7)]
+    with opened(backend_settings) as (engine, http):
+        with old_release(monkeypatch):
+            pairs = [_old_merge(http, f"K{n}", number=number) for n, number in enumerate(numbers)]
+        versions = {two: read_patient(http, two)["meta"]["versionId"] for _, two in pairs}
+        _as_an_earlier_release_left_it(engine)
+        monkeypatch.setattr(carried_numbers, "_AT_ONCE", 1)
+        real = engine.audit.record
+
+        def killed(*_: Any) -> Any:
+            raise SystemExit("killed")
+
+        monkeypatch.setattr(engine.audit, "record", killed)
+        with pytest.raises(SystemExit):
+            carried_numbers.backfill(engine.repository, engine.audit, "test-node")
+        assert carried_numbers.report(engine.repository) is None
+        assert sum(1 for _, two in pairs if carried_marks(read_patient(http, two))) == 1
+        monkeypatch.setattr(engine.audit, "record", real)
+        done = carried_numbers.backfill(engine.repository, engine.audit, "test-node")
+        assert done is not None and len(done.written) == 2 and len(done.audited) == 3, done
+        named = [_event(engine, seq) for seq in done.audited]
+        assert sorted(d["valueString"].split("/")[1] for e in named for x in e["entity"]
+                      for d in x.get("detail", ()) if d["type"] == "versions") == sorted(two for _, two in pairs)
+        for (one, two), number in zip(pairs, numbers, strict=True):
+            survivor = read_patient(http, two)
+            assert int(survivor["meta"]["versionId"]) == int(versions[two]) + 1
+            assert [p["id"] for p in patients(http, number)] == [two]
+            assert carried_marks(survivor) == [{"url": CARRIED_FROM_EXT,
+                                                "valueReference": {"reference": f"Patient/{one}"}}]
+        report = carried_numbers.report(engine.repository)
+        assert report is not None and report["written"] == 3 and report["audited"] == done.audited
+        assert carried_numbers.backfill(engine.repository, engine.audit, "test-node") is None
