@@ -11,8 +11,11 @@ the carry the merge would give it now, by the merge's own rule (``persons.merge_
 people by the person guard's rule, nothing of a kind the survivor states or holds, the same mark) and the same check
 (``demographics.conflicts_with_own_ids``: a number the survivor's sex or birth date contradicts is not carried --
 the merge would have been refused; here it is filed already, so it is left where it was and counted). A merge of
-two people carries nothing and the record merged away gets its own number back (``persons.stays_on``), as the merge
-leaves it since a47fix40.
+two people carries nothing, and is counted: since a47fix40 such a merge leaves her number on her record merged away
+(``persons._stays_on``), which this pass does not do for an old one -- the record's index entry stands for the number
+it carried by ``merged_key`` (privleft26's upgrade, ``recover_merged_keys``), and giving the merged-away record the
+number again would make it an entry of its own number beside a merge the index no longer accepts (a merge of two
+numbers); the operator reads the count (``huren identity carried``) and undoes such a merge (A37) where it was wrong.
 
 Which merges: every Patient whose current version states a ``replaced-by`` link (a merge in force: one an A37 took
 back states none -- nothing to carry), whose current version holds no resident ID number (an earlier release's A40
@@ -44,7 +47,7 @@ from copy import deepcopy
 from dataclasses import dataclass, field
 from typing import Any
 
-from adapters.convert.persons import merge_carries, stays_on
+from adapters.convert.persons import merge_carries
 from engine import fhirjson
 from engine.audit.events import now_instant
 from engine.audit.record import facts
@@ -176,12 +179,10 @@ def _carries(repo: FhirRepository, into: dict[str, str], before: dict[str, dict[
     """The identifiers to add to each record (id -> list), the merges walked from each chain's first record on
     (``_walk``): a merge carries from its record as it stood at the merge (``before``) plus what the merges into it
     carried, onto its survivor -- a record merged away on (carried further by its own merge), or one in use (written).
-    A merge of two people carries nothing, and the record merged away gets its own number back (``stays_on``: what
-    the merge leaves since a47fix40 -- the one write to a record merged away). A record merged away still holding an
-    ID number lost nothing (the module's docstring): it carries nothing."""
+    A merge of two people carries nothing. A record merged away still holding an ID number lost nothing (the module's
+    docstring): it carries nothing."""
     current = _current(repo, into)
     received: dict[str, list[dict[str, Any]]] = {}
-    kept: dict[str, list[dict[str, Any]]] = {}  # a record merged away into another person's: its own number back
     rules = repo.merge
     for prior in _walk(into):
         survivor = into[prior]
@@ -197,9 +198,8 @@ def _carries(repo: FhirRepository, into: dict[str, str], before: dict[str, dict[
             continue
         held = {**held, "identifier": [*(held.get("identifier") or ()), *received.get(survivor, ())]}
         carried = merge_carries(was, held, held, f"Patient/{prior}", rules)
-        if carried is None:  # two people: her number stays on her record, as the merge leaves it since (a47fix40)
+        if carried is None:  # two people: nothing carried (left as the old release left it: the module's docstring)
             out.two_people += 1
-            kept.setdefault(prior, []).extend(stays_on(was))
             continue
         if not carried:
             out.held += 1
@@ -210,11 +210,7 @@ def _carries(repo: FhirRepository, into: dict[str, str], before: dict[str, dict[
             continue
         received.setdefault(survivor, []).extend(carried)
         out.carried += 1
-    written = {pid: ids for pid, ids in received.items() if pid not in into and pid in current}
-    for pid, ids in kept.items():
-        if ids:
-            written.setdefault(pid, []).extend(ids)
-    return written
+    return {pid: ids for pid, ids in received.items() if pid not in into and pid in current}
 
 
 def _current(repo: FhirRepository, into: dict[str, str]) -> dict[str, dict[str, Any]]:

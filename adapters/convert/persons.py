@@ -2107,16 +2107,9 @@ def _stays_on(conversion: Any, prior: str, was: dict[str, Any]) -> None:
     mine = conversion.by_reference.get(prior)
     if mine is None:
         return
-    numbers = stays_on(was)
+    numbers = [json_copy(i) for i in was.get("identifier") or () if isinstance(i, dict) and is_national_id(i)]
     if numbers:
         mine["identifier"] = [*(mine.get("identifier") or ()), *numbers]
-
-
-def stays_on(was: dict[str, Any]) -> list[dict[str, Any]]:
-    """The identifiers a record merged away into another person's record keeps (``_stays_on``; ``merge_carries``
-    answered None): its resident ID numbers as it stood at the merge, copies -- asked by the merge and by the upgrade
-    giving merges filed before the rule their carry (``engine.carried_numbers``)."""
-    return [json_copy(i) for i in was.get("identifier") or () if isinstance(i, dict) and is_national_id(i)]
 
 
 def _kept_on(conversion: Any, prior: str, where: tuple[tuple[str, tuple[str, ...]], ...]) -> None:
