@@ -107,8 +107,8 @@ def backfill(repo: FhirRepository, audit: Any = None, origin: str = "") -> Outco
             versions = []
             for pid in chunk:
                 survivor = current.get(("Patient", pid))
-                if survivor is None:
-                    continue
+                if survivor is None or id_numbers(survivor):
+                    continue  # (an ID number since the scan -- another process's message: the kind is held)
                 new = deepcopy(survivor)
                 new["identifier"] = [*(new.get("identifier") or ()), *additions[pid]]
                 versions.append(new)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -248,3 +249,61 @@ def test_a_run_cut_between_its_commit_and_its_audit_record_finishes_doubling_not
         report = carried_numbers.report(engine.repository)
         assert report is not None and report["written"] == 3 and report["audited"] == done.audited
         assert carried_numbers.backfill(engine.repository, engine.audit, "test-node") is None
+
+
+# Run in a child process on the store of the test below: the pass one survivor a transaction, a line printed after
+# each transaction's audit record, and a pause there -- where the parent kills it (SIGKILL).
+_KILLED_RUN = r"""
+import sys, time
+from pathlib import Path
+from engine import carried_numbers
+from engine.settings import Settings
+carried_numbers._AT_ONCE = 1
+real = carried_numbers._audit
+def audited(*args, **kwargs):
+    real(*args, **kwargs)
+    print("committed", flush=True)
+    time.sleep(0.3)
+carried_numbers._audit = audited
+from engine.engine import Engine
+Engine(Settings(data_dir=Path(sys.argv[1]), http_port=0, mllp_port=0))
+print("finished", flush=True)
+"""
+
+
+def test_a_start_killed_mid_pass_is_finished_by_the_next_doubling_nothing(settings: Settings,
+                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """SQLite, a real ``kill -9``: six old merges; an engine's start runs the pass one survivor a transaction and is
+    killed after its second. The next start finishes it: each survivor one version more than the old release left
+    it, one ID number, one mark; the audit records name the six, the marker counts six."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    numbers = [_nid(f"32092319620303{n}{n}2") for n in range(6)]
+    with opened(settings) as (engine, http):
+        with old_release(monkeypatch):
+            pairs = [_old_merge(http, f"Z{n}", number=number) for n, number in enumerate(numbers)]
+        versions = {two: int(read_patient(http, two)["meta"]["versionId"]) for _, two in pairs}
+        _as_an_earlier_release_left_it(engine)
+    child = subprocess.Popen([sys.executable, "-c", _KILLED_RUN, str(settings.data_dir)], stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE,
+                             text=True, cwd=str(Path(__file__).resolve().parent.parent))
+    assert child.stdout is not None
+    lines = [child.stdout.readline(), child.stdout.readline()]
+    os.kill(child.pid, signal.SIGKILL)
+    child.wait(timeout=30)
+    assert lines == ["committed\n"] * 2, (lines, child.stderr.read() if child.stderr else "")
+    with opened(settings) as (engine, http):
+        done = carried_numbers.report(engine.repository)
+        assert done is not None and done["written"] == 6, done
+        named = sorted(ref.split("/")[1] for seq in done["audited"] for e in _event(engine, seq)["entity"]
+                       for d in e.get("detail", ()) if d["type"] == "versions" for ref in d["valueString"].split())
+        assert named == sorted(two for _, two in pairs), named
+        for (one, two), number in zip(pairs, numbers, strict=True):
+            survivor = read_patient(http, two)
+            assert int(survivor["meta"]["versionId"]) == versions[two] + 1
+            assert [i["value"] for i in survivor["identifier"] if i["system"] == NNCHN_SYSTEM] == [number]
+            assert carried_marks(survivor) == [{"url": CARRIED_FROM_EXT,
+                                                "valueReference": {"reference": f"Patient/{one}"}}]
