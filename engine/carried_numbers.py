@@ -20,7 +20,7 @@ numbers); the operator reads the count (``huren identity carried``) and undoes s
 Which merges: every Patient whose current version states a ``replaced-by`` link (a merge in force: one an A37 took
 back states none -- nothing to carry), whose current version holds no resident ID number (an earlier release's A40
 dropped it; one that kept it -- an operator's merge through the index, or id40's two people, ``_stays_on`` -- lost
-nothing), and whose version just before the merge held one (``mpi._before_merge``, the one reading of "as it stood at
+nothing), and whose version just before the merge held one (``mpi.before_merge``, the one reading of "as it stood at
 the merge", which ``recover_merged_keys`` uses too). Chains (R1 into R2, R2 into R3) are walked from their first
 records on, as the merges were filed: what R2 received goes on with R2's merge, marked once per merge it came through
 (``merge_carries``), so each A37 of the chain takes back its own (``his.unlink``, ``persons._carried_on``); what is
@@ -53,7 +53,7 @@ from engine.audit.events import now_instant
 from engine.audit.record import facts
 from engine.errors import Gone, NotFound
 from engine.identity.demographics import conflicts_with_own_ids, id_numbers
-from engine.identity.mpi import _before_merge
+from engine.identity.mpi import before_merge
 from engine.merge_rules import INDEX
 from engine.repository.fhir import FhirRepository
 from engine.repository.port import is_new_store
@@ -140,7 +140,7 @@ def report(repo: FhirRepository) -> dict[str, Any] | None:
 
 def _merged_away(repo: FhirRepository) -> tuple[dict[str, str], dict[str, dict[str, Any]]]:
     """Every record merged away whose merge lost its ID number: id -> its survivor's id (the ``replaced-by`` link of
-    its current version), and id -> its version just before the merge (``_before_merge``), holding a number. The
+    its current version), and id -> its version just before the merge (``before_merge``), holding a number. The
     Patients are read a page at a time as bytes, parsed only when they state the link."""
     into: dict[str, str] = {}
     before: dict[str, dict[str, Any]] = {}
@@ -168,7 +168,7 @@ def _merged_away(repo: FhirRepository) -> tuple[dict[str, str], dict[str, dict[s
             history = repo.versions("Patient", pid)
         except (NotFound, Gone):
             continue
-        was = _before_merge(history)
+        was = before_merge(history)
         if was is not None:
             before[pid] = was
     return into, before

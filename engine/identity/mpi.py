@@ -134,7 +134,7 @@ def _note_merged_key(doc: dict[str, Any], before: dict[str, Any] | None) -> None
         doc["merged_key"] = carried
 
 
-def _before_merge(history: list[Any]) -> dict[str, Any] | None:
+def before_merge(history: list[Any]) -> dict[str, Any] | None:
     """Of a merged-away record's versions (newest first), the one current just before the merge:
     the newest that states no ``replaced-by`` below the run of versions that do (None: none stored,
     or a deletion). Its number is the one the record carried AT the merge -- what ``_note_merged_key``
@@ -525,7 +525,7 @@ class IdentityService:
     def recover_merged_keys(self) -> int:
         """Give every record merged away by code from before ``merged_key`` (an entry ``replaced_by``
         another, with no number and no ``merged_key``) the number it carried AT the merge: that of
-        the version current just before it (``_before_merge``; an A40 writes the old record with its
+        the version current just before it (``before_merge``; an A40 writes the old record with its
         MRN alone, the version before it carries the number -- none when it was removed before the
         merge, as ``_note_merged_key`` judges a merge stored today). Returns how many were given one. Run once at
         the first start after the upgrade (``MERGED_KEYS`` in ``mpi_meta``) and by ``rebuild``.
@@ -546,7 +546,7 @@ class IdentityService:
                 history = versions("Patient", doc["_id"])
             except (NotFound, Gone):
                 continue
-            number = nationalid.patient_number(_before_merge(history))
+            number = nationalid.patient_number(before_merge(history))
             if number:
                 self.links.update(doc["_id"], {"merged_key": self.nid_key(number)})
                 recovered += 1
