@@ -15,7 +15,7 @@ from adapters.convert.his import stated_by_client
 from adapters.convert.persons import marked_by_client
 from adapters.convert.results import stand_in_by_client
 from conformance.validate import Validator
-from engine import booking_as_sent
+from engine import booking_as_sent, carried_numbers
 from engine.audit.derived import AuditViews, WithAuditViews
 from engine.audit.keys import AuditKeys, log_origin
 from engine.audit.log import AuditLog
@@ -115,6 +115,9 @@ class Engine:
             # SCH-2 as-sent copies an earlier release kept under every hospital's ``urn:huren:id:<HD-1>`` moved, once,
             # under their senders' ``urn:huren:id:<MSH-4>:<HD-1>`` (``engine.booking_as_sent``; ord39)
             booking_as_sent.backfill(self.repository)
+            # merges filed before id40's carry (an earlier release's A40) given it, once: the record merged away's ID
+            # number on its survivor, marked carried-from it, audited (``engine.carried_numbers``; a40b41)
+            carried_numbers.backfill(self.repository, self.audit, log_origin(settings))
             # a FHIR client's entered-in-error of a Condition is marked hers where the writer is known: a feed's
             # DG1 stating the diagnosis again undoes only the feed's own D (``his.withdrawn_by_sender``, dgfix26)
             self.repository.add_statement(stated_by_client, types={"Condition"})

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from engine import booking_as_sent
+from engine import booking_as_sent, carried_numbers
 from engine.audit.legacy import MARKER as PURGED
 from engine.audit.legacy import purge_legacy_copies
 from engine.audit.log import VIEW_PROGRESS
@@ -28,6 +28,7 @@ from engine.settings import Settings
 # the markers, by collection: (collection, _id)
 MARKERS = [(MARKER_COLLECTION, "-backfilled"), (DELETED_LABELS, "-backfilled"), (VIEW_PROGRESS, PURGED),
            (booking_as_sent.MARKER_COLLECTION, "-backfilled"),
+           (carried_numbers.MARKER_COLLECTION, carried_numbers.DONE),
            ("mpi_meta", MERGED_KEYS)] + [(LAYOUT, m) for m in (
                "final-at-backfilled", "same-person-of-the-index", "unbilled-charge-rows-dropped",
                "charge-rows-numbered", "money-rules-of-round-27", "report-days-relinked")]
@@ -67,6 +68,8 @@ def test_a_new_stores_markers_are_what_its_scans_write(backend_settings: Setting
         assert ResultLabels(engine.repository).backfill() == 0
         assert DeletedLabels(engine.repository).backfill() == 0
         assert booking_as_sent.backfill(engine.repository) == 0
+        carried = carried_numbers.backfill(engine.repository, engine.audit)
+        assert carried is not None and carried.written == [] and carried.audited == []
         assert backfill_final_at(store) == 0
         assert engine.recognition.rekey_once(engine.identity) == 0
         assert drop_unbilled_once(engine.recognition) == 0

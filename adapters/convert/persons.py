@@ -2268,20 +2268,15 @@ def _carried(conversion: Any, earlier: Sequence[Any], stored: dict[Any, Any], le
         was = _as_left(prior, earlier, stored, leaned)
         if person is None or was is None or not was.get("identifier"):
             continue
-        if contradicts_all(was, person):  # two people (``_joined``'s W): her numbers are not the survivor's
+        held = _as_left(survivor, earlier, stored, leaned) or {}
+        said = conversion.said.get(survivor)
+        carried = merge_carries(was, person, held, prior, rules, writer, said.deletes if said is not None else (),
+                                renumbered=bool(renumbered))
+        if carried is None:  # two people (``_joined``'s W): her numbers are not the survivor's
             if renumbered:
                 _kept_on(conversion, prior, FILED_AS_OWN_ENTRIES)
             _stays_on(conversion, prior, was)
             continue
-        held = _as_left(survivor, earlier, stored, leaned) or {}
-        stated = [*(person.get("identifier") or ()), *(held.get("identifier") or ())]
-        said = conversion.said.get(survivor)
-        carried = rules.kept_beside("Patient", "identifier", writer, json_copy(was["identifier"]), stated,
-                                    said.deletes if said is not None else ())
-        if not renumbered:  # (the record merged away keeps its remembered numbers: rv38j, ident39)
-            carried = [i for i in carried if not _marked(i)]
-            for ident in carried:
-                ident["extension"] = [*(ident.get("extension") or ()), _carried_from(prior)]
         if not carried:
             continue
         person["identifier"] = [*(person.get("identifier") or ()), *carried]
@@ -2290,6 +2285,32 @@ def _carried(conversion: Any, earlier: Sequence[Any], stored: dict[Any, Any], le
             sequence = conversion.persons.get(survivor) or conversion.corrections.get(survivor) or 1
             _refuse_against_number(wrong, sequence, "PID-3 does not state it, and the merge carries it from MRG-1's "
                                    "record onto this one", leaned)
+
+
+def merge_carries(was: dict[str, Any], person: dict[str, Any], held: dict[str, Any], prior: str, rules: MergeRules,
+                  writer: str = _WRITER, deletes: Sequence[Delete] = (), *, renumbered: bool = False,
+                  ) -> list[dict[str, Any]] | None:
+    """What a merge carries from ``was`` (the record merged away, ``prior``, as it stood at the merge) onto its
+    survivor -- ``person`` (the survivor as the merge states it) over ``held`` (as it stood before): the one reading of
+    ``_carried``'s rule, asked by the merge itself and by the upgrade giving merges filed before the rule their carry
+    (``engine.carried_numbers``, a40b41). None: the two are two people by the person guard's rule
+    (``contradicts_all``), nothing is carried. Else the identifiers ``merge.yaml``'s ``beside`` keeps from ``was``
+    beside what the survivor states or holds (``MergeRules.kept_beside``: not a kind it has; not what ``deletes``,
+    the merge's ``""``, took off), copies; a merge of two records (not ``renumbered``) leaves the remembered numbers
+    (filed-as-own) where they are and marks each it carries ``CARRIED_FROM_EXT`` naming ``prior`` -- one mark per
+    merge, so a number a chain of merges carried on names every record it came through, and each A37 takes back its
+    own. Whether the survivor's sex or birth date contradicts a carried ID number
+    (``demographics.conflicts_with_own_ids``) is the caller's to ask, of the survivor as it is then left."""
+    if contradicts_all(was, person):
+        return None
+    stated = [*(person.get("identifier") or ()), *(held.get("identifier") or ())]
+    carried = rules.kept_beside("Patient", "identifier", writer, json_copy(was.get("identifier") or []), stated,
+                                deletes)
+    if not renumbered:  # (the record merged away keeps its remembered numbers: rv38j, ident39)
+        carried = [i for i in carried if not _marked(i)]
+        for ident in carried:
+            ident["extension"] = [*(ident.get("extension") or ()), _carried_from(prior)]
+    return carried
 
 
 def _stays_on(conversion: Any, prior: str, was: dict[str, Any]) -> None:

@@ -1,4 +1,4 @@
-"""``huren identity rebuild|conflicts|authorities``: operator verbs of the master patient index."""
+"""``huren identity rebuild|conflicts|authorities|carried``: operator verbs of the master patient index."""
 
 from __future__ import annotations
 
@@ -18,6 +18,10 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
         "authorities", help="list the CX-4 assigning authorities the kept messages write on record numbers "
                             "(PID-3, MRG-1) and how each is read: own MRN, another member's, or kept apart")
     authorities.set_defaults(handler=identity_authorities)
+    carried = isub.add_parser(
+        "carried", help="the once-per-store pass giving merges filed before the fortieth round their carried ID "
+                        "number: when it ran, survivors written, merges left and why, its audit records")
+    carried.set_defaults(handler=identity_carried)
 
 
 def identity_rebuild(args: argparse.Namespace, settings: Settings) -> int:
@@ -50,6 +54,27 @@ def identity_authorities(args: argparse.Namespace, settings: Settings) -> int:
         print("institution\tapplication\tCX-4\tcount\treading")
         for a, n in census(engine.ingestor.messages.messages, engine.site):
             print("\t".join(_cell(v) for v in (a.institution, a.application, a.cx4, str(n), a.reading)))
+    return 0
+
+
+def identity_carried(args: argparse.Namespace, settings: Settings) -> int:
+    """What ``engine.carried_numbers`` did on this store (the Engine's open runs it if it has not run): one
+    ``name<TAB>value`` line each. The pass is once per store; its figures are its marker's."""
+    from engine.carried_numbers import report
+    from engine.engine import Engine
+
+    with Engine(settings) as engine:
+        done = report(engine.repository)
+    if done is None:  # (the open runs it: only a store no Engine finished opening)
+        print("carried-numbers\tnot run")
+        return 1
+    print(f"carried-numbers\tdone {done.get('at')}")
+    for name, what in (("merges", "records merged away looked at"), ("written", "survivors given a number"),
+                       ("carried", "merges that carried"), ("two_people", "left: two people"),
+                       ("against", "left: against the survivor's sex or birth date"),
+                       ("held", "nothing: the survivor holds a number")):
+        print(f"{name}\t{done.get(name, 0)}\t{what}")
+    print(f"audit\t{' '.join(f'audit-{n}' for n in done.get('audited') or ()) or '-'}")
     return 0
 
 

@@ -134,19 +134,35 @@ def _note_merged_key(doc: dict[str, Any], before: dict[str, Any] | None) -> None
         doc["merged_key"] = carried
 
 
-def _before_merge(history: list[Any]) -> dict[str, Any] | None:
+def before_merge(history: list[Any]) -> dict[str, Any] | None:
     """Of a merged-away record's versions (newest first), the one current just before the merge:
     the newest that states no ``replaced-by`` below the run of versions that do (None: none stored,
     or a deletion). Its number is the one the record carried AT the merge -- what ``_note_merged_key``
     keeps when it is written (the entry before the merge), so a recovery gives no number removed
     before the merge (rvrvpriv26: W's wrong number removed by an operator, then W merged numberless
-    into A's record -- followed when stored, and the recovery must not make it a two-number merge)."""
+    into A's record -- followed when stored, and the recovery must not make it a two-number merge).
+
+    A version the index wrote inside that run -- the same record but its links (``Patient.link``: the index
+    materialises ``seealso`` links, and with two records of one number it wrote one over the merge's
+    ``replaced-by`` and back) -- is part of the run, not the record before the merge: taken for it, the merge's own
+    dropping of the ID number read as "none at the merge" (forty-first round, a40b41: R1 and R2 of one number,
+    R1's versions A04, seealso, A40 replaced-by, seealso, replaced-by)."""
+    after: dict[str, Any] | None = None  # the newer version of the run just passed
     for version in history:
         if version.resource is None:
             return None
-        if not any(kind == "replaced-by" for kind, _ in _merges(version.resource)):
-            return version.resource
+        if any(kind == "replaced-by" for kind, _ in _merges(version.resource)) or (
+                after is not None and _links_apart(version.resource, after)):
+            after = version.resource
+            continue
+        return version.resource
     return None
+
+
+def _links_apart(one: dict[str, Any], other: dict[str, Any]) -> bool:
+    """Are two versions of a record the same but for their links (and ``meta``): an index write between them?"""
+    return {k: v for k, v in one.items() if k not in ("meta", "link")} == \
+        {k: v for k, v in other.items() if k not in ("meta", "link")}
 
 
 MERGED_KEYS = "merged-keys-recovered"  # mpi_meta: the merges stored before ``merged_key`` were given theirs
@@ -509,7 +525,7 @@ class IdentityService:
     def recover_merged_keys(self) -> int:
         """Give every record merged away by code from before ``merged_key`` (an entry ``replaced_by``
         another, with no number and no ``merged_key``) the number it carried AT the merge: that of
-        the version current just before it (``_before_merge``; an A40 writes the old record with its
+        the version current just before it (``before_merge``; an A40 writes the old record with its
         MRN alone, the version before it carries the number -- none when it was removed before the
         merge, as ``_note_merged_key`` judges a merge stored today). Returns how many were given one. Run once at
         the first start after the upgrade (``MERGED_KEYS`` in ``mpi_meta``) and by ``rebuild``.
@@ -530,7 +546,7 @@ class IdentityService:
                 history = versions("Patient", doc["_id"])
             except (NotFound, Gone):
                 continue
-            number = nationalid.patient_number(_before_merge(history))
+            number = nationalid.patient_number(before_merge(history))
             if number:
                 self.links.update(doc["_id"], {"merged_key": self.nid_key(number)})
                 recovered += 1

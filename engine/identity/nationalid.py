@@ -103,13 +103,16 @@ def valid_number(value: str | None) -> str | None:
 
 @lru_cache(maxsize=4096)
 def _region_known(area_and_birth_date: str) -> bool:
-    """Does python-stdnum's division table know the area code for the birth date? (≈0.3 ms: cached)"""
+    """Does python-stdnum's division table know the area code for the birth date? (≈0.3 ms: cached) An entry its
+    table holds without a county (320905-320933 and others for 1962) makes ``get_birth_place`` raise ``KeyError``:
+    not known either -- it had made every message stating such a number AE 207 "conversion failed: KeyError"
+    (forty-first round, a40b41)."""
     from stdnum.cn import ric
     from stdnum.exceptions import ValidationError
 
     try:
         ric.get_birth_place(area_and_birth_date + "0000")
-    except ValidationError:
+    except (ValidationError, KeyError):
         return False
     return True
 
