@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import re
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -17,6 +18,7 @@ from adapters.hl7v2.ack import ack_code_of
 from engine.api.app import create_app
 from engine.engine import Engine
 from engine.messages import message_id
+from engine.settings import Settings
 from tests.hl7_calls import err_lines, post
 from tests.identity39_calls import NNCHN_SYSTEM, engine_and_client, registered, tokens
 from tests.module_store import module_eng
@@ -221,3 +223,29 @@ def test_xo41_a_held_cancel_in_the_batch_does_not_decide_which_order_the_accessi
         outcomes[batch] = ([_ack_lines(a, run) for a in acks],
                            [_one(http, HIS, f"{run}{n}")["status"] for n in (1, 2)])
     assert outcomes[True] == outcomes[False], outcomes
+
+
+# --- reg41: the decision after a restart -------------------------------------------------------------------------
+
+
+def test_reg41_the_held_renumbering_is_decided_after_a_restart(tmp_path: Path) -> None:
+    """SQLite on disk: the LIS's walk-in hold, the engine closed and opened again; the held message is still listed
+    and the operator's decision takes it once (the record holds the number), asked again ``already``."""
+    settings = Settings(data_dir=tmp_path / "var", http_port=0, mllp_port=0, base_url="https://huren.example")
+    wrong, right = _nid("32092319700305002"), _nid("32092319700305022")
+    with Engine(settings) as engine, TestClient(create_app(engine)) as http:
+        http.headers["Authorization"] = "Bearer " + engine.auth.issue_system_token("rv41d", "system/*.cruds")
+        assert ack_code_of(post(http, adt("QR1", f"QR^^^FNXRMYY^MR~{wrong}^^^^NNCHN", "甲^五", "19700305", "F",
+                                          app="LIS"))) == "AA"
+        ack = post(http, adt("QR2", f"QR^^^FNXRMYY^MR~{right}^^^^NNCHN", "甲^五", "19700305", "F"))
+        assert any("|205^" in x for x in err_lines(ack)), ack
+    with Engine(settings) as engine, TestClient(create_app(engine)) as http:
+        http.headers["Authorization"] = "Bearer " + engine.auth.issue_system_token("rv41d", "system/*.cruds")
+        assert "QR2" in _held_ids(http, engine)
+        decided = _decide(http, engine, "QR2")
+        assert decided.status_code == 200 and decided.json()["decided"]["used"] is True, decided.text
+        (rec,) = patients(http, f"{MRN}|QR")
+        assert _nids(rec) == {right}, _nids(rec)
+        again = _decide(http, engine, "QR2")
+        assert again.status_code == 200 and again.json()["already"] is True, again.text
+        assert "QR2" not in _held_ids(http, engine)
