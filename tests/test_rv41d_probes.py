@@ -26,13 +26,14 @@ from tests.test_cdfix38_fixes import OID
 from tests.test_code37_ris_change import CHEST, HEAD
 from tests.test_codedoc38_order_owner import _codes
 from tests.test_order35_as_later import _operator
-from tests.test_probepay26_windows import msh, pid
+from tests.test_probepay26_windows import CBC, engine, flags, msh, order, pid, result
+from tests.test_recognition_e2e import Sender
 from tests.test_rv40c_probes import _held_at_obr4, _one, _order
-from tests.test_rv40d_probes import _stated
+from tests.test_rv40d_probes import REASONS, _stated
 from tests.test_rvidentity32_probes import MRN, _nid, adt, merge, oru, patients
 from tests.test_srfix35_order_code import B, http, send
 
-__all__ = ["http", "module_eng"]
+__all__ = ["engine", "http", "module_eng"]
 
 RIS = "urn:huren:id:RIS"
 HIS = "urn:huren:id:HIS"
@@ -277,3 +278,35 @@ def test_reg41_the_decision_does_not_give_a_record_a_number_another_record_holds
                 for url in (f"/fhir/Patient/{qh['id']}", "/fhir/Observation")]
     assert decided.status_code == 409 or qi["id"] in decided.text, decided.text
     assert not any(qh["id"] in t or "HBA1C" in t for t in seen), seen
+
+
+# --- xo41: money -- a repeat's report by the accession alone ------------------------------------------------------
+
+
+@pytest.mark.parametrize("reason", ["R01", ""])
+def test_xo41_money_a_repeat_reported_by_the_accession_alone(engine: Engine, mllp: int, reason: str) -> None:
+    """HOSPA's CBC two days before; HOSPB's HIS orders CBC (with R01, or none), its LIS accepts it (SC, ``F<n>^LIS``)
+    and reports under the accession alone. With R01 the repeat is justified (the order's reason), as when the
+    report names the placer number; without, flagged "not payable" once. Then the HIS's own XO by the accession
+    alone giving R01 after the result is a late reason: the flag stays (DOMAIN.md, policy11)."""
+    hl7 = Sender(mllp)
+    hl7.send(result("HOSPA", "A1", CBC, "20260310090000+0800"))
+    r = f"R01^病情变化^{REASONS}" if reason else ""
+    assert "MSA|AA" in hl7.send(order("HOSPB", "B1", CBC, "20260312080000+0800", reason=r))
+    sc = (msh("HOSPB", "LIS", "ORM^O01^ORM_O01", "20260312083000+0800") + pid("HOSPB")
+          + "ORC|SC|B1^HIS|FB1^LIS||IP\n" + f"OBR|1|B1^HIS|FB1^LIS|{CBC}|||20260312080000+0800\n")
+    assert "MSA|AA" in hl7.send(sc)
+    alone = result("HOSPB", "B1", CBC, "20260312090000+0800").replace("|B1^HIS|", "||")
+    ack = hl7.send(alone)
+    assert "MSA|AA" in ack, ack
+    got = [f for f in flags(engine) if f["status"] not in ("cancelled",)]
+    if reason:
+        assert not [f for f in got if f["status"] == "flagged"] and "not payable" not in ack, (got, ack)
+        return
+    assert [f["status"] for f in got] == ["flagged"], got
+    xo = (msh("HOSPB", "HIS", "ORM^O01^ORM_O01", "20260312110000+0800") + pid("HOSPB")
+          + f"ORC|XO||FB1^LIS||IP||||20260312110000+0800|||D7^张^医生||||R01^病情变化^{REASONS}\n"
+          + f"OBR|1||FB1^LIS|{CBC}|||20260312080000+0800\n")
+    assert "MSA|AA" in hl7.send(xo)
+    got = [f for f in flags(engine) if f["status"] not in ("cancelled",)]
+    assert [f["status"] for f in got] == ["flagged"], got
