@@ -310,3 +310,23 @@ def test_xo41_money_a_repeat_reported_by_the_accession_alone(engine: Engine, mll
     assert "MSA|AA" in hl7.send(xo)
     got = [f for f in flags(engine) if f["status"] not in ("cancelled",)]
     assert [f["status"] for f in got] == ["flagged"], got
+
+
+def test_reg41_no_resident_reads_the_other_womans_number_after_the_hold(both: tuple[Engine, TestClient]) -> None:
+    """Guard (privacy): the walk-in hold (QA holds a; the LIS's A04 under QA states QB's b). Neither woman's resident
+    finds the other's number, or the other's record, in what she can read."""
+    engine, http = both
+    a, b = _nid("32092319700302002"), _nid("32092319700302012")
+    qa = registered(http, "QA", "QA1", "甲^二", "19700302", "F", f"~{a}^^^^NNCHN")
+    qb = registered(http, "QB", "QB1", "甲^二", "19700302", "F", f"~{b}^^^^NNCHN")
+    ack = post(http, adt("QA2", f"QA^^^FNXRMYY^MR~{b}^^^^NNCHN", "甲^二", "19700302", "F", app="LIS"))
+    assert any("|205^" in x for x in err_lines(ack)), ack
+    for rec, other, theirs in ((qa, b, qb), (qb, a, qa)):
+        token, _ = engine.auth.issue_token(subject=f"Patient/{rec['id']}", kind="patient", client_id="rv41d-phone",
+                                           scopes=["patient/*.rs"], patient=rec["id"])
+        with TestClient(create_app(engine)) as phone:
+            for url in (f"/fhir/Patient/{rec['id']}", f"/fhir/Patient/{rec['id']}/_history",
+                        f"/fhir/Patient/{rec['id']}/$everything", "/fhir/Provenance", "/fhir/AuditEvent",
+                        "/fhir/MessageHeader", "/fhir/Patient", "/ui/me"):
+                r = phone.get(url, headers={"Authorization": f"Bearer {token}"})
+                assert r.status_code == 200 and other not in r.text and theirs["id"] not in r.text, (url, r.text[:300])
