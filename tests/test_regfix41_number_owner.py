@@ -143,3 +143,52 @@ def test_a_result_naming_a_clients_record_registers_no_one(tmp_path: Path, backe
     assert numbers["single"] == numbers["batch"] == numbers["alone"] == [R11[0]], numbers
     (line,) = _w205(answers["single"])
     assert "only a registration (ADT\\S\\A01/A04/A05/A28)" in line and "is another" not in line, line
+
+
+R12 = (_number("32092319900112001"), "褚^十二", "19900112", "M")
+R12b = (_number("32092319900112011"), "褚^十二", "19900112", "M")
+R13 = (_number("32092319910213002"), "卫^十三", "19910213", "F")
+R13b = (_number("32092319910213022"), "卫^十三", "19910213", "F")
+R14 = (_number("32092319920314001"), "蒋^十四", "19920314", "M")
+R14b = (_number("32092319920314011"), "蒋^十四", "19920314", "M")
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "mongomock"])
+def test_a_registration_stating_no_number_decides_alike_one_by_one_and_in_a_batch(tmp_path: Path, backend: str) -> None:
+    """The LIS's result makes a placeholder with his number; the HIS's A04 registers the record stating no ID number
+    (PID-3 its MRN alone: the number kept, ``merge.yaml`` ``beside``) -- R12 writing nothing new (``unchanged``),
+    R14 adding his address (a version of its own); the RIS's A08 states another number: held, the HIS's (it
+    registered the record holding the number). R13: the HIS registers her number, takes it off (``""^^^^NNCHN``),
+    the LIS's walk-in A04 states it again, then the HIS's A08 corrects it: taken (the null's version holds no number
+    and is passed over: the HIS registered that number first). One by one and in one batch alike -- the batch had
+    passed over every earlier message stating no number, so R14's A08 was held one by one and refused by the
+    registrants' rule in a batch (reg41's reading), and R12's once the unchanged A04 counted (regfix41)."""
+    thin = f"PID|1||R12^^^HOSPB^MR||{R12[1]}||{R12[2]}|{R12[3]}\n"
+    moved = f"PID|1||R14^^^HOSPB^MR||{R14[1]}||{R14[2]}|{R14[3]}|||城关镇幸福路1号^^如皋^江苏^226500\n"
+    null = f'PID|1||""^^^^NNCHN~R13^^^HOSPB^MR||{R13[1]}||{R13[2]}|{R13[3]}\n'
+    raws = _raws([
+        _result("HOSPB", _pid("HOSPB", R12, "R12"), "R12O", 1), _adt("HIS", "A04", thin, "R12-A04"),
+        _adt("RIS", "A08", _pid("HOSPB", R12b, "R12"), "R12-A08"),
+        _result("HOSPB", _pid("HOSPB", R14, "R14"), "R14O", 1), _adt("HIS", "A04", moved, "R14-A04"),
+        _adt("RIS", "A08", _pid("HOSPB", R14b, "R14"), "R14-A08"),
+        _adt("HIS", "A04", _pid("HOSPB", R13, "R13"), "R13-A04"), _adt("HIS", "A08", null, "R13-NULL"),
+        _adt("LIS", "A04", _pid("HOSPB", R13, "R13"), "R13-LIS"),
+        _adt("HIS", "A08", _pid("HOSPB", R13b, "R13"), "R13-A08"),
+    ])
+    answers, held, numbers = {}, {}, {}
+    for name in ("single", "batch"):
+        with _engine(tmp_path, backend, name) as eng:
+            outcomes = ([o for raw in raws for o in eng.ingestor.process([raw])] if name == "single"
+                        else eng.ingestor.process(raws))
+            answers[name] = {(said := _warnings(o.ack))[0].split("|")[2]: said for o in outcomes}  # by MSA-2
+            held[name] = _held(eng)
+            numbers[name] = {mrn: _numbers(eng, mrn) for mrn in ("R12", "R13", "R14")}
+    assert answers["batch"] == answers["single"] and held["batch"] == held["single"], (answers, held)
+    assert numbers["batch"] == numbers["single"], numbers
+    single = answers["single"]
+    for mrn in ("R12", "R14"):
+        (line,) = _w205(single[f"{mrn}-A08"])
+        assert "(MSH-3 HIS) replaces it" in line and "(MSH-3 RIS) is another" in line, line
+    assert set(held["single"]) == {"R12-A08", "R14-A08"}, held
+    assert numbers["single"] == {"R12": [R12[0]], "R13": [R13b[0]], "R14": [R14[0]]}, numbers
+    assert not _w205(single["R13-A08"]) and not _w205(single["R13-LIS"]), single

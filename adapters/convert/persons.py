@@ -1413,8 +1413,7 @@ def _numbers_left(ref: str, earlier: Sequence[Any], stored: dict[Any, Any], lean
         if numbers := id_numbers(person):
             leaned.append(at)
             return numbers
-        said = c.said.get(ref)
-        if said is not None and any(d.element == "identifier" and d.where == NATIONAL_ENTRIES for d in said.deletes):
+        if _nulled(c, ref):
             leaned.append(at)
             return frozenset()
     was = stored.get(tuple(ref.split("/", 1)))
@@ -1450,12 +1449,14 @@ def _number_owners(conversion: Any, ref: str, numbers: frozenset[str], registran
     whole = True  # the run reaches back into the store
     for c in reversed(earlier):
         person = c.by_reference.get(ref)
-        if person is None or ref in c.create_only or not (theirs := id_numbers(person)):
+        if person is None:
             continue
-        if not numbers <= theirs:
+        theirs = frozenset() if ref in c.create_only else id_numbers(person)
+        if theirs and not numbers <= theirs:
             whole = False
             break
-        batch.append((c.application, bool(c.registers)))
+        if not (_renumber_held(c.held, ref) or (not theirs and ref not in c.create_only and _nulled(c, ref))):
+            batch.append((c.application, bool(c.registers)))
     makers: list[tuple[str, bool]] = []  # in the order received
     marks = _marks(search, read_many)
     if whole and marks is not None and messages is not None:
@@ -1490,11 +1491,23 @@ def _makers(ref: str, versions: set[str], search: Any, messages: Any,
     out: dict[str, set[tuple[str, str, bool]]] = {}
     for prov, docs in _naming(ref, versions, search, messages, marks):
         made = {(str(doc.get("received_at") or ""), application_of(doc), registers_person(*_event(doc))) for doc in docs
-                if not any(isinstance(c, dict) and c.get("claim") == RENUMBER_CLAIM and c.get("resource") == ref
-                           for c in doc.get("held_claims") or ())}
+                if not _renumber_held(doc.get("held_claims") or (), ref)}
         for version in _versions_named(prov, ref) & versions:
             out.setdefault(version, set()).update(made)
     return out
+
+
+def _renumber_held(claims: Sequence[Any], ref: str) -> bool:
+    """Do a message's held claims (its document's ``held_claims``, a batch's ``Conversion.held``) hold a renumbering
+    of ``ref`` (``_hold_renumber``): it kept the record's number, it did not state it."""
+    return any(isinstance(c, dict) and c.get("claim") == RENUMBER_CLAIM and c.get("resource") == ref for c in claims)
+
+
+def _nulled(conversion: Any, ref: str) -> bool:
+    """Did this message's ``""^^^^NNCHN`` take ``ref``'s resident ID number off (its delete still said: a null not
+    taken is dropped from ``said``, ``_kept_on``)? ``_numbers_left``'s reading."""
+    said = conversion.said.get(ref)
+    return said is not None and any(d.element == "identifier" and d.where == NATIONAL_ENTRIES for d in said.deletes)
 
 
 # who may replace or take off a record's ID number (``_may_renumber``), as the W 205 and the refusal's advice say it
