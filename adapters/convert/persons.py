@@ -1362,7 +1362,8 @@ def _may_renumber(conversion: Any, ref: str, earlier: Sequence[Any], search: Any
     (the registrations table, any application's first) or earlier in the batch. An update (A08/A31) from an
     application that never registered the record (the LIS's A08 on the HIS's record: a47fix40) may not. A record
     only a result's placeholder made (``_UNREGISTERED``) is anyone's to number, as ``_may_restate`` says; one whose
-    registrations cannot be told (None) or no registration spoke for (``_UNSPOKEN``): only a registration event."""
+    registrations cannot be told (None) or no registration spoke for (``_UNSPOKEN``: a FHIR client's, results naming
+    it or not -- a result naming a record is no registration, regfix41): only a registration event."""
     declared = conversion.registrars
     app = conversion.application
     if declared:
@@ -1437,8 +1438,11 @@ def _number_owners(conversion: Any, ref: str, numbers: frozenset[str], registran
     A04 that also adds an address) -- the first received of them that registers is the owner, so a later echo (the
     LIS's A04 restating the HIS's number, a re-send filed before stfix40 kept ``unchanged``) makes no second owner.
     Not one whose own number was held (its ``held_claims``: it kept the number, it did not state it). A batch reads
-    its earlier messages the same way, each in its turn, whether or not its write would change the record: one by
-    one the RIS's A08 after such an A04 had been answered by the registrants' rule and in one batch held (regfix41).
+    its earlier messages as the store will read their Provenances, each in its turn: whether or not its write would
+    change the record, a registration stating no number (the number kept beside) and a result naming the record
+    (create-only) among them, not one whose renumbering was held nor one whose null was taken (its version holds no
+    number, passed over as a stored one is) -- one by one the RIS's A08 after the HIS's A04 over a LIS placeholder
+    had been answered by the registrants' rule and in one batch held, or the other way round (regfix41).
     Empty when the record holds no valid number, or no registering message made a version of the run (a result's
     placeholder numbered by a LIS's ORU and never registered, a FHIR client's record): ``_may_renumber`` then answers
     by the registrants' rule. Read only when a message would replace or take off the number (a PID's number differs
@@ -1734,8 +1738,8 @@ def _registered(ref: str, search: Any, messages: Any, declared: Collection[str] 
     """The application that registered the stored record ``ref``: MSH-3 of the first received
     registration message (``registers_person``) huren filed whose Provenance names the record;
     ``_UNREGISTERED`` when every message naming it was read and none registers it (a placeholder a
-    result made); ``_UNSPOKEN`` when no Provenance names it (nothing stored, or a record a FHIR client
-    made); None when it cannot be told (no store at hand, a Provenance of a registration event whose
+    result made: ``_named``); ``_UNSPOKEN`` when no Provenance names it (nothing stored) or a FHIR client
+    made it, whatever results named it since (regfix41); None when it cannot be told (no store at hand, a Provenance of a registration event whose
     message is no longer kept or not filed, more Provenances than ``_PAGES`` pages hold): then no one's
     A08 may restate it as another person (a wrong person is worse than an update left for the operator).
 
