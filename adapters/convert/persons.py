@@ -1783,18 +1783,22 @@ def _registered(ref: str, search: Any, messages: Any, declared: Collection[str] 
 def _named(ref: str, search: Any, marks: Any) -> bool:
     """Did a filed message make ``ref`` (a record no registration spoke for: ``_table``, ``_walked``) -- the
     placeholder a result or an order made, ``_UNREGISTERED``, anyone's to number and restate until a registration
-    speaks for it? Read from the writer mark of its first version (``version_writers``, oldest last): a message's
-    (not ``NOT_THE_FEED``) -- yes; a FHIR client's -- no, whatever messages named it since (``_UNSPOKEN``). A result
-    naming a record writes nothing of it (its PID create-only) and registers nobody: a record a client made with
-    its ID number, once a LIS result named it, had read "unregistered" and any application's A08 replaced the
-    number the client stated, unwarned, where the same A08 alone was answered W 205 (rv41a MED 3; regfix41). Only
-    where the first version carries no mark (stored before the writer mark) is a Provenance naming it asked, as
-    before -- a search by target costs with the record's results (0.2 ms at 450, 2.9 ms at 5,000: SQLite sorts
-    every match for the first), the versions are few."""
+    speaks for it? A record whose first version a FHIR client wrote (its writer mark ``API``, ``version_writers``
+    oldest last) -- no, whatever messages named it since (``_UNSPOKEN``): a result naming a record writes nothing of
+    it (its PID create-only) and registers nobody, yet a record a client made with its ID number had read
+    "unregistered" once a LIS result named it, and any application's A08 replaced the number the client stated,
+    unwarned, where the same A08 alone was answered W 205 (rv41a MED 3; regfix41). Else yes when a version of it is
+    the feed's (its writer mark a message's, not ``NOT_THE_FEED`` nor None): every conversion's Provenance names
+    every resource it wrote (``adapters.convert.common.provenance``), and a deleted one would have marked the
+    record -- read from the record's few versions, where a Provenance search by target costs with the record's
+    results (0.2 ms at 450, 2.9 ms at 5,000: SQLite sorts every match for the first). Else (one stored before the
+    writer mark) that search, for one."""
     rtype, _, rid = ref.partition("/")
     writers = marks.version_writers(rtype, rid)
-    if writers and writers[-1][1] is not None:
-        return writers[-1][1] not in NOT_THE_FEED
+    if writers and writers[-1][1] == API:
+        return False
+    if any(writer is not None and writer not in NOT_THE_FEED for _, writer in writers):
+        return True
     return bool(search("Provenance", [("target", ref), ("_count", "1"), ("_total", "none")]).resources)
 
 
