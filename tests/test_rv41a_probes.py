@@ -344,10 +344,6 @@ def _fhir_made(eng: Engine, patient: dict) -> None:
         assert r.status_code in (200, 201), r.text
 
 
-@pytest.mark.xfail(strict=True, reason="rv41a MED (pre-existing rule, for the lead): a record a FHIR client made with "
-                   "its ID number is no one's to renumber but a registration's (_UNSPOKEN) -- until a LIS result "
-                   "names it (create-only: writing nothing of it); then it reads _UNREGISTERED and the RIS's A08, no "
-                   "registration, replaces the number the client stated, unwarned; one by one and in a batch alike")
 def test_a_result_naming_a_fhir_clients_record_does_not_open_it_to_renumbering(tmp_path: Path) -> None:
     """A record a FHIR client made (number N1), no message naming it. The LIS's result names it (its PID
     create-only: the record is not written), then the RIS's A08 states another number of the same demographics.

@@ -1362,7 +1362,8 @@ def _may_renumber(conversion: Any, ref: str, earlier: Sequence[Any], search: Any
     (the registrations table, any application's first) or earlier in the batch. An update (A08/A31) from an
     application that never registered the record (the LIS's A08 on the HIS's record: a47fix40) may not. A record
     only a result's placeholder made (``_UNREGISTERED``) is anyone's to number, as ``_may_restate`` says; one whose
-    registrations cannot be told (None) or no registration spoke for (``_UNSPOKEN``): only a registration event."""
+    registrations cannot be told (None) or no registration spoke for (``_UNSPOKEN``: a FHIR client's, results naming
+    it or not -- a result naming a record is no registration, regfix41): only a registration event."""
     declared = conversion.registrars
     app = conversion.application
     if declared:
@@ -1373,7 +1374,7 @@ def _may_renumber(conversion: Any, ref: str, earlier: Sequence[Any], search: Any
     registrants = _registrants(ref, search, messages, read_many)
     if registrants == {_UNREGISTERED}:
         return Renumber(True)
-    if registrants == {_UNSPOKEN} and _placeholder_in_batch(ref, earlier):
+    if registrants == {_UNSPOKEN} and _placeholder_in_batch(ref, earlier, read_many):
         return Renumber(True)  # (as it will be once the batch's earlier messages are filed: ``_UNREGISTERED``)
     registrants = (registrants or set()) - {_UNREGISTERED, _UNSPOKEN}
     registrants |= set(_batch_registrants(ref, earlier))
@@ -1413,8 +1414,7 @@ def _numbers_left(ref: str, earlier: Sequence[Any], stored: dict[Any, Any], lean
         if numbers := id_numbers(person):
             leaned.append(at)
             return numbers
-        said = c.said.get(ref)
-        if said is not None and any(d.element == "identifier" and d.where == NATIONAL_ENTRIES for d in said.deletes):
+        if _nulled(c, ref):
             leaned.append(at)
             return frozenset()
     was = stored.get(tuple(ref.split("/", 1)))
@@ -1431,27 +1431,37 @@ def _number_owners(conversion: Any, ref: str, numbers: frozenset[str], registran
     record, back to the first stating other numbers -- one stating none leaves the number as it was, ``merge.yaml``
     ``beside``), the sender of the first one made by a registration (its message a registration event:
     ``registers_person``) or by an application that registered the record (``registrants``: the registrations
-    table's, the batch's -- the HIS's A08 correcting the number of a record it registered). A version's maker is read
-    from the Provenances naming that very version and their filed messages (``_makers``): not one that left it as
-    stored (a re-send naming the version it found: ``unchanged``, as ``merge_rules._made_by`` reads it), nor one
-    whose own number was held (its ``held_claims``: it kept the number, it did not state it). Empty when the record
-    holds no valid number, or no registering message made a version of the run (a result's placeholder numbered by
-    a LIS's ORU and never registered, a FHIR client's record): ``_may_renumber`` then answers by the registrants'
-    rule. Read only when a message would replace or take off the number (a PID's number differs from the
-    record's), never on the common path."""
+    table's, the batch's -- the HIS's A08 correcting the number of a record it registered). A version's makers are read
+    from the Provenances naming that very version and their filed messages (``_makers``), in the order received: the
+    message that wrote it, and one that stated the record as stored (``unchanged``: the HIS's A04 registering a
+    LIS's placeholder with the very number the result stated writes nothing, yet registers the number as much as an
+    A04 that also adds an address) -- the first received of them that registers is the owner, so a later echo (the
+    LIS's A04 restating the HIS's number, a re-send filed before stfix40 kept ``unchanged``) makes no second owner.
+    Not one whose own number was held (its ``held_claims``: it kept the number, it did not state it). A batch reads
+    its earlier messages as the store will read their Provenances, each in its turn: whether or not its write would
+    change the record, a registration stating no number (the number kept beside) and a result naming the record
+    (create-only) among them, not one whose renumbering was held nor one whose null was taken (its version holds no
+    number, passed over as a stored one is) -- one by one the RIS's A08 after the HIS's A04 over a LIS placeholder
+    had been answered by the registrants' rule and in one batch held, or the other way round (regfix41).
+    Empty when the record holds no valid number, or no registering message made a version of the run (a result's
+    placeholder numbered by a LIS's ORU and never registered, a FHIR client's record): ``_may_renumber`` then answers
+    by the registrants' rule. Read only when a message would replace or take off the number (a PID's number differs
+    from the record's), never on the common path."""
     if not numbers:
         return set()
     batch: list[tuple[str, bool]] = []  # the batch's makers of the run, newest first
     whole = True  # the run reaches back into the store
     for c in reversed(earlier):
         person = c.by_reference.get(ref)
-        if person is None or ref in c.create_only or not (theirs := id_numbers(person)):
+        if person is None:
             continue
-        if not numbers <= theirs:
+        theirs = frozenset() if ref in c.create_only else id_numbers(person)
+        if theirs and not numbers <= theirs:
             whole = False
             break
-        batch.append((c.application, bool(c.registers)))
-    makers: list[set[tuple[str, bool]]] = []  # oldest first
+        if not (_renumber_held(c.held, ref) or (not theirs and ref not in c.create_only and _nulled(c, ref))):
+            batch.append((c.application, bool(c.registers)))
+    makers: list[tuple[str, bool]] = []  # in the order received
     marks = _marks(search, read_many)
     if whole and marks is not None and messages is not None:
         rtype, _, rid = ref.partition("/")
@@ -1470,28 +1480,38 @@ def _number_owners(conversion: Any, ref: str, numbers: frozenset[str], registran
                 run.append(str(version.version))
         if run:
             made = _makers(ref, set(run), search, messages, marks)
-            makers = [made.get(v, set()) for v in reversed(run)]
-    makers += [{maker} for maker in reversed(batch)]
-    for found in makers:
-        if owners := {app for app, registers in found if registers or app in registrants}:
-            return owners
-    return set()
+            makers = [(app, registers) for v in reversed(run) for _, app, registers in sorted(made.get(v, ()))]
+    makers += reversed(batch)
+    return next(({app} for app, registers in makers if registers or app in registrants), set())
 
 
-def _makers(ref: str, versions: set[str], search: Any, messages: Any, marks: Any) -> dict[str, set[tuple[str, bool]]]:
-    """Version of ``ref`` -> (application (MSH-3), whether a registration event) of each filed message that made it, of
-    ``versions``: the Provenances naming that very version (``_versions_named``), the feed's own (``_naming``), and of
-    their messages those whose write did not leave the record as stored (``unchanged``) nor held its renumbering
-    (``held_claims``' ``RENUMBER_CLAIM`` for it)."""
-    out: dict[str, set[tuple[str, bool]]] = {}
+def _makers(ref: str, versions: set[str], search: Any, messages: Any,
+            marks: Any) -> dict[str, set[tuple[str, str, bool]]]:
+    """Version of ``ref`` -> (received at, application (MSH-3), whether a registration event) of each filed message
+    that stated it, of ``versions``: the Provenances naming that very version (``_versions_named``), the feed's own
+    (``_naming``), and of their messages every one but those that held its renumbering (``held_claims``'
+    ``RENUMBER_CLAIM`` for it) -- the one that wrote it and those that left it as stored (``unchanged``) alike, the
+    time received telling them apart (``_number_owners``: the first received that registers owns the number)."""
+    out: dict[str, set[tuple[str, str, bool]]] = {}
     for prov, docs in _naming(ref, versions, search, messages, marks):
-        made = {(application_of(doc), registers_person(*_event(doc))) for doc in docs
-                if ref not in (doc.get("unchanged") or ())
-                and not any(isinstance(c, dict) and c.get("claim") == RENUMBER_CLAIM and c.get("resource") == ref
-                            for c in doc.get("held_claims") or ())}
+        made = {(str(doc.get("received_at") or ""), application_of(doc), registers_person(*_event(doc))) for doc in docs
+                if not _renumber_held(doc.get("held_claims") or (), ref)}
         for version in _versions_named(prov, ref) & versions:
             out.setdefault(version, set()).update(made)
     return out
+
+
+def _renumber_held(claims: Sequence[Any], ref: str) -> bool:
+    """Do a message's held claims (its document's ``held_claims``, a batch's ``Conversion.held``) hold a renumbering
+    of ``ref`` (``_hold_renumber``): it kept the record's number, it did not state it."""
+    return any(isinstance(c, dict) and c.get("claim") == RENUMBER_CLAIM and c.get("resource") == ref for c in claims)
+
+
+def _nulled(conversion: Any, ref: str) -> bool:
+    """Did this message's ``""^^^^NNCHN`` take ``ref``'s resident ID number off (its delete still said: a null not
+    taken is dropped from ``said``, ``_kept_on``)? ``_numbers_left``'s reading."""
+    said = conversion.said.get(ref)
+    return said is not None and any(d.element == "identifier" and d.where == NATIONAL_ENTRIES for d in said.deletes)
 
 
 # who may replace or take off a record's ID number (``_may_renumber``), as the W 205 and the refusal's advice say it
@@ -1524,12 +1544,16 @@ def _held_words(answer: Renumber, app: str) -> str:
             "it as the number's owner's change")
 
 
-def _placeholder_in_batch(ref: str, earlier: Sequence[Any]) -> bool:
-    """Whether an earlier message of the batch made the record ``ref`` nothing stored names yet, and none of them
-    registers it: the placeholder a result or an order made, which ``_registered`` reads ``_UNREGISTERED`` once they
-    are filed -- a batch must decide as the same messages sent one by one (the HIS's A08 correcting the number its
-    own ORM placed on a record it made, in one batch with it, had been refused AE at PID-8: hooks19)."""
-    return any(ref in c.by_reference for c in earlier) and not _batch_registrants(ref, earlier)
+def _placeholder_in_batch(ref: str, earlier: Sequence[Any], read_many: Any) -> bool:
+    """Whether an earlier message of the batch made the record ``ref`` -- not stored, and named by an earlier message
+    -- and none of them registers it: the placeholder a result or an order made, which ``_registered`` reads
+    ``_UNREGISTERED`` once they are filed -- a batch must decide as the same messages sent one by one (the HIS's A08
+    correcting the number its own ORM placed on a record it made, in one batch with it, had been refused AE at
+    PID-8: hooks19). A stored record no registration spoke for (a FHIR client's) that a result of the batch names
+    stays ``_UNSPOKEN``, as ``_named`` reads it once filed: the result made nothing (rv41a LOW 1, MED 3)."""
+    if not any(ref in c.by_reference for c in earlier) or _batch_registrants(ref, earlier):
+        return False
+    return read_many is not None and tuple(ref.split("/", 1)) not in read_many([tuple(ref.split("/", 1))])
 
 
 def _registrants(ref: str, search: Any, messages: Any, read_many: Any) -> set[str] | None:
@@ -1714,8 +1738,8 @@ def _registered(ref: str, search: Any, messages: Any, declared: Collection[str] 
     """The application that registered the stored record ``ref``: MSH-3 of the first received
     registration message (``registers_person``) huren filed whose Provenance names the record;
     ``_UNREGISTERED`` when every message naming it was read and none registers it (a placeholder a
-    result made); ``_UNSPOKEN`` when no Provenance names it (nothing stored, or a record a FHIR client
-    made); None when it cannot be told (no store at hand, a Provenance of a registration event whose
+    result made: ``_named``); ``_UNSPOKEN`` when no Provenance names it (nothing stored) or a FHIR client
+    made it, whatever results named it since (regfix41); None when it cannot be told (no store at hand, a Provenance of a registration event whose
     message is no longer kept or not filed, more Provenances than ``_PAGES`` pages hold): then no one's
     A08 may restate it as another person (a wrong person is worse than an update left for the operator).
 
@@ -1757,15 +1781,23 @@ def _registered(ref: str, search: Any, messages: Any, declared: Collection[str] 
 
 
 def _named(ref: str, search: Any, marks: Any) -> bool:
-    """Does a filed message's Provenance name ``ref`` (an unmarked record: ``_table``)? Yes when a version of
-    it is the feed's (its writer mark a message's, not ``NOT_THE_FEED`` nor None): every conversion's
-    Provenance names every resource it wrote (``adapters.convert.common.provenance``), and a deleted one
-    would have marked the record -- read from the record's few versions, where a Provenance search by
-    target costs with the record's results (0.2 ms at 450, 2.9 ms at 5,000: SQLite sorts every match for
-    the first). Else (a record a FHIR client made that a result names, one stored before the writer
-    mark) that search, for one."""
+    """Did a filed message make ``ref`` (a record no registration spoke for: ``_table``, ``_walked``) -- the
+    placeholder a result or an order made, ``_UNREGISTERED``, anyone's to number and restate until a registration
+    speaks for it? A record whose first version a FHIR client wrote (its writer mark ``API``, ``version_writers``
+    oldest last) -- no, whatever messages named it since (``_UNSPOKEN``): a result naming a record writes nothing of
+    it (its PID create-only) and registers nobody, yet a record a client made with its ID number had read
+    "unregistered" once a LIS result named it, and any application's A08 replaced the number the client stated,
+    unwarned, where the same A08 alone was answered W 205 (rv41a MED 3; regfix41). Else yes when a version of it is
+    the feed's (its writer mark a message's, not ``NOT_THE_FEED`` nor None): every conversion's Provenance names
+    every resource it wrote (``adapters.convert.common.provenance``), and a deleted one would have marked the
+    record -- read from the record's few versions, where a Provenance search by target costs with the record's
+    results (0.2 ms at 450, 2.9 ms at 5,000: SQLite sorts every match for the first). Else (one stored before the
+    writer mark) that search, for one."""
     rtype, _, rid = ref.partition("/")
-    if any(writer is not None and writer not in NOT_THE_FEED for _, writer in marks.version_writers(rtype, rid)):
+    writers = marks.version_writers(rtype, rid)
+    if writers and writers[-1][1] == API:
+        return False
+    if any(writer is not None and writer not in NOT_THE_FEED for _, writer in writers):
         return True
     return bool(search("Provenance", [("target", ref), ("_count", "1"), ("_total", "none")]).resources)
 
@@ -1847,7 +1879,9 @@ def _walked(ref: str, search: Any, messages: Any, declared: Collection[str], mar
             if not _trail_whole(ref, named, rewritten, marks):
                 return None
             first = first_declared or first
-            return first[1] if first is not None else _UNREGISTERED
+            if first is not None:
+                return first[1]
+            return _UNREGISTERED if _named(ref, search, marks) else _UNSPOKEN  # (a client's record a result names)
     return None
 
 
