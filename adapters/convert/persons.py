@@ -49,7 +49,7 @@ from adapters.hl7v2.errors import (
     HL7Error,
     Tally,
 )
-from engine.errors import NotFound
+from engine.errors import FhirError, NotFound
 from engine.identity.demographics import (
     conflicts_between,
     conflicts_with_own_ids,
@@ -2145,25 +2145,43 @@ def _corrected_alone(former: dict[str, Any], current: dict[str, Any]) -> bool:
 
 def _stated_by(ref: str, versions: set[str], application: str, search: Any, messages: Any, marks: Any) -> bool:
     """Did a filed message of ``application`` (MSH-3) write one of ``versions`` of the record ``ref``? Read from the
-    Provenances naming the record (``_naming``), stopping at the first."""
-    return any(application in {application_of(doc) for doc in docs}
-               for _, docs in _naming(ref, versions, search, messages, marks))
+    Provenances naming the record (``_naming``), stopping at the first; past ``_PAGES`` pages, no (the refusal
+    ``_formerly`` would lift stands)."""
+    try:
+        return any(application in {application_of(doc) for doc in docs}
+                   for _, docs in _naming(ref, versions, search, messages, marks, whole=True))
+    except _Untold:
+        return False
 
 
 def _versions_stated_by(ref: str, versions: set[str], application: str, search: Any, messages: Any,
-                        marks: Any) -> set[str]:
-    """Which of ``versions`` of the record ``ref`` did a filed message of ``application`` (MSH-3) write? Read from
-    the Provenances naming the record (``_naming``), every page."""
-    return {version for prov, docs in _naming(ref, versions, search, messages, marks)
-            if application in {application_of(doc) for doc in docs}
-            for version in _versions_named(prov, ref) & versions}
+                        marks: Any) -> dict[str, list[dict[str, Any]]] | None:
+    """Which of ``versions`` of the record ``ref`` did a filed message of ``application`` (MSH-3) write, and which
+    messages (version -> their documents)? Read from the Provenances naming the record (``_naming``), every page.
+    None: "cannot be told" -- more Provenances than ``_PAGES`` pages hold, as ``_walked`` answers: what was read
+    is the OLDEST (the pages run oldest first), and a registration stating F the HIS corrected to U since would
+    own the mother's number again (rv41b LOW)."""
+    out: dict[str, list[dict[str, Any]]] = {}
+    try:
+        for prov, docs in _naming(ref, versions, search, messages, marks, whole=True):
+            theirs = [doc for doc in docs if application_of(doc) == application]
+            for version in _versions_named(prov, ref) & versions if theirs else ():
+                out.setdefault(version, []).extend(theirs)
+    except _Untold:
+        return None
+    return out
 
 
-def _naming(ref: str, versions: set[str], search: Any, messages: Any, marks: Any) -> Iterator[tuple[dict[str, Any],
-                                                                                                  list[dict[str, Any]]]]:
+class _Untold(Exception):
+    """``_naming(whole=True)`` read ``_PAGES`` pages and more Provenances name the record: "cannot be told"."""
+
+
+def _naming(ref: str, versions: set[str], search: Any, messages: Any, marks: Any,
+            whole: bool = False) -> Iterator[tuple[dict[str, Any], list[dict[str, Any]]]]:
     """Each Provenance naming one of ``versions`` of the record ``ref`` (each names the exact versions its message
     filed: ``_versions_named``), the feed's own only (a FHIR client's Provenance proves nothing: its writer mark),
-    with the filed messages that wrote it (``_writers``), a page at a time as ``_walked`` reads them."""
+    with the filed messages that wrote it (``_writers``), a page at a time as ``_walked`` reads them. ``whole``: past
+    ``_PAGES`` pages with more to read, raises ``_Untold`` (else it stops there)."""
     for n in range(_PAGES):
         page = search("Provenance", [("target", ref), ("_sort", "_lastUpdated"), ("_count", str(_PAGE)),
                                      ("_offset", str(n * _PAGE))])
@@ -2176,12 +2194,14 @@ def _naming(ref: str, versions: set[str], search: Any, messages: Any, marks: Any
                 yield prov, writers.get(f"Provenance/{prov.get('id')}", [])
         if not page.has_next:
             return
+    if whole:
+        raise _Untold(ref)
 
 
 def _two_people(conversion: Any, ref: str, was: dict[str, Any], search: Any, messages: Any, read_many: Any) -> bool:
     """Are the stored record ``ref`` (``was``) and the PID's two people (``demographics.contradicts_all``)? Where the
     answer is yes and the record's registrar could say otherwise -- the record states a sex and no day, and carries
-    a valid ID number of the other sex (``numbers_against_sex``) -- asked again with the record as its registrar last
+    a valid ID number of the other sex (``numbers_against_sex``) -- asked again with the record as its registrar
     stated it (``_as_registered``: whose the number is, ``own_id_numbers``): the HIS registered a man with his
     number, sex M and no PID-7, a FHIR client set his sex to female, and the HIS's A01 correcting his name was
     refused as another person (rv40i LOW 2). Only then is the store read (the refusal path)."""
@@ -2190,26 +2210,91 @@ def _two_people(conversion: Any, ref: str, was: dict[str, Any], search: Any, mes
         return False
     if not numbers_against_sex(was, demographics(was)):
         return True
-    registered = _as_registered(ref, search, messages, conversion.registrars, read_many)
+    registered = _as_registered(ref, search, messages, conversion.registrars, read_many, conversion.site)
     return registered is None or contradicts_all(was, person, registered)
 
 
-def _as_registered(ref: str, search: Any, messages: Any, declared: Collection[str],
-                   read_many: Any) -> dict[str, Any] | None:
-    """The stored record ``ref`` as the application that registered it (``_registered``) last stated it: the newest
-    of its versions a filed message of that application wrote (``_versions_stated_by``). None: no such version, or
-    no registrar to tell (a record a FHIR client made, one only a result's placeholder made, "cannot be told")."""
+# what ``_as_registered`` reads of the registrar's messages: the elements ``own_id_numbers`` asks (PID-5, PID-8, PID-7)
+_REGISTERED = ("name", "gender", "birthDate")
+# how many of the registrar's messages ``_as_registered`` reads again, newest first, for what it last stated of each
+# element: past them with one still unsaid, "cannot be told" (each is parsed and converted again; the refusal path only)
+_STATEMENTS_READ = 32
+
+
+def _as_registered(ref: str, search: Any, messages: Any, declared: Collection[str], read_many: Any,
+                   site: Any) -> dict[str, Any] | None:
+    """The stored record ``ref`` as the application that registered it (``_registered``) stated it: of each of its
+    name (PID-5), sex (PID-8), birth date (PID-7) and resident ID numbers (PID-3 NNCHN), what the newest of that
+    application's filed messages stating it stated (``""`` too: stated absent), read again from the message's own
+    raw bytes (``_as_sent``) -- the messages those Provenances name that name the record's versions
+    (``_versions_stated_by``). Never a stored version: a version is its message merged over the record, so an A08
+    with PID-8 empty kept the sex a FHIR client had set, and the version "the registrar's" carried a sex the HIS
+    never sent -- the twin sister's result under the boy's MRN was filed as his (rv41b HIGH 1), and the man's own
+    result refused again (rv41b LOW 2). None: no such message, or no registrar to tell (a record a FHIR client made,
+    one only a result's placeholder made), or "cannot be told" (more Provenances than the pages read, a message
+    that cannot be read again, an element unsaid in ``_STATEMENTS_READ`` messages)."""
     marks = _marks(search, read_many)
     registrar = _registered(ref, search, messages, declared, read_many)
-    if marks is None or registrar in (None, _UNSPOKEN, _UNREGISTERED):
+    if marks is None or site is None or registrar in (None, _UNSPOKEN, _UNREGISTERED):
         return None
     rtype, _, rid = ref.partition("/")
     try:
-        versions = [v for v in marks.versions(rtype, rid) if v.resource is not None]  # (newest first)
+        versions = [str(v.version) for v in marks.versions(rtype, rid) if v.resource is not None]  # (newest first)
     except NotFound:
         return None
-    stated = _versions_stated_by(ref, {str(v.version) for v in versions}, str(registrar), search, messages, marks)
-    return next((v.resource for v in versions if str(v.version) in stated), None)
+    stated = _versions_stated_by(ref, set(versions), str(registrar), search, messages, marks)
+    if stated is None:
+        return None
+    said: dict[str, Any] = {}
+    numbers: list[dict[str, Any]] | None = None
+    docs = list({str(doc.get("_id")): doc for version in versions for doc in stated.get(version, ())}.values())
+    for doc in docs[:_STATEMENTS_READ]:
+        sent = _as_sent(doc, ref, site)
+        if sent is None:
+            return None
+        person, deleted = sent
+        if not person:
+            continue  # (the message names the record without stating it: a result's PID, an A40's MRG-1)
+        for element in _REGISTERED:
+            if element not in said and (element in person or element in deleted):
+                said[element] = person.get(element)
+        national = [i for i in person.get("identifier") or () if isinstance(i, dict) and is_national_id(i)]
+        if numbers is None and (national or "identifier" in deleted):
+            numbers = national
+        if numbers is not None and len(said) == len(_REGISTERED):
+            break
+    else:
+        if len(docs) > _STATEMENTS_READ:
+            return None
+    if numbers is None and not said:
+        return None
+    return {"resourceType": "Patient", "identifier": numbers or [],
+            **{element: value for element, value in said.items() if value is not None}}
+
+
+def _as_sent(doc: dict[str, Any], ref: str, site: Any) -> tuple[dict[str, Any], frozenset[str]] | None:
+    """The record ``ref`` as the filed message ``doc`` stated it, and the elements it deleted (HL7's ``""``): its raw
+    bytes (kept exactly as received, ``engine.messages``) read as the pipeline read them (``read_message``: the
+    sender's set, MSH-18, the HTTP charset kept in ``peer``), parsed and converted again -- the converter is the one
+    reading of a PID (``common.patient``), and nothing of the store is in it. ({}, none) when the message names the
+    record without stating it (a result's or order's PID, written only when absent; an A40's MRG-1 record); None when
+    it cannot be read again (a site changed since: "cannot be told")."""
+    from adapters.convert import convert  # (that package imports this module)
+    from adapters.hl7v2.header import read_message
+    from adapters.hl7v2.parser import parse
+    from engine.messages import raw_of
+
+    try:
+        head, text = read_message(raw_of(doc), str(doc.get("peer") or ""), site)
+        conversion = convert(parse(text, head.read_in), site, institution=str(doc.get("facility") or "")
+                             or head.facility_code)
+    except (HL7Error, FhirError, ValueError):
+        return None
+    person = conversion.by_reference.get(ref)
+    if person is None or ref in conversion.create_only:
+        return {}, frozenset()
+    said = conversion.said.get(ref)
+    return person, frozenset(d.element for d in (said.deletes if said is not None else ()))
 
 
 def _joined(conversion: Any, earlier: Sequence[Any], stored: dict[Any, Any], leaned: list[int]) -> None:
