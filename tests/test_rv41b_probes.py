@@ -229,10 +229,6 @@ def _merged_then_renumbered(http: TestClient, prefix: str, nid: str) -> tuple[st
     return one, two, renumbered["id"]
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "rv41b LOW (misleading, the rv40i LOW 3 idlow41 fixed for the chain refusal, left in the other): after A40 R1->R2 "
-    "and A47 R2->R2N, the A37 of R2 and R1 is refused by persons._carried_on calling the A47 'a later merge' and "
-    "asking for 'the A37 of R2N and R2' -- an A37 of the retired number, undoing a renumbering (see the HIGH below)"))
 def test_the_carried_on_refusal_after_an_a47_does_not_ask_for_an_a37_of_the_retired_number(
         both: tuple[Engine, TestClient]) -> None:
     _, http = both
@@ -244,12 +240,6 @@ def test_the_carried_on_refusal_after_an_a47_does_not_ask_for_an_a37_of_the_reti
     assert "the A37 of 'R41F2N' and 'R41F2'" not in line, line
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "rv41b HIGH (wrong filing; the engine's own instruction leads there): after A40 R1->R2 and A47 R2->R2N, doing what "
-    "the refusal of the A37 of R2/R1 says -- the A37 of R2N and R2, then the A37 of R2 and R1 -- is taken twice: the "
-    "retired R2 is an active record again, R1 is parted and active WITHOUT its resident ID number, and the number "
-    "stays on R2N, by the HIS's own word another person's record (the harm persons._carried_on exists to prevent: an "
-    "A37 of a renumbering is taken as the undo of a merge, his.unlink, and gives nothing back)"))
 def test_following_the_carried_on_refusal_after_an_a47_keeps_the_number_with_its_person(
         both: tuple[Engine, TestClient]) -> None:
     _, http = both

@@ -2534,13 +2534,32 @@ def _undoes_no_merge(conversion: Any, earlier: Sequence[Any], stored: dict[Any, 
     number -- a later merge carried on (R2 into R3): the number sits on R3, which the A37 does not name and so does
     not change; taken, the A37 parted R1 from the chain while R3 kept R1's number, and ``Patient?identifier=`` the
     number answered R3, by the HIS's own word another person's record (idfix40b). The sender undoes the later merge
-    first (the A37 of R3 and R2: the number back on R2), then this one (back on R1), and merges R2 into R3 again."""
+    first (the A37 of R3 and R2: the number back on R2), then this one (back on R1), and merges R2 into R3 again.
+    Where the later one was a renumbering (R2 renumbered R2N by an A47: ``_renumbered``), the advice is its undo --
+    an A47 from R2N back to R2 -- not "the A37 of R2N and R2" (rv41b LOW 1, HIGH 2).
+
+    Refused first (rv41b HIGH 2): an A37 of two records one of which an A46/A47 renumbered into the other
+    (``_renumbered``). A renumbering is one record under a new number (HL7 v2.5.1 3.3.47), not a merge of two, and is
+    undone by another A47; the A37 was taken as the undo of a merge -- the retired number a record in use again
+    beside its new one, the mark ``his.unlink`` takes back naming neither -- so after A40 R1 into R2 and A47 R2 to
+    R2N, the A37s of R2N/R2 and then R2/R1 parted R1 without its ID number, left on R2N, another person's record by
+    the HIS's own word."""
     for ref, other in conversion.unlinked:
         if ref > other and (other, ref) in conversion.unlinked:
             continue  # (each pair once: ``his.unlink`` lists both ways)
         systems = {str(i.get("system")) for i in (_as_left(ref, earlier, stored, leaned) or {}).get("identifier") or ()
                    if _typed_mr(i)}
         sequence = max(conversion.persons.get(r, 2) for r in (ref, other))
+        renumbered = next(((new, old) for new, old in ((ref, other), (other, ref))
+                           if _renumbered(new, old, earlier, stored, leaned, search, read_many, merge)), None)
+        if renumbered is not None:
+            new, old = (_mrn_of(_as_left(r, earlier, stored, leaned), systems) for r in renumbered)
+            _refuse_unlink(
+                f"the A37 names the record {old} and the number {new} an A46/A47 renumbered it to: one record under "
+                "a new number, not two records a merge joined, and an A37 undoes a merge (HL7 v2.5.1 3.3.37) -- "
+                f"taken, {old} would be a record in use again beside {new}, and nothing the renumbering moved goes "
+                f"back; nothing of it is filed. A renumbering is undone by another: an A47 from {new} back to {old} "
+                f"(MRG-1 {new})", sequence, leaned)
         between = _merged_between(ref, other, earlier, stored, leaned, read_many, merge)
         if between:
             named = _named_between([ref, *between, other], systems, earlier, stored, leaned, search, read_many, merge)
@@ -2553,6 +2572,14 @@ def _undoes_no_merge(conversion: Any, earlier: Sequence[Any], stored: dict[Any, 
         on = _carried_on(ref, other, earlier, stored, leaned, read_many, merge)
         if on is not None:
             holder, before = (_mrn_of(_as_left(r, earlier, stored, leaned), systems) for r in on)
+            if _renumbered(*on, earlier, stored, leaned, search, read_many, merge):
+                _refuse_unlink(
+                    "the A37 undoes a merge whose carried numbers (the resident ID number) went on with the record "
+                    f"{before} when an A46/A47 renumbered it {holder}: this A37 does not name {holder}, and an A37 "
+                    "changes only the records it names (HL7 v2.5.1 3.3.37) -- left there, the number would answer for "
+                    f"another person; nothing of it is filed. A renumbering is not a merge, and an A37 does not undo "
+                    f"it: renumber {holder} back to {before} first (an A47, MRG-1 {holder}), then send this A37 again "
+                    f"(and the A47 from {before} to {holder} after it)", sequence, leaned)
             _refuse_unlink(
                 "the A37 undoes a merge whose carried numbers (the resident ID number) a later merge carried on to "
                 f"the record {holder}, merged from {before}: this A37 does not name it, and an A37 changes only the "
@@ -2590,8 +2617,9 @@ def _renumbered(newer: str, older: str, earlier: Sequence[Any], stored: dict[Any
     link does not say (``his.merge`` writes the same ``replaces``/``replaced-by`` for both), so the message that made
     it does: the batch's last merge of the two (``Conversion.merges``' renumbering flag), else the newest of the
     feed's Provenances naming both whose activity (MSH-9) is a merge event (``_MERGING``); a Provenance a FHIR client
-    wrote proves nothing (its writer mark). False when it cannot be told (no store at hand). Asked only for the words
-    of ``_undoes_no_merge``'s refusal."""
+    wrote proves nothing (its writer mark). False when it cannot be told (no store at hand). Asked only of an A37
+    (``_undoes_no_merge``): of its two records, refused when one renumbered the other; of the record its refusal
+    names."""
     from adapters.convert.his import RENUMBERING  # (his imports this module)
 
     linked = _as_left_linked(newer, earlier, stored, leaned, merge)
