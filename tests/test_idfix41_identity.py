@@ -131,3 +131,21 @@ def test_the_refusals_after_a_merge_and_a_renumbering_in_one_batch_decide_as_one
         runs.append((codes, _state(http, prefix, nid)))
     assert runs[0][0] == ["AA", "AA", "AE", "AE", "AA", "AA", "AA"], runs
     assert runs[1] == runs[0], runs
+
+
+def test_an_unlink_naming_the_record_says_nothing_of_its_number(both: tuple[Engine, TestClient]) -> None:
+    """The HIS registers 许寅 (his MRN, his male number, M, no PID-7) and a duplicate record of him, merges it into his
+    (A40) and parts them again (A37: each PID its MRN alone -- the A37 takes off the marks a merge carried, which is
+    no statement of the resident ID number); a FHIR client sets him female. The newest HIS message stating his number
+    is still the registration, so the LIS's result naming him 许寅寅 M with the number is his. A guard of this round's
+    reading (``persons._as_sent`` counts only a delete of the number): with every identifier delete counted it fails."""
+    _, http = both
+    person = ("许^寅", "", "M")
+    him = registered(http, "I41E1", "IEA", *person, f"~{MAN}^^^^NNCHN")
+    registered(http, "I41E2", "IEB", *person)
+    assert ack_code_of(post(http, merge("IEC", "I41E1^^^FNXRMYY^MR", *person, "I41E2^^^FNXRMYY^MR"))) == "AA"
+    assert ack_code_of(post(http, unlink("IED", ("I41E1", *person), ("I41E2", *person)))) == "AA"
+    _set(http, him["id"], gender="female")
+    ack = post(http, oru("IEE", f"I41E1^^^FNXRMYY^MR~{MAN}^^^^NNCHN", "许^寅寅", "", "M", "IEOBS1"))
+    assert ack_code_of(ack) == "AA", ack
+    assert subjects(http, "IEOBS1") == [f"Patient/{him['id']}"]

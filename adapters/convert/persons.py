@@ -2294,7 +2294,10 @@ def _as_sent(doc: dict[str, Any], ref: str, site: Any) -> tuple[dict[str, Any], 
     if person is None or ref in conversion.create_only:
         return {}, frozenset()
     said = conversion.said.get(ref)
-    return person, frozenset(d.element for d in (said.deletes if said is not None else ()))
+    # (of the identifiers, only a delete of the resident ID number, PID-3 ``""^^^^NNCHN``, states the number absent: an
+    # A37 deletes the marks a merge carried -- ``his.unlink`` -- and says nothing of the number)
+    return person, frozenset(d.element for d in (said.deletes if said is not None else ())
+                             if d.element != "identifier" or d.where == NATIONAL_ENTRIES)
 
 
 def _joined(conversion: Any, earlier: Sequence[Any], stored: dict[Any, Any], leaned: list[int]) -> None:
