@@ -149,3 +149,24 @@ def test_an_unlink_naming_the_record_says_nothing_of_its_number(both: tuple[Engi
     ack = post(http, oru("IEE", f"I41E1^^^FNXRMYY^MR~{MAN}^^^^NNCHN", "许^寅寅", "", "M", "IEOBS1"))
     assert ack_code_of(ack) == "AA", ack
     assert subjects(http, "IEOBS1") == [f"Patient/{him['id']}"]
+
+
+def test_an_a37_naming_the_renumbered_survivor_advises_the_renumbering_undone_first(
+        both: tuple[Engine, TestClient]) -> None:
+    """After A40 R1 (the ID number) into R2 and A47 R2 to R2N, the A37 of R2N and R1 (the merge, named by the number
+    in use) is refused as before (idlow41: an A37 reading through a renumbering is left), and its advice is the way
+    that works -- the A47 from R2N back to R2, then the A37 of R2 and R1 -- not "the A37 of the wrong merge", which
+    led to the carried-on refusal. Followed, R1 is in use holding its number, alone."""
+    _, http = both
+    nid = _nid("32092319620303054")
+    for text in _merged_then_renumbered(http, "I41F", nid):
+        assert ack_code_of(post(http, text)) == "AA"
+    ack = post(http, unlink("I41Fe", ("I41F2N", *PERSON), ("I41F1", *PERSON)))
+    (line,) = err_lines(ack)
+    assert ack_code_of(ack) == "AE" and "PID^2^3" in line, ack
+    assert "the record 'I41F2' (renumbered 'I41F2N' since by an A46/A47) between" in line, line
+    assert "Renumber 'I41F2N' back to 'I41F2' first (an A47, MRG-1 'I41F2N'), then send the A37 of 'I41F2' and " \
+           "'I41F1'" in line, line
+    for text in _undo_after_renumbering("I41F")[2:]:
+        assert ack_code_of(post(http, text)) == "AA"
+    assert _state(http, "I41F", nid)[1] == ["1"]

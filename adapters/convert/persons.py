@@ -2539,7 +2539,8 @@ def _undoes_no_merge(conversion: Any, earlier: Sequence[Any], stored: dict[Any, 
     number answered R3, by the HIS's own word another person's record (idfix40b). The sender undoes the later merge
     first (the A37 of R3 and R2: the number back on R2), then this one (back on R1), and merges R2 into R3 again.
     Where the later one was a renumbering (R2 renumbered R2N by an A47: ``_renumbered``), the advice is its undo --
-    an A47 from R2N back to R2 -- not "the A37 of R2N and R2" (rv41b LOW 1, HIGH 2).
+    an A47 from R2N back to R2 -- not "the A37 of R2N and R2" (rv41b LOW 1, HIGH 2); so is the chain refusal's of the
+    A37 of R2N and R1 (the one merge between made under R2): the A47 back, then the A37 of R2 and R1 (idfix41).
 
     Refused first (rv41b HIGH 2): an A37 of two records one of which an A46/A47 renumbered into the other
     (``_renumbered``). A renumbering is one record under a new number (HL7 v2.5.1 3.3.47), not a merge of two, and is
@@ -2566,12 +2567,21 @@ def _undoes_no_merge(conversion: Any, earlier: Sequence[Any], stored: dict[Any, 
         between = _merged_between(ref, other, earlier, stored, leaned, read_many, merge)
         if between:
             named = _named_between([ref, *between, other], systems, earlier, stored, leaned, search, read_many, merge)
+            advice = ("which merge of them was wrong the message does not say; nothing of it is filed. Send the A37 of "
+                      "the two records of the wrong merge (a record and the one it was merged into)")
+            end = next((e for e in (ref, other) if len(between) == 1
+                        and _renumbered(e, between[0], earlier, stored, leaned, search, read_many, merge)), None)
+            if end is not None:  # (the one merge between, made under the number an A46/A47 replaced since)
+                former, current, parted = (_mrn_of(_as_left(r, earlier, stored, leaned), systems)
+                                           for r in (between[0], end, other if end == ref else ref))
+                advice = (f"the merge was made under {former}, before the renumbering, and an A37 does not read "
+                          f"through one; nothing of it is filed. Renumber {current} back to {former} first (an A47, "
+                          f"MRG-1 {current}), then send the A37 of {former} and {parted} (and the A47 from {former} "
+                          f"to {current} after it)")
             _refuse_unlink(
                 "the A37 unlinks two records no merge joined directly: merges join them through the record"
                 f"{'s' if len(named) > 1 else ''} {', '.join(named)} between, and an A37 undoes a merge it names (HL7 "
-                "v2.5.1 3.3.37) -- which merge of them was wrong the message does not say; nothing of it is filed. "
-                "Send the A37 of the two records of the wrong merge (a record and the one it was merged into)",
-                sequence, leaned)
+                f"v2.5.1 3.3.37) -- {advice}", sequence, leaned)
         on = _carried_on(ref, other, earlier, stored, leaned, read_many, merge)
         if on is not None:
             holder, before = (_mrn_of(_as_left(r, earlier, stored, leaned), systems) for r in on)
