@@ -360,8 +360,12 @@ def reason_of(text: str) -> str:
     list is not run together: rv40f LOW 5). Raises ``ValueError`` saying why for none (blank), for more than
     ``REASON_MAX`` characters, for a control character other than a tab or a line break (NUL, ESC, BEL: no
     words, and an escape sequence would act in a terminal that shows the audit log), for a direction override or
-    isolate, and for any other invisible format character (``_hidden``: what is read would not be what is kept;
-    http41). The one rule, asked by the API (400) and the console (exit 2) alike (rv40f LOW 7, ordfix40)."""
+    isolate (UAX #9 embeddings, overrides, isolates: ``_BIDI_OVERRIDES``; the marks LRM, RLM, ALM stay), for a lone
+    surrogate (U+D800-DFFF, Unicode category Cs: JSON's ``\\ud800`` decodes to one, half of a UTF-16 pair and no
+    character, which no UTF-8 store can keep -- a 500 on both backends before, b67f19fb), and for any other invisible
+    format character (category Cf but the kept marks and an emoji's joiner: ``_hidden``; what is read would not be
+    what is kept; http41). A character refused is named as U+XXXX with its place. The one rule, asked by the API
+    (400) and the console (exit 2) alike (rv40f LOW 7, ordfix40)."""
     reason = text.strip()
     if not reason:
         raise ValueError("a reason is required: why this change is the owner's (请填写理由)")

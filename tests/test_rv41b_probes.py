@@ -25,12 +25,6 @@ MOTHER = _nid("32092319890606122")  # 柳丙, born 1989-06-06, female (17th digi
 MAN = _nid("32092319700101011")  # born 1970-01-01, male
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "rv41b HIGH (wrong filing, regression of idlow41): persons._as_registered takes 'the record as its registrar "
-    "stated it' to be the newest Patient VERSION a registrar's message wrote -- a version is the merge of that message "
-    "over the stored record, so it carries a sex a FHIR client set and the HIS's A08 (PID-8 empty) never stated; "
-    "own_id_numbers then owns the mother's number for the boy, disowns his male, and his twin sister's result is "
-    "filed under him (passes on 14a1342b^1, fails after the merge)"))
 def test_twin_guard_after_the_wards_mixup_carried_into_a_his_version(both: tuple[Engine, TestClient]) -> None:
     """The HIS registers 柳丁之子 under the mother's number, sex U, no PID-7 (DOMAIN.md). The ward, mixing up the twins,
     records him female over FHIR; the HIS's A08 (his address, PID-8 empty: nothing said of the sex) is filed -- the
@@ -189,10 +183,6 @@ def test_the_registrars_word_is_read_only_where_it_could_decide(both: tuple[Engi
     print("rv41b store reads per message:", counts)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "rv41b LOW (same cause as the HIGH above, the safe direction): the man's registrar's newest version is the HIS's "
-    "A08 that stated no sex (PID-8 empty) over the FHIR client's female, so it reads as the HIS stating female with "
-    "his male number: nothing is owned and his own result naming him with a corrected name is refused again"))
 def test_the_mans_result_after_a_his_update_that_stated_no_sex(both: tuple[Engine, TestClient]) -> None:
     """idlow41's man (HIS: MRN, his male number, sex M, no PID-7; a FHIR client sets female), then the HIS's A08 of his
     address (PID-8 empty). The LIS's result naming him 许癸癸 M with his number is his, as before the A08."""
@@ -206,12 +196,6 @@ def test_the_mans_result_after_a_his_update_that_stated_no_sex(both: tuple[Engin
     assert subjects(http, "RDOBS1") == [f"Patient/{him['id']}"]
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "rv41b LOW (a long trail): persons._versions_stated_by stops after _PAGES pages of the record's Provenances "
-    "(oldest first) and answers with what it saw, where _registered's walk answers 'cannot be told' -- so past 5,000 "
-    "Provenances the registrar's OLDEST versions decide: a registration stating F the HIS corrected to U since owns "
-    "the mother's number again, and the twin sister's result is filed under the boy. Shown with the page made 1 "
-    "Provenance (monkeypatched constants; the real path otherwise)"))
 def test_the_registrars_word_past_the_pages_read_is_not_an_older_version(both: tuple[Engine, TestClient],
                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
     """The HIS registers 柳癸之子 F under the mother's number (its error), no PID-7, then corrects the sex to U (A08);
@@ -245,10 +229,6 @@ def _merged_then_renumbered(http: TestClient, prefix: str, nid: str) -> tuple[st
     return one, two, renumbered["id"]
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "rv41b LOW (misleading, the rv40i LOW 3 idlow41 fixed for the chain refusal, left in the other): after A40 R1->R2 "
-    "and A47 R2->R2N, the A37 of R2 and R1 is refused by persons._carried_on calling the A47 'a later merge' and "
-    "asking for 'the A37 of R2N and R2' -- an A37 of the retired number, undoing a renumbering (see the HIGH below)"))
 def test_the_carried_on_refusal_after_an_a47_does_not_ask_for_an_a37_of_the_retired_number(
         both: tuple[Engine, TestClient]) -> None:
     _, http = both
@@ -260,12 +240,6 @@ def test_the_carried_on_refusal_after_an_a47_does_not_ask_for_an_a37_of_the_reti
     assert "the A37 of 'R41F2N' and 'R41F2'" not in line, line
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "rv41b HIGH (wrong filing; the engine's own instruction leads there): after A40 R1->R2 and A47 R2->R2N, doing what "
-    "the refusal of the A37 of R2/R1 says -- the A37 of R2N and R2, then the A37 of R2 and R1 -- is taken twice: the "
-    "retired R2 is an active record again, R1 is parted and active WITHOUT its resident ID number, and the number "
-    "stays on R2N, by the HIS's own word another person's record (the harm persons._carried_on exists to prevent: an "
-    "A37 of a renumbering is taken as the undo of a merge, his.unlink, and gives nothing back)"))
 def test_following_the_carried_on_refusal_after_an_a47_keeps_the_number_with_its_person(
         both: tuple[Engine, TestClient]) -> None:
     _, http = both

@@ -181,7 +181,8 @@ def unlink(ctx: Context, patients: list[str]) -> None:
     the survivor), which go back to that record (``Context.unlinked``, ``persons._given_back``) -- left, the number
     kept the survivor in the other person's chain (id40). An A37 undoes a merge it names: one of two records merges
     join only through others, or of a merge whose carried number a later merge carried on to a record it does not
-    name, is refused before anything is filed (``persons._undoes_no_merge``; idfix40b)."""
+    name, is refused before anything is filed (``persons._undoes_no_merge``; idfix40b); so is one of a renumbering
+    (A46/A47: one record under a new number, undone by another A47, not by an A37; idfix41)."""
     for ref in patients:
         others = [o for o in patients if o != ref]
         for other in others:

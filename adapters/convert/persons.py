@@ -49,7 +49,7 @@ from adapters.hl7v2.errors import (
     HL7Error,
     Tally,
 )
-from engine.errors import NotFound
+from engine.errors import FhirError, NotFound
 from engine.identity.demographics import (
     conflicts_between,
     conflicts_with_own_ids,
@@ -2179,25 +2179,43 @@ def _corrected_alone(former: dict[str, Any], current: dict[str, Any]) -> bool:
 
 def _stated_by(ref: str, versions: set[str], application: str, search: Any, messages: Any, marks: Any) -> bool:
     """Did a filed message of ``application`` (MSH-3) write one of ``versions`` of the record ``ref``? Read from the
-    Provenances naming the record (``_naming``), stopping at the first."""
-    return any(application in {application_of(doc) for doc in docs}
-               for _, docs in _naming(ref, versions, search, messages, marks))
+    Provenances naming the record (``_naming``), stopping at the first; past ``_PAGES`` pages, no (the refusal
+    ``_formerly`` would lift stands)."""
+    try:
+        return any(application in {application_of(doc) for doc in docs}
+                   for _, docs in _naming(ref, versions, search, messages, marks, whole=True))
+    except _Untold:
+        return False
 
 
 def _versions_stated_by(ref: str, versions: set[str], application: str, search: Any, messages: Any,
-                        marks: Any) -> set[str]:
-    """Which of ``versions`` of the record ``ref`` did a filed message of ``application`` (MSH-3) write? Read from
-    the Provenances naming the record (``_naming``), every page."""
-    return {version for prov, docs in _naming(ref, versions, search, messages, marks)
-            if application in {application_of(doc) for doc in docs}
-            for version in _versions_named(prov, ref) & versions}
+                        marks: Any) -> dict[str, list[dict[str, Any]]] | None:
+    """Which of ``versions`` of the record ``ref`` did a filed message of ``application`` (MSH-3) write, and which
+    messages (version -> their documents)? Read from the Provenances naming the record (``_naming``), every page.
+    None: "cannot be told" -- more Provenances than ``_PAGES`` pages hold, as ``_walked`` answers: what was read
+    is the OLDEST (the pages run oldest first), and a registration stating F the HIS corrected to U since would
+    own the mother's number again (rv41b LOW)."""
+    out: dict[str, list[dict[str, Any]]] = {}
+    try:
+        for prov, docs in _naming(ref, versions, search, messages, marks, whole=True):
+            theirs = [doc for doc in docs if application_of(doc) == application]
+            for version in _versions_named(prov, ref) & versions if theirs else ():
+                out.setdefault(version, []).extend(theirs)
+    except _Untold:
+        return None
+    return out
 
 
-def _naming(ref: str, versions: set[str], search: Any, messages: Any, marks: Any) -> Iterator[tuple[dict[str, Any],
-                                                                                                  list[dict[str, Any]]]]:
+class _Untold(Exception):
+    """``_naming(whole=True)`` read ``_PAGES`` pages and more Provenances name the record: "cannot be told"."""
+
+
+def _naming(ref: str, versions: set[str], search: Any, messages: Any, marks: Any,
+            whole: bool = False) -> Iterator[tuple[dict[str, Any], list[dict[str, Any]]]]:
     """Each Provenance naming one of ``versions`` of the record ``ref`` (each names the exact versions its message
     filed: ``_versions_named``), the feed's own only (a FHIR client's Provenance proves nothing: its writer mark),
-    with the filed messages that wrote it (``_writers``), a page at a time as ``_walked`` reads them."""
+    with the filed messages that wrote it (``_writers``), a page at a time as ``_walked`` reads them. ``whole``: past
+    ``_PAGES`` pages with more to read, raises ``_Untold`` (else it stops there)."""
     for n in range(_PAGES):
         page = search("Provenance", [("target", ref), ("_sort", "_lastUpdated"), ("_count", str(_PAGE)),
                                      ("_offset", str(n * _PAGE))])
@@ -2210,12 +2228,14 @@ def _naming(ref: str, versions: set[str], search: Any, messages: Any, marks: Any
                 yield prov, writers.get(f"Provenance/{prov.get('id')}", [])
         if not page.has_next:
             return
+    if whole:
+        raise _Untold(ref)
 
 
 def _two_people(conversion: Any, ref: str, was: dict[str, Any], search: Any, messages: Any, read_many: Any) -> bool:
     """Are the stored record ``ref`` (``was``) and the PID's two people (``demographics.contradicts_all``)? Where the
     answer is yes and the record's registrar could say otherwise -- the record states a sex and no day, and carries
-    a valid ID number of the other sex (``numbers_against_sex``) -- asked again with the record as its registrar last
+    a valid ID number of the other sex (``numbers_against_sex``) -- asked again with the record as its registrar
     stated it (``_as_registered``: whose the number is, ``own_id_numbers``): the HIS registered a man with his
     number, sex M and no PID-7, a FHIR client set his sex to female, and the HIS's A01 correcting his name was
     refused as another person (rv40i LOW 2). Only then is the store read (the refusal path)."""
@@ -2224,26 +2244,94 @@ def _two_people(conversion: Any, ref: str, was: dict[str, Any], search: Any, mes
         return False
     if not numbers_against_sex(was, demographics(was)):
         return True
-    registered = _as_registered(ref, search, messages, conversion.registrars, read_many)
+    registered = _as_registered(ref, search, messages, conversion.registrars, read_many, conversion.site)
     return registered is None or contradicts_all(was, person, registered)
 
 
-def _as_registered(ref: str, search: Any, messages: Any, declared: Collection[str],
-                   read_many: Any) -> dict[str, Any] | None:
-    """The stored record ``ref`` as the application that registered it (``_registered``) last stated it: the newest
-    of its versions a filed message of that application wrote (``_versions_stated_by``). None: no such version, or
-    no registrar to tell (a record a FHIR client made, one only a result's placeholder made, "cannot be told")."""
+# what ``_as_registered`` reads of the registrar's messages: the elements ``own_id_numbers`` asks (PID-5, PID-8, PID-7)
+_REGISTERED = ("name", "gender", "birthDate")
+# how many of the registrar's messages ``_as_registered`` reads again, newest first, for what it last stated of each
+# element: past them with one still unsaid, "cannot be told" (each is parsed and converted again; the refusal path only)
+_STATEMENTS_READ = 32
+
+
+def _as_registered(ref: str, search: Any, messages: Any, declared: Collection[str], read_many: Any,
+                   site: Any) -> dict[str, Any] | None:
+    """The stored record ``ref`` as the application that registered it (``_registered``) stated it: of each of its
+    name (PID-5), sex (PID-8), birth date (PID-7) and resident ID numbers (PID-3 NNCHN), what the newest of that
+    application's filed messages stating it stated (``""`` too: stated absent), read again from the message's own
+    raw bytes (``_as_sent``) -- the messages those Provenances name that name the record's versions
+    (``_versions_stated_by``). Never a stored version: a version is its message merged over the record, so an A08
+    with PID-8 empty kept the sex a FHIR client had set, and the version "the registrar's" carried a sex the HIS
+    never sent -- the twin sister's result under the boy's MRN was filed as his (rv41b HIGH 1), and the man's own
+    result refused again (rv41b LOW 2). None: no such message, or no registrar to tell (a record a FHIR client made,
+    one only a result's placeholder made), or "cannot be told" (more Provenances than the pages read, a message
+    that cannot be read again, an element unsaid in ``_STATEMENTS_READ`` messages)."""
     marks = _marks(search, read_many)
     registrar = _registered(ref, search, messages, declared, read_many)
-    if marks is None or registrar in (None, _UNSPOKEN, _UNREGISTERED):
+    if marks is None or site is None or registrar in (None, _UNSPOKEN, _UNREGISTERED):
         return None
     rtype, _, rid = ref.partition("/")
     try:
-        versions = [v for v in marks.versions(rtype, rid) if v.resource is not None]  # (newest first)
+        versions = [str(v.version) for v in marks.versions(rtype, rid) if v.resource is not None]  # (newest first)
     except NotFound:
         return None
-    stated = _versions_stated_by(ref, {str(v.version) for v in versions}, str(registrar), search, messages, marks)
-    return next((v.resource for v in versions if str(v.version) in stated), None)
+    stated = _versions_stated_by(ref, set(versions), str(registrar), search, messages, marks)
+    if stated is None:
+        return None
+    said: dict[str, Any] = {}
+    numbers: list[dict[str, Any]] | None = None
+    docs = list({str(doc.get("_id")): doc for version in versions for doc in stated.get(version, ())}.values())
+    for doc in docs[:_STATEMENTS_READ]:
+        sent = _as_sent(doc, ref, site)
+        if sent is None:
+            return None
+        person, deleted = sent
+        if not person:
+            continue  # (the message names the record without stating it: a result's PID, an A40's MRG-1)
+        for element in _REGISTERED:
+            if element not in said and (element in person or element in deleted):
+                said[element] = person.get(element)
+        national = [i for i in person.get("identifier") or () if isinstance(i, dict) and is_national_id(i)]
+        if numbers is None and (national or "identifier" in deleted):
+            numbers = national
+        if numbers is not None and len(said) == len(_REGISTERED):
+            break
+    else:
+        if len(docs) > _STATEMENTS_READ:
+            return None
+    if numbers is None and not said:
+        return None
+    return {"resourceType": "Patient", "identifier": numbers or [],
+            **{element: value for element, value in said.items() if value is not None}}
+
+
+def _as_sent(doc: dict[str, Any], ref: str, site: Any) -> tuple[dict[str, Any], frozenset[str]] | None:
+    """The record ``ref`` as the filed message ``doc`` stated it, and the elements it deleted (HL7's ``""``): its raw
+    bytes (kept exactly as received, ``engine.messages``) read as the pipeline read them (``read_message``: the
+    sender's set, MSH-18, the HTTP charset kept in ``peer``), parsed and converted again -- the converter is the one
+    reading of a PID (``common.patient``), and nothing of the store is in it. ({}, none) when the message names the
+    record without stating it (a result's or order's PID, written only when absent; an A40's MRG-1 record); None when
+    it cannot be read again (a site changed since: "cannot be told")."""
+    from adapters.convert import convert  # (that package imports this module)
+    from adapters.hl7v2.header import read_message
+    from adapters.hl7v2.parser import parse
+    from engine.messages import raw_of
+
+    try:
+        head, text = read_message(raw_of(doc), str(doc.get("peer") or ""), site)
+        conversion = convert(parse(text, head.read_in), site, institution=str(doc.get("facility") or "")
+                             or head.facility_code)
+    except (HL7Error, FhirError, ValueError):
+        return None
+    person = conversion.by_reference.get(ref)
+    if person is None or ref in conversion.create_only:
+        return {}, frozenset()
+    said = conversion.said.get(ref)
+    # (of the identifiers, only a delete of the resident ID number, PID-3 ``""^^^^NNCHN``, states the number absent: an
+    # A37 deletes the marks a merge carried -- ``his.unlink`` -- and says nothing of the number)
+    return person, frozenset(d.element for d in (said.deletes if said is not None else ())
+                             if d.element != "identifier" or d.where == NATIONAL_ENTRIES)
 
 
 def _joined(conversion: Any, earlier: Sequence[Any], stored: dict[Any, Any], leaned: list[int]) -> None:
@@ -2504,25 +2592,62 @@ def _undoes_no_merge(conversion: Any, earlier: Sequence[Any], stored: dict[Any, 
     number -- a later merge carried on (R2 into R3): the number sits on R3, which the A37 does not name and so does
     not change; taken, the A37 parted R1 from the chain while R3 kept R1's number, and ``Patient?identifier=`` the
     number answered R3, by the HIS's own word another person's record (idfix40b). The sender undoes the later merge
-    first (the A37 of R3 and R2: the number back on R2), then this one (back on R1), and merges R2 into R3 again."""
+    first (the A37 of R3 and R2: the number back on R2), then this one (back on R1), and merges R2 into R3 again.
+    Where the later one was a renumbering (R2 renumbered R2N by an A47: ``_renumbered``), the advice is its undo --
+    an A47 from R2N back to R2 -- not "the A37 of R2N and R2" (rv41b LOW 1, HIGH 2); so is the chain refusal's of the
+    A37 of R2N and R1 (the one merge between made under R2): the A47 back, then the A37 of R2 and R1 (idfix41).
+
+    Refused first (rv41b HIGH 2): an A37 of two records one of which an A46/A47 renumbered into the other
+    (``_renumbered``). A renumbering is one record under a new number (HL7 v2.5.1 3.3.47), not a merge of two, and is
+    undone by another A47; the A37 was taken as the undo of a merge -- the retired number a record in use again
+    beside its new one, the mark ``his.unlink`` takes back naming neither -- so after A40 R1 into R2 and A47 R2 to
+    R2N, the A37s of R2N/R2 and then R2/R1 parted R1 without its ID number, left on R2N, another person's record by
+    the HIS's own word."""
     for ref, other in conversion.unlinked:
         if ref > other and (other, ref) in conversion.unlinked:
             continue  # (each pair once: ``his.unlink`` lists both ways)
         systems = {str(i.get("system")) for i in (_as_left(ref, earlier, stored, leaned) or {}).get("identifier") or ()
                    if _typed_mr(i)}
         sequence = max(conversion.persons.get(r, 2) for r in (ref, other))
+        renumbered = next(((new, old) for new, old in ((ref, other), (other, ref))
+                           if _renumbered(new, old, earlier, stored, leaned, search, read_many, merge)), None)
+        if renumbered is not None:
+            new, old = (_mrn_of(_as_left(r, earlier, stored, leaned), systems) for r in renumbered)
+            _refuse_unlink(
+                f"the A37 names the record {old} and the number {new} an A46/A47 renumbered it to: one record under "
+                "a new number, not two records a merge joined, and an A37 undoes a merge (HL7 v2.5.1 3.3.37) -- "
+                f"taken, {old} would be a record in use again beside {new}, and nothing the renumbering moved goes "
+                f"back; nothing of it is filed. A renumbering is undone by another: an A47 from {new} back to {old} "
+                f"(MRG-1 {new})", sequence, leaned)
         between = _merged_between(ref, other, earlier, stored, leaned, read_many, merge)
         if between:
             named = _named_between([ref, *between, other], systems, earlier, stored, leaned, search, read_many, merge)
+            advice = ("which merge of them was wrong the message does not say; nothing of it is filed. Send the A37 of "
+                      "the two records of the wrong merge (a record and the one it was merged into)")
+            end = next((e for e in (ref, other) if len(between) == 1
+                        and _renumbered(e, between[0], earlier, stored, leaned, search, read_many, merge)), None)
+            if end is not None:  # (the one merge between, made under the number an A46/A47 replaced since)
+                former, current, parted = (_mrn_of(_as_left(r, earlier, stored, leaned), systems)
+                                           for r in (between[0], end, other if end == ref else ref))
+                advice = (f"the merge was made under {former}, before the renumbering, and an A37 does not read "
+                          f"through one; nothing of it is filed. Renumber {current} back to {former} first (an A47, "
+                          f"MRG-1 {current}), then send the A37 of {former} and {parted} (and the A47 from {former} "
+                          f"to {current} after it)")
             _refuse_unlink(
                 "the A37 unlinks two records no merge joined directly: merges join them through the record"
                 f"{'s' if len(named) > 1 else ''} {', '.join(named)} between, and an A37 undoes a merge it names (HL7 "
-                "v2.5.1 3.3.37) -- which merge of them was wrong the message does not say; nothing of it is filed. "
-                "Send the A37 of the two records of the wrong merge (a record and the one it was merged into)",
-                sequence, leaned)
+                f"v2.5.1 3.3.37) -- {advice}", sequence, leaned)
         on = _carried_on(ref, other, earlier, stored, leaned, read_many, merge)
         if on is not None:
             holder, before = (_mrn_of(_as_left(r, earlier, stored, leaned), systems) for r in on)
+            if _renumbered(*on, earlier, stored, leaned, search, read_many, merge):
+                _refuse_unlink(
+                    "the A37 undoes a merge whose carried numbers (the resident ID number) went on with the record "
+                    f"{before} when an A46/A47 renumbered it {holder}: this A37 does not name {holder}, and an A37 "
+                    "changes only the records it names (HL7 v2.5.1 3.3.37) -- left there, the number would answer for "
+                    f"another person; nothing of it is filed. A renumbering is not a merge, and an A37 does not undo "
+                    f"it: renumber {holder} back to {before} first (an A47, MRG-1 {holder}), then send this A37 again "
+                    f"(and the A47 from {before} to {holder} after it)", sequence, leaned)
             _refuse_unlink(
                 "the A37 undoes a merge whose carried numbers (the resident ID number) a later merge carried on to "
                 f"the record {holder}, merged from {before}: this A37 does not name it, and an A37 changes only the "
@@ -2560,8 +2685,9 @@ def _renumbered(newer: str, older: str, earlier: Sequence[Any], stored: dict[Any
     link does not say (``his.merge`` writes the same ``replaces``/``replaced-by`` for both), so the message that made
     it does: the batch's last merge of the two (``Conversion.merges``' renumbering flag), else the newest of the
     feed's Provenances naming both whose activity (MSH-9) is a merge event (``_MERGING``); a Provenance a FHIR client
-    wrote proves nothing (its writer mark). False when it cannot be told (no store at hand). Asked only for the words
-    of ``_undoes_no_merge``'s refusal."""
+    wrote proves nothing (its writer mark). False when it cannot be told (no store at hand). Asked only of an A37
+    (``_undoes_no_merge``): of its two records, refused when one renumbered the other; of the record its refusal
+    names."""
     from adapters.convert.his import RENUMBERING  # (his imports this module)
 
     linked = _as_left_linked(newer, earlier, stored, leaned, merge)
