@@ -72,6 +72,28 @@ def test_orc5_w_beside_an_ip_group_on_an_order_stored_completed(engine: Engine, 
     assert [s for s, _ in _hospb(engine)] == before, (_hospb(engine), ack)
 
 
+@pytest.mark.parametrize("how", ["batch", "one-by-one"])
+def test_orc5_w_split_over_two_messages_of_a_batch_as_one_by_one(engine: Engine, mllp: int, how: str) -> None:
+    """The LIS's final WBC (ORC-5 CM), then a message withdrawing HGB (W, ORC-5 CM) beside PLT P under ORC-5 IP --
+    in one BHS batch or one by one: the same answer. The second message leaves the order active (its IP stated),
+    so its W at ORC^1^5 stays; the repeat's money row is the same as after the final alone."""
+    hl7 = Sender(mllp)
+    prior(hl7)
+    hl7.send(order("HOSPB", "B1", CBC, ts(1)))
+    final = _groups("B41E-F1", 10, ("CM", "F", _WBC, "F"))
+    second = _groups("B41E-WIP2", 12, ("CM", "F", _HGB, "W"), ("IP", "P", _PLT, "P"))
+    if how == "batch":
+        ack = hl7.send(_batch(final, second))
+        assert ack.count("MSA|AA") == 2, ack
+        answer = ack[ack.index("B41E-WIP2"):]
+    else:
+        hl7.send(final)
+        answer = hl7.send(second)
+    assert "ERR||ORC^1^5" in answer and _W in answer, answer
+    assert _order(engine, "B1")["status"] == "active", answer
+    assert [s for s, _ in _hospb(engine)] == ["flagged"], (_hospb(engine), answer)
+
+
 # --- 3. documents filed before ``unchanged`` was kept: the receipt rule --------------------------------------------
 
 
