@@ -336,3 +336,24 @@ def test_a_live_a40_filed_while_the_pass_runs_leaves_the_number_on_the_record_in
         _pass(engine)
         assert _numbers(read_patient(http, two)) == [], "written on the record merged away meanwhile"
         assert _numbers(read_patient(http, four)) == [nid], "the record in use has no number"
+
+
+@pytest.mark.parametrize("backend_settings", ["sqlite", "mongomock"], indirect=True)
+def test_a_number_removed_before_the_old_merge_is_not_carried(backend_settings: Settings,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """rvrvpriv26's case through the pass: R1 registered with a wrong ID number (another woman's), the registrar's
+    A08 ``""^^^^NNCHN`` takes it off, then the old release's A40 merges the numberless R1 into R2. At the merge R1 held
+    no number: nothing to carry (the live merge carries nothing). Guards ``before_merge``'s new pass over versions
+    "the same but their links" (a40b41): the A40's version differs in more than its link (``active`` false, the MRN
+    ``use`` old), so the A08's version is the one read, and the removed number is carried nowhere."""
+    wrong = _nid("32092319620303292")
+    with opened(backend_settings) as (engine, http):
+        with old_release(monkeypatch):
+            one = registered(http, "RVQ1", "RVQ1A", *BING, f"~{wrong}^^^^NNCHN")["id"]
+            two = registered(http, "RVQ2", "RVQ2A", *BING)["id"]
+            _aa(http, adt("RVQ3", 'RVQ1^^^FNXRMYY^MR~""^^^^NNCHN', *BING, event="A08"))
+            assert _numbers(read_patient(http, one)) == []
+            _aa(http, _merge("RVQ4", "RVQ2^^^FNXRMYY^MR", BING, "RVQ1^^^FNXRMYY^MR", "20261201121500"))
+        done = _pass(engine)
+        assert _numbers(read_patient(http, two)) == [], (done, "the number removed before the merge was carried")
+        assert patients(http, wrong) == []
