@@ -214,8 +214,8 @@ def _form_formats(body: bytes) -> list[str] | None:
     ~45 ms, ``findall`` making no match object). None when a value is not UTF-8 (the route refuses the body, once
     the caller is known)."""
     try:
-        return [unquote_to_bytes(raw.replace(b"+", b" ")).decode("utf-8")
-                for raw in dict.fromkeys(_FORMAT_PAIR.findall(b"&" + body))]
+        return list(dict.fromkeys(unquote_to_bytes(raw.replace(b"+", b" ")).decode("utf-8")
+                                  for raw in dict.fromkeys(_FORMAT_PAIR.findall(b"&" + body))))
     except UnicodeDecodeError:
         return None
 
