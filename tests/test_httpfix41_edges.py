@@ -294,7 +294,8 @@ def test_the_review_page_says_a_refused_reason_in_chinese(engine: Engine, server
     tap(browser, "#uphold")
     browser.wait_for("document.querySelector('#review-said').innerText.startsWith('复核未记录')")
     said = browser.eval("document.querySelector('#review-said').innerText")
-    assert "理由中含有改变文字方向的控制字符" in said and "查询条件有误" not in said, said
+    assert said.startswith("复核未记录：理由中含有改变文字方向的控制字符。 The review was not recorded: ") and "U+202E" in said, said
+    assert "查询条件有误" not in said, said
     assert browser.eval("document.querySelector('#review [name=reason]').value") == "\u202e实核已"
     (shots / "review-refused.png").write_bytes(base64.b64decode(
         browser.send("Page.captureScreenshot", format="png")["data"]))
