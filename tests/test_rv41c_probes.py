@@ -2,8 +2,9 @@
 
 Each probe sends real bytes through the real path: HTTP through FastAPI (TestClient) into the real store on each
 backend (SQLite, mongomock), held messages as real HL7 over ``POST /hl7v2`` (ord40's helpers, through http41's
-``held`` fixture), duplicate flags written by the real recognition hook (labels20's county). A probe that shows a
-defect is a STRICT xfail naming its severity; the plain tests guard what http41 got right and must stay so.
+``held`` fixture), duplicate flags written by the real recognition hook (labels20's county). A probe that showed a
+defect was a STRICT xfail naming its severity -- httpfix41 fixed all ten and dropped the marks; the plain tests
+guard what http41 got right and must stay so.
 """
 
 from __future__ import annotations
