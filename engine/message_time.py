@@ -324,51 +324,97 @@ _BIDI_OVERRIDES = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2
 # kept -- a zero-width space (U+200B) or joiner splits a word so a search for it misses, the tags U+E0020-E007F spell
 # whole ASCII sentences no page shows (the "ASCII smuggling" of text to a program reading the audit log), a soft
 # hyphen or U+FEFF hides between two characters. ZERO WIDTH JOINER stays inside an emoji sequence only
-# (``_in_emoji``: 👩‍⚕️, ❤️‍🔥), where it joins two pictures into one, as a phone's keyboard types it.
+# (``_in_emoji``: 👩‍⚕️, ❤️‍🔥), where it joins two pictures into one, as a phone's keyboard types it; the MONGOLIAN
+# VOWEL SEPARATOR between two Mongolian letters only (``_in_mongolian``).
 _KEPT_FORMAT = frozenset("\u200e\u200f\u061c")
 _ZWJ = "\u200d"
 # what may stand between an emoji and the joiner after it: VARIATION SELECTOR-16 (emoji presentation) and the five
 # skin-tone modifiers (U+1F3FB-1F3FF)
 _EMOJI_TRAILERS = frozenset("\ufe0f\U0001f3fb\U0001f3fc\U0001f3fd\U0001f3fe\U0001f3ff")
+_VS16 = "\ufe0f"
+# U+180E: a letter joiner of traditional Mongolian script (Inner Mongolia's county communities) -- the IME types it
+# before a final -a/-e that takes its separate form (ᠬᠠᠮᠲᠤ᠎ᠠ), so it is part of the word as typed (rv41c LOW 8)
+_MVS = "\u180e"
+# the Mongolian free variation selectors (FVS1-4: a letter's other form) that may stand between a letter and the MVS
+_MONGOLIAN_FVS = frozenset("\u180b\u180c\u180d\u180f")
+# Letters (category Lo) that show nothing: the Hangul fillers and the braille blank (So) -- no visible word
+_BLANK_LETTERS = frozenset("\u115f\u1160\u3164\uffa0\u2800")
 
 
 def _in_emoji(text: str, at: int) -> bool:
     """Whether the joiner at ``text[at]`` joins two emoji: a symbol (category So, as every emoji base and component
-    is) before it, past any variation selector or skin tone, and a symbol right after it."""
+    is) before it, past any variation selector or skin tone, and after it a symbol, or any character shown as an
+    emoji by the VARIATION SELECTOR-16 that follows it -- 🙂‍↔️ "head shaking" joins U+2194 LEFT RIGHT ARROW, a math
+    symbol (Sm), with VS16 (Emoji 15.1, on every phone's keyboard; rv41c LOW 7)."""
     before = at - 1
     while before >= 0 and text[before] in _EMOJI_TRAILERS:
         before -= 1
-    return (before >= 0 and at + 1 < len(text) and unicodedata.category(text[before]) == "So"
-            and unicodedata.category(text[at + 1]) == "So")
+    if before < 0 or at + 1 >= len(text) or unicodedata.category(text[before]) != "So":
+        return False
+    return unicodedata.category(text[at + 1]) == "So" or text[at + 2:at + 3] == _VS16
+
+
+def _mongolian_letter(c: str) -> bool:
+    """A letter of the Mongolian block (U+1820-18AA: Mongolian, Todo, Sibe, Manchu, Ali Gali)."""
+    return "\u1820" <= c <= "\u18aa" and unicodedata.category(c) == "Lo"
+
+
+def _in_mongolian(text: str, at: int) -> bool:
+    """Whether the vowel separator at ``text[at]`` stands between two Mongolian letters (past a free variation
+    selector before it), where it belongs; anywhere else it only hides, as any Cf."""
+    before = at - 1
+    while before >= 0 and text[before] in _MONGOLIAN_FVS:
+        before -= 1
+    return before >= 0 and at + 1 < len(text) and _mongolian_letter(text[before]) and _mongolian_letter(text[at + 1])
 
 
 def _hidden(reason: str) -> int | None:
     """The index of the first character of ``reason`` that is no visible word: a format character (Cf) other than
-    the kept marks and an emoji's joiner, or a lone surrogate (Cs: JSON's ``\\ud800`` decodes to one; no UTF-8 can
-    store it); None when there is none."""
+    the kept marks, an emoji's joiner and a Mongolian vowel separator, or a lone surrogate (Cs: JSON's ``\\ud800``
+    decodes to one; no UTF-8 can store it); None when there is none."""
     for at, c in enumerate(reason):
         kind = unicodedata.category(c)
-        if kind == "Cs" or (kind == "Cf" and c not in _KEPT_FORMAT and not (c == _ZWJ and _in_emoji(reason, at))):
+        if kind == "Cs" or (kind == "Cf" and c not in _KEPT_FORMAT and not (c == _ZWJ and _in_emoji(reason, at))
+                            and not (c == _MVS and _in_mongolian(reason, at))):
             return at
     return None
 
 
+def _visible(c: str) -> bool:
+    """A character that shows: a letter, digit, punctuation mark or symbol (emoji are symbols), but the blank
+    letters (``_BLANK_LETTERS``)."""
+    return unicodedata.category(c)[0] in "LNPS" and c not in _BLANK_LETTERS
 
-def reason_of(text: str) -> str:
-    """The reason of an operator's decision as it is kept: exactly as typed but for white space at its two ends --
+
+def reason_of(text: str, *, why: str = "why this change is the owner's") -> str:
+    """The reason of a person's decision as it is kept: exactly as typed but for white space at its two ends --
     line breaks, tabs, ideographic spaces (U+3000) and every other character inside stay (an operator's numbered
-    list is not run together: rv40f LOW 5). Raises ``ValueError`` saying why for none (blank), for more than
-    ``REASON_MAX`` characters, for a control character other than a tab or a line break (NUL, ESC, BEL: no
-    words, and an escape sequence would act in a terminal that shows the audit log), for a direction override or
-    isolate (UAX #9 embeddings, overrides, isolates: ``_BIDI_OVERRIDES``; the marks LRM, RLM, ALM stay), for a lone
-    surrogate (U+D800-DFFF, Unicode category Cs: JSON's ``\\ud800`` decodes to one, half of a UTF-16 pair and no
-    character, which no UTF-8 store can keep -- a 500 on both backends before, b67f19fb), and for any other invisible
-    format character (category Cf but the kept marks and an emoji's joiner: ``_hidden``; what is read would not be
-    what is kept; http41). A character refused is named as U+XXXX with its place. The one rule, asked by the API
-    (400) and the console (exit 2) alike (rv40f LOW 7, ordfix40)."""
+    list is not run together: rv40f LOW 5). The one rule for every reason huren keeps with a decision, so what an
+    auditor reads on a page, in the CSV or the audit log is what was kept: the operator's on a held change (the API's
+    400, the console's exit 2: rv40f LOW 7, ordfix40) and the auditor's on a duplicate-test flag (``recognition.
+    reviews``: rv41c MED 3). ``why``: what the reason is asked for, said when there is none.
+
+    Raises ``ValueError`` saying why, in English with the Chinese after it, the position counted from 1, for:
+
+    - none: blank, or only white space -- "a reason is required: <why> (请填写理由)";
+    - more than ``REASON_MAX`` characters (理由最多 500 字);
+    - a control character (Cc) other than a tab or a line break: NUL, ESC, BEL -- no words, and an escape sequence
+      would act in a terminal that shows the audit log (理由中含有控制字符);
+    - a direction override, embedding or isolate (U+202A-202E, U+2066-2069): the words would show in another order
+      than typed, the trojan-source trick (理由中含有改变文字方向的控制字符);
+    - bytes that were not UTF-8: U+DC80-DCFF, the lone surrogates Python reads a console's non-UTF-8 bytes as (a
+      terminal set to GBK, ``surrogateescape``), named as the byte it was (理由不是 UTF-8 编码的文字; rv41c LOW 9);
+    - any other lone surrogate (JSON's ``"\\ud800"``): half of a UTF-16 pair, no character, which no store can keep
+      (理由中含有无效字符; it had been a 500: http41);
+    - any other invisible format character (Cf, ``_hidden``): a zero-width space or joiner, a soft hyphen, U+FEFF,
+      the tags -- what is read would not be what is kept (理由中含有不可见的格式字符; http41). Kept: LRM, RLM, ALM;
+      a zero-width joiner inside an emoji (``_in_emoji``); the Mongolian vowel separator between two Mongolian
+      letters (``_in_mongolian``);
+    - no visible character (``_visible``): only direction marks, white space, Hangul fillers or braille blanks --
+      a reason that shows nothing, as a blank one (理由中没有可见的文字; rv41c MED 2)."""
     reason = text.strip()
     if not reason:
-        raise ValueError("a reason is required: why this change is the owner's (请填写理由)")
+        raise ValueError(f"a reason is required: {why} (请填写理由)")
     if len(reason) > REASON_MAX:
         raise ValueError(f"the reason is {len(reason)} characters; at most {REASON_MAX} (理由最多 {REASON_MAX} 字)")
     bad = next((c for c in reason if unicodedata.category(c) == "Cc" and c not in _KEPT_CONTROLS), None)
@@ -381,6 +427,10 @@ def reason_of(text: str) -> str:
                          f"{reason.index(turned) + 1}): it would show the words in another order than typed "
                          "(理由中含有改变文字方向的控制字符)")
     hidden = _hidden(reason)
+    if hidden is not None and "\udc80" <= reason[hidden] <= "\udcff":
+        raise ValueError(f"the reason holds the byte 0x{ord(reason[hidden]) - 0xDC00:02X} (at {hidden + 1}), which is "
+                         "not UTF-8: a console set to GBK or another code page sends its words so; set it to UTF-8 "
+                         "and type the reason again (理由不是 UTF-8 编码的文字，请将终端设为 UTF-8 后重新输入)")
     if hidden is not None and unicodedata.category(reason[hidden]) == "Cs":
         raise ValueError(f"the reason holds U+{ord(reason[hidden]):04X} (at {hidden + 1}), half of a UTF-16 pair and "
                          "no character: it cannot be kept as text (理由中含有无效字符)")
@@ -388,6 +438,10 @@ def reason_of(text: str) -> str:
         raise ValueError(f"the reason holds the invisible character U+{ord(reason[hidden]):04X} (at {hidden + 1}): "
                          "it shows nothing, so the words read would not be the words kept; type the reason "
                          "again without it (理由中含有不可见的格式字符)")
+    if not any(_visible(c) for c in reason):
+        held = " ".join(dict.fromkeys(f"U+{ord(c):04X}" for c in reason if not c.isspace())) or "white space"
+        raise ValueError(f"the reason shows no visible character ({held} only): say {why} in words "
+                         "(理由中没有可见的文字)")
     return reason
 
 

@@ -2,8 +2,9 @@
 
 Each probe sends real bytes through the real path: HTTP through FastAPI (TestClient) into the real store on each
 backend (SQLite, mongomock), held messages as real HL7 over ``POST /hl7v2`` (ord40's helpers, through http41's
-``held`` fixture), duplicate flags written by the real recognition hook (labels20's county). A probe that shows a
-defect is a STRICT xfail naming its severity; the plain tests guard what http41 got right and must stay so.
+``held`` fixture), duplicate flags written by the real recognition hook (labels20's county). A probe that showed a
+defect was a STRICT xfail naming its severity -- httpfix41 fixed all ten and dropped the marks; the plain tests
+guard what http41 got right and must stay so.
 """
 
 from __future__ import annotations
@@ -59,9 +60,6 @@ def held(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactor
 # --- the URL: read as sent, or refused -----------------------------------------------------------------------------
 
 
-@pytest.mark.xfail(strict=True, reason="MED rv41c 1: '%2F' in a path id is read as '/' (uvicorn and the test client "
-                   "unquote the path; url_utf8 passes it), so GET /fhir/Patient/<id>%2F_history%2F1 -- an id no FHIR "
-                   "server can hold -- is served as a vread of another interaction (200 Patient), not refused")
 def test_an_escaped_slash_in_a_path_id_is_not_read_as_another_interaction(both: tuple[Engine, TestClient],
                                                                             patient: str) -> None:
     """The module's own contract (``url_utf8``: "a request's URL is read as sent or refused"): the id sent is
@@ -88,9 +86,6 @@ def test_overlong_utf8_and_nul_never_reach_the_store_as_another_value(both: tupl
     assert [e["resource"]["id"] for e in found.json()["entry"]] == [patient], found.text
 
 
-@pytest.mark.xfail(strict=True, reason="LOW rv41c 6: a browser at a /ui/ page whose query is not UTF-8 "
-                   "(?x=%FC) gets url_utf8's English application/fhir+json OperationOutcome, not a Chinese page as "
-                   "a mistyped /ui address gets (outcomes._http_error); http41 noted it as LOW")
 def test_a_page_with_an_unreadable_query_answers_a_person_in_chinese(both: tuple[Engine, TestClient]) -> None:
     _, http = both
     r = http.get("/ui/quarantine/?x=%FC", headers={"Accept": "text/html", "Authorization": ""})
@@ -115,9 +110,6 @@ def test_accept_charset_refusing_utf8_in_any_case_or_spacing_is_406(both: tuple[
 # --- the form's _format, scanned before the caller is known ------------------------------------------------------
 
 
-@pytest.mark.xfail(strict=True, reason="LOW rv41c 5: fhir._FORMAT_PAIR ends '(?=&|$)' and a bytes '$' matches "
-                   "before a final newline, so the scan reads 'family=x&_format\\n' as a blank _format (406) where "
-                   "_form (parse_qsl) reads a parameter named '_format\\n': an anonymous caller is told 406, not 401")
 def test_a_format_name_with_a_trailing_newline_is_read_as_the_form_reads_it(both: tuple[Engine, TestClient]) -> None:
     """curl's ``--data-binary @file`` sends a file's last newline; the form holds no ``_format``, so the answer to
     an anonymous caller is the 401 every other form gets."""
@@ -127,9 +119,6 @@ def test_a_format_name_with_a_trailing_newline_is_read_as_the_form_reads_it(both
     assert r.status_code == 401, r.text
 
 
-@pytest.mark.xfail(strict=True, reason="LOW rv41c 4: an anonymous 8 MiB form of '&_format=json' pairs costs "
-                   "~0.65 s of CPU on the event loop before its 401 (645,000 values decoded and each require_json'd; "
-                   "a plain form of the same size ~0.02 s); http41's report gave 160 ms as the worst case")
 def test_an_anonymous_form_of_format_pairs_costs_what_a_plain_form_does(both: tuple[Engine, TestClient]) -> None:
     engine, http = both
     if engine.settings.mongodb_uri:
@@ -151,9 +140,6 @@ def test_an_anonymous_form_of_format_pairs_costs_what_a_plain_form_does(both: tu
 # --- the reason: what the auditor reads is what was kept ---------------------------------------------------------
 
 
-@pytest.mark.xfail(strict=True, reason="MED rv41c 2: a reason of direction marks only ('\\u200e', '\\u200f "
-                   "\\u061c') is kept (200): the marks http41 keeps (_KEPT_FORMAT) show nothing, so an owner change "
-                   "is decided with no visible reason, where a blank or a lone zero-width space is refused")
 def test_a_reason_of_direction_marks_only_is_refused_as_blank(held: tuple[Engine, TestClient]) -> None:
     engine, http = held
     ops = _operator(engine, "system/MessageHeader.cr", "ops-desk")
@@ -164,9 +150,6 @@ def test_a_reason_of_direction_marks_only_is_refused_as_blank(held: tuple[Engine
     assert not engine.ingestor.messages.get(msg).get("decision")
 
 
-@pytest.mark.xfail(strict=True, reason="LOW rv41c 7: the emoji rule reads a joiner's right side by category So, "
-                   "so 🙂‍↔️ (U+1F642 ZWJ U+2194, 'head shaking horizontally', Emoji 15.1 on every phone's keyboard; "
-                   "U+2194 is Sm) is refused as an invisible character, while 🙂‍↕️ (U+2195, So) is kept")
 def test_the_head_shaking_emoji_a_keyboard_types_is_kept(held: tuple[Engine, TestClient]) -> None:
     engine, http = held
     ops = _operator(engine, "system/MessageHeader.cr", "ops-desk")
@@ -177,9 +160,6 @@ def test_the_head_shaking_emoji_a_keyboard_types_is_kept(held: tuple[Engine, Tes
     assert engine.ingestor.messages.get(msg)["decision"]["reason"] == typed
 
 
-@pytest.mark.xfail(strict=True, reason="LOW rv41c 8: the Mongolian vowel separator U+180E (Cf) is refused, so a "
-                   "reason typed in traditional Mongolian script (Inner Mongolia's county hospitals; the IME puts "
-                   "U+180E before a final -a/-e, e.g. ᠬᠠᠮᠲᠤ᠎ᠠ) cannot be kept as typed")
 def test_a_reason_in_mongolian_script_is_kept_as_typed(held: tuple[Engine, TestClient]) -> None:
     engine, http = held
     ops = _operator(engine, "system/MessageHeader.cr", "ops-desk")
@@ -190,10 +170,6 @@ def test_a_reason_in_mongolian_script_is_kept_as_typed(held: tuple[Engine, TestC
     assert engine.ingestor.messages.get(msg)["decision"]["reason"] == typed
 
 
-@pytest.mark.xfail(strict=True, reason="MED rv41c 3: one rule, two reasons -- the auditor's duplicate review "
-                   "(POST /reports/duplicates/{id}/review, recognition.reviews) keeps its reason by 'not blank' alone, "
-                   "not message_time.reason_of: a direction override (trojan source), a zero-width space, an ESC "
-                   "sequence, a mark-only reason and 5,000 characters are all kept (200) and shown in the CSV/pages")
 def test_the_auditors_review_reason_is_held_to_the_reason_rule(engine: Engine) -> None:
     with TestClient(create_app(engine)) as http:
         _county(engine, http)
@@ -207,10 +183,6 @@ def test_the_auditors_review_reason_is_held_to_the_reason_rule(engine: Engine) -
 
 
 
-@pytest.mark.xfail(strict=True, reason="LOW rv41c 9: d811e1ce kept http41's words for a lone surrogate ('half of a "
-                   "UTF-16 pair and no character'), dropping the removed refusal's 'bytes that were not UTF-8: send "
-                   "the words as UTF-8' -- the one cause a console operator meets (a GBK terminal's argv, read by "
-                   "Python as U+DC80-DCFF) is no longer named, and what to do is not said")
 def test_the_console_says_a_gbk_terminals_reason_was_not_utf8(
         site_env: Settings, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:  # noqa: F811
     """``huren quarantine replay ID --as-owner`` typed on a GBK terminal (rv41a's case): exit 2, nothing replayed,
@@ -230,9 +202,6 @@ def test_the_console_says_a_gbk_terminals_reason_was_not_utf8(
     assert "UTF-8" in err, err
 
 
-@pytest.mark.xfail(strict=True, reason="LOW rv41c 10: JsonLabel's plain_json_asked looks for b'format' in the raw "
-                   "query before parsing it, so '_%66ormat=application/json' (the router reads it as _format, as "
-                   "http41's own form scan reads %66) is answered 200 but labelled application/fhir+json")
 def test_a_query_format_with_an_escaped_letter_labels_the_answer_as_asked(both: tuple[Engine, TestClient],
                                                                           patient: str) -> None:
     _, http = both

@@ -669,8 +669,8 @@ async def decide_owner(request: Request, message_id: str, caller: Caller = Depen
 
 def _reason_of(body: bytes) -> str:
     """The decision's reason from its JSON body (``{"reason": "..."}``), as ``message_time.reason_of`` keeps it
-    (exactly as typed but for its ends; at most ``REASON_MAX`` characters; no control character but tab and line
-    breaks); none, blank, not JSON, or refused by that rule: 400 saying what is wanted."""
+    (exactly as typed but for its ends; the refusals its docstring lists); none, blank, not JSON, or refused by that
+    rule: 400 saying what is wanted."""
     try:
         data = json.loads(body or b"null")
     except (ValueError, UnicodeDecodeError):

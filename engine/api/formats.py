@@ -395,7 +395,10 @@ def plain_json_asked(scope: dict) -> str | None:
     formats: list[str] = []
     # ``bytes.find``, not ``in``: ``needle in some_bytes`` first tries the needle as an int (a byte value)
     # and raises and drops a TypeError when it is bytes -- three a /fhir request here (attr35)
-    if query.find(b"format") >= 0:  # ``_format`` or its percent-encoded name (``%5Fformat``), as the router reads it
+    # ``_format`` or a name whose escapes may spell it (``%5Fformat``, ``_%66ormat``), read as the router reads its
+    # parameters: the raw ``format`` alone had missed ``_%66ormat=application/json``, served as asked but labelled
+    # the FHIR type (rv41c LOW 10)
+    if query.find(b"format") >= 0 or query.find(b"%") >= 0:
         formats = parse_qs(query.decode("latin-1")).get("_format", [])
     accept = b""
     for name, value in scope["headers"]:  # a loop, not a generator: it runs on every /fhir request

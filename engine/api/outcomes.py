@@ -92,6 +92,20 @@ def _not_found_page() -> str:
     return _NOT_FOUND.read_text(encoding="utf-8")
 
 
+_BAD_URL = _NOT_FOUND.with_name("badurl.html")
+
+
+def unreadable_url_page(request: Request) -> HTMLResponse | None:
+    """The small Chinese 400 page a browser opening a ``/ui/`` address that cannot be read (``url_utf8``: escapes
+    that are not UTF-8, an escaped ``/``) is answered with, as a mistyped one gets ``notfound.html`` -- a person had
+    been shown an OperationOutcome in English JSON (rv41c LOW 6); None where a program asks (``_wants_page``), which
+    keeps the OperationOutcome. ``Vary: Accept``: the same address answers either by it."""
+    if not _wants_page(request):
+        return None
+    return HTMLResponse(_BAD_URL.read_text(encoding="utf-8"), status_code=400,
+                        headers={**_NOT_FOUND_HEADERS, "Vary": "Accept"})
+
+
 def _wants_page(request: Request) -> bool:
     """A browser opening an address under ``/ui/`` (the pages' own tree); ``/fhir``, ``/auth``, the
     reports and the rest stay JSON whatever they are asked with. The page when ``Accept`` weighs ``text/html``

@@ -14,8 +14,15 @@ any route reads it (forty-first round, http41). Refused alike, since neither can
 - a raw byte outside ASCII in the query (a client that did not percent-encode): Starlette reads it as Latin-1, so
   raw UTF-8 ``王`` became three other characters. (A raw byte in the path never gets here: the servers refuse it.)
 
+An escaped ``/`` or ``\\`` in the path (``%2F``, ``%5C``, either case) is refused too, naming it (rv41c MED 1): the
+servers unquote the path before routing, so ``GET /fhir/Patient/<id>%2F_history%2F1`` -- one segment as sent, an id
+no FHIR server can hold (R4 datatypes#id: ``[A-Za-z0-9.-]{1,64}``) -- had been served as a vread, and a gateway
+in front that allows or denies by the path as sent (``/_history``, ``$everything``) saw another interaction than
+huren served. No route of huren's has a segment that may hold a ``/`` (its ids are FHIR ids and hashes).
+
 Every route, not only ``/fhir``: the sign-in's and the reports' parameters are read by the same Starlette. The
-common URL pays one ``bytes.find`` for ``%`` and an ``isascii`` on each of path and query.
+common URL pays one ``bytes.find`` for ``%`` and an ``isascii`` on each of path and query. A browser opening a
+``/ui/`` page is answered with a small Chinese page instead (``outcomes.unreadable_url_page``; rv41c LOW 6).
 """
 
 from __future__ import annotations
@@ -23,14 +30,17 @@ from __future__ import annotations
 import re
 from urllib.parse import unquote_to_bytes
 
+from starlette.requests import Request
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from engine.api.no_store import mark_no_store
-from engine.api.outcomes import error_response
+from engine.api.outcomes import error_response, unreadable_url_page
 from engine.errors import BadRequest
 
 # a ``%`` that does not begin an escape (RFC 3986 2.1: ``pct-encoded = "%" HEXDIG HEXDIG``)
 _NOT_AN_ESCAPE = re.compile(rb"%(?![0-9A-Fa-f]{2})")
+# an escaped path separator: ``/`` (``%2F``) or ``\`` (``%5C``), which the servers unquote into the routed path
+_ESCAPED_SEPARATOR = re.compile(rb"%(?:2[Ff]|5[Cc])")
 
 
 def _unreadable(part: bytes) -> str | None:
@@ -64,6 +74,13 @@ def url_refusal(scope: Scope) -> BadRequest | None:
         if why is not None:
             return BadRequest(f"the URL path '{_shown(raw_path)}' cannot be read as UTF-8 text: {why}",
                               expression=["path"])
+        separator = _ESCAPED_SEPARATOR.search(raw_path) if raw_path.find(b"%") >= 0 else None
+        if separator is not None:
+            escaped = separator[0].decode("ascii")
+            return BadRequest(f"the URL path '{_shown(raw_path)}' holds '{escaped}', an escaped "
+                              f"'{unquote_to_bytes(escaped).decode('ascii')}': no path segment may hold one "
+                              "(a FHIR id is [A-Za-z0-9-.]{1,64}); huren does not read another path than the one "
+                              "sent", expression=["path"])
     query: bytes = scope.get("query_string") or b""
     if _unreadable(query) is None:  # the whole query at once (``&`` and ``=`` are ASCII: no part reads otherwise)
         return None
@@ -80,7 +97,7 @@ def url_refusal(scope: Scope) -> BadRequest | None:
 
 class Utf8Url:
     """Pure ASGI middleware: ``url_refusal``'s 400 OperationOutcome (``Cache-Control: no-store``) instead of the
-    route, for every HTTP request."""
+    route, for every HTTP request -- for a browser at a ``/ui/`` page, the Chinese page saying so."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -89,6 +106,7 @@ class Utf8Url:
         if scope["type"] == "http":
             refused = url_refusal(scope)
             if refused is not None:
-                await mark_no_store(error_response(refused))(scope, receive, send)
+                page = unreadable_url_page(Request(scope))
+                await mark_no_store(page or error_response(refused))(scope, receive, send)
                 return
         await self.app(scope, receive, send)

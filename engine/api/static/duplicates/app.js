@@ -566,7 +566,15 @@
       const [zh, en] = W.status(decision);
       const done = "已记录复核：" + zh + " — " + session.display + "。 Review recorded: " + en;
       message(done, true); text(said, done); said.className = "ok";
-    } catch (err) { message(err.message); text(said, err.message); said.className = ""; }
+    } catch (err) {
+      // a reason the API refuses (message_time.reason_of: its English words end with the Chinese in brackets) is
+      // said as what it is, Chinese first, not as the list's "查询条件有误" -- the review was not recorded; the
+      // reason stays in its box to be typed again
+      const zh = err.status === 400 && err.diag ? /\(([^()]*[\u4e00-\u9fff][^()]*)\)\s*$/.exec(err.diag) : null;
+      const why = err.status === 400 && err.diag
+        ? "复核未记录：" + (zh ? zh[1] + "。" : "") + " The review was not recorded: " + err.diag : err.message;
+      message(why); text(said, why); said.className = "";
+    }
     finally { delete form.dataset.sending; buttons.forEach((b) => { b.disabled = false; }); }
     // the evidence opened again moved focus and the view to its top: back to the button pressed (it
     // could not hold focus while off), with what became of the review in view
