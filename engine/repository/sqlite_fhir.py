@@ -1,8 +1,8 @@
 """FHIR storage on SQLite: current versions, superseded versions, and narrow index tables.
 
-Tables (storage layout 8, ``PRAGMA user_version``; created at start, idempotently):
+Tables (storage layout 9, ``PRAGMA user_version``; created at start, idempotently):
 
-* ``fhir_resource(rid, type, id, version, updated, deleted, body, sortkeys, hkeys, ranges)`` —
+* ``fhir_resource(rid, type, id, version, updated, deleted, body, sortkeys, hkeys, ranges, idh, writer, tu)`` —
   the current version of each resource, ``body`` the exact JSON bytes; ``sortkeys`` the first
   value of each parameter (JSON) for ``_sort`` and ``:missing``; ``hkeys`` the ``(h, q)`` of the
   resource's ``ix_hash`` rows (packed int64 pairs and a marker byte) and ``ranges`` its date,
@@ -33,6 +33,12 @@ Tables (storage layout 8, ``PRAGMA user_version``; created at start, idempotentl
   ``fhir_history`` (``StoredResource.writer``), named by every statement that writes a version; a
   store of layout 5 to 7 gets the column in place, and a huren of layout 7 refuses a store of
   layout 8 (its UPDATE does not name the column, so a client's version would keep the feed's mark).
+  Layout 9: ``tu``, one integer -- the type's code (19 bits of a hash) above the version's
+  ``updated`` in milliseconds (``sqlite_rows.updated_key``) -- indexed (``fhir_resource_tu``) in
+  place of the text index ``(type, updated)``: a type scan is a range of it, ``_lastUpdated`` and
+  ``_sort=_lastUpdated`` within a type a range and its order; a store of layout 5 to 8 gets the
+  column, its values and the index in one transaction when it opens (``_add_tu``), and a huren of
+  layout 8 refuses a store of layout 9 (its writes would leave ``tu`` empty: rows no type scan finds).
 * ``ix_date``, ``ix_string``, ``ix_quantity`` — the range-searched kinds, one B-tree each keyed
   for lookup, ``(hp, value..., rid)`` (``hp`` = hash of type and parameter): a row is one entry
   (layout 4 clustered them on ``rid`` with a lookup index beside, two or three entries a row).
@@ -41,8 +47,8 @@ Tables (storage layout 8, ``PRAGMA user_version``; created at start, idempotentl
   range scan, not an OR over both. A correlated check of a range clause reads the resource
   row's own ``ranges`` (``json_each``, no probe), and deletes go by the rows ``ranges`` names.
 
-``_lastUpdated`` is answered from ``fhir_resource.updated`` (index ``(type, updated)``), not
-from index rows. 64-bit hashes of distinct keys collide with probability ~n²/2⁶⁵: negligible at
+``_lastUpdated`` is answered from ``fhir_resource.tu`` within a type (``updated`` across types),
+not from index rows. 64-bit hashes of distinct keys collide with probability ~n²/2⁶⁵: negligible at
 the sizes one node holds (HAPI FHIR relies on the same).
 
 Where the parts are: this module holds the layout (schema, migrations, the search parameter
