@@ -517,10 +517,10 @@ class SqliteSearch:
         elif q.type:  # (the rows found by rid: their type checked, as layout 8 did)
             where.append("r.type = ?")
             params.append(q.type)
-        elif q.types is not None:  # (each type a range of the index: the planner's OR of ranges)
+        elif q.types is not None:  # (a scan: each type a range of the index, the planner's OR of ranges)
             where.append(f"r.type IN ({','.join('?' * len(q.types))})")
             params.extend(q.types)
-            if q.types:
+            if q.types and source == "fhir_resource r":
                 where.append("(" + " OR ".join(["r.tu >= ? AND r.tu < ?"] * len(q.types)) + ")")
                 params.extend(v for t in q.types for v in type_span(t))
         if q.compartment is not None and positive:  # (without a clause the compartment drove the query)
