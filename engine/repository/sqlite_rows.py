@@ -95,8 +95,9 @@ def type_code(rtype: str) -> int:
     """A resource type's code in ``fhir_resource.tu``: 19 bits of its BLAKE2b hash, the same in
     every process and release (no table of codes to assign under the write lock and to lose with
     a rolled-back transaction). The 146 resource types of R4 have 146 distinct codes (tested,
-    ``tests/test_perf41_tu_index``); the reads check ``type`` as well, so a code two types
-    shared would cost a scan of both, never answer one's rows for the other."""
+    ``tests/test_perf41_tu_index``); a type scan checks the row's ``type`` too when another type
+    the deployment knows has its code (``SqliteSearch._sole_types``), so a shared code would cost
+    a scan of both, never answer one's rows for the other."""
     return h64(f"y{_SEP}{rtype}") & ((1 << _TYPE_BITS) - 1)
 
 
