@@ -208,3 +208,30 @@ def test_the_searches_read_the_tu_index(tmp_path: Path) -> None:
     rows = store.conn.execute("SELECT type, updated, tu FROM fhir_resource").fetchall()
     assert all(tu == updated_key(t, u) for t, u, tu in rows)
     store.close()
+
+
+def test_two_types_sharing_a_code_never_answer_each_other(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """No two R4 types share a code (above); were they to, each one's searches keep to its own rows
+    (``SqliteSearch._sole_types``: the row's type is checked beside the span)."""
+    from engine.repository import sqlite_rows
+
+    real = sqlite_rows.type_code
+
+    def shared(rtype: str) -> int:
+        return real("Patient") if rtype == "Organization" else real(rtype)
+
+    monkeypatch.setattr(sqlite_rows, "type_code", shared)
+    monkeypatch.setattr(sqlite_rows, "_BASES", {})
+    path = tmp_path / "huren.db"
+    _written(path)
+    store = SqliteStore(path)
+    repo = FhirRepository(store)
+    assert store.query("SELECT count(DISTINCT tu >> ?) FROM fhir_resource WHERE type IN ('Patient', 'Organization')",
+                       (TU_SHIFT,))[0][0] == 1  # (the two types' rows in one span)
+    assert "Patient" not in store.fhir._sole_types() and "Observation" in store.fhir._sole_types()
+    patients = _ids(repo, "Patient")
+    assert patients and all(k.startswith("Patient/") for k in patients)
+    assert _ids(repo, "Organization") == ["Organization/org1"]
+    assert repo.search("Patient", [("_summary", "count")]).total == len(patients)
+    assert all(k.startswith("Patient/") for k in _ids(repo, "Patient", ("_lastUpdated", "gt2000"), ("_sort", "_lastUpdated")))
+    store.close()

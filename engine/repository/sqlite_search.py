@@ -59,7 +59,6 @@ from engine.repository.sqlite_rows import (
     ref_hash,
     system_hash,
     token_hash,
-    type_code,
     type_span,
     uri_hash,
 )
@@ -375,8 +374,9 @@ class SqliteSearch:
         params = self._search_params()
         known = getattr(self, "_sole", None)
         if known is None or known[0] is not params:
-            codes = collections.Counter(type_code(t) for t in params.resource_types)
-            known = self._sole = (params, frozenset(t for t in params.resource_types if codes[type_code(t)] == 1))
+            spans = {t: type_span(t) for t in params.resource_types}
+            codes = collections.Counter(spans.values())
+            known = self._sole = (params, frozenset(t for t, span in spans.items() if codes[span] == 1))
         return known[1]
 
     def _stored_types(self) -> list[str]:
