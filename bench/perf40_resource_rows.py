@@ -10,17 +10,17 @@ warm-up's resource rows into a fresh store of the same page size and pragmas, th
 timed messages' rows as the put does (``sqlite_fhir.insert_flat``, 17 rows a message, 50 messages a
 transaction) inside ``operator.call``: divide callgrind's collected instructions by the rows printed.
 Variants take one thing away or change one thing, to see what it costs: ``stored`` (as the store
-is), ``no-key`` (without the ``idh`` index), ``no-updated`` (without the ``(type, updated)`` index),
-``no-indexes`` (neither), ``no-body`` (the body NULL), ``int-updated`` (one integer key, type code
-<< 44 | milliseconds, indexed instead of ``(type, updated)``), ``one-statement`` (a message's rows
-in one statement rather than 16 + 1: ``insert_flat``'s ``_ROWS_AT_ONCE`` is 64, 16, 4).
+is: layout 9, ``tu`` indexed), ``no-key`` (without the ``idh`` index), ``no-updated`` (without the
+``tu`` index), ``no-indexes`` (neither), ``no-body`` (the body NULL), ``text-updated`` (layout 8: no
+``tu``, the text index ``(type, updated)`` instead -- perf40's ``stored``; perf41's layout 9 was
+perf40's ``int-updated``), ``one-statement`` (a message's rows in one statement rather than 16 + 1:
+``insert_flat``'s ``_ROWS_AT_ONCE`` is 64, 16, 4).
 
 Why here and not in ``bench/ingest.py``: the put's statements are ~0.2 M instructions of a 13.9 M
 message each, too small a share to see a variant in the whole message's count."""
 
 from __future__ import annotations
 
-import datetime
 import operator
 import sqlite3
 import sys
@@ -31,10 +31,11 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-VARIANTS = ("stored", "no-key", "no-updated", "no-indexes", "no-body", "int-updated", "one-statement")
+VARIANTS = ("stored", "no-key", "no-updated", "no-indexes", "no-body", "text-updated", "one-statement")
 _KEY = "CREATE INDEX IF NOT EXISTS fhir_resource_key ON fhir_resource (idh);"
+_TU = "CREATE INDEX IF NOT EXISTS fhir_resource_tu ON fhir_resource (tu);"  # (``sqlite_fhir._add_tu``'s)
 _UPDATED = "CREATE INDEX IF NOT EXISTS fhir_resource_updated ON fhir_resource (type, updated);"
-_COLUMNS = "rid, type, id, version, updated, deleted, body, sortkeys, hkeys, ranges, idh, writer"
+_COLUMNS = "rid, type, id, version, updated, deleted, body, sortkeys, hkeys, ranges, idh, writer, tu"
 
 
 def build(folder: Path) -> None:
@@ -63,38 +64,28 @@ def replay(folder: Path, variant: str) -> None:
     for pragma in ("journal_mode=WAL", "synchronous=NORMAL", "cache_size=-131072", "temp_store=MEMORY",
                    "mmap_size=268435456"):
         conn.execute("PRAGMA " + pragma)
-    schema, extra = sqlite_fhir.SCHEMA, ""
+    schema, columns = sqlite_fhir.SCHEMA + _TU, _COLUMNS
     if variant in ("no-key", "no-indexes"):
         schema = schema.replace(_KEY, "")
     if variant in ("no-updated", "no-indexes"):
-        schema = schema.replace(_UPDATED, "")
-    types: dict[str, int] = {}
-
-    def keyed(rtype: str, updated: str) -> int:  # (int-updated) type code << 44 | milliseconds
-        ms = datetime.datetime.fromisoformat(updated.replace("Z", "+00:00")).timestamp() * 1000
-        return (types.setdefault(rtype, len(types) + 1) << 44) | int(ms)
-
-    if variant == "int-updated":
-        schema = schema.replace(_UPDATED, "CREATE INDEX fhir_resource_tu ON fhir_resource (tu);").replace(
-            "writer TEXT);", "writer TEXT, tu INTEGER);", 1)
-        conn.create_function("keyed", 2, keyed)
-        extra = ", keyed(type, updated)"
+        schema = schema.replace(_TU, "")
+    if variant == "text-updated":  # layout 8
+        schema = schema.replace(_TU, _UPDATED).replace("writer TEXT, tu INTEGER);", "writer TEXT);", 1)
+        columns = _COLUMNS.removesuffix(", tu")
     conn.executescript(schema)
     conn.execute("ATTACH ? AS src", (str(source),))
     warm = int((folder / "warm-rid").read_text())
-    conn.execute(f"INSERT INTO fhir_resource SELECT {_COLUMNS}{extra} FROM src.fhir_resource "  # noqa: S608
+    conn.execute(f"INSERT INTO fhir_resource ({columns}) SELECT {columns} FROM src.fhir_resource "  # noqa: S608
                  "WHERE rid <= ?", (warm,))
     rows: list[list[Any]] = [list(r) for r in conn.execute(
-        f"SELECT {_COLUMNS} FROM src.fhir_resource WHERE rid > ? ORDER BY rid", (warm,))]  # noqa: S608
+        f"SELECT {columns} FROM src.fhir_resource WHERE rid > ? ORDER BY rid", (warm,))]  # noqa: S608
     conn.execute("DETACH src")
-    head, width = sqlite_fhir._INSERT_RESOURCE, 12
+    head, width = sqlite_fhir._INSERT_RESOURCE, 13
+    if variant == "text-updated":
+        head, width = head.removesuffix(", tu)") + ")", 12
     for row in rows:  # bound as the put binds them (its blobs as bytearray: perf39)
         row[6] = None if variant == "no-body" else bytearray(row[6])
         row[8] = bytearray(row[8])
-        if variant == "int-updated":
-            row.append(keyed(row[1], row[4]))
-    if variant == "int-updated":
-        head, width = head[:-1] + ", tu)", 13
     if variant == "one-statement":
         sqlite_fhir._ROWS_AT_ONCE = (17, 16, 4)
     conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")

@@ -162,10 +162,10 @@ def test_stores_of_layouts_3_and_4_are_converted_on_bind(tmp_path: Path, layout:
     store.close()
     store = SqliteStore(path)
     repo = FhirRepository(store)
-    assert store.query("PRAGMA user_version")[0][0] == LAYOUT == 8
+    assert store.query("PRAGMA user_version")[0][0] == LAYOUT == 9
     assert [name for (name,) in store.query("SELECT name FROM sqlite_master WHERE type = 'index' AND "
                                             "tbl_name = 'fhir_resource' ORDER BY name")] == [
-        "fhir_resource_key", "fhir_resource_updated"]  # (type, id) found by its hash, no autoindex
+        "fhir_resource_key", "fhir_resource_tu"]  # (type, id) found by its hash, no autoindex; layout 9: tu
     assert store.query("SELECT count(*) FROM fhir_resource WHERE idh IS NULL")[0][0] == 0
     assert _state(store) == _rebuilt(store, repo)
     assert not store.query("SELECT 1 FROM ix_date WHERE lo = 0 AND hi = 1")  # the old rows went

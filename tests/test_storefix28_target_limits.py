@@ -95,8 +95,8 @@ def test_moving_a_store_to_this_layout_logs_the_upgrade_rule(tmp_path: Path, cap
         store = SqliteStore(path)
         try:
             FhirRepository(store, base_url="http://huren.test/fhir")
-            assert store.query("PRAGMA user_version")[0][0] == 8  # this layout (writer31: 8)
+            assert store.query("PRAGMA user_version")[0][0] == 9  # this layout (writer31: 8; perf41: 9)
         finally:
             store.close()
-    assert any("layout 6 moved to layout 8" in r.getMessage() and "must be stopped" in r.getMessage()
+    assert any("layout 6 moved to layout 9" in r.getMessage() and "must be stopped" in r.getMessage()
                for r in caplog.records), [r.getMessage() for r in caplog.records]
