@@ -17,6 +17,7 @@ from pathlib import Path
 
 from engine.engine import Engine
 from engine.merge_rules import API
+from engine.repository.sqlite_fhir import LAYOUT
 from engine.settings import Settings
 from tests.test_writer30_marks import adt
 
@@ -61,7 +62,7 @@ def test_a_clients_version_written_by_the_release_before_is_not_marked_the_feeds
     """)
     done = subprocess.run([sys.executable, "-c", script], cwd=str(old), capture_output=True, text=True)
     assert done.returncode != 0, done.stdout[-3000:]
-    assert "LayoutError" in done.stderr and "layout 8 was written by a newer huren" in done.stderr, \
+    assert "LayoutError" in done.stderr and f"layout {LAYOUT} was written by a newer huren" in done.stderr, \
         done.stderr[-3000:]
     with Engine(settings) as engine:
         stored = engine.repository.read("Patient", patient)
