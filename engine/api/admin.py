@@ -642,7 +642,9 @@ async def decide_owner(request: Request, message_id: str, caller: Caller = Depen
     applied, 409 naming who. 409 as well when nothing of the message is held that a decision answers (another
     order's number held, a refused message, an accepted one held nothing) or when the order was written since the
     hold (the decision would be about a version the operator was not shown: a plain replay holds it again against
-    what is stored now). 503 (Retry-After) when the store was busy and the decision could not be written: nothing
+    what is stored now); and, before anything is reopened, when a held renumbering would give the record a resident
+    ID number another record holds, or renumber a record merged into another (``Ingestor.owner_barred``: the other
+    record named by its MRN at the sender, never its person's name or number; regfix41b). 503 (Retry-After) when the store was busy and the decision could not be written: nothing
     of it applied, the message held as before and decidable again at once (``Ingestor._decision_failed``; 409 when
     the failure left it otherwise, the words saying what settles it; dfix40). 400 without a reason, or one
     ``message_time.reason_of`` refuses (over 500 characters, a control character). A resident, a clinician, an auditor, a feed's post-only client, the client that sent the
