@@ -46,12 +46,12 @@ import queue
 import re
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
 from adapters.convert.applications import canonical
-from adapters.convert.persons import MEMBER_REFUSED, RENUMBER_CLAIM, registered_by
+from adapters.convert.persons import MEMBER_REFUSED, RENUMBER_CLAIM, Barred, decision_barred, registered_by
 from adapters.convert.results import placed_numbers
 from adapters.hl7v2.ack import build_ack, version_tuple
 from adapters.hl7v2.errors import (
@@ -456,6 +456,7 @@ class Ingestor:
                     raise NotDecidable("a corrected copy is not decided: the decision is about the message as it "
                                        "was held")
                 against = self._owner_decidable(doc)
+                self._renumber_barred(doc, against)
             elif decided is not None:
                 why = undecidable(doc) or ("a corrected copy is not replayed as later: the decision is about "
                                            "the message as it was refused" if raw is not None else "")
@@ -1675,12 +1676,65 @@ class Ingestor:
                 changed.append(f"{ref} (held against version {claim.get('versionId') or '?'}, now "
                                f"{now or 'not readable'})")
         if changed:
+            # (a record's: the plain replay holds it again as the message sent now is held -- a record merged since
+            # is judged on its survivor's number, ``persons._renumbered_on``; regfix41b -- never taken by it)
+            merged = (" (judged as the message sent now would be: a record merged since is judged on its survivor's "
+                      "ID number)" if any(c.get("claim") == RENUMBER_CLAIM for c in claims) else "")
             raise RecordChanged(
                 f"the {_held_kind(claims)} changed after the hold: {', '.join(changed)} -- the decision is not taken "
                 "for a version "
-                "you were not shown; replay the message plainly to hold it again against what is stored now, then "
-                "decide on that")
+                "you were not shown; replay the message plainly to hold it again against what is stored now"
+                f"{merged}, then decide on that")
         return frozenset(f"{c['resource']}|{c['claim']}" for c in claims)
+
+    def owner_barred(self, doc: Document, refs: Collection[str] | None = None) -> dict[str, Barred]:
+        """The records of ``doc``'s held renumberings (``held_claims`` of ``persons.RENUMBER_CLAIM``, or ``refs``) whose
+        decision is barred (``persons.decision_barred``: the record merged into another, or the number the message
+        states held by another record), read now: the message converted again (its PID's numbers as stated -- the
+        hold keeps the record, never the number) and the store searched. For the decision (``_renumber_barred``) and
+        the operator's view of the message (``GET /admin/quarantine/{id}``: the page says it before the operator
+        confirms). Empty when none is held, or the message does not convert now."""
+        if refs is None:
+            refs = {str(c.get("resource")) for c in doc.get("held_claims") or ()
+                    if isinstance(c, dict) and c.get("claim") == RENUMBER_CLAIM and not c.get("elsewhere")}
+        if not refs or self.repository is None:
+            return {}
+        try:
+            conversion, _ = self._convert(self._item_for(doc))
+        except Exception:  # (a message that no longer reads: nothing to say of its numbers; its decision's replay says why)
+            log.exception("message %s could not be converted to read its held renumbering", doc.get("_id"))
+            return {}
+        if conversion is None:
+            return {}
+        search, read_many = getattr(self.repository, "search", None), getattr(self.repository, "read_many", None)
+        out = {}
+        for ref in sorted(refs):
+            barred = decision_barred(conversion, ref, search, read_many)
+            if barred is not None:
+                out[ref] = barred
+        return out
+
+    def _renumber_barred(self, doc: Document, against: frozenset[str]) -> None:
+        """Refuse (``NumberNotGiven``, 409) an operator's decision that would give a record a resident ID number
+        another record holds, or renumber a record merged into another (``owner_barred``), before anything of the
+        message is reopened: naming the other record by its number at the sending institution (the operator reads
+        it; never the other person's name or ID number), and what settles it (forty-first round, regfix41b)."""
+        barred = self.owner_barred(doc, _decided_renumbers(against))
+        if not barred:
+            return
+        said = []
+        for ref, why in barred.items():
+            other = f"MRN {why.mrn} at {doc.get('facility')}" if why.mrn else f"{why.other}, of no MRN at {doc.get('facility')}"
+            said.append(
+                f"{ref} was merged into another record ({other}): its ID number is that record's, and a renumbering "
+                "of the record merged away is held again on every replay -- correct the number on that record (its "
+                "registering application, or the operator)" if why.merged else
+                f"the resident ID number this message states for {ref} is held by another record ({other}): taken, the "
+                "two records would be one person's to the patient index and each resident would read the other's "
+                "record -- if the patient who came is that record's, the visit belongs on it (move it, A45/A44, or "
+                "correct the registration); if the two are one person, merge them (A40); if that record's number is "
+                "wrong, have it corrected first, then decide")
+        raise NumberNotGiven("; ".join(said))
 
     def _internal_error(self, item: _Item, exc: BaseException, status: str = RECEIVED) -> Outcome:
         if item.header is None:
@@ -1941,6 +1995,11 @@ class DecisionNotWritten(NotDecidable):
     def __init__(self, message: str, *, again: bool) -> None:
         super().__init__(message)
         self.again = again
+
+
+class NumberNotGiven(NotDecidable):
+    """An operator's decision on a held renumbering that would give the record a resident ID number another record
+    holds, or renumber a record merged into another (``Ingestor._renumber_barred``; regfix41b): nothing reopened."""
 
 
 class RecordChanged(NotDecidable):

@@ -153,11 +153,6 @@ def test_reg41_two_held_renumberings_of_one_record(both: tuple[Engine, TestClien
     assert _nids(rec) == {c}, _nids(rec)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "HIGH (leak, wrong filing): reg41's hold is lost once the HIS merges the record (A40): the merged-away record "
-    "holds no number, so the held LIS A04 replayed plainly -- as the owner decision's 409 tells the operator to do "
-    "-- gives it another woman's ID number, links it to her record (seealso) while it is replaced-by the survivor, "
-    "and her resident then reads the survivor's record and results"))
 def test_reg41_a_merge_after_the_hold_keeps_the_number_held(both: tuple[Engine, TestClient]) -> None:
     """The HIS registers QE (number a), QF (no number) and QG (number b, another woman of one name and birth date);
     the LIS's walk-in A04 under QE states b: held. The HIS merges QE into QF (A40: QF now holds a) and QF has a
@@ -252,11 +247,6 @@ def test_reg41_the_held_renumbering_is_decided_after_a_restart(tmp_path: Path) -
         assert "QR2" not in _held_ids(http, engine)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "HIGH (leak): the owner decision on a held walk-in renumbering gives the record a number another woman's record "
-    "holds -- 200, nothing in the answer or on the page names that record -- and the index makes them one person "
-    "(seealso): her resident reads the first woman's record and results. The page's own words lead there: 'check "
-    "the ID card; if the number is right, take it' -- in the mis-selected walk-in it is right, for the other woman"))
 def test_reg41_the_decision_does_not_give_a_record_a_number_another_record_holds(both: tuple[Engine, TestClient]) -> None:
     """The walk-in: HIS registered QH (number a) and QI (number b, another woman of one name and birth date); the
     LIS's A04 under QH states b, held. The page asks the operator to check the ID card: it is b's holder's card (she

@@ -1556,6 +1556,107 @@ def _placeholder_in_batch(ref: str, earlier: Sequence[Any], read_many: Any) -> b
     return read_many is not None and tuple(ref.split("/", 1)) not in read_many([tuple(ref.split("/", 1))])
 
 
+def _renumbered_on(ref: str, earlier: Sequence[Any], stored: dict[Any, Any], leaned: list[int],
+                   read_many: Any) -> str:
+    """The record whose resident ID numbers a renumbering of ``ref`` is judged on (``_registrars_number``): ``ref``
+    itself, or -- merged away (its ``Patient.link`` ``replaced-by``, as the batch leaves it: ``_as_left_linked``) --
+    the survivor it was merged into, along the chain (at most ``_CHAIN_READ`` records; read into ``stored``). A
+    merged-away record holds no number of its own (the merge carried it to the survivor), so a message under its
+    MRN stating another number was read as numbering a record without one and taken: after the HIS's A40 the LIS's
+    held walk-in A04, replayed plainly (as the owner decision's 409 asked) or sent again, gave the merged-away record
+    another woman's number, the index linked it to her record while it was the survivor's, and her resident read
+    the survivor's record and results (rv41d HIGH 2). The person's number is the survivor's: who may replace it is
+    judged on it, so the change is held again as it was before the merge (forty-first round, regfix41b)."""
+    at, seen = ref, {ref}
+    while len(seen) <= _CHAIN_READ:
+        key = tuple(at.split("/", 1))
+        if key not in stored and read_many is not None:
+            stored.update(read_many([key]))
+        record = _as_left_linked(at, earlier, stored, leaned, None)
+        after = next((str(link["other"]["reference"]) for link in (record or {}).get("link") or ()
+                      if isinstance(link, dict) and link.get("type") == "replaced-by"
+                      and isinstance(link.get("other"), dict) and link["other"].get("reference")), None)
+        if after is None or after in seen:
+            return at
+        seen.add(after)
+        at = after
+    return at
+
+
+class Barred(NamedTuple):
+    """Why the operator's decision may not take a held renumbering of a record (``decision_barred``): ``merged`` --
+    the record was merged into ``other`` (its number is that record's); else another record, ``other``, holds the
+    number the message states. ``mrn``: that record's number at the sending institution (MR under its
+    ``mrn_system``), "" when it holds none there -- what the operator is told, never the other person's name or ID
+    number."""
+    merged: bool
+    other: str
+    mrn: str
+
+
+def decision_barred(conversion: Any, ref: str, search: Any, read_many: Any) -> Barred | None:
+    """May an operator's decision (``POST /admin/quarantine/{id}/owner``, ``huren quarantine replay ID --as-owner``)
+    not give record ``ref`` the resident ID number its held message states (``conversion``: the message converted
+    again, its PID's numbers as stated)? Barred when ``ref`` was merged into another record (``_renumbered_on``: the
+    number is the survivor's, and the decision's replay would hold it again) or when another stored record, not one
+    of ``ref``'s person (joined to it by no ``Patient.link``: a merge, the index's or an operator's link) and not
+    ``active: false``, holds a number the message states. Why: the page asks the operator to check the resident's
+    ID card; after a mis-selected walk-in (the LIS picked QH, the other 甲六 came) the card *is* the other woman's and
+    the number "right" -- taking it made QH hold QI's number, the index joined the two records, and QI's resident
+    read QH's record and results (rv41d HIGH 1). Which record the number is whose is then the registration's to
+    correct (the other record first, or a merge if they are one person), never a decision on this message's
+    renumbering. Read only on the decision and the operator's view of a held message, never on a message's path."""
+    stored: dict[Any, Any] = {}
+    survivor = _renumbered_on(ref, (), stored, [], read_many)
+    if survivor != ref:
+        return Barred(True, survivor, _mrn_at_sender(conversion, stored.get(tuple(survivor.split("/", 1)))))
+    person = conversion.by_reference.get(ref) or {}
+    tokens = sorted({(str(i["system"]), str(i["value"])) for i in person.get("identifier") or ()
+                     if isinstance(i, dict) and is_national_id(i) and i.get("system") and i.get("value")})
+    if not tokens or search is None:
+        return None
+    holders = [p for p in _every_patient(search, tokens)
+               if f"Patient/{p.get('id')}" != ref and p.get("active") is not False]
+    if not holders:
+        return None
+    one = _one_persons(ref, stored, read_many)
+    for holder in holders:
+        other = f"Patient/{holder.get('id')}"
+        if other not in one and ref not in _linked(holder):
+            return Barred(False, other, _mrn_at_sender(conversion, holder))
+    return None
+
+
+def _linked(record: dict[str, Any] | None) -> list[str]:
+    """Every record ``record``'s ``Patient.link`` names, of any type (a merge's, the index's ``seealso``, an
+    operator's): what says the two are one person's records."""
+    return [str(link["other"]["reference"]) for link in (record or {}).get("link") or ()
+            if isinstance(link, dict) and isinstance(link.get("other"), dict) and link["other"].get("reference")]
+
+
+def _one_persons(ref: str, stored: dict[Any, Any], read_many: Any) -> set[str]:
+    """``ref`` and the records its links join it to (``_linked``, along them: at most ``_CHAIN_READ`` records)."""
+    found, frontier = {ref}, [ref]
+    while frontier and len(found) <= _CHAIN_READ:
+        unread = [key for key in (tuple(r.split("/", 1)) for r in frontier) if key not in stored]
+        if unread and read_many is not None:
+            stored.update(read_many(unread))
+        step = [o for r in frontier for o in _linked(stored.get(tuple(r.split("/", 1)))) if o not in found]
+        found.update(step)
+        frontier = step
+    return found
+
+
+def _mrn_at_sender(conversion: Any, record: dict[str, Any] | None) -> str:
+    """Record ``record``'s number at the message's sending institution (MR under its ``mrn_system``, else any
+    identifier under it); "" when it holds none there -- another member's record is not named by its number."""
+    inst = conversion.site.institution(conversion.institution) if conversion.site is not None else None
+    system = getattr(inst, "mrn_system", None)
+    mine = [i for i in (record or {}).get("identifier") or ()
+            if isinstance(i, dict) and system and i.get("system") == system and i.get("value")]
+    return str(next((i["value"] for i in mine if _typed_mr(i)), mine[0]["value"] if mine else ""))
+
+
 def _registrants(ref: str, search: Any, messages: Any, read_many: Any) -> set[str] | None:
     """Every application that registered the stored record ``ref`` (the registrations table's rows: each
     application's first registration), where the table's word is the whole truth (``_table``); elsewhere the
@@ -2474,7 +2575,8 @@ def _registrars_number(conversion: Any, earlier: Sequence[Any], stored: dict[Any
     EMR's A08 stating another valid number for the same name had moved her record out of her person on a word
     that registers nothing; the number it states passed the digit and demographic checks, which tell a wrong
     number from a right one no better than the null's sender can. Not refused: the rest of the message is the
-    sender's to state. Records not held yet, or holding no number, are this message's to number. Who may is
+    sender's to state. Records not held yet, or holding no number, are this message's to number -- but a record merged
+    into another (``_renumbered_on``) is judged on its survivor's numbers (regfix41b). Who may is
     ``_may_renumber``'s rule; ``left_out`` gets each record whose number was left out -> who may (the refusal of the
     sex the kept number then contradicts advises that: ``_against_kept_number``). ``only``: these records alone (a
     batch's, asked before the rest are read)."""
@@ -2485,10 +2587,11 @@ def _registrars_number(conversion: Any, earlier: Sequence[Any], stored: dict[Any
             person = conversion.by_reference.get(ref)
             if ref in conversion.create_only or person is None or not (stated := id_numbers(person)):
                 continue
-            held = _numbers_left(ref, earlier, stored, leaned)
+            judged = _renumbered_on(ref, earlier, stored, leaned, read_many)  # (merged away: its survivor)
+            held = _numbers_left(judged, earlier, stored, leaned)
             if not (held - stated):
                 continue
-            answer = _may_renumber(conversion, ref, earlier, search, messages, read_many, held)
+            answer = _may_renumber(conversion, judged, earlier, search, messages, read_many, held)
             if answer.may:
                 continue
             person["identifier"] = [i for i in person.get("identifier") or ()

@@ -195,9 +195,27 @@ def show_message(request: Request, message_id: str, caller: Caller = Depends(ope
     _note(request, "other", {"admin": "quarantine-show", "message": message_id},
           patients=_patients_named(engine, doc, text))
     shown, text, withheld = _shown(engine, caller, doc, text)
+    if doc.get("status") == PROCESSED and shown.get("held_claims"):
+        shown = shown | {"held_claims": _barred_claims(engine, doc, shown["held_claims"])}
     # the raw bytes hold what the mask takes out: given only with the whole text
     return shown | {"text": text.replace("\r", "\n"), "text_codec": codec, "withheld": withheld,
                     "raw_base64": None if withheld else base64.b64encode(raw).decode("ascii")}
+
+
+def _barred_claims(engine: Engine, doc: Document, claims: list[Any]) -> list[Any]:
+    """A held message's claims as the operator's view shows them: a held renumbering whose decision is barred now
+    (``Ingestor.owner_barred``: the record merged into another, or the number the message states held by another
+    record) carries ``unavailable`` -- ``merged`` and the other record by its number at the sending institution
+    (``mrn``; its reference when it holds none there), never the other person's name or ID number -- so the page says
+    so, in Chinese, before the operator is asked to confirm (forty-first round, regfix41b; the decision itself is
+    refused 409 all the same)."""
+    barred = engine.ingestor.owner_barred(doc)
+    if not barred:
+        return claims
+    return [{**c, "unavailable": {"merged": why.merged, "mrn": why.mrn,
+                                  **({} if why.mrn else {"record": why.other})}}
+            if isinstance(c, dict) and (why := barred.get(str(c.get("resource")))) is not None
+            and c.get("kind") == "id-number" else c for c in claims]
 
 
 def _shown(engine: Engine, caller: Caller, doc: Document, text: str | None = None,
@@ -624,7 +642,9 @@ async def decide_owner(request: Request, message_id: str, caller: Caller = Depen
     applied, 409 naming who. 409 as well when nothing of the message is held that a decision answers (another
     order's number held, a refused message, an accepted one held nothing) or when the order was written since the
     hold (the decision would be about a version the operator was not shown: a plain replay holds it again against
-    what is stored now). 503 (Retry-After) when the store was busy and the decision could not be written: nothing
+    what is stored now); and, before anything is reopened, when a held renumbering would give the record a resident
+    ID number another record holds, or renumber a record merged into another (``Ingestor.owner_barred``: the other
+    record named by its MRN at the sender, never its person's name or number; regfix41b). 503 (Retry-After) when the store was busy and the decision could not be written: nothing
     of it applied, the message held as before and decidable again at once (``Ingestor._decision_failed``; 409 when
     the failure left it otherwise, the words saying what settles it; dfix40). 400 without a reason, or one
     ``message_time.reason_of`` refuses (over 500 characters, a control character). A resident, a clinician, an auditor, a feed's post-only client, the client that sent the

@@ -239,6 +239,7 @@
     $("#later-box").hidden = !(session.can.replay && m.status === "quarantined" && untold(m));
     $("#owner-box").hidden = !(session.can.replay && m.status === "processed" && ownable(m));
     $("#owner-why").hidden = aboutIdNumber(m); $("#owner-why-id").hidden = !kinds(m).includes("id-number"); // (reg41)
+    barred(m); // (a number another record holds, a record merged away: said before any confirmation; regfix41b)
     if (!keep) {
       $("#owner-reason").value = ""; $("#owner-reason").removeAttribute("aria-invalid");
       text($("#replay-said"), ""); $("#replay-said").className = "";
@@ -254,7 +255,19 @@
   function untold(m) { return (m.errors || []).some((e) => String(e.code) === "206" && (e.severity || "E") === "E"); }
   // accepted with a change held under a number of this order (not another order's: no decision makes it this one's):
   // the operator may take it as the owner's (POST .../owner, ord40)
-  function ownable(m) { return (m.held_claims || []).some((c) => !c.elsewhere); }
+  // -- nor a held ID-number change whose decision is barred now (GET /admin/quarantine/{id}'s ``unavailable``: the number
+  // held by another record, or the record merged into another; the decision would be refused 409; regfix41b)
+  function ownable(m) { return (m.held_claims || []).some((c) => !c.elsewhere && !c.unavailable); }
+  // why a held ID-number change cannot be decided, in Chinese, the other record by its MRN at the sender (never the
+  // other person's name or number): shown in place of the decision
+  function barred(m) {
+    const c = (m.held_claims || []).find((x) => x.unavailable && !x.elsewhere), box = $("#owner-barred");
+    box.hidden = !(m.status === "processed" && c);
+    if (box.hidden) return;
+    const u = c.unavailable, other = u.mrn ? "病历号 " + u.mrn : "无本机构病历号的病历 " + (u.record || "");
+    $("#owner-barred-held").hidden = !!u.merged; $("#owner-barred-merged").hidden = !u.merged;
+    box.querySelectorAll(".other").forEach((s) => text(s, other));
+  }
   // what a held message's holds are about (reg41): an order's change (ord40's claims, no kind) or a record's resident ID
   // number (persons._hold_renumber: kind "id-number") -- the list's 类别 column and the decision's words
   const KINDS = { order: "医嘱更改 Order", "id-number": "身份证号更改 ID number" };
