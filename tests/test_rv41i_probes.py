@@ -19,14 +19,18 @@ from fastapi.testclient import TestClient
 
 from engine.api.app import create_app
 from engine.engine import Engine
+from tests import test_httpfix41_edges as hf
 from tests import test_insurance_ui as ins
 from tests.identity39_calls import engine_and_client
 from tests.module_store import module_eng  # noqa: F401 -- one engine a module on each backend
 from tests.test_labels20_report_flags import _auditor, _county
+from tests.test_order35_as_later import _operator
 from tests.test_reports_ui import Browser, _free_port
+from tests.test_rv40f_probes import _held_message, _owner
 
 both = engine_and_client("rv41i")
 server, browser = ins.server, ins.browser
+held = hf.held  # a held owner change on each backend (httpfix41's)
 
 
 @pytest.fixture(scope="module")
@@ -214,3 +218,19 @@ def test_the_unreadable_address_page_in_chromium(engine: Engine, server: str, br
     assert "/ui/duplicates" in links
     (shots / f"badurl-{abs(hash(path)) % 1000}.png").write_bytes(base64.b64decode(
         browser.send("Page.captureScreenshot", format="png")["data"]))
+
+
+# --- one rule, one owner: the operator's owner decision against the auditor's review ------------------------------
+
+
+@pytest.mark.xfail(strict=True, reason="LOW (rv41i): the owner decision's refused reason is a 400 without "
+                                       "expression ['reason'] (engine/api/admin.py _reason_of raises "
+                                       "BadRequest(str(exc))), where the review route names it: one rule, two "
+                                       "answers for a client to read")
+def test_a_refused_owner_reason_names_the_reason_as_the_review_does(held: tuple[Engine, TestClient]) -> None:
+    engine, http = held
+    ops = _operator(engine, "system/MessageHeader.cr", "ops-desk")
+    msg = _held_message(http, "RV41I-EXPR")
+    r = _owner(http, msg, ops, reason="已核\u200b实")
+    assert r.status_code == 400 and "理由中含有不可见的格式字符" in r.json()["issue"][0]["diagnostics"], r.text[:300]
+    assert r.json()["issue"][0].get("expression") == ["reason"], r.json()
