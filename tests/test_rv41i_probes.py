@@ -19,6 +19,7 @@ from fastapi.testclient import TestClient
 
 from engine.api.app import create_app
 from engine.engine import Engine
+from engine.settings import Settings
 from tests import test_httpfix41_edges as hf
 from tests import test_insurance_ui as ins
 from tests.identity39_calls import engine_and_client
@@ -78,7 +79,10 @@ def _raw_get(served: tuple[int, str], path: str) -> tuple[int, dict]:
 
 
 @pytest.mark.parametrize("path", ["/fhir/Patient/{id}%252F_history%252F1", "/fhir/Patient/{id}%252f_history",
-                                  "/fhir/Patient/{id}%255C_history%255C1", "/fhir/Patient%252F{id}"])
+                                  "/fhir/Patient/{id}%255C_history%255C1", "/fhir/Patient%252F{id}",
+                                  # an overlong '/' (not UTF-8), a fullwidth and a division slash, an escaped '%'
+                                  "/fhir/Patient/{id}%C0%AF_history", "/fhir/Patient/{id}%EF%BC%8F_history",
+                                  "/fhir/Patient/{id}%E2%88%95_history", "/fhir/Patient/{id}%25"])
 def test_a_double_encoded_separator_is_not_decoded_twice(served: tuple[int, str], patient: str, path: str) -> None:
     """``%252F`` is an escaped ``%`` then ``2F``: one decoding gives the text ``%2F``, which is no separator -- the
     request names a resource whose id holds ``%2F`` (no FHIR id can: 404 or 400), never the vread or history of
@@ -95,6 +99,13 @@ def test_a_single_escape_is_refused_by_the_server_too(served: tuple[int, str], p
 
 
 # --- the auditor's review reason ---------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def store(backend_settings: Settings) -> Iterator[Engine]:
+    """An engine of its own on each storage backend (SQLite, mongomock; MongoDB with ``HUREN_MONGODB_URI``)."""
+    with Engine(backend_settings) as eng:
+        yield eng
 
 
 def _one_flag(engine: Engine, http: TestClient) -> tuple[dict[str, str], str]:
@@ -115,24 +126,24 @@ def _csv(http: TestClient, auditor: dict[str, str]) -> bytes:
                                        "repr in the DetectedIssue, CSV and audit log -- where the owner route refuses "
                                        "a reason that is not a string (engine/api/reports.py review)")
 @pytest.mark.parametrize("sent", [["已核实"], {"zh": "已核实"}, True])
-def test_a_review_reason_that_is_not_text_is_refused(engine: Engine, sent: object) -> None:
-    with TestClient(create_app(engine)) as http:
-        auditor, flag = _one_flag(engine, http)
+def test_a_review_reason_that_is_not_text_is_refused(store: Engine, sent: object) -> None:
+    with TestClient(create_app(store)) as http:
+        auditor, flag = _one_flag(store, http)
         r = http.post(f"/reports/duplicates/{flag}/review", json={"decision": "overturned", "reason": sent},
                       headers=auditor)
-        kept = engine.recognition.flags.get(flag)
+        kept = store.recognition.flags.get(flag)
         assert r.status_code == 400, (r.status_code, r.text[:300], kept.get("reviews"))
         assert r.json()["issue"][0]["expression"] == ["reason"], r.text[:300]
         assert kept["status"] == "flagged" and not kept.get("reviews"), kept
 
 
-def test_a_refused_review_leaves_the_flag_the_csv_and_the_audit_log_as_they_were(engine: Engine) -> None:
+def test_a_refused_review_leaves_the_flag_the_csv_and_the_audit_log_as_they_were(store: Engine) -> None:
     """Each refusal (Chinese words said, ``reason`` named): the flag unreviewed, the DetectedIssue preliminary, the
     CSV byte for byte the same, and no audit record saying a review was made or holding the refused reason."""
     refused = ["\u202e实核已", "已核\u200b实", "\u200e\u3000", "\x07属实", "属实\ufeff", "\U000e0041\U000e0042"]
-    with TestClient(create_app(engine)) as http:
-        auditor, flag = _one_flag(engine, http)
-        before, seen = _csv(http, auditor), engine.audit.size
+    with TestClient(create_app(store)) as http:
+        auditor, flag = _one_flag(store, http)
+        before, seen = _csv(http, auditor), store.audit.size
         for reason in refused:
             r = http.post(f"/reports/duplicates/{flag}/review", json={"decision": "upheld", "reason": reason},
                           headers=auditor)
@@ -140,10 +151,10 @@ def test_a_refused_review_leaves_the_flag_the_csv_and_the_audit_log_as_they_were
             issue = r.json()["issue"][0]
             assert issue["expression"] == ["reason"] and "(理由" in issue["diagnostics"], issue
         assert _csv(http, auditor) == before
-        kept = engine.recognition.flags.get(flag)
+        kept = store.recognition.flags.get(flag)
         assert kept["status"] == "flagged" and not kept.get("reviews"), kept
         assert http.get(f"/fhir/DetectedIssue/{flag}", headers=auditor).json()["status"] == "preliminary"
-        events = [engine.audit.events(seq, 1)[0] for seq in range(seen, engine.audit.size)]
+        events = [store.audit.events(seq, 1)[0] for seq in range(seen, store.audit.size)]
         text = repr(events)
         assert not any(any(c.get("code") == "review" for c in e.get("subtype") or ()) and e.get("outcome") == "0"
                        for e in events), events
@@ -158,29 +169,29 @@ UYGHUR = "تەكشۈرۈش تەكرارلانغان \u061c(3)\u061c كۈن ئى�
 
 
 @pytest.mark.parametrize("typed", [MONGOLIAN, UYGHUR, "复核：同一项目，三日内重复、无临床理由。"])
-def test_a_review_in_mongolian_or_uyghur_is_kept_exactly_as_typed(engine: Engine, typed: str) -> None:
-    with TestClient(create_app(engine)) as http:
-        auditor, flag = _one_flag(engine, http)
+def test_a_review_in_mongolian_or_uyghur_is_kept_exactly_as_typed(store: Engine, typed: str) -> None:
+    with TestClient(create_app(store)) as http:
+        auditor, flag = _one_flag(store, http)
         r = http.post(f"/reports/duplicates/{flag}/review", json={"decision": "overturned", "reason": typed},
                       headers=auditor)
         assert r.status_code == 200, r.text[:400]
-        assert engine.recognition.flags.get(flag)["reviews"][-1]["reason"] == typed
+        assert store.recognition.flags.get(flag)["reviews"][-1]["reason"] == typed
         issue = http.get(f"/fhir/DetectedIssue/{flag}", headers=auditor).json()
         assert [m["action"]["text"] for m in issue["mitigation"] if "date" in m] == [typed], issue
         assert typed in _csv(http, auditor).decode("utf-8")
 
 
-def test_two_auditors_reviewing_one_flag_at_once_are_both_kept_in_order(engine: Engine) -> None:
+def test_two_auditors_reviewing_one_flag_at_once_are_both_kept_in_order(store: Engine) -> None:
     """Two auditors send their reviews of one flag at the same moment: both are kept, the flag's status is the
     last review's, the DetectedIssue's mitigations are the reviews in the same order, one audit record each."""
-    with TestClient(create_app(engine)) as http:
-        auditor, flag = _one_flag(engine, http)
-        seen = engine.audit.size
+    with TestClient(create_app(store)) as http:
+        auditor, flag = _one_flag(store, http)
+        seen = store.audit.size
         answers: list[int] = []
         start = threading.Barrier(2)
 
         def send(decision: str, reason: str) -> None:
-            with TestClient(create_app(engine)) as own:
+            with TestClient(create_app(store)) as own:
                 start.wait()
                 answers.append(own.post(f"/reports/duplicates/{flag}/review",
                                         json={"decision": decision, "reason": reason}, headers=auditor).status_code)
@@ -191,13 +202,13 @@ def test_two_auditors_reviewing_one_flag_at_once_are_both_kept_in_order(engine: 
         for t in threads:
             t.join(30)
         assert sorted(answers) == [200, 200], answers
-        kept = engine.recognition.flags.get(flag)
+        kept = store.recognition.flags.get(flag)
         assert len(kept["reviews"]) == 2 and kept["status"] == kept["reviews"][-1]["decision"], kept
         issue = http.get(f"/fhir/DetectedIssue/{flag}", headers=auditor).json()
         said = [m["action"]["text"] for m in issue["mitigation"] if "date" in m]
         assert said == [r["reason"] for r in kept["reviews"]], (said, kept["reviews"])
         assert issue["status"] == {"upheld": "final", "overturned": "cancelled"}[kept["status"]], issue["status"]
-        events = [engine.audit.events(seq, 1)[0] for seq in range(seen, engine.audit.size)]
+        events = [store.audit.events(seq, 1)[0] for seq in range(seen, store.audit.size)]
         assert sum(any(c.get("code") == "review" for c in e.get("subtype") or ()) for e in events) == 2, events
 
 
