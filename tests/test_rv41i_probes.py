@@ -24,10 +24,12 @@ from tests import test_httpfix41_edges as hf
 from tests import test_insurance_ui as ins
 from tests.identity39_calls import engine_and_client
 from tests.module_store import module_eng  # noqa: F401 -- one engine a module on each backend
+from tests.test_jfix12_replies import two_flags
 from tests.test_labels20_report_flags import _auditor, _county
 from tests.test_order35_as_later import _operator
 from tests.test_reports_ui import Browser, _free_port
 from tests.test_rv40f_probes import _held_message, _owner
+from tests.test_ui12_phone import tap
 
 both = engine_and_client("rv41i")
 server, browser = ins.server, ins.browser
@@ -245,3 +247,34 @@ def test_a_refused_owner_reason_names_the_reason_as_the_review_does(held: tuple[
     r = _owner(http, msg, ops, reason="已核\u200b实")
     assert r.status_code == 400 and "理由中含有不可见的格式字符" in r.json()["issue"][0]["diagnostics"], r.text[:300]
     assert r.json()["issue"][0].get("expression") == ["reason"], r.json()
+
+
+@pytest.mark.xfail(strict=True, reason="LOW (rv41i): _in_emoji keeps a zero-width joiner whose right side is any "
+                                       "character followed by VS16 (httpfix41's LOW 7 widening), so '👍<ZWJ>属<VS16>实' "
+                                       "is kept: a joiner that joins no emoji hides inside the words (the right side "
+                                       "wants an emoji-variation base, e.g. Emoji_Presentation or So/Sm with VS16)")
+def test_a_joiner_between_an_emoji_and_a_han_character_is_refused(store: Engine) -> None:
+    with TestClient(create_app(store)) as http:
+        auditor, flag = _one_flag(store, http)
+        r = http.post(f"/reports/duplicates/{flag}/review", json={"decision": "overturned",
+                                                                  "reason": "👍\u200d属\ufe0f实"}, headers=auditor)
+        assert r.status_code == 400 and "U+200D" in r.json()["issue"][0]["diagnostics"], (r.status_code, r.text[:300])
+        assert store.recognition.flags.get(flag)["status"] == "flagged"
+
+
+@ins.pytestmark
+@pytest.mark.parametrize(("typed", "zh"), [("\u3000", "请填写理由"), ("\u3164\u3000", "理由中没有可见的文字")])
+def test_the_review_page_says_an_ime_blank_reason_in_chinese(engine: Engine, server: str, browser: Browser,
+                                                            typed: str, zh: str) -> None:
+    """A Chinese IME's full-width space, or the Hangul filler a Korean IME types (Yanbian), passes the box's
+    ``required``: the page says the API's refusal Chinese first, records nothing, and keeps the box as typed."""
+    two_flags(engine, server, browser)
+    tap(browser, "#flags tbody tr.flag:first-child button.open")
+    browser.wait_for("!document.querySelector('#evidence').hidden")
+    browser.eval(f"document.querySelector('#review [name=reason]').value = {json.dumps(typed)}; true")
+    tap(browser, "#overturn")
+    browser.wait_for("document.querySelector('#review-said').innerText.startsWith('复核未记录')")
+    said = browser.eval("document.querySelector('#review-said').innerText")
+    assert said.startswith(f"复核未记录：{zh}。 The review was not recorded: "), said
+    assert browser.eval("document.querySelector('#review [name=reason]').value") == typed
+    assert all(f["status"] == "flagged" and not f.get("reviews") for f in engine.recognition.flags.find())
