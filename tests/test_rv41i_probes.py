@@ -278,3 +278,22 @@ def test_the_review_page_says_an_ime_blank_reason_in_chinese(engine: Engine, ser
     assert said.startswith(f"复核未记录：{zh}。 The review was not recorded: "), said
     assert browser.eval("document.querySelector('#review [name=reason]').value") == typed
     assert all(f["status"] == "flagged" and not f.get("reviews") for f in engine.recognition.flags.find())
+
+
+@pytest.mark.parametrize("path", ["/ui/shared/static/%2e%2e/%2e%2e/fhir.py", "/ui/duplicates/static/%2E%2E/me/index.html",
+                                  "/ui/me/static/..%252f..%252fapp.py", "/ui/quarantine/static/%2e%2e%5c%2e%2e%5capp.py",
+                                  "/ui/me/static/%2e%2e/%2e%2e/%2e%2e/%2e%2e/%2e%2e/%2e%2e/etc/passwd"])
+def test_an_escaped_dot_segment_reaches_no_file_outside_the_pages(served: tuple[int, str], path: str) -> None:
+    """Guard: uvicorn unquotes ``%2e`` into the routed path (as it did ``%2F`` before httpfix41); the pages' file
+    mounts must serve no file outside their folders, nor a page's HTML, whatever the dots are escaped as."""
+    port, token = served
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    try:
+        conn.putrequest("GET", path, skip_accept_encoding=True)
+        conn.endheaders()
+        answer = conn.getresponse()
+        status, body = answer.status, answer.read()
+    finally:
+        conn.close()
+    assert status in (400, 404), (status, body[:200])
+    assert b"import " not in body and b"root:" not in body and b"{{" not in body, body[:200]
