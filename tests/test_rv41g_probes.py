@@ -144,3 +144,42 @@ def test_the_registrars_word_is_read_again_in_the_set_it_was_sent_in(both: tuple
     _set(http, him["id"], gender="female")
     ack = post(http, oru(f"G5C{n}", pid3, "许^辰辰", "", "M", f"G5OBS{n}"))
     assert subjects(http, f"G5OBS{n}") == [f"Patient/{him['id']}"], err_lines(ack)
+
+
+G7 = (_number("32092319950617001"), "秦^七", "19950617", "M")
+G7b = (_number("32092319950617011"), "秦^七", "19950617", "M")
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "HIGH (regfix41 regression, persons._number_owners' batch loop): a registration stating no number counts as a "
+    "maker of the number even when the record held none yet -- HIS thin A04, LIS walk-in A04 stating his number, "
+    "HIS A08 stating another: one by one held (W 205, the LIS's number), in one batch the HIS is read as the owner "
+    "and the number is REPLACED unwarned (passes with reg41's batch loop)"))
+@pytest.mark.parametrize("backend", ["sqlite", "mongomock"])
+def test_a_registration_before_the_number_is_no_maker_of_it_in_a_batch(tmp_path: Path, backend: str) -> None:
+    """The HIS registers 秦七 by MRN alone (no number on the record yet); the LIS's walk-in A04 adds his number
+    (the first registering message stating it: its owner, regfix41's rule); the HIS's A08 states another number.
+    One by one: held for the operator, W 205 naming the LIS as owner, the number kept. In one batch the thin A04
+    -- which stated no number and named no version holding one -- is counted as a maker (regfix41 counts
+    registrations stating no number "as the store reads them", but the store's run holds only versions carrying
+    the number), the HIS is read as the owner and its A08 replaces the number, AA with no warning, nothing held.
+    Checked: with reg41's batch loop (messages stating no number passed over) batch and one by one agree."""
+    thin = f"PID|1||G7^^^HOSPB^MR||{G7[1]}||{G7[2]}|{G7[3]}\n"
+    raws = _raws([
+        _adt("HIS", "A04", thin, "G7-A04"),
+        _adt("LIS", "A04", _pid("HOSPB", G7, "G7"), "G7-LIS"),
+        _adt("HIS", "A08", _pid("HOSPB", G7b, "G7"), "G7-A08"),
+    ])
+    answers, held, numbers = {}, {}, {}
+    for name in ("single", "batch"):
+        with _engine(tmp_path, backend, name) as eng:
+            outcomes = ([o for raw in raws for o in eng.ingestor.process([raw])] if name == "single"
+                        else eng.ingestor.process(raws))
+            answers[name] = {(said := _warnings(o.ack))[0].split("|")[2]: said for o in outcomes}
+            held[name] = _held(eng)
+            numbers[name] = {mrn: _numbers(eng, mrn) for mrn in ("G7",)}
+    (line,) = _w205(answers["single"]["G7-A08"])
+    assert "(MSH-3 LIS) replaces it" in line and "(MSH-3 HIS) is another" in line, line
+    assert numbers["single"] == {"G7": [G7[0]]} and set(held["single"]) == {"G7-A08"}, (numbers, held)
+    assert answers["batch"] == answers["single"] and held["batch"] == held["single"], (answers, held)
+    assert numbers["batch"] == numbers["single"], numbers
