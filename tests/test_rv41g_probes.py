@@ -14,13 +14,14 @@ from fastapi.testclient import TestClient
 from adapters.hl7v2.ack import ack_code_of
 from engine.engine import Engine
 from tests.hl7_calls import err_lines, post
-from tests.identity39_calls import engine_and_client, read_patient, registered
+from tests.identity39_calls import engine_and_client, read_patient, registered, unlink
 from tests.module_store import module_eng  # noqa: F401 -- one engine a module on each backend
 from tests.test_hooks19_batch_hazards import _engine, _number, _pid
-from tests.test_idlow41_identity import _set
+from tests.test_idlow41_identity import _a47, _set
 from tests.test_recognition_batch import _warnings
 from tests.test_regfix41_number_owner import _held, _numbers, _raws, _w205
 from tests.test_rv41a_probes import _adt
+from tests.test_rvidentity32_probes import MRN as MRN_SYSTEM
 from tests.test_rvidentity32_probes import _nid, adt, oru, subjects
 
 both = engine_and_client("rv41g")
@@ -183,3 +184,41 @@ def test_a_registration_before_the_number_is_no_maker_of_it_in_a_batch(tmp_path:
     assert numbers["single"] == {"G7": [G7[0]]} and set(held["single"]) == {"G7-A08"}, (numbers, held)
     assert answers["batch"] == answers["single"] and held["batch"] == held["single"], (answers, held)
     assert numbers["batch"] == numbers["single"], numbers
+
+
+P8 = ("岳^辰", "19620505", "F")
+
+
+def _records(http: TestClient, *mrns: str) -> list[tuple[bool, list[str]]]:
+    """Each record's (in use, its links' types)."""
+    out = []
+    for mrn in mrns:
+        (rec,) = [e["resource"] for e in http.get("/fhir/Patient", params={"identifier": f"{MRN_SYSTEM}|{mrn}"})
+                  .json().get("entry", [])]
+        out.append((rec.get("active", True) is not False, sorted(link["type"] for link in rec.get("link", ()))))
+    return out
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "HIGH (idfix41): an A47 whose PID-3 names a record already in use (two records, each with its own results) "
+    "is taken AA as a link; the A37 parting them is now refused AE 204 as 'one record under a new number, not two "
+    "records', and the advised A47 back retires the other record, still linked -- the wrong link cannot be undone "
+    "from the feed (passes on idfix41's base: the A37 parted them)"))
+def test_an_a37_parts_two_records_in_use_an_a47_joined(both: tuple[Engine, TestClient]) -> None:
+    """The HIS registers 岳辰 twice: G8A (with her ID number) and G8B, each with a result of its own. Its A47 names
+    G8B in PID-3 and G8A in MRG-1 -- G8B already a record in use (HL7 v2.5.1 3.6.2: an A47 changes an identifier to
+    one not in use; to an existing one it is a merge). huren takes it AA and links them (G8A retired, replaced-by
+    G8B). The HIS sends the A37 of G8B and G8A to part them: two records, each in use before, each with its own
+    result -- taken before idfix41. Now refused ("one record under a new number"), and what the refusal advises (an
+    A47 from G8B back to G8A) retires G8B, a record in use with its own result, linked into G8A."""
+    _, http = both
+    nid = _nid("32092319620505024")
+    registered(http, "G8A", "G8a", *P8, f"~{nid}^^^^NNCHN")
+    registered(http, "G8B", "G8b", *P8)
+    assert ack_code_of(post(http, oru("G8c", "G8A^^^FNXRMYY^MR", *P8, "G8OA"))) == "AA"
+    assert ack_code_of(post(http, oru("G8d", "G8B^^^FNXRMYY^MR", *P8, "G8OB"))) == "AA"
+    assert ack_code_of(post(http, _a47("G8e", "G8B", P8, "G8A"))) == "AA"
+    assert _records(http, "G8A", "G8B") == [(False, ["replaced-by"]), (True, ["replaces"])]
+    ack = post(http, unlink("G8f", ("G8B", *P8), ("G8A", *P8)))
+    assert ack_code_of(ack) == "AA", err_lines(ack)
+    assert _records(http, "G8A", "G8B") == [(True, []), (True, [])]
