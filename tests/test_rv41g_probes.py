@@ -22,7 +22,7 @@ from tests.test_recognition_batch import _warnings
 from tests.test_regfix41_number_owner import _held, _numbers, _raws, _w205
 from tests.test_rv41a_probes import _adt
 from tests.test_rvidentity32_probes import MRN as MRN_SYSTEM
-from tests.test_rvidentity32_probes import _nid, adt, oru, subjects
+from tests.test_rvidentity32_probes import _nid, adt, merge, oru, subjects
 
 both = engine_and_client("rv41g")
 MOTHER = _nid("32092319890606122")  # born 1989-06-06, female
@@ -245,3 +245,24 @@ def test_a_his_registration_after_a_lis_walk_in_with_sex_u_is_read_as_the_regist
     _set(http, him["id"], gender="female")
     ack = post(http, oru("G9c", pid3, "许^巳巳", "", "M", "G9OBS"))
     assert subjects(http, "G9OBS") == [f"Patient/{him['id']}"], err_lines(ack)
+
+
+MAN4 = _nid("32092319730404017")  # born 1973-04-04, male
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "MED (idfix41 regression): the registrar's word reads only what its messages stated of THIS record -- the number "
+    "an A40 carried to the survivor (the HIS stated it on the record merged away) is stated by none of them, so the "
+    "man's survivor owns no number and his own result is refused AE 205 after a client's wrong F (passes on "
+    "idfix41's base: the A40's version carried the number)"))
+def test_a_number_the_registrars_merge_carried_is_the_survivors_own(both: tuple[Engine, TestClient]) -> None:
+    """The HIS registers 许未 twice: GBR1 with his male number, M, no PID-7; GBR2 without it, M, no PID-7; merges
+    GBR1 into GBR2 (A40: the number carried to GBR2). A FHIR client sets GBR2 female. His own result naming GBR2
+    with his number (许未未, M) is his: the number is the HIS's word (its A04 of GBR1, carried by its own A40)."""
+    _, http = both
+    registered(http, "GBR1", "GBa", "许^未", "", "M", f"~{MAN4}^^^^NNCHN")
+    survivor = registered(http, "GBR2", "GBb", "许^未", "", "M")
+    assert ack_code_of(post(http, merge("GBc", "GBR2^^^FNXRMYY^MR", "许^未", "", "M", "GBR1^^^FNXRMYY^MR"))) == "AA"
+    _set(http, survivor["id"], gender="female")
+    ack = post(http, oru("GBd", f"GBR2^^^FNXRMYY^MR~{MAN4}^^^^NNCHN", "许^未未", "", "M", "GBOBS"))
+    assert subjects(http, "GBOBS") == [f"Patient/{survivor['id']}"], err_lines(ack)
