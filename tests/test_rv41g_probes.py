@@ -128,8 +128,9 @@ MAN2 = _nid("32092319710202013")  # born 1971-02-02, male
 def test_the_registrars_word_is_read_again_in_the_set_it_was_sent_in(both: tuple[Engine, TestClient], how: str) -> None:
     """Guard of idfix41's ``_as_sent``: the HIS's A01 registering the man (his male number, M, no PID-7) sent in
     GB18030 -- declared in MSH-18, or only by the HTTP ``charset`` (kept in the message's ``peer``); a FHIR client
-    sets female; his own result (许辰辰, M, his number) is filed under him. Read again in UTF-8 the A01 does not
-    decode: "cannot be told", and the result is refused as another person's."""
+    sets female; his own result (许辰辰, M, his number) is filed under him. Fails when ``_as_sent`` cannot read the
+    A01 again ("cannot be told": the result refused as another person's; checked by mutation). Not a guard of the
+    ``peer`` charset itself: the decoder falls back to GB18030 when UTF-8 fails, so the test passes with it dropped."""
     _, http = both
     n = {"msh18": "1", "http-charset": "2"}[how]
     pid3 = f"G5M{n}^^^FNXRMYY^MR~{MAN2}^^^^NNCHN"
