@@ -692,12 +692,13 @@ def _holds_fill(order: dict[str, Any], system: str, value: str) -> bool:
 def _claims_fill(order: dict[str, Any], said: Said | None, system: str, value: str) -> bool:
     """Whether a batch's earlier message leaves ``order`` holding the filler's number: it states it, and not as a
     claim the merge may hold (``Said.owned``: a FILL judged by the order's history is kept off the order when held,
-    so one by one the number would not be found on it) -- but for the filler's first assignment (``Owned.assigns``,
-    stored with it on an order no filler numbered), as it is one by one."""
+    so one by one the number would not be found on it). A claim the merge takes after all (the history naming the
+    sender) is read again: ingest settles a message again when an earlier one it counted on held a claim
+    (``engine.ingest._settled_again``)."""
     if not _holds_fill(order, system, value):
         return False
-    return all(own.assigns for own in (said.owned if said is not None else ())
-               if own.kind == "FILL" and own.system == system and own.value == value)
+    return not any(own.kind == "FILL" and own.system == system and own.value == value
+                   for own in (said.owned if said is not None else ()))
 
 
 def _codings(concept: Any) -> set[tuple[str, str]]:
