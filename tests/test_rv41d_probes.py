@@ -65,11 +65,6 @@ def _texts(http: TestClient, order: dict[str, Any]) -> list[str]:
 # --- xo41: an accession reused years later ----------------------------------------------------------------------
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "HIGH (data lost, wrong filing; before xo41 too): a report under an accession the RIS reused for the same "
-    "patient is filed as the stored report of that accession -- the 2024 exam's report and Observation now say the "
-    "2026 finding, AA with no warning, whether the report names the new placer number or the accession alone "
-    "(placer19/visit20 refuse a reused number only for another patient)"))
 @pytest.mark.parametrize("named", ["by-placer", "accession-alone"])
 def test_an_accession_reused_years_later_does_not_overwrite_the_old_report(http: TestClient, named: str) -> None:
     """2024: the HIS orders head CT, the RIS numbers it ACC and reports 未见异常. 2026: the HIS orders head CT again;
