@@ -708,7 +708,8 @@ def settle_reused_filler(conversion: Conversion, read_many: Any, earlier: Sequen
     OBR-3 says so (ERR-3 205); that exam's orders are not joined (``adopt_filled``, ``apart_orders``). HL7 v2.5.1
     4.5.1.3 makes the filler number unique within the filler, but a RIS's accession counter restarts: the report of
     2026 under the accession of a 2024 exam of the same patient was filed as the 2024 report -- its conclusion and
-    results overwritten, AA, no word (review rv41d HIGH 4; another patient's was refused already, placer19).
+    results overwritten, AA, no word (review rv41d HIGH 4). Another patient record's stored report is left to the
+    merge's subject rule, which refuses the message (placer19).
 
     Another exam, by what the messages carry: the stored report is based on an order with another placer number
     (PLAC) than this report's order, which does not replace it (an RO's replacement under the accession the filler
@@ -730,6 +731,8 @@ def settle_reused_filler(conversion: Conversion, read_many: Any, earlier: Sequen
         if was is None:
             continue
         report = conversion.by_reference[ref]
+        if (was.get("subject") or {}).get("reference") != (report.get("subject") or {}).get("reference"):
+            continue  # (another patient's report under the number: merge.yaml's subject rule refuses it, placer19)
         theirs = _based_on(was)
         ours = _based_on(report)
         wanted = sorted(o for o in {*theirs, *ours} if o not in conversion.by_reference)
