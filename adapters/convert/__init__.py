@@ -735,10 +735,15 @@ def settle_reused_filler(conversion: Conversion, read_many: Any, earlier: Sequen
             continue  # (another patient's report under the number: merge.yaml's subject rule refuses it, placer19)
         theirs = _based_on(was)
         ours = _based_on(report)
-        wanted = sorted(o for o in {*theirs, *ours} if o not in conversion.by_reference)
+        wanted = sorted({*theirs, *ours})
         got = read_many([_key_of(o) for o in wanted]) if wanted else {}
         orders = {o: _as_left(o, got.get(_key_of(o)), earlier, leaned) for o in wanted}
-        orders.update({o: conversion.by_reference[o] for o in ours if o in conversion.by_reference})
+        for o in ours:  # (this message's order as it states it, what it replaces as stored too: an RO's own)
+            made = conversion.by_reference.get(o)
+            if made is not None:
+                kept = {**(orders.get(o) or {}), **made}
+                replaces = [*((orders.get(o) or {}).get("replaces") or ()), *(made.get("replaces") or ())]
+                orders[o] = {**kept, "replaces": replaces} if replaces else kept
         why = _another_exam(was, report, theirs, ours, orders)
         if not why:
             continue
