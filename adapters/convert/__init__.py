@@ -735,7 +735,8 @@ def settle_reused_filler(conversion: Conversion, read_many: Any, earlier: Sequen
             continue  # (another patient's report under the number: merge.yaml's subject rule refuses it, placer19)
         theirs = _based_on(was)
         ours = _based_on(report)
-        wanted = sorted({*theirs, *ours})
+        # (the orders read only where the two reports name different ones: a report re-sent names its own)
+        wanted = sorted({*theirs, *ours}) if theirs and ours and not theirs & ours else []
         got = read_many([_key_of(o) for o in wanted]) if wanted else {}
         orders = {o: _as_left(o, got.get(_key_of(o)), earlier, leaned) for o in wanted}
         for o in ours:  # (this message's order as it states it, what it replaces as stored too: an RO's own)
