@@ -983,11 +983,12 @@ class Ingestor:
 
     def _settled_again(self, item: _Item, again: set[int]) -> None:
         """In ``_write_each``, before ``item`` is written: settled against the batch's earlier messages'
-        writes it counted on, and one of them is not written (quarantined, or itself settled again) --
-        converted and settled again, against the store as the messages before it left it (message
-        order: a refused message rolls back only itself). ``again``: the ``id`` of each item redone so."""
-        if not item.leaned_on or not any(
-                id(d) in again or d.outcome is None or d.outcome.status != PROCESSED for d in item.leaned_on):
+        writes it counted on, and one of them is not written (quarantined, or itself settled again) or not
+        written whole (``_leans_on_held``) -- converted and settled again, against the store as the messages
+        before it left it (message order: a refused message rolls back only itself). ``again``: the ``id`` of
+        each item redone so."""
+        if not item.leaned_on or not (_leans_on_held(item) or any(
+                id(d) in again or d.outcome is None or d.outcome.status != PROCESSED for d in item.leaned_on)):
             return
         item.converted = False
         self._prepare([item])
@@ -1342,6 +1343,8 @@ class Ingestor:
                 for scope in self.batch_scopes:
                     scopes.enter_context(scope(resources, planned))
                 for item in items:
+                    if _leans_on_held(item):  # (settled on what an earlier message did not write: settle again)
+                        raise _SettleAgain(f"message {item.doc_id} counted on a claim the merge held")
                     self._write(item, strict=True, audit_events=events, fidelity=fidelity, provenances=deferred)
                 t0 = time.perf_counter()
                 self._write_provenances(deferred)
@@ -2198,6 +2201,24 @@ def _decided_renumbers(against: Iterable[str]) -> frozenset[str]:
     """The records (``Patient/x``) whose held renumbering an owner's decision answers: the holds (``ref|claim``,
     ``Ingestor._owner_decidable``) of the record's resident ID number (``persons.RENUMBER_CLAIM``)."""
     return frozenset(ref for ref, _, claim in (h.partition("|") for h in against) if claim == RENUMBER_CLAIM)
+
+
+
+class _SettleAgain(Exception):
+    """A message of a one-commit or flat batch was settled against an earlier message's conversion that the merge
+    did not write whole (``_leans_on_held``): the batch is written message by message instead, where it is settled
+    again against the store (``_settled_again``)."""
+
+
+def _leans_on_held(item: _Item) -> bool:
+    """Whether ``item`` was settled against an earlier message of its batch (``leaned_on``) whose write held a claim
+    (``held_claims``: a third application's CA of the order, a filler number another application stored). A settle
+    step reads an earlier message's resources as its conversion states them; a held claim leaves the order as it
+    was stored -- the EMR's held CA was read as the order revoked, and the RIS's report by its accession alone
+    completed the other order of the accession in a batch where one by one it named two (W 205; review rv41d
+    MED 5, forty-first round, xofix41). Settled again on the store the earlier writes left, it decides as one by
+    one. Rare: a batch's message that counted on another's and that other's claim held."""
+    return any(d.held_claims for d in item.leaned_on)
 
 
 def _held_numbers(claims: Iterable[Any]) -> frozenset[str]:

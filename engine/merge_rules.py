@@ -204,15 +204,6 @@ class Owned:
       statement under a placer number no order holds makes a new order, which must not carry the filler
       number of another (review rv39g MED 4) -- held unless that order's history names this sender; the other
       order is one of the sender's institution, placed (``_held_elsewhere``, review rv40c);
-    - ``assigns``: the filler number's assigning authority (EI-2..4) names the sending application by HL7's own
-      HD rule (2.A.33, ``same_hd``: the universal id decides where both carry one), though not by the MSH-3s'
-      stricter one (HD-1 agreeing too, ``one_table``), in a statement by which the filler accepts the order (ORC-1
-      OK, NA, SC: ``results._ASSIGNING``): a number no message stored is the filler *assigning* it
-      when the order holds no number of that kind yet -- HL7 v2.5 4.5.1.3, the filler assigns its number and owns
-      it from then on, so its first statement (the SC or OK naming the placer's number and its own) is its own,
-      and the history names it the filler afterwards. An order that already holds a filler's number is judged by
-      its history as before (review rv40d MED 2: the LIS ``LIS^<OID>^ISO`` numbering ``F^LAB^<OID>^ISO`` was held
-      for its SC and then its XX before its report, and the filler's own test change was lost);
     - ``value`` empty (``system`` too): the statement names the order by another number alone (an XO under the
       filler's accession, ORC-2/OBR-2 empty: ``results.service_request`` finds the order holding it) and is
       judged under the order's own number of ``kind`` as stored (``_its_number``); an order holding none has
@@ -229,7 +220,6 @@ class Owned:
     unknown: bool = True
     elsewhere: bool = False
     placing: bool = False
-    assigns: bool = False
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -1991,9 +1981,6 @@ class MergeRules:
             if stamps is None:
                 if not own.unknown:
                     continue  # (nothing in the history to hold it by: the placer's, as before)
-                if own.assigns and not any(isinstance(i, dict) and ident_type(i) == own.kind
-                                           for i in (stored or {}).get("identifier") or ()):
-                    continue  # (the filler assigning its number to an order none has numbered: its own, 4.5.1.3)
                 why = f"no message stored {own.kind} {own.value} on it before"
             elif dates is not None and all(_same_application(s, dates.now) for s in stamps):
                 continue  # (the application that stored the number: its own statement)

@@ -65,11 +65,6 @@ def _texts(http: TestClient, order: dict[str, Any]) -> list[str]:
 # --- xo41: an accession reused years later ----------------------------------------------------------------------
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "HIGH (data lost, wrong filing; before xo41 too): a report under an accession the RIS reused for the same "
-    "patient is filed as the stored report of that accession -- the 2024 exam's report and Observation now say the "
-    "2026 finding, AA with no warning, whether the report names the new placer number or the accession alone "
-    "(placer19/visit20 refuse a reused number only for another patient)"))
 @pytest.mark.parametrize("named", ["by-placer", "accession-alone"])
 def test_an_accession_reused_years_later_does_not_overwrite_the_old_report(http: TestClient, named: str) -> None:
     """2024: the HIS orders head CT, the RIS numbers it ACC and reports 未见异常. 2026: the HIS orders head CT again;
@@ -91,11 +86,6 @@ def test_an_accession_reused_years_later_does_not_overwrite_the_old_report(http:
 # --- xo41: the hospital's OID in OBR-3 from an application that is not the filler --------------------------------
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "HIGH (wrong filing, data lost; new with xo41's Owned.assigns): with the hospital's OID in every HD and MSH-4 "
-    "plain, any application of the hospital (here the EMR) 'assigns' a filler number in the lab's namespace by its "
-    "SC, then owns it: its XX recodes the order to chest CT and the lab's own head-CT report is refused AE 205 as "
-    "another test's (rv40c MED 1 reopened for an order no filler numbered yet)"))
 def test_xo41_another_application_sharing_the_oid_does_not_number_and_recode_the_labs_order(http: TestClient) -> None:
     """The site's OID in every HD, MSH-4 plain (the demo's). The HIS orders head CT; the EMR ``EMR^<OID>^ISO``
     sends SC then XX (chest CT) under ``F<n>^LAB^<OID>^ISO`` -- the lab's namespace, which the EMR does not own --
@@ -193,11 +183,6 @@ def _ack_lines(ack: str, run: str) -> list[str]:
             if s.startswith(("MSA|", "ERR|"))]
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "MED (batch != one by one): adopt_filled reads an earlier batch message's order as its conversion states it, "
-    "not as the merge leaves it -- a third application's CA, held one by one (the order stays active), counts as "
-    "'revoked' (LET_GO) in the batch, so the report by the accession alone silently completes the other order "
-    "where one by one it gets W 205 and completes neither"))
 def test_xo41_a_held_cancel_in_the_batch_does_not_decide_which_order_the_accession_names(
         module_eng: Engine, http: TestClient) -> None:
     """The HIS orders head CT twice (P1, P2), the RIS accepts both under one accession. Then the EMR's CA of P1 (a

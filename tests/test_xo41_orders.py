@@ -1,10 +1,11 @@
-"""xo41: an order named by the filler's number alone, and the filler's first statement under a number its OID assigns.
+"""xo41: an order named by the filler's number alone, and the filler's first statement under a number the site names its own.
 
 (1) rv40h MED 7: a group with ORC-2/OBR-2 empty and ORC-3/OBR-3 valued is a statement of the patient's order that
 holds that filler number (``adapters.convert.adopt_filled``), judged as any statement of it (an XO by the placer
-number the order holds: ``MergeRules._its_number``). (2) rv40d MED 2: an LIS whose MSH-3 (``LIS^<OID>^ISO``) and
-filler numbers (``F<n>^LAB^<OID>^ISO``) share a universal id assigns its number with its first statement on an
-order no filler has numbered (``Owned.assigns``): its SC and XX are its own before its report.
+number the order holds: ``MergeRules._its_number``). (2) rv40d MED 2: an LIS whose filler numbers (``F<n>^LAB^<OID>^ISO``)
+are named its own by the site (``application_aliases`` ``[LIS^<OID>^ISO, LAB^<OID>^ISO]``) assigns its number with
+its first statement: its SC and XX are its own before its report. The OID alone names no application (xofix41:
+``Owned.assigns`` by the universal id let the EMR sharing the hospital's OID assign the lab's number, rv41d HIGH 3).
 
 Real HL7 v2 through ``POST /hl7v2`` (one by one) and the ingestor's batch (one transaction, as an MLLP BHS batch),
 the real store on each backend, read back over ``/fhir``."""
@@ -169,12 +170,14 @@ def test_another_patients_or_members_order_under_the_accession_is_never_found(ht
     assert len(_orders(http, RIS, f"F{placer}")) == 2
 
 
-# --- (2) the filler's first statement under a number its OID assigns --------------------------------------------
+# --- (2) the filler's first statement under a number the site names its own --------------------------------------
 
 
-def test_the_labs_sc_creating_the_order_stores_its_number_and_its_xx_is_its_own(http: TestClient) -> None:
-    """No order stored yet: the LIS (``LIS^<lab OID>^ISO``) accepts the HIS's order under ``F<n>^LAB^<lab OID>^ISO``
-    (SC, the order's first message): the number is stored with it, and the LIS's XX to chest CT is then its own."""
+def test_the_labs_sc_creating_the_order_stores_its_number_and_its_xx_is_its_own(aliased: TestClient) -> None:
+    """No order stored yet: the LIS (``LIS^<lab OID>^ISO``, the site's alias naming ``LAB^<lab OID>^ISO`` its own)
+    accepts the HIS's order under ``F<n>^LAB^<lab OID>^ISO`` (SC, the order's first message): the number is stored
+    with it, and the LIS's XX to chest CT is then its own."""
+    http = aliased
     placer = "XO41-LABNEW"
     filler, lis = f"F{placer}^LAB^{LAB_OID}^ISO", f"LIS^{LAB_OID}^ISO"
     sc = send(http, _order(lis, placer, "HIS", "SC", HEAD, filler))
@@ -270,8 +273,8 @@ def test_one_batch_decides_as_one_by_one(module_eng: Engine, http: TestClient, n
         [(m.replace("\n", "\r").encode(), "mllp", "t") for m in _scenario(name, batch)])]
     assert _plain(many, batch) == _plain(one, single)
     assert _state(http, batch) == _state(http, single)
-    if name == "lab-oid":
-        assert "3001" in _state(http, single)[0]
+    if name == "lab-oid":  # (no alias on this site: the OID alone names no application -- the SC and XX held)
+        assert "3002" in _state(http, single)[0]
 
 
 # --- the site's aliases keep working --------------------------------------------------------------------------
@@ -279,8 +282,10 @@ def test_one_batch_decides_as_one_by_one(module_eng: Engine, http: TestClient, n
 
 @pytest.fixture(scope="module", params=_BACKENDS)
 def aliased(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestClient]:
-    """An engine whose senders.yaml names ``LIS^<OID>^ISO`` and ``LAB^<OID>^ISO`` one application of FNZYY."""
-    site = _aliased(tmp_path_factory.mktemp("xo41site"), {B: [[f"LIS^{OID}^ISO", f"LAB^{OID}^ISO"]]})
+    """An engine whose senders.yaml names ``LIS^<OID>^ISO`` and ``LAB^<OID>^ISO`` one application of FNZYY, and
+    ``LIS^<lab OID>^ISO`` and ``LAB^<lab OID>^ISO`` another (a lab with an OID of its own)."""
+    site = _aliased(tmp_path_factory.mktemp("xo41site"), {B: [[f"LIS^{OID}^ISO", f"LAB^{OID}^ISO"],
+                                                              [f"LIS^{LAB_OID}^ISO", f"LAB^{LAB_OID}^ISO"]]})
     with _engine_on(request.param, tmp_path_factory.mktemp("xo41"), site) as eng, _client(eng, "xo41") as client:
         yield client
 

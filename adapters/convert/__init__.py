@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
+from datetime import date, timedelta
 from typing import Any
 
 from adapters.convert import (
@@ -75,6 +76,11 @@ class Conversion:
     identified: dict[str, tuple[str, str, tuple[str, int, int]]] = field(default_factory=dict)
     # "Type/id" -> (FILL system, value, subject, where): ``Context.filled``, for ``adopt_filled``
     filled: dict[str, tuple[str, str, str, tuple[str, int, int]]] = field(default_factory=dict)
+    # ``Context.filler_keyed`` and ``filler_reports``, for ``settle_reused_filler``; the orders of another exam's
+    # stored report under this message's filler number, which ``adopt_filled`` does not join
+    filler_keyed: dict[str, str] = field(default_factory=dict)
+    filler_reports: dict[str, tuple[str, tuple[str, int, int]]] = field(default_factory=dict)
+    apart_orders: set[str] = field(default_factory=set)
     # "Type/id" -> (subject, stay, code, DG1-20, warning): ``Context.withdrawn``, for ``settle_withdrawn``
     withdrawn: dict[str, tuple[str, str, str, str, HL7Error]] = field(default_factory=dict)
     # "Type/id" of an order -> its ORC-5 W: ``Context.completion_warned``, for ``settle_completion``
@@ -139,6 +145,8 @@ class Conversion:
             leaned.update(settle_ward_names(self, read_many, earlier))
         if self.identified and search is not None:
             adopt_identified(self, search)
+        if self.filler_reports and read_many is not None:
+            leaned.update(settle_reused_filler(self, read_many, earlier))
         if self.filled and search is not None and read_many is not None:
             leaned.update(adopt_filled(self, read_many, search, earlier))
         if self.formerly and read_many is not None:
@@ -274,6 +282,8 @@ def convert(message: Message, site: Site, institution: str | None = None, applic
         formerly=ctx.former,
         identified=ctx.identified,
         filled=ctx.filled,
+        filler_keyed=ctx.filler_keyed,
+        filler_reports=ctx.filler_reports,
         withdrawn=ctx.withdrawn,
         restated=ctx.restated,
         completion_warned=ctx.completion_warned,
@@ -665,6 +675,7 @@ def adopt_filled(conversion: Conversion, read_many: Any, search: Any, earlier: S
                     leaned.add(i)
         mine = [ref for ref, r in found.items()
                 if ref != new and ref in holding and ref not in conversion.by_reference and ref not in moves.values()
+                and ref not in conversion.apart_orders  # (another exam's, whose report holds the number: keyed apart)
                 and (r.get("subject") or {}).get("reference") == subject]
         held = [ref for ref in mine if found[ref].get("status") not in LET_GO] or mine
         if len(held) > 1:
@@ -683,6 +694,121 @@ def adopt_filled(conversion: Conversion, read_many: Any, search: Any, earlier: S
     return sorted(leaned)
 
 
+# how far apart two reports' observation times (OBR-7, the exam's) must be to be two exams under one filler number:
+# a report, its corrections and addenda restate the exam's time (a sender stamping OBR-7 with the report's time
+# stays within weeks -- a culture's final after six), while a filler's number restarts by the year (placer19's
+# "sequences restart per year, per department") -- an accession reused is a year or more apart
+_ANOTHER_EXAM = timedelta(days=180)
+
+
+def settle_reused_filler(conversion: Conversion, read_many: Any, earlier: Sequence[Conversion] = ()) -> list[int]:
+    """A report keyed by its filler number (``results.report_key``: OBR-3, within the sender) whose stored report
+    under that key is *another exam's* is keyed apart -- the report, its results and specimens keyed under the
+    number (``Context.filler_keyed``), and an order keyed by the number alone if it is that exam's -- and a W at
+    OBR-3 says so (ERR-3 205); that exam's orders are not joined (``adopt_filled``, ``apart_orders``). HL7 v2.5.1
+    4.5.1.3 makes the filler number unique within the filler, but a RIS's accession counter restarts: the report of
+    2026 under the accession of a 2024 exam of the same patient was filed as the 2024 report -- its conclusion and
+    results overwritten, AA, no word (review rv41d HIGH 4). Another patient record's stored report is left to the
+    merge's subject rule, which refuses the message (placer19).
+
+    Another exam, by what the messages carry: the stored report is based on an order with another placer number
+    (PLAC) than this report's order, which does not replace it (an RO's replacement under the accession the filler
+    keeps is the same exam: one report); or the two reports' observation times (``effective``, OBR-7) are more than
+    ``_ANOTHER_EXAM`` apart. Neither said -- an order holding no placer number (the filler's result before the
+    placer's order, ofix40 MED 4), a correction restating the exam's time -- it is the stored report, as before: a
+    later or thinner message never erases what an earlier one stated. The new keys are the old ones with the new
+    order's placer number (or the report's time) added: a replay keys the same. The stored report and orders are
+    read as the batch's earlier messages leave them; their positions are returned."""
+    from engine.repository.ids import deterministic_id
+
+    leaned: set[int] = set()
+    moves: dict[str, str] = {}
+    mine = [ref for ref in conversion.filler_reports if ref in conversion.by_reference]
+    stored = read_many([_key_of(ref) for ref in mine]) if mine else {}
+    for ref in mine:
+        key, (segment, sequence, fno) = conversion.filler_reports[ref]
+        was = _as_left(ref, stored.get(_key_of(ref)), earlier, leaned)
+        if was is None:
+            continue
+        report = conversion.by_reference[ref]
+        if (was.get("subject") or {}).get("reference") != (report.get("subject") or {}).get("reference"):
+            continue  # (another patient's report under the number: merge.yaml's subject rule refuses it, placer19)
+        theirs = _based_on(was)
+        ours = _based_on(report)
+        # (the orders read only where the two reports name different ones: a report re-sent names its own)
+        wanted = sorted({*theirs, *ours}) if theirs and ours and not theirs & ours else []
+        got = read_many([_key_of(o) for o in wanted]) if wanted else {}
+        orders = {o: _as_left(o, got.get(_key_of(o)), earlier, leaned) for o in wanted}
+        for o in ours:  # (this message's order as it states it, what it replaces as stored too: an RO's own)
+            made = conversion.by_reference.get(o)
+            if made is not None:
+                kept = {**(orders.get(o) or {}), **made}
+                replaces = [*((orders.get(o) or {}).get("replaces") or ()), *(made.get("replaces") or ())]
+                orders[o] = {**kept, "replaces": replaces} if replaces else kept
+        why = _another_exam(was, report, theirs, ours, orders)
+        if not why:
+            continue
+        apart = _placers(*(orders.get(o) for o in ours)) or {_effective(report) or ref}
+        suffix = "|".join(sorted(apart))
+        for made, made_key in conversion.filler_keyed.items():
+            if made not in conversion.by_reference or made in moves:
+                continue
+            rtype = made.split("/", 1)[0]
+            if rtype == "ServiceRequest" and made not in theirs:
+                continue  # (this message's own order: keyed by it, not the report's number)
+            if made_key == key or made_key.startswith(f"{key}|"):
+                moves[made] = f"{rtype}/{deterministic_id(conversion.institution, rtype, f'{made_key}|{suffix}')}"
+        conversion.apart_orders.update(theirs)
+        value = key.rsplit("|", 1)[-1]
+        conversion.warn(HL7Error(
+            f"{segment}-{fno} (filler order number) {value!r} keys the stored report of another exam ({ref}, "
+            f"{why}): this report is filed as one of its own, the stored one left as it was", segment, sequence, fno,
+            code=DUPLICATE_KEY_IDENTIFIER))
+    if moves:
+        _take(conversion, moves)
+    return sorted(leaned)
+
+
+def _based_on(report: dict[str, Any]) -> set[str]:
+    """The orders (``ServiceRequest/id``) a report is based on."""
+    return {str(b["reference"]) for b in report.get("basedOn") or ()
+            if isinstance(b, dict) and str(b.get("reference") or "").startswith("ServiceRequest/")}
+
+
+def _placers(*orders: dict[str, Any] | None) -> set[str]:
+    """The placer numbers (PLAC identifiers, ``system|value``) of ``orders``."""
+    return {f"{i.get('system')}|{i.get('value')}" for order in orders if order
+            for i in order.get("identifier") or () if isinstance(i, dict) and ident_type(i) == "PLAC"}
+
+
+def _effective(report: dict[str, Any]) -> str:
+    """A report's observation time as stored (``effectiveDateTime``, else its period's start), "" when none."""
+    return str(report.get("effectiveDateTime") or (report.get("effectivePeriod") or {}).get("start") or "")
+
+
+def _day(when: str) -> date | None:
+    try:
+        return date.fromisoformat(when[:10]) if len(when) >= 10 else None
+    except ValueError:
+        return None
+
+
+def _another_exam(was: dict[str, Any], report: dict[str, Any], theirs: set[str], ours: set[str],
+                  orders: dict[str, dict[str, Any] | None]) -> str:
+    """Why the stored report ``was`` is another exam's than ``report`` (``settle_reused_filler``), "" when nothing
+    says so."""
+    if theirs and ours and not theirs & ours:
+        old, new = _placers(*(orders.get(o) for o in theirs)), _placers(*(orders.get(o) for o in ours))
+        replaced = {str(r.get("reference")) for o in ours for r in (orders.get(o) or {}).get("replaces") or ()
+                    if isinstance(r, dict)}
+        if old and new and not old & new and not theirs & replaced:
+            return "based on an order of another placer number"
+    then, now = _day(_effective(was)), _day(_effective(report))
+    if then is not None and now is not None and abs(now - then) > _ANOTHER_EXAM:
+        return f"observed {then.isoformat()}, this report {now.isoformat()}"
+    return ""
+
+
 def _holds_fill(order: dict[str, Any], system: str, value: str) -> bool:
     """Whether ``order`` holds the filler's number ``system``/``value`` as its FILL identifier (v2 0203)."""
     return any(isinstance(i, dict) and i.get("system") == system and i.get("value") == value
@@ -692,12 +818,13 @@ def _holds_fill(order: dict[str, Any], system: str, value: str) -> bool:
 def _claims_fill(order: dict[str, Any], said: Said | None, system: str, value: str) -> bool:
     """Whether a batch's earlier message leaves ``order`` holding the filler's number: it states it, and not as a
     claim the merge may hold (``Said.owned``: a FILL judged by the order's history is kept off the order when held,
-    so one by one the number would not be found on it) -- but for the filler's first assignment (``Owned.assigns``,
-    stored with it on an order no filler numbered), as it is one by one."""
+    so one by one the number would not be found on it). A claim the merge takes after all (the history naming the
+    sender) is read again: ingest settles a message again when an earlier one it counted on held a claim
+    (``engine.ingest._settled_again``)."""
     if not _holds_fill(order, system, value):
         return False
-    return all(own.assigns for own in (said.owned if said is not None else ())
-               if own.kind == "FILL" and own.system == system and own.value == value)
+    return not any(own.kind == "FILL" and own.system == system and own.value == value
+                   for own in (said.owned if said is not None else ()))
 
 
 def _codings(concept: Any) -> set[tuple[str, str]]:

@@ -170,6 +170,12 @@ class Context:
     # subject "Type/id", (segment, sequence, field)): the order of the patient that holds it, whichever number keyed
     # it (``adopt_filled``, review rv40h MED 7)
     filled: dict[str, tuple[str, str, str, tuple[str, int, int]]] = field(default_factory=dict)
+    # "Type/id" -> its key, of every resource keyed by a filler number (``filler|...``: a report, its results and
+    # specimens, an order named by it alone), and "DiagnosticReport/id" -> (its key, (segment, sequence, field) of
+    # the filler number): a report under a number another exam's stored report holds is keyed apart
+    # (``settle_reused_filler``, review rv41d HIGH 4)
+    filler_keyed: dict[str, str] = field(default_factory=dict)
+    filler_reports: dict[str, tuple[str, tuple[str, int, int]]] = field(default_factory=dict)
     # (resource, element): a create-only resource the message states this element of (``Said.only``)
     stated_only: list[tuple[Resource, str]] = field(default_factory=list)
     # (resource, what it states only as the application that stored the order's number: ``Said.owned``)
@@ -262,6 +268,8 @@ class Context:
         rid = _IDS.get(name) or _new_id(name)
         resource["id"] = rid
         ref = f"{rtype}/{rid}"
+        if key.startswith("filler|") and owner is None:
+            self.filler_keyed[ref] = key
         existing = self.resources.get(ref)
         if existing is None:
             self.resources[ref] = resource

@@ -375,9 +375,10 @@ def same_hd(one: tuple[str, str, str], other: tuple[str, str, str], *, one_table
     one -- yet the order numbers' shortcut (``results._not_the_orders``) asks it too: it only *passes* a number
     as the sender's, and under that site's convention the OID names the hospital, so the OID alone let any of
     its applications recode another's order (review rv40c MED 1); what it does not pass the order's history
-    judges (the lab's report stored ``F^LAB^<OID>^ISO``: its own) -- and on an order no filler has numbered yet,
-    a number this rule without ``one_table`` finds the sender's is its first assignment (``merge_rules.Owned``
-    ``assigns``: rv40d MED 2)."""
+    judges (the lab's report stored ``F^LAB^<OID>^ISO``: its own). Nor does a universal id alone make the
+    filler's first statement its assignment of the number (xo41 had it so, and the EMR ``EMR^<OID>^ISO``
+    assigned the lab's ``F^LAB^<OID>^ISO``: review rv41d HIGH 3): a lab numbering under another HD-1 than its
+    MSH-3's is a site's alias (``applications.forms``; forty-first round, xofix41)."""
     mine, theirs = universal_system(one[1], one[2]), universal_system(other[1], other[2])
     if mine and theirs:
         return mine.lower() == theirs.lower() and (

@@ -209,6 +209,10 @@ def convert_orders(
                 state,
             )
             info["report"] = report
+            if rkey.startswith("filler|"):  # (keyed apart when another exam's stored report holds the number)
+                _, _, filler, ff = results._order_numbers(group)
+                if filler is not None:
+                    ctx.filler_reports[report["reference"]] = (rkey, (filler.name, filler.sequence, ff))
             if request is not None:  # the order is completed only by a final result (OBR-25 F, C)
                 results.status_from_report(group, ctx, request, state, refs)
             for after in info.get("after_report", ()):

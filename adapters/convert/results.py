@@ -455,12 +455,6 @@ def service_request(
     return ref
 
 
-# ORC-1 codes by which the filler accepts an order and gives it its number (table 0119: OK "order/service accepted &
-# OK", NA "number assigned", SC "status changed" -- the specimen received, in progress): its first statement, with
-# which it assigns its filler number (HL7 v2.5 4.5.1.3; ``Owned.assigns``). An XX, a *change* of the order, assigns
-# nothing: the LIS's XX under the RIS's ``F^RIS^<OID>^ISO`` before the RIS has said a word stays held
-_ASSIGNING = frozenset({"OK", "NA", "SC"})
-
 # ORC-1 codes by which the placer asks the filler (table 0119: cancel, discontinue, hold, release the hold): the
 # placer's, not the filler's statements, though ``_PLACER_STATES`` leaves them out (their ORC-16 is the request's reason)
 _PLACER_ASKS = frozenset({"CA", "DC", "HD", "RL"})
@@ -504,12 +498,15 @@ def _not_the_orders(group: Group, ctx: Context, res: Resource, whose: str) -> No
     decided by ``MergeRules._numbered``) -- a relay (MSH-3 ``ESB``) passing on its lab's numbers, a lab whose
     filler number's authority is not its MSH-3 (node-hl7-complete's ``Lab1^1234^CLIA`` numbering
     ``^Lab^<OID>^ISO``) stored the number with its report, and its XX is its own (review rv38f MED; cdfix38's
-    "left"; thirty-ninth round, ord39). A number whose authority names the sender by HL7's own HD rule (the
-    universal id deciding: ``LIS^<OID>^ISO`` numbering ``F^LAB^<OID>^ISO``, the lab's own OID or the hospital's
-    where MSH-4 does not carry it) and that no message stored is the filler assigning it when the order holds no
-    filler number yet -- HL7 v2.5 4.5.1.3, its first statement (the SC naming the placer's number and its own) is
-    its own, and its XX after it by the history (``Owned.assigns``; review rv40d MED 2: both were held, and the
-    lab's test change before its report was lost). A number no message stored, or another's: the test only fills an order
+    "left"; thirty-ninth round, ord39). The filler assigns its number with its first statement (HL7 v2.5
+    4.5.1.3) -- but only a number that names *this* application is its to assign, and that is the shortcut's
+    rule: the HD-1s agreeing where both carry one, or a form of the site's alias group (``applications.forms``).
+    A universal id alone does not: a site that puts the hospital's OID in every HD names the facility by it, not
+    the lab, and xo41's assignment by the OID alone (``LIS^<OID>^ISO`` numbering ``F^LAB^<OID>^ISO``) let the
+    EMR ``EMR^<OID>^ISO`` assign the lab's number by its SC, recode the order by its XX, and the lab's own report
+    was refused AE 205 (review rv41d HIGH 3; forty-first round, xofix41). A lab whose numbers' namespace is not
+    its MSH-3's is named in ``senders.yaml`` ``application_aliases`` (``[LIS^<OID>^ISO, LAB^<OID>^ISO]``), its own
+    OID or the hospital's alike -- nothing in a message tells the two apart. A number no message stored, or another's: the test only fills an order
     not stored yet and the ACK warns at OBR-4 with ERR-3 204 (unknown key identifier: the filler number is no
     key of the sending application's), not 206 (application record locked: read as "retry later"), nor 207
     (huren failed) -- review rv38f L3, cdfix38; AA, the rest stored, the message kept as sent.
@@ -604,19 +601,12 @@ def _not_the_orders(group: Group, ctx: Context, res: Resource, whose: str) -> No
     number = _identifier_of(res, "FILL")
     if number is None:
         return
-    # (a number whose authority names the sending application -- by HL7's HD rule, the universal id deciding, not
-    # the MSH-3s' stricter one the shortcut asks: ``LIS^<OID>^ISO`` numbering ``F^LAB^<OID>^ISO`` -- is the filler's
-    # own assignment on an order no filler has numbered yet, when the statement is one by which the filler accepts
-    # the order (``_ASSIGNING``): ``Owned.assigns``, decided on the store; rv40d MED 2. Not where MSH-4 carries that
-    # universal id: it is the facility's then, and names none of its applications)
-    assigns = (control in _ASSIGNING and any(same_hd(theirs, hd) for hd in sender[:-1])
-               and not same_hd(("", *theirs[1:]), ("", *msh4[1:])))
     ctx.numbered(res, Owned(
         "code", "FILL", number[0], number[1], test_at,
         f"{test_field}: ORC-1 {control} is the filler's statement and the sending application {app} is not this "
         f"order's filler ({filler.name}-{ff} names {owner.comp(2).strip() or owner.comp(3).strip()}): its test is "
         "kept only for an order not stored yet and does not change a stored order's test (the filler's XX or "
-        "the placer's XO does)", UNKNOWN_KEY_IDENTIFIER, assigns=assigns))
+        "the placer's XO does)", UNKNOWN_KEY_IDENTIFIER))
 
 
 def _identifier_of(res: Resource, kind: str) -> tuple[str, str] | None:
