@@ -258,3 +258,22 @@ def test_opening_a_held_message_does_not_move_the_ingest_figures(both: tuple[Eng
         assert _shown(http, engine, "JQ2")["held_claims"][0]["unavailable"]["mrn"] == "JR"
     after = figures()
     assert (after.get("parse"), after.get("convert")) == (before.get("parse"), before.get("convert")), (before, after)
+
+
+def test_a_number_merged_on_to_a_survivor_bars_the_decision_naming_the_survivor(
+        both: tuple[Engine, TestClient]) -> None:
+    """JT (number b) merged into JU (none: JU now holds b, JT active false). The LIS's walk-in under JS (number a)
+    states b: held; the view and the 409 name JU -- the record in use -- never JT, the merged-away one; JS keeps a."""
+    engine, http = both
+    a, b = _nid("32092319700419002"), _nid("32092319700419012")
+    registered(http, "JS", "JS1", "乙^九", "19700419", "F", f"~{a}^^^^NNCHN")
+    registered(http, "JT", "JT1", "乙^九", "19700419", "F", f"~{b}^^^^NNCHN")
+    registered(http, "JU", "JU1", "乙^九", "19700419", "F")
+    assert ack_code_of(post(http, merge("JT3", "JU^^^FNXRMYY^MR", "乙^九", "19700419", "F", "JT^^^FNXRMYY^MR"))) == "AA"
+    assert _held_w(post(http, adt("JS2", f"JS^^^FNXRMYY^MR~{b}^^^^NNCHN", "乙^九", "19700419", "F", app="LIS")))
+    (claim,) = _shown(http, engine, "JS2")["held_claims"]
+    assert claim["unavailable"] == {"merged": False, "mrn": "JU"}, claim
+    decided = _decide(http, engine, "JS2")
+    assert decided.status_code == 409 and "(MRN JU at FNXRMYY)" in decided.text, decided.text
+    (js,) = patients(http, f"{MRN}|JS")
+    assert _nids(js) == {a}, _nids(js)
