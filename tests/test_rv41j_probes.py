@@ -179,13 +179,11 @@ def test_the_page_names_no_other_members_mrn_name_or_number(site: tuple[Engine, 
         b.wait_for("!document.querySelector('#detail').hidden && !document.querySelector('#owner-barred').hidden")
         assert b.eval("document.querySelector('#owner-box').hidden"), "the decision is offered"
         said = b.eval("document.querySelector('#owner-barred').innerText")
-        print("BARRED:", said)
         page = b.eval("document.querySelector('#detail').innerText")
         shown = page.replace(b.eval("document.querySelector('#d-raw').innerText"), "")
-        print("SHOWN:", shown)
         for secret in (A_P, B_P, "ZP", "FNZYY"):
             assert secret not in said and secret not in shown, secret
-        print(_shot(b, "01-barred-other-member", shots))
+        _shot(b, "01-barred-other-member", shots)
     finally:
         b.close()
 
