@@ -3878,16 +3878,32 @@ def _made_by(dates: Dates, by_version: Mapping[str, list[Resource]], ref: str, v
     made no version stored before it was received (``message_time.written_before_receipt``, asked of ``written``:
     the version's ``meta.lastUpdated``, read only then) -- its 10:00 re-send of the 09:00 P, filed before the
     upgrade, still dated the P's version "later" than the late 09:30 final, which lost its interpreter after the
-    upgrade (review rv40m MED 3; forty-first round, st41). One received before the version was written stays a
-    maker, as it was: what it left unchanged is not told by its document."""
+    upgrade (review rv40m MED 3; forty-first round, st41). One received before the version was written could have
+    made it, as it was: what it left unchanged is not told by its document.
+
+    The receipt rule only chooses among such messages, and one version has one maker: of the old messages naming
+    it that could have made it, the first by arrival (``_arrival``, as ``_numbered`` takes it) -- a BHS batch of
+    the release before stfix40 holding the 08:00 P and its unchanged 10:00 re-send filed both before either was
+    written, the rule told neither, and the re-send dated the P's version 10:00 again (review rv41e MED 2). Where
+    it tells every old message naming a version and no message keeping the list made it, it cannot tell: the
+    host's clock stepped back between the receipt and the write (NTP, a VM resumed), and a version only old
+    messages name is one of theirs -- the first by arrival again, never none: read as a client's, the old HIS's
+    order lost its number's storer and a third application's statement under it was no longer held (review
+    rv41e MED 1; forty-first round, stfix41)."""
     target = f"{ref}/_history/{version}"
     provs = by_version.get(target, ())
     stamps = [*(dates.of(provs) if provs else ()), *dates.pending(target)]
     made = [s for s in stamps if ref not in s.unchanged()]
-    if written is None or all(s.unchanged_kept for s in made):
+    old = sorted((s for s in made if not s.unchanged_kept), key=_arrival)
+    if not old:
         return made
-    at = written()
-    return [s for s in made if s.unchanged_kept or not written_before_receipt(s.received, at)]
+    known = [s for s in made if s.unchanged_kept]
+    if written is not None and (known or len(old) > 1):
+        at = written()
+        could = [s for s in old if not written_before_receipt(s.received, at)]
+    else:
+        could = old  # (one old message alone naming it, none keeping the list: its maker whatever the clock did)
+    return [*known, *could[:1]] if known else (could or old)[:1]
 
 
 def _arrival(stamp: Stamp) -> tuple[bool, _dt.datetime, str, str]:
