@@ -87,7 +87,7 @@ def test_a_source_group_named_like_an_element_rule_key_is_refused_at_its_line(
     """A site's merge.yaml naming its order senders' group ``held`` (st41's mark), ``placer`` (its old name, the
     natural one for ORM senders) or ``when`` (another key) -- in an element rule the name would be read as the key,
     never as the group's mode. Refused at the group's line, saying so; ``placer`` used as a mode key was told
-    "'placer' is now held", ``held`` the schema's "not of type boolean"."""
+    "'placer' is now held", ``held`` a schema message reading it as the held mark."""
     shipped = (DEFAULTS_DIR / "merge.yaml").read_text("utf-8")
     group = "  order: [ORM, OML, OMG]"
     assert group in shipped
