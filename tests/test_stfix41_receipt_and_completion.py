@@ -183,3 +183,41 @@ def test_the_w_is_still_taken_back_where_the_lis_completes_the_order_in_the_same
     ack = hl7.send("BHS|^~\\&|LIS|HOSPB|HUREN|C1|" + ts(1, 11) + "||||SF41\n" + final + withdrawal + "BTS|2\n")
     assert ack.count("MSA|AA") == 2 and _W not in ack and "ERR||ORC^1^5" not in ack, ack
     assert _order(engine, "B1")["status"] == "completed", ack
+
+
+@pytest.mark.xfail(strict=True, reason="LOW (stfix41, left): the replay of an old order message whose receipt is "
+                   "stamped after its own write (the clock stepped back) keeps its own version as 'unchanged' "
+                   "(ingest._unchanged: written before the receipt), so it is no longer the version's maker and "
+                   "the order's placer number has no storer: a third application's XO is not held")
+def test_the_replay_of_an_old_placers_order_on_a_clock_stepped_back_still_holds_a_third_apps_xo(
+        engine: Engine, mllp: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    """HOSPB's order B1 with R01 filed by the release before stfix40 on a host whose clock stepped back a second
+    between its receipt and its write. After the upgrade the operator replays the NW (a recovery), then the LIS's SC:
+    the replay finds its own version unchanged, which ``_unchanged`` reads as written before its receipt -- none of its
+    making -- and writes ``unchanged`` naming the order. The EMR's XO under B1^HIS / FB1^LIS must still be held
+    (W 204): the order's placer is the HIS, whose NW made the version holding B1."""
+    from tests.test_recognition_policy_e2e import LFT
+    from tests.test_rv40d_probes import R01
+    from tests.test_rv41e_probes import _filed_by_the_old_release as old_release
+
+    hl7 = Sender(mllp)
+    prior(hl7)
+    nw = message_id("HOSPB", "HOSPB-ORM-B1-NW")
+    monkeypatch.setattr(MessageStore, "mark_processed", old_release({nw}))
+    _receipts_ahead(monkeypatch, 1.0)
+    hl7.send(order("HOSPB", "B1", CBC, ts(1), reason=R01))
+    monkeypatch.undo()
+    again = engine.ingestor.replay(nw, actor="stfix41")
+    assert again is not None and b"MSA|AA" in again.ack, again
+    time.sleep(1.1)
+    when = ts(1, 9)
+    ack = hl7.send(msh("HOSPB", "LIS", "ORM^O01^ORM_O01", when, "HOSPB-SC-B1") + pid("HOSPB")
+                   + f"ORC|SC|B1^HIS|FB1^LIS||IP||||{when}|||D7^张^医生\n" + f"OBR|1|B1^HIS|FB1^LIS|{CBC}|||{when}\n")
+    assert "MSA|AA" in ack, ack
+    ack = hl7.send(msh("HOSPB", "EMR", "ORM^O01^ORM_O01", when, "HOSPB-XO-B1") + pid("HOSPB")
+                   + f"ORC|XO|B1^HIS|FB1^LIS||IP||||{when}|||D9^李^医生||||\"\"\n"
+                   + f"OBR|1|B1^HIS|FB1^LIS|{LFT}|||{when}\n")
+    assert "MSA|AA" in ack, ack
+    stored = _order(engine, "B1")
+    assert "|204^" in ack and (stored.get("requester") or {}).get("display") == "张医生", (
+        ack, stored.get("requester"), engine.ingestor.messages.get(nw).get("unchanged"))
