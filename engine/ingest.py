@@ -1434,6 +1434,12 @@ class Ingestor:
                             gaps.append(_gap_entry(gap, issue, result.resource, unmapped_noted))
                         else:
                             warnings.append(_issue_to_warning(issue))
+                # the converter's warnings the write takes back (an ORC-5 W of an order the write left completed:
+                # ``Conversion.taken_back_by_write``); the conversion keeps them, a batch redone message by message asks again
+                taken_back = getattr(item.conversion, "taken_back_by_write", None)
+                gone = taken_back(listing.stored) if taken_back is not None else []
+                if gone:
+                    warnings = [w for w in warnings if all(w is not g for g in gone)]
                 refs = listing.refs
                 item.owners = listing.owners  # the audit names each patient whose records it wrote
                 self.messages.mark_processed(item.doc_id, ack_code="AA", warnings=warnings,
@@ -1445,7 +1451,7 @@ class Ingestor:
                 # who registered a record: kept with the filing, in its transaction (registry34)
                 self.messages.note_registrations(item.doc_id, current, _registered_of(item, current))
                 institution = getattr(item.conversion, "institution", None) or item.header.facility_code
-                conv_warnings = getattr(item.conversion, "warnings", None) or []
+                conv_warnings = [w for w in getattr(item.conversion, "warnings", None) or () if all(w is not g for g in gone)]
                 unmapped = [*unmapped_noted, *gaps]
                 if conv_warnings or unmapped:
                     counted = Fidelity(institution, list(conv_warnings), list(unmapped), item.doc_id)

@@ -1545,7 +1545,8 @@ class MergeRules:
         client: int | None = None  # (the newest of the clients' versions over the one asked next)
         for k in range(int(version) - 1, 0, -1):
             then = _made_by(dates, by_version, ref, k, written=lambda k=k: aware_instant(
-                (self._vread(vread, rtype, rid, k).get("meta") or {}).get("lastUpdated")))
+                (self._vread(vread, rtype, rid, k).get("meta") or {}).get("lastUpdated")),
+                by_client=lambda k=k: self._by_client(keeper, rtype, rid, k))
             if not then:
                 client = k if client is None else client
                 continue  # (a client's: as the version it was written over)
@@ -1554,6 +1555,24 @@ class MergeRules:
                 continue  # (a later statement too, and the clients' versions over it: the version before it is asked)
             return self._vread(vread, rtype, rid, k if client is None else client)
         return {} if client is None else self._vread(vread, rtype, rid, client)
+
+    @staticmethod
+    def _by_client(keeper: Any, rtype: str, rid: str, version: Any) -> bool:
+        """Whether version ``version`` of ``rtype/rid`` was stored by a FHIR client or the patient index (its writer
+        mark, ``NOT_THE_FEED``), as the store's history and its marks, each newest first without deletions, pair them
+        (``_made_by``, where the receipts of the old messages naming it do not tell). False where it cannot be told
+        (no marks, a version stored before the mark, the two lists not paired)."""
+        history, marks = getattr(keeper, "history", None), getattr(keeper, "version_writers", None)
+        if history is None or marks is None:
+            return False
+        try:
+            versions, writers = history(rtype, rid), marks(rtype, rid)
+        except FhirError:  # (not found: nothing to tell)
+            return False
+        if len(versions) != len(writers):
+            return False
+        return any(str((v.get("meta") or {}).get("versionId")) == str(version) and w in NOT_THE_FEED
+                   for v, (_, w) in zip(versions, writers, strict=True))
 
     @staticmethod
     def _vread(vread: Any, rtype: str, rid: str, k: int) -> Resource:
@@ -2159,7 +2178,9 @@ class MergeRules:
         for version in reversed(run):
             meta = version.get("meta") or {}
             stamps = _made_by(dates, by_version, ref, meta.get("versionId"),
-                              written=lambda meta=meta: aware_instant(meta.get("lastUpdated")))
+                              written=lambda meta=meta: aware_instant(meta.get("lastUpdated")),
+                              by_client=lambda meta=meta: self._by_client(keeper, rtype, stored["id"],
+                                                                          meta.get("versionId")))
             if group is not None:
                 stamps = [s for s in stamps if s.message in group]
             if own.placing:
@@ -3851,7 +3872,8 @@ def line_run(lines: list[str], part: list[str]) -> int:
 
 
 def _made_by(dates: Dates, by_version: Mapping[str, list[Resource]], ref: str, version: Any,
-             written: Callable[[], _dt.datetime | None] | None = None) -> list[Stamp]:
+             written: Callable[[], _dt.datetime | None] | None = None,
+             by_client: Callable[[], bool] | None = None) -> list[Stamp]:
     """The ``Stamp`` of the message that made version ``version`` of ``ref`` (``Type/id``): of the messages whose
     Provenances name it (``by_version``: ``MergeRules._provenances``) and this batch's earlier ones that wrote it
     (``Dates.pending``), those whose write did not leave it as stored (``Stamp.unchanged``) -- the one owner of
@@ -3865,16 +3887,34 @@ def _made_by(dates: Dates, by_version: Mapping[str, list[Resource]], ref: str, v
     made no version stored before it was received (``message_time.written_before_receipt``, asked of ``written``:
     the version's ``meta.lastUpdated``, read only then) -- its 10:00 re-send of the 09:00 P, filed before the
     upgrade, still dated the P's version "later" than the late 09:30 final, which lost its interpreter after the
-    upgrade (review rv40m MED 3; forty-first round, st41). One received before the version was written stays a
-    maker, as it was: what it left unchanged is not told by its document."""
+    upgrade (review rv40m MED 3; forty-first round, st41). One received before the version was written could have
+    made it, as it was: what it left unchanged is not told by its document.
+
+    The receipt rule only chooses among such messages, and one version has one maker: of the old messages naming
+    it that could have made it, the first by arrival (``_arrival``, as ``_numbered`` takes it) -- a BHS batch of
+    the release before stfix40 holding the 08:00 P and its unchanged 10:00 re-send filed both before either was
+    written, the rule told neither, and the re-send dated the P's version 10:00 again (review rv41e MED 2). Where
+    it tells every old message naming a version and no message keeping the list made it, the receipts alone do not
+    tell a client's version those messages restated from the host's clock stepping back between a receipt and its
+    write (NTP, a VM resumed); the version's writer mark does (``by_client``: a FHIR client or the index stored
+    it, ``NOT_THE_FEED``; read only then): a client's is none of theirs, any other is one of theirs -- the first
+    by arrival again, never none: read as a client's, the old HIS's order lost its number's storer and a third
+    application's statement under it was no longer held (review rv41e MED 1; forty-first round, stfix41)."""
     target = f"{ref}/_history/{version}"
     provs = by_version.get(target, ())
     stamps = [*(dates.of(provs) if provs else ()), *dates.pending(target)]
     made = [s for s in stamps if ref not in s.unchanged()]
-    if written is None or all(s.unchanged_kept for s in made):
+    old = sorted((s for s in made if not s.unchanged_kept), key=_arrival)
+    if not old:
         return made
+    known = [s for s in made if s.unchanged_kept]
+    if written is None:
+        return [*known, old[0]]
     at = written()
-    return [s for s in made if s.unchanged_kept or not written_before_receipt(s.received, at)]
+    could = [s for s in old if not written_before_receipt(s.received, at)]
+    if known or could:
+        return [*known, *could[:1]]
+    return [] if by_client is not None and by_client() else old[:1]
 
 
 def _arrival(stamp: Stamp) -> tuple[bool, _dt.datetime, str, str]:

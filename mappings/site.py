@@ -260,6 +260,7 @@ def load_merge_file(path: Path, known: frozenset[str] = frozenset()) -> dict[str
     every version, once a process), so the shipped file's events, which a test checks against the
     table (``tests/test_convfix29_site_rules.py``), and a site copy's same events do not pay it."""
     doc = read_yaml(path)
+    _no_reserved_sources(doc)
     _no_renamed_keys(doc)
     check(doc, _MERGE_SCHEMA)
     data = doc.data
@@ -300,6 +301,24 @@ def _no_renamed_keys(doc: YamlDocument) -> None:
         for element, rule in (rules or {}).items() if isinstance(rules, Mapping) else ():
             for old in _RENAMED_KEYS.keys() & (rule.keys() if isinstance(rule, Mapping) else set()):
                 raise locate(doc, ["resources", rtype, element, old], f"{old!r} is now {_RENAMED_KEYS[old]}")
+
+
+def _no_reserved_sources(doc: YamlDocument) -> None:
+    """A ``sources:`` group, or a source it lists, named like an element-rule key (``_MERGE_ELEMENT``'s, or one
+    renamed: ``_RENAMED_KEYS``) is refused at its line, before either check reads a rule: in an element rule that
+    name is read as the key, never as the group's mode -- a group ``held`` given a mode on ServiceRequest
+    ``status`` was read as the held mark (refused by the schema with no word of why), a group ``placer`` (a natural
+    name for the ORM senders) was told "'placer' is now held" (review rv41e LOW 3; forty-first round, stfix41)."""
+    data = doc.data if isinstance(doc.data, Mapping) else {}
+    sources = data.get("sources")
+    for group, members in sources.items() if isinstance(sources, Mapping) else ():
+        listed = members if isinstance(members, list) else []
+        for at, name in [(["sources", group], group), *((["sources", group, n], m) for n, m in enumerate(listed))]:
+            if isinstance(name, str) and (name in _MERGE_ELEMENT["properties"] or name in _RENAMED_KEYS):
+                key = "a key" if name in _MERGE_ELEMENT["properties"] else "the old name of a key (refused there)"
+                raise locate(doc, at, f"a source or source group may not be named {name!r}: {name!r} is {key} of an "
+                             "element rule (resources.<type>.<element>), where a group of that name could be given "
+                             "no mode; name it otherwise")
 
 
 def _element_lists(rule: Mapping[str, Any]) -> list[tuple[list[str | int], list[str]]]:

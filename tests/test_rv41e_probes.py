@@ -131,10 +131,6 @@ def _late_final_after_the_newer_p(hl7: Sender, community: Engine) -> tuple[dict,
     return final, ack
 
 
-@pytest.mark.xfail(strict=True, reason="MED (rv41e 2): rv40m MED 3 left in a batch -- a pre-stfix40 BHS holding the P and "
-                   "its unchanged re-send: both received before the version was written, the receipt rule tells "
-                   "neither, the re-send still dates the 08:00 version 10:00 and the late 09:00 final loses "
-                   "its interpreter (of old stamps naming one version, only the first by arrival can have made it)")
 def test_an_old_batch_holding_the_p_and_its_resend_no_longer_dates_the_older_version(
         community: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
     """rv40m MED 3 in a batch: the LIS's BHS batch held the 08:00 P by 王五 and its unchanged 10:00 re-send, both
@@ -213,11 +209,6 @@ def test_an_old_resend_replayed_after_the_newer_p_still_no_maker_of_the_older_ve
             final, ack, community.ingestor.messages.get(resend).get("unchanged"))
 
 
-@pytest.mark.xfail(strict=True, reason="MED (rv41e 1): a pre-stfix40 order message whose receipt is stamped after its "
-                   "own write (the clock stepped back between the two) is dropped as the maker of the version "
-                   "holding the numbers (merge_rules._made_by's receipt rule); _numbered then finds no storer and "
-                   "a third application's XO is not held: no W 204, the test, requester and re-test reason "
-                   "rewritten, the repeat no longer paid")
 def test_an_old_placers_order_whose_receipt_is_after_its_write_still_holds_a_third_apps_statement(
         engine: Engine, mllp: int, monkeypatch: pytest.MonkeyPatch) -> None:
     """HOSPB's order B1 with R01 and the LIS's SC (its number FB1^LIS), both filed by the release before stfix40

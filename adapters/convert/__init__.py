@@ -11,7 +11,7 @@ in ``unmapped`` for the fidelity report.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date, timedelta
 from typing import Any
@@ -165,9 +165,14 @@ class Conversion:
             leaned.update(settle_stay(self, read_many, search, messages, earlier))
         if (self.withdrawn or self.restated) and read_many is not None:
             leaned.update(settle_withdrawn(self, read_many, search, earlier))
-        if self.completion_warned:  # (the message's own final status first: no read where it decides)
-            leaned.update(settle_completion(self, read_many, earlier))
         return sorted(leaned)
+
+    def taken_back_by_write(self, written: Mapping[str, Any]) -> list[HL7Error]:
+        """The warnings the message's write takes back (ingest asks it once the message is written, ``written``: each
+        written resource's ``Type/id`` -> its write result): the ORC-5 Ws of orders the write left completed
+        (``settle_completion``). ``warnings`` itself is left as it is -- a batch written again message by message
+        asks again."""
+        return settle_completion(self, written) if self.completion_warned else []
 
     def warn(self, warning: HL7Error) -> None:
         """A settle step's warning (ERR severity W, the message filed), as ``Context.warn`` is the converter's: each
@@ -413,51 +418,32 @@ def _take(conversion: Conversion, moves: dict[str, str]) -> None:
     conversion._bundle = None
 
 
-def settle_completion(conversion: Conversion, read_many: Any, earlier: Sequence[Conversion] = ()) -> list[int]:
+def settle_completion(conversion: Conversion, written: Mapping[str, Any]) -> list[HL7Error]:
     """The W at ORC-5 of a group none of whose results stands (``results.status_from_report``: "ORC-5 'CM' ...
-    was not stored ...", ``Conversion.completion_warned``) is taken back where the order stands completed after
-    all, as the message leaves it: its own final status of the order where it states one (a later group of the
-    message completing it: the withdrawn HGB group's W beside the final WBC group's, review rv40k MED 1, kfix40),
-    else -- the message leaves the order as it stands, its ``active`` only assumed (``Said.assumed``) -- as the
-    order stands stored or written by an earlier message of the batch (``earlier``, in message order, each
-    read by the same rule: one that only assumed a status fills none over a stored one). The LIS's W after its
-    final, the final's CM stored: the order stays completed, the message's CM would have changed nothing, and
-    the W read to an operator as the order taken back (st40's LOW; stfix40). Where the order is not completed
-    (the W first met, the final never received; the group's X revoking it; a later group of the message
-    leaving it active) the W stays: the order is not what ORC-5 said.
+    was not stored ...", ``Conversion.completion_warned``) that its answer takes back: those of the orders the
+    message's write left completed after all (``written``: each written resource's ``Type/id`` -> its write result,
+    whose ``resource`` is the version stored after it, new or found unchanged; ingest asks it once the message is
+    written). A later group of the message completing the order (the withdrawn HGB group's W beside the final WBC
+    group's: review rv40k MED 1, kfix40); the message leaving the order as it stands, which stands completed
+    already, stored or written by an earlier message of its batch (the LIS's W after its final: the final's CM
+    stored; st40's LOW, stfix40) -- the message's CM would have changed nothing, and the W read to an operator as
+    the order taken back. Where the order is not completed after the write the W stays: the order is not what ORC-5
+    said (the W first met, the final never received; the group's X revoking it; a later group of the message
+    leaving it active).
 
-    One step for both: kfix40 took the W back inside the converter as a later group completed the order
-    (``Context.progress_warned``) and stfix40 here against the store (``completion_unsaid``), two maps of
-    the same W of the same order (forty-first round, st41). ``read_many`` None: the message's own status
-    alone. Returns the positions in ``earlier`` of the conversions the answer read."""
-    leaned: set[int] = set()
-    own = {ref: _status_stated(conversion, ref) for ref in conversion.completion_warned}
-    asked = [ref for ref, status in own.items() if status is None]
-    stored = read_many([_key_of(ref) for ref in asked]) if asked and read_many is not None else {}
+    The order's status as the merge leaves it, not as the message states it: a statement the merge holds (a third
+    application's under the order's numbers, W 204 "held with it ... status") stated completed and the W was taken
+    back, the order still active (review rv41e LOW 4; forty-first round, stfix41) -- one read for both cases, the
+    batch's earlier messages as they were written, not as they stated it (a held one's completed had counted). Was
+    one step before the write (st41), two maps before that (kfix40's ``progress_warned``, stfix40's
+    ``completion_unsaid``). An order the write did not list (no repository): the message's own status of it."""
+    taken: list[HL7Error] = []
     for ref, said in conversion.completion_warned.items():
-        status = own[ref]
-        if status is None:
-            status = (stored.get(_key_of(ref)) or {}).get("status")
-            for i, c in enumerate(earlier):
-                res = c.by_reference.get(ref)
-                if res is None or not res.get("status"):
-                    continue
-                leaned.add(i)
-                if status is None or _status_stated(c, ref) is not None:
-                    status = res["status"]
-            if status is None:  # (nothing stored, nothing earlier: the message's assumed ``active``)
-                status = (conversion.by_reference.get(ref) or {}).get("status")
-        if status == "completed":
-            conversion.warnings[:] = [w for w in conversion.warnings if w is not said]
-    return sorted(leaned)
-
-
-def _status_stated(conversion: Conversion, ref: str) -> str | None:
-    """The status ``conversion`` states of resource ``ref`` (None: it writes none, or only assumed one --
-    ``Said.assumed`` -- which fills a resource stored without one and changes no stored status)."""
-    status = (conversion.by_reference.get(ref) or {}).get("status")
-    said = conversion.said.get(ref)
-    return None if not status or (said is not None and "status" in said.assumed) else status
+        result = written.get(ref)
+        order = getattr(result, "resource", None) if result is not None else conversion.by_reference.get(ref)
+        if (order or {}).get("status") == "completed":
+            taken.append(said)
+    return taken
 
 
 def settle_withdrawn(conversion: Conversion, read_many: Any, search: Any,

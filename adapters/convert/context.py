@@ -189,9 +189,9 @@ class Context:
     # entered-in-error (``settle_withdrawn``, dgfix25b; dgmend26)
     restated: dict[str, bool] = field(default_factory=dict)
     # "Type/id" of an order -> the W at its ORC-5 saying its CM was not stored beside a group of withdrawn results:
-    # taken back where the order stands completed after all, as the message leaves it (a later group of the message
-    # completing it, kfix40) or, where the message leaves its status as it stands, as stored or written by an earlier
-    # message of the batch (stfix40) -- one step, ``convert.settle_completion`` (forty-first round, st41)
+    # taken back where the order stands completed after all, as the message's write leaves it (a later group of the
+    # message completing it, kfix40; stored or written completed by an earlier message of the batch, stfix40) -- one
+    # step, ``convert.settle_completion`` (st41), asked of the write (forty-first round, stfix41)
     completion_warned: dict[str, HL7Error] = field(default_factory=dict)
     # "Type/id" of a Condition -> what DG1-21 said of it in this message ("D", or "A" for A/U/empty)
     diagnosis_said: dict[str, str] = field(default_factory=dict)
