@@ -842,8 +842,8 @@ def status_from_report(group: Group, ctx: Context, request: dict[str, str], stat
     the order is as the results give it (sfix39's LOW; fortieth round, st40). Where the order stands completed
     after all -- a later group of the message completes it (kfix40), or the message leaves it as it stands and
     it stands completed already (the LIS's W after its final: the final's CM stored; stfix40) -- the W is taken
-    back (``Context.completion_warned``, one settle step reading the message's own final status of the order:
-    ``convert.settle_completion``): nothing of the order was changed or left unchanged by the CM, and an
+    back (``Context.completion_warned``, one settle step reading the order's status as the merge left it, after
+    the write: ``convert.settle_completion``, stfix41): nothing of the order was changed or left unchanged by the CM, and an
     operator read the W as the order taken back."""
     none = _none_stands(ctx, {ctx.resources[r["reference"]]["status"] for r in results
                               if r["reference"] in ctx.resources}) if results else None
