@@ -12,15 +12,17 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
+from engine.engine import Engine
 from tests.module_store import module_eng
 from tests.test_code37_ris_change import HEAD
 from tests.test_codefix36_order_code import _errs
-from tests.test_probepay26_windows import msh, pid
+from tests.test_probepay26_windows import CBC, engine, flags, msh, order, pid, reminded
+from tests.test_recognition_e2e import Sender
 from tests.test_rv40c_probes import _one
 from tests.test_rv40d_probes import _stated
 from tests.test_srfix35_order_code import B, http, send
 
-__all__ = ["http", "module_eng"]
+__all__ = ["engine", "http", "module_eng"]
 
 HIS = "urn:huren:id:HIS"
 T24 = "20240312080000+0800"  # the 2024 exam
@@ -210,6 +212,21 @@ def test_a_reused_accession_within_180_days_under_another_placer_is_another_exam
     assert _conclusions(_reports(http, acc)) == [("final", "右侧硬膜下血肿"), ("final", "未见异常")]
 
 
+@pytest.mark.parametrize("acc_reused", [False, True], ids=["new-accession", "both-reused"])
+def test_a_reused_placer_number_leaves_the_2024_report(http: TestClient, acc_reused: bool) -> None:
+    """Guard: in 2026 the HIS's counter wraps too and it orders head CT under the 2024 placer number; the RIS
+    reports it under a new accession, or (both counters wrapped) the 2024 one. The 2024 report still says 未见异常
+    and the 2026 finding is a report of its own."""
+    run = f"RV41K-PL{int(acc_reused)}"
+    acc = _old_exam(http, run)
+    assert "MSA|A" in send(http, _stated("HIS", f"{run}1", "NW", HEAD, "", ""))
+    new_acc = acc if acc_reused else f"{run}-ACC2"
+    ack = send(http, _ct(f"{run}1", new_acc, sent=T26, obr7=T26, status="F", text="右侧硬膜下血肿"))
+    assert "MSA|AA" in ack and len(_w205(ack)) == int(acc_reused), ack
+    assert ("final", "未见异常") in _conclusions(_reports(http, acc))
+    assert ("final", "右侧硬膜下血肿") in _conclusions(_reports(http, new_acc))
+
+
 # --- the imaging study keyed by the accession ----------------------------------------------------------------
 
 
@@ -230,3 +247,53 @@ def test_the_2026_exams_imaging_study_is_not_the_2024_one(http: TestClient) -> N
     old, new = _one(http, HIS, f"{run}1"), _one(http, HIS, f"{run}2")
     got = sorted((str(s.get("started"))[:4], [b["reference"] for b in s.get("basedOn") or ()]) for s in studies)
     assert got == [("2024", [f"ServiceRequest/{old['id']}"]), ("2026", [f"ServiceRequest/{new['id']}"])], got
+
+
+# --- money: which exam is the prior -------------------------------------------------------------------------
+
+
+def _cbc(inst: str, placer: str, filler: str, when: str, status: str = "F", wbc: str = "6.1") -> str:
+    """The LIS's CBC (OBR-25 ``status``) of ``<placer>^HIS`` under ``filler`` at ``when`` (OBR-7, OBR-22,
+    OBX-14)."""
+    return (msh(inst, "LIS", "ORU^R01^ORU_R01", when) + pid(inst)
+            + f"ORC|RE|{placer}^HIS|{filler}||CM\n"
+            + f"OBR|1|{placer}^HIS|{filler}|{CBC}|||{when}|||||||||D7^张^医生||||||{when}|||{status}\n"
+            + f"OBX|1|NM|WBC^白细胞^L||{wbc}|10*9/L|||||{status}|||{when}\n")
+
+
+def test_a_reused_lab_number_the_2026_result_is_the_prior_not_the_2024_one(engine: Engine, mllp: int) -> None:
+    """Money (recognition site, CBC window 7 days): HOSPA's 2024 CBC under ``F-REUSE^LIS``; in 2026 HOSPA orders CBC
+    again (no recognisable prior: 2024 is out of the window) and the LIS reports it under the same number (W 205, a
+    report of its own); three days later HOSPB orders CBC -- reminded of HOSPA's 2026 result, and its repeat is
+    flagged not payable against that result's day, 2026-03-01 (not the 2024 one, nor none)."""
+    hl7 = Sender(mllp)
+    t24, t26, b26 = "20240301080000+0800", "20260301080000+0800", "20260304080000+0800"
+    assert "MSA|AA" in hl7.send(order("HOSPA", "RV41K-A1", CBC, t24))
+    assert "MSA|AA" in hl7.send(_cbc("HOSPA", "RV41K-A1", "F-REUSE^LIS", t24))
+    ack = hl7.send(order("HOSPA", "RV41K-A2", CBC, t26))
+    assert "MSA|AA" in ack and not reminded(ack), ack
+    ack = hl7.send(_cbc("HOSPA", "RV41K-A2", "F-REUSE^LIS", t26))
+    assert "MSA|AA" in ack and len(_w205(ack)) == 1 and not flags(engine), (ack, flags(engine))
+    assert reminded(hl7.send(order("HOSPB", "RV41K-B1", CBC, b26)))
+    ack = hl7.send(_cbc("HOSPB", "RV41K-B1", "F-B1^LIS", b26))
+    [f] = flags(engine, "flagged")
+    assert "not payable" in ack and (f["inst"], f["prior_inst"]) == ("HOSPB", "HOSPA"), (ack, f)
+    assert f["prior_day"] == "2026-03-01", f
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "MED (rv41k, wrong money, pre-existing: fails the same with settle_reused_filler off): a corrected result (C) "
+    "of a 2024 CBC sent 210 days later with OBR-7 the correction's time is a result dated that day -- a 'prior' no "
+    "exam made: HOSPB's CBC three days later is reminded of it and its repeat flagged not payable (CNY 20)"))
+def test_a_late_correction_is_no_prior_of_its_own(engine: Engine, mllp: int) -> None:
+    """Money: HOSPA's CBC of 2024-03-01 under ``F-CORR^LIS``; on 2024-09-27 (210 days later) the LIS corrects it
+    (OBR-25 C, OBR-7 the correction's time: the sender's habit xofix41 names); on 2024-09-30 HOSPB orders CBC. The
+    only exam was on 2024-03-01, out of the 7-day window: no reminder, no flag."""
+    hl7 = Sender(mllp)
+    t24, fixed, b24 = "20240301080000+0800", "20240927080000+0800", "20240930080000+0800"
+    assert "MSA|AA" in hl7.send(order("HOSPA", "RV41K-C1", CBC, t24))
+    assert "MSA|AA" in hl7.send(_cbc("HOSPA", "RV41K-C1", "F-CORR^LIS", t24))
+    assert "MSA|AA" in hl7.send(_cbc("HOSPA", "RV41K-C1", "F-CORR^LIS", fixed, status="C", wbc="6.3"))
+    ack = hl7.send(order("HOSPB", "RV41K-C2", CBC, b24))
+    ack2 = hl7.send(_cbc("HOSPB", "RV41K-C2", "F-C2^LIS", b24))
+    assert not reminded(ack) and "not payable" not in ack2 and not flags(engine, "flagged"), (ack, ack2)
