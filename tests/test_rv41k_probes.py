@@ -188,8 +188,8 @@ def test_a_reused_accession_by_the_accession_alone_at_each_obr7_precision(http: 
 
 
 @pytest.mark.xfail(strict=True, reason=(
-    "MED (rv41k): an ill-formed OBR-7 on the 2026 report by the accession alone is dropped with W 102 (twice, the "
-    "same ERR) and the 2026 report overwrites the 2024 report's conclusion (data lost on bad input)"))
+    "MED (rv41k): an ill-formed OBR-7 on the 2026 report by the accession alone is dropped with W 102 (the same ERR "
+    "repeated, 3+ times) and the 2026 report overwrites the 2024 report's conclusion (data lost on bad input)"))
 def test_an_ill_formed_obr7_on_the_reused_accession_is_no_500(http: TestClient) -> None:
     """Bad input: the 2026 report's OBR-7 ``2026-03-12`` (not a DTM) under the reused accession -- an ACK (never
     a 500, ``send`` asserts 200) and the 2024 report's conclusion kept."""
