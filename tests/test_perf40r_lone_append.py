@@ -1,9 +1,10 @@
-"""One request's record appended alone (``Appends._append_sealed``, fortieth round, perf40r): lone mode's
-every append -- one caller, a quiet server -- goes through a path of its own instead of the group's. It must
-write exactly what the group's path writes: the same frames (number, leaf, the nodes it completes, bytes),
-the same right edge, the same search keys noted, a checkpoint due with the record still written through the
-database with it, hooks still given every record; and serial reads through the real app must use it and
-leave a log that verifies, each read's record naming its patient."""
+"""One request's record appended alone: lone mode's every append -- one caller, a quiet server. The fortieth
+round (perf40r) gave it a path of its own (``Appends._append_sealed``); the forty-first (perfa41, rv40j LOW 3)
+made it the group's path again (``Appends._record_many``, one path of steps for every append), trimmed so the
+lone append costs no more. A record a call must write exactly what the same records in groups write: the same
+frames (number, leaf, the nodes it completes, bytes), the same right edge, the same search keys noted, a
+checkpoint due with a record written through the database with it, hooks given every record; and serial reads
+through the real app leave a log that verifies, each read's record naming its patient."""
 
 from __future__ import annotations
 
@@ -50,33 +51,38 @@ def _counting(monkeypatch: pytest.MonkeyPatch, name: str) -> list[int]:
     return calls
 
 
-def test_the_lone_path_writes_what_the_groups_path_writes(tmp_path: Path, settings: Settings,
-                                                         monkeypatch: pytest.MonkeyPatch) -> None:
-    """Two logs, the same 19 records one a call: one through the lone path, the other forced through the
-    group's (a hook given each record makes ``try_record_many`` take the general path). A checkpoint every
-    4 records: the lone path hands the 4th, 8th, ... record to the general path, which writes it through
-    the database with its checkpoint."""
+def test_a_record_a_call_writes_what_the_same_records_in_groups_write(tmp_path: Path, settings: Settings,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two logs, the same 19 records: one a record a call (lone mode), the other in groups of 1, 2, 3, 4, 5
+    and 4, with a hook given each record. A checkpoint every 4 records: the lone log writes the 4th, 8th, ...
+    record through the database with its checkpoint, the grouped log each group that passes a multiple of 4."""
     lone = _open(quiet(settings).with_(data_dir=tmp_path / "lone", audit_checkpoint_every=4))
     group = _open(quiet(settings).with_(data_dir=tmp_path / "group", audit_checkpoint_every=4))
     hooked: list[int] = []
     group.after_append.append(lambda appended: hooked.append(appended.seq))
-    general = _counting(monkeypatch, "_record_many")
-    one = _counting(monkeypatch, "_append_sealed")
+    tables = _counting(monkeypatch, "_to_table")
+    prepared = _counting(monkeypatch, "_prepare")
     try:
         for i in range(19):
             (a,) = lone.try_record_many([_sealed(i)], keep=True)
-            (b,) = group.try_record_many([_sealed(i)], keep=True)
-            assert a == b and a.seq == i and a.leaf_hash == merkle.leaf_hash(a.data)
-        # the lone log: 19 tries of the lone path, the general path only where a checkpoint was due
-        # (records 3, 7, 11, 15: the size passes a multiple of 4); the hooked log: the general path always
-        assert len(one) == 19 and len(general) == 4 + 19
+            assert a.seq == i and a.leaf_hash == merkle.leaf_hash(a.data)
+        # the lone log: every record prepared by the one path, through the database where a checkpoint was due
+        # (records 3, 7, 11, 15: the size passes a multiple of 4; each prepared again inside its transaction)
+        assert len(tables) == 4 and len(prepared) == 19 + 4
+        tables.clear()
+        start = 0
+        for size in (1, 2, 3, 4, 5, 4):
+            got = group.try_record_many([_sealed(i) for i in range(start, start + size)], keep=True)
+            assert got is not None and [g.seq for g in got] == list(range(start, start + size))  # type: ignore[union-attr]
+            start += size
+        # the groups ending at 1, 3, 6, 10, 15, 19: those passing 4, 8, 12, 16 went through the database
+        assert len(tables) == 4
         assert hooked == list(range(19))
         assert lone.size == group.size == 19 and lone.root() == group.root()
         assert lone._appended_keys == group._appended_keys
         assert lone._appended_keys[18] == (("p:p18",), "2026-01-01T00:00:00.000Z")
-        assert lone._unmoved == group._unmoved  # the segment's frames: number, leaf, nodes, bytes
         sizes = [sorted(d["size"] for d in log.checkpoints.find()) for log in (lone, group)]
-        assert sizes[0] == sizes[1] == [4, 8, 12, 16]  # each written with the record that passed it
+        assert sizes == [[4, 8, 12, 16], [6, 10, 15, 19]]  # each written with the record (or group) that passed it
         for log in (lone, group):
             log.let_go_segment(blocking=True)
             log.drain()
@@ -126,14 +132,23 @@ def test_serial_reads_through_the_app_append_alone_and_each_has_its_record(
                                   "subject": {"reference": f"Patient/pl{i}"}, "effectiveDateTime": "2026-11-01",
                                   "performer": [{"reference": "Organization/org1"}]})
     token = client_token(engine, "system/*.rs")
-    one = _counting(monkeypatch, "_append_sealed")
+    from engine.audit.segment import Segment
+
+    written: list[int] = []
+    real = Segment.append
+
+    def counted(self, rows, keep=False):  # noqa: ANN001, ANN202
+        written.append(len(rows))
+        return real(self, rows, keep)
+
+    monkeypatch.setattr(Segment, "append", counted)
     before = engine.audit.size
     for i in range(40):
         answer = http.get(f"/fhir/Observation/lone{i}", headers={"Authorization": f"Bearer {token}"})
         assert answer.status_code == 200, answer.text
-    # each read's record is a group of one, at once or through its loop turn: the lone path, unless the
-    # background drain held the log at that moment (then a worker thread's ``record_many``: the general path)
-    assert len(one) >= 40 - LONE_AFTER
+    # each read's record is a group of one, at once or through its loop turn, written to the segment file by the
+    # one path (unless the background drain held the log at that moment: then a worker thread's ``record_many``)
+    assert written.count(1) >= 40 - LONE_AFTER
     engine.audit.drain()
     docs = engine.audit.leaves.find({"seq": {"$gte": before}}, sort=[("seq", 1)])
     reads = [orjson.loads(d["data"]) for d in docs]

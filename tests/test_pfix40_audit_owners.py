@@ -1,7 +1,8 @@
 """The audit log's record bytes and leaf hash each have one owner (fortieth round, pfix40; rv40j LOW 2).
 
 A sealed record's bytes as record ``seq`` (``head,"id":"audit-<seq>"tail``) are written by two
-append paths (``Appends._prepare`` for a group, ``_append_sealed`` for a lone record) and read back
+append paths (``Appends._prepare`` for a group, ``_append_sealed`` for a lone record; one path, ``_prepare``,
+since the forty-first round) and read back
 by ``Sealed.data``; the leaf hash ``SHA-256(0x00 || bytes)`` is made by both append paths and
 recomputed by the verifier. A copy that drifted from the others would be written to the segment
 first and found by ``huren audit verify`` only afterwards, and ``duplicates`` does not see such

@@ -1,6 +1,8 @@
 """Review probes of perf40 (the raw base64-encoded once for the in-flight journal and the message document;
 reads by key in five statement sizes) and perf40r (``Appends._append_sealed``, a lone record's own write path
-beside the group's), fortieth round, rv40j.
+beside the group's), fortieth round, rv40j. (Since the forty-first round, perfa41, a lone record and a group
+take one path, ``Appends._record_many``: the probes below count which of its two ways, the segment file or
+the database, each append took.)
 
 Every probe goes through the real path: a real ingest process killed with SIGKILL mid-batch and a real restart
 recovering from its in-flight journal; the real repository on both backends; the real audit log appended by two
@@ -189,17 +191,16 @@ def sealed(i):
     return seal(doc, (f"p:{who}{i}",), "2026-01-01T00:00:00.000Z")
 
 
-taken = []  # what each try of the lone path did: a record written, or None (a checkpoint due: the general path)
-real = log._append_sealed
+taken = []  # the appends of this call written through the database (a checkpoint due with the record)
+real = log._to_table
 
 
-def counted(event, keep):
-    one = real(event, keep)
-    taken.append(one is not None)
-    return one
+def counted(events, blocking):
+    taken.append(1)
+    return real(events, blocking)
 
 
-log._append_sealed = counted
+log._to_table = counted
 print("ready", flush=True)
 while not (settings.data_dir / "go").exists():  # both processes start appending together
     pass
@@ -212,12 +213,12 @@ while i < count:
         log.let_go_segment(blocking=True)
         done = [(i, got[0])]
         i += 1
-    else:  # a group of four, through the general path
+    else:  # a group of four
         got = log.record_many([sealed(i + j) for j in range(4)])
         time.sleep(0.0005)  # (between the lone process's appends, not only while it waits for the lock)
         done = list(zip(range(i, i + 4), got))
         i += 4
-    path = ("sealed" if taken and taken[-1] else "general") if who == "lone" else "group"
+    path = ("table" if taken else "segment") if who == "lone" else "group"
     taken.clear()
     for k, appended in done:
         print(k, appended.seq, appended.leaf_hash.hex(), path, flush=True)
@@ -237,8 +238,8 @@ def _answered(out: bytes) -> dict[int, tuple[int, str]]:
 
 def test_two_processes_one_lone_one_grouped_one_killed_every_answered_record_kept_and_the_log_verifies(
         settings: Settings, tmp_path: Path) -> None:
-    """Two processes append to one segment file at once: one record a call through ``_append_sealed`` (its
-    lock kept now and then), the other groups of four through the general path; a checkpoint falls due every 50
+    """Two processes append to one segment file at once: one record a call (its lock kept now and then), the
+    other groups of four, both through the one path of every append; a checkpoint falls due every 50
     records, so at lone records and inside groups alike. The lone process is killed with SIGKILL mid-stream.
     Every record either process was answered for is in the log under its number with its leaf, no number twice,
     and the log verifies online and offline (``huren audit export``, then ``verify --export`` with the keys)."""
@@ -270,9 +271,9 @@ def test_two_processes_one_lone_one_grouped_one_killed_every_answered_record_kep
     assert group.returncode == 0, group_err.decode()[-2000:]
     assert lines >= 1500, lone.stderr.read().decode()[-2000:] if lone.stderr else ""
     del lone_out  # (the lines read before the kill are counted; what came after is checked below too)
-    # the lone process wrote through ``_append_sealed`` and, where a checkpoint fell due at its record (or the
-    # other process held the segment), through the general path: both paths are in the log
-    assert paths.count("sealed") > 1000 and paths.count("general") >= 10, (paths.count("sealed"), paths.count("general"))
+    # the lone process wrote to the segment file and, where a checkpoint fell due at its record, through the
+    # database with the checkpoint: both ways are in the log
+    assert paths.count("segment") > 1000 and paths.count("table") >= 10, (paths.count("segment"), paths.count("table"))
     log = AuditLog(open_audit_store(settings), settings, AuditKeys.load(settings))
     try:
         log.drain()
@@ -303,8 +304,8 @@ def test_two_processes_one_lone_one_grouped_one_killed_every_answered_record_kep
 def test_a_checkpoint_due_by_the_clock_at_every_lone_record_writes_each_with_its_checkpoint(
         settings: Settings, tmp_path: Path) -> None:
     """No count rule, the clock's rule due at every append (``audit_checkpoint_seconds`` 0, no timer): the
-    lone path hands each record to the general path, which writes it with its checkpoint through the
-    database; nothing is written twice or skipped, and the log verifies offline."""
+    append writes each record with its checkpoint through the database, none to the segment file; nothing
+    is written twice or skipped, and the log verifies offline."""
     from engine.audit.record import seal
 
     s = settings.with_(audit_checkpoint_every=0, audit_checkpoint_seconds=0, audit_seal_seconds=3600)

@@ -360,10 +360,15 @@ def read_response(request: Request, repo: ScopedRepository, rtype: str, rid: str
         resource = only_elements(resource, elements)
         body = fhirjson.dumps(resource)
     note(request, action="read", resources=[resource])
-    headers = {"ETag": f'W/"{rec.version}"', "Last-Modified": _http_date(rec.updated)}
+    etag, modified = f'W/"{rec.version}"', _http_date(rec.updated)
     if _plain_get(request.scope):
-        return Response(body, media_type=FHIR_JSON, headers=headers)
-    return _version_response(request, body, headers, str(rec.version), rec.updated)
+        # the headers ``Response(body, media_type=FHIR_JSON, headers={"ETag": ..., "Last-Modified": ...})``
+        # sends, in its order (the given ones first, then length and type), without its two comprehensions
+        # over a dict made for them: 19.8 -> 13.7 k instructions a read (forty-first round, perfa41)
+        response = Response(body, media_type=FHIR_JSON)
+        response.raw_headers[:0] = ((b"etag", etag.encode("latin-1")), (b"last-modified", modified.encode("latin-1")))
+        return response
+    return _version_response(request, body, {"ETag": etag, "Last-Modified": modified}, str(rec.version), rec.updated)
 
 
 @router.get("/{rtype:fhirtype}/{rid}/_history/{vid}")

@@ -26,7 +26,6 @@ from engine.audit.leaves import Leaf
 from engine.audit.loading import AuditLogDamaged
 from engine.audit.merkle import LEAF_PREFIX
 from engine.audit.record import SEALED_FORMAT, Facts, Sealed, event_of
-from engine.audit.segment import encode
 from engine.repository.port import DuplicateKey
 
 if TYPE_CHECKING:  # what this part needs from the others (engine.audit.parts); object at run time
@@ -44,6 +43,12 @@ DRAIN_BATCH = 2000  # segment records moved into the leaf table per transaction 
 # what an append takes: a request's record written at the request (``Sealed``), an HTTP interaction's
 # facts (``Facts``) or a complete AuditEvent (format 1: ingest's), told apart by their exact type
 Record = Sealed | Facts | dict[str, Any]
+
+
+# the search keys of a group's compact records, by number (noted once the group is written), and what
+# writing a group returns: its results, the right edge after it and those keys
+_Keys = dict[int, tuple[Sequence[str], "str | None"]]
+_Written = tuple[list["Appended | Exception"], merkle.Frontier, _Keys]
 
 
 class _Busy(Exception):
@@ -103,64 +108,90 @@ class Appends(_Needs):
         raises and appends none of them, so a caller that waits on any of these records learns it
         was not written and the numbering has no gap."""
         with self._lock:
-            return self._record_many(events, blocking=True)
+            return self._record_many(events, True)
 
 
-    def _record_many(self, events: Sequence[Record], *, blocking: bool,
+    def _record_many(self, events: Sequence[Record], blocking: bool,
                      keep: bool = False) -> list[Appended | Exception]:
         """``record_many`` under the log's lock; without ``blocking`` raises ``_Busy`` rather than
-        wait for the segment's or the database's lock; ``keep``: see ``try_record_many``."""
-        for _attempt in range(5):
-            try:
-                results, frontier = self._append(events, blocking, keep)
-            except DuplicateKey:
-                log.info("audit: sequence %d taken by another writer; reloading", self._frontier.size)
-                self._reload()
-                continue
-            except _Busy:
-                raise
-            except BaseException:
-                self._reload()  # a checkpoint counter or node may have been half-applied
-                raise
-            self._frontier = frontier
-            self._note_keys(events, results)
-            for hook in self.after_append:  # (none by default: no walk of the group for nothing)
-                for appended in results:
-                    if isinstance(appended, Appended):
-                        hook(appended)
-            return results
-        raise RuntimeError("audit: could not obtain a sequence number")
+        wait for the segment's or the database's lock; ``keep``: see ``try_record_many``.
 
-
-    def _append(self, events: Sequence[Record], blocking: bool, keep: bool = False) -> tuple[
-            list[Appended | Exception], merkle.Frontier]:
-        """Write the group: to the segment file, in one ``write()`` under its lock, when there is
-        one and no checkpoint is due; else in a transaction of the database with the checkpoint
-        (the segment's records moved in first, so a checkpoint's records are in the table with
-        it). Returns the results and the right edge after them (the caller adopts it)."""
+        The one path of steps every append takes, a request's lone record (lone mode: one caller, a
+        quiet server: nearly every append) as a group of many (forty-first round, perfa41: the lone
+        record had had a hand-copied path of its own, rv40j LOW 3). In order: the segment's lock
+        (without waiting unless ``blocking``: ``_Busy``), the other workers' records taken in, the
+        group prepared on a copy of the right edge (``_prepare``: the damage check, the numbers, the
+        bytes, the leaves and the nodes they complete), the checkpoint's due rule, the frames in one
+        ``write()`` with the lock kept if asked (``Segment.append``). When a checkpoint falls due with
+        the group, or there is no segment file (MongoDB), the group goes through the database with
+        the checkpoint instead (``_to_table``), the segment's lock let go first (an appender never
+        holds the segment's lock while it waits for the database's). Then, only once written: the
+        right edge adopted, the search keys of the group's compact records noted for ``index_keys``
+        (from their facts, not read back; bounded: past ``KEYS_NOTED`` records waiting,
+        ``index_keys`` reads the rest back as it does another process's), each record given to the
+        after-append hooks. On a failure the right edge is reloaded (a node or a checkpoint counter
+        may have been half-applied), as the log holds it."""
         seg = self._segment
         if seg is not None:
             if not seg.acquire(blocking):
                 raise _Busy
             try:
-                if not seg._since_sync:  # (held without a break since the last sync: nothing new, no call; perfr36)
-                    self._sync_segment()  # another worker's records first: the numbering continues theirs
-                results, rows, frontier = self._prepare(events)
-                if not rows or not self._checkpoint_due(self._frontier.size, frontier.size):
-                    if rows:
-                        seg.append(encode(rows))
+                try:
+                    if not seg._since_sync:  # (held without a break since the last sync: nothing new; perfr36)
+                        self._sync_segment()  # another worker's records first: the numbering continues theirs
+                    results, rows, frontier, keys = self._prepare(events)
+                    if rows and self._checkpoint_due(self._frontier.size, frontier.size):
+                        seg = None  # (through the database, with the checkpoint: below)
+                    else:
+                        seg.append(rows, keep)
                         self._unmoved.extend(rows)
-                    if keep:
-                        seg.keep()
-                    return results, frontier
-            finally:
-                seg.release()
+                finally:
+                    self._segment.release()  # type: ignore[union-attr]
+            except BaseException:
+                self._reload()
+                raise
+        if seg is None:
+            results, frontier, keys = self._to_table(events, blocking)
+        self._frontier = frontier
+        noted = self._appended_keys
+        if len(noted) < KEYS_NOTED:
+            noted |= keys
+        for hook in self.after_append:  # (none by default: no walk of the group for nothing)
+            for appended in results:
+                if isinstance(appended, Appended):
+                    hook(appended)
+        return results
+
+
+    def _to_table(self, events: Sequence[Record], blocking: bool) -> _Written:
+        """The group in a transaction of the database, with the checkpoint when one is due (the
+        segment's records moved in first, so a checkpoint's records are in the table with it): a group
+        a checkpoint falls due with, and every group on MongoDB (no segment file). A number another
+        writer took first (MongoDB's unique key) is taken again after a reload; on any other failure
+        the right edge is reloaded (a node or a checkpoint counter may have been half-applied).
+        Returns the results, the right edge after them and the keys to note (the caller adopts them)."""
+        for _attempt in range(5):
+            try:
+                return self._table_append(events, blocking)
+            except DuplicateKey:
+                log.info("audit: sequence %d taken by another writer; reloading", self._frontier.size)
+                self._reload()
+            except _Busy:
+                raise
+            except BaseException:
+                self._reload()
+                raise
+        raise RuntimeError("audit: could not obtain a sequence number")
+
+
+    def _table_append(self, events: Sequence[Record], blocking: bool) -> _Written:
+        """One try of ``_to_table``."""
         store_lock = getattr(self.store, "lock", None)
         if not blocking and (store_lock is None or not store_lock.acquire(blocking=False)):
             raise _Busy  # (MongoDB has no local lock: its appends always go to a worker thread)
         try:
             with self._table_transaction():
-                results, rows, frontier = self._prepare(events)
+                results, rows, frontier, keys = self._prepare(events)
                 if rows:
                     # signed before anything is written: a key that cannot sign leaves the database
                     # untouched even on a backend without transactions (mongomock, standalone MongoDB)
@@ -172,34 +203,15 @@ class Appends(_Needs):
                 self._signed_through(cps)
                 # the store holds these records now, so a rollback of a block around this one (MongoDB's:
                 # SQLite's flat transaction is always the outermost) may undo them: then the right edge is
-                # reloaded. Not on the segment's path above: a record written to the segment file is in
-                # no transaction of the store, so nothing the store rolls back can take it away (each
-                # lone read paid the look-up and the call for nothing; thirty-ninth round, perf39r)
+                # reloaded. Not on the segment's path: a record written to the segment file is in no
+                # transaction of the store, so nothing the store rolls back can take it away (each lone
+                # read paid the look-up and the call for nothing; thirty-ninth round, perf39r)
                 if (on_rollback := getattr(self.store, "on_rollback", None)) is not None:
                     on_rollback(self._rolled_back)
-            return results, frontier
+            return results, frontier, keys
         finally:
             if not blocking:
                 store_lock.release()  # type: ignore[union-attr]
-
-
-    def _note_keys(self, events: Sequence[Any], results: Sequence[Appended | Exception]) -> None:
-        """Keep the search keys of the compact records just committed for ``index_keys``, taken
-        from their facts (``record_keys`` of what the record states, without reading it back).
-        Bounded: past ``KEYS_NOTED`` records waiting (no indexer running), ``index_keys`` reads
-        the rest back as it does another process's records."""
-        noted = self._appended_keys
-        if len(noted) >= KEYS_NOTED:
-            return
-        assert len(events) == len(results)
-        for i, appended in enumerate(results):  # not zip(strict=True): its keyword costs ~1.9 k a read (audit35)
-            if type(appended) is Appended:
-                event = events[i]
-                kind = type(event)
-                if kind is Sealed:  # its keys made at the request, once per requestor
-                    noted[appended.seq] = (event[2], event[3])  # type: ignore[index]  # (keys, recorded)
-                elif kind is Facts:
-                    noted[appended.seq] = (facts_keys(event), event.recorded)
 
 
     def _transaction(self) -> AbstractContextManager[None]:
@@ -227,35 +239,37 @@ class Appends(_Needs):
 
 
     def _prepare(self, events: Sequence[Record]) -> tuple[
-            list[Appended | Exception], list[Leaf], merkle.Frontier]:
+            list[Appended | Exception], list[Leaf], merkle.Frontier, _Keys]:
         """The rows appending ``events`` writes (each leaf with the tree nodes it completes), on a
-        copy of the right edge. Refused on a damaged log (``AuditLogDamaged``)."""
+        copy of the right edge, and the search keys of its compact records by number (noted once
+        written). Refused on a damaged log (``AuditLogDamaged``)."""
         self._refuse_if_damaged()
         frontier = self._frontier.copy()
-        push = frontier.push
-        sha, prefix, sealed_format = _sha256, LEAF_PREFIX, SEALED_FORMAT
         results: list[Appended | Exception] = []
         rows: list[Leaf] = []
-        made = _tuple_new  # ``Appended(...)`` without its Python-level ``__new__`` (one per audited request)
+        keys: _Keys = {}
         for event in events:
             seq = frontier.size
             kind = type(event)
             if kind is Sealed:  # a request's record, its bytes but the number made (Sealed.data)
-                data = sealed_format % (event[0], seq, event[1])  # type: ignore[index]  # (head, tail)
+                data = SEALED_FORMAT % (event[0], seq, event[1])  # type: ignore[index]  # (head, tail)
+                keys[seq] = (event[2], event[3])  # type: ignore[index]  # its keys made at the request
             else:
                 try:
                     if kind is Facts:  # an HTTP interaction's compact record (engine.audit.record)
                         data = event.data(seq)  # type: ignore[union-attr]  # (``kind`` narrows nothing)
-                    else:  # a complete AuditEvent (format 1)
+                    else:  # a complete AuditEvent (format 1): its keys read back by ``index_keys``
                         data = _canonical(event, {**event, "resourceType": "AuditEvent",  # type: ignore[arg-type, dict-item]
                                                   "id": event_id(seq)})
                 except Exception as exc:  # this record only; the rest of the group goes on
                     results.append(exc)
                     continue
-            leaf = sha(prefix + data).digest()  # (``merkle.leaf_hash``, in place)
-            rows.append((seq, leaf, data, push(leaf)))  # with the nodes it completes, level 1 up
-            results.append(made(Appended, (seq, leaf, data)))
-        return results, rows, frontier
+                if kind is Facts:
+                    keys[seq] = (facts_keys(event), event.recorded)  # type: ignore[arg-type, union-attr]
+            leaf = _sha256(LEAF_PREFIX + data).digest()  # (``merkle.leaf_hash``, in place)
+            rows.append((seq, leaf, data, frontier.push(leaf)))  # with the nodes it completes, level 1 up
+            results.append(_tuple_new(Appended, (seq, leaf, data)))  # (no Python-level ``__new__``)
+        return results, rows, frontier, keys
 
 
     def try_record_many(self, events: Sequence[Record], *,
@@ -274,60 +288,11 @@ class Appends(_Needs):
         if not self._lock.acquire(False):  # positional: keyword parsing costs ~1 k a read (audit35)
             return None
         try:
-            if len(events) == 1 and type(events[0]) is Sealed and self._segment is not None and not self.after_append:
-                one = self._append_sealed(events[0], keep)  # lone mode's every append (fortieth round)
-                if one is not None:
-                    return [one]
-            return self._record_many(events, blocking=False, keep=keep)
+            return self._record_many(events, False, keep)
         except _Busy:
             return None
         finally:
             self._lock.release()
-
-
-    def _append_sealed(self, event: Sealed, keep: bool) -> Appended | None:
-        """``_record_many([event], blocking=False, keep=keep)`` for what nearly every append is: one
-        request's sealed record (lone mode: one caller, a quiet server) to the segment file, no
-        checkpoint due and no hooks. The same steps in the same order as the general path
-        (``_append``, ``_prepare``, ``_note_keys``): the segment's lock without waiting, the other
-        workers' records taken in, the damage check, the number, the leaf ``SHA-256(0x00 || bytes)``
-        and the nodes it completes on a copy of the right edge, one frame (``segment.encode``) in one
-        ``write()``, the right edge adopted and the search keys noted only once written -- without
-        the group's lists, its loop over kinds of record, the retry loop and three calls between
-        them (fortieth round, perf40r: counted by ``bench/audit35_append.py``).
-        Under the log's lock. ``None`` when a checkpoint is due with this record: nothing was done,
-        and the general path writes the record with the checkpoint (through the database). Raises
-        ``_Busy`` when the segment's lock is held elsewhere, and what kept the record from being
-        written (the right edge reloaded first, as ``_record_many`` does)."""
-        seg = self._segment
-        if not seg.acquire(False):  # type: ignore[union-attr]
-            raise _Busy
-        try:
-            try:
-                if not seg._since_sync:  # type: ignore[union-attr]  # (as ``_append``)
-                    self._sync_segment()
-                self._refuse_if_damaged()  # (as ``_prepare``)
-                seq = self._frontier.size
-                if self._checkpoint_due(seq, seq + 1):
-                    return None  # (the segment's lock let go below, before the database's is asked)
-                frontier = self._frontier.copy()
-                data = SEALED_FORMAT % (event[0], seq, event[1])  # (``Sealed.data``)
-                leaf = _sha256(LEAF_PREFIX + data).digest()  # (``merkle.leaf_hash``, in place)
-                row = (seq, leaf, data, frontier.push(leaf))
-                seg.append(encode((row,)))  # type: ignore[union-attr]
-                self._unmoved.append(row)
-                if keep:
-                    seg.keep()  # type: ignore[union-attr]
-            finally:
-                seg.release()  # type: ignore[union-attr]
-        except BaseException:
-            self._reload()  # (as ``_record_many``: the right edge as the log holds it)
-            raise
-        self._frontier = frontier
-        noted = self._appended_keys
-        if len(noted) < KEYS_NOTED:
-            noted[seq] = (event[2], event[3])  # (keys, recorded: ``_note_keys``)
-        return _tuple_new(Appended, (seq, leaf, data))
 
 
     @property

@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Sequence
+from time import monotonic as _monotonic
 from typing import TYPE_CHECKING
 
 from engine.audit import merkle
@@ -241,8 +242,8 @@ class Loading(_Needs):
         """Raise ``AuditLogDamaged`` when the log found records it holds but cannot read: at its
         load (``_load_table``) or in any read since (a record file's scan)."""
         files = self._files
-        now = time.monotonic()
-        if self._damage is None and (files is None or files.first_unreadable() is None):
+        now = _monotonic()
+        if self._damage is None and (files is None or not files.unreadable):  # (``first_unreadable() is None``)
             if files is None or now < self._notes_look:
                 return  # (the usual case: one look per group)
             self._notes_look = now + DAMAGE_RECHECK_SECONDS  # another process may have found a file

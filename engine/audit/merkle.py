@@ -20,6 +20,7 @@ import hashlib
 from collections.abc import Callable, Iterable, Sequence
 
 _sha256 = hashlib.sha256
+_new = object.__new__
 EMPTY_ROOT = _sha256(b"").digest()
 
 GetSubtree = Callable[[int, int], bytes]  # (level, index) -> hash of that perfect subtree
@@ -189,8 +190,9 @@ class Frontier:
         self._stack: list[tuple[int, bytes]] = list(zip(levels, hashes, strict=True))
 
     def copy(self) -> Frontier:
-        f = Frontier.__new__(Frontier)
-        f.size, f._stack = self.size, list(self._stack)
+        f = _new(Frontier)  # (no ``__init__``: the hashes are this edge's; ``Frontier.__new__`` looked up less)
+        f.size = self.size
+        f._stack = self._stack[:]
         return f
 
     def append(self, leaf: bytes) -> list[tuple[int, int, bytes]]:

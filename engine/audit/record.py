@@ -132,10 +132,10 @@ class Facts:
 
 
 # A sealed record's bytes as record ``seq``: ``SEALED_FORMAT % (head, seq, tail)``. The one place the
-# format is written: ``Sealed.data`` and the log's two append paths (``engine.audit.appends``:
-# ``_prepare`` for a group, ``_append_sealed`` for a lone record) apply it in place -- a call more
-# would cost each audited read ~0.1 us, and two copies could drift apart with the log written first
-# and ``huren audit verify`` finding it only afterwards (rv40j LOW 2, pfix40).
+# format is written: ``Sealed.data`` and the log's append (``engine.audit.appends._prepare``, every
+# append's since the forty-first round) apply it in place -- a call more would cost each audited read
+# ~0.1 us, and two copies could drift apart with the log written first and ``huren audit verify``
+# finding it only afterwards (rv40j LOW 2, pfix40).
 SEALED_FORMAT = b'%s,"id":"audit-%d"%s'
 
 

@@ -104,8 +104,9 @@ class RecordFiles:
         self._proving: set[int] = set()  # files being proven now (a nested read of one reads nothing)
         self._notes_mark: tuple[int, int] | None = None  # the damage notes' directory when last looked at
         # per damaged file (by its first record): the first of its records that cannot be read, as
-        # the last scan found; the log refuses appends while any is known (``first_unreadable``)
-        self._unreadable: dict[int, int] = {}
+        # the last scan found; the log refuses appends while any is known (``first_unreadable``; the
+        # log's damage check on every append looks at the dict itself: empty, nothing is damaged)
+        self.unreadable: dict[int, int] = {}
         # per file (by its first record): another file read in its place; only ``huren audit repair``
         # sets one, on its own handle, to verify a repaired file before it replaces the damaged one
         self._instead: dict[int, Path] = {}
@@ -116,7 +117,7 @@ class RecordFiles:
         with self._scan_lock:
             self._instead[first] = path
             self._offsets.pop(first, None)
-            self._unreadable.pop(first, None)
+            self.unreadable.pop(first, None)
 
     def recheck(self) -> int | None:
         """Scan again every file this process found damaged, if what is at its path is no longer
@@ -125,14 +126,14 @@ class RecordFiles:
         scan again; but a repair killed between its rename and its commit leaves a verified file
         in place uncounted, and a damaged file that is not the newest is not read by the log's own
         reload: either way a server would refuse every request until restarted."""
-        if not self._unreadable:
+        if not self.unreadable:
             return None
         entries = {entry.first: entry for entry in self.entries()}
-        for first in list(self._unreadable):
+        for first in list(self.unreadable):
             entry = entries.get(first)
             if entry is None:  # (no longer indexed: nothing the log holds is missing there)
                 with self._scan_lock:
-                    self._unreadable.pop(first, None)
+                    self.unreadable.pop(first, None)
                     self._offsets.pop(first, None)
                 continue
             self._scan(entry)  # rescans when the file changed (``_scan``), else what it found stands
@@ -141,7 +142,7 @@ class RecordFiles:
     def first_unreadable(self) -> int | None:
         """The first record this process found the index to hold but could not read (a record file
         damaged in its middle, missing, or not a record file), or ``None``."""
-        return min(self._unreadable.values()) if self._unreadable else None  # min(default=) parses a keyword
+        return min(self.unreadable.values()) if self.unreadable else None  # min(default=) parses a keyword
 
     def _damage_note(self, first: int) -> Path:
         """Where a file found damaged is noted (beside the record files' directory, not in it), so
@@ -187,7 +188,7 @@ class RecordFiles:
                 known = self._offsets.get(int(name))
                 if known is not None and not known.damaged:  # scanned whole here, noted damaged there
                     known.damaged, known.ident = True, None  # (looked at again, as damaged, by ``recheck``)
-                    self._unreadable[int(name)] = int(name)
+                    self.unreadable[int(name)] = int(name)
                     taken = True
         return taken
 
@@ -354,7 +355,7 @@ class RecordFiles:
                           entry.first, entry.last)
                 known.damaged, known.size, known.ident = True, entry.size, ident
                 self._offsets[entry.first] = known
-                self._unreadable[entry.first] = entry.first
+                self.unreadable[entry.first] = entry.first
                 self._note_damage(entry.first)
                 return known
             try:
@@ -365,7 +366,7 @@ class RecordFiles:
                                   path, entry.first, entry.last)
                         known.damaged, known.size, known.ident = True, entry.size, ident
                         self._offsets[entry.first] = known
-                        self._unreadable[entry.first] = entry.first
+                        self.unreadable[entry.first] = entry.first
                         self._note_damage(entry.first)
                         return known
                 buf = os.pread(fd, entry.size - known.scanned, known.scanned)
@@ -393,10 +394,10 @@ class RecordFiles:
                 known.starts.append(pos)
                 pos += frame_size(row)
             known.scanned, known.size = pos, entry.size
-            self._unreadable.pop(entry.first, None)
+            self.unreadable.pop(entry.first, None)
             if pos < entry.size or bad is not None:
                 known.damaged, known.ident = True, ident
-                self._unreadable[entry.first] = known.seqs[-1] + 1 if known.seqs else entry.first
+                self.unreadable[entry.first] = known.seqs[-1] + 1 if known.seqs else entry.first
                 self._note_damage(entry.first)
                 log.error("audit: record file %s is damaged at byte %d (a frame fails its length or CRC "
                           "inside what the log committed, or a record is not the log's): the records after "
@@ -405,7 +406,7 @@ class RecordFiles:
             elif was_damaged and nested:  # read whole for that proof (its root takes these records' nodes:
                 # forged ones fail it); proven on its own at its next look, refused until then
                 known.damaged, known.ident = True, None
-                self._unreadable[entry.first] = entry.first
+                self.unreadable[entry.first] = entry.first
             elif was_damaged and entry.first not in self._instead:  # proven whole: damage no longer noted
                 with contextlib.suppress(OSError):
                     self._damage_note(entry.first).unlink()

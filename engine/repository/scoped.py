@@ -237,6 +237,13 @@ def confined_rules() -> ConfinedRules:
     return ConfinedRules.load()
 
 
+@functools.cache
+def _as_bytes(systems: frozenset[str]) -> tuple[bytes, ...]:
+    """The person systems as the bytes ``admit`` looks for in a stored body: made once per rule set,
+    not for every request's ``ScopedRepository`` (a generator and its tuple each read: forty-first round, perfa41)."""
+    return tuple(s.encode() for s in systems)
+
+
 def _at(node: Any, path: Path_) -> Iterator[Any]:
     """Every value at a dotted element path (lists are walked)."""
     if isinstance(node, list):
@@ -362,7 +369,7 @@ class ScopedRepository:
         # which published figures a remit-bound caller may read (``_within_remit``); none given: none
         self._remit = remit
         self._compartment = frozenset(caller.patient_ids) if caller.patient_ids is not None else None
-        self._own = frozenset(x for x in (caller.subject, caller.person) if x)
+        self._own = frozenset(filter(None, (caller.subject, caller.person)))  # (no generator: one per request)
         self._rules = rules or confined_rules()
         self._foreign: dict[tuple[str, str], bool] = {}  # referenced record -> someone else's? (per request)
         self._unseen: set[tuple[str, str]] = set()  # referenced records a label withholds from this caller
@@ -370,7 +377,7 @@ class ScopedRepository:
         self._citing: set[tuple[Any, Any]] = set()  # DERIVED records being decided (``_cites_withheld``): cycles
         self._cited_other: dict[tuple[str, str], bool] = {}  # cited record -> names someone else? (``_cites_others``)
         self._reached: dict[tuple[str, str], bool] = {}  # shared record -> referenced by one of the caller's?
-        self._system_bytes = tuple(s.encode() for s in self._rules.person_systems)
+        self._system_bytes = _as_bytes(self._rules.person_systems)
         # bound to a remit (and not a resident): patients' records only as routes vouch for them
         self._bound = caller.remit is not None and self._compartment is None
         # bound to an institution or a remit: no AuditEvent naming another client or person (``admit``, ``counts``)
