@@ -115,7 +115,7 @@ def main() -> None:
             for label in ("first run", "second run"):
                 engine.store.collection(carried_numbers.MARKER_COLLECTION).delete(carried_numbers.DONE)
                 w0, c0 = time.perf_counter(), time.process_time()
-                done = carried_numbers.backfill(engine.repository, engine.audit, origin)
+                done = carried_numbers.backfill(engine.repository, engine.audit, origin, engine.site)
                 wall, cpu = time.perf_counter() - w0, time.process_time() - c0
                 assert done is not None
                 print(f"{label:<11} {wall:7.2f} s wall, {cpu:7.2f} s CPU: {wall / n * 1e3:.2f} ms wall, "

@@ -48,7 +48,7 @@ def _numbers(patient: dict[str, Any]) -> list[str]:
 
 def _pass(engine: Any) -> carried_numbers.Outcome:
     _as_an_earlier_release_left_it(engine)
-    done = carried_numbers.backfill(engine.repository, engine.audit, "rv41f")
+    done = carried_numbers.backfill(engine.repository, engine.audit, "rv41f", engine.site)
     assert done is not None
     return done
 
@@ -269,11 +269,11 @@ def test_two_starts_running_the_pass_at_once_audit_each_version_once(settings: S
         def b_runs_meanwhile(*args: Any, **kwargs: Any) -> None:
             if not other:
                 monkeypatch.setattr(carried_numbers, "_audit", real)
-                other.append(carried_numbers.backfill(engine.repository, engine.audit, "start-b"))
+                other.append(carried_numbers.backfill(engine.repository, engine.audit, "start-b", engine.site))
             real(*args, **kwargs)
 
         monkeypatch.setattr(carried_numbers, "_audit", b_runs_meanwhile)
-        first = carried_numbers.backfill(engine.repository, engine.audit, "start-a")
+        first = carried_numbers.backfill(engine.repository, engine.audit, "start-a", engine.site)
         assert first is not None and len(first.written) == 1
         assert _numbers(read_patient(http, two)) == [nid]
         version = first.written[0]

@@ -134,7 +134,7 @@ def _note_merged_key(doc: dict[str, Any], before: dict[str, Any] | None) -> None
         doc["merged_key"] = carried
 
 
-def before_merge(history: list[Any]) -> dict[str, Any] | None:
+def before_merge(history: list[Any], undone: Callable[[Any], bool] | None = None) -> dict[str, Any] | None:
     """Of a merged-away record's versions (newest first), the one current just before the merge:
     the newest that states no ``replaced-by`` below the run of versions that do (None: none stored,
     or a deletion). Its number is the one the record carried AT the merge -- what ``_note_merged_key``
@@ -146,13 +146,25 @@ def before_merge(history: list[Any]) -> dict[str, Any] | None:
     materialises ``seealso`` links, and with two records of one number it wrote one over the merge's
     ``replaced-by`` and back) -- is part of the run, not the record before the merge: taken for it, the merge's own
     dropping of the ID number read as "none at the merge" (forty-first round, a40b41: R1 and R2 of one number,
-    R1's versions A04, seealso, A40 replaced-by, seealso, replaced-by)."""
+    R1's versions A04, seealso, A40 replaced-by, seealso, replaced-by).
+
+    ``undone`` (the once-per-store carry of merges filed before id40's, ``engine.carried_numbers``; a40fix41): a
+    version with no ID number just after an earlier merge -- the unlink (A37) of an earlier release, which wrote the
+    record from its PID (the MRN alone) and gave the number back to no record -- for which ``undone`` answers True is
+    passed over with that earlier merge's run, so the number read is the one the record held before the FIRST merge
+    that lost it (A40, A37, A40 again: the A37's numberless version is not "the number at the merge"). Not asked by
+    ``recover_merged_keys`` (the entry keeps what the record carried at the merge, privleft26)."""
     after: dict[str, Any] | None = None  # the newer version of the run just passed
-    for version in history:
+    for at, version in enumerate(history):
         if version.resource is None:
             return None
         if any(kind == "replaced-by" for kind, _ in _merges(version.resource)) or (
                 after is not None and _links_apart(version.resource, after)):
+            after = version.resource
+            continue
+        older = history[at + 1].resource if at + 1 < len(history) else None
+        if undone is not None and older is not None and not dm.id_numbers(version.resource) \
+                and any(kind == "replaced-by" for kind, _ in _merges(older)) and undone(version):
             after = version.resource
             continue
         return version.resource
