@@ -149,8 +149,9 @@ YUE_M = ("岳^丙", "19620303", "M")  # her name and day, registered male: her (
 def test_the_merges_own_rules_decide_what_the_pass_carries(backend_settings: Settings,
                                                            monkeypatch: pytest.MonkeyPatch) -> None:
     """Four old merges, one pass. Two people (王丽 merged into 张强's record): nothing carried, counted. Her number against the survivor's sex (a male record of her name and
-    day): not carried, counted. Undone by an A37 before the upgrade: nothing to carry. A survivor registered with its
-    own number: it keeps its own alone."""
+    day): not carried, counted. Undone by an A37 before the upgrade: nothing to carry -- the record the A37 separated
+    is given back the number the old A40 dropped and the old A37 gave to no record (a40fix41: rv41f HIGH 3). A survivor
+    registered with its own number: it keeps its own alone."""
     wang, yue, undone, own = (_nid(f"32092319620303{n}{n}2") for n in (1, 2, 3, 4))
     with opened(backend_settings) as (engine, http):
         with old_release(monkeypatch):
@@ -168,12 +169,16 @@ def test_the_merges_own_rules_decide_what_the_pass_carries(backend_settings: Set
         _as_an_earlier_release_left_it(engine)
         done = carried_numbers.backfill(engine.repository, engine.audit, "test-node", engine.site)
         assert done is not None
-        assert (done.carried, done.two_people, done.against, done.held) == (0, 1, 1, 1), done
+        assert (done.carried, done.two_people, done.against, done.held, done.given_back) == (0, 1, 1, 1, 1), done
         # 王丽's number: never on 张强's record
         assert patients(http, wang) == []
         assert tokens(read_patient(http, w2)) == {f"{MRN}|B41W2"}
-        assert done.written == [] and done.audited == []
+        # the undone merge: its number back on the record the A37 separated, as its own (no carried-from mark)
+        assert [p["id"] for p in patients(http, undone)] == [u1]
+        assert done.written == [f"Patient/{u1}/_history/{int(before[u1]) + 1}"] and len(done.audited) == 1
+        assert not carried_marks(read_patient(http, u1))
         # the others: not a version written
+        before.pop(u1)
         assert {pid: read_patient(http, pid)["meta"]["versionId"] for pid in before} == before
         assert patients(http, yue) == []
         assert [p["id"] for p in patients(http, own)] == [second["id"]]
