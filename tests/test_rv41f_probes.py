@@ -173,9 +173,6 @@ def test_a_chain_with_an_a47_in_the_middle_ends_as_the_live_chain_does(backend_s
         assert marks(old) == marks(live), (marks(old), marks(live))
 
 
-@pytest.mark.xfail(strict=True, reason="rv41f MED: after a merge carried the ID number (id40's live A40 and the "
-                                       "a40b41 pass alike) the resident holding it cannot sign in: "
-                                       "patients_for_number finds no record (the carried number keys none)")
 @pytest.mark.parametrize("backend_settings", ["sqlite", "mongomock"], indirect=True)
 def test_the_residents_sign_in_by_the_number_opens_the_survivor_after_the_carry(
         backend_settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
