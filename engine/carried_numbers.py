@@ -17,18 +17,40 @@ it carried by ``merged_key`` (privleft26's upgrade, ``recover_merged_keys``), an
 number again would make it an entry of its own number beside a merge the index no longer accepts (a merge of two
 numbers); the operator reads the count (``huren identity carried``) and undoes such a merge (A37) where it was wrong.
 
-Which merges: every Patient whose current version states a ``replaced-by`` link (a merge in force: one an A37 took
-back states none -- nothing to carry), whose current version holds no resident ID number (an earlier release's A40
-dropped it; one that kept it -- an operator's merge through the index, or id40's two people, ``_stays_on`` -- lost
-nothing), and whose version just before the merge held one (``mpi.before_merge``, the one reading of "as it stood at
-the merge", which ``recover_merged_keys`` uses too). Chains (R1 into R2, R2 into R3) are walked from their first
-records on, as the merges were filed: what R2 received goes on with R2's merge, marked once per merge it came through
-(``merge_carries``), so each A37 of the chain takes back its own (``his.unlink``, ``persons._carried_on``); what is
-carried is written on the record in use at the end of the chain.
+Which merges: every Patient whose current version states a ``replaced-by`` link (a merge in force), whose current
+version holds no resident ID number (an earlier release's A40 dropped it; one that kept it -- an operator's merge
+through the index, or id40's two people, ``_stays_on`` -- lost nothing), and which held one before the first merge
+that lost it (``mpi.before_merge``, the one reading of "as it stood at the merge"; passing over an earlier release's
+unlink that gave the number to no record -- A40, A37, A40 again -- ``undone``). Only the Patients stating a link are
+read (``_scan``: the ``link`` search parameter's rows, in id order). Chains (R1 into R2, R2 into R3) are walked from
+their first records on, as the merges were filed: what R2 received goes on with R2's merge, marked once per merge it
+came through (``merge_carries``), so each A37 of the chain takes back its own (``his.unlink``,
+``persons._carried_on``); what is carried is written on the record in use at the end of the chain.
+
+What the merge's message said (forty-first round, a40fix41; rv41f's review): each merge's filed message is read again
+(``persons.as_filed``: the Provenance naming the version the merge wrote, the raw message it names, converted again)
+-- what its PID-3 deleted of the survivor (``""^^^^NNCHN``, HL7 v2.5 2.5.3) is not carried back onto it, as the live
+merge leaves it out (a47fix40), and an A47 in a chain is a renumbering (its carry unmarked, as the live chain's). A
+merge whose message is not kept or cannot be read again is left and counted (``no_message``): what its registrar
+deleted cannot be told, and a number the registrar took off (a mother's on her child's record) must not come back.
+A merge an earlier release's A37 undid (the A37's records: the filed A37 documents' ``resources``) left the number in
+no record at all: the record the A37 separated is given back the number it held before the first merge that lost it
+(``_undone``: the A37 takes back what the merge took, as ``his.unlink`` does today), unless that A37 deleted it.
+
+Concurrent ingest (the pass runs at whichever process's start comes first; another's MLLP worker may be filing): each
+addition is written only while every record it stands on -- the chain's records merged away and the record written --
+is the version the scan read, checked inside the write's transaction (on SQLite ``BEGIN IMMEDIATE`` serialises it
+against other processes; on a MongoDB replica set the transaction's write of the survivor conflicts with another's;
+on a standalone MongoDB, without transactions, the check and the write are two steps microseconds apart -- against
+the scan's seconds before). One written since (a live A37 splitting the pair, a live A40 merging the survivor on) is
+left (``moved``) and the marker says ``again``: the next start runs the pass once more and carries it as the merges
+then stand. One process at a time (``_claim``: a conditional write of the ``-running`` document): a second start
+leaves the pass to the first, so each version is named by one audit record.
 
 Idempotent and safe to kill: each transaction writes up to ``_AT_ONCE`` survivors and the progress beside them; a
 survivor carrying the number already is stated it (``kept_beside``: the kind is held) and gets nothing the second
-time, so a run after ``kill -9`` writes the rest and doubles nothing. Each transaction's survivors are named in one
+time, so a run after ``kill -9`` writes the rest and doubles nothing (its claim names a process that no longer exists:
+taken over at once). Each transaction's survivors are named in one
 signed audit record (an update by huren itself; the patients named, so each resident finds it in their record's
 AuditEvents), appended after its commit; the survivors a commit wrote whose record was not yet appended (a kill in
 between) are kept in the progress and recorded first by the next run (at worst the same record twice: the append and
@@ -141,7 +163,7 @@ def _run(repo: FhirRepository, coll: Any, audit: Any, origin: str, site: Any, ru
     plan = _carries(repo, merged, before, filed, out)
     _undone(repo, reading, merged, plan, out)
     ids = sorted(plan.additions)
-    earlier = len((marker or {}).get("written") or ()) if isinstance((marker or {}).get("written"), list) else 0
+    earlier = int((marker or {}).get("written") or 0)  # (a run left ``again``: what it wrote)
     for start in range(0, len(ids), _AT_ONCE):
         chunk = ids[start:start + _AT_ONCE]
         if not coll.update_if(CLAIM, {"run": run}, {"beat": time.time()}):
@@ -149,8 +171,7 @@ def _run(repo: FhirRepository, coll: Any, audit: Any, origin: str, site: Any, ru
         with repo.store.transaction():
             # the merge each addition stands on still stands, as scanned: every record of its chain and the record
             # written are the versions read (an A37 or A40 filed since by a live process leaves it to the next start,
-            # HIGH 2 / MED 4 of rv41f); the write is then of the version read (``combined`` names it: on MongoDB a
-            # version written meanwhile fails the replace, ``WrittenMeanwhile``)
+            # HIGH 2 / MED 4 of rv41f); the write is then of the version read (``combined`` names it)
             wanted = sorted({("Patient", rid) for pid in chunk for rid in plan.stands_on[pid]})
             now = {rid: str((rec.get("meta") or {}).get("versionId"))
                    for (_, rid), rec in repo.read_many(wanted).items()}
