@@ -257,16 +257,17 @@ class _Reading:
     def __init__(self, repo: FhirRepository, messages: MessageStore, site: Any) -> None:
         self.repo, self.messages, self.site = repo, messages, site
 
-    def filed(self, ref: str, version: str, stated: str | None = None) -> Filed | None:
+    def filed(self, ref: str, version: str, stated: str | None = None) -> list[Filed] | None:
         if self.site is None:
             return None
         return as_filed(ref, version, self.repo.search, self.messages, self.repo, self.site, stated)
 
     def kept_number(self, pid: str, version: Any) -> bool:
-        """Did the message that wrote ``version`` of ``pid`` -- numberless, just after a merge: an unlink -- leave
-        its ID number unsaid (not ``""^^^^NNCHN``)? No message: cannot be told, no."""
+        """Did the messages naming ``version`` of ``pid`` -- numberless: an unlink, or a message since -- leave its ID
+        number unsaid (none states ``""^^^^NNCHN``; one that left the version unchanged names it too)? No message:
+        cannot be told, no."""
         filed = self.filed(f"Patient/{pid}", str(version.version))
-        return filed is not None and not _nulls_number(filed)
+        return bool(filed) and not any(_nulls_number(f) for f in filed or ())
 
 
 def _nulls_number(filed: Filed) -> bool:
@@ -319,14 +320,14 @@ def _merged_away(repo: FhirRepository, reading: _Reading, out: Outcome,
             continue
         before[pid] = was
         merge = _merge_version(history)
-        said = reading.filed(f"Patient/{pid}", merge, f"Patient/{into[pid]}") if merge else None
-        made = next((r for s, p, r in said.merges if p == f"Patient/{pid}" and s == f"Patient/{into[pid]}"),
-                    None) if said is not None else None
-        if said is None or made is None:
+        pair = (f"Patient/{into[pid]}", f"Patient/{pid}")
+        said = next(((f, r) for f in reading.filed(pair[1], merge, pair[0]) or () for s, p, r in f.merges
+                     if (s, p) == pair), None) if merge else None
+        if said is None:
             out.no_message += 1
             before.pop(pid)
             continue
-        filed[pid] = (said, made)
+        filed[pid] = said
     return into, before, filed
 
 
@@ -415,9 +416,9 @@ def _undone(repo: FhirRepository, reading: _Reading, into: dict[str, str], plan:
     record merged away dropped its ID number and the A37's (its PID: the MRN alone) gave it back to no record -- the
     number is in no record at all (rv41f HIGH 3). Filed today the A37 takes back what the merge took (``his.unlink``):
     the record it separated is given the number it held before the first merge that lost it (``before_merge``), as
-    it held it, unless the A37 itself deleted it (``""^^^^NNCHN``), the record holds a number, was written since by
-    anything but the index (only versions differing in their links follow the A37's), or the number contradicts
-    its sex or birth date. The records asked are those the filed A37s wrote (their documents' ``resources``)."""
+    it held it, unless the A37 or a message since deleted it (``""^^^^NNCHN``), the record holds a number, was written
+    since by neither the index nor a filed message (a FHIR client's version: whose word cannot be told), or the
+    number contradicts its sex or birth date. The records asked are those the filed A37s wrote (their documents' ``resources``)."""
     unlinks = reading.messages.messages.find({"message_type": {"$in": _UNLINKS}, "status": PROCESSED})
     named = sorted({str(ref).split("/", 1)[1] for doc in unlinks for ref in doc.get("resources") or ()
                     if str(ref).startswith("Patient/") and str(ref).count("/") == 1} - set(into))
@@ -429,14 +430,18 @@ def _undone(repo: FhirRepository, reading: _Reading, into: dict[str, str], plan:
         if not history or history[0].resource is None or id_numbers(history[0].resource) \
                 or _survivor(history[0].resource) is not None:
             continue
-        at = 0  # the unlink's version: the current one, or the version the index's writes since follow
+        at = 0  # the unlink's version: the one just after a version stating ``replaced-by``
         while at + 1 < len(history) and history[at + 1].resource is not None \
-                and _links_apart(history[at + 1].resource, history[at].resource) \
-                and not _survivor(history[at + 1].resource):
+                and not _survivor(history[at + 1].resource) and not id_numbers(history[at + 1].resource):
             at += 1
         if at + 1 >= len(history) or history[at + 1].resource is None or not _survivor(history[at + 1].resource):
-            continue  # (not just after a merge: no unlink's version)
-        if not reading.kept_number(pid, history[at]):
+            continue  # (no unlink of a merge since the record last held a number)
+        # the unlink and every version since: the index's (links alone differ) or a filed message's that left the
+        # number unsaid (an A08 stating the MRN alone) -- a ``""^^^^NNCHN``, or a version no message wrote (a FHIR
+        # client's), and the record stays as it is
+        if not all(reading.kept_number(pid, history[n]) or n < at and _links_apart(history[n].resource,
+                                                                                   history[n + 1].resource)
+                   for n in range(at + 1)):
             continue
         was = before_merge(history[at + 1:], undone=lambda v, pid=pid: reading.kept_number(pid, v))
         numbers = [deepcopy(i) for i in (was or {}).get("identifier") or ()

@@ -19,7 +19,7 @@ from tests.hl7_calls import post
 from tests.identity39_calls import read_patient, registered
 from tests.test_a40b41_carried import BING, _as_an_earlier_release_left_it, old_release, opened
 from tests.test_rv41f_probes import _merge, _numbers, _unlink
-from tests.test_rvidentity32_probes import _nid, patients
+from tests.test_rvidentity32_probes import MRN, _nid, adt, patients
 
 
 def _aa(http: Any, message: str) -> None:
@@ -109,3 +109,28 @@ def test_a_run_another_process_holds_is_left_to_it_and_a_dead_ones_is_taken_over
         assert done is not None and len(done.written) == 1, done
         assert _numbers(read_patient(http, two)) == [nid]
         assert coll.get(carried_numbers.CLAIM) is None
+
+
+@pytest.mark.parametrize("backend_settings", ["sqlite", "mongomock"], indirect=True)
+def test_an_undone_merge_then_an_a08_gets_its_number_back_unless_the_a08_deleted_it(
+        backend_settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Old A40 and A37, then the HIS's A08 of R1 stating its MRN alone (it says nothing of the number): the number is
+    still in no record, and the pass gives it back to R1. The same with the A08 stating ``""^^^^NNCHN``: the
+    registrar said R1 has no number -- nothing given back."""
+    said, nulled = _nid("32092319620303372"), _nid("32092319620303382")
+    with opened(backend_settings) as (engine, http):
+        with old_release(monkeypatch):
+            for tag, number in (("UAS", said), ("UAN", nulled)):
+                registered(http, f"{tag}1", f"{tag}1A", *BING, f"~{number}^^^^NNCHN")
+                registered(http, f"{tag}2", f"{tag}2A", *BING)
+                _aa(http, _merge(f"{tag}3", f"{tag}2^^^FNXRMYY^MR", BING, f"{tag}1^^^FNXRMYY^MR", "20261201121500"))
+                _aa(http, _unlink(f"{tag}4", f"{tag}2", f"{tag}1", BING, "20261201131500"))
+        _aa(http, adt("UAS5", "UAS1^^^FNXRMYY^MR", *BING, event="A08"))
+        _aa(http, adt("UAN5", 'UAN1^^^FNXRMYY^MR~""^^^^NNCHN', *BING, event="A08"))
+        assert patients(http, said) == [] and patients(http, nulled) == []
+        one = patients(http, f"{MRN}|UAS1")[0]["id"]
+        _as_an_earlier_release_left_it(engine)
+        done = carried_numbers.backfill(engine.repository, engine.audit, "a40fix41", engine.site)
+        assert done is not None and done.given_back == 1, done
+        assert [p["id"] for p in patients(http, said)] == [one]
+        assert patients(http, nulled) == []

@@ -2351,26 +2351,28 @@ class Filed(NamedTuple):
 
 
 def as_filed(ref: str, version: str, search: Any, messages: Any, marks: Any, site: Any,
-             stated: str | None = None) -> Filed | None:
-    """The feed's filed message that wrote version ``version`` of the record ``ref`` (the Provenance naming that
-    version, ``_naming``; the message its entity names, ``_writers``), read again (``_read_again``): what it deleted of
-    the record ``stated`` (default ``ref``: PID-3 ``""^^^^NNCHN``, HL7 v2.5 2.5.3, is in ``deletes``) and the merges it
-    made, each with whether it was a renumbering (A46/A47: ``his.RENUMBERING``). For the upgrade giving merges filed
-    before id40's carry that carry (``engine.carried_numbers``, a40fix41): a merge leaves out what its message
-    deletes (``merge_carries``' ``deletes``) and a renumbering's carry is unmarked -- the stored versions cannot
-    tell either. None: no such message filed, or one that cannot be read again ("cannot be told")."""
+             stated: str | None = None) -> list[Filed] | None:
+    """Each of the feed's filed messages naming version ``version`` of the record ``ref`` (the Provenances naming that
+    version, ``_naming``: the message that wrote it, and any later one that left it unchanged; the messages their
+    entities name, ``_writers``), oldest first, read again (``_read_again``): what it deleted of the record ``stated``
+    (default ``ref``: PID-3 ``""^^^^NNCHN``, HL7 v2.5 2.5.3, is in ``deletes``) and the merges it made, each with
+    whether it was a renumbering (A46/A47: ``his.RENUMBERING``). For the upgrade giving merges filed before id40's
+    carry that carry (``engine.carried_numbers``, a40fix41): a merge leaves out what its message deletes
+    (``merge_carries``' ``deletes``) and a renumbering's carry is unmarked -- the stored versions cannot tell either.
+    None: "cannot be told" (more Provenances than the pages read, a message that cannot be read again)."""
+    out: list[Filed] = []
     try:
         for _, docs in _naming(ref, {version}, search, messages, marks, whole=True):
             for doc in docs:
                 conversion = _read_again(doc, site)
                 if conversion is None:
-                    continue
+                    return None
                 said = conversion.said.get(stated or ref)
-                return Filed(tuple(said.deletes) if said is not None else (),
-                             tuple((str(s), str(p), bool(r)) for s, p, _, r in conversion.merges))
+                out.append(Filed(tuple(said.deletes) if said is not None else (),
+                                 tuple((str(s), str(p), bool(r)) for s, p, _, r in conversion.merges)))
     except _Untold:
         return None
-    return None
+    return out
 
 
 def _joined(conversion: Any, earlier: Sequence[Any], stored: dict[Any, Any], leaned: list[int]) -> None:
