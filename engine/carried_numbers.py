@@ -167,7 +167,10 @@ def _run(repo: FhirRepository, coll: Any, audit: Any, origin: str, site: Any, ru
     for start in range(0, len(ids), _AT_ONCE):
         chunk = ids[start:start + _AT_ONCE]
         if not coll.update_if(CLAIM, {"run": run}, {"beat": time.time()}):
-            raise RuntimeError("carried numbers: another process took the pass over (its claim lapsed)")
+            # (its claim lapsed -- another host's start took the pass over: that run finishes it; not this Engine's
+            # start to fail over)
+            log.warning("merged records' ID numbers: the pass was taken over by another process; this one stops")
+            return out
         with repo.store.transaction():
             # the merge each addition stands on still stands, as scanned: every record of its chain and the record
             # written are the versions read (an A37 or A40 filed since by a live process leaves it to the next start,
