@@ -117,7 +117,7 @@ class Engine:
             booking_as_sent.backfill(self.repository)
             # merges filed before id40's carry (an earlier release's A40) given it, once: the record merged away's ID
             # number on its survivor, marked carried-from it, audited (``engine.carried_numbers``; a40b41)
-            carried_numbers.backfill(self.repository, self.audit, log_origin(settings))
+            carried_numbers.backfill(self.repository, self.audit, log_origin(settings), self.site)
             # a FHIR client's entered-in-error of a Condition is marked hers where the writer is known: a feed's
             # DG1 stating the diagnosis again undoes only the feed's own D (``his.withdrawn_by_sender``, dgfix26)
             self.repository.add_statement(stated_by_client, types={"Condition"})

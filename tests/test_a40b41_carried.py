@@ -90,7 +90,7 @@ def test_an_old_merges_number_is_carried_to_its_survivor_once(backend_settings: 
             one, two = _old_merge(http, "A")
         assert patients(http, NID) == [], "the old release's A40 put the number nowhere"
         _as_an_earlier_release_left_it(engine)
-        done = carried_numbers.backfill(engine.repository, engine.audit, "test-node")
+        done = carried_numbers.backfill(engine.repository, engine.audit, "test-node", engine.site)
         assert done is not None and done.carried == 1 and len(done.written) == 1
         assert [p["id"] for p in patients(http, NID)] == [two], "the search by the number finds the survivor"
         survivor = read_patient(http, two)
@@ -110,7 +110,7 @@ def test_an_old_merges_number_is_carried_to_its_survivor_once(backend_settings: 
         assert carried_numbers.report(engine.repository)["written"] == 1
         # again (the marker emptied): the number is held, nothing written, nothing audited
         _as_an_earlier_release_left_it(engine)
-        again = carried_numbers.backfill(engine.repository, engine.audit, "test-node")
+        again = carried_numbers.backfill(engine.repository, engine.audit, "test-node", engine.site)
         assert again is not None and again.written == [] and again.held == 1 and again.audited == []
         assert read_patient(http, two)["meta"]["versionId"] == survivor["meta"]["versionId"]
         ack = post(http, unlink("BAD", ("B41A2", *BING), ("B41A1", *BING)))
@@ -149,8 +149,9 @@ YUE_M = ("岳^丙", "19620303", "M")  # her name and day, registered male: her (
 def test_the_merges_own_rules_decide_what_the_pass_carries(backend_settings: Settings,
                                                            monkeypatch: pytest.MonkeyPatch) -> None:
     """Four old merges, one pass. Two people (王丽 merged into 张强's record): nothing carried, counted. Her number against the survivor's sex (a male record of her name and
-    day): not carried, counted. Undone by an A37 before the upgrade: nothing to carry. A survivor registered with its
-    own number: it keeps its own alone."""
+    day): not carried, counted. Undone by an A37 before the upgrade: nothing to carry -- the record the A37 separated
+    is given back the number the old A40 dropped and the old A37 gave to no record (a40fix41: rv41f HIGH 3). A survivor
+    registered with its own number: it keeps its own alone."""
     wang, yue, undone, own = (_nid(f"32092319620303{n}{n}2") for n in (1, 2, 3, 4))
     with opened(backend_settings) as (engine, http):
         with old_release(monkeypatch):
@@ -166,14 +167,18 @@ def test_the_merges_own_rules_decide_what_the_pass_carries(backend_settings: Set
         before = {pid: read_patient(http, pid)["meta"]["versionId"] for pid in (w1, w2, m1, m2, u1, u2, second["id"])}
         assert patients(http, wang) == [] and patients(http, yue) == []
         _as_an_earlier_release_left_it(engine)
-        done = carried_numbers.backfill(engine.repository, engine.audit, "test-node")
+        done = carried_numbers.backfill(engine.repository, engine.audit, "test-node", engine.site)
         assert done is not None
-        assert (done.carried, done.two_people, done.against, done.held) == (0, 1, 1, 1), done
+        assert (done.carried, done.two_people, done.against, done.held, done.given_back) == (0, 1, 1, 1, 1), done
         # 王丽's number: never on 张强's record
         assert patients(http, wang) == []
         assert tokens(read_patient(http, w2)) == {f"{MRN}|B41W2"}
-        assert done.written == [] and done.audited == []
+        # the undone merge: its number back on the record the A37 separated, as its own (no carried-from mark)
+        assert [p["id"] for p in patients(http, undone)] == [u1]
+        assert done.written == [f"Patient/{u1}/_history/{int(before[u1]) + 1}"] and len(done.audited) == 1
+        assert not carried_marks(read_patient(http, u1))
         # the others: not a version written
+        before.pop(u1)
         assert {pid: read_patient(http, pid)["meta"]["versionId"] for pid in before} == before
         assert patients(http, yue) == []
         assert [p["id"] for p in patients(http, own)] == [second["id"]]
@@ -194,7 +199,7 @@ def test_a_chain_of_old_merges_carries_on_and_each_a37_takes_back_its_own(backen
             assert ack_code_of(ack) == "AA", ack
         assert patients(http, NID) == []
         _as_an_earlier_release_left_it(engine)
-        done = carried_numbers.backfill(engine.repository, engine.audit, "test-node")
+        done = carried_numbers.backfill(engine.repository, engine.audit, "test-node", engine.site)
         assert done is not None and done.carried == 2 and len(done.written) == 1, done
         assert [p["id"] for p in patients(http, NID)] == [r3]
         assert carried_marks(read_patient(http, r3)) == [
@@ -231,11 +236,11 @@ def test_a_run_cut_between_its_commit_and_its_audit_record_finishes_doubling_not
 
         monkeypatch.setattr(engine.audit, "record", killed)
         with pytest.raises(SystemExit):
-            carried_numbers.backfill(engine.repository, engine.audit, "test-node")
+            carried_numbers.backfill(engine.repository, engine.audit, "test-node", engine.site)
         assert carried_numbers.report(engine.repository) is None
         assert sum(1 for _, two in pairs if carried_marks(read_patient(http, two))) == 1
         monkeypatch.setattr(engine.audit, "record", real)
-        done = carried_numbers.backfill(engine.repository, engine.audit, "test-node")
+        done = carried_numbers.backfill(engine.repository, engine.audit, "test-node", engine.site)
         assert done is not None and len(done.written) == 2 and len(done.audited) == 3, done
         named = [_event(engine, seq) for seq in done.audited]
         assert sorted(d["valueString"].split("/")[1] for e in named for x in e["entity"]
@@ -248,7 +253,7 @@ def test_a_run_cut_between_its_commit_and_its_audit_record_finishes_doubling_not
                                                 "valueReference": {"reference": f"Patient/{one}"}}]
         report = carried_numbers.report(engine.repository)
         assert report is not None and report["written"] == 3 and report["audited"] == done.audited
-        assert carried_numbers.backfill(engine.repository, engine.audit, "test-node") is None
+        assert carried_numbers.backfill(engine.repository, engine.audit, "test-node", engine.site) is None
 
 
 # Run in a child process on the store of the test below: the pass one survivor a transaction, a line printed after

@@ -61,7 +61,7 @@ def test_a_merged_records_count_is_recognisable_after_the_carry(engine: Engine, 
         assert "MSA|AA|" in s.send(_a40_mrn_alone("HOSPA", "MRN-R2", "MRN-R1", "20260311080000+0800"))
         monkeypatch.setattr(persons, "merge_carries", real)
         engine.store.collection(carried_numbers.MARKER_COLLECTION).delete(carried_numbers.DONE)
-        done = carried_numbers.backfill(engine.repository, engine.audit)
+        done = carried_numbers.backfill(engine.repository, engine.audit, "", engine.site)
         assert done is not None and len(done.written) == 1
     (found,) = engine.repository.search("Patient", [("identifier", WANG), ("active", "true")]).resources
     assert any(i.get("extension") for i in found["identifier"]), found  # R2, the number carried onto it

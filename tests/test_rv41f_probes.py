@@ -48,14 +48,11 @@ def _numbers(patient: dict[str, Any]) -> list[str]:
 
 def _pass(engine: Any) -> carried_numbers.Outcome:
     _as_an_earlier_release_left_it(engine)
-    done = carried_numbers.backfill(engine.repository, engine.audit, "rv41f")
+    done = carried_numbers.backfill(engine.repository, engine.audit, "rv41f", engine.site)
     assert done is not None
     return done
 
 
-@pytest.mark.xfail(strict=True, reason=("rv41f HIGH: the pass puts on the survivor the ID number the old A40's own "
-                                        '""^^^^NNCHN took off (the live merge honours it, a47fix40); it reads the '
-                                        "store, not the kept A40"))
 @pytest.mark.parametrize("backend_settings", ["sqlite", "mongomock"], indirect=True)
 def test_an_old_a40_whose_pid3_nulled_the_number_gets_no_number_back(backend_settings: Settings,
                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
@@ -77,9 +74,6 @@ def test_an_old_a40_whose_pid3_nulled_the_number_gets_no_number_back(backend_set
         assert _numbers(read_patient(http, two)) == [], "the pass gave back the number the A40's null took off"
 
 
-@pytest.mark.xfail(strict=True, reason=("rv41f HIGH: the pass re-checks the survivor for an ID number only, not "
-                                        "that the merge still stands: an A37 filed between its scan and its "
-                                        "write leaves R1's number, marked from R1, on R2"))
 @pytest.mark.parametrize("backend_settings", ["sqlite", "mongomock"], indirect=True)
 def test_an_a37_filed_while_the_pass_runs_leaves_the_number_off_the_unlinked_survivor(
         backend_settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -107,8 +101,6 @@ def test_an_a37_filed_while_the_pass_runs_leaves_the_number_off_the_unlinked_sur
         assert not engine.identity.same_person(one, two)
 
 
-@pytest.mark.xfail(strict=True, reason=("rv41f HIGH: an old A40 then A37 left R1's number in no record; the "
-                                        "pass passes over undone merges and the number stays lost"))
 @pytest.mark.parametrize("backend_settings", ["sqlite", "mongomock"], indirect=True)
 def test_an_old_a40_undone_by_an_a37_gets_its_number_back(backend_settings: Settings,
                                                           monkeypatch: pytest.MonkeyPatch) -> None:
@@ -127,9 +119,6 @@ def test_an_old_a40_undone_by_an_a37_gets_its_number_back(backend_settings: Sett
         assert [p["id"] for p in patients(http, nid)] == [one], "the number lost by the old A40 + A37 stays lost"
 
 
-@pytest.mark.xfail(strict=True, reason=("rv41f HIGH: old A40, A37, A40 again: before_merge reads the A37's "
-                                        "numberless version, the pass carries nothing and the number stays in "
-                                        "no record"))
 @pytest.mark.parametrize("backend_settings", ["sqlite", "mongomock"], indirect=True)
 def test_an_old_a40_undone_and_filed_again_is_carried_once(backend_settings: Settings,
                                                            monkeypatch: pytest.MonkeyPatch) -> None:
@@ -162,9 +151,6 @@ def _chain_with_an_a47(http: TestClient, tag: str, nid: str) -> tuple[str, str, 
     return one, two, three
 
 
-@pytest.mark.xfail(strict=True, reason=("rv41f LOW: the pass reads an A47's replaced-by link as a merge of two "
-                                        "records and adds a carried-from mark naming the renumbered record, "
-                                        "which the live chain does not"))
 @pytest.mark.parametrize("backend_settings", ["sqlite", "mongomock"], indirect=True)
 def test_a_chain_with_an_a47_in_the_middle_ends_as_the_live_chain_does(backend_settings: Settings,
                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
@@ -187,9 +173,6 @@ def test_a_chain_with_an_a47_in_the_middle_ends_as_the_live_chain_does(backend_s
         assert marks(old) == marks(live), (marks(old), marks(live))
 
 
-@pytest.mark.xfail(strict=True, reason="rv41f MED: after a merge carried the ID number (id40's live A40 and the "
-                                       "a40b41 pass alike) the resident holding it cannot sign in: "
-                                       "patients_for_number finds no record (the carried number keys none)")
 @pytest.mark.parametrize("backend_settings", ["sqlite", "mongomock"], indirect=True)
 def test_the_residents_sign_in_by_the_number_opens_the_survivor_after_the_carry(
         backend_settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -248,9 +231,6 @@ def test_the_passs_audit_record_is_verified_offline_by_the_verifier_cli(
     assert any(version.encode() in orjson.dumps(line) and line.get("seq", seq) == seq for line in lines), lines[-3:]
 
 
-@pytest.mark.xfail(strict=True, reason="rv41f LOW: two starts running the pass at once (two processes on one store) "
-                                       "audit the same survivor's version twice and the marker lists one of the "
-                                       "two records: the progress document is shared without a claim")
 def test_two_starts_running_the_pass_at_once_audit_each_version_once(settings: Settings,
                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
     """SQLite. Start A has committed its transaction and not yet appended its audit record when start B (another
@@ -269,11 +249,11 @@ def test_two_starts_running_the_pass_at_once_audit_each_version_once(settings: S
         def b_runs_meanwhile(*args: Any, **kwargs: Any) -> None:
             if not other:
                 monkeypatch.setattr(carried_numbers, "_audit", real)
-                other.append(carried_numbers.backfill(engine.repository, engine.audit, "start-b"))
+                other.append(carried_numbers.backfill(engine.repository, engine.audit, "start-b", engine.site))
             real(*args, **kwargs)
 
         monkeypatch.setattr(carried_numbers, "_audit", b_runs_meanwhile)
-        first = carried_numbers.backfill(engine.repository, engine.audit, "start-a")
+        first = carried_numbers.backfill(engine.repository, engine.audit, "start-a", engine.site)
         assert first is not None and len(first.written) == 1
         assert _numbers(read_patient(http, two)) == [nid]
         version = first.written[0]
@@ -309,19 +289,18 @@ def test_a_later_thinner_a08_keeps_the_number_the_pass_carried_as_it_keeps_the_l
             assert tokens(read_patient(http, pid)) == {f"{MRN}|{tag}"}
 
 
-@pytest.mark.xfail(strict=True, reason=("rv41f MED: an A40 of the survivor filed between the pass's scan and "
-                                        "its write: the pass writes the number on the record now merged away, "
-                                        "the record in use gets none"))
 @pytest.mark.parametrize("backend_settings", ["sqlite", "mongomock"], indirect=True)
 def test_a_live_a40_filed_while_the_pass_runs_leaves_the_number_on_the_record_in_use(
         backend_settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
     """The pass has scanned (R1 merged into R2 by the old release) and the worker files today's A40 of R2 into R4
-    before the pass writes. The number must end on R4, the record in use; the pass writes it on R2, now merged away
-    (its current version states ``replaced-by`` R4 and had no number to carry), and R4 has none."""
+    before the pass writes. The number must end on R4, the record in use; the pass wrote it on R2, now merged away
+    (its current version states ``replaced-by`` R4 and had no number to carry), and R4 had none. Since a40fix41 the
+    write is left (R2 is not the version scanned), the marker says ``again``, and the next start carries it on along
+    the chain R1 -> R2 -> R4 as today's merges would: R4 marked from R1 and from R2."""
     nid = _nid("32092319620303282")
     with opened(backend_settings) as (engine, http):
         with old_release(monkeypatch):
-            registered(http, "RVP1", "RVP1A", *BING, f"~{nid}^^^^NNCHN")
+            one = registered(http, "RVP1", "RVP1A", *BING, f"~{nid}^^^^NNCHN")["id"]
             two = registered(http, "RVP2", "RVP2A", *BING)["id"]
             _aa(http, _merge("RVP3", "RVP2^^^FNXRMYY^MR", BING, "RVP1^^^FNXRMYY^MR", "20261201121500"))
         four = registered(http, "RVP4", "RVP4A", *BING)["id"]
@@ -333,9 +312,19 @@ def test_a_live_a40_filed_while_the_pass_runs_leaves_the_number_on_the_record_in
             return planned
 
         monkeypatch.setattr(carried_numbers, "_carries", scanned_then_a40)
-        _pass(engine)
+        done = _pass(engine)
+        assert done.moved == 1 and done.written == [], done
         assert _numbers(read_patient(http, two)) == [], "written on the record merged away meanwhile"
+        assert carried_numbers.report(engine.repository)["again"] is True
+        monkeypatch.setattr(carried_numbers, "_carries", real)
+        again = carried_numbers.backfill(engine.repository, engine.audit, "rv41f", engine.site)  # the next start
+        assert again is not None and again.moved == 0 and len(again.written) == 1, again
+        assert _numbers(read_patient(http, two)) == []
         assert _numbers(read_patient(http, four)) == [nid], "the record in use has no number"
+        assert [m["valueReference"]["reference"] for m in carried_marks(read_patient(http, four))] == [
+            f"Patient/{one}", f"Patient/{two}"]
+        assert "again" not in carried_numbers.report(engine.repository)
+        assert carried_numbers.backfill(engine.repository, engine.audit, "rv41f", engine.site) is None
 
 
 @pytest.mark.parametrize("backend_settings", ["sqlite", "mongomock"], indirect=True)

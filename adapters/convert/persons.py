@@ -2414,16 +2414,8 @@ def _as_sent(doc: dict[str, Any], ref: str, site: Any) -> tuple[dict[str, Any], 
     reading of a PID (``common.patient``), and nothing of the store is in it. ({}, none) when the message names the
     record without stating it (a result's or order's PID, written only when absent; an A40's MRG-1 record); None when
     it cannot be read again (a site changed since: "cannot be told")."""
-    from adapters.convert import convert  # (that package imports this module)
-    from adapters.hl7v2.header import read_message
-    from adapters.hl7v2.parser import parse
-    from engine.messages import raw_of
-
-    try:
-        head, text = read_message(raw_of(doc), str(doc.get("peer") or ""), site)
-        conversion = convert(parse(text, head.read_in), site, institution=str(doc.get("facility") or "")
-                             or head.facility_code)
-    except (HL7Error, FhirError, ValueError):
+    conversion = _read_again(doc, site)
+    if conversion is None:
         return None
     person = conversion.by_reference.get(ref)
     if person is None or ref in conversion.create_only:
@@ -2433,6 +2425,55 @@ def _as_sent(doc: dict[str, Any], ref: str, site: Any) -> tuple[dict[str, Any], 
     # A37 deletes the marks a merge carried -- ``his.unlink`` -- and says nothing of the number)
     return person, frozenset(d.element for d in (said.deletes if said is not None else ())
                              if d.element != "identifier" or d.where == NATIONAL_ENTRIES)
+
+
+def _read_again(doc: dict[str, Any], site: Any) -> Any:
+    """The filed message ``doc`` converted again from its raw bytes (kept exactly as received, ``engine.messages``),
+    read as the pipeline read them (``read_message``: the sender's set, MSH-18, the HTTP charset kept in ``peer``):
+    the converter is the one reading of what a message states. None: it cannot be read again (a site changed since)."""
+    from adapters.convert import convert  # (that package imports this module)
+    from adapters.hl7v2.header import read_message
+    from adapters.hl7v2.parser import parse
+    from engine.messages import raw_of
+
+    try:
+        head, text = read_message(raw_of(doc), str(doc.get("peer") or ""), site)
+        return convert(parse(text, head.read_in), site, institution=str(doc.get("facility") or "")
+                       or head.facility_code)
+    except (HL7Error, FhirError, ValueError):
+        return None
+
+
+class Filed(NamedTuple):
+    """What the filed message that wrote a version of a record stated of it, read again (``as_filed``)."""
+
+    deletes: tuple[Delete, ...]  # of the record: what its ``""`` deleted (``Said.deletes``)
+    merges: tuple[tuple[str, str, bool], ...]  # the merges it made: (survivor, record merged away, renumbering)
+
+
+def as_filed(ref: str, version: str, search: Any, messages: Any, marks: Any, site: Any,
+             stated: str | None = None) -> list[Filed] | None:
+    """Each of the feed's filed messages naming version ``version`` of the record ``ref`` (the Provenances naming that
+    version, ``_naming``: the message that wrote it, and any later one that left it unchanged; the messages their
+    entities name, ``_writers``), oldest first, read again (``_read_again``): what it deleted of the record ``stated``
+    (default ``ref``: PID-3 ``""^^^^NNCHN``, HL7 v2.5 2.5.3, is in ``deletes``) and the merges it made, each with
+    whether it was a renumbering (A46/A47: ``his.RENUMBERING``). For the upgrade giving merges filed before id40's
+    carry that carry (``engine.carried_numbers``, a40fix41): a merge leaves out what its message deletes
+    (``merge_carries``' ``deletes``) and a renumbering's carry is unmarked -- the stored versions cannot tell either.
+    None: "cannot be told" (more Provenances than the pages read, a message that cannot be read again)."""
+    out: list[Filed] = []
+    try:
+        for _, docs in _naming(ref, {version}, search, messages, marks, whole=True):
+            for doc in docs:
+                conversion = _read_again(doc, site)
+                if conversion is None:
+                    return None
+                said = conversion.said.get(stated or ref)
+                out.append(Filed(tuple(said.deletes) if said is not None else (),
+                                 tuple((str(s), str(p), bool(r)) for s, p, _, r in conversion.merges)))
+    except _Untold:
+        return None
+    return out
 
 
 def _joined(conversion: Any, earlier: Sequence[Any], stored: dict[Any, Any], leaned: list[int]) -> None:

@@ -14,7 +14,11 @@ The flow a phone app runs (SMART App Launch 2.x, RFC 6749 §4.1, RFC 7636)::
 Every secret at rest is hashed: login codes (salted with the request id), authorization codes
 and refresh tokens (SHA-256 of 256-bit random values). State lives in store collections so it is
 shared by workers and survives restarts. Nothing a stranger can see distinguishes a known ID
-number from an unknown one: both get "a code has been sent".
+number from an unknown one: both get the same code page, whose words are conditional -- "if this
+ID number is registered, a code was sent to the phone on file" -- true of both, so a number no
+record holds is never told a code was sent, nor anyone typing numbers who is a patient (a40fix41).
+A number a merge carried onto its survivor is registered: it opens the survivor
+(``IdentityService.patients_for_number``).
 """
 
 from __future__ import annotations

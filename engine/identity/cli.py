@@ -68,11 +68,14 @@ def identity_carried(args: argparse.Namespace, settings: Settings) -> int:
     if done is None:  # (the open runs it: only a store no Engine finished opening)
         print("carried-numbers\tnot run")
         return 1
-    print(f"carried-numbers\tdone {done.get('at')}")
-    for name, what in (("merges", "records merged away looked at"), ("written", "survivors given a number"),
+    print(f"carried-numbers\tdone {done.get('at')}" + ("; again at the next start" if done.get("again") else ""))
+    for name, what in (("merges", "records merged away looked at"), ("written", "records given a number"),
                        ("carried", "merges that carried"), ("two_people", "left: two people"),
-                       ("against", "left: against the survivor's sex or birth date"),
-                       ("held", "nothing: the survivor holds a number")):
+                       ("against", "left: against the record's sex or birth date"),
+                       ("held", "nothing: the survivor holds a number"),
+                       ("no_message", "left: the merge's message not kept or not readable"),
+                       ("given_back", "undone merges: the number back on the record the A37 separated"),
+                       ("moved", "left to the next start: written since the scan")):
         print(f"{name}\t{done.get(name, 0)}\t{what}")
     print(f"audit\t{' '.join(f'audit-{n}' for n in done.get('audited') or ()) or '-'}")
     return 0

@@ -134,7 +134,7 @@ def _note_merged_key(doc: dict[str, Any], before: dict[str, Any] | None) -> None
         doc["merged_key"] = carried
 
 
-def before_merge(history: list[Any]) -> dict[str, Any] | None:
+def before_merge(history: list[Any], undone: Callable[[Any], bool] | None = None) -> dict[str, Any] | None:
     """Of a merged-away record's versions (newest first), the one current just before the merge:
     the newest that states no ``replaced-by`` below the run of versions that do (None: none stored,
     or a deletion). Its number is the one the record carried AT the merge -- what ``_note_merged_key``
@@ -146,13 +146,25 @@ def before_merge(history: list[Any]) -> dict[str, Any] | None:
     materialises ``seealso`` links, and with two records of one number it wrote one over the merge's
     ``replaced-by`` and back) -- is part of the run, not the record before the merge: taken for it, the merge's own
     dropping of the ID number read as "none at the merge" (forty-first round, a40b41: R1 and R2 of one number,
-    R1's versions A04, seealso, A40 replaced-by, seealso, replaced-by)."""
+    R1's versions A04, seealso, A40 replaced-by, seealso, replaced-by).
+
+    ``undone`` (the once-per-store carry of merges filed before id40's, ``engine.carried_numbers``; a40fix41): a
+    version with no ID number just after an earlier merge -- the unlink (A37) of an earlier release, which wrote the
+    record from its PID (the MRN alone) and gave the number back to no record -- for which ``undone`` answers True is
+    passed over with that earlier merge's run, so the number read is the one the record held before the FIRST merge
+    that lost it (A40, A37, A40 again: the A37's numberless version is not "the number at the merge"). Not asked by
+    ``recover_merged_keys`` (the entry keeps what the record carried at the merge, privleft26)."""
     after: dict[str, Any] | None = None  # the newer version of the run just passed
-    for version in history:
+    for at, version in enumerate(history):
         if version.resource is None:
             return None
         if any(kind == "replaced-by" for kind, _ in _merges(version.resource)) or (
                 after is not None and _links_apart(version.resource, after)):
+            after = version.resource
+            continue
+        older = history[at + 1].resource if at + 1 < len(history) else None
+        if undone is not None and older is not None and not dm.id_numbers(version.resource) \
+                and any(kind == "replaced-by" for kind, _ in _merges(older)) and undone(version):
             after = version.resource
             continue
         return version.resource
@@ -489,6 +501,7 @@ class IdentityService:
         self._stated = threading.local()  # per thread: patient id -> _Stated
         self.links.ensure_index(["nid_key"])
         self.links.ensure_index(["person"])
+        self.links.ensure_index(["merged_key"])  # (``patients_for_number``: the records a number was merged away from)
         self.log = store.collection("mpi_log")
         # Patient id -> the last version the index wrote of it (links), to tell whether a record a
         # write hook is handed may be stale; recent ones suffice (a Bundle, a batch of messages)
@@ -809,6 +822,8 @@ class IdentityService:
         key = self.nid_key(number)
         own = _auto_person(key)
         found = self.links.find({"nid_key": key, "status": "linked"})
+        if not found:
+            return self._carried_to(key, number)
         if any(d.get("person") == own for d in found):
             return sorted(d["_id"] for d in found if d.get("person") == own)
         persons = {d.get("person") for d in found}
@@ -816,6 +831,50 @@ class IdentityService:
                 m.get("nid_key") in (None, key) for m in self.links.find({"person": person, "status": "linked"})):
             return []
         return sorted(d["_id"] for d in found)
+
+    def _carried_to(self, key: str, number: str) -> list[str]:
+        """The records in use a merge carried the number onto (``persons._carried``, id40; and the once-per-store carry
+        of older merges, ``engine.carried_numbers``) when no linked record holds it: her records were merged away
+        (their entries keep the number as ``merged_key``) into a record that now holds it marked carried-from
+        (``nationalid.CARRIED_FROM_EXT``), which keys no entry (``patient_number`` skips it). Why: the resident
+        signing in with her number found no record -- the page said a code may have been sent and none came; she was
+        locked out of her own records (rv41f MED 2; a40fix41). Only her own: the end of each merge chain from a record
+        of the number, in use, that holds the number as carried (an A37 took it back: not), of no other number and in
+        no operator's decision (``manual``, conflict, taken out), and with its person, if any, holding no record of
+        another number -- as the linked records' rule above. Records of two persons: none (an operator decides)."""
+        ends: set[str] = set()
+        for doc in self.links.find({"merged_key": key}):
+            seen, pid = {doc["_id"]}, doc.get("replaced_by")
+            while pid and pid not in seen and len(seen) < 16:  # (a cycle, a link no merge makes: nothing)
+                seen.add(pid)
+                entry = self.links.get(pid)
+                if entry is not None and not entry.get("replaced_by"):
+                    ends.add(pid)
+                pid = entry.get("replaced_by") if entry is not None else None
+        if not ends or self.repository is None:
+            return []
+        persons: set[str] = set()
+        kept: list[str] = []
+        for pid in sorted(ends):
+            entry = self.links.get(pid) or {}
+            linked = entry.get("status") == "linked" and entry.get("person")
+            if entry.get("nid_key") or entry.get("deleted_person") or entry.get("replaced_by") or not linked and (
+                    entry.get("status") != "no-id" or entry.get("manual")):
+                continue
+            try:
+                patient = self.repository.read("Patient", pid)
+            except (NotFound, Gone):
+                continue
+            if any(isinstance(i, dict) and nationalid.is_national_id(i) and nationalid.carried(i)
+                   and nationalid.valid_number(i.get("value")) == number for i in patient.get("identifier") or ()):
+                kept.append(pid)
+                if linked:
+                    persons.add(entry["person"])
+        if len(persons) > 1 or persons and not all(
+                m.get("nid_key") in (None, key) for m in self.links.find({"person": next(iter(persons)),
+                                                                          "status": "linked"})):
+            return []
+        return kept
 
     def no_person_reason(self, number: str) -> str:
         """Why ``patients_for_number`` gives nothing for this number, for the desk (Chinese first).
