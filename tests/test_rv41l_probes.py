@@ -1,0 +1,86 @@
+"""rv41l: probes of stfix41 (forty-first round) -- ``merge_rules._made_by``'s receipt rule choosing one maker among
+the messages filed by the release before stfix40, ``convert.settle_completion`` asked of the write, and the
+merge.yaml loader refusing source groups named like element-rule keys. Real HL7 v2 over MLLP into the real store,
+both backends (the fixtures of ``test_stfix40_status_made_by`` and ``test_money19_cds_orders``)."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from engine.engine import Engine
+from engine.messages import MessageStore, message_id
+from tests import test_money19_cds_orders, test_stfix40_status_made_by
+from tests.conftest import running_mllp
+from tests.test_recognition_e2e import Sender
+from tests.test_recognition_policy_e2e import CBC, order, ts
+from tests.test_rv41e_probes import _filed_by_the_old_release, _late_final_after_the_newer_p
+from tests.test_st40_status_leftovers import _hospa, _report_of
+from tests.test_stfix40_status_made_by import _interpreted
+
+engine = test_money19_cds_orders.engine
+community = test_stfix40_status_made_by.community
+
+
+def _old_batch_p_and_resend(hl7: Sender, community: Engine, monkeypatch: pytest.MonkeyPatch, control: str) -> dict:
+    """HOSPA's order A1, then the LIS's BHS batch of the release before stfix40 (no ``unchanged``): the 08:00 P by
+    王五 and its unchanged 10:00 re-send. Returns the P's report as first written."""
+    p1, p2 = message_id("HOSPA", "HOSPA-ORU-A1-Pp1"), message_id("HOSPA", "HOSPA-ORU-A1-Pp2")
+    hl7.send(order("HOSPA", "A1", CBC, ts(5)))
+    monkeypatch.setattr(MessageStore, "mark_processed", _filed_by_the_old_release({p1, p2}))
+    batch = ("BHS|^~\\&|LIS|HOSPA|HUREN|C1|" + ts(5, 10) + f"||||{control}\n"
+             + _interpreted(_hospa("P", "P", 8, "p1"), "D003&王&五")
+             + _interpreted(_hospa("P", "P", 10, "p2"), "D003&王&五") + "BTS|2\n")
+    ack = hl7.send(batch)
+    monkeypatch.undo()
+    assert ack.count("MSA|AA") == 2, ack
+    for doc_id in (p1, p2):
+        doc = community.ingestor.messages.get(doc_id)
+        assert doc is not None and "unchanged" not in doc, doc
+    return _report_of(community, "HOSPA-ORU-A1-Pp1")
+
+
+@pytest.mark.xfail(strict=True, reason="MED (rv41l): an old BHS batch's P and its unchanged re-send, the re-send "
+                   "replayed after the upgrade (before any newer version): ingest._unchanged keeps the P's version as "
+                   "the re-send's making (written after the batch's receipt), the document now keeps the list, and "
+                   "_made_by returns BOTH the re-send (known) and the P (could[:1]) -- two makers of one version; "
+                   "settle's 'older' from the 10:00 re-send dates the 08:00 version 10:00 and the late 09:00 F loses "
+                   "王五 (rv41e MED 2 back through a replay)")
+def test_an_old_batchs_resend_replayed_after_the_upgrade_does_not_become_a_second_maker(
+        community: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
+    """rv41e MED 2's old batch (the 08:00 P by 王五 and its unchanged 10:00 re-send, both filed before stfix40), then
+    after the upgrade (a restart) the operator replays the re-send -- a recovery, nothing changed. Then the 12:00 P
+    by 李四 and the late F of 09:00: the 08:00 version is the P's alone, so the final keeps 王五, as it does without
+    the replay (``test_rv41e_probes``' batch test)."""
+    resend = message_id("HOSPA", "HOSPA-ORU-A1-Pp2")
+    with running_mllp(community) as port:
+        hl7 = Sender(port)
+        first = _old_batch_p_and_resend(hl7, community, monkeypatch, "RV41L1")
+        again = community.ingestor.replay(resend, actor="rv41l")
+        assert again is not None and b"MSA|AA" in again.ack, again
+        time.sleep(0.002)
+        final, ack = _late_final_after_the_newer_p(hl7, community)
+        assert final.get("resultsInterpreter") == first["resultsInterpreter"], (
+            final.get("resultsInterpreter"), ack, community.ingestor.messages.get(resend).get("unchanged"))
+
+
+@pytest.mark.xfail(strict=True, reason="MED (rv41l): an old BHS batch's P and its unchanged re-send, the P itself replayed "
+                   "after the upgrade: the replay keeps the P the known maker (it keeps the list now), and "
+                   "merge_rules._made_by (`if known or could: return [*known, *could[:1]]`) adds the old re-send as a "
+                   "second maker of the same version -- settle's 'older' from the 10:00 re-send dates the 08:00 "
+                   "version 10:00, _before_later finds no earlier version and the late 09:00 F is filed with no "
+                   "interpreter at all (王五 lost)")
+def test_an_old_batchs_p_replayed_after_the_upgrade_keeps_it_the_maker(
+        community: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The same old batch, the operator replays the P itself (not the re-send) after the upgrade: the P keeps its
+    version (its replay finds it unchanged, written after its receipt: its own), the re-send stays old. The late 09:00
+    F after the 12:00 P by 李四 keeps 王五."""
+    p1 = message_id("HOSPA", "HOSPA-ORU-A1-Pp1")
+    with running_mllp(community) as port:
+        hl7 = Sender(port)
+        first = _old_batch_p_and_resend(hl7, community, monkeypatch, "RV41L2")
+        again = community.ingestor.replay(p1, actor="rv41l")
+        assert again is not None and b"MSA|AA" in again.ack, again
+        final, ack = _late_final_after_the_newer_p(hl7, community)
+        assert final.get("resultsInterpreter") == first["resultsInterpreter"], (final.get("resultsInterpreter"), ack)
