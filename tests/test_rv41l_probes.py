@@ -6,6 +6,7 @@ both backends (the fixtures of ``test_stfix40_status_made_by`` and ``test_money1
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import pytest
 
@@ -84,3 +85,26 @@ def test_an_old_batchs_p_replayed_after_the_upgrade_keeps_it_the_maker(
         assert again is not None and b"MSA|AA" in again.ack, again
         final, ack = _late_final_after_the_newer_p(hl7, community)
         assert final.get("resultsInterpreter") == first["resultsInterpreter"], (final.get("resultsInterpreter"), ack)
+
+
+def test_a_site_copy_declaring_a_group_named_when_is_refused_at_start_at_its_line(tmp_path: Path) -> None:
+    """A guard on the start path (``Site.load``: the site copy laid over the shipped file), not ``load_merge_file``
+    alone: a site copy of merge.yaml whose order senders' group is renamed ``when`` (an element-rule key: ``follows``'
+    ``when: changed``) and referred to by that name in ``feed`` and the ``authoredOn`` owner -- no rule gives it a
+    mode, yet in any rule the name would be read as the key. The engine refuses to start, naming the copy's line of
+    the group and why, not a schema message about ``when``'s enum."""
+    from engine.settings import Settings
+    from mappings.site import DEFAULTS_DIR, Site, SiteError
+    from tests.test_rvconvperf29_a12_site import _site_with_merge
+
+    shipped = (DEFAULTS_DIR / "merge.yaml").read_text("utf-8")
+    assert "  order: [ORM, OML, OMG]" in shipped and "feed: [registration, order," in shipped
+    copy = shipped.replace("  order: [ORM, OML, OMG]", "  when: [ORM, OML, OMG]", 1).replace(
+        "feed: [registration, order,", "feed: [registration, when,", 1).replace(
+        "authoredOn: {owner: [order, api]", "authoredOn: {owner: [when, api]", 1)
+    site = _site_with_merge(tmp_path, copy)
+    line = copy[:copy.index("  when: [ORM")].count("\n") + 1
+    with pytest.raises(SiteError) as raised:
+        Site.load(Settings(data_dir=tmp_path / "var", site=site))
+    said = str(raised.value)
+    assert f"merge.yaml:{line}" in said and "may not be named 'when'" in said and "a key" in said, said
