@@ -14,8 +14,12 @@ from engine.engine import Engine
 from engine.messages import MessageStore, message_id
 from tests import test_money19_cds_orders, test_stfix40_status_made_by
 from tests.conftest import running_mllp
+from tests.test_money20_reason_change import prior
 from tests.test_recognition_e2e import Sender
-from tests.test_recognition_policy_e2e import CBC, order, ts
+from tests.test_recognition_policy_e2e import CBC, LFT, msh, order, pid, ts
+from tests.test_recognition_policy_e2e import result as oru
+from tests.test_rv40d_probes import R01, _reasons
+from tests.test_rv40k_probes import _order
 from tests.test_rv41e_probes import _filed_by_the_old_release, _late_final_after_the_newer_p
 from tests.test_st40_status_leftovers import _hospa, _report_of
 from tests.test_stfix40_status_made_by import _interpreted
@@ -108,3 +112,47 @@ def test_a_site_copy_declaring_a_group_named_when_is_refused_at_start_at_its_lin
         Site.load(Settings(data_dir=tmp_path / "var", site=site))
     said = str(raised.value)
     assert f"merge.yaml:{line}" in said and "may not be named 'when'" in said and "a key" in said, said
+
+
+def _sc(control: str = "HOSPB-SC-B1") -> str:
+    when = ts(1, 9)
+    return (msh("HOSPB", "LIS", "ORM^O01^ORM_O01", when, control) + pid("HOSPB")
+            + f"ORC|SC|B1^HIS|FB1^LIS||IP||||{when}|||D7^张^医生\n" + f"OBR|1|B1^HIS|FB1^LIS|{CBC}|||{when}\n")
+
+
+def _xo_by_the_emr() -> str:
+    when = ts(1, 9)
+    return (msh("HOSPB", "EMR", "ORM^O01^ORM_O01", when, "HOSPB-XO-B1") + pid("HOSPB")
+            + f"ORC|XO|B1^HIS|FB1^LIS||IP||||{when}|||D9^李^医生||||\"\"\n" + f"OBR|1|B1^HIS|FB1^LIS|{LFT}|||{when}\n")
+
+
+@pytest.mark.parametrize("replayed", ["NW", "SC"])
+def test_an_old_nw_or_sc_replayed_after_the_upgrade_a_third_apps_xo_held_and_the_lis_result_paid(
+        engine: Engine, mllp: int, replayed: str) -> None:
+    """HOSPB's order B1 with R01 (a repeat of HOSPA's prior) and the LIS's SC giving it FB1^LIS, both filed by the
+    release before stfix40 (no ``unchanged``), one by one. After the upgrade (a restart) the operator replays one of
+    them (a recovery). The NW's replay finds the SC's version unchanged, written after the NW's receipt: it keeps it
+    as its own making and from then on keeps the list -- a second maker of the version that first holds FB1 beside
+    the SC (``_made_by``: known + could[:1]), the first by arrival of the two the HIS. Then the EMR's XO under B1^HIS /
+    FB1^LIS (another application's statement: held, W 204, the requester and R01 kept) and the LIS's result (its own
+    number: filed, the repeat justified by R01)."""
+    from tests.test_money20_reason_change import the_flag
+
+    hl7 = Sender(mllp)
+    prior(hl7)
+    nw, sc = message_id("HOSPB", "HOSPB-ORM-B1-NW"), message_id("HOSPB", "HOSPB-SC-B1")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(MessageStore, "mark_processed", _filed_by_the_old_release({nw, sc}))
+        assert "MSA|AA" in hl7.send(order("HOSPB", "B1", CBC, ts(1), reason=R01))
+        time.sleep(0.002)
+        assert "MSA|AA" in hl7.send(_sc())
+    again = engine.ingestor.replay(nw if replayed == "NW" else sc, actor="rv41l")
+    assert again is not None and b"MSA|AA" in again.ack, again
+    ack = hl7.send(_xo_by_the_emr())
+    stored = _order(engine, "B1")
+    assert "MSA|AA" in ack and "|204^" in ack, ack
+    assert (stored.get("requester") or {}).get("display") == "张医生" and _reasons(stored) == ["R01"], (ack, stored)
+    ack = hl7.send(oru("HOSPB", "B1", CBC, ts(1, 10)))
+    assert "MSA|AA" in ack and "|204^" not in ack, ack
+    flag = the_flag(engine)
+    assert (flag["status"], flag["reason"]) == ("justified", "R01"), (flag, ack)
