@@ -156,3 +156,52 @@ def test_an_old_nw_or_sc_replayed_after_the_upgrade_a_third_apps_xo_held_and_the
     assert "MSA|AA" in ack and "|204^" not in ack, ack
     flag = the_flag(engine)
     assert (flag["status"], flag["reason"]) == ("justified", "R01"), (flag, ack)
+
+
+@pytest.mark.parametrize("old", [False, True])
+def test_the_p_its_resend_the_newer_p_and_the_late_f_in_one_batch_after_an_old_p(
+        community: Engine, monkeypatch: pytest.MonkeyPatch, old: bool) -> None:
+    """New documents mixed with old: the 08:00 P by 王五 filed one by one (by the release before stfix40, or by this
+    one), then after the upgrade one BHS batch of the LIS holding its unchanged 10:00 re-send, the 12:00 P by 李四 and
+    the late F of 09:00 (their writes read from the batch's own, ``Dates.pending``). The 08:00 version is the P's:
+    the final keeps 王五 either way."""
+    p1 = message_id("HOSPA", "HOSPA-ORU-A1-Pp1")
+    with running_mllp(community) as port:
+        hl7 = Sender(port)
+        hl7.send(order("HOSPA", "A1", CBC, ts(5)))
+        if old:
+            monkeypatch.setattr(MessageStore, "mark_processed", _filed_by_the_old_release({p1}))
+        assert "MSA|AA" in hl7.send(_interpreted(_hospa("P", "P", 8, "p1"), "D003&王&五"))
+        monkeypatch.undo()
+        first = _report_of(community, "HOSPA-ORU-A1-Pp1")
+        time.sleep(0.002)
+        batch = ("BHS|^~\\&|LIS|HOSPA|HUREN|C1|" + ts(5, 12) + "||||RV41L3\n"
+                 + _interpreted(_hospa("P", "P", 10, "p2"), "D003&王&五")
+                 + _interpreted(_hospa("P", "P", 12, "p3", wbc="6.5"), "D002&李&四")
+                 + _hospa("F", "F", 9, "f", wbc="6.2") + "BTS|3\n")
+        ack = hl7.send(batch)
+        assert ack.count("MSA|AA") == 3, ack
+        final = _report_of(community, "HOSPA-ORU-A1-Ff")
+        assert final["status"] == "final", final
+        assert final.get("resultsInterpreter") == first["resultsInterpreter"], (final.get("resultsInterpreter"), ack)
+
+
+@pytest.mark.parametrize("status", ["C", "W"])
+def test_a_corrected_or_withdrawn_result_replayed_as_it_was_is_filed_again(community: Engine, status: str) -> None:
+    """stfix41's unverified note: during a replay the message's own earlier Provenance reads as "no longer kept"
+    (``Dates.of`` asks ``MessageStore.filed``, which lists PROCESSED documents only). A value that stands until a later
+    message (a corrected result, a withdrawn one: ``settle(stands=True)``) made by the replayed message itself must not
+    be weighed against that unknown statement: the operator's replay of the LIS's C (or W), nothing newer since, is
+    filed again (AA, no ERR), the result as it was."""
+    with running_mllp(community) as port:
+        hl7 = Sender(port)
+        hl7.send(order("HOSPA", "A1", CBC, ts(5)))
+        assert "MSA|AA" in hl7.send(_hospa("F", "F", 9, "f"))
+        ack = hl7.send(_hospa(status, status if status == "C" else "X", 11, "c"))
+        assert "MSA|AA" in ack, ack
+        label = f"HOSPA-ORU-A1-{status}c"
+        before = _report_of(community, label)
+        again = community.ingestor.replay(message_id("HOSPA", label), actor="rv41l")
+        assert again is not None and b"MSA|AA" in again.ack and b"ERR|" not in again.ack, again.ack
+        after = _report_of(community, label)
+        assert after["status"] == before["status"], (before, after)
