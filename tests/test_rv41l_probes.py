@@ -205,3 +205,38 @@ def test_a_corrected_or_withdrawn_result_replayed_as_it_was_is_filed_again(commu
         assert again is not None and b"MSA|AA" in again.ack and b"ERR|" not in again.ack, again.ack
         after = _report_of(community, label)
         assert after["status"] == before["status"], (before, after)
+
+
+@pytest.mark.parametrize("how", ["one-by-one", "batch"])
+def test_after_the_held_completion_and_the_lis_withdrawal_a_third_apps_xo_is_held_and_the_final_completes(
+        engine: Engine, mllp: int, how: str) -> None:
+    """stfix41's held-completion case (the EMR's SC stating B1 completed, held W 204; the LIS's HGB withdrawal under
+    ORC-5 CM, its W kept), then a third application's XO under B1^HIS / FB1^LIS (the EMR again: another requester,
+    ORC-16 ``""``) -- held, the order still active, the HIS's requester and R01 kept -- and the LIS's final under CM
+    completing it: filed, no ORC-5 W (the write leaves it completed), the repeat justified by R01."""
+    from tests.test_money20_reason_change import the_flag
+    from tests.test_stfix41_receipt_and_completion import _HGB, _W, _WBC, _groups
+
+    hl7 = Sender(mllp)
+    prior(hl7)
+    assert "MSA|AA" in hl7.send(order("HOSPB", "B1", CBC, ts(1), reason=R01))
+    assert "MSA|AA" in hl7.send(_sc())
+    when = ts(1, 10)
+    held = (msh("HOSPB", "EMR", "ORM^O01^ORM_O01", when, "RV41L-EMR") + pid("HOSPB")
+            + f"ORC|SC|B1^HIS|FB1^LIS||CM||||{when}|||D7^张^医生\n" + f"OBR|1|B1^HIS|FB1^LIS|{CBC}|||{when}\n")
+    withdrawal = _groups("LIS", "ORU^R01^ORU_R01", "RE", "RV41L-W", 11, ("CM", "F", _HGB, "W"))
+    if how == "batch":
+        ack = hl7.send("BHS|^~\\&|ESB|HOSPB|HUREN|C1|" + ts(1, 11) + "||||RV41L\n" + held + withdrawal + "BTS|2\n")
+        assert ack.count("MSA|AA") == 2 and _W in ack, ack
+    else:
+        assert "|204^" in hl7.send(held)
+        assert _W in hl7.send(withdrawal)
+    ack = hl7.send(_xo_by_the_emr())
+    stored = _order(engine, "B1")
+    assert "MSA|AA" in ack and "|204^" in ack and stored["status"] == "active", (ack, stored)
+    assert (stored.get("requester") or {}).get("display") == "张医生" and _reasons(stored) == ["R01"], (ack, stored)
+    ack = hl7.send(_groups("LIS", "ORU^R01^ORU_R01", "RE", "RV41L-F", 12, ("CM", "F", _WBC, "F")))
+    assert "MSA|AA" in ack and _W not in ack and "|204^" not in ack, ack
+    assert _order(engine, "B1")["status"] == "completed", ack
+    flag = the_flag(engine)
+    assert (flag["status"], flag["reason"]) == ("justified", "R01"), (flag, ack)
