@@ -240,3 +240,34 @@ def test_after_the_held_completion_and_the_lis_withdrawal_a_third_apps_xo_is_hel
     assert _order(engine, "B1")["status"] == "completed", ack
     flag = the_flag(engine)
     assert (flag["status"], flag["reason"]) == ("justified", "R01"), (flag, ack)
+
+
+def test_an_old_p_on_a_clock_stepped_back_then_a_restart_the_late_final_keeps_its_interpreter(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """rv41e MED 1 across a restart (SQLite: the store outlives the process; nothing the first process cached is
+    read): the 08:00 P by 王五 and its 10:00 re-send filed by the release before stfix40, the P's receipt stamped a
+    second after its own write (the clock stepped back). The engine is stopped and started again (the upgrade), then
+    the 12:00 P by 李四 and the late F of 09:00: the 08:00 version is the P's (the first by arrival of the old
+    messages naming it, never none), the final keeps 王五."""
+    from engine.settings import Settings
+    from tests.test_recognition_policy_e2e import INSTITUTIONS
+    from tests.test_rv41e_probes import _receipts_ahead
+
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "institutions.yaml").write_text(INSTITUTIONS, "utf-8")
+    settings = Settings(data_dir=tmp_path / "var", http_port=0, mllp_port=0, site=site)
+    p1, p2 = message_id("HOSPA", "HOSPA-ORU-A1-Pp1"), message_id("HOSPA", "HOSPA-ORU-A1-Pp2")
+    with Engine(settings) as before, running_mllp(before) as port:
+        hl7 = Sender(port)
+        hl7.send(order("HOSPA", "A1", CBC, ts(5)))
+        monkeypatch.setattr(MessageStore, "mark_processed", _filed_by_the_old_release({p1, p2}))
+        _receipts_ahead(monkeypatch, 1.0)
+        assert "MSA|AA" in hl7.send(_interpreted(_hospa("P", "P", 8, "p1"), "D003&王&五"))
+        assert "MSA|AA" in hl7.send(_interpreted(_hospa("P", "P", 10, "p2"), "D003&王&五"))
+        monkeypatch.undo()
+        first = _report_of(before, "HOSPA-ORU-A1-Pp1")
+    time.sleep(1.1)
+    with Engine(settings) as after, running_mllp(after) as port:
+        final, ack = _late_final_after_the_newer_p(Sender(port), after)
+        assert final.get("resultsInterpreter") == first["resultsInterpreter"], (final.get("resultsInterpreter"), ack)
