@@ -197,3 +197,227 @@ def test_an_offset_beyond_fourteen_hours_is_a_400(client: TestClient) -> None:
     assert client.put("/fhir/Patient/x1", json=_patient("x1", "赵")).status_code in (200, 201)
     r = client.get("/fhir/Patient", params={"_lastUpdated": "gt2026-01-01T00:00:00+25:00"})
     assert r.status_code == 400, (r.status_code, r.text[:300])
+
+
+# --- a layout-8 store written by the release before perf41, upgraded by this tree -------------------------------
+
+ROWS = 100_000  # resource rows the old release writes (a third each Patient, Observation, Organization)
+
+# run by both releases, each in its own process: what the store answers, as JSON on the last line of stdout
+_ANSWERS = """
+import hashlib, json
+def answers(store, repo):
+    def ids(result):
+        return [r["resourceType"] + "/" + r["id"] for r in result.resources]
+    out = {}
+    stamps = sorted(u for (u,) in store.query("SELECT updated FROM fhir_resource WHERE deleted = 0"))
+    picks = [stamps[i] for i in (0, 1, len(stamps) // 3, len(stamps) // 2, -2, -1)]
+    for t in ("Patient", "Observation", "Organization"):
+        out[t + " count"] = repo.search(t, [("_summary", "count")]).total
+        out[t + " first"] = ids(repo.search(t, [("_count", "20")]))
+        for sort in ("_lastUpdated", "-_lastUpdated"):
+            out[t + sort] = ids(repo.search(t, [("_sort", sort), ("_count", "15")]))
+            out[t + sort + " pages"] = [ids(repo.search(t, [("_sort", sort), ("_count", "7"), ("_offset", str(o))]))
+                                        for o in (0, 7, 14, 20_000)]
+        for s in picks:
+            for v in [p + s for p in ("eq", "ne", "gt", "lt", "ge", "le", "sa", "eb")] + [s[:10], "gt" + s[:19] + "Z", "le" + s[:7], "ge" + s[:19] + "+08:00"]:
+                out[t + " " + v] = [repo.search(t, [("_lastUpdated", v), ("_summary", "count")]).total,
+                                    ids(repo.search(t, [("_lastUpdated", v), ("_sort", "-_lastUpdated"), ("_count", "5")]))]
+    out["code"] = [repo.search("Observation", [("code", "718-7"), ("_summary", "count")]).total,
+                   ids(repo.search("Observation", [("code", "718-7"), ("_sort", "-_lastUpdated"), ("_count", "10")]))]
+    out["code since"] = repo.search("Observation", [("code", "718-7"), ("_lastUpdated", "gt" + picks[3]),
+                                                    ("_summary", "count")]).total
+    out["everything"] = sorted(ids(repo.everything("p0", [("_since", picks[1]), ("_count", "100")])))
+    out["history"] = [(h["meta"]["versionId"], h.get("status")) for h in repo.history("Observation", "o1")]
+    out["stored types"] = store.fhir._stored_types()
+    digest = hashlib.sha256()
+    for row in store.query("SELECT type, id, version, updated, deleted, body FROM fhir_resource ORDER BY type, id"):
+        digest.update(repr(row).encode())
+    for row in store.query("SELECT type, id, version, updated, deleted, body FROM fhir_history ORDER BY type, id, version"):
+        digest.update(repr(row).encode())
+    out["rows"] = digest.hexdigest()
+    return out
+"""
+
+_OLD_WRITER = """
+import sys
+sys.path.insert(0, {old!r})
+import engine
+assert engine.__file__.startswith({old!r}), engine.__file__
+from pathlib import Path
+from engine.repository.fhir import FhirRepository
+from engine.repository.sqlite_fhir import LAYOUT
+from engine.repository.sqlite_store import SqliteStore
+assert LAYOUT == 8, LAYOUT
+{answers}
+store = SqliteStore(Path({db!r}))
+repo = FhirRepository(store)
+if {write!r}:
+    def resource(k):
+        if k % 3 == 0:
+            return {{"resourceType": "Patient", "id": f"p{{k}}", "name": [{{"family": "张", "given": [str(k)]}}]}}
+        if k % 3 == 1:
+            return {{"resourceType": "Observation", "id": f"o{{k}}", "status": "final",
+                     "code": {{"coding": [{{"system": "http://loinc.org", "code": "718-7" if k % 2 else "2345-7"}}]}},
+                     "subject": {{"reference": f"Patient/p{{k - 1}}"}}}}
+        return {{"resourceType": "Organization", "id": f"g{{k}}", "name": f"卫生院{{k}}"}}
+    for start in range(0, {rows}, 2000):
+        with store.transaction():
+            repo.insert_derived([resource(k) for k in range(start, min({rows}, start + 2000))])
+    repo.update({{"resourceType": "Observation", "id": "o1", "status": "amended",
+                 "code": {{"coding": [{{"system": "http://loinc.org", "code": "718-7"}}]}},
+                 "subject": {{"reference": "Patient/p0"}}}})
+    repo.update({{"resourceType": "Patient", "id": "p0", "name": [{{"family": "王"}}]}})
+    repo.delete("Organization", "g2")
+print(json.dumps(answers(store, repo), ensure_ascii=False))
+store.close()
+"""
+
+_NEW_OPENER = """
+import os, signal, sys, time
+sys.path.insert(0, {root!r})
+import engine
+assert engine.__file__.startswith({root!r}), engine.__file__
+from pathlib import Path
+from engine.repository import sqlite_fhir
+from engine.repository.fhir import FhirRepository
+from engine.repository.sqlite_store import SqliteStore
+{answers}
+real, calls = sqlite_fhir.updated_key, [0]
+def key(rtype, updated):
+    calls[0] += 1
+    if calls[0] == 1 and {flag!r}:
+        Path({flag!r}).write_text("upgrading")
+    if calls[0] == {kill_at}:
+        os.kill(os.getpid(), signal.SIGKILL)  # kill -9 in the middle of the upgrade's UPDATE
+    if {pause} and calls[0] == 1:
+        time.sleep({pause})
+    return real(rtype, updated)
+sqlite_fhir.updated_key = key
+store = SqliteStore(Path({db!r}))
+print(json.dumps(answers(store, FhirRepository(store)), ensure_ascii=False))
+store.close()
+"""
+
+
+@pytest.fixture(scope="module")
+def old_release(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The release just before perf41 (layout 8), extracted with ``git archive``."""
+    old = tmp_path_factory.mktemp("before")
+    archive = subprocess.run(["git", "-C", str(ROOT), "archive", BEFORE, "engine", "mappings", "adapters", "conformance"],
+                             check=True, capture_output=True).stdout
+    subprocess.run(["tar", "-x", "-C", str(old)], input=archive, check=True)
+    return old
+
+
+@pytest.fixture(scope="module")
+def layout_8_store(old_release: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, Any]]:
+    """100,000 resource rows (and a later version, a deletion) written by the old release's own repository,
+    and its answers; the file closed (copied per test)."""
+    db = tmp_path_factory.mktemp("store8") / "huren.db"
+    answers = _old(old_release, db, write=True)
+    return db, answers
+
+
+def _run(script: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-c", script], cwd=str(cwd), capture_output=True, text=True, timeout=900)
+
+
+def _old(old: Path, db: Path, *, write: bool = False) -> dict[str, Any]:
+    done = _run(_OLD_WRITER.format(old=str(old), db=str(db), write=write, rows=ROWS, answers=_ANSWERS), old)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return json.loads(done.stdout.splitlines()[-1])
+
+
+def _new_script(db: Path, *, kill_at: int = -1, pause: float = 0, flag: str = "") -> str:
+    return _NEW_OPENER.format(root=str(ROOT), db=str(db), kill_at=kill_at, pause=pause, flag=flag, answers=_ANSWERS)
+
+
+def _copy(src: Path, dst_dir: Path) -> Path:
+    dst_dir.mkdir(parents=True, exist_ok=True)
+    dst = dst_dir / "huren.db"
+    conn = __import__("sqlite3").connect(src)
+    out = __import__("sqlite3").connect(dst)
+    conn.backup(out)
+    conn.close()
+    out.close()
+    return dst
+
+
+def _shape(db: Path) -> tuple[int, bool, list[str], str]:
+    import sqlite3
+    conn = sqlite3.connect(db)
+    try:
+        return (conn.execute("PRAGMA user_version").fetchone()[0],
+                any(row[1] == "tu" for row in conn.execute("PRAGMA table_info(fhir_resource)")),
+                [n for (n,) in conn.execute("SELECT name FROM sqlite_master WHERE type = 'index' AND "
+                                            "tbl_name = 'fhir_resource' ORDER BY name")],
+                conn.execute("PRAGMA integrity_check").fetchone()[0])
+    finally:
+        conn.close()
+
+
+def test_the_old_release_s_100k_store_upgrades_and_answers_as_it_did(layout_8_store: tuple[Path, dict[str, Any]],
+                                                                     tmp_path: Path) -> None:
+    """GUARD (sound). The old release's own answers (type scans, counts, ``_lastUpdated`` at every prefix and
+    precision around stored instants, both sorts and their pages, ``code`` + sort, ``$everything _since``,
+    history, the stored types) and its rows byte for byte (current and history) equal this tree's after it
+    upgrades the store; every row's ``tu`` is ``updated_key(type, updated)``; layout 9's index alone."""
+    src, before = layout_8_store
+    assert before["Patient count"] == ROWS // 3 + 1 and before["Organization count"] == ROWS // 3 - 1
+    assert _shape(src)[:3] == (8, False, ["fhir_resource_key", "fhir_resource_updated"])
+    db = _copy(src, tmp_path / "a")
+    done = _run(_new_script(db), ROOT)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "moved to layout 9" in done.stderr
+    after = json.loads(done.stdout.splitlines()[-1])
+    assert {k: v for k, v in after.items() if after[k] != before.get(k)} == {}
+    assert _shape(db) == (LAYOUT, True, ["fhir_resource_key", "fhir_resource_tu"], "ok")
+    store = SqliteStore(db)
+    bad = [(t, u, tu) for t, u, tu in store.query("SELECT type, updated, tu FROM fhir_resource")
+           if tu != updated_key(t, u) or tu >> TU_SHIFT == 0]
+    store.close()
+    assert bad == []
+
+
+def test_a_kill_9_in_the_middle_of_the_upgrade_leaves_layout_8_whole_and_it_runs_again(
+        layout_8_store: tuple[Path, dict[str, Any]], old_release: Path, tmp_path: Path) -> None:
+    """GUARD (sound). The upgrading process killed with SIGKILL after 60,000 of the 100,000 rows had their key:
+    the file is layout 8 as the old release left it (no ``tu``, the old index, integrity ok), the old release
+    itself still opens it and answers as before, and the next open of this tree upgrades it whole."""
+    src, before = layout_8_store
+    db = _copy(src, tmp_path / "k")
+    killed = _run(_new_script(db, kill_at=60_000), ROOT)
+    assert killed.returncode == -signal.SIGKILL, (killed.returncode, killed.stderr[-2000:])
+    assert _shape(db) == (8, False, ["fhir_resource_key", "fhir_resource_updated"], "ok")
+    assert _old(old_release, db) == before
+    done = _run(_new_script(db), ROOT)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert json.loads(done.stdout.splitlines()[-1]) == before
+    assert _shape(db)[:3] == (LAYOUT, True, ["fhir_resource_key", "fhir_resource_tu"])
+
+
+def test_a_second_process_opening_during_the_upgrade_waits_and_answers_the_same(
+        layout_8_store: tuple[Path, dict[str, Any]], tmp_path: Path) -> None:
+    """GUARD (sound). Process A upgrades (held 3 s inside the upgrade's transaction); process B opens the same
+    file meanwhile (a second ``--workers`` process): B waits on the write lock, finds nothing left to do, and
+    both answer what the old release did."""
+    src, before = layout_8_store
+    db = _copy(src, tmp_path / "c")
+    flag = tmp_path / "c" / "upgrading"
+    a = subprocess.Popen([sys.executable, "-c", _new_script(db, pause=3, flag=str(flag))], cwd=str(ROOT),
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 120
+        while not flag.exists():
+            assert a.poll() is None and time.monotonic() < deadline, a.stderr.read() if a.stderr else ""
+            time.sleep(0.02)
+        b = _run(_new_script(db), ROOT)
+        out_a, err_a = a.communicate(timeout=900)
+    finally:
+        if a.poll() is None:
+            os.kill(a.pid, signal.SIGKILL)
+    assert a.returncode == 0, err_a[-3000:]
+    assert b.returncode == 0, b.stderr[-3000:]
+    assert json.loads(out_a.splitlines()[-1]) == before
+    assert json.loads(b.stdout.splitlines()[-1]) == before
