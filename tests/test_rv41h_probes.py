@@ -17,9 +17,9 @@ import os
 import signal
 import subprocess
 import sys
-import textwrap
 import time
 from collections.abc import Iterator
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -120,7 +120,6 @@ def test_lastupdated_on_tu_equals_layout_8_s_text_compare_at_every_prefix_and_bo
     stamps = sorted({r["meta"]["lastUpdated"] for r in repo.search("Patient", [("_count", "100")]).resources})
     assert len(stamps) >= 8
     bounds = list(BOUNDS_FIXED)
-    from datetime import UTC, datetime, timedelta, timezone
     for s in stamps[1::3] + [stamps[-1]]:
         at = datetime.fromisoformat(s.replace("Z", "+00:00"))
         bounds += [s, s[:19] + "Z", s[:10], s[:7], s[:4],
@@ -128,7 +127,6 @@ def test_lastupdated_on_tu_equals_layout_8_s_text_compare_at_every_prefix_and_bo
                    (at + timedelta(milliseconds=1)).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
                    at.astimezone(timezone(timedelta(hours=8))).isoformat(timespec="milliseconds"),
                    s[:23] + "4567Z", s[:23] + "9999Z"]
-    epoch = datetime(1970, 1, 1, tzinfo=UTC)
     asked = 0
     for bound in bounds:
         for prefix in PREFIXES:
@@ -145,7 +143,7 @@ def test_lastupdated_on_tu_equals_layout_8_s_text_compare_at_every_prefix_and_bo
             i for i, u in bodies.items() if u > s)
         assert sorted(_http_ids(client, f"/fhir/Patient?_lastUpdated=lt{s}&_count=100")) == sorted(
             i for i, u in bodies.items() if u < s)
-    assert asked > 300 and (datetime.now(UTC) - epoch).days > 0
+    assert asked > 300
 
 
 def test_sort_by_lastupdated_pages_are_stable_across_ties_and_equal_layout_8_s_order(eng: Engine,
@@ -512,3 +510,48 @@ def test_a_second_process_opening_during_an_upgrade_longer_than_the_busy_timeout
     assert a.returncode == 0, err_a[-3000:]
     assert b.returncode == 0, b.stderr[-3000:]
     assert json.loads(b.stdout.splitlines()[-1]) == before
+
+
+@pytest.mark.xfail(strict=True, reason="rv41h MED (perf): $everything?_since= (a _lastUpdated across types: "
+                   "r.updated) lost layout 8's covering (type, updated) index and reads every resource row of the "
+                   "store, bodies and all: 100,000 rows 55.6 ms against 3.8 ms with the old index beside (best of 5)")
+def test_everything_since_reads_an_index_not_every_resource_row(client: TestClient, eng: Engine) -> None:
+    """``Patient/p0/$everything?_since=`` over HTTP; SQLite's own plan of each statement the search ran must
+    not be a full scan of ``fhir_resource`` (a table of bodies). A fix: the compartment's types each a range of
+    ``tu`` (``_tu_sql`` per type, OR'd as ``_type`` scans are), or the compartment driving instead."""
+    for n in range(3):
+        assert client.put(f"/fhir/Patient/p{n}", json=_patient(f"p{n}", "张")).status_code in (200, 201)
+    store = eng.store
+    since = store.query("SELECT max(updated) FROM fhir_resource")[0][0]
+    plans: list[str] = []
+    real = store.query
+
+    def query(sql: str, params: Any = ()) -> list[Any]:
+        if "fhir_resource" in sql and sql.lstrip().upper().startswith(("SELECT", "WITH")):
+            plans.append(" | ".join(row[-1] for row in store.conn.execute("EXPLAIN QUERY PLAN " + sql, params)))
+        return real(sql, params)
+
+    store.query = query  # type: ignore[method-assign]
+    try:
+        r = client.get("/fhir/Patient/p0/$everything", params={"_since": since})
+    finally:
+        store.query = real  # type: ignore[method-assign]
+    assert r.status_code == 200, r.text[:300]
+    scans = [p for p in plans for step in p.split(" | ")
+             if step.startswith("SCAN") and "USING" not in step and step.split()[1] in ("x", "r", "fhir_resource")]
+    assert plans and scans == [], plans
+
+
+def test_a_type_name_s_case_variant_is_no_type_and_no_other_type_s_span(client: TestClient) -> None:
+    """GUARD. ``type_code`` hashes the name as given: ``patient`` would be another span. It never reaches the
+    store: a 404 OperationOutcome to read, write or search it (``_check_type``), and ``$everything``'s
+    ``_type=patient`` is refused or answers no Patient row by a wrong span."""
+    assert client.put("/fhir/Patient/c1", json=_patient("c1", "钱")).status_code in (200, 201)
+    for r in (client.get("/fhir/patient"), client.get("/fhir/patient/c1"),
+              client.put("/fhir/patient/c2", json={**_patient("c2", "钱"), "resourceType": "patient"})):
+        assert r.status_code in (400, 404), (r.status_code, r.text[:300])
+        assert r.json()["resourceType"] == "OperationOutcome"
+    r = client.get("/fhir/Patient/c1/$everything", params={"_type": "patient"})
+    assert r.status_code in (200, 400), r.text[:300]
+    if r.status_code == 200:
+        assert [e["resource"]["resourceType"] for e in r.json().get("entry", [])] in ([], ["Patient"])
