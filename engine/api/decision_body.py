@@ -29,10 +29,11 @@ def decision_body(raw: bytes, *, shape: str) -> dict[str, Any]:
 
     Read by Python's own parser from UTF-8 text -- not ``fhirjson``'s strict one, which refuses a lone surrogate
     escape (``"\\ud800"``) as a broken document: here it reaches ``reason_of``, which names it in the reason it is
-    in. 400 when the body is empty, not UTF-8, not one JSON document (nested past the parser's depth included: a
-    ``RecursionError`` had been a 500 on the owner route) or not an object."""
+    in. An empty body is an object without fields (the reason is then "required", naming ``reason``). 400 when the
+    body is not UTF-8, not one JSON document (an integer past Python's 4,300 digits, or nested past the parser's
+    depth: that ``RecursionError`` had been a 500 on the owner route) or not an object."""
     if not raw.strip():
-        raise BadRequest(f"the body is empty: send the JSON object {shape}")
+        return {}  # (nothing sent: each field is then missing, and said so by its name)
     try:
         data = json.loads(raw.decode("utf-8"))
     except UnicodeDecodeError as exc:
@@ -40,6 +41,8 @@ def decision_body(raw: bytes, *, shape: str) -> dict[str, Any]:
                          f"send the JSON object {shape}") from None
     except json.JSONDecodeError as exc:
         raise BadRequest(f"the body is not JSON ({exc.msg} at {exc.pos + 1}): send the JSON object {shape}") from None
+    except ValueError as exc:  # (an integer of more than 4,300 digits: Python's own bound on reading one)
+        raise BadRequest(f"the body cannot be read ({exc}): send the JSON object {shape}") from None
     except RecursionError:
         raise BadRequest(f"the body is nested too deeply to be read: send the JSON object {shape}") from None
     if not isinstance(data, dict):
