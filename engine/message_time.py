@@ -36,12 +36,14 @@ its time is what is wrong, and a corrected copy (its MSH-7 fixed) is the replay 
 
 from __future__ import annotations
 
+import bisect
 import calendar
 import datetime as _dt
 import re
 import unicodedata
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Literal, Protocol
 
 from adapters.hl7v2.timestamps import TimestampError, to_datetime
@@ -323,15 +325,14 @@ _BIDI_OVERRIDES = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2
 # (http41, the lead's question from lastread1): it shows nothing, so the reason an auditor reads is not the one
 # kept -- a zero-width space (U+200B) or joiner splits a word so a search for it misses, the tags U+E0020-E007F spell
 # whole ASCII sentences no page shows (the "ASCII smuggling" of text to a program reading the audit log), a soft
-# hyphen or U+FEFF hides between two characters. ZERO WIDTH JOINER stays inside an emoji sequence only
-# (``_in_emoji``: 👩‍⚕️, ❤️‍🔥), where it joins two pictures into one, as a phone's keyboard types it; the MONGOLIAN
+# hyphen or U+FEFF hides between two characters. ZERO WIDTH JOINER stays inside an emoji sequence only, between two
+# emoji (``_in_emoji``: 👩‍⚕️, ❤️‍🔥), where it joins two pictures into one, as a phone's keyboard types it; the MONGOLIAN
 # VOWEL SEPARATOR between two Mongolian letters only (``_in_mongolian``).
 _KEPT_FORMAT = frozenset("\u200e\u200f\u061c")
 _ZWJ = "\u200d"
 # what may stand between an emoji and the joiner after it: VARIATION SELECTOR-16 (emoji presentation) and the five
-# skin-tone modifiers (U+1F3FB-1F3FF)
+# skin-tone modifiers (U+1F3FB-1F3FF) -- the Extend characters of UAX #29 GB11 an emoji keyboard types there
 _EMOJI_TRAILERS = frozenset("\ufe0f\U0001f3fb\U0001f3fc\U0001f3fd\U0001f3fe\U0001f3ff")
-_VS16 = "\ufe0f"
 # U+180E: a letter joiner of traditional Mongolian script (Inner Mongolia's county communities) -- the IME types it
 # before a final -a/-e that takes its separate form (ᠬᠠᠮᠲᠤ᠎ᠠ), so it is part of the word as typed (rv41c LOW 8)
 _MVS = "\u180e"
@@ -341,17 +342,43 @@ _MONGOLIAN_FVS = frozenset("\u180b\u180c\u180d\u180f")
 _BLANK_LETTERS = frozenset("\u115f\u1160\u3164\uffa0\u2800")
 
 
+def _ranges(path: Path) -> tuple[list[int], list[int]]:
+    """The first and last code points of the ranges a UCD property file lists (``<first>[..<last>] ; <property>``,
+    ``#`` comments), in order: ``_pictographic`` looks a character up in them by bisection."""
+    firsts: list[int] = []
+    lasts: list[int] = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        points = line.split("#", 1)[0].split(";", 1)[0].strip()
+        if points:
+            first, _, last = points.partition("..")
+            firsts.append(int(first, 16))
+            lasts.append(int(last or first, 16))
+    return firsts, lasts
+
+
+# Unicode's Extended_Pictographic, as data (``engine/extended_pictographic.txt``: the UCD 17.0 emoji-data.txt's ranges)
+_PICTOGRAPHIC = _ranges(Path(__file__).with_name("extended_pictographic.txt"))
+
+
+def _pictographic(c: str) -> bool:
+    """Whether ``c`` is Extended_Pictographic: an emoji, or a code point reserved for one (an emoji newer than this
+    Python's Unicode is one already)."""
+    firsts, lasts = _PICTOGRAPHIC
+    at = bisect.bisect_right(firsts, ord(c)) - 1
+    return at >= 0 and ord(c) <= lasts[at]
+
+
 def _in_emoji(text: str, at: int) -> bool:
-    """Whether the joiner at ``text[at]`` joins two emoji: a symbol (category So, as every emoji base and component
-    is) before it, past any variation selector or skin tone, and after it a symbol, or any character shown as an
-    emoji by the VARIATION SELECTOR-16 that follows it -- 🙂‍↔️ "head shaking" joins U+2194 LEFT RIGHT ARROW, a math
-    symbol (Sm), with VS16 (Emoji 15.1, on every phone's keyboard; rv41c LOW 7)."""
+    """Whether the joiner at ``text[at]`` joins two emoji, as Unicode's rule for an emoji ZWJ sequence has it (UAX
+    #29 GB11: Extended_Pictographic, its VS16 or skin tone, the joiner, Extended_Pictographic; every RGI sequence of
+    emoji-zwj-sequences.txt is so): 👩‍⚕️, ❤️‍🔥, 🧑🏽‍🦰, and 🙂‍↔️ "head shaking", whose right side is U+2194 LEFT RIGHT
+    ARROW (a math symbol, Sm, and an emoji: Emoji 15.1; rv41c LOW 7). A joiner before anything else -- a letter,
+    a digit, a Han character -- joins no emoji: it hides inside the words (``👍<ZWJ>属<VS16>实``: httpfix41 had kept
+    any character a VS16 followed; rv41i LOW 2), and ``_hidden`` refuses it."""
     before = at - 1
     while before >= 0 and text[before] in _EMOJI_TRAILERS:
         before -= 1
-    if before < 0 or at + 1 >= len(text) or unicodedata.category(text[before]) != "So":
-        return False
-    return unicodedata.category(text[at + 1]) == "So" or text[at + 2:at + 3] == _VS16
+    return before >= 0 and at + 1 < len(text) and _pictographic(text[before]) and _pictographic(text[at + 1])
 
 
 def _mongolian_letter(c: str) -> bool:
@@ -382,11 +409,16 @@ def _hidden(reason: str) -> int | None:
 
 def _visible(c: str) -> bool:
     """A character that shows: a letter, digit, punctuation mark or symbol (emoji are symbols), but the blank
-    letters (``_BLANK_LETTERS``)."""
-    return unicodedata.category(c)[0] in "LNPS" and c not in _BLANK_LETTERS
+    letters (``_BLANK_LETTERS``); and an emoji newer than this Python's Unicode (14.0: 🫨 U+1FAE8 of Emoji 15.0 is
+    unassigned to it, Cn), known by Extended_Pictographic (``_pictographic``)."""
+    return (unicodedata.category(c)[0] in "LNPS" and c not in _BLANK_LETTERS) or _pictographic(c)
 
 
-def reason_of(text: str, *, why: str = "why this change is the owner's") -> str:
+# what the operator's reason for an owner decision is asked for (said when it is blank: ``reason_of``'s ``why``)
+OWNER_WHY = "why this change is the owner's"
+
+
+def reason_of(text: str, *, why: str = OWNER_WHY) -> str:
     """The reason of a person's decision as it is kept: exactly as typed but for white space at its two ends --
     line breaks, tabs, ideographic spaces (U+3000) and every other character inside stay (an operator's numbered
     list is not run together: rv40f LOW 5). The one rule for every reason huren keeps with a decision, so what an

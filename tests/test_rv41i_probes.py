@@ -123,10 +123,6 @@ def _csv(http: TestClient, auditor: dict[str, str]) -> bytes:
     return r.content
 
 
-@pytest.mark.xfail(strict=True, reason="MED (rv41i): the review route reads the reason with str(): a JSON list or "
-                                       "object is kept as its Python repr (\"['已核实']\") -- the flag reviewed, the "
-                                       "repr in the DetectedIssue, CSV and audit log -- where the owner route refuses "
-                                       "a reason that is not a string (engine/api/reports.py review)")
 @pytest.mark.parametrize("sent", [["已核实"], {"zh": "已核实"}, True])
 def test_a_review_reason_that_is_not_text_is_refused(store: Engine, sent: object) -> None:
     with TestClient(create_app(store)) as http:
@@ -236,10 +232,6 @@ def test_the_unreadable_address_page_in_chromium(engine: Engine, server: str, br
 # --- one rule, one owner: the operator's owner decision against the auditor's review ------------------------------
 
 
-@pytest.mark.xfail(strict=True, reason="LOW (rv41i): the owner decision's refused reason is a 400 without "
-                                       "expression ['reason'] (engine/api/admin.py _reason_of raises "
-                                       "BadRequest(str(exc))), where the review route names it: one rule, two "
-                                       "answers for a client to read")
 def test_a_refused_owner_reason_names_the_reason_as_the_review_does(held: tuple[Engine, TestClient]) -> None:
     engine, http = held
     ops = _operator(engine, "system/MessageHeader.cr", "ops-desk")
@@ -249,10 +241,6 @@ def test_a_refused_owner_reason_names_the_reason_as_the_review_does(held: tuple[
     assert r.json()["issue"][0].get("expression") == ["reason"], r.json()
 
 
-@pytest.mark.xfail(strict=True, reason="LOW (rv41i): _in_emoji keeps a zero-width joiner whose right side is any "
-                                       "character followed by VS16 (httpfix41's LOW 7 widening), so '👍<ZWJ>属<VS16>实' "
-                                       "is kept: a joiner that joins no emoji hides inside the words (the right side "
-                                       "wants an emoji-variation base, e.g. Emoji_Presentation or So/Sm with VS16)")
 def test_a_joiner_between_an_emoji_and_a_han_character_is_refused(store: Engine) -> None:
     with TestClient(create_app(store)) as http:
         auditor, flag = _one_flag(store, http)

@@ -55,6 +55,7 @@ from adapters.convert.takeover import taken_over_authority
 from adapters.hl7v2.processing import parse_ids
 from adapters.hl7v2.structure import known_segments
 from engine.api import ui_fidelity
+from engine.api.decision_body import decision_body, reason_in
 from engine.api.formats import accept_of, prefers, require_body_served
 from engine.auth import confidentiality
 from engine.auth.caller import Caller
@@ -72,7 +73,7 @@ from engine.engine import Engine
 from engine.errors import BadRequest, Conflict, FhirError, Forbidden, NotFound, Unauthorized, Unprocessable
 from engine.ingest import AlreadyDecided, DecisionNotWritten, NotDecidable, Outcome
 from engine.member_refusals import alerting, replayed_by, sending_client
-from engine.message_time import Decision, decision, reason_of
+from engine.message_time import OWNER_WHY, Decision, decision
 from engine.messages import PROCESSED, QUARANTINED, RECEIVED, now_iso, raw_of, summary
 from engine.repository.port import Document
 from mappings.sitefiles import check, read_yaml
@@ -622,6 +623,9 @@ def list_held(
     return {"total": total, "offset": offset, "count": len(items), "items": items}
 
 
+_OWNER_SHAPE = f'{{"reason": "{OWNER_WHY}"}}'
+
+
 @router.post("/quarantine/{message_id}/owner",
              summary="Take a held change as the number's owner's -- an order number's, a resident ID number's (the operator's decision)")
 async def decide_owner(request: Request, message_id: str, caller: Caller = Depends(operator("decide")),
@@ -646,12 +650,13 @@ async def decide_owner(request: Request, message_id: str, caller: Caller = Depen
     ID number another record holds, or renumber a record merged into another (``Ingestor.owner_barred``: the other
     record named by its MRN at the sender, never its person's name or number; regfix41b). 503 (Retry-After) when the store was busy and the decision could not be written: nothing
     of it applied, the message held as before and decidable again at once (``Ingestor._decision_failed``; 409 when
-    the failure left it otherwise, the words saying what settles it; dfix40). 400 without a reason, or one
-    ``message_time.reason_of`` refuses (over 500 characters, a control character). A resident, a clinician, an auditor, a feed's post-only client, the client that sent the
+    the failure left it otherwise, the words saying what settles it; dfix40). 400 naming ``reason`` without a reason,
+    with one that is not a JSON string, or one ``message_time.reason_of`` refuses (over 500 characters, a control
+    character) -- the body read by ``decision_body``, as the auditor's review is (rv41i). A resident, a clinician, an auditor, a feed's post-only client, the client that sent the
     message: 403 (``policy.require_owner_decider``). The reason is kept as typed on the message and in the audit
     log; the Provenance says the decision in fixed words (the patient reads it: ordfix40)."""
     require_body_served(request)  # (a body labelled another character set: 415, as every route reading one)
-    reason = _reason_of(await request.body())
+    reason = reason_in(decision_body(await request.body(), shape=_OWNER_SHAPE), why=OWNER_WHY)
     stored = _stored(engine, caller, message_id, refused_only=False)
     require_owner_decider(caller, str(stored.get("peer") or ""))
     who = _replayer(engine, caller, stored)
@@ -685,23 +690,6 @@ async def decide_owner(request: Request, message_id: str, caller: Caller = Depen
               "decided": {"by": decided.by, "at": decided.at, "reason": reason, "used": used},
               "held_claims": replayed.get("held_claims") or []}
     return _shown(engine, caller, replayed, shown=answer)[0] if outcome.errors else answer
-
-
-def _reason_of(body: bytes) -> str:
-    """The decision's reason from its JSON body (``{"reason": "..."}``), as ``message_time.reason_of`` keeps it
-    (exactly as typed but for its ends; the refusals its docstring lists); none, blank, not JSON, or refused by that
-    rule: 400 saying what is wanted."""
-    try:
-        data = json.loads(body or b"null")
-    except (ValueError, UnicodeDecodeError):
-        raise BadRequest('the body must be JSON: {"reason": "why this change is the owner\'s"}') from None
-    reason = data.get("reason") if isinstance(data, dict) else None
-    if not isinstance(reason, str) or not reason.strip():
-        raise BadRequest('a reason is required: {"reason": "why this change is the owner\'s"} (请填写理由)')
-    try:
-        return reason_of(reason)
-    except ValueError as exc:
-        raise BadRequest(str(exc)) from None
 
 
 def _remit(engine: Engine, caller: Caller) -> frozenset[str] | None:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from functools import lru_cache
-from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -13,6 +11,7 @@ from starlette.responses import HTMLResponse, Response
 
 from engine import fhirjson
 from engine.api.formats import accept_of, prefers
+from engine.api.ui_shared import lost_page
 from engine.auth.secret_file import SecretFileUnreadable
 from engine.errors import FhirError
 
@@ -78,21 +77,12 @@ def _page_for(request: Request) -> str | None:
     return None
 
 
-_NOT_FOUND = Path(__file__).resolve().parent / "static" / "shared" / "notfound.html"
 _NOT_FOUND_HEADERS = {
     "Cache-Control": "no-store", "X-Frame-Options": "DENY", "X-Content-Type-Options": "nosniff",
     "Referrer-Policy": "no-referrer",
     "Content-Security-Policy": "default-src 'self'; script-src 'none'; style-src 'self'; frame-ancestors 'none'; "
                                "base-uri 'none'; form-action 'none'",
 }
-
-
-@lru_cache(maxsize=1)
-def _not_found_page() -> str:
-    return _NOT_FOUND.read_text(encoding="utf-8")
-
-
-_BAD_URL = _NOT_FOUND.with_name("badurl.html")
 
 
 def unreadable_url_page(request: Request) -> HTMLResponse | None:
@@ -102,7 +92,7 @@ def unreadable_url_page(request: Request) -> HTMLResponse | None:
     keeps the OperationOutcome. ``Vary: Accept``: the same address answers either by it."""
     if not _wants_page(request):
         return None
-    return HTMLResponse(_BAD_URL.read_text(encoding="utf-8"), status_code=400,
+    return HTMLResponse(lost_page("badurl"), status_code=400,
                         headers={**_NOT_FOUND_HEADERS, "Vary": "Accept"})
 
 
@@ -134,7 +124,7 @@ def install_error_handlers(app: FastAPI) -> None:
         if exc.status_code == 404 and _wants_page(request):
             # a mistyped page address, opened in a browser: a small Chinese page with the way back,
             # not an OperationOutcome in JSON (a program asking -- no text/html -- still gets that)
-            return HTMLResponse(_not_found_page(), status_code=404, headers={**_NOT_FOUND_HEADERS, "Vary": "Accept"})
+            return HTMLResponse(lost_page("notfound"), status_code=404, headers={**_NOT_FOUND_HEADERS, "Vary": "Accept"})
         code = _HTTP_CODES.get(exc.status_code, "exception" if exc.status_code >= 500 else "invalid")
         response = fhir_response(outcome("error", code, str(exc.detail)), exc.status_code, getattr(exc, "headers", None))
         if exc.status_code == 404 and _under_ui(request):

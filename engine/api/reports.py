@@ -17,6 +17,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from starlette.responses import Response
 
 from engine import fhirjson
+from engine.api.decision_body import decision_body, reason_in
 from engine.api.formats import accept_of, prefers, require_body_served
 from engine.api.ui_words import site_names
 from engine.audit.note import note
@@ -29,6 +30,7 @@ from engine.insurance.tiers import stored_fen
 from engine.recognition.pairs import cited, derive, of_flag
 from engine.recognition.reports import FlagScreen, ReportFilter, duplicates_report, to_csv
 from engine.recognition.review_note import review_note
+from engine.recognition.reviews import REVIEW_WHY
 from engine.recognition.service import parse_day
 from engine.repository.scoped import ScopedRepository
 
@@ -192,17 +194,21 @@ def _pairs(recognition: Any, row: dict[str, Any], screen: FlagScreen) -> dict[st
     return {**paired, "not_done": not_done, "names": dict(item.analytes) if item is not None else {}}
 
 
+_REVIEW_SHAPE = '{"decision": "upheld" | "overturned", "reason": "..."}'
+
+
 @router.post("/reports/duplicates/{flag_id}/review")
 async def review(flag_id: str, request: Request, caller: Caller = Depends(get_caller)) -> Response:
-    """Body: ``{"decision": "upheld" | "overturned", "reason": "..."}``."""
+    """Body: ``{"decision": "upheld" | "overturned", "reason": "..."}``, read by ``decision_body`` as the owner
+    decision's is: the decision and the reason JSON strings only (a list or ``true`` had been kept as its Python
+    text: rv41i MED 1); a refused one is 400 naming ``decision`` or ``reason``, before the flag is looked up."""
     require_auditor(caller, review=True)
     require_body_served(request)
-    try:
-        body = fhirjson.loads(await request.body())
-    except fhirjson.DecodeError as exc:
-        raise BadRequest(f"body is not JSON: {exc}") from exc
-    if not isinstance(body, dict):
-        raise BadRequest('body must be {"decision": ..., "reason": ...}')
+    body = decision_body(await request.body(), shape=_REVIEW_SHAPE)
+    decision = body.get("decision")
+    if not isinstance(decision, str):  # (a list or object is no decision: never its str())
+        raise BadRequest(f"decision must be 'upheld' or 'overturned': {_REVIEW_SHAPE}", expression=["decision"])
+    reason = reason_in(body, why=REVIEW_WHY)
     recognition = engine_of(request).recognition
     flag = recognition.flags.get(flag_id)
     engine = engine_of(request)
@@ -212,8 +218,7 @@ async def review(flag_id: str, request: Request, caller: Caller = Depends(get_ca
         # a flag whose evidence they cannot see
         if FlagScreen(engine.repository, caller).hides(flag):
             raise NotFound(f"no duplicate flag {flag_id}")
-    row = recognition.review(flag_id, str(body.get("decision") or ""), str(body.get("reason") or ""),
-                             by=caller.label)
+    row = recognition.review(flag_id, decision, reason, by=caller.label)
     note(request, action="review", resources=[f"DetectedIssue/{flag_id}"],
          patient_ids=[row["patient"].split("/", 1)[1]] if row.get("patient") else [],
          detail={"decision": row["status"], "reason": row["reviews"][-1]["reason"]})

@@ -10,12 +10,17 @@ by ``hurenStaff.whoami`` in ``duplicates/charts.js``: each link shown as ``/ui/s
 and the page that tells a signed-in person an operator's page is not theirs (``refused``). The
 duplicates, settlement, refused-messages and fidelity pages had each carried their own copy of the
 header -- the fidelity page none, so an operator there could neither see who was signed in nor sign
-out -- and the fidelity page reached into ``ui_quarantine`` for its refusal."""
+out -- and the fidelity page reached into ``ui_quarantine`` for its refusal.
+
+The list of the pages (``PAGES``) is kept here once: the staff header draws the staff pages from it, and the small
+pages a person who opened an address leading nowhere is shown -- not found (404), cannot be read (400) -- draw their
+way back from it (``lost_page``, ``lost.html``; forty-first round, httpfix41b: each had carried its own copy)."""
 
 from __future__ import annotations
 
+from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, NamedTuple
 
 from fastapi import FastAPI, Request
 from fastapi.staticfiles import StaticFiles
@@ -41,14 +46,32 @@ STAFF_PAGE_HEADERS = {
 }
 
 
-# The staff pages, in the header's order: (key, address, Chinese, English). The key is the page's
-# ``/ui/session`` ``can`` (who may open it, by the access policy); a link is shown only when it allows.
-STAFF_PAGES: tuple[tuple[str, str, str, str], ...] = (
-    ("duplicates", "/ui/duplicates", "疑似重复", "Duplicates"),
-    ("insurance", "/ui/insurance", "结算与指标", "Settlement & indicators"),
-    ("quarantine", "/ui/quarantine", "拒收消息", "Refused messages"),
-    ("fidelity", "/admin/fidelity", "未映射代码", "Unmapped codes"),
+class Page(NamedTuple):
+    """One of the pages people open: its address, the staff header's words for it, and the words the way-back list
+    of a lost person's page names it by (who it is for said with it)."""
+
+    key: str  # a staff page's ``/ui/session`` ``can`` (who may open it, by the access policy); the resident's: "me"
+    href: str
+    zh: str  # the staff pages' header
+    en: str
+    listed_zh: str  # the way back (``lost_page``)
+    listed_en: str
+    staff: bool  # in the staff pages' header
+
+
+# The pages, in the way back's order (the staff pages' header keeps it, the resident's left out): the one list of
+# them -- the header, the not-found page and the unreadable-address page each had their own copy (rv41i LOW 4).
+PAGES: tuple[Page, ...] = (
+    Page("duplicates", "/ui/duplicates", "疑似重复", "Duplicates", "疑似重复检查（医保审核）", "Duplicate tests", True),
+    Page("insurance", "/ui/insurance", "结算与指标", "Settlement & indicators", "结算与指标", "Settlement and indicators",
+         True),
+    Page("me", "/ui/me/", "我的健康档案", "My health records", "我的健康档案（居民）", "My health records", False),
+    Page("quarantine", "/ui/quarantine", "拒收消息", "Refused messages", "拒收消息（运维）", "Refused messages", True),
+    Page("fidelity", "/admin/fidelity", "未映射代码", "Unmapped codes", "未映射代码统计（运维）", "Unmapped codes", True),
 )
+# The staff pages, in the header's order: (key, address, Chinese, English). A link is shown only when the page's
+# ``/ui/session`` ``can`` allows.
+STAFF_PAGES: tuple[tuple[str, str, str, str], ...] = tuple((p.key, p.href, p.zh, p.en) for p in PAGES if p.staff)
 
 
 def staff_templates(folder: Path) -> Jinja2Templates:
@@ -83,6 +106,14 @@ def refused(request: Request, caller: Caller, page: tuple[str, str] | None = Non
                                                                  "page_zh": zh, "page_en": en,
                                                                  "staff_pages": STAFF_PAGES, "current": None},
                                        status_code=403, headers=headers if headers is not None else STAFF_PAGE_HEADERS)
+
+
+@lru_cache(maxsize=2)
+def lost_page(kind: Literal["notfound", "badurl"]) -> str:
+    """The small Chinese page a browser opening a ``/ui/`` address that leads to no page is shown, with the way back
+    (``PAGES``): ``notfound`` a mistyped address (404), ``badurl`` one that cannot be read (400: escapes that are not
+    UTF-8, an escaped ``/`` or ``\\``; ``url_utf8``). Both from ``lost.html`` (``outcomes``, which answers them)."""
+    return _TEMPLATES.env.get_template(f"{kind}.html").render(pages=PAGES)
 
 
 class PageFiles(StaticFiles):

@@ -14,6 +14,10 @@ from engine.recognition.decision import Order
 from engine.recognition.flags import DuplicateFlag
 from engine.recognition.state import FLAG_STATUS, RecognitionState, now
 
+# what an auditor's review reason is asked for (said when it is blank: ``reason_of``'s ``why``; the HTTP route's
+# ``decision_body.reason_in`` asks it in the same words)
+REVIEW_WHY = "why the flag is upheld or overturned"
+
 
 class _Needs(Protocol):
     """What reviews and CDS feedback call on the other parts of ``Recognition`` (through ``self``)."""
@@ -44,7 +48,7 @@ class Reviews(RecognitionState, _Others):
         if decision not in ("upheld", "overturned"):
             raise BadRequest("decision must be 'upheld' or 'overturned'", expression=["decision"])
         try:
-            reason = reason_of(reason, why="why the flag is upheld or overturned")
+            reason = reason_of(reason, why=REVIEW_WHY)
         except ValueError as exc:
             raise BadRequest(str(exc), expression=["reason"]) from None
         with self.store.transaction():
