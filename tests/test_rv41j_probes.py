@@ -77,12 +77,6 @@ def _at_fnzyy(control: str, mrn: str, name: str, birth: str, sex: str, ids: str)
 # --- regfix41b's left MED: a record holding NO number given a number another record holds -------------------------
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "HIGH (leak, wrong link; pre-existing, regfix41b's left MED): the LIS's walk-in A04 under JA -- a record the HIS "
-    "registered with no ID number -- stating the number JB holds (another woman of one name and birth date) is taken "
-    "AA with no W 205, the patient index links JA and JB seealso, and JB's resident reads JA's Patient, her HbA1c and "
-    "JA's $everything: the very harm regfix41b bars for the operator's decision, live and without any operator, "
-    "whenever the mis-selected record happens to hold no number"))
 def test_a_non_registrar_never_gives_a_numberless_record_a_number_another_record_holds(
         both: tuple[Engine, TestClient]) -> None:
     engine, http = both
