@@ -1589,10 +1589,13 @@ class Barred(NamedTuple):
     the record was merged into ``other`` (its number is that record's); else another record, ``other``, holds the
     number the message states. ``mrn``: that record's number at the sending institution (MR under its
     ``mrn_system``), "" when it holds none there -- what the operator is told, never the other person's name or ID
-    number."""
+    number. ``member``: when it holds no MRN there, the public name of the member institution whose record it is
+    (institutions.yaml ``name``, read by its MRN system; "" when none): the operator learns which member holds the
+    number -- never its MRN there (regfix41c, rv41j MED 3)."""
     merged: bool
     other: str
     mrn: str
+    member: str = ""
 
 
 def decision_barred(conversion: Any, ref: str, search: Any, read_many: Any) -> Barred | None:
@@ -1612,7 +1615,19 @@ def decision_barred(conversion: Any, ref: str, search: Any, read_many: Any) -> B
     if survivor != ref:
         return Barred(True, survivor, _mrn_at_sender(conversion, stored.get(tuple(survivor.split("/", 1)))))
     holder = _other_holder(ref, _id_tokens(conversion.by_reference.get(ref)), (), stored, search, read_many)
-    return None if holder is None else Barred(False, f"Patient/{holder.get('id')}", _mrn_at_sender(conversion, holder))
+    if holder is None:
+        return None
+    mrn = _mrn_at_sender(conversion, holder)
+    return Barred(False, f"Patient/{holder.get('id')}", mrn, "" if mrn else _member_of(conversion, holder))
+
+
+def _member_of(conversion: Any, record: dict[str, Any] | None) -> str:
+    """The public name of the other member institution whose own MRN (its ``mrn_system``) record ``record``
+    carries; "" when none does. Only the institution: never the MRN itself (``decision_barred``)."""
+    site = conversion.site
+    systems = {str(i.get("system")) for i in (record or {}).get("identifier") or () if isinstance(i, dict)}
+    return next((inst.name for code, inst in sorted((getattr(site, "institutions", None) or {}).items())
+                 if code == inst.code and code != conversion.institution and inst.mrn_system in systems), "")
 
 
 def _id_tokens(person: dict[str, Any] | None) -> list[tuple[str, str]]:
