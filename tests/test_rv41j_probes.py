@@ -219,11 +219,6 @@ def test_the_refusal_names_the_other_record_to_no_resident(both: tuple[Engine, T
         assert jg["id"] not in text and a not in text and '"JG"' not in text, text[:400]
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "LOW (misleading figures; regfix41b): opening a held ID-number change (GET /admin/quarantine/{id}) converts the "
-    "stored message again through Ingestor._convert (owner_barred), outside the ingest lock, which adds its parse and "
-    "convert time to the ingest counters /admin/metrics reports as time per stage of messages taken -- an operator "
-    "reading the page moves the ingest figures; the read-again should not count as ingest (or count apart)"))
 def test_opening_a_held_message_does_not_move_the_ingest_figures(both: tuple[Engine, TestClient]) -> None:
     engine, http = both
     a, b = _nid("32092319700418002"), _nid("32092319700418012")
