@@ -13,7 +13,9 @@ from typing import Any
 from fastapi.testclient import TestClient
 
 from adapters.hl7v2.ack import ack_code_of
+from adapters.hl7v2.escapes import unescape
 from engine.api.app import create_app
+from engine.api.ui_quarantine import WORDS, err_said
 from engine.engine import Engine
 from engine.messages import message_id
 from tests.hl7_calls import err_lines, post
@@ -80,6 +82,9 @@ def test_the_lis_walk_in_on_a_numberless_record_is_held_and_its_decision_barred(
     ack = post(http, adt("NA2", f"NA^^^FNXRMYY^MR~{b}^^^^NNCHN", "丙^一", "19700501", "F", app="LIS"))
     assert _held_w(ack) and "MSH-3 HIS" in ack.decode() and "MSH-3 LIS" in ack.decode(), ack
     assert b not in ack.decode() and "NB" not in ack.decode(), ack  # (the sender is not told whose number)
+    (line,) = [x for x in err_lines(ack) if "|205^" in x]
+    zh, _ = err_said(WORDS.current(engine.settings.site), "205", unescape(line.split("|")[8]))
+    assert "已属于另一份病历" in zh and "MSH-3 HIS" in zh and "MSH-3 LIS" in zh, zh
     (now,) = patients(http, f"{MRN}|NA")
     assert not _nids(now) and not now.get("link"), now
     seen = _reads(engine, nb, [f"/fhir/Patient/{na['id']}", "/fhir/Observation", f"/fhir/Patient/{nb['id']}/$everything"])
