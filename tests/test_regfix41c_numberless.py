@@ -87,7 +87,8 @@ def test_the_lis_walk_in_on_a_numberless_record_is_held_and_its_decision_barred(
     assert "已属于另一份病历" in zh and "MSH-3 HIS" in zh and "MSH-3 LIS" in zh, zh
     (now,) = patients(http, f"{MRN}|NA")
     assert not _nids(now) and not now.get("link"), now
-    seen = _reads(engine, nb, [f"/fhir/Patient/{na['id']}", "/fhir/Observation", f"/fhir/Patient/{nb['id']}/$everything"])
+    seen = _reads(engine, nb, [f"/fhir/Patient/{na['id']}", "/fhir/Observation",
+                               f"/fhir/Patient/{nb['id']}/$everything"])
     assert not any(na["id"] in t or "HBA1C" in t for t in seen), seen
     (claim,) = _shown(http, engine, "NA2")["held_claims"]
     assert claim["unavailable"] == {"merged": False, "mrn": "NB"}, claim

@@ -2612,9 +2612,10 @@ def _registrars_number(conversion: Any, earlier: Sequence[Any], stored: dict[Any
     EMR's A08 stating another valid number for the same name had moved her record out of her person on a word
     that registers nothing; the number it states passed the digit and demographic checks, which tell a wrong
     number from a right one no better than the null's sender can. Not refused: the rest of the message is the
-    sender's to state. Records not held yet, or holding no number, are this message's to number -- unless another record holds the number and this application did not register the record (``_first_number_held``: held, regfix41c) -- and a record merged
-    into another (``_renumbered_on``) is judged on its survivor's numbers (regfix41b). Who may is
-    ``_may_renumber``'s rule; ``left_out`` gets each record whose number was left out -> who may (the refusal of the
+    sender's to state. Records not held yet, or holding no number, are this message's to number -- unless
+    another record holds the number and this application did not register the record (``_first_number_held``:
+    held, regfix41c) -- and a record merged into another (``_renumbered_on``) is judged on its survivor's
+    numbers (regfix41b). Who may is ``_may_renumber``'s rule; ``left_out`` gets each record whose number was left out -> who may (the refusal of the
     sex the kept number then contradicts advises that: ``_against_kept_number``). ``only``: these records alone (a
     batch's, asked before the rest are read)."""
     for refs in (conversion.persons, conversion.corrections):
