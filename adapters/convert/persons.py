@@ -2615,9 +2615,9 @@ def _registrars_number(conversion: Any, earlier: Sequence[Any], stored: dict[Any
     sender's to state. Records not held yet, or holding no number, are this message's to number -- unless
     another record holds the number and this application did not register the record (``_first_number_held``:
     held, regfix41c) -- and a record merged into another (``_renumbered_on``) is judged on its survivor's
-    numbers (regfix41b). Who may is ``_may_renumber``'s rule; ``left_out`` gets each record whose number was left out -> who may (the refusal of the
-    sex the kept number then contradicts advises that: ``_against_kept_number``). ``only``: these records alone (a
-    batch's, asked before the rest are read)."""
+    numbers (regfix41b). Who may is ``_may_renumber``'s rule; ``left_out`` gets each record whose number was left
+    out -> who may (the refusal of the sex the kept number then contradicts advises that:
+    ``_against_kept_number``). ``only``: these records alone (a batch's, asked before the rest are read)."""
     for refs in (conversion.persons, conversion.corrections):
         for ref, sequence in refs.items():
             if only is not None and ref not in only:
