@@ -1725,7 +1725,9 @@ class Ingestor:
         """Refuse (``NumberNotGiven``, 409) an operator's decision that would give a record a resident ID number
         another record holds, or renumber a record merged into another (``owner_barred``), before anything of the
         message is reopened: naming the other record by its number at the sending institution (the operator reads
-        it; never the other person's name or ID number), and what settles it (forty-first round, regfix41b)."""
+        it; never the other person's name or ID number; another member's record by that member's name), and what
+        settles it -- advice that can be followed: a merge only after this record's number is corrected, none across
+        two members (forty-first round, regfix41b; regfix41c)."""
         barred = self.owner_barred(doc, _decided_renumbers(against))
         if not barred:
             return

@@ -166,6 +166,8 @@ def test_the_page_names_no_other_members_mrn_name_or_number(site: tuple[Engine, 
         b.wait_for("!document.querySelector('#detail').hidden && !document.querySelector('#owner-barred').hidden")
         assert b.eval("document.querySelector('#owner-box').hidden"), "the decision is offered"
         said = b.eval("document.querySelector('#owner-barred').innerText")
+        # (regfix41c: the member named by its institution, and this hospital's registration advised)
+        assert "已属于阜宁县中医院" in said and "本院登记系统" in said and "合并" not in said, said
         page = b.eval("document.querySelector('#detail').innerText")
         shown = page.replace(b.eval("document.querySelector('#d-raw').innerText"), "")
         for secret in (A_P, B_P, "ZP", "FNZYY"):
