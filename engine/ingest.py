@@ -1111,7 +1111,11 @@ class Ingestor:
             log.exception("could not note on %d message(s) which of their writes stayed stored", len(marked))
             trail.hold(self.store, registered, "writes left stored")  # fails closed (rvregistry34 finding 7)
 
-    def _convert(self, item: _Item) -> tuple[Any, list[HL7Error]]:
+    def _convert(self, item: _Item, count: bool = True) -> tuple[Any, list[HL7Error]]:
+        """Parse and convert ``item``: the conversion, else the errors that answer it. ``count``: its parse and
+        convert seconds go to the ingest figures (``/admin/metrics``); False for a stored message read again to be
+        shown (``owner_barred``: opening a held message is no ingest -- rv41j LOW 4, regfix41c)."""
+        seconds = self.stats.seconds if count else dict.fromkeys(("parse", "convert"), 0.0)
         h = item.header
         assert h is not None
         if not item.in_batch_new:  # judged at ``_decide`` when stored by this batch, under this lock and site;
@@ -1130,10 +1134,10 @@ class Ingestor:
         try:
             message = self.parse(text, h.read_in)  # the set the text was read in, for \X..\ escapes too
         except HL7Error as e:
-            self.stats.seconds["parse"] += time.perf_counter() - t0
+            seconds["parse"] += time.perf_counter() - t0
             return None, [e]
         except Exception as exc:
-            self.stats.seconds["parse"] += time.perf_counter() - t0
+            seconds["parse"] += time.perf_counter() - t0
             log.exception("parser failed on message %s", item.doc_id)
             return None, [HL7Error(f"message could not be parsed: {type(exc).__name__}: {exc}",
                                    code=APPLICATION_INTERNAL_ERROR)]
@@ -1145,7 +1149,7 @@ class Ingestor:
         refused, placed = (None, []) if unexpected is not None else judged_sequence(
             message, self.site, h.facility_code, h.application_code, orderless=self.orderless)
         t1 = time.perf_counter()
-        self.stats.seconds["parse"] += t1 - t0
+        seconds["parse"] += t1 - t0
         if unexpected is not None:
             return None, [unexpected]
         if refused is not None:
@@ -1162,7 +1166,7 @@ class Ingestor:
             return None, [HL7Error(f"conversion failed: {type(exc).__name__}: {exc}",
                                    code=APPLICATION_INTERNAL_ERROR)]
         finally:
-            self.stats.seconds["convert"] += time.perf_counter() - t1
+            seconds["convert"] += time.perf_counter() - t1
         if placed:
             conversion.warnings[:0] = placed  # answered and counted (fidelity) as the converter's own
         return conversion, []
@@ -1709,7 +1713,7 @@ class Ingestor:
         if not refs or self.repository is None:
             return {}
         try:
-            conversion, _ = self._convert(self._item_for(doc))
+            conversion, _ = self._convert(self._item_for(doc), count=False)
         except Exception:  # (a message that no longer reads: nothing to say of its numbers; its decision's replay says why)
             log.exception("message %s could not be converted to read its held renumbering", doc.get("_id"))
             return {}
@@ -1727,22 +1731,40 @@ class Ingestor:
         """Refuse (``NumberNotGiven``, 409) an operator's decision that would give a record a resident ID number
         another record holds, or renumber a record merged into another (``owner_barred``), before anything of the
         message is reopened: naming the other record by its number at the sending institution (the operator reads
-        it; never the other person's name or ID number), and what settles it (forty-first round, regfix41b)."""
+        it; never the other person's name or ID number; another member's record by that member's name), and what
+        settles it -- advice that can be followed: a merge only after this record's number is corrected, none across
+        two members (forty-first round, regfix41b; regfix41c)."""
         barred = self.owner_barred(doc, _decided_renumbers(against))
         if not barred:
             return
         said = []
         for ref, why in barred.items():
-            other = f"MRN {why.mrn} at {doc.get('facility')}" if why.mrn else f"{why.other}, of no MRN at {doc.get('facility')}"
-            said.append(
-                f"{ref} was merged into another record ({other}): its ID number is that record's, and a renumbering "
-                "of the record merged away is held again on every replay -- correct the number on that record (its "
-                "registering application, or the operator)" if why.merged else
-                f"the resident ID number this message states for {ref} is held by another record ({other}): taken, the "
-                "two records would be one person's to the patient index and each resident would read the other's "
-                "record -- if the patient who came is that record's, the visit belongs on it (move it, A45/A44, or "
-                "correct the registration); if the two are one person, merge them (A40); if that record's number is "
-                "wrong, have it corrected first, then decide")
+            facility = doc.get("facility")
+            other = (f"MRN {why.mrn} at {facility}" if why.mrn else
+                     f"a record at {why.member}, another member institution" if why.member else
+                     f"{why.other}, of no MRN at {facility}")
+            if why.merged:
+                said.append(
+                    f"{ref} was merged into another record ({other}): its ID number is that record's, and a "
+                    "renumbering of the record merged away is held again on every replay -- correct the number on that "
+                    "record (its registering application, or the operator)")
+            elif why.member:  # (another member's record: no merge joins two members' records; the index links them)
+                said.append(
+                    f"the resident ID number this message states for {ref} is held by another record ({other}): taken, "
+                    "the two records would be one person's to the patient index and each resident would read the "
+                    "other's record -- if the patient who came is this record's resident and the number is hers, have "
+                    "this hospital's registration (its registering application, A08/A31) correct this record's number: "
+                    "the index then links the two as one person's; if she is that member's patient on a record picked "
+                    "by mistake here, the visit belongs on her own record at this hospital (move it, A45/A44, or "
+                    "correct the registration)")
+            else:  # (a merge of two records of different valid numbers is refused AE 205: the number first -- rv41j)
+                said.append(
+                    f"the resident ID number this message states for {ref} is held by another record ({other}): taken, "
+                    "the two records would be one person's to the patient index and each resident would read the "
+                    "other's record -- if the patient who came is that record's, the visit belongs on it (move it, "
+                    "A45/A44, or correct the registration); if the two are one person, have this record's number "
+                    "corrected by its registering application (A08/A31) -- the index then joins the two -- and merge "
+                    "the two records (A40) after; if that record's number is wrong, have it corrected first, then decide")
         raise NumberNotGiven("; ".join(said))
 
     def _internal_error(self, item: _Item, exc: BaseException, status: str = RECEIVED) -> Outcome:

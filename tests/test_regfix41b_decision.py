@@ -91,7 +91,7 @@ def test_the_decision_is_refused_while_another_record_holds_the_number(both: tup
     decided = _decide(http, engine, "RA2")
     assert decided.status_code == 409, decided.text
     said = decided.json()["issue"][0]["diagnostics"]
-    assert "held by another record (MRN RB at FNXRMYY)" in said and "merge them (A40)" in said, said
+    assert "held by another record (MRN RB at FNXRMYY)" in said and "merge the two records (A40) after" in said, said
     assert a not in said and b not in said and rb["id"] not in said, said
     after = engine.ingestor.messages.get(message_id("FNXRMYY", "RA2"))
     assert after["replays"] == before["replays"] and after["status"] == "processed", after.get("replays")

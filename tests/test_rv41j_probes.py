@@ -77,12 +77,6 @@ def _at_fnzyy(control: str, mrn: str, name: str, birth: str, sex: str, ids: str)
 # --- regfix41b's left MED: a record holding NO number given a number another record holds -------------------------
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "HIGH (leak, wrong link; pre-existing, regfix41b's left MED): the LIS's walk-in A04 under JA -- a record the HIS "
-    "registered with no ID number -- stating the number JB holds (another woman of one name and birth date) is taken "
-    "AA with no W 205, the patient index links JA and JB seealso, and JB's resident reads JA's Patient, her HbA1c and "
-    "JA's $everything: the very harm regfix41b bars for the operator's decision, live and without any operator, "
-    "whenever the mis-selected record happens to hold no number"))
 def test_a_non_registrar_never_gives_a_numberless_record_a_number_another_record_holds(
         both: tuple[Engine, TestClient]) -> None:
     engine, http = both
@@ -123,13 +117,6 @@ def test_the_operator_is_never_told_the_other_members_mrn_name_or_number(both: t
     assert _nids(jc_now) == {a} and not jc_now.get("link") and za["id"] != jc["id"], jc_now
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "MED (wrong but contained; regfix41b): when the number is held at ANOTHER member institution (in the community "
-    "the same person's record there is the index's ordinary case) the 409 names the other record by a bare "
-    "'Patient/<uuid>, of no MRN at FNXRMYY' (the page: '无本机构病历号的病历 Patient/<uuid>'), which the operator "
-    "cannot look up or act on, never which member holds it, and advises 'merge them (A40)', which cannot join "
-    "records of two member institutions; it should name the member (阜宁县中医院) and send the operator to the "
-    "registration of this hospital (the HIS's A08) or the visit's move"))
 def test_a_number_held_at_another_member_is_said_so_with_advice_that_can_be_followed(
         both: tuple[Engine, TestClient]) -> None:
     engine, http = both
@@ -179,6 +166,8 @@ def test_the_page_names_no_other_members_mrn_name_or_number(site: tuple[Engine, 
         b.wait_for("!document.querySelector('#detail').hidden && !document.querySelector('#owner-barred').hidden")
         assert b.eval("document.querySelector('#owner-box').hidden"), "the decision is offered"
         said = b.eval("document.querySelector('#owner-barred').innerText")
+        # (regfix41c: the member named by its institution, and this hospital's registration advised)
+        assert "已属于阜宁县中医院" in said and "本院登记系统" in said and "合并" not in said, said
         page = b.eval("document.querySelector('#detail').innerText")
         shown = page.replace(b.eval("document.querySelector('#d-raw').innerText"), "")
         for secret in (A_P, B_P, "ZP", "FNZYY"):
@@ -191,12 +180,6 @@ def test_the_page_names_no_other_members_mrn_name_or_number(site: tuple[Engine, 
 # --- the same person with two records at one hospital: the 409's own advice --------------------------------------
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "MED (wrong but contained; regfix41b's words): the 409 (and the page: '若两份病历确是同一人，请先合并病历') "
-    "advises, when the two records are one person, 'merge them (A40)' -- but a held renumbering exists only because "
-    "this record holds another valid number, and an A40 of two records of different valid numbers is refused AE 205 "
-    "('correct the wrong record's ID number first (A08/A31), then merge'): the advice, followed, always fails; it "
-    "should say: have this record's number corrected by its registering application (the HIS's A08), then merge"))
 def test_following_the_409s_advice_for_one_person_with_two_records_works(both: tuple[Engine, TestClient]) -> None:
     """The HIS registered one woman twice: JE (number a, mistyped) and JF (number b, her card's). The LIS's walk-in
     under JE states b: held; the decision is 409. The operator follows its advice for 'the two are one person'."""
@@ -208,9 +191,13 @@ def test_following_the_409s_advice_for_one_person_with_two_records_works(both: t
     decided = _decide(http, engine, "JE2")
     said = decided.json()["issue"][0]["diagnostics"]
     assert decided.status_code == 409 and "held by another record (MRN JF at FNXRMYY)" in said, decided.text
-    if "merge them (A40)" in said:
-        ack = post(http, merge("JE3", "JF^^^FNXRMYY^MR", "乙^五", "19700415", "F", "JE^^^FNXRMYY^MR"))
-        assert ack_code_of(ack) == "AA", ack
+    # (regfix41c: the advice now -- this record's number corrected by its registering application, then the merge)
+    assert "have this record's number corrected by its registering application (A08/A31)" in said, said
+    assert "merge the two records (A40) after" in said and "merge them (A40)" not in said, said
+    assert ack_code_of(post(http, adt("JE4", f"JE^^^FNXRMYY^MR~{b}^^^^NNCHN", "乙^五", "19700415", "F",
+                                      event="A08"))) == "AA"
+    ack = post(http, merge("JE3", "JF^^^FNXRMYY^MR", "乙^五", "19700415", "F", "JE^^^FNXRMYY^MR"))
+    assert ack_code_of(ack) == "AA", ack
 
 
 def test_the_refusal_names_the_other_record_to_no_resident(both: tuple[Engine, TestClient]) -> None:
@@ -234,11 +221,6 @@ def test_the_refusal_names_the_other_record_to_no_resident(both: tuple[Engine, T
         assert jg["id"] not in text and a not in text and '"JG"' not in text, text[:400]
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "LOW (misleading figures; regfix41b): opening a held ID-number change (GET /admin/quarantine/{id}) converts the "
-    "stored message again through Ingestor._convert (owner_barred), outside the ingest lock, which adds its parse and "
-    "convert time to the ingest counters /admin/metrics reports as time per stage of messages taken -- an operator "
-    "reading the page moves the ingest figures; the read-again should not count as ingest (or count apart)"))
 def test_opening_a_held_message_does_not_move_the_ingest_figures(both: tuple[Engine, TestClient]) -> None:
     engine, http = both
     a, b = _nid("32092319700418002"), _nid("32092319700418012")

@@ -1519,6 +1519,7 @@ def _nulled(conversion: Any, ref: str) -> bool:
 RENUMBER_DECLARED = "the institution's registration_applications (institutions.yaml)"
 RENUMBER_REGISTRANTS = "a registration (ADT^A01/A04/A05/A28), or an update from an application that registered the record"
 RENUMBER_OWNER = "the application that registered the record's ID number"
+RENUMBER_FIRST = "the application that registered the record"  # (a record holding no number: ``_first_number_held``)
 # a held renumbering's claim (``held_claims``' ``claim``: what an order's hold names ``KIND|system|value``): the
 # record's resident ID number, never the number itself -- the list is read by staff, the number is another person's
 RENUMBER_CLAIM = "NNCHN"
@@ -1588,10 +1589,13 @@ class Barred(NamedTuple):
     the record was merged into ``other`` (its number is that record's); else another record, ``other``, holds the
     number the message states. ``mrn``: that record's number at the sending institution (MR under its
     ``mrn_system``), "" when it holds none there -- what the operator is told, never the other person's name or ID
-    number."""
+    number. ``member``: when it holds no MRN there, the public name of the member institution whose record it is
+    (institutions.yaml ``name``, read by its MRN system; "" when none): the operator learns which member holds the
+    number -- never its MRN there (regfix41c, rv41j MED 3)."""
     merged: bool
     other: str
     mrn: str
+    member: str = ""
 
 
 def decision_barred(conversion: Any, ref: str, search: Any, read_many: Any) -> Barred | None:
@@ -1610,21 +1614,54 @@ def decision_barred(conversion: Any, ref: str, search: Any, read_many: Any) -> B
     survivor = _renumbered_on(ref, (), stored, [], read_many)
     if survivor != ref:
         return Barred(True, survivor, _mrn_at_sender(conversion, stored.get(tuple(survivor.split("/", 1)))))
-    person = conversion.by_reference.get(ref) or {}
-    tokens = sorted({(str(i["system"]), str(i["value"])) for i in person.get("identifier") or ()
-                     if isinstance(i, dict) and is_national_id(i) and i.get("system") and i.get("value")})
+    holder = _other_holder(ref, _id_tokens(conversion.by_reference.get(ref)), (), stored, search, read_many)
+    if holder is None:
+        return None
+    mrn = _mrn_at_sender(conversion, holder)
+    return Barred(False, f"Patient/{holder.get('id')}", mrn, "" if mrn else _member_of(conversion, holder))
+
+
+def _member_of(conversion: Any, record: dict[str, Any] | None) -> str:
+    """The public name of the other member institution whose own MRN (its ``mrn_system``) record ``record``
+    carries; "" when none does. Only the institution: never the MRN itself (``decision_barred``)."""
+    site = conversion.site
+    systems = {str(i.get("system")) for i in (record or {}).get("identifier") or () if isinstance(i, dict)}
+    return next((inst.name for code, inst in sorted((getattr(site, "institutions", None) or {}).items())
+                 if code == inst.code and code != conversion.institution and inst.mrn_system in systems), "")
+
+
+def _id_tokens(person: dict[str, Any] | None) -> list[tuple[str, str]]:
+    """The resident ID numbers a PID's Patient states, as (system, value): what ``_other_holder`` searches."""
+    return sorted({(str(i["system"]), str(i["value"])) for i in (person or {}).get("identifier") or ()
+                   if isinstance(i, dict) and is_national_id(i) and i.get("system") and i.get("value")})
+
+
+def _other_holder(ref: str, tokens: Sequence[tuple[str, str]], earlier: Sequence[Any], stored: dict[Any, Any],
+                  search: Any, read_many: Any) -> dict[str, Any] | None:
+    """Another record -- not ``ref``, not ``active: false`` (merged away), not one of ``ref``'s person (joined to
+    it by no ``Patient.link``: a merge's, the index's ``seealso``, an operator's; ``_one_persons``) -- that holds a
+    resident ID number of ``tokens``: stored (``_every_patient``), or as the batch's ``earlier`` messages leave it
+    (a record an earlier message states, its last version there; batch = one by one). None: no such record. The one
+    check of "this number is another record's" -- the operator's decision (``decision_barred``) and a number given
+    to a record that holds none by an application that did not register it (``_first_number_held``)."""
     if not tokens or search is None:
         return None
+    wanted = set(tokens)
+    left: dict[str, dict[str, Any]] = {}
+    for c in earlier:  # (in order: the last numbers an earlier message states, or its null taken, win)
+        for other, person in c.by_reference.items():
+            if (other.startswith("Patient/") and other != ref and isinstance(person, dict)
+                    and (_id_tokens(person) or _nulled(c, other))):
+                left[other] = person
     holders = [p for p in _every_patient(search, tokens)
-               if f"Patient/{p.get('id')}" != ref and p.get("active") is not False]
+               if f"Patient/{p.get('id')}" != ref and f"Patient/{p.get('id')}" not in left]
+    holders += [{**person, "id": other.split("/", 1)[1]} for other, person in left.items()
+                if set(_id_tokens(person)) & wanted]
+    holders = [p for p in holders if p.get("active") is not False]
     if not holders:
         return None
     one = _one_persons(ref, stored, read_many)
-    for holder in holders:
-        other = f"Patient/{holder.get('id')}"
-        if other not in one and ref not in _linked(holder):
-            return Barred(False, other, _mrn_at_sender(conversion, holder))
-    return None
+    return next((h for h in holders if f"Patient/{h.get('id')}" not in one and ref not in _linked(h)), None)
 
 
 def _linked(record: dict[str, Any] | None) -> list[str]:
@@ -2616,11 +2653,12 @@ def _registrars_number(conversion: Any, earlier: Sequence[Any], stored: dict[Any
     EMR's A08 stating another valid number for the same name had moved her record out of her person on a word
     that registers nothing; the number it states passed the digit and demographic checks, which tell a wrong
     number from a right one no better than the null's sender can. Not refused: the rest of the message is the
-    sender's to state. Records not held yet, or holding no number, are this message's to number -- but a record merged
-    into another (``_renumbered_on``) is judged on its survivor's numbers (regfix41b). Who may is
-    ``_may_renumber``'s rule; ``left_out`` gets each record whose number was left out -> who may (the refusal of the
-    sex the kept number then contradicts advises that: ``_against_kept_number``). ``only``: these records alone (a
-    batch's, asked before the rest are read)."""
+    sender's to state. Records not held yet, or holding no number, are this message's to number -- unless
+    another record holds the number and this application did not register the record (``_first_number_held``:
+    held, regfix41c) -- and a record merged into another (``_renumbered_on``) is judged on its survivor's
+    numbers (regfix41b). Who may is ``_may_renumber``'s rule; ``left_out`` gets each record whose number was left
+    out -> who may (the refusal of the sex the kept number then contradicts advises that:
+    ``_against_kept_number``). ``only``: these records alone (a batch's, asked before the rest are read)."""
     for refs in (conversion.persons, conversion.corrections):
         for ref, sequence in refs.items():
             if only is not None and ref not in only:
@@ -2630,6 +2668,21 @@ def _registrars_number(conversion: Any, earlier: Sequence[Any], stored: dict[Any
                 continue
             judged = _renumbered_on(ref, earlier, stored, leaned, read_many)  # (merged away: its survivor)
             held = _numbers_left(judged, earlier, stored, leaned)
+            if not held and (apps := _first_number_held(conversion, ref, judged, person, earlier, stored, search,
+                                                        messages, read_many)) is not None:
+                person["identifier"] = [i for i in person.get("identifier") or ()
+                                        if not (isinstance(i, dict) and is_national_id(i))]
+                conversion.planned.pop(ref, None)
+                conversion._bundle = None
+                _hold_renumber(conversion, ref, sequence)
+                conversion.warn(HL7Error(
+                    "PID-3 gives a resident ID number to a record that holds none, and another record holds that "
+                    "number: not taken -- taken, the patient index would join the two records as one person's. "
+                    f"Only {RENUMBER_FIRST} (MSH-3 {', '.join(apps) or 'unknown'}) gives it unheld; this message's "
+                    f"application (MSH-3 {conversion.application or 'unknown'}) is another: held for the operator. If "
+                    "the number is this patient's, ask that application to register it on the record", segment="PID",
+                    sequence=sequence, field=3, code=DUPLICATE_KEY_IDENTIFIER))
+                continue
             if not (held - stated):
                 continue
             answer = _may_renumber(conversion, judged, earlier, search, messages, read_many, held)
@@ -2647,6 +2700,43 @@ def _registrars_number(conversion: Any, earlier: Sequence[Any], stored: dict[Any
                 f"its number -- only {answer.who} replaces it{_held_words(answer, conversion.application)}. If the "
                 "record's number is wrong, ask that application to correct it, or the operator", segment="PID",
                 sequence=sequence, field=3, code=DUPLICATE_KEY_IDENTIFIER))
+
+
+def _first_number_held(conversion: Any, ref: str, judged: str, person: dict[str, Any], earlier: Sequence[Any],
+                       stored: dict[Any, Any], search: Any, messages: Any, read_many: Any) -> tuple[str, ...] | None:
+    """Is the resident ID number a PID states for record ``ref`` -- held (as the batch leaves it, else stored) and
+    holding no number (``judged``: it, or the survivor it was merged into) -- to be held for the operator, not
+    given? Yes (the registering application(s) by MSH-3, for the W) when another record holds that number
+    (``_other_holder``: the decision's own check) and this message's application did not register the record: not
+    a declared registration application, nor the record's registrar (``_registered``, the batch's as one by one:
+    ``_with_batch``; aliases one: ``same_code``). None: given -- a record not held yet (this message registers it), a
+    placeholder no registration spoke for (anyone's to number, as ``_may_renumber`` says), the registrar's own
+    registration (the index's rule: one number, one person -- the same person's record at another member, or at
+    this hospital twice, is what the index joins), or no other record holding the number.
+
+    Why: ``_may_renumber`` judges the replacement of a number a record holds; a record holding none was "this
+    message's to number" whoever sent it, so the LIS's walk-in A04 under the HIS's record JA (the clerk picked the
+    wrong one of two women of one name and birth date; JA registered without the card) stating the other woman's
+    number was taken AA, the index joined JA to her record and her resident read JA's record and results (rv41j HIGH
+    1) -- the harm regfix41b bars for the operator's decision, live. Held as a renumbering is (``_hold_renumber``,
+    ``GET /admin/held``), so the operator sees it -- and the decision on it is barred (``decision_barred``) while
+    the other record holds the number, as regfix41b has it (forty-first round, regfix41c)."""
+    key = tuple(judged.split("/", 1))
+    if key not in stored and not any(judged in c.by_reference for c in earlier):
+        return None  # (not held yet: this message registers it)
+    if _other_holder(judged, _id_tokens(person), earlier, stored, search, read_many) is None:
+        if ref in conversion.decided_renumbers:  # (the operator's decision, no longer barred: it gives the number)
+            conversion.decision_answered = True
+        return None
+    declared, app = conversion.registrars, conversion.application
+    if declared and app in declared:
+        return None
+    registrar = _with_batch(_registered(judged, search, messages, declared, read_many), judged, earlier, declared)
+    if registrar == _UNREGISTERED or (registrar == _UNSPOKEN and _placeholder_in_batch(judged, earlier, read_many)):
+        return None
+    if registrar not in (None, _UNSPOKEN) and same_code(conversion.institution, app, registrar, conversion.site):
+        return None
+    return (registrar,) if registrar not in (None, _UNSPOKEN) else ()
 
 
 def _registrars_null(conversion: Any, earlier: Sequence[Any], stored: dict[Any, Any], leaned: list[int],

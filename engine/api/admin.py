@@ -207,14 +207,16 @@ def _barred_claims(engine: Engine, doc: Document, claims: list[Any]) -> list[Any
     """A held message's claims as the operator's view shows them: a held renumbering whose decision is barred now
     (``Ingestor.owner_barred``: the record merged into another, or the number the message states held by another
     record) carries ``unavailable`` -- ``merged`` and the other record by its number at the sending institution
-    (``mrn``; its reference when it holds none there), never the other person's name or ID number -- so the page says
+    (``mrn``; another member's record by that member's name, ``member``, regfix41c; else its reference), never the
+    other person's name or ID number -- so the page says
     so, in Chinese, before the operator is asked to confirm (forty-first round, regfix41b; the decision itself is
     refused 409 all the same)."""
     barred = engine.ingestor.owner_barred(doc)
     if not barred:
         return claims
     return [{**c, "unavailable": {"merged": why.merged, "mrn": why.mrn,
-                                  **({} if why.mrn else {"record": why.other})}}
+                                  **({"member": why.member} if why.member else {}),
+                                  **({} if why.mrn or why.member else {"record": why.other})}}
             if isinstance(c, dict) and (why := barred.get(str(c.get("resource")))) is not None
             and c.get("kind") == "id-number" else c for c in claims]
 

@@ -265,8 +265,12 @@
     box.hidden = !(m.status === "processed" && c);
     if (box.hidden) return;
     const u = c.unavailable, other = u.mrn ? "病历号 " + u.mrn : "无本机构病历号的病历 " + (u.record || "");
-    $("#owner-barred-held").hidden = !!u.merged; $("#owner-barred-merged").hidden = !u.merged;
+    // another member's record (regfix41c): named by that member institution, never its MRN
+    const member = !u.merged && !u.mrn && !!u.member;
+    $("#owner-barred-held").hidden = !!u.merged || member; $("#owner-barred-merged").hidden = !u.merged;
+    $("#owner-barred-member").hidden = !member;
     box.querySelectorAll(".other").forEach((s) => text(s, other));
+    box.querySelectorAll(".member").forEach((s) => text(s, u.member || ""));
   }
   // what a held message's holds are about (reg41): an order's change (ord40's claims, no kind) or a record's resident ID
   // number (persons._hold_renumber: kind "id-number") -- the list's 类别 column and the decision's words
