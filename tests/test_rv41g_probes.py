@@ -152,11 +152,6 @@ G7 = (_number("32092319950617001"), "秦^七", "19950617", "M")
 G7b = (_number("32092319950617011"), "秦^七", "19950617", "M")
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "HIGH (regfix41 regression, persons._number_owners' batch loop): a registration stating no number counts as a "
-    "maker of the number even when the record held none yet -- HIS thin A04, LIS walk-in A04 stating his number, "
-    "HIS A08 stating another: one by one held (W 205, the LIS's number), in one batch the HIS is read as the owner "
-    "and the number is REPLACED unwarned (passes with reg41's batch loop)"))
 @pytest.mark.parametrize("backend", ["sqlite", "mongomock"])
 def test_a_registration_before_the_number_is_no_maker_of_it_in_a_batch(tmp_path: Path, backend: str) -> None:
     """The HIS registers 秦七 by MRN alone (no number on the record yet); the LIS's walk-in A04 adds his number
@@ -165,7 +160,8 @@ def test_a_registration_before_the_number_is_no_maker_of_it_in_a_batch(tmp_path:
     -- which stated no number and named no version holding one -- is counted as a maker (regfix41 counts
     registrations stating no number "as the store reads them", but the store's run holds only versions carrying
     the number), the HIS is read as the owner and its A08 replaces the number, AA with no warning, nothing held.
-    Checked: with reg41's batch loop (messages stating no number passed over) batch and one by one agree."""
+    Checked: with reg41's batch loop (messages stating no number passed over) batch and one by one agree; fixed by
+    idfix41b (a message stating no number is of the run only when the record held the number as it left it)."""
     thin = f"PID|1||G7^^^HOSPB^MR||{G7[1]}||{G7[2]}|{G7[3]}\n"
     raws = _raws([
         _adt("HIS", "A04", thin, "G7-A04"),

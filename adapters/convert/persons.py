@@ -1442,7 +1442,11 @@ def _number_owners(conversion: Any, ref: str, numbers: frozenset[str], registran
     change the record, a registration stating no number (the number kept beside) and a result naming the record
     (create-only) among them, not one whose renumbering was held nor one whose null was taken (its version holds no
     number, passed over as a stored one is) -- one by one the RIS's A08 after the HIS's A04 over a LIS placeholder
-    had been answered by the registrants' rule and in one batch held, or the other way round (regfix41).
+    had been answered by the registrants' rule and in one batch held, or the other way round (regfix41). A message
+    stating no number is one of the run only when the record as it left it (``_numbers_left``: the batch's earlier
+    messages, else stored) held the number, as its stored version would: the HIS's A04 by MRN alone BEFORE the LIS's
+    walk-in added the number had been read in a batch as the number's maker, and the HIS's A08 replaced the LIS's
+    number unwarned where one by one it was held (rv41g HIGH 1, idfix41b).
     Empty when the record holds no valid number, or no registering message made a version of the run (a result's
     placeholder numbered by a LIS's ORU and never registered, a FHIR client's record): ``_may_renumber`` then answers
     by the registrants' rule. Read only when a message would replace or take off the number (a PID's number differs
@@ -1451,7 +1455,9 @@ def _number_owners(conversion: Any, ref: str, numbers: frozenset[str], registran
         return set()
     batch: list[tuple[str, bool]] = []  # the batch's makers of the run, newest first
     whole = True  # the run reaches back into the store
-    for c in reversed(earlier):
+    stored: dict[Any, Any] | None = None  # (read once, when a message stating no number is met)
+    for at in range(len(earlier) - 1, -1, -1):
+        c = earlier[at]
         person = c.by_reference.get(ref)
         if person is None:
             continue
@@ -1459,7 +1465,16 @@ def _number_owners(conversion: Any, ref: str, numbers: frozenset[str], registran
         if theirs and not numbers <= theirs:
             whole = False
             break
-        if not (_renumber_held(c.held, ref) or (not theirs and ref not in c.create_only and _nulled(c, ref))):
+        if not theirs:  # (its version holds what the record held as it left it: in the run only if the number)
+            if stored is None:
+                stored = read_many([tuple(ref.split("/", 1))]) if read_many is not None else {}
+            kept = _numbers_left(ref, earlier[:at + 1], stored, [])
+            if kept and not numbers <= kept:
+                whole = False
+                break
+            if not kept:
+                continue
+        if not _renumber_held(c.held, ref):
             batch.append((c.application, bool(c.registers)))
     makers: list[tuple[str, bool]] = []  # in the order received
     marks = _marks(search, read_many)
