@@ -196,18 +196,14 @@ def _records(http: TestClient, *mrns: str) -> list[tuple[bool, list[str]]]:
     return out
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "HIGH (idfix41): an A47 whose PID-3 names a record already in use (two records, each with its own results) "
-    "is taken AA as a link; the A37 parting them is now refused AE 204 as 'one record under a new number, not two "
-    "records', and the advised A47 back retires the other record, still linked -- the wrong link cannot be undone "
-    "from the feed (passes on idfix41's base: the A37 parted them)"))
 def test_an_a37_parts_two_records_in_use_an_a47_joined(both: tuple[Engine, TestClient]) -> None:
     """The HIS registers 岳辰 twice: G8A (with her ID number) and G8B, each with a result of its own. Its A47 names
     G8B in PID-3 and G8A in MRG-1 -- G8B already a record in use (HL7 v2.5.1 3.6.2: an A47 changes an identifier to
     one not in use; to an existing one it is a merge). huren takes it AA and links them (G8A retired, replaced-by
     G8B). The HIS sends the A37 of G8B and G8A to part them: two records, each in use before, each with its own
     result -- taken before idfix41. Now refused ("one record under a new number"), and what the refusal advises (an
-    A47 from G8B back to G8A) retires G8B, a record in use with its own result, linked into G8A."""
+    A47 from G8B back to G8A) retires G8B, a record in use with its own result, linked into G8A. Fixed by idfix41b:
+    an A47 onto a record in use is a merge (``persons._in_use``), and its A37 parts them as before idfix41."""
     _, http = both
     nid = _nid("32092319620505024")
     registered(http, "G8A", "G8a", *P8, f"~{nid}^^^^NNCHN")

@@ -2816,11 +2816,11 @@ def _renumbered(newer: str, older: str, earlier: Sequence[Any], stored: dict[Any
         said = [renumbers for survivor, prior, _, renumbers in earlier[at].merges if (survivor, prior) == (newer, older)]
         if said:
             leaned.append(at)
-            return said[-1]
+            return said[-1] and not _in_use(_as_left_linked(newer, earlier[:at], stored, leaned, merge))
     marks = _marks(search, read_many)
     if marks is None:
         return False
-    newest: tuple[str, str] | None = None
+    newest: dict[str, Any] | None = None
     for n in range(_PAGES):
         page = search("Provenance", [("target", older), ("_sort", "_lastUpdated"), ("_count", str(_PAGE)),
                                      ("_offset", str(n * _PAGE))])
@@ -2829,10 +2829,31 @@ def _renumbered(newer: str, older: str, earlier: Sequence[Any], stored: dict[Any
         if naming:
             stored_by = marks.writers("Provenance", [str(prov.get("id")) for prov in naming])
             fed = [prov for prov in naming if stored_by.get(str(prov.get("id"))) not in NOT_THE_FEED]
-            newest = _activity(fed[-1]) if fed else newest
+            newest = fed[-1] if fed else newest
         if not page.has_next:
             break
-    return newest is not None and newest[1] in RENUMBERING
+    if newest is None or _activity(newest)[1] not in RENUMBERING:
+        return False
+    wrote = [int(v) for v in _versions_named(newest, newer) if v.isascii() and v.isdigit()]
+    if not wrote:
+        return True  # (a Provenance naming no version: the renumbering as its event says, the reading before)
+    rtype, _, rid = newer.partition("/")
+    try:
+        before = next((v.resource for v in marks.versions(rtype, rid) if v.version < min(wrote)), None)
+    except NotFound:
+        before = None
+    return not _in_use(before)
+
+
+def _in_use(record: dict[str, Any] | None) -> bool:
+    """Was ``record`` (the A46/A47's PID-3 record as it stood before that message) a record in use -- stored, not
+    retired (``active`` false) nor merged away (a ``replaced-by`` link)? Then the A46/A47 did not give one record a
+    new identifier (HL7 v2.5.1 3.3.47: to one not in use) but joined two records, each in use with its own results:
+    a merge, which an A37 undoes (``_renumbered``; rv41g HIGH 2, idfix41b). A record it made, or one retired before
+    it (the A47 back from R2N to R2 that undoes a renumbering), is a renumbering."""
+    if record is None or record.get("active") is False:
+        return False
+    return not any(isinstance(link, dict) and link.get("type") == "replaced-by" for link in record.get("link") or ())
 
 
 def _refuse_unlink(text: str, sequence: int, leaned: list[int]) -> None:
