@@ -58,16 +58,13 @@ def test_a_stale_registrar_a08_arriving_late_is_not_the_registrars_word(both: tu
     assert subjects(http, "G1OBS1") == [], "the sister's result filed under the boy"
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "MED (idfix41): _as_registered reads at most 32 registrar messages and answers 'cannot be told' while an element "
-    "is unsaid -- the man the rule is for states no PID-7 in ANY message, so after 33 HIS messages (visits, A08s) "
-    "his own results are refused again as another person (rv40i LOW 2 back); with 3 messages they are his"))
 def test_the_man_without_a_birth_date_keeps_his_results_after_33_registrar_messages(
         both: tuple[Engine, TestClient]) -> None:
     """idlow41's man: the HIS registers him with his male number, M, no PID-7; a FHIR client sets female; the HIS
     sends 33 A08s (each his PID as registered, no PID-7; the client sets female again after each). The LIS's
     result naming him 许卯卯 (M, his number) is his (AA, under his record) -- as it is after 3 A08s (checked).
-    ``_STATEMENTS_READ`` = 32 and PID-7 never stated: past 32 messages "cannot be told", AE 205 at PID-3."""
+    ``_STATEMENTS_READ`` was 32 and PID-7 never stated: past 32 messages "cannot be told", AE 205 at PID-3 (read
+    up to 256 since idfix41b)."""
     _, http = both
     count = 33
     him = registered(http, f"G2M{count}", f"G2A{count}", "许^卯", "", "M", f"~{MAN}^^^^NNCHN")
