@@ -240,15 +240,11 @@ def test_a_his_registration_after_a_lis_walk_in_with_sex_u_is_read_as_the_regist
 MAN4 = _nid("32092319730404017")  # born 1973-04-04, male
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "MED (idfix41 regression): the registrar's word reads only what its messages stated of THIS record -- the number "
-    "an A40 carried to the survivor (the HIS stated it on the record merged away) is stated by none of them, so the "
-    "man's survivor owns no number and his own result is refused AE 205 after a client's wrong F (passes on "
-    "idfix41's base: the A40's version carried the number)"))
 def test_a_number_the_registrars_merge_carried_is_the_survivors_own(both: tuple[Engine, TestClient]) -> None:
     """The HIS registers 许未 twice: GBR1 with his male number, M, no PID-7; GBR2 without it, M, no PID-7; merges
     GBR1 into GBR2 (A40: the number carried to GBR2). A FHIR client sets GBR2 female. His own result naming GBR2
-    with his number (许未未, M) is his: the number is the HIS's word (its A04 of GBR1, carried by its own A40)."""
+    with his number (许未未, M) is his: the number is the HIS's word (its A04 of GBR1, carried by its own A40).
+    Fixed by idfix41b (``persons._carried_as_registered``)."""
     _, http = both
     registered(http, "GBR1", "GBa", "许^未", "", "M", f"~{MAN4}^^^^NNCHN")
     survivor = registered(http, "GBR2", "GBb", "许^未", "", "M")

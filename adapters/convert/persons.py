@@ -2394,9 +2394,10 @@ def _as_registered(ref: str, search: Any, messages: Any, declared: Collection[st
         return None
     rtype, _, rid = ref.partition("/")
     try:
-        versions = [str(v.version) for v in marks.versions(rtype, rid) if v.resource is not None]  # (newest first)
+        kept = [v for v in marks.versions(rtype, rid) if v.resource is not None]  # (newest first)
     except NotFound:
         return None
+    versions = [str(v.version) for v in kept]
     stated = _versions_stated_by(ref, set(versions), str(registrar), search, messages, marks)
     if stated is None:
         return None
@@ -2421,6 +2422,9 @@ def _as_registered(ref: str, search: Any, messages: Any, declared: Collection[st
     else:
         if len(docs) > _STATEMENTS_READ:
             return None
+    if kept and (carried := _carried_as_registered(ref, kept[0].resource, str(registrar), search, messages, marks,
+                                                    site)):
+        numbers = [*(numbers or ()), *carried]
     if numbers is None and not said:
         return None
     return {"resourceType": "Patient", "identifier": numbers or [],
@@ -2434,16 +2438,8 @@ def _as_sent(doc: dict[str, Any], ref: str, site: Any) -> tuple[dict[str, Any], 
     reading of a PID (``common.patient``), and nothing of the store is in it. ({}, none) when the message names the
     record without stating it (a result's or order's PID, written only when absent; an A40's MRG-1 record); None when
     it cannot be read again (a site changed since: "cannot be told")."""
-    from adapters.convert import convert  # (that package imports this module)
-    from adapters.hl7v2.header import read_message
-    from adapters.hl7v2.parser import parse
-    from engine.messages import raw_of
-
-    try:
-        head, text = read_message(raw_of(doc), str(doc.get("peer") or ""), site)
-        conversion = convert(parse(text, head.read_in), site, institution=str(doc.get("facility") or "")
-                             or head.facility_code)
-    except (HL7Error, FhirError, ValueError):
+    conversion = _sent_again(doc, site)
+    if conversion is None:
         return None
     person = conversion.by_reference.get(ref)
     if person is None or ref in conversion.create_only:
@@ -2453,6 +2449,67 @@ def _as_sent(doc: dict[str, Any], ref: str, site: Any) -> tuple[dict[str, Any], 
     # A37 deletes the marks a merge carried -- ``his.unlink`` -- and says nothing of the number)
     return person, frozenset(d.element for d in (said.deletes if said is not None else ())
                              if d.element != "identifier" or d.where == NATIONAL_ENTRIES)
+
+
+def _sent_again(doc: dict[str, Any], site: Any) -> Any:
+    """The filed message ``doc`` converted again from its raw bytes as the pipeline read them (``_as_sent``'s
+    reading); None when it cannot be (a site changed since: "cannot be told")."""
+    from adapters.convert import convert  # (that package imports this module)
+    from adapters.hl7v2.header import read_message
+    from adapters.hl7v2.parser import parse
+    from engine.messages import raw_of
+
+    try:
+        head, text = read_message(raw_of(doc), str(doc.get("peer") or ""), site)
+        return convert(parse(text, head.read_in), site, institution=str(doc.get("facility") or "")
+                       or head.facility_code)
+    except (HL7Error, FhirError, ValueError):
+        return None
+
+
+def _carried_as_registered(ref: str, record: dict[str, Any], registrar: str, search: Any, messages: Any,
+                           marks: Any, site: Any) -> list[dict[str, Any]]:
+    """The resident ID numbers the stored ``record`` (``ref``) holds that a merge of the registrar's own carried onto
+    it (``_carried_from``'s mark naming the record merged away) from a record on which the registrar's messages last
+    stated them: its word as much as a number it stated on ``ref`` -- the HIS registered the man's number on GBR1 and
+    merged GBR1 into GBR2 (A40), and the number on GBR2 read as no one's word, his own results refused after a
+    client's wrong sex (rv41g MED 2, idfix41b). Read from the messages (``_as_sent``) of the record merged away, newest
+    first, up to ``_STATEMENTS_READ``; the merge must be one of them (its MRG-1 that record, its PID ``ref``)."""
+    priors: dict[str, list[dict[str, Any]]] = {}
+    for ident in record.get("identifier") or ():
+        for ext in ident.get("extension") or () if isinstance(ident, dict) and is_national_id(ident) else ():
+            if isinstance(ext, dict) and ext.get("url") == CARRIED_FROM_EXT:
+                prior = str((ext.get("valueReference") or {}).get("reference") or "")
+                priors.setdefault(prior, []).append(ident)
+    out: list[dict[str, Any]] = []
+    for prior, carried in priors.items():
+        rtype, _, rid = prior.partition("/")
+        try:
+            versions = [str(v.version) for v in marks.versions(rtype, rid) if v.resource is not None]
+        except NotFound:
+            continue
+        stated = _versions_stated_by(prior, set(versions), registrar, search, messages, marks)
+        docs = list({str(doc.get("_id")): doc for version in versions for doc in (stated or {}).get(version, ())}
+                    .values())
+        merged, numbers = False, None
+        for doc in docs[:_STATEMENTS_READ]:
+            conversion = _sent_again(doc, site)
+            if conversion is None:
+                return []
+            merged = merged or any((survivor, was) == (ref, prior) for survivor, was, _, _ in conversion.merges)
+            person = conversion.by_reference.get(prior)
+            if numbers is None and person is not None and prior not in conversion.create_only:
+                said = conversion.said.get(prior)
+                national = {str(i.get("value")) for i in person.get("identifier") or ()
+                            if isinstance(i, dict) and is_national_id(i)}
+                if national or any(d.element == "identifier" and d.where == NATIONAL_ENTRIES
+                                   for d in (said.deletes if said is not None else ())):
+                    numbers = national
+            if merged and numbers is not None:
+                break
+        if merged and numbers:
+            out += [i for i in carried if str(i.get("value")) in numbers]
+    return out
 
 
 def _joined(conversion: Any, earlier: Sequence[Any], stored: dict[Any, Any], leaned: list[int]) -> None:
