@@ -34,18 +34,14 @@ def _at(text: str, when: str) -> str:
     return text.replace("20261201091500", when)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "HIGH (pre-existing in the store, copied by idfix41's _as_registered): the registrar's word is its newest message "
-    "RECEIVED, not the newest its own MSH-7 shows -- the HIS's stale A08 (10:15, sex F) arriving after its A08 of "
-    "11:15 taking the sex back (PID-8 \"\") is read as its word, the mother's number owned by the boy, and his twin "
-    "sister's result under his MRN is filed under him (AA)"))
 def test_a_stale_registrar_a08_arriving_late_is_not_the_registrars_word(both: tuple[Engine, TestClient]) -> None:
     """The HIS registers the boy F under the mother's number (its error), no PID-7; its A08 sent 11:15 takes the sex
     back (PID-8 ``""``); its A08 sent 10:15 (still F) arrives after it (a queue replayed). The ward records him male.
     By the HIS's own clock its last word on the sex is none, so his number is not his own and his twin sister's
     result under his MRN (柳寅之女, F, the number) must be refused as in idfix41's explicit-null test. The store takes
     the stale F over the newer null (Patient demographics go by arrival) and ``_as_registered`` reads the newest
-    RECEIVED of the HIS's messages: the sister's result is filed under the boy."""
+    RECEIVED of the HIS's messages: the sister's result is filed under the boy. Fixed by idfix41b for the registrar's
+    word (``persons._newest_sent``); the store's own merge of the stale A08 (sex F again) is unchanged."""
     _, http = both
     boy = registered(http, "G1B1", "G1A", "柳^寅之子", "", "F", f"~{MOTHER}^^^^NNCHN")
     pid3 = f"G1B1^^^FNXRMYY^MR~{MOTHER}^^^^NNCHN"

@@ -2403,7 +2403,8 @@ def _as_registered(ref: str, search: Any, messages: Any, declared: Collection[st
         return None
     said: dict[str, Any] = {}
     numbers: list[dict[str, Any]] | None = None
-    docs = list({str(doc.get("_id")): doc for version in versions for doc in stated.get(version, ())}.values())
+    docs = _newest_sent(list({str(doc.get("_id")): doc for version in versions
+                              for doc in stated.get(version, ())}.values()), site)
     for doc in docs[:_STATEMENTS_READ]:
         sent = _as_sent(doc, ref, site)
         if sent is None:
@@ -2449,6 +2450,25 @@ def _as_sent(doc: dict[str, Any], ref: str, site: Any) -> tuple[dict[str, Any], 
     # A37 deletes the marks a merge carried -- ``his.unlink`` -- and says nothing of the number)
     return person, frozenset(d.element for d in (said.deletes if said is not None else ())
                              if d.element != "identifier" or d.where == NATIONAL_ENTRIES)
+
+
+def _newest_sent(docs: list[dict[str, Any]], site: Any) -> list[dict[str, Any]]:
+    """The registrar's messages ``docs`` (newest received first) newest SENT first: by the sender's own MSH-7
+    (``engine.ingest._doc_stamp``, the reading the write's order uses), an equal time by arrival -- when every one
+    has a usable MSH-7 to the second or finer and one sender (MSH-3 of MSH-4) sent them all: then the times compare
+    (``engine.message_time``). Otherwise as received, the only order that can be told. The HIS's A08 sent 10:15
+    arriving after its A08 of 11:15 (a queue replayed) had been read as its newest word: the sex the 11:15 message
+    took back read as stated, the mother's number as the boy's own, his twin sister's result filed under him
+    (rv41g HIGH 3, idfix41b). The stored record's own fields still go by arrival (``merge.yaml``): not changed here."""
+    from engine.ingest import _doc_stamp  # (the ingest imports this module)
+
+    if len(docs) < 2:
+        return docs
+    stamps = [_doc_stamp(doc, site) for doc in docs]
+    if any(st.sent is None or st.until is not None or st.sender != stamps[0].sender for st in stamps):
+        return docs
+    newest = sorted(range(len(docs)), reverse=True, key=lambda at: (stamps[at].sent, -at))  # (equal: newest received)
+    return [docs[at] for at in newest]
 
 
 def _sent_again(doc: dict[str, Any], site: Any) -> Any:
