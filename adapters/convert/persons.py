@@ -34,6 +34,7 @@ in CX-4 sees on day one that its numbers were kept apart, and how to declare the
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from copy import deepcopy
 from dataclasses import replace
@@ -2473,7 +2474,8 @@ def _newest_sent(docs: list[dict[str, Any]], site: Any) -> list[dict[str, Any]]:
 
 def _sent_again(doc: dict[str, Any], site: Any) -> Any:
     """The filed message ``doc`` converted again from its raw bytes as the pipeline read them (``_as_sent``'s
-    reading); None when it cannot be (a site changed since: "cannot be told")."""
+    reading); None when it cannot be (a site changed since, or the conversion failing otherwise -- logged: "cannot be
+    told", never an error out of another message's person guard: rv41g LOW)."""
     from adapters.convert import convert  # (that package imports this module)
     from adapters.hl7v2.header import read_message
     from adapters.hl7v2.parser import parse
@@ -2484,6 +2486,9 @@ def _sent_again(doc: dict[str, Any], site: Any) -> Any:
         return convert(parse(text, head.read_in), site, institution=str(doc.get("facility") or "")
                        or head.facility_code)
     except (HL7Error, FhirError, ValueError):
+        return None
+    except Exception:  # (any other failure of a conversion, as the pipeline's: never out through another's guard)
+        logging.getLogger("huren.persons").exception("message %s could not be converted again", doc.get("_id"))
         return None
 
 
