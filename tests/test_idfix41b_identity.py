@@ -19,7 +19,7 @@ from tests.test_idlow41_identity import _a47, _set
 from tests.test_recognition_batch import _warnings
 from tests.test_regfix41_number_owner import _raws
 from tests.test_rv41g_probes import _records
-from tests.test_rvidentity32_probes import _nid, adt, oru, subjects
+from tests.test_rvidentity32_probes import _nid, adt, merge, oru, subjects
 
 both = engine_and_client("idfix41b")
 MAN = _nid("32092319740505019")  # born 1974-05-05, male
@@ -76,3 +76,23 @@ def test_an_a47_onto_a_record_in_use_is_parted_by_its_a37_in_a_batch_as_one_by_o
     assert [said[0].split("|")[1] for said in answers["single"]] == ["AA"] * 8 + ["AE"], answers["single"]
     assert records["single"] == [(True, []), (True, [])], records
     assert any("one record under a new number" in line for line in answers["single"][-1]), answers["single"][-1]
+
+
+MAN5 = _nid("32092319750606013")  # born 1975-06-06, male
+
+
+def test_a_number_the_registrars_merge_carried_is_its_word_only_where_it_stated_it(
+        both: tuple[Engine, TestClient]) -> None:
+    """Guard of ``persons._carried_as_registered``: the number a merge of the registrar's carried counts as its word
+    only where its own messages stated it on the record merged away. The LIS's walk-in registers HB5L with the man's
+    number (M, no PID-7); the HIS registers HB5H without it and merges HB5L into HB5H (A40: the number carried); a
+    FHIR client sets HB5H female. The HIS never stated the number: the result naming HB5H with it (许酉酉, M) is
+    refused as before, AE at PID-3 (taken when any number the HIS's merge carried counted: checked by mutation)."""
+    _, http = both
+    ack = post(http, adt("HB5a", f"HB5L^^^FNXRMYY^MR~{MAN5}^^^^NNCHN", "许^酉", "", "M", app="LIS"))
+    assert ack_code_of(ack) == "AA", err_lines(ack)
+    survivor = registered(http, "HB5H", "HB5b", "许^酉", "", "M")
+    assert ack_code_of(post(http, merge("HB5c", "HB5H^^^FNXRMYY^MR", "许^酉", "", "M", "HB5L^^^FNXRMYY^MR"))) == "AA"
+    _set(http, survivor["id"], gender="female")
+    ack = post(http, oru("HB5d", f"HB5H^^^FNXRMYY^MR~{MAN5}^^^^NNCHN", "许^酉酉", "", "M", "HB5OBS"))
+    assert ack_code_of(ack) == "AE" and subjects(http, "HB5OBS") == [], ack
