@@ -8,18 +8,19 @@ from __future__ import annotations
 
 import time
 
+import pytest
 from fastapi.testclient import TestClient
 
 from adapters.hl7v2.ack import ack_code_of
 from engine.engine import Engine
 from tests.hl7_calls import err_lines, post
-from tests.identity39_calls import engine_and_client, registered, unlink
+from tests.identity39_calls import engine_and_client, registered, tokens, unlink
 from tests.module_store import module_eng  # noqa: F401 -- one engine a module on each backend
 from tests.test_idlow41_identity import _a47, _set
 from tests.test_recognition_batch import _warnings
 from tests.test_regfix41_number_owner import _raws
 from tests.test_rv41g_probes import _records
-from tests.test_rvidentity32_probes import _nid, adt, merge, oru, subjects
+from tests.test_rvidentity32_probes import MRN, _nid, adt, merge, oru, subjects
 
 both = engine_and_client("idfix41b")
 MAN = _nid("32092319740505019")  # born 1974-05-05, male
@@ -96,3 +97,25 @@ def test_a_number_the_registrars_merge_carried_is_its_word_only_where_it_stated_
     _set(http, survivor["id"], gender="female")
     ack = post(http, oru("HB5d", f"HB5H^^^FNXRMYY^MR~{MAN5}^^^^NNCHN", "许^酉酉", "", "M", "HB5OBS"))
     assert ack_code_of(ack) == "AE" and subjects(http, "HB5OBS") == [], ack
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "MED (pre-existing, found by idfix41b): an A47 onto a record in use moves the ID number as a renumbering does "
+    "(no carried-from mark: his.merge/persons._carried read the event, not whether the PID-3 record was in use) -- "
+    "the A37 parting the two (taken since idfix41b) leaves the number on the record it was carried to, the record "
+    "the HIS registered it on without it"))
+def test_the_a37_of_an_a47_onto_a_record_in_use_gives_the_number_back(both: tuple[Engine, TestClient]) -> None:
+    """The HIS registers 葛辰 as HB6A with her number and as HB6B; its A47 names HB6B (in use) in PID-3 and HB6A in
+    MRG-1 (the number goes to HB6B); its A37 of HB6B and HB6A parts them (AA, both in use). Undoing the merge gives
+    back what it carried, as an A40's A37 does (id40): her number on HB6A again, not on HB6B."""
+    _, http = both
+    nid = _nid("32092319620707060")
+    registered(http, "HB6A", "HB6a", *P, f"~{nid}^^^^NNCHN")
+    registered(http, "HB6B", "HB6b", *P)
+    assert ack_code_of(post(http, _a47("HB6c", "HB6B", P, "HB6A"))) == "AA"
+    ack = post(http, unlink("HB6d", ("HB6B", *P), ("HB6A", *P)))
+    assert ack_code_of(ack) == "AA", err_lines(ack)
+    held = {mrn: sorted(tokens(rec)) for mrn in ("HB6A", "HB6B")
+            for rec in [e["resource"] for e in http.get("/fhir/Patient", params={"identifier": f"{MRN}|{mrn}"})
+                        .json().get("entry", [])]}
+    assert any(nid[:17] in t for t in held["HB6A"]) and not any(nid[:17] in t for t in held["HB6B"]), held
