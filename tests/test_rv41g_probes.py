@@ -34,18 +34,14 @@ def _at(text: str, when: str) -> str:
     return text.replace("20261201091500", when)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "HIGH (pre-existing in the store, copied by idfix41's _as_registered): the registrar's word is its newest message "
-    "RECEIVED, not the newest its own MSH-7 shows -- the HIS's stale A08 (10:15, sex F) arriving after its A08 of "
-    "11:15 taking the sex back (PID-8 \"\") is read as its word, the mother's number owned by the boy, and his twin "
-    "sister's result under his MRN is filed under him (AA)"))
 def test_a_stale_registrar_a08_arriving_late_is_not_the_registrars_word(both: tuple[Engine, TestClient]) -> None:
     """The HIS registers the boy F under the mother's number (its error), no PID-7; its A08 sent 11:15 takes the sex
     back (PID-8 ``""``); its A08 sent 10:15 (still F) arrives after it (a queue replayed). The ward records him male.
     By the HIS's own clock its last word on the sex is none, so his number is not his own and his twin sister's
     result under his MRN (柳寅之女, F, the number) must be refused as in idfix41's explicit-null test. The store takes
     the stale F over the newer null (Patient demographics go by arrival) and ``_as_registered`` reads the newest
-    RECEIVED of the HIS's messages: the sister's result is filed under the boy."""
+    RECEIVED of the HIS's messages: the sister's result is filed under the boy. Fixed by idfix41b for the registrar's
+    word (``persons._newest_sent``); the store's own merge of the stale A08 (sex F again) is unchanged."""
     _, http = both
     boy = registered(http, "G1B1", "G1A", "柳^寅之子", "", "F", f"~{MOTHER}^^^^NNCHN")
     pid3 = f"G1B1^^^FNXRMYY^MR~{MOTHER}^^^^NNCHN"
@@ -58,16 +54,13 @@ def test_a_stale_registrar_a08_arriving_late_is_not_the_registrars_word(both: tu
     assert subjects(http, "G1OBS1") == [], "the sister's result filed under the boy"
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "MED (idfix41): _as_registered reads at most 32 registrar messages and answers 'cannot be told' while an element "
-    "is unsaid -- the man the rule is for states no PID-7 in ANY message, so after 33 HIS messages (visits, A08s) "
-    "his own results are refused again as another person (rv40i LOW 2 back); with 3 messages they are his"))
 def test_the_man_without_a_birth_date_keeps_his_results_after_33_registrar_messages(
         both: tuple[Engine, TestClient]) -> None:
     """idlow41's man: the HIS registers him with his male number, M, no PID-7; a FHIR client sets female; the HIS
     sends 33 A08s (each his PID as registered, no PID-7; the client sets female again after each). The LIS's
     result naming him 许卯卯 (M, his number) is his (AA, under his record) -- as it is after 3 A08s (checked).
-    ``_STATEMENTS_READ`` = 32 and PID-7 never stated: past 32 messages "cannot be told", AE 205 at PID-3."""
+    ``_STATEMENTS_READ`` was 32 and PID-7 never stated: past 32 messages "cannot be told", AE 205 at PID-3 (read
+    up to 256 since idfix41b)."""
     _, http = both
     count = 33
     him = registered(http, f"G2M{count}", f"G2A{count}", "许^卯", "", "M", f"~{MAN}^^^^NNCHN")
@@ -152,11 +145,6 @@ G7 = (_number("32092319950617001"), "秦^七", "19950617", "M")
 G7b = (_number("32092319950617011"), "秦^七", "19950617", "M")
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "HIGH (regfix41 regression, persons._number_owners' batch loop): a registration stating no number counts as a "
-    "maker of the number even when the record held none yet -- HIS thin A04, LIS walk-in A04 stating his number, "
-    "HIS A08 stating another: one by one held (W 205, the LIS's number), in one batch the HIS is read as the owner "
-    "and the number is REPLACED unwarned (passes with reg41's batch loop)"))
 @pytest.mark.parametrize("backend", ["sqlite", "mongomock"])
 def test_a_registration_before_the_number_is_no_maker_of_it_in_a_batch(tmp_path: Path, backend: str) -> None:
     """The HIS registers 秦七 by MRN alone (no number on the record yet); the LIS's walk-in A04 adds his number
@@ -165,7 +153,8 @@ def test_a_registration_before_the_number_is_no_maker_of_it_in_a_batch(tmp_path:
     -- which stated no number and named no version holding one -- is counted as a maker (regfix41 counts
     registrations stating no number "as the store reads them", but the store's run holds only versions carrying
     the number), the HIS is read as the owner and its A08 replaces the number, AA with no warning, nothing held.
-    Checked: with reg41's batch loop (messages stating no number passed over) batch and one by one agree."""
+    Checked: with reg41's batch loop (messages stating no number passed over) batch and one by one agree; fixed by
+    idfix41b (a message stating no number is of the run only when the record held the number as it left it)."""
     thin = f"PID|1||G7^^^HOSPB^MR||{G7[1]}||{G7[2]}|{G7[3]}\n"
     raws = _raws([
         _adt("HIS", "A04", thin, "G7-A04"),
@@ -200,18 +189,14 @@ def _records(http: TestClient, *mrns: str) -> list[tuple[bool, list[str]]]:
     return out
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "HIGH (idfix41): an A47 whose PID-3 names a record already in use (two records, each with its own results) "
-    "is taken AA as a link; the A37 parting them is now refused AE 204 as 'one record under a new number, not two "
-    "records', and the advised A47 back retires the other record, still linked -- the wrong link cannot be undone "
-    "from the feed (passes on idfix41's base: the A37 parted them)"))
 def test_an_a37_parts_two_records_in_use_an_a47_joined(both: tuple[Engine, TestClient]) -> None:
     """The HIS registers 岳辰 twice: G8A (with her ID number) and G8B, each with a result of its own. Its A47 names
     G8B in PID-3 and G8A in MRG-1 -- G8B already a record in use (HL7 v2.5.1 3.6.2: an A47 changes an identifier to
     one not in use; to an existing one it is a merge). huren takes it AA and links them (G8A retired, replaced-by
     G8B). The HIS sends the A37 of G8B and G8A to part them: two records, each in use before, each with its own
     result -- taken before idfix41. Now refused ("one record under a new number"), and what the refusal advises (an
-    A47 from G8B back to G8A) retires G8B, a record in use with its own result, linked into G8A."""
+    A47 from G8B back to G8A) retires G8B, a record in use with its own result, linked into G8A. Fixed by idfix41b:
+    an A47 onto a record in use is a merge (``persons._in_use``), and its A37 parts them as before idfix41."""
     _, http = both
     nid = _nid("32092319620505024")
     registered(http, "G8A", "G8a", *P8, f"~{nid}^^^^NNCHN")
@@ -251,15 +236,11 @@ def test_a_his_registration_after_a_lis_walk_in_with_sex_u_is_read_as_the_regist
 MAN4 = _nid("32092319730404017")  # born 1973-04-04, male
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "MED (idfix41 regression): the registrar's word reads only what its messages stated of THIS record -- the number "
-    "an A40 carried to the survivor (the HIS stated it on the record merged away) is stated by none of them, so the "
-    "man's survivor owns no number and his own result is refused AE 205 after a client's wrong F (passes on "
-    "idfix41's base: the A40's version carried the number)"))
 def test_a_number_the_registrars_merge_carried_is_the_survivors_own(both: tuple[Engine, TestClient]) -> None:
     """The HIS registers 许未 twice: GBR1 with his male number, M, no PID-7; GBR2 without it, M, no PID-7; merges
     GBR1 into GBR2 (A40: the number carried to GBR2). A FHIR client sets GBR2 female. His own result naming GBR2
-    with his number (许未未, M) is his: the number is the HIS's word (its A04 of GBR1, carried by its own A40)."""
+    with his number (许未未, M) is his: the number is the HIS's word (its A04 of GBR1, carried by its own A40).
+    Fixed by idfix41b (``persons._carried_as_registered``)."""
     _, http = both
     registered(http, "GBR1", "GBa", "许^未", "", "M", f"~{MAN4}^^^^NNCHN")
     survivor = registered(http, "GBR2", "GBb", "许^未", "", "M")
