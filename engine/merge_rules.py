@@ -3908,12 +3908,14 @@ def _made_by(dates: Dates, by_version: Mapping[str, list[Resource]], ref: str, v
     if not old:
         return made
     known = [s for s in made if s.unchanged_kept]
+    if known:  # (a message keeping the list made it: an old one naming it restated it -- one maker, review rv41l MED 1)
+        return known
     if written is None:
-        return [*known, old[0]]
+        return old[:1]
     at = written()
     could = [s for s in old if not written_before_receipt(s.received, at)]
-    if known or could:
-        return [*known, *could[:1]]
+    if could:
+        return could[:1]
     return [] if by_client is not None and by_client() else old[:1]
 
 

@@ -70,12 +70,6 @@ def test_an_old_batchs_resend_replayed_after_the_upgrade_does_not_become_a_secon
             final.get("resultsInterpreter"), ack, community.ingestor.messages.get(resend).get("unchanged"))
 
 
-@pytest.mark.xfail(strict=True, reason="MED (rv41l): an old BHS batch's P and its unchanged re-send, the P itself replayed "
-                   "after the upgrade: the replay keeps the P the known maker (it keeps the list now), and "
-                   "merge_rules._made_by (`if known or could: return [*known, *could[:1]]`) adds the old re-send as a "
-                   "second maker of the same version -- settle's 'older' from the 10:00 re-send dates the 08:00 "
-                   "version 10:00, _before_later finds no earlier version and the late 09:00 F is filed with no "
-                   "interpreter at all (王五 lost)")
 def test_an_old_batchs_p_replayed_after_the_upgrade_keeps_it_the_maker(
         community: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
     """The same old batch, the operator replays the P itself (not the re-send) after the upgrade: the P keeps its
