@@ -183,3 +183,82 @@ def test_a_group_appender_killed_mid_stream_beside_a_lone_one_loses_no_answered_
     pats = [r["pat"][0] for _h, r in rows.values()]
     assert len(pats) == len(set(pats))
     assert _verified_offline(settings.data_dir, tmp_path / "export.jsonl")["records"] == len(rows)
+
+
+# --- the read's headers against the release before, and callers in turn on one worker ---------------------
+
+_READER = r"""
+import sys, json
+sys.path.insert(0, sys.argv[2])
+import engine
+assert engine.__file__.startswith(sys.argv[2]), engine.__file__
+from pathlib import Path
+from fastapi.testclient import TestClient
+from engine.api.app import create_app
+from engine.engine import Engine
+from engine.settings import Settings
+
+asks = json.loads(sys.argv[3])
+out = []
+with Engine(Settings(data_dir=Path(sys.argv[1]), http_port=0, mllp_port=0)) as e:
+    with TestClient(create_app(e)) as http:
+        for method, path, headers in asks:
+            r = http.request(method, path, headers=headers)
+            out.append([r.status_code, [[k.decode("latin-1").lower(), v.decode("latin-1")] for k, v in r.headers.raw],
+                        r.content.decode("utf-8", "replace")])
+print(json.dumps(out))
+"""
+
+_VARIES = {"x-request-id", "date"}
+
+
+def _obs(oid: str, value: str, code: str | None = None) -> dict[str, Any]:
+    obs: dict[str, Any] = {"resourceType": "Observation", "id": oid, "status": "final",
+                           "code": {"coding": [{"system": "http://loinc.org", "code": "718-7", "display": "血红蛋白"}]},
+                           "subject": {"reference": "Patient/zhang"}, "effectiveDateTime": "2026-12-05",
+                           "performer": [{"reference": "Organization/org1"}], "valueString": value}
+    if code:
+        obs["meta"] = {"security": [{"system": "http://terminology.hl7.org/CodeSystem/v3-Confidentiality",
+                                     "code": code}]}
+    return obs
+
+
+def test_the_reads_headers_and_bytes_are_the_release_befores_on_200_304_410_head_and_every_accept(
+        settings: Settings, old_release: Path) -> None:
+    """The same store read by the release before perfa41 and by this tree, over the real app: a plain GET
+    (the fast read), with ``_format`` and ``_elements`` (the router), under every kind of Accept, HEAD,
+    a conditional GET answered 304 and one answered 200, a deleted record (410), an unknown one (404): status,
+    every header in order and the body are the same (but for per-request ids)."""
+    with Engine(settings) as engine:
+        token = engine.auth.issue_system_token("his", "system/*.cruds")
+        engine.repository.update({"resourceType": "Organization", "id": "org1", "name": "阜宁县人民医院"})
+        engine.repository.update({"resourceType": "Patient", "id": "zhang", "name": [{"text": "张三"}]})
+        engine.repository.update(_obs("h1", "一"))
+        engine.repository.update(_obs("h1", "二"))
+        engine.repository.update(_obs("gone", "三"))
+        engine.repository.delete("Observation", "gone")
+    auth = {"Authorization": f"Bearer {token}"}
+    asks: list[list[Any]] = []
+    for accept in (None, "application/fhir+json", "application/json", "*/*", "application/*",
+                   "application/fhir+json; charset=utf-8", "text/html, application/fhir+json;q=0.5",
+                   "application/xml", "application/fhir+xml"):
+        headers = {**auth, **({"Accept": accept} if accept else {})}
+        asks += [["GET", "/fhir/Observation/h1", headers], ["GET", "/fhir/Observation/h1?_format=json", headers],
+                 ["GET", "/fhir/Observation/h1?_elements=status", headers], ["HEAD", "/fhir/Observation/h1", headers],
+                 ["GET", "/fhir/Observation/gone", headers], ["GET", "/fhir/Observation/none", headers]]
+    asks += [["GET", "/fhir/Observation/h1", {**auth, "If-None-Match": 'W/"2"'}],
+             ["GET", "/fhir/Observation/h1", {**auth, "If-None-Match": 'W/"1"'}],
+             ["GET", "/fhir/Observation/h1", {**auth, "If-Modified-Since": "Mon, 01 Jan 2024 00:00:00 GMT"}],
+             ["GET", "/fhir/Observation/h1", {**auth, "Accept-Charset": "utf-8"}],
+             ["GET", "/fhir/Observation/h1", {**auth, "Origin": "https://example.org"}],
+             ["GET", "/fhir/Observation/h1", {}]]
+    answers = {}
+    for tree in (old_release, REPO_ROOT):
+        done = subprocess.run([sys.executable, "-c", _READER, str(settings.data_dir), str(tree), orjson.dumps(asks)],
+                              cwd=str(tree), capture_output=True, timeout=300)
+        assert done.returncode == 0, done.stderr.decode()[-3000:]
+        answers[tree] = [(s, [(k, v) for k, v in h if k not in _VARIES], b) for s, h, b in orjson.loads(done.stdout)]
+    for ask, before, now in zip(asks, answers[old_release], answers[REPO_ROOT], strict=True):
+        assert now == before, (ask[:2], ask[2].get("Accept"), before, now)
+    statuses = {s for s, _h, _b in answers[REPO_ROOT]}
+    assert {200, 304, 406, 410, 404, 401} <= statuses, statuses
