@@ -13,7 +13,6 @@ from __future__ import annotations
 import signal
 import subprocess
 import sys
-import textwrap
 import time
 from pathlib import Path
 from typing import Any
@@ -262,3 +261,44 @@ def test_the_reads_headers_and_bytes_are_the_release_befores_on_200_304_410_head
         assert now == before, (ask[:2], ask[2].get("Accept"), before, now)
     statuses = {s for s, _h, _b in answers[REPO_ROOT]}
     assert {200, 304, 406, 410, 404, 401} <= statuses, statuses
+
+
+def test_callers_in_turn_on_one_worker_never_see_what_the_one_before_was_shown(settings: Settings) -> None:
+    """One app, one worker: the unbound hospital system (withholds nothing: the shared ``_NONE``), resident
+    Zhang (withholds V), resident Li, Zhang's family member (withholds R and V), Zhang again, in turn and
+    interleaved, each on the fast read and on the router's read. No caller's scope leaks into the next:
+    each sees exactly what it alone would."""
+    with Engine(settings) as engine, TestClient(create_app(engine)) as http:
+        system = {"Authorization": f"Bearer {engine.auth.issue_system_token('his', 'system/*.cruds')}"}
+        for body in ({"resourceType": "Organization", "id": "org1", "name": "阜宁县人民医院"},
+                     {"resourceType": "Patient", "id": "zhang", "name": [{"text": "张三"}]},
+                     {"resourceType": "Patient", "id": "li", "name": [{"text": "李四"}]},
+                     _obs("z-open", "1"), _obs("z-r", "2", "R"), _obs("z-v", "3", "V"),
+                     {**_obs("l-open", "4"), "subject": {"reference": "Patient/li"}},
+                     {"resourceType": "RelatedPerson", "id": "sun", "patient": {"reference": "Patient/zhang"},
+                      "identifier": [{"system": "urn:huren:family", "value": "person-sun"}], "active": True},
+                     {"resourceType": "Consent", "id": "grant", "status": "active",
+                      "scope": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/consentscope",
+                                            "code": "patient-privacy"}]},
+                      "category": [{"coding": [{"system": "http://loinc.org", "code": "59284-0"}]}],
+                      "patient": {"reference": "Patient/zhang"},
+                      "provision": {"type": "permit", "actor": [{"role": {"text": "proxy"},
+                                                                 "reference": {"reference": "RelatedPerson/sun"}}]}}):
+            r = http.put(f"/fhir/{body['resourceType']}/{body['id']}", json=body, headers=system)
+            assert r.status_code in (200, 201), r.text
+
+        def bearer(**kw: Any) -> dict[str, str]:
+            token, _ = engine.auth.issue_token(subject=f"patient-{kw.get('patient')}", kind="patient",
+                                               client_id="patient-app", scopes=["patient/*.rs"], **kw)
+            return {"Authorization": f"Bearer {token}"}
+
+        zhang, li = bearer(patient="zhang"), bearer(patient="li")
+        son = bearer(patient="zhang", person="person-sun", extra={"acting": "sun", "consent": "grant"})
+        sees = {"system": (system, {"z-open", "z-r", "z-v", "l-open"}), "zhang": (zhang, {"z-open", "z-r"}),
+                "li": (li, {"l-open"}), "son": (son, {"z-open"})}
+        for who in ("system", "zhang", "li", "system", "son", "zhang", "li", "son", "system", "zhang"):
+            headers, expected = sees[who]
+            for suffix in ("", "?_format=json"):
+                shown = {oid for oid in ("z-open", "z-r", "z-v", "l-open")
+                         if http.get(f"/fhir/Observation/{oid}{suffix}", headers=headers).status_code == 200}
+                assert shown == expected, (who, suffix, shown)
