@@ -302,3 +302,59 @@ def test_callers_in_turn_on_one_worker_never_see_what_the_one_before_was_shown(s
                 shown = {oid for oid in ("z-open", "z-r", "z-v", "l-open")
                          if http.get(f"/fhir/Observation/{oid}{suffix}", headers=headers).status_code == 200}
                 assert shown == expected, (who, suffix, shown)
+
+
+def test_lone_records_groups_and_a_bad_record_on_both_backends_are_numbered_hooked_and_verify(
+        backend_settings: Settings) -> None:
+    """perfa41's own probes of the one path ran on SQLite only. On each backend (MongoDB: every append goes
+    through the database): lone records at once and waiting, groups with a record that cannot be written
+    (a set is not JSON) in their middle, a checkpoint every 5 so one falls due at lone records and inside
+    groups. Each written record is numbered without a gap, given once to the after-append hook, the bad one
+    alone refused; a reopened log continues the numbering and verifies."""
+    from engine.audit.record import seal
+    from engine.audit.verify import verify_online
+
+    s = backend_settings.with_(audit_checkpoint_every=5, audit_checkpoint_seconds=3600, audit_seal_seconds=3600)
+    s.data_dir.mkdir(parents=True, exist_ok=True)
+
+    def sealed(i: int) -> Any:
+        doc = {"f": 2, "act": "read", "at": "2026-01-01T00:00:00.000Z", "by": ["system", "c", None, "c", None,
+               None, None, None], "node": "test", "out": "0", "pat": [f"c{i}"], "res": [f"Observation/c{i}"],
+               "salt": f"{i:032x}"}
+        return seal(doc, (f"p:c{i}",), "2026-01-01T00:00:00.000Z")
+
+    full = {"type": {"code": "rest"}, "recorded": "2026-01-01T00:00:00Z", "agent": [], "source": {}}
+    store = open_audit_store(s)  # (one store for both opens: a mongomock:// client is a database of its own)
+    first = log = AuditLog(store, s, AuditKeys.load(s, create=True))
+    hooked: list[int] = []
+    log.after_append.append(lambda appended: hooked.append(appended.seq))
+    written: list[int] = []
+    refused = 0
+    try:
+        for i in range(24):
+            if i % 3 == 0:
+                got = log.try_record_many([sealed(i)], keep=i % 2 == 0) or log.record_many([sealed(i)])
+                log.let_go_segment(blocking=True)
+            elif i % 3 == 1:
+                got = log.record_many([sealed(i)])
+            else:
+                got = log.record_many([sealed(i), {**full, "bad": {1, 2}}, dict(full), sealed(100 + i)])
+            for appended in got:
+                if isinstance(appended, Exception):
+                    refused += 1
+                else:
+                    written.append(appended.seq)
+        assert refused == 8 and written == list(range(len(written))) and hooked == written
+        log.let_go_segment(blocking=True)
+    except BaseException:
+        log.close()
+        raise
+    log = AuditLog(store, s, AuditKeys.load(s))  # another opening of the same log, as a restart's
+    try:
+        (again,) = log.record_many([sealed(999)])
+        assert again.seq == len(written)  # type: ignore[union-attr]
+        report = verify_online(log)
+        assert report.ok and report.records == len(written) + 1, report.text()
+    finally:
+        log.close()
+        first.close()
