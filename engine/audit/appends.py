@@ -258,19 +258,18 @@ class Appends(_Needs):
                 try:
                     if kind is Facts:  # an HTTP interaction's compact record (engine.audit.record)
                         data = event.data(seq)  # type: ignore[union-attr]  # (``kind`` narrows nothing)
+                        keys[seq] = (facts_keys(event), event.recorded)  # type: ignore[arg-type, union-attr]
                     else:  # a complete AuditEvent (format 1): its keys read back by ``index_keys``
                         data = _canonical(event, {**event, "resourceType": "AuditEvent",  # type: ignore[arg-type, dict-item]
                                                   "id": event_id(seq)})
                 except Exception as exc:  # this record only; the rest of the group goes on
                     results.append(exc)
+                    keys.pop(seq, None)
                     continue
-                if kind is Facts:
-                    keys[seq] = (facts_keys(event), event.recorded)  # type: ignore[arg-type, union-attr]
             leaf = _sha256(LEAF_PREFIX + data).digest()  # (``merkle.leaf_hash``, in place)
             rows.append((seq, leaf, data, frontier.push(leaf)))  # with the nodes it completes, level 1 up
             results.append(_tuple_new(Appended, (seq, leaf, data)))  # (no Python-level ``__new__``)
         return results, rows, frontier, keys
-
 
     def try_record_many(self, events: Sequence[Record], *,
                         keep: bool = False) -> list[Appended | Exception] | None:
