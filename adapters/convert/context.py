@@ -479,7 +479,11 @@ class Context:
         return out
 
     def warn(self, err: HL7Error) -> None:
+        """A warning (ERR severity W), once: the same field read by several resources (OBR-7 as the report's time,
+        the study's start and the order's) is told once in the ACK (rv41k LOW 7)."""
         err.severity = "W"
+        if any(_same_warning(err, w) for w in self.warnings):
+            return
         self.warnings.append(err)
 
     def note_unmapped(self, kind: str, value: str, where: str = "") -> None:
@@ -540,3 +544,9 @@ def _located_only(fields: tuple[tuple[str, str], ...],
 def _ref_of(resource: Resource) -> str | None:
     rid = resource.get("id")
     return f"{resource['resourceType']}/{rid}" if isinstance(rid, str) else None
+
+
+def _same_warning(a: HL7Error, b: HL7Error) -> bool:
+    """Whether two warnings say the same of the same place (``Context.warn``: told once)."""
+    return (a.message, a.segment, a.sequence, a.field, a.component, a.repetition, a.code) == \
+        (b.message, b.segment, b.sequence, b.field, b.component, b.repetition, b.code)
