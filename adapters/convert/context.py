@@ -171,9 +171,9 @@ class Context:
     # it (``adopt_filled``, review rv40h MED 7)
     filled: dict[str, tuple[str, str, str, tuple[str, int, int]]] = field(default_factory=dict)
     # "Type/id" -> its key, of every resource keyed by a filler number (``filler|...``: a report, its results and
-    # specimens, an order named by it alone), and "DiagnosticReport/id" -> (its key, (segment, sequence, field) of
-    # the filler number): a report under a number another exam's stored report holds is keyed apart
-    # (``settle_reused_filler``, review rv41d HIGH 4)
+    # specimens, an order named by it alone; the ImagingStudy keyed by the accession, under ``<report key>|acsn``:
+    # ``pacs``), and "DiagnosticReport/id" -> (its key, (segment, sequence, field) of the filler number): a report
+    # under a number another order's stored report holds is keyed apart (``settle_reused_filler``, rv41d HIGH 4)
     filler_keyed: dict[str, str] = field(default_factory=dict)
     filler_reports: dict[str, tuple[str, tuple[str, int, int]]] = field(default_factory=dict)
     # (resource, element): a create-only resource the message states this element of (``Said.only``)
