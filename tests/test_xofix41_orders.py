@@ -126,7 +126,12 @@ def test_a_reused_accession_files_a_report_of_its_own(http: TestClient, named: s
     ack = send(http, _report_at("RIS", f"{run}2" if named == "by-placer" else "", acc, HEAD, T26, "右侧硬膜下血肿"))
     assert "MSA|AA" in ack and len(_w205_at_obr3(ack)) == 1, ack
     (said,) = _w205_at_obr3(ack)
-    assert "keys the stored report of another exam" in said[8], said
+    if named == "accession-alone":  # (xofix41b: no order but the 2024 one holds it -- time is no evidence: one report)
+        assert "is not told" in said[8] and f"{run}1" in said[8], said
+        assert _texts(http, _one(http, HIS, f"{run}1")) == ["右侧硬膜下血肿"]
+        return
+    assert "keys the stored report of another exam" in said[8] and f"{run}1" in said[8] and f"{run}2" in said[8], said
+    assert "DiagnosticReport/" not in said[8], said  # (rv41k LOW 9: the placer numbers, never an internal id)
     old = _one(http, HIS, f"{run}1")
     assert old["status"] == "completed" and _texts(http, old) == ["未见异常"], old
     found = http.get("/fhir/DiagnosticReport", params={"subject": old["subject"]["reference"]}).json()

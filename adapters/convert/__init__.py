@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import date, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 from adapters.convert import (
@@ -146,7 +146,7 @@ class Conversion:
         if self.identified and search is not None:
             adopt_identified(self, search)
         if self.filler_reports and read_many is not None:
-            leaned.update(settle_reused_filler(self, read_many, earlier))
+            leaned.update(settle_reused_filler(self, read_many, search, earlier))
         if self.filled and search is not None and read_many is not None:
             leaned.update(adopt_filled(self, read_many, search, earlier))
         if self.formerly and read_many is not None:
@@ -680,31 +680,29 @@ def adopt_filled(conversion: Conversion, read_many: Any, search: Any, earlier: S
     return sorted(leaned)
 
 
-# how far apart two reports' observation times (OBR-7, the exam's) must be to be two exams under one filler number:
-# a report, its corrections and addenda restate the exam's time (a sender stamping OBR-7 with the report's time
-# stays within weeks -- a culture's final after six), while a filler's number restarts by the year (placer19's
-# "sequences restart per year, per department") -- an accession reused is a year or more apart
-_ANOTHER_EXAM = timedelta(days=180)
-
-
-def settle_reused_filler(conversion: Conversion, read_many: Any, earlier: Sequence[Conversion] = ()) -> list[int]:
+def settle_reused_filler(conversion: Conversion, read_many: Any, search: Any = None,
+                         earlier: Sequence[Conversion] = ()) -> list[int]:
     """A report keyed by its filler number (``results.report_key``: OBR-3, within the sender) whose stored report
-    under that key is *another exam's* is keyed apart -- the report, its results and specimens keyed under the
-    number (``Context.filler_keyed``), and an order keyed by the number alone if it is that exam's -- and a W at
-    OBR-3 says so (ERR-3 205); that exam's orders are not joined (``adopt_filled``, ``apart_orders``). HL7 v2.5.1
-    4.5.1.3 makes the filler number unique within the filler, but a RIS's accession counter restarts: the report of
-    2026 under the accession of a 2024 exam of the same patient was filed as the 2024 report -- its conclusion and
-    results overwritten, AA, no word (review rv41d HIGH 4). Another patient record's stored report is left to the
-    merge's subject rule, which refuses the message (placer19).
+    under that key is *another order's* is keyed apart -- the report, its results, specimens and the imaging study
+    keyed under the number (``Context.filler_keyed``), and an order keyed by the number alone if it is that exam's --
+    and a W at OBR-3 says so (ERR-3 205); that exam's orders are not joined (``adopt_filled``, ``apart_orders``).
+    HL7 v2.5.1 4.5.1.3 makes the filler number unique within the filler, but a RIS's accession counter restarts: the
+    report of 2026 under the accession of a 2024 exam of the same patient was filed as the 2024 report -- its
+    conclusion and results overwritten, AA, no word (review rv41d HIGH 4). Another patient record's stored report is
+    left to the merge's subject rule, which refuses the message (placer19).
 
-    Another exam, by what the messages carry: the stored report is based on an order with another placer number
-    (PLAC) than this report's order, which does not replace it (an RO's replacement under the accession the filler
-    keeps is the same exam: one report); or the two reports' observation times (``effective``, OBR-7) are more than
-    ``_ANOTHER_EXAM`` apart. Neither said -- an order holding no placer number (the filler's result before the
-    placer's order, ofix40 MED 4), a correction restating the exam's time -- it is the stored report, as before: a
-    later or thinner message never erases what an earlier one stated. The new keys are the old ones with the new
-    order's placer number (or the report's time) added: a replay keys the same. The stored report and orders are
-    read as the batch's earlier messages leave them; their positions are returned."""
+    Split only on evidence of another ORDER (a wrong answer is worse than no answer, rv41k): the stored report is
+    based on an order with another placer number (PLAC) than the order this report names, and that order does not
+    replace it (an RO's replacement under the accession the filler keeps is the same exam: one report). Time is no
+    evidence: a RIS stamping OBR-7 with the report's time corrects a report months later (OBR-25 C), and a month-only
+    or ill-formed OBR-7 tells nothing (rv41k HIGH 1, 4, MED 5). The order this report names: by its placer number,
+    its own; by the filler number alone, the order holding the number as ``adopt_filled`` finds it, of several the
+    newest (``_order_holding``) -- the filler's counter names its latest exam, so the 2026 exam's own correction by
+    the accession alone updates the 2026 report (rv41k HIGH 2). Nothing told -- no order of another placer number
+    -- it is the stored report, as before; where it is a final stating another exam time than the stored final, a W
+    says the message could not tell (``_not_told``). The new keys are the old ones with the new order's placer
+    numbers added, however the message names it: a replay and a correction key the same. The stored report and
+    orders are read as the batch's earlier messages leave them; their positions are returned."""
     from engine.repository.ids import deterministic_id
 
     leaned: set[int] = set()
@@ -721,21 +719,38 @@ def settle_reused_filler(conversion: Conversion, read_many: Any, earlier: Sequen
             continue  # (another patient's report under the number: merge.yaml's subject rule refuses it, placer19)
         theirs = _based_on(was)
         ours = _based_on(report)
+        named = {o: o for o in ours}  # this message's order -> the order it names (by the number alone: the holder)
+        for o in ours:
+            made = conversion.by_reference.get(o)
+            if made is not None and not _placers(made) and o in conversion.filled and search is not None:
+                named[o] = _order_holding(conversion, o, read_many, search, earlier, leaned) or o
+        meant = set(named.values())
         # (the orders read only where the two reports name different ones: a report re-sent names its own)
-        wanted = sorted({*theirs, *ours}) if theirs and ours and not theirs & ours else []
+        wanted = sorted({*theirs, *meant}) if theirs and meant and not theirs & meant else []
         got = read_many([_key_of(o) for o in wanted]) if wanted else {}
         orders = {o: _as_left(o, got.get(_key_of(o)), earlier, leaned) for o in wanted}
-        for o in ours:  # (this message's order as it states it, what it replaces as stored too: an RO's own)
+        for o, name in named.items():  # (this message's order as it states it, what it replaces as stored too)
             made = conversion.by_reference.get(o)
-            if made is not None:
-                kept = {**(orders.get(o) or {}), **made}
-                replaces = [*((orders.get(o) or {}).get("replaces") or ()), *(made.get("replaces") or ())]
-                orders[o] = {**kept, "replaces": replaces} if replaces else kept
-        why = _another_exam(was, report, theirs, ours, orders)
-        if not why:
+            if made is not None and (name == o or not orders.get(name)):
+                kept = {**(orders.get(name) or {}), **made}
+                replaces = [*((orders.get(name) or {}).get("replaces") or ()), *(made.get("replaces") or ())]
+                orders[name] = {**kept, "replaces": replaces} if replaces else kept
+        old, new = _another_order(theirs, meant, orders)
+        value = key.rsplit("|", 1)[-1]
+        if not new:  # (told only where the message names its order by the number alone: by a placer, it is told)
+            told = "" if _placers(*(conversion.by_reference.get(o) for o in ours)) else _not_told(was, report)
+            if told:
+                if not old and theirs:  # (the stored report's orders, read for the W's text only)
+                    got = read_many([_key_of(o) for o in sorted(theirs)])
+                    old = _placers(*(_as_left(o, got.get(_key_of(o)), earlier, leaned) for o in theirs))
+                conversion.warn(HL7Error(
+                    f"{segment}-{fno} (filler order number) {value!r} keys the stored report of "
+                    f"{_named(old or _placers(*(orders.get(o) for o in theirs)))} ({told}): this message names no "
+                    "other order (no placer number, no other order holding the number), so whether it is another "
+                    "exam's is not told -- it is filed as the stored report; another exam's report is sent with its "
+                    "placer number", segment, sequence, fno, code=DUPLICATE_KEY_IDENTIFIER))
             continue
-        apart = _placers(*(orders.get(o) for o in ours)) or {_effective(report) or ref}
-        suffix = "|".join(sorted(apart))
+        suffix = "|".join(sorted(new))
         for made, made_key in conversion.filler_keyed.items():
             if made not in conversion.by_reference or made in moves:
                 continue
@@ -745,14 +760,56 @@ def settle_reused_filler(conversion: Conversion, read_many: Any, earlier: Sequen
             if made_key == key or made_key.startswith(f"{key}|"):
                 moves[made] = f"{rtype}/{deterministic_id(conversion.institution, rtype, f'{made_key}|{suffix}')}"
         conversion.apart_orders.update(theirs)
-        value = key.rsplit("|", 1)[-1]
         conversion.warn(HL7Error(
-            f"{segment}-{fno} (filler order number) {value!r} keys the stored report of another exam ({ref}, "
-            f"{why}): this report is filed as one of its own, the stored one left as it was", segment, sequence, fno,
-            code=DUPLICATE_KEY_IDENTIFIER))
+            f"{segment}-{fno} (filler order number) {value!r} keys the stored report of another exam ({_named(old)}; "
+            f"this report's is {_named(new)}, which does not replace it): this report is filed as one of its own, the "
+            "stored one left as it was", segment, sequence, fno, code=DUPLICATE_KEY_IDENTIFIER))
     if moves:
         _take(conversion, moves)
     return sorted(leaned)
+
+
+def _order_holding(conversion: Conversion, order: str, read_many: Any, search: Any, earlier: Sequence[Conversion],
+                   leaned: set[int]) -> str | None:
+    """The order a message naming its order by the filler number alone (``order``, keyed by the number) means, for
+    ``settle_reused_filler``: of this patient's orders holding the number (FILL) as ``adopt_filled`` finds them,
+    those not let go, then of those still active, the newest (``authoredOn``, ORC-9) -- a filler's number names its
+    latest exam while the counter has not passed it again; None where none holds it or the newest is not one."""
+    from engine.repository.search import token_value
+
+    system, value, subject, _ = conversion.filled[order]
+    found: dict[str, dict[str, Any]] = {
+        f"ServiceRequest/{r.get('id')}": r
+        for r in search("ServiceRequest", [("identifier", token_value(system, value))]).resources}
+    for i, c in enumerate(earlier):  # (as the batch leaves them: an earlier message's version over the store's)
+        for ref, resource in c.by_reference.items():
+            if ref.startswith("ServiceRequest/") and (ref in found or _claims_fill(resource, c.said.get(ref),
+                                                                                   system, value)):
+                found[ref] = {**found.get(ref, {}), **resource}
+                leaned.add(i)
+    held = {ref: r for ref, r in found.items() if ref != order and _holds_fill(r, system, value)
+            and (r.get("subject") or {}).get("reference") == subject}
+    held = {ref: r for ref, r in held.items() if r.get("status") not in LET_GO} or held
+    held = {ref: r for ref, r in held.items() if r.get("status") in ("active", "on-hold", "draft")} or held
+    if len(held) <= 1:
+        return next(iter(held), None)
+    when = {ref: _instant(r.get("authoredOn")) for ref, r in held.items()}
+    if any(w is None for w in when.values()):
+        return None
+    newest = max(when.values())
+    last = [ref for ref, w in when.items() if w == newest]
+    return last[0] if len(last) == 1 else None
+
+
+def _instant(when: Any) -> datetime | None:
+    """An order's ``authoredOn`` as an instant (a date-only one at its start, UTC), None when none or unreadable."""
+    try:
+        moment = datetime.fromisoformat(str(when)) if when else None
+    except ValueError:
+        return None
+    if moment is None:
+        return None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def _based_on(report: dict[str, Any]) -> set[str]:
@@ -767,32 +824,39 @@ def _placers(*orders: dict[str, Any] | None) -> set[str]:
             for i in order.get("identifier") or () if isinstance(i, dict) and ident_type(i) == "PLAC"}
 
 
+def _named(placers: set[str]) -> str:
+    """Placer numbers as the sender knows them (``value^system``), for a W's text; never an internal id."""
+    return ("the order of placer number " + ", ".join(sorted(p.rpartition("|")[2] for p in placers))
+            if placers else "an order of no placer number")
+
+
 def _effective(report: dict[str, Any]) -> str:
     """A report's observation time as stored (``effectiveDateTime``, else its period's start), "" when none."""
     return str(report.get("effectiveDateTime") or (report.get("effectivePeriod") or {}).get("start") or "")
 
 
-def _day(when: str) -> date | None:
-    try:
-        return date.fromisoformat(when[:10]) if len(when) >= 10 else None
-    except ValueError:
-        return None
+def _another_order(theirs: set[str], ours: set[str], orders: dict[str, dict[str, Any] | None]) -> tuple[set[str],
+                                                                                                         set[str]]:
+    """The placer numbers of the stored report's orders and of this report's, where this one's are another order's
+    (none shared, and this order not replacing the stored one); (the stored one's, empty) where nothing says so."""
+    old = _placers(*(orders.get(o) for o in theirs))
+    if not (theirs and ours and not theirs & ours):
+        return old, set()
+    new = _placers(*(orders.get(o) for o in ours))
+    replaced = {str(r.get("reference")) for o in ours for r in (orders.get(o) or {}).get("replaces") or ()
+                if isinstance(r, dict)}
+    return (old, new) if old and new and not old & new and not theirs & replaced else (old, set())
 
 
-def _another_exam(was: dict[str, Any], report: dict[str, Any], theirs: set[str], ours: set[str],
-                  orders: dict[str, dict[str, Any] | None]) -> str:
-    """Why the stored report ``was`` is another exam's than ``report`` (``settle_reused_filler``), "" when nothing
-    says so."""
-    if theirs and ours and not theirs & ours:
-        old, new = _placers(*(orders.get(o) for o in theirs)), _placers(*(orders.get(o) for o in ours))
-        replaced = {str(r.get("reference")) for o in ours for r in (orders.get(o) or {}).get("replaces") or ()
-                    if isinstance(r, dict)}
-        if old and new and not old & new and not theirs & replaced:
-            return "based on an order of another placer number"
-    then, now = _day(_effective(was)), _day(_effective(report))
-    if then is not None and now is not None and abs(now - then) > _ANOTHER_EXAM:
-        return f"observed {then.isoformat()}, this report {now.isoformat()}"
-    return ""
+def _not_told(was: dict[str, Any], report: dict[str, Any]) -> str:
+    """Where a final report (OBR-25 F) over a stored final states another exam time (OBR-7) -- perhaps another exam
+    under a reused number, which nothing else in the message tells: the two times, for the W; "" otherwise (a
+    correction or addendum, C, restates or restamps the exam's time: it is the stored report's)."""
+    then, now = _effective(was), _effective(report)
+    if report.get("status") != "final" or was.get("status") not in ("final", "corrected", "amended") \
+            or not then or not now or then == now:
+        return ""
+    return f"observed {then}, this report {now}"
 
 
 def _holds_fill(order: dict[str, Any], system: str, value: str) -> bool:

@@ -171,9 +171,9 @@ class Context:
     # it (``adopt_filled``, review rv40h MED 7)
     filled: dict[str, tuple[str, str, str, tuple[str, int, int]]] = field(default_factory=dict)
     # "Type/id" -> its key, of every resource keyed by a filler number (``filler|...``: a report, its results and
-    # specimens, an order named by it alone), and "DiagnosticReport/id" -> (its key, (segment, sequence, field) of
-    # the filler number): a report under a number another exam's stored report holds is keyed apart
-    # (``settle_reused_filler``, review rv41d HIGH 4)
+    # specimens, an order named by it alone; the ImagingStudy keyed by the accession, under ``<report key>|acsn``:
+    # ``pacs``), and "DiagnosticReport/id" -> (its key, (segment, sequence, field) of the filler number): a report
+    # under a number another order's stored report holds is keyed apart (``settle_reused_filler``, rv41d HIGH 4)
     filler_keyed: dict[str, str] = field(default_factory=dict)
     filler_reports: dict[str, tuple[str, tuple[str, int, int]]] = field(default_factory=dict)
     # (resource, element): a create-only resource the message states this element of (``Said.only``)
@@ -479,7 +479,11 @@ class Context:
         return out
 
     def warn(self, err: HL7Error) -> None:
+        """A warning (ERR severity W), once: the same field read by several resources (OBR-7 as the report's time,
+        the study's start and the order's) is told once in the ACK (rv41k LOW 7)."""
         err.severity = "W"
+        if any(_same_warning(err, w) for w in self.warnings):
+            return
         self.warnings.append(err)
 
     def note_unmapped(self, kind: str, value: str, where: str = "") -> None:
@@ -540,3 +544,9 @@ def _located_only(fields: tuple[tuple[str, str], ...],
 def _ref_of(resource: Resource) -> str | None:
     rid = resource.get("id")
     return f"{resource['resourceType']}/{rid}" if isinstance(rid, str) else None
+
+
+def _same_warning(a: HL7Error, b: HL7Error) -> bool:
+    """Whether two warnings say the same of the same place (``Context.warn``: told once)."""
+    return (a.message, a.segment, a.sequence, a.field, a.component, a.repetition, a.code) == \
+        (b.message, b.segment, b.sequence, b.field, b.component, b.repetition, b.code)

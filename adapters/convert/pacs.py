@@ -436,7 +436,13 @@ def _imaging_study(group: results.Group, ctx: Context, info: dict[str, Any]) -> 
                 else (obr, 18) if accession else (None, 0))
     if keyed_by[0] is not None:
         ctx.located(study, "subject", keyed_by[0], keyed_by[1])
-    return ctx.put(study, key)
+    ref = ctx.put(study, key)
+    if key.startswith("acsn|") and str(info.get("key") or "").startswith("filler|"):
+        # the study keyed by the accession goes with the report keyed by the filler number: where that report is
+        # another order's, the study is keyed apart with it (``settle_reused_filler``) -- the 2024 exam's study
+        # was rewritten by the 2026 exam's under the reused accession (rv41k HIGH 3)
+        ctx.filler_keyed[ref["reference"]] = f"{info['key']}|acsn"
+    return ref
 
 
 def _interpreter(obr: Segment, ctx: Context) -> dict[str, Any] | None:
