@@ -14,6 +14,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from adapters.hl7v2.ack import ack_code_of
+from engine.api.app import create_app
 from engine.engine import Engine
 from engine.settings import Settings
 from tests.hl7_calls import err_lines, post
@@ -184,3 +185,23 @@ def test_a_registrar_clock_a_day_behind_and_the_stores_own_order(both: tuple[Eng
     _set(http, boy["id"], gender="male")
     post(http, oru("CK41Nd", pid3, "柳^辰之女", "", "F", "CK41NOBS"))
     assert subjects(http, "CK41NOBS") == [], ("the sister's result filed under the boy; the store's sex", stored)
+
+
+def test_a_lis_placeholder_numbered_with_another_womans_number_in_one_batch_as_one_by_one(module_eng: Engine) -> None:
+    """Finding 1's messages (the HIS's A04 of NB with b, the LIS's result under NP, the LIS's A04 on NP stating b)
+    sent one by one and in one ingestor batch: the same ACK codes and the same links (batch = one by one)."""
+    with TestClient(create_app(module_eng)) as http:
+        http.headers["Authorization"] = "Bearer " + module_eng.auth.issue_system_token("rv41n", "system/*.cruds")
+        seen = {}
+        for how, tag, b in (("single", "BS", _nid("32092319700513012")), ("batch", "BT", _nid("32092319700513020"))):
+            msgs = [adt(f"{tag}1", f"{tag}NB^^^FNXRMYY^MR~{b}^^^^NNCHN", "丙^卅", "19700513", "F"),
+                    oru(f"{tag}2", f"{tag}NP^^^FNXRMYY^MR", "丙^卅", "19700513", "F", f"{tag}OBS"),
+                    adt(f"{tag}3", f"{tag}NP^^^FNXRMYY^MR~{b}^^^^NNCHN", "丙^卅", "19700513", "F", app="LIS")]
+            raws = [(m.encode(), "mllp", "t") for m in msgs]
+            outs = ([o for r in raws for o in module_eng.ingestor.process([r])] if how == "single"
+                    else module_eng.ingestor.process(raws))
+            (np_,) = patients(http, f"{MRN}|{tag}NP")
+            (nb,) = patients(http, f"{MRN}|{tag}NB")
+            seen[how] = ([ack_code_of(o.ack) for o in outs], [len(err_lines(o.ack)) for o in outs],
+                         nb["id"] in str(np_.get("link") or []), bool(_nids(np_)))
+        assert seen["batch"] == seen["single"], seen
