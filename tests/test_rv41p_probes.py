@@ -1,0 +1,107 @@
+"""rv41p: review probes of httpfix41b (one reader of a decision body) through the real path -- TestClient into the
+real store on both backends, the duplicate flag written by the real recognition hook (labels20's county), the held
+owner change sent as real HL7 (httpfix41's ``held``)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from engine.api.app import create_app
+from engine.engine import Engine
+from engine.settings import Settings
+from tests import test_httpfix41_edges as hf
+from tests.test_httpfix41b_reasons import _one_flag, _owner, _review
+from tests.test_order35_as_later import _operator
+from tests.test_rv40f_probes import _held_message
+
+held = hf.held  # a held owner change on each backend (httpfix41's)
+
+
+@pytest.fixture
+def store(backend_settings: Settings) -> Iterator[Engine]:
+    with Engine(backend_settings) as eng:
+        yield eng
+
+
+def _status_and_issue(r: Any) -> tuple[int, dict[str, Any]]:
+    body = r.json() if r.headers.get("content-type", "").split(";")[0].endswith("json") else {}
+    return r.status_code, (body.get("issue") or [{}])[0] if isinstance(body, dict) else {}
+
+
+@pytest.mark.xfail(strict=True, reason="MED rv41p: a review body naming 'decision' twice is taken, the LAST one "
+                   "deciding (json.loads keeps the last key) -- {'decision':'overturned',...,'decision':'upheld'} files "
+                   "an upheld review; a parser keeping the first (many do; RFC 8259 4: names SHOULD be unique, "
+                   "behaviour unpredictable) reads the opposite decision from the same bytes. Should be 400 naming it")
+def test_a_review_naming_its_decision_twice_is_refused_not_decided_by_the_last(store: Engine) -> None:
+    with TestClient(create_app(store)) as http:
+        auditor, flag = _one_flag(store, http)
+        r = _review(http, flag, auditor, b'{"decision": "overturned", "reason": "\xe5\xb7\xb2\xe6\xa0\xb8\xe5\xae\x9e", '
+                                         b'"decision": "upheld"}')
+        kept = store.recognition.flags.get(flag)
+        assert r.status_code == 400 and not kept.get("reviews"), (r.status_code, r.text[:300], kept.get("reviews"))
+
+
+@pytest.mark.xfail(strict=True, reason="MED rv41p: a review body naming 'reason' twice ({'reason':'a','reason':'b'}) "
+                   "is taken with the second reason kept -- the first, which a log or proxy reading first-wins shows, "
+                   "is silently dropped; 'exactly what was sent' cannot be said of it. Should be 400 naming reason")
+def test_a_review_reason_sent_twice_is_refused(store: Engine) -> None:
+    with TestClient(create_app(store)) as http:
+        auditor, flag = _one_flag(store, http)
+        r = _review(http, flag, auditor, '{"decision": "upheld", "reason": "核实一", "reason": "核实二"}'.encode())
+        assert r.status_code == 400 and _status_and_issue(r)[1].get("expression") == ["reason"], (r.status_code,
+                                                                                                 r.text[:300])
+
+
+@pytest.mark.xfail(strict=True, reason="MED rv41p: the owner decision's body naming 'reason' twice is taken, the "
+                   "second reason kept on the message and in the audit log, the first dropped. Should be 400 naming reason")
+def test_an_owner_reason_sent_twice_is_refused(held: tuple[Engine, TestClient]) -> None:
+    engine, owner_http = held
+    msg = _held_message(owner_http, "RV41P-TWICE")
+    ops = _operator(engine, "system/MessageHeader.cr", "ops-desk")
+    r = _owner(owner_http, msg, ops, '{"reason": "号主一", "reason": "号主二"}'.encode())
+    assert r.status_code == 400 and _status_and_issue(r)[1].get("expression") == ["reason"], (r.status_code,
+                                                                                             r.text[:300])
+
+
+@pytest.mark.xfail(strict=True, reason="LOW rv41p: json.loads takes NaN / Infinity / -Infinity, which are not JSON "
+                   "(RFC 8259 6) -- the review route's old reader (fhirjson) refused them; now a body carrying them is "
+                   "a taken review. Should be 400 'not JSON' (json.loads(parse_constant=...) refusing them)")
+def test_a_review_body_with_nan_is_not_json(store: Engine) -> None:
+    with TestClient(create_app(store)) as http:
+        auditor, flag = _one_flag(store, http)
+        r = _review(http, flag, auditor, b'{"decision": "upheld", "reason": "ok", "score": NaN}')
+        assert r.status_code == 400, (r.status_code, r.text[:300])
+
+
+@pytest.mark.parametrize("body", [
+    b"\xef\xbb\xbf" + json.dumps({"decision": "upheld", "reason": "已核实"}, ensure_ascii=False).encode(),  # BOM
+    b'{"decision": "upheld", "reason": "ok"' + b"," + b'"x":' + b"[" * 100_000 + b"]" * 100_000 + b"}",  # deep
+    b'{"decision": "upheld", "reason": 1e999999}',  # a number past float: inf, not text
+    b'{"decision": "upheld", "reason": "ok"} {"decision": "overturned"}',  # two documents
+    '{"decision": "upheld", "reason": "已核实"}'.encode("gbk"),  # GBK without saying so
+    b"decision=upheld&reason=ok",  # a form
+])
+def test_odd_review_bodies_are_a_400_never_a_500_nor_a_review(store: Engine, body: bytes) -> None:
+    """Guard: each odd body is a 400 OperationOutcome and the flag stays unreviewed."""
+    with TestClient(create_app(store), raise_server_exceptions=False) as http:
+        auditor, flag = _one_flag(store, http)
+        for labelled in ("application/json", "text/plain", "application/x-www-form-urlencoded"):
+            r = _review(http, flag, auditor, body, labelled)
+            assert r.status_code == 400, (labelled, r.status_code, r.text[:300])
+        r = http.post(f"/reports/duplicates/{flag}/review", content=body, headers=auditor)  # no Content-Type
+        assert r.status_code == 400, (r.status_code, r.text[:300])
+        assert not store.recognition.flags.get(flag).get("reviews")
+
+
+def test_a_body_labelled_gbk_is_415_before_it_is_read(store: Engine) -> None:
+    """Guard: charset=gbk is refused by the one body check (require_body_served), not read as UTF-8."""
+    with TestClient(create_app(store)) as http:
+        auditor, flag = _one_flag(store, http)
+        body = '{"decision": "upheld", "reason": "已核实"}'.encode("gbk")
+        r = _review(http, flag, auditor, body, "application/json; charset=gbk")
+        assert r.status_code == 415 and not store.recognition.flags.get(flag).get("reviews"), r.text[:300]
