@@ -4,21 +4,27 @@ owner change sent as real HL7 (httpfix41's ``held``)."""
 
 from __future__ import annotations
 
+import base64
 import json
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
 
+from engine.api import ui_shared
 from engine.api.app import create_app
 from engine.engine import Engine
 from engine.settings import Settings
 from tests import test_httpfix41_edges as hf
+from tests import test_insurance_ui as ins
 from tests.test_httpfix41b_reasons import _one_flag, _owner, _review
 from tests.test_order35_as_later import _operator
+from tests.test_reports_ui import Browser
 from tests.test_rv40f_probes import _held_message
 
+server, browser, engine = ins.server, ins.browser, ins.engine
 held = hf.held  # a held owner change on each backend (httpfix41's)
 
 
@@ -105,3 +111,25 @@ def test_a_body_labelled_gbk_is_415_before_it_is_read(store: Engine) -> None:
         body = '{"decision": "upheld", "reason": "已核实"}'.encode("gbk")
         r = _review(http, flag, auditor, body, "application/json; charset=gbk")
         assert r.status_code == 415 and not store.recognition.flags.get(flag).get("reviews"), r.text[:300]
+
+
+@ins.pytestmark
+@pytest.mark.parametrize("path", ["/ui/nowhere", "/ui/me/%5Cx"])
+def test_the_lost_pages_in_chromium_list_every_page_and_each_link_leads_somewhere(engine: Engine, server: str,
+                                                                                  browser: Browser, shots: Path,
+                                                                                  path: str) -> None:
+    """Guard: the 404 and the unreadable-address page, as a person sees them -- Chinese first, the way back exactly
+    ``ui_shared.PAGES`` in order, and every link answered by a page or a sign-in, never a 404 of its own."""
+    browser.send("Page.navigate", url=server + path)
+    browser.wait_for("document.readyState === 'complete' && !!document.querySelector('h1')")
+    assert browser.eval("document.documentElement.lang") == "zh-CN"
+    h1 = browser.eval("document.querySelector('h1').innerText")
+    assert h1.split("\n")[0] in ("找不到这个页面", "无法识别这个地址"), h1
+    hrefs = browser.eval("JSON.stringify([...document.querySelectorAll('main a')].map(a => a.getAttribute('href')))")
+    assert json.loads(hrefs) == [p.href for p in ui_shared.PAGES], hrefs
+    for href in json.loads(hrefs):
+        got = browser.eval(f"fetch({json.dumps(href)}, {{headers: {{Accept: 'text/html'}}, redirect: 'manual'}})"
+                           ".then(r => r.status)")
+        assert got in (0, 200, 302, 303, 401, 403), (href, got)  # 0: an opaque redirect to the sign-in
+    (shots / f"lost-{path.strip('/').replace('/', '_').replace('%', '')}.png").write_bytes(base64.b64decode(
+        browser.send("Page.captureScreenshot", format="png")["data"]))
