@@ -43,10 +43,6 @@ def _status_and_issue(r: Any) -> tuple[int, dict[str, Any]]:
     return r.status_code, (body.get("issue") or [{}])[0] if isinstance(body, dict) else {}
 
 
-@pytest.mark.xfail(strict=True, reason="MED rv41p: a review body naming 'decision' twice is taken, the LAST one "
-                   "deciding (json.loads keeps the last key) -- {'decision':'overturned',...,'decision':'upheld'} files "
-                   "an upheld review; a parser keeping the first (many do; RFC 8259 4: names SHOULD be unique, "
-                   "behaviour unpredictable) reads the opposite decision from the same bytes. Should be 400 naming it")
 def test_a_review_naming_its_decision_twice_is_refused_not_decided_by_the_last(store: Engine) -> None:
     with TestClient(create_app(store)) as http:
         auditor, flag = _one_flag(store, http)
@@ -56,9 +52,6 @@ def test_a_review_naming_its_decision_twice_is_refused_not_decided_by_the_last(s
         assert r.status_code == 400 and not kept.get("reviews"), (r.status_code, r.text[:300], kept.get("reviews"))
 
 
-@pytest.mark.xfail(strict=True, reason="MED rv41p: a review body naming 'reason' twice ({'reason':'a','reason':'b'}) "
-                   "is taken with the second reason kept -- the first, which a log or proxy reading first-wins shows, "
-                   "is silently dropped; 'exactly what was sent' cannot be said of it. Should be 400 naming reason")
 def test_a_review_reason_sent_twice_is_refused(store: Engine) -> None:
     with TestClient(create_app(store)) as http:
         auditor, flag = _one_flag(store, http)
@@ -67,8 +60,6 @@ def test_a_review_reason_sent_twice_is_refused(store: Engine) -> None:
                                                                                                  r.text[:300])
 
 
-@pytest.mark.xfail(strict=True, reason="MED rv41p: the owner decision's body naming 'reason' twice is taken, the "
-                   "second reason kept on the message and in the audit log, the first dropped. Should be 400 naming reason")
 def test_an_owner_reason_sent_twice_is_refused(held: tuple[Engine, TestClient]) -> None:
     engine, owner_http = held
     msg = _held_message(owner_http, "RV41P-TWICE")
@@ -78,9 +69,6 @@ def test_an_owner_reason_sent_twice_is_refused(held: tuple[Engine, TestClient]) 
                                                                                              r.text[:300])
 
 
-@pytest.mark.xfail(strict=True, reason="LOW rv41p: json.loads takes NaN / Infinity / -Infinity, which are not JSON "
-                   "(RFC 8259 6) -- the review route's old reader (fhirjson) refused them; now a body carrying them is "
-                   "a taken review. Should be 400 'not JSON' (json.loads(parse_constant=...) refusing them)")
 def test_a_review_body_with_nan_is_not_json(store: Engine) -> None:
     with TestClient(create_app(store)) as http:
         auditor, flag = _one_flag(store, http)

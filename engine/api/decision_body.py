@@ -31,11 +31,18 @@ def decision_body(raw: bytes, *, shape: str) -> dict[str, Any]:
     escape (``"\\ud800"``) as a broken document: here it reaches ``reason_of``, which names it in the reason it is
     in. An empty body is an object without fields (the reason is then "required", naming ``reason``). 400 when the
     body is not UTF-8, not one JSON document (an integer past Python's 4,300 digits, or nested past the parser's
-    depth: that ``RecursionError`` had been a 500 on the owner route) or not an object."""
+    depth: that ``RecursionError`` had been a 500 on the owner route) or not an object; 400 naming the field when
+    an object names one field twice (``{"decision": "overturned", ..., "decision": "upheld"}`` had been decided by
+    the last, where a proxy or a log keeping the first reads the other decision from the same bytes -- RFC 8259 4:
+    names SHOULD be unique, and a receiver's choice is unpredictable: review rv41p MED 1/2), and for ``NaN`` or
+    ``Infinity``, which are not JSON (RFC 8259 6; rv41p LOW 3)."""
     if not raw.strip():
         return {}  # (nothing sent: each field is then missing, and said so by its name)
     try:
-        data = json.loads(raw.decode("utf-8"))
+        data = json.loads(raw.decode("utf-8"), object_pairs_hook=_once, parse_constant=_not_json)
+    except _Twice as exc:
+        raise BadRequest(f"the body names the field {exc.name!r} twice: send each field once, the JSON object "
+                         f"{shape} (字段 {exc.name} 重复)", expression=[exc.name]) from None
     except UnicodeDecodeError as exc:
         raise BadRequest(f"the body is not UTF-8 text (the byte 0x{raw[exc.start]:02X} at {exc.start + 1}): "
                          f"send the JSON object {shape}") from None
@@ -48,6 +55,29 @@ def decision_body(raw: bytes, *, shape: str) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise BadRequest(f"the body must be the JSON object {shape}, not {_kind(data)}") from None
     return data
+
+
+class _Twice(ValueError):
+    """An object of the body names ``name`` twice (``_once``)."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(name)
+        self.name = name
+
+
+def _once(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """A JSON object of ``pairs``, each name once (``json.loads``' ``object_pairs_hook``); ``_Twice`` otherwise."""
+    out: dict[str, Any] = {}
+    for name, value in pairs:
+        if name in out:
+            raise _Twice(name)
+        out[name] = value
+    return out
+
+
+def _not_json(word: str) -> Any:
+    """``NaN``, ``Infinity``, ``-Infinity``: Python's parser takes them, JSON has no such values (``parse_constant``)."""
+    raise json.JSONDecodeError(f"{word} is not a JSON value", word, 0)
 
 
 def reason_in(body: Mapping[str, Any], *, why: str) -> str:
