@@ -1,0 +1,98 @@
+"""rv41o: review probes of xofix41b's ``settle_reused_filler`` (a report under a reused filler number split off only
+on evidence of another ORDER; by the accession alone the newest order holding it).
+
+Real HL7 v2 through ``POST /hl7v2`` on each backend (``module_eng``), read back over ``/fhir``. The RIS's reports are
+imaging reports (OBR-24 CT, OBR-18 the accession: ``adapters.convert.pacs``)."""
+
+from __future__ import annotations
+
+import pytest
+from fastapi.testclient import TestClient
+
+from tests.module_store import module_eng
+from tests.test_rv40c_probes import _one
+from tests.test_rv41k_probes import HIS, T26, _conclusions, _ct, _old_exam, _reports, _w205
+from tests.test_srfix35_order_code import http, send
+from tests.test_xofix41b_orders import _numbered
+
+__all__ = ["http", "module_eng"]
+
+
+def _by_order(http: TestClient, acc: str, run: str) -> dict[str, str]:
+    """The reports under ``acc`` by the placer number of the order each is based on: {placer: conclusion}."""
+    ids = {_one(http, HIS, f"{run}{n}")["id"]: f"{run}{n}" for n in (1, 2)}
+    out: dict[str, str] = {}
+    for r in _reports(http, acc):
+        for b in r.get("basedOn") or ():
+            out[ids.get(b["reference"].split("/", 1)[1], b["reference"])] = str(r.get("conclusion"))
+    return out
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "HIGH (wrong filing, data lost; xofix41b's MED 1 probed): after the RIS numbered the 2026 order with the reused "
+    "accession (SC), a late correction (C) of the 2024 exam by the accession alone, OBR-7 restating the 2024 exam's "
+    "time exactly, is filed over the 2026 report -- the 2026 final conclusion replaced by the 2024 correction's "
+    "text, the 2024 report left uncorrected, AA with a W claiming 'another exam'"))
+def test_a_late_2024_correction_by_the_accession_alone_corrects_the_2024_report(http: TestClient) -> None:
+    run = "RV41O-LC"
+    acc = _old_exam(http, run)
+    _numbered(http, run, acc)
+    assert "MSA|AA" in send(http, _ct("", acc, sent=T26, obr7=T26, status="F", text="右侧硬膜下血肿"))
+    ack = send(http, _ct("", acc, sent="20260320090000+0800", obr7="20240312080000+0800", status="C",
+                         text="左侧额叶小片状低密度影"))
+    assert "MSA|AA" in ack, ack
+    got = _by_order(http, acc, run)
+    assert got == {f"{run}1": "左侧额叶小片状低密度影", f"{run}2": "右侧硬膜下血肿"}, (got, ack)
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "HIGH (wrong filing; xofix41b's MED 2 followed one step): the 2026 final by the accession alone, no order but "
+    "the 2024 one holding it, is filed over the 2024 report ('not told', W); the 2026 correction by its placer "
+    "number is then filed apart -- leaving the report based on the 2024 order stating the 2026 finding "
+    "(右侧硬膜下血肿) as the 2024 exam's final, the 2024 conclusion gone from the current record"))
+def test_after_not_told_the_2024_order_does_not_carry_the_2026_finding(http: TestClient) -> None:
+    run = "RV41O-NT"
+    acc = _old_exam(http, run)
+    assert "MSA|AA" in send(http, _stated_his(run))
+    ack = send(http, _ct("", acc, sent=T26, obr7=T26, status="F", text="右侧硬膜下血肿"))
+    assert "MSA|AA" in ack and len(_w205(ack)) == 1, ack
+    ack = send(http, _ct(f"{run}2", acc, sent="20260319100000+0800", obr7=T26, status="C",
+                         text="右侧硬膜下血肿，较前无变化"))
+    assert "MSA|AA" in ack, ack
+    got = _by_order(http, acc, run)
+    assert got.get(f"{run}1") == "未见异常", (got, ack)
+
+
+def _stated_his(run: str) -> str:
+    from tests.test_code37_ris_change import HEAD
+    from tests.test_rv40d_probes import _stated
+    return _stated("HIS", f"{run}2", "NW", HEAD, "", "")
+
+
+def test_the_not_told_overwrite_keeps_the_2024_version_in_history(http: TestClient) -> None:
+    """Guard: where the 2026 final is filed over the 2024 report ('not told', W 205), the 2024 conclusion is still
+    read in the report's history (nothing lost from the record, only from its current version)."""
+    run = "RV41O-HI"
+    acc = _old_exam(http, run)
+    ack = send(http, _ct("", acc, sent=T26, obr7=T26, status="F", text="右侧硬膜下血肿"))
+    assert "MSA|AA" in ack and len(_w205(ack)) == 1, ack
+    [report] = _reports(http, acc)
+    hist = http.get(f"/fhir/DiagnosticReport/{report['id']}/_history").json()
+    said = sorted(str(e["resource"].get("conclusion")) for e in hist.get("entry") or () if e.get("resource"))
+    assert said == ["右侧硬膜下血肿", "未见异常"], hist
+
+
+@pytest.mark.parametrize("named", ["accession-alone", "by-placer"])
+def test_the_2026_report_replayed_after_sc_keys_the_same(http: TestClient, named: str) -> None:
+    """Guard: after SC, the 2026 report sent twice (same bytes) is one report of its own on the 2026 order; the
+    2024 one untouched."""
+    run = f"RV41O-RP-{named[:2].upper()}"
+    acc = _old_exam(http, run)
+    _numbered(http, run, acc)
+    msg = _ct(f"{run}2" if named == "by-placer" else "", acc, sent=T26, obr7=T26, status="F", text="右侧硬膜下血肿")
+    assert "MSA|AA" in send(http, msg)
+    first = sorted(r["id"] for r in _reports(http, acc))
+    assert "MSA|AA" in send(http, msg)
+    assert sorted(r["id"] for r in _reports(http, acc)) == first
+    assert _by_order(http, acc, run) == {f"{run}1": "未见异常", f"{run}2": "右侧硬膜下血肿"}
+    assert _conclusions(_reports(http, acc)) == [("final", "右侧硬膜下血肿"), ("final", "未见异常")]
