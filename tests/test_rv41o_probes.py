@@ -9,13 +9,16 @@ from __future__ import annotations
 import pytest
 from fastapi.testclient import TestClient
 
+from engine.engine import Engine
 from tests.module_store import module_eng
+from tests.test_probepay26_windows import CBC, engine, flags, msh, order, pid, reminded
+from tests.test_recognition_e2e import Sender
 from tests.test_rv40c_probes import _one
-from tests.test_rv41k_probes import HIS, T26, _conclusions, _ct, _old_exam, _reports, _w205
+from tests.test_rv41k_probes import HIS, T26, _cbc, _conclusions, _ct, _old_exam, _reports, _w205
 from tests.test_srfix35_order_code import http, send
 from tests.test_xofix41b_orders import _numbered
 
-__all__ = ["http", "module_eng"]
+__all__ = ["engine", "http", "module_eng"]
 
 
 def _by_order(http: TestClient, acc: str, run: str) -> dict[str, str]:
@@ -96,3 +99,47 @@ def test_the_2026_report_replayed_after_sc_keys_the_same(http: TestClient, named
     assert sorted(r["id"] for r in _reports(http, acc)) == first
     assert _by_order(http, acc, run) == {f"{run}1": "未见异常", f"{run}2": "右侧硬膜下血肿"}
     assert _conclusions(_reports(http, acc)) == [("final", "右侧硬膜下血肿"), ("final", "未见异常")]
+
+
+# --- money: which result is the prior, after a late correction by the filler number alone --------------------------
+
+
+def _cbc_alone(filler: str, when: str, obr7: str, status: str, wbc: str) -> str:
+    """HOSPA's LIS CBC by the filler number alone (no placer number): MSH-7 ``when``, OBR-7 ``obr7``."""
+    return (msh("HOSPA", "LIS", "ORU^R01^ORU_R01", when) + pid("HOSPA")
+            + f"ORC|RE||{filler}||CM\n"
+            + f"OBR|1||{filler}|{CBC}|||{obr7}|||||||||D7^张^医生||||||{when}|||{status}\n"
+            + f"OBX|1|NM|WBC^白细胞^L||{wbc}|10*9/L|||||{status}|||{obr7}\n")
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "HIGH (wrong payable): after the LIS numbered HOSPA's 2026 CBC order with its reused number (SC) and reported "
+    "it by the number alone, a late correction of the 2024 CBC by the number alone (OBR-7 restating 2024) is filed "
+    "over the 2026 result -- HOSPB's repeat CBC three days after the 2026 exam is then not judged against it"))
+def test_a_late_2024_correction_does_not_unmake_the_2026_prior(engine: Engine, mllp: int) -> None:
+    _repeat_judged(engine, mllp, corrected=True)
+
+
+def test_the_2026_result_by_the_number_alone_is_the_prior(engine: Engine, mllp: int) -> None:
+    """Guard (money): HOSPA's 2026 CBC, numbered by the LIS's SC with the 2024 number and reported by it alone, is
+    its own result: HOSPB's CBC three days later is reminded and its repeat flagged against 2026-03-01."""
+    _repeat_judged(engine, mllp, corrected=False)
+
+
+def _repeat_judged(engine: Engine, mllp: int, *, corrected: bool) -> None:
+    hl7 = Sender(mllp)
+    t24, t26, fix, b26 = ("20240301080000+0800", "20260301080000+0800", "20260302080000+0800",
+                          "20260304080000+0800")
+    assert "MSA|AA" in hl7.send(order("HOSPA", "RV41O-A1", CBC, t24))
+    assert "MSA|AA" in hl7.send(_cbc("HOSPA", "RV41O-A1", "F-RV41O^LIS", t24))
+    assert "MSA|AA" in hl7.send(order("HOSPA", "RV41O-A2", CBC, t26))
+    sc = (msh("HOSPA", "LIS", "ORM^O01^ORM_O01", t26) + pid("HOSPA")
+          + f"ORC|SC|RV41O-A2^HIS|F-RV41O^LIS||IP||||{t26}\nOBR|1|RV41O-A2^HIS|F-RV41O^LIS|{CBC}|||{t26}\n")
+    assert "MSA|AA" in (ack := hl7.send(sc)), ack
+    assert "MSA|AA" in (ack := hl7.send(_cbc_alone("F-RV41O^LIS", t26, t26, "F", "7.2"))), ack
+    if corrected:
+        assert "MSA|AA" in (ack := hl7.send(_cbc_alone("F-RV41O^LIS", fix, t24, "C", "6.3"))), ack
+    assert reminded(ack := hl7.send(order("HOSPB", "RV41O-B1", CBC, b26))), ack
+    ack = hl7.send(_cbc("HOSPB", "RV41O-B1", "F-RV41O-B^LIS", b26))
+    [f] = flags(engine, "flagged")
+    assert "not payable" in ack and f["prior_day"] == "2026-03-01", (ack, f)
