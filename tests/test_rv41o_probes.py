@@ -143,3 +143,62 @@ def _repeat_judged(engine: Engine, mllp: int, *, corrected: bool) -> None:
     ack = hl7.send(_cbc("HOSPB", "RV41O-B1", "F-RV41O-B^LIS", b26))
     [f] = flags(engine, "flagged")
     assert "not payable" in ack and f["prior_day"] == "2026-03-01", (ack, f)
+
+
+# --- the imaging study, a DICOM Study Instance UID sent on one exam and not the other --------------------------
+
+_UID24, _UID26 = "1.2.156.112605.24031208", "1.2.156.112605.26031210"
+
+
+def _with_uid(message: str, uid: str) -> str:
+    return message + f"OBX|2|ST|113014^Study Instance UID^DCM||{uid}||||||F\n" if uid else message
+
+
+@pytest.mark.parametrize(("uid24", "uid26"), [(_UID24, ""), ("", _UID26), (_UID24, _UID26)],
+                         ids=["2024-only", "2026-only", "both"])
+def test_each_exam_keeps_its_own_study_whichever_sends_a_uid(http: TestClient, uid24: str, uid26: str) -> None:
+    """Guard: the 2024 exam reported with or without a Study Instance UID, the 2026 exam (numbered by SC, reported
+    by the accession alone) with or without one: two studies under the accession, each based on its own order and
+    started on its own exam's day."""
+    from tests.test_code37_ris_change import HEAD
+    from tests.test_rv40d_probes import _stated
+    run = f"RV41O-UID{len(uid24)}{len(uid26)}"
+    acc = f"{run}-ACC"
+    assert "MSA|AA" in send(http, _stated("HIS", f"{run}1", "NW", HEAD, "", "").replace("20260312080000",
+                                                                                          "20240312080000"))
+    ack = send(http, _with_uid(_ct(f"{run}1", acc, sent="20240312080000+0800", obr7="20240312080000+0800",
+                                   status="F", text="未见异常"), uid24))
+    assert "MSA|AA" in ack, ack
+    _numbered(http, run, acc)
+    ack = send(http, _with_uid(_ct("", acc, sent=T26, obr7=T26, status="F", text="右侧硬膜下血肿"), uid26))
+    assert "MSA|AA" in ack, ack
+    assert _by_order(http, acc, run) == {f"{run}1": "未见异常", f"{run}2": "右侧硬膜下血肿"}
+    subject = _reports(http, acc)[0]["subject"]["reference"]
+    found = http.get("/fhir/ImagingStudy", params={"subject": subject, "_count": 200}).json()
+    studies = [e["resource"] for e in found.get("entry") or ()
+               if any(i.get("value") in (acc, f"urn:oid:{uid24}", f"urn:oid:{uid26}")
+                      for i in e["resource"].get("identifier") or ())]
+    old, new = _one(http, HIS, f"{run}1"), _one(http, HIS, f"{run}2")
+    got = sorted((str(s.get("started"))[:4], [b["reference"] for b in s.get("basedOn") or ()]) for s in studies)
+    assert got == [("2024", [f"ServiceRequest/{old['id']}"]), ("2026", [f"ServiceRequest/{new['id']}"])], got
+
+
+# --- batch vs one by one ---------------------------------------------------------------------------------------
+
+
+def test_the_2026_order_numbered_and_reported_in_one_batch_as_one_by_one(http: TestClient) -> None:
+    """Guard: the HIS's 2026 order, the RIS's SC numbering it with the reused accession and the report by the
+    accession alone, all in one batch (FHS/BHS): as one by one, a report of its own on the 2026 order, the 2024
+    report untouched."""
+    from tests.test_code37_ris_change import HEAD
+    from tests.test_rv40d_probes import _stated
+    run = "RV41O-BT"
+    acc = _old_exam(http, run)
+    ack = send(http, "FHS|^~\\&|RIS|FNZYY\nBHS|^~\\&|RIS|FNZYY\n"
+               + _stated("HIS", f"{run}2", "NW", HEAD, "", "")
+               + _stated("RIS", f"{run}2", "SC", HEAD, f"{acc}^RIS", "")
+               + _ct("", acc, sent=T26, obr7=T26, status="F", text="右侧硬膜下血肿") + "BTS|3\nFTS|1\n")
+    assert ack.count("MSA|AA") == 3, ack
+    assert len(_w205(ack)) == 1, ack
+    assert _by_order(http, acc, run) == {f"{run}1": "未见异常", f"{run}2": "右侧硬膜下血肿"}
+    assert _one(http, HIS, f"{run}2")["status"] == "completed"
