@@ -202,3 +202,32 @@ def test_the_2026_order_numbered_and_reported_in_one_batch_as_one_by_one(http: T
     assert len(_w205(ack)) == 1, ack
     assert _by_order(http, acc, run) == {f"{run}1": "未见异常", f"{run}2": "右侧硬膜下血肿"}
     assert _one(http, HIS, f"{run}2")["status"] == "completed"
+
+
+# --- "not told" beyond F over F -----------------------------------------------------------------------------------
+
+
+def test_a_2026_preliminary_by_the_accession_alone_does_not_silently_replace_the_2024_final(http: TestClient) -> None:
+    """The RIS's 2026 preliminary (OBR-25 P) by the accession alone, no order but the 2024 one holding it, OBR-7 the
+    2026 exam's: ``_not_told`` warns only of a final over a final, so a P stating another exam time must either
+    leave the 2024 final as it was or say (W 205) that it could not tell -- never replace it unannounced."""
+    run = "RV41O-PR"
+    acc = _old_exam(http, run)
+    ack = send(http, _ct("", acc, sent=T26, obr7=T26, status="P", text="右侧硬膜下血肿"))
+    assert "MSA|AA" in ack, ack
+    got = _conclusions(_reports(http, acc))
+    assert got == [("final", "未见异常")] or len(_w205(ack)) == 1, (got, ack)
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "MED (data overwritten unannounced): the 2026 final by the accession alone with no OBR-7 (RISes that send none), "
+    "no order but the 2024 one holding it: ``_not_told`` needs both exam times, so the 2024 final's conclusion is "
+    "replaced by the 2026 text with AA and no W -- the operator never learns the 2024 conclusion left the current "
+    "record (it stays in history)"))
+def test_a_2026_final_without_obr7_by_the_accession_alone_is_not_filed_unannounced(http: TestClient) -> None:
+    run = "RV41O-N7"
+    acc = _old_exam(http, run)
+    ack = send(http, _ct("", acc, sent=T26, obr7="", status="F", text="右侧硬膜下血肿"))
+    assert "MSA|AA" in ack, ack
+    got = _conclusions(_reports(http, acc))
+    assert got == [("final", "未见异常")] or len(_w205(ack)) == 1, (got, ack)
