@@ -231,3 +231,32 @@ def test_a_2026_final_without_obr7_by_the_accession_alone_is_not_filed_unannounc
     assert "MSA|AA" in ack, ack
     got = _conclusions(_reports(http, acc))
     assert got == [("final", "未见异常")] or len(_w205(ack)) == 1, (got, ack)
+
+
+# --- the resident reading both -------------------------------------------------------------------------------------
+
+
+def test_the_resident_reads_both_exams_reports_and_studies(http: TestClient, module_eng: Engine) -> None:
+    """Guard: after the 2026 report is filed apart (SC, then the accession alone), the resident (a patient token for
+    her record) reads both reports -- by search and in ``$everything`` -- and both imaging studies, each with its
+    own conclusion."""
+    from tests.test_probep25_privacy import resident
+    run = "RV41O-RS"
+    acc = _old_exam(http, run)
+    _numbered(http, run, acc)
+    assert "MSA|AA" in send(http, _ct("", acc, sent=T26, obr7=T26, status="F", text="右侧硬膜下血肿"))
+    reports = _reports(http, acc)
+    assert len(reports) == 2
+    pid = reports[0]["subject"]["reference"].split("/", 1)[1]
+    h = resident(module_eng, pid)
+    found = http.get("/fhir/DiagnosticReport", params={"_count": 200}, headers=h)
+    assert found.status_code == 200, found.text[:400]
+    seen = {e["resource"]["id"]: e["resource"].get("conclusion") for e in found.json().get("entry") or ()}
+    assert {r["id"]: r.get("conclusion") for r in reports}.items() <= seen.items(), seen
+    every = http.get(f"/fhir/Patient/{pid}/$everything", params={"_count": 1000}, headers=h)
+    assert every.status_code == 200, every.text[:400]
+    assert all(r["id"] in every.text for r in reports)
+    studies = http.get("/fhir/ImagingStudy", params={"_count": 200}, headers=h).json()
+    mine = [e["resource"] for e in studies.get("entry") or ()
+            if any(i.get("value") == acc for i in e["resource"].get("identifier") or ())]
+    assert sorted(str(s.get("started"))[:4] for s in mine) == ["2024", "2026"], mine
