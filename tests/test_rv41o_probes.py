@@ -23,7 +23,10 @@ __all__ = ["engine", "http", "module_eng"]
 
 def _by_order(http: TestClient, acc: str, run: str) -> dict[str, str]:
     """The reports under ``acc`` by the placer number of the order each is based on: {placer: conclusion}."""
-    ids = {_one(http, HIS, f"{run}{n}")["id"]: f"{run}{n}" for n in (1, 2)}
+    ids: dict[str, str] = {}
+    for n in (1, 2):
+        found = http.get("/fhir/ServiceRequest", params={"identifier": f"{HIS}|{run}{n}"}).json()
+        ids.update({e["resource"]["id"]: f"{run}{n}" for e in found.get("entry") or ()})
     out: dict[str, str] = {}
     for r in _reports(http, acc):
         for b in r.get("basedOn") or ():
@@ -260,3 +263,39 @@ def test_the_resident_reads_both_exams_reports_and_studies(http: TestClient, mod
     mine = [e["resource"] for e in studies.get("entry") or ()
             if any(i.get("value") == acc for i in e["resource"].get("identifier") or ())]
     assert sorted(str(s.get("started"))[:4] for s in mine) == ["2024", "2026"], mine
+
+
+# --- replays of the 2024 report after the 2026 order is numbered ---------------------------------------------------
+
+
+@pytest.mark.parametrize("resent", ["same-bytes", pytest.param("new-control-id", marks=pytest.mark.xfail(
+    strict=True, reason=(
+        "HIGH (wrong filing): the 2024 report re-sent under a new MSH-10 after the RIS numbered the 2026 order with "
+        "the reused accession (SC, not yet reported) is filed as the 2026 exam's report -- the unread 2026 order "
+        "gets a final 'no abnormality' (the 2024 text) and a W claiming another exam, though its OBR-7 is the "
+        "stored 2024 report's to the second")))])
+def test_the_2024_report_replayed_after_the_2026_order_is_numbered_stays_the_2024_report(
+        http: TestClient, resent: str) -> None:
+    """The 2024 exam numbered by the RIS (SC) and reported by the accession alone; in 2026 the RIS numbers the new
+    order with the reused accession (SC, not yet reported). The 2024 report is then sent again -- an interface
+    replay, byte for byte or from the RIS's queue under a new MSH-10: it is the 2024 report (one report, on the
+    2024 order), and the 2026 order is not completed by it."""
+    from tests.test_code37_ris_change import HEAD
+    from tests.test_rv40d_probes import _stated
+    run = f"RV41O-RR-{resent[:2].upper()}"
+    acc = f"{run}-ACC"
+    old = "20240312080000"
+    assert "MSA|AA" in send(http, _stated("HIS", f"{run}1", "NW", HEAD, "", "").replace("20260312080000", old))
+    assert "MSA|AA" in send(http, _stated("RIS", f"{run}1", "SC", HEAD, f"{acc}^RIS", "").replace("20260312080000",
+                                                                                                  old))
+    first = _ct("", acc, sent="20240312080000+0800", obr7="20240312080000+0800", status="F", text="未见异常")
+    assert "MSA|AA" in send(http, first)
+    assert _by_order(http, acc, run) == {f"{run}1": "未见异常"}
+    _numbered(http, run, acc)
+    again = first if resent == "same-bytes" else _ct("", acc, sent="20240312080000+0800",
+                                                      obr7="20240312080000+0800", status="F", text="未见异常")
+    ack = send(http, again)
+    assert "MSA|AA" in ack, ack
+    got = _by_order(http, acc, run)
+    assert got == {f"{run}1": "未见异常"}, (got, ack)
+    assert _one(http, HIS, f"{run}2")["status"] != "completed", ack
