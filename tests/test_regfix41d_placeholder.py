@@ -7,7 +7,6 @@ each backend; the other woman's reads through her own token over ``/fhir``."""
 
 from __future__ import annotations
 
-import pytest
 from fastapi.testclient import TestClient
 
 from adapters.hl7v2.ack import ack_code_of
