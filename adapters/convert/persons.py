@@ -2832,9 +2832,10 @@ def _first_number_held(conversion: Any, ref: str, judged: str, person: dict[str,
     given? Yes (the registering application(s) by MSH-3, for the W) when another record holds that number
     (``_other_holder``: the decision's own check) and this message's application did not register the record: not
     a declared registration application, nor the record's registrar (``_registered``, the batch's as one by one:
-    ``_with_batch``; aliases one: ``same_code``). None: given -- a record not held yet (this message registers it), a
-    placeholder no registration spoke for (anyone's to number, as ``_may_renumber`` says), the registrar's own
-    registration (the index's rule: one number, one person -- the same person's record at another member, or at
+    ``_with_batch``; aliases one: ``same_code``). A result's placeholder no registration spoke for -- or only one
+    whose renumbering was held here (``_registered_unheld``) -- has no registrar: held unless a declared registration
+    application sends it (``_may_restate``'s rule; rv41n HIGH 1, regfix41d). None: given -- a record not held yet
+    (this message registers it), the registrar's own registration (the index's rule: one number, one person -- the same person's record at another member, or at
     this hospital twice, is what the index joins), or no other record holding the number.
 
     Why: ``_may_renumber`` judges the replacement of a number a record holds; a record holding none was "this
