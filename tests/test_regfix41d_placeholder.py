@@ -59,3 +59,27 @@ def test_a_placeholder_numbered_before_the_other_woman_came_is_parted_by_the_his
     (nq,) = patients(http, f"{MRN}|RD2Q")
     assert _nids(nq) == {c}, (_nids(nq), err_lines(ack))
     assert _her_reads(engine, http, nc, "RD2OBS") == [], err_lines(ack)
+
+
+def test_the_walk_in_and_its_resend_in_one_batch_as_one_by_one(module_eng: Engine) -> None:
+    """The HIS's A04 of NB with b, the LIS's result under NP, the LIS's A04 on NP with b and the same A04 again: one
+    by one and in one ingestor batch, the same ACK codes, the same W 205s, nothing linked and no number on NP."""
+    from engine.api.app import create_app
+
+    with TestClient(create_app(module_eng)) as http:
+        http.headers["Authorization"] = "Bearer " + module_eng.auth.issue_system_token("regfix41d", "system/*.cruds")
+        seen = {}
+        for how, tag, b in (("single", "RS", _nid("32092319700523012")), ("batch", "RT", _nid("32092319700523020"))):
+            msgs = [adt(f"{tag}1", f"{tag}NB^^^FNXRMYY^MR~{b}^^^^NNCHN", "丁^三", "19700523", "F"),
+                    oru(f"{tag}2", f"{tag}NP^^^FNXRMYY^MR", "丁^三", "19700523", "F", f"{tag}OBS"),
+                    adt(f"{tag}3", f"{tag}NP^^^FNXRMYY^MR~{b}^^^^NNCHN", "丁^三", "19700523", "F", app="LIS"),
+                    adt(f"{tag}4", f"{tag}NP^^^FNXRMYY^MR~{b}^^^^NNCHN", "丁^三", "19700523", "F", app="LIS")]
+            raws = [(m.encode(), "mllp", "t") for m in msgs]
+            outs = ([o for r in raws for o in module_eng.ingestor.process([r])] if how == "single"
+                    else module_eng.ingestor.process(raws))
+            (np_,) = patients(http, f"{MRN}|{tag}NP")
+            seen[how] = ([ack_code_of(o.ack) for o in outs],
+                         [sum("|205^" in e for e in err_lines(o.ack)) for o in outs],
+                         bool(np_.get("link")), bool(_nids(np_)))
+        assert seen["single"] == (["AA"] * 4, [0, 0, 1, 1], False, False), seen
+        assert seen["batch"] == seen["single"], seen
