@@ -51,11 +51,6 @@ def _nids(rec: dict) -> set[str]:
     return {t.split("|", 1)[1] for t in tokens(rec) if t.startswith(NNCHN_SYSTEM)}
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "HIGH (leak; regfix41c's left MED re-ranked): the LIS's result placeholder under the HIS's MRN NP, then the LIS's "
-    "A04 on NP stating the number NB (another woman, registered by the HIS) holds, is taken -- no W 205 -- and NP is "
-    "linked to NB: NB's resident reads the lab result filed under NP (persons._first_number_held: _UNREGISTERED is "
-    "anyone's to number)"))
 def test_a_lis_placeholder_given_a_number_another_record_holds_is_held(both: tuple[Engine, TestClient]) -> None:
     engine, http = both
     b = _nid("32092319700511012")
@@ -138,11 +133,6 @@ def test_the_registrars_newest_word_is_read_by_the_instant_its_msh7_names_across
     assert subjects(http, "TZ41NOBS") == [], "the sister's result filed under the boy"
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "HIGH (leak kept; the registrar overruled): after the LIS's placeholder took NC's number, the HIS's own A04 of "
-    "its MRN with her true number is HELD (W 205: 'only the application that registered the record's ID number "
-    "(MSH-3 LIS) replaces it ... ask that application to correct it') -- the LIS's walk-in counts as the number's "
-    "maker; NQ keeps NC's number, stays linked, NC's resident keeps reading NQ's result"))
 def test_the_his_registration_after_a_lis_placeholder_took_another_womans_number_parts_them(
         both: tuple[Engine, TestClient]) -> None:
     """The LIS's placeholder NQ took the number NC holds (the HIGH above: taken, linked). The HIS's own A04 of NQ then

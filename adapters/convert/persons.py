@@ -1486,7 +1486,8 @@ def _number_owners(conversion: Any, ref: str, numbers: frozenset[str], registran
         except NotFound:
             versions = []
         run: list[str] = []  # newest first
-        for version in versions:
+        first = 0  # (the oldest version of the run, in ``versions``)
+        for at, version in enumerate(versions):
             if version.resource is None:
                 break
             theirs = id_numbers(version.resource)
@@ -1494,11 +1495,38 @@ def _number_owners(conversion: Any, ref: str, numbers: frozenset[str], registran
                 break
             if theirs:
                 run.append(str(version.version))
+                first = at
+        if run and _placeholders_number(ref, versions, first, search, messages, marks):
+            run = []  # (a placeholder's number another record holds: no owner -- the registrants' rule answers)
         if run:
             made = _makers(ref, set(run), search, messages, marks)
             makers = [(app, registers) for v in reversed(run) for _, app, registers in sorted(made.get(v, ()))]
     makers += reversed(batch)
     return next(({app} for app, registers in makers if registers or app in registrants), set())
+
+
+def _placeholders_number(ref: str, versions: Sequence[Any], first: int, search: Any, messages: Any,
+                         marks: Any) -> bool:
+    """Was the number record ``ref`` holds (its run's oldest version ``versions[first]``, newest first) first given to
+    a result's placeholder -- every older version holds no number and no registration made any of them, a filed
+    message did (``_makers``) -- while another active record holds it too (``_every_patient``, linked or not)? Then
+    the application that numbered the placeholder is no owner of the number (``_number_owners``: none -- the
+    registrants' rule answers): the LIS's walk-in A04 on its own result's placeholder stating the number the HIS had
+    registered on another woman's record was taken before ``_first_number_held`` held it (or, nobody holding it then,
+    before her registration came), the index linked the two, and the HIS's own A04 of the placeholder's MRN with her
+    true number was held as "only the application that registered the record's ID number (MSH-3 LIS)" -- the leak kept
+    and the registrar overruled by a word that registered nobody's number (rv41n HIGH 2; forty-first round,
+    regfix41d). A number the HIS's registration first gave the placeholder, no other record holding it, keeps its
+    owner (rv40m HIGH 1: the LIS's walk-in does not replace it)."""
+    older = versions[first + 1:]
+    if not older or any(v.resource is None or id_numbers(v.resource) for v in older):
+        return False
+    made = _makers(ref, {str(v.version) for v in older}, search, messages, marks)
+    if not made or any(registers for found in made.values() for _, _, registers in found):
+        return False
+    tokens = _id_tokens(versions[first].resource)
+    return any(f"Patient/{p.get('id')}" != ref and p.get("active") is not False
+               for p in _every_patient(search, tokens))
 
 
 def _makers(ref: str, versions: set[str], search: Any, messages: Any,
@@ -2804,9 +2832,10 @@ def _first_number_held(conversion: Any, ref: str, judged: str, person: dict[str,
     given? Yes (the registering application(s) by MSH-3, for the W) when another record holds that number
     (``_other_holder``: the decision's own check) and this message's application did not register the record: not
     a declared registration application, nor the record's registrar (``_registered``, the batch's as one by one:
-    ``_with_batch``; aliases one: ``same_code``). None: given -- a record not held yet (this message registers it), a
-    placeholder no registration spoke for (anyone's to number, as ``_may_renumber`` says), the registrar's own
-    registration (the index's rule: one number, one person -- the same person's record at another member, or at
+    ``_with_batch``; aliases one: ``same_code``). A result's placeholder no registration spoke for -- or only one
+    whose renumbering was held here (``_registered_unheld``) -- has no registrar: held unless a declared registration
+    application sends it (``_may_restate``'s rule; rv41n HIGH 1, regfix41d). None: given -- a record not held yet
+    (this message registers it), the registrar's own registration (the index's rule: one number, one person -- the same person's record at another member, or at
     this hospital twice, is what the index joins), or no other record holding the number.
 
     Why: ``_may_renumber`` judges the replacement of a number a record holds; a record holding none was "this
@@ -2828,10 +2857,35 @@ def _first_number_held(conversion: Any, ref: str, judged: str, person: dict[str,
         return None
     registrar = _with_batch(_registered(judged, search, messages, declared, read_many), judged, earlier, declared)
     if registrar == _UNREGISTERED or (registrar == _UNSPOKEN and _placeholder_in_batch(judged, earlier, read_many)):
-        return None
+        return tuple(declared)  # (a placeholder: no one registered it -- held; a declared application returned above)
+    if registrar not in (None, _UNSPOKEN) and not _registered_unheld(judged, earlier, search, messages, read_many):
+        return tuple(declared)  # (a placeholder whose registrations were all held here: a placeholder still)
     if registrar not in (None, _UNSPOKEN) and same_code(conversion.institution, app, registrar, conversion.site):
         return None
     return (registrar,) if registrar not in (None, _UNSPOKEN) else ()
+
+
+def _registered_unheld(ref: str, earlier: Sequence[Any], search: Any, messages: Any, read_many: Any) -> bool:
+    """Did a registration not held here speak for record ``ref`` -- a registration event (``registers_person``) that
+    made or restated a version of it (``_makers``: every message but one whose renumbering was held), stored or an
+    earlier message of the batch (batch = one by one)? No: a result's placeholder whose only registrations were held by
+    ``_first_number_held`` -- the LIS's walk-in A04 stating the number another woman holds, held W 205, was filed and
+    so became the record's registrar, and the same A04 sent again was "the registrar's own word": taken, the two
+    linked, her resident reading the placeholder's result (the held number taken by a re-send; forty-first round,
+    regfix41d). Read only when another record holds the number a numberless record is given."""
+    if any(c.registers and ref in c.by_reference and ref not in c.create_only and not _renumber_held(c.held, ref)
+           for c in earlier):
+        return True
+    marks = _marks(search, read_many)
+    if marks is None or messages is None:
+        return True  # (cannot be told: the registrar's reading stands)
+    rtype, _, rid = ref.partition("/")
+    try:
+        versions = marks.versions(rtype, rid)
+    except NotFound:
+        return True
+    made = _makers(ref, {str(v.version) for v in versions}, search, messages, marks)
+    return any(registers for found in made.values() for _, _, registers in found)
 
 
 def _registrars_null(conversion: Any, earlier: Sequence[Any], stored: dict[Any, Any], leaned: list[int],
