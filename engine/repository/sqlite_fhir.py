@@ -323,6 +323,29 @@ class SqliteFhirBackend(SqliteSearch):
                 store.conn.execute(f"PRAGMA user_version = {LAYOUT}")
             if version:  # not a new store: an older release's process still on it goes wrong
                 log.warning(_MOVED, store.path, version, LAYOUT, version)
+        if not self.legacy:
+            self._repair_tu()
+
+    def _repair_tu(self) -> None:
+        """Give their ``tu`` to rows a layout-8 process still running after the upgrade wrote (its
+        INSERT names no ``tu``, so the column stays NULL and the row is out of every type scan, count,
+        ``_lastUpdated`` and ``_sort`` -- found by id only). Run at every open, after the upgrade: a
+        rolling restart of workers is how the rule "stop every older process first" gets broken, and
+        the loss would be silent and permanent. When no row lacks it (the rule kept) this is one probe
+        of the ``tu`` index with no write lock taken; a repair is logged, for it means an older
+        process was still writing."""
+        store = self.store
+        with store.lock:
+            if store.conn.execute("SELECT 1 FROM fhir_resource WHERE tu IS NULL LIMIT 1").fetchone() is None:
+                return
+        with store.transaction(), store.lock:
+            conn = store.conn
+            conn.create_function("huren_tu", 2, updated_key, deterministic=True)
+            mended = conn.execute("UPDATE fhir_resource SET tu = huren_tu(type, updated) WHERE tu IS NULL").rowcount
+        if mended:
+            log.warning("%s: %d resource rows had no layout-9 key (tu) -- written by an older huren (layout 8) "
+                        "process still running after the upgrade; keys given (stop every older process)",
+                        store.path, mended)
 
     # -- binding to the repository (search parameters; migration of an older layout) ----------
     def bind(self, params: SearchParams, indexer: Indexer) -> None:
