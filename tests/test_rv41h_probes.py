@@ -516,13 +516,10 @@ def test_a_second_process_opening_during_an_upgrade_longer_than_the_busy_timeout
     assert json.loads(b.stdout.splitlines()[-1]) == before
 
 
-@pytest.mark.xfail(strict=True, reason="rv41h MED (perf): $everything?_since= (a _lastUpdated across types: "
-                   "r.updated) lost layout 8's covering (type, updated) index and reads every resource row of the "
-                   "store, bodies and all: 100,000 rows 55.6 ms against 3.8 ms with the old index beside (best of 5)")
 def test_everything_since_reads_an_index_not_every_resource_row(client: TestClient, eng: Engine) -> None:
     """``Patient/p0/$everything?_since=`` over HTTP; SQLite's own plan of each statement the search ran must
-    not be a full scan of ``fhir_resource`` (a table of bodies). A fix: the compartment's types each a range of
-    ``tu`` (``_tu_sql`` per type, OR'd as ``_type`` scans are), or the compartment driving instead."""
+    not be a full scan of ``fhir_resource`` (a table of bodies). perffix41: the compartment's types each a range
+    of ``tu`` (``_tu_sql`` per type, OR'd: ``SqliteSearch._driver``)."""
     for n in range(3):
         assert client.put(f"/fhir/Patient/p{n}", json=_patient(f"p{n}", "张")).status_code in (200, 201)
     store = eng.store
