@@ -70,7 +70,10 @@ def date_range(value: str) -> tuple[float, float]:
     """``[lo, hi)`` in epoch seconds for a FHIR date / dateTime / instant at its own precision.
 
     Values without a zone are read as UTC (the HL7 converter writes explicit offsets).
-    Raises ``ValueError`` for anything that is not a FHIR date.
+    Raises ``ValueError`` for anything that is not a FHIR date -- also an offset beyond R4's
+    ``-14:00..+14:00`` or with minutes past 59 (the schema's ``dateTime``, which the validator
+    applies to what is stored): ``_lastUpdated=gt...+25:00`` was answered as an instant, an empty
+    Bundle that reads "nothing changed since" (rv41h LOW).
 
     Cached: the results of one message share their times (twelve observations, one
     ``effectiveDateTime``), and the regex plus ``datetime`` arithmetic was a tenth of indexing.
@@ -95,7 +98,10 @@ def date_range(value: str) -> tuple[float, float]:
         d = d.replace(microsecond=int(frac[1:7].ljust(6, "0")))
     if zone and zone != "Z":
         sign = 1 if zone[0] == "+" else -1
-        shift = timedelta(hours=int(zone[1:3]), minutes=int(zone[4:6]))
+        hours, minutes = int(zone[1:3]), int(zone[4:6])
+        if minutes > 59 or hours * 60 + minutes > 14 * 60:
+            raise ValueError(f"not a FHIR date (offset beyond 14:00): {value!r}")
+        shift = timedelta(hours=hours, minutes=minutes)
         try:
             lo = (d - sign * shift).timestamp()
         except OverflowError:

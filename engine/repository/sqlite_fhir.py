@@ -67,7 +67,9 @@ are dropped, in one transaction.
 from __future__ import annotations
 
 import logging
+import sqlite3
 import threading
+import time
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -106,6 +108,9 @@ if TYPE_CHECKING:
 log = logging.getLogger("huren.repository")
 
 LAYOUT = 9  # PRAGMA user_version of the layout below
+# the longest a process opening the store waits for another's layout upgrade (``_upgrade``): ~3 us of CPU a
+# row plus the index build, a few million rows under load some minutes; one that waits longer gives up loudly
+UPGRADE_WAIT = 1800
 REBUILT_BEFORE = 5  # layouts before this one have their index rebuilt when the repository binds
 
 SCHEMA = """
@@ -315,14 +320,69 @@ class SqliteFhirBackend(SqliteSearch):
                 _add_writer(conn)
         if not self.legacy and version != LAYOUT:  # a new store, or one of layout 5 to 8 (their rows of a
             # by-target parameter hashed: read as they are; the writer column added above; tu below)
-            if version:
-                log.warning("%s: giving every resource row of the FHIR store its layout-9 key (tu) and index "
-                            "(one transaction; measured ~3 us of CPU a row, 100,000 rows 0.3 s: a large store takes a while)", store.path)
-            with store.transaction(), store.lock:
-                _add_tu(store.conn)
-                store.conn.execute(f"PRAGMA user_version = {LAYOUT}")
-            if version:  # not a new store: an older release's process still on it goes wrong
-                log.warning(_MOVED, store.path, version, LAYOUT, version)
+            self._upgrade()
+        if not self.legacy:
+            self._repair_tu()
+
+    def _upgrade(self) -> None:
+        """Layout 9 (``_add_tu``) given to a new store or one of layout 5 to 8, in one transaction.
+        Another process (a second ``--workers`` process, the audit drain) may be upgrading the same
+        file: its transaction holds the write lock longer than the 10 s busy timeout on a store of a
+        few million rows, so "database is locked" is waited out up to ``UPGRADE_WAIT`` (logged once)
+        -- a process must not die of that at start (``sqlite_store._pragma_when_free``, rv41h MED 1).
+        ``user_version`` is read again inside the transaction: what another process finished is
+        not done (nor logged) twice."""
+        store = self.store
+        deadline = time.monotonic() + UPGRADE_WAIT
+        waited = False
+        while True:
+            try:
+                with store.transaction(), store.lock:
+                    conn = store.conn
+                    version = conn.execute("PRAGMA user_version").fetchone()[0]
+                    if version > LAYOUT:
+                        raise LayoutError(f"{store.path}: FHIR storage layout {version} was written by a newer huren "
+                                          f"(this one reads layout {LAYOUT}); refusing to open it")
+                    if version == LAYOUT:  # (another process did it meanwhile)
+                        return
+                    if version:
+                        log.warning("%s: giving every resource row of the FHIR store its layout-9 key (tu) and index "
+                                    "(one transaction; measured ~3 us of CPU a row, 100,000 rows 0.3 s: a large store "
+                                    "takes a while)", store.path)
+                    _add_tu(conn)
+                    conn.execute(f"PRAGMA user_version = {LAYOUT}")
+                break
+            except sqlite3.OperationalError as exc:
+                text = str(exc)
+                if ("locked" not in text and "busy" not in text) or time.monotonic() >= deadline:
+                    raise
+                if not waited:
+                    log.warning("%s: another process holds the store's write lock (upgrading it?); waiting up to "
+                                "%d s before the FHIR store's layout is checked again", store.path, UPGRADE_WAIT)
+                    waited = True
+        if version:  # not a new store: an older release's process still on it goes wrong
+            log.warning(_MOVED, store.path, version, LAYOUT, version)
+
+    def _repair_tu(self) -> None:
+        """Give their ``tu`` to rows a layout-8 process still running after the upgrade wrote (its
+        INSERT names no ``tu``, so the column stays NULL and the row is out of every type scan, count,
+        ``_lastUpdated`` and ``_sort`` -- found by id only). Run at every open, after the upgrade: a
+        rolling restart of workers is how the rule "stop every older process first" gets broken, and
+        the loss would be silent and permanent. When no row lacks it (the rule kept) this is one probe
+        of the ``tu`` index with no write lock taken; a repair is logged, for it means an older
+        process was still writing."""
+        store = self.store
+        with store.lock:
+            if store.conn.execute("SELECT 1 FROM fhir_resource WHERE tu IS NULL LIMIT 1").fetchone() is None:
+                return
+        with store.transaction(), store.lock:
+            conn = store.conn
+            conn.create_function("huren_tu", 2, updated_key, deterministic=True)
+            mended = conn.execute("UPDATE fhir_resource SET tu = huren_tu(type, updated) WHERE tu IS NULL").rowcount
+        if mended:
+            log.warning("%s: %d resource rows had no layout-9 key (tu) -- written by an older huren (layout 8) "
+                        "process still running after the upgrade; keys given (stop every older process)",
+                        store.path, mended)
 
     # -- binding to the repository (search parameters; migration of an older layout) ----------
     def bind(self, params: SearchParams, indexer: Indexer) -> None:
