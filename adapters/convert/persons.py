@@ -2370,16 +2370,25 @@ def _naming(ref: str, versions: set[str], search: Any, messages: Any, marks: Any
     filed: ``_versions_named``), the feed's own only (a FHIR client's Provenance proves nothing: its writer mark),
     with the filed messages that wrote it (``_writers``), a page at a time as ``_walked`` reads them. ``whole``: past
     ``_PAGES`` pages with more to read, raises ``_Untold`` (else it stops there)."""
+    for fed in _feeds_naming(ref, lambda prov: bool(_versions_named(prov, ref) & versions), search, marks, whole):
+        writers = _writers(fed, messages)
+        for prov in fed:
+            yield prov, writers.get(f"Provenance/{prov.get('id')}", [])
+
+
+def _feeds_naming(ref: str, keep: Callable[[dict[str, Any]], bool], search: Any, marks: Any,
+                  whole: bool) -> Iterator[list[dict[str, Any]]]:
+    """The Provenances naming the record ``ref`` that ``keep`` keeps, a page (``_PAGE``, in the order stored) at a
+    time, at most ``_PAGES`` pages: of each page holding any, the feed's own (a FHIR client's proves nothing: its
+    writer mark) -- empty where a client wrote them all. ``whole``: past ``_PAGES`` pages with more to read, raises
+    ``_Untold`` (else it stops there). The one reading of those pages for ``_naming`` and ``_renumbered``."""
     for n in range(_PAGES):
         page = search("Provenance", [("target", ref), ("_sort", "_lastUpdated"), ("_count", str(_PAGE)),
                                      ("_offset", str(n * _PAGE))])
-        naming = [prov for prov in page.resources if _versions_named(prov, ref) & versions]
+        naming = [prov for prov in page.resources if keep(prov)]
         if naming:
             stored_by = marks.writers("Provenance", [str(prov.get("id")) for prov in naming])
-            fed = [prov for prov in naming if stored_by.get(str(prov.get("id"))) not in NOT_THE_FEED]
-            writers = _writers(fed, messages)
-            for prov in fed:
-                yield prov, writers.get(f"Provenance/{prov.get('id')}", [])
+            yield [prov for prov in naming if stored_by.get(str(prov.get("id"))) not in NOT_THE_FEED]
         if not page.has_next:
             return
     if whole:
@@ -3032,17 +3041,9 @@ def _renumbered(newer: str, older: str, earlier: Sequence[Any], stored: dict[Any
     if marks is None:
         return False
     newest: dict[str, Any] | None = None
-    for n in range(_PAGES):
-        page = search("Provenance", [("target", older), ("_sort", "_lastUpdated"), ("_count", str(_PAGE)),
-                                     ("_offset", str(n * _PAGE))])
-        naming = [prov for prov in page.resources if _versions_named(prov, older) and _versions_named(prov, newer)
-                  and _activity(prov) in _MERGING]
-        if naming:
-            stored_by = marks.writers("Provenance", [str(prov.get("id")) for prov in naming])
-            fed = [prov for prov in naming if stored_by.get(str(prov.get("id"))) not in NOT_THE_FEED]
-            newest = fed[-1] if fed else newest
-        if not page.has_next:
-            break
+    for fed in _feeds_naming(older, lambda prov: bool(_versions_named(prov, older) and _versions_named(prov, newer)
+                                                      and _activity(prov) in _MERGING), search, marks, False):
+        newest = fed[-1] if fed else newest
     if newest is None or _activity(newest)[1] not in RENUMBERING:
         return False
     wrote = [int(v) for v in _versions_named(newest, newer) if v.isascii() and v.isdigit()]
