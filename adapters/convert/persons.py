@@ -1680,11 +1680,13 @@ def _other_holder(ref: str, tokens: Sequence[tuple[str, str]], earlier: Sequence
     return next((h for h in holders if f"Patient/{h.get('id')}" not in one and ref not in _linked(h)), None)
 
 
-def _linked(record: dict[str, Any] | None) -> list[str]:
+def _linked(record: dict[str, Any] | None, types: Collection[str] | None = None) -> list[str]:
     """Every record ``record``'s ``Patient.link`` names, of any type (a merge's, the index's ``seealso``, an
-    operator's): what says the two are one person's records."""
+    operator's): what says the two are one person's records. ``types``: only the links of those types
+    (``_merge_links``)."""
     return [str(link["other"]["reference"]) for link in (record or {}).get("link") or ()
-            if isinstance(link, dict) and isinstance(link.get("other"), dict) and link["other"].get("reference")]
+            if isinstance(link, dict) and (types is None or link.get("type") in types)
+            and isinstance(link.get("other"), dict) and link["other"].get("reference")]
 
 
 def _one_persons(ref: str, stored: dict[Any, Any], read_many: Any) -> set[str]:
@@ -3153,9 +3155,7 @@ def _as_left_linked(ref: str, earlier: Sequence[Any], stored: dict[Any, Any], le
 
 def _merge_links(record: dict[str, Any] | None) -> list[str]:
     """The records ``record`` replaces or is replaced by (``Patient.link``): the merges that touch it."""
-    return [str(link["other"]["reference"]) for link in (record or {}).get("link") or ()
-            if isinstance(link, dict) and link.get("type") in ("replaces", "replaced-by")
-            and isinstance(link.get("other"), dict) and link["other"].get("reference")]
+    return _linked(record, ("replaces", "replaced-by"))
 
 
 def _merged_between(ref: str, other: str, earlier: Sequence[Any], stored: dict[Any, Any], leaned: list[int],
