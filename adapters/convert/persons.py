@@ -2503,17 +2503,17 @@ def _as_sent(doc: dict[str, Any], ref: str, site: Any) -> tuple[dict[str, Any], 
 
 def _newest_sent(docs: list[dict[str, Any]], site: Any) -> list[dict[str, Any]]:
     """The registrar's messages ``docs`` (newest received first) newest SENT first: by the sender's own MSH-7
-    (``engine.ingest._doc_stamp``, the reading the write's order uses), an equal time by arrival -- when every one
+    (``engine.ingest.doc_stamp``, the reading the write's order uses), an equal time by arrival -- when every one
     has a usable MSH-7 to the second or finer and one sender (MSH-3 of MSH-4) sent them all: then the times compare
     (``engine.message_time``). Otherwise as received, the only order that can be told. The HIS's A08 sent 10:15
     arriving after its A08 of 11:15 (a queue replayed) had been read as its newest word: the sex the 11:15 message
     took back read as stated, the mother's number as the boy's own, his twin sister's result filed under him
     (rv41g HIGH 3, idfix41b). The stored record's own fields still go by arrival (``merge.yaml``): not changed here."""
-    from engine.ingest import _doc_stamp  # (the ingest imports this module)
+    from engine.ingest import doc_stamp  # (the ingest imports this module)
 
     if len(docs) < 2:
         return docs
-    stamps = [_doc_stamp(doc, site) for doc in docs]
+    stamps = [doc_stamp(doc, site) for doc in docs]
     if any(st.sent is None or st.until is not None or st.sender != stamps[0].sender for st in stamps):
         return docs
     newest = sorted(range(len(docs)), reverse=True, key=lambda at: (stamps[at].sent, -at))  # (equal: newest received)
