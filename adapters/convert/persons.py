@@ -2489,8 +2489,12 @@ def _as_sent(doc: dict[str, Any], ref: str, site: Any) -> tuple[dict[str, Any], 
     record without stating it (a result's or order's PID, written only when absent; an A40's MRG-1 record); None when
     it cannot be read again (a site changed since: "cannot be told")."""
     conversion = _read_again(doc, site)
-    if conversion is None:
-        return None
+    return None if conversion is None else _stated_of(conversion, ref)
+
+
+def _stated_of(conversion: Any, ref: str) -> tuple[dict[str, Any], frozenset[str]]:
+    """The record ``ref`` as a message read again (``_read_again``) stated it, and the elements it deleted: the
+    one reading of that for ``_as_sent`` and ``_carried_as_registered`` (which needs the message's merges too)."""
     person = conversion.by_reference.get(ref)
     if person is None or ref in conversion.create_only:
         return {}, frozenset()
@@ -2604,13 +2608,11 @@ def _carried_as_registered(ref: str, record: dict[str, Any], registrar: str, sea
             if conversion is None:
                 return []
             merged = merged or any((survivor, was) == (ref, prior) for survivor, was, _, _ in conversion.merges)
-            person = conversion.by_reference.get(prior)
-            if numbers is None and person is not None and prior not in conversion.create_only:
-                said = conversion.said.get(prior)
+            person, deleted = _stated_of(conversion, prior)
+            if numbers is None and person:
                 national = {str(i.get("value")) for i in person.get("identifier") or ()
                             if isinstance(i, dict) and is_national_id(i)}
-                if national or any(d.element == "identifier" and d.where == NATIONAL_ENTRIES
-                                   for d in (said.deletes if said is not None else ())):
+                if national or "identifier" in deleted:
                     numbers = national
             if merged and numbers is not None:
                 break
