@@ -79,7 +79,7 @@ from engine.audit.events import now_instant
 from engine.audit.record import facts
 from engine.errors import Gone, NotFound
 from engine.identity.demographics import conflicts_with_own_ids, id_numbers
-from engine.identity.mpi import _links_apart, _merges, before_merge
+from engine.identity.mpi import before_merge, links_apart, merges_of
 from engine.identity.nationalid import is_national_id
 from engine.merge_rules import INDEX
 from engine.messages import PROCESSED, MessageStore
@@ -337,7 +337,7 @@ def _merged_away(repo: FhirRepository, reading: _Reading, out: Outcome,
 def _may_receive(history: list[Any]) -> bool:
     """Could a record merged away with no number at its merge have received one along a chain (merged into first)?
     It states ``replaces`` in one of its versions."""
-    return any(kind == "replaces" for v in history if v.resource for kind, _ in _merges(v.resource))
+    return any(kind == "replaces" for v in history if v.resource for kind, _ in merges_of(v.resource))
 
 
 def _survivor(patient: dict[str, Any]) -> str | None:
@@ -355,10 +355,10 @@ def _merge_version(history: list[Any]) -> str | None:
     for version in history:
         if version.resource is None:
             break
-        if any(kind == "replaced-by" for kind, _ in _merges(version.resource)):
+        if any(kind == "replaced-by" for kind, _ in merges_of(version.resource)):
             found, after = str(version.version), version.resource
             continue
-        if after is not None and _links_apart(version.resource, after):
+        if after is not None and links_apart(version.resource, after):
             after = version.resource
             continue
         break
@@ -442,7 +442,7 @@ def _undone(repo: FhirRepository, reading: _Reading, into: dict[str, str], plan:
         # the unlink and every version since: the index's (links alone differ) or a filed message's that left the
         # number unsaid (an A08 stating the MRN alone) -- a ``""^^^^NNCHN``, or a version no message wrote (a FHIR
         # client's), and the record stays as it is
-        if not all(reading.kept_number(pid, history[n]) or n < at and _links_apart(history[n].resource,
+        if not all(reading.kept_number(pid, history[n]) or n < at and links_apart(history[n].resource,
                                                                                    history[n + 1].resource)
                    for n in range(at + 1)):
             continue

@@ -2163,7 +2163,7 @@ class _Dates:
                     self._filed[(institution, c)] = []
                 for doc in self._messages.filed(institution, set(fresh)):
                     key = (institution, str(doc.get("control_id") or ""))
-                    self._filed.setdefault(key, []).append((doc, _doc_stamp(doc, self._site)))
+                    self._filed.setdefault(key, []).append((doc, doc_stamp(doc, self._site)))
         for key, pairs in named:
             if not pairs:  # (a Provenance naming no message states nothing a message said)
                 self._told[key] = []
@@ -2181,7 +2181,7 @@ class _Dates:
         return [dates.now for dates in self._batch.get(ref) or ()]
 
 
-def _doc_stamp(doc: Document, site: Any) -> Stamp:
+def doc_stamp(doc: Document, site: Any) -> Stamp:
     """The ``Stamp`` of a stored message: its MSH read again from its raw bytes (MSH-7 as sent)."""
     header, text = extract_header(raw_of(doc))
     facility = str(doc.get("facility") or "")

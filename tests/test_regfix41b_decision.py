@@ -8,8 +8,8 @@ SQLite (the CLI opens the store anew)."""
 from __future__ import annotations
 
 import json
+from functools import partial
 from pathlib import Path
-from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
@@ -20,55 +20,27 @@ from engine.cli import main
 from engine.engine import Engine
 from engine.messages import message_id
 from engine.settings import Settings
-from tests.hl7_calls import err_lines, post
-from tests.identity39_calls import NNCHN_SYSTEM, engine_and_client, registered, tokens
+from tests.hl7_calls import post
+from tests.identity39_calls import engine_and_client, registered
 from tests.module_store import module_eng
+from tests.owner41_calls import REASON, decide, held_w, nids, operator, resident_reads, shown
 from tests.test_ingest_replay import site_env
-from tests.test_order35_as_later import _operator
 from tests.test_rvidentity32_probes import MRN, _nid, adt, merge, oru, patients
 
 __all__ = ["module_eng", "site_env"]
 
 both = engine_and_client("regfix41b")
-REASON = "已核对居民身份证，本消息的号码正确"
 OPS = "regfix41b-ops"
-
-
-def _ops(engine: Engine) -> dict[str, str]:
-    return _operator(engine, "system/MessageHeader.cr", OPS)
-
-
-def _decide(http: TestClient, engine: Engine, control: str) -> Any:
-    return http.post(f"/admin/quarantine/{message_id('FNXRMYY', control)}/owner",
-                     headers={**_ops(engine), "Content-Type": "application/json"},
-                     content=json.dumps({"reason": REASON}))
-
-
-def _shown(http: TestClient, engine: Engine, control: str) -> dict[str, Any]:
-    r = http.get(f"/admin/quarantine/{message_id('FNXRMYY', control)}", headers=_ops(engine))
-    assert r.status_code == 200, r.text
-    return r.json()
+_ops = partial(operator, ops=OPS)
+_decide = partial(decide, ops=OPS)
+_shown = partial(shown, ops=OPS)
+_reads = partial(resident_reads, client_id="rf41b-phone")
 
 
 def _held(http: TestClient, engine: Engine) -> set[str]:
     r = http.get("/admin/held", headers=_ops(engine))
     assert r.status_code == 200, r.text
     return {m["control_id"] for m in r.json()["items"]}
-
-
-def _nids(rec: dict) -> set[str]:
-    return {t.split("|", 1)[1] for t in tokens(rec) if t.startswith(NNCHN_SYSTEM)}
-
-
-def _reads(engine: Engine, resident: dict, urls: list[str]) -> list[str]:
-    token, _ = engine.auth.issue_token(subject=f"Patient/{resident['id']}", kind="patient", client_id="rf41b-phone",
-                                       scopes=["patient/*.rs"], patient=resident["id"])
-    with TestClient(create_app(engine)) as phone:
-        return [phone.get(url, headers={"Authorization": f"Bearer {token}"}).text for url in urls]
-
-
-def _held_w(ack: bytes) -> bool:
-    return ack_code_of(ack) == "AA" and any("|205^" in x and "|W|" in x for x in err_lines(ack))
 
 
 def test_the_decision_is_refused_while_another_record_holds_the_number(both: tuple[Engine, TestClient]) -> None:
@@ -82,7 +54,7 @@ def test_the_decision_is_refused_while_another_record_holds_the_number(both: tup
     ra = registered(http, "RA", "RA1", "甲^七", "19700307", "F", f"~{a}^^^^NNCHN")
     rb = registered(http, "RB", "RB1", "甲^七", "19700307", "F", f"~{b}^^^^NNCHN")
     assert ack_code_of(post(http, oru("RA9", "RA^^^FNXRMYY^MR", "甲^七", "19700307", "F", "HBA1C"))) == "AA"
-    assert _held_w(post(http, adt("RA2", f"RA^^^FNXRMYY^MR~{b}^^^^NNCHN", "甲^七", "19700307", "F", app="LIS")))
+    assert held_w(post(http, adt("RA2", f"RA^^^FNXRMYY^MR~{b}^^^^NNCHN", "甲^七", "19700307", "F", app="LIS")))
     doc = _shown(http, engine, "RA2")
     (claim,) = doc["held_claims"]
     assert claim["unavailable"] == {"merged": False, "mrn": "RB"}, claim
@@ -97,18 +69,18 @@ def test_the_decision_is_refused_while_another_record_holds_the_number(both: tup
     assert after["replays"] == before["replays"] and after["status"] == "processed", after.get("replays")
     assert "RA2" in _held(http, engine)
     (now,) = patients(http, f"{MRN}|RA")
-    assert _nids(now) == {a}, _nids(now)
+    assert nids(now) == {a}, nids(now)
     seen = _reads(engine, rb, [f"/fhir/Patient/{ra['id']}", "/fhir/Observation", "/fhir/AuditEvent"])
     assert not any(ra["id"] in t or "HBA1C" in t for t in seen), seen
     # the other record corrected first (its registrar's null): the decision is the operator's again
     assert ack_code_of(post(http, adt("RB2", 'RB^^^FNXRMYY^MR~""^^^^NNCHN', "甲^七", "19700307", "F"))) == "AA"
     (rb_now,) = patients(http, f"{MRN}|RB")
-    assert not _nids(rb_now), _nids(rb_now)
+    assert not nids(rb_now), nids(rb_now)
     assert "unavailable" not in _shown(http, engine, "RA2")["held_claims"][0]
     decided = _decide(http, engine, "RA2")
     assert decided.status_code == 200 and decided.json()["decided"]["used"] is True, decided.text
     (now,) = patients(http, f"{MRN}|RA")
-    assert _nids(now) == {b}, _nids(now)
+    assert nids(now) == {b}, nids(now)
 
 
 def test_a_merged_away_records_renumbering_is_held_live_and_never_decided(both: tuple[Engine, TestClient]) -> None:
@@ -123,9 +95,9 @@ def test_a_merged_away_records_renumbering_is_held_live_and_never_decided(both: 
     re_ = registered(http, "RE", "RE1", "甲^八", "19700308", "F", f"~{b}^^^^NNCHN")
     assert ack_code_of(post(http, merge("RC3", "RD^^^FNXRMYY^MR", "甲^八", "19700308", "F", "RC^^^FNXRMYY^MR"))) == "AA"
     (rd,) = patients(http, f"{MRN}|RD")
-    assert _nids(rd) == {a}, _nids(rd)
+    assert nids(rd) == {a}, nids(rd)
     ack = post(http, adt("RC4", f"RC^^^FNXRMYY^MR~{b}^^^^NNCHN", "甲^八", "19700308", "F", app="LIS"))
-    assert _held_w(ack) and b"MSH-3 HIS" in ack, ack
+    assert held_w(ack) and b"MSH-3 HIS" in ack, ack
     assert [p["id"] for p in patients(http, b)] == [re_["id"]]
     (claim,) = _shown(http, engine, "RC4")["held_claims"]
     assert claim["unavailable"] == {"merged": True, "mrn": "RD"}, claim
@@ -150,10 +122,10 @@ def test_one_batch_holds_the_merged_away_records_renumbering_as_one_by_one(modul
         batch = [merge("RF3", "RG^^^FNXRMYY^MR", "甲^九", "19700309", "F", "RF^^^FNXRMYY^MR"),
                  adt("RF4", f"RF^^^FNXRMYY^MR~{b}^^^^NNCHN", "甲^九", "19700309", "F", app="LIS")]
         acks = [o.ack for o in module_eng.ingestor.process([(m.encode(), "mllp", "t") for m in batch])]
-        assert ack_code_of(acks[0]) == "AA" and _held_w(acks[1]), acks
+        assert ack_code_of(acks[0]) == "AA" and held_w(acks[1]), acks
         assert [p["id"] for p in patients(http, b)] == [rh["id"]]
         (rf,) = patients(http, f"{MRN}|RF")
-        assert not _nids(rf), _nids(rf)
+        assert not nids(rf), nids(rf)
 
 
 def test_the_console_decision_is_refused_too(site_env: Settings, capsys: pytest.CaptureFixture[str]) -> None:
@@ -164,7 +136,7 @@ def test_the_console_decision_is_refused_too(site_env: Settings, capsys: pytest.
         http.headers["Authorization"] = "Bearer " + engine.auth.issue_system_token("rf41b", "system/*.cruds")
         registered(http, "RJ", "RJ1", "甲^十", "19700310", "F", f"~{a}^^^^NNCHN")
         registered(http, "RK", "RK1", "甲^十", "19700310", "F", f"~{b}^^^^NNCHN")
-        assert _held_w(post(http, adt("RJ2", f"RJ^^^FNXRMYY^MR~{b}^^^^NNCHN", "甲^十", "19700310", "F", app="LIS")))
+        assert held_w(post(http, adt("RJ2", f"RJ^^^FNXRMYY^MR~{b}^^^^NNCHN", "甲^十", "19700310", "F", app="LIS")))
     msg = message_id("FNXRMYY", "RJ2")
     capsys.readouterr()
     assert main(["quarantine", "replay", msg, "--as-owner", REASON]) == 1
@@ -173,7 +145,7 @@ def test_the_console_decision_is_refused_too(site_env: Settings, capsys: pytest.
     with Engine(site_env) as engine:
         assert not (engine.ingestor.messages.get(msg) or {}).get("replays")
         (rec,) = engine.repository.search("Patient", [("identifier", f"{MRN}|RJ")]).resources
-        assert _nids(rec) == {a}
+        assert nids(rec) == {a}
 
 
 def test_the_page_says_the_decision_is_unavailable_before_any_confirmation() -> None:

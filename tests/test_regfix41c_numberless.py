@@ -8,7 +8,7 @@ operator's token, ``/fhir`` read back as a resident (the SMART patient token the
 from __future__ import annotations
 
 import json
-from typing import Any
+from functools import partial
 
 from fastapi.testclient import TestClient
 
@@ -17,55 +17,19 @@ from adapters.hl7v2.escapes import unescape
 from engine.api.app import create_app
 from engine.api.ui_quarantine import WORDS, err_said
 from engine.engine import Engine
-from engine.messages import message_id
 from tests.hl7_calls import err_lines, post
-from tests.identity39_calls import NNCHN_SYSTEM, engine_and_client, registered, tokens
+from tests.identity39_calls import engine_and_client, registered
 from tests.module_store import module_eng
-from tests.test_order35_as_later import _operator
+from tests.owner41_calls import at_fnzyy, decide, held_w, nids, resident_reads, shown
 from tests.test_rvidentity32_probes import MRN, _nid, adt, oru, patients
 
 __all__ = ["module_eng"]
 
 both = engine_and_client("regfix41c")
-REASON = "已核对居民身份证，本消息的号码正确"
 OPS = "regfix41c-ops"
-
-
-def _ops(engine: Engine) -> dict[str, str]:
-    return _operator(engine, "system/MessageHeader.cr", OPS)
-
-
-def _decide(http: TestClient, engine: Engine, control: str) -> Any:
-    return http.post(f"/admin/quarantine/{message_id('FNXRMYY', control)}/owner",
-                     headers={**_ops(engine), "Content-Type": "application/json"},
-                     content=json.dumps({"reason": REASON}))
-
-
-def _shown(http: TestClient, engine: Engine, control: str) -> dict[str, Any]:
-    r = http.get(f"/admin/quarantine/{message_id('FNXRMYY', control)}", headers=_ops(engine))
-    assert r.status_code == 200, r.text
-    return r.json()
-
-
-def _nids(rec: dict) -> set[str]:
-    return {t.split("|", 1)[1] for t in tokens(rec) if t.startswith(NNCHN_SYSTEM)}
-
-
-def _reads(engine: Engine, resident: dict, urls: list[str]) -> list[str]:
-    token, _ = engine.auth.issue_token(subject=f"Patient/{resident['id']}", kind="patient", client_id="rf41c-phone",
-                                       scopes=["patient/*.rs"], patient=resident["id"])
-    with TestClient(create_app(engine)) as phone:
-        return [phone.get(url, headers={"Authorization": f"Bearer {token}"}).text for url in urls]
-
-
-def _held_w(ack: bytes) -> bool:
-    return ack_code_of(ack) == "AA" and any("|205^" in x and "|W|" in x for x in err_lines(ack))
-
-
-def _at_fnzyy(control: str, mrn: str, name: str, birth: str, sex: str, ids: str) -> str:
-    """The HIS of 阜宁县中医院 (FNZYY, another member of the community) registering ``mrn`` there."""
-    return (f"MSH|^~\\&|HIS|FNZYY|HUREN|FNYGT|20261201081500||ADT^A04^ADT_A01|{control}|P|2.5.1\r"
-            f"EVN|A04|20261201081500\rPID|1||{mrn}^^^FNZYY^MR{ids}||{name}||{birth}|{sex}\rPV1|1|O\r")
+_decide = partial(decide, ops=OPS)
+_shown = partial(shown, ops=OPS)
+_reads = partial(resident_reads, client_id="rf41c-phone")
 
 
 def test_the_lis_walk_in_on_a_numberless_record_is_held_and_its_decision_barred(
@@ -80,13 +44,13 @@ def test_the_lis_walk_in_on_a_numberless_record_is_held_and_its_decision_barred(
     nb = registered(http, "NB", "NB1", "丙^一", "19700501", "F", f"~{b}^^^^NNCHN")
     assert ack_code_of(post(http, oru("NA9", "NA^^^FNXRMYY^MR", "丙^一", "19700501", "F", "HBA1C"))) == "AA"
     ack = post(http, adt("NA2", f"NA^^^FNXRMYY^MR~{b}^^^^NNCHN", "丙^一", "19700501", "F", app="LIS"))
-    assert _held_w(ack) and "MSH-3 HIS" in ack.decode() and "MSH-3 LIS" in ack.decode(), ack
+    assert held_w(ack) and "MSH-3 HIS" in ack.decode() and "MSH-3 LIS" in ack.decode(), ack
     assert b not in ack.decode() and "NB" not in ack.decode(), ack  # (the sender is not told whose number)
     (line,) = [x for x in err_lines(ack) if "|205^" in x]
     zh, _ = err_said(WORDS.current(engine.settings.site), "205", unescape(line.split("|")[8]))
     assert "已属于另一份病历" in zh and "MSH-3 HIS" in zh and "MSH-3 LIS" in zh, zh
     (now,) = patients(http, f"{MRN}|NA")
-    assert not _nids(now) and not now.get("link"), now
+    assert not nids(now) and not now.get("link"), now
     seen = _reads(engine, nb, [f"/fhir/Patient/{na['id']}", "/fhir/Observation",
                                f"/fhir/Patient/{nb['id']}/$everything"])
     assert not any(na["id"] in t or "HBA1C" in t for t in seen), seen
@@ -99,7 +63,7 @@ def test_the_lis_walk_in_on_a_numberless_record_is_held_and_its_decision_barred(
     decided = _decide(http, engine, "NA2")
     assert decided.status_code == 200 and decided.json()["decided"]["used"] is True, decided.text
     (now,) = patients(http, f"{MRN}|NA")
-    assert _nids(now) == {b}, _nids(now)
+    assert nids(now) == {b}, nids(now)
 
 
 def test_the_registrar_gives_its_numberless_record_a_number_another_record_holds(
@@ -112,9 +76,9 @@ def test_the_registrar_gives_its_numberless_record_a_number_another_record_holds
     registered(http, "NC", "NC1", "丙^二", "19700502", "F")
     nd = registered(http, "ND", "ND1", "丙^二", "19700502", "F", f"~{b}^^^^NNCHN")
     ack = post(http, adt("NC2", f"NC^^^FNXRMYY^MR~{b}^^^^NNCHN", "丙^二", "19700502", "F", event="A08"))
-    assert ack_code_of(ack) == "AA" and not _held_w(ack), ack
+    assert ack_code_of(ack) == "AA" and not held_w(ack), ack
     (now,) = patients(http, f"{MRN}|NC")
-    assert _nids(now) == {b} and nd["id"] in json.dumps(now.get("link") or []), now
+    assert nids(now) == {b} and nd["id"] in json.dumps(now.get("link") or []), now
 
 
 def test_a_number_another_member_holds_is_held_and_the_member_named(both: tuple[Engine, TestClient]) -> None:
@@ -123,9 +87,9 @@ def test_a_number_another_member_holds_is_held_and_the_member_named(both: tuple[
     hospital's registration, never a merge."""
     engine, http = both
     b = _nid("32092319700503012")
-    assert ack_code_of(post(http, _at_fnzyy("ZN1", "ZN", "丙^三", "19700503", "F", f"~{b}^^^^NNCHN"))) == "AA"
+    assert ack_code_of(post(http, at_fnzyy("ZN1", "ZN", "丙^三", "19700503", "F", f"~{b}^^^^NNCHN"))) == "AA"
     registered(http, "NE", "NE1", "丙^三", "19700503", "F")
-    assert _held_w(post(http, adt("NE2", f"NE^^^FNXRMYY^MR~{b}^^^^NNCHN", "丙^三", "19700503", "F", app="LIS")))
+    assert held_w(post(http, adt("NE2", f"NE^^^FNXRMYY^MR~{b}^^^^NNCHN", "丙^三", "19700503", "F", app="LIS")))
     (zn,) = patients(http, b)
     (claim,) = _shown(http, engine, "NE2")["held_claims"]
     assert claim["unavailable"] == {"merged": False, "mrn": "", "member": "阜宁县中医院"}, claim
@@ -135,7 +99,7 @@ def test_a_number_another_member_holds_is_held_and_the_member_named(both: tuple[
     assert "this hospital's registration" in said and "A40" not in said, said
     assert zn["id"] not in said and "ZN" not in said and b not in said, said
     (now,) = patients(http, f"{MRN}|NE")
-    assert not _nids(now), now
+    assert not nids(now), now
 
 
 def test_one_batch_holds_as_one_by_one(module_eng: Engine) -> None:
@@ -148,8 +112,8 @@ def test_one_batch_holds_as_one_by_one(module_eng: Engine) -> None:
                  adt("NF1", "NF^^^FNXRMYY^MR", "丙^四", "19700504", "F"),
                  adt("NF2", f"NF^^^FNXRMYY^MR~{b}^^^^NNCHN", "丙^四", "19700504", "F", app="LIS")]
         acks = [o.ack for o in module_eng.ingestor.process([(m.encode(), "mllp", "t") for m in batch])]
-        assert ack_code_of(acks[0]) == "AA" and ack_code_of(acks[1]) == "AA" and _held_w(acks[2]), acks
+        assert ack_code_of(acks[0]) == "AA" and ack_code_of(acks[1]) == "AA" and held_w(acks[2]), acks
         (ng,) = patients(http, f"{MRN}|NG")
         assert [p["id"] for p in patients(http, b)] == [ng["id"]]
         (nf,) = patients(http, f"{MRN}|NF")
-        assert not _nids(nf) and not nf.get("link"), nf
+        assert not nids(nf) and not nf.get("link"), nf

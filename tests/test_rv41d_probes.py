@@ -193,22 +193,28 @@ def test_xo41_a_held_cancel_in_the_batch_does_not_decide_which_order_the_accessi
     """The HIS orders head CT twice (P1, P2), the RIS accepts both under one accession. Then the EMR's CA of P1 (a
     third application's request: held, P1 stays active) and the RIS's report by the accession alone: one by one the
     accession names two live head-CT orders (W 205, neither completed); as one batch the same."""
-    outcomes = {}
-    for run, batch in (("RV41D-BA", False), ("RV41D-BB", True)):
-        acc = f"{run}-ACC^RIS"
-        for n in (1, 2):
-            assert "MSA|AA" in send(http, _stated("HIS", f"{run}{n}", "NW", HEAD, "", ""))
-            assert "MSA|AA" in send(http, _stated("RIS", f"{run}{n}", "SC", HEAD, acc, ""))
-        cancel = _stated("EMR", f"{run}1", "CA", HEAD, acc, "").replace("||IP||", "||CA||")
-        report = _report_at("RIS", "", acc, HEAD, "20260312100000+0800", "未见异常")
-        if batch:
-            acks = [o.ack.decode() for o in module_eng.ingestor.process(
-                [(m.replace("\n", "\r").encode(), "mllp", "t") for m in (cancel, report)])]
-        else:
-            acks = [send(http, m) for m in (cancel, report)]
-        outcomes[batch] = ([_ack_lines(a, run) for a in acks],
-                           [_one(http, HIS, f"{run}{n}")["status"] for n in (1, 2)])
+    outcomes = {batch: _cancel_and_report(module_eng, http, "HIS", "EMR", run, batch)
+                for run, batch in (("RV41D-BA", False), ("RV41D-BB", True))}
     assert outcomes[True] == outcomes[False], outcomes
+
+
+def _cancel_and_report(engine: Engine, http: TestClient, placer: str, canceller: str, run: str,
+                       batch: bool) -> tuple[list[list[str]], list[str]]:
+    """``placer`` orders head CT twice (``run`` 1 and 2), the RIS accepts both under one accession; then
+    ``canceller``'s CA of the first and the RIS's report by the accession alone, one by one or as one batch
+    (``batch``): the two answers' lines (``_ack_lines``) and the two orders' statuses."""
+    acc = f"{run}-ACC^RIS"
+    for n in (1, 2):
+        assert "MSA|AA" in send(http, _stated(placer, f"{run}{n}", "NW", HEAD, "", ""))
+        assert "MSA|AA" in send(http, _stated("RIS", f"{run}{n}", "SC", HEAD, acc, ""))
+    cancel = _stated(canceller, f"{run}1", "CA", HEAD, acc, "").replace("||IP||", "||CA||")
+    report = _report_at("RIS", "", acc, HEAD, "20260312100000+0800", "未见异常")
+    if batch:
+        acks = [o.ack.decode() for o in engine.ingestor.process(
+            [(m.replace("\n", "\r").encode(), "mllp", "t") for m in (cancel, report)])]
+    else:
+        acks = [send(http, m) for m in (cancel, report)]
+    return [_ack_lines(a, run) for a in acks], [_one(http, HIS, f"{run}{n}")["status"] for n in (1, 2)]
 
 
 # --- reg41: the decision after a restart -------------------------------------------------------------------------

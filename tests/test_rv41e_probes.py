@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -22,6 +21,7 @@ from tests.test_recognition_policy_e2e import CBC, msh, order, pid, ts
 from tests.test_recognition_policy_e2e import result as oru
 from tests.test_rv40k_probes import _hospb, _order
 from tests.test_st40_status_leftovers import _hospa, _report_of
+from tests.test_st41_status_merge_tidy import _filed_by_the_old_release
 from tests.test_stfix40_status_made_by import _interpreted
 
 engine = test_money19_cds_orders.engine
@@ -95,18 +95,6 @@ def test_orc5_w_split_over_two_messages_of_a_batch_as_one_by_one(engine: Engine,
 
 
 # --- 3. documents filed before ``unchanged`` was kept: the receipt rule --------------------------------------------
-
-
-def _filed_by_the_old_release(doc_ids: set[str]) -> Any:
-    """``MessageStore.mark_processed`` as the release before stfix40 filed ``doc_ids``: no ``unchanged`` field."""
-    real = MessageStore.mark_processed
-
-    def old(self: MessageStore, doc_id: str, **kw: Any) -> Any:
-        if doc_id in doc_ids:
-            kw["unchanged"] = None
-        return real(self, doc_id, **kw)
-
-    return old
 
 
 def _receipts_ahead(monkeypatch: pytest.MonkeyPatch, seconds: float) -> None:

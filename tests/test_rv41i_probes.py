@@ -19,13 +19,12 @@ from fastapi.testclient import TestClient
 
 from engine.api.app import create_app
 from engine.engine import Engine
-from engine.settings import Settings
 from tests import test_httpfix41_edges as hf
+from tests import test_httpfix41b_reasons as hfb
 from tests import test_insurance_ui as ins
 from tests.identity39_calls import engine_and_client
 from tests.module_store import module_eng  # noqa: F401 -- one engine a module on each backend
 from tests.test_jfix12_replies import two_flags
-from tests.test_labels20_report_flags import _auditor, _county
 from tests.test_order35_as_later import _operator
 from tests.test_reports_ui import Browser, _free_port
 from tests.test_rv40f_probes import _held_message, _owner
@@ -34,6 +33,8 @@ from tests.test_ui12_phone import tap
 both = engine_and_client("rv41i")
 server, browser = ins.server, ins.browser
 held = hf.held  # a held owner change on each backend (httpfix41's)
+store = hfb.store  # an engine of its own on each backend (httpfix41b's)
+_one_flag = hfb._one_flag
 
 
 @pytest.fixture(scope="module")
@@ -101,20 +102,6 @@ def test_a_single_escape_is_refused_by_the_server_too(served: tuple[int, str], p
 
 
 # --- the auditor's review reason ---------------------------------------------------------------------------------
-
-
-@pytest.fixture
-def store(backend_settings: Settings) -> Iterator[Engine]:
-    """An engine of its own on each storage backend (SQLite, mongomock; MongoDB with ``HUREN_MONGODB_URI``)."""
-    with Engine(backend_settings) as eng:
-        yield eng
-
-
-def _one_flag(engine: Engine, http: TestClient) -> tuple[dict[str, str], str]:
-    _county(engine, http)
-    auditor = _auditor(engine)
-    (row,) = http.get("/reports/duplicates", headers=auditor).json()["rows"]
-    return auditor, row["id"]
 
 
 def _csv(http: TestClient, auditor: dict[str, str]) -> bytes:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -15,16 +16,14 @@ import pytest
 from fastapi.testclient import TestClient
 
 from adapters.hl7v2.ack import ack_code_of
-from engine.api.app import create_app
 from engine.engine import Engine
-from engine.messages import message_id
 from engine.settings import Settings
-from tests.hl7_calls import err_lines, post
-from tests.identity39_calls import NNCHN_SYSTEM, engine_and_client, registered, tokens
+from tests.hl7_calls import post
+from tests.identity39_calls import engine_and_client, registered
 from tests.module_store import module_eng
+from tests.owner41_calls import at_fnzyy, decide, held_w, nids, operator, resident_reads, shown
 from tests.test_opspage26_quarantine import DESKTOP, _post, sign_in
 from tests.test_ord40_owner_page import _shot
-from tests.test_order35_as_later import _operator
 from tests.test_reports_ui import Browser
 from tests.test_resident_ui import CHROMIUM, _free_port, serving
 from tests.test_rvidentity32_probes import MRN, _nid, adt, merge, oru, patients
@@ -32,46 +31,11 @@ from tests.test_rvidentity32_probes import MRN, _nid, adt, merge, oru, patients
 __all__ = ["module_eng"]
 
 both = engine_and_client("rv41j")
-REASON = "已核对居民身份证，本消息的号码正确"
 OPS = "rv41j-ops"
-
-
-def _ops(engine: Engine) -> dict[str, str]:
-    return _operator(engine, "system/MessageHeader.cr", OPS)
-
-
-def _decide(http: TestClient, engine: Engine, control: str) -> Any:
-    return http.post(f"/admin/quarantine/{message_id('FNXRMYY', control)}/owner",
-                     headers={**_ops(engine), "Content-Type": "application/json"},
-                     content=json.dumps({"reason": REASON}))
-
-
-def _shown(http: TestClient, engine: Engine, control: str) -> dict[str, Any]:
-    r = http.get(f"/admin/quarantine/{message_id('FNXRMYY', control)}", headers=_ops(engine))
-    assert r.status_code == 200, r.text
-    return r.json()
-
-
-def _nids(rec: dict) -> set[str]:
-    return {t.split("|", 1)[1] for t in tokens(rec) if t.startswith(NNCHN_SYSTEM)}
-
-
-def _reads(engine: Engine, resident: dict, urls: list[str]) -> list[str]:
-    token, _ = engine.auth.issue_token(subject=f"Patient/{resident['id']}", kind="patient", client_id="rv41j-phone",
-                                       scopes=["patient/*.rs"], patient=resident["id"])
-    with TestClient(create_app(engine)) as phone:
-        return [phone.get(url, headers={"Authorization": f"Bearer {token}"}).text for url in urls]
-
-
-def _held_w(ack: bytes) -> bool:
-    return ack_code_of(ack) == "AA" and any("|205^" in x and "|W|" in x for x in err_lines(ack))
-
-
-def _at_fnzyy(control: str, mrn: str, name: str, birth: str, sex: str, ids: str) -> str:
-    """The HIS of 阜宁县中医院 (FNZYY, another member of the community) registering ``mrn`` there."""
-    return (f"MSH|^~\\&|HIS|FNZYY|HUREN|FNYGT|20261201081500||ADT^A04^ADT_A01|{control}|P|2.5.1\r"
-            f"EVN|A04|20261201081500\rPID|1||{mrn}^^^FNZYY^MR{ids}||{name}||{birth}|{sex}\rPV1|1|O\r")
-
+_ops = partial(operator, ops=OPS)
+_decide = partial(decide, ops=OPS)
+_shown = partial(shown, ops=OPS)
+_reads = partial(resident_reads, client_id="rv41j-phone")
 
 
 # --- regfix41b's left MED: a record holding NO number given a number another record holds -------------------------
@@ -90,7 +54,7 @@ def test_a_non_registrar_never_gives_a_numberless_record_a_number_another_record
                                f"/fhir/Patient/{jb['id']}/$everything"])
     leaked = [t[:300] for t in seen if ja["id"] in t or "HBA1C" in t]
     (now,) = patients(http, f"{MRN}|JA")
-    assert not leaked and b not in _nids(now) and _held_w(ack), (leaked, _nids(now), ack)
+    assert not leaked and b not in nids(now) and held_w(ack), (leaked, nids(now), ack)
 
 
 # --- the other record at ANOTHER member institution ----------------------------------------------------------------
@@ -102,9 +66,9 @@ def test_the_operator_is_never_told_the_other_members_mrn_name_or_number(both: t
     nor either number; the decision is refused and nothing changes (b on ZA alone, JC keeps a, not linked)."""
     engine, http = both
     a, b = _nid("32092319700412002"), _nid("32092319700412012")
-    assert ack_code_of(post(http, _at_fnzyy("ZA1", "ZA", "乙^二", "19700412", "F", f"~{b}^^^^NNCHN"))) == "AA"
+    assert ack_code_of(post(http, at_fnzyy("ZA1", "ZA", "乙^二", "19700412", "F", f"~{b}^^^^NNCHN"))) == "AA"
     jc = registered(http, "JC", "JC1", "乙^二", "19700412", "F", f"~{a}^^^^NNCHN")
-    assert _held_w(post(http, adt("JC2", f"JC^^^FNXRMYY^MR~{b}^^^^NNCHN", "乙^二", "19700412", "F", app="LIS")))
+    assert held_w(post(http, adt("JC2", f"JC^^^FNXRMYY^MR~{b}^^^^NNCHN", "乙^二", "19700412", "F", app="LIS")))
     (claim,) = _shown(http, engine, "JC2")["held_claims"]
     told = json.dumps(claim["unavailable"], ensure_ascii=False)
     decided = _decide(http, engine, "JC2")
@@ -114,16 +78,16 @@ def test_the_operator_is_never_told_the_other_members_mrn_name_or_number(both: t
         assert secret not in told and secret not in said, (secret, told, said)
     (za,) = patients(http, b)
     (jc_now,) = patients(http, f"{MRN}|JC")
-    assert _nids(jc_now) == {a} and not jc_now.get("link") and za["id"] != jc["id"], jc_now
+    assert nids(jc_now) == {a} and not jc_now.get("link") and za["id"] != jc["id"], jc_now
 
 
 def test_a_number_held_at_another_member_is_said_so_with_advice_that_can_be_followed(
         both: tuple[Engine, TestClient]) -> None:
     engine, http = both
     a, b = _nid("32092319700413002"), _nid("32092319700413012")
-    assert ack_code_of(post(http, _at_fnzyy("ZB1", "ZB", "乙^三", "19700413", "F", f"~{b}^^^^NNCHN"))) == "AA"
+    assert ack_code_of(post(http, at_fnzyy("ZB1", "ZB", "乙^三", "19700413", "F", f"~{b}^^^^NNCHN"))) == "AA"
     registered(http, "JD", "JD1", "乙^三", "19700413", "F", f"~{a}^^^^NNCHN")
-    assert _held_w(post(http, adt("JD2", f"JD^^^FNXRMYY^MR~{b}^^^^NNCHN", "乙^三", "19700413", "F", app="LIS")))
+    assert held_w(post(http, adt("JD2", f"JD^^^FNXRMYY^MR~{b}^^^^NNCHN", "乙^三", "19700413", "F", app="LIS")))
     (zb,) = patients(http, b)
     decided = _decide(http, engine, "JD2")
     said = decided.json()["issue"][0]["diagnostics"]
@@ -143,7 +107,7 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Engine, str
     with serving(engine):
         base = engine.settings.public_base_url
         sender = engine.auth.issue_system_token("interface-engine", "system/MessageHeader.c")
-        for raw in (_at_fnzyy("ZP1", "ZP", "乙^四", "19700414", "F", f"~{B_P}^^^^NNCHN"),
+        for raw in (at_fnzyy("ZP1", "ZP", "乙^四", "19700414", "F", f"~{B_P}^^^^NNCHN"),
                     adt("JP1", f"JP^^^FNXRMYY^MR~{A_P}^^^^NNCHN", "乙^四", "19700414", "F"),
                     adt("JP2", f"JP^^^FNXRMYY^MR~{B_P}^^^^NNCHN", "乙^四", "19700414", "F", app="LIS")):
             assert _post(base, sender, raw.encode()) == "AA"
@@ -187,7 +151,7 @@ def test_following_the_409s_advice_for_one_person_with_two_records_works(both: t
     a, b = _nid("32092319700415002"), _nid("32092319700415012")
     registered(http, "JE", "JE1", "乙^五", "19700415", "F", f"~{a}^^^^NNCHN")
     registered(http, "JF", "JF1", "乙^五", "19700415", "F", f"~{b}^^^^NNCHN")
-    assert _held_w(post(http, adt("JE2", f"JE^^^FNXRMYY^MR~{b}^^^^NNCHN", "乙^五", "19700415", "F", app="LIS")))
+    assert held_w(post(http, adt("JE2", f"JE^^^FNXRMYY^MR~{b}^^^^NNCHN", "乙^五", "19700415", "F", app="LIS")))
     decided = _decide(http, engine, "JE2")
     said = decided.json()["issue"][0]["diagnostics"]
     assert decided.status_code == 409 and "held by another record (MRN JF at FNXRMYY)" in said, decided.text
@@ -208,7 +172,7 @@ def test_the_refusal_names_the_other_record_to_no_resident(both: tuple[Engine, T
     a, b = _nid("32092319700416002"), _nid("32092319700416012")
     jg = registered(http, "JG", "JG1", "乙^六", "19700416", "F", f"~{a}^^^^NNCHN")
     jh = registered(http, "JH", "JH1", "乙^六", "19700416", "F", f"~{b}^^^^NNCHN")
-    assert _held_w(post(http, adt("JG2", f"JG^^^FNXRMYY^MR~{b}^^^^NNCHN", "乙^六", "19700416", "F", app="LIS")))
+    assert held_w(post(http, adt("JG2", f"JG^^^FNXRMYY^MR~{b}^^^^NNCHN", "乙^六", "19700416", "F", app="LIS")))
     assert _shown(http, engine, "JG2")["held_claims"][0]["unavailable"]["mrn"] == "JH"
     assert _decide(http, engine, "JG2").status_code == 409
     urls = ["/fhir/Patient/{}", "/fhir/Patient/{}/$everything", "/fhir/AuditEvent", "/fhir/Provenance"]
@@ -226,7 +190,7 @@ def test_opening_a_held_message_does_not_move_the_ingest_figures(both: tuple[Eng
     a, b = _nid("32092319700418002"), _nid("32092319700418012")
     registered(http, "JQ", "JQ1", "乙^八", "19700418", "F", f"~{a}^^^^NNCHN")
     registered(http, "JR", "JR1", "乙^八", "19700418", "F", f"~{b}^^^^NNCHN")
-    assert _held_w(post(http, adt("JQ2", f"JQ^^^FNXRMYY^MR~{b}^^^^NNCHN", "乙^八", "19700418", "F", app="LIS")))
+    assert held_w(post(http, adt("JQ2", f"JQ^^^FNXRMYY^MR~{b}^^^^NNCHN", "乙^八", "19700418", "F", app="LIS")))
 
     def figures() -> dict[str, Any]:
         r = http.get("/admin/metrics", headers=_ops(engine))
@@ -250,10 +214,10 @@ def test_a_number_merged_on_to_a_survivor_bars_the_decision_naming_the_survivor(
     registered(http, "JT", "JT1", "乙^九", "19700419", "F", f"~{b}^^^^NNCHN")
     registered(http, "JU", "JU1", "乙^九", "19700419", "F")
     assert ack_code_of(post(http, merge("JT3", "JU^^^FNXRMYY^MR", "乙^九", "19700419", "F", "JT^^^FNXRMYY^MR"))) == "AA"
-    assert _held_w(post(http, adt("JS2", f"JS^^^FNXRMYY^MR~{b}^^^^NNCHN", "乙^九", "19700419", "F", app="LIS")))
+    assert held_w(post(http, adt("JS2", f"JS^^^FNXRMYY^MR~{b}^^^^NNCHN", "乙^九", "19700419", "F", app="LIS")))
     (claim,) = _shown(http, engine, "JS2")["held_claims"]
     assert claim["unavailable"] == {"merged": False, "mrn": "JU"}, claim
     decided = _decide(http, engine, "JS2")
     assert decided.status_code == 409 and "(MRN JU at FNXRMYY)" in decided.text, decided.text
     (js,) = patients(http, f"{MRN}|JS")
-    assert _nids(js) == {a}, _nids(js)
+    assert nids(js) == {a}, nids(js)

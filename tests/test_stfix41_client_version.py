@@ -5,8 +5,6 @@ mark says a client stored it. Real HL7 v2 over ``POST /hl7v2`` and real FHIR PUT
 
 from __future__ import annotations
 
-from typing import Any
-
 import pytest
 from fastapi.testclient import TestClient
 
@@ -16,6 +14,7 @@ from tests.hl7_calls import err_lines, module_http, post, written
 from tests.module_store import module_eng
 from tests.test_notback37_kept_whole import _REDRAWN
 from tests.test_notback37_kept_whole import _result as _potassium
+from tests.test_st41_status_merge_tidy import _filed_by_the_old_release
 
 __all__ = ["engine", "module_http"]
 
@@ -30,18 +29,6 @@ def _tube(http: TestClient, resource: dict) -> str | None:
     """The tube (SPM-2, or the office's identifier) ``resource`` names, read through its Specimen."""
     ref = (resource.get("specimen") or {}).get("reference")
     return _read(http, ref)["identifier"][0]["value"] if ref else None
-
-
-def _filed_by_the_old_release(doc_ids: set[str]) -> Any:
-    """``MessageStore.mark_processed`` as the release before stfix40 filed ``doc_ids``: no ``unchanged`` field."""
-    real = MessageStore.mark_processed
-
-    def old(self: MessageStore, doc_id: str, **kw: Any) -> Any:
-        if doc_id in doc_ids:
-            kw["unchanged"] = None
-        return real(self, doc_id, **kw)
-
-    return old
 
 
 def test_a_clients_version_an_old_resend_restated_is_still_the_clients(

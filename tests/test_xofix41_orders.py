@@ -24,7 +24,7 @@ from tests.test_codefix36_order_code import _errs
 from tests.test_probepay26_windows import msh, pid
 from tests.test_rv40c_probes import _fillers, _held_at_obr4, _one, _order
 from tests.test_rv40d_probes import _lab_report, _stated
-from tests.test_rv41d_probes import _ack_lines, _report_at, _texts
+from tests.test_rv41d_probes import _ack_lines, _cancel_and_report, _report_at, _texts
 from tests.test_srfix35_order_code import ORDERED, B, http, send
 from tests.test_xo41_orders import LAB_OID, aliased
 
@@ -75,21 +75,8 @@ def test_the_placers_own_cancel_in_the_batch_decides_as_one_by_one(module_eng: E
     """Guard beside rv41d's MED 5 probe (a held CA): the placer ``HISAPP`` (its numbers ``<n>^HIS``: judged by the
     order's history, ``Owned``) cancels P1, taken -- P1 revoked, and the RIS's report by the accession alone
     completes P2 (no W); as one batch the same, the claim the merge judged taken both ways."""
-    outcomes = {}
-    for run, batch in (("XOFIX41-CA1", False), ("XOFIX41-CA2", True)):
-        acc = f"{run}-ACC^RIS"
-        for n in (1, 2):
-            assert "MSA|AA" in send(http, _stated("HISAPP", f"{run}{n}", "NW", HEAD, "", ""))
-            assert "MSA|AA" in send(http, _stated("RIS", f"{run}{n}", "SC", HEAD, acc, ""))
-        cancel = _stated("HISAPP", f"{run}1", "CA", HEAD, acc, "").replace("||IP||", "||CA||")
-        report = _report_at("RIS", "", acc, HEAD, "20260312100000+0800", "未见异常")
-        if batch:
-            acks = [o.ack.decode() for o in module_eng.ingestor.process(
-                [(m.replace("\n", "\r").encode(), "mllp", "t") for m in (cancel, report)])]
-        else:
-            acks = [send(http, m) for m in (cancel, report)]
-        outcomes[batch] = ([_ack_lines(a, run) for a in acks],
-                           [_one(http, HIS, f"{run}{n}")["status"] for n in (1, 2)])
+    outcomes = {batch: _cancel_and_report(module_eng, http, "HISAPP", "HISAPP", run, batch)
+                for run, batch in (("XOFIX41-CA1", False), ("XOFIX41-CA2", True))}
     assert outcomes[False][1] == ["revoked", "completed"], outcomes
     assert outcomes[True] == outcomes[False], outcomes
 

@@ -1708,11 +1708,13 @@ def _other_holder(ref: str, tokens: Sequence[tuple[str, str]], earlier: Sequence
     return next((h for h in holders if f"Patient/{h.get('id')}" not in one and ref not in _linked(h)), None)
 
 
-def _linked(record: dict[str, Any] | None) -> list[str]:
+def _linked(record: dict[str, Any] | None, types: Collection[str] | None = None) -> list[str]:
     """Every record ``record``'s ``Patient.link`` names, of any type (a merge's, the index's ``seealso``, an
-    operator's): what says the two are one person's records."""
+    operator's): what says the two are one person's records. ``types``: only the links of those types
+    (``_merge_links``)."""
     return [str(link["other"]["reference"]) for link in (record or {}).get("link") or ()
-            if isinstance(link, dict) and isinstance(link.get("other"), dict) and link["other"].get("reference")]
+            if isinstance(link, dict) and (types is None or link.get("type") in types)
+            and isinstance(link.get("other"), dict) and link["other"].get("reference")]
 
 
 def _one_persons(ref: str, stored: dict[Any, Any], read_many: Any) -> set[str]:
@@ -2398,16 +2400,25 @@ def _naming(ref: str, versions: set[str], search: Any, messages: Any, marks: Any
     filed: ``_versions_named``), the feed's own only (a FHIR client's Provenance proves nothing: its writer mark),
     with the filed messages that wrote it (``_writers``), a page at a time as ``_walked`` reads them. ``whole``: past
     ``_PAGES`` pages with more to read, raises ``_Untold`` (else it stops there)."""
+    for fed in _feeds_naming(ref, lambda prov: bool(_versions_named(prov, ref) & versions), search, marks, whole):
+        writers = _writers(fed, messages)
+        for prov in fed:
+            yield prov, writers.get(f"Provenance/{prov.get('id')}", [])
+
+
+def _feeds_naming(ref: str, keep: Callable[[dict[str, Any]], bool], search: Any, marks: Any,
+                  whole: bool) -> Iterator[list[dict[str, Any]]]:
+    """The Provenances naming the record ``ref`` that ``keep`` keeps, a page (``_PAGE``, in the order stored) at a
+    time, at most ``_PAGES`` pages: of each page holding any, the feed's own (a FHIR client's proves nothing: its
+    writer mark) -- empty where a client wrote them all. ``whole``: past ``_PAGES`` pages with more to read, raises
+    ``_Untold`` (else it stops there). The one reading of those pages for ``_naming`` and ``_renumbered``."""
     for n in range(_PAGES):
         page = search("Provenance", [("target", ref), ("_sort", "_lastUpdated"), ("_count", str(_PAGE)),
                                      ("_offset", str(n * _PAGE))])
-        naming = [prov for prov in page.resources if _versions_named(prov, ref) & versions]
+        naming = [prov for prov in page.resources if keep(prov)]
         if naming:
             stored_by = marks.writers("Provenance", [str(prov.get("id")) for prov in naming])
-            fed = [prov for prov in naming if stored_by.get(str(prov.get("id"))) not in NOT_THE_FEED]
-            writers = _writers(fed, messages)
-            for prov in fed:
-                yield prov, writers.get(f"Provenance/{prov.get('id')}", [])
+            yield [prov for prov in naming if stored_by.get(str(prov.get("id"))) not in NOT_THE_FEED]
         if not page.has_next:
             return
     if whole:
@@ -2506,8 +2517,12 @@ def _as_sent(doc: dict[str, Any], ref: str, site: Any) -> tuple[dict[str, Any], 
     record without stating it (a result's or order's PID, written only when absent; an A40's MRG-1 record); None when
     it cannot be read again (a site changed since: "cannot be told")."""
     conversion = _read_again(doc, site)
-    if conversion is None:
-        return None
+    return None if conversion is None else _stated_of(conversion, ref)
+
+
+def _stated_of(conversion: Any, ref: str) -> tuple[dict[str, Any], frozenset[str]]:
+    """The record ``ref`` as a message read again (``_read_again``) stated it, and the elements it deleted: the
+    one reading of that for ``_as_sent`` and ``_carried_as_registered`` (which needs the message's merges too)."""
     person = conversion.by_reference.get(ref)
     if person is None or ref in conversion.create_only:
         return {}, frozenset()
@@ -2520,17 +2535,17 @@ def _as_sent(doc: dict[str, Any], ref: str, site: Any) -> tuple[dict[str, Any], 
 
 def _newest_sent(docs: list[dict[str, Any]], site: Any) -> list[dict[str, Any]]:
     """The registrar's messages ``docs`` (newest received first) newest SENT first: by the sender's own MSH-7
-    (``engine.ingest._doc_stamp``, the reading the write's order uses), an equal time by arrival -- when every one
+    (``engine.ingest.doc_stamp``, the reading the write's order uses), an equal time by arrival -- when every one
     has a usable MSH-7 to the second or finer and one sender (MSH-3 of MSH-4) sent them all: then the times compare
     (``engine.message_time``). Otherwise as received, the only order that can be told. The HIS's A08 sent 10:15
     arriving after its A08 of 11:15 (a queue replayed) had been read as its newest word: the sex the 11:15 message
     took back read as stated, the mother's number as the boy's own, his twin sister's result filed under him
     (rv41g HIGH 3, idfix41b). The stored record's own fields still go by arrival (``merge.yaml``): not changed here."""
-    from engine.ingest import _doc_stamp  # (the ingest imports this module)
+    from engine.ingest import doc_stamp  # (the ingest imports this module)
 
     if len(docs) < 2:
         return docs
-    stamps = [_doc_stamp(doc, site) for doc in docs]
+    stamps = [doc_stamp(doc, site) for doc in docs]
     if any(st.sent is None or st.until is not None or st.sender != stamps[0].sender for st in stamps):
         return docs
     newest = sorted(range(len(docs)), reverse=True, key=lambda at: (stamps[at].sent, -at))  # (equal: newest received)
@@ -2621,13 +2636,11 @@ def _carried_as_registered(ref: str, record: dict[str, Any], registrar: str, sea
             if conversion is None:
                 return []
             merged = merged or any((survivor, was) == (ref, prior) for survivor, was, _, _ in conversion.merges)
-            person = conversion.by_reference.get(prior)
-            if numbers is None and person is not None and prior not in conversion.create_only:
-                said = conversion.said.get(prior)
+            person, deleted = _stated_of(conversion, prior)
+            if numbers is None and person:
                 national = {str(i.get("value")) for i in person.get("identifier") or ()
                             if isinstance(i, dict) and is_national_id(i)}
-                if national or any(d.element == "identifier" and d.where == NATIONAL_ENTRIES
-                                   for d in (said.deletes if said is not None else ())):
+                if national or "identifier" in deleted:
                     numbers = national
             if merged and numbers is not None:
                 break
@@ -3086,17 +3099,9 @@ def _renumbered(newer: str, older: str, earlier: Sequence[Any], stored: dict[Any
     if marks is None:
         return False
     newest: dict[str, Any] | None = None
-    for n in range(_PAGES):
-        page = search("Provenance", [("target", older), ("_sort", "_lastUpdated"), ("_count", str(_PAGE)),
-                                     ("_offset", str(n * _PAGE))])
-        naming = [prov for prov in page.resources if _versions_named(prov, older) and _versions_named(prov, newer)
-                  and _activity(prov) in _MERGING]
-        if naming:
-            stored_by = marks.writers("Provenance", [str(prov.get("id")) for prov in naming])
-            fed = [prov for prov in naming if stored_by.get(str(prov.get("id"))) not in NOT_THE_FEED]
-            newest = fed[-1] if fed else newest
-        if not page.has_next:
-            break
+    for fed in _feeds_naming(older, lambda prov: bool(_versions_named(prov, older) and _versions_named(prov, newer)
+                                                      and _activity(prov) in _MERGING), search, marks, False):
+        newest = fed[-1] if fed else newest
     if newest is None or _activity(newest)[1] not in RENUMBERING:
         return False
     wrote = [int(v) for v in _versions_named(newest, newer) if v.isascii() and v.isdigit()]
@@ -3206,9 +3211,7 @@ def _as_left_linked(ref: str, earlier: Sequence[Any], stored: dict[Any, Any], le
 
 def _merge_links(record: dict[str, Any] | None) -> list[str]:
     """The records ``record`` replaces or is replaced by (``Patient.link``): the merges that touch it."""
-    return [str(link["other"]["reference"]) for link in (record or {}).get("link") or ()
-            if isinstance(link, dict) and link.get("type") in ("replaces", "replaced-by")
-            and isinstance(link.get("other"), dict) and link["other"].get("reference")]
+    return _linked(record, ("replaces", "replaced-by"))
 
 
 def _merged_between(ref: str, other: str, earlier: Sequence[Any], stored: dict[Any, Any], leaned: list[int],

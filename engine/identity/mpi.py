@@ -99,7 +99,7 @@ def _ref_id(link: dict[str, Any]) -> str | None:
     return ref.split("/", 1)[1] if ref.startswith("Patient/") else None
 
 
-def _merges(patient: dict[str, Any] | None) -> set[tuple[str, str]]:
+def merges_of(patient: dict[str, Any] | None) -> set[tuple[str, str]]:
     """A Patient's merge links: (``replaced-by`` or ``replaces``, the other record's id)."""
     out: set[tuple[str, str]] = set()
     for link in (patient or {}).get("link") or ():
@@ -158,20 +158,20 @@ def before_merge(history: list[Any], undone: Callable[[Any], bool] | None = None
     for at, version in enumerate(history):
         if version.resource is None:
             return None
-        if any(kind == "replaced-by" for kind, _ in _merges(version.resource)) or (
-                after is not None and _links_apart(version.resource, after)):
+        if any(kind == "replaced-by" for kind, _ in merges_of(version.resource)) or (
+                after is not None and links_apart(version.resource, after)):
             after = version.resource
             continue
         older = history[at + 1].resource if at + 1 < len(history) else None
         if undone is not None and older is not None and not dm.id_numbers(version.resource) \
-                and any(kind == "replaced-by" for kind, _ in _merges(older)) and undone(version):
+                and any(kind == "replaced-by" for kind, _ in merges_of(older)) and undone(version):
             after = version.resource
             continue
         return version.resource
     return None
 
 
-def _links_apart(one: dict[str, Any], other: dict[str, Any]) -> bool:
+def links_apart(one: dict[str, Any], other: dict[str, Any]) -> bool:
     """Are two versions of a record the same but for their links (and ``meta``): an index write between them?"""
     return {k: v for k, v in one.items() if k not in ("meta", "link")} == \
         {k: v for k, v in other.items() if k not in ("meta", "link")}
@@ -1275,7 +1275,7 @@ class IdentityService:
                     todo.append(doc["replaced_by"])
                 todo.extend(doc.get("replaces") or ())
             for version in (storing.get(pid), *(versions.get(pid) or ())[:1]):
-                todo.extend(other for _, other in _merges(version))
+                todo.extend(other for _, other in merges_of(version))
             if doc is not None and doc.get("merge_moved"):
                 continue  # placed in its survivor's person by the desk: that person's record
             number = nationalid.patient_number(storing.get(pid))
@@ -1368,9 +1368,9 @@ class IdentityService:
         resident's number, the record a merge joined hers to): refused when ``merge_refusal`` says so
         -- an HL7 error at the field that stated it (MRG-1; PID-3 for a new number), for the ACK's
         ERR (the message is kept for replay as every AE is), else 422."""
-        new = _merges(resource) - _merges(previous)
+        new = merges_of(resource) - merges_of(previous)
         renumbered = _renumbered(resource, previous)
-        for kind, other in sorted(_merges(resource) if renumbered else new):
+        for kind, other in sorted(merges_of(resource) if renumbered else new):
             merged, survivor = (pid, other) if kind == "replaced-by" else (other, pid)
             why = self.merge_refusal(merged, survivor, {pid: (resource, previous)})
             if why is None:
@@ -1404,8 +1404,8 @@ class IdentityService:
         pid = resource.get("id")
         if not isinstance(pid, str):
             return resource
-        merges = _merges(resource)
-        if merges and (merges - _merges(previous) or _renumbered(resource, previous)):
+        merges = merges_of(resource)
+        if merges and (merges - merges_of(previous) or _renumbered(resource, previous)):
             self._refuse_merges(pid, resource, previous, writer)
         written = self.links.written
         before = self.links.get(pid)
@@ -1658,7 +1658,7 @@ class IdentityService:
         }
         if before and before.get("apart"):  # an operator's "not the same person" (``_unmerge``)
             doc["apart"] = list(before["apart"])
-        for kind, other in _merges(previous) - _merges(patient):
+        for kind, other in merges_of(previous) - merges_of(patient):
             # a merge this very write took away (an unlink, A37; a merge back the other way round):
             # the index forgets it too, else it would state the link again on the next write
             if kind == "replaced-by" and doc["replaced_by"] == other:
