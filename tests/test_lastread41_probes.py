@@ -7,7 +7,6 @@ Real HL7 v2 through ``POST /hl7v2``, a FHIR client's edit over ``/fhir``, the re
 
 from __future__ import annotations
 
-import pytest
 from fastapi.testclient import TestClient
 
 from adapters.hl7v2.ack import ack_code_of
@@ -23,11 +22,6 @@ both = engine_and_client("lastread41")
 MAN = _nid("32092319710303013")  # born 1971-03-03, male
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "MED (lastread41): persons._carried_as_registered reads the registrar's messages on the record merged away "
-    "newest RECEIVED first, not by its own clock as _as_registered does (_newest_sent, idfix41b): the HIS's A08 sent "
-    "10:15 restating the number, arriving after its A08 of 11:15 that took it off, is read as its last word, so the "
-    "number its A40 carried counts as its word and the result naming the survivor with it is filed"))
 def test_a_carried_number_the_registrar_took_off_by_its_own_clock_is_not_its_word(
         both: tuple[Engine, TestClient]) -> None:
     """The HIS registers 汤申 twice: LR1 with the man's number (M, no PID-7) and LR2 without it; its A08 sent 11:15

@@ -2628,8 +2628,8 @@ def _carried_as_registered(ref: str, record: dict[str, Any], registrar: str, sea
         except NotFound:
             continue
         stated = _versions_stated_by(prior, set(versions), registrar, search, messages, marks)
-        docs = list({str(doc.get("_id")): doc for version in versions for doc in (stated or {}).get(version, ())}
-                    .values())
+        docs = _newest_sent(list({str(doc.get("_id")): doc for version in versions
+                                  for doc in (stated or {}).get(version, ())}.values()), site)
         merged, numbers = False, None
         for doc in docs[:_STATEMENTS_READ]:
             conversion = _read_again(doc, site)
