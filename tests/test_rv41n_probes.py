@@ -94,11 +94,6 @@ def test_sign_in_by_a_carried_number_with_her_own_record_elsewhere_reaches_the_s
         assert _reads(http, token, "R2N41OBS") == [f"Patient/{two}"], (token["patient"], two)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "HIGH (another person's number on a record, and a leak; idfix41b's left MED re-ranked): the HIS's A47 names HB "
-    "(in use) in PID-3 and HA (her number) in MRG-1; its A37 then says HA and HB are two people. Her number stays on "
-    "HB (moved as a renumbering, no carried-from mark): her sign-in by her own number opens HB and reads HB's "
-    "result, another person's"))
 @pytest.mark.parametrize("backend_settings", ["sqlite", "mongomock"], indirect=True)
 def test_after_the_a37_of_an_a47_onto_a_record_in_use_her_sign_in_opens_her_own_record(
         backend_settings: Settings) -> None:

@@ -2666,11 +2666,14 @@ def _carried(conversion: Any, earlier: Sequence[Any], stored: dict[Any, Any], le
             continue
         held = _as_left(survivor, earlier, stored, leaned) or {}
         said = conversion.said.get(survivor)
+        # an A46/A47 onto a record in use joins two records (``_in_use``, the reading ``_renumbered`` gives the A37):
+        # carried as a merge's, marked, so the A37 that parts them takes it back (rv41n HIGH 3)
+        renumbered = bool(renumbered) and not _in_use(_as_left_linked(survivor, earlier, stored, leaned, merge))
         carried = merge_carries(was, person, held, prior, rules, writer, said.deletes if said is not None else (),
-                                renumbered=bool(renumbered))
+                                renumbered=renumbered)
+        if not renumbered:  # (a merge leaves the remembered numbers on the record merged away: ``his.merge``'s move)
+            _kept_on(conversion, prior, FILED_AS_OWN_ENTRIES)
         if carried is None:  # two people (``_joined``'s W): her numbers are not the survivor's
-            if renumbered:
-                _kept_on(conversion, prior, FILED_AS_OWN_ENTRIES)
             _stays_on(conversion, prior, was)
             continue
         if not carried:
