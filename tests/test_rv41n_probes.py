@@ -70,11 +70,6 @@ def test_a_lis_placeholder_given_a_number_another_record_holds_is_held(both: tup
     assert not _nids(np_) and not np_.get("link"), np_
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "MED (a40fix41's left MED, shown): her number on R1 and on her own record at another member (linked); R1 merged "
-    "into R2 (the number carried, no index key). Sign-in by the number opens the linked record (mpi.patients_for_number "
-    "asks _carried_to only when no linked record holds it) and her token does not reach R2's result: her own result "
-    "unseen (no leak)"))
 @pytest.mark.parametrize("backend_settings", ["sqlite", "mongomock"], indirect=True)
 def test_sign_in_by_a_carried_number_with_her_own_record_elsewhere_reaches_the_survivor(
         backend_settings: Settings) -> None:
