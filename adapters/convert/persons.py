@@ -2646,7 +2646,9 @@ def _carried(conversion: Any, earlier: Sequence[Any], stored: dict[Any, Any], le
     the unlink (A37) that undoes a wrong merge takes exactly it back (``his.unlink``, ``_given_back``): left there,
     the number kept the survivor in the other person's chain and the index refused its next right merge (idfix39's
     reason; lastfix25, identity27, mergemend25). A renumbering's is not marked: the number moved with the one
-    record (3.3.47), an unlink has nothing of it to undo.
+    record (3.3.47), an unlink has nothing of it to undo -- unless its PID-3 record was in use just before it
+    (``_in_use``, the reading ``_renumbered`` gives its A37): then it joined two records, a merge, carried and marked
+    as one, so the A37 parting them takes her number back (rv41n HIGH 3: it stayed on HB, her sign-in opened HB).
 
     A number goes only where it agrees with the record as this message leaves it (rv40a, a47fix40): nothing is
     carried when the two records are two people by the person guard's rule (``contradicts_all``, ``_joined``'s W) --
@@ -2671,8 +2673,8 @@ def _carried(conversion: Any, earlier: Sequence[Any], stored: dict[Any, Any], le
         renumbered = bool(renumbered) and not _in_use(_as_left_linked(survivor, earlier, stored, leaned, merge))
         carried = merge_carries(was, person, held, prior, rules, writer, said.deletes if said is not None else (),
                                 renumbered=renumbered)
-        if not renumbered:  # (a merge leaves the remembered numbers on the record merged away: ``his.merge``'s move)
-            _kept_on(conversion, prior, FILED_AS_OWN_ENTRIES)
+        if not renumbered or carried is None:  # (a merge, or two people: the remembered numbers stay where they were,
+            _kept_on(conversion, prior, FILED_AS_OWN_ENTRIES)  # ``his.merge``'s queued move of an A46/A47 taken back)
         if carried is None:  # two people (``_joined``'s W): her numbers are not the survivor's
             _stays_on(conversion, prior, was)
             continue
