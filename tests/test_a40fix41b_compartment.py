@@ -10,14 +10,15 @@ from __future__ import annotations
 import pytest
 
 from adapters.hl7v2.ack import ack_code_of
+from engine import carried_numbers
 from engine.settings import Settings
 from tests.hl7_calls import err_lines, post
 from tests.identity39_calls import read_patient, unlink
-from tests.test_a40b41_carried import BING, opened
+from tests.test_a40b41_carried import BING, _as_an_earlier_release_left_it, old_release, opened
 from tests.test_a40fix41_signin import _signed_in
 from tests.test_idlow41_identity import _a47
 from tests.test_rv41n_probes import _his, _nids, _reads
-from tests.test_rvidentity32_probes import _nid, merge, oru
+from tests.test_rvidentity32_probes import MRN, _nid, merge, oru, patients
 
 
 @pytest.mark.parametrize("backend_settings", ["sqlite", "mongomock"], indirect=True)
@@ -61,3 +62,31 @@ def test_an_a47_onto_a_record_in_use_carries_the_number_marked(backend_settings:
         assert number in _nids(read_patient(http, one)) and number not in _nids(read_patient(http, two))
         token = _signed_in(http, engine, number)
         assert token["patient"] == one and _reads(http, token, "HB41XOBS") == []
+
+
+def _carried_from(record: dict, number: str) -> list[str]:
+    """The records the carried-from marks on ``record``'s ID number ``number`` name."""
+    return [str((e.get("valueReference") or {}).get("reference")) for i in record.get("identifier") or ()
+            if i.get("value") == number for e in i.get("extension") or () if "carried-from" in str(e.get("url"))]
+
+
+@pytest.mark.parametrize("backend_settings", ["sqlite", "mongomock"], indirect=True)
+def test_the_pass_carries_an_old_a47_onto_a_record_in_use_as_a_merge(backend_settings: Settings,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """Filed by a release before id40's carry: an A47 onto HB (in use) from HA (her number), and an A47 onto a record
+    it makes (RN) from RA (another number). The once-per-store pass carries as the live carry now does: her number on
+    HB marked carried-from HA (a merge: the A37 takes it back); RA's on RN unmarked (a renumbering)."""
+    number, moved = _nid("32092319620303444"), _nid("32092319620303452")
+    with opened(backend_settings) as (engine, http):
+        with old_release(monkeypatch):
+            one = _his(http, "HA41Y", "HA41Ya", f"~{number}^^^^NNCHN", "13700009991")
+            two = _his(http, "HB41Y", "HB41Ya", "", "13700009992")
+            assert ack_code_of(post(http, _a47("HC41Y", "HB41Y", BING, "HA41Y"))) == "AA"
+            _his(http, "RA41Y", "RA41Ya", f"~{moved}^^^^NNCHN", "13700009993")
+            assert ack_code_of(post(http, _a47("RC41Y", "RN41Y", BING, "RA41Y"))) == "AA"
+        _as_an_earlier_release_left_it(engine)
+        done = carried_numbers.backfill(engine.repository, engine.audit, "a40fix41b", engine.site)
+        assert done is not None, done
+        assert _carried_from(read_patient(http, two), number) == [f"Patient/{one}"], read_patient(http, two)
+        (renumbered,) = patients(http, f"{MRN}|RN41Y")
+        assert moved in _nids(renumbered) and _carried_from(renumbered, moved) == [], renumbered

@@ -3061,6 +3061,17 @@ def _renumbered(newer: str, older: str, earlier: Sequence[Any], stored: dict[Any
     return not _in_use(before)
 
 
+def renumbered_as_stored(survivor: str, prior: str, current: dict[str, Any], search: Any, read_many: Any,
+                         merge: MergeRules | None) -> bool:
+    """Was the stored A46/A47 that made ``survivor`` replace ``prior`` a renumbering -- its PID-3 record not in use
+    just before it (``_renumbered``' store reading: the version before the one its Provenance names) -- rather than a
+    merge of two records in use? ``current``: the survivor's stored version. For the upgrade giving merges filed
+    before id40's carry that carry (``engine.carried_numbers``): it carries as ``_carried`` does live, a merge's number
+    marked, so the A37 parting the two takes it back (rv41n HIGH 3). False: a merge, or cannot be told."""
+    rtype, _, rid = survivor.partition("/")
+    return _renumbered(survivor, prior, (), {(rtype, rid): current}, [], search, read_many, merge)
+
+
 def _in_use(record: dict[str, Any] | None) -> bool:
     """Was ``record`` (the A46/A47's PID-3 record as it stood before that message) a record in use -- stored, not
     retired (``active`` false) nor merged away (a ``replaced-by`` link)? Then the A46/A47 did not give one record a
