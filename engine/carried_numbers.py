@@ -73,7 +73,7 @@ from copy import deepcopy
 from dataclasses import dataclass, field
 from typing import Any
 
-from adapters.convert.persons import NATIONAL_ENTRIES, Filed, as_filed, merge_carries
+from adapters.convert.persons import NATIONAL_ENTRIES, Filed, as_filed, merge_carries, renumbered_as_stored
 from engine import fhirjson
 from engine.audit.events import now_instant
 from engine.audit.record import facts
@@ -330,8 +330,21 @@ def _merged_away(repo: FhirRepository, reading: _Reading, out: Outcome,
             out.no_message += 1
             before.pop(pid)
             continue
+        if said[1] and not _renumbering(repo, pair):  # (an A47 onto a record in use: a merge, rv41n HIGH 3)
+            said = (said[0], False)
         filed[pid] = said
     return into, before, filed
+
+
+def _renumbering(repo: FhirRepository, pair: tuple[str, str]) -> bool:
+    """Was the A46/A47 of ``pair`` (survivor, record merged away) a renumbering, its PID-3 record not in use before
+    it (``persons.renumbered_as_stored``, the reading the live carry and the A37 give)? An A47 onto a record in use
+    joined two records: its carry is marked as a merge's."""
+    try:
+        current = repo.read("Patient", pair[0].partition("/")[2])
+    except (NotFound, Gone):
+        return True
+    return renumbered_as_stored(pair[0], pair[1], current, repo.search, repo.read_many, repo.merge)
 
 
 def _may_receive(history: list[Any]) -> bool:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import time
 
-import pytest
 from fastapi.testclient import TestClient
 
 from adapters.hl7v2.ack import ack_code_of
@@ -99,11 +98,6 @@ def test_a_number_the_registrars_merge_carried_is_its_word_only_where_it_stated_
     assert ack_code_of(ack) == "AE" and subjects(http, "HB5OBS") == [], ack
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "MED (pre-existing, found by idfix41b): an A47 onto a record in use moves the ID number as a renumbering does "
-    "(no carried-from mark: his.merge/persons._carried read the event, not whether the PID-3 record was in use) -- "
-    "the A37 parting the two (taken since idfix41b) leaves the number on the record it was carried to, the record "
-    "the HIS registered it on without it"))
 def test_the_a37_of_an_a47_onto_a_record_in_use_gives_the_number_back(both: tuple[Engine, TestClient]) -> None:
     """The HIS registers 葛辰 as HB6A with her number and as HB6B; its A47 names HB6B (in use) in PID-3 and HB6A in
     MRG-1 (the number goes to HB6B); its A37 of HB6B and HB6A parts them (AA, both in use). Undoing the merge gives

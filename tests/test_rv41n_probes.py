@@ -65,11 +65,6 @@ def test_a_lis_placeholder_given_a_number_another_record_holds_is_held(both: tup
     assert not _nids(np_) and not np_.get("link"), np_
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "MED (a40fix41's left MED, shown): her number on R1 and on her own record at another member (linked); R1 merged "
-    "into R2 (the number carried, no index key). Sign-in by the number opens the linked record (mpi.patients_for_number "
-    "asks _carried_to only when no linked record holds it) and her token does not reach R2's result: her own result "
-    "unseen (no leak)"))
 @pytest.mark.parametrize("backend_settings", ["sqlite", "mongomock"], indirect=True)
 def test_sign_in_by_a_carried_number_with_her_own_record_elsewhere_reaches_the_survivor(
         backend_settings: Settings) -> None:
@@ -89,11 +84,6 @@ def test_sign_in_by_a_carried_number_with_her_own_record_elsewhere_reaches_the_s
         assert _reads(http, token, "R2N41OBS") == [f"Patient/{two}"], (token["patient"], two)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "HIGH (another person's number on a record, and a leak; idfix41b's left MED re-ranked): the HIS's A47 names HB "
-    "(in use) in PID-3 and HA (her number) in MRG-1; its A37 then says HA and HB are two people. Her number stays on "
-    "HB (moved as a renumbering, no carried-from mark): her sign-in by her own number opens HB and reads HB's "
-    "result, another person's"))
 @pytest.mark.parametrize("backend_settings", ["sqlite", "mongomock"], indirect=True)
 def test_after_the_a37_of_an_a47_onto_a_record_in_use_her_sign_in_opens_her_own_record(
         backend_settings: Settings) -> None:

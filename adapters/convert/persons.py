@@ -2687,7 +2687,9 @@ def _carried(conversion: Any, earlier: Sequence[Any], stored: dict[Any, Any], le
     the unlink (A37) that undoes a wrong merge takes exactly it back (``his.unlink``, ``_given_back``): left there,
     the number kept the survivor in the other person's chain and the index refused its next right merge (idfix39's
     reason; lastfix25, identity27, mergemend25). A renumbering's is not marked: the number moved with the one
-    record (3.3.47), an unlink has nothing of it to undo.
+    record (3.3.47), an unlink has nothing of it to undo -- unless its PID-3 record was in use just before it
+    (``_in_use``, the reading ``_renumbered`` gives its A37): then it joined two records, a merge, carried and marked
+    as one, so the A37 parting them takes her number back (rv41n HIGH 3: it stayed on HB, her sign-in opened HB).
 
     A number goes only where it agrees with the record as this message leaves it (rv40a, a47fix40): nothing is
     carried when the two records are two people by the person guard's rule (``contradicts_all``, ``_joined``'s W) --
@@ -2707,11 +2709,14 @@ def _carried(conversion: Any, earlier: Sequence[Any], stored: dict[Any, Any], le
             continue
         held = _as_left(survivor, earlier, stored, leaned) or {}
         said = conversion.said.get(survivor)
+        # an A46/A47 onto a record in use joins two records (``_in_use``, the reading ``_renumbered`` gives the A37):
+        # carried as a merge's, marked, so the A37 that parts them takes it back (rv41n HIGH 3)
+        renumbered = bool(renumbered) and not _in_use(_as_left_linked(survivor, earlier, stored, leaned, merge))
         carried = merge_carries(was, person, held, prior, rules, writer, said.deletes if said is not None else (),
-                                renumbered=bool(renumbered))
+                                renumbered=renumbered)
+        if not renumbered or carried is None:  # (a merge, or two people: the remembered numbers stay where they were,
+            _kept_on(conversion, prior, FILED_AS_OWN_ENTRIES)  # ``his.merge``'s queued move of an A46/A47 taken back)
         if carried is None:  # two people (``_joined``'s W): her numbers are not the survivor's
-            if renumbered:
-                _kept_on(conversion, prior, FILED_AS_OWN_ENTRIES)
             _stays_on(conversion, prior, was)
             continue
         if not carried:
@@ -3113,6 +3118,17 @@ def _renumbered(newer: str, older: str, earlier: Sequence[Any], stored: dict[Any
     except NotFound:
         before = None
     return not _in_use(before)
+
+
+def renumbered_as_stored(survivor: str, prior: str, current: dict[str, Any], search: Any, read_many: Any,
+                         merge: MergeRules | None) -> bool:
+    """Was the stored A46/A47 that made ``survivor`` replace ``prior`` a renumbering -- its PID-3 record not in use
+    just before it (``_renumbered``' store reading: the version before the one its Provenance names) -- rather than a
+    merge of two records in use? ``current``: the survivor's stored version. For the upgrade giving merges filed
+    before id40's carry that carry (``engine.carried_numbers``): it carries as ``_carried`` does live, a merge's number
+    marked, so the A37 parting the two takes it back (rv41n HIGH 3). False: a merge, or cannot be told."""
+    rtype, _, rid = survivor.partition("/")
+    return _renumbered(survivor, prior, (), {(rtype, rid): current}, [], search, read_many, merge)
 
 
 def _in_use(record: dict[str, Any] | None) -> bool:

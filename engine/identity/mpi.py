@@ -28,6 +28,7 @@ import datetime as dt
 import hashlib
 import hmac
 import itertools
+import logging
 import os
 import secrets
 import threading
@@ -50,11 +51,14 @@ from engine.repository.ids import deterministic_id
 from engine.repository.port import Store, is_new_store, write_out
 from engine.repository.search import token_value
 
+_log = logging.getLogger(__name__)
+
 # how deep the index is in writing links of its own (0: not at all); bounds the re-linking below
 _in_materialise: contextvars.ContextVar[int] = contextvars.ContextVar("mpi_materialise", default=0)
 _MAX_DEPTH = 4
 _WRITTEN_KEPT = 50_000
 _KEYS_KEPT = 100_000  # ID number -> its HMAC key, for the numbers seen lately
+_CHAIN_READ = 16  # the records of one merge chain ``_carried_to`` follows (a chain past it is logged)
 _STATED_KEPT = 1_000  # records classified by the statement whose hook has not run yet
 _ABSENT = object()
 
@@ -652,6 +656,8 @@ class IdentityService:
                         if member.get("replaced_by"):
                             todo.append(member["replaced_by"])
                         todo.extend(member.get("replaces", []))
+                for held in sorted(keys):  # (her merged-away records' survivors holding her number carried)
+                    todo.extend(self._carried_to(held, anchor))
             if doc.get("replaced_by"):
                 todo.append(doc["replaced_by"])
             todo.extend(doc.get("replaces", []))
@@ -823,7 +829,7 @@ class IdentityService:
         own = _auto_person(key)
         found = self.links.find({"nid_key": key, "status": "linked"})
         if not found:
-            return self._carried_to(key, number)
+            return self._carried_to(key)
         if any(d.get("person") == own for d in found):
             return sorted(d["_id"] for d in found if d.get("person") == own)
         persons = {d.get("person") for d in found}
@@ -832,47 +838,59 @@ class IdentityService:
             return []
         return sorted(d["_id"] for d in found)
 
-    def _carried_to(self, key: str, number: str) -> list[str]:
-        """The records in use a merge carried the number onto (``persons._carried``, id40; and the once-per-store carry
-        of older merges, ``engine.carried_numbers``) when no linked record holds it: her records were merged away
-        (their entries keep the number as ``merged_key``) into a record that now holds it marked carried-from
-        (``nationalid.CARRIED_FROM_EXT``), which keys no entry (``patient_number`` skips it). Why: the resident
-        signing in with her number found no record -- the page said a code may have been sent and none came; she was
-        locked out of her own records (rv41f MED 2; a40fix41). Only her own: the end of each merge chain from a record
-        of the number, in use, that holds the number as carried (an A37 took it back: not), of no other number and in
-        no operator's decision (``manual``, conflict, taken out), and with its person, if any, holding no record of
-        another number -- as the linked records' rule above. Records of two persons: none (an operator decides)."""
-        ends: set[str] = set()
+    def _carried_to(self, key: str, anchor: str | None = None) -> list[str]:
+        """The records in use a merge carried the number of index key ``key`` onto (``persons._carried``, id40; and the
+        once-per-store carry of older merges, ``engine.carried_numbers``): her records were merged away (their entries
+        keep the key as ``merged_key``) into a record that now holds the number marked carried-from
+        (``nationalid.CARRIED_FROM_EXT``), which keys no entry (``patient_number`` skips it). Asked by sign-in when no
+        linked record holds the number (``patients_for_number``: the resident found no record, the page said a code
+        may have been sent and none came -- locked out of her own records, rv41f MED 2; a40fix41), and by
+        ``person_compartment`` for the person (``anchor``) whose records hold it: her sign-in opened her linked record
+        at another member, and the survivor of her merged-away record was out of her compartment -- her own result
+        there unseen (rv41n MED 5). Only her own: the end of each merge chain from a record of the key, in use, that
+        holds the number as carried (an A37 took it back: not), of no other number and in no operator's decision
+        (``manual``, conflict, taken out), and with its person, if any, holding no record of another number -- as the
+        linked records' rule in ``patients_for_number``; with ``anchor``, no person but it. Records of two persons:
+        none (an operator decides)."""
+        ends: dict[str, dict[str, Any]] = {}
         for doc in self.links.find({"merged_key": key}):
             seen, pid = {doc["_id"]}, doc.get("replaced_by")
-            while pid and pid not in seen and len(seen) < 16:  # (a cycle, a link no merge makes: nothing)
+            while pid and pid not in seen:  # (a cycle, a link no merge makes: nothing more)
+                if len(seen) >= _CHAIN_READ:
+                    _log.warning("patient index: the merge chain from %s runs past %d records; its end is not "
+                                 "followed for a carried ID number", doc["_id"], _CHAIN_READ)
+                    break
                 seen.add(pid)
                 entry = self.links.get(pid)
-                if entry is not None and not entry.get("replaced_by"):
-                    ends.add(pid)
-                pid = entry.get("replaced_by") if entry is not None else None
+                if entry is None:
+                    break
+                if not entry.get("replaced_by"):
+                    ends[pid] = entry
+                pid = entry.get("replaced_by")
         if not ends or self.repository is None:
             return []
         persons: set[str] = set()
         kept: list[str] = []
-        for pid in sorted(ends):
-            entry = self.links.get(pid) or {}
-            linked = entry.get("status") == "linked" and entry.get("person")
-            if entry.get("nid_key") or entry.get("deleted_person") or entry.get("replaced_by") or not linked and (
-                    entry.get("status") != "no-id" or entry.get("manual")):
+        for pid, entry in sorted(ends.items()):
+            person = entry.get("person") if entry.get("status") == "linked" else None
+            decided = entry.get("status") != "no-id" or bool(entry.get("manual"))  # (unlinked by hand, a conflict)
+            if entry.get("nid_key") or entry.get("deleted_person") or (not person and decided):
                 continue
             try:
                 patient = self.repository.read("Patient", pid)
             except (NotFound, Gone):
                 continue
             if any(isinstance(i, dict) and nationalid.is_national_id(i) and nationalid.carried(i)
-                   and nationalid.valid_number(i.get("value")) == number for i in patient.get("identifier") or ()):
+                   and (valid := nationalid.valid_number(i.get("value"))) and self.nid_key(valid) == key
+                   for i in patient.get("identifier") or ()):
                 kept.append(pid)
-                if linked:
-                    persons.add(entry["person"])
-        if len(persons) > 1 or persons and not all(
+                if person:
+                    persons.add(person)
+        if anchor is not None:
+            return [] if persons - {anchor} else kept
+        if len(persons) > 1 or (persons and not all(
                 m.get("nid_key") in (None, key) for m in self.links.find({"person": next(iter(persons)),
-                                                                          "status": "linked"})):
+                                                                          "status": "linked"}))):
             return []
         return kept
 
