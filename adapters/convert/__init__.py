@@ -578,7 +578,9 @@ def _as_left(ref: str, was: dict[str, Any] | None, earlier: Sequence[Conversion]
     """Resource ``ref`` (stored: ``was``) as the batch's earlier conversions leave it, in message order --
     as far as a DG1-21 D reads it: there or not, and the top-level elements, each written one replacing
     the stored (a create-only one leaving a stored one alone), a ``verificationStatus`` its message
-    deletes (``said``) gone. The positions of the conversions that write it go to ``leaned``."""
+    deletes (``said``) gone; its identifiers those stored and those written, as the merge keeps them (an order
+    named by the filler number alone states its FILL only: the placer number it holds is still its own, xofix41c).
+    The positions of the conversions that write it go to ``leaned``."""
     for i, c in enumerate(earlier):
         res = c.by_reference.get(ref)
         if res is None:
@@ -587,12 +589,23 @@ def _as_left(ref: str, was: dict[str, Any] | None, earlier: Sequence[Conversion]
         if was is not None and ref in c.create_only:
             continue
         left = {**(was or {}), **res}
+        if was and "identifier" in res:
+            left["identifier"] = _identifiers(was, res)
         said = c.said.get(ref)
         if ("verificationStatus" not in res and said is not None
                 and any(d.element == "verificationStatus" and not d.where for d in said.deletes)):
             left.pop("verificationStatus", None)
         was = left
     return was
+
+
+def _identifiers(was: dict[str, Any], res: dict[str, Any]) -> list[Any]:
+    """The identifiers of a stored resource ``was`` that a version ``res`` written over it leaves: ``res``'s, and
+    the stored ones of another system and value (the merge adds a statement's identifiers to the stored ones)."""
+    have = [i for i in res.get("identifier") or () if isinstance(i, dict)]
+    said = {(i.get("system"), i.get("value")) for i in have}
+    return [*have, *(i for i in was.get("identifier") or ()
+                     if isinstance(i, dict) and (i.get("system"), i.get("value")) not in said)]
 
 
 def adopt_identified(conversion: Conversion, search: Any) -> None:
@@ -792,7 +805,10 @@ def _order_holding(conversion: Conversion, order: str, search: Any, earlier: Seq
         for ref, resource in c.by_reference.items():
             if ref.startswith("ServiceRequest/") and (ref in found or _claims_fill(resource, c.said.get(ref),
                                                                                    system, value)):
-                found[ref] = {**found.get(ref, {}), **resource}
+                prior = found.get(ref)
+                found[ref] = {**(prior or {}), **resource}
+                if prior and "identifier" in resource:  # (the placer number the order holds stays its own)
+                    found[ref]["identifier"] = _identifiers(prior, resource)
                 leaned.add(i)
     held = {ref: r for ref, r in found.items() if ref != order and _holds_fill(r, system, value)
             and (r.get("subject") or {}).get("reference") == subject}
