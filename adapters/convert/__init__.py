@@ -711,9 +711,12 @@ def settle_reused_filler(conversion: Conversion, read_many: Any, search: Any = N
     or ill-formed OBR-7 tells nothing (rv41k HIGH 1, 4, MED 5). The order this report names: by its placer number,
     its own; by the filler number alone, the order holding the number as ``adopt_filled`` finds it, of several the
     newest (``_order_holding``) -- the filler's counter names its latest exam, so the 2026 exam's own correction by
-    the accession alone updates the 2026 report (rv41k HIGH 2). Nothing told -- no order of another placer number
-    -- it is the stored report, as before; where it is a final stating another exam time than the stored final, a W
-    says the message could not tell (``_not_told``). The new keys are the old ones with the new order's placer
+    the accession alone updates the 2026 report (rv41k HIGH 2) -- unless the message restates the stored report's
+    exam (``_restates``: its OBR-7 the same instant, or a C/A where that order has no report to correct), which it
+    then is (rv41o HIGH 1-3: a late 2024 correction overwrote the 2026 report). Nothing told -- no order of another
+    placer number -- it is the stored report, as before; but a final over the stored final stating another exam
+    time, or none and another conclusion (``_not_told``), is refused, AE at OBR-3 asking for the placer number
+    (rv41o HIGH 4, MED 1: filed over it, the 2024 order carried the 2026 finding). The new keys are the old ones with the new order's placer
     numbers added, however the message names it: a replay and a correction key the same. The stored report and
     orders are read as the batch's earlier messages leave them; their positions are returned."""
     from engine.repository.ids import deterministic_id
@@ -846,7 +849,8 @@ def _restates(conversion: Conversion, ref: str, key: str, was: dict[str, Any], r
 
 
 def _instant(when: Any) -> datetime | None:
-    """An order's ``authoredOn`` as an instant (a date-only one at its start, UTC), None when none or unreadable."""
+    """An order's ``authoredOn`` or a report's effective time as an instant (a date-only one at its start, UTC),
+    None when none or unreadable (a month-only one too: it names no instant)."""
     try:
         moment = datetime.fromisoformat(str(when)) if when else None
     except ValueError:
