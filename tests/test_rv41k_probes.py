@@ -123,11 +123,13 @@ def test_a_corrected_final_whose_obr7_is_the_correction_time_updates_the_old_rep
 
 
 def _new_exam(http: TestClient, run: str, acc: str, named: str, warned: int = 1) -> str:
-    """2026: the HIS orders head CT ``<run>2``; the RIS reports it under the reused accession (``warned`` W 205)."""
+    """2026: the HIS orders head CT ``<run>2``; the RIS reports it under the reused accession (``warned`` ERR 205):
+    by the placer number, AA; by the accession alone, held by no order but the 2024 one, AE (xofix41c: not told,
+    refused -- not filed over the 2024 report, rv41o HIGH 4)."""
     assert "MSA|AA" in send(http, _stated("HIS", f"{run}2", "NW", HEAD, "", ""))
     ack = send(http, _ct(f"{run}2" if named == "by-placer" else "", acc, sent=T26, obr7=T26, status="F",
                          text="右侧硬膜下血肿"))
-    assert "MSA|AA" in ack and len(_w205(ack)) == warned, ack
+    assert ("MSA|AA" if named == "by-placer" else "MSA|AE") in ack and len(_w205(ack)) == warned, ack
     return ack
 
 
@@ -139,14 +141,12 @@ def test_the_2026_report_replayed_keys_the_same(http: TestClient, named: str) ->
     acc = _old_exam(http, run)
     _new_exam(http, run, acc, named)
     first = sorted(r["id"] for r in _reports(http, acc))
-    # (xofix41b: by the accession alone the first was filed as the stored report -- its replay is that report, as
-    # sent again: no W)
-    _new_exam(http, run, acc, named, 1 if named == "by-placer" else 0)
+    _new_exam(http, run, acc, named)
     assert sorted(r["id"] for r in _reports(http, acc)) == first
-    # (xofix41b: by the accession alone, held by no order but the 2024 one, another order is not told -- one report,
-    # the W each time; the probe had asked for a split by time)
+    # (xofix41c: by the accession alone, held by no order but the 2024 one, another order is not told -- refused
+    # each time, the 2024 report as it was; the probe had asked for a split by time)
     assert _conclusions(_reports(http, acc)) == ([("final", "右侧硬膜下血肿"), ("final", "未见异常")]
-                                                 if named == "by-placer" else [("final", "右侧硬膜下血肿")])
+                                                 if named == "by-placer" else [("final", "未见异常")])
 
 
 @pytest.mark.parametrize(("first", "then"), [("by-placer", "accession-alone"), ("accession-alone", "by-placer")])
@@ -155,10 +155,10 @@ def test_the_2026_reports_own_correction_updates_the_2026_report(http: TestClien
     OBR-7 restated), naming the order once by the placer number and once by the accession alone, as RISes do. The
     correction must update the 2026 report: two reports under the accession (2024 final, 2026 corrected).
 
-    xofix41b: where the 2026 report came first by the accession alone and no order but the 2024 one holds the
-    accession, nothing told it was another order's (time is no evidence): it was filed as the stored report with
-    a W (``_new_exam``), so the 2024 text is gone before the correction comes -- the correction by the 2026 placer
-    number is then another order's report, filed apart (the probe's first step had asked for a guess by time)."""
+    xofix41c: where the 2026 report came first by the accession alone and no order but the 2024 one holds the
+    accession, nothing told it was another order's (time is no evidence): it is refused (``_new_exam``), so the
+    2024 report keeps its text -- the correction by the 2026 placer number is another order's report, filed apart
+    (rv41o HIGH 4: filed as the stored report, the 2024 order had carried the 2026 finding)."""
     run = f"RV41K-NC-{first[:2].upper()}"
     acc = _old_exam(http, run)
     _new_exam(http, run, acc, first)
@@ -166,8 +166,7 @@ def test_the_2026_reports_own_correction_updates_the_2026_report(http: TestClien
                          status="C", text="右侧硬膜下血肿，较前无变化"))
     assert "MSA|AA" in ack, ack
     got = _conclusions(_reports(http, acc))
-    first_kept = "未见异常" if first == "by-placer" else "右侧硬膜下血肿"
-    assert got == [("corrected", "右侧硬膜下血肿，较前无变化"), ("final", first_kept)], (got, ack)
+    assert got == [("corrected", "右侧硬膜下血肿，较前无变化"), ("final", "未见异常")], (got, ack)
 
 
 # --- OBR-7 as sent -------------------------------------------------------------------------------------------
@@ -181,15 +180,15 @@ def test_a_reused_accession_by_the_accession_alone_at_each_obr7_precision(http: 
     apart, naming the accession alone and no order ever holding it but by it.
 
     xofix41b: the probe asked for a split by time alone (xofix41's 180-day rule, dropped: a correction stamped with
-    its own time split off, rv41k HIGH 1). Nothing tells another order, so it is the stored report -- the W 205
-    saying the message could not tell, at every precision (the month one too: HIGH 4's silence is gone)."""
+    its own time split off, rv41k HIGH 1). Nothing tells another order: xofix41c, refused (AE, ERR 205 saying the
+    message could not tell), at every precision -- the 2024 report as it was (rv41o HIGH 4)."""
     run = f"RV41K-P{len(obr7)}"
     acc = f"{run}-ACC"
     assert "MSA|AA" in send(http, _ct("", acc, sent=T24, obr7=obr7, status="F", text="未见异常"))
     ack = send(http, _ct("", acc, sent=T26, obr7=obr7.replace("2024", "2026"), status="F", text="右侧硬膜下血肿"))
-    assert "MSA|AA" in ack, ack
+    assert "MSA|AE" in ack, ack
     got = _conclusions(_reports(http, acc))
-    assert got == [("final", "右侧硬膜下血肿")] and len(_w205(ack)) == 1, (got, ack)
+    assert got == [("final", "未见异常")] and len(_w205(ack)) == 1, (got, ack)
     assert "is not told" in _w205(ack)[0][8] and obr7.replace("2024", "2026")[:4] in _w205(ack)[0][8], ack
 
 
@@ -197,14 +196,13 @@ def test_an_ill_formed_obr7_on_the_reused_accession_is_no_500(http: TestClient) 
     """Bad input: the 2026 report's OBR-7 ``2026-03-12`` (not a DTM) under the reused accession -- an ACK (never
     a 500, ``send`` asserts 200), the W 102 at OBR-7 once (rv41k LOW 7: told once, xofix41b).
 
-    xofix41b: the probe asked that the 2024 conclusion be kept -- a guess by time: the message names no other
-    order, so it is the stored report (the time dropped is said by the W 102)."""
+    xofix41c: the message names no other order and states no readable exam time, with another conclusion than the
+    stored final: not told, refused (AE, ERR 205 at OBR-3) -- the 2024 conclusion kept (rv41o MED 1)."""
     run = "RV41K-BAD7"
     acc = _old_exam(http, run)
     ack = send(http, _ct("", acc, sent=T26, obr7="2026-03-12", status="F", text="右侧硬膜下血肿"))
-    assert "MSA|AA" in ack, ack
-    assert len([e for e in _errs(ack) if e[2] == "OBR^1^7" and e[3].split("^")[0] == "102"]) == 1, ack
-    assert _conclusions(_reports(http, acc)) == [("final", "右侧硬膜下血肿")], ack
+    assert "MSA|AE" in ack and len(_w205(ack)) == 1, ack
+    assert _conclusions(_reports(http, acc)) == [("final", "未见异常")], ack
 
 
 def test_a_reused_accession_within_180_days_under_another_placer_is_another_exam(http: TestClient) -> None:

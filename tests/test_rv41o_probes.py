@@ -10,12 +10,13 @@ import pytest
 from fastapi.testclient import TestClient
 
 from engine.engine import Engine
+from engine.messages import message_id, raw_of
 from tests.module_store import module_eng
 from tests.test_probepay26_windows import CBC, engine, flags, msh, order, pid, reminded
 from tests.test_recognition_e2e import Sender
 from tests.test_rv40c_probes import _one
 from tests.test_rv41k_probes import HIS, T26, _cbc, _conclusions, _ct, _old_exam, _reports, _w205
-from tests.test_srfix35_order_code import http, send
+from tests.test_srfix35_order_code import B, http, send
 from tests.test_xofix41b_orders import _numbered
 
 __all__ = ["engine", "http", "module_eng"]
@@ -34,11 +35,6 @@ def _by_order(http: TestClient, acc: str, run: str) -> dict[str, str]:
     return out
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "HIGH (wrong filing, data lost; xofix41b's MED 1 probed): after the RIS numbered the 2026 order with the reused "
-    "accession (SC), a late correction (C) of the 2024 exam by the accession alone, OBR-7 restating the 2024 exam's "
-    "time exactly, is filed over the 2026 report -- the 2026 final conclusion replaced by the 2024 correction's "
-    "text, the 2024 report left uncorrected, AA with a W claiming 'another exam'"))
 def test_a_late_2024_correction_by_the_accession_alone_corrects_the_2024_report(http: TestClient) -> None:
     run = "RV41O-LC"
     acc = _old_exam(http, run)
@@ -51,17 +47,15 @@ def test_a_late_2024_correction_by_the_accession_alone_corrects_the_2024_report(
     assert got == {f"{run}1": "左侧额叶小片状低密度影", f"{run}2": "右侧硬膜下血肿"}, (got, ack)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "HIGH (wrong filing; xofix41b's MED 2 followed one step): the 2026 final by the accession alone, no order but "
-    "the 2024 one holding it, is filed over the 2024 report ('not told', W); the 2026 correction by its placer "
-    "number is then filed apart -- leaving the report based on the 2024 order stating the 2026 finding "
-    "(右侧硬膜下血肿) as the 2024 exam's final, the 2024 conclusion gone from the current record"))
 def test_after_not_told_the_2024_order_does_not_carry_the_2026_finding(http: TestClient) -> None:
+    """rv41o HIGH 4 (fixed by xofix41c): the 2026 final by the accession alone, no order but the 2024 one holding
+    it, is refused (AE, ERR 205 at OBR-3: not told, send the placer number) -- not filed over the 2024 report; the
+    2026 correction by its placer number is then filed apart, and the 2024 order keeps its own finding."""
     run = "RV41O-NT"
     acc = _old_exam(http, run)
     assert "MSA|AA" in send(http, _stated_his(run))
     ack = send(http, _ct("", acc, sent=T26, obr7=T26, status="F", text="右侧硬膜下血肿"))
-    assert "MSA|AA" in ack and len(_w205(ack)) == 1, ack
+    assert "MSA|AE" in ack and len(_w205(ack)) == 1, ack
     ack = send(http, _ct(f"{run}2", acc, sent="20260319100000+0800", obr7=T26, status="C",
                          text="右侧硬膜下血肿，较前无变化"))
     assert "MSA|AA" in ack, ack
@@ -75,17 +69,22 @@ def _stated_his(run: str) -> str:
     return _stated("HIS", f"{run}2", "NW", HEAD, "", "")
 
 
-def test_the_not_told_overwrite_keeps_the_2024_version_in_history(http: TestClient) -> None:
-    """Guard: where the 2026 final is filed over the 2024 report ('not told', W 205), the 2024 conclusion is still
-    read in the report's history (nothing lost from the record, only from its current version)."""
+def test_the_not_told_final_is_refused_and_kept_for_replay(http: TestClient, module_eng: Engine) -> None:
+    """Guard (was: the not-told overwrite kept the 2024 version in history): the 2026 final by the accession alone
+    that nothing tells is refused AE -- the 2024 report's history has the one version, and the raw message is kept
+    (the message store holds it, refused), to be replayed once the sender names the placer number."""
     run = "RV41O-HI"
     acc = _old_exam(http, run)
-    ack = send(http, _ct("", acc, sent=T26, obr7=T26, status="F", text="右侧硬膜下血肿"))
-    assert "MSA|AA" in ack and len(_w205(ack)) == 1, ack
+    msg = _ct("", acc, sent=T26, obr7=T26, status="F", text="右侧硬膜下血肿")
+    ack = send(http, msg)
+    assert "MSA|AE" in ack and len(_w205(ack)) == 1, ack
     [report] = _reports(http, acc)
     hist = http.get(f"/fhir/DiagnosticReport/{report['id']}/_history").json()
     said = sorted(str(e["resource"].get("conclusion")) for e in hist.get("entry") or () if e.get("resource"))
-    assert said == ["右侧硬膜下血肿", "未见异常"], hist
+    assert said == ["未见异常"], hist
+    doc = module_eng.ingestor.messages.get(message_id(B, msg.split("\n", 1)[0].split("|")[9]))
+    assert doc is not None and doc["status"] == "quarantined", doc
+    assert "右侧硬膜下血肿" in raw_of(doc).decode("utf-8"), doc
 
 
 @pytest.mark.parametrize("named", ["accession-alone", "by-placer"])
@@ -115,10 +114,6 @@ def _cbc_alone(filler: str, when: str, obr7: str, status: str, wbc: str) -> str:
             + f"OBX|1|NM|WBC^白细胞^L||{wbc}|10*9/L|||||{status}|||{obr7}\n")
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "HIGH (wrong payable): after the LIS numbered HOSPA's 2026 CBC order with its reused number (SC) and reported "
-    "it by the number alone, a late correction of the 2024 CBC by the number alone (OBR-7 restating 2024) is filed "
-    "over the 2026 result -- HOSPB's repeat CBC three days after the 2026 exam is then not judged against it"))
 def test_a_late_2024_correction_does_not_unmake_the_2026_prior(engine: Engine, mllp: int) -> None:
     _repeat_judged(engine, mllp, corrected=True)
 
@@ -222,18 +217,14 @@ def test_a_2026_preliminary_by_the_accession_alone_does_not_silently_replace_the
     assert got == [("final", "未见异常")] or len(_w205(ack)) == 1, (got, ack)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "MED (data overwritten unannounced): the 2026 final by the accession alone with no OBR-7 (RISes that send none), "
-    "no order but the 2024 one holding it: ``_not_told`` needs both exam times, so the 2024 final's conclusion is "
-    "replaced by the 2026 text with AA and no W -- the operator never learns the 2024 conclusion left the current "
-    "record (it stays in history)"))
 def test_a_2026_final_without_obr7_by_the_accession_alone_is_not_filed_unannounced(http: TestClient) -> None:
+    """rv41o MED 1 (fixed by xofix41c): the 2026 final by the accession alone with no OBR-7, no order but the 2024
+    one holding it, another conclusion -- refused AE (ERR 205 at OBR-3), the 2024 final as it was."""
     run = "RV41O-N7"
     acc = _old_exam(http, run)
     ack = send(http, _ct("", acc, sent=T26, obr7="", status="F", text="右侧硬膜下血肿"))
-    assert "MSA|AA" in ack, ack
-    got = _conclusions(_reports(http, acc))
-    assert got == [("final", "未见异常")] or len(_w205(ack)) == 1, (got, ack)
+    assert "MSA|AE" in ack and len(_w205(ack)) == 1, ack
+    assert _conclusions(_reports(http, acc)) == [("final", "未见异常")], ack
 
 
 # --- the resident reading both -------------------------------------------------------------------------------------
@@ -268,12 +259,7 @@ def test_the_resident_reads_both_exams_reports_and_studies(http: TestClient, mod
 # --- replays of the 2024 report after the 2026 order is numbered ---------------------------------------------------
 
 
-@pytest.mark.parametrize("resent", ["same-bytes", pytest.param("new-control-id", marks=pytest.mark.xfail(
-    strict=True, reason=(
-        "HIGH (wrong filing): the 2024 report re-sent under a new MSH-10 after the RIS numbered the 2026 order with "
-        "the reused accession (SC, not yet reported) is filed as the 2026 exam's report -- the unread 2026 order "
-        "gets a final 'no abnormality' (the 2024 text) and a W claiming another exam, though its OBR-7 is the "
-        "stored 2024 report's to the second")))])
+@pytest.mark.parametrize("resent", ["same-bytes", "new-control-id"])
 def test_the_2024_report_replayed_after_the_2026_order_is_numbered_stays_the_2024_report(
         http: TestClient, resent: str) -> None:
     """The 2024 exam numbered by the RIS (SC) and reported by the accession alone; in 2026 the RIS numbers the new

@@ -58,16 +58,17 @@ def test_the_accession_alone_names_the_order_holding_it_and_its_correction_updat
 
 def test_a_final_by_the_accession_alone_held_by_no_other_order_is_not_told(http: TestClient) -> None:
     """The 2026 report by the accession alone where no order but the 2024 one holds the accession: nothing tells
-    another order (the time is no evidence) -- filed as the stored report, with a W 205 saying it could not be told,
-    naming the 2024 order's placer number and both times."""
+    another order (the time is no evidence) -- refused AE, ERR 205 at OBR-3 naming the 2024 order's placer number
+    and both times (xofix41c, rv41o HIGH 4: filed over the stored report, the 2024 order carried the 2026
+    finding); the 2024 report as it was."""
     run = "XOFIX41B-NT"
     acc = _old_exam(http, run)
     ack = send(http, _ct("", acc, sent=T26, obr7=T26, status="F", text="右侧硬膜下血肿"))
-    assert "MSA|AA" in ack and len(_w205(ack)) == 1, ack
+    assert "MSA|AE" in ack and len(_w205(ack)) == 1, ack
     said = _w205(ack)[0][8]
     assert "is not told" in said and f"{run}1" in said and "2024-03-12" in said and "2026-03-12" in said, said
-    assert "DiagnosticReport/" not in said, said
-    assert _conclusions(_reports(http, acc)) == [("final", "右侧硬膜下血肿")]
+    assert "OBR-2" in said and "DiagnosticReport/" not in said, said
+    assert _conclusions(_reports(http, acc)) == [("final", "未见异常")]
 
 
 @pytest.mark.parametrize("obr7", [T24, "20241008090000+0800"], ids=["restated", "correction-time"])

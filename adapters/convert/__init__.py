@@ -578,7 +578,9 @@ def _as_left(ref: str, was: dict[str, Any] | None, earlier: Sequence[Conversion]
     """Resource ``ref`` (stored: ``was``) as the batch's earlier conversions leave it, in message order --
     as far as a DG1-21 D reads it: there or not, and the top-level elements, each written one replacing
     the stored (a create-only one leaving a stored one alone), a ``verificationStatus`` its message
-    deletes (``said``) gone. The positions of the conversions that write it go to ``leaned``."""
+    deletes (``said``) gone; its identifiers those stored and those written, as the merge keeps them (an order
+    named by the filler number alone states its FILL only: the placer number it holds is still its own, xofix41c).
+    The positions of the conversions that write it go to ``leaned``."""
     for i, c in enumerate(earlier):
         res = c.by_reference.get(ref)
         if res is None:
@@ -587,12 +589,23 @@ def _as_left(ref: str, was: dict[str, Any] | None, earlier: Sequence[Conversion]
         if was is not None and ref in c.create_only:
             continue
         left = {**(was or {}), **res}
+        if was and "identifier" in res:
+            left["identifier"] = _identifiers(was, res)
         said = c.said.get(ref)
         if ("verificationStatus" not in res and said is not None
                 and any(d.element == "verificationStatus" and not d.where for d in said.deletes)):
             left.pop("verificationStatus", None)
         was = left
     return was
+
+
+def _identifiers(was: dict[str, Any], res: dict[str, Any]) -> list[Any]:
+    """The identifiers of a stored resource ``was`` that a version ``res`` written over it leaves: ``res``'s, and
+    the stored ones of another system and value (the merge adds a statement's identifiers to the stored ones)."""
+    have = [i for i in res.get("identifier") or () if isinstance(i, dict)]
+    said = {(i.get("system"), i.get("value")) for i in have}
+    return [*have, *(i for i in was.get("identifier") or ()
+                     if isinstance(i, dict) and (i.get("system"), i.get("value")) not in said)]
 
 
 def adopt_identified(conversion: Conversion, search: Any) -> None:
@@ -698,9 +711,12 @@ def settle_reused_filler(conversion: Conversion, read_many: Any, search: Any = N
     or ill-formed OBR-7 tells nothing (rv41k HIGH 1, 4, MED 5). The order this report names: by its placer number,
     its own; by the filler number alone, the order holding the number as ``adopt_filled`` finds it, of several the
     newest (``_order_holding``) -- the filler's counter names its latest exam, so the 2026 exam's own correction by
-    the accession alone updates the 2026 report (rv41k HIGH 2). Nothing told -- no order of another placer number
-    -- it is the stored report, as before; where it is a final stating another exam time than the stored final, a W
-    says the message could not tell (``_not_told``). The new keys are the old ones with the new order's placer
+    the accession alone updates the 2026 report (rv41k HIGH 2) -- unless the message restates the stored report's
+    exam (``_restates``: its OBR-7 the same instant, or a C/A where that order has no report to correct), which it
+    then is (rv41o HIGH 1-3: a late 2024 correction overwrote the 2026 report). Nothing told -- no order of another
+    placer number -- it is the stored report, as before; but a final over the stored final stating another exam
+    time, or none and another conclusion (``_not_told``), is refused, AE at OBR-3 asking for the placer number
+    (rv41o HIGH 4, MED 1: filed over it, the 2024 order carried the 2026 finding). The new keys are the old ones with the new order's placer
     numbers added, however the message names it: a replay and a correction key the same. The stored report and
     orders are read as the batch's earlier messages leave them; their positions are returned."""
     from engine.repository.ids import deterministic_id
@@ -723,7 +739,12 @@ def settle_reused_filler(conversion: Conversion, read_many: Any, search: Any = N
         for o in ours:
             made = conversion.by_reference.get(o)
             if made is not None and not _placers(made) and o in conversion.filled and search is not None:
-                named[o] = _order_holding(conversion, o, read_many, search, earlier, leaned) or o
+                holder, held = _order_holding(conversion, o, search, earlier, leaned)
+                if holder and holder not in theirs and _restates(conversion, ref, key, was, report, held[holder],
+                                                                 read_many, earlier, leaned):
+                    conversion.apart_orders.update(set(held) - theirs)  # (the stored report's order is the one)
+                    continue
+                named[o] = holder or o
         meant = set(named.values())
         # (the orders read only where the two reports name different ones: a report re-sent names its own)
         wanted = sorted({*theirs, *meant}) if theirs and meant and not theirs & meant else []
@@ -740,15 +761,16 @@ def settle_reused_filler(conversion: Conversion, read_many: Any, search: Any = N
         if not new:  # (told only where the message names its order by the number alone: by a placer, it is told)
             told = "" if _placers(*(conversion.by_reference.get(o) for o in ours)) else _not_told(was, report)
             if told:
-                if not old and theirs:  # (the stored report's orders, read for the W's text only)
+                if not old and theirs:  # (the stored report's orders, read for the error's text only)
                     got = read_many([_key_of(o) for o in sorted(theirs)])
                     old = _placers(*(_as_left(o, got.get(_key_of(o)), earlier, leaned) for o in theirs))
-                conversion.warn(HL7Error(
-                    f"{segment}-{fno} (filler order number) {value!r} keys the stored report of "
-                    f"{_named(old or _placers(*(orders.get(o) for o in theirs)))} ({told}): this message names no "
-                    "other order (no placer number, no other order holding the number), so whether it is another "
-                    "exam's is not told -- it is filed as the stored report; another exam's report is sent with its "
-                    "placer number", segment, sequence, fno, code=DUPLICATE_KEY_IDENTIFIER))
+                raise HL7Error(
+                    f"{segment}-{fno} (filler order number) {value!r} keys the stored final report of "
+                    f"{_named(old or _placers(*(orders.get(o) for o in theirs)))} ({told}): this final names no "
+                    "order (OBR-2/ORC-2 empty, no other order holding the number), so whether it is that exam's or "
+                    "another's under a reused number is not told -- not filed; send it with its placer number "
+                    "(OBR-2), or as a correction (OBR-25 C) of that exam", segment, sequence, fno,
+                    code=DUPLICATE_KEY_IDENTIFIER)
             continue
         suffix = "|".join(sorted(new))
         for made, made_key in conversion.filler_keyed.items():
@@ -762,19 +784,20 @@ def settle_reused_filler(conversion: Conversion, read_many: Any, search: Any = N
         conversion.apart_orders.update(theirs)
         conversion.warn(HL7Error(
             f"{segment}-{fno} (filler order number) {value!r} keys the stored report of another exam ({_named(old)}; "
-            f"this report's is {_named(new)}, which does not replace it): this report is filed as one of its own, the "
-            "stored one left as it was", segment, sequence, fno, code=DUPLICATE_KEY_IDENTIFIER))
+            f"this report's is {_named(new)}, which does not replace it): this report is filed as that order's report, "
+            "the stored one left as it was", segment, sequence, fno, code=DUPLICATE_KEY_IDENTIFIER))
     if moves:
         _take(conversion, moves)
     return sorted(leaned)
 
 
-def _order_holding(conversion: Conversion, order: str, read_many: Any, search: Any, earlier: Sequence[Conversion],
-                   leaned: set[int]) -> str | None:
+def _order_holding(conversion: Conversion, order: str, search: Any, earlier: Sequence[Conversion],
+                   leaned: set[int]) -> tuple[str | None, dict[str, dict[str, Any]]]:
     """The order a message naming its order by the filler number alone (``order``, keyed by the number) means, for
     ``settle_reused_filler``: of this patient's orders holding the number (FILL) as ``adopt_filled`` finds them,
     those not let go, then of those still active, the newest (``authoredOn``, ORC-9) -- a filler's number names its
-    latest exam while the counter has not passed it again; None where none holds it or the newest is not one."""
+    latest exam while the counter has not passed it again; None where none holds it or the newest is not one. With
+    it, the orders it chose among (``ServiceRequest/id`` -> the order as the batch leaves it)."""
     from engine.repository.search import token_value
 
     system, value, subject, _ = conversion.filled[order]
@@ -785,24 +808,49 @@ def _order_holding(conversion: Conversion, order: str, read_many: Any, search: A
         for ref, resource in c.by_reference.items():
             if ref.startswith("ServiceRequest/") and (ref in found or _claims_fill(resource, c.said.get(ref),
                                                                                    system, value)):
-                found[ref] = {**found.get(ref, {}), **resource}
+                prior = found.get(ref)
+                found[ref] = {**(prior or {}), **resource}
+                if prior and "identifier" in resource:  # (the placer number the order holds stays its own)
+                    found[ref]["identifier"] = _identifiers(prior, resource)
                 leaned.add(i)
     held = {ref: r for ref, r in found.items() if ref != order and _holds_fill(r, system, value)
             and (r.get("subject") or {}).get("reference") == subject}
     held = {ref: r for ref, r in held.items() if r.get("status") not in LET_GO} or held
     held = {ref: r for ref, r in held.items() if r.get("status") in ("active", "on-hold", "draft")} or held
     if len(held) <= 1:
-        return next(iter(held), None)
+        return next(iter(held), None), held
     when = {ref: _instant(r.get("authoredOn")) for ref, r in held.items()}
     if any(w is None for w in when.values()):
-        return None
+        return None, held
     newest = max(when.values())
     last = [ref for ref, w in when.items() if w == newest]
-    return last[0] if len(last) == 1 else None
+    return (last[0] if len(last) == 1 else None), held
+
+
+def _restates(conversion: Conversion, ref: str, key: str, was: dict[str, Any], report: dict[str, Any],
+              holder: dict[str, Any], read_many: Any, earlier: Sequence[Conversion], leaned: set[int]) -> bool:
+    """Whether a report naming its order by the filler number alone states the exam of the stored report under the
+    number (``was``) rather than of the newest order holding it (``holder``), for ``settle_reused_filler``: its
+    exam time (OBR-7) is the stored report's, the same instant however written -- identity, not an elapsed time
+    (an interface replay under a new MSH-10; a late correction restating the exam); or it corrects or adds to a
+    report (OBR-25 C/A) and ``holder`` holds none to correct -- a correction corrects what was stated (review rv41o
+    HIGH 1-3: by "the newest" such a message overwrote the 2026 report, or was filed as the unread 2026 exam's)."""
+    from engine.repository.ids import deterministic_id
+
+    then, now = _instant(_effective(was)), _instant(_effective(report))
+    if then is not None and now is not None and then == now:
+        return True
+    placers = _placers(holder)
+    if report.get("status") not in ("corrected", "amended") or not placers:
+        return False
+    rtype = ref.split("/", 1)[0]
+    theirs = f"{rtype}/{deterministic_id(conversion.institution, rtype, key + '|' + '|'.join(sorted(placers)))}"
+    return _as_left(theirs, read_many([_key_of(theirs)]).get(_key_of(theirs)), earlier, leaned) is None
 
 
 def _instant(when: Any) -> datetime | None:
-    """An order's ``authoredOn`` as an instant (a date-only one at its start, UTC), None when none or unreadable."""
+    """An order's ``authoredOn`` or a report's effective time as an instant (a date-only one at its start, UTC),
+    None when none or unreadable (a month-only one too: it names no instant)."""
     try:
         moment = datetime.fromisoformat(str(when)) if when else None
     except ValueError:
@@ -849,14 +897,20 @@ def _another_order(theirs: set[str], ours: set[str], orders: dict[str, dict[str,
 
 
 def _not_told(was: dict[str, Any], report: dict[str, Any]) -> str:
-    """Where a final report (OBR-25 F) over a stored final states another exam time (OBR-7) -- perhaps another exam
-    under a reused number, which nothing else in the message tells: the two times, for the W; "" otherwise (a
-    correction or addendum, C, restates or restamps the exam's time: it is the stored report's)."""
-    then, now = _effective(was), _effective(report)
-    if report.get("status") != "final" or was.get("status") not in ("final", "corrected", "amended") \
-            or not then or not now or then == now:
+    """Where a final report (OBR-25 F) over a stored final states another exam time (OBR-7, compared as instants)
+    -- perhaps another exam under a reused number, which nothing else in the message tells -- or states none (or
+    one unreadable) with another conclusion: the two times, for the refusal; "" otherwise (the same exam time, or
+    none and the same conclusion: a re-send; a correction or addendum, C/A, restates or restamps the exam's time:
+    it is the stored report's). Review rv41o HIGH 4, MED 1: filed over the stored final, the 2024 order carried the
+    2026 finding, with no word where OBR-7 was empty."""
+    if report.get("status") != "final" or was.get("status") not in ("final", "corrected", "amended"):
         return ""
-    return f"observed {then}, this report {now}"
+    then, now = _instant(_effective(was)), _instant(_effective(report))
+    if then is not None and now is not None:
+        return "" if then == now else f"observed {_effective(was)}, this report {_effective(report)}"
+    if (was.get("conclusion") or "") == (report.get("conclusion") or ""):
+        return ""
+    return f"observed {_effective(was) or 'at no stated time'}, this report {_effective(report) or 'at no stated time'}"
 
 
 def _holds_fill(order: dict[str, Any], system: str, value: str) -> bool:
