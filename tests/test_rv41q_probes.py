@@ -158,3 +158,40 @@ def test_the_his_parting_of_a_placeholder_number_in_one_batch_as_one_by_one(modu
                          _reads(http, _token(module_eng, nb["id"]), f"{tag}OBS") != [])
         assert seen["single"] == (["AA"] * 4, [0, 0, 0, 0], False, True, False), seen  # (NP holds c alone, unlinked)
         assert seen["batch"] == seen["single"], seen
+
+
+@pytest.mark.parametrize("backend_settings", ["sqlite", "mongomock"], indirect=True)
+def test_the_survivor_merged_on_again_into_another_womans_record_is_refused(backend_settings: Settings) -> None:
+    """Her R1 merged into R2 (numberless: R2 holds her number carried); the HIS then merges R2 into R3, which holds
+    another woman's number. The second merge is refused (W 205 at MRG-1), R3 keeps only its own number, and her
+    token reads nothing of R3's -- the compartment addition never reaches a record of another number this way."""
+    number, other = _nid("32092319620303540"), _nid("32092319620303568")
+    with opened(backend_settings) as (engine, http):
+        _his(http, "ZQ41S", "ZQ41Sa", f"~{number}^^^^NNCHN", "13700007791", facility="FNZYY")
+        _his(http, "R141S", "R141Sa", f"~{number}^^^^NNCHN", "13700007792")
+        _his(http, "R241S", "R241Sa", "", "13700007793")
+        three = _his(http, "R341S", "R341Sa", f"~{other}^^^^NNCHN", "13700007794")
+        assert ack_code_of(post(http, oru("R341Sb", "R341S^^^FNXRMYY^MR", *BING, "R3S41OBS"))) == "AA"
+        assert ack_code_of(post(http, merge("M141S", "R241S^^^FNXRMYY^MR", *BING, "R141S^^^FNXRMYY^MR"))) == "AA"
+        ack = post(http, merge("M241S", "R341S^^^FNXRMYY^MR", *BING, "R241S^^^FNXRMYY^MR"))
+        assert ack_code_of(ack) == "AE" and any("MRG^1" in line for line in err_lines(ack)), ack
+        assert _nids(read_patient(http, three)) == {other}
+        assert _reads(http, _signed_in(http, engine, number), "R3S41OBS") == []
+
+
+@pytest.mark.parametrize("backend_settings", ["sqlite", "mongomock"], indirect=True)
+def test_the_survivor_merged_on_again_into_a_numberless_record_stays_hers(backend_settings: Settings) -> None:
+    """Her R1 merged into R2 (numberless), R2 then into R3 (numberless, a result under it): the number is carried on
+    to R3 and her token reads R3's result -- the end of the chain is what ``_carried_to`` follows."""
+    number = _nid("32092319620303584")
+    with opened(backend_settings) as (engine, http):
+        _his(http, "ZQ41T", "ZQ41Ta", f"~{number}^^^^NNCHN", "13700007795", facility="FNZYY")
+        _his(http, "R141T", "R141Ta", f"~{number}^^^^NNCHN", "13700007796")
+        _his(http, "R241T", "R241Ta", "", "13700007797")
+        three = _his(http, "R341T", "R341Ta", "", "13700007798")
+        assert ack_code_of(post(http, oru("R341Tb", "R341T^^^FNXRMYY^MR", *BING, "R3T41OBS"))) == "AA"
+        assert ack_code_of(post(http, merge("M141T", "R241T^^^FNXRMYY^MR", *BING, "R141T^^^FNXRMYY^MR"))) == "AA"
+        ack = post(http, merge("M241T", "R341T^^^FNXRMYY^MR", *BING, "R241T^^^FNXRMYY^MR"))
+        assert ack_code_of(ack) == "AA", err_lines(ack)
+        assert _nids(read_patient(http, three)) == {number}
+        assert _reads(http, _signed_in(http, engine, number), "R3T41OBS") == [f"Patient/{three}"]
