@@ -23,10 +23,13 @@ import time
 
 import pytest
 
-from tests.test_resident_family import SUN
+from engine.engine import Engine
+from engine.settings import Settings
+from tests.test_famfix18_grant_person import declared_site
+from tests.test_resident_family import SUN, family_feeds
 from tests.test_resident_family_ui import WIDTH, community, fits, sign_in  # noqa: F401 - the fixture
 from tests.test_resident_record_ui import QIAN, ZHAO, _http, hl7, lab, msh
-from tests.test_resident_ui import CHROMIUM, Phone
+from tests.test_resident_ui import CHROMIUM, Phone, _free_port, serving
 
 __all__ = ["community"]
 chromium = pytest.mark.skipif(CHROMIUM is None, reason="Chromium is not installed (Debian package 'chromium')")
@@ -45,9 +48,27 @@ def _choose(phone: Phone, engine, base: str, name: str) -> None:
     phone.cdp.eval(f"[...document.querySelectorAll('button[name=choice]')].find(b => b.innerText.includes('{name}')).click()")
 
 
+@pytest.fixture
+def declared_community(tmp_path):
+    """``community`` on a site whose HIS is declared the registration application (famfix18's ``declared_site``):
+    there its A08 numbering the newborn's placeholder is the registrar's word and the grant stops holding; on a site
+    declaring nothing the same A08 is held for the operator (regfix41d) and nothing stops."""
+    port = _free_port()
+    engine = Engine(Settings(data_dir=tmp_path / "var", http_port=port, mllp_port=0,
+                             site=declared_site(tmp_path / "site")))
+    with serving(engine):
+        base = engine.settings.public_base_url
+        sender = engine.auth.issue_system_token("interface-engine", "system/MessageHeader.c")
+        for message in family_feeds():
+            status, headers, ack = _http("POST", base + "/hl7v2", sender, message, "x-application/hl7-v2+er7")
+            assert status == 200 and headers.get("x-hl7-ack-code") == "AA", ack
+        yield engine, base
+    engine.close()
+
+
 @chromium
-def test_the_page_says_why_a_family_grant_stopped(community, tmp_path):
-    engine, base = community
+def test_the_page_says_why_a_family_grant_stopped(declared_community, tmp_path):
+    engine, base = declared_community
     newborn = "PID|1||NB2026000001^^^FNXRMYY^MR||孙^宝宝||20261101|F"
     _hl7(engine, base, lab("FNXRMYY", "RM-LIS-NB", "20261102", newborn, ("XCG", "血常规"),
                            ("HGB", "血红蛋白", "170", "g/L", "145-225", "N")))

@@ -16,12 +16,14 @@ HL7 v2 over ``POST /hl7v2``, the sign-in pages, ``/auth/token``, ``/fhir``, the 
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
 
 from engine.api.app import create_app
 from engine.auth.family import person_key
+from tests.conftest import REPO_ROOT
 from tests.operator_calls import before_linkmend26
 from tests.test_resident_family import (
     SUN,
@@ -39,13 +41,30 @@ MOVED = "归入他人名下"
 PHR = ("phr", "https://phr.example/cb", "launch/patient openid fhirUser offline_access patient/*.rs")
 
 
+def declared_site(folder: Path) -> Path:
+    """A site folder whose institutions.yaml is the shipped one with 阜宁县人民医院 declaring its HIS the
+    registration application (``registration_applications: [HIS]``), as a hospital whose HIS registers patients
+    configures it: its A08 numbering a record is the registrar's word (reg41/regfix41c/d hold the same A08 on a
+    site declaring nothing, where nothing tells the HIS from a LIS, so the index would never link the records these
+    tests' grants must not follow)."""
+    text = (REPO_ROOT / "mappings" / "institutions.yaml").read_text(encoding="utf-8")
+    anchor = "- code: FNXRMYY\n  name: 阜宁县人民医院\n"
+    assert anchor in text
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "institutions.yaml").write_text(
+        text.replace(anchor, anchor + "  registration_applications: [HIS]\n"), encoding="utf-8")
+    return folder
+
+
 @pytest.fixture
-def world(backend_settings):
+def world(backend_settings, tmp_path):
     """The engine (SQLite, mongomock) fed over HL7 v2, with 孙小宝's second record at FNZYY, a desk
-    that records grants, an operator, a resource server for introspection and a phone app."""
+    that records grants, an operator, a resource server for introspection and a phone app; the HIS declared
+    the registration application (``declared_site``)."""
     from engine.engine import Engine
 
-    engine = Engine(backend_settings.with_(extra={"resident_auth": {"sends_per_id_source": 20, "sends_per_source": 40}}))
+    engine = Engine(backend_settings.with_(site=declared_site(tmp_path / "site"),
+                                           extra={"resident_auth": {"sends_per_id_source": 20, "sends_per_source": 40}}))
     with TestClient(create_app(engine)) as http:
         sender = {"Authorization": "Bearer " + engine.auth.issue_system_token("his-gw", "system/MessageHeader.c"),
                   "Content-Type": "x-application/hl7-v2+er7"}
