@@ -67,7 +67,9 @@ def grouped_prepare(variant: str) -> Callable[..., Any]:
         datas = [b'%s,"id":"audit-%d.%d"%s' % (e[0], seq, i, e[1]) for i, e in enumerate(events)]
         leaf = group_leaf(datas, variant)
         rows = [(seq, leaf, b"[" + b",".join(datas) + b"]", frontier.push(leaf))]
-        return [made(Appended, (seq, leaf, d)) for d in datas], rows, frontier
+        # (no search keys noted: ``index_keys`` reads the group's back, as another process's -- perfa41's _prepare
+        # returns the keys it made at the request as a fourth value)
+        return [made(Appended, (seq, leaf, d)) for d in datas], rows, frontier, {}
 
     return _prepare
 
