@@ -1618,9 +1618,7 @@ def _renumbered_on(ref: str, earlier: Sequence[Any], stored: dict[Any, Any], lea
         if key not in stored and read_many is not None:
             stored.update(read_many([key]))
         record = _as_left_linked(at, earlier, stored, leaned, None)
-        after = next((str(link["other"]["reference"]) for link in (record or {}).get("link") or ()
-                      if isinstance(link, dict) and link.get("type") == "replaced-by"
-                      and isinstance(link.get("other"), dict) and link["other"].get("reference")), None)
+        after = _replaced_by(record)
         if after is None or after in seen:
             return at
         seen.add(after)
@@ -1715,6 +1713,12 @@ def _linked(record: dict[str, Any] | None, types: Collection[str] | None = None)
     return [str(link["other"]["reference"]) for link in (record or {}).get("link") or ()
             if isinstance(link, dict) and (types is None or link.get("type") in types)
             and isinstance(link.get("other"), dict) and link["other"].get("reference")]
+
+
+def _replaced_by(record: dict[str, Any] | None) -> str | None:
+    """The record ``record`` was merged into (its first ``replaced-by`` link, ``_linked``); None: not merged away.
+    One step of the survivor chains ``_renumbered_on`` and ``_carried_on`` walk."""
+    return next(iter(_linked(record, ("replaced-by",))), None)
 
 
 def _one_persons(ref: str, stored: dict[Any, Any], read_many: Any) -> set[str]:
@@ -3158,16 +3162,13 @@ def _carried_on(ref: str, other: str, earlier: Sequence[Any], stored: dict[Any, 
     None: none such (up to ``_CHAIN_READ`` records). Each record's links as the batch leaves them (``_as_left_linked``)."""
     one, two = (_as_left_linked(r, earlier, stored, leaned, merge) for r in (ref, other))
     replaces = [(r, p, rec) for r, p, rec in ((ref, other, one), (other, ref, two))
-                if any(link.get("type") == "replaces" and (link.get("other") or {}).get("reference") == p
-                       for link in (rec or {}).get("link") or () if isinstance(link, dict))]
+                if p in _linked(rec, ("replaces",))]
     if not replaces:
         return None
     survivor, prior, record = replaces[0]
     mark, at, seen = _carried_from(prior), survivor, {survivor}
     while len(seen) <= _CHAIN_READ:
-        nxt = next((str(link["other"]["reference"]) for link in (record or {}).get("link") or ()
-                    if isinstance(link, dict) and link.get("type") == "replaced-by"
-                    and isinstance(link.get("other"), dict) and link["other"].get("reference")), None)
+        nxt = _replaced_by(record)
         if nxt is None or nxt in seen:
             return None
         if tuple(nxt.split("/", 1)) not in stored:
