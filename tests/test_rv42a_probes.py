@@ -178,3 +178,35 @@ def test_odd_bodies_are_a_400_on_every_content_type_and_no_review(store: Engine,
             assert r.status_code == 400 and r.headers["content-type"].startswith("application/fhir+json"), (
                 labelled, r.status_code, r.text[:300])
         assert not store.recognition.flags.get(flag).get("reviews")
+
+
+# --- OBR-7 at a date alone over a stored exam instant -------------------------------------------------------------
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "MED (rv42a): adapters/convert/__init__.py _instant reads a date-only OBR-7 as midnight UTC, and _not_told "
+    "compares it as an instant: the 2024 final re-sent by the accession alone with OBR-7 at the date alone and the "
+    "same conclusion is refused AE 205 'not told' when the exam was at 10:00+08:00 (02:00Z), and filed when it was "
+    "at 08:00+08:00 (00:00Z, by coincidence 'the same instant') -- a date names no instant (as _instant says of a "
+    "month): it should fall to the conclusion test, and a re-send be filed"))
+def test_a_resend_stating_the_exam_date_alone_is_a_resend_whatever_the_hour(http: TestClient) -> None:
+    run = "RV42A-DAY"
+    acc = f"{run}-ACC"
+    at10 = "20240312100000+0800"
+    assert "MSA|AA" in send(http, _stated("HIS", f"{run}1", "NW", HEAD, "", "").replace("20260312080000", "20240312100000"))
+    assert "MSA|AA" in send(http, _ct(f"{run}1", acc, sent=at10, obr7=at10, status="F", text="未见异常"))
+    ack = send(http, _ct("", acc, sent="20240313090000+0800", obr7="20240312", status="F", text="未见异常"))
+    assert "MSA|AA" in ack and not _w205(ack), ack
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "MED (rv42a): a re-send of the final stating OBR-7 at the date alone (same conclusion, filed as a re-send) "
+    "replaces the report's exam instant 2024-03-12T08:00:00+08:00 with '2024-03-12': a thinner message erases "
+    "the time an earlier one stated (DiagnosticReport.effectiveDateTime, merge rule of the report)"))
+def test_a_thinner_resend_keeps_the_stated_exam_time(http: TestClient) -> None:
+    run = "RV42A-THIN"
+    acc = _old_exam(http, run)
+    ack = send(http, _ct("", acc, sent="20240313090000+0800", obr7="20240312", status="F", text="未见异常"))
+    assert "MSA|AA" in ack, ack
+    [report] = _reports(http, acc)
+    assert report.get("effectiveDateTime") == "2024-03-12T08:00:00+08:00", (report.get("effectiveDateTime"), ack)
