@@ -14,17 +14,20 @@ from engine.api.app import create_app
 from engine.engine import Engine
 from engine.messages import message_id, raw_of
 from engine.settings import Settings
+from tests import test_httpfix41_edges as hf
 from tests.module_store import module_eng
 from tests.test_code37_ris_change import HEAD
-from tests.test_httpfix41b_reasons import _one_flag, _review
+from tests.test_httpfix41b_reasons import _one_flag, _owner, _review
 from tests.test_order35_as_later import _operator
 from tests.test_rv40c_probes import _one
 from tests.test_rv40d_probes import _stated
+from tests.test_rv40f_probes import _held_message
 from tests.test_rv41k_probes import HIS, T24, T26, _ct, _old_exam, _reports, _w205
 from tests.test_srfix35_order_code import B, http, send
 from tests.test_xofix41b_orders import _numbered
 
 __all__ = ["http", "module_eng"]
+held = hf.held  # a held owner change on each backend (httpfix41's)
 
 T25 = "20250312100000+0800"  # a second exam under the reused accession, between 2024's and 2026's
 LI = "PID|1||320923199001010016^^^公安部^NNCHN~MRN-RV42A-LI^^^FNZYY^MR||李^四||19900101|M"  # another patient
@@ -183,6 +186,18 @@ def test_a_lone_surrogate_field_named_twice_is_a_400_not_a_500(store: Engine) ->
         r = _review(http, flag, auditor, b'{"decision": "upheld", "reason": "ok", "\\ud800": 1, "\\ud800": 2}')
         assert r.status_code == 400, (r.status_code, r.text[:300])
         assert not store.recognition.flags.get(flag).get("reviews")
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "MED (rv42a): the same 500 on the operator's owner decision (POST /admin/quarantine/{id}/owner, the one "
+    "decision_body): a lone surrogate name twice -- TypeError 'surrogates not allowed' encoding the OperationOutcome "
+    "(this client re-raises it; a server answers 500)"))
+def test_an_owner_body_naming_a_lone_surrogate_twice_is_a_400(held: tuple[Engine, TestClient]) -> None:
+    engine, owner_http = held
+    msg = _held_message(owner_http, "RV42A-SUR")
+    ops = _operator(engine, "system/MessageHeader.cr", "ops-desk")
+    r = _owner(owner_http, msg, ops, b'{"reason": "\xe5\x8f\xb7\xe4\xb8\xbb", "\\udfff": 1, "\\udfff": 2}')
+    assert r.status_code == 400, (r.status_code, r.text[:300])
 
 
 @pytest.mark.xfail(strict=True, reason=(
