@@ -176,10 +176,6 @@ def store(backend_settings: Settings) -> Iterator[Engine]:
         yield eng
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "MED (rv42a): engine/api/decision_body.py _Twice -> BadRequest puts the duplicated name raw into the "
-    "diagnostics' Chinese part and into expression; a JSON name that is a lone surrogate escape ('\\ud800') "
-    "named twice cannot be encoded in the OperationOutcome: 500 Internal Server Error, not 400"))
 def test_a_lone_surrogate_field_named_twice_is_a_400_not_a_500(store: Engine) -> None:
     with TestClient(create_app(store), raise_server_exceptions=False) as http:
         auditor, flag = _one_flag(store, http)
@@ -188,10 +184,6 @@ def test_a_lone_surrogate_field_named_twice_is_a_400_not_a_500(store: Engine) ->
         assert not store.recognition.flags.get(flag).get("reviews")
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "MED (rv42a): the same 500 on the operator's owner decision (POST /admin/quarantine/{id}/owner, the one "
-    "decision_body): a lone surrogate name twice -- TypeError 'surrogates not allowed' encoding the OperationOutcome "
-    "(this client re-raises it; a server answers 500)"))
 def test_an_owner_body_naming_a_lone_surrogate_twice_is_a_400(held: tuple[Engine, TestClient]) -> None:
     engine, owner_http = held
     msg = _held_message(owner_http, "RV42A-SUR")
@@ -200,10 +192,6 @@ def test_an_owner_body_naming_a_lone_surrogate_twice_is_a_400(held: tuple[Engine
     assert r.status_code == 400, (r.status_code, r.text[:300])
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "LOW (rv42a): engine/api/decision_body.py names a field repeated INSIDE a nested object as if it were the "
-    "body's own field: expression ['decision'] for {'decision':'upheld','reason':'ok','x':{'decision':1,"
-    "'decision':2}} -- the person is told the decision is named twice, which it is not"))
 def test_a_name_repeated_in_a_nested_object_is_not_said_to_be_the_bodys_field(store: Engine) -> None:
     with TestClient(create_app(store), raise_server_exceptions=False) as http:
         auditor, flag = _one_flag(store, http)

@@ -38,46 +38,69 @@ def decision_body(raw: bytes, *, shape: str) -> dict[str, Any]:
     ``Infinity``, which are not JSON (RFC 8259 6; rv41p LOW 3)."""
     if not raw.strip():
         return {}  # (nothing sent: each field is then missing, and said so by its name)
+    twice: list[tuple[dict[str, Any], str]] = []
     try:
-        data = json.loads(raw.decode("utf-8"), object_pairs_hook=_once, parse_constant=_not_json)
-    except _Twice as exc:
-        raise BadRequest(f"the body names the field {exc.name!r} twice: send each field once, the JSON object "
-                         f"{shape} (字段 {exc.name} 重复)", expression=[exc.name]) from None
+        data = json.loads(raw.decode("utf-8"), object_pairs_hook=lambda pairs: _once(pairs, twice),
+                          parse_constant=_not_json)
     except UnicodeDecodeError as exc:
         raise BadRequest(f"the body is not UTF-8 text (the byte 0x{raw[exc.start]:02X} at {exc.start + 1}): "
                          f"send the JSON object {shape}") from None
+    except _NotJson as exc:
+        raise BadRequest(f"the body is not JSON ({exc.word} is no JSON value): send the JSON object {shape}") from None
     except json.JSONDecodeError as exc:
         raise BadRequest(f"the body is not JSON ({exc.msg} at {exc.pos + 1}): send the JSON object {shape}") from None
     except ValueError as exc:  # (an integer of more than 4,300 digits: Python's own bound on reading one)
         raise BadRequest(f"the body cannot be read ({exc}): send the JSON object {shape}") from None
     except RecursionError:
         raise BadRequest(f"the body is nested too deeply to be read: send the JSON object {shape}") from None
+    if twice:
+        _refuse_twice(data, twice, shape)
     if not isinstance(data, dict):
         raise BadRequest(f"the body must be the JSON object {shape}, not {_kind(data)}") from None
     return data
 
 
-class _Twice(ValueError):
-    """An object of the body names ``name`` twice (``_once``)."""
-
-    def __init__(self, name: str) -> None:
-        super().__init__(name)
-        self.name = name
-
-
-def _once(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    """A JSON object of ``pairs``, each name once (``json.loads``' ``object_pairs_hook``); ``_Twice`` otherwise."""
+def _once(pairs: list[tuple[str, Any]], twice: list[tuple[dict[str, Any], str]]) -> dict[str, Any]:
+    """A JSON object of ``pairs`` (``json.loads``' ``object_pairs_hook``); a name it holds twice is noted in
+    ``twice`` with the object, so that the refusal can tell the body's own field from one of a nested object (the
+    hook is called innermost first and knows no path: the object it returns last is the body)."""
     out: dict[str, Any] = {}
     for name, value in pairs:
         if name in out:
-            raise _Twice(name)
+            twice.append((out, name))
         out[name] = value
     return out
 
 
+def _refuse_twice(data: object, twice: list[tuple[dict[str, Any], str]], shape: str) -> None:
+    """400 for a name given twice (review rv42a): the body's own field named in ``expression``; a nested object's
+    said as such (it had been reported as the body's field of that name). The name is echoed at most 64 characters
+    and as ``ascii()`` writes it, so a lone surrogate escape or a 200 kB name cannot break or swell the answer (a
+    surrogate named twice had been a 500: the OperationOutcome could not be encoded); only a printable name is put
+    in ``expression``."""
+    own = [name for obj, name in twice if obj is data]
+    name = own[0] if own else twice[0][1]
+    plain = len(name) <= 64 and name.isprintable()  # (a lone surrogate is no printable character)
+    said = repr(name) if plain else ascii(name[:64]) + ("..." if len(name) > 64 else "")
+    if not own:
+        raise BadRequest(f"an object inside the body names the field {said} twice: send each field once, the JSON "
+                         f"object {shape} (字段重复)")
+    raise BadRequest(f"the body names the field {said} twice: send each field once, the JSON object {shape} "
+                     f"(字段{' ' + name if plain else ''} 重复)", expression=[name] if plain else None)
+
+
+class _NotJson(ValueError):
+    """``NaN``, ``Infinity`` or ``-Infinity`` in the body (``_not_json``)."""
+
+    def __init__(self, word: str) -> None:
+        super().__init__(word)
+        self.word = word
+
+
 def _not_json(word: str) -> Any:
-    """``NaN``, ``Infinity``, ``-Infinity``: Python's parser takes them, JSON has no such values (``parse_constant``)."""
-    raise json.JSONDecodeError(f"{word} is not a JSON value", word, 0)
+    """``NaN``, ``Infinity``, ``-Infinity``: Python's parser takes them, JSON has no such values (``parse_constant``;
+    the parser gives no position, so the refusal names the word alone)."""
+    raise _NotJson(word)
 
 
 def reason_in(body: Mapping[str, Any], *, why: str) -> str:
