@@ -149,6 +149,20 @@ def test_a_thinner_restatement_keeps_the_unit_and_the_time_stated_before(engine:
     assert obs["effectiveDateTime"] == "2026-12-01T09:00:00+08:00", obs["effectiveDateTime"]
 
 
+@pytest.mark.xfail(strict=True, reason=(
+    "LOW (misleading): two messages in one POST body without BHS/BTS get AE with ERR-8 'segment 5 starts a "
+    "second message: split batches with iter_messages()' -- a Python function of huren named to a hospital "
+    "system's interface engineer, who can send a BHS batch or one message a request, not call it"))
+def test_two_messages_in_one_body_are_told_in_the_senders_words(engine: Engine, http: TestClient) -> None:
+    def one(control: str) -> str:
+        return (HDR.format(app="HIS", kind="ADT^A04^ADT_A01", control=control) + "EVN|A04|20261201091500\r"
+                f"PID|1||{control}^^^FNXRMYY^MR||吴^十||19800101|F\rPV1|1|O\r")
+    ack = post(http, one("RV42B10a") + one("RV42B10b"))
+    (err,) = err_lines(ack)
+    assert err.split("|")[2] == "MSH^2", err
+    assert "iter_messages" not in err, err
+
+
 # ---- guards: what this review checked and found sound ----------------------------------------------------------
 
 
