@@ -19,6 +19,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from adapters.hl7v2.ack import ack_code_of
+from engine.api.app import create_app
 from engine.engine import Engine
 from engine.messages import message_id
 from tests.hl7_calls import err_lines, mllp, module_engine, module_http, post  # noqa: F401 -- the module's engine
@@ -178,6 +179,25 @@ def test_an_nm_beyond_a_double_is_a_located_warning_not_an_internal_error(engine
     (err,) = err_lines(ack)
     assert err.split("|")[2] == "OBX^1^5", err
     assert "K" in _by_code(engine, http, "RV42B11")
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "MED (bad input 500): POST /fhir/Observation whose valueQuantity.value is a JSON integer beyond a double "
+    "(1 and 309 zeros; 1e400 gets a 400) reaches the Observation index plan's float() "
+    "(engine/repository/indexing.py:458): OverflowError, HTTP 500 instead of a 4xx OperationOutcome"))
+def test_a_fhir_quantity_beyond_a_double_is_a_4xx_not_500(engine: Engine, http: TestClient) -> None:
+    assert ack_code_of(post(http, HDR.format(app="HIS", kind="ADT^A04^ADT_A01", control="RV42B12")
+                            + "EVN|A04|20261201091500\rPID|1||RV42B12^^^FNXRMYY^MR||吴^十||19800101|F\r"
+                              "PV1|1|O\r")) == "AA"
+    ((patient, _),) = _resources(engine, http, "RV42B12", "Patient")
+    body = ('{"resourceType":"Observation","status":"final","code":{"text":"x"},"subject":{"reference":"Patient/'
+            + patient["id"] + '"},"effectiveDateTime":"2026-12-01","performer":[{"display":"x"}],"category":[{"coding":'
+            '[{"system":"http://terminology.hl7.org/CodeSystem/observation-category","code":"laboratory"}]}],'
+            '"valueQuantity":{"value":1' + "0" * 309 + ',"unit":"g/L"}}')
+    with TestClient(create_app(engine), raise_server_exceptions=False) as client:
+        client.headers["Authorization"] = http.headers["Authorization"]
+        r = client.post("/fhir/Observation", content=body.encode(), headers={"Content-Type": "application/fhir+json"})
+    assert 400 <= r.status_code < 500 and r.json()["resourceType"] == "OperationOutcome", (r.status_code, r.text)
 
 
 # ---- guards: what this review checked and found sound ----------------------------------------------------------
