@@ -63,6 +63,7 @@ import gzip
 import math
 import os
 import re
+import sys
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -136,6 +137,10 @@ class R4Schema:
         self.definitions["ResourceList"] = {"type": "object"}
         for name in ("string", "markdown"):
             self.definitions[name] = {**self.definitions[name], "maxLength": MAX_STRING}
+        # a decimal a double can hold (review rv42b MED 6): the JSON reader refuses ``1e400`` (its float is
+        # infinite) but takes ``1`` and 309 zeros as a Python int, which the search index then cannot hold as a
+        # number (OverflowError: a 500 on POST, AE 207 for a whole HL7 message). FHIR asks 18 digits at least.
+        self.definitions["decimal"] = {**self.definitions["decimal"], "maximum": _DOUBLE_MAX, "minimum": -_DOUBLE_MAX}
         _narrow_references(self.definitions, self.resource_types, load_reference_targets())
         self.nested = _nested_resource_paths(schema["definitions"])
         self._compiled: dict[str, Any] = {}
@@ -550,7 +555,8 @@ class Validator:
             if (properties.get(name) != {"$ref": "#/definitions/Quantity"} or name in rules
                     or set(quantity) - {"properties", "additionalProperties", "type", "description"}
                     or quantity.get("properties", {}).get("value") != {"$ref": "#/definitions/decimal"}
-                    or set(decimal_def) - {"type", "pattern", "description"} or decimal_def.get("type") != "number"):
+                    or set(decimal_def) - {"type", "pattern", "description", "maximum", "minimum"}
+                    or decimal_def.get("type") != "number"):
                 return False
             numbers.add(name)
         # the verdict tables are the type's, shared by its plans: the results of a panel, each
@@ -773,8 +779,12 @@ def _presence_only(dependency: Any) -> bool:
             and all(v is False for v in dependency["properties"].values()))
 
 
+_DOUBLE_MAX = sys.float_info.max
+
+
 def _finite_number(value: Any) -> bool:
-    """A JSON number every FHIR decimal accepts (jsonschema-rs takes 64-bit integers)."""
+    """A JSON number every FHIR decimal accepts (jsonschema-rs takes 64-bit integers; every such number is within
+    the decimal definition's +-``_DOUBLE_MAX``)."""
     if type(value) is int:
         return -(2**63) <= value < 2**64
     return isinstance(value, float) and math.isfinite(value)

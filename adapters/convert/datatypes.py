@@ -8,6 +8,7 @@ rule is ``required``, else a warning and the element left out).
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Callable
 from typing import Any
@@ -66,6 +67,8 @@ def decimal(text: str) -> int | float:
     m = _NUMBER.match(text)
     if not m:
         raise ValueError(f"{text!r} is not a number")
+    if math.isinf(float(m.group(1))):  # (a digit string past a double: no index or reader can hold it -- rv42b)
+        raise ValueError(f"{text[:40]!r}... is beyond the largest number a FHIR decimal is held as (about 1.8e308)")
     sign = "-" if text.startswith("-") else ""
     whole, _, fraction = m.group(1).partition(".")
     whole = whole.lstrip("0") or "0"

@@ -484,7 +484,8 @@ def parse(text: str, charset: str = "") -> Message:
     lines = _split_lines(text)
     if lines and lines[0][:3] in _BATCH_SEGMENTS:
         raise HL7Error(
-            f"{lines[0][:3]} batch envelope: split the batch with iter_messages() first",
+            f"{lines[0][:3]} batch envelope where one message was expected: send the batch whole where batches are "
+            "taken (MLLP, POST /hl7v2), or its messages one by one",
             segment=lines[0][:3],
             sequence=1,
             code=SEGMENT_SEQUENCE_ERROR,
@@ -538,7 +539,8 @@ def parse(text: str, charset: str = "") -> Message:
             )
         if name == "MSH":
             raise HL7Error(
-                f"segment {position + 1} starts a second message: split batches with iter_messages()",
+                f"segment {position + 1} starts a second message: send one message at a time, or wrap several in "
+                "BHS/BTS (FHS/FTS) as a batch",
                 segment="MSH",
                 sequence=counts["MSH"] + 1,
                 code=SEGMENT_SEQUENCE_ERROR,
