@@ -80,10 +80,6 @@ def test_a_code_of_an_unknown_coding_system_is_not_given_the_local_codes_loinc_a
     assert obs["code"]["coding"][0]["system"] != "urn:huren:code:FNXRMYY", obs["code"]
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "HIGH (data lost): FT1-4 transaction date is a DR (start^end) in v2.5.1; the ChargeItem keeps the start "
-    "as occurrenceDateTime and drops the end (ft1_chargeitem.yaml rule 'field: 4, type: DTM') -- a charge line "
-    "for 08:00-09:00 (or a bed day range) reads as a single instant; the IG's target is occurrencePeriod"))
 def test_ft1_4_transaction_date_range_keeps_its_end(engine: Engine, http: TestClient) -> None:
     msg = (HDR.format(app="HIS", kind="DFT^P03^DFT_P03", control="RV42B02") + "EVN|P03|20261201091500\r"
            "PID|1||RV42B02^^^FNXRMYY^MR||赵^六||19700101|M\rPV1|1|I|内科病区^301^2\r"
@@ -259,3 +255,22 @@ def test_garbage_and_empty_bodies_get_a_clear_answer_never_500(engine: Engine, h
     r = http.post("/hl7v2", content=b"\xff\xfe garbage", headers={"Content-Type": "x-application/hl7-v2+er7"})
     assert r.status_code == 200, r.text
     assert r.content.split(b"\r")[1] == b"MSA|AR|" and b"no MSH segment found" in r.content, r.content
+
+
+def test_ft1_4_a_start_alone_is_an_instant_and_a_reversed_range_is_warned(engine: Engine, http: TestClient) -> None:
+    """The lead, with rv42b HIGH 3's fix: FT1-4's start alone stays occurrenceDateTime (no Period invented), and
+    a range ending before it starts is W 102 at FT1-4, nothing of it stored (R4 per-1), the line kept."""
+    def dft(control: str, when: str) -> str:
+        return (HDR.format(app="HIS", kind="DFT^P03^DFT_P03", control=control) + "EVN|P03|20261201091500\r"
+                f"PID|1||{control}^^^FNXRMYY^MR||赵^六||19700101|M\rPV1|1|I|内科病区^301^2\r"
+                f"FT1|1|||{when}|20261201091000|CG|250101^静脉注射^L|||2|25.00&CNY|12.50&CNY\r")
+    (ack,) = mllp(engine, dft("RV42B02S", "20261201080000").encode("utf-8"))
+    assert ack_code_of(ack) == "AA" and not err_lines(ack), ack
+    ((charge, _),) = _resources(engine, http, "RV42B02S", "ChargeItem")
+    assert charge["occurrenceDateTime"] == "2026-12-01T08:00:00+08:00" and "occurrencePeriod" not in charge, charge
+    (ack,) = mllp(engine, dft("RV42B02R", "20261201090000^20261201080000").encode("utf-8"))
+    assert ack_code_of(ack) == "AA", ack
+    (err,) = err_lines(ack)
+    assert err.split("|")[2].startswith("FT1^1^4") and err.split("|")[4] == "W", err
+    ((charge, _),) = _resources(engine, http, "RV42B02R", "ChargeItem")
+    assert "occurrencePeriod" not in charge and "occurrenceDateTime" not in charge, charge

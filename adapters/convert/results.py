@@ -1316,19 +1316,38 @@ def _period(rep: Any, ctx: Context) -> dict[str, str]:
     return period
 
 
+def range_start_alone(rep: Any, rule: dict[str, Any], ctx: Context) -> str | None:
+    """A DR (range start ^ end) whose end is not sent → its start as a dateTime; None when the range has an
+    end (``range_period`` states it then). The pair is the one reading of a DR stated as a FHIR choice of
+    ``...DateTime`` or ``...Period`` (SPM-17 collection, FT1-4 transaction date)."""
+    if rep.comp(2, 1).strip():
+        return None
+    start = rep.comp(1, 1).strip()
+    return to_fhir_datetime(start, ctx.tz) if start else None
+
+
+def range_period(rep: Any, rule: dict[str, Any], ctx: Context) -> dict[str, str] | None:
+    """A DR with its end sent → the Period (``_period``: a range ending before it starts is ``ValueError``,
+    warned at the field and left out); None for a start alone (``range_start_alone``)."""
+    return _period(rep, ctx) if rep.comp(2, 1).strip() else None
+
+
 def collected(rep: Any, rule: dict[str, Any], ctx: Context) -> dict[str, Any] | None:
     """SPM-17 (DR: collection start ^ end) → ``collectedDateTime`` for a start alone, else
     ``collectedPeriod`` (IG "SPM to Specimen": SPM-17.2 valued); the rule merges it into
     ``collection``. Reading the start alone as a DTM dropped the end of a timed collection (a
     24-hour urine read as collected at one moment, twentieth round). A range that ends before it
     starts is ``ValueError`` (R4 per-1): warned at the field and left out."""
-    if not rep.comp(2, 1).strip():
-        start = rep.comp(1, 1).strip()
-        return {"collectedDateTime": to_fhir_datetime(start, ctx.tz)} if start else None
-    return {"collectedPeriod": _period(rep, ctx)}
+    period = range_period(rep, rule, ctx)
+    if period is not None:
+        return {"collectedPeriod": period}
+    start = range_start_alone(rep, rule, ctx)
+    return {"collectedDateTime": start} if start else None
 
 
 CONVERTERS["DR_COLLECTED"] = collected
+CONVERTERS["DR_START_ALONE"] = range_start_alone
+CONVERTERS["DR_PERIOD"] = range_period
 
 
 def _ends_before_it_starts(start: str, end: str, tz: str) -> bool:
