@@ -703,7 +703,8 @@ def settle_reused_filler(conversion: Conversion, read_many: Any, search: Any = N
     HL7 v2.5.1 4.5.1.3 makes the filler number unique within the filler, but a RIS's accession counter restarts: the
     report of 2026 under the accession of a 2024 exam of the same patient was filed as the 2024 report -- its
     conclusion and results overwritten, AA, no word (review rv41d HIGH 4). Another patient record's stored report is
-    left to the merge's subject rule, which refuses the message (placer19).
+    left to the merge's subject rule, which refuses the message (placer19) -- unless the message names her own order
+    by its placer number: then which exam it is is told, and it is keyed apart as for one patient (rv42a MED 1).
 
     Split only on evidence of another ORDER (a wrong answer is worse than no answer, rv41k): the stored report is
     based on an order with another placer number (PLAC) than the order this report names, and that order does not
@@ -712,12 +713,16 @@ def settle_reused_filler(conversion: Conversion, read_many: Any, search: Any = N
     or ill-formed OBR-7 tells nothing (rv41k HIGH 1, 4, MED 5). The order this report names: by its placer number,
     its own; by the filler number alone, the order holding the number as ``adopt_filled`` finds it, of several the
     newest (``_order_holding``) -- the filler's counter names its latest exam, so the 2026 exam's own correction by
-    the accession alone updates the 2026 report (rv41k HIGH 2) -- unless the message restates the stored report's
-    exam (``_restates``: its OBR-7 the same instant, or a C/A where that order has no report to correct), which it
-    then is (rv41o HIGH 1-3: a late 2024 correction overwrote the 2026 report). Nothing told -- no order of another
-    placer number -- it is the stored report, as before; but a final over the stored final stating another exam
-    time, or none and another conclusion (``_not_told``), is refused, AE at OBR-3 asking for the placer number
-    (rv41o HIGH 4, MED 1: filed over it, the 2024 order carried the 2026 finding). The new keys are the old ones with the new order's placer
+    the accession alone updates the 2026 report (rv41k HIGH 2) -- unless the message restates the exam of one of
+    the reports under the number, the stored one under its key or one filed apart on another order holding it
+    (``_restated``: its OBR-7 that exam's time at the precision stated, or a C/A where the newest order has no report
+    to correct and one is stored), which it then is (rv41o HIGH 1-3: a late 2024 correction overwrote the 2026
+    report; rv42a HIGH 1: the 2025 one's overwrote the 2024 or 2026 report); where two are told, refused (AE at
+    OBR-3). Only the order chosen is joined (``apart_orders``: the others holding the number). Nothing told -- no
+    order of another placer number -- it is the stored report, as before; but a final over the stored final stating
+    another exam time, or no instant of it and another conclusion (``_not_told``), is refused, AE at OBR-3 asking
+    for the placer number (rv41o HIGH 4, MED 1: filed over it, the 2024 order carried the 2026 finding); over a
+    stored preliminary, another exam time is filed with a W (rv42a MED 3). The new keys are the old ones with the new order's placer
     numbers added, however the message names it: a replay and a correction key the same. The stored report and
     orders are read as the batch's earlier messages leave them; their positions are returned."""
     leaned: set[int] = set()
