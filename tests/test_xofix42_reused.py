@@ -18,8 +18,9 @@ from engine.engine import Engine
 from engine.messages import message_id, raw_of
 from tests.module_store import module_eng
 from tests.test_code37_ris_change import HEAD
+from tests.test_rv40c_probes import _one
 from tests.test_rv40d_probes import _stated
-from tests.test_rv41k_probes import T24, T26, _ct, _old_exam, _reports, _w205
+from tests.test_rv41k_probes import HIS, T24, T26, _ct, _old_exam, _reports, _w205
 from tests.test_rv42a_probes import LI, T25, _by_order, _exam_2025
 from tests.test_srfix35_order_code import B, http, send
 from tests.test_xofix41b_orders import _numbered
@@ -61,18 +62,25 @@ def _three_exams(run: str, acc: str) -> list[str]:
 # --- HIGH 1: the exam a correction by the accession alone restates, among all the reports under the number -------
 
 
-def test_the_middle_exams_correction_corrects_it_alone_and_joins_no_other_order(http: TestClient) -> None:
-    """Three exams under one accession, 2026 numbered and not reported: the 2025 exam's correction by the accession
-    alone, OBR-7 its own exam time, is the 2025 report's -- corrected, the 2024 report as it was, the 2025 order
-    the one joined (no order made under the accession alone beside the three: no 'names 2 orders')."""
-    run = "XOFIX42-MID"
+@pytest.mark.parametrize("status", ["C", "F"])
+def test_the_middle_exams_report_by_the_accession_alone_is_its_own_and_joins_no_other_order(
+        http: TestClient, status: str) -> None:
+    """Three exams under one accession, 2026 numbered and not reported: the 2025 exam's correction (C) by the
+    accession alone, or its final re-sent from the RIS's queue (F, the same words), OBR-7 its own exam time, is the
+    2025 report's -- corrected or as it was, the 2024 report as it was, nothing filed as the unread 2026 exam's
+    (xofix41c filed the re-sent final as the 2026 order's report), the 2025 order the one joined (no order made
+    under the accession alone beside the three: no 'names 2 orders')."""
+    run = f"XOFIX42-MID{status}"
     acc = _old_exam(http, run)
     _exam_2025(http, run, acc)
     _numbered(http, run, acc)
-    ack = send(http, _ct("", acc, sent=LATE, obr7=T25, status="C", text=FIXED))
+    text = FIXED if status == "C" else "右侧硬膜下血肿"
+    ack = send(http, _ct("", acc, sent=LATE, obr7=T25, status=status, text=text))
     assert "MSA|AA" in ack and "names 2 orders" not in ack, ack
-    assert _by_order(http, acc, run) == {f"{run}1": "未见异常", f"{run}3": FIXED}, ack
-    assert len(_filler_orders(http, acc)) == 3, [o.get("identifier") for o in _filler_orders(http, acc)]
+    assert _by_order(http, acc, run) == {f"{run}1": "未见异常", f"{run}3": text}, ack
+    orders = _filler_orders(http, acc)
+    assert len(orders) == 3, [o.get("identifier") for o in orders]
+    assert _one(http, HIS, f"{run}2")["status"] != "completed", ack
 
 
 def test_the_middle_exams_correction_in_one_batch_as_one_by_one(http: TestClient) -> None:
