@@ -18,6 +18,7 @@ from engine.engine import Engine
 from engine.messages import message_id, raw_of
 from tests.module_store import module_eng
 from tests.test_code37_ris_change import HEAD
+from tests.test_order35_as_later import _operator
 from tests.test_rv40c_probes import _one
 from tests.test_rv40d_probes import _stated
 from tests.test_rv41k_probes import HIS, T24, T26, _ct, _old_exam, _reports, _w205
@@ -100,7 +101,7 @@ def test_a_correction_whose_date_two_stored_exams_share_is_refused_and_kept(
     """Two exams of one day under one accession (08:00 and 15:00, the second reported by its placer number, filed
     apart): a correction by the accession alone stating the date alone states both exams' time -- which it
     corrects is not told: AE 205 at OBR-3 naming both, nothing changed, the raw message kept; sent with its
-    placer number it corrects the 15:00 exam's report alone."""
+    placer number -- the operator's corrected copy replayed -- it corrects the 15:00 exam's report alone."""
     run = f"XOFIX42-DAY{way[0].upper()}"
     acc = _old_exam(http, run)
     at15 = "20240312150000+0800"
@@ -116,9 +117,14 @@ def test_a_correction_whose_date_two_stored_exams_share_is_refused_and_kept(
     assert "2 stored reports" in errs[0][-1] and f"{run}1" in errs[0][-1] and f"{run}3" in errs[0][-1], errs
     assert _by_order(http, acc, run) == before, ack
     assert FIXED in raw_of(_kept(module_eng, msg)).decode()
-    ack = send(http, _ct(f"{run}3", acc, sent=LATE, obr7="20240312", status="C", text=FIXED))
-    assert "MSA|AA" in ack, ack
-    assert _by_order(http, acc, run) == {**before, f"{run}3": FIXED}, ack
+    mid = message_id(B, msg.split("\n", 1)[0].split("|")[9])
+    r = http.post(f"/admin/quarantine/{mid}/replay", headers=_operator(module_eng))  # (as it was: refused again)
+    assert r.status_code == 200 and r.json()["ack_code"] == "AE", r.text[:600]
+    named = msg.replace("ORC|RE||", f"ORC|RE|{run}3^HIS|").replace("OBR|1||", f"OBR|1|{run}3^HIS|")
+    r = http.post(f"/admin/quarantine/{mid}/replay", content=named.replace("\n", "\r").encode(),
+                  headers=_operator(module_eng))  # (the operator's copy naming the placer number)
+    assert r.status_code == 200 and r.json()["ack_code"] == "AA", r.text[:600]
+    assert _by_order(http, acc, run) == {**before, f"{run}3": FIXED}
 
 
 def test_a_restamped_correction_with_two_stored_exams_and_the_newest_unreported_is_refused(
