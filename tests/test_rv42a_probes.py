@@ -60,13 +60,6 @@ def _exam_2025(http: TestClient, run: str, acc: str) -> None:
 # --- HIGH: a correction of the middle exam by the accession alone ---------------------------------------------
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "HIGH (rv42a): adapters/convert/__init__.py _restates compares the message's OBR-7 with the report stored under "
-    "the PLAIN key only (the first exam's) and asks whether the NEWEST holder has a report -- never with the other "
-    "stored reports under the number (key|placer). Three exams under one accession (2024, 2025 filed apart, 2026 "
-    "numbered by SC): the 2025 exam's correction by the accession alone, restating its own OBR-7 to the second, "
-    "is filed AA over the 2024 report (when 2026 is not reported yet: 'a C/A where the newest has none') or over "
-    "the 2026 report (when it is: 'the newest') -- another exam's finding overwritten, the 2025 report uncorrected"))
 @pytest.mark.parametrize("newest", ["not-reported", "reported"])
 def test_the_middle_exams_correction_restating_its_exam_time_corrects_that_exams_report(
         http: TestClient, newest: str) -> None:
@@ -88,11 +81,6 @@ def test_the_middle_exams_correction_restating_its_exam_time_corrects_that_exams
 # --- MED: another patient's exam under the reused accession, named by its own placer number -------------------
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "MED (rv42a): the RIS reuses an accession for ANOTHER patient; her report names her own order by its placer "
-    "number (OBR-2), so which exam it is is told -- yet it is refused AE 205 at OBR-18 (the ImagingStudy keyed by "
-    "the accession is the first patient's; settle_reused_filler leaves another patient's report to the subject "
-    "rule). A refusal where a correct filing, apart as for the same patient (rv41d HIGH 4), was possible"))
 def test_another_patients_report_under_a_reused_accession_named_by_her_placer_number_is_filed_apart(
         http: TestClient) -> None:
     run = "RV42A-PT"
@@ -150,12 +138,6 @@ def test_a_refused_final_in_a_batch_is_kept_and_its_replay_files_it(http: TestCl
 # --- MED: a final over a stored PRELIMINARY, by the accession alone, nothing told --------------------------------
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "MED (rv42a): adapters/convert/__init__.py _not_told asks only when the stored report is final/corrected/"
-    "amended: the 2024 exam reported preliminary (P) and never finalised; the 2026 final by the accession alone, "
-    "OBR-7 two years on, another conclusion, no order but the 2024 one holding the number, is filed AA with no "
-    "word as the 2024 order's final -- the case xofix41c refuses over a stored final (rv41o HIGH 4) passes "
-    "silently over a stored preliminary (at least the W the split gives, or the same refusal)"))
 def test_a_final_over_a_stored_preliminary_two_years_on_is_not_filed_silently(http: TestClient) -> None:
     run = "RV42A-PRE"
     acc = f"{run}-ACC"
@@ -224,12 +206,6 @@ def test_odd_bodies_are_a_400_on_every_content_type_and_no_review(store: Engine,
 # --- OBR-7 at a date alone over a stored exam instant -------------------------------------------------------------
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "MED (rv42a): adapters/convert/__init__.py _instant reads a date-only OBR-7 as midnight UTC, and _not_told "
-    "compares it as an instant: the 2024 final re-sent by the accession alone with OBR-7 at the date alone and the "
-    "same conclusion is refused AE 205 'not told' when the exam was at 10:00+08:00 (02:00Z), and filed when it was "
-    "at 08:00+08:00 (00:00Z, by coincidence 'the same instant') -- a date names no instant (as _instant says of a "
-    "month): it should fall to the conclusion test, and a re-send be filed"))
 def test_a_resend_stating_the_exam_date_alone_is_a_resend_whatever_the_hour(http: TestClient) -> None:
     run = "RV42A-DAY"
     acc = f"{run}-ACC"
@@ -240,10 +216,6 @@ def test_a_resend_stating_the_exam_date_alone_is_a_resend_whatever_the_hour(http
     assert "MSA|AA" in ack and not _w205(ack), ack
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "MED (rv42a): a re-send of the final stating OBR-7 at the date alone (same conclusion, filed as a re-send) "
-    "replaces the report's exam instant 2024-03-12T08:00:00+08:00 with '2024-03-12': a thinner message erases "
-    "the time an earlier one stated (DiagnosticReport.effectiveDateTime, merge rule of the report)"))
 def test_a_thinner_resend_keeps_the_stated_exam_time(http: TestClient) -> None:
     run = "RV42A-THIN"
     acc = _old_exam(http, run)

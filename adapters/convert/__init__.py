@@ -37,6 +37,7 @@ from adapters.hl7v2.errors import (
 from adapters.hl7v2.header import msh_warnings
 from adapters.hl7v2.parser import Message, encoding_repaired
 from adapters.hl7v2.senders import sender_institution
+from adapters.hl7v2.timestamps import compare_times
 from engine.merge_rules import LET_GO, Delete, Said, ident_type
 from engine.repository.references import rewrite_references
 from mappings.site import Site
@@ -702,7 +703,8 @@ def settle_reused_filler(conversion: Conversion, read_many: Any, search: Any = N
     HL7 v2.5.1 4.5.1.3 makes the filler number unique within the filler, but a RIS's accession counter restarts: the
     report of 2026 under the accession of a 2024 exam of the same patient was filed as the 2024 report -- its
     conclusion and results overwritten, AA, no word (review rv41d HIGH 4). Another patient record's stored report is
-    left to the merge's subject rule, which refuses the message (placer19).
+    left to the merge's subject rule, which refuses the message (placer19) -- unless the message names her own order
+    by its placer number: then which exam it is is told, and it is keyed apart as for one patient (rv42a MED 1).
 
     Split only on evidence of another ORDER (a wrong answer is worse than no answer, rv41k): the stored report is
     based on an order with another placer number (PLAC) than the order this report names, and that order does not
@@ -711,16 +713,18 @@ def settle_reused_filler(conversion: Conversion, read_many: Any, search: Any = N
     or ill-formed OBR-7 tells nothing (rv41k HIGH 1, 4, MED 5). The order this report names: by its placer number,
     its own; by the filler number alone, the order holding the number as ``adopt_filled`` finds it, of several the
     newest (``_order_holding``) -- the filler's counter names its latest exam, so the 2026 exam's own correction by
-    the accession alone updates the 2026 report (rv41k HIGH 2) -- unless the message restates the stored report's
-    exam (``_restates``: its OBR-7 the same instant, or a C/A where that order has no report to correct), which it
-    then is (rv41o HIGH 1-3: a late 2024 correction overwrote the 2026 report). Nothing told -- no order of another
-    placer number -- it is the stored report, as before; but a final over the stored final stating another exam
-    time, or none and another conclusion (``_not_told``), is refused, AE at OBR-3 asking for the placer number
-    (rv41o HIGH 4, MED 1: filed over it, the 2024 order carried the 2026 finding). The new keys are the old ones with the new order's placer
+    the accession alone updates the 2026 report (rv41k HIGH 2) -- unless the message restates the exam of one of
+    the reports under the number, the stored one under its key or one filed apart on another order holding it
+    (``_restated``: its OBR-7 that exam's time at the precision stated, or a C/A where the newest order has no report
+    to correct and one is stored), which it then is (rv41o HIGH 1-3: a late 2024 correction overwrote the 2026
+    report; rv42a HIGH 1: the 2025 one's overwrote the 2024 or 2026 report); where two are told, refused (AE at
+    OBR-3). Only the order chosen is joined (``apart_orders``: the others holding the number). Nothing told -- no
+    order of another placer number -- it is the stored report, as before; but a final over the stored final stating
+    another exam time, or no instant of it and another conclusion (``_not_told``), is refused, AE at OBR-3 asking
+    for the placer number (rv41o HIGH 4, MED 1: filed over it, the 2024 order carried the 2026 finding); over a
+    stored preliminary, another exam time is filed with a W (rv42a MED 3). The new keys are the old ones with the new order's placer
     numbers added, however the message names it: a replay and a correction key the same. The stored report and
     orders are read as the batch's earlier messages leave them; their positions are returned."""
-    from engine.repository.ids import deterministic_id
-
     leaned: set[int] = set()
     moves: dict[str, str] = {}
     mine = [ref for ref in conversion.filler_reports if ref in conversion.by_reference]
@@ -731,25 +735,33 @@ def settle_reused_filler(conversion: Conversion, read_many: Any, search: Any = N
         if was is None:
             continue
         report = conversion.by_reference[ref]
-        if (was.get("subject") or {}).get("reference") != (report.get("subject") or {}).get("reference"):
-            continue  # (another patient's report under the number: merge.yaml's subject rule refuses it, placer19)
+        subject = (report.get("subject") or {}).get("reference")
+        another = (was.get("subject") or {}).get("reference") != subject
         theirs = _based_on(was)
         ours = _based_on(report)
+        if another and not _placers(*(conversion.by_reference.get(o) for o in ours)):
+            continue  # (another patient's report under the number, no order told: merge.yaml's subject rule refuses)
         named = {o: o for o in ours}  # this message's order -> the order it names (by the number alone: the holder)
         for o in ours:
             made = conversion.by_reference.get(o)
             if made is not None and not _placers(made) and o in conversion.filled and search is not None:
                 holder, held = _order_holding(conversion, o, search, earlier, leaned)
-                if holder and holder not in theirs and _restates(conversion, ref, key, was, report, held[holder],
-                                                                 read_many, earlier, leaned):
-                    conversion.apart_orders.update(set(held) - theirs)  # (the stored report's order is the one)
+                stating = _restated(conversion, ref, key, was, report, theirs, held, holder, read_many, earlier,
+                                    leaned)
+                if stating == "":  # (the stored report under the number is the one, its order too)
+                    conversion.apart_orders.update(set(held) - theirs)
                     continue
-                named[o] = holder or o
+                named[o] = stating or holder or o
+                if named[o] in held:  # (the one order the message names: the others are not joined, adopt_filled)
+                    conversion.apart_orders.update(set(held) - {named[o]})
         meant = set(named.values())
         # (the orders read only where the two reports name different ones: a report re-sent names its own)
         wanted = sorted({*theirs, *meant}) if theirs and meant and not theirs & meant else []
         got = read_many([_key_of(o) for o in wanted]) if wanted else {}
         orders = {o: _as_left(o, got.get(_key_of(o)), earlier, leaned) for o in wanted}
+        if another and any(((orders.get(o) or {}).get("subject") or {}).get("reference") not in (None, subject)
+                           for o in ours):
+            continue  # (the order it names is stored as another patient's too: the subject rules refuse it)
         for o, name in named.items():  # (this message's order as it states it, what it replaces as stored too)
             made = conversion.by_reference.get(o)
             if made is not None and (name == o or not orders.get(name)):
@@ -759,20 +771,29 @@ def settle_reused_filler(conversion: Conversion, read_many: Any, search: Any = N
         old, new = _another_order(theirs, meant, orders)
         value = key.rsplit("|", 1)[-1]
         if not new:  # (told only where the message names its order by the number alone: by a placer, it is told)
-            told = "" if _placers(*(conversion.by_reference.get(o) for o in ours)) else _not_told(was, report)
+            told, final = ("", True) if _placers(*(conversion.by_reference.get(o) for o in ours)) \
+                else _not_told(was, report)
             if told:
-                if not old and theirs:  # (the stored report's orders, read for the error's text only)
+                if not old and theirs:  # (the stored report's orders, read for the text only)
                     got = read_many([_key_of(o) for o in sorted(theirs)])
                     old = _placers(*(_as_left(o, got.get(_key_of(o)), earlier, leaned) for o in theirs))
+                stored_as = _named(old or _placers(*(orders.get(o) for o in theirs)))
+                if not final:  # (over a preliminary: its final may restamp the exam time -- filed, with a word)
+                    conversion.warn(HL7Error(
+                        f"{segment}-{fno} (filler order number) {value!r} keys the stored preliminary report of "
+                        f"{stored_as} ({told}): this final names no order (OBR-2/ORC-2 empty, no other order holding "
+                        "the number) -- it is filed as that exam's final; another exam's report under a reused "
+                        "number is sent with its placer number (OBR-2)", segment, sequence, fno,
+                        code=DUPLICATE_KEY_IDENTIFIER))
+                    continue
                 raise HL7Error(
                     f"{segment}-{fno} (filler order number) {value!r} keys the stored final report of "
-                    f"{_named(old or _placers(*(orders.get(o) for o in theirs)))} ({told}): this final names no "
+                    f"{stored_as} ({told}): this final names no "
                     "order (OBR-2/ORC-2 empty, no other order holding the number), so whether it is that exam's or "
                     "another's under a reused number is not told -- not filed; send it with its placer number "
                     "(OBR-2), or as a correction (OBR-25 C) of that exam", segment, sequence, fno,
                     code=DUPLICATE_KEY_IDENTIFIER)
             continue
-        suffix = "|".join(sorted(new))
         for made, made_key in conversion.filler_keyed.items():
             if made not in conversion.by_reference or made in moves:
                 continue
@@ -780,7 +801,7 @@ def settle_reused_filler(conversion: Conversion, read_many: Any, search: Any = N
             if rtype == "ServiceRequest" and made not in theirs:
                 continue  # (this message's own order: keyed by it, not the report's number)
             if made_key == key or made_key.startswith(f"{key}|"):
-                moves[made] = f"{rtype}/{deterministic_id(conversion.institution, rtype, f'{made_key}|{suffix}')}"
+                moves[made] = _apart(conversion, rtype, made_key, new)
         conversion.apart_orders.update(theirs)
         conversion.warn(HL7Error(
             f"{segment}-{fno} (filler order number) {value!r} keys the stored report of another exam ({_named(old)}; "
@@ -797,7 +818,9 @@ def _order_holding(conversion: Conversion, order: str, search: Any, earlier: Seq
     ``settle_reused_filler``: of this patient's orders holding the number (FILL) as ``adopt_filled`` finds them,
     those not let go, then of those still active, the newest (``authoredOn``, ORC-9) -- a filler's number names its
     latest exam while the counter has not passed it again; None where none holds it or the newest is not one. With
-    it, the orders it chose among (``ServiceRequest/id`` -> the order as the batch leaves it)."""
+    it, all of this patient's orders holding the number (``ServiceRequest/id`` -> the order as the batch leaves
+    it), whatever their status: a report stored apart on a completed one may be the one the message restates
+    (``_restated``)."""
     from engine.repository.search import token_value
 
     system, value, subject, _ = conversion.filled[order]
@@ -813,44 +836,79 @@ def _order_holding(conversion: Conversion, order: str, search: Any, earlier: Seq
                 if prior and "identifier" in resource:  # (the placer number the order holds stays its own)
                     found[ref]["identifier"] = _identifiers(prior, resource)
                 leaned.add(i)
-    held = {ref: r for ref, r in found.items() if ref != order and _holds_fill(r, system, value)
-            and (r.get("subject") or {}).get("reference") == subject}
-    held = {ref: r for ref, r in held.items() if r.get("status") not in LET_GO} or held
+    holding = {ref: r for ref, r in found.items() if ref != order and _holds_fill(r, system, value)
+               and (r.get("subject") or {}).get("reference") == subject}
+    held = {ref: r for ref, r in holding.items() if r.get("status") not in LET_GO} or holding
     held = {ref: r for ref, r in held.items() if r.get("status") in ("active", "on-hold", "draft")} or held
     if len(held) <= 1:
-        return next(iter(held), None), held
+        return next(iter(held), None), holding
     when = {ref: _instant(r.get("authoredOn")) for ref, r in held.items()}
     if any(w is None for w in when.values()):
-        return None, held
+        return None, holding
     newest = max(when.values())
     last = [ref for ref, w in when.items() if w == newest]
-    return (last[0] if len(last) == 1 else None), held
+    return (last[0] if len(last) == 1 else None), holding
 
 
-def _restates(conversion: Conversion, ref: str, key: str, was: dict[str, Any], report: dict[str, Any],
-              holder: dict[str, Any], read_many: Any, earlier: Sequence[Conversion], leaned: set[int]) -> bool:
-    """Whether a report naming its order by the filler number alone states the exam of the stored report under the
-    number (``was``) rather than of the newest order holding it (``holder``), for ``settle_reused_filler``: its
-    exam time (OBR-7) is the stored report's, the same instant however written -- identity, not an elapsed time
-    (an interface replay under a new MSH-10; a late correction restating the exam); or it corrects or adds to a
-    report (OBR-25 C/A) and ``holder`` holds none to correct -- a correction corrects what was stated (review rv41o
-    HIGH 1-3: by "the newest" such a message overwrote the 2026 report, or was filed as the unread 2026 exam's)."""
+def _restated(conversion: Conversion, ref: str, key: str, was: dict[str, Any], report: dict[str, Any],
+              theirs: set[str], held: dict[str, dict[str, Any]], holder: str | None, read_many: Any,
+              earlier: Sequence[Conversion], leaned: set[int]) -> str | None:
+    """Which stored report under the number a report naming its order by the filler number alone states the exam
+    of, for ``settle_reused_filler``: "" the one under the number's own key (``was``, based on ``theirs``), an
+    order's reference (of ``held``, the patient's orders holding the number) the report filed apart on that order
+    (``_apart``: the key with its placer numbers), None where none is told (then the newest order's, ``holder``).
+
+    Of ALL the reports under the number, the one whose exam time (OBR-7) the message states -- the same time at
+    the coarser precision of the two (``compare_times``: identity, not an elapsed time; a date is any time of that
+    day): an interface replay under a new MSH-10, a late correction restating its exam. Compared with the first
+    exam's report alone, the 2025 exam's correction under an accession reused for 2024, 2025 and 2026 overwrote
+    the 2024 or the 2026 report (review rv42a HIGH 1). Of two or more stating it: which is not told -- refused
+    (AE 205 at OBR-3; the raw message kept). None stating it: a correction or addendum (OBR-25 C/A) corrects what
+    was stated -- where the newest holder has no report to correct, the one stored report (rv41o HIGH 1-3: by "the
+    newest" it overwrote the 2026 report); where two or more are stored and none is the newest's, which is not
+    told -- refused."""
+    (segment, sequence, fno), value = conversion.filler_reports[ref][1], key.rsplit("|", 1)[-1]
+    rtype = ref.split("/", 1)[0]
+    apart = {h: _apart(conversion, rtype, key, placers) for h, r in held.items()
+             if h not in theirs and (placers := _placers(r))}
+    got = read_many([_key_of(a) for a in apart.values()]) if apart else {}
+    filed = {h: r for h, a in apart.items() if (r := _as_left(a, got.get(_key_of(a)), earlier, leaned)) is not None}
+    now = _effective(report)
+    stating = [h for h, r in {"": was, **filed}.items() if compare_times(_effective(r), now) in ("same", "within")]
+    if len(stating) == 1:
+        return stating[0]
+    ask = ("send it with its placer number (OBR-2)", segment, sequence, fno)
+    exams = "; ".join(f"{_named(_placers(*(held.get(o) for o in theirs)) if h == '' else _placers(held[h]))}, "
+                      f"observed {_effective({'': was, **filed}[h])}" for h in (stating or ["", *filed]))
+    if stating:
+        raise HL7Error(f"{segment}-{fno} (filler order number) {value!r} with no placer number states the exam time "
+                       f"{now} of {len(stating)} stored reports under the number ({exams}): which exam it reports is "
+                       f"not told -- not filed; {ask[0]}", *ask[1:], code=DUPLICATE_KEY_IDENTIFIER)
+    if (report.get("status") not in ("corrected", "amended") or holder is None or holder in theirs
+            or holder in filed or not _placers(held[holder])):
+        return None
+    if filed:
+        raise HL7Error(f"{segment}-{fno} (filler order number) {value!r} with no placer number corrects a report "
+                       f"(OBR-25 {report.get('status')}) observed {now or 'at no stated time'}, no stored report's "
+                       f"exam time, and {len(filed) + 1} reports are stored under the number ({exams}), none the "
+                       f"newest order's: which it corrects is not told -- not filed; {ask[0]}", *ask[1:],
+                       code=DUPLICATE_KEY_IDENTIFIER)
+    return ""
+
+
+def _apart(conversion: Conversion, rtype: str, key: str, placers: set[str]) -> str:
+    """The reference a resource keyed by the filler number (``key``) takes when filed apart on the order of
+    ``placers`` (``settle_reused_filler``): the key with the placer numbers -- a replay and a correction key the
+    same, however the message names the order."""
     from engine.repository.ids import deterministic_id
 
-    then, now = _instant(_effective(was)), _instant(_effective(report))
-    if then is not None and now is not None and then == now:
-        return True
-    placers = _placers(holder)
-    if report.get("status") not in ("corrected", "amended") or not placers:
-        return False
-    rtype = ref.split("/", 1)[0]
-    theirs = f"{rtype}/{deterministic_id(conversion.institution, rtype, key + '|' + '|'.join(sorted(placers)))}"
-    return _as_left(theirs, read_many([_key_of(theirs)]).get(_key_of(theirs)), earlier, leaned) is None
+    return f"{rtype}/{deterministic_id(conversion.institution, rtype, key + '|' + '|'.join(sorted(placers)))}"
 
 
 def _instant(when: Any) -> datetime | None:
-    """An order's ``authoredOn`` or a report's effective time as an instant (a date-only one at its start, UTC),
-    None when none or unreadable (a month-only one too: it names no instant)."""
+    """An order's ``authoredOn`` as an instant (a date-only one at its start, UTC), for the newest holder of a
+    number; None when none or unreadable (a month-only one too). A report's exam time is compared at its own
+    precision instead (``compare_times``: a date names no instant, rv42a MED 4)."""
     try:
         moment = datetime.fromisoformat(str(when)) if when else None
     except ValueError:
@@ -896,21 +954,29 @@ def _another_order(theirs: set[str], ours: set[str], orders: dict[str, dict[str,
     return (old, new) if old and new and not old & new and not theirs & replaced else (old, set())
 
 
-def _not_told(was: dict[str, Any], report: dict[str, Any]) -> str:
-    """Where a final report (OBR-25 F) over a stored final states another exam time (OBR-7, compared as instants)
-    -- perhaps another exam under a reused number, which nothing else in the message tells -- or states none (or
-    one unreadable) with another conclusion: the two times, for the refusal; "" otherwise (the same exam time, or
-    none and the same conclusion: a re-send; a correction or addendum, C/A, restates or restamps the exam's time:
-    it is the stored report's). Review rv41o HIGH 4, MED 1: filed over the stored final, the 2024 order carried the
-    2026 finding, with no word where OBR-7 was empty."""
-    if report.get("status") != "final" or was.get("status") not in ("final", "corrected", "amended"):
-        return ""
-    then, now = _instant(_effective(was)), _instant(_effective(report))
-    if then is not None and now is not None:
-        return "" if then == now else f"observed {_effective(was)}, this report {_effective(report)}"
-    if (was.get("conclusion") or "") == (report.get("conclusion") or ""):
-        return ""
-    return f"observed {_effective(was) or 'at no stated time'}, this report {_effective(report) or 'at no stated time'}"
+def _not_told(was: dict[str, Any], report: dict[str, Any]) -> tuple[str, bool]:
+    """Where a final report (OBR-25 F) naming no order over the stored report under the number may be another
+    exam's, which nothing else in the message tells: the two times (for the text) and whether the stored one is a
+    final; ("", True) otherwise. Over a stored final (F, C, A): it states another exam time (OBR-7, compared at the
+    coarser precision of the two: ``compare_times``), or no instant of it -- none, an unreadable one, or a date
+    agreeing with the stored time, which names no instant (review rv42a MED 4) -- and another conclusion: refused
+    (rv41o HIGH 4, MED 1: filed over the stored final, the 2024 order carried the 2026 finding). Over a stored
+    preliminary (P; registered, partial): only another exam time, and it is filed with a W -- a final restamping
+    OBR-7 with its own time is the RIS's ordinary P -> F, and its conclusion may differ (rv42a MED 3: filed with no
+    word). The same instant, or no instant and the same conclusion: a re-send. A correction or addendum (C/A)
+    restates or restamps the exam's time: it is the stored report's."""
+    if report.get("status") != "final":
+        return "", True
+    then, now = _effective(was), _effective(report)
+    compared = compare_times(then, now)
+    text = f"observed {then or 'at no stated time'}, this report {now or 'at no stated time'}"
+    if was.get("status") in ("registered", "partial", "preliminary"):
+        return (text, False) if compared == "other" else ("", True)
+    if was.get("status") not in ("final", "corrected", "amended") or compared == "same":
+        return "", True
+    if compared == "other" or (was.get("conclusion") or "") != (report.get("conclusion") or ""):
+        return text, True
+    return "", True
 
 
 def _holds_fill(order: dict[str, Any], system: str, value: str) -> bool:

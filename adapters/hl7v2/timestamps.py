@@ -10,7 +10,7 @@ that date. The precision the sender used is kept (a year stays a year), as FHIR 
 from __future__ import annotations
 
 import re
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta, timezone
 from functools import lru_cache
 from zoneinfo import ZoneInfo
 
@@ -125,3 +125,54 @@ def _format_offset(offset: timedelta) -> str:
     sign = "+" if total >= 0 else "-"
     total = abs(total)
     return f"{sign}{total // 3600:02d}:{total % 3600 // 60:02d}"
+
+
+# a FHIR date / dateTime / instant as the converter writes it (``to_fhir_datetime``) or a client states it: its
+# calendar part (year, month, day) and, with a time, the rest
+_FHIR_TIME = re.compile(r"(?P<date>[0-9]{4}(?:-[0-9]{2}(?:-[0-9]{2})?)?)(?P<time>T[0-9]{2}:[0-9]{2}(?::[0-9]{2}(?:\.[0-9]+)?)?"
+                        r"(?:Z|[+-][0-9]{2}:[0-9]{2})?)?\Z")
+
+
+def _stated(text: str) -> tuple[str, datetime | None] | None:
+    """A FHIR date/dateTime's calendar part -- with a time of day, the local date at the offset it was stated
+    with -- and, with a time, its instant (one without an offset taken as UTC); None when empty or unreadable."""
+    m = _FHIR_TIME.match(text.strip()) if text else None
+    if m is None:
+        return None
+    if not m["time"]:
+        return m["date"], None
+    if len(m["date"]) != 10:
+        return None
+    try:
+        moment = datetime.fromisoformat(m.group(0))
+    except ValueError:
+        return None
+    return m["date"], moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def compare_times(a: str, b: str) -> str | None:
+    """How two FHIR dateTimes -- a report's exam time (OBR-7) as stored and as a message states it -- compare at
+    the coarser precision of the two: "same", two times of day naming one instant however written (another
+    offset, seconds or none); "within", a date, a month or a year and a time as fine or finer falling in it -- the
+    finer one's local date at the offset it was stated with, the sender's own or the site's zone
+    (``to_fhir_datetime``): the coarser names no instant, so this tells nothing more; "other", another time at
+    that precision; None when either states none or is unreadable. A date is any time of that day where the exam
+    was made, never its midnight UTC (review rv42a MED 4: a re-send stating the date alone was refused, or taken,
+    by the hour of the stored exam)."""
+    sa, sb = _stated(a), _stated(b)
+    if sa is None or sb is None:
+        return None
+    if sa[1] is not None and sb[1] is not None:
+        return "same" if sa[1] == sb[1] else "other"
+    n = min(len(sa[0]), len(sb[0]))
+    return "within" if sa[0][:n] == sb[0][:n] else "other"
+
+
+def thinner(text: str, than: str) -> bool:
+    """Whether ``text`` states the time ``than`` states at a coarser precision -- a date (or month, year) within
+    which ``than`` falls where ``than`` is finer: it says nothing ``than`` does not (review rv42a MED 5: a re-send
+    stating its exam time at the date alone erased the stated instant)."""
+    st, sf = _stated(text), _stated(than)
+    if st is None or sf is None or st[1] is not None:
+        return False
+    return (sf[1] is not None or len(sf[0]) > len(st[0])) and sf[0][: len(st[0])] == st[0]
