@@ -88,7 +88,7 @@ def unreadable_parameter(pairs: bytes, *, where: str = "query", unencoded_utf8: 
             if why is not None:
                 shown = _shown(name)
                 return BadRequest(f"the {where} parameter '{shown}' cannot be read as UTF-8 text ({what}: {why}); "
-                                  "huren does not search for another value than the one sent", expression=[shown])
+                                  "huren does not read another value than the one sent", expression=[shown])
     return None  # pragma: no cover -- the whole was unreadable, so one of its parts is
 
 
