@@ -58,6 +58,9 @@ CHROMIUM = "text/html,application/xhtml+xml,application/xml;q=0.9,image/avif,ima
 EXT_H = "\U00031350\U00031351"   # 𱍐𱍑
 EXT_I = "\U0002ebf0\U0002ee5d"   # 𮯰 and the block's last
 NAME_REASON = f"患者姓名为王{EXT_H[0]}，身份证上即此字"  # a reason naming a person by a rare character
+# a reason only in such characters: it had been refused as "no visible character" (beside a Han word, as above, the
+# rare character read as unassigned and was kept, since the Han word showed -- a guard)
+RARE_ONLY = f"{EXT_H} {EXT_I}"
 
 
 # --- (1) the reason rule in today's Unicode ------------------------------------------------------------------------
@@ -75,19 +78,21 @@ def test_a_format_character_assigned_since_unicode_14_is_refused() -> None:
         reason_of("属实\U00013439")
 
 
-def test_an_owner_change_with_a_reason_in_extension_h_is_taken_as_typed(held: tuple[Engine, TestClient]) -> None:
+@pytest.mark.parametrize("typed", [RARE_ONLY, NAME_REASON], ids=["rare-only", "in-words"])
+def test_an_owner_change_with_a_reason_in_extension_h_is_taken_as_typed(held: tuple[Engine, TestClient],
+                                                                       typed: str) -> None:
     engine, http = held
     ops = _operator(engine, "system/MessageHeader.cr", "ops-desk")
-    msg = _held_message(http, "H42-EXTH")
-    r = _owner(http, msg, ops, reason=NAME_REASON)
+    msg = _held_message(http, f"H42-EXTH-{len(typed)}")
+    r = _owner(http, msg, ops, reason=typed)
     assert r.status_code == 200, r.text[:300]
-    assert engine.ingestor.messages.get(msg)["decision"]["reason"] == NAME_REASON
+    assert engine.ingestor.messages.get(msg)["decision"]["reason"] == typed
 
 
-def test_an_auditors_review_in_extension_i_is_kept_as_typed(store: Engine) -> None:
+@pytest.mark.parametrize("typed", [RARE_ONLY, f"复核：{EXT_I} 为同一患者的姓名用字"], ids=["rare-only", "in-words"])
+def test_an_auditors_review_in_extension_i_is_kept_as_typed(store: Engine, typed: str) -> None:
     with TestClient(create_app(store)) as http:
         auditor, flag = _one_flag(store, http)
-        typed = f"复核：{EXT_I} 为同一患者的姓名用字"
         r = http.post(f"/reports/duplicates/{flag}/review", json={"decision": "upheld", "reason": typed},
                       headers=auditor)
         assert r.status_code == 200, r.text[:300]
@@ -101,7 +106,8 @@ def test_an_auditors_review_in_extension_i_is_kept_as_typed(store: Engine) -> No
 def test_the_console_takes_an_owner_reason_in_extension_h(site_env: Settings, tmp_path: Path,
                                                          capsys: pytest.CaptureFixture[str]) -> None:
     """``huren quarantine replay ID --as-owner REASON`` from the server's console (ord40's held change, SQLite: the
-    CLI opens the store anew each time): a reason naming a person by an Extension H character is taken and kept."""
+    CLI opens the store anew each time): a reason of a name's Extension H and I characters is taken and kept (it had
+    exited 2, "no visible character")."""
     placer = "H42-CLI"
     change = _from(f"^{OID}^ISO", _changed(placer, CHEST))
     for n, message in enumerate((_ordered(placer), _ris(oru(placer, item=HEAD)), change)):
@@ -109,11 +115,11 @@ def test_the_console_takes_an_owner_reason_in_extension_h(site_env: Settings, tm
         assert main(["replay", str(tmp_path / f"{n}.hl7"), "--quiet"]) == 0
     msg = message_id(B, _control(change))
     capsys.readouterr()
-    assert main(["quarantine", "replay", msg, "--as-owner", NAME_REASON]) == 0, capsys.readouterr()
+    assert main(["quarantine", "replay", msg, "--as-owner", RARE_ONLY]) == 0, capsys.readouterr()
     assert f"{msg}: AA processed taken as the owner's" in capsys.readouterr().out
     with Engine(site_env) as eng:
         replays = eng.ingestor.messages.get(msg)["replays"]
-        assert [(r["by"], r["reason"]) for r in replays] == [(f"cli:{getpass.getuser()}", NAME_REASON)]
+        assert [(r["by"], r["reason"]) for r in replays] == [(f"cli:{getpass.getuser()}", RARE_ONLY)]
 
 
 # --- (2) one reader of a parameter's bytes: the query, the _search form, the OAuth form -------------------------------
