@@ -303,3 +303,39 @@ def test_a_control_character_in_a_fhir_string_is_refused(both: tuple[Engine, Tes
     _, http = both
     r = http.post("/fhir/Patient", json={"resourceType": "Patient", "name": [{"family": family}]})
     assert r.status_code == 400 and r.json()["resourceType"] == "OperationOutcome", (r.status_code, r.text[:300])
+
+
+# --- (4) a CDS hook's draft orders ----------------------------------------------------------------------------------
+
+
+def _hook(hook: str, entries: list[object]) -> dict[str, object]:
+    context: dict[str, object] = {"userId": "Practitioner/1", "patientId": "p-h42",
+                                  "draftOrders": {"resourceType": "Bundle", "type": "collection", "entry": entries}}
+    if hook == "order-select":
+        context["selections"] = ["ServiceRequest/d1"]
+    return {"hookInstance": "d1577c69-dfbe-44ad-ba6d-3e05e953b2ea", "hook": hook, "context": context}
+
+
+@pytest.mark.parametrize(("service", "hook"), [("huren-recognition-select", "order-select"),
+                                               ("huren-recognition-sign", "order-sign")])
+@pytest.mark.parametrize(("entries", "at"), [([None], 0), ([{"resource": {"resourceType": "ServiceRequest"}}, 1], 1),
+                                             (["ServiceRequest/d1"], 0), ([{"resource": []}], 0), ([{}], 0)],
+                         ids=["null", "number", "string", "list-resource", "no-resource"])
+def test_a_draft_order_entry_that_is_no_entry_is_refused_naming_it(both: tuple[Engine, TestClient], service: str,
+                                                                   hook: str, entries: list[object], at: int) -> None:
+    """CDS Hooks: ``context.draftOrders`` is a Bundle of the orders being placed. An entry huren cannot read had been
+    passed over -- ``{"cards": []}`` under a 200, the EHR's all-clear for an order never checked."""
+    _, http = both
+    r = http.post(f"/cds-services/{service}", json=_hook(hook, entries))
+    assert r.status_code == 400, (r.status_code, r.text[:300])
+    (issue,) = r.json()["issue"]
+    assert issue["expression"] == [f"context.draftOrders.entry[{at}]"], issue
+
+
+def test_a_draft_order_of_another_kind_is_still_not_checked(both: tuple[Engine, TestClient]) -> None:
+    """Guard: a MedicationRequest among the drafts is a draft order huren does not check -- no card, a 200."""
+    _, http = both
+    drug = {"resource": {"resourceType": "MedicationRequest", "id": "m1", "status": "draft", "intent": "order",
+                         "subject": {"reference": "Patient/p-h42"}}}
+    r = http.post("/cds-services/huren-recognition-sign", json=_hook("order-sign", [drug]))
+    assert r.status_code == 200 and r.json() == {"cards": []}, r.text[:300]
