@@ -339,3 +339,28 @@ def test_a_draft_order_of_another_kind_is_still_not_checked(both: tuple[Engine, 
                          "subject": {"reference": "Patient/p-h42"}}}
     r = http.post("/cds-services/huren-recognition-sign", json=_hook("order-sign", [drug]))
     assert r.status_code == 200 and r.json() == {"cards": []}, r.text[:300]
+
+
+# --- the reports' months: one rule (engine.periods) ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("path", "name", "value"), [
+    ("/reports/indicators", "month", "2026-1"), ("/reports/indicators", "month", "2026- 1"),
+    ("/reports/indicators", "month", "2026-01\n"),
+    ("/reports/deductions", "month", "2026-01\n"),
+    ("/reports/referrals", "from", "2026-01\n"), ("/reports/remote-reading", "to", "\uff12\uff10\uff12\uff16-01"),
+])
+def test_a_report_month_that_is_not_exactly_a_month_is_refused_naming_it(store: Engine, path: str, name: str,
+                                                                         value: str) -> None:
+    """Four copies of "a month YYYY-MM" had read differently: the indicators took ``2026-1`` (``int`` of each
+    part), the deduction list's and referral reports' ``$`` matched before a final line break (the deduction list's id
+    is a hash of the month as sent: another signed list for the same month), the referral's ``\\d`` any digits."""
+    auditor = {"Authorization": "Bearer " + store.auth.issue_system_token("auditor-h42", "system/*.rs", kind="auditor")}
+    also = {"institution": "FNXRMYY"} if path.endswith("deductions") else {}
+    with TestClient(create_app(store)) as http:
+        r = http.get(path, params={**also, name: value}, headers=auditor)
+        assert r.status_code == 400, (r.status_code, r.text[:300])
+        (issue,) = r.json()["issue"]
+        assert issue["expression"] == [name] and "must be a month YYYY-MM" in issue["diagnostics"], issue
+        month = http.get(path, params={**also, name: "2026-03"}, headers=auditor)
+        assert month.status_code == 200, month.text[:300]

@@ -25,14 +25,12 @@ shared ``state``.
 
 from __future__ import annotations
 
-import re
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import date
 from typing import Any, Protocol
 
-from engine.errors import BadRequest
 from engine.insurance.charges import COUNTED_STATUSES, in_currency, line_identity, read_line, stored_at
 from engine.recognition import aggregates
 from engine.recognition.batch_scope import BatchScope
@@ -525,26 +523,6 @@ class Recognition(HRMark, BatchScope, OrderTime, Repeats, PriorChanges, IdCorrec
             if any(isinstance(r, dict) and r.get("reference") == service for r in report.get("result") or ()):
                 return True
         return False
-
-
-# a day as the reports take it: YYYY-MM-DD in ASCII digits, nothing before or after
-_DAY = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
-
-
-def parse_day(value: str | None, name: str) -> date | None:
-    """The day a report's ``from``/``to`` (the measures' ``periodStart``/``periodEnd``, the consoles' ``--from``/
-    ``--to``) names: exactly ``YYYY-MM-DD``, else a 400 naming the parameter. The first ten characters had been read
-    and the rest dropped, so ``from=2026-01-01T20:00:00+08:00`` (a time the auditor meant) or ``2026-01-01junk`` was
-    answered as the whole day 2026-01-01 under a 200 (http42); ``date.fromisoformat`` alone would also take
-    ``20260101`` and ``2026-W01-1``, which no page or document of huren's offers."""
-    if not value:
-        return None
-    try:
-        if _DAY.fullmatch(value) is None:
-            raise ValueError(value)
-        return date.fromisoformat(value)
-    except ValueError as exc:
-        raise BadRequest(f"{name}: not a date (YYYY-MM-DD): {value!r}", expression=[name]) from exc
 
 
 def _same_persons(writes: Sequence[tuple[dict[str, Any], dict[str, Any] | None]], facts: FactReader) -> bool:
