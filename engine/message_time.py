@@ -40,13 +40,13 @@ import bisect
 import calendar
 import datetime as _dt
 import re
-import unicodedata
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
 from adapters.hl7v2.timestamps import TimestampError, to_datetime
+from engine.ucd import category
 
 # how far ahead of its receipt a sender's MSH-7 may be and still be its time (clocks drift by
 # seconds; a minute covers a slow NTP sync, not a wrong clock)
@@ -392,7 +392,7 @@ def _in_emoji(text: str, at: int) -> bool:
 
 def _mongolian_letter(c: str) -> bool:
     """A letter of the Mongolian block (U+1820-18AA: Mongolian, Todo, Sibe, Manchu, Ali Gali)."""
-    return "\u1820" <= c <= "\u18aa" and unicodedata.category(c) == "Lo"
+    return "\u1820" <= c <= "\u18aa" and category(c) == "Lo"
 
 
 def _in_mongolian(text: str, at: int) -> bool:
@@ -409,7 +409,7 @@ def _hidden(reason: str) -> int | None:
     the kept marks, an emoji's joiner and a Mongolian vowel separator, or a lone surrogate (Cs: JSON's ``\\ud800``
     decodes to one; no UTF-8 can store it); None when there is none."""
     for at, c in enumerate(reason):
-        kind = unicodedata.category(c)
+        kind = category(c)
         if kind == "Cs" or (kind == "Cf" and c not in _KEPT_FORMAT and not (c == _ZWJ and _in_emoji(reason, at))
                             and not (c == _MVS and _in_mongolian(reason, at))):
             return at
@@ -418,9 +418,10 @@ def _hidden(reason: str) -> int | None:
 
 def _visible(c: str) -> bool:
     """A character that shows: a letter, digit, punctuation mark or symbol (emoji are symbols), but the blank
-    letters (``_BLANK_LETTERS``); and an emoji newer than this Python's Unicode (14.0: 🫨 U+1FAE8 of Emoji 15.0 is
-    unassigned to it, Cn), known by Extended_Pictographic (``_pictographic``)."""
-    return (unicodedata.category(c)[0] in "LNPS" and c not in _BLANK_LETTERS) or _pictographic(c)
+    letters (``_BLANK_LETTERS``), each read in today's Unicode (``engine.ucd``: a CJK Extension H/I name character,
+    unassigned to Python 3.11's Unicode 14, is a letter: http42); and a code point Extended_Pictographic reserves for
+    an emoji not yet assigned (``_pictographic``): a phone newer than these tables shows it."""
+    return (category(c)[0] in "LNPS" and c not in _BLANK_LETTERS) or _pictographic(c)
 
 
 # what the operator's reason for an owner decision is asked for (said when it is blank: ``reason_of``'s ``why``)
@@ -434,6 +435,9 @@ def reason_of(text: str, *, why: str = OWNER_WHY) -> str:
     auditor reads on a page, in the CSV or the audit log is what was kept: the operator's on a held change (the API's
     400, the console's exit 2: rv40f LOW 7, ordfix40) and the auditor's on a duplicate-test flag (``recognition.
     reviews``: rv41c MED 3). ``why``: what the reason is asked for, said when there is none.
+
+    A character's category is read in today's Unicode (``engine.ucd``, not Python 3.11's 14.0), so a reason in a
+    name's CJK Extension H or I characters is words, and a format character assigned since is refused (http42).
 
     Raises ``ValueError`` saying why, in English with the Chinese after it, the position counted from 1, for:
 
@@ -458,7 +462,7 @@ def reason_of(text: str, *, why: str = OWNER_WHY) -> str:
         raise ValueError(f"a reason is required: {why} (请填写理由)")
     if len(reason) > REASON_MAX:
         raise ValueError(f"the reason is {len(reason)} characters; at most {REASON_MAX} (理由最多 {REASON_MAX} 字)")
-    bad = next((c for c in reason if unicodedata.category(c) == "Cc" and c not in _KEPT_CONTROLS), None)
+    bad = next((c for c in reason if category(c) == "Cc" and c not in _KEPT_CONTROLS), None)
     if bad is not None:
         raise ValueError(f"the reason holds the control character U+{ord(bad):04X} (at {reason.index(bad) + 1}): "
                          "words, line breaks and tabs only (理由中含有控制字符)")
@@ -472,7 +476,7 @@ def reason_of(text: str, *, why: str = OWNER_WHY) -> str:
         raise ValueError(f"the reason holds the byte 0x{ord(reason[hidden]) - 0xDC00:02X} (at {hidden + 1}), which is "
                          "not UTF-8: a console set to GBK or another code page sends its words so; set it to UTF-8 "
                          "and type the reason again (理由不是 UTF-8 编码的文字，请将终端设为 UTF-8 后重新输入)")
-    if hidden is not None and unicodedata.category(reason[hidden]) == "Cs":
+    if hidden is not None and category(reason[hidden]) == "Cs":
         raise ValueError(f"the reason holds U+{ord(reason[hidden]):04X} (at {hidden + 1}), half of a UTF-16 pair and "
                          "no character: it cannot be kept as text (理由中含有无效字符)")
     if hidden is not None:

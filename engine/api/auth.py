@@ -19,6 +19,7 @@ from starlette.datastructures import FormData
 
 from engine.api.outcomes import error_response
 from engine.api.ui_words import page_words
+from engine.api.url_utf8 import unreadable_parameter
 from engine.audit.note import note
 from engine.auth import policy
 from engine.auth.caller import Caller
@@ -54,9 +55,17 @@ def oauth_error(exc: OAuthError) -> JSONResponse:
 
 
 async def _form(request: Request) -> dict[str, str]:
+    """The OAuth endpoints' form (``/auth/token``, ``/auth/introspect``, ``/auth/revoke``): one value a name. A
+    parameter that cannot be read as the UTF-8 text sent -- ``client_id=%FC``, ``%ZZ``, a raw Latin-1 byte -- is
+    ``invalid_request`` naming it, by the rule of a URL's query and the FHIR ``_search`` form
+    (``url_utf8.unreadable_parameter``): Starlette had read it as U+FFFD and answered ``invalid_client`` "unknown
+    client or wrong credentials", a secret typed right in another encoding said to be wrong (http42)."""
     ctype = request.headers.get("content-type", "")
     if not ctype.startswith("application/x-www-form-urlencoded"):
         raise OAuthError("invalid_request", "the body must be application/x-www-form-urlencoded")
+    unreadable = unreadable_parameter(await request.body(), where="form", unencoded_utf8=True)
+    if unreadable is not None:
+        raise OAuthError("invalid_request", unreadable.diagnostics)
     form = await request.form()
     out: dict[str, str] = {}
     for key in form:

@@ -69,10 +69,19 @@ def discovery() -> Response:
 
 
 def _draft_orders(context: dict[str, Any]) -> list[dict[str, Any]]:
+    """The draft ServiceRequests of a hook's ``context.draftOrders`` Bundle (another kind of draft order -- a
+    MedicationRequest -- is not huren's to check). An entry that is no entry -- not an object, or without a
+    ``resource`` object -- is a 400 naming it: it had been passed over, so a malformed order was answered with no
+    card, an all-clear for an order never checked (http42)."""
     bundle = context.get("draftOrders") or {}
-    return [e["resource"] for e in bundle.get("entry") or ()
-            if isinstance(e, dict) and isinstance(e.get("resource"), dict)
-            and e["resource"].get("resourceType") == "ServiceRequest"]
+    entries = bundle.get("entry") or ()
+    bad = next((at for at, e in enumerate(entries) if not isinstance(e, dict) or not isinstance(e.get("resource"), dict)),
+               None)
+    if bad is not None:
+        raise BadRequest(f"context.draftOrders.entry[{bad}] is not a Bundle entry holding its draft order as "
+                         "'resource' (an object): an order not read would be answered as checked",
+                         expression=[f"context.draftOrders.entry[{bad}]"])
+    return [e["resource"] for e in entries if e["resource"].get("resourceType") == "ServiceRequest"]
 
 
 def disclosed(recognition: Any, matches: list[Recognisable]) -> dict[str, list[str]]:

@@ -20,7 +20,7 @@ from datetime import datetime
 from email.utils import format_datetime, parsedate_to_datetime
 from functools import lru_cache
 from typing import Any
-from urllib.parse import parse_qsl, unquote_to_bytes, urlencode
+from urllib.parse import unquote_to_bytes, urlencode
 
 from fastapi import APIRouter, Depends, Request
 from starlette.concurrency import run_in_threadpool
@@ -31,6 +31,7 @@ from starlette.types import Scope
 from engine import fhirjson
 from engine.api.formats import body_served, fhir_negotiation, negotiate_form, require_body_served
 from engine.api.outcomes import FHIR_JSON, fhir_response
+from engine.api.url_utf8 import form_pairs, unreadable
 from engine.audit.note import note
 from engine.auth.deps import engine_of, get_repo, header_list, header_of
 from engine.bounds import parse_int
@@ -175,14 +176,12 @@ async def search(rtype: str, request: Request, repo: ScopedRepository = Depends(
 def _form(body: bytes) -> list[tuple[str, str]]:
     """A ``POST _search`` form body's name/value pairs. The form is UTF-8 -- R4 http.html#mime-type: FHIR's bodies are
     UTF-8; the WHATWG URL Standard reads ``application/x-www-form-urlencoded`` as UTF-8 and gives the type no charset
-    -- both its bytes and the bytes its percent-escapes stand for. A body that is not (raw Latin-1 ``M\xfcller``, a
-    ``%FC``) is a 400 OperationOutcome naming the body: the raw bytes had been a 500 (rv40e MED 1), an escape had
-    been read as U+FFFD and searched for, an empty Bundle under a 200."""
-    try:
-        return parse_qsl(body.decode("utf-8", errors="strict"), keep_blank_values=True, errors="strict")
-    except UnicodeDecodeError as exc:
-        raise BadRequest(f"the _search form body is not UTF-8 (byte 0x{exc.object[exc.start]:02X}); send its "
-                         "parameters percent-encoded in UTF-8", expression=["body"]) from None
+    -- both its bytes and the bytes its percent-escapes stand for. Read by the query's rule (``url_utf8.form_pairs``):
+    a parameter that cannot be read as the text sent (raw Latin-1 ``M\xfcller``, a ``%FC``, a ``%ZZ``) is a 400
+    OperationOutcome naming it, as the same in the query is -- the raw bytes had been a 500 (rv40e MED 1), an escape
+    read as U+FFFD and searched for, an empty Bundle under a 200; a ``%ZZ`` searched for as the three characters
+    (http42; ffix40 had named the body as a whole)."""
+    return form_pairs(body, where="_search form")
 
 
 _FORM_TYPES = ("application/x-www-form-urlencoded", "")
@@ -211,13 +210,13 @@ def _form_formats(body: bytes) -> list[str] | None:
     401 unread. Each distinct value as sent is decoded and negotiated once: the first labels the answer and every
     one must name JSON, so a repeat decides nothing -- an 8 MiB form of ``&_format=json`` pairs (645,000 values)
     had cost 0.66 s of CPU, each decoded and ``require_json``'d, against 10 ms for a plain form (rv41c LOW 4; now
-    ~45 ms, ``findall`` making no match object). None when a value is not UTF-8 (the route refuses the body, once
-    the caller is known)."""
-    try:
-        return list(dict.fromkeys(unquote_to_bytes(raw.replace(b"+", b" ")).decode("utf-8")
-                                  for raw in dict.fromkeys(_FORMAT_PAIR.findall(b"&" + body))))
-    except UnicodeDecodeError:
+    ~45 ms, ``findall`` making no match object). None when a value cannot be read (``url_utf8.unreadable``, the
+    form's rule: not UTF-8, or a ``%`` beginning no escape): the route refuses the form, naming it, once the caller
+    is known."""
+    sent = dict.fromkeys(_FORMAT_PAIR.findall(b"&" + body))
+    if any(unreadable(raw, unencoded_utf8=True) for raw in sent):
         return None
+    return list(dict.fromkeys(unquote_to_bytes(raw.replace(b"+", b" ")).decode("utf-8") for raw in sent))
 
 
 def _form_type(request: Request) -> str:

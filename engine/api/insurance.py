@@ -31,8 +31,8 @@ from engine.insurance.deductions import deduction_list, sign_bundle, to_bundle, 
 from engine.insurance.indicators import Period, indicators, scopes
 from engine.insurance.settlement import settlement_report
 from engine.insurance.split_admissions import load_rule, split_admissions
+from engine.periods import parse_day
 from engine.recognition.reports import FlagScreen
-from engine.recognition.service import parse_day
 from mappings.site import SiteError
 
 router = APIRouter()

@@ -22,9 +22,9 @@ from engine.auth.deps import engine_of, get_caller
 from engine.auth.policy import audit_remit, require_auditor, require_in_remit, require_insurance_report
 from engine.errors import BadRequest, NotFound
 from engine.insurance.indicators import INSURER_INDICATORS, Period, Scope, evaluate, scopes
+from engine.periods import parse_day
 from engine.recognition import measure as recognition_measure
 from engine.recognition.reports import FlagScreen
-from engine.recognition.service import parse_day
 
 router = APIRouter()
 INSURER_READS = ("ChargeItem", "Encounter")  # what the insurer's indicators are computed from

@@ -86,10 +86,11 @@ _NOT_FOUND_HEADERS = {
 
 
 def unreadable_url_page(request: Request) -> HTMLResponse | None:
-    """The small Chinese 400 page a browser opening a ``/ui/`` address that cannot be read (``url_utf8``: escapes
-    that are not UTF-8, an escaped ``/``) is answered with, as a mistyped one gets ``notfound.html`` -- a person had
-    been shown an OperationOutcome in English JSON (rv41c LOW 6); None where a program asks (``_wants_page``), which
-    keeps the OperationOutcome. ``Vary: Accept``: the same address answers either by it."""
+    """The small Chinese 400 page a browser opening an address that cannot be read (``url_utf8``: escapes that are
+    not UTF-8, an escaped ``/``) is answered with, as a mistyped one gets ``notfound.html`` -- a person had been shown
+    an OperationOutcome in English JSON, under ``/ui/`` (rv41c LOW 6) and, until http42, at ``/``, ``/login`` or
+    ``/admin``; None where a program asks (``_wants_page``), which keeps the OperationOutcome. ``Vary: Accept``: the
+    same address answers either by it."""
     if not _wants_page(request):
         return None
     return HTMLResponse(lost_page("badurl"), status_code=400,
@@ -97,15 +98,20 @@ def unreadable_url_page(request: Request) -> HTMLResponse | None:
 
 
 def _wants_page(request: Request) -> bool:
-    """A browser opening an address under ``/ui/`` (the pages' own tree); ``/fhir``, ``/auth``, the
-    reports and the rest stay JSON whatever they are asked with. The page when ``Accept`` weighs ``text/html``
-    above JSON (``formats.prefers``; it had looked for the substring, ``text/html;q=0`` included: ufix39)."""
-    return _under_ui(request) and prefers(accept_of(request), "text/html", "application/json", "application/fhir+json")
+    """A browser opening an address outside the FHIR API: ``Accept`` weighs ``text/html`` above JSON
+    (``formats.prefers``; it had looked for the substring, ``text/html;q=0`` included: ufix39) -- Chromium's
+    ``text/html,…,*/*;q=0.8`` does; a program's ``application/json``, ``*/*`` or no Accept do not, and keeps the
+    OperationOutcome. ``/fhir`` answers FHIR's OperationOutcome whatever it is asked with (its clients negotiate
+    by ``_format`` and the FHIR types; R4 serves no HTML there). It had been ``/ui/`` only, so a person typing
+    ``/``, ``/login`` or ``/admin`` -- a sign-in page guessed, an address with ``%FC`` pasted from a chat -- read
+    English JSON (httpfix41 LOW; http42)."""
+    return not _under_fhir(request) and prefers(accept_of(request), "text/html", "application/json",
+                                                "application/fhir+json")
 
 
-def _under_ui(request: Request) -> bool:
+def _under_fhir(request: Request) -> bool:
     path = request.url.path
-    return path == "/ui" or path.startswith("/ui/")
+    return path == "/fhir" or path.startswith("/fhir/")
 
 
 def install_error_handlers(app: FastAPI) -> None:
@@ -122,13 +128,13 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(request: Request, exc: StarletteHTTPException) -> Response:
         if exc.status_code == 404 and _wants_page(request):
-            # a mistyped page address, opened in a browser: a small Chinese page with the way back,
-            # not an OperationOutcome in JSON (a program asking -- no text/html -- still gets that)
+            # a mistyped page address (``/ui/...``, ``/login``, ``/``), opened in a browser: a small Chinese page
+            # with the way back, not an OperationOutcome in JSON (a program asking -- no text/html -- still gets that)
             return HTMLResponse(lost_page("notfound"), status_code=404, headers={**_NOT_FOUND_HEADERS, "Vary": "Accept"})
         code = _HTTP_CODES.get(exc.status_code, "exception" if exc.status_code >= 500 else "invalid")
         response = fhir_response(outcome("error", code, str(exc.detail)), exc.status_code, getattr(exc, "headers", None))
-        if exc.status_code == 404 and _under_ui(request):
-            # the same /ui address answers the page or this by Accept: a cache between must know
+        if exc.status_code == 404 and not _under_fhir(request):
+            # the same address outside /fhir answers the page or this by Accept: a cache between must know
             response.headers["Vary"] = "Accept"
         return response
 

@@ -13,7 +13,6 @@
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 from fastapi import APIRouter, Depends, Query, Request
@@ -27,7 +26,8 @@ from engine.audit.note import note
 from engine.auth.caller import Caller
 from engine.auth.deps import engine_of, get_caller, get_repo
 from engine.auth.policy import audit_remit, require_auditor, require_in_remit
-from engine.errors import BadRequest, NotFound
+from engine.errors import NotFound
+from engine.periods import month_range
 from engine.referral.reading import reading_report
 from engine.referral.report import referral_report
 from engine.referral.service import focus_of
@@ -35,7 +35,6 @@ from engine.referral.summary import SummaryBuilder
 from engine.repository.scoped import ScopedRepository
 
 router = APIRouter(tags=["referral"])
-_MONTH = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
 
 
 async def _summary(sr_id: str, request: Request, repo: ScopedRepository) -> Response:
@@ -85,8 +84,8 @@ def _report_remit(request: Request, caller: Caller, start: str | None, end: str 
     institution inside the caller's remit (else 404); returns the remit (None: everything)."""
     require_auditor(caller)
     for name, value in (("from", start), ("to", end)):
-        if value and not _MONTH.match(value):
-            raise BadRequest(f"'{name}' must be a month YYYY-MM, got '{value}'", expression=[name])
+        if value:
+            month_range(value, name)
     engine = engine_of(request)
     if named:
         require_in_remit(caller, named, engine.site, engine.settings.site, what)

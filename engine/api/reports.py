@@ -27,11 +27,11 @@ from engine.auth.policy import audit_remit, require_auditor, require_in_remit
 from engine.bounds import int_query
 from engine.errors import BadRequest, Forbidden, Gone, NotFound
 from engine.insurance.tiers import stored_fen
+from engine.periods import parse_day
 from engine.recognition.pairs import cited, derive, of_flag
 from engine.recognition.reports import FlagScreen, ReportFilter, duplicates_report, to_csv
 from engine.recognition.review_note import review_note
 from engine.recognition.reviews import REVIEW_WHY
-from engine.recognition.service import parse_day
 from engine.repository.scoped import ScopedRepository
 
 router = APIRouter()

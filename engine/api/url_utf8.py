@@ -20,6 +20,10 @@ no FHIR server can hold (R4 datatypes#id: ``[A-Za-z0-9.-]{1,64}``) -- had been s
 in front that allows or denies by the path as sent (``/_history``, ``$everything``) saw another interaction than
 huren served. No route of huren's has a segment that may hold a ``/`` (its ids are FHIR ids and hashes).
 
+A ``POST _search`` form body is read by the same rule (``form_pairs``, ``unreadable_parameter``: one reader of a
+parameter's bytes, the query's and the form's), but that its raw bytes are read as UTF-8, which huren decodes itself:
+``family=%ZZ`` in the body had been searched for as the three characters while the query's was refused (http42).
+
 Every route, not only ``/fhir``: the sign-in's and the reports' parameters are read by the same Starlette. The
 common URL pays one ``bytes.find`` for ``%`` and an ``isascii`` on each of path and query. A browser opening a
 ``/ui/`` page is answered with a small Chinese page instead (``outcomes.unreadable_url_page``; rv41c LOW 6).
@@ -28,7 +32,7 @@ common URL pays one ``bytes.find`` for ``%`` and an ``isascii`` on each of path 
 from __future__ import annotations
 
 import re
-from urllib.parse import unquote_to_bytes
+from urllib.parse import parse_qsl, unquote_to_bytes
 
 from starlette.requests import Request
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -43,16 +47,24 @@ _NOT_AN_ESCAPE = re.compile(rb"%(?![0-9A-Fa-f]{2})")
 _ESCAPED_SEPARATOR = re.compile(rb"%(?:2[Ff]|5[Cc])")
 
 
-def _unreadable(part: bytes) -> str | None:
-    """Why ``part`` (a path, or a query's name or value, as sent) cannot be read as text, or None when it can."""
+def unreadable(part: bytes, *, unencoded_utf8: bool = False) -> str | None:
+    """Why ``part`` (a path, or a name or value of a query or form, as sent) cannot be read as text, or None when it
+    can. ``unencoded_utf8``: bytes outside ASCII are read as UTF-8 -- a form body huren decodes itself (the WHATWG
+    URL Standard's urlencoded parser reads them so); a URL's are not, Starlette reads a query's as Latin-1."""
     if not part.isascii():
-        byte = next(b for b in part if b > 0x7F)
-        return f"the byte 0x{byte:02X} is sent unencoded (percent-encode it as UTF-8)"
+        if not unencoded_utf8:
+            byte = next(b for b in part if b > 0x7F)
+            return f"the byte 0x{byte:02X} is sent unencoded (percent-encode it as UTF-8)"
+        try:
+            part.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            return f"the byte 0x{exc.object[exc.start]:02X} is not UTF-8"
     if part.find(b"%") < 0:
         return None
     loose = _NOT_AN_ESCAPE.search(part)
     if loose is not None:
-        return f"'{part[loose.start():loose.start() + 3].decode('ascii')}' is not a percent-escape (write % as %25)"
+        return f"'{part[loose.start():loose.start() + 3].decode('utf-8', 'backslashreplace')}' is not a " \
+               "percent-escape (write % as %25)"
     try:
         unquote_to_bytes(part).decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -60,9 +72,47 @@ def _unreadable(part: bytes) -> str | None:
     return None
 
 
+def unreadable_parameter(pairs: bytes, *, where: str = "query", unencoded_utf8: bool = False) -> BadRequest | None:
+    """The 400 naming the first parameter of ``pairs`` (``application/x-www-form-urlencoded``: a URL's query, a
+    ``POST _search`` form body) whose name or value cannot be read as the UTF-8 text sent (``unreadable``), None when
+    every one can. The one reader of a parameter's bytes for both: a ``%ZZ`` in a form body had been searched for
+    as the three characters where the same in the query is refused (httpfix41b LOW; http42). ``where``: what the
+    parameters are, said in the diagnostics; ``expression`` is the parameter's name as sent."""
+    if unreadable(pairs, unencoded_utf8=unencoded_utf8) is None:
+        # the whole at once: ``&`` and ``=`` are ASCII, so no part reads otherwise than within the whole
+        return None
+    for pair in pairs.split(b"&"):
+        name, _, value = pair.partition(b"=")
+        for part, what in ((name, "name"), (value, "value")):
+            why = unreadable(part, unencoded_utf8=unencoded_utf8)
+            if why is not None:
+                shown = _shown(name)
+                return BadRequest(f"the {where} parameter '{shown}' cannot be read as UTF-8 text ({what}: {why}); "
+                                  "huren does not read another value than the one sent", expression=[shown])
+    return None  # pragma: no cover -- the whole was unreadable, so one of its parts is
+
+
+def form_pairs(body: bytes, *, where: str) -> list[tuple[str, str]]:
+    """The name/value pairs of a form ``body`` (``application/x-www-form-urlencoded``) as sent, in order, a pair
+    without ``=`` a blank value; ``BadRequest`` naming the parameter that cannot be read (``unreadable_parameter``:
+    raw bytes and escapes read as UTF-8; a ``%`` that begins no escape). A readable form is parsed straight away --
+    parse_qsl's strict decoding is the escapes' check, and the loose ``%`` one scan -- so the rule costs nothing more
+    than the parse (an 8 MB form of escaped values: decoding it twice had cost 40 % more); only a form refused is read
+    parameter by parameter, to name the one."""
+    try:
+        if _NOT_AN_ESCAPE.search(body) is None:
+            return parse_qsl(body.decode("utf-8"), keep_blank_values=True, errors="strict")
+    except UnicodeDecodeError:
+        pass
+    refused = unreadable_parameter(body, where=where, unencoded_utf8=True)
+    # (always one here: a loose ``%``, raw bytes or escapes not UTF-8 are each some parameter's)
+    raise refused or BadRequest(f"the {where} body cannot be read as UTF-8 text", expression=["body"])
+
+
 def _shown(raw: bytes) -> str:
-    """A name or path as sent, for the diagnostics (its escapes left as written)."""
-    return raw[:80].decode("ascii", errors="backslashreplace")
+    """A name or path as sent, for the diagnostics (its escapes left as written; a form's raw UTF-8 as its
+    characters, any other byte as ``\\xNN``)."""
+    return raw[:80].decode("utf-8", errors="backslashreplace")
 
 
 def url_refusal(scope: Scope) -> BadRequest | None:
@@ -70,7 +120,7 @@ def url_refusal(scope: Scope) -> BadRequest | None:
     query is named by its parameter (``expression``: its name as sent), the path as a whole."""
     raw_path = scope.get("raw_path")
     if raw_path is not None:
-        why = _unreadable(raw_path)
+        why = unreadable(raw_path)
         if why is not None:
             return BadRequest(f"the URL path '{_shown(raw_path)}' cannot be read as UTF-8 text: {why}",
                               expression=["path"])
@@ -81,18 +131,7 @@ def url_refusal(scope: Scope) -> BadRequest | None:
                               f"'{unquote_to_bytes(escaped).decode('ascii')}': no path segment may hold one "
                               "(a FHIR id is [A-Za-z0-9-.]{1,64}); huren does not read another path than the one "
                               "sent", expression=["path"])
-    query: bytes = scope.get("query_string") or b""
-    if _unreadable(query) is None:  # the whole query at once (``&`` and ``=`` are ASCII: no part reads otherwise)
-        return None
-    for pair in query.split(b"&"):
-        name, _, value = pair.partition(b"=")
-        for part, what in ((name, "name"), (value, "value")):
-            why = _unreadable(part)
-            if why is not None:
-                shown = _shown(name)
-                return BadRequest(f"the query parameter '{shown}' cannot be read as UTF-8 text ({what}: {why}); "
-                                  "huren does not search for another value than the one sent", expression=[shown])
-    return None
+    return unreadable_parameter(scope.get("query_string") or b"")
 
 
 class Utf8Url:

@@ -22,7 +22,7 @@ from engine.insurance.charges import site_zone
 from engine.insurance.deductions import deduction_list, sign_bundle, to_bundle, to_csv, verify_bundle
 from engine.insurance.settlement import settlement_report, to_text
 from engine.insurance.split_admissions import load_rule, split_admissions
-from engine.recognition.service import parse_day
+from engine.periods import parse_day
 from mappings.site import SiteError
 
 

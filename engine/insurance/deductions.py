@@ -27,15 +27,13 @@ at ``/audit/public-key`` (``verify_bundle``); any changed amount, row or CSV byt
 from __future__ import annotations
 
 import base64
-import calendar
 import csv
 import hashlib
 import io
-import re
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -53,6 +51,7 @@ from engine.insurance.charges import (
     stored_at,
 )
 from engine.insurance.tiers import ZERO, fen
+from engine.periods import month_range
 from engine.recognition.reports import (
     CsvNames,
     FlagScreen,
@@ -76,7 +75,6 @@ COLUMNS = ("list", "institution", "institution_name", "month", "flag", "day", "i
            # added at the end, so the older columns keep their places (thirty-third round): what was
            # compared, analyte by analyte; ``result`` above stays the billed result the charge is found by
            "analyte_pairs", "unpaired")
-_MONTH = re.compile(r"^([0-9]{4})-(0[1-9]|1[0-2])$")
 
 
 @dataclass(frozen=True)
@@ -121,14 +119,6 @@ class DeductionList:
     @property
     def total(self) -> Decimal:
         return sum((r.amount for r in self.rows), ZERO)
-
-
-def month_range(month: str) -> tuple[date, date]:
-    m = _MONTH.match(month or "")
-    if not m:
-        raise BadRequest(f"month must be YYYY-MM, got {month!r}", expression=["month"])
-    year, mon = int(m.group(1)), int(m.group(2))
-    return date(year, mon, 1), date(year, mon, calendar.monthrange(year, mon)[1])
 
 
 def list_id(institution: str, month: str) -> str:

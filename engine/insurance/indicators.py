@@ -44,6 +44,7 @@ from engine.insurance.charges import (
 )
 from engine.insurance.reading import charges_between, charges_of_visits, search_pages
 from engine.measures import Figure, MeasureDef, Measures, measure_report
+from engine.periods import month_range
 from engine.recognition.reports import FlagScreen, ReportFilter, duplicates_report
 from engine.referral.report import stands, tally
 from mappings.site import DEFAULT_ZONE
@@ -67,12 +68,8 @@ class Period:
 
     @classmethod
     def month(cls, text: str) -> Period:
-        try:
-            year, month = (int(x) for x in text.split("-"))
-            first = date(year, month, 1)
-        except (ValueError, TypeError):
-            raise BadRequest(f"month must be YYYY-MM, not {text!r}", expression=["month"]) from None
-        return cls(first, date(year, month, calendar.monthrange(year, month)[1]))
+        """The month ``text`` names, exactly ``YYYY-MM`` (``periods.month_range``; ``2026-1`` had been taken)."""
+        return cls(*month_range(text))
 
     def has(self, day: str | None) -> bool:
         return day is not None and self.start.isoformat() <= day[:10] <= self.end.isoformat()

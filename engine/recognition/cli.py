@@ -13,10 +13,10 @@ import yaml
 
 from engine import fhirjson
 from engine.errors import FhirError
+from engine.periods import parse_day
 from engine.recognition.qc import QcImportError, QcRecord, merge, parse_import
 from engine.recognition.reports import STATUSES, ReportFilter, duplicates_report, to_csv, to_text
 from engine.recognition.rules import load_rules, rule_folders
-from engine.recognition.service import parse_day
 from mappings.sitefiles import RulesError, find_file, read_yaml
 
 

@@ -31,7 +31,6 @@ from contextlib import contextmanager
 from datetime import date
 from typing import Any, Protocol
 
-from engine.errors import BadRequest
 from engine.insurance.charges import COUNTED_STATUSES, in_currency, line_identity, read_line, stored_at
 from engine.recognition import aggregates
 from engine.recognition.batch_scope import BatchScope
@@ -524,15 +523,6 @@ class Recognition(HRMark, BatchScope, OrderTime, Repeats, PriorChanges, IdCorrec
             if any(isinstance(r, dict) and r.get("reference") == service for r in report.get("result") or ()):
                 return True
         return False
-
-
-def parse_day(value: str | None, name: str) -> date | None:
-    if not value:
-        return None
-    try:
-        return date.fromisoformat(value[:10])
-    except ValueError as exc:
-        raise BadRequest(f"{name}: not a date (YYYY-MM-DD): {value!r}", expression=[name]) from exc
 
 
 def _same_persons(writes: Sequence[tuple[dict[str, Any], dict[str, Any] | None]], facts: FactReader) -> bool:

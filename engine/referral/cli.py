@@ -8,15 +8,14 @@ Exit codes: 0 printed; 2 bad arguments (a month that is not ``YYYY-MM``, ``--to`
 from __future__ import annotations
 
 import argparse
-import re
 import sys
 from typing import Any
 
 from engine import fhirjson
+from engine.errors import BadRequest
+from engine.periods import month_range
 from engine.referral.reading import reading_report
 from engine.referral.report import referral_report
-
-_MONTH = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
 
 
 def add_commands(sub: Any) -> None:
@@ -34,8 +33,10 @@ def run_referrals(args: argparse.Namespace, settings: Any) -> int:
 
     end = args.end or args.month
     for name, value in (("MONTH", args.month), ("--to", end)):
-        if not _MONTH.match(value):
-            print(f"huren referrals: {name} must be a month YYYY-MM, got {value!r}", file=sys.stderr)
+        try:
+            month_range(value, name)
+        except BadRequest as exc:
+            print(f"huren referrals: {exc.diagnostics}", file=sys.stderr)
             return 2
     if end < args.month:
         print(f"huren referrals: --to {end} is before {args.month}", file=sys.stderr)
