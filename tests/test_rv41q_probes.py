@@ -127,13 +127,6 @@ def test_after_the_a37_her_token_reads_the_parted_survivor_no_more(backend_setti
         assert obs.status_code == 200 and not obs.json().get("entry"), obs.text[:300]
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "rv41q HIGH: batch != one by one for regfix41d's HIGH 2 parting. The LIS's walk-in A04 numbers its placeholder NP "
-    "with b (no holder yet), the HIS registers NB with b (linked to NP), the HIS's own A04 of NP states her true c. "
-    "One by one: NP takes c, the link is gone, NB's resident reads nothing of NP's. In one ingestor batch: the HIS's "
-    "A04 is held (W 205), NP keeps b, stays linked and NB's resident reads NP's result -- "
-    "persons._placeholders_number reads only the stored versions and _every_patient, not the batch's earlier "
-    "messages"))
 def test_the_his_parting_of_a_placeholder_number_in_one_batch_as_one_by_one(module_eng: Engine) -> None:
     """The four messages above one by one and in one ingestor batch: the same ACKs, W 205s, link, numbers and reads."""
     from engine.api.app import create_app

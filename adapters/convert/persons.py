@@ -1456,6 +1456,7 @@ def _number_owners(conversion: Any, ref: str, numbers: frozenset[str], registran
         return set()
     batch: list[tuple[str, bool]] = []  # the batch's makers of the run, newest first
     whole = True  # the run reaches back into the store
+    oldest: int | None = None  # (the batch's oldest message of the run)
     stored: dict[Any, Any] | None = None  # (read once, when a message stating no number is met)
     for at in range(len(earlier) - 1, -1, -1):
         c = earlier[at]
@@ -1475,6 +1476,7 @@ def _number_owners(conversion: Any, ref: str, numbers: frozenset[str], registran
                 break
             if not kept:
                 continue
+        oldest = at
         if not _renumber_held(c.held, ref):
             batch.append((c.application, bool(c.registers)))
     makers: list[tuple[str, bool]] = []  # in the order received
@@ -1496,8 +1498,12 @@ def _number_owners(conversion: Any, ref: str, numbers: frozenset[str], registran
             if theirs:
                 run.append(str(version.version))
                 first = at
-        if run and _placeholders_number(ref, versions, first, search, messages, marks):
-            run = []  # (a placeholder's number another record holds: no owner -- the registrants' rule answers)
+        older = versions[first + 1:] if run else versions  # (the run all the batch's: every stored version is older)
+        holding = (versions[first].resource if run else
+                   earlier[oldest].by_reference[ref] if oldest is not None else None)  # (the run's oldest)
+        if holding is not None and _placeholders_number(ref, holding, older, () if run else earlier[:oldest],
+                                                        earlier, search, messages, marks):
+            run, batch = [], []  # (a placeholder's number another record holds: no owner -- the registrants' rule)
         if run:
             made = _makers(ref, set(run), search, messages, marks)
             makers = [(app, registers) for v in reversed(run) for _, app, registers in sorted(made.get(v, ()))]
@@ -1505,28 +1511,35 @@ def _number_owners(conversion: Any, ref: str, numbers: frozenset[str], registran
     return next(({app} for app, registers in makers if registers or app in registrants), set())
 
 
-def _placeholders_number(ref: str, versions: Sequence[Any], first: int, search: Any, messages: Any,
-                         marks: Any) -> bool:
-    """Was the number record ``ref`` holds (its run's oldest version ``versions[first]``, newest first) first given to
-    a result's placeholder -- every older version holds no number and no registration made any of them, a filed
-    message did (``_makers``) -- while another active record holds it too (``_every_patient``, linked or not)? Then
-    the application that numbered the placeholder is no owner of the number (``_number_owners``: none -- the
-    registrants' rule answers): the LIS's walk-in A04 on its own result's placeholder stating the number the HIS had
-    registered on another woman's record was taken before ``_first_number_held`` held it (or, nobody holding it then,
-    before her registration came), the index linked the two, and the HIS's own A04 of the placeholder's MRN with her
-    true number was held as "only the application that registered the record's ID number (MSH-3 LIS)" -- the leak kept
-    and the registrar overruled by a word that registered nobody's number (rv41n HIGH 2; forty-first round,
-    regfix41d). A number the HIS's registration first gave the placeholder, no other record holding it, keeps its
-    owner (rv40m HIGH 1: the LIS's walk-in does not replace it)."""
-    older = versions[first + 1:]
-    if not older or any(v.resource is None or id_numbers(v.resource) for v in older):
+def _placeholders_number(ref: str, holding: dict[str, Any], older: Sequence[Any], before: Sequence[Any],
+                         earlier: Sequence[Any], search: Any, messages: Any, marks: Any) -> bool:
+    """Was the number record ``ref`` holds (``holding``: the oldest version of its run, stored or the batch's) first given to a result's placeholder -- every stored version
+    older than the number's run (``older``) and every message of the batch before the run's first (``before``, when
+    the run is all the batch's) holds no number, and no registration made any of them, a message did (stored:
+    ``_makers``; the batch's: its messages' own event) -- while another active record holds it too (``_holders``,
+    stored or as the batch's ``earlier`` messages leave it; linked or not)? Then the application that numbered the
+    placeholder is no owner of the number (``_number_owners``: none -- the registrants' rule answers): the LIS's
+    walk-in A04 on its own result's placeholder stating the number the HIS had registered on another woman's record
+    was taken before ``_first_number_held`` held it (or, nobody holding it then, before her registration came), the
+    index linked the two, and the HIS's own A04 of the placeholder's MRN with her true number was held as "only the
+    application that registered the record's ID number (MSH-3 LIS)" -- the leak kept and the registrar overruled by a
+    word that registered nobody's number (rv41n HIGH 2; forty-first round, regfix41d). The batch is read as the store
+    will read it once filed: the same four messages in one ingestor batch had held the HIS's A04 (the LIS's walk-in
+    earlier in the batch read as the owner, the other woman's record earlier in the batch not seen) where one by one
+    it parted them (rv41q HIGH 3; forty-second round, decl42). A number the HIS's registration first gave the
+    placeholder, no other record holding it, keeps its owner (rv40m HIGH 1: the LIS's walk-in does not replace it)."""
+    named = [c for c in before if ref in c.by_reference]
+    if not older and not named:
         return False
-    made = _makers(ref, {str(v.version) for v in older}, search, messages, marks)
-    if not made or any(registers for found in made.values() for _, _, registers in found):
+    if any(v.resource is None or id_numbers(v.resource) for v in older):
         return False
-    tokens = _id_tokens(versions[first].resource)
-    return any(f"Patient/{p.get('id')}" != ref and p.get("active") is not False
-               for p in _every_patient(search, tokens))
+    if any(c.registers or (ref not in c.create_only and id_numbers(c.by_reference[ref])) for c in named):
+        return False
+    if older:
+        made = _makers(ref, {str(v.version) for v in older}, search, messages, marks)
+        if not made or any(registers for found in made.values() for _, _, registers in found):
+            return False
+    return bool(_holders(ref, _id_tokens(holding), earlier, search))
 
 
 def _makers(ref: str, versions: set[str], search: Any, messages: Any,
@@ -1678,16 +1691,15 @@ def _id_tokens(person: dict[str, Any] | None) -> list[tuple[str, str]]:
                    if isinstance(i, dict) and is_national_id(i) and i.get("system") and i.get("value")})
 
 
-def _other_holder(ref: str, tokens: Sequence[tuple[str, str]], earlier: Sequence[Any], stored: dict[Any, Any],
-                  search: Any, read_many: Any) -> dict[str, Any] | None:
-    """Another record -- not ``ref``, not ``active: false`` (merged away), not one of ``ref``'s person (joined to
-    it by no ``Patient.link``: a merge's, the index's ``seealso``, an operator's; ``_one_persons``) -- that holds a
-    resident ID number of ``tokens``: stored (``_every_patient``), or as the batch's ``earlier`` messages leave it
-    (a record an earlier message states, its last version there; batch = one by one). None: no such record. The one
-    check of "this number is another record's" -- the operator's decision (``decision_barred``) and a number given
-    to a record that holds none by an application that did not register it (``_first_number_held``)."""
+def _holders(ref: str, tokens: Sequence[tuple[str, str]], earlier: Sequence[Any],
+             search: Any) -> list[dict[str, Any]]:
+    """Every active record but ``ref`` (not ``active: false``: merged away) holding a resident ID number of ``tokens``,
+    linked to ``ref`` or not: stored (``_every_patient``), or as the batch's ``earlier`` messages leave it (a record an
+    earlier message states, its last version there: the last numbers an earlier message states, or its null taken,
+    win over the stored record's -- batch = one by one). ``_other_holder`` (unlinked ones) and
+    ``_placeholders_number`` (any) read it: one reading of "another record holds this number"."""
     if not tokens or search is None:
-        return None
+        return []
     wanted = set(tokens)
     left: dict[str, dict[str, Any]] = {}
     for c in earlier:  # (in order: the last numbers an earlier message states, or its null taken, win)
@@ -1699,7 +1711,18 @@ def _other_holder(ref: str, tokens: Sequence[tuple[str, str]], earlier: Sequence
                if f"Patient/{p.get('id')}" != ref and f"Patient/{p.get('id')}" not in left]
     holders += [{**person, "id": other.split("/", 1)[1]} for other, person in left.items()
                 if set(_id_tokens(person)) & wanted]
-    holders = [p for p in holders if p.get("active") is not False]
+    return [p for p in holders if p.get("active") is not False]
+
+
+def _other_holder(ref: str, tokens: Sequence[tuple[str, str]], earlier: Sequence[Any], stored: dict[Any, Any],
+                  search: Any, read_many: Any) -> dict[str, Any] | None:
+    """Another record -- not ``ref``, not ``active: false`` (merged away), not one of ``ref``'s person (joined to
+    it by no ``Patient.link``: a merge's, the index's ``seealso``, an operator's; ``_one_persons``) -- that holds a
+    resident ID number of ``tokens``: stored, or as the batch's ``earlier`` messages leave it (``_holders``). None:
+    no such record. The one check of "this number is another record's" -- the operator's decision
+    (``decision_barred``) and a number given to a record by an application that may not link it
+    (``_first_number_held``)."""
+    holders = _holders(ref, tokens, earlier, search)
     if not holders:
         return None
     one = _one_persons(ref, stored, read_many)
