@@ -16,7 +16,7 @@ from fastapi.testclient import TestClient
 from adapters.hl7v2.ack import ack_code_of
 from engine.engine import Engine
 from tests.hl7_calls import err_lines
-from tests.module_store import module_eng  # noqa: F401 -- one engine a module on each backend
+from tests.module_store import undeclared_eng as module_eng  # noqa: F401 -- a site declaring none, each backend
 from tests.test_rv41n_probes import _nids, _reads
 from tests.test_rvidentity32_probes import MRN, _nid, adt, oru, patients
 

@@ -100,6 +100,13 @@ def _feed() -> list[bytes]:
     return raws[:6] + lab[:1] + raws[6:13] + lab[1:2] + raws[13:] + lab[2:]
 
 
+# the community's hospitals declaring the HIS their registration application, as an HIS-fed hospital configures it: the
+# HOSPB HIS's A08 correcting 孙立's record onto the number his HOSPA record holds is the registrar's word, which the
+# index links by; on a site declaring none it is held for the operator (decl42: no renumbering joins two records)
+_DECLARED = INSTITUTIONS.replace("until: 2099-12-31}}", "until: 2099-12-31}, registration_applications: [HIS]}")
+assert _DECLARED.count("registration_applications") == 3
+
+
 def _engine(tmp_path: Path, backend: str, name: str, *, scoped: bool = True) -> Engine:
     keys = tmp_path / name / "keys"
     if not keys.exists() and (tmp_path / "single" / "keys" / KEY_FILE).exists():
@@ -107,7 +114,7 @@ def _engine(tmp_path: Path, backend: str, name: str, *, scoped: bool = True) -> 
         shutil.copy(tmp_path / "single" / "keys" / KEY_FILE, keys / KEY_FILE)  # the same persons
     site = tmp_path / "site"
     site.mkdir(exist_ok=True)
-    (site / "institutions.yaml").write_text(INSTITUTIONS + _LAB_SENDERS, "utf-8")
+    (site / "institutions.yaml").write_text(_DECLARED + _LAB_SENDERS, "utf-8")
     settings = Settings(data_dir=tmp_path / name, http_port=0, mllp_port=0, site=site)
     engine = Engine(settings.with_(mongodb_uri="mongomock://") if backend == "mongomock" else settings)
     if not scoped:

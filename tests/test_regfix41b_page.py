@@ -60,7 +60,7 @@ def test_the_page_says_the_number_is_another_records_before_any_decision(site: t
         assert b.eval("document.querySelector('#owner-barred-merged').hidden")
         said = b.eval("document.querySelector('#owner-barred').innerText")
         assert "已属于另一份病历" in said and "病历号 GR" in said and "不能按号码所有者的更改处理" in said, said
-        assert "更正本病历的身份证号" in said and "再合并病历" in said and "请先更正那份病历" in said, said
+        assert "撤下本病历错误的身份证号" in said and "再合并病历" in said and "请先更正那份病历" in said, said
         page = b.eval("document.querySelector('#detail').innerText")
         shown = page.replace(b.eval("document.querySelector('#d-raw').innerText"), "")
         assert A not in shown and B not in shown, shown

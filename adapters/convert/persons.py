@@ -1577,6 +1577,8 @@ RENUMBER_DECLARED = "the institution's registration_applications (institutions.y
 RENUMBER_REGISTRANTS = "a registration (ADT^A01/A04/A05/A28), or an update from an application that registered the record"
 RENUMBER_OWNER = "the application that registered the record's ID number"
 RENUMBER_FIRST = "the application that registered the record"  # (a record holding no number: ``_first_number_held``)
+# a number another record holds, given by an application the site did not declare (``_links_unheld``: decl42)
+RENUMBER_LINKS = "the institution's declared registration_applications (institutions.yaml)"
 # a held renumbering's claim (``held_claims``' ``claim``: what an order's hold names ``KIND|system|value``): the
 # record's resident ID number, never the number itself -- the list is read by staff, the number is another person's
 RENUMBER_CLAIM = "NNCHN"
@@ -2836,52 +2838,108 @@ def _registrars_number(conversion: Any, earlier: Sequence[Any], stored: dict[Any
                 continue
             judged = _renumbered_on(ref, earlier, stored, leaned, read_many)  # (merged away: its survivor)
             held = _numbers_left(judged, earlier, stored, leaned)
-            if not held and (apps := _first_number_held(conversion, ref, judged, person, earlier, stored, search,
-                                                        messages, read_many)) is not None:
-                person["identifier"] = [i for i in person.get("identifier") or ()
-                                        if not (isinstance(i, dict) and is_national_id(i))]
-                conversion.planned.pop(ref, None)
-                conversion._bundle = None
-                _hold_renumber(conversion, ref, sequence)
-                conversion.warn(HL7Error(
-                    "PID-3 gives a resident ID number to a record that holds none, and another record holds that "
-                    "number: not taken -- taken, the patient index would join the two records as one person's. "
-                    f"Only {RENUMBER_FIRST} (MSH-3 {', '.join(apps) or 'unknown'}) gives it unheld; this message's "
-                    f"application (MSH-3 {conversion.application or 'unknown'}) is another: held for the operator. If "
-                    "the number is this patient's, ask that application to register it on the record", segment="PID",
-                    sequence=sequence, field=3, code=DUPLICATE_KEY_IDENTIFIER))
+            if not held:
+                first = _first_number_held(conversion, ref, judged, person, earlier, stored, search, messages,
+                                           read_many)
+                if first is not None and first.rule == RENUMBER_LINKS:
+                    _hold_linking(conversion, ref, sequence, person)
+                elif first is not None:
+                    _leave_numbers_out(conversion, ref, person)
+                    _hold_renumber(conversion, ref, sequence)
+                    conversion.warn(HL7Error(
+                        "PID-3 gives a resident ID number to a record that holds none, and another record holds that "
+                        "number: not taken -- taken, the patient index would join the two records as one person's. "
+                        f"The record was registered by another application (MSH-3 {', '.join(first.apps) or 'none'}) "
+                        f"than this message's (MSH-3 {conversion.application or 'unknown'}), and only {RENUMBER_LINKS} "
+                        f"(MSH-3 {', '.join(conversion.registrars) or 'none declared'}) give a number another record "
+                        "holds unheld: held for the operator. If the two records are one person's, merge them (A40)",
+                        segment="PID", sequence=sequence, field=3, code=DUPLICATE_KEY_IDENTIFIER))
                 continue
-            if not (held - stated):
-                continue
-            answer = _may_renumber(conversion, judged, earlier, search, messages, read_many, held)
-            if answer.may:
-                continue
-            person["identifier"] = [i for i in person.get("identifier") or ()
-                                    if not (isinstance(i, dict) and is_national_id(i))]
-            conversion.planned.pop(ref, None)
-            conversion._bundle = None
-            left_out[ref] = answer
-            if answer.held:
-                _hold_renumber(conversion, ref, sequence)
-            conversion.warn(HL7Error(
-                "PID-3 states a resident ID number other than the one the record holds: not taken, the record keeps "
-                f"its number -- only {answer.who} replaces it{_held_words(answer, conversion.application)}. If the "
-                "record's number is wrong, ask that application to correct it, or the operator", segment="PID",
-                sequence=sequence, field=3, code=DUPLICATE_KEY_IDENTIFIER))
+            if held - stated:
+                answer = _may_renumber(conversion, judged, earlier, search, messages, read_many, held)
+                if not answer.may:
+                    _leave_numbers_out(conversion, ref, person)
+                    left_out[ref] = answer
+                    if answer.held:
+                        _hold_renumber(conversion, ref, sequence)
+                    conversion.warn(HL7Error(
+                        "PID-3 states a resident ID number other than the one the record holds: not taken, the record "
+                        f"keeps its number -- only {answer.who} replaces it"
+                        f"{_held_words(answer, conversion.application)}. If the record's number is wrong, ask that "
+                        "application to correct it, or the operator", segment="PID", sequence=sequence, field=3,
+                        code=DUPLICATE_KEY_IDENTIFIER))
+                    continue
+            new = [(system, value) for system, value in _id_tokens(person) if (valid_number(value) or value) not in held]
+            if (new and _links_unheld(conversion, ref, judged)
+                    and _other_holder(judged, new, earlier, stored, search, read_many) is not None):
+                _hold_linking(conversion, ref, sequence, person)
+
+
+def _hold_linking(conversion: Any, ref: str, sequence: int, person: dict[str, Any]) -> None:
+    """Hold a PID's resident ID number another record holds, given to a stored record by an application that may not
+    link the two by it (``_links_unheld``): left out, kept with the message for the operator (``_hold_renumber``;
+    the decision barred while the other record holds it: ``decision_barred``), ERR W 205 at PID-3 naming the
+    declared registration applications and this message's by MSH-3 -- never the number nor the other record."""
+    _leave_numbers_out(conversion, ref, person)
+    _hold_renumber(conversion, ref, sequence)
+    conversion.warn(HL7Error(
+        "PID-3 gives the record a resident ID number another record holds: not taken -- taken, the patient index "
+        "would join the two records as one person's, and a change of a record's number is no way to join two "
+        f"records. Only {RENUMBER_LINKS} (MSH-3 {', '.join(conversion.registrars) or 'none declared'}) give it "
+        f"unheld; this message's application (MSH-3 {conversion.application or 'unknown'}) is held for the operator. "
+        "If the two records are one person's, take the wrong number off (\"\"^^^^NNCHN) and merge them (A40)",
+        segment="PID", sequence=sequence, field=3, code=DUPLICATE_KEY_IDENTIFIER))
+
+
+def _leave_numbers_out(conversion: Any, ref: str, person: dict[str, Any]) -> None:
+    """Leave the resident ID numbers a PID states for ``ref`` out of what the message writes (the record keeps what it
+    holds): a renumbering not taken (``_registrars_number``)."""
+    person["identifier"] = [i for i in person.get("identifier") or ()
+                            if not (isinstance(i, dict) and is_national_id(i))]
+    conversion.planned.pop(ref, None)
+    conversion._bundle = None
+
+
+def _links_unheld(conversion: Any, ref: str, judged: str) -> bool:
+    """Would a resident ID number another active record not linked to stored record ``ref`` holds (``_other_holder``),
+    given to it by this message's PID (``judged``: it, or the survivor it was merged into) -- its first number, a
+    replacement, or one beside the number it holds -- be held for the operator (``_hold_linking``)? Yes unless this
+    message's application is one of the institution's declared ``registration_applications``, or the record is a
+    merge's survivor in this very message (an A40/A47 naming it: the merge rules join or refuse the two,
+    ``_carried``): on a site that declares none, whoever sends it -- the record's registrar, the number's owner, the
+    HIS alike. A record not stored yet is not asked (this message registers it: the index joins a returning patient's
+    records by her number).
+
+    Why: taken, the patient index joins the two records as one person's (one number, one person), and her resident
+    reads the other record's results. On a site that declares no registration application nothing in a message
+    tells the HIS from a LIS (both send the institution's PID-3.4), and the rules of who may number a record could
+    be walked around: the LIS's walk-in A04 numbering its own result's placeholder with a number nobody held made it
+    the record's registrar and the number's owner, and its second A04 replaced it with the number the HIS had
+    registered on another woman's record -- taken, linked, her resident reading the placeholder's result (rv41q HIGH
+    1); the same through a placeholder's number regfix41d had made ownerless (rv41q HIGH 2). A duplicate
+    registration of one person is an A40's business (the wrong number taken off first) or the operator's, never an
+    automatic link by renumbering. A declared registration application's word stands: the site has said which
+    systems say who a record's person is (forty-second round, decl42)."""
+    if conversion.registrars and conversion.application in conversion.registrars:
+        return False
+    return not any(survivor in (ref, judged) for survivor, *_ in conversion.merges)
 
 
 def _first_number_held(conversion: Any, ref: str, judged: str, person: dict[str, Any], earlier: Sequence[Any],
-                       stored: dict[Any, Any], search: Any, messages: Any, read_many: Any) -> tuple[str, ...] | None:
+                       stored: dict[Any, Any], search: Any, messages: Any, read_many: Any) -> Renumber | None:
     """Is the resident ID number a PID states for record ``ref`` -- held (as the batch leaves it, else stored) and
     holding no number (``judged``: it, or the survivor it was merged into) -- to be held for the operator, not
-    given? Yes (the registering application(s) by MSH-3, for the W) when another record holds that number
-    (``_other_holder``: the decision's own check) and this message's application did not register the record: not
-    a declared registration application, nor the record's registrar (``_registered``, the batch's as one by one:
-    ``_with_batch``; aliases one: ``same_code``). A result's placeholder no registration spoke for -- or only one
-    whose renumbering was held here (``_registered_unheld``) -- has no registrar: held unless a declared registration
-    application sends it (``_may_restate``'s rule; rv41n HIGH 1, regfix41d). None: given -- a record not held yet
-    (this message registers it), the registrar's own registration (the index's rule: one number, one person -- the same person's record at another member, or at
-    this hospital twice, is what the index joins), or no other record holding the number.
+    given? Yes -- a held ``Renumber`` naming the registering application(s) by MSH-3, for the W -- when another record
+    holds that number (``_other_holder``: the decision's own check) and this message's application did not register
+    the record: not a declared registration application, nor the record's registrar (``_registered``, the batch's as
+    one by one: ``_with_batch``; aliases one: ``same_code``). A result's placeholder no registration spoke for -- or
+    only one whose renumbering was held here (``_registered_unheld``) -- has no registrar: held unless a declared
+    registration application sends it (``_may_restate``'s rule; rv41n HIGH 1, regfix41d). The record's registrar,
+    not a declared registration application, is held too (``RENUMBER_LINKS``, ``_links_unheld``: a duplicate
+    registration of one person is an A40's or the operator's business, never a link by renumbering -- forty-second
+    round, decl42; regfix41c had taken it) unless a merge in this message names the record. None: given -- a record
+    not held yet (this message registers it: the index joins a returning patient's records), a declared
+    registration application's word, or no other record holding the number.
 
     Why: ``_may_renumber`` judges the replacement of a number a record holds; a record holding none was "this
     message's to number" whoever sent it, so the LIS's walk-in A04 under the HIS's record JA (the clerk picked the
@@ -2900,14 +2958,16 @@ def _first_number_held(conversion: Any, ref: str, judged: str, person: dict[str,
     declared, app = conversion.registrars, conversion.application
     if declared and app in declared:
         return None
+    held = Renumber(False, RENUMBER_FIRST, (), held=True)  # (a placeholder: registered by none)
     registrar = _with_batch(_registered(judged, search, messages, declared, read_many), judged, earlier, declared)
     if registrar == _UNREGISTERED or (registrar == _UNSPOKEN and _placeholder_in_batch(judged, earlier, read_many)):
-        return tuple(declared)  # (a placeholder: no one registered it -- held; a declared application returned above)
+        return held  # (a placeholder: no one registered it -- held; a declared application returned above)
     if registrar not in (None, _UNSPOKEN) and not _registered_unheld(judged, earlier, search, messages, read_many):
-        return tuple(declared)  # (a placeholder whose registrations were all held here: a placeholder still)
+        return held  # (a placeholder whose registrations were all held here: a placeholder still)
     if registrar not in (None, _UNSPOKEN) and same_code(conversion.institution, app, registrar, conversion.site):
-        return None
-    return (registrar,) if registrar not in (None, _UNSPOKEN) else ()
+        return Renumber(False, RENUMBER_LINKS, tuple(declared), held=True) if _links_unheld(conversion, ref, judged) \
+            else None  # (the registrar's own: held unless a merge names it -- decl42)
+    return held._replace(apps=(registrar,) if registrar not in (None, _UNSPOKEN) else ())
 
 
 def _registered_unheld(ref: str, earlier: Sequence[Any], search: Any, messages: Any, read_many: Any) -> bool:
