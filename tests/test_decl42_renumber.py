@@ -23,6 +23,7 @@ from engine.api.app import create_app
 from engine.api.ui_quarantine import WORDS, err_said
 from engine.engine import Engine
 from engine.settings import Settings
+from tests import test_rv41g_probes as rv41g
 from tests.hl7_calls import err_lines, post
 from tests.identity39_calls import engine_and_client, read_patient, registered
 from tests.module_store import undeclared_eng as module_eng  # noqa: F401 -- a site declaring none, each backend
@@ -196,3 +197,14 @@ def test_the_two_steps_in_one_batch_as_one_by_one(module_eng: Engine) -> None:
                            bool(tp.get("link")), nids(tp) == {b}, _observed(module_eng, te, f"{tag}OBS") != [])
         assert seen[False] == (["AA"] * 4, [0, 0, 0, 1], False, True, False), seen
         assert seen[True] == seen[False], seen
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "rv41g MED 3, left on a site declaring no registration application (the shipped site declares its HIS, and the "
+    "probe passes there): the registrar's word is only the FIRST registering application's -- the LIS's walk-in A04 "
+    "(sex U) is 'the registrar', the HIS's A04 registering him M is never read, and after a client's wrong F his own "
+    "result is refused as another person's"))
+def test_rv41g_med3_on_a_site_declaring_none(both: tuple[Engine, TestClient]) -> None:
+    """rv41g's probe (``test_a_his_registration_after_a_lis_walk_in_with_sex_u_is_read_as_the_registrars_word``) on
+    this module's site declaring none."""
+    rv41g.test_a_his_registration_after_a_lis_walk_in_with_sex_u_is_read_as_the_registrars_word(both)

@@ -16,6 +16,7 @@ import pytest
 
 from engine.engine import Engine
 from engine.settings import Settings
+from tests.module_store import undeclared_site
 from tests.test_opspage26_quarantine import DESKTOP, _post, sign_in
 from tests.test_ord40_owner_page import _held_row, _shot
 from tests.test_reports_ui import Browser
@@ -29,8 +30,9 @@ A, B = _nid("32092319700212002"), _nid("32092319700212012")
 
 @pytest.fixture(scope="module")
 def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Engine, str]]:
-    engine = Engine(Settings(data_dir=tmp_path_factory.mktemp("regfix41bpage") / "var", http_port=_free_port(),
-                             mllp_port=0))
+    root = tmp_path_factory.mktemp("regfix41bpage")  # (a site declaring no registration application: decl42)
+    engine = Engine(Settings(data_dir=root / "var", http_port=_free_port(), mllp_port=0,
+                             site=undeclared_site(root / "site")))
     with serving(engine):
         base = engine.settings.public_base_url
         sender = engine.auth.issue_system_token("interface-engine", "system/MessageHeader.c")

@@ -20,7 +20,8 @@ from engine.engine import Engine
 from engine.settings import Settings
 from tests.hl7_calls import err_lines, post
 from tests.identity39_calls import engine_and_client, registered
-from tests.module_store import module_eng
+from tests.module_store import undeclared_eng as module_eng  # (a site declaring none: decl42)
+from tests.module_store import undeclared_site
 from tests.owner41_calls import at_fnzyy, decide, held_w, nids, operator, resident_reads, shown
 from tests.test_opspage26_quarantine import DESKTOP, _post, sign_in
 from tests.test_ord40_owner_page import _shot
@@ -102,8 +103,9 @@ A_P, B_P = _nid("32092319700414002"), _nid("32092319700414012")
 
 @pytest.fixture(scope="module")
 def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Engine, str]]:
-    engine = Engine(Settings(data_dir=tmp_path_factory.mktemp("rv41jpage") / "var", http_port=_free_port(),
-                             mllp_port=0))
+    root = tmp_path_factory.mktemp("rv41jpage")  # (a site declaring no registration application: decl42)
+    engine = Engine(Settings(data_dir=root / "var", http_port=_free_port(), mllp_port=0,
+                             site=undeclared_site(root / "site")))
     with serving(engine):
         base = engine.settings.public_base_url
         sender = engine.auth.issue_system_token("interface-engine", "system/MessageHeader.c")
