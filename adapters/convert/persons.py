@@ -1341,8 +1341,8 @@ def _may_renumber(conversion: Any, ref: str, earlier: Sequence[Any], search: Any
     one (``_registered``); an undeclared application only on a record it is the registrar of (one no declared
     application registered stays its own, as ``_may_restate`` has it).
 
-    None declared (the shipped default): nothing tells the HIS from a LIS sending ADT under the HIS's MRN (PID-3.4
-    the institution's authority either way), so "the first registration received" (``_registered``) is no owner of
+    None declared (a site that cannot say; the shipped demo site declares each hospital's HIS since decl42): nothing
+    tells the HIS from a LIS sending ADT under the HIS's MRN (PID-3.4 the institution's authority either way), so "the first registration received" (``_registered``) is no owner of
     the record's number (rv40l HIGH 1) -- the number's own history is (forty-first round, reg41). The record holds a
     valid number that an application which registered the record stated (``_number_owners``: the messages that
     wrote the versions holding it since it came, those of a registering application): that application may
@@ -2826,7 +2826,9 @@ def _registrars_number(conversion: Any, earlier: Sequence[Any], stored: dict[Any
     sender's to state. Records not held yet, or holding no number, are this message's to number -- unless
     another record holds the number and this application did not register the record (``_first_number_held``:
     held, regfix41c) -- and a record merged into another (``_renumbered_on``) is judged on its survivor's
-    numbers (regfix41b). Who may is ``_may_renumber``'s rule; ``left_out`` gets each record whose number was left
+    numbers (regfix41b). Whoever may, a number another record holds is held unless a declared registration
+    application states it (``_links_unheld``, ``_hold_linking``: no renumbering joins two records -- decl42). Who may
+    is ``_may_renumber``'s rule; ``left_out`` gets each record whose number was left
     out -> who may (the refusal of the sex the kept number then contradicts advises that:
     ``_against_kept_number``). ``only``: these records alone (a batch's, asked before the rest are read)."""
     for refs in (conversion.persons, conversion.corrections):
