@@ -197,17 +197,18 @@ def test_a_corrected_id_number_moves_the_flag_to_the_right_person(engine: Engine
 
 
 @pytest.fixture
-def declared(tmp_path: Path) -> Iterator[Engine]:
+def declared_engine(tmp_path: Path) -> Iterator[Engine]:
     """The community with each hospital's HIS declared its registration application (``DECLARED_INSTITUTIONS``): the
     HIS's correction of a record's ID number onto the number the person's record at another hospital holds is the
-    registrar's word (on a site declaring none it is held for the operator: decl42)."""
+    registrar's word (on a site declaring none it is held for the operator: decl42). The files of ID-number
+    corrections bind it as their ``engine`` (``from tests.test_hooks11_policy_edges import declared_engine as engine``)."""
     yield from community_engine(tmp_path, DECLARED_INSTITUTIONS)
 
 
-def test_a_corrected_id_number_flags_a_repeat_of_the_right_persons_result(declared: Engine) -> None:
+def test_a_corrected_id_number_flags_a_repeat_of_the_right_persons_result(declared_engine: Engine) -> None:
     """The other way round: 王建国's HOSPB record carried a mistyped number; corrected by HOSPB's HIS (declared its
     registration application), his repeat of his own HOSPA blood count is flagged."""
-    engine = declared
+    engine = declared_engine
     with running_mllp(engine) as mllp:
         hl7 = Sender(mllp)
         hl7.send(order("HOSPA", "A1", CBC, ts(5)))
