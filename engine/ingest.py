@@ -1753,18 +1753,21 @@ class Ingestor:
                     f"the resident ID number this message states for {ref} is held by another record ({other}): taken, "
                     "the two records would be one person's to the patient index and each resident would read the "
                     "other's record -- if the patient who came is this record's resident and the number is hers, have "
-                    "this hospital's registration (its registering application, A08/A31) correct this record's number: "
-                    "the index then links the two as one person's; if she is that member's patient on a record picked "
+                    "this hospital's registration (its registering application, A08/A31, one the institution declares "
+                    "in registration_applications: from any other the change is held again) correct this record's "
+                    "number: the index then links the two as one person's; if she is that member's patient on a record picked "
                     "by mistake here, the visit belongs on her own record at this hospital (move it, A45/A44, or "
                     "correct the registration)")
-            else:  # (a merge of two records of different valid numbers is refused AE 205: the number first -- rv41j)
+            else:  # (a merge of two records of different valid numbers is refused AE 205: the number off first --
+                # rv41j; a change onto the other record's number is held, persons._links_unheld: decl42)
                 said.append(
                     f"the resident ID number this message states for {ref} is held by another record ({other}): taken, "
                     "the two records would be one person's to the patient index and each resident would read the "
                     "other's record -- if the patient who came is that record's, the visit belongs on it (move it, "
-                    "A45/A44, or correct the registration); if the two are one person, have this record's number "
-                    "corrected by its registering application (A08/A31) -- the index then joins the two -- and merge "
-                    "the two records (A40) after; if that record's number is wrong, have it corrected first, then decide")
+                    "A45/A44, or correct the registration); if the two are one person, have this record's wrong number "
+                    "taken off by its registering application (\"\"^^^^NNCHN) and merge the two records (A40) after -- "
+                    "a change of this record's number onto that record's is held again, as no renumbering joins two "
+                    "records; if that record's number is wrong, have it corrected first, then decide")
         raise NumberNotGiven("; ".join(said))
 
     def _internal_error(self, item: _Item, exc: BaseException, status: str = RECEIVED) -> Outcome:

@@ -11,8 +11,10 @@ the module reads); a module imports it under the name its tests use (``eng = mod
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
+import yaml
 
 from engine.engine import Engine
 from engine.settings import Settings
@@ -25,5 +27,33 @@ def module_eng(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPath
     gives a test: a fresh SQLite folder, a mongomock client, a MongoDB database dropped afterwards)."""
     root = tmp_path_factory.mktemp(request.module.__name__.rsplit(".", 1)[-1])
     settings = Settings(data_dir=root / "var", http_port=0, mllp_port=0, base_url="https://huren.example")
+    with settings_for_backend(request.param, settings) as chosen, Engine(chosen) as engine:
+        yield engine
+
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+def undeclared_site(folder: Path) -> Path:
+    """A site folder whose institutions.yaml is the shipped one with every ``registration_applications`` taken out:
+    a county whose hospitals cannot say which of their systems registers persons, so nothing in a message tells the
+    HIS from a LIS (the rules of reg41..decl42 for such a site). The shipped demo site declares each hospital's HIS
+    (forty-second round, decl42); a test of the undeclared rules builds this site, never relies on the default."""
+    members = yaml.safe_load((REPO_ROOT / "mappings" / "institutions.yaml").read_text(encoding="utf-8"))
+    for member in members:
+        member.pop("registration_applications", None)
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "institutions.yaml").write_text(yaml.safe_dump(members, allow_unicode=True), encoding="utf-8")
+    return folder
+
+
+@pytest.fixture(scope="module", params=_BACKENDS)
+def undeclared_eng(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Engine]:
+    """``module_eng`` on a site declaring no registration application (``undeclared_site``). A module of the
+    undeclared rules binds it under the name its fixtures ask for: ``from tests.module_store import undeclared_eng
+    as module_eng``."""
+    root = tmp_path_factory.mktemp(request.module.__name__.rsplit(".", 1)[-1] + "-undeclared")
+    settings = Settings(data_dir=root / "var", http_port=0, mllp_port=0, base_url="https://huren.example",
+                        site=undeclared_site(root / "site"))
     with settings_for_backend(request.param, settings) as chosen, Engine(chosen) as engine:
         yield engine

@@ -23,8 +23,8 @@ from fastapi.testclient import TestClient
 
 from engine.api.app import create_app
 from engine.auth.family import person_key
-from tests.conftest import REPO_ROOT
 from tests.operator_calls import before_linkmend26
+from tests.test_regapp33_registration_apps import _site
 from tests.test_resident_family import (
     SUN,
     XIAO,
@@ -42,18 +42,12 @@ PHR = ("phr", "https://phr.example/cb", "launch/patient openid fhirUser offline_
 
 
 def declared_site(folder: Path) -> Path:
-    """A site folder whose institutions.yaml is the shipped one with 阜宁县人民医院 declaring its HIS the
-    registration application (``registration_applications: [HIS]``), as a hospital whose HIS registers patients
-    configures it: its A08 numbering a record is the registrar's word (reg41/regfix41c/d hold the same A08 on a
-    site declaring nothing, where nothing tells the HIS from a LIS, so the index would never link the records these
-    tests' grants must not follow)."""
-    text = (REPO_ROOT / "mappings" / "institutions.yaml").read_text(encoding="utf-8")
-    anchor = "- code: FNXRMYY\n  name: 阜宁县人民医院\n"
-    assert anchor in text
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / "institutions.yaml").write_text(
-        text.replace(anchor, anchor + "  registration_applications: [HIS]\n"), encoding="utf-8")
-    return folder
+    """A site folder declaring 阜宁县人民医院's HIS its registration application (``registration_applications:
+    [HIS]``) and no other member's, as a hospital whose HIS registers patients configures it: its A08 numbering a
+    record is the registrar's word (on a site declaring nothing, where nothing tells the HIS from a LIS, the same A08
+    is held -- reg41..decl42 -- so the index would never link the records these tests' grants must not follow). The
+    shipped site declares every member's HIS since decl42; this one keeps the tests' world as it was built."""
+    return _site(folder, ["HIS"])
 
 
 @pytest.fixture

@@ -16,8 +16,18 @@ from pathlib import Path
 import pytest
 
 from engine.engine import Engine
+from tests.conftest import running_mllp
 from tests.test_recognition_e2e import Sender
-from tests.test_recognition_policy_e2e import CBC, WANG, community_engine, msh, order, pid, ts
+from tests.test_recognition_policy_e2e import (
+    CBC,
+    DECLARED_INSTITUTIONS,
+    WANG,
+    community_engine,
+    msh,
+    order,
+    pid,
+    ts,
+)
 
 REPO = Path(__file__).resolve().parent.parent
 LI = "320923198809030023"  # 李秀英, F, 1988-09-03
@@ -186,19 +196,30 @@ def test_a_corrected_id_number_moves_the_flag_to_the_right_person(engine: Engine
     assert issue_status(engine) == "cancelled"
 
 
-def test_a_corrected_id_number_flags_a_repeat_of_the_right_persons_result(engine: Engine, mllp: int) -> None:
-    """The other way round: 王建国's HOSPB record carried a mistyped number; corrected, his
-    repeat of his own HOSPA blood count is flagged."""
-    hl7 = Sender(mllp)
-    hl7.send(order("HOSPA", "A1", CBC, ts(5)))
-    hl7.send(result("HOSPA", "A1", CBC, ts(5, 10)))
-    wrong = pid("HOSPB").replace(WANG, LI).replace("19850412|M", "19880903|F")
-    for text in (order("HOSPB", "B1", CBC, ts(1)), result("HOSPB", "B1", CBC, ts(1, 10))):
-        hl7.send(text.replace(pid("HOSPB"), wrong))
-    assert flag_of(engine) is None
-    hl7.send(msh("HOSPB", "HIS", "ADT^A08^ADT_A01", ts(0), "HOSPB-A08-1") + f"EVN|A08|{ts(0)}\n"
-             + pid("HOSPB") + "PV1|1|O\n")
-    assert flag_of(engine) == "flagged", flags(engine)
+@pytest.fixture
+def declared_engine(tmp_path: Path) -> Iterator[Engine]:
+    """The community with each hospital's HIS declared its registration application (``DECLARED_INSTITUTIONS``): the
+    HIS's correction of a record's ID number onto the number the person's record at another hospital holds is the
+    registrar's word (on a site declaring none it is held for the operator: decl42). The files of ID-number
+    corrections bind it as their ``engine`` (``from tests.test_hooks11_policy_edges import declared_engine as engine``)."""
+    yield from community_engine(tmp_path, DECLARED_INSTITUTIONS)
+
+
+def test_a_corrected_id_number_flags_a_repeat_of_the_right_persons_result(declared_engine: Engine) -> None:
+    """The other way round: 王建国's HOSPB record carried a mistyped number; corrected by HOSPB's HIS (declared its
+    registration application), his repeat of his own HOSPA blood count is flagged."""
+    engine = declared_engine
+    with running_mllp(engine) as mllp:
+        hl7 = Sender(mllp)
+        hl7.send(order("HOSPA", "A1", CBC, ts(5)))
+        hl7.send(result("HOSPA", "A1", CBC, ts(5, 10)))
+        wrong = pid("HOSPB").replace(WANG, LI).replace("19850412|M", "19880903|F")
+        for text in (order("HOSPB", "B1", CBC, ts(1)), result("HOSPB", "B1", CBC, ts(1, 10))):
+            hl7.send(text.replace(pid("HOSPB"), wrong))
+        assert flag_of(engine) is None
+        hl7.send(msh("HOSPB", "HIS", "ADT^A08^ADT_A01", ts(0), "HOSPB-A08-1") + f"EVN|A08|{ts(0)}\n"
+                 + pid("HOSPB") + "PV1|1|O\n")
+        assert flag_of(engine) == "flagged", flags(engine)
 
 
 def test_a_repeat_entered_in_error_is_no_retest_in_the_rate(engine: Engine, mllp: int) -> None:

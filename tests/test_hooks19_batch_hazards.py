@@ -29,7 +29,7 @@ from engine.settings import Settings
 from tests.test_hooks17_batch_equivalence import _LAB_SENDERS
 from tests.test_rec14_mixed_batch import _msh
 from tests.test_recognition_batch import _state, _warnings
-from tests.test_recognition_policy_e2e import CBC, INSTITUTIONS, ts
+from tests.test_recognition_policy_e2e import CBC, DECLARED_INSTITUTIONS, INSTITUTIONS, ts
 
 _WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
 
@@ -100,14 +100,17 @@ def _feed() -> list[bytes]:
     return raws[:6] + lab[:1] + raws[6:13] + lab[1:2] + raws[13:] + lab[2:]
 
 
-def _engine(tmp_path: Path, backend: str, name: str, *, scoped: bool = True) -> Engine:
+def _engine(tmp_path: Path, backend: str, name: str, *, scoped: bool = True, declared: bool = False) -> Engine:
+    """The community's engine (HOSPA, HOSPB, HOSPC; the lab senders): ``declared`` -- each hospital's HIS its
+    registration application (``DECLARED_INSTITUTIONS``: the HOSPB HIS's A08 correcting 孙立's
+    record onto the number his HOSPA record holds is its registrar's word), else none declared (the undeclared rules other files test with it)."""
     keys = tmp_path / name / "keys"
     if not keys.exists() and (tmp_path / "single" / "keys" / KEY_FILE).exists():
         keys.mkdir(parents=True)
         shutil.copy(tmp_path / "single" / "keys" / KEY_FILE, keys / KEY_FILE)  # the same persons
     site = tmp_path / "site"
     site.mkdir(exist_ok=True)
-    (site / "institutions.yaml").write_text(INSTITUTIONS + _LAB_SENDERS, "utf-8")
+    (site / "institutions.yaml").write_text((DECLARED_INSTITUTIONS if declared else INSTITUTIONS) + _LAB_SENDERS, "utf-8")
     settings = Settings(data_dir=tmp_path / name, http_port=0, mllp_port=0, site=site)
     engine = Engine(settings.with_(mongodb_uri="mongomock://") if backend == "mongomock" else settings)
     if not scoped:
@@ -119,7 +122,7 @@ def _engine(tmp_path: Path, backend: str, name: str, *, scoped: bool = True) -> 
 @pytest.mark.parametrize("backend", ["sqlite", "mongomock"])
 def test_later_messages_of_a_batch_change_what_earlier_ones_were_decided_on(tmp_path: Path, backend: str) -> None:
     raws = [(raw, "mllp", "t") for raw in _feed()]
-    with _engine(tmp_path, backend, "single") as engine:
+    with _engine(tmp_path, backend, "single", declared=True) as engine:
         reference = [_warnings(o.ack) for raw in raws for o in engine.ingestor.process([raw])]
         expected = _state(engine)
         sun_b = _record(engine, "MRN-B-SUN")
@@ -129,7 +132,7 @@ def test_later_messages_of_a_batch_change_what_earlier_ones_were_decided_on(tmp_
     _decided_as_meant(expected, sun_b, zhou_b, son_state)
 
     for name, scoped in (("batch", True), ("groups", False)):
-        with _engine(tmp_path, backend, name, scoped=scoped) as engine:
+        with _engine(tmp_path, backend, name, scoped=scoped, declared=True) as engine:
             batched = [_warnings(o.ack) for o in engine.ingestor.process(raws)]
             assert engine.ingestor.stats.redone_batches == 0  # one batch, one transaction
             assert _state(engine) == expected, name

@@ -23,7 +23,10 @@ from engine import fhirjson
 from engine.api.app import create_app
 from engine.engine import Engine
 from engine.insurance.tiers import stored_fen
-from tests.test_hooks11_policy_edges import LI, engine, flag_of, flags, issue_status, repeat, result, row_of
+from tests.test_hooks11_policy_edges import LI, flag_of, flags, issue_status, repeat, result, row_of
+from tests.test_hooks11_policy_edges import (
+    declared_engine as engine,  # (HIS A08 corrections: its HIS declared, decl42)
+)
 from tests.test_recognition_e2e import Sender
 from tests.test_recognition_policy_e2e import CBC, msh, order, pid, ts
 

@@ -14,7 +14,10 @@ the mistake stood was shown nothing of his and stays unflagged.
 from __future__ import annotations
 
 from engine.engine import Engine
-from tests.test_hooks11_policy_edges import engine, flag_of, result
+from tests.test_hooks11_policy_edges import (
+    declared_engine as engine,  # (HIS A08 corrections: its HIS declared, decl42)
+)
+from tests.test_hooks11_policy_edges import flag_of, result
 from tests.test_policy11_decided_facts import a08, check_of
 from tests.test_recog12_new_owner import _HERS, _HIS
 from tests.test_recognition_e2e import Sender

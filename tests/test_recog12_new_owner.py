@@ -18,7 +18,10 @@ from __future__ import annotations
 import pytest
 
 from engine.engine import Engine
-from tests.test_hooks11_policy_edges import LI, engine, flag_of, result, row_of
+from tests.test_hooks11_policy_edges import LI, flag_of, result, row_of
+from tests.test_hooks11_policy_edges import (
+    declared_engine as engine,  # (HIS A08 corrections: its HIS declared, decl42)
+)
 from tests.test_policy11_decided_facts import a08, check_of
 from tests.test_recognition_e2e import Sender
 from tests.test_recognition_policy_e2e import CBC, WANG, order, pid, ts

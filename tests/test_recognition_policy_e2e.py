@@ -35,12 +35,19 @@ INSTITUTIONS = """\
 """
 
 
-def community_engine(tmp_path: Path) -> Iterator[Engine]:
-    """The engine of the policy tests' community (``INSTITUTIONS``), for this module's ``engine``
-    fixture and the other policy test modules' (``yield from community_engine(tmp_path)``)."""
+# the community with each hospital's HIS declared its registration application (``registration_applications``): a
+# hospital's HIS correcting a record onto the number the person's record at another hospital holds is its registrar's
+# word, which the index links by -- on a site declaring none it is held for the operator (decl42)
+DECLARED_INSTITUTIONS = INSTITUTIONS.replace("until: 2099-12-31}}", "until: 2099-12-31}, registration_applications: [HIS]}")
+assert DECLARED_INSTITUTIONS.count("registration_applications") == 3
+
+
+def community_engine(tmp_path: Path, institutions: str = INSTITUTIONS) -> Iterator[Engine]:
+    """The engine of the policy tests' community (``institutions``: ``INSTITUTIONS``, or ``DECLARED_INSTITUTIONS``),
+    for this module's ``engine`` fixture and the other policy test modules' (``yield from community_engine(tmp_path)``)."""
     site = tmp_path / "site"
     site.mkdir()
-    (site / "institutions.yaml").write_text(INSTITUTIONS, "utf-8")
+    (site / "institutions.yaml").write_text(institutions, "utf-8")
     with Engine(Settings(data_dir=tmp_path / "var", http_port=0, mllp_port=0, site=site)) as eng:
         yield eng
 

@@ -18,6 +18,7 @@ import pytest
 
 from engine.engine import Engine
 from engine.settings import Settings
+from tests.module_store import undeclared_site
 from tests.test_opspage26_quarantine import DESKTOP, _post, sign_in
 from tests.test_ord40_owner_page import _held_row, _open, _shot
 from tests.test_reports_ui import Browser
@@ -34,8 +35,9 @@ WRONG, RIGHT = _nid("32092319700211002"), _nid("32092319700211022")
 def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Engine, str]]:
     """The real app served on a store of its own: the LIS's walk-in, then the HIS's A04 held (sent by an interface
     engine's post-only token)."""
-    engine = Engine(Settings(data_dir=tmp_path_factory.mktemp("reg41page") / "var", http_port=_free_port(),
-                             mllp_port=0))
+    root = tmp_path_factory.mktemp("reg41page")  # (a site declaring no registration application: decl42)
+    engine = Engine(Settings(data_dir=root / "var", http_port=_free_port(), mllp_port=0,
+                             site=undeclared_site(root / "site")))
     with serving(engine):
         base = engine.settings.public_base_url
         sender = engine.auth.issue_system_token("interface-engine", "system/MessageHeader.c")

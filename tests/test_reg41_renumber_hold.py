@@ -25,7 +25,7 @@ from engine.messages import message_id
 from engine.settings import Settings
 from tests.hl7_calls import err_lines, post
 from tests.identity39_calls import NNCHN_SYSTEM, engine_and_client, registered, tokens
-from tests.module_store import module_eng  # noqa: F401 -- one engine a module on each backend
+from tests.module_store import undeclared_eng as module_eng  # noqa: F401 -- a site declaring none (decl42), each backend
 from tests.test_a47fix40_identity import _zh
 from tests.test_ord40_owner_decision import _senders
 from tests.test_order35_as_later import _operator

@@ -30,10 +30,12 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
 def _site(folder: Path, registering: list[str] | None, senders: str | None = None) -> Path:
-    """A site folder: the shipped institutions, FNXRMYY declaring ``registering``; ``senders``: the text of
-    its hl7v2/senders.yaml (none: the shipped one)."""
+    """A site folder: the shipped institutions declaring no registration application but FNXRMYY's ``registering``
+    (None: none -- the shipped site declares each hospital's HIS since decl42, so a site declaring none is built
+    here); ``senders``: the text of its hl7v2/senders.yaml (none: the shipped one)."""
     members = yaml.safe_load((REPO_ROOT / "mappings" / "institutions.yaml").read_text(encoding="utf-8"))
     for member in members:
+        member.pop("registration_applications", None)
         if member["code"] == "FNXRMYY" and registering is not None:
             member["registration_applications"] = registering
     folder.mkdir(parents=True, exist_ok=True)

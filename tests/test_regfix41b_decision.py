@@ -22,7 +22,8 @@ from engine.messages import message_id
 from engine.settings import Settings
 from tests.hl7_calls import post
 from tests.identity39_calls import engine_and_client, registered
-from tests.module_store import module_eng
+from tests.module_store import undeclared_eng as module_eng  # (a site declaring none: decl42)
+from tests.module_store import undeclared_site
 from tests.owner41_calls import REASON, decide, held_w, nids, operator, resident_reads, shown
 from tests.test_ingest_replay import site_env
 from tests.test_rvidentity32_probes import MRN, _nid, adt, merge, oru, patients
@@ -128,9 +129,18 @@ def test_one_batch_holds_the_merged_away_records_renumbering_as_one_by_one(modul
         assert not nids(rf), nids(rf)
 
 
-def test_the_console_decision_is_refused_too(site_env: Settings, capsys: pytest.CaptureFixture[str]) -> None:
+@pytest.fixture
+def undeclared_env(site_env: Settings, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Settings:
+    """``site_env`` on a site declaring no registration application (``HUREN_SITE``, the console's too: decl42)."""
+    site = undeclared_site(tmp_path / "site")
+    monkeypatch.setenv("HUREN_SITE", str(site))
+    return site_env.with_(site=site)
+
+
+def test_the_console_decision_is_refused_too(undeclared_env: Settings, capsys: pytest.CaptureFixture[str]) -> None:
     """``huren quarantine replay ID --as-owner REASON`` on the walk-in naming another record's number: refused (exit
     1) with the same words, nothing reopened; the record keeps its number."""
+    site_env = undeclared_env
     a, b = _nid("32092319700310002"), _nid("32092319700310012")
     with Engine(site_env) as engine, TestClient(create_app(engine)) as http:
         http.headers["Authorization"] = "Bearer " + engine.auth.issue_system_token("rf41b", "system/*.cruds")

@@ -16,6 +16,7 @@ import pytest
 
 from engine.engine import Engine
 from engine.settings import Settings
+from tests.module_store import undeclared_site
 from tests.test_opspage26_quarantine import DESKTOP, _post, sign_in
 from tests.test_ord40_owner_page import _held_row, _shot
 from tests.test_reports_ui import Browser
@@ -29,8 +30,9 @@ A, B = _nid("32092319700212002"), _nid("32092319700212012")
 
 @pytest.fixture(scope="module")
 def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Engine, str]]:
-    engine = Engine(Settings(data_dir=tmp_path_factory.mktemp("regfix41bpage") / "var", http_port=_free_port(),
-                             mllp_port=0))
+    root = tmp_path_factory.mktemp("regfix41bpage")  # (a site declaring no registration application: decl42)
+    engine = Engine(Settings(data_dir=root / "var", http_port=_free_port(), mllp_port=0,
+                             site=undeclared_site(root / "site")))
     with serving(engine):
         base = engine.settings.public_base_url
         sender = engine.auth.issue_system_token("interface-engine", "system/MessageHeader.c")
@@ -60,7 +62,7 @@ def test_the_page_says_the_number_is_another_records_before_any_decision(site: t
         assert b.eval("document.querySelector('#owner-barred-merged').hidden")
         said = b.eval("document.querySelector('#owner-barred').innerText")
         assert "已属于另一份病历" in said and "病历号 GR" in said and "不能按号码所有者的更改处理" in said, said
-        assert "更正本病历的身份证号" in said and "再合并病历" in said and "请先更正那份病历" in said, said
+        assert "撤下本病历错误的身份证号" in said and "再合并病历" in said and "请先更正那份病历" in said, said
         page = b.eval("document.querySelector('#detail').innerText")
         shown = page.replace(b.eval("document.querySelector('#d-raw').innerText"), "")
         assert A not in shown and B not in shown, shown

@@ -8,8 +8,10 @@ operator's token, ``/fhir`` read back as a resident (the SMART patient token the
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from functools import partial
 
+import pytest
 from fastapi.testclient import TestClient
 
 from adapters.hl7v2.ack import ack_code_of
@@ -17,10 +19,12 @@ from adapters.hl7v2.escapes import unescape
 from engine.api.app import create_app
 from engine.api.ui_quarantine import WORDS, err_said
 from engine.engine import Engine
+from engine.settings import Settings
 from tests.hl7_calls import err_lines, post
 from tests.identity39_calls import engine_and_client, registered
 from tests.module_store import module_eng
 from tests.owner41_calls import at_fnzyy, decide, held_w, nids, resident_reads, shown
+from tests.test_regapp33_registration_apps import _site
 from tests.test_rvidentity32_probes import MRN, _nid, adt, oru, patients
 
 __all__ = ["module_eng"]
@@ -66,12 +70,24 @@ def test_the_lis_walk_in_on_a_numberless_record_is_held_and_its_decision_barred(
     assert nids(now) == {b}, nids(now)
 
 
+@pytest.fixture(scope="module")
+def declared(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Engine, TestClient]]:
+    """A site declaring its HIS the registration application (``registration_applications: [HIS]``)."""
+    root = _site(tmp_path_factory.mktemp("regfix41c-declared"), ["HIS"])
+    with Engine(Settings(data_dir=root / "var", http_port=0, mllp_port=0, site=root)) as eng, \
+            TestClient(create_app(eng)) as client:
+        client.headers["Authorization"] = "Bearer " + eng.auth.issue_system_token("t", "system/*.cruds")
+        yield eng, client
+
+
 def test_the_registrar_gives_its_numberless_record_a_number_another_record_holds(
-        both: tuple[Engine, TestClient]) -> None:
-    """The registrar's own word (the HIS's A08 on NC, which it registered without the card) stating the number ND
-    holds is taken, no hold: the index's rule (one number, one person) -- the HIS registering one person twice, or
-    the same person's record at another member, is what the index joins."""
-    engine, http = both
+        declared: tuple[Engine, TestClient]) -> None:
+    """The declared registrar's word (the HIS's A08 on NC, which it registered without the card) stating the number
+    ND holds is taken, no hold: the index's rule (one number, one person) -- the HIS registering one person twice, or
+    the same person's record at another member, is what the index joins. On a site declaring no registration
+    application the same A08 is held (decl42: nothing tells the HIS from a LIS there, and no renumbering joins two
+    records -- ``tests/test_decl42_renumber.py``)."""
+    engine, http = declared
     b = _nid("32092319700502012")
     registered(http, "NC", "NC1", "丙^二", "19700502", "F")
     nd = registered(http, "ND", "ND1", "丙^二", "19700502", "F", f"~{b}^^^^NNCHN")

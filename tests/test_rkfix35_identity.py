@@ -18,7 +18,7 @@ from adapters.hl7v2.ack import ack_code_of
 from engine.engine import Engine
 from engine.messages import message_id
 from tests.hl7_calls import err_lines, post
-from tests.module_store import module_eng  # noqa: F401 -- one engine a module on each backend
+from tests.module_store import undeclared_eng as module_eng  # noqa: F401 -- a site declaring none (decl42), each backend
 from tests.test_ident35_members import _a45, _pid, _pv1, _rekeyed_by_the_owner, _visit_subject, _zy
 from tests.test_mfix34_members import APART, FNZYY_MRN, _fnzyy, _tokens, both  # noqa: F401
 from tests.test_rvident35_probes import _wang_wu_rekeyed_then_owner_says_feng_san

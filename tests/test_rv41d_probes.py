@@ -21,7 +21,8 @@ from engine.messages import message_id
 from engine.settings import Settings
 from tests.hl7_calls import err_lines, post
 from tests.identity39_calls import NNCHN_SYSTEM, engine_and_client, registered, tokens
-from tests.module_store import module_eng
+from tests.module_store import undeclared_eng as module_eng  # (a site declaring none: decl42)
+from tests.module_store import undeclared_site
 from tests.test_cdfix38_fixes import OID
 from tests.test_code37_ris_change import CHEST, HEAD
 from tests.test_codedoc38_order_owner import _codes
@@ -223,7 +224,8 @@ def _cancel_and_report(engine: Engine, http: TestClient, placer: str, canceller:
 def test_reg41_the_held_renumbering_is_decided_after_a_restart(tmp_path: Path) -> None:
     """SQLite on disk: the LIS's walk-in hold, the engine closed and opened again; the held message is still listed
     and the operator's decision takes it once (the record holds the number), asked again ``already``."""
-    settings = Settings(data_dir=tmp_path / "var", http_port=0, mllp_port=0, base_url="https://huren.example")
+    settings = Settings(data_dir=tmp_path / "var", http_port=0, mllp_port=0, base_url="https://huren.example",
+                        site=undeclared_site(tmp_path / "site"))  # (a site declaring none: decl42)
     wrong, right = _nid("32092319700305002"), _nid("32092319700305022")
     with Engine(settings) as engine, TestClient(create_app(engine)) as http:
         http.headers["Authorization"] = "Bearer " + engine.auth.issue_system_token("rv41d", "system/*.cruds")

@@ -18,9 +18,10 @@ from fastapi.testclient import TestClient
 from adapters.hl7v2.ack import ack_code_of
 from engine.engine import Engine
 from engine.settings import Settings
-from tests.hl7_calls import post
+from tests.hl7_calls import err_lines, post
 from tests.identity39_calls import engine_and_client, registered
-from tests.module_store import module_eng
+from tests.module_store import undeclared_eng as module_eng  # (a site declaring none: decl42)
+from tests.module_store import undeclared_site
 from tests.owner41_calls import at_fnzyy, decide, held_w, nids, operator, resident_reads, shown
 from tests.test_opspage26_quarantine import DESKTOP, _post, sign_in
 from tests.test_ord40_owner_page import _shot
@@ -102,8 +103,9 @@ A_P, B_P = _nid("32092319700414002"), _nid("32092319700414012")
 
 @pytest.fixture(scope="module")
 def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Engine, str]]:
-    engine = Engine(Settings(data_dir=tmp_path_factory.mktemp("rv41jpage") / "var", http_port=_free_port(),
-                             mllp_port=0))
+    root = tmp_path_factory.mktemp("rv41jpage")  # (a site declaring no registration application: decl42)
+    engine = Engine(Settings(data_dir=root / "var", http_port=_free_port(), mllp_port=0,
+                             site=undeclared_site(root / "site")))
     with serving(engine):
         base = engine.settings.public_base_url
         sender = engine.auth.issue_system_token("interface-engine", "system/MessageHeader.c")
@@ -155,11 +157,12 @@ def test_following_the_409s_advice_for_one_person_with_two_records_works(both: t
     decided = _decide(http, engine, "JE2")
     said = decided.json()["issue"][0]["diagnostics"]
     assert decided.status_code == 409 and "held by another record (MRN JF at FNXRMYY)" in said, decided.text
-    # (regfix41c: the advice now -- this record's number corrected by its registering application, then the merge)
-    assert "have this record's number corrected by its registering application (A08/A31)" in said, said
+    # (decl42: the advice now -- this record's wrong number taken off by its registering application, then the merge;
+    # regfix41c's "corrected onto the other record's number" is held on a site declaring no registration application)
+    assert "have this record's wrong number taken off by its registering application" in said, said
     assert "merge the two records (A40) after" in said and "merge them (A40)" not in said, said
-    assert ack_code_of(post(http, adt("JE4", f"JE^^^FNXRMYY^MR~{b}^^^^NNCHN", "乙^五", "19700415", "F",
-                                      event="A08"))) == "AA"
+    nulled = post(http, adt("JE4", 'JE^^^FNXRMYY^MR~""^^^^NNCHN', "乙^五", "19700415", "F", event="A08"))
+    assert ack_code_of(nulled) == "AA" and not any("|205^" in x for x in err_lines(nulled)), nulled
     ack = post(http, merge("JE3", "JF^^^FNXRMYY^MR", "乙^五", "19700415", "F", "JE^^^FNXRMYY^MR"))
     assert ack_code_of(ack) == "AA", ack
 

@@ -54,15 +54,6 @@ def _token(engine: Engine, pid: str) -> dict[str, str]:
     return {"access_token": token}
 
 
-_TWO_STEP = ("rv41q HIGH: the LIS numbers its own result's placeholder with b (nobody else holds b: given), then "
-             "renumbers it by a second walk-in A04 to c, the number the HIS registered on another woman's record: taken "
-             "silently (AA), the index links the two and her resident reads the placeholder's result. A walk-in A04 "
-             "stating c on the numberless placeholder is held (regfix41d, HIGH 1); two steps get past it: "
-             "persons._number_owners names the LIS the owner of b (its registration made it) and _may_renumber lets "
-             "the owner replace it with a number another record holds")
-
-
-@pytest.mark.xfail(strict=True, reason=_TWO_STEP)
 def test_the_lis_renumbering_its_placeholder_onto_another_womans_number_is_held(
         both: tuple[Engine, TestClient]) -> None:
     """The LIS's ORU makes placeholder NS; its walk-in A04 gives NS number b (no other holder); the HIS registers NE
@@ -81,9 +72,6 @@ def test_the_lis_renumbering_its_placeholder_onto_another_womans_number_is_held(
     assert c not in _nids(ns) and not ns.get("link"), ns
 
 
-@pytest.mark.xfail(strict=True, reason=_TWO_STEP + (
-    "; with b also registered by the HIS on NB, b is ownerless (regfix41d's _placeholders_number, its MED 2) and the "
-    "registrants' rule lets the LIS's A04 replace it the same way"))
 def test_the_lis_renumbering_an_ownerless_placeholder_number_onto_another_womans_number_is_held(
         both: tuple[Engine, TestClient]) -> None:
     """As above, with the HIS registering NB with b after the LIS numbered NR with b (the state regfix41d makes
@@ -127,13 +115,6 @@ def test_after_the_a37_her_token_reads_the_parted_survivor_no_more(backend_setti
         assert obs.status_code == 200 and not obs.json().get("entry"), obs.text[:300]
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "rv41q HIGH: batch != one by one for regfix41d's HIGH 2 parting. The LIS's walk-in A04 numbers its placeholder NP "
-    "with b (no holder yet), the HIS registers NB with b (linked to NP), the HIS's own A04 of NP states her true c. "
-    "One by one: NP takes c, the link is gone, NB's resident reads nothing of NP's. In one ingestor batch: the HIS's "
-    "A04 is held (W 205), NP keeps b, stays linked and NB's resident reads NP's result -- "
-    "persons._placeholders_number reads only the stored versions and _every_patient, not the batch's earlier "
-    "messages"))
 def test_the_his_parting_of_a_placeholder_number_in_one_batch_as_one_by_one(module_eng: Engine) -> None:
     """The four messages above one by one and in one ingestor batch: the same ACKs, W 205s, link, numbers and reads."""
     from engine.api.app import create_app

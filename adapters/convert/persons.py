@@ -1341,8 +1341,8 @@ def _may_renumber(conversion: Any, ref: str, earlier: Sequence[Any], search: Any
     one (``_registered``); an undeclared application only on a record it is the registrar of (one no declared
     application registered stays its own, as ``_may_restate`` has it).
 
-    None declared (the shipped default): nothing tells the HIS from a LIS sending ADT under the HIS's MRN (PID-3.4
-    the institution's authority either way), so "the first registration received" (``_registered``) is no owner of
+    None declared (a site that cannot say; the shipped demo site declares each hospital's HIS since decl42): nothing
+    tells the HIS from a LIS sending ADT under the HIS's MRN (PID-3.4 the institution's authority either way), so "the first registration received" (``_registered``) is no owner of
     the record's number (rv40l HIGH 1) -- the number's own history is (forty-first round, reg41). The record holds a
     valid number that an application which registered the record stated (``_number_owners``: the messages that
     wrote the versions holding it since it came, those of a registering application): that application may
@@ -1456,6 +1456,7 @@ def _number_owners(conversion: Any, ref: str, numbers: frozenset[str], registran
         return set()
     batch: list[tuple[str, bool]] = []  # the batch's makers of the run, newest first
     whole = True  # the run reaches back into the store
+    oldest: int | None = None  # (the batch's oldest message of the run)
     stored: dict[Any, Any] | None = None  # (read once, when a message stating no number is met)
     for at in range(len(earlier) - 1, -1, -1):
         c = earlier[at]
@@ -1475,6 +1476,7 @@ def _number_owners(conversion: Any, ref: str, numbers: frozenset[str], registran
                 break
             if not kept:
                 continue
+        oldest = at
         if not _renumber_held(c.held, ref):
             batch.append((c.application, bool(c.registers)))
     makers: list[tuple[str, bool]] = []  # in the order received
@@ -1496,8 +1498,12 @@ def _number_owners(conversion: Any, ref: str, numbers: frozenset[str], registran
             if theirs:
                 run.append(str(version.version))
                 first = at
-        if run and _placeholders_number(ref, versions, first, search, messages, marks):
-            run = []  # (a placeholder's number another record holds: no owner -- the registrants' rule answers)
+        older = versions[first + 1:] if run else versions  # (the run all the batch's: every stored version is older)
+        holding = (versions[first].resource if run else
+                   earlier[oldest].by_reference[ref] if oldest is not None else None)  # (the run's oldest)
+        if holding is not None and _placeholders_number(ref, holding, older, () if run else earlier[:oldest],
+                                                        earlier, search, messages, marks):
+            run, batch = [], []  # (a placeholder's number another record holds: no owner -- the registrants' rule)
         if run:
             made = _makers(ref, set(run), search, messages, marks)
             makers = [(app, registers) for v in reversed(run) for _, app, registers in sorted(made.get(v, ()))]
@@ -1505,28 +1511,35 @@ def _number_owners(conversion: Any, ref: str, numbers: frozenset[str], registran
     return next(({app} for app, registers in makers if registers or app in registrants), set())
 
 
-def _placeholders_number(ref: str, versions: Sequence[Any], first: int, search: Any, messages: Any,
-                         marks: Any) -> bool:
-    """Was the number record ``ref`` holds (its run's oldest version ``versions[first]``, newest first) first given to
-    a result's placeholder -- every older version holds no number and no registration made any of them, a filed
-    message did (``_makers``) -- while another active record holds it too (``_every_patient``, linked or not)? Then
-    the application that numbered the placeholder is no owner of the number (``_number_owners``: none -- the
-    registrants' rule answers): the LIS's walk-in A04 on its own result's placeholder stating the number the HIS had
-    registered on another woman's record was taken before ``_first_number_held`` held it (or, nobody holding it then,
-    before her registration came), the index linked the two, and the HIS's own A04 of the placeholder's MRN with her
-    true number was held as "only the application that registered the record's ID number (MSH-3 LIS)" -- the leak kept
-    and the registrar overruled by a word that registered nobody's number (rv41n HIGH 2; forty-first round,
-    regfix41d). A number the HIS's registration first gave the placeholder, no other record holding it, keeps its
-    owner (rv40m HIGH 1: the LIS's walk-in does not replace it)."""
-    older = versions[first + 1:]
-    if not older or any(v.resource is None or id_numbers(v.resource) for v in older):
+def _placeholders_number(ref: str, holding: dict[str, Any], older: Sequence[Any], before: Sequence[Any],
+                         earlier: Sequence[Any], search: Any, messages: Any, marks: Any) -> bool:
+    """Was the number record ``ref`` holds (``holding``: the oldest version of its run, stored or the batch's) first given to a result's placeholder -- every stored version
+    older than the number's run (``older``) and every message of the batch before the run's first (``before``, when
+    the run is all the batch's) holds no number, and no registration made any of them, a message did (stored:
+    ``_makers``; the batch's: its messages' own event) -- while another active record holds it too (``_holders``,
+    stored or as the batch's ``earlier`` messages leave it; linked or not)? Then the application that numbered the
+    placeholder is no owner of the number (``_number_owners``: none -- the registrants' rule answers): the LIS's
+    walk-in A04 on its own result's placeholder stating the number the HIS had registered on another woman's record
+    was taken before ``_first_number_held`` held it (or, nobody holding it then, before her registration came), the
+    index linked the two, and the HIS's own A04 of the placeholder's MRN with her true number was held as "only the
+    application that registered the record's ID number (MSH-3 LIS)" -- the leak kept and the registrar overruled by a
+    word that registered nobody's number (rv41n HIGH 2; forty-first round, regfix41d). The batch is read as the store
+    will read it once filed: the same four messages in one ingestor batch had held the HIS's A04 (the LIS's walk-in
+    earlier in the batch read as the owner, the other woman's record earlier in the batch not seen) where one by one
+    it parted them (rv41q HIGH 3; forty-second round, decl42). A number the HIS's registration first gave the
+    placeholder, no other record holding it, keeps its owner (rv40m HIGH 1: the LIS's walk-in does not replace it)."""
+    named = [c for c in before if ref in c.by_reference]
+    if not older and not named:
         return False
-    made = _makers(ref, {str(v.version) for v in older}, search, messages, marks)
-    if not made or any(registers for found in made.values() for _, _, registers in found):
+    if any(v.resource is None or id_numbers(v.resource) for v in older):
         return False
-    tokens = _id_tokens(versions[first].resource)
-    return any(f"Patient/{p.get('id')}" != ref and p.get("active") is not False
-               for p in _every_patient(search, tokens))
+    if any(c.registers or (ref not in c.create_only and id_numbers(c.by_reference[ref])) for c in named):
+        return False
+    if older:
+        made = _makers(ref, {str(v.version) for v in older}, search, messages, marks)
+        if not made or any(registers for found in made.values() for _, _, registers in found):
+            return False
+    return bool(_holders(ref, _id_tokens(holding), earlier, search))
 
 
 def _makers(ref: str, versions: set[str], search: Any, messages: Any,
@@ -1564,6 +1577,8 @@ RENUMBER_DECLARED = "the institution's registration_applications (institutions.y
 RENUMBER_REGISTRANTS = "a registration (ADT^A01/A04/A05/A28), or an update from an application that registered the record"
 RENUMBER_OWNER = "the application that registered the record's ID number"
 RENUMBER_FIRST = "the application that registered the record"  # (a record holding no number: ``_first_number_held``)
+# a number another record holds, given by an application the site did not declare (``_links_unheld``: decl42)
+RENUMBER_LINKS = "the institution's declared registration_applications (institutions.yaml)"
 # a held renumbering's claim (``held_claims``' ``claim``: what an order's hold names ``KIND|system|value``): the
 # record's resident ID number, never the number itself -- the list is read by staff, the number is another person's
 RENUMBER_CLAIM = "NNCHN"
@@ -1678,16 +1693,15 @@ def _id_tokens(person: dict[str, Any] | None) -> list[tuple[str, str]]:
                    if isinstance(i, dict) and is_national_id(i) and i.get("system") and i.get("value")})
 
 
-def _other_holder(ref: str, tokens: Sequence[tuple[str, str]], earlier: Sequence[Any], stored: dict[Any, Any],
-                  search: Any, read_many: Any) -> dict[str, Any] | None:
-    """Another record -- not ``ref``, not ``active: false`` (merged away), not one of ``ref``'s person (joined to
-    it by no ``Patient.link``: a merge's, the index's ``seealso``, an operator's; ``_one_persons``) -- that holds a
-    resident ID number of ``tokens``: stored (``_every_patient``), or as the batch's ``earlier`` messages leave it
-    (a record an earlier message states, its last version there; batch = one by one). None: no such record. The one
-    check of "this number is another record's" -- the operator's decision (``decision_barred``) and a number given
-    to a record that holds none by an application that did not register it (``_first_number_held``)."""
+def _holders(ref: str, tokens: Sequence[tuple[str, str]], earlier: Sequence[Any],
+             search: Any) -> list[dict[str, Any]]:
+    """Every active record but ``ref`` (not ``active: false``: merged away) holding a resident ID number of ``tokens``,
+    linked to ``ref`` or not: stored (``_every_patient``), or as the batch's ``earlier`` messages leave it (a record an
+    earlier message states, its last version there: the last numbers an earlier message states, or its null taken,
+    win over the stored record's -- batch = one by one). ``_other_holder`` (unlinked ones) and
+    ``_placeholders_number`` (any) read it: one reading of "another record holds this number"."""
     if not tokens or search is None:
-        return None
+        return []
     wanted = set(tokens)
     left: dict[str, dict[str, Any]] = {}
     for c in earlier:  # (in order: the last numbers an earlier message states, or its null taken, win)
@@ -1699,7 +1713,18 @@ def _other_holder(ref: str, tokens: Sequence[tuple[str, str]], earlier: Sequence
                if f"Patient/{p.get('id')}" != ref and f"Patient/{p.get('id')}" not in left]
     holders += [{**person, "id": other.split("/", 1)[1]} for other, person in left.items()
                 if set(_id_tokens(person)) & wanted]
-    holders = [p for p in holders if p.get("active") is not False]
+    return [p for p in holders if p.get("active") is not False]
+
+
+def _other_holder(ref: str, tokens: Sequence[tuple[str, str]], earlier: Sequence[Any], stored: dict[Any, Any],
+                  search: Any, read_many: Any) -> dict[str, Any] | None:
+    """Another record -- not ``ref``, not ``active: false`` (merged away), not one of ``ref``'s person (joined to
+    it by no ``Patient.link``: a merge's, the index's ``seealso``, an operator's; ``_one_persons``) -- that holds a
+    resident ID number of ``tokens``: stored, or as the batch's ``earlier`` messages leave it (``_holders``). None:
+    no such record. The one check of "this number is another record's" -- the operator's decision
+    (``decision_barred``) and a number given to a record by an application that may not link it
+    (``_first_number_held``)."""
+    holders = _holders(ref, tokens, earlier, search)
     if not holders:
         return None
     one = _one_persons(ref, stored, read_many)
@@ -2801,7 +2826,9 @@ def _registrars_number(conversion: Any, earlier: Sequence[Any], stored: dict[Any
     sender's to state. Records not held yet, or holding no number, are this message's to number -- unless
     another record holds the number and this application did not register the record (``_first_number_held``:
     held, regfix41c) -- and a record merged into another (``_renumbered_on``) is judged on its survivor's
-    numbers (regfix41b). Who may is ``_may_renumber``'s rule; ``left_out`` gets each record whose number was left
+    numbers (regfix41b). Whoever may, a number another record holds is held unless a declared registration
+    application states it (``_links_unheld``, ``_hold_linking``: no renumbering joins two records -- decl42). Who may
+    is ``_may_renumber``'s rule; ``left_out`` gets each record whose number was left
     out -> who may (the refusal of the sex the kept number then contradicts advises that:
     ``_against_kept_number``). ``only``: these records alone (a batch's, asked before the rest are read)."""
     for refs in (conversion.persons, conversion.corrections):
@@ -2813,52 +2840,108 @@ def _registrars_number(conversion: Any, earlier: Sequence[Any], stored: dict[Any
                 continue
             judged = _renumbered_on(ref, earlier, stored, leaned, read_many)  # (merged away: its survivor)
             held = _numbers_left(judged, earlier, stored, leaned)
-            if not held and (apps := _first_number_held(conversion, ref, judged, person, earlier, stored, search,
-                                                        messages, read_many)) is not None:
-                person["identifier"] = [i for i in person.get("identifier") or ()
-                                        if not (isinstance(i, dict) and is_national_id(i))]
-                conversion.planned.pop(ref, None)
-                conversion._bundle = None
-                _hold_renumber(conversion, ref, sequence)
-                conversion.warn(HL7Error(
-                    "PID-3 gives a resident ID number to a record that holds none, and another record holds that "
-                    "number: not taken -- taken, the patient index would join the two records as one person's. "
-                    f"Only {RENUMBER_FIRST} (MSH-3 {', '.join(apps) or 'unknown'}) gives it unheld; this message's "
-                    f"application (MSH-3 {conversion.application or 'unknown'}) is another: held for the operator. If "
-                    "the number is this patient's, ask that application to register it on the record", segment="PID",
-                    sequence=sequence, field=3, code=DUPLICATE_KEY_IDENTIFIER))
+            if not held:
+                first = _first_number_held(conversion, ref, judged, person, earlier, stored, search, messages,
+                                           read_many)
+                if first is not None and first.rule == RENUMBER_LINKS:
+                    _hold_linking(conversion, ref, sequence, person)
+                elif first is not None:
+                    _leave_numbers_out(conversion, ref, person)
+                    _hold_renumber(conversion, ref, sequence)
+                    conversion.warn(HL7Error(
+                        "PID-3 gives a resident ID number to a record that holds none, and another record holds that "
+                        "number: not taken -- taken, the patient index would join the two records as one person's. "
+                        f"The record was registered by another application (MSH-3 {', '.join(first.apps) or 'none'}) "
+                        f"than this message's (MSH-3 {conversion.application or 'unknown'}), and only {RENUMBER_LINKS} "
+                        f"(MSH-3 {', '.join(conversion.registrars) or 'none declared'}) give a number another record "
+                        "holds unheld: held for the operator. If the two records are one person's, merge them (A40)",
+                        segment="PID", sequence=sequence, field=3, code=DUPLICATE_KEY_IDENTIFIER))
                 continue
-            if not (held - stated):
-                continue
-            answer = _may_renumber(conversion, judged, earlier, search, messages, read_many, held)
-            if answer.may:
-                continue
-            person["identifier"] = [i for i in person.get("identifier") or ()
-                                    if not (isinstance(i, dict) and is_national_id(i))]
-            conversion.planned.pop(ref, None)
-            conversion._bundle = None
-            left_out[ref] = answer
-            if answer.held:
-                _hold_renumber(conversion, ref, sequence)
-            conversion.warn(HL7Error(
-                "PID-3 states a resident ID number other than the one the record holds: not taken, the record keeps "
-                f"its number -- only {answer.who} replaces it{_held_words(answer, conversion.application)}. If the "
-                "record's number is wrong, ask that application to correct it, or the operator", segment="PID",
-                sequence=sequence, field=3, code=DUPLICATE_KEY_IDENTIFIER))
+            if held - stated:
+                answer = _may_renumber(conversion, judged, earlier, search, messages, read_many, held)
+                if not answer.may:
+                    _leave_numbers_out(conversion, ref, person)
+                    left_out[ref] = answer
+                    if answer.held:
+                        _hold_renumber(conversion, ref, sequence)
+                    conversion.warn(HL7Error(
+                        "PID-3 states a resident ID number other than the one the record holds: not taken, the record "
+                        f"keeps its number -- only {answer.who} replaces it"
+                        f"{_held_words(answer, conversion.application)}. If the record's number is wrong, ask that "
+                        "application to correct it, or the operator", segment="PID", sequence=sequence, field=3,
+                        code=DUPLICATE_KEY_IDENTIFIER))
+                    continue
+            new = [(system, value) for system, value in _id_tokens(person) if (valid_number(value) or value) not in held]
+            if (new and _links_unheld(conversion, ref, judged)
+                    and _other_holder(judged, new, earlier, stored, search, read_many) is not None):
+                _hold_linking(conversion, ref, sequence, person)
+
+
+def _hold_linking(conversion: Any, ref: str, sequence: int, person: dict[str, Any]) -> None:
+    """Hold a PID's resident ID number another record holds, given to a stored record by an application that may not
+    link the two by it (``_links_unheld``): left out, kept with the message for the operator (``_hold_renumber``;
+    the decision barred while the other record holds it: ``decision_barred``), ERR W 205 at PID-3 naming the
+    declared registration applications and this message's by MSH-3 -- never the number nor the other record."""
+    _leave_numbers_out(conversion, ref, person)
+    _hold_renumber(conversion, ref, sequence)
+    conversion.warn(HL7Error(
+        "PID-3 gives the record a resident ID number another record holds: not taken -- taken, the patient index "
+        "would join the two records as one person's, and a change of a record's number is no way to join two "
+        f"records. Only {RENUMBER_LINKS} (MSH-3 {', '.join(conversion.registrars) or 'none declared'}) give it "
+        f"unheld; this message's application (MSH-3 {conversion.application or 'unknown'}) is held for the operator. "
+        "If the two records are one person's, take the wrong number off (\"\"^^^^NNCHN) and merge them (A40)",
+        segment="PID", sequence=sequence, field=3, code=DUPLICATE_KEY_IDENTIFIER))
+
+
+def _leave_numbers_out(conversion: Any, ref: str, person: dict[str, Any]) -> None:
+    """Leave the resident ID numbers a PID states for ``ref`` out of what the message writes (the record keeps what it
+    holds): a renumbering not taken (``_registrars_number``)."""
+    person["identifier"] = [i for i in person.get("identifier") or ()
+                            if not (isinstance(i, dict) and is_national_id(i))]
+    conversion.planned.pop(ref, None)
+    conversion._bundle = None
+
+
+def _links_unheld(conversion: Any, ref: str, judged: str) -> bool:
+    """Would a resident ID number another active record not linked to stored record ``ref`` holds (``_other_holder``),
+    given to it by this message's PID (``judged``: it, or the survivor it was merged into) -- its first number, a
+    replacement, or one beside the number it holds -- be held for the operator (``_hold_linking``)? Yes unless this
+    message's application is one of the institution's declared ``registration_applications``, or the record is a
+    merge's survivor in this very message (an A40/A47 naming it: the merge rules join or refuse the two,
+    ``_carried``): on a site that declares none, whoever sends it -- the record's registrar, the number's owner, the
+    HIS alike. A record not stored yet is not asked (this message registers it: the index joins a returning patient's
+    records by her number).
+
+    Why: taken, the patient index joins the two records as one person's (one number, one person), and her resident
+    reads the other record's results. On a site that declares no registration application nothing in a message
+    tells the HIS from a LIS (both send the institution's PID-3.4), and the rules of who may number a record could
+    be walked around: the LIS's walk-in A04 numbering its own result's placeholder with a number nobody held made it
+    the record's registrar and the number's owner, and its second A04 replaced it with the number the HIS had
+    registered on another woman's record -- taken, linked, her resident reading the placeholder's result (rv41q HIGH
+    1); the same through a placeholder's number regfix41d had made ownerless (rv41q HIGH 2). A duplicate
+    registration of one person is an A40's business (the wrong number taken off first) or the operator's, never an
+    automatic link by renumbering. A declared registration application's word stands: the site has said which
+    systems say who a record's person is (forty-second round, decl42)."""
+    if conversion.registrars and conversion.application in conversion.registrars:
+        return False
+    return not any(survivor in (ref, judged) for survivor, *_ in conversion.merges)
 
 
 def _first_number_held(conversion: Any, ref: str, judged: str, person: dict[str, Any], earlier: Sequence[Any],
-                       stored: dict[Any, Any], search: Any, messages: Any, read_many: Any) -> tuple[str, ...] | None:
+                       stored: dict[Any, Any], search: Any, messages: Any, read_many: Any) -> Renumber | None:
     """Is the resident ID number a PID states for record ``ref`` -- held (as the batch leaves it, else stored) and
     holding no number (``judged``: it, or the survivor it was merged into) -- to be held for the operator, not
-    given? Yes (the registering application(s) by MSH-3, for the W) when another record holds that number
-    (``_other_holder``: the decision's own check) and this message's application did not register the record: not
-    a declared registration application, nor the record's registrar (``_registered``, the batch's as one by one:
-    ``_with_batch``; aliases one: ``same_code``). A result's placeholder no registration spoke for -- or only one
-    whose renumbering was held here (``_registered_unheld``) -- has no registrar: held unless a declared registration
-    application sends it (``_may_restate``'s rule; rv41n HIGH 1, regfix41d). None: given -- a record not held yet
-    (this message registers it), the registrar's own registration (the index's rule: one number, one person -- the same person's record at another member, or at
-    this hospital twice, is what the index joins), or no other record holding the number.
+    given? Yes -- a held ``Renumber`` naming the registering application(s) by MSH-3, for the W -- when another record
+    holds that number (``_other_holder``: the decision's own check) and this message's application did not register
+    the record: not a declared registration application, nor the record's registrar (``_registered``, the batch's as
+    one by one: ``_with_batch``; aliases one: ``same_code``). A result's placeholder no registration spoke for -- or
+    only one whose renumbering was held here (``_registered_unheld``) -- has no registrar: held unless a declared
+    registration application sends it (``_may_restate``'s rule; rv41n HIGH 1, regfix41d). The record's registrar,
+    not a declared registration application, is held too (``RENUMBER_LINKS``, ``_links_unheld``: a duplicate
+    registration of one person is an A40's or the operator's business, never a link by renumbering -- forty-second
+    round, decl42; regfix41c had taken it) unless a merge in this message names the record. None: given -- a record
+    not held yet (this message registers it: the index joins a returning patient's records), a declared
+    registration application's word, or no other record holding the number.
 
     Why: ``_may_renumber`` judges the replacement of a number a record holds; a record holding none was "this
     message's to number" whoever sent it, so the LIS's walk-in A04 under the HIS's record JA (the clerk picked the
@@ -2877,14 +2960,16 @@ def _first_number_held(conversion: Any, ref: str, judged: str, person: dict[str,
     declared, app = conversion.registrars, conversion.application
     if declared and app in declared:
         return None
+    held = Renumber(False, RENUMBER_FIRST, (), held=True)  # (a placeholder: registered by none)
     registrar = _with_batch(_registered(judged, search, messages, declared, read_many), judged, earlier, declared)
     if registrar == _UNREGISTERED or (registrar == _UNSPOKEN and _placeholder_in_batch(judged, earlier, read_many)):
-        return tuple(declared)  # (a placeholder: no one registered it -- held; a declared application returned above)
+        return held  # (a placeholder: no one registered it -- held; a declared application returned above)
     if registrar not in (None, _UNSPOKEN) and not _registered_unheld(judged, earlier, search, messages, read_many):
-        return tuple(declared)  # (a placeholder whose registrations were all held here: a placeholder still)
+        return held  # (a placeholder whose registrations were all held here: a placeholder still)
     if registrar not in (None, _UNSPOKEN) and same_code(conversion.institution, app, registrar, conversion.site):
-        return None
-    return (registrar,) if registrar not in (None, _UNSPOKEN) else ()
+        return Renumber(False, RENUMBER_LINKS, tuple(declared), held=True) if _links_unheld(conversion, ref, judged) \
+            else None  # (the registrar's own: held unless a merge names it -- decl42)
+    return held._replace(apps=(registrar,) if registrar not in (None, _UNSPOKEN) else ())
 
 
 def _registered_unheld(ref: str, earlier: Sequence[Any], search: Any, messages: Any, read_many: Any) -> bool:
