@@ -11,7 +11,7 @@ back over ``/fhir`` as served and through ``/admin/fidelity`` as an operator rea
   shape met before as on the first (a compiled plan never gives one result another's analysis time or director);
 - OBX-25 is a PractitionerRole MDIR performer that leaves whose result recognition reads alone, and stays through
   a correction naming only the observer and through OBX-16 "";
-- OBX-24 (no rule reads it) is counted in the fidelity report."""
+- OBX-24 and IPC-2 (no rule reads them) are counted in the fidelity report."""
 
 # ruff: noqa: F811 -- the fixtures imported are the tests' arguments
 
@@ -28,7 +28,7 @@ from engine.api.app import create_app
 from engine.engine import Engine
 from engine.messages import message_id
 from engine.recognition.facts import performer_institutions
-from tests.hl7_calls import mllp, post
+from tests.hl7_calls import err_lines, mllp, post
 from tests.module_store import module_eng  # noqa: F401 -- the module's engine, on each backend
 
 ANALYSIS = "http://hl7.org/fhir/StructureDefinition/observation-analysis-date-time"
@@ -78,6 +78,7 @@ def test_an_omi_of_two_orders_files_each_with_its_own_ipc(module_eng: Engine, ht
     assert ack_code_of(ack) == "AA", ack
     msh = ack.decode("utf-8").split("\r")[0].split("|")
     assert msh[8] == "ACK^O23^ACK", msh  # the generic ACK, not ORI^O24 (README: huren files, it does not fill)
+    assert err_lines(ack) == [], ack  # every segment in OMI_O23's place (hl7apy's v2.5.1 structure), nothing unmapped
     orders = {_ident(sr, "urn:huren:order:FNXRMYY")[0]: sr for sr in _written(module_eng, http, "FAM42O1",
                                                                                "ServiceRequest")}
     assert sorted(orders) == ["F42P1", "F42P2"], orders
@@ -167,9 +168,12 @@ def test_the_director_leaves_whose_result_alone_and_stays_through_thinner_correc
 
 def test_a_valued_field_no_rule_reads_is_counted_for_the_operator(module_eng: Engine, http: TestClient) -> None:
     assert ack_code_of(post(http, _elr("FAM42F1", "FAM42F1", "4.0", "", "", device=""))) == "AA"
+    omi = _omi("FAM42F2", "FAM42F2", _order("NW", "F42P4", "CT001^胸部CT平扫^L", "IPC|F42ACC4|F42RP4|1.2.156.42.4||CT\r"))
+    assert ack_code_of(post(http, omi)) == "AA"
     r = http.get("/admin/fidelity", params={"institution": "FNXRMYY"})
     assert r.status_code == 200, r.text
     inst = r.json()["institutions"]["FNXRMYY"]
     assert inst["codes"].get("field", {}).get("OBX-24", 0) >= 1, json.dumps(inst["codes"], ensure_ascii=False)
-    # OBX-18, OBX-19 and OBX-25 are read by a rule: never counted as unread
-    assert not {"OBX-18", "OBX-19", "OBX-25"} & set(inst["codes"].get("field", {})), inst["codes"]
+    assert inst["codes"]["field"].get("IPC-2", 0) >= 1, inst["codes"]  # the requested procedure id
+    # OBX-18, OBX-19, OBX-25 and IPC-1/3/5 are read: never counted as unread (by any test of the module)
+    assert not {"OBX-18", "OBX-19", "OBX-25", "IPC-1", "IPC-3", "IPC-5"} & set(inst["codes"]["field"]), inst["codes"]

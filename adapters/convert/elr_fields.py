@@ -14,7 +14,8 @@ keeps it too.
 OBX fields no rule reads (``obx_observation.yaml`` ``unread``: the probability, the nature of the abnormal test,
 the producer's id, the mood code, OBX-24's address of the performing organisation...) are counted, when valued,
 in the fidelity report (``/admin/fidelity``, kind ``field``): a field a sender fills and huren drops is seen by
-the operator, not lost without a word (review rv42b MED 4; forty-second round, fam42).
+the operator, not lost without a word (review rv42b MED 4; forty-second round, fam42). So are the IPC fields
+``pacs`` does not read (``ipc_imaging.yaml``: the requested procedure id, the scheduled procedure step...).
 """
 
 from __future__ import annotations
@@ -60,12 +61,12 @@ def director(obx: Segment, ctx: Context, performer: dict[str, Any]) -> dict[str,
     return out
 
 
-def note_unread(obx: Segment, ctx: Context) -> None:
-    """Count each valued OBX field the site's ``obx_observation`` table lists as ``unread`` (kind ``field``,
-    code ``OBX-<n>``) in the fidelity report."""
-    unread = table(ctx.site, "obx_observation").get("unread") or ()
-    fields = obx.fields
+def note_unread(seg: Segment, ctx: Context, name: str) -> None:
+    """Count each valued field of ``seg`` the site's table ``name`` lists as ``unread`` (``obx_observation``,
+    ``ipc_imaging``) in the fidelity report: kind ``field``, code ``<SEG>-<n>``."""
+    unread = table(ctx.site, name).get("unread") or ()
+    fields = seg.fields
     for n in unread:
         n = int(n)
         if len(fields) > n and fields[n] and fields[n] != '""':
-            ctx.note_unmapped("field", f"OBX-{n}")
+            ctx.note_unmapped("field", f"{seg.name}-{n}")

@@ -7,7 +7,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from adapters.convert import common, referral, results
+from adapters.convert import common, elr_fields, referral, results
 from adapters.convert.context import Context
 from adapters.convert.datatypes import cwe, ndl
 from adapters.convert.engine import apply_table
@@ -280,6 +280,8 @@ def _order_hook(group: results.Group, ctx: Context, info: dict[str, Any]) -> Non
             "value": accession,
         })
     ipc = _ipc(group, ctx)
+    if ipc is not None:
+        elr_fields.note_unread(ipc, ctx, "ipc_imaging")  # IPC-2, IPC-4 ... counted (fidelity)
     if ipc is not None and ipc.value(3):
         uid = ipc.value(3)
         _add_once(sr.setdefault("identifier", []), {"system": common.DICOM_UID, "value": f"urn:oid:{uid}"})

@@ -1175,7 +1175,7 @@ def _observation(
     head = elr_fields.director(obx, ctx, performer)  # OBX-25: a PractitionerRole MDIR at that performer
     if head is not None:
         res["performer"].append(head)
-    elr_fields.note_unread(obx, ctx)  # the OBX fields no rule reads, counted (fidelity)
+    elr_fields.note_unread(obx, ctx, "obx_observation")  # the OBX fields no rule reads, counted (fidelity)
     for prt in group.prt.get(obx.position, ()):
         _participant(prt, ctx, res, "performer")
     if specimen:
