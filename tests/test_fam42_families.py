@@ -177,3 +177,26 @@ def test_a_valued_field_no_rule_reads_is_counted_for_the_operator(module_eng: En
     assert inst["codes"]["field"].get("IPC-2", 0) >= 1, inst["codes"]  # the requested procedure id
     # OBX-18, OBX-19, OBX-25 and IPC-1/3/5 are read: never counted as unread (by any test of the module)
     assert not {"OBX-18", "OBX-19", "OBX-25", "IPC-1", "IPC-3", "IPC-5"} & set(inst["codes"]["field"]), inst["codes"]
+
+
+def test_an_omp_pharmacy_order_is_the_medication_request_the_rde_later_encodes(
+        module_eng: Engine, http: TestClient) -> None:
+    pid = "PID|1||FAM42P1^^^FNXRMYY^MR||孙^八||19550101|M\rPV1|1|O\r"
+    omp = (HDR.format(app="HIS", stamp="20261201091500", kind="OMP^O09^OMP_O09", control="FAM42P1a") + pid
+           + "ORC|NW|F42RX1|||||||20261201090000|||1001^李^医生\rTQ1|1||BID||||20261201100000\r"
+           "RXO|86001^阿莫西林胶囊^L|0.5||g|CAP^胶囊^L\rRXR|PO^口服^HL70162\r")
+    (ack,) = mllp(module_eng, omp.encode("utf-8"))
+    assert ack_code_of(ack) == "AA", ack
+    assert ack.decode("utf-8").split("\r")[0].split("|")[8] == "ACK^O09^ACK", ack
+    (ordered,) = _written(module_eng, http, "FAM42P1a", "MedicationRequest")
+    assert ordered["medicationCodeableConcept"]["coding"][0]["code"] == "86001", ordered
+    assert ordered["dosageInstruction"][0]["doseAndRate"] == [  # RXO-2/RXO-4, the requested give amount
+        {"doseQuantity": {"value": 0.5, "unit": "g", "system": "http://unitsofmeasure.org", "code": "g"}}], ordered
+    assert ordered["dosageInstruction"][0]["route"]["coding"][0]["code"] == "PO", ordered
+    rde = (HDR.format(app="HIS", stamp="20261201093000", kind="RDE^O11^RDE_O11", control="FAM42P1b") + pid
+           + "ORC|NW|F42RX1|||||||20261201090000|||1001^李^医生\rTQ1|1||BID||||20261201100000\r"
+           "RXE||86001^阿莫西林胶囊^L|0.5||g|CAP^胶囊^L||||2|BOX\rRXR|PO^口服^HL70162\r")
+    assert ack_code_of(post(http, rde)) == "AA"
+    (encoded,) = _written(module_eng, http, "FAM42P1b", "MedicationRequest")
+    assert encoded["id"] == ordered["id"], (ordered, encoded)  # one order: ORC-2 keys both templates
+    assert encoded["dispenseRequest"]["quantity"]["value"] == 2, encoded
