@@ -1,4 +1,4 @@
-"""fam42: OMI^O23 imaging orders and the ELR fields OBX-18/19/25 (review rv42b MED 5 and MED 4), through the real path.
+"""fam42: OMI^O23 imaging orders, OMP^O09, ORU^R30 and the ELR fields OBX-18/19/25 (review rv42b MED 5, MED 4), the real path.
 
 HL7 v2.5.1 written for these tests in 阜宁县人民医院's style (RIS, LIS; local codes, UTF-8), sent over a real MLLP
 socket or ``POST /hl7v2`` into a real engine and store on each backend (``module_eng``: SQLite, mongomock), read
@@ -200,3 +200,22 @@ def test_an_omp_pharmacy_order_is_the_medication_request_the_rde_later_encodes(
     (encoded,) = _written(module_eng, http, "FAM42P1b", "MedicationRequest")
     assert encoded["id"] == ordered["id"], (ordered, encoded)  # one order: ORC-2 keys both templates
     assert encoded["dispenseRequest"]["quantity"]["value"] == 2, encoded
+
+
+def test_a_point_of_care_oru_r30_is_filed_as_an_oru_r01_result(module_eng: Engine, http: TestClient) -> None:
+    msg = (HDR.format(app="POCT", stamp="20261201091500", kind="ORU^R30^ORU_R30", control="FAM42R1")
+           + "PID|1||FAM42R1^^^FNXRMYY^MR||周^九||19800101|F\rPV1|1|I|内科病区^301^2\r"
+           "ORC|NW||F42POC1||CM||||20261201090000\rOBR|1||F42POC1|GLU^血糖^L|||20261201085500\r"
+           "OBX|1|NM|GLU^血糖^L||6.10|mmol/L|3.9-6.1|N|||F|||20261201085500\r")
+    ack = post(http, msg)
+    assert ack_code_of(ack) == "AA", ack
+    assert err_lines(ack) == [], ack  # ORU_R30's structure (hl7apy v2.5.1) holds every segment
+    assert ack.decode("utf-8").split("\r")[0].split("|")[8] == "ACK^R30^ACK", ack
+    doc = module_eng.ingestor.messages.get(message_id("FNXRMYY", "FAM42R1"))
+    assert doc is not None
+    obs = http.get(f"/fhir/{next(r for r in doc['resources'] if r.startswith('Observation/'))}")
+    assert '"value":6.10' in obs.text, obs.text  # the value as sent
+    (report,) = _written(module_eng, http, "FAM42R1", "DiagnosticReport")
+    assert report["status"] == "final", report
+    (order,) = _written(module_eng, http, "FAM42R1", "ServiceRequest")
+    assert _ident(order, "urn:huren:order:FNXRMYY") == ["F42POC1"], order
