@@ -11,7 +11,9 @@ back over ``/fhir`` as served and through ``/admin/fidelity`` as an operator rea
   shape met before as on the first (a compiled plan never gives one result another's analysis time or director);
 - OBX-25 is a PractitionerRole MDIR performer that leaves whose result recognition reads alone, and stays through
   a correction naming only the observer and through OBX-16 "";
-- OBX-24 and IPC-2 (no rule reads them) are counted in the fidelity report."""
+- OBX-24 and IPC-2 (no rule reads them) are counted in the fidelity report;
+- an OMP^O09 is the MedicationRequest an RDE^O11 of its ORC-2 later encodes, its dose RXO-2/RXO-4;
+- an ORU^R30 (point of care) is filed as an ORU^R01's result."""
 
 # ruff: noqa: F811 -- the fixtures imported are the tests' arguments
 
