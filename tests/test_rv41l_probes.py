@@ -96,8 +96,8 @@ def test_a_site_copy_declaring_a_group_named_when_is_refused_at_start_at_its_lin
     from tests.test_rvconvperf29_a12_site import _site_with_merge
 
     shipped = (DEFAULTS_DIR / "merge.yaml").read_text("utf-8")
-    assert "  order: [ORM, OML, OMG]" in shipped and "feed: [registration, order," in shipped
-    copy = shipped.replace("  order: [ORM, OML, OMG]", "  when: [ORM, OML, OMG]", 1).replace(
+    assert "  order: [ORM, OML, OMG, OMI]" in shipped and "feed: [registration, order," in shipped
+    copy = shipped.replace("  order: [ORM, OML, OMG, OMI]", "  when: [ORM, OML, OMG, OMI]", 1).replace(
         "feed: [registration, order,", "feed: [registration, when,", 1).replace(
         "authoredOn: {owner: [order, api]", "authoredOn: {owner: [when, api]", 1)
     site = _site_with_merge(tmp_path, copy)

@@ -91,11 +91,6 @@ def test_ft1_4_transaction_date_range_keeps_its_end(engine: Engine, http: TestCl
                                               "end": "2026-12-01T09:00:00+08:00"}, charge
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "MED (fields a real engine maps, dropped silently): OBX-18 equipment instance (IG: Observation.device), "
-    "OBX-19 date/time of the analysis (IG: an extension) and OBX-25 performing organisation medical director "
-    "(IG: a performer) of an ELR 2.5.1 result are in no table (obx_observation.yaml) and counted nowhere: no "
-    "ERR W, no fidelity row -- the analyser and the responsible director are lost"))
 def test_elr_obx_18_19_25_arrive(engine: Engine, http: TestClient) -> None:
     obx = ("OBX|1|CWE|625-4^Bacteria identified in Stool by Culture^LN||27268008^Salmonella^SCT||||||F|||"
            "20261201083000+0800|||0088^Culture^L|VITEK2-0042^^L|20261202093000+0800||||"
@@ -108,11 +103,6 @@ def test_elr_obx_18_19_25_arrive(engine: Engine, http: TestClient) -> None:
     assert "王主任" in text or '"王"' in text, obs          # OBX-25
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "MED (a family refused that a real engine maps): OMI^O23 (v2.5+ imaging order: ORC, TQ1, OBR, IPC with the "
-    "accession number, requested procedure id and Study Instance UID) is answered AR 200 'message type OMI is not "
-    "converted' -- a RIS/PACS on v2.5.1 sends its orders as OMI, not ORM^O01; the imaging order never reaches "
-    "the repository and mutual recognition's order-time check never sees it"))
 def test_an_omi_o23_imaging_order_is_converted(engine: Engine, http: TestClient) -> None:
     msg = (HDR.format(app="RIS", kind="OMI^O23^OMI_O23", control="RV42B08")
            + "PID|1||RV42B08^^^FNXRMYY^MR||赵^六||19700101|M\rPV1|1|O\r"

@@ -89,9 +89,9 @@ def test_a_source_group_named_like_an_element_rule_key_is_refused_at_its_line(
     never as the group's mode. Refused at the group's line, saying so; ``placer`` used as a mode key was told
     "'placer' is now held", ``held`` a schema message reading it as the held mark."""
     shipped = (DEFAULTS_DIR / "merge.yaml").read_text("utf-8")
-    group = "  order: [ORM, OML, OMG]"
+    group = "  order: [ORM, OML, OMG, OMI]"
     assert group in shipped
-    site = shipped.replace(group, f"  {name}: [ORM, OML, OMG]", 1).replace(
+    site = shipped.replace(group, f"  {name}: [ORM, OML, OMG, OMI]", 1).replace(
         "feed: [registration, order,", f"feed: [registration, {name},", 1)
     site = site.replace("    authoredOn: {owner: [order, api], held: true}",
                         f"    authoredOn: {{owner: [{name}, api], held: true, {name}: replace}}", 1)

@@ -995,7 +995,7 @@ def _allergy_status(res: Resource, seg: Segment | None, scope: Scope, env: Env) 
 
 def _dosage(res: Resource, seg: Segment | None, scope: Scope, env: Env) -> None:
     """One Dosage from the order's timing (TQ1, else the RXE-1/RXO quantity-timing), route (RXR-1)
-    and give amount (RXE-3..5), after the IG "Segment RXE to MedicationRequest" dosage map."""
+    and give amount (RXE-3..5, else RXO-2..4), after the IG "Segment RXE/RXO to MedicationRequest" dosage maps."""
     ctx = env.ctx
     rxe, tq1, rxr, rxo = scope.first("RXE"), scope.first("TQ1"), scope.first("RXR"), scope.first("RXO")
     dosage: dict[str, Any] = {}
@@ -1024,14 +1024,20 @@ def _dosage(res: Resource, seg: Segment | None, scope: Scope, env: Env) -> None:
         route = datatypes.cwe(rxr.rep(1), {}, ctx)
         if route:
             dosage["route"] = route
-    if rxe is not None and rxe.value(3):
+    # the give amount: RXE-3/4/5 (minimum, maximum, units) of the encoded order, else RXO-2/3/4, the requested
+    # give amount of an order not yet encoded (OMP^O09, ORM^O01 with RXO: IG "Segment RXO to MedicationRequest";
+    # it was dropped without a word -- fam42)
+    give = ((rxe, 3) if rxe is not None and rxe.value(3) else (rxo, 2) if rxo is not None and rxo.value(2)
+            else None)
+    if give is not None:
+        seg, first = give
         try:
-            low = datatypes.decimal(rxe.value(3))
-            high = datatypes.decimal(rxe.value(4)) if rxe.value(4) else None
+            low = datatypes.decimal(seg.value(first))
+            high = datatypes.decimal(seg.value(first + 1)) if seg.value(first + 1) else None
         except ValueError as exc:
-            ctx.warn(rxe.error(f"RXE-3/RXE-4: {exc}", 3, code=DATA_TYPE_ERROR))
+            ctx.warn(seg.error(f"{seg.name}-{first}/{seg.name}-{first + 1}: {exc}", first, code=DATA_TYPE_ERROR))
         else:
-            units = datatypes.unit(rxe.rep(5), {}, ctx) or {}
+            units = datatypes.unit(seg.rep(first + 2), {}, ctx) or {}
             if high is not None and high != low:
                 dosage["doseAndRate"] = [{"doseRange": {"low": {"value": low, **units}, "high": {"value": high, **units}}}]
             else:

@@ -17,7 +17,7 @@ ImagingHook = Callable[[results.Group, Context, dict[str, Any]], None]
 
 def convert_lab(ctx: Context) -> None:
     structure = ctx.message.msh.structure
-    is_order = structure.startswith(("OML", "ORM", "OMG"))
+    is_order = structure.startswith(("OML", "ORM", "OMG", "OMI"))
     convert_orders(ctx, "laboratory", with_report=not is_order)
 
 

@@ -1,4 +1,4 @@
-"""PACS feeds: ORM^O01 / OMG^O19 imaging orders → ServiceRequest (with DICOM modality and
+"""PACS feeds: ORM^O01 / OMG^O19 / OMI^O23 imaging orders → ServiceRequest (with DICOM modality and
 accession); imaging ORU^R01 and MDM^T02 reports → DiagnosticReport, DocumentReference for the
 report document, and ImagingStudy (Study Instance UID from ZDS-1, IPC-3 or an OBX)."""
 
@@ -7,7 +7,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from adapters.convert import common, referral, results
+from adapters.convert import common, elr_fields, referral, results
 from adapters.convert.context import Context
 from adapters.convert.datatypes import cwe, ndl
 from adapters.convert.engine import apply_table
@@ -214,8 +214,31 @@ def _label_content(ctx: Context) -> None:
                 security.append({"system": _CONFIDENTIALITY, "code": top})
 
 
+def _ipc(group: results.Group, ctx: Context) -> Segment | None:
+    """The IPC (imaging procedure control) of the order ``group``: the first after its OBR (else its ORC) and
+    before the next order's ORC or OBR -- OMI^O23's ORDER group holds its IPCs after its OBR, one order's
+    accession, Study UID and modality each. An IPC standing before every order (where ORU and MDM senders put
+    the one of their message) is every group's that has none of its own. Why: each group read the message's
+    first IPC, so the second order of an OMI took the first's accession number, Study UID and modality
+    (forty-second round, fam42)."""
+    msg = ctx.message
+    anchor = group.obr if group.obr is not None else group.orc
+    first = msg.get("IPC")
+    if anchor is None or first is None:
+        return first
+    segments = msg.segments
+    for seg in segments[anchor.position + 1:]:
+        name = seg.name
+        if name == "IPC":
+            return seg
+        if name in ("ORC", "OBR"):
+            break
+    opening = next((s.position for s in segments if s.name in ("ORC", "OBR")), len(segments))
+    return first if first.position < opening else None
+
+
 def _modality(group: results.Group, ctx: Context) -> str:
-    ipc = ctx.message.get("IPC")
+    ipc = _ipc(group, ctx)
     if ipc is not None and ipc.value(5):
         return ipc.value(5).strip().upper()
     obr = group.obr
@@ -231,7 +254,7 @@ def _modality(group: results.Group, ctx: Context) -> str:
 
 
 def _accession(group: results.Group, ctx: Context) -> str:
-    ipc = ctx.message.get("IPC")
+    ipc = _ipc(group, ctx)
     if ipc is not None and ipc.value(1):
         return ipc.value(1)
     if group.obr is not None and group.obr.value(18):
@@ -256,7 +279,9 @@ def _order_hook(group: results.Group, ctx: Context, info: dict[str, Any]) -> Non
             "system": f"urn:huren:accession:{ctx.urn_code}",
             "value": accession,
         })
-    ipc = ctx.message.get("IPC")
+    ipc = _ipc(group, ctx)
+    if ipc is not None:
+        elr_fields.note_unread(ipc, ctx, "ipc_imaging")  # IPC-2, IPC-4 ... counted (fidelity)
     if ipc is not None and ipc.value(3):
         uid = ipc.value(3)
         _add_once(sr.setdefault("identifier", []), {"system": common.DICOM_UID, "value": f"urn:oid:{uid}"})
@@ -350,7 +375,7 @@ def _study_uid(group: results.Group, ctx: Context) -> tuple[str, Segment | None,
     zds = ctx.message.get("ZDS")
     if zds is not None and zds.value(1):
         return zds.value(1).strip(), zds, 1
-    ipc = ctx.message.get("IPC")
+    ipc = _ipc(group, ctx)
     if ipc is not None and ipc.value(3):
         return ipc.value(3).strip(), ipc, 3
     for obx in group.obx:
@@ -431,7 +456,7 @@ def _imaging_study(group: results.Group, ctx: Context, info: dict[str, Any]) -> 
         if interpreter:
             study["interpreter"] = [interpreter]
     # the number that keys the study: another patient under it is refused there (merge.yaml ``another_person``)
-    ipc = ctx.message.get("IPC")
+    ipc = _ipc(group, ctx)
     keyed_by = ((where, field_no) if uid else (ipc, 1) if ipc is not None and ipc.value(1)
                 else (obr, 18) if accession else (None, 0))
     if keyed_by[0] is not None:

@@ -34,7 +34,8 @@ performer, a view of itself (``performed``): the same compiled function and elem
 
 Only the plain shape is planned; anything else takes the ordinary path every time: another value
 type, a repeating number or coded value, an empty OBX-14, notes or participants (PRT) on the
-result, a conversion that warned, or a site whose ``obx_observation`` table maps OBX-14 otherwise.
+result, a conversion that warned, or a site whose ``obx_observation`` table maps OBX-14 otherwise; and
+an OBX stating an analysis time, an instance id or a medical director (``elr_fields.OFF_PLAN``).
 """
 
 from __future__ import annotations
@@ -47,6 +48,7 @@ from typing import Any
 from adapters.convert import results  # the NM grammar and the categories (read at call time: a cycle)
 from adapters.convert.context import Context
 from adapters.convert.datatypes import decimal
+from adapters.convert.elr_fields import OFF_PLAN
 from adapters.convert.engine import json_copy, literal
 from adapters.convert.tables import table
 from adapters.hl7v2.parser import Segment
@@ -157,7 +159,9 @@ def _table_fields(ctx: Context) -> tuple[int, ...] | None:
     at_14 = [r for r in rules if int(r["field"]) == 14]
     if at_14 != [{"field": 14, "type": "DTM", "target": "effectiveDateTime"}]:
         return None
-    return tuple(sorted({int(r["field"]) for r in rules} - {14}))
+    # (and the fields it lists as ``unread``: a result counts those it fills, ``elr_fields.note_unread``, which a
+    # plan reports again -- so whether they are valued is part of the description; fam42)
+    return tuple(sorted(({int(r["field"]) for r in rules} | {int(n) for n in spec.get("unread") or ()}) - {14}))
 
 
 def _text(seg: Segment, n: int) -> str:
@@ -207,6 +211,9 @@ def _kind(obx: Segment, group: Any, category: Any) -> str | None:
         return None
     kind = _PLANNED_TYPES.get(fields[2]) or _PLANNED_TYPES.get(fields[2].strip().upper())
     if kind is None:
+        return None
+    n = len(fields)
+    if any(n > f and fields[f] for f in OFF_PLAN):  # an analysis time, instance id, director (fam42)
         return None
     position = obx.position
     if (group.notes and group.notes.get(position)) or (group.prt and group.prt.get(position)):

@@ -11,7 +11,7 @@ from datetime import datetime
 from functools import lru_cache
 from typing import Any
 
-from adapters.convert import actors, applications, common, plans
+from adapters.convert import actors, applications, common, elr_fields, plans
 from adapters.convert.actors import performing_organization, practitioner
 from adapters.convert.context import Concept, Context
 from adapters.convert.datatypes import CONVERTERS, cwe, decimal, ei, hd_names, same_hd
@@ -670,7 +670,7 @@ def _reason_taken_back(orc: Segment | None, res: Resource, ctx: Context, whose: 
 # that request's reason (CA/DC/HD cancel, discontinue, hold). RO is either side's (table 0119): whose, ``_whose``
 # decides by the replaced order before it (rv40h HIGH 3).
 _PLACER_STATES = frozenset({"NW", "XO", "RO"}) | REPLACED
-_ORDER_MESSAGES = frozenset({"ORM", "OML", "OMG"})  # merge.yaml ``sources.order``
+_ORDER_MESSAGES = frozenset({"ORM", "OML", "OMG", "OMI"})  # merge.yaml ``sources.order``
 # of ``REPLACED``, the filler's (RU: replaced unsolicited, RQ: its answer to the placer's RP): among the states
 # above for the reason they pass on, but no placer's statement -- they neither place an order nor are judged as
 # the placer's (ofix39)
@@ -1172,6 +1172,10 @@ def _observation(
             raise obx.error("OBX-14 (observation date) is empty and nothing else in the message dates "
                             "the result (OBR-7/8/22, RXA-3, EVN-6/EVN-2, MSH-7)", 14, code=REQUIRED_FIELD_MISSING)
     res.setdefault("performer", []).insert(0, performer)  # the result's own (``result_performer``)
+    head = elr_fields.director(obx, ctx, performer)  # OBX-25: a PractitionerRole MDIR at that performer
+    if head is not None:
+        res["performer"].append(head)
+    elr_fields.note_unread(obx, ctx, "obx_observation")  # the OBX fields no rule reads, counted (fidelity)
     for prt in group.prt.get(obx.position, ()):
         _participant(prt, ctx, res, "performer")
     if specimen:

@@ -1,0 +1,72 @@
+"""The ELR fields of an OBX no field rule of ``obx_observation.yaml`` can state, and the count of those no rule reads.
+
+OBX-25 (performing organisation medical director, XCN) is, in the v2-to-FHIR IG's "Segment OBX to Observation"
+map, ``Observation.performer`` a PractitionerRole: its practitioner the director, its organization the
+performing organisation, its code MDIR (HL7 table 0912). It is made here and not by a field rule because the
+role's organisation is the result's performer (``results.result_performer``: OBX-23's organisation, else the
+sender), which no single field gives. Whose result recognition sees does not change: recognition reads a result's
+institution from the performer references carrying an institution identifier (``engine.recognition.facts.
+performer_institutions``) and then from Organization references; a PractitionerRole reference is neither. And
+in the merge (``merge.yaml`` Observation.performer, by-key on ``@type``) it is a kind of its own: a correction
+naming only the OBX-16 observer keeps the director, and OBX-16 "" (which deletes the Practitioner observers)
+keeps it too.
+
+OBX fields no rule reads (``obx_observation.yaml`` ``unread``: the probability, the nature of the abnormal test,
+the producer's id, the mood code, OBX-24's address of the performing organisation...) are counted, when valued,
+in the fidelity report (``/admin/fidelity``, kind ``field``): a field a sender fills and huren drops is seen by
+the operator, not lost without a word (review rv42b MED 4; forty-second round, fam42). So are the IPC fields
+``pacs`` does not read (``ipc_imaging.yaml``: the requested procedure id, the scheduled procedure step...).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from adapters.convert.actors import practitioner
+from adapters.convert.context import Context
+from adapters.convert.tables import table
+from adapters.hl7v2.parser import Segment
+
+V2_0912 = "http://terminology.hl7.org/CodeSystem/v2-0912"
+MEDICAL_DIRECTOR = {"coding": [{"system": V2_0912, "code": "MDIR", "display": "Medical Director"}]}
+# the fields of an OBX whose text differs from one result to the next or that this module reads (OBX-19 the
+# analysis time, OBX-21 the result's instance id, OBX-25 the director): such a result is built the ordinary
+# way, never from a compiled plan (``plans._kind``). OBX-19 is a field rule's, so part of a plan's description:
+# planned, each result's own analysis time compiled a plan that served it alone -- a 12-result panel stating
+# OBX-19 took ~17.6 ms to convert, ~2.5-3.2 ms on the ordinary path (~1.0 ms planned without OBX-19; one process,
+# 350 messages after 50, load ~20). A plan's performer list is the one performer (``plans.learn`` declines a
+# result with a director's role beside it): OBX-25 asks no describing at all.
+OFF_PLAN = (19, 21, 25)
+
+
+def director(obx: Segment, ctx: Context, performer: dict[str, Any]) -> dict[str, Any] | None:
+    """OBX-25 → a reference to the PractitionerRole MDIR of the director at ``performer`` (the result's
+    performing organisation); None when OBX-25 names nobody."""
+    fields = obx.fields
+    if len(fields) <= 25 or not fields[25] or fields[25] == '""':
+        return None
+    person = practitioner(obx.rep(25), ctx)
+    if person is None:
+        return None
+    role: dict[str, Any] = {"resourceType": "PractitionerRole", "active": True,
+                            "practitioner": dict(person), "code": [MEDICAL_DIRECTOR]}
+    at = performer.get("reference")
+    if at:
+        role["organization"] = {"reference": at, **({"display": performer["display"]} if performer.get("display")
+                                                    else {})}
+    ref = ctx.put(role, f"MDIR|{person['reference']}|{at or ''}")
+    out: dict[str, Any] = {"reference": ref["reference"]}
+    if person.get("display"):
+        out["display"] = person["display"]
+    return out
+
+
+def note_unread(seg: Segment, ctx: Context, name: str) -> None:
+    """Count each valued field of ``seg`` the site's table ``name`` lists as ``unread`` (``obx_observation``,
+    ``ipc_imaging``) in the fidelity report: kind ``field``, code ``<SEG>-<n>``."""
+    unread = table(ctx.site, name).get("unread") or ()
+    fields = seg.fields
+    for n in unread:
+        n = int(n)
+        if len(fields) > n and fields[n] and fields[n] != '""':
+            ctx.note_unmapped("field", f"{seg.name}-{n}")
