@@ -254,10 +254,10 @@ class _Links:
     def _stamp(self) -> None:
         if self._meta is None:
             return
-        self._meta.replace({"_id": COMPARTMENTS_STAMP, "stamp": secrets.token_hex(8)})
         on_rollback = getattr(self._store, "on_rollback", None)
-        if on_rollback is not None:
+        if on_rollback is not None:  # (first: a stamp that fails to be written is stamped again after the rollback)
             on_rollback(self._stamp)
+        self._meta.replace({"_id": COMPARTMENTS_STAMP, "stamp": secrets.token_hex(8)})
 
     def stamp(self) -> str | None:
         """The compartments' stamp as stored now (None: no write has stamped this store yet)."""
