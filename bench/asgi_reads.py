@@ -33,6 +33,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
+# ``RESIDENT=1`` (forty-second round): a resident's token reads, her compartment looked up each request.
 # ``READ_PATH`` (thirty-fifth round): another request than the fast read, e.g. a search through the router
 # (``/fhir/Observation?subject=Patient/p1``): what ``bench/attr35_misses.py`` probes beside the read
 PATH, _, QUERY = os.environ.get("READ_PATH", "/fhir/Observation/o1").encode().partition(b"?")
@@ -53,7 +54,7 @@ def main() -> None:
         group_commit.KEEP_SECONDS = float(os.environ.get("KEEP_SECONDS", "0.5"))
     with tempfile.TemporaryDirectory() as tmp:
         data_dir = Path(tmp) / "data"
-        token = seed(data_dir)
+        token = seed(data_dir, bool(os.environ.get("RESIDENT")))  # (``RESIDENT=1``: her token, see http_reads)
         engine = Engine(Settings(data_dir=data_dir))
         app = _app(engine, audited)
         headers = [(b"host", b"bench"), (b"authorization", f"Bearer {token}".encode()),

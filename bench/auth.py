@@ -44,6 +44,8 @@ def main() -> int:
                 {"value": "320923199001011238", "type": {"coding": [{"code": "NNCHN"}]}}],
                 "gender": "male", "birthDate": "1990-01-01"}, None)
         rate("person_compartment (20 linked records)", n, lambda: engine.identity.person_compartment("p0"))
+        # what a resident's request asks since the forty-second round: the walk remembered under the index's stamp
+        rate("resident_compartment (the same, remembered)", n, lambda: engine.identity.resident_compartment("p0"))
 
         secret = auth.registry.add("his-b", scopes=["system/*.cruds"])
         with TestClient(create_app(engine)) as http:

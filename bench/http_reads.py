@@ -33,20 +33,41 @@ sys.path.insert(0, str(ROOT))
 PATH = "/fhir/Observation/o1"
 
 
-def seed(data_dir: Path) -> str:
-    """Store the resources the reads fetch and return a system token for them."""
+# ``--resident``: the reads are a resident's (her token bound to p1, which the index links to p2 by her ID number),
+# so each request looks up her compartment as well (forty-second round, perfa42)
+RESIDENT_NID = "320923199001011246"  # (valid: a woman born 1990-01-01)
+NNCHN = {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v2-0203", "code": "NNCHN"}]}
+
+
+def seed(data_dir: Path, resident: bool = False) -> str:
+    """Store the resources the reads fetch and return a system token for them (``resident``: hers)."""
     from engine.engine import Engine
     from engine.settings import Settings
 
     engine = Engine(Settings(data_dir=data_dir))
     engine.repository.update({"resourceType": "Organization", "id": "org1", "name": "阜宁县人民医院"})
-    engine.repository.update({"resourceType": "Patient", "id": "p1", "gender": "female"})
+    if resident:
+        for pid, inst in (("p1", "FNXRMYY"), ("p2", "FNZYY")):
+            engine.repository.update({"resourceType": "Patient", "id": pid, "gender": "female",
+                                      "birthDate": "1990-01-01",
+                                      "identifier": [{"system": f"urn:huren:mrn:{inst}", "value": pid},
+                                                     {"system": "urn:oid:2.16.156.10011.1.3",
+                                                      "value": RESIDENT_NID, "type": NNCHN}]})
+        assert engine.identity.person_compartment("p1") == {"p1", "p2"}, "her two records must link"
+    else:
+        engine.repository.update({"resourceType": "Patient", "id": "p1", "gender": "female"})
     engine.repository.update({"resourceType": "Observation", "id": "o1", "status": "final",
                               "code": {"coding": [{"system": "http://loinc.org", "code": "718-7"}]},
                               "subject": {"reference": "Patient/p1"}, "effectiveDateTime": "2026-11-01",
                               "performer": [{"reference": "Organization/org1"}],
                               "valueQuantity": {"value": 13.2, "unit": "g/dL"}})
-    token = engine.auth.issue_system_token("bench", "system/*.rs")
+    if resident:
+        from engine.auth.service import ME_CLIENT_ID
+
+        token, _ = engine.auth.issue_token(subject="Patient/p1", kind="patient", client_id=ME_CLIENT_ID,
+                                           scopes=["patient/*.rs"], patient="p1")
+    else:
+        token = engine.auth.issue_system_token("bench", "system/*.rs")
     engine.close()
     return token
 
@@ -208,11 +229,12 @@ def main() -> None:
     ap.add_argument("--json", action="store_true", help="print the figures as one JSON line too")
     ap.add_argument("--workers", type=int, default=1, help="server processes (huren serve --workers)")
     ap.add_argument("--audited-only", action="store_true", help="skip the run without the audit middleware")
+    ap.add_argument("--resident", action="store_true", help="a resident's token (her compartment looked up)")
     args = ap.parse_args()
     seconds, rounds = (2.0, 2) if args.quick else (5.0, 3)
     with tempfile.TemporaryDirectory() as tmp:
         data_dir = Path(tmp) / "data"
-        token = seed(data_dir)
+        token = seed(data_dir, args.resident)
         modes = ("audited",) if args.audited_only else ("plain", "audited")
         figures = {mode: measure(data_dir, token, mode == "audited", seconds, rounds, args.workers) for mode in modes}
     if args.audited_only:

@@ -279,7 +279,7 @@ class AuthService:
         """Resident tokens: compartments come from the MPI, and the resident sign-in needs it."""
         from engine.auth.resident import ResidentAuth
 
-        self.compartment = identity.person_compartment
+        self.compartment = identity.resident_compartment  # (remembered under the index's stamp: see there)
         self.resident = ResidentAuth(self, identity)
 
     def introspect(self, value: str) -> dict[str, Any]:

@@ -37,6 +37,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from time import monotonic as _monotonic
 from typing import Any, Protocol
 
 from adapters.convert.actors import INSTITUTION_SYSTEM
@@ -182,6 +183,11 @@ def links_apart(one: dict[str, Any], other: dict[str, Any]) -> bool:
 
 
 MERGED_KEYS = "merged-keys-recovered"  # mpi_meta: the merges stored before ``merged_key`` were given theirs
+# mpi_meta: a random stamp every write that may change a compartment replaces (``_Links.touched``), read by every
+# resident request to know whether its remembered compartment still holds (``IdentityService.resident_compartment``)
+COMPARTMENTS_STAMP = "compartments-stamp"
+_COMPARTMENTS_KEPT = 4096  # resident compartments remembered under one stamp (a process's residents signed in)
+_COMPARTMENT_SECONDS = 2.0  # and each for at most this long (a writer that knows no stamp: an older release's)
 
 MERGE_OF_TWO_PERSONS = (
     "合并的两份档案身份证号不同，不是同一人，不予合并 (the record merged away and the surviving record carry "
@@ -214,11 +220,49 @@ class _Links:
     ones in one ``insert_many``) or before the next call that reads or changes the collection,
     whichever comes first. Outside it every call goes to the collection."""
 
-    def __init__(self, collection: Any) -> None:
+    def __init__(self, collection: Any, store: Any = None, meta: Any = None) -> None:
         self.coll = collection
         self.written = 0
         self._count = itertools.count(1)
         self._local = threading.local()  # per thread: docs (id -> doc | None), persons (person -> linked docs)
+        self._store = store  # (its ``on_rollback``: a stamp rolled back is stamped again)
+        self._meta = meta  # ``mpi_meta``, holding ``COMPARTMENTS_STAMP`` (None: no stamp kept)
+
+    @property
+    def batching(self) -> bool:
+        """Whether this thread is inside ``batch`` (what it reads may not be written yet)."""
+        return getattr(self._local, "docs", None) is not None
+
+    def touched(self) -> None:
+        """A write that may change a person's compartment was made (an index entry, a Patient record):
+        replace the stamp ``COMPARTMENTS_STAMP`` -- inside ``batch`` once, as it ends.
+
+        Why: a resident's compartment is remembered per process under the stamp it was read with
+        (``IdentityService.resident_compartment``; each of her requests walked the index again, 52 us
+        since a40fix41b). Every worker reads the stamp once a request; a merge, unmerge, renumbering or
+        carry another process stored is then seen by the very next request. The stamp is written after
+        the writes it stands for (in their transaction where there is one), so a stamp read first never
+        describes older data than what is read after it; it is random, so a transaction rolled back after
+        a reader saw its stamp never makes that stamp hold again -- and a rollback stamps once more
+        (``on_rollback``: a store without transactions undoes its writes in place)."""
+        local = self._local
+        if getattr(local, "docs", None) is not None:
+            local.touched = True
+            return
+        self._stamp()
+
+    def _stamp(self) -> None:
+        if self._meta is None:
+            return
+        on_rollback = getattr(self._store, "on_rollback", None)
+        if on_rollback is not None:  # (first: a stamp that fails to be written is stamped again after the rollback)
+            on_rollback(self._stamp)
+        self._meta.replace({"_id": COMPARTMENTS_STAMP, "stamp": secrets.token_hex(8)})
+
+    def stamp(self) -> str | None:
+        """The compartments' stamp as stored now (None: no write has stamped this store yet)."""
+        doc = self._meta.get(COMPARTMENTS_STAMP) if self._meta is not None else None
+        return doc.get("stamp") if doc is not None else None
 
     def __getattr__(self, name: str) -> Any:  # count, ensure_index
         if name.startswith("_") or name == "coll":
@@ -245,12 +289,15 @@ class _Links:
         if asked:
             for doc in self.coll.find({"person": {"$in": asked}, "status": "linked"}):
                 linked[doc["person"]][doc["_id"]] = doc
-        local.docs, local.persons, local.pending = docs, linked, {}
+        local.docs, local.persons, local.pending, local.touched = docs, linked, {}, False
         try:
             yield
             self.flush()
         finally:
+            touched, local.touched = local.touched, False
             local.docs = local.persons = local.pending = None
+            if touched:
+                self._stamp()
 
     def flush(self) -> None:
         """Write the records replaced inside the batch and not yet written, each once as it
@@ -266,6 +313,7 @@ class _Links:
         self._local.pending = {}
         write_out(self.coll, [doc for existed, doc in pending.values() if existed],
                   [doc for existed, doc in pending.values() if not existed])
+        self.touched()
 
     def get(self, doc_id: str) -> dict[str, Any] | None:
         docs = getattr(self._local, "docs", None)
@@ -332,9 +380,11 @@ class _Links:
                 existed = was[0] if was is not None else self._local.docs.get(doc["_id"], _ABSENT) is not None
                 pending[doc["_id"]] = (existed, dict(doc))
                 self._remember(doc["_id"], dict(doc))
+                self._local.touched = True
                 return
             self.flush()
             self.coll.replace(doc, upsert=upsert)
+            self.touched()
             if upsert:
                 self._remember(doc["_id"], dict(doc))
             else:
@@ -346,6 +396,7 @@ class _Links:
         try:
             self.flush()
             done = self.coll.update(doc_id, fields)
+            self.touched()
             docs = getattr(self._local, "docs", None)
             before = docs.get(doc_id) if docs is not None else None
             if done and before is not None:
@@ -360,6 +411,7 @@ class _Links:
         try:
             self.flush()
             self.coll.insert(doc)
+            self.touched()
             self._remember(doc["_id"], dict(doc))
         finally:
             self.written = next(self._count)
@@ -368,6 +420,7 @@ class _Links:
         try:
             self.flush()
             done = self.coll.delete(doc_id)
+            self.touched()
             self._remember(doc_id, None)
             return done
         finally:
@@ -378,6 +431,16 @@ class _Links:
         if getattr(self._local, "docs", None) is not None:
             self._local.docs.pop(doc_id, None)
             self._local.persons.clear()
+
+
+class _Compartments(dict[str, tuple[float, frozenset[str]]]):
+    """Patient id -> (when walked, its compartment), all read under one stamp (``resident_compartment``)."""
+
+    __slots__ = ("stamp",)
+
+    def __init__(self, stamp: str | None) -> None:
+        super().__init__()
+        self.stamp = stamp
 
 
 def _auto_person(nid_key: str) -> str:
@@ -500,7 +563,10 @@ class IdentityService:
     def __init__(self, store: Store, repository: Repository | None = None, *, key: bytes) -> None:
         self.store = store
         self._key = key
-        self.links = _Links(store.collection("mpi_links"))
+        self.meta = store.collection("mpi_meta")  # one-time upgrades of the index (``MERGED_KEYS``); the stamp
+        self.links = _Links(store.collection("mpi_links"), store, self.meta)
+        # the compartments resident requests asked for, under the stamp they were read with (``resident_compartment``)
+        self._compartments: _Compartments = _Compartments(None)
         self._keys: OrderedDict[str, str] = OrderedDict()  # ID number -> nid_key (an HMAC each time otherwise)
         self._stated = threading.local()  # per thread: patient id -> _Stated
         self.links.ensure_index(["nid_key"])
@@ -517,7 +583,6 @@ class IdentityService:
         self._classified: OrderedDict[str, tuple[Any, Any, dict[str, Any] | None]] = OrderedDict()
         # the sign-in phone a desk operator registered after checking the ID card, per ID number key
         self.login_phones = store.collection("mpi_login_phones")
-        self.meta = store.collection("mpi_meta")  # one-time upgrades of the index (``MERGED_KEYS``)
         self.repository: Repository | None = None
         # called with the records an operator's ``link``/``unlink`` concerned, after the index changed
         # (recognition re-keys their results: a lone record's entry changes with no version written)
@@ -662,6 +727,36 @@ class IdentityService:
                 todo.append(doc["replaced_by"])
             todo.extend(doc.get("replaces", []))
         return frozenset(seen)
+
+    def resident_compartment(self, patient_id: str) -> frozenset[str]:
+        """``person_compartment`` for a request's token (a resident's, a family member's), remembered in this
+        process under the stamp every write that may change it replaces (``_Links.touched``: an index entry, a
+        Patient record written or deleted -- a merge, an unmerge, a renumbering, a carry), and for at most
+        ``_COMPARTMENT_SECONDS``.
+
+        Why: each resident request walked the index for her compartment -- 18 us, 52 us since a40fix41b looks up
+        the records a merge carried her number onto (one indexed read per number), 153 us with one. Her app asks
+        several in a row and nothing of it changes between them; a compartment kept past a change would show her
+        records that are no longer hers (a privacy leak), so each request reads the stamp (one primary-key read,
+        any worker's write seen at once) and a remembered compartment serves only under the very stamp read
+        before it was walked. The time bound only limits what a writer that knows no stamp (an older release
+        during an upgrade) could leave. Not inside a write of this thread (a transaction, an ingest batch): what
+        it reads there may yet be rolled back, so it is walked and not kept."""
+        if self.links.batching or getattr(self.store, "in_transaction", True):
+            return self.person_compartment(patient_id)
+        stamp = self.links.stamp()
+        kept = self._compartments
+        if kept.stamp != stamp:
+            kept = self._compartments = _Compartments(stamp)
+        now = _monotonic()
+        hit = kept.get(patient_id)
+        if hit is not None and now - hit[0] < _COMPARTMENT_SECONDS:
+            return hit[1]
+        found = self.person_compartment(patient_id)
+        if len(kept) >= _COMPARTMENTS_KEPT:
+            kept.clear()
+        kept[patient_id] = (now, found)
+        return found
 
     def merge_chain(self, patient_id: str) -> list[str] | None:
         """``patient_id`` and the records its ``replaced_by`` leads to, in turn, up to the one not
@@ -1131,6 +1226,8 @@ class IdentityService:
         leak). A record linked by hand leaves its person all the same (``deleted_person``, given
         back when it is written again): kept linked, it stayed in ``patients_for_number`` (sign-in
         was handed it) and its person's records kept a ``seealso`` to it (eighteenth round)."""
+        if rtype == "Patient":
+            self.links.touched()  # (the record is gone from whatever compartment held it: ``resident_compartment``)
         before = self.links.get(pid)
         if rtype != "Patient" or before is None:
             return
@@ -1468,6 +1565,8 @@ class IdentityService:
     def on_write(self, resource: dict[str, Any], previous: dict[str, Any] | None) -> list[dict[str, Any]]:
         if resource.get("resourceType") != "Patient":
             return []
+        # (a Patient's identifiers say whose a merge's survivor is: ``_carried_to`` reads them for her compartment)
+        self.links.touched()
         issues, entry = self._on_write(resource, previous)
         self._note_classified(resource, entry)
         return issues
