@@ -15,9 +15,13 @@ from fastapi.testclient import TestClient
 
 from engine.engine import Engine
 from tests.module_store import module_eng
+from tests.test_code37_ris_change import HEAD
 from tests.test_probepay26_windows import msh
+from tests.test_rv40d_probes import _stated
 from tests.test_rv41k_probes import T24, _ct, _old_exam, _reports
+from tests.test_rv42a_probes import _by_order
 from tests.test_srfix35_order_code import B, http, send
+from tests.test_xofix41b_orders import _numbered
 
 __all__ = ["http", "module_eng"]
 
@@ -135,3 +139,52 @@ def test_a_report_period_at_the_calendars_edge_is_a_400_naming_it(module_eng: En
     assert r.status_code == 400, (r.status_code, r.text[:300])
     named = set(params) - {"institution"}
     assert r.json()["issue"][0].get("expression", [None])[0] in named, r.text[:300]
+
+
+
+
+# --- xofix42: an exam time restated at another precision below the day ------------------------------------------
+
+
+def _exam_at_seconds(http: TestClient, run: str) -> str:
+    """2024: the HIS orders head CT ``<run>1``; the RIS reports it under ``<run>-ACC`` with OBR-7 to the second
+    (08:00:37): 未见异常."""
+    acc = f"{run}-ACC"
+    ordered = _stated("HIS", f"{run}1", "NW", HEAD, "", "").replace("20260312080000", "20240312080000")
+    assert "MSA|AA" in send(http, ordered)
+    assert "MSA|AA" in send(http, _ct(f"{run}1", acc, sent=T24, obr7="20240312080037+0800", status="F",
+                                      text="未见异常"))
+    return acc
+
+
+MINUTE = "202403120800+0800"  # the 2024 exam's time, as a RIS module writing minutes states it
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "HIGH (wrong filing): the 2024 final re-sent from the RIS's queue by the accession alone, its exam time "
+    "restated at minute precision (OBR-7 202403120800 for the stored 08:00:37) and the same conclusion, with a 2026 "
+    "order numbered under the reused accession and not yet read: compare_times sees two instants (the converter "
+    "writes 08:00:00), 'other', so no stored report states it, and the newest-holder rule files it as the 2026 "
+    "exam's report -- the unread 2026 CT carries a 2024 finding, AA with a W saying it is filed as that order's. "
+    "Nothing checks that the message's exam time (2024-03-12) is two years before that order was placed (ORC-9 "
+    "2026-03-12): an exam observed before its order is not that order's"))
+def test_a_resend_stating_the_exam_time_in_minutes_is_not_the_unread_newer_exams_report(http: TestClient) -> None:
+    run = "RV42C-MINN"
+    acc = _exam_at_seconds(http, run)
+    _numbered(http, run, acc)
+    ack = send(http, _ct("", acc, sent="20261101090000+0800", obr7=MINUTE, status="F", text="未见异常"))
+    assert _by_order(http, acc, run) == {f"{run}1": "未见异常"}, ack
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "MED (a refusal where a correct filing was possible): with one exam under the number, the same re-send "
+    "(OBR-7 at minute precision, the stored 08:00:37; the same conclusion) is refused AE 205 'not told' -- "
+    "xofix42's 'the coarser precision of the two' holds for a date, month or year only: below the day the "
+    "sender's precision is lost in the FHIR dateTime (to_fhir_datetime writes :00 seconds), so a minute restating "
+    "its own second reads as another instant; the refused message's plain replay is refused again"))
+def test_a_resend_stating_the_exam_time_in_minutes_is_a_resend(http: TestClient) -> None:
+    run = "RV42C-MIN1"
+    acc = _exam_at_seconds(http, run)
+    ack = send(http, _ct("", acc, sent="20261101090000+0800", obr7=MINUTE, status="F", text="未见异常"))
+    assert "MSA|AA" in ack, ack
+    assert [r.get("effectiveDateTime") for r in _reports(http, acc)] == ["2024-03-12T08:00:37+08:00"], ack
