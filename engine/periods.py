@@ -9,6 +9,10 @@ matched before a final line break, so ``month=2026-01%0A`` passed -- and the ded
 month as sent, another signed list for the same month -- and the referral's ``\\d`` took any script's digits. A value
 is now exactly ``YYYY-MM-DD`` or ``YYYY-MM`` in ASCII digits, else a 400 naming the parameter (``BadRequest``; the
 consoles print its words and exit 2).
+
+Years 1900-9998 only (review rv42c MED 6): a report's day is an institution's local day, read as instants a zone's
+offset and a day away -- ``0001-01-01`` at +08:00 is before the calendar's first instant, ``9999-12-31``'s next day
+after its last, and ``0000-01`` no date at all: each had been a 500 on six report routes.
 """
 
 from __future__ import annotations
@@ -23,6 +27,17 @@ from engine.errors import BadRequest
 _DAY = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 # a month: YYYY-MM, the month 01-12
 _MONTH = re.compile(r"([0-9]{4})-(0[1-9]|1[0-2])")
+# the years a report may name: a zone's offset, a day on either side and a baseline's years back stay inside
+# Python's calendar (no record of a county's medical community is older than 1900)
+_FIRST, _LAST = date(1900, 1, 1), date(9998, 12, 31)
+
+
+def _within(day: date, value: str, name: str) -> date:
+    """``day`` when the reports can read it as instants, else a 400 naming ``name``."""
+    if not _FIRST <= day <= _LAST:
+        raise BadRequest(f"{name}: {value!r} is outside the years a report covers ({_FIRST} to {_LAST}) "
+                         f"(超出可统计的年份)", expression=[name])
+    return day
 
 
 def parse_day(value: str | None, name: str) -> date | None:
@@ -34,9 +49,10 @@ def parse_day(value: str | None, name: str) -> date | None:
     if _DAY.fullmatch(value) is None:
         raise BadRequest(f"{name}: not a date (YYYY-MM-DD): {value!r}", expression=[name])
     try:
-        return date.fromisoformat(value)
+        day = date.fromisoformat(value)
     except ValueError:
         raise BadRequest(f"{name}: not a date (YYYY-MM-DD): {value!r}", expression=[name]) from None
+    return _within(day, value, name)
 
 
 def month_range(value: str | None, name: str = "month") -> tuple[date, date]:
@@ -45,4 +61,6 @@ def month_range(value: str | None, name: str = "month") -> tuple[date, date]:
     if found is None:
         raise BadRequest(f"{name} must be a month YYYY-MM, got {value!r}", expression=[name])
     year, month = int(found[1]), int(found[2])
+    if not _FIRST.year <= year <= _LAST.year:
+        _within(date.min, value or "", name)  # (0000-01 is no date at all: refused the same way)
     return date(year, month, 1), date(year, month, calendar.monthrange(year, month)[1])

@@ -67,11 +67,6 @@ def test_a_charge_lines_start_alone_restated_keeps_the_range_stated_before(http:
     assert "occurrenceDateTime" not in charge, charge  # (R4 ChargeItem.occurrence[x]: one of the two)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "MED (wrong money, contained): before v2.4 FT1-4 is a TS -- time ^ degree of precision (v2.3 2.8.44: 'S', "
-    "'D'...) -- and 08a9eec2 reads every FT1-4 as a DR whatever MSH-12 says: a v2.3 HIS's '20261201080000^S' is "
-    "taken as a range ending at 'S', W 102 at FT1-4 and no date stored at all (before, the DTM rule read the time): "
-    "the line is undated, left out of the settlement and the deductions ('no occurrence date')"))
 def test_a_v23_transaction_date_with_its_precision_keeps_its_date(http: TestClient) -> None:
     ack = send(http, _dft("RV42C-FT3", "RV42C-T3", "20261201080000^S", version="2.3"))
     assert "MSA|AA" in ack, ack
@@ -106,13 +101,6 @@ def test_a_date_alone_restating_a_reports_period_keeps_the_period(http: TestClie
 # --- http42 / periods: a report's month and day at the calendar's edges -------------------------------------------
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "MED (bad input -> 500): engine.periods, the one owner of a report's day and month since http42, takes any four "
-    "digits as a year: month '0000-01' reaches date(0, 1, 1) (ValueError: 500 on indicators, deductions, referrals, "
-    "remote-reading), '0001-01' the indicators' year-before (date(0, ...)), '9999-12' the month after "
-    "(OverflowError); a day '0001-01-01' or '9999-12-31' is a 500 on split-admissions and every insurer measure's "
-    "$evaluate-measure. The settlement's year is bounded (Query ge=1900, le=9999); the owner should bound the year "
-    "the same way and name the parameter (400)"))
 @pytest.mark.parametrize(("path", "params"), [
     ("/reports/indicators", {"month": "0000-01"}),
     ("/reports/deductions", {"month": "0000-01", "institution": "FNXRMYY"}),

@@ -1320,11 +1320,23 @@ def _period(rep: Any, ctx: Context) -> dict[str, str]:
     return period
 
 
+# a TS's second component before v2.5: its degree of precision (v2.3 2.8.44; table 0529), never a date
+_PRECISION = frozenset("YLDHMS")
+
+
+def _range_end(rep: Any) -> str:
+    """A DR's end as sent, or "": a field that was a TS in the sender's version (FT1-4 before v2.4) has its degree
+    of precision there (``20261201080000^S``), which is no end (review rv42c MED 4: it had been read as a range
+    ending at "S", W 102 and no date stored -- the line left out of the settlement)."""
+    end = rep.comp(2, 1).strip()
+    return "" if end.upper() in _PRECISION else end
+
+
 def range_start_alone(rep: Any, rule: dict[str, Any], ctx: Context) -> str | None:
     """A DR (range start ^ end) whose end is not sent → its start as a dateTime; None when the range has an
     end (``range_period`` states it then). The pair is the one reading of a DR stated as a FHIR choice of
     ``...DateTime`` or ``...Period`` (SPM-17 collection, FT1-4 transaction date)."""
-    if rep.comp(2, 1).strip():
+    if _range_end(rep):
         return None
     start = rep.comp(1, 1).strip()
     return to_fhir_datetime(start, ctx.tz) if start else None
@@ -1333,7 +1345,7 @@ def range_start_alone(rep: Any, rule: dict[str, Any], ctx: Context) -> str | Non
 def range_period(rep: Any, rule: dict[str, Any], ctx: Context) -> dict[str, str] | None:
     """A DR with its end sent → the Period (``_period``: a range ending before it starts is ``ValueError``,
     warned at the field and left out); None for a start alone (``range_start_alone``)."""
-    return _period(rep, ctx) if rep.comp(2, 1).strip() else None
+    return _period(rep, ctx) if _range_end(rep) else None
 
 
 def collected(rep: Any, rule: dict[str, Any], ctx: Context) -> dict[str, Any] | None:
