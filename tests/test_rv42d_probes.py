@@ -295,3 +295,26 @@ def test_an_accession_two_omis_reuse_files_the_report_on_its_patients_order(http
     (dr,) = [e["resource"] for e in http.get("/fhir/DiagnosticReport", params={"code": "CT009"}).json()["entry"]]
     assert dr["subject"] == b_order["subject"], dr
     assert dr.get("basedOn") == [{"reference": f"ServiceRequest/{b_order['id']}"}], dr
+
+
+def _device_oru(control: str, stamp: str, value: str, device: str, analysis: str) -> str:
+    obx = ["OBX", "1", "NM", "RD42NA^钠^L", "", value, "mmol/L", "137-147", "N", "", "", "F" if device else "C",
+           "", "", "20261201090000", "", "", "", device, analysis]
+    return (HDR.format(app="LIS", stamp=stamp, kind="ORU^R01^ORU_R01", control=control)
+            + "PID|1||RD42DV^^^FNXRMYY^MR||王^十二||19900112|F\r"
+            "OBR|1|PRD42DV|FRD42DV|RD42NA^钠^L|||20261201083000||||||||BLD|||||||20261201091000|||F\r"
+            + "|".join(obx) + "\r")
+
+
+def test_a_thinner_correction_keeps_the_device_and_analysis_time(http: TestClient) -> None:
+    """Guard (a later thinner message never erases): the LIS's result stating OBX-18 (analyser) and OBX-19 (analysis
+    time), then its correction (OBX-11 C, a new value) stating neither: the device and the analysis-time extension
+    stay, the value is the correction's."""
+    assert ack_code_of(post(http, _device_oru("RD42V1", "20261201091500", "140", "VITEK-42^^L",
+                                              "20261201085500"))) == "AA"
+    assert ack_code_of(post(http, _device_oru("RD42V2", "20261201101500", "141", "", ""))) == "AA"
+    (obs,) = [e["resource"] for e in http.get("/fhir/Observation", params={"code": "RD42NA"}).json()["entry"]]
+    assert obs["valueQuantity"]["value"] == 141, obs
+    assert obs.get("device", {}).get("identifier", {}).get("value") == "VITEK-42", obs
+    assert [x.get("valueDateTime") for x in obs.get("extension") or () if x["url"].endswith("analysis-date-time")] \
+        == ["2026-12-01T08:55:00+08:00"], obs
