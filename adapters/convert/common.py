@@ -970,7 +970,7 @@ def coded_item(seg: Segment, field_no: int, ctx: Context) -> dict[str, Any] | No
         concept, notes = hit
         for kind, value, at in notes:
             ctx.note_unmapped(kind, value, at)
-    if any(kind == "coding_system" for kind, _, _ in notes):
+    if notes and any(kind == "coding_system" for kind, _, _ in notes):
         warn_unknown_systems(seg, field_no, rep, ctx)
     if concept is None:
         return None

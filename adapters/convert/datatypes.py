@@ -252,6 +252,7 @@ def cwe(rep: Repetition, rule: Rule, ctx: Context) -> dict[str, Any] | None:
         hit = cache[key] = (_cwe(rep, rule, ctx), _unknown_systems(rep, ctx))
     concept, unknown = hit
     if unknown:
+        ctx.unknown_systems += 1
         for name in unknown:
             ctx.note_unmapped("coding_system", name)
     if concept is None:

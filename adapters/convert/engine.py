@@ -239,6 +239,7 @@ def compile_rule(rule: dict[str, Any]) -> Step:
         for n, rep in enumerate(reps):
             if skip and rep.comp(1).strip() in skip:
                 continue
+            met = ctx.unknown_systems if coded else 0
             try:
                 value = converter(rep, rule, ctx)
             except ValueError as exc:
@@ -251,7 +252,7 @@ def compile_rule(rule: dict[str, Any]) -> Step:
                 continue
             if value is None or (not value and value is not False and value != 0):
                 continue  # nothing converted ({}, [], ""); False and 0 are values
-            if coded:  # a code under a coding system huren does not know: kept untranslated, said (conv42)
+            if coded and ctx.unknown_systems != met:  # a code under a coding system huren does not know (conv42)
                 warn_unknown_systems(seg, field_no, rep, ctx, n + 1 if n else None)
             if times is not None and isinstance(value, dict) and seg.value(times).strip():
                 try:
