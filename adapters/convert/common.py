@@ -931,8 +931,8 @@ def _encounter_status(pv1: Segment, by_event: str) -> str:
 
 
 _CODED_LIMIT = 20000
-# id(site) → (site, {(institution, raw item, where, delimiters...): (concept, unmapped local codes)})
-_CODED: dict[int, tuple[Site, dict[tuple[str, ...], tuple[dict[str, Any] | None, tuple[tuple[str, str, str], ...]]]]] = {}
+# id(site) → (site, {(institution, raw item, segment, field, delimiters...): (concept, unmapped local codes)})
+_CODED: dict[int, tuple[Site, dict[tuple[Any, ...], tuple[dict[str, Any] | None, tuple[tuple[str, str, str], ...]]]]] = {}
 
 
 def coded_item(seg: Segment, field_no: int, ctx: Context) -> dict[str, Any] | None:
@@ -952,13 +952,13 @@ def coded_item(seg: Segment, field_no: int, ctx: Context) -> dict[str, Any] | No
         entry = _CODED[id(site)] = (site, {})
     cache = entry[1]
     rep = seg.rep(field_no)
-    where = f"{seg.name}-{field_no}"
     enc = rep._enc  # the delimiters decide how the raw item reads (a dataclass key would cost __eq__)
-    key = (ctx.code, rep.raw, where, enc.key)
+    key = (ctx.code, rep.raw, seg.name, field_no, enc.key)
     hit = cache.get(key)
     if hit is None:
         if len(cache) >= _CODED_LIMIT:
             cache.clear()
+        where = f"{seg.name}-{field_no}"
         unmapped: list[str] = []
         with ctx.recording() as noted:  # the coding systems ``cwe`` reports unknown, and the codes
             concept = _coded_item(rep, ctx, unmapped)

@@ -236,10 +236,12 @@ def compile_rule(rule: dict[str, Any]) -> Step:
         if not repeats:
             reps = reps[:1]
         produced = False
-        for n, rep in enumerate(reps):
+        met = 0
+        for rep in reps:
             if skip and rep.comp(1).strip() in skip:
                 continue
-            met = ctx.unknown_systems if coded else 0
+            if coded:
+                met = ctx.unknown_systems
             try:
                 value = converter(rep, rule, ctx)
             except ValueError as exc:
@@ -253,6 +255,7 @@ def compile_rule(rule: dict[str, Any]) -> Step:
             if value is None or (not value and value is not False and value != 0):
                 continue  # nothing converted ({}, [], ""); False and 0 are values
             if coded and ctx.unknown_systems != met:  # a code under a coding system huren does not know (conv42)
+                n = reps.index(rep)
                 warn_unknown_systems(seg, field_no, rep, ctx, n + 1 if n else None)
             if times is not None and isinstance(value, dict) and seg.value(times).strip():
                 try:
