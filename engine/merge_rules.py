@@ -1077,7 +1077,10 @@ class MergeRules:
         if said is not None:  # what the converter assumed (an A08's Encounter status) fills only what is not stored
             fields = {f"{rtype}.{element}": at for element, at in said.fields}
             if said.assumed:
-                assumed = said.assumed.intersection(stored)
+                # (an assumed choice fills no choice stored in another type: an OBX-14 fallback's
+                # effectiveDateTime beside a client's effectivePeriod -- conv42)
+                assumed = {a for a in said.assumed
+                           if a in stored or not plan.choices.get(a, frozenset()).isdisjoint(stored)}
                 if assumed:
                     incoming = {k: v for k, v in incoming.items() if k not in assumed}
                     status_kept = "status" in assumed
@@ -3214,7 +3217,12 @@ class MergeRules:
         if mode == "keep-if-absent":
             if ep.keeps and isinstance(st, dict) and isinstance(inc, dict):
                 # one keyed object (an order's requester): as a slice's ``keeps`` does for its entries, the
-                # same key stated thinner keeps the stored parts it leaves out (srfix35)
+                # same key stated thinner keeps the stored parts it leaves out (srfix35). Here the parts are
+                # one statement: an object stating any of them states them all (a result's quantity with
+                # another unit, OBX-6 ``^mg/dL`` without a code, takes no stored UCUM code of g/L beside it;
+                # only one stating no unit at all keeps the stored one -- conv42)
+                if any(not _thin(inc, part) for part in ep.keeps):
+                    return inc
                 return _kept_parts([inc], [st], ep.keeps, ep.key)[0]
             return inc
         if mode == "parts":  # an element whose parts different fields state (PV1-44/45): each part keep-if-absent

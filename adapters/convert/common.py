@@ -14,7 +14,7 @@ from adapters.convert import kept as kept_plans
 from adapters.convert.actors import organization
 from adapters.convert.by_identity import ByIdentity
 from adapters.convert.context import Context, MemberNumber
-from adapters.convert.datatypes import V2_0203, cwe, cx, universal_system
+from adapters.convert.datatypes import V2_0203, cwe, cx, universal_system, warn_unknown_systems
 from adapters.convert.engine import apply_table, json_copy
 from adapters.convert.persons import NATIONAL_ENTRIES, corrects_person
 from adapters.convert.tables import coding_system, table, vocabulary
@@ -931,14 +931,15 @@ def _encounter_status(pv1: Segment, by_event: str) -> str:
 
 
 _CODED_LIMIT = 20000
-# id(site) → (site, {(institution, raw item, where, delimiters...): (concept, unmapped local codes)})
-_CODED: dict[int, tuple[Site, dict[tuple[str, ...], tuple[dict[str, Any] | None, tuple[tuple[str, str, str], ...]]]]] = {}
+# id(site) → (site, {(institution, raw item, segment, field, delimiters...): (concept, unmapped local codes)})
+_CODED: dict[int, tuple[Site, dict[tuple[Any, ...], tuple[dict[str, Any] | None, tuple[tuple[str, str, str], ...]]]]] = {}
 
 
-def coded_item(rep: Repetition, ctx: Context, where: str) -> dict[str, Any] | None:
+def coded_item(seg: Segment, field_no: int, ctx: Context) -> dict[str, Any] | None:
     """An order/result item code (OBR-4, OBX-3): the local code under urn:huren:code:<INST>, the
     mapped LOINC and recognition item from codes/<INST>.yaml as further codings; unmapped local
-    codes are reported.
+    codes are reported. A code under a coding system huren does not know is kept as sent,
+    untranslated (``tables.coding_system``), and the ACK says so at the field (W; conv42).
 
     An institution sends the same few hundred item codes in every message, and the result depends
     only on the raw item and the (immutable) site data: it is computed once per site, institution
@@ -950,22 +951,27 @@ def coded_item(rep: Repetition, ctx: Context, where: str) -> dict[str, Any] | No
             _CODED.clear()
         entry = _CODED[id(site)] = (site, {})
     cache = entry[1]
+    rep = seg.rep(field_no)
     enc = rep._enc  # the delimiters decide how the raw item reads (a dataclass key would cost __eq__)
-    key = (ctx.code, rep.raw, where, enc.key)
+    key = (ctx.code, rep.raw, seg.name, field_no, enc.key)
     hit = cache.get(key)
     if hit is None:
         if len(cache) >= _CODED_LIMIT:
             cache.clear()
+        where = f"{seg.name}-{field_no}"
         unmapped: list[str] = []
         with ctx.recording() as noted:  # the coding systems ``cwe`` reports unknown, and the codes
             concept = _coded_item(rep, ctx, unmapped)
             for code in unmapped:
                 ctx.note_unmapped("code", code, where)
-        cache[key] = (concept, tuple(noted))
+        notes = tuple(noted)
+        cache[key] = (concept, notes)
     else:
         concept, notes = hit
         for kind, value, at in notes:
             ctx.note_unmapped(kind, value, at)
+    if notes and any(kind == "coding_system" for kind, _, _ in notes):
+        warn_unknown_systems(seg, field_no, rep, ctx)
     if concept is None:
         return None
     return {k: [dict(c) for c in v] if k == "coding" else v for k, v in concept.items()}
@@ -977,16 +983,22 @@ def _local_inst(system: Any) -> str | None:
     return parsed[0] if parsed else None
 
 
+def answered_by_code_map(system: Any, ctx: Context) -> bool:
+    """Whether the sender's code map (codes/<INST>.yaml) answers a code under ``system``: one of the
+    sender's own local systems (no CWE-3, ``L``, its 99zzz), never a system huren does not know
+    (``tables.unknown_code_system``) nor another's. The converter's one test of it (item codes,
+    the PACS's modality by OBR-4; conv42)."""
+    return system == ctx.local_system or _local_inst(system) == ctx.code
+
+
 def _coded_item(rep: Repetition, ctx: Context, unmapped: list[str]) -> dict[str, Any] | None:
     concept = cwe(rep, {}, ctx)
     if concept is None:
         return None
-    local_system = ctx.local_system
     codings: list[dict[str, Any]] = concept.get("coding", [])
     cmap = ctx.site.code_map(ctx.code)
     # the sender's codes under any of its local systems (its own, or a 99zzz's: one code map)
-    locals_ = [c for c in codings if c.get("system") == local_system
-               or (_local_inst(c.get("system")) == ctx.code)]
+    locals_ = [c for c in codings if answered_by_code_map(c.get("system"), ctx)]
     have = {(c.get("system"), c.get("code")) for c in codings}
     mapped = False
     for coding in locals_:

@@ -100,6 +100,9 @@ class Context:
     # (its PID/PV1 are usually thinner than the ADT feed's): write them only if absent
     create_only: list[str] = field(default_factory=list)
     _unmapped_seen: set[tuple[str, str, str]] = field(default_factory=set)
+    # how many CWE conversions met a coding system huren does not know (``datatypes.cwe``): a table rule
+    # compares it around its converter and warns at its field only then (conv42; asked per CWE, not parsed)
+    unknown_systems: int = 0
     order_services: dict[str, str] = field(default_factory=dict)  # order key → the OBR-4 that claimed it
     # "Type/id" of the orders a replace request (ORC-1 RP) named, not yet taken by a replacement
     # order (ORC-1 RO) of the message (``results.service_request``: the RO ``replaces`` them)

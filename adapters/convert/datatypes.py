@@ -16,8 +16,8 @@ from typing import Any
 from adapters.convert.actors import location, practitioner
 from adapters.convert.context import Context
 from adapters.convert.tables import coding_system, known_coding_system, table, vocabulary
-from adapters.hl7v2.errors import NotInTable
-from adapters.hl7v2.parser import Repetition
+from adapters.hl7v2.errors import TABLE_VALUE_NOT_FOUND, NotInTable
+from adapters.hl7v2.parser import Repetition, Segment
 from adapters.hl7v2.tables import in_table, table_of
 from adapters.hl7v2.timestamps import to_fhir_date, to_fhir_datetime, to_fhir_instant
 from engine.fhirjson import number
@@ -255,6 +255,7 @@ def cwe(rep: Repetition, rule: Rule, ctx: Context) -> dict[str, Any] | None:
         hit = cache[key] = (_cwe(rep, rule, ctx), _unknown_systems(rep, ctx))
     concept, unknown = hit
     if unknown:
+        ctx.unknown_systems += 1
         for name in unknown:
             ctx.note_unmapped("coding_system", name)
     if concept is None:
@@ -263,13 +264,35 @@ def cwe(rep: Repetition, rule: Rule, ctx: Context) -> dict[str, Any] | None:
 
 
 def _unknown_systems(rep: Repetition, ctx: Context) -> tuple[str, ...]:
-    """CWE-3/CWE-6 names of coding systems huren does not know (their codes were kept as local)."""
-    names = []
+    """CWE-3/CWE-6 names of coding systems huren does not know (their codes kept as sent, untranslated,
+    under ``tables.unknown_code_system``)."""
+    return tuple(name for _, _, name in unknown_systems_at(rep, ctx))
+
+
+def unknown_systems_at(rep: Repetition, ctx: Context) -> list[tuple[int, str, str]]:
+    """(component, code, name) of each CWE triplet of ``rep`` whose coding system name (CWE-3, CWE-6)
+    huren does not know."""
+    found = []
     for code_comp, system_comp in ((1, 3), (4, 6)):
         name = rep.comp(system_comp).strip()
-        if name and rep.comp(code_comp).strip() and known_coding_system(ctx.site, name) is None:
-            names.append(name)
-    return tuple(names)
+        code = rep.comp(code_comp).strip()
+        if name and code and known_coding_system(ctx.site, name) is None:
+            found.append((system_comp, code, name))
+    return found
+
+
+def warn_unknown_systems(seg: Segment, field_no: int, rep: Repetition, ctx: Context,
+                         repetition: int | None = None) -> None:
+    """ERR W at ``seg``-``field_no`` (the system's component) for each code of ``rep`` sent under a coding
+    system huren does not know: the sender learns its code was kept as sent, untranslated -- no LOINC, no
+    recognition item (rv42b HIGH 1: it had been read as the hospital's own code of that spelling). One
+    owner of the wording: the table rules (``engine.compile_rule``) and the item codes
+    (``common.coded_item``, OBR-4 and OBX-3) call it."""
+    for comp, code, name in unknown_systems_at(rep, ctx):
+        ctx.warn(seg.error(
+            f"{seg.name}-{field_no}: coding system {name!r} is not known (coding_systems.yaml, table 0396): "
+            f"code {code!r} is kept as sent under it, untranslated (no LOINC, no recognition item)",
+            field_no, comp, code=TABLE_VALUE_NOT_FOUND, repetition=repetition))
 
 
 def _cwe(rep: Repetition, rule: Rule, ctx: Context) -> dict[str, Any] | None:

@@ -26,7 +26,7 @@ from typing import Any
 
 from adapters.convert.by_identity import ByIdentity
 from adapters.convert.context import Context
-from adapters.convert.datatypes import CONVERTERS, decimal
+from adapters.convert.datatypes import CONVERTERS, decimal, warn_unknown_systems
 from adapters.convert.tables import known_coding_system, table
 from adapters.hl7v2.errors import (
     APPLICATION_INTERNAL_ERROR,
@@ -150,6 +150,11 @@ def copier(value: Any) -> Callable[[], Any]:
     return namespace["make"]
 
 
+# the converter keeping a CWE's codes as sent under the systems it names (CWE_VOCAB translates the code
+# through its vocabulary whatever the system: its unknown names are counted in the fidelity report alone)
+_CODED = frozenset({"CWE"})
+
+
 def compile_rule(rule: dict[str, Any]) -> Step:
     """One rule → a step ``(segment, ctx, resource) -> None`` with everything that does not depend
     on the message (converter, target path, wrapping, default) resolved once."""
@@ -186,6 +191,7 @@ def compile_rule(rule: dict[str, Any]) -> Step:
     # times FT1-10 the quantity: the line's amount when the extended FT1-11 is not sent), exactly
     times: int | None = rule.get("times")
     credit = rule["type"] == "CREDIT_MONEY"
+    coded = rule["type"] in _CODED  # a CWE whose CWE-3/CWE-6 may name a coding system huren does not know
     # ``coding_method``: another field naming the coding system of a code sent with no CWE-3 (PR1-2,
     # DG1-2: ``PR1|1|CPT|73630|``); without it such a code reads as the sender's own local code
     coding_method: int | None = rule.get("coding_method")
@@ -230,9 +236,12 @@ def compile_rule(rule: dict[str, Any]) -> Step:
         if not repeats:
             reps = reps[:1]
         produced = False
+        met = 0
         for rep in reps:
             if skip and rep.comp(1).strip() in skip:
                 continue
+            if coded:
+                met = ctx.unknown_systems
             try:
                 value = converter(rep, rule, ctx)
             except ValueError as exc:
@@ -245,6 +254,9 @@ def compile_rule(rule: dict[str, Any]) -> Step:
                 continue
             if value is None or (not value and value is not False and value != 0):
                 continue  # nothing converted ({}, [], ""); False and 0 are values
+            if coded and ctx.unknown_systems != met:  # a code under a coding system huren does not know (conv42)
+                n = reps.index(rep)
+                warn_unknown_systems(seg, field_no, rep, ctx, n + 1 if n else None)
             if times is not None and isinstance(value, dict) and seg.value(times).strip():
                 try:
                     value["value"] = _multiplied(value["value"], seg.value(times).strip(), credit)

@@ -247,7 +247,9 @@ def _modality(group: results.Group, ctx: Context) -> str:
         mapped = vocabulary(ctx.site, "modality_by_section").get(section)
         if mapped:
             return str(mapped)
-        item = ctx.site.code_map(ctx.code).lookup(obr.value(4).strip())
+        rep = obr.rep(4)  # (the code map answers the sender's own codes only: conv42)
+        local = common.answered_by_code_map(common.system_for(ctx, rep.comp(3)), ctx)
+        item = ctx.site.code_map(ctx.code).lookup(rep.comp(1).strip()) if local else None
         if item and item.item and "-" in item.item:
             return item.item.split("-")[0]
     return ""
@@ -433,7 +435,7 @@ def _imaging_study(group: results.Group, ctx: Context, info: dict[str, Any]) -> 
                     break
                 except TimestampError:
                     continue
-        code = common.coded_item(obr.rep(4), ctx, "OBR-4")
+        code = common.coded_item(obr, 4, ctx)
         if code:
             study["procedureCode"] = [code]
             if code.get("text") or obr.value(4, comp=2):
@@ -532,7 +534,7 @@ def _document_reference(
         if relation:
             doc["relatesTo"] = [{"code": str(relation), "target": ctx.ref("DocumentReference", f"doc|{txa.value(13)}")}]
     if "type" not in doc and group.obr is not None:
-        code = common.coded_item(group.obr.rep(4), ctx, "OBR-4")
+        code = common.coded_item(group.obr, 4, ctx)
         if code:
             doc["type"] = code
     if report is not None and "docStatus" not in doc:

@@ -363,7 +363,7 @@ def service_request(
     if status:
         res["status"] = status
     whose = statement_of(group, ctx)  # (whose statement the ORC is: the one owner, asked once a group)
-    code = common.coded_item(obr.rep(4), ctx, "OBR-4") if obr is not None else None
+    code = common.coded_item(obr, 4, ctx) if obr is not None else None
     if code:
         res["code"] = code
         assert obr is not None
@@ -1129,7 +1129,7 @@ def _observation(
     # (a value, range or flag the merge holds: ERR-2 names OBX-5, 7, 8 -- located when an issue names it,
     # tfix35; rerun35)
     ctx.located_later(res, obx, LOCATED_LATER)
-    code = common.coded_item(obx.rep(3), ctx, "OBX-3")
+    code = common.coded_item(obx, 3, ctx)
     if code is None:
         code = {"text": obx.value(3, comp=2) or f"{vtype or 'OBX'} result"}
     res["code"] = code
@@ -1168,6 +1168,11 @@ def _observation(
         effective = _effective(obx, group, ctx)
         if effective:
             res["effectiveDateTime"] = effective
+            # a time taken from OBR-7 (or 8, 22, RXA-3, EVN, MSH-7) because OBX-14 is empty is the
+            # converter's fallback, not a time the message stated of this result: it fills a result
+            # stored without one and never replaces the time an earlier OBX-14 stated (the LIS's
+            # thinner re-send moved 09:00 to OBR-7's 08:30: rv42b HIGH 2; forty-second round, conv42)
+            ctx.assumed(res, "effectiveDateTime")
         else:  # nothing in the message dates the result: recognition could not place it in time
             raise obx.error("OBX-14 (observation date) is empty and nothing else in the message dates "
                             "the result (OBR-7/8/22, RXA-3, EVN-6/EVN-2, MSH-7)", 14, code=REQUIRED_FIELD_MISSING)
@@ -1697,7 +1702,7 @@ def diagnostic_report(
     obr = group.obr
     res: Resource = {"resourceType": "DiagnosticReport", "category": [REPORT_CATEGORY[category]]}
     res["status"] = status if status is not None else report_status(group, ctx, results)
-    test = common.coded_item(obr.rep(4), ctx, "OBR-4") if obr is not None else None
+    test = common.coded_item(obr, 4, ctx) if obr is not None else None
     res["code"] = test if test is not None else _stand_in(ctx, results)
     if test is None:
         ctx.assumed(res, "code")  # (a stored code, the sender's or a stand-in, stays)

@@ -6,7 +6,7 @@ from typing import Any
 from urllib.parse import unquote
 
 from adapters.hl7v2.errors import APPLICATION_INTERNAL_ERROR, HL7Error
-from mappings.site import Site, urn_part
+from mappings.site import LOCAL_CODE_PREFIX, Site, urn_part
 
 
 def table(site: Site, name: str) -> dict[str, Any]:
@@ -29,7 +29,8 @@ def vocabulary(site: Site, name: str) -> dict[str, Any]:
 
 
 def coding_system(site: Site, name: str, local_system: str) -> str:
-    """FHIR system URI for a v2 coding system name; the institution's local system otherwise.
+    """FHIR system URI for a v2 coding system name: a known one's, the institution's local system for
+    its own local codes, a system of its own (``unknown_code_system``) for a name huren does not know.
 
     A sender may keep several local coding systems (table 0396's ``99zzz``: a microbiology code list
     ``99BAC`` beside a blood-bank one ``99ABO``) whose codes overlap: each gets its own URI
@@ -37,14 +38,36 @@ def coding_system(site: Site, name: str, local_system: str) -> str:
     and the ``99zzz`` a site names as the sender's default (``senders.yaml`` ``local_code_systems``)
     stay under the local system itself, which the sender's code map (``codes/<INST>.yaml``) and the
     results already stored use. The institution's code is URN-quoted (no ``:``), so readers split
-    the institution off at the first ``:`` (``engine.recognition.coding``)."""
+    the institution off at the first ``:`` (``engine.recognition.coding``).
+
+    A name that is neither known nor local (CWE-3 ``WOUNDSYS``, ``ZZLAB``) is another party's code
+    list: its codes were filed under the local system, so the code map gave ``WBC^Wound Bed
+    Classification^WOUNDSYS`` the hospital's own WBC's LOINC 6690-2 and ``XCG^...^ZZLAB`` its blood
+    count and recognition item (rv42b HIGH 1). They now keep the name, untranslated, under a system
+    no code map answers (``mappings.site.local_code_system`` reads only the local forms), so no
+    reader of local codes -- the converter's code map, recognition's item and analytes -- takes them
+    for the hospital's (forty-second round, conv42)."""
     known = known_coding_system(site, name)
     if known:
         return known
     name = name.strip()
-    if known is None or not name.upper().startswith("99") or name.upper() in _default_locals(site, local_system):
+    if known is None:
+        return unknown_code_system(local_system, name)
+    if not name.upper().startswith("99") or name.upper() in _default_locals(site, local_system):
         return local_system
     return f"{local_system}:{urn_part(name)}"
+
+
+UNKNOWN_CODE_PREFIX = "urn:huren:unknown-code-system:"
+
+
+def unknown_code_system(local_system: str, name: str) -> str:
+    """The system of a code sent under coding system ``name`` that huren does not know:
+    ``urn:huren:unknown-code-system:<INST>:<name>`` (both URN-quoted), the sender's name kept as sent
+    and told apart from another sender's list of that name. Outside ``urn:huren:code:``, so no
+    institution's code map answers it and recognition never reads it as an item."""
+    inst = local_system.removeprefix(LOCAL_CODE_PREFIX)
+    return f"{UNKNOWN_CODE_PREFIX}{inst}:{urn_part(name)}"
 
 
 def _default_locals(site: Site, local_system: str) -> frozenset[str]:
@@ -58,8 +81,8 @@ def _default_locals(site: Site, local_system: str) -> frozenset[str]:
 def known_coding_system(site: Site, name: str) -> str | None:
     """The FHIR system URI of a v2 coding system name (table 0396, ``coding_systems.yaml``, HL7nnnn,
     a URI); '' for the local systems (empty, ``L``, ``99zzz``); None for a name huren does not know,
-    whose codes are then kept under the institution's local system and the name is reported as an
-    unmapped ``coding_system`` in the fidelity report."""
+    whose codes are then kept under a system of their own (``unknown_code_system``), the name reported
+    as an unmapped ``coding_system`` in the fidelity report and the field in a W."""
     name = name.strip()
     if not name or name == "L" or name.upper().startswith("99"):
         return ""
