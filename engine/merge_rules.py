@@ -3960,7 +3960,31 @@ def _made_by(dates: Dates, by_version: Mapping[str, list[Resource]], ref: str, v
     target = f"{ref}/_history/{version}"
     provs = by_version.get(target, ())
     stamps = [*(dates.of(provs) if provs else ()), *dates.pending(target)]
-    made = [s for s in stamps if ref not in s.unchanged()]
+    return _makers([s for s in stamps if ref not in s.unchanged()], written, by_client)
+
+
+def replayed_made(own: Stamp, others: Iterable[Stamp], ref: str, version: Any, written: _dt.datetime | None,
+                  keeper: Any = None) -> bool:
+    """Whether ``own`` -- a message filed before its document kept the list (``unchanged_kept`` False), processed
+    again (an operator's replay) and finding version ``version`` of ``ref`` as it left it -- is that version's
+    maker, by ``_made_by``'s choice among ``others`` (the other messages whose Provenances name the version) and
+    itself: a message keeping the list that made it, else of the old ones the first by arrival its receipt does
+    not rule out (``written``: the version's ``meta.lastUpdated``), never none unless the version's writer mark
+    says a client's (``MergeRules._by_client``, read from ``keeper`` only then). ``ingest._unchanged`` asks it,
+    so a replay keeps as its making exactly what ``_made_by`` reads as its making: the old BHS batch's unchanged
+    10:00 re-send replayed after the upgrade had listed the 08:00 P's version as its own, a maker keeping the
+    list from then on, and the version was dated 10:00 (review rv41l MED 2); an old NW whose receipt was stamped
+    after its write had listed its own version as unchanged (stfix41's LOW; forty-second round, prior42)."""
+    own = replace(own, unchanged_kept=False)  # (this processing's stamp reads as keeping the list: its document did not)
+    made = [own, *(s for s in others if s.received is not None and ref not in s.unchanged() and _arrival(s) != _arrival(own))]
+    rtype, _, rid = ref.partition("/")
+    return any(s is own for s in _makers(made, lambda: written,
+                                         lambda: MergeRules._by_client(keeper, rtype, rid, version)))
+
+
+def _makers(made: list[Stamp], written: Callable[[], _dt.datetime | None] | None,
+            by_client: Callable[[], bool] | None = None) -> list[Stamp]:
+    """``_made_by``'s choice among the messages whose write did not leave the version as stored (``made``)."""
     old = sorted((s for s in made if not s.unchanged_kept), key=_arrival)
     if not old:
         return made
