@@ -562,6 +562,7 @@ class TypePlan:
     timed: tuple[str, ...] = ()  # the ``not_from_older`` elements
     backed: tuple[tuple[str, ElementPlan], ...] = ()  # the ``not_back`` elements
     examined: tuple[tuple[str, ElementPlan], ...] = ()  # the ``exam_time`` elements
+    exam_by: frozenset[Any] = frozenset()  # every ``exam_time`` element's ``by`` statuses: the one look-up most merges ask
 
 
 class Persons(Protocol):
@@ -843,7 +844,8 @@ class MergeRules:
         backed = tuple((name, e) for name, e in elements.items() if e.not_back and e.mode != "replace")
         examined = tuple((name, e) for name, e in elements.items() if e.exam_time and e.mode != "replace")
         plan = TypePlan(default, elements, trivial, guards, choices, follows, over, sliced, settled, inherited,
-                        persons, moved, lined, copied, dated, displayed, timed, backed, examined)
+                        persons, moved, lined, copied, dated, displayed, timed, backed, examined,
+                        frozenset().union(*(e.exam_time[1] for _, e in examined if e.exam_time is not None)))
         self._plans[(rtype, source)] = plan
         return plan
 
@@ -1074,7 +1076,7 @@ class MergeRules:
                 incoming = self._older_times(rtype, plan, stored, incoming, source, said, issues)
         elif plan.timed and freed:  # (an older C or W whose results stepped past the later P: ``_dated`` lifted it)
             over_p = self._over_later_p(rtype, plan, stored, incoming, source)
-        if plan.examined:  # (a correction restating the exam's time as its own: not written -- prior42)
+        if plan.examined and incoming.get("status") in plan.exam_by:  # (a correction's time of the exam: not written -- prior42)
             incoming = self._exam_times(rtype, plan, stored, incoming, source, said, issues)
         kept_back: list[_Kept] = []  # (the steps back kept out: each one's W worded after the merge)
         if plan.backed and not compared:  # (a final result's status not taken back by a P: ordfix36)
