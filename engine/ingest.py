@@ -75,7 +75,7 @@ from engine.audit.record import Facts, Requestor, facts
 from engine.errors import Conflict, FhirError
 from engine.inflight import POISON_DEATHS, InFlightJournal
 from engine.member_refusals import MemberRefusals, counted_under, replay_requestor
-from engine.merge_rules import V2_0357, Untimely, field_of, gap_of
+from engine.merge_rules import V2_0357, Untimely, field_of, gap_of, replayed_made
 from engine.message_time import Decision, Stamp, aware_instant, header_hd, stamp, written_before_receipt
 from engine.messages import (
     DECIDING,
@@ -1423,7 +1423,8 @@ class Ingestor:
                         self.repository.merge.refused()
                     kept = held() if held is not None else frozenset()
                     item.decision_used = item.decided is not None and dates.used() is not None
-                item.unchanged = _unchanged(listing.stored, current)
+                item.unchanged = _unchanged(listing.stored, current,
+                                            lambda ref, version, written: self._made_again(dates, ref, version, written))
                 for ref, written in listing.stored.items():  # (a later message of this batch dates them by it)
                     version = getattr(written, "version", None)
                     if version is not None and ref not in kept:
@@ -1507,6 +1508,23 @@ class Ingestor:
             log.error("storing the resources of message %s failed", item.doc_id, exc_info=exc)
             self._quarantine(item, [HL7Error(f"storing the converted resources failed: {type(exc).__name__}",
                                              code=APPLICATION_INTERNAL_ERROR)], attempts)
+
+    def _made_again(self, dates: _Dates, ref: str, version: Any, written: Any) -> bool:
+        """Whether this message -- processed again, its document filed before the list was kept -- made version
+        ``version`` of ``ref`` (written at ``written``), by ``_made_by``'s choice among it and the stored messages
+        whose Provenances name the version (``merge_rules.replayed_made``; ``_unchanged`` asks it only then).
+        Every Provenance naming ``ref`` is read, page after page, and those naming the version kept, as the merge
+        reads them (``MergeRules._provenances``); a message no longer kept is a ``Stamp`` without a receipt."""
+        assert self.repository is not None
+        target, found, offset = f"{ref}/_history/{version}", [], 0
+        while True:
+            page = self.repository.search("Provenance", [("target", ref), ("_count", "1000"), ("_offset", str(offset))])
+            found += [p for p in page.resources if any(isinstance(t, dict) and t.get("reference") == target
+                                                       for t in p.get("target") or ())]
+            if not page.has_next or not page.resources:
+                break
+            offset += len(page.resources)
+        return replayed_made(dates.now, dates.of(found), ref, version, written, self.repository)
 
     def _account(self, stage: str, seconds: float) -> None:
         self.stats.seconds[stage] += seconds
@@ -2201,7 +2219,8 @@ def doc_stamp(doc: Document, site: Any) -> Stamp:
                  unchanged_kept="unchanged" in doc)
 
 
-def _unchanged(stored: dict[str, Any], doc: Document | None) -> frozenset[str]:
+def _unchanged(stored: dict[str, Any], doc: Document | None,
+               made_again: Callable[[str, Any, Any], bool] | None = None) -> frozenset[str]:
     """The resources (``Type/id``) a message's write left as they were stored (``WriteResult.changed`` False: no
     new version) -- its Provenance names the version it found, which it did not make (``Stamp.unchanged``). A
     message processed again (an operator's replay, a recovery) finds what its first processing made unchanged:
@@ -2209,15 +2228,28 @@ def _unchanged(stored: dict[str, Any], doc: Document | None) -> frozenset[str]:
     or a version would be left with no maker at all. A document filed before the list was kept (no ``unchanged``)
     does not say what its first processing made: a version found that was written before the message was received
     is none of its making (``message_time.written_before_receipt``) -- its replay had made the old release's
-    re-send the maker of the version it names after all (review rv40m MED 3; forty-first round, st41)."""
+    re-send the maker of the version it names after all (review rv40m MED 3; forty-first round, st41). With a
+    store to read (``made_again``: ``Ingestor._made_again``), it keeps exactly what ``_made_by`` reads as its
+    making among every message naming the version (``merge_rules.replayed_made``: the receipt rule, the first by
+    arrival, never none) -- the unchanged re-send of an old BHS batch, received with the P before either was
+    written, listed the P's version as its own and became its second maker (review rv41l MED 2); an old NW
+    whose receipt was stamped after its write (the clock stepped back) listed its own version as unchanged and
+    the order's number had no storer (stfix41's LOW; forty-second round, prior42)."""
     found = frozenset(ref for ref, written in stored.items() if getattr(written, "changed", True) is False)
     if not found or not doc:
         return found
     made = set(doc.get("resources") or ()) - set(doc.get("unchanged") or ())
     if "unchanged" not in doc:
         received = aware_instant(doc.get("received_at"))
-        made -= {ref for ref in found if written_before_receipt(received, aware_instant(
-            ((getattr(stored[ref], "resource", None) or {}).get("meta") or {}).get("lastUpdated")))}
+
+        def at(ref: str) -> Any:
+            return aware_instant(((getattr(stored[ref], "resource", None) or {}).get("meta") or {}).get("lastUpdated"))
+
+        for ref in found & made:
+            version = getattr(stored[ref], "version", None)
+            if (not made_again(ref, version, at(ref)) if made_again is not None and version is not None
+                    else written_before_receipt(received, at(ref))):  # (no store, no version: the receipt alone)
+                made.discard(ref)
     return found - made
 
 

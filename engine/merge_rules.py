@@ -49,7 +49,7 @@ _RESERVED = frozenset({"key", "owner", "slices", "follows", "when", "was", "stan
                        "another_person", "keeps", "history", "history_unless",
                        "history_taken_back_by", "lines_of", "text_of", "until_later", "displays", "states",
                        "not_from_older", "not_back", "withdrawn", "stands_with", "all_results", "beside",
-                       "over_value", "over_value_with", "withdrawal_keeps", "held"})
+                       "over_value", "over_value_with", "withdrawal_keeps", "held", "exam_time"})
 PANEL = "; "  # between the tests a panel's ``code.text`` names (``names_all_of``)
 # on a report's ``code`` that is huren's stand-in, not the sender's statement: its groups named no test (OBR-4
 # empty) and the converter gave it its first result's code (``results.diagnostic_report``); ``_another`` does
@@ -531,6 +531,15 @@ class ElementPlan:
     # original was wrong, nothing new of where it was measured: the group's SPM, a kept-out P's re-drawn tube
     # beside it, was filed on the withdrawn result (thirty-ninth round, stat39)
     withdrawal_keeps: frozenset[str] = frozenset()
+    # ``exam_time: {over: [statuses], by: [statuses]}`` (a result's time: OBR-7, OBX-14): when the exam or the
+    # specimen was made -- a message of a status in ``by`` (a correction, amendment, addendum) over a stored
+    # status in ``over`` (a final result) does not move it (``MergeRules._exam_times``): a LIS restamping OBR-7
+    # with its correction's send time dated a 2024 CBC 210 days later, a "prior" no exam made (rv41k MED 6;
+    # forty-second round, prior42). None: no such rule
+    exam_time: tuple[frozenset[str], frozenset[str]] | None = None
+    # ``exam_time``'s ``unless_new: [specimen]``: a message naming an entry of these the stored version does not
+    # (a re-drawn tube, SPM-2) states another specimen, made when it says: its time is taken (notback37's control)
+    exam_new: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -553,6 +562,8 @@ class TypePlan:
     displayed: tuple[tuple[str, ElementPlan], ...] = ()  # the ``displays`` elements
     timed: tuple[str, ...] = ()  # the ``not_from_older`` elements
     backed: tuple[tuple[str, ElementPlan], ...] = ()  # the ``not_back`` elements
+    examined: tuple[tuple[str, ElementPlan], ...] = ()  # the ``exam_time`` elements
+    exam_by: frozenset[Any] = frozenset()  # every ``exam_time`` element's ``by`` statuses: the one look-up most merges ask
 
 
 class Persons(Protocol):
@@ -832,8 +843,10 @@ class MergeRules:
         displayed = tuple((name, e) for name, e in elements.items() if e.displays and e.mode != "replace")
         timed = tuple(name for name, e in elements.items() if e.not_from_older and e.mode != "replace")
         backed = tuple((name, e) for name, e in elements.items() if e.not_back and e.mode != "replace")
+        examined = tuple((name, e) for name, e in elements.items() if e.exam_time and e.mode != "replace")
         plan = TypePlan(default, elements, trivial, guards, choices, follows, over, sliced, settled, inherited,
-                        persons, moved, lined, copied, dated, displayed, timed, backed)
+                        persons, moved, lined, copied, dated, displayed, timed, backed, examined,
+                        frozenset().union(*(e.exam_time[1] for _, e in examined if e.exam_time is not None)))
         self._plans[(rtype, source)] = plan
         return plan
 
@@ -908,6 +921,9 @@ class MergeRules:
                                                      for n in _chosen(str(named), choices)),
                            withdrawal_keeps=frozenset(n for named in rule.get("withdrawal_keeps") or ()
                                                       for n in _chosen(str(named), choices)),
+                           exam_time=(frozenset(rule["exam_time"]["over"]), frozenset(rule["exam_time"]["by"]))
+                           if rule.get("exam_time") else None,
+                           exam_new=tuple((rule.get("exam_time") or {}).get("unless_new") or ()),
                            dated_with=frozenset(n for named in (rule["until_later"] if isinstance(
                                rule.get("until_later"), list) else ()) for n in _chosen(str(named), choices)),
                            was=tuple((str(element), tuple((tuple(path.split(".")), frozenset(values))
@@ -1063,6 +1079,8 @@ class MergeRules:
                 incoming = self._older_times(rtype, plan, stored, incoming, source, said, issues)
         elif plan.timed and freed:  # (an older C or W whose results stepped past the later P: ``_dated`` lifted it)
             over_p = self._over_later_p(rtype, plan, stored, incoming, source)
+        if plan.examined and incoming.get("status") in plan.exam_by:  # (a correction's time of the exam: not written -- prior42)
+            incoming = self._exam_times(rtype, plan, stored, incoming, source, said, issues)
         kept_back: list[_Kept] = []  # (the steps back kept out: each one's W worded after the merge)
         if plan.backed and not compared:  # (a final result's status not taken back by a P: ordfix36)
             kept = self._not_back(rtype, plan, stored, incoming, source, said, issues, kept_back)
@@ -1612,6 +1630,47 @@ class MergeRules:
                                           f"not stored: {_show(stored.get(name))}, stated by message {by.label} of "
                                           f"MSH-7 {by.text}, stands against this message of MSH-7 {dates.now.text} "
                                           "of the same sender (not later: older)",
+                           **({"location": [at]} if at else {})})
+        return {k: v for k, v in incoming.items() if k not in changed}
+
+    @staticmethod
+    def _exam_times(rtype: str, plan: TypePlan, stored: Resource, incoming: Resource, source: str,
+                    said: Said | None, issues: list[Issue]) -> Resource:
+        """``exam_time``: ``incoming`` without the times of the exam it would change (a result's OBR-7 /
+        OBX-14: when the specimen was collected, the study made) where the message states the result again
+        as a correction -- its ``status`` one of ``by`` (corrected, amended, appended: OBR-25 / OBX-11 C, A)
+        over a stored ``status`` of ``over`` (a final result). A correction states the result again, never a
+        new exam: table 0085/0123's C is "correction of a result already final", and HL7's OBR-7 is the
+        clinically relevant time, the specimen's. Many county LISes and RISes send OBR-7 as 报告时间, the
+        report's time, so their correction 210 days later restated it with its own send time -- the report
+        and its results were dated that day, and recognition (``facts.result_time``, which reads this time)
+        reminded another hospital's CBC three days later of a "prior" no exam made and flagged its repeat
+        not payable (rv41k MED 6; forty-second round, prior42). The correction's own time stays where it
+        belongs: the report's ``issued`` (OBR-22) and the message's Provenance (MSH-7). The ACK warns (W) of
+        each time not stored, naming both; the rest of the correction merges as before. A correction naming a
+        specimen the stored version does not (``unless_new``: a re-drawn tube, SPM-2) is of another specimen,
+        collected when it says: its time is taken (notback37's control). A first final (over
+        a preliminary: the time may move with a re-drawn specimen), an F re-run, a replacing writer (a FHIR
+        client's PUT states the whole resource): as the mode says. None of these times stored: filled."""
+        status, held = incoming.get("status"), stored.get("status")
+        if not isinstance(status, str) or not isinstance(held, str):
+            return incoming
+        changed = [n for n, ep in plan.examined if ep.exam_time is not None and held in ep.exam_time[0]
+                   and status in ep.exam_time[1] and n in incoming and incoming[n] != stored.get(n, _MISSING)
+                   and (n in stored or any(m in stored for m in plan.choices.get(n, ())))
+                   and not any(_names_new(stored.get(e, _MISSING), incoming.get(e, _MISSING)) for e in ep.exam_new)]
+        if not changed:
+            return incoming
+        for name in changed:
+            at = said.at(name, incoming) if said is not None else None
+            was = stored.get(name, _MISSING)
+            if was is _MISSING:
+                was = next(stored[m] for m in plan.choices.get(name, ()) if m in stored)
+            issues.append({"severity": "warning", "code": "conflict", "expression": [f"{rtype}.{name}"],
+                           "diagnostics": f"{rtype}.{name}: {_writer(source)}'s value {_show(incoming[name])} was "
+                                          f"not stored: {_show(was)}, the time the result was made, stands -- a "
+                                          f"{status} result states the {held} one again, not another exam; its own "
+                                          "time is its issue time (OBR-22) and its message's (MSH-7)",
                            **({"location": [at]} if at else {})})
         return {k: v for k, v in incoming.items() if k not in changed}
 
@@ -3914,7 +3973,31 @@ def _made_by(dates: Dates, by_version: Mapping[str, list[Resource]], ref: str, v
     target = f"{ref}/_history/{version}"
     provs = by_version.get(target, ())
     stamps = [*(dates.of(provs) if provs else ()), *dates.pending(target)]
-    made = [s for s in stamps if ref not in s.unchanged()]
+    return _makers([s for s in stamps if ref not in s.unchanged()], written, by_client)
+
+
+def replayed_made(own: Stamp, others: Iterable[Stamp], ref: str, version: Any, written: _dt.datetime | None,
+                  keeper: Any = None) -> bool:
+    """Whether ``own`` -- a message filed before its document kept the list (``unchanged_kept`` False), processed
+    again (an operator's replay) and finding version ``version`` of ``ref`` as it left it -- is that version's
+    maker, by ``_made_by``'s choice among ``others`` (the other messages whose Provenances name the version) and
+    itself: a message keeping the list that made it, else of the old ones the first by arrival its receipt does
+    not rule out (``written``: the version's ``meta.lastUpdated``), never none unless the version's writer mark
+    says a client's (``MergeRules._by_client``, read from ``keeper`` only then). ``ingest._unchanged`` asks it,
+    so a replay keeps as its making exactly what ``_made_by`` reads as its making: the old BHS batch's unchanged
+    10:00 re-send replayed after the upgrade had listed the 08:00 P's version as its own, a maker keeping the
+    list from then on, and the version was dated 10:00 (review rv41l MED 2); an old NW whose receipt was stamped
+    after its write had listed its own version as unchanged (stfix41's LOW; forty-second round, prior42)."""
+    own = replace(own, unchanged_kept=False)  # (this processing's stamp reads as keeping the list: its document did not)
+    made = [own, *(s for s in others if s.received is not None and ref not in s.unchanged() and _arrival(s) != _arrival(own))]
+    rtype, _, rid = ref.partition("/")
+    return any(s is own for s in _makers(made, lambda: written,
+                                         lambda: MergeRules._by_client(keeper, rtype, rid, version)))
+
+
+def _makers(made: list[Stamp], written: Callable[[], _dt.datetime | None] | None,
+            by_client: Callable[[], bool] | None = None) -> list[Stamp]:
+    """``_made_by``'s choice among the messages whose write did not leave the version as stored (``made``)."""
     old = sorted((s for s in made if not s.unchanged_kept), key=_arrival)
     if not old:
         return made
@@ -4676,6 +4759,15 @@ def _in_system(entry: Any, system: str) -> bool:
     """A CodeableConcept with a coding in ``system`` (``inherits``)."""
     return isinstance(entry, dict) and any(isinstance(c, dict) and c.get("system") == system
                                            for c in entry.get("coding") or ())
+
+
+def _names_new(stored: Any, incoming: Any) -> bool:
+    """Whether ``incoming`` (an element's value: a reference or a list of them) names an entry ``stored`` does not:
+    a correction's re-drawn tube (``exam_time``'s ``unless_new``). Not stated: no."""
+    if incoming is _MISSING:
+        return False
+    held = stored if isinstance(stored, list) else [] if stored is _MISSING else [stored]
+    return any(entry not in held for entry in (incoming if isinstance(incoming, list) else [incoming]))
 
 
 @lru_cache(maxsize=256)

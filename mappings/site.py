@@ -833,6 +833,12 @@ _MERGE_ELEMENT: dict[str, Any] = {
         "until_later": {"anyOf": [{"type": "boolean"}, _NAMES]},
         # not written by the same sender's older message (a report's times: ordfix36)
         "not_from_older": {"type": "boolean"},
+        # a result's time the message does not move when its ``status`` is one of ``by`` (a correction) over a
+        # stored ``status`` of ``over`` (a final result): the exam's time, never a correction's (prior42)
+        # ``unless_new``: a message naming an entry of these the stored version does not (a re-drawn tube) is of
+        # another specimen, its time taken
+        "exam_time": {"type": "object", "required": ["over", "by"], "additionalProperties": False,
+                      "properties": {"over": _NAMES, "by": _NAMES, "unless_new": _NAMES}},
         # a stored status ``from`` the writer does not take back ``to`` (a final result's P: ordfix36);
         # ``with``: elements describing the observation kept out, kept out too (its time: pdate36);
         # ``whole``: nothing of the message's statement written (over a withdrawal); ``why``: the W's

@@ -64,9 +64,12 @@ def test_a_preliminary_of_the_same_time_names_no_time(engine: Engine, http: Test
     assert "valueQuantity" in warned and "effective" not in warned, warned
 
 
-def test_a_later_correction_still_takes_its_own_time(engine: Engine, http: TestClient) -> None:
-    """F 4.1 observed 08:30, then a later C 4.3 observed 11:30 (a re-run specimen): a correction is not kept
-    out, so its value and its time are both stored -- ``with`` keeps out only what ``not_back`` keeps out."""
+def test_a_later_correction_takes_its_value_not_a_time_of_its_own(engine: Engine, http: TestClient) -> None:
+    """F 4.1 observed 08:30, then a later C 4.3 stating 11:30 (OBX-14): a correction is not kept out, so its value
+    is stored -- ``with`` keeps out only what ``not_back`` keeps out -- but it states the result again, not another
+    observation: the time stays 08:30 and the ACK warns of the 11:30 at OBX-14 (merge.yaml ``exam_time``; this
+    test took the correction's time until the forty-second round, when a LIS restamping its corrections with their
+    send time dated a 2024 result 210 days later: rv41k MED 6, prior42)."""
     assert b"MSA|AA" in post(http, _result("PD36-3A", "20261203100000", "PD36M3", "PD36P3", "4.1", "F"))
     (obs,) = written(engine, http, "PD36-3A", "Observation")
     ack = post(http, _result("PD36-3B", "20261203120000", "PD36M3", "PD36P3", "4.3", "C").replace(
@@ -74,4 +77,6 @@ def test_a_later_correction_still_takes_its_own_time(engine: Engine, http: TestC
     assert b"MSA|AA" in ack, ack
     after = _obs(http, obs["id"])
     assert (after["status"], after["valueQuantity"]["value"]) == ("corrected", 4.3), after
-    assert after["effectiveDateTime"].startswith("2026-12-03T11:30:00"), after
+    assert after["effectiveDateTime"].startswith("2026-12-03T08:30:00"), after
+    (warned,) = [e for e in err_lines(ack) if "Observation.effectiveDateTime" in e and "|W|" in e]
+    assert warned.split("|")[2] == "OBX^1^14" and "the time the result was made" in warned, warned

@@ -286,10 +286,6 @@ def test_a_reused_lab_number_the_2026_result_is_the_prior_not_the_2024_one(engin
     assert f["prior_day"] == "2026-03-01", f
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "MED (rv41k, wrong money, pre-existing: fails the same with settle_reused_filler off): a corrected result (C) "
-    "of a 2024 CBC sent 210 days later with OBR-7 the correction's time is a result dated that day -- a 'prior' no "
-    "exam made: HOSPB's CBC three days later is reminded of it and its repeat flagged not payable (CNY 20)"))
 def test_a_late_correction_is_no_prior_of_its_own(engine: Engine, mllp: int) -> None:
     """Money: HOSPA's CBC of 2024-03-01 under ``F-CORR^LIS``; on 2024-09-27 (210 days later) the LIS corrects it
     (OBR-25 C, OBR-7 the correction's time: the sender's habit xofix41 names); on 2024-09-30 HOSPB orders CBC. The

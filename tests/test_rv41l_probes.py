@@ -46,12 +46,6 @@ def _old_batch_p_and_resend(hl7: Sender, community: Engine, monkeypatch: pytest.
     return _report_of(community, "HOSPA-ORU-A1-Pp1")
 
 
-@pytest.mark.xfail(strict=True, reason="MED (rv41l): an old BHS batch's P and its unchanged re-send, the re-send "
-                   "replayed after the upgrade (before any newer version): ingest._unchanged keeps the P's version as "
-                   "the re-send's making (written after the batch's receipt), the document now keeps the list, and "
-                   "_made_by returns BOTH the re-send (known) and the P (could[:1]) -- two makers of one version; "
-                   "settle's 'older' from the 10:00 re-send dates the 08:00 version 10:00 and the late 09:00 F loses "
-                   "王五 (rv41e MED 2 back through a replay)")
 def test_an_old_batchs_resend_replayed_after_the_upgrade_does_not_become_a_second_maker(
         community: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
     """rv41e MED 2's old batch (the 08:00 P by 王五 and its unchanged 10:00 re-send, both filed before stfix40), then

@@ -185,10 +185,6 @@ def test_the_w_is_still_taken_back_where_the_lis_completes_the_order_in_the_same
     assert _order(engine, "B1")["status"] == "completed", ack
 
 
-@pytest.mark.xfail(strict=True, reason="LOW (stfix41, left): the replay of an old order message whose receipt is "
-                   "stamped after its own write (the clock stepped back) keeps its own version as 'unchanged' "
-                   "(ingest._unchanged: written before the receipt), so it is no longer the version's maker and "
-                   "the order's placer number has no storer: a third application's XO is not held")
 def test_the_replay_of_an_old_placers_order_on_a_clock_stepped_back_still_holds_a_third_apps_xo(
         engine: Engine, mllp: int, monkeypatch: pytest.MonkeyPatch) -> None:
     """HOSPB's order B1 with R01 filed by the release before stfix40 on a host whose clock stepped back a second

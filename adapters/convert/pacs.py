@@ -305,6 +305,7 @@ def _report_hook(group: results.Group, ctx: Context, info: dict[str, Any]) -> No
     study = _imaging_study(group, ctx, info)
     if study is not None:
         info["study"] = study
+        info.setdefault("after_report", []).append(lambda report: _study_time_of_a_correction(ctx, study, report))
     ordering = referral.ordering_institution(group, ctx)  # a reading centre's report on a member's order?
     if ordering is not None:
         interpreter = _interpreter(group.obr, ctx) if group.obr is not None else None
@@ -321,6 +322,20 @@ def _report_hook(group: results.Group, ctx: Context, info: dict[str, Any]) -> No
         info.setdefault("after_report", []).append(
             lambda report: _document_reference(group, ctx, info, report)
         )
+
+
+def _study_time_of_a_correction(ctx: Context, study: dict[str, str], report: dict[str, str]) -> None:
+    """A report message correcting its report (the report's status one of ``exam_time``'s ``by`` on the report's
+    time, merge.yaml DiagnosticReport ``effectiveDateTime``: corrected, amended, appended) states its study's start
+    (OBR-7) only as the converter's assumption: it fills a study stored without one and never moves it. The rule
+    is the merge's, read here because only the converter knows which report the study's message states: a RIS
+    restamping OBR-7 with its correction's send time kept the 2024 report's time (``exam_time``) but moved its
+    study's -- an imaging prior's date, ``started`` (forty-second round, prior42)."""
+    rule = ((ctx.site.merge.get("resources") or {}).get("DiagnosticReport") or {}).get("effectiveDateTime") or {}
+    status = ctx.resources.get(report["reference"], {}).get("status")
+    resource = ctx.resources.get(study["reference"])
+    if resource is not None and "started" in resource and status in ((rule.get("exam_time") or {}).get("by") or ()):
+        ctx.assumed(resource, "started")
 
 
 def _document_hook(group: results.Group, ctx: Context, info: dict[str, Any]) -> None:

@@ -114,7 +114,7 @@ _VALUE_KEYS = frozenset(
 # compiled plan made (``plans.build``, the second OBX of its shape) named none, and the same held message
 # was located at OBX-5 the first time, at OBX-11 after (review rv37e LOW 4; thirty-seventh round, statfix37)
 LOCATED_LATER: tuple[tuple[str, int], ...] = (*((key, 5) for key in sorted(_VALUE_KEYS)), ("dataAbsentReason", 5),
-                                              ("referenceRange", 7), ("interpretation", 8))
+                                              ("referenceRange", 7), ("interpretation", 8), ("effectiveDateTime", 14))
 # where a report's times and status were stated (the merge's warning of a time an older message states,
 # ordfix36; its refusal of a status it cannot date, one ERR each since ordfix36 collects them: OBR-25) --
 # the status only where OBR-25 was sent: read from the results (OBR-25 empty), its refusal named OBR^1^25,
@@ -1165,7 +1165,7 @@ def _observation(
         ctx.delete(res, "interpretation")
     apply_table("obx_observation", {"OBX": obx}, ctx, res)
     if "effectiveDateTime" not in res:
-        effective = _effective(obx, group, ctx)
+        effective = _effective(obx, group, ctx, res)
         if effective:
             res["effectiveDateTime"] = effective
             # a time taken from OBR-7 (or 8, 22, RXA-3, EVN, MSH-7) because OBX-14 is empty is the
@@ -1204,12 +1204,14 @@ def result_performer(obx: Segment, ctx: Context, sender: dict[str, str]) -> dict
     return sender
 
 
-def _effective(obx: Segment, group: Group, ctx: Context) -> str | None:
+def _effective(obx: Segment, group: Group, ctx: Context, res: Resource) -> str | None:
     """When OBX-14 is empty: OBR-7 (collection), OBR-8 (collection end), OBR-22 (report); in a
     group without OBR the administration it follows (RXA-3: a vaccination's eligibility and VIS
     observations), else EVN-6 (event occurred), EVN-2 (recorded) — an ADT's observations; then
     MSH-7, with a warning whenever it is not the OBR's — the result date decides recognition
-    windows, so it is never left out while the message dates anything."""
+    windows, so it is never left out while the message dates anything. Located at the field it
+    was taken from (not OBX-14, ``LOCATED_LATER``): a correction's time not stored is warned there
+    (merge.yaml ``exam_time``; prior42)."""
     candidates: list[tuple[Segment, int]] = []
     if group.obr is not None:
         candidates += [(group.obr, 7), (group.obr, 8), (group.obr, 22)]
@@ -1235,6 +1237,7 @@ def _effective(obx: Segment, group: Group, ctx: Context) -> str | None:
         if seg is not group.obr:
             ctx.warn(obx.error(f"OBX-14 (and OBR-7/8/22) empty: the result date is taken from {seg.name}-{fno}",
                                14))
+        ctx.located(res, "effectiveDateTime", seg, fno)
         return value
     return None
 
