@@ -268,12 +268,6 @@ def test_a_finer_or_other_exam_time_is_written(http: TestClient) -> None:
     assert report.get("effectiveDateTime") == "2026-03-12T10:00:00+08:00", report
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "MED (xofix42, left): the precision rule holds the REPORT's exam time (merge.yaml DiagnosticReport "
-    "effectiveDateTime, a not_from_older time), but its results' Observation.effectiveDateTime (OBR-7 where OBX-14 "
-    "is empty) has no such rule: the re-send stating OBR-7 at the date alone still writes '2024-03-12' over the "
-    "results' 2024-03-12T08:00:00+08:00. Needs a key on Observation.effective[x] in merge.yaml -- the lines "
-    "prior42's exam_time adds this round, so left to be joined there"))
 def test_a_thinner_resend_keeps_its_results_exam_time(http: TestClient) -> None:
     run = "XOFIX42-OB"
     acc = _old_exam(http, run)
