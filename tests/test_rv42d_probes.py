@@ -218,10 +218,6 @@ def test_a_later_thinner_omi_keeps_the_accession_and_study_uid(http: TestClient)
     assert _ident(sr, UID) == ["urn:oid:1.2.156.4242.1"], sr
 
 
-@pytest.mark.xfail(strict=True, reason="MED (exactly what was sent, rv42d): OMI^O23's ORDER group holds IPC 1..*; "
-                   "pacs._ipc reads only the first after the OBR, so a second IPC of the same order (its second "
-                   "study: another Study Instance UID) is dropped without a word -- not stored, not counted in "
-                   "/admin/fidelity")
 def test_an_omi_order_of_two_ipcs_keeps_both_studies_or_counts_the_second(http: TestClient) -> None:
     msg = _omi("RD42O2", "RD42O2", "20261201091500",
                "ORC|NW|RD42P2|||||||20261201090000|||1001^李^医生\rTQ1|1||||||20261201100000\r"
@@ -260,9 +256,6 @@ def _director_oru(control: str, director: str, stamp: str) -> str:
             + "|".join(obx) + "\r")
 
 
-@pytest.mark.xfail(strict=True, reason="LOW (rv42d): OBX-25 \"\" (the director deleted, HL7 v2 2.5.3 null) in a "
-                   "correction is read as 'not sent' (elr_fields.director returns None) and the merge keeps the "
-                   "stored MDIR PractitionerRole: the result still names the director the LIS took back")
 def test_obx_25_null_in_a_correction_takes_the_director_off(http: TestClient) -> None:
     assert ack_code_of(post(http, _director_oru("RD42D1", "2001^周^主任", "20261201091500"))) == "AA"
     assert ack_code_of(post(http, _director_oru("RD42D2", '""', "20261201101500"))) == "AA"
@@ -270,10 +263,11 @@ def test_obx_25_null_in_a_correction_takes_the_director_off(http: TestClient) ->
     assert not [p for p in obs.get("performer") or () if p["reference"].startswith("PractitionerRole/")], obs
 
 
-@pytest.mark.xfail(strict=True, reason="MED (wrong reference across patients, rv42d; older than fam42 -- an ORM^O01 "
-                   "with IPC does the same): two orders of two patients under one accession (IPC-1), the second "
-                   "patient's ORU naming the accession alone in OBR-3 is filed on her (subject right) but basedOn "
-                   "the FIRST patient's ServiceRequest -- the order found by accession ignores whose it is")
+@pytest.mark.xfail(strict=True, reason="MED (rv42d; re-diagnosed by omi42: not across patients) -- the second "
+                   "patient's report naming the accession alone in OBR-3 is filed on her and based on a SECOND order "
+                   "of hers keyed by the filler number (FILL), not on her OMI's order holding the accession (IPC-1 -> "
+                   "ACSN); the first patient's order is never named. The same with one patient: "
+                   "tests/test_omi42_ipcs_and_director.py (adopt_filled / _order_holding match FILL only)")
 def test_an_accession_two_omis_reuse_files_the_report_on_its_patients_order(http: TestClient) -> None:
     """The RIS's OMI for patient A and, later, for patient B (another placer number) both under accession
     RD42ACC; B's ORU naming RD42ACC in OBR-3 files its report on B, based on B's order (not A's)."""

@@ -39,11 +39,23 @@ MEDICAL_DIRECTOR = {"coding": [{"system": V2_0912, "code": "MDIR", "display": "M
 OFF_PLAN = (19, 21, 25)
 
 
-def director(obx: Segment, ctx: Context, performer: dict[str, Any]) -> dict[str, Any] | None:
+# OBX-25 "" (HL7 v2 2.5.3's explicit null: the director deleted) takes off the stored performers of this kind -- the
+# director's PractitionerRole and nothing else: OBX-16's observers and PRT's participants are Practitioners,
+# OBX-23's lab and the sender Organizations (``merge.yaml`` Observation.performer, by-key on ``@type``)
+_DIRECTOR_KIND = (("@type", ("PractitionerRole",)),)
+
+
+def director(obx: Segment, ctx: Context, performer: dict[str, Any], res: dict[str, Any]) -> dict[str, Any] | None:
     """OBX-25 → a reference to the PractitionerRole MDIR of the director at ``performer`` (the result's
-    performing organisation); None when OBX-25 names nobody."""
+    performing organisation); None when OBX-25 names nobody. OBX-25 sent as ``""`` deletes the stored director
+    from the Observation ``res`` (as OBX-16 ``""`` its observers): a correction by which the LIS takes the
+    director back had been read as one not stating OBX-25, and the result went on naming him (review rv42d LOW 5;
+    forty-second round, omi42)."""
     fields = obx.fields
-    if len(fields) <= 25 or not fields[25] or fields[25] == '""':
+    if len(fields) <= 25 or not fields[25]:
+        return None
+    if fields[25] == '""':
+        ctx.delete(res, "performer", _DIRECTOR_KIND)
         return None
     person = practitioner(obx.rep(25), ctx)
     if person is None:

@@ -214,27 +214,40 @@ def _label_content(ctx: Context) -> None:
                 security.append({"system": _CONFIDENTIALITY, "code": top})
 
 
-def _ipc(group: results.Group, ctx: Context) -> Segment | None:
-    """The IPC (imaging procedure control) of the order ``group``: the first after its OBR (else its ORC) and
-    before the next order's ORC or OBR -- OMI^O23's ORDER group holds its IPCs after its OBR, one order's
-    accession, Study UID and modality each. An IPC standing before every order (where ORU and MDM senders put
-    the one of their message) is every group's that has none of its own. Why: each group read the message's
-    first IPC, so the second order of an OMI took the first's accession number, Study UID and modality
-    (forty-second round, fam42)."""
+def _ipcs(group: results.Group, ctx: Context) -> list[Segment]:
+    """The IPCs (imaging procedure control) of the order ``group``: those after its OBR (else its ORC) and before
+    the next order's ORC or OBR -- OMI^O23's ORDER group holds IPC 1..* after its OBR (v2.5.1 ch. 4), each a
+    requested procedure / study of that order: its accession, Study UID and modality. IPCs standing before every
+    order (where ORU and MDM senders put the one of their message) are every group's that has none of its own.
+    Why: each group read the message's first IPC, so the second order of an OMI took the first's accession number,
+    Study UID and modality (forty-second round, fam42); and an order's second IPC was dropped without a word, its
+    study's UID neither stored nor counted (review rv42d MED 4; forty-second round, omi42)."""
     msg = ctx.message
     anchor = group.obr if group.obr is not None else group.orc
     first = msg.get("IPC")
-    if anchor is None or first is None:
-        return first
+    if first is None:
+        return []
+    if anchor is None:
+        return [first]
     segments = msg.segments
+    own: list[Segment] = []
     for seg in segments[anchor.position + 1:]:
         name = seg.name
         if name == "IPC":
-            return seg
-        if name in ("ORC", "OBR"):
+            own.append(seg)
+        elif name in ("ORC", "OBR"):
             break
+    if own:
+        return own
     opening = next((s.position for s in segments if s.name in ("ORC", "OBR")), len(segments))
-    return first if first.position < opening else None
+    return [s for s in segments[:opening] if s.name == "IPC"]
+
+
+def _ipc(group: results.Group, ctx: Context) -> Segment | None:
+    """The first IPC of the order ``group`` (``_ipcs``): the one whose accession, Study UID and modality the
+    group's report and its ImagingStudy are keyed by; the order itself holds every IPC's (``_order_hook``)."""
+    ipcs = _ipcs(group, ctx)
+    return ipcs[0] if ipcs else None
 
 
 def _modality(group: results.Group, ctx: Context) -> str:
@@ -276,17 +289,28 @@ def _order_hook(group: results.Group, ctx: Context, info: dict[str, Any]) -> Non
         _add_once(sr.setdefault("code", {}).setdefault("coding", []), {"system": common.DCM, "code": modality})
     accession = _accession(group, ctx)
     if accession:
-        _add_once(sr.setdefault("identifier", []), {
-            "type": {"coding": [{"system": common.V2_0203, "code": "ACSN"}]},
-            "system": f"urn:huren:accession:{ctx.urn_code}",
-            "value": accession,
-        })
-    ipc = _ipc(group, ctx)
-    if ipc is not None:
+        _add_once(sr.setdefault("identifier", []), _accession_identifier(accession, ctx))
+    # every IPC of the order is one of its requested procedures / studies: each one's modality, accession and
+    # Study UID, exactly as sent (the first's come first; ``_add_once``: a repeated one stands once)
+    for ipc in _ipcs(group, ctx):
         elr_fields.note_unread(ipc, ctx, "ipc_imaging")  # IPC-2, IPC-4 ... counted (fidelity)
-    if ipc is not None and ipc.value(3):
-        uid = ipc.value(3)
-        _add_once(sr.setdefault("identifier", []), {"system": common.DICOM_UID, "value": f"urn:oid:{uid}"})
+        if ipc.value(5):
+            _add_once(sr.setdefault("code", {}).setdefault("coding", []),
+                      {"system": common.DCM, "code": ipc.value(5).strip().upper()})
+        if ipc.value(1):
+            _add_once(sr.setdefault("identifier", []), _accession_identifier(ipc.value(1), ctx))
+        if ipc.value(3):
+            uid = ipc.value(3)
+            _add_once(sr.setdefault("identifier", []), {"system": common.DICOM_UID, "value": f"urn:oid:{uid}"})
+
+
+def _accession_identifier(accession: str, ctx: Context) -> dict[str, Any]:
+    """The order's accession number (IPC-1, else OBR-18) as its ACSN identifier, under the sender's system."""
+    return {
+        "type": {"coding": [{"system": common.V2_0203, "code": "ACSN"}]},
+        "system": f"urn:huren:accession:{ctx.urn_code}",
+        "value": accession,
+    }
 
 
 def _add_once(listed: list[dict[str, Any]], entry: dict[str, Any]) -> None:

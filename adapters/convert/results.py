@@ -1177,7 +1177,7 @@ def _observation(
             raise obx.error("OBX-14 (observation date) is empty and nothing else in the message dates "
                             "the result (OBR-7/8/22, RXA-3, EVN-6/EVN-2, MSH-7)", 14, code=REQUIRED_FIELD_MISSING)
     res.setdefault("performer", []).insert(0, performer)  # the result's own (``result_performer``)
-    head = elr_fields.director(obx, ctx, performer)  # OBX-25: a PractitionerRole MDIR at that performer
+    head = elr_fields.director(obx, ctx, performer, res)  # OBX-25: a PractitionerRole MDIR at that performer
     if head is not None:
         res["performer"].append(head)
     elr_fields.note_unread(obx, ctx, "obx_observation")  # the OBX fields no rule reads, counted (fidelity)
