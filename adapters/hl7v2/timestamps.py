@@ -208,14 +208,14 @@ def compare_times(a: str, b: str, a_digits: int | None = None, b_digits: int | N
     return "same" if sa.digits == sb.digits or n >= 14 else "within"
 
 
-def thinner(text: str, than: str, digits: int | None = None) -> bool:
+def thinner(text: str, than: str, digits: int | None = None, than_digits: int | None = None) -> bool:
     """Whether ``text`` (stated at ``digits`` where its FHIR text writes more: ``stated_digits``) states the time
     ``than`` states at a coarser precision -- a date, or an hour, a minute, within which ``than`` falls where
-    ``than`` is finer: it says nothing ``than`` does not (review rv42a MED 5: a re-send stating its exam time at
+    ``than`` is finer (``than_digits``: its own, where known): it says nothing ``than`` does not (review rv42a MED 5: a re-send stating its exam time at
     the date alone erased the stated instant; rv42c MED 1: at the minute, the stored second)."""
-    st, sf = _stated(text, digits), _stated(than)
+    st, sf = _stated(text, digits), _stated(than, than_digits)
     return (st is not None and sf is not None and st.digits < sf.digits
-            and compare_times(text, than, digits) == "within")
+            and compare_times(text, than, digits, than_digits) == "within")
 
 
 def before(text: str, than: str, digits: int | None = None) -> bool:
