@@ -172,6 +172,10 @@ def _stated(text: str, digits: int | None = None) -> _Time | None:
         return None
     day = m["date"].replace("-", "")
     if not m["time"]:
+        try:  # (a month 13 or a 30 February names no time)
+            date(int(day[:4]), int(day[4:6] or 1), int(day[6:] or 1))
+        except ValueError:
+            return None
         return _Time(day, None, min(len(day), digits or len(day)))
     if len(m["date"]) != 10:
         return None
