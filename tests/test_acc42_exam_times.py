@@ -207,3 +207,19 @@ def test_a_period_restated_with_another_start_is_written(module_eng: Engine, htt
     [report] = _reports(http, acc)
     assert report.get("effectivePeriod") == {"start": "2024-03-12T08:05:00+08:00",
                                              "end": "2024-03-12T08:30:00+08:00".replace("30", "45", 1)}, report
+
+
+def test_a_resend_stating_no_exam_time_and_a_stored_conclusion_is_refused(http: TestClient) -> None:
+    """rv42c LOW 1, decided: the 2024 final re-sent by the accession alone with OBR-7 empty and its conclusion
+    (未见异常), the 2026 order numbered and unread -- a re-send, or the 2026 exam's own normal report, which is not
+    told; filed as the 2026 one (as before acc42), the unread CT would show as reported normal: AE 205 at OBR-3,
+    the 2026 order without a report. Another conclusion is news of the newest exam: its report (AA, W 205)."""
+    run = "ACC42-NOT"
+    acc = _exam_at_seconds(http, run)
+    _numbered(http, run, acc)
+    ack = send(http, _ct("", acc, sent=LATE, obr7="", status="F", text="未见异常"))
+    assert "MSA|AE" in ack and len(errs := _w205(ack)) == 1 and "no exam time" in errs[0][-1], ack
+    assert _by_order(http, acc, run) == {f"{run}1": "未见异常"}, ack
+    ack = send(http, _ct("", acc, sent=LATE, obr7="", status="F", text="右侧硬膜下血肿"))
+    assert "MSA|AA" in ack and len(_w205(ack)) == 1, ack
+    assert _by_order(http, acc, run) == {f"{run}1": "未见异常", f"{run}2": "右侧硬膜下血肿"}, ack

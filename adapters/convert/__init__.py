@@ -892,6 +892,15 @@ def _restated(conversion: Conversion, ref: str, key: str, was: dict[str, Any], r
                        f"({_named(_placers(held[holder]))}, ordered {placed}), and no stored report under the number "
                        f"was observed then ({exams}): an exam observed before its order is not that order's -- not "
                        f"filed; {ask[0]}", *ask[1:], code=DUPLICATE_KEY_IDENTIFIER)
+    told = report.get("conclusion")
+    if (not now and told and report.get("status") not in ("corrected", "amended") and holder is not None
+            and holder not in theirs and holder not in filed
+            and any(r.get("conclusion") == told for r in {"": was, **filed}.values())):
+        raise HL7Error(f"{segment}-{fno} (filler order number) {value!r} with no placer number states no exam time "
+                       f"(OBR-7) and the conclusion of a stored report under the number ({exams}), while the newest "
+                       f"order holding it ({_named(_placers(held[holder]))}) has no report: a re-send of that report "
+                       f"or the newest exam's own, which is not told -- not filed (filed as the newest exam's, its "
+                       f"unread exam would show as reported); {ask[0]}", *ask[1:], code=DUPLICATE_KEY_IDENTIFIER)
     if (report.get("status") not in ("corrected", "amended") or holder is None or holder in theirs
             or holder in filed or not _placers(held[holder])):
         return None
