@@ -866,7 +866,13 @@ def _restated(conversion: Conversion, ref: str, key: str, was: dict[str, Any], r
     (AE 205 at OBR-3; the raw message kept). None stating it: a correction or addendum (OBR-25 C/A) corrects what
     was stated -- where the newest holder has no report to correct, the one stored report (rv41o HIGH 1-3: by "the
     newest" it overwrote the 2026 report); where two or more are stored and none is the newest's, which is not
-    told -- refused."""
+    told -- refused. The message's time is compared at the precision it stated (``_digits``: an OBR-7 of minutes
+    is written with ``:00`` seconds, and read as another exam it was filed as the newest's, rv42c HIGH 1, MED 1).
+    None stating it, an exam observed a day before the newest order was placed (``timestamps.before``, its
+    ``authoredOn``) is not that order's -- refused; and a report stating no exam time but a stored report's
+    conclusion, the newest order unreported, is a re-send or the newest's own normal report, which is not told --
+    refused: filed as the newest's, its unread exam would show as reported (rv42c HIGH 1, LOW 1; forty-second
+    round, acc42)."""
     (segment, sequence, fno), value = conversion.filler_reports[ref][1], key.rsplit("|", 1)[-1]
     rtype = ref.split("/", 1)[0]
     apart = {h: _apart(conversion, rtype, key, placers) for h, r in held.items()
@@ -984,7 +990,8 @@ def _not_told(was: dict[str, Any], report: dict[str, Any], digits: int | None = 
     """Where a final report (OBR-25 F) naming no order over the stored report under the number may be another
     exam's, which nothing else in the message tells: the two times (for the text) and whether the stored one is a
     final; ("", True) otherwise. Over a stored final (F, C, A): it states another exam time (OBR-7, compared at the
-    coarser precision of the two: ``compare_times``), or no instant of it -- none, an unreadable one, or a date
+    coarser precision of the two, the message's as it stated it: ``compare_times``, ``digits``), or no instant of
+    it -- none, an unreadable one, or a date
     agreeing with the stored time, which names no instant (review rv42a MED 4) -- and another conclusion: refused
     (rv41o HIGH 4, MED 1: filed over the stored final, the 2024 order carried the 2026 finding). Over a stored
     preliminary (P; registered, partial): only another exam time, and it is filed with a W -- a final restamping
