@@ -45,12 +45,12 @@ OFF = {
 
 @pytest.mark.parametrize(("a", "b"), list(itertools.product(PRECISIONS, PRECISIONS)))
 def test_every_pair_of_precisions_compares_at_the_coarser(a: str, b: str) -> None:
-    """Each precision against each: the one instant stated at both agrees -- "same" where both name it (the same
-    precision, or seconds and finer), "within" where the coarser is an hour or coarser; one step off at the
-    coarser precision is "other", either way round."""
+    """Each precision against each: the one instant stated at both agrees -- "same" where both name it (seconds and
+    finer), "within" where the coarser is a minute or coarser (two dates alike: one exam's or two of that day);
+    one step off at the coarser precision is "other", either way round."""
     (ta, da), (tb, db) = AT[a], AT[b]
     coarse = min(PRECISIONS.index(a), PRECISIONS.index(b))
-    agree = "same" if a == b or coarse >= PRECISIONS.index("second") else "within"
+    agree = "same" if coarse >= PRECISIONS.index("second") else "within"
     assert compare_times(ta, tb, da, db) == agree
     assert compare_times(tb, ta, db, da) == agree
     c = PRECISIONS[coarse]

@@ -196,12 +196,12 @@ def compare_times(a: str, b: str, a_digits: int | None = None, b_digits: int | N
     -- an OBR-7 of minutes is written with ``:00`` seconds). The finer is read at the coarser's offset (a time of
     day at the offset it was stated with, the sender's own or the site's zone: ``to_fhir_datetime``); a date,
     month or year has none, so the finer's own local date is compared. "same": they agree and both name the
-    instant (seconds or finer, or the same precision); "within": the coarser, an hour or coarser, holds the finer
-    -- it names no instant, so it tells nothing more; "other": another time at that precision; None when either
-    states none or is unreadable. One owner of "the same exam time at the precision stated" (the converter's
-    ``_restated``/``_not_told``, the merge's ``_not_thinner``): below the day the sender's precision was lost and
-    a minute restating its own second read as another exam (review rv42c HIGH 1, MED 1; forty-second round,
-    acc42)."""
+    instant (seconds or finer); "within": the coarser, a minute or coarser, holds the finer -- it names no
+    instant, so it tells nothing more (two dates alike are two exams of one day as well as one); "other":
+    another time at that precision; None when either states none or is unreadable. One owner of "the same exam
+    time at the precision stated" (the converter's ``_restated``/``_not_told``, the merge's ``_not_thinner``):
+    below the day the sender's precision was lost and a minute restating its own second read as another exam
+    (review rv42c HIGH 1, MED 1; forty-second round, acc42)."""
     sa, sb = _stated(a, a_digits), _stated(b, b_digits)
     if sa is None or sb is None:
         return None
@@ -209,14 +209,15 @@ def compare_times(a: str, b: str, a_digits: int | None = None, b_digits: int | N
     n = coarse.digits
     if fine.at(coarse)[:n] != coarse.text[:n]:
         return "other"
-    return "same" if sa.digits == sb.digits or n >= 14 else "within"
+    return "same" if n >= 14 else "within"
 
 
 def thinner(text: str, than: str, digits: int | None = None, than_digits: int | None = None) -> bool:
     """Whether ``text`` (stated at ``digits`` where its FHIR text writes more: ``stated_digits``) states the time
     ``than`` states at a coarser precision -- a date, or an hour, a minute, within which ``than`` falls where
-    ``than`` is finer (``than_digits``: its own, where known): it says nothing ``than`` does not (review rv42a MED 5: a re-send stating its exam time at
-    the date alone erased the stated instant; rv42c MED 1: at the minute, the stored second)."""
+    ``than`` is finer (``than_digits``: its own, where known): it says nothing ``than`` does not (review rv42a
+    MED 5: a re-send stating its exam time at the date alone erased the stated instant; rv42c MED 1: at the
+    minute, the stored second)."""
     st, sf = _stated(text, digits), _stated(than, than_digits)
     return (st is not None and sf is not None and st.digits < sf.digits
             and compare_times(text, than, digits, than_digits) == "within")
