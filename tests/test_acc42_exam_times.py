@@ -223,3 +223,18 @@ def test_a_resend_stating_no_exam_time_and_a_stored_conclusion_is_refused(http: 
     ack = send(http, _ct("", acc, sent=LATE, obr7="", status="F", text="右侧硬膜下血肿"))
     assert "MSA|AA" in ack and len(_w205(ack)) == 1, ack
     assert _by_order(http, acc, run) == {f"{run}1": "未见异常", f"{run}2": "右侧硬膜下血肿"}, ack
+
+
+def test_two_dates_alike_with_another_conclusion_are_not_told(http: TestClient) -> None:
+    """The guard for "same" at seconds only: the 2024 report stored with its date alone (OBR-7 20240312), a final
+    by the accession alone stating that date and another conclusion -- that exam's or another of that day under
+    the reused number, which is not told: refused (AE 205), the stored report as it was."""
+    run = "ACC42-DATES"
+    acc = f"{run}-ACC"
+    assert "MSA|AA" in send(http, _stated("HIS", f"{run}1", "NW", HEAD, "", "").replace("20260312080000",
+                                                                                        "20240312080000"))
+    assert "MSA|AA" in send(http, _ct(f"{run}1", acc, sent=T24, obr7="20240312", status="F", text="未见异常"))
+    ack = send(http, _ct("", acc, sent=LATE, obr7="20240312", status="F", text="右侧硬膜下血肿"))
+    assert "MSA|AE" in ack and len(_w205(ack)) == 1, ack
+    assert [(r.get("effectiveDateTime"), r.get("conclusion")) for r in _reports(http, acc)] == [
+        ("2024-03-12", "未见异常")]
