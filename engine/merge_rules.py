@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from adapters.hl7v2.errors import DUPLICATE_KEY_IDENTIFIER, HL7Error
-from adapters.hl7v2.timestamps import thinner
+from adapters.hl7v2.timestamps import compare_times, thinner
 from engine import fhirjson
 from engine.errors import FhirError, NotFound, Unprocessable
 from engine.identity.demographics import a_woman
@@ -290,6 +290,14 @@ class Said:
     later: tuple[str, int, tuple[tuple[str, int], ...]] | tuple[()] = ()
     # elements stated only as the application that stored the order's number they come under (``Owned``)
     owned: tuple[Owned, ...] = ()
+    # element -> the precision the message stated a time at (``timestamps.stated_digits``: 10 an hour, 12 a
+    # minute) where its FHIR text writes more (``:00`` seconds) -- a report's OBR-7/8 of minutes: compared at that
+    # precision (``compare_times``, ``_not_thinner``: review rv42c MED 1; forty-second round, acc42)
+    digits: tuple[tuple[str, int], ...] = ()
+
+    def digits_of(self, element: str) -> int | None:
+        """The precision the message stated ``element``'s time at, where coarser than its text (``digits``)."""
+        return next((d for name, d in self.digits if name == element), None)
 
     def at(self, element: str, resource: Mapping[str, Any]) -> str | None:
         """Where the message stated ``element`` of ``resource`` (the version it states): ``fields``, else
@@ -1072,7 +1080,7 @@ class MergeRules:
                 before = self._older_over_later(rtype, plan, stored, incoming, source, left)  # (it leaves out what was stored)
         over_p: str | None = None  # (the older final over its later P: the report as in MSH-7 order -- stfix38)
         if plan.timed:  # (the stored time restated thinner -- its date alone: not written, xofix42)
-            incoming = _not_thinner(plan, stored, incoming)
+            incoming = _not_thinner(plan, stored, incoming, said)
         if plan.timed and not compared:  # (a report's times from an older message: not written -- ordfix36)
             over_p = self._over_later_p(rtype, plan, stored, incoming, source)
             if over_p is None:
@@ -4134,17 +4142,45 @@ def _kept_record(persons: Persons, patient_id: str) -> str | None:
     return kept(patient_id) if kept is not None else None
 
 
-def _not_thinner(plan: TypePlan, stored: Resource, incoming: Resource) -> Resource:
-    """``incoming`` without the ``not_from_older`` times (a report's OBR-7, OBR-22) it states at a coarser
-    precision than the stored value, which falls within it (``timestamps.thinner``: the date alone of the stored
-    exam instant): it says nothing the stored one does not, so the more precise statement stays whichever
-    message is later -- a re-send of the final stating OBR-7 at the date alone erased the exam's stated instant
-    (review rv42a MED 5; forty-second round, xofix42). Another time at that precision is written as the mode and
-    the older-message rule say; a replacing writer (a client's PUT) states its own (``timed`` holds no
-    ``replace``)."""
-    thin = [n for n in plan.timed if isinstance(incoming.get(n), str) and isinstance(stored.get(n), str)
-            and thinner(incoming[n], stored[n])]
-    return {k: v for k, v in incoming.items() if k not in thin} if thin else incoming
+def _not_thinner(plan: TypePlan, stored: Resource, incoming: Resource, said: Said | None = None) -> Resource:
+    """``incoming`` without the ``not_from_older`` times (a report's OBR-7, OBR-8, OBR-22) it states at a coarser
+    precision than the stored value, which falls within it (``timestamps.thinner``: the date alone, or the minute,
+    of the stored exam instant -- at the precision the message stated, ``Said.digits``): it says nothing the stored
+    one does not, so the more precise statement stays whichever message is later -- a re-send of the final stating
+    OBR-7 at the date alone erased the exam's stated instant (review rv42a MED 5; forty-second round, xofix42).
+    Across the choice too (rv42c MED 4; acc42): a dateTime restating a stored Period's start -- thinner, or the
+    same instant -- leaves the Period, its end with it (a re-send with OBR-8 empty states no end: v2 2.5.3, an
+    empty field changes nothing); a Period's start or end thinner than the stored one's (or than the stored
+    dateTime, for its start) takes the stored value. Another time at that precision is written as the mode and the
+    older-message rule say; a replacing writer (a client's PUT) states its own (``timed`` holds no ``replace``)."""
+    out: Resource | None = None
+    for name in plan.timed:
+        value = incoming.get(name)
+        digits = said.digits_of(name) if said is not None else None
+        if isinstance(value, str):
+            was = stored.get(name)
+            period = stored.get(name[: -len("DateTime")] + "Period") if name.endswith("DateTime") else None
+            start = period.get("start") if isinstance(period, dict) and name not in stored else None
+            if (isinstance(was, str) and thinner(value, was, digits)) or (
+                    isinstance(start, str) and compare_times(value, start, digits) is not None
+                    and (thinner(value, start, digits) or compare_times(value, start, digits) == "same")):
+                out = out if out is not None else dict(incoming)
+                del out[name]
+        elif isinstance(value, dict) and name.endswith("Period"):
+            was_period = stored.get(name)
+            was = was_period if isinstance(was_period, dict) else {}
+            instant = stored.get(name[: -len("Period")] + "DateTime")
+            kept = dict(value)
+            for part in ("start", "end"):
+                then = was.get(part) if was else (instant if part == "start" else None)
+                now = value.get(part)
+                part_digits = said.digits_of(f"{name}.{part}") if said is not None else None
+                if isinstance(now, str) and isinstance(then, str) and thinner(now, then, part_digits):
+                    kept[part] = then
+            if kept != value:
+                out = out if out is not None else dict(incoming)
+                out[name] = kept
+    return out if out is not None else incoming
 
 
 def _span(resource: Resource | None) -> _dt.timedelta | None:

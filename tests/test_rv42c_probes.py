@@ -77,12 +77,6 @@ def test_a_v23_transaction_date_with_its_precision_keeps_its_date(http: TestClie
 # --- xofix42: the precision rule, the report's period ----------------------------------------------------------------
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "MED (data lost, the xofix42 precision rule's gap): a report whose OBR-7 and OBR-8 made effectivePeriod "
-    "(08:00 -> 08:30) re-sent by its placer number stating OBR-7 at the date alone and no OBR-8 -- thinner, "
-    "nothing new -- is written as effectiveDateTime '2024-03-12' and the choice rule drops the stored Period: the "
-    "exam's instant and its end are gone (merge_rules._not_thinner compares string values only, the same "
-    "element only: effectiveDateTime against a stored effectivePeriod is not seen as thinner)"))
 def test_a_date_alone_restating_a_reports_period_keeps_the_period(http: TestClient) -> None:
     run = "RV42C-PER"
     acc = _old_exam(http, run)
@@ -148,14 +142,6 @@ def _exam_at_seconds(http: TestClient, run: str) -> str:
 MINUTE = "202403120800+0800"  # the 2024 exam's time, as a RIS module writing minutes states it
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "HIGH (wrong filing): the 2024 final re-sent from the RIS's queue by the accession alone, its exam time "
-    "restated at minute precision (OBR-7 202403120800 for the stored 08:00:37) and the same conclusion, with a 2026 "
-    "order numbered under the reused accession and not yet read: compare_times sees two instants (the converter "
-    "writes 08:00:00), 'other', so no stored report states it, and the newest-holder rule files it as the 2026 "
-    "exam's report -- the unread 2026 CT carries a 2024 finding, AA with a W saying it is filed as that order's. "
-    "Nothing checks that the message's exam time (2024-03-12) is two years before that order was placed (ORC-9 "
-    "2026-03-12): an exam observed before its order is not that order's"))
 def test_a_resend_stating_the_exam_time_in_minutes_is_not_the_unread_newer_exams_report(http: TestClient) -> None:
     run = "RV42C-MINN"
     acc = _exam_at_seconds(http, run)
@@ -164,12 +150,6 @@ def test_a_resend_stating_the_exam_time_in_minutes_is_not_the_unread_newer_exams
     assert _by_order(http, acc, run) == {f"{run}1": "未见异常"}, ack
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "MED (a refusal where a correct filing was possible): with one exam under the number, the same re-send "
-    "(OBR-7 at minute precision, the stored 08:00:37; the same conclusion) is refused AE 205 'not told' -- "
-    "xofix42's 'the coarser precision of the two' holds for a date, month or year only: below the day the "
-    "sender's precision is lost in the FHIR dateTime (to_fhir_datetime writes :00 seconds), so a minute restating "
-    "its own second reads as another instant; the refused message's plain replay is refused again"))
 def test_a_resend_stating_the_exam_time_in_minutes_is_a_resend(http: TestClient) -> None:
     run = "RV42C-MIN1"
     acc = _exam_at_seconds(http, run)

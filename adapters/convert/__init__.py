@@ -37,7 +37,7 @@ from adapters.hl7v2.errors import (
 from adapters.hl7v2.header import msh_warnings
 from adapters.hl7v2.parser import Message, encoding_repaired
 from adapters.hl7v2.senders import sender_institution
-from adapters.hl7v2.timestamps import compare_times
+from adapters.hl7v2.timestamps import before, compare_times
 from engine.merge_rules import LET_GO, Delete, Said, ident_type
 from engine.repository.references import rewrite_references
 from mappings.site import Site
@@ -772,7 +772,7 @@ def settle_reused_filler(conversion: Conversion, read_many: Any, search: Any = N
         value = key.rsplit("|", 1)[-1]
         if not new:  # (told only where the message names its order by the number alone: by a placer, it is told)
             told, final = ("", True) if _placers(*(conversion.by_reference.get(o) for o in ours)) \
-                else _not_told(was, report)
+                else _not_told(was, report, _digits(conversion, ref))
             if told:
                 if not old and theirs:  # (the stored report's orders, read for the text only)
                     got = read_many([_key_of(o) for o in sorted(theirs)])
@@ -866,15 +866,22 @@ def _restated(conversion: Conversion, ref: str, key: str, was: dict[str, Any], r
     (AE 205 at OBR-3; the raw message kept). None stating it: a correction or addendum (OBR-25 C/A) corrects what
     was stated -- where the newest holder has no report to correct, the one stored report (rv41o HIGH 1-3: by "the
     newest" it overwrote the 2026 report); where two or more are stored and none is the newest's, which is not
-    told -- refused."""
+    told -- refused. The message's time is compared at the precision it stated (``_digits``: an OBR-7 of minutes
+    is written with ``:00`` seconds, and read as another exam it was filed as the newest's, rv42c HIGH 1, MED 1).
+    None stating it, an exam observed a day before the newest order was placed (``timestamps.before``, its
+    ``authoredOn``) is not that order's -- refused; and a report stating no exam time but a stored report's
+    conclusion, the newest order unreported, is a re-send or the newest's own normal report, which is not told --
+    refused: filed as the newest's, its unread exam would show as reported (rv42c HIGH 1, LOW 1; forty-second
+    round, acc42)."""
     (segment, sequence, fno), value = conversion.filler_reports[ref][1], key.rsplit("|", 1)[-1]
     rtype = ref.split("/", 1)[0]
     apart = {h: _apart(conversion, rtype, key, placers) for h, r in held.items()
              if h not in theirs and (placers := _placers(r))}
     got = read_many([_key_of(a) for a in apart.values()]) if apart else {}
     filed = {h: r for h, a in apart.items() if (r := _as_left(a, got.get(_key_of(a)), earlier, leaned)) is not None}
-    now = _effective(report)
-    stating = [h for h, r in {"": was, **filed}.items() if compare_times(_effective(r), now) in ("same", "within")]
+    now, digits = _effective(report), _digits(conversion, ref)
+    stating = [h for h, r in {"": was, **filed}.items()
+               if compare_times(_effective(r), now, None, digits) in ("same", "within")]
     if len(stating) == 1:
         return stating[0]
     ask = ("send it with its placer number (OBR-2)", segment, sequence, fno)
@@ -884,6 +891,22 @@ def _restated(conversion: Conversion, ref: str, key: str, was: dict[str, Any], r
         raise HL7Error(f"{segment}-{fno} (filler order number) {value!r} with no placer number states the exam time "
                        f"{now} of {len(stating)} stored reports under the number ({exams}): which exam it reports is "
                        f"not told -- not filed; {ask[0]}", *ask[1:], code=DUPLICATE_KEY_IDENTIFIER)
+    placed = str((held.get(holder) or {}).get("authoredOn") or "") if holder is not None else ""
+    if placed and before(now, placed, digits):
+        raise HL7Error(f"{segment}-{fno} (filler order number) {value!r} with no placer number states the exam time "
+                       f"{now}, a day before the newest order holding the number was placed "
+                       f"({_named(_placers(held[holder]))}, ordered {placed}), and no stored report under the number "
+                       f"was observed then ({exams}): an exam observed before its order is not that order's -- not "
+                       f"filed; {ask[0]}", *ask[1:], code=DUPLICATE_KEY_IDENTIFIER)
+    told = report.get("conclusion")
+    if (not now and told and report.get("status") not in ("corrected", "amended") and holder is not None
+            and holder not in theirs and holder not in filed
+            and any(r.get("conclusion") == told for r in {"": was, **filed}.values())):
+        raise HL7Error(f"{segment}-{fno} (filler order number) {value!r} with no placer number states no exam time "
+                       f"(OBR-7) and the conclusion of a stored report under the number ({exams}), while the newest "
+                       f"order holding it ({_named(_placers(held[holder]))}) has no report: a re-send of that report "
+                       f"or the newest exam's own, which is not told -- not filed (filed as the newest exam's, its "
+                       f"unread exam would show as reported); {ask[0]}", *ask[1:], code=DUPLICATE_KEY_IDENTIFIER)
     if (report.get("status") not in ("corrected", "amended") or holder is None or holder in theirs
             or holder in filed or not _placers(held[holder])):
         return None
@@ -936,6 +959,15 @@ def _named(placers: set[str]) -> str:
             if placers else "an order of no placer number")
 
 
+def _digits(conversion: Conversion, ref: str) -> int | None:
+    """The precision this message stated its report's exam time (OBR-7) at where its FHIR text writes more -- an
+    hour or a minute, written with ``:00`` seconds (``Said.digits``); None: as written."""
+    said = conversion.said.get(ref)
+    if said is None:
+        return None
+    return said.digits_of("effectiveDateTime") or said.digits_of("effectivePeriod.start")
+
+
 def _effective(report: dict[str, Any]) -> str:
     """A report's observation time as stored (``effectiveDateTime``, else its period's start), "" when none."""
     return str(report.get("effectiveDateTime") or (report.get("effectivePeriod") or {}).get("start") or "")
@@ -954,11 +986,12 @@ def _another_order(theirs: set[str], ours: set[str], orders: dict[str, dict[str,
     return (old, new) if old and new and not old & new and not theirs & replaced else (old, set())
 
 
-def _not_told(was: dict[str, Any], report: dict[str, Any]) -> tuple[str, bool]:
+def _not_told(was: dict[str, Any], report: dict[str, Any], digits: int | None = None) -> tuple[str, bool]:
     """Where a final report (OBR-25 F) naming no order over the stored report under the number may be another
     exam's, which nothing else in the message tells: the two times (for the text) and whether the stored one is a
     final; ("", True) otherwise. Over a stored final (F, C, A): it states another exam time (OBR-7, compared at the
-    coarser precision of the two: ``compare_times``), or no instant of it -- none, an unreadable one, or a date
+    coarser precision of the two, the message's as it stated it: ``compare_times``, ``digits``), or no instant of
+    it -- none, an unreadable one, or a date
     agreeing with the stored time, which names no instant (review rv42a MED 4) -- and another conclusion: refused
     (rv41o HIGH 4, MED 1: filed over the stored final, the 2024 order carried the 2026 finding). Over a stored
     preliminary (P; registered, partial): only another exam time, and it is filed with a W -- a final restamping
@@ -968,7 +1001,7 @@ def _not_told(was: dict[str, Any], report: dict[str, Any]) -> tuple[str, bool]:
     if report.get("status") != "final":
         return "", True
     then, now = _effective(was), _effective(report)
-    compared = compare_times(then, now)
+    compared = compare_times(then, now, None, digits)
     text = f"observed {then or 'at no stated time'}, this report {now or 'at no stated time'}"
     if was.get("status") in ("registered", "partial", "preliminary"):
         return (text, False) if compared == "other" else ("", True)

@@ -16,6 +16,7 @@ from typing import Any, NamedTuple
 
 from adapters.hl7v2.errors import HL7Error
 from adapters.hl7v2.parser import Message, Segment
+from adapters.hl7v2.timestamps import stated_digits
 from engine.merge_rules import Change, Delete, Owned, Said, Where, located
 from engine.repository.ids import id_maker
 from mappings.site import Institution, Site, urn_part
@@ -162,6 +163,8 @@ class Context:
     changed: list[tuple[Resource, str, tuple[Change, ...]]] = field(default_factory=list)
     # (resource, (start, as sent, where)): an S13's start with no end or duration (``Said.start_alone``)
     starts_alone: list[tuple[Resource, tuple[str, str, str]]] = field(default_factory=list)
+    # (resource, element, digits): a time stated coarser than its FHIR text writes (``Said.digits``)
+    coarse_times: list[tuple[Resource, str, int]] = field(default_factory=list)
     # "Type/id" -> ("Type/id" an earlier key gave it, (path, value) that stored one must hold): a
     # resource whose key changed -- found stored under the old one for this very owner, it is that one
     # (``formerly``; ingest asks the store, ``adopt_former_ids``)
@@ -391,6 +394,13 @@ class Context:
         stored length (``Said.start_alone``)."""
         self.starts_alone.append((resource, (start, sent, at)))
 
+    def stated_at(self, resource: Resource, element: str, value: str) -> None:
+        """``element`` of ``resource`` is the HL7 time ``value``: where it states an hour or a minute (its FHIR
+        dateTime writes ``:00`` seconds), the precision is kept for the comparisons (``Said.digits``)."""
+        digits = stated_digits(value)
+        if digits is not None and 8 < digits < 14:
+            self.coarse_times.append((resource, element, digits))
+
     def numbered(self, resource: Resource, owned: Owned) -> None:
         """``owned.element`` of ``resource`` is stated only if the order's history names this message's
         sender as the application that stored its number (``Said.owned``: the merge decides, on the store)."""
@@ -402,14 +412,15 @@ class Context:
         return (len(self.deletes) + len(self.assumptions) + len(self.fields) + len(self.later) + len(self.told_apart)
                 + len(self.moves)
                 + len(self.mothers) + len(self.referrals) + len(self.changed) + len(self.starts_alone)
-                + len(self.stated_only) + len(self.owned_by_number))
+                + len(self.coarse_times) + len(self.stated_only) + len(self.owned_by_number))
 
     def said(self) -> dict[str, Said]:
         """What the message said of each resource beside its content, by "Type/id" (a resource
         merged into another by ``put`` is that one)."""
         if not (self.deletes or self.assumptions or self.fields or self.later or self.told_apart or self.moves
                 or self.mothers
-                or self.referrals or self.changed or self.starts_alone or self.stated_only or self.owned_by_number):
+                or self.referrals or self.changed or self.starts_alone or self.stated_only or self.owned_by_number
+                or self.coarse_times):
             return {}
         deletes: dict[str, list[Delete]] = {}
         assumed: dict[str, set[str]] = {}
@@ -463,7 +474,12 @@ class Context:
             ref = _ref_of(resource)
             if ref is not None:
                 owned.setdefault(ref, []).append(own)
-        others = {*deletes, *apart, *moves, *mothers, *referred, *changed, *alone, *only, *owned}
+        coarse: dict[str, list[tuple[str, int]]] = {}
+        for resource, element, digits in self.coarse_times:
+            ref = _ref_of(resource)
+            if ref is not None:
+                coarse.setdefault(ref, []).append((element, digits))
+        others = {*deletes, *apart, *moves, *mothers, *referred, *changed, *alone, *only, *owned, *coarse}
         # (only assumed -- a Patient's active, a Location's name made from a PL's codes: one shared Said)
         others.update(ref for ref in later if ref not in fields)
         out = {ref: _assumed_only(frozenset(elements)) for ref, elements in assumed.items()
@@ -474,7 +490,8 @@ class Context:
                          mother=tuple(mothers.get(ref, ())), referred=frozenset(referred.get(ref, ())),
                          changes=tuple((changed.get(ref) or {}).items()),
                          start_alone=alone.get(ref, ()), only=frozenset(only.get(ref, ())),
-                         later=later.get(ref, ()), owned=tuple(owned.get(ref, ())))
+                         later=later.get(ref, ()), owned=tuple(owned.get(ref, ())),
+                         digits=tuple(coarse.get(ref, ())))
                for ref in others}
         for ref, located_at in fields.items():  # (a result's OBX-11 alone, the commonest: one shared Said)
             if ref not in others:

@@ -1715,6 +1715,12 @@ def diagnostic_report(
         apply_table("diagnosticreport", {"OBR": obr}, ctx, res)
         # (its times a later message's: ERR-2 at OBR-22/7; its status at OBR-25 only when sent -- rv37a LOW 8)
         ctx.located_later(res, obr, REPORT_LOCATED_LATER if obr.value(25).strip() else REPORT_TIMES_LOCATED_LATER)
+        # (an OBR-7/8 of hours or minutes, written with :00 seconds: its precision kept -- review rv42c MED 1)
+        if "effectiveDateTime" in res:
+            ctx.stated_at(res, "effectiveDateTime", obr.value(7))
+        elif "effectivePeriod" in res:
+            ctx.stated_at(res, "effectivePeriod.start", obr.value(7))
+            ctx.stated_at(res, "effectivePeriod.end", obr.value(8))
     if group.prt and "resultsInterpreter" not in res:  # v2.7+ withdrew OBR-32: PRT-4 PRI says it (IG)
         for prt in group.prt.get(-1, ()):
             who = practitioner(prt.rep(5), ctx) if prt.value(4).strip().upper() == "PRI" and prt.value(5) else None

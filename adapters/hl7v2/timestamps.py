@@ -133,46 +133,104 @@ _FHIR_TIME = re.compile(r"(?P<date>[0-9]{4}(?:-[0-9]{2}(?:-[0-9]{2})?)?)(?P<time
                         r"(?:Z|[+-][0-9]{2}:[0-9]{2})?)?\Z")
 
 
-def _stated(text: str) -> tuple[str, datetime | None] | None:
-    """A FHIR date/dateTime's calendar part -- with a time of day, the local date at the offset it was stated
-    with -- and, with a time, its instant (one without an offset taken as UTC); None when empty or unreadable."""
+def stated_digits(value: str) -> int | None:
+    """The precision an HL7 DTM states, as the count of its calendar and clock digits: 4 a year, 6 a month, 8 a
+    day, 10 an hour, 12 a minute, 14 a second, more with fractions; None when empty or unreadable. A FHIR dateTime
+    cannot say an hour or a minute (``to_fhir_datetime`` writes ``:00`` seconds), so a converter stating OBR-7
+    at those keeps this beside the value (``Said.digits``) for ``compare_times`` and ``thinner``."""
+    m = _DTM.match(value.strip()) if value else None
+    if m is None:
+        return None
+    return sum(len(m[g] or "") for g in ("y", "mo", "d", "h", "mi", "s", "f"))
+
+
+class _Time:
+    """A FHIR date/dateTime as stated: its digits ``YYYYMMDDhhmmss[f...]`` at the offset it was stated with (a
+    date's, month's or year's alone: it has none), its instant where it has a time (one without an offset taken
+    as UTC), and how many of the digits it states."""
+
+    __slots__ = ("digits", "moment", "text")
+
+    def __init__(self, text: str, moment: datetime | None, digits: int) -> None:
+        self.text, self.moment, self.digits = text, moment, digits
+
+    def at(self, other: _Time) -> str:
+        """This time's digits at ``other``'s offset -- a time of day read where ``other`` was stated; at its own
+        where ``other`` has none (a date is any time of that day where the exam was made, never its midnight
+        UTC: review rv42a MED 4)."""
+        if self.moment is None or other.moment is None:
+            return self.text
+        local = self.moment.astimezone(other.moment.tzinfo)
+        return f"{local:%Y%m%d%H%M%S}{local.microsecond:06d}"
+
+
+def _stated(text: str, digits: int | None = None) -> _Time | None:
+    """A FHIR date/dateTime read (``_Time``), its precision at most ``digits`` (what the sender stated, where
+    the FHIR text writes more: an hour or minute as ``:00`` seconds); None when empty or unreadable."""
     m = _FHIR_TIME.match(text.strip()) if text else None
     if m is None:
         return None
+    day = m["date"].replace("-", "")
     if not m["time"]:
-        return m["date"], None
+        try:  # (a month 13 or a 30 February names no time)
+            date(int(day[:4]), int(day[4:6] or 1), int(day[6:] or 1))
+        except ValueError:
+            return None
+        return _Time(day, None, min(len(day), digits or len(day)))
     if len(m["date"]) != 10:
         return None
     try:
         moment = datetime.fromisoformat(m.group(0))
     except ValueError:
         return None
-    return m["date"], moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+    moment = moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+    clock = m["time"][1:].split("Z")[0].split("+")[0].split("-")[0]
+    written = 8 + len(clock.replace(":", "").replace(".", ""))
+    return _Time(f"{moment:%Y%m%d%H%M%S}{moment.microsecond:06d}", moment, min(written, digits or written))
 
 
-def compare_times(a: str, b: str) -> str | None:
+def compare_times(a: str, b: str, a_digits: int | None = None, b_digits: int | None = None) -> str | None:
     """How two FHIR dateTimes -- a report's exam time (OBR-7) as stored and as a message states it -- compare at
-    the coarser precision of the two: "same", two times of day naming one instant however written (another
-    offset, seconds or none); "within", a date, a month or a year and a time as fine or finer falling in it -- the
-    finer one's local date at the offset it was stated with, the sender's own or the site's zone
-    (``to_fhir_datetime``): the coarser names no instant, so this tells nothing more; "other", another time at
-    that precision; None when either states none or is unreadable. A date is any time of that day where the exam
-    was made, never its midnight UTC (review rv42a MED 4: a re-send stating the date alone was refused, or taken,
-    by the hour of the stored exam)."""
-    sa, sb = _stated(a), _stated(b)
+    the coarser precision of the two, whatever it is: a year, month, day, hour, minute, second or a fraction
+    (``a_digits``/``b_digits``: the precision the sender stated where the FHIR text cannot say it, ``stated_digits``
+    -- an OBR-7 of minutes is written with ``:00`` seconds). The finer is read at the coarser's offset (a time of
+    day at the offset it was stated with, the sender's own or the site's zone: ``to_fhir_datetime``); a date,
+    month or year has none, so the finer's own local date is compared. "same": they agree and both name the
+    instant (seconds or finer); "within": the coarser, a minute or coarser, holds the finer -- it names no
+    instant, so it tells nothing more (two dates alike are two exams of one day as well as one); "other":
+    another time at that precision; None when either states none or is unreadable. One owner of "the same exam
+    time at the precision stated" (the converter's ``_restated``/``_not_told``, the merge's ``_not_thinner``):
+    below the day the sender's precision was lost and a minute restating its own second read as another exam
+    (review rv42c HIGH 1, MED 1; forty-second round, acc42)."""
+    sa, sb = _stated(a, a_digits), _stated(b, b_digits)
     if sa is None or sb is None:
         return None
-    if sa[1] is not None and sb[1] is not None:
-        return "same" if sa[1] == sb[1] else "other"
-    n = min(len(sa[0]), len(sb[0]))
-    return "within" if sa[0][:n] == sb[0][:n] else "other"
+    coarse, fine = (sa, sb) if sa.digits <= sb.digits else (sb, sa)
+    n = coarse.digits
+    if fine.at(coarse)[:n] != coarse.text[:n]:
+        return "other"
+    return "same" if n >= 14 else "within"
 
 
-def thinner(text: str, than: str) -> bool:
-    """Whether ``text`` states the time ``than`` states at a coarser precision -- a date (or month, year) within
-    which ``than`` falls where ``than`` is finer: it says nothing ``than`` does not (review rv42a MED 5: a re-send
-    stating its exam time at the date alone erased the stated instant)."""
-    st, sf = _stated(text), _stated(than)
-    if st is None or sf is None or st[1] is not None:
+def thinner(text: str, than: str, digits: int | None = None, than_digits: int | None = None) -> bool:
+    """Whether ``text`` (stated at ``digits`` where its FHIR text writes more: ``stated_digits``) states the time
+    ``than`` states at a coarser precision -- a date, or an hour, a minute, within which ``than`` falls where
+    ``than`` is finer (``than_digits``: its own, where known): it says nothing ``than`` does not (review rv42a
+    MED 5: a re-send stating its exam time at the date alone erased the stated instant; rv42c MED 1: at the
+    minute, the stored second)."""
+    st, sf = _stated(text, digits), _stated(than, than_digits)
+    return (st is not None and sf is not None and st.digits < sf.digits
+            and compare_times(text, than, digits, than_digits) == "within")
+
+
+def before(text: str, than: str, digits: int | None = None) -> bool:
+    """Whether the time ``text`` states (at ``digits``, as ``compare_times``) falls on a day before ``than``'s,
+    each read at the precision it states, capped at the day: an exam observed (OBR-7) the day before its order
+    was placed (ORC-9, ``authoredOn``) at the earliest -- not that order's (review rv42c HIGH 1). Capped at the day
+    because two applications' clocks differ by minutes: an emergency exam stamped by the RIS a minute before the
+    HIS's order time is that order's."""
+    st, sf = _stated(text, min(digits or 8, 8)), _stated(than, 8)  # (each its own local date)
+    if st is None or sf is None:
         return False
-    return (sf[1] is not None or len(sf[0]) > len(st[0])) and sf[0][: len(st[0])] == st[0]
+    n = min(st.digits, sf.digits)
+    return st.text[:n] < sf.text[:n]
