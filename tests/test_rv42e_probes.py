@@ -5,6 +5,7 @@ the real store of each backend, read back over ``/fhir``."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
@@ -14,8 +15,10 @@ from engine.api.app import create_app
 from engine.engine import Engine
 from engine.recognition.coding import item_for
 from tests.module_store import module_eng
+from tests.performer_site import ROOT, mllp, served
 from tests.test_code37_ris_change import HEAD
 from tests.test_conv42_codes import ER7, FIRST, engine, errs, hgb, http, oru, send, written
+from tests.test_convleft28_performer import local_result
 from tests.test_prior42_exam_time import DRAWN, FIXED, _cbc, _observation, _one, _time_warnings
 from tests.test_probepay26_windows import CBC, order
 from tests.test_rv40d_probes import _stated
@@ -236,3 +239,20 @@ def test_an_operators_put_survives_the_lis_retransmitting_the_refused_correction
     report = _one(lis, "DiagnosticReport", "E42-FH")
     assert report["effectiveDateTime"].startswith("2024-03-01T07:00:00"), report
     assert _observation(lis, report)["effectiveDateTime"].startswith("2024-03-01T07:00:00")
+
+
+@pytest.mark.xfail(strict=True, reason="rv42e MED: a sender naming its own code list with a non-99 name in CWE-3 "
+                   "(LIS, WinPath, JY...) lost its code map's LOINC and recognition item at conv42's upgrade, and "
+                   "senders.yaml local_code_systems cannot give it back: tables.coding_system consults "
+                   "_default_locals for 99zzz names only -- the site accepts the declaration and ignores it: no per-sender remedy")
+def test_a_site_can_declare_a_senders_non_99_local_list(tmp_path: Path) -> None:
+    site = tmp_path / "site"
+    (site / "hl7v2").mkdir(parents=True)
+    shipped = (ROOT / "mappings" / "hl7v2" / "senders.yaml").read_text("utf-8")
+    (site / "hl7v2" / "senders.yaml").write_text(
+        shipped.replace("local_code_systems: {}", "local_code_systems: {FNXRMYY: [LIS]}"), "utf-8")
+    with served(tmp_path / "var", site) as (eng, _client):
+        mllp(eng, local_result("FNXRMYY", "E42S1", 1, "XCG^血常规^LIS"))
+        [report] = eng.repository.search("DiagnosticReport", [("_count", "5")]).resources
+        assert {c["system"]: c["code"] for c in report["code"]["coding"]}.get("urn:huren:code:FNXRMYY") == "XCG", report
+        assert item_for(report, eng.recognition.rules, "FNXRMYY") == "CBC"
