@@ -256,3 +256,20 @@ def test_a_site_can_declare_a_senders_non_99_local_list(tmp_path: Path) -> None:
         [report] = eng.repository.search("DiagnosticReport", [("_count", "5")]).resources
         assert {c["system"]: c["code"] for c in report["code"]["coding"]}.get("urn:huren:code:FNXRMYY") == "XCG", report
         assert item_for(report, eng.recognition.rules, "FNXRMYY") == "CBC"
+
+
+def test_a_restamped_correction_flagged_on_its_results_alone_keeps_the_exam_day(module_eng: Engine,
+                                                                                lis: TestClient) -> None:
+    """Many LISes mark a correction on OBX-11 (C) and leave OBR-25 F: restamped 210 days later, the report (the
+    time recognition dates the blood count by) and its result still keep the exam's day."""
+    assert "MSA|AA" in _post(lis, order(B, "E42-M", CBC, DRAWN))
+    assert "MSA|AA" in _post(lis, _cbc("E42-M", "E42-FM", DRAWN, "F", "6.1"))
+    mixed = _cbc("E42-M", "E42-FM", FIXED, "C", "6.3").replace(f"|{FIXED}|||C\n", f"|{FIXED}|||F\n")
+    assert f"|{FIXED}|||F\n" in mixed
+    ack = _post(lis, mixed)
+    assert "MSA|AA" in ack, ack
+    report = _one(lis, "DiagnosticReport", "E42-FM")
+    obs = _observation(lis, report)
+    assert obs["valueQuantity"]["value"] == 6.3, obs
+    assert obs["effectiveDateTime"].startswith("2024-03-01T08:00:00"), obs
+    assert report["effectiveDateTime"].startswith("2024-03-01T08:00:00"), (report["status"], report)
