@@ -49,12 +49,6 @@ def _charge(http: TestClient, transaction: str) -> dict[str, Any]:
 # --- the lead's 08a9eec2: FT1-4 as a DR ----------------------------------------------------------------------------
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "MED (data lost: 'a later or thinner message never erases what an earlier one stated'): the charge line's "
-    "FT1-4 range (08:00^09:00, occurrencePeriod since 08a9eec2) re-sent for the same transaction (FT1-2) with its "
-    "start alone -- the same start, nothing said of the end -- is written as occurrenceDateTime, and the merge's "
-    "one-value-per-choice rule drops the stored occurrencePeriod: the end the first message stated is gone, no W "
-    "(ChargeItem has no merge.yaml rule on occurrence[x]; xofix42's precision rule is the report's only)"))
 def test_a_charge_lines_start_alone_restated_keeps_the_range_stated_before(http: TestClient) -> None:
     assert "MSA|AA" in send(http, _dft("RV42C-FT1", "RV42C-T1", "20261201080000^20261201090000"))
     assert _charge(http, "RV42C-T1").get("occurrencePeriod") == {"start": "2026-12-01T08:00:00+08:00",
