@@ -18,13 +18,12 @@ and an error names the file, the line and the field (``institutions.yaml:7: [1].
 
 from __future__ import annotations
 
-import contextlib
 import datetime as _dt
+import hashlib
 import os
-import pickle
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -33,6 +32,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from adapters.hl7v2.tables import trigger_events
 from engine.recognition.qc import DeclaredQc
+from mappings.frozen import FrozenDict, frozen
 from mappings.pagewords import PageWords
 from mappings.sitefiles import SiteError, YamlDocument, check, load_checked, locate, read_yaml
 
@@ -151,27 +151,39 @@ class Site:
 
     @classmethod
     def from_dirs(cls, defaults: Path, site_dir: Path | None = None) -> Site:
-        """The site read from ``defaults`` overlaid by ``site_dir``: a copy of its own each call (the
-        callers may change the tables they read), from this process's last reading of the same files
-        when none of them changed since (``_KEPT``), else read and checked anew."""
+        """The site read from ``defaults`` overlaid by ``site_dir``. Its tables are read-only
+        (``mappings.frozen``) and shared: every call on files of the same bytes (any folders: a test's
+        site folder written again, a reload of an unchanged site) gets this process's one reading of them
+        (``_READINGS``, by the files' content), so the converter's tables compiled for it (by identity)
+        serve every Engine. Files whose stamps are unchanged and settled are not read again to be
+        hashed (``_KEPT``); any other load hashes them; new bytes are read and checked anew."""
         if site_dir is not None and not site_dir.is_dir():
             raise SiteError(site_dir, None, "", "HUREN_SITE is not a folder")
         key = (str(defaults), str(site_dir) if site_dir is not None else None)
         stamps = _stamps(defaults, site_dir)
         kept = _KEPT.get(key)
         if kept is not None and stamps is not None and kept[0] == stamps:
-            parts = pickle.loads(kept[1])
-            return cls(*parts, PageWords(site_dir))
-        site = cls._read(defaults, site_dir)
+            digest: bytes | None = kept[1]
+        else:
+            digest = _digest(stamps, defaults, site_dir)
+        reading = _READINGS.get(digest) if digest is not None else None
+        if reading is None:
+            site = cls._read(defaults, site_dir)
+            reading = _Reading.of(site, defaults, site_dir)
+            # kept only when the bytes hashed before the reading are still the bytes after it (a file
+            # edited while it was read would otherwise file the new reading under the old bytes)
+            if digest is not None and digest == _digest(_stamps(defaults, site_dir), defaults, site_dir):
+                _READINGS[digest] = reading
+                while len(_READINGS) > _KEPT_MAX:
+                    del _READINGS[next(iter(_READINGS))]
+            else:
+                digest = None
         settled = time.time_ns() - _SETTLED_NS
-        if stamps is not None and all(max(stamp[3], stamp[4]) < settled for stamp in stamps):
-            parts = (site.institutions, site.code_maps, site.units, site.tables, site.sources, site.merge,
-                     site.merge_file)
-            with contextlib.suppress(Exception):  # a part that does not pickle: read anew every time
-                _KEPT[key] = (stamps, pickle.dumps(parts, pickle.HIGHEST_PROTOCOL))
-                while len(_KEPT) > _KEPT_MAX:
-                    del _KEPT[next(iter(_KEPT))]
-        return site
+        if digest is not None and stamps is not None and all(max(s[3], s[4]) < settled for s in stamps):
+            _KEPT[key] = (stamps, digest)
+            while len(_KEPT) > _KEPT_MAX:
+                del _KEPT[next(iter(_KEPT))]
+        return reading.site(cls, defaults, site_dir)
 
     @classmethod
     def _read(cls, defaults: Path, site_dir: Path | None) -> Site:
@@ -507,17 +519,79 @@ def rule_names(rule: Mapping[str, Any]) -> set[str]:
     return names
 
 
-# The last reading of each pair of folders (the checked site, pickled), with the stamps of the files
-# then: ``Site.from_dirs`` took ~8 ms of CPU a call (~105 YAML files found, read, unpickled from
-# ``sitefiles``' parse cache and checked), the same shipped files at every Engine's start and the
-# suite opens ~4,000 Engines; a hit costs the stamps and one unpickle (~1.5 ms). Kept only when
-# every file is older than ``_SETTLED_NS`` at reading: a file's mtime is the kernel's coarse clock
-# (a few ms), so a file written twice, same size, within one tick would look unchanged to a reading
-# taken between the two writes; one settled that long before is past that. A site folder being
-# edited (a test's, an operator's just before ``reload``) is thus read anew each time, as before.
+# The readings of this process by the bytes of the site's files (``_digest``): ``Site.from_dirs`` took
+# ~8 ms of CPU a call (~105 YAML files found, read, unpickled from ``sitefiles``' parse cache and
+# checked), the same shipped files at every Engine's start, and the suite opens ~7,000 Engines. Until
+# trim42b a hit was an unpickled copy of its own per Engine (~3.2 ms), which the converter compiled
+# again (its caches key by the table's identity: up to 256 compiled sets kept, ~140,000 closures'
+# cells in a test worker's heap); a test's site folder written just before was read in full each time
+# (~19 ms). Now one read-only reading per distinct content, shared.
+_READINGS: dict[bytes, _Reading] = {}
+# The stamps of each pair of folders' files and their digest, so an unchanged site is not read again to
+# be hashed. Kept only when every file is older than ``_SETTLED_NS``: a file's mtime is the kernel's
+# coarse clock (a few ms), so a file written twice, same size, within one tick would look unchanged to
+# stamps taken between the two writes; one settled that long before is past that. A site folder being
+# edited (a test's, an operator's just before ``reload``) is thus hashed anew each time.
 _KEPT: dict[tuple[str, str | None], tuple[tuple[tuple[str, int, int, int, int], ...], bytes]] = {}
 _SETTLED_NS = 2_000_000_000
-_KEPT_MAX = 8  # pairs of folders (the shipped reading pickles to ~75 KB)
+_KEPT_MAX = 8  # readings (and pairs of folders) kept
+
+
+@dataclass(frozen=True)
+class _Reading:
+    """One checked reading, its parts read-only (``frozen``), its file names relative to the folder read
+    from (0: defaults, 1: the site folder), so that the same bytes in another folder name that folder."""
+
+    parts: tuple[Any, ...]  # institutions, code_maps, units, tables, merge
+    sources: tuple[tuple[int | None, str], ...]
+    merge_file: tuple[int | None, str]
+
+    @classmethod
+    def of(cls, site: Site, defaults: Path, site_dir: Path | None) -> _Reading:
+        def rel(name: str) -> tuple[int | None, str]:
+            if not name:
+                return None, ""
+            path = Path(name)
+            for index, base in ((1, site_dir), (0, defaults)):
+                if base is not None and path.is_relative_to(base):
+                    return index, path.relative_to(base).as_posix()
+            return None, name
+
+        code_maps = FrozenDict({code: replace(cmap, codes=FrozenDict(cmap.codes), units=FrozenDict(cmap.units))
+                                for code, cmap in site.code_maps.items()})
+        return cls((FrozenDict(site.institutions), code_maps, frozen(site.units), frozen(site.tables),
+                    frozen(site.merge)), tuple(rel(s) for s in site.sources), rel(site.merge_file))
+
+    def site(self, cls: type[Site], defaults: Path, site_dir: Path | None) -> Site:
+        def name(part: tuple[int | None, str]) -> str:
+            base = (defaults, site_dir)[part[0]] if part[0] is not None else None
+            return str(base / part[1]) if base is not None else part[1]
+
+        institutions, code_maps, units, tables, merge = self.parts
+        return cls(institutions, code_maps, units, tables, tuple(name(s) for s in self.sources), merge,
+                   name(self.merge_file), PageWords(site_dir))
+
+
+def _digest(stamps: tuple[tuple[str, int, int, int, int], ...] | None, defaults: Path,
+            site_dir: Path | None) -> bytes | None:
+    """A hash of every YAML file the stamps list: which folder, its name there, its bytes. None when
+    a file cannot be read (removed meanwhile): such a reading is not shared."""
+    if stamps is None:
+        return None
+    bases = [(0, str(defaults))] + ([(1, str(site_dir))] if site_dir is not None else [])
+    h = hashlib.blake2b(digest_size=32)
+    try:
+        for stamp in stamps:
+            path = stamp[0]
+            # the site folder first: a site folder inside the defaults' folder is the site's
+            index, base = next(((i, b) for i, b in reversed(bases) if path.startswith(b + os.sep)), (None, ""))
+            data = Path(path).read_bytes()
+            name = path[len(base) + 1:] if index is not None else path
+            h.update(f"{index}\0{name}\0{len(data)}\0".encode())
+            h.update(data)
+    except OSError:
+        return None
+    return h.digest()
 
 
 def _stamps(defaults: Path, site_dir: Path | None) -> tuple[tuple[str, int, int, int, int], ...] | None:

@@ -35,8 +35,9 @@ def test_a_kept_reading_is_a_copy_and_a_change_is_seen(tmp_path: Path, monkeypat
     first = Site.from_dirs(DEFAULTS_DIR, tmp_path)
     assert (str(DEFAULTS_DIR), str(tmp_path)) in site_module._KEPT
     again = Site.from_dirs(DEFAULTS_DIR, tmp_path)
-    assert again == first and again.tables is not first.tables  # the kept reading, a copy of its own
-    first.tables.clear()  # a caller changing what it read changes nobody else's
+    assert again == first and again.tables is first.tables  # the kept reading, shared (trim42b)
+    with pytest.raises(TypeError, match="shared"):  # ... and read-only: a caller cannot change anybody's
+        first.tables.clear()
     assert Site.from_dirs(DEFAULTS_DIR, tmp_path).tables == again.tables != {}
 
     _write_site(tmp_path, "县人民医院检验科")  # edited: the next load reads it
