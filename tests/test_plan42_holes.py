@@ -6,11 +6,13 @@ every result stating OBX-19, OBX-21 or OBX-25 down the general path (planned, ea
 compiled a plan for one result). Public ELR feeds send OBX-19 on every result, so such a feed lost its
 plans: ~2-3x the convert CPU of the same panel without OBX-19. Now OBX-19 is a hole of the plan
 (``plans.ANALYSIS``: the extension the table's rule makes, its time filled per result) and OBX-21 is
-keyed by whether it is valued (the only thing of it the output depends on: the fidelity count).
+keyed by whether it is valued (the only thing of it the output depends on: the fidelity count), OBX-25
+by its text (the director's PractitionerRole made for each result, at the result's performer).
 
 The corpus: each field absent, valued (times to the day, minute, second, fraction, with offsets),
 repeated, with components, escaped, ``""``, blank, not a time; with OBX-23 (another performer) and
-with corrections (OBX-11 C); OBX-25 (still the general path) beside them. Each message is converted on
+with corrections (OBX-11 C); OBX-25's director (by its text, its PractitionerRole made per result), alone,
+with OBX-19, OBX-23, ``""``, naming nobody, beside an OBX-16 observer (the general path: two performers). Each message is converted on
 a fresh site (nothing learnt: the general path) and on a site that met the panel's shapes twice with
 other times and ids (every plannable result from a plan); the outputs are compared resource by
 resource, then warnings and unmapped, as bytes. The validator's fast check of a planned result
@@ -81,8 +83,14 @@ CORPUS: dict[str, Case] = {
     "obx19-obx23-mixed": ({19: _analysed, 23: lambda n, i: "迪安诊断" if i % 3 else ""}, True),
     "obx19-corrected": ({19: _analysed, 11: lambda n, i: "C"}, True),
     "obx19-obx18": ({18: lambda n, i: "XN-1000^^SYSMEX", 19: _analysed}, True),
-    "obx19-obx25": ({19: _analysed, 25: lambda n, i: "D900^王^主任"}, False),
-    "obx19-obx25-escaped": ({19: _analysed, 25: lambda n, i: "D9\\T\\1^王~D902^李"}, False),
+    "obx19-obx25": ({19: _analysed, 25: lambda n, i: "D900^王^主任"}, True),
+    "obx25-alone": ({25: lambda n, i: "D900^王^主任"}, True),
+    "obx25-null": ({25: lambda n, i: "\"\""}, True),
+    "obx25-names-nobody": ({25: lambda n, i: "^^^^^^^^"}, True),
+    "obx25-obx23": ({25: lambda n, i: "D900^王^主任", 23: lambda n, i: "金域医学检验所^^^^^^^^^JY001"}, True),
+    "obx25-mixed": ({19: _analysed, 25: lambda n, i: "D900^王^主任" if i % 2 else ""}, True),
+    "obx25-obx16": ({16: lambda n, i: "T01^赵^技师", 25: lambda n, i: "D900^王^主任"}, False),
+    "obx19-obx25-escaped": ({19: _analysed, 25: lambda n, i: "D9\\T\\1^王~D902^李"}, True),
 }
 
 
@@ -136,7 +144,7 @@ def _same(general: bytes, compiled: bytes, case: str) -> None:
 
 
 @pytest.mark.parametrize("case", sorted(CORPUS))
-def test_a_result_stating_obx19_or_obx21_is_built_from_its_plan_as_the_general_path_builds_it(
+def test_a_result_stating_obx19_obx21_or_obx25_is_built_from_its_plan_as_the_general_path_builds_it(
         tmp_path: Path, case: str) -> None:
     text = message(7, case)
     general = golden._outcome(text, _site(tmp_path / "fresh"))

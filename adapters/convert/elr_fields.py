@@ -29,13 +29,6 @@ from adapters.hl7v2.parser import Segment
 
 V2_0912 = "http://terminology.hl7.org/CodeSystem/v2-0912"
 MEDICAL_DIRECTOR = {"coding": [{"system": V2_0912, "code": "MDIR", "display": "Medical Director"}]}
-# the fields of an OBX this module reads (OBX-25 the director): such a result is built the ordinary way, never
-# from a compiled plan (``plans._kind``): a plan's performer list is the one performer (``plans.learn`` declines
-# a result with a director's role beside it). OBX-19 (the analysis time) and OBX-21 (the instance id), whose
-# text differs from one result to the next, were here too (fam42: planned by their text, each result compiled
-# a plan that served it alone); they are planned since plan42 -- OBX-19 a plan's hole, OBX-21 keyed by whether
-# it is valued (``plans.ANALYSED``, ``plans.INSTANCE``).
-OFF_PLAN = (25,)
 
 
 def director(obx: Segment, ctx: Context, performer: dict[str, Any]) -> dict[str, Any] | None:

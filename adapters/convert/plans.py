@@ -35,7 +35,13 @@ performer, a view of itself (``performed``): the same compiled function and elem
 Only the plain shape is planned; anything else takes the ordinary path every time: another value
 type, a repeating number or coded value, an empty OBX-14, notes or participants (PRT) on the
 result, a conversion that warned, or a site whose ``obx_observation`` table maps OBX-14 otherwise; and
-an OBX stating an analysis time, an instance id or a medical director (``elr_fields.OFF_PLAN``).
+and, at a site whose table reads OBX-19 or OBX-21 otherwise than the shipped one, an OBX stating them
+(``_SitePlans.off``).
+
+OBX-19 (the analysis time) is a hole (``ANALYSIS``), OBX-21 (the instance id) is keyed by whether it is
+valued, OBX-25 (the medical director) by its text, the director's PractitionerRole made again for each
+result (``DIRECTED``: its organisation is the result's performer) -- plan42; fam42 had sent them all to the
+ordinary path.
 """
 
 from __future__ import annotations
@@ -48,7 +54,7 @@ from typing import Any
 from adapters.convert import results  # the NM grammar and the categories (read at call time: a cycle)
 from adapters.convert.context import Context
 from adapters.convert.datatypes import decimal
-from adapters.convert.elr_fields import OFF_PLAN
+from adapters.convert.elr_fields import director
 from adapters.convert.engine import json_copy, literal
 from adapters.convert.tables import table
 from adapters.hl7v2.parser import Segment
@@ -57,7 +63,7 @@ from adapters.hl7v2.timestamps import TimestampError, to_fhir_datetime
 Resource = dict[str, Any]
 
 # the elements of a planned Observation that vary (the rest is copied from the plan)
-STATIC, CATEGORY, SUBJECT, ENCOUNTER, SPECIMEN, PERFORMER, VALUE, EFFECTIVE, TEXT, ANALYSIS = range(10)
+STATIC, CATEGORY, SUBJECT, ENCOUNTER, SPECIMEN, PERFORMER, VALUE, EFFECTIVE, TEXT, ANALYSIS, DIRECTED = range(11)
 HOLES = {"subject": SUBJECT, "encounter": ENCOUNTER, "specimen": SPECIMEN, "performer": PERFORMER,
          "valueQuantity": VALUE, "effectiveDateTime": EFFECTIVE, "valueString": TEXT}
 # the OBX value types planned, and how their OBX-5 reads: a number (the value a hole), a text (the
@@ -74,6 +80,11 @@ _DESCRIBING = (2, 3, 6, 7, 8, 11)
 # (fam42: a 12-result panel stating OBX-19 took ~17.6 ms to convert). At a site whose table reads either field
 # otherwise, a result stating it takes the ordinary path (``_SitePlans.off``).
 ANALYSED, INSTANCE = 19, 21
+# OBX-25, the medical director (``elr_fields.director``): part of the description by its text (a lab's
+# director is the same on every result); a plan whose result named one lists ``[performer, director]`` as its
+# performers (``DIRECTED``), the director's PractitionerRole made for each result as the ordinary path makes it
+# (its organisation is the result's performer, which a plan's views vary: ``performed``)
+HEAD = 25
 _PLANS_LIMIT = 4096  # descriptions kept per site (a few KB each); a lab sends a few thousand at most
 UNKNOWN: Any = object()  # no plan learnt yet for a description (None: its shape is not plannable)
 
@@ -86,12 +97,14 @@ class Plan:
     items: tuple[tuple[str, int, Any], ...]
     unmapped: tuple[tuple[str, str, str], ...]  # what the first conversion reported, reported again
     key: tuple[Any, ...]
-    make: Any = None  # (category, subject, encounter, specimen, performer, value, effective, analysis) -> Observation
+    # (category, subject, encounter, specimen, performer, value, effective, analysis, head) -> Observation
+    make: Any = None
     names: tuple[str, ...] = ()  # the Observation's elements in order, "id" last (for validation)
     holes: frozenset[str] = frozenset()  # the elements that vary between its Observations
     numbers: frozenset[str] = frozenset()  # holes that are a Quantity of which only ``value`` varies
     text: bool = False  # ``valueString`` is a hole (a textual result)
     analysed: bool = False  # ``extension`` is a hole: OBX-19's analysis time (``ANALYSIS``)
+    directed: bool = False  # its performers are the performer and OBX-25's director (``DIRECTED``)
     by: int = -1  # the number of the one performer content whose results this object makes (``performed``)
     others: dict[int, Plan] = field(default_factory=dict)  # its views for other performers, by number
 
@@ -161,8 +174,8 @@ def _site_plans(ctx: Context) -> _SitePlans:
                 int(r["field"]) == INSTANCE for r in spec.get("rules", ()))
             entry.off = tuple(f for f, held in ((ANALYSED, entry.analysis is not None), (INSTANCE, instance))
                               if not held)
-            read = sorted((set(_DESCRIBING) | set(table_fields)) - {f for f in (ANALYSED, INSTANCE)
-                                                                     if f not in entry.off})
+            read = sorted((set(_DESCRIBING) | set(table_fields) | {HEAD}) - {f for f in (ANALYSED, INSTANCE)
+                                                                              if f not in entry.off})
             entry.read, entry.top = itemgetter(*read), read[-1]
             entry.described_fields = frozenset(read)
     return entry
@@ -272,9 +285,6 @@ def _kind(obx: Segment, group: Any, category: Any) -> str | None:
         return None
     kind = _PLANNED_TYPES.get(fields[2]) or _PLANNED_TYPES.get(fields[2].strip().upper())
     if kind is None:
-        return None
-    n = len(fields)
-    if any(n > f and fields[f] for f in OFF_PLAN):  # a medical director (fam42)
         return None
     position = obx.position
     if (group.notes and group.notes.get(position)) or (group.prt and group.prt.get(position)):
@@ -508,7 +518,12 @@ def build(plan: Plan, obx: Segment, ctx: Context, text: str, category: Any, subj
         holes["specimen"] = specimen
     for kind, code, where in plan.unmapped:
         ctx.note_unmapped(kind, code, where)
-    res = plan.make(category, subject, encounter, specimen, performer, value, effective, analysis)
+    head = None
+    if plan.directed:  # (its Practitioner and PractitionerRole put before the result, as the ordinary path puts them)
+        head = director(obx, ctx, performer)
+        if head is None:
+            return None
+    res = plan.make(category, subject, encounter, specimen, performer, value, effective, analysis, head)
     if analysis is not None:
         holes["extension"] = res["extension"]
     ctx.located(res, "status", obx, 11)  # (as ``results._observation``: the plan copies OBX-11's status)
@@ -575,7 +590,9 @@ def learn(key: tuple[Any, ...], entry: _SitePlans, res: Resource, category: Any,
             if value is not expected[kind]:
                 return
         elif kind == PERFORMER:
-            if len(value) != 1 or value[0] is not performer:
+            if len(value) == 2 and value[0] is performer and _director_reference(value[1]):
+                kind = DIRECTED  # OBX-25's director beside the performer (described by OBX-25's text)
+            elif len(value) != 1 or value[0] is not performer:
                 return
         elif kind == VALUE:
             if not isinstance(value, dict) or next(iter(value), None) != "value":
@@ -591,7 +608,7 @@ def learn(key: tuple[Any, ...], entry: _SitePlans, res: Resource, category: Any,
                 holes=frozenset(name for name, kind, _ in items if kind in varying),
                 numbers=frozenset(name for name, kind, _ in items if kind == VALUE),
                 text=any(kind == TEXT for _, kind, _ in items), by=by,
-                analysed=analysed)
+                analysed=analysed, directed=any(kind == DIRECTED for _, kind, _ in items))
     try:
         plan.make = _generate(plan.items)
     except TypeError:  # an element a literal cannot write (a key that is not a string): not planned
@@ -600,7 +617,15 @@ def learn(key: tuple[Any, ...], entry: _SitePlans, res: Resource, category: Any,
 
 
 _ARGUMENTS = {CATEGORY: "[category]", SUBJECT: "subject", ENCOUNTER: "encounter", SPECIMEN: "specimen",
-              PERFORMER: "[performer]", EFFECTIVE: "effective", TEXT: "value"}
+              PERFORMER: "[performer]", EFFECTIVE: "effective", TEXT: "value", DIRECTED: "[performer, head]"}
+
+
+def _director_reference(value: Any) -> bool:
+    """Whether a result's second performer is what ``elr_fields.director`` gives: a reference to a
+    PractitionerRole (OBX-16's observers are Practitioners, and a result naming one is not planned), with its
+    display or none."""
+    return (type(value) is dict and type(value.get("reference")) is str
+            and value["reference"].startswith("PractitionerRole/") and value.keys() <= {"reference", "display"})
 
 
 def _generate(items: tuple[tuple[str, int, Any], ...]) -> Any:
@@ -651,7 +676,8 @@ def _generate(items: tuple[tuple[str, int, Any], ...]) -> Any:
             parts.append(f"{name!r}: [{{'url': {literal(fixed, constants)}, 'valueDateTime': analysis}}]")
         else:
             parts.append(f"{name!r}: {_ARGUMENTS[kind]}")
-    source = ("def make(category, subject, encounter, specimen, performer, value, effective, analysis=None):\n"
+    source = ("def make(category, subject, encounter, specimen, performer, value, effective, analysis=None,"
+              " head=None):\n"
               f"    return {{{', '.join(parts)}}}\n")
     namespace: dict[str, Any] = dict(constants)
     exec(compile(source, "<observation plan>", "exec"), namespace)  # noqa: S102 -- literals via repr only
@@ -762,7 +788,13 @@ class GroupPlans:
             holes["specimen"] = specimen
         for kind, code, where in plan.unmapped:
             ctx.note_unmapped(kind, code, where)
-        res = plan.make(self.category, subject, encounter, specimen, self.performer, value, effective, analysis)
+        head = None
+        if plan.directed:  # (as ``build``)
+            head = director(obx, ctx, self.performer)
+            if head is None:
+                return None
+        res = plan.make(self.category, subject, encounter, specimen, self.performer, value, effective, analysis,
+                        head)
         if analysis is not None:
             holes["extension"] = res["extension"]
         ctx.located(res, "status", obx, 11)  # (as ``results._observation``: the plan copies OBX-11's status)
