@@ -746,10 +746,16 @@ class GroupPlans:
         position = obx.position
         if (self.notes and self.notes.get(position)) or (self.prt and self.prt.get(position)):
             return None
-        # (OBX-19 and OBX-21 by their part, ``_varying``, as ``shortcut`` keys them)
-        if self.whole:
-            key: tuple[Any, ...] = (self.number, *fields[2:14], *fields[15:ANALYSED], *fields[ANALYSED + 1:INSTANCE],
-                                    *fields[INSTANCE + 1:], *_varying(fields, self.enc))
+        # (OBX-19 and OBX-21 by their part, ``_varying``, as ``shortcut`` keys them; an OBX ending before OBX-19,
+        # the commonest, has the parts of neither: ``_varying`` gives ("", False))
+        if len(fields) <= ANALYSED:
+            if self.whole:
+                key: tuple[Any, ...] = (self.number, *fields[2:14], *fields[15:], "", False)
+            else:
+                key = (self.number, fields[2], fields[3], fields[4], *fields[6:14], *fields[15:], "", False)
+        elif self.whole:
+            key = (self.number, *fields[2:14], *fields[15:ANALYSED], *fields[ANALYSED + 1:INSTANCE],
+                   *fields[INSTANCE + 1:], *_varying(fields, self.enc))
         else:
             key = (self.number, fields[2], fields[3], fields[4], *fields[6:14], *fields[15:ANALYSED],
                    *fields[ANALYSED + 1:INSTANCE], *fields[INSTANCE + 1:], *_varying(fields, self.enc))
