@@ -64,12 +64,16 @@ def national_id(n: int, birth: str = "19800101", male: bool = True) -> str:
 
 # ``--obx23``: the performing organisation (XON) every result of ``oru_lab`` names in OBX-23, or none
 PERFORMER = ""
+# ``--obx19``: every result of ``oru_lab`` states its analysis time in OBX-19 (its own second of the message's
+# minute, as an analyser stamps each result; public ELR feeds send it on every result: plan42)
+ANALYSED = False
 
 
 def oru_lab(n: int, *, own_person: bool = False) -> bytes:
     """A 12-OBX blood count; message ``n`` belongs to one of 499 residents (``n % 499``), who thus
     return, or with ``own_person`` to a resident of its own (born on another day). Each result names
-    ``PERFORMER`` in OBX-23 when it is set (``--obx23``)."""
+    ``PERFORMER`` in OBX-23 when it is set (``--obx23``), and its own analysis time in OBX-19 with
+    ``ANALYSED`` (``--obx19``)."""
     birth = (datetime.date(1950, 1, 1) + datetime.timedelta(days=n % 10_000_000 // 499)).strftime("%Y%m%d") \
         if own_person else "19800101"
     pid = national_id(n, birth)
@@ -79,9 +83,19 @@ def oru_lab(n: int, *, own_person: bool = False) -> bytes:
              ("MCHC", "平均红细胞血红蛋白浓度", "335", "g/L", "316-354"), ("PLT", "血小板计数", "210", "10~9/L", "125-350"),
              ("NEUT%", "中性粒细胞百分比", "60.1", "%", "40-75"), ("LYMPH%", "淋巴细胞百分比", "30.2", "%", "20-50"),
              ("MONO%", "单核细胞百分比", "6.1", "%", "3-10"), ("ALT", "丙氨酸氨基转移酶", "25", "U/L", "9-50")]
-    performed = "|" * 9 + PERFORMER if PERFORMER else ""
+
+    def tail(i: int) -> str:  # OBX-15.. : the analysis time at 19, the performer at 23
+        fields = [""] * 9
+        if ANALYSED:
+            fields[4] = f"20261101{n % 24:02d}{n % 60:02d}{i:02d}"
+        if PERFORMER:
+            fields[8] = PERFORMER
+        while fields and not fields[-1]:
+            fields.pop()
+        return "".join("|" + f for f in fields)
+
     obx = "".join(
-        f"OBX|{i}|NM|{code}^{name}^L||{value}|{unit.replace('~', chr(92) + 'R' + chr(92))}|{rng}|N|||F|||20261101090000{performed}\r"
+        f"OBX|{i}|NM|{code}^{name}^L||{value}|{unit.replace('~', chr(92) + 'R' + chr(92))}|{rng}|N|||F|||20261101090000{tail(i)}\r"
         for i, (code, name, value, unit, rng) in enumerate(items, 1))
     text = (
         f"MSH|^~\\&|LIS|FNXRMYY|HUREN|FNYGT|20261101091500||ORU^R01^ORU_R01|LAB{n:09d}|P|2.5.1|||AL|NE||UNICODE UTF-8\r"
@@ -242,7 +256,7 @@ async def _serve_and_measure(engine: Any, kind: int, count: int, offset: int, co
         proc = await asyncio.create_subprocess_exec(
             sys.executable, __file__, "--client", "--port", str(server.port), "--kind", str(kind),
             "--messages", str(count), "--offset", str(offset), "--connections", str(connections),
-            "--window", str(window), "--obx23", PERFORMER, stdout=subprocess.PIPE)
+            "--window", str(window), "--obx23", PERFORMER, *(["--obx19"] if ANALYSED else []), stdout=subprocess.PIPE)
         out, _ = await proc.communicate()
     finally:
         await server.stop()
@@ -904,13 +918,16 @@ def main() -> None:
     parser.add_argument("--obx23", default="", metavar="XON",
                         help="the lab messages' results each name this performing organisation in OBX-23 "
                              "(e.g. 'Reference Lab^^^^^^^^^RL001'; the sender itself: '^^^^^^^^^FNXRMYY')")
+    parser.add_argument("--obx19", action="store_true",
+                        help="the lab messages' results each state their own analysis time in OBX-19")
     parser.add_argument("--client", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, default=0, help=argparse.SUPPRESS)
     parser.add_argument("--kind", type=int, default=0, help=argparse.SUPPRESS)
     parser.add_argument("--offset", type=int, default=0, help=argparse.SUPPRESS)
     args = parser.parse_args()
-    global PERFORMER
+    global PERFORMER, ANALYSED
     PERFORMER = args.obx23
+    ANALYSED = args.obx19
     if args.client:
         client_main(args)
         return

@@ -340,7 +340,7 @@ class Validator:
         # plan without holes -> the JSON text of its resource validated whole (``_valid_again``)
         self._texts: dict[Any, bytes] = {}
         # (resource type, element, "text" | "reference") -> value -> whether it is valid there
-        self._verdicts: dict[tuple[str, str, str], dict[str, bool]] = {}
+        self._verdicts: dict[tuple[str, str, str], dict[Any, bool]] = {}
         self._lock = threading.Lock()
 
     @classmethod
@@ -467,6 +467,16 @@ class Validator:
                 ok = verdicts.get(ref)
                 if ok is None:
                     ok = self._remember(verdicts, ref, self._hole_valid(proof, name, current))
+            elif kind is _TREE_HOLE:  # a list or object (an analysis-time extension): by its JSON text
+                if type(current) is not list and type(current) is not dict:
+                    return False
+                try:
+                    text = orjson.dumps(current)
+                except TypeError:  # an exact decimal, a key that is not a string: the whole validation
+                    return False
+                ok = verdicts.get(text)
+                if ok is None:
+                    ok = self._remember(verdicts, text, self._hole_valid(proof, name, current))
             else:  # a Quantity whose only hole is its decimal ``value``
                 ok = type(current) is dict and _finite_number(current.get("value"))
             if not ok:
@@ -512,7 +522,7 @@ class Validator:
             self._proofs[plan] = self._prove(resource, plan)
         return True
 
-    def _remember(self, verdicts: dict[str, bool], key: str, ok: bool) -> bool:
+    def _remember(self, verdicts: dict[Any, bool], key: Any, ok: bool) -> bool:
         if len(verdicts) >= 10000:
             verdicts.clear()
         verdicts[key] = ok
@@ -561,9 +571,11 @@ class Validator:
             numbers.add(name)
         # the verdict tables are the type's, shared by its plans: the results of a panel, each
         # its own plan, share one patient, visit and time. How each hole is checked follows from
-        # the first resource's value (validated whole): a string, a bare reference, a decimal; a
-        # hole of another shape makes the plan unprovable
-        kinds: list[tuple[str, object, dict[str, bool] | None]] = []
+        # the first resource's value (validated whole): a string, a bare reference, a decimal, a list
+        # or object (OBX-19's analysis-time extension, plan42: the element's own definition and huren's
+        # rules on it, ``_hole_valid``, remembered per JSON text); a hole of another shape makes the
+        # plan unprovable
+        kinds: list[tuple[str, object, dict[Any, bool] | None]] = []
         for name in plan.names:
             if name not in holes:
                 continue
@@ -574,6 +586,8 @@ class Validator:
                 kinds.append((name, _TEXT_HOLE, self._verdicts.setdefault((rtype, name, "text"), {})))
             elif type(value) is dict and len(value) == 1 and type(value.get("reference")) is str:
                 kinds.append((name, _REFERENCE_HOLE, self._verdicts.setdefault((rtype, name, "reference"), {})))
+            elif type(value) is list or type(value) is dict:
+                kinds.append((name, _TREE_HOLE, self._verdicts.setdefault((rtype, name, "tree"), {})))
             else:
                 return False
         return _Proof(rtype, frozenset(numbers), rules, tuple(kinds))
@@ -764,11 +778,11 @@ class _Proof:
     # (hole, how it is checked, its verdicts: value -> verdict for a string, reference -> verdict
     # for a reference, the type's tables ``Validator._verdicts``; None for a decimal), in the
     # plan's element order
-    kinds: tuple[tuple[str, object, dict[str, bool] | None], ...] = field(default=(), compare=False, hash=False)
+    kinds: tuple[tuple[str, object, dict[Any, bool] | None], ...] = field(default=(), compare=False, hash=False)
 
 
 # how a hole of a proven plan is checked (``_Proof.kinds``)
-_TEXT_HOLE, _REFERENCE_HOLE, _NUMBER_HOLE = object(), object(), object()
+_TEXT_HOLE, _REFERENCE_HOLE, _NUMBER_HOLE, _TREE_HOLE = object(), object(), object(), object()
 
 
 def _presence_only(dependency: Any) -> bool:

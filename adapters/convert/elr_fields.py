@@ -29,14 +29,6 @@ from adapters.hl7v2.parser import Segment
 
 V2_0912 = "http://terminology.hl7.org/CodeSystem/v2-0912"
 MEDICAL_DIRECTOR = {"coding": [{"system": V2_0912, "code": "MDIR", "display": "Medical Director"}]}
-# the fields of an OBX whose text differs from one result to the next or that this module reads (OBX-19 the
-# analysis time, OBX-21 the result's instance id, OBX-25 the director): such a result is built the ordinary
-# way, never from a compiled plan (``plans._kind``). OBX-19 is a field rule's, so part of a plan's description:
-# planned, each result's own analysis time compiled a plan that served it alone -- a 12-result panel stating
-# OBX-19 took ~17.6 ms to convert, ~2.5-3.2 ms on the ordinary path (~1.0 ms planned without OBX-19; one process,
-# 350 messages after 50, load ~20). A plan's performer list is the one performer (``plans.learn`` declines a
-# result with a director's role beside it): OBX-25 asks no describing at all.
-OFF_PLAN = (19, 21, 25)
 
 
 # OBX-25 "" (HL7 v2 2.5.3's explicit null: the director deleted) takes off the stored performers of this kind -- the

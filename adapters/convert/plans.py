@@ -35,7 +35,13 @@ performer, a view of itself (``performed``): the same compiled function and elem
 Only the plain shape is planned; anything else takes the ordinary path every time: another value
 type, a repeating number or coded value, an empty OBX-14, notes or participants (PRT) on the
 result, a conversion that warned, or a site whose ``obx_observation`` table maps OBX-14 otherwise; and
-an OBX stating an analysis time, an instance id or a medical director (``elr_fields.OFF_PLAN``).
+and, at a site whose table reads OBX-19 or OBX-21 otherwise than the shipped one, an OBX stating them
+(``_SitePlans.off``).
+
+OBX-19 (the analysis time) is a hole (``ANALYSIS``), OBX-21 (the instance id) is keyed by whether it is
+valued, OBX-25 (the medical director) by its text, the director's PractitionerRole made again for each
+result (``DIRECTED``: its organisation is the result's performer) -- plan42; fam42 had sent them all to the
+ordinary path.
 """
 
 from __future__ import annotations
@@ -48,7 +54,7 @@ from typing import Any
 from adapters.convert import results  # the NM grammar and the categories (read at call time: a cycle)
 from adapters.convert.context import Context
 from adapters.convert.datatypes import decimal
-from adapters.convert.elr_fields import OFF_PLAN
+from adapters.convert.elr_fields import director
 from adapters.convert.engine import json_copy, literal
 from adapters.convert.tables import table
 from adapters.hl7v2.parser import Segment
@@ -57,7 +63,7 @@ from adapters.hl7v2.timestamps import TimestampError, to_fhir_datetime
 Resource = dict[str, Any]
 
 # the elements of a planned Observation that vary (the rest is copied from the plan)
-STATIC, CATEGORY, SUBJECT, ENCOUNTER, SPECIMEN, PERFORMER, VALUE, EFFECTIVE, TEXT = range(9)
+STATIC, CATEGORY, SUBJECT, ENCOUNTER, SPECIMEN, PERFORMER, VALUE, EFFECTIVE, TEXT, ANALYSIS, DIRECTED = range(11)
 HOLES = {"subject": SUBJECT, "encounter": ENCOUNTER, "specimen": SPECIMEN, "performer": PERFORMER,
          "valueQuantity": VALUE, "effectiveDateTime": EFFECTIVE, "valueString": TEXT}
 # the OBX value types planned, and how their OBX-5 reads: a number (the value a hole), a text (the
@@ -67,6 +73,18 @@ _PLANNED_TYPES = {"NM": NUMERIC, "ST": TEXTUAL, "TX": TEXTUAL, "FT": TEXTUAL, "C
                   "CNE": CODED}
 # the OBX fields whose text decides everything but the holes (OBX-5 and OBX-14 are holes)
 _DESCRIBING = (2, 3, 6, 7, 8, 11)
+# the OBX fields whose text differs from one result to the next besides OBX-5 and OBX-14 (plan42): OBX-19 the
+# analysis time, a hole (``ANALYSIS``) when the site's table maps it as the shipped one does; OBX-21 the result's
+# instance id, which no rule reads -- only whether it is valued counts (``elr_fields.note_unread``). A plan's key
+# holds each one's part (``_varying``), not its text: a plan per analysis time compiled a plan for one result
+# (fam42: a 12-result panel stating OBX-19 took ~17.6 ms to convert). At a site whose table reads either field
+# otherwise, a result stating it takes the ordinary path (``_SitePlans.off``).
+ANALYSED, INSTANCE = 19, 21
+# OBX-25, the medical director (``elr_fields.director``): part of the description by its text (a lab's
+# director is the same on every result); a plan whose result named one lists ``[performer, director]`` as its
+# performers (``DIRECTED``), the director's PractitionerRole made for each result as the ordinary path makes it
+# (its organisation is the result's performer, which a plan's views vary: ``performed``)
+HEAD = 25
 _PLANS_LIMIT = 4096  # descriptions kept per site (a few KB each); a lab sends a few thousand at most
 UNKNOWN: Any = object()  # no plan learnt yet for a description (None: its shape is not plannable)
 
@@ -79,11 +97,14 @@ class Plan:
     items: tuple[tuple[str, int, Any], ...]
     unmapped: tuple[tuple[str, str, str], ...]  # what the first conversion reported, reported again
     key: tuple[Any, ...]
-    make: Any = None  # (category, subject, encounter, specimen, performer, value, effective) -> Observation
+    # (category, subject, encounter, specimen, performer, value, effective, analysis, head) -> Observation
+    make: Any = None
     names: tuple[str, ...] = ()  # the Observation's elements in order, "id" last (for validation)
     holes: frozenset[str] = frozenset()  # the elements that vary between its Observations
     numbers: frozenset[str] = frozenset()  # holes that are a Quantity of which only ``value`` varies
     text: bool = False  # ``valueString`` is a hole (a textual result)
+    analysed: bool = False  # ``extension`` is a hole: OBX-19's analysis time (``ANALYSIS``)
+    directed: bool = False  # its performers are the performer and OBX-25's director (``DIRECTED``)
     by: int = -1  # the number of the one performer content whose results this object makes (``performed``)
     others: dict[int, Plan] = field(default_factory=dict)  # its views for other performers, by number
 
@@ -112,6 +133,11 @@ class _SitePlans:
     shortcuts: dict[tuple[Any, ...], Shortcut] = field(default_factory=dict)
     # the OBX fields that describe a result, whichever way (``_DESCRIBING`` and the table's)
     described_fields: frozenset[int] = frozenset()
+    # the URL of the analysis-time extension the site's table makes of OBX-19, when a plan fills it as a hole
+    # (``_analysis_rule``); None: OBX-19 is read as the table says, and a result stating it is not planned
+    analysis: str | None = None
+    # the fields a result stating takes the ordinary path at this site (``ANALYSED``/``INSTANCE`` read otherwise)
+    off: tuple[int, ...] = ()
 
 
 @dataclass(eq=False)
@@ -141,10 +167,40 @@ def _site_plans(ctx: Context) -> _SitePlans:
         table_fields = _table_fields(ctx)
         entry = _SITES[id(site)] = _SitePlans(site, table_fields)
         if table_fields is not None:
-            read = sorted(set(_DESCRIBING) | set(table_fields))
+            spec = table(site, "obx_observation")
+            entry.analysis = _analysis_rule(spec)
+            # OBX-21 is keyed by whether it is valued when no rule reads it and it is counted (``unread``)
+            instance = INSTANCE in {int(n) for n in spec.get("unread") or ()} and not any(
+                int(r["field"]) == INSTANCE for r in spec.get("rules", ()))
+            entry.off = tuple(f for f, held in ((ANALYSED, entry.analysis is not None), (INSTANCE, instance))
+                              if not held)
+            read = sorted((set(_DESCRIBING) | set(table_fields) | {HEAD}) - {f for f in (ANALYSED, INSTANCE)
+                                                                              if f not in entry.off})
             entry.read, entry.top = itemgetter(*read), read[-1]
             entry.described_fields = frozenset(read)
     return entry
+
+
+def _analysis_rule(spec: dict[str, Any]) -> str | None:
+    """The URL of the extension the table's one rule on OBX-19 makes of the analysis time, when that rule is
+    the shipped one's shape (DTM into ``valueDateTime`` of a new ``extension[]`` entry wrapped with that URL
+    alone) and no other rule writes ``extension``: then a plan fills it as its hole ``ANALYSIS``, as the rule
+    would (``_analysis``); None otherwise (OBX-19 is then described by its text, and a result stating it takes
+    the ordinary path)."""
+    rules = spec.get("rules", ())
+    at_19 = [r for r in rules if int(r["field"]) == ANALYSED]
+    if len(at_19) != 1 or 19 in {int(n) for n in spec.get("unread") or ()}:
+        return None
+    rule = at_19[0]
+    wrap = rule.get("wrap")
+    if (set(rule) != {"field", "type", "target", "into", "wrap"} or rule["type"] != "DTM"
+            or rule["target"] != "extension[]" or rule["into"] != "valueDateTime" or not isinstance(wrap, dict)
+            or set(wrap) != {"url"} or not isinstance(wrap["url"], str)):
+        return None
+    if any(str(r.get("target", "")).split(".", 1)[0].removesuffix("[]") == "extension" for r in rules
+           if r is not rule):
+        return None
+    return wrap["url"]
 
 
 def _table_fields(ctx: Context) -> tuple[int, ...] | None:
@@ -194,12 +250,30 @@ def describe(obx: Segment, group: Any, ctx: Context, category: Any, encounter: A
     text, shape, bound = read
     fields = obx.fields
     n = len(fields)
+    if entry.off and any(n > f and fields[f] for f in entry.off):
+        return None  # (a field the site's table reads otherwise, whose text varies by result: plan42)
     key = (
         shared[5],
         entry.read(fields) if n > entry.top else entry.read(fields + [""] * (entry.top + 1 - n)),
+        *_varying(fields, obx.enc),
         shape,
     )
     return key, entry, text or "", bound, shared[7]
+
+
+def _varying(fields: list[str], enc: Any) -> tuple[Any, bool]:
+    """What a plan's key holds of the fields whose text varies by result (``ANALYSED``, ``INSTANCE``): OBX-19
+    True when it is a plain text (no delimiter, no escape, not ``""``, not blank) -- a time the plan's
+    ``ANALYSIS`` hole takes as the table's rule would (its first repetition's first component, stripped) --
+    else its very text (empty, ``""``, components: described as sent, rare); OBX-21 whether it is valued as
+    ``elr_fields.note_unread`` counts it. ``describe``, ``shortcut`` and ``GroupPlans.quick`` all key by it."""
+    n = len(fields)
+    analysed: Any = fields[ANALYSED] if n > ANALYSED else ""
+    if (analysed and analysed != '""' and enc.component not in analysed and enc.repetition not in analysed
+            and enc.subcomponent not in analysed and not (enc.escape and enc.escape in analysed)
+            and analysed.strip()):
+        analysed = True
+    return analysed, n > INSTANCE and fields[INSTANCE] != "" and fields[INSTANCE] != '""'
 
 
 def _kind(obx: Segment, group: Any, category: Any) -> str | None:
@@ -211,9 +285,6 @@ def _kind(obx: Segment, group: Any, category: Any) -> str | None:
         return None
     kind = _PLANNED_TYPES.get(fields[2]) or _PLANNED_TYPES.get(fields[2].strip().upper())
     if kind is None:
-        return None
-    n = len(fields)
-    if any(n > f and fields[f] for f in OFF_PLAN):  # an analysis time, instance id, director (fam42)
         return None
     position = obx.position
     if (group.notes and group.notes.get(position)) or (group.prt and group.prt.get(position)):
@@ -318,10 +389,15 @@ def shortcut(obx: Segment, group: Any, ctx: Context, category: Any, encounter: A
     if shared is None:
         return None, None
     entry = shared[6]
+    if entry.off and any(len(fields) > f and fields[f] for f in entry.off):
+        return None, None  # (``describe``)
+    # (OBX-19 and OBX-21 by their part of the key, ``_varying``: each result's own analysis time is no new shape)
     if kind is CODED or 5 in entry.described_fields:
-        key: tuple[Any, ...] = (shared[5], *fields[2:14], *fields[15:])
+        key: tuple[Any, ...] = (shared[5], *fields[2:14], *fields[15:ANALYSED], *fields[ANALYSED + 1:INSTANCE],
+                                *fields[INSTANCE + 1:], *_varying(fields, obx.enc))
     else:
-        key = (shared[5], fields[2], fields[3], fields[4], *fields[6:14], *fields[15:])
+        key = (shared[5], fields[2], fields[3], fields[4], *fields[6:14], *fields[15:ANALYSED],
+               *fields[ANALYSED + 1:INSTANCE], *fields[INSTANCE + 1:], *_varying(fields, obx.enc))
     return entry.shortcuts.get(key), key
 
 
@@ -433,16 +509,36 @@ def build(plan: Plan, obx: Segment, ctx: Context, text: str, category: Any, subj
         effective = holes["effectiveDateTime"] = to_fhir_datetime(when, ctx.tz)
     except TimestampError:
         return None
+    analysis = _analysis(obx.fields, ctx.tz) if plan.analysed else None
+    if plan.analysed and analysis is None:
+        return None
     if encounter is not None:
         holes["encounter"] = encounter
     if specimen is not None:
         holes["specimen"] = specimen
     for kind, code, where in plan.unmapped:
         ctx.note_unmapped(kind, code, where)
-    res = plan.make(category, subject, encounter, specimen, performer, value, effective)
+    head = None
+    if plan.directed:  # (its Practitioner and PractitionerRole put before the result, as the ordinary path puts them)
+        head = director(obx, ctx, performer)
+        if head is None:
+            return None
+    res = plan.make(category, subject, encounter, specimen, performer, value, effective, analysis, head)
+    if analysis is not None:
+        holes["extension"] = res["extension"]
     ctx.located(res, "status", obx, 11)  # (as ``results._observation``: the plan copies OBX-11's status)
     _located(ctx, res, obx)
     return res, Planned(plan, holes)
+
+
+def _analysis(fields: list[str], tz: Any) -> str | None:
+    """OBX-19 of a result whose plan has the ``ANALYSIS`` hole (its key says a plain text: ``_varying``) as the
+    table's DTM rule converts it (``datatypes.dtm``: the text stripped, ``to_fhir_datetime`` in the site's zone);
+    None when it is no time -- the ordinary path then warns, as it always did."""
+    try:
+        return to_fhir_datetime(fields[ANALYSED].strip(), tz)
+    except ValueError:  # (TimestampError is one: what the rule's step catches and warns of)
+        return None
 
 
 def _located(ctx: Context, res: Resource, obx: Segment) -> None:
@@ -474,9 +570,18 @@ def learn(key: tuple[Any, ...], entry: _SitePlans, res: Resource, category: Any,
     if names[:1] != ["resourceType"] or names[-1:] != ["id"]:
         return
     expected = {SUBJECT: subject, ENCOUNTER: encounter, SPECIMEN: specimen}
+    analysed = key[-3] is True  # OBX-19 a plain text: the plan's ``extension`` is the hole ``ANALYSIS``
     for name in names[1:-1]:
         value = res[name]
         kind = HOLES.get(name, STATIC)
+        if name == "extension" and analysed:
+            # exactly the entry the table's OBX-19 rule makes (``_analysis_rule``), else no plan
+            if (type(value) is not list or len(value) != 1 or type(value[0]) is not dict
+                    or list(value[0]) != ["url", "valueDateTime"] or value[0]["url"] != entry.analysis
+                    or type(value[0]["valueDateTime"]) is not str):
+                return
+            items.append((name, ANALYSIS, entry.analysis))
+            continue
         if name == "category":
             if value != [category] or value[0] is not category:
                 return
@@ -485,7 +590,9 @@ def learn(key: tuple[Any, ...], entry: _SitePlans, res: Resource, category: Any,
             if value is not expected[kind]:
                 return
         elif kind == PERFORMER:
-            if len(value) != 1 or value[0] is not performer:
+            if len(value) == 2 and value[0] is performer and _director_reference(value[1]):
+                kind = DIRECTED  # OBX-25's director beside the performer (described by OBX-25's text)
+            elif len(value) != 1 or value[0] is not performer:
                 return
         elif kind == VALUE:
             if not isinstance(value, dict) or next(iter(value), None) != "value":
@@ -494,11 +601,14 @@ def learn(key: tuple[Any, ...], entry: _SitePlans, res: Resource, category: Any,
         elif kind in (EFFECTIVE, TEXT) and not isinstance(value, str):
             return
         items.append((name, kind, json_copy(value) if kind in (STATIC, VALUE) else None))
-    varying = (SUBJECT, ENCOUNTER, SPECIMEN, VALUE, EFFECTIVE, TEXT)
+    if analysed and not any(kind == ANALYSIS for _, kind, _ in items):
+        return  # (the analysis time made no extension: a shape the plan would not make)
+    varying = (SUBJECT, ENCOUNTER, SPECIMEN, VALUE, EFFECTIVE, TEXT, ANALYSIS)
     plan = Plan(tuple(items), tuple(unmapped), key, names=tuple(names),
                 holes=frozenset(name for name, kind, _ in items if kind in varying),
                 numbers=frozenset(name for name, kind, _ in items if kind == VALUE),
-                text=any(kind == TEXT for _, kind, _ in items), by=by)
+                text=any(kind == TEXT for _, kind, _ in items), by=by,
+                analysed=analysed, directed=any(kind == DIRECTED for _, kind, _ in items))
     try:
         plan.make = _generate(plan.items)
     except TypeError:  # an element a literal cannot write (a key that is not a string): not planned
@@ -507,7 +617,15 @@ def learn(key: tuple[Any, ...], entry: _SitePlans, res: Resource, category: Any,
 
 
 _ARGUMENTS = {CATEGORY: "[category]", SUBJECT: "subject", ENCOUNTER: "encounter", SPECIMEN: "specimen",
-              PERFORMER: "[performer]", EFFECTIVE: "effective", TEXT: "value"}
+              PERFORMER: "[performer]", EFFECTIVE: "effective", TEXT: "value", DIRECTED: "[performer, head]"}
+
+
+def _director_reference(value: Any) -> bool:
+    """Whether a result's second performer is what ``elr_fields.director`` gives: a reference to a
+    PractitionerRole (OBX-16's observers are Practitioners, and a result naming one is not planned), with its
+    display or none."""
+    return (type(value) is dict and type(value.get("reference")) is str
+            and value["reference"].startswith("PractitionerRole/") and value.keys() <= {"reference", "display"})
 
 
 def _generate(items: tuple[tuple[str, int, Any], ...]) -> Any:
@@ -554,9 +672,12 @@ def _generate(items: tuple[tuple[str, int, Any], ...]) -> Any:
         elif kind == VALUE:
             rest = literal(fixed, constants)[1:]  # the fixed elements after "value", in order
             parts.append(f"{name!r}: {{'value': value{', ' if rest != '}' else ''}{rest}")
+        elif kind == ANALYSIS:  # the table's OBX-19 entry: its URL (``fixed``) and the analysis time
+            parts.append(f"{name!r}: [{{'url': {literal(fixed, constants)}, 'valueDateTime': analysis}}]")
         else:
             parts.append(f"{name!r}: {_ARGUMENTS[kind]}")
-    source = ("def make(category, subject, encounter, specimen, performer, value, effective):\n"
+    source = ("def make(category, subject, encounter, specimen, performer, value, effective, analysis=None,"
+              " head=None):\n"
               f"    return {{{', '.join(parts)}}}\n")
     namespace: dict[str, Any] = dict(constants)
     exec(compile(source, "<observation plan>", "exec"), namespace)  # noqa: S102 -- literals via repr only
@@ -625,10 +746,19 @@ class GroupPlans:
         position = obx.position
         if (self.notes and self.notes.get(position)) or (self.prt and self.prt.get(position)):
             return None
-        if self.whole:
-            key: tuple[Any, ...] = (self.number, *fields[2:14], *fields[15:])
+        # (OBX-19 and OBX-21 by their part, ``_varying``, as ``shortcut`` keys them; an OBX ending before OBX-19,
+        # the commonest, has the parts of neither: ``_varying`` gives ("", False))
+        if len(fields) <= ANALYSED:
+            if self.whole:
+                key: tuple[Any, ...] = (self.number, *fields[2:14], *fields[15:], "", False)
+            else:
+                key = (self.number, fields[2], fields[3], fields[4], *fields[6:14], *fields[15:], "", False)
+        elif self.whole:
+            key = (self.number, *fields[2:14], *fields[15:ANALYSED], *fields[ANALYSED + 1:INSTANCE],
+                   *fields[INSTANCE + 1:], *_varying(fields, self.enc))
         else:
-            key = (self.number, fields[2], fields[3], fields[4], *fields[6:14], *fields[15:])
+            key = (self.number, fields[2], fields[3], fields[4], *fields[6:14], *fields[15:ANALYSED],
+                   *fields[ANALYSED + 1:INSTANCE], *fields[INSTANCE + 1:], *_varying(fields, self.enc))
         cut = self.shortcuts.get(key)
         if cut is None or cut.kind is not NUMERIC:
             return None
@@ -651,6 +781,11 @@ class GroupPlans:
             effective = to_fhir_datetime(when, self.tz)
         except TimestampError:
             return None
+        analysis = None
+        if plan.analysed:
+            analysis = _analysis(fields, self.tz)
+            if analysis is None:
+                return None
         ctx, subject, encounter, specimen = self.ctx, self.subject, self.encounter, self.specimen
         holes: dict[str, Any] = {"subject": subject, "valueQuantity": value, "effectiveDateTime": effective}
         if encounter is not None:
@@ -659,7 +794,15 @@ class GroupPlans:
             holes["specimen"] = specimen
         for kind, code, where in plan.unmapped:
             ctx.note_unmapped(kind, code, where)
-        res = plan.make(self.category, subject, encounter, specimen, self.performer, value, effective)
+        head = None
+        if plan.directed:  # (as ``build``)
+            head = director(obx, ctx, self.performer)
+            if head is None:
+                return None
+        res = plan.make(self.category, subject, encounter, specimen, self.performer, value, effective, analysis,
+                        head)
+        if analysis is not None:
+            holes["extension"] = res["extension"]
         ctx.located(res, "status", obx, 11)  # (as ``results._observation``: the plan copies OBX-11's status)
         _located(ctx, res, obx)
         return cut, res, Planned(plan, holes)
