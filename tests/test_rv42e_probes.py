@@ -93,10 +93,6 @@ def test_a_99zzz_in_lower_case_and_an_unknown_alternate_keep_the_local_map(engin
 # ---- the unit of a restatement ------------------------------------------------------------------------------------
 
 
-@pytest.mark.xfail(strict=True, reason="rv42e HIGH: the same value restated in another precision (130 g/L, then "
-                   "130.0 with OBX-6 empty) erases the unit, its UCUM code and system (stored {value: 130.0}) beside a "
-                   "range still in g/L: merge.yaml valueQuantity's key compares the decimals as sent, so 130.0 is "
-                   "'another value' and states the whole quantity -- data lost, rv42b HIGH 2's case")
 @pytest.mark.parametrize("batch", [False, True], ids=["one-by-one", "batch"])
 def test_a_restatement_in_another_precision_without_a_unit_keeps_the_unit(
         engine: Engine, http: TestClient, batch: bool) -> None:
@@ -107,6 +103,7 @@ def test_a_restatement_in_another_precision_without_a_unit_keeps_the_unit(
     assert [ack_code_of(a) for a in acks] == ["AA", "AA"], acks
     q = hgb(engine, http, "E42P2")["valueQuantity"]
     assert (q.get("unit"), q.get("code"), q.get("system")) == ("g/L", "g/L", UCUM), q
+    assert isinstance(q["value"], float) and q["value"] == 130, q  # the value as restated (conv42b)
 
 
 @pytest.mark.parametrize("status", ["F", "C"])
