@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import base64
 import datetime as _dt
+import decimal
 import json
 import re
 import threading
@@ -5157,16 +5158,44 @@ def _kept_parts(value: list[Any], stored: list[Any], parts: tuple[str, ...],
     explicit ``""`` of a part deletes it afterwards: ``Context.delete`` of ``element.part`` where the
     entry is the one, ``_delete_part``). A replace (a FHIR client stating the whole resource) never
     comes here."""
-    held = {_key(e, key): e for e in stored if isinstance(e, dict)}
+    held = {_numeric_key(e, key): e for e in stored if isinstance(e, dict)}
     out = []
     for entry in value:
-        was = held.get(_key(entry, key)) if isinstance(entry, dict) else None
+        was = held.get(_numeric_key(entry, key)) if isinstance(entry, dict) else None
         if was is not None and was is not entry:
             missing = {p: was[p] for p in parts if p in was and _thin(entry, p) and not _thin(was, p)}
             if missing:
                 entry = {**entry, **missing}
         out.append(entry)
     return out
+
+
+def _numeric_key(entry: Any, key: tuple[tuple[str, ...], ...] | None) -> bytes:
+    """``_key`` with its numbers compared as numbers: FHIR decimals are equal whatever their precision
+    (``130`` and ``130.0``), and a statement of the same value in another precision is the same entry
+    for ``keeps`` -- the LIS re-formatting 130 g/L as ``130.0`` with OBX-6 empty erased the unit as if
+    it were another value (rv42e HIGH 1). Only that decision ignores the precision: the entry kept is
+    the incoming one, its value's text as sent (forty-second round, conv42b)."""
+    return fhirjson.dumps(_numbers_alike(entry if key is None else [_part(entry, path) for path in key]),
+                          sort_keys=True)
+
+
+def _numbers_alike(value: Any) -> Any:
+    """``value`` with each number (not a boolean) as its normalised decimal text, tagged so no string
+    equals it: ``130``, ``130.0`` and ``1.3e2`` alike."""
+    if isinstance(value, bool) or value is None or isinstance(value, str):
+        return value
+    if isinstance(value, (int, float)):
+        text = value.text if isinstance(value, fhirjson.FhirDecimal) else repr(value)
+        try:
+            return {"#number": str(decimal.Decimal(text).normalize())}
+        except decimal.InvalidOperation:
+            return {"#number": text}
+    if isinstance(value, dict):
+        return {k: _numbers_alike(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_numbers_alike(v) for v in value]
+    return value
 
 
 def _thin(entry: dict[str, Any], part: str) -> bool:

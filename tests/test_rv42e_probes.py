@@ -49,9 +49,6 @@ def test_loinc_spelled_as_table_0396_or_its_uri_is_loinc(engine: Engine, http: T
     assert _codings(engine, http, control) == {LOINC: "718-7"}
 
 
-@pytest.mark.xfail(strict=True, reason="rv42e MED: LOINC named by its OID (CWE-3 2.16.840.1.113883.6.1, or "
-                   "urn:oid:...) is not LOINC: kept under an unknown system (W 103) or as a foreign URI, so "
-                   "recognition finds no item for a LOINC-coded result")
 @pytest.mark.parametrize("name", ["2.16.840.1.113883.6.1", "urn:oid:2.16.840.1.113883.6.1"])
 def test_loinc_named_by_its_oid_is_loinc(engine: Engine, http: TestClient, name: str) -> None:
     control = "E42O" + str(len(name))
@@ -63,9 +60,6 @@ def test_loinc_named_by_its_oid_is_loinc(engine: Engine, http: TestClient, name:
     assert item_for(report, engine.recognition.rules, "FNXRMYY") == "CBC"
 
 
-@pytest.mark.xfail(strict=True, reason="rv42e MED: a lower-case 'l' (table 0396's L, the local code list, as some "
-                   "LISes spell it) is now an unknown coding system: the hospital's own HGB/CBC lose their LOINC "
-                   "and recognition item (before conv42 they mapped) -- 99zzz is compared case-blind, L is not")
 def test_a_lower_case_local_l_is_still_the_senders_code_map(engine: Engine, http: TestClient) -> None:
     (ack,) = send(http, oru("E42L1", "E42L1", "XCG^血常规^l",
                             "OBX|1|NM|HGB^血红蛋白^l||130|g/L|||||F|||20261201090000\r"), batch=False)
@@ -93,10 +87,6 @@ def test_a_99zzz_in_lower_case_and_an_unknown_alternate_keep_the_local_map(engin
 # ---- the unit of a restatement ------------------------------------------------------------------------------------
 
 
-@pytest.mark.xfail(strict=True, reason="rv42e HIGH: the same value restated in another precision (130 g/L, then "
-                   "130.0 with OBX-6 empty) erases the unit, its UCUM code and system (stored {value: 130.0}) beside a "
-                   "range still in g/L: merge.yaml valueQuantity's key compares the decimals as sent, so 130.0 is "
-                   "'another value' and states the whole quantity -- data lost, rv42b HIGH 2's case")
 @pytest.mark.parametrize("batch", [False, True], ids=["one-by-one", "batch"])
 def test_a_restatement_in_another_precision_without_a_unit_keeps_the_unit(
         engine: Engine, http: TestClient, batch: bool) -> None:
@@ -107,6 +97,7 @@ def test_a_restatement_in_another_precision_without_a_unit_keeps_the_unit(
     assert [ack_code_of(a) for a in acks] == ["AA", "AA"], acks
     q = hgb(engine, http, "E42P2")["valueQuantity"]
     assert (q.get("unit"), q.get("code"), q.get("system")) == ("g/L", "g/L", UCUM), q
+    assert isinstance(q["value"], float) and q["value"] == 130, q  # the value as restated (conv42b)
 
 
 @pytest.mark.parametrize("status", ["F", "C"])
@@ -241,10 +232,6 @@ def test_an_operators_put_survives_the_lis_retransmitting_the_refused_correction
     assert _observation(lis, report)["effectiveDateTime"].startswith("2024-03-01T07:00:00")
 
 
-@pytest.mark.xfail(strict=True, reason="rv42e MED: a sender naming its own code list with a non-99 name in CWE-3 "
-                   "(LIS, WinPath, JY...) lost its code map's LOINC and recognition item at conv42's upgrade, and "
-                   "senders.yaml local_code_systems cannot give it back: tables.coding_system consults "
-                   "_default_locals for 99zzz names only -- the site accepts the declaration and ignores it: no per-sender remedy")
 def test_a_site_can_declare_a_senders_non_99_local_list(tmp_path: Path) -> None:
     site = tmp_path / "site"
     (site / "hl7v2").mkdir(parents=True)

@@ -276,7 +276,7 @@ def unknown_systems_at(rep: Repetition, ctx: Context) -> list[tuple[int, str, st
     for code_comp, system_comp in ((1, 3), (4, 6)):
         name = rep.comp(system_comp).strip()
         code = rep.comp(code_comp).strip()
-        if name and code and known_coding_system(ctx.site, name) is None:
+        if name and code and known_coding_system(ctx.site, name, ctx.local_system) is None:
             found.append((system_comp, code, name))
     return found
 

@@ -47,7 +47,7 @@ def coding_system(site: Site, name: str, local_system: str) -> str:
     no code map answers (``mappings.site.local_code_system`` reads only the local forms), so no
     reader of local codes -- the converter's code map, recognition's item and analytes -- takes them
     for the hospital's (forty-second round, conv42)."""
-    known = known_coding_system(site, name)
+    known = known_coding_system(site, name, local_system)
     if known:
         return known
     name = name.strip()
@@ -56,6 +56,15 @@ def coding_system(site: Site, name: str, local_system: str) -> str:
     if not name.upper().startswith("99") or name.upper() in _default_locals(site, local_system):
         return local_system
     return f"{local_system}:{urn_part(name)}"
+
+
+def _local_name(name: str) -> bool:
+    """Is ``name`` one of table 0396's local forms -- empty, ``L`` or ``99zzz``? Compared case-blind
+    as the table's names are (a LIS sending ``l`` or ``99lis`` means its own list: the lower-case ``l``
+    had been read as an unknown system, the hospital's HGB/CBC losing their LOINC and item -- rv42e,
+    forty-second round, conv42b)."""
+    upper = name.upper()
+    return not upper or upper == "L" or upper.startswith("99")
 
 
 UNKNOWN_CODE_PREFIX = "urn:huren:unknown-code-system:"
@@ -78,18 +87,29 @@ def _default_locals(site: Site, local_system: str) -> frozenset[str]:
     return frozenset(str(n).strip().upper() for n in ([names] if isinstance(names, str) else names))
 
 
-def known_coding_system(site: Site, name: str) -> str | None:
+def known_coding_system(site: Site, name: str, local_system: str | None = None) -> str | None:
     """The FHIR system URI of a v2 coding system name (table 0396, ``coding_systems.yaml``, HL7nnnn,
-    a URI); '' for the local systems (empty, ``L``, ``99zzz``); None for a name huren does not know,
-    whose codes are then kept under a system of their own (``unknown_code_system``), the name reported
-    as an unmapped ``coding_system`` in the fidelity report and the field in a W."""
+    a URI); '' for the local systems (empty, ``L``, ``99zzz`` in any case, and a name the site declares
+    as ``local_system``'s own list in senders.yaml ``local_code_systems``); None for a name huren does
+    not know, whose codes are then kept under a system of their own (``unknown_code_system``), the name
+    reported as an unmapped ``coding_system`` in the fidelity report and the field in a W.
+
+    The one owner of "which system is this name": ``coding_systems.yaml`` also lists the standards'
+    OIDs (LOINC's ``2.16.840.1.113883.6.1``), read bare or as ``urn:oid:<OID>`` alike -- a regional
+    platform relaying national codes names LOINC so, and it is LOINC (rv42e). A sender's own list under
+    a name that is not ``99zzz`` (``LIS``, ``WinPath``) is unknown unless the site declares it for that
+    sender: the operator's remedy to the W (forty-second round, conv42b)."""
     name = name.strip()
-    if not name or name == "L" or name.upper().startswith("99"):
+    if _local_name(name):
         return ""
-    known = table(site, "coding_systems").get(name) or table(site, "coding_systems").get(name.upper())
+    codes = table(site, "coding_systems")
+    upper = name.upper()
+    bare = name[len("urn:oid:"):] if name.lower().startswith("urn:oid:") else name
+    known = codes.get(name) or codes.get(upper) or codes.get(bare)
     if known:
         return str(known)
-    upper = name.upper()
+    if local_system is not None and upper in _default_locals(site, local_system):
+        return ""
     if upper.startswith("HL7") and upper[3:].isdigit():
         return f"http://terminology.hl7.org/CodeSystem/v2-{upper[3:]}"
     if name.startswith(("http://", "https://", "urn:")) and not any(c.isspace() for c in name):
