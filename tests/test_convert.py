@@ -342,7 +342,7 @@ def test_missing_or_invalid_birth_date_is_accepted_without_it(site: Site) -> Non
         (("|FNXRMYY|", "|NOWHERE|"), 4, 1, "103"),
         (("ADT^A04^ADT_A01", "QBP^Q22"), 9, 1, "200"),  # a query: not a feed huren converts
         (("ADT^A04^ADT_A01", "ADT^A99"), 9, 2, "201"),
-        (("ADT^A04^ADT_A01", "ORU^R30"), 9, 2, "201"),
+        (("ADT^A04^ADT_A01", "ORU^R99"), 9, 2, "201"),  # (R30-R32 are converted since fam42)
     ],
 )
 def test_unknown_sender_and_unsupported_messages_are_rejected(

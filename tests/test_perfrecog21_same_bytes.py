@@ -224,13 +224,22 @@ def comparable(snap: dict[str, Any]) -> dict[str, Any]:
     Observation of the feed names an order of its own), set aside only where the snapshot's own check
     row of that order is an order-time check of the entry's person and item; link37's reports kept on
     an Observation's entry (``reports``), its once-only marker, and its notes of reports stored ahead
-    of their results when there are none (the feed has no FHIR client)."""
+    of their results when there are none (the feed has no FHIR client); perfa42's compartment stamp in ``mpi_meta``
+    (random, replaced by each identity write)."""
+    from engine.identity.mpi import COMPARTMENTS_STAMP
     from engine.insurance.tiers import stored_fen
     from engine.recognition.index import LISTED_AHEAD
     from engine.recognition.repricing import MONEY_RULES
     from engine.recognition.upgrade import REPORT_DAYS
 
     docs = snap["docs"]
+    # perfa42's random compartment stamp (``mpi.COMPARTMENTS_STAMP``): replaced by every identity write, no fact
+    meta = docs.get("mpi_meta")
+    if isinstance(meta, dict):
+        for key in [k for k, v in meta.items() if COMPARTMENTS_STAMP in (k, v.get("_id") if isinstance(v, dict) else None)]:
+            del meta[key]
+        if not meta:
+            del docs["mpi_meta"]
     checks = docs.get("recognition_checks", {})
     if not docs.get(LISTED_AHEAD):
         docs.pop(LISTED_AHEAD, None)

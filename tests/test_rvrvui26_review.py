@@ -67,10 +67,17 @@ def test_rvrvui26_signin_known_and_unknown_number_answer_alike(resident, engine)
 
 
 def test_rvrvui26_notfound_page_only_for_ui_and_json_endpoints_keep_outcomes(http) -> None:
-    """GUARD: /fhir, /auth, /reports and a look-alike prefix (/uix) stay OperationOutcome for a
-    browser's Accept; a known /ui JSON endpoint asked by a browser without a session is not 404 HTML."""
-    for path in ("/fhir/Patient/x/y/z", "/reports/nope", "/uix/duplicates", "/auth/nope"):
+    """GUARD: /fhir stays OperationOutcome for a browser's Accept; /auth, /reports and a look-alike prefix (/uix)
+    give a browser the Chinese not-found page and a program the OperationOutcome (http42's decision, forty-second
+    round: every address but /fhir answers a person with the page); a known /ui JSON endpoint asked by a browser
+    without a session is not 404 HTML."""
+    r = http.get("/fhir/Patient/x/y/z", headers=BROWSER)
+    assert r.status_code == 404 and r.json()["resourceType"] == "OperationOutcome", r.text[:200]
+    for path in ("/reports/nope", "/uix/duplicates", "/auth/nope"):
         r = http.get(path, headers=BROWSER)
+        assert r.status_code == 404 and r.headers["content-type"].startswith("text/html"), (path, r.text[:200])
+        assert "找不到这个页面" in r.text and "accept" in r.headers.get("vary", "").lower(), (path, r.text[:200])
+        r = http.get(path, headers={"accept": "application/json"})
         assert r.status_code == 404 and r.json()["resourceType"] == "OperationOutcome", (path, r.text[:200])
     r = http.get("/ui/session", headers=BROWSER)
     assert not r.headers["content-type"].startswith("text/html") or "找不到这个页面" not in r.text
