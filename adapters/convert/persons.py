@@ -2904,7 +2904,7 @@ def _leave_numbers_out(conversion: Any, ref: str, person: dict[str, Any]) -> Non
     conversion._bundle = None
 
 
-def _token(system: str, value: str) -> tuple[str, str]:
+def _number_token(system: str, value: str) -> tuple[str, str]:
     """A resident ID number as (system, value), its value as the patient index reads it (``valid_number``: the
     check character upper-cased), so a number stated and a number held compare as one."""
     return str(system), str(valid_number(value) or value)
@@ -2912,8 +2912,8 @@ def _token(system: str, value: str) -> tuple[str, str]:
 
 def _merge_carried(conversion: Any, ref: str, judged: str, earlier: Sequence[Any], stored: dict[Any, Any],
                    leaned: list[int], read_many: Any, merge: MergeRules | None) -> frozenset[tuple[str, str]]:
-    """The resident ID numbers (``_token``) a merge in this message whose survivor is record ``ref`` (or ``judged``,
-    the survivor it was merged into) carries onto it from the record it merges away (MRG-1, as the batch leaves it,
+    """The resident ID numbers (``_number_token``) a merge in this message whose survivor is record ``ref`` (or
+    ``judged``, the survivor it was merged into) carries onto it from the record it merges away (MRG-1, as the batch leaves it,
     else stored): ``merge_carries``' own reading -- ``_carried``'s rule -- asked of the survivor as if its PID stated
     no resident ID number (a number the PID states of a kind keeps ``beside`` from carrying that kind, yet is the
     same number when the merged-away record held it). Empty: no merge names the record, or the two are two people
@@ -2934,7 +2934,7 @@ def _merge_carried(conversion: Any, ref: str, judged: str, earlier: Sequence[Any
         said = conversion.said.get(survivor)
         carried = merge_carries(was, bare, {}, prior, rules, conversion.writer or _WRITER,
                                 said.deletes if said is not None else (), renumbered=bool(renumbered))
-        out.update(_token(s, v) for s, v in _id_tokens({"identifier": carried or []}))
+        out.update(_number_token(s, v) for s, v in _id_tokens({"identifier": carried or []}))
     return frozenset(out)
 
 
@@ -2967,7 +2967,7 @@ def _links_unheld(conversion: Any, tokens: Sequence[tuple[str, str]],
     3.3.40 has it ("the identifiers ... merge"); a number the survivor's PID newly states is a renumbering."""
     if conversion.registrars and conversion.application in conversion.registrars:
         return False
-    return any(_token(s, v) not in carried for s, v in tokens)
+    return any(_number_token(s, v) not in carried for s, v in tokens)
 
 
 def _first_number_held(conversion: Any, ref: str, judged: str, person: dict[str, Any], earlier: Sequence[Any],
