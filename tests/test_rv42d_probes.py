@@ -95,13 +95,10 @@ def test_a_lis_a08_onto_her_number_on_the_shipped_site_is_not_taken(module_eng: 
     assert ha["id"] == after["id"]
 
 
-@pytest.mark.xfail(strict=True, reason="HIGH (privacy, rv42d, undeclared site): persons._links_unheld exempts any "
-                   "record a merge in the same message names, whoever sends the merge: the LIS, registrar of its own "
-                   "placeholder, sends ADT^A40 whose PID gives the placeholder the number the HIS registered on "
-                   "another woman (MRG a second LIS placeholder): not held, the index links the placeholder to her "
-                   "record and her resident reads the placeholder's result -- rv41q HIGH 1 walked around by A40")
 def test_a_lis_a40_giving_its_placeholder_her_number_is_held_on_an_undeclared_site(
         undeclared_eng: Engine, uhttp: TestClient) -> None:
+    """HIGH 1 (undeclared site; fixed, decl42b): the LIS's A40 whose PID gives its own placeholder the number the HIS
+    registered on another woman (MRG a second LIS placeholder) is held like its A08: her resident reads nothing."""
     c = _nid("32092319800703020")
     name, birth = "庚^三", "19800703"
     her = _registered(uhttp, "RD42Y", "RD42Ya", name, birth, f"~{c}^^^^NNCHN")
@@ -126,12 +123,9 @@ def test_the_same_pid_in_a_lis_a08_is_held_on_the_shipped_site(module_eng: Engin
     assert _observed(module_eng, her, "RD42TOBS") == []
 
 
-@pytest.mark.xfail(strict=True, reason="HIGH (privacy, rv42d, SHIPPED declared site): the LIS -- not the declared "
-                   "registration application -- sends ADT^A40 whose PID gives its own walk-in record her name and the "
-                   "number the HIS registered on her, MRG a second LIS placeholder: taken (AA, no W), the index links "
-                   "the LIS record to hers and her resident reads its result. The same PID in an A08 is held; "
-                   "persons._links_unheld exempts any merge's survivor whoever sends the merge")
 def test_a_lis_a40_giving_its_record_her_number_on_the_shipped_site(module_eng: Engine, http: TestClient) -> None:
+    """HIGH 1 (shipped declared site; fixed, decl42b): the LIS's A40 giving its walk-in record her name and number is
+    held like the same PID in an A08: a merge exempts only what it carries (``persons._merge_carried``)."""
     c = _nid("32092319800704020")
     name, birth = "庚^四", "19800704"
     her = _registered(http, "RD42Z", "RD42Za", name, birth, f"~{c}^^^^NNCHN")
@@ -142,12 +136,8 @@ def test_a_lis_a40_giving_its_record_her_number_on_the_shipped_site(module_eng: 
     assert _observed(module_eng, her, "RD42ROBS") == []
 
 
-@pytest.mark.xfail(strict=True, reason="HIGH (privacy, rv42d, SHIPPED declared site): her record is at ANOTHER member "
-                   "(FNZYY's HIS registered it with her number); FNXRMYY's LIS -- which can put a result on no FNZYY "
-                   "record -- sends ADT^A40 whose PID gives its own walk-in record her name and number (MRG a second "
-                   "LIS placeholder): taken, the index links the LIS record to her FNZYY record and her resident reads "
-                   "the walk-in's result. persons._links_unheld exempts a merge's survivor whoever sends the merge")
 def test_a_lis_a40_cannot_link_its_record_to_her_record_at_another_member(module_eng: Engine, http: TestClient) -> None:
+    """HIGH 1 across members (fixed, decl42b): FNXRMYY's LIS's A40 cannot link its record to her FNZYY record."""
     c = _nid("32092319800707020")
     name, birth = "庚^七", "19800707"
     assert ack_code_of(post(http, at_fnzyy("RD42Fa", "RD42F", name, birth, "F", f"~{c}^^^^NNCHN"))) == "AA"
@@ -159,14 +149,10 @@ def test_a_lis_a40_cannot_link_its_record_to_her_record_at_another_member(module
     assert _observed(module_eng, her, "RD42NOBS") == []
 
 
-@pytest.mark.xfail(strict=True, reason="HIGH (privacy, rv42d; decl42's 'not covered', ranked): on the SHIPPED site, "
-                   "which declares the HIS and not the LIS, FNXRMYY's LIS walk-in ADT^A04 creating a NEW record with "
-                   "the name, birth date and number FNZYY's HIS registered on her is taken and the index links it to "
-                   "her FNZYY record: her resident reads the walk-in's result -- rv41q HIGH 1's harm, reached by a "
-                   "new MRN instead of a renumbering; an undeclared application's registration links where its A08 "
-                   "is held")
 def test_a_lis_walk_in_a04_new_record_does_not_link_to_her_record_at_another_member(
         module_eng: Engine, http: TestClient) -> None:
+    """HIGH 2 (fixed, decl42b): on the declared shipped site the LIS's walk-in A04 creating a NEW record with her name,
+    birth date and number (her record at another member) is held W 205, not linked."""
     c = _nid("32092319800708020")
     name, birth = "庚^八", "19800708"
     assert ack_code_of(post(http, at_fnzyy("RD42Ea", "RD42E", name, birth, "F", f"~{c}^^^^NNCHN"))) == "AA"

@@ -96,7 +96,8 @@ def check_persons(conversion: Any, read_many: Any, earlier: Sequence[Any] = (), 
     stating = {ref for refs in (conversion.persons, conversion.corrections) for ref in refs
                if (left := batch_version(ref, earlier)) is not None and left.states}
     if stating:
-        _registrars_number(conversion, earlier, {}, leaned, search, messages, read_many, left_out, stating)
+        _registrars_number(conversion, earlier, {}, leaned, search, messages, read_many, left_out, stating,
+                           merge=merge)
     for refs, corrects in ((conversion.persons, False), (conversion.corrections, True)):
         for ref, sequence in refs.items():
             left = batch_version(ref, earlier)
@@ -148,7 +149,7 @@ def check_persons(conversion: Any, read_many: Any, earlier: Sequence[Any] = (), 
         _merged_apart(conversion, earlier, stored, leaned)
     if conversion.id_nulled:  # (before the carry: a null not taken leaves the carry as it was)
         _registrars_null(conversion, earlier, stored, leaned, search, messages, read_many)
-    _registrars_number(conversion, earlier, stored, leaned, search, messages, read_many, left_out)
+    _registrars_number(conversion, earlier, stored, leaned, search, messages, read_many, left_out, merge=merge)
     if conversion.merges:
         _joined(conversion, earlier, stored, leaned)
         _carried(conversion, earlier, stored, leaned, merge)
@@ -2811,7 +2812,7 @@ def _kept_on(conversion: Any, prior: str, where: tuple[tuple[str, tuple[str, ...
 
 def _registrars_number(conversion: Any, earlier: Sequence[Any], stored: dict[Any, Any], leaned: list[int],
                        search: Any, messages: Any, read_many: Any, left_out: dict[str, Renumber],
-                       only: Collection[str] | None = None) -> None:
+                       only: Collection[str] | None = None, *, merge: MergeRules | None = None) -> None:
     """A registration's PID-3 stating a resident ID number other than the one its record holds (as the batch leaves
     it, else stored) -- which would replace it (``merge.yaml`` ``beside``: a number of that kind stated replaces
     the kept one): taken only from an application ``_may_renumber`` says may (the one rule: a declared
@@ -2840,9 +2841,10 @@ def _registrars_number(conversion: Any, earlier: Sequence[Any], stored: dict[Any
                 continue
             judged = _renumbered_on(ref, earlier, stored, leaned, read_many)  # (merged away: its survivor)
             held = _numbers_left(judged, earlier, stored, leaned)
+            carried = _merge_carried(conversion, ref, judged, earlier, stored, leaned, read_many, merge)
             if not held:
                 first = _first_number_held(conversion, ref, judged, person, earlier, stored, search, messages,
-                                           read_many)
+                                           read_many, carried)
                 if first is not None and first.rule == RENUMBER_LINKS:
                     _hold_linking(conversion, ref, sequence, person)
                 elif first is not None:
@@ -2872,7 +2874,7 @@ def _registrars_number(conversion: Any, earlier: Sequence[Any], stored: dict[Any
                         code=DUPLICATE_KEY_IDENTIFIER))
                     continue
             new = [(system, value) for system, value in _id_tokens(person) if (valid_number(value) or value) not in held]
-            if (new and _links_unheld(conversion, ref, judged)
+            if (new and _links_unheld(conversion, new, carried)
                     and _other_holder(judged, new, earlier, stored, search, read_many) is not None):
                 _hold_linking(conversion, ref, sequence, person)
 
@@ -2902,15 +2904,51 @@ def _leave_numbers_out(conversion: Any, ref: str, person: dict[str, Any]) -> Non
     conversion._bundle = None
 
 
-def _links_unheld(conversion: Any, ref: str, judged: str) -> bool:
-    """Would a resident ID number another active record not linked to stored record ``ref`` holds (``_other_holder``),
-    given to it by this message's PID (``judged``: it, or the survivor it was merged into) -- its first number, a
-    replacement, or one beside the number it holds -- be held for the operator (``_hold_linking``)? Yes unless this
-    message's application is one of the institution's declared ``registration_applications``, or the record is a
-    merge's survivor in this very message (an A40/A47 naming it: the merge rules join or refuse the two,
-    ``_carried``): on a site that declares none, whoever sends it -- the record's registrar, the number's owner, the
-    HIS alike. A record not stored yet is not asked (this message registers it: the index joins a returning patient's
-    records by her number).
+def _number_token(system: str, value: str) -> tuple[str, str]:
+    """A resident ID number as (system, value), its value as the patient index reads it (``valid_number``: the
+    check character upper-cased), so a number stated and a number held compare as one."""
+    return str(system), str(valid_number(value) or value)
+
+
+def _merge_carried(conversion: Any, ref: str, judged: str, earlier: Sequence[Any], stored: dict[Any, Any],
+                   leaned: list[int], read_many: Any, merge: MergeRules | None) -> frozenset[tuple[str, str]]:
+    """The resident ID numbers (``_number_token``) a merge in this message whose survivor is record ``ref`` (or
+    ``judged``, the survivor it was merged into) carries onto it from the record it merges away (MRG-1, as the batch leaves it,
+    else stored): ``merge_carries``' own reading -- ``_carried``'s rule -- asked of the survivor as if its PID stated
+    no resident ID number (a number the PID states of a kind keeps ``beside`` from carrying that kind, yet is the
+    same number when the merged-away record held it). Empty: no merge names the record, or the two are two people
+    (``contradicts_all``). What ``_links_unheld`` exempts -- only what the merge itself carries (rv42d HIGH 1)."""
+    rules = merge if merge is not None else shipped()
+    out: set[tuple[str, str]] = set()
+    for survivor, prior, _, renumbered in conversion.merges:
+        if survivor not in (ref, judged) or (person := conversion.by_reference.get(survivor)) is None:
+            continue
+        key = tuple(prior.split("/", 1))
+        if key not in stored and read_many is not None and not any(prior in c.by_reference for c in earlier):
+            stored.update(read_many([key]))
+        was = _as_left(prior, earlier, stored, leaned)
+        if was is None:
+            continue
+        bare = {**person, "identifier": [i for i in person.get("identifier") or ()
+                                         if not (isinstance(i, dict) and is_national_id(i))]}
+        said = conversion.said.get(survivor)
+        carried = merge_carries(was, bare, {}, prior, rules, conversion.writer or _WRITER,
+                                said.deletes if said is not None else (), renumbered=bool(renumbered))
+        out.update(_number_token(s, v) for s, v in _id_tokens({"identifier": carried or []}))
+    return frozenset(out)
+
+
+def _links_unheld(conversion: Any, tokens: Sequence[tuple[str, str]],
+                  carried: Collection[tuple[str, str]] = ()) -> bool:
+    """Would resident ID numbers ``tokens`` that a PID gives a stored record -- its first number, a replacement, or
+    one beside the number it holds -- be held for the operator (``_hold_linking``) when another active record not
+    linked to it holds one (``_other_holder``)? Yes unless this message's application is one of the institution's
+    declared ``registration_applications``, or every such number is one a merge in this very message carries onto
+    the record from the record it merges away (``carried``: ``_merge_carried``, ``merge_carries``' reading -- the
+    merge joins or refuses the two by its own rules, ``_carried``): on a site that declares none, whoever sends it --
+    the record's registrar, the number's owner, the HIS alike. A record not stored yet is asked only on a site that
+    declares its registration applications (``_first_number_held``; elsewhere this message registers it: the index
+    joins a returning patient's records by her number).
 
     Why: taken, the patient index joins the two records as one person's (one number, one person), and her resident
     reads the other record's results. On a site that declares no registration application nothing in a message
@@ -2921,14 +2959,20 @@ def _links_unheld(conversion: Any, ref: str, judged: str) -> bool:
     1); the same through a placeholder's number regfix41d had made ownerless (rv41q HIGH 2). A duplicate
     registration of one person is an A40's business (the wrong number taken off first) or the operator's, never an
     automatic link by renumbering. A declared registration application's word stands: the site has said which
-    systems say who a record's person is (forty-second round, decl42)."""
+    systems say who a record's person is (forty-second round, decl42). A merge exempts only what it carries: the
+    whole survivor once was exempt, whoever sent the merge, so the LIS's A40 whose PID gave its own walk-in record her
+    name and the number the HIS registered on her (MRG a second LIS placeholder) was taken where the same PID in an
+    A08 is held -- linked, at her own hospital or another member, her resident reading the walk-in's result (rv42d
+    HIGH 1; forty-second round, decl42b). A number the merged-away record held moves with the merge as HL7 v2.5.1
+    3.3.40 has it ("the identifiers ... merge"); a number the survivor's PID newly states is a renumbering."""
     if conversion.registrars and conversion.application in conversion.registrars:
         return False
-    return not any(survivor in (ref, judged) for survivor, *_ in conversion.merges)
+    return any(_number_token(s, v) not in carried for s, v in tokens)
 
 
 def _first_number_held(conversion: Any, ref: str, judged: str, person: dict[str, Any], earlier: Sequence[Any],
-                       stored: dict[Any, Any], search: Any, messages: Any, read_many: Any) -> Renumber | None:
+                       stored: dict[Any, Any], search: Any, messages: Any, read_many: Any,
+                       carried: Collection[tuple[str, str]] = ()) -> Renumber | None:
     """Is the resident ID number a PID states for record ``ref`` -- held (as the batch leaves it, else stored) and
     holding no number (``judged``: it, or the survivor it was merged into) -- to be held for the operator, not
     given? Yes -- a held ``Renumber`` naming the registering application(s) by MSH-3, for the W -- when another record
@@ -2951,9 +2995,15 @@ def _first_number_held(conversion: Any, ref: str, judged: str, person: dict[str,
     ``GET /admin/held``), so the operator sees it -- and the decision on it is barred (``decision_barred``) while
     the other record holds the number, as regfix41b has it (forty-first round, regfix41c)."""
     key = tuple(judged.split("/", 1))
+    tokens = _id_tokens(person)
     if key not in stored and not any(judged in c.by_reference for c in earlier):
-        return None  # (not held yet: this message registers it)
-    if _other_holder(judged, _id_tokens(person), earlier, stored, search, read_many) is None:
+        # (not held yet: this message registers it -- the index joins a returning patient's records; on a site that
+        # declares its registration applications another application's new record is held like its A08: rv42d HIGH 2)
+        if (not conversion.registrars or not _links_unheld(conversion, tokens, carried)
+                or _other_holder(judged, tokens, earlier, stored, search, read_many) is None):
+            return None
+        return Renumber(False, RENUMBER_LINKS, tuple(conversion.registrars), held=True)
+    if _other_holder(judged, tokens, earlier, stored, search, read_many) is None:
         if ref in conversion.decided_renumbers:  # (the operator's decision, no longer barred: it gives the number)
             conversion.decision_answered = True
         return None
@@ -2967,8 +3017,9 @@ def _first_number_held(conversion: Any, ref: str, judged: str, person: dict[str,
     if registrar not in (None, _UNSPOKEN) and not _registered_unheld(judged, earlier, search, messages, read_many):
         return held  # (a placeholder whose registrations were all held here: a placeholder still)
     if registrar not in (None, _UNSPOKEN) and same_code(conversion.institution, app, registrar, conversion.site):
-        return Renumber(False, RENUMBER_LINKS, tuple(declared), held=True) if _links_unheld(conversion, ref, judged) \
-            else None  # (the registrar's own: held unless a merge names it -- decl42)
+        return Renumber(False, RENUMBER_LINKS, tuple(declared), held=True) \
+            if _links_unheld(conversion, tokens, carried) else None  # (the registrar's own: held unless its merge
+        # carries the number -- decl42, decl42b)
     return held._replace(apps=(registrar,) if registrar not in (None, _UNSPOKEN) else ())
 
 
