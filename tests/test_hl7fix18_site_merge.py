@@ -110,9 +110,10 @@ def test_the_site_names_its_sources_and_defaults_whole(settings: Settings, tmp_p
                                 "conflict": {"hl7": "reject", "api": "reject", "other": "warn"}}
     # shipped rules naming only what the site knows are laid under; those naming its absent groups are not
     # (``meta``, a label not lowered, names ``feed``, a group this site does not define: the site names
-    # it itself, as it must -- a privacy row, ``laid_over``; ``performer``, by-key for ``feed`` since convfid27, too)
+    # it itself, as it must -- a privacy row, ``laid_over``; ``performer``, by-key for ``feed`` since convfid27, and
+    # ``valueQuantity``, keeping a unit for ``feed`` since conv42, too)
     assert site["resources"]["Observation"] == {**{k: v for k, v in shipped["resources"]["Observation"].items()
-                                                   if k not in ("meta", "performer")},
+                                                   if k not in ("meta", "performer", "valueQuantity")},
                                                 "status": {"stands": {"hl7": ["final"]}},
                                                 "meta": {"hl7": "parts", "stands": {"hl7": ["V", "R"]},
                                                          "yields_to": ["V"]}}

@@ -37,7 +37,8 @@ MEDICAL_DIRECTOR = {"coding": [{"system": V2_0912, "code": "MDIR", "display": "M
 _DIRECTOR_KIND = (("@type", ("PractitionerRole",)),)
 
 
-def director(obx: Segment, ctx: Context, performer: dict[str, Any], res: dict[str, Any]) -> dict[str, Any] | None:
+def director(obx: Segment, ctx: Context, performer: dict[str, Any],
+             res: dict[str, Any] | None = None) -> dict[str, Any] | None:
     """OBX-25 → a reference to the PractitionerRole MDIR of the director at ``performer`` (the result's
     performing organisation); None when OBX-25 names nobody. OBX-25 sent as ``""`` deletes the stored director
     from the Observation ``res`` (as OBX-16 ``""`` its observers): a correction by which the LIS takes the
@@ -47,7 +48,8 @@ def director(obx: Segment, ctx: Context, performer: dict[str, Any], res: dict[st
     if len(fields) <= 25 or not fields[25]:
         return None
     if fields[25] == '""':
-        ctx.delete(res, "performer", _DIRECTOR_KIND)
+        if res is not None:  # (a compiled plan asks without its result: None sends it down the general path)
+            ctx.delete(res, "performer", _DIRECTOR_KIND)
         return None
     person = practitioner(obx.rep(25), ctx)
     if person is None:
