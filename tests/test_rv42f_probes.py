@@ -12,18 +12,18 @@ from fastapi.testclient import TestClient
 from adapters.hl7v2.ack import ack_code_of
 from engine.engine import Engine
 from tests.hl7_calls import err_lines, post
-from tests.module_store import module_eng
+from tests.module_store import module_eng, undeclared_eng
 from tests.owner41_calls import nids
 from tests.test_acc42_exam_times import _exam_at_seconds
 from tests.test_code37_ris_change import HEAD
-from tests.test_decl42b_identity import _merge, _observed
+from tests.test_decl42b_identity import _merge, _observed, uhttp
 from tests.test_rv40d_probes import _stated
 from tests.test_rv41k_probes import T26, _ct, _w205
 from tests.test_rv42a_probes import _by_order
 from tests.test_rvidentity32_probes import MRN, _nid, adt, oru, patients
 from tests.test_srfix35_order_code import ORDERED, http, send
 
-__all__ = ["http", "module_eng"]
+__all__ = ["http", "module_eng", "uhttp", "undeclared_eng"]
 
 # --- acc42: "a day before" read at each time's own offset, with no tolerance across midnight ---------------------
 
@@ -112,3 +112,20 @@ def test_the_held_new_records_later_result_stating_her_number_stays_held(module_
     (n,) = patients(http, f"{MRN}|RF2N")
     assert _observed(module_eng, her, "RF2OBS") == [], (err_lines(ack), nids(n))
     assert c not in nids(n), (err_lines(ack), n)
+
+
+@pytest.mark.xfail(strict=True, reason="rv42f HIGH (privacy): the same on a site declaring no registration "
+                   "application -- the LIS's A40 merging the HIS's record of her into its walk-in of another name is "
+                   "taken with no ERR, where the LIS's A08 giving the walk-in her number is held (decl42)")
+def test_the_lis_a40_merging_the_his_record_into_its_walk_in_undeclared(undeclared_eng: Engine,
+                                                                         uhttp: TestClient) -> None:
+    """Undeclared site: the HIS's record H with her number c, the LIS's walk-in W (another name, a result); the LIS's
+    A40, PID W, MRG-1 H: her resident must not read W's result."""
+    c = _nid("32092319800813020")
+    birth = "19800813"
+    assert ack_code_of(post(uhttp, adt("RF3Ha", f"RF3H^^^FNXRMYY^MR~{c}^^^^NNCHN", "壬^十三", birth, "F"))) == "AA"
+    (her,) = patients(uhttp, f"{MRN}|RF3H")
+    assert ack_code_of(post(uhttp, oru("RF3Wa", "RF3W^^^FNXRMYY^MR", "癸^十三", birth, "F", "RF3OBS"))) == "AA"
+    assert ack_code_of(post(uhttp, adt("RF3Wb", "RF3W^^^FNXRMYY^MR", "癸^十三", birth, "F", app="LIS"))) == "AA"
+    ack = post(uhttp, _merge("RF3M", "RF3W^^^FNXRMYY^MR", "癸^十三", birth, "RF3H^^^FNXRMYY^MR", "LIS"))
+    assert _observed(undeclared_eng, her, "RF3OBS") == [], err_lines(ack)
