@@ -87,11 +87,13 @@ def test_the_hl7_precision_kept_through_the_sites_zone() -> None:
 
 
 def test_before_is_a_day_earlier_at_the_precision_each_states() -> None:
-    """An exam the day before its order is before it; one of the order's own day -- a minute earlier by another
-    application's clock, or a date alone -- is not; a month or a year compares at that."""
+    """An exam a day or more before its order is before it; one within a day -- a minute earlier by another
+    application's clock, across midnight too, or stated in another offset -- or of the order's date alone is not
+    (the lead's mend of rv42f MED 1/2: compared as instants with a day's margin); a month or a year at that."""
     order = "2026-03-12T08:00:00+08:00"
     assert before("2024-03-12T08:00:00+08:00", order, 12)
-    assert before("2026-03-11T23:59:00+08:00", order)
+    assert before("2026-03-11T07:59:00+08:00", order) and before("2026-03-10T23:00:00Z", order)
+    assert not before("2026-03-11T23:59:00+08:00", order) and not before("2026-03-11T16:30:00Z", order)
     assert not before("2026-03-12T07:59:00+08:00", order)
     assert not before("2026-03-12", order) and not before("2026-03", order) and not before("2026", order)
     assert before("2026-02", order) and before("2025", order)

@@ -34,9 +34,6 @@ def _numbered_at(http: TestClient, run: str, acc: str, placed: str) -> None:
     assert "MSA|AA" in send(http, _stated("RIS", f"{run}2", "SC", HEAD, f"{acc}^RIS", "").replace(ORDERED, placed))
 
 
-@pytest.mark.xfail(strict=True, reason="rv42f MED: acc42's `before` compares calendar dates with no tolerance, so "
-                   "an emergency exam stamped 23:59 by the RIS two minutes before the HIS's 00:01 order (the clock "
-                   "skew its own docstring excuses within a day) is refused AE 205 as 'a day before' its order")
 def test_an_exam_two_minutes_before_its_order_across_midnight_is_its_own(http: TestClient) -> None:
     """The acc42 skew guard moved across midnight: the 2026 order placed 2026-03-12 00:01 +08:00, its report by the
     accession alone stating OBR-7 2026-03-11 23:59 +08:00 (two minutes earlier by the RIS's clock) and a new
@@ -49,9 +46,6 @@ def test_an_exam_two_minutes_before_its_order_across_midnight_is_its_own(http: T
     assert _by_order(http, acc, run) == {f"{run}1": "未见异常", f"{run}2": "右侧硬膜下血肿"}
 
 
-@pytest.mark.xfail(strict=True, reason="rv42f MED: acc42's `before` reads each time at its OWN offset, so an exam "
-                   "stated in UTC (16:30Z = 00:30 +08:00) twenty-nine minutes AFTER its 00:01 +08:00 order reads "
-                   "'2026-03-11' < '2026-03-12' and the order's own report is refused AE 205")
 def test_an_exam_stated_in_utc_after_its_order_is_its_own(http: TestClient) -> None:
     """The order placed 2026-03-12 00:01 +08:00; the report by the accession alone states OBR-7 2026-03-11 16:30
     +00:00 -- 2026-03-12 00:30 at +08:00, after the order: that order's report (AA, W 205), not refused."""
@@ -64,12 +58,13 @@ def test_an_exam_stated_in_utc_after_its_order_is_its_own(http: TestClient) -> N
 
 
 def test_an_exam_the_evening_before_its_order_is_refused(http: TestClient) -> None:
-    """Guard: an exam at 2026-03-11 20:00 +08:00 (a previous evening's, four hours before the 00:01 order) by the
-    accession alone with a new finding is refused AE 205 ('before the newest order'), the 2026 order unreported."""
+    """Guard: an exam at 2026-03-10 20:00 +08:00 (28 hours before the 00:01 order: a day or more, the rule since the
+    lead's mend of rv42f MED 1/2 -- four hours before is within the clocks' day of margin) by the accession alone
+    with a new finding is refused AE 205 ('before the newest order'), the 2026 order unreported."""
     run = "RV42F-EVE"
     acc = _exam_at_seconds(http, run)
     _numbered_at(http, run, acc, "20260312000100+0800")
-    ack = send(http, _ct("", acc, sent=T26, obr7="20260311200000+0800", status="F", text="右侧硬膜下血肿"))
+    ack = send(http, _ct("", acc, sent=T26, obr7="20260310200000+0800", status="F", text="右侧硬膜下血肿"))
     assert "MSA|AE" in ack and len(errs := _w205(ack)) == 1 and "before the newest order" in errs[0][-1], ack
     assert _by_order(http, acc, run) == {f"{run}1": "未见异常"}
 

@@ -224,13 +224,21 @@ def thinner(text: str, than: str, digits: int | None = None, than_digits: int | 
 
 
 def before(text: str, than: str, digits: int | None = None) -> bool:
-    """Whether the time ``text`` states (at ``digits``, as ``compare_times``) falls on a day before ``than``'s,
-    each read at the precision it states, capped at the day: an exam observed (OBR-7) the day before its order
-    was placed (ORC-9, ``authoredOn``) at the earliest -- not that order's (review rv42c HIGH 1). Capped at the day
-    because two applications' clocks differ by minutes: an emergency exam stamped by the RIS a minute before the
-    HIS's order time is that order's."""
-    st, sf = _stated(text, min(digits or 8, 8)), _stated(than, 8)  # (each its own local date)
-    if st is None or sf is None:
+    """Whether the time ``text`` states (at ``digits``, as ``compare_times``) is a day or more before ``than``: an
+    exam observed (OBR-7) a day before its order was placed (ORC-9, ``authoredOn``) at the earliest -- not that
+    order's (review rv42c HIGH 1). Compared as instants, each the whole span its precision states (a date alone:
+    its day in any zone, +-14:00), with a day's margin: two applications' clocks differ by minutes, so an emergency
+    exam stamped by the RIS a minute before the HIS's order time is that order's -- across midnight too, and
+    whatever offset each states (review rv42f MED 1/2: 23:59 before a 00:01 order, and an exam stated in UTC, had
+    been read by their local dates and refused)."""
+    from engine.repository.indexing import date_range  # (the one reading of a FHIR time as instants)
+
+    try:  # (``digits``: an hour or minute the FHIR text writes as :00 -- well inside the day's margin)
+        exam_lo, exam_hi = date_range(text)
+        order_lo, _ = date_range(than)
+    except ValueError:
         return False
-    n = min(st.digits, sf.digits)
-    return st.text[:n] < sf.text[:n]
+    latest = exam_lo if "T" in text else exam_hi + 14 * 3600  # (a time: its own instant; a date: its day's end)
+    if "T" not in than:
+        order_lo -= 14 * 3600
+    return latest + 86400 <= order_lo
