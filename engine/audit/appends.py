@@ -262,9 +262,8 @@ class Appends(_Needs):
                     else:  # a complete AuditEvent (format 1): its keys read back by ``index_keys``
                         data = _canonical(event, {**event, "resourceType": "AuditEvent",  # type: ignore[arg-type, dict-item]
                                                   "id": event_id(seq)})
-                except Exception as exc:  # this record only; the rest of the group goes on
-                    results.append(exc)
-                    keys.pop(seq, None)
+                except Exception as exc:  # this record only; the rest of the group goes on (its keys, the try's
+                    results.append(exc)  # last statement, were never set)
                     continue
             leaf = _sha256(LEAF_PREFIX + data).digest()  # (``merkle.leaf_hash``, in place)
             rows.append((seq, leaf, data, frontier.push(leaf)))  # with the nodes it completes, level 1 up
