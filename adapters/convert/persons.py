@@ -2848,16 +2848,13 @@ def _registrars_number(conversion: Any, earlier: Sequence[Any], stored: dict[Any
                 if first is not None and first.rule == RENUMBER_LINKS:
                     _hold_linking(conversion, ref, sequence, person)
                 elif first is not None:
-                    _leave_numbers_out(conversion, ref, person)
-                    _hold_renumber(conversion, ref, sequence)
-                    conversion.warn(HL7Error(
+                    _hold_linking(conversion, ref, sequence, person, (
                         "PID-3 gives a resident ID number to a record that holds none, and another record holds that "
                         "number: not taken -- taken, the patient index would join the two records as one person's. "
                         f"The record was registered by another application (MSH-3 {', '.join(first.apps) or 'none'}) "
                         f"than this message's (MSH-3 {conversion.application or 'unknown'}), and only {RENUMBER_LINKS} "
                         f"(MSH-3 {', '.join(conversion.registrars) or 'none declared'}) give a number another record "
-                        "holds unheld: held for the operator. If the two records are one person's, merge them (A40)",
-                        segment="PID", sequence=sequence, field=3, code=DUPLICATE_KEY_IDENTIFIER))
+                        "holds unheld: held for the operator. If the two records are one person's, merge them (A40)"))
                 continue
             if held - stated:
                 answer = _may_renumber(conversion, judged, earlier, search, messages, read_many, held)
@@ -2879,19 +2876,20 @@ def _registrars_number(conversion: Any, earlier: Sequence[Any], stored: dict[Any
                 _hold_linking(conversion, ref, sequence, person)
 
 
-def _hold_linking(conversion: Any, ref: str, sequence: int, person: dict[str, Any]) -> None:
+def _hold_linking(conversion: Any, ref: str, sequence: int, person: dict[str, Any], words: str | None = None) -> None:
     """Hold a PID's resident ID number another record holds, given to a stored record by an application that may not
-    link the two by it (``_links_unheld``): left out, kept with the message for the operator (``_hold_renumber``;
-    the decision barred while the other record holds it: ``decision_barred``), ERR W 205 at PID-3 naming the
-    declared registration applications and this message's by MSH-3 -- never the number nor the other record."""
+    link the two by it (``_links_unheld``, or a record holding none: ``_first_number_held``, ``words`` its own): left
+    out, kept with the message for the operator (``_hold_renumber``; the decision barred while the other record
+    holds it: ``decision_barred``), ERR W 205 at PID-3 naming the declared registration applications and this
+    message's by MSH-3 -- never the number nor the other record."""
     _leave_numbers_out(conversion, ref, person)
     _hold_renumber(conversion, ref, sequence)
-    conversion.warn(HL7Error(
+    conversion.warn(HL7Error(words or (
         "PID-3 gives the record a resident ID number another record holds: not taken -- taken, the patient index "
         "would join the two records as one person's, and a change of a record's number is no way to join two "
         f"records. Only {RENUMBER_LINKS} (MSH-3 {', '.join(conversion.registrars) or 'none declared'}) give it "
         f"unheld; this message's application (MSH-3 {conversion.application or 'unknown'}) is held for the operator. "
-        "If the two records are one person's, take the wrong number off (\"\"^^^^NNCHN) and merge them (A40)",
+        "If the two records are one person's, take the wrong number off (\"\"^^^^NNCHN) and merge them (A40)"),
         segment="PID", sequence=sequence, field=3, code=DUPLICATE_KEY_IDENTIFIER))
 
 
