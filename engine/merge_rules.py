@@ -1626,21 +1626,14 @@ class MergeRules:
         report (its result list, its text) merges as before. Another application, an unusable MSH-7
         on either side, a version no message stated: merged as the mode says. Asked only when the
         message changes one of them (one Provenance search for the report's messages, then)."""
-        changed = [n for n in plan.timed if n in incoming and incoming[n] != stored.get(n, _MISSING)
-                   and (n in stored or any(m in stored for m in plan.choices.get(n, ())))]  # (none stored: filled)
+        changed = [n for n in plan.timed if _changes_stored(n, plan, stored, incoming)]
         older = self._older_than_stored(rtype, stored, source) if changed else None
         if older is None:
             return incoming
         dates, by = older
-        for name in changed:
-            at = said.at(name, incoming) if said is not None else None
-            issues.append({"severity": "warning", "code": "conflict", "expression": [f"{rtype}.{name}"],
-                           "diagnostics": f"{rtype}.{name}: {_writer(source)}'s value {_show(incoming[name])} was "
-                                          f"not stored: {_show(stored.get(name))}, stated by message {by.label} of "
-                                          f"MSH-7 {by.text}, stands against this message of MSH-7 {dates.now.text} "
-                                          "of the same sender (not later: older)",
-                           **({"location": [at]} if at else {})})
-        return {k: v for k, v in incoming.items() if k not in changed}
+        return _kept_out(rtype, changed, incoming, source, said, issues, lambda name: (
+            f"{_show(stored.get(name))}, stated by message {by.label} of MSH-7 {by.text}, stands against this message "
+            f"of MSH-7 {dates.now.text} of the same sender (not later: older)"))
 
     @staticmethod
     def _exam_times(rtype: str, plan: TypePlan, stored: Resource, incoming: Resource, source: str,
@@ -1665,23 +1658,18 @@ class MergeRules:
         if not isinstance(status, str) or not isinstance(held, str):
             return incoming
         changed = [n for n, ep in plan.examined if ep.exam_time is not None and held in ep.exam_time[0]
-                   and status in ep.exam_time[1] and n in incoming and incoming[n] != stored.get(n, _MISSING)
-                   and (n in stored or any(m in stored for m in plan.choices.get(n, ())))
+                   and status in ep.exam_time[1] and _changes_stored(n, plan, stored, incoming)
                    and not any(_names_new(stored.get(e, _MISSING), incoming.get(e, _MISSING)) for e in ep.exam_new)]
         if not changed:
             return incoming
-        for name in changed:
-            at = said.at(name, incoming) if said is not None else None
+
+        def stands(name: str) -> str:
             was = stored.get(name, _MISSING)
             if was is _MISSING:
                 was = next(stored[m] for m in plan.choices.get(name, ()) if m in stored)
-            issues.append({"severity": "warning", "code": "conflict", "expression": [f"{rtype}.{name}"],
-                           "diagnostics": f"{rtype}.{name}: {_writer(source)}'s value {_show(incoming[name])} was "
-                                          f"not stored: {_show(was)}, the time the result was made, stands -- a "
-                                          f"{status} result states the {held} one again, not another exam; its own "
-                                          "time is its issue time (OBR-22) and its message's (MSH-7)",
-                           **({"location": [at]} if at else {})})
-        return {k: v for k, v in incoming.items() if k not in changed}
+            return (f"{_show(was)}, the time the result was made, stands -- a {status} result states the {held} one "
+                    "again, not another exam; its own time is its issue time (OBR-22) and its message's (MSH-7)")
+        return _kept_out(rtype, changed, incoming, source, said, issues, stands)
 
     def _older_than_stored(self, rtype: str, stored: Resource, source: str,
                            carried: tuple[str, frozenset[str]] | None = None) -> tuple[Dates, Stamp] | None:
@@ -4141,6 +4129,27 @@ def _kept_record(persons: Persons, patient_id: str) -> str | None:
     tell (a loop, a record the chain names that it does not hold, two numbers) or is not in reach."""
     kept = getattr(persons, "kept_record", None)
     return kept(patient_id) if kept is not None else None
+
+
+def _changes_stored(name: str, plan: TypePlan, stored: Resource, incoming: Resource) -> bool:
+    """Whether ``incoming``'s ``name`` changes what the stored version holds for it -- its own value, or another type
+    of its choice (``effectiveDateTime`` over a stored ``effectivePeriod``); none of them stored: filled, no change.
+    The one test of the times an older message (``_older_times``) or a correction (``_exam_times``) may not write."""
+    return (name in incoming and incoming[name] != stored.get(name, _MISSING)
+            and (name in stored or any(m in stored for m in plan.choices.get(name, ()))))
+
+
+def _kept_out(rtype: str, changed: Sequence[str], incoming: Resource, source: str, said: Said | None,
+              issues: list[Issue], stands: Callable[[str], str]) -> Resource:
+    """``incoming`` without the elements ``changed``, a W each (OperationOutcome ``conflict``, located at the field
+    that stated it) saying the writer's value was not stored and, ``stands(name)``, what stands instead and why."""
+    for name in changed:
+        at = said.at(name, incoming) if said is not None else None
+        issues.append({"severity": "warning", "code": "conflict", "expression": [f"{rtype}.{name}"],
+                       "diagnostics": f"{rtype}.{name}: {_writer(source)}'s value {_show(incoming[name])} was not "
+                                      f"stored: {stands(name)}",
+                       **({"location": [at]} if at else {})})
+    return {k: v for k, v in incoming.items() if k not in changed}
 
 
 def _not_thinner(plan: TypePlan, stored: Resource, incoming: Resource, said: Said | None = None) -> Resource:
