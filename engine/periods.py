@@ -29,15 +29,14 @@ _DAY = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 _MONTH = re.compile(r"([0-9]{4})-(0[1-9]|1[0-2])")
 # the years a report may name: a zone's offset, a day on either side and a baseline's years back stay inside
 # Python's calendar (no record of a county's medical community is older than 1900)
-_FIRST, _LAST = date(1900, 1, 1), date(9998, 12, 31)
+_FIRST, _LAST = 1900, 9998
 
 
-def _within(day: date, value: str, name: str) -> date:
-    """``day`` when the reports can read it as instants, else a 400 naming ``name``."""
-    if not _FIRST <= day <= _LAST:
-        raise BadRequest(f"{name}: {value!r} is outside the years a report covers ({_FIRST} to {_LAST}) "
-                         f"(超出可统计的年份)", expression=[name])
-    return day
+def _within(year: int, value: str, name: str) -> None:
+    """Nothing when the reports can read a day of ``year`` as instants, else a 400 naming ``name``."""
+    if not _FIRST <= year <= _LAST:
+        raise BadRequest(f"{name}: {value!r} is outside the years a report covers ({_FIRST:04d}-01-01 to "
+                         f"{_LAST:04d}-12-31) (超出可统计的年份)", expression=[name])
 
 
 def parse_day(value: str | None, name: str) -> date | None:
@@ -52,7 +51,8 @@ def parse_day(value: str | None, name: str) -> date | None:
         day = date.fromisoformat(value)
     except ValueError:
         raise BadRequest(f"{name}: not a date (YYYY-MM-DD): {value!r}", expression=[name]) from None
-    return _within(day, value, name)
+    _within(day.year, value, name)
+    return day
 
 
 def month_range(value: str | None, name: str = "month") -> tuple[date, date]:
@@ -61,6 +61,5 @@ def month_range(value: str | None, name: str = "month") -> tuple[date, date]:
     if found is None:
         raise BadRequest(f"{name} must be a month YYYY-MM, got {value!r}", expression=[name])
     year, month = int(found[1]), int(found[2])
-    if not _FIRST.year <= year <= _LAST.year:
-        _within(date.min, value or "", name)  # (0000-01 is no date at all: refused the same way)
+    _within(year, found[0], name)  # (0000-01, no date at all, refused the same way)
     return date(year, month, 1), date(year, month, calendar.monthrange(year, month)[1])

@@ -14,6 +14,7 @@ from datetime import UTC, date, datetime, timedelta, timezone
 from functools import lru_cache
 from zoneinfo import ZoneInfo
 
+from engine.repository.indexing import date_range  # (the one reading of a FHIR time as instants: ``before``)
 from mappings.site import DEFAULT_ZONE
 
 _DTM = re.compile(
@@ -231,8 +232,6 @@ def before(text: str, than: str, digits: int | None = None) -> bool:
     exam stamped by the RIS a minute before the HIS's order time is that order's -- across midnight too, and
     whatever offset each states (review rv42f MED 1/2: 23:59 before a 00:01 order, and an exam stated in UTC, had
     been read by their local dates and refused)."""
-    from engine.repository.indexing import date_range  # (the one reading of a FHIR time as instants)
-
     try:  # (``digits``: an hour or minute the FHIR text writes as :00 -- well inside the day's margin)
         exam_lo, exam_hi = date_range(text)
         order_lo, _ = date_range(than)
