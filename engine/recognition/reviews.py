@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
-from engine.errors import BadRequest, NotFound, Unprocessable
+from engine.errors import BadRequest, Conflict, NotFound, Unprocessable, WrittenMeanwhile
 from engine.insurance.tiers import stored_fen
 from engine.message_time import reason_of
 from engine.recognition import aggregates
@@ -17,6 +17,8 @@ from engine.recognition.state import FLAG_STATUS, RecognitionState, now
 # what an auditor's review reason is asked for (said when it is blank: ``reason_of``'s ``why``; the HTTP route's
 # ``decision_body.reason_in`` asks it in the same words)
 REVIEW_WHY = "why the flag is upheld or overturned"
+# how often a review is tried again when another was stored between its read and its write (``Reviews.review``)
+REVIEW_TRIES = 8
 
 
 class _Needs(Protocol):
@@ -51,34 +53,68 @@ class Reviews(RecognitionState, _Others):
             reason = reason_of(reason, why=REVIEW_WHY)
         except ValueError as exc:
             raise BadRequest(str(exc), expression=["reason"]) from None
-        with self.store.transaction():
-            row = self.flags.get(flag_id)
-            if row is None:
-                raise NotFound(f"no duplicate flag {flag_id}")
-            if row["status"] in ("void", "justified", "reported"):
-                raise Unprocessable(f"flag {flag_id} is {row['status']}: there is nothing to review")
-            # the facts the auditor decided on: the review stands while they do (``standing_review``)
-            review = {"decision": decision, "reason": reason, "by": by, "at": now(),
-                      "prior": row.get("prior"), "retest_reason": row.get("reason"),
-                      "contradicted": row.get("contradicted")}
-            reviews = [*(row.get("reviews") or []), review]
-            self._put_flag(row, {**row, "status": decision, "reviews": reviews})
-            issue = self.read("DetectedIssue", flag_id)
-            if issue is None:
-                raise NotFound(f"DetectedIssue/{flag_id} is missing")
-            issue = {k: v for k, v in issue.items() if k not in ("meta", "text")}
-            issue["status"] = FLAG_STATUS[decision]
-            issue["mitigation"] = [m for m in issue.get("mitigation") or ()
-                                   if not any(c.get("system") == "urn:huren:recognition-review"
-                                              for c in (m.get("action") or {}).get("coding") or ())]
-            for r in reviews:
-                issue["mitigation"].append({
-                    "action": {"coding": [{"system": "urn:huren:recognition-review", "code": r["decision"]}],
-                               "text": r["reason"]},
-                    "date": r["at"], "author": {"display": r["by"]}})
-            self._write_issue(issue)  # keeps the label of the results it cites
-            # the price as the amount it is (the row keeps its text): a JSON number with its fen
-            return {**row, "status": decision, "reviews": reviews, "price": stored_fen(row.get("price"))}
+        for _ in range(REVIEW_TRIES):
+            try:
+                with self.store.transaction():
+                    done = self._review_once(flag_id, decision, reason, by)
+            except WrittenMeanwhile:  # the DetectedIssue written by another review meanwhile: read both again
+                continue
+            if done is not None:
+                return done
+        raise Conflict(f"flag {flag_id} was reviewed by others meanwhile {REVIEW_TRIES} times: send the review again")
+
+    def _review_once(self, flag_id: str, decision: str, reason: str, by: str) -> dict[str, Any] | None:
+        """One try of ``review`` inside one transaction; None when another review was stored between this one's read
+        and its write (nothing written: ``review`` reads again).
+
+        Why a compare-and-set: on SQLite the transaction's ``BEGIN IMMEDIATE`` already orders two auditors' reviews,
+        but MongoDB without transactions (a standalone server; mongomock) isolates nothing -- both read the flag with
+        no review, each wrote its own list of one, and one review was lost while both auditors were answered 200
+        (rv41i's probe, once in ci164). The flag's ``reviewed`` count is what the write is conditional on; the
+        DetectedIssue is then written from the reviews the flag holds, read again after the write until they are
+        the ones written (a review stored in between writes the issue after its own write, so the last writer's
+        issue is the last review's)."""
+        row = self.flags.get(flag_id)
+        if row is None:
+            raise NotFound(f"no duplicate flag {flag_id}")
+        if row["status"] in ("void", "justified", "reported"):
+            raise Unprocessable(f"flag {flag_id} is {row['status']}: there is nothing to review")
+        # the facts the auditor decided on: the review stands while they do (``standing_review``)
+        review = {"decision": decision, "reason": reason, "by": by, "at": now(),
+                  "prior": row.get("prior"), "retest_reason": row.get("reason"),
+                  "contradicted": row.get("contradicted")}
+        reviews = [*(row.get("reviews") or []), review]
+        changed = {"status": decision, "reviews": reviews, "reviewed": len(reviews)}
+        if not self.flags.update_if(flag_id, {"reviewed": row.get("reviewed")}, changed):
+            return None
+        aggregates.move(self.flag_days, aggregates.flag_bucket(row), aggregates.flag_bucket({**row, **changed}))
+        written: list[dict[str, Any]] | None = None
+        for _ in range(REVIEW_TRIES):
+            now_held = self.flags.get(flag_id) or {**row, **changed}
+            if now_held.get("reviews") == written:
+                break
+            written = list(now_held.get("reviews") or ())
+            self._issue_of_reviews(flag_id, str(now_held["status"]), written)
+        # the price as the amount it is (the row keeps its text): a JSON number with its fen
+        return {**{k: v for k, v in row.items() if k != "reviewed"}, "status": decision, "reviews": reviews,
+                "price": stored_fen(row.get("price"))}
+
+    def _issue_of_reviews(self, flag_id: str, status: str, reviews: Sequence[dict[str, Any]]) -> None:
+        """The flag's DetectedIssue saying ``reviews`` (each a mitigation) with the status the last one gave."""
+        issue = self.read("DetectedIssue", flag_id)
+        if issue is None:
+            raise NotFound(f"DetectedIssue/{flag_id} is missing")
+        issue = {k: v for k, v in issue.items() if k not in ("meta", "text")}
+        issue["status"] = FLAG_STATUS[status]
+        issue["mitigation"] = [m for m in issue.get("mitigation") or ()
+                               if not any(c.get("system") == "urn:huren:recognition-review"
+                                          for c in (m.get("action") or {}).get("coding") or ())]
+        for r in reviews:
+            issue["mitigation"].append({
+                "action": {"coding": [{"system": "urn:huren:recognition-review", "code": r["decision"]}],
+                           "text": r["reason"]},
+                "date": r["at"], "author": {"display": r["by"]}})
+        self._write_issue(issue)  # keeps the label of the results it cites
 
     def record_choice(self, key: str, *, order: Order, recognisable: Sequence[str], outcome: str,
                       reason: str | None = None, reason_text: str | None = None, doctor: str | None = None,
