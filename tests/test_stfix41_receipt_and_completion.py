@@ -16,7 +16,6 @@ Real HL7 v2 over MLLP into the real store, both backends (``test_money19_cds_ord
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import pytest
@@ -31,7 +30,12 @@ from tests.test_money20_reason_change import prior
 from tests.test_recognition_e2e import Sender
 from tests.test_recognition_policy_e2e import CBC, msh, order, pid, ts
 from tests.test_rv40k_probes import _order
-from tests.test_rv41e_probes import _filed_by_the_old_release, _late_final_after_the_newer_p, _receipts_ahead
+from tests.test_rv41e_probes import (
+    _filed_by_the_old_release,
+    _late_final_after_the_newer_p,
+    _past_the_stepped_receipts,
+    _receipts_ahead,
+)
 from tests.test_st40_status_leftovers import _hospa, _report_of
 from tests.test_stfix40_status_made_by import _interpreted
 
@@ -60,7 +64,7 @@ def test_an_old_batchs_p_and_resend_on_a_clock_stepped_back_still_leave_the_p_th
         hl7 = Sender(port)
         hl7.send(order("HOSPA", "A1", CBC, ts(5)))
         monkeypatch.setattr(MessageStore, "mark_processed", _filed_by_the_old_release({p1, p2}))
-        _receipts_ahead(monkeypatch, 1.0)
+        _receipts_ahead(monkeypatch)
         batch = ("BHS|^~\\&|LIS|HOSPA|HUREN|C1|" + ts(5, 10) + "||||SF41\n"
                  + _interpreted(_hospa("P", "P", 8, "p1"), "D003&王&五")
                  + _interpreted(_hospa("P", "P", 10, "p2"), "D003&王&五") + "BTS|2\n")
@@ -72,7 +76,7 @@ def test_an_old_batchs_p_and_resend_on_a_clock_stepped_back_still_leave_the_p_th
             doc = community.ingestor.messages.get(doc_id)
             assert doc is not None and "unchanged" not in doc, doc
             assert doc["received_at"] > first["meta"]["lastUpdated"], (doc["received_at"], first["meta"])
-        time.sleep(1.1)  # (the clock past the stepped receipts again)
+        _past_the_stepped_receipts()
         final, ack = _late_final_after_the_newer_p(hl7, community)
         assert final.get("resultsInterpreter") == first["resultsInterpreter"], (final, ack)
 
@@ -200,12 +204,12 @@ def test_the_replay_of_an_old_placers_order_on_a_clock_stepped_back_still_holds_
     prior(hl7)
     nw = message_id("HOSPB", "HOSPB-ORM-B1-NW")
     monkeypatch.setattr(MessageStore, "mark_processed", old_release({nw}))
-    _receipts_ahead(monkeypatch, 1.0)
+    _receipts_ahead(monkeypatch)
     hl7.send(order("HOSPB", "B1", CBC, ts(1), reason=R01))
     monkeypatch.undo()
     again = engine.ingestor.replay(nw, actor="stfix41")
     assert again is not None and b"MSA|AA" in again.ack, again
-    time.sleep(1.1)
+    _past_the_stepped_receipts()
     when = ts(1, 9)
     ack = hl7.send(msh("HOSPB", "LIS", "ORM^O01^ORM_O01", when, "HOSPB-SC-B1") + pid("HOSPB")
                    + f"ORC|SC|B1^HIS|FB1^LIS||IP||||{when}|||D7^张^医生\n" + f"OBR|1|B1^HIS|FB1^LIS|{CBC}|||{when}\n")
