@@ -19,7 +19,7 @@ from tests.hl7_calls import post
 from tests.identity39_calls import read_patient
 from tests.test_a40b41_carried import BING, opened
 from tests.test_rv41n_probes import _his, _nids, _reads
-from tests.test_rvidentity32_probes import _nid, oru
+from tests.test_rvidentity32_probes import _nid, oru, patients
 
 BOTH = pytest.mark.parametrize("backend_settings", ["sqlite", "mongomock"], indirect=True)
 
@@ -106,3 +106,65 @@ def test_a_transaction_bundle_renumbering_her_other_record_is_seen_by_her_very_n
         assert r.status_code == 200, r.text
         assert _nids(read_patient(http, one)) == {other}
         assert _reads(http, hers, "43BOBS") == []
+
+
+
+def _k(control: str, mrn: str, status: str, director: str, observer: str = "") -> str:
+    """FNXRMYY's LIS potassium for MRN ``mrn`` (omi42's ``_elr`` shape): OBX-16 ``observer``, OBX-23 the hospital,
+    OBX-25 ``director``."""
+    obx = ["OBX", "1", "NM", "RV43K^钾^L", "", "4.1" if status == "F" else "4.3", "mmol/L", "3.5-5.5", "N", "", "",
+           status, "", "", "20261201090000", "", observer, "", "", "", "", "", "", "阜宁县人民医院", "", director]
+    return (f"MSH|^~\\&|LIS|FNXRMYY|HUREN|FNYGT|20261201{control[-6:]}+0800||ORU^R01^ORU_R01|{control}|P|2.5.1|||AL|NE|"
+            f"CHN|UNICODE UTF-8\rPID|1||{mrn}^^^FNXRMYY^MR||王^十三||19900113|F\r"
+            f"OBR|1|P{mrn}|F{mrn}|RV43K^钾^L|||20261201083000||||||||BLD|||||||20261201091000|||F\r"
+            + "|".join(obx) + "\r")
+
+
+def _performers(http: TestClient, mrn: str) -> list[str]:
+    """The kinds of the performers of the potassium result on MRN ``mrn``, as served."""
+    (patient,) = patients(http, f"urn:huren:mrn:FNXRMYY|{mrn}")
+    found = http.get("/fhir/Observation", params={"code": "RV43K", "subject": f"Patient/{patient['id']}"})
+    assert found.status_code == 200, found.text
+    (obs,) = [e["resource"] for e in found.json()["entry"]]
+    return sorted(p["reference"].split("/")[0] for p in obs["performer"])
+
+
+def _corrected(http: TestClient, first: dict[str, str], correction: dict[str, str]) -> dict[str, list[str]]:
+    """Four patients' results sent with ``first``'s OBX-16/OBX-25, each then corrected by ``correction``'s, in
+    turn: the first correction of its shape takes the ordinary path (the site learns a plan from it), the next
+    three the compiled plan. Each MRN -> its result's performers after its correction."""
+    out = {}
+    for n, mrn in enumerate(("RV43KA", "RV43KB", "RV43KC", "RV43KD")):
+        assert ack_code_of(post(http, _k(f"RV43X{n}091500", mrn, "F", **first))) == "AA"
+        assert ack_code_of(post(http, _k(f"RV43Y{n}101500", mrn, "C", **correction))) == "AA"
+        out[mrn] = _performers(http, mrn)
+    return out
+
+
+@BOTH
+@pytest.mark.xfail(strict=True, reason="MED (omi42 x plan42): a LIS correction sending OBX-25 \"\" takes the "
+                   "director off only on the ordinary path; once the site learnt the shape, the compiled plan "
+                   "(plans.build/_Results, director() called without the result and only for a 'directed' plan) "
+                   "records no delete and the retracted director stays on the result")
+def test_obx_25_null_in_a_correction_takes_the_director_off_on_the_compiled_plan_path_too(
+        backend_settings: Settings) -> None:
+    """omi42: OBX-25 ``""`` deletes the stored director -- the README says such a result is off-plan, but plan42
+    removed ``OFF_PLAN`` and keys a plan by OBX-25's text. Each of four patients' corrections must lose him as the
+    first (the ordinary path) does."""
+    with opened(backend_settings) as (_, http):
+        got = _corrected(http, {"director": "2001^王^主任"}, {"director": '""'})
+    assert got == dict.fromkeys(got, ["Organization"]), got
+
+
+@BOTH
+@pytest.mark.xfail(strict=True, reason="MED (plans; plan42 widened it): OBX-16 \"\" (obx_observation.yaml "
+                   "null_deletes: the observers deleted) deletes them only on the ordinary path; a planned correction "
+                   "records no delete (a Plan carries its unmapped codes, not the conversion's said/deletes) and the "
+                   "retracted observer stays. Before plan42 a result naming a director was off-plan and passed; "
+                   "without a director it fails before plan42 as well")
+def test_obx_16_null_in_a_correction_takes_the_observer_off_on_every_path(backend_settings: Settings) -> None:
+    """The same for OBX-16 ``""`` (the observers deleted: ``null_deletes``), beside a director kept."""
+    with opened(backend_settings) as (_, http):
+        got = _corrected(http, {"director": "2001^王^主任", "observer": "3001^周^技师"},
+                         {"director": "2001^王^主任", "observer": '""'})
+    assert got == dict.fromkeys(got, ["Organization", "PractitionerRole"]), got
