@@ -16,10 +16,10 @@ from adapters.hl7v2.ack import ack_code_of
 from engine.engine import Engine
 from engine.settings import Settings
 from tests.hl7_calls import err_lines, post
-from tests.identity39_calls import read_patient
+from tests.identity39_calls import read_patient, unlink
 from tests.test_a40b41_carried import BING, opened
 from tests.test_rv41n_probes import _his, _nids, _reads
-from tests.test_rvidentity32_probes import _nid, oru, patients
+from tests.test_rvidentity32_probes import _nid, adt, merge, oru, patients
 
 BOTH = pytest.mark.parametrize("backend_settings", ["sqlite", "mongomock"], indirect=True)
 
@@ -219,3 +219,26 @@ def test_an_orders_study_uid_is_the_studys_rule_urn_oid_once_and_a_bad_one_warne
         uids = (_uids(http, 0), _uids(http, 1))
     assert uids == (["urn:oid:1.2.156.4343.1"], []), uids
     assert any("IPC" in line and "not a uid" in line for line in err_lines(bad)), err_lines(bad)
+
+
+@BOTH
+def test_an_unmerge_inside_an_hl7_batch_is_seen_by_her_very_next_request(backend_settings: Settings) -> None:
+    """perfa42 (privacy): the index's ``batch`` defers the stamp to the batch's end; an A37 parting R2 from her R1,
+    sent in a BHS/BTS batch between two other registrations, is seen by her very next request all the same."""
+    number = _nid("32092319620303522")
+    with opened(backend_settings) as (engine, http):
+        zq = _his(http, "ZQ43M", "ZQ43Ma", f"~{number}^^^^NNCHN", "13700002221", facility="FNZYY")
+        _his(http, "R143M", "R143Ma", f"~{number}^^^^NNCHN", "13700002222")
+        two = _his(http, "R243M", "R243Ma", "", "13700002223")
+        assert ack_code_of(post(http, oru("R243Mb", "R243M^^^FNXRMYY^MR", *BING, "R243MOBS"))) == "AA"
+        assert ack_code_of(post(http, merge("R343M", "R243M^^^FNXRMYY^MR", *BING, "R143M^^^FNXRMYY^MR"))) == "AA"
+        hers = _token(engine, zq)
+        assert _reads(http, hers, "R243MOBS") == [f"Patient/{two}"]
+        assert _reads(http, hers, "R243MOBS") == [f"Patient/{two}"]
+        others = [adt(f"X43M{n}", f"X43M{n}^^^FNXRMYY^MR", "李^四", "19800101", "M") for n in range(2)]
+        body = ("BHS|^~\\&|HIS|FNXRMYY|HUREN|FNYGT|20261201131500||||B43M\r" + others[0]
+                + unlink("R443M", ("R243M", *BING), ("R143M", *BING)) + others[1] + "BTS|3\r")
+        r = http.post("/hl7v2", content=body.encode("utf-8"), headers={"Content-Type": "x-application/hl7-v2+er7"})
+        assert r.status_code == 200, r.text
+        assert r.content.count(b"MSA|AA|") == 3, r.content
+        assert _reads(http, hers, "R243MOBS") == []
