@@ -8,6 +8,7 @@ strict xfail naming its severity."""
 from __future__ import annotations
 
 import copy
+from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
@@ -242,3 +243,41 @@ def test_an_unmerge_inside_an_hl7_batch_is_seen_by_her_very_next_request(backend
         assert r.status_code == 200, r.text
         assert r.content.count(b"MSA|AA|") == 3, r.content
         assert _reads(http, hers, "R243MOBS") == []
+
+
+def test_her_sons_very_next_request_after_her_record_is_renumbered_no_longer_reaches_it(tmp_path: Path) -> None:
+    """perfa42 (privacy), a family member: her son, granted access to her records (a real grant: Consent and
+    RelatedPerson), reads her result on p2 (linked to her p1 by her ID number) with his token -- the compartment
+    remembered under the stamp; a system client's PUT renumbers p2 (another person's now): his very next request
+    with the same token no longer reads it."""
+    from engine.auth.service import ME_CLIENT_ID
+    from tests.test_perfa42b_resident_record import A_NID, SON_NID, _patient
+
+    other = _nid("32092319700511020")
+    with opened(Settings(data_dir=tmp_path / "data")) as (engine, http):
+        _patient(engine, "p1", "FNXRMYY", A_NID)
+        _patient(engine, "p2", "FNZYY", A_NID)
+        _patient(engine, "p4", "FNXRMYY", SON_NID)
+        assert engine.identity.person_compartment("p1") == {"p1", "p2"}
+        engine.repository.update({"resourceType": "Organization", "id": "org1", "name": "阜宁县中医院"})
+        engine.repository.update({"resourceType": "Observation", "id": "o2", "status": "final",
+                                  "performer": [{"reference": "Organization/org1"}],
+                                  "code": {"coding": [{"system": "http://loinc.org", "code": "718-7"}]},
+                                  "subject": {"reference": "Patient/p2"}, "effectiveDateTime": "2026-11-01",
+                                  "valueQuantity": {"value": 13.2, "unit": "g/dL"}})
+        grant = engine.auth.resident.family.grant("p1", SON_NID, name="孙伟", relationship="CHILD", end=None)
+        son_key = grant.related["identifier"][0]["value"]
+        son = engine.auth.issue_token(subject=son_key, kind="patient", client_id=ME_CLIENT_ID, scopes=["patient/*.rs"],
+                                      patient="p1", person=son_key,
+                                      extra={"acting": grant.related_id, "consent": grant.consent_id})[0]
+        his = {"Authorization": "Bearer " + son}
+        assert http.get("/fhir/Observation/o2", headers=his).status_code == 200
+        assert http.get("/fhir/Observation/o2", headers=his).status_code == 200
+        p2 = read_patient(http, "p2")
+        for ident in p2["identifier"]:
+            if ident.get("value") == A_NID:
+                ident["value"] = other
+        p2.pop("meta", None)
+        assert http.put("/fhir/Patient/p2", json=p2).status_code == 200
+        assert "p2" not in engine.identity.person_compartment("p1")
+        assert http.get("/fhir/Observation/o2", headers=his).status_code == 404
