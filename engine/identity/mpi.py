@@ -241,7 +241,8 @@ class _Links:
         (``IdentityService.resident_compartment``; each of her requests walked the index again, 52 us
         since a40fix41b). Every worker reads the stamp once a request; a merge, unmerge, renumbering or
         carry another process stored is then seen by the very next request. The stamp is written after
-        the writes it stands for (in their transaction where there is one), so a stamp read first never
+        the writes it stands for (in their transaction on SQLite and on MongoDB without transactions; just after
+        a MongoDB transaction commits: ``MongoStore.after_commit``), so a stamp read first never
         describes older data than what is read after it; it is random, so a transaction rolled back after
         a reader saw its stamp never makes that stamp hold again -- and a rollback stamps once more
         (``on_rollback``: a store without transactions undoes its writes in place)."""
@@ -254,6 +255,12 @@ class _Links:
     def _stamp(self) -> None:
         if self._meta is None:
             return
+        after_commit = getattr(self._store, "after_commit", None)  # (MongoDB transactions: ``after_commit`` says why)
+        if after_commit is not None and after_commit(self._stamp_now):
+            return
+        self._stamp_now()
+
+    def _stamp_now(self) -> None:
         on_rollback = getattr(self._store, "on_rollback", None)
         if on_rollback is not None:  # (first: a stamp that fails to be written is stamped again after the rollback)
             on_rollback(self._stamp)

@@ -181,6 +181,35 @@ class MongoStore:
         if callback not in callbacks:
             callbacks.append(callback)
 
+    def after_commit(self, callback: Callable[[], None]) -> bool:
+        """Inside this thread's outermost MongoDB transaction: run ``callback`` (once) after it commits, outside it,
+        and answer True; a rolled-back transaction drops it. False everywhere else (no transaction: a standalone
+        server or mongomock, or outside a block): the caller does its write now.
+
+        Why: a document every writer replaces -- the compartments' stamp (``mpi._Links.touched``) -- written inside
+        two workers' transactions at once is a WriteConflict (``TransientTransactionError``) for the second on a
+        replica set, and nothing retries it: the message failed for a stamp (rv43a MED 4). Written after the commit
+        it conflicts with nothing; a reader between the commit and the stamp serves its remembered compartment a
+        moment longer, never after the writer answered (the callbacks run before ``transaction()`` returns)."""
+        if getattr(self._local, "depth", 0) == 0 or self.session is None:
+            return False
+        callbacks = getattr(self._local, "after_commit", None)
+        if callbacks is None:
+            callbacks = self._local.after_commit = []
+        if callback not in callbacks:
+            callbacks.append(callback)
+        return True
+
+    def _committed(self) -> None:
+        """The callbacks of ``after_commit``, each tried (one failing is logged: the transaction stands)."""
+        callbacks = getattr(self._local, "after_commit", None) or []
+        self._local.after_commit = None
+        for callback in callbacks:
+            try:
+                callback()
+            except Exception:
+                log.exception("MongoDB: an after-commit callback failed")
+
     def _rolled_back(self) -> None:
         """The callbacks of ``on_rollback``, each tried (one failing is logged: the block's error,
         or the undo's, is what the caller must see)."""
@@ -238,6 +267,7 @@ class MongoStore:
                 finally:
                     self._local.session = None
                     self._local.depth = 0
+                    self._local.after_commit = None
                     self._rolled_back()
                 raise
             session.commit_transaction()
@@ -246,6 +276,7 @@ class MongoStore:
             self._local.depth = 0
             self._local.on_rollback = None
             session.end_session()
+        self._committed()
 
     def collection(self, name: str) -> MongoCollection:
         coll = self._collections.get(name)
