@@ -29,6 +29,7 @@ from typing import Any
 import pymongo
 import pymongo.errors
 
+from engine.errors import WrittenMeanwhile
 from engine.repository.port import Document, DuplicateKey, UndoIncomplete
 
 try:  # mongomock keeps its own DuplicateKeyError (a pymongo subclass in recent versions)
@@ -363,7 +364,15 @@ class MongoCollection:
         the server with or without transactions; the document before it is what a failed block puts back."""
         if "_id" in fields or "_id" in where:
             raise ValueError("cannot change _id")
-        before = self.raw.find_one_and_update({**where, "_id": doc_id}, {"$set": dict(fields)}, **self.store.kw())
+        try:
+            before = self.raw.find_one_and_update({**where, "_id": doc_id}, {"$set": dict(fields)}, **self.store.kw())
+        except pymongo.errors.OperationFailure as exc:
+            # on a replica set another transaction's write of the document first: a compare-and-set lost, the same
+            # as ``where`` no longer holding -- said as the repository says a race (``WrittenMeanwhile``, a 409)
+            # rather than a 500, and what a caller that reads again and retries (``Reviews.review``) catches
+            if exc.code == 112 or exc.has_error_label("TransientTransactionError"):
+                raise WrittenMeanwhile(f"{self.name}/{doc_id} was written by another transaction meanwhile") from None
+            raise
         if before is None:
             return False
         if (undo := self.store.undo) is not None:
