@@ -8,7 +8,7 @@ import re
 from typing import Any
 
 from adapters.convert import common, elr_fields, referral, results
-from adapters.convert.context import Context
+from adapters.convert.context import Context, accession_system
 from adapters.convert.datatypes import cwe, ndl
 from adapters.convert.engine import apply_table
 from adapters.convert.lis import convert_orders
@@ -308,7 +308,7 @@ def _accession_identifier(accession: str, ctx: Context) -> dict[str, Any]:
     """The order's accession number (IPC-1, else OBR-18) as its ACSN identifier, under the sender's system."""
     return {
         "type": {"coding": [{"system": common.V2_0203, "code": "ACSN"}]},
-        "system": f"urn:huren:accession:{ctx.urn_code}",
+        "system": accession_system(ctx.urn_code),
         "value": accession,
     }
 
@@ -457,7 +457,7 @@ def _imaging_study(group: results.Group, ctx: Context, info: dict[str, Any]) -> 
         identifiers.append(
             {
                 "type": {"coding": [{"system": common.V2_0203, "code": "ACSN"}]},
-                "system": f"urn:huren:accession:{ctx.urn_code}",
+                "system": accession_system(ctx.urn_code),
                 "value": accession,
             }
         )
