@@ -38,7 +38,8 @@ def http(module_eng: Engine) -> Iterator[TestClient]:
 def _rgv(control: str, mrn: str, placer: str, *, version: str = "2.5.1", kind: str = "RGV^O15^RGV_O15",
          amount: str = "1.5") -> str:
     """The pharmacy's two gives of one cefuroxime order (08:00 and 20:00), the order's own timing (Q12H from
-    08:00) and route before them; the first give's lot, expiry and maker stated, and an OBX (the skin test). In
+    08:00) and route before them; the first give's lot, expiry and maker stated; an OBX each (the skin test, the
+    drip rate). In
     v2.5.1 each timing is a TQ1 (the order's TIMING, the ENCODING's TIMING_ENCODED, each give's TIMING_GIVE); v2.4
     had no TQ1: its gives state their time in RXG-3 (quantity/timing)."""
     tq1 = version >= "2.5"
@@ -53,7 +54,8 @@ def _rgv(control: str, mrn: str, placer: str, *, version: str = "2.5.1", kind: s
             + ("TQ1|1||ONCE||||20261201080000\r" if tq1 else "") + "RXR|IV^静脉注射^HL70162\r"
             "OBX|1|ST|SKIN^皮试^L||阴性||||||F|||20261201075000\r"
             "RXG|2||^ONCE^^20261201200000^^R|CN-CEF^头孢呋辛钠注射液^L|1.5||g^克^UCUM\r"
-            + ("TQ1|1||ONCE||||20261201200000\r" if tq1 else "") + "RXR|IVGTT^静脉滴注^L\r")
+            + ("TQ1|1||ONCE||||20261201200000\r" if tq1 else "") + "RXR|IVGTT^静脉滴注^L\r"
+            "OBX|1|NM|DRIP^滴速^L||60|gtt/min^滴/分^UCUM|||||F|||20261201195000\r")
 
 
 def _written(engine: Engine, http: TestClient, control: str, rtype: str) -> list[dict[str, Any]]:
@@ -90,8 +92,10 @@ def test_a_give_message_is_a_dispense_a_give_over_mllp(module_eng: Engine, http:
     assert second["dosageInstruction"][0]["route"]["coding"][0]["code"] == "IVGTT"  # its own RXR
     assert first["dosageInstruction"][0]["text"] == "溶于0.9%氯化钠100ml"
     assert "text" not in second["dosageInstruction"][0], second
-    (skin,) = _written(module_eng, http, "ACSN43G1", "Observation")
-    assert skin["partOf"][0]["reference"].startswith("MedicationDispense/"), skin
+    # each give's OBX is part of its own give's dispense (not the group's first)
+    parts = {o["code"]["coding"][0]["code"]: o["partOf"] for o in _written(module_eng, http, "ACSN43G1", "Observation")}
+    assert parts == {"SKIN": [{"reference": f"MedicationDispense/{first['id']}"}],
+                     "DRIP": [{"reference": f"MedicationDispense/{second['id']}"}]}, parts
     # the same gives re-sent (a new MSH-10): the same two dispenses, not four
     assert ack_code_of(post(http, msg.replace("|ACSN43G1|", "|ACSN43G1R|"))) == "AA"
     assert [d["id"] for d in _dispenses(http, subject)] == [first["id"], second["id"]]
@@ -136,3 +140,24 @@ def test_a_v24_rgv_o01_and_a_bad_give_amount(module_eng: Engine, http: TestClien
     assert "doseAndRate" not in first["dosageInstruction"][0], first
     assert second["dosageInstruction"][0]["doseAndRate"][0]["doseQuantity"]["value"] == 1.5, second
     assert [g["dosageInstruction"][0]["timing"]["code"]["coding"][0]["code"] for g in (first, second)] == ["ONCE"] * 2
+
+
+def test_each_administrations_obx_is_part_of_its_own_administration(module_eng: Engine, http: TestClient) -> None:
+    """The same reading for RAS^O17 (its ADMINISTRATION group repeats in one ORDER): the nurse's two gives, each
+    with an OBX after it -- each OBX part of its own administration; it had been part of the group's first."""
+    ras = (HDR.format(app="NIS", stamp="20261201210000", kind="RAS^O17^RAS_O17", control="ACSN43A1", version="2.5.1")
+           + "PID|1||ACSN43A^^^FNXRMYY^MR||李^四||19600101|M\rPV1|1|I|NEU^301^2\r"
+           "ORC|RE|ACSN43RX4|||IP||||20261201070000|||1001^王^医生\r"
+           "RXE|^^^20261201080000^^R|CN-CEF^头孢呋辛钠注射液^L|1.5||g^克^UCUM\rTQ1|1||BID||||20261201080000\r"
+           "RXR|IV^静脉注射^HL70162\r"
+           "RXA|0|1|20261201080500||CN-CEF^头孢呋辛钠注射液^L|1.5|g^克^UCUM||||||||||||CP\rRXR|IV^静脉注射^HL70162\r"
+           "OBX|1|ST|SKIN^皮试^L||阴性||||||F|||20261201075000\r"
+           "RXA|0|2|20261201200500||CN-CEF^头孢呋辛钠注射液^L|1.5|g^克^UCUM||||||||||||CP\rRXR|IV^静脉注射^HL70162\r"
+           "OBX|1|NM|DRIP^滴速^L||60|gtt/min^滴/分^UCUM|||||F|||20261201200000\r")
+    ack = post(http, ras)
+    assert ack_code_of(ack) == "AA" and err_lines(ack) == [], ack
+    given = {g["effectiveDateTime"][:16]: g["id"] for g in _written(module_eng, http, "ACSN43A1",
+                                                                     "MedicationAdministration")}
+    parts = {o["code"]["coding"][0]["code"]: o["partOf"] for o in _written(module_eng, http, "ACSN43A1", "Observation")}
+    assert parts == {"SKIN": [{"reference": f"MedicationAdministration/{given['2026-12-01T08:05']}"}],
+                     "DRIP": [{"reference": f"MedicationAdministration/{given['2026-12-01T20:05']}"}]}, parts
