@@ -187,3 +187,33 @@ def test_an_omi_naming_its_own_filler_number_takes_its_report_by_the_accession(h
     assert [o["id"] for o in _orders_of(http, subject)] == [order["id"]]
     assert _texts(http, subject) == {"ACSN43PF": "未见异常"}
     assert sorted(i["value"] for i in order["identifier"] if _kind(i) == "FILL") == ["ACSN43ACCF", "ACSN43FILLF"]
+
+
+def test_a_report_of_two_ipcs_makes_one_imaging_study_per_study_uid(http: TestClient) -> None:
+    """The RIS's report of one order booked as two studies (a CT and its MR follow-up: the OMI's two IPCs, which a
+    PACS-style RIS repeats after the report's OBR): two ImagingStudy resources, each keyed by its own Study Instance UID with its own
+    accession and modality, both based on the order; re-sent, still two (omi42 LOW: one, the first's)."""
+    omi = _omi("ACSN43I1", "ACSN43I", "ACSN43PI", "ACSN43ACCI1", "20261201090000", "1.2.156.4343.71").replace(
+        "IPC|ACSN43ACCI1|RP|1.2.156.4343.71|SPS|CT\r",
+        "IPC|ACSN43ACCI1|RP|1.2.156.4343.71|SPS|CT\rIPC|ACSN43ACCI2|RP2|1.2.156.4343.72|SPS2|MR\r")
+    assert ack_code_of(post(http, omi)) == "AA"
+    report = (HDR.format(app="RIS", stamp="20261201110000", kind="ORU^R01^ORU_R01", control="ACSN43I2")
+              + "PID|1||ACSN43I^^^FNXRMYY^MR||孙^丙||19700109|M\r"
+              "OBR|1|ACSN43PI||CT009^头颅CT平扫^L|||20261201093000|||||||||||||||20261201110000|||F\r"
+              "IPC|ACSN43ACCI1|RP|1.2.156.4343.71|SPS|CT\rIPC|ACSN43ACCI2|RP2|1.2.156.4343.72|SPS2|MR\r"
+              "OBX|1|TX|CT009^头颅CT平扫^L||未见异常||||||F|||20261201110000\r")
+    for control in ("ACSN43I2", "ACSN43I3"):
+        ack = post(http, report.replace("|ACSN43I2|", f"|{control}|"))
+        # (IPC is no segment of ORU_R01: a PACS-style sender's, taken as sent and said -- each once)
+        assert ack_code_of(ack) == "AA" and err_lines(ack) == [
+            f"ERR||IPC^{n}|100^Segment sequence error^HL70357|W||||IPC is not a segment of message structure "
+            "ORU_R01 of HL7 2.5.1: taken as sent, outside the structure" for n in (1, 2)], ack
+        order = _order(http, "ACSN43PI")
+        found = http.get("/fhir/ImagingStudy", params={"subject": order["subject"]["reference"]}).json()
+        studies = {s["identifier"][0]["value"]: s for s in (e["resource"] for e in found.get("entry") or ())}
+        assert sorted(studies) == ["urn:oid:1.2.156.4343.71", "urn:oid:1.2.156.4343.72"], studies
+        ct, mr = studies["urn:oid:1.2.156.4343.71"], studies["urn:oid:1.2.156.4343.72"]
+        assert [m["code"] for m in ct["modality"]] == ["CT"] and [m["code"] for m in mr["modality"]] == ["MR"]
+        assert [i["value"] for i in mr["identifier"] if _kind(i) == "ACSN"] == ["ACSN43ACCI2"], mr
+        assert ct["basedOn"] == mr["basedOn"] == [{"reference": f"ServiceRequest/{order['id']}"}]
+        assert mr["started"] == ct["started"], (ct, mr)
