@@ -201,7 +201,8 @@ def test_a_report_of_two_ipcs_makes_one_imaging_study_per_study_uid(http: TestCl
               + "PID|1||ACSN43I^^^FNXRMYY^MR||孙^丙||19700109|M\r"
               "OBR|1|ACSN43PI||CT009^头颅CT平扫^L|||20261201093000|||||||||||||||20261201110000|||F\r"
               "IPC|ACSN43ACCI1|RP|1.2.156.4343.71|SPS|CT\rIPC|ACSN43ACCI2|RP2|1.2.156.4343.72|SPS2|MR\r"
-              "OBX|1|TX|CT009^头颅CT平扫^L||未见异常||||||F|||20261201110000\r")
+              "OBX|1|TX|CT009^头颅CT平扫^L||颅内未见出血||||||F|||20261201110000\r"
+              "OBX|2|TX|CT009^头颅CT平扫^L||脑室系统未见扩大||||||F|||20261201110000\r")
     for control in ("ACSN43I2", "ACSN43I3"):
         ack = post(http, report.replace("|ACSN43I2|", f"|{control}|"))
         # (IPC is no segment of ORU_R01: a PACS-style sender's, taken as sent and said -- each once)
@@ -217,3 +218,7 @@ def test_a_report_of_two_ipcs_makes_one_imaging_study_per_study_uid(http: TestCl
         assert [i["value"] for i in mr["identifier"] if _kind(i) == "ACSN"] == ["ACSN43ACCI2"], mr
         assert ct["basedOn"] == mr["basedOn"] == [{"reference": f"ServiceRequest/{order['id']}"}]
         assert mr["started"] == ct["started"], (ct, mr)
+        docs = http.get("/fhir/DocumentReference", params={"subject": order["subject"]["reference"]}).json()
+        (doc,) = [e["resource"] for e in docs.get("entry") or ()]
+        related = {r["reference"] for r in doc["context"]["related"]}
+        assert {f"ImagingStudy/{ct['id']}", f"ImagingStudy/{mr['id']}"} <= related, doc["context"]
