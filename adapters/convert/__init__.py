@@ -636,10 +636,10 @@ def adopt_filled(conversion: Conversion, read_many: Any, search: Any, earlier: S
     """An order group naming its order by the filler's number alone (``Context.filled``: ORC-2/OBR-2 empty, ORC-3
     or OBR-3 valued -- the EMR's XO under the LIS's accession, the lab's SC or report) is a statement of the order
     of this patient that holds that number (its FILL identifier: the filler application's system and the value; or
-    its accession, IPC-1/OBR-18 -- ``_names_the_order``, forty-third round), whichever number keyed it: HL7 v2.5.1 4.5.1.3, the filler order number identifies the order as the placer's
-    does (4.5.1.2). Keyed by the filler's number, the group made a second order holding the accession -- with a
-    third application's withdrawal of the re-test reason on it -- and a later message under the number alone could
-    file to either (review rv40h MED 7). Now it takes that order's id (``_take``, as ``adopt_former_ids`` does), and
+    its accession, IPC-1/OBR-18 -- ``_names_the_order``, forty-third round), whichever number keyed it: HL7 v2.5.1
+    4.5.1.3, the filler order number identifies the order as the placer's does (4.5.1.2). Keyed by the filler's
+    number, the group made a second order holding the accession -- with a third application's withdrawal of the
+    re-test reason on it -- and a later message under the number alone could file to either (review rv40h MED 7). Now it takes that order's id (``_take``, as ``adopt_former_ids`` does), and
     the merge judges it as any statement of the order (``results._not_the_orders``: an XO by the placer number
     the order holds, ``MergeRules._its_number``).
 
