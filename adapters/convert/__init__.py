@@ -639,8 +639,9 @@ def adopt_filled(conversion: Conversion, read_many: Any, search: Any, earlier: S
     its accession, IPC-1/OBR-18 -- ``_names_the_order``, forty-third round), whichever number keyed it: HL7 v2.5.1
     4.5.1.3, the filler order number identifies the order as the placer's does (4.5.1.2). Keyed by the filler's
     number, the group made a second order holding the accession -- with a third application's withdrawal of the
-    re-test reason on it -- and a later message under the number alone could file to either (review rv40h MED 7). Now it takes that order's id (``_take``, as ``adopt_former_ids`` does), and
-    the merge judges it as any statement of the order (``results._not_the_orders``: an XO by the placer number
+    re-test reason on it -- and a later message under the number alone could file to either (review rv40h MED 7).
+    Now it takes that order's id (``_take``, as ``adopt_former_ids`` does), and the merge judges it as any
+    statement of the order (``results._not_the_orders``: an XO by the placer number
     the order holds, ``MergeRules._its_number``).
 
     The order is the patient's (``subject`` the same record: orders are filed under the sender's institution's
