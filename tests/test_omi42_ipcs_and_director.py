@@ -147,11 +147,6 @@ def test_a_reused_accession_never_bases_the_report_on_the_other_patients_order(h
     assert http.get(f"/fhir/{based['reference']}").json()["subject"] == b_order["subject"], report
 
 
-@pytest.mark.xfail(strict=True, reason="MED (rv42d MED 3 re-diagnosed by omi42; one patient, no reuse needed): the "
-                   "RIS's report naming its exam by the accession alone in OBR-3 is based on a SECOND order of hers "
-                   "keyed by the filler number (FILL), not on the OMI's order holding that accession (IPC-1 -> ACSN): "
-                   "adapters/convert/__init__.py adopt_filled / _order_holding find an order by its FILL identifier "
-                   "only (_holds_fill, shared with settle_reused_filler -- acc42's this round)")
 def test_a_report_by_the_accession_alone_is_based_on_the_omis_order(http: TestClient) -> None:
     assert ack_code_of(post(http, _omi_of("OMI42S1", "OMI42SC", "孙^丙", "OMI42PC", "OMI42ACC9", "1.2.156.4242.82",
                                           "20261201091500"))) == "AA"

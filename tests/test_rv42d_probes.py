@@ -249,11 +249,6 @@ def test_obx_25_null_in_a_correction_takes_the_director_off(http: TestClient) ->
     assert not [p for p in obs.get("performer") or () if p["reference"].startswith("PractitionerRole/")], obs
 
 
-@pytest.mark.xfail(strict=True, reason="MED (rv42d; re-diagnosed by omi42: not across patients) -- the second "
-                   "patient's report naming the accession alone in OBR-3 is filed on her and based on a SECOND order "
-                   "of hers keyed by the filler number (FILL), not on her OMI's order holding the accession (IPC-1 -> "
-                   "ACSN); the first patient's order is never named. The same with one patient: "
-                   "tests/test_omi42_ipcs_and_director.py (adopt_filled / _order_holding match FILL only)")
 def test_an_accession_two_omis_reuse_files_the_report_on_its_patients_order(http: TestClient) -> None:
     """The RIS's OMI for patient A and, later, for patient B (another placer number) both under accession
     RD42ACC; B's ORU naming RD42ACC in OBR-3 files its report on B, based on B's order (not A's)."""

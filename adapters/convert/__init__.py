@@ -22,7 +22,7 @@ from adapters.convert import (
     templates,
 )
 from adapters.convert.actors import settle_ward_names
-from adapters.convert.context import Context, Holds, MemberNumber
+from adapters.convert.context import Context, Filled, Holds, MemberNumber
 from adapters.convert.persons import check_persons, registers_person
 from adapters.convert.takeover import settle_stay, settle_takeover
 from adapters.hl7v2.errors import (
@@ -75,8 +75,8 @@ class Conversion:
     formerly: dict[str, tuple[str, str, str | Holds]] = field(default_factory=dict)
     # "Type/id" -> (identifier value, subject, where): ``Context.identified``, for ``adopt_identified``
     identified: dict[str, tuple[str, str, tuple[str, int, int]]] = field(default_factory=dict)
-    # "Type/id" -> (FILL system, value, subject, where): ``Context.filled``, for ``adopt_filled``
-    filled: dict[str, tuple[str, str, str, tuple[str, int, int]]] = field(default_factory=dict)
+    # "Type/id" -> the number it is named by alone (``Filled``): ``Context.filled``, for ``adopt_filled``
+    filled: dict[str, Filled] = field(default_factory=dict)
     # ``Context.filler_keyed`` and ``filler_reports``, for ``settle_reused_filler``; the orders of another exam's
     # stored report under this message's filler number, which ``adopt_filled`` does not join
     filler_keyed: dict[str, str] = field(default_factory=dict)
@@ -635,12 +635,13 @@ def adopt_identified(conversion: Conversion, search: Any) -> None:
 def adopt_filled(conversion: Conversion, read_many: Any, search: Any, earlier: Sequence[Conversion] = ()) -> list[int]:
     """An order group naming its order by the filler's number alone (``Context.filled``: ORC-2/OBR-2 empty, ORC-3
     or OBR-3 valued -- the EMR's XO under the LIS's accession, the lab's SC or report) is a statement of the order
-    of this patient that holds that number (its FILL identifier: the filler application's system and the value),
-    whichever number keyed it: HL7 v2.5.1 4.5.1.3, the filler order number identifies the order as the placer's
-    does (4.5.1.2). Keyed by the filler's number, the group made a second order holding the accession -- with a
-    third application's withdrawal of the re-test reason on it -- and a later message under the number alone could
-    file to either (review rv40h MED 7). Now it takes that order's id (``_take``, as ``adopt_former_ids`` does), and
-    the merge judges it as any statement of the order (``results._not_the_orders``: an XO by the placer number
+    of this patient that holds that number (its FILL identifier: the filler application's system and the value; or
+    its accession, IPC-1/OBR-18 -- ``_names_the_order``, forty-third round), whichever number keyed it: HL7 v2.5.1
+    4.5.1.3, the filler order number identifies the order as the placer's does (4.5.1.2). Keyed by the filler's
+    number, the group made a second order holding the accession -- with a third application's withdrawal of the
+    re-test reason on it -- and a later message under the number alone could file to either (review rv40h MED 7).
+    Now it takes that order's id (``_take``, as ``adopt_former_ids`` does), and the merge judges it as any
+    statement of the order (``results._not_the_orders``: an XO by the placer number
     the order holds, ``MergeRules._its_number``).
 
     The order is the patient's (``subject`` the same record: orders are filed under the sender's institution's
@@ -652,23 +653,22 @@ def adopt_filled(conversion: Conversion, read_many: Any, search: Any, earlier: S
     order beside its replacement under the one accession) count, then those coded as the group's test (one
     accession for two tests of a slip); still several: which is meant is not said -- the group keeps its own key,
     and a W at the number says so (ERR-3 205)."""
-    from engine.repository.search import token_value
-
     moves: dict[str, str] = {}
     leaned: set[int] = set()
-    for new, (system, value, subject, (segment, sequence, fno)) in conversion.filled.items():
+    for new, filled in conversion.filled.items():
+        value, subject, (segment, sequence, fno) = filled.value, filled.subject, filled.where
         rtype = new.split("/", 1)[0]
         if new not in conversion.by_reference or read_many([_key_of(new)]) \
                 or any(new in c.by_reference for c in earlier):
             continue  # (stored under its own key, or made so earlier in the batch: that one)
-        found: dict[str, dict[str, Any]] = {f"{rtype}/{r.get('id')}": r for r in
-                                            search(rtype, [("identifier", token_value(system, value))]).resources}
-        holding = {ref for ref, r in found.items() if _holds_fill(r, system, value)}
+        made = conversion.by_reference[new]
+        found = _holders_found(rtype, filled, search)
+        holding = {ref for ref, r in found.items() if _names_the_order(r, filled, made)}
         for i, c in enumerate(earlier):  # (as the batch leaves them: an earlier message's version over the store's)
             for ref, resource in c.by_reference.items():
                 if not ref.startswith(f"{rtype}/"):
                     continue
-                claims = _claims_fill(resource, c.said.get(ref), system, value)
+                claims = _claims_number(resource, c.said.get(ref), filled, made)
                 if ref in found or claims:
                     found[ref] = {**found.get(ref, {}), **resource}
                     holding.update((ref,) if claims else ())
@@ -679,7 +679,7 @@ def adopt_filled(conversion: Conversion, read_many: Any, search: Any, earlier: S
                 and (r.get("subject") or {}).get("reference") == subject]
         held = [ref for ref in mine if found[ref].get("status") not in LET_GO] or mine
         if len(held) > 1:
-            codes = _codings(conversion.by_reference[new].get("code"))
+            codes = _codings(made.get("code"))
             held = [ref for ref in held if codes & _codings(found[ref].get("code"))] or held
         if len(held) == 1:
             moves[new] = held[0]
@@ -815,28 +815,26 @@ def settle_reused_filler(conversion: Conversion, read_many: Any, search: Any = N
 def _order_holding(conversion: Conversion, order: str, search: Any, earlier: Sequence[Conversion],
                    leaned: set[int]) -> tuple[str | None, dict[str, dict[str, Any]]]:
     """The order a message naming its order by the filler number alone (``order``, keyed by the number) means, for
-    ``settle_reused_filler``: of this patient's orders holding the number (FILL) as ``adopt_filled`` finds them,
+    ``settle_reused_filler``: of this patient's orders holding the number (``_names_the_order``: FILL, or the
+    accession) as ``adopt_filled`` finds them,
     those not let go, then of those still active, the newest (``authoredOn``, ORC-9) -- a filler's number names its
     latest exam while the counter has not passed it again; None where none holds it or the newest is not one. With
     it, all of this patient's orders holding the number (``ServiceRequest/id`` -> the order as the batch leaves
     it), whatever their status: a report stored apart on a completed one may be the one the message restates
     (``_restated``)."""
-    from engine.repository.search import token_value
-
-    system, value, subject, _ = conversion.filled[order]
-    found: dict[str, dict[str, Any]] = {
-        f"ServiceRequest/{r.get('id')}": r
-        for r in search("ServiceRequest", [("identifier", token_value(system, value))]).resources}
+    filled, made = conversion.filled[order], conversion.by_reference.get(order)
+    subject = filled.subject
+    found = _holders_found("ServiceRequest", filled, search)
     for i, c in enumerate(earlier):  # (as the batch leaves them: an earlier message's version over the store's)
         for ref, resource in c.by_reference.items():
-            if ref.startswith("ServiceRequest/") and (ref in found or _claims_fill(resource, c.said.get(ref),
-                                                                                   system, value)):
+            if ref.startswith("ServiceRequest/") and (ref in found or _claims_number(resource, c.said.get(ref),
+                                                                                     filled, made)):
                 prior = found.get(ref)
                 found[ref] = {**(prior or {}), **resource}
                 if prior and "identifier" in resource:  # (the placer number the order holds stays its own)
                     found[ref]["identifier"] = _identifiers(prior, resource)
                 leaned.add(i)
-    holding = {ref: r for ref, r in found.items() if ref != order and _holds_fill(r, system, value)
+    holding = {ref: r for ref, r in found.items() if ref != order and _names_the_order(r, filled, made)
                and (r.get("subject") or {}).get("reference") == subject}
     held = {ref: r for ref, r in holding.items() if r.get("status") not in LET_GO} or holding
     held = {ref: r for ref, r in held.items() if r.get("status") in ("active", "on-hold", "draft")} or held
@@ -1012,21 +1010,57 @@ def _not_told(was: dict[str, Any], report: dict[str, Any], digits: int | None = 
     return "", True
 
 
-def _holds_fill(order: dict[str, Any], system: str, value: str) -> bool:
-    """Whether ``order`` holds the filler's number ``system``/``value`` as its FILL identifier (v2 0203)."""
+def _holds(order: dict[str, Any], system: str, value: str, kind: str = "FILL") -> bool:
+    """Whether ``order`` holds ``system``/``value`` as its identifier of v2 0203 type ``kind`` (FILL, ACSN)."""
     return any(isinstance(i, dict) and i.get("system") == system and i.get("value") == value
-               and ident_type(i) == "FILL" for i in order.get("identifier") or ())
+               and ident_type(i) == kind for i in order.get("identifier") or ())
 
 
-def _claims_fill(order: dict[str, Any], said: Said | None, system: str, value: str) -> bool:
-    """Whether a batch's earlier message leaves ``order`` holding the filler's number: it states it, and not as a
-    claim the merge may hold (``Said.owned``: a FILL judged by the order's history is kept off the order when held,
-    so one by one the number would not be found on it). A claim the merge takes after all (the history naming the
-    sender) is read again: ingest settles a message again when an earlier one it counted on held a claim
-    (``engine.ingest._settled_again``)."""
-    if not _holds_fill(order, system, value):
+def _holders_found(rtype: str, filled: Filled, search: Any) -> dict[str, dict[str, Any]]:
+    """The stored orders (``Type/id`` -> the order) that may hold the number a message names its order by alone
+    (``filled``): under its FILL identifier or the sender's accession of the same value -- one search, the two
+    tokens as alternatives (FHIR's comma); ``_names_the_order`` judges each."""
+    from engine.repository.search import token_value
+
+    tokens = f"{token_value(filled.system, filled.value)},{token_value(filled.accession, filled.value)}"
+    return {f"{rtype}/{r.get('id')}": r for r in search(rtype, [("identifier", tokens)]).resources}
+
+
+def _names_the_order(order: dict[str, Any], filled: Filled, made: dict[str, Any] | None) -> bool:
+    """Whether ``order`` holds the number a group names its order by alone (``filled``; ``made``: the order the
+    group made under it) -- the one test ``adopt_filled`` and ``settle_reused_filler`` (``_order_holding``) ask.
+
+    Its FILL identifier (v2 0203), or its accession (ACSN, IPC-1 / OBR-18 under the sender's
+    ``accession_system``) of that value. HL7 v2.5.1 keeps the two apart (ORC-3/OBR-3 the filler order number,
+    4.5.1.3; IPC-1 the accession identifier, 4.5.6.1), but both are the filler's: IHE RAD Scheduled Workflow has
+    the Department System Scheduler / Order Filler (the RIS) assign the accession to the imaging service request
+    it fills, and a RIS reports the exam under it in OBR-3. Read as a FILL only, the report's group made a second
+    order of hers keyed by the number and the OMI's order never saw its report (review rv42d MED 3, omi42). The
+    accession names the order where the message is an imaging one or the group is coded as the order's test: a
+    LIS's specimen number of the same value (two counters of one hospital, both by date) is not the imaging
+    order's."""
+    if _holds(order, filled.system, filled.value):
+        return True
+    return _by_accession(order, filled, made)
+
+
+def _by_accession(order: dict[str, Any], filled: Filled, made: dict[str, Any] | None) -> bool:
+    """Whether ``order`` holds the number as its accession and the message may name it so (``_names_the_order``)."""
+    return (_holds(order, filled.accession, filled.value, "ACSN")
+            and (filled.imaging or bool(_codings((made or {}).get("code")) & _codings(order.get("code")))))
+
+
+def _claims_number(order: dict[str, Any], said: Said | None, filled: Filled, made: dict[str, Any] | None) -> bool:
+    """Whether a batch's earlier message leaves ``order`` holding the number (``_names_the_order``): it states it,
+    and its FILL not as a claim the merge may hold (``Said.owned``: a FILL judged by the order's history is kept
+    off the order when held, so one by one the number would not be found on it). A claim the merge takes after
+    all (the history naming the sender) is read again: ingest settles a message again when an earlier one it
+    counted on held a claim (``engine.ingest._settled_again``). An accession is no claim the merge judges."""
+    if _by_accession(order, filled, made):
+        return True
+    if not _holds(order, filled.system, filled.value):
         return False
-    return not any(own.kind == "FILL" and own.system == system and own.value == value
+    return not any(own.kind == "FILL" and own.system == filled.system and own.value == filled.value
                    for own in (said.owned if said is not None else ()))
 
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-from adapters.convert import common, datatypes, his, lis, pacs, referral, results, templates
+from adapters.convert import common, datatypes, elr_fields, his, lis, pacs, referral, results, templates
 from adapters.convert.actors import practitioner
 from adapters.convert.by_identity import ByIdentity
 from adapters.convert.context import Context, Holds
@@ -996,26 +996,67 @@ def _allergy_status(res: Resource, seg: Segment | None, scope: Scope, env: Env) 
 def _dosage(res: Resource, seg: Segment | None, scope: Scope, env: Env) -> None:
     """One Dosage from the order's timing (TQ1, else the RXE-1/RXO quantity-timing), route (RXR-1)
     and give amount (RXE-3..5, else RXO-2..4), after the IG "Segment RXE/RXO to MedicationRequest" dosage maps."""
-    ctx = env.ctx
     rxe, tq1, rxr, rxo = scope.first("RXE"), scope.first("TQ1"), scope.first("RXR"), scope.first("RXO")
-    dosage: dict[str, Any] = {}
     texts = [s.value(f, comp=2) or s.value(f) for s, f in ((rxe, 7), (rxe, 21), (rxo, 7)) if s is not None]
+    # the give amount: RXE-3/4/5 (minimum, maximum, units) of the encoded order, else RXO-2/3/4, the requested
+    # give amount of an order not yet encoded (OMP^O09, ORM^O01 with RXO: IG "Segment RXO to MedicationRequest";
+    # it was dropped without a word -- fam42)
+    give = ((rxe, 3) if rxe is not None and rxe.value(3) else (rxo, 2) if rxo is not None and rxo.value(2)
+            else None)
+    dosage = _dosage_of(env.ctx, texts, tq1, (rxe, 1) if rxe is not None else None, rxr, give)
+    if dosage:
+        res.setdefault("dosageInstruction", []).append(dosage)
+
+
+def _give_dosage(res: Resource, seg: Segment | None, scope: Scope, env: Env) -> None:
+    """The give instruction of one RXG (RGV^O15's GIVE group: RXG, its TIMING_GIVE TQ1s, its RXRs) as the
+    dispense's Dosage, read as ``_dosage`` reads an order's: the timing from the give's own TQ1 (else RXG-3, the
+    quantity/timing v2.5 keeps for older senders), the route from its own RXR-1, the amount RXG-5/6/7 (minimum,
+    maximum, units), the text RXG-9 (administration notes) and RXG-13 (special administration instructions).
+    The give's segments are those after this RXG before the next: the ORDER group holds the order's TQ1 and RXR
+    too (its TIMING, its ENCODING), which are the order's, not this give's. The RXG fields no rule reads are
+    counted in the fidelity report (``rxg_medicationdispense.yaml`` ``unread``). (Forty-third round, acsn43.)"""
+    if seg is None:
+        return
+    own: list[Segment] = []
+    for later in scope.segments[scope.segments.index(seg) + 1:]:
+        if later.name == "RXG":
+            break
+        own.append(later)
+    tq1 = next((s for s in own if s.name == "TQ1"), None)
+    rxr = next((s for s in own if s.name == "RXR"), None)
+    texts = [seg.value(f, comp=2) or seg.value(f) for f in (9, 13)]
+    dosage = _dosage_of(env.ctx, texts, tq1, (seg, 3), rxr, (seg, 5) if seg.value(5) else None)
+    if dosage:
+        res.setdefault("dosageInstruction", []).append(dosage)
+    elr_fields.note_unread(seg, env.ctx, "rxg_medicationdispense")
+
+
+def _dosage_of(ctx: Context, texts: list[str], tq1: Segment | None, tq: tuple[Segment, int] | None,
+               rxr: Segment | None, give: tuple[Segment, int] | None) -> dict[str, Any]:
+    """One Dosage -- the one reading of a pharmacy segment's give instruction, an order's (``_dosage``) or a
+    give's (``_give_dosage``): ``texts`` its text (each once, in order), the timing from ``tq1`` (TQ1-3 the
+    repeat pattern, TQ1-7/8 the bounds) else the TQ field ``tq`` (component 2 the interval, 4/5 the bounds), the
+    route RXR-1, the amount at ``give`` (its field the minimum, the next the maximum, the one after the units: a
+    range where the two differ). {} when it states nothing."""
+    dosage: dict[str, Any] = {}
     texts = [t for t in texts if t]
     if texts:
         dosage["text"] = "; ".join(dict.fromkeys(texts))
     timing: dict[str, Any] = {}
-    interval = tq1.value(3) if tq1 is not None else (rxe.value(1, comp=2) if rxe is not None else "")
+    at, fno = tq if tq is not None else (None, 0)
+    interval = tq1.value(3) if tq1 is not None else (at.value(fno, comp=2) if at is not None else "")
     if interval:
         timing["code"] = {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v2-0335", "code": interval}]}
     start, end = ((tq1.value(7), tq1.value(8)) if tq1 is not None
-                  else (rxe.value(1, comp=4), rxe.value(1, comp=5)) if rxe is not None else ("", ""))
+                  else (at.value(fno, comp=4), at.value(fno, comp=5)) if at is not None else ("", ""))
     bounds: dict[str, str] = {}
     for name, text in (("start", start), ("end", end)):
         if text:
             try:
                 bounds[name] = to_datetime(text, ctx.tz).isoformat()
             except TimestampError as exc:
-                ctx.warn((tq1 or rxe or ctx.message.msh).error(f"dosage timing: {exc}", code=DATA_TYPE_ERROR))
+                ctx.warn((tq1 or at or ctx.message.msh).error(f"dosage timing: {exc}", code=DATA_TYPE_ERROR))
     if bounds:
         timing["repeat"] = {"boundsPeriod": bounds}
     if timing:
@@ -1024,11 +1065,6 @@ def _dosage(res: Resource, seg: Segment | None, scope: Scope, env: Env) -> None:
         route = datatypes.cwe(rxr.rep(1), {}, ctx)
         if route:
             dosage["route"] = route
-    # the give amount: RXE-3/4/5 (minimum, maximum, units) of the encoded order, else RXO-2/3/4, the requested
-    # give amount of an order not yet encoded (OMP^O09, ORM^O01 with RXO: IG "Segment RXO to MedicationRequest";
-    # it was dropped without a word -- fam42)
-    give = ((rxe, 3) if rxe is not None and rxe.value(3) else (rxo, 2) if rxo is not None and rxo.value(2)
-            else None)
     if give is not None:
         seg, first = give
         try:
@@ -1042,8 +1078,7 @@ def _dosage(res: Resource, seg: Segment | None, scope: Scope, env: Env) -> None:
                 dosage["doseAndRate"] = [{"doseRange": {"low": {"value": low, **units}, "high": {"value": high, **units}}}]
             else:
                 dosage["doseAndRate"] = [{"doseQuantity": {"value": low, **units}}]
-    if dosage:
-        res.setdefault("dosageInstruction", []).append(dosage)
+    return dosage
 
 
 def _prefer_reference(res: Resource, seg: Segment | None, scope: Scope, env: Env) -> None:
@@ -1063,6 +1098,7 @@ templates.POST.update(
         "appointment_resources": _appointment_resources,
         "condition_status": _condition_status,
         "dosage": _dosage,
+        "give_dosage": _give_dosage,
         "allergy_status": _allergy_status,
         "prefer_reference": _prefer_reference,
         "referred_to": referral.referred_to,

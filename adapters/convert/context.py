@@ -59,6 +59,29 @@ def _urn_code(code: str) -> str:
     return urn_part(code)
 
 
+def accession_system(urn_code: str) -> str:
+    """The system of an institution's accession numbers (v2 0203 ACSN: IPC-1, else OBR-18): the institution's, not
+    one application's -- IHE RAD Scheduled Workflow has its Department System Scheduler / Order Filler (the RIS)
+    assign it, one number space a hospital wide (the ImagingStudy keyed by it, ``pacs``)."""
+    return f"urn:huren:accession:{urn_code}"
+
+
+class Filled(NamedTuple):
+    """An order a group names by its filler number alone (``Context.filled``; ``adopt_filled``,
+    ``settle_reused_filler``): the number as its FILL identifier (``system``, ``value``), the patient's record
+    (``subject``, "Type/id"), where the number stands (segment, sequence, field), the sender's accession system
+    (``accession_system``) the same value may stand under on the order the number names, and whether the group's
+    message is an imaging one (``category`` imaging) -- with the test's code, what lets an accession alone name
+    the order (``_names_the_order``, forty-third round, acsn43)."""
+
+    system: str
+    value: str
+    subject: str
+    where: tuple[str, int, int]
+    accession: str
+    imaging: bool
+
+
 class MemberNumber(NamedTuple):
     """A record held against another member institution's own record of a number (``Context.members``,
     ``persons.check_persons``): the PID naming the member's number (member33), or a merge whose MRG-1
@@ -172,10 +195,9 @@ class Context:
     # "Type/id" -> (identifier value, subject "Type/id", (segment, sequence, field)): a visit-less DG1-20
     # -- the one Condition of that id under the patient, whichever stay keyed it (``adopt_identified``, dgfix25)
     identified: dict[str, tuple[str, str, tuple[str, int, int]]] = field(default_factory=dict)
-    # "Type/id" of an order a group names by its filler number alone -> (the FILL identifier's system, value, the
-    # subject "Type/id", (segment, sequence, field)): the order of the patient that holds it, whichever number keyed
-    # it (``adopt_filled``, review rv40h MED 7)
-    filled: dict[str, tuple[str, str, str, tuple[str, int, int]]] = field(default_factory=dict)
+    # "Type/id" of an order a group names by its filler number alone -> the number and where (``Filled``): the order
+    # of the patient that holds it, whichever number keyed it (``adopt_filled``, review rv40h MED 7)
+    filled: dict[str, Filled] = field(default_factory=dict)
     # "Type/id" -> its key, of every resource keyed by a filler number (``filler|...``: a report, its results and
     # specimens, an order named by it alone; the ImagingStudy keyed by the accession, under ``<report key>|acsn``:
     # ``pacs``), and "DiagnosticReport/id" -> (its key, (segment, sequence, field) of the filler number): a report

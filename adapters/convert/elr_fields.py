@@ -23,6 +23,7 @@ from __future__ import annotations
 from typing import Any
 
 from adapters.convert.actors import practitioner
+from adapters.convert.by_identity import ByIdentity
 from adapters.convert.context import Context
 from adapters.convert.tables import table
 from adapters.hl7v2.parser import Segment
@@ -69,10 +70,37 @@ def director(obx: Segment, ctx: Context, performer: dict[str, Any],
 
 def note_unread(seg: Segment, ctx: Context, name: str) -> None:
     """Count each valued field of ``seg`` the site's table ``name`` lists as ``unread`` (``obx_observation``,
-    ``ipc_imaging``) in the fidelity report: kind ``field``, code ``<SEG>-<n>``."""
-    unread = table(ctx.site, name).get("unread") or ()
+    ``ipc_imaging``, ``rxg_medicationdispense``) in the fidelity report: kind ``field``, code ``<SEG>-<n>``; and
+    each field a rule of the table reads one repetition of (no rule on it ``repeats``) whose later repetitions
+    hold a value: code ``<SEG>-<n>(2)`` -- OBX-18's second analyser (Observation.device is 0..1) had been dropped
+    without a count (fam42, rv42d LOW; forty-third round, acsn43). A compiled plan reports what its first
+    conversion noted again, and OBX-18's text is part of a plan's description: a planned result counts the same."""
+    spec = table(ctx.site, name)
     fields = seg.fields
-    for n in unread:
+    for n in spec.get("unread") or ():
         n = int(n)
         if len(fields) > n and fields[n] and fields[n] != '""':
             ctx.note_unmapped("field", f"{seg.name}-{n}")
+    repetition = seg.enc.repetition
+    for n in _read_once(spec):
+        if len(fields) > n and repetition in fields[n] \
+                and any(r.strip() and r != '""' for r in fields[n].split(repetition)[1:]):
+            ctx.note_unmapped("field", f"{seg.name}-{n}(2)")
+
+
+_ONCE: ByIdentity[dict[str, Any], tuple[int, ...]] = ByIdentity(64)
+
+
+def _read_once(spec: dict[str, Any]) -> tuple[int, ...]:
+    """The fields of a table's own segment its rules read one repetition of: each rule on the field reads the
+    first (none ``repeats``). Kept per table object (the site's tables are shared read-only, trim42b)."""
+    known = _ONCE.get(spec)
+    if known is not None:
+        return known
+    own = spec.get("segment") or spec.get("from")
+    by_field: dict[int, bool] = {}
+    for rule in spec.get("rules") or ():
+        if rule.get("segment", own) == own:
+            n = int(rule["field"])
+            by_field[n] = by_field.get(n, False) or bool(rule.get("repeats"))
+    return _ONCE.put(spec, tuple(sorted(n for n, repeats in by_field.items() if not repeats)))

@@ -8,7 +8,7 @@ import re
 from typing import Any
 
 from adapters.convert import common, elr_fields, referral, results
-from adapters.convert.context import Context
+from adapters.convert.context import Context, accession_system
 from adapters.convert.datatypes import cwe, ndl
 from adapters.convert.engine import apply_table
 from adapters.convert.lis import convert_orders
@@ -308,7 +308,7 @@ def _accession_identifier(accession: str, ctx: Context) -> dict[str, Any]:
     """The order's accession number (IPC-1, else OBR-18) as its ACSN identifier, under the sender's system."""
     return {
         "type": {"coding": [{"system": common.V2_0203, "code": "ACSN"}]},
-        "system": f"urn:huren:accession:{ctx.urn_code}",
+        "system": accession_system(ctx.urn_code),
         "value": accession,
     }
 
@@ -330,6 +330,14 @@ def _report_hook(group: results.Group, ctx: Context, info: dict[str, Any]) -> No
     if study is not None:
         info["study"] = study
         info.setdefault("after_report", []).append(lambda report: _study_time_of_a_correction(ctx, study, report))
+    # every further IPC of the group's order is a study of its own (its Study UID, else its accession): a report
+    # of a CT and its MR follow-up booked as two IPCs made one ImagingStudy, the first's (omi42 LOW)
+    for ipc in _ipcs(group, ctx)[1:]:
+        more = _imaging_study(group, ctx, info, ipc)
+        if more is not None:
+            info.setdefault("studies", []).append(more)
+            info.setdefault("after_report", []).append(
+                lambda report, s=more: _study_time_of_a_correction(ctx, s, report))
     ordering = referral.ordering_institution(group, ctx)  # a reading centre's report on a member's order?
     if ordering is not None:
         interpreter = _interpreter(group.obr, ctx) if group.obr is not None else None
@@ -426,8 +434,18 @@ def _study_uid(group: results.Group, ctx: Context) -> tuple[str, Segment | None,
     return "", None, 0
 
 
-def _imaging_study(group: results.Group, ctx: Context, info: dict[str, Any]) -> dict[str, str] | None:
-    uid, where, field_no = _study_uid(group, ctx)
+def _imaging_study(group: results.Group, ctx: Context, info: dict[str, Any],
+                   further: Segment | None = None) -> dict[str, str] | None:
+    """The group's ImagingStudy, keyed by its Study UID (ZDS-1, its first IPC's IPC-3, an OBX naming one), else its
+    accession (IPC-1, OBR-18), else the report; None when nothing names a study. ``further``: another IPC of the
+    group's order (OMI^O23 holds IPC 1..*: each a study), the study that IPC names -- its own IPC-3, IPC-1 and
+    IPC-5, the report's time, procedure and interpreter; none when it names neither a UID nor an accession (a
+    modality alone is no study's identity), and the series of the report's OBXs stay the first study's
+    (forty-third round, acsn43)."""
+    if further is None:
+        uid, where, field_no = _study_uid(group, ctx)
+    else:
+        uid, where, field_no = (further.value(3).strip(), further, 3) if further.value(3) else ("", None, 0)
     if uid.startswith("urn:oid:"):
         uid = uid[8:]
     if uid and (not _UID.match(uid) or len(uid) > 64):
@@ -441,9 +459,9 @@ def _imaging_study(group: results.Group, ctx: Context, info: dict[str, Any]) -> 
             )
         )
         uid = ""
-    accession = _accession(group, ctx)
-    modality = _modality(group, ctx)
-    if not (uid or accession or modality):
+    accession = _accession(group, ctx) if further is None else further.value(1)
+    modality = _modality(group, ctx) if further is None else further.value(5).strip().upper()
+    if not (uid or accession or modality) or (further is not None and not (uid or accession)):
         return None
     study: dict[str, Any] = {
         "resourceType": "ImagingStudy",
@@ -457,7 +475,7 @@ def _imaging_study(group: results.Group, ctx: Context, info: dict[str, Any]) -> 
         identifiers.append(
             {
                 "type": {"coding": [{"system": common.V2_0203, "code": "ACSN"}]},
-                "system": f"urn:huren:accession:{ctx.urn_code}",
+                "system": accession_system(ctx.urn_code),
                 "value": accession,
             }
         )
@@ -483,7 +501,7 @@ def _imaging_study(group: results.Group, ctx: Context, info: dict[str, Any]) -> 
             reason = cwe(obr.rep(31), {}, ctx)
             if reason:
                 study["reasonCode"] = [reason]
-    series = _series(group, ctx, modality, obr)
+    series = _series(group, ctx, modality, obr) if further is None else []
     if series:
         study["series"] = series
         study["numberOfSeries"] = len(series)
@@ -497,7 +515,7 @@ def _imaging_study(group: results.Group, ctx: Context, info: dict[str, Any]) -> 
         if interpreter:
             study["interpreter"] = [interpreter]
     # the number that keys the study: another patient under it is refused there (merge.yaml ``another_person``)
-    ipc = _ipc(group, ctx)
+    ipc = _ipc(group, ctx) if further is None else further
     keyed_by = ((where, field_no) if uid else (ipc, 1) if ipc is not None and ipc.value(1)
                 else (obr, 18) if accession else (None, 0))
     if keyed_by[0] is not None:
@@ -507,7 +525,7 @@ def _imaging_study(group: results.Group, ctx: Context, info: dict[str, Any]) -> 
         # the study keyed by the accession goes with the report keyed by the filler number: where that report is
         # another order's, the study is keyed apart with it (``settle_reused_filler``) -- the 2024 exam's study
         # was rewritten by the 2026 exam's under the reused accession (rv41k HIGH 3)
-        ctx.filler_keyed[ref["reference"]] = f"{info['key']}|acsn"
+        ctx.filler_keyed[ref["reference"]] = f"{info['key']}|acsn" + (f"|{accession}" if further is not None else "")
     return ref
 
 
@@ -595,7 +613,7 @@ def _document_reference(
     context: dict[str, Any] = {}
     if info.get("encounter"):
         context["encounter"] = [info["encounter"]]
-    related = [r for r in (report, info.get("study")) if r]
+    related = [r for r in (report, info.get("study"), *info.get("studies", ())) if r]
     if related:
         context["related"] = related
     if context:

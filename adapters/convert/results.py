@@ -13,7 +13,7 @@ from typing import Any
 
 from adapters.convert import actors, applications, common, elr_fields, plans
 from adapters.convert.actors import performing_organization, practitioner
-from adapters.convert.context import Concept, Context
+from adapters.convert.context import Concept, Context, Filled, accession_system
 from adapters.convert.datatypes import CONVERTERS, cwe, decimal, ei, hd_names, same_hd
 from adapters.convert.engine import apply_table, json_copy
 from adapters.convert.tables import vocabulary
@@ -417,7 +417,8 @@ def service_request(
         # (``adopt_filled``, on the store) -- a second order holding the accession was made (review rv40h MED 7)
         fill = _identifier_of(res, "FILL")
         if fill is not None:
-            ctx.filled[ref["reference"]] = (*fill, subject["reference"], (filler.name, filler.sequence, ff))
+            ctx.filled[ref["reference"]] = Filled(*fill, subject["reference"], (filler.name, filler.sequence, ff),
+                                                  accession_system(ctx.urn_code), category == "imaging")
     if replacing and not reason and ctx.resources[ref["reference"]] is res:
         # the reason a replacement may inherit (merge.yaml ``inherits``) is for ORC-16: a replaced
         # order for another test gives none, and the warning saying so names that field (convmend19)

@@ -445,7 +445,7 @@ def _make(spec: _Spec, seg: Segment | None, scope: Scope, env: Env) -> None:
     # event overrides win over what the rules derived (a cancellation event cancels)
     if spec.by_event and env.event in spec.by_event:
         res.update(json_copy(spec.by_event[env.event]))
-    _refs(spec, res, scope, env)
+    _refs(spec, res, seg, scope, env)
     if spec.notes:
         _notes(spec.notes, res, spec.notes_from, seg, scope)
     for name in spec.post:
@@ -482,17 +482,19 @@ def _make(spec: _Spec, seg: Segment | None, scope: Scope, env: Env) -> None:
     env.made.setdefault(spec.make, []).append(made_ref)
 
 
-def _refs(spec: _Spec, res: Resource, scope: Scope, env: Env) -> None:
+def _refs(spec: _Spec, res: Resource, seg: Segment | None, scope: Scope, env: Env) -> None:
     for path, target in spec.refs.items():
-        value = _resolve(target, scope, env)
+        value = _resolve(target, seg, scope, env)
         if value is not None:
             set_path(res, path, value)
 
 
-def _resolve(target: str, scope: Scope, env: Env) -> Ref | None:
+def _resolve(target: str, seg: Segment | None, scope: Scope, env: Env) -> Ref | None:
     """``$patient``, ``$encounter``, ``$organization``, or ``$<Type>`` made earlier in the scope
     (else in the message; ``$<Type>@<SEG-F>=<value>`` picks the one made from a segment with
-    that value)."""
+    that value; ``$<Type>@before`` the one made from the nearest segment before ``seg``, the one
+    this resource is made from -- a give's OBX is its own RXG's, not the group's first: RGV^O15's
+    ORDER group holds every GIVE, acsn43)."""
     name = target.lstrip("$")
     if name == "patient":
         return {"reference": scope.patient["reference"]} if scope.patient else None
@@ -504,6 +506,9 @@ def _resolve(target: str, scope: Scope, env: Env) -> Ref | None:
     made = scope.made.get(rtype) or env.made.get(rtype) or []
     if not made:
         return None
+    if cond == "before":
+        before = [ref for pos, ref in made if seg is not None and 0 <= pos < seg.position]
+        return {"reference": (before[-1] if before else made[0][1])["reference"]}
     if cond:
         fref, _, want = cond.partition("=")
         seg_name, fno, comp = field_ref(fref)
