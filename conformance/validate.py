@@ -75,6 +75,7 @@ from typing import Any
 import jsonschema_rs
 import orjson
 
+from conformance import narrative
 from conformance.profiles import Profile, _values_at, load_profiles
 from engine.errors import Unprocessable
 from engine.fhirjson import dumps as json_dumps
@@ -121,6 +122,46 @@ def load_schema(path: str | None = None) -> dict[str, Any]:
     return orjson.loads(gzip.decompress(raw))
 
 
+# R4 datatypes#string: a string holds no Unicode code point below 32 but TAB (u0009), LF and CR -- and FHIR's XML
+# form cannot hold one at all (XML 1.0 has no such character), so a resource holding one could not be written in
+# the other format. The C0 controls but TAB, LF and CR are refused in every string-valued primitive whose pattern
+# admitted them (``_no_control_characters``). The converter never writes one: the HL7 parser refuses them as raw
+# bytes and ``adapters.hl7v2.escapes`` keeps a ``\X00\`` or ``\X1B\`` as the escape text sent.
+CONTROLS = r"\x00-\x08\x0B\x0C\x0E-\x1F"
+_CONTROL = re.compile(f"[{CONTROLS}]")
+# the negated classes of the published patterns: ``string``/``markdown`` and ``code``/``uri``/``url``/``canonical``
+_CONTROL_CLASSES = {r"[^\x0B\x0C]": f"[^{CONTROLS}]", r"[^ \t\n\x0B\x0C\r]": rf"[^ \t\n\r{CONTROLS}]"}
+_CONTROLLED = ("string", "markdown", "code", "uri", "url", "canonical")
+NARRATIVE_FORMAT = "fhir-narrative"
+
+
+def _no_control_characters(defs: dict[str, Any]) -> None:
+    """Each string-valued primitive's pattern refuses the C0 controls but TAB, LF and CR (the others' patterns --
+    ``id``, ``oid``, ``uuid``, the dates -- admit none already). In place of the classes the published schema
+    writes, not beside them: no second pattern to run on every string of every message."""
+    for name in _CONTROLLED:
+        pattern = defs[name]["pattern"]
+        changed = pattern
+        for published, refusing in _CONTROL_CLASSES.items():
+            changed = changed.replace(published, refusing)
+        if changed == pattern:
+            raise RuntimeError(f"the schema's {name} pattern is not the one regenerate.py writes")
+        defs[name] = {**defs[name], "pattern": changed}
+
+
+def compile_schema(schema: dict[str, Any]) -> Any:
+    """A jsonschema-rs validator of ``schema`` knowing huren's formats (the R4 narrative rules): every compiled
+    check of the R4 document goes through here, so no path validates a narrative without them."""
+    return jsonschema_rs.validator_for(schema, formats=_FORMATS, validate_formats=True)
+
+
+def _narrative_kept(value: str) -> bool:
+    return narrative.problem(value) is None
+
+
+_FORMATS = {NARRATIVE_FORMAT: _narrative_kept}
+
+
 class R4Schema:
     """Compiled per-resource-type validators over the R4 schema, built on first use of each type.
 
@@ -137,6 +178,9 @@ class R4Schema:
         self.definitions["ResourceList"] = {"type": "object"}
         for name in ("string", "markdown"):
             self.definitions[name] = {**self.definitions[name], "maxLength": MAX_STRING}
+        _no_control_characters(self.definitions)
+        # R4 narrative rules (``conformance.narrative``): XHTML of basic formatting, no active content
+        self.definitions["xhtml"] = {**self.definitions["xhtml"], "format": NARRATIVE_FORMAT}
         # a decimal a double can hold (review rv42b MED 6): the JSON reader refuses ``1e400`` (its float is
         # infinite) but takes ``1`` and 309 zeros as a Python int, which the search index then cannot hold as a
         # number (OverflowError: a 500 on POST, AE 207 for a whole HL7 message). FHIR asks 18 digits at least.
@@ -152,7 +196,7 @@ class R4Schema:
             with self._lock:
                 compiled = self._compiled.get(definition)
                 if compiled is None:
-                    compiled = jsonschema_rs.validator_for(
+                    compiled = compile_schema(
                         {"$schema": self.dialect, "$ref": f"#/definitions/{definition}", "definitions": self.definitions}
                     )
                     self._compiled[definition] = compiled
@@ -167,7 +211,7 @@ class R4Schema:
             with self._lock:
                 compiled = self._compiled.get(key)
                 if compiled is None:
-                    compiled = jsonschema_rs.validator_for({
+                    compiled = compile_schema({
                         "$schema": self.dialect,
                         "allOf": [{"$ref": f"#/definitions/{definition}"}, extra],
                         "definitions": {**self.definitions, **extra_definitions},
@@ -369,6 +413,9 @@ class Validator:
             expression=[path] if path else None,
             code=code,
             issues=[_issue(p, c, m) for p, c, m in rest],
+            # content FHIR's formats cannot carry (a control character XML has not) or that is no narrative to
+            # show (not XHTML, active content): "failed basic FHIR validation rules", 400, as unreadable JSON is
+            status=400 if any(c == "invalid" for _, c, _ in problems) else None,
         )
 
     def is_valid(self, resource: Any) -> bool:
@@ -675,7 +722,7 @@ class Validator:
             if key is not None and (known := verdicts.get(key)) is not None:
                 return known
             if not compiled:
-                compiled.append(jsonschema_rs.validator_for(
+                compiled.append(compile_schema(
                     {"$schema": self.r4.dialect, **schema, "definitions": _reachable(self.r4.definitions, schema)}))
             check = compiled[0]
             try:
@@ -918,9 +965,16 @@ def _describe(error: Any, base: str) -> tuple[str, str, str]:
     if name == "anyOf" and _reference_type_rule(list(error.schema_path)):
         # an absolute URL naming a type its element may not point at (see ``_typed_absolute``)
         name = "pattern"
+    if name == "format" and isinstance(error.instance, str):
+        return path, "invalid", f"{narrative.problem(error.instance) or 'is not an R4 narrative'}"
     if name == "pattern":
         schema_path = list(error.schema_path)
         datatype = str(schema_path[1]) if len(schema_path) > 1 and schema_path[0] == "definitions" else ""
+        if datatype in _CONTROLLED and isinstance(error.instance, str) and (bad := _CONTROL.search(error.instance)):
+            return path, "invalid", (f"holds the control character U+{ord(bad.group()):04X} (at {bad.start() + 1}): "
+                                     "an R4 string holds none below U+0020 but TAB, LF and CR")
+        if datatype == "xhtml":
+            return path, "invalid", f"{_short(error.instance)} {_PATTERN_MEANING['xhtml']}"
         if datatype in _DATE_SHAPES:
             calendar = "allOf" in schema_path and schema_path[schema_path.index("allOf") + 1] == 1
             what = "a day that does not exist" if calendar else f"not a valid {datatype} ({_DATE_SHAPES[datatype]})"
