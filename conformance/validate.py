@@ -428,6 +428,21 @@ class Validator:
             return
         yield from self._resource(schema_view(resource), None, profiled=True)
 
+    def structure_problems(self, resource: Any, at: str) -> list[tuple[str, str, str]]:
+        """Every problem of ``resource`` against its R4 definition alone (not huren's rules for stored resources),
+        each element named under ``at`` -- for a resource huren reads but does not store: a CDS hook's draft order
+        (``context.draftOrders.entry[0].resource.code``), which had been read as no order when its ``code`` was a
+        string, and answered with no card (rv42c LOW 3). An empty list when it is one."""
+        if not isinstance(resource, dict):
+            return [(at, "structure", "a resource must be a JSON object")]
+        if self._valid_fast(resource, profiled=False):
+            return []
+        seen: list[tuple[str, str, str]] = []
+        for problem in self._resource(schema_view(resource), at, profiled=False):
+            if not any(problem[0] == p or problem[0].startswith((p + ".", p + "[")) for p, _, _ in seen):
+                seen.append(problem)
+        return seen
+
     # -- internals ------------------------------------------------------------------------------
 
     def _valid(self, resource: Any) -> bool:
@@ -973,7 +988,10 @@ def _describe(error: Any, base: str) -> tuple[str, str, str]:
         if datatype in _CONTROLLED and isinstance(error.instance, str) and (bad := _CONTROL.search(error.instance)):
             return path, "invalid", (f"holds the control character U+{ord(bad.group()):04X} (at {bad.start() + 1}): "
                                      "an R4 string holds none below U+0020 but TAB, LF and CR")
-        if datatype == "xhtml":
+        if datatype == "xhtml":  # what the narrative rule says of it, when more than "not XHTML" (a DOCTYPE first)
+            said = narrative.problem(error.instance) if isinstance(error.instance, str) else None
+            if said is not None and not said.startswith("is not well-formed"):
+                return path, "invalid", said
             return path, "invalid", f"{_short(error.instance)} {_PATTERN_MEANING['xhtml']}"
         if datatype in _DATE_SHAPES:
             calendar = "allOf" in schema_path and schema_path[schema_path.index("allOf") + 1] == 1
