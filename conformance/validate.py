@@ -132,6 +132,7 @@ _CONTROL = re.compile(f"[{CONTROLS}]")
 # the negated classes of the published patterns: ``string``/``markdown`` and ``code``/``uri``/``url``/``canonical``
 _CONTROL_CLASSES = {r"[^\x0B\x0C]": f"[^{CONTROLS}]", r"[^ \t\n\x0B\x0C\r]": rf"[^ \t\n\r{CONTROLS}]"}
 _CONTROLLED = ("string", "markdown", "code", "uri", "url", "canonical")
+_WHITESPACE_CLASS = r"[^ \t\n\x0B\x0C\r"  # how the absolute-URL branch of a reference's pattern opens its classes
 NARRATIVE_FORMAT = "fhir-narrative"
 
 
@@ -147,6 +148,18 @@ def _no_control_characters(defs: dict[str, Any]) -> None:
         if changed == pattern:
             raise RuntimeError(f"the schema's {name} pattern is not the one regenerate.py writes")
         defs[name] = {**defs[name], "pattern": changed}
+
+
+def _no_control_characters_in_references(defs: dict[str, Any]) -> None:
+    """``Reference.reference`` (and each narrowed copy, ``_narrow_references``) by the same rule: its relative and
+    ``urn:`` forms admit no control character already, its absolute branch's classes did (``http://x/a<NUL>b``)."""
+    for name, definition in list(defs.items()):
+        if name != "Reference" and not name.startswith("Reference_to_"):
+            continue
+        reference = definition["properties"]["reference"]
+        pattern = reference["pattern"].replace(_WHITESPACE_CLASS, _WHITESPACE_CLASS + CONTROLS.replace(r"\x0B\x0C", ""))
+        defs[name] = {**definition, "properties": {**definition["properties"],
+                                                   "reference": {**reference, "pattern": pattern}}}
 
 
 def compile_schema(schema: dict[str, Any], *, explaining: bool = False) -> Any:
@@ -191,6 +204,7 @@ class R4Schema:
         # number (OverflowError: a 500 on POST, AE 207 for a whole HL7 message). FHIR asks 18 digits at least.
         self.definitions["decimal"] = {**self.definitions["decimal"], "maximum": _DOUBLE_MAX, "minimum": -_DOUBLE_MAX}
         _narrow_references(self.definitions, self.resource_types, load_reference_targets())
+        _no_control_characters_in_references(self.definitions)
         # the yes/no checks' definitions (``validator``, ``validator_with``, a hole's): a narrative is never "yes"
         # there, so a resource holding one is looked at closer, by the explaining validators (``compile_schema``)
         self.fast_definitions: dict[str, Any] = {**self.definitions, "xhtml": {"not": {}}}
@@ -1007,7 +1021,8 @@ def _describe(error: Any, base: str) -> tuple[str, str, str]:
     if name == "pattern":
         schema_path = list(error.schema_path)
         datatype = str(schema_path[1]) if len(schema_path) > 1 and schema_path[0] == "definitions" else ""
-        if datatype in _CONTROLLED and isinstance(error.instance, str) and (bad := _CONTROL.search(error.instance)):
+        if ((datatype in _CONTROLLED or datatype == "Reference" or datatype.startswith("Reference_to_"))
+                and isinstance(error.instance, str) and (bad := _CONTROL.search(error.instance))):
             return path, "invalid", (f"holds the control character U+{ord(bad.group()):04X} (at {bad.start() + 1}): "
                                      "an R4 string holds none below U+0020 but TAB, LF and CR")
         if datatype == "xhtml":  # what the narrative rule says of it, when more than "not XHTML" (a DOCTYPE first)

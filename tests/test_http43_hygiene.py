@@ -90,17 +90,18 @@ def test_a_control_character_in_a_code_or_date_is_refused(both: tuple[Engine, Te
     assert r.status_code == 422 and r.json()["issue"][0]["expression"] == [f"Patient.{element}"], r.text[:300]
 
 
-@pytest.mark.parametrize("element", ["uri", "code"])
-def test_a_control_character_in_a_uri_or_code_is_refused(both: tuple[Engine, TestClient], element: str) -> None:
+@pytest.mark.parametrize(("body", "where"), [
+    ({"identifier": [{"system": "urn:x\u0000", "value": "1"}]}, "Patient.identifier[0].system"),
+    ({"maritalStatus": {"coding": [{"system": "urn:x", "code": "A\u0001"}]}}, "Patient.maritalStatus.coding[0].code"),
+    ({"generalPractitioner": [{"reference": "https://other.example/fhir/a\u0000b"}]},
+     "Patient.generalPractitioner[0].reference"),
+], ids=["uri", "code", "absolute-reference"])
+def test_a_control_character_in_a_uri_code_or_reference_is_refused(both: tuple[Engine, TestClient],
+                                                                   body: dict[str, Any], where: str) -> None:
+    """The other string-valued primitives whose patterns admitted a control character (an absolute reference's URL
+    branch among them) -- ``https://other.example/fhir/a<NUL>b`` had been stored as a reference."""
     _, http = both
-    identifier = {"system": "urn:x\u0000", "value": "1"} if element == "uri" else \
-        {"system": "urn:x", "value": "1", "use": "usual"}
-    coding = {"system": "urn:x", "code": "A\u0001"}
-    body: dict[str, Any] = {"resourceType": "Patient", "identifier": [identifier]}
-    if element == "code":
-        body["maritalStatus"] = {"coding": [coding]}
-    where = "Patient.identifier[0].system" if element == "uri" else "Patient.maritalStatus.coding[0].code"
-    _refused(http.post("/fhir/Patient", json=body), where, "control character")
+    _refused(http.post("/fhir/Patient", json={"resourceType": "Patient", **body}), where, "control character")
 
 
 def test_tab_and_line_breaks_are_kept_as_sent(both: tuple[Engine, TestClient]) -> None:
