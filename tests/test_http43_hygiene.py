@@ -267,13 +267,20 @@ def _raw(server: str, request: bytes) -> tuple[int, dict[str, str], bytes]:
 
 
 @pytest.mark.parametrize("path", ["/fhir/metadata", "/ui/signin", "/"])
-def test_two_host_headers_are_refused(server: str, path: str) -> None:
-    """RFC 9112 §3.2: more than one Host header field line is a 400. uvicorn passes both on; huren had served it."""
+def test_two_host_headers_or_none_are_refused(server: str, path: str) -> None:
+    """RFC 9112 §3.2: more than one Host header field line, or none in HTTP/1.1, is a 400. uvicorn passes them on;
+    huren had served them."""
     status, headers, body = _raw(server, (f"GET {path} HTTP/1.1\r\nHost: huren.example\r\nHost: evil.example\r\n"
                                                   "Accept: application/json\r\nConnection: close\r\n\r\n").encode())
     assert status == 400, (status, body[:300])
     issue = json.loads(body)["issue"][0]
     assert issue["expression"] == ["Host"] and "2 Host headers" in issue["diagnostics"], issue
+    # HTTP/1.1 with no Host at all: the same rule (uvicorn's httptools reader served it); HTTP/1.0 may have none
+    status, headers, body = _raw(server, f"GET {path} HTTP/1.1\r\nAccept: application/json\r\nConnection: close\r\n"
+                                         "\r\n".encode())
+    assert status == 400 and "no Host header" in json.loads(body)["issue"][0]["diagnostics"], (status, body[:300])
+    status, _, body = _raw(server, f"GET {path} HTTP/1.0\r\nAccept: application/json\r\n\r\n".encode())
+    assert status != 400, (status, body[:300])
     status, _, body = _raw(server, (f"GET {path} HTTP/1.1\r\nHost: huren.example\r\n"
                                             "Accept: application/json\r\nConnection: close\r\n\r\n").encode())
     assert status in (200, 303, 404) and status != 400, (status, body[:300])  # guard: one Host is served
