@@ -393,7 +393,9 @@ def _shared_r4(path: str | None) -> R4Schema:
 
 
 class Validator:
-    """``validate(resource)`` raises ``Unprocessable`` (422) with one issue per problem, or returns None.
+    """``validate(resource)`` raises ``Unprocessable`` with one issue per problem, or returns None: 422, or 400 when a
+    problem is content FHIR's formats cannot carry (a control character, a narrative that is not R4's: issue code
+    ``invalid``).
 
     Thread-safe and cheap to construct: the R4 schema and its compiled per-type validators are
     shared by all Validators of a process (they are immutable), the profiles are read per instance.
@@ -1017,7 +1019,7 @@ def _describe(error: Any, base: str) -> tuple[str, str, str]:
         # an absolute URL naming a type its element may not point at (see ``_typed_absolute``)
         name = "pattern"
     if name == "format" and isinstance(error.instance, str):
-        return path, "invalid", f"{narrative.problem(error.instance) or 'is not an R4 narrative'}"
+        return path, "invalid", narrative.problem(error.instance) or "is not an R4 narrative"
     if name == "pattern":
         schema_path = list(error.schema_path)
         datatype = str(schema_path[1]) if len(schema_path) > 1 and schema_path[0] == "definitions" else ""

@@ -71,9 +71,9 @@ def discovery() -> Response:
 
 def _draft_orders(context: dict[str, Any]) -> list[tuple[int, dict[str, Any]]]:
     """The draft ServiceRequests of a hook's ``context.draftOrders`` Bundle, each with its entry's place (another
-    kind of draft order -- a MedicationRequest -- is not huren's to check). An entry that is no entry -- not an object, or without a
-    ``resource`` object -- is a 400 naming it: it had been passed over, so a malformed order was answered with no
-    card, an all-clear for an order never checked (http42)."""
+    kind of draft order -- a MedicationRequest -- is not huren's to check). An entry that is no entry -- not an
+    object, or without a ``resource`` object -- is a 400 naming it: it had been passed over, so a malformed order was
+    answered with no card, an all-clear for an order never checked (http42)."""
     bundle = context.get("draftOrders") or {}
     entries = bundle.get("entry") or ()
     bad = next((at for at, e in enumerate(entries) if not isinstance(e, dict) or not isinstance(e.get("resource"), dict)),
@@ -82,7 +82,8 @@ def _draft_orders(context: dict[str, Any]) -> list[tuple[int, dict[str, Any]]]:
         raise BadRequest(f"context.draftOrders.entry[{bad}] is not a Bundle entry holding its draft order as "
                          "'resource' (an object): an order not read would be answered as checked",
                          expression=[f"context.draftOrders.entry[{bad}]"])
-    return [(at, e["resource"]) for at, e in enumerate(entries) if e["resource"].get("resourceType") == "ServiceRequest"]
+    return [(at, e["resource"]) for at, e in enumerate(entries)
+            if e["resource"].get("resourceType") == "ServiceRequest"]
 
 
 def _readable_draft(validator: Validator, draft: dict[str, Any], at: int) -> None:
