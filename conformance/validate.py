@@ -75,6 +75,7 @@ from typing import Any
 import jsonschema_rs
 import orjson
 
+from conformance import narrative
 from conformance.profiles import Profile, _values_at, load_profiles
 from engine.errors import Unprocessable
 from engine.fhirjson import dumps as json_dumps
@@ -121,6 +122,64 @@ def load_schema(path: str | None = None) -> dict[str, Any]:
     return orjson.loads(gzip.decompress(raw))
 
 
+# R4 datatypes#string: a string holds no Unicode code point below 32 but TAB (u0009), LF and CR -- and FHIR's XML
+# form cannot hold one at all (XML 1.0 has no such character), so a resource holding one could not be written in
+# the other format. The C0 controls but TAB, LF and CR are refused in every string-valued primitive whose pattern
+# admitted them (``_no_control_characters``). The converter never writes one: the HL7 parser refuses them as raw
+# bytes and ``adapters.hl7v2.escapes`` keeps a ``\X00\`` or ``\X1B\`` as the escape text sent.
+CONTROLS = r"\x00-\x08\x0B\x0C\x0E-\x1F"
+_CONTROL = re.compile(f"[{CONTROLS}]")
+# the negated classes of the published patterns: ``string``/``markdown`` and ``code``/``uri``/``url``/``canonical``
+_CONTROL_CLASSES = {r"[^\x0B\x0C]": f"[^{CONTROLS}]", r"[^ \t\n\x0B\x0C\r]": rf"[^ \t\n\r{CONTROLS}]"}
+_CONTROLLED = ("string", "markdown", "code", "uri", "url", "canonical")
+_WHITESPACE_CLASS = r"[^ \t\n\x0B\x0C\r"  # how the absolute-URL branch of a reference's pattern opens its classes
+NARRATIVE_FORMAT = "fhir-narrative"
+
+
+def _no_control_characters(defs: dict[str, Any]) -> None:
+    """Each string-valued primitive's pattern refuses the C0 controls but TAB, LF and CR (the others' patterns --
+    ``id``, ``oid``, ``uuid``, the dates -- admit none already). In place of the classes the published schema
+    writes, not beside them: no second pattern to run on every string of every message."""
+    for name in _CONTROLLED:
+        pattern = defs[name]["pattern"]
+        changed = pattern
+        for published, refusing in _CONTROL_CLASSES.items():
+            changed = changed.replace(published, refusing)
+        if changed == pattern:
+            raise RuntimeError(f"the schema's {name} pattern is not the one regenerate.py writes")
+        defs[name] = {**defs[name], "pattern": changed}
+
+
+def _no_control_characters_in_references(defs: dict[str, Any]) -> None:
+    """``Reference.reference`` (and each narrowed copy, ``_narrow_references``) by the same rule: its relative and
+    ``urn:`` forms admit no control character already, its absolute branch's classes did (``http://x/a<NUL>b``)."""
+    for name, definition in list(defs.items()):
+        if name != "Reference" and not name.startswith("Reference_to_"):
+            continue
+        reference = definition["properties"]["reference"]
+        pattern = reference["pattern"].replace(_WHITESPACE_CLASS, _WHITESPACE_CLASS + CONTROLS.replace(r"\x0B\x0C", ""))
+        defs[name] = {**definition, "properties": {**definition["properties"],
+                                                   "reference": {**reference, "pattern": pattern}}}
+
+
+def compile_schema(schema: dict[str, Any], *, explaining: bool = False) -> Any:
+    """A jsonschema-rs validator of ``schema``; ``explaining``: one that knows huren's formats (the R4 narrative
+    rules, ``R4Schema.explaining``). Why not every validator: a validator handed any Python callable -- a format or a
+    keyword -- costs ~1 us more a resource whether or not it meets one (measured: a Patient 3.6 -> 4.6 us), ~25 us a
+    12-result lab message that holds no narrative at all; so the yes/no checks of the hot path refuse a narrative
+    outright ("look closer", ``R4Schema.fast_definitions``) and only the explaining validators check one."""
+    if explaining:
+        return jsonschema_rs.validator_for(schema, formats=_FORMATS, validate_formats=True)
+    return jsonschema_rs.validator_for(schema)
+
+
+def _narrative_kept(value: str) -> bool:
+    return narrative.problem(value) is None
+
+
+_FORMATS = {NARRATIVE_FORMAT: _narrative_kept}
+
+
 class R4Schema:
     """Compiled per-resource-type validators over the R4 schema, built on first use of each type.
 
@@ -137,25 +196,46 @@ class R4Schema:
         self.definitions["ResourceList"] = {"type": "object"}
         for name in ("string", "markdown"):
             self.definitions[name] = {**self.definitions[name], "maxLength": MAX_STRING}
+        _no_control_characters(self.definitions)
+        # R4 narrative rules (``conformance.narrative``): XHTML of basic formatting, no active content
+        self.definitions["xhtml"] = {**self.definitions["xhtml"], "format": NARRATIVE_FORMAT}
         # a decimal a double can hold (review rv42b MED 6): the JSON reader refuses ``1e400`` (its float is
         # infinite) but takes ``1`` and 309 zeros as a Python int, which the search index then cannot hold as a
         # number (OverflowError: a 500 on POST, AE 207 for a whole HL7 message). FHIR asks 18 digits at least.
         self.definitions["decimal"] = {**self.definitions["decimal"], "maximum": _DOUBLE_MAX, "minimum": -_DOUBLE_MAX}
         _narrow_references(self.definitions, self.resource_types, load_reference_targets())
+        _no_control_characters_in_references(self.definitions)
+        # the yes/no checks' definitions (``validator``, ``validator_with``, a hole's): a narrative is never "yes"
+        # there, so a resource holding one is looked at closer, by the explaining validators (``compile_schema``)
+        self.fast_definitions: dict[str, Any] = {**self.definitions, "xhtml": {"not": {}}}
         self.nested = _nested_resource_paths(schema["definitions"])
         self._compiled: dict[str, Any] = {}
         self._lock = threading.Lock()
 
     def validator(self, definition: str) -> Any:
+        """The yes/no check of ``definition`` (a narrative anywhere in it answers no: ``fast_definitions``)."""
         compiled = self._compiled.get(definition)
         if compiled is None:
             with self._lock:
                 compiled = self._compiled.get(definition)
                 if compiled is None:
-                    compiled = jsonschema_rs.validator_for(
-                        {"$schema": self.dialect, "$ref": f"#/definitions/{definition}", "definitions": self.definitions}
-                    )
+                    compiled = compile_schema({"$schema": self.dialect, "$ref": f"#/definitions/{definition}",
+                                               "definitions": self.fast_definitions})
                     self._compiled[definition] = compiled
+        return compiled
+
+    def explaining(self, definition: str) -> Any:
+        """The check of ``definition`` whose errors ``_describe`` explains, the R4 narrative rules included; compiled
+        when a resource of the type is first looked at closer (invalid, or holding a narrative)."""
+        key = "explaining\0" + definition
+        compiled = self._compiled.get(key)
+        if compiled is None:
+            with self._lock:
+                compiled = self._compiled.get(key)
+                if compiled is None:
+                    compiled = compile_schema({"$schema": self.dialect, "$ref": f"#/definitions/{definition}",
+                                               "definitions": self.definitions}, explaining=True)
+                    self._compiled[key] = compiled
         return compiled
 
     def validator_with(self, definition: str, extra: dict[str, Any], extra_definitions: dict[str, Any]) -> Any:
@@ -167,10 +247,10 @@ class R4Schema:
             with self._lock:
                 compiled = self._compiled.get(key)
                 if compiled is None:
-                    compiled = jsonschema_rs.validator_for({
+                    compiled = compile_schema({
                         "$schema": self.dialect,
                         "allOf": [{"$ref": f"#/definitions/{definition}"}, extra],
-                        "definitions": {**self.definitions, **extra_definitions},
+                        "definitions": {**self.fast_definitions, **extra_definitions},
                     })
                     self._compiled[key] = compiled
         return compiled
@@ -313,7 +393,9 @@ def _shared_r4(path: str | None) -> R4Schema:
 
 
 class Validator:
-    """``validate(resource)`` raises ``Unprocessable`` (422) with one issue per problem, or returns None.
+    """``validate(resource)`` raises ``Unprocessable`` with one issue per problem, or returns None: 422, or 400 when a
+    problem is content FHIR's formats cannot carry (a control character, a narrative that is not R4's: issue code
+    ``invalid``).
 
     Thread-safe and cheap to construct: the R4 schema and its compiled per-type validators are
     shared by all Validators of a process (they are immutable), the profiles are read per instance.
@@ -369,6 +451,9 @@ class Validator:
             expression=[path] if path else None,
             code=code,
             issues=[_issue(p, c, m) for p, c, m in rest],
+            # content FHIR's formats cannot carry (a control character XML has not) or that is no narrative to
+            # show (not XHTML, active content): "failed basic FHIR validation rules", 400, as unreadable JSON is
+            status=400 if any(c == "invalid" for _, c, _ in problems) else None,
         )
 
     def is_valid(self, resource: Any) -> bool:
@@ -380,6 +465,21 @@ class Validator:
             yield "", "structure", "a resource must be a JSON object"
             return
         yield from self._resource(schema_view(resource), None, profiled=True)
+
+    def structure_problems(self, resource: Any, at: str) -> list[tuple[str, str, str]]:
+        """Every problem of ``resource`` against its R4 definition alone (not huren's rules for stored resources),
+        each element named under ``at`` -- for a resource huren reads but does not store: a CDS hook's draft order
+        (``context.draftOrders.entry[0].resource.code``), which had been read as no order when its ``code`` was a
+        string, and answered with no card (rv42c LOW 3). An empty list when it is one."""
+        if not isinstance(resource, dict):
+            return [(at, "structure", "a resource must be a JSON object")]
+        if self._valid_fast(resource, profiled=False):
+            return []
+        seen: list[tuple[str, str, str]] = []
+        for problem in self._resource(schema_view(resource), at, profiled=False):
+            if not any(problem[0] == p or problem[0].startswith((p + ".", p + "[")) for p, _, _ in seen):
+                seen.append(problem)
+        return seen
 
     # -- internals ------------------------------------------------------------------------------
 
@@ -675,8 +775,8 @@ class Validator:
             if key is not None and (known := verdicts.get(key)) is not None:
                 return known
             if not compiled:
-                compiled.append(jsonschema_rs.validator_for(
-                    {"$schema": self.r4.dialect, **schema, "definitions": _reachable(self.r4.definitions, schema)}))
+                compiled.append(compile_schema(
+                    {"$schema": self.r4.dialect, **schema, "definitions": _reachable(self.r4.fast_definitions, schema)}))
             check = compiled[0]
             try:
                 ok = check.is_valid(value)
@@ -738,7 +838,7 @@ class Validator:
             yield where, "structure", f"resourceType {what}"
             return
         base = at or rtype
-        validator = self.r4.validator(rtype)
+        validator = self.r4.explaining(rtype)
         if not validator.is_valid(resource):
             for error in validator.iter_errors(resource):
                 yield _describe(error, base)
@@ -918,9 +1018,20 @@ def _describe(error: Any, base: str) -> tuple[str, str, str]:
     if name == "anyOf" and _reference_type_rule(list(error.schema_path)):
         # an absolute URL naming a type its element may not point at (see ``_typed_absolute``)
         name = "pattern"
+    if name == "format" and isinstance(error.instance, str):
+        return path, "invalid", narrative.problem(error.instance) or "is not an R4 narrative"
     if name == "pattern":
         schema_path = list(error.schema_path)
         datatype = str(schema_path[1]) if len(schema_path) > 1 and schema_path[0] == "definitions" else ""
+        if ((datatype in _CONTROLLED or datatype == "Reference" or datatype.startswith("Reference_to_"))
+                and isinstance(error.instance, str) and (bad := _CONTROL.search(error.instance))):
+            return path, "invalid", (f"holds the control character U+{ord(bad.group()):04X} (at {bad.start() + 1}): "
+                                     "an R4 string holds none below U+0020 but TAB, LF and CR")
+        if datatype == "xhtml":  # what the narrative rule says of it, when more than "not XHTML" (a DOCTYPE first)
+            said = narrative.problem(error.instance) if isinstance(error.instance, str) else None
+            if said is not None and not said.startswith("is not well-formed"):
+                return path, "invalid", said
+            return path, "invalid", f"{_short(error.instance)} {_PATTERN_MEANING['xhtml']}"
         if datatype in _DATE_SHAPES:
             calendar = "allOf" in schema_path and schema_path[schema_path.index("allOf") + 1] == 1
             what = "a day that does not exist" if calendar else f"not a valid {datatype} ({_DATE_SHAPES[datatype]})"

@@ -290,14 +290,9 @@ def test_the_pages_outside_ui_in_chromium(engine: Engine, server: str, browser: 
         browser.send("Page.captureScreenshot", format="png")["data"]))
 
 
-# --- found and left: FHIR's string rule in a client's resource -----------------------------------------------------
+# --- found by http42, mended by http43 (conformance: R4's string rule; tests/test_http43_hygiene.py) -----------------
 
 
-@pytest.mark.xfail(strict=True, reason="http42 LOW, left: R4 datatypes#string -- 'Strings SHALL NOT contain Unicode "
-                   "character points below 32, except for u0009, u000D and u000A' -- but the schema's string pattern "
-                   "(conformance, ^[^\\x0B\\x0C]+$) lets NUL and ESC through: a client's Patient.name.family "
-                   "'a<NUL>b' is stored 201 on both backends, where a 400 naming the element is owed. The validator "
-                   "also reads converted HL7, so the rule needs the converter's escapes checked first")
 @pytest.mark.parametrize("family", ["a\u0000b", "\u001b[2J王"], ids=["nul", "esc"])
 def test_a_control_character_in_a_fhir_string_is_refused(both: tuple[Engine, TestClient], family: str) -> None:
     _, http = both

@@ -19,7 +19,7 @@ from starlette.datastructures import FormData
 
 from engine.api.outcomes import error_response
 from engine.api.ui_words import page_words
-from engine.api.url_utf8 import unreadable_parameter
+from engine.api.url_utf8 import unreadable_form
 from engine.audit.note import note
 from engine.auth import policy
 from engine.auth.caller import Caller
@@ -63,7 +63,7 @@ async def _form(request: Request) -> dict[str, str]:
     ctype = request.headers.get("content-type", "")
     if not ctype.startswith("application/x-www-form-urlencoded"):
         raise OAuthError("invalid_request", "the body must be application/x-www-form-urlencoded")
-    unreadable = unreadable_parameter(await request.body(), where="form", unencoded_utf8=True)
+    unreadable = await unreadable_form(request)
     if unreadable is not None:
         raise OAuthError("invalid_request", unreadable.diagnostics)
     form = await request.form()
@@ -172,10 +172,20 @@ def _client_name(request: Request, req: dict[str, Any]) -> str:
     return (client.name or client.client_id) if client else req["client_id"]
 
 
+# the sign-in steps' fields as the pages name them (``form-unreadable`` in the page words)
+_FIELDS = {"national_id": "身份证号", "code": "验证码", "request_id": "登录请求编号", "choice": "选择"}
+
+
 async def _step(request: Request, stage: str) -> tuple[ResidentAuth, FormData, str, dict[str, Any]] | Response:
     """The posted form of one sign-in step and the pending request it continues, or the error page
     when there is no such request at that stage (expired, replayed or forged ``request_id``)."""
     resident = _auth(request).resident
+    unreadable = await unreadable_form(request)
+    if unreadable is not None:  # (``password=%FC`` read as U+FFFD had been a wrong ID number or code: http42 LOW)
+        field = (unreadable.expression or [""])[0]
+        return _page(request, "error.html", 400, error=_said(request, LoginError(
+            f"The sign-in form could not be read: its {field} field holds characters not in UTF-8.",
+            "form-unreadable", field=_FIELDS.get(field, field))))
     form = await request.form()
     request_id = str(form.get("request_id", ""))
     try:

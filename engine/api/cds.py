@@ -22,6 +22,7 @@ from typing import Any
 from fastapi import APIRouter, Depends, Request
 from starlette.responses import Response
 
+from conformance.validate import Validator
 from engine import fhirjson
 from engine.api.formats import require_body_served
 from engine.audit.events import patients_of
@@ -68,11 +69,11 @@ def discovery() -> Response:
     ]})
 
 
-def _draft_orders(context: dict[str, Any]) -> list[dict[str, Any]]:
-    """The draft ServiceRequests of a hook's ``context.draftOrders`` Bundle (another kind of draft order -- a
-    MedicationRequest -- is not huren's to check). An entry that is no entry -- not an object, or without a
-    ``resource`` object -- is a 400 naming it: it had been passed over, so a malformed order was answered with no
-    card, an all-clear for an order never checked (http42)."""
+def _draft_orders(context: dict[str, Any]) -> list[tuple[int, dict[str, Any]]]:
+    """The draft ServiceRequests of a hook's ``context.draftOrders`` Bundle, each with its entry's place (another
+    kind of draft order -- a MedicationRequest -- is not huren's to check). An entry that is no entry -- not an
+    object, or without a ``resource`` object -- is a 400 naming it: it had been passed over, so a malformed order was
+    answered with no card, an all-clear for an order never checked (http42)."""
     bundle = context.get("draftOrders") or {}
     entries = bundle.get("entry") or ()
     bad = next((at for at, e in enumerate(entries) if not isinstance(e, dict) or not isinstance(e.get("resource"), dict)),
@@ -81,7 +82,23 @@ def _draft_orders(context: dict[str, Any]) -> list[dict[str, Any]]:
         raise BadRequest(f"context.draftOrders.entry[{bad}] is not a Bundle entry holding its draft order as "
                          "'resource' (an object): an order not read would be answered as checked",
                          expression=[f"context.draftOrders.entry[{bad}]"])
-    return [e["resource"] for e in entries if e["resource"].get("resourceType") == "ServiceRequest"]
+    return [(at, e["resource"]) for at, e in enumerate(entries)
+            if e["resource"].get("resourceType") == "ServiceRequest"]
+
+
+def _readable_draft(validator: Validator, draft: dict[str, Any], at: int) -> None:
+    """A 400 naming the first element of a draft ServiceRequest that is not of its R4 type (``code`` a string,
+    ``requester`` a string...; the validator's structure rules, not huren's rules for a stored order): the recognition
+    facts read such a draft as no order, and the hook answered ``{"cards": []}`` under a 200 -- the EHR's all-clear
+    for an order never checked (rv42c LOW 3). CDS Hooks: a malformed request is a 400. A draft that is of its type
+    but names no item huren knows keeps its empty answer: nothing to recognise is no error."""
+    problems = validator.structure_problems(draft, f"context.draftOrders.entry[{at}].resource")
+    if problems:
+        (path, code, message), *rest = problems
+        raise BadRequest(f"{path}: {message} (a draft order huren cannot read would be answered as checked)",
+                         expression=[path], code=code,
+                         issues=[{"severity": "error", "code": c, "diagnostics": f"{p}: {m}", "expression": [p]}
+                                 for p, c, m in rest])
 
 
 def disclosed(recognition: Any, matches: list[Recognisable]) -> dict[str, list[str]]:
@@ -226,12 +243,14 @@ async def call_service(service_id: str, request: Request, caller: Caller = Depen
     drafts = _draft_orders(context)
     if hook == "order-select":
         selected = set(context.get("selections") or ())
-        drafts = [d for d in drafts if f"ServiceRequest/{d.get('id')}" in selected] or drafts
+        drafts = [(i, d) for i, d in drafts if f"ServiceRequest/{d.get('id')}" in selected] or drafts
     cards: list[dict[str, Any]] = []
     touched: list[str] = []
     owners: dict[str, list[str]] = {}
-    for draft in drafts:
+    validator = engine_of(request).validator
+    for at, draft in drafts:
         draft = {**draft, "subject": draft.get("subject") or {"reference": f"Patient/{patient_id}"}}
+        _readable_draft(validator, draft, at)
         order = recognition.facts.order(draft)
         if order is None and patient and isinstance(patient.get("managingOrganization"), dict):
             # a draft without a local code or requester is ordered where the patient is registered

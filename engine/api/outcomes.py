@@ -85,16 +85,19 @@ _NOT_FOUND_HEADERS = {
 }
 
 
-def unreadable_url_page(request: Request) -> HTMLResponse | None:
-    """The small Chinese 400 page a browser opening an address that cannot be read (``url_utf8``: escapes that are
-    not UTF-8, an escaped ``/``) is answered with, as a mistyped one gets ``notfound.html`` -- a person had been shown
-    an OperationOutcome in English JSON, under ``/ui/`` (rv41c LOW 6) and, until http42, at ``/``, ``/login`` or
-    ``/admin``; None where a program asks (``_wants_page``), which keeps the OperationOutcome. ``Vary: Accept``: the
-    same address answers either by it."""
-    if not _wants_page(request):
-        return None
-    return HTMLResponse(lost_page("badurl"), status_code=400,
-                        headers={**_NOT_FOUND_HEADERS, "Vary": "Accept"})
+def unreadable_url_answer(request: Request, refused: FhirError) -> Response:
+    """The answer to a request whose address cannot be read (``url_utf8``: escapes that are not UTF-8, an escaped
+    ``/``, two Host headers): for a browser the small Chinese 400 page, as a mistyped address gets
+    ``notfound.html`` -- a person had been shown an OperationOutcome in English JSON, under ``/ui/`` (rv41c LOW 6)
+    and, until http42, at ``/``, ``/login`` or ``/admin``; for a program (``_wants_page``) ``refused``'s
+    OperationOutcome. Outside ``/fhir`` both say ``Vary: Accept``: the same address answers either by it, and the
+    program's had said nothing of it (rv42c LOW 4; the 404's two answers had it since http42)."""
+    if _wants_page(request):
+        return HTMLResponse(lost_page("badurl"), status_code=400, headers={**_NOT_FOUND_HEADERS, "Vary": "Accept"})
+    response = error_response(refused)
+    if not _under_fhir(request):
+        response.headers["Vary"] = "Accept"
+    return response
 
 
 def _wants_page(request: Request) -> bool:

@@ -20,6 +20,7 @@ from fastapi.templating import Jinja2Templates
 from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 
 from engine.api.ui_words import site_names
+from engine.api.url_utf8 import unreadable_form
 from engine.audit.note import note
 from engine.auth.deps import engine_of
 from engine.auth.policy import allowed, require_auditor, require_insurance_report, require_operator
@@ -43,6 +44,10 @@ ERRORS = {
     "throttled": ("尝试次数过多，请 {wait}后再试。这不是永久锁定，到时即可再次登录。",
                   "Too many attempts. Please wait {wait_en} and try again. Your account is not locked."),
     "form": ("登录页面已过期，请重新输入。", "The sign-in page had expired. Please enter your details again."),
+    # a field not in UTF-8 (``url_utf8.unreadable_form``): not a wrong password, and not counted as one
+    "unreadable": ("登录表单无法读取：“{field}”一栏含有不是 UTF-8 编码的字符。请在本页重新输入后再登录。",
+                   "The sign-in form could not be read: the {field_en} field holds characters not in UTF-8. "
+                   "Please type your details again on this page."),
     "provider": ("暂时无法连接医保局统一身份认证，请稍后再试，或使用本系统账号登录。",
                  "The bureau's sign-in service cannot be reached just now. Try again later, or use your huren account."),
     "oidc-state": ("这次统一身份认证登录已失效（超时、重复或来自其他浏览器），请重新点击登录。",
@@ -117,7 +122,7 @@ def signin_redirect(path: str) -> RedirectResponse:
 
 
 def _form(request: Request, *, status: int = 200, error: str | None = None, wait: int | None = None,
-          name: str = "", next_path: str = HOME, notice: str | None = None) -> HTMLResponse:
+          name: str = "", next_path: str = HOME, notice: str | None = None, field: str = "") -> HTMLResponse:
     token = request.cookies.get(SIGNIN_COOKIE) or secrets.token_urlsafe(24)
     oidc = engine_of(request).staff.oidc
     ctx: dict[str, Any] = {"csrf": token, "name": name, "next": next_path, "error": None, "notice": None,
@@ -126,7 +131,8 @@ def _form(request: Request, *, status: int = 200, error: str | None = None, wait
     if error:
         zh, en = ERRORS[error]
         wait_zh, wait_en = _wait_words(int(wait or 0))
-        ctx["error"] = (zh.format(wait=wait_zh), en.format(wait_en=wait_en))
+        zh_field, en_field = _FIELDS.get(field, (field, field))
+        ctx["error"] = (zh.format(wait=wait_zh, field=zh_field), en.format(wait_en=wait_en, field_en=en_field))
     if notice:
         ctx["notice"] = ERRORS[notice]
     headers = dict(PAGE_HEADERS)
@@ -148,8 +154,16 @@ def signin_page(request: Request, next: str | None = None, out: str | None = Non
     return _form(request, next_path=_next(next), notice="expired" if expired else "out" if out else None)
 
 
+# the sign-in form's fields as the page names them (a field named otherwise is shown as sent, escaped by the page)
+_FIELDS = {"name": ("登录名", "sign-in name"), "password": ("密码", "password"), "code": ("动态验证码", "code"),
+           "csrf": ("页面校验码", "page check"), "next": ("返回页面", "return page")}
+
+
 @router.post("/ui/signin")
 async def signin(request: Request) -> Response:
+    unreadable = await unreadable_form(request)
+    if unreadable is not None:  # no credential was checked: neither audited as a refused sign-in nor throttled
+        return _form(request, status=400, error="unreadable", field=(unreadable.expression or [""])[0])
     form = await request.form()
     name, next_path = str(form.get("name") or "").strip(), _next(str(form.get("next") or ""))
     cookie, field = request.cookies.get(SIGNIN_COOKIE) or "", str(form.get("csrf") or "")

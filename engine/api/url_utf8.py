@@ -26,7 +26,7 @@ parameter's bytes, the query's and the form's), but that its raw bytes are read 
 
 Every route, not only ``/fhir``: the sign-in's and the reports' parameters are read by the same Starlette. The
 common URL pays one ``bytes.find`` for ``%`` and an ``isascii`` on each of path and query. A browser opening a
-``/ui/`` page is answered with a small Chinese page instead (``outcomes.unreadable_url_page``; rv41c LOW 6).
+``/ui/`` page is answered with a small Chinese page instead (``outcomes.unreadable_url_answer``; rv41c LOW 6).
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ from starlette.requests import Request
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from engine.api.no_store import mark_no_store
-from engine.api.outcomes import error_response, unreadable_url_page
+from engine.api.outcomes import unreadable_url_answer
 from engine.errors import BadRequest
 
 # a ``%`` that does not begin an escape (RFC 3986 2.1: ``pct-encoded = "%" HEXDIG HEXDIG``)
@@ -109,15 +109,48 @@ def form_pairs(body: bytes, *, where: str) -> list[tuple[str, str]]:
     raise refused or BadRequest(f"the {where} body cannot be read as UTF-8 text", expression=["body"])
 
 
+async def unreadable_form(request: Request) -> BadRequest | None:
+    """The 400 naming the first field of an HTML form posted to a page -- the staff sign-in (``/ui/signin``), the
+    resident's sign-in steps (``/auth/authorize/*``) -- that cannot be read as the UTF-8 text sent
+    (``unreadable_parameter``, a form's raw bytes read as UTF-8), or None when every field can, or the body is not
+    ``application/x-www-form-urlencoded`` (a browser's form is; Starlette's multipart reader decides the rest). Asked
+    before ``request.form()``, which reads the body Starlette keeps: its parser decodes escapes with
+    ``errors="replace"``, so ``password=%FC`` had been read as U+FFFD and answered as a wrong password, counted
+    toward the account's throttle (http42 LOW). The page says so in its own words (the caller's)."""
+    if not request.headers.get("content-type", "").startswith("application/x-www-form-urlencoded"):
+        return None
+    return unreadable_parameter(await request.body(), where="form", unencoded_utf8=True)
+
+
 def _shown(raw: bytes) -> str:
     """A name or path as sent, for the diagnostics (its escapes left as written; a form's raw UTF-8 as its
     characters, any other byte as ``\\xNN``)."""
     return raw[:80].decode("utf-8", errors="backslashreplace")
 
 
+def host_refusal(scope: Scope) -> BadRequest | None:
+    """The 400 RFC 9112 §3.2 asks of a server for a request with more than one Host header field line, or an
+    HTTP/1.1 request with none: the authority of the request's URL (§3.3) is the Host, and two of them are two URLs
+    -- uvicorn passes both on (and none: measured over a socket, httptools' reader) and huren had served the request
+    (http42 LOW). huren builds its own absolute URLs from its configured base, so no answer was misdirected; but a
+    proxy in front that routes or allows by one Host and a server behind that reads the other is how a request gets
+    past the proxy's rule. One pass over the header names (the servers give them lower-cased): ~0.6 us a request
+    with six headers (timeit, the shared 2-core box), of a read's ~100 us. An HTTP/1.0 request may have none."""
+    hosts = len([1 for name, _ in scope.get("headers") or () if name == b"host"])
+    if hosts == 1 or (hosts == 0 and scope.get("http_version") != "1.1"):
+        return None
+    said = "no Host header (HTTP/1.1 requires one)" if hosts == 0 else f"{hosts} Host headers (one is allowed)"
+    return BadRequest(f"the request has {said}: RFC 9112 §3.2, and huren does not guess which address was meant",
+                      expression=["Host"])
+
+
 def url_refusal(scope: Scope) -> BadRequest | None:
-    """The 400 for a request whose path or query cannot be read as the text sent (module docstring), else None. The
-    query is named by its parameter (``expression``: its name as sent), the path as a whole."""
+    """The 400 for a request whose path or query cannot be read as the text sent (module docstring), or whose
+    authority is not one (``host_refusal``), else None. The query is named by its parameter (``expression``: its
+    name as sent), the path as a whole."""
+    refused = host_refusal(scope)
+    if refused is not None:
+        return refused
     raw_path = scope.get("raw_path")
     if raw_path is not None:
         why = unreadable(raw_path)
@@ -145,7 +178,6 @@ class Utf8Url:
         if scope["type"] == "http":
             refused = url_refusal(scope)
             if refused is not None:
-                page = unreadable_url_page(Request(scope))
-                await mark_no_store(page or error_response(refused))(scope, receive, send)
+                await mark_no_store(unreadable_url_answer(Request(scope), refused))(scope, receive, send)
                 return
         await self.app(scope, receive, send)

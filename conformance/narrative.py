@@ -1,0 +1,156 @@
+"""R4 narrative rules for an ``xhtml`` value (``Resource.text.div``, ``Composition.section.text.div``).
+
+Why huren checks it: a narrative is HTML that any FHIR client may render as it is (R4 narrative.html: "the
+narrative ... is expected to be displayed to a human"). A client's ``<div><script>...</script></div>`` had been
+stored 201 and served back to every reader of the record -- stored cross-site scripting in whichever viewer shows
+it, huren's own pages set aside (they render no narrative). The R4 rules (narrative.html §"Narrative" and the
+Narrative invariant txt-1) are therefore the server's to keep, not only the clients':
+
+- the value is well-formed XHTML: one root ``div`` in the XHTML namespace, no DOCTYPE, no entity declarations,
+  no processing instructions (``<?xml-stylesheet?>`` is an external stylesheet), only the predefined XML
+  entities and character references (``&nbsp;`` is written ``&#160;``);
+- "only the basic html formatting elements and attributes described in chapters 7-11 (except section 4 of
+  chapter 9) and 15 of the HTML 4.0 standard, <a> elements (either name or href), images and internally
+  contained style attributes": no ``script``, ``form``, ``iframe``, ``object``, ``style``, ``link``, ``base``,
+  SVG or MathML, no event handler (``onclick``...), no attribute of another namespace (``xlink:href``);
+- a link or image address is relative, a fragment, or of a scheme that fetches or names (``http``, ``https``,
+  ``mailto``, ``tel``, ``urn``), an image also ``data:image/...``: never ``javascript:``, ``vbscript:`` or a
+  ``data:`` document -- read as a browser reads it (tabs and line breaks inside the scheme ignored, character
+  references decoded by the XML reader first);
+- a ``style`` attribute is internally contained: no ``url(``, ``@import``, ``expression(``, ``behavior`` or
+  ``-moz-binding``, and no CSS escape (``\\75 rl(`` spells ``url(``).
+
+The element and attribute lists are those of the HL7 FHIR validator's XHTML check (``XhtmlValidator``); its
+later structural rules (where a ``tr`` may stand) are layout, not safety, and are not applied.
+
+``problem(div)`` answers None or the first problem in words; ``conformance.validate`` calls it through the R4
+schema's ``xhtml`` definition (a JSON Schema ``format``), so every writer -- FHIR create, update, patch,
+transaction, operations -- meets the same rule.
+"""
+
+from __future__ import annotations
+
+import re
+from xml.parsers import expat
+
+XHTML = "http://www.w3.org/1999/xhtml"
+_XML = "http://www.w3.org/XML/1998/namespace"
+
+# HTML 4.0 chapters 7-11 and 15, <a>, images (the FHIR validator's list)
+ELEMENTS = frozenset((
+    "p", "br", "div", "h1", "h2", "h3", "h4", "h5", "h6", "a", "span", "b", "em", "i", "strong", "small", "big", "tt",
+    "dfn", "q", "var", "abbr", "acronym", "cite", "blockquote", "hr", "address", "bdo", "kbd", "sub", "sup", "ul",
+    "ol", "li", "dl", "dt", "dd", "pre", "table", "caption", "colgroup", "col", "thead", "tr", "tfoot", "tbody", "th",
+    "td", "code", "samp", "img", "map", "area",
+))
+# attributes any of them may carry
+ATTRIBUTES = frozenset((
+    "title", "style", "class", "id", "lang", "dir", "accesskey", "tabindex",
+    "span", "width", "align", "valign", "char", "charoff", "abbr", "axis", "headers", "scope", "rowspan", "colspan",
+))
+# attributes of one element (element.attribute)
+ELEMENT_ATTRIBUTES = frozenset((
+    "a.href", "a.name", "a.charset", "a.type", "a.hreflang", "a.rel", "a.rev", "a.shape", "a.coords",
+    "img.src", "img.border", "img.alt", "img.longdesc", "img.height", "img.width", "img.usemap", "img.ismap",
+    "map.name", "area.shape", "area.coords", "area.href", "area.nohref", "area.alt",
+    "blockquote.cite", "q.cite", "table.summary", "table.width", "table.border", "table.frame", "table.rules",
+    "table.cellspacing", "table.cellpadding", "pre.space", "td.nowrap",
+))
+# the attributes holding an address a reader's browser follows or fetches
+_ADDRESSES = frozenset(("a.href", "area.href", "img.src", "img.longdesc", "blockquote.cite", "q.cite"))
+_SCHEMES = frozenset(("http", "https", "mailto", "tel", "urn"))
+_SCHEME = re.compile(r"([A-Za-z][A-Za-z0-9+.\-]*):")
+_DATA_IMAGE = re.compile(r"data:image/(png|jpeg|gif|webp);", re.IGNORECASE)
+_URL_IGNORED = re.compile(r"[\t\n\r]")  # what a browser's URL parser strips before it reads the scheme
+_STYLE_ACTIVE = re.compile(r"url\s*\(|@import|expression\s*\(|behavior|-moz-binding|javascript:|\\", re.IGNORECASE)
+_CSS_COMMENT = re.compile(r"/\*.*?\*/", re.DOTALL)
+
+
+class _Refused(Exception):
+    """A rule broken: the parse stops at the first."""
+
+
+def problem(div: str) -> str | None:
+    """None when ``div`` keeps the R4 narrative rules, else what breaks them first (English words, naming the
+    element or attribute)."""
+    parser = expat.ParserCreate(namespace_separator=" ")
+    depth = 0
+    seen_root = False
+
+    def doctype(*_: object) -> None:
+        raise _Refused("a DOCTYPE is not allowed in a narrative (R4: XHTML fragment, no document type)")
+
+    def instruction(target: str, _data: str) -> None:
+        raise _Refused(f"the processing instruction <?{target}?> is not allowed in a narrative")
+
+    def start(name: str, attributes: dict[str, str]) -> None:
+        nonlocal depth, seen_root
+        namespace, _, local = name.rpartition(" ")
+        if namespace != XHTML:
+            where = f"the namespace {namespace}" if namespace else "no namespace"
+            raise _Refused(f"<{local}> is in {where}: a narrative's elements are XHTML ({XHTML})")
+        if depth == 0:
+            if seen_root:
+                raise _Refused("a narrative is one <div> element")
+            if local != "div":
+                raise _Refused(f"a narrative's root element is <div>, not <{local}>")
+            seen_root = True
+        elif local not in ELEMENTS:
+            raise _Refused(f"<{local}> is not allowed in a narrative (R4 txt-1: basic HTML formatting only -- no "
+                           "script, form, frame, object, style or link)")
+        depth += 1
+        for key, value in attributes.items():
+            _attribute(local, key, value)
+
+    def end(_name: str) -> None:
+        nonlocal depth
+        depth -= 1
+
+    parser.StartDoctypeDeclHandler = doctype
+    parser.EntityDeclHandler = doctype
+    parser.ProcessingInstructionHandler = instruction
+    parser.StartElementHandler = start
+    parser.EndElementHandler = end
+    try:
+        parser.Parse(div, True)
+    except _Refused as refused:
+        return str(refused)
+    except expat.ExpatError as error:
+        return f"is not well-formed XHTML ({expat.ErrorString(error.code)}, line {error.lineno} column {error.offset})"
+    except (ValueError, RecursionError):  # (a lone surrogate cannot be encoded for the parser)
+        return "is not well-formed XHTML"
+    return None
+
+
+def _attribute(element: str, key: str, value: str) -> None:
+    namespace, _, local = key.rpartition(" ")
+    if namespace == _XML and local in ("lang", "space"):
+        return
+    if namespace:
+        raise _Refused(f"the attribute {local} of the namespace {namespace} on <{element}> is not allowed in a "
+                       "narrative")
+    if local.lower().startswith("on"):
+        raise _Refused(f"the event handler attribute {local} on <{element}> is not allowed in a narrative (R4: no "
+                       "active content)")
+    pair = f"{element}.{local}"
+    if local not in ATTRIBUTES and pair not in ELEMENT_ATTRIBUTES:
+        raise _Refused(f"the attribute {local} on <{element}> is not allowed in a narrative (R4 txt-1)")
+    if pair in _ADDRESSES:
+        _address(element, local, value)
+    elif local == "style":
+        css = _CSS_COMMENT.sub("", value)
+        if (found := _STYLE_ACTIVE.search(css)) is not None:
+            raise _Refused(f"the style on <{element}> holds {found.group()!r}: a narrative's style is internally "
+                           "contained (no url(), @import, expression() or CSS escapes)")
+
+
+def _address(element: str, attribute: str, value: str) -> None:
+    read = _URL_IGNORED.sub("", value).lstrip("\x00\x01\x02\x03\x04\x05\x06\x07\x08\x0b\x0c\x0e\x0f\x10\x11\x12"
+                                              "\x13\x14\x15\x16\x17\x18\x19\x1a\x1b\x1c\x1d\x1e\x1f ")
+    scheme = _SCHEME.match(read)
+    if scheme is None or scheme.group(1).lower() in _SCHEMES:
+        return
+    if element == "img" and attribute == "src" and _DATA_IMAGE.match(read):
+        return
+    raise _Refused(f"the {attribute} of <{element}> is a {scheme.group(1).lower()}: address: a narrative links "
+                   "only relative, http(s), mailto, tel or urn addresses (R4: no active content)")
