@@ -159,3 +159,47 @@ def test_a_report_coded_as_another_test_by_a_lis_number_equal_to_the_accession_i
     assert ack.count(b"MSA|AA|") == 2 and err_lines(ack) == [], ack
     ct = acc._order(http, "RV43BPL")
     assert _reports_on(http, ct["id"]) == []
+
+
+# --- (1) acsn43: RGV^O15 gives -------------------------------------------------------------------------------------
+
+from tests import test_acsn43_give as give  # noqa: E402
+
+
+def _dispenses_of(http: TestClient, mrn: str) -> list[dict[str, Any]]:
+    found = http.get("/fhir/Patient", params={"identifier": mrn}).json()
+    (patient,) = [e["resource"] for e in found.get("entry") or ()]
+    found = http.get("/fhir/MedicationDispense", params={"subject": f"Patient/{patient['id']}", "_count": 50}).json()
+    return [e["resource"] for e in found.get("entry") or ()]
+
+
+def test_three_gives_each_keep_their_own_observation(http: TestClient) -> None:
+    """Three gives, the second without an OBX: the first's and third's OBX are part of their own dispense."""
+    msg = give._rgv("RV43BG1", "RV43BG", "RV43BRX1").replace(
+        "RXG|2|", "RXG|3|").replace(
+        "OBX|1|ST|SKIN", "RXG|2||^ONCE^^20261201140000^^R|CN-CEF^头孢呋辛钠注射液^L|1.5||g^克^UCUM\r"
+                         "TQ1|1||ONCE||||20261201140000\rRXR|IV^静脉注射^HL70162\rOBX|1|ST|SKIN", 1)
+    # (the skin test now follows the second give: move it back after the first)
+    msg = msg.replace("RXR|IV^静脉注射^HL70162\rRXG|2||", "RXR|IV^静脉注射^HL70162\rOBX|1|ST|SKIN^皮试^L||阴性||||||F|||"
+                      "20261201075000\rRXG|2||", 1).replace(
+        "RXR|IV^静脉注射^HL70162\rOBX|1|ST|SKIN^皮试^L||阴性||||||F|||20261201075000\rRXG|3", "RXR|IV^静脉注射^HL70162\rRXG|3")
+    ack = post(http, msg)
+    assert ack_code_of(ack) == "AA", ack
+    by_start = {d["dosageInstruction"][0]["timing"]["repeat"]["boundsPeriod"]["start"][11:16]: d
+                for d in _dispenses_of(http, "RV43BG")}
+    assert sorted(by_start) == ["08:00", "14:00", "20:00"], sorted(by_start)
+    parts: dict[str, list[str]] = {}
+    found = http.get("/fhir/Observation", params={"subject": by_start["08:00"]["subject"]["reference"]}).json()
+    for o in (e["resource"] for e in found.get("entry") or ()):
+        (part,) = o["partOf"]
+        parts.setdefault(part["reference"], []).append(o["code"]["coding"][0]["code"])
+    assert parts == {f"MedicationDispense/{by_start['08:00']['id']}": ["SKIN"],
+                     f"MedicationDispense/{by_start['20:00']['id']}": ["DRIP"]}, parts
+
+
+def test_two_gives_without_a_sub_id_are_two_dispenses(http: TestClient) -> None:
+    msg = give._rgv("RV43BG2", "RV43BG2", "RV43BRX2").replace("RXG|1|", "RXG||").replace("RXG|2|", "RXG||")
+    """Guard: RXG-1 (give sub-ID counter) is optional in v2.5.1 -- two gives leaving it empty stay two dispenses."""
+    ack = post(http, msg)
+    assert ack_code_of(ack) == "AA", ack
+    assert len(_dispenses_of(http, "RV43BG2")) == 2, _dispenses_of(http, "RV43BG2")
