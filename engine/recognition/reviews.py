@@ -94,7 +94,20 @@ class Reviews(RecognitionState, _Others):
             if now_held.get("reviews") == written:
                 break
             written = list(now_held.get("reviews") or ())
-            self._issue_of_reviews(flag_id, str(now_held["status"]), written)
+            try:
+                self._issue_of_reviews(flag_id, str(now_held["status"]), written)
+            except WrittenMeanwhile:
+                # Another review wrote the issue between this one's read and its write. Without transactions (an
+                # undo journal: a standalone MongoDB, mongomock) it is written again from the flag as it is now,
+                # inside this block: raised out of it, the block's undo had put the flag's row of before this
+                # review back over the other auditor's review, stored and answered 200 meanwhile (rv43b HIGH 3).
+                # Elsewhere the transaction itself is lost (a replica set aborts it): ``review`` tries it again.
+                if getattr(self.store, "undo", None) is None:
+                    raise
+                written = None
+        else:  # (never the same twice in REVIEW_TRIES reads: not answered as kept -- rv43b LOW 2)
+            raise Conflict(f"flag {flag_id}'s DetectedIssue was written by other reviews meanwhile "
+                           f"{REVIEW_TRIES} times: send the review again")
         # the price as the amount it is (the row keeps its text): a JSON number with its fen
         return {**{k: v for k, v in row.items() if k != "reviewed"}, "status": decision, "reviews": reviews,
                 "price": stored_fen(row.get("price"))}

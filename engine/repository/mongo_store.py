@@ -272,6 +272,9 @@ class MongoStore:
                     self._rolled_back()
                 raise
             session.commit_transaction()
+        except BaseException:
+            self._local.after_commit = None  # (the commit itself failed: never run after the next one -- rv43b)
+            raise
         finally:
             self._local.session = None
             self._local.depth = 0
