@@ -95,6 +95,14 @@ def module_eng_http(module_eng: Engine, request: pytest.FixtureRequest) -> Itera
         yield client
 
 
+@pytest.fixture(scope="module")
+def module_eng_client(module_eng: Engine, request: pytest.FixtureRequest) -> Iterator[TestClient]:
+    """``module_eng_http`` under a name of its own, for a module whose other tests keep an ``http`` of their own (a
+    fresh store each): its parametrized tests that only read share this one (trim43)."""
+    with system_client(module_eng, _helper(request)) as client:
+        yield client
+
+
 @pytest.fixture(scope="module", name="uhttp")
 def undeclared_eng_http(undeclared_eng: Engine, request: pytest.FixtureRequest) -> Iterator[TestClient]:
     """``undeclared_eng``'s client, as ``module_eng_http``; its tests ask for ``uhttp``."""
