@@ -34,6 +34,18 @@ def module_eng(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPath
         yield engine
 
 
+@pytest.fixture(scope="module", params=_BACKENDS)
+def module_backend_eng(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Engine]:
+    """The engine a test opens on ``backend_settings`` (``tests.conftest.settings`` on each backend: no listeners, the
+    default base URL) once a module and backend, for a module's parametrized tests that only read, or send what is
+    refused, or write each under names of its own: each parameter had opened an engine of its own (trim43). A test
+    that reads what another writes, or counts what the store holds, keeps its own."""
+    root = tmp_path_factory.mktemp(request.module.__name__.rsplit(".", 1)[-1] + "-backend")
+    settings = Settings(data_dir=root / "var", http_port=0, mllp_port=0)
+    with settings_for_backend(request.param, settings) as chosen, Engine(chosen) as engine:
+        yield engine
+
+
 @pytest.fixture(scope="module")
 def module_sqlite_eng(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Engine]:
     """The ``engine`` fixture's engine (``tests.conftest.settings``: SQLite, no listeners, the default base URL)

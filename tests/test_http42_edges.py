@@ -37,7 +37,7 @@ from tests.identity39_calls import engine_and_client
 from tests.module_store import module_eng  # noqa: F401 -- one engine a module on each backend
 from tests.test_cdfix38_fixes import OID
 from tests.test_code37_ris_change import CHEST, HEAD, _changed, _ordered, _ris
-from tests.test_httpfix41b_reasons import _one_flag, one_flag, store  # noqa: F401 -- an engine of its own (or the module's) on each backend
+from tests.test_httpfix41b_reasons import _one_flag, module_backend_eng, one_flag, store  # noqa: F401 -- an engine of its own (or the module's) on each backend
 from tests.test_ingest_replay import site_env
 from tests.test_ord39_order_history import _from
 from tests.test_ord40_owner_decision import _control

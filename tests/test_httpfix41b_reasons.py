@@ -26,7 +26,7 @@ from engine.engine import Engine
 from engine.message_time import reason_of
 from engine.settings import Settings
 from tests import test_httpfix41_edges as hf
-from tests.conftest import _BACKENDS, settings_for_backend
+from tests.module_store import module_backend_eng  # noqa: F401 -- a fixture (one_flag's)
 from tests.test_labels20_report_flags import _auditor, _county
 from tests.test_order35_as_later import _operator
 from tests.test_rv40f_probes import _held_message
@@ -50,17 +50,14 @@ def _one_flag(engine: Engine, http: TestClient) -> tuple[dict[str, str], str]:
     return auditor, row["id"]
 
 
-@pytest.fixture(scope="module", params=_BACKENDS)
-def one_flag(request: pytest.FixtureRequest,
-             tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Engine, dict[str, str], str]]:
-    """``_one_flag`` once a module and backend: the engine (``store``'s settings), the auditor's headers and the
-    flag's id. For the tests that only send what is refused, or read, and check the flag is still unreviewed after:
-    each parameter had opened an engine and written the county again (trim43). A test whose review is taken keeps
-    ``store``."""
-    root = tmp_path_factory.mktemp("one-flag")
-    with settings_for_backend(request.param, Settings(data_dir=root / "var", http_port=0, mllp_port=0)) as chosen, \
-            Engine(chosen) as engine, TestClient(create_app(engine)) as http:
-        yield (engine, *_one_flag(engine, http))
+@pytest.fixture(scope="module")
+def one_flag(module_backend_eng: Engine) -> Iterator[tuple[Engine, dict[str, str], str]]:  # noqa: F811
+    """``_one_flag`` once a module and backend: the engine (``store``'s settings: ``module_backend_eng``), the
+    auditor's headers and the flag's id. For the tests that only send what is refused, or read, and check the flag is
+    still unreviewed after: each parameter had opened an engine and written the county again (trim43). A test whose
+    review is taken keeps ``store``."""
+    with TestClient(create_app(module_backend_eng)) as http:
+        yield (module_backend_eng, *_one_flag(module_backend_eng, http))
 
 
 def _review(http: TestClient, flag: str, auditor: dict[str, str], body: bytes, labelled: str = "application/json") -> Any:

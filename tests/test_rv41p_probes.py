@@ -23,7 +23,7 @@ from engine.engine import Engine
 from engine.settings import Settings
 from tests import test_httpfix41_edges as hf
 from tests import test_insurance_ui as ins
-from tests.test_httpfix41b_reasons import _one_flag, _owner, _review, one_flag  # noqa: F401 -- a fixture
+from tests.test_httpfix41b_reasons import _one_flag, _owner, _review, module_backend_eng, one_flag  # noqa: F401 -- fixtures
 from tests.test_order35_as_later import _operator
 from tests.test_reports_ui import Browser
 from tests.test_rv40f_probes import _held_message

@@ -17,7 +17,7 @@ from engine.settings import Settings
 from tests import test_httpfix41_edges as hf
 from tests.module_store import module_eng
 from tests.test_code37_ris_change import HEAD
-from tests.test_httpfix41b_reasons import _one_flag, _owner, _review, one_flag  # noqa: F401 -- a fixture
+from tests.test_httpfix41b_reasons import _one_flag, _owner, _review, module_backend_eng, one_flag  # noqa: F401 -- fixtures
 from tests.test_order35_as_later import _operator
 from tests.test_rv40c_probes import _one
 from tests.test_rv40d_probes import _stated
