@@ -17,6 +17,7 @@ from __future__ import annotations
 import base64
 import datetime as _dt
 import decimal
+import hashlib
 import json
 import re
 import threading
@@ -33,6 +34,7 @@ from engine.errors import FhirError, NotFound, Unprocessable
 from engine.identity.demographics import a_woman
 from engine.message_time import Dates, Stamp, aware_instant, settle, written_before_receipt
 from engine.repository.search import escape_value, token_value
+from mappings.frozen import FrozenDict, frozen
 from mappings.site import DEFAULTS_DIR, OTHER_GROUP, SiteError, load_merge_file, local_code_system
 
 API = "api"  # FHIR REST clients (PUT, POST, transaction and batch Bundles)
@@ -692,20 +694,55 @@ class _Saying:
             raise _combined(left, answered)
 
 
+@dataclass(frozen=True, slots=True)
+class _Compiled:
+    """One merge.yaml's rules as compiled, shared by every ``MergeRules`` of the same rules in a process
+    (``_COMPILED``, keyed by a digest of the rules as read). Why: each Engine's open built its own and compiled
+    every plan it met again (~0.2 ms a resource type and writer, ~10-100 an Engine in the tests; forty-third
+    round, trim43), as the converter's tables were before the site's reading was shared (trim42b). Read-only:
+    the tables are ``mappings.frozen`` copies; ``plans`` and ``held_parts`` only gain entries, each a frozen
+    plan or a tuple decided by the rules alone."""
+
+    groups: Mapping[str, frozenset[str]]
+    default_modes: Mapping[str, str]
+    conflicts: Mapping[str, str]
+    resources: Mapping[str, Mapping[str, Any]]
+    plans: dict[tuple[str, str], TypePlan]
+    held_parts: dict[str, tuple[tuple[str, Slice | None], ...]]
+
+
+# digest of the rules as read (``repr``: the same YAML bytes read the same) -> their compiled set; the same rules
+# from another site folder, or built from an equal mapping, are compiled once a process; other rules, another set
+_COMPILED: dict[bytes, _Compiled] = {}
+
+
 class MergeRules:
     """The compiled merge rules (see ``mappings/merge.yaml``)."""
 
     def __init__(self, data: Mapping[str, Any], origin: str = "merge.yaml") -> None:
         self.origin = origin
         self.data = data
-        self._groups = self._expand(data.get("sources") or {})
-        defaults = data.get("defaults") or {}
-        self._default_modes: Mapping[str, str] = defaults.get("modes") or {}
-        self._conflicts: Mapping[str, str] = defaults.get("conflict") or {}
-        self._resources: Mapping[str, Mapping[str, Any]] = data.get("resources") or {}
-        self._check_names()
-        self._plans: dict[tuple[str, str], TypePlan] = {}
-        self._held_parts: dict[str, tuple[tuple[str, Slice | None], ...]] = {}  # (``_held_whole``)
+        key = hashlib.blake2b(repr(data).encode(), digest_size=20).digest()
+        compiled = _COMPILED.get(key)
+        if compiled is None:  # (compiled from a read-only copy: a caller changing ``data`` after changes no one's rules)
+            read_only = frozen(data)
+            self._groups = FrozenDict(self._expand(read_only.get("sources") or {}))
+            defaults = read_only.get("defaults") or {}
+            self._default_modes: Mapping[str, str] = defaults.get("modes") or {}
+            self._conflicts: Mapping[str, str] = defaults.get("conflict") or {}
+            self._resources: Mapping[str, Mapping[str, Any]] = read_only.get("resources") or {}
+            self._check_names()
+            compiled = _Compiled(self._groups, self._default_modes, self._conflicts, self._resources, {}, {})
+            if len(_COMPILED) >= 16:  # (sites loaded and let go, in a test run)
+                _COMPILED.pop(next(iter(_COMPILED)), None)
+            _COMPILED[key] = compiled
+        self._groups, self._default_modes, self._conflicts, self._resources = (
+            compiled.groups, compiled.default_modes, compiled.conflicts, compiled.resources)
+        # (the plans and held parts as each is first asked, shared by every MergeRules of these rules: each entry is
+        # a frozen ``TypePlan`` or a tuple, a function of the rules alone, so two threads filling one give equal ones)
+        self._plans: dict[tuple[str, str], TypePlan] = compiled.plans
+        self._held_parts: dict[str, tuple[tuple[str, Slice | None], ...]] = compiled.held_parts  # (``_held_whole``)
+        # (this instance's own: the message being written on each thread, ``saying``; and the engine's ``same_test``)
         self._local = threading.local()
         # ``inherits``: orders a shared code does not tell are for the same test may still be (one
         # recognition item under two codes); the engine sets the recognition rules' reading here

@@ -15,6 +15,7 @@ from fastapi.testclient import TestClient
 from engine.api.app import create_app
 from engine.api.limits import json_depth_exceeds
 from engine.engine import Engine
+from tests.module_store import module_sqlite_eng  # noqa: F401 -- a fixture
 
 FHIR = "application/fhir+json"
 
@@ -135,10 +136,11 @@ HUGE = "393604153575934072455168"
     "/fhir/Patient?_count=%C2%B2",
     f"/reports/duplicates?_offset={HUGE}",
 ])
-def test_huge_integers_in_queries_are_400_not_500(http: TestClient, engine: Engine, client_token: Any,
+def test_huge_integers_in_queries_are_400_not_500(module_sqlite_eng: Engine, client_token: Any,  # noqa: F811
                                                   path: str) -> None:
-    token = client_token(engine, "system/*.cruds system/AuditEvent.rs system/DetectedIssue.rs", "auditor")
-    outcome_of(http.get(path, headers={"Authorization": f"Bearer {token}"}), 400)
+    token = client_token(module_sqlite_eng, "system/*.cruds system/AuditEvent.rs system/DetectedIssue.rs", "auditor")
+    with TestClient(create_app(module_sqlite_eng), raise_server_exceptions=False) as http:  # (reads: the module's engine)
+        outcome_of(http.get(path, headers={"Authorization": f"Bearer {token}", "Content-Type": FHIR}), 400)
 
 
 def test_huge_version_and_etag_are_4xx(http: TestClient) -> None:

@@ -13,47 +13,21 @@ index's rule stays. Real HL7 v2 over ``POST /hl7v2`` and the ingestor (one by on
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from functools import partial
 
 import pytest
 from fastapi.testclient import TestClient
 
 from adapters.hl7v2.ack import ack_code_of
-from engine.api.app import create_app
 from engine.engine import Engine
 from tests.hl7_calls import err_lines, post
-from tests.module_store import module_eng, undeclared_eng  # noqa: F401 -- shipped (declared) and undeclared sites
-from tests.owner41_calls import at_fnzyy, decide, held_w, nids, operator, resident_reads
+from tests.module_store import module_eng, module_eng_http, observed, undeclared_eng, undeclared_eng_http  # noqa: F401 -- both sites' engines, clients
+from tests.owner41_calls import at_fnzyy, decide, held_w, nids, operator
 from tests.test_rvidentity32_probes import MRN, _nid, adt, oru, patients
 
-_reads = partial(resident_reads, client_id="decl42b-phone")
+_observed = partial(observed, client_id="decl42b-phone")  # (what her phone reads)
 LINKS = "PID-3 gives the record a resident ID number another record holds: not taken"
 FNZYY = "urn:huren:mrn:FNZYY"
-
-
-def _client(engine: Engine) -> TestClient:
-    client = TestClient(create_app(engine))
-    client.headers["Authorization"] = "Bearer " + engine.auth.issue_system_token("decl42b", "system/*.cruds")
-    return client
-
-
-@pytest.fixture(scope="module")
-def http(module_eng: Engine) -> Iterator[TestClient]:
-    with _client(module_eng) as client:
-        yield client
-
-
-@pytest.fixture(scope="module")
-def uhttp(undeclared_eng: Engine) -> Iterator[TestClient]:
-    with _client(undeclared_eng) as client:
-        yield client
-
-
-def _observed(engine: Engine, resident: dict, code: str) -> list[str]:
-    """The subjects of the results coded ``code`` that ``resident``'s phone reads."""
-    bundle = json.loads(_reads(engine, resident, [f"/fhir/Observation?code={code}"])[0])
-    return [e["resource"]["subject"]["reference"] for e in bundle.get("entry", ())]
 
 
 def _links_held(ack: bytes, app: str) -> None:

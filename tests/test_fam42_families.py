@@ -20,30 +20,20 @@ back over ``/fhir`` as served and through ``/admin/fidelity`` as an operator rea
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 
-import pytest
 from fastapi.testclient import TestClient
 
 from adapters.hl7v2.ack import ack_code_of
-from engine.api.app import create_app
 from engine.engine import Engine
 from engine.messages import message_id
 from engine.recognition.facts import performer_institutions
 from tests.hl7_calls import err_lines, mllp, post
-from tests.module_store import module_eng  # noqa: F401 -- the module's engine, on each backend
+from tests.module_store import module_eng, module_eng_http  # noqa: F401 -- the module's engine and client, each backend
 
 ANALYSIS = "http://hl7.org/fhir/StructureDefinition/observation-analysis-date-time"
 ACSN_SYSTEM = "urn:huren:accession:FNXRMYY"
 DICOM_UID = "urn:dicom:uid"
 HDR = "MSH|^~\\&|{app}|FNXRMYY|HUREN|FNYGT|{stamp}+0800||{kind}|{control}|P|2.5.1|||AL|NE|CHN|UNICODE UTF-8\r"
-
-
-@pytest.fixture(scope="module")
-def http(module_eng: Engine) -> Iterator[TestClient]:
-    with TestClient(create_app(module_eng)) as client:
-        client.headers["Authorization"] = "Bearer " + module_eng.auth.issue_system_token("fam42", "system/*.cruds")
-        yield client
 
 
 def _written(engine: Engine, http: TestClient, control: str, rtype: str) -> list[dict]:

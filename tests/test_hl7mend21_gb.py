@@ -6,15 +6,18 @@ from __future__ import annotations
 
 import base64
 import zlib
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
 
 from adapters.hl7v2.ack import ack_code_of
+from engine.api.app import create_app
 from engine.engine import Engine
 from engine.messages import QUARANTINED, message_id
 from tests.feed_calls import post_hl7v2 as post
+from tests.module_store import module_sqlite_eng  # noqa: F401 -- a fixture (gb's)
 
 GB_SETS = ("GB 18030-2000", "GB2312", "ISO IR58")
 
@@ -33,14 +36,24 @@ def patient(engine: Engine, http: TestClient, control: str) -> dict[str, Any]:
     return http.get(f"/fhir/{ref}", headers={"Authorization": f"Bearer {token}"}).json()
 
 
+@pytest.fixture(scope="module")
+def gb(module_sqlite_eng: Engine) -> Iterator[tuple[Engine, TestClient]]:  # noqa: F811
+    """The module's engine (``engine``'s, once a module) and the app over it: the parametrized tests below write each
+    under a control ID and record number of its own (crc32 of what it sends), so they share it (each parameter had
+    opened an engine; trim43)."""
+    with TestClient(create_app(module_sqlite_eng)) as http:
+        yield module_sqlite_eng, http
+
+
 @pytest.mark.parametrize("msh18", GB_SETS)
 @pytest.mark.parametrize(("name", "address"), [
     ("张^三丰", ""),
     ("欧阳^娜娜", "人民路88号^^福州市^福建省"),
     ("李^明", "José Martí街"),          # a Latin accent and Chinese: é is C3 A9 in UTF-8
 ])
-def test_utf8_under_a_gb_declaration_is_refused_and_kept(engine: Engine, http: TestClient, msh18: str,
+def test_utf8_under_a_gb_declaration_is_refused_and_kept(gb: tuple[Engine, TestClient], msh18: str,
                                                          name: str, address: str) -> None:
+    engine, http = gb
     control = f"GU{zlib.crc32((msh18 + name).encode()) % 100000}"
     raw = adt(control, msh18, name, address).encode("utf-8")
     r = post(engine, http, raw)
@@ -72,8 +85,9 @@ def test_bytes_not_valid_gb18030_under_a_gb_declaration_are_refused(engine: Engi
     ("欧阳", "娜娜", "鼓楼区五一北路123号^^福州市^福建省^350001"),
     ("王", "女", "钱塘路1号"),
 ])
-def test_real_gb_text_is_accepted_and_read_right(engine: Engine, http: TestClient, msh18: str, family: str,
+def test_real_gb_text_is_accepted_and_read_right(gb: tuple[Engine, TestClient], msh18: str, family: str,
                                                  given: str, address: str) -> None:
+    engine, http = gb
     control = f"GR{zlib.crc32((msh18 + family + given + address).encode()) % 100000}"
     codec = "gb2312" if msh18 != "GB 18030-2000" else "gb18030"
     r = post(engine, http, adt(control, msh18, f"{family}^{given}", address).encode(codec))

@@ -37,7 +37,7 @@ from tests.identity39_calls import engine_and_client
 from tests.module_store import module_eng  # noqa: F401 -- one engine a module on each backend
 from tests.test_cdfix38_fixes import OID
 from tests.test_code37_ris_change import CHEST, HEAD, _changed, _ordered, _ris
-from tests.test_httpfix41b_reasons import _one_flag, store  # noqa: F401 -- an engine of its own on each backend
+from tests.test_httpfix41b_reasons import _one_flag, module_backend_eng, one_flag, store  # noqa: F401 -- an engine of its own (or the module's) on each backend
 from tests.test_ingest_replay import site_env
 from tests.test_ord39_order_history import _from
 from tests.test_ord40_owner_decision import _control
@@ -204,11 +204,12 @@ def test_a_readable_oauth_form_of_an_unknown_client_is_still_invalid_client(both
 @pytest.mark.parametrize(("name", "value"), [("from", "2026-01-01T20:00:00+08:00"), ("to", "2026-01-01junk"),
                                              ("from", "20260101"), ("to", "2026-W01-1"),
                                              ("from", "\uff12\uff10\uff12\uff16-01-01")])
-def test_a_report_day_that_is_not_exactly_a_day_is_refused_naming_it(store: Engine, name: str, value: str) -> None:
+def test_a_report_day_that_is_not_exactly_a_day_is_refused_naming_it(one_flag: tuple[Engine, dict[str, str], str],  # noqa: F811 -- the fixture
+                                                                     name: str, value: str) -> None:
     """``/reports/duplicates?from=2026-01-01T20:00:00+08:00`` had been answered as the whole day 2026-01-01 under a
     200 (the first ten characters read); ``20260101`` and an ISO week were taken by ``date.fromisoformat``."""
+    store, auditor, _ = one_flag
     with TestClient(create_app(store)) as http:
-        auditor, _ = _one_flag(store, http)
         r = http.get("/reports/duplicates", params={name: value}, headers=auditor)
         assert r.status_code == 400, (r.status_code, r.text[:300])
         (issue,) = r.json()["issue"]
@@ -345,11 +346,12 @@ def test_a_draft_order_of_another_kind_is_still_not_checked(both: tuple[Engine, 
     ("/reports/deductions", "month", "2026-01\n"),
     ("/reports/referrals", "from", "2026-01\n"), ("/reports/remote-reading", "to", "\uff12\uff10\uff12\uff16-01"),
 ])
-def test_a_report_month_that_is_not_exactly_a_month_is_refused_naming_it(store: Engine, path: str, name: str,
-                                                                         value: str) -> None:
+def test_a_report_month_that_is_not_exactly_a_month_is_refused_naming_it(one_flag: tuple[Engine, dict[str, str], str],  # noqa: F811 -- the fixture
+                                                                         path: str, name: str, value: str) -> None:
     """Four copies of "a month YYYY-MM" had read differently: the indicators took ``2026-1`` (``int`` of each
     part), the deduction list's and referral reports' ``$`` matched before a final line break (the deduction list's id
     is a hash of the month as sent: another signed list for the same month), the referral's ``\\d`` any digits."""
+    store = one_flag[0]  # (a county's store: the refusal and the month's 200 alike over what it holds)
     auditor = {"Authorization": "Bearer " + store.auth.issue_system_token("auditor-h42", "system/*.rs", kind="auditor")}
     also = {"institution": "FNXRMYY"} if path.endswith("deductions") else {}
     with TestClient(create_app(store)) as http:

@@ -26,6 +26,7 @@ from engine.engine import Engine
 from engine.message_time import reason_of
 from engine.settings import Settings
 from tests import test_httpfix41_edges as hf
+from tests.module_store import module_backend_eng  # noqa: F401 -- a fixture (one_flag's)
 from tests.test_labels20_report_flags import _auditor, _county
 from tests.test_order35_as_later import _operator
 from tests.test_rv40f_probes import _held_message
@@ -47,6 +48,16 @@ def _one_flag(engine: Engine, http: TestClient) -> tuple[dict[str, str], str]:
     auditor = _auditor(engine)
     (row,) = http.get("/reports/duplicates", headers=auditor).json()["rows"]
     return auditor, row["id"]
+
+
+@pytest.fixture(scope="module")
+def one_flag(module_backend_eng: Engine) -> Iterator[tuple[Engine, dict[str, str], str]]:  # noqa: F811
+    """``_one_flag`` once a module and backend: the engine (``store``'s settings: ``module_backend_eng``), the
+    auditor's headers and the flag's id. For the tests that only send what is refused, or read, and check the flag is
+    still unreviewed after: each parameter had opened an engine and written the county again (trim43). A test whose
+    review is taken keeps ``store``."""
+    with TestClient(create_app(module_backend_eng)) as http:
+        yield (module_backend_eng, *_one_flag(module_backend_eng, http))
 
 
 def _review(http: TestClient, flag: str, auditor: dict[str, str], body: bytes, labelled: str = "application/json") -> Any:
@@ -113,9 +124,10 @@ def test_a_review_whose_reason_or_decision_is_not_text_is_refused_naming_it(stor
     (b'{"decision": "upheld", "reason": "\xe5\xb1\x9e\xe5\xae\x9e"}}', "not JSON", None),
     (b'{"decision": "upheld", "reason": ' + b"7" * 5000 + b"}", "cannot be read", None),
 ])
-def test_an_unreadable_review_body_is_a_400_saying_why(store: Engine, body: bytes, said: str, names: str | None) -> None:
+def test_an_unreadable_review_body_is_a_400_saying_why(one_flag: tuple[Engine, dict[str, str], str], body: bytes,
+                                                      said: str, names: str | None) -> None:
+    store, auditor, flag = one_flag
     with TestClient(create_app(store)) as http:
-        auditor, flag = _one_flag(store, http)
         issue = _refusal(_review(http, flag, auditor, body))
         assert said in issue["diagnostics"] and issue.get("expression") == ([names] if names else None), issue
         kept = store.recognition.flags.get(flag)
@@ -230,10 +242,12 @@ def _links(html: str) -> list[tuple[str, str]]:
 
 @pytest.mark.parametrize(("path", "status"), [("/ui/no-such-page", 404), ("/ui/me/%5Cx", 400), ("/ui/me/%2Fx", 400),
                                               ("/ui/duplicates?institution=%E9%98", 400)])
-def test_both_lost_person_pages_draw_the_way_back_from_the_one_list(store: Engine, path: str, status: int,
+def test_both_lost_person_pages_draw_the_way_back_from_the_one_list(one_flag: tuple[Engine, dict[str, str], str],
+                                                                   path: str, status: int,
                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
     """The not-found and unreadable-address pages list ``ui_shared.PAGES``, in order, each named with who it is for;
     a page added to the list shows on both -- and in the staff pages' header -- with no page's HTML changed."""
+    store = one_flag[0]  # (pages that read nothing of the store: the module's engine)
     with TestClient(create_app(store)) as http:
         r = http.get(path, headers=BROWSER)
         assert r.status_code == status and r.headers["content-type"].startswith("text/html"), (r.status_code, r.headers)

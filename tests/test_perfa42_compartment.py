@@ -15,16 +15,17 @@ from fastapi.testclient import TestClient
 
 from adapters.hl7v2.ack import ack_code_of
 from engine import carried_numbers
-from engine.api.app import create_app
 from engine.engine import Engine
 from engine.identity.mpi import COMPARTMENTS_STAMP
 from engine.settings import Settings
+from tests.compartment_calls import her_records, merged, parted
 from tests.hl7_calls import err_lines, post
 from tests.identity39_calls import read_patient, unlink
+from tests.module_store import system_client
 from tests.test_a40b41_carried import BING, _as_an_earlier_release_left_it, old_release, opened
 from tests.test_idlow41_identity import _a47
 from tests.test_rv41n_probes import _his, _nids, _reads
-from tests.test_rvidentity32_probes import _nid, adt, merge, oru
+from tests.test_rvidentity32_probes import _nid, adt, oru
 
 BOTH = pytest.mark.parametrize("backend_settings", ["sqlite", "mongomock"], indirect=True)
 
@@ -49,16 +50,12 @@ def test_a_merge_and_its_unmerge_are_seen_by_her_very_next_request(backend_setti
     the A40 of R1 into R2, at once after it; the A37 parting them takes it from her very next request."""
     number = _nid("32092319620303410")
     with opened(backend_settings) as (engine, http):
-        zq = _his(http, "ZQ42P", "ZQ42Pa", f"~{number}^^^^NNCHN", "13700007771", facility="FNZYY")
-        _his(http, "R142P", "R142Pa", f"~{number}^^^^NNCHN", "13700007772")
-        two = _his(http, "R242P", "R242Pa", "", "13700007773")
-        assert ack_code_of(post(http, oru("R242Pb", "R242P^^^FNXRMYY^MR", *BING, "R2P42OBS"))) == "AA"
+        zq, two = her_records(http, "P", number, "1370000777")
         hers = _token(engine, zq)
         assert _twice(http, hers, "R2P42OBS") == []
-        assert ack_code_of(post(http, merge("R342P", "R242P^^^FNXRMYY^MR", *BING, "R142P^^^FNXRMYY^MR"))) == "AA"
+        merged(http, "P")
         assert _twice(http, hers, "R2P42OBS") == [f"Patient/{two}"]
-        ack = post(http, unlink("R442P", ("R242P", *BING), ("R142P", *BING)))
-        assert ack_code_of(ack) == "AA", err_lines(ack)
+        parted(http, "P")
         assert _reads(http, hers, "R2P42OBS") == []
 
 
@@ -108,12 +105,8 @@ def test_the_carry_pass_is_seen_by_her_very_next_request(backend_settings: Setti
     number = _nid("32092319620303452")
     with opened(backend_settings) as (engine, http):
         with old_release(monkeypatch):
-            zq = _his(http, "ZQ42Y", "ZQ42Ya", f"~{number}^^^^NNCHN", "13700009991", facility="FNZYY")
-            _his(http, "R142Y", "R142Ya", f"~{number}^^^^NNCHN", "13700009992")
-            two = _his(http, "R242Y", "R242Ya", "", "13700009993")
-            assert ack_code_of(post(http, oru("R242Yb", "R242Y^^^FNXRMYY^MR", *BING, "R2Y42OBS"))) == "AA"
-            assert ack_code_of(post(http, merge("R342Y", "R242Y^^^FNXRMYY^MR", *BING,
-                                                "R142Y^^^FNXRMYY^MR"))) == "AA"
+            zq, two = her_records(http, "Y", number, "1370000999")
+            merged(http, "Y")
         hers = _token(engine, zq)
         assert _twice(http, hers, "R2Y42OBS") == []
         _as_an_earlier_release_left_it(engine)
@@ -126,19 +119,13 @@ def test_another_workers_merge_is_seen_by_her_very_next_request(settings: Settin
     """SQLite, two workers of one store (each an Engine with its own remembered compartments): the second files
     the A40 and the A37; the first, which serves her token, sees each at her very next request."""
     number = _nid("32092319620303460")
-    with opened(settings) as (engine, http), Engine(settings) as other, \
-            TestClient(create_app(other)) as feed:
-        feed.headers["Authorization"] = "Bearer " + other.auth.issue_system_token("perfa42", "system/*.cruds")
-        zq = _his(http, "ZQ42W", "ZQ42Wa", f"~{number}^^^^NNCHN", "13700005551", facility="FNZYY")
-        _his(http, "R142W", "R142Wa", f"~{number}^^^^NNCHN", "13700005552")
-        two = _his(http, "R242W", "R242Wa", "", "13700005553")
-        assert ack_code_of(post(http, oru("R242Wb", "R242W^^^FNXRMYY^MR", *BING, "R2W42OBS"))) == "AA"
+    with opened(settings) as (engine, http), Engine(settings) as other, system_client(other, "perfa42") as feed:
+        zq, two = her_records(http, "W", number, "1370000555")
         hers = _token(engine, zq)
         assert _twice(http, hers, "R2W42OBS") == []
-        assert ack_code_of(post(feed, merge("R342W", "R242W^^^FNXRMYY^MR", *BING, "R142W^^^FNXRMYY^MR"))) == "AA"
+        merged(feed, "W")
         assert _twice(http, hers, "R2W42OBS") == [f"Patient/{two}"]
-        ack = post(feed, unlink("R442W", ("R242W", *BING), ("R142W", *BING)))
-        assert ack_code_of(ack) == "AA", err_lines(ack)
+        parted(feed, "W")
         assert _reads(http, hers, "R2W42OBS") == []
 
 
@@ -172,15 +159,10 @@ def test_a_merge_by_a_worker_of_the_release_before_is_seen_by_her_very_next_requ
     """A rolling upgrade: the second worker runs the release before this one (its index writes stamp nothing); its
     A40 of R1 into R2 should reach her very next request on the first worker all the same."""
     number = _nid("32092319620303468")
-    with opened(settings) as (engine, http), Engine(settings) as other, \
-            TestClient(create_app(other)) as feed:
+    with opened(settings) as (engine, http), Engine(settings) as other, system_client(other, "perfa42") as feed:
         other.identity.links._stamp = lambda: None  # type: ignore[method-assign]  # (the release before: no stamp)
-        feed.headers["Authorization"] = "Bearer " + other.auth.issue_system_token("perfa42", "system/*.cruds")
-        zq = _his(http, "ZQ42O", "ZQ42Oa", f"~{number}^^^^NNCHN", "13700003331", facility="FNZYY")
-        _his(http, "R142O", "R142Oa", f"~{number}^^^^NNCHN", "13700003332")
-        two = _his(http, "R242O", "R242Oa", "", "13700003333")
-        assert ack_code_of(post(http, oru("R242Ob", "R242O^^^FNXRMYY^MR", *BING, "R2O42OBS"))) == "AA"
+        zq, two = her_records(http, "O", number, "1370000333")
         hers = _token(engine, zq)
         assert _twice(http, hers, "R2O42OBS") == []
-        assert ack_code_of(post(feed, merge("R342O", "R242O^^^FNXRMYY^MR", *BING, "R142O^^^FNXRMYY^MR"))) == "AA"
+        merged(feed, "O")
         assert _reads(http, hers, "R2O42OBS") == [f"Patient/{two}"]

@@ -8,6 +8,7 @@ Real HL7 over MLLP (``send``), real HTTP through FastAPI's TestClient, the real 
 from __future__ import annotations
 
 import base64
+import contextlib
 from collections.abc import Iterator
 from typing import Any
 
@@ -16,7 +17,7 @@ from fastapi.testclient import TestClient
 
 from engine.engine import Engine
 from engine.settings import Settings
-from tests.module_store import module_eng
+from tests.module_store import module_backend_eng, module_eng  # noqa: F401 -- fixtures
 from tests.test_convert11_thinner import send
 from tests.test_old37_document_paragraphs import _aa, _ids, mdm
 from tests.test_perfi37_carrying import SYS, _carrying, _patient, _searched
@@ -27,11 +28,26 @@ carrying_engine = module_eng
 @pytest.fixture
 def both(backend_settings: Settings) -> Iterator[tuple[Engine, TestClient]]:
     """An engine on each backend and the real app over it, read with a system token."""
+    with Engine(backend_settings) as eng, _reader(eng) as http:
+        yield eng, http
+
+
+@pytest.fixture(scope="module")
+def module_both(module_backend_eng: Engine) -> Iterator[tuple[Engine, TestClient]]:  # noqa: F811
+    """``both`` once a module and backend (``module_backend_eng``): for a parametrized test whose every parameter
+    writes under names of its own (each had opened an engine; trim43)."""
+    with _reader(module_backend_eng) as http:
+        yield module_backend_eng, http
+
+
+@contextlib.contextmanager
+def _reader(eng: Engine) -> Iterator[TestClient]:
+    """The real app over ``eng``, read with a system token."""
     from engine.api.app import create_app
 
-    with Engine(backend_settings) as eng, TestClient(create_app(eng)) as http:
+    with TestClient(create_app(eng)) as http:
         http.headers["Authorization"] = "Bearer " + eng.auth.issue_system_token("reader", "system/*.rs")
-        yield eng, http
+        yield http
 
 
 def _doc(eng: Engine, http: TestClient, control: str) -> dict[str, Any]:
@@ -89,10 +105,11 @@ def _obx(n: int, kind: str, text: str) -> str:
 @pytest.mark.parametrize("text", [r"第一行\.br\第二行", r"血压 140\F\90", "甲行~乙行", r"\.sp\缩进\.in+4\段", r"\H\重点\N\内容",
                                   r"第一\X0D0A\第二", r"路径 C:\E\data", "  前后空格  ~~  ", r"\.nf\  表格  \.fi\续"],
                          ids=["br", "escape", "repeats", "sp-in", "highlight", "hex", "escape-e", "blanks", "nf-fi"])
-def test_an_edit_keeps_an_unchanged_formatted_paragraph(both: tuple[Engine, TestClient], text: str) -> None:
+def test_an_edit_keeps_an_unchanged_formatted_paragraph(module_both: tuple[Engine, TestClient], text: str) -> None:
     """Guard: a paragraph sent the same in the edit (FT formatting, an escape, TX repetitions) is still the
-    document's text: the line-by-line comparison with the stored content must not take it for dropped."""
-    eng, http = both
+    document's text: the line-by-line comparison with the stored content must not take it for dropped. (Each
+    text its own documents and controls, ``tag``: the parameters share the module's engine.)"""
+    eng, http = module_both
     tag = str(sum(map(ord, text)) % 10_000)
     first = mdm("FT1" + tag, "T02", [], number="DOC-FT" + tag, obx=_obx(1, "FT", text) + _obx(2, "TX", "乙"))
     edit = mdm("FT2" + tag, "T08", [], number="DOC-FT" + tag, obx=_obx(1, "FT", text) + _obx(2, "TX", "乙（改）"))

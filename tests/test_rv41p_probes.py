@@ -23,7 +23,7 @@ from engine.engine import Engine
 from engine.settings import Settings
 from tests import test_httpfix41_edges as hf
 from tests import test_insurance_ui as ins
-from tests.test_httpfix41b_reasons import _one_flag, _owner, _review
+from tests.test_httpfix41b_reasons import _one_flag, _owner, _review, module_backend_eng, one_flag  # noqa: F401 -- fixtures
 from tests.test_order35_as_later import _operator
 from tests.test_reports_ui import Browser
 from tests.test_rv40f_probes import _held_message
@@ -84,10 +84,11 @@ def test_a_review_body_with_nan_is_not_json(store: Engine) -> None:
     '{"decision": "upheld", "reason": "已核实"}'.encode("gbk"),  # GBK without saying so
     b"decision=upheld&reason=ok",  # a form
 ])
-def test_odd_review_bodies_are_a_400_never_a_500_nor_a_review(store: Engine, body: bytes) -> None:
+def test_odd_review_bodies_are_a_400_never_a_500_nor_a_review(one_flag: tuple[Engine, dict[str, str], str],  # noqa: F811 -- the fixture
+                                                              body: bytes) -> None:
     """Guard: each odd body is a 400 OperationOutcome and the flag stays unreviewed."""
+    store, auditor, flag = one_flag
     with TestClient(create_app(store), raise_server_exceptions=False) as http:
-        auditor, flag = _one_flag(store, http)
         for labelled in ("application/json", "text/plain", "application/x-www-form-urlencoded"):
             r = _review(http, flag, auditor, body, labelled)
             assert r.status_code == 400, (labelled, r.status_code, r.text[:300])

@@ -17,7 +17,7 @@ from engine.settings import Settings
 from tests import test_httpfix41_edges as hf
 from tests.module_store import module_eng
 from tests.test_code37_ris_change import HEAD
-from tests.test_httpfix41b_reasons import _one_flag, _owner, _review
+from tests.test_httpfix41b_reasons import _one_flag, _owner, _review, module_backend_eng, one_flag  # noqa: F401 -- fixtures
 from tests.test_order35_as_later import _operator
 from tests.test_rv40c_probes import _one
 from tests.test_rv40d_probes import _stated
@@ -192,10 +192,11 @@ def test_a_name_repeated_in_a_nested_object_is_not_said_to_be_the_bodys_field(st
     b'[{"decision": "upheld", "reason": "ok"}]',
     b"null",
 ])
-def test_odd_bodies_are_a_400_on_every_content_type_and_no_review(store: Engine, body: bytes) -> None:
+def test_odd_bodies_are_a_400_on_every_content_type_and_no_review(one_flag: tuple[Engine, dict[str, str], str],  # noqa: F811 -- the fixture
+                                                                  body: bytes) -> None:
     """Guard: each is a 400 OperationOutcome whatever the body is labelled, and the flag stays unreviewed."""
+    store, auditor, flag = one_flag
     with TestClient(create_app(store), raise_server_exceptions=False) as http:
-        auditor, flag = _one_flag(store, http)
         for labelled in ("application/json", "text/plain; charset=utf-8", "multipart/form-data; boundary=x"):
             r = _review(http, flag, auditor, body, labelled)
             assert r.status_code == 400 and r.headers["content-type"].startswith("application/fhir+json"), (

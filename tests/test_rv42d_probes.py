@@ -6,46 +6,19 @@ read back over ``/fhir`` (system token) and as the resident's phone (SMART patie
 
 from __future__ import annotations
 
-import json
-from collections.abc import Iterator
 from functools import partial
 
 import pytest
 from fastapi.testclient import TestClient
 
 from adapters.hl7v2.ack import ack_code_of
-from engine.api.app import create_app
 from engine.engine import Engine
 from tests.hl7_calls import err_lines, post
-from tests.module_store import module_eng, undeclared_eng  # noqa: F401 -- shipped (declared) and undeclared sites
-from tests.owner41_calls import at_fnzyy, nids, resident_reads
+from tests.module_store import module_eng, module_eng_http, observed, undeclared_eng, undeclared_eng_http  # noqa: F401 -- both sites' engines, clients
+from tests.owner41_calls import at_fnzyy, nids
 from tests.test_rvidentity32_probes import MRN, _nid, adt, oru, patients
 
-_reads = partial(resident_reads, client_id="rv42d-phone")
-
-
-def _client(engine: Engine) -> TestClient:
-    client = TestClient(create_app(engine))
-    client.headers["Authorization"] = "Bearer " + engine.auth.issue_system_token("rv42d", "system/*.cruds")
-    return client
-
-
-@pytest.fixture(scope="module")
-def http(module_eng: Engine) -> Iterator[TestClient]:
-    with _client(module_eng) as client:
-        yield client
-
-
-@pytest.fixture(scope="module")
-def uhttp(undeclared_eng: Engine) -> Iterator[TestClient]:
-    with _client(undeclared_eng) as client:
-        yield client
-
-
-def _observed(engine: Engine, resident: dict, code: str) -> list[str]:
-    """The subjects of the results coded ``code`` that ``resident``'s phone reads."""
-    bundle = json.loads(_reads(engine, resident, [f"/fhir/Observation?code={code}"])[0])
-    return [e["resource"]["subject"]["reference"] for e in bundle.get("entry", ())]
+_observed = partial(observed, client_id="rv42d-phone")  # (what her phone reads)
 
 
 def _registered(http: TestClient, mrn: str, control: str, name: str, birth: str, ids: str = "") -> dict:

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
+from tests.module_store import module_eng, module_eng_client  # noqa: F401 -- fixtures (the negotiation test's)
 from tests.test_txfix25_rv_review import MRN, OTHER, _local, _methods, _obs, _patient, _tx, eng, http
 
 __all__ = ["eng", "http"]
@@ -104,6 +105,13 @@ def test_history_post_create_delete_put_recreate(http: TestClient) -> None:
 
 # --- Accept: the most specific range decides; operations negotiate; metadata varies ----------------
 
+@pytest.fixture(scope="module")
+def a5(module_eng_client: TestClient) -> None:  # noqa: F811
+    """Patient a5 PUT by the module's client (201, once a module and backend): the negotiation test only reads it,
+    each parameter with its Accept (each had opened an engine and PUT it; trim43)."""
+    assert module_eng_client.put("/fhir/Patient/a5", json={**_patient("a5"), "id": "a5"}).status_code == 201
+
+
 @pytest.mark.parametrize("accept,status", [
     ("application/fhir+json;q=0, application/json", 200),
     ("application/fhir+json;q=0.5, */*;q=0", 200),
@@ -112,8 +120,8 @@ def test_history_post_create_delete_put_recreate(http: TestClient) -> None:
     ("application/json;q=0, */*", 406),
     ("application/fhir+json;q=0, application/*", 406),
 ])
-def test_accept_most_specific_range_decides(http: TestClient, accept: str, status: int) -> None:
-    assert http.put("/fhir/Patient/a5", json={**_patient("a5"), "id": "a5"}).status_code == 201
+def test_accept_most_specific_range_decides(module_eng_client: TestClient, a5: None, accept: str, status: int) -> None:  # noqa: F811
+    http = module_eng_client
     for path in ("/fhir/Patient/a5", "/fhir/Patient?_id=a5", "/fhir/metadata"):
         r = http.get(path, headers={"Accept": accept})
         assert r.status_code == status, (path, accept, r.status_code)

@@ -7,6 +7,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from engine.engine import Engine
+from tests.module_store import module_eng, module_eng_client  # noqa: F401 -- fixtures (the negotiation tests')
 from tests.test_fhir_api import eng, http
 from tests.test_probef25_rest import MRN, _local, _obs, _patient, _tx
 
@@ -160,10 +161,20 @@ def test_history_transaction_put_create_listed_as_put(http: TestClient) -> None:
 
 # --- content negotiation ---------------------------------------------------------------------------
 
+@pytest.fixture(scope="module")
+def negotiated(module_eng_client: TestClient) -> TestClient:  # noqa: F811
+    """The module's client (``module_eng``, each backend) with Patients a1 and a2 PUT by it (201 each, once): the
+    negotiation tests only read them, each parameter with its Accept (each had opened an engine and PUT its
+    patient; trim43)."""
+    for pid in ("a1", "a2"):
+        assert module_eng_client.put(f"/fhir/Patient/{pid}", json={**_patient(pid), "id": pid}).status_code == 201
+    return module_eng_client
+
+
 @pytest.mark.parametrize("accept", ["application/fhir+xml", "application/xml, text/html",
                                     "application/fhir+json;q=0, application/fhir+xml", "text/*"])
-def test_accept_without_json_406_everywhere(http: TestClient, accept: str) -> None:
-    assert http.put("/fhir/Patient/a1", json={**_patient("a1"), "id": "a1"}).status_code == 201
+def test_accept_without_json_406_everywhere(negotiated: TestClient, accept: str) -> None:
+    http = negotiated
     for path in ("/fhir/Patient/a1", "/fhir/Patient?identifier=" + MRN + "|a1", "/fhir/metadata",
                  "/fhir/Patient/a1/_history"):
         r = http.get(path, headers={"Accept": accept})
@@ -175,8 +186,8 @@ def test_accept_without_json_406_everywhere(http: TestClient, accept: str) -> No
                                     "application/fhir+json; fhirVersion=4.0",
                                     "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8",
                                     "APPLICATION/FHIR+JSON"])
-def test_accept_admitting_json_answered(http: TestClient, accept: str) -> None:
-    assert http.put("/fhir/Patient/a2", json={**_patient("a2"), "id": "a2"}).status_code == 201
+def test_accept_admitting_json_answered(negotiated: TestClient, accept: str) -> None:
+    http = negotiated
     for path in ("/fhir/Patient/a2", "/fhir/metadata"):
         r = http.get(path, headers={"Accept": accept})
         assert r.status_code == 200, (path, accept, r.text[:200])

@@ -15,6 +15,7 @@ from engine.api.app import create_app
 from engine.engine import Engine
 from engine.errors import Conflict
 from engine.repository.port import StoredResource
+from tests.module_store import module_eng, module_eng_client  # noqa: F401 -- fixtures (the negotiation test's)
 from tests.test_fhir_api import eng, http
 from tests.test_probef25_rest import MRN, _local, _obs, _patient, _tx
 
@@ -91,12 +92,20 @@ def test_an_undefined_placeholder_is_refused_naming_its_element(http: TestClient
 
 # --- 4. Accept, and the method a version was made by -----------------------------------------------
 
+@pytest.fixture(scope="module")
+def a1(module_eng_client: TestClient) -> None:  # noqa: F811
+    """Patient a1 PUT by the module's client (201, once a module and backend): the negotiation test only reads it,
+    each parameter with its Accept (each had opened an engine and PUT it; trim43)."""
+    assert module_eng_client.put("/fhir/Patient/a1", json={"resourceType": "Patient", "id": "a1"}).status_code == 201
+
+
 @pytest.mark.parametrize(("accept", "status"), [
     ("application/fhir+xml", 406), ("application/xml, text/html", 406), ("application/fhir+json;q=0", 406),
     ("application/fhir+xml, application/fhir+json;q=0.5", 200), ("*/*", 200), ("application/*", 200),
     ("application/json", 200), ("", 200)])
-def test_accept_is_negotiated_on_reads_searches_and_metadata(http: TestClient, accept: str, status: int) -> None:
-    assert http.put("/fhir/Patient/a1", json={"resourceType": "Patient", "id": "a1"}).status_code == 201
+def test_accept_is_negotiated_on_reads_searches_and_metadata(module_eng_client: TestClient, a1: None, accept: str,  # noqa: F811
+                                                             status: int) -> None:
+    http = module_eng_client
     headers = {"Accept": accept} if accept else {}
     for url in ("/fhir/Patient/a1", "/fhir/Patient?_id=a1", "/fhir/metadata", "/fhir/Patient/a1/_history"):
         r = http.get(url, headers=headers)
