@@ -13,7 +13,6 @@ and store on each backend (``module_eng``: SQLite, mongomock), read back over ``
 
 from __future__ import annotations
 
-import pytest
 from fastapi.testclient import TestClient
 
 from adapters.hl7v2.ack import ack_code_of

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from functools import partial
 
-import pytest
 from fastapi.testclient import TestClient
 
 from adapters.hl7v2.ack import ack_code_of
