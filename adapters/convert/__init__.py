@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from adapters.convert import (
+    applications,
     builders,  # noqa: F401  (registers the builders templates name)
     common,
     templates,
@@ -1038,16 +1039,38 @@ def _names_the_order(order: dict[str, Any], filled: Filled, made: dict[str, Any]
     order of hers keyed by the number and the OMI's order never saw its report (review rv42d MED 3, omi42). The
     accession names the order where the message is an imaging one or the group is coded as the order's test: a
     LIS's specimen number of the same value (two counters of one hospital, both by date) is not the imaging
-    order's."""
+    order's. And only from the application that assigned it (``_by_accession``: review rv43b HIGH 1)."""
     if _holds(order, filled.system, filled.value):
         return True
     return _by_accession(order, filled, made)
 
 
 def _by_accession(order: dict[str, Any], filled: Filled, made: dict[str, Any] | None) -> bool:
-    """Whether ``order`` holds the number as its accession and the message may name it so (``_names_the_order``)."""
-    return (_holds(order, filled.accession, filled.value, "ACSN")
-            and (filled.imaging or bool(_codings((made or {}).get("code")) & _codings(order.get("code")))))
+    """Whether ``order`` holds the number as its accession and the message may name it so (``_names_the_order``).
+
+    An accession is the number of the application that assigned it (``applications.assigned_by``: IPC-1's
+    assigning authority, else the OMI's MSH-3), not of the institution: a hospital's imaging fillers -- the RIS,
+    the ultrasound department's system, endoscopy, ECG -- each count by date, and the ultrasound system's
+    ``20261201007^USIS`` was filed on the CT order whose accession had that value (review rv43b HIGH 1). So:
+    - reported by the application that assigned it (``Filled.numbered_by``: OBR-3's EI-2..4 where stated, else
+      MSH-3, by its site aliases too; ``applications.names_one``): it names the order where the message is an
+      imaging one or the group is coded as the order's test (acsn43's rule);
+    - OBR-3 naming another application (``Filled.named``), or any where the accession is stored with no assigner:
+      never -- the number is stated to be that one's;
+    - OBR-3 naming none, from another application or over an accession stored with no assigner (before acsn43b,
+      or by a FHIR client): only where the group is coded as the order's test -- a relay forwarding the RIS's
+      report of the head CT names it, another filler's exam of its own test does not (the LIS's rule).
+    A re-sent OMI records the assigner on an accession stored without one (merge.yaml: identifiers union by
+    system and value, the incoming entry replacing the stored)."""
+    assigners = [applications.assigned_by(i) for i in order.get("identifier") or ()
+                 if isinstance(i, dict) and i.get("system") == filled.accession and i.get("value") == filled.value
+                 and ident_type(i) == "ACSN"]
+    if not assigners:
+        return False
+    coded = bool(_codings((made or {}).get("code")) & _codings(order.get("code")))
+    if any(hd is not None and applications.names_one(hd, filled.numbered_by) for hd in assigners):
+        return filled.imaging or coded
+    return coded and not filled.named
 
 
 def _claims_number(order: dict[str, Any], said: Said | None, filled: Filled, made: dict[str, Any] | None) -> bool:

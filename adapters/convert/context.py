@@ -72,7 +72,10 @@ class Filled(NamedTuple):
     (``subject``, "Type/id"), where the number stands (segment, sequence, field), the sender's accession system
     (``accession_system``) the same value may stand under on the order the number names, and whether the group's
     message is an imaging one (``category`` imaging) -- with the test's code, what lets an accession alone name
-    the order (``_names_the_order``, forty-third round, acsn43)."""
+    the order (``_names_the_order``, forty-third round, acsn43) -- and the application that numbered the group
+    (``numbered_by``: OBR-3's assigning authority where stated, ``named``, else MSH-3; each form the site's aliases
+    give it, ``applications.forms``): an accession names the order only from the application that assigned it
+    (``applications.assigned_by``; review rv43b HIGH 1, acsn43b)."""
 
     system: str
     value: str
@@ -80,6 +83,8 @@ class Filled(NamedTuple):
     where: tuple[str, int, int]
     accession: str
     imaging: bool
+    numbered_by: tuple[tuple[str, str, str], ...] = ()
+    named: bool = False
 
 
 class MemberNumber(NamedTuple):
