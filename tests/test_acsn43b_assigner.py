@@ -179,3 +179,40 @@ def test_the_ultrasound_systems_bare_number_after_the_ris_report_is_its_own(http
     ack = post(http, _us("ACSN43BR3", mrn, number))
     assert ack_code_of(ack) == "AA" and err_lines(ack) == [], ack
     assert _based_on(http, _order(http, "ACSN43BPR")) == ["未见异常"]
+
+
+# --- rv43b LOW 3: a pharmacy restarting RXG-1 each day ------------------------------------------------------------
+
+def test_a_give_restated_under_its_counter_with_another_time_is_said(http: TestClient) -> None:
+    """RXG-1 identifies the give within its order (v2.5.1 4A.14.7.1): the next day's RGV restarting the counter at
+    1 states yesterday's give 1 again with today's time -- stored as that give restated (one dispense per order
+    and counter), and the ACK says so at RXG-1 with both times (W 205). A re-send of the same gives: no word."""
+    from tests.test_acsn43_give import _rgv
+
+    first = _rgv("ACSN43BG1", "ACSN43BG", "ACSN43BRX")
+    ack = post(http, first)
+    assert ack_code_of(ack) == "AA" and err_lines(ack) == [], ack
+    ack = post(http, first.replace("|ACSN43BG1|", "|ACSN43BG2|"))  # (re-sent under another control id)
+    assert ack_code_of(ack) == "AA" and err_lines(ack) == [], ack
+    found = http.get("/fhir/Patient", params={"identifier": "ACSN43BG"}).json()
+    (patient,) = [e["resource"] for e in found.get("entry") or ()]
+    dispenses = http.get("/fhir/MedicationDispense", params={"subject": f"Patient/{patient['id']}"}).json()
+    ids = sorted(e["resource"]["id"] for e in dispenses.get("entry") or ())
+    assert len(ids) == 2, dispenses
+    nextday = first.replace("|ACSN43BG1|", "|ACSN43BG3|").replace("20261201080000", "20261202080000").replace(
+        "20261201200000", "20261202200000")
+    ack = post(http, nextday)
+    assert ack_code_of(ack) == "AA", ack
+    assert err_lines(ack) == [
+        f"ERR||RXG^{n}^1|205^Duplicate key identifier^HL70357|W||||RXG-1 (give sub-ID counter) keys the stored give "
+        f"of this order MedicationDispense/{i} (CN-CEF at 2026-12-01T{h}:00:00+08:00); this give states CN-CEF at "
+        f"2026-12-02T{h}:00:00+08:00: stored as that give restated -- HL7 v2.5.1 has RXG-1 identify the give within "
+        "its order, and a pharmacy system restarting the counter rewrites an earlier give: send each give of an "
+        "order under its own RXG-1" for n, h, i in _by_time(http, ids)], ack
+
+
+def _by_time(http: TestClient, ids: list[str]) -> list[tuple[int, str, str]]:
+    """(the RXG's sequence, its hour, the dispense id) of the two gives, in message order (08:00 first)."""
+    gives = sorted((http.get(f"/fhir/MedicationDispense/{i}").json() for i in ids),
+                   key=lambda d: d["dosageInstruction"][0]["timing"]["repeat"]["boundsPeriod"]["start"])
+    return [(n, "08" if n == 1 else "20", d["id"]) for n, d in enumerate(gives, 1)]

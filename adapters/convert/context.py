@@ -203,6 +203,9 @@ class Context:
     # "Type/id" of an order a group names by its filler number alone -> the number and where (``Filled``): the order
     # of the patient that holds it, whichever number keyed it (``adopt_filled``, review rv40h MED 7)
     filled: dict[str, Filled] = field(default_factory=dict)
+    # a pharmacy's give (RXG, RGV^O15: ``builders._give_dosage``) and its segment: the MedicationDispense keyed by
+    # the order and RXG-1, which a stored give of another time under that key is restated by (``settle_gives``)
+    gives: list[tuple[Resource, Segment]] = field(default_factory=list)
     # "Type/id" -> its key, of every resource keyed by a filler number (``filler|...``: a report, its results and
     # specimens, an order named by it alone; the ImagingStudy keyed by the accession, under ``<report key>|acsn``:
     # ``pacs``), and "DiagnosticReport/id" -> (its key, (segment, sequence, field) of the filler number): a report
