@@ -225,7 +225,8 @@ def comparable(snap: dict[str, Any]) -> dict[str, Any]:
     row of that order is an order-time check of the entry's person and item; link37's reports kept on
     an Observation's entry (``reports``), its once-only marker, and its notes of reports stored ahead
     of their results when there are none (the feed has no FHIR client); perfa42's compartment stamp in ``mpi_meta``
-    (random, replaced by each identity write)."""
+    (random, replaced by each identity write); acsn43b's assigner of an order's accession (ACSN identifier's
+    ``assigner``, the application that assigned it)."""
     from engine.identity.mpi import COMPARTMENTS_STAMP
     from engine.insurance.tiers import stored_fen
     from engine.recognition.index import LISTED_AHEAD
@@ -260,12 +261,21 @@ def comparable(snap: dict[str, Any]) -> dict[str, Any]:
         for key, row in snap.get(part, {}).items():
             if key.startswith("DetectedIssue/dup-") and row[at]:
                 row[at] = _without_pairs(row[at])
+            if key.startswith("ServiceRequest/") and row[at]:
+                row[at] = {**row[at], "identifier": [
+                    {k: v for k, v in i.items() if k != "assigner" or _kind(i) != "ACSN"}
+                    for i in row[at].get("identifier") or ()]} if "identifier" in row[at] else row[at]
     for name in ("recognition_flags", "recognition_check_days", "recognition_flag_days"):
         for doc in docs.get(name, {}).values():
             for key in _MONEY:
                 if key in doc:
                     doc[key] = str(stored_fen(doc[key]))
     return snap
+
+
+def _kind(identifier: dict[str, Any]) -> str:
+    """An identifier's v2 0203 type ("" when it states none)."""
+    return str(((identifier.get("type") or {}).get("coding") or [{}])[0].get("code") or "")
 
 
 def _without_pairs(issue: dict[str, Any]) -> dict[str, Any]:

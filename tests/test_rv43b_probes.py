@@ -167,11 +167,6 @@ def _reports_on(http: TestClient, order_id: str) -> list[dict[str, Any]]:
     return [e["resource"] for e in found.get("entry") or ()]
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "HIGH (rv43b): another imaging filler's report (the ultrasound system, OBR-24 US, its own application in MSH-3 "
-    "and OBR-3.2) by its own filler number alone is filed on the RIS's CT order whose accession (IPC-1) has the "
-    "same value -- _by_accession reads the accession as the institution's one number space and 'imaging' as "
-    "enough, whatever application numbered the report and whatever test it is coded as"))
 def test_another_imaging_fillers_number_equal_to_a_ct_accession_is_not_the_ct_order(http: TestClient) -> None:
     mrn, number = "RV43BU", "20261201007"
     assert ack_code_of(post(http, acc._omi("RV43BU1", mrn, "RV43BPU", number, "20261201090000",

@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from adapters.convert import (
+    applications,
     builders,  # noqa: F401  (registers the builders templates name)
     common,
     templates,
@@ -77,6 +78,8 @@ class Conversion:
     identified: dict[str, tuple[str, str, tuple[str, int, int]]] = field(default_factory=dict)
     # "Type/id" -> the number it is named by alone (``Filled``): ``Context.filled``, for ``adopt_filled``
     filled: dict[str, Filled] = field(default_factory=dict)
+    # "MedicationDispense/id" of a pharmacy's give (RXG) -> (segment, sequence): ``Context.gives``, ``settle_gives``
+    gives: dict[str, tuple[str, int]] = field(default_factory=dict)
     # ``Context.filler_keyed`` and ``filler_reports``, for ``settle_reused_filler``; the orders of another exam's
     # stored report under this message's filler number, which ``adopt_filled`` does not join
     filler_keyed: dict[str, str] = field(default_factory=dict)
@@ -166,6 +169,8 @@ class Conversion:
             leaned.update(settle_stay(self, read_many, search, messages, earlier))
         if (self.withdrawn or self.restated) and read_many is not None:
             leaned.update(settle_withdrawn(self, read_many, search, earlier))
+        if self.gives and read_many is not None:
+            leaned.update(settle_gives(self, read_many, earlier))
         return sorted(leaned)
 
     def taken_back_by_write(self, written: Mapping[str, Any]) -> list[HL7Error]:
@@ -288,6 +293,8 @@ def convert(message: Message, site: Site, institution: str | None = None, applic
         formerly=ctx.former,
         identified=ctx.identified,
         filled=ctx.filled,
+        gives={ref: (seg.name, seg.sequence) for res, seg in ctx.gives
+               for ref, made in ctx.resources.items() if made is res},
         filler_keyed=ctx.filler_keyed,
         filler_reports=ctx.filler_reports,
         withdrawn=ctx.withdrawn,
@@ -445,6 +452,50 @@ def settle_completion(conversion: Conversion, written: Mapping[str, Any]) -> lis
         if (order or {}).get("status") == "completed":
             taken.append(said)
     return taken
+
+
+def settle_gives(conversion: Conversion, read_many: Any, earlier: Sequence[Conversion] = ()) -> list[int]:
+    """A pharmacy's give (RXG) whose MedicationDispense -- keyed by the order and RXG-1 -- is stored (or made by
+    the batch's earlier message) with another timing or another medication: stored as that give restated, with a
+    W at RXG-1 (ERR-3 205) naming both. HL7 v2.5.1 4A.14.7.1 has RXG-1 (give sub-ID counter) identify the give
+    within its order, so the same order and counter is the same give, and a re-sent or corrected give is stored
+    over it as any restatement. But a pharmacy restarting the counter each day rewrote yesterday's 08:00 give with
+    today's and said nothing (review rv43b LOW 3): the W tells the operator it happened, and what was there. The
+    same timing and medication (a re-send): no word. Returns the positions in ``earlier`` read."""
+    leaned: set[int] = set()
+    stored = read_many([_key_of(ref) for ref in conversion.gives])
+    for ref, (segment, sequence) in conversion.gives.items():
+        now = conversion.by_reference.get(ref)
+        was = _as_left(ref, stored.get(_key_of(ref)), earlier, leaned)
+        if now is None or was is None:
+            continue
+        then_when, now_when = _give_time(was), _give_time(now)
+        then_what, now_what = _codings(was.get("medicationCodeableConcept")), \
+            _codings(now.get("medicationCodeableConcept"))
+        if then_when == now_when and (then_what == now_what or not then_what or not now_what):
+            continue
+        conversion.warn(HL7Error(
+            f"{segment}-1 (give sub-ID counter) keys the stored give of this order {ref} ({_give_text(was)}); this "
+            f"give states {_give_text(now)}: stored as that give restated -- HL7 v2.5.1 has RXG-1 identify the "
+            "give within its order, and a pharmacy system restarting the counter rewrites an earlier give: send "
+            "each give of an order under its own RXG-1",
+            segment, sequence, 1, code=DUPLICATE_KEY_IDENTIFIER))
+    return sorted(leaned)
+
+
+def _give_time(dispense: dict[str, Any]) -> Any:
+    """A give's timing as its dispense holds it (the first dosage instruction's), None when it states none."""
+    return ((dispense.get("dosageInstruction") or [{}])[0] or {}).get("timing")
+
+
+def _give_text(dispense: dict[str, Any]) -> str:
+    """A give for the W of ``settle_gives``: its medication and its time as the dispense holds them."""
+    timing = _give_time(dispense) or {}
+    bounds = ((timing.get("repeat") or {}).get("boundsPeriod") or {})
+    when = bounds.get("start") or next(iter(timing.get("event") or ()), None) or "no stated time"
+    medication = dispense.get("medicationCodeableConcept") or {}
+    coding = next(iter(medication.get("coding") or ()), {})
+    return f"{coding.get('code') or medication.get('text') or 'no medication'} at {when}"
 
 
 def settle_withdrawn(conversion: Conversion, read_many: Any, search: Any,
@@ -1038,16 +1089,38 @@ def _names_the_order(order: dict[str, Any], filled: Filled, made: dict[str, Any]
     order of hers keyed by the number and the OMI's order never saw its report (review rv42d MED 3, omi42). The
     accession names the order where the message is an imaging one or the group is coded as the order's test: a
     LIS's specimen number of the same value (two counters of one hospital, both by date) is not the imaging
-    order's."""
+    order's. And only from the application that assigned it (``_by_accession``: review rv43b HIGH 1)."""
     if _holds(order, filled.system, filled.value):
         return True
     return _by_accession(order, filled, made)
 
 
 def _by_accession(order: dict[str, Any], filled: Filled, made: dict[str, Any] | None) -> bool:
-    """Whether ``order`` holds the number as its accession and the message may name it so (``_names_the_order``)."""
-    return (_holds(order, filled.accession, filled.value, "ACSN")
-            and (filled.imaging or bool(_codings((made or {}).get("code")) & _codings(order.get("code")))))
+    """Whether ``order`` holds the number as its accession and the message may name it so (``_names_the_order``).
+
+    An accession is the number of the application that assigned it (``applications.assigned_by``: IPC-1's
+    assigning authority, else the OMI's MSH-3), not of the institution: a hospital's imaging fillers -- the RIS,
+    the ultrasound department's system, endoscopy, ECG -- each count by date, and the ultrasound system's
+    ``20261201007^USIS`` was filed on the CT order whose accession had that value (review rv43b HIGH 1). So:
+    - reported by the application that assigned it (``Filled.numbered_by``: OBR-3's EI-2..4 where stated, else
+      MSH-3, by its site aliases too; ``applications.names_one``): it names the order where the message is an
+      imaging one or the group is coded as the order's test (acsn43's rule);
+    - OBR-3 naming another application (``Filled.named``), or any where the accession is stored with no assigner:
+      never -- the number is stated to be that one's;
+    - OBR-3 naming none, from another application or over an accession stored with no assigner (before acsn43b,
+      or by a FHIR client): only where the group is coded as the order's test -- a relay forwarding the RIS's
+      report of the head CT names it, another filler's exam of its own test does not (the LIS's rule).
+    A re-sent OMI records the assigner on an accession stored without one (merge.yaml: identifiers union by
+    system and value, the incoming entry replacing the stored)."""
+    assigners = [applications.assigned_by(i) for i in order.get("identifier") or ()
+                 if isinstance(i, dict) and i.get("system") == filled.accession and i.get("value") == filled.value
+                 and ident_type(i) == "ACSN"]
+    if not assigners:
+        return False
+    coded = bool(_codings((made or {}).get("code")) & _codings(order.get("code")))
+    if any(hd is not None and applications.names_one(hd, filled.numbered_by) for hd in assigners):
+        return filled.imaging or coded
+    return coded and not filled.named
 
 
 def _claims_number(order: dict[str, Any], said: Said | None, filled: Filled, made: dict[str, Any] | None) -> bool:

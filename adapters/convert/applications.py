@@ -113,6 +113,39 @@ def one_application(institution: str, one: HD, other: HD, site: Any) -> bool:
     return same_hd(canonical(institution, one, site), canonical(institution, other, site), one_table=True)
 
 
+APPLICATION_SYSTEM = "urn:huren:application:"  # + the institution's urn code: its applications as MSH-3 names them
+
+
+def assigner(hd: HD, urn_code: str) -> dict[str, Any] | None:
+    """The application that assigned a number (an HD: IPC-1's EI-2..4, else the sending MSH-3) as the number's
+    ``Identifier.assigner``: a logical reference whose identifier is the HD as sent (``namespace^universal id^type``,
+    the form ``hd_of`` reads) under the institution's applications (``APPLICATION_SYSTEM``), its display the name.
+    None for an HD naming nothing. Why kept: one institution's applications keep their own counters -- the RIS's
+    accession and the ultrasound system's filler number may be one value (review rv43b HIGH 1) -- and only the
+    application that assigned an accession reports an exam under it (``assigned_by``, ``adapters.convert
+    ._names_the_order``; forty-third round, acsn43b)."""
+    if not (hd[0] or hd[1]):
+        return None
+    text = "^".join(hd).rstrip("^")
+    return {"identifier": {"system": f"{APPLICATION_SYSTEM}{urn_code}", "value": text}, "display": hd[0] or hd[1]}
+
+
+def assigned_by(identifier: dict[str, Any]) -> HD | None:
+    """The HD of the application that assigned ``identifier`` as ``assigner`` recorded it; None when it records
+    none (an accession stored before the forty-third round's acsn43b, or by a FHIR client)."""
+    named = ((identifier.get("assigner") or {}).get("identifier") or {}) if isinstance(identifier, dict) else {}
+    system, value = str(named.get("system") or ""), str(named.get("value") or "")
+    return hd_of(value) if system.startswith(APPLICATION_SYSTEM) and value else None
+
+
+def names_one(one: HD, forms_: Sequence[HD]) -> bool:
+    """Whether the HD ``one`` (an accession's ``assigned_by``) names the application of ``forms_`` (an HD and its
+    site aliases, ``forms``): ``same_hd(one_table=True)`` with any -- the HD-1s agreeing where both carry one, so
+    a site putting the hospital's OID in every application's HD tells them apart by name (rv39g LOW 5, rv41d HIGH
+    3)."""
+    return any(same_hd(one, form, one_table=True) for form in forms_)
+
+
 def same_code(institution: str, one: str, other: str, site: Any) -> bool:
     """Whether two application codes of ``institution`` -- MSH-3 as ``Header.application_code`` keeps it (HD-1, else
     HD-2: the registrations table's and the person checks' names) -- name one application: equal, or each a form of

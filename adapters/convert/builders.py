@@ -1030,6 +1030,7 @@ def _give_dosage(res: Resource, seg: Segment | None, scope: Scope, env: Env) -> 
     if dosage:
         res.setdefault("dosageInstruction", []).append(dosage)
     elr_fields.note_unread(seg, env.ctx, "rxg_medicationdispense")
+    env.ctx.gives.append((res, seg))  # (a stored give of another time under its key: ``settle_gives``)
 
 
 def _dosage_of(ctx: Context, texts: list[str], tq1: Segment | None, tq: tuple[Segment, int] | None,

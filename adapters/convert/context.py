@@ -72,7 +72,10 @@ class Filled(NamedTuple):
     (``subject``, "Type/id"), where the number stands (segment, sequence, field), the sender's accession system
     (``accession_system``) the same value may stand under on the order the number names, and whether the group's
     message is an imaging one (``category`` imaging) -- with the test's code, what lets an accession alone name
-    the order (``_names_the_order``, forty-third round, acsn43)."""
+    the order (``_names_the_order``, forty-third round, acsn43) -- and the application that numbered the group
+    (``numbered_by``: OBR-3's assigning authority where stated, ``named``, else MSH-3; each form the site's aliases
+    give it, ``applications.forms``): an accession names the order only from the application that assigned it
+    (``applications.assigned_by``; review rv43b HIGH 1, acsn43b)."""
 
     system: str
     value: str
@@ -80,6 +83,8 @@ class Filled(NamedTuple):
     where: tuple[str, int, int]
     accession: str
     imaging: bool
+    numbered_by: tuple[tuple[str, str, str], ...] = ()
+    named: bool = False
 
 
 class MemberNumber(NamedTuple):
@@ -198,6 +203,9 @@ class Context:
     # "Type/id" of an order a group names by its filler number alone -> the number and where (``Filled``): the order
     # of the patient that holds it, whichever number keyed it (``adopt_filled``, review rv40h MED 7)
     filled: dict[str, Filled] = field(default_factory=dict)
+    # a pharmacy's give (RXG, RGV^O15: ``builders._give_dosage``) and its segment: the MedicationDispense keyed by
+    # the order and RXG-1, which a stored give of another time under that key is restated by (``settle_gives``)
+    gives: list[tuple[Resource, Segment]] = field(default_factory=list)
     # "Type/id" -> its key, of every resource keyed by a filler number (``filler|...``: a report, its results and
     # specimens, an order named by it alone; the ImagingStudy keyed by the accession, under ``<report key>|acsn``:
     # ``pacs``), and "DiagnosticReport/id" -> (its key, (segment, sequence, field) of the filler number): a report

@@ -7,7 +7,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from adapters.convert import common, elr_fields, referral, results
+from adapters.convert import applications, common, elr_fields, referral, results
 from adapters.convert.context import Context, accession_system
 from adapters.convert.datatypes import cwe, ndl
 from adapters.convert.engine import apply_table
@@ -287,9 +287,10 @@ def _order_hook(group: results.Group, ctx: Context, info: dict[str, Any]) -> Non
     modality = _modality(group, ctx)
     if modality:
         _add_once(sr.setdefault("code", {}).setdefault("coding", []), {"system": common.DCM, "code": modality})
-    accession = _accession(group, ctx)
+    accession, first = _accession(group, ctx), _ipc(group, ctx)
     if accession:
-        _add_once(sr.setdefault("identifier", []), _accession_identifier(accession, ctx))
+        stated = first if first is not None and first.value(1) else None  # (else OBR-18's)
+        _add_once(sr.setdefault("identifier", []), _accession_identifier(accession, ctx, stated))
     # every IPC of the order is one of its requested procedures / studies: each one's modality, accession and
     # Study UID, exactly as sent (the first's come first; ``_add_once``: a repeated one stands once)
     for ipc in _ipcs(group, ctx):
@@ -298,19 +299,33 @@ def _order_hook(group: results.Group, ctx: Context, info: dict[str, Any]) -> Non
             _add_once(sr.setdefault("code", {}).setdefault("coding", []),
                       {"system": common.DCM, "code": ipc.value(5).strip().upper()})
         if ipc.value(1):
-            _add_once(sr.setdefault("identifier", []), _accession_identifier(ipc.value(1), ctx))
+            _add_once(sr.setdefault("identifier", []), _accession_identifier(ipc.value(1), ctx, ipc))
         if ipc.value(3):
             uid = ipc.value(3)
             _add_once(sr.setdefault("identifier", []), {"system": common.DICOM_UID, "value": f"urn:oid:{uid}"})
 
 
-def _accession_identifier(accession: str, ctx: Context) -> dict[str, Any]:
-    """The order's accession number (IPC-1, else OBR-18) as its ACSN identifier, under the sender's system."""
-    return {
+def _accession_identifier(accession: str, ctx: Context, ipc: Segment | None) -> dict[str, Any]:
+    """The order's accession number (IPC-1 of ``ipc``, else OBR-18) as its ACSN identifier, under the sender's
+    system, with the application that assigned it (``applications.assigner``): IPC-1's assigning authority (EI-2..4,
+    v2.5.1 2.A.24) where stated, else the sending application (MSH-3) -- an OBR-18 is ST, and IHE RAD Scheduled
+    Workflow has the Order Filler (the RIS) send the OMI holding the accession it assigned. One institution's
+    imaging fillers (RIS, ultrasound, endoscopy) each count by date, so the value alone names no order: a report
+    names this order by it only from the application that assigned it (``adapters.convert._names_the_order``;
+    review rv43b HIGH 1, forty-third round, acsn43b)."""
+    identifier: dict[str, Any] = {
         "type": {"coding": [{"system": common.V2_0203, "code": "ACSN"}]},
         "system": accession_system(ctx.urn_code),
         "value": accession,
     }
+    authority = tuple(ipc.value(1, comp=n).strip() for n in (2, 3, 4)) if ipc is not None else ("", "", "")
+    if not any(authority):
+        msh = ctx.message.msh
+        authority = tuple(msh.value(3, comp=n).strip() for n in (1, 2, 3))
+    by = applications.assigner((authority[0], authority[1], authority[2]), ctx.urn_code)
+    if by is not None:
+        identifier["assigner"] = by
+    return identifier
 
 
 def _add_once(listed: list[dict[str, Any]], entry: dict[str, Any]) -> None:

@@ -417,8 +417,15 @@ def service_request(
         # (``adopt_filled``, on the store) -- a second order holding the accession was made (review rv40h MED 7)
         fill = _identifier_of(res, "FILL")
         if fill is not None:
-            ctx.filled[ref["reference"]] = Filled(*fill, subject["reference"], (filler.name, filler.sequence, ff),
-                                                  accession_system(ctx.urn_code), category == "imaging")
+            authority = _ei_authority(filler.rep(ff))  # (the number's application: OBR-3's EI-2..4, else MSH-3)
+            named = any(authority)
+            if not named:
+                msh = ctx.message.msh
+                authority = (msh.value(3).strip(), msh.value(3, comp=2).strip(), msh.value(3, comp=3).strip())
+            ctx.filled[ref["reference"]] = Filled(
+                *fill, subject["reference"], (filler.name, filler.sequence, ff), accession_system(ctx.urn_code),
+                category == "imaging", applications.forms(getattr(ctx.institution, "code", ""), authority, ctx.site),
+                named)
     if replacing and not reason and ctx.resources[ref["reference"]] is res:
         # the reason a replacement may inherit (merge.yaml ``inherits``) is for ORC-16: a replaced
         # order for another test gives none, and the warning saying so names that field (convmend19)
