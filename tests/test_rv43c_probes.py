@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
@@ -165,3 +166,32 @@ def test_an_adt_over_a_patient_with_a_narrative_stored_before_is_taken(both: tup
     after = http.get(f"/fhir/Patient/{pid}").json()
     assert after["name"][0]["given"] == ["大明"], after["name"]
     assert after["text"]["div"] == "<div>王小明，男</div>", after.get("text")
+
+
+# --- CDS draft orders: a draft huren only reads ---------------------------------------------------------------------
+
+
+def _hook(draft: dict[str, Any]) -> dict[str, Any]:
+    return {"hookInstance": "d1577c69-dfbe-44ad-ba6d-3e05e953b243", "hook": "order-sign",
+            "context": {"userId": "Practitioner/1", "patientId": "p-rv43c",
+                        "draftOrders": {"resourceType": "Bundle", "type": "collection",
+                                        "entry": [{"resource": {"resourceType": "ServiceRequest", "id": "d1",
+                                                                "status": "draft", "intent": "order",
+                                                                "code": {"text": "血常规"}, **draft}}]}}}
+
+
+@pytest.mark.xfail(strict=True, reason="MED: a CDS draft order that is of its R4 type in every element huren reads "
+                   "(code, requester, authoredOn) is refused 400 for what huren never reads -- a narrative without "
+                   "xmlns, an id with '_', an authoredOn without its zone (engine/api/cds.py _readable_draft runs the "
+                   "whole R4 structure check, narrative rules included): the order goes unchecked, the EHR gets an "
+                   "error where it had had its answer")
+@pytest.mark.parametrize("draft", [
+    {"text": {"status": "generated", "div": "<div>血常规 一次</div>"}},
+    {"id": "draft_order_1"},
+    {"authoredOn": "2026-12-05T10:00:00"},
+], ids=["narrative-without-xmlns", "id-underscore", "authored-no-zone"])
+def test_a_draft_order_is_refused_only_for_what_huren_reads(both: tuple[Engine, TestClient],
+                                                            draft: dict[str, Any]) -> None:
+    _, http = both
+    r = http.post("/cds-services/huren-recognition-sign", json=_hook(draft))
+    assert r.status_code == 200, (r.status_code, r.text[:300])
