@@ -50,12 +50,18 @@ _RESERVED = frozenset({"key", "owner", "slices", "follows", "when", "was", "stan
                        "another_person", "keeps", "history", "history_unless",
                        "history_taken_back_by", "lines_of", "text_of", "until_later", "displays", "states",
                        "not_from_older", "not_back", "withdrawn", "stands_with", "all_results", "beside",
-                       "over_value", "over_value_with", "withdrawal_keeps", "held", "exam_time"})
+                       "over_value", "over_value_with", "withdrawal_keeps", "held", "exam_time",
+                       "derived", "not_thinner"})
 PANEL = "; "  # between the tests a panel's ``code.text`` names (``names_all_of``)
 # on a report's ``code`` that is huren's stand-in, not the sender's statement: its groups named no test (OBR-4
 # empty) and the converter gave it its first result's code (``results.diagnostic_report``); ``_another`` does
 # not hold a test the sender never stated against the test it names later (thirty-seventh round, code37)
 STAND_IN_EXT = "urn:huren:StructureDefinition:code-stand-in"
+# in a time's primitive twin (``_effectiveDateTime``): the converter took the time from another field than the
+# element's own -- a result's OBR-7 (OBR-8, OBR-22, RXA-3, EVN, MSH-7) where OBX-14 is empty -- named by its
+# ``valueString``; no such mark: the time was stated as itself (OBX-14), or by a FHIR client. The merge's
+# ``derived`` rule reads it (``_derived_times``, ``_twin_follows``; forty-third round, time43)
+TAKEN_FROM_EXT = "urn:huren:StructureDefinition:time-taken-from"
 # an issue's ``details`` coding under this system is the deployment's mapping gap, not the sender's error: a
 # code (or an order's text) the maps could not judge, counted on ``/admin/fidelity`` as an unmapped code at
 # the field that stated it and never an ERR of the ACK (``mapping_gap``; ``engine.ingest``; code37)
@@ -549,6 +555,16 @@ class ElementPlan:
     # ``exam_time``'s ``unless_new: [specimen]``: a message naming an entry of these the stored version does not
     # (a re-drawn tube, SPM-2) states another specimen, made when it says: its time is taken (notback37's control)
     exam_new: tuple[str, ...] = ()
+    # ``derived: yields`` (a result's time): a value the converter took from another field (its primitive twin
+    # marked ``TAKEN_FROM_EXT``: OBR-7 where OBX-14 is empty) never replaces a stored one stated as itself (no
+    # mark: OBX-14, a client's), nor a stated sibling choice; over a stored derived one it is written -- the time
+    # follows its source, a later report moving OBR-7 moves its results -- and its mark goes with the value
+    # (``MergeRules._derived_times``, ``_twin_follows``; rv42b HIGH 2's time half, forty-third round, time43)
+    derived: bool = False
+    # ``not_thinner: true``: a restatement of the stored instant at a coarser precision (its date alone) is not
+    # written (``_not_thinner``) -- what ``not_from_older`` implies for a report's times, for an element that is
+    # not dated by the message's MSH-7 (a result's time: xofix42's date-only re-send; time43)
+    not_thinner: bool = False
 
 
 @dataclass(frozen=True)
@@ -573,6 +589,8 @@ class TypePlan:
     backed: tuple[tuple[str, ElementPlan], ...] = ()  # the ``not_back`` elements
     examined: tuple[tuple[str, ElementPlan], ...] = ()  # the ``exam_time`` elements
     exam_by: frozenset[Any] = frozenset()  # every ``exam_time`` element's ``by`` statuses: the one look-up most merges ask
+    derived: tuple[str, ...] = ()  # the ``derived: yields`` elements (a result's time: time43)
+    thin: tuple[str, ...] = ()  # the elements a coarser restatement does not write: ``not_from_older``, ``not_thinner``
 
 
 class Persons(Protocol):
@@ -853,9 +871,12 @@ class MergeRules:
         timed = tuple(name for name, e in elements.items() if e.not_from_older and e.mode != "replace")
         backed = tuple((name, e) for name, e in elements.items() if e.not_back and e.mode != "replace")
         examined = tuple((name, e) for name, e in elements.items() if e.exam_time and e.mode != "replace")
+        derived = tuple(name for name, e in elements.items() if e.derived and e.mode != "replace")
+        thin = tuple(name for name, e in elements.items() if (e.not_from_older or e.not_thinner) and e.mode != "replace")
         plan = TypePlan(default, elements, trivial, guards, choices, follows, over, sliced, settled, inherited,
                         persons, moved, lined, copied, dated, displayed, timed, backed, examined,
-                        frozenset().union(*(e.exam_time[1] for _, e in examined if e.exam_time is not None)))
+                        frozenset().union(*(e.exam_time[1] for _, e in examined if e.exam_time is not None)),
+                        derived, thin)
         self._plans[(rtype, source)] = plan
         return plan
 
@@ -933,6 +954,8 @@ class MergeRules:
                            exam_time=(frozenset(rule["exam_time"]["over"]), frozenset(rule["exam_time"]["by"]))
                            if rule.get("exam_time") else None,
                            exam_new=tuple((rule.get("exam_time") or {}).get("unless_new") or ()),
+                           derived=rule.get("derived") == "yields",
+                           not_thinner=bool(rule.get("not_thinner")),
                            dated_with=frozenset(n for named in (rule["until_later"] if isinstance(
                                rule.get("until_later"), list) else ()) for n in _chosen(str(named), choices)),
                            was=tuple((str(element), tuple((tuple(path.split(".")), frozenset(values))
@@ -1080,7 +1103,10 @@ class MergeRules:
             if not _OWN.issuperset(left):
                 before = self._older_over_later(rtype, plan, stored, incoming, source, left)  # (it leaves out what was stored)
         over_p: str | None = None  # (the older final over its later P: the report as in MSH-7 order -- stfix38)
-        if plan.timed:  # (the stored time restated thinner -- its date alone: not written, xofix42)
+        sent = incoming  # (what the message states: a time's mark follows the value written, ``_twin_follows``)
+        if plan.derived:  # (a time taken from another field never over one stated as itself -- time43)
+            incoming = _derived_times(plan, stored, incoming)
+        if plan.thin:  # (the stored time restated thinner -- its date alone: not written, xofix42; a result's, time43)
             incoming = _not_thinner(plan, stored, incoming, said)
         if plan.timed and not compared:  # (a report's times from an older message: not written -- ordfix36)
             over_p = self._over_later_p(rtype, plan, stored, incoming, source)
@@ -1250,6 +1276,8 @@ class MergeRules:
             _length_within_span(stored, incoming, out, issues)
         for k in kept_back:
             k.say(stored, out, spared)
+        if plan.derived:
+            _twin_follows(plan, stored, sent, out)
         if issues:
             _locate(issues, rtype, fields, said, incoming)
         return Combined(out, issues)
@@ -4164,7 +4192,7 @@ def _not_thinner(plan: TypePlan, stored: Resource, incoming: Resource, said: Sai
     dateTime, for its start) takes the stored value. Another time at that precision is written as the mode and the
     older-message rule say; a replacing writer (a client's PUT) states its own (``timed`` holds no ``replace``)."""
     out: Resource | None = None
-    for name in plan.timed:
+    for name in plan.thin:
         value = incoming.get(name)
         digits = said.digits_of(name) if said is not None else None
         if isinstance(value, str):
@@ -4191,6 +4219,60 @@ def _not_thinner(plan: TypePlan, stored: Resource, incoming: Resource, said: Sai
                 out = out if out is not None else dict(incoming)
                 out[name] = kept
     return out if out is not None else incoming
+
+
+def _taken_from(twin: Any) -> bool:
+    """Whether a time's primitive twin (``_effectiveDateTime``) marks it taken from another field (``TAKEN_FROM_EXT``)."""
+    return isinstance(twin, dict) and any(isinstance(e, dict) and e.get("url") == TAKEN_FROM_EXT
+                                          for e in twin.get("extension") or ())
+
+
+def _derived_times(plan: TypePlan, stored: Resource, incoming: Resource) -> Resource:
+    """``derived: yields``: ``incoming`` without the times it only derived (marked ``TAKEN_FROM_EXT``: a result's
+    OBR-7 where its OBX-14 is empty) where the stored version holds one stated as itself -- the element unmarked
+    (OBX-14, a FHIR client's) or a sibling choice (a client's ``effectivePeriod``). The LIS's result stating OBX-14
+    09:00, re-sent an hour later with OBX-14 empty, took OBR-7's 08:30 as the time the specimen was observed (rv42b
+    HIGH 2; forty-third round, time43): the message states no time of the result, so it changes none -- no W, as
+    any field a thinner message leaves empty. Over a stored derived time it is written (the mode decides): the time
+    follows its source, so a later report moving OBR-7 moves the results it dates (perfrecog21's feed) -- conv42's
+    "assumed" fallback had filled only, leaving them at the old time beside the report's new one. The message's
+    own statement (OBX-14) replaces either, as the rules of a stated time say (older message, correction)."""
+    out: Resource | None = None
+    for name in plan.derived:
+        if name not in incoming or not _taken_from(incoming.get("_" + name)):
+            continue
+        held = [n for n in (name, *plan.choices.get(name, ())) if n in stored]
+        if held and not (held == [name] and _taken_from(stored.get("_" + name))):
+            out = out if out is not None else dict(incoming)
+            del out[name]
+            out.pop("_" + name, None)
+    return out if out is not None else incoming
+
+
+def _twin_follows(plan: TypePlan, stored: Resource, sent: Resource, out: Resource) -> None:
+    """A ``derived`` time's mark (its primitive twin, ``_effectiveDateTime``) goes with the value ``out`` holds: the
+    message's where its value was written -- stated (no twin) or derived -- the stored one's where the stored value
+    stands (kept out: a derived time under a stated one, a thinner restatement, a correction's ``exam_time``, a step
+    back's ``not_back.with``), none where no value is left. The same instant stated and derived is stated: a
+    statement is not made a derivation by a message deriving what another stated."""
+    for name in plan.derived:
+        twin = "_" + name
+        if twin not in sent and twin not in stored:
+            continue
+        value = out.get(name, _MISSING)
+        if value is _MISSING:
+            out.pop(twin, None)
+            continue
+        if value == sent.get(name, _MISSING) and not (
+                value == stored.get(name, _MISSING) and _taken_from(sent.get(twin))
+                and not _taken_from(stored.get(twin))):
+            chosen = sent.get(twin, _MISSING)
+        else:
+            chosen = stored.get(twin, _MISSING)
+        if chosen is _MISSING:
+            out.pop(twin, None)
+        else:
+            out[twin] = chosen
 
 
 def _span(resource: Resource | None) -> _dt.timedelta | None:

@@ -913,6 +913,11 @@ _MERGE_ELEMENT: dict[str, Any] = {
         # another specimen, its time taken
         "exam_time": {"type": "object", "required": ["over", "by"], "additionalProperties": False,
                       "properties": {"over": _NAMES, "by": _NAMES, "unless_new": _NAMES}},
+        # ``yields``: a value the converter took from another field (its twin marked ``TAKEN_FROM_EXT``: a result's
+        # OBR-7 where OBX-14 is empty) never replaces one stated as itself; over a derived one it is written (time43)
+        "derived": {"enum": ["yields"]},
+        # a restatement of the stored instant at a coarser precision is not written (a result's time: time43)
+        "not_thinner": {"type": "boolean"},
         # a stored status ``from`` the writer does not take back ``to`` (a final result's P: ordfix36);
         # ``with``: elements describing the observation kept out, kept out too (its time: pdate36);
         # ``whole``: nothing of the message's statement written (over a withdrawal); ``why``: the W's

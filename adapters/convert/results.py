@@ -31,6 +31,7 @@ from engine.merge_rules import (
     CORRECTED,
     PANEL,
     STAND_IN_EXT,
+    TAKEN_FROM_EXT,
     Owned,
     all_results_of,
     concept_label,
@@ -1165,14 +1166,13 @@ def _observation(
         ctx.delete(res, "interpretation")
     apply_table("obx_observation", {"OBX": obx}, ctx, res)
     if "effectiveDateTime" not in res:
-        effective = _effective(obx, group, ctx, res)
-        if effective:
-            res["effectiveDateTime"] = effective
-            # (conv42 made this fallback an assumed value, filling only: reverted by the lead -- a later report
-            # moving OBR-7 left its results at the old time while the report took the new one, so a result and its
-            # report disagreed (tests/test_perfrecog21_same_bytes); rv42b HIGH 2's time half is a strict xfail
-            # again: the fallback must replace a stored fallback and never a stated OBX-14, which needs the stored
-            # time's source kept)
+        taken = _effective(obx, group, ctx, res)
+        if taken:
+            # the time and the field it was taken from, marked in its primitive twin (``TAKEN_FROM_EXT``): the
+            # merge's ``derived`` rule writes it over a stored time taken from a field too (a later report moving
+            # OBR-7 moves its results) and never over one OBX-14 stated (rv42b HIGH 2; forty-third round, time43)
+            res["effectiveDateTime"], res["_effectiveDateTime"] = taken[0], {
+                "extension": [{"url": TAKEN_FROM_EXT, "valueString": taken[1]}]}
         else:  # nothing in the message dates the result: recognition could not place it in time
             raise obx.error("OBX-14 (observation date) is empty and nothing else in the message dates "
                             "the result (OBR-7/8/22, RXA-3, EVN-6/EVN-2, MSH-7)", 14, code=REQUIRED_FIELD_MISSING)
@@ -1204,14 +1204,14 @@ def result_performer(obx: Segment, ctx: Context, sender: dict[str, str]) -> dict
     return sender
 
 
-def _effective(obx: Segment, group: Group, ctx: Context, res: Resource) -> str | None:
+def _effective(obx: Segment, group: Group, ctx: Context, res: Resource) -> tuple[str, str] | None:
     """When OBX-14 is empty: OBR-7 (collection), OBR-8 (collection end), OBR-22 (report); in a
     group without OBR the administration it follows (RXA-3: a vaccination's eligibility and VIS
     observations), else EVN-6 (event occurred), EVN-2 (recorded) — an ADT's observations; then
     MSH-7, with a warning whenever it is not the OBR's — the result date decides recognition
     windows, so it is never left out while the message dates anything. Located at the field it
     was taken from (not OBX-14, ``LOCATED_LATER``): a correction's time not stored is warned there
-    (merge.yaml ``exam_time``; prior42)."""
+    (merge.yaml ``exam_time``; prior42). Returns the time and the field it was taken from (``OBR-7``)."""
     candidates: list[tuple[Segment, int]] = []
     if group.obr is not None:
         candidates += [(group.obr, 7), (group.obr, 8), (group.obr, 22)]
@@ -1238,7 +1238,7 @@ def _effective(obx: Segment, group: Group, ctx: Context, res: Resource) -> str |
             ctx.warn(obx.error(f"OBX-14 (and OBR-7/8/22) empty: the result date is taken from {seg.name}-{fno}",
                                14))
         ctx.located(res, "effectiveDateTime", seg, fno)
-        return value
+        return value, f"{seg.name}-{fno}"
     return None
 
 
