@@ -301,6 +301,10 @@ class Said:
     # minute) where its FHIR text writes more (``:00`` seconds) -- a report's OBR-7/8 of minutes: compared at that
     # precision (``compare_times``, ``_not_thinner``: review rv42c MED 1; forty-second round, acc42)
     digits: tuple[tuple[str, int], ...] = ()
+    # "DiagnosticReport/id" of the report listing this result, where the message states it as a correction (``by``
+    # of its ``exam_time``: OBX-11 C, A): a result new to the store takes the stored report's exam time, as the
+    # report keeps it (``MergeRules._exam_of_report``; rv42e MED 2, forty-third round, time43)
+    report: str = ""
 
     def digits_of(self, element: str) -> int | None:
         """The precision the message stated ``element``'s time at, where coarser than its text (``digits``)."""
@@ -742,14 +746,25 @@ class MergeRules:
 
     def owning(self) -> bool:
         """Whether this thread's message said of any resource what it states only as the number's owner
-        (``Said.owned``): read once a message (``_local.owning``: its ``said`` and the answer)."""
+        (``Said.owned``), or the report of a result it states as a correction (``Said.report``): a first version
+        of such a resource is combined (``first_combined``). Read once a message (``_local.owning``: its ``said``
+        and the answer)."""
         saids = getattr(self._local, "said", None)
         if not saids:
             return False
         owning = getattr(self._local, "owning", None)
         if owning is None or owning[0] is not saids:
-            owning = self._local.owning = (saids, any(told.owned for told in saids.values()))
+            owning = self._local.owning = (saids, any(told.owned or told.report for told in saids.values()))
         return bool(owning[1])
+
+    def first_combined(self, rtype: str, resource: Mapping[str, Any]) -> bool:
+        """Whether a first version of ``resource`` is combined rather than stored as it is (``Writes.write_many``,
+        ``as_is``): the message states part of it only as the number's owner (``owned_of``), or it is a result
+        stated as a correction whose report may be stored with its exam time (``Said.report``: ``_exam_of_report``)."""
+        if not self.owning():
+            return False
+        told = self._local.said.get(f"{rtype}/{resource.get('id')}")
+        return told is not None and bool(told.owned or told.report)
 
     def said_of(self, ref: str) -> Said | None:
         """What this thread's message said of ``ref`` ("Type/id") beside its content, if anything
@@ -977,8 +992,8 @@ class MergeRules:
         plan = self.plan(rtype, source)
         if plan.trivial:
             return True
-        if creating and resource is not None and self.owned_of(rtype, resource):
-            return False  # an element stated only as the number's owner (``Owned``): said even of a create
+        if creating and resource is not None and self.first_combined(rtype, resource):
+            return False  # an element stated only as the number's owner (``Owned``), a correction's new result: a create combined
         if creating and plan.inherited and (resource is None or any(
                 resource.get(ep.inherits[0]) for _, ep in plan.inherited if ep.inherits)):
             return False  # a create naming what it ``inherits`` from (a replacement order) is combined
@@ -1016,7 +1031,8 @@ class MergeRules:
         Raises ``Unprocessable`` when a value the rules do not store comes from a writer whose
         conflicts are refused; otherwise such values are reported as warning issues.
         """
-        if self.as_is(incoming["resourceType"], source, creating=stored is None):
+        if self.as_is(incoming["resourceType"], source, creating=stored is None) and not (
+                stored is None and self.first_combined(incoming["resourceType"], incoming)):
             return Combined(incoming, [])
         plan = self.plan(incoming["resourceType"], source)
         issues: list[Issue] = []
@@ -1049,6 +1065,10 @@ class MergeRules:
             owned = self.owned_of(rtype, incoming) if source != API else ()
             if owned:
                 out, _ = self._not_numbered(rtype, None, out, owned, issues)
+            if plan.examined and source != API and incoming.get("status") in plan.exam_by:
+                told = (getattr(self._local, "said", None) or {}).get(f"{rtype}/{incoming.get('id')}")
+                if told is not None and told.report:  # (a correction's new result: the report's exam time -- time43)
+                    self._exam_of_report(rtype, plan, out, told, source, issues)
             return Combined(out, issues)
         if plan.moved:  # what older code stored elsewhere is read where it is stored now (``was``)
             stored = _moved(stored, plan.moved)
@@ -1698,6 +1718,41 @@ class MergeRules:
             return (f"{_show(was)}, the time the result was made, stands -- a {status} result states the {held} one "
                     "again, not another exam; its own time is its issue time (OBR-22) and its message's (MSH-7)")
         return _kept_out(rtype, changed, incoming, source, said, issues, stands)
+
+    def _exam_of_report(self, rtype: str, plan: TypePlan, out: Resource, said: Said, source: str,
+                        issues: list[Issue]) -> None:
+        """``exam_time`` of a result new to the store that the message states as a correction (``Said.report``): its
+        time is the exam's its stored report keeps. The LIS's correction restamped 210 days later (OBR-7, OBX-14 its
+        send time) carried WBC, stored, and HGB, new: the report and WBC kept the exam's 2024-03-01, HGB was filed on
+        2024-09-27 -- a result of that exam dated the day of the correction, the "prior" prior42 stopped for the
+        report (rv42e MED 2; forty-third round, time43). The result is the report's stored version for the rule
+        (``_exam_times``: its status over the stored report's, a specimen the report does not name is another one,
+        collected when it says); a time it would keep out is replaced by the report's -- dated as taken from the
+        report's OBR-7 (``TAKEN_FROM_EXT``: a later message stating OBX-14 replaces it) -- the ACK warning (W) at the
+        field, naming both. The report read as the batch leaves it (``_read_all``: an F earlier in the batch)."""
+        report = self._read_all([said.report]).get(said.report)
+        if report is None:
+            return
+        names = [n for n, ep in plan.examined if n in report]
+        if not names or any(n in out and out[n] == report[n] for n in names):
+            return
+        as_stored: Resource = {**{n: report[n] for n in names}, "status": report.get("status"),
+                               **({"specimen": report["specimen"]} if "specimen" in report else {})}
+        told = {n: out[n] for n in (*plan.choices.get(names[0], ()), names[0]) if n in out}
+        if not told:
+            return
+        kept = self._exam_times(rtype, plan, as_stored, {**told, "status": out.get("status"),
+                                **({"specimen": out["specimen"]} if "specimen" in out else {})},
+                                source, said, issues)
+        if all(n in kept for n in told):
+            return  # (the rule keeps nothing out: a first final's, another specimen's)
+        for n in told:
+            out.pop(n, None)
+            out.pop("_" + n, None)
+        for n in names:
+            out[n] = report[n]
+            if n in plan.derived:
+                out["_" + n] = {"extension": [{"url": TAKEN_FROM_EXT, "valueString": "OBR-7"}]}
 
     def _older_than_stored(self, rtype: str, stored: Resource, source: str,
                            carried: tuple[str, frozenset[str]] | None = None) -> tuple[Dates, Stamp] | None:
@@ -4219,6 +4274,16 @@ def _not_thinner(plan: TypePlan, stored: Resource, incoming: Resource, said: Sai
                 out = out if out is not None else dict(incoming)
                 out[name] = kept
     return out if out is not None else incoming
+
+
+def exam_by_of(merge: Mapping[str, Any] | None, rtype: str) -> frozenset[str]:
+    """The statuses ``rtype``'s ``exam_time`` rules keep a stored exam's time against (their ``by``: corrected,
+    amended, appended) in a merge.yaml as loaded -- what a converter asks before saying what such a rule reads (a
+    correction's result's report, ``Context.reported_by``; an imaging report's study, ``pacs``): the rule's one
+    reading of its ``by`` outside ``MergeRules``."""
+    rules = ((merge or {}).get("resources") or {}).get(rtype) or {}
+    return frozenset(s for rule in rules.values() if isinstance(rule, Mapping) and isinstance(rule.get("exam_time"), Mapping)
+                     for s in rule["exam_time"].get("by") or ())
 
 
 def _taken_from(twin: Any) -> bool:

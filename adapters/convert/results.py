@@ -35,6 +35,7 @@ from engine.merge_rules import (
     Owned,
     all_results_of,
     concept_label,
+    exam_by_of,
     line_run,
     located,
     progress_of,
@@ -1685,6 +1686,26 @@ def _report_performers(group: Group, ctx: Context, sender: dict[str, str]) -> li
     return out
 
 
+_NOT_CORRECTIONS = frozenset({"final", "preliminary", "registered", "unknown", "cancelled", "entered-in-error"})
+
+
+def _corrections_reported(ctx: Context, results: list[dict[str, str]], report: str) -> None:
+    """Tell the merge which report lists each result the message states as a correction (a status of the result's
+    ``exam_time`` ``by``, merge.yaml: OBX-11 C, A): new to the store, it takes the report's stored exam time
+    (``Context.reported_by``; rv42e MED 2, forty-third round, time43). The statuses no such rule names are passed
+    over first (a final panel pays a set look-up a result)."""
+    by: frozenset[str] | None = None
+    for entry in results:
+        obs = ctx.resources.get(entry.get("reference", ""))
+        status = obs.get("status") if obs is not None else None
+        if status is None or status in _NOT_CORRECTIONS:
+            continue
+        if by is None:
+            by = exam_by_of(ctx.site.merge, "Observation")
+        if status in by:
+            ctx.reported_by(obs, report)  # type: ignore[arg-type]
+
+
 def diagnostic_report(
     group: Group,
     ctx: Context,
@@ -1746,6 +1767,7 @@ def diagnostic_report(
             ident.setdefault("system", f"urn:huren:order:{ctx.urn_code}")
             res["identifier"] = [ident]
     ref = ctx.ref("DiagnosticReport", key)["reference"]
+    _corrections_reported(ctx, results, ref)
     earlier = ctx.resources.get(ref)
     stated = obr is not None and _status_stated(obr, ctx)
     if earlier is not None:
