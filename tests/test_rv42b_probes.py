@@ -15,7 +15,6 @@ import base64
 import json
 import re
 
-import pytest
 from fastapi.testclient import TestClient
 
 from adapters.hl7v2.ack import ack_code_of
