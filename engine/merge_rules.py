@@ -305,6 +305,9 @@ class Said:
     # of its ``exam_time``: OBX-11 C, A): a result new to the store takes the stored report's exam time, as the
     # report keeps it (``MergeRules._exam_of_report``; rv42e MED 2, forty-third round, time43)
     report: str = ""
+    # the message's status of that report, where the resource has no status of its own to tell a correction by (an
+    # ImagingStudy: ``exam_time``'s ``of: report`` -- ``MergeRules._exam_by_report``; rv42e LOW, time43)
+    report_status: str = ""
 
     def digits_of(self, element: str) -> int | None:
         """The precision the message stated ``element``'s time at, where coarser than its text (``digits``)."""
@@ -559,6 +562,9 @@ class ElementPlan:
     # ``exam_time``'s ``unless_new: [specimen]``: a message naming an entry of these the stored version does not
     # (a re-drawn tube, SPM-2) states another specimen, made when it says: its time is taken (notback37's control)
     exam_new: tuple[str, ...] = ()
+    # ``exam_time``'s ``of: report``: the statuses are its report's (an ImagingStudy has none of its own to tell a
+    # correction by): the message's of the report (``Said.report_status``) over the stored report's (time43)
+    exam_of_report: bool = False
     # ``derived: yields`` (a result's time): a value the converter took from another field (its primitive twin
     # marked ``TAKEN_FROM_EXT``: OBR-7 where OBX-14 is empty) never replaces a stored one stated as itself (no
     # mark: OBX-14, a client's), nor a stated sibling choice; over a stored derived one it is written -- the time
@@ -969,6 +975,7 @@ class MergeRules:
                            exam_time=(frozenset(rule["exam_time"]["over"]), frozenset(rule["exam_time"]["by"]))
                            if rule.get("exam_time") else None,
                            exam_new=tuple((rule.get("exam_time") or {}).get("unless_new") or ()),
+                           exam_of_report=(rule.get("exam_time") or {}).get("of") == "report",
                            derived=rule.get("derived") == "yields",
                            not_thinner=bool(rule.get("not_thinner")),
                            dated_with=frozenset(n for named in (rule["until_later"] if isinstance(
@@ -1136,6 +1143,8 @@ class MergeRules:
             over_p = self._over_later_p(rtype, plan, stored, incoming, source)
         if plan.examined and incoming.get("status") in plan.exam_by:  # (a correction's time of the exam: not written -- prior42)
             incoming = self._exam_times(rtype, plan, stored, incoming, source, said, issues)
+        elif plan.examined and said is not None and said.report_status:  # (a study's, by its report's status -- time43)
+            incoming = self._exam_by_report(rtype, plan, stored, incoming, source, said, issues)
         kept_back: list[_Kept] = []  # (the steps back kept out: each one's W worded after the merge)
         if plan.backed and not compared:  # (a final result's status not taken back by a P: ordfix36)
             kept = self._not_back(rtype, plan, stored, incoming, source, said, issues, kept_back)
@@ -1753,6 +1762,23 @@ class MergeRules:
             out[n] = report[n]
             if n in plan.derived:
                 out["_" + n] = {"extension": [{"url": TAKEN_FROM_EXT, "valueString": "OBR-7"}]}
+
+    def _exam_by_report(self, rtype: str, plan: TypePlan, stored: Resource, incoming: Resource, source: str,
+                        said: Said, issues: list[Issue]) -> Resource:
+        """``exam_time`` ``of: report``: ``incoming`` (an ImagingStudy, which has no status of its own) without the
+        times of the exam ``_exam_times`` keeps out, the statuses its report's -- the message's (``Said.report_status``)
+        over the stored report's, as the batch leaves it. The PACS converter had decided the study's ``started``
+        alone from the message's status (``pacs._study_time_of_a_correction``: filled only under any correction), so
+        a correction over a PRELIMINARY report moved the report's time (``over`` names no preliminary) but not the
+        study's: report and imaging prior disagreed (rv42e LOW; forty-third round, time43). One rule now."""
+        report = self._read_all([said.report]).get(said.report)
+        held = report.get("status") if report is not None else None
+        if not isinstance(held, str):
+            return incoming
+        of = replace(plan, examined=tuple((n, ep) for n, ep in plan.examined if ep.exam_of_report))
+        kept = self._exam_times(rtype, of, {**stored, "status": held}, {**incoming, "status": said.report_status},
+                                source, said, issues)
+        return {k: v for k, v in incoming.items() if k in kept}
 
     def _older_than_stored(self, rtype: str, stored: Resource, source: str,
                            carried: tuple[str, frozenset[str]] | None = None) -> tuple[Dates, Stamp] | None:

@@ -193,10 +193,6 @@ def test_a_genuine_collection_time_correction_is_refused_and_a_client_put_can_se
     assert report["effectiveDateTime"].startswith("2024-03-01T07:00:00"), report
 
 
-@pytest.mark.xfail(strict=True, reason="rv42e LOW: a RIS correction over a PRELIMINARY report moves the report's "
-                   "time (exam_time's `over` leaves preliminary out) but not its ImagingStudy's started "
-                   "(pacs._study_time_of_a_correction reads the incoming status alone, not the stored one): report "
-                   "and study disagree on the exam's time")
 def test_a_correction_over_a_preliminary_moves_report_and_study_alike(module_eng: Engine, lis: TestClient) -> None:
     acc, exam = "E42-ACC", "20240312083000+0800"
     assert "MSA|AA" in _post(lis, _stated("HIS", "E42I1", "NW", HEAD, "", "").replace("20260312080000", "20240312080000"))
