@@ -4280,7 +4280,7 @@ def _not_thinner(plan: TypePlan, stored: Resource, incoming: Resource, said: Sai
             was = stored.get(name)
             period = stored.get(name[: -len("DateTime")] + "Period") if name.endswith("DateTime") else None
             start = period.get("start") if isinstance(period, dict) and name not in stored else None
-            if (isinstance(was, str) and thinner(value, was, digits)) or (
+            if (isinstance(was, str) and value != was and thinner(value, was, digits)) or (
                     isinstance(start, str) and compare_times(value, start, digits) is not None
                     and (thinner(value, start, digits) or compare_times(value, start, digits) == "same")):
                 out = out if out is not None else dict(incoming)

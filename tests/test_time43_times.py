@@ -21,6 +21,7 @@ from tests.module_store import module_eng
 from tests.test_codefix36_order_code import _errs
 from tests.test_prior42_exam_time import DRAWN, FIXED, _one
 from tests.test_probepay26_windows import CBC, msh, order, pid
+from tests.test_rv41k_probes import T24_LATER, _ct, _old_exam
 from tests.test_srfix35_order_code import B, http, send
 
 __all__ = ["http", "module_eng"]
@@ -159,3 +160,17 @@ def test_a_result_new_in_a_correction_of_another_tube_or_over_a_preliminary_keep
     assert {code: obs["effectiveDateTime"] for code, obs in results.items()} == {
         "WBC": "2024-03-01T11:30:00+08:00", "HGB": "2024-03-01T11:30:00+08:00"}, results
     assert _taken_from(results["HGB"]) is None
+
+
+def test_a_restamped_imaging_correction_says_at_obr7_that_the_study_time_stands(module_eng: Engine,
+                                                                                http: TestClient) -> None:
+    """The RIS's head CT of 2024-03-12 corrected 210 days later, OBR-7 restamped: the merge keeps the study's
+    ``started`` as it keeps the report's time (ImagingStudy ``exam_time`` ``of: report``), and the ACK says so at
+    OBR-7, the field the start was read from, as it does for the report."""
+    acc = _old_exam(http, "T43E")
+    ack = send(http, _ct("T43E1", acc, sent=T24_LATER, obr7=T24_LATER, status="C", text="右肺上叶小结节"))
+    assert "MSA|AA" in ack, ack
+    (study,) = [e["resource"] for e in http.get("/fhir/ImagingStudy", params={"identifier": acc}).json()["entry"]]
+    assert study["started"].startswith("2024-03-12T08:00:00"), study
+    warned = [e for e in _errs(ack) if e[4] == "W" and e[8].startswith("ImagingStudy.started")]
+    assert [e[2] for e in warned] == ["OBR^1^7"], _errs(ack)

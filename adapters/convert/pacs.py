@@ -330,7 +330,7 @@ def _report_hook(group: results.Group, ctx: Context, info: dict[str, Any]) -> No
     study = _imaging_study(group, ctx, info)
     if study is not None:
         info["study"] = study
-        info.setdefault("after_report", []).append(lambda report: _study_time_of_a_correction(ctx, study, report))
+        info.setdefault("after_report", []).append(lambda report: _study_time_of_a_correction(ctx, study, report, group))
     ordering = referral.ordering_institution(group, ctx)  # a reading centre's report on a member's order?
     if ordering is not None:
         interpreter = _interpreter(group.obr, ctx) if group.obr is not None else None
@@ -349,7 +349,8 @@ def _report_hook(group: results.Group, ctx: Context, info: dict[str, Any]) -> No
         )
 
 
-def _study_time_of_a_correction(ctx: Context, study: dict[str, str], report: dict[str, str]) -> None:
+def _study_time_of_a_correction(ctx: Context, study: dict[str, str], report: dict[str, str],
+                                group: results.Group) -> None:
     """A report message correcting its report (the report's status one of ``exam_time``'s ``by``, merge.yaml
     ImagingStudy ``started``: corrected, amended, appended) tells the merge which report its study is of and the
     status the message gives it (``Context.reported_by``): the merge decides the study's start as it decides the
@@ -357,12 +358,15 @@ def _study_time_of_a_correction(ctx: Context, study: dict[str, str], report: dic
     status of its own and only the converter knows which report the study's message states -- a RIS restamping
     OBR-7 with its correction's send time kept the 2024 report's time but moved its study's (prior42). The hook had
     stated ``started`` as an assumption under any correction, so a correction over a preliminary report moved the
-    report's time but not the study's (rv42e LOW; forty-third round, time43: the rule has one owner)."""
+    report's time but not the study's (rv42e LOW; forty-third round, time43: the rule has one owner). The start is
+    located at the OBR field it was read from (``_imaging_study``: OBR-7, else OBR-6), where a W says it stands."""
     status = ctx.resources.get(report["reference"], {}).get("status")
     resource = ctx.resources.get(study["reference"])
     if resource is not None and "started" in resource and isinstance(status, str) \
             and status in exam_by_of(ctx.site.merge, "ImagingStudy"):
         ctx.reported_by(resource, report["reference"], status)
+        if group.obr is not None:
+            ctx.located(resource, "started", group.obr, 7 if group.obr.value(7) else 6)
 
 
 def _document_hook(group: results.Group, ctx: Context, info: dict[str, Any]) -> None:
