@@ -912,7 +912,14 @@ _MERGE_ELEMENT: dict[str, Any] = {
         # ``unless_new``: a message naming an entry of these the stored version does not (a re-drawn tube) is of
         # another specimen, its time taken
         "exam_time": {"type": "object", "required": ["over", "by"], "additionalProperties": False,
-                      "properties": {"over": _NAMES, "by": _NAMES, "unless_new": _NAMES}},
+                      "properties": {"over": _NAMES, "by": _NAMES, "unless_new": _NAMES,
+                                     # the statuses are its report's (an ImagingStudy: time43)
+                                     "of": {"enum": ["report"]}}},
+        # ``yields``: a value the converter took from another field (its twin marked ``TAKEN_FROM_EXT``: a result's
+        # OBR-7 where OBX-14 is empty) never replaces one stated as itself; over a derived one it is written (time43)
+        "derived": {"enum": ["yields"]},
+        # a restatement of the stored instant at a coarser precision is not written (a result's time: time43)
+        "not_thinner": {"type": "boolean"},
         # a stored status ``from`` the writer does not take back ``to`` (a final result's P: ordfix36);
         # ``with``: elements describing the observation kept out, kept out too (its time: pdate36);
         # ``whole``: nothing of the message's statement written (over a withdrawal); ``why``: the W's

@@ -140,11 +140,6 @@ def hgb(engine: Engine, http: TestClient, control: str) -> dict:
     return obs
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "HIGH (rv42b HIGH 2's time half, left by the lead): a thinner re-send with OBX-14 empty moves the result's time "
-    "from the 09:00 an earlier OBX-14 stated to OBR-7's 08:30 -- conv42's 'assumed' fallback was reverted (a later "
-    "report moving OBR-7 left its results at the old time beside the report's new one: "
-    "tests/test_perfrecog21_same_bytes); needs the stored time's source kept. The unit half passes (conv42b)"))
 @pytest.mark.parametrize("batch", [False, True], ids=["one-by-one", "batch"])
 def test_a_thinner_restatement_keeps_the_unit_and_the_stated_time(
         engine: Engine, http: TestClient, batch: bool) -> None:

@@ -15,7 +15,6 @@ import base64
 import json
 import re
 
-import pytest
 from fastapi.testclient import TestClient
 
 from adapters.hl7v2.ack import ack_code_of
@@ -110,11 +109,6 @@ def test_an_omi_o23_imaging_order_is_converted(engine: Engine, http: TestClient)
     assert "ACC42B08" in json.dumps(order), order
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "HIGH (rv42b HIGH 2's time half, left by the lead): a thinner re-send with OBX-14 empty moves the result's time "
-    "from the 09:00 an earlier OBX-14 stated to OBR-7's 08:30 -- conv42's 'assumed' fallback was reverted (a later "
-    "report moving OBR-7 left its results at the old time beside the report's new one: "
-    "tests/test_perfrecog21_same_bytes); needs the stored time's source kept. The unit half passes (conv42b)"))
 def test_a_thinner_restatement_keeps_the_unit_and_the_time_stated_before(engine: Engine, http: TestClient) -> None:
     first = _oru("RV42B09a", "RV42B09", "CBC^血常规^L",
                  "OBX|1|NM|HGB^血红蛋白^L||130|g/L|120-160|N|||F|||20261201090000\r")

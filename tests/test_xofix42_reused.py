@@ -268,11 +268,6 @@ def test_a_finer_or_other_exam_time_is_written(http: TestClient) -> None:
     assert report.get("effectiveDateTime") == "2026-03-12T10:00:00+08:00", report
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "MED (xofix42, left): the precision rule holds the REPORT's exam time, but its results' Observation."
-    "effectiveDateTime (OBR-7 where OBX-14 is empty) has none: a re-send stating OBR-7 at the date alone writes "
-    "'2024-03-12' over the results' 08:00. not_from_older on Observation.effective[x] (the lead, tried) held an "
-    "older final's results against a later P (status38, ordfix36); the stored time's source needs keeping"))
 def test_a_thinner_resend_keeps_its_results_exam_time(http: TestClient) -> None:
     run = "XOFIX42-OB"
     acc = _old_exam(http, run)

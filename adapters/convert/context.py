@@ -216,6 +216,8 @@ class Context:
     stated_only: list[tuple[Resource, str]] = field(default_factory=list)
     # (resource, what it states only as the application that stored the order's number: ``Said.owned``)
     owned_by_number: list[tuple[Resource, Owned]] = field(default_factory=list)
+    # (a result the message states as a correction, "DiagnosticReport/id" of the report listing it: ``Said.report``)
+    reported: list[tuple[Resource, str, str]] = field(default_factory=list)
     # "Type/id" of a Condition a DG1-21 D withdraws -> (subject, its stay's "Type/id" or "", its code,
     # DG1-20, the warning said when nothing stored is that diagnosis): written only onto a stored one
     # (``settle_withdrawn``, dgfix25b)
@@ -436,13 +438,21 @@ class Context:
         sender as the application that stored its number (``Said.owned``: the merge decides, on the store)."""
         self.owned_by_number.append((resource, owned))
 
+    def reported_by(self, resource: Resource, report: str, status: str = "") -> None:
+        """``resource`` (a result the message states as a correction, ``exam_time``'s ``by``) is listed by the report
+        ``report`` ("DiagnosticReport/id"): new to the store, it takes that report's stored exam time as the report
+        keeps it (``Said.report``, ``MergeRules._exam_of_report``; rv42e MED 2, forty-third round, time43).
+        ``status``: the message's status of the report, for a resource with none of its own (an ImagingStudy under
+        a correction: ``Said.report_status``, ``MergeRules._exam_by_report``; rv42e LOW)."""
+        self.reported.append((resource, report, status))
+
     def said_count(self) -> int:
         """How many things the message said beside the resources' content so far (a conversion
         that said any cannot be replaced by a copy of an earlier one's resources)."""
         return (len(self.deletes) + len(self.assumptions) + len(self.fields) + len(self.later) + len(self.told_apart)
                 + len(self.moves)
                 + len(self.mothers) + len(self.referrals) + len(self.changed) + len(self.starts_alone)
-                + len(self.coarse_times) + len(self.stated_only) + len(self.owned_by_number))
+                + len(self.coarse_times) + len(self.stated_only) + len(self.owned_by_number) + len(self.reported))
 
     def said(self) -> dict[str, Said]:
         """What the message said of each resource beside its content, by "Type/id" (a resource
@@ -450,7 +460,7 @@ class Context:
         if not (self.deletes or self.assumptions or self.fields or self.later or self.told_apart or self.moves
                 or self.mothers
                 or self.referrals or self.changed or self.starts_alone or self.stated_only or self.owned_by_number
-                or self.coarse_times):
+                or self.coarse_times or self.reported):
             return {}
         deletes: dict[str, list[Delete]] = {}
         assumed: dict[str, set[str]] = {}
@@ -509,7 +519,9 @@ class Context:
             ref = _ref_of(resource)
             if ref is not None:
                 coarse.setdefault(ref, []).append((element, digits))
-        others = {*deletes, *apart, *moves, *mothers, *referred, *changed, *alone, *only, *owned, *coarse}
+        reported = {ref: (report, status) for resource, report, status in self.reported
+                    if (ref := _ref_of(resource)) is not None}
+        others = {*deletes, *apart, *moves, *mothers, *referred, *changed, *alone, *only, *owned, *coarse, *reported}
         # (only assumed -- a Patient's active, a Location's name made from a PL's codes: one shared Said)
         others.update(ref for ref in later if ref not in fields)
         out = {ref: _assumed_only(frozenset(elements)) for ref, elements in assumed.items()
@@ -521,7 +533,8 @@ class Context:
                          changes=tuple((changed.get(ref) or {}).items()),
                          start_alone=alone.get(ref, ()), only=frozenset(only.get(ref, ())),
                          later=later.get(ref, ()), owned=tuple(owned.get(ref, ())),
-                         digits=tuple(coarse.get(ref, ())))
+                         digits=tuple(coarse.get(ref, ())), report=reported.get(ref, ("", ""))[0],
+                         report_status=reported.get(ref, ("", ""))[1])
                for ref in others}
         for ref, located_at in fields.items():  # (a result's OBX-11 alone, the commonest: one shared Said)
             if ref not in others:

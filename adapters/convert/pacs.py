@@ -17,6 +17,7 @@ from adapters.hl7v2.errors import DATA_TYPE_ERROR, TABLE_VALUE_NOT_FOUND, UNSUPP
 from adapters.hl7v2.parser import Message, Segment
 from adapters.hl7v2.timestamps import TimestampError, to_fhir_datetime, to_fhir_instant
 from engine.document_labels import ADDENDUM_SYSTEM, DOCUMENT_NUMBER_SYSTEM, PARAGRAPH_SYSTEM, TEXT_KIND_SYSTEM
+from engine.merge_rules import exam_by_of
 from mappings.site import Site
 
 DOCUMENT_FILE_SYSTEM = "urn:huren:document-file:"  # + the sender (TXA-16, a file name unique at its sender)
@@ -344,7 +345,7 @@ def _report_hook(group: results.Group, ctx: Context, info: dict[str, Any]) -> No
     study = _imaging_study(group, ctx, info)
     if study is not None:
         info["study"] = study
-        info.setdefault("after_report", []).append(lambda report: _study_time_of_a_correction(ctx, study, report))
+        info.setdefault("after_report", []).append(lambda report: _study_time_of_a_correction(ctx, study, report, group))
     # every further IPC of the group's order is a study of its own (its Study UID, else its accession): a report
     # of a CT and its MR follow-up booked as two IPCs made one ImagingStudy, the first's (omi42 LOW)
     for ipc in _ipcs(group, ctx)[1:]:
@@ -352,7 +353,7 @@ def _report_hook(group: results.Group, ctx: Context, info: dict[str, Any]) -> No
         if more is not None:
             info.setdefault("studies", []).append(more)
             info.setdefault("after_report", []).append(
-                lambda report, s=more: _study_time_of_a_correction(ctx, s, report))
+                lambda report, s=more: _study_time_of_a_correction(ctx, s, report, group))
     ordering = referral.ordering_institution(group, ctx)  # a reading centre's report on a member's order?
     if ordering is not None:
         interpreter = _interpreter(group.obr, ctx) if group.obr is not None else None
@@ -371,18 +372,24 @@ def _report_hook(group: results.Group, ctx: Context, info: dict[str, Any]) -> No
         )
 
 
-def _study_time_of_a_correction(ctx: Context, study: dict[str, str], report: dict[str, str]) -> None:
-    """A report message correcting its report (the report's status one of ``exam_time``'s ``by`` on the report's
-    time, merge.yaml DiagnosticReport ``effectiveDateTime``: corrected, amended, appended) states its study's start
-    (OBR-7) only as the converter's assumption: it fills a study stored without one and never moves it. The rule
-    is the merge's, read here because only the converter knows which report the study's message states: a RIS
-    restamping OBR-7 with its correction's send time kept the 2024 report's time (``exam_time``) but moved its
-    study's -- an imaging prior's date, ``started`` (forty-second round, prior42)."""
-    rule = ((ctx.site.merge.get("resources") or {}).get("DiagnosticReport") or {}).get("effectiveDateTime") or {}
+def _study_time_of_a_correction(ctx: Context, study: dict[str, str], report: dict[str, str],
+                                group: results.Group) -> None:
+    """A report message correcting its report (the report's status one of ``exam_time``'s ``by``, merge.yaml
+    ImagingStudy ``started``: corrected, amended, appended) tells the merge which report its study is of and the
+    status the message gives it (``Context.reported_by``): the merge decides the study's start as it decides the
+    report's time (``exam_time`` ``of: report``, over the stored report's status), since an ImagingStudy has no
+    status of its own and only the converter knows which report the study's message states -- a RIS restamping
+    OBR-7 with its correction's send time kept the 2024 report's time but moved its study's (prior42). The hook had
+    stated ``started`` as an assumption under any correction, so a correction over a preliminary report moved the
+    report's time but not the study's (rv42e LOW; forty-third round, time43: the rule has one owner). The start is
+    located at the OBR field it was read from (``_imaging_study``: OBR-7, else OBR-6), where a W says it stands."""
     status = ctx.resources.get(report["reference"], {}).get("status")
     resource = ctx.resources.get(study["reference"])
-    if resource is not None and "started" in resource and status in ((rule.get("exam_time") or {}).get("by") or ()):
-        ctx.assumed(resource, "started")
+    if resource is not None and "started" in resource and isinstance(status, str) \
+            and status in exam_by_of(ctx.site.merge, "ImagingStudy"):
+        ctx.reported_by(resource, report["reference"], status)
+        if group.obr is not None:
+            ctx.located(resource, "started", group.obr, 7 if group.obr.value(7) else 6)
 
 
 def _document_hook(group: results.Group, ctx: Context, info: dict[str, Any]) -> None:

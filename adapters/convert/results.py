@@ -31,9 +31,11 @@ from engine.merge_rules import (
     CORRECTED,
     PANEL,
     STAND_IN_EXT,
+    TAKEN_FROM_EXT,
     Owned,
     all_results_of,
     concept_label,
+    exam_by_of,
     line_run,
     located,
     progress_of,
@@ -1173,14 +1175,13 @@ def _observation(
         ctx.delete(res, "interpretation")
     apply_table("obx_observation", {"OBX": obx}, ctx, res)
     if "effectiveDateTime" not in res:
-        effective = _effective(obx, group, ctx, res)
-        if effective:
-            res["effectiveDateTime"] = effective
-            # (conv42 made this fallback an assumed value, filling only: reverted by the lead -- a later report
-            # moving OBR-7 left its results at the old time while the report took the new one, so a result and its
-            # report disagreed (tests/test_perfrecog21_same_bytes); rv42b HIGH 2's time half is a strict xfail
-            # again: the fallback must replace a stored fallback and never a stated OBX-14, which needs the stored
-            # time's source kept)
+        taken = _effective(obx, group, ctx, res)
+        if taken:
+            # the time and the field it was taken from, marked in its primitive twin (``TAKEN_FROM_EXT``): the
+            # merge's ``derived`` rule writes it over a stored time taken from a field too (a later report moving
+            # OBR-7 moves its results) and never over one OBX-14 stated (rv42b HIGH 2; forty-third round, time43)
+            res["effectiveDateTime"], res["_effectiveDateTime"] = taken[0], {
+                "extension": [{"url": TAKEN_FROM_EXT, "valueString": taken[1]}]}
         else:  # nothing in the message dates the result: recognition could not place it in time
             raise obx.error("OBX-14 (observation date) is empty and nothing else in the message dates "
                             "the result (OBR-7/8/22, RXA-3, EVN-6/EVN-2, MSH-7)", 14, code=REQUIRED_FIELD_MISSING)
@@ -1212,14 +1213,14 @@ def result_performer(obx: Segment, ctx: Context, sender: dict[str, str]) -> dict
     return sender
 
 
-def _effective(obx: Segment, group: Group, ctx: Context, res: Resource) -> str | None:
+def _effective(obx: Segment, group: Group, ctx: Context, res: Resource) -> tuple[str, str] | None:
     """When OBX-14 is empty: OBR-7 (collection), OBR-8 (collection end), OBR-22 (report); in a
     group without OBR the administration it follows (RXA-3: a vaccination's eligibility and VIS
     observations), else EVN-6 (event occurred), EVN-2 (recorded) — an ADT's observations; then
     MSH-7, with a warning whenever it is not the OBR's — the result date decides recognition
     windows, so it is never left out while the message dates anything. Located at the field it
     was taken from (not OBX-14, ``LOCATED_LATER``): a correction's time not stored is warned there
-    (merge.yaml ``exam_time``; prior42)."""
+    (merge.yaml ``exam_time``; prior42). Returns the time and the field it was taken from (``OBR-7``)."""
     candidates: list[tuple[Segment, int]] = []
     if group.obr is not None:
         candidates += [(group.obr, 7), (group.obr, 8), (group.obr, 22)]
@@ -1246,7 +1247,7 @@ def _effective(obx: Segment, group: Group, ctx: Context, res: Resource) -> str |
             ctx.warn(obx.error(f"OBX-14 (and OBR-7/8/22) empty: the result date is taken from {seg.name}-{fno}",
                                14))
         ctx.located(res, "effectiveDateTime", seg, fno)
-        return value
+        return value, f"{seg.name}-{fno}"
     return None
 
 
@@ -1693,6 +1694,26 @@ def _report_performers(group: Group, ctx: Context, sender: dict[str, str]) -> li
     return out
 
 
+_NOT_CORRECTIONS = frozenset({"final", "preliminary", "registered", "unknown", "cancelled", "entered-in-error"})
+
+
+def _corrections_reported(ctx: Context, results: list[dict[str, str]], report: str) -> None:
+    """Tell the merge which report lists each result the message states as a correction (a status of the result's
+    ``exam_time`` ``by``, merge.yaml: OBX-11 C, A): new to the store, it takes the report's stored exam time
+    (``Context.reported_by``; rv42e MED 2, forty-third round, time43). The statuses no such rule names are passed
+    over first (a final panel pays a set look-up a result)."""
+    by: frozenset[str] | None = None
+    for entry in results:
+        obs = ctx.resources.get(entry.get("reference", ""))
+        status = obs.get("status") if obs is not None else None
+        if status is None or status in _NOT_CORRECTIONS:
+            continue
+        if by is None:
+            by = exam_by_of(ctx.site.merge, "Observation")
+        if status in by:
+            ctx.reported_by(obs, report)  # type: ignore[arg-type]
+
+
 def diagnostic_report(
     group: Group,
     ctx: Context,
@@ -1754,6 +1775,7 @@ def diagnostic_report(
             ident.setdefault("system", f"urn:huren:order:{ctx.urn_code}")
             res["identifier"] = [ident]
     ref = ctx.ref("DiagnosticReport", key)["reference"]
+    _corrections_reported(ctx, results, ref)
     earlier = ctx.resources.get(ref)
     stated = obr is not None and _status_stated(obr, ctx)
     if earlier is not None:

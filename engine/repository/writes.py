@@ -436,7 +436,8 @@ class Writes(GroupCommit, Searching):
         current = self._current_of(keys)
         # a group's buffer (not a hook's derived write, which ``_store`` stages)
         first = self._first_versions(source) if pending is not None else None
-        # (a message stating part of an order only as its number's owner: its first versions asked, ``owned_of``)
+        # (a message stating part of an order only as its number's owner, or a correction's result: its first
+        # versions asked, ``first_combined``)
         owning = first is not None and self.merge.owning()
         marks, rows_of, dumps = self._marks, self.indexer.rows, fhirjson.dumps
         results: list[WriteResult] = []
@@ -456,7 +457,7 @@ class Writes(GroupCommit, Searching):
                 except KeyError:
                     own = self._first_of(key[0], source)
                 # (unless the message states part of it only as its number's owner: combined, to be said)
-                if own is not None and not (owning and self.merge.owned_of(key[0], r)):
+                if own is not None and not (owning and self.merge.first_combined(key[0], r)):
                     for n in own:
                         r = marks[n](r)
                     if updated is None:
