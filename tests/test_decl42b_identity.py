@@ -83,7 +83,8 @@ def test_the_lis_a40_giving_its_record_her_number_is_held_and_listed(module_eng:
     W2; the LIS's A40 whose PID gives W1 her name and the number c the HIS registered on her, MRG W2: AA with W 205
     naming MSH-3 LIS, W1 holds no number and is linked to no record of hers, the message is on the operator's list,
     whose decision is refused 409 while her record holds c; her resident reads nothing of W1's result. The merge
-    itself is filed (W2 merged into W1)."""
+    itself is held too (idn43: W2 is a placeholder of the LIS's result no registration spoke for -- only a declared
+    registration application merges it away), its own W 205 at MRG-1."""
     c = _nid("32092319800801020")
     name, birth = "壬^一", "19800801"
     assert ack_code_of(post(http, adt("DB1Ha", f"DB1H^^^FNXRMYY^MR~{c}^^^^NNCHN", name, birth, "F"))) == "AA"
@@ -250,8 +251,10 @@ def test_the_two_holds_decide_in_one_batch_as_one_by_one(module_eng: Engine, htt
                adt(f"{tag}Wb", f"{tag}W^^^FNXRMYY^MR", "癸^八", birth, "F", app="LIS"),
                oru(f"{tag}Va", f"{tag}V^^^FNXRMYY^MR", "癸^八", birth, "F", f"{tag}OBS2"),
                _merge(f"{tag}M", f"{tag}W^^^FNXRMYY^MR~{c}^^^^NNCHN", "壬^八", birth, f"{tag}V^^^FNXRMYY^MR", "LIS")]
+        # (the A40: the number held at PID-3, and -- idn43 -- the merge held at MRG-1: V is a placeholder of the
+        # LIS's result that no registration spoke for, so only a declared registration application merges it away)
         assert _outcome(module_eng, http, one, batch, f"{MRN}|{tag}H", f"{tag}OBS") == (
-            ["AA"] * 5, [0, 0, 0, 0, 1], False), (tag, batch)
+            ["AA"] * 5, [0, 0, 0, 0, 2], False), (tag, batch)
         d = _nid("32092319800810020" if not batch else "32092319800811020")
         birth = "19800810" if not batch else "19800811"
         two = [at_fnzyy(f"{tag}Ea", f"{tag}E", "壬^九", birth, "F", f"~{d}^^^^NNCHN"),
