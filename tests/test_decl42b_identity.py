@@ -166,21 +166,22 @@ def test_the_lis_walk_in_a04_new_record_with_her_number_at_another_member_is_hel
     assert _observed(module_eng, her, "DB4OBS"), "the HIS's word links the walk-in to her"
 
 
-@pytest.mark.xfail(strict=True, reason="HIGH (privacy, decl42b, left: a design call): on the shipped declared site "
-                   "FNXRMYY's LIS's ORU^R01 under a NEW MRN (no ADT before it) stating the name, birth date and number "
-                   "FNZYY's HIS registered on her makes a placeholder the index links to her record: her resident reads "
-                   "the LIS's result. Holding a result's placeholder number like the A04's (tried) stops the remote "
-                   "reading centre's, the referral's and the shipped feeds' results linking by number (~20 tests)")
 def test_the_lis_result_making_a_new_record_with_her_number_is_held(module_eng: Engine, http: TestClient) -> None:
-    """Shipped site, the same through a result: FNZYY's HIS registered her with c; FNXRMYY's LIS's ORU^R01 under a
-    new MRN (no ADT before it) stating her name, birth date and c makes its placeholder: AA with W 205 naming MSH-3
-    LIS, the placeholder filed without c and unlinked, the result filed on it; her resident reads nothing of it."""
+    """Shipped site, the same through a result: FNZYY's HIS registered her with c; an ORU^R01 at FNXRMYY under a
+    new MRN (no ADT before it) stating her name, birth date and c makes its placeholder: AA with W 205 naming its
+    MSH-3, the placeholder filed without c and unlinked, the result filed on it; her resident reads nothing of it.
+
+    idn43 made it the site's data (institutions.yaml ``number_linking_applications``, ``persons.new_record_linked``):
+    the shipped site declares FNXRMYY's LIS, whose feed links a returning patient's result by her number
+    (examples/feeds/10), so the sender here is an application it declares neither a registration nor a
+    number-linking one (MSH-3 POCT); FNXRMYY's LIS on a site that does not declare it is held the same way
+    (``tests/test_idn43_results.py::test_the_lis_result_is_held_where_the_site_does_not_declare_it``)."""
     c = _nid("32092319800813020")
     name, birth = "壬^十一", "19800813"
     assert ack_code_of(post(http, at_fnzyy("DB9Ea", "DB9E", name, birth, "F", f"~{c}^^^^NNCHN"))) == "AA"
     (her,) = patients(http, f"{FNZYY}|DB9E")
-    ack = post(http, oru("DB9Ka", f"DB9K^^^FNXRMYY^MR~{c}^^^^NNCHN", name, birth, "F", "DB9OBS"))
-    _links_held(ack, "LIS")
+    ack = post(http, oru("DB9Ka", f"DB9K^^^FNXRMYY^MR~{c}^^^^NNCHN", name, birth, "F", "DB9OBS", app="POCT"))
+    _links_held(ack, "POCT")
     (placeholder,) = patients(http, f"{MRN}|DB9K")
     assert nids(placeholder) == set() and not placeholder.get("link"), placeholder
     assert _observed(module_eng, her, "DB9OBS") == []

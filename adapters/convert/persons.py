@@ -2842,6 +2842,12 @@ def _registrars_number(conversion: Any, earlier: Sequence[Any], stored: dict[Any
             if only is not None and ref not in only:
                 continue
             person = conversion.by_reference.get(ref)
+            if ref in conversion.create_only and person is not None and only is None and id_numbers(person) \
+                    and new_record_linked(conversion, ref, earlier, stored, search, read_many):
+                _hold_linking(conversion, ref, sequence, person, _NEW_LINKS.format(
+                    apps=", ".join(dict.fromkeys((*conversion.registrars, *conversion.linkers))) or "none declared",
+                    app=conversion.application or "unknown"))
+                continue
             if ref in conversion.create_only or person is None or not (stated := id_numbers(person)):
                 continue
             judged = _renumbered_on(ref, earlier, stored, leaned, read_many)  # (merged away: its survivor)
@@ -3128,6 +3134,46 @@ def registers_nothing(provenance: dict[str, Any]) -> bool:
     return rekeys(provenance) or any(
         c.get("system") == MERGE_HELD["system"] and c.get("code") == MERGE_HELD["code"]
         for reason in provenance.get("reason") or () for c in (reason or {}).get("coding") or ())
+
+
+# the W 205 of a new record's number held (``new_record_linked``): begins as ``_hold_linking``'s own words do (one
+# number another record holds), names who may (words.yaml ``w-id-number-new-record-held`` reads the MSH-3 names)
+_NEW_LINKS = (
+    "PID-3 gives the record a resident ID number another record holds: not taken -- the record is new, made by this "
+    "message's result or order, and taken, the patient index would join it to that record as one person's. Only "
+    f"{RENUMBER_LINKS} and number_linking_applications (MSH-3 {{apps}}) give it unheld; this message's application "
+    "(MSH-3 {app}) is held for the operator: the record is filed without the number, its results its own. If the two "
+    "records are one person's, have the registering application state the number on this record (A08/A31)")
+
+
+def new_record_linked(conversion: Any, ref: str, earlier: Sequence[Any], stored: dict[Any, Any], search: Any,
+                      read_many: Any) -> bool:
+    """Is the resident ID number a result's or an order's PID states for the NEW record it makes (``create_only``: no
+    version of it stored or written by the batch) to be held for the operator, not given? Yes on a site declaring
+    its ``registration_applications`` when another active record holds that number (``_other_holder``) and this
+    message's application is neither a declared registration application nor one of the institution's declared
+    ``number_linking_applications`` (institutions.yaml: the applications whose results restate the registration --
+    a LIS whose patients come from the HIS's orders). The one rule of which senders' results link a new record by
+    number, asked by ``_registrars_number``; the operator's decision (``decided_renumbers``) takes it.
+
+    Why: taken, the patient index joins the new record to hers (one number, one person) and her resident reads the
+    result. A LIS's walk-in registration (A04) stating her number is held on such a site (decl42b), and its result
+    under a new MRN stating her name, birth date and number had linked all the same (decl42b HIGH; forty-third round,
+    idn43). Holding every result's number stopped the workflows that link by it -- a remote reading centre's report,
+    a referral's result, a LIS whose patients the HIS registered without an ADT feed -- so which senders' results
+    relay the registration is the site's to declare, as which systems register is: a wrong answer is worse than no
+    answer, and the held result is filed on its own record, nothing lost. A site declaring no registration
+    application keeps the index's rule (nothing there tells the HIS from a LIS: decl42b's choice)."""
+    declared, app = conversion.registrars, conversion.application
+    if not declared or app in declared or app in conversion.linkers:
+        return False
+    if ref in conversion.decided_renumbers:  # (the operator's decision: given)
+        conversion.decision_answered = True
+        return False
+    if tuple(ref.split("/", 1)) in stored or any(ref in c.by_reference for c in earlier):
+        return False
+    return _other_holder(ref, _id_tokens(conversion.by_reference.get(ref)), earlier, stored, search,
+                         read_many) is not None
 
 
 def _first_number_held(conversion: Any, ref: str, judged: str, person: dict[str, Any], earlier: Sequence[Any],
