@@ -2938,13 +2938,22 @@ def _merge_carried(conversion: Any, ref: str, judged: str, earlier: Sequence[Any
         was = _as_left(prior, earlier, stored, leaned)
         if was is None:
             continue
-        bare = {**person, "identifier": [i for i in person.get("identifier") or ()
-                                         if not (isinstance(i, dict) and is_national_id(i))]}
-        said = conversion.said.get(survivor)
-        carried = merge_carries(was, bare, {}, prior, rules, conversion.writer or _WRITER,
-                                said.deletes if said is not None else (), renumbered=bool(renumbered))
+        carried = _carried_bare(conversion, survivor, person, prior, was, rules, bool(renumbered))
         out.update(_number_token(s, v) for s, v in _id_tokens({"identifier": carried or []}))
     return frozenset(out)
+
+
+def _carried_bare(conversion: Any, survivor: str, person: dict[str, Any], prior: str, was: dict[str, Any],
+                  rules: MergeRules, renumbered: bool) -> list[dict[str, Any]] | None:
+    """What a merge of this message carries onto ``survivor`` (``person``: its PID's Patient) from ``prior`` (``was``,
+    as it stood), asked as if the PID stated no resident ID number -- one stated of a kind keeps ``beside`` from
+    carrying that kind, yet is the same number when the merged-away record held it: ``merge_carries``' reading for
+    ``_merge_carried``'s exemption and ``merge_refused``'s "a number moving"."""
+    bare = {**person, "identifier": [i for i in person.get("identifier") or ()
+                                     if not (isinstance(i, dict) and is_national_id(i))]}
+    said = conversion.said.get(survivor)
+    return merge_carries(was, bare, {}, prior, rules, conversion.writer or _WRITER,
+                         said.deletes if said is not None else (), renumbered=renumbered)
 
 
 def _links_unheld(conversion: Any, tokens: Sequence[tuple[str, str]],
@@ -3072,12 +3081,8 @@ def merge_refused(conversion: Any, survivor: str, prior: str, renumbered: bool, 
     person = conversion.by_reference.get(survivor)
     if was is None or person is None or _numbers_left(survivor, earlier, stored, leaned):
         return None
-    bare = {**person, "identifier": [i for i in person.get("identifier") or ()
-                                     if not (isinstance(i, dict) and is_national_id(i))]}
-    said = conversion.said.get(survivor)
-    carried = merge_carries(was, bare, {}, prior, merge if merge is not None else shipped(),
-                            conversion.writer or _WRITER, said.deletes if said is not None else (),
-                            renumbered=bool(renumbered))
+    carried = _carried_bare(conversion, survivor, person, prior, was, merge if merge is not None else shipped(),
+                            bool(renumbered))
     if not id_numbers({"identifier": carried or []}):
         return None
     held = _as_left(survivor, earlier, stored, leaned)
