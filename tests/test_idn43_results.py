@@ -23,8 +23,9 @@ from adapters.hl7v2.ack import ack_code_of
 from engine.engine import Engine
 from engine.settings import Settings
 from mappings.site import Site, SiteError
+from tests.conftest import _BACKENDS
 from tests.hl7_calls import err_lines, post
-from tests.module_store import REPO_ROOT, module_eng, settings_for_backend
+from tests.module_store import REPO_ROOT, module_eng, settings_for_backend, site_without
 from tests.owner41_calls import at_fnzyy, decide, nids
 from tests.test_decl42b_identity import FNZYY, _client, _held, _links_held, _observed, http
 from tests.test_rvidentity32_probes import MRN, _nid, adt, oru, patients
@@ -35,18 +36,12 @@ NEW = "the record is new, made by this message's result or order"
 
 
 def his_only_site(folder: Path) -> Path:
-    """A site folder whose institutions.yaml is the shipped one with every ``number_linking_applications`` taken out:
-    each hospital declares its HIS as its registration application and no application whose results link a new
-    record by number."""
-    members = yaml.safe_load((REPO_ROOT / "mappings" / "institutions.yaml").read_text(encoding="utf-8"))
-    for member in members:
-        member.pop("number_linking_applications", None)
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / "institutions.yaml").write_text(yaml.safe_dump(members, allow_unicode=True), encoding="utf-8")
-    return folder
+    """The shipped site with every ``number_linking_applications`` taken out: each hospital declares its HIS as its
+    registration application and no application whose results link a new record by number."""
+    return site_without(folder, "number_linking_applications")
 
 
-@pytest.fixture(scope="module", params=["sqlite", "mongomock"])
+@pytest.fixture(scope="module", params=_BACKENDS)
 def his_only_eng(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Engine]:
     root = tmp_path_factory.mktemp("idn43-his-only")
     settings = Settings(data_dir=root / "var", http_port=0, mllp_port=0, base_url="https://huren.example",
