@@ -99,6 +99,12 @@ class Institution:
     # may restate a record another of them registered (``adapters.convert.persons``); none declared,
     # only the record's own registering application may
     registration_applications: tuple[str, ...] = ()
+    # the sending applications (MSH-3.1) whose results and orders may make a NEW record that states a resident ID
+    # number another record holds -- the patient index then joins the two as one person's: a LIS whose patients come
+    # from the HIS's orders restates the HIS's registration. On a site declaring ``registration_applications``, any
+    # other application's result or order making a new record with such a number has it held (filed unlinked, W 205:
+    # ``adapters.convert.persons.new_record_linked``); the registration applications always may
+    number_linking_applications: tuple[str, ...] = ()
 
     @property
     def code_system(self) -> str:
@@ -718,6 +724,7 @@ _INSTITUTIONS_SCHEMA: dict[str, Any] = {
             "mrn_type": {"type": "string", "pattern": r"^[A-Z0-9]{1,10}$"},
             "mrn_authorities": {"type": "array", "items": {"type": "string", "pattern": _FACILITY}},
             "registration_applications": {"type": "array", "items": {"type": "string", "pattern": _FACILITY}},
+            "number_linking_applications": {"type": "array", "items": {"type": "string", "pattern": _FACILITY}},
             "grade": {"enum": [*GRADES, "基层"]},
             "qc": {
                 "type": "object",
@@ -804,6 +811,7 @@ def _load_institutions(path: Path) -> dict[str, Institution]:
             mrn_type=entry.get("mrn_type", "MR"),
             mrn_authorities=tuple(entry.get("mrn_authorities") or ()),
             registration_applications=tuple(str(a).strip() for a in entry.get("registration_applications") or ()),
+            number_linking_applications=tuple(str(a).strip() for a in entry.get("number_linking_applications") or ()),
             grade="一级" if entry.get("grade") == "基层" else entry.get("grade"),
         )
     _check_mrn_authorities(path, node, data, out)
@@ -829,7 +837,8 @@ def _check_mrn_authorities(path: Path, node: Any, data: list[dict[str, Any]], ou
 
 def _check_registration_applications(inst_path: Path, institutions: Mapping[str, Institution], senders: Any,
                                      senders_path: Path) -> None:
-    """An institution's ``registration_applications`` (institutions.yaml) checked against senders.yaml: a
+    """An institution's ``registration_applications`` and ``number_linking_applications`` (institutions.yaml) checked
+    against senders.yaml: a
     name its ``applications`` gives another institution is refused (that MSH-3.1 is the other member's
     sender, as an ``mrn_authorities`` naming another member is refused). Nothing else is checked: no file
     lists an institution's every application (``charsets`` and ``message_structure`` name only the
@@ -838,13 +847,14 @@ def _check_registration_applications(inst_path: Path, institutions: Mapping[str,
     table = senders or {}
     owner = {str(app).strip(): str(code) for app, code in (table.get("applications") or {}).items()}
     for code, inst in institutions.items():
-        for j, name in enumerate(inst.registration_applications):
-            other = owner.get(name)
-            if other is not None and other != code:
-                at = [list(institutions).index(code), "registration_applications", j]
-                raise SiteError(inst_path, _line_of(inst_path, at), f"[{at[0]}].registration_applications[{j}]",
-                                f"{name!r} is the sending application of institution {other!r} (senders.yaml "
-                                f"applications, {senders_path}), not of {code!r}")
+        for key in ("registration_applications", "number_linking_applications"):
+            for j, name in enumerate(getattr(inst, key)):
+                other = owner.get(name)
+                if other is not None and other != code:
+                    at = [list(institutions).index(code), key, j]
+                    raise SiteError(inst_path, _line_of(inst_path, at), f"[{at[0]}].{key}[{j}]",
+                                    f"{name!r} is the sending application of institution {other!r} (senders.yaml "
+                                    f"applications, {senders_path}), not of {code!r}")
 
 
 def _line_of(path: Path, at: list[Any]) -> int | None:

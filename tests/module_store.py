@@ -65,9 +65,15 @@ def undeclared_site(folder: Path) -> Path:
     a county whose hospitals cannot say which of their systems registers persons, so nothing in a message tells the
     HIS from a LIS (the rules of reg41..decl42 for such a site). The shipped demo site declares each hospital's HIS
     (forty-second round, decl42); a test of the undeclared rules builds this site, never relies on the default."""
+    return site_without(folder, "registration_applications")
+
+
+def site_without(folder: Path, *keys: str) -> Path:
+    """A site folder whose institutions.yaml is the shipped one with ``keys`` taken out of every member."""
     members = yaml.safe_load((REPO_ROOT / "mappings" / "institutions.yaml").read_text(encoding="utf-8"))
     for member in members:
-        member.pop("registration_applications", None)
+        for key in keys:
+            member.pop(key, None)
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "institutions.yaml").write_text(yaml.safe_dump(members, allow_unicode=True), encoding="utf-8")
     return folder

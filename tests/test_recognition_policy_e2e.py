@@ -37,8 +37,10 @@ INSTITUTIONS = """\
 
 # the community with each hospital's HIS declared its registration application (``registration_applications``): a
 # hospital's HIS correcting a record onto the number the person's record at another hospital holds is its registrar's
-# word, which the index links by -- on a site declaring none it is held for the operator (decl42)
-DECLARED_INSTITUTIONS = INSTITUTIONS.replace("until: 2099-12-31}}", "until: 2099-12-31}, registration_applications: [HIS]}")
+# word, which the index links by -- on a site declaring none it is held for the operator (decl42); and its LIS, whose
+# patients come from the HIS's orders, one whose result may make a new record linked by its number (idn43: else held)
+DECLARED_INSTITUTIONS = INSTITUTIONS.replace("until: 2099-12-31}}", "until: 2099-12-31}, registration_applications: [HIS], "
+                                             "number_linking_applications: [LIS]}")
 assert DECLARED_INSTITUTIONS.count("registration_applications") == 3
 
 

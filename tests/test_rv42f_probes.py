@@ -6,7 +6,6 @@
 
 from __future__ import annotations
 
-import pytest
 from fastapi.testclient import TestClient
 
 from adapters.hl7v2.ack import ack_code_of
@@ -72,10 +71,6 @@ def test_an_exam_the_evening_before_its_order_is_refused(http: TestClient) -> No
 # --- decl42b: a merge exempts what it carries -- from whichever record the sender names in MRG-1 ---------------------
 
 
-@pytest.mark.xfail(strict=True, reason="rv42f HIGH (privacy): on the declared site the LIS's A40 naming the HIS's "
-                   "record of her in MRG-1 and its own walk-in of another name in PID is taken with no ERR -- "
-                   "`_merge_carried` exempts her number because it is carried from the merged-away record, whoever "
-                   "named that record -- and her resident reads the walk-in's result")
 def test_the_lis_a40_merging_the_his_record_into_its_walk_in_leaks_nothing(module_eng: Engine, http: TestClient) -> None:
     """Shipped (declared) site: the HIS registered her record H with her number c; the LIS's walk-in W (another
     name, no number) has a result. The LIS's A40 states W in PID (its own name, no number) and names H in MRG-1:
@@ -109,9 +104,6 @@ def test_the_held_new_records_later_result_stating_her_number_stays_held(module_
     assert c not in nids(n), (err_lines(ack), n)
 
 
-@pytest.mark.xfail(strict=True, reason="rv42f HIGH (privacy): the same on a site declaring no registration "
-                   "application -- the LIS's A40 merging the HIS's record of her into its walk-in of another name is "
-                   "taken with no ERR, where the LIS's A08 giving the walk-in her number is held (decl42)")
 def test_the_lis_a40_merging_the_his_record_into_its_walk_in_undeclared(undeclared_eng: Engine,
                                                                          uhttp: TestClient) -> None:
     """Undeclared site: the HIS's record H with her number c, the LIS's walk-in W (another name, a result); the LIS's

@@ -112,6 +112,9 @@ class Conversion:
     # the institution's declared registration applications (``institutions.yaml``
     # ``registration_applications``): any of them may restate a record another of them registered
     registrars: tuple[str, ...] = ()
+    # ... and the applications whose results and orders may make a new record another record's resident ID number
+    # links (``number_linking_applications``; ``persons.new_record_linked``)
+    linkers: tuple[str, ...] = ()
     # an ADT event that registers a person (``persons.registers_person``): what makes its application a
     # record's registering one in a batch (an update, A08/A31, registers nothing)
     registers: bool = False
@@ -312,6 +315,7 @@ def convert(message: Message, site: Site, institution: str | None = None, applic
         owns=ctx.owns,
         application=msh.application_id,
         registrars=institution.registration_applications,
+        linkers=institution.number_linking_applications,
         registers=registers_person(msh.message_type, msh.trigger_event),
         writer=msh.message_type,
         site=site,

@@ -58,7 +58,9 @@ from engine.identity.demographics import (
     demographics,
     id_numbers,
     id_numbers_differ,
+    name_of,
     numbers_against_sex,
+    same_name,
     sex_disowned,
     to_the_day,
 )
@@ -91,6 +93,8 @@ def check_persons(conversion: Any, read_many: Any, earlier: Sequence[Any] = (), 
     left_out: dict[str, Renumber] = {}  # a record whose PID-3 number ``_registrars_number`` left out -> who may renumber
     def renumber(ref: str) -> Renumber:  # (the refusal's advice: ``_against_kept_number``)
         return _may_renumber(conversion, ref, earlier, search, messages, read_many)
+    if conversion.merges:  # (who may merge a record away: before anything reads the merges -- idn43)
+        leaned += _merges_held(conversion, earlier, search, messages, read_many, merge)
     # a record an earlier message of the batch states: a number this application may not replace is left out
     # before the check against the kept number (below), as it is for a stored record (rv40l MED 3)
     stating = {ref for refs in (conversion.persons, conversion.corrections) for ref in refs
@@ -1885,7 +1889,7 @@ def registered_by(message_type: str, resources: Sequence[dict[str, Any]]) -> set
         return set()
     out: set[str] = set()
     for resource in resources:
-        if resource.get("resourceType") == "Provenance" and not rekeys(resource):
+        if resource.get("resourceType") == "Provenance" and not registers_nothing(resource):
             for target in resource.get("target") or ():
                 reference = str((target or {}).get("reference") or "")
                 if reference.startswith("Patient/"):
@@ -2081,7 +2085,8 @@ def _walked(ref: str, search: Any, messages: Any, declared: Collection[str], mar
             # reason is a client's Provenance like any other (rvident35 LOW: it had been passed over, so its record's
             # registrar was read from the rest of the trail where any other client Provenance makes it "cannot be told")
             fed = mark not in NOT_THE_FEED
-            registrations = [] if fed and rekeys(prov) else [doc for doc in found if _registers_record(*_event(doc))]
+            registrations = [] if fed and registers_nothing(prov) else [doc for doc in found
+                                                                        if _registers_record(*_event(doc))]
             if not found and _may_register(prov, fed):  # not filed, or no longer kept
                 return None
             for doc in registrations:
@@ -2203,7 +2208,7 @@ def _may_register(prov: dict[str, Any], fed: bool = True) -> bool:
     (``ADT^A04``, ``adapters.convert.common.provenance``); none stated: it could. One naming the versions an
     owner's message re-keyed (``rekeys``) cannot -- when the feed wrote it (``fed``: its writer mark a message's);
     the same reason in a FHIR client's Provenance proves nothing (priv36)."""
-    if fed and rekeys(prov):
+    if fed and registers_nothing(prov):
         return False
     kind, event = _activity(prov)
     if not (kind or event):
@@ -2837,6 +2842,12 @@ def _registrars_number(conversion: Any, earlier: Sequence[Any], stored: dict[Any
             if only is not None and ref not in only:
                 continue
             person = conversion.by_reference.get(ref)
+            if ref in conversion.create_only and person is not None and only is None and id_numbers(person) \
+                    and new_record_linked(conversion, ref, earlier, stored, search, read_many):
+                _hold_linking(conversion, ref, sequence, person, _NEW_LINKS.format(
+                    apps=", ".join(dict.fromkeys((*conversion.registrars, *conversion.linkers))) or "none declared",
+                    app=conversion.application or "unknown"))
+                continue
             if ref in conversion.create_only or person is None or not (stated := id_numbers(person)):
                 continue
             judged = _renumbered_on(ref, earlier, stored, leaned, read_many)  # (merged away: its survivor)
@@ -2927,13 +2938,22 @@ def _merge_carried(conversion: Any, ref: str, judged: str, earlier: Sequence[Any
         was = _as_left(prior, earlier, stored, leaned)
         if was is None:
             continue
-        bare = {**person, "identifier": [i for i in person.get("identifier") or ()
-                                         if not (isinstance(i, dict) and is_national_id(i))]}
-        said = conversion.said.get(survivor)
-        carried = merge_carries(was, bare, {}, prior, rules, conversion.writer or _WRITER,
-                                said.deletes if said is not None else (), renumbered=bool(renumbered))
+        carried = _carried_bare(conversion, survivor, person, prior, was, rules, bool(renumbered))
         out.update(_number_token(s, v) for s, v in _id_tokens({"identifier": carried or []}))
     return frozenset(out)
+
+
+def _carried_bare(conversion: Any, survivor: str, person: dict[str, Any], prior: str, was: dict[str, Any],
+                  rules: MergeRules, renumbered: bool) -> list[dict[str, Any]] | None:
+    """What a merge of this message carries onto ``survivor`` (``person``: its PID's Patient) from ``prior`` (``was``,
+    as it stood), asked as if the PID stated no resident ID number -- one stated of a kind keeps ``beside`` from
+    carrying that kind, yet is the same number when the merged-away record held it: ``merge_carries``' reading for
+    ``_merge_carried``'s exemption and ``merge_refused``'s "a number moving"."""
+    bare = {**person, "identifier": [i for i in person.get("identifier") or ()
+                                     if not (isinstance(i, dict) and is_national_id(i))]}
+    said = conversion.said.get(survivor)
+    return merge_carries(was, bare, {}, prior, rules, conversion.writer or _WRITER,
+                         said.deletes if said is not None else (), renumbered=renumbered)
 
 
 def _links_unheld(conversion: Any, tokens: Sequence[tuple[str, str]],
@@ -2966,6 +2986,199 @@ def _links_unheld(conversion: Any, tokens: Sequence[tuple[str, str]],
     if conversion.registrars and conversion.application in conversion.registrars:
         return False
     return any(_number_token(s, v) not in carried for s, v in tokens)
+
+
+# a merge held for the operator (``_merges_held``): the claim's ``kind`` (the operator's list names it), and the reason
+# its message's Provenance states -- a held merge merged nothing, so its Provenance registers no record
+# (``registers_nothing``: a merge names its survivor a registration, ``_MERGING``)
+MERGE_KIND = "merge"
+MERGE_HELD = {"system": "urn:huren:provenance-reason", "code": "merge-held",
+              "display": "the merge was held for the operator: no record was merged"}
+
+
+def _merges_held(conversion: Any, earlier: Sequence[Any], search: Any, messages: Any, read_many: Any,
+                 merge: MergeRules | None) -> list[int]:
+    """Who may merge a record away: each merge of this message (A18/A30/A34/A39/A40/A46/A47: ``his.merge``'s
+    ``Conversion.merges``) that ``merge_refused`` refuses is held for the operator as the same application's A08
+    giving the record another's number is (``_hold_linking``): the merge is left out of what the message writes
+    (``_unmerged``: MRG-1's record as it was, the survivor without the link, nothing carried), the message is kept
+    with a held claim on the survivor (``GET /admin/held``; the operator's decision replays it with the merge
+    taken: ``Conversion.decided_renumbers``), and ERR W 205 at MRG-1 says why -- never the other record's number or
+    name. The rest of the PID is filed as the same application's A08 would be (its own rules). Asked before any
+    step that reads the merges (``_merge_carried``'s exemption, ``_joined``, ``_carried``): a merge held carries
+    nothing, so a number its PID states is judged as a plain renumbering. Returns the positions in ``earlier`` read."""
+    leaned: list[int] = []
+    stored: dict[Any, Any] = {}
+    for survivor, prior, sequence, renumbered in list(conversion.merges):
+        why = merge_refused(conversion, survivor, prior, renumbered, earlier, stored, search, messages, read_many,
+                            merge, leaned)
+        if why is None:
+            continue
+        if survivor in conversion.decided_renumbers:  # (the operator took this message's merge: taken)
+            conversion.decision_answered = True
+            continue
+        _unmerged(conversion, survivor, prior, sequence)
+        claim = {"claim": RENUMBER_CLAIM, "resource": survivor, "element": "link", "at": f"MRG[{sequence}]-1",
+                 "elsewhere": False, "kind": MERGE_KIND}
+        if claim not in conversion.held:
+            conversion.held.append(claim)
+        conversion.warn(HL7Error(why, segment="MRG", sequence=sequence, field=1, code=DUPLICATE_KEY_IDENTIFIER))
+    return leaned
+
+
+def merge_refused(conversion: Any, survivor: str, prior: str, renumbered: bool, earlier: Sequence[Any],
+                  stored: dict[Any, Any], search: Any, messages: Any, read_many: Any, merge: MergeRules | None,
+                  leaned: list[int]) -> str | None:
+    """May this message's application merge record ``prior`` (MRG-1's) away into ``survivor`` (the PID's)? None:
+    it may; else why not, the W 205's words. The one rule of who may merge a record away (``_merges_held`` asks it).
+
+    *A site that declares its registration applications* (institutions.yaml ``registration_applications``): any of
+    them may; another application only when it registered both records itself (``_registered``, the batch's as one
+    by one: ``_with_batch``; aliases one: ``same_code``) -- a survivor no version of which is stored or written by the
+    batch is this message's own. A merge says the two records are one person's: HL7 v2.5.1 3.3.40 "the
+    identifiers ... merge", and the patient index reads every result of both as the survivor's person's. The site
+    has declared which systems say who a record's person is; the LIS's A08 giving its walk-in her number is held
+    (decl42), and its A40 naming the HIS's record of her in MRG-1 and its own walk-in of another name in PID had
+    carried her number onto the walk-in -- AA, her resident reading the walk-in's result (rv42f HIGH; forty-third
+    round, idn43). The opposite direction (the LIS merging its walk-in INTO the HIS's record) is held too: the
+    walk-in's results become hers on the LIS's word, what decl42b says a LIS's own message cannot do ("what the LIS
+    met without the card cannot become her record by its own message") -- the declared HIS's A40, or the
+    operator's decision, joins them. The LIS merging two records it registered itself (its own duplicates) stands.
+
+    *A site declaring none*: nothing in a message tells the HIS from a LIS, so the rule reads what the merge does --
+    held when it would move a resident ID number (``merge_carries``, what the merged-away record holds) onto a
+    survivor that holds none (as the batch leaves it, else stored) and whose name as this message leaves it
+    (``_as_stored``) differs from the merged-away record's (``same_name``): a number moving to another name is
+    another person's record taking her identity. The HIS merging one woman registered twice, the survivor's PID
+    stating her name, is taken as before; a duplicate whose name was mistyped is merged by restating the name."""
+    declared, app = conversion.registrars, conversion.application
+    if declared:
+        if app in declared:
+            return None
+        for ref in (prior, survivor):
+            key = tuple(ref.split("/", 1))
+            if key not in stored and read_many is not None:
+                stored.update(read_many([key]))
+            if ref == survivor and key not in stored and not any(ref in c.by_reference for c in earlier):
+                continue  # (not held anywhere: this message's new record)
+            registrar = _with_batch(_registered(ref, search, messages, declared, read_many), ref, earlier, declared)
+            if registrar in (None, _UNSPOKEN, _UNREGISTERED) or not same_code(conversion.institution, app, registrar,
+                                                                              conversion.site):
+                by = registrar if registrar not in (None, _UNSPOKEN, _UNREGISTERED) else "none"
+                whose = "MRG-1's record" if ref == prior else "the PID's record"
+                return (f"MRG-1's record is not merged away: {whose} was registered by another application (MSH-3 "
+                        f"{by}) than this message's, and only {RENUMBER_LINKS} (MSH-3 {', '.join(declared)}) or the "
+                        "application that registered both records merge one away -- taken, the two records would "
+                        "be one person's and each resident would read the other's record. This message's "
+                        f"application (MSH-3 {app or 'unknown'}) is held for the operator. If the two records are "
+                        "one person's, have the registering application merge them (A40)")
+        return None
+    for ref in (prior, survivor):
+        key = tuple(ref.split("/", 1))
+        if key not in stored and read_many is not None:
+            stored.update(read_many([key]))
+    was = _as_left(prior, earlier, stored, leaned)
+    person = conversion.by_reference.get(survivor)
+    if was is None or person is None or _numbers_left(survivor, earlier, stored, leaned):
+        return None
+    carried = _carried_bare(conversion, survivor, person, prior, was, merge if merge is not None else shipped(),
+                            bool(renumbered))
+    if not id_numbers({"identifier": carried or []}):
+        return None
+    held = _as_left(survivor, earlier, stored, leaned)
+    theirs, hers = name_of(_as_stored(conversion, survivor, held or {}, merge)), name_of(was)
+    if theirs is None or hers is None or same_name(theirs, hers):
+        return None
+    return ("MRG-1's record is not merged away: the merge would move its resident ID number onto the PID's record, "
+            "which holds none and bears another name (PID-5) -- taken, the patient index would read the two records "
+            "as one person's and her resident would read the other record. Held for the operator (MSH-3 "
+            f"{app or 'unknown'}; on a site that declares its registration_applications in institutions.yaml, theirs "
+            "merge unheld). If the two records are one person's, have the registering application merge them with "
+            "the person's name in PID-5")
+
+
+def _unmerged(conversion: Any, survivor: str, prior: str, sequence: int) -> None:
+    """Leave a held merge (``_merges_held``) out of what its message writes: MRG-1's record (``his.merge``'s inactive
+    version of it, its renumbering's queued move) and its place in the Provenance, the survivor's ``replaces`` link
+    to it and the undoing of a merge the other way round, the members MRG-1 names (``his._held_to_members``), the
+    merge itself (``Conversion.merges``: nothing carried) -- the records stay as they were. The Provenance says the
+    merge was held (``MERGE_HELD``): a merge names its records a registration (``_MERGING``), a held one none."""
+    conversion.merges[:] = [m for m in conversion.merges if (m[0], m[1]) != (survivor, prior)]
+    if any(m[1] == prior for m in conversion.merges):
+        return  # (MRG-1 named twice: the other merge stands and writes it -- not seen, kept as it is)
+    conversion.by_reference.pop(prior, None)
+    conversion.said.pop(prior, None)
+    conversion.planned.pop(prior, None)
+    conversion.merged_apart.pop(prior, None)
+    conversion.members[:] = [m for m in conversion.members if not (m.segment == "MRG" and m.sequence == sequence)]
+    res = conversion.by_reference.get(survivor)
+    if res is not None:
+        links = [lk for lk in res.get("link") or () if (lk.get("other") or {}).get("reference") != prior]
+        if links:
+            res["link"] = links
+        else:
+            res.pop("link", None)
+        said = conversion.said.get(survivor)
+        if said is not None:
+            conversion.said[survivor] = replace(said, deletes=tuple(
+                d for d in said.deletes if not (d.element == "link" and ("other.reference", (prior,)) in d.where)))
+        conversion.planned.pop(survivor, None)
+    for ref, resource in conversion.by_reference.items():
+        if ref.startswith("Provenance/"):
+            resource["target"] = [t for t in resource.get("target") or () if t.get("reference") != prior]
+            if not any(MERGE_HELD in (r or {}).get("coding") or () for r in resource.get("reason") or ()):
+                resource["reason"] = [*(resource.get("reason") or ()), {"coding": [dict(MERGE_HELD)]}]
+            conversion.planned.pop(ref, None)
+    conversion._bundle = None
+
+
+def registers_nothing(provenance: dict[str, Any]) -> bool:
+    """Does ``provenance`` register no record whatever its message's event -- one naming the versions an owner's
+    message re-keyed (``rekeys``), or a merge's held for the operator (``MERGE_HELD``: nothing was merged, and a
+    merge's survivor counts as its registration only when it merged)?"""
+    return rekeys(provenance) or any(
+        c.get("system") == MERGE_HELD["system"] and c.get("code") == MERGE_HELD["code"]
+        for reason in provenance.get("reason") or () for c in (reason or {}).get("coding") or ())
+
+
+# the W 205 of a new record's number held (``new_record_linked``): begins as ``_hold_linking``'s own words do (one
+# number another record holds), names who may (words.yaml ``w-id-number-new-record-held`` reads the MSH-3 names)
+_NEW_LINKS = (
+    "PID-3 gives the record a resident ID number another record holds: not taken -- the record is new, made by this "
+    "message's result or order, and taken, the patient index would join it to that record as one person's. Only "
+    f"{RENUMBER_LINKS} and number_linking_applications (MSH-3 {{apps}}) give it unheld; this message's application "
+    "(MSH-3 {app}) is held for the operator: the record is filed without the number, its results its own. If the two "
+    "records are one person's, have the registering application state the number on this record (A08/A31)")
+
+
+def new_record_linked(conversion: Any, ref: str, earlier: Sequence[Any], stored: dict[Any, Any], search: Any,
+                      read_many: Any) -> bool:
+    """Is the resident ID number a result's or an order's PID states for the NEW record it makes (``create_only``: no
+    version of it stored or written by the batch) to be held for the operator, not given? Yes on a site declaring
+    its ``registration_applications`` when another active record holds that number (``_other_holder``) and this
+    message's application is neither a declared registration application nor one of the institution's declared
+    ``number_linking_applications`` (institutions.yaml: the applications whose results restate the registration --
+    a LIS whose patients come from the HIS's orders). The one rule of which senders' results link a new record by
+    number, asked by ``_registrars_number``; the operator's decision (``decided_renumbers``) takes it.
+
+    Why: taken, the patient index joins the new record to hers (one number, one person) and her resident reads the
+    result. A LIS's walk-in registration (A04) stating her number is held on such a site (decl42b), and its result
+    under a new MRN stating her name, birth date and number had linked all the same (decl42b HIGH; forty-third round,
+    idn43). Holding every result's number stopped the workflows that link by it -- a remote reading centre's report,
+    a referral's result, a LIS whose patients the HIS registered without an ADT feed -- so which senders' results
+    relay the registration is the site's to declare, as which systems register is: a wrong answer is worse than no
+    answer, and the held result is filed on its own record, nothing lost. A site declaring no registration
+    application keeps the index's rule (nothing there tells the HIS from a LIS: decl42b's choice)."""
+    declared, app = conversion.registrars, conversion.application
+    if not declared or app in declared or app in conversion.linkers:
+        return False
+    if ref in conversion.decided_renumbers:  # (the operator's decision: given)
+        conversion.decision_answered = True
+        return False
+    if tuple(ref.split("/", 1)) in stored or any(ref in c.by_reference for c in earlier):
+        return False
+    return _other_holder(ref, _id_tokens(conversion.by_reference.get(ref)), earlier, stored, search,
+                         read_many) is not None
 
 
 def _first_number_held(conversion: Any, ref: str, judged: str, person: dict[str, Any], earlier: Sequence[Any],

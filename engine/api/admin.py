@@ -218,7 +218,7 @@ def _barred_claims(engine: Engine, doc: Document, claims: list[Any]) -> list[Any
                                   **({"member": why.member} if why.member else {}),
                                   **({} if why.mrn or why.member else {"record": why.other})}}
             if isinstance(c, dict) and (why := barred.get(str(c.get("resource")))) is not None
-            and c.get("kind") == "id-number" else c for c in claims]
+            and c.get("kind") in ("id-number", "merge") else c for c in claims]
 
 
 def _shown(engine: Engine, caller: Caller, doc: Document, text: str | None = None,

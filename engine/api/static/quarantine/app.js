@@ -239,6 +239,7 @@
     $("#later-box").hidden = !(session.can.replay && m.status === "quarantined" && untold(m));
     $("#owner-box").hidden = !(session.can.replay && m.status === "processed" && ownable(m));
     $("#owner-why").hidden = aboutIdNumber(m); $("#owner-why-id").hidden = !kinds(m).includes("id-number"); // (reg41)
+    $("#owner-why-merge").hidden = !kinds(m).includes("merge"); // (a held merge: persons.merge_refused, idn43)
     barred(m); // (a number another record holds, a record merged away: said before any confirmation; regfix41b)
     if (!keep) {
       $("#owner-reason").value = ""; $("#owner-reason").removeAttribute("aria-invalid");
@@ -274,13 +275,20 @@
   }
   // what a held message's holds are about (reg41): an order's change (ord40's claims, no kind) or a record's resident ID
   // number (persons._hold_renumber: kind "id-number") -- the list's 类别 column and the decision's words
-  const KINDS = { order: "医嘱更改 Order", "id-number": "身份证号更改 ID number" };
+  // ... or a merge held (persons._merges_held: kind "merge"; idn43)
+  const KINDS = { order: "医嘱更改 Order", "id-number": "身份证号更改 ID number", merge: "病历合并 Merge" };
   const HELD_CODES = new Set(["204", "205"]);
   function kinds(m) {
-    const found = new Set((m.held_claims || []).map((c) => c.kind === "id-number" ? "id-number" : "order"));
-    return ["order", "id-number"].filter((k) => found.has(k));
+    const found = new Set((m.held_claims || []).map((c) => c.kind === "id-number" || c.kind === "merge" ? c.kind : "order"));
+    return ["order", "id-number", "merge"].filter((k) => found.has(k));
   }
-  function aboutIdNumber(m) { const k = kinds(m); return k.length === 1 && k[0] === "id-number"; }
+  // about a record (its ID number, a merge), not an order: the order's words hidden
+  function aboutIdNumber(m) { const k = kinds(m); return k.length > 0 && !k.includes("order"); }
+  function heldChange(m) {
+    const k = kinds(m);
+    return !aboutIdNumber(m) ? "其对医嘱的更改" : k.includes("merge") && k.includes("id-number") ? "其病历合并及对病历身份证号的更改"
+      : k.includes("merge") ? "其病历合并" : "其对病历身份证号的更改";
+  }
 
   function said(outcome) { // the replay's answer, in Chinese: the new ACK and why
     const box = $("#replay-said"); box.replaceChildren();
@@ -377,6 +385,7 @@
     if (button.disabled) return;
     button.disabled = true; box.className = "busy"; text(box, "正在按号码所有者的更改处理…… Taking it as the owner's…");
     const wasIdNumber = aboutIdNumber(current); // (what was held: the words of the answer; reg41)
+    const taken = kinds(current).includes("id-number") ? "病历已采用本消息的身份证号" : "两份病历已合并"; // (idn43)
     try {
       const outcome = await api("/admin/quarantine/" + encodeURIComponent(id) + "/owner",
         { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ reason: reason }) });
@@ -401,7 +410,7 @@
           + (d.reason || "") + "），本次未重复处理。 Already taken as the owner's; nothing was done again."));
       } else if (outcome.ack_code === "AA" && d.used) {
         box.className = "ok";
-        box.appendChild(el("p", "已按号码所有者的更改处理：" + (wasIdNumber ? "病历已采用本消息的身份证号" : "医嘱已采用本消息的更改") + "。决定人 " + d.by + "，理由：" + d.reason
+        box.appendChild(el("p", "已按号码所有者的更改处理：" + (wasIdNumber ? taken : "医嘱已采用本消息的更改") + "。决定人 " + d.by + "，理由：" + d.reason
           + "。写入的记录（Provenance）已注明决定人，理由记入审计日志与本消息的处理记录。 Taken as the owner's change; the order took it, and you are recorded with your reason."));
       } else {
         box.className = "bad";
@@ -428,7 +437,7 @@
     $("#owner-reason").removeAttribute("aria-invalid");
     text($("#replay-said"), ""); $("#replay-said").className = ""; // (the ask for a reason, answered)
     text($("#confirm-owner-text"), "消息 " + (current.control_id || current.id) + "（" + facility(current.facility) + "）将按原样重新处理一次，"
-      + (aboutIdNumber(current) ? "其对病历身份证号的更改" : "其对医嘱的更改") + "按号码所有者的更改采用。理由：" + reason + "。您的姓名和时间将记入写入的记录（Provenance），理由记入审计日志与本消息的处理记录（患者看不到理由）。此决定只执行一次。");
+      + heldChange(current) + "按号码所有者的更改采用。理由：" + reason + "。您的姓名和时间将记入写入的记录（Provenance），理由记入审计日志与本消息的处理记录（患者看不到理由）。此决定只执行一次。");
     $("#confirm-owner").returnValue = "";
     $("#confirm-owner").showModal();
     $("#confirm-owner-no").focus();
