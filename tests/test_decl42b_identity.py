@@ -15,7 +15,6 @@ from __future__ import annotations
 import json
 from functools import partial
 
-import pytest
 from fastapi.testclient import TestClient
 
 from adapters.hl7v2.ack import ack_code_of
