@@ -16,12 +16,12 @@ from fastapi.testclient import TestClient
 from adapters.hl7v2.ack import ack_code_of
 from engine.engine import Engine
 from tests.hl7_calls import err_lines, post
-from tests.module_store import module_eng, undeclared_eng
+from tests.module_store import module_eng, module_eng_http, undeclared_eng, undeclared_eng_http
 from tests.owner41_calls import decide, held_w, nids
-from tests.test_decl42b_identity import _held, _merge, _observed, http, uhttp
+from tests.test_decl42b_identity import _held, _merge, _observed
 from tests.test_rvidentity32_probes import MRN, _nid, adt, oru, patients
 
-__all__ = ["http", "module_eng", "uhttp", "undeclared_eng"]
+__all__ = ["module_eng", "module_eng_http", "undeclared_eng", "undeclared_eng_http"]  # (``http``, ``uhttp``)
 
 
 def _merge_held(ack: bytes, app: str) -> None:

@@ -25,12 +25,19 @@ from engine.settings import Settings
 from mappings.site import Site, SiteError
 from tests.conftest import _BACKENDS
 from tests.hl7_calls import err_lines, post
-from tests.module_store import REPO_ROOT, module_eng, settings_for_backend, site_without
+from tests.module_store import (
+    REPO_ROOT,
+    module_eng,
+    module_eng_http,
+    settings_for_backend,
+    site_without,
+    system_client,
+)
 from tests.owner41_calls import at_fnzyy, decide, nids
-from tests.test_decl42b_identity import FNZYY, _client, _held, _links_held, _observed, http
+from tests.test_decl42b_identity import FNZYY, _held, _links_held, _observed
 from tests.test_rvidentity32_probes import MRN, _nid, adt, oru, patients
 
-__all__ = ["http", "module_eng"]
+__all__ = ["module_eng", "module_eng_http"]  # (``http``)
 
 NEW = "the record is new, made by this message's result or order"
 
@@ -52,7 +59,7 @@ def his_only_eng(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPa
 
 @pytest.fixture(scope="module")
 def hhttp(his_only_eng: Engine) -> Iterator[TestClient]:
-    with _client(his_only_eng) as client:
+    with system_client(his_only_eng, "idn43") as client:
         yield client
 
 

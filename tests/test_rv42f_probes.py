@@ -11,18 +11,18 @@ from fastapi.testclient import TestClient
 from adapters.hl7v2.ack import ack_code_of
 from engine.engine import Engine
 from tests.hl7_calls import err_lines, post
-from tests.module_store import module_eng, undeclared_eng
+from tests.module_store import module_eng, undeclared_eng, undeclared_eng_http
 from tests.owner41_calls import nids
 from tests.test_acc42_exam_times import _exam_at_seconds
 from tests.test_code37_ris_change import HEAD
-from tests.test_decl42b_identity import _merge, _observed, uhttp
+from tests.test_decl42b_identity import _merge, _observed
 from tests.test_rv40d_probes import _stated
 from tests.test_rv41k_probes import T26, _ct, _w205
 from tests.test_rv42a_probes import _by_order
 from tests.test_rvidentity32_probes import MRN, _nid, adt, oru, patients
 from tests.test_srfix35_order_code import ORDERED, http, send
 
-__all__ = ["http", "module_eng", "uhttp", "undeclared_eng"]
+__all__ = ["http", "module_eng", "undeclared_eng", "undeclared_eng_http"]  # (``uhttp``: undeclared_eng_http)
 
 # --- acc42: "a day before" read at each time's own offset, with no tolerance across midnight ---------------------
 
