@@ -143,10 +143,6 @@ def _corrected(http: TestClient, first: dict[str, str], correction: dict[str, st
 
 
 @BOTH
-@pytest.mark.xfail(strict=True, reason="MED (omi42 x plan42): a LIS correction sending OBX-25 \"\" takes the "
-                   "director off only on the ordinary path; once the site learnt the shape, the compiled plan "
-                   "(plans.build/_Results, director() called without the result and only for a 'directed' plan) "
-                   "records no delete and the retracted director stays on the result")
 def test_obx_25_null_in_a_correction_takes_the_director_off_on_the_compiled_plan_path_too(
         backend_settings: Settings) -> None:
     """omi42: OBX-25 ``""`` deletes the stored director -- the README says such a result is off-plan, but plan42
@@ -158,11 +154,6 @@ def test_obx_25_null_in_a_correction_takes_the_director_off_on_the_compiled_plan
 
 
 @BOTH
-@pytest.mark.xfail(strict=True, reason="MED (plans; plan42 widened it): OBX-16 \"\" (obx_observation.yaml "
-                   "null_deletes: the observers deleted) deletes them only on the ordinary path; a planned correction "
-                   "records no delete (a Plan carries its unmapped codes, not the conversion's said/deletes) and the "
-                   "retracted observer stays. Before plan42 a result naming a director was off-plan and passed; "
-                   "without a director it fails before plan42 as well")
 def test_obx_16_null_in_a_correction_takes_the_observer_off_on_every_path(backend_settings: Settings) -> None:
     """The same for OBX-16 ``""`` (the observers deleted: ``null_deletes``), beside a director kept."""
     with opened(backend_settings) as (_, http):

@@ -34,7 +34,7 @@ performer, a view of itself (``performed``): the same compiled function and elem
 
 Only the plain shape is planned; anything else takes the ordinary path every time: another value
 type, a repeating number or coded value, an empty OBX-14, notes or participants (PRT) on the
-result, a conversion that warned, or a site whose ``obx_observation`` table maps OBX-14 otherwise; and
+result, a conversion that warned or deleted (HL7's explicit null ``""``: ``learn``), or a site whose ``obx_observation`` table maps OBX-14 otherwise; and
 and, at a site whose table reads OBX-19 or OBX-21 otherwise than the shipped one, an OBX stating them
 (``_SitePlans.off``).
 
@@ -281,7 +281,8 @@ def _kind(obx: Segment, group: Any, category: Any) -> str | None:
     OBX takes the ordinary path: no OBX-14, a value type without plans, notes or participants of
     its own, a category neither lab nor imaging. ``describe`` and ``shortcut`` both ask this."""
     fields = obx.fields
-    if len(fields) <= 14 or not fields[14] or fields[8] == '""' or fields[5] == '""':  # a null deletes: not planned
+    # a null deletes: not planned (``learn``: OBX-5's and OBX-8's, the commonest, are told here without a try)
+    if len(fields) <= 14 or not fields[14] or fields[8] == '""' or fields[5] == '""':
         return None
     kind = _PLANNED_TYPES.get(fields[2]) or _PLANNED_TYPES.get(fields[2].strip().upper())
     if kind is None:
@@ -549,13 +550,24 @@ def _located(ctx: Context, res: Resource, obx: Segment) -> None:
 
 def learn(key: tuple[Any, ...], entry: _SitePlans, res: Resource, category: Any, subject: dict[str, str],
           encounter: Any, performer: dict[str, str], specimen: Any, unmapped: list[tuple[str, str, str]],
-          by: int) -> None:
+          by: int, *, deleted: bool = False) -> None:
     """Keep ``res`` (just converted the ordinary way from an OBX described by ``key``, without a
     warning) as the plan of its description, when it has the shape ``build`` makes; else remember
     that the description has another shape (its OBX take the ordinary path without trying).
-    ``by``: the number of ``performer``'s content, whose results the plan object makes (``performed``)."""
+    ``by``: the number of ``performer``'s content, whose results the plan object makes (``performed``).
+
+    ``deleted``: the conversion said a delete (``Context.delete``: HL7's explicit null ``""``, OBX-16's observers
+    by the table's ``null_deletes``, OBX-25's director by ``elr_fields.director``). A plan makes the result's
+    content and reports its unmapped codes again, nothing its conversion said beside them: learnt, it had
+    deleted for the first result of its shape and for none after -- every later correction kept what the LIS
+    withdrew (rv43a MED 1/2). Such a description is not plannable (the delete follows from fields its key holds
+    as sent), so no shortcut is kept for it either (``remember``) and ``GroupPlans.quick`` never meets it: one
+    rule, where plans are made, for every delete a result's conversion may say (plan43)."""
     if len(entry.plans) >= _PLANS_LIMIT:
         entry.plans.clear()
+    if deleted:
+        entry.plans[key] = None
+        return
     shape = key[-1]
     if type(shape) is tuple and shape[0] == CODED and entry.once.pop(key, None) is None:
         # a coded answer is planned when it comes a second time: a test with many answers (an
