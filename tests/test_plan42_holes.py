@@ -85,7 +85,7 @@ CORPUS: dict[str, Case] = {
     "obx19-obx18": ({18: lambda n, i: "XN-1000^^SYSMEX", 19: _analysed}, True),
     "obx19-obx25": ({19: _analysed, 25: lambda n, i: "D900^王^主任"}, True),
     "obx25-alone": ({25: lambda n, i: "D900^王^主任"}, True),
-    "obx25-null": ({25: lambda n, i: "\"\""}, False),  # (a delete said: not plannable -- plan43, rv43a MED 1)
+    "obx25-null": ({25: lambda n, i: "\"\""}, True),
     "obx25-names-nobody": ({25: lambda n, i: "^^^^^^^^"}, True),
     "obx25-obx23": ({25: lambda n, i: "D900^王^主任", 23: lambda n, i: "金域医学检验所^^^^^^^^^JY001"}, True),
     "obx25-mixed": ({19: _analysed, 25: lambda n, i: "D900^王^主任" if i % 2 else ""}, True),

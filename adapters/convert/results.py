@@ -1097,7 +1097,7 @@ def observation(
         res = ctx.resources.get(ref["reference"])
         if res is not None and res.get("id") == ref["reference"].split("/", 1)[1] and attachment is None:
             plans.learn(description, entry, res, category, subject, encounter, performer, specimen, noted, by,
-                        deleted=len(ctx.deletes) != told)
+                        deletes=ctx.deletes[told:])
     return ref, attachment
 
 
