@@ -198,11 +198,6 @@ def _uids(http: TestClient, n: int) -> list[str]:
 
 
 @pytest.mark.parametrize("backend_settings", ["sqlite"], indirect=True)
-@pytest.mark.xfail(strict=True, reason="MED (omi42): the order's Study UID (pacs._order_hook, every IPC-3) is written "
-                   "as f'urn:oid:{IPC-3}' unchecked -- 'urn:oid:1.2.3' sent becomes 'urn:oid:urn:oid:1.2.3', a value "
-                   "that is no UID ('not a uid') is filed 'urn:oid:not a uid' with AA and no W; the study's own rule "
-                   "(pacs._imaging_study: the prefix taken off, _UID and 64 chars checked, W 102 naming IPC-3) is "
-                   "not asked: one rule, two owners")
 def test_an_orders_study_uid_is_the_studys_rule_urn_oid_once_and_a_bad_one_warned(
         backend_settings: Settings) -> None:
     with opened(backend_settings) as (_, http):

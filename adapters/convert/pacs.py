@@ -299,8 +299,8 @@ def _order_hook(group: results.Group, ctx: Context, info: dict[str, Any]) -> Non
                       {"system": common.DCM, "code": ipc.value(5).strip().upper()})
         if ipc.value(1):
             _add_once(sr.setdefault("identifier", []), _accession_identifier(ipc.value(1), ctx))
-        if ipc.value(3):
-            uid = ipc.value(3)
+        uid = _dicom_uid(ipc.value(3), ipc, 3, ctx)  # (the study's rule: rv43a MED 3, plan43)
+        if uid:
             _add_once(sr.setdefault("identifier", []), {"system": common.DICOM_UID, "value": f"urn:oid:{uid}"})
 
 
@@ -426,21 +426,29 @@ def _study_uid(group: results.Group, ctx: Context) -> tuple[str, Segment | None,
     return "", None, 0
 
 
-def _imaging_study(group: results.Group, ctx: Context, info: dict[str, Any]) -> dict[str, str] | None:
-    uid, where, field_no = _study_uid(group, ctx)
+def _dicom_uid(value: str, seg: Segment, field_no: int, ctx: Context) -> str:
+    """A Study Instance UID as sent in field ``field_no`` of ``seg`` (IPC-3, ZDS-1, an OBX-5), bare -- a
+    ``urn:oid:`` prefix taken off (huren writes it back once: ``urn:oid:<uid>`` under ``urn:dicom:uid``) --
+    or "" when there is none or it is no DICOM UID (PS3.5 9.1: digits and dots, no leading zero, at most 64
+    characters), said as a W 102 at the field (``Context.warn`` says it once: a report's order and its ImagingStudy
+    read the same IPC-3).
+    The one rule for the order's UIDs (``_order_hook``, every IPC) and the study's (``_imaging_study``): the order
+    had written ``urn:oid:`` before whatever IPC-3 held (``urn:oid:urn:oid:...``; ``urn:oid:not a uid`` with AA
+    and no word), so one study had two UIDs (rv43a MED 3; forty-third round, plan43)."""
+    uid = value.strip()
     if uid.startswith("urn:oid:"):
         uid = uid[8:]
     if uid and (not _UID.match(uid) or len(uid) > 64):
-        assert where is not None
-        ctx.warn(
-            where.error(
-                f"{where.name}-{field_no}: {uid!r} is not a DICOM UID; the study is keyed by accession",
-                field_no,
-                1,
-                code=DATA_TYPE_ERROR,
-            )
-        )
-        uid = ""
+        ctx.warn(seg.error(f"{seg.name}-{field_no}: {uid!r} is not a DICOM UID; the study is keyed by accession",
+                           field_no, 1, code=DATA_TYPE_ERROR))
+        return ""
+    return uid
+
+
+def _imaging_study(group: results.Group, ctx: Context, info: dict[str, Any]) -> dict[str, str] | None:
+    uid, where, field_no = _study_uid(group, ctx)
+    if where is not None:
+        uid = _dicom_uid(uid, where, field_no, ctx)
     accession = _accession(group, ctx)
     modality = _modality(group, ctx)
     if not (uid or accession or modality):
