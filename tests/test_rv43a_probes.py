@@ -163,10 +163,6 @@ def test_obx_16_null_in_a_correction_takes_the_observer_off_on_every_path(backen
 
 
 @pytest.mark.parametrize("backend_settings", ["sqlite"], indirect=True)
-@pytest.mark.xfail(strict=True, reason="LOW (conv42/conv42b): a 99zzz list not declared the sender's default is "
-                   "filed under <local>:<name as sent> -- 99bac and 99BAC of one LIS are two systems, though "
-                   "conv42b compares table 0396's local names case-blind everywhere else (tables.coding_system's "
-                   "last line keeps the name's case); a search by code|system then finds half of one list")
 def test_one_99zzz_list_sent_in_either_case_is_one_system(backend_settings: Settings) -> None:
     """阜宁县人民医院's LIS names its organism list ``99BAC`` in one result and ``99bac`` in the next: one list."""
     systems = []
