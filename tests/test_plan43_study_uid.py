@@ -1,4 +1,5 @@
-"""An order's Study Instance UIDs follow the study's rule (forty-third round, plan43; review rv43a MED 3).
+"""An order's Study Instance UIDs follow the study's rule, and an IPC's extra repetitions are said (forty-third round,
+plan43; review rv43a MED 3, LOW 3).
 
 ``pacs._dicom_uid`` is the one rule for a Study UID an imaging message sends (IPC-3, ZDS-1, an OBX): a ``urn:oid:``
 prefix taken off (huren writes it once), the DICOM UID grammar and 64 characters checked, a bad one left out with a
@@ -84,3 +85,18 @@ def test_a_reports_bad_study_uid_is_said_once(backend_settings: Settings) -> Non
         assert len(errors) == 1 and "'not a uid' is not a DICOM UID" in errors[0], err_lines(ack)
         assert _uids(http, "ServiceRequest", "P43V") == []
         assert _uids(http, "ImagingStudy", "P43V") == []
+
+
+@pytest.mark.parametrize("backend_settings", ["sqlite"], indirect=True)
+def test_an_ipcs_repetitions_on_a_field_that_does_not_repeat_are_said(backend_settings: Settings) -> None:
+    """``IPC|A1~A2|RP|uid~uid2|SPS|CT~MR`` (IPC-1, IPC-3, IPC-5 do not repeat in v2.5.1): the first of each is
+    read, as before, and each field's others are said left out (W 102 at the field), not dropped with no word."""
+    with opened(backend_settings) as (_, http):
+        msg = _omi("P43R1", "P43R", f"{GOOD}~1.2.156.4343.78").replace(
+            "IPC|P43RA1|", "IPC|P43RA1~P43RA9|").replace("|SPS1|CT\r", "|SPS1|CT~MR\r")
+        ack = post(http, msg)
+        assert ack_code_of(ack) == "AA", ack
+        errors = err_lines(ack)
+        assert [line.split("|")[2] for line in errors] == ["IPC^1^1", "IPC^1^3", "IPC^1^5"], errors
+        assert all("does not repeat" in line and "|W|" in line and "|102^" in line for line in errors), errors
+        assert _uids(http, "ServiceRequest", "P43R") == [f"urn:oid:{GOOD}"]

@@ -294,6 +294,8 @@ def _order_hook(group: results.Group, ctx: Context, info: dict[str, Any]) -> Non
     # Study UID, exactly as sent (the first's come first; ``_add_once``: a repeated one stands once)
     for ipc in _ipcs(group, ctx):
         elr_fields.note_unread(ipc, ctx, "ipc_imaging")  # IPC-2, IPC-4 ... counted (fidelity)
+        for field_no in _IPC_ONCE:
+            _one_repetition(ipc, field_no, ctx)
         if ipc.value(5):
             _add_once(sr.setdefault("code", {}).setdefault("coding", []),
                       {"system": common.DCM, "code": ipc.value(5).strip().upper()})
@@ -302,6 +304,20 @@ def _order_hook(group: results.Group, ctx: Context, info: dict[str, Any]) -> Non
         uid = _dicom_uid(ipc.value(3), ipc, 3, ctx)  # (the study's rule: rv43a MED 3, plan43)
         if uid:
             _add_once(sr.setdefault("identifier", []), {"system": common.DICOM_UID, "value": f"urn:oid:{uid}"})
+
+
+# the IPC fields read, none repeating in v2.5.1 (IPC-1 accession EI, IPC-3 Study UID EI, IPC-5 modality CE)
+_IPC_ONCE = (1, 3, 5)
+
+
+def _one_repetition(seg: Segment, field_no: int, ctx: Context) -> None:
+    """A W 102 at field ``field_no`` of ``seg`` when it holds more than one repetition: the field does not repeat,
+    its first is read and the others are left out -- ``IPC|A1~A2|...|CT~MR`` had lost A2 and MR with AA and no
+    word (rv43a LOW 3; forty-third round, plan43)."""
+    reps = seg.reps(field_no)
+    if len(reps) > 1 and any(rep for rep in reps[1:]):
+        ctx.warn(seg.error(f"{seg.name}-{field_no} does not repeat: its first repetition is read, "
+                           f"{sum(1 for rep in reps[1:] if rep)} other(s) left out", field_no, code=DATA_TYPE_ERROR))
 
 
 def _accession_identifier(accession: str, ctx: Context) -> dict[str, Any]:
