@@ -143,10 +143,6 @@ def _corrected(http: TestClient, first: dict[str, str], correction: dict[str, st
 
 
 @BOTH
-@pytest.mark.xfail(strict=True, reason="MED (omi42 x plan42): a LIS correction sending OBX-25 \"\" takes the "
-                   "director off only on the ordinary path; once the site learnt the shape, the compiled plan "
-                   "(plans.build/_Results, director() called without the result and only for a 'directed' plan) "
-                   "records no delete and the retracted director stays on the result")
 def test_obx_25_null_in_a_correction_takes_the_director_off_on_the_compiled_plan_path_too(
         backend_settings: Settings) -> None:
     """omi42: OBX-25 ``""`` deletes the stored director -- the README says such a result is off-plan, but plan42
@@ -158,11 +154,6 @@ def test_obx_25_null_in_a_correction_takes_the_director_off_on_the_compiled_plan
 
 
 @BOTH
-@pytest.mark.xfail(strict=True, reason="MED (plans; plan42 widened it): OBX-16 \"\" (obx_observation.yaml "
-                   "null_deletes: the observers deleted) deletes them only on the ordinary path; a planned correction "
-                   "records no delete (a Plan carries its unmapped codes, not the conversion's said/deletes) and the "
-                   "retracted observer stays. Before plan42 a result naming a director was off-plan and passed; "
-                   "without a director it fails before plan42 as well")
 def test_obx_16_null_in_a_correction_takes_the_observer_off_on_every_path(backend_settings: Settings) -> None:
     """The same for OBX-16 ``""`` (the observers deleted: ``null_deletes``), beside a director kept."""
     with opened(backend_settings) as (_, http):
@@ -172,10 +163,6 @@ def test_obx_16_null_in_a_correction_takes_the_observer_off_on_every_path(backen
 
 
 @pytest.mark.parametrize("backend_settings", ["sqlite"], indirect=True)
-@pytest.mark.xfail(strict=True, reason="LOW (conv42/conv42b): a 99zzz list not declared the sender's default is "
-                   "filed under <local>:<name as sent> -- 99bac and 99BAC of one LIS are two systems, though "
-                   "conv42b compares table 0396's local names case-blind everywhere else (tables.coding_system's "
-                   "last line keeps the name's case); a search by code|system then finds half of one list")
 def test_one_99zzz_list_sent_in_either_case_is_one_system(backend_settings: Settings) -> None:
     """阜宁县人民医院's LIS names its organism list ``99BAC`` in one result and ``99bac`` in the next: one list."""
     systems = []
@@ -207,11 +194,6 @@ def _uids(http: TestClient, n: int) -> list[str]:
 
 
 @pytest.mark.parametrize("backend_settings", ["sqlite"], indirect=True)
-@pytest.mark.xfail(strict=True, reason="MED (omi42): the order's Study UID (pacs._order_hook, every IPC-3) is written "
-                   "as f'urn:oid:{IPC-3}' unchecked -- 'urn:oid:1.2.3' sent becomes 'urn:oid:urn:oid:1.2.3', a value "
-                   "that is no UID ('not a uid') is filed 'urn:oid:not a uid' with AA and no W; the study's own rule "
-                   "(pacs._imaging_study: the prefix taken off, _UID and 64 chars checked, W 102 naming IPC-3) is "
-                   "not asked: one rule, two owners")
 def test_an_orders_study_uid_is_the_studys_rule_urn_oid_once_and_a_bad_one_warned(
         backend_settings: Settings) -> None:
     with opened(backend_settings) as (_, http):

@@ -49,7 +49,9 @@ def director(obx: Segment, ctx: Context, performer: dict[str, Any],
     if len(fields) <= 25 or not fields[25]:
         return None
     if fields[25] == '""':
-        if res is not None:  # (a compiled plan asks without its result: None sends it down the general path)
+        # (a compiled plan asks without its result, and only for a director named: the delete its first conversion
+        # said here it says again of each result it makes -- ``plans.Plan.deletes``, plan43; rv43a LOW 2)
+        if res is not None:
             ctx.delete(res, "performer", _DIRECTOR_KIND)
         return None
     person = practitioner(obx.rep(25), ctx)

@@ -296,14 +296,30 @@ def _order_hook(group: results.Group, ctx: Context, info: dict[str, Any]) -> Non
     # Study UID, exactly as sent (the first's come first; ``_add_once``: a repeated one stands once)
     for ipc in _ipcs(group, ctx):
         elr_fields.note_unread(ipc, ctx, "ipc_imaging")  # IPC-2, IPC-4 ... counted (fidelity)
+        for field_no in _IPC_ONCE:
+            _one_repetition(ipc, field_no, ctx)
         if ipc.value(5):
             _add_once(sr.setdefault("code", {}).setdefault("coding", []),
                       {"system": common.DCM, "code": ipc.value(5).strip().upper()})
         if ipc.value(1):
             _add_once(sr.setdefault("identifier", []), _accession_identifier(ipc.value(1), ctx, ipc))
-        if ipc.value(3):
-            uid = ipc.value(3)
+        uid = _dicom_uid(ipc.value(3), ipc, 3, ctx)  # (the study's rule: rv43a MED 3, plan43)
+        if uid:
             _add_once(sr.setdefault("identifier", []), {"system": common.DICOM_UID, "value": f"urn:oid:{uid}"})
+
+
+# the IPC fields read, none repeating in v2.5.1 (IPC-1 accession EI, IPC-3 Study UID EI, IPC-5 modality CE)
+_IPC_ONCE = (1, 3, 5)
+
+
+def _one_repetition(seg: Segment, field_no: int, ctx: Context) -> None:
+    """A W 102 at field ``field_no`` of ``seg`` when it holds more than one repetition: the field does not repeat,
+    its first is read and the others are left out -- ``IPC|A1~A2|...|CT~MR`` had lost A2 and MR with AA and no
+    word (rv43a LOW 3; forty-third round, plan43)."""
+    reps = seg.reps(field_no)
+    if len(reps) > 1 and any(rep for rep in reps[1:]):
+        ctx.warn(seg.error(f"{seg.name}-{field_no} does not repeat: its first repetition is read, "
+                           f"{sum(1 for rep in reps[1:] if rep)} other(s) left out", field_no, code=DATA_TYPE_ERROR))
 
 
 def _accession_identifier(accession: str, ctx: Context, ipc: Segment | None) -> dict[str, Any]:
@@ -456,6 +472,25 @@ def _study_uid(group: results.Group, ctx: Context) -> tuple[str, Segment | None,
     return "", None, 0
 
 
+def _dicom_uid(value: str, seg: Segment, field_no: int, ctx: Context) -> str:
+    """A Study Instance UID as sent in field ``field_no`` of ``seg`` (IPC-3, ZDS-1, an OBX-5), bare -- a
+    ``urn:oid:`` prefix taken off (huren writes it back once: ``urn:oid:<uid>`` under ``urn:dicom:uid``) --
+    or "" when there is none or it is no DICOM UID (PS3.5 9.1: digits and dots, no leading zero, at most 64
+    characters), said as a W 102 at the field (``Context.warn`` says it once: a report's order and its ImagingStudy
+    read the same IPC-3).
+    The one rule for the order's UIDs (``_order_hook``, every IPC) and the study's (``_imaging_study``): the order
+    had written ``urn:oid:`` before whatever IPC-3 held (``urn:oid:urn:oid:...``; ``urn:oid:not a uid`` with AA
+    and no word), so one study had two UIDs (rv43a MED 3; forty-third round, plan43)."""
+    uid = value.strip()
+    if uid.startswith("urn:oid:"):
+        uid = uid[8:]
+    if uid and (not _UID.match(uid) or len(uid) > 64):
+        ctx.warn(seg.error(f"{seg.name}-{field_no}: {uid!r} is not a DICOM UID; the study is keyed by accession",
+                           field_no, 1, code=DATA_TYPE_ERROR))
+        return ""
+    return uid
+
+
 def _imaging_study(group: results.Group, ctx: Context, info: dict[str, Any],
                    further: Segment | None = None) -> dict[str, str] | None:
     """The group's ImagingStudy, keyed by its Study UID (ZDS-1, its first IPC's IPC-3, an OBX naming one), else its
@@ -468,19 +503,8 @@ def _imaging_study(group: results.Group, ctx: Context, info: dict[str, Any],
         uid, where, field_no = _study_uid(group, ctx)
     else:
         uid, where, field_no = (further.value(3).strip(), further, 3) if further.value(3) else ("", None, 0)
-    if uid.startswith("urn:oid:"):
-        uid = uid[8:]
-    if uid and (not _UID.match(uid) or len(uid) > 64):
-        assert where is not None
-        ctx.warn(
-            where.error(
-                f"{where.name}-{field_no}: {uid!r} is not a DICOM UID; the study is keyed by accession",
-                field_no,
-                1,
-                code=DATA_TYPE_ERROR,
-            )
-        )
-        uid = ""
+    if where is not None:
+        uid = _dicom_uid(uid, where, field_no, ctx)
     accession = _accession(group, ctx) if further is None else further.value(1)
     modality = _modality(group, ctx) if further is None else further.value(5).strip().upper()
     if not (uid or accession or modality) or (further is not None and not (uid or accession)):

@@ -42,6 +42,10 @@ OBX-19 (the analysis time) is a hole (``ANALYSIS``), OBX-21 (the instance id) is
 valued, OBX-25 (the medical director) by its text, the director's PractitionerRole made again for each
 result (``DIRECTED``: its organisation is the result's performer) -- plan42; fam42 had sent them all to the
 ordinary path.
+
+What the first conversion said it deletes of its result (HL7's explicit null ``""``: OBX-16's observers,
+OBX-25's director) the plan says again of each result it makes (``Plan.deletes``, ``learn``; plan43): a plan
+had made the content alone, so a correction deleted only as the first of its shape at a site.
 """
 
 from __future__ import annotations
@@ -59,6 +63,7 @@ from adapters.convert.engine import json_copy, literal
 from adapters.convert.tables import table
 from adapters.hl7v2.parser import Segment
 from adapters.hl7v2.timestamps import TimestampError, to_fhir_datetime
+from engine.merge_rules import Delete
 
 Resource = dict[str, Any]
 
@@ -97,6 +102,7 @@ class Plan:
     items: tuple[tuple[str, int, Any], ...]
     unmapped: tuple[tuple[str, str, str], ...]  # what the first conversion reported, reported again
     key: tuple[Any, ...]
+    deletes: tuple[Delete, ...]  # what the first conversion said it deletes of its result, said again (``learn``)
     # (category, subject, encounter, specimen, performer, value, effective, analysis, head) -> Observation
     make: Any = None
     names: tuple[str, ...] = ()  # the Observation's elements in order, "id" last (for validation)
@@ -524,11 +530,20 @@ def build(plan: Plan, obx: Segment, ctx: Context, text: str, category: Any, subj
         if head is None:
             return None
     res = plan.make(category, subject, encounter, specimen, performer, value, effective, analysis, head)
+    if plan.deletes:
+        _said_again(ctx, res, plan)
     if analysis is not None:
         holes["extension"] = res["extension"]
     ctx.located(res, "status", obx, 11)  # (as ``results._observation``: the plan copies OBX-11's status)
     _located(ctx, res, obx)
     return res, Planned(plan, holes)
+
+
+def _said_again(ctx: Context, res: Resource, plan: Plan) -> None:
+    """The deletes ``plan``'s first conversion said of its result (``learn``), said of ``res``, in their order:
+    a correction sending OBX-16 or OBX-25 as ``""`` takes the stored observers or director off whichever path
+    built it (``Conversion.said``, for the merge)."""
+    ctx.deletes.extend([(res, delete) for delete in plan.deletes])
 
 
 def _analysis(fields: list[str], tz: Any) -> str | None:
@@ -549,13 +564,25 @@ def _located(ctx: Context, res: Resource, obx: Segment) -> None:
 
 def learn(key: tuple[Any, ...], entry: _SitePlans, res: Resource, category: Any, subject: dict[str, str],
           encounter: Any, performer: dict[str, str], specimen: Any, unmapped: list[tuple[str, str, str]],
-          by: int) -> None:
+          by: int, *, deletes: list[tuple[Resource, Delete]] | tuple[()] = ()) -> None:
     """Keep ``res`` (just converted the ordinary way from an OBX described by ``key``, without a
     warning) as the plan of its description, when it has the shape ``build`` makes; else remember
     that the description has another shape (its OBX take the ordinary path without trying).
-    ``by``: the number of ``performer``'s content, whose results the plan object makes (``performed``)."""
+    ``by``: the number of ``performer``'s content, whose results the plan object makes (``performed``).
+
+    ``deletes``: what that conversion said it deletes (``Context.delete``: HL7's explicit null ``""`` --
+    OBX-16's observers by the table's ``null_deletes``, OBX-25's director by ``elr_fields.director``). The plan
+    keeps those of ``res`` (``Plan.deletes``) and says them again of each result it makes (``_said_again``),
+    as it reports the unmapped codes again: a plan that made the content alone had deleted for the first result
+    of its shape and for none after -- every later correction kept what the LIS withdrew (rv43a MED 1/2). They
+    follow from fields the key holds as sent (OBX-16 and OBX-25 by their text; OBX-5's and OBX-8's ``""`` are
+    never planned, ``_kind``). A delete said of another resource than ``res`` is not a plan's to say: such a
+    description is not planned (plan43)."""
     if len(entry.plans) >= _PLANS_LIMIT:
         entry.plans.clear()
+    if any(resource is not res for resource, _ in deletes):
+        entry.plans[key] = None
+        return
     shape = key[-1]
     if type(shape) is tuple and shape[0] == CODED and entry.once.pop(key, None) is None:
         # a coded answer is planned when it comes a second time: a test with many answers (an
@@ -604,7 +631,7 @@ def learn(key: tuple[Any, ...], entry: _SitePlans, res: Resource, category: Any,
     if analysed and not any(kind == ANALYSIS for _, kind, _ in items):
         return  # (the analysis time made no extension: a shape the plan would not make)
     varying = (SUBJECT, ENCOUNTER, SPECIMEN, VALUE, EFFECTIVE, TEXT, ANALYSIS)
-    plan = Plan(tuple(items), tuple(unmapped), key, names=tuple(names),
+    plan = Plan(tuple(items), tuple(unmapped), key, tuple(delete for _, delete in deletes), names=tuple(names),
                 holes=frozenset(name for name, kind, _ in items if kind in varying),
                 numbers=frozenset(name for name, kind, _ in items if kind == VALUE),
                 text=any(kind == TEXT for _, kind, _ in items), by=by,
@@ -801,6 +828,8 @@ class GroupPlans:
                 return None
         res = plan.make(self.category, subject, encounter, specimen, self.performer, value, effective, analysis,
                         head)
+        if plan.deletes:  # (as ``build``)
+            _said_again(ctx, res, plan)
         if analysis is not None:
             holes["extension"] = res["extension"]
         ctx.located(res, "status", obx, 11)  # (as ``results._observation``: the plan copies OBX-11's status)

@@ -1100,13 +1100,14 @@ def observation(
             if ctx.resources.get(ref["reference"]) is res:
                 ctx.planned[ref["reference"]] = planned
             return ref, None
-    warned = len(ctx.warnings)
+    warned, told = len(ctx.warnings), len(ctx.deletes)
     with ctx.recording() as noted:
         ref, attachment = _observation(obx, group, ctx, category, subject, encounter, performer, key, specimen)
     if ref is not None and len(ctx.warnings) == warned:
         res = ctx.resources.get(ref["reference"])
         if res is not None and res.get("id") == ref["reference"].split("/", 1)[1] and attachment is None:
-            plans.learn(description, entry, res, category, subject, encounter, performer, specimen, noted, by)
+            plans.learn(description, entry, res, category, subject, encounter, performer, specimen, noted, by,
+                        deletes=ctx.deletes[told:])
     return ref, attachment
 
 

@@ -34,7 +34,8 @@ def coding_system(site: Site, name: str, local_system: str) -> str:
 
     A sender may keep several local coding systems (table 0396's ``99zzz``: a microbiology code list
     ``99BAC`` beside a blood-bank one ``99ABO``) whose codes overlap: each gets its own URI
-    ``<local system>:<99zzz>`` so "01" of one is not "01" of the other. Codes with no system, ``L``,
+    ``<local system>:<99ZZZ>`` so "01" of one is not "01" of the other -- the name upper-cased, one list in
+    whichever case it is sent. Codes with no system, ``L``,
     and the ``99zzz`` a site names as the sender's default (``senders.yaml`` ``local_code_systems``)
     stay under the local system itself, which the sender's code map (``codes/<INST>.yaml``) and the
     results already stored use. The institution's code is URN-quoted (no ``:``), so readers split
@@ -55,7 +56,9 @@ def coding_system(site: Site, name: str, local_system: str) -> str:
         return unknown_code_system(local_system, name)
     if not name.upper().startswith("99") or name.upper() in _default_locals(site, local_system):
         return local_system
-    return f"{local_system}:{urn_part(name)}"
+    # (upper-cased: table 0396 names ``99zzz`` case-blind, as ``_local_name`` and ``_default_locals`` compare them --
+    # ``99bac`` and ``99BAC`` from one LIS are one list, one system; rv43a LOW 1, forty-third round, plan43)
+    return f"{local_system}:{urn_part(name.upper())}"
 
 
 def _local_name(name: str) -> bool:
