@@ -17,8 +17,11 @@ Narrative invariant txt-1) are therefore the server's to keep, not only the clie
   ``mailto``, ``tel``, ``urn``), an image also ``data:image/...``: never ``javascript:``, ``vbscript:`` or a
   ``data:`` document -- read as a browser reads it (tabs and line breaks inside the scheme ignored, character
   references decoded by the XML reader first);
-- a ``style`` attribute is internally contained: no ``url(``, ``@import``, ``expression(``, ``behavior`` or
-  ``-moz-binding``, and no CSS escape (``\\75 rl(`` spells ``url(``).
+- a ``style`` attribute is internally contained: no ``expression(``, ``javascript:``, ``@import``, ``behavior``
+  or ``-moz-binding``, and no address of another document -- ``url(``, ``src(``, ``image(``, ``image-set(`` or
+  ``cross-fade(`` hold only a ``data:image/...`` address, as an image's ``src`` may. Read as a browser reads it:
+  comments dropped, then CSS escapes decoded (``\\75 rl(`` spells ``url(``; ``"\\5B8B\\4F53"`` is how Word
+  and Chinese editors write the font 宋体, kept -- http43b).
 
 The element and attribute lists are those of the HL7 FHIR validator's XHTML check (``XhtmlValidator``); its
 later structural rules (where a ``tr`` may stand) are layout, not safety, and are not applied.
@@ -62,8 +65,15 @@ _SCHEMES = frozenset(("http", "https", "mailto", "tel", "urn"))
 _SCHEME = re.compile(r"([A-Za-z][A-Za-z0-9+.\-]*):")
 _DATA_IMAGE = re.compile(r"data:image/(png|jpeg|gif|webp);", re.IGNORECASE)
 _URL_IGNORED = re.compile(r"[\t\n\r]")  # what a browser's URL parser strips before it reads the scheme
-_STYLE_ACTIVE = re.compile(r"url\s*\(|@import|expression\s*\(|behavior|-moz-binding|javascript:|\\", re.IGNORECASE)
+# in a style, once decoded (``_css_decoded``): what runs script or binds behaviour, and the functions that fetch an
+# address (CSS Images 3/4: ``image()``, ``image-set()``, ``cross-fade()``; CSS Values 4: ``src()``)
+_STYLE_ACTIVE = re.compile(r"@import|expression\s*\(|behavior|-moz-binding|javascript:", re.IGNORECASE)
+_STYLE_FETCH = re.compile(r"(?<![\w-])(?:-[A-Za-z]+-)?(url|src|image|image-set|cross-fade)\s*\(", re.IGNORECASE)
+_CSS_STRING = re.compile(r"\"([^\"]*)\"|'([^']*)'")
 _CSS_COMMENT = re.compile(r"/\*.*?\*/", re.DOTALL)
+# CSS Syntax 3 §4.3.7: a backslash and one to six hex digits (one white space after them belongs to the escape), or
+# any other character but a line break; a backslash before a line break is a string's line continuation
+_CSS_ESCAPE = re.compile(r"\\(?:([0-9A-Fa-f]{1,6})(?:\r\n|[ \t\n\r\f])?|(\r\n|[\n\r\f])|(.))", re.DOTALL)
 
 
 class _Refused(Exception):
@@ -138,10 +148,61 @@ def _attribute(element: str, key: str, value: str) -> None:
     if pair in _ADDRESSES:
         _address(element, local, value)
     elif local == "style":
-        css = _CSS_COMMENT.sub("", value)
-        if (found := _STYLE_ACTIVE.search(css)) is not None:
-            raise _Refused(f"the style on <{element}> holds {found.group()!r}: a narrative's style is internally "
-                           "contained (no url(), @import, expression() or CSS escapes)")
+        _style(element, value)
+
+
+def _style(element: str, value: str) -> None:
+    """A ``style`` attribute internally contained (R4 narrative.html: "internally contained style attributes"), read
+    as a browser reads it: comments dropped, then escapes decoded -- so ``\\75 rl(`` is ``url(`` and a font named
+    ``"\\5B8B\\4F53"`` is 宋体 (any backslash had been refused: rv43c LOW 2). A fetching function is kept only when
+    every address in it is a ``data:image/...`` (inside the attribute itself, nothing fetched)."""
+    css = _css_decoded(_CSS_COMMENT.sub("", value))
+    if (found := _STYLE_ACTIVE.search(css)) is not None:
+        raise _Refused(f"the style on <{element}> holds {found.group()!r}: a narrative's style is internally "
+                       "contained (no script, expression(), @import or binding)")
+    for fetch in _STYLE_FETCH.finditer(css):
+        inside = css[fetch.end():]
+        argument = inside[:_closing(inside)].strip()
+        if fetch.group(1).lower() in ("url", "src"):  # one address: a string, or url()'s unquoted text
+            quoted = _CSS_STRING.match(argument)
+            addresses = [next(a for a in quoted.groups() if a is not None) if quoted else argument]
+        else:  # image(), image-set(), cross-fade(): each string is an address (a url() inside is found by itself)
+            addresses = [a or b for a, b in _CSS_STRING.findall(argument)]
+        for said in addresses:
+            if not _DATA_IMAGE.match(said.strip()):
+                raise _Refused(f"the style on <{element}> fetches {said[:60]!r} in {fetch.group(1)}(): a narrative's "
+                               "style is internally contained (an address only data:image/png, jpeg, gif or webp)")
+
+
+def _css_decoded(css: str) -> str:
+    """``css`` with its escapes replaced by the characters they stand for (CSS Syntax 3 §4.3.7): a code point zero,
+    a surrogate or beyond U+10FFFF is U+FFFD; a line continuation is nothing."""
+    def one(escape: re.Match[str]) -> str:
+        digits, _, other = escape.groups()
+        if digits is None:
+            return other or ""
+        point = int(digits, 16)
+        return "\ufffd" if point == 0 or 0xD800 <= point <= 0xDFFF or point > 0x10FFFF else chr(point)
+
+    return _CSS_ESCAPE.sub(one, css)
+
+
+def _closing(text: str) -> int:
+    """Where the function whose arguments ``text`` begins with ends: its closing parenthesis (nested ones and
+    quoted strings passed over), else the end."""
+    depth, quote = 0, ""
+    for at, char in enumerate(text):
+        if quote:
+            quote = "" if char == quote else quote
+        elif char in "\"'":
+            quote = char
+        elif char == "(":
+            depth += 1
+        elif char == ")":
+            if depth == 0:
+                return at
+            depth -= 1
+    return len(text)
 
 
 def _address(element: str, attribute: str, value: str) -> None:
