@@ -17,6 +17,7 @@ CDS hooks over HTTP with the recognition world's prior result (``tests.test_cds_
 from __future__ import annotations
 
 import base64
+import time
 from typing import Any
 
 import pytest
@@ -209,3 +210,15 @@ def test_a_refused_transaction_names_each_issue_from_the_bundle(both: tuple[Engi
     r = http.post("/fhir/Patient", json=bad)
     assert r.status_code == 400 and {e for i in r.json()["issue"] for e in i["expression"]} == {
         "Patient.name[0].family", "Patient.gender", "Patient.contained[0].text.div"}, r.text[:400]
+
+
+@pytest.mark.parametrize("unit", ["url(data:image/png;", "image-set(", "image-set(&quot;data:image/png;a&quot;,"],
+                         ids=["nested-url", "nested-image-set", "strings"])
+def test_a_style_of_thousands_of_functions_is_read_in_one_pass(both: tuple[Engine, TestClient], unit: str) -> None:
+    """Each fetching function's extent had been found by reading the rest of the style again (quadratic: 4,000
+    nested ``image-set(`` took 8 s in the first version of this fix); one pass reads 20,000 in well under a second."""
+    _, http = both
+    started = time.monotonic()
+    r = http.post("/fhir/Patient", json=_patient("a:" + unit * 20_000))
+    assert r.status_code == 201, (r.status_code, r.text[:300])
+    assert time.monotonic() - started < 5, time.monotonic() - started
