@@ -17,8 +17,11 @@ Narrative invariant txt-1) are therefore the server's to keep, not only the clie
   ``mailto``, ``tel``, ``urn``), an image also ``data:image/...``: never ``javascript:``, ``vbscript:`` or a
   ``data:`` document -- read as a browser reads it (tabs and line breaks inside the scheme ignored, character
   references decoded by the XML reader first);
-- a ``style`` attribute is internally contained: no ``url(``, ``@import``, ``expression(``, ``behavior`` or
-  ``-moz-binding``, and no CSS escape (``\\75 rl(`` spells ``url(``).
+- a ``style`` attribute is internally contained: no ``expression(``, ``javascript:``, ``@import``, ``behavior``
+  or ``-moz-binding``, and no address of another document -- ``url(``, ``src(``, ``image(``, ``image-set(`` or
+  ``cross-fade(`` hold only a ``data:image/...`` address, as an image's ``src`` may. Read as a browser reads it:
+  comments dropped, then CSS escapes decoded (``\\75 rl(`` spells ``url(``; ``"\\5B8B\\4F53"`` is how Word
+  and Chinese editors write the font 宋体, kept -- http43b).
 
 The element and attribute lists are those of the HL7 FHIR validator's XHTML check (``XhtmlValidator``); its
 later structural rules (where a ``tr`` may stand) are layout, not safety, and are not applied.
@@ -31,6 +34,7 @@ transaction, operations -- meets the same rule.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from xml.parsers import expat
 
 XHTML = "http://www.w3.org/1999/xhtml"
@@ -62,8 +66,21 @@ _SCHEMES = frozenset(("http", "https", "mailto", "tel", "urn"))
 _SCHEME = re.compile(r"([A-Za-z][A-Za-z0-9+.\-]*):")
 _DATA_IMAGE = re.compile(r"data:image/(png|jpeg|gif|webp);", re.IGNORECASE)
 _URL_IGNORED = re.compile(r"[\t\n\r]")  # what a browser's URL parser strips before it reads the scheme
-_STYLE_ACTIVE = re.compile(r"url\s*\(|@import|expression\s*\(|behavior|-moz-binding|javascript:|\\", re.IGNORECASE)
+# in a style, once decoded (``_css_decoded``): what runs script or binds behaviour, and the functions that fetch an
+# address (CSS Images 3/4: ``image()``, ``image-set()``, ``cross-fade()``; CSS Values 4: ``src()``)
+_STYLE_ACTIVE = re.compile(r"@import|expression\s*\(|behavior|-moz-binding|javascript:", re.IGNORECASE)
+# a token the pass over a decoded style (``_fetched``) stops at: a fetching function's name and parenthesis (vendor
+# prefix or not), a parenthesis, a quote
+_CSS_TOKEN = re.compile(r"(?<![\w-])(?:-[A-Za-z]+-)?(url|src|image|image-set|cross-fade)\s*\(|[()\"']", re.IGNORECASE)
+_URL_UNQUOTED = re.compile(r"\s*([^\s\"')][^)]*)")  # url()'s argument when not a string: up to its parenthesis
+_STRING_END = {'"': re.compile(r"[\"\n\r\f]"), "'": re.compile(r"['\n\r\f]")}  # (a line break ends a bad string)
+# what an escape may not stand for in the syntax (CSS Syntax 3: an escaped character is always part of a name or a
+# string, never a quote, parenthesis or backslash of the syntax): read as a character of no meaning
+_CSS_SYNTAX = frozenset("\"'()\\")
 _CSS_COMMENT = re.compile(r"/\*.*?\*/", re.DOTALL)
+# CSS Syntax 3 §4.3.7: a backslash and one to six hex digits (one white space after them belongs to the escape), or
+# any other character but a line break; a backslash before a line break is a string's line continuation
+_CSS_ESCAPE = re.compile(r"\\(?:([0-9A-Fa-f]{1,6})(?:\r\n|[ \t\n\r\f])?|(\r\n|[\n\r\f])|(.))", re.DOTALL)
 
 
 class _Refused(Exception):
@@ -138,10 +155,68 @@ def _attribute(element: str, key: str, value: str) -> None:
     if pair in _ADDRESSES:
         _address(element, local, value)
     elif local == "style":
-        css = _CSS_COMMENT.sub("", value)
-        if (found := _STYLE_ACTIVE.search(css)) is not None:
-            raise _Refused(f"the style on <{element}> holds {found.group()!r}: a narrative's style is internally "
-                           "contained (no url(), @import, expression() or CSS escapes)")
+        _style(element, value)
+
+
+def _style(element: str, value: str) -> None:
+    """A ``style`` attribute internally contained (R4 narrative.html: "internally contained style attributes"), read
+    as a browser reads it: comments dropped, then escapes decoded -- so ``\\75 rl(`` is ``url(`` and a font named
+    ``"\\5B8B\\4F53"`` is 宋体 (any backslash had been refused: rv43c LOW 2). A fetching function is kept only when
+    every address in it is a ``data:image/...`` (inside the attribute itself, nothing fetched)."""
+    css = _CSS_COMMENT.sub("", value)
+    if (found := _STYLE_ACTIVE.search(_css_decoded(css, syntax=False))) is not None:
+        raise _Refused(f"the style on <{element}> holds {found.group()!r}: a narrative's style is internally "
+                       "contained (no script, expression(), @import or binding)")
+    for function, address in _fetched(_css_decoded(css, syntax=True)):
+        if not _DATA_IMAGE.match(address.strip()):
+            raise _Refused(f"the style on <{element}> fetches {address[:60]!r} in {function}(): a narrative's style "
+                           "is internally contained (an address only data:image/png, jpeg, gif or webp)")
+
+
+def _css_decoded(css: str, *, syntax: bool) -> str:
+    """``css`` with its escapes replaced by the characters they stand for (CSS Syntax 3 §4.3.7): a code point zero,
+    a surrogate or beyond U+10FFFF is U+FFFD; a line continuation is nothing. ``syntax``: an escaped quote,
+    parenthesis or backslash is U+FFFD too, so that ``_fetched`` reads the strings and functions a browser reads
+    (``url\\28 x)`` is a name, not ``url(``; ``"a\\"b"`` one string)."""
+    def one(escape: re.Match[str]) -> str:
+        digits, _, other = escape.groups()
+        if digits is None:
+            char = other or ""
+        else:
+            point = int(digits, 16)
+            char = "\ufffd" if point == 0 or 0xD800 <= point <= 0xDFFF or point > 0x10FFFF else chr(point)
+        return "\ufffd" if syntax and char in _CSS_SYNTAX else char
+
+    return _CSS_ESCAPE.sub(one, css)
+
+
+def _fetched(css: str) -> Iterator[tuple[str, str]]:
+    """(function, address) for each address a fetching function of ``css`` holds: ``url()``'s and ``src()``'s one
+    (a string, or url()'s text up to its parenthesis), and each string inside ``image()``, ``image-set()`` or
+    ``cross-fade()`` at any depth. One pass, each character read once (a function's extent found anew for each
+    function had taken seconds over a few thousand nested ``image-set(``)."""
+    inside: list[str | None] = []  # per open parenthesis: the innermost fetching function it stands in
+    at = 0
+    while (token := _CSS_TOKEN.search(css, at)) is not None:
+        at = token.end()
+        text, function = token.group(), token.group(1)
+        if function is not None:
+            function = function.lower()
+            inside.append(function)
+            if function in ("url", "src") and (bare := _URL_UNQUOTED.match(css, at)) is not None:
+                yield function, bare.group(1)
+                at = bare.end()
+        elif text == "(":
+            inside.append(inside[-1] if inside else None)
+        elif text == ")":
+            if inside:
+                inside.pop()
+        else:  # a string, to its closing quote (or a line break, or the end)
+            end = _STRING_END[text].search(css, at)
+            close = end.start() if end is not None else len(css)
+            if inside and inside[-1] is not None:
+                yield inside[-1], css[at:close]
+            at = close + 1 if end is not None and end.group() == text else close
 
 
 def _address(element: str, attribute: str, value: str) -> None:

@@ -37,9 +37,6 @@ def _written_before(engine: Engine) -> Iterator[None]:
 # --- false acceptances: a control character the code/base64 patterns still admit -----------------------------------
 
 
-@pytest.mark.xfail(strict=True, reason="LOW: a code's pattern still takes VT/FF as the one separator between its "
-                   "words (conformance/validate.py CONTROLS replaces only the negated classes): 'a<VT>b' is stored "
-                   "201, a code FHIR's XML cannot carry -- the very rule http43 states")
 @pytest.mark.parametrize("control", ["\u000b", "\u000c"], ids=["vt", "ff"])
 def test_a_control_character_between_a_codes_words_is_refused(both: tuple[Engine, TestClient], control: str) -> None:
     _, http = both
@@ -52,10 +49,6 @@ def test_a_control_character_between_a_codes_words_is_refused(both: tuple[Engine
     assert r.status_code == 400, (r.status_code, r.text[:300])
 
 
-@pytest.mark.xfail(strict=True, reason="LOW: base64Binary has no pattern in the schema huren reads "
-                   "(definitions.base64Binary is {'type': 'string'}; http43's _CONTROLLED leaves it out): "
-                   "Patient.photo.data 'iVBO<VT>Rw0KGgo=' is stored 201, a control character FHIR's XML cannot carry "
-                   "(and '%%%not base64%%%' is taken too)")
 def test_a_control_character_in_base64_is_refused(both: tuple[Engine, TestClient]) -> None:
     _, http = both
     photo = {"contentType": "image/png", "data": "iVBORw0KGgo="}
@@ -68,9 +61,6 @@ def test_a_control_character_in_base64_is_refused(both: tuple[Engine, TestClient
 # --- false refusals -------------------------------------------------------------------------------------------------
 
 
-@pytest.mark.xfail(strict=True, reason="LOW: a narrative whose style names a Chinese font by CSS escape "
-                   "(font-family:\"\\5B8B\\4F53\", how Word and Chinese editors write 宋体) is refused 400: "
-                   "conformance/narrative.py refuses any backslash in a style rather than reading the escape")
 def test_a_chinese_font_named_by_css_escape_is_kept(both: tuple[Engine, TestClient]) -> None:
     _, http = both
     div = f'<div {XHTML}><p style="font-family:&quot;\\5B8B\\4F53&quot;;font-size:10.5pt">王小明，男，45岁</p></div>'
@@ -102,9 +92,6 @@ def test_real_world_narratives_are_kept_exactly(both: tuple[Engine, TestClient],
     assert http.get(f"/fhir/Patient/{r.json()['id']}").json()["text"]["div"] == div
 
 
-@pytest.mark.xfail(strict=True, reason="LOW (not new in round 43): a transaction refused for its second entry's "
-                   "narrative names the entry only in the diagnostics ('entry 1: Patient.text.div'); the issue's "
-                   "expression is 'Patient.text.div', not Bundle.entry[1].resource.text.div (FHIRPath from the Bundle)")
 def test_one_bad_entry_refuses_the_whole_transaction_naming_the_entry(both: tuple[Engine, TestClient]) -> None:
     """A transaction whose second entry's narrative holds a script is refused whole, the outcome naming that
     entry's div; the first entry is not written."""
@@ -182,11 +169,6 @@ def _hook(draft: dict[str, Any]) -> dict[str, Any]:
                                                                 "code": {"text": "血常规"}, **draft}}]}}}
 
 
-@pytest.mark.xfail(strict=True, reason="MED: a CDS draft order that is of its R4 type in every element huren reads "
-                   "(code, requester, authoredOn) is refused 400 for what huren never reads -- a narrative without "
-                   "xmlns, an id with '_', an authoredOn without its zone (engine/api/cds.py _readable_draft runs the "
-                   "whole R4 structure check, narrative rules included): the order goes unchecked, the EHR gets an "
-                   "error where it had had its answer")
 @pytest.mark.parametrize("draft", [
     {"text": {"status": "generated", "div": "<div>血常规 一次</div>"}},
     {"id": "draft_order_1"},

@@ -32,9 +32,10 @@ from engine.auth.deps import engine_of, get_caller, get_repo
 from engine.auth.policy import require_order_decision
 from engine.errors import BadRequest, NotFound
 from engine.recognition.decision import Order, Recognisable
-from engine.recognition.facts import national_id, placer_numbers
+from engine.recognition.facts import ORDER_ELEMENTS, local_day, national_id, placer_numbers
 from engine.recognition.state import CARDS
 from engine.repository.scoped import ScopedRepository
+from mappings.site import DEFAULT_ZONE
 
 router = APIRouter()
 
@@ -87,18 +88,38 @@ def _draft_orders(context: dict[str, Any]) -> list[tuple[int, dict[str, Any]]]:
 
 
 def _readable_draft(validator: Validator, draft: dict[str, Any], at: int) -> None:
-    """A 400 naming the first element of a draft ServiceRequest that is not of its R4 type (``code`` a string,
-    ``requester`` a string...; the validator's structure rules, not huren's rules for a stored order): the recognition
-    facts read such a draft as no order, and the hook answered ``{"cards": []}`` under a 200 -- the EHR's all-clear
-    for an order never checked (rv42c LOW 3). CDS Hooks: a malformed request is a 400. A draft that is of its type
-    but names no item huren knows keeps its empty answer: nothing to recognise is no error."""
-    problems = validator.structure_problems(draft, f"context.draftOrders.entry[{at}].resource")
+    """A 400 naming the first element huren reads of a draft ServiceRequest (``facts.ORDER_ELEMENTS``: code,
+    requester, performer, subject, the times, reasonCode, bodySite, encounter, locationCode, locationReference,
+    identifier) that is not of its R4 type (``code`` a string, ``requester`` a string...): the recognition facts read
+    such a draft as no order, and the hook answered ``{"cards": []}`` under a 200 -- the EHR's all-clear for an order
+    never checked (rv42c LOW 3). CDS Hooks: a malformed request is a 400.
+
+    Only those elements (rv43c MED 1): a draft huren reads whole had been refused for a narrative without xmlns, an
+    id with ``_`` -- the EHR's own, only given back -- or an ``authoredOn`` without its zone, none of which huren
+    reads or reads amiss; the EHR got an error where it had had its answer. A time is taken as ``order_time`` reads it
+    (one without a zone is the institution's local time): one that reader gets a day from stands as that day. A
+    draft that is of its type but names no item huren knows keeps its empty answer: nothing to recognise is no error."""
+    read: dict[str, Any] = {"resourceType": "ServiceRequest", **{k: draft[k] for k in ORDER_ELEMENTS if k in draft}}
+    for name in ("authoredOn", "occurrenceDateTime"):
+        if name in read:
+            read[name] = _time_read(read[name])
+    period = read.get("occurrencePeriod")
+    if isinstance(period, dict):  # (its end is not read)
+        read["occurrencePeriod"] = {"start": _time_read(period["start"])} if "start" in period else {}
+    problems = validator.structure_problems(read, f"context.draftOrders.entry[{at}].resource")
     if problems:
         (path, code, message), *rest = problems
         raise BadRequest(f"{path}: {message} (a draft order huren cannot read would be answered as checked)",
                          expression=[path], code=code,
                          issues=[{"severity": "error", "code": c, "diagnostics": f"{p}: {m}", "expression": [p]}
                                  for p, c, m in rest])
+
+
+def _time_read(value: Any) -> Any:
+    """An order's time as the recognition reads it (``facts.order_time``, ``local_day``): a text it reads a day
+    from stands as that day (an R4 date), anything else as sent, for the R4 check to name."""
+    day = local_day(value, DEFAULT_ZONE) if isinstance(value, str) else None
+    return day.isoformat() if day is not None else value
 
 
 def disclosed(recognition: Any, matches: list[Recognisable]) -> dict[str, list[str]]:

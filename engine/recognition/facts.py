@@ -52,6 +52,12 @@ _CODED_TYPES = frozenset({"Observation", "DiagnosticReport"})
 # organisation too when nothing else names the institution: such an order is not remembered)
 _ORDER_READS = ("code", "resourceType", "id", "requester", "performer", "subject", "patient", "authoredOn",
                 "occurrenceDateTime", "occurrencePeriod", "reasonCode")
+# every element of a ServiceRequest the recognition reads of an order: its facts (``FactReader.order``: the codes,
+# requester and performer, subject, times and re-test reasons; ``bodySite`` for an imaging item), who and where
+# ordered it (``FactReader.orderer``: requester, encounter, locationCode, locationReference) and its placer numbers
+# (``placer_numbers``: identifier). A CDS hook's draft order is checked in these alone (``engine.api.cds``)
+ORDER_ELEMENTS = ("code", "requester", "performer", "subject", "authoredOn", "occurrenceDateTime", "occurrencePeriod",
+                  "reasonCode", "bodySite", "encounter", "locationCode", "locationReference", "identifier")
 # what the facts of a result are read from (``FactReader.result``), ``code`` first: a result's
 # facts are remembered by these very objects
 _RESULT_READS = ("code", "resourceType", "id", "performer", "subject", "patient", "basedOn", "status",

@@ -123,8 +123,10 @@ class Bundles(Writes, Reads):
                         rewrite_references(plan["resource"], _entry_mapping(mapping, by_base, plan.get("full_url")))
                     _refuse_placeholders(plan["resource"], f"entry {plan['n']}", f"Bundle.entry[{plan['n']}].resource")
                     if self.validator is not None:  # every entry valid before anything is written
+                        # each issue's expression from the Bundle sent (``Bundle.entry[1].resource.text.div``), as
+                        # ``_refuse_placeholders`` names it: ``Patient.text.div`` named no entry (rv43c LOW 5)
                         try:
-                            self.validator.validate(plan["resource"])
+                            self.validator.validate(plan["resource"], f"Bundle.entry[{plan['n']}].resource")
                         except FhirError as exc:
                             exc.diagnostics = f"entry {plan['n']}: {exc.diagnostics}"
                             exc.args = (exc.diagnostics,)

@@ -43,7 +43,9 @@ class TypeHooks:
 
 
 class Validator(Protocol):
-    def validate(self, resource: dict[str, Any]) -> None: ...
+    def validate(self, resource: dict[str, Any], at: str | None = None) -> None:
+        """Raises a ``FhirError`` naming each bad element; ``at``: where the resource stands in the request (a
+        transaction's ``Bundle.entry[1].resource``), the elements named under it."""
 
 
 class Access(Protocol):
