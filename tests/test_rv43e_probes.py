@@ -24,6 +24,7 @@ from tests.module_store import module_eng  # noqa: F401 -- the module's engine, 
 from tests.test_a40b41_carried import opened
 from tests.test_acsn43_accession import HDR, _kind, _omi, _order, _report
 from tests.test_acsn43b_assigner import _based_on
+from tests.test_ord40_owner_decision import _aliased, _client, _engine_on
 from tests.test_plan43_deletes import (
     DIRECTOR,
     OBSERVER,
@@ -302,3 +303,29 @@ def test_another_ct_fillers_own_number_is_not_the_ris_orders_accession(http: Tes
     ack = post(http, _imaging("RV43EM2", mrn, number, "ERCT", "CT020^胸部CT平扫^L", "CT", "双肺未见异常"))
     assert ack_code_of(ack) == "AA", ack
     assert _based_on(http, _order(http, "RV43EPM")) == []
+
+
+ALIAS_OID = "1.2.156.112604.1.2.4343.9"  # the RIS's universal id since its interface moved (the site's alias)
+
+
+@pytest.fixture(scope="module")
+def aliased(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestClient]:
+    """A site whose senders.yaml names ``RIS`` and ``^<ALIAS_OID>^ISO`` one application of FNXRMYY (SQLite)."""
+    site = _aliased(tmp_path_factory.mktemp("rv43e-site"), {"FNXRMYY": [["RIS", f"^{ALIAS_OID}^ISO"]]})
+    with _engine_on("sqlite", tmp_path_factory.mktemp("rv43e-aliased"), site) as eng, _client(eng, "rv43e") as client:
+        yield client
+
+
+@pytest.mark.parametrize("ordering, reporting", [("RIS", f"^{ALIAS_OID}^ISO"), (f"^{ALIAS_OID}^ISO", "RIS")],
+                         ids=["name-then-oid", "oid-then-name"])
+def test_an_alias_of_the_assigner_reports_by_the_accession(aliased: TestClient, ordering: str, reporting: str) -> None:
+    """The accession assigned under one of the RIS's forms (MSH-3, bare IPC-1) and its report of the exam coded
+    otherwise (CT010 for CT009) by the accession alone under the other form: one application (the site's alias
+    group), the order's. (Guard: passes.)"""
+    n = "1" if ordering == "RIS" else "2"
+    mrn, number, placer = f"RV43EA{n}", f"2026120105{n}", f"RV43EPA{n}"
+    assert ack_code_of(post(aliased, _as(ordering, _omi(f"{placer}1", mrn, placer, number, "20261201090000",
+                                                         f"1.2.156.4345.9{n}")))) == "AA"
+    ack = post(aliased, _imaging(f"{placer}3", mrn, number, reporting, "CT010^头颅CT增强^L", "CT", "未见异常"))
+    assert ack_code_of(ack) == "AA" and _another_test(ack), ack
+    assert _based_on(aliased, _order(aliased, placer)) == ["未见异常"]
