@@ -1,0 +1,211 @@
+"""rv43d probes (reviewer, forty-third round) of idn43 (who may merge a record away, which applications' results link a
+new record by number) and time43 (a result's derived time, its ``time-taken-from`` mark). Real HL7 v2 over
+``POST /hl7v2``, reads over ``/fhir``, ``/admin`` and the resident's phone, FHIR writes over ``PUT``; both backends.
+A probe showing a defect is a strict xfail naming its severity; the rest guard what the review found sound."""
+
+# ruff: noqa: F811 -- the fixtures imported are the tests' arguments
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from fastapi.testclient import TestClient
+
+from adapters.hl7v2.ack import ack_code_of
+from engine.engine import Engine
+from tests.hl7_calls import err_lines, post
+from tests.module_store import module_eng, module_eng_http
+from tests.owner41_calls import at_fnzyy, decide, nids
+from tests.test_decl42b_identity import FNZYY, _held, _merge, _observed
+from tests.test_rvidentity32_probes import MRN, _nid, adt, oru, patients
+
+__all__ = ["module_eng", "module_eng_http"]  # (``http``)
+
+TAKEN_FROM = "urn:huren:StructureDefinition:time-taken-from"
+
+
+def _one(http: TestClient, token: str) -> dict:
+    (record,) = patients(http, token)
+    return record
+
+
+def _links(record: dict) -> list[tuple[str, str]]:
+    return [(lk["type"], lk["other"]["reference"]) for lk in record.get("link") or ()]
+
+
+def _w205(ack: bytes) -> list[str]:
+    return [x for x in err_lines(ack) if "|205^" in x]
+
+
+def _walk_in(http: TestClient, tag: str, name: str, birth: str) -> None:
+    """The LIS's walk-in ``<tag>W`` (another name, no number): its result coded ``<tag>OBS``, then its own A04."""
+    assert ack_code_of(post(http, oru(f"{tag}Wa", f"{tag}W^^^FNXRMYY^MR", name, birth, "F", f"{tag}OBS"))) == "AA"
+    assert ack_code_of(post(http, adt(f"{tag}Wb", f"{tag}W^^^FNXRMYY^MR", name, birth, "F", app="LIS"))) == "AA"
+
+
+# --- idn43: who may merge a record away, which results link by number ------------------------------------------------
+
+
+@pytest.mark.xfail(strict=True, reason="rv43d MED: a held merge's decision checks only the survivor's version -- "
+                   "MRG-1's record merged on by the HIS after the hold, the decision still replays the LIS's merge, "
+                   "overwriting its replaced-by link to her surviving record")
+def test_a_held_merge_decided_after_mrg1s_record_was_merged_on_is_not_taken(
+        module_eng: Engine, http: TestClient) -> None:
+    """The LIS's A40 (PID its walk-in W, MRG-1 the HIS's record H of her) is held. Then the HIS merges H into G, her
+    record going on. The operator, shown H and W at the hold, decides: H is no longer the record the hold showed
+    (inactive, replaced by G) -- as when the survivor changed (409 "the record changed after the hold"), the decision
+    should not be taken for a version not shown, and H's link to G should stand. Taken: H is re-pointed at W (its
+    replaced-by G gone) and her resident on G reads the walk-in's result."""
+    c = _nid("32092319810107020")
+    assert ack_code_of(post(http, adt("R6Ha", f"R6H^^^FNXRMYY^MR~{c}^^^^NNCHN", "壬^丑", "19810107", "F"))) == "AA"
+    _walk_in(http, "R6", "癸^寅", "19810107")
+    assert _w205(post(http, _merge("R6M", "R6W^^^FNXRMYY^MR", "癸^寅", "19810107", "R6H^^^FNXRMYY^MR", "LIS")))
+    ack = post(http, _merge("R6N", f"R6G^^^FNXRMYY^MR~{c}^^^^NNCHN", "壬^丑", "19810107", "R6H^^^FNXRMYY^MR", "HIS"))
+    assert ack_code_of(ack) == "AA" and not _w205(ack), err_lines(ack)
+    g = _one(http, f"{MRN}|R6G")
+    assert ("replaced-by", f"Patient/{g['id']}") in _links(_one(http, f"{MRN}|R6H"))
+    assert "R6M" in _held(http, module_eng)
+    r = decide(http, module_eng, "R6M", "rv43d-ops")
+    h = _one(http, f"{MRN}|R6H")
+    assert ("replaced-by", f"Patient/{g['id']}") in _links(h), h
+    assert r.status_code == 409, r.text
+
+
+def test_a_held_merge_decided_after_the_survivor_changed_is_refused(module_eng: Engine, http: TestClient) -> None:
+    """Guard: the LIS's A40 merging H into its walk-in W is held; the HIS then merges W into H (the right direction).
+    The operator's later decision of the LIS's message is refused 409 (W changed after the hold): no cycle, H in use
+    with her number."""
+    c = _nid("32092319810106020")
+    assert ack_code_of(post(http, adt("R5Ha", f"R5H^^^FNXRMYY^MR~{c}^^^^NNCHN", "壬^癸", "19810106", "F"))) == "AA"
+    _walk_in(http, "R5", "癸^子", "19810106")
+    assert _w205(post(http, _merge("R5M", "R5W^^^FNXRMYY^MR", "癸^子", "19810106", "R5H^^^FNXRMYY^MR", "LIS")))
+    ack = post(http, _merge("R5N", f"R5H^^^FNXRMYY^MR~{c}^^^^NNCHN", "壬^癸", "19810106", "R5W^^^FNXRMYY^MR", "HIS"))
+    assert ack_code_of(ack) == "AA" and not _w205(ack), err_lines(ack)
+    r = decide(http, module_eng, "R5M", "rv43d-ops")
+    assert r.status_code == 409 and "changed after the hold" in r.text, r.text
+    h, w = _one(http, f"{MRN}|R5H"), _one(http, f"{MRN}|R5W")
+    assert h.get("active", True) and nids(h) == {c} and ("replaces", f"Patient/{w['id']}") in _links(h), h
+    assert w.get("active") is False, w
+
+
+def test_the_number_linking_lis_result_of_another_name_under_her_number_is_not_linked(
+        module_eng: Engine, http: TestClient) -> None:
+    """Guard (the LIS now trusted for results at FNXRMYY): its ORU under a new MRN stating the number FNZYY's HIS
+    registered on her with ANOTHER name (the birth date the number encodes) is not joined to her: her resident reads
+    nothing of it (the index's conflicting-data rule); another birth date is refused AE at PID-7."""
+    c = _nid("32092319810101020")
+    assert ack_code_of(post(http, at_fnzyy("R1Ea", "R1E", "壬^甲", "19810101", "F", f"~{c}^^^^NNCHN"))) == "AA"
+    her = _one(http, f"{FNZYY}|R1E")
+    ack = post(http, oru("R1Ka", f"R1K^^^FNXRMYY^MR~{c}^^^^NNCHN", "癸^乙", "19810101", "F", "R1OBS"))
+    assert ack_code_of(ack) == "AA" and any("not linked" in x for x in err_lines(ack)), err_lines(ack)
+    assert not _one(http, f"{MRN}|R1K").get("link")
+    assert _observed(module_eng, her, "R1OBS") == []
+    ack = post(http, oru("R1La", f"R1L^^^FNXRMYY^MR~{c}^^^^NNCHN", "壬^甲", "19650707", "F", "R1OBS2"))
+    assert ack_code_of(ack) == "AE" and any(x.startswith("ERR||PID^1^7") for x in err_lines(ack)), err_lines(ack)
+    assert _observed(module_eng, her, "R1OBS2") == []
+
+
+def test_the_lis_merging_its_walk_in_into_a_new_record_stating_her_number_links_nothing(
+        module_eng: Engine, http: TestClient) -> None:
+    """Guard: the LIS's A40 merging its own walk-in W into a NEW record N whose PID states the number the HIS
+    registered on her (the survivor "not held anywhere" passes merge_refused): the merge of its own record is taken,
+    but N's number is held (W 205 at PID-3) -- her resident reads nothing of the walk-in's result."""
+    c = _nid("32092319810103020")
+    assert ack_code_of(post(http, adt("R3Ha", f"R3H^^^FNXRMYY^MR~{c}^^^^NNCHN", "壬^戊", "19810103", "F"))) == "AA"
+    her = _one(http, f"{MRN}|R3H")
+    _walk_in(http, "R3", "癸^己", "19810103")
+    ack = post(http, _merge("R3M", f"R3N^^^FNXRMYY^MR~{c}^^^^NNCHN", "壬^戊", "19810103", "R3W^^^FNXRMYY^MR", "LIS"))
+    assert ack_code_of(ack) == "AA" and [x for x in _w205(ack) if x.startswith("ERR||PID^1^3|")], err_lines(ack)
+    assert nids(_one(http, f"{MRN}|R3N")) == set()
+    assert _observed(module_eng, her, "R3OBS") == []
+
+
+def test_another_members_his_merging_her_record_leaves_it_as_it_was(module_eng: Engine, http: TestClient) -> None:
+    """Guard (MRG-1 naming a record at another institution): FNZYY's HIS -- a declared registration application, but
+    FNZYY's -- merging FNXRMYY's record H of her into its own record Z of the same name and birth date: H stays in
+    use, her number on H alone, Z holding none."""
+    c = _nid("32092319810102020")
+    assert ack_code_of(post(http, adt("R2Ha", f"R2H^^^FNXRMYY^MR~{c}^^^^NNCHN", "壬^丙", "19810102", "F"))) == "AA"
+    h0 = _one(http, f"{MRN}|R2H")
+    assert ack_code_of(post(http, at_fnzyy("R2Za", "R2Z", "壬^丙", "19810102", "F", ""))) == "AA"
+    post(http, "MSH|^~\\&|HIS|FNZYY|HUREN|FNYGT|20261201121500||ADT^A40^ADT_A39|R2M|P|2.5.1\r"
+               "EVN|A40|20261201121500\rPID|1||R2Z^^^FNZYY^MR||壬^丙||19810102|F\rMRG|R2H^^^FNXRMYY^MR\r")
+    h, z = _one(http, f"{MRN}|R2H"), _one(http, f"{FNZYY}|R2Z")
+    assert h.get("active", True) and nids(h) == {c} and not h.get("link"), h
+    assert h["meta"]["versionId"] == h0["meta"]["versionId"]
+    assert nids(z) == set() and ("replaces", f"Patient/{h['id']}") not in _links(z), z
+
+
+# --- time43: a result's derived time -----------------------------------------------------------------------------------
+
+
+def _lab(control: str, filler: str, code: str, obr7: str, obx14: str = "") -> str:
+    """The LIS's ORU^R01 of one result under filler number ``filler``: OBR-7 ``obr7``, OBX-14 ``obx14`` (empty: the
+    result's time is derived from OBR-7)."""
+    return ("MSH|^~\\&|LIS|FNXRMYY|HUREN|FNYGT|20261201101500||ORU^R01^ORU_R01|" + control + "|P|2.5.1\r"
+            "PID|1||RTP^^^FNXRMYY^MR||壬^庚||19810104|F\r"
+            f"OBR|1|O{filler}|{filler}|{code}^{code}^L|||{obr7}||||G|||{obr7}|BLD||||||||20261201091000|||F\r"
+            f"OBX|1|NM|{code}^{code}^L||5.6|mmol/L|||||F|||{obx14}\r")
+
+
+def _obs(http: TestClient, code: str) -> dict:
+    (o,) = [e["resource"] for e in http.get("/fhir/Observation", params={"code": code}).json().get("entry") or ()]
+    return o
+
+
+def _marked(o: dict) -> bool:
+    return any(e.get("url") == TAKEN_FROM for e in (o.get("_effectiveDateTime") or {}).get("extension") or ())
+
+
+@pytest.mark.xfail(strict=True, reason="rv43d MED: a FHIR client's PUT stating a result's time but round-tripping the "
+                   "server's time-taken-from mark (as a client keeps unknown extensions) is stored as derived, so the "
+                   "LIS's later re-send with OBX-14 empty erases the client's time")
+def test_a_clients_put_keeping_the_mark_states_its_time(module_eng: Engine, http: TestClient) -> None:
+    """A result whose time was derived from OBR-7 08:30; a FHIR client corrects it to 09:15, PUT back as read (the
+    ``_effectiveDateTime`` extension kept -- the R4 rule for extensions a client does not understand). The mark is the
+    converter's word that the MESSAGE's field dated the value; the client's value is stated as itself (README: no mark
+    = OBX-14 or a FHIR client). The LIS re-sending the report with OBX-14 empty and OBR-7 08:40 must not move it."""
+    assert ack_code_of(post(http, _lab("RT2a", "LRT2", "RT2C", "20261201083000"))) == "AA"
+    o = _obs(http, "RT2C")
+    assert _marked(o) and o["effectiveDateTime"] == "2026-12-01T08:30:00+08:00", o
+    sent = {k: v for k, v in o.items() if k != "meta"} | {"effectiveDateTime": "2026-12-01T09:15:00+08:00"}
+    r = http.put(f"/fhir/Observation/{o['id']}", content=json.dumps(sent),
+                 headers={"Content-Type": "application/fhir+json"})
+    assert r.status_code == 200, r.text
+    assert ack_code_of(post(http, _lab("RT2b", "LRT2", "RT2C", "20261201084000"))) == "AA"
+    assert _obs(http, "RT2C")["effectiveDateTime"] == "2026-12-01T09:15:00+08:00"
+
+
+@pytest.mark.xfail(strict=True, reason="rv43d MED: OBX-14 stating the result's day (date only) over a derived instant "
+                   "keeps the instant AND its OBR-7 mark (not_thinner), so a later OBR-7 with OBX-14 empty moves the "
+                   "result off the day the LIS stated")
+def test_a_stated_day_is_not_moved_by_a_later_derived_time(module_eng: Engine, http: TestClient) -> None:
+    """The result's time derived from OBR-7 2026-12-01 08:30; the LIS then states OBX-14 2026-12-01 (its day: kept as
+    the finer 08:30 by not_thinner, still marked OBR-7); a later message re-timing OBR-7 to 2026-12-03 with OBX-14
+    empty states no time of the result -- the result must stay on the day OBX-14 stated."""
+    assert ack_code_of(post(http, _lab("RT6a", "LRT6", "RT6C", "20261201083000"))) == "AA"
+    assert ack_code_of(post(http, _lab("RT6b", "LRT6", "RT6C", "20261201083000", obx14="20261201"))) == "AA"
+    assert _obs(http, "RT6C")["effectiveDateTime"].startswith("2026-12-01")
+    assert ack_code_of(post(http, _lab("RT6c", "LRT6", "RT6C", "20261203083000"))) == "AA"
+    assert _obs(http, "RT6C")["effectiveDateTime"].startswith("2026-12-01"), _obs(http, "RT6C")
+
+
+def test_the_mark_reads_as_r4_and_a_statement_in_another_zone_stands(module_eng: Engine, http: TestClient) -> None:
+    """Guard: the mark is an R4 primitive extension beside its value in a read, a search and $everything; a stated
+    OBX-14 of the same instant in UTC replaces the derived time and drops the mark; a stated time is not replaced by
+    the same instant derived in another zone (the mark stays off)."""
+    assert ack_code_of(post(http, _lab("RT5a", "LRT5", "RT5A", "20261201083000"))) == "AA"
+    o = _obs(http, "RT5A")
+    read = http.get(f"/fhir/Observation/{o['id']}").json()
+    assert read["effectiveDateTime"] == "2026-12-01T08:30:00+08:00" and _marked(read), read
+    pid = o["subject"]["reference"].split("/", 1)[1]
+    every = http.get(f"/fhir/Patient/{pid}/$everything").json()
+    assert any(e["resource"].get("id") == o["id"] and _marked(e["resource"]) for e in every.get("entry") or ())
+    assert ack_code_of(post(http, _lab("RT5b", "LRT5", "RT5A", "20261201083000", obx14="20261201003000+0000"))) == "AA"
+    o = _obs(http, "RT5A")
+    assert o["effectiveDateTime"] == "2026-12-01T00:30:00+00:00" and "_effectiveDateTime" not in o, o
+    assert ack_code_of(post(http, _lab("RT5c", "LRT5B", "RT5B", "20261201083000", obx14="20261201083000"))) == "AA"
+    assert ack_code_of(post(http, _lab("RT5d", "LRT5B", "RT5B", "20261201003000+0000"))) == "AA"
+    o = _obs(http, "RT5B")
+    assert o["effectiveDateTime"] == "2026-12-01T08:30:00+08:00" and "_effectiveDateTime" not in o, o
