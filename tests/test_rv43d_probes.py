@@ -15,12 +15,12 @@ from fastapi.testclient import TestClient
 from adapters.hl7v2.ack import ack_code_of
 from engine.engine import Engine
 from tests.hl7_calls import err_lines, post
-from tests.module_store import module_eng, module_eng_http
+from tests.module_store import module_eng, module_eng_http, undeclared_eng, undeclared_eng_http
 from tests.owner41_calls import at_fnzyy, decide, nids
 from tests.test_decl42b_identity import FNZYY, _held, _merge, _observed
 from tests.test_rvidentity32_probes import MRN, _nid, adt, oru, patients
 
-__all__ = ["module_eng", "module_eng_http"]  # (``http``)
+__all__ = ["module_eng", "module_eng_http", "undeclared_eng", "undeclared_eng_http"]  # (``http``, ``uhttp``)
 
 TAKEN_FROM = "urn:huren:StructureDefinition:time-taken-from"
 
@@ -70,6 +70,28 @@ def test_a_held_merge_decided_after_mrg1s_record_was_merged_on_is_not_taken(
     h = _one(http, f"{MRN}|R6H")
     assert ("replaced-by", f"Patient/{g['id']}") in _links(h), h
     assert r.status_code == 409, r.text
+
+
+@pytest.mark.xfail(strict=True, reason="rv43d HIGH: on a site declaring no registration application, a merge moving "
+                   "her number onto a NAMELESS record (the LIS's result placeholder, PID-5 empty) is taken -- "
+                   "merge_refused holds only a survivor whose name differs, a missing name passes -- and her resident "
+                   "reads the placeholder's result")
+def test_undeclared_a_merge_moving_her_number_onto_a_nameless_record_is_held(
+        undeclared_eng: Engine, uhttp: TestClient) -> None:
+    """Site declaring none: the LIS's result under a new MRN W with PID-5 empty (a glucose meter's, a walk-in's) makes
+    a nameless record; the LIS's A40, PID W (PID-5 empty), MRG-1 the HIS's record H of her. Nothing says W is her: the
+    rule's own words ("a number moving to another name is another person's record taking her identity"; "a wrong
+    answer is worse than no answer") ask for the hold a differing name gets -- W 205 at MRG-1, H in use with her
+    number, her resident reading nothing of W's result."""
+    c = _nid("32092319810110020")
+    assert ack_code_of(post(uhttp, adt("RU4Ha", f"RU4H^^^FNXRMYY^MR~{c}^^^^NNCHN", "壬^午", "19810110", "F"))) == "AA"
+    her = _one(uhttp, f"{MRN}|RU4H")
+    assert ack_code_of(post(uhttp, oru("RU4Wa", "RU4W^^^FNXRMYY^MR", "", "19810110", "F", "RU4OBS"))) == "AA"
+    assert "name" not in _one(uhttp, f"{MRN}|RU4W")
+    ack = post(uhttp, _merge("RU4M", "RU4W^^^FNXRMYY^MR", "", "19810110", "RU4H^^^FNXRMYY^MR", "LIS"))
+    assert ack_code_of(ack) == "AA", ack
+    assert _observed(undeclared_eng, her, "RU4OBS") == []
+    assert nids(_one(uhttp, f"{MRN}|RU4W")) == set() and [x for x in _w205(ack) if x.startswith("ERR||MRG^1^1|")]
 
 
 def test_a_held_merge_decided_after_the_survivor_changed_is_refused(module_eng: Engine, http: TestClient) -> None:
