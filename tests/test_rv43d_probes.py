@@ -72,6 +72,31 @@ def test_a_held_merge_decided_after_mrg1s_record_was_merged_on_is_not_taken(
     assert r.status_code == 409, r.text
 
 
+@pytest.mark.xfail(strict=True, reason="rv43d HIGH: on the shipped (declared) site the LIS may merge any two records "
+                   "it registered, even one the HIS has since numbered with her ID: its A40 carries her number onto "
+                   "its other walk-in of another name, AA without W, and her resident reads that walk-in's result")
+def test_the_lis_merging_its_walk_in_the_his_numbered_into_another_name_is_held(
+        module_eng: Engine, http: TestClient) -> None:
+    """The LIS's walk-in W of her (its A04, her name, no number); the declared HIS's A08 gives W her number (the
+    registration's word: W is hers, linked to her record H). The LIS's walk-in V of ANOTHER name with a result; the
+    LIS's A40, PID V, MRG-1 W: the LIS registered both, so merge_refused lets it -- yet it moves a number the HIS gave
+    onto a record of another name (the undeclared site's test of a number moving to another name is not asked on a
+    declared site). Should be held (W 205 at MRG-1): V numberless, her resident reading nothing of V's result."""
+    c = _nid("32092319810111020")
+    assert ack_code_of(post(http, adt("R9Ha", f"R9H^^^FNXRMYY^MR~{c}^^^^NNCHN", "壬^未", "19810111", "F"))) == "AA"
+    her = _one(http, f"{MRN}|R9H")
+    assert ack_code_of(post(http, adt("R9Wa", "R9W^^^FNXRMYY^MR", "壬^未", "19810111", "F", app="LIS"))) == "AA"
+    ack = post(http, adt("R9Wb", f"R9W^^^FNXRMYY^MR~{c}^^^^NNCHN", "壬^未", "19810111", "F", event="A08"))
+    assert ack_code_of(ack) == "AA" and not _w205(ack), err_lines(ack)
+    assert nids(_one(http, f"{MRN}|R9W")) == {c}
+    assert ack_code_of(post(http, oru("R9Va", "R9V^^^FNXRMYY^MR", "癸^申", "19810111", "F", "R9OBS"))) == "AA"
+    assert ack_code_of(post(http, adt("R9Vb", "R9V^^^FNXRMYY^MR", "癸^申", "19810111", "F", app="LIS"))) == "AA"
+    ack = post(http, _merge("R9M", "R9V^^^FNXRMYY^MR", "癸^申", "19810111", "R9W^^^FNXRMYY^MR", "LIS"))
+    assert ack_code_of(ack) == "AA", ack
+    assert _observed(module_eng, her, "R9OBS") == []
+    assert nids(_one(http, f"{MRN}|R9V")) == set() and [x for x in _w205(ack) if x.startswith("ERR||MRG^1^1|")]
+
+
 @pytest.mark.xfail(strict=True, reason="rv43d HIGH: on a site declaring no registration application, a merge moving "
                    "her number onto a NAMELESS record (the LIS's result placeholder, PID-5 empty) is taken -- "
                    "merge_refused holds only a survivor whose name differs, a missing name passes -- and her resident "
