@@ -119,6 +119,27 @@ def test_undeclared_a_merge_moving_her_number_onto_a_nameless_record_is_held(
     assert nids(_one(uhttp, f"{MRN}|RU4W")) == set() and [x for x in _w205(ack) if x.startswith("ERR||MRG^1^1|")]
 
 
+@pytest.mark.xfail(strict=True, reason="rv43d MED: an A40 whose two PID/MRG groups both name her record in MRG-1, both "
+                   "held: persons._unmerged returns early for the first ('MRG-1 named twice: the other merge stands') "
+                   "before the second is held too, so the first survivor keeps a 'replaces' link to her record the "
+                   "held message never merged")
+def test_two_held_merges_of_one_record_leave_no_link(module_eng: Engine, http: TestClient) -> None:
+    """The LIS's A40 with two groups: PID its walk-in W, MRG-1 the HIS's record H of her; PID its walk-in V, MRG-1 H.
+    Both held (W 205 at MRG^1^1 and MRG^2^1); nothing is merged, so neither walk-in may state that it replaces H."""
+    c = _nid("32092319810112020")
+    assert ack_code_of(post(http, adt("RAHa", f"RAH^^^FNXRMYY^MR~{c}^^^^NNCHN", "壬^酉", "19810112", "F"))) == "AA"
+    h = _one(http, f"{MRN}|RAH")
+    for t in ("RAW", "RAV"):
+        assert ack_code_of(post(http, adt(f"{t}b", f"{t}^^^FNXRMYY^MR", "癸^戌", "19810112", "F", app="LIS"))) == "AA"
+    ack = post(http, "MSH|^~\\&|LIS|FNXRMYY|HUREN|FNYGT|20261201121500||ADT^A40^ADT_A39|RAM|P|2.5.1\r"
+                     "EVN|A40|20261201121500\rPID|1||RAW^^^FNXRMYY^MR||癸^戌||19810112|F\rMRG|RAH^^^FNXRMYY^MR\r"
+                     "PID|2||RAV^^^FNXRMYY^MR||癸^戌||19810112|F\rMRG|RAH^^^FNXRMYY^MR\r")
+    assert [x[:12] for x in _w205(ack)] == ["ERR||MRG^1^1", "ERR||MRG^2^1"], err_lines(ack)
+    assert _one(http, f"{MRN}|RAH").get("active", True) and not _one(http, f"{MRN}|RAH").get("link")
+    for t in ("RAV", "RAW"):
+        assert f"Patient/{h['id']}" not in json.dumps(_one(http, f"{MRN}|{t}").get("link") or []), t
+
+
 def test_a_held_merge_decided_after_the_survivor_changed_is_refused(module_eng: Engine, http: TestClient) -> None:
     """Guard: the LIS's A40 merging H into its walk-in W is held; the HIS then merges W into H (the right direction).
     The operator's later decision of the LIS's message is refused 409 (W changed after the hold): no cycle, H in use
