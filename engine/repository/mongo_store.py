@@ -176,11 +176,7 @@ class MongoStore:
         log's right edge) must learn that its writes are gone, or it numbers past a hole."""
         if getattr(self._local, "depth", 0) == 0:
             return
-        callbacks = getattr(self._local, "on_rollback", None)
-        if callbacks is None:
-            callbacks = self._local.on_rollback = []
-        if callback not in callbacks:
-            callbacks.append(callback)
+        self._once("on_rollback", callback)
 
     def after_commit(self, callback: Callable[[], None]) -> bool:
         """Inside this thread's outermost MongoDB transaction: run ``callback`` (once) after it commits, outside it,
@@ -194,12 +190,17 @@ class MongoStore:
         moment longer, never after the writer answered (the callbacks run before ``transaction()`` returns)."""
         if getattr(self._local, "depth", 0) == 0 or self.session is None:
             return False
-        callbacks = getattr(self._local, "after_commit", None)
+        self._once("after_commit", callback)
+        return True
+
+    def _once(self, name: str, callback: Callable[[], None]) -> None:
+        """``callback`` added once to this thread's list ``name`` (``on_rollback``, ``after_commit``)."""
+        callbacks = getattr(self._local, name, None)
         if callbacks is None:
-            callbacks = self._local.after_commit = []
+            callbacks = []
+            setattr(self._local, name, callbacks)
         if callback not in callbacks:
             callbacks.append(callback)
-        return True
 
     def _committed(self) -> None:
         """The callbacks of ``after_commit``, each tried (one failing is logged: the transaction stands)."""
