@@ -335,11 +335,9 @@ def _accession_identifier(accession: str, ctx: Context, ipc: Segment | None) -> 
         "system": accession_system(ctx.urn_code),
         "value": accession,
     }
-    authority = tuple(ipc.value(1, comp=n).strip() for n in (2, 3, 4)) if ipc is not None else ("", "", "")
-    if not any(authority):
-        msh = ctx.message.msh
-        authority = tuple(msh.value(3, comp=n).strip() for n in (1, 2, 3))
-    by = applications.assigner((authority[0], authority[1], authority[2]), ctx.urn_code)
+    stated = ((ipc.value(1, comp=2).strip(), ipc.value(1, comp=3).strip(), ipc.value(1, comp=4).strip())
+              if ipc is not None else ("", "", ""))
+    by = applications.assigner(applications.numbered_by(stated, ctx.message.msh)[0], ctx.urn_code)
     if by is not None:
         identifier["assigner"] = by
     return identifier
