@@ -1884,7 +1884,8 @@ def registered_by(message_type: str, resources: Sequence[dict[str, Any]]) -> set
     transaction that files the message -- the same reading ``_registered``'s walk makes of a stored
     message (its event from the document, its records from its Provenance's targets). Not the targets of
     the Provenance naming the member records an owner's message re-keyed (``rekeys``): the owner's A04
-    registers its own record, not FNZYY's (ident35)."""
+    registers its own record, not FNZYY's (ident35); nor those of a merge's held for the operator, which merged
+    nothing (``registers_nothing``, idn43)."""
     if not registers(message_type):
         return set()
     out: set[str] = set()
@@ -2206,8 +2207,9 @@ def _named_messages(prov: dict[str, Any]) -> list[tuple[str, str]]:
 def _may_register(prov: dict[str, Any], fed: bool = True) -> bool:
     """Could the message a Provenance was made from be a registration? Its activity's text is MSH-9
     (``ADT^A04``, ``adapters.convert.common.provenance``); none stated: it could. One naming the versions an
-    owner's message re-keyed (``rekeys``) cannot -- when the feed wrote it (``fed``: its writer mark a message's);
-    the same reason in a FHIR client's Provenance proves nothing (priv36)."""
+    owner's message re-keyed (``rekeys``), or a merge's held for the operator (``registers_nothing``, idn43),
+    cannot -- when the feed wrote it (``fed``: its writer mark a message's); the same reason in a FHIR client's
+    Provenance proves nothing (priv36)."""
     if fed and registers_nothing(prov):
         return False
     kind, event = _activity(prov)
