@@ -3058,9 +3058,7 @@ def merge_refused(conversion: Any, survivor: str, prior: str, renumbered: bool, 
         if app in declared:
             return None
         for ref in (prior, survivor):
-            key = tuple(ref.split("/", 1))
-            if key not in stored and read_many is not None:
-                stored.update(read_many([key]))
+            key = _read_in(stored, ref, read_many)
             if ref == survivor and key not in stored and not any(ref in c.by_reference for c in earlier):
                 continue  # (not held anywhere: this message's new record)
             registrar = _with_batch(_registered(ref, search, messages, declared, read_many), ref, earlier, declared)
@@ -3076,9 +3074,7 @@ def merge_refused(conversion: Any, survivor: str, prior: str, renumbered: bool, 
                         "one person's, have the registering application merge them (A40)")
         return None
     for ref in (prior, survivor):
-        key = tuple(ref.split("/", 1))
-        if key not in stored and read_many is not None:
-            stored.update(read_many([key]))
+        _read_in(stored, ref, read_many)
     was = _as_left(prior, earlier, stored, leaned)
     person = conversion.by_reference.get(survivor)
     if was is None or person is None or _numbers_left(survivor, earlier, stored, leaned):
@@ -3097,6 +3093,14 @@ def merge_refused(conversion: Any, survivor: str, prior: str, renumbered: bool, 
             f"{app or 'unknown'}; on a site that declares its registration_applications in institutions.yaml, theirs "
             "merge unheld). If the two records are one person's, have the registering application merge them with "
             "the person's name in PID-5")
+
+
+def _read_in(stored: dict[Any, Any], ref: str, read_many: Any) -> tuple[str, ...]:
+    """``ref``'s stored version read into ``stored`` unless it is there (``merge_refused``); its key."""
+    key = tuple(ref.split("/", 1))
+    if key not in stored and read_many is not None:
+        stored.update(read_many([key]))
+    return key
 
 
 def _unmerged(conversion: Any, survivor: str, prior: str, sequence: int) -> None:
