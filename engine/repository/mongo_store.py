@@ -204,24 +204,23 @@ class MongoStore:
 
     def _committed(self) -> None:
         """The callbacks of ``after_commit``, each tried (one failing is logged: the transaction stands)."""
-        callbacks = getattr(self._local, "after_commit", None) or []
-        self._local.after_commit = None
-        for callback in callbacks:
-            try:
-                callback()
-            except Exception:
-                log.exception("MongoDB: an after-commit callback failed")
+        self._run("after_commit", "an after-commit")
 
     def _rolled_back(self) -> None:
         """The callbacks of ``on_rollback``, each tried (one failing is logged: the block's error,
         or the undo's, is what the caller must see)."""
-        callbacks = getattr(self._local, "on_rollback", None) or []
-        self._local.on_rollback = None
+        self._run("on_rollback", "a rollback")
+
+    def _run(self, name: str, what: str) -> None:
+        """This thread's list ``name`` taken (``_once``) and each of its callbacks tried, one failing logged as
+        ``what`` callback."""
+        callbacks = getattr(self._local, name, None) or []
+        setattr(self._local, name, None)
         for callback in callbacks:
             try:
                 callback()
             except Exception:
-                log.exception("MongoDB: a rollback callback failed")
+                log.exception("MongoDB: %s callback failed", what)
 
     def kw(self) -> dict[str, Any]:
         """Keyword arguments binding an operation to the current thread's transaction, if any."""
