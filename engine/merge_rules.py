@@ -1782,14 +1782,11 @@ class MergeRules:
         names = [n for n, ep in plan.examined if n in report]
         if not names or any(n in out and out[n] == report[n] for n in names):
             return
-        as_stored: Resource = {**{n: report[n] for n in names}, "status": report.get("status"),
-                               **({"specimen": report["specimen"]} if "specimen" in report else {})}
+        as_stored = _exam_view({n: report[n] for n in names}, report)
         told = {n: out[n] for n in (*plan.choices.get(names[0], ()), names[0]) if n in out}
         if not told:
             return
-        kept = self._exam_times(rtype, plan, as_stored, {**told, "status": out.get("status"),
-                                **({"specimen": out["specimen"]} if "specimen" in out else {})},
-                                source, said, issues)
+        kept = self._exam_times(rtype, plan, as_stored, _exam_view(told, out), source, said, issues)
         if all(n in kept for n in told):
             return  # (the rule keeps nothing out: a first final's, another specimen's)
         for n in told:
@@ -4337,6 +4334,12 @@ def _not_thinner(plan: TypePlan, stored: Resource, incoming: Resource, said: Sai
                 out = out if out is not None else dict(incoming)
                 out[name] = kept
     return out if out is not None else incoming
+
+
+def _exam_view(times: Mapping[str, Any], of: Resource) -> Resource:
+    """``times`` with the status and specimen of ``of``: what ``exam_time`` reads of a version (``_exam_of_report``
+    asks it of the stored report and of the correction's new result)."""
+    return {**times, "status": of.get("status"), **({"specimen": of["specimen"]} if "specimen" in of else {})}
 
 
 def exam_by_of(merge: Mapping[str, Any] | None, rtype: str) -> frozenset[str]:

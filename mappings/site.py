@@ -838,9 +838,8 @@ def _check_mrn_authorities(path: Path, node: Any, data: list[dict[str, Any]], ou
 def _check_registration_applications(inst_path: Path, institutions: Mapping[str, Institution], senders: Any,
                                      senders_path: Path) -> None:
     """An institution's ``registration_applications`` and ``number_linking_applications`` (institutions.yaml) checked
-    against senders.yaml: a
-    name its ``applications`` gives another institution is refused (that MSH-3.1 is the other member's
-    sender, as an ``mrn_authorities`` naming another member is refused). Nothing else is checked: no file
+    against senders.yaml: a name its ``applications`` gives another institution is refused (that MSH-3.1 is the
+    other member's sender, as an ``mrn_authorities`` naming another member is refused). Nothing else is checked: no file
     lists an institution's every application (``charsets`` and ``message_structure`` name only the
     applications that differ from the default), so a name absent from them is no misspelling (the lead,
     thirty-third round: regapp33 had refused a site naming only its LIS's charset and declaring its HIS)."""

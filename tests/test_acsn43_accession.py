@@ -11,28 +11,18 @@ real engine and store on each backend (``module_eng``: SQLite, mongomock), read 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
-import pytest
 from fastapi.testclient import TestClient
 
 from adapters.hl7v2.ack import ack_code_of
-from engine.api.app import create_app
 from engine.engine import Engine
 from engine.messages import message_id
 from tests.hl7_calls import err_lines, mllp, post
-from tests.module_store import module_eng  # noqa: F401 -- the module's engine, on each backend
+from tests.module_store import module_eng, module_eng_http  # noqa: F401 -- the module's engine and client, each backend
 
 HDR = "MSH|^~\\&|{app}|FNXRMYY|HUREN|FNYGT|{stamp}+0800||{kind}|{control}|P|2.5.1|||AL|NE|CHN|UNICODE UTF-8\r"
 ORDER = "urn:huren:order:FNXRMYY"
-
-
-@pytest.fixture(scope="module")
-def http(module_eng: Engine) -> Iterator[TestClient]:
-    with TestClient(create_app(module_eng)) as client:
-        client.headers["Authorization"] = "Bearer " + module_eng.auth.issue_system_token("acsn43", "system/*.cruds")
-        yield client
 
 
 def _omi(control: str, mrn: str, placer: str, accession: str, ordered: str, uid: str) -> str:

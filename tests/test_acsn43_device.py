@@ -9,25 +9,13 @@ FNXRMYY's LIS potassium, real bytes over ``POST /hl7v2`` into a real engine and 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
-import pytest
 from fastapi.testclient import TestClient
 
 from adapters.hl7v2.ack import ack_code_of
-from engine.api.app import create_app
-from engine.engine import Engine
 from tests.hl7_calls import err_lines, post
-from tests.module_store import module_eng  # noqa: F401 -- the module's engine, on each backend
+from tests.module_store import module_eng, module_eng_http  # noqa: F401 -- the module's engine and client, each backend
 
 HDR = "MSH|^~\\&|LIS|FNXRMYY|HUREN|FNYGT|{stamp}+0800||ORU^R01^ORU_R01|{control}|P|2.5.1|||AL|NE|CHN|UNICODE UTF-8\r"
-
-
-@pytest.fixture(scope="module")
-def http(module_eng: Engine) -> Iterator[TestClient]:
-    with TestClient(create_app(module_eng)) as client:
-        client.headers["Authorization"] = "Bearer " + module_eng.auth.issue_system_token("acsn43", "system/*.cruds")
-        yield client
 
 
 def _elr(control: str, mrn: str, value: str, device: str) -> str:

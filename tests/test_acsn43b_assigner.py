@@ -17,27 +17,17 @@ store on each backend (``module_eng``: SQLite, mongomock), read back over ``/fhi
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
 
 from adapters.hl7v2.ack import ack_code_of
-from engine.api.app import create_app
-from engine.engine import Engine
 from tests.hl7_calls import err_lines, post
-from tests.module_store import module_eng  # noqa: F401 -- the module's engine, on each backend
+from tests.module_store import module_eng, module_eng_http  # noqa: F401 -- the module's engine and client, each backend
 from tests.test_acsn43_accession import HDR, _kind, _omi, _order, _orders_of, _report
 
 ACSN = "urn:huren:accession:FNXRMYY"
-
-
-@pytest.fixture(scope="module")
-def http(module_eng: Engine) -> Iterator[TestClient]:
-    with TestClient(create_app(module_eng)) as client:
-        client.headers["Authorization"] = "Bearer " + module_eng.auth.issue_system_token("acsn43b", "system/*.cruds")
-        yield client
 
 
 def _from(app: str, report: str) -> str:

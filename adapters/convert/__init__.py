@@ -1065,10 +1065,10 @@ def _not_told(was: dict[str, Any], report: dict[str, Any], digits: int | None = 
     return "", True
 
 
-def _holds(order: dict[str, Any], system: str, value: str, kind: str = "FILL") -> bool:
-    """Whether ``order`` holds ``system``/``value`` as its identifier of v2 0203 type ``kind`` (FILL, ACSN)."""
+def _holds(order: dict[str, Any], system: str, value: str) -> bool:
+    """Whether ``order`` holds ``system``/``value`` as its FILL identifier (v2 0203; an ACSN: ``_by_accession``)."""
     return any(isinstance(i, dict) and i.get("system") == system and i.get("value") == value
-               and ident_type(i) == kind for i in order.get("identifier") or ())
+               and ident_type(i) == "FILL" for i in order.get("identifier") or ())
 
 
 def _holders_found(rtype: str, filled: Filled, search: Any) -> dict[str, dict[str, Any]]:

@@ -27,9 +27,12 @@ merge's "the same application stored the number" (``merge_rules._same_applicatio
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from adapters.convert.datatypes import same_hd, universal_system
+
+if TYPE_CHECKING:
+    from adapters.hl7v2.parser import Segment
 
 HD = tuple[str, str, str]
 
@@ -128,6 +131,17 @@ def assigner(hd: HD, urn_code: str) -> dict[str, Any] | None:
         return None
     text = "^".join(hd).rstrip("^")
     return {"identifier": {"system": f"{APPLICATION_SYSTEM}{urn_code}", "value": text}, "display": hd[0] or hd[1]}
+
+
+def numbered_by(authority: HD, msh: Segment) -> tuple[HD, bool]:
+    """The application that assigned a number sent as an EI: its assigning authority ``authority`` (EI-2..4, v2.5.1
+    2.A.24: OBR-3's, IPC-1's) where any part is stated -- ``(authority, True)`` -- else the sending application,
+    ``msh``'s MSH-3 as an HD -- ``(MSH-3, False)``. The one reading of "the number's application" for an order named
+    by its filler number (``results.service_request``: ``Filled.numbered_by``) and an accession's ``assigner``
+    (``pacs._accession_identifier``)."""
+    if any(authority):
+        return authority, True
+    return (msh.value(3).strip(), msh.value(3, comp=2).strip(), msh.value(3, comp=3).strip()), False
 
 
 def assigned_by(identifier: dict[str, Any]) -> HD | None:

@@ -73,8 +73,8 @@ class Filled(NamedTuple):
     (``accession_system``) the same value may stand under on the order the number names, and whether the group's
     message is an imaging one (``category`` imaging) -- with the test's code, what lets an accession alone name
     the order (``_names_the_order``, forty-third round, acsn43) -- and the application that numbered the group
-    (``numbered_by``: OBR-3's assigning authority where stated, ``named``, else MSH-3; each form the site's aliases
-    give it, ``applications.forms``): an accession names the order only from the application that assigned it
+    (``numbered_by``: OBR-3's assigning authority where stated, ``named``, else MSH-3 -- ``applications.numbered_by``;
+    each form the site's aliases give it, ``applications.forms``): an accession names the order only from the application that assigned it
     (``applications.assigned_by``; review rv43b HIGH 1, acsn43b)."""
 
     system: str

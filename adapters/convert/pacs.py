@@ -322,6 +322,16 @@ def _one_repetition(seg: Segment, field_no: int, ctx: Context) -> None:
                            f"{sum(1 for rep in reps[1:] if rep)} other(s) left out", field_no, code=DATA_TYPE_ERROR))
 
 
+def _acsn(accession: str, ctx: Context) -> dict[str, Any]:
+    """An accession number (IPC-1, OBR-18) as an ACSN identifier (v2 0203) under the sender's accession system: the
+    order's (``_accession_identifier``, with its assigner) and the ImagingStudy's (``_imaging_study``)."""
+    return {
+        "type": {"coding": [{"system": common.V2_0203, "code": "ACSN"}]},
+        "system": accession_system(ctx.urn_code),
+        "value": accession,
+    }
+
+
 def _accession_identifier(accession: str, ctx: Context, ipc: Segment | None) -> dict[str, Any]:
     """The order's accession number (IPC-1 of ``ipc``, else OBR-18) as its ACSN identifier, under the sender's
     system, with the application that assigned it (``applications.assigner``): IPC-1's assigning authority (EI-2..4,
@@ -330,16 +340,10 @@ def _accession_identifier(accession: str, ctx: Context, ipc: Segment | None) -> 
     imaging fillers (RIS, ultrasound, endoscopy) each count by date, so the value alone names no order: a report
     names this order by it only from the application that assigned it (``adapters.convert._names_the_order``;
     review rv43b HIGH 1, forty-third round, acsn43b)."""
-    identifier: dict[str, Any] = {
-        "type": {"coding": [{"system": common.V2_0203, "code": "ACSN"}]},
-        "system": accession_system(ctx.urn_code),
-        "value": accession,
-    }
-    authority = tuple(ipc.value(1, comp=n).strip() for n in (2, 3, 4)) if ipc is not None else ("", "", "")
-    if not any(authority):
-        msh = ctx.message.msh
-        authority = tuple(msh.value(3, comp=n).strip() for n in (1, 2, 3))
-    by = applications.assigner((authority[0], authority[1], authority[2]), ctx.urn_code)
+    identifier = _acsn(accession, ctx)
+    stated = ((ipc.value(1, comp=2).strip(), ipc.value(1, comp=3).strip(), ipc.value(1, comp=4).strip())
+              if ipc is not None else ("", "", ""))
+    by = applications.assigner(applications.numbered_by(stated, ctx.message.msh)[0], ctx.urn_code)
     if by is not None:
         identifier["assigner"] = by
     return identifier
@@ -518,13 +522,7 @@ def _imaging_study(group: results.Group, ctx: Context, info: dict[str, Any],
     if uid:
         identifiers.append({"system": common.DICOM_UID, "value": f"urn:oid:{uid}"})
     if accession:
-        identifiers.append(
-            {
-                "type": {"coding": [{"system": common.V2_0203, "code": "ACSN"}]},
-                "system": accession_system(ctx.urn_code),
-                "value": accession,
-            }
-        )
+        identifiers.append(_acsn(accession, ctx))
     if identifiers:
         study["identifier"] = identifiers
     if modality:

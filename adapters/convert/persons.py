@@ -1884,7 +1884,8 @@ def registered_by(message_type: str, resources: Sequence[dict[str, Any]]) -> set
     transaction that files the message -- the same reading ``_registered``'s walk makes of a stored
     message (its event from the document, its records from its Provenance's targets). Not the targets of
     the Provenance naming the member records an owner's message re-keyed (``rekeys``): the owner's A04
-    registers its own record, not FNZYY's (ident35)."""
+    registers its own record, not FNZYY's (ident35); nor those of a merge's held for the operator, which merged
+    nothing (``registers_nothing``, idn43)."""
     if not registers(message_type):
         return set()
     out: set[str] = set()
@@ -2206,8 +2207,9 @@ def _named_messages(prov: dict[str, Any]) -> list[tuple[str, str]]:
 def _may_register(prov: dict[str, Any], fed: bool = True) -> bool:
     """Could the message a Provenance was made from be a registration? Its activity's text is MSH-9
     (``ADT^A04``, ``adapters.convert.common.provenance``); none stated: it could. One naming the versions an
-    owner's message re-keyed (``rekeys``) cannot -- when the feed wrote it (``fed``: its writer mark a message's);
-    the same reason in a FHIR client's Provenance proves nothing (priv36)."""
+    owner's message re-keyed (``rekeys``), or a merge's held for the operator (``registers_nothing``, idn43),
+    cannot -- when the feed wrote it (``fed``: its writer mark a message's); the same reason in a FHIR client's
+    Provenance proves nothing (priv36)."""
     if fed and registers_nothing(prov):
         return False
     kind, event = _activity(prov)
@@ -3056,9 +3058,7 @@ def merge_refused(conversion: Any, survivor: str, prior: str, renumbered: bool, 
         if app in declared:
             return None
         for ref in (prior, survivor):
-            key = tuple(ref.split("/", 1))
-            if key not in stored and read_many is not None:
-                stored.update(read_many([key]))
+            key = _read_in(stored, ref, read_many)
             if ref == survivor and key not in stored and not any(ref in c.by_reference for c in earlier):
                 continue  # (not held anywhere: this message's new record)
             registrar = _with_batch(_registered(ref, search, messages, declared, read_many), ref, earlier, declared)
@@ -3074,9 +3074,7 @@ def merge_refused(conversion: Any, survivor: str, prior: str, renumbered: bool, 
                         "one person's, have the registering application merge them (A40)")
         return None
     for ref in (prior, survivor):
-        key = tuple(ref.split("/", 1))
-        if key not in stored and read_many is not None:
-            stored.update(read_many([key]))
+        _read_in(stored, ref, read_many)
     was = _as_left(prior, earlier, stored, leaned)
     person = conversion.by_reference.get(survivor)
     if was is None or person is None or _numbers_left(survivor, earlier, stored, leaned):
@@ -3095,6 +3093,14 @@ def merge_refused(conversion: Any, survivor: str, prior: str, renumbered: bool, 
             f"{app or 'unknown'}; on a site that declares its registration_applications in institutions.yaml, theirs "
             "merge unheld). If the two records are one person's, have the registering application merge them with "
             "the person's name in PID-5")
+
+
+def _read_in(stored: dict[Any, Any], ref: str, read_many: Any) -> tuple[str, ...]:
+    """``ref``'s stored version read into ``stored`` unless it is there (``merge_refused``); its key."""
+    key = tuple(ref.split("/", 1))
+    if key not in stored and read_many is not None:
+        stored.update(read_many([key]))
+    return key
 
 
 def _unmerged(conversion: Any, survivor: str, prior: str, sequence: int) -> None:

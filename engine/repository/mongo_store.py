@@ -176,11 +176,7 @@ class MongoStore:
         log's right edge) must learn that its writes are gone, or it numbers past a hole."""
         if getattr(self._local, "depth", 0) == 0:
             return
-        callbacks = getattr(self._local, "on_rollback", None)
-        if callbacks is None:
-            callbacks = self._local.on_rollback = []
-        if callback not in callbacks:
-            callbacks.append(callback)
+        self._once("on_rollback", callback)
 
     def after_commit(self, callback: Callable[[], None]) -> bool:
         """Inside this thread's outermost MongoDB transaction: run ``callback`` (once) after it commits, outside it,
@@ -194,33 +190,37 @@ class MongoStore:
         moment longer, never after the writer answered (the callbacks run before ``transaction()`` returns)."""
         if getattr(self._local, "depth", 0) == 0 or self.session is None:
             return False
-        callbacks = getattr(self._local, "after_commit", None)
+        self._once("after_commit", callback)
+        return True
+
+    def _once(self, name: str, callback: Callable[[], None]) -> None:
+        """``callback`` added once to this thread's list ``name`` (``on_rollback``, ``after_commit``)."""
+        callbacks = getattr(self._local, name, None)
         if callbacks is None:
-            callbacks = self._local.after_commit = []
+            callbacks = []
+            setattr(self._local, name, callbacks)
         if callback not in callbacks:
             callbacks.append(callback)
-        return True
 
     def _committed(self) -> None:
         """The callbacks of ``after_commit``, each tried (one failing is logged: the transaction stands)."""
-        callbacks = getattr(self._local, "after_commit", None) or []
-        self._local.after_commit = None
-        for callback in callbacks:
-            try:
-                callback()
-            except Exception:
-                log.exception("MongoDB: an after-commit callback failed")
+        self._run("after_commit", "an after-commit")
 
     def _rolled_back(self) -> None:
         """The callbacks of ``on_rollback``, each tried (one failing is logged: the block's error,
         or the undo's, is what the caller must see)."""
-        callbacks = getattr(self._local, "on_rollback", None) or []
-        self._local.on_rollback = None
+        self._run("on_rollback", "a rollback")
+
+    def _run(self, name: str, what: str) -> None:
+        """This thread's list ``name`` taken (``_once``) and each of its callbacks tried, one failing logged as
+        ``what`` callback."""
+        callbacks = getattr(self._local, name, None) or []
+        setattr(self._local, name, None)
         for callback in callbacks:
             try:
                 callback()
             except Exception:
-                log.exception("MongoDB: a rollback callback failed")
+                log.exception("MongoDB: %s callback failed", what)
 
     def kw(self) -> dict[str, Any]:
         """Keyword arguments binding an operation to the current thread's transaction, if any."""

@@ -238,7 +238,7 @@
     $("#replay-box").hidden = !(session.can.replay && m.status === "quarantined");
     $("#later-box").hidden = !(session.can.replay && m.status === "quarantined" && untold(m));
     $("#owner-box").hidden = !(session.can.replay && m.status === "processed" && ownable(m));
-    $("#owner-why").hidden = aboutIdNumber(m); $("#owner-why-id").hidden = !kinds(m).includes("id-number"); // (reg41)
+    $("#owner-why").hidden = aboutRecord(m); $("#owner-why-id").hidden = !kinds(m).includes("id-number"); // (reg41)
     $("#owner-why-merge").hidden = !kinds(m).includes("merge"); // (a held merge: persons.merge_refused, idn43)
     barred(m); // (a number another record holds, a record merged away: said before any confirmation; regfix41b)
     if (!keep) {
@@ -283,10 +283,10 @@
     return ["order", "id-number", "merge"].filter((k) => found.has(k));
   }
   // about a record (its ID number, a merge), not an order: the order's words hidden
-  function aboutIdNumber(m) { const k = kinds(m); return k.length > 0 && !k.includes("order"); }
+  function aboutRecord(m) { const k = kinds(m); return k.length > 0 && !k.includes("order"); }
   function heldChange(m) {
     const k = kinds(m);
-    return !aboutIdNumber(m) ? "其对医嘱的更改" : k.includes("merge") && k.includes("id-number") ? "其病历合并及对病历身份证号的更改"
+    return !aboutRecord(m) ? "其对医嘱的更改" : k.includes("merge") && k.includes("id-number") ? "其病历合并及对病历身份证号的更改"
       : k.includes("merge") ? "其病历合并" : "其对病历身份证号的更改";
   }
 
@@ -384,7 +384,7 @@
     const id = current.id, button = $("#owner"), box = $("#replay-said"), reason = $("#owner-reason").value.trim();
     if (button.disabled) return;
     button.disabled = true; box.className = "busy"; text(box, "正在按号码所有者的更改处理…… Taking it as the owner's…");
-    const wasIdNumber = aboutIdNumber(current); // (what was held: the words of the answer; reg41)
+    const wasRecord = aboutRecord(current); // (what was held: the words of the answer; reg41)
     const taken = kinds(current).includes("id-number") ? "病历已采用本消息的身份证号" : "两份病历已合并"; // (idn43)
     try {
       const outcome = await api("/admin/quarantine/" + encodeURIComponent(id) + "/owner",
@@ -410,7 +410,7 @@
           + (d.reason || "") + "），本次未重复处理。 Already taken as the owner's; nothing was done again."));
       } else if (outcome.ack_code === "AA" && d.used) {
         box.className = "ok";
-        box.appendChild(el("p", "已按号码所有者的更改处理：" + (wasIdNumber ? taken : "医嘱已采用本消息的更改") + "。决定人 " + d.by + "，理由：" + d.reason
+        box.appendChild(el("p", "已按号码所有者的更改处理：" + (wasRecord ? taken : "医嘱已采用本消息的更改") + "。决定人 " + d.by + "，理由：" + d.reason
           + "。写入的记录（Provenance）已注明决定人，理由记入审计日志与本消息的处理记录。 Taken as the owner's change; the order took it, and you are recorded with your reason."));
       } else {
         box.className = "bad";
@@ -419,7 +419,7 @@
     } catch (e) {
       box.className = "bad";
       text(box, e.status === 409 && /changed after the hold/.test(e.diag || "")
-        ? (wasIdNumber ? "不能按号码所有者的更改处理：暂未采用之后，该病历已被其他消息改写。您的决定只针对当时显示的版本，本次未写入任何内容。请先“重新处理”，让系统按现存病历再次判断，再决定。（" + e.diag + "） Not taken: the record changed after the hold; nothing was written."
+        ? (wasRecord ? "不能按号码所有者的更改处理：暂未采用之后，该病历已被其他消息改写。您的决定只针对当时显示的版本，本次未写入任何内容。请先“重新处理”，让系统按现存病历再次判断，再决定。（" + e.diag + "） Not taken: the record changed after the hold; nothing was written."
           : "不能按号码所有者的更改处理：暂未采用之后，该医嘱已被其他消息改写。您的决定只针对当时显示的版本，本次未写入任何内容。请先“重新处理”，让系统按现存医嘱再次判断，再决定。（" + e.diag + "） Not taken: the order changed after the hold; nothing was written.")
         : e.status === 503 ? "数据库正忙，本次决定未写入任何内容，消息仍按原样暂未采用，请稍后再决定一次（" + e.diag + "）。 The store was busy: nothing was written, the message is held as before; ask again in a moment." // (dfix40)
         : e.status === 409 ? "不能按号码所有者的更改处理（" + e.diag + "）。 Not taken as the owner's."
