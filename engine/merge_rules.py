@@ -62,7 +62,8 @@ STAND_IN_EXT = "urn:huren:StructureDefinition:code-stand-in"
 # in a time's primitive twin (``_effectiveDateTime``): the converter took the time from another field than the
 # element's own -- a result's OBR-7 (OBR-8, OBR-22, RXA-3, EVN, MSH-7) where OBX-14 is empty -- named by its
 # ``valueString``; no such mark: the time was stated as itself (OBX-14), or by a FHIR client. The merge's
-# ``derived`` rule reads it (``_derived_times``, ``_twin_follows``; forty-third round, time43)
+# ``derived`` rule reads it (``_derived_times``, ``_twin_follows``; forty-third round, time43); a FHIR client's
+# write never sets it (``clients_times``; time43b)
 TAKEN_FROM_EXT = "urn:huren:StructureDefinition:time-taken-from"
 # an issue's ``details`` coding under this system is the deployment's mapping gap, not the sender's error: a
 # code (or an order's text) the maps could not judge, counted on ``/admin/fidelity`` as an unmapped code at
