@@ -62,7 +62,8 @@ STAND_IN_EXT = "urn:huren:StructureDefinition:code-stand-in"
 # in a time's primitive twin (``_effectiveDateTime``): the converter took the time from another field than the
 # element's own -- a result's OBR-7 (OBR-8, OBR-22, RXA-3, EVN, MSH-7) where OBX-14 is empty -- named by its
 # ``valueString``; no such mark: the time was stated as itself (OBX-14), or by a FHIR client. The merge's
-# ``derived`` rule reads it (``_derived_times``, ``_twin_follows``; forty-third round, time43)
+# ``derived`` rule reads it (``_derived_times``, ``_twin_follows``; forty-third round, time43); a FHIR client's
+# write never sets it (``clients_times``; time43b)
 TAKEN_FROM_EXT = "urn:huren:StructureDefinition:time-taken-from"
 # an issue's ``details`` coding under this system is the deployment's mapping gap, not the sender's error: a
 # code (or an order's text) the maps could not judge, counted on ``/admin/fidelity`` as an unmapped code at
@@ -1343,7 +1344,7 @@ class MergeRules:
         for k in kept_back:
             k.say(stored, out, spared)
         if plan.derived:
-            _twin_follows(plan, stored, sent, out)
+            _twin_follows(plan, stored, sent, out, said)
         if issues:
             _locate(issues, rtype, fields, said, incoming)
         return Combined(out, issues)
@@ -4358,6 +4359,41 @@ def _taken_from(twin: Any) -> bool:
                                           for e in twin.get("extension") or ())
 
 
+def clients_times(resource: Resource, previous: Resource | None) -> Resource:
+    """A FHIR client's write (create, update, patch, a Bundle's entry: ``Writes._store`` with the ``API`` writer)
+    without ``TAKEN_FROM_EXT`` in its times' primitive twins: the mark is the converter's word that a message's
+    other field dated the value, never a client's -- a client states its time. A client that corrected a result's
+    derived 08:30 to 09:15 and PUT it back as read (R4 clients keep extensions they do not understand) kept the
+    mark, so the LIS's later re-send with OBX-14 empty and OBR-7 08:40 replaced the client's 09:15 as a derived
+    time (review rv43d MED 3; forty-third round, time43b); a client could also forge the mark on a time it states.
+    Stripped, not refused (as the stand-in mark: ``results.stand_in_by_client``): a client copying a result whole
+    should not fail for an engine-owned extension. A time written back exactly as stored, with the stored mark
+    (an interpretation or a note edited) is still the converter's derivation: it keeps its mark, so a later report
+    moving OBR-7 still moves it. Asked here rather than as a repository statement: a statement concerning
+    Observation would send every first version of a result the feed writes through the merge (``_first_of``)."""
+    out: Resource | None = None
+    for key, twin in resource.items():
+        if not (key.startswith("_") and _taken_from(twin)):
+            continue
+        name = key[1:]
+        was = (previous or {}).get(key)
+        ours = [e for e in was.get("extension") or () if isinstance(e, dict) and e.get("url") == TAKEN_FROM_EXT] \
+            if isinstance(was, dict) and previous is not None and resource.get(name) == previous.get(name) else []
+        kept = [e for e in twin.get("extension") or ()
+                if not (isinstance(e, dict) and e.get("url") == TAKEN_FROM_EXT) or e in ours]
+        if kept == twin.get("extension"):
+            continue
+        out = out if out is not None else dict(resource)
+        rest = {k: v for k, v in twin.items() if k != "extension"}
+        if kept:
+            rest["extension"] = kept
+        if rest:
+            out[key] = rest
+        else:
+            del out[key]
+    return out if out is not None else resource
+
+
 def _derived_times(plan: TypePlan, stored: Resource, incoming: Resource) -> Resource:
     """``derived: yields``: ``incoming`` without the times it only derived (marked ``TAKEN_FROM_EXT``: a result's
     OBR-7 where its OBX-14 is empty) where the stored version holds one stated as itself -- the element unmarked
@@ -4380,12 +4416,16 @@ def _derived_times(plan: TypePlan, stored: Resource, incoming: Resource) -> Reso
     return out if out is not None else incoming
 
 
-def _twin_follows(plan: TypePlan, stored: Resource, sent: Resource, out: Resource) -> None:
+def _twin_follows(plan: TypePlan, stored: Resource, sent: Resource, out: Resource, said: Said | None = None) -> None:
     """A ``derived`` time's mark (its primitive twin, ``_effectiveDateTime``) goes with the value ``out`` holds: the
     message's where its value was written -- stated (no twin) or derived -- the stored one's where the stored value
     stands (kept out: a derived time under a stated one, a thinner restatement, a correction's ``exam_time``, a step
     back's ``not_back.with``), none where no value is left. The same instant stated and derived is stated: a
-    statement is not made a derivation by a message deriving what another stated."""
+    statement is not made a derivation by a message deriving what another stated. So is a derived instant a
+    statement restates at a coarser precision (OBX-14 the day alone over OBR-7's 08:30 of that day, ``thinner`` at
+    the digits the message stated: ``_not_thinner`` keeps the finer instant): the stated day is stated, and a later
+    OBR-7 of another day (OBX-14 empty) had moved the result off it as over a derivation (review rv43d MED 4;
+    forty-third round, time43b) -- a derived time never replaces a stated one, at any precision."""
     for name in plan.derived:
         twin = "_" + name
         if twin not in sent and twin not in stored:
@@ -4394,10 +4434,15 @@ def _twin_follows(plan: TypePlan, stored: Resource, sent: Resource, out: Resourc
         if value is _MISSING:
             out.pop(twin, None)
             continue
-        if value == sent.get(name, _MISSING) and not (
+        stated = sent.get(name, _MISSING)
+        if value == stated and not (
                 value == stored.get(name, _MISSING) and _taken_from(sent.get(twin))
                 and not _taken_from(stored.get(twin))):
             chosen = sent.get(twin, _MISSING)
+        elif (isinstance(stated, str) and isinstance(value, str) and value == stored.get(name)
+              and not _taken_from(sent.get(twin)) and _taken_from(stored.get(twin))
+              and thinner(stated, value, said.digits_of(name) if said is not None else None)):
+            chosen = _MISSING  # (the stored derived instant, confirmed by the coarser statement: stated)
         else:
             chosen = stored.get(twin, _MISSING)
         if chosen is _MISSING:

@@ -226,9 +226,6 @@ def _marked(o: dict) -> bool:
     return any(e.get("url") == TAKEN_FROM for e in (o.get("_effectiveDateTime") or {}).get("extension") or ())
 
 
-@pytest.mark.xfail(strict=True, reason="rv43d MED: a FHIR client's PUT stating a result's time but round-tripping the "
-                   "server's time-taken-from mark (as a client keeps unknown extensions) is stored as derived, so the "
-                   "LIS's later re-send with OBX-14 empty erases the client's time")
 def test_a_clients_put_keeping_the_mark_states_its_time(module_eng: Engine, http: TestClient) -> None:
     """A result whose time was derived from OBR-7 08:30; a FHIR client corrects it to 09:15, PUT back as read (the
     ``_effectiveDateTime`` extension kept -- the R4 rule for extensions a client does not understand). The mark is the
@@ -245,9 +242,6 @@ def test_a_clients_put_keeping_the_mark_states_its_time(module_eng: Engine, http
     assert _obs(http, "RT2C")["effectiveDateTime"] == "2026-12-01T09:15:00+08:00"
 
 
-@pytest.mark.xfail(strict=True, reason="rv43d MED: OBX-14 stating the result's day (date only) over a derived instant "
-                   "keeps the instant AND its OBR-7 mark (not_thinner), so a later OBR-7 with OBX-14 empty moves the "
-                   "result off the day the LIS stated")
 def test_a_stated_day_is_not_moved_by_a_later_derived_time(module_eng: Engine, http: TestClient) -> None:
     """The result's time derived from OBR-7 2026-12-01 08:30; the LIS then states OBX-14 2026-12-01 (its day: kept as
     the finer 08:30 by not_thinner, still marked OBR-7); a later message re-timing OBR-7 to 2026-12-03 with OBX-14

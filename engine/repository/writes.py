@@ -12,7 +12,7 @@ from typing import Any, TypeVar
 
 from engine import fhirjson
 from engine.errors import BadRequest, ClaimRaced, Conflict, PreconditionFailed, WrittenMeanwhile
-from engine.merge_rules import API
+from engine.merge_rules import API, clients_times
 from engine.repository.contracts import Access, WriteResult
 from engine.repository.core import valid_ids
 from engine.repository.group_commit import GroupCommit
@@ -83,6 +83,8 @@ class Writes(GroupCommit, Searching):
                 if same is not None:
                     return WriteResult(same, created=False, changed=False, issues=[], body=existing.body)
             previous = fhirjson.loads(existing.body)  # type: ignore[arg-type]
+        if source == API:  # a client states its times: the converter's mark of a derived one is not hers to write
+            resource = clients_times(resource, previous)
         # what this writer may change of the stored version: the merge rules (engine.merge_rules)
         issues: list[dict[str, Any]]
         if previous is None and self.merge.as_is(rtype, source, creating=True, resource=resource):
