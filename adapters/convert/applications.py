@@ -130,6 +130,19 @@ def assigner(hd: HD, urn_code: str) -> dict[str, Any] | None:
     return {"identifier": {"system": f"{APPLICATION_SYSTEM}{urn_code}", "value": text}, "display": hd[0] or hd[1]}
 
 
+def numbering(authority: HD, msh: Any) -> tuple[HD, bool]:
+    """The application that numbered an EI (an accession IPC-1, a filler number OBR-3) and whether the message
+    stated it: the EI's assigning authority (EI-2..4, v2.5.1 2.A.24, ``authority``) where any part is sent, else the
+    sending application (MSH-3 of ``msh``; an OBR-18 is ST and names none) -- IHE RAD Scheduled Workflow has the
+    RIS send the OMI holding the accession it assigned. The one owner of the rule: the order's accession
+    (``pacs._accession_identifier``, its assigner) and the report's number (``results``, ``Filled.numbered_by``)
+    both ask it (review rv43e LOW 2). ``stated`` False: defaulted from MSH-3, which a stated assigner stored on the
+    order outranks (``adapters.convert.settle_assigners``; rv43e MED 2; forty-third round, acsn43c)."""
+    if any(authority):
+        return authority, True
+    return (msh.value(3).strip(), msh.value(3, comp=2).strip(), msh.value(3, comp=3).strip()), False
+
+
 def assigned_by(identifier: dict[str, Any]) -> HD | None:
     """The HD of the application that assigned ``identifier`` as ``assigner`` recorded it; None when it records
     none (an accession stored before the forty-third round's acsn43b, or by a FHIR client)."""
@@ -140,10 +153,16 @@ def assigned_by(identifier: dict[str, Any]) -> HD | None:
 
 def names_one(one: HD, forms_: Sequence[HD]) -> bool:
     """Whether the HD ``one`` (an accession's ``assigned_by``) names the application of ``forms_`` (an HD and its
-    site aliases, ``forms``): ``same_hd(one_table=True)`` with any -- the HD-1s agreeing where both carry one, so
-    a site putting the hospital's OID in every application's HD tells them apart by name (rv39g LOW 5, rv41d HIGH
-    3)."""
-    return any(same_hd(one, form, one_table=True) for form in forms_)
+    site aliases, ``forms``). By name: both carry an HD-1 and they are ``same_hd(one_table=True)`` -- the HD-1s
+    agreeing, so a site putting the hospital's OID in every application's HD tells them apart by name (rv39g LOW 5,
+    rv41d HIGH 3). Or as a form the site's alias group declares (``as_sent``; ``forms`` lists more than the HD as
+    sent only from a group, which holds that HD too): ``[RIS, ^<OID>^ISO]``. An HD with no name that no group lists
+    names no application, however its OID agrees -- under the hospital's OID the ultrasound system's
+    ``<n>^^<OID>^ISO`` had named the RIS ``RIS^<OID>^ISO`` and its exam was filed on the RIS's order (review rv43e
+    HIGH 2; forty-third round, acsn43c)."""
+    declared = forms_ if len(forms_) > 1 else ()
+    return (any(as_sent(one, form) for form in declared)
+            or bool(one[0]) and any(form[0] and same_hd(one, form, one_table=True) for form in forms_))
 
 
 def same_code(institution: str, one: str, other: str, site: Any) -> bool:

@@ -419,11 +419,8 @@ def service_request(
         # (``adopt_filled``, on the store) -- a second order holding the accession was made (review rv40h MED 7)
         fill = _identifier_of(res, "FILL")
         if fill is not None:
-            authority = _ei_authority(filler.rep(ff))  # (the number's application: OBR-3's EI-2..4, else MSH-3)
-            named = any(authority)
-            if not named:
-                msh = ctx.message.msh
-                authority = (msh.value(3).strip(), msh.value(3, comp=2).strip(), msh.value(3, comp=3).strip())
+            # (the number's application: OBR-3's EI-2..4, else MSH-3)
+            authority, named = applications.numbering(_ei_authority(filler.rep(ff)), ctx.message.msh)
             ctx.filled[ref["reference"]] = Filled(
                 *fill, subject["reference"], (filler.name, filler.sequence, ff), accession_system(ctx.urn_code),
                 category == "imaging", applications.forms(getattr(ctx.institution, "code", ""), authority, ctx.site),
