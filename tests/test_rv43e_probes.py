@@ -278,19 +278,39 @@ def test_the_ipc1_namespace_in_another_case_is_the_reporting_ris(http: TestClien
     assert _based_on(http, _order(http, "RV43EPK")) == ["未见异常"]
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "MED (acsn43b): behind an integration platform that writes its own MSH-3 (ESB) on every message, the assigner "
-    "is the platform: the ultrasound system's report of its own exam under its own bare number, forwarded by the "
-    "ESB, is 'from the assigner' and an imaging message, so it is filed on the head CT order (AA, no word) -- "
-    "rv43b HIGH 1 where the RIS's OMI also comes through the platform; acsn43b's README names the relay only for the "
-    "RIS's report needing the order's code"))
-def test_behind_a_relay_another_fillers_number_is_not_the_orders_accession(http: TestClient) -> None:
+@pytest.fixture(scope="module", params=["sqlite", "mongomock"])
+def relayed(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestClient]:
+    """A site whose senders.yaml names ``ESB`` a relay of FNXRMYY (``relay_applications``, acsn43c)."""
+    site = _aliased(tmp_path_factory.mktemp("rv43e-relay-site"), {})
+    senders = site / "hl7v2" / "senders.yaml"
+    senders.write_text(senders.read_text(encoding="utf-8").replace(
+        "relay_applications: {}", "relay_applications: {FNXRMYY: [ESB]}"), encoding="utf-8")
+    with _engine_on(request.param, tmp_path_factory.mktemp("rv43e-relayed"), site) as eng, \
+            _client(eng, "rv43e") as client:
+        yield client
+
+
+def test_behind_a_relay_another_fillers_number_is_not_the_orders_accession(relayed: TestClient) -> None:
+    """(rv43e MED 1, fixed by acsn43c where the site names its relay.) Behind an integration platform writing its
+    own MSH-3 (ESB) on every message, the ultrasound system's report of its own exam under its own bare number is
+    not filed on the head CT order whose accession the platform forwarded: a relay (senders.yaml
+    ``relay_applications``) numbers nothing, so the accession is stored with no assigner and only a report coded as
+    the order's test names the order by it -- the RIS's report of CT009, forwarded, does."""
     mrn, number = "RV43ER", "20261201036"
     omi = _as("ESB", _omi("RV43ER1", mrn, "RV43EPR", number, "20261201090000", "1.2.156.4345.6"))
-    assert ack_code_of(post(http, omi)) == "AA"
-    ack = post(http, _imaging("RV43ER2", mrn, number, "ESB"))
+    assert ack_code_of(post(relayed, omi)) == "AA"
+    assert _assigners(_order(relayed, "RV43EPR")) == [None]
+    ack = post(relayed, _imaging("RV43ER2", mrn, number, "ESB"))
     assert ack_code_of(ack) == "AA", ack
-    assert _based_on(http, _order(http, "RV43EPR")) == []
+    assert _based_on(relayed, _order(relayed, "RV43EPR")) == []
+    # (another order: after the ultrasound's report its bare number is the institution's -- acsn43b's known MED)
+    mrn, number = "RV43EQ", "20261201038"
+    omi = _as("ESB", _omi("RV43EQ1", mrn, "RV43EPQ", number, "20261201090000", "1.2.156.4345.8"))
+    assert ack_code_of(post(relayed, omi)) == "AA"
+    ack = post(relayed, _as("ESB", _report("RV43EQ2", mrn, number, "20261201093000", "F", "未见异常",
+                                           "20261201110000")))
+    assert ack_code_of(ack) == "AA" and err_lines(ack) == [], ack
+    assert _based_on(relayed, _order(relayed, "RV43EPQ")) == ["未见异常"]
 
 
 def test_another_ct_fillers_own_number_is_not_the_ris_orders_accession(http: TestClient) -> None:

@@ -130,17 +130,33 @@ def assigner(hd: HD, urn_code: str) -> dict[str, Any] | None:
     return {"identifier": {"system": f"{APPLICATION_SYSTEM}{urn_code}", "value": text}, "display": hd[0] or hd[1]}
 
 
-def numbering(authority: HD, msh: Any) -> tuple[HD, bool]:
+def numbering(authority: HD, ctx: Any) -> tuple[HD, bool]:
     """The application that numbered an EI (an accession IPC-1, a filler number OBR-3) and whether the message
     stated it: the EI's assigning authority (EI-2..4, v2.5.1 2.A.24, ``authority``) where any part is sent, else the
-    sending application (MSH-3 of ``msh``; an OBR-18 is ST and names none) -- IHE RAD Scheduled Workflow has the
-    RIS send the OMI holding the accession it assigned. The one owner of the rule: the order's accession
+    sending application (MSH-3 of ``ctx.message``; an OBR-18 is ST and names none) -- IHE RAD Scheduled Workflow has
+    the RIS send the OMI holding the accession it assigned. An MSH-3 the site lists as a relay (``relay``) names no
+    application that numbered anything: ``("", "", "")``. The one owner of the rule: the order's accession
     (``pacs._accession_identifier``, its assigner) and the report's number (``results``, ``Filled.numbered_by``)
-    both ask it (review rv43e LOW 2). ``stated`` False: defaulted from MSH-3, which a stated assigner stored on the
-    order outranks (``adapters.convert.settle_assigners``; rv43e MED 2; forty-third round, acsn43c)."""
+    both ask it (review rv43e LOW 2). ``stated`` False: defaulted from MSH-3, which an assigner already recorded on
+    the order outranks (``adapters.convert.settle_assigners``; rv43e MED 2; forty-third round, acsn43c)."""
     if any(authority):
         return authority, True
-    return (msh.value(3).strip(), msh.value(3, comp=2).strip(), msh.value(3, comp=3).strip()), False
+    msh = ctx.message.msh
+    sender = (msh.value(3).strip(), msh.value(3, comp=2).strip(), msh.value(3, comp=3).strip())
+    if relay(getattr(ctx.institution, "code", ""), sender, ctx.site):
+        return ("", "", ""), False
+    return sender, False
+
+
+def relay(institution: str, hd: HD, site: Any) -> bool:
+    """Whether ``hd`` (an MSH-3 as sent) is one of the ``institution``'s relays -- senders.yaml
+    ``relay_applications``: an integration platform writing its own MSH-3 on every message it forwards, the RIS's
+    OMI and the ultrasound system's reports alike. Its name is no numbering application's: behind it the accession
+    is stored with no assigner and a report names the order by it only coded as the order's test, else every
+    forwarded report was "from the assigner" and the ultrasound's own number was filed on the CT order (review rv43e
+    MED 1; forty-third round, acsn43c). Matched as sent (``as_sent``), as an alias form is."""
+    table = (getattr(site, "tables", None) or {}).get("senders") or {}
+    return any(as_sent(hd, hd_of(form)) for form in (table.get("relay_applications") or {}).get(institution) or ())
 
 
 def assigned_by(identifier: dict[str, Any]) -> HD | None:

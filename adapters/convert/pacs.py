@@ -337,7 +337,7 @@ def _accession_identifier(accession: str, ctx: Context, ipc: Segment | None, sr:
     }
     sent = (ipc.value(1, comp=2).strip(), ipc.value(1, comp=3).strip(), ipc.value(1, comp=4).strip()) \
         if ipc is not None else ("", "", "")
-    authority, stated = applications.numbering(sent, ctx.message.msh)
+    authority, stated = applications.numbering(sent, ctx)
     by = applications.assigner(authority, ctx.urn_code)
     if by is not None:
         identifier["assigner"] = by
