@@ -662,6 +662,10 @@ _TABLE_SCHEMAS: dict[str, dict[str, Any]] = {
         "additionalProperties": {"type": "array", "items": {
             "type": "array", "minItems": 2, "uniqueItems": True,
             "items": {"type": "string", "pattern": r"^[^|~\\&\r\n]*[^|~\\&\s^][^|~\\&\r\n]*$"}}},
+    }, "relay_applications": {  # ``adapters.convert.applications.relay``: MSH-3s that number nothing
+        "type": ["object", "null"],
+        "additionalProperties": {"type": "array", "uniqueItems": True,
+                                 "items": {"type": "string", "pattern": r"^[^|~\\&\r\n]*[^|~\\&\s^][^|~\\&\r\n]*$"}},
     }, "message_structure": {  # ``adapters.hl7v2.sequence``: a misspelt level must not read as "standard"
         "type": ["object", "null"],
         "additionalProperties": {"oneOf": [
@@ -678,7 +682,7 @@ _TABLE_SCHEMAS: dict[str, dict[str, Any]] = {
 
 # the senders.yaml keys whose entries are institutions' codes (``adapters.hl7v2.processing``,
 # ``adapters.hl7v2.sequence``): each checked by ``_declared_institutions``
-_INSTITUTION_KEYED = ("production_marked_training", "message_structure", "application_aliases")
+_INSTITUTION_KEYED = ("production_marked_training", "message_structure", "application_aliases", "relay_applications")
 
 
 def _declared_institutions(path: Path, node: Any, data: Any, institutions: Mapping[str, Institution]) -> None:
@@ -695,12 +699,21 @@ def _declared_institutions(path: Path, node: Any, data: Any, institutions: Mappi
                                 f"institution {str(code)!r} is not in institutions.yaml (declare an institution "
                                 f"by its code, one of {', '.join(sorted(institutions)[:8])}"
                                 f"{', ...' if len(institutions) > 8 else ''})")
-    from adapters.convert.applications import mistakes  # (the module that owns the rule: one rule, one owner)
+    from adapters.convert.applications import (  # (the module that owns the rule: one rule, one owner)
+        form_mistake,
+        hd_of,
+        mistakes,
+    )
 
     for code, groups in ((data or {}).get("application_aliases") or {}).items():
         for i, j, why in mistakes([[str(form) for form in group] for group in groups or ()]):
             raise SiteError(path, node.line_of(["application_aliases", code, i, j]),
                             f"application_aliases.{code}[{i}][{j}]", why)
+    for code, relays in ((data or {}).get("relay_applications") or {}).items():
+        for j, form in enumerate(relays or ()):
+            if why := form_mistake(hd_of(str(form))):
+                raise SiteError(path, node.line_of(["relay_applications", code, j]),
+                                f"relay_applications.{code}[{j}]", f"{str(form)!r} {why}")
 
 
 _CODE = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"

@@ -206,14 +206,10 @@ def _assigners(order: dict[str, Any]) -> list[Any]:
             if _kind(i) == "ACSN"]
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "HIGH (acsn43b): an OID alone names the accession's assigner -- applications.names_one compares by "
-    "same_hd(one_table=True), which lets an HD with no HD-1 match any HD-1 under the same universal id; at a site "
-    "whose every HD carries the hospital's OID, the ultrasound system's report under its own number "
-    "<n>^^<hospital OID>^ISO (MSH-3 USIS^<OID>^ISO) is filed on the head CT order the RIS (RIS^<OID>^ISO) assigned "
-    "<n> to, AA, no word -- rv43b HIGH 1 again; the project's rule (xofix41, rv41d HIGH 3) is that an OID alone "
-    "names no application"))
 def test_an_oid_alone_in_obr3_is_not_the_assigning_ris(http: TestClient) -> None:
+    """(rv43e HIGH 2, fixed by acsn43c.) At a site whose every HD carries the hospital's OID, the ultrasound
+    system's report under its own number ``<n>^^<OID>^ISO`` is not filed on the head CT order the RIS
+    (``RIS^<OID>^ISO``) assigned ``<n>`` to: an OID alone names no application (``applications.names_one``)."""
     mrn, number = "RV43EO", "20261201031"
     omi = _as(f"RIS^{HOSPITAL_OID}^ISO", _omi("RV43EO1", mrn, "RV43EPO", number, "20261201090000", "1.2.156.4345.1"))
     assert ack_code_of(post(http, omi)) == "AA"
@@ -235,22 +231,28 @@ def test_an_oid_alone_in_ipc1_still_takes_the_ris_report_by_its_code(http: TestC
     assert _based_on(http, _order(http, "RV43EPI")) == ["未见异常"]
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "MED (acsn43b): the assigner follows the last message that states the accession, even where it only defaults "
-    "it (bare IPC-1 -> MSH-3) and even where that message is held as not the order's placer (W 204 at OBR-4): the "
-    "HIS re-sending the RIS's order with the accession bare rewrites the assigner RIS -> HIS (identifier union "
-    "takes the incoming entry) -- a later, thinner message erases what the earlier stated; the RIS's reports by "
-    "the accession alone then fall to case 3 (coded as the order's test only)"))
 def test_a_later_omi_defaulting_the_assigner_keeps_the_one_stated(http: TestClient) -> None:
+    """(rv43e MED 2, fixed by acsn43c.) The HIS re-sending the RIS's order with the accession bare -- held at OBR-4
+    as not the order's placer -- leaves the assigner RIS: a defaulted assigner never replaces a recorded one
+    (``settle_assigners``)."""
     mrn, number = "RV43ED", "20261201033"
     omi = _omi("RV43ED1", mrn, "RV43EPD", number, "20261201090000", "1.2.156.4345.3")
     assert ack_code_of(post(http, omi)) == "AA"
     assert _assigners(_order(http, "RV43EPD")) == ["RIS"]
     ack = post(http, _as("HIS", omi.replace("|RV43ED1|", "|RV43ED2|")))
-    # (the HIS is not the order's placer: its OMI is held at OBR-4 for the test, authoredOn, requester, status --
-    # yet the accession's assigner is taken from it)
+    # (the HIS's re-send states nothing the order does not hold: with the assigner kept it changes nothing, and
+    # no W is owed -- before acsn43c its defaulted assigner HIS was written over the RIS and the OMI was held at
+    # OBR-4 for the rest)
+    assert ack_code_of(ack) == "AA" and err_lines(ack) == [], ack
+    assert _assigners(_order(http, "RV43EPD")) == ["RIS"]
+    # the HIS's re-send stating another test: held at OBR-4 as not the order's placer, the assigner still the RIS
+    ack = post(http, _as("HIS", omi.replace("|RV43ED1|", "|RV43ED3|").replace("CT009^头颅CT平扫", "CT010^头颅CT增强")))
     assert ack_code_of(ack) == "AA" and "W||||OBR-4: ORC-1 NW is the placer's statement" in err_lines(ack)[0], ack
     assert _assigners(_order(http, "RV43EPD")) == ["RIS"]
+    # a stated assigner is the message's word: IPC-1 <n>^RIS2 (the RIS renamed) replaces it
+    ack = post(http, omi.replace("|RV43ED1|", "|RV43ED4|").replace(f"IPC|{number}|", f"IPC|{number}^RIS2|"))
+    assert ack_code_of(ack) == "AA", ack
+    assert _assigners(_order(http, "RV43EPD")) == ["RIS2"]
 
 
 def test_the_ris_report_coded_otherwise_names_the_order_it_assigned(http: TestClient) -> None:
@@ -276,29 +278,45 @@ def test_the_ipc1_namespace_in_another_case_is_the_reporting_ris(http: TestClien
     assert _based_on(http, _order(http, "RV43EPK")) == ["未见异常"]
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "MED (acsn43b): behind an integration platform that writes its own MSH-3 (ESB) on every message, the assigner "
-    "is the platform: the ultrasound system's report of its own exam under its own bare number, forwarded by the "
-    "ESB, is 'from the assigner' and an imaging message, so it is filed on the head CT order (AA, no word) -- "
-    "rv43b HIGH 1 where the RIS's OMI also comes through the platform; acsn43b's README names the relay only for the "
-    "RIS's report needing the order's code"))
-def test_behind_a_relay_another_fillers_number_is_not_the_orders_accession(http: TestClient) -> None:
+@pytest.fixture(scope="module", params=["sqlite", "mongomock"])
+def relayed(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestClient]:
+    """A site whose senders.yaml names ``ESB`` a relay of FNXRMYY (``relay_applications``, acsn43c)."""
+    site = _aliased(tmp_path_factory.mktemp("rv43e-relay-site"), {})
+    senders = site / "hl7v2" / "senders.yaml"
+    senders.write_text(senders.read_text(encoding="utf-8").replace(
+        "relay_applications: {}", "relay_applications: {FNXRMYY: [ESB]}"), encoding="utf-8")
+    with _engine_on(request.param, tmp_path_factory.mktemp("rv43e-relayed"), site) as eng, \
+            _client(eng, "rv43e") as client:
+        yield client
+
+
+def test_behind_a_relay_another_fillers_number_is_not_the_orders_accession(relayed: TestClient) -> None:
+    """(rv43e MED 1, fixed by acsn43c where the site names its relay.) Behind an integration platform writing its
+    own MSH-3 (ESB) on every message, the ultrasound system's report of its own exam under its own bare number is
+    not filed on the head CT order whose accession the platform forwarded: a relay (senders.yaml
+    ``relay_applications``) numbers nothing, so the accession is stored with no assigner and only a report coded as
+    the order's test names the order by it -- the RIS's report of CT009, forwarded, does."""
     mrn, number = "RV43ER", "20261201036"
     omi = _as("ESB", _omi("RV43ER1", mrn, "RV43EPR", number, "20261201090000", "1.2.156.4345.6"))
-    assert ack_code_of(post(http, omi)) == "AA"
-    ack = post(http, _imaging("RV43ER2", mrn, number, "ESB"))
+    assert ack_code_of(post(relayed, omi)) == "AA"
+    assert _assigners(_order(relayed, "RV43EPR")) == [None]
+    ack = post(relayed, _imaging("RV43ER2", mrn, number, "ESB"))
     assert ack_code_of(ack) == "AA", ack
-    assert _based_on(http, _order(http, "RV43EPR")) == []
+    assert _based_on(relayed, _order(relayed, "RV43EPR")) == []
+    # (another order: after the ultrasound's report its bare number is the institution's -- acsn43b's known MED)
+    mrn, number = "RV43EQ", "20261201038"
+    omi = _as("ESB", _omi("RV43EQ1", mrn, "RV43EPQ", number, "20261201090000", "1.2.156.4345.8"))
+    assert ack_code_of(post(relayed, omi)) == "AA"
+    ack = post(relayed, _as("ESB", _report("RV43EQ2", mrn, number, "20261201093000", "F", "未见异常",
+                                           "20261201110000")))
+    assert ack_code_of(ack) == "AA" and err_lines(ack) == [], ack
+    assert _based_on(relayed, _order(relayed, "RV43EPQ")) == ["未见异常"]
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "HIGH (acsn43b): 'coded as the order's test' (case 3 of _by_accession) is met by the DICOM modality coding "
-    "alone -- pacs._order_hook adds DCM <modality> to both the order's and the report's ServiceRequest.code and "
-    "_codings compares every coding -- so another CT filler of the hospital (the emergency department's CT system, "
-    "MSH-3 ERCT) reporting its own chest CT (CT020) under its own bare number of the same value is filed on the head "
-    "CT order (CT009) the RIS assigned that accession to, AA with only a W that the code differs: rv43b HIGH 1 for "
-    "any two fillers of one modality; the README says case 3 needs the order's test"))
 def test_another_ct_fillers_own_number_is_not_the_ris_orders_accession(http: TestClient) -> None:
+    """(rv43e HIGH 1, fixed by acsn43c.) Another CT filler's chest CT under its own bare number of the RIS's
+    accession's value is not the head CT order's: "coded as the order's test" compares the test codes, never
+    the DICOM modality both carry (``_test_codings``)."""
     mrn, number = "RV43EM", "20261201037"
     assert ack_code_of(post(http, _omi("RV43EM1", mrn, "RV43EPM", number, "20261201090000",
                                        "1.2.156.4345.7"))) == "AA"

@@ -80,6 +80,9 @@ class Conversion:
     filled: dict[str, Filled] = field(default_factory=dict)
     # "MedicationDispense/id" of a pharmacy's give (RXG) -> (segment, sequence): ``Context.gives``, ``settle_gives``
     gives: dict[str, tuple[str, int]] = field(default_factory=dict)
+    # "ServiceRequest/id" -> the (system, value) of its accessions whose assigner MSH-3 defaulted:
+    # ``Context.defaulted_assigners``, ``settle_assigners``
+    defaulted_assigners: dict[str, list[tuple[str, str]]] = field(default_factory=dict)
     # ``Context.filler_keyed`` and ``filler_reports``, for ``settle_reused_filler``; the orders of another exam's
     # stored report under this message's filler number, which ``adopt_filled`` does not join
     filler_keyed: dict[str, str] = field(default_factory=dict)
@@ -174,6 +177,8 @@ class Conversion:
             leaned.update(settle_withdrawn(self, read_many, search, earlier))
         if self.gives and read_many is not None:
             leaned.update(settle_gives(self, read_many, earlier))
+        if self.defaulted_assigners and read_many is not None:
+            leaned.update(settle_assigners(self, read_many, earlier))
         return sorted(leaned)
 
     def taken_back_by_write(self, written: Mapping[str, Any]) -> list[HL7Error]:
@@ -298,6 +303,7 @@ def convert(message: Message, site: Site, institution: str | None = None, applic
         filled=ctx.filled,
         gives={ref: (seg.name, seg.sequence) for res, seg in ctx.gives
                for ref, made in ctx.resources.items() if made is res},
+        defaulted_assigners=_defaulted_assigners(ctx),
         filler_keyed=ctx.filler_keyed,
         filler_reports=ctx.filler_reports,
         withdrawn=ctx.withdrawn,
@@ -484,6 +490,41 @@ def settle_gives(conversion: Conversion, read_many: Any, earlier: Sequence[Conve
             "give within its order, and a pharmacy system restarting the counter rewrites an earlier give: send "
             "each give of an order under its own RXG-1",
             segment, sequence, 1, code=DUPLICATE_KEY_IDENTIFIER))
+    return sorted(leaned)
+
+
+def _defaulted_assigners(ctx: Context) -> dict[str, list[tuple[str, str]]]:
+    """``Context.defaulted_assigners`` by the order's reference (``Conversion.defaulted_assigners``)."""
+    out: dict[str, list[tuple[str, str]]] = {}
+    for res, system, value in ctx.defaulted_assigners:
+        for ref, made in ctx.resources.items():
+            if made is res:
+                out.setdefault(ref, []).append((system, value))
+    return out
+
+
+def settle_assigners(conversion: Conversion, read_many: Any, earlier: Sequence[Conversion] = ()) -> list[int]:
+    """An order's accession whose assigner this message only defaulted (bare IPC-1, an OBR-18: the sending MSH-3,
+    ``applications.numbering``) keeps the assigner the stored order (or the batch's earlier message) records for
+    it: the identifiers union by system and value takes the incoming entry (merge.yaml), so the HIS re-sending
+    the RIS's order with the accession bare -- even a message held as not the order's placer (W 204) -- had
+    rewritten the assigner RIS -> HIS, and the RIS's reports by the accession alone no longer named the order
+    (review rv43e MED 2). A stated assigner (IPC-1 EI-2..4) is the message's word and replaces the stored; a
+    defaulted one is written only where none is recorded (an accession stored before acsn43b: the re-sent OMI
+    records it). Returns the positions in ``earlier`` read (forty-third round, acsn43c)."""
+    leaned: set[int] = set()
+    stored = read_many([_key_of(ref) for ref in conversion.defaulted_assigners])
+    for ref, accessions in conversion.defaulted_assigners.items():
+        now = conversion.by_reference.get(ref)
+        was = _as_left(ref, stored.get(_key_of(ref)), earlier, leaned)
+        if now is None or was is None:
+            continue
+        kept = {(i.get("system"), i.get("value")): i["assigner"] for i in was.get("identifier") or ()
+                if isinstance(i, dict) and ident_type(i) == "ACSN" and isinstance(i.get("assigner"), dict)}
+        for ident in now.get("identifier") or ():
+            key = (ident.get("system"), ident.get("value")) if isinstance(ident, dict) else None
+            if key in accessions and key in kept and ident_type(ident) == "ACSN":
+                ident["assigner"] = kept[key]
     return sorted(leaned)
 
 
@@ -1112,7 +1153,8 @@ def _by_accession(order: dict[str, Any], filled: Filled, made: dict[str, Any] | 
     - OBR-3 naming another application (``Filled.named``), or any where the accession is stored with no assigner:
       never -- the number is stated to be that one's;
     - OBR-3 naming none, from another application or over an accession stored with no assigner (before acsn43b,
-      or by a FHIR client): only where the group is coded as the order's test -- a relay forwarding the RIS's
+      or by a FHIR client): only where the group is coded as the order's test (``_test_codings``: its test codes,
+      never the DICOM modality both carry -- rv43e HIGH 1) -- a relay forwarding the RIS's
       report of the head CT names it, another filler's exam of its own test does not (the LIS's rule).
     A re-sent OMI records the assigner on an accession stored without one (merge.yaml: identifiers union by
     system and value, the incoming entry replacing the stored)."""
@@ -1121,7 +1163,7 @@ def _by_accession(order: dict[str, Any], filled: Filled, made: dict[str, Any] | 
                  and ident_type(i) == "ACSN"]
     if not assigners:
         return False
-    coded = bool(_codings((made or {}).get("code")) & _codings(order.get("code")))
+    coded = bool(_test_codings((made or {}).get("code")) & _test_codings(order.get("code")))
     if any(hd is not None and applications.names_one(hd, filled.numbered_by) for hd in assigners):
         return filled.imaging or coded
     return coded and not filled.named
@@ -1145,6 +1187,15 @@ def _codings(concept: Any) -> set[tuple[str, str]]:
     """The (system, code) pairs of a CodeableConcept (an order's test)."""
     return {(str(c.get("system")), str(c.get("code"))) for c in (concept or {}).get("coding") or ()
             if isinstance(c, dict) and c.get("code")} if isinstance(concept, dict) else set()
+
+
+def _test_codings(concept: Any) -> set[tuple[str, str]]:
+    """The order's *test* codings (``_codings``) without its DICOM modality (``common.DCM``): ``pacs._order_hook``
+    adds the modality (CT, US) to the order's code and to an imaging report's, so two CT fillers' exams -- the
+    RIS's head CT and the emergency CT system's chest CT -- shared a coding and "coded as the order's test" held
+    for any report of the modality (review rv43e HIGH 1; forty-third round, acsn43c). The modality is the imaging
+    message's (``Filled.imaging``), never the test."""
+    return {(system, code) for system, code in _codings(concept) if system != common.DCM}
 
 
 def _verification(condition: dict[str, Any] | None) -> str | None:

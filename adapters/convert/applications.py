@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any
 from adapters.convert.datatypes import same_hd, universal_system
 
 if TYPE_CHECKING:
-    from adapters.hl7v2.parser import Segment
+    pass
 
 HD = tuple[str, str, str]
 
@@ -133,15 +133,33 @@ def assigner(hd: HD, urn_code: str) -> dict[str, Any] | None:
     return {"identifier": {"system": f"{APPLICATION_SYSTEM}{urn_code}", "value": text}, "display": hd[0] or hd[1]}
 
 
-def numbered_by(authority: HD, msh: Segment) -> tuple[HD, bool]:
-    """The application that assigned a number sent as an EI: its assigning authority ``authority`` (EI-2..4, v2.5.1
-    2.A.24: OBR-3's, IPC-1's) where any part is stated -- ``(authority, True)`` -- else the sending application,
-    ``msh``'s MSH-3 as an HD -- ``(MSH-3, False)``. The one reading of "the number's application" for an order named
-    by its filler number (``results.service_request``: ``Filled.numbered_by``) and an accession's ``assigner``
-    (``pacs._accession_identifier``)."""
+def numbering(authority: HD, ctx: Any) -> tuple[HD, bool]:
+    """The application that numbered an EI (an accession IPC-1, a filler number OBR-3) and whether the message
+    stated it: the EI's assigning authority (EI-2..4, v2.5.1 2.A.24, ``authority``) where any part is sent, else the
+    sending application (MSH-3 of ``ctx.message``; an OBR-18 is ST and names none) -- IHE RAD Scheduled Workflow has
+    the RIS send the OMI holding the accession it assigned. An MSH-3 the site lists as a relay (``relay``) names no
+    application that numbered anything: ``("", "", "")``. The one owner of the rule: the order's accession
+    (``pacs._accession_identifier``, its assigner) and the report's number (``results``, ``Filled.numbered_by``)
+    both ask it (review rv43e LOW 2). ``stated`` False: defaulted from MSH-3, which an assigner already recorded on
+    the order outranks (``adapters.convert.settle_assigners``; rv43e MED 2; forty-third round, acsn43c)."""
     if any(authority):
         return authority, True
-    return (msh.value(3).strip(), msh.value(3, comp=2).strip(), msh.value(3, comp=3).strip()), False
+    msh = ctx.message.msh
+    sender = (msh.value(3).strip(), msh.value(3, comp=2).strip(), msh.value(3, comp=3).strip())
+    if relay(getattr(ctx.institution, "code", ""), sender, ctx.site):
+        return ("", "", ""), False
+    return sender, False
+
+
+def relay(institution: str, hd: HD, site: Any) -> bool:
+    """Whether ``hd`` (an MSH-3 as sent) is one of the ``institution``'s relays -- senders.yaml
+    ``relay_applications``: an integration platform writing its own MSH-3 on every message it forwards, the RIS's
+    OMI and the ultrasound system's reports alike. Its name is no numbering application's: behind it the accession
+    is stored with no assigner and a report names the order by it only coded as the order's test, else every
+    forwarded report was "from the assigner" and the ultrasound's own number was filed on the CT order (review rv43e
+    MED 1; forty-third round, acsn43c). Matched as sent (``as_sent``), as an alias form is."""
+    table = (getattr(site, "tables", None) or {}).get("senders") or {}
+    return any(as_sent(hd, hd_of(form)) for form in (table.get("relay_applications") or {}).get(institution) or ())
 
 
 def assigned_by(identifier: dict[str, Any]) -> HD | None:
@@ -154,10 +172,16 @@ def assigned_by(identifier: dict[str, Any]) -> HD | None:
 
 def names_one(one: HD, forms_: Sequence[HD]) -> bool:
     """Whether the HD ``one`` (an accession's ``assigned_by``) names the application of ``forms_`` (an HD and its
-    site aliases, ``forms``): ``same_hd(one_table=True)`` with any -- the HD-1s agreeing where both carry one, so
-    a site putting the hospital's OID in every application's HD tells them apart by name (rv39g LOW 5, rv41d HIGH
-    3)."""
-    return any(same_hd(one, form, one_table=True) for form in forms_)
+    site aliases, ``forms``). By name: both carry an HD-1 and they are ``same_hd(one_table=True)`` -- the HD-1s
+    agreeing, so a site putting the hospital's OID in every application's HD tells them apart by name (rv39g LOW 5,
+    rv41d HIGH 3). Or as a form the site's alias group declares (``as_sent``; ``forms`` lists more than the HD as
+    sent only from a group, which holds that HD too): ``[RIS, ^<OID>^ISO]``. An HD with no name that no group lists
+    names no application, however its OID agrees -- under the hospital's OID the ultrasound system's
+    ``<n>^^<OID>^ISO`` had named the RIS ``RIS^<OID>^ISO`` and its exam was filed on the RIS's order (review rv43e
+    HIGH 2; forty-third round, acsn43c)."""
+    declared = forms_ if len(forms_) > 1 else ()
+    return (any(as_sent(one, form) for form in declared)
+            or bool(one[0]) and any(form[0] and same_hd(one, form, one_table=True) for form in forms_))
 
 
 def same_code(institution: str, one: str, other: str, site: Any) -> bool:

@@ -206,6 +206,10 @@ class Context:
     # a pharmacy's give (RXG, RGV^O15: ``builders._give_dosage``) and its segment: the MedicationDispense keyed by
     # the order and RXG-1, which a stored give of another time under that key is restated by (``settle_gives``)
     gives: list[tuple[Resource, Segment]] = field(default_factory=list)
+    # an order and the (system, value) of its accession whose assigner the message did not state (bare IPC-1, an
+    # OBR-18: MSH-3 defaulted, ``applications.numbering``): a stated one stored on the order stays
+    # (``settle_assigners``; review rv43e MED 2)
+    defaulted_assigners: list[tuple[Resource, str, str]] = field(default_factory=list)
     # "Type/id" -> its key, of every resource keyed by a filler number (``filler|...``: a report, its results and
     # specimens, an order named by it alone; the ImagingStudy keyed by the accession, under ``<report key>|acsn``:
     # ``pacs``), and "DiagnosticReport/id" -> (its key, (segment, sequence, field) of the filler number): a report

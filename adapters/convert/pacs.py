@@ -291,7 +291,7 @@ def _order_hook(group: results.Group, ctx: Context, info: dict[str, Any]) -> Non
     accession, first = _accession(group, ctx), _ipc(group, ctx)
     if accession:
         stated = first if first is not None and first.value(1) else None  # (else OBR-18's)
-        _add_once(sr.setdefault("identifier", []), _accession_identifier(accession, ctx, stated))
+        _add_once(sr.setdefault("identifier", []), _accession_identifier(accession, ctx, stated, sr))
     # every IPC of the order is one of its requested procedures / studies: each one's modality, accession and
     # Study UID, exactly as sent (the first's come first; ``_add_once``: a repeated one stands once)
     for ipc in _ipcs(group, ctx):
@@ -302,8 +302,8 @@ def _order_hook(group: results.Group, ctx: Context, info: dict[str, Any]) -> Non
             _add_once(sr.setdefault("code", {}).setdefault("coding", []),
                       {"system": common.DCM, "code": ipc.value(5).strip().upper()})
         if ipc.value(1):
-            _add_once(sr.setdefault("identifier", []), _accession_identifier(ipc.value(1), ctx, ipc))
-        uid = _dicom_uid(ipc.value(3), ipc, 3, ctx)  # (the study's rule: rv43a MED 3, plan43)
+            _add_once(sr.setdefault("identifier", []), _accession_identifier(ipc.value(1), ctx, ipc, sr))
+        uid = _dicom_uid(ipc.value(3), ipc, 3, ctx, "the order keeps no Study UID")  # (the study's rule: plan43)
         if uid:
             _add_once(sr.setdefault("identifier", []), {"system": common.DICOM_UID, "value": f"urn:oid:{uid}"})
 
@@ -332,7 +332,7 @@ def _acsn(accession: str, ctx: Context) -> dict[str, Any]:
     }
 
 
-def _accession_identifier(accession: str, ctx: Context, ipc: Segment | None) -> dict[str, Any]:
+def _accession_identifier(accession: str, ctx: Context, ipc: Segment | None, sr: dict[str, Any]) -> dict[str, Any]:
     """The order's accession number (IPC-1 of ``ipc``, else OBR-18) as its ACSN identifier, under the sender's
     system, with the application that assigned it (``applications.assigner``): IPC-1's assigning authority (EI-2..4,
     v2.5.1 2.A.24) where stated, else the sending application (MSH-3) -- an OBR-18 is ST, and IHE RAD Scheduled
@@ -341,11 +341,14 @@ def _accession_identifier(accession: str, ctx: Context, ipc: Segment | None) -> 
     names this order by it only from the application that assigned it (``adapters.convert._names_the_order``;
     review rv43b HIGH 1, forty-third round, acsn43b)."""
     identifier = _acsn(accession, ctx)
-    stated = ((ipc.value(1, comp=2).strip(), ipc.value(1, comp=3).strip(), ipc.value(1, comp=4).strip())
-              if ipc is not None else ("", "", ""))
-    by = applications.assigner(applications.numbered_by(stated, ctx.message.msh)[0], ctx.urn_code)
+    sent = (ipc.value(1, comp=2).strip(), ipc.value(1, comp=3).strip(), ipc.value(1, comp=4).strip()) \
+        if ipc is not None else ("", "", "")
+    authority, stated = applications.numbering(sent, ctx)
+    by = applications.assigner(authority, ctx.urn_code)
     if by is not None:
         identifier["assigner"] = by
+        if not stated:  # (a stated assigner stored on the order stays: ``settle_assigners``, rv43e MED 2)
+            ctx.defaulted_assigners.append((sr, identifier["system"], identifier["value"]))
     return identifier
 
 
@@ -476,12 +479,14 @@ def _study_uid(group: results.Group, ctx: Context) -> tuple[str, Segment | None,
     return "", None, 0
 
 
-def _dicom_uid(value: str, seg: Segment, field_no: int, ctx: Context) -> str:
+def _dicom_uid(value: str, seg: Segment, field_no: int, ctx: Context, left: str) -> str:
     """A Study Instance UID as sent in field ``field_no`` of ``seg`` (IPC-3, ZDS-1, an OBX-5), bare -- a
     ``urn:oid:`` prefix taken off (huren writes it back once: ``urn:oid:<uid>`` under ``urn:dicom:uid``) --
     or "" when there is none or it is no DICOM UID (PS3.5 9.1: digits and dots, no leading zero, at most 64
     characters), said as a W 102 at the field (``Context.warn`` says it once: a report's order and its ImagingStudy
-    read the same IPC-3).
+    read the same IPC-3). ``left``: what the caller keeps without it -- "the order keeps no Study UID" (an order makes
+    no study), "the study is keyed by accession" -- both in the one W where a report's order and study read one
+    field (rv43e LOW 1; forty-third round, acsn43c).
     The one rule for the order's UIDs (``_order_hook``, every IPC) and the study's (``_imaging_study``): the order
     had written ``urn:oid:`` before whatever IPC-3 held (``urn:oid:urn:oid:...``; ``urn:oid:not a uid`` with AA
     and no word), so one study had two UIDs (rv43a MED 3; forty-third round, plan43)."""
@@ -489,8 +494,13 @@ def _dicom_uid(value: str, seg: Segment, field_no: int, ctx: Context) -> str:
     if uid.startswith("urn:oid:"):
         uid = uid[8:]
     if uid and (not _UID.match(uid) or len(uid) > 64):
-        ctx.warn(seg.error(f"{seg.name}-{field_no}: {uid!r} is not a DICOM UID; the study is keyed by accession",
-                           field_no, 1, code=DATA_TYPE_ERROR))
+        err = seg.error(f"{seg.name}-{field_no}: {uid!r} is not a DICOM UID; {left}", field_no, 1, code=DATA_TYPE_ERROR)
+        said = next((w for w in ctx.warnings if w.message.startswith(err.message.removesuffix(left))
+                     and (w.segment, w.sequence, w.field) == (err.segment, err.sequence, err.field)), None)
+        if said is None:
+            ctx.warn(err)
+        elif not said.message.endswith(left):
+            said.message += f"; {left}"
         return ""
     return uid
 
@@ -508,7 +518,7 @@ def _imaging_study(group: results.Group, ctx: Context, info: dict[str, Any],
     else:
         uid, where, field_no = (further.value(3).strip(), further, 3) if further.value(3) else ("", None, 0)
     if where is not None:
-        uid = _dicom_uid(uid, where, field_no, ctx)
+        uid = _dicom_uid(uid, where, field_no, ctx, "the study is keyed by accession")
     accession = _accession(group, ctx) if further is None else further.value(1)
     modality = _modality(group, ctx) if further is None else further.value(5).strip().upper()
     if not (uid or accession or modality) or (further is not None and not (uid or accession)):

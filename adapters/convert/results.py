@@ -420,7 +420,7 @@ def service_request(
         fill = _identifier_of(res, "FILL")
         if fill is not None:
             # (the number's application: OBR-3's EI-2..4, else MSH-3)
-            authority, named = applications.numbered_by(_ei_authority(filler.rep(ff)), ctx.message.msh)
+            authority, named = applications.numbering(_ei_authority(filler.rep(ff)), ctx)
             ctx.filled[ref["reference"]] = Filled(
                 *fill, subject["reference"], (filler.name, filler.sequence, ff), accession_system(ctx.urn_code),
                 category == "imaging", applications.forms(getattr(ctx.institution, "code", ""), authority, ctx.site),
