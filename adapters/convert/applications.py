@@ -27,12 +27,9 @@ merge's "the same application stored the number" (``merge_rules._same_applicatio
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from adapters.convert.datatypes import same_hd, universal_system
-
-if TYPE_CHECKING:
-    pass
 
 HD = tuple[str, str, str]
 
