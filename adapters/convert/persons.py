@@ -3055,14 +3055,19 @@ def merge_refused(conversion: Any, survivor: str, prior: str, renumbered: bool, 
     round, idn43). The opposite direction (the LIS merging its walk-in INTO the HIS's record) is held too: the
     walk-in's results become hers on the LIS's word, what decl42b says a LIS's own message cannot do ("what the LIS
     met without the card cannot become her record by its own message") -- the declared HIS's A40, or the
-    operator's decision, joins them. The LIS merging two records it registered itself (its own duplicates) stands.
+    operator's decision, joins them. The LIS merging two records it registered itself (its own duplicates) stands
+    unless it would move a resident ID number MRG-1's record holds onto a survivor not holding it (``_numbers_moved``):
+    the HIS's A08 numbering the LIS's walk-in is the registration's word of whose record it is, and the LIS's A40
+    merging that walk-in into its other one of another name had carried her number there -- AA, her resident reading
+    the other's result (rv43d HIGH 1; idn43b). Only a declared registration application moves a number by merging.
 
     *A site declaring none*: nothing in a message tells the HIS from a LIS, so the rule reads what the merge does --
     held when it would move a resident ID number (``merge_carries``, what the merged-away record holds) onto a
     survivor that holds none (as the batch leaves it, else stored) and whose name as this message leaves it
     (``_as_stored``) differs from the merged-away record's (``same_name``): a number moving to another name is
     another person's record taking her identity. The HIS merging one woman registered twice, the survivor's PID
-    stating her name, is taken as before; a duplicate whose name was mistyped is merged by restating the name."""
+    stating her name, is taken as before; a duplicate whose name was mistyped is merged by restating the name. A name
+    missing on either record is no agreement (rv43d HIGH 2: her number had moved onto a nameless placeholder)."""
     declared, app = conversion.registrars, conversion.application
     if declared:
         if app in declared:
