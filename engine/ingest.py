@@ -1695,17 +1695,20 @@ class Ingestor:
         if doc.get("status") != PROCESSED:
             raise NotDecidable(f"the message is {doc.get('status')}, not accepted with a held change")
         changed = []
+        # each claim's record, and those it pins beside it (a held merge's MRG-1 record: ``persons._merges_held``) --
+        # the operator was shown both; MRG-1's record merged on since had been re-pointed by the decision (rv43d MED 1)
         for claim in claims:
-            ref = str(claim.get("resource") or "")
-            rtype, _, rid = ref.partition("/")
-            try:
-                now = str(((self.repository.read(rtype, rid) if self.repository is not None else {}).get("meta")
-                           or {}).get("versionId") or "")
-            except FhirError:
-                now = ""
-            if now != str(claim.get("versionId") or ""):
-                changed.append(f"{ref} (held against version {claim.get('versionId') or '?'}, now "
-                               f"{now or 'not readable'})")
+            for ref, version in ((str(claim.get("resource") or ""), claim.get("versionId")),
+                                 *((str(p.get("resource") or ""), p.get("versionId"))
+                                   for p in claim.get("pinned") or () if isinstance(p, dict))):
+                rtype, _, rid = ref.partition("/")
+                try:
+                    now = str(((self.repository.read(rtype, rid) if self.repository is not None else {}).get("meta")
+                               or {}).get("versionId") or "")
+                except FhirError:
+                    now = ""
+                if now != str(version or ""):
+                    changed.append(f"{ref} (held against version {version or '?'}, now {now or 'not readable'})")
         if changed:
             # (a record's: the plain replay holds it again as the message sent now is held -- a record merged since
             # is judged on its survivor's number, ``persons._renumbered_on``; regfix41b -- never taken by it)

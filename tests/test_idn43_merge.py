@@ -100,14 +100,24 @@ def test_the_lis_merging_its_walk_in_into_the_his_record_is_held_the_his_merge_t
 
 
 def test_the_lis_merging_its_own_two_walk_ins_is_taken(module_eng: Engine, http: TestClient) -> None:
-    """Guard (the LIS's own duplicates): two walk-ins the LIS registered (A04), the first with a number nobody else
-    holds; its A40 merging the first into the second: AA without W 205, the merge filed and the number carried."""
+    """Guard (the LIS's own duplicates): two numberless walk-ins the LIS registered (A04); its A40 merging the first
+    into the second: AA without W 205, the merge filed. The same with the first holding a number (the LIS's own, nobody
+    else's) is held since idn43b: only a declared registration application moves an ID number by merging (rv43d
+    HIGH 1) -- the operator's decision takes it, the number carried."""
+    assert ack_code_of(post(http, adt("IM3Ca", "IM3C^^^FNXRMYY^MR", "癸^二二", "19800822", "F", app="LIS"))) == "AA"
+    assert ack_code_of(post(http, adt("IM3Da", "IM3D^^^FNXRMYY^MR", "癸^二二", "19800822", "F", app="LIS"))) == "AA"
+    ack = post(http, _merge("IM3N", "IM3D^^^FNXRMYY^MR", "癸^二二", "19800822", "IM3C^^^FNXRMYY^MR", "LIS"))
+    assert ack_code_of(ack) == "AA" and not any("|205^" in x for x in err_lines(ack)), err_lines(ack)
+    d = _one(http, "IM3D")
+    assert ("replaced-by", f"Patient/{d['id']}") in _links(_one(http, "IM3C"))
     c = _nid("32092319800822020")
     assert ack_code_of(post(http, adt("IM3Aa", f"IM3A^^^FNXRMYY^MR~{c}^^^^NNCHN", "癸^二二", "19800822", "F",
                                       app="LIS"))) == "AA"
     assert ack_code_of(post(http, adt("IM3Ba", "IM3B^^^FNXRMYY^MR", "癸^二二", "19800822", "F", app="LIS"))) == "AA"
-    ack = post(http, _merge("IM3M", "IM3B^^^FNXRMYY^MR", "癸^二二", "19800822", "IM3A^^^FNXRMYY^MR", "LIS"))
-    assert ack_code_of(ack) == "AA" and not any("|205^" in x for x in err_lines(ack)), err_lines(ack)
+    _merge_held(post(http, _merge("IM3M", "IM3B^^^FNXRMYY^MR", "癸^二二", "19800822", "IM3A^^^FNXRMYY^MR", "LIS")),
+                "LIS")
+    assert nids(_one(http, "IM3B")) == set() and nids(_one(http, "IM3A")) == {c}
+    assert decide(http, module_eng, "IM3M", "idn43-ops").status_code == 200
     a, b = _one(http, "IM3A"), _one(http, "IM3B")
     assert ("replaced-by", f"Patient/{b['id']}") in _links(a) and nids(b) == {c}, (a, b)
 

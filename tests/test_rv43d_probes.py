@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 
-import pytest
 from fastapi.testclient import TestClient
 
 from adapters.hl7v2.ack import ack_code_of
@@ -47,9 +46,6 @@ def _walk_in(http: TestClient, tag: str, name: str, birth: str) -> None:
 # --- idn43: who may merge a record away, which results link by number ------------------------------------------------
 
 
-@pytest.mark.xfail(strict=True, reason="rv43d MED: a held merge's decision checks only the survivor's version -- "
-                   "MRG-1's record merged on by the HIS after the hold, the decision still replays the LIS's merge, "
-                   "overwriting its replaced-by link to her surviving record")
 def test_a_held_merge_decided_after_mrg1s_record_was_merged_on_is_not_taken(
         module_eng: Engine, http: TestClient) -> None:
     """The LIS's A40 (PID its walk-in W, MRG-1 the HIS's record H of her) is held. Then the HIS merges H into G, her
@@ -72,9 +68,6 @@ def test_a_held_merge_decided_after_mrg1s_record_was_merged_on_is_not_taken(
     assert r.status_code == 409, r.text
 
 
-@pytest.mark.xfail(strict=True, reason="rv43d HIGH: on the shipped (declared) site the LIS may merge any two records "
-                   "it registered, even one the HIS has since numbered with her ID: its A40 carries her number onto "
-                   "its other walk-in of another name, AA without W, and her resident reads that walk-in's result")
 def test_the_lis_merging_its_walk_in_the_his_numbered_into_another_name_is_held(
         module_eng: Engine, http: TestClient) -> None:
     """The LIS's walk-in W of her (its A04, her name, no number); the declared HIS's A08 gives W her number (the
@@ -97,10 +90,6 @@ def test_the_lis_merging_its_walk_in_the_his_numbered_into_another_name_is_held(
     assert nids(_one(http, f"{MRN}|R9V")) == set() and [x for x in _w205(ack) if x.startswith("ERR||MRG^1^1|")]
 
 
-@pytest.mark.xfail(strict=True, reason="rv43d HIGH: on a site declaring no registration application, a merge moving "
-                   "her number onto a NAMELESS record (the LIS's result placeholder, PID-5 empty) is taken -- "
-                   "merge_refused holds only a survivor whose name differs, a missing name passes -- and her resident "
-                   "reads the placeholder's result")
 def test_undeclared_a_merge_moving_her_number_onto_a_nameless_record_is_held(
         undeclared_eng: Engine, uhttp: TestClient) -> None:
     """Site declaring none: the LIS's result under a new MRN W with PID-5 empty (a glucose meter's, a walk-in's) makes
@@ -119,10 +108,6 @@ def test_undeclared_a_merge_moving_her_number_onto_a_nameless_record_is_held(
     assert nids(_one(uhttp, f"{MRN}|RU4W")) == set() and [x for x in _w205(ack) if x.startswith("ERR||MRG^1^1|")]
 
 
-@pytest.mark.xfail(strict=True, reason="rv43d MED: an A40 whose two PID/MRG groups both name her record in MRG-1, both "
-                   "held: persons._unmerged returns early for the first ('MRG-1 named twice: the other merge stands') "
-                   "before the second is held too, so the first survivor keeps a 'replaces' link to her record the "
-                   "held message never merged")
 def test_two_held_merges_of_one_record_leave_no_link(module_eng: Engine, http: TestClient) -> None:
     """The LIS's A40 with two groups: PID its walk-in W, MRG-1 the HIS's record H of her; PID its walk-in V, MRG-1 H.
     Both held (W 205 at MRG^1^1 and MRG^2^1); nothing is merged, so neither walk-in may state that it replaces H."""

@@ -3011,6 +3011,7 @@ def _merges_held(conversion: Any, earlier: Sequence[Any], search: Any, messages:
     nothing, so a number its PID states is judged as a plain renumbering. Returns the positions in ``earlier`` read."""
     leaned: list[int] = []
     stored: dict[Any, Any] = {}
+    held: list[tuple[str, str, int, str]] = []
     for survivor, prior, sequence, renumbered in list(conversion.merges):
         why = merge_refused(conversion, survivor, prior, renumbered, earlier, stored, search, messages, read_many,
                             merge, leaned)
@@ -3019,9 +3020,20 @@ def _merges_held(conversion: Any, earlier: Sequence[Any], search: Any, messages:
         if survivor in conversion.decided_renumbers:  # (the operator took this message's merge: taken)
             conversion.decision_answered = True
             continue
+        held.append((survivor, prior, sequence, why))
+    # every merge decided before any is left out: two held merges of one MRG-1 record are both left out, neither
+    # survivor keeping a link to a record nothing merged (rv43d MED 2)
+    gone = {(survivor, prior) for survivor, prior, _, _ in held}
+    conversion.merges[:] = [m for m in conversion.merges if (m[0], m[1]) not in gone]
+    for survivor, prior, sequence, why in held:
         _unmerged(conversion, survivor, prior, sequence)
+        # the decision is about both records as the operator was shown them: MRG-1's record pinned beside the
+        # survivor (``pinned``: its version now), so either changed since answers 409 (rv43d MED 1)
+        was = stored.get(tuple(prior.split("/", 1))) or {}
+        version = (was.get("meta") or {}).get("versionId")
         claim = {"claim": RENUMBER_CLAIM, "resource": survivor, "element": "link", "at": f"MRG[{sequence}]-1",
-                 "elsewhere": False, "kind": MERGE_KIND}
+                 "elsewhere": False, "kind": MERGE_KIND,
+                 **({"pinned": [{"resource": prior, "versionId": str(version)}]} if version else {})}
         if claim not in conversion.held:
             conversion.held.append(claim)
         conversion.warn(HL7Error(why, segment="MRG", sequence=sequence, field=1, code=DUPLICATE_KEY_IDENTIFIER))
@@ -3045,14 +3057,19 @@ def merge_refused(conversion: Any, survivor: str, prior: str, renumbered: bool, 
     round, idn43). The opposite direction (the LIS merging its walk-in INTO the HIS's record) is held too: the
     walk-in's results become hers on the LIS's word, what decl42b says a LIS's own message cannot do ("what the LIS
     met without the card cannot become her record by its own message") -- the declared HIS's A40, or the
-    operator's decision, joins them. The LIS merging two records it registered itself (its own duplicates) stands.
+    operator's decision, joins them. The LIS merging two records it registered itself (its own duplicates) stands
+    unless it would move a resident ID number MRG-1's record holds onto a survivor not holding it (``_numbers_moved``):
+    the HIS's A08 numbering the LIS's walk-in is the registration's word of whose record it is, and the LIS's A40
+    merging that walk-in into its other one of another name had carried her number there -- AA, her resident reading
+    the other's result (rv43d HIGH 1; idn43b). Only a declared registration application moves a number by merging.
 
     *A site declaring none*: nothing in a message tells the HIS from a LIS, so the rule reads what the merge does --
     held when it would move a resident ID number (``merge_carries``, what the merged-away record holds) onto a
     survivor that holds none (as the batch leaves it, else stored) and whose name as this message leaves it
     (``_as_stored``) differs from the merged-away record's (``same_name``): a number moving to another name is
     another person's record taking her identity. The HIS merging one woman registered twice, the survivor's PID
-    stating her name, is taken as before; a duplicate whose name was mistyped is merged by restating the name."""
+    stating her name, is taken as before; a duplicate whose name was mistyped is merged by restating the name. A name
+    missing on either record is no agreement (rv43d HIGH 2: her number had moved onto a nameless placeholder)."""
     declared, app = conversion.registrars, conversion.application
     if declared:
         if app in declared:
@@ -3072,6 +3089,13 @@ def merge_refused(conversion: Any, survivor: str, prior: str, renumbered: bool, 
                         "be one person's and each resident would read the other's record. This message's "
                         f"application (MSH-3 {app or 'unknown'}) is held for the operator. If the two records are "
                         "one person's, have the registering application merge them (A40)")
+        if _numbers_moved(conversion, survivor, prior, renumbered, earlier, stored, merge, leaned):
+            return ("MRG-1's record is not merged away: the merge would move a resident ID number MRG-1's record "
+                    "holds onto the PID's record, which does not hold it -- only "
+                    f"{RENUMBER_LINKS} (MSH-3 {', '.join(declared)}) move an ID number by merging; taken, the "
+                    "patient index would read the PID's record as that number's person's and her resident would "
+                    f"read it. This message's application (MSH-3 {app or 'unknown'}) is held for the operator. If "
+                    "the two records are one person's, have the registering application merge them (A40)")
         return None
     for ref in (prior, survivor):
         _read_in(stored, ref, read_many)
@@ -3085,10 +3109,11 @@ def merge_refused(conversion: Any, survivor: str, prior: str, renumbered: bool, 
         return None
     held = _as_left(survivor, earlier, stored, leaned)
     theirs, hers = name_of(_as_stored(conversion, survivor, held or {}, merge)), name_of(was)
-    if theirs is None or hers is None or same_name(theirs, hers):
-        return None
+    if theirs is not None and hers is not None and same_name(theirs, hers):
+        return None  # (a name missing on either is no agreement: nothing then says the survivor is hers -- rv43d HIGH 2)
     return ("MRG-1's record is not merged away: the merge would move its resident ID number onto the PID's record, "
-            "which holds none and bears another name (PID-5) -- taken, the patient index would read the two records "
+            "which holds none and bears another name (PID-5) or none, or MRG-1's record bears none -- taken, the "
+            "patient index would read the two records "
             "as one person's and her resident would read the other record. Held for the operator (MSH-3 "
             f"{app or 'unknown'}; on a site that declares its registration_applications in institutions.yaml, theirs "
             "merge unheld). If the two records are one person's, have the registering application merge them with "
@@ -3103,6 +3128,24 @@ def _read_in(stored: dict[Any, Any], ref: str, read_many: Any) -> tuple[str, ...
     return key
 
 
+def _numbers_moved(conversion: Any, survivor: str, prior: str, renumbered: Any, earlier: Sequence[Any],
+                   stored: dict[Any, Any], merge: MergeRules | None, leaned: list[int]) -> frozenset[str]:
+    """The resident ID numbers a merge of this message would move from ``prior`` (MRG-1's record, as the batch
+    leaves it, else stored) onto ``survivor`` that the survivor does not hold already (``_numbers_left``): what the
+    merge carries (``_carried_bare``: a number the PID restates that MRG-1's record held is moved all the same).
+    ``merge_refused`` holds such a merge from an application the declaring site did not declare a registration
+    application: the LIS registered both its walk-ins, yet the number the HIS gave one of them is the HIS's word of
+    whose record it is, and the LIS's A40 had moved it onto its other walk-in of another name -- AA, her resident
+    reading that walk-in's result (rv43d HIGH 1; forty-third round, idn43b). Two numberless walk-ins move none."""
+    was = _as_left(prior, earlier, stored, leaned)
+    person = conversion.by_reference.get(survivor)
+    if was is None or person is None:
+        return frozenset()
+    carried = _carried_bare(conversion, survivor, person, prior, was, merge if merge is not None else shipped(),
+                            bool(renumbered))
+    return id_numbers({"identifier": carried or []}) - _numbers_left(survivor, earlier, stored, leaned)
+
+
 def _unmerged(conversion: Any, survivor: str, prior: str, sequence: int) -> None:
     """Leave a held merge (``_merges_held``) out of what its message writes: MRG-1's record (``his.merge``'s inactive
     version of it, its renumbering's queued move) and its place in the Provenance, the survivor's ``replaces`` link
@@ -3110,12 +3153,14 @@ def _unmerged(conversion: Any, survivor: str, prior: str, sequence: int) -> None
     merge itself (``Conversion.merges``: nothing carried) -- the records stay as they were. The Provenance says the
     merge was held (``MERGE_HELD``): a merge names its records a registration (``_MERGING``), a held one none."""
     conversion.merges[:] = [m for m in conversion.merges if (m[0], m[1]) != (survivor, prior)]
-    if any(m[1] == prior for m in conversion.merges):
-        return  # (MRG-1 named twice: the other merge stands and writes it -- not seen, kept as it is)
-    conversion.by_reference.pop(prior, None)
-    conversion.said.pop(prior, None)
-    conversion.planned.pop(prior, None)
-    conversion.merged_apart.pop(prior, None)
+    # MRG-1 named again by a merge taken (``_merges_held`` leaves every held one out first): that merge writes MRG-1's
+    # record, its members and its Provenance target; this survivor still loses its link to it
+    stands = any(m[1] == prior for m in conversion.merges)
+    if not stands:
+        conversion.by_reference.pop(prior, None)
+        conversion.said.pop(prior, None)
+        conversion.planned.pop(prior, None)
+        conversion.merged_apart.pop(prior, None)
     conversion.members[:] = [m for m in conversion.members if not (m.segment == "MRG" and m.sequence == sequence)]
     res = conversion.by_reference.get(survivor)
     if res is not None:
@@ -3131,7 +3176,8 @@ def _unmerged(conversion: Any, survivor: str, prior: str, sequence: int) -> None
         conversion.planned.pop(survivor, None)
     for ref, resource in conversion.by_reference.items():
         if ref.startswith("Provenance/"):
-            resource["target"] = [t for t in resource.get("target") or () if t.get("reference") != prior]
+            if not stands:
+                resource["target"] = [t for t in resource.get("target") or () if t.get("reference") != prior]
             if not any(MERGE_HELD in (r or {}).get("coding") or () for r in resource.get("reason") or ()):
                 resource["reason"] = [*(resource.get("reason") or ()), {"coding": [dict(MERGE_HELD)]}]
             conversion.planned.pop(ref, None)
