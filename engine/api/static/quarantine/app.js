@@ -386,6 +386,8 @@
     button.disabled = true; box.className = "busy"; text(box, "正在按号码所有者的更改处理…… Taking it as the owner's…");
     const wasRecord = aboutRecord(current); // (what was held: the words of the answer; reg41)
     const taken = kinds(current).includes("id-number") ? "病历已采用本消息的身份证号" : "两份病历已合并"; // (idn43)
+    const takenEn = !wasRecord ? "the order took it" : kinds(current).includes("id-number")
+      ? "the record took the message's ID number" : "the two records are merged"; // (the lead: the order's words for all)
     try {
       const outcome = await api("/admin/quarantine/" + encodeURIComponent(id) + "/owner",
         { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ reason: reason }) });
@@ -411,7 +413,7 @@
       } else if (outcome.ack_code === "AA" && d.used) {
         box.className = "ok";
         box.appendChild(el("p", "已按号码所有者的更改处理：" + (wasRecord ? taken : "医嘱已采用本消息的更改") + "。决定人 " + d.by + "，理由：" + d.reason
-          + "。写入的记录（Provenance）已注明决定人，理由记入审计日志与本消息的处理记录。 Taken as the owner's change; the order took it, and you are recorded with your reason."));
+          + "。写入的记录（Provenance）已注明决定人，理由记入审计日志与本消息的处理记录。 Taken as the owner's change; " + takenEn + ", and you are recorded with your reason."));
       } else {
         box.className = "bad";
         box.appendChild(el("p", "处理后仍未采用：" + ack(outcome.ack_code) + "。 The change was still not taken."));
