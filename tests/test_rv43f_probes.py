@@ -149,3 +149,17 @@ def test_a_patch_is_refused_clearly_never_500(http: TestClient) -> None:
                    headers={"Content-Type": "application/json-patch+json"})
     assert 400 <= r.status_code < 500 and r.json()["resourceType"] == "OperationOutcome", r.text
     assert _obs(http, "RV43FPC") == o
+
+
+def test_an_order_coded_by_its_modality_alone_names_no_relayed_report(relayed: TestClient) -> None:
+    """(Guard.) Behind the relay an order whose OBR-4 is empty (IPC-5 CT its only code) has no test code: no
+    forwarded report of the number is "coded as the order's test" by the modality both carry (DICOM CT): another
+    filler's forwarded exam (US001, OBR-24 CT) is not filed on it. (Fails without acsn43c's ``_test_codings``.)"""
+    mrn, number = "RV43FE", "20261201066"
+    omi = _as("ESB", _omi("RV43FE1", mrn, "RV43FPE", number, "20261201090000", "1.2.156.4346.6")).replace(
+        "|CT009^头颅CT平扫^L|||20261201090000\r", "||||20261201090000\r")
+    ack = post(relayed, omi)
+    assert ack_code_of(ack) == "AA", ack
+    ack = post(relayed, _imaging("RV43FE2", mrn, number, "ESB", "US001^腹部彩超^L", "CT", "未见异常"))
+    assert ack_code_of(ack) == "AA", ack
+    assert _based_on(relayed, _order(relayed, "RV43FPE")) == []
