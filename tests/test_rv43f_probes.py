@@ -23,7 +23,7 @@ from tests.test_acsn43_accession import _omi, _order
 from tests.test_acsn43b_assigner import _based_on
 from tests.test_ord40_owner_decision import _aliased, _client, _engine_on
 from tests.test_rv43d_probes import _lab, _marked, _obs
-from tests.test_rv43e_probes import _as, _assigners, _batch, _imaging
+from tests.test_rv43e_probes import _another_test, _as, _assigners, _batch, _imaging
 
 
 @pytest.fixture(scope="module", params=["sqlite", "mongomock"])
@@ -38,15 +38,11 @@ def relayed(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFac
         yield client
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "MED (acsn43c): a relayed re-send of the RIS's OMI (MSH-3 a listed relay, IPC-1 bare) erases the assigner "
-    "the RIS's own OMI recorded -- numbering gives no HD, the accession goes out with no assigner and is not a "
-    "'defaulted' one, so settle_assigners never restores it and the identifiers union takes the thinner entry; "
-    "the RIS's later report coded otherwise no longer names its order"))
 def test_a_relayed_resend_keeps_the_assigner_the_ris_recorded(relayed: TestClient) -> None:
-    """The RIS sends its OMI itself (assigner RIS), then the platform forwards the same order again (MSH-3 ESB,
-    a relay: it numbers nothing). A later or thinner message never erases what an earlier one stated: the
-    assigner stays RIS, and the RIS's report of the exam coded otherwise (CT010 for CT009) is the order's."""
+    """(rv43f MED, fixed by acsn43d.) The RIS sends its OMI itself (assigner RIS), then the platform forwards the
+    same order again (MSH-3 ESB, a relay: it numbers nothing). A later or thinner message never erases what an
+    earlier one stated: the assigner stays RIS, and the RIS's report of the exam coded otherwise (CT010 for CT009)
+    is the order's."""
     mrn, number = "RV43FR", "20261201061"
     omi = _omi("RV43FR1", mrn, "RV43FPR", number, "20261201090000", "1.2.156.4346.1")
     assert ack_code_of(post(relayed, omi)) == "AA"
@@ -54,6 +50,9 @@ def test_a_relayed_resend_keeps_the_assigner_the_ris_recorded(relayed: TestClien
     ack = post(relayed, _as("ESB", omi.replace("|RV43FR1|", "|RV43FR2|")))
     assert ack_code_of(ack) == "AA", ack
     assert _assigners(_order(relayed, "RV43FPR")) == ["RIS"]
+    ack = post(relayed, _imaging("RV43FR3", mrn, number, "RIS", "CT010^头颅CT增强^L", "CT", "未见异常"))
+    assert ack_code_of(ack) == "AA" and _another_test(ack), ack
+    assert _based_on(relayed, _order(relayed, "RV43FPR")) == ["未见异常"]
 
 
 def test_a_batch_resend_defaulting_the_assigner_stores_as_one_by_one(relayed: TestClient) -> None:

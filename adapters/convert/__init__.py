@@ -80,8 +80,8 @@ class Conversion:
     filled: dict[str, Filled] = field(default_factory=dict)
     # "MedicationDispense/id" of a pharmacy's give (RXG) -> (segment, sequence): ``Context.gives``, ``settle_gives``
     gives: dict[str, tuple[str, int]] = field(default_factory=dict)
-    # "ServiceRequest/id" -> the (system, value) of its accessions whose assigner MSH-3 defaulted:
-    # ``Context.defaulted_assigners``, ``settle_assigners``
+    # "ServiceRequest/id" -> the (system, value) of its accessions whose assigner the message did not state (MSH-3
+    # defaulted it, or none behind a relay): ``Context.defaulted_assigners``, ``settle_assigners``
     defaulted_assigners: dict[str, list[tuple[str, str]]] = field(default_factory=dict)
     # ``Context.filler_keyed`` and ``filler_reports``, for ``settle_reused_filler``; the orders of another exam's
     # stored report under this message's filler number, which ``adopt_filled`` does not join
@@ -511,7 +511,10 @@ def settle_assigners(conversion: Conversion, read_many: Any, earlier: Sequence[C
     rewritten the assigner RIS -> HIS, and the RIS's reports by the accession alone no longer named the order
     (review rv43e MED 2). A stated assigner (IPC-1 EI-2..4) is the message's word and replaces the stored; a
     defaulted one is written only where none is recorded (an accession stored before acsn43b: the re-sent OMI
-    records it). Returns the positions in ``earlier`` read (forty-third round, acsn43c)."""
+    records it). The rule is stated > defaulted > none: an accession a listed relay forwards bare goes out with no
+    assigner at all (``applications.relay``) and is recorded here too, so the RIS's recorded assigner is restored
+    rather than erased by the thinner entry (review rv43f MED, forty-third round, acsn43d). Returns the positions
+    in ``earlier`` read (forty-third round, acsn43c)."""
     leaned: set[int] = set()
     stored = read_many([_key_of(ref) for ref in conversion.defaulted_assigners])
     for ref, accessions in conversion.defaulted_assigners.items():

@@ -207,7 +207,7 @@ class Context:
     # the order and RXG-1, which a stored give of another time under that key is restated by (``settle_gives``)
     gives: list[tuple[Resource, Segment]] = field(default_factory=list)
     # an order and the (system, value) of its accession whose assigner the message did not state (bare IPC-1, an
-    # OBR-18: MSH-3 defaulted, ``applications.numbering``): a stated one stored on the order stays
+    # OBR-18: MSH-3 defaulted, or none behind a relay, ``applications.numbering``): a stated one stored on the order stays
     # (``settle_assigners``; review rv43e MED 2)
     defaulted_assigners: list[tuple[Resource, str, str]] = field(default_factory=list)
     # "Type/id" -> its key, of every resource keyed by a filler number (``filler|...``: a report, its results and

@@ -347,8 +347,11 @@ def _accession_identifier(accession: str, ctx: Context, ipc: Segment | None, sr:
     by = applications.assigner(authority, ctx.urn_code)
     if by is not None:
         identifier["assigner"] = by
-        if not stated:  # (a stated assigner stored on the order stays: ``settle_assigners``, rv43e MED 2)
-            ctx.defaulted_assigners.append((sr, identifier["system"], identifier["value"]))
+    if not stated:
+        # an assigner the message did not state -- defaulted to MSH-3, or none at all behind a listed relay -- never
+        # replaces the one recorded on the order (``settle_assigners``; rv43e MED 2): a relay's re-send of the
+        # RIS's OMI had gone out with no assigner and, not recorded here, erased the RIS's (rv43f MED)
+        ctx.defaulted_assigners.append((sr, identifier["system"], identifier["value"]))
     return identifier
 
 
