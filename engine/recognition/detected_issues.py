@@ -42,6 +42,19 @@ CONTRADICTED = ("reason-contradicted", "Suspected duplicate test, not payable: r
 REPORTED = ("recognisable-repeat", "Repeat of a recognisable result, counted for the recognition rate, not refused (范围外重复)")
 
 
+def review_mitigation(review: Mapping[str, Any]) -> dict[str, Any]:
+    """An auditor's review of a flag as its DetectedIssue's mitigation: the decision coded under ``REVIEW_SYSTEM``,
+    the reason as its text, when and by whom. One shape for the issue a decision writes (``flag_issue``) and the one
+    a review rewrites (``Reviews._issue_of_reviews``)."""
+    return {"action": {"coding": [{"system": REVIEW_SYSTEM, "code": review["decision"]}], "text": review["reason"]},
+            "date": review["at"], "author": {"display": review["by"]}}
+
+
+def is_review_mitigation(mitigation: Mapping[str, Any]) -> bool:
+    """Whether ``mitigation`` is a review's (``review_mitigation``)."""
+    return any(c.get("system") == REVIEW_SYSTEM for c in (mitigation.get("action") or {}).get("coding") or ())
+
+
 def flag_code(decision: PaymentDecision) -> tuple[str, str]:
     if decision.status == NOT_PAYABLE:
         return CONTRADICTED if decision.contradicted else DUPLICATE
@@ -168,12 +181,7 @@ def flag_issue(
         evidence.append({"url": "lateReason", "valueCodeableConcept": {
             "coding": [{"system": rules.reason_system, "code": late, **({"display": known.display} if known else {})}],
             **({"text": late_reason_text} if late_reason_text else {})}})
-    for review in reviews:
-        mitigation.append({
-            "action": {"coding": [{"system": REVIEW_SYSTEM, "code": review["decision"]}], "text": review["reason"]},
-            "date": review["at"],
-            "author": {"display": review["by"]},
-        })
+    mitigation.extend(review_mitigation(review) for review in reviews)
     implicated = ([{"reference": order.ref}] if order.ref else []) + [{"reference": repeat.ref}, {"reference": prior.ref}]
     # the pairs' results too: the issue is labelled as the most confidential record it cites (``_write_issue``)
     named = {i["reference"] for i in implicated}

@@ -11,6 +11,7 @@ from engine.insurance.tiers import stored_fen
 from engine.message_time import reason_of
 from engine.recognition import aggregates
 from engine.recognition.decision import Order
+from engine.recognition.detected_issues import is_review_mitigation, review_mitigation
 from engine.recognition.flags import DuplicateFlag
 from engine.recognition.state import FLAG_STATUS, RecognitionState, now
 
@@ -119,14 +120,8 @@ class Reviews(RecognitionState, _Others):
             raise NotFound(f"DetectedIssue/{flag_id} is missing")
         issue = {k: v for k, v in issue.items() if k not in ("meta", "text")}
         issue["status"] = FLAG_STATUS[status]
-        issue["mitigation"] = [m for m in issue.get("mitigation") or ()
-                               if not any(c.get("system") == "urn:huren:recognition-review"
-                                          for c in (m.get("action") or {}).get("coding") or ())]
-        for r in reviews:
-            issue["mitigation"].append({
-                "action": {"coding": [{"system": "urn:huren:recognition-review", "code": r["decision"]}],
-                           "text": r["reason"]},
-                "date": r["at"], "author": {"display": r["by"]}})
+        issue["mitigation"] = [m for m in issue.get("mitigation") or () if not is_review_mitigation(m)]
+        issue["mitigation"].extend(review_mitigation(r) for r in reviews)
         self._write_issue(issue)  # keeps the label of the results it cites
 
     def record_choice(self, key: str, *, order: Order, recognisable: Sequence[str], outcome: str,
