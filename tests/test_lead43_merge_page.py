@@ -17,7 +17,7 @@ import pytest
 from engine.engine import Engine
 from engine.messages import message_id
 from engine.settings import Settings
-from tests.test_opspage26_quarantine import DESKTOP, _post, sign_in
+from tests.test_opspage26_quarantine import DESKTOP, PHONE, _post, sign_in
 from tests.test_ord40_owner_page import _open, _shot
 from tests.test_ordfix40_owner_page import _decide_in_page
 from tests.test_reports_ui import Browser
@@ -66,6 +66,13 @@ def test_the_operator_reads_a_held_merge_in_chinese_and_takes_it_once(site: tupl
         assert why.startswith("这条消息要合并两份病历") and "MRG-1" in why, why
         assert b.eval("document.querySelector('#owner-why-id').hidden"), "the ID number's words shown for a merge"
         _shot(b, "01-held-merge-desktop", shots)
+        b.send("Emulation.setDeviceMetricsOverride", **PHONE)  # (the operator's phone: the same words, nothing cut)
+        assert b.eval("document.documentElement.scrollWidth <= window.innerWidth + 1"), "the page scrolls sideways"
+        b.eval("document.querySelector('#held').scrollIntoView(); true")
+        _shot(b, "01b-held-list-phone", shots, full=False)
+        b.eval("document.querySelector('#owner-box').scrollIntoView(); true")
+        _shot(b, "01c-held-merge-why-phone", shots, full=False)
+        b.send("Emulation.setDeviceMetricsOverride", **DESKTOP)
         said = _decide_in_page(b, "已核对身份证件，两份病历为同一人")
         assert "服务器出错" not in said and b.eval("document.querySelector('#replay-said').className") != "bad", said
         assert said.startswith("已按号码所有者的更改处理：两份病历已合并") and "the two records are merged" in said, said
