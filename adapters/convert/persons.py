@@ -41,7 +41,7 @@ from dataclasses import replace
 from typing import Any, NamedTuple
 
 from adapters.convert.actors import INSTITUTION_SYSTEM
-from adapters.convert.applications import same_code
+from adapters.convert.applications import is_declared, same_code
 from adapters.convert.engine import json_copy
 from adapters.hl7v2.errors import (
     DATA_TYPE_ERROR,
@@ -3210,7 +3210,8 @@ def new_record_linked(conversion: Any, ref: str, earlier: Sequence[Any], stored:
     its ``registration_applications`` when another active record holds that number (``_other_holder``) and this
     message's application is neither a declared registration application nor one of the institution's declared
     ``number_linking_applications`` (institutions.yaml: the applications whose results restate the registration --
-    a LIS whose patients come from the HIS's orders). The one rule of which senders' results link a new record by
+    a LIS whose patients come from the HIS's orders) -- each by ``applications.is_declared``, so a form the site's
+    ``application_aliases`` name with a declared application is it. The one rule of which senders' results link a new record by
     number, asked by ``_registrars_number``; the operator's decision (``decided_renumbers``) takes it.
 
     Why: taken, the patient index joins the new record to hers (one number, one person) and her resident reads the
@@ -3221,8 +3222,8 @@ def new_record_linked(conversion: Any, ref: str, earlier: Sequence[Any], stored:
     relay the registration is the site's to declare, as which systems register is: a wrong answer is worse than no
     answer, and the held result is filed on its own record, nothing lost. A site declaring no registration
     application keeps the index's rule (nothing there tells the HIS from a LIS: decl42b's choice)."""
-    declared, app = conversion.registrars, conversion.application
-    if not declared or app in declared or app in conversion.linkers:
+    institution, app, site = conversion.institution, conversion.application, conversion.site
+    if not conversion.registrars or is_declared(institution, app, conversion.registrars + conversion.linkers, site):
         return False
     if ref in conversion.decided_renumbers:  # (the operator's decision: given)
         conversion.decision_answered = True
