@@ -3027,6 +3027,9 @@ def _merges_held(conversion: Any, earlier: Sequence[Any], search: Any, messages:
     conversion.merges[:] = [m for m in conversion.merges if (m[0], m[1]) not in gone]
     for survivor, prior, sequence, why in held:
         _unmerged(conversion, survivor, prior, sequence)
+        if _read_in(stored, survivor, read_many) not in stored \
+                and not any(survivor in c.by_reference for c in earlier) and survivor not in conversion.unfiled:
+            conversion.unfiled.append(survivor)  # (filed nowhere: the merge's own record -- ``leave_unfiled``)
         # the decision is about both records as the operator was shown them: MRG-1's record pinned beside the
         # survivor (``pinned``: its version now), so either changed since answers 409 (rv43d MED 1)
         was = stored.get(tuple(prior.split("/", 1))) or {}
@@ -3182,6 +3185,44 @@ def _unmerged(conversion: Any, survivor: str, prior: str, sequence: int) -> None
                 resource["reason"] = [*(resource.get("reason") or ()), {"coding": [dict(MERGE_HELD)]}]
             conversion.planned.pop(ref, None)
     conversion._bundle = None
+
+
+def leave_unfiled(conversion: Any) -> None:
+    """Leave out of what the message writes each record a held merge named as its survivor that was filed nowhere
+    before (``Conversion.unfiled``: no version stored nor written by the batch -- an A47's or A46's new identifier,
+    an A40 naming a survivor never registered): the record and its place in the Provenance, and the Provenance
+    itself when it names nothing else. Asked last of the settle steps, so every check read the message as sent.
+
+    Why: HL7 v2.5.1 3.3.47 -- an A47 says MRG-1's record is now known by PID-3's identifier; the record under the new
+    identifier is that record renumbered, never a second one. Held, nothing was renumbered, yet the new identifier's
+    record was filed with the PID's name and no number (idn43b's left LOW): a record no registration spoke for, made
+    of a change that did not happen, which the LIS's later results under the new MRN then filed on. A held merge
+    registers no one (``MERGE_HELD``); so nothing of it is filed until the operator decides -- the decision replays
+    the message, the merge taken, and the renumbered record is filed whole (forty-fourth round, low44). A record the
+    message's other resources name (a visit of PV1) stays filed, as the PID's record of a held merge is filed as the
+    same application's A08 would be."""
+    for ref in conversion.unfiled:
+        named = [r for k, r in conversion.by_reference.items()
+                 if k != ref and not k.startswith("Provenance/") and _names(r, ref)]
+        if named or ref not in conversion.by_reference:
+            continue
+        for gone in (ref, *(k for k, r in conversion.by_reference.items() if k.startswith("Provenance/")
+                            and [t for t in r.get("target") or () if t.get("reference") != ref] == [])):
+            conversion.by_reference.pop(gone, None)
+            conversion.said.pop(gone, None)
+            conversion.planned.pop(gone, None)
+        for resource in conversion.by_reference.values():
+            if resource.get("resourceType") == "Provenance":
+                resource["target"] = [t for t in resource.get("target") or () if t.get("reference") != ref]
+        conversion.create_only[:] = [r for r in conversion.create_only if r != ref]
+    conversion._bundle = None
+
+
+def _names(value: Any, ref: str) -> bool:
+    """Whether a resource (any part of it) holds a Reference to ``ref``."""
+    if isinstance(value, dict):
+        return value.get("reference") == ref or any(_names(v, ref) for v in value.values())
+    return isinstance(value, list) and any(_names(v, ref) for v in value)
 
 
 def registers_nothing(provenance: dict[str, Any]) -> bool:
