@@ -1300,6 +1300,15 @@ def _restated(conversion: Any, sequence: int, registrar: str | None, leaned: lis
     conversion.warn(warning)
 
 
+def _declares(conversion: Any) -> bool:
+    """Is this message's application (MSH-3) one of its institution's declared ``registration_applications``
+    (institutions.yaml)? By ``applications.is_declared``: a form the site's ``application_aliases`` name with a
+    declared application is it -- the HIS whose interface moved to ``^<OID>^ISO`` is still the declared HIS (compared
+    by equality since decl42, its word had been held as an undeclared application's: last43 LOW; low44)."""
+    return bool(conversion.registrars) and is_declared(conversion.institution, conversion.application,
+                                                       conversion.registrars, conversion.site)
+
+
 def _may_restate(conversion: Any, registrar: str | None) -> bool:
     """May this message's application restate as another person a record ``registrar`` registered? Its
     registering application may; so may any of the institution's declared registration applications
@@ -1311,10 +1320,11 @@ def _may_restate(conversion: Any, registrar: str | None) -> bool:
     they -- the site has said which systems say who a record's person is, and a LIS's A08 is not one."""
     declared = conversion.registrars
     if registrar == _UNREGISTERED:
-        return not declared or conversion.application in declared
+        return not declared or _declares(conversion)
     if registrar is None or registrar == _UNSPOKEN:
         return False
-    return registrar == conversion.application or (conversion.application in declared and registrar in declared)
+    return registrar == conversion.application or (
+        _declares(conversion) and is_declared(conversion.institution, registrar, declared, conversion.site))
 
 
 class Renumber(NamedTuple):
@@ -1373,7 +1383,7 @@ def _may_renumber(conversion: Any, ref: str, earlier: Sequence[Any], search: Any
     declared = conversion.registrars
     app = conversion.application
     if declared:
-        if app in declared:
+        if _declares(conversion):
             return Renumber(True)
         registrar = _with_batch(_registered(ref, search, messages, declared, read_many), ref, earlier, declared)
         return Renumber(registrar == app, RENUMBER_DECLARED, tuple(declared))
@@ -2985,7 +2995,7 @@ def _links_unheld(conversion: Any, tokens: Sequence[tuple[str, str]],
     A08 is held -- linked, at her own hospital or another member, her resident reading the walk-in's result (rv42d
     HIGH 1; forty-second round, decl42b). A number the merged-away record held moves with the merge as HL7 v2.5.1
     3.3.40 has it ("the identifiers ... merge"); a number the survivor's PID newly states is a renumbering."""
-    if conversion.registrars and conversion.application in conversion.registrars:
+    if _declares(conversion):
         return False
     return any(_number_token(s, v) not in carried for s, v in tokens)
 
@@ -3075,7 +3085,7 @@ def merge_refused(conversion: Any, survivor: str, prior: str, renumbered: bool, 
     missing on either record is no agreement (rv43d HIGH 2: her number had moved onto a nameless placeholder)."""
     declared, app = conversion.registrars, conversion.application
     if declared:
-        if app in declared:
+        if _declares(conversion):
             return None
         for ref in (prior, survivor):
             key = _read_in(stored, ref, read_many)
@@ -3313,7 +3323,7 @@ def _first_number_held(conversion: Any, ref: str, judged: str, person: dict[str,
             conversion.decision_answered = True
         return None
     declared, app = conversion.registrars, conversion.application
-    if declared and app in declared:
+    if _declares(conversion):
         return None
     held = Renumber(False, RENUMBER_FIRST, (), held=True)  # (a placeholder: registered by none)
     registrar = _with_batch(_registered(judged, search, messages, declared, read_many), judged, earlier, declared)
