@@ -740,9 +740,37 @@ class _Compiled:
     held_parts: dict[str, tuple[tuple[str, Slice | None], ...]]
 
 
-# digest of the rules as read (``repr``: the same YAML bytes read the same) -> their compiled set; the same rules
-# from another site folder, or built from an equal mapping, are compiled once a process; other rules, another set
+# digest of the rules' canonical form (``_canonical``: a mapping's keys in any order) -> their compiled set; the same
+# rules from another site folder, written in another key order, or built from an equal mapping, are compiled once a
+# process; other rules, another set. ``_READ_AS``: digest of the rules as read (``repr``, the YAML's own order: ~0.7
+# ms on merge.yaml where the canonical form takes ~2) -> their canonical digest, so rules met before skip the
+# canonical form. Both bounded (``_KEPT_SETS``), both asked and changed under ``_COMPILING`` only: two Engines opened
+# on two threads had each evicted by ``pop(next(iter()))`` while the other inserted (trim43's left MED, low44)
 _COMPILED: dict[bytes, _Compiled] = {}
+_READ_AS: dict[bytes, bytes] = {}
+_KEPT_SETS = 16  # (sites loaded and let go, in a test run)
+_COMPILING = threading.Lock()
+
+
+def _canonical(value: Any) -> str:
+    """``value`` (rules as read: mappings, lists, scalars) as text two equal values share whatever their mappings'
+    key order -- each mapping's entries sorted, a list's kept in order, a tuple told from a list, a scalar by
+    ``repr`` (``1``, ``True`` and ``'1'`` apart) -- so two ``==`` rule sets are one key of ``_COMPILED``, two others
+    never. Why: keyed by ``repr``, equal rules written in another key order compiled twice (trim43's left MED)."""
+    if isinstance(value, Mapping):
+        return "{" + ",".join(sorted(f"{_canonical(k)}:{_canonical(v)}" for k, v in value.items())) + "}"
+    if isinstance(value, list):
+        return "[" + ",".join(map(_canonical, value)) + "]"
+    if isinstance(value, tuple):
+        return "(" + ",".join(map(_canonical, value)) + ")"
+    return repr(value)
+
+
+def _kept(table: dict[bytes, Any], key: bytes, value: Any) -> None:
+    """``table[key] = value``, the oldest entries let go beyond ``_KEPT_SETS`` (the caller holds ``_COMPILING``)."""
+    table[key] = value
+    while len(table) > _KEPT_SETS:
+        del table[next(iter(table))]
 
 
 class MergeRules:
@@ -751,20 +779,24 @@ class MergeRules:
     def __init__(self, data: Mapping[str, Any], origin: str = "merge.yaml") -> None:
         self.origin = origin
         self.data = data
-        key = hashlib.blake2b(repr(data).encode(), digest_size=20).digest()
-        compiled = _COMPILED.get(key)
-        if compiled is None:  # (compiled from a read-only copy: a caller changing ``data`` after changes no one's rules)
-            read_only = frozen(data)
-            self._groups = FrozenDict(self._expand(read_only.get("sources") or {}))
-            defaults = read_only.get("defaults") or {}
-            self._default_modes: Mapping[str, str] = defaults.get("modes") or {}
-            self._conflicts: Mapping[str, str] = defaults.get("conflict") or {}
-            self._resources: Mapping[str, Mapping[str, Any]] = read_only.get("resources") or {}
-            self._check_names()
-            compiled = _Compiled(self._groups, self._default_modes, self._conflicts, self._resources, {}, {})
-            if len(_COMPILED) >= 16:  # (sites loaded and let go, in a test run)
-                _COMPILED.pop(next(iter(_COMPILED)), None)
-            _COMPILED[key] = compiled
+        as_read = hashlib.blake2b(repr(data).encode(), digest_size=20).digest()
+        with _COMPILING:
+            key = _READ_AS.get(as_read)
+            compiled = _COMPILED.get(key) if key is not None else None
+            if compiled is None:
+                key = hashlib.blake2b(_canonical(data).encode(), digest_size=20).digest()
+                compiled = _COMPILED.get(key)
+            if compiled is None:  # (compiled from a read-only copy: a caller changing ``data`` after changes no one's)
+                read_only = frozen(data)
+                self._groups = FrozenDict(self._expand(read_only.get("sources") or {}))
+                defaults = read_only.get("defaults") or {}
+                self._default_modes: Mapping[str, str] = defaults.get("modes") or {}
+                self._conflicts: Mapping[str, str] = defaults.get("conflict") or {}
+                self._resources: Mapping[str, Mapping[str, Any]] = read_only.get("resources") or {}
+                self._check_names()
+                compiled = _Compiled(self._groups, self._default_modes, self._conflicts, self._resources, {}, {})
+                _kept(_COMPILED, key, compiled)
+            _kept(_READ_AS, as_read, key)
         self._groups, self._default_modes, self._conflicts, self._resources = (
             compiled.groups, compiled.default_modes, compiled.conflicts, compiled.resources)
         # (the plans and held parts as each is first asked, shared by every MergeRules of these rules: each entry is

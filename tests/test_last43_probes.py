@@ -70,11 +70,6 @@ def test_guard_the_declared_lis_by_its_name_links_her_result(aliased: tuple[Engi
     assert nids(patients(http, f"{MRN}|LQ1K")[0])
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "LOW (last43): persons.new_record_linked compares MSH-3 (Conversion.application, HD-1 else HD-2 as sent) with "
-    "number_linking_applications by equality, not by the site's application_aliases (applications.same_code): the "
-    "LIS the site names one application with its OID form is held W 205 when it sends under the OID -- as "
-    "registration_applications has been compared since decl42 (persons: 'app in declared')"))
 def test_the_declared_lis_under_its_aliased_oid_links_her_result(aliased: tuple[Engine, TestClient]) -> None:
     """FNXRMYY's LIS sending MSH-3 ``^2.16.840.1.113883.19.4.6^ISO``, which the site's senders.yaml names the same
     application as ``LIS``: its result is the declared LIS's -- AA, no W 205, the new record holds her number."""
@@ -84,10 +79,6 @@ def test_the_declared_lis_under_its_aliased_oid_links_her_result(aliased: tuple[
     assert nids(patients(http, f"{MRN}|LQ2K")[0])
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "LOW (last43): pacs._study_time_of_a_correction locates ImagingStudy.started at OBR-7 whenever OBR-7 is valued, "
-    "but _imaging_study reads the start from OBR-6 when OBR-7 is no readable time: the W saying the study's start "
-    "stands names OBR-7 (which holds '2024X1008') for OBR-6's value"))
 def test_a_corrections_study_start_read_from_obr6_is_warned_at_obr6(module_eng: Engine, http: TestClient) -> None:
     """The RIS's head CT of 2024-03-12 corrected 210 days later, OBR-6 the correction's time and OBR-7 no time
     (``2024X1008``, its own W 102): the study's start stands (``exam_time`` ``of: report``), and the W saying so

@@ -24,7 +24,7 @@ from adapters.convert import (
 )
 from adapters.convert.actors import settle_ward_names
 from adapters.convert.context import Context, Filled, Holds, MemberNumber
-from adapters.convert.persons import check_persons, registers_person
+from adapters.convert.persons import check_persons, leave_unfiled, registers_person
 from adapters.convert.takeover import settle_stay, settle_takeover
 from adapters.hl7v2.errors import (
     DATA_TYPE_ERROR,
@@ -102,6 +102,9 @@ class Conversion:
     corrections: dict[str, int] = field(default_factory=dict)
     apart: dict[str, tuple[str, str, str, int]] = field(default_factory=dict)
     merged_apart: dict[str, tuple[str, str, str, int]] = field(default_factory=dict)  # MRG-1's (``Context``)
+    # the survivors of held merges filed nowhere before (an A47's new identifier): nothing of them is filed until the
+    # operator decides (``persons._merges_held``, ``persons.leave_unfiled``)
+    unfiled: list[str] = field(default_factory=list)
     # (survivor, MRG-1's record, MRG, a renumbering: ``his.RENUMBERING``) (``Context``)
     merges: list[tuple[str, str, int, bool]] = field(default_factory=list)
     unlinked: list[tuple[str, str]] = field(default_factory=list)  # (record, the other an A37 names) (``Context``)
@@ -179,6 +182,8 @@ class Conversion:
             leaned.update(settle_gives(self, read_many, earlier))
         if self.defaulted_assigners and read_many is not None:
             leaned.update(settle_assigners(self, read_many, earlier))
+        if self.unfiled:  # (last: every step above read the message as converted)
+            leave_unfiled(self)
         return sorted(leaned)
 
     def taken_back_by_write(self, written: Mapping[str, Any]) -> list[HL7Error]:

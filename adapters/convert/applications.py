@@ -194,3 +194,13 @@ def same_code(institution: str, one: str, other: str, site: Any) -> bool:
                      if any((form[0] or form[1]) == code for form in forms_)), None)
     found = group(one)
     return found is not None and found == group(other)
+
+
+def is_declared(institution: str, code: str, codes: Sequence[str], site: Any) -> bool:
+    """Whether the application code ``code`` (MSH-3 as ``Header.application_code`` keeps it) is one of ``codes``, a
+    list the site declares by application -- institutions.yaml ``registration_applications``,
+    ``number_linking_applications`` -- by ``same_code``: a declared LIS whose interface moved to the form
+    ``^<OID>^ISO`` the site's ``application_aliases`` name with ``LIS`` is still the declared LIS. Compared by
+    equality, its result under the OID was held W 205 as an undeclared application's (last43 LOW; forty-fourth round,
+    low44)."""
+    return code in codes or any(same_code(institution, code, one, site) for one in codes)

@@ -408,14 +408,30 @@ def _study_time_of_a_correction(ctx: Context, study: dict[str, str], report: dic
     OBR-7 with its correction's send time kept the 2024 report's time but moved its study's (prior42). The hook had
     stated ``started`` as an assumption under any correction, so a correction over a preliminary report moved the
     report's time but not the study's (rv42e LOW; forty-third round, time43: the rule has one owner). The start is
-    located at the OBR field it was read from (``_imaging_study``: OBR-7, else OBR-6), where a W says it stands."""
+    located at the OBR field it was read from (``_study_start``: OBR-7, else OBR-6), where a W says it stands."""
     status = ctx.resources.get(report["reference"], {}).get("status")
     resource = ctx.resources.get(study["reference"])
     if resource is not None and "started" in resource and isinstance(status, str) \
             and status in exam_by_of(ctx.site.merge, "ImagingStudy"):
         ctx.reported_by(resource, report["reference"], status)
-        if group.obr is not None:
-            ctx.located(resource, "started", group.obr, 7 if group.obr.value(7) else 6)
+        start = _study_start(group.obr, ctx) if group.obr is not None else None
+        if group.obr is not None and start is not None:
+            ctx.located(resource, "started", group.obr, start[0])
+
+
+def _study_start(obr: Segment, ctx: Context) -> tuple[int, str] | None:
+    """The study's start and the OBR field it is read from: OBR-7 (observation date/time), else OBR-6 (requested
+    date/time) -- the first of them holding a readable time. One reading for ``_imaging_study``, which states it,
+    and ``_study_time_of_a_correction``, which locates it for the W saying it stands: that one had taken OBR-7
+    whenever it was valued, so a start read from OBR-6 beside an unreadable OBR-7 was warned at OBR-7 (last43 LOW;
+    forty-fourth round, low44)."""
+    for fno in (7, 6):
+        if obr.value(fno):
+            try:
+                return fno, to_fhir_datetime(obr.value(fno), ctx.tz)
+            except TimestampError:
+                continue
+    return None
 
 
 def _document_hook(group: results.Group, ctx: Context, info: dict[str, Any]) -> None:
@@ -542,13 +558,9 @@ def _imaging_study(group: results.Group, ctx: Context, info: dict[str, Any],
         study["modality"] = [{"system": common.DCM, "code": modality}]
     obr = group.obr
     if obr is not None:
-        for fno in (7, 6):
-            if obr.value(fno):
-                try:
-                    study["started"] = to_fhir_datetime(obr.value(fno), ctx.tz)
-                    break
-                except TimestampError:
-                    continue
+        start = _study_start(obr, ctx)
+        if start is not None:
+            study["started"] = start[1]
         code = common.coded_item(obr, 4, ctx)
         if code:
             study["procedureCode"] = [code]

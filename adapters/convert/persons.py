@@ -41,7 +41,7 @@ from dataclasses import replace
 from typing import Any, NamedTuple
 
 from adapters.convert.actors import INSTITUTION_SYSTEM
-from adapters.convert.applications import same_code
+from adapters.convert.applications import is_declared, same_code
 from adapters.convert.engine import json_copy
 from adapters.hl7v2.errors import (
     DATA_TYPE_ERROR,
@@ -1300,6 +1300,15 @@ def _restated(conversion: Any, sequence: int, registrar: str | None, leaned: lis
     conversion.warn(warning)
 
 
+def _declares(conversion: Any) -> bool:
+    """Is this message's application (MSH-3) one of its institution's declared ``registration_applications``
+    (institutions.yaml)? By ``applications.is_declared``: a form the site's ``application_aliases`` name with a
+    declared application is it -- the HIS whose interface moved to ``^<OID>^ISO`` is still the declared HIS (compared
+    by equality since decl42, its word had been held as an undeclared application's: last43 LOW; low44)."""
+    return bool(conversion.registrars) and is_declared(conversion.institution, conversion.application,
+                                                       conversion.registrars, conversion.site)
+
+
 def _may_restate(conversion: Any, registrar: str | None) -> bool:
     """May this message's application restate as another person a record ``registrar`` registered? Its
     registering application may; so may any of the institution's declared registration applications
@@ -1311,10 +1320,11 @@ def _may_restate(conversion: Any, registrar: str | None) -> bool:
     they -- the site has said which systems say who a record's person is, and a LIS's A08 is not one."""
     declared = conversion.registrars
     if registrar == _UNREGISTERED:
-        return not declared or conversion.application in declared
+        return not declared or _declares(conversion)
     if registrar is None or registrar == _UNSPOKEN:
         return False
-    return registrar == conversion.application or (conversion.application in declared and registrar in declared)
+    return registrar == conversion.application or (
+        _declares(conversion) and is_declared(conversion.institution, registrar, declared, conversion.site))
 
 
 class Renumber(NamedTuple):
@@ -1373,7 +1383,7 @@ def _may_renumber(conversion: Any, ref: str, earlier: Sequence[Any], search: Any
     declared = conversion.registrars
     app = conversion.application
     if declared:
-        if app in declared:
+        if _declares(conversion):
             return Renumber(True)
         registrar = _with_batch(_registered(ref, search, messages, declared, read_many), ref, earlier, declared)
         return Renumber(registrar == app, RENUMBER_DECLARED, tuple(declared))
@@ -2985,7 +2995,7 @@ def _links_unheld(conversion: Any, tokens: Sequence[tuple[str, str]],
     A08 is held -- linked, at her own hospital or another member, her resident reading the walk-in's result (rv42d
     HIGH 1; forty-second round, decl42b). A number the merged-away record held moves with the merge as HL7 v2.5.1
     3.3.40 has it ("the identifiers ... merge"); a number the survivor's PID newly states is a renumbering."""
-    if conversion.registrars and conversion.application in conversion.registrars:
+    if _declares(conversion):
         return False
     return any(_number_token(s, v) not in carried for s, v in tokens)
 
@@ -3027,6 +3037,9 @@ def _merges_held(conversion: Any, earlier: Sequence[Any], search: Any, messages:
     conversion.merges[:] = [m for m in conversion.merges if (m[0], m[1]) not in gone]
     for survivor, prior, sequence, why in held:
         _unmerged(conversion, survivor, prior, sequence)
+        if _read_in(stored, survivor, read_many) not in stored \
+                and not any(survivor in c.by_reference for c in earlier) and survivor not in conversion.unfiled:
+            conversion.unfiled.append(survivor)  # (filed nowhere: the merge's own record -- ``leave_unfiled``)
         # the decision is about both records as the operator was shown them: MRG-1's record pinned beside the
         # survivor (``pinned``: its version now), so either changed since answers 409 (rv43d MED 1)
         was = stored.get(tuple(prior.split("/", 1))) or {}
@@ -3072,7 +3085,7 @@ def merge_refused(conversion: Any, survivor: str, prior: str, renumbered: bool, 
     missing on either record is no agreement (rv43d HIGH 2: her number had moved onto a nameless placeholder)."""
     declared, app = conversion.registrars, conversion.application
     if declared:
-        if app in declared:
+        if _declares(conversion):
             return None
         for ref in (prior, survivor):
             key = _read_in(stored, ref, read_many)
@@ -3184,6 +3197,44 @@ def _unmerged(conversion: Any, survivor: str, prior: str, sequence: int) -> None
     conversion._bundle = None
 
 
+def leave_unfiled(conversion: Any) -> None:
+    """Leave out of what the message writes each record a held merge named as its survivor that was filed nowhere
+    before (``Conversion.unfiled``: no version stored nor written by the batch -- an A47's or A46's new identifier,
+    an A40 naming a survivor never registered): the record and its place in the Provenance, and the Provenance
+    itself when it names nothing else. Asked last of the settle steps, so every check read the message as sent.
+
+    Why: HL7 v2.5.1 3.3.47 -- an A47 says MRG-1's record is now known by PID-3's identifier; the record under the new
+    identifier is that record renumbered, never a second one. Held, nothing was renumbered, yet the new identifier's
+    record was filed with the PID's name and no number (idn43b's left LOW): a record no registration spoke for, made
+    of a change that did not happen, which the LIS's later results under the new MRN then filed on. A held merge
+    registers no one (``MERGE_HELD``); so nothing of it is filed until the operator decides -- the decision replays
+    the message, the merge taken, and the renumbered record is filed whole (forty-fourth round, low44). A record the
+    message's other resources name (a visit of PV1) stays filed, as the PID's record of a held merge is filed as the
+    same application's A08 would be."""
+    for ref in conversion.unfiled:
+        named = [r for k, r in conversion.by_reference.items()
+                 if k != ref and not k.startswith("Provenance/") and _names(r, ref)]
+        if named or ref not in conversion.by_reference:
+            continue
+        for gone in (ref, *(k for k, r in conversion.by_reference.items() if k.startswith("Provenance/")
+                            and [t for t in r.get("target") or () if t.get("reference") != ref] == [])):
+            conversion.by_reference.pop(gone, None)
+            conversion.said.pop(gone, None)
+            conversion.planned.pop(gone, None)
+        for resource in conversion.by_reference.values():
+            if resource.get("resourceType") == "Provenance":
+                resource["target"] = [t for t in resource.get("target") or () if t.get("reference") != ref]
+        conversion.create_only[:] = [r for r in conversion.create_only if r != ref]
+    conversion._bundle = None
+
+
+def _names(value: Any, ref: str) -> bool:
+    """Whether a resource (any part of it) holds a Reference to ``ref``."""
+    if isinstance(value, dict):
+        return value.get("reference") == ref or any(_names(v, ref) for v in value.values())
+    return isinstance(value, list) and any(_names(v, ref) for v in value)
+
+
 def registers_nothing(provenance: dict[str, Any]) -> bool:
     """Does ``provenance`` register no record whatever its message's event -- one naming the versions an owner's
     message re-keyed (``rekeys``), or a merge's held for the operator (``MERGE_HELD``: nothing was merged, and a
@@ -3210,7 +3261,8 @@ def new_record_linked(conversion: Any, ref: str, earlier: Sequence[Any], stored:
     its ``registration_applications`` when another active record holds that number (``_other_holder``) and this
     message's application is neither a declared registration application nor one of the institution's declared
     ``number_linking_applications`` (institutions.yaml: the applications whose results restate the registration --
-    a LIS whose patients come from the HIS's orders). The one rule of which senders' results link a new record by
+    a LIS whose patients come from the HIS's orders) -- each by ``applications.is_declared``, so a form the site's
+    ``application_aliases`` name with a declared application is it. The one rule of which senders' results link a new record by
     number, asked by ``_registrars_number``; the operator's decision (``decided_renumbers``) takes it.
 
     Why: taken, the patient index joins the new record to hers (one number, one person) and her resident reads the
@@ -3221,8 +3273,8 @@ def new_record_linked(conversion: Any, ref: str, earlier: Sequence[Any], stored:
     relay the registration is the site's to declare, as which systems register is: a wrong answer is worse than no
     answer, and the held result is filed on its own record, nothing lost. A site declaring no registration
     application keeps the index's rule (nothing there tells the HIS from a LIS: decl42b's choice)."""
-    declared, app = conversion.registrars, conversion.application
-    if not declared or app in declared or app in conversion.linkers:
+    institution, app, site = conversion.institution, conversion.application, conversion.site
+    if not conversion.registrars or is_declared(institution, app, conversion.registrars + conversion.linkers, site):
         return False
     if ref in conversion.decided_renumbers:  # (the operator's decision: given)
         conversion.decision_answered = True
@@ -3271,7 +3323,7 @@ def _first_number_held(conversion: Any, ref: str, judged: str, person: dict[str,
             conversion.decision_answered = True
         return None
     declared, app = conversion.registrars, conversion.application
-    if declared and app in declared:
+    if _declares(conversion):
         return None
     held = Renumber(False, RENUMBER_FIRST, (), held=True)  # (a placeholder: registered by none)
     registrar = _with_batch(_registered(judged, search, messages, declared, read_many), judged, earlier, declared)

@@ -87,6 +87,12 @@ def _draft_orders(context: dict[str, Any]) -> list[tuple[int, dict[str, Any]]]:
             if e["resource"].get("resourceType") == "ServiceRequest"]
 
 
+# ServiceRequest's primitive elements of cardinality 1..1 in R4 (its subject, the third, is filled from the hook's
+# ``context.patientId``): the R4 JSON schema cannot require a primitive -- ``_status`` may stand for it -- so a draft
+# without them passed ``structure_problems`` (``_readable_draft``)
+DRAFT_REQUIRED = ("status", "intent")
+
+
 def _readable_draft(validator: Validator, draft: dict[str, Any], at: int) -> None:
     """A 400 naming the first element huren reads of a draft ServiceRequest (``facts.ORDER_ELEMENTS``: code,
     requester, performer, subject, the times, reasonCode, bodySite, encounter, locationCode, locationReference,
@@ -98,15 +104,26 @@ def _readable_draft(validator: Validator, draft: dict[str, Any], at: int) -> Non
     id with ``_`` -- the EHR's own, only given back -- or an ``authoredOn`` without its zone, none of which huren
     reads or reads amiss; the EHR got an error where it had had its answer. A time is taken as ``order_time`` reads it
     (one without a zone is the institution's local time): one that reader gets a day from stands as that day. A
-    draft that is of its type but names no item huren knows keeps its empty answer: nothing to recognise is no error."""
-    read: dict[str, Any] = {"resourceType": "ServiceRequest", **{k: draft[k] for k in ORDER_ELEMENTS if k in draft}}
+    draft that is of its type but names no item huren knows keeps its empty answer: nothing to recognise is no error.
+
+    A draft without ``status`` or ``intent`` (``DRAFT_REQUIRED``: R4 ServiceRequest 1..1; the order hooks' draftOrders
+    are orders "with draft status") is no R4 ServiceRequest: a 400 naming the element, as CDS Hooks lets a service
+    answer a request it cannot take (1.0/2.0 "HTTP Status Codes": 4xx). It had been read and answered -- a card, or
+    the all-clear -- for an order its EHR had not said was an order at all (http43's left LOW; forty-fourth round,
+    low44). Their value is only checked to be a code: a re-signed order's status is not ``draft`` (CDS Hooks Library,
+    order-sign), and R4's codes are bound by no check of huren's elsewhere either."""
+    read: dict[str, Any] = {"resourceType": "ServiceRequest",
+                            **{k: draft[k] for k in (*ORDER_ELEMENTS, *DRAFT_REQUIRED) if k in draft}}
     for name in ("authoredOn", "occurrenceDateTime"):
         if name in read:
             read[name] = _time_read(read[name])
     period = read.get("occurrencePeriod")
     if isinstance(period, dict):  # (its end is not read)
         read["occurrencePeriod"] = {"start": _time_read(period["start"])} if "start" in period else {}
-    problems = validator.structure_problems(read, f"context.draftOrders.entry[{at}].resource")
+    where = f"context.draftOrders.entry[{at}].resource"
+    problems = [(f"{where}.{k}", "required", "is required by the FHIR R4 definition (ServiceRequest 1..1) but missing")
+                for k in DRAFT_REQUIRED if k not in draft]
+    problems += validator.structure_problems(read, where)
     if problems:
         (path, code, message), *rest = problems
         raise BadRequest(f"{path}: {message} (a draft order huren cannot read would be answered as checked)",
