@@ -15,7 +15,6 @@ HL7 v2 over ``POST /hl7v2``, the order read back over FHIR, on SQLite and mongom
 
 from __future__ import annotations
 
-import pytest
 from fastapi.testclient import TestClient
 
 from adapters.convert.common import DCM
@@ -41,17 +40,14 @@ def test_a_relay_that_stored_the_order_is_its_placer(relayed: TestClient) -> Non
     assert [e.split("|")[2:4] for e in _sent(relayed, _as("LIS", xo.replace("|ACSN44Y1|", "|ACSN44Y2|")))] == HELD
     assert _codes(_order(relayed, placer)) == ["CT009"]
     assert _sent(relayed, _as("ESB", xo.replace("|ACSN44Y1|", "|ACSN44Y3|"))) == []
-    assert _codes(_order(relayed, placer))[0] == "CT020"  # (CT009 stays after it: the strict xfail below)
+    assert _codes(_order(relayed, placer)) == ["CT020"]
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "MED (acsn44, found): the placer's XO changing an imaging order's test (head CT CT009 -> chest CT CT020) keeps "
-    "the old test's coding beside the new one: pacs adds the DICOM modality (DCM CT) to the order's code, and the "
-    "merge's 'same test' for an order message (MergeRules code states: a coding in common; _another_test, "
-    "_same_test) counts the modality as a coding in common, so the change of test is read as the same test "
-    "restated and the codings are unioned -- the order then names two tests. acsn43c kept the modality out of "
-    "the converter's test codes (_test_codings); the merge rules still read it"))
 def test_the_placers_change_of_an_imaging_test_replaces_the_test(relayed: TestClient) -> None:
+    """Found by acsn44 (MED): the RIS's own XO changing head CT (CT009) to chest CT (CT020) is a change of test,
+    stated whole -- the order's test is CT020 alone. ``pacs`` adds the DICOM modality (``DCM CT``) to both, and the
+    merge's "same test" for an order message (a coding in common) read the modality as one: the codings were
+    unioned and the order named two tests (``merge_rules._modality``)."""
     mrn, placer, number = "ACSN44Z", "ACSN44PZ", "20261206002"
     omi = _omi("ACSN44Z1", mrn, placer, number, "20261206090000", "1.2.156.4448.2")
     assert _sent(relayed, omi) == []
