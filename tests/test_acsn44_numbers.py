@@ -148,3 +148,26 @@ def test_the_ris_report_after_the_ultrasounds_own_is_the_ct_orders(http: TestCli
     _clean(post(http, _us("ACSN44U2", mrn, number)))
     _clean(post(http, _report("ACSN44U3", mrn, number, "20261202093000", "F", "未见异常", "20261202110000")))
     assert _based_on(http, _order(http, "ACSN44PU")) == ["未见异常"]
+
+
+def test_a_correction_over_a_wrongly_recorded_assigner_is_judged_as_before(http: TestClient) -> None:
+    """The HIS's bare OMI came first, so the accession records the HIS as its assigner (two defaulted assigners: the
+    first stands, rv43f LOW 1). The RIS's report coded as the order's test is the order's (``_by_accession``'s coded
+    case). Its correction (OBR-25 C) by the same bare number corrects what was stated -- the RIS has no report of its
+    own filed apart under the number, so it is the stored report's, judged as before: naming another test (CT010)
+    it is refused at OBR-4 (AE 205, the report left as it was), not filed as a second report of a new order beside
+    the uncorrected one; restating the test it corrects the report."""
+    mrn, number = "ACSN44H", "20261202007"
+    omi = _omi("ACSN44H1", mrn, "ACSN44PH", number, "20261202090000", "1.2.156.4444.7")
+    _clean(post(http, omi.replace("MSH|^~\\&|RIS|", "MSH|^~\\&|HIS|", 1)))
+    _clean(post(http, _report("ACSN44H2", mrn, number, "20261202093000", "F", "未见异常", "20261202110000")))
+    corrected = _report("ACSN44H3", mrn, number, "20261202093000", "C", "少量积液", "20261202120000")
+    ack = post(http, corrected.replace("CT009^头颅CT平扫^L", "CT010^头颅CT增强^L"))
+    assert ack_code_of(ack) == "AE" and [e.split("|")[2:4] for e in err_lines(ack)] == [
+        ["OBR^1^4", "205^Duplicate key identifier^HL70357"]], ack
+    ct = _order(http, "ACSN44PH")
+    assert _based_on(http, ct) == ["未见异常"] and _others(http, ct) == []
+    ack = post(http, corrected.replace("|ACSN44H3|", "|ACSN44H4|"))
+    assert ack_code_of(ack) == "AA" and not any("|OBR^1^" in e for e in err_lines(ack)), ack
+    assert _based_on(http, _order(http, "ACSN44PH")) == ["少量积液"]
+    assert _others(http, ct) == [] and len(_reports(http, ct)) == 1

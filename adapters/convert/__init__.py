@@ -840,7 +840,7 @@ def settle_reused_filler(conversion: Conversion, read_many: Any, search: Any = N
         ours = _based_on(report)
         if another and not _placers(*(conversion.by_reference.get(o) for o in ours)):
             continue  # (another patient's report under the number, no order told: merge.yaml's subject rule refuses)
-        own = "" if another else _anothers_number(conversion, report, theirs, read_many, earlier, leaned)
+        own = "" if another else _anothers_number(conversion, key, report, theirs, read_many, earlier, leaned)
         if own:  # (another application's own number of the same value: its report, not a restatement -- no word)
             for made, made_key in conversion.filler_keyed.items():
                 if made in conversion.by_reference and made not in moves \
@@ -1024,7 +1024,7 @@ def _restated(conversion: Conversion, ref: str, key: str, was: dict[str, Any], r
     return ""
 
 
-def _anothers_number(conversion: Conversion, report: dict[str, Any], theirs: set[str], read_many: Any,
+def _anothers_number(conversion: Conversion, key: str, report: dict[str, Any], theirs: set[str], read_many: Any,
                      earlier: Sequence[Conversion], leaned: set[int]) -> str:
     """Whether a report naming its order by the filler number alone (OBR-2 empty), keyed by the number within the
     institution (``results.report_key``: a bare OBR-3 is ``urn:huren:order:<INST>``), is another application's
@@ -1046,7 +1046,11 @@ def _anothers_number(conversion: Conversion, report: dict[str, Any], theirs: set
     that exam's). Unknown on either side -- an accession stored with no assigner (before acsn43b), a relay's
     report, a report of no order holding the accession, the message naming its order by a placer number (then
     the order it names tells which exam it is, as before) -- the number is the institution's, as before: nothing
-    stored is read otherwise, and a re-send of a stored report keys as it did (forty-fourth round, acsn44)."""
+    stored is read otherwise, and a re-send of a stored report keys as it did. A correction or addendum (OBR-25
+    C/A) corrects what was stated: where the application has no report of its own filed apart under the number, the
+    stored one -- the recorded assigner may be a defaulted one the first OMI gave (the HIS's bare IPC-1: rv43f LOW
+    1), and the RIS's correction naming another CT code had made a second report beside its uncorrected one
+    (forty-fourth round, acsn44)."""
     ours = _based_on(report)
     if not ours or not theirs or ours & theirs:
         return ""
@@ -1073,7 +1077,12 @@ def _anothers_number(conversion: Conversion, report: dict[str, Any], theirs: set
         if any(_by_accession(order, filled, conversion.by_reference.get(m)) for m in ours):
             return ""
     name = "^".join(applications.canonical(conversion.institution, hd, conversion.site)).rstrip("^").lower()
-    return f"application|{name}"
+    own = f"application|{name}"
+    if report.get("status") in ("corrected", "amended"):
+        apart = _apart(conversion, "DiagnosticReport", key, {own})
+        if _as_left(apart, read_many([_key_of(apart)]).get(_key_of(apart)), earlier, leaned) is None:
+            return ""  # (nothing of its own to correct: it corrects the stored report)
+    return own
 
 
 def _apart(conversion: Conversion, rtype: str, key: str, placers: set[str]) -> str:
