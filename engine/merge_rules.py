@@ -3366,8 +3366,8 @@ class MergeRules:
     def _same_test(self, one: Resource, other: Resource) -> bool:
         """``inherits``: two orders for the same test -- a coding (system and code) of ``code`` in
         common, else one recognition item (``same_test``, when the engine set it)."""
-        mine = _code_pairs(one)
-        if mine and mine & _code_pairs(other):
+        mine = _code_pairs(one, tests=True)
+        if mine and mine & _code_pairs(other, tests=True):
             return True
         return self.same_test is not None and self.same_test(one, other)
 
@@ -3515,8 +3515,11 @@ class MergeRules:
         held = {_key(c, key) for c in codings}
         order = {"resourceType": rtype, name: stored}
         if ep.states:
-            if not (any(_key(c, key) in held for c in told) or _named_again(stored, incoming)
-                    or self._another_test(order, {"resourceType": rtype, name: incoming}) is False):
+            # (the DICOM modality both imaging orders carry is no test: head CT over chest CT shares ``DCM CT``)
+            tests = [c for c in told if not _modality(c)]
+            if not (any(_key(c, key) in held for c in tests) or _named_again(stored, incoming)
+                    or self._another_test({"resourceType": rtype, name: _tests_of(stored)},
+                                          {"resourceType": rtype, name: _tests_of(incoming)}) is False):
                 return incoming  # a change of test (or none known the same): the order message states it whole
             theirs = {_key(c, key): c for c in codings}
             lead = [{**theirs.get(_key(c, key), {}), **c} for c in told]
@@ -5084,11 +5087,31 @@ def _with_history(entries: list[Any], stored: list[Any], history: frozenset[str]
     return entries + past if past else entries
 
 
-def _code_pairs(resource: Mapping[str, Any]) -> set[tuple[str, str]]:
-    """The (system, code) pairs of a resource's ``code`` (``inherits``: the same test)."""
+def _code_pairs(resource: Mapping[str, Any], *, tests: bool = False) -> set[tuple[str, str]]:
+    """The (system, code) pairs of a resource's ``code`` (``inherits``: the same test); ``tests``: its test codes
+    only, the DICOM modality left out (``_modality``)."""
     code = resource.get("code")
     codings = code.get("coding") if isinstance(code, dict) else None
-    return {(str(c.get("system") or ""), str(c["code"])) for c in codings or () if isinstance(c, dict) and c.get("code")}
+    return {(str(c.get("system") or ""), str(c["code"])) for c in codings or ()
+            if isinstance(c, dict) and c.get("code") and not (tests and _modality(c))}
+
+
+def _modality(coding: Any) -> bool:
+    """Whether a coding of an order's ``code`` is the DICOM modality (``adapters.convert.common.DCM``, the
+    constant's owner) that ``pacs`` adds beside the test of every imaging order and report: a property of the
+    imaging message, never the test -- head CT (CT009) and chest CT (CT020) both carry ``DCM CT``, and the merge
+    read the placer's XO changing one to the other as the same test restated and kept both codings (acsn44; the
+    converter's ``_test_codings`` reads it so since acsn43c, rv43e HIGH 1)."""
+    from adapters.convert.common import DCM  # (the converter imports this module: asked at run time)
+
+    return isinstance(coding, dict) and coding.get("system") == DCM
+
+
+def _tests_of(concept: Any) -> Any:
+    """A ``code`` concept with its test codings only (``_modality`` left out), for "is it the same test"."""
+    if not isinstance(concept, dict) or not any(_modality(c) for c in concept.get("coding") or ()):
+        return concept
+    return {**concept, "coding": [c for c in concept.get("coding") or () if not _modality(c)]}
 
 
 def _in_system(entry: Any, system: str) -> bool:
