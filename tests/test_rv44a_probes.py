@@ -24,7 +24,7 @@ from tests.hl7_calls import err_lines, post
 from tests.module_store import module_eng, module_eng_http, system_client
 from tests.owner41_calls import decide, nids
 from tests.test_cds_hooks import bearer, draft, hook_request, ward
-from tests.test_idn43_merge import _a47, _merge_held, _one
+from tests.test_idn43_merge import _a47, _links, _merge_held, _one
 from tests.test_recognition_world import B, cbc
 from tests.test_rvidentity32_probes import MRN, _nid, adt, oru, patients
 
@@ -123,6 +123,28 @@ def test_a_decision_after_the_survivor_was_filed_says_it_did_not_exist_when_held
     assert "version ?" not in r.text, r.text
 
 
+@pytest.mark.xfail(strict=True, reason=(
+    "MED (before low44 too): the LIS's held A47 whose PID states her resident ID number beside the new MRN (as an "
+    "A47 restating the patient's identifier list does) can never be decided: the decision answers 409 'the "
+    "resident ID number ... is held by another record (MRN <MRG-1's>)' (Ingestor.owner_barred) -- the other record "
+    "is MRG-1's record this very merge replaces, whose numbers HL7 v2.5.1 3.3.47 moves to the new identifier; the "
+    "renumbering is filed zero times and the operator is told to take a right number off"))
+def test_a_held_a47_stating_her_number_is_decided_and_files_n_once(module_eng: Engine, http: TestClient) -> None:
+    """The LIS's A47 renumbering the HIS's record H as N, its PID stating N and her resident ID number: held (W 205),
+    nothing filed; the operator's decision takes it -- N holds her number, H replaced by N."""
+    c = _nid("32092319800917020")
+    _her(http, "RH1", c, "19800917")
+    ack = post(http, _a47("RH1M", f"RH1N^^^FNXRMYY^MR~{c}^^^^NNCHN", "壬^四四", "19800917", "RH1H^^^FNXRMYY^MR",
+                          "LIS"))
+    _merge_held(ack, "LIS")
+    assert patients(http, f"{MRN}|RH1N") == []
+    r = decide(http, module_eng, "RH1M", OPS)
+    assert r.status_code == 200, r.text[:600]
+    n = _one(http, "RH1N")
+    assert nids(n) == {c}
+    assert ("replaced-by", f"Patient/{n['id']}") in _links(_one(http, "RH1H"))
+
+
 # --- a declared application under its alias ---------------------------------------------------------------------
 
 HIS_FORM = "HISV2^2.16.840.1.113883.19.4.1^ISO"  # the HIS's new interface as the site names it: a name and its OID
@@ -218,3 +240,8 @@ def test_guard_a_medication_draft_without_status_beside_a_valid_order_keeps_the_
     assert r.status_code == 200, r.text[:400]
     [card] = r.json()["cards"]
     assert card["links"][0]["url"].endswith(ward["prior"])
+
+
+def _a40(control: str, pid3: str, name: str, birth: str, mrg1: str, app: str, pv1: str = "") -> str:
+    return (f"MSH|^~\\&|{app}|FNXRMYY|HUREN|FNYGT|20261201121500||ADT^A40^ADT_A39|{control}|P|2.5.1\r"
+            f"EVN|A40|20261201121500\rPID|1||{pid3}||{name}||{birth}|F\rMRG|{mrg1}\r{pv1}")
