@@ -18,11 +18,12 @@ from fastapi.testclient import TestClient
 
 from adapters.hl7v2.ack import ack_code_of
 from engine.engine import Engine
+from engine.messages import message_id
 from engine.settings import Settings
 from mappings.site import DEFAULTS_DIR
 from tests.hl7_calls import err_lines, post
 from tests.module_store import module_eng, module_eng_http, system_client
-from tests.owner41_calls import decide, nids, shown
+from tests.owner41_calls import decide, nids, operator, shown
 from tests.test_cds_hooks import bearer, draft, hook_request, ward
 from tests.test_idn43_merge import _a47, _links, _merge_held, _one
 from tests.test_recognition_world import B, cbc
@@ -121,6 +122,26 @@ def test_a_decision_after_the_survivor_was_filed_says_it_did_not_exist_when_held
     r = decide(http, module_eng, "RC1M", OPS)
     assert r.status_code == 409, r.text
     assert "version ?" not in r.text, r.text
+
+
+def test_guard_after_the_409_a_plain_replay_holds_it_again_and_the_decision_files_it(
+        module_eng: Engine, http: TestClient) -> None:
+    """Guard of the way out the 409 names: the held A47's new record filed since by the LIS's result, the plain replay
+    holds the A47 again against N as stored (W 205), and the operator's decision then takes the renumbering once --
+    N holds her number, H replaced by N, one record under N."""
+    c = _nid("32092319800922020")
+    _her(http, "RL1", c, "19800922")
+    _merge_held(post(http, _a47("RL1M", "RL1N^^^FNXRMYY^MR", "壬^四四", "19800922", "RL1H^^^FNXRMYY^MR", "LIS")), "LIS")
+    assert ack_code_of(post(http, oru("RL1R", "RL1N^^^FNXRMYY^MR", "壬^四四", "19800922", "F", "RL1OBS"))) == "AA"
+    assert decide(http, module_eng, "RL1M", OPS).status_code == 409
+    r = http.post(f"/admin/quarantine/{message_id('FNXRMYY', 'RL1M')}/replay", headers=operator(module_eng, OPS))
+    assert r.status_code == 200, r.text[:400]
+    assert r.json()["ack_code"] == "AA" and any("|205^" in e for e in err_lines(r.json()["ack"].encode())), r.text
+    d = decide(http, module_eng, "RL1M", OPS)
+    assert d.status_code == 200, d.text[:400]
+    (n,) = patients(http, f"{MRN}|RL1N")
+    assert nids(n) == {c}
+    assert ("replaced-by", f"Patient/{n['id']}") in _links(_one(http, "RL1H"))
 
 
 @pytest.mark.xfail(strict=True, reason=(
