@@ -50,7 +50,7 @@ _lock = threading.Lock()
 _asked: tuple[tuple[str, str], ...] | None = None  # the first new store's start's statements
 _template: Template | None = None
 _off = False  # a start asked for other tables than the template's: no template in this process
-_copied: weakref.WeakKeyDictionary[SqliteStore, Template] = weakref.WeakKeyDictionary()  # not yet settled
+_copied: weakref.WeakKeyDictionary[SqliteStore, Template] = weakref.WeakKeyDictionary()  # stores copied (``undo``)
 
 
 def open_store(settings: Settings) -> tuple[Store, Template | None]:
@@ -83,7 +83,6 @@ def settle(store: Store, template: Template | None) -> None:
     if not isinstance(store, SqliteStore) or store.asked is None:
         return
     asked, store.asked = _first_asks(store.asked), None
-    _copied.pop(store, None)
     with _lock:
         if template is None:
             if _asked is None and not _off:
@@ -108,9 +107,9 @@ def settle(store: Store, template: Template | None) -> None:
 
 
 def undo(store: Store) -> None:
-    """After a start that failed before ``settle`` was closed: a copied store's file is made what the start
-    without a template leaves -- the FHIR layout its open made, none of the parts' tables (they were the
-    start's, which rolled back)."""
+    """After a start that failed was closed (``engine._closed_if_it_fails``): a copied store's file is made what
+    the start without a template leaves -- the FHIR layout its open made, none of the parts' tables (they were
+    the start's, which rolled back)."""
     template = _copied.pop(store, None) if isinstance(store, SqliteStore) else None
     if template is not None and store.closed:
         shutil.copyfile(template.opened, store.path)

@@ -57,7 +57,7 @@ def test_a_copied_store_is_the_store_its_start_makes(tmp_path: Path, fresh_templ
     with Engine(_settings(tmp_path, "second")) as second:
         template = store_template._template
         assert template is not None and second.store.created is False  # (the start over)
-        assert second.store.asked is None and second.store not in store_template._copied  # settled
+        assert second.store.asked is None and store_template._copied.get(second.store) is template  # settled
         assert template.file.exists() and template.opened.exists()
     made = _settings(tmp_path, "first").sqlite_path
     copied = _settings(tmp_path, "second").sqlite_path
