@@ -23,6 +23,8 @@ never builds a template: it pays one list of the statements asked.
 from __future__ import annotations
 
 import atexit
+import logging
+import os
 import shutil
 import tempfile
 import threading
@@ -34,6 +36,8 @@ from engine.repository import open_store as _open_store
 from engine.repository.port import Store
 from engine.repository.sqlite_store import SqliteStore
 from engine.settings import Settings
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -63,7 +67,12 @@ def open_store(settings: Settings) -> tuple[Store, Template | None]:
         template = _made(settings)
         if template is not None:
             settings.data_dir.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(template.file, path)
+            try:
+                shutil.copyfile(template.file, path)
+            except OSError:  # (the template gone: made as always, from now on)
+                _stop()
+                path.unlink(missing_ok=True)
+                template = None
     store = _open_store(settings)
     if isinstance(store, SqliteStore):
         if template is not None:
@@ -106,6 +115,12 @@ def settle(store: Store, template: Template | None) -> None:
                 store._unsure.add(name)  # (as ``_schema_statement`` inside a transaction)
 
 
+def _stop() -> None:
+    global _off
+    with _lock:
+        _off = True
+
+
 def undo(store: Store) -> None:
     """After a start that failed was closed (``engine._closed_if_it_fails``): a copied store's file is made what
     the start without a template leaves -- the FHIR layout its open made, none of the parts' tables (they were
@@ -133,7 +148,7 @@ def _made(settings: Settings) -> Template | None:
         if _template is not None or _off or _asked is None:
             return _template if not _off else None
         folder = Path(tempfile.mkdtemp(prefix="huren-store-template-"))
-        atexit.register(shutil.rmtree, folder, True)
+        atexit.register(_remove, folder, os.getpid())
         try:
             store = _open_store(settings.with_(data_dir=folder, mongodb_uri=None))
             assert isinstance(store, SqliteStore)
@@ -146,11 +161,18 @@ def _made(settings: Settings) -> Template | None:
                 store.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
             finally:
                 _close_unoptimized(store)
-        except Exception:
+        except Exception:  # no template, and the start goes on as always (the error is the template's alone)
+            log.warning("no store template in this process", exc_info=True)
             _off = True
-            raise
+            return None
         _template = Template(settings.with_(data_dir=folder).sqlite_path, _asked, folder / "opened.sqlite3")
         return _template
+
+
+def _remove(folder: Path, pid: int) -> None:
+    """The template's folder removed when the process that made it ends (not a forked child that exits)."""
+    if os.getpid() == pid:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def _close_unoptimized(store: SqliteStore) -> None:
