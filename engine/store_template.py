@@ -12,11 +12,12 @@ opened as the new store it is (``Store.created``: every once-per-store step take
 
 Exact, or not used: the start's parts still ask for every table (each ask is a no-op on the copy) and
 the asks are compared with the template's at the end of the start (``settle``), inside its transaction.
-A template holding a table this start did not ask for has it dropped there, and one lacking a table
-this start asked for has had it created as always; either way the template is not used again in this
-process. The file then has the same tables and indexes, by the same statements, in the same order, as
-the start without it would have made, and the same rows; only pages may be numbered otherwise (the
-tables' pages come before any row's). A process that opens one Engine (``huren serve``, a CLI command)
+When they match, the file has the tables and indexes, by the same statements in the same order, and the
+rows, that the start without the template makes; only its pages may be numbered otherwise (the tables'
+pages come before any row's). When they do not, the template's tables this start did not ask for (or asked
+for by another statement) are dropped there and made by this start's statement, one it lacks has been made
+as always -- the same tables by the same statements, listed in another order -- and the template is not
+used again in this process. A process that opens one Engine (``huren serve``, a CLI command)
 never builds a template: it pays one list of the statements asked.
 """
 
