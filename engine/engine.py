@@ -15,7 +15,7 @@ from adapters.convert.his import stated_by_client
 from adapters.convert.persons import marked_by_client
 from adapters.convert.results import stand_in_by_client
 from conformance.validate import Validator
-from engine import booking_as_sent, carried_numbers
+from engine import booking_as_sent, carried_numbers, store_template
 from engine.audit.derived import AuditViews, WithAuditViews
 from engine.audit.keys import AuditKeys, log_origin
 from engine.audit.log import AuditLog
@@ -34,7 +34,6 @@ from engine.recognition.rules import Rules
 from engine.recognition.service import Recognition
 from engine.referral.service import Referrals
 from engine.referral.workflow import is_referral
-from engine.repository import open_store
 from engine.repository.fhir import FhirRepository
 from engine.repository.port import Store, is_new_store
 from engine.repository.scoped import DeletedLabels, confined_rules
@@ -48,7 +47,8 @@ class Engine:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         settings.data_dir.mkdir(parents=True, exist_ok=True)
-        self.store = open_store(settings)
+        # (a new SQLite store copied from this process's template when an earlier start made one: ``store_template``)
+        self.store, template = store_template.open_store(settings)
         with _closed_if_it_fails(self), _starting(self.store):
             # the site data (institutions, code maps, mapping tables), read once and shared by ingest and
             # recognition; ``reload_site`` swaps it for both at once
@@ -132,6 +132,7 @@ class Engine:
             # there before anything else, another process included, looks at the file
             if isinstance(self.store, SqliteStore):
                 self.store.flush_schema()
+                store_template.settle(self.store, template)  # (the tables asked, as a template's are)
             # MSH-11 T/D messages stored as clinical data before it was judged (hl7mode29): counted once, logged
             self.ingestor.messages.census_processing_ids()
         # the start is over: what the store holds from now on this process wrote, and an upgrade run
@@ -229,6 +230,8 @@ def _closed_if_it_fails(engine: Engine) -> Iterator[None]:
         for close in engine._closers():
             with suppress(Exception):
                 close()
+        with suppress(Exception):  # a store copied from a template: as the start without one leaves it
+            store_template.undo(engine.store)
         raise
 
 

@@ -367,7 +367,11 @@ def _heap_left_unsettled(request: pytest.FixtureRequest) -> Iterator[None]:
 def _index_plans_match_the_interpreter(monkeypatch: pytest.MonkeyPatch) -> None:
     """Every resource any test indexes (written, migrated, an audit view derived) is indexed by
     its compiled plan and by the interpreter, and the two must give the same rows: the plans
-    are code generated from the search parameter data, the interpreter its plain reading."""
+    are code generated from the search parameter data, the interpreter its plain reading.
+
+    Kept on every resource: measured (forty-fourth round, suite44a) on a fixed sample of 30 files (277
+    tests, -n 0), the interpreter's half cost ~0.15 s of ~17-20 s of CPU for 5,112 resources (~30 us
+    each, under 1 %), so a sample of resources would buy almost nothing for a weaker guard."""
     from engine.repository.indexing import Indexer
 
     compiled = Indexer.rows

@@ -244,20 +244,82 @@ def rule_folders(site: Path | None) -> list[Path]:
     return folders
 
 
+# Rules already built in this process, by everything they are built from (``_inputs``): the files' paths and
+# texts, and the site's institutions and code-map entries handed in. A ``Rules`` is immutable (see the module's
+# docstring) and a reload replaces it whole, so one built from the same inputs serves every Engine that asks.
+_BUILT: dict[tuple[Any, ...], tuple[Rules, tuple[tuple[str, str, str], ...]]] = {}
+_BUILT_MAX = 8  # (a test's site folders, a reload's edits: the oldest goes first)
+
+
+def _inputs(texts: Iterable[tuple[str, str]], institutions: Mapping[str, Institution] | None,
+            site_local: Mapping[str, Mapping[str, str]] | None,
+            site_loinc: Mapping[str, Mapping[str, str]] | None) -> tuple[Any, ...]:
+    """The key of ``_BUILT``: every input of ``load_rules`` in its order (a dict's order is the built
+    ``Rules``' order too), hashable; ``TypeError`` when an input is not (then nothing is kept)."""
+    def table(maps: Mapping[str, Mapping[str, str]] | None) -> tuple[Any, ...]:
+        return tuple((key, tuple(entries.items())) for key, entries in (maps or {}).items())
+
+    key = (tuple(texts), tuple((institutions or {}).items()), table(site_local), table(site_loinc))
+    hash(key)
+    return key
+
+
 def load_rules(
     folders: Sequence[Path],
     institutions: Mapping[str, Institution] | None = None,
     *,
     site_local: Mapping[str, Mapping[str, str]] | None = None,
     site_loinc: Mapping[str, Mapping[str, str]] | None = None,
+    shared: bool = False,
 ) -> Rules:
     """Read, validate and cross-check the six rules files; raise ``RulesError`` on the first mistake.
 
     ``site_local`` adds the local code → item entries of the site's per-institution code maps
     (``mappings/codes/<INSTITUTION>.yaml``, field ``item``); item_codes.yaml ``local`` wins over them.
     Entries naming an item this catalogue does not have are ignored (and logged).
+
+    ``shared`` (an Engine's start, ``Recognition``): rules ``shared`` built from the very same inputs (each
+    file's path and text, the institutions and code-map entries) earlier in this process are returned
+    again, their warnings logged again: every Engine built them anew (~1.4 ms of CPU of a test's ~17 ms
+    Engine open, the suite opening ~5,000). The files are read each time, so an edited file (a site's, a
+    test's) is read anew, and a file that does not read or does not check raises as before (nothing is
+    kept for it). Not shared: built anew, as a reload asks (``Recognition.reload``: a new ``Rules``
+    object each time, which the write hook's per-group pass-overs tell apart by identity). (forty-fourth
+    round, suite44a)
     """
+    if not shared:
+        return _load_rules(folders, institutions, site_local, site_loinc, [], [])
+    try:
+        key: tuple[Any, ...] | None = _inputs(
+            ((str(path), path.read_text(encoding="utf-8")) for path in (find_file(name, folders) for name in FILES)),
+            institutions, site_local, site_loinc)
+    except (OSError, UnicodeDecodeError, TypeError, RulesError):
+        key = None  # read below, as always, to say what is wrong
+    built = _BUILT.get(key) if key is not None else None
+    if built is not None:
+        for warning in built[1]:
+            log.warning("code map of %s: %s -> unknown recognition item %r ignored", *warning)
+        return built[0]
+    ignored: list[tuple[str, str, str]] = []
+    texts: list[tuple[str, str]] = []
+    rules = _load_rules(folders, institutions, site_local, site_loinc, ignored, texts)
+    try:  # kept under the texts it was built from (a file edited meanwhile: under its new text)
+        key = _inputs(texts, institutions, site_local, site_loinc)
+    except TypeError:
+        return rules
+    _BUILT[key] = (rules, tuple(ignored))
+    while len(_BUILT) > _BUILT_MAX:
+        del _BUILT[next(iter(_BUILT))]
+    return rules
+
+
+def _load_rules(folders: Sequence[Path], institutions: Mapping[str, Institution] | None,
+                site_local: Mapping[str, Mapping[str, str]] | None, site_loinc: Mapping[str, Mapping[str, str]] | None,
+                ignored: list[tuple[str, str, str]], texts: list[tuple[str, str]]) -> Rules:
+    """``load_rules``' reading of the files, each site code-map entry naming an unknown item added to ``ignored``
+    and each file's path and the text read added to ``texts``."""
     docs = {name: read_yaml(find_file(name, folders)) for name in FILES}
+    texts.extend((str(doc.path), doc.text) for doc in docs.values())
     for name, doc in docs.items():
         validate(doc, name.replace(".yaml", ".json"))
 
@@ -318,6 +380,7 @@ def load_rules(
                     merged.setdefault(inst, {})[local] = item
                 else:
                     log.warning("code map of %s: %s -> unknown recognition item %r ignored", inst, local, item)
+                    ignored.append((inst, local, item))
         for inst, table in codes.local.items():
             merged.setdefault(inst, {}).update(table)
         codes = replace(codes, local=merged)

@@ -105,7 +105,7 @@ class Recognition(HRMark, BatchScope, OrderTime, Repeats, PriorChanges, IdCorrec
         self._local_items = local_items or (lambda: {})
         self._local_loinc = local_loinc or (lambda: {})
         self._lock = threading.Lock()
-        self._rules = rules or self._load()
+        self._rules = rules or self._load(shared=True)  # (an earlier Engine's of the same files: ``load_rules``)
         self.index = ResultIndex(store.collection(RESULTS), store.collection(LISTED_AHEAD))
         if getattr(store, "fhir", None) is not None:
             backfill_final_at(store)  # entries an earlier release stored without ``final_at``: once
@@ -204,9 +204,9 @@ class Recognition(HRMark, BatchScope, OrderTime, Repeats, PriorChanges, IdCorrec
     def rules(self) -> Rules:
         return self._rules
 
-    def _load(self) -> Rules:
+    def _load(self, *, shared: bool = False) -> Rules:
         return load_rules(rule_folders(getattr(self.settings, "site", None)), self._institutions(),
-                          site_local=self._local_items(), site_loinc=self._local_loinc())
+                          site_local=self._local_items(), site_loinc=self._local_loinc(), shared=shared)
 
     def reload(self) -> Rules:
         """Re-read the rules (SIGHUP, ``POST /admin/reload``). On a mistake the running rules stay

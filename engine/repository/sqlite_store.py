@@ -223,6 +223,9 @@ class SqliteStore:
         self._pending: list[str] = []
         self._schema: set[str] = set()
         self._unsure: set[str] = set()  # made inside a transaction (which may have been rolled back)
+        # every (name, statement) asked while this is a list, those the file had included: an Engine's start
+        # on a new store (``engine.store_template``)
+        self.asked: list[tuple[str, str]] | None = None
         if page_size is not None:
             self._conn.execute(f"PRAGMA page_size={int(page_size)}")
         for pragma in (
@@ -313,6 +316,8 @@ class SqliteStore:
         ``sqlite_master`` at open, or created since, is not asked again (a restart's statements
         were all no-ops)."""
         with self.lock:
+            if self.asked is not None:
+                self.asked.append((name, sql))
             if name in self._schema:
                 return
             if self._depth > 0:
