@@ -223,11 +223,6 @@ def test_guard_the_his_under_its_aliased_form_as_sent_is_declared(alias_http: Te
     assert nids(patients(alias_http, f"{MRN}|RG1B")[0]) == {_nid("32092319801011020")}
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "MED: applications.is_declared matches an alias form by its code alone (same_code: HD-1, else HD-2), not as "
-    "sent (as_sent, the rule applications.py's own docstring states for alias forms): an application "
-    "HISV2^<another OID>^ISO -- another application to HL7 2.A.33 and no form of the group -- passes as the "
-    "declared HIS, its registration linking her resident ID number without W 205 (privacy)"))
 def test_another_application_sharing_only_the_forms_name_is_not_declared(alias_http: TestClient) -> None:
     ack = _registered_twice(alias_http, "RG2", OTHER, "12")
     assert ack_code_of(ack) == "AA"
@@ -235,10 +230,6 @@ def test_another_application_sharing_only_the_forms_name_is_not_declared(alias_h
     assert nids(patients(alias_http, f"{MRN}|RG2B")[0]) == set()
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "LOW: an MSH-3 whose HD-1 is the text of the HIS's OID form's universal id (``2.16.840.1.113883.19.4.1``, a "
-    "name, never compared with a universal id: applications.py, HL7 2.A.33) is the declared HIS to is_declared "
-    "(same_code compares HD-1 with the form's HD-2)"))
 def test_a_name_equal_to_the_aliased_oid_is_not_the_declared_his(tmp_path_factory: pytest.TempPathFactory) -> None:
     tmp = tmp_path_factory.mktemp("rv44aoid")
     site = tmp / "site"
