@@ -1684,12 +1684,19 @@ def decision_barred(conversion: Any, ref: str, search: Any, read_many: Any) -> B
     the number "right" -- taking it made QH hold QI's number, the index joined the two records, and QI's resident
     read QH's record and results (rv41d HIGH 1). Which record the number is whose is then the registration's to
     correct (the other record first, or a merge if they are one person), never a decision on this message's
-    renumbering. Read only on the decision and the operator's view of a held message, never on a message's path."""
+    renumbering. Read only on the decision and the operator's view of a held message, never on a message's path.
+
+    A record this message's merge replaces by ``ref`` (``merged_by``: MRG-1's record, the held merge the decision
+    takes) is no other holder: HL7 v2.5.1 3.3.47/3.3.40 move its identifiers to the survivor, so the number it holds
+    is the one the merge gives ``ref``. Counted, the LIS's held A47 whose PID restates her number beside the new MRN
+    could never be decided -- 409 "held by another record", that record MRG-1's own, the operator told to take a
+    right number off (rv44a MED 2; forty-fourth round, low44b)."""
     stored: dict[Any, Any] = {}
     survivor = _renumbered_on(ref, (), stored, [], read_many)
     if survivor != ref:
         return Barred(True, survivor, _mrn_at_sender(conversion, stored.get(tuple(survivor.split("/", 1)))))
-    holder = _other_holder(ref, _id_tokens(conversion.by_reference.get(ref)), (), stored, search, read_many)
+    holder = _other_holder(ref, _id_tokens(conversion.by_reference.get(ref)), (), stored, search, read_many,
+                           merged_by(conversion, ref))
     if holder is None:
         return None
     mrn = _mrn_at_sender(conversion, holder)
@@ -1703,6 +1710,17 @@ def _member_of(conversion: Any, record: dict[str, Any] | None) -> str:
     systems = {str(i.get("system")) for i in (record or {}).get("identifier") or () if isinstance(i, dict)}
     return next((inst.name for code, inst in sorted((getattr(site, "institutions", None) or {}).items())
                  if code == inst.code and code != conversion.institution and inst.mrn_system in systems), "")
+
+
+def merged_by(conversion: Any, survivor: str) -> set[str]:
+    """The records this message merges away into ``survivor`` (MRG-1's): its merges taken (``Conversion.merges``)
+    and those held for the operator (``_merges_held``'s claim on the survivor, MRG-1's record ``pinned`` beside it) --
+    what the operator's decision, taking the merge, replaces by ``survivor``."""
+    found = {prior for s, prior, _, _ in conversion.merges if s == survivor}
+    found |= {str(p.get("resource")) for c in conversion.held
+              if isinstance(c, dict) and c.get("kind") == MERGE_KIND and c.get("resource") == survivor
+              for p in c.get("pinned") or () if isinstance(p, dict) and p.get("resource")}
+    return found
 
 
 def _id_tokens(person: dict[str, Any] | None) -> list[tuple[str, str]]:
@@ -1735,17 +1753,18 @@ def _holders(ref: str, tokens: Sequence[tuple[str, str]], earlier: Sequence[Any]
 
 
 def _other_holder(ref: str, tokens: Sequence[tuple[str, str]], earlier: Sequence[Any], stored: dict[Any, Any],
-                  search: Any, read_many: Any) -> dict[str, Any] | None:
+                  search: Any, read_many: Any, replaced: Collection[str] = ()) -> dict[str, Any] | None:
     """Another record -- not ``ref``, not ``active: false`` (merged away), not one of ``ref``'s person (joined to
     it by no ``Patient.link``: a merge's, the index's ``seealso``, an operator's; ``_one_persons``) -- that holds a
     resident ID number of ``tokens``: stored, or as the batch's ``earlier`` messages leave it (``_holders``). None:
     no such record. The one check of "this number is another record's" -- the operator's decision
     (``decision_barred``) and a number given to a record by an application that may not link it
-    (``_first_number_held``)."""
+    (``_first_number_held``). ``replaced``: records the decided merge replaces by ``ref`` (``merged_by``), ``ref``'s
+    person's as its links will say."""
     holders = _holders(ref, tokens, earlier, search)
     if not holders:
         return None
-    one = _one_persons(ref, stored, read_many)
+    one = _one_persons(ref, stored, read_many) | set(replaced)
     return next((h for h in holders if f"Patient/{h.get('id')}" not in one and ref not in _linked(h)), None)
 
 
@@ -3211,9 +3230,11 @@ def leave_unfiled(conversion: Any) -> None:
     record was filed with the PID's name and no number (idn43b's left LOW): a record no registration spoke for, made
     of a change that did not happen, which the LIS's later results under the new MRN then filed on. A held merge
     registers no one (``MERGE_HELD``); so nothing of it is filed until the operator decides -- the decision replays
-    the message, the merge taken, and the renumbered record is filed whole (forty-fourth round, low44). A record the
-    message's other resources name (a visit of PV1) stays filed, as the PID's record of a held merge is filed as the
-    same application's A08 would be."""
+    the message, the merge taken, and the renumbered record is filed whole (forty-fourth round, low44). A record
+    another resource of the message names stays filed: another merge of the message, taken, into the same survivor
+    (an A40's second PID/MRG pair: its MRG-1 record ``replaced-by`` it) files it as its own survivor. No other
+    resource of a merge names it -- no shipped merge template maps a visit (A18's PV1 is not read), and the
+    Provenance is left out with it (rv44a LOW; low44b)."""
     for ref in conversion.unfiled:
         named = [r for k, r in conversion.by_reference.items()
                  if k != ref and not k.startswith("Provenance/") and _names(r, ref)]
