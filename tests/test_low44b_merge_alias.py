@@ -1,7 +1,8 @@
 """low44b: rv44a's findings on low44 -- a held A47 restating her resident ID number decided once (MRG-1's record is
 no "other holder" of the number its merge moves), the 409 on a survivor filed since the hold says it was filed
 nowhere, and a stored registrar matched against this message's MSH-3 as sent (an alias form's name alone is no
-alias: ``applications.sends_as``).
+alias: ``applications.sends_as``); what ``persons.leave_unfiled`` keeps filed (another merge of the message taken
+into the same survivor).
 
 Real HL7 v2 over ``POST /hl7v2``, the operator's decision over ``/admin``, ``/fhir`` over FastAPI, the real store
 (both backends where the module engine is parametrized)."""
@@ -151,3 +152,22 @@ def test_another_application_sharing_the_forms_name_does_not_merge_the_lis_recor
     assert ack_code_of(ack) == "AA"
     _merge_held(ack, "LISV2")
     assert not _merged(alias_http, "LB5")
+
+
+def test_a_held_merges_survivor_another_merge_of_the_message_takes_stays_filed(module_eng: Engine,
+                                                                               http: TestClient) -> None:
+    """What ``leave_unfiled`` keeps filed: the LIS's A40 of two PID/MRG pairs into one new MRN N -- her record (the
+    HIS's: held, W 205 at MRG-1) and the LIS's own numberless walk-in (taken). N is filed, the walk-in's survivor,
+    replacing the walk-in; her record stays hers, not merged."""
+    c = _nid("32092319800923030")
+    h = _her(http, "LB6", c, "19800923")
+    assert ack_code_of(post(http, adt("LB6Wa", "LB6W^^^FNXRMYY^MR", "壬^四四", "19800923", "F", app="LIS"))) == "AA"
+    ack = post(http, "MSH|^~\\&|LIS|FNXRMYY|HUREN|FNYGT|20261201121500||ADT^A40^ADT_A39|LB6M|P|2.5.1\r"
+                     "EVN|A40|20261201121500\r"
+                     "PID|1||LB6N^^^FNXRMYY^MR||壬^四四||19800923|F\rMRG|LB6H^^^FNXRMYY^MR\r"
+                     "PID|2||LB6N^^^FNXRMYY^MR||壬^四四||19800923|F\rMRG|LB6W^^^FNXRMYY^MR\r")
+    assert ack_code_of(ack) == "AA"
+    assert [e for e in err_lines(ack) if "|205^" in e and "MRG^1^1" in e], err_lines(ack)
+    n = _one(http, "LB6N")
+    assert ("replaced-by", f"Patient/{n['id']}") in _links(_one(http, "LB6W"))
+    assert not any(t == "replaced-by" for t, _ in _links(http.get(f"/fhir/Patient/{h['id']}").json()))
