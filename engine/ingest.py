@@ -1707,8 +1707,10 @@ class Ingestor:
                                or {}).get("versionId") or "")
                 except FhirError:
                     now = ""
-                if now != str(version or ""):
-                    changed.append(f"{ref} (held against version {version or '?'}, now {now or 'not readable'})")
+                if now != str(version or ""):  # (no version: the record was filed nowhere when held -- an A47's new
+                    # identifier, ``persons.leave_unfiled``; filed since by a later message: rv44a LOW, low44b)
+                    held = f"held against version {version}" if version else "filed nowhere when held"
+                    changed.append(f"{ref} ({held}, now {f'version {now}' if now else 'not readable'})")
         if changed:
             # (a record's: the plain replay holds it again as the message sent now is held -- a record merged since
             # is judged on its survivor's number, ``persons._renumbered_on``; regfix41b -- never taken by it)

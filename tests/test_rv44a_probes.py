@@ -109,10 +109,6 @@ def test_held_a47_then_its_result_in_one_batch_files_the_result_once(module_eng:
     assert [e["resource"]["subject"]["reference"] for e in found] == [f"Patient/{n['id']}"]
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "LOW: a held A47 whose new record a later result filed before the decision -- the decision's 409 says the "
-    "record was 'held against version ?': the claim on a survivor filed nowhere pins no version, and the words "
-    "show the placeholder instead of saying it did not exist when held"))
 def test_a_decision_after_the_survivor_was_filed_says_it_did_not_exist_when_held(
         module_eng: Engine, http: TestClient) -> None:
     c = _nid("32092319800913020")
@@ -144,12 +140,6 @@ def test_guard_after_the_409_a_plain_replay_holds_it_again_and_the_decision_file
     assert ("replaced-by", f"Patient/{n['id']}") in _links(_one(http, "RL1H"))
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "MED (before low44 too): the LIS's held A47 whose PID states her resident ID number beside the new MRN (as an "
-    "A47 restating the patient's identifier list does) can never be decided: the decision answers 409 'the "
-    "resident ID number ... is held by another record (MRN <MRG-1's>)' (Ingestor.owner_barred) -- the other record "
-    "is MRG-1's record this very merge replaces, whose numbers HL7 v2.5.1 3.3.47 moves to the new identifier; the "
-    "renumbering is filed zero times and the operator is told to take a right number off"))
 def test_a_held_a47_stating_her_number_is_decided_and_files_n_once(module_eng: Engine, http: TestClient) -> None:
     """The LIS's A47 renumbering the HIS's record H as N, its PID stating N and her resident ID number: held (W 205),
     nothing filed; the operator's decision takes it -- N holds her number, H replaced by N."""
@@ -174,11 +164,6 @@ def _audited(engine: Engine, http: TestClient, patient: str) -> int:
     return int(r.json()["total"])
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "LOW (before low44 too): the operator's read of a held A47 (GET /admin/quarantine/{id}: its raw text names her "
-    "record's MRN in MRG-1, her name in PID) is audited against no patient of hers -- admin._patients_named reads "
-    "the message's resources and its PID's identifiers, never MRG-1; before low44 it named N (a record filed apart "
-    "from hers), now N is filed nowhere and it names nothing: her 'who read my record' misses the read"))
 def test_the_operators_read_of_a_held_a47_is_audited_against_her_record(module_eng: Engine, http: TestClient) -> None:
     h = _her(http, "RK1", _nid("32092319800921020"), "19800921")
     _merge_held(post(http, _a47("RK1M", "RK1N^^^FNXRMYY^MR", "壬^四四", "19800921", "RK1H^^^FNXRMYY^MR", "LIS")), "LIS")
@@ -223,11 +208,6 @@ def test_guard_the_his_under_its_aliased_form_as_sent_is_declared(alias_http: Te
     assert nids(patients(alias_http, f"{MRN}|RG1B")[0]) == {_nid("32092319801011020")}
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "MED: applications.is_declared matches an alias form by its code alone (same_code: HD-1, else HD-2), not as "
-    "sent (as_sent, the rule applications.py's own docstring states for alias forms): an application "
-    "HISV2^<another OID>^ISO -- another application to HL7 2.A.33 and no form of the group -- passes as the "
-    "declared HIS, its registration linking her resident ID number without W 205 (privacy)"))
 def test_another_application_sharing_only_the_forms_name_is_not_declared(alias_http: TestClient) -> None:
     ack = _registered_twice(alias_http, "RG2", OTHER, "12")
     assert ack_code_of(ack) == "AA"
@@ -235,10 +215,6 @@ def test_another_application_sharing_only_the_forms_name_is_not_declared(alias_h
     assert nids(patients(alias_http, f"{MRN}|RG2B")[0]) == set()
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "LOW: an MSH-3 whose HD-1 is the text of the HIS's OID form's universal id (``2.16.840.1.113883.19.4.1``, a "
-    "name, never compared with a universal id: applications.py, HL7 2.A.33) is the declared HIS to is_declared "
-    "(same_code compares HD-1 with the form's HD-2)"))
 def test_a_name_equal_to_the_aliased_oid_is_not_the_declared_his(tmp_path_factory: pytest.TempPathFactory) -> None:
     tmp = tmp_path_factory.mktemp("rv44aoid")
     site = tmp / "site"

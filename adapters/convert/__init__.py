@@ -115,6 +115,9 @@ class Conversion:
     members: list[MemberNumber] = field(default_factory=list)
     owns: list[tuple[str, str, int, tuple[str, ...]]] = field(default_factory=list)
     application: str = ""
+    # the sending application (MSH-3) as sent, its three components: what an alias form and a declared application
+    # are matched against (``applications.sends_as``, ``is_declared``; rv44a MED 1, low44b)
+    sender: tuple[str, str, str] = ("", "", "")
     # the institution's declared registration applications (``institutions.yaml``
     # ``registration_applications``): any of them may restate a record another of them registered
     registrars: tuple[str, ...] = ()
@@ -128,7 +131,7 @@ class Conversion:
     # them (``persons._as_stored`` judges a record as the merge will leave it)
     writer: str = ""
     # the site (``mappings.site``), for what the settle steps ask of its data: which MSH-3s name one application
-    # (``applications.same_code``, senders.yaml ``application_aliases``)
+    # (``applications.sends_as``, senders.yaml ``application_aliases``)
     site: Any = field(default=None, repr=False, compare=False)
     # the changes a settle step held for the operator's decision (``persons._registrars_number``: a registration
     # from another application than the one that registered the record's ID number), each as ``held_claims`` keeps
@@ -325,6 +328,7 @@ def convert(message: Message, site: Site, institution: str | None = None, applic
         members=ctx.members,
         owns=ctx.owns,
         application=msh.application_id,
+        sender=applications.sender_of(msh),
         registrars=institution.registration_applications,
         linkers=institution.number_linking_applications,
         registers=registers_person(msh.message_type, msh.trigger_event),

@@ -141,8 +141,7 @@ def numbering(authority: HD, ctx: Any) -> tuple[HD, bool]:
     the order outranks (``adapters.convert.settle_assigners``; rv43e MED 2; forty-third round, acsn43c)."""
     if any(authority):
         return authority, True
-    msh = ctx.message.msh
-    sender = (msh.value(3).strip(), msh.value(3, comp=2).strip(), msh.value(3, comp=3).strip())
+    sender = sender_of(ctx.message.msh)
     if relay(getattr(ctx.institution, "code", ""), sender, ctx.site):
         return ("", "", ""), False
     return sender, False
@@ -181,26 +180,57 @@ def names_one(one: HD, forms_: Sequence[HD]) -> bool:
             or bool(one[0]) and any(form[0] and same_hd(one, form, one_table=True) for form in forms_))
 
 
+def code_of(hd: HD) -> str:
+    """An application's code as a stored row keeps it -- ``Header.application_code``'s rule: HD-1, else HD-2 (the
+    registrations table's, the person checks' and ``institutions.yaml``'s names of applications)."""
+    return hd[0] or hd[1]
+
+
+def sender_of(msh: Any) -> HD:
+    """A message's sending application (MSH-3) as sent: its three components, trimmed -- what an alias form is
+    matched against (``as_sent``)."""
+    return msh.value(3).strip(), msh.value(3, comp=2).strip(), msh.value(3, comp=3).strip()
+
+
 def same_code(institution: str, one: str, other: str, site: Any) -> bool:
-    """Whether two application codes of ``institution`` -- MSH-3 as ``Header.application_code`` keeps it (HD-1, else
-    HD-2: the registrations table's and the person checks' names) -- name one application: equal, or each a form of
-    one alias group, a form matching a code by its name (HD-1) or, naming none, by its universal id (HD-2). Asked by
-    ``adapters.convert.persons._may_renumber`` (who registered a record's ID number: a LIS that moved from ``LIS`` to
-    ``^<OID>^ISO`` is the application that registered it; forty-first round, reg41)."""
+    """Whether two STORED application codes of ``institution`` (``code_of``: what the registrations table and a
+    stored message's ``Header.application_code`` keep -- no HD-3, and nothing telling a name from a universal id)
+    name one application: equal, or each the code of a form of one alias group. A code cannot be matched as sent: it
+    holds no more. So a message's own application is never asked here -- it is an HD, matched as sent
+    (``sends_as``); this answers only where both sides are stored (``persons._may_restate``: whether a record's
+    registrar is a declared registration application)."""
     if one == other:
         return True
     def group(code: str) -> int | None:
         return next((i for i, forms_ in enumerate(_groups(institution, site))
-                     if any((form[0] or form[1]) == code for form in forms_)), None)
+                     if any(code_of(form) == code for form in forms_)), None)
     found = group(one)
     return found is not None and found == group(other)
 
 
-def is_declared(institution: str, code: str, codes: Sequence[str], site: Any) -> bool:
-    """Whether the application code ``code`` (MSH-3 as ``Header.application_code`` keeps it) is one of ``codes``, a
-    list the site declares by application -- institutions.yaml ``registration_applications``,
-    ``number_linking_applications`` -- by ``same_code``: a declared LIS whose interface moved to the form
-    ``^<OID>^ISO`` the site's ``application_aliases`` name with ``LIS`` is still the declared LIS. Compared by
-    equality, its result under the OID was held W 205 as an undeclared application's (last43 LOW; forty-fourth round,
-    low44)."""
-    return code in codes or any(same_code(institution, code, one, site) for one in codes)
+def sends_as(institution: str, hd: HD, code: str, site: Any) -> bool:
+    """Whether this message's MSH-3 ``hd`` (as sent, ``sender_of``) names the application of ``code`` (a stored
+    code: a record's registrar, a number's owner, a declared application of institutions.yaml): its own code is
+    ``code``, or the site's alias group holding ``hd`` AS SENT (``forms``: every component the form states) lists a
+    form whose code is ``code`` -- a LIS whose interface moved from ``LIS`` to ``^<OID>^ISO`` is the application that
+    registered the record (reg41). Never by ``hd``'s code alone against a form: with the group ``[HIS,
+    HISV2^<OID>^ISO]``, ``HISV2^<another OID>^ISO`` is another application (HL7 v2.5.1 2.A.33: another universal id)
+    and no form of the group, and an MSH-3 whose name is the OID's text is a name, never compared with a universal
+    id -- matched by code, either passed as the declared HIS and linked her resident ID number on its word (rv44a
+    MED 1, LOW; forty-fourth round, low44b). The one rule of "this message's application is that one"."""
+    return code_of(hd) == code or any(code_of(form) == code for form in forms(institution, hd, site)[1:])
+
+
+def is_declared(institution: str, hd: HD, codes: Sequence[str], site: Any) -> bool:
+    """Whether this message's MSH-3 ``hd`` (as sent) is one of ``codes``, a list the site declares by application --
+    institutions.yaml ``registration_applications``, ``number_linking_applications`` -- by ``sends_as``: a declared
+    LIS whose interface moved to the form ``^<OID>^ISO`` the site's ``application_aliases`` name with ``LIS`` is
+    still the declared LIS (compared by equality, its result under the OID was held W 205 as an undeclared
+    application's: last43 LOW; low44), and only as that form is sent (rv44a MED 1; low44b)."""
+    return any(sends_as(institution, hd, one, site) for one in codes)
+
+
+def code_declared(institution: str, code: str, codes: Sequence[str], site: Any) -> bool:
+    """Whether a STORED application code (a record's registrar) is one of the declared ``codes``, by ``same_code``
+    (a code holds no more than its name or universal id: see there)."""
+    return any(same_code(institution, code, one, site) for one in codes)

@@ -41,7 +41,7 @@ from dataclasses import replace
 from typing import Any, NamedTuple
 
 from adapters.convert.actors import INSTITUTION_SYSTEM
-from adapters.convert.applications import is_declared, same_code
+from adapters.convert.applications import code_declared, is_declared, sends_as
 from adapters.convert.engine import json_copy
 from adapters.hl7v2.errors import (
     DATA_TYPE_ERROR,
@@ -1304,8 +1304,10 @@ def _declares(conversion: Any) -> bool:
     """Is this message's application (MSH-3) one of its institution's declared ``registration_applications``
     (institutions.yaml)? By ``applications.is_declared``: a form the site's ``application_aliases`` name with a
     declared application is it -- the HIS whose interface moved to ``^<OID>^ISO`` is still the declared HIS (compared
-    by equality since decl42, its word had been held as an undeclared application's: last43 LOW; low44)."""
-    return bool(conversion.registrars) and is_declared(conversion.institution, conversion.application,
+    by equality since decl42, its word had been held as an undeclared application's: last43 LOW; low44) -- as sent,
+    every component the form states: ``HISV2^<another OID>^ISO`` is not the HIS aliased as ``HISV2^<OID>^ISO``
+    (rv44a MED 1; low44b)."""
+    return bool(conversion.registrars) and is_declared(conversion.institution, conversion.sender,
                                                        conversion.registrars, conversion.site)
 
 
@@ -1323,8 +1325,8 @@ def _may_restate(conversion: Any, registrar: str | None) -> bool:
         return not declared or _declares(conversion)
     if registrar is None or registrar == _UNSPOKEN:
         return False
-    return registrar == conversion.application or (
-        _declares(conversion) and is_declared(conversion.institution, registrar, declared, conversion.site))
+    return sends_as(conversion.institution, conversion.sender, registrar, conversion.site) or (
+        _declares(conversion) and code_declared(conversion.institution, registrar, declared, conversion.site))
 
 
 class Renumber(NamedTuple):
@@ -1370,7 +1372,7 @@ def _may_renumber(conversion: Any, ref: str, earlier: Sequence[Any], search: Any
     ERR W 205 names both applications, and the message is listed for the operator's decision (``Renumber.held``,
     ord40's ``POST /admin/quarantine/{id}/owner``: the same hold, audit and page as a held order change), whose
     replay takes it (``Conversion.decided_renumbers``). Two MSH-3s the site names one application
-    (senders.yaml ``application_aliases``) are one (``applications.same_code``).
+    (senders.yaml ``application_aliases``) are one (``applications.sends_as``: as sent).
 
     Else (the number no registering application's: a placeholder's, a FHIR client's, one whose history cannot be
     read): an application that registers the record -- this message a registration event (A01/A04/A05/A28, a
@@ -1381,12 +1383,12 @@ def _may_renumber(conversion: Any, ref: str, earlier: Sequence[Any], search: Any
     registrations cannot be told (None) or no registration spoke for (``_UNSPOKEN``: a FHIR client's, results naming
     it or not -- a result naming a record is no registration, regfix41): only a registration event."""
     declared = conversion.registrars
-    app = conversion.application
     if declared:
         if _declares(conversion):
             return Renumber(True)
         registrar = _with_batch(_registered(ref, search, messages, declared, read_many), ref, earlier, declared)
-        return Renumber(registrar == app, RENUMBER_DECLARED, tuple(declared))
+        return Renumber(registrar is not None and sends_as(conversion.institution, conversion.sender, registrar,
+                                                            conversion.site), RENUMBER_DECLARED, tuple(declared))
     registrants = _registrants(ref, search, messages, read_many)
     if registrants == {_UNREGISTERED}:
         return Renumber(True)
@@ -1400,7 +1402,7 @@ def _may_renumber(conversion: Any, ref: str, earlier: Sequence[Any], search: Any
     owners = _number_owners(conversion, ref, frozenset(n for n in numbers if valid_number(n)), registrants, earlier,
                             search, messages, read_many)
     if owners:
-        if any(same_code(conversion.institution, app, owner, conversion.site) for owner in owners):
+        if any(sends_as(conversion.institution, conversion.sender, owner, conversion.site) for owner in owners):
             return Renumber(True)
         if ref in conversion.decided_renumbers:  # (the operator took this message's change as the owner's)
             conversion.decision_answered = True
@@ -1408,7 +1410,8 @@ def _may_renumber(conversion: Any, ref: str, earlier: Sequence[Any], search: Any
         return Renumber(False, RENUMBER_OWNER, tuple(sorted(owners)), held=True)
     if conversion.registers:
         return Renumber(True)
-    return Renumber(app in registrants, RENUMBER_REGISTRANTS, tuple(sorted(registrants)))
+    return Renumber(any(sends_as(conversion.institution, conversion.sender, r, conversion.site) for r in registrants),
+                    RENUMBER_REGISTRANTS, tuple(sorted(registrants)))
 
 
 def _numbers_left(ref: str, earlier: Sequence[Any], stored: dict[Any, Any], leaned: list[int]) -> frozenset[str]:
@@ -1681,12 +1684,19 @@ def decision_barred(conversion: Any, ref: str, search: Any, read_many: Any) -> B
     the number "right" -- taking it made QH hold QI's number, the index joined the two records, and QI's resident
     read QH's record and results (rv41d HIGH 1). Which record the number is whose is then the registration's to
     correct (the other record first, or a merge if they are one person), never a decision on this message's
-    renumbering. Read only on the decision and the operator's view of a held message, never on a message's path."""
+    renumbering. Read only on the decision and the operator's view of a held message, never on a message's path.
+
+    A record this message's merge replaces by ``ref`` (``merged_by``: MRG-1's record, the held merge the decision
+    takes) is no other holder: HL7 v2.5.1 3.3.47/3.3.40 move its identifiers to the survivor, so the number it holds
+    is the one the merge gives ``ref``. Counted, the LIS's held A47 whose PID restates her number beside the new MRN
+    could never be decided -- 409 "held by another record", that record MRG-1's own, the operator told to take a
+    right number off (rv44a MED 2; forty-fourth round, low44b)."""
     stored: dict[Any, Any] = {}
     survivor = _renumbered_on(ref, (), stored, [], read_many)
     if survivor != ref:
         return Barred(True, survivor, _mrn_at_sender(conversion, stored.get(tuple(survivor.split("/", 1)))))
-    holder = _other_holder(ref, _id_tokens(conversion.by_reference.get(ref)), (), stored, search, read_many)
+    holder = _other_holder(ref, _id_tokens(conversion.by_reference.get(ref)), (), stored, search, read_many,
+                           merged_by(conversion, ref))
     if holder is None:
         return None
     mrn = _mrn_at_sender(conversion, holder)
@@ -1700,6 +1710,17 @@ def _member_of(conversion: Any, record: dict[str, Any] | None) -> str:
     systems = {str(i.get("system")) for i in (record or {}).get("identifier") or () if isinstance(i, dict)}
     return next((inst.name for code, inst in sorted((getattr(site, "institutions", None) or {}).items())
                  if code == inst.code and code != conversion.institution and inst.mrn_system in systems), "")
+
+
+def merged_by(conversion: Any, survivor: str) -> set[str]:
+    """The records this message merges away into ``survivor`` (MRG-1's): its merges taken (``Conversion.merges``)
+    and those held for the operator (``_merges_held``'s claim on the survivor, MRG-1's record ``pinned`` beside it) --
+    what the operator's decision, taking the merge, replaces by ``survivor``."""
+    found = {prior for s, prior, _, _ in conversion.merges if s == survivor}
+    found |= {str(p.get("resource")) for c in conversion.held
+              if isinstance(c, dict) and c.get("kind") == MERGE_KIND and c.get("resource") == survivor
+              for p in c.get("pinned") or () if isinstance(p, dict) and p.get("resource")}
+    return found
 
 
 def _id_tokens(person: dict[str, Any] | None) -> list[tuple[str, str]]:
@@ -1732,17 +1753,18 @@ def _holders(ref: str, tokens: Sequence[tuple[str, str]], earlier: Sequence[Any]
 
 
 def _other_holder(ref: str, tokens: Sequence[tuple[str, str]], earlier: Sequence[Any], stored: dict[Any, Any],
-                  search: Any, read_many: Any) -> dict[str, Any] | None:
+                  search: Any, read_many: Any, replaced: Collection[str] = ()) -> dict[str, Any] | None:
     """Another record -- not ``ref``, not ``active: false`` (merged away), not one of ``ref``'s person (joined to
     it by no ``Patient.link``: a merge's, the index's ``seealso``, an operator's; ``_one_persons``) -- that holds a
     resident ID number of ``tokens``: stored, or as the batch's ``earlier`` messages leave it (``_holders``). None:
     no such record. The one check of "this number is another record's" -- the operator's decision
     (``decision_barred``) and a number given to a record by an application that may not link it
-    (``_first_number_held``)."""
+    (``_first_number_held``). ``replaced``: records the decided merge replaces by ``ref`` (``merged_by``), ``ref``'s
+    person's as its links will say."""
     holders = _holders(ref, tokens, earlier, search)
     if not holders:
         return None
-    one = _one_persons(ref, stored, read_many)
+    one = _one_persons(ref, stored, read_many) | set(replaced)
     return next((h for h in holders if f"Patient/{h.get('id')}" not in one and ref not in _linked(h)), None)
 
 
@@ -3061,7 +3083,7 @@ def merge_refused(conversion: Any, survivor: str, prior: str, renumbered: bool, 
 
     *A site that declares its registration applications* (institutions.yaml ``registration_applications``): any of
     them may; another application only when it registered both records itself (``_registered``, the batch's as one
-    by one: ``_with_batch``; aliases one: ``same_code``) -- a survivor no version of which is stored or written by the
+    by one: ``_with_batch``; aliases one: ``sends_as``) -- a survivor no version of which is stored or written by the
     batch is this message's own. A merge says the two records are one person's: HL7 v2.5.1 3.3.40 "the
     identifiers ... merge", and the patient index reads every result of both as the survivor's person's. The site
     has declared which systems say who a record's person is; the LIS's A08 giving its walk-in her number is held
@@ -3092,8 +3114,8 @@ def merge_refused(conversion: Any, survivor: str, prior: str, renumbered: bool, 
             if ref == survivor and key not in stored and not any(ref in c.by_reference for c in earlier):
                 continue  # (not held anywhere: this message's new record)
             registrar = _with_batch(_registered(ref, search, messages, declared, read_many), ref, earlier, declared)
-            if registrar in (None, _UNSPOKEN, _UNREGISTERED) or not same_code(conversion.institution, app, registrar,
-                                                                              conversion.site):
+            if registrar in (None, _UNSPOKEN, _UNREGISTERED) or not sends_as(conversion.institution, conversion.sender,
+                                                                             registrar, conversion.site):
                 by = registrar if registrar not in (None, _UNSPOKEN, _UNREGISTERED) else "none"
                 whose = "MRG-1's record" if ref == prior else "the PID's record"
                 return (f"MRG-1's record is not merged away: {whose} was registered by another application (MSH-3 "
@@ -3208,9 +3230,11 @@ def leave_unfiled(conversion: Any) -> None:
     record was filed with the PID's name and no number (idn43b's left LOW): a record no registration spoke for, made
     of a change that did not happen, which the LIS's later results under the new MRN then filed on. A held merge
     registers no one (``MERGE_HELD``); so nothing of it is filed until the operator decides -- the decision replays
-    the message, the merge taken, and the renumbered record is filed whole (forty-fourth round, low44). A record the
-    message's other resources name (a visit of PV1) stays filed, as the PID's record of a held merge is filed as the
-    same application's A08 would be."""
+    the message, the merge taken, and the renumbered record is filed whole (forty-fourth round, low44). A record
+    another resource of the message names stays filed: another merge of the message, taken, into the same survivor
+    (an A40's second PID/MRG pair: its MRG-1 record ``replaced-by`` it) files it as its own survivor. No other
+    resource of a merge names it -- no shipped merge template maps a visit (A18's PV1 is not read), and the
+    Provenance is left out with it (rv44a LOW; low44b)."""
     for ref in conversion.unfiled:
         named = [r for k, r in conversion.by_reference.items()
                  if k != ref and not k.startswith("Provenance/") and _names(r, ref)]
@@ -3273,8 +3297,9 @@ def new_record_linked(conversion: Any, ref: str, earlier: Sequence[Any], stored:
     relay the registration is the site's to declare, as which systems register is: a wrong answer is worse than no
     answer, and the held result is filed on its own record, nothing lost. A site declaring no registration
     application keeps the index's rule (nothing there tells the HIS from a LIS: decl42b's choice)."""
-    institution, app, site = conversion.institution, conversion.application, conversion.site
-    if not conversion.registrars or is_declared(institution, app, conversion.registrars + conversion.linkers, site):
+    institution, site = conversion.institution, conversion.site
+    if not conversion.registrars or is_declared(institution, conversion.sender, conversion.registrars
+                                                + conversion.linkers, site):
         return False
     if ref in conversion.decided_renumbers:  # (the operator's decision: given)
         conversion.decision_answered = True
@@ -3293,7 +3318,7 @@ def _first_number_held(conversion: Any, ref: str, judged: str, person: dict[str,
     given? Yes -- a held ``Renumber`` naming the registering application(s) by MSH-3, for the W -- when another record
     holds that number (``_other_holder``: the decision's own check) and this message's application did not register
     the record: not a declared registration application, nor the record's registrar (``_registered``, the batch's as
-    one by one: ``_with_batch``; aliases one: ``same_code``). A result's placeholder no registration spoke for -- or
+    one by one: ``_with_batch``; aliases one: ``sends_as``). A result's placeholder no registration spoke for -- or
     only one whose renumbering was held here (``_registered_unheld``) -- has no registrar: held unless a declared
     registration application sends it (``_may_restate``'s rule; rv41n HIGH 1, regfix41d). The record's registrar,
     not a declared registration application, is held too (``RENUMBER_LINKS``, ``_links_unheld``: a duplicate
@@ -3322,7 +3347,7 @@ def _first_number_held(conversion: Any, ref: str, judged: str, person: dict[str,
         if ref in conversion.decided_renumbers:  # (the operator's decision, no longer barred: it gives the number)
             conversion.decision_answered = True
         return None
-    declared, app = conversion.registrars, conversion.application
+    declared = conversion.registrars
     if _declares(conversion):
         return None
     held = Renumber(False, RENUMBER_FIRST, (), held=True)  # (a placeholder: registered by none)
@@ -3331,7 +3356,8 @@ def _first_number_held(conversion: Any, ref: str, judged: str, person: dict[str,
         return held  # (a placeholder: no one registered it -- held; a declared application returned above)
     if registrar not in (None, _UNSPOKEN) and not _registered_unheld(judged, earlier, search, messages, read_many):
         return held  # (a placeholder whose registrations were all held here: a placeholder still)
-    if registrar not in (None, _UNSPOKEN) and same_code(conversion.institution, app, registrar, conversion.site):
+    if registrar not in (None, _UNSPOKEN) and sends_as(conversion.institution, conversion.sender, registrar,
+                                                       conversion.site):
         return Renumber(False, RENUMBER_LINKS, tuple(declared), held=True) \
             if _links_unheld(conversion, tokens, carried) else None  # (the registrar's own: held unless its merge
         # carries the number -- decl42, decl42b)

@@ -112,7 +112,7 @@ def _stored(engine: Engine, caller: Caller, message_id: str, *, refused_only: bo
 def _patients_named(engine: Engine, doc: Document, text: str | None = None) -> list[str]:
     """The Patient ids the store knows that a stored message names, for the audit record of
     reading or replaying it: those its processing made or updated (``resources``), and those the
-    patient index finds by the identifiers of its PID segments (``IdentityService.patients_named``:
+    patient index finds by the identifiers of its PID and MRG segments (``IdentityService.patients_named``:
     a valid national resident ID, or a record number of the sending institution). A refused message
     made no resources, but its raw text names the patient all the same: the resident's "who read my
     record" must show the read. A message whose text cannot be parsed names only what the store recorded."""

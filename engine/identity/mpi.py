@@ -566,6 +566,11 @@ def _warning(diagnostics: str) -> dict[str, Any]:
             "expression": ["Patient.identifier"]}
 
 
+# the fields of a message naming a patient's stored record by an identifier (CX): PID-3 (PID-2, PID-4), and MRG-1
+# (MRG-2, MRG-4) -- the record a merge replaces (``IdentityService.patients_named``)
+_NAMING_FIELDS: tuple[tuple[str, tuple[int, ...]], ...] = (("PID", (3, 2, 4)), ("MRG", (1, 2, 4)))
+
+
 class IdentityService:
     def __init__(self, store: Store, repository: Repository | None = None, *, key: bytes) -> None:
         self.store = store
@@ -1024,8 +1029,10 @@ class IdentityService:
 
     def patients_named(self, message: Any, *, mrn_system: str | None, national_system: str | None,
                        most: int = 20, systems: Callable[[Any], str | None] | None = None) -> list[str]:
-        """The Patient ids the store holds that a message's PID segments name: by PID-3 (PID-2 and
-        PID-4 too) -- a valid national resident ID (``nationalid``, as the statement of every record
+        """The Patient ids the store holds that a message's PID and MRG segments name: by PID-3 (PID-2 and
+        PID-4 too), and by MRG-1 (MRG-2, MRG-4: the record a merge replaces -- a held A47's new MRN is filed nowhere
+        until decided, and its read shown to the operator names her record by MRG-1 alone: rv44a LOW; low44b) -- a
+        valid national resident ID (``nationalid``, as the statement of every record
         reads it) under the site's ``national_system``, else a record number of the sending
         institution (``mrn_system``) -- each looked up as ``Patient?identifier=`` (at most ``most``
         identifiers, 50 records each). ``message``: a parsed HL7 v2 message (``adapters.hl7v2.parser``).
@@ -1041,24 +1048,24 @@ class IdentityService:
         if self.repository is None:
             return []
         tokens: list[str] = []
-        for pid in message.all("PID"):
-            for field_no in (3, 2, 4):
-                for rep in pid.reps(field_no):
-                    value = rep.comp(1).strip()
-                    if not value or any(c in value for c in "\\|,$"):  # (no search escapes: names nobody)
-                        continue
-                    number = nationalid.valid_number(value)
-                    if number and national_system:
-                        tokens.append(f"{national_system}|{number}")
-                    elif systems is not None:
-                        # whose record number it is, as the converter keyed it: a LIS's own number
-                        # under its authority's system, never the HIS record of the same value
-                        # (identity32); an id of another type is no record number
-                        system = systems(rep)
-                        if system:
-                            tokens.append(f"{system}|{value}")
-                    elif mrn_system:
-                        tokens.append(f"{mrn_system}|{value}")
+        reps = (rep for segment, fields in _NAMING_FIELDS for seg in message.all(segment) for field_no in fields
+                for rep in seg.reps(field_no))
+        for rep in reps:
+            value = rep.comp(1).strip()
+            if not value or any(c in value for c in "\\|,$"):  # (no search escapes: names nobody)
+                continue
+            number = nationalid.valid_number(value)
+            if number and national_system:
+                tokens.append(f"{national_system}|{number}")
+            elif systems is not None:
+                # whose record number it is, as the converter keyed it: a LIS's own number
+                # under its authority's system, never the HIS record of the same value
+                # (identity32); an id of another type is no record number
+                system = systems(rep)
+                if system:
+                    tokens.append(f"{system}|{value}")
+            elif mrn_system:
+                tokens.append(f"{mrn_system}|{value}")
         found: list[str] = []
         for token in list(dict.fromkeys(tokens))[:most]:
             try:
