@@ -1198,12 +1198,14 @@ def _codings(concept: Any) -> set[tuple[str, str]]:
 
 
 def _test_codings(concept: Any) -> set[tuple[str, str]]:
-    """The order's *test* codings (``_codings``) without its DICOM modality (``common.DCM``): ``pacs._order_hook``
-    adds the modality (CT, US) to the order's code and to an imaging report's, so two CT fillers' exams -- the
-    RIS's head CT and the emergency CT system's chest CT -- shared a coding and "coded as the order's test" held
-    for any report of the modality (review rv43e HIGH 1; forty-third round, acsn43c). The modality is the imaging
-    message's (``Filled.imaging``), never the test."""
-    return {(system, code) for system, code in _codings(concept) if system != common.DCM}
+    """The order's *test* codings (``_codings``) without its DICOM modality (``common.is_modality``, the rule's
+    owner): ``pacs._order_hook`` adds the modality (CT, US) to the order's code and to an imaging report's, so two
+    CT fillers' exams -- the RIS's head CT and the emergency CT system's chest CT -- shared a coding and "coded as
+    the order's test" held for any report of the modality (review rv43e HIGH 1; forty-third round, acsn43c). The
+    modality is the imaging message's (``Filled.imaging``), never the test."""
+    if not isinstance(concept, dict):
+        return set()
+    return _codings({"coding": [c for c in concept.get("coding") or () if not common.is_modality(c)]})
 
 
 def _verification(condition: dict[str, Any] | None) -> str | None:
