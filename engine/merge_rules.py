@@ -3516,7 +3516,8 @@ class MergeRules:
         order = {"resourceType": rtype, name: stored}
         if ep.states:
             # (the DICOM modality both imaging orders carry is no test: head CT over chest CT shares ``DCM CT``)
-            tests = [c for c in told if not _modality(c)]
+            modality = _modality()
+            tests = [c for c in told if not modality(c)]
             if not (any(_key(c, key) in held for c in tests) or _named_again(stored, incoming)
                     or self._another_test({"resourceType": rtype, name: _tests_of(stored)},
                                           {"resourceType": rtype, name: _tests_of(incoming)}) is False):
@@ -5092,26 +5093,28 @@ def _code_pairs(resource: Mapping[str, Any], *, tests: bool = False) -> set[tupl
     only, the DICOM modality left out (``_modality``)."""
     code = resource.get("code")
     codings = code.get("coding") if isinstance(code, dict) else None
+    modality = _modality() if tests else None
     return {(str(c.get("system") or ""), str(c["code"])) for c in codings or ()
-            if isinstance(c, dict) and c.get("code") and not (tests and _modality(c))}
+            if isinstance(c, dict) and c.get("code") and not (modality and modality(c))}
 
 
-def _modality(coding: Any) -> bool:
-    """Whether a coding of an order's ``code`` is the DICOM modality (``adapters.convert.common.DCM``, the
-    constant's owner) that ``pacs`` adds beside the test of every imaging order and report: a property of the
-    imaging message, never the test -- head CT (CT009) and chest CT (CT020) both carry ``DCM CT``, and the merge
-    read the placer's XO changing one to the other as the same test restated and kept both codings (acsn44; the
-    converter's ``_test_codings`` reads it so since acsn43c, rv43e HIGH 1)."""
-    from adapters.convert.common import DCM  # (the converter imports this module: asked at run time)
+def _modality() -> Callable[[Any], bool]:
+    """Whether a coding of an order's ``code`` is the DICOM modality, never the test: the converter's rule
+    (``adapters.convert.common.is_modality``, its one owner -- the converter's ``_test_codings`` asks it too),
+    fetched at run time once per question (the converter imports this module). Read as a test, the merge took the
+    placer's XO changing head CT (CT009) to chest CT (CT020), both carrying ``DCM CT``, for the same test restated
+    and kept both codings (acsn44; one owner since acsn44b, rv44b LOW 5)."""
+    from adapters.convert.common import is_modality
 
-    return isinstance(coding, dict) and coding.get("system") == DCM
+    return is_modality
 
 
 def _tests_of(concept: Any) -> Any:
     """A ``code`` concept with its test codings only (``_modality`` left out), for "is it the same test"."""
-    if not isinstance(concept, dict) or not any(_modality(c) for c in concept.get("coding") or ()):
+    modality = _modality()
+    if not isinstance(concept, dict) or not any(modality(c) for c in concept.get("coding") or ()):
         return concept
-    return {**concept, "coding": [c for c in concept.get("coding") or () if not _modality(c)]}
+    return {**concept, "coding": [c for c in concept.get("coding") or () if not modality(c)]}
 
 
 def _in_system(entry: Any, system: str) -> bool:

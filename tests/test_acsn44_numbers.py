@@ -1,15 +1,16 @@
-"""A bare filler number is the sending application's (forty-fourth round, acsn44; acsn43b's MED).
+"""A bare filler number is the sending application's (forty-fourth round, acsn44; acsn43b's MED) -- wanted, not done.
 
 One hospital (阜宁县人民医院) runs several fillers, each counting by date: the RIS numbers its CT exams'
 accessions ``20261202001``, the ultrasound system (USIS) and the LIS number their own exams and specimens the same
 way. A report naming its exam by OBR-3 alone, with no assigning authority, is keyed by the number within the
 institution (``urn:huren:order:<INST>``); after the RIS's report by its accession the ultrasound system's own report
-under its own bare number was refused AE 205 as a restatement of the CT report. HL7 v2.5.1 4.5.1.3 makes the filler
-number the filler application's, and a result's filler is its sender: now the stored report's number is known as
-the RIS's by the accession its order records (``Identifier.assigner``), and another application's report of its own
-exam under the same value is filed as its own (``adapters.convert._anothers_number``); a re-send of either finds
-its report. What stored rows do not record -- a report filed on no accession's order, an accession stored with no
-assigner, a relay's report -- stays the institution's number, as before.
+under its own bare number is refused AE 205 as a restatement of the CT report (raw kept, nothing misfiled). acsn44
+split such a report apart by the accession's recorded assigner on the stored report's order; rv44b found that split
+unsound (a final of one exam of another code, or after the placer's change of test, filed as a second report; the
+reused-number checks skipped; the key a config-ordered name), and acsn44b reverted it: the tests of the split are
+strict xfails of acsn43b's MED again, until the stored report records its sending application. The guards -- the
+same exam forwarded, an accession stored with no assigner, a correction over a defaulted assigner -- hold as they
+are.
 
 HL7 v2.5.1 in the hospital's style, real bytes through ``POST /hl7v2`` (one FHS/BHS batch too) into a real engine
 and store on each backend (``module_eng``: SQLite, mongomock), read back over ``/fhir``."""
@@ -45,6 +46,13 @@ def _clean(ack: bytes) -> None:
     assert ack_code_of(ack) == "AA" and err_lines(ack) == [], ack
 
 
+SPLIT_REVERTED = pytest.mark.xfail(strict=True, reason=(
+    "MED (acsn43b's, back since acsn44b): a bare OBR-3 is the institution's number -- another application's own "
+    "report under the value of the RIS's accession, after the RIS's report, is refused AE 205 at OBR-3 (raw kept, "
+    "nothing misfiled) as a restatement of the CT report. acsn44's split by the order's accession assigner was "
+    "reverted (rv44b HIGH 1-3, MED 4); the mend needs the stored report to record its sending application"))
+
+
 def _lis(control: str, mrn: str, number: str) -> str:
     """The LIS's potassium under its own bare specimen number (OBR-3 alone)."""
     return (HDR.format(app="LIS", stamp="20261202120000", kind="ORU^R01^ORU_R01", control=control)
@@ -53,6 +61,7 @@ def _lis(control: str, mrn: str, number: str) -> str:
             "OBX|1|NM|K^钾^L||4.1|mmol/L|3.5-5.3||||F|||20261202120000\r")
 
 
+@SPLIT_REVERTED
 def test_resends_find_each_ones_report(http: TestClient) -> None:
     """The RIS's report, then the ultrasound's own under the same bare number (its own order, AA), then each sent
     again under a new control id and the ultrasound's correction (OBR-25 C): every one finds its own report -- two
@@ -72,6 +81,7 @@ def test_resends_find_each_ones_report(http: TestClient) -> None:
     assert len(_reports(http, ct)) == 2
 
 
+@SPLIT_REVERTED
 def test_in_one_batch_as_one_by_one(http: TestClient) -> None:
     """The OMI, the RIS's report and the ultrasound's own report in one FHS/BHS batch: stored as sent one by one."""
     mrn, number = "ACSN44B", "20261202002"
@@ -85,6 +95,7 @@ def test_in_one_batch_as_one_by_one(http: TestClient) -> None:
     assert _based_on(http, own) == ["肝胆脾未见异常"]
 
 
+@SPLIT_REVERTED
 def test_the_lis_specimen_number_of_the_same_value_is_its_own(http: TestClient) -> None:
     """Not imaging alone: the LIS's potassium under its bare specimen number of the accession's value, after the
     RIS's report, is the LIS's report (AA, no ERR), the CT report left as it was."""

@@ -849,14 +849,6 @@ def settle_reused_filler(conversion: Conversion, read_many: Any, search: Any = N
         ours = _based_on(report)
         if another and not _placers(*(conversion.by_reference.get(o) for o in ours)):
             continue  # (another patient's report under the number, no order told: merge.yaml's subject rule refuses)
-        own = "" if another else _anothers_number(conversion, key, report, theirs, read_many, earlier, leaned)
-        if own:  # (another application's own number of the same value: its report, not a restatement -- no word)
-            for made, made_key in conversion.filler_keyed.items():
-                if made in conversion.by_reference and made not in moves \
-                        and (made_key == key or made_key.startswith(f"{key}|")):
-                    moves[made] = _apart(conversion, made.split("/", 1)[0], made_key, {own})
-            conversion.apart_orders.update(theirs)
-            continue
         named = {o: o for o in ours}  # this message's order -> the order it names (by the number alone: the holder)
         for o in ours:
             made = conversion.by_reference.get(o)
@@ -1031,67 +1023,6 @@ def _restated(conversion: Conversion, ref: str, key: str, was: dict[str, Any], r
                        f"newest order's: which it corrects is not told -- not filed; {ask[0]}", *ask[1:],
                        code=DUPLICATE_KEY_IDENTIFIER)
     return ""
-
-
-def _anothers_number(conversion: Conversion, key: str, report: dict[str, Any], theirs: set[str], read_many: Any,
-                     earlier: Sequence[Conversion], leaned: set[int]) -> str:
-    """Whether a report naming its order by the filler number alone (OBR-2 empty), keyed by the number within the
-    institution (``results.report_key``: a bare OBR-3 is ``urn:huren:order:<INST>``), is another application's
-    number than the stored report under that key -- then the token its resources are keyed apart by (``_apart``:
-    ``application|<the sending application>``), else "".
-
-    HL7 v2.5.1 4.5.1.3 / 2.A.24: the filler order number is the filler application's, its assigning authority
-    (EI-2..4) that application, and a result's filler is its sender -- a bare OBR-3 is the sending application's
-    number (``applications.numbering``: MSH-3; none behind a listed relay). One hospital's imaging fillers each
-    count by date (the RIS's accession ``20261201014``, the ultrasound system's own exam number of that value),
-    and the institution's one key made the ultrasound's own report a restatement of the CT report: refused AE 205
-    (rv43b HIGH 1's case left by acsn43b). A stored report records no sending application, but the order it is
-    filed on records whose number it is: a report under the bare number is filed on the order holding that value
-    as its accession only as that accession's report (``_names_the_order``), and the accession records the
-    application that assigned it (``applications.assigned_by``, since acsn43b). So the stored report's number is
-    that application's where every order it is based on holds the value as an accession whose recorded assigner
-    is not this message's application (``applications.names_one``), and this report does not name that order by
-    it (``_by_accession``: not coded as its test -- a report of that exam forwarded by another application is
-    that exam's). Unknown on either side -- an accession stored with no assigner (before acsn43b), a relay's
-    report, a report of no order holding the accession, the message naming its order by a placer number (then
-    the order it names tells which exam it is, as before) -- the number is the institution's, as before: nothing
-    stored is read otherwise, and a re-send of a stored report keys as it did. A correction or addendum (OBR-25
-    C/A) corrects what was stated: where the application has no report of its own filed apart under the number, the
-    stored one -- the recorded assigner may be a defaulted one the first OMI gave (the HIS's bare IPC-1: rv43f LOW
-    1), and the RIS's correction naming another CT code had made a second report beside its uncorrected one
-    (forty-fourth round, acsn44)."""
-    ours = _based_on(report)
-    if not ours or not theirs or ours & theirs:
-        return ""
-    filled: Filled | None = None
-    for o in ours:
-        made = conversion.by_reference.get(o)
-        if made is None or _placers(made) or o not in conversion.filled:
-            return ""
-        filled = conversion.filled[o]
-    assert filled is not None
-    hd = filled.numbered_by[0] if filled.numbered_by else ("", "", "")
-    if not (hd[0] or hd[1]):
-        return ""  # (a listed relay's: its number is no application's it names)
-    got = read_many([_key_of(o) for o in sorted(theirs)])
-    for o in theirs:
-        order = _as_left(o, got.get(_key_of(o)), earlier, leaned)
-        if order is None:
-            return ""
-        assigners = [applications.assigned_by(i) for i in order.get("identifier") or ()
-                     if isinstance(i, dict) and i.get("system") == filled.accession
-                     and i.get("value") == filled.value and ident_type(i) == "ACSN"]
-        if not assigners or any(a is None or applications.names_one(a, filled.numbered_by) for a in assigners):
-            return ""
-        if any(_by_accession(order, filled, conversion.by_reference.get(m)) for m in ours):
-            return ""
-    name = "^".join(applications.canonical(conversion.institution, hd, conversion.site)).rstrip("^").lower()
-    own = f"application|{name}"
-    if report.get("status") in ("corrected", "amended"):
-        apart = _apart(conversion, "DiagnosticReport", key, {own})
-        if _as_left(apart, read_many([_key_of(apart)]).get(_key_of(apart)), earlier, leaned) is None:
-            return ""  # (nothing of its own to correct: it corrects the stored report)
-    return own
 
 
 def _apart(conversion: Conversion, rtype: str, key: str, placers: set[str]) -> str:
@@ -1271,12 +1202,14 @@ def _codings(concept: Any) -> set[tuple[str, str]]:
 
 
 def _test_codings(concept: Any) -> set[tuple[str, str]]:
-    """The order's *test* codings (``_codings``) without its DICOM modality (``common.DCM``): ``pacs._order_hook``
-    adds the modality (CT, US) to the order's code and to an imaging report's, so two CT fillers' exams -- the
-    RIS's head CT and the emergency CT system's chest CT -- shared a coding and "coded as the order's test" held
-    for any report of the modality (review rv43e HIGH 1; forty-third round, acsn43c). The modality is the imaging
-    message's (``Filled.imaging``), never the test."""
-    return {(system, code) for system, code in _codings(concept) if system != common.DCM}
+    """The order's *test* codings (``_codings``) without its DICOM modality (``common.is_modality``, the rule's
+    owner): ``pacs._order_hook`` adds the modality (CT, US) to the order's code and to an imaging report's, so two
+    CT fillers' exams -- the RIS's head CT and the emergency CT system's chest CT -- shared a coding and "coded as
+    the order's test" held for any report of the modality (review rv43e HIGH 1; forty-third round, acsn43c). The
+    modality is the imaging message's (``Filled.imaging``), never the test."""
+    if not isinstance(concept, dict):
+        return set()
+    return _codings({"coding": [c for c in concept.get("coding") or () if not common.is_modality(c)]})
 
 
 def _verification(condition: dict[str, Any] | None) -> str | None:

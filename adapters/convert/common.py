@@ -43,6 +43,17 @@ DICOM_UID = "urn:dicom:uid"
 DCM = "http://dicom.nema.org/resources/ontology/DCM"
 
 
+def is_modality(coding: Any) -> bool:
+    """Whether a coding of an order's or a report's ``code`` is its DICOM modality (``DCM``), which ``pacs`` adds
+    beside the test of every imaging order and report: a property of the imaging message, never the test -- the
+    RIS's head CT (CT009) and chest CT (CT020), and the emergency CT system's exams, all carry ``DCM CT``. Read as a
+    test, "coded as the order's test" held for any report of the modality (rv43e HIGH 1, acsn43c) and the placer's
+    XO changing head CT to chest CT kept both codings (acsn44). The one owner of that rule: the converter's
+    ``_test_codings`` and the merge's "same test" (``engine.merge_rules._tests_of``, ``_code_pairs``, the order
+    message's change of test) ask it (forty-fourth round, acsn44b; rv44b LOW 5)."""
+    return isinstance(coding, dict) and coding.get("system") == DCM
+
+
 # --- Patient -------------------------------------------------------------------------------------
 
 
