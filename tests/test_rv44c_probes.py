@@ -22,7 +22,8 @@ from engine.engine import Engine
 from engine.settings import Settings
 from tests.hl7_calls import err_lines, post
 from tests.module_store import system_client
-from tests.owner41_calls import nids
+from tests.owner41_calls import decide, nids
+from tests.test_idn43_merge import _a47, _links, _merge_held, _one
 from tests.test_rvidentity32_probes import MRN, _nid, adt, patients
 
 # --- suite44a: a copied store against the store its start makes ---------------------------------------------------
@@ -101,11 +102,16 @@ def test_a_copied_stores_file_mode_is_the_made_stores(tmp_path: Path, fresh_temp
 
 
 @pytest.fixture(scope="module")
-def http(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestClient]:
+def shipped(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Engine]:
     """The shipped site as it is (FNXRMYY declaring ``HIS`` its registration application; no aliases)."""
     tmp = tmp_path_factory.mktemp("rv44c")
-    settings = Settings(data_dir=tmp / "var", http_port=0, mllp_port=0, base_url="https://huren.example")
-    with Engine(settings) as engine, system_client(engine, "rv44c") as client:
+    with Engine(Settings(data_dir=tmp / "var", http_port=0, mllp_port=0, base_url="https://huren.example")) as engine:
+        yield engine
+
+
+@pytest.fixture(scope="module")
+def http(shipped: Engine) -> Iterator[TestClient]:
+    with system_client(shipped, "rv44c") as client:
         yield client
 
 
@@ -136,3 +142,68 @@ def test_a_universal_id_spelling_the_declared_name_is_no_declared_application(ht
     assert any("|205^" in x for x in err_lines(ack)) or ack_code_of(ack) != "AA", err_lines(ack)
     found = patients(http, f"{MRN}|RC2B")
     assert not found or nids(found[0]) == set()
+
+
+def _indexes(path: Path) -> list[tuple[str, str]]:
+    conn = sqlite3.connect(path)
+    try:
+        return sorted(conn.execute("SELECT name, tbl_name FROM sqlite_master WHERE type = 'index' "
+                                   "AND name NOT LIKE 'sqlite_%'").fetchall())
+    finally:
+        conn.close()
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "LOW (rv44c): store_template.settle's mismatch path drops a template table this start asked by another statement "
+    "(DROP TABLE drops its indexes with it) and re-makes only the table: an index this start asked by the very "
+    "template statement is not stale, so it is neither re-made nor discarded from SqliteStore._schema -- the store "
+    "is left without it for good (every later ask a no-op); 'exact, or not used' does not hold"))
+def test_a_start_asking_a_table_by_another_statement_keeps_its_indexes(tmp_path: Path, fresh_template: None,
+                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    from engine.repository.sqlite_store import SqliteStore
+
+    with Engine(_settings(tmp_path, "first")), Engine(_settings(tmp_path, "second")):
+        pass
+    assert store_template._template is not None
+    ask = SqliteStore._schema_statement
+
+    def referrals_otherwise(self: SqliteStore, name: str, sql: str) -> None:
+        # the same table by another statement (as a part's next release, or a setting, would ask it)
+        ask(self, name, sql.replace("body TEXT NOT NULL)", "body TEXT NOT NULL )") if name == "doc_referrals" else sql)
+
+    monkeypatch.setattr(SqliteStore, "_schema_statement", referrals_otherwise)
+    with Engine(_settings(tmp_path, "other")) as other:
+        assert other.store in store_template._copied
+    assert store_template._off
+    monkeypatch.setattr(store_template, "_template", None)  # the same start without the copy
+    with Engine(_settings(tmp_path, "made")):
+        pass
+    made = _indexes(_settings(tmp_path, "made").sqlite_path)
+    assert ("ix_referrals_month", "doc_referrals") in made
+    assert _indexes(_settings(tmp_path, "other").sqlite_path) == made
+
+
+def _versions(http: TestClient, record: dict) -> int:
+    return int(http.get(f"/fhir/Patient/{record['id']}/_history").json()["total"])
+
+
+def test_a_decided_a47_sent_again_files_nothing_twice(shipped: Engine, http: TestClient) -> None:
+    """Guard (passes): low44b's held A47 restating her number, decided (200: N filed once holding her number, H
+    replaced by N); the LIS sends the same A47 again under a new control id: no second N, no new version of N or H,
+    one ``replaced-by`` link on H, her number on one active record."""
+    c = _nid("32092319801013030")
+    assert ack_code_of(post(http, adt("RC3Ha", f"RC3H^^^FNXRMYY^MR~{c}^^^^NNCHN", "壬^四四", "19801013", "F"))) == "AA"
+    h = _one(http, "RC3H")
+    a47 = _a47("RC3M", f"RC3N^^^FNXRMYY^MR~{c}^^^^NNCHN", "壬^四四", "19801013", "RC3H^^^FNXRMYY^MR", "LIS")
+    _merge_held(post(http, a47), "LIS")
+    r = decide(http, shipped, "RC3M", "rv44c-ops")
+    assert r.status_code == 200, r.text[:600]
+    n = _one(http, "RC3N")
+    before = (_versions(http, n), _versions(http, h))
+    again = post(http, a47.replace("|RC3M|", "|RC3M2|"))
+    assert ack_code_of(again) in ("AA", "AE"), again
+    assert _one(http, "RC3N")["id"] == n["id"]
+    assert (_versions(http, n), _versions(http, h)) == before, err_lines(again)
+    after = http.get(f"/fhir/Patient/{h['id']}").json()
+    assert _links(after).count(("replaced-by", f"Patient/{n['id']}")) == 1
+    assert [p["id"] for p in patients(http, c) if p.get("active") is not False] == [n["id"]]
