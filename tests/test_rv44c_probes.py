@@ -138,10 +138,9 @@ def test_guard_an_undeclared_application_registering_her_again_is_held(http: Tes
     "passes as FNXRMYY's declared HIS and links her resident ID number to a second record on its word (no W 205)"))
 def test_a_universal_id_spelling_the_declared_name_is_no_declared_application(http: TestClient) -> None:
     ack = _registered_twice(http, "RC2", "^HIS^DNS", "12")
-    assert ack_code_of(ack) in ("AA", "AE", "AR"), ack
-    assert any("|205^" in x for x in err_lines(ack)) or ack_code_of(ack) != "AA", err_lines(ack)
     found = patients(http, f"{MRN}|RC2B")
-    assert not found or nids(found[0]) == set()
+    assert not found or nids(found[0]) == set(), nids(found[0])  # (fails here: her number on the second record)
+    assert any("|205^" in x for x in err_lines(ack)) or ack_code_of(ack) != "AA", err_lines(ack)
 
 
 def _indexes(path: Path) -> list[tuple[str, str]]:
