@@ -262,10 +262,28 @@ def names(request: pytest.FixtureRequest) -> Names:
     return Names(next(counter))
 
 
+@pytest.fixture(scope="module", params=_BACKENDS)
+def module_community(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Engine]:
+    """The recognition policy tests' community (``tests.test_recognition_policy_e2e.INSTITUTIONS``: HOSPA, HOSPB,
+    HOSPC, QC passed) on each backend, once a module -- ``test_money19_cds_orders.engine``'s, for a module whose
+    tests each send under ``Names`` of their own (suite44b)."""
+    from tests.test_recognition_policy_e2e import INSTITUTIONS
+
+    root = tmp_path_factory.mktemp(request.module.__name__.rsplit(".", 1)[-1] + "-community")
+    site = root / "site"
+    site.mkdir()
+    (site / "institutions.yaml").write_text(INSTITUTIONS, "utf-8")
+    settings = Settings(data_dir=root / "var", http_port=0, mllp_port=0, site=site)
+    with settings_for_backend(request.param, settings) as chosen, Engine(chosen) as engine:
+        yield engine
+
+
 @pytest.fixture(scope="module")
-def module_mllp(module_eng: Engine) -> Iterator[int]:
-    """An MLLP listener on ``module_eng`` for the module (``tests.conftest.running_mllp``): its port."""
+def engine_mllp(engine: Engine) -> Iterator[int]:
+    """An MLLP listener for the module on the module's ``engine`` (a module-scoped fixture of that name: a module binds
+    ``from tests.module_store import module_community as engine, engine_mllp as mllp``), its port -- ``tests.conftest``'s
+    ``mllp`` is a listener a test."""
     from tests.conftest import running_mllp
 
-    with running_mllp(module_eng) as port:
+    with running_mllp(engine) as port:
         yield port
