@@ -200,7 +200,7 @@ class Names:
         return "~".join(reps)
 
     def hl7(self, text: str) -> str:
-        """``text`` (segments split by \\n or \\r) under this test's names: MSH-10; PID-2/3/4 and MRG-1 (a
+        """``text`` (segments split by \\n or \\r) under this test's names: MSH-10 (BHS-11, FHS-11); PID-2/3/4 and MRG-1 (a
         resident ID number -- identifier type NNCHN -- by ``nid``, every other by ``number``); ORC-2/3, OBR-2/3 and
         OBR-18/19/20, PV1-19 (``number``). A value empty or the null ("") is sent as it was."""
         segments = []
@@ -209,6 +209,8 @@ class Names:
             kind = fields[0]
             if kind == "MSH" and len(fields) > 9 and fields[9]:
                 fields[9] = self.control(fields[9])
+            elif kind in ("BHS", "FHS") and len(fields) > 10 and fields[10]:
+                fields[10] = self.control(fields[10])
             elif kind == "PID":
                 for i in (2, 3, 4):
                     if len(fields) > i and fields[i]:
