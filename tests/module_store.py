@@ -289,3 +289,13 @@ def engine_mllp(engine: Engine) -> Iterator[int]:
 
     with running_mllp(engine) as port:
         yield port
+
+
+@pytest.fixture(scope="module")
+def module_backend_opened(module_backend_eng: Engine) -> Iterator[tuple[Engine, TestClient]]:
+    """``tests.test_a40b41_carried.opened`` (an engine on ``backend_settings``' store and a client allowed every FHIR
+    interaction, client id ``a40b41``) once a module and backend, on ``module_backend_eng``: for identity probes that
+    each register under records, numbers, phones and control IDs of their own (rv41n, rv41q: each had opened an
+    engine; suite44b)."""
+    with system_client(module_backend_eng, "a40b41") as http:
+        yield module_backend_eng, http

@@ -1,34 +1,24 @@
 """rv41q probes of a40fix41b's compartment addition (a resident's compartment takes in the survivor a merge carried
 her number onto) as a privacy boundary. Real HL7 v2 over ``POST /hl7v2``, the resident's real SMART launch, her
-reads over ``/fhir``; both backends. The probes of the compartment share one store a module and backend (``opened_once``:
-each its own records, numbers, phones, control IDs and result codes; they had opened an engine each, suite44b)."""
+reads over ``/fhir``; both backends. The probes of the compartment share one store a module and backend (``opened_once``,
+``module_store.module_backend_opened``: each its own records, numbers, phones, control IDs and result codes; they had opened an engine each, suite44b)."""
 
 # ruff: noqa: F811 -- the fixtures imported are the tests' arguments
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
-import pytest
 from fastapi.testclient import TestClient
 
 from adapters.hl7v2.ack import ack_code_of
 from engine.engine import Engine
 from tests.hl7_calls import err_lines, post
 from tests.identity39_calls import engine_and_client, read_patient, registered, unlink
-from tests.module_store import module_backend_eng, module_eng, system_client  # noqa: F401 -- fixtures: an engine a module
+from tests.module_store import module_backend_eng, module_eng  # noqa: F401 -- fixtures (an engine a module)
+from tests.module_store import module_backend_opened as opened_once  # noqa: F401 -- a fixture
 from tests.test_a40b41_carried import BING
 from tests.test_a40fix41_signin import _signed_in
 from tests.test_rv41n_probes import _his, _nids, _reads
 from tests.test_rvidentity32_probes import MRN, _nid, adt, merge, oru, patients
-
-
-@pytest.fixture(scope="module")
-def opened_once(module_backend_eng: Engine) -> Iterator[tuple[Engine, TestClient]]:
-    """``test_a40b41_carried.opened`` on ``backend_settings``' store once a module and backend
-    (``module_store.module_backend_eng``): the tests below write each under names of their own."""
-    with system_client(module_backend_eng, "a40b41") as http:
-        yield module_backend_eng, http
 
 
 def test_a_survivor_carrying_two_womens_numbers_is_in_neither_compartment(
