@@ -10,8 +10,9 @@ the module reads); a module imports it under the name its tests use (``eng = mod
 
 from __future__ import annotations
 
+import itertools
 import json
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import pytest
@@ -134,3 +135,167 @@ def observed(engine: Engine, resident: dict, code: str, *, client_id: str) -> li
 
     bundle = json.loads(resident_reads(engine, resident, [f"/fhir/Observation?code={code}"], client_id)[0])
     return [e["resource"]["subject"]["reference"] for e in bundle.get("entry", ())]
+
+
+# --- a test's own names on a module's engine (suite44b) ------------------------------------------------------------
+# The reviewer probes (rv40*, rv41*) each open an engine a test because their scenarios share names: one resident (the
+# policy tests' WANG, MRN-HOSPA), order numbers A1/B1, MSH-10 control IDs like "A-F" -- and they read "the one flag" of
+# the store. On one engine a module each test sends its scenario under names of its own instead: ``Names.hl7`` gives a
+# message's bytes with this test's resident ID numbers, record numbers, order numbers and control IDs, every other
+# byte as the scenario wrote it; the test asks for what it wrote by the same names (``control``, ``number``), and
+# reads the recognition rows of its own records (``rows``) -- what another test wrote is not its business.
+
+_RENAMED_FIELDS = {"ORC": (2, 3), "OBR": (2, 3, 18, 19, 20), "PV1": (19,), "MRG": (1,)}
+
+
+class Names:
+    """One test's names: ``tag`` (``T001``...) before each control ID, order/filler/accession number and record
+    number it sends; each resident ID number it sends replaced by one of the same birth date and sex (the 15th-17th
+    digits, the check character anew) that no other test of the module sends."""
+
+    def __init__(self, n: int) -> None:
+        self.n = n
+        self.tag = f"T{n:03d}"
+        self.nids: dict[str, str] = {}
+        self.records: set[str] = set()  # the record numbers (PID-2/3/4, MRG-1) it sent, other than ID numbers
+
+    def control(self, control: str) -> str:
+        """The MSH-10 this test sent for the scenario's ``control``."""
+        return self.tag + control
+
+    def number(self, number: str) -> str:
+        """The order, filler, accession, visit or record number this test sent for the scenario's ``number``."""
+        return self.tag + number
+
+    def nid(self, original: str) -> str:
+        """The resident ID number this test sends for the scenario's ``original`` (one of this test's own)."""
+        from engine.identity.nationalid import check_character
+
+        if original not in self.nids:
+            if len(original) != 18 or not original[:17].isdigit():
+                raise ValueError(f"not a resident ID number: {original!r}")
+            if self.n >= 150 or len(self.nids) >= 3:
+                raise ValueError("at most 149 tests a module and 3 resident ID numbers a test: the digits run out")
+            # the 15th-17th digits: 2k + the 17th's parity (the sex, kept); k = 50 + n + 150 x (this test's how-many-th
+            # original), so no two tests of the module, nor two originals of one test, send the same number
+            seq = 2 * (50 + self.n + 150 * len(self.nids)) + int(original[16]) % 2
+            body = original[:14] + f"{seq:03d}"
+            self.nids[original] = body + check_character(body)
+        return self.nids[original]
+
+    def _id_list(self, field: str, rename_nid: bool, records: bool = False) -> str:
+        reps = []
+        for rep in field.split("~"):
+            comps = rep.split("^")
+            value = comps[0]
+            if value and value != '""':
+                nnchn = len(comps) > 4 and comps[4] == "NNCHN"
+                if nnchn and rename_nid:
+                    comps[0] = self.nid(value)
+                elif not nnchn:
+                    comps[0] = self.number(value)
+                    if records:
+                        self.records.add(comps[0])
+            reps.append("^".join(comps))
+        return "~".join(reps)
+
+    def hl7(self, text: str) -> str:
+        """``text`` (segments split by \\n or \\r) under this test's names: MSH-10 (BHS-11, FHS-11); PID-2/3/4 and MRG-1 (a
+        resident ID number -- identifier type NNCHN -- by ``nid``, every other by ``number``); ORC-2/3, OBR-2/3 and
+        OBR-18/19/20, PV1-19 (``number``). A value empty or the null ("") is sent as it was."""
+        segments = []
+        for segment in text.replace("\r", "\n").split("\n"):
+            fields = segment.split("|")
+            kind = fields[0]
+            if kind == "MSH" and len(fields) > 9 and fields[9]:
+                fields[9] = self.control(fields[9])
+            elif kind in ("BHS", "FHS") and len(fields) > 10 and fields[10]:
+                fields[10] = self.control(fields[10])
+            elif kind == "PID":
+                for i in (2, 3, 4):
+                    if len(fields) > i and fields[i]:
+                        fields[i] = self._id_list(fields[i], rename_nid=True, records=True)
+            elif kind in _RENAMED_FIELDS:
+                for i in _RENAMED_FIELDS[kind]:
+                    if len(fields) > i and fields[i]:
+                        fields[i] = self._id_list(fields[i], rename_nid=kind == "MRG", records=kind == "MRG")
+            segments.append("|".join(fields))
+        return "\n".join(segments)
+
+    def patients(self, engine: Engine) -> set[str]:
+        """``Patient/<id>`` of each record holding a record number or resident ID number this test sent."""
+        return {f"Patient/{rec['id']}" for value in sorted(self.records | set(self.nids.values()))
+                for rec in engine.repository.search("Patient", [("identifier", value)]).resources}
+
+    def rows(self, engine: Engine, rows: Iterable[dict]) -> list[dict]:
+        """Those of ``rows`` (recognition flags, checks) whose patient is one of this test's records, or whose person
+        one of its resident ID numbers."""
+        mine = self.patients(engine)
+        return [r for r in rows if r.get("patient") in mine or r.get("person") in self.nids.values()]
+
+    def sender(self, port: int) -> NamedSender:
+        """An MLLP sender to ``port`` sending each message under these names."""
+        return NamedSender(port, self)
+
+
+class NamedSender:
+    """``tests.test_recognition_e2e.Sender`` (its ACK asserted AA) sending each message under a test's ``Names``."""
+
+    def __init__(self, port: int, names: Names) -> None:
+        from tests.test_recognition_e2e import Sender
+
+        self.sender = Sender(port)
+        self.names = names
+
+    def send(self, text: str) -> str:
+        return self.sender.send(self.names.hl7(text))
+
+    def close(self) -> None:
+        self.sender.sock.close()
+
+
+_NAMES_COUNT: dict[str, itertools.count] = {}
+
+
+@pytest.fixture
+def names(request: pytest.FixtureRequest) -> Names:
+    """This test's own ``Names`` (a number of its own in the module, whatever order its tests run in)."""
+    counter = _NAMES_COUNT.setdefault(request.module.__name__, itertools.count(1))
+    return Names(next(counter))
+
+
+@pytest.fixture(scope="module", params=_BACKENDS)
+def module_community(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Engine]:
+    """The recognition policy tests' community (``tests.test_recognition_policy_e2e.INSTITUTIONS``: HOSPA, HOSPB,
+    HOSPC, QC passed) on each backend, once a module -- ``test_money19_cds_orders.engine``'s, for a module whose
+    tests each send under ``Names`` of their own (suite44b)."""
+    from tests.test_recognition_policy_e2e import INSTITUTIONS
+
+    root = tmp_path_factory.mktemp(request.module.__name__.rsplit(".", 1)[-1] + "-community")
+    site = root / "site"
+    site.mkdir()
+    (site / "institutions.yaml").write_text(INSTITUTIONS, "utf-8")
+    settings = Settings(data_dir=root / "var", http_port=0, mllp_port=0, site=site)
+    with settings_for_backend(request.param, settings) as chosen, Engine(chosen) as engine:
+        yield engine
+
+
+@pytest.fixture(scope="module")
+def engine_mllp(engine: Engine) -> Iterator[int]:
+    """An MLLP listener for the module on the module's ``engine`` (a module-scoped fixture of that name: a module binds
+    ``from tests.module_store import module_community as engine, engine_mllp as mllp``), its port -- ``tests.conftest``'s
+    ``mllp`` is a listener a test."""
+    from tests.conftest import running_mllp
+
+    with running_mllp(engine) as port:
+        yield port
+
+
+@pytest.fixture(scope="module")
+def module_backend_opened(module_backend_eng: Engine) -> Iterator[tuple[Engine, TestClient]]:
+    """``tests.test_a40b41_carried.opened`` (an engine on ``backend_settings``' store and a client allowed every FHIR
+    interaction, client id ``a40b41``) once a module and backend, on ``module_backend_eng``: for identity probes that
+    each register under records, numbers, phones and control IDs of their own (rv41n, rv41q: each had opened an
+    engine; suite44b)."""
+    with system_client(module_backend_eng, "a40b41") as http:
+        yield module_backend_eng, http

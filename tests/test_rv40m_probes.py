@@ -15,13 +15,12 @@ from fastapi.testclient import TestClient
 
 from engine.engine import Engine
 from engine.messages import MessageStore, message_id
-from tests import test_money19_cds_orders, test_stfix40_status_made_by
-from tests.conftest import running_mllp
 from tests.hl7_calls import post
 from tests.identity39_calls import NNCHN_SYSTEM, engine_and_client, registered, tokens
-from tests.module_store import module_eng  # noqa: F401 -- one engine a module on each backend
+from tests.module_store import Names, module_eng, names
+from tests.module_store import engine_mllp as mllp
+from tests.module_store import module_community as engine
 from tests.test_money20_reason_change import prior
-from tests.test_recognition_e2e import Sender
 from tests.test_recognition_policy_e2e import CBC, order, ts
 from tests.test_rv40k_probes import _checks, _hospb, _lis, _order, _request, _split
 from tests.test_rvidentity32_probes import MRN, _nid, adt, oru, patients
@@ -29,6 +28,9 @@ from tests.test_st40_status_leftovers import _hospa, _report_of
 from tests.test_stfix40_status_made_by import _interpreted
 
 both = engine_and_client("rv40m")
+
+# fixtures: one engine a module on each backend (module_eng); the policy community and its listener (suite44b)
+__all__ = ["engine", "mllp", "module_eng", "names"]
 
 
 def test_a_lis_walk_in_a04_stating_another_persons_number(both: tuple[Engine, TestClient]) -> None:
@@ -120,48 +122,47 @@ def test_renumbering_in_a_batch_decides_as_one_by_one(both: tuple[Engine, TestCl
 
 # --- kfix40: revoked standing against RL, split groups -- one batch decides as one by one -------------------------
 
-engine = test_money19_cds_orders.engine
+# the policy tests' community once a module and backend (``engine``, ``mllp``), each test under names of its own
+# (``module_store.Names``) reading its own rows (suite44b: each had opened a community and an MLLP listener of its own)
 
 
-def _batch(engine: Engine, texts: list[str]) -> list[str]:
-    """``texts`` processed as one batch (one transaction, as a BHS batch over MLLP): each ACK."""
-    outcomes = engine.ingestor.process([(t.replace("\n", "\r").encode(), "mllp", "t") for t in texts])
+def _batch(engine: Engine, texts: list[str], names: Names) -> list[str]:
+    """``texts`` processed as one batch (one transaction, as a BHS batch over MLLP) under ``names``: each ACK."""
+    outcomes = engine.ingestor.process([(names.hl7(t).replace("\n", "\r").encode(), "mllp", "t") for t in texts])
     return [o.ack.decode() for o in outcomes]
 
 
-def test_cancel_release_then_the_labs_final_in_one_batch(engine: Engine, mllp: int) -> None:
+def test_cancel_release_then_the_labs_final_in_one_batch(engine: Engine, mllp: int, names: Names) -> None:
     """kfix40's CA, RL, lab F (test_the_his_cancelled_order_stays_revoked_said_and_its_check_recognised) as one
     batch after the prior: the RL is answered with the W naming the revoked status, the final completes the
     order, the repeat is flagged not payable -- as one by one."""
-    prior(Sender(mllp))
+    prior(names.sender(mllp))
     acks = _batch(engine, [order("HOSPB", "B1", CBC, ts(1)), _request("HIS", "CA", 0), _request("HIS", "RL", 1),
-                           _lis("HOSPB", "B1", ts(1, 14), "f", obr25="F", obx11="F")])
+                           _lis("HOSPB", "B1", ts(1, 14), "f", obr25="F", obx11="F")], names)
     assert all("MSA|AA" in a for a in acks), acks
     assert '"revoked", stated earlier, stands' in acks[2], acks[2]
-    assert _order(engine, "B1")["status"] == "completed"
-    assert _checks(engine) != ["recognised"], _checks(engine)
-    assert [s for s, _ in _hospb(engine)] == ["flagged"], _hospb(engine)
+    assert _order(engine, names.number("B1"))["status"] == "completed"
+    assert _checks(engine, names=names) != ["recognised"], _checks(engine, names=names)
+    assert [s for s, _ in _hospb(engine, names)] == ["flagged"], _hospb(engine, names)
 
 
 @pytest.mark.parametrize("first, second", [("W", "F"), ("F", "W")])
-def test_split_groups_in_one_batch_with_the_order(engine: Engine, mllp: int, first: str, second: str) -> None:
+def test_split_groups_in_one_batch_with_the_order(
+        engine: Engine, mllp: int, names: Names, first: str, second: str) -> None:
     """The order and the LIS's ORU whose blood count is split over two groups of the order (one W, one F, ORC-5
     CM) in one batch: completed, no ORC^2^5 W, HOSPB flagged -- as kfix40's one-by-one tests have it."""
-    prior(Sender(mllp))
-    acks = _batch(engine, [order("HOSPB", "B1", CBC, ts(1)), _split("CM", first, second)])
+    prior(names.sender(mllp))
+    acks = _batch(engine, [order("HOSPB", "B1", CBC, ts(1)), _split("CM", first, second)], names)
     assert all("MSA|AA" in a for a in acks), acks
     assert "ORC^2^5" not in acks[1] and "ORC^1^5" not in acks[1], acks[1]
-    assert _order(engine, "B1")["status"] == "completed"
-    assert [s for s, _ in _hospb(engine)] == ["flagged"], _hospb(engine)
+    assert _order(engine, names.number("B1"))["status"] == "completed"
+    assert [s for s, _ in _hospb(engine, names)] == ["flagged"], _hospb(engine, names)
 
 
 # --- stfix40: a message filed before ``unchanged`` existed ---------------------------------------------------------
 
-community = test_stfix40_status_made_by.community
-
-
 def test_a_resend_filed_before_unchanged_existed_no_longer_dates_the_older_version(
-        community: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
+        engine: Engine, mllp: int, names: Names, monkeypatch: pytest.MonkeyPatch) -> None:
     """stfix40's first test, the 10:00 re-send filed as the release before stfix40 filed it (its document has no
     ``unchanged``: ``MessageStore.mark_processed`` given none), then the upgrade: the 12:00 P, the late F of 09:00.
     The final report must name 王五 as it does when the re-send was filed by this release: the re-send was received
@@ -170,48 +171,47 @@ def test_a_resend_filed_before_unchanged_existed_no_longer_dates_the_older_versi
     real = MessageStore.mark_processed
 
     def old_for_the_resend(self: MessageStore, doc_id: str, **kw: Any) -> Any:
-        if doc_id == message_id("HOSPA", "HOSPA-ORU-A1-Pp2"):
+        if doc_id == message_id("HOSPA", names.control("HOSPA-ORU-A1-Pp2")):
             kw["unchanged"] = None  # (the release before stfix40 kept no such list: no field on the document)
         return real(self, doc_id, **kw)
 
-    with running_mllp(community) as port:
-        hl7 = Sender(port)
-        hl7.send(order("HOSPA", "A1", CBC, ts(5)))
-        hl7.send(_interpreted(_hospa("P", "P", 8, "p1"), "D003&王&五"))
-        first = _report_of(community, "HOSPA-ORU-A1-Pp1")
-        monkeypatch.setattr(MessageStore, "mark_processed", old_for_the_resend)
-        time.sleep(0.002)  # (a resend comes minutes later; one received in the P's own millisecond is not told)
-        hl7.send(_interpreted(_hospa("P", "P", 10, "p2"), "D003&王&五"))
-        monkeypatch.setattr(MessageStore, "mark_processed", real)
-        resent = community.ingestor.messages.get(message_id("HOSPA", "HOSPA-ORU-A1-Pp2"))
-        assert resent is not None and "unchanged" not in resent, resent.get("unchanged")
-        hl7.send(_interpreted(_hospa("P", "P", 12, "p3", wbc="6.5"), "D002&李&四"))
-        ack = hl7.send(_hospa("F", "F", 9, "f", wbc="6.2"))
-        final = _report_of(community, "HOSPA-ORU-A1-Ff")
-        assert final["status"] == "final", final
-        assert final.get("resultsInterpreter") == first["resultsInterpreter"], (final, ack)
+    hl7 = names.sender(mllp)
+    hl7.send(order("HOSPA", "A1", CBC, ts(5)))
+    hl7.send(_interpreted(_hospa("P", "P", 8, "p1"), "D003&王&五"))
+    first = _report_of(engine, names.control("HOSPA-ORU-A1-Pp1"))
+    monkeypatch.setattr(MessageStore, "mark_processed", old_for_the_resend)
+    time.sleep(0.002)  # (a resend comes minutes later; one received in the P's own millisecond is not told)
+    hl7.send(_interpreted(_hospa("P", "P", 10, "p2"), "D003&王&五"))
+    monkeypatch.setattr(MessageStore, "mark_processed", real)
+    resent = engine.ingestor.messages.get(message_id("HOSPA", names.control("HOSPA-ORU-A1-Pp2")))
+    assert resent is not None and "unchanged" not in resent, resent.get("unchanged")
+    hl7.send(_interpreted(_hospa("P", "P", 12, "p3", wbc="6.5"), "D002&李&四"))
+    ack = hl7.send(_hospa("F", "F", 9, "f", wbc="6.2"))
+    final = _report_of(engine, names.control("HOSPA-ORU-A1-Ff"))
+    assert final["status"] == "final", final
+    assert final.get("resultsInterpreter") == first["resultsInterpreter"], (final, ack)
 
 
 
 @pytest.mark.parametrize("how", ["late", "replay"])
-def test_an_older_p_does_not_rename_the_newer_ps_interpreter(community: Engine, how: str) -> None:
+def test_an_older_p_does_not_rename_the_newer_ps_interpreter(
+        engine: Engine, mllp: int, names: Names, how: str) -> None:
     """HOSPA's P of 12:00 interpreted by 李四 is filed; the P of 08:00 by 王五 then arrives late -- or, already
     filed before the 12:00 one, is replayed plainly by the operator. Its value is kept out (W: older); its
     interpreter must be too: the report's results are 李四's 12:00 ones, and a replay that changes nothing
     leaves the report's version as it was."""
-    with running_mllp(community) as port:
-        hl7 = Sender(port)
-        hl7.send(order("HOSPA", "A1", CBC, ts(5)))
-        if how == "replay":
-            hl7.send(_interpreted(_hospa("P", "P", 8, "p1"), "D003&王&五"))
-        hl7.send(_interpreted(_hospa("P", "P", 12, "p3", wbc="6.5"), "D002&李&四"))
-        newer = _report_of(community, "HOSPA-ORU-A1-Pp3")
-        if how == "replay":
-            again = community.ingestor.replay(message_id("HOSPA", "HOSPA-ORU-A1-Pp1"), actor="rv40m")
-            assert again is not None and b"MSA|AA" in again.ack and b"older statement" in again.ack, again
-        else:
-            ack = hl7.send(_interpreted(_hospa("P", "P", 8, "p1"), "D003&王&五"))
-            assert "older statement" in ack, ack
-        now = _report_of(community, "HOSPA-ORU-A1-Pp3")
-        assert now.get("resultsInterpreter") == newer["resultsInterpreter"], now.get("resultsInterpreter")
-        assert now["meta"]["versionId"] == newer["meta"]["versionId"]
+    hl7 = names.sender(mllp)
+    hl7.send(order("HOSPA", "A1", CBC, ts(5)))
+    if how == "replay":
+        hl7.send(_interpreted(_hospa("P", "P", 8, "p1"), "D003&王&五"))
+    hl7.send(_interpreted(_hospa("P", "P", 12, "p3", wbc="6.5"), "D002&李&四"))
+    newer = _report_of(engine, names.control("HOSPA-ORU-A1-Pp3"))
+    if how == "replay":
+        again = engine.ingestor.replay(message_id("HOSPA", names.control("HOSPA-ORU-A1-Pp1")), actor="rv40m")
+        assert again is not None and b"MSA|AA" in again.ack and b"older statement" in again.ack, again
+    else:
+        ack = hl7.send(_interpreted(_hospa("P", "P", 8, "p1"), "D003&王&五"))
+        assert "older statement" in ack, ack
+    now = _report_of(engine, names.control("HOSPA-ORU-A1-Pp3"))
+    assert now.get("resultsInterpreter") == newer["resultsInterpreter"], now.get("resultsInterpreter")
+    assert now["meta"]["versionId"] == newer["meta"]["versionId"]

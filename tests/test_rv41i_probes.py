@@ -23,7 +23,7 @@ from tests import test_httpfix41_edges as hf
 from tests import test_httpfix41b_reasons as hfb
 from tests import test_insurance_ui as ins
 from tests.identity39_calls import engine_and_client
-from tests.module_store import module_eng  # noqa: F401 -- one engine a module on each backend
+from tests.module_store import module_backend_eng, module_eng  # noqa: F401 -- fixtures (module_backend_eng: one_flag's)
 from tests.test_jfix12_replies import two_flags
 from tests.test_order35_as_later import _operator
 from tests.test_reports_ui import Browser, _free_port
@@ -35,6 +35,10 @@ server, browser = ins.server, ins.browser
 held = hf.held  # a held owner change on each backend (httpfix41's)
 store = hfb.store  # an engine of its own on each backend (httpfix41b's)
 _one_flag = hfb._one_flag
+# the county's one unreviewed flag once a module and backend, for the tests whose reviews are refused (each checks the
+# flag still unreviewed after): they had opened an engine and written the county each (suite44b); a test whose review
+# is taken keeps ``store``
+one_flag = hfb.one_flag
 
 
 @pytest.fixture(scope="module")
@@ -111,9 +115,10 @@ def _csv(http: TestClient, auditor: dict[str, str]) -> bytes:
 
 
 @pytest.mark.parametrize("sent", [["已核实"], {"zh": "已核实"}, True])
-def test_a_review_reason_that_is_not_text_is_refused(store: Engine, sent: object) -> None:
+def test_a_review_reason_that_is_not_text_is_refused(one_flag: tuple[Engine, dict[str, str], str],
+                                                    sent: object) -> None:
+    store, auditor, flag = one_flag
     with TestClient(create_app(store)) as http:
-        auditor, flag = _one_flag(store, http)
         r = http.post(f"/reports/duplicates/{flag}/review", json={"decision": "overturned", "reason": sent},
                       headers=auditor)
         kept = store.recognition.flags.get(flag)
@@ -122,12 +127,13 @@ def test_a_review_reason_that_is_not_text_is_refused(store: Engine, sent: object
         assert kept["status"] == "flagged" and not kept.get("reviews"), kept
 
 
-def test_a_refused_review_leaves_the_flag_the_csv_and_the_audit_log_as_they_were(store: Engine) -> None:
+def test_a_refused_review_leaves_the_flag_the_csv_and_the_audit_log_as_they_were(
+        one_flag: tuple[Engine, dict[str, str], str]) -> None:
     """Each refusal (Chinese words said, ``reason`` named): the flag unreviewed, the DetectedIssue preliminary, the
     CSV byte for byte the same, and no audit record saying a review was made or holding the refused reason."""
     refused = ["\u202e实核已", "已核\u200b实", "\u200e\u3000", "\x07属实", "属实\ufeff", "\U000e0041\U000e0042"]
+    store, auditor, flag = one_flag
     with TestClient(create_app(store)) as http:
-        auditor, flag = _one_flag(store, http)
         before, seen = _csv(http, auditor), store.audit.size
         for reason in refused:
             r = http.post(f"/reports/duplicates/{flag}/review", json={"decision": "upheld", "reason": reason},
@@ -228,9 +234,9 @@ def test_a_refused_owner_reason_names_the_reason_as_the_review_does(held: tuple[
     assert r.json()["issue"][0].get("expression") == ["reason"], r.json()
 
 
-def test_a_joiner_between_an_emoji_and_a_han_character_is_refused(store: Engine) -> None:
+def test_a_joiner_between_an_emoji_and_a_han_character_is_refused(one_flag: tuple[Engine, dict[str, str], str]) -> None:
+    store, auditor, flag = one_flag
     with TestClient(create_app(store)) as http:
-        auditor, flag = _one_flag(store, http)
         r = http.post(f"/reports/duplicates/{flag}/review", json={"decision": "overturned",
                                                                   "reason": "👍\u200d属\ufe0f实"}, headers=auditor)
         assert r.status_code == 400 and "U+200D" in r.json()["issue"][0]["diagnostics"], (r.status_code, r.text[:300])

@@ -1,7 +1,10 @@
 """rv41l: probes of stfix41 (forty-first round) -- ``merge_rules._made_by``'s receipt rule choosing one maker among
 the messages filed by the release before stfix40, ``convert.settle_completion`` asked of the write, and the
 merge.yaml loader refusing source groups named like element-rule keys. Real HL7 v2 over MLLP into the real store,
-both backends (the fixtures of ``test_stfix40_status_made_by`` and ``test_money19_cds_orders``)."""
+both backends: the policy tests' community once a module and backend (``module_store.module_community``), each test
+under names of its own (``module_store.Names``: its resident, record, order and control numbers) reading its own rows
+(suite44b: each had opened a community and an MLLP listener of its own); the restart's test keeps a store of its
+own."""
 
 from __future__ import annotations
 
@@ -12,8 +15,11 @@ import pytest
 
 from engine.engine import Engine
 from engine.messages import MessageStore, message_id
-from tests import test_money19_cds_orders, test_stfix40_status_made_by
+from tests import test_money19_cds_orders
 from tests.conftest import running_mllp
+from tests.module_store import NamedSender, Names, names
+from tests.module_store import engine_mllp as mllp
+from tests.module_store import module_community as engine
 from tests.test_money20_reason_change import prior
 from tests.test_recognition_e2e import Sender
 from tests.test_recognition_policy_e2e import CBC, LFT, msh, order, pid, ts
@@ -24,14 +30,15 @@ from tests.test_rv41e_probes import _filed_by_the_old_release, _late_final_after
 from tests.test_st40_status_leftovers import _hospa, _report_of
 from tests.test_stfix40_status_made_by import _interpreted
 
-engine = test_money19_cds_orders.engine
-community = test_stfix40_status_made_by.community
+__all__ = ["engine", "mllp", "names"]
 
 
-def _old_batch_p_and_resend(hl7: Sender, community: Engine, monkeypatch: pytest.MonkeyPatch, control: str) -> dict:
+def _old_batch_p_and_resend(hl7: NamedSender, community: Engine, monkeypatch: pytest.MonkeyPatch, control: str,
+                            names: Names) -> dict:
     """HOSPA's order A1, then the LIS's BHS batch of the release before stfix40 (no ``unchanged``): the 08:00 P by
-    王五 and its unchanged 10:00 re-send. Returns the P's report as first written."""
-    p1, p2 = message_id("HOSPA", "HOSPA-ORU-A1-Pp1"), message_id("HOSPA", "HOSPA-ORU-A1-Pp2")
+    王五 and its unchanged 10:00 re-send (under ``names``). Returns the P's report as first written."""
+    p1 = message_id("HOSPA", names.control("HOSPA-ORU-A1-Pp1"))
+    p2 = message_id("HOSPA", names.control("HOSPA-ORU-A1-Pp2"))
     hl7.send(order("HOSPA", "A1", CBC, ts(5)))
     monkeypatch.setattr(MessageStore, "mark_processed", _filed_by_the_old_release({p1, p2}))
     batch = ("BHS|^~\\&|LIS|HOSPA|HUREN|C1|" + ts(5, 10) + f"||||{control}\n"
@@ -43,40 +50,38 @@ def _old_batch_p_and_resend(hl7: Sender, community: Engine, monkeypatch: pytest.
     for doc_id in (p1, p2):
         doc = community.ingestor.messages.get(doc_id)
         assert doc is not None and "unchanged" not in doc, doc
-    return _report_of(community, "HOSPA-ORU-A1-Pp1")
+    return _report_of(community, names.control("HOSPA-ORU-A1-Pp1"))
 
 
 def test_an_old_batchs_resend_replayed_after_the_upgrade_does_not_become_a_second_maker(
-        community: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
+        engine: Engine, mllp: int, names: Names, monkeypatch: pytest.MonkeyPatch) -> None:
     """rv41e MED 2's old batch (the 08:00 P by 王五 and its unchanged 10:00 re-send, both filed before stfix40), then
     after the upgrade (a restart) the operator replays the re-send -- a recovery, nothing changed. Then the 12:00 P
     by 李四 and the late F of 09:00: the 08:00 version is the P's alone, so the final keeps 王五, as it does without
     the replay (``test_rv41e_probes``' batch test)."""
-    resend = message_id("HOSPA", "HOSPA-ORU-A1-Pp2")
-    with running_mllp(community) as port:
-        hl7 = Sender(port)
-        first = _old_batch_p_and_resend(hl7, community, monkeypatch, "RV41L1")
-        again = community.ingestor.replay(resend, actor="rv41l")
-        assert again is not None and b"MSA|AA" in again.ack, again
-        time.sleep(0.002)
-        final, ack = _late_final_after_the_newer_p(hl7, community)
-        assert final.get("resultsInterpreter") == first["resultsInterpreter"], (
-            final.get("resultsInterpreter"), ack, community.ingestor.messages.get(resend).get("unchanged"))
+    resend = message_id("HOSPA", names.control("HOSPA-ORU-A1-Pp2"))
+    hl7 = names.sender(mllp)
+    first = _old_batch_p_and_resend(hl7, engine, monkeypatch, "RV41L1", names)
+    again = engine.ingestor.replay(resend, actor="rv41l")
+    assert again is not None and b"MSA|AA" in again.ack, again
+    time.sleep(0.002)
+    final, ack = _late_final_after_the_newer_p(hl7, engine, names)
+    assert final.get("resultsInterpreter") == first["resultsInterpreter"], (
+        final.get("resultsInterpreter"), ack, engine.ingestor.messages.get(resend).get("unchanged"))
 
 
 def test_an_old_batchs_p_replayed_after_the_upgrade_keeps_it_the_maker(
-        community: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
+        engine: Engine, mllp: int, names: Names, monkeypatch: pytest.MonkeyPatch) -> None:
     """The same old batch, the operator replays the P itself (not the re-send) after the upgrade: the P keeps its
     version (its replay finds it unchanged, written after its receipt: its own), the re-send stays old. The late 09:00
     F after the 12:00 P by 李四 keeps 王五."""
-    p1 = message_id("HOSPA", "HOSPA-ORU-A1-Pp1")
-    with running_mllp(community) as port:
-        hl7 = Sender(port)
-        first = _old_batch_p_and_resend(hl7, community, monkeypatch, "RV41L2")
-        again = community.ingestor.replay(p1, actor="rv41l")
-        assert again is not None and b"MSA|AA" in again.ack, again
-        final, ack = _late_final_after_the_newer_p(hl7, community)
-        assert final.get("resultsInterpreter") == first["resultsInterpreter"], (final.get("resultsInterpreter"), ack)
+    p1 = message_id("HOSPA", names.control("HOSPA-ORU-A1-Pp1"))
+    hl7 = names.sender(mllp)
+    first = _old_batch_p_and_resend(hl7, engine, monkeypatch, "RV41L2", names)
+    again = engine.ingestor.replay(p1, actor="rv41l")
+    assert again is not None and b"MSA|AA" in again.ack, again
+    final, ack = _late_final_after_the_newer_p(hl7, engine, names)
+    assert final.get("resultsInterpreter") == first["resultsInterpreter"], (final.get("resultsInterpreter"), ack)
 
 
 def test_a_site_copy_declaring_a_group_named_when_is_refused_at_start_at_its_line(tmp_path: Path) -> None:
@@ -116,7 +121,7 @@ def _xo_by_the_emr() -> str:
 
 @pytest.mark.parametrize("replayed", ["NW", "SC"])
 def test_an_old_nw_or_sc_replayed_after_the_upgrade_a_third_apps_xo_held_and_the_lis_result_paid(
-        engine: Engine, mllp: int, replayed: str) -> None:
+        engine: Engine, mllp: int, names: Names, replayed: str) -> None:
     """HOSPB's order B1 with R01 (a repeat of HOSPA's prior) and the LIS's SC giving it FB1^LIS, both filed by the
     release before stfix40 (no ``unchanged``), one by one. After the upgrade (a restart) the operator replays one of
     them (a recovery). The NW's replay finds the SC's version unchanged, written after the NW's receipt: it keeps it
@@ -124,11 +129,9 @@ def test_an_old_nw_or_sc_replayed_after_the_upgrade_a_third_apps_xo_held_and_the
     the SC (``_made_by``: known + could[:1]), the first by arrival of the two the HIS. Then the EMR's XO under B1^HIS /
     FB1^LIS (another application's statement: held, W 204, the requester and R01 kept) and the LIS's result (its own
     number: filed, the repeat justified by R01)."""
-    from tests.test_money20_reason_change import the_flag
-
-    hl7 = Sender(mllp)
+    hl7 = names.sender(mllp)
     prior(hl7)
-    nw, sc = message_id("HOSPB", "HOSPB-ORM-B1-NW"), message_id("HOSPB", "HOSPB-SC-B1")
+    nw, sc = message_id("HOSPB", names.control("HOSPB-ORM-B1-NW")), message_id("HOSPB", names.control("HOSPB-SC-B1"))
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(MessageStore, "mark_processed", _filed_by_the_old_release({nw, sc}))
         assert "MSA|AA" in hl7.send(order("HOSPB", "B1", CBC, ts(1), reason=R01))
@@ -137,75 +140,73 @@ def test_an_old_nw_or_sc_replayed_after_the_upgrade_a_third_apps_xo_held_and_the
     again = engine.ingestor.replay(nw if replayed == "NW" else sc, actor="rv41l")
     assert again is not None and b"MSA|AA" in again.ack, again
     ack = hl7.send(_xo_by_the_emr())
-    stored = _order(engine, "B1")
+    stored = _order(engine, names.number("B1"))
     assert "MSA|AA" in ack and "|204^" in ack, ack
     assert (stored.get("requester") or {}).get("display") == "张医生" and _reasons(stored) == ["R01"], (ack, stored)
     ack = hl7.send(oru("HOSPB", "B1", CBC, ts(1, 10)))
     assert "MSA|AA" in ack and "|204^" not in ack, ack
-    flag = the_flag(engine)
+    (flag,) = [f for f in names.rows(engine, test_money19_cds_orders.flags(engine)) if f["inst"] == "HOSPB"]
     assert (flag["status"], flag["reason"]) == ("justified", "R01"), (flag, ack)
 
 
 @pytest.mark.parametrize("old", [False, True])
 def test_the_p_its_resend_the_newer_p_and_the_late_f_in_one_batch_after_an_old_p(
-        community: Engine, monkeypatch: pytest.MonkeyPatch, old: bool) -> None:
+        engine: Engine, mllp: int, names: Names, monkeypatch: pytest.MonkeyPatch, old: bool) -> None:
     """New documents mixed with old: the 08:00 P by 王五 filed one by one (by the release before stfix40, or by this
     one), then after the upgrade one BHS batch of the LIS holding its unchanged 10:00 re-send, the 12:00 P by 李四 and
     the late F of 09:00 (their writes read from the batch's own, ``Dates.pending``). The 08:00 version is the P's:
     the final keeps 王五 either way."""
-    p1 = message_id("HOSPA", "HOSPA-ORU-A1-Pp1")
-    with running_mllp(community) as port:
-        hl7 = Sender(port)
-        hl7.send(order("HOSPA", "A1", CBC, ts(5)))
-        if old:
-            monkeypatch.setattr(MessageStore, "mark_processed", _filed_by_the_old_release({p1}))
-        assert "MSA|AA" in hl7.send(_interpreted(_hospa("P", "P", 8, "p1"), "D003&王&五"))
-        monkeypatch.undo()
-        first = _report_of(community, "HOSPA-ORU-A1-Pp1")
-        time.sleep(0.002)
-        batch = ("BHS|^~\\&|LIS|HOSPA|HUREN|C1|" + ts(5, 12) + "||||RV41L3\n"
-                 + _interpreted(_hospa("P", "P", 10, "p2"), "D003&王&五")
-                 + _interpreted(_hospa("P", "P", 12, "p3", wbc="6.5"), "D002&李&四")
-                 + _hospa("F", "F", 9, "f", wbc="6.2") + "BTS|3\n")
-        ack = hl7.send(batch)
-        assert ack.count("MSA|AA") == 3, ack
-        final = _report_of(community, "HOSPA-ORU-A1-Ff")
-        assert final["status"] == "final", final
-        assert final.get("resultsInterpreter") == first["resultsInterpreter"], (final.get("resultsInterpreter"), ack)
+    p1 = message_id("HOSPA", names.control("HOSPA-ORU-A1-Pp1"))
+    hl7 = names.sender(mllp)
+    hl7.send(order("HOSPA", "A1", CBC, ts(5)))
+    if old:
+        monkeypatch.setattr(MessageStore, "mark_processed", _filed_by_the_old_release({p1}))
+    assert "MSA|AA" in hl7.send(_interpreted(_hospa("P", "P", 8, "p1"), "D003&王&五"))
+    monkeypatch.undo()
+    first = _report_of(engine, names.control("HOSPA-ORU-A1-Pp1"))
+    time.sleep(0.002)
+    batch = ("BHS|^~\\&|LIS|HOSPA|HUREN|C1|" + ts(5, 12) + "||||RV41L3\n"
+             + _interpreted(_hospa("P", "P", 10, "p2"), "D003&王&五")
+             + _interpreted(_hospa("P", "P", 12, "p3", wbc="6.5"), "D002&李&四")
+             + _hospa("F", "F", 9, "f", wbc="6.2") + "BTS|3\n")
+    ack = hl7.send(batch)
+    assert ack.count("MSA|AA") == 3, ack
+    final = _report_of(engine, names.control("HOSPA-ORU-A1-Ff"))
+    assert final["status"] == "final", final
+    assert final.get("resultsInterpreter") == first["resultsInterpreter"], (final.get("resultsInterpreter"), ack)
 
 
 @pytest.mark.parametrize("status", ["C", "W"])
-def test_a_corrected_or_withdrawn_result_replayed_as_it_was_is_filed_again(community: Engine, status: str) -> None:
+def test_a_corrected_or_withdrawn_result_replayed_as_it_was_is_filed_again(
+        engine: Engine, mllp: int, names: Names, status: str) -> None:
     """stfix41's unverified note: during a replay the message's own earlier Provenance reads as "no longer kept"
     (``Dates.of`` asks ``MessageStore.filed``, which lists PROCESSED documents only). A value that stands until a later
     message (a corrected result, a withdrawn one: ``settle(stands=True)``) made by the replayed message itself must not
     be weighed against that unknown statement: the operator's replay of the LIS's C (or W), nothing newer since, is
     filed again (AA, no ERR), the result as it was."""
-    with running_mllp(community) as port:
-        hl7 = Sender(port)
-        hl7.send(order("HOSPA", "A1", CBC, ts(5)))
-        assert "MSA|AA" in hl7.send(_hospa("F", "F", 9, "f"))
-        ack = hl7.send(_hospa(status, status if status == "C" else "X", 11, "c"))
-        assert "MSA|AA" in ack, ack
-        label = f"HOSPA-ORU-A1-{status}c"
-        before = _report_of(community, label)
-        again = community.ingestor.replay(message_id("HOSPA", label), actor="rv41l")
-        assert again is not None and b"MSA|AA" in again.ack and b"ERR|" not in again.ack, again.ack
-        after = _report_of(community, label)
-        assert after["status"] == before["status"], (before, after)
+    hl7 = names.sender(mllp)
+    hl7.send(order("HOSPA", "A1", CBC, ts(5)))
+    assert "MSA|AA" in hl7.send(_hospa("F", "F", 9, "f"))
+    ack = hl7.send(_hospa(status, status if status == "C" else "X", 11, "c"))
+    assert "MSA|AA" in ack, ack
+    label = f"HOSPA-ORU-A1-{status}c"
+    before = _report_of(engine, names.control(label))
+    again = engine.ingestor.replay(message_id("HOSPA", names.control(label)), actor="rv41l")
+    assert again is not None and b"MSA|AA" in again.ack and b"ERR|" not in again.ack, again.ack
+    after = _report_of(engine, names.control(label))
+    assert after["status"] == before["status"], (before, after)
 
 
 @pytest.mark.parametrize("how", ["one-by-one", "batch"])
 def test_after_the_held_completion_and_the_lis_withdrawal_a_third_apps_xo_is_held_and_the_final_completes(
-        engine: Engine, mllp: int, how: str) -> None:
+        engine: Engine, mllp: int, names: Names, how: str) -> None:
     """stfix41's held-completion case (the EMR's SC stating B1 completed, held W 204; the LIS's HGB withdrawal under
     ORC-5 CM, its W kept), then a third application's XO under B1^HIS / FB1^LIS (the EMR again: another requester,
     ORC-16 ``""``) -- held, the order still active, the HIS's requester and R01 kept -- and the LIS's final under CM
     completing it: filed, no ORC-5 W (the write leaves it completed), the repeat justified by R01."""
-    from tests.test_money20_reason_change import the_flag
     from tests.test_stfix41_receipt_and_completion import _HGB, _W, _WBC, _groups
 
-    hl7 = Sender(mllp)
+    hl7 = names.sender(mllp)
     prior(hl7)
     assert "MSA|AA" in hl7.send(order("HOSPB", "B1", CBC, ts(1), reason=R01))
     assert "MSA|AA" in hl7.send(_sc())
@@ -220,13 +221,13 @@ def test_after_the_held_completion_and_the_lis_withdrawal_a_third_apps_xo_is_hel
         assert "|204^" in hl7.send(held)
         assert _W in hl7.send(withdrawal)
     ack = hl7.send(_xo_by_the_emr())
-    stored = _order(engine, "B1")
+    stored = _order(engine, names.number("B1"))
     assert "MSA|AA" in ack and "|204^" in ack and stored["status"] == "active", (ack, stored)
     assert (stored.get("requester") or {}).get("display") == "张医生" and _reasons(stored) == ["R01"], (ack, stored)
     ack = hl7.send(_groups("LIS", "ORU^R01^ORU_R01", "RE", "RV41L-F", 12, ("CM", "F", _WBC, "F")))
     assert "MSA|AA" in ack and _W not in ack and "|204^" not in ack, ack
-    assert _order(engine, "B1")["status"] == "completed", ack
-    flag = the_flag(engine)
+    assert _order(engine, names.number("B1"))["status"] == "completed", ack
+    (flag,) = [f for f in names.rows(engine, test_money19_cds_orders.flags(engine)) if f["inst"] == "HOSPB"]
     assert (flag["status"], flag["reason"]) == ("justified", "R01"), (flag, ack)
 
 

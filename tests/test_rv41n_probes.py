@@ -2,7 +2,8 @@
 record in use, the registrar's messages ranked by MSH-7) and regfix41c (a number another record holds, given to a
 numberless record by an application that did not register it). Real HL7 v2 over ``POST /hl7v2`` into the real store
 on each backend, the resident's real SMART launch (``/auth/authorize`` .. ``/auth/token``) and her reads over
-``/fhir``."""
+``/fhir``. The sign-in probes share one store a module and backend (``module_store.module_backend_opened``), each
+under its own records, numbers, phones and control IDs (suite44b: each had opened an engine)."""
 
 # ruff: noqa: F811 -- the fixtures imported are the tests' arguments
 
@@ -16,11 +17,11 @@ from fastapi.testclient import TestClient
 from adapters.hl7v2.ack import ack_code_of
 from engine.api.app import create_app
 from engine.engine import Engine
-from engine.settings import Settings
 from tests.hl7_calls import err_lines, post
 from tests.identity39_calls import NNCHN_SYSTEM, engine_and_client, read_patient, registered, tokens, unlink
-from tests.module_store import module_eng  # noqa: F401 -- one engine a module on each backend
-from tests.test_a40b41_carried import BING, opened
+from tests.module_store import module_backend_eng, module_eng  # noqa: F401 -- fixtures (an engine a module)
+from tests.module_store import module_backend_opened as opened_once  # noqa: F401 -- a fixture
+from tests.test_a40b41_carried import BING
 from tests.test_a40fix41_signin import _signed_in
 from tests.test_idlow41_identity import _a47, _set
 from tests.test_rvidentity32_probes import MRN, _nid, adt, merge, oru, patients, subjects
@@ -65,38 +66,36 @@ def test_a_lis_placeholder_given_a_number_another_record_holds_is_held(both: tup
     assert not _nids(np_) and not np_.get("link"), np_
 
 
-@pytest.mark.parametrize("backend_settings", ["sqlite", "mongomock"], indirect=True)
 def test_sign_in_by_a_carried_number_with_her_own_record_elsewhere_reaches_the_survivor(
-        backend_settings: Settings) -> None:
+        opened_once: tuple[Engine, TestClient]) -> None:
     """a40fix41's left MED: her number on R1 (FNXRMYY) and on her record at 阜宁县中医院 (ZQ, linked by the index);
     the HIS merges R1 into R2 (no number; her result under R2): the number is carried onto R2. Her sign-in by the
     number opens a record of hers, and her token reads the result under R2 -- the survivor of her own record."""
     number = _nid("32092319620303402")
-    with opened(backend_settings) as (engine, http):
-        _his(http, "ZQ41N", "ZQ41Na", f"~{number}^^^^NNCHN", "13700005551", facility="FNZYY")
-        _his(http, "R141N", "R141Na", f"~{number}^^^^NNCHN", "13700005552")
-        two = _his(http, "R241N", "R241Na", "", "13700005553")
-        assert ack_code_of(post(http, oru("R241Nb", "R241N^^^FNXRMYY^MR", *BING, "R2N41OBS"))) == "AA"
-        ack = post(http, merge("R341N", "R241N^^^FNXRMYY^MR", *BING, "R141N^^^FNXRMYY^MR"))
-        assert ack_code_of(ack) == "AA", ack
-        assert number in _nids(read_patient(http, two))
-        token = _signed_in(http, engine, number)
-        assert _reads(http, token, "R2N41OBS") == [f"Patient/{two}"], (token["patient"], two)
+    engine, http = opened_once
+    _his(http, "ZQ41N", "ZQ41Na", f"~{number}^^^^NNCHN", "13700005551", facility="FNZYY")
+    _his(http, "R141N", "R141Na", f"~{number}^^^^NNCHN", "13700005552")
+    two = _his(http, "R241N", "R241Na", "", "13700005553")
+    assert ack_code_of(post(http, oru("R241Nb", "R241N^^^FNXRMYY^MR", *BING, "R2N41OBS"))) == "AA"
+    ack = post(http, merge("R341N", "R241N^^^FNXRMYY^MR", *BING, "R141N^^^FNXRMYY^MR"))
+    assert ack_code_of(ack) == "AA", ack
+    assert number in _nids(read_patient(http, two))
+    token = _signed_in(http, engine, number)
+    assert _reads(http, token, "R2N41OBS") == [f"Patient/{two}"], (token["patient"], two)
 
 
-@pytest.mark.parametrize("backend_settings", ["sqlite", "mongomock"], indirect=True)
 def test_after_the_a37_of_an_a47_onto_a_record_in_use_her_sign_in_opens_her_own_record(
-        backend_settings: Settings) -> None:
+        opened_once: tuple[Engine, TestClient]) -> None:
     number = _nid("32092319620303428")
-    with opened(backend_settings) as (engine, http):
-        one = _his(http, "HA41N", "HA41Na", f"~{number}^^^^NNCHN", "13700006661")
-        two = _his(http, "HB41N", "HB41Na", "", "13700006662")
-        assert ack_code_of(post(http, oru("HB41Nb", "HB41N^^^FNXRMYY^MR", *BING, "HB41NOBS"))) == "AA"
-        assert ack_code_of(post(http, _a47("HC41N", "HB41N", BING, "HA41N"))) == "AA"
-        ack = post(http, unlink("HD41N", ("HB41N", *BING), ("HA41N", *BING)))
-        assert ack_code_of(ack) == "AA", err_lines(ack)
-        token = _signed_in(http, engine, number)
-        assert token["patient"] == one and _reads(http, token, "HB41NOBS") == [], (token["patient"], one, two)
+    engine, http = opened_once
+    one = _his(http, "HA41N", "HA41Na", f"~{number}^^^^NNCHN", "13700006661")
+    two = _his(http, "HB41N", "HB41Na", "", "13700006662")
+    assert ack_code_of(post(http, oru("HB41Nb", "HB41N^^^FNXRMYY^MR", *BING, "HB41NOBS"))) == "AA"
+    assert ack_code_of(post(http, _a47("HC41N", "HB41N", BING, "HA41N"))) == "AA"
+    ack = post(http, unlink("HD41N", ("HB41N", *BING), ("HA41N", *BING)))
+    assert ack_code_of(ack) == "AA", err_lines(ack)
+    token = _signed_in(http, engine, number)
+    assert token["patient"] == one and _reads(http, token, "HB41NOBS") == [], (token["patient"], one, two)
 
 
 MOTHER = _nid("32092319890606142")  # born 1989-06-06, female

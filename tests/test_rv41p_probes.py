@@ -10,7 +10,6 @@ import os
 import shutil
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -20,10 +19,9 @@ from fastapi.testclient import TestClient
 from engine.api import ui_shared
 from engine.api.app import create_app
 from engine.engine import Engine
-from engine.settings import Settings
 from tests import test_httpfix41_edges as hf
 from tests import test_insurance_ui as ins
-from tests.test_httpfix41b_reasons import _one_flag, _owner, _review, module_backend_eng, one_flag  # noqa: F401 -- fixtures
+from tests.test_httpfix41b_reasons import _owner, _review, module_backend_eng, one_flag  # noqa: F401 -- fixtures
 from tests.test_order35_as_later import _operator
 from tests.test_reports_ui import Browser
 from tests.test_rv40f_probes import _held_message
@@ -32,32 +30,29 @@ server, browser, engine = ins.server, ins.browser, ins.engine
 held = hf.held  # a held owner change on each backend (httpfix41's)
 
 
-@pytest.fixture
-def store(backend_settings: Settings) -> Iterator[Engine]:
-    with Engine(backend_settings) as eng:
-        yield eng
-
-
 def _status_and_issue(r: Any) -> tuple[int, dict[str, Any]]:
     body = r.json() if r.headers.get("content-type", "").split(";")[0].endswith("json") else {}
     return r.status_code, (body.get("issue") or [{}])[0] if isinstance(body, dict) else {}
 
 
-def test_a_review_naming_its_decision_twice_is_refused_not_decided_by_the_last(store: Engine) -> None:
+def test_a_review_naming_its_decision_twice_is_refused_not_decided_by_the_last(
+        one_flag: tuple[Engine, dict[str, str], str]) -> None:  # noqa: F811 -- the fixture
+    store, auditor, flag = one_flag
     with TestClient(create_app(store)) as http:
-        auditor, flag = _one_flag(store, http)
         r = _review(http, flag, auditor, b'{"decision": "overturned", "reason": "\xe5\xb7\xb2\xe6\xa0\xb8\xe5\xae\x9e", '
                                          b'"decision": "upheld"}')
         kept = store.recognition.flags.get(flag)
         assert r.status_code == 400 and not kept.get("reviews"), (r.status_code, r.text[:300], kept.get("reviews"))
 
 
-def test_a_review_reason_sent_twice_is_refused(store: Engine) -> None:
+def test_a_review_reason_sent_twice_is_refused(
+        one_flag: tuple[Engine, dict[str, str], str]) -> None:  # noqa: F811 -- the fixture
+    store, auditor, flag = one_flag
     with TestClient(create_app(store)) as http:
-        auditor, flag = _one_flag(store, http)
         r = _review(http, flag, auditor, '{"decision": "upheld", "reason": "核实一", "reason": "核实二"}'.encode())
         assert r.status_code == 400 and _status_and_issue(r)[1].get("expression") == ["reason"], (r.status_code,
                                                                                                  r.text[:300])
+        assert not store.recognition.flags.get(flag).get("reviews")
 
 
 def test_an_owner_reason_sent_twice_is_refused(held: tuple[Engine, TestClient]) -> None:
@@ -69,11 +64,13 @@ def test_an_owner_reason_sent_twice_is_refused(held: tuple[Engine, TestClient]) 
                                                                                              r.text[:300])
 
 
-def test_a_review_body_with_nan_is_not_json(store: Engine) -> None:
+def test_a_review_body_with_nan_is_not_json(
+        one_flag: tuple[Engine, dict[str, str], str]) -> None:  # noqa: F811 -- the fixture
+    store, auditor, flag = one_flag
     with TestClient(create_app(store)) as http:
-        auditor, flag = _one_flag(store, http)
         r = _review(http, flag, auditor, b'{"decision": "upheld", "reason": "ok", "score": NaN}')
         assert r.status_code == 400, (r.status_code, r.text[:300])
+        assert not store.recognition.flags.get(flag).get("reviews")
 
 
 @pytest.mark.parametrize("body", [
@@ -97,10 +94,11 @@ def test_odd_review_bodies_are_a_400_never_a_500_nor_a_review(one_flag: tuple[En
         assert not store.recognition.flags.get(flag).get("reviews")
 
 
-def test_a_body_labelled_gbk_is_415_before_it_is_read(store: Engine) -> None:
+def test_a_body_labelled_gbk_is_415_before_it_is_read(
+        one_flag: tuple[Engine, dict[str, str], str]) -> None:  # noqa: F811 -- the fixture
     """Guard: charset=gbk is refused by the one body check (require_body_served), not read as UTF-8."""
+    store, auditor, flag = one_flag
     with TestClient(create_app(store)) as http:
-        auditor, flag = _one_flag(store, http)
         body = '{"decision": "upheld", "reason": "已核实"}'.encode("gbk")
         r = _review(http, flag, auditor, body, "application/json; charset=gbk")
         assert r.status_code == 415 and not store.recognition.flags.get(flag).get("reviews"), r.text[:300]
