@@ -124,3 +124,17 @@ class OwnSender(Sender):
 
     def send(self, text: str) -> str:
         return super().send(renamed(text, self.run))
+
+
+def theirs(engine: Engine, run: str, placer: str = "B1", inst: str = "HOSPB") -> tuple[dict, list[str], list[tuple]]:
+    """``run``'s order ``placer`` (renamed ``<run><placer>``), the order-time checks of her ``inst`` record and
+    ``inst``'s flags of it (not void) as (status, reason): what ``test_rv40k_probes``' ``_order``, ``_checks`` and
+    ``_hospb`` read of the whole store, of this test's person only."""
+    (order,) = [r for r in engine.repository.search("ServiceRequest", []).resources
+                if any(i.get("value") == run + placer for i in r.get("identifier") or ())]
+    patient = order["subject"]["reference"]
+    checks = [c.get("outcome") for c in engine.recognition.checks.find({})
+              if c.get("inst") == inst and c.get("patient") == patient]
+    flags = [(f["status"], f.get("reason")) for f in engine.recognition.flags.find({})
+             if f["status"] != "void" and f["inst"] == inst and f.get("patient") == patient]
+    return order, checks, flags

@@ -12,14 +12,13 @@ HOSPB and keeps a store of its own (``test_money19_cds_orders.engine``)."""
 from __future__ import annotations
 
 from datetime import date, timedelta
-from typing import Any
 
 import pytest
 
 from engine.engine import Engine
 from engine.recognition.reports import ReportFilter, recognition_rate
 from tests import test_money19_cds_orders
-from tests.shared_worlds44 import OwnSender, community_eng, community_mllp, own
+from tests.shared_worlds44 import OwnSender, community_eng, community_mllp, own, theirs
 from tests.test_money20_reason_change import prior
 from tests.test_recognition_e2e import Sender
 from tests.test_recognition_policy_e2e import CBC, order, ts
@@ -28,18 +27,6 @@ from tests.test_rv40k_probes import _checks, _hospb, _lis, _order, _request, _sp
 __all__ = ["community_eng", "community_mllp"]
 
 engine = test_money19_cds_orders.engine
-
-
-def _theirs(engine: Engine, run: str) -> tuple[dict, list[str], list[tuple[str, Any]]]:
-    """``run``'s order B1 (renamed ``<run>B1``), the order-time checks of her HOSPB record and HOSPB's flags of it
-    (not void): the rows ``_order``, ``_checks`` and ``_hospb`` read, of this test's person only."""
-    order_b1 = _order(engine, run + "B1")
-    patient = order_b1["subject"]["reference"]
-    checks = [c.get("outcome") for c in engine.recognition.checks.find({})
-              if c.get("inst") == "HOSPB" and c.get("patient") == patient]
-    flags = [(f["status"], f.get("reason")) for f in test_money19_cds_orders.flags(engine)
-             if f["inst"] == "HOSPB" and f.get("patient") == patient]
-    return order_b1, checks, flags
 
 
 # --- MED 1: the groups of one message naming one order, ORC-5 on each ------------------------------------------
@@ -58,7 +45,7 @@ def test_the_withdrawn_group_first_then_the_final_group_completes_the_order(
     hl7.send(order("HOSPB", "B1", CBC, ts(1)))
     ack = hl7.send(_split(orc5, "W", "F"))
     assert "MSA|AA" in ack and "ORC^1^5" not in ack and "ORC^2^5" not in ack, ack
-    sr, _, flags = _theirs(community_eng, run)
+    sr, _, flags = theirs(community_eng, run)
     assert sr["status"] == "completed", ack
     assert [s for s, _ in flags] == ["flagged"], (flags, ack)
 
@@ -73,7 +60,7 @@ def test_a_withdrawn_only_message_with_orc5_cm_still_says_its_cm_was_not_stored(
     hl7.send(order("HOSPB", "B1", CBC, ts(1)))
     ack = hl7.send(_split("CM", "W", "W"))
     assert "MSA|AA" in ack and "ERR||ORC^1^5" in ack and "ORC^2^5" not in ack, ack
-    sr, checks, flags = _theirs(community_eng, run)
+    sr, checks, flags = theirs(community_eng, run)
     assert sr["status"] == "active", ack
     assert not [s for s, _ in flags if s == "flagged"], flags
     assert checks == ["pending"]
@@ -93,7 +80,7 @@ def test_a_final_group_then_a_preliminary_group_of_the_same_order_leave_it_activ
     mixed = mixed.replace("|F\nOBX|1|NM|HGB", "|P\nOBX|1|NM|HGB")
     ack = hl7.send(mixed)
     assert "MSA|AA" in ack, ack
-    sr, _, flags = _theirs(community_eng, run)
+    sr, _, flags = theirs(community_eng, run)
     assert sr["status"] == "active", ack
     assert [s for s, _ in flags] == ["flagged"], (flags, ack)
 
@@ -113,17 +100,17 @@ def test_the_his_cancelled_order_stays_revoked_said_and_its_check_recognised(
     prior(hl7)
     hl7.send(order("HOSPB", "B1", CBC, ts(1)))
     assert "MSA|AA" in hl7.send(_request("HIS", "CA", 0))
-    assert _theirs(community_eng, run)[1] == ["recognised"]
+    assert theirs(community_eng, run)[1] == ["recognised"]
     ack = hl7.send(order("HOSPB", "B1", CBC, ts(1)).replace("HOSPB-ORM-B1-NW", "HOSPB-ORM-B1-NW2")
                    if again == "NW" else _request("HIS", again, 1))
     assert "MSA|AA" in ack and "ERR||ORC^1^1|" in ack and '"revoked", stated earlier, stands' in ack, ack
-    sr, checks, flags = _theirs(community_eng, run)
+    sr, checks, flags = theirs(community_eng, run)
     assert sr["status"] == "revoked", ack
     assert checks == ["recognised"], checks
     assert not flags
     ack = hl7.send(_lis("HOSPB", "B1", ts(1, 14), "f", obr25="F", obx11="F"))
     assert "MSA|AA" in ack, ack
-    sr, checks, flags = _theirs(community_eng, run)
+    sr, checks, flags = theirs(community_eng, run)
     assert sr["status"] == "completed", ack
     assert checks != ["recognised"], checks
     assert [s for s, _ in flags] == ["flagged"], (flags, ack)
@@ -137,10 +124,10 @@ def test_the_his_release_of_its_hold_still_takes_the_order_on(
     prior(hl7)
     hl7.send(order("HOSPB", "B1", CBC, ts(1)))
     assert "MSA|AA" in hl7.send(_request("HIS", "HD", 0))
-    assert _theirs(community_eng, run)[0]["status"] == "on-hold"
+    assert theirs(community_eng, run)[0]["status"] == "on-hold"
     ack = hl7.send(_request("HIS", "RL", 1))
     assert "MSA|AA" in ack and "ERR" not in ack, ack
-    sr, checks, _ = _theirs(community_eng, run)
+    sr, checks, _ = theirs(community_eng, run)
     assert sr["status"] == "active"
     assert checks == ["pending"]
 
@@ -180,10 +167,10 @@ def test_the_his_cancel_after_the_labs_x_is_recognised(community_eng: Engine, co
     prior(hl7)
     hl7.send(order("HOSPB", "B1", CBC, ts(1)))
     hl7.send(_lis("HOSPB", "B1", ts(1, 10), "x", obr25="F", obx11="X", value=""))
-    assert _theirs(community_eng, run)[1] == ["pending"]
+    assert theirs(community_eng, run)[1] == ["pending"]
     ack = hl7.send(_request("HIS", "CA", 1))
     assert "MSA|AA" in ack, ack
-    sr, checks, flags = _theirs(community_eng, run)
+    sr, checks, flags = theirs(community_eng, run)
     assert sr["status"] == "revoked"
     assert checks == ["recognised"], (checks, ack)
     assert not flags
