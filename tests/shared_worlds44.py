@@ -138,3 +138,14 @@ def theirs(engine: Engine, run: str, placer: str = "B1", inst: str = "HOSPB") ->
     flags = [(f["status"], f.get("reason")) for f in engine.recognition.flags.find({})
              if f["status"] != "void" and f["inst"] == inst and f.get("patient") == patient]
     return order, checks, flags
+
+
+def flag_status(engine: Engine, run: str, placer: str = "B1", inst: str = "HOSPB") -> str | None:
+    """The status of ``inst``'s one flag of ``run``'s record holding order ``placer`` (void too), or None: what
+    ``test_hooks11_policy_edges.flag_of`` reads of the whole store, of this test's person only."""
+    (order,) = [r for r in engine.repository.search("ServiceRequest", []).resources
+                if any(i.get("value") == run + placer for i in r.get("identifier") or ())]
+    found = [f for f in engine.recognition.flags.find({})
+             if f["inst"] == inst and f.get("patient") == order["subject"]["reference"]]
+    assert len(found) <= 1, found
+    return found[0]["status"] if found else None
