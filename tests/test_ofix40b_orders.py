@@ -1,6 +1,7 @@
 """ofix40b: rv40d's order findings mended, beside rv40d's own probes (tests/test_rv40d_probes.py, whose marks
 were dropped). Real HL7 v2 over ``POST /hl7v2`` (and MLLP for the payment) into the real store on each backend,
-read back over ``/fhir``:
+read back over ``/fhir`` -- the MLLP test in the policy community once a module and backend
+(``shared_worlds44.community_eng``, suite44c), each parameter as a person of its own:
 
 - HIGH 1: whose statement an ORC is has one owner (``results._whose``): the filler's RU/RQ neither state nor
   withdraw the doctor's re-test reason, before its result too -- the repeat stays paid (R01 justified);
