@@ -11,6 +11,7 @@ import re
 from collections.abc import Iterator
 
 import pytest
+from fastapi.testclient import TestClient
 
 from engine.engine import Engine
 from engine.identity import nationalid
@@ -149,3 +150,18 @@ def flag_status(engine: Engine, run: str, placer: str = "B1", inst: str = "HOSPB
              if f["inst"] == inst and f.get("patient") == order["subject"]["reference"]]
     assert len(found) <= 1, found
     return found[0]["status"] if found else None
+
+
+# --- labels20's county and its one unreviewed flag -----------------------------------------------------------------
+
+
+def one_county_flag(engine: Engine, http: TestClient) -> tuple[dict[str, str], str]:
+    """labels20's county written through ``http`` (``_county``: B's repeat of Alice's blood count flagged) and its
+    auditor's headers and the one flag's id -- httpfix41b's ``_one_flag``, here so httpfix41 (whose module httpfix41b
+    imports) can stand on it too."""
+    from tests.test_labels20_report_flags import _auditor, _county
+
+    _county(engine, http)
+    auditor = _auditor(engine)
+    (row,) = http.get("/reports/duplicates", headers=auditor).json()["rows"]
+    return auditor, row["id"]

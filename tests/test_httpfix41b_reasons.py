@@ -27,8 +27,8 @@ from engine.message_time import reason_of
 from engine.settings import Settings
 from tests import test_httpfix41_edges as hf
 from tests.module_store import module_backend_eng  # noqa: F401 -- a fixture (one_flag's)
+from tests.shared_worlds44 import one_county_flag as _one_flag
 from tests.shared_worlds44 import own
-from tests.test_labels20_report_flags import _auditor, _county
 from tests.test_order35_as_later import _operator
 from tests.test_rv40f_probes import _held_message
 from tests.test_rvrvops26_quarantine_access import _session
@@ -42,13 +42,6 @@ def store(backend_settings: Settings) -> Iterator[Engine]:
     """An engine of its own on each storage backend (SQLite, mongomock; MongoDB with ``HUREN_MONGODB_URI``)."""
     with Engine(backend_settings) as eng:
         yield eng
-
-
-def _one_flag(engine: Engine, http: TestClient) -> tuple[dict[str, str], str]:
-    _county(engine, http)
-    auditor = _auditor(engine)
-    (row,) = http.get("/reports/duplicates", headers=auditor).json()["rows"]
-    return auditor, row["id"]
 
 
 @pytest.fixture(scope="module")
