@@ -8,7 +8,11 @@ the hospital's WBC's LOINC and its blood count's recognition item: now kept as s
 
 HIGH 2 -- a thinner restatement (the LIS's later final restating 130 with OBX-6 and OBX-14 empty) erased
 the stored unit and moved the result's time to OBR-7's fallback: the same value keeps its unit, a time
-taken from OBR-7 fills only a result stored without one; another value (a correction) states the whole."""
+taken from OBR-7 fills only a result stored without one; another value (a correction) states the whole.
+
+The tests share one engine a module and backend (``module_eng``, suite44c): each sends under control IDs, orders
+and a patient (``C42<order>``) of its own -- a parameter's tag in them -- and reads back only what its messages
+wrote. ``engine`` and ``http`` (an engine a test) stay for the probe modules that import them."""
 
 from __future__ import annotations
 
@@ -23,10 +27,13 @@ from engine.engine import Engine
 from engine.messages import message_id
 from engine.recognition.coding import item_for
 from engine.settings import Settings
+from tests.module_store import module_eng, system_client
 
 LOINC = "http://loinc.org"
 UCUM = "http://unitsofmeasure.org"
 ER7 = "x-application/hl7-v2+er7"
+
+__all__ = ["module_eng"]
 
 
 @pytest.fixture
@@ -39,6 +46,13 @@ def engine(backend_settings: Settings) -> Iterator[Engine]:
 def http(engine: Engine) -> Iterator[TestClient]:
     with TestClient(create_app(engine)) as client:
         client.headers["Authorization"] = "Bearer " + engine.auth.issue_system_token("conv42", "system/*.cruds")
+        yield client
+
+
+@pytest.fixture(scope="module")
+def lis(module_eng: Engine) -> Iterator[TestClient]:
+    """``module_eng``'s client (the LIS posting), as ``http`` is ``engine``'s."""
+    with system_client(module_eng, "conv42") as client:
         yield client
 
 
@@ -84,47 +98,48 @@ def errs(ack: bytes) -> list[str]:
 
 @pytest.mark.parametrize("batch", [False, True], ids=["one-by-one", "batch"])
 def test_a_code_of_an_unknown_system_is_kept_as_sent_untranslated_and_never_an_item(
-        engine: Engine, http: TestClient, batch: bool) -> None:
+        module_eng: Engine, lis: TestClient, batch: bool) -> None:
     """Beside the hospital's own HGB (``L``: its code map's LOINC 718-7), a wound-bed score ``WBC`` of
     ``WOUNDSYS`` and a foreign panel ``XCG`` of ``ZZLAB`` keep their codes under a system naming the sender's
     coding system as sent, no LOINC, no recognition item (recognition reads none: not the blood count), and
     the ACK warns at OBR-4 and OBX-3 component 3 (table 0396's name)."""
-    msg = oru("C42U1", "C42U1", "XCG^Foreign panel^ZZLAB",
+    run = "C42U1" + ("B" if batch else "S")
+    msg = oru(run, run, "XCG^Foreign panel^ZZLAB",
               "OBX|1|NM|WBC^Wound Bed Classification^WOUNDSYS||3|{score}|||||F|||20261201090000\r"
               "OBX|2|NM|HGB^血红蛋白^L||130|g/L|||||F|||20261201090000\r")
-    (ack,) = send(http, msg, batch=batch)
+    (ack,) = send(lis, msg, batch=batch)
     assert ack_code_of(ack) == "AA", ack
     warned = errs(ack)
     assert any("|OBR^1^4^^3|" in e and "'ZZLAB' is not known" in e and "|W|" in e for e in warned), warned
     assert any("|OBX^1^3^^3|" in e and "'WOUNDSYS' is not known" in e and "'WBC'" in e for e in warned), warned
-    results = {o["code"]["coding"][0]["code"]: o for o in written(engine, http, "C42U1", "Observation")}
+    results = {o["code"]["coding"][0]["code"]: o for o in written(module_eng, lis, run, "Observation")}
     assert results["WBC"]["code"]["coding"] == [{
         "system": "urn:huren:unknown-code-system:FNXRMYY:WOUNDSYS", "code": "WBC",
         "display": "Wound Bed Classification"}], results["WBC"]["code"]
     assert {c["system"]: c["code"] for c in results["HGB"]["code"]["coding"]} == {
         "urn:huren:code:FNXRMYY": "HGB", LOINC: "718-7"}  # the hospital's own code: its map, as before
-    ((report,), (order,)) = (written(engine, http, "C42U1", "DiagnosticReport"),
-                             written(engine, http, "C42U1", "ServiceRequest"))
+    ((report,), (order,)) = (written(module_eng, lis, run, "DiagnosticReport"),
+                             written(module_eng, lis, run, "ServiceRequest"))
     for resource in (report, order):
         assert resource["code"]["coding"] == [{"system": "urn:huren:unknown-code-system:FNXRMYY:ZZLAB",
                                                "code": "XCG", "display": "Foreign panel"}], resource["code"]
-        assert item_for(resource, engine.recognition.rules, "FNXRMYY") is None
-    assert item_for(results["WBC"], engine.recognition.rules, "FNXRMYY") is None
+        assert item_for(resource, module_eng.recognition.rules, "FNXRMYY") is None
+    assert item_for(results["WBC"], module_eng.recognition.rules, "FNXRMYY") is None
 
 
-def test_the_sites_own_codes_still_map(engine: Engine, http: TestClient) -> None:
+def test_the_sites_own_codes_still_map(module_eng: Engine, lis: TestClient) -> None:
     """Guard: no system, ``L`` and a 99zzz (table 0396's local forms: the sender's own lists) are still read
     through codes/FNXRMYY.yaml -- XCG the blood count (LOINC 58410-2, item CBC) -- and say nothing in the ACK."""
     msg = oru("C42L1", "C42L1", "XCG^血常规^99LIS",
               "OBX|1|NM|WBC^白细胞^||6.1|10*9/L|||||F|||20261201090000\r"
               "OBX|2|NM|HGB^血红蛋白^L||130|g/L|||||F|||20261201090000\r")
-    (ack,) = send(http, msg, batch=False)
+    (ack,) = send(lis, msg, batch=False)
     assert ack_code_of(ack) == "AA" and not any("is not known" in e for e in errs(ack)), ack
-    (report,) = written(engine, http, "C42L1", "DiagnosticReport")
+    (report,) = written(module_eng, lis, "C42L1", "DiagnosticReport")
     assert {c["system"]: c["code"] for c in report["code"]["coding"]} == {
         "urn:huren:code:FNXRMYY:99LIS": "XCG", LOINC: "58410-2", "urn:huren:recognition-item": "CBC"}
-    assert item_for(report, engine.recognition.rules, "FNXRMYY") == "CBC"
-    loincs = sorted(c["code"] for o in written(engine, http, "C42L1", "Observation")
+    assert item_for(report, module_eng.recognition.rules, "FNXRMYY") == "CBC"
+    loincs = sorted(c["code"] for o in written(module_eng, lis, "C42L1", "Observation")
                     for c in o["code"]["coding"] if c["system"] == LOINC)
     assert loincs == ["6690-2", "718-7"]
 
@@ -142,46 +157,48 @@ def hgb(engine: Engine, http: TestClient, control: str) -> dict:
 
 @pytest.mark.parametrize("batch", [False, True], ids=["one-by-one", "batch"])
 def test_a_thinner_restatement_keeps_the_unit_and_the_stated_time(
-        engine: Engine, http: TestClient, batch: bool) -> None:
+        module_eng: Engine, lis: TestClient, batch: bool) -> None:
     """The LIS's final HGB 130 g/L, OBX-14 09:00; an hour later it restates 130 (F) with OBX-6 and OBX-14
     empty: the stored result keeps g/L (its UCUM code and system) and 09:00 -- OBR-7's 08:30 is the converter's
     fallback, not a time the message stated. The same in one batch as one by one."""
-    later = oru("C42T2", "C42T1", "CBC^血常规^L", "OBX|1|NM|HGB^血红蛋白^L||130||||||F\r",
+    tag = "B" if batch else "S"
+    later = oru("C42T2" + tag, "C42T1" + tag, "CBC^血常规^L", "OBX|1|NM|HGB^血红蛋白^L||130||||||F\r",
                 msh7="20261201101500+0800")
-    acks = send(http, oru("C42T1", "C42T1", "CBC^血常规^L", FIRST), later, batch=batch)
+    acks = send(lis, oru("C42T1" + tag, "C42T1" + tag, "CBC^血常规^L", FIRST), later, batch=batch)
     assert [ack_code_of(a) for a in acks] == ["AA", "AA"], acks
-    obs = hgb(engine, http, "C42T2")
+    obs = hgb(module_eng, lis, "C42T2" + tag)
     assert obs["valueQuantity"] == {"value": 130, "unit": "g/L", "system": UCUM, "code": "g/L"}, obs
     assert obs["effectiveDateTime"] == "2026-12-01T09:00:00+08:00", obs
     assert obs["referenceRange"][0]["low"]["unit"] == "g/L"
 
 
 @pytest.mark.parametrize("batch", [False, True], ids=["one-by-one", "batch"])
-def test_another_value_states_the_whole_quantity(engine: Engine, http: TestClient, batch: bool) -> None:
+def test_another_value_states_the_whole_quantity(module_eng: Engine, lis: TestClient, batch: bool) -> None:
     """A correction (OBX-11 C) of 130 g/L to 13.0 stating no unit states the whole quantity: no g/L is left
     beside a value the lab did not give in g/L; and a restatement of 130 in another unit written as text alone
     (OBX-6 ``^克每升``, no code) takes no stored UCUM code of g/L beside it."""
-    corrected = oru("C42V2", "C42V1", "CBC^血常规^L", "OBX|1|NM|HGB^血红蛋白^L||13.0||||||C|||20261201090000\r",
-                    msh7="20261201101500+0800")
-    acks = send(http, oru("C42V1", "C42V1", "CBC^血常规^L", FIRST), corrected, batch=batch)
+    tag = "B" if batch else "S"
+    corrected = oru("C42V2" + tag, "C42V1" + tag, "CBC^血常规^L",
+                    "OBX|1|NM|HGB^血红蛋白^L||13.0||||||C|||20261201090000\r", msh7="20261201101500+0800")
+    acks = send(lis, oru("C42V1" + tag, "C42V1" + tag, "CBC^血常规^L", FIRST), corrected, batch=batch)
     assert [ack_code_of(a) for a in acks] == ["AA", "AA"], acks
-    assert hgb(engine, http, "C42V2")["valueQuantity"] == {"value": 13.0}
+    assert hgb(module_eng, lis, "C42V2" + tag)["valueQuantity"] == {"value": 13.0}
 
-    texted = oru("C42W2", "C42W1", "CBC^血常规^L", "OBX|1|NM|HGB^血红蛋白^L||130|^克每升|||||F|||20261201090000\r",
-                 msh7="20261201101500+0800")
-    acks = send(http, oru("C42W1", "C42W1", "CBC^血常规^L", FIRST), texted, batch=batch)
+    texted = oru("C42W2" + tag, "C42W1" + tag, "CBC^血常规^L",
+                 "OBX|1|NM|HGB^血红蛋白^L||130|^克每升|||||F|||20261201090000\r", msh7="20261201101500+0800")
+    acks = send(lis, oru("C42W1" + tag, "C42W1" + tag, "CBC^血常规^L", FIRST), texted, batch=batch)
     assert [ack_code_of(a) for a in acks] == ["AA", "AA"], acks
-    assert hgb(engine, http, "C42W2")["valueQuantity"] == {"value": 130, "unit": "克每升"}
+    assert hgb(module_eng, lis, "C42W2" + tag)["valueQuantity"] == {"value": 130, "unit": "克每升"}
 
 
-def test_a_stated_time_replaces_a_fallback_one(engine: Engine, http: TestClient) -> None:
+def test_a_stated_time_replaces_a_fallback_one(module_eng: Engine, lis: TestClient) -> None:
     """Guard: a result first sent with OBX-14 empty is dated by OBR-7 (08:30); the LIS's later
     message stating OBX-14 09:00 replaces it -- only the fallback is an assumption."""
     first = oru("C42F1", "C42F1", "CBC^血常规^L", "OBX|1|NM|HGB^血红蛋白^L||130|g/L|||||F\r")
     later = oru("C42F2", "C42F1", "CBC^血常规^L", FIRST, msh7="20261201101500+0800")
-    (ack,) = send(http, first, batch=False)
+    (ack,) = send(lis, first, batch=False)
     assert ack_code_of(ack) == "AA", ack
-    assert hgb(engine, http, "C42F1")["effectiveDateTime"] == "2026-12-01T08:30:00+08:00"
-    (ack,) = send(http, later, batch=False)
+    assert hgb(module_eng, lis, "C42F1")["effectiveDateTime"] == "2026-12-01T08:30:00+08:00"
+    (ack,) = send(lis, later, batch=False)
     assert ack_code_of(ack) == "AA", ack
-    assert hgb(engine, http, "C42F2")["effectiveDateTime"] == "2026-12-01T09:00:00+08:00"
+    assert hgb(module_eng, lis, "C42F2")["effectiveDateTime"] == "2026-12-01T09:00:00+08:00"

@@ -1,7 +1,9 @@
 """conv42b: rv42e's findings on conv42's coding systems and thinner restatements, through the real path
 (``POST /hl7v2`` into the real store, read back over ``/fhir``): a sender's own list under a non-99 name is
 its code map's once the site declares it (senders.yaml ``local_code_systems`` in a site overlay), and only
-for that sender; a value restated at another precision keeps its unit and the precision it was restated in."""
+for that sender; a value restated at another precision keeps its unit and the precision it was restated in.
+The precision parameters share one engine a module and backend (``module_eng``, suite44c), each under control IDs
+and a patient of its own."""
 
 from __future__ import annotations
 
@@ -13,10 +15,11 @@ from fastapi.testclient import TestClient
 from adapters.hl7v2.ack import ack_code_of
 from engine.engine import Engine
 from engine.recognition.coding import item_for
+from tests.module_store import module_eng
 from tests.performer_site import ROOT, served
-from tests.test_conv42_codes import FIRST, engine, errs, hgb, http, oru, send, written
+from tests.test_conv42_codes import FIRST, errs, hgb, lis, oru, send, written
 
-__all__ = ["engine", "http"]
+__all__ = ["lis", "module_eng"]
 
 LOINC = "http://loinc.org"
 
@@ -53,18 +56,19 @@ def test_a_declared_non_99_list_is_the_senders_code_map_and_is_not_warned(tmp_pa
         assert {c["system"] for c in obs["code"]["coding"]} == {"urn:huren:unknown-code-system:FNXRMYY:LAB"}, obs
 
 
-@pytest.mark.parametrize(("first", "again"), [("130", "130.0"), ("6.1", "6.10"), ("130.0", "130")])
+@pytest.mark.parametrize(("tag", "first", "again"), [("1", "130", "130.0"), ("2", "6.1", "6.10"),
+                                                     ("3", "130.0", "130")])
 def test_the_same_value_at_another_precision_keeps_the_unit_and_is_kept_as_restated(
-        engine: Engine, http: TestClient, first: str, again: str) -> None:
+        module_eng: Engine, lis: TestClient, tag: str, first: str, again: str) -> None:
     """130 g/L then ``130.0`` (``6.1``/``6.10``, ``130.0``/``130``), OBX-6 empty: the same value (FHIR
     decimals compare numerically), so the unit stays; the value is the restatement's, its precision as sent."""
-    c1, c2 = "E42Q" + str(len(first) + len(again)) + "a", "E42Q" + str(len(first) + len(again)) + "b"
+    c1, c2 = f"E42Q{tag}a", f"E42Q{tag}b"
     stored = FIRST.replace("||130|", f"||{first}|")
     later = oru(c2, c1, "CBC^血常规^L", f"OBX|1|NM|HGB^血红蛋白^L||{again}||||||F|||20261201090000\r",
                 msh7="20261201101500+0800")
-    acks = send(http, oru(c1, c1, "CBC^血常规^L", stored), later, batch=False)
+    acks = send(lis, oru(c1, c1, "CBC^血常规^L", stored), later, batch=False)
     assert [ack_code_of(a) for a in acks] == ["AA", "AA"], acks
-    r = http.get(f"/fhir/Observation/{hgb(engine, http, c2)['id']}")
+    r = lis.get(f"/fhir/Observation/{hgb(module_eng, lis, c2)['id']}")
     assert r.status_code == 200
     raw = r.content.decode("utf-8")
     q = r.json()["valueQuantity"]

@@ -32,7 +32,8 @@ from engine.message_time import reason_of
 from tests import test_insurance_ui as ins
 from tests.conftest import _BACKENDS
 from tests.identity39_calls import engine_and_client
-from tests.module_store import module_eng  # noqa: F401 -- one engine a module on each backend
+from tests.module_store import module_eng, module_sqlite_eng  # noqa: F401 -- one engine a module (each backend; SQLite)
+from tests.shared_worlds44 import one_county_flag
 from tests.test_jfix12_replies import two_flags
 from tests.test_labels20_report_flags import _auditor, _county
 from tests.test_ord40_owner_decision import _aliased, _client, _engine_on
@@ -233,24 +234,32 @@ def test_an_owner_change_with_a_reason_of_fillers_is_refused_over_http(held: tup
 # --- (MED 3) the auditor's review reason -----------------------------------------------------------------------------
 
 
+@pytest.fixture(scope="module")
+def county_flag(module_sqlite_eng: Engine) -> Iterator[tuple[Engine, dict[str, str], str]]:  # noqa: F811
+    """labels20's county and its one unreviewed flag once a module (the ``engine`` fixture's SQLite engine:
+    ``module_sqlite_eng``), for the refused review reasons: each checks the flag still unreviewed after (suite44c;
+    each parameter had opened an engine and written the county)."""
+    with TestClient(create_app(module_sqlite_eng)) as http:
+        yield (module_sqlite_eng, *one_county_flag(module_sqlite_eng, http))
+
+
 @pytest.mark.parametrize(("reason", "said"), [
     ("\u202e实核已", "理由中含有改变文字方向的控制字符"), ("已核\u200b实", "理由中含有不可见的格式字符"),
     ("\x1b[2J属实", "理由中含有控制字符"), ("\u200e", "理由中没有可见的文字"), ("属" * 501, "理由最多 500 字"),
     ("  \n", "why the flag is upheld or overturned"),
 ])
-def test_the_auditors_review_reason_is_refused_by_the_reason_rule(engine: Engine, reason: str, said: str) -> None:
+def test_the_auditors_review_reason_is_refused_by_the_reason_rule(county_flag: tuple[Engine, dict[str, str], str],
+                                                                  reason: str, said: str) -> None:
+    engine, auditor, flag_id = county_flag
     with TestClient(create_app(engine)) as http:
-        _county(engine, http)
-        auditor = _auditor(engine)
-        (row,) = http.get("/reports/duplicates", headers=auditor).json()["rows"]
-        r = http.post(f"/reports/duplicates/{row['id']}/review", json={"decision": "overturned", "reason": reason},
+        r = http.post(f"/reports/duplicates/{flag_id}/review", json={"decision": "overturned", "reason": reason},
                       headers=auditor)
         assert r.status_code == 400, (r.status_code, r.text[:300])
         issue = r.json()["issue"][0]
         assert issue["expression"] == ["reason"] and said in issue["diagnostics"], issue
-        flag = engine.recognition.flags.get(row["id"])
+        flag = engine.recognition.flags.get(flag_id)
         assert flag["status"] == "flagged" and not flag.get("reviews"), flag
-        assert http.get(f"/fhir/DetectedIssue/{row['id']}", headers=auditor).json()["status"] == "preliminary"
+        assert http.get(f"/fhir/DetectedIssue/{flag_id}", headers=auditor).json()["status"] == "preliminary"
 
 
 def test_the_auditors_review_reason_is_kept_as_typed(engine: Engine) -> None:

@@ -27,7 +27,8 @@ from engine.message_time import reason_of
 from engine.settings import Settings
 from tests import test_httpfix41_edges as hf
 from tests.module_store import module_backend_eng  # noqa: F401 -- a fixture (one_flag's)
-from tests.test_labels20_report_flags import _auditor, _county
+from tests.shared_worlds44 import one_county_flag as _one_flag
+from tests.shared_worlds44 import own
 from tests.test_order35_as_later import _operator
 from tests.test_rv40f_probes import _held_message
 from tests.test_rvrvops26_quarantine_access import _session
@@ -41,13 +42,6 @@ def store(backend_settings: Settings) -> Iterator[Engine]:
     """An engine of its own on each storage backend (SQLite, mongomock; MongoDB with ``HUREN_MONGODB_URI``)."""
     with Engine(backend_settings) as eng:
         yield eng
-
-
-def _one_flag(engine: Engine, http: TestClient) -> tuple[dict[str, str], str]:
-    _county(engine, http)
-    auditor = _auditor(engine)
-    (row,) = http.get("/reports/duplicates", headers=auditor).json()["rows"]
-    return auditor, row["id"]
 
 
 @pytest.fixture(scope="module")
@@ -142,14 +136,17 @@ REFUSED_REASONS: list[Any] = [["已核实"], {"zh": "已核实"}, True, 7, None,
                               "\x1b[2J属实", "\u200e", "属" * 501, "\ud800", "👍\u200d属\ufe0f实"]
 
 
-def test_the_owner_decision_and_the_review_refuse_a_reason_alike(store: Engine, held: tuple[Engine, TestClient]) -> None:
+def test_the_owner_decision_and_the_review_refuse_a_reason_alike(one_flag: tuple[Engine, dict[str, str], str],
+                                                                 held: tuple[Engine, TestClient],
+                                                                 request: pytest.FixtureRequest) -> None:
     """One helper reads both bodies: each refused reason is a 400 naming ``reason`` on both routes, with the same
-    words but for what the reason is asked for; the change stays held and the flag unreviewed."""
+    words but for what the reason is asked for; the change stays held and the flag unreviewed (the module's flag:
+    only refusals are sent to it)."""
     engine, owner_http = held
+    store, auditor, flag = one_flag
     ops = _operator(engine, "system/MessageHeader.cr", "ops-desk")
-    msg = _held_message(owner_http, "HF41B-ALIKE")
+    msg = _held_message(owner_http, own(request, "HF41B-ALIKE"))
     with TestClient(create_app(store)) as http:
-        auditor, flag = _one_flag(store, http)
         for sent in REFUSED_REASONS:
             body = {"reason": sent} if sent is not None else {}  # (JSON's \\u escapes: "\\ud800" is no UTF-8)
             owner = _refusal(_owner(owner_http, msg, ops, json.dumps(body).encode()))
@@ -164,19 +161,22 @@ def test_the_owner_decision_and_the_review_refuse_a_reason_alike(store: Engine, 
 
 
 @pytest.mark.parametrize("labelled", ["text/plain", "application/octet-stream"])
-def test_a_decision_body_nested_past_the_parser_is_a_400(store: Engine, held: tuple[Engine, TestClient],
-                                                         labelled: str) -> None:
+def test_a_decision_body_nested_past_the_parser_is_a_400(one_flag: tuple[Engine, dict[str, str], str],
+                                                         held: tuple[Engine, TestClient], labelled: str,
+                                                         request: pytest.FixtureRequest) -> None:
     """``[[[[...`` labelled as no JSON passes the request limits' depth check (it looks at JSON bodies) and reached
     the route's parser: Python's raised RecursionError -- a 500 on the owner route. Now 400 on both routes."""
     engine, owner_http = held
+    store, auditor, flag = one_flag
     ops = _operator(engine, "system/MessageHeader.cr", "ops-desk")
-    msg = _held_message(owner_http, "HF41B-DEEP-" + labelled.split("/")[1].upper())
+    msg = _held_message(owner_http, own(request, "HF41B-DEEP"))
     with TestClient(create_app(store)) as http:
-        auditor, flag = _one_flag(store, http)
         for r in (_owner(owner_http, msg, ops, b"[" * 5000, labelled),
                   _review(http, flag, auditor, b"[" * 5000, labelled)):
             assert "nested too deeply" in _refusal(r)["diagnostics"], r.text[:300]
     assert not engine.ingestor.messages.get(msg).get("decision")
+    kept = store.recognition.flags.get(flag)
+    assert kept["status"] == "flagged" and not kept.get("reviews"), kept
 
 
 def test_an_owner_decision_with_a_joined_emoji_is_taken_as_typed(held: tuple[Engine, TestClient]) -> None:
@@ -261,9 +261,10 @@ def test_both_lost_person_pages_draw_the_way_back_from_the_one_list(one_flag: tu
             ui_shared.lost_page.cache_clear()
 
 
-def test_the_staff_header_lists_the_staff_pages_of_the_one_list(store: Engine) -> None:
+def test_the_staff_header_lists_the_staff_pages_of_the_one_list(one_flag: tuple[Engine, dict[str, str], str]) -> None:
     """The header's links (the duplicate-test page's, as the page is served) are ``PAGES``' staff pages in order,
-    the resident's page not among them."""
+    the resident's page not among them (the module's engine: the page lists its one flag)."""
+    store = one_flag[0]
     cookies, _ = _session(store, "auditor")
     with TestClient(create_app(store)) as http:
         page = http.get("/ui/duplicates", headers=BROWSER, cookies=cookies)
@@ -274,7 +275,8 @@ def test_the_staff_header_lists_the_staff_pages_of_the_one_list(store: Engine) -
         assert hrefs == [p.href for p in ui_shared.PAGES if p.staff] and "/ui/me/" not in hrefs, hrefs
 
 
-def test_the_unreadable_address_page_names_an_escaped_backslash(store: Engine) -> None:
+def test_the_unreadable_address_page_names_an_escaped_backslash(one_flag: tuple[Engine, dict[str, str], str]) -> None:
+    store = one_flag[0]  # (a page that reads nothing of the store: the module's engine)
     with TestClient(create_app(store)) as http:
         r = http.get("/ui/me/%5Cx", headers=BROWSER)
         assert r.status_code == 400 and "被转义的“/”或“\\”" in r.text and "backslash" in r.text, r.text

@@ -1,6 +1,7 @@
 """ofix40b: rv40d's order findings mended, beside rv40d's own probes (tests/test_rv40d_probes.py, whose marks
 were dropped). Real HL7 v2 over ``POST /hl7v2`` (and MLLP for the payment) into the real store on each backend,
-read back over ``/fhir``:
+read back over ``/fhir`` -- the MLLP test in the policy community once a module and backend
+(``shared_worlds44.community_eng``, suite44c), each parameter as a person of its own:
 
 - HIGH 1: whose statement an ORC is has one owner (``results._whose``): the filler's RU/RQ neither state nor
   withdraw the doctor's re-test reason, before its result too -- the repeat stays paid (R01 justified);
@@ -19,19 +20,17 @@ from fastapi.testclient import TestClient
 
 from engine.engine import Engine
 from engine.recognition.facts import REASON_WITHDRAWN_EXT
-from tests import test_money19_cds_orders
 from tests.module_store import module_eng
+from tests.shared_worlds44 import OwnSender, community_eng, community_mllp, own, theirs
 from tests.test_code37_ris_change import CHEST, HEAD
-from tests.test_money20_reason_change import prior, the_flag
-from tests.test_recognition_e2e import Sender
+from tests.test_money20_reason_change import prior
 from tests.test_recognition_policy_e2e import CBC, msh, order, pid, ts
 from tests.test_recognition_policy_e2e import result as oru
 from tests.test_rv40c_probes import _fillers, _held_at_obr4, _one, _order, _report
 from tests.test_rv40d_probes import R01, R07, _reasons, _stated
 from tests.test_srfix35_order_code import http, send
 
-__all__ = ["http", "module_eng"]
-engine = test_money19_cds_orders.engine
+__all__ = ["community_eng", "community_mllp", "http", "module_eng"]
 
 
 def _withdrawn(order: dict[str, Any]) -> list[dict[str, Any]]:
@@ -43,14 +42,16 @@ def _withdrawn(order: dict[str, Any]) -> list[dict[str, Any]]:
 
 @pytest.mark.parametrize(("app", "control"), [("LIS", "RU"), ("LIS", "RQ"), ("EMR", "RQ")],
                          ids=["the-fillers-RU", "the-fillers-RQ", "a-third-apps-RQ"])
-def test_a_fillers_replacement_deleting_orc16_leaves_the_repeat_paid(engine: Engine, mllp: int, app: str,
-                                                                      control: str) -> None:
+def test_a_fillers_replacement_deleting_orc16_leaves_the_repeat_paid(community_eng: Engine, community_mllp: int,
+                                                                      app: str, control: str,
+                                                                      request: pytest.FixtureRequest) -> None:
     """HOSPB orders a blood count with R01 (a prior one five days ago at HOSPA); the LIS accepts it (SC, its
     number ``FB1^LIS``); then ``app``'s ``control`` under those numbers with ORC-16 ``""`` -- the filler's
     statement (table 0119; ORC-16 its event's reason), or a third application's, held; then the result. The
     doctor's R01 decides: justified. (RU/RQ withdrew it as "the placer's statement" and the repeat was flagged,
-    not payable: review rv40d HIGH 1.)"""
-    hl7 = Sender(mllp)
+    not payable: review rv40d HIGH 1.) The module's policy community, as a person of the test's own."""
+    run = own(request, "OF40B")
+    hl7 = OwnSender(community_mllp, run)
     prior(hl7)
     hl7.send(order("HOSPB", "B1", CBC, ts(1), reason=R01))
     when = ts(1, 9)
@@ -61,8 +62,8 @@ def test_a_fillers_replacement_deleting_orc16_leaves_the_repeat_paid(engine: Eng
                    + f"OBR|1|B1^HIS|FB1^LIS|{CBC}|||{when}\n")
     assert "MSA|AA" in ack, ack
     hl7.send(oru("HOSPB", "B1", CBC, ts(1, 10)))
-    flag = the_flag(engine)
-    assert (flag["status"], flag["reason"]) == ("justified", "R01"), (flag, ack)
+    flags = theirs(community_eng, run)[2]
+    assert flags == [("justified", "R01")], (flags, ack)
 
 
 # --- HIGH 2: a held statement holds the placer's parts whole ---------------------------------------------------

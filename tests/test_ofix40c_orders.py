@@ -1,6 +1,7 @@
 """ofix40c: rv40h's order findings mended, beside rv40h's own probes (tests/test_rv40h_probes.py, whose marks were
 dropped). Real HL7 v2 over MLLP (the payment: the recognition row of the repeat blood count) or ``POST /hl7v2``
-(order state) into the real store on each backend, read back over ``/fhir``:
+(order state) into the real store on each backend, read back over ``/fhir`` -- the MLLP tests in the policy community
+once a module and backend (``shared_worlds44.community_eng``, suite44c), each as a person of its own:
 
 - a replacement inherits the doctor's reason once, by the write that links it: the placer's later XO withdrawing
   the reason on the replacement is not undone by the inheritance (HIGH 2's second path);
@@ -20,39 +21,34 @@ from fastapi.testclient import TestClient
 from adapters.convert.results import placed_numbers
 from engine.engine import Engine
 from engine.recognition.facts import REASON_WITHDRAWN_EXT
-from tests import test_money19_cds_orders
 from tests.module_store import module_eng
+from tests.shared_worlds44 import OwnSender, community_eng, community_mllp, own, theirs
 from tests.test_code37_ris_change import HEAD
 from tests.test_codefix36_order_code import _errs
 from tests.test_money20_reason_change import prior
-from tests.test_recognition_e2e import Sender
 from tests.test_recognition_policy_e2e import CBC, msh, order, pid, ts
 from tests.test_recognition_policy_e2e import result as oru
 from tests.test_rv40c_probes import _one
 from tests.test_rv40d_probes import R01, _reasons, _stated
 from tests.test_srfix35_order_code import http, send
 
-__all__ = ["http", "module_eng"]
-engine = test_money19_cds_orders.engine
+__all__ = ["community_eng", "community_mllp", "http", "module_eng"]
 
 
 def _withdrawn(order: dict[str, Any]) -> list[dict[str, Any]]:
     return [e for e in order.get("extension") or () if e.get("url") == REASON_WITHDRAWN_EXT]
 
 
-def _hospb_flags(engine: Engine) -> list[tuple[str, object]]:
-    return [(f["status"], f.get("reason")) for f in test_money19_cds_orders.flags(engine) if f["inst"] == "HOSPB"]
-
-
 # --- money: the doctor's withdrawal stands ------------------------------------------------------------------------
 
 
-def test_the_placers_xo_withdrawing_the_replacements_inherited_reason_stays_withdrawn(engine: Engine,
-                                                                                     mllp: int) -> None:
+def test_the_placers_xo_withdrawing_the_replacements_inherited_reason_stays_withdrawn(
+        community_eng: Engine, community_mllp: int, request: pytest.FixtureRequest) -> None:
     """The HIS orders B1 with R01, replaces it (RP B1 + RO B1R, ORC-16 empty: B1R inherits R01), then withdraws the
     reason on B1R (XO, ORC-16 ``""``): the repeat performed under B1R has no reason -- flagged, not payable. (The
     inheritance ran again on every write of B1R and took R01 back within the XO's own write.)"""
-    hl7 = Sender(mllp)
+    run = own(request, "OF40C-1")
+    hl7 = OwnSender(community_mllp, run)
     prior(hl7)
     hl7.send(order("HOSPB", "B1", CBC, ts(1), reason=R01))
     when = ts(1, 9)
@@ -63,18 +59,19 @@ def test_the_placers_xo_withdrawing_the_replacements_inherited_reason_stays_with
     ack = hl7.send(order("HOSPB", "B1R", CBC, ts(1, 9), reason='""', control="XO"))
     assert "MSA|AA" in ack, ack
     hl7.send(oru("HOSPB", "B1R", CBC, ts(1, 10)))
-    assert _hospb_flags(engine) == [("flagged", None)], ack
+    b1r, _, flags = theirs(community_eng, run, "B1R")
+    assert flags == [("flagged", None)], ack
     # (and the replacement states no reason beside the mark of its withdrawal: two contradicting statements)
-    (b1r,) = [sr for sr in engine.repository.search("ServiceRequest", []).resources
-              if any(i.get("value") == "B1R" for i in sr.get("identifier") or ())]
     assert _reasons(b1r) == [] and _withdrawn(b1r), b1r
 
 
 @pytest.mark.parametrize("obr4", ["", '""'], ids=["obr4-empty", "obr4-null"])
-def test_the_placers_own_xo_naming_no_test_still_withdraws_its_reason(engine: Engine, mllp: int, obr4: str) -> None:
+def test_the_placers_own_xo_naming_no_test_still_withdraws_its_reason(community_eng: Engine, community_mllp: int,
+                                                                     obr4: str, request: pytest.FixtureRequest) -> None:
     """Guard: every statement is judged now whatever OBR-4 holds -- the HIS's own XO under its number B1^HIS,
     naming no test, ORC-16 ``""``, is the placer's: the reason is withdrawn and the repeat is flagged."""
-    hl7 = Sender(mllp)
+    run = own(request, "OF40C-2")
+    hl7 = OwnSender(community_mllp, run)
     prior(hl7)
     hl7.send(order("HOSPB", "B1", CBC, ts(1), reason=R01))
     when = ts(1, 9)
@@ -82,7 +79,7 @@ def test_the_placers_own_xo_naming_no_test_still_withdraws_its_reason(engine: En
                    + f"ORC|XO|B1^HIS|||||||{when}|||D7^张^医生||||\"\"\n" + f"OBR|1|B1^HIS||{obr4}|||{when}\n")
     assert "MSA|AA" in ack, ack
     hl7.send(oru("HOSPB", "B1", CBC, ts(1, 10)))
-    assert _hospb_flags(engine) == [("flagged", None)], ack
+    assert theirs(community_eng, run)[2] == [("flagged", None)], ack
 
 
 # --- the placer's requests: judged by the placer number's owner ----------------------------------------------------

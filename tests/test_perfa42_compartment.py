@@ -2,13 +2,17 @@
 under the stamp every write that may change it replaces -- and an identity write is seen by her very next request:
 a merge, an unmerge (A37), a renumbering (A08), a live carry (A47) and the once-per-store carry pass, on both
 backends, and a write by another worker of the same store. Real HL7 v2 over ``POST /hl7v2``; her token's reads over
-``/fhir``, the same token before and after (the remembered compartment is per process, not per token)."""
+``/fhir``, the same token before and after (the remembered compartment is per process, not per token). The tests of one
+worker's writes share one engine a module and backend (``shared``: tests.module_store's ``module_backend_eng``, the
+store ``opened`` starts on; suite44c), each with records, numbers, phones and result codes of its own; the carry
+pass's test and the two-worker tests open their own."""
 
 # ruff: noqa: F811 -- the fixtures imported are the tests' arguments
 
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Iterator
 
 import pytest
 from fastapi.testclient import TestClient
@@ -21,13 +25,23 @@ from engine.settings import Settings
 from tests.compartment_calls import her_records, merged, parted
 from tests.hl7_calls import err_lines, post
 from tests.identity39_calls import read_patient, unlink
-from tests.module_store import system_client
+from tests.module_store import module_backend_eng, system_client
 from tests.test_a40b41_carried import BING, _as_an_earlier_release_left_it, old_release, opened
 from tests.test_idlow41_identity import _a47
 from tests.test_rv41n_probes import _his, _nids, _reads
 from tests.test_rvidentity32_probes import _nid, adt, oru
 
 BOTH = pytest.mark.parametrize("backend_settings", ["sqlite", "mongomock"], indirect=True)
+
+__all__ = ["module_backend_eng"]
+
+
+@pytest.fixture(scope="module")
+def shared(module_backend_eng: Engine) -> Iterator[tuple[Engine, TestClient]]:
+    """``opened``'s engine and client (every FHIR interaction, a40b41's client id) once a module and backend, for the
+    tests that need no start and no second worker of their own."""
+    with system_client(module_backend_eng, "a40b41") as http:
+        yield module_backend_eng, http
 
 
 def _token(engine: Engine, patient: str) -> dict[str, str]:
@@ -44,56 +58,53 @@ def _twice(http: TestClient, token: dict[str, str], code: str) -> list[str]:
     return first
 
 
-@BOTH
-def test_a_merge_and_its_unmerge_are_seen_by_her_very_next_request(backend_settings: Settings) -> None:
+def test_a_merge_and_its_unmerge_are_seen_by_her_very_next_request(shared: tuple[Engine, TestClient]) -> None:
     """Her number on ZQ (阜宁县中医院) and R1; R2 (no number) holds a result. Her token (ZQ) reads R2's result not before
     the A40 of R1 into R2, at once after it; the A37 parting them takes it from her very next request."""
     number = _nid("32092319620303410")
-    with opened(backend_settings) as (engine, http):
-        zq, two = her_records(http, "P", number, "1370000777")
-        hers = _token(engine, zq)
-        assert _twice(http, hers, "R2P42OBS") == []
-        merged(http, "P")
-        assert _twice(http, hers, "R2P42OBS") == [f"Patient/{two}"]
-        parted(http, "P")
-        assert _reads(http, hers, "R2P42OBS") == []
+    engine, http = shared
+    zq, two = her_records(http, "P", number, "1370000777")
+    hers = _token(engine, zq)
+    assert _twice(http, hers, "R2P42OBS") == []
+    merged(http, "P")
+    assert _twice(http, hers, "R2P42OBS") == [f"Patient/{two}"]
+    parted(http, "P")
+    assert _reads(http, hers, "R2P42OBS") == []
 
 
-@BOTH
-def test_a_renumbering_is_seen_by_her_very_next_request(backend_settings: Settings) -> None:
+def test_a_renumbering_is_seen_by_her_very_next_request(shared: tuple[Engine, TestClient]) -> None:
     """Her number on ZQ and R1 (one person; R1's result hers). R1's registrar (the HIS of 阜宁县人民医院) gives R1
     another number by an A08: R1 is that number's record now, and her very next request reads its result no more."""
     number, other = _nid("32092319620303428"), _nid("32092319620303436")
-    with opened(backend_settings) as (engine, http):
-        zq = _his(http, "ZQ42N", "ZQ42Na", f"~{number}^^^^NNCHN", "13700006661", facility="FNZYY")
-        one = _his(http, "R142N", "R142Na", f"~{number}^^^^NNCHN", "13700006662")
-        assert ack_code_of(post(http, oru("R142Nb", "R142N^^^FNXRMYY^MR", *BING, "R1N42OBS"))) == "AA"
-        hers = _token(engine, zq)
-        assert _twice(http, hers, "R1N42OBS") == [f"Patient/{one}"]
-        ack = post(http, adt("R142Nc", f"R142N^^^FNXRMYY^MR~{other}^^^^NNCHN", *BING, event="A08"))
-        assert ack_code_of(ack) == "AA", err_lines(ack)
-        assert _nids(read_patient(http, one)) == {other}
-        assert _reads(http, hers, "R1N42OBS") == []
+    engine, http = shared
+    zq = _his(http, "ZQ42N", "ZQ42Na", f"~{number}^^^^NNCHN", "13700006661", facility="FNZYY")
+    one = _his(http, "R142N", "R142Na", f"~{number}^^^^NNCHN", "13700006662")
+    assert ack_code_of(post(http, oru("R142Nb", "R142N^^^FNXRMYY^MR", *BING, "R1N42OBS"))) == "AA"
+    hers = _token(engine, zq)
+    assert _twice(http, hers, "R1N42OBS") == [f"Patient/{one}"]
+    ack = post(http, adt("R142Nc", f"R142N^^^FNXRMYY^MR~{other}^^^^NNCHN", *BING, event="A08"))
+    assert ack_code_of(ack) == "AA", err_lines(ack)
+    assert _nids(read_patient(http, one)) == {other}
+    assert _reads(http, hers, "R1N42OBS") == []
 
 
-@BOTH
 def test_a_live_carry_and_the_a37_giving_it_back_are_seen_by_her_very_next_request(
-        backend_settings: Settings) -> None:
+        shared: tuple[Engine, TestClient]) -> None:
     """The HIS's A47 names HB (in use, a result on it) in PID-3 and HA (her number) in MRG-1: the number goes to HB
     marked carried-from HA; her token (HA) reads HB's result from the very next request, and not after the A37."""
     number = _nid("32092319620303444")
-    with opened(backend_settings) as (engine, http):
-        one = _his(http, "HA42C", "HA42Ca", f"~{number}^^^^NNCHN", "13700008881")
-        two = _his(http, "HB42C", "HB42Ca", "", "13700008882")
-        assert ack_code_of(post(http, oru("HB42Cb", "HB42C^^^FNXRMYY^MR", *BING, "HB42COBS"))) == "AA"
-        hers = _token(engine, one)
-        assert _twice(http, hers, "HB42COBS") == []
-        assert ack_code_of(post(http, _a47("HC42C", "HB42C", BING, "HA42C"))) == "AA"
-        assert number in _nids(read_patient(http, two))
-        assert _twice(http, hers, "HB42COBS") == [f"Patient/{two}"]
-        ack = post(http, unlink("HD42C", ("HB42C", *BING), ("HA42C", *BING)))
-        assert ack_code_of(ack) == "AA", err_lines(ack)
-        assert _reads(http, hers, "HB42COBS") == []
+    engine, http = shared
+    one = _his(http, "HA42C", "HA42Ca", f"~{number}^^^^NNCHN", "13700008881")
+    two = _his(http, "HB42C", "HB42Ca", "", "13700008882")
+    assert ack_code_of(post(http, oru("HB42Cb", "HB42C^^^FNXRMYY^MR", *BING, "HB42COBS"))) == "AA"
+    hers = _token(engine, one)
+    assert _twice(http, hers, "HB42COBS") == []
+    assert ack_code_of(post(http, _a47("HC42C", "HB42C", BING, "HA42C"))) == "AA"
+    assert number in _nids(read_patient(http, two))
+    assert _twice(http, hers, "HB42COBS") == [f"Patient/{two}"]
+    ack = post(http, unlink("HD42C", ("HB42C", *BING), ("HA42C", *BING)))
+    assert ack_code_of(ack) == "AA", err_lines(ack)
+    assert _reads(http, hers, "HB42COBS") == []
 
 
 @BOTH
@@ -133,24 +144,23 @@ class _Refused(Exception):
     pass
 
 
-@BOTH
-def test_a_rolled_back_identity_write_leaves_no_stamp_it_was_read_under(backend_settings: Settings) -> None:
+def test_a_rolled_back_identity_write_leaves_no_stamp_it_was_read_under(shared: tuple[Engine, TestClient]) -> None:
     """An index write inside a transaction that is then rolled back: the stamp after it is neither the one before
     (a reader on a store without transactions may have walked the undone write under it) nor the one written
     inside -- so nothing remembered while the write stood serves again."""
-    with opened(backend_settings) as (engine, http):
-        one = _his(http, "RB42R", "RB42Ra", "", "13700004441")
-        meta = engine.identity.meta
-        before = engine.identity.links.stamp()
-        assert before is not None and before == (meta.get(COMPARTMENTS_STAMP) or {}).get("stamp")
-        inside = None
-        with contextlib.suppress(_Refused), engine.store.transaction():
-            engine.identity.links.update(one, {"manual": True})
-            inside = engine.identity.links.stamp()
-            raise _Refused
-        after = engine.identity.links.stamp()
-        assert not (engine.identity.links.get(one) or {}).get("manual")
-        assert inside is not None and after not in (before, inside, None)
+    engine, http = shared
+    one = _his(http, "RB42R", "RB42Ra", "", "13700004441")
+    meta = engine.identity.meta
+    before = engine.identity.links.stamp()
+    assert before is not None and before == (meta.get(COMPARTMENTS_STAMP) or {}).get("stamp")
+    inside = None
+    with contextlib.suppress(_Refused), engine.store.transaction():
+        engine.identity.links.update(one, {"manual": True})
+        inside = engine.identity.links.stamp()
+        raise _Refused
+    after = engine.identity.links.stamp()
+    assert not (engine.identity.links.get(one) or {}).get("manual")
+    assert inside is not None and after not in (before, inside, None)
 
 
 @pytest.mark.xfail(strict=True, reason="perfa42 MED: a worker of an earlier release writes no stamp, so for up to "

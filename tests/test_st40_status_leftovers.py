@@ -1,6 +1,8 @@
 """st40 (fortieth round): the report, result and order statuses sfix39 left (its LOWs) -- real ORU^R01 over
 ``POST /hl7v2`` into the real store on each backend (``tests.module_store``), read back over ``/fhir``; the money
-through the policy community over real MLLP (``recognition``: HOSPB's repeat flagged "not payable" or not).
+through the policy community over real MLLP (``recognition``: HOSPB's repeat flagged "not payable" or not), once a
+module and backend (``shared_worlds44.community_eng``, suite44c), each test as a person of its own (``OwnSender``)
+reading her reports and her flag; ``community`` (a store a test) stays for the modules that import it.
 
 1. a correction under OBR-25 P beside a result still withdrawn: the report is the lab's preliminary, not corrected
    (``MergeRules._revived``);
@@ -20,17 +22,16 @@ from fastapi.testclient import TestClient
 
 from engine.engine import Engine
 from engine.messages import message_id
-from tests.conftest import running_mllp
 from tests.hl7_calls import err_lines, module_http, post, written
 from tests.module_store import module_eng
-from tests.test_hooks11_policy_edges import flag_of, flags, result
+from tests.shared_worlds44 import OwnSender, community_eng, community_mllp, flag_status, own
+from tests.test_hooks11_policy_edges import flags, result
 from tests.test_notback37_kept_whole import _REDRAWN
 from tests.test_notback37_kept_whole import _result as _potassium
-from tests.test_recognition_e2e import Sender
 from tests.test_recognition_policy_e2e import CBC, community_engine, order, ts
 from tests.test_stfix38_report_follows import _with_sodium
 
-__all__ = ["engine", "module_http"]
+__all__ = ["community_eng", "community_mllp", "engine", "module_http"]
 
 engine = module_eng
 
@@ -131,54 +132,61 @@ def _order_of(community: Engine, report: dict) -> dict:
     return community.repository.read("ServiceRequest", based["reference"].split("/")[1])
 
 
-def test_through_the_panel_the_flag_follows_what_the_report_is_after_each_step(community: Engine) -> None:
+ON_SQLITE = pytest.mark.parametrize("community_eng", ["sqlite"], indirect=True)  # (as ``community``: SQLite alone)
+
+
+@ON_SQLITE
+def test_through_the_panel_the_flag_follows_what_the_report_is_after_each_step(
+        community_eng: Engine, community_mllp: int, request: pytest.FixtureRequest) -> None:
     """HOSPA's final blood count (WBC and HGB) flags HOSPB's repeat; HOSPA withdraws both (OBR-25 C): void;
     HOSPA's C of WBC under OBR-25 P, HGB still withdrawn: the report is preliminary, no recognisable prior --
     the flag stays void (it came back "not payable" against a report whose HGB the lab says was wrong); HOSPA's
     C of HGB under OBR-25 C: every result corrected, the report corrected, and the flag back."""
-    with running_mllp(community) as port:
-        hl7 = Sender(port)
-        hl7.send(order("HOSPA", "A1", CBC, ts(5)))
-        assert "MSA|AA" in hl7.send(_hospa("F", "F", 10, "f"))
-        hl7.send(order("HOSPB", "B1", CBC, ts(1)))
-        hl7.send(result("HOSPB", "B1", CBC, ts(1, 10)))
-        assert flag_of(community) == "flagged", flags(community)
-        assert "MSA|AA" in hl7.send(_hospa("W", "C", 12, "w"))
-        assert _report_of(community, "HOSPA-ORU-A1-Ww")["status"] == "entered-in-error"
-        assert flag_of(community) == "void", flags(community)
-        ack = hl7.send(_hospa("C", "P", 13, "c1", wbc="6.3", hgb=None))
-        assert "MSA|AA" in ack, ack
-        assert _report_of(community, "HOSPA-ORU-A1-Cc1")["status"] == "preliminary", ack
-        assert flag_of(community) == "void", flags(community)
-        ack = hl7.send(_hospa("C", "C", 14, "c2", wbc="6.3", hgb="136"))
-        assert "MSA|AA" in ack, ack
-        assert _report_of(community, "HOSPA-ORU-A1-Cc2")["status"] == "corrected", ack
-        assert flag_of(community) == "flagged", flags(community)
+    run = own(request, "ST40-1")
+    hl7 = OwnSender(community_mllp, run)
+    hl7.send(order("HOSPA", "A1", CBC, ts(5)))
+    assert "MSA|AA" in hl7.send(_hospa("F", "F", 10, "f"))
+    hl7.send(order("HOSPB", "B1", CBC, ts(1)))
+    hl7.send(result("HOSPB", "B1", CBC, ts(1, 10)))
+    assert flag_status(community_eng, run) == "flagged", flags(community_eng)
+    assert "MSA|AA" in hl7.send(_hospa("W", "C", 12, "w"))
+    assert _report_of(community_eng, f"{run}-HOSPA-ORU-A1-Ww")["status"] == "entered-in-error"
+    assert flag_status(community_eng, run) == "void", flags(community_eng)
+    ack = hl7.send(_hospa("C", "P", 13, "c1", wbc="6.3", hgb=None))
+    assert "MSA|AA" in ack, ack
+    assert _report_of(community_eng, f"{run}-HOSPA-ORU-A1-Cc1")["status"] == "preliminary", ack
+    assert flag_status(community_eng, run) == "void", flags(community_eng)
+    ack = hl7.send(_hospa("C", "C", 14, "c2", wbc="6.3", hgb="136"))
+    assert "MSA|AA" in ack, ack
+    assert _report_of(community_eng, f"{run}-HOSPA-ORU-A1-Cc2")["status"] == "corrected", ack
+    assert flag_status(community_eng, run) == "flagged", flags(community_eng)
 
 
 # --- 2. a report first met as a withdrawal: its order ----------------------------------------------------------
 
 
+@ON_SQLITE
 @pytest.mark.parametrize("obr25", ["F", "C"])
-def test_a_report_first_met_withdrawn_leaves_its_order_active(community: Engine, obr25: str) -> None:
+def test_a_report_first_met_withdrawn_leaves_its_order_active(community_eng: Engine, community_mllp: int, obr25: str,
+                                                            request: pytest.FixtureRequest) -> None:
     """HOSPA's order (active), then its first result message the W of both results under OBR-25 ``obr25`` (the
     final never received): the report is entered-in-error and the order not "fully completed" (R4 completed) --
     nor revoked nor entered-in-error: the lab withdrew its results, not the order -- it stays active; HOSPB's
     repeat is not flagged. The lab's re-issued final then completes the order and flags the repeat."""
-    with running_mllp(community) as port:
-        hl7 = Sender(port)
-        hl7.send(order("HOSPA", "A1", CBC, ts(5)))
-        ack = hl7.send(_hospa("W", obr25, 12, "w"))
-        assert "MSA|AA" in ack, ack
-        report = _report_of(community, "HOSPA-ORU-A1-Ww")
-        assert report["status"] == "entered-in-error", report
-        assert _order_of(community, report)["status"] == "active", ack
-        assert "ORC^1^5" in ack and "ORC-5 'CM' (completed) was not stored" in ack, ack  # (its ORC-5 CM)
-        hl7.send(order("HOSPB", "B1", CBC, ts(1)))
-        hl7.send(result("HOSPB", "B1", CBC, ts(1, 10)))
-        assert flag_of(community) in (None, "void"), flags(community)
-        assert "MSA|AA" in hl7.send(_hospa("F", "F", 13, "f"))
-        assert _order_of(community, report)["status"] == "completed"
+    run = own(request, "ST40-2")
+    hl7 = OwnSender(community_mllp, run)
+    hl7.send(order("HOSPA", "A1", CBC, ts(5)))
+    ack = hl7.send(_hospa("W", obr25, 12, "w"))
+    assert "MSA|AA" in ack, ack
+    report = _report_of(community_eng, f"{run}-HOSPA-ORU-A1-Ww")
+    assert report["status"] == "entered-in-error", report
+    assert _order_of(community_eng, report)["status"] == "active", ack
+    assert "ORC^1^5" in ack and "ORC-5 'CM' (completed) was not stored" in ack, ack  # (its ORC-5 CM)
+    hl7.send(order("HOSPB", "B1", CBC, ts(1)))
+    hl7.send(result("HOSPB", "B1", CBC, ts(1, 10)))
+    assert flag_status(community_eng, run) in (None, "void"), flags(community_eng)
+    assert "MSA|AA" in hl7.send(_hospa("F", "F", 13, "f"))
+    assert _order_of(community_eng, report)["status"] == "completed"
 
 
 @pytest.mark.parametrize(("status", "order_status"), [("W", "active"), ("X", "revoked")])

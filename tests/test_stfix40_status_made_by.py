@@ -1,6 +1,8 @@
 """stfix40 (fortieth round): what rv40b and st40 left of result and report status -- real HL7 over real MLLP
 into the policy community (HOSPA's prior, HOSPB's repeat: the recognition row, "flagged" = not payable) on each
-backend, and real ORU^R01 over ``POST /hl7v2`` (``tests.module_store``).
+backend, and real ORU^R01 over ``POST /hl7v2`` (``tests.module_store``). The community is one a module and backend
+(``shared_worlds44.community_eng``, suite44c), each test sending as a person of its own (``OwnSender``) and reading
+her reports and her flag; ``community`` (a store a test) stays for the modules that import it.
 
 1. a version is dated only by the message that made it (``merge_rules._made_by``, ``Stamp.unchanged``): a P
    re-sent unchanged no longer makes the even older P's version "later" than an older final (rv40b HIGH 1);
@@ -19,17 +21,18 @@ from fastapi.testclient import TestClient
 from engine.engine import Engine
 from engine.messages import message_id
 from engine.settings import Settings
-from tests.conftest import _BACKENDS, running_mllp, settings_for_backend
+from tests.conftest import _BACKENDS, settings_for_backend
 from tests.hl7_calls import err_lines, module_http, post, written
 from tests.module_store import module_eng
-from tests.test_hooks11_policy_edges import flag_of, flags, result
+from tests.shared_worlds44 import OwnSender, community_eng, community_mllp, flag_status, own
+from tests.test_hooks11_policy_edges import flags, result
 from tests.test_notback37_kept_whole import _result as _potassium
 from tests.test_recognition_e2e import Sender
 from tests.test_recognition_policy_e2e import CBC, INSTITUTIONS, order, ts
 from tests.test_st40_status_leftovers import _hospa, _order_of, _report_of
 from tests.test_stfix38_report_follows import _with_sodium
 
-__all__ = ["engine", "module_http"]
+__all__ = ["community_eng", "community_mllp", "engine", "module_http"]
 
 engine = module_eng
 
@@ -62,37 +65,38 @@ def _repeat(hl7: Sender) -> None:
 # --- 1. a version dated by the message that made it -----------------------------------------------------------
 
 
-def test_a_p_resent_unchanged_leaves_the_older_final_its_interpreter_and_the_flag(community: Engine) -> None:
+def test_a_p_resent_unchanged_leaves_the_older_final_its_interpreter_and_the_flag(
+        community_eng: Engine, community_mllp: int, request: pytest.FixtureRequest) -> None:
     """HOSPA's P of its blood count at 08:00 interpreted by 王五; the LIS re-sends it unchanged at 10:00 (another
     MSH-10: no new version, its Provenance names the 08:00 P's); the P of 12:00 by 李四; then the F of 09:00
     (delivered late, no OBR-32). In MSH-7 order the F comes over the 08:00 P (the 10:00 and 12:00 kept out): the
     final report names 王五. Dated by the 10:00 re-send, the 08:00 version read "later" than the F and the final
     report lost its interpreter, unwarned. The re-send's message document keeps what it left unchanged, the
     08:00 P's nothing; HOSPB's repeat is flagged against the final (not payable)."""
-    with running_mllp(community) as port:
-        hl7 = Sender(port)
-        hl7.send(order("HOSPA", "A1", CBC, ts(5)))
-        assert "MSA|AA" in hl7.send(_interpreted(_hospa("P", "P", 8, "p1"), "D003&王&五"))
-        first = _report_of(community, "HOSPA-ORU-A1-Pp1")
-        assert first["resultsInterpreter"], first
-        assert "MSA|AA" in hl7.send(_interpreted(_hospa("P", "P", 10, "p2"), "D003&王&五"))
-        again = _report_of(community, "HOSPA-ORU-A1-Pp2")
-        assert again["meta"]["versionId"] == first["meta"]["versionId"], again  # (unchanged: no new version)
-        resent = community.ingestor.messages.get(message_id("HOSPA", "HOSPA-ORU-A1-Pp2"))
-        made = community.ingestor.messages.get(message_id("HOSPA", "HOSPA-ORU-A1-Pp1"))
-        assert resent is not None and made is not None
-        assert f"DiagnosticReport/{first['id']}" in resent.get("unchanged", ()), resent.get("unchanged")
-        assert f"DiagnosticReport/{first['id']}" not in made.get("unchanged", ()), made.get("unchanged")
-        ack = hl7.send(_interpreted(_hospa("P", "P", 12, "p3", wbc="6.5"), "D002&李&四"))
-        assert "MSA|AA" in ack, ack
-        assert _report_of(community, "HOSPA-ORU-A1-Pp3")["resultsInterpreter"] != first["resultsInterpreter"]
-        ack = hl7.send(_hospa("F", "F", 9, "f", wbc="6.2"))
-        assert "MSA|AA" in ack, ack
-        final = _report_of(community, "HOSPA-ORU-A1-Ff")
-        assert final["status"] == "final", final
-        assert final.get("resultsInterpreter") == first["resultsInterpreter"], (final, ack)
-        _repeat(hl7)
-        assert flag_of(community) == "flagged", flags(community)
+    run = own(request, "SF40-1")
+    hl7 = OwnSender(community_mllp, run)
+    hl7.send(order("HOSPA", "A1", CBC, ts(5)))
+    assert "MSA|AA" in hl7.send(_interpreted(_hospa("P", "P", 8, "p1"), "D003&王&五"))
+    first = _report_of(community_eng, f"{run}-HOSPA-ORU-A1-Pp1")
+    assert first["resultsInterpreter"], first
+    assert "MSA|AA" in hl7.send(_interpreted(_hospa("P", "P", 10, "p2"), "D003&王&五"))
+    again = _report_of(community_eng, f"{run}-HOSPA-ORU-A1-Pp2")
+    assert again["meta"]["versionId"] == first["meta"]["versionId"], again  # (unchanged: no new version)
+    resent = community_eng.ingestor.messages.get(message_id("HOSPA", f"{run}-HOSPA-ORU-A1-Pp2"))
+    made = community_eng.ingestor.messages.get(message_id("HOSPA", f"{run}-HOSPA-ORU-A1-Pp1"))
+    assert resent is not None and made is not None
+    assert f"DiagnosticReport/{first['id']}" in resent.get("unchanged", ()), resent.get("unchanged")
+    assert f"DiagnosticReport/{first['id']}" not in made.get("unchanged", ()), made.get("unchanged")
+    ack = hl7.send(_interpreted(_hospa("P", "P", 12, "p3", wbc="6.5"), "D002&李&四"))
+    assert "MSA|AA" in ack, ack
+    assert _report_of(community_eng, f"{run}-HOSPA-ORU-A1-Pp3")["resultsInterpreter"] != first["resultsInterpreter"]
+    ack = hl7.send(_hospa("F", "F", 9, "f", wbc="6.2"))
+    assert "MSA|AA" in ack, ack
+    final = _report_of(community_eng, f"{run}-HOSPA-ORU-A1-Ff")
+    assert final["status"] == "final", final
+    assert final.get("resultsInterpreter") == first["resultsInterpreter"], (final, ack)
+    _repeat(hl7)
+    assert flag_status(community_eng, run) == "flagged", flags(community_eng)
 
 
 def test_a_resent_p_over_post_is_no_maker_either(engine: Engine, http: TestClient) -> None:
@@ -150,7 +154,8 @@ def test_a_resent_p_earlier_in_the_batch_is_no_maker_either(engine: Engine, http
 # --- 2. OBR-25 empty: a correction beside a withdrawal ---------------------------------------------------------
 
 
-def test_obr25_empty_a_correction_beside_a_withdrawal_is_corrected_and_flags(community: Engine) -> None:
+def test_obr25_empty_a_correction_beside_a_withdrawal_is_corrected_and_flags(
+        community_eng: Engine, community_mllp: int, request: pytest.FixtureRequest) -> None:
     """Decided (st40's LOW): HOSPA's final blood count (WBC, HGB) flags HOSPB's repeat; then, under OBR-25 empty,
     WBC's C 6.3 beside HGB's W. The lab states no report status; its results say the released report was
     modified to correct errors in results it references -- R4's corrected ("subsequent to being final, the
@@ -159,18 +164,18 @@ def test_obr25_empty_a_correction_beside_a_withdrawal_is_corrected_and_flags(com
     lab's own). The report is corrected, as under OBR-25 F or C with a result standing (stfix39), and stays a
     recognisable prior: the flag stays (not payable). Whether a panel one of whose results is withdrawn should
     count as a prior is the recognition rules' (rv40b LOW 5), the same under F, C and empty."""
-    with running_mllp(community) as port:
-        hl7 = Sender(port)
-        hl7.send(order("HOSPA", "A1", CBC, ts(5)))
-        assert "MSA|AA" in hl7.send(_hospa("F", "F", 10, "f"))
-        _repeat(hl7)
-        assert flag_of(community) == "flagged", flags(community)
-        ack = hl7.send(_hospa("C", "", 12, "c", wbc="6.3", hgb_status="W"))
-        assert "MSA|AA" in ack, ack
-        report = _report_of(community, "HOSPA-ORU-A1-Cc")
-        assert report["status"] == "corrected", (report, ack)
-        assert "OBR^1^25" not in ack, ack
-        assert flag_of(community) == "flagged", flags(community)
+    run = own(request, "SF40-2")
+    hl7 = OwnSender(community_mllp, run)
+    hl7.send(order("HOSPA", "A1", CBC, ts(5)))
+    assert "MSA|AA" in hl7.send(_hospa("F", "F", 10, "f"))
+    _repeat(hl7)
+    assert flag_status(community_eng, run) == "flagged", flags(community_eng)
+    ack = hl7.send(_hospa("C", "", 12, "c", wbc="6.3", hgb_status="W"))
+    assert "MSA|AA" in ack, ack
+    report = _report_of(community_eng, f"{run}-HOSPA-ORU-A1-Cc")
+    assert report["status"] == "corrected", (report, ack)
+    assert "OBR^1^25" not in ack, ack
+    assert flag_status(community_eng, run) == "flagged", flags(community_eng)
 
 
 def test_obr25_empty_a_correction_beside_a_withdrawal_over_post(engine: Engine, http: TestClient) -> None:
@@ -189,24 +194,25 @@ def test_obr25_empty_a_correction_beside_a_withdrawal_over_post(engine: Engine, 
 
 
 @pytest.mark.parametrize("obr25", ["C", ""])
-def test_a_withdrawal_after_the_final_says_nothing_of_orc5(community: Engine, obr25: str) -> None:
+def test_a_withdrawal_after_the_final_says_nothing_of_orc5(
+        community_eng: Engine, community_mllp: int, obr25: str, request: pytest.FixtureRequest) -> None:
     """HOSPA's final (ORC-5 CM) completes its order and flags HOSPB's repeat; HOSPA's W of both results (ORC-5 CM
     again, OBR-25 ``obr25``): the report is withdrawn, the flag void (payable), the order stays completed -- and
     the ACK says nothing at ORC-5: the CM would have changed nothing (st40's W read as the order taken back).
     The first-met W still says it (st40's test): there the order is not what ORC-5 said."""
-    with running_mllp(community) as port:
-        hl7 = Sender(port)
-        hl7.send(order("HOSPA", "A1", CBC, ts(5)))
-        assert "MSA|AA" in hl7.send(_hospa("F", "F", 10, "f"))
-        _repeat(hl7)
-        assert flag_of(community) == "flagged", flags(community)
-        ack = hl7.send(_hospa("W", obr25, 12, "w"))
-        assert "MSA|AA" in ack, ack
-        report = _report_of(community, "HOSPA-ORU-A1-Ww")
-        assert report["status"] == "entered-in-error", report
-        assert _order_of(community, report)["status"] == "completed", ack
-        assert "ORC^1^5" not in ack, ack
-        assert flag_of(community) == "void", flags(community)
+    run = own(request, "SF40-3")
+    hl7 = OwnSender(community_mllp, run)
+    hl7.send(order("HOSPA", "A1", CBC, ts(5)))
+    assert "MSA|AA" in hl7.send(_hospa("F", "F", 10, "f"))
+    _repeat(hl7)
+    assert flag_status(community_eng, run) == "flagged", flags(community_eng)
+    ack = hl7.send(_hospa("W", obr25, 12, "w"))
+    assert "MSA|AA" in ack, ack
+    report = _report_of(community_eng, f"{run}-HOSPA-ORU-A1-Ww")
+    assert report["status"] == "entered-in-error", report
+    assert _order_of(community_eng, report)["status"] == "completed", ack
+    assert "ORC^1^5" not in ack, ack
+    assert flag_status(community_eng, run) == "void", flags(community_eng)
 
 
 def test_a_withdrawal_after_the_final_over_post_says_nothing_of_orc5(engine: Engine, http: TestClient) -> None:

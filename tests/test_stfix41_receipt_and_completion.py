@@ -11,8 +11,10 @@
    order completed (``convert.settle_completion``, asked of the write): after a third application's statement of
    completion that the merge held (W 204) in the same BHS batch it is kept, as one by one (rv41e LOW 4).
 
-Real HL7 v2 over MLLP into the real store, both backends (``test_money19_cds_orders.engine``; the policy community of
-``test_stfix40_status_made_by`` for 1)."""
+Real HL7 v2 over MLLP into the real store, both backends: for 3 the policy community once a module and backend
+(``shared_worlds44.community_eng``, suite44c), each test sending as a person of its own (``OwnSender``) and reading
+her order; for 1 a community of its own (``test_stfix40_status_made_by.community``: rv41e's helpers read the
+scenario's fixed control IDs)."""
 
 from __future__ import annotations
 
@@ -24,12 +26,12 @@ from engine.engine import Engine
 from engine.messages import MessageStore, message_id
 from mappings.site import DEFAULTS_DIR, load_merge_file
 from mappings.sitefiles import SiteError
-from tests import test_money19_cds_orders, test_stfix40_status_made_by
+from tests import test_stfix40_status_made_by
 from tests.conftest import running_mllp
+from tests.shared_worlds44 import OwnSender, community_eng, community_mllp, own, theirs
 from tests.test_money20_reason_change import prior
 from tests.test_recognition_e2e import Sender
 from tests.test_recognition_policy_e2e import CBC, msh, order, pid, ts
-from tests.test_rv40k_probes import _order
 from tests.test_rv41e_probes import (
     _filed_by_the_old_release,
     _late_final_after_the_newer_p,
@@ -39,7 +41,8 @@ from tests.test_rv41e_probes import (
 from tests.test_st40_status_leftovers import _hospa, _report_of
 from tests.test_stfix40_status_made_by import _interpreted
 
-engine = test_money19_cds_orders.engine
+__all__ = ["community_eng", "community_mllp"]
+
 community = test_stfix40_status_made_by.community
 _W = "ORC-5 'CM' (completed) was not stored"
 
@@ -151,13 +154,14 @@ def _placed_and_accepted(hl7: Sender) -> None:
 
 @pytest.mark.parametrize("how", ["one-by-one", "batch"])
 def test_the_w_stays_after_a_held_statement_of_completion_one_by_one_and_in_a_batch(
-        engine: Engine, mllp: int, how: str) -> None:
+        community_eng: Engine, community_mllp: int, how: str, request: pytest.FixtureRequest) -> None:
     """The EMR (neither the order's placer nor its filler) sends an SC under B1^HIS / FB1^LIS stating the order
     completed (ORC-5 CM): the merge holds it (W 204 "held with it ... status"), the order stays active. Then the
     LIS's withdrawal of HGB under ORC-5 CM, which leaves the order as it stands: active, so its W that the CM was
     not stored is true and stays. One by one it did; in one BHS batch the step read the EMR's stated completed as
     the order's status and took the W back -- the batch now answers as one by one, from the write."""
-    hl7 = Sender(mllp)
+    run = own(request, "SF41-3A")
+    hl7 = OwnSender(community_mllp, run)
     _placed_and_accepted(hl7)
     when = ts(1, 10)
     held = (msh("HOSPB", "EMR", "ORM^O01^ORM_O01", when, "SF41-EMR") + pid("HOSPB")
@@ -166,31 +170,33 @@ def test_the_w_stays_after_a_held_statement_of_completion_one_by_one_and_in_a_ba
     if how == "batch":
         ack = hl7.send("BHS|^~\\&|ESB|HOSPB|HUREN|C1|" + ts(1, 11) + "||||SF41\n" + held + withdrawal + "BTS|2\n")
         assert ack.count("MSA|AA") == 2, ack
-        first, second = ack[:ack.index("MSA|AA|SF41-W")], ack[ack.index("MSA|AA|SF41-W"):]
+        first, second = ack[:ack.index(f"MSA|AA|{run}-SF41-W")], ack[ack.index(f"MSA|AA|{run}-SF41-W"):]
     else:
         first = hl7.send(held)
         second = hl7.send(withdrawal)
     assert "|204^" in first and "status" in first, first
     assert "ERR||ORC^1^5" in second and _W in second, second
-    assert _order(engine, "B1")["status"] == "active", (first, second)
+    assert theirs(community_eng, run)[0]["status"] == "active", (first, second)
 
 
 def test_the_w_is_still_taken_back_where_the_lis_completes_the_order_in_the_same_batch(
-        engine: Engine, mllp: int) -> None:
+        community_eng: Engine, community_mllp: int, request: pytest.FixtureRequest) -> None:
     """Control: the LIS's own message (no hold) with HGB withdrawn under ORC-5 CM beside WBC final under CM, then
     its withdrawal of HGB alone, in one BHS batch: the write leaves the order completed, both Ws are taken back
     (kfix40's case and stfix40's, read now from the write)."""
-    hl7 = Sender(mllp)
+    run = own(request, "SF41-3B")
+    hl7 = OwnSender(community_mllp, run)
     _placed_and_accepted(hl7)
     final = _groups("LIS", "ORU^R01^ORU_R01", "RE", "SF41-F", 10, ("CM", "F", _HGB, "W"), ("CM", "F", _WBC, "F"))
     withdrawal = _groups("LIS", "ORU^R01^ORU_R01", "RE", "SF41-W", 11, ("CM", "F", _HGB, "W"))
     ack = hl7.send("BHS|^~\\&|LIS|HOSPB|HUREN|C1|" + ts(1, 11) + "||||SF41\n" + final + withdrawal + "BTS|2\n")
     assert ack.count("MSA|AA") == 2 and _W not in ack and "ERR||ORC^1^5" not in ack, ack
-    assert _order(engine, "B1")["status"] == "completed", ack
+    assert theirs(community_eng, run)[0]["status"] == "completed", ack
 
 
 def test_the_replay_of_an_old_placers_order_on_a_clock_stepped_back_still_holds_a_third_apps_xo(
-        engine: Engine, mllp: int, monkeypatch: pytest.MonkeyPatch) -> None:
+        community_eng: Engine, community_mllp: int, monkeypatch: pytest.MonkeyPatch,
+        request: pytest.FixtureRequest) -> None:
     """HOSPB's order B1 with R01 filed by the release before stfix40 on a host whose clock stepped back a second
     between its receipt and its write. After the upgrade the operator replays the NW (a recovery), then the LIS's SC:
     the replay finds its own version unchanged, which ``_unchanged`` reads as written before its receipt -- none of its
@@ -200,14 +206,15 @@ def test_the_replay_of_an_old_placers_order_on_a_clock_stepped_back_still_holds_
     from tests.test_rv40d_probes import R01
     from tests.test_rv41e_probes import _filed_by_the_old_release as old_release
 
-    hl7 = Sender(mllp)
+    run = own(request, "SF41-3C")
+    hl7 = OwnSender(community_mllp, run)
     prior(hl7)
-    nw = message_id("HOSPB", "HOSPB-ORM-B1-NW")
+    nw = message_id("HOSPB", f"{run}-HOSPB-ORM-B1-NW")
     monkeypatch.setattr(MessageStore, "mark_processed", old_release({nw}))
     _receipts_ahead(monkeypatch)
     hl7.send(order("HOSPB", "B1", CBC, ts(1), reason=R01))
     monkeypatch.undo()
-    again = engine.ingestor.replay(nw, actor="stfix41")
+    again = community_eng.ingestor.replay(nw, actor="stfix41")
     assert again is not None and b"MSA|AA" in again.ack, again
     _past_the_stepped_receipts()
     when = ts(1, 9)
@@ -218,6 +225,6 @@ def test_the_replay_of_an_old_placers_order_on_a_clock_stepped_back_still_holds_
                    + f"ORC|XO|B1^HIS|FB1^LIS||IP||||{when}|||D9^李^医生||||\"\"\n"
                    + f"OBR|1|B1^HIS|FB1^LIS|{LFT}|||{when}\n")
     assert "MSA|AA" in ack, ack
-    stored = _order(engine, "B1")
+    stored = theirs(community_eng, run)[0]
     assert "|204^" in ack and (stored.get("requester") or {}).get("display") == "张医生", (
-        ack, stored.get("requester"), engine.ingestor.messages.get(nw).get("unchanged"))
+        ack, stored.get("requester"), community_eng.ingestor.messages.get(nw).get("unchanged"))
