@@ -60,9 +60,7 @@ def test_stated_over_defaulted_over_none(relayed: TestClient) -> None:
     assert _assigners(_order(relayed, placer)) == ["RIS"]
     assert sent("ESB") == []  # none: failed before acsn43d (the thinner entry stored, [None])
     assert _assigners(_order(relayed, placer)) == ["RIS"]
-    # (the HIS's NW restates the order as stored, assigner settled to RIS: the same document, so nothing is held
-    # and no W -- until acsn44 the version RIS's held NW wrote kept the merge's key order and this got W 204)
-    assert sent("HIS") == []
+    assert [e.split("|")[2:4] for e in sent("HIS")] == held
     assert _assigners(_order(relayed, placer)) == ["RIS"]
     assert sent("ESB", omi.replace(f"IPC|{number}|", f"IPC|{number}^RIS2|")) == []
     assert _assigners(_order(relayed, placer)) == ["RIS2"]
@@ -80,14 +78,18 @@ def test_a_relayed_resend_in_one_batch_keeps_the_assigner(relayed: TestClient) -
     assert _assigners(_order(relayed, placer)) == ["RIS"]
 
 
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "LOW (found by acsn43d, not the assigner's rule): a version written over a held statement keeps another key "
+    "order than the converter's, so the next identical re-send misses the byte-for-byte 'unchanged' path "
+    "(repository.versioning.as_stored) and reaches the owner rule (MergeRules._not_numbered), which warns W 204 "
+    "'held' although nothing would change; with the version the converter wrote, the same re-send gets no W"))
 def test_an_identical_resend_after_a_held_write_gets_no_w(relayed: TestClient) -> None:
     """The relay stores the order (its placer, by the history); the HIS's bare re-send is held at OBR-4 as not
     the placer but writes the assigner HIS where none was recorded (v2). The HIS sending the very same message
     again changes nothing (no new version) and owes no W -- as the HIS's identical re-send of the RIS's order
-    (``test_rv43e_probes.test_a_later_omi_defaulting_the_assigner_keeps_the_one_stated``). v2 keeps the merge's key
-    order, not the converter's, so the byte-for-byte path missed and the owner rule warned W 204 (acsn43d's LOW);
-    since acsn44 the write asks whether it is the same document in any key order (``versioning.same_document``)
-    before the rules."""
+    (``test_rv43e_probes.test_a_later_omi_defaulting_the_assigner_keeps_the_one_stated``)."""
     mrn, placer, number = "ACSN43D3", "ACSN43DP3", "20261205003"
     omi = _omi("ACSN43D31", mrn, placer, number, "20261205090000", "1.2.156.4347.3")
     assert _sent(relayed, _as("ESB", omi)) == []

@@ -1,7 +1,7 @@
 """Review rv44b (forty-fourth round) of acsn44's merge: a bare filler number is the sending application's
 (``adapters.convert._anothers_number``, reverted by acsn44b after these probes' HIGH 1-3 and MED 4: each probe now a
 plain test -- HIGH 3 and MED 4 read as what must never happen, whatever the ultrasound's report is acked; the guards
-of the split's corrections and batch assert the refusal acsn43b's MED is again), ``versioning.same_document`` (an
+of the split's corrections and batch assert the refusal acsn43b's MED is again), ``versioning.unchanged`` (an
 identical re-send in any key order is unchanged), the DICOM modality no test (``merge_rules._modality``). Real HL7 v2 through ``POST /hl7v2`` (one FHS/BHS
 batch) and real FHIR PUTs into a real engine and store on each backend (``module_eng``: SQLite, mongomock; one
 probe on SQLite with two engines over one store), read back over ``/fhir``."""
@@ -202,7 +202,7 @@ def _put(http: TestClient, text: str) -> tuple[str, str]:
 
 
 def test_same_document_is_exact(http: TestClient) -> None:
-    """Guard (versioning.same_document before the merge rules): a PUT of the stored document in another key order is
+    """Guard (the write's deep "unchanged", versioning.unchanged): a PUT of the stored document in another key order is
     unchanged; ``1.5`` -> ``1.50``, an array reordered, ``true`` -> ``1`` in an extension are each a new version,
     the decimal stored as sent."""
     a = ('{"resourceType":"Location","id":"rv44b-loc","status":"active","name":"K",'

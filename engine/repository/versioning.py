@@ -115,16 +115,6 @@ def unchanged(existing: StoredResource, previous: dict[str, Any], resource: dict
     if (isinstance(version, str) and isinstance(updated, str) and existing.body is not None
             and fhirjson.dumps(versioned(resource, version, updated)) == existing.body):
         return True
-    return same_document(previous, resource)
-
-
-def same_document(previous: dict[str, Any], resource: dict[str, Any]) -> bool:
-    """Whether ``resource`` is the stored version ``previous`` (parsed) as a document -- every element the same,
-    its keys in any order, each decimal's text too (``fhirjson.same``: ``1.5`` is not ``1.50``), server-managed meta
-    aside. The deep half of ``unchanged``, and what a write asks before the merge rules where the bytes differ
-    (``as_stored`` missed): a version the merge wrote keeps the merge's key order, not the converter's, so a
-    sender's identical re-send over it missed the byte path and reached the rules, which warned of a held statement
-    (W 204) that would change nothing (forty-fourth round, acsn44; acsn43d's LOW)."""
     return fhirjson.same(content_of(previous), content_of(resource))
 
 

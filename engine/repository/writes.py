@@ -25,7 +25,6 @@ from engine.repository.versioning import (
     body_of,
     left_versions,
     parse_etag,
-    same_document,
     unchanged,
     versioned,
 )
@@ -84,10 +83,6 @@ class Writes(GroupCommit, Searching):
                 if same is not None:
                     return WriteResult(same, created=False, changed=False, issues=[], body=existing.body)
             previous = fhirjson.loads(existing.body)  # type: ignore[arg-type]
-            if skip_unchanged and not hooks.statements and same_document(previous, resource):
-                # the same document in another key order (a version the merge wrote over a held statement keeps
-                # the merge's): unchanged as the bytes would be, before any rule weighs it
-                return WriteResult(previous, created=False, changed=False, issues=[], body=existing.body)
         if source == API:  # a client states its times: the converter's mark of a derived one is not hers to write
             resource = clients_times(resource, previous)
         # what this writer may change of the stored version: the merge rules (engine.merge_rules)
