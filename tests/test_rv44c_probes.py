@@ -87,11 +87,6 @@ def umask_002() -> Iterator[None]:
         os.umask(old)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "LOW (rv44c): a copied store's file mode is shutil.copyfile's 0666 & ~umask, SQLite's own is 0644 whatever the "
-    "umask (os_unix.c robust_open fchmods a new file to SQLITE_DEFAULT_FILE_PERMISSIONS): under umask 002 the "
-    "copy -- the FHIR database -- is group-writable (0664), under umask 000 world-writable; only a process opening "
-    "a second Engine (tests, bench) takes the copy"))
 def test_a_copied_stores_file_mode_is_the_made_stores(tmp_path: Path, fresh_template: None, umask_002: None) -> None:
     made, copied = _made_and_copied(tmp_path)
     assert stat.S_IMODE(os.stat(made).st_mode) == 0o644
@@ -152,11 +147,6 @@ def _indexes(path: Path) -> list[tuple[str, str]]:
         conn.close()
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "LOW (rv44c): store_template.settle's mismatch path drops a template table this start asked by another statement "
-    "(DROP TABLE drops its indexes with it) and re-makes only the table: an index this start asked by the very "
-    "template statement is not stale, so it is neither re-made nor discarded from SqliteStore._schema -- the store "
-    "is left without it for good (every later ask a no-op); 'exact, or not used' does not hold"))
 def test_a_start_asking_a_table_by_another_statement_keeps_its_indexes(tmp_path: Path, fresh_template: None,
                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
     from engine.repository.sqlite_store import SqliteStore
