@@ -126,11 +126,6 @@ def test_guard_an_undeclared_application_registering_her_again_is_held(http: Tes
     assert nids(patients(http, f"{MRN}|RC1B")[0]) == set()
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "MED (rv44c, privacy): applications.sends_as matches a message's own code (code_of: HD-1, else HD-2) with the "
-    "declared code by equality, so MSH-3 '^HIS^DNS' -- no name, a universal id 'HIS' of another type: another "
-    "application by HL7 v2.5.1 2.A.33, the mirror of rv44a MED 1's 'name is the OID text' that low44b closed -- "
-    "passes as FNXRMYY's declared HIS and links her resident ID number to a second record on its word (no W 205)"))
 def test_a_universal_id_spelling_the_declared_name_is_no_declared_application(http: TestClient) -> None:
     ack = _registered_twice(http, "RC2", "^HIS^DNS", "12")
     found = patients(http, f"{MRN}|RC2B")
@@ -220,11 +215,6 @@ def aliased(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestClient]:
         yield client
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "LOW (rv44c): applications.sends_as takes the alias group by as_sent (case aside) but then drops the form the "
-    "MSH-3 matched (forms() lists the others only) and compares the MSH-3's own code case-sensitively: 'his', the "
-    "group's HIS form case aside, is no declared HIS -- its registration held W 205 -- while it is the group's "
-    "application to every as_sent/canonical reader; one rule read two ways"))
 def test_the_declared_his_form_sent_in_lower_case_is_the_declared_his(aliased: TestClient) -> None:
     ack = _registered_twice(aliased, "RC4", "his", "14")
     assert ack_code_of(ack) == "AA" and not any("|205^" in x for x in err_lines(ack)), err_lines(ack)
