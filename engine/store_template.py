@@ -69,7 +69,9 @@ def open_store(settings: Settings) -> tuple[Store, Template | None]:
         if template is not None:
             settings.data_dir.mkdir(parents=True, exist_ok=True)
             try:
-                shutil.copyfile(template.file, path)
+                _copy_new(template.file, path)
+            except FileExistsError:  # (made meanwhile by another: opened as it is, nothing of it removed)
+                template = None
             except OSError:  # (the template gone: made as always, from now on)
                 _stop()
                 path.unlink(missing_ok=True)
@@ -102,10 +104,16 @@ def settle(store: Store, template: Template | None) -> None:
             return
         _off = True
     # the template's tables and indexes this start did not ask for (or asked for by another statement) dropped,
-    # those asked for by another statement made by it (one asked for that the template lacks was made as always)
-    stale = [name for name, sql in template.asked if (name, sql) not in set(asked)]
+    # those asked for by another statement made by it (one asked for that the template lacks was made as always);
+    # a table dropped drops its indexes with it, so each index of a stale table is stale too, made again by this
+    # start's statement when it asked for it (else the store had lost it for good, every later ask a no-op:
+    # rv44c LOW 2)
+    stale = {name for name, sql in template.asked if (name, sql) not in set(asked)}
     if stale:
-        kinds = dict(store.conn.execute("SELECT name, type FROM sqlite_master"))
+        rows = store.conn.execute("SELECT name, type, tbl_name FROM sqlite_master").fetchall()
+        kinds = {name: kind for name, kind, _ in rows}
+        stale |= {name for name, kind, table in rows if kind == "index" and table in stale
+                  and kinds.get(table) == "table" and not name.startswith("sqlite_")}  # (its own: dropped with it)
         for name in sorted(stale, key=lambda n: kinds.get(n) != "index"):  # an index before its table
             if kinds.get(name) in ("index", "table"):
                 store.conn.execute(f'DROP {kinds[name].upper()} IF EXISTS "{name}"')
@@ -114,6 +122,25 @@ def settle(store: Store, template: Template | None) -> None:
             if name in stale:
                 store.conn.execute(sql)
                 store._unsure.add(name)  # (as ``_schema_statement`` inside a transaction)
+
+
+FILE_MODE = 0o644  # SQLite's SQLITE_DEFAULT_FILE_PERMISSIONS: what a database it makes is, whatever the umask
+
+
+def _copy_new(source: Path, path: Path) -> None:
+    """``source`` copied to ``path``, a file made now (``O_EXCL``: one that appeared since the start looked is
+    no new store's, and is left alone) with the mode SQLite gives a database it makes, ``FILE_MODE`` whatever
+    the umask (os_unix.c ``robust_open`` fchmods a new file to it): ``shutil.copyfile``'s ``0666 & ~umask``
+    made the copied FHIR database group-writable under umask 002, world-writable under 000 (rv44c LOW 3)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, FILE_MODE)
+    try:
+        os.fchmod(fd, FILE_MODE)  # (the umask applies to open's mode, not to fchmod's)
+        out = os.fdopen(fd, "wb")
+    except BaseException:
+        os.close(fd)
+        raise
+    with out, open(source, "rb") as src:
+        shutil.copyfileobj(src, out, 1 << 20)
 
 
 def _stop() -> None:

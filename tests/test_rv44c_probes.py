@@ -87,11 +87,6 @@ def umask_002() -> Iterator[None]:
         os.umask(old)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "LOW (rv44c): a copied store's file mode is shutil.copyfile's 0666 & ~umask, SQLite's own is 0644 whatever the "
-    "umask (os_unix.c robust_open fchmods a new file to SQLITE_DEFAULT_FILE_PERMISSIONS): under umask 002 the "
-    "copy -- the FHIR database -- is group-writable (0664), under umask 000 world-writable; only a process opening "
-    "a second Engine (tests, bench) takes the copy"))
 def test_a_copied_stores_file_mode_is_the_made_stores(tmp_path: Path, fresh_template: None, umask_002: None) -> None:
     made, copied = _made_and_copied(tmp_path)
     assert stat.S_IMODE(os.stat(made).st_mode) == 0o644
@@ -131,11 +126,6 @@ def test_guard_an_undeclared_application_registering_her_again_is_held(http: Tes
     assert nids(patients(http, f"{MRN}|RC1B")[0]) == set()
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "MED (rv44c, privacy): applications.sends_as matches a message's own code (code_of: HD-1, else HD-2) with the "
-    "declared code by equality, so MSH-3 '^HIS^DNS' -- no name, a universal id 'HIS' of another type: another "
-    "application by HL7 v2.5.1 2.A.33, the mirror of rv44a MED 1's 'name is the OID text' that low44b closed -- "
-    "passes as FNXRMYY's declared HIS and links her resident ID number to a second record on its word (no W 205)"))
 def test_a_universal_id_spelling_the_declared_name_is_no_declared_application(http: TestClient) -> None:
     ack = _registered_twice(http, "RC2", "^HIS^DNS", "12")
     found = patients(http, f"{MRN}|RC2B")
@@ -152,11 +142,6 @@ def _indexes(path: Path) -> list[tuple[str, str]]:
         conn.close()
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "LOW (rv44c): store_template.settle's mismatch path drops a template table this start asked by another statement "
-    "(DROP TABLE drops its indexes with it) and re-makes only the table: an index this start asked by the very "
-    "template statement is not stale, so it is neither re-made nor discarded from SqliteStore._schema -- the store "
-    "is left without it for good (every later ask a no-op); 'exact, or not used' does not hold"))
 def test_a_start_asking_a_table_by_another_statement_keeps_its_indexes(tmp_path: Path, fresh_template: None,
                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
     from engine.repository.sqlite_store import SqliteStore
@@ -230,11 +215,6 @@ def aliased(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestClient]:
         yield client
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "LOW (rv44c): applications.sends_as takes the alias group by as_sent (case aside) but then drops the form the "
-    "MSH-3 matched (forms() lists the others only) and compares the MSH-3's own code case-sensitively: 'his', the "
-    "group's HIS form case aside, is no declared HIS -- its registration held W 205 -- while it is the group's "
-    "application to every as_sent/canonical reader; one rule read two ways"))
 def test_the_declared_his_form_sent_in_lower_case_is_the_declared_his(aliased: TestClient) -> None:
     ack = _registered_twice(aliased, "RC4", "his", "14")
     assert ack_code_of(ack) == "AA" and not any("|205^" in x for x in err_lines(ack)), err_lines(ack)

@@ -26,6 +26,7 @@ merge's "the same application stored the number" (``merge_rules._same_applicatio
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -40,10 +41,25 @@ def hd_of(text: str) -> HD:
     return parts[0], parts[1], parts[2]
 
 
+def same_text(one: str, other: str) -> bool:
+    """The module's one case rule: two components of an application's HD (or two stored codes) are one text case
+    aside. HL7 v2.5.1 2.A.33 folds nothing and defines no case of its own: HD-1 is a value of a table the site
+    defines (0300/0361, its syntax the site's), HD-2's syntax is its scheme's (an OID has no letters), HD-3 a code of
+    table 0301. So which spellings of an MSH-3 are one application is the project's and the site's call, and the
+    project's has been "case aside" since HL7's rule was written down -- ``datatypes.same_hd`` (rv38i: ``RIS`` and
+    ``ris`` are one filler), ``as_sent`` and ``relay`` (ord40, acsn43c). The person checks compared a code
+    case-sensitively, so ``his`` was the alias group's ``HIS`` to ``forms``/``canonical`` and no declared HIS to
+    ``sends_as`` (rv44c LOW 4); now every comparison here asks this. A case rule that told ``his`` from ``HIS`` here
+    would still leave them one application to the order history (``same_hd``), and MSH-3 is a text any sender
+    writes: folding case lets no sender pass for another it could not already name by sending ``HIS``.
+    (forty-fourth round, fix44)"""
+    return one.lower() == other.lower()
+
+
 def as_sent(one: HD, other: HD) -> bool:
-    """Whether an MSH-3 is an alias form as the site wrote it: all three components equal, case aside (HD-1 is a
-    name, HD-3 a code of table 0301, an OID has no case)."""
-    return all(a.lower() == b.lower() for a, b in zip(one, other, strict=True))
+    """Whether an MSH-3 is an alias form as the site wrote it: all three components equal (``same_text``: case
+    aside)."""
+    return all(same_text(a, b) for a, b in zip(one, other, strict=True))
 
 
 def form_mistake(hd: HD) -> str:
@@ -199,13 +215,38 @@ def same_code(institution: str, one: str, other: str, site: Any) -> bool:
     holds no more. So a message's own application is never asked here -- it is an HD, matched as sent
     (``sends_as``); this answers only where both sides are stored (``persons._may_restate``: whether a record's
     registrar is a declared registration application)."""
-    if one == other:
+    if same_text(one, other):
         return True
     def group(code: str) -> int | None:
         return next((i for i, forms_ in enumerate(_groups(institution, site))
-                     if any(code_of(form) == code for form in forms_)), None)
+                     if any(same_text(code_of(form), code) for form in forms_)), None)
     found = group(one)
     return found is not None and found == group(other)
+
+
+_SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*:\S+$")
+
+
+def universal_code(code: str) -> bool:
+    """Whether a stored or declared application code (``code_of``: HD-1, else HD-2 -- no HD-3 kept) is a universal
+    id by its own form: an ISO OID (digits and dots) or an absolute URI (a scheme, no white space) -- the two kinds
+    ``datatypes.universal_system`` reads. Anything else (``HIS``, ``falcon.example.org``) is a name, whatever an
+    MSH-3's HD-3 says of the same letters."""
+    return universal_system(code, "ISO") is not None or bool(_SCHEME.match(code))
+
+
+def states(hd: HD, code: str) -> bool:
+    """Whether the HD ``hd`` (an MSH-3 as sent, or an alias form) states the application code ``code`` as what it
+    is: a name only as HD-1 (sent), a universal id (``universal_code``) only as HD-2 where HD-1 is empty and HD-3
+    makes it one (``universal_system``) -- ``code_of``'s own rule (the code is HD-1 where sent) with the kind
+    kept. MSH-3 ``^HIS^DNS`` states no name: a universal id ``HIS`` of another type, another application by HL7
+    v2.5.1 2.A.33; compared by ``code_of`` it passed as the declared HIS and linked her resident ID number to a
+    second record (rv44c MED 1). Nor does an HD-1 that spells an OID state that universal id (rv44a MED 1's
+    mirror). (forty-fourth round, fix44)"""
+    if universal_code(code):
+        return (not hd[0] and universal_system(hd[1], hd[2]) is not None
+                and same_text(hd[1], code))
+    return bool(hd[0]) and same_text(hd[0], code)
 
 
 def sends_as(institution: str, hd: HD, code: str, site: Any) -> bool:
@@ -217,8 +258,12 @@ def sends_as(institution: str, hd: HD, code: str, site: Any) -> bool:
     HISV2^<OID>^ISO]``, ``HISV2^<another OID>^ISO`` is another application (HL7 v2.5.1 2.A.33: another universal id)
     and no form of the group, and an MSH-3 whose name is the OID's text is a name, never compared with a universal
     id -- matched by code, either passed as the declared HIS and linked her resident ID number on its word (rv44a
-    MED 1, LOW; forty-fourth round, low44b). The one rule of "this message's application is that one"."""
-    return code_of(hd) == code or any(code_of(form) == code for form in forms(institution, hd, site)[1:])
+    MED 1, LOW; forty-fourth round, low44b). Each HD -- ``hd`` itself and each form of its group, ``forms`` -- is
+    asked whether it ``states`` the code, by what it states (a name as HD-1, a universal id as HD-2 with HD-3):
+    ``^HIS^DNS`` is no ``HIS`` (rv44c MED 1), and ``his``, the group's ``HIS`` form case aside, is its
+    application here as to every reader of the group (``same_text``; rv44c LOW 4). The one rule of "this message's
+    application is that one"."""
+    return any(states(form, code) for form in forms(institution, hd, site))
 
 
 def is_declared(institution: str, hd: HD, codes: Sequence[str], site: Any) -> bool:

@@ -10,6 +10,7 @@ a new one and swaps it in, so a request always sees one consistent set.
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date
@@ -249,6 +250,10 @@ def rule_folders(site: Path | None) -> list[Path]:
 # docstring) and a reload replaces it whole, so one built from the same inputs serves every Engine that asks.
 _BUILT: dict[tuple[Any, ...], tuple[Rules, tuple[tuple[str, str, str], ...]]] = {}
 _BUILT_MAX = 8  # (a test's site folders, a reload's edits: the oldest goes first)
+# Engines may start in threads at once: the insert and the eviction of the oldest are one step under this lock
+# (two evicting at once picked one oldest key, and the second ``del`` raised KeyError -- that Engine's start
+# failed: rv44c LOW 5); a lookup is one dict read, atomic as it is.
+_BUILT_LOCK = threading.Lock()
 
 
 def _inputs(texts: Iterable[tuple[str, str]], institutions: Mapping[str, Institution] | None,
@@ -307,9 +312,10 @@ def load_rules(
         key = _inputs(texts, institutions, site_local, site_loinc)
     except TypeError:
         return rules
-    _BUILT[key] = (rules, tuple(ignored))
-    while len(_BUILT) > _BUILT_MAX:
-        del _BUILT[next(iter(_BUILT))]
+    with _BUILT_LOCK:
+        _BUILT[key] = (rules, tuple(ignored))
+        while len(_BUILT) > _BUILT_MAX:
+            del _BUILT[next(iter(_BUILT))]
     return rules
 
 
