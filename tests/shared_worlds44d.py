@@ -124,3 +124,27 @@ def own_sender(policy_eng: Engine, policy_mllp: int) -> Iterator[Own]:
         yield sender
     finally:
         sender.close()
+
+
+@pytest.fixture(scope="module")
+def reader_engine(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest) -> Iterator[Engine]:
+    """The ``engine`` fixture's engine (``tests.conftest.settings``: SQLite, no listeners) once a module, for the
+    scheduling modules whose tests each send under control IDs and an appointment (SCH-1/2) of their own and
+    read only that appointment back: each had opened an engine. A module binds it as its ``engine``
+    (``from tests.shared_worlds44d import reader_engine as engine, reader_fhir as fhir``)."""
+    root = tmp_path_factory.mktemp(request.module.__name__.rsplit(".", 1)[-1] + "-reader")
+    with Engine(Settings(data_dir=root / "var", http_port=0, mllp_port=0)) as engine:
+        yield engine
+
+
+@pytest.fixture(scope="module")
+def reader_fhir(engine: Engine) -> Iterator[Any]:
+    """``test_convert11_thinner.fhir`` (the real app, a reader's token ``system/*.rs``) over the module's
+    ``engine``, once a module."""
+    from fastapi.testclient import TestClient
+
+    from engine.api.app import create_app
+
+    with TestClient(create_app(engine)) as client:
+        client.headers["Authorization"] = "Bearer " + engine.auth.issue_system_token("reader", "system/*.rs")
+        yield client
