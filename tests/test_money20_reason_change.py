@@ -16,13 +16,11 @@ from typing import Any
 import pytest
 
 from engine.engine import Engine
-from tests import test_money19_cds_orders
+from tests.shared_worlds44d import Own, own_sender, policy_eng, policy_mllp  # noqa: F401 -- fixtures (own's)
 from tests.test_money19_cds_orders import flags
 from tests.test_recognition_e2e import Sender
 from tests.test_recognition_policy_e2e import CBC, msh, order, pid, ts
 from tests.test_recognition_policy_e2e import result as oru
-
-engine = test_money19_cds_orders.engine  # the fixture: the policy community on each store
 
 REASONS = "urn:huren:recognition-reason"
 R01 = f"R01^病情变化^{REASONS}"
@@ -43,7 +41,7 @@ def update(inst: str, placer: str, item: str, when: str, orc16: str, n: int = 1,
             + f"OBR|1|{placer}^HIS||{item}|||{when}\n")
 
 
-def prior(hl7: Sender) -> None:
+def prior(hl7: Sender | Own) -> None:
     """HOSPA's blood count five days ago: recognisable for HOSPB's order yesterday (window 7 days)."""
     hl7.send(order("HOSPA", "A1", CBC, ts(5)))
     hl7.send(oru("HOSPA", "A1", CBC, ts(5, 10)))
@@ -64,81 +62,81 @@ def stored_reasons(engine: Engine, placer: str = "B1") -> list[str]:
     (R06_NAME_ONLY, ("flagged", None)),   # changed to R06 without the text it needs
     ('""', ("flagged", None)),            # the reason deleted (HL7's explicit null)
 ], ids=["to-R07", "to-R06-without-text", "deleted"])
-def test_a_reason_changed_before_the_result_is_the_reason(engine: Engine, mllp: int, orc16: str,
+def test_a_reason_changed_before_the_result_is_the_reason(own: Own, orc16: str,
                                                           expected: tuple[str, str | None]) -> None:
-    hl7 = Sender(mllp)
+    hl7 = own
     prior(hl7)
     hl7.send(order("HOSPB", "B1", CBC, ts(1), reason=R01))
     hl7.send(update("HOSPB", "B1", CBC, ts(1, 9), orc16))
     ack = hl7.send(oru("HOSPB", "B1", CBC, ts(1, 10)))
-    flag = the_flag(engine)
+    flag = own.the_flag()
     assert (flag["status"], flag["reason"]) == expected, flag
     if expected[0] == "flagged":
         assert "not payable" in ack, ack
-    assert "R01" not in stored_reasons(engine), stored_reasons(engine)
+    assert "R01" not in stored_reasons(own.engine, own.number("B1")), stored_reasons(own.engine, own.number("B1"))
 
 
-def test_an_update_without_orc16_keeps_the_reason(engine: Engine, mllp: int) -> None:
+def test_an_update_without_orc16_keeps_the_reason(own: Own) -> None:
     """ORC-16 not sent: no change -- the order keeps R01 (the guard; it held before too)."""
-    hl7 = Sender(mllp)
+    hl7 = own
     prior(hl7)
     hl7.send(order("HOSPB", "B1", CBC, ts(1), reason=R01))
     hl7.send(update("HOSPB", "B1", CBC, ts(1, 9), ""))
     hl7.send(oru("HOSPB", "B1", CBC, ts(1, 10)))
-    flag = the_flag(engine)
+    flag = own.the_flag()
     assert (flag["status"], flag["reason"]) == ("justified", "R01"), flag
-    assert stored_reasons(engine) == ["R01"]
+    assert stored_reasons(own.engine, own.number("B1")) == ["R01"]
 
 
-def test_an_oml_update_changing_the_reason_then_restoring_it(engine: Engine, mllp: int) -> None:
+def test_an_oml_update_changing_the_reason_then_restoring_it(own: Own) -> None:
     """OML^O21 too; two updates: R01 -> R07 -> R04, the last one stated is the order's."""
-    hl7 = Sender(mllp)
+    hl7 = own
     prior(hl7)
     hl7.send(order("HOSPB", "B1", CBC, ts(1), reason=R01))
     hl7.send(update("HOSPB", "B1", CBC, ts(1, 9), R07, 1, "OML^O21^OML_O21"))
     hl7.send(update("HOSPB", "B1", CBC, ts(1, 9), R04, 2, "OML^O21^OML_O21"))
     hl7.send(oru("HOSPB", "B1", CBC, ts(1, 10)))
-    flag = the_flag(engine)
+    flag = own.the_flag()
     assert (flag["status"], flag["reason"]) == ("justified", "R04"), flag
-    assert stored_reasons(engine) == ["R04"]
+    assert stored_reasons(own.engine, own.number("B1")) == ["R04"]
 
 
-def test_a_result_message_stating_another_reason_changes_nothing(engine: Engine, mllp: int) -> None:
+def test_a_result_message_stating_another_reason_changes_nothing(own: Own) -> None:
     """The result's ORC-16 is no order update: the R07 recorded at order time stays self-pay."""
-    hl7 = Sender(mllp)
+    hl7 = own
     prior(hl7)
     hl7.send(order("HOSPB", "B1", CBC, ts(1), reason=R07))
     hl7.send(oru("HOSPB", "B1", CBC, ts(1, 10)).replace(
         "OBR|1|B1^HIS", f"ORC|RE|B1^HIS|FB1^LIS||CM|||||||||||{R01}\nOBR|1|B1^HIS", 1))
-    flag = the_flag(engine)
+    flag = own.the_flag()
     assert (flag["status"], flag["reason"]) == ("self_pay", "R07"), flag
 
 
-def test_an_update_stating_a_reason_none_of_hurens_keeps_the_reason(engine: Engine, mllp: int) -> None:
+def test_an_update_stating_a_reason_none_of_hurens_keeps_the_reason(own: Own) -> None:
     """ORC-16 changed to a local code the reason table does not know ("Z1^患者要求^L"). money20 read it
     as the re-test reason withdrawn; by HL7 v2.5 ORC-16 is the *order control code reason* -- why the
     order changed -- and only ``""`` deletes (moneymend20): a patient's request is none of the
     national reasons, but it does not withdraw the doctor's R01 either, which decides."""
-    hl7 = Sender(mllp)
+    hl7 = own
     prior(hl7)
     hl7.send(order("HOSPB", "B1", CBC, ts(1), reason=R01))
     hl7.send(update("HOSPB", "B1", CBC, ts(1, 9), "Z1^患者要求^L"))
     hl7.send(oru("HOSPB", "B1", CBC, ts(1, 10)))
-    flag = the_flag(engine)
+    flag = own.the_flag()
     assert (flag["status"], flag["reason"]) == ("justified", "R01"), flag
-    assert stored_reasons(engine) == ["R01"]
+    assert stored_reasons(own.engine, own.number("B1")) == ["R01"]
 
 
 @pytest.mark.parametrize("orc16", ['""', "Z1^患者要求^L"], ids=["deleted", "another-code"])
-def test_a_result_message_taking_the_reason_away_changes_nothing(engine: Engine, mllp: int, orc16: str) -> None:
+def test_a_result_message_taking_the_reason_away_changes_nothing(own: Own, orc16: str) -> None:
     """A result's ORC (ORC-1 RE) is no order update: the R01 recorded at order time decides and stays
     the stored order's."""
-    hl7 = Sender(mllp)
+    hl7 = own
     prior(hl7)
     hl7.send(order("HOSPB", "B1", CBC, ts(1), reason=R01))
     hl7.send(oru("HOSPB", "B1", CBC, ts(1, 10)).replace(
         "OBR|1|B1^HIS", f"ORC|RE|B1^HIS|FB1^LIS||CM|||||||||||{orc16}\nOBR|1|B1^HIS", 1))
-    flag = the_flag(engine)
+    flag = own.the_flag()
     assert (flag["status"], flag["reason"]) == ("justified", "R01"), flag
-    assert stored_reasons(engine) == ["R01"]
+    assert stored_reasons(own.engine, own.number("B1")) == ["R01"]
 

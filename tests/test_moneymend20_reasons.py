@@ -8,15 +8,22 @@ on 92cb5eb stay as guards."""
 from __future__ import annotations
 
 import pytest
+from fastapi.testclient import TestClient
 
-from engine.engine import Engine
-from tests import test_money19_cds_orders
-from tests.test_money20_reason_change import R01, R07, prior, stored_reasons, the_flag, update
-from tests.test_recognition_e2e import Sender
+from engine.api.app import create_app
+from tests.shared_worlds44d import Own, own_sender, policy_eng, policy_mllp  # noqa: F401 -- fixtures (own's)
+from tests.test_money19_cds_orders import cds_card, override, register
+from tests.test_money20_reason_change import R01, R07, prior, stored_reasons, update
 from tests.test_recognition_policy_e2e import CBC, msh, order, pid, ts
 from tests.test_recognition_policy_e2e import result as oru
 
-engine = test_money19_cds_orders.engine
+
+def setup(own: Own) -> tuple[Own, TestClient, str]:
+    """``test_money19_cds_orders.setup`` through this test's sender: HOSPA's blood count three days ago, her
+    registration at HOSPB; the sender, a client of the app and her HOSPB record's id."""
+    own.send(oru("HOSPA", "A1", CBC, ts(3)))
+    register(own, "HOSPB")
+    return own, TestClient(create_app(own.engine)), own.patient_id("HOSPB")
 
 
 def oru_with_orc(orc1: str, orc16: str) -> str:
@@ -26,23 +33,22 @@ def oru_with_orc(orc1: str, orc16: str) -> str:
 
 @pytest.mark.parametrize("orc1", ["SC", "", "NW", "re"])
 @pytest.mark.parametrize("orc16", ['""', "Z1^患者要求^L"], ids=["deleted", "another-code"])
-def test_a_result_message_whose_orc1_is_not_RE_takes_nothing_away(engine: Engine, mllp: int, orc1: str,
-                                                                  orc16: str) -> None:
+def test_a_result_message_whose_orc1_is_not_RE_takes_nothing_away(own: Own, orc1: str, orc16: str) -> None:
     """An ORU^R01's ORC is the result's copy of the order whatever its ORC-1 (LIS send SC/blank):
     the R01 recorded at order time must decide."""
-    hl7 = Sender(mllp)
+    hl7 = own
     prior(hl7)
     hl7.send(order("HOSPB", "B1", CBC, ts(1), reason=R01))
     hl7.send(oru_with_orc(orc1, orc16))
-    flag = the_flag(engine)
+    flag = own.the_flag()
     assert (flag["status"], flag["reason"]) == ("justified", "R01"), flag
 
 
 @pytest.mark.parametrize("orc16", ['""', "Z1^患者要求^L"], ids=["deleted", "another-code"])
-def test_a_filler_status_change_does_not_take_the_doctors_reason(engine: Engine, mllp: int, orc16: str) -> None:
+def test_a_filler_status_change_does_not_take_the_doctors_reason(own: Own, orc16: str) -> None:
     """ORM ORC-1 SC (the LIS: status changed, ORC-5 IP) -- ORC-16 is the reason for that control code,
     not the doctor's re-test reason: R01 stays."""
-    hl7 = Sender(mllp)
+    hl7 = own
     prior(hl7)
     hl7.send(order("HOSPB", "B1", CBC, ts(1), reason=R01))
     when = ts(1, 9)
@@ -50,14 +56,14 @@ def test_a_filler_status_change_does_not_take_the_doctors_reason(engine: Engine,
              + f"ORC|SC|B1^HIS|FB1^LIS||IP||||{when}|||D7^张^医生||||{orc16}\n"
              + f"OBR|1|B1^HIS|FB1^LIS|{CBC}|||{when}\n")
     hl7.send(oru("HOSPB", "B1", CBC, ts(1, 10)))
-    flag = the_flag(engine)
+    flag = own.the_flag()
     assert (flag["status"], flag["reason"]) == ("justified", "R01"), flag
 
 
-def test_a_replacement_order_deleting_the_reason_has_none(engine: Engine, mllp: int) -> None:
+def test_a_replacement_order_deleting_the_reason_has_none(own: Own) -> None:
     """ORC-1 RO replacing B1 (R01) by B1R with ORC-16 "": the replacement states no reason -- it
     must not inherit R01 through ``replaces``."""
-    hl7 = Sender(mllp)
+    hl7 = own
     prior(hl7)
     hl7.send(order("HOSPB", "B1", CBC, ts(1), reason=R01))
     when = ts(1, 9)
@@ -67,13 +73,13 @@ def test_a_replacement_order_deleting_the_reason_has_none(engine: Engine, mllp: 
              + f"ORC|RU|B1^HIS|||||||{when}|||D7^张^医生\n"
              + f"OBR|2|B1^HIS||{CBC}|||{when}\n")
     hl7.send(oru("HOSPB", "B1R", CBC, ts(1, 10)))
-    flags = [f for f in test_money19_cds_orders.flags(engine) if f["inst"] == "HOSPB"]
+    flags = own.flags()
     assert flags and all(f["status"] == "flagged" for f in flags), flags
 
 
-def test_a_reason_deleted_after_the_result_keeps_the_decision_and_a_correction(engine: Engine, mllp: int) -> None:
+def test_a_reason_deleted_after_the_result_keeps_the_decision_and_a_correction(own: Own) -> None:
     """R01 recorded, result decided justified; XO "" afterwards; a corrected result: still R01."""
-    hl7 = Sender(mllp)
+    hl7 = own
     prior(hl7)
     hl7.send(order("HOSPB", "B1", CBC, ts(1), reason=R01))
     hl7.send(oru("HOSPB", "B1", CBC, ts(1, 10)))
@@ -81,13 +87,13 @@ def test_a_reason_deleted_after_the_result_keeps_the_decision_and_a_correction(e
     corrected = oru("HOSPB", "B1", CBC, ts(1, 12), "OBX|1|NM|WBC^白细胞^L||6.3|10*9/L|||||C").replace(
         "HOSPB-ORU-B1", "HOSPB-ORU-B1-C").replace("|||F\n", "|||C\n", 1)
     hl7.send(corrected)
-    flag = the_flag(engine)
+    flag = own.the_flag()
     assert (flag["status"], flag["reason"]) == ("justified", "R01"), flag
 
 
-def test_two_groups_of_one_order_in_one_message(engine: Engine, mllp: int) -> None:
+def test_two_groups_of_one_order_in_one_message(own: Own) -> None:
     """One XO stating B1 in two groups, the first R07, the second ORC-16 left empty: R07 is the order's."""
-    hl7 = Sender(mllp)
+    hl7 = own
     prior(hl7)
     hl7.send(order("HOSPB", "B1", CBC, ts(1), reason=R01))
     when = ts(1, 9)
@@ -97,97 +103,94 @@ def test_two_groups_of_one_order_in_one_message(engine: Engine, mllp: int) -> No
              + f"ORC|XO|B1^HIS|||||||{when}|||D7^张^医生\n"
              + f"OBR|2|B1^HIS||{CBC}|||{when}\n")
     hl7.send(oru("HOSPB", "B1", CBC, ts(1, 10)))
-    flag = the_flag(engine)
+    flag = own.the_flag()
     assert (flag["status"], flag["reason"]) == ("self_pay", "R07"), flag
-    assert stored_reasons(engine) == ["R07"]
+    assert stored_reasons(own.engine, own.number("B1")) == ["R07"]
 
 
-def test_v23_update_to_r07(engine: Engine, mllp: int) -> None:
-    hl7 = Sender(mllp)
+def test_v23_update_to_r07(own: Own) -> None:
+    hl7 = own
     prior(hl7)
     hl7.send(order("HOSPB", "B1", CBC, ts(1), reason=R01).replace("|2.5.1|", "|2.3|"))
     hl7.send(update("HOSPB", "B1", CBC, ts(1, 9), R07).replace("|2.5.1|", "|2.3|"))
     hl7.send(oru("HOSPB", "B1", CBC, ts(1, 10)).replace("|2.5.1|", "|2.3|"))
-    flag = the_flag(engine)
+    flag = own.the_flag()
     assert (flag["status"], flag["reason"]) == ("self_pay", "R07"), flag
 
 
-def test_nw_resent_with_reason_in_obr31_only(engine: Engine, mllp: int) -> None:
+def test_nw_resent_with_reason_in_obr31_only(own: Own) -> None:
     """R01 stated in OBR-31 (not ORC-16) by the order; an XO with ORC-16 empty keeps it."""
-    hl7 = Sender(mllp)
+    hl7 = own
     prior(hl7)
     when = ts(1)
     hl7.send(msh("HOSPB", "HIS", "ORM^O01^ORM_O01", when, "HOSPB-ORM-B1") + pid("HOSPB")
              + f"ORC|NW|B1^HIS|||||||{when}|||D7^张^医生\n"
              + f"OBR|1|B1^HIS||{CBC}|||{when}" + "|" * 23 + f"{R01}\n")
-    before = stored_reasons(engine)
+    before = stored_reasons(own.engine, own.number("B1"))
     hl7.send(update("HOSPB", "B1", CBC, ts(1, 9), ""))
-    assert stored_reasons(engine) == before
+    assert stored_reasons(own.engine, own.number("B1")) == before
 
 
-def test_omg_update_to_r07(engine: Engine, mllp: int) -> None:
-    hl7 = Sender(mllp)
+def test_omg_update_to_r07(own: Own) -> None:
+    hl7 = own
     prior(hl7)
     hl7.send(order("HOSPB", "B1", CBC, ts(1), reason=R01))
     hl7.send(update("HOSPB", "B1", CBC, ts(1, 9), R07, 1, "OMG^O19^OMG_O19"))
     hl7.send(oru("HOSPB", "B1", CBC, ts(1, 10)))
-    flag = the_flag(engine)
+    flag = own.the_flag()
     assert (flag["status"], flag["reason"]) == ("self_pay", "R07"), flag
 
 
-def test_cds_answer_then_an_update_to_r07(engine: Engine, mllp: int) -> None:
+def test_cds_answer_then_an_update_to_r07(own: Own) -> None:
     """R04 given in CDS for B1; the HIS's XO then states R07: the order's own reason wins."""
-    from tests.test_money19_cds_orders import cds_card, override, setup
-    hl7, http, patient = setup(engine, mllp)
-    override(engine, http, cds_card(engine, http, patient, "B1"), "R04")
+    hl7, http, patient = setup(own)
+    override(own.engine, http, cds_card(own.engine, http, patient, own.number("B1")), "R04")
     hl7.send(order("HOSPB", "B1", CBC, ts(1)))
     hl7.send(update("HOSPB", "B1", CBC, ts(1, 9), R07))
     hl7.send(oru("HOSPB", "B1", CBC, ts(1, 10)))
-    flag = the_flag(engine)
+    flag = own.the_flag()
     assert (flag["status"], flag["reason"]) == ("self_pay", "R07"), flag
 
 
-def test_cds_answer_then_an_update_deleting_the_reason(engine: Engine, mllp: int) -> None:
+def test_cds_answer_then_an_update_deleting_the_reason(own: Own) -> None:
     """R04 given in CDS for B1; the HIS's XO then sends ORC-16 "" (delete): no reason stands (was a strict
     xfail, moneymend20: the delete left no mark on an order that stated none; money29 marks it)."""
-    from tests.test_money19_cds_orders import cds_card, override, setup
-    hl7, http, patient = setup(engine, mllp)
-    override(engine, http, cds_card(engine, http, patient, "B1"), "R04")
+    hl7, http, patient = setup(own)
+    override(own.engine, http, cds_card(own.engine, http, patient, own.number("B1")), "R04")
     hl7.send(order("HOSPB", "B1", CBC, ts(1)))
     hl7.send(update("HOSPB", "B1", CBC, ts(1, 9), '""'))
     hl7.send(oru("HOSPB", "B1", CBC, ts(1, 10)))
-    flag = the_flag(engine)
+    flag = own.the_flag()
     assert (flag["status"], flag["reason"]) == ("flagged", None), flag
 
 
-def test_update_to_r07_then_cds_answer_r04_before_result(engine: Engine, mllp: int) -> None:
+def test_update_to_r07_then_cds_answer_r04_before_result(own: Own) -> None:
     """Order R01, XO R07, then a CDS answer R04 posted before the result: the CDS answer is an
     order-time reason but the order's own (R07) wins (as ``_answered``)."""
-    from tests.test_money19_cds_orders import cds_card, override, setup
-    hl7, http, patient = setup(engine, mllp)
-    card = cds_card(engine, http, patient, "B1")
+    hl7, http, patient = setup(own)
+    card = cds_card(own.engine, http, patient, own.number("B1"))
     hl7.send(order("HOSPB", "B1", CBC, ts(1), reason=R01))
     hl7.send(update("HOSPB", "B1", CBC, ts(1, 9), R07))
-    override(engine, http, card, "R04")
+    override(own.engine, http, card, "R04")
     hl7.send(oru("HOSPB", "B1", CBC, ts(1, 10)))
-    flag = the_flag(engine)
+    flag = own.the_flag()
     assert flag["reason"] != "R01", flag
 
 
-def test_oru_sc_deleting_keeps_the_stored_reason(engine: Engine, mllp: int) -> None:
+def test_oru_sc_deleting_keeps_the_stored_reason(own: Own) -> None:
     """A result's ORC-1 SC with ORC-16 "": the stored order keeps R01 (as for RE)."""
-    hl7 = Sender(mllp)
+    hl7 = own
     prior(hl7)
     hl7.send(order("HOSPB", "B1", CBC, ts(1), reason=R01))
     hl7.send(oru_with_orc("SC", '""'))
-    assert stored_reasons(engine) == ["R01"]
+    assert stored_reasons(own.engine, own.number("B1")) == ["R01"]
 
 
 @pytest.mark.parametrize("orc1", ["SC", ""])
-def test_a_preliminary_result_with_orc1_sc_then_the_final(engine: Engine, mllp: int, orc1: str) -> None:
+def test_a_preliminary_result_with_orc1_sc_then_the_final(own: Own, orc1: str) -> None:
     """The LIS sends a preliminary result (OBR-25 P) under ORC-1 SC/blank with ORC-16 "" (an engine
     that fills empty fields with ""), then the final under RE: the doctor's R01 must decide."""
-    hl7 = Sender(mllp)
+    hl7 = own
     prior(hl7)
     hl7.send(order("HOSPB", "B1", CBC, ts(1), reason=R01))
     prelim = oru("HOSPB", "B1", CBC, ts(1, 10), "OBX|1|NM|WBC^白细胞^L||6.1|10*9/L|||||P").replace(
@@ -195,15 +198,15 @@ def test_a_preliminary_result_with_orc1_sc_then_the_final(engine: Engine, mllp: 
         "OBR|1|B1^HIS", f"ORC|{orc1}|B1^HIS|FB1^LIS||IP|||||||||||\"\"\nOBR|1|B1^HIS", 1)
     hl7.send(prelim)
     hl7.send(oru("HOSPB", "B1", CBC, ts(1, 11)))
-    flag = the_flag(engine)
+    flag = own.the_flag()
     assert (flag["status"], flag["reason"]) == ("justified", "R01"), flag
 
 
 @pytest.mark.parametrize("orc1", ["SC", ""])
-def test_a_status_only_result_message_then_the_final(engine: Engine, mllp: int, orc1: str) -> None:
+def test_a_status_only_result_message_then_the_final(own: Own, orc1: str) -> None:
     """ORU^R01 with ORC-1 SC (specimen in the lab, OBR-25 I, no OBX yet) and ORC-16 "", then the final
     under RE: the doctor's R01 must decide."""
-    hl7 = Sender(mllp)
+    hl7 = own
     prior(hl7)
     hl7.send(order("HOSPB", "B1", CBC, ts(1), reason=R01))
     when = ts(1, 9)
@@ -211,28 +214,27 @@ def test_a_status_only_result_message_then_the_final(engine: Engine, mllp: int, 
              + f"ORC|{orc1}|B1^HIS|FB1^LIS||IP|||||||||||\"\"\n"
              + f"OBR|1|B1^HIS|FB1^LIS|{CBC}|||{when}|||||||||D7^张^医生||||||{when}|||I\n")
     hl7.send(oru("HOSPB", "B1", CBC, ts(1, 11)))
-    flag = the_flag(engine)
+    flag = own.the_flag()
     assert (flag["status"], flag["reason"]) == ("justified", "R01"), flag
 
 
 @pytest.mark.parametrize(("orc16", "rows"), [('""', 1), (R07, 0)], ids=["deleted", "to-R07"])
-def test_the_duplicate_report_and_deductions_after_an_update(engine: Engine, mllp: int, orc16: str, rows: int) -> None:
+def test_the_duplicate_report_and_deductions_after_an_update(own: Own, orc16: str, rows: int) -> None:
     """The insurer's outputs follow the changed reason: ORC-16 "" -> one flagged row, upheld, one
     deduction at the catalogue price; R07 -> none flagged."""
     from datetime import datetime, timedelta, timezone
 
-    from fastapi.testclient import TestClient
-
-    from engine.api.app import create_app
     from tests.test_reports_duplicates import bearer
-    hl7 = Sender(mllp)
+    hl7 = own
     prior(hl7)
     hl7.send(order("HOSPB", "B1", CBC, ts(1), reason=R01))
     hl7.send(update("HOSPB", "B1", CBC, ts(1, 9), orc16))
     hl7.send(oru("HOSPB", "B1", CBC, ts(1, 10)))
+    engine = own.engine
     http = TestClient(create_app(engine))
     found = http.get("/reports/duplicates?status=flagged", headers=bearer(engine)).json()["rows"]
-    found = [r for r in found if "HOSPB" in str(r)]
+    mine = {f["_id"] for f in own.flags()}
+    found = [r for r in found if r["id"] in mine]
     assert len(found) == rows, found
     if not rows:
         return
@@ -251,10 +253,10 @@ R06_NAME = "R06^其他必要复查^urn:huren:recognition-reason"
 
 
 @pytest.mark.parametrize("orc1", ["RE", "NW"])
-def test_r06_with_text_then_a_copy_naming_r06_only(engine: Engine, mllp: int, orc1: str) -> None:
+def test_r06_with_text_then_a_copy_naming_r06_only(own: Own, orc1: str) -> None:
     """R06 with the doctor's text at order time; a later copy of the order (a result's RE, or the
     HIS's NW re-sent) names R06 with its name only: the text recorded stays -- the same reason."""
-    hl7 = Sender(mllp)
+    hl7 = own
     prior(hl7)
     hl7.send(order("HOSPB", "B1", CBC, ts(1), reason=R06_TEXT))
     if orc1 == "RE":
@@ -262,58 +264,58 @@ def test_r06_with_text_then_a_copy_naming_r06_only(engine: Engine, mllp: int, or
     else:
         hl7.send(order("HOSPB", "B1", CBC, ts(1), reason=R06_NAME).replace("HOSPB-ORM-B1-NW", "HOSPB-ORM-B1-NW2"))
         hl7.send(oru("HOSPB", "B1", CBC, ts(1, 10)))
-    flag = the_flag(engine)
+    flag = own.the_flag()
     assert (flag["status"], flag["reason"]) == ("justified", "R06"), flag
 
 
-def test_r06_with_text_then_an_xo_without_orc16(engine: Engine, mllp: int) -> None:
-    hl7 = Sender(mllp)
+def test_r06_with_text_then_an_xo_without_orc16(own: Own) -> None:
+    hl7 = own
     prior(hl7)
     hl7.send(order("HOSPB", "B1", CBC, ts(1), reason=R06_TEXT))
     hl7.send(update("HOSPB", "B1", CBC, ts(1, 9), ""))
     hl7.send(oru("HOSPB", "B1", CBC, ts(1, 10)))
-    flag = the_flag(engine)
+    flag = own.the_flag()
     assert (flag["status"], flag["reason"]) == ("justified", "R06"), flag
 
 
-def test_r06_text_in_cwe9_then_the_lis_echoing_code_and_name(engine: Engine, mllp: int) -> None:
+def test_r06_text_in_cwe9_then_the_lis_echoing_code_and_name(own: Own) -> None:
     """The HIS puts the doctor's text in CWE.9; the LIS's result echoes ORC-16 as code^name^system
     (ORC-1 RE): the R06 recorded with its text at order time decides."""
-    hl7 = Sender(mllp)
+    hl7 = own
     prior(hl7)
     hl7.send(order("HOSPB", "B1", CBC, ts(1), reason=R06_NAME + "^^^^^^术后出血需复查"))
     hl7.send(oru_with_orc("RE", R06_NAME))
-    flag = the_flag(engine)
+    flag = own.the_flag()
     assert (flag["status"], flag["reason"]) == ("justified", "R06"), flag
-    [sr] = engine.repository.search("ServiceRequest", [("identifier", "B1")]).resources
+    [sr] = own.engine.repository.search("ServiceRequest", [("identifier", own.number("B1"))]).resources
     assert any(r.get("text") == "术后出血需复查" for r in sr.get("reasonCode") or ()), sr.get("reasonCode")
 
 
 @pytest.mark.parametrize("orc16", ["^标本溶血重新采集", "SPEC^更换标本类型^L"], ids=["text-only", "change-code"])
-def test_an_xo_whose_orc16_says_why_the_order_changed(engine: Engine, mllp: int, orc16: str) -> None:
+def test_an_xo_whose_orc16_says_why_the_order_changed(own: Own, orc16: str) -> None:
     """HL7 v2.5 ORC-16 is the *order control code reason*: an XO's ORC-16 says why the order was changed
     (a haemolysed specimen), not that the doctor withdrew the re-test reason: R01 must stand."""
-    hl7 = Sender(mllp)
+    hl7 = own
     prior(hl7)
     hl7.send(order("HOSPB", "B1", CBC, ts(1), reason=R01))
     hl7.send(update("HOSPB", "B1", CBC, ts(1, 9), orc16))
     hl7.send(oru("HOSPB", "B1", CBC, ts(1, 10)))
-    flag = the_flag(engine)
+    flag = own.the_flag()
     assert (flag["status"], flag["reason"]) == ("justified", "R01"), flag
 
 
-def test_a_filler_status_change_stating_a_reason_does_not_replace_it(engine: Engine, mllp: int) -> None:
+def test_a_filler_status_change_stating_a_reason_does_not_replace_it(own: Own) -> None:
     """ORM ORC-1 SC from the LIS with ORC-16 R07: the filler's reason for its status change, not the
     doctor's re-test reason -- only the placer replaces it (an order message's reason otherwise
     replaces the stored one, merge.yaml keep-if-absent): R01 stays and decides."""
-    hl7 = Sender(mllp)
+    hl7 = own
     prior(hl7)
     hl7.send(order("HOSPB", "B1", CBC, ts(1), reason=R01))
     when = ts(1, 9)
     hl7.send(msh("HOSPB", "LIS", "ORM^O01^ORM_O01", when, "HOSPB-SC7-B1") + pid("HOSPB")
              + f"ORC|SC|B1^HIS|FB1^LIS||IP||||{when}|||D7^张^医生||||{R07}\n"
              + f"OBR|1|B1^HIS|FB1^LIS|{CBC}|||{when}\n")
-    assert stored_reasons(engine) == ["R01"]
+    assert stored_reasons(own.engine, own.number("B1")) == ["R01"]
     hl7.send(oru("HOSPB", "B1", CBC, ts(1, 10)))
-    flag = the_flag(engine)
+    flag = own.the_flag()
     assert (flag["status"], flag["reason"]) == ("justified", "R01"), flag

@@ -12,8 +12,10 @@ from fastapi.testclient import TestClient
 
 from adapters.hl7v2.ack import ack_code_of
 from engine.engine import Engine
+from tests.shared_worlds44d import reader_engine as engine  # noqa: F401 -- fixtures: the module's engine and reader
+from tests.shared_worlds44d import reader_fhir as fhir  # noqa: F401
 from tests.test_conv20_fidelity import appointment, booking
-from tests.test_convert11_thinner import fhir, send  # noqa: F401  (the reader fixture)
+from tests.test_convert11_thinner import send
 from tests.test_convmend20_probes import PID, siu, valid
 
 SCH = "SCH|AP-{c}|BK-{c}||||||NORMAL|30|min|^^^20261205083000||||||||||||||{status}"
@@ -71,7 +73,7 @@ def test_a_declined_doctor_stays_declined_through_a_thin_message(engine: Engine,
     assert [p["status"] for p in _actors(appt, "Practitioner")] == ["declined"], _show(appt["participant"])
 
 
-def test_a_fhir_client_still_states_the_participants_whole(engine: Engine, http: TestClient) -> None:
+def test_a_fhir_client_still_states_the_participants_whole(engine: Engine, http: TestClient) -> None:  # noqa: F811
     """The patient's own part of the list is a slice every writer owns: a FHIR client's PUT is
     stored as sent (no 422, no stored doctor kept beside its list)."""
     (ack,) = send(engine, _same("TA1", booking("TA1"), "TA"))

@@ -14,8 +14,10 @@ from fastapi.testclient import TestClient
 
 from adapters.hl7v2.ack import ack_code_of
 from engine.engine import Engine
+from tests.shared_worlds44d import reader_engine as engine  # noqa: F401 -- fixtures: the module's engine and reader
+from tests.shared_worlds44d import reader_fhir as fhir  # noqa: F401
 from tests.test_conv20_fidelity import appointment
-from tests.test_convert11_thinner import fhir, send  # noqa: F401  (the reader fixture)
+from tests.test_convert11_thinner import send
 from tests.test_convmend20_probes import PID, siu, valid
 
 SCH = "SCH|AP-{c}|BK-{c}||||||NORMAL|30|min|^^^20261205083000||||||||||||||Booked"

@@ -7,7 +7,8 @@ from __future__ import annotations
 from fastapi.testclient import TestClient
 
 from engine.engine import Engine
-from tests.test_convert11_thinner import fhir, send  # noqa: F401  (the reader fixture)
+from tests.shared_worlds44d import reader_engine as engine  # noqa: F401 -- fixtures: the module's engine and reader
+from tests.shared_worlds44d import reader_fhir as fhir  # noqa: F401
 from tests.test_sched22_rv2_probes import T, _status
 from tests.test_sched22_rv_probes import AN, AT, D01, D05, _actors, _roles, _run, _show, _text
 
