@@ -3,10 +3,11 @@ what its repeat means for payment, the money at stake, the order's outcome."""
 
 from __future__ import annotations
 
-from collections.abc import Container, Iterator, Mapping, Sequence
+from collections.abc import Callable, Container, Iterator, Mapping, Sequence
 from dataclasses import replace
 from datetime import date
 from decimal import Decimal
+from functools import partial
 from typing import TYPE_CHECKING, Any, Protocol
 
 from engine.insurance.charges import latest_lines, line_key, money
@@ -412,11 +413,12 @@ class Repeats(RecognitionState, _Others):
         key = group_key(member)
         flag_id = issue_id("dup", key)
         existing = self.flags.get(flag_id)
+        redo = partial(self._evaluate_flag, member)  # (another writer stored the flag first: ``_put_flag``)
         item = rules.items.get(member["item"])
         group = [d for d in self.index.group(member, item.window_days if item else 0)
                  if d.get("status") not in VOID_STATUSES]
         if not group or item is None or not member.get("person"):
-            self._void(existing, "the repeated result was cancelled or is no longer a recognition item")
+            self._void(existing, "the repeated result was cancelled or is no longer a recognition item", redo)
             if not group:
                 self._unresulted(member.get("order"))
             return []
@@ -427,7 +429,7 @@ class Repeats(RecognitionState, _Others):
         if len(orders) > 1:
             self.checks.prefetch(orders)  # their check rows in one query, not one each
         if all(self._alone_in_window(member, ref, item.window_days) for ref in orders):
-            self._void(existing, "no recognisable prior result")
+            self._void(existing, "no recognisable prior result", redo)
             for ref in orders:
                 self._set_outcome(ref, "retested")
             return []
@@ -440,7 +442,7 @@ class Repeats(RecognitionState, _Others):
                         (x for x in decided if x[2] is not None)),
                        key=lambda x: (x[1][1].day, x[1][1].placed or "", x[1][1].ref or ""))
         if not found:
-            self._void(existing, "no recognisable prior result")
+            self._void(existing, "no recognisable prior result", redo)
             for repeat, _, _, _ in decided:
                 self._set_outcome(repeat.order, "retested")
             return []
@@ -488,7 +490,7 @@ class Repeats(RecognitionState, _Others):
             "status", "prior", "reason", "contradicted", "analytes", "basis")) \
             or stored_fen(existing.get("price")) != price \
             or (existing.get("late_reasons") or []) != row["late_reasons"]
-        self._put_flag(existing, row)
+        self._put_flag(existing, row, redo)
         self._write_issue(issue)
         self._set_outcome(check_ref, outcome_of(status))
         if not changed:
@@ -527,7 +529,7 @@ class Repeats(RecognitionState, _Others):
         row = {**existing, "price": fen_text(price), "price_source": "charge" if line is not None else "catalogue"}
         if same_money(row, existing):
             return
-        self._put_flag(existing, row)
+        self._put_flag(existing, row, partial(self._reprice_flag, member))
         issue = self.read("DetectedIssue", flag_id)
         if issue is not None:
             self._write_issue(repriced_issue(issue, str(existing.get("currency") or ""),
@@ -665,10 +667,11 @@ class Repeats(RecognitionState, _Others):
         return Order(person=repeat.person, item=repeat.item, institution=repeat.institution, day=repeat.day,
                      ref=repeat.order, patient=repeat.patient, placed=repeat.held, at=repeat.at)
 
-    def _void(self, existing: dict[str, Any] | None, why: str) -> None:
+    def _void(self, existing: dict[str, Any] | None, why: str, redo: Callable[[], object]) -> None:
+        """Void the flag ``existing`` (if any) and cancel its DetectedIssue; ``redo`` decides it again (``_put_flag``)."""
         if not existing or existing.get("status") == "void":
             return
-        self._put_flag(existing, {**existing, "status": "void", "void_reason": why})
+        self._put_flag(existing, {**existing, "status": "void", "void_reason": why}, redo)
         self._cancel_issue(existing["_id"])
 
     def _unresulted(self, order_ref: str | None) -> None:
