@@ -86,14 +86,17 @@ class BatchScope(RecognitionState):
         -- and written again, at most ``FLAG_TRIES`` rounds. Never settled: ``Conflict`` (409), the scope's writes
         undone, rather than a review lost. (before, after) of each row written, for the tallies."""
         written: list[tuple[dict[str, Any] | None, dict[str, Any]]] = []
-        redo: dict[str, Callable[[], object]] = self._local.flag_redo
+        redo: dict[str, Callable[[], object] | None] = self._local.flag_redo
         for _ in range(FLAG_TRIES):
             done, lost = self.flags.take_deferred_if(self._cas_flag)
             written.extend(done)
             if not lost:
                 return written
             for flag_id in lost:
-                self._in_group(redo[flag_id])
+                again = redo.get(flag_id)
+                if again is None:  # a row put as it is (``_put_flag`` without a decision to make again)
+                    raise Conflict(f"recognition flag {flag_id} was written by another meanwhile: try again")
+                self._in_group(again)
         raise Conflict(f"recognition flag(s) {', '.join(sorted(lost))} written by others meanwhile "
                        f"{FLAG_TRIES} times: send the message again")
 

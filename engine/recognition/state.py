@@ -128,11 +128,13 @@ class RecognitionState:
             updated["status"] = "cancelled"
             self._write_issue(updated)
 
-    def _put_flag(self, old: dict[str, Any] | None, new: dict[str, Any], redo: Callable[[], object]) -> None:
+    def _put_flag(self, old: dict[str, Any] | None, new: dict[str, Any],
+                  redo: Callable[[], object] | None = None) -> None:
         """Store a flag row decided from ``old`` (the row as read; None: none) and move its tally, once when the write
         group (or ingest batch) ends -- by ``_cas_flag``, so only while the stored row is still ``old``'s version.
         ``redo`` decides the flag again (``Repeats._evaluate_flag(member)``, say): it is called, from the row as
-        stored then, when another writer got there first (``BatchScope._flags_out``, a bounded number of times).
+        stored then, when another writer got there first (``BatchScope._flags_out``, a bounded number of times);
+        None (a row put as it is, no decision to make again: a repair, a test's setup) -- losing is a ``Conflict``.
 
         The row keeps the ``reviewed`` count of the row it was decided from (the reviews it carries are that row's):
         a decision's row (``DuplicateFlag.as_doc``) has none, and a reviewed flag's re-decision wrote the row again
