@@ -96,6 +96,10 @@ class BatchScope(RecognitionState):
                 again = redo.get(flag_id)
                 if again is None:  # a row put as it is (``_put_flag`` without a decision to make again)
                     raise Conflict(f"recognition flag {flag_id} was written by another meanwhile: try again")
+                # its DetectedIssue as stored now too (the review wrote it): not the version this group wrote
+                self.repository.read_again("DetectedIssue", flag_id)
+                if (current := getattr(self._local, "current", None)) is not None:
+                    current.pop(f"DetectedIssue/{flag_id}", None)
                 self._in_group(again)
         raise Conflict(f"recognition flag(s) {', '.join(sorted(lost))} written by others meanwhile "
                        f"{FLAG_TRIES} times: send the message again")
