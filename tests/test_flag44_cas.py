@@ -97,7 +97,8 @@ class _Hold:
         self.others: list[threading.Thread] = []
         coll = store.recognition.flags.coll
         for name in ("replace_if", "count", "replace"):
-            monkeypatch.setattr(coll, name, self._held(name, getattr(coll, name)))
+            if hasattr(coll, name):  # (``replace_if`` is flag44's)
+                monkeypatch.setattr(coll, name, self._held(name, getattr(coll, name)))
 
     def _held(self, name: str, write: Callable[..., Any]) -> Callable[..., Any]:
         def call(doc: dict[str, Any], *args: Any, **kwargs: Any) -> Any:
