@@ -219,3 +219,38 @@ def test_a_flag_reviewed_again_at_every_try_refuses_the_message_and_keeps_every_
         assert "MSA|AA" in _send(http, lis, _repeat("6.3", "C")), "sent again, with no review meanwhile"
         assert _said(http, flag, auditor) == ("overturned", every, "cancelled")
         _consistent_tallies(store)
+
+
+# --- the port's conditional replace, on each backend ----------------------------------------------------------------
+
+def test_replace_if_replaces_the_whole_row_only_while_it_is_the_version_read(store: Engine) -> None:
+    """``Collection.replace_if``: ``where`` None inserts only while none is stored; otherwise the whole document is
+    replaced (a field the new one lacks is gone, as a decision drops what it no longer says) only while the stored one
+    matches ``where`` -- an absent field matching None, as ``update_if``'s."""
+    coll = store.store.collection("flag44_rows")
+    assert coll.replace_if({"_id": "f", "status": "flagged", "void_reason": "x"}, None) is True
+    assert coll.replace_if({"_id": "f", "status": "other"}, None) is False
+    assert coll.get("f") == {"_id": "f", "status": "flagged", "void_reason": "x"}
+    assert coll.replace_if({"_id": "f", "status": "upheld", "reviewed": 1}, {"reviewed": None}) is True
+    assert coll.get("f") == {"_id": "f", "status": "upheld", "reviewed": 1}
+    assert coll.replace_if({"_id": "f", "status": "flagged"}, {"reviewed": None}) is False  # reviewed meanwhile
+    assert coll.replace_if({"_id": "g", "status": "flagged"}, {"reviewed": None}) is False  # none stored
+    assert coll.get("f") == {"_id": "f", "status": "upheld", "reviewed": 1} and coll.get("g") is None
+
+
+def test_a_failed_block_puts_back_a_conditional_replace_only_while_the_row_is_its_own(store: Engine) -> None:
+    """Without transactions a failed block is undone from before-images: ``replace_if``'s is put back only while the
+    row is still the one it wrote -- a review stored over it meanwhile by another process (here a write outside the
+    block's journal) stays, where ``replace``'s unconditional put-back had removed it (rv43b HIGH 3's mechanism)."""
+    if getattr(store.store, "transactions", True) is not False:
+        pytest.skip("a transaction's abort undoes it on the server (SQLite, a replica set)")
+    coll = store.store.collection("flag44_rows")
+    coll.replace({"_id": "f", "status": "flagged"})
+    coll.replace({"_id": "h", "status": "flagged"})
+    with pytest.raises(RuntimeError), store.store.transaction():
+        assert coll.replace_if({"_id": "f", "status": "upheld", "decided": 2}, {"reviewed": None})
+        assert coll.replace_if({"_id": "h", "status": "upheld", "decided": 2}, {"reviewed": None})
+        coll.raw.update_one({"_id": "f"}, {"$set": {"reviews": ["B"], "reviewed": 1}})  # another process's review
+        raise RuntimeError("the block fails after its writes")
+    assert coll.get("h") == {"_id": "h", "status": "flagged"}  # its own: put back
+    assert coll.get("f") == {"_id": "f", "status": "upheld", "decided": 2, "reviews": ["B"], "reviewed": 1}

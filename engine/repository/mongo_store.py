@@ -386,8 +386,9 @@ class MongoCollection:
         """``port.Collection.replace_if``: one ``find_one_and_replace`` whose filter is ``_id`` and ``where`` (or one
         ``insert_one`` for ``where`` None), atomic on the server with or without transactions.
 
-        Undone on a failed block without transactions only while the document is still the one this call wrote (every
-        field equal: the filter is ``doc``): put back unconditionally, as ``replace``'s before-image is, the row of
+        Undone on a failed block without transactions only while the document is still the one this call wrote (read
+        back equal, and ``where``'s fields still as it wrote them): put back unconditionally, as ``replace``'s
+        before-image is, the row of
         before this write went back over a compare-and-set stored since by another process -- an auditor's review
         answered 200 lost again (rv43b HIGH 3's mechanism). This write then stays, the other's on it: the next decision
         of the row redoes it."""
@@ -413,9 +414,13 @@ class MongoCollection:
                 raise WrittenMeanwhile(f"{self.name}/{doc_id} was written by another transaction meanwhile") from None
             raise
         if undo is not None:
-            made, raw = dict(doc), self.raw
+            # (the filter names ``where``'s fields as this write left them, so that a compare-and-set stored since on
+            # them -- a review's count -- is never put back over, even between the read and the put-back)
+            raw, made = self.raw, {**doc, **{k: doc.get(k) for k in where or ()}}
 
             def put_back() -> None:
+                if raw.find_one({"_id": doc_id}) != doc:
+                    return  # another's write is on it: it stays
                 if before is None:
                     raw.delete_one(made)
                 else:
