@@ -82,11 +82,12 @@ def _said(http: TestClient, flag: str, auditor: dict[str, str]) -> tuple[str, li
 
 
 class _Hold:
-    """Holds the hook at its end-of-group write (or compare) of the flag row -- the collection's ``replace_if`` or
-    ``count`` (``replace`` too: what the hook called before flag44) with the flag's id, which only the hook calls so
-    (a review updates the row) -- while ``meanwhile`` (another thread's real HTTP review) runs, ``rounds`` times.
-    Without transactions the review is answered first; on SQLite it waits for the ingest's write lock, and the hook
-    goes on after a moment. ``answers``: each write's or compare's answer, in order (False or 0: lost)."""
+    """Holds the hook at its write of the flag's DetectedIssue -- after its decision read the flag row, before its
+    end-of-group compare-and-set of the row -- while ``meanwhile`` (another thread's real HTTP review) runs, at most
+    ``rounds`` times. Without transactions the review is answered first; on SQLite it waits for the ingest's write
+    lock, and the hook goes on after a moment. ``answers``: each end-of-group write or compare of the flag's row by
+    the collection's ``replace_if``/``count`` (``replace``: the hook's write before flag44), in order (False, 0:
+    lost); on SQLite a decision that changed nothing is not compared (its ``BEGIN IMMEDIATE`` keeps reviews out)."""
 
     def __init__(self, store: Engine, flag: str, monkeypatch: pytest.MonkeyPatch,
                  meanwhile: Callable[[], None], rounds: int = 1) -> None:
@@ -95,23 +96,37 @@ class _Hold:
         self.answers: list[tuple[str, Any]] = []
         self.first: list[bool] = []  # per round: was the review answered before the hook's write?
         self.others: list[threading.Thread] = []
-        coll = store.recognition.flags.coll
+        self.reviewing = False  # (a review's own DetectedIssue write passes)
+        rec = store.recognition
+        monkeypatch.setattr(rec, "_write_issue", self._held(rec._write_issue))
+        coll = rec.flags.coll
         for name in ("replace_if", "count", "replace"):
             if hasattr(coll, name):  # (``replace_if`` is flag44's)
-                monkeypatch.setattr(coll, name, self._held(name, getattr(coll, name)))
+                monkeypatch.setattr(coll, name, self._noted(name, getattr(coll, name)))
 
-    def _held(self, name: str, write: Callable[..., Any]) -> Callable[..., Any]:
-        def call(doc: dict[str, Any], *args: Any, **kwargs: Any) -> Any:
-            if doc.get("_id") != self.flag:
-                return write(doc, *args, **kwargs)
-            if len(self.others) < self.rounds:
-                other = threading.Thread(target=self.meanwhile)
+    def _review(self) -> None:
+        self.reviewing = True
+        try:
+            self.meanwhile()
+        finally:
+            self.reviewing = False
+
+    def _held(self, write: Callable[[dict[str, Any]], None]) -> Callable[[dict[str, Any]], None]:
+        def call(issue: dict[str, Any]) -> None:
+            if issue.get("id") == self.flag and not self.reviewing and len(self.others) < self.rounds:
+                other = threading.Thread(target=self._review)
                 other.start()
                 self.others.append(other)
                 other.join(0.3 if self.isolated else 30)
                 self.first.append(not other.is_alive())
+            write(issue)
+        return call
+
+    def _noted(self, name: str, write: Callable[..., Any]) -> Callable[..., Any]:
+        def call(doc: dict[str, Any], *args: Any, **kwargs: Any) -> Any:
             answer = write(doc, *args, **kwargs)
-            self.answers.append((name, answer))
+            if doc.get("_id") == self.flag:
+                self.answers.append((name, answer))
             return answer
         return call
 
@@ -159,7 +174,7 @@ def test_a_review_stored_while_a_corrected_result_is_decided_again_is_kept(
         assert ([r["reason"] for r in row["reviews"]], row.get("reviewed")) == (["属实", "理由1"], 2)
         assert _said(http, flag, auditor) == ("overturned", ["属实", "理由1"], "cancelled")
         if hold.isolated:
-            assert (hold.first, hold.answers) == ([False], [("count", 1)])  # the review waited for the lock
+            assert (hold.first, hold.answers) == ([False], [])  # the review waited for the lock; nothing compared
         else:
             assert (hold.first, hold.answers) == ([True], [("count", 0), ("count", 1)])  # lost, decided again
         _consistent_tallies(store)
@@ -194,18 +209,18 @@ def test_a_review_stored_while_a_late_reason_is_written_to_the_flag_is_kept(
 
 def test_a_flag_reviewed_again_at_every_try_refuses_the_message_and_keeps_every_review(
         store: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Another review stored before each of the hook's compares, ``FLAG_TRIES`` times in its batch and as many
-    again when the ingest writes the batch message by message: the message is not stored -- AE 207 naming the 409
-    and asking it sent again -- and every review answered 200 is on the flag and on its DetectedIssue (the batch's
-    writes undone around them); sent again, it is stored."""
+    """Another review stored before each of the hook's writes of the DetectedIssue, so that each of its compares
+    loses: in the ingest batch ``FLAG_TRIES`` rounds, then ``Conflict``; the ingest writes the message alone, where
+    the hook's DetectedIssue waits for the group's put and a review stored over it meanwhile refuses the put
+    (``WrittenMeanwhile``). The message is not stored -- AE 207 naming the 409 -- and every review answered 200 is on
+    the flag and on its DetectedIssue, the batch's writes undone around them; sent again, it is stored."""
     if getattr(store.store, "transactions", True) is not False:
         pytest.skip("only without transactions can a review be stored between the hook's read and its write")
     with TestClient(create_app(store)) as http:
         lis, auditor, flag = _flagged(store, http)
         assert _review(http, flag, auditor, "upheld", "属实") == 200
         reviewed: list[int] = []
-        tries = 2 * FLAG_TRIES
-        hold = _Hold(store, flag, monkeypatch, _reviewer(store, flag, auditor, reviewed), rounds=tries)
+        hold = _Hold(store, flag, monkeypatch, _reviewer(store, flag, auditor, reviewed), rounds=100)
         ack = _send(http, lis, _repeat("6.3", "C"))
         hold.join()
         assert reviewed == [200] * len(hold.others)
@@ -213,9 +228,10 @@ def test_a_flag_reviewed_again_at_every_try_refuses_the_message_and_keeps_every_
         row = store.recognition.flags.get(flag)
         assert ([r["reason"] for r in row["reviews"]], row.get("reviewed")) == (every, len(every))
         assert _said(http, flag, auditor) == ("overturned", every, "cancelled")
-        assert "MSA|AE" in ack and "(409)" in ack and f"meanwhile {FLAG_TRIES} times: send the message again" in ack, ack
-        assert len(every) == tries + 1 and hold.answers == [("count", 0)] * tries
-        assert store.ingestor.stats.redone_batches == 1
+        assert "MSA|AE" in ack and "207^Application internal error" in ack and "(409)" in ack, ack
+        assert store.ingestor.stats.redone_batches == 1  # the batch: FLAG_TRIES rounds lost, Conflict
+        assert len(hold.answers) > FLAG_TRIES and set(hold.answers) == {("count", 0)}
+        hold.rounds = 0
         assert "MSA|AA" in _send(http, lis, _repeat("6.3", "C")), "sent again, with no review meanwhile"
         assert _said(http, flag, auditor) == ("overturned", every, "cancelled")
         _consistent_tallies(store)
