@@ -3,7 +3,7 @@ what its repeat means for payment, the money at stake, the order's outcome."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Container, Iterator, Mapping, Sequence
+from collections.abc import Container, Iterator, Mapping, Sequence
 from dataclasses import replace
 from datetime import date
 from decimal import Decimal
@@ -413,12 +413,11 @@ class Repeats(RecognitionState, _Others):
         key = group_key(member)
         flag_id = issue_id("dup", key)
         existing = self.flags.get(flag_id)
-        redo = partial(self._evaluate_flag, member)  # (another writer stored the flag first: ``_put_flag``)
         item = rules.items.get(member["item"])
         group = [d for d in self.index.group(member, item.window_days if item else 0)
                  if d.get("status") not in VOID_STATUSES]
         if not group or item is None or not member.get("person"):
-            self._void(existing, "the repeated result was cancelled or is no longer a recognition item", redo)
+            self._void(existing, "the repeated result was cancelled or is no longer a recognition item", member)
             if not group:
                 self._unresulted(member.get("order"))
             return []
@@ -429,7 +428,7 @@ class Repeats(RecognitionState, _Others):
         if len(orders) > 1:
             self.checks.prefetch(orders)  # their check rows in one query, not one each
         if all(self._alone_in_window(member, ref, item.window_days) for ref in orders):
-            self._void(existing, "no recognisable prior result", redo)
+            self._void(existing, "no recognisable prior result", member)
             for ref in orders:
                 self._set_outcome(ref, "retested")
             return []
@@ -442,7 +441,7 @@ class Repeats(RecognitionState, _Others):
                         (x for x in decided if x[2] is not None)),
                        key=lambda x: (x[1][1].day, x[1][1].placed or "", x[1][1].ref or ""))
         if not found:
-            self._void(existing, "no recognisable prior result", redo)
+            self._void(existing, "no recognisable prior result", member)
             for repeat, _, _, _ in decided:
                 self._set_outcome(repeat.order, "retested")
             return []
@@ -490,7 +489,7 @@ class Repeats(RecognitionState, _Others):
             "status", "prior", "reason", "contradicted", "analytes", "basis")) \
             or stored_fen(existing.get("price")) != price \
             or (existing.get("late_reasons") or []) != row["late_reasons"]
-        self._put_flag(existing, row, redo)
+        self._put_flag(existing, row, partial(self._evaluate_flag, member))  # (decided again if it lost: ``_put_flag``)
         self._write_issue(issue)
         self._set_outcome(check_ref, outcome_of(status))
         if not changed:
@@ -667,11 +666,13 @@ class Repeats(RecognitionState, _Others):
         return Order(person=repeat.person, item=repeat.item, institution=repeat.institution, day=repeat.day,
                      ref=repeat.order, patient=repeat.patient, placed=repeat.held, at=repeat.at)
 
-    def _void(self, existing: dict[str, Any] | None, why: str, redo: Callable[[], object]) -> None:
-        """Void the flag ``existing`` (if any) and cancel its DetectedIssue; ``redo`` decides it again (``_put_flag``)."""
+    def _void(self, existing: dict[str, Any] | None, why: str, member: dict[str, Any]) -> None:
+        """Void the flag ``existing`` (if any) of the test ``member`` belongs to and cancel its DetectedIssue (decided
+        again from ``member`` if another writer stored the flag first: ``_put_flag``). The redo is made here, past
+        the return for no flag -- most tests have none, and ``_evaluate_flag`` runs for every one."""
         if not existing or existing.get("status") == "void":
             return
-        self._put_flag(existing, {**existing, "status": "void", "void_reason": why}, redo)
+        self._put_flag(existing, {**existing, "status": "void", "void_reason": why}, partial(self._evaluate_flag, member))
         self._cancel_issue(existing["_id"])
 
     def _unresulted(self, order_ref: str | None) -> None:
