@@ -8,13 +8,14 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any, NamedTuple, TypeVar
 
+from engine.errors import Conflict
 from engine.recognition import aggregates
 from engine.recognition.decision import Order
 from engine.recognition.detected_issues import issue_id
 from engine.recognition.facts import ORDER_TYPE, RESULT_TYPES, Planned, ref_of
 from engine.recognition.index import result_key, window_end, window_start
 from engine.recognition.rules import Rules
-from engine.recognition.state import RecognitionState, version_of
+from engine.recognition.state import FLAG_TRIES, RecognitionState, version_of
 
 # what a batch's facts are read from before it is stored (``BatchScope._preview``)
 _PREVIEW_READ = frozenset({"Patient", "Organization", "Encounter"})
@@ -53,23 +54,55 @@ class BatchScope(RecognitionState):
         The check and flag rows changed inside are written when it ends, each once as it ends,
         their tallies moved once per bucket (``_put_check``, ``_put_flag``): a message's order
         row is changed when the order is stored and again when its result sets the outcome, and
-        a batch's rows count in a few buckets. A scope that fails writes nothing."""
+        a batch's rows count in a few buckets. A scope that fails writes nothing.
+
+        The flag rows go first, each a compare-and-set (``_flags_out``): one decided again because another writer
+        got there first sets its order's outcome again, which the check rows then carry."""
         opened = [memo for memo in (self.index, self.checks, self.flags) if memo.open()]
+        if self.flags in opened:
+            self._local.flag_redo = {}
         try:
             yield
+            flags = self._flags_out() if self.flags in opened else []
             if self.index in opened:
                 self.index.flush()
             if self.checks in opened:
                 aggregates.move_many(self.check_days, [
                     (aggregates.check_bucket(before), aggregates.check_bucket(after))
                     for before, after in self.checks.take_deferred()])
-            if self.flags in opened:
-                aggregates.move_many(self.flag_days, [
-                    (aggregates.flag_bucket(before), aggregates.flag_bucket(after))
-                    for before, after in self.flags.take_deferred()])
+            aggregates.move_many(self.flag_days, [
+                (aggregates.flag_bucket(before), aggregates.flag_bucket(after)) for before, after in flags])
         finally:
             for memo in reversed(opened):
                 memo.close()
+            if self.flags in opened:
+                self._local.flag_redo = None
+
+    def _flags_out(self) -> list[tuple[dict[str, Any] | None, dict[str, Any]]]:
+        """Write the flag rows the scope decided, each a compare-and-set on the row its decision read
+        (``_cas_flag``); one another writer stored meanwhile (an auditor's review, on MongoDB without
+        transactions: rv43b HIGH 2) is decided again by its ``redo`` (``_put_flag``) from the row as stored now
+        -- its reviews kept, its status theirs where they still stand, its DetectedIssue written again from them
+        -- and written again, at most ``FLAG_TRIES`` rounds. Never settled: ``Conflict`` (409), the scope's writes
+        undone, rather than a review lost. (before, after) of each row written, for the tallies."""
+        written: list[tuple[dict[str, Any] | None, dict[str, Any]]] = []
+        redo: dict[str, Callable[[], object] | None] = self._local.flag_redo
+        for _ in range(FLAG_TRIES):
+            done, lost = self.flags.take_deferred_if(self._cas_flag)
+            written.extend(done)
+            if not lost:
+                return written
+            for flag_id in lost:
+                again = redo.get(flag_id)
+                if again is None:  # a row put as it is (``_put_flag`` without a decision to make again)
+                    raise Conflict(f"recognition flag {flag_id} was written by another meanwhile: try again")
+                # its DetectedIssue as stored now too (the review wrote it): not the version this group wrote
+                self.repository.read_again("DetectedIssue", flag_id)
+                if (current := getattr(self._local, "current", None)) is not None:
+                    current.pop(f"DetectedIssue/{flag_id}", None)
+                self._in_group(again)
+        raise Conflict(f"recognition flag(s) {', '.join(sorted(lost))} written by others meanwhile "
+                       f"{FLAG_TRIES} times: send the message again")
 
     def _preview(self, resources: Sequence[dict[str, Any]], planned: Mapping[str, Planned]
                  ) -> NotItems:

@@ -27,7 +27,7 @@ from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from engine.repository.port import Collection, Document, write_out
+from engine.repository.port import Collection, Document, DuplicateKey, write_out
 
 _ABSENT = None  # remembered: no document with this key
 
@@ -245,6 +245,44 @@ class GroupMemo:
         write_out(self.coll, [after for before, after in out if before is not None],
                   [after for before, after in out if before is None])
         return out
+
+    def take_deferred_if(self, write_if: Callable[[Document | None, Document], bool]
+                         ) -> tuple[list[tuple[Document | None, Document]], list[str]]:
+        """``take_deferred`` with each document written by ``write_if(before, after)``, a compare-and-set on the
+        version read (``before``; None: none stored) that answers False when another process wrote it meanwhile --
+        those deferred unchanged too (``after == before``: the caller's ``write_if`` compares them only). Returns
+        (before, after) of each written that changed, and the ids of those not written: forgotten here, so that the
+        next ``get`` reads the stored one, which the caller decides again from.
+
+        The new ones go in one ``insert_many`` still -- itself conditional: it stores none when one exists (SQLite's
+        savepoint; Mongo's ordered insert stops at it) -- and only when it is refused are they written one by one;
+        one of them the refused insert had stored already is told by the stored document being the one written."""
+        deferred, docs = getattr(self._local, "deferred", None), getattr(self._local, "docs", None)
+        if not deferred or docs is None:
+            return [], []
+        self._local.deferred = {}
+        changed = [(before, after) for doc_id, before in deferred.items() if (after := docs[doc_id]) is not None]
+        new = [after for before, after in changed if before is None]
+        inserted = False
+        if len(new) > 1:
+            try:
+                self.coll.insert_many(new)
+                inserted = True
+            except DuplicateKey:
+                pass
+        out: list[tuple[Document | None, Document]] = []
+        lost: list[str] = []
+        for before, after in changed:
+            if (before is None and inserted) or write_if(before, after) or (
+                    before is None and len(new) > 1 and self.coll.get(after["_id"]) == after):
+                if after != before:
+                    out.append((before, after))
+            else:
+                lost.append(after["_id"])
+                docs.pop(after["_id"], None)
+                if getattr(self._local, "ranges", None):
+                    self._local.ranges.clear()  # it may have moved out of a range read: read again
+        return out, lost
 
     def delete(self, doc_id: str) -> bool:
         done = self.coll.delete(doc_id)

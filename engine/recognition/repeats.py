@@ -7,6 +7,7 @@ from collections.abc import Container, Iterator, Mapping, Sequence
 from dataclasses import replace
 from datetime import date
 from decimal import Decimal
+from functools import partial
 from typing import TYPE_CHECKING, Any, Protocol
 
 from engine.insurance.charges import latest_lines, line_key, money
@@ -416,7 +417,7 @@ class Repeats(RecognitionState, _Others):
         group = [d for d in self.index.group(member, item.window_days if item else 0)
                  if d.get("status") not in VOID_STATUSES]
         if not group or item is None or not member.get("person"):
-            self._void(existing, "the repeated result was cancelled or is no longer a recognition item")
+            self._void(existing, "the repeated result was cancelled or is no longer a recognition item", member)
             if not group:
                 self._unresulted(member.get("order"))
             return []
@@ -427,7 +428,7 @@ class Repeats(RecognitionState, _Others):
         if len(orders) > 1:
             self.checks.prefetch(orders)  # their check rows in one query, not one each
         if all(self._alone_in_window(member, ref, item.window_days) for ref in orders):
-            self._void(existing, "no recognisable prior result")
+            self._void(existing, "no recognisable prior result", member)
             for ref in orders:
                 self._set_outcome(ref, "retested")
             return []
@@ -440,7 +441,7 @@ class Repeats(RecognitionState, _Others):
                         (x for x in decided if x[2] is not None)),
                        key=lambda x: (x[1][1].day, x[1][1].placed or "", x[1][1].ref or ""))
         if not found:
-            self._void(existing, "no recognisable prior result")
+            self._void(existing, "no recognisable prior result", member)
             for repeat, _, _, _ in decided:
                 self._set_outcome(repeat.order, "retested")
             return []
@@ -488,7 +489,7 @@ class Repeats(RecognitionState, _Others):
             "status", "prior", "reason", "contradicted", "analytes", "basis")) \
             or stored_fen(existing.get("price")) != price \
             or (existing.get("late_reasons") or []) != row["late_reasons"]
-        self._put_flag(existing, row)
+        self._put_flag(existing, row, partial(self._evaluate_flag, member))  # (decided again if it lost: ``_put_flag``)
         self._write_issue(issue)
         self._set_outcome(check_ref, outcome_of(status))
         if not changed:
@@ -527,7 +528,7 @@ class Repeats(RecognitionState, _Others):
         row = {**existing, "price": fen_text(price), "price_source": "charge" if line is not None else "catalogue"}
         if same_money(row, existing):
             return
-        self._put_flag(existing, row)
+        self._put_flag(existing, row, partial(self._reprice_flag, member))
         issue = self.read("DetectedIssue", flag_id)
         if issue is not None:
             self._write_issue(repriced_issue(issue, str(existing.get("currency") or ""),
@@ -665,10 +666,13 @@ class Repeats(RecognitionState, _Others):
         return Order(person=repeat.person, item=repeat.item, institution=repeat.institution, day=repeat.day,
                      ref=repeat.order, patient=repeat.patient, placed=repeat.held, at=repeat.at)
 
-    def _void(self, existing: dict[str, Any] | None, why: str) -> None:
+    def _void(self, existing: dict[str, Any] | None, why: str, member: dict[str, Any]) -> None:
+        """Void the flag ``existing`` (if any) of the test ``member`` belongs to and cancel its DetectedIssue (decided
+        again from ``member`` if another writer stored the flag first: ``_put_flag``). The redo is made here, past
+        the return for no flag -- most tests have none, and ``_evaluate_flag`` runs for every one."""
         if not existing or existing.get("status") == "void":
             return
-        self._put_flag(existing, {**existing, "status": "void", "void_reason": why})
+        self._put_flag(existing, {**existing, "status": "void", "void_reason": why}, partial(self._evaluate_flag, member))
         self._cancel_issue(existing["_id"])
 
     def _unresulted(self, order_ref: str | None) -> None:

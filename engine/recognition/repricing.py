@@ -83,7 +83,8 @@ class _Recognition(Protocol):
 
     def _reprice_flag(self, member: dict[str, Any]) -> None: ...
 
-    def _put_flag(self, old: dict[str, Any] | None, new: dict[str, Any]) -> None: ...
+    def _put_flag(self, old: dict[str, Any] | None, new: dict[str, Any],
+                  redo: Callable[[], object] | None = None) -> None: ...
 
     def _write_issue(self, issue: dict[str, Any]) -> None: ...
 
@@ -175,10 +176,20 @@ def _reprice(rec: _Recognition, flag: dict[str, Any], price: Decimal, at: str) -
     its DetectedIssue (``repriced_issue``: the price, the detail, a ``repricedFrom`` evidence)."""
     old = stored_fen(flag.get("price"))
     change = {"from": fen_text(old), "to": fen_text(price), "at": at, "why": ROUNDING}
-    rec._put_flag(flag, {**flag, "price": fen_text(price), "repriced": [*(flag.get("repriced") or ()), change]})
+    rec._put_flag(flag, {**flag, "price": fen_text(price), "repriced": [*(flag.get("repriced") or ()), change]},
+                  lambda: _reprice_again(rec, str(flag["_id"]), at))
     issue = rec.read("DetectedIssue", flag["_id"])
     if issue is not None:
         rec._write_issue(repriced_issue(issue, str(flag.get("currency") or ""), fen(old), price, noted=True))
+
+
+def _reprice_again(rec: _Recognition, flag_id: str, at: str) -> None:
+    """``_reprice`` decided again from the flag as stored now (another writer stored it first: ``_put_flag``):
+    priced again only while it still has the earlier rounding's price (``_new_price``)."""
+    current = rec.flags.get(flag_id)
+    price = _new_price(rec.rules, current) if current is not None else None
+    if current is not None and price is not None:
+        _reprice(rec, current, price, at)
 
 
 def repriced_from(row: dict[str, Any] | None, price: Decimal, price_source: str) -> Decimal | None:

@@ -71,7 +71,8 @@ class Reviews(RecognitionState, _Others):
         Why a compare-and-set: on SQLite the transaction's ``BEGIN IMMEDIATE`` already orders two auditors' reviews,
         but MongoDB without transactions (a standalone server; mongomock) isolates nothing -- both read the flag with
         no review, each wrote its own list of one, and one review was lost while both auditors were answered 200
-        (rv41i's probe, once in ci164). The flag's ``reviewed`` count is what the write is conditional on; the
+        (rv41i's probe, once in ci164). The flag's ``reviewed`` count is what the write is conditional on (``_cas_flag``,
+        which every writer of the row calls: the hook's re-decision lost a review stored meanwhile, rv43b HIGH 2); the
         DetectedIssue is then written from the reviews the flag holds, read again after the write until they are
         the ones written (a review stored in between writes the issue after its own write, so the last writer's
         issue is the last review's)."""
@@ -86,7 +87,7 @@ class Reviews(RecognitionState, _Others):
                   "contradicted": row.get("contradicted")}
         reviews = [*(row.get("reviews") or []), review]
         changed = {"status": decision, "reviews": reviews, "reviewed": len(reviews)}
-        if not self.flags.update_if(flag_id, {"reviewed": row.get("reviewed")}, changed):
+        if not self._cas_flag(row, {**row, **changed}, changed):  # (the one compare-and-set of every flag writer)
             return None
         aggregates.move(self.flag_days, aggregates.flag_bucket(row), aggregates.flag_bucket({**row, **changed}))
         written: list[dict[str, Any]] | None = None

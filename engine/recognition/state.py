@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import date
 from typing import Any
 
@@ -31,6 +31,8 @@ CARDS = "recognition_cards"  # the CDS cards answered (``engine.api.cds``), by d
 # a CDS answer's placer order numbers, one row each: "<kind>|<institution>|<number>" -> the reason
 # row ("reason", by draft) or the choice's check row ("choice") of the draft that has that number
 CDS_PLACERS = "recognition_cds_placers"
+# how many rounds a scope's flag rows are decided again when another writer stored one first (``_flags_out``)
+FLAG_TRIES = 8
 # the outcomes of a checked order that a result set (``_set_outcome`` in ``_evaluate_flag``)
 RESULTED = frozenset({"duplicate", "justified", "self_pay", "reported", "retested"})
 
@@ -92,6 +94,9 @@ class RecognitionState:
     _rules: Rules
     _local: threading.local
 
+    def _in_group(self, decide: Callable[[], Any]) -> Any:  # (``batch_scope.BatchScope``'s)
+        raise NotImplementedError
+
     def read(self, rtype: str, rid: str) -> dict[str, Any] | None:
         """The current resource, or None when absent or deleted.
 
@@ -123,12 +128,56 @@ class RecognitionState:
             updated["status"] = "cancelled"
             self._write_issue(updated)
 
-    def _put_flag(self, old: dict[str, Any] | None, new: dict[str, Any]) -> None:
-        """Store a flag row and move its tally; inside a write group, once when the group ends."""
-        if old == new or self.flags.defer(new, old):
+    def _put_flag(self, old: dict[str, Any] | None, new: dict[str, Any],
+                  redo: Callable[[], object] | None = None) -> None:
+        """Store a flag row decided from ``old`` (the row as read; None: none) and move its tally, once when the write
+        group (or ingest batch) ends -- by ``_cas_flag``, so only while the stored row is still ``old``'s version.
+        ``redo`` decides the flag again (``Repeats._evaluate_flag(member)``, say): it is called, from the row as
+        stored then, when another writer got there first (``BatchScope._flags_out``, a bounded number of times);
+        None (a row put as it is, no decision to make again: a repair, a test's setup) -- losing is a ``Conflict``.
+
+        The row keeps the ``reviewed`` count of the row it was decided from (the reviews it carries are that row's):
+        a decision's row (``DuplicateFlag.as_doc``) has none, and a reviewed flag's re-decision wrote the row again
+        every time for it, and set the count the reviews' compare-and-set keys on back to none (rv43b LOW 1) -- from
+        which an older reader's compare-and-set would match again."""
+        if old is not None and old.get("reviewed") is not None and "reviewed" not in new:
+            new = {**new, "reviewed": old["reviewed"]}
+        # (a row decided the same is still checked at the end, ``_cas_flag`` comparing only: the DetectedIssue the
+        # decision wrote says the reviews it read -- a review stored since must be said again)
+        if self.flags.defer(new, old):
+            self._local.flag_redo[new["_id"]] = redo
             return
-        self.flags.replace(new)
-        aggregates.move(self.flag_days, aggregates.flag_bucket(old), aggregates.flag_bucket(new))
+        self._in_group(lambda: self._put_flag(old, new, redo))  # (no writer calls it outside a group's scope)
+
+    def _cas_flag(self, before: dict[str, Any] | None, after: dict[str, Any],
+                  fields: dict[str, Any] | None = None) -> bool:
+        """THE write of a flag row: a compare-and-set on the version read, ``before`` (None: no row), by the
+        ``reviewed`` count of its reviews -- every flag writer's (the hook's decisions at the end of a write group,
+        ``_flags_out``; the repricing passes; an auditor's review, ``Reviews._review_once``). False, nothing written,
+        when the stored row is no longer that version: the caller reads it again and decides again.
+
+        Why: on MongoDB without transactions (a standalone server; mongomock) nothing isolates a write group from a
+        review: the hook read a reviewed flag, a second review was stored and answered 200 meanwhile, and the hook's
+        row of the first review replaced it -- the review lost from the flag while its DetectedIssue said it (rv43b
+        HIGH 2). Reviews are only ever added, so their count names the version of them read. On SQLite the write
+        transaction's ``BEGIN IMMEDIATE`` orders the two already and it always holds; the row's bytes are the same.
+
+        ``fields``: set these only (``update_if``: a review sets its own and leaves a decision stored since as it
+        is); else the whole row is ``after`` (``replace_if``: a decision drops what it no longer says). ``after`` the
+        same as ``before`` (a decision that changed nothing): compared only, nothing written -- the DetectedIssue
+        that decision wrote says ``before``'s reviews, and a review stored since is lost from it unless decided
+        again (its own issue write came first). Only where a block has an undo journal (MongoDB without
+        transactions): SQLite's ``BEGIN IMMEDIATE`` held since the read keeps any review out, and a replica set's
+        review in between conflicts with the DetectedIssue's write (the transaction aborted, tried again) -- there
+        the compare was a query a re-decided flag for nothing (~48k instructions a message, bench/flag44_cas.py)."""
+        if before is None:
+            return self.flags.replace_if(after, None)
+        where = {"reviewed": before.get("reviewed")}
+        if after == before:  # (only a store without transactions, ``undo``, lets a review in between: else no query)
+            return getattr(self.store, "undo", None) is None or self.flags.count({"_id": before["_id"], **where}) == 1
+        if fields is not None:
+            return self.flags.update_if(str(before["_id"]), where, fields)
+        return self.flags.replace_if(after, where)
 
     def _link_placers(self, kind: str, target: str, institution: str, placers: Sequence[str]) -> None:
         """Keep ``target`` (a CDS reason row's or choice row's id) findable by each of the draft's

@@ -104,6 +104,16 @@ class KnownVersions(RepositoryCore):
             for rec in recs:
                 known[(rec.type, rec.id)] = rec
 
+    def read_again(self, rtype: str, rid: str) -> None:
+        """Forget what this block knows of ``rtype/rid``: its next read asks the backend. For a resource another
+        process may have written since the block read it -- the DetectedIssue of a duplicate flag the recognition
+        hook decides again because an auditor's review was stored meanwhile (``BatchScope._flags_out``): its version
+        remembered here was the hook's own, and the write of the decision made again was refused against it
+        (``WrittenMeanwhile``: the whole ingest batch undone and written again message by message)."""
+        known = getattr(self._local, "known", None)
+        if known is not None:
+            known.pop((rtype, rid), None)
+
     def _forget_known(self) -> None:
         """A write failed: what the block knew may no longer be what is stored."""
         known = getattr(self._local, "known", None)

@@ -67,6 +67,15 @@ class Collection(Protocol):
         then two steps, and two processes (``huren serve --workers N``, the console beside the server) both pass
         the check before either writes (an operator's decision applied twice: rv40f HIGH 1, ordfix40)."""
 
+    def replace_if(self, doc: Document, where: Document | None) -> bool:
+        """Replace the whole document ``doc`` (by its ``_id``) only while the stored one matches ``where`` (equality on
+        its fields, as ``update_if``); ``where`` None: insert it only while none is stored. False, nothing written, when
+        the stored document is not (or no longer) the version the caller read -- another process wrote it meanwhile.
+        Why beside ``update_if``: a writer that decides a whole row again (the recognition hook's flag) must drop the
+        fields its decision no longer has, which a ``$set`` keeps, and still lose to a write it never read (a review
+        stored meanwhile, rv43b HIGH 2). SQLite ``UPDATE ... WHERE id = ? AND <where>`` (``INSERT ... ON CONFLICT DO
+        NOTHING``), Mongo ``find_one_and_replace`` (``insert_one``) with ``where`` in its filter."""
+
     def delete(self, doc_id: str) -> bool: ...
 
     def increment(self, doc_id: str, field: str, *, by: int = 1, fields: Document | None = None,

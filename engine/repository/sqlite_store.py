@@ -650,6 +650,22 @@ class SqliteCollection:
                                      (body, doc_id, *params))
             return cur.rowcount > 0
 
+    def replace_if(self, doc: Document, where: Document | None) -> bool:
+        """``port.Collection.replace_if``: one statement whose own condition decides -- ``UPDATE ... WHERE id = ? AND
+        <where>`` (``where_sql``), or ``INSERT ... ON CONFLICT(id) DO NOTHING`` for ``where`` None. As cheap as
+        ``replace``'s one upsert: the condition reads the one row the primary key finds."""
+        doc_id, body = self._split(doc)
+        if where is None:
+            cur = self.store.execute(f"INSERT INTO {self.table} (id, body) VALUES (?, ?) ON CONFLICT(id) DO NOTHING",
+                                     (doc_id, body))
+        else:
+            if "_id" in where:
+                raise ValueError("cannot condition on _id")
+            cond, params = where_sql(where)
+            cur = self.store.execute(f"UPDATE {self.table} SET body = ? WHERE id = ? AND {cond}",
+                                     (body, doc_id, *params))
+        return cur.rowcount > 0
+
     def increment(self, doc_id: str, field: str, *, by: int = 1, fields: Document | None = None,
                   on_insert: Document | None = None, add: Document | None = None) -> tuple[Document | None, Document]:
         """``port.Collection.increment``: read and written inside one ``BEGIN IMMEDIATE`` (joining the caller's),
