@@ -380,25 +380,25 @@ class AuditMiddleware:
         return committer
 
     def _engine_and_committer(self, scope: Scope) -> tuple[Any, GroupCommitter]:
-        """The app's engine and this loop's committer for its log, looked up once per app, loop and
-        thread (a server has one of each; the lookups cost ~1 µs a request). The loop is known
-        without asking ``asyncio.get_running_loop`` (a ``getpid()`` system call on Python 3.11):
-        a thread runs one loop at a time, so the committer's loop, running, in the thread that
-        found it running, is the running loop."""
-        app, engine, committer, thread = self._last
-        if app is not scope["app"] or committer is None or committer.log is not engine.audit \
-                or thread != get_ident() or not committer.loop.is_running():  # type: ignore[union-attr]
-            app = scope["app"]
-            engine = app.state["engine"]  # by key, as ``engine.auth.deps.engine_of``: no swallowed AttributeError
-            committer = self._committer(engine.audit)
-            self._last = (app, engine, committer, get_ident())
+        """The app's engine and this loop's committer for its log, looked up and kept (``_last``) when
+        what was kept no longer holds (``__call__`` tests it, in place: a server has one app, loop and
+        thread, and the lookups cost ~1 µs a request). The loop is known without asking
+        ``asyncio.get_running_loop`` (a ``getpid()`` system call on Python 3.11): a thread runs one loop at
+        a time, so the committer's loop, running, in the thread that found it running, is the running loop."""
+        app = scope["app"]
+        engine = app.state["engine"]  # by key, as ``engine.auth.deps.engine_of``: no swallowed AttributeError
+        committer = self._committer(engine.audit)
+        self._last = (app, engine, committer, get_ident())
         return engine, committer
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["path"].startswith(UNAUDITED_PREFIXES):
             await self.app(scope, receive, send)
             return
-        engine, committer = self._engine_and_committer(scope)
+        app, engine, committer, thread = self._last  # (what ``_engine_and_committer`` kept, if it still holds)
+        if app is not scope["app"] or committer is None or committer.log is not engine.audit \
+                or thread != get_ident() or not committer.loop.is_running():  # type: ignore[union-attr]
+            engine, committer = self._engine_and_committer(scope)
         notes: list[AuditNote] = []
         state = scope.get("state")
         if state is None:
@@ -418,12 +418,13 @@ class AuditMiddleware:
                 return _swallowed() if refused else send(message)  # (refused: the replaced response's body)
             started = True
             try:
-                record = facts_for_request(scope, notes, message["status"], start, engine.audit.origin)
+                log = engine.audit
+                record = facts_for_request(scope, notes, message["status"], start, log.origin)
                 # group commit: the requests finishing in this loop turn share one write
                 # (engine.audit.group_commit); a future to await, or the record appended at once.
                 # The committer of the request's start, unless the engine's log was replaced
                 # meanwhile (a test's): then the loop's committer for the log that now is
-                current = committer if committer.log is engine.audit else self._committer(engine.audit)
+                current = committer if committer.log is log else self._committer(log)
                 pending = current.submit(record, current.loop)
             except Exception as exc:
                 _log_refusal(exc, scope)
