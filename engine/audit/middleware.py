@@ -152,17 +152,6 @@ def _template(caller: object, client: tuple[str, int] | None, action: str, statu
     return made
 
 
-def _outcome(n: AuditNote, status: int) -> str:
-    """The record's outcome of a one-note request as ``_facts`` states it (``outcome_for_status``, then
-    the note's worse outcome; one the record cannot state is a serious failure)."""
-    outcome = "0" if status < 400 else ("4" if status < 500 else "8")
-    if n.outcome != "0":
-        outcome = worst(outcome, n.outcome)
-        if outcome not in OUTCOMES:
-            outcome = "8"
-    return outcome
-
-
 # (requestor, action, status, outcome, origin) -> the same four parts as ``_TEMPLATES``' entries (the first
 # None): a resident's or family member's ``Caller`` is made anew each request (her compartment is looked
 # up each time), so a template keyed by the caller object would never serve her twice. This one is keyed
