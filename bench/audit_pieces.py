@@ -8,7 +8,8 @@ request) and the route's note of the read (``note`` with the stored Observation)
 
 The collector is off while they run (what a call allocates is freed by the server's request anyway; a
 collection here would be charged to whichever call crossed the threshold). Without valgrind it prints the
-CPU time a call. (aud44: system 25.7 -> see README's issue-15 section.)
+CPU time a call. (aud44, by this bench's first version, the same calls: a system client's record 25.6 k ->
+24.4 k, a resident's 34.6 k -> 27.4 k, the note 18.8 k -> 17.0 k, the loop's ~2.1 k in each.)
 """
 
 from __future__ import annotations
