@@ -135,12 +135,15 @@ def outcome_for_status(status: int | None) -> str:
 
 
 def reference_of(resource: dict[str, Any] | str) -> str:
-    """``Type/id/_history/vid`` for a stored resource (the exact version touched), else ``Type/id``."""
+    """``Type/id/_history/vid`` for a stored resource (the exact version touched), else ``Type/id``.
+    (One string built, not two: every audited read makes one.)"""
     if isinstance(resource, str):
         return resource
-    ref = f"{resource.get('resourceType')}/{resource.get('id')}"
-    vid = (resource.get("meta") or {}).get("versionId")
-    return f"{ref}/_history/{vid}" if vid else ref
+    meta = resource.get("meta")
+    vid = (meta or {}).get("versionId")
+    if vid:
+        return f"{resource.get('resourceType')}/{resource.get('id')}/_history/{vid}"
+    return f"{resource.get('resourceType')}/{resource.get('id')}"
 
 
 # the fields that say whose record a resource is: subject/patient on most, ``for`` on a Task,
@@ -151,24 +154,29 @@ OWNER_FIELDS = ("subject", "patient", "for", "beneficiary")
 def patients_of(resource: dict[str, Any]) -> list[str]:
     """The patients a resource belongs to, as far as its own fields say (Patient, subject, patient,
     ``for``, beneficiary, an Appointment's participants). Runs for every resource an audited
-    request touches: plain loops, no comprehension or dedupe unless there is more than one."""
+    request touches: plain code, no comprehension or dedupe unless there is more than one; a field
+    looked up only when the resource has it, and a ``Patient/<id>[/...]`` reference's id taken by
+    slicing, not ``startswith`` and ``split`` (6.4 k -> 5.3 k instructions an Observation, aud44)."""
     rtype = resource.get("resourceType")
     if rtype == "Patient":
         rid = resource.get("id")
         return [str(rid)] if rid else []
     out: list[str] = []
     for field in OWNER_FIELDS:
-        value = resource.get(field)
-        if type(value) is dict:
-            ref = value.get("reference")
-            if type(ref) is str and ref.startswith("Patient/"):
-                out.append(ref.split("/")[1])
+        if field in resource:
+            value = resource[field]
+            if type(value) is dict:
+                ref = value.get("reference")
+                if type(ref) is str and ref[:8] == "Patient/":
+                    pid = ref[8:]  # (its second segment: what ``ref.split("/")[1]`` takes)
+                    out.append(pid[:pid.index("/")] if "/" in pid else pid)
     if rtype == "Appointment":
         for p in resource.get("participant") or ():
             actor = p.get("actor") if type(p) is dict else None
             ref = actor.get("reference") if type(actor) is dict else None
-            if type(ref) is str and ref.startswith("Patient/"):
-                out.append(ref.split("/")[1])
+            if type(ref) is str and ref[:8] == "Patient/":
+                pid = ref[8:]
+                out.append(pid[:pid.index("/")] if "/" in pid else pid)
     return list(dict.fromkeys(out)) if len(out) > 1 else out
 
 

@@ -83,7 +83,8 @@ class GroupCommitter:
                 try:
                     results = self.log.try_record_many([event], keep=True)
                 finally:  # (also when it raised after keeping the lock: the timer must still come)
-                    self._arm_let_go(loop)
+                    if self._let_go is None:  # (``_arm_let_go``'s test, its call spared while a let-go is due)
+                        self._arm_let_go(loop)
                 if results is not None:  # (None: the log is busy; the group's worker thread waits)
                     self.groups += 1
                     self.records += 1

@@ -37,6 +37,7 @@ from engine.audit.log import Appended, AuditLog, AuditLogDamaged
 from engine.audit.note import AuditNote
 from engine.audit.record import FORMAT, Facts, Requestor, Sealed, agent_keys, expand, facts
 from engine.audit.segment import SegmentDamaged
+from engine.auth.caller import Caller
 
 log = logging.getLogger(__name__)
 _tuple_new = tuple.__new__
@@ -83,25 +84,26 @@ def facts_for_request(scope: Scope, notes: list[AuditNote], status: int | None, 
     and path) say it touched, who asked, and how it ended. ``start`` is the request's start as an
     instant, or as ``time_ns() // 1_000_000`` (formatted only when it is not the record's own
     millisecond)."""
-    state = scope.get("state") or {}
-    caller = state.get("caller")
-    kind = getattr(caller, "kind", None)
+    state = scope.get("state")
+    caller = state.get("caller") if state else None
     if len(notes) == 1 and error is None and status is not None:
         n = notes[0]
         if n.query is None and not n.detail and len(n.references) <= 1 and all(n.patient_ids):
-            if kind == "patient":
-                return _residents(n, caller, scope.get("client"), status, start, origin)
             return _one_resource(n, caller, scope.get("client"), status, start, origin)
     now = time_ns() // 1_000_000
     if type(start) is int:
         start = instant_of(start)
-    return _facts(scope, notes, status, start, origin, error, caller, kind, requestor_of(caller, scope.get("client")),
-                  instant_of(now))
+    return _facts(scope, notes, status, start, origin, error, caller, getattr(caller, "kind", None),
+                  requestor_of(caller, scope.get("client")), instant_of(now))
 
 
 def requestor_of(caller: object, client: tuple[str, int] | None) -> Requestor:
     """Who asked, as the record states it: kind, subject, address, client id, staff role, display,
-    family RelatedPerson, consent."""
+    family RelatedPerson, consent. (A ``Caller`` -- every request's but in tests -- has every field:
+    read as attributes, not asked with a default: a resident's record makes this each request.)"""
+    if type(caller) is Caller:
+        return (caller.kind, caller.subject, client[0] if client else None, caller.client_id, caller.role,
+                caller.display, caller.acting, caller.consent)
     return (getattr(caller, "kind", None), getattr(caller, "subject", None), client[0] if client else None,
             getattr(caller, "client_id", None), getattr(caller, "role", None), getattr(caller, "display", None),
             getattr(caller, "acting", None), getattr(caller, "consent", None))
@@ -150,17 +152,6 @@ def _template(caller: object, client: tuple[str, int] | None, action: str, statu
     return made
 
 
-def _outcome(n: AuditNote, status: int) -> str:
-    """The record's outcome of a one-note request as ``_facts`` states it (``outcome_for_status``, then
-    the note's worse outcome; one the record cannot state is a serious failure)."""
-    outcome = "0" if status < 400 else ("4" if status < 500 else "8")
-    if n.outcome != "0":
-        outcome = worst(outcome, n.outcome)
-        if outcome not in OUTCOMES:
-            outcome = "8"
-    return outcome
-
-
 # (requestor, action, status, outcome, origin) -> the same four parts as ``_TEMPLATES``' entries (the first
 # None): a resident's or family member's ``Caller`` is made anew each request (her compartment is looked
 # up each time), so a template keyed by the caller object would never serve her twice. This one is keyed
@@ -168,7 +159,7 @@ def _outcome(n: AuditNote, status: int) -> str:
 # client id, role, display, RelatedPerson, consent) -- and by nothing else the prefix holds, so two
 # residents on one worker, or she and her son acting for her, can never share a prefix unless every
 # byte of it would be the same. Her compartment is not in the prefix: what it decides (``self``/``for``)
-# is written per request (``_residents``).
+# is written per request (``_one_resource``).
 _RESIDENT_TEMPLATES: dict[tuple[Requestor, str, int, str, str], tuple[None, bytes, bytes, bytes, tuple[str, ...]]] = {}
 
 
@@ -184,46 +175,52 @@ def _resident_template(requestor: Requestor, action: str, status: int, outcome: 
     return made
 
 
-def _residents(n: AuditNote, caller: object, client: tuple[str, int] | None, status: int, start: str | int,
-               origin: str) -> Sealed:
-    """``_one_resource`` for a resident or a family member acting for one (forty-second round, perfa42b):
-    the prefix from ``_RESIDENT_TEMPLATES``, and what her compartment decides written as ``_facts``
-    writes it -- the patients touched that are in her compartment, in the note's order and as often as
-    it names them, are ``self``, or ``for`` when she is a family member acting (``acting``). The general
-    path cost her record ~45 k instructions more than a system caller's (perfa42)."""
-    outcome = _outcome(n, status)
-    requestor = requestor_of(caller, client)
-    made = _RESIDENT_TEMPLATES.get((requestor, n.action, status, outcome, origin))
-    if made is None:
-        made = _resident_template(requestor, n.action, status, outcome, origin)
-    own: list[str] = []
-    if n.patient_ids:
-        compartment = getattr(caller, "patient_ids", None)
-        if compartment:
-            own = [p for p in n.patient_ids if p in compartment]
-    if own and requestor[6]:  # a family member acting for her: those patients are "acted for", not "self"
-        return _one_resource(n, caller, client, status, start, origin, made, acting_for=own)
-    return _one_resource(n, caller, client, status, start, origin, made, own=own)
-
-
 def _one_resource(n: AuditNote, caller: object, client: tuple[str, int] | None, status: int, start: str | int,
-                  origin: str, made: tuple[object, bytes, bytes, bytes, tuple[str, ...]] | None = None,
-                  own: list[str] | None = None, acting_for: list[str] | None = None) -> Sealed:
+                  origin: str) -> Sealed:
     """``_facts`` for what nearly every request is: one note naming at most one resource, no query
-    or details, written straight to the record's bytes (``record.Sealed``) from a template of what
-    the caller, action and status fix (``made``: a resident's, from ``_residents``, with her ``own``
-    patients or those a family member is ``acting_for``). ``note`` already made the patients distinct, so only what ``record.facts`` would still
-    change is done here: the resource is not listed when it is one of the patients, and its owners
-    only when it is listed (the test suite compares this with the general path, byte for byte)."""
-    if made is None:
-        outcome = _outcome(n, status)
-        made = _TEMPLATES.get((id(caller), client[0] if client else None, n.action, status, outcome, origin))
+    or details, written straight to the record's bytes (``record.Sealed``) from a prefix of what the
+    caller, action and status fix, made once (``_TEMPLATES``, keyed by the caller object: a system's or
+    staff member's is made once per token). ``note`` already made the patients distinct, so only what
+    ``record.facts`` would still change is done here: the resource is not listed when it is one of the
+    patients, and its owners only when it is listed (the test suite compares this with the general
+    path, byte for byte).
+
+    A resident or a family member acting for one (``kind == "patient"``; forty-second round, perfa42b)
+    is made a ``Caller`` each request, so hers is keyed by her requestor's values (``_RESIDENT_TEMPLATES``),
+    and what her compartment decides is written as ``_facts`` writes it: the patients touched that are
+    in her compartment, in the note's order and as often as it names them, are ``self``, or ``for``
+    when she is a family member acting (``acting``).
+
+    One frame for all of it (forty-fourth round, aud44): the outcome, the prefix and her compartment's
+    patients decided here, not in three more calls."""
+    action, refs, patients, noted, owners = n.action, n.references, n.patient_ids, n.outcome, n.owners
+    outcome = "0" if status < 400 else ("4" if status < 500 else "8")
+    if noted != "0":
+        outcome = worst(outcome, noted)
+        if outcome not in OUTCOMES:
+            outcome = "8"
+    own: list[str] | None = None
+    acting_for: list[str] | None = None
+    if getattr(caller, "kind", None) == "patient":
+        requestor = requestor_of(caller, client)
+        made = _RESIDENT_TEMPLATES.get((requestor, action, status, outcome, origin))
+        if made is None:
+            made = _resident_template(requestor, action, status, outcome, origin)
+        if patients:
+            compartment = getattr(caller, "patient_ids", None)
+            if compartment:
+                if len(patients) == 1:  # (the list itself: a note is never changed)
+                    own = patients if patients[0] in compartment else None
+                else:
+                    own = [p for p in patients if p in compartment] or None
+                if own and requestor[6]:  # a family member acting for her: "acted for", not "self"
+                    own, acting_for = None, own
+    else:
+        made = _TEMPLATES.get((id(caller), client[0] if client else None, action, status, outcome, origin))
         if made is None or made[0] is not caller:
-            made = _template(caller, client, n.action, status, outcome, origin)
-    patients = n.patient_ids
+            made = _template(caller, client, action, status, outcome, origin)
     if len(patients) > 1:
         patients = list(dict.fromkeys(patients))
-    refs = n.references
     now = time_ns() // 1_000_000
     recorded = instant_of(now)
     head = made[1] + recorded.encode() + made[2]  # (an instant is ASCII with nothing JSON escapes)
@@ -234,31 +231,31 @@ def _one_resource(n: AuditNote, caller: object, client: tuple[str, int] | None, 
             head += b',"from":"%s"' % instant_of(start).encode()
     elif start and start != recorded:
         head += b',"from":%s' % orjson.dumps(start)
-    rest: dict[str, Any] = {}  # (own, pat, res: RFC 8785's order; the salt is added last)
+    # the rest in RFC 8785's order (own, pat, res, salt, self), each shape one dict display: ``rest``'s keys
+    # are inserted in their sorted order, so orjson writes them as sorted. The salt is ``record.seal``'s,
+    # looked up in ``record`` at each call (tests fix it).
+    salt = _record.new_salt()
     if refs:
         ref = refs[0]
-        if patients and ref.startswith("Patient/") and ref.split("/_history/")[0][8:] in patients:
-            pass  # the resource is one of the patients: named as a patient only
+        if patients and ref[:8] == "Patient/" and ref.split("/_history/")[0][8:] in patients:
+            rest: dict[str, Any] = {"pat": patients, "salt": salt}  # the resource is one of the patients
         else:
-            whose = n.owners.get(ref)
+            whose = owners.get(ref)  # (its owners: only when it is listed)
             if whose:
-                rest["own"] = [(ref, whose)]
-            if patients:
-                rest["pat"] = patients
-            rest["res"] = refs
-    if patients:
-        if "pat" not in rest:
-            rest["pat"] = patients
-        # a tuple of strings: the collector stops tracking it at its first pass, where a list stayed
-        # tracked (walked by every collection) until the key indexer took it, up to a second later
-        keys = ("p:" + patients[0], *made[4]) if len(patients) == 1 else (*("p:" + p for p in patients), *made[4])
+                rest = ({"own": [(ref, whose)], "pat": patients, "res": refs, "salt": salt} if patients
+                        else {"own": [(ref, whose)], "res": refs, "salt": salt})
+            else:
+                rest = {"pat": patients, "res": refs, "salt": salt} if patients else {"res": refs, "salt": salt}
     else:
-        keys = made[4]
-    # the salt last (``record.seal``'s; looked up in ``record`` at each call: tests fix it), and
-    # ``rest``'s keys were inserted in their sorted order, so orjson writes them as sorted
-    rest["salt"] = _record.new_salt()
+        rest = {"pat": patients, "salt": salt} if patients else {"salt": salt}
     if own:  # ("salt" < "self")
         rest["self"] = own
+    if patients:
+        # a tuple of strings: the collector stops tracking it at its first pass, where a list stayed
+        # tracked (walked by every collection) until the key indexer took it, up to a second later
+        keys = ("p:" + patients[0],) + made[4] if len(patients) == 1 else (*("p:" + p for p in patients), *made[4])
+    else:
+        keys = made[4]
     return _tuple_new(Sealed, (head, made[3] + orjson.dumps(rest)[1:], keys, recorded))  # (Sealed's fields)
 
 
@@ -372,25 +369,25 @@ class AuditMiddleware:
         return committer
 
     def _engine_and_committer(self, scope: Scope) -> tuple[Any, GroupCommitter]:
-        """The app's engine and this loop's committer for its log, looked up once per app, loop and
-        thread (a server has one of each; the lookups cost ~1 µs a request). The loop is known
-        without asking ``asyncio.get_running_loop`` (a ``getpid()`` system call on Python 3.11):
-        a thread runs one loop at a time, so the committer's loop, running, in the thread that
-        found it running, is the running loop."""
-        app, engine, committer, thread = self._last
-        if app is not scope["app"] or committer is None or committer.log is not engine.audit \
-                or thread != get_ident() or not committer.loop.is_running():  # type: ignore[union-attr]
-            app = scope["app"]
-            engine = app.state["engine"]  # by key, as ``engine.auth.deps.engine_of``: no swallowed AttributeError
-            committer = self._committer(engine.audit)
-            self._last = (app, engine, committer, get_ident())
+        """The app's engine and this loop's committer for its log, looked up and kept (``_last``) when
+        what was kept no longer holds (``__call__`` tests it, in place: a server has one app, loop and
+        thread, and the lookups cost ~1 µs a request). The loop is known without asking
+        ``asyncio.get_running_loop`` (a ``getpid()`` system call on Python 3.11): a thread runs one loop at
+        a time, so the committer's loop, running, in the thread that found it running, is the running loop."""
+        app = scope["app"]
+        engine = app.state["engine"]  # by key, as ``engine.auth.deps.engine_of``: no swallowed AttributeError
+        committer = self._committer(engine.audit)
+        self._last = (app, engine, committer, get_ident())
         return engine, committer
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["path"].startswith(UNAUDITED_PREFIXES):
             await self.app(scope, receive, send)
             return
-        engine, committer = self._engine_and_committer(scope)
+        app, engine, committer, thread = self._last  # (what ``_engine_and_committer`` kept, if it still holds)
+        if app is not scope["app"] or committer is None or committer.log is not engine.audit \
+                or thread != get_ident() or not committer.loop.is_running():  # type: ignore[union-attr]
+            engine, committer = self._engine_and_committer(scope)
         notes: list[AuditNote] = []
         state = scope.get("state")
         if state is None:
@@ -410,12 +407,13 @@ class AuditMiddleware:
                 return _swallowed() if refused else send(message)  # (refused: the replaced response's body)
             started = True
             try:
-                record = facts_for_request(scope, notes, message["status"], start, engine.audit.origin)
+                log = engine.audit
+                record = facts_for_request(scope, notes, message["status"], start, log.origin)
                 # group commit: the requests finishing in this loop turn share one write
                 # (engine.audit.group_commit); a future to await, or the record appended at once.
                 # The committer of the request's start, unless the engine's log was replaced
                 # meanwhile (a test's): then the loop's committer for the log that now is
-                current = committer if committer.log is engine.audit else self._committer(engine.audit)
+                current = committer if committer.log is log else self._committer(log)
                 pending = current.submit(record, current.loop)
             except Exception as exc:
                 _log_refusal(exc, scope)

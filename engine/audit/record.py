@@ -77,9 +77,10 @@ def new_salt() -> str:
             return _salts.pop()
         except IndexError:
             pass
-    block = os.urandom(SALT_BYTES * _SALTS_AT_ONCE).hex()
-    step = 2 * SALT_BYTES
-    _salts.extend([block[i:i + step] for i in range(0, len(block), step)])
+    # the block's hex cut into salts in C (``hex``'s separator every SALT_BYTES, then ``split``): the same
+    # strings in the same order as slicing it in a comprehension, which cost ~370 k instructions a block,
+    # ~1.4 k of every record's (forty-fourth round, aud44)
+    _salts.extend(os.urandom(SALT_BYTES * _SALTS_AT_ONCE).hex(" ", SALT_BYTES).split())
     return _salts.pop()
 
 
