@@ -42,8 +42,19 @@ def content_of(resource: dict[str, Any]) -> dict[str, Any]:
 
 def versioned(resource: dict[str, Any], version: str, updated: str) -> dict[str, Any]:
     """The version to store: ``resource`` with ``meta.versionId`` / ``meta.lastUpdated`` set, its
-    type, id and meta first (a shallow copy: the values are the resource's own)."""
-    meta = dict(resource.get("meta") or {})
+    type, id and meta first (a shallow copy: the values are the resource's own).
+
+    A resource without ``meta`` (what the converter makes: ~20 versions a lab message) gets the
+    two-key ``meta`` made at once, and keeps it in the copy; one with ``meta`` gets a copy of its
+    own with the two set, which replaces the one the copy took from it (same keys, same order)."""
+    given = resource.get("meta")
+    if not given:
+        meta = {"versionId": version, "lastUpdated": updated}
+        stored = {"resourceType": resource["resourceType"], "id": resource["id"], "meta": meta, **resource}
+        if "meta" in resource:  # (an empty or null ``meta``, which the copy took)
+            stored["meta"] = meta
+        return stored
+    meta = dict(given)
     meta["versionId"] = version
     meta["lastUpdated"] = updated
     stored = {"resourceType": resource["resourceType"], "id": resource["id"], "meta": meta, **resource}
