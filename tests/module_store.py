@@ -200,6 +200,10 @@ class Names:
                 if nnchn and rename_nid:
                     comps[0] = self.nid(value)
                 elif not nnchn:
+                    if len(value) == 18 and value[:17].isdigit() and value[17] in "0123456789Xx":
+                        # a resident ID number under another identifier type: a tag before it is no number, and left
+                        # as sent it is every test's resident -- refused, as an unrenamed field is (review rv44d)
+                        raise ValueError(f"Names renames a resident ID number typed NNCHN only: {rep!r}")
                     comps[0] = self.number(value)
                     if records:
                         self.records.add(comps[0])

@@ -46,16 +46,19 @@ def test_another_tests_prior_flags_no_repeat_of_this_test(engine: Engine, mllp: 
     assert f"Patient/{flag['patient'].split('/')[-1]}" in third.patients(engine), flag
 
 
-@pytest.mark.parametrize("segment", [
-    "IPC|ACC1^RIS|RP1|1.2.156.1.9|SPS1|CT", "ZDS|1.2.156.1.9^RIS^Application^DICOM",
-    "PID|1||MRN-HOSPA^^^HOSPA^MR||王^建国||19850412|M||||||||||ACCT1", "PV1|1|O" + "|" * 48 + "V1",
-    "MRG|MRN-OLD^^^HOSPA^MR||ACCT-OLD", "ORC|NW|A1^HIS||G1^HIS", "SPM|1|S1^LIS"],
-    ids=["IPC-1", "ZDS-1", "PID-18", "PV1-50", "MRG-3", "ORC-4", "SPM-2"])
-def test_names_refuses_a_scenario_naming_what_it_does_not_rename(segment: str) -> None:
+@pytest.mark.parametrize(("segment", "said"), [
+    ("IPC|ACC1^RIS|RP1|1.2.156.1.9|SPS1|CT", "IPC-1"), ("ZDS|1.2.156.1.9^RIS^Application^DICOM", "ZDS-1"),
+    ("PID|1||MRN-HOSPA^^^HOSPA^MR||王^建国||19850412|M||||||||||ACCT1", "PID-18"),
+    ("PV1|1|O" + "|" * 48 + "V1", "PV1-50"), ("MRG|MRN-OLD^^^HOSPA^MR||ACCT-OLD", "MRG-3"),
+    ("ORC|NW|A1^HIS||G1^HIS", "ORC-4"), ("SPM|1|S1^LIS", "SPM-2"),
+    ("PID|1||32092319850412001X^^^公安部^ID||王^建国||19850412|M", "typed NNCHN only")],
+    ids=["IPC-1", "ZDS-1", "PID-18", "PV1-50", "MRG-3", "ORC-4", "SPM-2", "PID-3-number-not-NNCHN"])
+def test_names_refuses_a_scenario_naming_what_it_does_not_rename(segment: str, said: str) -> None:
     """An accession, study UID, account, visit, placer group or specimen number ``Names`` does not rename would be
     sent as written under every test of the module -- one thing on the shared store named by two tests, which then
-    depend on their order. ``Names.hl7`` refuses it, naming the field (review rv44d mended ``module_store``)."""
+    depend on their order; a resident ID number under another identifier type than NNCHN would be sent as a tag
+    before it (no number). ``Names.hl7`` refuses either, naming the field (review rv44d mended ``module_store``)."""
     head = "MSH|^~\\&|HIS|HOSPA|HUREN|C1|20260101080000||ORM^O01^ORM_O01|C1|P|2.5.1\n"
-    with pytest.raises(ValueError, match=segment.split("|")[0]):
+    with pytest.raises(ValueError, match=said):
         Names(1).hl7(head + segment + "\n")
     assert Names(1).hl7(head + 'IPC|""|||\n').endswith('IPC|""|||\n')  # the null and empty fields: nothing named
