@@ -54,6 +54,19 @@ def one_flag(module_backend_eng: Engine) -> Iterator[tuple[Engine, dict[str, str
         yield (module_backend_eng, *_one_flag(module_backend_eng, http))
 
 
+@pytest.fixture
+def unreviewed_flag(one_flag: tuple[Engine, dict[str, str], str]) -> tuple[Engine, dict[str, str], str]:
+    """``one_flag``, checked still flagged and unreviewed as the test starts: the module's refusal probes share it, so
+    one refusal that gave way (a review taken) made every later one fail on "reviews" as if its own guard had -- twelve
+    failures for one defect (review rv44d). The later ones now stop at setup, naming the shared flag."""
+    store, _, flag = one_flag
+    kept = store.recognition.flags.get(flag) or {}
+    assert kept.get("status") == "flagged" and not kept.get("reviews"), (
+        "the module's shared flag was already reviewed: an earlier test's refusal failed, not this test's",
+        kept.get("status"), kept.get("reviews"))
+    return one_flag
+
+
 def _review(http: TestClient, flag: str, auditor: dict[str, str], body: bytes, labelled: str = "application/json") -> Any:
     return http.post(f"/reports/duplicates/{flag}/review", content=body, headers=auditor | {"Content-Type": labelled})
 

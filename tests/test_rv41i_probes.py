@@ -38,7 +38,7 @@ _one_flag = hfb._one_flag
 # the county's one unreviewed flag once a module and backend, for the tests whose reviews are refused (each checks the
 # flag still unreviewed after): they had opened an engine and written the county each (suite44b); a test whose review
 # is taken keeps ``store``
-one_flag = hfb.one_flag
+one_flag, unreviewed_flag = hfb.one_flag, hfb.unreviewed_flag
 
 
 @pytest.fixture(scope="module")
@@ -115,9 +115,9 @@ def _csv(http: TestClient, auditor: dict[str, str]) -> bytes:
 
 
 @pytest.mark.parametrize("sent", [["已核实"], {"zh": "已核实"}, True])
-def test_a_review_reason_that_is_not_text_is_refused(one_flag: tuple[Engine, dict[str, str], str],
-                                                    sent: object) -> None:
-    store, auditor, flag = one_flag
+def test_a_review_reason_that_is_not_text_is_refused(unreviewed_flag: tuple[Engine, dict[str, str], str],
+                                                     sent: object) -> None:
+    store, auditor, flag = unreviewed_flag
     with TestClient(create_app(store)) as http:
         r = http.post(f"/reports/duplicates/{flag}/review", json={"decision": "overturned", "reason": sent},
                       headers=auditor)
@@ -128,11 +128,11 @@ def test_a_review_reason_that_is_not_text_is_refused(one_flag: tuple[Engine, dic
 
 
 def test_a_refused_review_leaves_the_flag_the_csv_and_the_audit_log_as_they_were(
-        one_flag: tuple[Engine, dict[str, str], str]) -> None:
+        unreviewed_flag: tuple[Engine, dict[str, str], str]) -> None:
     """Each refusal (Chinese words said, ``reason`` named): the flag unreviewed, the DetectedIssue preliminary, the
     CSV byte for byte the same, and no audit record saying a review was made or holding the refused reason."""
     refused = ["\u202e实核已", "已核\u200b实", "\u200e\u3000", "\x07属实", "属实\ufeff", "\U000e0041\U000e0042"]
-    store, auditor, flag = one_flag
+    store, auditor, flag = unreviewed_flag
     with TestClient(create_app(store)) as http:
         before, seen = _csv(http, auditor), store.audit.size
         for reason in refused:
@@ -234,8 +234,8 @@ def test_a_refused_owner_reason_names_the_reason_as_the_review_does(held: tuple[
     assert r.json()["issue"][0].get("expression") == ["reason"], r.json()
 
 
-def test_a_joiner_between_an_emoji_and_a_han_character_is_refused(one_flag: tuple[Engine, dict[str, str], str]) -> None:
-    store, auditor, flag = one_flag
+def test_a_joiner_between_an_emoji_and_a_han_character_is_refused(unreviewed_flag: tuple[Engine, dict[str, str], str]) -> None:
+    store, auditor, flag = unreviewed_flag
     with TestClient(create_app(store)) as http:
         r = http.post(f"/reports/duplicates/{flag}/review", json={"decision": "overturned",
                                                                   "reason": "👍\u200d属\ufe0f实"}, headers=auditor)

@@ -21,7 +21,7 @@ from engine.api.app import create_app
 from engine.engine import Engine
 from tests import test_httpfix41_edges as hf
 from tests import test_insurance_ui as ins
-from tests.test_httpfix41b_reasons import _owner, _review, module_backend_eng, one_flag  # noqa: F401 -- fixtures
+from tests.test_httpfix41b_reasons import _owner, _review, module_backend_eng, one_flag, unreviewed_flag  # noqa: F401 -- fixtures
 from tests.test_order35_as_later import _operator
 from tests.test_reports_ui import Browser
 from tests.test_rv40f_probes import _held_message
@@ -36,8 +36,8 @@ def _status_and_issue(r: Any) -> tuple[int, dict[str, Any]]:
 
 
 def test_a_review_naming_its_decision_twice_is_refused_not_decided_by_the_last(
-        one_flag: tuple[Engine, dict[str, str], str]) -> None:  # noqa: F811 -- the fixture
-    store, auditor, flag = one_flag
+        unreviewed_flag: tuple[Engine, dict[str, str], str]) -> None:  # noqa: F811 -- the fixture
+    store, auditor, flag = unreviewed_flag
     with TestClient(create_app(store)) as http:
         r = _review(http, flag, auditor, b'{"decision": "overturned", "reason": "\xe5\xb7\xb2\xe6\xa0\xb8\xe5\xae\x9e", '
                                          b'"decision": "upheld"}')
@@ -46,8 +46,8 @@ def test_a_review_naming_its_decision_twice_is_refused_not_decided_by_the_last(
 
 
 def test_a_review_reason_sent_twice_is_refused(
-        one_flag: tuple[Engine, dict[str, str], str]) -> None:  # noqa: F811 -- the fixture
-    store, auditor, flag = one_flag
+        unreviewed_flag: tuple[Engine, dict[str, str], str]) -> None:  # noqa: F811 -- the fixture
+    store, auditor, flag = unreviewed_flag
     with TestClient(create_app(store)) as http:
         r = _review(http, flag, auditor, '{"decision": "upheld", "reason": "核实一", "reason": "核实二"}'.encode())
         assert r.status_code == 400 and _status_and_issue(r)[1].get("expression") == ["reason"], (r.status_code,
@@ -65,8 +65,8 @@ def test_an_owner_reason_sent_twice_is_refused(held: tuple[Engine, TestClient]) 
 
 
 def test_a_review_body_with_nan_is_not_json(
-        one_flag: tuple[Engine, dict[str, str], str]) -> None:  # noqa: F811 -- the fixture
-    store, auditor, flag = one_flag
+        unreviewed_flag: tuple[Engine, dict[str, str], str]) -> None:  # noqa: F811 -- the fixture
+    store, auditor, flag = unreviewed_flag
     with TestClient(create_app(store)) as http:
         r = _review(http, flag, auditor, b'{"decision": "upheld", "reason": "ok", "score": NaN}')
         assert r.status_code == 400, (r.status_code, r.text[:300])
@@ -81,10 +81,10 @@ def test_a_review_body_with_nan_is_not_json(
     '{"decision": "upheld", "reason": "已核实"}'.encode("gbk"),  # GBK without saying so
     b"decision=upheld&reason=ok",  # a form
 ])
-def test_odd_review_bodies_are_a_400_never_a_500_nor_a_review(one_flag: tuple[Engine, dict[str, str], str],  # noqa: F811 -- the fixture
-                                                              body: bytes) -> None:
+def test_odd_review_bodies_are_a_400_never_a_500_nor_a_review(
+        unreviewed_flag: tuple[Engine, dict[str, str], str], body: bytes) -> None:  # noqa: F811 -- the fixture
     """Guard: each odd body is a 400 OperationOutcome and the flag stays unreviewed."""
-    store, auditor, flag = one_flag
+    store, auditor, flag = unreviewed_flag
     with TestClient(create_app(store), raise_server_exceptions=False) as http:
         for labelled in ("application/json", "text/plain", "application/x-www-form-urlencoded"):
             r = _review(http, flag, auditor, body, labelled)
@@ -95,9 +95,9 @@ def test_odd_review_bodies_are_a_400_never_a_500_nor_a_review(one_flag: tuple[En
 
 
 def test_a_body_labelled_gbk_is_415_before_it_is_read(
-        one_flag: tuple[Engine, dict[str, str], str]) -> None:  # noqa: F811 -- the fixture
+        unreviewed_flag: tuple[Engine, dict[str, str], str]) -> None:  # noqa: F811 -- the fixture
     """Guard: charset=gbk is refused by the one body check (require_body_served), not read as UTF-8."""
-    store, auditor, flag = one_flag
+    store, auditor, flag = unreviewed_flag
     with TestClient(create_app(store)) as http:
         body = '{"decision": "upheld", "reason": "已核实"}'.encode("gbk")
         r = _review(http, flag, auditor, body, "application/json; charset=gbk")
