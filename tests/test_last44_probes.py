@@ -68,3 +68,31 @@ def test_guard_an_undeclared_application_registering_her_again_is_held(http: Tes
     ack = _registered_twice(http, "L44B", "HIS", "12")
     assert ack_code_of(ack) == "AA" and any("|205^" in x for x in err_lines(ack)), err_lines(ack)
     assert nids(patients(http, f"{MRN}|L44BB")[0]) == set()
+
+
+def _restated_by_its_registrar(http: TestClient, tag: str, app: str) -> bytes:
+    """MSH-3 ``app`` registers ``<tag>`` (A04), then restates it as another person (A08: name, sex and birth date all
+    changed) -- the registering application's own correction, which README/institutions.yaml accept from it: the
+    A08's ACK."""
+    assert ack_code_of(post(http, adt(f"{tag}a", f"{tag}^^^FNXRMYY^MR", "甲^一", "19801013", "F", app=app))) == "AA"
+    return post(http, adt(f"{tag}b", f"{tag}^^^FNXRMYY^MR", "乙^二", "19750101", "M", event="A08", app=app))
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "MED: an application whose MSH-3 states only a universal id of a type huren does not make a system of "
+    "(HD-1 empty; HL7 v2.5.1 table 0301 DNS, UUID, GUID...) is never its own registrar -- the registrar is stored by "
+    "code_of (HD-2), and applications.states asks a non-OID/URI code of HD-1 only, so sends_as('^his2.fnx.example^DNS',"
+    " 'his2.fnx.example') is False: its own A08 correcting its registration is refused AE 205 (before the round: "
+    "registrar == application, accepted with W)"))
+@pytest.mark.parametrize("app", ["^his2.fnx.example^DNS", "^f81d4fae-7dec-11d0-a765-00a0c91e6bf6^UUID"],
+                         ids=["dns", "uuid"])
+def test_a_registrar_named_by_a_dns_or_uuid_universal_id_may_correct_its_own_registration(http: TestClient,
+                                                                                          app: str) -> None:
+    ack = _restated_by_its_registrar(http, "L44D" + app[-3:], app)
+    assert ack_code_of(ack) == "AA", err_lines(ack)
+
+
+def test_guard_a_registrar_named_by_hd1_corrects_its_own_registration(http: TestClient) -> None:
+    """Guard: the same from an application named by HD-1 (``TJXT``, undeclared): AA with the W 205 of a correction."""
+    ack = _restated_by_its_registrar(http, "L44E", "TJXT")
+    assert ack_code_of(ack) == "AA" and any("|205^" in x and "|W|" in x for x in err_lines(ack)), err_lines(ack)
