@@ -15,8 +15,8 @@ from fastapi.testclient import TestClient
 
 from engine.engine import Engine
 from engine.identity import nationalid
-from engine.settings import Settings
-from tests.conftest import _BACKENDS, running_mllp, settings_for_backend
+from tests.conftest import running_mllp
+from tests.module_store import module_community
 from tests.test_recognition_e2e import Sender
 
 
@@ -92,20 +92,11 @@ def renamed(message: str, run: str, person: str = "32092319850412001X") -> str:
     return sep.join(lines)
 
 
-@pytest.fixture(scope="module", params=_BACKENDS)
-def community_eng(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Engine]:
-    """The policy tests' community (``test_recognition_policy_e2e.INSTITUTIONS``: HOSPA, HOSPB, HOSPC, QC passed)
-    once a module and backend -- ``test_money19_cds_orders.engine``'s store, shared by tests that each send as a
-    person of their own (``OwnSender``) and read back only their own orders, checks and flags."""
-    from tests.test_recognition_policy_e2e import INSTITUTIONS
-
-    root = tmp_path_factory.mktemp(request.module.__name__.rsplit(".", 1)[-1] + "-community")
-    site = root / "site"
-    site.mkdir()
-    (site / "institutions.yaml").write_text(INSTITUTIONS, "utf-8")
-    settings = Settings(data_dir=root / "var", http_port=0, mllp_port=0, site=site)
-    with settings_for_backend(request.param, settings) as chosen, Engine(chosen) as engine:
-        yield engine
+# the policy community (``test_recognition_policy_e2e.INSTITUTIONS``: HOSPA, HOSPB, HOSPC, QC passed) once a module and
+# backend -- ``test_money19_cds_orders.engine``'s store, shared by tests that each send as a person of their own
+# (``OwnSender``) and read back only their own orders, checks and flags: ``module_store``'s fixture of it, under the
+# name its modules ask (pytest registers a fixture by the name a module binds it to)
+community_eng = module_community
 
 
 @pytest.fixture(scope="module")

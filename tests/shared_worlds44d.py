@@ -14,18 +14,17 @@ from __future__ import annotations
 
 import itertools
 import re
-import socket
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from adapters.listeners.mllp import frame
 from engine.engine import Engine
 from engine.identity.nationalid import check_character
 from engine.settings import Settings
 from tests.conftest import _BACKENDS, running_mllp, settings_for_backend
+from tests.test_recognition_e2e import Sender
 from tests.test_recognition_policy_e2e import INSTITUTIONS, WANG
 
 # the scenarios' order numbers (placer ^HIS, filler ^LIS) restated under a test's tag
@@ -53,8 +52,9 @@ def policy_mllp(policy_eng: Engine) -> Iterator[int]:
         yield port
 
 
-class Own:
-    """A test's MLLP sender on the module's store: each message restated under this test's names (``own``).
+class Own(Sender):
+    """A test's MLLP sender on the module's store (``test_recognition_e2e.Sender``: one connection, each ACK
+    asserted AA): each message restated under this test's names (``own``).
 
     The n-th test of a module's engine takes the resident ID ``320923 19850412 <2n+1>`` (an odd sequence: the
     scenario's man; its check character computed), record numbers ``MRN<tag>-<inst>``, order numbers
@@ -67,7 +67,7 @@ class Own:
         self.engine = engine
         self.tag = f"T{n}"
         self.resident = first17 + check_character(first17)
-        self.sock = socket.create_connection(("127.0.0.1", port), timeout=30)
+        super().__init__(port)
 
     def own(self, text: str) -> str:
         """``text`` (one scenario message, segments split by newlines) under this test's names."""
@@ -80,16 +80,8 @@ class Own:
         return "|".join(fields) + "\n" + rest
 
     def send(self, text: str) -> str:
-        """``text`` restated (``own``) over the test's connection; the ACK, asserted AA (as ``Sender.send``)."""
-        self.sock.sendall(frame(self.own(text).replace("\n", "\r").encode("utf-8")))
-        data = b""
-        while not data.endswith(b"\x1c\r"):
-            chunk = self.sock.recv(65536)
-            assert chunk, "connection closed before the ACK"
-            data += chunk
-        ack = data[1:-2].decode("utf-8")
-        assert "MSA|AA|" in ack, ack
-        return ack
+        """``text`` restated (``own``) over the test's connection; the ACK, asserted AA (``Sender.send``)."""
+        return super().send(self.own(text))
 
     def number(self, order: str) -> str:
         """The scenario's order number ``order`` (``B1``) as this test sent it."""

@@ -407,13 +407,13 @@ class AuditMiddleware:
                 return _swallowed() if refused else send(message)  # (refused: the replaced response's body)
             started = True
             try:
-                log = engine.audit
-                record = facts_for_request(scope, notes, message["status"], start, log.origin)
+                audit_log = engine.audit  # (not ``log``: the module's logger, which ``_log_refusal`` writes to)
+                record = facts_for_request(scope, notes, message["status"], start, audit_log.origin)
                 # group commit: the requests finishing in this loop turn share one write
                 # (engine.audit.group_commit); a future to await, or the record appended at once.
                 # The committer of the request's start, unless the engine's log was replaced
                 # meanwhile (a test's): then the loop's committer for the log that now is
-                current = committer if committer.log is log else self._committer(log)
+                current = committer if committer.log is audit_log else self._committer(audit_log)
                 pending = current.submit(record, current.loop)
             except Exception as exc:
                 _log_refusal(exc, scope)
