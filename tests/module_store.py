@@ -158,11 +158,16 @@ _NOT_RENAMED_FIELDS = {"PID": (18,), "PV1": (50,), "MRG": (2, 3, 4, 5, 6, 7), "O
 class Names:
     """One test's names: ``tag`` (``T001``...) before each control ID, order/filler/accession number and record
     number it sends; each resident ID number it sends replaced by one of the same birth date and sex (the 15th-17th
-    digits, the check character anew) that no other test of the module sends."""
+    digits, the check character anew) that no other test of the module sends.
 
-    def __init__(self, n: int) -> None:
+    The one renaming rule of the test helpers (dup44): ``tests.shared_worlds44.renamed``/``OwnSender`` (a run's own
+    names, ``tag`` its readable ``<run>-``) and ``tests.shared_worlds44d.Own`` send through it. ``n`` is the test's
+    number in the module (its resident ID numbers' sequence); ``tag`` defaults to ``T<n>``: two Names of one store
+    must differ in both."""
+
+    def __init__(self, n: int, tag: str | None = None) -> None:
         self.n = n
-        self.tag = f"T{n:03d}"
+        self.tag = f"T{n:03d}" if tag is None else tag
         self.nids: dict[str, str] = {}
         self.records: set[str] = set()  # the record numbers (PID-2/3/4, MRG-1) it sent, other than ID numbers
 
@@ -272,11 +277,16 @@ class NamedSender:
 _NAMES_COUNT: dict[str, itertools.count] = {}
 
 
+def next_number(module: str) -> int:
+    """The next test number of ``module`` (a module's name): the ``names`` fixture's and ``shared_worlds44``'s runs'
+    one counter, so a module mixing them never gives two tests one resident ID number."""
+    return next(_NAMES_COUNT.setdefault(module, itertools.count(1)))
+
+
 @pytest.fixture
 def names(request: pytest.FixtureRequest) -> Names:
     """This test's own ``Names`` (a number of its own in the module, whatever order its tests run in)."""
-    counter = _NAMES_COUNT.setdefault(request.module.__name__, itertools.count(1))
-    return Names(next(counter))
+    return Names(next_number(request.module.__name__))
 
 
 @pytest.fixture(scope="module", params=_BACKENDS)

@@ -6,7 +6,6 @@ order. ``own`` makes such a name from the test's parameters: the same test with 
 
 from __future__ import annotations
 
-import hashlib
 import re
 from collections.abc import Iterator
 
@@ -14,88 +13,52 @@ import pytest
 from fastapi.testclient import TestClient
 
 from engine.engine import Engine
-from engine.identity import nationalid
 from tests.conftest import running_mllp
-from tests.module_store import module_community
+from tests.module_store import Names, module_community, next_number
 from tests.test_recognition_e2e import Sender
 
 
 def own(request: pytest.FixtureRequest, prefix: str) -> str:
     """``prefix`` followed by the test's parameter id (``sqlite-mongomock-text/plain`` ->
     ``PREFIX-SQLITE-MONGOMOCK-TEXT-PLAIN``) in capitals, digits and hyphens only, so it can stand in an HL7 field
-    (ORC-2, MSH-10, PID-3) unescaped; ``prefix`` alone for a test without parameters."""
+    (ORC-2, MSH-10, PID-3) unescaped; ``prefix`` alone for a test without parameters. The run's names
+    (``run_names``) are made here, numbered by the module's one counter (``tests.module_store.next_number``)."""
     spec = getattr(request.node, "callspec", None)
-    if spec is None:
-        return prefix
-    return prefix + "-" + re.sub(r"[^A-Z0-9]+", "-", spec.id.upper()).strip("-")
+    run = prefix if spec is None else prefix + "-" + re.sub(r"[^A-Z0-9]+", "-", spec.id.upper()).strip("-")
+    module = request.module.__name__
+    if _RUNS.get(run, ("", None))[0] != module:
+        _RUNS[run] = (module, Names(next_number(module), tag=run + "-"))
+    return run
 
 
 # --- the policy community (HOSPA, HOSPB, HOSPC) once a module, a person of each test's own ------------------------
 
-_TAKEN: dict[str, str] = {}  # the ID numbers given in this process, to the run given each
-_AREAS: dict[str, list[str]] = {}  # Jiangsu's area codes known for a birth date (by ``nationalid``)
+_RUNS: dict[str, tuple[str, Names]] = {}  # each run ``own`` named: the module it was named in, its Names
 
 
-def _areas(born: str) -> list[str]:
-    """The districts and counties of Jiangsu's thirteen cities (3201xx-3213xx) that ``engine.identity.nationalid``
-    knows for a person born ``born`` -- an area unknown for the birth year would add a W to every ACK."""
-    if born not in _AREAS:
-        codes = (f"32{city:02d}{n:02d}" for city in range(1, 14) for n in (*range(1, 30), *range(81, 90)))
-        _AREAS[born] = [code for code in codes if nationalid.parse(_checked(f"{code}{born}001")).region_known]
-    return _AREAS[born]
+def run_names(run: str) -> Names:
+    """The ``Names`` of ``run`` (made by ``own``): the tag ``<run>-`` before its control IDs, record, order and visit
+    numbers, and resident ID numbers of its own (``Names.nid``)."""
+    if run not in _RUNS:
+        raise KeyError(f"{run!r} was not named by own(request, prefix): its names would have no number in its module")
+    return _RUNS[run][1]
 
 
-def _checked(first17: str) -> str:
-    return first17 + nationalid.check_character(first17)
-
-
-def id_number(run: str, born: str = "19850412", sex: str = "M") -> str:
-    """A resident ID number of ``run``'s own (GB 11643: a Jiangsu area known for the birth year, birth date, a
-    sequence odd for a man and even for a woman, the ISO 7064 MOD 11-2 check character), born ``born`` as the
-    feeds' 王建国 is: drawn from a digest of ``run`` (the next free one when another run of the process holds it),
-    so each run of a process has its own and the same run the same."""
-    areas = _areas(born)
-    at = int(hashlib.blake2b(run.encode("utf-8"), digest_size=6).hexdigest(), 16)
-    while True:
-        area, seq = areas[at % len(areas)], 100 + 2 * ((at // len(areas)) % 450) + (sex == "M")
-        number = _checked(f"{area}{born}{seq:03d}")
-        if _TAKEN.setdefault(number, run) == run:
-            return number
-        at += 1
-
-
-def renamed(message: str, run: str, person: str = "32092319850412001X") -> str:
-    """``message`` (segments ended by ``\\n`` or ``\\r``) as ``run`` sends it, every name in it its own: MSH-10
-    ``<run>-<control>``; in PID-3 ``person`` is ``id_number(run)`` and each other identifier ``<value>-<run>``;
-    the placer and filler numbers (ORC-2/3, OBR-2/3) ``<run><number>``. Nothing else of the message changes, so
-    the message is the scenario's as written, for a person and an order of the test's own."""
+def renamed(message: str, run: str) -> str:
+    """``message`` as ``run`` sends it, every name in it its own: ``tests.module_store.Names.hl7`` under
+    ``run_names(run)`` -- MSH-10 (BHS/FHS-11) ``<run>-<control>``; PID-2/3/4 and MRG-1 record numbers
+    ``<run>-<number>``, each resident ID number (NNCHN) one of the run's own of the same area, birth date and sex;
+    ORC-2/3, OBR-2/3/18/19/20 and PV1-19 ``<run>-<number>``; a field naming something it does not rename refused
+    (``ValueError``). Nothing else of the message changes, so it is the scenario's as written, for persons, visits
+    and orders of the test's own (one rule with suite44b's ``Names`` and suite44d's ``Own``; dup44)."""
     sep = "\r" if "\r" in message else "\n"
-    lines = []
-    for line in message.split(sep):
-        fields = line.split("|")
-        if fields[0] == "MSH" and len(fields) > 9 and fields[9]:
-            fields[9] = f"{run}-{fields[9]}"
-        elif fields[0] == "PID" and len(fields) > 3:
-            born, sex = (fields[7:9] if len(fields) > 8 else ["", ""])
-            own_id = id_number(run, born or "19850412", sex or "M")
-            reps = []
-            for rep in fields[3].split("~"):
-                value, _, rest = rep.partition("^")
-                value = own_id if value == person else (f"{value}-{run}" if value else value)
-                reps.append(value + ("^" + rest if rest or "^" in rep else ""))
-            fields[3] = "~".join(reps)
-        elif fields[0] in ("ORC", "OBR"):
-            for at in (2, 3):
-                if len(fields) > at and fields[at] and fields[at] != '""':
-                    fields[at] = run + fields[at]
-        lines.append("|".join(fields))
-    return sep.join(lines)
+    return run_names(run).hl7(message).replace("\n", sep)
 
 
-# the policy community (``test_recognition_policy_e2e.INSTITUTIONS``: HOSPA, HOSPB, HOSPC, QC passed) once a module and
-# backend -- ``test_money19_cds_orders.engine``'s store, shared by tests that each send as a person of their own
-# (``OwnSender``) and read back only their own orders, checks and flags: ``module_store``'s fixture of it, under the
-# name its modules ask (pytest registers a fixture by the name a module binds it to)
+# the policy tests' community (``test_recognition_policy_e2e.INSTITUTIONS``: HOSPA, HOSPB, HOSPC, QC passed) once a
+# module and backend, shared by tests that each send as a person of their own (``OwnSender``) and read back only their
+# own orders, checks and flags: suite44b's ``module_community`` under the name these modules ask for (one fixture; a
+# fixture imported under another name is registered under that name; dup44)
 community_eng = module_community
 
 
@@ -113,17 +76,18 @@ class OwnSender(Sender):
     def __init__(self, port: int, run: str) -> None:
         super().__init__(port)
         self.run = run
+        self.names = run_names(run)
 
     def send(self, text: str) -> str:
         return super().send(renamed(text, self.run))
 
 
 def theirs(engine: Engine, run: str, placer: str = "B1", inst: str = "HOSPB") -> tuple[dict, list[str], list[tuple]]:
-    """``run``'s order ``placer`` (renamed ``<run><placer>``), the order-time checks of her ``inst`` record and
+    """``run``'s order ``placer`` (renamed ``<run>-<placer>``), the order-time checks of her ``inst`` record and
     ``inst``'s flags of it (not void) as (status, reason): what ``test_rv40k_probes``' ``_order``, ``_checks`` and
     ``_hospb`` read of the whole store, of this test's person only."""
     (order,) = [r for r in engine.repository.search("ServiceRequest", []).resources
-                if any(i.get("value") == run + placer for i in r.get("identifier") or ())]
+                if any(i.get("value") == run_names(run).number(placer) for i in r.get("identifier") or ())]
     patient = order["subject"]["reference"]
     checks = [c.get("outcome") for c in engine.recognition.checks.find({})
               if c.get("inst") == inst and c.get("patient") == patient]
@@ -136,7 +100,7 @@ def flag_status(engine: Engine, run: str, placer: str = "B1", inst: str = "HOSPB
     """The status of ``inst``'s one flag of ``run``'s record holding order ``placer`` (void too), or None: what
     ``test_hooks11_policy_edges.flag_of`` reads of the whole store, of this test's person only."""
     (order,) = [r for r in engine.repository.search("ServiceRequest", []).resources
-                if any(i.get("value") == run + placer for i in r.get("identifier") or ())]
+                if any(i.get("value") == run_names(run).number(placer) for i in r.get("identifier") or ())]
     found = [f for f in engine.recognition.flags.find({})
              if f["inst"] == inst and f.get("patient") == order["subject"]["reference"]]
     assert len(found) <= 1, found

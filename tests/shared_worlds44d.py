@@ -13,7 +13,6 @@ its own patient records), never "the one flag" of the store."""
 from __future__ import annotations
 
 import itertools
-import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -21,14 +20,11 @@ from typing import Any
 import pytest
 
 from engine.engine import Engine
-from engine.identity.nationalid import check_character
 from engine.settings import Settings
 from tests.conftest import _BACKENDS, running_mllp, settings_for_backend
+from tests.module_store import Names
 from tests.test_recognition_e2e import Sender
 from tests.test_recognition_policy_e2e import INSTITUTIONS, WANG
-
-# the scenarios' order numbers (placer ^HIS, filler ^LIS) restated under a test's tag
-_ORDER_NUMBER = re.compile(r"\|(A1|B1|B1R|FA1|FB1)\^(HIS|LIS)")
 
 
 @pytest.fixture(scope="module", params=_BACKENDS)
@@ -53,31 +49,24 @@ def policy_mllp(policy_eng: Engine) -> Iterator[int]:
 
 
 class Own(Sender):
-    """A test's MLLP sender on the module's store (``test_recognition_e2e.Sender``: one connection, each ACK
-    asserted AA): each message restated under this test's names (``own``).
+    """A test's MLLP sender on the module's store: each message restated under this test's names (``own``).
 
-    The n-th test of a module's engine takes the resident ID ``320923 19850412 <2n+1>`` (an odd sequence: the
-    scenario's man; its check character computed), record numbers ``MRN<tag>-<inst>``, order numbers
-    ``<tag>B1`` and control IDs ``<tag>-<MSH-10>`` (``tag`` = ``T<n>``)."""
+    The n-th test of a module's engine sends through ``tests.module_store.Names(n)`` (the one renaming rule of the
+    test helpers; dup44): the resident ID number ``Names.nid`` gives WANG (its area, birth date and sex kept, a
+    sequence of the test's own, the check character anew), record numbers ``<tag>MRN-<inst>``, order numbers
+    ``<tag>B1``, control IDs ``<tag><MSH-10>`` (``tag`` = ``T<n>``, three digits), visit numbers and MRG-1 likewise;
+    a field naming something ``Names`` does not rename is refused (``ValueError``)."""
 
     def __init__(self, engine: Engine, port: int) -> None:
-        n = next(engine.suite44d_names)  # type: ignore[attr-defined]
-        assert n < 500, "three digits of odd sequence numbers: 499 residents a module"
-        first17 = f"32092319850412{2 * n + 1:03d}"
         self.engine = engine
-        self.tag = f"T{n}"
-        self.resident = first17 + check_character(first17)
+        self.names = Names(next(engine.suite44d_names))  # type: ignore[attr-defined]
+        self.tag = self.names.tag
+        self.resident = self.names.nid(WANG)
         super().__init__(port)
 
     def own(self, text: str) -> str:
-        """``text`` (one scenario message, segments split by newlines) under this test's names."""
-        text = text.replace(WANG, self.resident).replace("~MRN-", f"~MRN{self.tag}-")
-        text = _ORDER_NUMBER.sub(lambda m: f"|{self.tag}{m[1]}^{m[2]}", text)
-        head, _, rest = text.partition("\n")
-        fields = head.split("|")
-        assert fields[0] == "MSH", head
-        fields[9] = f"{self.tag}-{fields[9]}"
-        return "|".join(fields) + "\n" + rest
+        """``text`` (one scenario message, segments split by newlines) under this test's names (``Names.hl7``)."""
+        return self.names.hl7(text)
 
     def send(self, text: str) -> str:
         """``text`` restated (``own``) over the test's connection; the ACK, asserted AA (``Sender.send``)."""
@@ -85,11 +74,11 @@ class Own(Sender):
 
     def number(self, order: str) -> str:
         """The scenario's order number ``order`` (``B1``) as this test sent it."""
-        return self.tag + order
+        return self.names.number(order)
 
     def patient_id(self, inst: str) -> str:
-        """The id of this test's patient record at ``inst``."""
-        [p] = self.engine.repository.search("Patient", [("identifier", f"MRN{self.tag}-{inst}")]).resources
+        """The id of this test's patient record at ``inst`` (the scenario's ``MRN-<inst>`` as this test sent it)."""
+        [p] = self.engine.repository.search("Patient", [("identifier", self.names.number(f"MRN-{inst}"))]).resources
         return str(p["id"])
 
     def flags(self, inst: str = "HOSPB") -> list[dict[str, Any]]:

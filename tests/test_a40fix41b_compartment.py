@@ -2,14 +2,12 @@
 5), and out of it once the A37 parts the two; an A47 onto a record in use carries the number as a merge does, and
 the A37 gives it back (rv41n HIGH 3). Real HL7 v2 over ``POST /hl7v2``, the resident's real SMART launch, her reads
 over ``/fhir``; both backends. The two live tests share one engine a module and backend (``shared``: tests.module_store's
-``module_backend_eng``, the store ``opened`` starts on; suite44c), each with records, numbers, controls and result codes
+``module_backend_opened`` on ``module_backend_eng``, the store ``opened`` starts on; suite44c), each with records, numbers, controls and result codes
 of its own; the carry pass's test starts an engine of its own on an old release's store."""
 
 # ruff: noqa: F811 -- the fixtures imported are the tests' arguments
 
 from __future__ import annotations
-
-from collections.abc import Iterator
 
 import pytest
 from fastapi.testclient import TestClient
@@ -20,22 +18,15 @@ from engine.engine import Engine
 from engine.settings import Settings
 from tests.hl7_calls import err_lines, post
 from tests.identity39_calls import read_patient, unlink
-from tests.module_store import module_backend_eng, system_client
+from tests.module_store import module_backend_eng
+from tests.module_store import module_backend_opened as shared
 from tests.test_a40b41_carried import BING, _as_an_earlier_release_left_it, old_release, opened
 from tests.test_a40fix41_signin import _signed_in
 from tests.test_idlow41_identity import _a47
 from tests.test_rv41n_probes import _his, _nids, _reads
 from tests.test_rvidentity32_probes import MRN, _nid, merge, oru, patients
 
-__all__ = ["module_backend_eng"]
-
-
-@pytest.fixture(scope="module")
-def shared(module_backend_eng: Engine) -> Iterator[tuple[Engine, TestClient]]:
-    """``opened``'s engine and client (every FHIR interaction, a40b41's client id) once a module and backend, for the
-    tests that need no start of their own."""
-    with system_client(module_backend_eng, "a40b41") as http:
-        yield module_backend_eng, http
+__all__ = ["module_backend_eng", "shared"]
 
 
 def test_the_a37_takes_the_carried_survivor_out_of_her_compartment(shared: tuple[Engine, TestClient]) -> None:

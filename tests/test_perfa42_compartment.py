@@ -3,7 +3,7 @@ under the stamp every write that may change it replaces -- and an identity write
 a merge, an unmerge (A37), a renumbering (A08), a live carry (A47) and the once-per-store carry pass, on both
 backends, and a write by another worker of the same store. Real HL7 v2 over ``POST /hl7v2``; her token's reads over
 ``/fhir``, the same token before and after (the remembered compartment is per process, not per token). The tests of one
-worker's writes share one engine a module and backend (``shared``: tests.module_store's ``module_backend_eng``, the
+worker's writes share one engine a module and backend (``shared``: tests.module_store's ``module_backend_opened`` on ``module_backend_eng``, the
 store ``opened`` starts on; suite44c), each with records, numbers, phones and result codes of its own; the carry
 pass's test and the two-worker tests open their own."""
 
@@ -12,7 +12,6 @@ pass's test and the two-worker tests open their own."""
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
 
 import pytest
 from fastapi.testclient import TestClient
@@ -26,6 +25,7 @@ from tests.compartment_calls import her_records, merged, parted
 from tests.hl7_calls import err_lines, post
 from tests.identity39_calls import read_patient, unlink
 from tests.module_store import module_backend_eng, system_client
+from tests.module_store import module_backend_opened as shared
 from tests.test_a40b41_carried import BING, _as_an_earlier_release_left_it, old_release, opened
 from tests.test_idlow41_identity import _a47
 from tests.test_rv41n_probes import _his, _nids, _reads
@@ -33,15 +33,7 @@ from tests.test_rvidentity32_probes import _nid, adt, oru
 
 BOTH = pytest.mark.parametrize("backend_settings", ["sqlite", "mongomock"], indirect=True)
 
-__all__ = ["module_backend_eng"]
-
-
-@pytest.fixture(scope="module")
-def shared(module_backend_eng: Engine) -> Iterator[tuple[Engine, TestClient]]:
-    """``opened``'s engine and client (every FHIR interaction, a40b41's client id) once a module and backend, for the
-    tests that need no start and no second worker of their own."""
-    with system_client(module_backend_eng, "a40b41") as http:
-        yield module_backend_eng, http
+__all__ = ["module_backend_eng", "shared"]
 
 
 def _token(engine: Engine, patient: str) -> dict[str, str]:

@@ -8,7 +8,7 @@ from __future__ import annotations
 import pytest
 
 from engine.engine import Engine
-from tests.shared_worlds44 import OwnSender, community_eng, community_mllp, own, theirs
+from tests.shared_worlds44 import OwnSender, community_eng, community_mllp, own, run_names, theirs
 from tests.test_money20_reason_change import prior
 from tests.test_recognition_e2e import LI, Sender
 from tests.test_recognition_policy_e2e import CBC, msh, order, ts
@@ -43,11 +43,6 @@ def test_two_people_of_one_name_and_birth_date_are_never_each_others_prior(
     assert order_b["subject"] != theirs(community_eng, a)[0]["subject"]
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
-    "rv44e LOW: shared_worlds44.renamed gives only the feeds' 王建国 (32092319850412001X) an ID number of the run's "
-    "own; any other resident ID number in PID-3 (test_recognition_e2e's LI, 李秀英) is sent as '<number>-<run>', no "
-    "ID number at all: AE at PID-3 ('national resident ID ... is invalid: it must be 18 characters'), where the "
-    "scenario as written is AA -- tests.module_store.Names.nid renames every NNCHN number"))
 def test_renamed_sends_a_second_persons_id_number_as_a_valid_one(
         community_eng: Engine, community_mllp: int, request: pytest.FixtureRequest) -> None:
     """李秀英's order at HOSPB under her own ID number (born 1988-09-03, F): sent plainly the ACK says nothing of
@@ -63,11 +58,6 @@ def test_renamed_sends_a_second_persons_id_number_as_a_valid_one(
     assert "PID^1^3" not in ack and ack.count("ERR") == plain.count("ERR"), (plain, ack)
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
-    "rv44e LOW: shared_worlds44.renamed leaves PV1-19 (the visit number) as written: two runs' visits V44E are one "
-    "visit number of the shared store for two people: the second run's A01 is AE at PV1-19 (205 'names a stored "
-    "Encounter of another patient') -- tests.module_store.Names renames PV1-19 (and MRG-1, PID-2/4, "
-    "OBR-18/19/20, BHS-11); renamed's docstring says 'every name in it its own'"))
 def test_renamed_gives_each_run_a_visit_of_its_own(
         community_eng: Engine, community_mllp: int, request: pytest.FixtureRequest) -> None:
     """Two runs' HOSPB admissions (ADT^A01) under the scenario's one visit number V44E: each run's Encounter carries a
@@ -81,7 +71,7 @@ def test_renamed_gives_each_run_a_visit_of_its_own(
         run = own(request, "RV44E-V" + tag)
         ack = OwnSender(community_mllp, run).send(text)
         assert "MSA|AA" in ack, ack
-        (patient,) = _patients(community_eng, f"MRN-HOSPB-{run}")
+        (patient,) = _patients(community_eng, run_names(run).number("MRN-HOSPB"))
         encounters = community_eng.repository.search("Encounter", [("subject", f"Patient/{patient['id']}")]).resources
         values.append({i.get("value") for e in encounters for i in e.get("identifier") or ()})
     assert values[0] and values[1] and not values[0] & values[1], values
