@@ -1827,11 +1827,15 @@ def _registrar_of(source: Any) -> str:
     (``^his2.fnx.example^DNS``, not the bare ``his2.fnx.example`` the document's ``application`` keeps, which
     ``applications.states`` reads as a name: such an application's A08 correcting its own registration was refused
     AE 205, last44 MED 2). A document's MSH-3 is read from its raw (``application_hd_of``), so a registration filed
-    before this reads the same; the registrations table's rows are read through their messages (``_table``).
-    (forty-fourth round, low44c)"""
+    before this reads the same; the registrations table's rows are read through their messages (``_table``). A
+    name (HD-1 sent) is the code as filed (``application_of``, ``Conversion.application``): the ingest decoded it in
+    the set the site declares for the sender, which a re-read of the raw does not know. (forty-fourth round,
+    low44c)"""
     if isinstance(source, dict):
-        return registrar(application_hd_of(source))
-    return registrar(source.sender) or str(source.application or "")
+        code, hd = application_of(source), application_hd_of(source)
+    else:
+        code, hd = str(source.application or ""), source.sender
+    return code if hd[0] or not hd[1] else registrar(hd)
 
 
 # the kept-apart warning's text before and after the authority: what the rows written before the
