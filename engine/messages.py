@@ -178,6 +178,13 @@ def application_of(doc: Document) -> str:
     return str(app)
 
 
+def application_hd_of(doc: Document) -> tuple[str, str, str]:
+    """The sending application of a stored message as sent (``Header.application_hd``: MSH-3's three
+    components), read from its raw MSH: what ``application`` (a code, no HD-3) cannot say -- whether its
+    code is a name or a universal id, and of which type (``adapters.convert.persons``' registrars)."""
+    return extract_header(raw_of(doc))[0].application_hd
+
+
 def conflict_id(key_id: str, sha256: str) -> str:
     return "c-" + hashlib.sha256(f"{key_id}\x1f{sha256}".encode()).hexdigest()[:24]
 

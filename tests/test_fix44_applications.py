@@ -69,7 +69,14 @@ def test_the_declared_name_with_a_universal_id_is_the_declared_application(http:
     (("", "HIS", "URI"), "HIS", False),             # a code that is a name is stated as HD-1 only
     (("", OID, "ISO"), OID, True),                  # a stored universal id (code_of of ^<OID>^ISO)
     (("", OID, "iso"), OID, True),
-    ((OID, "", ""), OID, False),                    # an HD-1 spelling the OID states a name (rv44a MED 1's mirror)
+    ((OID, "", ""), OID, True),                     # a bare declared OID is an MSH-3.1 name too (last44 MED 1)
+    ((OID, "", ""), f"^{OID}^ISO", False),          # a registrar kept as a universal id: no HD-1 states it
+    (("", OID, "ISO"), f"^{OID}^ISO", True),
+    (("", "his2.fnx.example", "DNS"), "^his2.fnx.example^DNS", True),  # a registrar by a DNS id (last44 MED 2)
+    (("", "his2.fnx.example", "UUID"), "^his2.fnx.example^DNS", False),  # ... of another type
+    (("his2.fnx.example", "", ""), "^his2.fnx.example^DNS", False),
+    (("", "HIS", "DNS"), "^HIS^DNS", True),
+    (("HIS", "", ""), "^HIS^DNS", False),
     (("LIS", OID, "ISO"), OID, False),              # its code is LIS (code_of: HD-1 where sent)
     (("", OID, "DNS"), OID, False),                 # no universal id of a type read as one
     (("", "urn:oid:" + OID, "URI"), "urn:oid:" + OID, True),

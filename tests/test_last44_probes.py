@@ -52,11 +52,6 @@ def _registered_twice(http: TestClient, tag: str, app: str, day: str) -> bytes:
     return post(http, adt(f"{tag}b", f"{tag}B^^^FNXRMYY^MR~{c}^^^^NNCHN", "壬^四十", f"198010{day}", "F", app=app))
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "MED: a declared registration application whose MSH-3.1 (HD-1) is spelt as an OID is no longer itself -- "
-    "applications.universal_code takes the declared code '2.16.840...' for a universal id and states() then asks it "
-    "of HD-2 only, so MSH-3 '2.16.840...' (HD-1) is not the declared HIS: its own second registration is held W 205 "
-    "and the new record filed without her number (before fix44/low44b: 'app in declared', AA)"))
 def test_a_declared_his_named_by_an_oid_spelt_in_msh3_1_is_still_declared(http: TestClient) -> None:
     ack = _registered_twice(http, "L44A", HIS_AS_OID, "11")
     assert ack_code_of(ack) == "AA" and not any("|205^" in x for x in err_lines(ack)), err_lines(ack)
@@ -78,12 +73,6 @@ def _restated_by_its_registrar(http: TestClient, tag: str, app: str) -> bytes:
     return post(http, adt(f"{tag}b", f"{tag}^^^FNXRMYY^MR", "乙^二", "19750101", "M", event="A08", app=app))
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "MED: an application whose MSH-3 states only a universal id of a type huren does not make a system of "
-    "(HD-1 empty; HL7 v2.5.1 table 0301 DNS, UUID, GUID...) is never its own registrar -- the registrar is stored by "
-    "code_of (HD-2), and applications.states asks a non-OID/URI code of HD-1 only, so sends_as('^his2.fnx.example^DNS',"
-    " 'his2.fnx.example') is False: its own A08 correcting its registration is refused AE 205 (before the round: "
-    "registrar == application, accepted with W)"))
 @pytest.mark.parametrize("app", ["^his2.fnx.example^DNS", "^f81d4fae-7dec-11d0-a765-00a0c91e6bf6^UUID"],
                          ids=["dns", "uuid"])
 def test_a_registrar_named_by_a_dns_or_uuid_universal_id_may_correct_its_own_registration(http: TestClient,

@@ -209,17 +209,17 @@ def sender_of(msh: Any) -> HD:
 
 
 def same_code(institution: str, one: str, other: str, site: Any) -> bool:
-    """Whether two STORED application codes of ``institution`` (``code_of``: what the registrations table and a
-    stored message's ``Header.application_code`` keep -- no HD-3, and nothing telling a name from a universal id)
-    name one application: equal, or each the code of a form of one alias group. A code cannot be matched as sent: it
+    """Whether two STORED application codes of ``institution`` (``registrar``: a name, or a universal id with its
+    type; a bare code stored before it, ``code_of``) name one application: one code (``one_code``), or each stated
+    by a form of one alias group (``states``). A code cannot be matched as sent: it
     holds no more. So a message's own application is never asked here -- it is an HD, matched as sent
     (``sends_as``); this answers only where both sides are stored (``persons._may_restate``: whether a record's
     registrar is a declared registration application)."""
-    if same_text(one, other):
+    if one_code(one, other):
         return True
     def group(code: str) -> int | None:
         return next((i for i, forms_ in enumerate(_groups(institution, site))
-                     if any(same_text(code_of(form), code) for form in forms_)), None)
+                     if any(states(form, code) for form in forms_)), None)
     found = group(one)
     return found is not None and found == group(other)
 
@@ -228,25 +228,66 @@ _SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*:\S+$")
 
 
 def universal_code(code: str) -> bool:
-    """Whether a stored or declared application code (``code_of``: HD-1, else HD-2 -- no HD-3 kept) is a universal
-    id by its own form: an ISO OID (digits and dots) or an absolute URI (a scheme, no white space) -- the two kinds
-    ``datatypes.universal_system`` reads. Anything else (``HIS``, ``falcon.example.org``) is a name, whatever an
-    MSH-3's HD-3 says of the same letters."""
+    """Whether a bare application code (no ``^``: a declared name, or a stored code older than ``registrar``) is a
+    universal id by its own form: an ISO OID (digits and dots) or an absolute URI (a scheme, no white space) -- the
+    two kinds ``datatypes.universal_system`` reads. Anything else (``HIS``, ``falcon.example.org``) is a name,
+    whatever an MSH-3's HD-3 says of the same letters."""
     return universal_system(code, "ISO") is not None or bool(_SCHEME.match(code))
 
 
+def registrar(hd: HD) -> str:
+    """An application as a registrar or a number's owner is kept and compared: its code with its kind. HD-1 where
+    sent (a name: ``code_of``'s code, so every code stored before this reads the same), else the universal id with
+    its type as the site writes an HD (``^his2.fnx.example^DNS``, ``hd_of`` reads it back). Why: ``code_of`` keeps
+    no HD-3, so a code ``his2.fnx.example`` could not say whether it was a name or a DNS id, and ``states`` took it
+    for a name -- an application whose MSH-3 is ``^his2.fnx.example^DNS`` (valid HL7, v2.5.1 2.A.33, table 0301) was
+    never its own registrar and its A08 correcting its own registration was refused AE 205 (last44 MED 2). Kept
+    with its kind, it is stated only by what states that kind: ``^HIS^DNS`` is still no ``HIS`` (rv44c MED 1).
+    (forty-fourth round, low44c)"""
+    if hd[0]:
+        return hd[0]
+    return "^".join(("", hd[1], hd[2])).rstrip("^") if hd[1] else ""
+
+
 def states(hd: HD, code: str) -> bool:
-    """Whether the HD ``hd`` (an MSH-3 as sent, or an alias form) states the application code ``code`` as what it
-    is: a name only as HD-1 (sent), a universal id (``universal_code``) only as HD-2 where HD-1 is empty and HD-3
-    makes it one (``universal_system``) -- ``code_of``'s own rule (the code is HD-1 where sent) with the kind
-    kept. MSH-3 ``^HIS^DNS`` states no name: a universal id ``HIS`` of another type, another application by HL7
-    v2.5.1 2.A.33; compared by ``code_of`` it passed as the declared HIS and linked her resident ID number to a
-    second record (rv44c MED 1). Nor does an HD-1 that spells an OID state that universal id (rv44a MED 1's
-    mirror). (forty-fourth round, fix44)"""
-    if universal_code(code):
-        return (not hd[0] and universal_system(hd[1], hd[2]) is not None
-                and same_text(hd[1], code))
-    return bool(hd[0]) and same_text(hd[0], code)
+    """Whether the HD ``hd`` (an MSH-3 as sent, or an alias form) states the application ``code`` -- a declared
+    code (institutions.yaml) or a stored one (``registrar``) -- by the HD component that states the same kind of
+    thing: the one rule of it.
+    - A code written as an HD (``^`` in it: a ``registrar`` of a universal id, or a declared ``^<id>^<type>``):
+      with an HD-1, as sent (``as_sent``, the three components); with none, a universal id with its type, stated
+      by an HD whose HD-1 is empty and whose HD-2 and HD-3 are the code's.
+    - A bare code: a name, stated by HD-1 -- and that alone for a code that is no universal id by its form:
+      ``^HIS^DNS`` states no ``HIS`` (a universal id ``HIS`` of another type, another application by HL7 v2.5.1
+      2.A.33; rv44c MED 1). A bare code that is an OID or a URI (``universal_code``) is also stated as that
+      universal id: HD-2 with HD-1 empty and an HD-3 making it one (``universal_system``). institutions.yaml
+      documents its lists as MSH-3.1 names, so a declared HIS whose interface writes its OID as MSH-3.1
+      (``2.16.840.1.113883.19.4.1|FNXRMYY|``) is the declared HIS; fix44 had asked such a code of HD-2 only and
+      held her second registration W 205, the new record filed without her number (last44 MED 1).
+    An HD-2 beside an HD-1 states no application here (a site putting the hospital's OID in every application's
+    MSH-3, ``EMR^<OID>^ISO``: rv40c MED 1). What an alias group's forms are is ``forms``'s, matched as sent, so
+    ``HISV2^<another OID>^ISO`` is no form of ``[HIS, HISV2^<OID>^ISO]`` (rv44a MED 1). (forty-fourth round,
+    fix44; low44c)"""
+    if "^" in code:
+        own = hd_of(code)
+        if own[0]:
+            return as_sent(hd, own)
+        return (not hd[0] and bool(own[1]) and same_text(hd[1], own[1]) and same_text(hd[2], own[2]))
+    if hd[0]:
+        return same_text(hd[0], code)
+    return universal_code(code) and universal_system(hd[1], hd[2]) is not None and same_text(hd[1], code)
+
+
+def one_code(one: str, other: str) -> bool:
+    """Whether two application codes (``registrar``'s or declared, no alias group asked) name one application:
+    either states the other (``states`` of the HD a code is, ``hd_of``) -- a registrar ``^<OID>^ISO`` is the declared
+    bare ``<OID>``, a registrar ``^HIS^DNS`` no declared ``HIS``. The one equality of stored and declared codes
+    (``same_code``; the registrar picked from the declared: ``persons._registered``, ``_with_batch``)."""
+    return states(hd_of(one), other) or states(hd_of(other), one)
+
+
+def listed(code: str, codes: Sequence[str]) -> bool:
+    """Whether ``code`` (a ``registrar``) is one of ``codes`` (a declared list) by ``one_code``."""
+    return any(one_code(code, one) for one in codes)
 
 
 def sends_as(institution: str, hd: HD, code: str, site: Any) -> bool:

@@ -41,7 +41,7 @@ from dataclasses import replace
 from typing import Any, NamedTuple
 
 from adapters.convert.actors import INSTITUTION_SYSTEM
-from adapters.convert.applications import code_declared, is_declared, sends_as
+from adapters.convert.applications import code_declared, is_declared, listed, registrar, sends_as
 from adapters.convert.engine import json_copy
 from adapters.hl7v2.errors import (
     DATA_TYPE_ERROR,
@@ -66,7 +66,7 @@ from engine.identity.demographics import (
 )
 from engine.identity.nationalid import CARRIED_FROM_EXT, is_national_id, valid_number
 from engine.merge_rules import API, NOT_THE_FEED, Delete, MergeRules, Said, shipped
-from engine.messages import PROCESSED, application_of, message_institution, stored_instant
+from engine.messages import PROCESSED, application_hd_of, application_of, message_institution, stored_instant
 from engine.repository.ids import deterministic_id
 from engine.repository.search import token_value
 
@@ -1496,7 +1496,7 @@ def _number_owners(conversion: Any, ref: str, numbers: frozenset[str], registran
                 continue
         oldest = at
         if not _renumber_held(c.held, ref):
-            batch.append((c.application, bool(c.registers)))
+            batch.append((_registrar_of(c), bool(c.registers)))
     makers: list[tuple[str, bool]] = []  # in the order received
     marks = _marks(search, read_many)
     if whole and marks is not None and messages is not None:
@@ -1569,7 +1569,7 @@ def _makers(ref: str, versions: set[str], search: Any, messages: Any,
     time received telling them apart (``_number_owners``: the first received that registers owns the number)."""
     out: dict[str, set[tuple[str, str, bool]]] = {}
     for prov, docs in _naming(ref, versions, search, messages, marks):
-        made = {(str(doc.get("received_at") or ""), application_of(doc), registers_person(*_event(doc))) for doc in docs
+        made = {(str(doc.get("received_at") or ""), _registrar_of(doc), registers_person(*_event(doc))) for doc in docs
                 if not _renumber_held(doc.get("held_claims") or (), ref)}
         for version in _versions_named(prov, ref) & versions:
             out.setdefault(version, set()).update(made)
@@ -1821,6 +1821,23 @@ def _registrants(ref: str, search: Any, messages: Any, read_many: Any) -> set[st
     return None if registrar is None else {registrar}
 
 
+def _registrar_of(source: Any) -> str:
+    """The application of a filed message (its document) or of a batch's earlier conversion as a registrar or a
+    number's owner is kept and compared: ``applications.registrar`` of its MSH-3 as sent -- its code with its kind
+    (``^his2.fnx.example^DNS``, not the bare ``his2.fnx.example`` the document's ``application`` keeps, which
+    ``applications.states`` reads as a name: such an application's A08 correcting its own registration was refused
+    AE 205, last44 MED 2). A document's MSH-3 is read from its raw (``application_hd_of``), so a registration filed
+    before this reads the same; the registrations table's rows are read through their messages (``_table``). A
+    name (HD-1 sent) is the code as filed (``application_of``, ``Conversion.application``): the ingest decoded it in
+    the set the site declares for the sender, which a re-read of the raw does not know. (forty-fourth round,
+    low44c)"""
+    if isinstance(source, dict):
+        code, hd = application_of(source), application_hd_of(source)
+    else:
+        code, hd = str(source.application or ""), source.sender
+    return code if hd[0] or not hd[1] else registrar(hd)
+
+
 # the kept-apart warning's text before and after the authority: what the rows written before the
 # warning stated its count (``Tally``, identity34) are read back by (``kept_apart_authority``)
 _APART_HEAD = "PID-3 record number under assigning authority "
@@ -1944,13 +1961,13 @@ def _registered_in_batch(ref: str, earlier: Sequence[Any], declared: Collection[
     as ``registered_by`` does not count it once filed (rkfix35: the batch had made the owner's HIS the registrar of
     FNZYY's placeholder and refused FNZYY's LIS restating it, which sent singly is accepted)."""
     apps = _batch_registrants(ref, earlier)
-    return next((a for a in apps if a in declared), apps[0] if apps else None)
+    return next((a for a in apps if listed(a, declared)), apps[0] if apps else None)
 
 
 def _batch_registrants(ref: str, earlier: Sequence[Any]) -> list[str]:
     """The applications (MSH-3) of the batch's earlier messages that register ``ref``, in order -- the one reading
     of "registers it in this batch" (``_registered_in_batch``, ``_may_renumber``, ``_placeholder_in_batch``)."""
-    return [c.application for c in earlier if c.registers and ref in c.by_reference and ref not in c.create_only
+    return [_registrar_of(c) for c in earlier if c.registers and ref in c.by_reference and ref not in c.create_only
             and not _rekeyed_alone(c, ref)]
 
 
@@ -1963,9 +1980,9 @@ def _with_batch(registrar: str | None, ref: str, earlier: Sequence[Any], declare
         return None
     if registrar in (_UNSPOKEN, _UNREGISTERED):
         return _registered_in_batch(ref, earlier, declared) or registrar
-    if declared and registrar not in declared:
+    if declared and not listed(registrar, declared):
         found = _registered_in_batch(ref, earlier, declared)
-        return found if found in declared else registrar
+        return found if found is not None and listed(found, declared) else registrar
     return registrar
 
 
@@ -2028,7 +2045,7 @@ def _registered(ref: str, search: Any, messages: Any, declared: Collection[str] 
     if not rows:  # no registration: a placeholder some message named, or nothing the feed wrote
         return _UNREGISTERED if _named(ref, search, marks) else _UNSPOKEN
     seen = sorted((str(row.get("received_at") or ""), str(row.get("application") or "")) for row in rows)
-    return next((app for _, app in seen if app in declared), seen[0][1])
+    return next((app for _, app in seen if listed(app, declared)), seen[0][1])
 
 
 def _named(ref: str, search: Any, marks: Any) -> bool:
@@ -2067,7 +2084,8 @@ def _table(ref: str, marks: Any, messages: Any) -> list[dict[str, Any]] | None:
     - a row's message is not filed (regfix34, rvregistry34 finding 3): on a MongoDB without
       transactions a failed block whose undo could not take its row back left a row naming a registrar
       whose message was never filed (kept ``received`` for the operator's replay, which writes the row
-      again). Each row is checked against its message document (one read of the few rows' messages)."""
+      again). Each row is checked against its message document (one read of the few rows' messages), and its
+      ``application`` read from it as a registrar (``_registrar_of``: the code with its kind; low44c)."""
     if not (callable(getattr(messages, "registrations_of", None)) and callable(getattr(marks, "trail_touched", None))):
         return None
     if marks.trail_touched(ref):
@@ -2086,6 +2104,7 @@ def _table(ref: str, marks: Any, messages: Any) -> list[dict[str, Any]] | None:
         filed = messages.get_many([str(row.get("message") or "") for row in rows])
         if any((filed.get(str(row.get("message") or "")) or {}).get("status") != PROCESSED for row in rows):
             return None
+        rows = [{**row, "application": _registrar_of(filed[str(row.get("message") or "")])} for row in rows]
     return rows
 
 
@@ -2123,9 +2142,9 @@ def _walked(ref: str, search: Any, messages: Any, declared: Collection[str], mar
             if not found and _may_register(prov, fed):  # not filed, or no longer kept
                 return None
             for doc in registrations:
-                seen = (str(doc.get("received_at") or ""), application_of(doc))
+                seen = (str(doc.get("received_at") or ""), _registrar_of(doc))
                 first = seen if first is None or seen < first else first
-                if seen[1] in declared and (first_declared is None or seen < first_declared):
+                if listed(seen[1], declared) and (first_declared is None or seen < first_declared):
                     first_declared = seen
         if not page.has_next:
             if not _trail_whole(ref, named, rewritten, marks):

@@ -101,6 +101,14 @@ class Header:
         in the message's character set; MSH-3.3 is not read; empty when MSH-3 is."""
         return self._hd_id(self.sending_application)
 
+    @property
+    def application_hd(self) -> tuple[str, str, str]:
+        """The sending application (MSH-3) as sent: its three components, each decoded and trimmed as
+        ``application_code`` reads them -- what a registrar is kept by with its kind
+        (``adapters.convert.applications.registrar``; forty-fourth round, low44c)."""
+        parts = [self._decoded(self._component(self.sending_application, i)).strip() for i in range(3)]
+        return parts[0], parts[1], parts[2]
+
     def _hd_id(self, hd: str) -> str:
         """The one rule MSH-3 and MSH-4 are matched by: HD.1 (namespace id), else HD.2 (universal
         id), decoded in the message's character set and then trimmed (trimmed before, a UTF-8
