@@ -99,3 +99,16 @@ class DuplicateFlag:
             pairs=tuple(dict(p) for p in doc["pairs"]) if doc.get("pairs") is not None else None,
             unpaired=tuple(doc.get("unpaired") or ()),
         )
+
+
+# Every field a stored flag row may hold: ``as_doc``'s, and those its writers add -- ``reviewed`` (a review's count,
+# ``Reviews._review_once``), ``repriced`` (``repricing._reprice``), ``void_reason`` (``Repeats._void``). A
+# compare-and-set on the row as read (``RecognitionState._cas_flag``) names the ones the row read lacks as absent,
+# so that a row another writer added one to since is not the version read (tests/test_flag44b_cas.py checks the
+# list against ``as_doc``).
+ROW_FIELDS: tuple[str, ...] = (
+    "status", "key", "order", "result", "prior", "person", "patient", "item", "item_name", "category", "inst",
+    "prior_inst", "day", "order_day", "prior_day", "window", "price", "currency", "reason", "reason_text", "reviews",
+    "identified", "analytes", "partial", "effect", "contradicted", "basis", "price_source", "hr", "late_reasons",
+    "late_reason_text", "pairs", "unpaired", "reviewed", "repriced", "void_reason",
+)

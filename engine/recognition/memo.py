@@ -255,26 +255,27 @@ class GroupMemo:
         next ``get`` reads the stored one, which the caller decides again from.
 
         The new ones go in one ``insert_many`` still -- itself conditional: it stores none when one exists (SQLite's
-        savepoint; Mongo's ordered insert stops at it) -- and only when it is refused are they written one by one;
-        one of them the refused insert had stored already is told by the stored document being the one written."""
+        savepoint; Mongo's ordered insert stops at it) -- and only when it is refused are the others written one by
+        one; those the refused insert had stored already are told by its count (``DuplicateKey.inserted``), never by
+        the stored document reading back equal: another process's identical row, stored meanwhile, had been taken
+        for this call's and its tally moved twice (rv44f LOW 1)."""
         deferred, docs = getattr(self._local, "deferred", None), getattr(self._local, "docs", None)
         if not deferred or docs is None:
             return [], []
         self._local.deferred = {}
         changed = [(before, after) for doc_id, before in deferred.items() if (after := docs[doc_id]) is not None]
         new = [after for before, after in changed if before is None]
-        inserted = False
+        mine: set[str] = set()  # the new ones the one ``insert_many`` stored
         if len(new) > 1:
             try:
                 self.coll.insert_many(new)
-                inserted = True
-            except DuplicateKey:
-                pass
+                mine = {d["_id"] for d in new}
+            except DuplicateKey as exc:  # (the first ``inserted`` are this call's, not one another stored equal)
+                mine = {d["_id"] for d in new[:exc.inserted]}
         out: list[tuple[Document | None, Document]] = []
         lost: list[str] = []
         for before, after in changed:
-            if (before is None and inserted) or write_if(before, after) or (
-                    before is None and len(new) > 1 and self.coll.get(after["_id"]) == after):
+            if (before is None and after["_id"] in mine) or write_if(before, after):
                 if after != before:
                     out.append((before, after))
             else:

@@ -54,19 +54,24 @@ class Reviews(RecognitionState, _Others):
             reason = reason_of(reason, why=REVIEW_WHY)
         except ValueError as exc:
             raise BadRequest(str(exc), expression=["reason"]) from None
+        read: dict[str, Any] = {}  # the facts of the flag as this review first read it (``_review_once``)
         for _ in range(REVIEW_TRIES):
             try:
                 with self.store.transaction():
-                    done = self._review_once(flag_id, decision, reason, by)
+                    done = self._review_once(flag_id, decision, reason, by, read)
             except WrittenMeanwhile:  # the DetectedIssue written by another review meanwhile: read both again
                 continue
             if done is not None:
                 return done
         raise Conflict(f"flag {flag_id} was reviewed by others meanwhile {REVIEW_TRIES} times: send the review again")
 
-    def _review_once(self, flag_id: str, decision: str, reason: str, by: str) -> dict[str, Any] | None:
-        """One try of ``review`` inside one transaction; None when another review was stored between this one's read
-        and its write (nothing written: ``review`` reads again).
+    def _review_once(self, flag_id: str, decision: str, reason: str, by: str,
+                     read: dict[str, Any]) -> dict[str, Any] | None:
+        """One try of ``review`` inside one transaction; None when another writer stored the flag between this one's
+        read and its write (nothing written: ``review`` reads again). ``read``: the facts the review decided on at its
+        first try (filled then); read again, a flag decided since on other facts -- another prior result, reason or
+        finding of a contradiction -- is a ``Conflict`` (409: read it and review it again), not the auditor's
+        decision recorded on facts they never saw (flag44b; a flag voided since is 422, nothing to review).
 
         Why a compare-and-set: on SQLite the transaction's ``BEGIN IMMEDIATE`` already orders two auditors' reviews,
         but MongoDB without transactions (a standalone server; mongomock) isolates nothing -- both read the flag with
@@ -82,9 +87,11 @@ class Reviews(RecognitionState, _Others):
         if row["status"] in ("void", "justified", "reported"):
             raise Unprocessable(f"flag {flag_id} is {row['status']}: there is nothing to review")
         # the facts the auditor decided on: the review stands while they do (``standing_review``)
-        review = {"decision": decision, "reason": reason, "by": by, "at": now(),
-                  "prior": row.get("prior"), "retest_reason": row.get("reason"),
-                  "contradicted": row.get("contradicted")}
+        facts = {"prior": row.get("prior"), "retest_reason": row.get("reason"), "contradicted": row.get("contradicted")}
+        if read.setdefault("facts", facts) != facts:
+            raise Conflict(f"flag {flag_id} was decided again while this review was written (its prior result, "
+                           "re-test reason or contradiction changed): read it again and send the review again")
+        review = {"decision": decision, "reason": reason, "by": by, "at": now(), **facts}
         reviews = [*(row.get("reviews") or []), review]
         changed = {"status": decision, "reviews": reviews, "reviewed": len(reviews)}
         if not self._cas_flag(row, {**row, **changed}, changed):  # (the one compare-and-set of every flag writer)

@@ -15,6 +15,7 @@ from engine.errors import Gone, NotFound
 from engine.recognition import aggregates
 from engine.recognition.decision import Order
 from engine.recognition.facts import FactReader
+from engine.recognition.flags import ROW_FIELDS
 from engine.recognition.index import ResultIndex
 from engine.recognition.memo import GroupMemo
 from engine.recognition.rules import Rules
@@ -152,15 +153,22 @@ class RecognitionState:
     def _cas_flag(self, before: dict[str, Any] | None, after: dict[str, Any],
                   fields: dict[str, Any] | None = None) -> bool:
         """THE write of a flag row: a compare-and-set on the version read, ``before`` (None: no row), by the
-        ``reviewed`` count of its reviews -- every flag writer's (the hook's decisions at the end of a write group,
+        row as read (``as_read``; where transactions isolate, its ``reviewed`` count) -- every flag writer's (the hook's decisions at the end of a write group,
         ``_flags_out``; the repricing passes; an auditor's review, ``Reviews._review_once``). False, nothing written,
         when the stored row is no longer that version: the caller reads it again and decides again.
 
         Why: on MongoDB without transactions (a standalone server; mongomock) nothing isolates a write group from a
         review: the hook read a reviewed flag, a second review was stored and answered 200 meanwhile, and the hook's
         row of the first review replaced it -- the review lost from the flag while its DetectedIssue said it (rv43b
-        HIGH 2). Reviews are only ever added, so their count names the version of them read. On SQLite the write
-        transaction's ``BEGIN IMMEDIATE`` orders the two already and it always holds; the row's bytes are the same.
+        HIGH 2). Without transactions the whole row read is compared (``as_read``), not the count alone: the count
+        names the reviews read but no decision -- the hook's void kept it, so a review read before the void still
+        matched and wrote the void flag back upheld, a cancelled result's repeat charged as a duplicate (rv44f HIGH 1),
+        and so did one read before any re-decision (a new prior, a late reason), recording as upheld what the auditor
+        never saw. Compared whole, a writer wins only over the very row it decided on; the loser reads again and
+        decides again (a review of a flag now void: 422, nothing to review). On SQLite the write transaction's
+        ``BEGIN IMMEDIATE``, held since the read, orders every writer already and the count (a scalar
+        ``where_sql`` compares) always holds; on a replica set a writer in between conflicts with the transaction.
+        The row's bytes are the same on every backend: no field is added for the compare.
 
         ``fields``: set these only (``update_if``: a review sets its own and leaves a decision stored since as it
         is); else the whole row is ``after`` (``replace_if``: a decision drops what it no longer says). ``after`` the
@@ -172,9 +180,10 @@ class RecognitionState:
         the compare was a query a re-decided flag for nothing (~48k instructions a message, bench/flag44_cas.py)."""
         if before is None:
             return self.flags.replace_if(after, None)
-        where = {"reviewed": before.get("reviewed")}
+        undo = getattr(self.store, "undo", None)
+        where = {"reviewed": before.get("reviewed")} if undo is None else as_read(before)
         if after == before:  # (only a store without transactions, ``undo``, lets a review in between: else no query)
-            return getattr(self.store, "undo", None) is None or self.flags.count({"_id": before["_id"], **where}) == 1
+            return undo is None or self.flags.count({"_id": before["_id"], **where}) == 1
         if fields is not None:
             return self.flags.update_if(str(before["_id"]), where, fields)
         return self.flags.replace_if(after, where)
@@ -202,6 +211,15 @@ class RecognitionState:
             return
         self.checks.replace(new)
         aggregates.move(self.check_days, aggregates.check_bucket(old), aggregates.check_bucket(new))
+
+
+def as_read(row: dict[str, Any]) -> dict[str, Any]:
+    """The filter matching a flag row only while it is ``row`` as read: each of its fields equal (a list, a review's
+    nested document, compared whole by MongoDB) and each other field a flag row may hold (``flags.ROW_FIELDS``)
+    absent -- a field one writer adds (a void's ``void_reason``, a review's ``reviewed``) changes the version too.
+    MongoDB's filter only: SQLite's ``where_sql`` compares scalars, and there ``_cas_flag`` needs no more than the
+    count."""
+    return {**{k: None for k in ROW_FIELDS if k not in row}, **{k: v for k, v in row.items() if k != "_id"}}
 
 
 def is_resulted(check: dict[str, Any] | None) -> bool:

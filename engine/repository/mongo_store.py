@@ -327,11 +327,12 @@ class MongoCollection:
         try:
             self.raw.insert_many([dict(d) for d in docs], **self.store.kw())
         except (*_DUP, pymongo.errors.BulkWriteError) as exc:
-            if undo is not None:  # ordered: the documents before the refused one were inserted
-                details = getattr(exc, "details", None) or {}
-                for d in docs[: int(details.get("nInserted", 0))]:
+            # ordered: the documents before the refused one were inserted
+            inserted = int((getattr(exc, "details", None) or {}).get("nInserted", 0))
+            if undo is not None:
+                for d in docs[:inserted]:
                     undo.wrote(self.raw, d["_id"], None)
-            raise DuplicateKey(f"{self.name}: duplicate key in batch") from exc
+            raise DuplicateKey(f"{self.name}: duplicate key in batch", inserted) from exc
         if undo is not None:
             for d in docs:
                 undo.wrote(self.raw, d["_id"], None)
