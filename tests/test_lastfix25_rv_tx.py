@@ -5,8 +5,9 @@ from __future__ import annotations
 
 from fastapi.testclient import TestClient
 
+from tests.test_fhir_api import eng, http
 from tests.test_txfix25_mend import _our_base
-from tests.test_txfix25_rv_review import OTHER, _local, _obs, _patient, _tx, eng, http
+from tests.test_txfix25_rv_review import OTHER, _local, _obs, _patient, _tx
 
 __all__ = ["eng", "http"]
 

@@ -8,8 +8,9 @@ import pytest
 from fastapi.testclient import TestClient
 
 from engine.api import fast_read
+from tests.test_fhir_api import eng, http
 from tests.test_lastfix25_rv_accept import REFUSED, TAKEN
-from tests.test_txfix25_rv_review import _patient, eng, http
+from tests.test_txfix25_rv_review import _patient
 
 __all__ = ["eng", "http"]
 
