@@ -43,6 +43,11 @@ def test_a_sites_own_merge_yaml_gets_its_own_rules_and_the_same_bytes_compile_on
     one.mkdir()
     for folder in (one, other):
         (folder / "merge.yaml").write_text(HL7_GROUP, "utf-8")
+    # the process's shared tables as a process that has met no rules yet has them: another test of this worker may
+    # have compiled these very rules (test_hl7fix18_site_merge's HL7_GROUP), and "the first engine compiles" would
+    # then find them compiled (ci179, after file_costs put the two files in one worker)
+    monkeypatch.setattr(merge_rules, "_COMPILED", {})
+    monkeypatch.setattr(merge_rules, "_READ_AS", {})
     compiled: list[str] = []
     element = MergeRules._element
     monkeypatch.setattr(MergeRules, "_element", lambda self, rule, *a: compiled.append("x") or element(self, rule, *a))
