@@ -41,7 +41,7 @@ def test_a_uri_whose_text_is_the_declared_name_is_no_declared_application(http: 
     """MSH-3 ``^HIS^URI`` (no name; ``HIS`` read as a URI by its type -- ``universal_system`` takes any text without
     white space): the declared code ``HIS`` is a name, stated only as HD-1, so the registration restating her number
     under a new MRN is held (W 205) and the new record holds no number of hers. Fails when a code is compared with
-    HD-2 by its text (``code_of``), or with any HD-2 that HD-3 makes a universal id."""
+    HD-2 by its text (``Header.application_code``), or with any HD-2 that HD-3 makes a universal id."""
     ack = _registered_twice(http, "FX1", "^HIS^URI", "21")
     assert _held(ack), err_lines(ack)
     assert nids(patients(http, f"{MRN}|FX1B")[0]) == set()
@@ -67,7 +67,7 @@ def test_the_declared_name_with_a_universal_id_is_the_declared_application(http:
     (("his", "", ""), "HIS", True),                 # same_text: case aside
     (("", "HIS", "DNS"), "HIS", False),             # rv44c MED 1: a universal id, no name
     (("", "HIS", "URI"), "HIS", False),             # a code that is a name is stated as HD-1 only
-    (("", OID, "ISO"), OID, True),                  # a stored universal id (code_of of ^<OID>^ISO)
+    (("", OID, "ISO"), OID, True),                  # a stored universal id (Header.application_code of ^<OID>^ISO)
     (("", OID, "iso"), OID, True),
     ((OID, "", ""), OID, True),                     # a bare declared OID is an MSH-3.1 name too (last44 MED 1)
     ((OID, "", ""), f"^{OID}^ISO", False),          # a registrar kept as a universal id: no HD-1 states it
@@ -77,7 +77,7 @@ def test_the_declared_name_with_a_universal_id_is_the_declared_application(http:
     (("his2.fnx.example", "", ""), "^his2.fnx.example^DNS", False),
     (("", "HIS", "DNS"), "^HIS^DNS", True),
     (("HIS", "", ""), "^HIS^DNS", False),
-    (("LIS", OID, "ISO"), OID, False),              # its code is LIS (code_of: HD-1 where sent)
+    (("LIS", OID, "ISO"), OID, False),              # its code is LIS (Header.application_code: HD-1 where sent)
     (("", OID, "DNS"), OID, False),                 # no universal id of a type read as one
     (("", "urn:oid:" + OID, "URI"), "urn:oid:" + OID, True),
     (("", "", ""), "", False),

@@ -196,12 +196,6 @@ def names_one(one: HD, forms_: Sequence[HD]) -> bool:
             or bool(one[0]) and any(form[0] and same_hd(one, form, one_table=True) for form in forms_))
 
 
-def code_of(hd: HD) -> str:
-    """An application's code as a stored row keeps it -- ``Header.application_code``'s rule: HD-1, else HD-2 (the
-    registrations table's, the person checks' and ``institutions.yaml``'s names of applications)."""
-    return hd[0] or hd[1]
-
-
 def sender_of(msh: Any) -> HD:
     """A message's sending application (MSH-3) as sent: its three components, trimmed -- what an alias form is
     matched against (``as_sent``)."""
@@ -210,7 +204,7 @@ def sender_of(msh: Any) -> HD:
 
 def same_code(institution: str, one: str, other: str, site: Any) -> bool:
     """Whether two STORED application codes of ``institution`` (``registrar``: a name, or a universal id with its
-    type; a bare code stored before it, ``code_of``) name one application: one code (``one_code``), or each stated
+    type; a bare code stored before it, ``Header.application_code``'s HD-1 else HD-2) name one application: one code (``one_code``), or each stated
     by a form of one alias group (``states``). A code cannot be matched as sent: it
     holds no more. So a message's own application is never asked here -- it is an HD, matched as sent
     (``sends_as``); this answers only where both sides are stored (``persons._may_restate``: whether a record's
@@ -237,9 +231,9 @@ def universal_code(code: str) -> bool:
 
 def registrar(hd: HD) -> str:
     """An application as a registrar or a number's owner is kept and compared: its code with its kind. HD-1 where
-    sent (a name: ``code_of``'s code, so every code stored before this reads the same), else the universal id with
-    its type as the site writes an HD (``^his2.fnx.example^DNS``, ``hd_of`` reads it back). Why: ``code_of`` keeps
-    no HD-3, so a code ``his2.fnx.example`` could not say whether it was a name or a DNS id, and ``states`` took it
+    sent (a name: ``Header.application_code``'s code, so every code stored before this reads the same), else the universal id with
+    its type as the site writes an HD (``^his2.fnx.example^DNS``, ``hd_of`` reads it back). Why: the code kept before
+    (``Header.application_code``) keeps no HD-3, so a code ``his2.fnx.example`` could not say whether it was a name or a DNS id, and ``states`` took it
     for a name -- an application whose MSH-3 is ``^his2.fnx.example^DNS`` (valid HL7, v2.5.1 2.A.33, table 0301) was
     never its own registrar and its A08 correcting its own registration was refused AE 205 (last44 MED 2). Kept
     with its kind, it is stated only by what states that kind: ``^HIS^DNS`` is still no ``HIS`` (rv44c MED 1).
