@@ -54,7 +54,7 @@ def main() -> None:
         group_commit.KEEP_SECONDS = float(os.environ.get("KEEP_SECONDS", "0.5"))
     with tempfile.TemporaryDirectory() as tmp:
         data_dir = Path(tmp) / "data"
-        token = seed(data_dir, bool(os.environ.get("RESIDENT")))  # (``RESIDENT=1``: her token, see http_reads)
+        token = seed(data_dir, os.environ.get("RESIDENT", "0") not in ("", "0"))  # (``RESIDENT=1``: her token, see http_reads)
         engine = Engine(Settings(data_dir=data_dir))
         app = _app(engine, audited)
         headers = [(b"host", b"bench"), (b"authorization", f"Bearer {token}".encode()),

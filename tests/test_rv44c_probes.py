@@ -25,16 +25,9 @@ from tests.module_store import system_client
 from tests.owner41_calls import decide, nids
 from tests.test_idn43_merge import _a47, _links, _merge_held, _one
 from tests.test_rvidentity32_probes import MRN, _nid, adt, patients
+from tests.test_suite44a_store_template import fresh_template  # noqa: F401 (a fixture: the process's template state reset)
 
 # --- suite44a: a copied store against the store its start makes ---------------------------------------------------
-
-
-@pytest.fixture
-def fresh_template(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The module's process state as at a process's start, put back after the test."""
-    monkeypatch.setattr(store_template, "_asked", None)
-    monkeypatch.setattr(store_template, "_template", None)
-    monkeypatch.setattr(store_template, "_off", False)
 
 
 def _settings(tmp_path: Path, name: str) -> Settings:
@@ -65,7 +58,8 @@ def _pragmas(path: Path) -> dict[str, Any]:
     return out
 
 
-def test_a_copied_store_has_the_made_stores_pragmas_and_no_wal_left(tmp_path: Path, fresh_template: None) -> None:
+@pytest.mark.usefixtures("fresh_template")
+def test_a_copied_store_has_the_made_stores_pragmas_and_no_wal_left(tmp_path: Path) -> None:
     """Guard (passes): what suite44a's own tests do not compare -- the file's page size (16 KiB), WAL mode, layout
     number (user_version), application_id, auto_vacuum, encoding, page and free-list counts, integrity, SQLite's own
     tables (``sqlite_stat1`` from the close's ``PRAGMA optimize``) -- are the made store's, and both are closed with
@@ -87,7 +81,8 @@ def umask_002() -> Iterator[None]:
         os.umask(old)
 
 
-def test_a_copied_stores_file_mode_is_the_made_stores(tmp_path: Path, fresh_template: None, umask_002: None) -> None:
+@pytest.mark.usefixtures("fresh_template")
+def test_a_copied_stores_file_mode_is_the_made_stores(tmp_path: Path, umask_002: None) -> None:
     made, copied = _made_and_copied(tmp_path)
     assert stat.S_IMODE(os.stat(made).st_mode) == 0o644
     assert stat.S_IMODE(os.stat(copied).st_mode) == stat.S_IMODE(os.stat(made).st_mode)
@@ -142,7 +137,8 @@ def _indexes(path: Path) -> list[tuple[str, str]]:
         conn.close()
 
 
-def test_a_start_asking_a_table_by_another_statement_keeps_its_indexes(tmp_path: Path, fresh_template: None,
+@pytest.mark.usefixtures("fresh_template")
+def test_a_start_asking_a_table_by_another_statement_keeps_its_indexes(tmp_path: Path,
                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
     from engine.repository.sqlite_store import SqliteStore
 
