@@ -123,15 +123,10 @@ class _CDP:
         return r["result"].get("value")
 
     def wait(self, expr: str, timeout: float = 20.0):  # noqa: ANN201
-        end = time.monotonic() + timeout
-        while time.monotonic() < end:
-            try:
-                v = self.eval(expr)
-            except RuntimeError:
-                v = None
-            if v:
-                return v
-            time.sleep(0.1)
+        """The expression's value once it is true, checked in the page (``browser_pool.until``)."""
+        v = browser_pool.until(self.call, expr, timeout)
+        if v:
+            return v
         raise AssertionError(f"timed out waiting for {expr}; page: {self.eval('document.body && document.body.innerText')}")
 
 
