@@ -18,6 +18,7 @@ import atexit
 import contextlib
 import ctypes
 import json
+import os
 import shutil
 import signal
 import subprocess
@@ -73,6 +74,14 @@ _WAITER = """(async () => {
     await new Promise(r => setTimeout(r, %d));
   }
 })()"""
+
+
+def shooting(*names: str) -> bool:
+    """Whether a page test's screenshots are taken: when ``HUREN_SCREENSHOTS`` (or a file's own
+    variable among ``names``) is set, for a person to look at. Otherwise none is: no test reads its
+    own screenshot (those that read pixels take them themselves), and a capture -- the whole page laid
+    out, drawn in software and PNG-encoded -- cost Chromium ~0.06 s of CPU each, some 20 a file."""
+    return any(os.environ.get(name) for name in ("HUREN_SCREENSHOTS", *names))
 
 
 def until(call: Any, expression: str, timeout: float, on_error: Any = None) -> Any:

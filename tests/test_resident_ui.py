@@ -146,11 +146,19 @@ class Phone:
         self.cdp.call("Emulation.setDeviceMetricsOverride", width=width, height=height,
                       deviceScaleFactor=2 if mobile else 1, mobile=mobile)
 
+    # the variables that ask for this phone's screenshots (``browser_pool.shooting``)
+    shots_env: tuple[str, ...] = ()
+
     def shot(self, name: str, full: bool = True) -> Path:
+        """The page as a PNG in ``shots`` when screenshots are asked for (``browser_pool.shooting``);
+        the page is scrolled to the top for a whole-page shot either way, as the test then sees it."""
         out = self.shots / f"{name}.png"
         params = {"format": "png"}
         if full:
             self.cdp.eval("window.scrollTo(0, 0)")
+        if not browser_pool.shooting(*self.shots_env):
+            return out
+        if full:
             params["captureBeyondViewport"] = True
             h = self.cdp.eval("document.documentElement.scrollHeight")
             w = self.cdp.eval("document.documentElement.clientWidth")
