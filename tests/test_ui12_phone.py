@@ -63,17 +63,19 @@ def key(browser: Browser, name: str, code: int, typed: str = "") -> None:
     browser.send("Input.dispatchKeyEvent", type="keyUp", key=name, code=name, windowsVirtualKeyCode=code)
 
 
-def sign_in(browser: Browser, server: str, engine: Any, device: dict[str, Any], role: str = "auditor") -> str:
-    """Create the account, open the page (sent to sign in), type name, password and code, tap the
-    button; the TOTP secret is returned for a second sign-in."""
+def sign_in(browser: Browser, server: str, engine: Any, device: dict[str, Any], role: str = "auditor",
+            name: str = "wang.li") -> str:
+    """Create the account ``name``, open the page (sent to sign in), type name, password and code, tap
+    the button; the TOTP secret is returned for a second sign-in. Tests sharing an engine each sign in
+    under a name of their own (a TOTP code is taken once per account)."""
     secret = StaffDirectory(engine.settings.data_dir).add(
-        "wang.li", role=role, institution="YBJ", password=AUDITOR_PASSWORD, display="王丽",
+        name, role=role, institution="YBJ", password=AUDITOR_PASSWORD, display="王丽",
         roles=engine.staff.roles).secret
     browser.send("Page.enable")
     browser.send("Emulation.setDeviceMetricsOverride", **device)
     browser.send("Page.navigate", url=f"{server}/ui/duplicates")
     browser.wait_for("location.pathname === '/ui/signin' && document.readyState === 'complete'")
-    type_into_signin(browser, "wang.li", rfc6238(secret, time.time()))
+    type_into_signin(browser, name, rfc6238(secret, time.time()))
     browser.wait_for("location.pathname === '/ui/duplicates' && document.body.dataset.loaded === '1'")
     return secret
 
