@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from engine.auth.staff import StaffDirectory
+from tests import browser_pool
 from tests import test_reports_ui as ui
 from tests.test_recognition_world import ALICE, A, B, World, cbc
 from tests.test_reports_ui import AUDITOR_PASSWORD, Browser
@@ -25,6 +26,8 @@ DESKTOP = {"width": 1280, "height": 900, "deviceScaleFactor": 1, "mobile": False
 
 
 def shot(browser: Browser, folder: Path, name: str) -> None:
+    if not browser_pool.shooting("HUREN_STAFF_SCREENSHOTS"):  # for a person to look at; none is taken otherwise
+        return
     data = base64.b64decode(browser.send("Page.captureScreenshot", format="png", captureBeyondViewport=True)["data"])
     assert data.startswith(b"\x89PNG")
     (folder / name).write_bytes(data)
