@@ -41,7 +41,7 @@ def auditor(insurance: tuple[Engine, str], tmp_path_factory: pytest.TempPathFact
     b.send("Emulation.setDeviceMetricsOverride", **DESKTOP)
     sign_in_auditor(b, base, engine, "/ui/insurance?month=2026-03&year=2026", "zhao.e35", "auditor")
     b.wait_for("document.querySelector('#settlement').dataset.loaded === '1'")
-    shots = Path(os.environ.get("HUREN_EVID35_SHOTS") or tmp_path_factory.mktemp("evid35-shots"))
+    shots = Path(os.environ.get("HUREN_EVID35_SHOTS") or os.environ.get("HUREN_SCREENSHOTS") or tmp_path_factory.mktemp("evid35-shots"))
     shots.mkdir(parents=True, exist_ok=True)
     yield b, shots
     b.close()

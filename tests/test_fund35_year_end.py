@@ -42,7 +42,7 @@ needs_chromium = pytest.mark.skipif(CHROMIUM is None, reason="Chromium is not in
 
 
 def _shots(tmp: Path) -> Path:
-    out = Path(os.environ.get("HUREN_FUND35_SHOTS") or tmp)
+    out = Path(os.environ.get("HUREN_FUND35_SHOTS") or os.environ.get("HUREN_SCREENSHOTS") or tmp)
     out.mkdir(parents=True, exist_ok=True)
     return out
 

@@ -100,7 +100,7 @@ def test_auditor_reads_indicators_alerts_and_settlement(march: TestClient, engin
     assert "funing" in settled and "基层占比" in settled and "8,600.00" in settled
     assert browser.eval("document.querySelectorAll('#settlement svg rect.bar').length") == 6
     assert browser.eval("document.querySelectorAll('#settlement svg rect.bar.over').length") == 1
-    screenshot(browser, Path(os.environ.get("HUREN_UI_SCREENSHOT_DIR") or tmp_path) / "insurance.png")
+    screenshot(browser, Path(os.environ.get("HUREN_UI_SCREENSHOT_DIR") or os.environ.get("HUREN_SCREENSHOTS") or tmp_path) / "insurance.png")
 
 
 def test_operator_sees_flags_without_review_buttons(march: TestClient, engine: Engine, server: str,
@@ -120,7 +120,7 @@ def test_operator_sees_flags_without_review_buttons(march: TestClient, engine: E
         f"{json.dumps(flag)} + '/review', {{method: 'POST', headers: {{'Content-Type': 'application/json', "
         "'X-CSRF-Token': s.csrf}, body: JSON.stringify({decision: 'upheld', reason: 'x'})})).then(r => r.status)")
     assert status == 403
-    screenshot(browser, Path(os.environ.get("HUREN_UI_SCREENSHOT_DIR") or tmp_path) / "operator.png")
+    screenshot(browser, Path(os.environ.get("HUREN_UI_SCREENSHOT_DIR") or os.environ.get("HUREN_SCREENSHOTS") or tmp_path) / "operator.png")
     # and the settlement page tells them it is not for their role
     browser.send("Page.navigate", url=f"{server}/ui/insurance")
     browser.wait_for("document.body.dataset.loaded === '1'")

@@ -53,7 +53,7 @@ PHONE = {"width": 390, "height": 844, "deviceScaleFactor": 2, "mobile": True}
 
 
 def _shots(tmp: Path) -> Path:
-    out = Path(os.environ.get("HUREN_PAGES34_SHOTS") or tmp)
+    out = Path(os.environ.get("HUREN_PAGES34_SHOTS") or os.environ.get("HUREN_SCREENSHOTS") or tmp)
     out.mkdir(parents=True, exist_ok=True)
     return out
 
