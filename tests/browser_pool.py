@@ -18,6 +18,7 @@ import atexit
 import contextlib
 import ctypes
 import json
+import os
 import shutil
 import signal
 import subprocess
@@ -53,6 +54,73 @@ def exchange(ws: Any, n: int, method: str, params: dict[str, Any]) -> dict[str, 
             if "error" in msg:
                 raise RuntimeError(msg["error"])
             return msg["result"]
+
+
+# How a wait is checked in the page (``until``): the expression is tried, then again every 20 ms, in
+# the page itself, for up to 5 s per DevTools call. The waits had asked over the websocket every 0.1 s
+# and slept between; a condition that became true just after a try cost up to 0.1 s more each, and
+# the tests wait some 100 times a file (measured on probeui26: 92 sleeps, 9 s of them).
+_POLL_MS = 20
+_CHUNK_S = 5.0
+_WAITER = """(async () => {
+  const end = performance.now() + %d;
+  for (;;) {
+    let v;
+    try { v = await (
+%s
+    ); } catch (e) { v = undefined; }
+    if (v) return {t: true, v};
+    if (performance.now() >= end) return {t: false};
+    await new Promise(r => setTimeout(r, %d));
+  }
+})()"""
+
+
+def shooting(*names: str) -> bool:
+    """Whether a page test's screenshots are taken: when ``HUREN_SCREENSHOTS`` (or a file's own
+    variable among ``names``) is set, for a person to look at. Otherwise none is: no test reads its
+    own screenshot (those that read pixels take them themselves), and a capture -- the whole page laid
+    out, drawn in software and PNG-encoded -- cost Chromium ~0.06 s of CPU each, some 20 a file."""
+    return any(os.environ.get(name) for name in ("HUREN_SCREENSHOTS", *names))
+
+
+def until(call: Any, expression: str, timeout: float, on_error: Any = None) -> Any:
+    """Wait up to ``timeout`` seconds for the page's ``expression`` to be true, and return its value
+    (``None`` at the timeout). ``call(method, **params)`` is the page's DevTools call (an error answer
+    raises ``RuntimeError``). The expression is checked in the page (``_WAITER``): it answers as soon
+    as the DOM does, where a poll from here slept between questions. What counts as true is what a
+    poll had counted: a JavaScript truthy value that is falsy here (``[]``, ``{}``) is asked again
+    after 0.1 s, as before. A document replaced under the wait (a navigation, a submit) ends the call
+    with an error: asked again in the new one. An ``expression`` that is not one (statements) is
+    polled as before, every 0.1 s. ``on_error(exc)`` is told each error (the caller's last-error note)."""
+    deadline = time.monotonic() + timeout
+    inline = True
+    while (left := deadline - time.monotonic()) > 0:
+        try:
+            if inline:
+                out = call("Runtime.evaluate", expression=_WAITER % (int(min(left, _CHUNK_S) * 1000), expression, _POLL_MS),
+                           returnByValue=True, awaitPromise=True)
+                if "exceptionDetails" in out:  # the wrapper did not compile: statements, not an expression
+                    inline = False
+                    continue
+                got = out["result"].get("value") or {}
+                if not got.get("t"):  # this call's 5 s are up: ask again
+                    continue
+                value = got.get("v")
+            else:
+                out = call("Runtime.evaluate", expression=expression, returnByValue=True, awaitPromise=True)
+                if "exceptionDetails" in out:
+                    raise RuntimeError(out["exceptionDetails"])
+                value = out["result"].get("value")
+        except RuntimeError as exc:  # between documents
+            if on_error is not None:
+                on_error(exc)
+            time.sleep(0.02 if inline else 0.1)
+            continue
+        if value:
+            return value
+        time.sleep(0.1)
+    return None
 
 
 class _Chromium:

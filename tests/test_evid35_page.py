@@ -22,6 +22,7 @@ from typing import Any
 import pytest
 
 from engine.engine import Engine
+from tests import browser_pool
 from tests.test_insurance_ui import sign_in as sign_in_auditor
 from tests.test_pages34_staff import DESKTOP, PHONE, _shot, insurance  # noqa: F401 (``insurance``: the fixture)
 from tests.test_reports_ui import Browser
@@ -40,7 +41,7 @@ def auditor(insurance: tuple[Engine, str], tmp_path_factory: pytest.TempPathFact
     b.send("Emulation.setDeviceMetricsOverride", **DESKTOP)
     sign_in_auditor(b, base, engine, "/ui/insurance?month=2026-03&year=2026", "zhao.e35", "auditor")
     b.wait_for("document.querySelector('#settlement').dataset.loaded === '1'")
-    shots = Path(os.environ.get("HUREN_EVID35_SHOTS") or tmp_path_factory.mktemp("evid35-shots"))
+    shots = Path(os.environ.get("HUREN_EVID35_SHOTS") or os.environ.get("HUREN_SCREENSHOTS") or tmp_path_factory.mktemp("evid35-shots"))
     shots.mkdir(parents=True, exist_ok=True)
     yield b, shots
     b.close()
@@ -49,6 +50,8 @@ def auditor(insurance: tuple[Engine, str], tmp_path_factory: pytest.TempPathFact
 def parts(b: Browser, folder: Path, name: str, selector: str, height: int = 700) -> None:
     """The element ``selector`` photographed in screen-sized pieces (``name-1.png``...), to be looked at
     one by one: a whole phone page is too tall to read at once."""
+    if not browser_pool.shooting("HUREN_EVID35_SHOTS"):  # for a person to look at; none is taken otherwise
+        return
     import base64
 
     box = b.eval(f"(() => {{ const r = document.querySelector({json.dumps(selector)}).getBoundingClientRect();"

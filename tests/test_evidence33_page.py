@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
+from tests import browser_pool
 from tests.test_evidence33_pairs import ALT, AST, LFT, TBIL, http, panel_repeat, the_flag  # noqa: F401  (``http``: the fixture)
 from tests.test_insurance_ui import sign_in
 from tests.test_reports_ui import Browser, browser, pytestmark, server  # noqa: F401 - fixtures
@@ -30,6 +31,8 @@ def _shots(tmp_path: Path) -> Path:
 
 def _shot(browser: Browser, path: Path) -> None:  # noqa: F811
     """The whole page from its top, as far as it goes (the evidence is below the list)."""
+    if not browser_pool.shooting():  # for a person to look at; none is taken otherwise
+        return
     width = browser.eval("document.documentElement.clientWidth")
     height = min(browser.eval("document.documentElement.scrollHeight"), 8000)
     data = browser.send("Page.captureScreenshot", format="png", captureBeyondViewport=True,
@@ -39,6 +42,8 @@ def _shot(browser: Browser, path: Path) -> None:  # noqa: F811
 
 def _shot_of(browser: Browser, selector: str, path: Path) -> None:  # noqa: F811
     """One part of the page (its box in the document), to be read at its own size."""
+    if not browser_pool.shooting():  # for a person to look at; none is taken otherwise
+        return
     box = browser.eval(f"(() => {{ const r = document.querySelector({selector!r}).getBoundingClientRect();"
                        " return [r.left + scrollX, r.top + scrollY, r.width, r.height]; })()")
     data = browser.send("Page.captureScreenshot", format="png", captureBeyondViewport=True,

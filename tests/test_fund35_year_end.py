@@ -29,6 +29,7 @@ import pytest
 from engine import cli
 from engine.engine import Engine
 from engine.settings import Settings
+from tests import browser_pool
 from tests.test_insurance_indicators import fill_march
 from tests.test_insurance_ui import sign_in, small_budget_site
 from tests.test_reports_ui import Browser
@@ -41,13 +42,15 @@ needs_chromium = pytest.mark.skipif(CHROMIUM is None, reason="Chromium is not in
 
 
 def _shots(tmp: Path) -> Path:
-    out = Path(os.environ.get("HUREN_FUND35_SHOTS") or tmp)
+    out = Path(os.environ.get("HUREN_FUND35_SHOTS") or os.environ.get("HUREN_SCREENSHOTS") or tmp)
     out.mkdir(parents=True, exist_ok=True)
     return out
 
 
 def _shot(b: Browser, folder: Path, name: str, selector: str = "#settlement") -> None:
     """The settlement section (the part an auditor reads here), whole."""
+    if not browser_pool.shooting("HUREN_FUND35_SHOTS"):  # for a person to look at; none is taken otherwise
+        return
     box = b.eval(f"(() => {{ const r = document.querySelector('{selector}').getBoundingClientRect();"
                  " return [r.left + scrollX, r.top + scrollY, r.width, r.height]; })()")
     clip = {"x": box[0], "y": box[1], "width": box[2], "height": box[3], "scale": 1}

@@ -18,6 +18,7 @@ from fastapi.testclient import TestClient
 from engine.auth.staff import StaffDirectory
 from engine.engine import Engine
 from engine.settings import Settings
+from tests import browser_pool
 from tests import test_insurance_indicators as month
 from tests import test_reports_ui as ui
 from tests.test_insurance_indicators import COUNTY, SECOND
@@ -66,6 +67,8 @@ def sign_in(browser: Browser, server: str, engine: Engine, page: str, name: str,
 
 
 def screenshot(browser: Browser, path: Path) -> None:
+    if not browser_pool.shooting("HUREN_UI_SCREENSHOT_DIR"):  # for a person to look at; none is taken otherwise
+        return
     shot = base64.b64decode(browser.send("Page.captureScreenshot", format="png", captureBeyondViewport=True)["data"])
     assert shot.startswith(b"\x89PNG")
     path.write_bytes(shot)
@@ -97,7 +100,7 @@ def test_auditor_reads_indicators_alerts_and_settlement(march: TestClient, engin
     assert "funing" in settled and "基层占比" in settled and "8,600.00" in settled
     assert browser.eval("document.querySelectorAll('#settlement svg rect.bar').length") == 6
     assert browser.eval("document.querySelectorAll('#settlement svg rect.bar.over').length") == 1
-    screenshot(browser, Path(os.environ.get("HUREN_UI_SCREENSHOT_DIR") or tmp_path) / "insurance.png")
+    screenshot(browser, Path(os.environ.get("HUREN_UI_SCREENSHOT_DIR") or os.environ.get("HUREN_SCREENSHOTS") or tmp_path) / "insurance.png")
 
 
 def test_operator_sees_flags_without_review_buttons(march: TestClient, engine: Engine, server: str,
@@ -117,7 +120,7 @@ def test_operator_sees_flags_without_review_buttons(march: TestClient, engine: E
         f"{json.dumps(flag)} + '/review', {{method: 'POST', headers: {{'Content-Type': 'application/json', "
         "'X-CSRF-Token': s.csrf}, body: JSON.stringify({decision: 'upheld', reason: 'x'})})).then(r => r.status)")
     assert status == 403
-    screenshot(browser, Path(os.environ.get("HUREN_UI_SCREENSHOT_DIR") or tmp_path) / "operator.png")
+    screenshot(browser, Path(os.environ.get("HUREN_UI_SCREENSHOT_DIR") or os.environ.get("HUREN_SCREENSHOTS") or tmp_path) / "operator.png")
     # and the settlement page tells them it is not for their role
     browser.send("Page.navigate", url=f"{server}/ui/insurance")
     browser.wait_for("document.body.dataset.loaded === '1'")

@@ -2,8 +2,8 @@
 the real app (uvicorn), the real store and real HL7 over ``POST /hl7v2`` (twenty-sixth round).
 
 One app for the module (a site folder of its own, so a test can register an institution and replay);
-each test a fresh context of the shared Chromium (tests/browser_pool.py). Screenshots go to
-/tmp/opspage26/ (``HUREN_OPSPAGE26_SHOTS`` overrides). What is asserted is what the person sees:
+each test a fresh context of the shared Chromium (tests/browser_pool.py). Screenshots are taken
+when ``HUREN_OPSPAGE26_SHOTS`` or ``HUREN_SCREENSHOTS`` is set, into that folder (suite45e). What is asserted is what the person sees:
 visible text, boxes inside the viewport; and what the engine then holds (the message's status, the
 audit trail's record of the replay naming the operator).
 """
@@ -28,6 +28,7 @@ from engine.auth.staff import StaffDirectory
 from engine.engine import Engine
 from engine.messages import QUARANTINED
 from engine.settings import Settings
+from tests import browser_pool
 from tests.test_reports_ui import AUDITOR_PASSWORD, Browser
 from tests.test_resident_record_ui import _http, hl7, msh
 from tests.test_resident_ui import CHROMIUM, _free_port, serving
@@ -37,7 +38,7 @@ from tests.test_ui12_phone import outside
 pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="Chromium is not installed (Debian package 'chromium')")
 
 REPO = Path(__file__).resolve().parent.parent
-SHOTS = Path(os.environ.get("HUREN_OPSPAGE26_SHOTS") or "/tmp/opspage26")
+SHOTS = Path(os.environ.get("HUREN_OPSPAGE26_SHOTS") or os.environ.get("HUREN_SCREENSHOTS") or "/tmp/opspage26")
 DESKTOP = {"width": 1366, "height": 768, "deviceScaleFactor": 1, "mobile": False}
 PHONE = {"width": 390, "height": 844, "deviceScaleFactor": 2, "mobile": True}
 ER7 = "x-application/hl7-v2+er7"
@@ -50,10 +51,12 @@ LONG = "SPECIMEN" + "0123456789" * 12
 
 
 def _shot(browser: Browser, name: str, full: bool = True) -> Path:
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    data = base64.b64decode(browser.send("Page.captureScreenshot", format="png", captureBeyondViewport=full)["data"])
+    """The page as a PNG, when screenshots are asked for (``browser_pool.shooting``)."""
     out = SHOTS / f"{name}.png"
-    out.write_bytes(data)
+    if browser_pool.shooting("HUREN_OPSPAGE26_SHOTS"):
+        SHOTS.mkdir(parents=True, exist_ok=True)
+        out.write_bytes(base64.b64decode(browser.send("Page.captureScreenshot", format="png",
+                                                      captureBeyondViewport=full)["data"]))
     return out
 
 

@@ -36,6 +36,7 @@ import pytest
 
 from engine.engine import Engine
 from engine.settings import Settings
+from tests import browser_pool
 from tests.test_insurance_indicators import fill_march
 from tests.test_insurance_ui import sign_in as sign_in_auditor
 from tests.test_insurance_ui import small_budget_site
@@ -52,12 +53,14 @@ PHONE = {"width": 390, "height": 844, "deviceScaleFactor": 2, "mobile": True}
 
 
 def _shots(tmp: Path) -> Path:
-    out = Path(os.environ.get("HUREN_PAGES34_SHOTS") or tmp)
+    out = Path(os.environ.get("HUREN_PAGES34_SHOTS") or os.environ.get("HUREN_SCREENSHOTS") or tmp)
     out.mkdir(parents=True, exist_ok=True)
     return out
 
 
 def _shot(b: Browser, folder: Path, name: str) -> None:
+    if not browser_pool.shooting("HUREN_PAGES34_SHOTS"):  # for a person to look at; none is taken otherwise
+        return
     data = base64.b64decode(b.send("Page.captureScreenshot", format="png", captureBeyondViewport=True)["data"])
     (folder / f"{name}.png").write_bytes(data)
 

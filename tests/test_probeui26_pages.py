@@ -3,8 +3,8 @@ real app (uvicorn) and the real store, the month's data sent as HL7 over POST /h
 round). One app for the module, and one page in one browser context of the shared Chromium
 (tests/browser_pool.py) for the module too, left before each test as a new context is: no cookies,
 no storage, no history (``fresh``; uimend26: a context and a second Chromium per test had cost
-~1 s each, the module ~100 s of wall at load 15). Screenshots go to /tmp/probeui26/
-(``HUREN_PROBEUI26_SHOTS`` overrides).
+~1 s each, the module ~100 s of wall at load 15). Screenshots (and the exported CSV) are taken when
+``HUREN_PROBEUI26_SHOTS`` or ``HUREN_SCREENSHOTS`` is set, into that folder (suite45e: none otherwise).
 
 The people: an auditor (医保审核) at a desk (1366x768), an operator (运维) and a resident (居民) on a
 phone (390x844). What is asserted is what the person sees: visible text, boxes inside the viewport,
@@ -29,6 +29,7 @@ import pytest
 from engine.auth.staff import StaffDirectory
 from engine.engine import Engine
 from engine.settings import Settings
+from tests import browser_pool
 from tests.test_reports_ui import AUDITOR_PASSWORD, Browser
 from tests.test_resident_record_ui import _http, hl7, msh
 from tests.test_resident_ui import _CDP, CHROMIUM, Phone, _free_port, serving
@@ -38,7 +39,8 @@ from tests.test_ui12_phone import outside
 pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="Chromium is not installed (Debian package 'chromium')")
 
 FEEDS = Path(__file__).resolve().parent.parent / "examples" / "feeds"
-SHOTS = Path(os.environ.get("HUREN_PROBEUI26_SHOTS") or "/tmp/probeui26")
+SHOTS_ENV = "HUREN_PROBEUI26_SHOTS"
+SHOTS = Path(os.environ.get(SHOTS_ENV) or os.environ.get("HUREN_SCREENSHOTS") or "/tmp/probeui26")
 DESKTOP = {"width": 1366, "height": 768, "deviceScaleFactor": 1, "mobile": False}
 PHONE = {"width": 390, "height": 844, "deviceScaleFactor": 2, "mobile": True}
 LI = "320923198809030023"  # 李秀英 of files 10-12: her blood count repeated with no reason, not payable
@@ -50,10 +52,13 @@ NEW = "32092320000101002X"  # registered at a township centre, nothing else yet:
 
 
 def _shot(browser: Browser, name: str, full: bool = True) -> Path:
-    """The whole page (``full``) or what the screen shows now."""
+    """The whole page (``full``) or what the screen shows now, when screenshots are asked for
+    (``HUREN_PROBEUI26_SHOTS`` or ``HUREN_SCREENSHOTS``: ``browser_pool.shooting``)."""
+    out = SHOTS / f"{name}.png"
+    if not browser_pool.shooting(SHOTS_ENV):
+        return out
     SHOTS.mkdir(parents=True, exist_ok=True)
     data = base64.b64decode(browser.send("Page.captureScreenshot", format="png", captureBeyondViewport=full)["data"])
-    out = SHOTS / f"{name}.png"
     out.write_bytes(data)
     return out
 
@@ -184,6 +189,8 @@ class _TabCDP(_CDP):
 class SharedPhone(Phone):
     """The resident's phone (``tests.test_resident_ui.Phone``) on the module's page."""
 
+    shots_env = (SHOTS_ENV,)
+
     def __init__(self, tab: Browser) -> None:  # noqa: D107 - no page of its own
         self.page = None
         self.cdp = _TabCDP(tab)
@@ -241,7 +248,8 @@ def test_auditor_finds_a_flagged_repeat_reads_why_and_exports_csv(site, desk: Br
     text = body.decode("utf-8-sig")
     assert "李秀英" in text or "血常规" in text, text[:400]
     assert disposition and "attachment" in disposition, disposition
-    (SHOTS / "duplicates.csv").write_bytes(body)
+    if browser_pool.shooting(SHOTS_ENV):  # beside the screenshots, for a person to open
+        (SHOTS / "duplicates.csv").write_bytes(body)
 
 
 ISO_INSTANT = r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}"

@@ -79,16 +79,12 @@ class Browser:
         return out["result"].get("value")
 
     def wait_for(self, expression: str, timeout: float = 15) -> Any:
-        deadline = time.time() + timeout
-        last: Exception | None = None
-        while time.time() < deadline:
-            try:
-                value = self.eval(expression)
-            except RuntimeError as exc:  # the page is between documents
-                last, value = exc, None
-            if value:
-                return value
-            time.sleep(0.1)
+        """The expression's value once it is true, checked in the page (``browser_pool.until``)."""
+        errors: list[Exception] = []
+        value = browser_pool.until(self.send, expression, timeout, errors.append)
+        if value:
+            return value
+        last = errors[-1] if errors else None
         shown = self.eval("document.querySelector('#message') && document.querySelector('#message').innerText")
         raise AssertionError(f"timed out waiting for {expression} ({last}); page message: {shown!r}")
 

@@ -123,15 +123,10 @@ class _CDP:
         return r["result"].get("value")
 
     def wait(self, expr: str, timeout: float = 20.0):  # noqa: ANN201
-        end = time.monotonic() + timeout
-        while time.monotonic() < end:
-            try:
-                v = self.eval(expr)
-            except RuntimeError:
-                v = None
-            if v:
-                return v
-            time.sleep(0.1)
+        """The expression's value once it is true, checked in the page (``browser_pool.until``)."""
+        v = browser_pool.until(self.call, expr, timeout)
+        if v:
+            return v
         raise AssertionError(f"timed out waiting for {expr}; page: {self.eval('document.body && document.body.innerText')}")
 
 
@@ -151,11 +146,19 @@ class Phone:
         self.cdp.call("Emulation.setDeviceMetricsOverride", width=width, height=height,
                       deviceScaleFactor=2 if mobile else 1, mobile=mobile)
 
+    # the variables that ask for this phone's screenshots (``browser_pool.shooting``)
+    shots_env: tuple[str, ...] = ()
+
     def shot(self, name: str, full: bool = True) -> Path:
+        """The page as a PNG in ``shots`` when screenshots are asked for (``browser_pool.shooting``);
+        the page is scrolled to the top for a whole-page shot either way, as the test then sees it."""
         out = self.shots / f"{name}.png"
         params = {"format": "png"}
         if full:
             self.cdp.eval("window.scrollTo(0, 0)")
+        if not browser_pool.shooting(*self.shots_env):
+            return out
+        if full:
             params["captureBeyondViewport"] = True
             h = self.cdp.eval("document.documentElement.scrollHeight")
             w = self.cdp.eval("document.documentElement.clientWidth")

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from engine.auth.staff import StaffDirectory
+from tests import browser_pool
 from tests import test_reports_ui as ui
 from tests.test_recognition_world import ALICE, A, B, World, cbc
 from tests.test_reports_ui import AUDITOR_PASSWORD, Browser
@@ -25,6 +26,8 @@ DESKTOP = {"width": 1280, "height": 900, "deviceScaleFactor": 1, "mobile": False
 
 
 def shot(browser: Browser, folder: Path, name: str) -> None:
+    if not browser_pool.shooting("HUREN_STAFF_SCREENSHOTS"):  # for a person to look at; none is taken otherwise
+        return
     data = base64.b64decode(browser.send("Page.captureScreenshot", format="png", captureBeyondViewport=True)["data"])
     assert data.startswith(b"\x89PNG")
     (folder / name).write_bytes(data)
@@ -39,7 +42,7 @@ def fill(browser: Browser, name: str, password: str, code: str) -> None:
 
 def test_auditor_signs_in_reviews_and_is_named_in_the_audit_trail(engine: Any, server: str, browser: Browser,
                                                                    tmp_path: Path) -> None:
-    folder = Path(os.environ.get("HUREN_STAFF_SCREENSHOTS") or tmp_path)
+    folder = Path(os.environ.get("HUREN_STAFF_SCREENSHOTS") or os.environ.get("HUREN_SCREENSHOTS") or tmp_path)
     folder.mkdir(parents=True, exist_ok=True)
     w = World(engine)
     pa, pb = w.patient(A, ALICE), w.patient(B, ALICE, mrn="B-1")
@@ -107,7 +110,7 @@ def test_auditor_signs_in_through_the_bureau_provider_in_the_browser(tmp_path: P
     from engine.settings import Settings
     from tests.test_staff_oidc import CLIENT_ID, Provider, serve
 
-    folder = Path(os.environ.get("HUREN_STAFF_SCREENSHOTS") or tmp_path)
+    folder = Path(os.environ.get("HUREN_STAFF_SCREENSHOTS") or os.environ.get("HUREN_SCREENSHOTS") or tmp_path)
     folder.mkdir(parents=True, exist_ok=True)
     provider = Provider()
     provider.user = {"preferred_username": "li.shen", "name": "李审", "groups": ["ybj-auditors"], "org": "YBJ"}

@@ -10,15 +10,19 @@ way, as on a phone's mobile connection."""
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 from typing import Any
 
+import pytest
 from fastapi.testclient import TestClient
 
 from engine.engine import Engine
 from engine.repository.ids import deterministic_id
+from engine.settings import Settings
 from tests import test_insurance_ui as ins
 from tests.test_recognition_world import ALICE, A, B, World, cbc, lft
 from tests.test_reports_ui import Browser
+from tests.test_resident_ui import _free_port, serving
 from tests.test_ufix12_flag_paging import person
 from tests.test_ui12_phone import PHONE_360, PHONE_414, api_report, sign_in, tap
 
@@ -48,9 +52,22 @@ def flags(engine: Any) -> None:
         w.report(B, w.patient(B, person(i), mrn=f"B-{i}"), cbc(B), f"{day}T09:00:00+08:00")
 
 
-def test_a_double_tap_on_show_more_lists_each_flag_once(engine: Any, server: str, browser: Browser) -> None:
-    flags(engine)
-    sign_in(browser, server, engine, PHONE_414)
+@pytest.fixture(scope="module")
+def flagged(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Engine, str]]:
+    """The 150 flags (``flags``) once for the module, on an engine as ``engine`` gives one, served over
+    real HTTP: the two "show more" tests only read them, each signed in under a name of its own. Each
+    had built its own county (300 results; ~1.3 s of CPU a test)."""
+    tmp = tmp_path_factory.mktemp("ufix12-flags")
+    settings = Settings(data_dir=tmp / "var", http_port=_free_port(), mllp_port=0)
+    with Engine(settings) as engine:
+        flags(engine)
+        with serving(engine):
+            yield engine, engine.settings.public_base_url
+
+
+def test_a_double_tap_on_show_more_lists_each_flag_once(flagged: tuple[Engine, str], browser: Browser) -> None:
+    engine, server = flagged
+    sign_in(browser, server, engine, PHONE_414, name="wang.more")
     every = {r["id"] for r in api_report(browser, "?_count=1000")["rows"]}
     assert len(every) == 150 and len(browser.eval(LISTED)) == 100
 
@@ -64,12 +81,12 @@ def test_a_double_tap_on_show_more_lists_each_flag_once(engine: Any, server: str
     assert browser.eval("document.querySelector('#more').hidden") is True
 
 
-def test_show_more_tapped_while_a_filtered_list_loads_adds_nothing_of_the_old_list(engine: Any, server: str,
+def test_show_more_tapped_while_a_filtered_list_loads_adds_nothing_of_the_old_list(flagged: tuple[Engine, str],
                                                                                    browser: Browser) -> None:
     """A filter applied and "more" tapped before the new list arrives: the old list's next page had
     landed under the new filter (60 rows under "共 10 条")."""
-    flags(engine)
-    sign_in(browser, server, engine, PHONE_414)
+    engine, server = flagged
+    sign_in(browser, server, engine, PHONE_414, name="wang.filter")
     assert browser.eval("document.querySelector('#flags-count').dataset.shown") == "100"
     slow(browser, 600)
     browser.eval("document.querySelector('#filters [name=from]').value = '2026-03-05'; true")

@@ -4,7 +4,8 @@ screen, not ``element.click()``), and checked by what is on the screen -- every 
 viewport, nothing scrolling sideways, Chinese first, dates as people in China write them -- and by
 the API's own figures (the page's count is the report's count, every flag can be listed).
 
-Screenshots go to ``HUREN_UI12_SHOTS`` when it is set, for a person to look at."""
+Screenshots go to ``HUREN_UI12_SHOTS`` (or ``HUREN_SCREENSHOTS``) when it is set, for a person to look
+at; none is taken otherwise (suite45e)."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from engine.auth.staff import StaffDirectory
+from tests import browser_pool
 from tests import test_reports_ui as ui
 from tests.test_recognition_world import ALICE, A, B, World, cbc, lft, national_id
 from tests.test_reports_ui import AUDITOR_PASSWORD, Browser
@@ -30,13 +32,15 @@ DESKTOP = {"width": 1280, "height": 900, "deviceScaleFactor": 1, "mobile": False
 
 
 def shot(browser: Browser, tmp_path: Path, name: str, device: dict[str, Any]) -> None:
-    """The whole page as a PNG; a capture beyond the viewport leaves Chromium's emulated screen
-    misplaced for later input events, so the device is set again after it."""
-    folder = Path(os.environ.get("HUREN_UI12_SHOTS") or tmp_path)
-    folder.mkdir(parents=True, exist_ok=True)
-    data = base64.b64decode(browser.send("Page.captureScreenshot", format="png", captureBeyondViewport=True)["data"])
-    assert data.startswith(b"\x89PNG")
-    (folder / name).write_bytes(data)
+    """The whole page as a PNG, when screenshots are asked for (``HUREN_UI12_SHOTS`` or
+    ``HUREN_SCREENSHOTS``: ``browser_pool.shooting``); a capture beyond the viewport leaves Chromium's
+    emulated screen misplaced for later input events, so the device is set again after it."""
+    if browser_pool.shooting("HUREN_UI12_SHOTS"):
+        folder = Path(os.environ.get("HUREN_UI12_SHOTS") or os.environ.get("HUREN_SCREENSHOTS") or tmp_path)
+        folder.mkdir(parents=True, exist_ok=True)
+        data = base64.b64decode(browser.send("Page.captureScreenshot", format="png", captureBeyondViewport=True)["data"])
+        assert data.startswith(b"\x89PNG")
+        (folder / name).write_bytes(data)
     browser.send("Emulation.setDeviceMetricsOverride", **device)
 
 
@@ -59,17 +63,19 @@ def key(browser: Browser, name: str, code: int, typed: str = "") -> None:
     browser.send("Input.dispatchKeyEvent", type="keyUp", key=name, code=name, windowsVirtualKeyCode=code)
 
 
-def sign_in(browser: Browser, server: str, engine: Any, device: dict[str, Any], role: str = "auditor") -> str:
-    """Create the account, open the page (sent to sign in), type name, password and code, tap the
-    button; the TOTP secret is returned for a second sign-in."""
+def sign_in(browser: Browser, server: str, engine: Any, device: dict[str, Any], role: str = "auditor",
+            name: str = "wang.li") -> str:
+    """Create the account ``name``, open the page (sent to sign in), type name, password and code, tap
+    the button; the TOTP secret is returned for a second sign-in. Tests sharing an engine each sign in
+    under a name of their own (a TOTP code is taken once per account)."""
     secret = StaffDirectory(engine.settings.data_dir).add(
-        "wang.li", role=role, institution="YBJ", password=AUDITOR_PASSWORD, display="王丽",
+        name, role=role, institution="YBJ", password=AUDITOR_PASSWORD, display="王丽",
         roles=engine.staff.roles).secret
     browser.send("Page.enable")
     browser.send("Emulation.setDeviceMetricsOverride", **device)
     browser.send("Page.navigate", url=f"{server}/ui/duplicates")
     browser.wait_for("location.pathname === '/ui/signin' && document.readyState === 'complete'")
-    type_into_signin(browser, "wang.li", rfc6238(secret, time.time()))
+    type_into_signin(browser, name, rfc6238(secret, time.time()))
     browser.wait_for("location.pathname === '/ui/duplicates' && document.body.dataset.loaded === '1'")
     return secret
 

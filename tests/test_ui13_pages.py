@@ -24,6 +24,7 @@ from typing import Any
 from fastapi.testclient import TestClient
 
 from engine.engine import Engine
+from tests import browser_pool
 from tests import test_insurance_ui as ins
 from tests.test_jfix12_replies import Held, two_flags
 from tests.test_reports_ui import Browser
@@ -35,14 +36,16 @@ HAN = re.compile(r"[\u4e00-\u9fff]")
 
 
 def shot(browser: Browser, tmp_path: Path, name: str, device: dict[str, Any]) -> None:
-    """The page in screen-high pieces (a person reads a phone page a screen at a time)."""
-    folder = Path(os.environ.get("HUREN_UI13_SHOTS") or tmp_path)
-    folder.mkdir(parents=True, exist_ok=True)
-    tall = browser.eval("document.documentElement.scrollHeight")
-    for i in range(min(8, -(-tall // 1100))):
-        clip = {"x": 0, "y": i * 1100, "width": device["width"], "height": min(1100, tall - i * 1100), "scale": 1}
-        data = browser.send("Page.captureScreenshot", format="png", captureBeyondViewport=True, clip=clip)["data"]
-        (folder / f"{name}-{i}.png").write_bytes(base64.b64decode(data))
+    """The page in screen-high pieces (a person reads a phone page a screen at a time), when
+    screenshots are asked for (``HUREN_UI13_SHOTS`` or ``HUREN_SCREENSHOTS``: ``browser_pool.shooting``)."""
+    if browser_pool.shooting("HUREN_UI13_SHOTS"):
+        folder = Path(os.environ.get("HUREN_UI13_SHOTS") or os.environ.get("HUREN_SCREENSHOTS") or tmp_path)
+        folder.mkdir(parents=True, exist_ok=True)
+        tall = browser.eval("document.documentElement.scrollHeight")
+        for i in range(min(8, -(-tall // 1100))):
+            clip = {"x": 0, "y": i * 1100, "width": device["width"], "height": min(1100, tall - i * 1100), "scale": 1}
+            data = browser.send("Page.captureScreenshot", format="png", captureBeyondViewport=True, clip=clip)["data"]
+            (folder / f"{name}-{i}.png").write_bytes(base64.b64decode(data))
     browser.send("Emulation.setDeviceMetricsOverride", **device)
 
 

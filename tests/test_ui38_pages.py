@@ -34,6 +34,7 @@ import pytest
 from engine.auth.staff import StaffDirectory
 from engine.engine import Engine
 from engine.settings import Settings
+from tests import browser_pool
 from tests.test_pagesfix31_withdrawn_cards import signed_in_phone
 from tests.test_reports_ui import AUDITOR_PASSWORD, Browser
 from tests.test_resident_record_ui import _http, hl7, msh
@@ -50,8 +51,9 @@ ER7 = "x-application/hl7-v2+er7"
 
 
 class Site:
-    def __init__(self, engine: Engine, shots: Path) -> None:
+    def __init__(self, engine: Engine, shots: Path, shots_variable: str = "") -> None:
         self.engine, self.base, self.shots = engine, engine.settings.public_base_url, shots
+        self.shots_variable = shots_variable  # with HUREN_SCREENSHOTS, what asks for screenshots
         self.secrets: dict[str, str] = {}
 
     def staff(self, name: str, role: str, display: str) -> None:
@@ -60,6 +62,9 @@ class Site:
             roles=self.engine.staff.roles).secret
 
     def shot(self, b: Browser, name: str) -> None:
+        """The whole page in ``shots``, when screenshots are asked for (``browser_pool.shooting``)."""
+        if not browser_pool.shooting(*filter(None, (self.shots_variable,))):
+            return
         data = b.send("Page.captureScreenshot", format="png", captureBeyondViewport=True)["data"]
         (self.shots / f"{name}.png").write_bytes(base64.b64decode(data))
 
@@ -99,10 +104,10 @@ def fed_site(root: Path, shots_variable: str, messages: Iterable[tuple[bytes, st
     (folder / "institutions.yaml").write_text((REPO / "mappings" / "institutions.yaml").read_text(encoding="utf-8"),
                                               encoding="utf-8")
     engine = Engine(Settings(data_dir=root / "var", http_port=_free_port(), mllp_port=0, site=folder))
-    shots = Path(os.environ.get(shots_variable) or root / "shots")
+    shots = Path(os.environ.get(shots_variable) or os.environ.get("HUREN_SCREENSHOTS") or root / "shots")
     shots.mkdir(parents=True, exist_ok=True)
     with serving(engine):
-        s = Site(engine, shots)
+        s = Site(engine, shots, shots_variable)
         sender = engine.auth.issue_system_token("interface-engine", "system/MessageHeader.c")
         for body, code in messages:
             status, headers, ack = _http("POST", s.base + "/hl7v2", sender, body, ER7)
