@@ -21,7 +21,6 @@ from pathlib import Path
 import orjson
 import pytest
 
-from bench.ingest import oru_lab
 from engine.audit.keys import AuditKeys
 from engine.audit.log import AuditLog
 from engine.audit.store import open_audit_store
@@ -29,28 +28,17 @@ from engine.engine import Engine
 from engine.messages import PROCESSED, message_id, raw_of
 from engine.settings import Settings
 from tests.conftest import REPO_ROOT
+from tests.suite45b_kill_batches import message, peer
 from tests.test_audit24_guarantees import _huren
 
 # --- perf40: kill -9 mid-batch, batches of varied sizes, raws that are not UTF-8 and a 1 MB one -----------------
 
 
-def _gb18030(n: int) -> bytes:
-    """``oru_lab(n)`` sent as GB18030 (MSH-18 says so): its Chinese bytes are not UTF-8."""
-    return oru_lab(n).decode().replace("UNICODE UTF-8", "GB18030").encode("gb18030")
-
-
-def _big(n: int) -> bytes:
-    """``oru_lab(n)`` with a ~1 MB comment after its results."""
-    return oru_lab(n) + ("NTE|1||" + "血常规复查" * 70_000 + "\r").encode()
-
-
-_MAKE = {"utf8": oru_lab, "gb": _gb18030, "big": _big}
-
 _KILL_MID_BATCH = """
 import os, signal, sys
 from pathlib import Path
 sys.path.insert(0, sys.argv[2])
-from tests.test_rv40j_probes import message, peer
+from tests.suite45b_kill_batches import message, peer
 from engine.engine import Engine
 from engine.settings import Settings
 
@@ -73,16 +61,6 @@ with Engine(settings) as engine:
     engine.ingestor.process([(message(kind, int(n)), "mllp", peer(int(n))) for kind, n in plan[-1]])
     print("not killed", flush=True)
 """
-
-
-def message(kind: str, n: int) -> bytes:
-    """The message the kill probe's child and parent both make (``kind``: utf8, gb, big)."""
-    return _MAKE[kind](n)
-
-
-def peer(n: int) -> str:
-    """Each message's own sender address: the journal's record of a batch keeps each raw with its own."""
-    return f"10.0.{n % 250}.1:{n}"
 
 
 def _control(raw: bytes) -> str:
@@ -202,8 +180,8 @@ def counted(events, blocking):
 
 log._to_table = counted
 print("ready", flush=True)
-while not (settings.data_dir / "go").exists():  # both processes start appending together
-    pass
+while not (settings.data_dir / "go").exists():  # both processes start appending together (a 1 ms poll: the one
+    time.sleep(0.001)  # started first had spun a core while the other imported, competing with its start)
 i = 0
 while i < count:
     if who == "lone":  # one record a call, as lone mode's committer appends it; busy: a worker's record_many
