@@ -69,8 +69,8 @@ def _same(indexer: Indexer, resource: dict[str, Any]) -> None:
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory: pytest.TempPathFactory) -> list[dict[str, Any]]:
     """Every resource of the corpus, each distinct one once (first met first): a third of those met were the same
-    resource again, byte for byte (a Bundle's entry and the resource inside it, a feed's variants converting to the
-    same Organization or Practitioner) -- compared again, they took the same plan to the same rows (suite45c)."""
+    resource again, byte for byte (the same Location, Practitioner, Organization, Patient or Encounter converted from
+    several messages) -- compared again, they took the same plan to the same rows (suite45c)."""
     found: list[dict[str, Any]] = []
     with mock.patch("adapters.convert.common.received_now", return_value="2026-01-01T00:00:00+00:00"):
         for _name, data in outcomes(tmp_path_factory.mktemp("samples")):
