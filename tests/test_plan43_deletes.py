@@ -73,9 +73,9 @@ CORPUS: dict[str, Case] = {
 }
 
 
-def _message(control: str, mrn: str, status: str, fields: dict[int, str], tag: str) -> str:
+def _message(control: str, mrn: str, status: str, fields: dict[int, str], tag: str = "") -> str:
     """FNXRMYY's LIS panel for MRN ``mrn``: a final (``F``, the first values) or a correction (``C``, the second),
-    every OBX with ``fields`` (OBX-8 N unless stated), its test codes ending in the case's ``tag``."""
+    every OBX with ``fields`` (OBX-8 N unless stated), its test codes ending in ``tag`` (a case's; rv43e's none)."""
     lines = []
     for i, (code, name, vt, final, corrected, unit, rng) in enumerate(PANEL, 1):
         obx = ["OBX", str(i), vt, f"{code}{tag}^{name}^L", "", final if status == "F" else corrected, unit, rng,
