@@ -59,14 +59,13 @@ from collections.abc import Callable, Collection, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple, Protocol
 
-import yaml
-
 from engine import fhirjson
 from engine.auth.confidentiality import SYSTEM, carried, labels
 from engine.document_labels import Documents
 from engine.merge_rules import API
 from engine.repository.indexing import parse_reference
 from engine.repository.port import Store, is_new_store
+from mappings.sitefiles import safe_load
 
 log = logging.getLogger(__name__)
 
@@ -84,7 +83,9 @@ class Citation(NamedTuple):
 
 
 def _document(path: Path) -> dict[str, Any]:
-    return yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    # (``sitefiles.safe_load``, the one reader of shipped data files: libyaml's parser, parsed once a process --
+    # both loaders below read this file at import, in every process: each CLI run, server and test worker)
+    return safe_load(path.read_text(encoding="utf-8")) or {}
 
 
 def load_left_out(path: Path = CITATIONS_FILE) -> tuple[dict[str, str], dict[str, str]]:

@@ -8,6 +8,9 @@ such a tail (its writer was killed), or takes back a damaged file's unsigned rec
 marked ``recovered``, which verification reports: proven unchanged since, not proven as appended.
 Through the real path: a server in its own process over HTTP, a writer killed with SIGKILL, the
 CLI in its own process, record files forged on disk.
+
+The killed writer's log (each variant) is made once a module and copied into each test's data directory
+(``killed_log``, suite45c): four tests had each run a writer to be killed, the same records each time.
 """
 
 from __future__ import annotations
@@ -16,10 +19,12 @@ import http.client
 import json
 import logging
 import os
+import shutil
 import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -77,6 +82,23 @@ def _killed_writer(settings: Settings, *extra: str) -> None:
     assert done.returncode == -signal.SIGKILL, done.stderr[-2000:]
 
 
+@pytest.fixture(scope="module")
+def killed_log(tmp_path_factory: pytest.TempPathFactory) -> Callable[..., None]:
+    """``_killed_writer(settings, *extra)`` as this module's tests use it: the killed writer runs once a module for
+    each ``extra`` (a real process, killed with SIGKILL before it signs its tail), and each test gets a copy of the
+    data directory it left -- its log, its keys -- at ``settings.data_dir``, to alter as it likes."""
+    made: dict[tuple[str, ...], Path] = {}
+
+    def copy(settings: Settings, *extra: str) -> None:
+        if extra not in made:
+            left = Settings(data_dir=tmp_path_factory.mktemp("killed") / "var", http_port=0, mllp_port=0)
+            _killed_writer(left, *extra)
+            made[extra] = left.data_dir
+        shutil.copytree(made[extra], settings.data_dir)
+
+    return copy
+
+
 def _forged(path: Path, seq: int, old: bytes, new: bytes) -> bytes:
     """The record file with record ``seq``'s bytes altered (``old`` -> ``new``, the same length) and
     everything a reader checks made again to fit: every leaf hash, every tree node, every CRC."""
@@ -127,8 +149,9 @@ def test_a_running_server_signs_what_it_appended_within_seconds_without_being_as
         assert "recovered" not in latest  # this server appended them itself
 
 
-def test_verify_says_how_many_records_no_signature_covers(settings: Settings) -> None:
-    _killed_writer(settings)
+def test_verify_says_how_many_records_no_signature_covers(settings: Settings,
+                                                         killed_log: Callable[..., None]) -> None:
+    killed_log(settings)
     said = _cli(settings.data_dir, "verify", "--require-signed")
     assert said.returncode == 1, said.stdout + said.stderr[-2000:]
     assert "4 record(s) (8..11) lie past the last signed checkpoint" in said.stdout
@@ -145,12 +168,12 @@ def test_verify_says_how_many_records_no_signature_covers(settings: Settings) ->
 
 
 def test_a_restart_on_a_forged_unsigned_tail_signs_it_only_as_recovered(
-        settings: Settings, caplog: pytest.LogCaptureFixture) -> None:
+        settings: Settings, caplog: pytest.LogCaptureFixture, killed_log: Callable[..., None]) -> None:
     """A writer killed before signing records 8..11; record 10 altered on disk while nothing runs,
     its leaf, the tree nodes and the CRCs made again. Nothing can prove it is not what was appended;
     the restarted server serves (refusing every read after each crash is no answer), but signs the
     tail as found, and says so in its log, in the signed checkpoint and in `huren audit verify`."""
-    _killed_writer(settings)
+    killed_log(settings)
     [path] = sorted(records_directory(audit_path(settings)).glob("*.records"))
     _rename_in(path, _forged(path, 10, b'"his-1"', b'"his-9"'))
 
@@ -225,17 +248,18 @@ def test_the_seal_binds_the_last_second_without_a_checkpoint_a_second(settings: 
         assert any(p["kind"] == "root" and "the seal" in p["message"] for p in report["problems"]), report
 
 
-def test_a_restart_proves_what_the_seal_signed_and_refuses_a_forgery_under_it(settings: Settings, tmp_path: Path) -> None:
+def test_a_restart_proves_what_the_seal_signed_and_refuses_a_forgery_under_it(
+        settings: Settings, tmp_path: Path, killed_log: Callable[..., None]) -> None:
     """A writer killed after its seal (records 0..9) and two more records: a restart proves 0..9
     against the seal (the stored tree makes its root) and marks only 10..11 recovered. The same
     log with record 9 forged (leaf, tree nodes, CRCs made again): the restarted server neither
     signs over it nor appends (503), and verification names the seal's mismatch."""
     clean = settings.with_(data_dir=tmp_path / "clean")
-    _killed_writer(clean, "seal")
+    killed_log(clean, "seal")
     with Engine(clean) as engine:
         assert (engine.audit.latest_checkpoint().size, engine.audit.latest_checkpoint().recovered) == (12, 10)
 
-    _killed_writer(settings, "seal")
+    killed_log(settings, "seal")
     [path] = sorted(records_directory(audit_path(settings)).glob("*.records"))
     _rename_in(path, _forged(path, 9, b'"his-0"', b'"his-8"'))
     with Engine(settings) as engine:

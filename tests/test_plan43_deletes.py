@@ -15,13 +15,17 @@ never met its shape (the ordinary path) and to one that learnt it from two other
 of them (``Conversion.said``: deletes, located fields) must be equal -- and the plannable cases must be planned
 (``Conversion.planned``), or the comparison would compare the ordinary path with itself. Real bytes through
 ``POST /hl7v2`` into the real store, both backends.
+
+Two sites a module and backend (suite45c: each case had opened both, 60 engines): each case sends under a tag of its
+own (``C<n>``) before its test codes, record numbers and control IDs -- a plan is keyed by the test's description
+(OBX-3 among it), so a case's shape is one neither site met before it, as on the fresh sites it had.
 """
 
 # ruff: noqa: F811 -- the fixtures imported are the tests' arguments
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -31,11 +35,10 @@ from adapters.convert import Conversion
 from adapters.hl7v2.ack import ack_code_of
 from engine.engine import Engine
 from engine.settings import Settings
+from tests.conftest import settings_for_backend
 from tests.hl7_calls import post
 from tests.test_a40b41_carried import opened
 from tests.test_rvidentity32_probes import patients
-
-BOTH = pytest.mark.parametrize("backend_settings", ["sqlite", "mongomock"], indirect=True)
 
 OBSERVER = "3001^周^技师"
 DIRECTOR = "2001^王^主任"
@@ -70,12 +73,12 @@ CORPUS: dict[str, Case] = {
 }
 
 
-def _message(control: str, mrn: str, status: str, fields: dict[int, str]) -> str:
+def _message(control: str, mrn: str, status: str, fields: dict[int, str], tag: str = "") -> str:
     """FNXRMYY's LIS panel for MRN ``mrn``: a final (``F``, the first values) or a correction (``C``, the second),
-    every OBX with ``fields`` (OBX-8 N unless stated)."""
+    every OBX with ``fields`` (OBX-8 N unless stated), its test codes ending in ``tag`` (a case's; rv43e's none)."""
     lines = []
     for i, (code, name, vt, final, corrected, unit, rng) in enumerate(PANEL, 1):
-        obx = ["OBX", str(i), vt, f"{code}^{name}^L", "", final if status == "F" else corrected, unit, rng,
+        obx = ["OBX", str(i), vt, f"{code}{tag}^{name}^L", "", final if status == "F" else corrected, unit, rng,
                "N" if vt == "NM" else "", "", "", status, "", "", "20261201090000"]
         for n, text in fields.items():
             if n == 8 and vt != "NM":
@@ -104,11 +107,35 @@ def _captured(engine: Engine) -> list[Conversion]:
 
 
 def _corrected(http: TestClient, made: list[Conversion], mrn: str, case: str, n: int) -> Conversion:
-    """``mrn``'s final, then its correction (message ``n``'s control ids), both AA; the correction's conversion."""
+    """``mrn``'s final, then its correction (message ``n``'s control ids), both AA, under the case's tag (its record
+    number, control ids and test codes); the correction's conversion."""
     final, correction, _ = CORPUS[case]
-    assert ack_code_of(post(http, _message(f"P43F{n}091500", mrn, "F", final))) == "AA"
-    assert ack_code_of(post(http, _message(f"P43C{n}101500", mrn, "C", correction))) == "AA"
+    tag = _tag(case)
+    assert ack_code_of(post(http, _message(f"{tag}P43F{n}091500", tag + mrn, "F", final, tag))) == "AA"
+    assert ack_code_of(post(http, _message(f"{tag}P43C{n}101500", tag + mrn, "C", correction, tag))) == "AA"
     return made[-1]
+
+
+def _tag(case: str) -> str:
+    """The case's own tag: ``C`` and its place in the corpus."""
+    return f"C{sorted(CORPUS).index(case):02d}"
+
+
+Site = tuple[Engine, TestClient, list[Conversion]]
+
+
+@pytest.fixture(scope="module", params=["sqlite", "mongomock"])
+def sites(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Site, Site]]:
+    """The module's two sites on the backend ``request.param``: the one that never meets a case's shape before the
+    case's own correction (the ordinary path), and the one that learns it from two other patients first (the plan
+    path); each with its client and every conversion its ingest made (``_captured``)."""
+    root = tmp_path_factory.mktemp("plan43")
+    settings = Settings(data_dir=root / "var", http_port=0, mllp_port=0)
+    with settings_for_backend(request.param, settings) as chosen:
+        other = chosen.with_(data_dir=root / "learnt",
+                             **({"mongodb_db": "plan43_learnt"} if chosen.mongodb_uri else {}))
+        with opened(chosen) as (engine, http), opened(other) as (learnt, learnt_http):
+            yield (engine, http, _captured(engine)), (learnt, learnt_http, _captured(learnt))
 
 
 def _stored(http: TestClient, mrn: str) -> list[list[dict[str, Any]]]:
@@ -131,23 +158,19 @@ def _observations_said(conversion: Conversion) -> dict[str, Any]:
     return {ref: said for ref, said in conversion.said.items() if ref.startswith("Observation/")}
 
 
-@BOTH
 @pytest.mark.parametrize("case", sorted(CORPUS))
 def test_a_correction_is_stored_and_said_the_same_on_the_ordinary_and_the_plan_path(
-        backend_settings: Settings, case: str) -> None:
-    with opened(backend_settings) as (engine, http):  # a site that never met the shape: the ordinary path
-        made = _captured(engine)
-        ordinary = _corrected(http, made, "P43X", case, 9)
-        assert not [r for r in ordinary.planned if r.startswith("Observation/")], case
-        general = _stored(http, "P43X")
-    other = backend_settings.with_(data_dir=backend_settings.data_dir.with_name("learnt"),
-                                   **({"mongodb_db": "plan43_learnt"} if backend_settings.mongodb_uri else {}))
-    with opened(other) as (engine, http):  # the shape learnt from two other patients' corrections
-        made = _captured(engine)
-        for n, mrn in enumerate(("P43T1", "P43T2")):
-            _corrected(http, made, mrn, case, n)
-        learnt = _corrected(http, made, "P43X", case, 9)
-        compiled = _stored(http, "P43X")
+        sites: tuple[Site, Site], case: str) -> None:
+    (_engine, http, made), (_learnt, learnt_http, learnt_made) = sites
+    # a site that never met the shape: the ordinary path
+    ordinary = _corrected(http, made, "P43X", case, 9)
+    assert not [r for r in ordinary.planned if r.startswith("Observation/")], case
+    general = _stored(http, _tag(case) + "P43X")
+    # the shape learnt from two other patients' corrections
+    for n, mrn in enumerate(("P43T1", "P43T2")):
+        _corrected(learnt_http, learnt_made, mrn, case, n)
+    learnt = _corrected(learnt_http, learnt_made, "P43X", case, 9)
+    compiled = _stored(learnt_http, _tag(case) + "P43X")
     assert sorted(learnt.by_reference) == sorted(ordinary.by_reference), case
     assert [len(versions) for versions in general] == [2] * len(PANEL), case
     for before, after in zip(general, compiled, strict=True):

@@ -7,6 +7,11 @@ and CRC, so a damaged file replaced by its own bytes with each frame's CRC recom
 nothing verified) made the server append again on top of an altered record; and a file that is not
 the newest, its records out of place, got through as well. Through the real path: real record
 files renamed into place, audited reads through the app, ``huren audit verify`` in its own process.
+
+The servers here look at their damaged log at every audited read (``DAMAGE_RECHECK_SECONDS`` 0, as
+``test_audit10_repair_staged`` does), and a refusal is proven over reads that each rescanned the file
+(``_refused_over`` counts the rescans): the tests had read for 2.5 s at the shipped once a second, ~10 s
+of waiting in the file (suite45c).
 """
 
 from __future__ import annotations
@@ -16,11 +21,13 @@ import os
 import shutil
 import time
 import zlib
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
 
+import engine.audit.loading as loading
 import engine.audit.record_files as record_files
 from engine.audit.record_files import HEADER, records_directory
 from engine.audit.segment import _HEAD, decode, encode
@@ -63,8 +70,28 @@ def _held(engine: Engine) -> int:
     return engine.audit.held_count()
 
 
+_RESCANS: list[int] = []  # one entry a ``RecordFiles.recheck`` (the damaged files' rescan) of this module's servers
+
+
+@pytest.fixture(autouse=True)
+def _a_look_at_every_read() -> Iterator[None]:
+    """The servers' look at a damaged log at every audited read instead of once a second, each rescan counted
+    (the real ``recheck``, called through)."""
+    real = record_files.RecordFiles.recheck
+
+    def counted(self: record_files.RecordFiles) -> int | None:
+        _RESCANS.append(1)
+        return real(self)
+
+    with pytest.MonkeyPatch.context() as patched:
+        patched.setattr(loading, "DAMAGE_RECHECK_SECONDS", 0.0)
+        patched.setattr(record_files.RecordFiles, "recheck", counted)
+        yield
+
+
 def _refused_for(client: TestClient, headers: dict[str, str], seconds: float) -> bool:
-    """Every audited read refused (503, nothing of the resource) for ``seconds``: several rechecks."""
+    """Every audited read refused (503, nothing of the resource) for ``seconds``: several rechecks at the shipped
+    once a second (forged11's server; this module's look at every read and count them, ``_refused_over``)."""
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         resp = client.get("/fhir/Patient/p1", headers=headers)
@@ -72,6 +99,19 @@ def _refused_for(client: TestClient, headers: dict[str, str], seconds: float) ->
             return False
         time.sleep(0.2)
     return True
+
+
+def _refused_over(client: TestClient, headers: dict[str, str], rescans: int) -> bool:
+    """Every audited read refused (503, nothing of the resource) until the damaged file was scanned again
+    ``rescans`` times: several rechecks (the shipped server's once a second, at every read here)."""
+    start = len(_RESCANS)
+    for _ in range(rescans * 3):  # (a read whose look found no damage noted would not rescan: bounded)
+        resp = client.get("/fhir/Patient/p1", headers=headers)
+        if resp.status_code != 503 or "female" in resp.text:
+            return False
+        if len(_RESCANS) - start >= rescans:
+            return True
+    raise AssertionError(f"the damaged file was rescanned {len(_RESCANS) - start} times in {rescans * 3} reads")
 
 
 def _repaired_and_served(settings: Settings, backup: Path, damaged_file: Path, original: bytes, held: int,
@@ -104,7 +144,7 @@ def test_a_damaged_file_replaced_by_its_bytes_with_crcs_recomputed_keeps_the_ser
         held = _held(engine)
 
         _rename_in(damaged_file, _crcs_recomputed(damaged_file))  # record 6 altered, every CRC right
-        assert _refused_for(client, headers, 2.5)  # rechecked more than once: still refused
+        assert _refused_over(client, headers, 3)  # rechecked more than once: still refused
         assert _held(engine) == held  # nothing appended on top of it
 
         fixed = _cli(settings, "repair", "--from", str(backup))  # the repair sees it for what it is
@@ -138,7 +178,7 @@ def test_an_older_damaged_file_replaced_by_one_with_its_records_out_of_place_kee
         held = _held(engine)
 
         _rename_in(files[0], swapped)
-        assert _refused_for(client, headers, 2.5)
+        assert _refused_over(client, headers, 3)
         assert _held(engine) == held
 
         _rename_in(files[0], original)
@@ -198,7 +238,7 @@ def test_a_server_started_on_a_forged_replacement_of_a_file_found_damaged_refuse
     _rename_in(damaged_file, _crcs_recomputed(damaged_file))  # while no server runs
     with Engine(settings) as engine:
         client, headers = _server(engine)
-        assert _refused_for(client, headers, 1.5)
+        assert _refused_over(client, headers, 2)
         held = _held(engine)
     assert _cli(settings, "verify").returncode == 1
 
@@ -229,12 +269,12 @@ def test_a_damaged_file_replaced_by_one_altered_and_re_hashed_keeps_refusing_unt
         assert client.get("/fhir/Patient/p1", headers=headers).status_code == 503
         held = _held(engine)
         _rename_in(damaged_file, forged)
-        assert _refused_for(client, headers, 2.5)  # rechecked more than once: still refused
+        assert _refused_over(client, headers, 3)  # rechecked more than once: still refused
         assert _held(engine) == held and note.exists()  # nothing appended; the damage still noted
 
     with Engine(settings) as engine:  # a restart proves it too
         client, headers = _server(engine)
-        assert _refused_for(client, headers, 1.5)
+        assert _refused_over(client, headers, 2)
     verified = _cli(settings, "verify")
     assert verified.returncode == 1, verified.stdout
 

@@ -156,25 +156,33 @@ def _links(node: Any) -> list[str]:
     return []
 
 
+def _plain_and_unquoted(texts: list[str]) -> str:
+    """``texts`` as they are and URL-unescaped, each unescaped once, joined by NUL: a marker (no NUL in it) is in the
+    result exactly when it is in one of the texts or in one of them unescaped. The check had unescaped every text
+    again for every marker (suite45c: ~1/4 of this file's CPU)."""
+    return "\0".join([*texts, *(unquote(t) for t in texts)])
+
+
 def assert_nothing_of_b(world, response, sent: str = "") -> None:
     """No marker of B in the headers or the body (JSON walked, base64 decoded, URL escapes undone).
 
     ``sent`` is the request A made: search Bundle links may repeat it and nothing else."""
     markers = b_markers(world)
+    assert all(markers)
     where = f"{response.request.method} {response.request.url} -> {response.status_code}"
     headers = "\n".join(f"{k}: {v}" for k, v in response.headers.items())
-    assert not [m for m in markers if m in headers or m in unquote(headers)], (where, headers)
+    assert not [m for m in markers if m in _plain_and_unquoted([headers])], (where, headers)
     try:
         doc = json.loads(response.content)
     except ValueError:
         doc = None
     if doc is None:
         text = response.content.decode("utf-8", "replace")
-        leaked = [m for m in markers if m in text or m in unquote(text)]
+        leaked = [m for m in markers if m in _plain_and_unquoted([text])]
         assert not leaked, (where, leaked, text[:500])
         return
-    texts = _strings(doc, drop_links=True)
-    leaked = sorted({m for m in markers for t in texts if m in t or m in unquote(t)})
+    searched = _plain_and_unquoted(_strings(doc, drop_links=True))
+    leaked = sorted(m for m in markers if m in searched)
     assert not leaked, (where, leaked, response.text[:800])
     for url in _links(doc):  # links repeat the request, nothing more
         rest = unquote(url)
