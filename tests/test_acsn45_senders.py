@@ -26,6 +26,7 @@ from tests.hl7_calls import err_lines, post
 from tests.test_acsn43_accession import _omi, _order, _orders_of, _report
 from tests.test_acsn43b_assigner import _based_on, _us
 from tests.test_acsn43d_assigner import relayed  # noqa: F401 -- the relay site's engine, each backend
+from tests.test_acsn44_numbers import _lis, _reports
 from tests.test_rv43e_probes import _as
 
 AT_OBR3 = [["OBR^1^3", "205^Duplicate key identifier^HL70357"]]
@@ -112,3 +113,19 @@ def test_another_patients_report_of_another_application_is_its_own(relayed: Test
     (patient,) = [e["resource"] for e in found["entry"]]
     (own,) = _orders_of(relayed, f"Patient/{patient['id']}")
     assert _based_on(relayed, own) == ["肝胆脾未见异常"]
+
+
+def test_a_forwarded_copy_of_the_stored_reports_test_is_that_report(relayed: TestClient) -> None:
+    """The LIS's potassium under its bare specimen number (its order made by the report), then a middleware the site
+    has not listed as a relay (MSH-3 LISMW) forwarding the same report: coded as the stored report's test, it is
+    that exam's report restated -- one report, no second one of its own (judged as before, AA) -- though its
+    recorded sender is another application's."""
+    tag, number = "ACSN45E", "20261206005"
+    lis = _lis(f"{tag}1", tag, number)
+    assert _acks(relayed, lis) == ("AA", [])
+    forwarded = lis.replace("MSH|^~\\&|LIS|", "MSH|^~\\&|LISMW|", 1).replace(f"|{tag}1|", f"|{tag}2|")
+    assert _acks(relayed, forwarded) == ("AA", [])
+    found = relayed.get("/fhir/Patient", params={"identifier": tag}).json()
+    (patient,) = [e["resource"] for e in found["entry"]]
+    (order,) = _orders_of(relayed, f"Patient/{patient['id']}")
+    assert len(_reports(relayed, order)) == 1 and _senders(relayed, order) == ["LIS"]

@@ -966,8 +966,10 @@ def _own_space(conversion: Conversion, ref: str, key: str, report: dict[str, Any
       test over its preliminary is still refused at OBR-4, never filed as a second report (rv44b HIGH 1, 2; acsn44
       had read the order's accession assigner, a defaulted HIS, as the stored report's);
     - the report names its order by the number alone (with a placer number the order it names tells the exam, as
-      before), and names none of the stored report's orders by its accession (``_by_accession``: another
-      application forwarding the RIS's report coded as the order's test is that exam's report).
+      before), is not coded as the stored report's test (``_test_codings``: the DICOM modality aside), and names
+      none of the stored report's orders by its accession (``_by_accession``): another application forwarding the
+      RIS's report, or a middleware the LIS's, coded as that exam's test is that exam's report -- an unlisted
+      forwarder's copy of one exam is never a second report of it.
     The space is found by every form of this sender's alias group (``applications.forms``, the form as sent
     first), never by a configured first form: a group declared after the application's first report finds it
     still (rv44b MED 4); none stored, the form as sent keys it. What is stored there is then judged exactly as the
@@ -983,6 +985,8 @@ def _own_space(conversion: Conversion, ref: str, key: str, report: dict[str, Any
     if applications.names_one(then, forms) or applications.one_application(institution, then, this, site):
         return None
     ours, theirs = _based_on(report), _based_on(was)
+    if _test_codings(report.get("code")) & _test_codings(was.get("code")):
+        return None  # (the stored report's test: that exam's report forwarded, or restated -- judged as before)
     if not ours or not theirs or any(_placers(conversion.by_reference.get(o)) or o not in conversion.filled
                                      for o in ours):
         return None
