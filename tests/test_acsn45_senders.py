@@ -27,7 +27,7 @@ from tests.test_acsn43_accession import _omi, _order, _orders_of, _report
 from tests.test_acsn43b_assigner import _based_on, _us
 from tests.test_acsn43d_assigner import relayed  # noqa: F401 -- the relay site's engine, each backend
 from tests.test_acsn44_numbers import _lis, _reports
-from tests.test_rv43e_probes import _as
+from tests.test_rv43e_probes import _as, _assigners
 
 AT_OBR3 = [["OBR^1^3", "205^Duplicate key identifier^HL70357"]]
 
@@ -129,3 +129,21 @@ def test_a_forwarded_copy_of_the_stored_reports_test_is_that_report(relayed: Tes
     (patient,) = [e["resource"] for e in found["entry"]]
     (order,) = _orders_of(relayed, f"Patient/{patient['id']}")
     assert len(_reports(relayed, order)) == 1 and _senders(relayed, order) == ["LIS"]
+
+
+def test_a_relays_report_stating_the_accession_keeps_the_orders_assigner(relayed: TestClient) -> None:
+    """Guard: the relay forwarding the RIS's report with the accession in OBR-18 too (no assigner: a relay numbers
+    nothing) names the CT order (coded as its test) and the order keeps RIS as the accession's assigner -- the
+    report's order is adopted as the CT order (``adopt_filled``), and what ``settle_assigners`` reads moves with it
+    (``_take``)."""
+    tag, number = "ACSN45F", "20261206006"
+    ct = _ct_and_report(relayed, tag, number)
+    assert _assigners(ct) == ["RIS"]
+    report = _report(f"{tag}3", tag, number, "20261206093000", "F", "未见异常", "20261206110000")
+    segments = report.split("\r")
+    obr = segments[2].split("|")
+    obr[18] = number  # (OBR-18, the accession as placer field 1)
+    forwarded = _as("ESB", "\r".join([*segments[:2], "|".join(obr), *segments[3:]]))
+    assert _acks(relayed, forwarded) == ("AA", [])
+    ct = _order(relayed, f"{tag}P")
+    assert _assigners(ct) == ["RIS"] and _based_on(relayed, ct) == ["未见异常"]
