@@ -12,31 +12,40 @@ tests (or two parameters of one test) book two appointments, file two specimens,
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
+import pytest
 from fastapi.testclient import TestClient
 
 from engine.engine import Engine
+from engine.settings import Settings
 from tests.module_store import Names
 
 # fields Names.hl7 leaves as written (or refuses) that these scenarios value: renamed here by Names.number, first
 # component only (an EI's namespace id and universal id stay as sent: they say who numbered it, not what)
-_ALSO_RENAMED = {"SCH": (1, 2), "SPM": (2,)}
+_ALSO_RENAMED = {"SCH": (1, 2), "SPM": (2,), "MRG": (5,)}
+# PID-21 (the mother's identifier, a CX list like PID-3): renamed as PID-3 is (``Names``' own rule for a record number
+# or a resident ID number), so a newborn's message names the mother the test admitted
+_MOTHER = ("PID", 21)
 
 
 def mine(names: Names, message: bytes | str) -> bytes:
-    """``message`` (segments split by \\r) under ``names``: ``Names.hl7``, and SCH-1/2 and SPM-2 by ``Names.number``;
-    a null ("") or empty value as sent. The segments' order and every other byte as the scenario wrote them."""
+    """``message`` (segments split by \\r or \\n) under ``names``: ``Names.hl7``; SCH-1/2, SPM-2 and MRG-5 (the visit
+    number an A45 moves) by ``Names.number``; PID-21 as ``Names`` renames PID-3. A null ("") or empty value as
+    sent. The segments' order and every other byte as the scenario wrote them; segments end in \\r."""
     text = message.decode("utf-8") if isinstance(message, bytes) else message
     segments = text.replace("\r", "\n").split("\n")
     held: dict[tuple[int, int], str] = {}
     for s, segment in enumerate(segments):
         fields = segment.split("|")
+        if fields[0] == _MOTHER[0] and len(fields) > _MOTHER[1] and fields[_MOTHER[1]]:
+            fields[_MOTHER[1]] = names._id_list(fields[_MOTHER[1]], rename_nid=True)
         for i in _ALSO_RENAMED.get(fields[0], ()):
             first, _, rest = fields[i].partition("^") if len(fields) > i else ("", "", "")
             if first and first != '""':
                 held[(s, i)] = names.number(first) + ("^" + rest if rest else "")
-                fields[i] = ""  # Names.hl7 refuses SPM-2 valued: it is put back renamed below
+                fields[i] = ""  # Names.hl7 refuses SPM-2 and MRG-5 valued: put back renamed below
         segments[s] = "|".join(fields)
     out = names.hl7("\n".join(segments)).split("\n")
     for (s, i), value in held.items():
@@ -58,3 +67,64 @@ def written_as(engine: Engine, fhir: TestClient, names: Names, control: str, rty
     from tests.test_conv13_orders import written
 
     return written(engine, fhir, names.control(control), rtype)
+
+
+# --- visit20's county (HOSPA, HOSPB, HOSPC) once a module and backend --------------------------------------------
+
+
+@pytest.fixture(scope="module", params=[{}, {"mongodb_uri": "mongomock://"}], ids=["sqlite", "mongomock"])
+def visit_eng(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Engine]:
+    """``tests.test_visit20_reused_numbers.engine`` (the policy community's site, SQLite and mongomock) once a module
+    and backend, for a module whose tests each send under ``Names`` of their own (``visit_send``) and read back only
+    their own visits, records and results. A module binds it as ``engine`` (``import visit_eng as engine``)."""
+    from tests.test_recognition_policy_e2e import INSTITUTIONS
+
+    root = tmp_path_factory.mktemp(request.module.__name__.rsplit(".", 1)[-1] + "-visit")
+    site = root / "site"
+    site.mkdir()
+    (site / "institutions.yaml").write_text(INSTITUTIONS, "utf-8")
+    with Engine(Settings(data_dir=root / "var", http_port=0, mllp_port=0, site=site, **request.param)) as eng:
+        yield eng
+
+
+@pytest.fixture(scope="module")
+def visit_mllp(engine: Engine) -> Iterator[int]:
+    """A real MLLP listener on the module's ``engine`` (``conftest.running_mllp``) once a module; its port."""
+    from tests.conftest import running_mllp
+
+    with running_mllp(engine) as port:
+        yield port
+
+
+@pytest.fixture(scope="module")
+def visit_fhir(engine: Engine) -> Iterator[TestClient]:
+    """``tests.test_visit20_reused_numbers.fhir`` (the real app, a ``system/*.read`` token) once a module."""
+    from engine.api.app import create_app
+
+    with TestClient(create_app(engine)) as client:
+        client.headers["Authorization"] = "Bearer " + engine.auth.issue_system_token("test-system", "system/*.read")
+        yield client
+
+
+def visit_send(port: int, names: Names, text: str) -> tuple[str, list[list[str]]]:
+    """``tests.test_visit20_reused_numbers.send`` (MSA-1 and the ERR segments of the ACK, over a real MLLP socket)
+    of ``text`` under ``names``."""
+    from tests.test_visit20_reused_numbers import send
+
+    return send(port, mine(names, text).decode("utf-8"))
+
+
+def visit_accepted(port: int, names: Names, text: str) -> None:
+    """``tests.test_visit20_reused_numbers.accepted`` of ``text`` under ``names``: AA asserted."""
+    code, errs = visit_send(port, names, text)
+    assert code == "AA", errs
+
+
+def own_read(engine: Engine, fhir: TestClient, names: Names, rtype: str) -> list[dict[str, Any]]:
+    """``tests.test_visit20_reused_numbers.read`` of ``rtype`` whose subject is one of ``names``' patient records
+    (``Names.patients``: every record holding a number it sent): what a test reading the whole store of a store of
+    its own had read, on the module's shared store."""
+    from tests.test_visit20_reused_numbers import read
+
+    mine_ = sorted(names.patients(engine))
+    return [r for ref in mine_ for r in read(fhir, rtype, subject=ref)]
