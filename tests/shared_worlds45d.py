@@ -13,6 +13,7 @@ tests (or two parameters of one test) book two appointments, file two specimens,
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -120,11 +121,39 @@ def visit_accepted(port: int, names: Names, text: str) -> None:
     assert code == "AA", errs
 
 
-def own_read(engine: Engine, fhir: TestClient, names: Names, rtype: str) -> list[dict[str, Any]]:
-    """``tests.test_visit20_reused_numbers.read`` of ``rtype`` whose subject is one of ``names``' patient records
-    (``Names.patients``: every record holding a number it sent): what a test reading the whole store of a store of
-    its own had read, on the module's shared store."""
+def own_read(engine: Engine, fhir: TestClient, names: Names, rtype: str, by: str = "subject") -> list[dict[str, Any]]:
+    """``tests.test_visit20_reused_numbers.read`` of ``rtype`` whose ``by`` (``subject``; ``patient`` for an
+    Immunization) is one of ``names``' patient records (``Names.patients``: every record holding a number it sent):
+    what a test had read of the whole of a store of its own, on the module's shared store."""
     from tests.test_visit20_reused_numbers import read
 
-    mine_ = sorted(names.patients(engine))
-    return [r for ref in mine_ for r in read(fhir, rtype, subject=ref)]
+    return [r for ref in sorted(names.patients(engine)) for r in read(fhir, rtype, **{by: ref})]
+
+
+def own_patients(engine: Engine, fhir: TestClient, names: Names) -> list[dict[str, Any]]:
+    """The Patient records (read over FHIR) holding a record number or resident ID number ``names`` sent, and those
+    their links name (a record merged or replaced away keeps no identifier: its survivor's ``replaces`` link names it),
+    to the end of each chain: what a test had read as ``read(fhir, "Patient")`` of a store of its own."""
+    found: dict[str, dict[str, Any]] = {}
+    todo = sorted(names.patients(engine))
+    while todo:
+        ref = todo.pop()
+        if ref in found:
+            continue
+        got = fhir.get(f"/fhir/{ref}")
+        assert got.status_code == 200, (ref, got.text)
+        found[ref] = got.json()
+        todo += [link["other"]["reference"] for link in found[ref].get("link", ())
+                 if link.get("other", {}).get("reference", "").startswith("Patient/")]
+    return [found[ref] for ref in sorted(found)]
+
+
+@pytest.fixture
+def own_visit_mllp(engine: Engine, tmp_path: Path) -> Iterator[int]:
+    """A store of the test's own on the module engine's backend (visit20's county, ``visit_eng``'s settings in a
+    folder of the test's own) and a real MLLP listener on it; its port. For a test that sends what ``Names`` would
+    change the meaning of: a mistyped resident ID number (``Names.nid`` gives a valid one)."""
+    from tests.conftest import running_mllp
+
+    with Engine(engine.settings.with_(data_dir=tmp_path / "var")) as own, running_mllp(own) as port:
+        yield port
