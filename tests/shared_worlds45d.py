@@ -149,10 +149,23 @@ def own_patients(engine: Engine, fhir: TestClient, names: Names) -> list[dict[st
 
 
 @pytest.fixture
-def own_visit_mllp(engine: Engine, tmp_path: Path) -> Iterator[int]:
+def own_visit(engine: Engine, tmp_path: Path) -> Iterator[tuple[Engine, int, TestClient]]:
     """A store of the test's own on the module engine's backend (visit20's county, ``visit_eng``'s settings in a
-    folder of the test's own) and a real MLLP listener on it; its port. For a test that sends what ``Names`` would
-    change the meaning of: a mistyped resident ID number (``Names.nid`` gives a valid one)."""
+    folder of the test's own), a real MLLP listener on it (its port) and ``visit_fhir``'s reader of it. For a test
+    that counts what the store holds (``/admin/fidelity``'s take-overs), or sends what ``Names`` would change the
+    meaning of (a mistyped resident ID number: ``Names.nid`` gives a valid one)."""
+    from engine.api.app import create_app
+    from tests.conftest import running_mllp
+
+    with Engine(engine.settings.with_(data_dir=tmp_path / "var")) as own, running_mllp(own) as port, \
+            TestClient(create_app(own)) as client:
+        client.headers["Authorization"] = "Bearer " + own.auth.issue_system_token("test-system", "system/*.read")
+        yield own, port, client
+
+
+@pytest.fixture
+def own_visit_mllp(engine: Engine, tmp_path: Path) -> Iterator[int]:
+    """``own_visit``'s store and listener without its reader; the port."""
     from tests.conftest import running_mllp
 
     with Engine(engine.settings.with_(data_dir=tmp_path / "var")) as own, running_mllp(own) as port:
