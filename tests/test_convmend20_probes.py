@@ -17,12 +17,20 @@ from fastapi.testclient import TestClient
 from adapters.hl7v2.ack import ack_code_of
 from conformance.validate import Validator
 from engine.engine import Engine
-from tests.test_conv13_orders import written
-from tests.test_conv20_fidelity import appointment, booking, by_actor, vaccination
-from tests.test_convert11_thinner import fhir, send  # noqa: F401  (the reader fixture)
+from tests.module_store import Names, names  # noqa: F401  (the fixture)
+from tests.shared_worlds44d import reader_engine as engine  # noqa: F401  (the fixture: once a module)
+from tests.shared_worlds44d import reader_fhir as fhir  # noqa: F401  (the fixture: once a module)
+from tests.shared_worlds45d import mine, send_as, written_as
+from tests.test_conv20_fidelity import booking, by_actor, vaccination
 from tests.test_ingest_durability import err_fields
 
 VALIDATOR = Validator()
+
+
+def appointment(engine: Engine, fhir: TestClient, names: Names, control: str) -> dict[str, Any]:  # noqa: F811
+    """The Appointment the message ``control`` (as ``names`` sent it) wrote."""
+    (appt,) = written_as(engine, fhir, names, control, "Appointment")
+    return appt
 
 
 def valid(resource: dict[str, Any]) -> dict[str, Any]:
@@ -50,13 +58,13 @@ PID = "PID|1||ZY20S^^^FNXRMYY^MR||李^小明||19800101|M"
     "AIG|1||EQ1^B超机^L|||||20261205083000|0|S|45|MIN",
 ])
 def test_a_resources_own_duration_is_read_from_its_duration_fields(
-        engine: Engine, fhir: TestClient, segment: str) -> None:  # noqa: F811
+        engine: Engine, fhir: TestClient, names: Names, segment: str) -> None:  # noqa: F811
     """No SCH-9/10, no AIS: the appointment's length is the resource's own duration (v2.5.1 ch. 10:
     AIG-11/12, AIL-9/10, AIP-9/10). 92cb5eb read AIG-10/11, AIL-8/9, AIP-8/9 -- the offset units
     and the duration -- as (duration, unit)."""
-    (ack,) = send(engine, siu("RD1", "S12", SCH_NO_DURATION.replace("AP-X", "AP-RD1"), PID, segment))
+    (ack,) = send_as(engine, names, siu("RD1", "S12", SCH_NO_DURATION.replace("AP-X", "AP-RD1"), PID, segment))
     assert ack_code_of(ack) == "AA", ack
-    appt = valid(appointment(engine, fhir, "RD1"))
+    appt = valid(appointment(engine, fhir, names, "RD1"))
     assert appt.get("minutesDuration") == 45, appt
     assert appt.get("end") == "2026-12-05T09:15:00+08:00", appt
 
@@ -66,27 +74,27 @@ def test_a_resources_own_duration_is_read_from_its_duration_fields(
     "AIL|1||US^201^1^FNXRMYY|||20261205083000|0|S|45|MIN",
     "AIG|1||EQ1^B超机^L|||||20261205083000|0|S|45|MIN",
 ])
-def test_no_warning_calls_a_resources_duration_a_unit(engine: Engine, fhir: TestClient, segment: str) -> None:  # noqa: F811
+def test_no_warning_calls_a_resources_duration_a_unit(engine: Engine, fhir: TestClient, names: Names, segment: str) -> None:  # noqa: F811
     """On 92cb5eb the ACK told the sender ``AIP-9: duration unit '45' is not one huren reads`` --
     AIP-9 is the duration, and its unit MIN (AIP-10) is one the table names."""
-    (ack,) = send(engine, siu("RW1", "S12", SCH_NO_DURATION.replace("AP-X", "AP-RW1"), PID, segment))
+    (ack,) = send_as(engine, names, siu("RW1", "S12", SCH_NO_DURATION.replace("AP-X", "AP-RW1"), PID, segment))
     assert ack_code_of(ack) == "AA", ack
     assert not [e for e in err_fields(ack) if "duration unit" in e[8]], err_fields(ack)
 
 
 # --- SIU participants: null components, later messages ---------------------------------------------
 
-def test_explicit_null_role_and_status_are_not_stored_as_values(engine: Engine, fhir: TestClient) -> None:  # noqa: F811
-    (ack,) = send(engine, booking("RN1", aip4='""', aip12='""', ail12='""'))
+def test_explicit_null_role_and_status_are_not_stored_as_values(engine: Engine, fhir: TestClient, names: Names) -> None:  # noqa: F811
+    (ack,) = send_as(engine, names, booking("RN1", aip4='""', aip12='""', ail12='""'))
     assert ack_code_of(ack) == "AA", ack
-    appt = valid(appointment(engine, fhir, "RN1"))
+    appt = valid(appointment(engine, fhir, names, "RN1"))
     doctor = by_actor(appt, "Practitioner")
     assert "type" not in doctor and doctor["status"] == "accepted", doctor
     assert by_actor(appt, "Location")["status"] == "accepted"
 
 
 def test_a_later_message_naming_the_booked_role_leaves_no_stale_unfilled_role(
-        engine: Engine, fhir: TestClient) -> None:  # noqa: F811
+        engine: Engine, fhir: TestClient, names: Names) -> None:  # noqa: F811
     """S12 books an anaesthetist by role only (needs-action); S14 names her. The stored appointment
     must not still say an anaesthetist is needed and unnamed."""
     first = booking("RL1").replace(b"AIL|", "AIP|2|||AN^麻醉医师^L||20261205083000\rAIL|".encode(), 1)
@@ -95,51 +103,51 @@ def test_a_later_message_naming_the_booked_role_leaves_no_stale_unfilled_role(
     # the same appointment (SCH-1/SCH-2) in both
     first = first.replace(b"AP-RL1", b"AP-RL").replace(b"BK-RL1", b"BK-RL")
     second = second.replace(b"AP-RL2", b"AP-RL").replace(b"BK-RL2", b"BK-RL")
-    acks = send(engine, first, second)
+    acks = send_as(engine, names, first, second)
     assert [ack_code_of(a) for a in acks] == ["AA", "AA"], acks
-    appt = valid(appointment(engine, fhir, "RL2"))
+    appt = valid(appointment(engine, fhir, names, "RL2"))
     assert not [p for p in appt["participant"] if "actor" not in p], appt["participant"]
 
 
-def test_a_thinner_cancel_does_not_erase_the_booked_doctor(engine: Engine, fhir: TestClient) -> None:  # noqa: F811
+def test_a_thinner_cancel_does_not_erase_the_booked_doctor(engine: Engine, fhir: TestClient, names: Names) -> None:  # noqa: F811
     """S15 (cancel) carrying only SCH and PID: the doctor booked by S12 vanished (the participant list
     was replaced whole); a thinner message keeps the participants it does not name."""
     first = booking("RC1").replace(b"AP-RC1", b"AP-RC").replace(b"BK-RC1", b"BK-RC")
     cancel = siu("RC2", "S15", "SCH|AP-RC|BK-RC||||||NORMAL|30|min|^^^20261205083000|||||||||||||||Cancelled", PID)
-    acks = send(engine, first, cancel)
+    acks = send_as(engine, names, first, cancel)
     assert [ack_code_of(a) for a in acks] == ["AA", "AA"], acks
-    appt = valid(appointment(engine, fhir, "RC2"))
+    appt = valid(appointment(engine, fhir, names, "RC2"))
     assert appt["status"] == "cancelled"
     assert [p for p in appt["participant"] if p.get("actor", {}).get("reference", "").startswith("Practitioner/")], \
         appt["participant"]
 
 
 def test_a_resource_deleted_by_its_segment_action_code_is_not_a_participant(
-        engine: Engine, fhir: TestClient) -> None:  # noqa: F811
+        engine: Engine, fhir: TestClient, names: Names) -> None:  # noqa: F811
     """AIP-2 D (table 0206: delete): S14 removes the doctor from the booking; 92cb5eb kept him
     ``accepted``. He is stated declined (kept as such: a later message leaving him out keeps him)."""
     first = booking("RX1").replace(b"AP-RX1", b"AP-RX").replace(b"BK-RX1", b"BK-RX")
     second = (booking("RX2").replace(b"SIU^S12", b"SIU^S14").replace(b"AP-RX2", b"AP-RX")
               .replace(b"BK-RX2", b"BK-RX").replace(b"AIP|1||", b"AIP|1|D|"))
-    acks = send(engine, first, second)
+    acks = send_as(engine, names, first, second)
     assert [ack_code_of(a) for a in acks] == ["AA", "AA"], acks
-    appt = valid(appointment(engine, fhir, "RX2"))
+    appt = valid(appointment(engine, fhir, names, "RX2"))
     doctors = [p for p in appt["participant"] if p.get("actor", {}).get("reference", "").startswith("Practitioner/")]
     assert doctors and all(p["status"] == "declined" for p in doctors), doctors
     assert sorted(p["status"] for p in appt["participant"]) == ["accepted", "accepted", "declined"], appt
 
 
 @pytest.mark.parametrize("sch9_10", ["30|min^minutes^ISO+", "30|MIN", "0.5|h", "1800|s"])
-def test_duration_unit_spellings(engine: Engine, fhir: TestClient, sch9_10: str) -> None:  # noqa: F811
-    (ack,) = send(engine, booking("RU1", sch9_10))
+def test_duration_unit_spellings(engine: Engine, fhir: TestClient, names: Names, sch9_10: str) -> None:  # noqa: F811
+    (ack,) = send_as(engine, names, booking("RU1", sch9_10))
     assert ack_code_of(ack) == "AA", ack
-    appt = valid(appointment(engine, fhir, "RU1"))
+    appt = valid(appointment(engine, fhir, names, "RU1"))
     assert (appt.get("end"), appt.get("minutesDuration")) == ("2026-12-05T09:00:00+08:00", 30), appt
 
 
-def test_an_enormous_duration_is_not_a_server_error(http: TestClient, engine: Engine) -> None:
+def test_an_enormous_duration_is_not_a_server_error(http: TestClient, engine: Engine, names: Names) -> None:  # noqa: F811
     http.headers["Authorization"] = "Bearer " + engine.auth.issue_system_token("his-feed", "system/*.cruds")
-    r = http.post("/hl7v2", content=booking("RO1", "99999999|wk"),
+    r = http.post("/hl7v2", content=mine(names, booking("RO1", "99999999|wk")),
                   headers={"Content-Type": "x-application/hl7-v2+er7"})
     assert r.status_code < 500, r.text
     assert ack_code_of(r.content) in ("AA", "AE", "AR")
@@ -148,22 +156,22 @@ def test_an_enormous_duration_is_not_a_server_error(http: TestClient, engine: En
 # --- RXA-20 ----------------------------------------------------------------------------------------
 
 def test_a_later_record_with_rxa20_empty_is_complete_and_not_left_subpotent(
-        engine: Engine, fhir: TestClient) -> None:  # noqa: F811
+        engine: Engine, fhir: TestClient, names: Names) -> None:  # noqa: F811
     """v2.5.1 RXA-20: "If this field is not populated, it is assumed to be CP or complete" -- the
     status rule defaulted so, but a PA corrected by a record with RXA-20 empty stayed isSubpotent true."""
-    acks = send(engine, vaccination("RV1", "PA"), vaccination("RV2", ""))
+    acks = send_as(engine, names, vaccination("RV1", "PA"), vaccination("RV2", ""))
     assert [ack_code_of(a) for a in acks] == ["AA", "AA"], acks
-    (imm,) = written(engine, fhir, "RV2", "Immunization")
+    (imm,) = written_as(engine, fhir, names, "RV2", "Immunization")
     valid(imm)
     assert imm["status"] == "completed"
     assert imm.get("isSubpotent") is not True, imm
 
 
-def test_pa_with_unknown_amount(engine: Engine, fhir: TestClient) -> None:  # noqa: F811
+def test_pa_with_unknown_amount(engine: Engine, fhir: TestClient, names: Names) -> None:  # noqa: F811
     msg = vaccination("RV3", "PA").replace(b"|0.5|mL^^UCUM|", b"|999||")
-    (ack,) = send(engine, msg)
+    (ack,) = send_as(engine, names, msg)
     assert ack_code_of(ack) == "AA", ack
-    (imm,) = written(engine, fhir, "RV3", "Immunization")
+    (imm,) = written_as(engine, fhir, names, "RV3", "Immunization")
     valid(imm)
     assert imm["isSubpotent"] is True and "doseQuantity" not in imm, imm
 
@@ -183,19 +191,19 @@ def urine(control: str, spm17: str, specimen: str = "SP-RS") -> bytes:
     ("20261201080000^20261202080000", "20261201080000"),
 ])
 def test_a_later_message_changing_the_collection_shape_stays_one_collected_x(
-        engine: Engine, fhir: TestClient, first: str, second: str) -> None:  # noqa: F811
-    acks = send(engine, urine("RS1", first), urine("RS2", second))
+        engine: Engine, fhir: TestClient, names: Names, first: str, second: str) -> None:  # noqa: F811
+    acks = send_as(engine, names, urine("RS1", first), urine("RS2", second))
     assert [ack_code_of(a) for a in acks] == ["AA", "AA"], acks
-    (specimen,) = written(engine, fhir, "RS2", "Specimen")
+    (specimen,) = written_as(engine, fhir, names, "RS2", "Specimen")
     valid(specimen)
     kinds = [k for k in specimen.get("collection", {}) if k.startswith("collected")]
     assert len(kinds) == 1, specimen["collection"]
 
 
-def test_an_explicit_null_end_keeps_the_start(engine: Engine, fhir: TestClient) -> None:  # noqa: F811
-    (ack,) = send(engine, urine("RS3", '20261201080000^""', "SP-RS3"))
+def test_an_explicit_null_end_keeps_the_start(engine: Engine, fhir: TestClient, names: Names) -> None:  # noqa: F811
+    (ack,) = send_as(engine, names, urine("RS3", '20261201080000^""', "SP-RS3"))
     assert ack_code_of(ack) == "AA", ack
-    (specimen,) = written(engine, fhir, "RS3", "Specimen")
+    (specimen,) = written_as(engine, fhir, names, "RS3", "Specimen")
     valid(specimen)
     coll = specimen.get("collection", {})
     assert coll.get("collectedDateTime") == "2026-12-01T08:00:00+08:00" or \
@@ -210,10 +218,10 @@ def test_an_explicit_null_end_keeps_the_start(engine: Engine, fhir: TestClient) 
     ("20261201^20261202", {"collectedPeriod": {"start": "2026-12-01", "end": "2026-12-02"}}),
     ("^20261202080000", {"collectedPeriod": {"end": "2026-12-02T08:00:00+08:00"}}),
 ])
-def test_spm17_zones_and_precision(engine: Engine, fhir: TestClient, spm17: str, expected: dict[str, Any]) -> None:  # noqa: F811
-    (ack,) = send(engine, urine("RS4", spm17, "SP-RS4"))
+def test_spm17_zones_and_precision(engine: Engine, fhir: TestClient, names: Names, spm17: str, expected: dict[str, Any]) -> None:  # noqa: F811
+    (ack,) = send_as(engine, names, urine("RS4", spm17, "SP-RS4"))
     assert ack_code_of(ack) == "AA", ack
-    (specimen,) = written(engine, fhir, "RS4", "Specimen")
+    (specimen,) = written_as(engine, fhir, names, "RS4", "Specimen")
     valid(specimen)
     assert {k: v for k, v in specimen["collection"].items() if k.startswith("collected")} == expected
 
@@ -235,55 +243,55 @@ def registration(control: str, pid13: str) -> bytes:
     ("(025)88887777^PRN^PH^^^^^^^^^+862588887777", ["+862588887777"]),
     ("^PRN^CP^^86^^13800138000", ["+86 13800138000"]),
 ])
-def test_chinese_phone_shapes(engine: Engine, fhir: TestClient, pid13: str, values: list[str]) -> None:  # noqa: F811
-    (ack,) = send(engine, registration("RT1", pid13))
+def test_chinese_phone_shapes(engine: Engine, fhir: TestClient, names: Names, pid13: str, values: list[str]) -> None:  # noqa: F811
+    (ack,) = send_as(engine, names, registration("RT1", pid13))
     assert ack_code_of(ack) == "AA", ack
-    (patient,) = written(engine, fhir, "RT1", "Patient")
+    (patient,) = written_as(engine, fhir, names, "RT1", "Patient")
     valid(patient)
     assert [t["value"] for t in patient["telecom"]] == values
 
 
-def test_an_extension_beside_the_whole_number_is_kept(engine: Engine, fhir: TestClient) -> None:  # noqa: F811
+def test_an_extension_beside_the_whole_number_is_kept(engine: Engine, fhir: TestClient, names: Names) -> None:  # noqa: F811
     """XTN-1 the whole number, XTN-8 the extension (a ward's switchboard): the extension was dropped
     without a word -- the number reached was the switchboard, not the ward. Kept as the parts'
     number writes it (``... ext. 801``)."""
-    (ack,) = send(engine, registration("RT2", "0755-12345678^WPN^PH^^^^^801"))
+    (ack,) = send_as(engine, names, registration("RT2", "0755-12345678^WPN^PH^^^^^801"))
     assert ack_code_of(ack) == "AA", ack
-    (patient,) = written(engine, fhir, "RT2", "Patient")
+    (patient,) = written_as(engine, fhir, names, "RT2", "Patient")
     (phone,) = valid(patient)["telecom"]
     assert phone == {"system": "phone", "value": "0755-12345678 ext. 801", "use": "work"}, phone
 
 
 def test_a_role_removed_by_its_segment_action_code_is_not_a_needed_participant(
-        engine: Engine, fhir: TestClient) -> None:  # noqa: F811
+        engine: Engine, fhir: TestClient, names: Names) -> None:  # noqa: F811
     """conv20's role-only rule: S14 whose AIP (AIP-2 D, table 0206 delete) withdraws the anaesthetist
     role was stored as an anaesthetist still needed (needs-action)."""
     first = booking("RY1").replace(b"AP-RY1", b"AP-RY").replace(b"BK-RY1", b"BK-RY")
     second = (booking("RY2").replace(b"SIU^S12", b"SIU^S14").replace(b"AP-RY2", b"AP-RY")
               .replace(b"BK-RY2", b"BK-RY")
               .replace(b"AIL|", "AIP|2|D||AN^麻醉医师^L||20261205083000\rAIL|".encode(), 1))
-    acks = send(engine, first, second)
+    acks = send_as(engine, names, first, second)
     assert [ack_code_of(a) for a in acks] == ["AA", "AA"], acks
-    appt = valid(appointment(engine, fhir, "RY2"))
+    appt = valid(appointment(engine, fhir, names, "RY2"))
     assert not [p for p in appt["participant"] if "actor" not in p and p.get("status") != "declined"], \
         appt["participant"]
 
 
-def test_a_role_with_an_explicitly_null_person_is_kept(engine: Engine, fhir: TestClient) -> None:  # noqa: F811
+def test_a_role_with_an_explicitly_null_person_is_kept(engine: Engine, fhir: TestClient, names: Names) -> None:  # noqa: F811
     """AIP-3 sent as HL7's explicit null (no one named) beside the role AIP-4."""
     message = booking("RZ1").replace(b"AIL|", 'AIP|2||""|AN^麻醉医师^L||20261205083000\rAIL|'.encode(), 1)
-    (ack,) = send(engine, message)
+    (ack,) = send_as(engine, names, message)
     assert ack_code_of(ack) == "AA", ack
-    appt = valid(appointment(engine, fhir, "RZ1"))
+    appt = valid(appointment(engine, fhir, names, "RZ1"))
     assert [p for p in appt["participant"] if "actor" not in p], appt["participant"]
 
 
-def test_a_refusal_after_a_partial_dose_is_not_left_subpotent(engine: Engine, fhir: TestClient) -> None:  # noqa: F811
+def test_a_refusal_after_a_partial_dose_is_not_left_subpotent(engine: Engine, fhir: TestClient, names: Names) -> None:  # noqa: F811
     """PA then RE (refused: no dose to judge): the stored record read not-done and still isSubpotent
     true from the PA (``immunization_subpotent`` RE was "", stating nothing the merge would replace)."""
-    acks = send(engine, vaccination("RV5", "PA"), vaccination("RV6", "RE"))
+    acks = send_as(engine, names, vaccination("RV5", "PA"), vaccination("RV6", "RE"))
     assert [ack_code_of(a) for a in acks] == ["AA", "AA"], acks
-    (imm,) = written(engine, fhir, "RV6", "Immunization")
+    (imm,) = written_as(engine, fhir, names, "RV6", "Immunization")
     valid(imm)
     assert imm["status"] == "not-done"
     assert imm.get("isSubpotent") is not True, imm
@@ -311,17 +319,17 @@ def test_a_timed_collection_is_found_by_a_time_inside_it_on_both_backends(settin
         eng.close()
 
 
-def test_an_equipment_resources_own_status_is_kept(engine: Engine, fhir: TestClient) -> None:  # noqa: F811
+def test_an_equipment_resources_own_status_is_kept(engine: Engine, fhir: TestClient, names: Names) -> None:  # noqa: F811
     """AIG-14 (filler status) Cancelled → the equipment participant declined; the others untouched."""
     message = booking("RG1").replace(b"AIL|", "AIG|1||EQ1^B超机^L|||||20261205083000||||||Cancelled\rAIL|".encode(), 1)
-    (ack,) = send(engine, message)
+    (ack,) = send_as(engine, names, message)
     assert ack_code_of(ack) == "AA", ack
-    appt = valid(appointment(engine, fhir, "RG1"))
+    appt = valid(appointment(engine, fhir, names, "RG1"))
     statuses = sorted(p["status"] for p in appt["participant"])
     assert statuses == ["accepted", "accepted", "accepted", "declined"], appt["participant"]
 
 
-def test_a_role_needed_then_withdrawn_is_declined(engine: Engine, fhir: TestClient) -> None:  # noqa: F811
+def test_a_role_needed_then_withdrawn_is_declined(engine: Engine, fhir: TestClient, names: Names) -> None:  # noqa: F811
     """S12 books an anaesthetist by role alone (needs-action); S14 withdraws the role (AIP-2 D): the
     stored appointment no longer says an anaesthetist is needed."""
     role = "AIP|2|{}||AN^麻醉医师^L||20261205083000\rAIL|"
@@ -329,9 +337,9 @@ def test_a_role_needed_then_withdrawn_is_declined(engine: Engine, fhir: TestClie
              .replace(b"AIL|", role.format("").encode(), 1))
     second = (booking("RW3").replace(b"SIU^S12", b"SIU^S14").replace(b"AP-RW3", b"AP-RW")
               .replace(b"BK-RW3", b"BK-RW").replace(b"AIL|", role.format("D").encode(), 1))
-    acks = send(engine, first, second)
+    acks = send_as(engine, names, first, second)
     assert [ack_code_of(a) for a in acks] == ["AA", "AA"], acks
-    appt = valid(appointment(engine, fhir, "RW3"))
+    appt = valid(appointment(engine, fhir, names, "RW3"))
     roles = [p for p in appt["participant"] if "actor" not in p]
     assert [p["status"] for p in roles] == ["declined"], appt["participant"]
 
@@ -341,16 +349,16 @@ def test_a_role_needed_then_withdrawn_is_declined(engine: Engine, fhir: TestClie
     ("Device", "AIG|1|D|EQ1^B超机^L|||||20261205083000"),
 ])
 def test_a_room_or_machine_deleted_by_its_segment_action_code_is_declined(
-        engine: Engine, fhir: TestClient, kind: str, segment: str) -> None:  # noqa: F811
+        engine: Engine, fhir: TestClient, names: Names, kind: str, segment: str) -> None:  # noqa: F811
     """AIL-2/AIG-2 D as AIP-2 D: the room (or machine) a later message takes off the booking is
     declined, not left accepted."""
     first = (booking("RK1").replace(b"AP-RK1", b"AP-RK").replace(b"BK-RK1", b"BK-RK")
              .replace(b"AIL|", "AIG|1||EQ1^B超机^L|||||20261205083000\rAIL|".encode(), 1))
     second = siu("RK2", "S14", "SCH|AP-RK|BK-RK||||||NORMAL|30|min|^^^20261205083000|||||||||||||||Booked",
                  PID, segment)
-    acks = send(engine, first, second)
+    acks = send_as(engine, names, first, second)
     assert [ack_code_of(a) for a in acks] == ["AA", "AA"], acks
-    appt = valid(appointment(engine, fhir, "RK2"))
+    appt = valid(appointment(engine, fhir, names, "RK2"))
     declined = [p["actor"] for p in appt["participant"] if p["status"] == "declined"]
     accepted = [p["actor"] for p in appt["participant"] if p["status"] == "accepted"]
     # each scheduling message states the participant list whole (the by-key merge was withdrawn after

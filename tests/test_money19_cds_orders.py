@@ -22,6 +22,7 @@ from fastapi.testclient import TestClient
 from engine.api.app import create_app
 from engine.engine import Engine
 from engine.settings import Settings
+from tests.shared_worlds44d import Own, own_sender, policy_eng, policy_mllp  # noqa: F401 -- fixtures (own's)
 from tests.test_pay18_cds_choices import EHR, REASONS, bearer, feedback
 from tests.test_recognition_e2e import Sender
 from tests.test_recognition_policy_e2e import CBC, INSTITUTIONS, msh, order, pid, ts
@@ -86,52 +87,76 @@ def setup(engine: Engine, mllp: int) -> tuple[Sender, TestClient, str]:
     return hl7, TestClient(create_app(engine)), patient_id(engine, "HOSPB")
 
 
-def test_the_hl7_order_of_a_draft_answered_in_cds_takes_its_reason_by_placer_number(engine: Engine, mllp: int) -> None:
-    hl7, http, patient = setup(engine, mllp)
-    override(engine, http, cds_card(engine, http, patient, "B1"), "R04")
+# the tests below but the last share the policy community's engine and listener a module and backend
+# (shared_worlds44d.policy_eng/policy_mllp): each sends as a resident, records, orders and control IDs of its own
+# (shared_worlds44d.Own), answers CDS for its own draft's placer number and reads its own flags -- each had opened an
+# engine. The last counts the store's recognition rate (``/reports/duplicates``): an engine of its own.
+
+
+def own_setup(own: Own) -> tuple[Own, TestClient, str]:
+    """``setup`` through this test's sender: HOSPA's blood count three days ago, her registration at HOSPB; the
+    sender, a client of the app and her HOSPB record's id."""
+    own.send(oru("HOSPA", "A1", CBC, ts(3)))
+    register(own, "HOSPB")
+    return own, TestClient(create_app(own.engine)), own.patient_id("HOSPB")
+
+
+def own_flags(own: Own) -> list[dict[str, Any]]:
+    """``flags`` (the standing flags) of this test's own records."""
+    return [f for inst in ("HOSPA", "HOSPB") for f in own.flags(inst)]
+
+
+def test_the_hl7_order_of_a_draft_answered_in_cds_takes_its_reason_by_placer_number(own: Own) -> None:
+    hl7, http, patient = own_setup(own)
+    engine = own.engine
+    override(engine, http, cds_card(engine, http, patient, own.number("B1")), "R04")
     assert "Recognisable prior result" in hl7.send(order("HOSPB", "B1", CBC, ts(1)))
     hl7.send(oru("HOSPB", "B1", CBC, ts(1, 10)))
-    [flag] = flags(engine)
+    [flag] = own_flags(own)
     assert (flag["status"], flag["reason"]) == ("justified", "R04"), flag
 
 
-def test_an_hl7_order_of_another_placer_number_is_another_order(engine: Engine, mllp: int) -> None:
+def test_an_hl7_order_of_another_placer_number_is_another_order(own: Own) -> None:
     """Same person, test, institution and day, another placer number: the emergency R04 given for
     the draft does not pay a second count nobody justified."""
-    hl7, http, patient = setup(engine, mllp)
-    override(engine, http, cds_card(engine, http, patient, "B1"), "R04")
+    hl7, http, patient = own_setup(own)
+    engine = own.engine
+    override(engine, http, cds_card(engine, http, patient, own.number("B1")), "R04")
     hl7.send(order("HOSPB", "B2", CBC, ts(1)))
     hl7.send(oru("HOSPB", "B2", CBC, ts(1, 10)))
-    [flag] = flags(engine)
+    [flag] = own_flags(own)
     assert (flag["status"], flag["reason"]) == ("flagged", None), flag
 
 
-def test_a_draft_without_a_placer_number_is_not_linked_by_test_and_day(engine: Engine, mllp: int) -> None:
-    hl7, http, patient = setup(engine, mllp)
+def test_a_draft_without_a_placer_number_is_not_linked_by_test_and_day(own: Own) -> None:
+    hl7, http, patient = own_setup(own)
+    engine = own.engine
     override(engine, http, cds_card(engine, http, patient, None), "R04")
     hl7.send(order("HOSPB", "B1", CBC, ts(1)))
     hl7.send(oru("HOSPB", "B1", CBC, ts(1, 10)))
-    [flag] = flags(engine)
+    [flag] = own_flags(own)
     assert (flag["status"], flag["reason"]) == ("flagged", None), flag
 
 
-def test_a_cds_answer_posted_after_the_hl7_order_and_before_its_result_is_order_time(engine: Engine, mllp: int) -> None:
-    hl7, http, patient = setup(engine, mllp)
-    card = cds_card(engine, http, patient, "B1")
+def test_a_cds_answer_posted_after_the_hl7_order_and_before_its_result_is_order_time(own: Own) -> None:
+    hl7, http, patient = own_setup(own)
+    engine = own.engine
+    card = cds_card(engine, http, patient, own.number("B1"))
     hl7.send(order("HOSPB", "B1", CBC, ts(1)))  # the HIS sends the order before the EHR posts the feedback
     override(engine, http, card, "R04")
     hl7.send(oru("HOSPB", "B1", CBC, ts(1, 10)))
-    [flag] = flags(engine)
+    [flag] = own_flags(own)
     assert (flag["status"], flag["reason"]) == ("justified", "R04"), flag
 
 
-def test_a_cds_answer_posted_after_the_result_is_late_and_shown(engine: Engine, mllp: int) -> None:
-    hl7, http, patient = setup(engine, mllp)
-    card = cds_card(engine, http, patient, "B1")
+def test_a_cds_answer_posted_after_the_result_is_late_and_shown(own: Own) -> None:
+    hl7, http, patient = own_setup(own)
+    engine = own.engine
+    card = cds_card(engine, http, patient, own.number("B1"))
     hl7.send(order("HOSPB", "B1", CBC, ts(1)))
     hl7.send(oru("HOSPB", "B1", CBC, ts(1, 10)))
     override(engine, http, card, "R04")
-    [flag] = flags(engine)
+    [flag] = own_flags(own)
     assert (flag["status"], flag["reason"], flag["late_reasons"]) == ("flagged", None, ["R04"]), flag
     issue = engine.repository.read("DetectedIssue", flag["_id"])
     assert "R04" in issue["detail"], issue["detail"]

@@ -22,13 +22,16 @@ from engine.api.app import create_app
 from engine.engine import Engine
 from engine.insurance.tiers import stored_fen
 from engine.settings import Settings
+from tests.shared_worlds44d import Own, own_sender, policy_eng, policy_mllp  # noqa: F401 -- fixtures (own's)
 from tests.test_recognition_e2e import Sender
-from tests.test_recognition_policy_e2e import CBC, INSTITUTIONS, not_payable, order, result, ts
+from tests.test_recognition_policy_e2e import CBC, INSTITUTIONS, order, result, ts
+from tests.test_recognition_policy_e2e import not_payable as store_not_payable
 
 
 @pytest.fixture(params=[{}, {"mongodb_uri": "mongomock://"}], ids=["sqlite", "mongomock"])
 def engine(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Engine]:
-    """The policy tests' community (HOSPA, HOSPB, HOSPC) on each store."""
+    """The policy tests' community (HOSPA, HOSPB, HOSPC) on each store, a store a test: the fixture lead19,
+    money20_charge_tests, moneylast19 and moneymend19 bind (this file's own tests share ``policy_eng``)."""
     site = tmp_path / "site"
     site.mkdir()
     (site / "institutions.yaml").write_text(INSTITUTIONS, "utf-8")
@@ -36,17 +39,39 @@ def engine(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Engine]:
         yield eng
 
 
+# one engine (the policy tests' community, shared_worlds44d.policy_eng) and MLLP listener a module and backend: each
+# test sends its scenario as a resident, records, orders and control IDs of its own (shared_worlds44d.Own) and puts
+# its charge lines under ids and FT1 numbers of its own, and reads its own flags -- each had opened an engine
+
+
+def not_payable(own: Own) -> list[dict[str, Any]]:
+    """``test_recognition_policy_e2e.not_payable`` (the flags standing ``flagged``) of this test's own records."""
+    return [f for inst in ("HOSPA", "HOSPB") for f in own.flags(inst) if f["status"] == "flagged"]
+
+
 def flagged(engine: Engine, mllp: int) -> dict[str, Any]:
+    """HOSPA's blood count two days ago, HOSPB's repeat today: the one flag not payable (of the store: the
+    modules binding this file's ``engine``, a store a test)."""
     hl7 = Sender(mllp)
     hl7.send(result("HOSPA", "A1", CBC, ts(2)))
     hl7.send(order("HOSPB", "B1", CBC, ts(0)))
     hl7.send(result("HOSPB", "B1", CBC, ts(0, 10)))
-    [flag] = not_payable(engine)
+    [flag] = store_not_payable(engine)
+    return flag
+
+
+def own_flagged(own: Own) -> dict[str, Any]:
+    """``flagged`` through this test's sender on the module's store: its own flag."""
+    own.send(result("HOSPA", "A1", CBC, ts(2)))
+    own.send(order("HOSPB", "B1", CBC, ts(0)))
+    own.send(result("HOSPB", "B1", CBC, ts(0, 10)))
+    [flag] = not_payable(own)
     return flag
 
 
 def put_line(engine: Engine, http: TestClient, cid: str, patient: str, service: str, amount: float,
              ident: str | None = None) -> None:
+    """A charge line ``cid`` naming ``service`` through ``PUT /fhir/ChargeItem``."""
     token = engine.auth.issue_system_token("his-b", "system/ChargeItem.cruds system/DiagnosticReport.rs")
     charge: dict[str, Any] = {
         "resourceType": "ChargeItem", "id": cid, "status": "billable",
@@ -60,58 +85,68 @@ def put_line(engine: Engine, http: TestClient, cid: str, patient: str, service: 
 
 
 @pytest.mark.parametrize("first", ["charge", "credit"])
-def test_a_charge_and_its_credit_leave_nothing_at_stake(engine: Engine, mllp: int, first: str) -> None:
-    flag = flagged(engine, mllp)
+def test_a_charge_and_its_credit_leave_nothing_at_stake(own: Own, first: str) -> None:
+    engine = own.engine
+    n = own.names.number
+    flag = own_flagged(own)
     http = TestClient(create_app(engine))
-    lines = [("charge-b1", 30.0), ("credit-b1", -30.0)]
+    lines = [(n("charge-b1"), 30.0), (n("credit-b1"), -30.0)]
     for cid, amount in (lines if first == "charge" else lines[::-1]):
         put_line(engine, http, cid, flag["patient"], flag["result"], amount)
-    [flag] = not_payable(engine)
+    [flag] = not_payable(own)
     assert (stored_fen(flag["price"]), flag["price_source"]) == (0.0, "charge")
 
 
-def test_a_test_billed_in_two_lines_is_at_stake_whole(engine: Engine, mllp: int) -> None:
+def test_a_test_billed_in_two_lines_is_at_stake_whole(own: Own) -> None:
     """The panel and an add-on, two lines naming the report: one test, ¥25 billed."""
-    flag = flagged(engine, mllp)
+    engine = own.engine
+    n = own.names.number
+    flag = own_flagged(own)
     http = TestClient(create_app(engine))
-    put_line(engine, http, "charge-b1", flag["patient"], flag["result"], 20.0)
-    put_line(engine, http, "charge-b2", flag["patient"], flag["result"], 5.0)
-    [flag] = not_payable(engine)
+    put_line(engine, http, n("charge-b1"), flag["patient"], flag["result"], 20.0)
+    put_line(engine, http, n("charge-b2"), flag["patient"], flag["result"], 5.0)
+    [flag] = not_payable(own)
     assert (stored_fen(flag["price"]), flag["price_source"]) == (25.0, "charge")
 
 
-def test_one_line_stored_twice_is_counted_once(engine: Engine, mllp: int) -> None:
+def test_one_line_stored_twice_is_counted_once(own: Own) -> None:
     """A feed that sends the same line again under another id (the same FT1-2 number)."""
-    flag = flagged(engine, mllp)
+    engine = own.engine
+    n = own.names.number
+    flag = own_flagged(own)
     http = TestClient(create_app(engine))
-    put_line(engine, http, "charge-b1", flag["patient"], flag["result"], 23.0, ident="T-9001")
-    put_line(engine, http, "charge-b1-again", flag["patient"], flag["result"], 23.0, ident="T-9001")
-    [flag] = not_payable(engine)
+    put_line(engine, http, n("charge-b1"), flag["patient"], flag["result"], 23.0, ident=n("T-9001"))
+    put_line(engine, http, n("charge-b1-again"), flag["patient"], flag["result"], 23.0, ident=n("T-9001"))
+    [flag] = not_payable(own)
     assert (stored_fen(flag["price"]), flag["price_source"]) == (23.0, "charge")
 
 
-def test_a_credit_alone_leaves_the_catalogue_price(engine: Engine, mllp: int) -> None:
-    flag = flagged(engine, mllp)
+def test_a_credit_alone_leaves_the_catalogue_price(own: Own) -> None:
+    engine = own.engine
+    n = own.names.number
+    flag = own_flagged(own)
     catalogue = stored_fen(flag["price"])
-    put_line(engine, TestClient(create_app(engine)), "credit-b1", flag["patient"], flag["result"], -30.0)
-    [flag] = not_payable(engine)
+    put_line(engine, TestClient(create_app(engine)), n("credit-b1"), flag["patient"], flag["result"], -30.0)
+    [flag] = not_payable(own)
     assert (stored_fen(flag["price"]), flag["price_source"]) == (catalogue, "catalogue")
 
 
-def test_a_line_naming_an_observation_before_its_report_is_found(engine: Engine, mllp: int) -> None:
+def test_a_line_naming_an_observation_before_its_report_is_found(own: Own) -> None:
     """``ChargeItem.service`` = [the count's observation, its report]: the observation is no index
     entry of its own (the report stands for it), and the line was kept under it, never found."""
-    flag = flagged(engine, mllp)
+    engine = own.engine
+    n = own.names.number
+    flag = own_flagged(own)
     report = engine.repository.read("DiagnosticReport", flag["result"].split("/")[1])
     observation = report["result"][0]["reference"]
     token = engine.auth.issue_system_token("his-b", "system/ChargeItem.cruds system/DiagnosticReport.rs")
-    charge = {"resourceType": "ChargeItem", "id": "charge-b1", "status": "billed",
+    charge = {"resourceType": "ChargeItem", "id": n("charge-b1"), "status": "billed",
               "code": {"coding": [{"system": "urn:huren:price-code", "code": "250101001"}]},
               "subject": {"reference": flag["patient"]}, "quantity": {"value": 1},
               "priceOverride": {"value": 27.0, "currency": "CNY"},
               "service": [{"reference": observation}, {"reference": flag["result"]}]}
-    res = TestClient(create_app(engine)).put("/fhir/ChargeItem/charge-b1", json=charge,
+    res = TestClient(create_app(engine)).put(f"/fhir/ChargeItem/{n('charge-b1')}", json=charge,
                                              headers={"Authorization": f"Bearer {token}"})
     assert res.status_code in (200, 201), res.text
-    [flag] = not_payable(engine)
+    [flag] = not_payable(own)
     assert (stored_fen(flag["price"]), flag["price_source"]) == (27.0, "charge")

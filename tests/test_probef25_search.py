@@ -17,10 +17,10 @@ from fastapi.testclient import TestClient
 
 from engine.api.app import create_app
 from engine.engine import Engine
-from tests.module_store import module_eng
+from tests.module_store import Names, module_eng, names
 from tests.test_fhir_api import eng
 
-__all__ = ["eng", "module_eng"]
+__all__ = ["eng", "module_eng", "names"]
 
 LOINC = "http://loinc.org"
 UCUM = "http://unitsofmeasure.org"
@@ -79,6 +79,15 @@ def _put(http: TestClient, *bodies: dict[str, Any]) -> None:
         assert r.status_code in (200, 201), r.text
 
 
+def _own(http: TestClient, names: Names, query: str, *mine: str) -> list[str]:
+    """``_ids`` of ``query`` among the test's own resources ``mine`` (``Names.number`` of the scenario's ids: the
+    query restricted by ``_id``), answered in the scenario's ids: a test on the module's store counts only its own
+    (suite44e's rule; each of these had opened an engine)."""
+    ids = {names.number(i): i for i in mine}
+    sep = "&" if "?" in query else "?"
+    return sorted(ids[i] for i in _ids(http, query + sep + "_id=" + ",".join(ids)))
+
+
 def _ids(http: TestClient, query: str) -> list[str]:
     r = http.get(query)
     assert r.status_code == 200, (query, r.text)
@@ -105,17 +114,19 @@ def test_date_implicit_ranges_and_prefixes_on_a_date(patients_http: TestClient) 
     assert ap.status_code == 400 and ap.json()["issue"][0]["code"] == "not-supported", ap.text
 
 
-def test_date_with_time_and_zone(http: TestClient) -> None:
-    _put(http, _obs("o1", 5.4, when="2026-09-20T08:00:00+08:00"), _obs("o2", 5.4, when="2026-09-20T10:30:00+08:00"))
+def test_date_with_time_and_zone(patients_http: TestClient, names: Names) -> None:
+    http, n = patients_http, names.number
+    mine = ("o1", "o2")  # the scenario's ids, each written as n(id)
+    _put(http, _obs(n("o1"), 5.4, when="2026-09-20T08:00:00+08:00"), _obs(n("o2"), 5.4, when="2026-09-20T10:30:00+08:00"))
     q = "/fhir/Observation?date="
-    assert _ids(http, q + "2026-09-20T00:00:00Z") == ["o1"]  # the same instant in another zone
-    assert _ids(http, q + "2026-09-20T08:00:00%2B08:00") == ["o1"]
-    assert _ids(http, q + "gt2026-09-20T08:00:00%2B08:00") == ["o2"]
-    assert _ids(http, q + "ge2026-09-20T08:00:00%2B08:00") == ["o1", "o2"]
-    assert _ids(http, q + "lt2026-09-20T02:00:00Z") == ["o1"]
-    assert _ids(http, q + "2026-09-20T10:30%2B08:00") == ["o2"]  # minute precision: the whole minute
+    assert _own(http, names, q + "2026-09-20T00:00:00Z", *mine) == ["o1"]  # the same instant in another zone
+    assert _own(http, names, q + "2026-09-20T08:00:00%2B08:00", *mine) == ["o1"]
+    assert _own(http, names, q + "gt2026-09-20T08:00:00%2B08:00", *mine) == ["o2"]
+    assert _own(http, names, q + "ge2026-09-20T08:00:00%2B08:00", *mine) == ["o1", "o2"]
+    assert _own(http, names, q + "lt2026-09-20T02:00:00Z", *mine) == ["o1"]
+    assert _own(http, names, q + "2026-09-20T10:30%2B08:00", *mine) == ["o2"]  # minute precision: the whole minute
     # eq: the search range must contain the stored one; a millisecond does not contain a second
-    assert _ids(http, q + "2026-09-20T08:00:00.000%2B08:00") == []
+    assert _own(http, names, q + "2026-09-20T08:00:00.000%2B08:00", *mine) == []
 
 
 def test_a_date_search_value_that_is_not_a_date_is_a_400(patients_http: TestClient) -> None:
@@ -127,41 +138,46 @@ def test_a_date_search_value_that_is_not_a_date_is_a_400(patients_http: TestClie
 
 # --- number and quantity (search.html#number, #quantity: implicit precision) ----------------------
 
-def test_quantity_implied_precision(http: TestClient) -> None:
-    _put(http, _obs("q534", 5.34), _obs("q536", 5.36), _obs("q540", 5.4), _obs("q544", 5.44),
-         _obs("q546", 5.46), _obs("q5404", 5.404))
+def test_quantity_implied_precision(patients_http: TestClient, names: Names) -> None:
+    http, n = patients_http, names.number
+    mine = ("q534", "q536", "q540", "q544", "q546", "q5404")  # the scenario's ids, each written as n(id)
+    _put(http, _obs(n("q534"), 5.34), _obs(n("q536"), 5.36), _obs(n("q540"), 5.4), _obs(n("q544"), 5.44),
+         _obs(n("q546"), 5.46), _obs(n("q5404"), 5.404))
     q = "/fhir/Observation?value-quantity="
-    assert _ids(http, q + "5.4") == ["q536", "q540", "q5404", "q544"]
-    assert _ids(http, q + "5.40") == ["q540", "q5404"]
-    assert _ids(http, q + "5.4|" + UCUM + "|mmol/L") == ["q536", "q540", "q5404", "q544"]
-    assert _ids(http, q + "5.4||mmol/L") == ["q536", "q540", "q5404", "q544"]
-    assert _ids(http, q + "5.4|" + UCUM + "|mg/dL") == []
-    assert _ids(http, q + "gt5.44") == ["q546"]
-    assert _ids(http, q + "le5.36") == ["q534", "q536"]
+    assert _own(http, names, q + "5.4", *mine) == ["q536", "q540", "q5404", "q544"]
+    assert _own(http, names, q + "5.40", *mine) == ["q540", "q5404"]
+    assert _own(http, names, q + "5.4|" + UCUM + "|mmol/L", *mine) == ["q536", "q540", "q5404", "q544"]
+    assert _own(http, names, q + "5.4||mmol/L", *mine) == ["q536", "q540", "q5404", "q544"]
+    assert _own(http, names, q + "5.4|" + UCUM + "|mg/dL", *mine) == []
+    assert _own(http, names, q + "gt5.44", *mine) == ["q546"]
+    assert _own(http, names, q + "le5.36", *mine) == ["q534", "q536"]
 
 
-def test_quantity_exponent_form(http: TestClient) -> None:
-    _put(http, _obs("q100", 100), _obs("q150", 150))
+def test_quantity_exponent_form(patients_http: TestClient, names: Names) -> None:
+    http, n = patients_http, names.number
+    _put(http, _obs(n("q100"), 100), _obs(n("q150"), 150))
     # 1e2: one significant figure -> the range 50..150 (search.html#number: "1e2 ... 95..105"? see report)
-    got = http.get("/fhir/Observation?value-quantity=1e2")
+    got = http.get(f"/fhir/Observation?value-quantity=1e2&_id={n('q100')},{n('q150')}")
     assert got.status_code in (200, 400), got.text
     if got.status_code == 200:
         ids = sorted(e["resource"]["id"] for e in got.json().get("entry", []))
-        assert "q100" in ids
+        assert n("q100") in ids
 
 
 # --- tokens (search.html#token) --------------------------------------------------------------------
 
-def test_token_forms(http: TestClient) -> None:
-    _put(http, _obs("t1", 5, code="2345-7"), _obs("t2", 5, code="2345-7", system=None),
-         _obs("t3", 5, code="718-7"))
+def test_token_forms(patients_http: TestClient, names: Names) -> None:
+    http, n = patients_http, names.number
+    mine = ("t1", "t2", "t3")  # the scenario's ids, each written as n(id)
+    _put(http, _obs(n("t1"), 5, code="2345-7"), _obs(n("t2"), 5, code="2345-7", system=None),
+         _obs(n("t3"), 5, code="718-7"))
     q = "/fhir/Observation?code="
-    assert _ids(http, q + "2345-7") == ["t1", "t2"]
-    assert _ids(http, q + LOINC + "|2345-7") == ["t1"]
-    assert _ids(http, q + "|2345-7") == ["t2"]  # no system
-    assert _ids(http, q + "2345-7,718-7") == ["t1", "t2", "t3"]  # OR
-    assert _ids(http, "/fhir/Observation?code:not=2345-7") == ["t3"]
-    assert _ids(http, "/fhir/Observation?code:not=" + LOINC + "|2345-7") == ["t2", "t3"]
+    assert _own(http, names, q + "2345-7", *mine) == ["t1", "t2"]
+    assert _own(http, names, q + LOINC + "|2345-7", *mine) == ["t1"]
+    assert _own(http, names, q + "|2345-7", *mine) == ["t2"]  # no system
+    assert _own(http, names, q + "2345-7,718-7", *mine) == ["t1", "t2", "t3"]  # OR
+    assert _own(http, names, "/fhir/Observation?code:not=2345-7", *mine) == ["t3"]
+    assert _own(http, names, "/fhir/Observation?code:not=" + LOINC + "|2345-7", *mine) == ["t2", "t3"]
 
 
 def test_token_gender_missing_and_not(patients_http: TestClient) -> None:
@@ -203,16 +219,18 @@ def test_string_defaults_exact_contains(patients_http: TestClient) -> None:
 
 # --- references (search.html#reference) ------------------------------------------------------------
 
-def test_reference_forms(http: TestClient) -> None:
-    _put(http, _obs("r1", 5))
+def test_reference_forms(patients_http: TestClient, names: Names) -> None:
+    http, n = patients_http, names.number
+    mine = ("r1",)  # the scenario's ids, each written as n(id)
+    _put(http, _obs(n("r1"), 5))
     q = "/fhir/Observation?subject="
-    assert _ids(http, q + "pa") == ["r1"]
-    assert _ids(http, q + "Patient/pa") == ["r1"]
-    assert _ids(http, q + "https://huren.example/fhir/Patient/pa") == ["r1"]
-    assert _ids(http, "/fhir/Observation?subject:Patient=pa") == ["r1"]
-    assert _ids(http, "/fhir/Observation?patient=pa") == ["r1"]
-    assert _ids(http, q + "Patient/pb") == []
-    assert _ids(http, q + "Group/pa") == []
+    assert _own(http, names, q + "pa", *mine) == ["r1"]
+    assert _own(http, names, q + "Patient/pa", *mine) == ["r1"]
+    assert _own(http, names, q + "https://huren.example/fhir/Patient/pa", *mine) == ["r1"]
+    assert _own(http, names, "/fhir/Observation?subject:Patient=pa", *mine) == ["r1"]
+    assert _own(http, names, "/fhir/Observation?patient=pa", *mine) == ["r1"]
+    assert _own(http, names, q + "Patient/pb", *mine) == []
+    assert _own(http, names, q + "Group/pa", *mine) == []
 
 
 # --- result parameters (search.html#_sort, #count, #total, #summary, #elements) --------------------

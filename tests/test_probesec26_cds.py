@@ -19,6 +19,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from fastapi.testclient import TestClient
 
 from engine.api.app import create_app
+from tests.module_store import module_sqlite_eng  # noqa: F401 -- a fixture (shared_two's engine)
 from tests.test_cds_hooks import bearer, draft, hook_request
 from tests.test_recognition_world import ALICE, BOB, A, B, World, cbc
 
@@ -26,8 +27,7 @@ SELECT = "/cds-services/huren-recognition-select"
 SIGN = "/cds-services/huren-recognition-sign"
 
 
-@pytest.fixture
-def two(engine: Any) -> dict[str, Any]:
+def _two(engine: Any) -> dict[str, Any]:
     """Alice and Bob each with a CBC at hospital A, each registered at hospital B."""
     w = World(engine)
     alice_a, alice_b = w.patient(A, ALICE, mrn="A-1"), w.patient(B, ALICE, mrn="B-1")
@@ -39,7 +39,22 @@ def two(engine: Any) -> dict[str, Any]:
             "bob_prior": f"DiagnosticReport/{b_prior.resource['id']}"}
 
 
-def test_discovery_shape(two: dict[str, Any]) -> None:
+@pytest.fixture
+def two(engine: Any) -> dict[str, Any]:
+    """``_two`` on the test's own engine: for the tests whose hook calls keep cards or audit reads."""
+    return _two(engine)
+
+
+@pytest.fixture(scope="module")
+def shared_two(module_sqlite_eng: Any) -> dict[str, Any]:  # noqa: F811
+    """``_two`` once a module (``module_store.module_sqlite_eng``: the ``engine`` fixture's engine), for the tests
+    that only read the discovery or send what is refused (400, 401) or names no one stored: each had built the
+    county on an engine of its own (trim43's rule)."""
+    return _two(module_sqlite_eng)
+
+
+def test_discovery_shape(shared_two: dict[str, Any]) -> None:
+    two = shared_two
     r = two["http"].get("/cds-services")
     assert r.status_code == 200 and r.headers["content-type"].startswith("application/json")
     for s in r.json()["services"]:
@@ -57,20 +72,23 @@ def test_discovery_shape(two: dict[str, Any]) -> None:
      "context": {"patientId": "x", "draftOrders": {"entry": {"a": 1}}}},
     {"hook": "order-select", "hookInstance": str(uuid.uuid4()), "context": {"patientId": "x", "selections": "a"}},
 ])
-def test_malformed_hook_requests_are_400(engine: Any, two: dict[str, Any], body: dict) -> None:
+def test_malformed_hook_requests_are_400(module_sqlite_eng: Any, shared_two: dict[str, Any], body: dict) -> None:  # noqa: F811
+    engine, two = module_sqlite_eng, shared_two
     r = two["http"].post(SELECT, json=body, headers=bearer(engine))
     assert r.status_code == 400, r.text
     assert r.json()["resourceType"] == "OperationOutcome"
 
 
-def test_body_not_json_is_400(engine: Any, two: dict[str, Any]) -> None:
+def test_body_not_json_is_400(module_sqlite_eng: Any, shared_two: dict[str, Any]) -> None:  # noqa: F811
+    engine, two = module_sqlite_eng, shared_two
     r = two["http"].post(SELECT, content=b"{not json", headers={**bearer(engine), "Content-Type": "application/json"})
     assert r.status_code == 400
 
 
-def test_hook_instance_that_is_not_a_uuid_is_refused(engine: Any, two: dict[str, Any]) -> None:
+def test_hook_instance_that_is_not_a_uuid_is_refused(module_sqlite_eng: Any, shared_two: dict[str, Any]) -> None:  # noqa: F811
     """§HTTP Request: hookInstance is a UUID. huren keys the card it keeps for feedback on
     hookInstance + draft id alone; a non-UUID value ("1", "x") is taken as is."""
+    engine, two = module_sqlite_eng, shared_two
     p = two["alice"]
     for bad in ("1", "x", "not-a-uuid"):
         body = {**hook_request("order-sign", p, [draft("d1", cbc(B), p)]), "hookInstance": bad}
@@ -127,8 +145,9 @@ def test_card_shape_and_no_one_elses_results(engine: Any, two: dict[str, Any]) -
     assert two["bob_prior"] not in text and two["bob"].split("/")[1] not in text and BOB not in text
 
 
-def test_unknown_patient_without_prefetch_gets_no_cards(engine: Any, two: dict[str, Any]) -> None:
+def test_unknown_patient_without_prefetch_gets_no_cards(module_sqlite_eng: Any, shared_two: dict[str, Any]) -> None:  # noqa: F811
     """A patientId that is not stored and no prefetch: nobody is known, nobody's results shown."""
+    engine, two = module_sqlite_eng, shared_two
     p = "Patient/not-stored"
     body = hook_request("order-sign", p, [draft("d1", cbc(B), p)])
     r = two["http"].post(SIGN, json=body, headers=bearer(engine))
@@ -143,9 +162,10 @@ def test_draft_naming_another_patient_shows_only_the_context_persons_results(eng
     assert two["bob_prior"] not in r.text
 
 
-def test_fhir_authorization_in_the_body_is_not_a_credential(engine: Any, two: dict[str, Any]) -> None:
+def test_fhir_authorization_in_the_body_is_not_a_credential(module_sqlite_eng: Any, shared_two: dict[str, Any]) -> None:  # noqa: F811
     """fhirAuthorization is for the service to call the client's FHIR server; it must not stand in
     for the caller's own authentication."""
+    engine, two = module_sqlite_eng, shared_two
     p = two["alice"]
     token = engine.auth.issue_system_token("ehr-b", "system/ServiceRequest.crus system/DiagnosticReport.rs")
     body = {**hook_request("order-sign", p, [draft("d1", cbc(B), p)]), "fhirServer": "https://ehr.example/fhir",
@@ -155,10 +175,11 @@ def test_fhir_authorization_in_the_body_is_not_a_credential(engine: Any, two: di
     assert r.status_code == 401 and r.headers["www-authenticate"].startswith("Bearer")
 
 
-def test_a_self_signed_cds_client_jwt_is_not_accepted(engine: Any, two: dict[str, Any]) -> None:
+def test_a_self_signed_cds_client_jwt_is_not_accepted(module_sqlite_eng: Any, shared_two: dict[str, Any]) -> None:  # noqa: F811
     """§Trusting CDS Clients describes a JWT the client signs itself (iss, aud = the service URL,
     exp, iat, jti). huren takes only its own access tokens (usageRequirements says so); a JWT signed
     by a registered client's key is not one, whatever its claims."""
+    engine, two = module_sqlite_eng, shared_two
     key = ec.generate_private_key(ec.SECP384R1())
     import json as _json
     jwk = _json.loads(jwt.algorithms.ECAlgorithm.to_jwk(key.public_key()))

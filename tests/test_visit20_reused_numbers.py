@@ -14,6 +14,8 @@ nineteenth round did for order numbers). Records of one person, an A08 for the s
 merge and an A45 that moves the visit (MRG-1 naming the record it was filed under) still pass.
 """
 
+# ruff: noqa: F811 -- the fixtures imported (shared_eng, names) are the tests' arguments
+
 from __future__ import annotations
 
 from collections.abc import Iterator
@@ -27,6 +29,9 @@ from engine.engine import Engine
 from engine.messages import message_id
 from engine.settings import Settings
 from tests.conftest import mllp_send
+from tests.module_store import Names, names  # noqa: F401 -- a fixture
+from tests.shared_worlds45d import own_read, visit_accepted, visit_send
+from tests.shared_worlds45d import visit_eng as shared_eng  # noqa: F401 -- a fixture (once a module and backend)
 from tests.test_placer19_two_patients import pid
 from tests.test_recognition_policy_e2e import CBC, INSTITUTIONS, msh, ts
 
@@ -44,6 +49,27 @@ def engine(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Engine]:
 def fhir(http: TestClient, engine: Engine, client_token: Any) -> TestClient:
     http.headers["Authorization"] = f"Bearer {client_token(engine, 'system/*.read')}"
     return http
+
+
+@pytest.fixture(scope="module")
+def shared_mllp(shared_eng: Engine) -> Iterator[int]:
+    """A real MLLP listener on the module's shared engine (``shared_worlds45d.visit_eng``), once a module and backend.
+    This module's tests send on it under names of their own (``tests.module_store.Names``); ``engine``, ``fhir`` and
+    ``mllp`` stay a test's own for the modules that import them (and for the study-UID test here)."""
+    from tests.conftest import running_mllp
+
+    with running_mllp(shared_eng) as port:
+        yield port
+
+
+@pytest.fixture(scope="module")
+def shared_fhir(shared_eng: Engine) -> Iterator[TestClient]:
+    """``fhir`` (a ``system/*.read`` client of the real app) over the shared engine, once a module and backend."""
+    from engine.api.app import create_app
+
+    with TestClient(create_app(shared_eng)) as client:
+        client.headers["Authorization"] = "Bearer " + shared_eng.auth.issue_system_token("test-system", "system/*.read")
+        yield client
 
 
 ONE = ("MRN-V1", 1, "李^一")
@@ -112,6 +138,17 @@ def refused(engine: Engine, port: int, text: str, control: str, field: str) -> N
     assert doc is not None and doc["status"] == "quarantined" and not doc.get("resources"), doc
 
 
+def _own_refused(names: Names, engine: Engine, port: int, text: str, control: str, field: str) -> None:
+    """``refused`` of ``text`` sent under ``names`` (its control ID ``names.control(control)``)."""
+    code, errs = visit_send(port, names, text)
+    assert code == "AE", errs
+    (err,) = [e for e in errs if e[4] == "E"]
+    assert err[2] == field and err[3].startswith("205^"), err
+    assert "another patient" in err[8] and "patient index" in err[8], err[8]
+    doc = engine.ingestor.messages.get(message_id("HOSPA", names.control(control)))
+    assert doc is not None and doc["status"] == "quarantined" and not doc.get("resources"), doc
+
+
 def read(fhir: TestClient, rtype: str, **params: str) -> list[dict[str, Any]]:
     got = fhir.get(f"/fhir/{rtype}", params={"_count": "100", **params})
     assert got.status_code == 200, got.text
@@ -128,81 +165,94 @@ def one_visit(fhir: TestClient) -> dict[str, Any]:
     return visit
 
 
+def _own_visit(engine: Engine, fhir: TestClient, names: Names) -> dict[str, Any]:
+    """``one_visit`` of the test's own records on the shared store: its one Encounter."""
+    (visit,) = own_read(engine, fhir, names, "Encounter")
+    return visit
+
+
 # --- the Encounter (PV1-19) ------------------------------------------------------------------------
 
 
 def test_another_patients_admission_under_a_stored_visit_number_is_refused(
-        engine: Engine, mllp: int, fhir: TestClient) -> None:
-    accepted(mllp, adt("A01", "A01-1", ONE, "V100", ts(3)))
-    one = patient_id(fhir, "MRN-V1")
-    before = one_visit(fhir)
+        shared_eng: Engine, shared_mllp: int, shared_fhir: TestClient, names: Names) -> None:
+    engine, mllp, fhir = shared_eng, shared_mllp, shared_fhir
+    visit_accepted(mllp, names, adt("A01", "A01-1", ONE, "V100", ts(3)))
+    one = patient_id(fhir, names.number("MRN-V1"))
+    before = _own_visit(engine, fhir, names)
     assert before["subject"]["reference"] == f"Patient/{one}"
-    refused(engine, mllp, adt("A01", "A01-2", TWO, "V100", ts(2)), "A01-2", "PV1^1^19")
-    assert one_visit(fhir) == before  # patient 1's visit unchanged: version 1, subject, period
-    assert not read(fhir, "Patient", identifier="MRN-V2")
+    _own_refused(names, engine, mllp, adt("A01", "A01-2", TWO, "V100", ts(2)), "A01-2", "PV1^1^19")
+    assert _own_visit(engine, fhir, names) == before  # patient 1's visit unchanged: version 1, subject, period
+    assert not read(fhir, "Patient", identifier=names.number("MRN-V2"))
     # an update (A08) and a result for the second patient under the number are refused as well:
     # they would name patient 1's visit as theirs
-    refused(engine, mllp, adt("A08", "A08-2", TWO, "V100", ts(2, 9)), "A08-2", "PV1^1^19")
-    refused(engine, mllp, oru("ORU-2", TWO, "V100", "B7", "F7", ts(2, 10)), "ORU-2", "PV1^1^19")
+    _own_refused(names, engine, mllp, adt("A08", "A08-2", TWO, "V100", ts(2, 9)), "A08-2", "PV1^1^19")
+    _own_refused(names, engine, mllp, oru("ORU-2", TWO, "V100", "B7", "F7", ts(2, 10)), "ORU-2", "PV1^1^19")
     order = (msh("HOSPA", "HIS", "ORM^O01^ORM_O01", ts(2, 11), "ORM-2") + pid(*TWO) + pv1("V100", ts(2))
              + f"ORC|NW|B8^HIS|||||||{ts(2, 11)}|||D7^张^医生\n" + f"OBR|1|B8^HIS||{CBC}|||{ts(2, 11)}\n")
-    refused(engine, mllp, order, "ORM-2", "PV1^1^19")
-    assert one_visit(fhir) == before
-    assert not read(fhir, "DiagnosticReport") and not read(fhir, "Observation") and not read(fhir, "ServiceRequest")
+    _own_refused(names, engine, mllp, order, "ORM-2", "PV1^1^19")
+    assert _own_visit(engine, fhir, names) == before
+    assert not own_read(engine, fhir, names, "DiagnosticReport") and not own_read(engine, fhir, names, "Observation") and not own_read(engine, fhir, names, "ServiceRequest")
     # patient 1's own result under the visit number refers to patient 1's visit
-    accepted(mllp, oru("ORU-1", ONE, "V100", "B7", "F7", ts(1)))
-    (report,) = read(fhir, "DiagnosticReport")
+    visit_accepted(mllp, names, oru("ORU-1", ONE, "V100", "B7", "F7", ts(1)))
+    (report,) = own_read(engine, fhir, names, "DiagnosticReport")
     assert report["encounter"]["reference"] == f"Encounter/{before['id']}"
     assert report["subject"]["reference"] == f"Patient/{one}"
 
 
-def test_the_same_person_under_the_same_visit_number_still_merges(mllp: int, fhir: TestClient) -> None:
-    accepted(mllp, adt("A01", "A01-1", ONE, "V100", ts(3)))
-    one = patient_id(fhir, "MRN-V1")
-    accepted(mllp, adt("A08", "A08-1", ONE, "V100", ts(3, 9)))  # an update of the same visit
-    accepted(mllp, oru("ORU-1", ONE, "V100", "B7", "F7", ts(2)))
+def test_the_same_person_under_the_same_visit_number_still_merges(
+        shared_eng: Engine, shared_mllp: int, shared_fhir: TestClient, names: Names) -> None:
+    engine, mllp, fhir = shared_eng, shared_mllp, shared_fhir
+    visit_accepted(mllp, names, adt("A01", "A01-1", ONE, "V100", ts(3)))
+    one = patient_id(fhir, names.number("MRN-V1"))
+    visit_accepted(mllp, names, adt("A08", "A08-1", ONE, "V100", ts(3, 9)))  # an update of the same visit
+    visit_accepted(mllp, names, oru("ORU-1", ONE, "V100", "B7", "F7", ts(2)))
     discharge = (msh("HOSPA", "HIS", "ADT^A03^ADT_A03", ts(1), "A03-1") + f"EVN|A03|{ts(1)}\n" + pid(*ONE)
                  + pv1("V100", ts(3), discharge=ts(1)))
-    accepted(mllp, discharge)
-    visit = one_visit(fhir)
+    visit_accepted(mllp, names, discharge)
+    visit = _own_visit(engine, fhir, names)
     assert visit["subject"]["reference"] == f"Patient/{one}" and visit["status"] == "finished"
-    (report,) = read(fhir, "DiagnosticReport")
+    (report,) = own_read(engine, fhir, names, "DiagnosticReport")
     assert report["encounter"]["reference"] == f"Encounter/{visit['id']}"
     # another record of the same person (one ID number, another MRN): the patient index's one person
-    accepted(mllp, adt("A08", "A08-5", ("MRN-V5", 1, "李^一"), "V100", ts(1, 9)))
-    assert one_visit(fhir)["subject"]["reference"] == f"Patient/{patient_id(fhir, 'MRN-V5')}"
+    visit_accepted(mllp, names, adt("A08", "A08-5", ("MRN-V5", 1, "李^一"), "V100", ts(1, 9)))
+    assert _own_visit(engine, fhir, names)["subject"]["reference"] == f"Patient/{patient_id(fhir, names.number('MRN-V5'))}"
 
 
-def test_a_merge_and_a_visit_move_still_move_the_visit(engine: Engine, mllp: int, fhir: TestClient) -> None:
+def test_a_merge_and_a_visit_move_still_move_the_visit(
+        shared_eng: Engine, shared_mllp: int, shared_fhir: TestClient, names: Names) -> None:
     """An A40 makes two records one person: the survivor's update keeps the visit. An A45 moves a
     visit filed under the wrong patient to the right one (MRG-1 the record it was under)."""
+    engine, mllp, fhir = shared_eng, shared_mllp, shared_fhir
     no_id = ("MRN-V1", None, "李^一")
-    accepted(mllp, adt("A01", "A01-1", no_id, "V100", ts(4)))
+    visit_accepted(mllp, names, adt("A01", "A01-1", no_id, "V100", ts(4)))
     a40 = (msh("HOSPA", "HIS", "ADT^A40^ADT_A39", ts(3), "A40-1") + f"EVN|A40|{ts(3)}\n"
            + pid("MRN-V3", None, "李^一") + "MRG|MRN-V1^^^HOSPA^MR\n")
-    accepted(mllp, a40)
-    accepted(mllp, adt("A08", "A08-3", ("MRN-V3", None, "李^一"), "V100", ts(3, 9)))
-    assert one_visit(fhir)["subject"]["reference"] == f"Patient/{patient_id(fhir, 'MRN-V3')}"
+    visit_accepted(mllp, names, a40)
+    visit_accepted(mllp, names, adt("A08", "A08-3", ("MRN-V3", None, "李^一"), "V100", ts(3, 9)))
+    assert _own_visit(engine, fhir, names)["subject"]["reference"] == f"Patient/{patient_id(fhir, names.number('MRN-V3'))}"
     # the visit was filed under MRN-V3 by mistake: the registrar moves it to 王二 (MRN-V2)
-    accepted(mllp, adt("A01", "A01-2", TWO, "V200", ts(3, 10)))
+    visit_accepted(mllp, names, adt("A01", "A01-2", TWO, "V200", ts(3, 10)))
     a45 = (msh("HOSPA", "HIS", "ADT^A45^ADT_A45", ts(2), "A45-1") + f"EVN|A45|{ts(2)}\n" + pid(*TWO)
            + "MRG|MRN-V3^^^HOSPA^MR||||V100\n" + pv1("V100", ts(4)))
-    accepted(mllp, a45)
-    assert one_visit_numbered(fhir, "V100")["subject"]["reference"] == f"Patient/{patient_id(fhir, 'MRN-V2')}"
+    visit_accepted(mllp, names, a45)
+    assert one_visit_numbered(fhir, names.number("V100"))["subject"]["reference"] == f"Patient/{patient_id(fhir, names.number('MRN-V2'))}"
     # an A45 whose MRG-1 does not name the record the visit is filed under moves nothing
     no_move = (msh("HOSPA", "HIS", "ADT^A45^ADT_A45", ts(1), "A45-2") + f"EVN|A45|{ts(1)}\n"
                + pid("MRN-V6", 6, "赵^六") + "MRG|MRN-V9^^^HOSPA^MR||||V100\n" + pv1("V100", ts(4)))
-    refused(engine, mllp, no_move, "A45-2", "PV1^1^19")
-    assert one_visit_numbered(fhir, "V100")["subject"]["reference"] == f"Patient/{patient_id(fhir, 'MRN-V2')}"
+    _own_refused(names, engine, mllp, no_move, "A45-2", "PV1^1^19")
+    assert one_visit_numbered(fhir, names.number("V100"))["subject"]["reference"] == f"Patient/{patient_id(fhir, names.number('MRN-V2'))}"
 
 
-def test_an_a34_merge_keeps_the_visit_with_the_survivor(mllp: int, fhir: TestClient) -> None:
-    accepted(mllp, adt("A01", "A01-7", ("MRN-V7", None, "孙^七"), "V300", ts(3)))
+def test_an_a34_merge_keeps_the_visit_with_the_survivor(
+        shared_eng: Engine, shared_mllp: int, shared_fhir: TestClient, names: Names) -> None:
+    mllp, fhir = shared_mllp, shared_fhir
+    visit_accepted(mllp, names, adt("A01", "A01-7", ("MRN-V7", None, "孙^七"), "V300", ts(3)))
     a34 = (msh("HOSPA", "HIS", "ADT^A34^ADT_A30", ts(2), "A34-1") + f"EVN|A34|{ts(2)}\n"
            + pid("MRN-V8", None, "孙^七") + "MRG|MRN-V7^^^HOSPA^MR\n")
-    accepted(mllp, a34)
-    accepted(mllp, adt("A08", "A08-8", ("MRN-V8", None, "孙^七"), "V300", ts(1)))
-    assert one_visit_numbered(fhir, "V300")["subject"]["reference"] == f"Patient/{patient_id(fhir, 'MRN-V8')}"
+    visit_accepted(mllp, names, a34)
+    visit_accepted(mllp, names, adt("A08", "A08-8", ("MRN-V8", None, "孙^七"), "V300", ts(1)))
+    assert one_visit_numbered(fhir, names.number("V300"))["subject"]["reference"] == f"Patient/{patient_id(fhir, names.number('MRN-V8'))}"
 
 
 def one_visit_numbered(fhir: TestClient, number: str) -> dict[str, Any]:
@@ -214,30 +264,32 @@ def one_visit_numbered(fhir: TestClient, number: str) -> dict[str, Any]:
 
 
 def test_another_patients_specimen_under_a_stored_specimen_number_is_refused(
-        engine: Engine, mllp: int, fhir: TestClient) -> None:
-    accepted(mllp, oru("ORU-1", ONE, "", "B7", "F7", ts(3), spm="SP-1"))
-    one = patient_id(fhir, "MRN-V1")
-    (before,) = read(fhir, "Specimen")
+        shared_eng: Engine, shared_mllp: int, shared_fhir: TestClient, names: Names) -> None:
+    engine, mllp, fhir = shared_eng, shared_mllp, shared_fhir
+    visit_accepted(mllp, names, oru("ORU-1", ONE, "", "B7", "F7", ts(3), spm="SP-1"))
+    one = patient_id(fhir, names.number("MRN-V1"))
+    (before,) = own_read(engine, fhir, names, "Specimen")
     assert before["subject"]["reference"] == f"Patient/{one}"
-    refused(engine, mllp, oru("ORU-2", TWO, "", "B8", "F8", ts(2), spm="SP-1"), "ORU-2", "SPM^1^2")
-    assert read(fhir, "Specimen") == [before]
-    (report,) = read(fhir, "DiagnosticReport")
+    _own_refused(names, engine, mllp, oru("ORU-2", TWO, "", "B8", "F8", ts(2), spm="SP-1"), "ORU-2", "SPM^1^2")
+    assert own_read(engine, fhir, names, "Specimen") == [before]
+    (report,) = own_read(engine, fhir, names, "DiagnosticReport")
     assert report["subject"]["reference"] == f"Patient/{one}"
-    accepted(mllp, oru("ORU-3", ONE, "", "B9", "F9", ts(1), spm="SP-1"))  # the same person: one specimen
-    (specimen,) = read(fhir, "Specimen")
+    visit_accepted(mllp, names, oru("ORU-3", ONE, "", "B9", "F9", ts(1), spm="SP-1"))  # the same person: one specimen
+    (specimen,) = own_read(engine, fhir, names, "Specimen")
     assert specimen["subject"]["reference"] == f"Patient/{one}" and specimen["meta"]["versionId"] == "2"
 
 
 def test_another_patients_document_under_a_stored_document_number_is_refused(
-        engine: Engine, mllp: int, fhir: TestClient) -> None:
-    accepted(mllp, mdm("MDM-1", ONE, "DOC-1", ts(3)))
-    one = patient_id(fhir, "MRN-V1")
-    (before,) = read(fhir, "DocumentReference")
+        shared_eng: Engine, shared_mllp: int, shared_fhir: TestClient, names: Names) -> None:
+    engine, mllp, fhir = shared_eng, shared_mllp, shared_fhir
+    visit_accepted(mllp, names, mdm("MDM-1", ONE, "DOC-1", ts(3)))
+    one = patient_id(fhir, names.number("MRN-V1"))
+    (before,) = own_read(engine, fhir, names, "DocumentReference")
     assert before["subject"]["reference"] == f"Patient/{one}"
-    refused(engine, mllp, mdm("MDM-2", TWO, "DOC-1", ts(2)), "MDM-2", "TXA^1^12")
-    assert read(fhir, "DocumentReference") == [before]
-    accepted(mllp, mdm("MDM-3", ONE, "DOC-1", ts(1)))  # the same person re-sends it
-    (doc,) = read(fhir, "DocumentReference")
+    _own_refused(names, engine, mllp, mdm("MDM-2", TWO, "DOC-1", ts(2)), "MDM-2", "TXA^1^12")
+    assert own_read(engine, fhir, names, "DocumentReference") == [before]
+    visit_accepted(mllp, names, mdm("MDM-3", ONE, "DOC-1", ts(1)))  # the same person re-sends it
+    (doc,) = own_read(engine, fhir, names, "DocumentReference")
     assert doc["subject"]["reference"] == f"Patient/{one}"
 
 
@@ -257,12 +309,14 @@ def test_another_patients_study_under_a_stored_accession_is_refused(
     assert read(fhir, "ImagingStudy") == studies and len(studies) == 2
 
 
-def test_appointments_and_charges_are_numbered_per_patient(engine: Engine, mllp: int, fhir: TestClient) -> None:
+def test_appointments_and_charges_are_numbered_per_patient(
+        shared_eng: Engine, shared_mllp: int, shared_fhir: TestClient, names: Names) -> None:
     """SCH-1/SCH-2 and FT1-2 key an Appointment and a ChargeItem under their patient (the message
     templates' keys are patient-scoped): another patient's charge under a stored number is a resource
     of its own, patient 1's unchanged. (A guard: no defect found here on 69a7ff5.) Another patient's
     booking under a stored SCH-1/SCH-2 was a second booking for the one slot: refused at PID-3 since
     the twenty-fourth round (sched24: a filler's appointment id is the filler's, not the patient's)."""
+    engine, mllp, fhir = shared_eng, shared_mllp, shared_fhir
 
     def siu(control: str, who: tuple[str, int | None, str], when: str) -> str:
         return (msh("HOSPA", "HIS", "SIU^S12^SIU_S12", when, control)
@@ -274,14 +328,14 @@ def test_appointments_and_charges_are_numbered_per_patient(engine: Engine, mllp:
                 + pv1(f"V-{control}", when)
                 + f"FT1|1|T-5001||{when}||CG|SURG-01^阑尾切除术^L||1|1||{amount}&CNY\n")
 
-    accepted(mllp, siu("SIU-1", ONE, ts(3)))
-    accepted(mllp, dft("DFT-1", ONE, ts(3), "2300.50"))
-    one = patient_id(fhir, "MRN-V1")
-    (booking,) = read(fhir, "Appointment")
-    (charge,) = read(fhir, "ChargeItem")
-    refused(engine, mllp, siu("SIU-2", TWO, ts(2)), "SIU-2", "PID^1^3")
-    accepted(mllp, dft("DFT-2", TWO, ts(2), "99.00"))
-    two = patient_id(fhir, "MRN-V2")
+    visit_accepted(mllp, names, siu("SIU-1", ONE, ts(3)))
+    visit_accepted(mllp, names, dft("DFT-1", ONE, ts(3), "2300.50"))
+    one = patient_id(fhir, names.number("MRN-V1"))
+    (booking,) = own_read(engine, fhir, names, "Appointment", by="patient")
+    (charge,) = own_read(engine, fhir, names, "ChargeItem")
+    _own_refused(names, engine, mllp, siu("SIU-2", TWO, ts(2)), "SIU-2", "PID^1^3")
+    visit_accepted(mllp, names, dft("DFT-2", TWO, ts(2), "99.00"))
+    two = patient_id(fhir, names.number("MRN-V2"))
     assert read(fhir, "Appointment", actor=f"Patient/{one}") == [booking]
     assert read(fhir, "ChargeItem", subject=f"Patient/{one}") == [charge]
     assert read(fhir, "Appointment", actor=f"Patient/{two}") == []
