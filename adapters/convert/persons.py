@@ -66,7 +66,7 @@ from engine.identity.demographics import (
 )
 from engine.identity.nationalid import CARRIED_FROM_EXT, is_national_id, valid_number
 from engine.merge_rules import API, NOT_THE_FEED, Delete, MergeRules, Said, shipped
-from engine.messages import PROCESSED, application_hd_of, application_of, message_institution, stored_instant
+from engine.messages import PROCESSED, application_of, message_institution, registrar_of, stored_instant
 from engine.repository.ids import deterministic_id
 from engine.repository.search import token_value
 
@@ -1823,19 +1823,19 @@ def _registrants(ref: str, search: Any, messages: Any, read_many: Any) -> set[st
 
 def _registrar_of(source: Any) -> str:
     """The application of a filed message (its document) or of a batch's earlier conversion as a registrar or a
-    number's owner is kept and compared: ``applications.registrar`` of its MSH-3 as sent -- its code with its kind
-    (``^his2.fnx.example^DNS``, not the bare ``his2.fnx.example`` the document's ``application`` keeps, which
+    number's owner is kept and compared: ``applications.registrar`` of its MSH-3 as sent, whole -- its code with its
+    kind (``^his2.fnx.example^DNS``, not the bare ``his2.fnx.example`` the document's ``application`` keeps, which
     ``applications.states`` reads as a name: such an application's A08 correcting its own registration was refused
-    AE 205, last44 MED 2). A document's MSH-3 is read from its raw (``application_hd_of``), so a registration filed
-    before this reads the same; the registrations table's rows are read through their messages (``_table``). A
-    name (HD-1 sent) is the code as filed (``application_of``, ``Conversion.application``): the ingest decoded it in
-    the set the site declares for the sender, which a re-read of the raw does not know. (forty-fourth round,
-    low44c)"""
+    AE 205, last44 MED 2; low44c) and with the universal id beside its name (``HIS^1.2.3^ISO``: ``HIS^9.9.9^ISO``,
+    another application by HL7 v2.5.1 2.A.33, had been the registrar ``HIS`` too, low44c LOW 2; reg45). A document's
+    is ``engine.messages.registrar_of`` -- the registrations table's key, one reading -- so a registration filed
+    before this reads the same; the table's rows are read through their messages (``_table``). A name (HD-1 sent) is
+    the code as filed (``Conversion.application``): the ingest decoded it in the set the site declares for the
+    sender, which a re-read of the raw does not know. (forty-fourth round, low44c; forty-fifth round, reg45)"""
     if isinstance(source, dict):
-        code, hd = application_of(source), application_hd_of(source)
-    else:
-        code, hd = str(source.application or ""), source.sender
-    return code if hd[0] or not hd[1] else registrar(hd)
+        return registrar_of(source)
+    hd = source.sender
+    return registrar((str(source.application or ""), hd[1], hd[2]) if hd[0] else hd)
 
 
 # the kept-apart warning's text before and after the authority: what the rows written before the
@@ -1996,9 +1996,10 @@ def unregistered(ref: str, search: Any, messages: Any) -> bool:
 
 def applications_of(provenances: Sequence[dict[str, Any]], messages: Any) -> dict[str, set[str]]:
     """"Provenance/id" -> the sending applications (MSH-3) of the filed messages that wrote it
-    (``_writers``): the one reading of whose message a Provenance is, asked by
-    ``adapters.convert.takeover`` too (which application's ADT named a visit: visfix33)."""
-    return {ref: {application_of(doc) for doc in docs} for ref, docs in _writers(provenances, messages).items()}
+    (``_writers``), each as a registrar is (``_registrar_of``: its MSH-3 whole): the one reading of whose message a
+    Provenance is, asked by ``adapters.convert.takeover`` (which application's ADT named a visit: visfix33), which
+    compares them by ``applications``' rules (reg45)."""
+    return {ref: {_registrar_of(doc) for doc in docs} for ref, docs in _writers(provenances, messages).items()}
 
 
 def _registered(ref: str, search: Any, messages: Any, declared: Collection[str] = (),
