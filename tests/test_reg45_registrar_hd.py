@@ -56,19 +56,25 @@ def _rows(engine: Engine, http: TestClient, tag: str) -> dict[str, dict]:
 
 def test_a_name_and_a_universal_id_of_its_letters_are_two_registrations(undeclared_eng: Engine,
                                                                           uhttp: TestClient) -> None:
-    """``^HIS^DNS`` registers a record, then ``HIS`` (HD-1: another application) registers it too: two rows
-    (``record|^HIS^DNS``, ``record|HIS``). So ``HIS`` is a registrant of the record and its A08 giving her
-    resident ID number -- on a site declaring none, an update from an application that registered the record --
-    is taken (AA, no W 205, the number on the record). Keyed by the code alone the HIS's registration was no
-    row (the DNS's, received first, held ``record|HIS``), the HIS no registrant, and its A08's number held."""
-    hers = _nid("32092319801015020")
+    """``^HIS^DNS`` registers a record, then ``HIS`` (HD-1: another application) registers it too -- two rows
+    (``record|^HIS^DNS``, ``record|HIS``) -- and ``HIS``'s A08 gives her resident ID number. ``HIS`` registered the
+    record, so the number is a registering application's (``_number_owners``: an update of a registrant), and
+    ``^HIS^DNS``'s A08 replacing it with another woman's is held (AA, W 205; the record keeps her number). Keyed by
+    the code alone the HIS's registration was no row (the DNS's, received first, held ``record|HIS``): the HIS no
+    registrant, its number nobody's, and the DNS's A08 replaced it unheld. The W names each application as its
+    registrar is kept (``^HIS^DNS``, not the code ``HIS`` beside the owner ``HIS``)."""
+    hers, other = _nid("32092319801015020"), _nid("32092319801015040")
     assert _aa(post(uhttp, adt("RGAa", "RGA^^^FNXRMYY^MR", "甲^一", "19801015", "F", app="^HIS^DNS")))
     assert _aa(post(uhttp, adt("RGAb", "RGA^^^FNXRMYY^MR", "甲^一", "19801015", "F", app="HIS")))
-    assert sorted(_rows(undeclared_eng, uhttp, "RGA")) == ["HIS", "^HIS^DNS"]
-    ack = post(uhttp, adt("RGAc", f"RGA^^^FNXRMYY^MR~{hers}^^^^NNCHN", "甲^一", "19801015", "F", event="A08",
-                          app="HIS"))
-    assert _aa(ack) and not any("|205^" in x for x in err_lines(ack)), err_lines(ack)
+    assert _aa(post(uhttp, adt("RGAc", f"RGA^^^FNXRMYY^MR~{hers}^^^^NNCHN", "甲^一", "19801015", "F", event="A08",
+                               app="HIS")))
+    ack = post(uhttp, adt("RGAd", f"RGA^^^FNXRMYY^MR~{other}^^^^NNCHN", "甲^一", "19801015", "F", event="A08",
+                          app="^HIS^DNS"))
+    assert _aa(ack) and any("|205^" in x and "|W|" in x for x in err_lines(ack)), err_lines(ack)
+    assert any("(MSH-3 HIS) replaces it; this message's application (MSH-3 ^HIS^DNS) is another" in x
+               for x in err_lines(ack)), err_lines(ack)
     assert nids(patients(uhttp, f"{MRN}|RGA")[0]) == {hers}
+    assert sorted(_rows(undeclared_eng, uhttp, "RGA")) == ["HIS", "^HIS^DNS"]
 
 
 # --- (2) HIS^<OID1>^ISO is not HIS^<OID2>^ISO --------------------------------------------------------------------

@@ -1615,7 +1615,8 @@ def _hold_renumber(conversion: Any, ref: str, sequence: int, repetition: int | N
 
 def _held_words(answer: Renumber, app: str) -> str:
     """What a W 205 adds for a held renumbering (``Renumber.held``): both applications by MSH-3, and that the
-    operator decides (words.yaml reads the names)."""
+    operator decides (words.yaml reads the names). ``app``: this message's as a registrar is named (``_registrar_of``:
+    its MSH-3 whole, so ``^HIS^DNS`` is not told "(MSH-3 HIS) is another" beside the owner ``HIS``; reg45)."""
     if not answer.held:
         return ""
     return (f"; this message's application (MSH-3 {app or 'unknown'}) is another: held for the operator, who may take "
@@ -2900,7 +2901,7 @@ def _registrars_number(conversion: Any, earlier: Sequence[Any], stored: dict[Any
                     and new_record_linked(conversion, ref, earlier, stored, search, read_many):
                 _hold_linking(conversion, ref, sequence, person, _NEW_LINKS.format(
                     apps=", ".join(dict.fromkeys((*conversion.registrars, *conversion.linkers))) or "none declared",
-                    app=conversion.application or "unknown"))
+                    app=_registrar_of(conversion) or "unknown"))
                 continue
             if ref in conversion.create_only or person is None or not (stated := id_numbers(person)):
                 continue
@@ -2917,7 +2918,7 @@ def _registrars_number(conversion: Any, earlier: Sequence[Any], stored: dict[Any
                         "PID-3 gives a resident ID number to a record that holds none, and another record holds that "
                         "number: not taken -- taken, the patient index would join the two records as one person's. "
                         f"The record was registered by another application (MSH-3 {', '.join(first.apps) or 'none'}) "
-                        f"than this message's (MSH-3 {conversion.application or 'unknown'}), and only {RENUMBER_LINKS} "
+                        f"than this message's (MSH-3 {_registrar_of(conversion) or 'unknown'}), and only {RENUMBER_LINKS} "
                         f"(MSH-3 {', '.join(conversion.registrars) or 'none declared'}) give a number another record "
                         "holds unheld: held for the operator. If the two records are one person's, merge them (A40)"))
                 continue
@@ -2931,7 +2932,7 @@ def _registrars_number(conversion: Any, earlier: Sequence[Any], stored: dict[Any
                     conversion.warn(HL7Error(
                         "PID-3 states a resident ID number other than the one the record holds: not taken, the record "
                         f"keeps its number -- only {answer.who} replaces it"
-                        f"{_held_words(answer, conversion.application)}. If the record's number is wrong, ask that "
+                        f"{_held_words(answer, _registrar_of(conversion))}. If the record's number is wrong, ask that "
                         "application to correct it, or the operator", segment="PID", sequence=sequence, field=3,
                         code=DUPLICATE_KEY_IDENTIFIER))
                     continue
@@ -2953,7 +2954,7 @@ def _hold_linking(conversion: Any, ref: str, sequence: int, person: dict[str, An
         "PID-3 gives the record a resident ID number another record holds: not taken -- taken, the patient index "
         "would join the two records as one person's, and a change of a record's number is no way to join two "
         f"records. Only {RENUMBER_LINKS} (MSH-3 {', '.join(conversion.registrars) or 'none declared'}) give it "
-        f"unheld; this message's application (MSH-3 {conversion.application or 'unknown'}) is held for the operator. "
+        f"unheld; this message's application (MSH-3 {_registrar_of(conversion) or 'unknown'}) is held for the operator. "
         "If the two records are one person's, take the wrong number off (\"\"^^^^NNCHN) and merge them (A40)"),
         segment="PID", sequence=sequence, field=3, code=DUPLICATE_KEY_IDENTIFIER))
 
@@ -3125,7 +3126,7 @@ def merge_refused(conversion: Any, survivor: str, prior: str, renumbered: bool, 
     another person's record taking her identity. The HIS merging one woman registered twice, the survivor's PID
     stating her name, is taken as before; a duplicate whose name was mistyped is merged by restating the name. A name
     missing on either record is no agreement (rv43d HIGH 2: her number had moved onto a nameless placeholder)."""
-    declared, app = conversion.registrars, conversion.application
+    declared, app = conversion.registrars, _registrar_of(conversion)
     if declared:
         if _declares(conversion):
             return None
@@ -3433,7 +3434,7 @@ def _registrars_null(conversion: Any, earlier: Sequence[Any], stored: dict[Any, 
             _hold_renumber(conversion, ref, sequence, repetition)
         conversion.warn(HL7Error(
             f"PID-3 repetition {repetition} asks to delete the record's resident ID number (\"\"^^^^NNCHN): not "
-            f"taken, the ID number is kept -- only {answer.who} takes it off{_held_words(answer, conversion.application)}."
+            f"taken, the ID number is kept -- only {answer.who} takes it off{_held_words(answer, _registrar_of(conversion))}."
             " If it is wrong, ask that application to send the null, or the operator to correct the record", segment="PID",
             sequence=sequence, field=3, code=DUPLICATE_KEY_IDENTIFIER, repetition=repetition if repetition > 1 else None))
 
