@@ -86,6 +86,9 @@ _EPOCH = "registrations"  # when the registrations table began, in ``hl7_census`
 # the registrations table's rows keyed by their registrar whole (``registrar_of``), in ``hl7_census``: the marker of
 # ``registrars_whole``'s once-per-store pass (forty-fifth round, reg45)
 _REGISTRARS = "registrars-whole"
+# on a registrations row: keyed by its registrar whole, by this release (``note_registrations``) or its pass
+# (``MessageStore._rekey``); a row without it an earlier release keyed by the code alone
+_WHOLE = "whole"
 # on a filed message document: its ``processed_at`` as this release filed it, with its registrations rows
 _NOTED = "registrations_noted"
 # on a message an owner's decision reopened: that decision's ``at`` while it is being applied, the token its failure
@@ -377,7 +380,9 @@ class MessageStore:
         The application is the registrar whole (``registrar_of``: ``record|HIS``, ``record|^HIS^DNS``,
         ``record|HIS^1.2.3^ISO``): keyed by the code alone (HD-1, else HD-2), ``HIS`` and the universal id
         ``^HIS^DNS`` -- two applications -- shared one row and the second's registration was no row (low44c LOW 1;
-        forty-fifth round, reg45). Rows an earlier release wrote are keyed so once (``registrars_whole``)."""
+        forty-fifth round, reg45). Rows an earlier release wrote are keyed so once (``registrars_whole``); one it
+        wrote since (a rollback, or a process of it still running beside this one) under this key is keyed here
+        before it is compared (``_rekey``: its message read, only for such a row)."""
         if not records:
             return
         if doc is None:
@@ -388,12 +393,31 @@ class MessageStore:
         keys = {f"{ref}|{application}": ref for ref in records}
         stored = {d["_id"]: d for d in self.registrations.find({"_id": {"$in": sorted(keys)}})}
         for key, ref in keys.items():
-            if _first_stands(stored.get(key), received, doc_id):
+            held = stored.get(key)
+            if held is not None and not held.get(_WHOLE):  # (an earlier release's: whose is it?)
+                self._rekey(held, self.get(str(held.get("message") or "")))
+                held = self.registrations.get(key)
+            if _first_stands(held, received, doc_id):
                 continue  # an earlier registration of this application stands
             self.registrations.replace({
                 "_id": key, "record": ref, "application": application, "received_at": received,
                 "message": doc_id, "facility": doc.get("facility"), "control_id": doc.get("control_id"),
-                "message_type": doc.get("message_type")})
+                "message_type": doc.get("message_type"), _WHOLE: True})
+
+    def _rekey(self, row: Document, doc: Document | None) -> bool:
+        """Key a registrations row an earlier release wrote (no ``_WHOLE``) by its registrar whole: ``registrar_of``
+        its message ``doc``; a row whose message is no longer kept (None) reads as the name it holds (HD-1 ``HIS``).
+        Two rows becoming one key keep the first registration received (``_first_stands``), as the table does. Asked
+        inside the caller's transaction; whether the row moved to another key."""
+        app = registrar_of(doc) if doc is not None else str(row.get("application") or "")
+        key = f"{row.get('record')}|{app}"
+        if key != row["_id"]:
+            self.registrations.delete(row["_id"])
+            if _first_stands(self.registrations.get(key), str(row.get("received_at") or ""),
+                             str(row.get("message") or "")):
+                return True
+        self.registrations.replace({**row, "_id": key, "application": app, _WHOLE: True})
+        return key != row["_id"]
 
     def registrars_whole(self) -> int | None:
         """Once per store (``_REGISTRARS`` in ``hl7_census``): key each registrations row an earlier release wrote
@@ -401,30 +425,27 @@ class MessageStore:
         for ``^HIS^DNS``'s registration is that registrar's row ``record|^HIS^DNS``, and a later registration by
         ``HIS`` itself is a row of its own; ``record|HIS`` for ``HIS^1.2.3^ISO``'s is ``record|HIS^1.2.3^ISO``. A row
         whose message is no longer kept reads as the name it holds (HD-1 ``HIS``: its key unchanged). Two rows
-        becoming one key keep the first registration received, as the table does. Page by page by ``_id`` on the
-        ``Collection`` reads both backends answer (SQLite, MongoDB), each page's moves in one transaction, every
-        row read again in it (another worker's pass, or its ingest, may have written it since): run again, or by
-        two processes at once, it moves nothing twice. A new store writes the marker with its epoch
-        (``registrations_epoch``) and scans nothing. Returns how many rows were keyed anew; None once done.
-        (forty-fifth round, reg45)"""
+        becoming one key keep the first registration received, as the table does (``_rekey``). A row whose key is
+        its registrar already (every HD-1-only sender's: most rows) is not written; ``note_registrations`` keys one
+        it meets unmarked. Page by page by ``_id`` on the ``Collection`` reads both backends answer (SQLite,
+        MongoDB), each page's moves in one transaction, every row read again in it (another worker's pass, or its
+        ingest, may have written it since): run again, or by two processes at once, it moves nothing twice. A new
+        store writes the marker with its epoch (``registrations_epoch``) and scans nothing. Returns how many rows
+        were keyed anew; None once done. (forty-fifth round, reg45)"""
         if self.census.get(_REGISTRARS) is not None:
             return None
         moved, last = 0, ""
         while page := self.registrations.find({"_id": {"$gt": last}}, sort=[("_id", 1)], limit=_CENSUS_PAGE):
             last = str(page[-1]["_id"])
-            filed = self.get_many([str(row.get("message") or "") for row in page])
+            old = [row for row in page if not row.get(_WHOLE)]
+            filed = self.get_many([str(row.get("message") or "") for row in old])
             with self.store.transaction():
-                for row in page:
+                for row in old:
                     doc = filed.get(str(row.get("message") or ""))
                     app = registrar_of(doc) if doc is not None else str(row.get("application") or "")
-                    key = f"{row.get('record')}|{app}"
-                    if key == row["_id"] or self.registrations.get(row["_id"]) != row:
+                    if f"{row.get('record')}|{app}" == row["_id"] or self.registrations.get(row["_id"]) != row:
                         continue  # keyed whole already, or changed since read (another pass moved it)
-                    if not _first_stands(self.registrations.get(key), str(row.get("received_at") or ""),
-                                         str(row.get("message") or "")):
-                        self.registrations.replace({**row, "_id": key, "application": app})
-                    self.registrations.delete(row["_id"])
-                    moved += 1
+                    moved += self._rekey(row, doc)
         with self.store.transaction():
             self.census.replace({"_id": _REGISTRARS, "at": now_iso(), "moved": moved})
         if moved:

@@ -179,37 +179,51 @@ def test_the_order_history_and_the_person_checks_ask_one_case_rule(uhttp: TestCl
 # --- the upgrade: rows an earlier release keyed by the code --------------------------------------------------------
 
 
-def _old_key(monkeypatch: pytest.MonkeyPatch) -> None:
-    """File as the release before reg45 did: rows keyed and named by the code (``application_of``)."""
-    monkeypatch.setattr("engine.messages.registrar_of", application_of)
+def _as_the_release_before(engine: Engine, http: TestClient, monkeypatch: pytest.MonkeyPatch,
+                           *messages: tuple[str, str]) -> None:
+    """File ``messages`` (a tag and an MSH-3 each: the tag's A04) as the release before reg45 did: their rows keyed
+    and named by the code (``application_of``) and not marked whole."""
+    with monkeypatch.context() as old:
+        old.setattr("engine.messages.registrar_of", application_of)
+        for n, (tag, app) in enumerate(messages):
+            assert _aa(post(http, adt(f"{tag}a", f"{tag}^^^FNXRMYY^MR", "丁^一", f"1980102{n}", "F", app=app)))
+    kept = engine.store.collection("hl7_registrations")
+    for tag, _ in messages:
+        for row in _rows(engine, http, tag).values():
+            kept.replace({k: v for k, v in row.items() if k != "whole"})
 
 
 def test_rows_keyed_by_the_code_are_keyed_by_the_registrar_once(undeclared_eng: Engine, uhttp: TestClient,
                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
     """A store the release before wrote: ``^HIS^DNS``'s and ``HIS^<OID1>^ISO``'s registrations keyed
-    ``record|HIS``. The pass keys them whole (``record|^HIS^DNS``, ``record|HIS^<OID1>^ISO``), a row whose
-    message is no longer kept reads as the name it holds, and run again (the marker) it moves nothing; then the
-    HIS's own registration of the first record is a row of its own and its A08 numbering the record is taken."""
+    ``record|HIS``. The pass (``registrars_whole``) keys them whole (``record|^HIS^DNS``,
+    ``record|HIS^<OID1>^ISO``), leaves a row whose key is its registrar already, and reads a row whose message is no
+    longer kept as the name it holds; run again (its marker) it moves nothing. Then the HIS's own registration of
+    the first record is a row of its own and the number its A08 gives is a registrant's: the DNS's A08 replacing it
+    is held (W 205). A row the release before writes after the pass (a rollback; a process of it still running) is
+    keyed when a registration meets it: the HIS registering a record the DNS registered under the old key."""
     messages: MessageStore = undeclared_eng.ingestor.messages
-    with monkeypatch.context() as old:
-        _old_key(old)
-        assert _aa(post(uhttp, adt("RGGa", "RGG^^^FNXRMYY^MR", "丁^一", "19801018", "F", app="^HIS^DNS")))
-        assert _aa(post(uhttp, adt("RGHa", "RGH^^^FNXRMYY^MR", "丁^二", "19801019", "F", app=f"HIS^{OID1}^ISO")))
-        assert _aa(post(uhttp, adt("RGIa", "RGI^^^FNXRMYY^MR", "丁^三", "19801020", "F", app="TJXT")))
+    _as_the_release_before(undeclared_eng, uhttp, monkeypatch, ("RGG", "^HIS^DNS"), ("RGH", f"HIS^{OID1}^ISO"),
+                           ("RGI", "TJXT"))
     assert list(_rows(undeclared_eng, uhttp, "RGG")) == ["HIS"] and list(_rows(undeclared_eng, uhttp, "RGH")) == ["HIS"]
     (gone,) = _rows(undeclared_eng, uhttp, "RGI").values()
-    kept = undeclared_eng.store.collection("hl7_registrations")
-    kept.replace({**gone, "message": "m-no-longer-kept"})
+    undeclared_eng.store.collection("hl7_registrations").replace({**gone, "message": "m-no-longer-kept"})
     undeclared_eng.store.collection("hl7_census").delete(_REGISTRARS)
-    assert messages.registrars_whole() >= 2
+    assert messages.registrars_whole() == 2
     assert list(_rows(undeclared_eng, uhttp, "RGG")) == ["^HIS^DNS"]
-    assert list(_rows(undeclared_eng, uhttp, "RGH")) == [f"HIS^{OID1}^ISO"]
     assert _rows(undeclared_eng, uhttp, "RGH")[f"HIS^{OID1}^ISO"]["application"] == f"HIS^{OID1}^ISO"
     assert list(_rows(undeclared_eng, uhttp, "RGI")) == ["TJXT"]
     assert messages.registrars_whole() is None
-    hers = _nid("32092319801018020")
-    assert _aa(post(uhttp, adt("RGGb", "RGG^^^FNXRMYY^MR", "丁^一", "19801018", "F", app="HIS")))
-    assert sorted(_rows(undeclared_eng, uhttp, "RGG")) == ["HIS", "^HIS^DNS"]
-    ack = post(uhttp, adt("RGGc", f"RGG^^^FNXRMYY^MR~{hers}^^^^NNCHN", "丁^一", "19801018", "F", event="A08",
-                          app="HIS"))
-    assert _aa(ack) and not any("|205^" in x for x in err_lines(ack)), err_lines(ack)
+    hers, other = _nid("32092319801020020"), _nid("32092319801020040")
+    for control, pid3, app, event in (("RGGb", "RGG^^^FNXRMYY^MR", "HIS", "A04"),
+                                      ("RGGc", f"RGG^^^FNXRMYY^MR~{hers}^^^^NNCHN", "HIS", "A08")):
+        assert _aa(post(uhttp, adt(control, pid3, "丁^一", "19801020", "F", event=event, app=app)))
+    ack = post(uhttp, adt("RGGd", f"RGG^^^FNXRMYY^MR~{other}^^^^NNCHN", "丁^一", "19801020", "F", event="A08",
+                          app="^HIS^DNS"))
+    assert _aa(ack) and any("|205^" in x and "|W|" in x for x in err_lines(ack)), err_lines(ack)
+    assert nids(patients(uhttp, f"{MRN}|RGG")[0]) == {hers}
+    _as_the_release_before(undeclared_eng, uhttp, monkeypatch, ("RGJ", "^HIS^DNS"))
+    assert list(_rows(undeclared_eng, uhttp, "RGJ")) == ["HIS"]
+    assert _aa(post(uhttp, adt("RGJb", "RGJ^^^FNXRMYY^MR", "丁^一", "19801020", "F", app="HIS")))
+    rows = _rows(undeclared_eng, uhttp, "RGJ")
+    assert sorted(rows) == ["HIS", "^HIS^DNS"] and rows["HIS"]["control_id"] == "RGJb", rows
