@@ -89,6 +89,10 @@ def test_a_name_under_another_universal_id_is_another_registrar(uhttp: TestClien
                           app=f"HIS^{OID2}^ISO"))
     assert _refused(ack), err_lines(ack)
     assert patients(uhttp, f"{MRN}|RGB")[0]["gender"] == "female"
+    # nor is the name alone that registrar (as sent: a site whose HIS sends its OID on some messages only names the
+    # two spellings one application, senders.yaml application_aliases)
+    ack = post(uhttp, adt("RGBc", "RGB^^^FNXRMYY^MR", "乙^二", "19750101", "M", event="A08", app="HIS"))
+    assert _refused(ack), err_lines(ack)
 
 
 def test_guard_the_registrar_under_its_own_universal_id_corrects_its_registration(uhttp: TestClient) -> None:
