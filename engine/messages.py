@@ -408,16 +408,18 @@ class MessageStore:
         """Key a registrations row an earlier release wrote (no ``_WHOLE``) by its registrar whole: ``registrar_of``
         its message ``doc``; a row whose message is no longer kept (None) reads as the name it holds (HD-1 ``HIS``).
         Two rows becoming one key keep the first registration received (``_first_stands``), as the table does. Asked
-        inside the caller's transaction; whether the row moved to another key."""
+        inside the caller's transaction; the new row is written before the old one is deleted, so a MongoDB without
+        transactions that stops between keeps both (the old one keyed again by the next pass), never neither.
+        Whether the row moved to another key."""
         app = registrar_of(doc) if doc is not None else str(row.get("application") or "")
         key = f"{row.get('record')}|{app}"
-        if key != row["_id"]:
+        moved = key != row["_id"]
+        if not (moved and _first_stands(self.registrations.get(key), str(row.get("received_at") or ""),
+                                        str(row.get("message") or ""))):
+            self.registrations.replace({**row, "_id": key, "application": app, _WHOLE: True})
+        if moved:
             self.registrations.delete(row["_id"])
-            if _first_stands(self.registrations.get(key), str(row.get("received_at") or ""),
-                             str(row.get("message") or "")):
-                return True
-        self.registrations.replace({**row, "_id": key, "application": app, _WHOLE: True})
-        return key != row["_id"]
+        return moved
 
     def registrars_whole(self) -> int | None:
         """Once per store (``_REGISTRARS`` in ``hl7_census``): key each registrations row an earlier release wrote
