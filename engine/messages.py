@@ -83,9 +83,10 @@ STATUSES = (RECEIVED, PROCESSED, QUARANTINED)
 NOT_PRODUCTION = ("T", "D")  # HL7 table 0103 ids other than P: stored as clinical data before hl7mode29
 _CENSUS = "processing-ids"  # the remembered count's document in ``hl7_census``
 _EPOCH = "registrations"  # when the registrations table began, in ``hl7_census`` (``registrations_epoch``)
-# the registrations table's rows keyed by their registrar whole (``registrar_of``), in ``hl7_census``: the marker of
-# ``registrars_whole``'s once-per-store pass (forty-fifth round, reg45)
-_REGISTRARS = "registrars-whole"
+# the registrations table's rows keyed by their registrar whole (``registrar_of``): the marker of ``registrars_whole``'s
+# once-per-store pass, a field of the table's epoch document (``_EPOCH``) -- read with it, written with it on a new
+# store, so an open pays no statement of its own for it (forty-fifth round, reg45)
+_REGISTRARS = "registrars_whole"
 # on a registrations row: keyed by its registrar whole, by this release (``note_registrations``) or its pass
 # (``MessageStore._rekey``); a row without it an earlier release keyed by the code alone
 _WHOLE = "whole"
@@ -422,8 +423,9 @@ class MessageStore:
         return moved
 
     def registrars_whole(self) -> int | None:
-        """Once per store (``_REGISTRARS`` in ``hl7_census``): key each registrations row an earlier release wrote
-        by its registrar whole (``registrar_of`` of its message; ``note_registrations``) -- ``record|HIS`` written
+        """Once per store (``_REGISTRARS`` on the epoch document in ``hl7_census``): key each registrations row an
+        earlier release wrote by its registrar whole (``registrar_of`` of its message; ``note_registrations``) --
+        ``record|HIS`` written
         for ``^HIS^DNS``'s registration is that registrar's row ``record|^HIS^DNS``, and a later registration by
         ``HIS`` itself is a row of its own; ``record|HIS`` for ``HIS^1.2.3^ISO``'s is ``record|HIS^1.2.3^ISO``. A row
         whose message is no longer kept reads as the name it holds (HD-1 ``HIS``: its key unchanged). Two rows
@@ -432,9 +434,10 @@ class MessageStore:
         it meets unmarked. Page by page by ``_id`` on the ``Collection`` reads both backends answer (SQLite,
         MongoDB), each page's moves in one transaction, every row read again in it (another worker's pass, or its
         ingest, may have written it since): run again, or by two processes at once, it moves nothing twice. A new
-        store writes the marker with its epoch (``registrations_epoch``) and scans nothing. Returns how many rows
-        were keyed anew; None once done. (forty-fifth round, reg45)"""
-        if self.census.get(_REGISTRARS) is not None:
+        store writes the marker with its epoch (``registrations_epoch``) and scans nothing; an epoch rewritten for
+        an older release's filings (``registrations_epoch``) drops it, and the next open looks again. Returns how
+        many rows were keyed anew; None once done. (forty-fifth round, reg45)"""
+        if self.registrations_epoch().get(_REGISTRARS) is not None:
             return None
         moved, last = 0, ""
         while page := self.registrations.find({"_id": {"$gt": last}}, sort=[("_id", 1)], limit=_CENSUS_PAGE):
@@ -448,8 +451,10 @@ class MessageStore:
                     if f"{row.get('record')}|{app}" == row["_id"] or self.registrations.get(row["_id"]) != row:
                         continue  # keyed whole already, or changed since read (another pass moved it)
                     moved += self._rekey(row, doc)
-        with self.store.transaction():
-            self.census.replace({"_id": _REGISTRARS, "at": now_iso(), "moved": moved})
+        done = {"at": now_iso(), "moved": moved}
+        with self.store.transaction():  # (an epoch rewritten since by another process: the next open looks again)
+            self.census.update(_EPOCH, {_REGISTRARS: done})
+        self._epoch = {**self.registrations_epoch(), _REGISTRARS: done}
         if moved:
             log.info("registrations table: %d rows keyed by their registrar whole (MSH-3 as sent)", moved)
         return moved
@@ -481,10 +486,11 @@ class MessageStore:
         if self._epoch is None:
             kept = self.census.get(_EPOCH)
             if kept is None and is_new_store(self.store):  # this open made the store: nothing to see
-                self._epoch = {"_id": _EPOCH, "since": now_iso(), "predates": False, "unseen": None, "began": None}
+                at = now_iso()
+                self._epoch = {"_id": _EPOCH, "since": at, "predates": False, "unseen": None, "began": None,
+                               _REGISTRARS: {"at": at, "moved": 0}}  # (no row to key: ``registrars_whole``)
                 with self.store.transaction():
                     self.census.replace(self._epoch)
-                    self.census.replace({"_id": _REGISTRARS, "at": self._epoch["since"], "moved": 0})  # (none to key)
                 return self._epoch
             newest = self.messages.find({"status": PROCESSED}, sort=[("received_at", -1)], limit=1)
             unseen = _unseen(self.store, newest[0] if newest else None)
