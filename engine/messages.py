@@ -83,6 +83,13 @@ STATUSES = (RECEIVED, PROCESSED, QUARANTINED)
 NOT_PRODUCTION = ("T", "D")  # HL7 table 0103 ids other than P: stored as clinical data before hl7mode29
 _CENSUS = "processing-ids"  # the remembered count's document in ``hl7_census``
 _EPOCH = "registrations"  # when the registrations table began, in ``hl7_census`` (``registrations_epoch``)
+# the registrations table's rows keyed by their registrar whole (``registrar_of``): the marker of ``registrars_whole``'s
+# once-per-store pass, a field of the table's epoch document (``_EPOCH``) -- read with it, written with it on a new
+# store, so an open pays no statement of its own for it (forty-fifth round, reg45)
+_REGISTRARS = "registrars_whole"
+# on a registrations row: keyed by its registrar whole, by this release (``note_registrations``) or its pass
+# (``MessageStore._rekey``); a row without it an earlier release keyed by the code alone
+_WHOLE = "whole"
 # on a filed message document: its ``processed_at`` as this release filed it, with its registrations rows
 _NOTED = "registrations_noted"
 # on a message an owner's decision reopened: that decision's ``at`` while it is being applied, the token its failure
@@ -185,6 +192,25 @@ def application_hd_of(doc: Document) -> tuple[str, str, str]:
     return extract_header(raw_of(doc))[0].application_hd
 
 
+def registrar_of(doc: Document) -> str:
+    """The sending application of a stored message as a registrar or a number's owner is kept and compared
+    (``adapters.convert.applications.registrar``): its MSH-3 whole, as sent -- ``HIS``, ``HIS^1.2.3^ISO``,
+    ``^his2.fnx.example^DNS``. HD-1 is the code as filed (``application_of``: the ingest decoded it in the set the
+    site declares for the sender, which a re-read of the raw does not know); HD-2 and HD-3 are read from the raw
+    (``application_hd_of``, ~12 us a document). The one reading of it: the registrations table's key and rows
+    (``note_registrations``, ``registrars_whole``) and every registrar ``adapters.convert.persons`` reads of a filed
+    message. (forty-fifth round, reg45)"""
+    from adapters.convert.applications import registrar  # (it imports, through adapters.convert, this module)
+    hd = application_hd_of(doc)
+    return registrar((application_of(doc), hd[1], hd[2]) if hd[0] else hd)
+
+
+def _first_stands(held: Document | None, received: str, doc_id: str) -> bool:
+    """Whether the registrations row ``held`` (of one record and registrar) stands against a registration of
+    message ``doc_id`` received at ``received``: the first registration received stands (a replay of it keeps it)."""
+    return held is not None and str(held.get("received_at") or "") <= received and held.get("message") != doc_id
+
+
 def conflict_id(key_id: str, sha256: str) -> str:
     return "c-" + hashlib.sha256(f"{key_id}\x1f{sha256}".encode()).hexdigest()[:24]
 
@@ -284,6 +310,7 @@ class MessageStore:
         self.registrations.ensure_index(["record"])
         self._epoch: Document | None = None
         self.registrations_epoch()  # at open: a store that filed messages before the table is told apart
+        self.registrars_whole()  # at open: rows an earlier release keyed by the code alone, keyed whole (once)
 
     # -- writes -------------------------------------------------------------------------
     def new_document(
@@ -349,24 +376,88 @@ class MessageStore:
         message document of each -- 28 ms at 450 results, "cannot be told" past 5,000 (member33). Keyed by
         the record (its id is the hash of institution, assigning authority and number,
         ``deterministic_id``) and the application (``registration_applications`` may be declared later:
-        the first of a declared application is read from the same rows), one indexed read answers."""
+        the first of a declared application is read from the same rows), one indexed read answers.
+
+        The application is the registrar whole (``registrar_of``: ``record|HIS``, ``record|^HIS^DNS``,
+        ``record|HIS^1.2.3^ISO``): keyed by the code alone (HD-1, else HD-2), ``HIS`` and the universal id
+        ``^HIS^DNS`` -- two applications -- shared one row and the second's registration was no row (low44c LOW 1;
+        forty-fifth round, reg45). Rows an earlier release wrote are keyed so once (``registrars_whole``); one it
+        wrote since (a rollback, or a process of it still running beside this one) under this key is keyed here
+        before it is compared (``_rekey``: its message read, only for such a row)."""
         if not records:
             return
         if doc is None:
             doc = self.get(doc_id)
             if doc is None:
                 return
-        application, received = application_of(doc), str(doc.get("received_at") or "")
+        application, received = registrar_of(doc), str(doc.get("received_at") or "")
         keys = {f"{ref}|{application}": ref for ref in records}
         stored = {d["_id"]: d for d in self.registrations.find({"_id": {"$in": sorted(keys)}})}
         for key, ref in keys.items():
             held = stored.get(key)
-            if held is not None and str(held.get("received_at") or "") <= received and held.get("message") != doc_id:
+            if held is not None and not held.get(_WHOLE):  # (an earlier release's: whose is it?)
+                self._rekey(held, self.get(str(held.get("message") or "")))
+                held = self.registrations.get(key)
+            if _first_stands(held, received, doc_id):
                 continue  # an earlier registration of this application stands
             self.registrations.replace({
                 "_id": key, "record": ref, "application": application, "received_at": received,
                 "message": doc_id, "facility": doc.get("facility"), "control_id": doc.get("control_id"),
-                "message_type": doc.get("message_type")})
+                "message_type": doc.get("message_type"), _WHOLE: True})
+
+    def _rekey(self, row: Document, doc: Document | None) -> bool:
+        """Key a registrations row an earlier release wrote (no ``_WHOLE``) by its registrar whole: ``registrar_of``
+        its message ``doc``; a row whose message is no longer kept (None) reads as the name it holds (HD-1 ``HIS``).
+        Two rows becoming one key keep the first registration received (``_first_stands``), as the table does. Asked
+        inside the caller's transaction; the new row is written before the old one is deleted, so a MongoDB without
+        transactions that stops between keeps both (the old one keyed again by the next pass), never neither.
+        Whether the row moved to another key."""
+        app = registrar_of(doc) if doc is not None else str(row.get("application") or "")
+        key = f"{row.get('record')}|{app}"
+        moved = key != row["_id"]
+        if not (moved and _first_stands(self.registrations.get(key), str(row.get("received_at") or ""),
+                                        str(row.get("message") or ""))):
+            self.registrations.replace({**row, "_id": key, "application": app, _WHOLE: True})
+        if moved:
+            self.registrations.delete(row["_id"])
+        return moved
+
+    def registrars_whole(self) -> int | None:
+        """Once per store (``_REGISTRARS`` on the epoch document in ``hl7_census``): key each registrations row an
+        earlier release wrote by its registrar whole (``registrar_of`` of its message; ``note_registrations``) --
+        ``record|HIS`` written
+        for ``^HIS^DNS``'s registration is that registrar's row ``record|^HIS^DNS``, and a later registration by
+        ``HIS`` itself is a row of its own; ``record|HIS`` for ``HIS^1.2.3^ISO``'s is ``record|HIS^1.2.3^ISO``. A row
+        whose message is no longer kept reads as the name it holds (HD-1 ``HIS``: its key unchanged). Two rows
+        becoming one key keep the first registration received, as the table does (``_rekey``). A row whose key is
+        its registrar already (every HD-1-only sender's: most rows) is not written; ``note_registrations`` keys one
+        it meets unmarked. Page by page by ``_id`` on the ``Collection`` reads both backends answer (SQLite,
+        MongoDB), each page's moves in one transaction, every row read again in it (another worker's pass, or its
+        ingest, may have written it since): run again, or by two processes at once, it moves nothing twice. A new
+        store writes the marker with its epoch (``registrations_epoch``) and scans nothing; an epoch rewritten for
+        an older release's filings (``registrations_epoch``) drops it, and the next open looks again. Returns how
+        many rows were keyed anew; None once done. (forty-fifth round, reg45)"""
+        if self.registrations_epoch().get(_REGISTRARS) is not None:
+            return None
+        moved, last = 0, ""
+        while page := self.registrations.find({"_id": {"$gt": last}}, sort=[("_id", 1)], limit=_CENSUS_PAGE):
+            last = str(page[-1]["_id"])
+            old = [row for row in page if not row.get(_WHOLE)]
+            filed = self.get_many([str(row.get("message") or "") for row in old])
+            with self.store.transaction():
+                for row in old:
+                    doc = filed.get(str(row.get("message") or ""))
+                    app = registrar_of(doc) if doc is not None else str(row.get("application") or "")
+                    if f"{row.get('record')}|{app}" == row["_id"] or self.registrations.get(row["_id"]) != row:
+                        continue  # keyed whole already, or changed since read (another pass moved it)
+                    moved += self._rekey(row, doc)
+        done = {"at": now_iso(), "moved": moved}
+        with self.store.transaction():  # (an epoch rewritten since by another process: the next open looks again)
+            self.census.update(_EPOCH, {_REGISTRARS: done})
+        self._epoch = {**self.registrations_epoch(), _REGISTRARS: done}
+        if moved:
+            log.info("registrations table: %d rows keyed by their registrar whole (MSH-3 as sent)", moved)
+        return moved
 
     def registrations_of(self, record: str) -> list[Document]:
         """The registrations table's rows of ``record`` (``note_registrations``): one per application,
@@ -395,7 +486,9 @@ class MessageStore:
         if self._epoch is None:
             kept = self.census.get(_EPOCH)
             if kept is None and is_new_store(self.store):  # this open made the store: nothing to see
-                self._epoch = {"_id": _EPOCH, "since": now_iso(), "predates": False, "unseen": None, "began": None}
+                at = now_iso()
+                self._epoch = {"_id": _EPOCH, "since": at, "predates": False, "unseen": None, "began": None,
+                               _REGISTRARS: {"at": at, "moved": 0}}  # (no row to key: ``registrars_whole``)
                 with self.store.transaction():
                     self.census.replace(self._epoch)
                 return self._epoch

@@ -30,7 +30,7 @@ import re
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-from adapters.convert.datatypes import same_hd, universal_system
+from adapters.convert.datatypes import same_hd, same_text, universal_system
 
 HD = tuple[str, str, str]
 
@@ -41,19 +41,8 @@ def hd_of(text: str) -> HD:
     return parts[0], parts[1], parts[2]
 
 
-def same_text(one: str, other: str) -> bool:
-    """The module's one case rule: two components of an application's HD (or two stored codes) are one text case
-    aside. HL7 v2.5.1 2.A.33 folds nothing and defines no case of its own: HD-1 is a value of a table the site
-    defines (0300/0361, its syntax the site's), HD-2's syntax is its scheme's (an OID has no letters), HD-3 a code of
-    table 0301. So which spellings of an MSH-3 are one application is the project's and the site's call, and the
-    project's has been "case aside" since HL7's rule was written down -- ``datatypes.same_hd`` (rv38i: ``RIS`` and
-    ``ris`` are one filler), ``as_sent`` and ``relay`` (ord40, acsn43c). The person checks compared a code
-    case-sensitively, so ``his`` was the alias group's ``HIS`` to ``forms``/``canonical`` and no declared HIS to
-    ``sends_as`` (rv44c LOW 4); now every comparison here asks this. A case rule that told ``his`` from ``HIS`` here
-    would still leave them one application to the order history (``same_hd``), and MSH-3 is a text any sender
-    writes: folding case lets no sender pass for another it could not already name by sending ``HIS``.
-    (forty-fourth round, fix44)"""
-    return one.lower() == other.lower()
+# ``same_text`` (case aside, imported above) is this module's one case rule, owned by ``datatypes`` -- below this
+# module, which imports it -- so that ``same_hd`` asks the same function (fix44 had spelled it twice; reg45)
 
 
 def as_sent(one: HD, other: HD) -> bool:
@@ -230,26 +219,30 @@ def universal_code(code: str) -> bool:
 
 
 def registrar(hd: HD) -> str:
-    """An application as a registrar or a number's owner is kept and compared: its code with its kind. HD-1 where
-    sent (a name: ``Header.application_code``'s code, so every code stored before this reads the same), else the universal id with
-    its type as the site writes an HD (``^his2.fnx.example^DNS``, ``hd_of`` reads it back). Why: the code kept before
-    (``Header.application_code``) keeps no HD-3, so a code ``his2.fnx.example`` could not say whether it was a name or a DNS id, and ``states`` took it
-    for a name -- an application whose MSH-3 is ``^his2.fnx.example^DNS`` (valid HL7, v2.5.1 2.A.33, table 0301) was
-    never its own registrar and its A08 correcting its own registration was refused AE 205 (last44 MED 2). Kept
-    with its kind, it is stated only by what states that kind: ``^HIS^DNS`` is still no ``HIS`` (rv44c MED 1).
-    (forty-fourth round, low44c)"""
-    if hd[0]:
-        return hd[0]
-    return "^".join(("", hd[1], hd[2])).rstrip("^") if hd[1] else ""
+    """An application as a registrar or a number's owner is kept and compared: its MSH-3 as sent, whole, as the site
+    writes an HD (``hd_of`` reads it back) -- ``HIS`` for HD-1 alone (the code every release stored, so every code
+    stored before reads the same), ``HIS^1.2.3^ISO`` with its universal id, ``^his2.fnx.example^DNS`` for a universal
+    id alone. An HD-3 without an HD-2 types nothing and is not kept (``HIS^^ISO`` is ``HIS``). Why whole: the code
+    kept before (``Header.application_code``, HD-1 else HD-2) kept no HD-3, so ``his2.fnx.example`` could not say
+    whether it was a name or a DNS id and its own A08 was refused AE 205 (last44 MED 2; low44c kept the kind); and it
+    kept no HD-2 beside an HD-1, so ``HIS^1.2.3^ISO`` and ``HIS^9.9.9^ISO`` -- two applications by HL7 v2.5.1 2.A.33,
+    their universal ids differing -- were one registrar ``HIS`` and either restated what the other registered
+    (low44c LOW 2). Kept whole, a registrar is stated only as ``states`` reads a code written as an HD: ``^HIS^DNS``
+    is no ``HIS`` (rv44c MED 1), ``HIS^9.9.9^ISO`` no ``HIS^1.2.3^ISO`` (as sent), and the registrations table keys
+    its rows by it (``engine.messages.registrar_of``: ``HIS`` and ``^HIS^DNS`` are two rows, low44c LOW 1).
+    (forty-fourth round, low44c; forty-fifth round, reg45)"""
+    name, universal, kind = hd
+    return "^".join((name, universal, kind if universal else "")).rstrip("^")
 
 
 def states(hd: HD, code: str) -> bool:
     """Whether the HD ``hd`` (an MSH-3 as sent, or an alias form) states the application ``code`` -- a declared
     code (institutions.yaml) or a stored one (``registrar``) -- by the HD component that states the same kind of
     thing: the one rule of it.
-    - A code written as an HD (``^`` in it: a ``registrar`` of a universal id, or a declared ``^<id>^<type>``):
-      with an HD-1, as sent (``as_sent``, the three components); with none, a universal id with its type, stated
-      by an HD whose HD-1 is empty and whose HD-2 and HD-3 are the code's.
+    - A code written as an HD (``^`` in it: a ``registrar`` of an MSH-3 sending a universal id, or a declared
+      ``^<id>^<type>``): with an HD-1, as sent (``as_sent``, the three components: ``HIS^9.9.9^ISO`` states no
+      registrar ``HIS^1.2.3^ISO``, nor ``HIS`` alone); with none, a universal id with its type, stated by an HD
+      whose HD-1 is empty and whose HD-2 and HD-3 are the code's.
     - A bare code: a name, stated by HD-1 -- and that alone for a code that is no universal id by its form:
       ``^HIS^DNS`` states no ``HIS`` (a universal id ``HIS`` of another type, another application by HL7 v2.5.1
       2.A.33; rv44c MED 1). A bare code that is an OID or a URI (``universal_code``) is also stated as that

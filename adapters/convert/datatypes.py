@@ -386,6 +386,22 @@ def hd_names(namespace: str, universal: str, universal_type: str) -> tuple[str, 
     return tuple(n for n in (local, system) if n)
 
 
+def same_text(one: str, other: str) -> bool:
+    """The one case rule of applications' names: two components of an HD naming an application (or two stored
+    application codes) are one text case aside. HL7 v2.5.1 2.A.33 folds nothing and defines no case of its own:
+    HD-1 is a value of a table the site defines (0300/0361, its syntax the site's), HD-2's syntax is its scheme's
+    (an OID has no letters), HD-3 a code of table 0301. So which spellings of an MSH-3 are one application is the
+    project's and the site's call, and the project's has been "case aside" since HL7's rule was written down --
+    ``same_hd`` below (rv38i: ``RIS`` and ``ris`` are one filler), ``applications.as_sent`` and ``relay`` (ord40,
+    acsn43c), the person checks since fix44 (``applications.states``: ``his`` is the declared ``HIS``, rv44c LOW
+    4). A case rule that told ``his`` from ``HIS`` in one reader would still leave them one application to the
+    other, and MSH-3 is a text any sender writes: folding case lets no sender pass for another it could not already
+    name by sending ``HIS``. Here, below ``applications`` (which imports this module), so that the order history's
+    HL7 rule and the person checks ask one function: fix44 had written it twice (fix44 LOW; forty-fifth round,
+    reg45)."""
+    return one.lower() == other.lower()
+
+
 def same_hd(one: tuple[str, str, str], other: tuple[str, str, str], *, one_table: bool = False) -> bool:
     """Whether two HDs (namespace id, universal id, universal id type) name one application. HL7 v2.5.1
     2.A.33: HD-1 is a local name (from a user-defined table), HD-2/HD-3 the universal one, and both name one
@@ -404,12 +420,11 @@ def same_hd(one: tuple[str, str, str], other: tuple[str, str, str], *, one_table
     judges (the lab's report stored ``F^LAB^<OID>^ISO``: its own). Nor does a universal id alone make the
     filler's first statement its assignment of the number (xo41 had it so, and the EMR ``EMR^<OID>^ISO``
     assigned the lab's ``F^LAB^<OID>^ISO``: review rv41d HIGH 3): a lab numbering under another HD-1 than its
-    MSH-3's is a site's alias (``applications.forms``; forty-first round, xofix41)."""
+    MSH-3's is a site's alias (``applications.forms``; forty-first round, xofix41). Case aside: ``same_text``."""
     mine, theirs = universal_system(one[1], one[2]), universal_system(other[1], other[2])
     if mine and theirs:
-        return mine.lower() == theirs.lower() and (
-            not one_table or not (one[0] and other[0]) or one[0].lower() == other[0].lower())
-    return bool(one[0]) and one[0].lower() == other[0].lower()
+        return same_text(mine, theirs) and (not one_table or not (one[0] and other[0]) or same_text(one[0], other[0]))
+    return bool(one[0]) and same_text(one[0], other[0])
 
 
 def sender_names(ctx: Context) -> frozenset[str]:

@@ -66,7 +66,7 @@ from engine.identity.demographics import (
 )
 from engine.identity.nationalid import CARRIED_FROM_EXT, is_national_id, valid_number
 from engine.merge_rules import API, NOT_THE_FEED, Delete, MergeRules, Said, shipped
-from engine.messages import PROCESSED, application_hd_of, application_of, message_institution, stored_instant
+from engine.messages import PROCESSED, application_of, message_institution, registrar_of, stored_instant
 from engine.repository.ids import deterministic_id
 from engine.repository.search import token_value
 
@@ -1615,7 +1615,8 @@ def _hold_renumber(conversion: Any, ref: str, sequence: int, repetition: int | N
 
 def _held_words(answer: Renumber, app: str) -> str:
     """What a W 205 adds for a held renumbering (``Renumber.held``): both applications by MSH-3, and that the
-    operator decides (words.yaml reads the names)."""
+    operator decides (words.yaml reads the names). ``app``: this message's as a registrar is named (``_registrar_of``:
+    its MSH-3 whole, so ``^HIS^DNS`` is not told "(MSH-3 HIS) is another" beside the owner ``HIS``; reg45)."""
     if not answer.held:
         return ""
     return (f"; this message's application (MSH-3 {app or 'unknown'}) is another: held for the operator, who may take "
@@ -1823,19 +1824,19 @@ def _registrants(ref: str, search: Any, messages: Any, read_many: Any) -> set[st
 
 def _registrar_of(source: Any) -> str:
     """The application of a filed message (its document) or of a batch's earlier conversion as a registrar or a
-    number's owner is kept and compared: ``applications.registrar`` of its MSH-3 as sent -- its code with its kind
-    (``^his2.fnx.example^DNS``, not the bare ``his2.fnx.example`` the document's ``application`` keeps, which
+    number's owner is kept and compared: ``applications.registrar`` of its MSH-3 as sent, whole -- its code with its
+    kind (``^his2.fnx.example^DNS``, not the bare ``his2.fnx.example`` the document's ``application`` keeps, which
     ``applications.states`` reads as a name: such an application's A08 correcting its own registration was refused
-    AE 205, last44 MED 2). A document's MSH-3 is read from its raw (``application_hd_of``), so a registration filed
-    before this reads the same; the registrations table's rows are read through their messages (``_table``). A
-    name (HD-1 sent) is the code as filed (``application_of``, ``Conversion.application``): the ingest decoded it in
-    the set the site declares for the sender, which a re-read of the raw does not know. (forty-fourth round,
-    low44c)"""
+    AE 205, last44 MED 2; low44c) and with the universal id beside its name (``HIS^1.2.3^ISO``: ``HIS^9.9.9^ISO``,
+    another application by HL7 v2.5.1 2.A.33, had been the registrar ``HIS`` too, low44c LOW 2; reg45). A document's
+    is ``engine.messages.registrar_of`` -- the registrations table's key, one reading -- so a registration filed
+    before this reads the same; the table's rows are read through their messages (``_table``). A name (HD-1 sent) is
+    the code as filed (``Conversion.application``): the ingest decoded it in the set the site declares for the
+    sender, which a re-read of the raw does not know. (forty-fourth round, low44c; forty-fifth round, reg45)"""
     if isinstance(source, dict):
-        code, hd = application_of(source), application_hd_of(source)
-    else:
-        code, hd = str(source.application or ""), source.sender
-    return code if hd[0] or not hd[1] else registrar(hd)
+        return registrar_of(source)
+    hd = source.sender
+    return registrar((str(source.application or ""), hd[1], hd[2]) if hd[0] else hd)
 
 
 # the kept-apart warning's text before and after the authority: what the rows written before the
@@ -1996,9 +1997,10 @@ def unregistered(ref: str, search: Any, messages: Any) -> bool:
 
 def applications_of(provenances: Sequence[dict[str, Any]], messages: Any) -> dict[str, set[str]]:
     """"Provenance/id" -> the sending applications (MSH-3) of the filed messages that wrote it
-    (``_writers``): the one reading of whose message a Provenance is, asked by
-    ``adapters.convert.takeover`` too (which application's ADT named a visit: visfix33)."""
-    return {ref: {application_of(doc) for doc in docs} for ref, docs in _writers(provenances, messages).items()}
+    (``_writers``), each as a registrar is (``_registrar_of``: its MSH-3 whole): the one reading of whose message a
+    Provenance is, asked by ``adapters.convert.takeover`` (which application's ADT named a visit: visfix33), which
+    compares them by ``applications``' rules (reg45)."""
+    return {ref: {_registrar_of(doc) for doc in docs} for ref, docs in _writers(provenances, messages).items()}
 
 
 def _registered(ref: str, search: Any, messages: Any, declared: Collection[str] = (),
@@ -2899,7 +2901,7 @@ def _registrars_number(conversion: Any, earlier: Sequence[Any], stored: dict[Any
                     and new_record_linked(conversion, ref, earlier, stored, search, read_many):
                 _hold_linking(conversion, ref, sequence, person, _NEW_LINKS.format(
                     apps=", ".join(dict.fromkeys((*conversion.registrars, *conversion.linkers))) or "none declared",
-                    app=conversion.application or "unknown"))
+                    app=_registrar_of(conversion) or "unknown"))
                 continue
             if ref in conversion.create_only or person is None or not (stated := id_numbers(person)):
                 continue
@@ -2916,7 +2918,7 @@ def _registrars_number(conversion: Any, earlier: Sequence[Any], stored: dict[Any
                         "PID-3 gives a resident ID number to a record that holds none, and another record holds that "
                         "number: not taken -- taken, the patient index would join the two records as one person's. "
                         f"The record was registered by another application (MSH-3 {', '.join(first.apps) or 'none'}) "
-                        f"than this message's (MSH-3 {conversion.application or 'unknown'}), and only {RENUMBER_LINKS} "
+                        f"than this message's (MSH-3 {_registrar_of(conversion) or 'unknown'}), and only {RENUMBER_LINKS} "
                         f"(MSH-3 {', '.join(conversion.registrars) or 'none declared'}) give a number another record "
                         "holds unheld: held for the operator. If the two records are one person's, merge them (A40)"))
                 continue
@@ -2930,7 +2932,7 @@ def _registrars_number(conversion: Any, earlier: Sequence[Any], stored: dict[Any
                     conversion.warn(HL7Error(
                         "PID-3 states a resident ID number other than the one the record holds: not taken, the record "
                         f"keeps its number -- only {answer.who} replaces it"
-                        f"{_held_words(answer, conversion.application)}. If the record's number is wrong, ask that "
+                        f"{_held_words(answer, _registrar_of(conversion))}. If the record's number is wrong, ask that "
                         "application to correct it, or the operator", segment="PID", sequence=sequence, field=3,
                         code=DUPLICATE_KEY_IDENTIFIER))
                     continue
@@ -2952,7 +2954,7 @@ def _hold_linking(conversion: Any, ref: str, sequence: int, person: dict[str, An
         "PID-3 gives the record a resident ID number another record holds: not taken -- taken, the patient index "
         "would join the two records as one person's, and a change of a record's number is no way to join two "
         f"records. Only {RENUMBER_LINKS} (MSH-3 {', '.join(conversion.registrars) or 'none declared'}) give it "
-        f"unheld; this message's application (MSH-3 {conversion.application or 'unknown'}) is held for the operator. "
+        f"unheld; this message's application (MSH-3 {_registrar_of(conversion) or 'unknown'}) is held for the operator. "
         "If the two records are one person's, take the wrong number off (\"\"^^^^NNCHN) and merge them (A40)"),
         segment="PID", sequence=sequence, field=3, code=DUPLICATE_KEY_IDENTIFIER))
 
@@ -3124,7 +3126,7 @@ def merge_refused(conversion: Any, survivor: str, prior: str, renumbered: bool, 
     another person's record taking her identity. The HIS merging one woman registered twice, the survivor's PID
     stating her name, is taken as before; a duplicate whose name was mistyped is merged by restating the name. A name
     missing on either record is no agreement (rv43d HIGH 2: her number had moved onto a nameless placeholder)."""
-    declared, app = conversion.registrars, conversion.application
+    declared, app = conversion.registrars, _registrar_of(conversion)
     if declared:
         if _declares(conversion):
             return None
@@ -3432,7 +3434,7 @@ def _registrars_null(conversion: Any, earlier: Sequence[Any], stored: dict[Any, 
             _hold_renumber(conversion, ref, sequence, repetition)
         conversion.warn(HL7Error(
             f"PID-3 repetition {repetition} asks to delete the record's resident ID number (\"\"^^^^NNCHN): not "
-            f"taken, the ID number is kept -- only {answer.who} takes it off{_held_words(answer, conversion.application)}."
+            f"taken, the ID number is kept -- only {answer.who} takes it off{_held_words(answer, _registrar_of(conversion))}."
             " If it is wrong, ask that application to send the null, or the operator to correct the record", segment="PID",
             sequence=sequence, field=3, code=DUPLICATE_KEY_IDENTIFIER, repetition=repetition if repetition > 1 else None))
 

@@ -66,6 +66,7 @@ from dataclasses import replace
 from functools import lru_cache
 from typing import Any
 
+from adapters.convert.applications import code_declared, same_code, sends_as
 from adapters.convert.persons import applications_of, authority_between, batch_version, unregistered
 from adapters.hl7v2.errors import DUPLICATE_KEY_IDENTIFIER, HL7Error, Tally
 from engine.identity.demographics import contradicts_all
@@ -339,7 +340,13 @@ def _no_owner_named(visit: str, search: Any, messages: Any, conversion: Any) -> 
     institution's declared registration applications (``institutions.yaml``
     ``registration_applications``): the LIS's A08 restating its own placeholder is the lab speaking,
     and made the visit "the HIS's" for good (rvvisit33 LOW 4). A page with more, an activity not
-    stated, an ADT whose message is not read or was sent by two applications: cannot be told, no."""
+    stated, an ADT whose message is not read or was sent by two applications: cannot be told, no.
+
+    Each application is its registrar (its MSH-3 whole, ``persons._registrar_of``), compared by ``applications``'
+    rules, never by equality of codes: this message's by ``sends_as``, the declared ones by ``code_declared``, the
+    lab's by ``same_code`` (case aside, one alias group). By code, ``LIS^<OID1>^ISO``'s results and ``LIS^<OID2>^ISO``'s
+    A08 -- two applications -- were one ``LIS`` and the visit taken over, and ``lis``'s A08 restating the lab's own
+    placeholder a third application (low44c LOW 3; forty-fifth round, reg45)."""
     page = search("Provenance", [("target", visit), ("_count", "100")])
     if page.has_next or not page.resources:
         return False
@@ -359,7 +366,9 @@ def _no_owner_named(visit: str, search: Any, messages: Any, conversion: Any) -> 
         if len(apps) != 1:
             return False
         (app,) = apps
-        if app == conversion.application or app in conversion.registrars or app not in lab:
+        inst, site = conversion.institution, conversion.site
+        if (sends_as(inst, conversion.sender, app, site) or code_declared(inst, app, conversion.registrars, site)
+                or not any(same_code(inst, app, other, site) for other in lab)):
             return False
     return True
 
