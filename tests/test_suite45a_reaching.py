@@ -80,3 +80,38 @@ def test_the_reached_definitions_check_as_the_whole_document_does(r4: R4Schema, 
             explained = [(_describe(e, rtype), list(e.schema_path)) for e in mine.iter_errors(case)]
             assert explained == [(_describe(e, rtype), list(e.schema_path)) for e in theirs.iter_errors(case)]
     assert True in verdicts and False in verdicts
+
+
+# --- the token keys a start makes are used as made (suite45a) ---------------------------------------------------------
+
+
+def test_a_key_made_now_is_used_as_made_and_one_found_is_read_and_checked(tmp_path, monkeypatch) -> None:
+    """A new data folder's keys are made, written and used without reading the file back (an RSA key read back is
+    checked whole, ~30 ms); the file holds that very key, and a second start reads it from the file."""
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import padding
+
+    from engine.auth import keys
+
+    reads: list[bytes] = []
+    load = serialization.load_pem_private_key
+
+    def reading(data: bytes, password: Any = None, **kw: Any) -> Any:
+        reads.append(data)
+        return load(data, password, **kw)
+
+    monkeypatch.setattr(keys.serialization, "load_pem_private_key", reading)
+    made, created = keys.load_or_create_id_token_key(tmp_path)
+    token_key, token_created = keys.load_or_create(tmp_path)
+    assert created and token_created and reads == []
+    for key in (made, token_key):
+        stored = load(key.path.read_bytes(), None)
+        assert stored.private_bytes(serialization.Encoding.DER, serialization.PrivateFormat.PKCS8,
+                                    serialization.NoEncryption()) == key.private.private_bytes(
+            serialization.Encoding.DER, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+        assert oct(key.path.stat().st_mode & 0o777) == "0o600"
+    signed = made.private.sign(b"id_token", padding.PKCS1v15(), hashes.SHA256())
+    again, created_again = keys.load_or_create_id_token_key(tmp_path)
+    assert not created_again and len(reads) == 1 and again.kid == made.kid
+    again.public.verify(signed, b"id_token", padding.PKCS1v15(), hashes.SHA256())
+    assert again.private.sign(b"id_token", padding.PKCS1v15(), hashes.SHA256()) == signed  # RS256: the same bytes
