@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import functools
 import hashlib
 import json
 import secrets
@@ -35,12 +36,19 @@ from tests.test_staff_signin import flags
 CLIENT_ID = "huren-ybj"
 
 
+@functools.cache
+def _provider_keys() -> tuple[rsa.RSAPrivateKey, rsa.RSAPrivateKey]:
+    """The provider's signing key and the other key a tampered id_token is signed with, made once a process: each
+    test's provider had made both (~40 ms of CPU each); one provider serves a test, under an issuer of its own."""
+    return (rsa.generate_private_key(public_exponent=65537, key_size=2048),
+            rsa.generate_private_key(public_exponent=65537, key_size=2048))
+
+
 class Provider:
     """A minimal OIDC provider: discovery, authorize (the person is already signed in there), token, JWKS."""
 
     def __init__(self) -> None:
-        self.key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-        self.other_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        self.key, self.other_key = _provider_keys()
         self.user: dict[str, Any] = {}
         self.tamper: str | None = None
         self.codes: dict[str, dict[str, Any]] = {}
