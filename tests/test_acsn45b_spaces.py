@@ -11,8 +11,10 @@ from __future__ import annotations
 
 from fastapi.testclient import TestClient
 
-from tests.test_acsn43_accession import _orders_of
+from tests.hl7_calls import post
+from tests.test_acsn43_accession import _omi, _orders_of, _report
 from tests.test_acsn43b_assigner import _us
+from tests.test_rv43e_probes import _batch
 from tests.test_rv45a_probes import (
     AT_OBR3,
     CT,
@@ -75,3 +77,18 @@ def test_two_applications_of_one_name_and_two_oids_keep_a_space_each(http: TestC
     assert _acks(http, _us(f"{tag}3", tag, number, app=one)) == ("AA", [])
     assert _acks(http, _us(f"{tag}4", tag, number, app=other).replace("肝胆脾未见异常", "胆囊结石")) == ("AA", [])
     assert _reports(http, tag) == sorted([CT, ("final", "肝胆脾未见异常", one), ("final", "胆囊结石", other)])
+
+
+def test_the_placer_named_final_and_its_bare_correction_in_one_batch(http: TestClient) -> None:
+    """rv45a HIGH 1a's messages in one FHS/BHS batch -- the OMI, the RIS's report, the ultrasound's final naming USP,
+    its correction by the number alone: as one by one, the correction finds the report an earlier message of the
+    batch filed apart by placer (``_senders_reports`` reads the batch's earlier messages too) -- one ultrasound
+    report, corrected."""
+    tag, number = "AC45B4", "20261206404"
+    ack = post(http, _batch(_omi(f"{tag}1", tag, f"{tag}P", number, "20261206090000", "1.2.156.4545.404"),
+                            _report(f"{tag}2", tag, number, "20261206093000", "F", "未见异常", "20261206110000"),
+                            _placer_named(_us(f"{tag}3", tag, number), number, f"{tag}US"),
+                            _corrected(_us(f"{tag}4", tag, number))))
+    assert ack.count(b"MSA|AA|") == 4, ack
+    assert _reports(http, tag) == [("corrected", "脂肪肝", "USIS"), CT]
+    assert len(_orders_of(http, _subject(http, tag))) == 2
