@@ -958,7 +958,8 @@ def _own_space(conversion: Conversion, ref: str, key: str, report: dict[str, Any
                leaned: set[int]) -> tuple[str, dict[str, Any] | None] | None:
     """Where a report under a bare filler number (``report``, keyed ``key`` within the institution) is another
     application's number than the stored report under that key (``was``): the token its resources are keyed apart
-    by (``application|<its MSH-3>``, ``_apart``) and the report stored there (as the batch leaves it), None where
+    by (``_apart``: its space ``application|<its HD>``, or the placer numbers its report was filed apart by) and the
+    report stored there (as the batch leaves it; None: its first), None where
     it is not -- then it is judged under the institution's key exactly as before.
 
     HL7 v2.5.1 4.5.1.3 / 2.A.24: the filler order number is the filler application's, and a result's filler is its
@@ -973,14 +974,17 @@ def _own_space(conversion: Conversion, ref: str, key: str, report: dict[str, Any
       stored report's own sender, whatever its message codes, is judged as before, so the RIS's final of another
       test over its preliminary is still refused at OBR-4, never filed as a second report (rv44b HIGH 1, 2; acsn44
       had read the order's accession assigner, a defaulted HIS, as the stored report's);
-    - the report names its order by the number alone (with a placer number the order it names tells the exam, as
-      before), is not coded as the stored report's test (``_test_codings``: the DICOM modality aside), and names
+    - the report is not coded as the stored report's test (``_test_codings``: the DICOM modality aside), and names
       none of the stored report's orders by its accession (``_by_accession``): another application forwarding the
       RIS's report, or a middleware the LIS's, coded as that exam's test is that exam's report -- an unlisted
       forwarder's copy of one exam is never a second report of it.
-    The space is found by every form of this sender's alias group (``applications.forms``, the form as sent
-    first), never by a configured first form: a group declared after the application's first report finds it
-    still (rv44b MED 4); none stored, the form as sent keys it. What is stored there is then judged exactly as the
+    This sender's reports under the number are found by what each records (``_senders_reports``), wherever keyed --
+    its space, or apart by an order's placer numbers -- so one exam is one report whether the sender names it by its
+    placer one time and by the bare number the next, or under another form of its HD (review rv45a HIGH 1a/1b, MED
+    2, 3; acsn45b): its space first; a message naming a placer number, its report on that order (none: None, filed
+    apart by the placer as before); a bare one, its one report filed by placer, of several the one whose exam time
+    it states (none or two: refused AE 205 at OBR-3). None of its own, a bare message keys its space by its HD
+    (``_space_token``; what any of its alias forms' keys hold first: rv44b MED 4). What is found is then judged exactly as the
     institution's key is (``settle_reused_filler``: ``_order_holding``, ``_restated``, ``_not_told``,
     ``_another_order``) -- the ultrasound's counter giving the number again for another exam is refused, never
     written over its earlier report (rv44b HIGH 3). (forty-fifth round, acsn45)"""
@@ -1061,7 +1065,7 @@ def _senders_reports(conversion: Conversion, ref: str, key: str, report: dict[st
                      forms: Sequence[tuple[str, str, str]], search: Any, read_many: Any,
                      earlier: Sequence[Conversion], leaned: set[int]) -> list[tuple[str, dict[str, Any]]]:
     """This sender's reports of this patient under the bare filler number ``key`` names (``report``'s), wherever
-    they are keyed: in its space (``_space_token``, or acsn45's ``application|<MSH-3 as sent, lower-cased>``) or
+    they are keyed: in its space (``_space_token`` of any form of its HD) or
     filed apart by an order's placer numbers (``<key>|<placers>``, the reused-number split) -- each as (the token
     it is keyed apart by, the report as the batch leaves it), the space first. Found by what each records, not by a
     key rebuilt from this message: one search of the number's identifier, each report's recorded sender
