@@ -75,11 +75,13 @@ def test_a_bare_correction_finds_its_report_stored_before_acsn45_filed_by_placer
 
 
 @pytest.mark.xfail(strict=True, reason=(
-    "HIGH (pre-existing at the institution's key, carried into the space; acsn45b's own LOW 2): the ultrasound's "
-    "bare final of exam 1 sits in its space on an order of no placer; its FINAL of exam 2 under the reused number, "
-    "naming order U2 by placer, another exam time (12-05 vs 12-01) and another finding, is AA with no word and "
-    "written OVER exam 1's report (_another_order: no old placer to compare; _not_told runs for bare messages "
-    "only) -- exam 1's finding is lost"))
+    "HIGH (regression of acsn45b): the ultrasound's bare final of exam 1 sits in its space on an order of no "
+    "placer; its FINAL of exam 2 under the reused number, naming order U2 by placer, another exam time (12-05 vs "
+    "12-01) and another finding, is AA with no word and written OVER exam 1's report -- _own_space returns its "
+    "space before its placer branch, and there _another_order has no old placer to compare and _not_told runs for "
+    "bare messages only; exam 1's finding is lost. At acsn45 (merge^1) it was filed apart by placer U2, both kept; "
+    "with no other application's report under the number the same overwrite happens at the institution's key "
+    "(pre-existing, acsn45b's LOW 2)"))
 def test_a_placer_named_final_of_another_exam_never_overwrites_the_bare_report(http: TestClient) -> None:
     """CT report; the ultrasound's own bare final (its space, AA); then its final of ANOTHER exam under the reused
     number naming its order by placer U2, observed four days later with another finding: both US reports kept."""
@@ -109,7 +111,8 @@ def test_a_placer_named_correction_of_its_placer_filed_report_is_plain(http: Tes
 
 
 def test_a_bare_cancellation_stating_no_exam_time_cancels_the_report_filed_by_placer(http: TestClient) -> None:
-    """Guard (passes): the ultrasound's final naming USP (filed apart by placer); its cancellation (OBR-25 X) by the
+    """Guard (passes; fails at acsn45, merge^1: a second report in the space): the ultrasound's final naming USP
+    (filed apart by placer); its cancellation (OBR-25 X) by the
     number alone, stating no exam time, is that report's (its one report filed by placer): cancelled, no third
     order, the CT report untouched."""
     tag, number = "RV45D5", "20261206505"
