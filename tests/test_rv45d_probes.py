@@ -177,3 +177,20 @@ def test_the_ordinary_single_application_path_never_searches_for_the_senders_rep
     assert not calls
     assert _acks(http, _us(f"{tag}4", f"{tag}C", "20261206517")) == ("AA", [])
     assert calls  # (the split path does search: the spy sees it)
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "LOW (acsn45's, kept by acsn45b): _own_space reads the number as key.rsplit('|', 1)[-1]; a filler number "
+    "holding an escaped field separator (\\F\\, read as '|') yields its tail, which no identifier holds -- no sender "
+    "is read and the application's own report is refused AE 205 as before the round (contained: never misfiled; "
+    "the number should come from filler_reports' Filled value, not be re-parsed from the key)"))
+def test_a_number_with_an_escaped_separator_keeps_the_applications_own_report(http: TestClient) -> None:
+    """The RIS's report by the number ``2026\\F\\1207`` alone (read ``2026|1207``), then the ultrasound's own report
+    under the same number: its own (AA), as for any other number -- never filed over the CT report."""
+    from tests.test_acsn43_accession import _report
+
+    tag, number = "RV45D9", "2026\\F\\1207"
+    assert _acks(http, _report(f"{tag}2", tag, number, "20261206093000", "F", "未见异常", "20261206110000")) == ("AA", [])
+    ack = _acks(http, _us(f"{tag}3", tag, number))
+    assert [r[:2] for r in _reports(http, tag)] == sorted([CT[:2], ("final", "肝胆脾未见异常")])
+    assert ack == ("AA", [])
