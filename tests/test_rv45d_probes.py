@@ -194,3 +194,18 @@ def test_a_number_with_an_escaped_separator_keeps_the_applications_own_report(ht
     ack = _acks(http, _us(f"{tag}3", tag, number))
     assert [r[:2] for r in _reports(http, tag)] == sorted([CT[:2], ("final", "肝胆脾未见异常")])
     assert ack == ("AA", [])
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "LOW (by design since acsn45, contained): a listed relay (ESB) forwarding the ultrasound's bare correction of its "
+    "report kept in its space records no sender, so _own_space returns None and the correction is judged against "
+    "the CT report at the institution's key: refused AE 205 at OBR-4 (raw kept, nothing misfiled) -- the space is "
+    "reachable only direct; the relay's messages could look for the one space report coded as theirs"))
+def test_a_relayed_bare_correction_finds_the_report_in_its_space(http: TestClient) -> None:
+    """The CT report; the ultrasound's own bare final (its space, AA); the relay ESB forwarding its correction by the
+    number alone: one ultrasound report, corrected, the CT report untouched."""
+    tag, number = "RV45DA", "20261206510"
+    _ct_and_report(http, tag, number)
+    assert _acks(http, _us(f"{tag}3", tag, number)) == ("AA", [])
+    _acks(http, _corrected(_us(f"{tag}4", tag, number, app="ESB")))
+    assert [r[:2] for r in _reports(http, tag)] == [US_CORRECTED[:2], CT[:2]]
