@@ -94,11 +94,17 @@ CT = ("final", "未见异常", "RIS")
 US_CORRECTED = ("corrected", "脂肪肝", "USIS")
 
 
+@pytest.mark.xfail(strict=True, reason=(
+    "HIGH (rv45a 1a; regression of acsn45): the ultrasound system's report naming its order by placer number (OBR-2) "
+    "is filed apart by that placer (<key>|<placer>: W 205), as before; its correction by the number alone (bare "
+    "OBR-3) now goes to the application's space (_own_space: sender known and another than the CT report's), finds "
+    "nothing stored there and is filed as a NEW report -- two reports of one ultrasound exam on one order, the final "
+    "with the old finding left uncorrected. Before the merge the correction found its report (_restated, the exam "
+    "time) and corrected it. _own_space never looks at the reports this sender has filed apart by placer"))
 def test_the_ultrasounds_bare_correction_corrects_its_report_filed_by_placer(http: TestClient) -> None:
-    """HIGH 1a (mended, acsn45b): RIS OMI and its report by the accession alone; the ultrasound's own final under its
-    bare number of the value naming its order USP (filed apart by the placer, W); its correction by the number alone:
-    one ultrasound report, corrected -- as the same two messages make with no CT report under the number (it was
-    filed in the application's empty space as a second report)."""
+    """RIS OMI and its report by the accession alone; the ultrasound's own final under its bare number of the value
+    naming its order USP (filed apart by the placer, W); its correction by the number alone: one ultrasound
+    report, corrected -- as the same two messages make with no CT report under the number."""
     tag, number = "RV45A1", "20261206301"
     _ct_and_report(http, tag, number)
     assert _acks(http, _placer_named(_us(f"{tag}3", tag, number), number, f"{tag}US"))[0] == "AA"
@@ -106,10 +112,15 @@ def test_the_ultrasounds_bare_correction_corrects_its_report_filed_by_placer(htt
     assert _reports(http, tag) == [US_CORRECTED, CT]
 
 
+@pytest.mark.xfail(strict=True, reason=(
+    "HIGH (rv45a 1b): the other way round -- the ultrasound's own final by its bare number is filed in its space "
+    "(AA), then its correction naming its order by placer number (OBR-2) skips _own_space (a placer named: None) and "
+    "is judged against the CT report at the institution's key: another order's placer, so it is filed apart as a "
+    "NEW report (W 205) -- two reports of one ultrasound exam, the final uncorrected. (Before the merge the first was "
+    "refused AE 205, so one report.)"))
 def test_the_ultrasounds_correction_naming_its_placer_corrects_its_bare_report(http: TestClient) -> None:
-    """HIGH 1b (mended, acsn45b): RIS OMI and report; the ultrasound's own final by its bare number (AA, its own
-    order); its correction naming the order USP too: one ultrasound report, corrected -- as with no CT report under
-    the number (it was judged against the CT report and filed apart as a second report)."""
+    """RIS OMI and report; the ultrasound's own final by its bare number (AA, its own order); its correction naming
+    the order USP too: one ultrasound report, corrected -- as with no CT report under the number."""
     tag, number = "RV45A2", "20261206302"
     _ct_and_report(http, tag, number)
     assert _acks(http, _us(f"{tag}3", tag, number)) == ("AA", [])
@@ -131,11 +142,13 @@ def test_control_with_no_ct_report_the_two_ways_are_one_report(http: TestClient)
         assert _reports(http, tag) == [US_CORRECTED]
 
 
+@pytest.mark.xfail(strict=True, reason=(
+    "MED (rv45a 2): the ultrasound's report first (its own order), then the RIS's by the accession alone, filed in "
+    "the RIS's space on the CT order (AA, acsn44's LOW mended); the RIS's correction naming the CT order by its "
+    "placer number too is judged at the institution's key against the ultrasound's report (_own_space skips a "
+    "placer-named message) and refused AE 205 at OBR-4 (recode) -- the RIS's report it corrects, stored in its "
+    "space, is never looked at: the correction is not filed (raw kept)"))
 def test_the_ris_correction_naming_its_placer_finds_its_report_in_its_space(http: TestClient) -> None:
-    """MED 2 (mended, acsn45b): the ultrasound's report first (its own order), then the RIS's by the accession alone,
-    filed in the RIS's space on the CT order; the RIS's correction naming the CT order by its placer number finds its
-    report in its space (``_senders_reports``: by its recorded sender) and corrects it -- it was refused AE 205 at
-    OBR-4, judged against the ultrasound's report."""
     tag, number = "RV45A5", "20261206305"
     assert _acks(http, _omi(f"{tag}1", tag, f"{tag}P", number, "20261206090000", "1.2.156.4545.305")) == ("AA", [])
     assert _acks(http, _us(f"{tag}2", tag, number)) == ("AA", [])
@@ -145,10 +158,14 @@ def test_the_ris_correction_naming_its_placer_finds_its_report_in_its_space(http
     assert _reports(http, tag) == [("corrected", "少量积液", "RIS"), ("final", "肝胆脾未见异常", "USIS")]
 
 
+@pytest.mark.xfail(strict=True, reason=(
+    "MED (rv45a 3): the space key is the MSH-3 as sent, lower-cased (application|usis), looked up under the forms "
+    "of a declared alias group only, while 'one application' is applications.names_one (same HD-1: USIS and "
+    "USIS^<OID>^ISO are one). The ultrasound system's correction sent with its full HD (no group declared: none is "
+    "needed for names_one) looks up application|usis^<oid>^iso, finds nothing and is filed as a NEW report -- two "
+    "reports of one exam (as rv44b MED 4, by a form change instead of a declaration). With no CT report under the "
+    "number the same correction corrects the one report"))
 def test_the_same_application_under_its_full_hd_finds_its_report(http: TestClient) -> None:
-    """MED 3 (mended, acsn45b): the ultrasound's own report as ``USIS`` in its space, then its correction with MSH-3
-    ``USIS^<OID>^ISO`` (one application: ``names_one``, no group declared) corrects it -- the space found by what its
-    report records, not by the text of this MSH-3 (it was filed as a second report)."""
     tag, number = "RV45A6", "20261206306"
     _ct_and_report(http, tag, number)
     assert _acks(http, _us(f"{tag}3", tag, number)) == ("AA", [])

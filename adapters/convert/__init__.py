@@ -860,7 +860,7 @@ def settle_reused_filler(conversion: Conversion, read_many: Any, search: Any = N
         if was is None:
             continue
         report = conversion.by_reference[ref]
-        own = _own_space(conversion, ref, key, report, was, read_many, search, earlier, leaned)
+        own = _own_space(conversion, ref, key, report, was, read_many, earlier, leaned)
         token, here = "", key  # (the key the judgement below reads reports under: the application's, where apart)
         if own is not None:  # (another application's own number of the value: its reports, judged among themselves)
             token, here = own[0], f"{key}|{own[0]}"
@@ -954,12 +954,10 @@ def settle_reused_filler(conversion: Conversion, read_many: Any, search: Any = N
 
 
 def _own_space(conversion: Conversion, ref: str, key: str, report: dict[str, Any], was: dict[str, Any],
-               read_many: Any, search: Any, earlier: Sequence[Conversion],
-               leaned: set[int]) -> tuple[str, dict[str, Any] | None] | None:
+               read_many: Any, earlier: Sequence[Conversion], leaned: set[int]) -> tuple[str, dict[str, Any] | None] | None:
     """Where a report under a bare filler number (``report``, keyed ``key`` within the institution) is another
     application's number than the stored report under that key (``was``): the token its resources are keyed apart
-    by (``_apart``: its space ``application|<its HD>``, or the placer numbers its report was filed apart by) and the
-    report stored there (as the batch leaves it; None: its first), None where
+    by (``application|<its MSH-3>``, ``_apart``) and the report stored there (as the batch leaves it), None where
     it is not -- then it is judged under the institution's key exactly as before.
 
     HL7 v2.5.1 4.5.1.3 / 2.A.24: the filler order number is the filler application's, and a result's filler is its
@@ -974,17 +972,14 @@ def _own_space(conversion: Conversion, ref: str, key: str, report: dict[str, Any
       stored report's own sender, whatever its message codes, is judged as before, so the RIS's final of another
       test over its preliminary is still refused at OBR-4, never filed as a second report (rv44b HIGH 1, 2; acsn44
       had read the order's accession assigner, a defaulted HIS, as the stored report's);
-    - the report is not coded as the stored report's test (``_test_codings``: the DICOM modality aside), and names
+    - the report names its order by the number alone (with a placer number the order it names tells the exam, as
+      before), is not coded as the stored report's test (``_test_codings``: the DICOM modality aside), and names
       none of the stored report's orders by its accession (``_by_accession``): another application forwarding the
       RIS's report, or a middleware the LIS's, coded as that exam's test is that exam's report -- an unlisted
       forwarder's copy of one exam is never a second report of it.
-    This sender's reports under the number are found by what each records (``_senders_reports``), wherever keyed --
-    its space, or apart by an order's placer numbers -- so one exam is one report whether the sender names it by its
-    placer one time and by the bare number the next, or under another form of its HD (review rv45a HIGH 1a/1b, MED
-    2, 3; acsn45b): its space first; a message naming a placer number, its report on that order (none: None, filed
-    apart by the placer as before); a bare one, its one report filed by placer, of several the one whose exam time
-    it states (none or two: refused AE 205 at OBR-3). None of its own, a bare message keys its space by its HD
-    (``_space_token``; what any of its alias forms' keys hold first: rv44b MED 4). What is found is then judged exactly as the
+    The space is found by every form of this sender's alias group (``applications.forms``, the form as sent
+    first), never by a configured first form: a group declared after the application's first report finds it
+    still (rv44b MED 4); none stored, the form as sent keys it. What is stored there is then judged exactly as the
     institution's key is (``settle_reused_filler``: ``_order_holding``, ``_restated``, ``_not_told``,
     ``_another_order``) -- the ultrasound's counter giving the number again for another exam is refused, never
     written over its earlier report (rv44b HIGH 3). (forty-fifth round, acsn45)"""
@@ -994,120 +989,27 @@ def _own_space(conversion: Conversion, ref: str, key: str, report: dict[str, Any
         return None
     institution, site = conversion.institution, conversion.site
     forms = applications.forms(institution, conversion.sender, site)
-    if _one_sender(conversion, then, forms):
+    if applications.names_one(then, forms) or applications.one_application(institution, then, this, site):
         return None
     ours, theirs = _based_on(report), _based_on(was)
     if _test_codings(report.get("code")) & _test_codings(was.get("code")):
         return None  # (the stored report's test: that exam's report forwarded, or restated -- judged as before)
-    if not ours or not theirs:
+    if not ours or not theirs or any(_placers(conversion.by_reference.get(o)) or o not in conversion.filled
+                                     for o in ours):
         return None
     got = read_many([_key_of(o) for o in sorted(theirs)])
     for o in theirs:
         order = _as_left(o, got.get(_key_of(o)), earlier, leaned)
         if order is not None and any(_by_accession(order, conversion.filled[m], conversion.by_reference.get(m))
-                                     for m in ours if m in conversion.filled):
+                                     for m in ours):
             return None
-    placed = _placers(*(conversion.by_reference.get(o) for o in ours))
-    if not placed and any(o not in conversion.filled for o in ours):
-        return None
-    mine = _senders_reports(conversion, ref, key, report, forms, search, read_many, earlier, leaned)
-    spaces = [(t, r) for t, r in mine if t.startswith("application|")]
-    if spaces:  # (its space: the reports it holds apart within it are judged there, ``_restated``)
-        return spaces[0]
-    if placed:  # (by its placer: its own report on that order, else judged as before -- filed apart by the placer)
-        return next(((t, r) for t, r in mine if set(t.split("|")) == placed), None)
-    if len(mine) > 1:  # (its reports filed apart by placer: the one whose exam the message restates)
-        now, digits = _effective(report), _digits(conversion, ref)
-        mine = [(t, r) for t, r in mine if compare_times(_effective(r), now, None, digits) in ("same", "within")]
-        if len(mine) != 1:
-            (_, (segment, sequence, fno)) = conversion.filler_reports[ref]
-            raise HL7Error(
-                f"{segment}-{fno} (filler order number) {value!r} with no placer number: this application "
-                f"({_hd_text(conversion.sender)}) has several reports under the number, filed apart by "
-                f"their orders' placer numbers, and this report's exam time ({now or 'none stated'}) tells "
-                f"{'none' if not mine else 'more than one'} of them -- not filed; send it with its placer number "
-                "(OBR-2)", segment, sequence, fno, code=DUPLICATE_KEY_IDENTIFIER)
-    if mine:
-        return mine[0]
-    tokens = list(dict.fromkeys(_space_token(form) for form in forms))  # (none of its own: what its key holds)
+    tokens = ["application|" + "^".join(form).rstrip("^").lower() for form in forms]
     apart = {t: _apart(conversion, "DiagnosticReport", key, {t}) for t in tokens}
     found = read_many([_key_of(a) for a in apart.values()])
     for t, a in apart.items():
         if (stored := _as_left(a, found.get(_key_of(a)), earlier, leaned)) is not None:
             return t, stored
     return tokens[0], None
-
-
-def _one_sender(conversion: Conversion, hd: tuple[str, str, str], forms: Sequence[tuple[str, str, str]]) -> bool:
-    """Whether ``hd`` (a report's recorded sender) is the application sending this message (``forms``: its MSH-3
-    and alias forms): ``applications.names_one``, or ``one_application`` (HL7's rule of two MSH-3s) -- the one
-    owner of application identity asked, never the text compared."""
-    return applications.names_one(hd, forms) or applications.one_application(
-        conversion.institution, hd, conversion.sender, conversion.site)
-
-
-def _space_token(hd: tuple[str, str, str]) -> str:
-    """The token an application's own reports under a bare filler number are keyed apart by (``_apart``):
-    ``application|`` and its HD as ``applications.assigner`` writes it (``_hd_text``), case aside (``same_text``).
-    Only a key: two HDs keying two spaces may be one application (``USIS``, ``USIS^<OID>^ISO``: ``names_one``), and
-    a sender's space is found by what its reports record (``_senders_reports``), never by this text alone -- while
-    two HDs one text are one application (``as_sent``), so no space is ever another application's."""
-    return "application|" + _hd_text(hd).lower()
-
-
-def _hd_text(hd: tuple[str, str, str]) -> str:
-    """An HD as ``applications.assigner`` writes it (``namespace^universal id^type``), its one owner asked."""
-    by = applications.assigner(hd, "")
-    return str(((by or {}).get("identifier") or {}).get("value") or "")
-
-
-def _senders_reports(conversion: Conversion, ref: str, key: str, report: dict[str, Any],
-                     forms: Sequence[tuple[str, str, str]], search: Any, read_many: Any,
-                     earlier: Sequence[Conversion], leaned: set[int]) -> list[tuple[str, dict[str, Any]]]:
-    """This sender's reports of this patient under the bare filler number ``key`` names (``report``'s), wherever
-    they are keyed: in its space (``_space_token`` of any form of its HD) or
-    filed apart by an order's placer numbers (``<key>|<placers>``, the reused-number split) -- each as (the token
-    it is keyed apart by, the report as the batch leaves it), the space first. Found by what each records, not by a
-    key rebuilt from this message: one search of the number's identifier, each report's recorded sender
-    (``_sender_of``) judged by ``_one_sender`` -- a sender naming one exam by its placer one time and by the bare
-    number the next finds the one report (review rv45a HIGH 1a/1b, MED 2, MED 3)."""
-    from engine.repository.search import token_value
-
-    value = key.rsplit("|", 1)[-1]
-    system = next((str(i.get("system")) for i in report.get("identifier") or ()
-                   if isinstance(i, dict) and i.get("value") == value and i.get("system")), "")
-    subject = (report.get("subject") or {}).get("reference")
-    found: dict[str, dict[str, Any]] = {}
-    if search is not None and system:
-        found = {f"DiagnosticReport/{r.get('id')}": r for r in
-                 search("DiagnosticReport", [("identifier", token_value(system, value))]).resources}
-    for c in earlier:
-        for made, resource in c.by_reference.items():
-            if made.startswith("DiagnosticReport/") and any(
-                    isinstance(i, dict) and i.get("system") == system and i.get("value") == value
-                    for i in resource.get("identifier") or ()):
-                found.setdefault(made, {})
-    left = {r: _as_left(r, found[r] or None, earlier, leaned) for r in found if r != ref}
-    theirs = {r: s for r, s in left.items() if s is not None
-              and (s.get("subject") or {}).get("reference") == subject
-              and (hd := _sender_of(s, value)) is not None and _one_sender(conversion, hd, forms)}
-    if not theirs:
-        return []
-    orders = sorted({o for s in theirs.values() for o in _based_on(s)})
-    got = read_many([_key_of(o) for o in orders]) if orders else {}
-    placers = {o: _placers(_as_left(o, got.get(_key_of(o)), earlier, leaned)) for o in orders}
-    candidates = list(dict.fromkeys([*(_space_token(hd) for hd in forms),
-                                     *(_space_token(hd) for r in theirs.values() if (hd := _sender_of(r, value)))]))
-    out: list[tuple[str, dict[str, Any]]] = []
-    for r, s in theirs.items():
-        named = set().union(*(placers.get(o) or set() for o in _based_on(s)))
-        keyed = {_apart(conversion, "DiagnosticReport", key, {t}): t for t in candidates}
-        if named:
-            keyed.setdefault(_apart(conversion, "DiagnosticReport", key, named), "|".join(sorted(named)))
-        if r in keyed:
-            out.append((keyed[r], s))
-    return sorted(out, key=lambda ts: (not ts[0].startswith("application|"), candidates.index(ts[0])
-                                       if ts[0] in candidates else len(candidates)))
 
 
 def _sender_of(report: dict[str, Any], value: str) -> tuple[str, str, str] | None:
