@@ -4,14 +4,13 @@ One hospital (阜宁县人民医院) runs several fillers, each counting by date
 accessions ``20261202001``, the ultrasound system (USIS) and the LIS number their own exams and specimens the same
 way. A report naming its exam by OBR-3 alone, with no assigning authority, is keyed by the number within the
 institution (``urn:huren:order:<INST>``); after the RIS's report by its accession the ultrasound system's own report
-under its own bare number was refused AE 205 as a restatement of the CT report (raw kept, nothing misfiled). acsn44
+under its own bare number is refused AE 205 as a restatement of the CT report (raw kept, nothing misfiled). acsn44
 split such a report apart by the accession's recorded assigner on the stored report's order; rv44b found that split
 unsound (a final of one exam of another code, or after the placer's change of test, filed as a second report; the
-reused-number checks skipped; the key a config-ordered name), and acsn44b reverted it. acsn45 mends it as rv44b
-designed: the report records its sending application (``DiagnosticReport.identifier.assigner``), and a report is
-filed apart only where the stored report's recorded sender is known and another application -- the tests of the
-split pass again, and so does the other way round (the ultrasound's first). The guards -- the same exam forwarded,
-an accession stored with no assigner, a correction over a defaulted assigner -- hold as they are.
+reused-number checks skipped; the key a config-ordered name), and acsn44b reverted it: the tests of the split are
+strict xfails of acsn43b's MED again, until the stored report records its sending application. The guards -- the
+same exam forwarded, an accession stored with no assigner, a correction over a defaulted assigner -- hold as they
+are.
 
 HL7 v2.5.1 in the hospital's style, real bytes through ``POST /hl7v2`` (one FHS/BHS batch too) into a real engine
 and store on each backend (``module_eng``: SQLite, mongomock), read back over ``/fhir``."""
@@ -22,6 +21,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 from fastapi.testclient import TestClient
 
 from adapters.hl7v2.ack import ack_code_of
@@ -46,6 +46,13 @@ def _clean(ack: bytes) -> None:
     assert ack_code_of(ack) == "AA" and err_lines(ack) == [], ack
 
 
+SPLIT_REVERTED = pytest.mark.xfail(strict=True, reason=(
+    "MED (acsn43b's, back since acsn44b): a bare OBR-3 is the institution's number -- another application's own "
+    "report under the value of the RIS's accession, after the RIS's report, is refused AE 205 at OBR-3 (raw kept, "
+    "nothing misfiled) as a restatement of the CT report. acsn44's split by the order's accession assigner was "
+    "reverted (rv44b HIGH 1-3, MED 4); the mend needs the stored report to record its sending application"))
+
+
 def _lis(control: str, mrn: str, number: str) -> str:
     """The LIS's potassium under its own bare specimen number (OBR-3 alone)."""
     return (HDR.format(app="LIS", stamp="20261202120000", kind="ORU^R01^ORU_R01", control=control)
@@ -54,6 +61,7 @@ def _lis(control: str, mrn: str, number: str) -> str:
             "OBX|1|NM|K^钾^L||4.1|mmol/L|3.5-5.3||||F|||20261202120000\r")
 
 
+@SPLIT_REVERTED
 def test_resends_find_each_ones_report(http: TestClient) -> None:
     """The RIS's report, then the ultrasound's own under the same bare number (its own order, AA), then each sent
     again under a new control id and the ultrasound's correction (OBR-25 C): every one finds its own report -- two
@@ -73,6 +81,7 @@ def test_resends_find_each_ones_report(http: TestClient) -> None:
     assert len(_reports(http, ct)) == 2
 
 
+@SPLIT_REVERTED
 def test_in_one_batch_as_one_by_one(http: TestClient) -> None:
     """The OMI, the RIS's report and the ultrasound's own report in one FHS/BHS batch: stored as sent one by one."""
     mrn, number = "ACSN44B", "20261202002"
@@ -86,6 +95,7 @@ def test_in_one_batch_as_one_by_one(http: TestClient) -> None:
     assert _based_on(http, own) == ["肝胆脾未见异常"]
 
 
+@SPLIT_REVERTED
 def test_the_lis_specimen_number_of_the_same_value_is_its_own(http: TestClient) -> None:
     """Not imaging alone: the LIS's potassium under its bare specimen number of the accession's value, after the
     RIS's report, is the LIS's report (AA, no ERR), the CT report left as it was."""
@@ -118,11 +128,9 @@ def test_the_same_exam_forwarded_by_another_application_is_still_the_orders(http
 
 def test_an_accession_stored_without_its_assigner_is_read_as_before(http: TestClient) -> None:
     """Stored rows stay readable as they were: over an order whose accession records no assigner (stored before
-    acsn43b) and a report that records no sender (stored before acsn45; here FHIR PUTs stripping both) nothing says
-    whose number the stored report's is, so it is the institution's -- the ultrasound's report of another exam under
-    it is refused AE 205 at OBR-3 (raw kept), as before, and the RIS's re-send still finds its report. (Since acsn45
-    the report's recorded sender decides, not the order's accession assigner: with the report's kept, the
-    ultrasound's is its own -- ``test_acsn45_senders``.)"""
+    acsn43b; here a FHIR PUT stripping it) nothing says whose number the stored report's is, so it is the
+    institution's -- the ultrasound's report of another exam under it is refused AE 205 at OBR-3 (raw kept), as
+    before, and the RIS's re-send still finds its report."""
     mrn, number = "ACSN44S", "20261202005"
     _clean(post(http, _omi("ACSN44S1", mrn, "ACSN44PS", number, "20261202090000", "1.2.156.4444.5")))
     ris = _report("ACSN44S2", mrn, number, "20261202093000", "F", "未见异常", "20261202110000")
@@ -130,10 +138,6 @@ def test_an_accession_stored_without_its_assigner_is_read_as_before(http: TestCl
     order = {k: v for k, v in _order(http, "ACSN44PS").items() if k not in ("meta", "text")}
     order["identifier"] = [{k: v for k, v in i.items() if k != "assigner"} for i in order["identifier"]]
     assert http.put(f"/fhir/ServiceRequest/{order['id']}", json=order).status_code == 200
-    (report,) = _reports(http, order)
-    report = {k: v for k, v in report.items() if k not in ("meta", "text")}
-    report["identifier"] = [{k: v for k, v in i.items() if k != "assigner"} for i in report["identifier"]]
-    assert http.put(f"/fhir/DiagnosticReport/{report['id']}", json=report).status_code == 200
     ack = post(http, _us("ACSN44S3", mrn, number))
     assert ack_code_of(ack) == "AE" and [e.split("|")[2:4] for e in err_lines(ack)] == [
         ["OBR^1^3", "205^Duplicate key identifier^HL70357"]], ack
@@ -142,12 +146,14 @@ def test_an_accession_stored_without_its_assigner_is_read_as_before(http: TestCl
     assert _based_on(http, ct) == ["未见异常"] and _others(http, ct) == []
 
 
+@pytest.mark.xfail(strict=True, reason=(
+    "LOW (acsn44, left): the other way round -- the ultrasound system's own report under its bare number stored "
+    "first, on an order of its own made by the report (it holds no accession: nothing stored says whose number "
+    "it is), then the RIS's report by the accession of the same value: the RIS's names the CT order (its assigner), "
+    "but the stored report under the institution's key is read as possibly the RIS's own earlier report of that "
+    "exam (sent before its OMI), so it is refused AE 205 at OBR-3 (raw kept; not misfiled). Mending it needs the "
+    "report to record its sending application (Identifier.assigner on DiagnosticReport.identifier: goldens)"))
 def test_the_ris_report_after_the_ultrasounds_own_is_the_ct_orders(http: TestClient) -> None:
-    """acsn44's LOW (mended by acsn45): the other way round -- the ultrasound system's own report under its bare
-    number stored first, on an order of its own made by the report, then the RIS's report by the accession of the
-    same value: the stored report records its sender (USIS), so the RIS's is its own number's report, on the CT
-    order its accession names (AA) -- it had been refused AE 205 at OBR-3 as possibly the RIS's own earlier report
-    of that exam (sent before its OMI), which a stored report recording the RIS still is."""
     mrn, number = "ACSN44U", "20261202006"
     _clean(post(http, _omi("ACSN44U1", mrn, "ACSN44PU", number, "20261202090000", "1.2.156.4444.6")))
     _clean(post(http, _us("ACSN44U2", mrn, number)))

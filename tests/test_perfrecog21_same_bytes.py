@@ -226,7 +226,7 @@ def comparable(snap: dict[str, Any]) -> dict[str, Any]:
     an Observation's entry (``reports``), its once-only marker, and its notes of reports stored ahead
     of their results when there are none (the feed has no FHIR client); perfa42's compartment stamp in ``mpi_meta``
     (random, replaced by each identity write); acsn43b's assigner of an order's accession (ACSN identifier's
-    ``assigner``, the application that assigned it) and acsn45's of a report's bare filler number (its sender)."""
+    ``assigner``, the application that assigned it)."""
     from engine.identity.mpi import COMPARTMENTS_STAMP
     from engine.insurance.tiers import stored_fen
     from engine.recognition.index import LISTED_AHEAD
@@ -265,9 +265,6 @@ def comparable(snap: dict[str, Any]) -> dict[str, Any]:
                 row[at] = {**row[at], "identifier": [
                     {k: v for k, v in i.items() if k != "assigner" or _kind(i) != "ACSN"}
                     for i in row[at].get("identifier") or ()]} if "identifier" in row[at] else row[at]
-            if key.startswith("DiagnosticReport/") and row[at] and "identifier" in row[at]:
-                row[at] = {**row[at], "identifier": [{k: v for k, v in i.items() if k != "assigner"}
-                                                     for i in row[at]["identifier"]]}
     for name in ("recognition_flags", "recognition_check_days", "recognition_flag_days"):
         for doc in docs.get(name, {}).values():
             for key in _MONEY:

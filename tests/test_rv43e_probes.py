@@ -18,6 +18,7 @@ from adapters.convert import Conversion
 from adapters.hl7v2.ack import ack_code_of
 from engine.api.app import create_app
 from engine.engine import Engine
+from engine.messages import message_id
 from engine.settings import Settings
 from tests.hl7_calls import err_lines, post
 from tests.module_store import module_eng  # noqa: F401 -- the module's engine, on each backend
@@ -25,6 +26,7 @@ from tests.test_a40b41_carried import opened
 from tests.test_acsn43_accession import HDR, _kind, _omi, _order, _report
 from tests.test_acsn43b_assigner import _based_on
 from tests.test_ord40_owner_decision import _aliased, _client, _engine_on
+from tests.test_order35_as_later import _operator
 from tests.test_plan43_deletes import (
     DIRECTOR,
     OBSERVER,
@@ -349,20 +351,26 @@ def test_an_alias_of_the_assigner_reports_by_the_accession(aliased: TestClient, 
     assert _based_on(aliased, _order(aliased, placer)) == ["未见异常"]
 
 
-def test_the_ultrasound_report_once_held_is_filed_as_its_own_unheld(http: TestClient) -> None:
-    """acsn43b's left MED (a bare filler number was the institution's): the ultrasound system's bare report after the
-    RIS's report by the accession was refused AE 205, and the operator's remedy was the replay of a corrected copy
-    naming its application in OBR-3 (``<n>^USIS``). Since acsn45 the stored report records its sender (RIS), so the
-    ultrasound's bare number is its own: the report is filed as the ultrasound's own exam at once (AA, no ERR,
-    nothing held), the CT order keeps its one report and its assigner. (Guard; its premise, the AE, was the MED --
-    still so over a report stored before acsn45, which records no sender: ``test_acsn44_numbers``.)"""
+def test_the_held_ultrasound_report_replayed_naming_its_application_is_its_own(module_eng: Engine,
+                                                                                http: TestClient) -> None:
+    """acsn43b's left MED (a bare filler number is the institution's): the ultrasound system's bare report after the
+    RIS's report by the accession is refused AE 205, bytes kept. The operator's remedy -- the replay of a corrected
+    copy naming its application in OBR-3 (``<n>^USIS``, same MSH-4/MSH-10) -- files it as the ultrasound's own exam
+    and leaves the CT order its one report; a plain replay refuses it again. (Guard: passes.)"""
     mrn, number = "RV43EH", "20261201038"
     assert ack_code_of(post(http, _omi("RV43EH1", mrn, "RV43EPH", number, "20261201090000",
                                        "1.2.156.4345.10"))) == "AA"
     ack = post(http, _report("RV43EH2", mrn, number, "20261201093000", "F", "未见异常", "20261201110000"))
     assert ack_code_of(ack) == "AA" and err_lines(ack) == [], ack
-    ack = post(http, _imaging("RV43EH3", mrn, number, "USIS"))
-    assert ack_code_of(ack) == "AA" and err_lines(ack) == [], ack
+    held = _imaging("RV43EH3", mrn, number, "USIS")
+    ack = post(http, held)
+    assert ack_code_of(ack) == "AE" and any("|205^" in e for e in err_lines(ack)), ack
+    url = f"/admin/quarantine/{message_id('FNXRMYY', 'RV43EH3')}/replay"
+    plain = http.post(url, headers=_operator(module_eng, "system/MessageHeader.cr", "rv43e-ops"))
+    assert plain.status_code == 200 and plain.json()["ack_code"] == "AE", plain.text
+    corrected = http.post(url, content=held.replace(f"OBR|1||{number}|", f"OBR|1||{number}^USIS|").encode(),
+                          headers=_operator(module_eng, "system/MessageHeader.cr", "rv43e-ops"))
+    assert corrected.status_code == 200 and corrected.json()["ack_code"] == "AA", corrected.text
     ct = _order(http, "RV43EPH")
     assert _based_on(http, ct) == ["未见异常"]
     assert _assigners(ct) == ["RIS"]

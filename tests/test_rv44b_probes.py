@@ -1,9 +1,7 @@
 """Review rv44b (forty-fourth round) of acsn44's merge: a bare filler number is the sending application's
 (``adapters.convert._anothers_number``, reverted by acsn44b after these probes' HIGH 1-3 and MED 4: each probe now a
-plain test -- HIGH 3 and MED 4 read as what must never happen, whatever the ultrasound's report is acked; mended by
-acsn45 as rv44b designed -- the report records its sender, ``adapters.convert._own_space`` -- so the ultrasound's own
-report is filed AA on its own order again and the guards of the split's corrections and batch assert each report
-corrected as its own sender stated it), ``versioning.unchanged`` (an
+plain test -- HIGH 3 and MED 4 read as what must never happen, whatever the ultrasound's report is acked; the guards
+of the split's corrections and batch assert the refusal acsn43b's MED is again), ``versioning.unchanged`` (an
 identical re-send in any key order is unchanged), the DICOM modality no test (``merge_rules._modality``). Real HL7 v2 through ``POST /hl7v2`` (one FHS/BHS
 batch) and real FHIR PUTs into a real engine and store on each backend (``module_eng``: SQLite, mongomock; one
 probe on SQLite with two engines over one store), read back over ``/fhir``."""
@@ -27,7 +25,6 @@ from tests.test_rv43e_probes import _batch
 
 AT_OBR4 = [["OBR^1^4", "205^Duplicate key identifier^HL70357"]]
 AT_OBR3 = [["OBR^1^3", "205^Duplicate key identifier^HL70357"]]
-US_ORDER = "US001,US"  # (the ultrasound's own order, made by its report: its test and the DICOM modality)
 
 
 def _reports(http: TestClient, subject: str) -> list[dict[str, Any]]:
@@ -112,15 +109,14 @@ def test_the_ultrasounds_reused_number_never_overwrites_its_earlier_report(http:
     number (2026), then its counter giving the number again for another exam of hers (2027, another exam time and
     finding): the split had filed the first apart and written the 2027 final over it (AA, no word: the 2026 finding
     lost), skipping settle_reused_filler's reused-number checks. Whatever each is acked, nothing stored before the
-    2027 final is lost by it -- since acsn45 the 2026 report is the ultrasound's own (AA, its own order) and the
-    2027 final over it, naming no order and another exam time, is refused at OBR-3 (AE 205: the reused-number
-    judgement, run on the application's reports as on the institution's), the RIS's 2024 report left as it was."""
+    2027 final is lost by it -- and today both are refused at OBR-3 (AE 205, acsn43b's MED), the RIS's 2024 report
+    left as it was."""
     mrn, placer, number = "RV44BD", "RV44BDP", "00000104"
     assert _acks(http, _omi(f"{mrn}1", mrn, placer, number, "20240206090000", "1.2.156.4491.4")) == ("AA", [])
     assert _acks(http, _report(f"{mrn}2", mrn, number, "20240206093000", "F", "未见异常",
                                "20240206110000")) == ("AA", [])
     us = _us(f"{mrn}3", mrn, number)  # (exam 2026-12-01 10:00)
-    assert _acks(http, us) == ("AA", [])
+    assert _acks(http, us) == ("AE", AT_OBR3)
     subject = _order(http, placer)["subject"]["reference"]
     before = _texts(http, subject)
     later = (us.replace(f"|{mrn}3|", f"|{mrn}4|").replace("20261201100000", "20270301100000")
@@ -128,65 +124,59 @@ def test_the_ultrasounds_reused_number_never_overwrites_its_earlier_report(http:
     assert _acks(http, later) == ("AE", AT_OBR3)
     after = _texts(http, subject)
     assert set(before) <= set(after), (before, after)
-    assert after == [("CT009,CT", "final", "未见异常"), (US_ORDER, "final", "肝胆脾未见异常")]
+    assert after == [("CT009,CT", "final", "未见异常")]
 
 
 def test_a_declared_alias_keeps_the_applications_report(tmp_path: Path) -> None:
     """MED (rv44b 4; acsn44's split, reverted by acsn44b): the split's key was the sender's canonical name (the first
     form of its alias group); a site declaring the ultrasound system's group with its full HD first moved the key,
     and the ultrasound's re-send made a second report of one exam. A re-send after the declaration makes no report
-    the first send did not -- both AA since acsn45, the space found by every form of the group (sent as before and
-    in the group's first form). SQLite, one store, two engines: the site's alias declaration between the report and
-    its re-send."""
+    the first send did not (today both are refused at OBR-3, acsn43b's MED). SQLite, one store, two engines: the
+    site's alias declaration between the report and its re-send."""
     mrn, placer, number = "RV44BE", "RV44BEP", "20261205105"
     store = tmp_path / "store"
     with _engine_on("sqlite", store, _aliased(tmp_path / "site1", {})) as eng, _client(eng, "rv44b") as http:
         assert _acks(http, _omi(f"{mrn}1", mrn, placer, number, "20261205090000", "1.2.156.4491.5")) == ("AA", [])
         assert _acks(http, _report(f"{mrn}2", mrn, number, "20261205093000", "F", "未见异常",
                                    "20261205100000")) == ("AA", [])
-        assert _acks(http, _us(f"{mrn}3", mrn, number)) == ("AA", [])
+        assert _acks(http, _us(f"{mrn}3", mrn, number)) == ("AE", AT_OBR3)
         subject = _order(http, placer)["subject"]["reference"]
         before = _texts(http, subject)
     site = _aliased(tmp_path / "site2", {"FNXRMYY": [["USIS^1.2.156.112604.1.2.7^ISO", "USIS"]]})
     with _engine_on("sqlite", store, site) as eng, _client(eng, "rv44b") as http:
-        assert _acks(http, _us(f"{mrn}4", mrn, number)) == ("AA", [])
-        full = _us(f"{mrn}5", mrn, number).replace("|USIS|", "|USIS^1.2.156.112604.1.2.7^ISO|", 1)
-        assert _acks(http, full) == ("AA", [])
-        assert _texts(http, subject) == before == [("CT009,CT", "final", "未见异常"),
-                                                   (US_ORDER, "final", "肝胆脾未见异常")]
+        assert _acks(http, _us(f"{mrn}4", mrn, number)) == ("AE", AT_OBR3)
+        assert _texts(http, subject) == before == [("CT009,CT", "final", "未见异常")]
 
 
 def test_the_ris_corrections_after_the_ultrasounds_own_report_are_the_ct_reports(http: TestClient) -> None:
-    """Guard: RIS OMI, RIS final, the ultrasound's own final under the same bare number (its own, AA, since acsn45),
-    then the RIS's corrections (OBR-25 C; the second stamping OBR-7 with the report's time, rv41k) each correct the
-    CT report; the ultrasound's correction corrects its own report, never the CT order's."""
+    """Guard: RIS OMI, RIS final, the ultrasound's own final under the same bare number (refused at OBR-3 since
+    acsn44b: acsn43b's MED), then the RIS's corrections (OBR-25 C; the second stamping OBR-7 with the report's time,
+    rv41k) each correct the CT report; the ultrasound's correction corrects no report of the CT order (refused)."""
     mrn, placer, number = "RV44BF", "RV44BFP", "20261205106"
     assert _acks(http, _omi(f"{mrn}1", mrn, placer, number, "20261205090000", "1.2.156.4491.6")) == ("AA", [])
     assert _acks(http, _report(f"{mrn}2", mrn, number, "20261205093000", "F", "未见异常",
                                "20261205100000")) == ("AA", [])
-    assert _acks(http, _us(f"{mrn}3", mrn, number)) == ("AA", [])
+    assert _acks(http, _us(f"{mrn}3", mrn, number)) == ("AE", AT_OBR3)
     assert _acks(http, _report(f"{mrn}4", mrn, number, "20261205093000", "C", "少量积液", "20261205120000"))[0] == "AA"
     assert _acks(http, _report(f"{mrn}5", mrn, number, "20261205130000", "C", "中量积液", "20261205130000"))[0] == "AA"
     subject = _order(http, placer)["subject"]["reference"]
-    assert _texts(http, subject) == [("CT009,CT", "corrected", "中量积液"), (US_ORDER, "final", "肝胆脾未见异常")]
+    assert _texts(http, subject) == [("CT009,CT", "corrected", "中量积液")]
     assert _acks(http, _us(f"{mrn}6", mrn, number).replace("|F\r", "|C\r").replace("肝胆脾未见异常", "脂肪肝")) \
-        == ("AA", [])
-    assert _texts(http, subject) == [("CT009,CT", "corrected", "中量积液"), (US_ORDER, "corrected", "脂肪肝")]
+        == ("AE", AT_OBR3)
+    assert _texts(http, subject) == [("CT009,CT", "corrected", "中量积液")]
 
 
 def test_the_ultrasounds_correction_in_the_batch_of_its_original(http: TestClient) -> None:
-    """Guard: one FHS/BHS batch -- the OMI, the RIS's report, the ultrasound's own report and its correction: as one
-    by one (acsn45), the ultrasound's correction corrects the report an earlier message of the batch filed as its
-    own, the CT report left as the RIS stated it."""
+    """Guard: one FHS/BHS batch -- the OMI, the RIS's report, the ultrasound's own report and its correction: the
+    ultrasound's two are refused (AE 205, acsn43b's MED since acsn44b), the CT report left as the RIS stated it."""
     mrn, placer, number = "RV44BG", "RV44BGP", "20261205107"
     us = _us(f"{mrn}3", mrn, number)
     ack = post(http, _batch(_omi(f"{mrn}1", mrn, placer, number, "20261205090000", "1.2.156.4491.7"),
                             _report(f"{mrn}2", mrn, number, "20261205093000", "F", "未见异常", "20261205100000"),
                             us, us.replace(f"|{mrn}3|", f"|{mrn}4|").replace("|F\r", "|C\r")
                             .replace("肝胆脾未见异常", "脂肪肝")))
-    assert ack.count(b"MSA|AA|") == 4 and b"ERR|" not in ack, ack
-    assert _texts(http, _order(http, placer)["subject"]["reference"]) == [("CT009,CT", "final", "未见异常"),
-                                                                          (US_ORDER, "corrected", "脂肪肝")]
+    assert ack.count(b"MSA|AA|") == 2 and ack.count(b"MSA|AE|") == 2 and ack.count(b"|205^") == 2, ack
+    assert _texts(http, _order(http, placer)["subject"]["reference"]) == [("CT009,CT", "final", "未见异常")]
 
 
 def test_the_placers_changes_of_test_there_and_back_keep_one_test(http: TestClient) -> None:

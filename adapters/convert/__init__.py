@@ -81,13 +81,8 @@ class Conversion:
     # "MedicationDispense/id" of a pharmacy's give (RXG) -> (segment, sequence): ``Context.gives``, ``settle_gives``
     gives: dict[str, tuple[str, int]] = field(default_factory=dict)
     # "ServiceRequest/id" -> the (system, value) of its accessions whose assigner the message did not state (MSH-3
-    # defaulted it, or none behind a relay), "DiagnosticReport/id" -> its bare filler number's (the sender's, acsn45):
-    # ``Context.defaulted_assigners``, ``settle_assigners``
+    # defaulted it, or none behind a relay): ``Context.defaulted_assigners``, ``settle_assigners``
     defaulted_assigners: dict[str, list[tuple[str, str]]] = field(default_factory=dict)
-    # "Type/id" -> the stored version a settle step read of it (None: none stored), for a later step asking the same
-    # row before anything is written (``settle_reused_filler`` reads each filler-keyed report, ``settle_assigners``
-    # the report again: one read by id a lab ORU saved, ~10 us)
-    read_stored: dict[str, dict[str, Any] | None] = field(default_factory=dict, repr=False, compare=False)
     # ``Context.filler_keyed`` and ``filler_reports``, for ``settle_reused_filler``; the orders of another exam's
     # stored report under this message's filler number, which ``adopt_filled`` does not join
     filler_keyed: dict[str, str] = field(default_factory=dict)
@@ -443,10 +438,6 @@ def _take(conversion: Conversion, moves: dict[str, str]) -> None:
     conversion.withdrawn = {moves.get(ref, ref): v for ref, v in conversion.withdrawn.items()}
     conversion.restated = {moves.get(ref, ref): v for ref, v in conversion.restated.items()}
     conversion.completion_warned = {moves.get(ref, ref): v for ref, v in conversion.completion_warned.items()}
-    defaulted: dict[str, list[tuple[str, str]]] = {}
-    for ref, listed in conversion.defaulted_assigners.items():
-        defaulted.setdefault(moves.get(ref, ref), []).extend(listed)
-    conversion.defaulted_assigners = defaulted
     conversion.merges[:] = [(moves.get(s, s), moves.get(p, p), n, r) for s, p, n, r in conversion.merges]
     conversion.unlinked[:] = [(moves.get(r, r), moves.get(o, o)) for r, o in conversion.unlinked]
     conversion.nulled[:] = [(moves.get(r, r), *rest) for r, *rest in conversion.nulled]
@@ -531,26 +522,20 @@ def settle_assigners(conversion: Conversion, read_many: Any, earlier: Sequence[C
     defaulted one is written only where none is recorded (an accession stored before acsn43b: the re-sent OMI
     records it). The rule is stated > defaulted > none: an accession a listed relay forwards bare goes out with no
     assigner at all (``applications.relay``) and is recorded here too, so the RIS's recorded assigner is restored
-    rather than erased by the thinner entry (review rv43f MED, forty-third round, acsn43d). The same ladder keeps a
-    report's recorded sender on its bare filler number (``results._sender_recorded``: always defaulted, MSH-3 or
-    none): the application whose message first stored the report stays its sender -- a relay's re-send erases
-    nothing, and a report stored before acsn45 (none recorded) takes the sender of the next message filed as it
-    (forty-fifth round, acsn45). The resources are read under the ids the settle steps before moved them to
-    (``_take``). Returns the positions in ``earlier`` read (forty-third round, acsn43c)."""
+    rather than erased by the thinner entry (review rv43f MED, forty-third round, acsn43d). Returns the positions
+    in ``earlier`` read (forty-third round, acsn43c)."""
     leaned: set[int] = set()
-    known = conversion.read_stored
-    wanted = [_key_of(ref) for ref in conversion.defaulted_assigners if ref not in known]
-    stored = read_many(wanted) if wanted else {}
-    for ref, listed in conversion.defaulted_assigners.items():
+    stored = read_many([_key_of(ref) for ref in conversion.defaulted_assigners])
+    for ref, accessions in conversion.defaulted_assigners.items():
         now = conversion.by_reference.get(ref)
-        was = _as_left(ref, known[ref] if ref in known else stored.get(_key_of(ref)), earlier, leaned)
+        was = _as_left(ref, stored.get(_key_of(ref)), earlier, leaned)
         if now is None or was is None:
             continue
         kept = {(i.get("system"), i.get("value")): i["assigner"] for i in was.get("identifier") or ()
-                if isinstance(i, dict) and isinstance(i.get("assigner"), dict)}
+                if isinstance(i, dict) and ident_type(i) == "ACSN" and isinstance(i.get("assigner"), dict)}
         for ident in now.get("identifier") or ():
             key = (ident.get("system"), ident.get("value")) if isinstance(ident, dict) else None
-            if key in listed and key in kept:
+            if key in accessions and key in kept and ident_type(ident) == "ACSN":
                 ident["assigner"] = kept[key]
     return sorted(leaned)
 
@@ -852,27 +837,12 @@ def settle_reused_filler(conversion: Conversion, read_many: Any, search: Any = N
     moves: dict[str, str] = {}
     mine = [ref for ref in conversion.filler_reports if ref in conversion.by_reference]
     stored = read_many([_key_of(ref) for ref in mine]) if mine else {}
-    conversion.read_stored.update({ref: stored.get(_key_of(ref)) for ref in mine})
-    refiled: set[str] = set()  # (orders named by the number alone, filed in their application's space: adopt_filled)
     for ref in mine:
         key, (segment, sequence, fno) = conversion.filler_reports[ref]
         was = _as_left(ref, stored.get(_key_of(ref)), earlier, leaned)
         if was is None:
             continue
         report = conversion.by_reference[ref]
-        own = _own_space(conversion, ref, key, report, was, read_many, earlier, leaned)
-        token, here = "", key  # (the key the judgement below reads reports under: the application's, where apart)
-        if own is not None:  # (another application's own number of the value: its reports, judged among themselves)
-            token, here = own[0], f"{key}|{own[0]}"
-            for made, made_key in conversion.filler_keyed.items():
-                if made in conversion.by_reference and made not in moves \
-                        and (made_key == key or made_key.startswith(f"{key}|")):
-                    moves[made] = _apart(conversion, made.split("/", 1)[0], made_key, {token})
-                    refiled.update((made,) if made in conversion.filled else ())
-            conversion.apart_orders.update(_based_on(was))
-            was = own[1]
-            if was is None:
-                continue  # (its first report under the number)
         subject = (report.get("subject") or {}).get("reference")
         another = (was.get("subject") or {}).get("reference") != subject
         theirs = _based_on(was)
@@ -884,7 +854,7 @@ def settle_reused_filler(conversion: Conversion, read_many: Any, search: Any = N
             made = conversion.by_reference.get(o)
             if made is not None and not _placers(made) and o in conversion.filled and search is not None:
                 holder, held = _order_holding(conversion, o, search, earlier, leaned)
-                stating = _restated(conversion, ref, here, was, report, theirs, held, holder, read_many, earlier,
+                stating = _restated(conversion, ref, key, was, report, theirs, held, holder, read_many, earlier,
                                     leaned)
                 if stating == "":  # (the stored report under the number is the one, its order too)
                     conversion.apart_orders.update(set(held) - theirs)
@@ -933,14 +903,13 @@ def settle_reused_filler(conversion: Conversion, read_many: Any, search: Any = N
                     code=DUPLICATE_KEY_IDENTIFIER)
             continue
         for made, made_key in conversion.filler_keyed.items():
-            if made not in conversion.by_reference or (made in moves and not token):
+            if made not in conversion.by_reference or made in moves:
                 continue
             rtype = made.split("/", 1)[0]
             if rtype == "ServiceRequest" and made not in theirs:
                 continue  # (this message's own order: keyed by it, not the report's number)
             if made_key == key or made_key.startswith(f"{key}|"):
-                moves[made] = _apart(conversion, rtype, f"{made_key}|{token}" if token else made_key, new)
-                refiled.discard(made)
+                moves[made] = _apart(conversion, rtype, made_key, new)
         conversion.apart_orders.update(theirs)
         conversion.warn(HL7Error(
             f"{segment}-{fno} (filler order number) {value!r} keys the stored report of another exam ({_named(old)}; "
@@ -948,78 +917,7 @@ def settle_reused_filler(conversion: Conversion, read_many: Any, search: Any = N
             "the stored one left as it was", segment, sequence, fno, code=DUPLICATE_KEY_IDENTIFIER))
     if moves:
         _take(conversion, moves)
-        for made in refiled:  # (an order the number alone names is still found by it: in adopt_filled, under its key)
-            conversion.filled[moves[made]] = conversion.filled.pop(made)
     return sorted(leaned)
-
-
-def _own_space(conversion: Conversion, ref: str, key: str, report: dict[str, Any], was: dict[str, Any],
-               read_many: Any, earlier: Sequence[Conversion], leaned: set[int]) -> tuple[str, dict[str, Any] | None] | None:
-    """Where a report under a bare filler number (``report``, keyed ``key`` within the institution) is another
-    application's number than the stored report under that key (``was``): the token its resources are keyed apart
-    by (``application|<its MSH-3>``, ``_apart``) and the report stored there (as the batch leaves it), None where
-    it is not -- then it is judged under the institution's key exactly as before.
-
-    HL7 v2.5.1 4.5.1.3 / 2.A.24: the filler order number is the filler application's, and a result's filler is its
-    sender. One hospital's fillers each count by date -- the RIS's accession ``20261201014``, the ultrasound
-    system's own exam number of that value -- so after the RIS's report the ultrasound's own was refused AE 205 as
-    a restatement of the CT report (acsn43b's MED). Each report now records the application that numbered it
-    (``results._sender_recorded``: ``DiagnosticReport.identifier.assigner``, MSH-3, none behind a relay; kept by
-    ``settle_assigners``), and it is another application's number only where:
-    - both are known -- the stored report records a sender (none: stored before the forty-fifth round, or by a
-      relay) and so does this one (none behind a relay), and they are not one application (``applications.
-      names_one`` over this sender's alias forms, or ``one_application``: HL7's rule of two MSH-3s) -- the
-      stored report's own sender, whatever its message codes, is judged as before, so the RIS's final of another
-      test over its preliminary is still refused at OBR-4, never filed as a second report (rv44b HIGH 1, 2; acsn44
-      had read the order's accession assigner, a defaulted HIS, as the stored report's);
-    - the report names its order by the number alone (with a placer number the order it names tells the exam, as
-      before), is not coded as the stored report's test (``_test_codings``: the DICOM modality aside), and names
-      none of the stored report's orders by its accession (``_by_accession``): another application forwarding the
-      RIS's report, or a middleware the LIS's, coded as that exam's test is that exam's report -- an unlisted
-      forwarder's copy of one exam is never a second report of it.
-    The space is found by every form of this sender's alias group (``applications.forms``, the form as sent
-    first), never by a configured first form: a group declared after the application's first report finds it
-    still (rv44b MED 4); none stored, the form as sent keys it. What is stored there is then judged exactly as the
-    institution's key is (``settle_reused_filler``: ``_order_holding``, ``_restated``, ``_not_told``,
-    ``_another_order``) -- the ultrasound's counter giving the number again for another exam is refused, never
-    written over its earlier report (rv44b HIGH 3). (forty-fifth round, acsn45)"""
-    value = key.rsplit("|", 1)[-1]
-    this, then = _sender_of(report, value), _sender_of(was, value)
-    if this is None or then is None:
-        return None
-    institution, site = conversion.institution, conversion.site
-    forms = applications.forms(institution, conversion.sender, site)
-    if applications.names_one(then, forms) or applications.one_application(institution, then, this, site):
-        return None
-    ours, theirs = _based_on(report), _based_on(was)
-    if _test_codings(report.get("code")) & _test_codings(was.get("code")):
-        return None  # (the stored report's test: that exam's report forwarded, or restated -- judged as before)
-    if not ours or not theirs or any(_placers(conversion.by_reference.get(o)) or o not in conversion.filled
-                                     for o in ours):
-        return None
-    got = read_many([_key_of(o) for o in sorted(theirs)])
-    for o in theirs:
-        order = _as_left(o, got.get(_key_of(o)), earlier, leaned)
-        if order is not None and any(_by_accession(order, conversion.filled[m], conversion.by_reference.get(m))
-                                     for m in ours):
-            return None
-    tokens = ["application|" + "^".join(form).rstrip("^").lower() for form in forms]
-    apart = {t: _apart(conversion, "DiagnosticReport", key, {t}) for t in tokens}
-    found = read_many([_key_of(a) for a in apart.values()])
-    for t, a in apart.items():
-        if (stored := _as_left(a, found.get(_key_of(a)), earlier, leaned)) is not None:
-            return t, stored
-    return tokens[0], None
-
-
-def _sender_of(report: dict[str, Any], value: str) -> tuple[str, str, str] | None:
-    """The application a report's bare filler number ``value`` records as its sender (``results._sender_recorded``,
-    ``applications.assigned_by``); None when it records none."""
-    for ident in report.get("identifier") or ():
-        if isinstance(ident, dict) and ident.get("value") == value \
-                and (hd := applications.assigned_by(ident)) is not None:
-            return hd
-    return None
 
 
 def _order_holding(conversion: Conversion, order: str, search: Any, earlier: Sequence[Conversion],
@@ -1081,8 +979,7 @@ def _restated(conversion: Conversion, ref: str, key: str, was: dict[str, Any], r
     conclusion, the newest order unreported, is a re-send or the newest's own normal report, which is not told --
     refused: filed as the newest's, its unread exam would show as reported (rv42c HIGH 1, LOW 1; forty-second
     round, acc42)."""
-    (base, (segment, sequence, fno)) = conversion.filler_reports[ref]
-    value = base.rsplit("|", 1)[-1]  # (``key``: the application's space where it is keyed apart, ``_own_space``)
+    (segment, sequence, fno), value = conversion.filler_reports[ref][1], key.rsplit("|", 1)[-1]
     rtype = ref.split("/", 1)[0]
     apart = {h: _apart(conversion, rtype, key, placers) for h, r in held.items()
              if h not in theirs and (placers := _placers(r))}

@@ -208,8 +208,7 @@ class Context:
     gives: list[tuple[Resource, Segment]] = field(default_factory=list)
     # an order and the (system, value) of its accession whose assigner the message did not state (bare IPC-1, an
     # OBR-18: MSH-3 defaulted, or none behind a relay, ``applications.numbering``): a stated one stored on the order stays
-    # (``settle_assigners``; review rv43e MED 2); and a report and its bare filler number (OBR-3, its sender
-    # defaulted: ``results._sender_recorded``, acsn45)
+    # (``settle_assigners``; review rv43e MED 2)
     defaulted_assigners: list[tuple[Resource, str, str]] = field(default_factory=list)
     # "Type/id" -> its key, of every resource keyed by a filler number (``filler|...``: a report, its results and
     # specimens, an order named by it alone; the ImagingStudy keyed by the accession, under ``<report key>|acsn``:

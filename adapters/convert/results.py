@@ -1770,10 +1770,7 @@ def diagnostic_report(
     if obr is not None:
         ident = ei(obr.rep(3), {}, ctx) or ei(obr.rep(2), {}, ctx)
         if ident:
-            bare = "system" not in ident and ident["value"] == obr.value(3).strip()
             ident.setdefault("system", f"urn:huren:order:{ctx.urn_code}")
-            if bare:
-                _sender_recorded(ident, obr, ctx, res)
             res["identifier"] = [ident]
     ref = ctx.ref("DiagnosticReport", key)["reference"]
     _corrections_reported(ctx, results, ref)
@@ -1802,27 +1799,6 @@ def diagnostic_report(
         # (thirty-ninth round, stat39)
         ctx.resources[ref] = ctx.resources.pop(ref)
     return made
-
-
-def _sender_recorded(ident: dict[str, Any], obr: Segment, ctx: Context, res: Resource) -> None:
-    """A report's bare filler number (OBR-3 with no assigning authority, keyed within the institution:
-    ``urn:huren:order:<INST>``) records the application that numbered it as ``Identifier.assigner``: HL7 v2.5.1
-    4.5.1.3 / 2.A.24 make the filler order number the filler application's, and a result's filler is its sender --
-    MSH-3 (``applications.numbering``; none behind a listed relay, which numbers nothing). One hospital's fillers
-    each count by date (the RIS's accession, the ultrasound system's own exam number of the same value), and with
-    nothing stored saying whose a bare number was, the ultrasound's own report after the RIS's was refused AE 205
-    as a restatement of the CT report (acsn43b's MED). The assigner is only defaulted, never the message's word: the
-    one recorded first stays (``adapters.convert.settle_assigners``: recorded > defaulted > none -- a relay's re-send,
-    or another application's message filed as the same report, never rewrites it), and
-    ``adapters.convert.settle_reused_filler`` files a report apart only where the stored report's recorded sender is
-    known and is another application (forty-fifth round, acsn45)."""
-    if any(obr.rep(3).comp(i).strip() for i in (2, 3, 4)):
-        return  # (an authority stated: the number is keyed by it, ``report_key``)
-    authority, _ = applications.numbering(("", "", ""), ctx)
-    by = applications.assigner(authority, ctx.urn_code)
-    if by is not None:
-        ident["assigner"] = by
-    ctx.defaulted_assigners.append((res, ident["system"], ident["value"]))
 
 
 def _stand_in(ctx: Context, results: list[dict[str, str]]) -> Concept:
