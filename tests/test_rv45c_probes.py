@@ -53,14 +53,13 @@ def _huren(data_dir: Path, *argv: str) -> subprocess.CompletedProcess[str]:
                           text=True, timeout=120, stdin=subprocess.DEVNULL)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "LOW (CLI, pre-existing; found checking suite45b's engine/cli.py verb by verb against the old one): `huren audit "
-    "checkpoint` on a store with no audit signing key ends in a Python traceback (RuntimeError from "
-    "engine/audit/keys.py:116, exit 1) where every other refusal of the CLI is one line naming the fix. The message "
-    "inside is right ('run `huren keys init`'). Fix: cmd_checkpoint catches the missing key and prints that line, "
-    "exit 1 (or 2), as `huren audit verify` does its refusals"))
+# LOW (CLI, pre-existing; found checking suite45b's engine/cli.py verb by verb against the old one): `huren audit
+# checkpoint` on a store with no audit signing key ended in a Python traceback (RuntimeError from
+# engine/audit/keys.py's sign, exit 1) where every other refusal of the CLI is one line naming the fix. Mended by
+# low45: cmd_checkpoint refuses in one line, exit 2.
 def test_an_audit_checkpoint_without_a_signing_key_is_one_line_not_a_traceback(tmp_path: Path) -> None:
     done = _huren(tmp_path / "var", "audit", "checkpoint")
-    assert done.returncode != 0, done.stdout
+    assert done.returncode == 2, (done.stdout, done.stderr[-2000:])
     assert "huren keys init" in done.stderr, done.stderr
     assert "Traceback" not in done.stderr, done.stderr[-2000:]
+    assert len(done.stderr.strip().splitlines()) == 1, done.stderr
