@@ -266,14 +266,25 @@ def comparable(snap: dict[str, Any]) -> dict[str, Any]:
                     {k: v for k, v in i.items() if k != "assigner" or _kind(i) != "ACSN"}
                     for i in row[at].get("identifier") or ()]} if "identifier" in row[at] else row[at]
             if key.startswith("DiagnosticReport/") and row[at] and "identifier" in row[at]:
-                row[at] = {**row[at], "identifier": [{k: v for k, v in i.items() if k != "assigner"}
-                                                     for i in row[at]["identifier"]]}
+                row[at] = {**row[at], "identifier": [
+                    {k: v for k, v in i.items() if k != "assigner" or not _bare_filler(i)}
+                    for i in row[at]["identifier"]]}
     for name in ("recognition_flags", "recognition_check_days", "recognition_flag_days"):
         for doc in docs.get(name, {}).values():
             for key in _MONEY:
                 if key in doc:
                     doc[key] = str(stored_fen(doc[key]))
     return snap
+
+
+_BARE_FILLER = "urn:huren:order:"  # a report's filler number sent with no authority (results.py's system for it)
+
+
+def _bare_filler(identifier: dict[str, Any]) -> bool:
+    """A report identifier that is its bare filler number (``urn:huren:order:<INST>``): the one acsn45 records the
+    sender of as ``assigner``. A stated authority's identifier (``urn:huren:id:LIS``, an OID) keeps its assigner in
+    the comparison (rv45a LOW 7: the mask had stripped every report identifier's)."""
+    return str(identifier.get("system") or "").startswith(_BARE_FILLER)
 
 
 def _kind(identifier: dict[str, Any]) -> str:
@@ -314,6 +325,24 @@ def test_a_varied_feed_is_stored_byte_for_byte_as_the_base_stored_it(tmp_path: P
                 raise AssertionError(f"{part}: {len(differ)} differ, e.g. {differ[:5]}: "
                                      f"{got[part].get(differ[0])!r} != {expected[part].get(differ[0])!r}")
             assert got[part] == expected[part], part
+
+
+def test_the_mask_sets_aside_only_the_bare_filler_number_s_assigner() -> None:
+    """A report of the fixture given a bare filler number with its sender recorded (acsn45) and an assigner on its
+    stated authority's identifier: ``comparable`` sets aside the first and compares the second -- a later change to a
+    stated authority's assigner is not hidden (rv45a LOW 7)."""
+    expected = json.loads(FIXTURE.read_text(encoding="utf-8"))
+    key, (version, deleted, report) = next((k, v) for k, v in sorted(expected["current"].items())
+                                           if k.startswith("DiagnosticReport/") and v[2])
+    (stated,) = report["identifier"]
+    assert stated["system"] == "urn:huren:id:LIS", stated
+    by = {"identifier": {"system": "urn:huren:application:HOSPA", "value": "LIS"}, "display": "LIS"}
+    report = {**report, "identifier": [{**stated, "assigner": by},
+                                       {"system": "urn:huren:order:HOSPA", "value": stated["value"], "assigner": by}]}
+    snap = {"docs": {}, "current": {key: [version, deleted, report]}, "versions": {}}
+    comparable(snap)
+    assert snap["current"][key][2]["identifier"] == [
+        {**stated, "assigner": by}, {"system": "urn:huren:order:HOSPA", "value": stated["value"]}]
 
 
 if __name__ == "__main__":  # the fixture, from the code on PYTHONPATH (the round's base)
