@@ -146,18 +146,29 @@ def observed(engine: Engine, resident: dict, code: str, *, client_id: str) -> li
 # reads the recognition rows of its own records (``rows``) -- what another test wrote is not its business.
 
 _RENAMED_FIELDS = {"ORC": (2, 3), "OBR": (2, 3, 18, 19, 20), "PV1": (19,), "MRG": (1,)}
+# fields naming an appointment, specimen, moved visit or document, renamed by ``Names.number`` in their first component
+# only (an EI's namespace id and universal id stay as sent: they say who numbered it, not what): SCH-1/2 (the placer's
+# and filler's appointment ids), SPM-2 (the specimen's id), MRG-5 (the visit number an A45 moves), TXA-12 (the unique
+# document number) and TXA-16 (the file name a scenario builds from it) -- each keys its thing for the institution
+# alone, so two tests sending one scenario would name one thing on the shared store (suite45d renamed the first four in
+# its own helper; rv45c found TXA-12 in neither list; low45 moved them here, the one renaming rule)
+_FIRST_RENAMED_FIELDS = {"SCH": (1, 2), "SPM": (2,), "MRG": (5,), "TXA": (12, 16)}
+# PID-21 (the mother's identifier, a CX list like PID-3): renamed as PID-3 is, so a newborn's message names the mother
+# the test admitted -- before PID-2/3/4, the order suite45d's helper renamed it in (a resident ID number's sequence is
+# the order a test's originals are met)
+_MOTHER = 21
 # fields naming a record, visit, order, accession, specimen or study that ``Names.hl7`` does NOT rename: a scenario
 # valuing one would send it unchanged under every test of the module -- two tests' accessions or study UIDs then name
 # one thing on the shared store and the tests depend on their order. ``hl7`` refuses such a message instead of sending
 # it half-renamed (review rv44d: add the field to ``_RENAMED_FIELDS`` with a rename that keeps it valid -- a study
 # instance UID is an OID, a prefix breaks it -- or keep the test on a store of its own)
-_NOT_RENAMED_FIELDS = {"PID": (18,), "PV1": (50,), "MRG": (2, 3, 4, 5, 6, 7), "ORC": (4,), "OBR": (53,),
-                       "IPC": (1, 2, 3, 4), "SPM": (2, 3), "ZDS": (1,)}
+_NOT_RENAMED_FIELDS = {"PID": (18,), "PV1": (50,), "MRG": (2, 3, 4, 6, 7), "ORC": (4,), "OBR": (53,),
+                       "IPC": (1, 2, 3, 4), "SPM": (3,), "ZDS": (1,)}
 
 
 class Names:
-    """One test's names: ``tag`` (``T001``...) before each control ID, order/filler/accession number and record
-    number it sends; each resident ID number it sends replaced by one of the same birth date and sex (the 15th-17th
+    """One test's names: ``tag`` (``T001``...) before each control ID, order/filler/accession number, record number,
+    appointment, specimen, moved visit and document number it sends; each resident ID number it sends replaced by one of the same birth date and sex (the 15th-17th
     digits, the check character anew) that no other test of the module sends.
 
     The one renaming rule of the test helpers (dup44): ``tests.shared_worlds44.renamed``/``OwnSender`` (a run's own
@@ -216,9 +227,10 @@ class Names:
         return "~".join(reps)
 
     def hl7(self, text: str) -> str:
-        """``text`` (segments split by \\n or \\r) under this test's names: MSH-10 (BHS-11, FHS-11); PID-2/3/4 and MRG-1 (a
-        resident ID number -- identifier type NNCHN -- by ``nid``, every other by ``number``); ORC-2/3, OBR-2/3 and
-        OBR-18/19/20, PV1-19 (``number``). A value empty or the null ("") is sent as it was."""
+        """``text`` (segments split by \\n or \\r) under this test's names: MSH-10 (BHS-11, FHS-11); PID-2/3/4/21 and MRG-1
+        (a resident ID number -- identifier type NNCHN -- by ``nid``, every other by ``number``); ORC-2/3, OBR-2/3 and
+        OBR-18/19/20, PV1-19 (``number``); SCH-1/2, SPM-2, MRG-5, TXA-12/16 (``number``, first component only). A
+        value empty or the null ("") is sent as it was."""
         segments = []
         for segment in text.replace("\r", "\n").split("\n"):
             fields = segment.split("|")
@@ -232,6 +244,8 @@ class Names:
             elif kind in ("BHS", "FHS") and len(fields) > 10 and fields[10]:
                 fields[10] = self.control(fields[10])
             elif kind == "PID":
+                if len(fields) > _MOTHER and fields[_MOTHER]:
+                    fields[_MOTHER] = self._id_list(fields[_MOTHER], rename_nid=True)
                 for i in (2, 3, 4):
                     if len(fields) > i and fields[i]:
                         fields[i] = self._id_list(fields[i], rename_nid=True, records=True)
@@ -239,6 +253,10 @@ class Names:
                 for i in _RENAMED_FIELDS[kind]:
                     if len(fields) > i and fields[i]:
                         fields[i] = self._id_list(fields[i], rename_nid=kind == "MRG", records=kind == "MRG")
+            for i in _FIRST_RENAMED_FIELDS.get(kind, ()):
+                first, _, rest = fields[i].partition("^") if len(fields) > i else ("", "", "")
+                if first and first != '""':
+                    fields[i] = self.number(first) + ("^" + rest if rest else "")
             segments.append("|".join(fields))
         return "\n".join(segments)
 

@@ -5,10 +5,9 @@ The round-20..33 scenario files (convmend20, schedfix24/25, the visit probes) op
 for every test, because their messages share names: one patient (``ZY20S``, ``ZY24R``), control IDs (``RD1`` sent
 by each parameter), appointment numbers (``AP-X``/``BK-X``), specimen numbers (``SP-RS4``). On one engine a module
 each test sends its scenario under ``tests.module_store.Names`` instead (MSH-10, PID-2/3/4, MRG-1, ORC/OBR numbers,
-PV1-19: the one renaming rule of the test helpers), and, for the fields ``Names`` leaves as written, ``mine`` renames
-by the same rule (``Names.number``: the test's tag before the value): SCH-1/SCH-2 (the placer's and filler's
-appointment ids) and SPM-2 (the specimen's id) -- the first component each, its namespace/universal id kept. So two
-tests (or two parameters of one test) book two appointments, file two specimens, for two patients of their own."""
+PV1-19, SCH-1/SCH-2 (the placer's and filler's appointment ids), SPM-2 (the specimen's id), TXA-12 (the document
+number): the one renaming rule of the test helpers; ``mine`` sends through it). So two tests (or two parameters of one
+test) book two appointments, file two specimens and documents, for two patients of their own."""
 
 from __future__ import annotations
 
@@ -23,37 +22,14 @@ from engine.engine import Engine
 from engine.settings import Settings
 from tests.module_store import Names
 
-# fields Names.hl7 leaves as written (or refuses) that these scenarios value: renamed here by Names.number, first
-# component only (an EI's namespace id and universal id stay as sent: they say who numbered it, not what)
-_ALSO_RENAMED = {"SCH": (1, 2), "SPM": (2,), "MRG": (5,)}
-# PID-21 (the mother's identifier, a CX list like PID-3): renamed as PID-3 is (``Names``' own rule for a record number
-# or a resident ID number), so a newborn's message names the mother the test admitted
-_MOTHER = ("PID", 21)
-
 
 def mine(names: Names, message: bytes | str) -> bytes:
-    """``message`` (segments split by \\r or \\n) under ``names``: ``Names.hl7``; SCH-1/2, SPM-2 and MRG-5 (the visit
-    number an A45 moves) by ``Names.number``; PID-21 as ``Names`` renames PID-3. A null ("") or empty value as
-    sent. The segments' order and every other byte as the scenario wrote them; segments end in \\r."""
+    """``message`` (segments split by \\r or \\n) under ``names``: ``Names.hl7``, which renames SCH-1/2, SPM-2, MRG-5,
+    TXA-12/16 and PID-21 besides (this module had renamed the first five here; they moved to ``Names``, the one
+    renaming rule of the test helpers: low45). The segments' order and every other byte as the scenario wrote them;
+    segments end in \\r."""
     text = message.decode("utf-8") if isinstance(message, bytes) else message
-    segments = text.replace("\r", "\n").split("\n")
-    held: dict[tuple[int, int], str] = {}
-    for s, segment in enumerate(segments):
-        fields = segment.split("|")
-        if fields[0] == _MOTHER[0] and len(fields) > _MOTHER[1] and fields[_MOTHER[1]]:
-            fields[_MOTHER[1]] = names._id_list(fields[_MOTHER[1]], rename_nid=True)
-        for i in _ALSO_RENAMED.get(fields[0], ()):
-            first, _, rest = fields[i].partition("^") if len(fields) > i else ("", "", "")
-            if first and first != '""':
-                held[(s, i)] = names.number(first) + ("^" + rest if rest else "")
-                fields[i] = ""  # Names.hl7 refuses SPM-2 and MRG-5 valued: put back renamed below
-        segments[s] = "|".join(fields)
-    out = names.hl7("\n".join(segments)).split("\n")
-    for (s, i), value in held.items():
-        fields = out[s].split("|")
-        fields[i] = value
-        out[s] = "|".join(fields)
-    return "\r".join(out).encode("utf-8")
+    return names.hl7(text).replace("\n", "\r").encode("utf-8")
 
 
 def send_as(engine: Engine, names: Names, *messages: bytes) -> list[bytes]:

@@ -9,9 +9,10 @@ the newest, its records out of place, got through as well. Through the real path
 files renamed into place, audited reads through the app, ``huren audit verify`` in its own process.
 
 The servers here look at their damaged log at every audited read (``DAMAGE_RECHECK_SECONDS`` 0, as
-``test_audit10_repair_staged`` does), and a refusal is proven over reads that each rescanned the file
-(``_refused_over`` counts the rescans): the tests had read for 2.5 s at the shipped once a second, ~10 s
-of waiting in the file (suite45c).
+``test_audit10_repair_staged`` does), and a refusal is proven over reads that each asked for a recheck
+(``_refused_over`` counts the calls of ``RecordFiles.recheck``; it rescans only a file changed since its last
+scan, so of the counted calls the first after the forged file is renamed in rescans it, the others find it
+unchanged): the tests had read for 2.5 s at the shipped once a second, ~10 s of waiting in the file (suite45c).
 """
 
 from __future__ import annotations
@@ -70,17 +71,17 @@ def _held(engine: Engine) -> int:
     return engine.audit.held_count()
 
 
-_RESCANS: list[int] = []  # one entry a ``RecordFiles.recheck`` (the damaged files' rescan) of this module's servers
+_RECHECKS: list[int] = []  # one entry a call of ``RecordFiles.recheck`` by this module's servers (a rescan if the file changed)
 
 
 @pytest.fixture(autouse=True)
 def _a_look_at_every_read() -> Iterator[None]:
-    """The servers' look at a damaged log at every audited read instead of once a second, each rescan counted
-    (the real ``recheck``, called through)."""
+    """The servers' look at a damaged log at every audited read instead of once a second, each call of ``recheck``
+    counted (the real ``recheck``, called through: it rescans a file changed since its last scan, no other)."""
     real = record_files.RecordFiles.recheck
 
     def counted(self: record_files.RecordFiles) -> int | None:
-        _RESCANS.append(1)
+        _RECHECKS.append(1)
         return real(self)
 
     with pytest.MonkeyPatch.context() as patched:
@@ -101,17 +102,18 @@ def _refused_for(client: TestClient, headers: dict[str, str], seconds: float) ->
     return True
 
 
-def _refused_over(client: TestClient, headers: dict[str, str], rescans: int) -> bool:
-    """Every audited read refused (503, nothing of the resource) until the damaged file was scanned again
-    ``rescans`` times: several rechecks (the shipped server's once a second, at every read here)."""
-    start = len(_RESCANS)
-    for _ in range(rescans * 3):  # (a read whose look found no damage noted would not rescan: bounded)
+def _refused_over(client: TestClient, headers: dict[str, str], rechecks: int) -> bool:
+    """Every audited read refused (503, nothing of the resource) until ``recheck`` was asked ``rechecks`` times: several
+    rechecks (the shipped server's once a second, at every read here), the first after a rename rescanning the file."""
+    start = len(_RECHECKS)
+    for _ in range(rechecks * 3):  # (a read whose look found no damage noted would not ask for a recheck: bounded)
         resp = client.get("/fhir/Patient/p1", headers=headers)
         if resp.status_code != 503 or "female" in resp.text:
             return False
-        if len(_RESCANS) - start >= rescans:
+        if len(_RECHECKS) - start >= rechecks:
             return True
-    raise AssertionError(f"the damaged file was rescanned {len(_RESCANS) - start} times in {rescans * 3} reads")
+    raise AssertionError(f"recheck asked {len(_RECHECKS) - start} times in {rechecks * 3} reads (the first after a "
+                         "rename rescans the replaced file)")
 
 
 def _repaired_and_served(settings: Settings, backup: Path, damaged_file: Path, original: bytes, held: int,

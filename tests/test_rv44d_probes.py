@@ -50,9 +50,9 @@ def test_another_tests_prior_flags_no_repeat_of_this_test(engine: Engine, mllp: 
     ("IPC|ACC1^RIS|RP1|1.2.156.1.9|SPS1|CT", "IPC-1"), ("ZDS|1.2.156.1.9^RIS^Application^DICOM", "ZDS-1"),
     ("PID|1||MRN-HOSPA^^^HOSPA^MR||王^建国||19850412|M||||||||||ACCT1", "PID-18"),
     ("PV1|1|O" + "|" * 48 + "V1", "PV1-50"), ("MRG|MRN-OLD^^^HOSPA^MR||ACCT-OLD", "MRG-3"),
-    ("ORC|NW|A1^HIS||G1^HIS", "ORC-4"), ("SPM|1|S1^LIS", "SPM-2"),
+    ("ORC|NW|A1^HIS||G1^HIS", "ORC-4"), ("SPM|1||P1^LIS", "SPM-3"),
     ("PID|1||32092319850412001X^^^公安部^ID||王^建国||19850412|M", "typed NNCHN only")],
-    ids=["IPC-1", "ZDS-1", "PID-18", "PV1-50", "MRG-3", "ORC-4", "SPM-2", "PID-3-number-not-NNCHN"])
+    ids=["IPC-1", "ZDS-1", "PID-18", "PV1-50", "MRG-3", "ORC-4", "SPM-3", "PID-3-number-not-NNCHN"])
 def test_names_refuses_a_scenario_naming_what_it_does_not_rename(segment: str, said: str) -> None:
     """An accession, study UID, account, visit, placer group or specimen number ``Names`` does not rename would be
     sent as written under every test of the module -- one thing on the shared store named by two tests, which then

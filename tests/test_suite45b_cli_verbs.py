@@ -55,6 +55,49 @@ def test_a_verb_s_own_parser_is_the_whole_parser_s_for_that_verb() -> None:
         assert vars(cli.build_parser(argv[0]).parse_args(argv)) == vars(cli.build_parser().parse_args(argv)), argv
 
 
+def _independent_whole() -> argparse.ArgumentParser:
+    """The whole ``huren`` parser built as engine/cli.py built it before suite45b's table (each module's function
+    called by name, in the help's order) -- not from ``cli._REGISTRARS``, so a row deleted from the table (its verbs
+    gone from ``VERBS``, from ``build_parser()`` and from every one-verb run) is caught here (rv45c LOW 4)."""
+    from adapters.listeners import cli as ingest_cli
+    from engine.audit.cli import add_audit_commands
+    from engine.auth import cli as auth_cli
+    from engine.auth import staff_cli
+    from engine.identity import cli as identity_cli
+    from engine.insurance import cli as insurance_cli
+    from engine.recognition.cli import add_qc_commands, add_report_commands
+    from engine.referral import cli as referral_cli
+
+    parser = argparse.ArgumentParser(prog="huren", description="huren integration engine")
+    sub = parser.add_subparsers(dest="verb", required=True)
+    serve = sub.add_parser("serve", help="run the HTTP API and the MLLP listener")
+    serve.add_argument("--replay", nargs="*", default=[], help="files or folders of HL7 v2 messages to replay at start")
+    auth_cli.add_commands(sub)
+    staff_cli.add_commands(sub)
+    identity_cli.add_commands(sub)
+    ingest_cli.register(sub, serve)
+    add_audit_commands(sub)
+    add_report_commands(sub)
+    add_qc_commands(sub)
+    insurance_cli.add_commands(sub)
+    referral_cli.add_commands(sub)
+    return parser
+
+
+def test_each_verb_of_the_independent_whole_parser_runs_alone_as_it() -> None:
+    """Every verb the CLI's modules add (the whole parser built without the table) is a verb of ``VERBS``, and its
+    one-verb parser (``build_parser(verb)``), its help and each of its actions', equals that independent parser's; the
+    whole parser's help equals it too (the 15 verbs listed, in the same order)."""
+    independent = _independent_whole()
+    assert set(_verbs_of(independent)) == cli.VERBS | {"serve"}, set(_verbs_of(independent)) ^ (cli.VERBS | {"serve"})
+    whole = _helps(independent)
+    assert _helps(cli.build_parser()) == whole
+    for verb in sorted(_verbs_of(independent)):
+        alone = {path: text for path, text in _helps(cli.build_parser(verb)).items()
+                 if path.split(" ")[1:2] == [verb]}
+        assert alone == {path: text for path, text in whole.items() if path.split(" ")[1:2] == [verb]}, verb
+
+
 @pytest.mark.parametrize("argv", [["no-such-verb"], ["quarantine", "list", "--bogus"], ["settle", "MMXXVI"],
                                   ["audit"], ["audit", "verify", "extra"], ["--help"], []])
 def test_a_refused_run_says_what_the_whole_parser_says(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:

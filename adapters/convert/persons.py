@@ -41,7 +41,7 @@ from dataclasses import replace
 from typing import Any, NamedTuple
 
 from adapters.convert.actors import INSTITUTION_SYSTEM
-from adapters.convert.applications import code_declared, is_declared, listed, registrar, sends_as
+from adapters.convert.applications import code_declared, is_declared, listed, registrar, same_code, sends_as
 from adapters.convert.engine import json_copy
 from adapters.hl7v2.errors import (
     DATA_TYPE_ERROR,
@@ -1450,7 +1450,10 @@ def _number_owners(conversion: Any, ref: str, numbers: frozenset[str], registran
     record, back to the first stating other numbers -- one stating none leaves the number as it was, ``merge.yaml``
     ``beside``), the sender of the first one made by a registration (its message a registration event:
     ``registers_person``) or by an application that registered the record (``registrants``: the registrations
-    table's, the batch's -- the HIS's A08 correcting the number of a record it registered). A version's makers are read
+    table's, the batch's -- the HIS's A08 correcting the number of a record it registered; asked by ``same_code``, as
+    the take-over asks, never by equality: the HIS's A08 sent as ``his``, or under another form of its alias group,
+    is the registrant's -- by equality the EMR's A04 restating the number had been read as its owner, and the EMR's
+    A08 replaced the HIS's number unheld; forty-fifth round, low45). A version's makers are read
     from the Provenances naming that very version and their filed messages (``_makers``), in the order received: the
     message that wrote it, and one that stated the record as stored (``unchanged``: the HIS's A04 registering a
     LIS's placeholder with the very number the result stated writes nothing, yet registers the number as much as an
@@ -1526,7 +1529,9 @@ def _number_owners(conversion: Any, ref: str, numbers: frozenset[str], registran
             made = _makers(ref, set(run), search, messages, marks)
             makers = [(app, registers) for v in reversed(run) for _, app, registers in sorted(made.get(v, ()))]
     makers += reversed(batch)
-    return next(({app} for app, registers in makers if registers or app in registrants), set())
+    return next(({app} for app, registers in makers
+                 if registers or any(same_code(conversion.institution, app, r, conversion.site) for r in registrants)),
+                set())
 
 
 def _placeholders_number(ref: str, holding: dict[str, Any], older: Sequence[Any], before: Sequence[Any],
