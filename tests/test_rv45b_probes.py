@@ -57,12 +57,7 @@ def test_guard_the_his_number_is_held_against_the_lis_when_it_sends_one_msh3(uht
     assert _held(ack), err_lines(ack)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "HIGH (regression of reg45): persons._number_owners asks `app in registrants` -- equality of registrar strings. "
-    "reg45 made a registrar the MSH-3 whole, so the HIS's A08 sent as `HIS` on a record it registered as "
-    "`HIS^<OID>^ISO` (or the other way round) is no registrant's: the number it gave has no owner until the LIS's "
-    "walk-in A04 echoes it, which makes the LIS the owner, and the LIS's A08 then replaces the HIS's number with "
-    "another woman's, AA unwarned. Before reg45 both were the registrar `HIS`: held, W 205."))
+# (HIGH, a regression of reg45, fixed by low45: the number's owner compared by applications' rules)
 @pytest.mark.parametrize("registers, updates", [(f"HIS^{OID}^ISO", "HIS"), ("HIS", f"HIS^{OID}^ISO")],
                          ids=["oid-registers", "name-registers"])
 def test_the_his_update_under_its_other_msh3_form_leaves_her_number_to_the_lis(uhttp: TestClient, registers: str,
@@ -72,11 +67,7 @@ def test_the_his_update_under_its_other_msh3_form_leaves_her_number_to_the_lis(u
     assert _held(ack), err_lines(ack)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "HIGH (before reg45 too; reg45 called it a LOW that errs on the held side, it does not): "
-    "persons._number_owners' `app in registrants` tells `his` from `HIS`, which every other reader of MSH-3 takes "
-    "for one application (datatypes.same_text). The HIS's A08 sent as `his` gives the number no owner, the LIS's "
-    "walk-in echo becomes its owner, and the LIS's A08 replaces it with another woman's number, AA unwarned."))
+# (HIGH, older than reg45, fixed by low45)
 def test_the_his_update_in_another_case_leaves_her_number_to_the_lis(uhttp: TestClient) -> None:
     ack = _lis_takes_her_number(uhttp, "RVBC", "1524", "HIS", "his")
     assert _held(ack), err_lines(ack)
