@@ -44,6 +44,15 @@ def _senders(http: TestClient, order: dict[str, Any]) -> list[str | None]:
             for e in found.get("entry") or () for i in e["resource"]["identifier"]]
 
 
+def _stored_before(http: TestClient, order: dict[str, Any]) -> None:
+    """``order``'s one report as a release before acsn45 stored it: a FHIR PUT of it with no identifier's assigner
+    (no sender recorded), answered 200."""
+    found = http.get("/fhir/DiagnosticReport", params={"based-on": f"ServiceRequest/{order['id']}"}).json()
+    (report,) = [{k: v for k, v in e["resource"].items() if k not in ("meta", "text")} for e in found["entry"]]
+    report["identifier"] = [{k: v for k, v in i.items() if k != "assigner"} for i in report["identifier"]]
+    assert http.put(f"/fhir/DiagnosticReport/{report['id']}", json=report).status_code == 200
+
+
 def _ct_and_report(http: TestClient, tag: str, number: str) -> dict[str, Any]:
     """The RIS's OMI (head CT, accession ``number``; record ``<tag>``, placer ``<tag>P``, controls ``<tag>1``, ``2``)
     and its report by the accession alone: the CT order."""
@@ -77,10 +86,7 @@ def test_a_report_stored_before_is_judged_as_before_until_its_sender_restates_it
     then the ultrasound's report is its own (AA)."""
     tag, number = "ACSN45B", "20261206002"
     ct = _ct_and_report(relayed, tag, number)
-    found = relayed.get("/fhir/DiagnosticReport", params={"based-on": f"ServiceRequest/{ct['id']}"}).json()
-    (report,) = [{k: v for k, v in e["resource"].items() if k not in ("meta", "text")} for e in found["entry"]]
-    report["identifier"] = [{k: v for k, v in i.items() if k != "assigner"} for i in report["identifier"]]
-    assert relayed.put(f"/fhir/DiagnosticReport/{report['id']}", json=report).status_code == 200
+    _stored_before(relayed, ct)
     assert _senders(relayed, ct) == [None]
     assert _acks(relayed, _us(f"{tag}3", tag, number)) == ("AE", AT_OBR3)
     assert _acks(relayed, _report(f"{tag}4", tag, number, "20261206093000", "F", "未见异常",

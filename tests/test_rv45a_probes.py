@@ -19,16 +19,14 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from adapters.hl7v2.ack import ack_code_of
 from engine.engine import Engine
 from engine.messages import message_id
-from tests.hl7_calls import err_lines, post
 from tests.test_acsn43_accession import _omi, _order, _orders_of, _report
 from tests.test_acsn43b_assigner import _based_on, _us
+from tests.test_acsn45_senders import AT_OBR3, _acks, _stored_before
 from tests.test_ord40_owner_decision import _aliased, _client, _engine_on
 from tests.test_order35_as_later import _operator
 
-AT_OBR3 = [["OBR^1^3", "205^Duplicate key identifier^HL70357"]]
 FULL_HD = "USIS^1.2.156.112604.1.2.7^ISO"  # (the ultrasound system's MSH-3 with its OID: one application with USIS)
 
 
@@ -48,11 +46,6 @@ def site(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactor
 @pytest.fixture
 def http(site: tuple[Engine, TestClient]) -> TestClient:
     return site[1]
-
-
-def _acks(http: TestClient, message: str) -> tuple[str, list[list[str]]]:
-    ack = post(http, message)
-    return ack_code_of(ack), [e.split("|")[2:4] for e in err_lines(ack)]
 
 
 def _subject(http: TestClient, mrn: str) -> str:
@@ -177,10 +170,7 @@ def test_a_report_stored_with_no_sender_is_still_filed_by_the_operators_replay(s
     eng, http = site
     tag, number = "RV45A8", "20261206308"
     ct = _ct_and_report(http, tag, number)
-    found = http.get("/fhir/DiagnosticReport", params={"based-on": f"ServiceRequest/{ct['id']}"}).json()
-    (report,) = [{k: v for k, v in e["resource"].items() if k not in ("meta", "text")} for e in found["entry"]]
-    report["identifier"] = [{k: v for k, v in i.items() if k != "assigner"} for i in report["identifier"]]
-    assert http.put(f"/fhir/DiagnosticReport/{report['id']}", json=report).status_code == 200
+    _stored_before(http, ct)
     held = _us(f"{tag}3", tag, number)
     assert _acks(http, held) == ("AE", AT_OBR3)
     url = f"/admin/quarantine/{message_id('FNXRMYY', f'{tag}3')}/replay"
