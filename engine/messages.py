@@ -205,6 +205,13 @@ def registrar_of(doc: Document) -> str:
     return registrar((application_of(doc), hd[1], hd[2]) if hd[0] else hd)
 
 
+def _row_registrar(row: Document, doc: Document | None) -> str:
+    """The registrar a registrations row an earlier release wrote is keyed by (``MessageStore._rekey``,
+    ``registrars_whole``): ``registrar_of`` its message ``doc``; a row whose message is no longer kept (None) reads as
+    the name it holds (HD-1 ``HIS``)."""
+    return registrar_of(doc) if doc is not None else str(row.get("application") or "")
+
+
 def _first_stands(held: Document | None, received: str, doc_id: str) -> bool:
     """Whether the registrations row ``held`` (of one record and registrar) stands against a registration of
     message ``doc_id`` received at ``received``: the first registration received stands (a replay of it keeps it)."""
@@ -412,7 +419,7 @@ class MessageStore:
         inside the caller's transaction; the new row is written before the old one is deleted, so a MongoDB without
         transactions that stops between keeps both (the old one keyed again by the next pass), never neither.
         Whether the row moved to another key."""
-        app = registrar_of(doc) if doc is not None else str(row.get("application") or "")
+        app = _row_registrar(row, doc)
         key = f"{row.get('record')}|{app}"
         moved = key != row["_id"]
         if not (moved and _first_stands(self.registrations.get(key), str(row.get("received_at") or ""),
@@ -447,8 +454,7 @@ class MessageStore:
             with self.store.transaction():
                 for row in old:
                     doc = filed.get(str(row.get("message") or ""))
-                    app = registrar_of(doc) if doc is not None else str(row.get("application") or "")
-                    if f"{row.get('record')}|{app}" == row["_id"] or self.registrations.get(row["_id"]) != row:
+                    if f"{row.get('record')}|{_row_registrar(row, doc)}" == row["_id"] or self.registrations.get(row["_id"]) != row:
                         continue  # keyed whole already, or changed since read (another pass moved it)
                     moved += self._rekey(row, doc)
         done = {"at": now_iso(), "moved": moved}
