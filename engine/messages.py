@@ -188,7 +188,8 @@ def application_of(doc: Document) -> str:
 def application_hd_of(doc: Document) -> tuple[str, str, str]:
     """The sending application of a stored message as sent (``Header.application_hd``: MSH-3's three
     components), read from its raw MSH: what ``application`` (a code, no HD-3) cannot say -- whether its
-    code is a name or a universal id, and of which type (``adapters.convert.persons``' registrars)."""
+    code is a name or a universal id, and of which type, and its universal id beside a name (``registrar_of``, the
+    one reader of it: every registrar ``adapters.convert.persons`` and the registrations table read)."""
     return extract_header(raw_of(doc))[0].application_hd
 
 
