@@ -188,7 +188,8 @@ def application_of(doc: Document) -> str:
 def application_hd_of(doc: Document) -> tuple[str, str, str]:
     """The sending application of a stored message as sent (``Header.application_hd``: MSH-3's three
     components), read from its raw MSH: what ``application`` (a code, no HD-3) cannot say -- whether its
-    code is a name or a universal id, and of which type (``adapters.convert.persons``' registrars)."""
+    code is a name or a universal id, and of which type, and its universal id beside a name (``registrar_of``, the
+    one reader of it: every registrar ``adapters.convert.persons`` and the registrations table read)."""
     return extract_header(raw_of(doc))[0].application_hd
 
 
@@ -203,6 +204,13 @@ def registrar_of(doc: Document) -> str:
     from adapters.convert.applications import registrar  # (it imports, through adapters.convert, this module)
     hd = application_hd_of(doc)
     return registrar((application_of(doc), hd[1], hd[2]) if hd[0] else hd)
+
+
+def _row_registrar(row: Document, doc: Document | None) -> str:
+    """The registrar a registrations row an earlier release wrote is keyed by (``MessageStore._rekey``,
+    ``registrars_whole``): ``registrar_of`` its message ``doc``; a row whose message is no longer kept (None) reads as
+    the name it holds (HD-1 ``HIS``)."""
+    return registrar_of(doc) if doc is not None else str(row.get("application") or "")
 
 
 def _first_stands(held: Document | None, received: str, doc_id: str) -> bool:
@@ -412,7 +420,7 @@ class MessageStore:
         inside the caller's transaction; the new row is written before the old one is deleted, so a MongoDB without
         transactions that stops between keeps both (the old one keyed again by the next pass), never neither.
         Whether the row moved to another key."""
-        app = registrar_of(doc) if doc is not None else str(row.get("application") or "")
+        app = _row_registrar(row, doc)
         key = f"{row.get('record')}|{app}"
         moved = key != row["_id"]
         if not (moved and _first_stands(self.registrations.get(key), str(row.get("received_at") or ""),
@@ -447,8 +455,7 @@ class MessageStore:
             with self.store.transaction():
                 for row in old:
                     doc = filed.get(str(row.get("message") or ""))
-                    app = registrar_of(doc) if doc is not None else str(row.get("application") or "")
-                    if f"{row.get('record')}|{app}" == row["_id"] or self.registrations.get(row["_id"]) != row:
+                    if f"{row.get('record')}|{_row_registrar(row, doc)}" == row["_id"] or self.registrations.get(row["_id"]) != row:
                         continue  # keyed whole already, or changed since read (another pass moved it)
                     moved += self._rekey(row, doc)
         done = {"at": now_iso(), "moved": moved}
