@@ -8,7 +8,6 @@ STRICT xfail naming its severity; the control beside it is the same messages und
 
 from __future__ import annotations
 
-import pytest
 from fastapi.testclient import TestClient
 
 from adapters.hl7v2.ack import ack_code_of
@@ -44,10 +43,7 @@ def test_control_a_day_old_copy_after_the_plain_his_correction_is_filed(both: tu
     assert ack_code_of(ack) == "AA" and subjects(http, "LST1GLU") == [f"Patient/{record['id']}"], ack
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "MED (reg45 regression): a registrar kept whole (HIS^<OID>^ISO) is compared with application_of(doc), the "
-    "HD-1 code, in persons._stated_by/_versions_stated_by -- no version reads as the registrar's, so the LIS's "
-    "day-old copy after the HIS's correction is refused AE (it was filed with a W before reg45)"))
+# (MED, a regression of reg45, mended by the lead: each filed message read as its registrar, _registrar_of)
 def test_a_day_old_copy_after_the_correction_of_a_his_sending_its_oid_is_filed(
         both: tuple[Engine, TestClient]) -> None:
     """MED: the same messages with the HIS's MSH-3 carrying its OID (``HIS^<OID>^ISO``, a site writing its OID in
@@ -84,10 +80,7 @@ def test_control_the_man_keeps_his_results_after_a_wrong_sex_under_the_plain_his
     assert subjects(http, "LST3OBS") == [f"Patient/{him['id']}"]
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "MED (reg45 regression, same cause): persons._versions_stated_by compares the whole registrar HIS^<OID>^ISO with "
-    "application_of(doc) (HIS), so _as_registered reads none of the HIS's messages and _two_people calls the man's "
-    "own result another person's: refused (it was filed before reg45)"))
+# (MED, a regression of reg45, mended by the lead: each filed message read as its registrar, _registrar_of)
 def test_the_man_keeps_his_results_after_a_wrong_sex_under_a_his_sending_its_oid(
         both: tuple[Engine, TestClient]) -> None:
     """MED, the same cause's other face: the registrar's own word (``_as_registered``: what its messages stated) is

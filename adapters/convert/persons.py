@@ -2457,11 +2457,13 @@ def _corrected_alone(former: dict[str, Any], current: dict[str, Any]) -> bool:
 
 
 def _stated_by(ref: str, versions: set[str], application: str, search: Any, messages: Any, marks: Any) -> bool:
-    """Did a filed message of ``application`` (MSH-3) write one of ``versions`` of the record ``ref``? Read from the
+    """Did a filed message of ``application`` (a registrar, the MSH-3 whole: ``_registrar_of``, as the registrations
+    table keeps it -- last45: an HD-1 compared with it missed every message of a registrar sending its OID) write one
+    of ``versions`` of the record ``ref``? Read from the
     Provenances naming the record (``_naming``), stopping at the first; past ``_PAGES`` pages, no (the refusal
     ``_formerly`` would lift stands)."""
     try:
-        return any(application in {application_of(doc) for doc in docs}
+        return any(application in {_registrar_of(doc) for doc in docs}
                    for _, docs in _naming(ref, versions, search, messages, marks, whole=True))
     except _Untold:
         return False
@@ -2469,7 +2471,8 @@ def _stated_by(ref: str, versions: set[str], application: str, search: Any, mess
 
 def _versions_stated_by(ref: str, versions: set[str], application: str, search: Any, messages: Any,
                         marks: Any) -> dict[str, list[dict[str, Any]]] | None:
-    """Which of ``versions`` of the record ``ref`` did a filed message of ``application`` (MSH-3) write, and which
+    """Which of ``versions`` of the record ``ref`` did a filed message of ``application`` (a registrar, read from each
+    message by ``_registrar_of``) write, and which
     messages (version -> their documents)? Read from the Provenances naming the record (``_naming``), every page.
     None: "cannot be told" -- more Provenances than ``_PAGES`` pages hold, as ``_walked`` answers: what was read
     is the OLDEST (the pages run oldest first), and a registration stating F the HIS corrected to U since would
@@ -2477,7 +2480,7 @@ def _versions_stated_by(ref: str, versions: set[str], application: str, search: 
     out: dict[str, list[dict[str, Any]]] = {}
     try:
         for prov, docs in _naming(ref, versions, search, messages, marks, whole=True):
-            theirs = [doc for doc in docs if application_of(doc) == application]
+            theirs = [doc for doc in docs if _registrar_of(doc) == application]
             for version in _versions_named(prov, ref) & versions if theirs else ():
                 out.setdefault(version, []).extend(theirs)
     except _Untold:
