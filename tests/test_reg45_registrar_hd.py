@@ -89,9 +89,10 @@ def test_a_name_under_another_universal_id_is_another_registrar(uhttp: TestClien
                           app=f"HIS^{OID2}^ISO"))
     assert _refused(ack), err_lines(ack)
     assert patients(uhttp, f"{MRN}|RGB")[0]["gender"] == "female"
-    # nor is the name alone that registrar (as sent: a site whose HIS sends its OID on some messages only names the
-    # two spellings one application, senders.yaml application_aliases)
-    ack = post(uhttp, adt("RGBc", "RGB^^^FNXRMYY^MR", "乙^二", "19750101", "M", event="A08", app="HIS"))
+    # nor is its universal id without a name that registrar (under a site putting the hospital's OID in every MSH-3,
+    # ``^<OID>^ISO`` is every application); the name alone, or with HD-2 and no HD-3, is: its own correction, HL7's
+    # HD rule (rv45b MED 1; reg45b: tests/test_rv45b_probes.py)
+    ack = post(uhttp, adt("RGBc", "RGB^^^FNXRMYY^MR", "乙^二", "19750101", "M", event="A08", app=f"^{OID1}^ISO"))
     assert _refused(ack), err_lines(ack)
 
 

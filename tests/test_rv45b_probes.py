@@ -82,14 +82,11 @@ def test_the_his_update_in_another_case_leaves_her_number_to_the_lis(uhttp: Test
     assert _held(ack), err_lines(ack)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "MED (reg45's 'behaviour change to weigh'): an A08 from `HIS` (or `HIS^<OID>` without HD-3) correcting who the "
-    "person of a record `HIS^<OID>^ISO` registered is, is refused AE 205 -- before reg45 AA with the W 205 of a "
-    "correction. HL7 v2.5.1 2.A.33 as the project reads it (datatypes.same_hd(one_table=True), "
-    "applications.one_application, the site check applications.mistakes, acsn45's names_one, reg45's own take-over "
-    "through same_code) makes `HIS` and `HIS^<OID>^ISO` one application; applications.states alone says another."))
 @pytest.mark.parametrize("updates", ["HIS", f"HIS^{OID}"], ids=["name-alone", "no-hd3"])
 def test_the_registrars_own_correction_without_its_oid_is_taken(uhttp: TestClient, updates: str) -> None:
+    """MED 1 (reg45b mended): a record ``HIS^<OID>^ISO`` registered takes its own correction sent as ``HIS`` or
+    ``HIS^<OID>`` (no HD-3: no universal id) -- HL7 v2.5.1 2.A.33 as ``datatypes.same_hd(one_table=True)`` reads two
+    MSH-3s, one side without a universal id compared by HD-1 (``applications.states``); reg45 refused it AE 205."""
     tag = "RVBD" if updates == "HIS" else "RVBE"
     pid3 = f"{tag}^^^FNXRMYY^MR"
     assert ack_code_of(post(uhttp, adt(f"{tag}a", pid3, "甲^一", "19801018", "F", app=f"HIS^{OID}^ISO"))) == "AA"
