@@ -411,15 +411,18 @@ class MessageStore:
         Two rows becoming one key keep the first registration received (``_first_stands``), as the table does. Asked
         inside the caller's transaction; the new row is written before the old one is deleted, so a MongoDB without
         transactions that stops between keeps both (the old one keyed again by the next pass), never neither.
-        Whether the row moved to another key."""
+        The old one is deleted only as read (``delete_if`` on its message and instant): on a MongoDB without
+        transactions another process may have moved it and written its own registration under that key meanwhile,
+        which reg45's plain delete took with it (rv45b MED 2; forty-fifth round, reg45b). Whether the row moved to
+        another key."""
         app = registrar_of(doc) if doc is not None else str(row.get("application") or "")
         key = f"{row.get('record')}|{app}"
         moved = key != row["_id"]
         if not (moved and _first_stands(self.registrations.get(key), str(row.get("received_at") or ""),
                                         str(row.get("message") or ""))):
             self.registrations.replace({**row, "_id": key, "application": app, _WHOLE: True})
-        if moved:
-            self.registrations.delete(row["_id"])
+        if moved:  # (only the row as read: one another process wrote under the old key meanwhile stays; rv45b MED 2)
+            self.registrations.delete_if(row["_id"], {k: row[k] for k in ("message", "received_at") if row.get(k)})
         return moved
 
     def registrars_whole(self) -> int | None:
