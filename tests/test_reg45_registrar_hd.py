@@ -221,6 +221,14 @@ def test_rows_keyed_by_the_code_are_keyed_by_the_registrar_once(undeclared_eng: 
     assert _rows(undeclared_eng, uhttp, "RGH")[f"HIS^{OID1}^ISO"]["application"] == f"HIS^{OID1}^ISO"
     assert list(_rows(undeclared_eng, uhttp, "RGI")) == ["TJXT"]
     assert messages.registrars_whole() is None
+    # a row looked at and left is marked (reg45b, rv45b LOW 1): the pass run again -- stopped half way, or its marker
+    # dropped -- reads no message of it
+    assert _rows(undeclared_eng, uhttp, "RGI")["TJXT"].get("whole") is True
+    census.replace({k: v for k, v in census.get(_EPOCH).items() if k != _REGISTRARS})
+    messages._epoch, read = None, []
+    with monkeypatch.context() as again:
+        again.setattr(messages, "get_many", lambda ids: read.extend(ids) or {})
+        assert messages.registrars_whole() == 0 and read == [], read
     hers, other = _nid("32092319801020020"), _nid("32092319801020040")
     for control, pid3, app, event in (("RGGb", "RGG^^^FNXRMYY^MR", "HIS", "A04"),
                                       ("RGGc", f"RGG^^^FNXRMYY^MR~{hers}^^^^NNCHN", "HIS", "A08")):
