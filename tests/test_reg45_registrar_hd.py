@@ -89,9 +89,10 @@ def test_a_name_under_another_universal_id_is_another_registrar(uhttp: TestClien
                           app=f"HIS^{OID2}^ISO"))
     assert _refused(ack), err_lines(ack)
     assert patients(uhttp, f"{MRN}|RGB")[0]["gender"] == "female"
-    # nor is the name alone that registrar (as sent: a site whose HIS sends its OID on some messages only names the
-    # two spellings one application, senders.yaml application_aliases)
-    ack = post(uhttp, adt("RGBc", "RGB^^^FNXRMYY^MR", "乙^二", "19750101", "M", event="A08", app="HIS"))
+    # nor is its universal id without a name that registrar (under a site putting the hospital's OID in every MSH-3,
+    # ``^<OID>^ISO`` is every application); the name alone, or with HD-2 and no HD-3, is: its own correction, HL7's
+    # HD rule (rv45b MED 1; reg45b: tests/test_rv45b_probes.py)
+    ack = post(uhttp, adt("RGBc", "RGB^^^FNXRMYY^MR", "乙^二", "19750101", "M", event="A08", app=f"^{OID1}^ISO"))
     assert _refused(ack), err_lines(ack)
 
 
@@ -220,6 +221,29 @@ def test_rows_keyed_by_the_code_are_keyed_by_the_registrar_once(undeclared_eng: 
     assert _rows(undeclared_eng, uhttp, "RGH")[f"HIS^{OID1}^ISO"]["application"] == f"HIS^{OID1}^ISO"
     assert list(_rows(undeclared_eng, uhttp, "RGI")) == ["TJXT"]
     assert messages.registrars_whole() is None
+    # a pass stopped half way resumes where it stopped (reg45b, rv45b LOW 1): one row a page, stopped at its second
+    # page's read, the next open's pass reads no message the first read again
+    table = undeclared_eng.store.collection("hl7_registrations")  # (three rows unmarked: three pages to read)
+    for tag in ("RGG", "RGH"):
+        for row in _rows(undeclared_eng, uhttp, tag).values():
+            table.replace({k: v for k, v in row.items() if k != "whole"})
+    census.replace({k: v for k, v in census.get(_EPOCH).items() if k not in (_REGISTRARS, "registrars_whole_from")})
+    messages._epoch, read, get_many = None, [], messages.get_many
+
+    def stops(ids: list[str]) -> dict[str, object]:
+        if ids and read:
+            raise OSError("killed")
+        read.extend(ids)
+        return get_many(ids)
+    with monkeypatch.context() as again:
+        again.setattr("engine.messages._CENSUS_PAGE", 1)
+        again.setattr(messages, "get_many", stops)
+        with pytest.raises(OSError):
+            messages.registrars_whole()
+        assert len(read) == 1
+        messages._epoch, first, read = None, read[0], []
+        again.setattr(messages, "get_many", lambda ids: read.extend(ids) or get_many(ids))
+        assert messages.registrars_whole() == 0 and read and first not in read, (first, read)
     hers, other = _nid("32092319801020020"), _nid("32092319801020040")
     for control, pid3, app, event in (("RGGb", "RGG^^^FNXRMYY^MR", "HIS", "A04"),
                                       ("RGGc", f"RGG^^^FNXRMYY^MR~{hers}^^^^NNCHN", "HIS", "A08")):

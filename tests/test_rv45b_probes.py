@@ -73,14 +73,11 @@ def test_the_his_update_in_another_case_leaves_her_number_to_the_lis(uhttp: Test
     assert _held(ack), err_lines(ack)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "MED (reg45's 'behaviour change to weigh'): an A08 from `HIS` (or `HIS^<OID>` without HD-3) correcting who the "
-    "person of a record `HIS^<OID>^ISO` registered is, is refused AE 205 -- before reg45 AA with the W 205 of a "
-    "correction. HL7 v2.5.1 2.A.33 as the project reads it (datatypes.same_hd(one_table=True), "
-    "applications.one_application, the site check applications.mistakes, acsn45's names_one, reg45's own take-over "
-    "through same_code) makes `HIS` and `HIS^<OID>^ISO` one application; applications.states alone says another."))
 @pytest.mark.parametrize("updates", ["HIS", f"HIS^{OID}"], ids=["name-alone", "no-hd3"])
 def test_the_registrars_own_correction_without_its_oid_is_taken(uhttp: TestClient, updates: str) -> None:
+    """MED 1 (reg45b mended): a record ``HIS^<OID>^ISO`` registered takes its own correction sent as ``HIS`` or
+    ``HIS^<OID>`` (no HD-3: no universal id) -- HL7 v2.5.1 2.A.33 as ``datatypes.same_hd(one_table=True)`` reads two
+    MSH-3s, one side without a universal id compared by HD-1 (``applications.states``); reg45 refused it AE 205."""
     tag = "RVBD" if updates == "HIS" else "RVBE"
     pid3 = f"{tag}^^^FNXRMYY^MR"
     assert ack_code_of(post(uhttp, adt(f"{tag}a", pid3, "甲^一", "19801018", "F", app=f"HIS^{OID}^ISO"))) == "AA"
@@ -89,14 +86,12 @@ def test_the_registrars_own_correction_without_its_oid_is_taken(uhttp: TestClien
     assert patients(uhttp, f"{MRN}|{tag}")[0]["gender"] == "male"
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "MED (MongoDB without transactions): MessageStore._rekey deletes the old key unconditionally. Another process "
-    "registering the record between the pass's check and that delete -- its own _rekey moves the old row, then "
-    "writes its own registration under the old key -- has its row deleted by the pass: the HIS's registration is no "
-    "row, the table's word (_table) now wrong. A conditional delete (the row as read, as flag44b's compare-and-set) "
-    "would leave it."))
 def test_a_registration_written_during_the_upgrade_pass_is_kept(undeclared_eng: Engine, uhttp: TestClient,
                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """MED 2 (reg45b mended): on a MongoDB without transactions another process registers the record between the
+    pass's check of an old row and its delete -- its own ``_rekey`` moves the old row, then it writes its own
+    registration under the old key; the pass deletes the old key only as it read it (``Collection.delete_if``), so
+    the HIS's registration stays a row (reg45's plain delete removed it, the table's word then wrong)."""
     if undeclared_eng.settings.mongodb_uri is None:
         pytest.skip("SQLite runs each page of the pass in one BEGIN IMMEDIATE: no other writer between")
     messages: MessageStore = undeclared_eng.ingestor.messages
@@ -106,17 +101,17 @@ def test_a_registration_written_during_the_upgrade_pass_is_kept(undeclared_eng: 
     census.replace({k: v for k, v in census.get(_EPOCH).items() if k != _REGISTRARS})
     messages._epoch = None
     table = messages.registrations
-    delete = table.delete
+    delete = table.delete_if
     meanwhile: list[bytes] = []
     pass_thread = threading.get_ident()  # (the ingest's own deletes run on its worker thread: passed through)
 
-    def interleaved(doc_id: str) -> bool:
+    def interleaved(doc_id: str, where: dict[str, object]) -> bool:
         if threading.get_ident() == pass_thread and doc_id.endswith("|HIS") and not meanwhile:
             # another process registers the record between the pass's check of the row and its delete
             meanwhile.append(post(uhttp, adt("RVBFb", "RVBF^^^FNXRMYY^MR", "丁^一", "19801020", "F", app="HIS")))
-        return delete(doc_id)
+        return delete(doc_id, where)
 
-    monkeypatch.setattr(table, "delete", interleaved)
+    monkeypatch.setattr(table, "delete_if", interleaved)
     messages.registrars_whole()
     monkeypatch.undo()
     assert meanwhile and ack_code_of(meanwhile[0]) == "AA"

@@ -240,9 +240,15 @@ def states(hd: HD, code: str) -> bool:
     code (institutions.yaml) or a stored one (``registrar``) -- by the HD component that states the same kind of
     thing: the one rule of it.
     - A code written as an HD (``^`` in it: a ``registrar`` of an MSH-3 sending a universal id, or a declared
-      ``^<id>^<type>``): with an HD-1, as sent (``as_sent``, the three components: ``HIS^9.9.9^ISO`` states no
-      registrar ``HIS^1.2.3^ISO``, nor ``HIS`` alone); with none, a universal id with its type, stated by an HD
-      whose HD-1 is empty and whose HD-2 and HD-3 are the code's.
+      ``^<id>^<type>``): with an HD-1, by an HD with that HD-1 as HL7's HD rule reads two MSH-3s
+      (``datatypes.same_hd(one_table=True)``): where both carry a universal id, they and the HD-1s must agree --
+      ``HIS^9.9.9^ISO`` states no registrar ``HIS^1.2.3^ISO`` (low44c LOW 2) --, where one side has none, the HD-1
+      decides: the registrar ``HIS^1.2.3^ISO``'s own correction sent as ``HIS`` or ``HIS^1.2.3`` (no HD-3: no
+      universal id) is its own, as ``one_application``, ``names_one``, the site check ``mistakes`` and the take-over
+      (``same_code``) read them (reg45 had matched it as sent and refused it AE 205: rv45b MED 1; forty-fifth round,
+      reg45b). An HD without an HD-1 states no such code, however its OID agrees (under a site putting the
+      hospital's OID in every MSH-3, ``^<OID>^ISO`` is every application). With no HD-1 in the code, a universal
+      id with its type, stated by an HD whose HD-1 is empty and whose HD-2 and HD-3 are the code's.
     - A bare code: a name, stated by HD-1 -- and that alone for a code that is no universal id by its form:
       ``^HIS^DNS`` states no ``HIS`` (a universal id ``HIS`` of another type, another application by HL7 v2.5.1
       2.A.33; rv44c MED 1). A bare code that is an OID or a URI (``universal_code``) is also stated as that
@@ -256,8 +262,8 @@ def states(hd: HD, code: str) -> bool:
     fix44; low44c)"""
     if "^" in code:
         own = hd_of(code)
-        if own[0]:
-            return as_sent(hd, own)
+        if own[0]:  # (HL7's HD rule: a universal id missing on one side is no disagreement; rv45b MED 1)
+            return bool(hd[0]) and same_hd(hd, own, one_table=True)
         return (not hd[0] and bool(own[1]) and same_text(hd[1], own[1]) and same_text(hd[2], own[2]))
     if hd[0]:
         return same_text(hd[0], code)

@@ -505,6 +505,23 @@ class MongoCollection:
             undo.wrote(self.raw, doc_id, before)
         return deleted
 
+    def delete_if(self, doc_id: str, where: Document) -> bool:
+        """``port.Collection.delete_if``: one ``find_one_and_delete`` whose filter is ``_id`` and ``where``, atomic on
+        the server with or without transactions; the document it deleted is what a failed block puts back."""
+        if "_id" in where:
+            raise ValueError("cannot condition on _id")
+        try:
+            before = self.raw.find_one_and_delete({**where, "_id": doc_id}, **self.store.kw())
+        except pymongo.errors.OperationFailure as exc:  # (another transaction's write first: as ``update_if``)
+            if exc.code == 112 or exc.has_error_label("TransientTransactionError"):
+                raise WrittenMeanwhile(f"{self.name}/{doc_id} was written by another transaction meanwhile") from None
+            raise
+        if before is None:
+            return False
+        if (undo := self.store.undo) is not None:
+            undo.wrote(self.raw, doc_id, before)
+        return True
+
     def find(
         self,
         filter: Document | None = None,

@@ -78,6 +78,14 @@ class Collection(Protocol):
 
     def delete(self, doc_id: str) -> bool: ...
 
+    def delete_if(self, doc_id: str, where: Document) -> bool:
+        """Delete document ``doc_id`` only while it matches ``where`` (equality on its fields, as ``update_if``), in one
+        conditional write: SQLite ``DELETE ... WHERE id = ? AND <where>``, Mongo ``find_one_and_delete`` with ``where``
+        in its filter. False when it does not exist or no longer matches -- another process wrote it since the caller
+        read it, and that write stays. Why not ``get`` then ``delete``: on a MongoDB without transactions a row
+        written between them was deleted unseen (the registrations table's upgrade pass deleting a registration
+        another process wrote under the old key meanwhile: rv45b MED 2; forty-fifth round, reg45b)."""
+
     def increment(self, doc_id: str, field: str, *, by: int = 1, fields: Document | None = None,
                   on_insert: Document | None = None, add: Document | None = None) -> tuple[Document | None, Document]:
         """Add ``by`` to the number ``field`` (absent: 0) of document ``doc_id`` and set ``fields`` on it, in one

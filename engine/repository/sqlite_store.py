@@ -692,6 +692,15 @@ class SqliteCollection:
         cur = self.store.execute(f"DELETE FROM {self.table} WHERE id = ?", (doc_id,))
         return cur.rowcount > 0
 
+    def delete_if(self, doc_id: str, where: Document) -> bool:
+        """``port.Collection.delete_if``: one ``DELETE ... WHERE id = ? AND <where>`` (``where_sql``) -- the statement's
+        own condition decides."""
+        if "_id" in where:
+            raise ValueError("cannot condition on _id")
+        cond, params = where_sql(where)
+        cur = self.store.execute(f"DELETE FROM {self.table} WHERE id = ? AND {cond}", (doc_id, *params))
+        return cur.rowcount > 0
+
     def find(
         self,
         filter: Document | None = None,
