@@ -477,7 +477,7 @@ class MessageStore:
         done = {"at": now_iso(), "moved": moved}
         with self.store.transaction():  # (an epoch rewritten since by another process: the next open looks again)
             self.census.update(_EPOCH, {_REGISTRARS: done, _REGISTRARS_FROM: None})
-        self._epoch = {**self.registrations_epoch(), _REGISTRARS: done}
+        self._epoch = {**self.registrations_epoch(), _REGISTRARS: done, _REGISTRARS_FROM: None}  # (as stored)
         if moved:
             log.info("registrations table: %d rows keyed by their registrar whole (MSH-3 as sent)", moved)
         return moved
