@@ -1,0 +1,68 @@
+"""rv45e: review probes of reg45b's merge (43b5802f) and the lead's commits after it (fcdda156, 5f345edf).
+
+Real HL7 v2.5.1 bytes over ``POST /hl7v2`` into the real store on each backend (SQLite, mongomock), read back over
+``/fhir``; one engine a module and backend (``module_eng`` / ``undeclared_eng``). A probe that shows a defect is a
+STRICT xfail naming its severity; see /work/team/reports45/rv45e.md."""
+
+# ruff: noqa: F811 -- the fixtures imported are the tests' arguments
+
+from __future__ import annotations
+
+import pytest
+from fastapi.testclient import TestClient
+
+from adapters.hl7v2.ack import ack_code_of
+from engine.engine import Engine
+from tests.hl7_calls import err_lines, post
+from tests.identity39_calls import engine_and_client
+from tests.module_store import module_eng, undeclared_eng, undeclared_eng_http  # noqa: F401
+from tests.test_idlow41_identity import _set
+from tests.test_rvidentity32_probes import MRN, _nid, adt, oru, patients, subjects
+
+both = engine_and_client("rv45e")
+
+OID = "1.2.156.112604.1.1.7"
+MOTHER = _nid("32092319890606122")  # (a woman's number: the twins registered under it, DOMAIN.md)
+
+
+def _correction(uhttp: TestClient, tag: str, registers: str, corrects: str) -> bytes:
+    """The record ``tag`` registered by ``registers`` (A04: 甲一 F 1980-10-18); an A08 from ``corrects`` restating the
+    person (乙二 M 1975-01-01). The A08's ACK."""
+    pid3 = f"{tag}^^^FNXRMYY^MR"
+    assert ack_code_of(post(uhttp, adt(f"{tag}a", pid3, "甲^一", "19801018", "F", app=registers))) == "AA"
+    return post(uhttp, adt(f"{tag}b", pid3, "乙^二", "19750101", "M", event="A08", app=corrects))
+
+
+def test_guard_another_oid_under_the_registrars_name_is_refused(uhttp: TestClient) -> None:
+    """Guard (low44c LOW 2, kept by reg45b): ``HIS^<OID2>^ISO`` states no record ``HIS^<OID1>^ISO`` registered."""
+    ack = _correction(uhttp, "E45A", f"HIS^{OID}^ISO", "HIS^1.2.156.999.9^ISO")
+    assert ack_code_of(ack) == "AE" and any("|205^" in x for x in err_lines(ack)), err_lines(ack)
+    assert patients(uhttp, f"{MRN}|E45A")[0]["gender"] == "female"
+
+
+@pytest.mark.xfail(strict=True, reason="MED: applications.states -> datatypes.same_hd(one_table=True) reads a DNS "
+                   "(or any non-ISO/URI) HD-2 as no universal id, so HIS^b.example^DNS restates the record "
+                   "HIS^a.example^DNS registered (AA, W 205 of a correction), where two OIDs are refused")
+def test_another_dns_id_under_the_registrars_name_is_refused(uhttp: TestClient) -> None:
+    """MED: the same with two DNS universal ids under one HD-1 -- another application by HL7 v2.5.1 2.A.33 as two
+    OIDs are -- is taken as the registrar's own correction and rewrites her name, sex and birth date."""
+    ack = _correction(uhttp, "E45B", "HIS^his.a.example^DNS", "HIS^his.b.example^DNS")
+    assert ack_code_of(ack) == "AE" and any("|205^" in x for x in err_lines(ack)), err_lines(ack)
+    assert patients(uhttp, f"{MRN}|E45B")[0]["gender"] == "female"
+
+
+@pytest.mark.parametrize("where, stays", [({"message": "m1"}, False), ({"message": "m0"}, True),
+                                          ({"message": "m1", "received_at": "2026-12-01"}, False),
+                                          ({"message": "m1", "received_at": "2026-12-02"}, True),
+                                          ({"gone": None}, False), ({"message": None}, True)],
+                         ids=["as-read", "changed", "two-fields", "one-changed", "absent-none", "present-none"])
+def test_delete_if_answers_alike_on_both_backends(undeclared_eng: Engine, where: dict, stays: bool) -> None:
+    """``Collection.delete_if`` (reg45b): a row matching ``where`` deleted (True), one that no longer matches kept
+    (False), a row gone False -- the same on SQLite and mongomock, the None condition read as Mongo reads it."""
+    table = undeclared_eng.store.collection("registrations")
+    doc_id = f"rv45e|{len(str(where))}|{stays}|{sorted(where)}"
+    table.replace({"_id": doc_id, "message": "m1", "received_at": "2026-12-01"})
+    assert table.delete_if(doc_id, where) is (not stays)
+    assert (table.get(doc_id) is not None) is stays
+    table.delete(doc_id)
+    assert table.delete_if(doc_id, {"message": "m1"}) is False
